@@ -1,0 +1,65 @@
+"""PyTupleSpace: a tuple space for Python.
+
+Threads, coroutines and processes coordinate through a space: they write tuples
+into it and read or take them back by pattern, without knowing of each other.
+
+>>> import tuplespace as ts
+>>> space = ts.Space()
+>>> lease = space.write(("job", 1, "resize"))
+>>> space.take(("job", int, str))
+('job', 1, 'resize')
+"""
+
+from ._aio import AsyncSpace
+from ._clock import Clock, SimulatedClock, SystemClock
+from ._connect import connect
+from ._errors import (
+    InvalidTemplate,
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    Timeout,
+    TupleSpaceError,
+    UnknownLease,
+    UnsupportedType,
+    ValueTooLarge,
+    WireError,
+)
+from ._lease import Lease
+from ._space import Space
+from ._templates import ANY, OneOf, Pred, Prefix, Range, Regex, Template, XPath
+from ._values import URI, Credit, Limits, Map
+
+__all__ = [
+    "ANY",
+    "URI",
+    "AsyncSpace",
+    "Clock",
+    "Credit",
+    "InvalidTemplate",
+    "InvalidValue",
+    "Lease",
+    "LimitReached",
+    "Limits",
+    "Map",
+    "OneOf",
+    "Pred",
+    "Prefix",
+    "Range",
+    "Regex",
+    "SimulatedClock",
+    "Space",
+    "SpaceClosed",
+    "SystemClock",
+    "Template",
+    "Timeout",
+    "TupleSpaceError",
+    "UnknownLease",
+    "UnsupportedType",
+    "ValueTooLarge",
+    "WireError",
+    "XPath",
+    "connect",
+]
+
+__version__ = "0.1.0"

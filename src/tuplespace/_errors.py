@@ -1,0 +1,93 @@
+"""The exceptions of PyTupleSpace, one tree rooted at :class:`TupleSpaceError`.
+
+Where the meaning matches a built-in exception, the built-in is mixed in, so
+``except TimeoutError`` and ``except ValueError`` work as a Python user expects::
+
+    TupleSpaceError
+     ├── Timeout                 (also TimeoutError)  a blocking call ran out of time
+     ├── InvalidValue            (also ValueError)    a tuple or value that cannot be stored
+     │    ├── UnsupportedType    (also TypeError)     a value of a type that does not travel
+     │    └── ValueTooLarge                           over a size, field-count or nesting limit
+     ├── InvalidTemplate         (also ValueError)    a template that cannot be compiled
+     ├── WireError               (also ValueError)    text that is not valid wire format
+     ├── LimitReached                                 a resource limit (waiters, ...) is full
+     ├── UnknownLease            (also LookupError)   the leased thing is gone or expired
+     └── SpaceClosed                                  the space was closed
+
+Errors about one part of a value carry ``path``: where in the tuple it is, written
+like ``[2]["temp"]`` (an empty string is the whole value).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "InvalidTemplate",
+    "InvalidValue",
+    "LimitReached",
+    "SpaceClosed",
+    "Timeout",
+    "TupleSpaceError",
+    "UnknownLease",
+    "UnsupportedType",
+    "ValueTooLarge",
+    "WireError",
+]
+
+
+class TupleSpaceError(Exception):
+    """The root of every error raised by PyTupleSpace."""
+
+
+class Timeout(TupleSpaceError, TimeoutError):
+    """A blocking operation found nothing before its timeout."""
+
+
+class _PathError(TupleSpaceError):
+    """An error about one part of a value, located by ``path``."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        self.path = path
+        self.reason = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class InvalidValue(_PathError, ValueError):
+    """A tuple or value that cannot be stored in a space."""
+
+
+class UnsupportedType(InvalidValue, TypeError):
+    """A value of a type that is not one of the wire types."""
+
+
+class ValueTooLarge(InvalidValue):
+    """A value over one of the limits; ``limit`` names it and ``maximum`` is its value."""
+
+    def __init__(self, message: str, path: str = "", *, limit: str, maximum: int) -> None:
+        self.limit = limit
+        self.maximum = maximum
+        super().__init__(message, path)
+
+
+class InvalidTemplate(_PathError, ValueError):
+    """A template, or one of its fields, that cannot be used for matching."""
+
+
+class WireError(_PathError, ValueError):
+    """Text or JSON that is not valid in the wire format."""
+
+
+class LimitReached(TupleSpaceError):
+    """A resource limit of a space is reached; ``limit`` names it."""
+
+    def __init__(self, message: str, *, limit: str, maximum: int) -> None:
+        self.limit = limit
+        self.maximum = maximum
+        super().__init__(message)
+
+
+class UnknownLease(TupleSpaceError, LookupError):
+    """The lease refers to something that is no longer there (taken, expired, cancelled)."""
+
+
+class SpaceClosed(TupleSpaceError):
+    """The space has been closed; no operation is possible any more."""

@@ -1,0 +1,46 @@
+"""Leases: the time a tuple may stay in a space."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Lease"]
+
+
+class _LeaseHost(Protocol):
+    def _renew(self, seq: int, seconds: float | None) -> float | None: ...
+
+    def _cancel(self, seq: int) -> None: ...
+
+
+class Lease:
+    """The lease of a written tuple.
+
+    ``expires_at`` is the expiry time in seconds since the epoch, or None for a
+    tuple that stays until it is taken (forever really is forever).
+
+    >>> lease = space.write(("presence", "node-7"), lease=30)   # doctest: +SKIP
+    >>> lease.renew(30)      # 30 seconds from now                # doctest: +SKIP
+    >>> lease.cancel()       # remove the tuple now                # doctest: +SKIP
+
+    ``renew`` and ``cancel`` raise :class:`~tuplespace.UnknownLease` once the tuple
+    has been taken, has expired or was cancelled.
+    """
+
+    __slots__ = ("_host", "expires_at", "seq")
+
+    def __init__(self, host: _LeaseHost, seq: int, expires_at: float | None) -> None:
+        self._host = host
+        self.seq = seq
+        self.expires_at = expires_at
+
+    def renew(self, seconds: float | None) -> None:
+        """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
+        self.expires_at = self._host._renew(self.seq, seconds)
+
+    def cancel(self) -> None:
+        """Remove the tuple from the space now."""
+        self._host._cancel(self.seq)
+
+    def __repr__(self) -> str:
+        return f"Lease(seq={self.seq}, expires_at={self.expires_at})"

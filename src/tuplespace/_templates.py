@@ -1,0 +1,486 @@
+"""Templates: patterns that select tuples field by field.
+
+A template has as many fields as the tuples it matches.  Each field is one of:
+
+- a value: matches an equal value, with typed equality (``1`` matches ``1``, not
+  ``1.0`` or ``True``);
+- :data:`ANY`: matches every value;
+- a type (a *formal*): matches any value of that type, subclasses included;
+  ``int`` does not match ``bool``; ``dict`` and ``list`` stand for map and tuple;
+- :class:`Range`, :class:`Regex`, :class:`Prefix`, :class:`OneOf`, :class:`XPath`;
+- a nested tuple of such fields: a nested template;
+- a dict of such fields: matches a map that has at least those keys, each matching;
+- :class:`Pred`: a Python callable (embedded only: it has no wire form).
+
+>>> t = Template(("job", int, Regex("^cr")))
+>>> t.matches(("job", 2, "crop")), t.matches(("job", True, "crop"))
+(True, False)
+
+Compiling raises :class:`InvalidTemplate` (also a ``ValueError``) naming the field.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import re2
+from lxml import etree
+
+from ._errors import InvalidTemplate, InvalidValue
+from ._values import DEFAULT_LIMITS, URI, Credit, Map, Value, check_value, type_name, value_key
+
+__all__ = [
+    "ANY",
+    "FORMAL_TYPES",
+    "OneOf",
+    "Pred",
+    "Prefix",
+    "Range",
+    "Regex",
+    "Template",
+    "XPath",
+]
+
+logger = logging.getLogger("tuplespace")
+
+MAX_PATTERN = 4096
+MAX_ONE_OF = 1024
+
+
+class _Any:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ANY"
+
+    def __reduce__(self) -> str:
+        return "ANY"
+
+
+ANY: Final = _Any()
+"""A template field that matches every value."""
+
+FORMAL_TYPES: dict[str, type] = {
+    "null": type(None),
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "str": str,
+    "bytes": bytes,
+    "time": _dt.datetime,
+    "uri": URI,
+    "credit": Credit,
+    "tuple": tuple,
+    "map": Map,
+}
+"""Wire names of the formals, and the Python type each stands for."""
+
+_FORMAL_ALIASES: dict[type, type] = {list: tuple, dict: Map}
+
+
+def _family(v: object) -> str | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float, Decimal)):
+        return "number"
+    for kind in (str, bytes, _dt.datetime):
+        if isinstance(v, kind):
+            return kind.__name__
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """Matches values with ``low <= value < high`` (``<= high`` with ``include_high``).
+
+    Either bound may be ``None`` (unbounded).  Bounds are numbers (int, float and
+    credit compare with each other; bool is not a number here), str, bytes or times,
+    and a Range only matches values of the same kind as its bounds.
+
+    >>> Range(20, 30).matches(21.5), Range(20, 30).matches(30)
+    (True, False)
+    """
+
+    low: Value = None
+    high: Value = None
+    include_high: bool = False
+
+    def __post_init__(self) -> None:
+        kinds = {_family(b) for b in (self.low, self.high) if b is not None}
+        if not kinds:
+            raise InvalidTemplate("Range needs at least one bound")
+        if None in kinds or len(kinds) > 1:
+            raise InvalidTemplate(
+                "Range bounds must be numbers, str, bytes or times, both of one kind; got "
+                + " and ".join(type_name(b) for b in (self.low, self.high) if b is not None)
+            )
+        for b in (self.low, self.high):
+            if isinstance(b, float) and not math.isfinite(b):
+                raise InvalidTemplate("Range bounds must be finite")
+            if isinstance(b, _dt.datetime) and b.utcoffset() is None:
+                raise InvalidTemplate("Range time bounds must be timezone-aware")
+        if not isinstance(self.include_high, bool):
+            raise InvalidTemplate("Range.include_high must be a bool")
+
+    def matches(self, value: Value) -> bool:
+        if _family(value) != _family(self.low if self.low is not None else self.high):
+            return False
+        if self.low is not None and value < self.low:
+            return False
+        if self.high is not None:
+            return bool(value <= self.high if self.include_high else value < self.high)
+        return True
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = 8 << 20
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """Matches str values in which the regular expression finds a match (``re.search``).
+
+    The syntax is RE2's (that of Python's ``re`` without backreferences and
+    look-around); matching takes linear time, so patterns from the network are safe.
+    """
+
+    pattern: str
+    _compiled: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pattern, str):
+            raise InvalidTemplate(f"Regex pattern must be str, not {type(self.pattern).__name__}")
+        if len(self.pattern) > MAX_PATTERN:
+            raise InvalidTemplate(f"Regex pattern is longer than {MAX_PATTERN} characters")
+        try:
+            compiled = re2.compile(self.pattern, _RE2_OPTIONS)
+        except re2.error as exc:
+            raise InvalidTemplate(f"invalid Regex {self.pattern!r}: {exc}") from None
+        object.__setattr__(self, "_compiled", compiled)
+
+    def matches(self, value: Value) -> bool:
+        return type(value) is str and self._compiled.search(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Prefix:
+    """Matches str, bytes or URI values that start with ``prefix`` (of the same type)."""
+
+    prefix: str | bytes | URI
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, (str, bytes, URI)):
+            raise InvalidTemplate(f"Prefix must be str, bytes or URI, not {type(self.prefix).__name__}")
+
+    def matches(self, value: Value) -> bool:
+        p = self.prefix
+        if isinstance(p, URI):
+            return isinstance(value, URI) and str(value).startswith(str(p))
+        return type(value) is type(p) and value.startswith(p)  # type: ignore[union-attr]
+
+
+class OneOf:
+    """Matches a value equal (typed equality) to one of ``values``.
+
+    >>> OneOf("crop", "blur").matches("blur")
+    True
+
+    A single set or frozenset argument is taken as the collection of values.
+    """
+
+    __slots__ = ("_keys", "values")
+
+    def __init__(self, *values: Value) -> None:
+        if len(values) == 1 and isinstance(values[0], (set, frozenset)):
+            values = tuple(values[0])
+        if not values:
+            raise InvalidTemplate("OneOf needs at least one value")
+        if len(values) > MAX_ONE_OF:
+            raise InvalidTemplate(f"OneOf has {len(values)} values, more than {MAX_ONE_OF}")
+        checked = []
+        for i, v in enumerate(values):
+            try:
+                checked.append(check_value(v))
+            except InvalidValue as exc:
+                raise InvalidTemplate(f"OneOf value {i}: {exc}") from None
+        self.values: tuple[Value, ...] = tuple(checked)
+        self._keys = frozenset(map(value_key, self.values))
+
+    def matches(self, value: Value) -> bool:
+        return value_key(value) in self._keys
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, OneOf) and other._keys == self._keys
+
+    def __hash__(self) -> int:
+        return hash(self._keys)
+
+    def __repr__(self) -> str:
+        return f"OneOf{self.values!r}"
+
+
+def _xml_parser() -> etree.XMLParser:
+    # No entity expansion, no DTD, no network: safe for documents from anywhere.
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
+
+
+_PARSER = _xml_parser()
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_xml(value: str | bytes) -> Any:
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    try:
+        return etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class XPath:
+    """Matches str or bytes values holding an XML document on which ``expression``
+    selects something (a non-empty node set, true, a non-zero number or a non-empty
+    string).  Values that are not well-formed XML do not match.
+
+    >>> XPath("/order[@state='open']").matches("<order state='open'/>")
+    True
+    """
+
+    expression: str
+    _compiled: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.expression, str):
+            raise InvalidTemplate(f"XPath expression must be str, not {type(self.expression).__name__}")
+        if len(self.expression) > MAX_PATTERN:
+            raise InvalidTemplate(f"XPath expression is longer than {MAX_PATTERN} characters")
+        try:
+            compiled = etree.XPath(self.expression)
+        except etree.XPathSyntaxError as exc:
+            raise InvalidTemplate(f"invalid XPath {self.expression!r}: {exc}") from None
+        object.__setattr__(self, "_compiled", compiled)
+
+    def matches(self, value: Value) -> bool:
+        if not isinstance(value, (str, bytes)):
+            return False
+        doc = _parse_xml(value)
+        if doc is None:
+            return False
+        try:
+            return bool(self._compiled(doc))
+        except etree.XPathEvalError:
+            return False
+
+
+@dataclass(frozen=True, slots=True)
+class Pred:
+    """Matches values for which ``function(value)`` is true.  Embedded use only.
+
+    A predicate that raises does not match (the error is logged), so one faulty
+    predicate never breaks another client's write.
+    """
+
+    function: Callable[[Value], object]
+
+    def __post_init__(self) -> None:
+        if not callable(self.function):
+            raise InvalidTemplate("Pred needs a callable")
+
+    def matches(self, value: Value) -> bool:
+        try:
+            return bool(self.function(value))
+        except Exception:
+            logger.exception("template predicate %r raised; treated as no match", self.function)
+            return False
+
+
+_Check = Callable[[Value], bool]
+_MARKERS = (Range, Regex, Prefix, OneOf, XPath, Pred)
+
+
+def _formal_check(kind: type) -> _Check:
+    kind = _FORMAL_ALIASES.get(kind, kind)
+    if kind is int:
+        return lambda v: type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
+    if kind is Map:
+        return lambda v: isinstance(v, Mapping)
+    if kind is type(None):
+        return lambda v: v is None
+    if not issubclass(kind, (bool, int, float, str, bytes, _dt.datetime, URI, Credit, tuple, Map)):
+        raise InvalidTemplate(f"{kind.__name__} is not a wire type, so it cannot be a formal")
+    return lambda v: isinstance(v, kind)
+
+
+class Template:
+    """A compiled template.  Spaces compile the tuples given to them as templates;
+    compile once with ``Template(fields)`` to reuse a template many times.
+
+    ``exact`` lists ``(position, key)`` for the fields that are plain values: the
+    engine finds candidates through its index on them.
+    """
+
+    __slots__ = ("arity", "checks", "exact", "fields", "wire_safe")
+
+    def __init__(self, fields: Iterable[Any] | Template) -> None:
+        if isinstance(fields, Template):
+            for name in Template.__slots__:
+                setattr(self, name, getattr(fields, name))
+            return
+        if isinstance(fields, (str, bytes, Mapping)) or not isinstance(fields, Iterable):
+            raise InvalidTemplate(f"a template is a tuple or list of fields, not {type(fields).__name__}")
+        self.fields: tuple[Any, ...] = tuple(fields)
+        if len(self.fields) > DEFAULT_LIMITS.max_fields:
+            raise InvalidTemplate(f"{len(self.fields)} fields, more than {DEFAULT_LIMITS.max_fields}")
+        self.arity = len(self.fields)
+        self.exact: list[tuple[int, Any]] = []
+        self.checks: list[tuple[int, _Check]] = []
+        self.wire_safe = True
+        for pos, f in enumerate(self.fields):
+            try:
+                self._compile_field(pos, f, 1)
+            except InvalidTemplate as exc:
+                exc.path = f"[{pos}]{exc.path}"
+                exc.args = (f"{exc.path}: {exc.reason}",)
+                raise
+
+    def _compile_field(self, pos: int, f: Any, depth: int) -> None:
+        check = self._field_check(f, depth)
+        if isinstance(check, _Exact):
+            self.exact.append((pos, check.key))
+        elif check is not None:
+            self.checks.append((pos, check))
+
+    def _field_check(self, f: Any, depth: int) -> _Check | _Exact | None:
+        """None for ANY, an _Exact for a plain value, else a check function."""
+        if depth > DEFAULT_LIMITS.max_depth:
+            raise InvalidTemplate(f"nesting is deeper than {DEFAULT_LIMITS.max_depth}")
+        if f is ANY:
+            return None
+        if isinstance(f, type):
+            if f.__module__ != "builtins" and f not in FORMAL_TYPES.values():
+                self.wire_safe = False
+            return _formal_check(f)
+        if isinstance(f, _MARKERS):
+            if isinstance(f, Pred):
+                self.wire_safe = False
+            return f.matches
+        if isinstance(f, Template):
+            self.wire_safe = self.wire_safe and f.wire_safe
+            return f.matches
+        if isinstance(f, (tuple, list)):
+            subs = [self._field_check(x, depth + 1) for x in f]
+            if all(isinstance(s, _Exact) for s in subs):
+                return _Exact(self._value(f))
+            return _nested(len(f), subs)
+        if isinstance(f, Mapping):
+            items = []
+            for k, x in f.items():
+                if not isinstance(k, str):
+                    raise InvalidTemplate(f"map template keys must be str, not {type(k).__name__}")
+                try:
+                    items.append((k, self._field_check(x, depth + 1)))
+                except InvalidTemplate as exc:
+                    exc.path = f"[{k!r}]{exc.path}"
+                    exc.args = (f"{exc.path}: {exc.reason}",)
+                    raise
+            return _submap(items)
+        return _Exact(self._value(f))
+
+    @staticmethod
+    def _value(f: Any) -> Any:
+        try:
+            return value_key(check_value(f))
+        except InvalidValue as exc:
+            raise InvalidTemplate(f"not a value or template field: {exc}") from None
+
+    def matches(self, t: tuple[Value, ...]) -> bool:
+        """True if the tuple ``t`` matches this template."""
+        if len(t) != self.arity:
+            return False
+        for pos, key in self.exact:
+            if value_key(t[pos]) != key:
+                return False
+        for pos, check in self.checks:
+            if not check(t[pos]):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"Template({self.fields!r})"
+
+
+class _Exact:
+    __slots__ = ("key",)
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+
+
+def _as_check(c: _Check | _Exact | None) -> _Check:
+    if c is None:
+        return lambda v: True
+    if isinstance(c, _Exact):
+        key = c.key
+        return lambda v: value_key(v) == key
+    return c
+
+
+def _nested(arity: int, subs: list[_Check | _Exact | None]) -> _Check:
+    checks = [(i, _as_check(c)) for i, c in enumerate(subs) if c is not None]
+
+    def check(v: Value) -> bool:
+        return isinstance(v, tuple) and len(v) == arity and all(c(v[i]) for i, c in checks)
+
+    return check
+
+
+def _submap(items: list[tuple[str, _Check | _Exact | None]]) -> _Check:
+    checks = [(k, _as_check(c)) for k, c in items]
+
+    def check(v: Value) -> bool:
+        return isinstance(v, Mapping) and all(k in v and c(v[k]) for k, c in checks)
+
+    return check
+
+
+_CACHE: dict[Any, Template] = {}
+_CACHE_MAX = 4096
+_UNCACHEABLE = (tuple, list, dict, Map)
+
+
+def compile_template(fields: Any) -> Template:
+    """``Template(fields)``, cached for templates of flat, hashable fields."""
+    if type(fields) is Template:
+        return fields
+    if type(fields) is tuple:
+        # Keyed by the field types too: ("a", 1) and ("a", True) are equal tuples.
+        types = tuple(map(type, fields))
+        key = (fields, types)
+        try:
+            return _CACHE[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable field (a Pred on a lambda is hashable; a dict is not)
+            return Template(fields)
+        template = Template(fields)
+        if not any(t in _UNCACHEABLE for t in types):
+            if len(_CACHE) >= _CACHE_MAX:
+                _CACHE.clear()
+            _CACHE[key] = template
+        return template
+    return Template(fields)
