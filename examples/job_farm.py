@@ -21,9 +21,10 @@ def producer(space: ts.Space, first: int, count: int) -> None:
 
 def worker(space: ts.Space, name: str) -> None:
     while True:
-        _, n, op = space.take(("job", int, str))
+        _, n, _op = space.take(("job", int, str))
         if n < 0:  # the poison pill: stop
             return
+        time.sleep(0.001)  # the work itself, e.g. a call to another service
         space.write(("result", n, n * n, name))
 
 

@@ -129,7 +129,7 @@ class _Shelf:
 
 
 def _live(bucket: Entry | _Bucket) -> int:
-    return 1 if type(bucket) is Entry else len(bucket) - bucket.dead  # type: ignore[union-attr]
+    return len(bucket) - bucket.dead if isinstance(bucket, _Bucket) else 1
 
 
 def _insert_ordered(bucket: _Bucket, entry: Entry) -> None:
@@ -220,17 +220,21 @@ class Engine:
         if timeout is None or timeout == math.inf:
             return None
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-            raise InvalidValue(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}", "timeout")
+            raise InvalidValue(
+                f"timeout must be a number of seconds >= 0 or None, got {timeout!r}", "timeout"
+            )
         return self.clock.now() + timeout
 
     # -- writing ------------------------------------------------------------
 
     def write(self, t: object, lease: float | None = None) -> Entry:
         """Validate and store ``t`` (or hand it to a waiting taker); return its entry."""
-        self._check_open()
+        if self.closed:
+            raise SpaceClosed("the space is closed")
         t = check_tuple(t, self.limits)
-        expires = self.expiry(lease)
-        self.tick()
+        expires = None if lease is None else self.expiry(lease)
+        if self._leases or self._deadlines:
+            self.tick()
         entry = Entry(next(self._seq), t, expires)
         self._offer(entry)
         return entry
@@ -279,13 +283,14 @@ class Engine:
             _insert_ordered(shelf.all, entry)
         index = shelf.index
         for pos, v in enumerate(t):
-            key = value_key(v)
+            tv = type(v)
+            key = v if tv is str or tv is int else value_key(v)
             d = index[pos]
             b = d.get(key)
             if b is None:
                 d[key] = entry
             elif type(b) is Entry:
-                d[key] = _Bucket((b, entry) if b.seq < entry.seq else (entry, b))  # type: ignore[union-attr]
+                d[key] = _Bucket((b, entry) if b.seq < entry.seq else (entry, b))
             elif appending:
                 b.append(entry)  # type: ignore[union-attr]
             else:
@@ -353,7 +358,9 @@ class Engine:
         self._check_open()
         if self._waiters >= self.max_waiters:
             raise LimitReached(
-                f"this space already has {self.max_waiters} waiting calls", limit="max_waiters", maximum=self.max_waiters
+                f"this space already has {self.max_waiters} waiting calls",
+                limit="max_waiters",
+                maximum=self.max_waiters,
             )
         w = Waiter(next(self._waiter_seq), template, take, deadline, wake)
         shelf = self._shelves.get(template.arity)
@@ -410,7 +417,7 @@ class Engine:
             if b is None:
                 return iter(())
             if type(b) is Entry:
-                return iter((b,))  # type: ignore[arg-type]
+                return iter((b,))
             if len(b) < len(best):  # type: ignore[arg-type]
                 best = b
         bucket: _Bucket = best  # type: ignore[assignment]
@@ -421,12 +428,13 @@ class Engine:
         one_exact = len(template.exact) <= 1
         for e in self._candidates(template):
             t = e.tuple
-            if t is not None and (exact_only and one_exact or template.matches(t)):
+            if t is not None and ((exact_only and one_exact) or template.matches(t)):
                 yield e
 
     def find(self, template: Template, take: bool) -> Tuple | None:
         """The first match in the space's order (removed if ``take``), or None."""
-        self.tick()
+        if self._leases or self._deadlines:
+            self.tick()
         if self.order == "random":
             matches = list(self._matches(template))
             entry = self._random.choice(matches) if matches else None

@@ -189,7 +189,9 @@ class Prefix:
         p = self.prefix
         if isinstance(p, URI):
             return isinstance(value, URI) and str(value).startswith(str(p))
-        return type(value) is type(p) and value.startswith(p)  # type: ignore[union-attr]
+        if isinstance(p, str):
+            return type(value) is str and value.startswith(p)
+        return type(value) is bytes and value.startswith(p)
 
 
 class OneOf:
@@ -415,7 +417,7 @@ class Template:
         for pos, key in self.exact:
             if value_key(t[pos]) != key:
                 return False
-        for pos, check in self.checks:
+        for pos, check in self.checks:  # a loop, not all(): this is the hot path
             if not check(t[pos]):
                 return False
         return True

@@ -55,7 +55,7 @@ Value: TypeAlias = Any
 """Any of the wire types (see the module docstring)."""
 
 MAX_INT_BITS = 1024
-UTC = _dt.timezone.utc
+UTC = _dt.UTC
 
 
 class URI:
@@ -110,13 +110,13 @@ class Credit(Decimal):
     """
 
     def __new__(cls, value: str | int | Decimal = "0") -> Credit:
-        if isinstance(value, float) or isinstance(value, bool):
+        if isinstance(value, (float, bool)):
             raise UnsupportedType(f"Credit is built from str, int or Decimal, not {type(value).__name__}")
         try:
             self = super().__new__(cls, value)
         except (InvalidOperation, TypeError, ValueError) as exc:
             raise InvalidValue(f"not a decimal amount: {value!r}") from exc
-        if not self.is_finite() or self.is_signed() and self != 0:
+        if not self.is_finite() or (self.is_signed() and self != 0):
             raise InvalidValue(f"credit must be finite and not negative, got {value!r}")
         if len(self.as_tuple().digits) > 40:
             raise ValueTooLarge("credit has more than 40 digits", limit="credit_digits", maximum=40)
@@ -265,7 +265,7 @@ def _check(v: object, depth: int, limits: Limits, size: list[int]) -> Value:
         raise UnsupportedType("Decimal is not a wire type; use tuplespace.Credit for amounts")
     for base in (bool, int, float, str, bytes):  # subclasses: IntEnum members, str enums, ...
         if isinstance(v, base):
-            _check(base(v), depth, limits, size)
+            _check(base(v), depth, limits, size)  # type: ignore[arg-type]
             return v
     if isinstance(v, (tuple, list)):
         return _check_seq(v, depth + 1, limits, size)
@@ -279,7 +279,9 @@ def _check_unicode(s: str) -> None:
         raise InvalidValue(f"str holds a lone surrogate at index {exc.start}") from None
 
 
-def _check_seq(v: tuple[Value, ...] | list[Value], depth: int, limits: Limits, size: list[int]) -> tuple[Value, ...]:
+def _check_seq(
+    v: tuple[Value, ...] | list[Value], depth: int, limits: Limits, size: list[int]
+) -> tuple[Value, ...]:
     if depth > limits.max_depth:
         raise ValueTooLarge(
             f"nesting is deeper than {limits.max_depth}", limit="max_depth", maximum=limits.max_depth
@@ -337,7 +339,25 @@ def check_tuple(t: object, limits: Limits = DEFAULT_LIMITS) -> tuple[Value, ...]
     Raises :class:`UnsupportedType` for a value of another type, :class:`ValueTooLarge`
     past a limit and :class:`InvalidValue` otherwise, each naming the field.
     """
-    if type(t) is not tuple and not isinstance(t, (tuple, list)):
+    if type(t) is tuple and len(t) <= limits.max_fields:
+        # Fast path: a flat tuple of ASCII str, 64-bit int and None is already normal.
+        estimate = 2 + len(t)
+        for x in t:
+            tx = type(x)
+            if tx is str:
+                if not x.isascii():
+                    break
+                estimate += 6 * len(x) + 3
+            elif tx is int:
+                if not -(1 << 63) < x < 1 << 63:
+                    break
+                estimate += 24
+            elif x is not None:
+                break
+        else:
+            if estimate <= limits.max_bytes:
+                return t
+    elif not isinstance(t, (tuple, list)):
         raise UnsupportedType(f"a tuple is a tuple or list, not {type(t).__name__}")
     size = [0]
     out = _check_seq(t, 1, limits, size)
