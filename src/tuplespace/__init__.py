@@ -12,6 +12,16 @@ into it and read or take them back by pattern, without knowing of each other.
 
 from ._aio import AsyncSpace
 from ._clock import Clock, SimulatedClock, SystemClock
+from ._codec import (
+    decode,
+    decode_template,
+    encode,
+    encode_template,
+    from_wire,
+    template_from_wire,
+    template_to_wire,
+    to_wire,
+)
 from ._connect import connect
 from ._errors import (
     InvalidTemplate,
@@ -32,7 +42,6 @@ from ._values import URI, Credit, Limits, Map
 
 __all__ = [
     "ANY",
-    "URI",
     "AsyncSpace",
     "Clock",
     "Credit",
@@ -54,12 +63,21 @@ __all__ = [
     "Template",
     "Timeout",
     "TupleSpaceError",
+    "URI",
     "UnknownLease",
     "UnsupportedType",
     "ValueTooLarge",
     "WireError",
     "XPath",
     "connect",
+    "decode",
+    "decode_template",
+    "encode",
+    "encode_template",
+    "from_wire",
+    "template_from_wire",
+    "template_to_wire",
+    "to_wire",
 ]
 
 __version__ = "0.1.0"

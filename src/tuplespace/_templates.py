@@ -34,7 +34,7 @@ import re2
 from lxml import etree
 
 from ._errors import InvalidTemplate, InvalidValue
-from ._values import DEFAULT_LIMITS, URI, Credit, Map, Value, check_value, type_name, value_key
+from ._values import DEFAULT_LIMITS, URI, Credit, Map, Value, _key_path, check_value, type_name, value_key
 
 __all__ = [
     "ANY",
@@ -172,7 +172,7 @@ class Regex:
         object.__setattr__(self, "_compiled", compiled)
 
     def matches(self, value: Value) -> bool:
-        return type(value) is str and self._compiled.search(value) is not None
+        return isinstance(value, str) and self._compiled.search(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +190,8 @@ class Prefix:
         if isinstance(p, URI):
             return isinstance(value, URI) and str(value).startswith(str(p))
         if isinstance(p, str):
-            return type(value) is str and value.startswith(p)
-        return type(value) is bytes and value.startswith(p)
+            return isinstance(value, str) and value.startswith(p)
+        return isinstance(value, bytes) and value.startswith(p)
 
 
 class OneOf:
@@ -248,9 +248,16 @@ _PARSER = _xml_parser()
 def _parse_xml(value: str | bytes) -> Any:
     data = value.encode("utf-8") if isinstance(value, str) else value
     try:
-        return etree.fromstring(data, _PARSER)
+        doc = etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError:
         return None
+    # The parser leaves entity references unexpanded, but XPath string values and
+    # attribute values still expand internal entities: a document declaring any
+    # entity does not match (as defusedxml forbids entity declarations).
+    dtd: Any = doc.getroottree().docinfo.internalDTD  # the stubs lack DTD.iterentities
+    if dtd is not None and next(iter(dtd.iterentities()), None) is not None:
+        return None
+    return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,9 +291,12 @@ class XPath:
         if doc is None:
             return False
         try:
-            return bool(self._compiled(doc))
+            result = self._compiled(doc)
         except etree.XPathEvalError:
             return False
+        if isinstance(result, float):  # XPath's boolean(): NaN is false, as are zeros
+            return not math.isnan(result) and result != 0
+        return bool(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,9 +393,17 @@ class Template:
             return f.matches
         if isinstance(f, Template):
             self.wire_safe = self.wire_safe and f.wire_safe
-            return f.matches
+            nested = f.matches
+            return lambda v: isinstance(v, tuple) and nested(v)
         if isinstance(f, (tuple, list)):
-            subs = [self._field_check(x, depth + 1) for x in f]
+            subs: list[_Check | _Exact | None] = []
+            for i, x in enumerate(f):
+                try:
+                    subs.append(self._field_check(x, depth + 1))
+                except InvalidTemplate as exc:
+                    exc.path = f"[{i}]{exc.path}"
+                    exc.args = (f"{exc.path}: {exc.reason}",)
+                    raise
             if all(isinstance(s, _Exact) for s in subs):
                 return _Exact(self._value(f))
             return _nested(len(f), subs)
@@ -397,7 +415,7 @@ class Template:
                 try:
                     items.append((k, self._field_check(x, depth + 1)))
                 except InvalidTemplate as exc:
-                    exc.path = f"[{k!r}]{exc.path}"
+                    exc.path = _key_path(k) + exc.path
                     exc.args = (f"{exc.path}: {exc.reason}",)
                     raise
             return _submap(items)

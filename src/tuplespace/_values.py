@@ -70,7 +70,7 @@ class URI:
     __slots__ = ("_text",)
     _text: str
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str | URI) -> None:
         if isinstance(text, URI):
             text = text._text
         if not isinstance(text, str):
@@ -81,6 +81,7 @@ class URI:
             raise ValueTooLarge("URI is longer than 8192 characters", limit="uri_length", maximum=8192)
         if any(c <= " " or c == "\x7f" for c in text):
             raise InvalidValue("URI must not contain spaces or control characters")
+        _check_unicode(text)
         object.__setattr__(self, "_text", text)
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -120,10 +121,35 @@ class Credit(Decimal):
             raise InvalidValue(f"credit must be finite and not negative, got {value!r}")
         if len(self.as_tuple().digits) > 40:
             raise ValueTooLarge("credit has more than 40 digits", limit="credit_digits", maximum=40)
+        if _written_length(self) > 100:
+            raise ValueTooLarge(
+                "credit written out (without exponent) is longer than 100 characters",
+                limit="credit_length",
+                maximum=100,
+            )
         return self
 
     def __repr__(self) -> str:
         return f"Credit('{self}')"
+
+
+def _written_length(d: Decimal) -> int:
+    """The length of ``d``'s canonical text (normalized, no exponent), without writing it."""
+    sign, digits, exponent = d.as_tuple()  # normalize() would overflow the context on huge exponents
+    e = int(exponent)
+    n = len(digits)
+    while n > 1 and digits[n - 1] == 0:  # strip trailing zeros, as normalizing does
+        n -= 1
+        e += 1
+    if n == 1 and digits[0] == 0:
+        return 1
+    if e >= 0:
+        length = n + e
+    elif -e >= n:
+        length = 2 - e  # "0." then zeros then the digits
+    else:
+        length = n + 1
+    return length + sign
 
 
 class Map(Mapping[str, Value]):
@@ -240,7 +266,7 @@ def _check(v: object, depth: int, limits: Limits, size: list[int]) -> Value:
         if not math.isfinite(v):  # type: ignore[arg-type]
             raise InvalidValue(f"float must be finite, got {v!r}")
         size[0] += 40
-        return v + 0.0  # type: ignore[operator]  # turns -0.0 into 0.0
+        return 0.0 if v == 0 else v  # -0.0 becomes 0.0; other floats are kept as they are
     if t is tuple or t is list:
         return _check_seq(v, depth + 1, limits, size)  # type: ignore[arg-type]
     if t is bytes:
@@ -252,13 +278,16 @@ def _check(v: object, depth: int, limits: Limits, size: list[int]) -> Value:
         size[0] += 6 * len(str(v)) + 16
         return v
     if t is Credit:
-        size[0] += len(str(v)) + 16
+        size[0] += 120  # its canonical text is at most 100 characters
         return v
     if isinstance(v, _dt.datetime):
         if v.tzinfo is None or v.utcoffset() is None:
             raise InvalidValue("time must be timezone-aware (naive datetime given)")
         size[0] += 48
-        return v if v.tzinfo is UTC else v.astimezone(UTC)
+        try:
+            return v if v.tzinfo is UTC else v.astimezone(UTC)
+        except OverflowError:
+            raise InvalidValue(f"time {v.isoformat()} is outside years 1 to 9999 in UTC") from None
     if t is bytearray or t is memoryview:
         return _check(bytes(v), depth, limits, size)  # type: ignore[call-overload]
     if isinstance(v, Decimal):
@@ -376,7 +405,7 @@ def check_tuple(t: object, limits: Limits = DEFAULT_LIMITS) -> tuple[Value, ...]
 
 def check_value(v: object, limits: Limits = DEFAULT_LIMITS) -> Value:
     """Validate and normalize one value (see :func:`check_tuple`)."""
-    return _check(v, 1, limits, [0])
+    return _check(v, 0, limits, [0])
 
 
 # Typed index keys.  str, int, bytes, None and datetime never compare equal to a
