@@ -10,7 +10,7 @@ into it and read or take them back by pattern, without knowing of each other.
 ('job', 1, 'resize')
 """
 
-from ._aio import AsyncSpace
+from ._aio import AsyncSpace, AsyncSubscription, AsyncTransaction
 from ._clock import Clock, SimulatedClock, SystemClock
 from ._codec import (
     decode,
@@ -24,27 +24,40 @@ from ._codec import (
 )
 from ._connect import connect
 from ._errors import (
+    EventsLost,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
     SpaceClosed,
+    SpaceFull,
+    StoreError,
     Timeout,
+    TransactionAborted,
+    TransactionError,
     TupleSpaceError,
     UnknownLease,
     UnsupportedType,
     ValueTooLarge,
     WireError,
 )
+from ._events import Event
 from ._lease import Lease
-from ._space import Space
+from ._space import Space, Subscription, Transaction
 from ._templates import ANY, OneOf, Pred, Prefix, Range, Regex, Template, XPath
 from ._values import URI, Credit, Limits, Map
+from ._workers import Cleaner, Worker, WorkerPool
 
 __all__ = [
     "ANY",
+    "URI",
     "AsyncSpace",
+    "AsyncSubscription",
+    "AsyncTransaction",
+    "Cleaner",
     "Clock",
     "Credit",
+    "Event",
+    "EventsLost",
     "InvalidTemplate",
     "InvalidValue",
     "Lease",
@@ -59,15 +72,22 @@ __all__ = [
     "SimulatedClock",
     "Space",
     "SpaceClosed",
+    "SpaceFull",
+    "StoreError",
+    "Subscription",
     "SystemClock",
     "Template",
     "Timeout",
+    "Transaction",
+    "TransactionAborted",
+    "TransactionError",
     "TupleSpaceError",
-    "URI",
     "UnknownLease",
     "UnsupportedType",
     "ValueTooLarge",
     "WireError",
+    "Worker",
+    "WorkerPool",
     "XPath",
     "connect",
     "decode",

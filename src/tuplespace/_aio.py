@@ -12,14 +12,15 @@ import asyncio
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from ._engine import WAITING
-from ._errors import Timeout
+from ._engine import WAITING, Txn, Waiter
+from ._errors import SpaceFull, Timeout
+from ._events import EVENT_KINDS, Event, Feed, nothing
 from ._lease import Lease
-from ._space import Space, outcome, withdraw
-from ._templates import compile_template
+from ._space import Space, Successor, outcome
+from ._templates import Template, compile_template
 from ._values import Value
 
-__all__ = ["AsyncSpace"]
+__all__ = ["AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
 
 Tuple = tuple[Value, ...]
 
@@ -42,6 +43,73 @@ def _waker(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> Callab
     return wake
 
 
+async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
+    """Await the end of ``w``; cancellation withdraws it and puts back what it took."""
+    engine = space._engine
+    received = False
+    try:
+        if w.deadline is None or engine.clock.simulated:
+            await fut
+        else:
+            while not fut.done():
+                remaining = w.deadline - engine.clock.now()
+                if remaining > 0:
+                    await asyncio.wait((fut,), timeout=remaining)
+                    if fut.done():
+                        break
+                with space._lock:
+                    engine.tick()
+                    if w.state is not WAITING:
+                        break
+        received = True
+    finally:
+        if w.state is WAITING or not received:
+            with space._lock:
+                engine.withdraw(w, received)
+    return outcome(w)
+
+
+async def _call(space: Space, operation: Callable[..., Any], *args: Any) -> Any:
+    """Run an engine operation under the lock; return once its changes are durable."""
+    with space._lock:
+        result = operation(*args)
+        ticket = 0 if space._journal is None else space._ticket()
+    if ticket:
+        await space._journal.wait_async(ticket)  # type: ignore[union-attr]
+    return result
+
+
+async def _settle_now(space: Space) -> None:
+    if space._journal is not None:
+        with space._lock:
+            ticket = space._ticket()
+        if ticket:
+            await space._journal.wait_async(ticket)
+
+
+async def _block(
+    space: Space, template: Template, take: bool, timeout: float | None, txn: Txn | None
+) -> Tuple:
+    engine = space._engine
+    with space._lock:
+        deadline = engine.deadline(timeout)
+        found = engine.find(template, take, txn)
+        if found is None:
+            if timeout == 0:
+                raise Timeout(f"no tuple matches {template.fields!r}")
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[None] = loop.create_future()
+            w = engine.add_waiter(template, take, deadline, _waker(loop, fut), txn)
+    if found is not None:
+        if take:
+            await _settle_now(space)
+        return found
+    result = await _wait(space, w, fut)
+    if take:
+        await _settle_now(space)
+    return result
+
+
 class AsyncSpace:
     """The asyncio face of a space: the same methods as :class:`Space`, awaited.
 
@@ -50,6 +118,7 @@ class AsyncSpace:
 
     ``AsyncSpace()`` with no space makes a new one; keyword options are those of
     :class:`Space`.  Cancelling a waiting call withdraws it and takes nothing.
+    ``subscribe`` and ``transaction`` return objects used with ``async with``.
     """
 
     def __init__(self, space: Space | None = None, **options: Any) -> None:
@@ -57,21 +126,45 @@ class AsyncSpace:
             raise TypeError("give either a space or options for a new one, not both")
         self.space = space if space is not None else Space(**options)
 
-    async def write(self, t: Iterable[Value], lease: float | None = None) -> Lease:
+    async def write(
+        self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
+    ) -> Lease:
         """See :meth:`Space.write`."""
-        return self.space.write(t, lease)
+        space = self.space
+        engine = space._engine
+        entry = None
+        with space._lock:
+            try:
+                entry = engine.write(t, lease)
+            except SpaceFull:
+                if timeout == 0:
+                    raise
+                loop = asyncio.get_running_loop()
+                fut: asyncio.Future[None] = loop.create_future()
+                w = engine.add_writer(t, lease, engine.deadline(timeout), _waker(loop, fut))
+            else:
+                ticket = 0 if space._journal is None else space._ticket()
+        if entry is not None:
+            if ticket:
+                await space._journal.wait_async(ticket)  # type: ignore[union-attr]
+            return Lease(space, entry.seq, entry.expires)
+        await _wait(space, w, fut)
+        assert w.entry is not None
+        await _settle_now(space)
+        return Lease(space, w.entry.seq, w.entry.expires)
 
     async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
         """See :meth:`Space.write_many`."""
-        return self.space.write_many(tuples, lease)
+        entries = await _call(self.space, self.space._engine.write_many, tuples, lease)
+        return [Lease(self.space, e.seq, e.expires) for e in entries]
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read`."""
-        return await self._block(template, False, timeout)
+        return await _block(self.space, compile_template(template), False, timeout, None)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.take`."""
-        return await self._block(template, True, timeout)
+        return await _block(self.space, compile_template(template), True, timeout, None)
 
     async def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read`."""
@@ -79,7 +172,10 @@ class AsyncSpace:
 
     async def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take`."""
-        return self.space.try_take(template)
+        found: Tuple | None = await _call(
+            self.space, self.space._engine.find, compile_template(template), True
+        )
+        return found
 
     async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
         """See :meth:`Space.read_all`."""
@@ -87,11 +183,53 @@ class AsyncSpace:
 
     async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
         """See :meth:`Space.take_all`."""
-        return self.space.take_all(template, limit)
+        taken: list[Tuple] = await _call(
+            self.space, self.space._engine.find_all, compile_template(template), True, limit
+        )
+        return taken
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count`."""
         return self.space.count(template)
+
+    async def replace(
+        self, template: Any, successor: Successor, lease: float | None = None, timeout: float | None = None
+    ) -> Tuple:
+        """See :meth:`Space.replace`."""
+        compiled = compile_template(template)
+        space = self.space
+        while True:
+            old: Tuple | None = await _call(space, space._engine.replace, compiled, successor, lease)
+            if old is not None:
+                return old
+            await _block(space, compiled, False, timeout, None)
+
+    async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
+        """See :meth:`Space.write_if_absent`."""
+        written = await _call(
+            self.space, self.space._engine.write_if_absent, compile_template(template), t, lease
+        )
+        return written is not None
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncSubscription:
+        """See :meth:`Space.subscribe`; iterate with ``async for``."""
+        feed = self.space._subscribe([compile_template(template)], events, since, max_pending, lease)
+        return AsyncSubscription(self.space, feed)
+
+    def transaction(self, lease: float | None = 60.0) -> AsyncTransaction:
+        """See :meth:`Space.transaction`; use with ``async with``."""
+        with self.space._lock:
+            txn = self.space._engine.begin(lease)
+            self.space._start_timer()
+        return AsyncTransaction(self.space, txn)
 
     def statistics(self) -> dict[str, Any]:
         """See :meth:`Space.statistics`."""
@@ -99,7 +237,7 @@ class AsyncSpace:
 
     async def close(self) -> None:
         """See :meth:`Space.close`."""
-        self.space.close()
+        await asyncio.to_thread(self.space.close)  # a durable space writes what is pending
 
     async def __aenter__(self) -> AsyncSpace:
         return self
@@ -107,41 +245,130 @@ class AsyncSpace:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _block(self, template: Any, take: bool, timeout: float | None) -> Tuple:
-        compiled = compile_template(template)
-        space = self.space
-        engine = space._engine
-        with space._lock:
-            deadline = engine.deadline(timeout)
-            found = engine.find(compiled, take)
-            if found is not None:
-                return found
-            if timeout == 0:
-                raise Timeout(f"no tuple matches {compiled.fields!r}")
-            loop = asyncio.get_running_loop()
-            fut: asyncio.Future[None] = loop.create_future()
-            w = engine.add_waiter(compiled, take, deadline, _waker(loop, fut))
-        received = False
-        try:
-            if deadline is None or engine.clock.simulated:
-                await fut
-            else:
-                while not fut.done():
-                    remaining = deadline - engine.clock.now()
-                    if remaining > 0:
-                        await asyncio.wait((fut,), timeout=remaining)
-                        if fut.done():
-                            break
-                    with space._lock:
-                        engine.tick()
-                        if w.state is not WAITING:
-                            break
-            received = True
-        finally:
-            if w.state is WAITING or not received:
-                with space._lock:
-                    withdraw(engine, w, received)
-        return outcome(w, timeout)
-
     def __repr__(self) -> str:
         return f"AsyncSpace({self.space!r})"
+
+
+class AsyncTransaction:
+    """A transaction seen from asyncio; see :class:`~tuplespace.Transaction`."""
+
+    def __init__(self, space: Space, txn: Txn) -> None:
+        self._space = space
+        self._txn = txn
+
+    @property
+    def state(self) -> str:
+        return self._txn.state
+
+    async def write(self, t: Iterable[Value], lease: float | None = None) -> None:
+        with self._space._lock:
+            self._space._engine.write(t, lease, self._txn)
+
+    async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
+        with self._space._lock:
+            self._space._engine.write_many(tuples, lease, self._txn)
+
+    async def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        return await _block(self._space, compile_template(template), False, timeout, self._txn)
+
+    async def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        return await _block(self._space, compile_template(template), True, timeout, self._txn)
+
+    async def try_read(self, template: Any) -> Tuple | None:
+        with self._space._lock:
+            return self._space._engine.find(compile_template(template), False, self._txn)
+
+    async def try_take(self, template: Any) -> Tuple | None:
+        with self._space._lock:
+            return self._space._engine.find(compile_template(template), True, self._txn)
+
+    async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        with self._space._lock:
+            return self._space._engine.find_all(compile_template(template), False, limit, self._txn)
+
+    async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        with self._space._lock:
+            return self._space._engine.find_all(compile_template(template), True, limit, self._txn)
+
+    async def count(self, template: Any) -> int:
+        with self._space._lock:
+            return self._space._engine.count(compile_template(template), self._txn)
+
+    async def commit(self) -> None:
+        await _call(self._space, self._space._engine.commit, self._txn)
+
+    async def abort(self) -> None:
+        with self._space._lock:
+            self._space._engine.abort(self._txn)
+
+    async def __aenter__(self) -> AsyncTransaction:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None and self._txn.state == "active":
+            await self.commit()
+        else:
+            await self.abort()
+
+
+class AsyncSubscription:
+    """A subscription seen from asyncio: ``async for ev in sub``; see :class:`~tuplespace.Subscription`."""
+
+    def __init__(self, space: Space, feed: Feed) -> None:
+        self._space = space
+        self._feed = feed
+
+    @property
+    def last_seq(self) -> int:
+        return self._feed.last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._feed.closed
+
+    async def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds; None once ended."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._next(loop)
+        except TimeoutError:
+            raise Timeout("no event in time") from None
+
+    async def _next(self, loop: asyncio.AbstractEventLoop) -> Event | None:
+        space, feed = self._space, self._feed
+        engine = space._engine
+        while True:
+            with space._lock:
+                feed.wake = nothing
+                event = engine.next_event(feed)
+                if event is not None:
+                    return event
+                if feed.closed:
+                    return None
+                fut: asyncio.Future[None] = loop.create_future()
+                feed.wake = _waker(loop, fut)
+            try:
+                await fut
+            finally:
+                with space._lock:
+                    feed.wake = nothing
+
+    def __aiter__(self) -> AsyncSubscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def close(self) -> None:
+        with self._space._lock:
+            self._space._engine.unsubscribe(self._feed)
+
+    async def __aenter__(self) -> AsyncSubscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from typing import Protocol
 
 __all__ = ["Clock", "SimulatedClock", "SystemClock"]
@@ -39,9 +38,7 @@ class SystemClock:
     """The real clock (``time.time``)."""
 
     simulated = False
-
-    def now(self) -> float:
-        return time.time()
+    now = staticmethod(time.time)
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -84,4 +81,4 @@ class SimulatedClock:
 
 
 class _Listener(Protocol):
-    on_clock_advanced: Callable[[], None]
+    def on_clock_advanced(self) -> None: ...

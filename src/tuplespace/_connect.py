@@ -9,8 +9,8 @@ from ._space import Space
 
 __all__ = ["connect"]
 
-_INT_OPTIONS = {"max_waiters", "seed"}
-_STR_OPTIONS = {"order"}
+_INT_OPTIONS = {"capacity", "max_waiters", "max_subscribers", "event_retention", "seed"}
+_STR_OPTIONS = {"order", "space", "durability"}
 
 
 def _options(query: str) -> dict[str, Any]:
@@ -33,6 +33,10 @@ def connect(url: str = "memory:", **options: Any) -> Space:
     """Open the space that ``url`` names.
 
     - ``memory:`` — a new space in this process (``memory:?order=lifo`` sets options).
+    - ``sqlite:///abs/path.db?space=jobs`` or ``sqlite:rel/path.db?space=jobs`` — a
+      durable space in a SQLite file (many spaces per file; ``space`` defaults to
+      ``default``; ``durability=normal|full``, see :mod:`tuplespace._sqlite`).
+      Connecting twice to the same space in one process gives the same object.
 
     Keyword options (those of :class:`Space`) override options in the URL.
 
@@ -43,6 +47,16 @@ def connect(url: str = "memory:", **options: Any) -> Space:
     if not isinstance(url, str):
         raise TypeError(f"url must be str, not {type(url).__name__}")
     parts = urlsplit(url)
+    merged = {**_options(parts.query), **options}
     if parts.scheme == "memory":
-        return Space(**{**_options(parts.query), **options})
-    raise ValueError(f"unsupported space URL {url!r}: supported schemes are memory:")
+        if "space" in merged or "durability" in merged:
+            raise ValueError("space= and durability= are options of durable stores, not of memory:")
+        return Space(**merged)
+    if parts.scheme == "sqlite":
+        from ._sqlite import open_space
+
+        path = parts.netloc + parts.path
+        if not path:
+            raise ValueError(f"{url!r} names no file: write sqlite:///absolute/path.db or sqlite:relative.db")
+        return open_space(path, merged.pop("space", "default"), merged.pop("durability", "normal"), **merged)
+    raise ValueError(f"unsupported space URL {url!r}: supported schemes are memory: and sqlite:")

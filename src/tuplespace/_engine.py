@@ -27,17 +27,29 @@ Order.  FIFO takes the first live match of a bucket, LIFO the last, "random"
 draws among all matches.  A tuple put back (an aborted take) keeps its seq and is
 re-inserted at its place.
 
-Waiters.  A blocked read or take is a :class:`Waiter`, registered under one
-exact field of its template (the one whose waiter bucket is smallest at that
-moment), or under its arity alone when the template has no exact field.  A write
-looks up only the waiter buckets of its own values, visits those waiters in
+Waiters.  A blocked read or take is a :class:`Waiter`, filed in a
+:class:`~tuplespace._registry.Registry` under one exact field of its template.
+A write looks up only the waiters filed under its own values, visits them in
 arrival order, hands a copy to every matching reader and the tuple itself to the
 first matching taker; then it is not stored at all.  So a write wakes exactly the
 waiters it satisfies, and 10,000 blocked takers on other values cost it nothing.
+A write into a full space (``capacity``) waits in a FIFO queue of writers and is
+done by the engine as soon as a removal makes room.
+
+Events.  Every write, take, expiry and cancellation is an event with the next
+sequence number, kept in a bounded log and pushed to the feeds of matching
+subscriptions (registered like waiters); see :mod:`tuplespace._events`.
+
+Transactions.  A :class:`Txn` holds what it took, out of the space (nobody else
+sees it), and keeps its writes private.  Commit emits the take events and writes
+the private tuples; abort (or its lease running out) puts every taken tuple back
+at its place in the order, by its seq, and drops the writes.
 
 Leases.  Finite leases sit in a heap by expiry time; :meth:`Engine.tick`, called
-at the start of every operation, pops what has fallen due.  No thread sweeps the
-space, and an expired tuple is never returned.  Timed waits are in a second heap.
+at the start of operations, pops what has fallen due.  No thread sweeps the space,
+and an expired tuple is never returned.  Deadlines of waits, transactions and
+subscriptions are in a second heap; :meth:`Engine.next_deadline` tells a shell
+when to call :meth:`Engine.tick` if nothing else happens.
 """
 
 from __future__ import annotations
@@ -52,11 +64,23 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final
 
 from ._clock import Clock
-from ._errors import InvalidValue, LimitReached, SpaceClosed, UnknownLease
+from ._errors import (
+    EventsLost,
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    SpaceFull,
+    TransactionAborted,
+    TransactionError,
+    UnknownLease,
+)
+from ._events import EVENT_KINDS, Event, Feed, FeedTemplate
+from ._journal import Journal
+from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, value_key
 
-__all__ = ["ORDERS", "Engine", "Entry", "Waiter"]
+__all__ = ["ORDERS", "Engine", "Entry", "Txn", "Waiter"]
 
 ORDERS: Final = ("fifo", "lifo", "random")
 
@@ -87,45 +111,74 @@ class _Bucket(deque[Entry]):
         self.dead = 0
 
 
-WAITING, DONE, TIMED_OUT, CLOSED = "waiting", "done", "timed out", "closed"
+WAITING, DONE, TIMED_OUT, CLOSED, ABORTED = "waiting", "done", "timed out", "closed", "aborted"
+ACTIVE, COMMITTED = "active", "committed"
 
 
 class Waiter:
-    """A blocked read or take.  The shell waits until ``state`` leaves WAITING;
-    ``wake`` is called (under the shell's lock) when it does, and returns False
-    if the caller can no longer receive a result (its event loop is gone)."""
+    """A blocked call: a read or take waiting for a tuple, or a write waiting for room.
 
-    __slots__ = ("deadline", "entry", "key", "result", "seq", "shelf", "state", "take", "template", "wake")
+    The shell waits until ``state`` leaves WAITING; ``wake`` is called (under the
+    shell's lock) when it does, and returns False if the caller can no longer
+    receive a result (its event loop is gone).
+    """
+
+    __slots__ = ("deadline", "entry", "interest", "kind", "lease", "result", "state", "txn", "wake")
 
     def __init__(
-        self, seq: int, template: Template, take: bool, deadline: float | None, wake: Callable[[], object]
+        self, kind: str, deadline: float | None, wake: Callable[[], object], txn: Txn | None = None
     ) -> None:
-        self.seq = seq
-        self.template = template
-        self.take = take
+        self.kind = kind  # "read", "take" or "write"
         self.deadline = deadline
         self.wake = wake
+        self.txn = txn
         self.state = WAITING
         self.result: Tuple | None = None
-        self.entry: Entry | None = None  # for a take: what to put back if the taker is gone
-        self.shelf: _Shelf | None = None
-        self.key: tuple[int, Any] | None = None
+        self.entry: Entry | None = None  # a take: what to put back if the taker is gone
+        self.interest: _WaitInterest | None = None
+        self.lease: float | None = None  # a write: the lease it asked for
+
+    @property
+    def template(self) -> Template | None:
+        return self.interest.template if self.interest is not None else None
 
     def __repr__(self) -> str:
-        return f"Waiter({self.seq}, {self.template!r}, take={self.take}, {self.state})"
+        return f"Waiter({self.kind}, {self.template!r}, {self.state})"
+
+
+class _WaitInterest(Interest):
+    __slots__ = ("waiter",)
+
+    def __init__(self, seq: int, template: Template, waiter: Waiter) -> None:
+        super().__init__(seq, template)
+        self.waiter = waiter
+
+
+class Txn:
+    """The engine side of a transaction: what it took (held) and what it wrote (private)."""
+
+    __slots__ = ("expires", "seq", "state", "taken", "waits", "writes")
+
+    def __init__(self, seq: int, expires: float | None) -> None:
+        self.seq = seq
+        self.expires = expires
+        self.state = ACTIVE
+        self.taken: list[Entry] = []
+        self.writes: list[tuple[Tuple, float | None]] = []
+        self.waits: set[Waiter] = set()
+
+    def __repr__(self) -> str:
+        return f"Txn({self.seq}, {self.state}, taken={len(self.taken)}, writes={len(self.writes)})"
 
 
 class _Shelf:
-    """The tuples and waiters of one arity."""
+    """The tuples of one arity."""
 
-    __slots__ = ("all", "index", "wait_all", "wait_index", "waiters")
+    __slots__ = ("all", "index")
 
     def __init__(self, arity: int) -> None:
         self.all = _Bucket()
         self.index: list[dict[Any, Entry | _Bucket]] = [{} for _ in range(arity)]
-        self.wait_index: list[dict[Any, dict[int, Waiter]]] = [{} for _ in range(arity)]
-        self.wait_all: dict[int, Waiter] = {}
-        self.waiters = 0
 
 
 def _live(bucket: Entry | _Bucket) -> int:
@@ -167,45 +220,83 @@ class Engine:
         *,
         order: str = "fifo",
         limits: Limits = DEFAULT_LIMITS,
+        capacity: int | None = None,
         max_waiters: int = 100_000,
+        max_subscribers: int = 10_000,
+        event_retention: int = 10_000,
         seed: int | None = None,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
+        for name, value in (
+            ("max_waiters", max_waiters),
+            ("max_subscribers", max_subscribers),
+            ("event_retention", event_retention),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if capacity is not None and (
+            isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
+        ):
+            raise ValueError(f"capacity must be a positive int or None, got {capacity!r}")
         self.clock = clock
+        self._now = clock.now
         self.order = order
         self.limits = limits
+        self.capacity = capacity
         self.max_waiters = max_waiters
+        self.max_subscribers = max_subscribers
         self.closed = False
         self._random = random.Random(seed)
-        self._seq = itertools.count(1)
+        self.last_seq = 0  # the seq of the latest tuple written
+        self.journal: Journal | None = None  # set by a durable store: changes to persist
         self._shelves: dict[int, _Shelf] = {}
         self._by_seq: dict[int, Entry] = {}
         self._leases: list[tuple[float, int, Entry]] = []
-        self._deadlines: list[tuple[float, int, Waiter]] = []
-        self._waiters = 0
-        self._waiter_seq = itertools.count(1)
-        self._reaped = 0
+        self._deadlines: list[tuple[float, int, Waiter | Txn | Feed]] = []
+        self._tiebreak = itertools.count()
+        self._interest_seq = itertools.count(1)
+        self._waiters: Registry[_WaitInterest] = Registry()
+        self._writers: deque[Waiter] = deque()
+        self._feeds: Registry[FeedTemplate] = Registry()
+        self._subscribers = 0
+        self._log: deque[Event] = deque(maxlen=event_retention)
+        self._event_seq = 0
+        self._txns: dict[int, Txn] = {}
+        self._txn_seq = itertools.count(1)
+        self._lifetimes: list[tuple[Template, float]] = []
         self._leased = 0
+        self._counts = dict.fromkeys(
+            ("writes", "takes", "reads", "expired", "cancelled", "commits", "aborts"), 0
+        )
 
     # -- time ---------------------------------------------------------------
 
     def tick(self) -> None:
-        """Expire leases and time out waits that are due by the clock."""
+        """Expire leases and end waits, transactions and subscriptions that are due."""
         now = self.clock.now()
         leases = self._leases
         while leases and leases[0][0] <= now:
             expires, _, entry = heapq.heappop(leases)
             if entry.tuple is not None and entry.expires == expires:
-                self._remove(entry)
-                self._reaped += 1
+                self._counts["expired"] += 1
+                self._emit("expire", self._remove(entry))
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
-            _, _, w = heapq.heappop(deadlines)
-            if w.state is WAITING:
-                self._unregister(w)
-                w.state = TIMED_OUT
-                w.wake()
+            _, _, item = heapq.heappop(deadlines)
+            if isinstance(item, Waiter):
+                if item.state is WAITING:
+                    self._end_wait(item, TIMED_OUT)
+            elif isinstance(item, Txn):
+                if item.state is ACTIVE and item.expires is not None and item.expires <= now:
+                    self.abort(item)
+            elif not item.closed and item.expires is not None and item.expires <= now:
+                self.unsubscribe(item)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` next has something to do (None: nothing is scheduled)."""
+        times = [h[0][0] for h in (self._leases, self._deadlines) if h]
+        return min(times) if times else None
 
     def expiry(self, lease: float | None) -> float | None:
         """The absolute expiry time for a lease of ``lease`` seconds (None: forever)."""
@@ -225,22 +316,203 @@ class Engine:
             )
         return self.clock.now() + timeout
 
-    # -- writing ------------------------------------------------------------
+    def _schedule(self, when: float, item: Waiter | Txn | Feed) -> None:
+        heapq.heappush(self._deadlines, (when, next(self._tiebreak), item))
 
-    def write(self, t: object, lease: float | None = None) -> Entry:
-        """Validate and store ``t`` (or hand it to a waiting taker); return its entry."""
+    def _prune(self) -> None:
+        """Drop deadlines of waits, transactions and feeds that have already ended, so
+        an idle heap costs later operations nothing."""
+        deadlines = self._deadlines
+        while deadlines:
+            item = deadlines[0][2]
+            if isinstance(item, Waiter):
+                ended = item.state is not WAITING
+            elif isinstance(item, Txn):
+                ended = item.state is not ACTIVE
+            else:
+                ended = item.closed
+            if not ended:
+                return
+            heapq.heappop(deadlines)
+
+    # -- events ---------------------------------------------------------------
+
+    def _emit(self, kind: str, t: Tuple) -> None:
+        self._event_seq += 1
+        event = _new_event(Event, (self._event_seq, kind, t, self._now()))
+        self._log.append(event)
+        if self._feeds.count:
+            for ft in self._feeds.matching(t):
+                ft.feed.push(event)
+
+    @property
+    def last_event(self) -> int:
+        """The sequence number of the latest event (0: none yet)."""
+        return self._event_seq
+
+    def subscribe(
+        self,
+        templates: list[Template],
+        kinds: Iterable[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> Feed:
+        """A feed of the events of ``kinds`` on tuples matching any of ``templates``.
+
+        With ``since``, the feed first replays the logged events after ``since``;
+        raises EventsLost at once if the log no longer reaches back that far.
+        """
+        self._check_open()
+        kinds = frozenset(kinds)
+        if not kinds or not kinds <= EVENT_KINDS:
+            raise InvalidValue(
+                f"events must be a non-empty subset of {sorted(EVENT_KINDS)}, got {sorted(kinds)}"
+            )
+        if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+            raise InvalidValue(f"max_pending must be a positive int, got {max_pending!r}", "max_pending")
+        if self._subscribers >= self.max_subscribers:
+            raise LimitReached(
+                f"this space already has {self.max_subscribers} subscriptions",
+                limit="max_subscribers",
+                maximum=self.max_subscribers,
+            )
+        if since is not None:
+            if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+                raise InvalidValue(f"since must be an event sequence number >= 0, got {since!r}", "since")
+            if since > self._event_seq:
+                raise InvalidValue(
+                    f"since={since} is ahead of this space's latest event, {self._event_seq}", "since"
+                )
+            oldest = self._log[0].seq if self._log else self._event_seq + 1
+            if since + 1 < oldest:
+                raise EventsLost(since + 1, oldest)
+        expires = self.expiry(lease)
+        self.tick()
+        feed = Feed(next(self._interest_seq), [], kinds, max_pending, expires)
+        feed.templates = [FeedTemplate(next(self._interest_seq), t, feed) for t in templates]
+        for ft in feed.templates:
+            self._feeds.add(ft)
+        if since is not None and since < self._event_seq:
+            feed.gap = since + 1
+        feed.last_seq = self._event_seq if since is None else since
+        self._subscribers += 1
+        if expires is not None:
+            self._schedule(expires, feed)
+        return feed
+
+    def load(self, rows: Iterable[tuple[int, Tuple, float | None]], last_seq: int, last_event: int) -> int:
+        """Fill an empty engine from a store: rows of (seq, tuple, expires) in seq order.
+
+        Rows whose lease has run out are not loaded (and are journaled as deleted);
+        returns how many those were.
+        """
+        now = self.clock.now()
+        expired = []
+        journal, self.journal = self.journal, None  # loaded rows are on disk already
+        try:
+            for seq, t, expires in rows:
+                if expires is not None and expires <= now:
+                    expired.append(seq)
+                    continue
+                shelf = self._shelves.get(len(t))
+                if shelf is None:
+                    shelf = self._shelves[len(t)] = _Shelf(len(t))
+                self._store(shelf, Entry(seq, t, expires), True)
+                self.last_seq = seq
+        finally:
+            self.journal = journal
+        if journal is not None:
+            for seq in expired:
+                journal.delete(seq)
+        self.last_seq = max(self.last_seq, last_seq)
+        self._event_seq = max(self._event_seq, last_event)
+        return len(expired)
+
+    def snapshot(self, templates: list[Template]) -> list[Tuple]:
+        """The stored tuples matching any of ``templates``, oldest first."""
+        self.tick()
+        entries = {e.seq: e for t in templates for e in self._matches(t)}
+        return [entries[seq].tuple for seq in sorted(entries)]  # type: ignore[misc]
+
+    def next_event(self, feed: Feed) -> Event | None:
+        """The feed's next event, or None if it has none yet; raises EventsLost."""
+        if self._leases or self._deadlines:
+            self.tick()
+        return feed.pop(self._log, self._event_seq + 1)
+
+    def unsubscribe(self, feed: Feed) -> None:
+        """End the feed; its subscriber is woken and sees it closed."""
+        if feed.closed:
+            return
+        feed.closed = True
+        for ft in feed.templates:
+            self._feeds.remove(ft)
+        self._subscribers -= 1
+        feed.wake()
+        self._prune()
+
+    def renew_feed(self, feed: Feed, lease: float | None) -> float | None:
+        if feed.closed:
+            raise UnknownLease("the subscription has ended")
+        feed.expires = self.expiry(lease)
+        if feed.expires is not None:
+            self._schedule(feed.expires, feed)
+        return feed.expires
+
+    # -- writing ----------------------------------------------------------------
+
+    def write(self, t: object, lease: float | None = None, txn: Txn | None = None) -> Entry | None:
+        """Validate and store ``t`` (or hand it to a waiting taker); return its entry.
+
+        In a transaction the tuple stays private until commit and None is returned.
+        Raises SpaceFull when the space is at its capacity (see :meth:`add_writer`).
+        """
         if self.closed:
             raise SpaceClosed("the space is closed")
         t = check_tuple(t, self.limits)
+        if txn is not None:
+            self._check_txn(txn)
+            self.expiry(lease)  # validated now, counted from the commit
+            txn.writes.append((t, lease))
+            return None
         expires = None if lease is None else self.expiry(lease)
         if self._leases or self._deadlines:
             self.tick()
-        entry = Entry(next(self._seq), t, expires)
-        self._offer(entry)
+        if self.capacity is not None and len(self._by_seq) >= self.capacity:
+            raise SpaceFull(
+                f"the space holds {self.capacity} tuples, its capacity",
+                limit="capacity",
+                maximum=self.capacity,
+            )
+        return self._write(t, expires)
+
+    def _write(self, t: Tuple, expires: float | None) -> Entry:
+        if self._lifetimes:
+            expires = self._lifetime(t, expires)
+        seq = self.last_seq = self.last_seq + 1
+        entry = Entry(seq, t, expires)
+        self._counts["writes"] += 1
+        # _emit("write", t), inlined: this is the hot path
+        event_seq = self._event_seq = self._event_seq + 1
+        event = _new_event(Event, (event_seq, "write", t, self._now()))
+        self._log.append(event)
+        if self._feeds.count:
+            for ft in self._feeds.matching(t):
+                ft.feed.push(event)
+        if self._waiters.count and self._serve_waiters(entry):
+            return entry
+        shelf = self._shelves.get(len(t))
+        if shelf is None:
+            shelf = self._shelves[len(t)] = _Shelf(len(t))
+        self._store(shelf, entry, True)
         return entry
 
-    def write_many(self, tuples: Iterable[object], lease: float | None = None) -> list[Entry]:
-        """Write every tuple, in order; nothing is written if any of them is invalid."""
+    def write_many(
+        self, tuples: Iterable[object], lease: float | None = None, txn: Txn | None = None
+    ) -> list[Entry]:
+        """Write every tuple, in order; nothing is written if any of them is invalid or
+        if they do not all fit in the space's capacity."""
         self._check_open()
         checked = []
         for i, t in enumerate(tuples):
@@ -250,33 +522,69 @@ class Engine:
                 exc.path = f"tuples[{i}]{exc.path}"
                 exc.args = (f"{exc.path}: {exc.reason}",)
                 raise
+        if txn is not None:
+            self._check_txn(txn)
+            self.expiry(lease)
+            txn.writes.extend((t, lease) for t in checked)
+            return []
         expires = self.expiry(lease)
         self.tick()
-        entries = [Entry(next(self._seq), t, expires) for t in checked]
-        for entry in entries:
-            self._offer(entry)
-        return entries
+        if self.capacity is not None and len(self._by_seq) + len(checked) > self.capacity:
+            raise SpaceFull(
+                f"{len(checked)} tuples do not fit: the space holds {len(self._by_seq)} of {self.capacity}",
+                limit="capacity",
+                maximum=self.capacity,
+            )
+        return [self._write(t, expires) for t in checked]
+
+    def add_writer(
+        self, t: object, lease: float | None, deadline: float | None, wake: Callable[[], object]
+    ) -> Waiter:
+        """Queue a write that waits for room in a full space; it is done when room frees."""
+        t = check_tuple(t, self.limits)
+        self.expiry(lease)
+        self._check_waiters()
+        w = Waiter("write", deadline, wake)
+        w.result, w.lease = t, lease
+        self._writers.append(w)
+        if deadline is not None:
+            self._schedule(deadline, w)
+        return w
+
+    def _admit_writers(self) -> None:
+        writers = self._writers
+        while writers and len(self._by_seq) < self.capacity:  # type: ignore[operator]
+            w = writers.popleft()
+            if w.state is WAITING:
+                w.entry = self._write(w.result, self.expiry(w.lease))  # type: ignore[arg-type]
+                w.state = DONE
+                w.wake()
 
     def restore(self, entry: Entry) -> None:
-        """Put back a taken tuple at its place in the order (its taker is gone)."""
+        """Put back a taken tuple at its place in the order (its taker is gone).
+
+        If it was taken for someone else after all (a waiting taker), that counts as
+        a new take; if it is stored again, it appears as a new write event.
+        """
         if entry.tuple is None:
             raise ValueError("restore needs the entry's tuple")
         if entry.expires is not None and entry.expires <= self.clock.now():
             return
+        self._emit("write", entry.tuple)
         self._offer(entry)
 
     def _offer(self, entry: Entry) -> None:
         t: Tuple = entry.tuple  # type: ignore[assignment]
+        if self._waiters.count and self._serve_waiters(entry):
+            return
         shelf = self._shelves.get(len(t))
         if shelf is None:
             shelf = self._shelves[len(t)] = _Shelf(len(t))
-        elif shelf.waiters and self._serve_waiters(shelf, entry):
-            return
-        self._store(shelf, entry)
+        self._store(shelf, entry, not shelf.all or shelf.all[-1].seq < entry.seq)
 
-    def _store(self, shelf: _Shelf, entry: Entry) -> None:
+    def _store(self, shelf: _Shelf, entry: Entry, appending: bool) -> None:
+        """Index ``entry``; ``appending`` if its seq is the highest on the shelf."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
-        appending = not shelf.all or shelf.all[-1].seq < entry.seq
         if appending:
             shelf.all.append(entry)
         else:
@@ -299,14 +607,18 @@ class Engine:
         if entry.expires is not None:
             self._leased += 1
             heapq.heappush(self._leases, (entry.expires, entry.seq, entry))
+        if self.journal is not None:
+            self.journal.put(entry.seq, t, entry.expires)
 
-    def _remove(self, entry: Entry) -> Tuple:
+    def _remove(self, entry: Entry, journal: bool = True) -> Tuple:
+        """Unindex ``entry``; ``journal=False`` leaves it on disk (a transaction's take)."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
         entry.tuple = None
         shelf = self._shelves[len(t)]
         _discard(shelf.all)
         for pos, v in enumerate(t):
-            key = value_key(v)
+            tv = type(v)
+            key = v if tv is str or tv is int else value_key(v)
             d = shelf.index[pos]
             b = d[key]
             if b is entry or b.dead + 1 == len(b):  # type: ignore[union-attr,arg-type]
@@ -316,93 +628,96 @@ class Engine:
         del self._by_seq[entry.seq]
         if entry.expires is not None:
             self._leased -= 1
+        if journal and self.journal is not None:
+            self.journal.delete(entry.seq)
+        if self._writers:
+            self._admit_writers()
         return t
 
     # -- waiters --------------------------------------------------------------
 
-    def _serve_waiters(self, shelf: _Shelf, entry: Entry) -> bool:
+    def _serve_waiters(self, entry: Entry) -> bool:
         """Hand ``entry`` to the waiters it satisfies; True if a taker consumed it."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
-        groups = []
-        for pos, v in enumerate(t):
-            d = shelf.wait_index[pos]
-            if d:
-                g = d.get(value_key(v))
-                if g:
-                    groups.append(g)
-        if shelf.wait_all:
-            groups.append(shelf.wait_all)
-        if not groups:
-            return False
-        if len(groups) == 1:
-            candidates = list(groups[0].values())
-        else:
-            candidates = sorted(itertools.chain.from_iterable(g.values() for g in groups), key=_by_seq)
-        for w in candidates:
-            if w.template.matches(t):
-                self._unregister(w)
-                w.state = DONE
-                w.result = t
-                if w.take:
-                    w.entry = entry
-                if w.wake() is False:  # its caller can no longer receive: not served
-                    w.state, w.result, w.entry = CLOSED, None, None
-                elif w.take:
-                    return True
+        for interest in self._waiters.matching(t):
+            w = interest.waiter
+            self._waiters.remove(interest)
+            if w.deadline is not None and self._deadlines[0][2] is w:
+                heapq.heappop(self._deadlines)
+                self._prune()
+            w.state = DONE
+            w.result = t
+            if w.kind == "take":
+                w.entry = entry
+                if w.txn is not None:
+                    w.txn.taken.append(entry)
+            if w.wake() is False:  # its caller can no longer receive: not served
+                w.state, w.result, w.entry = CLOSED, None, None
+                if w.txn is not None and w.kind == "take":
+                    w.txn.taken.remove(entry)
+            elif w.kind == "take":
+                self._counts["takes"] += 1
+                if w.txn is None:
+                    self._emit("take", t)
+                return True
         return False
 
-    def add_waiter(
-        self, template: Template, take: bool, deadline: float | None, wake: Callable[[], object]
-    ) -> Waiter:
-        """Register a blocked read (``take=False``) or take; raise LimitReached when full."""
+    def _check_waiters(self) -> None:
         self._check_open()
-        if self._waiters >= self.max_waiters:
+        if self._waiters.count + len(self._writers) >= self.max_waiters:
             raise LimitReached(
                 f"this space already has {self.max_waiters} waiting calls",
                 limit="max_waiters",
                 maximum=self.max_waiters,
             )
-        w = Waiter(next(self._waiter_seq), template, take, deadline, wake)
-        shelf = self._shelves.get(template.arity)
-        if shelf is None:
-            shelf = self._shelves[template.arity] = _Shelf(template.arity)
-        smallest = -1
-        for pos, key in template.exact:
-            g = shelf.wait_index[pos].get(key)
-            n = len(g) if g else 0
-            if w.key is None or n <= smallest:
-                w.key, smallest = (pos, key), n
-        if w.key is None:
-            shelf.wait_all[w.seq] = w
-        else:
-            pos, key = w.key
-            shelf.wait_index[pos].setdefault(key, {})[w.seq] = w
-        w.shelf = shelf
-        shelf.waiters += 1
-        self._waiters += 1
+
+    def add_waiter(
+        self,
+        template: Template,
+        take: bool,
+        deadline: float | None,
+        wake: Callable[[], object],
+        txn: Txn | None = None,
+    ) -> Waiter:
+        """Register a blocked read (``take=False``) or take; raise LimitReached when full."""
+        self._check_waiters()
+        if txn is not None:
+            self._check_txn(txn)
+        w = Waiter("take" if take else "read", deadline, wake, txn)
+        w.interest = _WaitInterest(next(self._interest_seq), template, w)
+        self._waiters.add(w.interest)
+        if txn is not None:
+            txn.waits.add(w)
         if deadline is not None:
-            heapq.heappush(self._deadlines, (deadline, w.seq, w))
+            self._schedule(deadline, w)
         return w
 
-    def _unregister(self, w: Waiter) -> None:
-        shelf = w.shelf
-        assert shelf is not None
-        if w.key is None:
-            del shelf.wait_all[w.seq]
+    def _end_wait(self, w: Waiter, state: str) -> None:
+        if w.interest is not None:
+            self._waiters.remove(w.interest)
         else:
-            pos, key = w.key
-            g = shelf.wait_index[pos][key]
-            del g[w.seq]
-            if not g:
-                del shelf.wait_index[pos][key]
-        shelf.waiters -= 1
-        self._waiters -= 1
+            self._writers.remove(w)
+        if w.txn is not None:
+            w.txn.waits.discard(w)
+        w.state = state
+        w.wake()
+        if w.deadline is not None:
+            self._prune()
 
-    def cancel_waiter(self, w: Waiter) -> None:
-        """Withdraw a waiter that is still waiting (its caller gave up)."""
+    def withdraw(self, w: Waiter, received: bool) -> None:
+        """After a wait ended: withdraw a waiter still waiting, and put back a tuple
+        that was taken for a caller no longer there to receive it."""
         if w.state is WAITING:
-            self._unregister(w)
-            w.state = TIMED_OUT
+            self._end_wait(w, TIMED_OUT)
+        elif w.state is DONE and not received and w.kind == "take" and w.entry is not None:
+            if w.txn is not None:
+                if w.txn.state is ACTIVE:
+                    w.txn.taken.remove(w.entry)
+                    self._offer(w.entry)
+            else:
+                self.restore(w.entry)
+        if w.txn is not None:
+            w.txn.waits.discard(w)
 
     # -- reading and taking -----------------------------------------------------
 
@@ -411,16 +726,18 @@ class Engine:
         shelf = self._shelves.get(template.arity)
         if shelf is None:
             return iter(())
-        best: Entry | _Bucket = shelf.all
+        # The smallest bucket of an exact field (never all tuples when there is
+        # one: callers rely on candidates of a one-exact template all matching it).
+        best: _Bucket | None = None
         for pos, key in template.exact:
             b = shelf.index[pos].get(key)
             if b is None:
                 return iter(())
             if type(b) is Entry:
                 return iter((b,))
-            if len(b) < len(best):  # type: ignore[arg-type]
-                best = b
-        bucket: _Bucket = best  # type: ignore[assignment]
+            if best is None or len(b) < len(best):  # type: ignore[arg-type]
+                best = b  # type: ignore[assignment]
+        bucket = shelf.all if best is None else best
         return reversed(bucket) if self.order == "lifo" else iter(bucket)
 
     def _matches(self, template: Template) -> Iterator[Entry]:
@@ -431,55 +748,152 @@ class Engine:
             if t is not None and ((exact_only and one_exact) or template.matches(t)):
                 yield e
 
-    def find(self, template: Template, take: bool) -> Tuple | None:
-        """The first match in the space's order (removed if ``take``), or None."""
+    def _private(self, txn: Txn | None, template: Template) -> list[int]:
+        """Positions of a transaction's own writes that match, oldest first."""
+        if txn is None or not txn.writes:
+            return []
+        return [i for i, (t, _) in enumerate(txn.writes) if template.matches(t)]
+
+    def find(self, template: Template, take: bool, txn: Txn | None = None) -> Tuple | None:
+        """The first match in the space's order (removed if ``take``), or None.
+
+        In a transaction, its own writes are seen too: after the space's tuples in
+        FIFO order (they are newer), before them in LIFO order.
+        """
+        if self.closed:
+            raise SpaceClosed("the space is closed")
         if self._leases or self._deadlines:
             self.tick()
-        if self.order == "random":
-            matches = list(self._matches(template))
-            entry = self._random.choice(matches) if matches else None
-        else:
-            entry = next(self._matches(template), None)
+        own: list[int] = []
+        if txn is not None:
+            self._check_txn(txn)
+            own = self._private(txn, template)
+            if own and self.order == "lifo":
+                return self._own(txn, own[-1], take)
+        entry = self._first(template)
         if entry is None:
+            if own:
+                i = own[0] if self.order == "fifo" else self._random.choice(own)
+                return self._own(txn, i, take)  # type: ignore[arg-type]
             return None
         t: Tuple = entry.tuple  # type: ignore[assignment]
         if take:
-            self._remove(entry)
+            self._take(entry, txn)
+        else:
+            self._counts["reads"] += 1
         return t
 
-    def find_all(self, template: Template, take: bool, limit: int | None = None) -> list[Tuple]:
+    def _first(self, template: Template) -> Entry | None:
+        if self.order == "random":
+            matches = list(self._matches(template))
+            return self._random.choice(matches) if matches else None
+        every = not template.checks and len(template.exact) <= 1
+        for e in self._candidates(template):  # _matches, inlined: this is the hot path
+            t = e.tuple
+            if t is not None and (every or template.matches(t)):
+                return e
+        return None
+
+    def _own(self, txn: Txn, i: int, take: bool) -> Tuple:
+        t = txn.writes[i][0]
+        if take:
+            del txn.writes[i]
+        return t
+
+    def _take(self, entry: Entry, txn: Txn | None) -> None:
+        seq, expires = entry.seq, entry.expires
+        t = self._remove(entry, txn is None)
+        self._counts["takes"] += 1
+        if txn is None:
+            self._emit("take", t)
+        else:
+            txn.taken.append(Entry(seq, t, expires))
+
+    def find_all(
+        self, template: Template, take: bool, limit: int | None = None, txn: Txn | None = None
+    ) -> list[Tuple]:
         """Every match in the space's order, at most ``limit``; removed if ``take``."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidValue(f"limit must be an int >= 0 or None, got {limit!r}", "limit")
+        self._check_open()
         self.tick()
-        if self.order == "random":
-            entries = list(self._matches(template))
-            self._random.shuffle(entries)
-            entries = entries[:limit]
+        if txn is not None:
+            self._check_txn(txn)
+        own = self._private(txn, template)
+        entries: list[Entry | int] = list(self._matches(template))
+        if self.order == "fifo":
+            entries.extend(own)
+        elif self.order == "lifo":
+            entries[:0] = reversed(own)
         else:
-            entries = list(itertools.islice(self._matches(template), limit))
-        out: list[Tuple] = [e.tuple for e in entries]  # type: ignore[misc]
+            entries.extend(own)
+            self._random.shuffle(entries)
+        entries = entries[:limit]
+        out: list[Tuple] = [
+            txn.writes[e][0] if isinstance(e, int) else e.tuple  # type: ignore[union-attr,misc]
+            for e in entries
+        ]
         if take:
             for e in entries:
-                self._remove(e)
+                if isinstance(e, Entry):
+                    self._take(e, txn)
+            if txn is not None:
+                drop = {e for e in entries if isinstance(e, int)}
+                txn.writes = [w for i, w in enumerate(txn.writes) if i not in drop]
+        else:
+            self._counts["reads"] += len(out)
         return out
 
-    def count(self, template: Template) -> int:
-        """How many stored tuples match ``template``."""
+    def count(self, template: Template, txn: Txn | None = None) -> int:
+        """How many tuples match ``template`` (in a transaction: with its own writes)."""
+        self._check_open()
         self.tick()
+        own = len(self._private(txn, template))
         shelf = self._shelves.get(template.arity)
         if shelf is None:
-            return 0
+            return own
         if not template.checks and len(template.exact) <= 1:
             if not template.exact:
-                return _live(shelf.all)
+                return own + _live(shelf.all)
             pos, key = template.exact[0]
             b = shelf.index[pos].get(key)
-            return 0 if b is None else _live(b)
-        return sum(1 for _ in self._matches(template))
+            return own + (0 if b is None else _live(b))
+        return own + sum(1 for _ in self._matches(template))
 
     def __len__(self) -> int:
         return len(self._by_seq)
+
+    # -- atomic compound operations ---------------------------------------------
+
+    def replace(self, template: Template, successor: Any, lease: float | None) -> Tuple | None:
+        """Take the first match and write its successor in one step; None if no match.
+
+        ``successor`` is a tuple or a function of the taken tuple that returns one.
+        If it raises or returns an invalid tuple, nothing changes.
+        """
+        if self._leases or self._deadlines:
+            self.tick()
+        expires = self.expiry(lease)
+        entry = self._first(template)
+        if entry is None:
+            return None
+        old: Tuple = entry.tuple  # type: ignore[assignment]
+        new = check_tuple(successor(old) if callable(successor) else successor, self.limits)
+        self._take(entry, None)
+        self._write(new, expires)
+        return old
+
+    def write_if_absent(self, template: Template, t: object, lease: float | None) -> Entry | None:
+        """Write ``t`` only if no tuple matches ``template``; its entry, or None."""
+        if self._first_any(template):
+            check_tuple(t, self.limits)
+            return None
+        return self.write(t, lease)
+
+    def _first_any(self, template: Template) -> bool:
+        if self._leases or self._deadlines:
+            self.tick()
+        return next(self._matches(template), None) is not None
 
     # -- leases -----------------------------------------------------------------
 
@@ -494,6 +908,8 @@ class Engine:
         entry.expires = expires
         if expires is not None:
             heapq.heappush(self._leases, (expires, seq, entry))
+        if self.journal is not None:
+            self.journal.put(seq, entry.tuple, expires)  # type: ignore[arg-type]
         return expires
 
     def cancel(self, seq: int) -> None:
@@ -502,7 +918,95 @@ class Engine:
         entry = self._by_seq.get(seq)
         if entry is None:
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
-        self._remove(entry)
+        self._counts["cancelled"] += 1
+        self._emit("cancel", self._remove(entry))
+
+    def add_lifetime(self, template: Template, max_age: float) -> None:
+        """From now on, tuples matching ``template`` live at most ``max_age`` seconds
+        after they are written; those already here, ``max_age`` from now."""
+        limit = self.expiry(max_age)
+        assert limit is not None
+        self._lifetimes.append((template, max_age))
+        for entry in list(self._matches(template)):
+            if entry.expires is None or entry.expires > limit:
+                self._leased += entry.expires is None
+                entry.expires = limit
+                heapq.heappush(self._leases, (limit, entry.seq, entry))
+                if self.journal is not None:
+                    self.journal.put(entry.seq, entry.tuple, limit)  # type: ignore[arg-type]
+
+    def remove_lifetime(self, template: Template, max_age: float) -> None:
+        self._lifetimes.remove((template, max_age))
+
+    def _lifetime(self, t: Tuple, expires: float | None) -> float | None:
+        for template, max_age in self._lifetimes:
+            if template.matches(t):
+                limit = self.clock.now() + max_age
+                if expires is None or expires > limit:
+                    expires = limit
+        return expires
+
+    # -- transactions -------------------------------------------------------------
+
+    def begin(self, lease: float | None) -> Txn:
+        """Start a transaction; it aborts by itself when its lease runs out."""
+        self._check_open()
+        txn = Txn(next(self._txn_seq), self.expiry(lease))
+        self._txns[txn.seq] = txn
+        if txn.expires is not None:
+            self._schedule(txn.expires, txn)
+        return txn
+
+    def _check_txn(self, txn: Txn) -> None:
+        if txn.state is not ACTIVE:
+            if txn.state is ABORTED:
+                raise TransactionAborted(f"transaction {txn.seq} was aborted")
+            raise TransactionError(f"transaction {txn.seq} has already been committed")
+        if self._txns.get(txn.seq) is not txn:
+            raise TransactionError("the transaction belongs to another space")
+
+    def commit(self, txn: Txn) -> None:
+        """Make the transaction's takes final and its writes visible, in one step."""
+        self.tick()
+        self._check_txn(txn)
+        self._end_txn(txn, COMMITTED)
+        self._counts["commits"] += 1
+        for entry in txn.taken:
+            if self.journal is not None:
+                self.journal.delete(entry.seq)
+            self._emit("take", entry.tuple)  # type: ignore[arg-type]
+        for t, lease in txn.writes:
+            self._write(t, self.expiry(lease))
+
+    def abort(self, txn: Txn) -> None:
+        """Discard the transaction's writes and put back what it took, each at its place."""
+        if txn.state is not ACTIVE:
+            return
+        self._end_txn(txn, ABORTED)
+        self._counts["aborts"] += 1
+        now = self.clock.now()
+        for entry in sorted(txn.taken, key=_entry_seq):
+            if entry.expires is None or entry.expires > now:
+                self._offer(entry)
+            else:
+                self._counts["expired"] += 1
+                self._emit("expire", entry.tuple)  # type: ignore[arg-type]
+
+    def _end_txn(self, txn: Txn, state: str) -> None:
+        txn.state = state
+        del self._txns[txn.seq]
+        for w in list(txn.waits):
+            if w.state is WAITING:
+                self._end_wait(w, ABORTED)
+        txn.waits.clear()
+        self._prune()
+
+    def renew_txn(self, txn: Txn, lease: float | None) -> float | None:
+        self._check_txn(txn)
+        txn.expires = self.expiry(lease)
+        if txn.expires is not None:
+            self._schedule(txn.expires, txn)
+        return txn.expires
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -511,30 +1015,40 @@ class Engine:
             raise SpaceClosed("the space is closed")
 
     def close(self) -> None:
-        """Refuse further operations and release every waiter with state CLOSED."""
+        """Refuse further operations; release every waiter and subscriber; abort transactions."""
+        if self.closed:
+            return
         self.closed = True
-        for shelf in self._shelves.values():
-            waiters = list(shelf.wait_all.values())
-            for d in shelf.wait_index:
-                for g in d.values():
-                    waiters.extend(g.values())
-            for w in waiters:
-                self._unregister(w)
-                w.state = CLOSED
-                w.wake()
+        for txn in list(self._txns.values()):
+            self.abort(txn)
+        for interest in list(self._waiters):
+            self._end_wait(interest.waiter, CLOSED)
+        for w in list(self._writers):
+            self._end_wait(w, CLOSED)
+        for ft in list(self._feeds):
+            self.unsubscribe(ft.feed)
 
     def statistics(self) -> dict[str, Any]:
         """Counts for tests, metrics and the dashboard."""
         return {
             "tuples": len(self._by_seq),
-            "waiters": self._waiters,
+            "capacity": self.capacity,
+            "waiters": self._waiters.count + len(self._writers),
+            "waiting_writers": len(self._writers),
+            "subscribers": self._subscribers,
+            "transactions": len(self._txns),
             "leased_tuples": self._leased,
-            "expired_tuples": self._reaped,
+            "last_event": self._event_seq,
+            "logged_events": len(self._log),
             "arities": sorted(a for a, s in self._shelves.items() if _live(s.all)),
             "order": self.order,
             "closed": self.closed,
+            **self._counts,
         }
 
 
-def _by_seq(w: Waiter) -> int:
-    return w.seq
+_new_event = tuple.__new__  # builds an Event without NamedTuple's Python-level __new__
+
+
+def _entry_seq(e: Entry) -> int:
+    return e.seq

@@ -11,7 +11,12 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      ├── InvalidTemplate         (also ValueError)    a template that cannot be compiled
      ├── WireError               (also ValueError)    text that is not valid wire format
      ├── LimitReached                                 a resource limit (waiters, ...) is full
+     │    └── SpaceFull                               the space is at its capacity
      ├── UnknownLease            (also LookupError)   the leased thing is gone or expired
+     ├── EventsLost                                   events a subscriber asked for are gone
+     ├── TransactionError                             the transaction cannot go on
+     │    └── TransactionAborted                      it was aborted (lease ran out, ...)
+     ├── StoreError                                   the durable store cannot be opened or failed
      └── SpaceClosed                                  the space was closed
 
 Errors about one part of a value carry ``path``: where in the tuple it is, written
@@ -21,11 +26,16 @@ like ``[2]["temp"]`` (an empty string is the whole value).
 from __future__ import annotations
 
 __all__ = [
+    "EventsLost",
     "InvalidTemplate",
     "InvalidValue",
     "LimitReached",
     "SpaceClosed",
+    "SpaceFull",
+    "StoreError",
     "Timeout",
+    "TransactionAborted",
+    "TransactionError",
     "TupleSpaceError",
     "UnknownLease",
     "UnsupportedType",
@@ -85,8 +95,41 @@ class LimitReached(TupleSpaceError):
         super().__init__(message)
 
 
+class SpaceFull(LimitReached):
+    """The space holds as many tuples as its capacity allows, and the write could not wait."""
+
+
+class EventsLost(TupleSpaceError):
+    """Events a subscriber asked for are no longer in the event log.
+
+    ``first_missing`` is the sequence number of the first event that cannot be
+    delivered; ``oldest_available`` the oldest the log still holds (resume there,
+    knowing that the events in between are gone).
+    """
+
+    def __init__(self, first_missing: int, oldest_available: int) -> None:
+        self.first_missing = first_missing
+        self.oldest_available = oldest_available
+        super().__init__(
+            f"events from {first_missing} to {oldest_available - 1} are no longer in the event log; "
+            f"the oldest available is {oldest_available}"
+        )
+
+
+class TransactionError(TupleSpaceError):
+    """The transaction cannot be used for this (it has ended, or it belongs to another space)."""
+
+
+class TransactionAborted(TransactionError):
+    """The transaction was aborted: its writes are discarded and its takes put back."""
+
+
 class UnknownLease(TupleSpaceError, LookupError):
     """The lease refers to something that is no longer there (taken, expired, cancelled)."""
+
+
+class StoreError(TupleSpaceError):
+    """The durable store cannot be opened (in use, not ours, newer, damaged) or failed."""
 
 
 class SpaceClosed(TupleSpaceError):

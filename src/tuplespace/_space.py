@@ -4,25 +4,33 @@ Every blocking call follows one pattern: try the non-blocking operation; if it
 finds nothing, register a waiter, wait for it, and in ``finally`` withdraw the
 waiter (or, if a taken tuple arrived too late for its caller, put it back), so a
 timed-out or interrupted call leaves no waiter behind and takes no tuple.
+
+Things that must happen when nobody calls (a transaction's lease running out,
+expire events for subscribers) are done by one timer thread per space, started
+on first need, which sleeps until the engine's next deadline.
 """
 
 from __future__ import annotations
 
 import _thread
 import threading
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ._clock import Clock, SystemClock
-from ._engine import CLOSED, DONE, TIMED_OUT, WAITING, Engine, Waiter
-from ._errors import SpaceClosed, Timeout
+from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, Txn, Waiter
+from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
+from ._events import EVENT_KINDS, Event, Feed, nothing
+from ._journal import Journal
 from ._lease import Lease
 from ._templates import Template, compile_template
 from ._values import DEFAULT_LIMITS, Limits, Value
 
-__all__ = ["Space"]
+__all__ = ["Space", "Subscription", "Transaction"]
 
 Tuple = tuple[Value, ...]
+Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
 
 class Space:
@@ -40,7 +48,10 @@ class Space:
       served in the order they arrived.
     - ``clock``: where time comes from (:class:`SimulatedClock` for simulations).
     - ``limits``: :class:`Limits` on the tuples written.
-    - ``max_waiters``: how many calls may wait at once (:class:`LimitReached` beyond).
+    - ``capacity``: the most tuples the space holds; writers then wait for room.
+    - ``max_waiters``, ``max_subscribers``: how many calls may wait, and how many
+      subscriptions may exist, at once (:class:`LimitReached` beyond).
+    - ``event_retention``: how many past events are kept for subscribers to resume.
     - ``seed``: seeds the random order, for repeatable runs.
 
     Timeouts are seconds: ``None`` waits forever, ``0`` never waits.  A blocking
@@ -53,13 +64,26 @@ class Space:
         order: str = "fifo",
         clock: Clock | None = None,
         limits: Limits = DEFAULT_LIMITS,
+        capacity: int | None = None,
         max_waiters: int = 100_000,
+        max_subscribers: int = 10_000,
+        event_retention: int = 10_000,
         seed: int | None = None,
     ) -> None:
         self._engine = Engine(
-            clock or SystemClock(), order=order, limits=limits, max_waiters=max_waiters, seed=seed
+            clock or SystemClock(),
+            order=order,
+            limits=limits,
+            capacity=capacity,
+            max_waiters=max_waiters,
+            max_subscribers=max_subscribers,
+            event_retention=event_retention,
+            seed=seed,
         )
         self._lock = threading.Lock()
+        self._timer: _Timer | None = None
+        self._journal: Journal | None = None  # a durable store's; see _ticket
+        self._on_close: Callable[[], None] | None = None
         attach = getattr(self._engine.clock, "attach", None)
         if self._engine.clock.simulated and attach is not None:
             attach(self)
@@ -76,33 +100,60 @@ class Space:
     def limits(self) -> Limits:
         return self._engine.limits
 
+    @property
+    def capacity(self) -> int | None:
+        return self._engine.capacity
+
     # -- writing ----------------------------------------------------------------
 
-    def write(self, t: Iterable[Value], lease: float | None = None) -> Lease:
+    def write(self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None) -> Lease:
         """Write the tuple ``t``; it stays ``lease`` seconds (None: until taken).
 
-        Raises :class:`InvalidValue` (a ``ValueError``) for a tuple that cannot be
-        stored, naming the field; nothing is written then.
+        In a space at its capacity the call waits up to ``timeout`` seconds for room
+        (``timeout=0`` raises :class:`SpaceFull` at once).  Raises
+        :class:`InvalidValue` (a ``ValueError``) for a tuple that cannot be stored,
+        naming the field; nothing is written then.
         """
+        engine = self._engine
+        entry = None
         with self._lock:
-            entry = self._engine.write(t, lease)
-        return Lease(self, entry.seq, entry.expires)
+            try:
+                entry = engine.write(t, lease)
+            except SpaceFull:
+                if timeout == 0:
+                    raise
+                deadline = engine.deadline(timeout)
+                lock = _thread.allocate_lock()
+                lock.acquire()
+                w = engine.add_writer(t, lease, deadline, lock.release)
+            else:
+                if lease is not None and self._timer is not None:
+                    self._timer.poke()
+                ticket = 0 if self._journal is None else self._ticket()
+        if entry is not None:
+            if ticket:
+                self._settle(ticket)
+            return Lease(self, entry.seq, entry.expires)
+        self._wait(w, lock)
+        assert w.entry is not None
+        self._settle_now()
+        return Lease(self, w.entry.seq, w.entry.expires)
 
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
-        """Write several tuples at once, in order: all of them, or none if one is invalid."""
-        with self._lock:
-            entries = self._engine.write_many(tuples, lease)
+        """Write several tuples at once, in order: all of them, or none if one is
+        invalid or (with a capacity) they do not all fit (:class:`SpaceFull`)."""
+        entries = self._call(self._engine.write_many, tuples, lease)
         return [Lease(self, e.seq, e.expires) for e in entries]
 
     # -- reading and taking ---------------------------------------------------------
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """Return a copy of a matching tuple, waiting up to ``timeout`` seconds for one."""
-        return self._block(compile_template(template), False, timeout)
+        return self._block(compile_template(template), False, timeout, None)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """Remove and return a matching tuple, waiting up to ``timeout`` seconds for one."""
-        return self._block(compile_template(template), True, timeout)
+        return self._block(compile_template(template), True, timeout, None)
 
     def try_read(self, template: Any) -> Tuple | None:
         """A matching tuple, or None at once if there is none."""
@@ -112,9 +163,8 @@ class Space:
 
     def try_take(self, template: Any) -> Tuple | None:
         """Remove and return a matching tuple, or None at once if there is none."""
-        t = compile_template(template)
-        with self._lock:
-            return self._engine.find(t, True)
+        found: Tuple | None = self._call(self._engine.find, compile_template(template), True)
+        return found
 
     def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
         """All matching tuples (at most ``limit``), in the order of the space."""
@@ -124,9 +174,8 @@ class Space:
 
     def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
         """Remove and return all matching tuples (at most ``limit``), in order."""
-        t = compile_template(template)
-        with self._lock:
-            return self._engine.find_all(t, True, limit)
+        taken: list[Tuple] = self._call(self._engine.find_all, compile_template(template), True, limit)
+        return taken
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
@@ -139,24 +188,133 @@ class Space:
             self._engine.tick()
             return len(self._engine)
 
-    def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+    # -- atomic compound operations ------------------------------------------------
+
+    def replace(
+        self, template: Any, successor: Successor, lease: float | None = None, timeout: float | None = None
+    ) -> Tuple:
+        """Take a matching tuple and write its successor, in one atomic step.
+
+        ``successor`` is the new tuple, or a function from the taken tuple to it::
+
+            space.replace(("counter", int), lambda t: ("counter", t[1] + 1))
+
+        Waits up to ``timeout`` seconds for a match; returns the tuple taken.  If the
+        function raises or returns an invalid tuple, nothing changes.
+        """
+        compiled = compile_template(template)
+        engine = self._engine
+        while True:
+            old: Tuple | None = self._call(engine.replace, compiled, successor, lease)
+            if old is not None:
+                return old
+            # Wait until a match exists, then try again: the take and the write
+            # happen together under the lock, never split by a wait.
+            self._block(compiled, False, timeout, None)
+
+    def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
+        """Write ``t`` only if no tuple matches ``template``, atomically; True if written.
+
+        >>> space.write_if_absent(("leader", ANY), ("leader", "node-7"))   # doctest: +SKIP
+        True
+        """
+        return self._call(self._engine.write_if_absent, compile_template(template), t, lease) is not None
+
+    # -- events -----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> Subscription:
+        """Subscribe to the events (``"write"``, ``"take"``, ``"expire"``, ``"cancel"``)
+        of tuples matching ``template``.
+
+        >>> with space.subscribe(("order", ANY), events={"write"}) as events:  # doctest: +SKIP
+        ...     for ev in events:
+        ...         print(ev.seq, ev.kind, ev.tuple)
+
+        ``since``: resume after the event numbered ``since`` (the ``seq`` of the last
+        event seen), replaying what was missed from the space's event log; raises
+        :class:`EventsLost` if the log no longer reaches back so far.  At most
+        ``max_pending`` events wait for a slow subscriber; beyond that it catches up
+        from the log (see :class:`Subscription`).  ``lease``: seconds until the
+        subscription ends by itself (None: never).
+        """
+        return Subscription(
+            self, self._subscribe([compile_template(template)], events, since, max_pending, lease)
+        )
+
+    def _subscribe(
+        self,
+        templates: list[Template],
+        events: Iterable[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> Feed:
+        if isinstance(events, str):
+            events = {events}
+        with self._lock:
+            feed = self._engine.subscribe(templates, events, since, max_pending, lease)
+            self._start_timer()
+        return feed
+
+    # -- transactions ---------------------------------------------------------------
+
+    def transaction(self, lease: float | None = 60.0) -> Transaction:
+        """Start a transaction: a context manager with this space's operations.
+
+        Its writes stay invisible to others and its takes held until it commits (on
+        leaving the ``with`` block); an exception, or ``lease`` seconds passing
+        first, aborts it: the writes vanish and every taken tuple returns to its
+        place in the order.
+        """
+        with self._lock:
+            txn = self._engine.begin(lease)
+            self._start_timer()
+        return Transaction(self, txn)
+
+    # -- waiting ----------------------------------------------------------------
+
+    def _block(self, template: Template, take: bool, timeout: float | None, txn: Txn | None) -> Tuple:
         engine = self._engine
         with self._lock:
             deadline = engine.deadline(timeout)
-            found = engine.find(template, take)
-            if found is not None:
-                return found
-            if timeout == 0:
-                raise Timeout(f"no tuple matches {template.fields!r}")
-            lock = _thread.allocate_lock()
-            lock.acquire()
-            w = engine.add_waiter(template, take, deadline, lock.release)
+            found = engine.find(template, take, txn)
+            if found is None:
+                if timeout == 0:
+                    raise Timeout(f"no tuple matches {template.fields!r}")
+                lock = _thread.allocate_lock()
+                lock.acquire()
+                w = engine.add_waiter(template, take, deadline, lock.release, txn)
+            elif self._journal is not None:
+                ticket = self._ticket()
+        if found is not None:
+            if self._journal is not None:
+                self._settle(ticket)
+            return found
+        result = self._wait(w, lock)
+        if take and self._journal is not None:
+            self._settle_now()
+        return result
+
+    def _wait(self, w: Waiter, lock: Any) -> Tuple:
+        """Wait until the engine ends ``w``; its result, or the error that ended it."""
+        engine = self._engine
         received = False
         try:
-            if deadline is None or engine.clock.simulated:
+            if w.deadline is None or engine.clock.simulated:
                 lock.acquire()
             else:
-                while not lock.acquire(timeout=max(deadline - engine.clock.now(), 0.0)):
+                # lock.acquire refuses timeouts past TIMEOUT_MAX: wait in slices.
+                while not lock.acquire(
+                    timeout=min(max(w.deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX)
+                ):
                     with self._lock:
                         engine.tick()
                         if w.state is not WAITING:
@@ -165,20 +323,54 @@ class Space:
         finally:
             if w.state is WAITING or not received:
                 with self._lock:
-                    withdraw(engine, w, received)
-        return outcome(w, timeout)
+                    engine.withdraw(w, received)
+        return outcome(w)
+
+    # -- durability -------------------------------------------------------------
+
+    def _ticket(self) -> int:
+        """With the lock held: the batch of the durable store that must be written
+        before what was just done is acknowledged (0: nothing to wait for)."""
+        journal = self._journal
+        return journal.batch if journal is not None and journal.pending else 0
+
+    def _settle(self, ticket: int) -> None:
+        if ticket:
+            self._journal.wait(ticket)  # type: ignore[union-attr]
+
+    def _settle_now(self) -> None:
+        with self._lock:
+            ticket = self._ticket()
+        self._settle(ticket)
+
+    def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
+        """Run an engine operation under the lock; return once its changes are durable."""
+        with self._lock:
+            result = operation(*args)
+            ticket = 0 if self._journal is None else self._ticket()
+        if ticket:
+            self._settle(ticket)
+        return result
 
     # -- leases --------------------------------------------------------------------
 
     def _renew(self, seq: int, seconds: float | None) -> float | None:
-        with self._lock:
-            return self._engine.renew(seq, seconds)
+        expires: float | None = self._call(self._engine.renew, seq, seconds)
+        if self._timer is not None:
+            with self._lock:
+                self._timer.poke()
+        return expires
 
     def _cancel(self, seq: int) -> None:
-        with self._lock:
-            self._engine.cancel(seq)
+        self._call(self._engine.cancel, seq)
 
     # -- life cycle ------------------------------------------------------------------
+
+    def _start_timer(self) -> None:
+        if self._timer is None and not self._engine.clock.simulated:
+            self._timer = _Timer(self)
+        elif self._timer is not None:
+            self._timer.poke()
 
     def on_clock_advanced(self) -> None:
         """Called by a :class:`SimulatedClock`: expire what is due."""
@@ -186,15 +378,20 @@ class Space:
             self._engine.tick()
 
     def statistics(self) -> dict[str, Any]:
-        """Counts of tuples, waiters and leases (one source for metrics and tests)."""
+        """Counts of tuples, waiters, subscribers, leases, transactions and operations."""
         with self._lock:
             self._engine.tick()
             return self._engine.statistics()
 
     def close(self) -> None:
-        """Close the space: waiting calls raise :class:`SpaceClosed`, and so does every later call."""
+        """Close the space: waiting calls raise :class:`SpaceClosed`, subscriptions end,
+        open transactions abort, and every later call raises :class:`SpaceClosed`."""
         with self._lock:
             self._engine.close()
+            if self._timer is not None:
+                self._timer.poke()
+        if self._on_close is not None:
+            self._on_close()
 
     def __enter__(self) -> Space:
         return self
@@ -206,20 +403,227 @@ class Space:
         return f"Space(order={self.order!r}, tuples={len(self._engine)})"
 
 
-def withdraw(engine: Engine, w: Waiter, received: bool) -> None:
-    """After a wait ended: withdraw a waiter still waiting, and put back a tuple
-    that was taken for a caller that is no longer there to receive it."""
-    if w.state is WAITING:
-        engine.cancel_waiter(w)
-    elif w.state is DONE and w.take and not received and w.entry is not None:
-        engine.restore(w.entry)
-
-
-def outcome(w: Waiter, timeout: float | None) -> Tuple:
+def outcome(w: Waiter) -> Tuple:
     """The result of a finished wait, or the error that ended it."""
     if w.state is DONE:
         return w.result  # type: ignore[return-value]
     if w.state is CLOSED:
         raise SpaceClosed("the space was closed while waiting")
+    if w.state is ABORTED:
+        raise TransactionAborted("the transaction was aborted while waiting")
     assert w.state is TIMED_OUT
-    raise Timeout(f"no tuple matched {w.template.fields!r} within {timeout} s")
+    if w.kind == "write":
+        raise Timeout("the space stayed full: no room for the tuple in time")
+    raise Timeout(f"no tuple matched {w.template.fields!r} in time")  # type: ignore[union-attr]
+
+
+class _Timer:
+    """Calls ``engine.tick()`` at the engine's next deadline, until the space is
+    closed or garbage (the thread holds the space only weakly)."""
+
+    def __init__(self, space: Space) -> None:
+        self._cond = threading.Condition(space._lock)
+        self._engine = space._engine
+        self._space = weakref.ref(space)
+        self._due = 0.0  # when the thread wakes next
+        threading.Thread(target=self._run, name="tuplespace-timer", daemon=True).start()
+
+    def poke(self) -> None:
+        """A deadline may have moved earlier (call with the space's lock held)."""
+        deadline = self._engine.next_deadline()
+        if self._engine.closed or (deadline is not None and deadline < self._due):
+            self._cond.notify()
+
+    def _run(self) -> None:
+        engine = self._engine
+        with self._cond:
+            while not engine.closed and self._space() is not None:
+                engine.tick()
+                deadline = engine.next_deadline()
+                wait = 5.0 if deadline is None else min(max(deadline - engine.clock.now(), 0.0), 5.0)
+                self._due = engine.clock.now() + wait
+                self._cond.wait(wait)
+
+
+class Transaction:
+    """A transaction on a :class:`Space`; made by :meth:`Space.transaction`.
+
+    It has the space's operations.  Inside it, its own writes are visible and its
+    takes are gone; outside, nothing changes until :meth:`commit`.  Used as a
+    context manager it commits when the block ends and aborts on an exception.
+    Operations on an aborted transaction raise :class:`TransactionAborted`.
+    """
+
+    def __init__(self, space: Space, txn: Txn) -> None:
+        self._space = space
+        self._txn = txn
+
+    @property
+    def state(self) -> str:
+        """``"active"``, ``"committed"`` or ``"aborted"``."""
+        return self._txn.state
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._txn.expires
+
+    def write(self, t: Iterable[Value], lease: float | None = None) -> None:
+        """Write ``t`` at commit; its ``lease`` counts from then."""
+        with self._space._lock:
+            self._space._engine.write(t, lease, self._txn)
+
+    def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
+        """Write several tuples at commit (all or none)."""
+        with self._space._lock:
+            self._space._engine.write_many(tuples, lease, self._txn)
+
+    def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        return self._space._block(compile_template(template), False, timeout, self._txn)
+
+    def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        return self._space._block(compile_template(template), True, timeout, self._txn)
+
+    def try_read(self, template: Any) -> Tuple | None:
+        with self._space._lock:
+            return self._space._engine.find(compile_template(template), False, self._txn)
+
+    def try_take(self, template: Any) -> Tuple | None:
+        with self._space._lock:
+            return self._space._engine.find(compile_template(template), True, self._txn)
+
+    def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        with self._space._lock:
+            return self._space._engine.find_all(compile_template(template), False, limit, self._txn)
+
+    def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        with self._space._lock:
+            return self._space._engine.find_all(compile_template(template), True, limit, self._txn)
+
+    def count(self, template: Any) -> int:
+        with self._space._lock:
+            return self._space._engine.count(compile_template(template), self._txn)
+
+    def commit(self) -> None:
+        """Make the takes final and the writes visible, atomically."""
+        self._space._call(self._space._engine.commit, self._txn)
+
+    def abort(self) -> None:
+        """Discard the writes and put every taken tuple back at its place."""
+        with self._space._lock:
+            self._space._engine.abort(self._txn)
+
+    def renew(self, lease: float | None) -> None:
+        """Give the transaction ``lease`` more seconds from now."""
+        with self._space._lock:
+            self._space._engine.renew_txn(self._txn, lease)
+            if self._space._timer is not None:
+                self._space._timer.poke()
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None and self._txn.state == "active":
+            self.commit()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"Transaction({self._txn.seq}, {self.state})"
+
+
+class Subscription:
+    """The events of a subscription (:meth:`Space.subscribe`), as an iterator.
+
+    Iteration waits for the next event and ends when the subscription is closed
+    (by :meth:`close`, its lease, or the space closing).  A subscriber that falls
+    more than ``max_pending`` events behind catches up from the space's event log
+    without losing any; only if the log no longer holds them does the next call
+    raise :class:`EventsLost`, saying exactly which events are gone, and iteration
+    can go on from the oldest the log still has.
+    """
+
+    def __init__(self, space: Space, feed: Feed) -> None:
+        self._space = space
+        self._feed = feed
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event delivered: resume with ``since=`` it."""
+        return self._feed.last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._feed.closed
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (:class:`Timeout` after);
+        None once the subscription has ended."""
+        space, feed = self._space, self._feed
+        engine = space._engine
+        with space._lock:
+            event = engine.next_event(feed)
+            if event is not None:
+                return event
+            deadline = engine.deadline(timeout)
+        ready = threading.Event()
+        while True:
+            with space._lock:
+                feed.wake = nothing
+                event = engine.next_event(feed)
+                if event is not None:
+                    return event
+                if feed.closed:
+                    return None
+                if deadline is not None and engine.clock.now() >= deadline:
+                    raise Timeout("no event in time")
+                ready.clear()
+                feed.wake = ready.set
+            if deadline is None:
+                ready.wait()
+            elif engine.clock.simulated:  # simulated time moves in other threads: look again soon
+                ready.wait(0.01)
+            else:
+                ready.wait(min(max(deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX))
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        event = self.get()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def renew(self, lease: float | None) -> None:
+        """End the subscription ``lease`` seconds from now (None: never)."""
+        with self._space._lock:
+            self._space._engine.renew_feed(self._feed, lease)
+            self._space._start_timer()
+
+    def close(self) -> None:
+        """End the subscription; a waiting :meth:`get` returns None."""
+        with self._space._lock:
+            self._space._engine.unsubscribe(self._feed)
+
+    def statistics(self) -> dict[str, Any]:
+        """Pending and delivered events, overflows and where the gap is."""
+        feed = self._feed
+        with self._space._lock:
+            return {
+                "pending": len(feed.queue),
+                "delivered": feed.delivered,
+                "overflows": feed.overflows,
+                "gap_from": feed.gap,
+                "last_seq": feed.last_seq,
+                "closed": feed.closed,
+            }
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Subscription(last_seq={self.last_seq}, closed={self.closed})"

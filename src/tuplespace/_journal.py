@@ -1,0 +1,101 @@
+"""The journal: the changes of a space that a durable store has not yet written.
+
+The engine records every change of its stored tuples here (a put of a row, or a
+delete) while the shell holds the space's lock.  A store's committer thread swaps
+the pending changes out, writes many of them in one transaction (one fsync for
+many acknowledged operations: group commit), then marks their batch durable.  An
+operation returns only once the batch holding its change is durable.
+
+A row written and deleted before it ever reached the disk (a tuple handed straight
+to a waiting taker, or taken at once) costs the disk nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+from ._errors import StoreError
+from ._values import Value
+
+__all__ = ["Journal"]
+
+Row = tuple[tuple[Value, ...], float | None]
+
+
+class Journal:
+    """Pending changes of one space, and what is durable already."""
+
+    def __init__(self, kick: Callable[[], None]) -> None:
+        self.pending: dict[int, Row | None] = {}  # seq -> row to put, or None to delete
+        self.batch = 1  # the batch now collecting changes
+        self.durable = 0  # the last batch written
+        self.swapped_seq = 0  # no seq above this has been in a batch: such rows are not on disk
+        self.error: BaseException | None = None
+        self._kick = kick
+        self._cond = threading.Condition()
+        self._futures: list[tuple[int, asyncio.Future[None]]] = []
+
+    def put(self, seq: int, t: tuple[Value, ...], expires: float | None) -> None:
+        self.pending[seq] = (t, expires)
+        self._kick()
+
+    def delete(self, seq: int) -> None:
+        if seq > self.swapped_seq and seq in self.pending:
+            del self.pending[seq]  # never written: nothing to delete
+        else:
+            self.pending[seq] = None
+        self._kick()
+
+    def swap(self) -> tuple[int, dict[int, Row | None]]:
+        """Take the pending changes as a batch (with the space's lock held)."""
+        batch, changes = self.batch, self.pending
+        self.batch += 1
+        self.pending = {}
+        if changes:
+            self.swapped_seq = max(self.swapped_seq, max(changes))
+        return batch, changes
+
+    def written(self, batch: int, error: BaseException | None = None) -> None:
+        """Mark ``batch`` durable (or failed) and wake whoever waits for it."""
+        with self._cond:
+            if error is not None:
+                self.error = error
+            else:
+                self.durable = batch
+            self._cond.notify_all()
+            ready = [f for b, f in self._futures if b <= self.durable or self.error is not None]
+            self._futures = [(b, f) for b, f in self._futures if b > self.durable and self.error is None]
+        for fut in ready:
+            loop = fut.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve, fut)
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise StoreError(f"the durable store failed: {self.error}") from self.error
+
+    def wait(self, batch: int) -> None:
+        """Block until ``batch`` is durable."""
+        with self._cond:
+            while self.durable < batch:
+                self._check()
+                self._cond.wait()
+        self._check()
+
+    async def wait_async(self, batch: int) -> None:
+        """Await until ``batch`` is durable, without blocking the event loop."""
+        with self._cond:
+            if self.durable >= batch:
+                return self._check()
+            self._check()
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._futures.append((batch, fut))
+        await fut
+        self._check()
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,129 @@
+"""Interests: templates waiting for tuples, indexed so a tuple finds only its own.
+
+Blocked reads and takes, and subscriptions, are *interests*: a template and a
+sequence number giving their arrival order.  A :class:`Registry` files each one
+under the arity of its template and under one exact field (the one whose bucket
+is smallest when it arrives; ties go to the later field, which tends to be the
+more specific), or under the arity alone when the template has no exact field.
+A tuple then looks up only the buckets of its own values: with 10,000 takers
+waiting on ``("task", k)`` for distinct ``k``, a write of ``("task", 7)`` visits
+one bucket of one interest.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Generic, TypeVar
+
+from ._templates import Template
+from ._values import Value, value_key
+
+__all__ = ["Interest", "Registry"]
+
+
+class Interest:
+    """Something registered against a template; subclasses add what it is for."""
+
+    __slots__ = ("key", "seq", "template")
+
+    def __init__(self, seq: int, template: Template) -> None:
+        self.seq = seq
+        self.template = template
+        self.key: tuple[int, Any] | None = None
+
+
+InterestT = TypeVar("InterestT", bound=Interest)
+
+
+class _Arity(Generic[InterestT]):
+    __slots__ = ("count", "index", "positions", "rest")
+
+    def __init__(self, arity: int) -> None:
+        self.index: list[dict[Any, dict[int, InterestT]]] = [{} for _ in range(arity)]
+        self.positions: list[int] = []  # the positions whose index is not empty
+        self.rest: dict[int, InterestT] = {}
+        self.count = 0
+
+    def update_positions(self) -> None:
+        self.positions = [pos for pos, d in enumerate(self.index) if d]
+
+
+def _seq(i: Interest) -> int:
+    return i.seq
+
+
+class Registry(Generic[InterestT]):
+    """Interests by arity and exact field; :meth:`matching` finds those a tuple satisfies."""
+
+    __slots__ = ("_arities", "count")
+
+    def __init__(self) -> None:
+        self._arities: dict[int, _Arity[InterestT]] = {}
+        self.count = 0
+
+    def add(self, interest: InterestT) -> None:
+        template = interest.template
+        shelf = self._arities.get(template.arity)
+        if shelf is None:
+            shelf = self._arities[template.arity] = _Arity(template.arity)
+        smallest = -1
+        for pos, key in template.exact:
+            group = shelf.index[pos].get(key)
+            n = len(group) if group else 0
+            if interest.key is None or n <= smallest:
+                interest.key, smallest = (pos, key), n
+        if interest.key is None:
+            shelf.rest[interest.seq] = interest
+        else:
+            pos, key = interest.key
+            if not shelf.index[pos]:
+                shelf.index[pos][key] = {}
+                shelf.update_positions()
+            shelf.index[pos].setdefault(key, {})[interest.seq] = interest
+        shelf.count += 1
+        self.count += 1
+
+    def remove(self, interest: InterestT) -> None:
+        shelf = self._arities[interest.template.arity]
+        if interest.key is None:
+            del shelf.rest[interest.seq]
+        else:
+            pos, key = interest.key
+            group = shelf.index[pos][key]
+            del group[interest.seq]
+            if not group:
+                del shelf.index[pos][key]
+                if not shelf.index[pos]:
+                    shelf.update_positions()
+        shelf.count -= 1
+        self.count -= 1
+
+    def matching(self, t: tuple[Value, ...]) -> list[InterestT] | tuple[()]:
+        """The interests whose template matches ``t``, in arrival order."""
+        shelf = self._arities.get(len(t))
+        if shelf is None or not shelf.count:
+            return ()
+        groups = []
+        index = shelf.index
+        for pos in shelf.positions:  # a loop over the few positions interests are filed under
+            v = t[pos]
+            tv = type(v)
+            g = index[pos].get(v if tv is str or tv is int else value_key(v))
+            if g:
+                groups.append(g)
+        if shelf.rest:
+            groups.append(shelf.rest)
+        if not groups:
+            return ()
+        if len(groups) == 1:
+            candidates: list[InterestT] = list(groups[0].values())
+        else:
+            candidates = sorted(itertools.chain.from_iterable(g.values() for g in groups), key=_seq)
+        return [i for i in candidates if i.template.matches(t)]
+
+    def __iter__(self) -> Any:
+        for shelf in self._arities.values():
+            yield from shelf.rest.values()
+            for d in shelf.index:
+                for g in d.values():
+                    yield from g.values()

@@ -1,0 +1,277 @@
+"""The durable store: spaces kept in a SQLite file.
+
+``sqlite:///var/lib/app/spaces.db?space=jobs`` opens the space ``jobs`` in that
+file (``sqlite:data/spaces.db?space=jobs`` for a path relative to the working
+directory); one file holds many spaces.  The file is opened once per process,
+with an exclusive lock: a second process gets a clear :class:`StoreError`, never
+a silent second copy of the same tuples.
+
+Layout (schema version 1; ``PRAGMA application_id`` marks the file as ours)::
+
+    spaces(name PRIMARY KEY, last_seq, last_event, options)   -- one row a space
+    tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
+
+``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
+time of its lease (NULL: forever) and ``seq`` its place in the order.  At start,
+the engine's indexes are rebuilt from these rows; rows whose lease ran out while
+the process was down are deleted.
+
+Durability (``?durability=``): ``normal`` (the default) writes through SQLite's
+write-ahead log with ``synchronous=NORMAL``: every acknowledged operation survives
+the process being killed at any moment; a power loss may lose the last few
+acknowledged operations, never corrupt the file.  ``full`` adds an fsync to every
+commit, so acknowledged operations also survive a power loss.  Either way,
+operations from many threads are committed in groups: one commit for all that
+arrived while the previous one was being written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from ._codec import decode, encode
+from ._errors import StoreError
+from ._journal import Journal
+from ._space import Space
+from ._values import Limits, Value
+
+__all__ = ["DURABILITY", "SCHEMA_VERSION", "open_space"]
+
+logger = logging.getLogger("tuplespace")
+
+APPLICATION_ID = 0x54535043  # "TSPC"
+SCHEMA_VERSION = 1
+DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+_STORED_OPTIONS = ("order", "capacity")
+
+
+def _create_v1(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE spaces (name TEXT PRIMARY KEY, last_seq INTEGER NOT NULL,"
+        " last_event INTEGER NOT NULL, options TEXT NOT NULL)"
+    )
+    db.execute(
+        "CREATE TABLE tuples (space TEXT NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,"
+        " expires REAL, PRIMARY KEY (space, seq)) WITHOUT ROWID"
+    )
+
+
+# MIGRATIONS[v] brings a file from schema version v to v + 1.
+MIGRATIONS = {0: _create_v1}
+
+
+class _File:
+    """One SQLite file, open in this process, and the spaces in it."""
+
+    def __init__(self, path: str, durability: str) -> None:
+        self.path = path
+        self.durability = durability
+        self.spaces: dict[str, tuple[Space, Journal]] = {}
+        self._kick = threading.Event()
+        self._closed = False
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {path}: {exc}") from exc
+        try:
+            self._prepare()
+        except BaseException:
+            self.db.close()
+            raise
+        self._thread = threading.Thread(target=self._run, name=f"tuplespace-sqlite:{path}", daemon=True)
+        self._thread.start()
+
+    def _prepare(self) -> None:
+        db = self.db
+        try:
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
+            db.execute("BEGIN IMMEDIATE")  # takes the lock and keeps it
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc):
+                raise StoreError(f"{self.path} is in use by another process") from None
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a PyTupleSpace store (or it is damaged): {exc}") from None
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id != APPLICATION_ID and (app_id != 0 or tables):
+                raise StoreError(f"{self.path} is not a PyTupleSpace store; it was left untouched")
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} has schema version {version}, newer than this version of "
+                    f"PyTupleSpace knows ({SCHEMA_VERSION}); it was left untouched"
+                )
+            for v in range(version, SCHEMA_VERSION):
+                MIGRATIONS[v](db)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise StoreError(f"{self.path} is damaged or not a PyTupleSpace store: {exc}") from None
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{self.path}: SQLite refused write-ahead logging (journal_mode={mode})")
+        db.execute(f"PRAGMA synchronous = {DURABILITY[self.durability]}")
+
+    # -- spaces -------------------------------------------------------------------
+
+    def open(self, name: str, options: dict[str, Any]) -> Space:
+        if name in self.spaces:
+            space = self.spaces[name][0]
+            if not space._engine.closed:
+                _check_options(name, options, {k: getattr(space, k) for k in _STORED_OPTIONS})
+                return space
+        row = self.db.execute(
+            "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            stored = {k: options[k] for k in _STORED_OPTIONS if k in options}
+            space = Space(**options)
+            self.db.execute(
+                "INSERT INTO spaces VALUES (?, 0, 0, ?)",
+                (name, orjson.dumps({k: getattr(space, k) for k in _STORED_OPTIONS}).decode()),
+            )
+            last_seq = last_event = 0
+        else:
+            last_seq, last_event, text = row
+            stored = orjson.loads(text)
+            _check_options(name, options, stored)
+            space = Space(**{**options, **stored})
+        journal = Journal(self.kick)
+        engine = space._engine
+        expired = engine.load(self._rows(name, space.limits), last_seq, last_event)
+        if expired:
+            logger.info("space %s: %d tuples expired while the store was closed", name, expired)
+        engine.journal = journal
+        space._journal = journal
+        space._on_close = lambda: self._detach(name)
+        self.spaces[name] = (space, journal)
+        self.kick()
+        return space
+
+    def _rows(self, name: str, limits: Limits) -> Iterator[tuple[int, tuple[Value, ...], float | None]]:
+        cursor = self.db.execute(
+            "SELECT seq, data, expires FROM tuples WHERE space = ? ORDER BY seq", (name,)
+        )
+        for seq, data, expires in cursor:
+            yield seq, decode(data, limits), expires
+
+    def _detach(self, name: str) -> None:
+        entry = self.spaces.get(name)
+        if entry is None:
+            return
+        with entry[0]._lock:
+            batch = entry[1].batch
+        self.kick()
+        entry[1].wait(batch)
+        with _FILES_LOCK:
+            del self.spaces[name]
+            if not self.spaces:  # the last space is closed: release the file
+                del _FILES[self.path]
+                self._closed = True
+                self.kick()
+        if self._closed:
+            self._thread.join()
+
+    def kick(self) -> None:
+        if not self._kick.is_set():
+            self._kick.set()
+
+    # -- the committer -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._kick.wait()
+            self._kick.clear()
+            if self._closed:
+                self.db.close()
+                return
+            batches = []
+            for name, (space, journal) in list(self.spaces.items()):
+                with space._lock:
+                    batch, changes = journal.swap()
+                    meta = (space._engine.last_seq, space._engine.last_event, name)
+                batches.append((journal, batch, changes, meta))
+            try:
+                self._write(batches)
+            except Exception as exc:
+                logger.exception("the store %s failed", self.path)
+                for journal, batch, _, _ in batches:
+                    journal.written(batch, exc)
+                return
+            for journal, batch, _, _ in batches:
+                journal.written(batch)
+
+    def _write(self, batches: list[tuple[Journal, int, dict[int, Any], tuple[int, int, str]]]) -> None:
+        if not any(changes for _, _, changes, _ in batches):
+            return
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            for _, _, changes, (last_seq, last_event, name) in batches:
+                if not changes:
+                    continue
+                puts = [
+                    (name, seq, encode(row[0]), row[1]) for seq, row in changes.items() if row is not None
+                ]
+                deletes = [(name, seq) for seq, row in changes.items() if row is None]
+                if puts:
+                    db.executemany("INSERT OR REPLACE INTO tuples VALUES (?, ?, ?, ?)", puts)
+                if deletes:
+                    db.executemany("DELETE FROM tuples WHERE space = ? AND seq = ?", deletes)
+                db.execute(
+                    "UPDATE spaces SET last_seq = ?, last_event = ? WHERE name = ?",
+                    (last_seq, last_event, name),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+
+def _check_options(name: str, given: dict[str, Any], stored: dict[str, Any]) -> None:
+    for key in _STORED_OPTIONS:
+        if key in given and given[key] != stored.get(key):
+            raise ValueError(
+                f"space {name!r} was created with {key}={stored.get(key)!r}; "
+                f"it cannot be opened with {given[key]!r}"
+            )
+
+
+_FILES: dict[str, _File] = {}
+_FILES_LOCK = threading.Lock()
+
+
+def open_space(path: str, name: str = "default", durability: str = "normal", **options: Any) -> Space:
+    """Open (or create) the space ``name`` in the SQLite file at ``path``."""
+    if durability not in DURABILITY:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}")
+    if not name:
+        raise ValueError("a space needs a name")
+    key = os.path.realpath(path)
+    with _FILES_LOCK:
+        file = _FILES.get(key)
+        if file is None:
+            directory = os.path.dirname(key)
+            if directory and not os.path.isdir(directory):
+                raise StoreError(f"cannot create {path}: the directory {directory} does not exist")
+            file = _FILES[key] = _File(key, durability)
+        elif file.durability != durability:
+            raise ValueError(f"{path} is already open with durability={file.durability}")
+        return file.open(name, options)
