@@ -1,0 +1,314 @@
+"""The asyncio space: coroutines and threads on one space, cancellation, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, spawn, wait_until
+
+
+async def until(condition: Callable[[], object], what: str = "the condition") -> None:
+    """Yield to the loop until ``condition`` holds (at most PATIENCE seconds)."""
+    async with asyncio.timeout(PATIENCE):
+        while not condition():
+            await asyncio.sleep(0)
+    assert condition(), what
+
+
+async def waiters(aspace: ts.AsyncSpace, n: int) -> None:
+    await until(lambda: aspace.statistics()["waiters"] == n, f"{n} waiters")
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(main())  # type: ignore[arg-type]
+
+
+def test_a_thread_and_a_coroutine_coordinate_through_one_space() -> None:
+    space = ts.Space()
+    aspace = ts.AsyncSpace(space)
+
+    def echo() -> int:
+        served = 0
+        while True:
+            _, n = space.take(("ping", int))
+            if n < 0:
+                return served
+            space.write(("pong", n + 1))
+            served += 1
+
+    async def main() -> None:
+        thread = spawn(echo)
+        for n in range(200):
+            await aspace.write(("ping", n))
+            assert await aspace.take(("pong", int)) == ("pong", n + 1)
+        await aspace.write(("ping", -1))
+        assert thread.result(PATIENCE) == 200
+
+    run(main)
+    assert space.statistics()["tuples"] == 0
+    assert space.statistics()["waiters"] == 0
+
+
+def test_a_coroutine_waits_for_a_write_from_a_thread() -> None:
+    space = ts.Space()
+    aspace = ts.AsyncSpace(space)
+
+    async def main() -> None:
+        task = asyncio.create_task(aspace.read(("job", int)))
+        await waiters(aspace, 1)
+        await asyncio.to_thread(space.write, ("job", 1))
+        assert await task == ("job", 1)
+        assert await aspace.count(("job", int)) == 1
+
+    run(main)
+
+
+def test_a_thread_waits_for_a_write_from_a_coroutine() -> None:
+    space = ts.Space()
+    aspace = ts.AsyncSpace(space)
+    taker = spawn(space.take, ("job", int))
+    wait_until(lambda: space.statistics()["waiters"] == 1)
+
+    async def main() -> None:
+        await aspace.write(("job", 1))
+
+    run(main)
+    assert taker.result(PATIENCE) == ("job", 1)
+    assert space.statistics()["tuples"] == 0
+
+
+def test_coroutines_are_served_in_arrival_order() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        tasks = []
+        for _ in range(5):
+            tasks.append(asyncio.create_task(aspace.take(("job", int))))
+            await waiters(aspace, len(tasks))
+        await aspace.write_many([("job", n) for n in range(5)])
+        assert await asyncio.gather(*tasks) == [("job", n) for n in range(5)]
+
+    run(main)
+
+
+@pytest.mark.parametrize("op", ["take", "read"])
+@pytest.mark.parametrize("timeout", [None, 600], ids=["forever", "timed"])
+def test_cancelling_a_waiting_call_leaves_no_waiter_and_takes_nothing(op: str, timeout: float | None) -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        task = asyncio.create_task(getattr(aspace, op)(("job", int), timeout=timeout))
+        await waiters(aspace, 1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert aspace.statistics()["waiters"] == 0
+        await aspace.write(("job", 1))
+        assert await aspace.read_all(("job", int)) == [("job", 1)]
+
+    run(main)
+
+
+@pytest.mark.parametrize("timeout", [None, 600], ids=["forever", "timed"])
+@pytest.mark.parametrize("order", ["fifo", "lifo"])
+def test_a_take_cancelled_after_the_handover_puts_the_tuple_back_in_its_place(
+    timeout: float | None, order: str
+) -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace(order=order)
+        await aspace.write(("job", 0))
+        task = asyncio.create_task(aspace.take(("job", 1), timeout=timeout))
+        await waiters(aspace, 1)
+        await aspace.write(("job", 1))  # handed to the task, which has not resumed yet
+        assert aspace.statistics()["tuples"] == 1
+        assert aspace.statistics()["waiters"] == 0
+        await aspace.write(("job", 2))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert aspace.statistics()["waiters"] == 0
+        expected = [("job", 0), ("job", 1), ("job", 2)]
+        if order == "lifo":
+            expected.reverse()
+        assert await aspace.read_all(("job", int)) == expected
+        assert [await aspace.take(("job", int)) for _ in range(3)] == expected
+
+    run(main)
+
+
+def test_a_tuple_put_back_goes_to_the_next_waiting_taker() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        first = asyncio.create_task(aspace.take(("job", int)))
+        await waiters(aspace, 1)
+        second = asyncio.create_task(aspace.take(("job", int)))
+        await waiters(aspace, 2)
+        await aspace.write(("job", 1))  # handed to the first
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert await second == ("job", 1)
+        assert aspace.statistics()["tuples"] == 0
+        assert aspace.statistics()["waiters"] == 0
+
+    run(main)
+
+
+def test_a_read_cancelled_after_the_handover_leaves_the_tuple() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        task = asyncio.create_task(aspace.read(("job", int)))
+        await waiters(aspace, 1)
+        await aspace.write(("job", 1))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await aspace.read_all(("job", int)) == [("job", 1)]
+
+    run(main)
+
+
+def test_a_tuple_handed_to_a_cancelled_take_after_its_lease_ran_out_is_gone() -> None:
+    async def main() -> None:
+        clock = ts.SimulatedClock()
+        aspace = ts.AsyncSpace(clock=clock)
+        task = asyncio.create_task(aspace.take(("job", int)))
+        await waiters(aspace, 1)
+        await aspace.write(("job", 1), lease=10)
+        clock.advance(10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await aspace.try_read(("job", int)) is None
+        assert aspace.statistics()["tuples"] == 0
+        assert aspace.statistics()["waiters"] == 0
+
+    run(main)
+
+
+def test_a_take_raced_by_cancellation_and_a_writing_thread_never_loses_a_tuple() -> None:
+    rounds = 200
+
+    async def main() -> None:
+        space = ts.Space()
+        aspace = ts.AsyncSpace(space)
+        received = 0
+        for n in range(rounds):
+            task = asyncio.create_task(aspace.take(("job", n)))
+            await waiters(aspace, 1)
+            writer = asyncio.create_task(asyncio.to_thread(space.write, ("job", n)))
+            for _ in range(n % 4):
+                await asyncio.sleep(0)
+            task.cancel()
+            try:
+                assert await task == ("job", n)
+                received += 1
+            except asyncio.CancelledError:
+                pass
+            await writer
+            assert aspace.statistics()["waiters"] == 0
+        left = await aspace.take_all(("job", int))
+        assert received + len(left) == rounds
+        assert sorted(left) == left
+
+    run(main)
+
+
+def test_wait_for_timing_out_leaves_no_waiter_and_takes_nothing() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(aspace.take(("job", int)), 0.01)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await aspace.read(("job", int))
+        assert aspace.statistics()["waiters"] == 0
+        await aspace.write(("job", 1))
+        assert await aspace.count(("job", int)) == 1
+
+    run(main)
+
+
+def test_a_timeout_raises_timeout() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        with pytest.raises(ts.Timeout):
+            await aspace.take(("job", int), timeout=0.01)
+        with pytest.raises(TimeoutError):
+            await aspace.read(("job", int), timeout=0)
+        assert aspace.statistics()["waiters"] == 0
+
+    run(main)
+
+
+def test_a_wait_on_a_simulated_clock_times_out_when_the_clock_passes() -> None:
+    async def main() -> None:
+        clock = ts.SimulatedClock()
+        aspace = ts.AsyncSpace(clock=clock)
+        task = asyncio.create_task(aspace.take(("job", int), timeout=5))
+        await waiters(aspace, 1)
+        clock.advance(4.9)
+        await asyncio.sleep(0)
+        assert not task.done()
+        clock.advance(0.1)
+        with pytest.raises(ts.Timeout):
+            await task
+        assert aspace.statistics()["waiters"] == 0
+
+    run(main)
+
+
+def test_close_releases_waiting_coroutines() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        tasks = [asyncio.create_task(aspace.take(("job", n))) for n in range(3)]
+        await waiters(aspace, 3)
+        await aspace.close()
+        for task in tasks:
+            with pytest.raises(ts.SpaceClosed):
+                await task
+        with pytest.raises(ts.SpaceClosed):
+            await aspace.write(("job", 1))
+
+    run(main)
+
+
+def test_async_with_closes_the_space() -> None:
+    async def main() -> None:
+        async with ts.AsyncSpace() as aspace:
+            await aspace.write(("a",))
+        assert aspace.statistics()["closed"] is True
+        with pytest.raises(ts.SpaceClosed):
+            await aspace.write(("a",))
+
+    run(main)
+
+
+def test_options_make_a_new_space_but_not_with_a_given_one() -> None:
+    aspace = ts.AsyncSpace(order="lifo", seed=1)
+    assert aspace.space.order == "lifo"
+    with pytest.raises(TypeError):
+        ts.AsyncSpace(ts.Space(), order="lifo")
+    shared = ts.Space()
+    assert ts.AsyncSpace(shared).space is shared
+
+
+def test_a_waiter_whose_event_loop_is_gone_does_not_swallow_a_tuple() -> None:
+    space = ts.Space()
+    aspace = ts.AsyncSpace(space)
+    loop = asyncio.new_event_loop()
+    coro = aspace.take(("job", int))
+    task = loop.create_task(coro)
+    loop.run_until_complete(asyncio.sleep(0))  # the task starts waiting
+    assert space.statistics()["waiters"] == 1
+    loop.close()
+    space.write(("job", 1))
+    assert space.read_all(("job", int)) == [("job", 1)]
+    assert space.statistics()["waiters"] == 0
+    coro.close()
+    assert not task.done()
+    del task
+    gc.collect()

@@ -1,0 +1,67 @@
+"""The public surface: one ``__all__`` in ``tuplespace``, private modules behind it."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import types
+
+import tuplespace
+
+
+def private_modules() -> list[types.ModuleType]:
+    names = [m.name for m in pkgutil.walk_packages(tuplespace.__path__, "tuplespace.")]
+    assert names, "tuplespace has no modules?"
+    return [importlib.import_module(name) for name in names]
+
+
+def test_every_name_in_all_exists() -> None:
+    missing = [name for name in tuplespace.__all__ if not hasattr(tuplespace, name)]
+    assert missing == []
+
+
+def test_all_has_no_duplicates() -> None:
+    assert len(tuplespace.__all__) == len(set(tuplespace.__all__))
+
+
+def test_every_public_name_is_in_all() -> None:
+    public = {
+        name
+        for name, value in vars(tuplespace).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert public - set(tuplespace.__all__) == set()
+    assert set(tuplespace.__all__) - public == set()
+
+
+def test_modules_are_private() -> None:
+    for module in private_modules():
+        parts = module.__name__.split(".")[1:]
+        assert all(part.startswith("_") for part in parts), module.__name__
+
+
+def test_module_all_lists_names_that_exist() -> None:
+    for module in private_modules():
+        for name in getattr(module, "__all__", []):
+            assert hasattr(module, name), f"{module.__name__}.__all__ names {name}, which is missing"
+
+
+def test_public_classes_and_functions_come_from_the_package() -> None:
+    for name in tuplespace.__all__:
+        obj = getattr(tuplespace, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__.startswith("tuplespace._"), (name, obj.__module__)
+            assert obj.__name__ == name
+
+
+def test_every_exported_exception_is_a_tuple_space_error() -> None:
+    for name in tuplespace.__all__:
+        obj = getattr(tuplespace, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            assert issubclass(obj, tuplespace.TupleSpaceError), name
+
+
+def test_the_version_is_a_string() -> None:
+    assert isinstance(tuplespace.__version__, str)
+    assert tuplespace.__version__.count(".") == 2

@@ -1,0 +1,98 @@
+"""What only the thread-safe :class:`tuplespace.Space` has: len, repr, context manager,
+its properties and its use of the real clock."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
+
+
+def test_len_counts_live_tuples() -> None:
+    clock = ts.SimulatedClock()
+    space = ts.Space(clock=clock)
+    assert len(space) == 0
+    space.write_many([("a",), ("b", 1)])
+    space.write(("c",), lease=5)
+    assert len(space) == 3
+    clock.advance(5)
+    assert len(space) == 2
+    space.take(("a",))
+    assert len(space) == 1
+
+
+def test_repr_and_properties() -> None:
+    clock = ts.SimulatedClock()
+    limits = ts.Limits(max_fields=4)
+    space = ts.Space(order="lifo", clock=clock, limits=limits)
+    space.write(("a",))
+    assert repr(space) == "Space(order='lifo', tuples=1)"
+    assert space.order == "lifo"
+    assert space.clock is clock
+    assert space.limits is limits
+    assert isinstance(ts.Space().clock, ts.SystemClock)
+
+
+def test_options_are_keywords() -> None:
+    with pytest.raises(TypeError):
+        ts.Space("lifo")  # type: ignore[call-arg]
+
+
+def test_with_closes_the_space_and_releases_waiters() -> None:
+    with ts.Space() as space:
+        taker = spawn(space.take, ("a",))
+        wait_for_waiters(space, 1)
+    with pytest.raises(ts.SpaceClosed):
+        taker.result(PATIENCE)
+    assert space.statistics()["closed"] is True
+
+
+def test_close_twice_is_harmless() -> None:
+    space = ts.Space()
+    space.close()
+    space.close()
+    with pytest.raises(ts.SpaceClosed):
+        space.write(("a",))
+
+
+def test_a_lease_runs_out_on_the_real_clock() -> None:
+    space = ts.Space()
+    space.write(("short",), lease=0.01)
+    space.write(("long",), lease=3600)
+    wait_until(lambda: space.count(("short",)) == 0, "the short lease to run out")
+    assert space.read_all((str,)) == [("long",)]
+
+
+def test_a_space_on_a_simulated_clock_can_be_collected() -> None:
+    clock = ts.SimulatedClock()
+    space = ts.Space(clock=clock)
+    ref = weakref.ref(space)
+    del space
+    gc.collect()
+    assert ref() is None
+    clock.advance(1)
+
+
+def test_advancing_the_clock_of_a_closed_space_is_harmless() -> None:
+    clock = ts.SimulatedClock()
+    space = ts.Space(clock=clock)
+    space.write(("a",), lease=1)
+    space.close()
+    clock.advance(2)
+    assert space.statistics()["tuples"] == 0
+
+
+def test_one_clock_drives_many_spaces() -> None:
+    clock = ts.SimulatedClock()
+    spaces = [ts.Space(clock=clock) for _ in range(3)]
+    takers = [spawn(s.take, ("a",), timeout=10) for s in spaces]
+    for s in spaces:
+        wait_for_waiters(s, 1)
+    clock.advance(10)
+    for t in takers:
+        with pytest.raises(ts.Timeout):
+            t.result(PATIENCE)
