@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -109,6 +110,17 @@ def memory_async_space(**options: Any) -> Iterator[SyncOverAsync]:
         adapter.shutdown()
 
 
+@contextlib.contextmanager
+def sqlite_space(**options: Any) -> Iterator[ts.Space]:
+    """A durable space in a new SQLite file (a real file, in a temporary directory)."""
+    with tempfile.TemporaryDirectory(prefix="tuplespace-") as directory:
+        space = ts.connect(f"sqlite://{directory}/spaces.db?space=test", **options)
+        try:
+            yield space
+        finally:
+            space.close()
+
+
 @dataclass(frozen=True)
 class Way:
     """A way of running a space: ``open(**options)`` is a context manager yielding a space.
@@ -125,6 +137,7 @@ class Way:
 WAYS: list[Way] = [
     Way("memory", memory_space, embedded=True),
     Way("memory-async", memory_async_space, embedded=True),
+    Way("sqlite", sqlite_space, embedded=True),
 ]
 
 
