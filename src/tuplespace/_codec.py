@@ -604,7 +604,17 @@ def decode(data: bytes | bytearray | memoryview | str, limits: Limits = DEFAULT_
     :class:`InvalidValue` for an invalid value (an empty URI, a negative credit);
     each names the path of the offending part, like ``[1]["temp"]``.
     """
-    return _Decoder(limits).value(_loads(data, limits), 0)
+    obj = _loads(data, limits)
+    if type(obj) is list and len(obj) <= limits.max_fields:
+        # Fast path: a flat array of strings (orjson has checked they are valid
+        # Unicode), ints that fit 64 bits, booleans and nulls is already the tuple.
+        for x in obj:
+            tx = type(x)
+            if tx is not str and tx is not int and tx is not bool and x is not None:
+                break
+        else:
+            return tuple(obj)
+    return _Decoder(limits).value(obj, 0)
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ a silent second copy of the same tuples.
 
 Layout (schema version 1; ``PRAGMA application_id`` marks the file as ours)::
 
-    spaces(name PRIMARY KEY, last_seq, last_event, options)   -- one row a space
+    spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
 
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
@@ -27,6 +27,7 @@ arrived while the previous one was being written.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sqlite3
@@ -49,6 +50,7 @@ logger = logging.getLogger("tuplespace")
 APPLICATION_ID = 0x54535043  # "TSPC"
 SCHEMA_VERSION = 1
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
+RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
 _STORED_OPTIONS = ("order", "capacity")
 
 
@@ -74,6 +76,8 @@ class _File:
         self.path = path
         self.durability = durability
         self.spaces: dict[str, tuple[Space, Journal]] = {}
+        self._marks: dict[str, tuple[int, int]] = {}  # stored high-water marks of seq and event numbers
+        self._closing: set[str] = set()
         self._kick = threading.Event()
         self._closed = False
         try:
@@ -152,9 +156,19 @@ class _File:
             stored = orjson.loads(text)
             _check_options(name, options, stored)
             space = Space(**{**options, **stored})
+        self._marks[name] = (last_seq, last_event)
+        self._closing.discard(name)
         journal = Journal(self.kick)
         engine = space._engine
-        expired = engine.load(self._rows(name, space.limits), last_seq, last_event)
+        # Rebuilding the indexes makes millions of objects that all live on; the
+        # cyclic garbage collector would scan them again and again for nothing.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            expired = engine.load(self._rows(name, space.limits), last_seq, last_event)
+        finally:
+            if collecting:
+                gc.enable()
         if expired:
             logger.info("space %s: %d tuples expired while the store was closed", name, expired)
         engine.journal = journal
@@ -177,6 +191,7 @@ class _File:
             return
         with entry[0]._lock:
             batch = entry[1].batch
+            self._closing.add(name)
         self.kick()
         entry[1].wait(batch)
         with _FILES_LOCK:
@@ -218,14 +233,25 @@ class _File:
                 journal.written(batch)
 
     def _write(self, batches: list[tuple[Journal, int, dict[int, Any], tuple[int, int, str]]]) -> None:
-        if not any(changes for _, _, changes, _ in batches):
+        # The spaces row holds high-water marks of the sequence numbers, raised by
+        # RESERVE at a time, so most commits need not touch it; a clean close
+        # writes the exact numbers.  After a crash, numbers jump but never repeat.
+        work = []
+        for _, _, changes, (last_seq, last_event, name) in batches:
+            seq_mark, event_mark = self._marks[name]
+            marks = None
+            if name in self._closing:
+                marks = (last_seq, last_event)
+            elif last_seq > seq_mark or last_event > event_mark:
+                marks = (last_seq + RESERVE, last_event + RESERVE)
+            if changes or marks:
+                work.append((name, changes, marks))
+        if not work:
             return
         db = self.db
         db.execute("BEGIN")
         try:
-            for _, _, changes, (last_seq, last_event, name) in batches:
-                if not changes:
-                    continue
+            for name, changes, marks in work:
                 puts = [
                     (name, seq, encode(row[0]), row[1]) for seq, row in changes.items() if row is not None
                 ]
@@ -234,15 +260,18 @@ class _File:
                     db.executemany("INSERT OR REPLACE INTO tuples VALUES (?, ?, ?, ?)", puts)
                 if deletes:
                     db.executemany("DELETE FROM tuples WHERE space = ? AND seq = ?", deletes)
-                db.execute(
-                    "UPDATE spaces SET last_seq = ?, last_event = ? WHERE name = ?",
-                    (last_seq, last_event, name),
-                )
+                if marks:
+                    db.execute(
+                        "UPDATE spaces SET last_seq = ?, last_event = ? WHERE name = ?", (*marks, name)
+                    )
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
+        for name, _, marks in work:
+            if marks:
+                self._marks[name] = marks
 
 
 def _check_options(name: str, given: dict[str, Any], stored: dict[str, Any]) -> None:
