@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import tuplespace as ts
 from tuplespace import ANY, URI, Credit, Map, OneOf, Pred, Prefix, Range, Regex, Template, XPath
-from tuplespace._templates import _CACHE, _CACHE_MAX, FORMAL_TYPES, MAX_ONE_OF, MAX_PATTERN, compile_template
+from tuplespace._templates import FORMAL_TYPES, MAX_ONE_OF, MAX_PATTERN, compile_template
 
 UTC = dt.UTC
 
@@ -332,25 +332,37 @@ def test_the_cache_never_confuses_equal_fields_of_other_types() -> None:
         assert templates[4].matches(("a", 1))
 
 
-def test_the_cache_never_confuses_nested_lookalikes() -> None:
-    for _ in range(2):
-        assert not compile_template(("a", (1,))).matches(("a", (True,)))
-        assert not compile_template(("a", (True,))).matches(("a", (1,)))
-        assert not compile_template(("a", {"k": 1})).matches(("a", Map(k=True)))
-        assert not compile_template(("a", {"k": True})).matches(("a", Map(k=1)))
-        assert not compile_template(("a", OneOf(1))).matches(("a", True))
-        assert not compile_template(("a", OneOf(True))).matches(("a", 1))
+def test_compiling_never_confuses_nested_lookalikes() -> None:
+    assert not compile_template(("a", (1,))).matches(("a", (True,)))
+    assert not compile_template(("a", (True,))).matches(("a", (1,)))
+    assert not compile_template(("a", {"k": 1})).matches(("a", Map(k=True)))
+    assert not compile_template(("a", {"k": True})).matches(("a", Map(k=1)))
+    assert not compile_template(("a", OneOf(1))).matches(("a", True))
+    assert not compile_template(("a", OneOf(True))).matches(("a", 1))
 
 
-def test_the_cache_returns_the_same_template_for_the_same_fields() -> None:
-    fields = ("cache-check", int, Range(1, 5))
-    assert compile_template(fields) is compile_template(("cache-check", int, Range(1, 5)))
+FLAT_FIELDS = st.one_of(
+    st.text(max_size=3),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.booleans(),
+    st.just(ANY),
+    st.sampled_from([int, str, bool, float, bytes, type(None), tuple, dict, list]),
+)
+FLAT_VALUES = st.one_of(
+    st.text(max_size=3),
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.booleans(),
+    st.none(),
+    st.floats(allow_nan=False),
+)
 
 
-def test_the_cache_is_bounded() -> None:
-    for n in range(_CACHE_MAX + 100):
-        compile_template(("bounded", n))
-    assert len(_CACHE) <= _CACHE_MAX
+@given(st.lists(FLAT_FIELDS, max_size=4), st.lists(st.lists(FLAT_VALUES, max_size=4), max_size=8))
+def test_the_direct_compile_agrees_with_the_general_one(fields: list[Any], tuples: list[list[Any]]) -> None:
+    direct, general = compile_template(tuple(fields)), Template(tuple(fields))
+    assert direct.arity == general.arity
+    for t in [tuple(fields if all(type(f) in (str, int) for f in fields) else ()), *map(tuple, tuples)]:
+        assert direct.matches(t) == general.matches(t), t
 
 
 LOOKALIKES: list[Any] = [

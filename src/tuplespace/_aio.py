@@ -16,7 +16,7 @@ from ._engine import WAITING, Txn, Waiter
 from ._errors import SpaceFull, Timeout
 from ._events import EVENT_KINDS, Event, Feed, nothing
 from ._lease import Lease
-from ._space import Space, Successor, outcome
+from ._space import Space, Successor, outcome, time_left
 from ._templates import Template, compile_template
 from ._values import Value
 
@@ -73,6 +73,8 @@ async def _call(space: Space, operation: Callable[..., Any], *args: Any) -> Any:
     """Run an engine operation under the lock; return once its changes are durable."""
     with space._lock:
         result = operation(*args)
+        if space._timer is not None:  # the operation may have made a lease that ends sooner
+            space._timer.poke()
         ticket = 0 if space._journal is None else space._ticket()
     if ticket:
         await space._journal.wait_async(ticket)  # type: ignore[union-attr]
@@ -142,7 +144,10 @@ class AsyncSpace:
                 loop = asyncio.get_running_loop()
                 fut: asyncio.Future[None] = loop.create_future()
                 w = engine.add_writer(t, lease, engine.deadline(timeout), _waker(loop, fut))
+                space._start_timer()  # an expiry may make room while nobody calls
             else:
+                if space._timer is not None:  # a lease (or a Cleaner's lifetime) may end sooner
+                    space._timer.poke()
                 ticket = 0 if space._journal is None else space._ticket()
         if entry is not None:
             if ticket:
@@ -198,11 +203,13 @@ class AsyncSpace:
         """See :meth:`Space.replace`."""
         compiled = compile_template(template)
         space = self.space
+        with space._lock:
+            deadline = space._engine.deadline(timeout)
         while True:
             old: Tuple | None = await _call(space, space._engine.replace, compiled, successor, lease)
             if old is not None:
                 return old
-            await _block(space, compiled, False, timeout, None)
+            await _block(space, compiled, False, time_left(space._engine, deadline), None)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """See :meth:`Space.write_if_absent`."""
@@ -260,6 +267,10 @@ class AsyncTransaction:
     def state(self) -> str:
         return self._txn.state
 
+    @property
+    def expires_at(self) -> float | None:
+        return self._txn.expires
+
     async def write(self, t: Iterable[Value], lease: float | None = None) -> None:
         with self._space._lock:
             self._space._engine.write(t, lease, self._txn)
@@ -300,6 +311,12 @@ class AsyncTransaction:
     async def abort(self) -> None:
         with self._space._lock:
             self._space._engine.abort(self._txn)
+
+    async def renew(self, lease: float | None) -> None:
+        """Give the transaction ``lease`` more seconds from now."""
+        with self._space._lock:
+            self._space._engine.renew_txn(self._txn, lease)
+            self._space._start_timer()
 
     async def __aenter__(self) -> AsyncTransaction:
         return self
@@ -366,6 +383,17 @@ class AsyncSubscription:
     async def close(self) -> None:
         with self._space._lock:
             self._space._engine.unsubscribe(self._feed)
+
+    async def renew(self, lease: float | None) -> None:
+        """End the subscription ``lease`` seconds from now (None: never)."""
+        with self._space._lock:
+            self._space._engine.renew_feed(self._feed, lease)
+            self._space._start_timer()
+
+    def statistics(self) -> dict[str, Any]:
+        """See :meth:`Subscription.statistics`."""
+        with self._space._lock:
+            return self._feed.statistics()
 
     async def __aenter__(self) -> AsyncSubscription:
         return self

@@ -281,6 +281,7 @@ class Engine:
             if entry.tuple is not None and entry.expires == expires:
                 self._counts["expired"] += 1
                 self._emit("expire", self._remove(entry))
+        self._admit()
         deadlines = self._deadlines
         while deadlines and deadlines[0][0] <= now:
             _, _, item = heapq.heappop(deadlines)
@@ -551,6 +552,11 @@ class Engine:
             self._schedule(deadline, w)
         return w
 
+    def _admit(self) -> None:
+        """Let waiting writers into the room that removals made."""
+        if self._writers:
+            self._admit_writers()
+
     def _admit_writers(self) -> None:
         writers = self._writers
         while writers and len(self._by_seq) < self.capacity:  # type: ignore[operator]
@@ -606,7 +612,7 @@ class Engine:
         self._by_seq[entry.seq] = entry
         if entry.expires is not None:
             self._leased += 1
-            heapq.heappush(self._leases, (entry.expires, entry.seq, entry))
+            heapq.heappush(self._leases, (entry.expires, next(self._tiebreak), entry))
         if self.journal is not None:
             self.journal.put(entry.seq, t, entry.expires)
 
@@ -630,9 +636,7 @@ class Engine:
             self._leased -= 1
         if journal and self.journal is not None:
             self.journal.delete(entry.seq)
-        if self._writers:
-            self._admit_writers()
-        return t
+        return t  # callers let waiting writers in (_admit) after emitting their event
 
     # -- waiters --------------------------------------------------------------
 
@@ -651,6 +655,8 @@ class Engine:
                 w.entry = entry
                 if w.txn is not None:
                     w.txn.taken.append(entry)
+                    if self.journal is not None:  # held, not yet taken: on disk until commit
+                        self.journal.put(entry.seq, t, entry.expires)
             if w.wake() is False:  # its caller can no longer receive: not served
                 w.state, w.result, w.entry = CLOSED, None, None
                 if w.txn is not None and w.kind == "take":
@@ -660,6 +666,8 @@ class Engine:
                 if w.txn is None:
                     self._emit("take", t)
                 return True
+            else:
+                self._counts["reads"] += 1
         return False
 
     def _check_waiters(self) -> None:
@@ -800,7 +808,7 @@ class Engine:
             del txn.writes[i]
         return t
 
-    def _take(self, entry: Entry, txn: Txn | None) -> None:
+    def _take(self, entry: Entry, txn: Txn | None, admit: bool = True) -> None:
         seq, expires = entry.seq, entry.expires
         t = self._remove(entry, txn is None)
         self._counts["takes"] += 1
@@ -808,6 +816,8 @@ class Engine:
             self._emit("take", t)
         else:
             txn.taken.append(Entry(seq, t, expires))
+        if admit:
+            self._admit()
 
     def find_all(
         self, template: Template, take: bool, limit: int | None = None, txn: Txn | None = None
@@ -847,6 +857,8 @@ class Engine:
     def count(self, template: Template, txn: Txn | None = None) -> int:
         """How many tuples match ``template`` (in a transaction: with its own writes)."""
         self._check_open()
+        if txn is not None:
+            self._check_txn(txn)
         self.tick()
         own = len(self._private(txn, template))
         shelf = self._shelves.get(template.arity)
@@ -879,8 +891,9 @@ class Engine:
             return None
         old: Tuple = entry.tuple  # type: ignore[assignment]
         new = check_tuple(successor(old) if callable(successor) else successor, self.limits)
-        self._take(entry, None)
+        self._take(entry, None, admit=False)  # the successor takes the room, not a waiting writer
         self._write(new, expires)
+        self._admit()
         return old
 
     def write_if_absent(self, template: Template, t: object, lease: float | None) -> Entry | None:
@@ -907,7 +920,7 @@ class Engine:
         self._leased += (expires is not None) - (entry.expires is not None)
         entry.expires = expires
         if expires is not None:
-            heapq.heappush(self._leases, (expires, seq, entry))
+            heapq.heappush(self._leases, (expires, next(self._tiebreak), entry))
         if self.journal is not None:
             self.journal.put(seq, entry.tuple, expires)  # type: ignore[arg-type]
         return expires
@@ -920,6 +933,7 @@ class Engine:
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
         self._counts["cancelled"] += 1
         self._emit("cancel", self._remove(entry))
+        self._admit()
 
     def add_lifetime(self, template: Template, max_age: float) -> None:
         """From now on, tuples matching ``template`` live at most ``max_age`` seconds
@@ -931,7 +945,7 @@ class Engine:
             if entry.expires is None or entry.expires > limit:
                 self._leased += entry.expires is None
                 entry.expires = limit
-                heapq.heappush(self._leases, (limit, entry.seq, entry))
+                heapq.heappush(self._leases, (limit, next(self._tiebreak), entry))
                 if self.journal is not None:
                     self.journal.put(entry.seq, entry.tuple, limit)  # type: ignore[arg-type]
 

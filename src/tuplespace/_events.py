@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ._errors import EventsLost
 from ._registry import Interest
@@ -131,6 +131,17 @@ class Feed:
                     return
                 self.queue.append(event)
         self.gap = None
+
+    def statistics(self) -> dict[str, Any]:
+        """Pending and delivered events, overflows and where the gap is."""
+        return {
+            "pending": len(self.queue),
+            "delivered": self.delivered,
+            "overflows": self.overflows,
+            "gap_from": self.gap,
+            "last_seq": self.last_seq,
+            "closed": self.closed,
+        }
 
     def __repr__(self) -> str:
         return f"Feed({self.seq}, pending={len(self.queue)}, gap={self.gap})"

@@ -126,8 +126,9 @@ class Space:
                 lock = _thread.allocate_lock()
                 lock.acquire()
                 w = engine.add_writer(t, lease, deadline, lock.release)
+                self._start_timer()  # an expiry may make room while nobody calls
             else:
-                if lease is not None and self._timer is not None:
+                if self._timer is not None:  # a lease (or a Cleaner's lifetime) may end sooner
                     self._timer.poke()
                 ticket = 0 if self._journal is None else self._ticket()
         if entry is not None:
@@ -204,13 +205,16 @@ class Space:
         """
         compiled = compile_template(template)
         engine = self._engine
+        with self._lock:
+            deadline = engine.deadline(timeout)
         while True:
             old: Tuple | None = self._call(engine.replace, compiled, successor, lease)
             if old is not None:
                 return old
             # Wait until a match exists, then try again: the take and the write
-            # happen together under the lock, never split by a wait.
-            self._block(compiled, False, timeout, None)
+            # happen together under the lock, never split by a wait.  Another
+            # taker may win the match; the timeout bounds all the waits together.
+            self._block(compiled, False, time_left(engine, deadline), None)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written.
@@ -347,6 +351,8 @@ class Space:
         """Run an engine operation under the lock; return once its changes are durable."""
         with self._lock:
             result = operation(*args)
+            if self._timer is not None:  # the operation may have made a lease that ends sooner
+                self._timer.poke()
             ticket = 0 if self._journal is None else self._ticket()
         if ticket:
             self._settle(ticket)
@@ -401,6 +407,11 @@ class Space:
 
     def __repr__(self) -> str:
         return f"Space(order={self.order!r}, tuples={len(self._engine)})"
+
+
+def time_left(engine: Engine, deadline: float | None) -> float | None:
+    """The seconds left until ``deadline`` (None: forever)."""
+    return None if deadline is None else max(deadline - engine.clock.now(), 0.0)
 
 
 def outcome(w: Waiter) -> Tuple:
@@ -608,16 +619,8 @@ class Subscription:
 
     def statistics(self) -> dict[str, Any]:
         """Pending and delivered events, overflows and where the gap is."""
-        feed = self._feed
         with self._space._lock:
-            return {
-                "pending": len(feed.queue),
-                "delivered": feed.delivered,
-                "overflows": feed.overflows,
-                "gap_from": feed.gap,
-                "last_seq": feed.last_seq,
-                "closed": feed.closed,
-            }
+            return self._feed.statistics()
 
     def __enter__(self) -> Subscription:
         return self

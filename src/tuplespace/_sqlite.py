@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 
 from ._codec import decode, encode
-from ._errors import StoreError
+from ._errors import StoreError, WireError
 from ._journal import Journal
 from ._space import Space
 from ._values import Limits, Value
@@ -114,10 +114,15 @@ class _File:
                     f"{self.path} has schema version {version}, newer than this version of "
                     f"PyTupleSpace knows ({SCHEMA_VERSION}); it was left untouched"
                 )
-            for v in range(version, SCHEMA_VERSION):
-                MIGRATIONS[v](db)
-            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            # SQLite reads a damaged b-tree without complaint, skipping rows: look first.
+            problems = db.execute("PRAGMA quick_check(1)").fetchall()
+            if problems != [("ok",)]:
+                raise StoreError(f"{self.path} is damaged ({problems[0][0]}); it was left untouched")
+            if version < SCHEMA_VERSION:  # only a new file or an older schema is written to here
+                for v in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[v](db)
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             if db.in_transaction:
@@ -140,9 +145,12 @@ class _File:
             if not space._engine.closed:
                 _check_options(name, options, {k: getattr(space, k) for k in _STORED_OPTIONS})
                 return space
-        row = self.db.execute(
-            "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
-        ).fetchone()
+        try:
+            row = self.db.execute(
+                "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is damaged: {exc}") from None
         if row is None:
             stored = {k: options[k] for k in _STORED_OPTIONS if k in options}
             space = Space(**options)
@@ -160,20 +168,25 @@ class _File:
         self._closing.discard(name)
         journal = Journal(self.kick)
         engine = space._engine
+        engine.journal = journal  # rows found expired are deleted from the file
         # Rebuilding the indexes makes millions of objects that all live on; the
         # cyclic garbage collector would scan them again and again for nothing.
         collecting = gc.isenabled()
         gc.disable()
         try:
             expired = engine.load(self._rows(name, space.limits), last_seq, last_event)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is damaged: {exc}") from None
         finally:
             if collecting:
                 gc.enable()
+        # The loaded rows are on disk: a later delete of one must reach the file even
+        # if a put of the same row (a renewal, an aborted take) is still pending.
+        journal.swapped_seq = engine.last_seq
         if expired:
             logger.info("space %s: %d tuples expired while the store was closed", name, expired)
-        engine.journal = journal
         space._journal = journal
-        space._on_close = lambda: self._detach(name)
+        space._on_close = lambda: self._detach(name, space)
         self.spaces[name] = (space, journal)
         self.kick()
         return space
@@ -183,11 +196,15 @@ class _File:
             "SELECT seq, data, expires FROM tuples WHERE space = ? ORDER BY seq", (name,)
         )
         for seq, data, expires in cursor:
-            yield seq, decode(data, limits), expires
+            try:
+                t = decode(data, limits)
+            except WireError as exc:
+                raise StoreError(f"{self.path} is damaged: tuple {seq} of space {name!r}: {exc}") from None
+            yield seq, t, expires
 
-    def _detach(self, name: str) -> None:
+    def _detach(self, name: str, space: Space) -> None:
         entry = self.spaces.get(name)
-        if entry is None:
+        if entry is None or entry[0] is not space:  # closed before: this name may be open anew
             return
         with entry[0]._lock:
             batch = entry[1].batch
@@ -202,6 +219,12 @@ class _File:
                 self.kick()
         if self._closed:
             self._thread.join()
+
+    def release(self) -> None:
+        """Stop the committer and close the file (with none of its spaces open)."""
+        self._closed = True
+        self.kick()
+        self._thread.join()
 
     def kick(self) -> None:
         if not self._kick.is_set():
@@ -303,4 +326,10 @@ def open_space(path: str, name: str = "default", durability: str = "normal", **o
             file = _FILES[key] = _File(key, durability)
         elif file.durability != durability:
             raise ValueError(f"{path} is already open with durability={file.durability}")
-        return file.open(name, options)
+        try:
+            return file.open(name, options)
+        except BaseException:
+            if not file.spaces:  # the file was opened for this space only: release it
+                del _FILES[key]
+                file.release()
+            raise

@@ -82,8 +82,6 @@ FORMAL_TYPES: dict[str, type] = {
 }
 """Wire names of the formals, and the Python type each stands for."""
 
-_FORMAL_ALIASES: dict[type, type] = {list: tuple, dict: Map}
-
 
 def _family(v: object) -> str | None:
     if isinstance(v, bool):
@@ -326,16 +324,12 @@ _MARKERS = (Range, Regex, Prefix, OneOf, XPath, Pred)
 
 
 def _formal_check(kind: type) -> _Check:
-    kind = _FORMAL_ALIASES.get(kind, kind)
-    if kind is int:
-        return lambda v: type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
-    if kind is Map:
-        return lambda v: isinstance(v, Mapping)
-    if kind is type(None):
-        return lambda v: v is None
+    check = _FORMAL_CHECKS.get(kind)
+    if check is not None:
+        return check
     if not issubclass(kind, (bool, int, float, str, bytes, _dt.datetime, URI, Credit, tuple, Map)):
         raise InvalidTemplate(f"{kind.__name__} is not a wire type, so it cannot be a formal")
-    return lambda v: isinstance(v, kind)
+    return _instance_of(kind)
 
 
 class Template:
@@ -478,29 +472,69 @@ def _submap(items: list[tuple[str, _Check | _Exact | None]]) -> _Check:
     return check
 
 
-_CACHE: dict[Any, Template] = {}
-_CACHE_MAX = 4096
-_UNCACHEABLE = (tuple, list, dict, Map)
+def _is_int(v: Value) -> bool:
+    return type(v) is int or (isinstance(v, int) and not isinstance(v, bool))
+
+
+def _is_map(v: Value) -> bool:
+    return isinstance(v, Mapping)
+
+
+def _is_null(v: Value) -> bool:
+    return v is None
+
+
+def _instance_of(kind: type) -> _Check:
+    def check(v: Value) -> bool:
+        return isinstance(v, kind)
+
+    return check
+
+
+# One check function per formal type of the wire, made once.
+_FORMAL_CHECKS: dict[type, _Check] = {
+    int: _is_int,
+    Map: _is_map,
+    dict: _is_map,
+    type(None): _is_null,
+    **{kind: _instance_of(kind) for kind in (bool, float, str, bytes, _dt.datetime, URI, Credit, tuple)},
+    list: _instance_of(tuple),
+}
+_INT64 = 1 << 63
 
 
 def compile_template(fields: Any) -> Template:
-    """``Template(fields)``, cached for templates of flat, hashable fields."""
+    """``Template(fields)``, compiled directly when every field is an ASCII str, a
+    64-bit int, ANY or a formal of a wire type (the common case, about 1 µs)."""
     if type(fields) is Template:
         return fields
-    if type(fields) is tuple:
-        # Keyed by the field types too: ("a", 1) and ("a", True) are equal tuples.
-        types = tuple(map(type, fields))
-        key = (fields, types)
-        try:
-            return _CACHE[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable field (a Pred on a lambda is hashable; a dict is not)
+    if type(fields) is not tuple or len(fields) > DEFAULT_LIMITS.max_fields:
+        return Template(fields)
+    exact: list[tuple[int, Any]] = []
+    checks: list[tuple[int, _Check]] = []
+    for pos, f in enumerate(fields):
+        tf = type(f)
+        if tf is str:
+            if not f.isascii():
+                return Template(fields)
+            exact.append((pos, f))
+        elif tf is int:
+            if not -_INT64 < f < _INT64:
+                return Template(fields)
+            exact.append((pos, f))
+        elif f is ANY:
+            continue
+        elif tf is type:
+            check = _FORMAL_CHECKS.get(f)
+            if check is None:
+                return Template(fields)
+            checks.append((pos, check))
+        else:
             return Template(fields)
-        template = Template(fields)
-        if not any(t in _UNCACHEABLE for t in types):
-            if len(_CACHE) >= _CACHE_MAX:
-                _CACHE.clear()
-            _CACHE[key] = template
-        return template
-    return Template(fields)
+    template = Template.__new__(Template)
+    template.fields = fields
+    template.arity = len(fields)
+    template.exact = exact
+    template.checks = checks
+    template.wire_safe = True
+    return template

@@ -1,0 +1,489 @@
+"""Events: every change of a space, numbered, logged, and fed to subscribers.
+
+Written once against the ``space`` fixtures, so they run over every way of running
+a space (the asyncio way through the adapter of ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
+from tuplespace import ANY
+
+
+def drain(sub: Any) -> list[ts.Event]:
+    """The events a subscription has ready now, without waiting."""
+    events = []
+    while True:
+        try:
+            event = sub.get(timeout=0)
+        except ts.Timeout:
+            return events
+        if event is None:
+            return events
+        events.append(event)
+
+
+def changes(events: list[ts.Event]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [(e.kind, e.tuple) for e in events]
+
+
+def assert_consecutive(events: list[ts.Event], first: int) -> None:
+    assert [e.seq for e in events] == list(range(first, first + len(events)))
+
+
+# -- kinds and order ---------------------------------------------------------------
+
+
+def test_every_change_is_an_event_with_a_strictly_increasing_seq(
+    sim_space: Any, clock: ts.SimulatedClock
+) -> None:
+    space = sim_space
+    start = clock.now()
+    before = space.statistics()["last_event"]
+    sub = space.subscribe((ANY, ANY))
+    space.write(("a", 1), lease=10)
+    space.write(("b", 2))
+    clock.advance(2)
+    lease = space.write(("c", 3))
+    assert space.take(("b", 2)) == ("b", 2)
+    lease.cancel()
+    clock.advance(8)
+
+    events = drain(sub)
+    assert changes(events) == [
+        ("write", ("a", 1)),
+        ("write", ("b", 2)),
+        ("write", ("c", 3)),
+        ("take", ("b", 2)),
+        ("cancel", ("c", 3)),
+        ("expire", ("a", 1)),
+    ]
+    assert_consecutive(events, before + 1)
+    assert [e.time for e in events] == [start, start, start + 2, start + 2, start + 2, start + 10]
+    assert all(isinstance(e, ts.Event) for e in events)
+    assert sub.last_seq == events[-1].seq
+    stats = space.statistics()
+    assert stats["last_event"] == events[-1].seq
+    assert stats["subscribers"] == 1
+    assert sub.statistics()["delivered"] == 6
+    assert sub.statistics()["pending"] == 0
+
+
+def test_a_subscription_sees_only_events_after_it_began(space: Any) -> None:
+    space.write(("job", 0))
+    sub = space.subscribe(("job", int))
+    assert drain(sub) == []
+    space.write(("job", 1))
+    assert changes(drain(sub)) == [("write", ("job", 1))]
+
+
+def test_a_template_filters_the_events(space: Any) -> None:
+    jobs = space.subscribe(("job", int))
+    tagged = space.subscribe((ANY, ANY, "urgent"))
+    space.write_many([("job", 1), ("job", "x"), ("other", 2), ("job", 2, "urgent"), ("job", 3)])
+    space.take(("job", 3))
+    space.take(("job", ANY, ANY))
+    assert changes(drain(jobs)) == [
+        ("write", ("job", 1)),
+        ("write", ("job", 3)),
+        ("take", ("job", 3)),
+    ]
+    assert changes(drain(tagged)) == [
+        ("write", ("job", 2, "urgent")),
+        ("take", ("job", 2, "urgent")),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kinds", "expected"),
+    [
+        ({"take"}, [("take", ("job", 1))]),
+        ("take", [("take", ("job", 1))]),
+        ({"write", "cancel"}, [("write", ("job", 1)), ("write", ("job", 2)), ("cancel", ("job", 2))]),
+    ],
+    ids=["set", "one-name", "two-kinds"],
+)
+def test_events_filters_the_kinds(space: Any, kinds: Any, expected: list[Any]) -> None:
+    sub = space.subscribe(("job", int), events=kinds)
+    space.write(("job", 1))
+    space.take(("job", 1))
+    space.write(("job", 2)).cancel()
+    assert changes(drain(sub)) == expected
+
+
+@pytest.mark.parametrize("kinds", [set(), {"update"}, {"write", "destroy"}])
+def test_unknown_or_no_event_kinds_are_refused(space: Any, kinds: set[str]) -> None:
+    with pytest.raises(ts.InvalidValue):
+        space.subscribe(("job", int), events=kinds)
+    assert space.statistics()["subscribers"] == 0
+
+
+def test_a_write_handed_to_a_waiting_taker_gives_write_then_take(space: Any) -> None:
+    sub = space.subscribe(("job", int))
+    taker = spawn(space.take, ("job", int))
+    wait_for_waiters(space, 1)
+    space.write(("job", 1))
+    assert taker.result(PATIENCE) == ("job", 1)
+    events = drain(sub)
+    assert changes(events) == [("write", ("job", 1)), ("take", ("job", 1))]
+    assert events[1].seq == events[0].seq + 1
+
+
+def test_a_waiting_read_served_by_a_write_is_counted_as_a_read(space: Any) -> None:
+    reader = spawn(space.read, ("job", int))
+    wait_for_waiters(space, 1)
+    space.write(("job", 1))
+    assert reader.result(PATIENCE) == ("job", 1)
+    space.read(("job", int))
+    assert space.statistics()["reads"] == 2
+
+
+# -- resuming ------------------------------------------------------------------------
+
+
+def test_resuming_with_since_misses_nothing(space: Any) -> None:
+    sub = space.subscribe(("job", ANY))
+    space.write_many([("job", 0), ("job", 1), ("job", 2)])
+    seen = [next(sub), next(sub)]
+    last = sub.last_seq
+    assert last == seen[-1].seq
+    sub.close()
+
+    space.write(("other", 0))
+    space.take(("job", 0))
+    space.write(("job", 3))
+    resumed = space.subscribe(("job", ANY), since=last)
+    assert resumed.last_seq == last
+    space.write(("job", 4))
+    events = drain(resumed)
+    assert changes(events) == [
+        ("write", ("job", 2)),
+        ("take", ("job", 0)),
+        ("write", ("job", 3)),
+        ("write", ("job", 4)),
+    ]
+    assert events[0].seq == last + 1
+    assert [e.seq for e in events] == sorted({e.seq for e in events})
+
+
+def test_since_zero_replays_the_whole_log(space: Any) -> None:
+    space.write_many([("a",), ("b",)])
+    space.take(("a",))
+    sub = space.subscribe((str,), since=0)
+    assert changes(drain(sub)) == [("write", ("a",)), ("write", ("b",)), ("take", ("a",))]
+
+
+def test_since_the_latest_event_replays_nothing(space: Any) -> None:
+    space.write(("a",))
+    sub = space.subscribe((str,), since=space.statistics()["last_event"])
+    assert drain(sub) == []
+    space.write(("b",))
+    assert changes(drain(sub)) == [("write", ("b",))]
+
+
+def test_since_older_than_the_log_raises_events_lost_at_once(make_space: Any) -> None:
+    space = make_space(event_retention=5)
+    base = space.statistics()["last_event"]
+    space.write_many([("n", i) for i in range(10)])  # events base+1 .. base+10; the log keeps the last 5
+    assert space.statistics()["logged_events"] == 5
+    with pytest.raises(ts.EventsLost) as info:
+        space.subscribe(("n", int), since=base + 2)
+    assert info.value.first_missing == base + 3
+    assert info.value.oldest_available == base + 6
+    assert isinstance(info.value, ts.TupleSpaceError)
+    with pytest.raises(ts.EventsLost) as info:
+        space.subscribe(("n", int), since=base + 4)
+    assert (info.value.first_missing, info.value.oldest_available) == (base + 5, base + 6)
+    assert space.statistics()["subscribers"] == 0
+
+    sub = space.subscribe(("n", int), since=base + 5)
+    events = drain(sub)
+    assert [e.tuple for e in events] == [("n", i) for i in range(5, 10)]
+    assert_consecutive(events, base + 6)
+
+
+def test_since_ahead_of_the_latest_event_is_refused(space: Any) -> None:
+    space.write(("a",))
+    latest = space.statistics()["last_event"]
+    with pytest.raises(ts.InvalidValue) as info:
+        space.subscribe((str,), since=latest + 1)
+    assert isinstance(info.value, ValueError)
+    for since in (-1, 1.5, True, "3"):
+        with pytest.raises(ts.InvalidValue):
+            space.subscribe((str,), since=since)
+    assert space.statistics()["subscribers"] == 0
+
+
+# -- slow subscribers ------------------------------------------------------------------
+
+
+def test_a_slow_subscriber_catches_up_from_the_log_without_missing_an_event(space: Any) -> None:
+    base = space.statistics()["last_event"]
+    sub = space.subscribe(("job", int), max_pending=3)
+    expected: list[tuple[str, tuple[Any, ...]]] = []
+    for n in range(12):
+        space.write(("job", n))
+        space.write(("noise", n))
+        expected.append(("write", ("job", n)))
+        if n % 3 == 0:
+            space.take(("job", n))
+            expected.append(("take", ("job", n)))
+    stats = sub.statistics()
+    assert stats["pending"] == 3
+    assert stats["overflows"] == 1
+    assert stats["gap_from"] == base + 6  # the fourth event on a job: the first not queued
+
+    got = [next(sub) for _ in range(5)]
+    space.write(("job", 100))  # written while the subscriber is still behind
+    expected.append(("write", ("job", 100)))
+    got += drain(sub)
+    assert changes(got) == expected
+    assert [e.seq for e in got] == sorted({e.seq for e in got})
+    stats = sub.statistics()
+    assert (stats["pending"], stats["gap_from"], stats["delivered"]) == (0, None, len(expected))
+    assert stats["last_seq"] == got[-1].seq
+
+    space.write(("job", 101))
+    assert changes(drain(sub)) == [("write", ("job", 101))]
+
+
+def test_a_subscriber_behind_the_log_gets_events_lost_then_goes_on(make_space: Any) -> None:
+    space = make_space(event_retention=5)
+    base = space.statistics()["last_event"]
+    sub = space.subscribe((str, int), max_pending=2)
+    space.write_many([("n", i) for i in range(10)])  # the log keeps base+6 .. base+10
+    assert [next(sub).tuple for _ in range(2)] == [("n", 0), ("n", 1)]
+    with pytest.raises(ts.EventsLost) as info:
+        next(sub)
+    assert info.value.first_missing == base + 3
+    assert info.value.oldest_available == base + 6
+    events = drain(sub)
+    assert [e.tuple for e in events] == [("n", i) for i in range(5, 10)]
+    assert_consecutive(events, base + 6)
+    space.write(("n", 10))
+    assert [e.tuple for e in drain(sub)] == [("n", 10)]
+
+
+def test_a_subscriber_that_lost_events_keeps_only_what_matches(make_space: Any) -> None:
+    space = make_space(event_retention=4)
+    sub = space.subscribe(("keep", int), max_pending=1)
+    for n in range(6):
+        space.write(("keep", n))
+        space.write(("drop", n))
+    assert next(sub).tuple == ("keep", 0)
+    with pytest.raises(ts.EventsLost):
+        sub.get(timeout=0)
+    assert [e.tuple for e in drain(sub)] == [("keep", 4), ("keep", 5)]
+
+
+# -- the end of a subscription -------------------------------------------------------
+
+
+def test_a_subscription_lease_ends_it(sim_space: Any, clock: ts.SimulatedClock) -> None:
+    space = sim_space
+    sub = space.subscribe(("job", int), lease=10)
+    space.write(("job", 1))
+    assert [e.tuple for e in drain(sub)] == [("job", 1)]
+    clock.advance(9.5)
+    assert not sub.closed
+    clock.advance(0.5)
+    assert sub.closed
+    assert sub.get() is None
+    assert list(sub) == []
+    space.write(("job", 2))
+    assert list(sub) == []
+    assert space.statistics()["subscribers"] == 0
+    assert sub.statistics()["closed"] is True
+
+
+def test_a_renewed_subscription_lease_lasts_longer(sim_space: Any, clock: ts.SimulatedClock) -> None:
+    sub = sim_space.subscribe(("job", int), lease=10)
+    clock.advance(8)
+    sub.renew(10)
+    clock.advance(8)
+    assert not sub.closed
+    sim_space.write(("job", 1))
+    assert [e.tuple for e in drain(sub)] == [("job", 1)]
+    clock.advance(2)
+    assert sub.closed
+    with pytest.raises(ts.UnknownLease):
+        sub.renew(10)
+
+
+def test_a_subscription_lease_ends_a_waiting_iteration_with_nobody_calling(space: Any) -> None:
+    sub = space.subscribe(("job", int), lease=0.05)
+    iteration = spawn(list, sub)
+    assert iteration.result(PATIENCE) == []
+    assert sub.closed
+    assert space.statistics()["subscribers"] == 0
+
+
+def test_close_ends_an_iteration_in_another_thread(space: Any) -> None:
+    sub = space.subscribe(("job", int))
+    iteration = spawn(lambda: [e.tuple for e in sub])
+    space.write(("job", 1))
+    wait_until(lambda: sub.statistics()["delivered"] == 1, "the event to be delivered")
+    sub.close()
+    assert iteration.result(PATIENCE) == [("job", 1)]
+    assert sub.closed
+    assert sub.get(timeout=0) is None
+    space.write(("job", 2))
+    assert sub.statistics()["pending"] == 0
+    assert space.statistics()["subscribers"] == 0
+    sub.close()  # closing twice is harmless
+
+
+def test_a_subscription_is_a_context_manager(space: Any) -> None:
+    with space.subscribe(("job", int)) as sub:
+        space.write(("job", 1))
+        assert next(sub).tuple == ("job", 1)
+    assert sub.closed
+    assert space.statistics()["subscribers"] == 0
+
+
+def test_closing_the_space_ends_every_subscription(space: Any) -> None:
+    sub = space.subscribe(("job", int))
+    iteration = spawn(list, sub)
+    space.close()
+    assert iteration.result(PATIENCE) == []
+    assert sub.closed
+    with pytest.raises(ts.SpaceClosed):
+        space.subscribe(("job", int))
+
+
+def test_too_many_subscriptions_are_refused(make_space: Any) -> None:
+    space = make_space(max_subscribers=2)
+    first = space.subscribe(("a",))
+    space.subscribe(("b",))
+    with pytest.raises(ts.LimitReached) as info:
+        space.subscribe(("c",))
+    assert (info.value.limit, info.value.maximum) == ("max_subscribers", 2)
+    assert space.statistics()["subscribers"] == 2
+    first.close()
+    third = space.subscribe(("c",))
+    space.write(("c",))
+    assert [e.tuple for e in drain(third)] == [("c",)]
+
+
+# -- transactions ------------------------------------------------------------------------
+
+
+def test_events_of_a_transaction_appear_at_commit_only(space: Any) -> None:
+    space.write_many([("job", 1), ("job", 2)])
+    sub = space.subscribe((str, int))
+    with space.transaction() as tx:
+        assert tx.take(("job", int)) == ("job", 1)
+        tx.write(("result", 1))
+        tx.write(("result", 2), lease=60)
+        assert drain(sub) == []
+    events = drain(sub)
+    assert changes(events) == [("take", ("job", 1)), ("write", ("result", 1)), ("write", ("result", 2))]
+    assert events[2].seq == events[0].seq + 2
+
+
+def test_an_aborted_transaction_emits_no_event(space: Any) -> None:
+    space.write(("job", 1))
+    sub = space.subscribe((str, int))
+    before = space.statistics()["last_event"]
+    tx = space.transaction()
+    tx.take(("job", 1))
+    tx.write(("result", 1))
+    tx.abort()
+    assert drain(sub) == []
+    assert space.statistics()["last_event"] == before
+    assert space.read_all((str, int)) == [("job", 1)]
+
+
+def test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit(space: Any) -> None:
+    sub = space.subscribe(("job", int))
+    tx = space.transaction()
+    taker = spawn(tx.take, ("job", int))
+    wait_for_waiters(space, 1)
+    space.write(("job", 1))
+    assert taker.result(PATIENCE) == ("job", 1)
+    assert changes(drain(sub)) == [("write", ("job", 1))]
+    tx.commit()
+    assert changes(drain(sub)) == [("take", ("job", 1))]
+
+
+# -- expiry ------------------------------------------------------------------------------
+
+
+def test_expire_events_come_with_nobody_calling(space: Any) -> None:
+    sub = space.subscribe(("presence", str), events={"expire"})
+    lease = space.write(("presence", "node-1"), lease=0.05)
+    event = spawn(sub.get).result(PATIENCE)
+    assert event is not None
+    assert (event.kind, event.tuple) == ("expire", ("presence", "node-1"))
+    assert event.time >= lease.expires_at
+    assert space.count(("presence", str)) == 0
+
+
+def test_expire_events_come_exactly_at_advance(sim_space: Any, clock: ts.SimulatedClock) -> None:
+    space = sim_space
+    sub = space.subscribe(("presence", str), events={"expire"})
+    lease = space.write(("presence", "node-1"), lease=10)
+    clock.advance(9.5)
+    with pytest.raises(ts.Timeout):
+        sub.get(timeout=0)
+    waiting = spawn(sub.get)
+    clock.advance(0.5)
+    event = waiting.result(PATIENCE)
+    assert (event.kind, event.tuple, event.time) == ("expire", ("presence", "node-1"), lease.expires_at)
+    assert space.statistics()["expired"] == 1
+
+
+# -- asyncio ------------------------------------------------------------------------------
+
+
+def test_async_for_over_an_async_subscription() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        async with aspace.subscribe(("job", int)) as sub:
+            seen: list[tuple[str, tuple[Any, ...]]] = []
+
+            async def collect() -> None:
+                async for event in sub:
+                    seen.append((event.kind, event.tuple))
+
+            task = asyncio.create_task(collect())
+            await aspace.write(("job", 1))
+            await aspace.write(("other", 1))
+            assert await aspace.take(("job", int)) == ("job", 1)
+            await aspace.write(("job", 2))
+            async with asyncio.timeout(PATIENCE):
+                while sub.statistics()["delivered"] < 3:
+                    await asyncio.sleep(0)
+        await asyncio.wait_for(task, PATIENCE)  # leaving the block closed it: the loop ended
+        assert seen == [("write", ("job", 1)), ("take", ("job", 1)), ("write", ("job", 2))]
+        assert sub.closed
+        assert aspace.statistics()["subscribers"] == 0
+
+    asyncio.run(main())
+
+
+def test_an_async_subscription_resumes_and_reports_lost_events() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace(event_retention=3)
+        sub = aspace.subscribe((str, int), max_pending=1)
+        await aspace.write_many([("n", i) for i in range(6)])
+        assert (await sub.get(timeout=0)).tuple == ("n", 0)
+        with pytest.raises(ts.EventsLost) as info:
+            await sub.get(timeout=0)
+        assert (info.value.first_missing, info.value.oldest_available) == (2, 4)
+        assert [(await sub.get()).tuple for _ in range(3)] == [("n", 3), ("n", 4), ("n", 5)]
+        with pytest.raises(ts.Timeout):
+            await sub.get(timeout=0)
+        last = sub.last_seq
+        await sub.close()
+        await aspace.write(("n", 6))
+        resumed = aspace.subscribe((str, int), since=last)
+        assert (await resumed.get()).tuple == ("n", 6)
+
+    asyncio.run(main())
