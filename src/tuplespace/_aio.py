@@ -14,9 +14,9 @@ from typing import Any
 
 from ._engine import WAITING, Txn, Waiter
 from ._errors import SpaceFull, Timeout
-from ._events import EVENT_KINDS, Event, Feed, nothing
+from ._events import EVENT_KINDS, Event, nothing
 from ._lease import Lease
-from ._space import Space, Successor, outcome, time_left
+from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
 from ._templates import Template, compile_template
 from ._values import Value
 
@@ -256,28 +256,14 @@ class AsyncSpace:
         return f"AsyncSpace({self.space!r})"
 
 
-class AsyncTransaction:
+class AsyncTransaction(TransactionBase):
     """A transaction seen from asyncio; see :class:`~tuplespace.Transaction`."""
 
-    def __init__(self, space: Space, txn: Txn) -> None:
-        self._space = space
-        self._txn = txn
-
-    @property
-    def state(self) -> str:
-        return self._txn.state
-
-    @property
-    def expires_at(self) -> float | None:
-        return self._txn.expires
-
     async def write(self, t: Iterable[Value], lease: float | None = None) -> None:
-        with self._space._lock:
-            self._space._engine.write(t, lease, self._txn)
+        self._write(t, lease)
 
     async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
-        with self._space._lock:
-            self._space._engine.write_many(tuples, lease, self._txn)
+        self._write_many(tuples, lease)
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         return await _block(self._space, compile_template(template), False, timeout, self._txn)
@@ -286,37 +272,29 @@ class AsyncTransaction:
         return await _block(self._space, compile_template(template), True, timeout, self._txn)
 
     async def try_read(self, template: Any) -> Tuple | None:
-        with self._space._lock:
-            return self._space._engine.find(compile_template(template), False, self._txn)
+        return self._find(template, False)
 
     async def try_take(self, template: Any) -> Tuple | None:
-        with self._space._lock:
-            return self._space._engine.find(compile_template(template), True, self._txn)
+        return self._find(template, True)
 
     async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        with self._space._lock:
-            return self._space._engine.find_all(compile_template(template), False, limit, self._txn)
+        return self._find_all(template, False, limit)
 
     async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        with self._space._lock:
-            return self._space._engine.find_all(compile_template(template), True, limit, self._txn)
+        return self._find_all(template, True, limit)
 
     async def count(self, template: Any) -> int:
-        with self._space._lock:
-            return self._space._engine.count(compile_template(template), self._txn)
+        return self._count(template)
 
     async def commit(self) -> None:
         await _call(self._space, self._space._engine.commit, self._txn)
 
     async def abort(self) -> None:
-        with self._space._lock:
-            self._space._engine.abort(self._txn)
+        self._abort()
 
     async def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""
-        with self._space._lock:
-            self._space._engine.renew_txn(self._txn, lease)
-            self._space._start_timer()
+        self._renew(lease)
 
     async def __aenter__(self) -> AsyncTransaction:
         return self
@@ -328,20 +306,8 @@ class AsyncTransaction:
             await self.abort()
 
 
-class AsyncSubscription:
+class AsyncSubscription(SubscriptionBase):
     """A subscription seen from asyncio: ``async for ev in sub``; see :class:`~tuplespace.Subscription`."""
-
-    def __init__(self, space: Space, feed: Feed) -> None:
-        self._space = space
-        self._feed = feed
-
-    @property
-    def last_seq(self) -> int:
-        return self._feed.last_seq
-
-    @property
-    def closed(self) -> bool:
-        return self._feed.closed
 
     async def get(self, timeout: float | None = None) -> Event | None:
         """The next event, waiting up to ``timeout`` seconds; None once ended."""
@@ -381,19 +347,11 @@ class AsyncSubscription:
         return event
 
     async def close(self) -> None:
-        with self._space._lock:
-            self._space._engine.unsubscribe(self._feed)
+        self._close()
 
     async def renew(self, lease: float | None) -> None:
         """End the subscription ``lease`` seconds from now (None: never)."""
-        with self._space._lock:
-            self._space._engine.renew_feed(self._feed, lease)
-            self._space._start_timer()
-
-    def statistics(self) -> dict[str, Any]:
-        """See :meth:`Subscription.statistics`."""
-        with self._space._lock:
-            return self._feed.statistics()
+        self._renew(lease)
 
     async def __aenter__(self) -> AsyncSubscription:
         return self

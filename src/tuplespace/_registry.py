@@ -40,12 +40,9 @@ class _Arity(Generic[InterestT]):
 
     def __init__(self, arity: int) -> None:
         self.index: list[dict[Any, dict[int, InterestT]]] = [{} for _ in range(arity)]
-        self.positions: list[int] = []  # the positions whose index is not empty
+        self.positions: list[int] = []  # the positions that have had interests filed under them
         self.rest: dict[int, InterestT] = {}
         self.count = 0
-
-    def update_positions(self) -> None:
-        self.positions = [pos for pos, d in enumerate(self.index) if d]
 
 
 def _seq(i: Interest) -> int:
@@ -76,9 +73,8 @@ class Registry(Generic[InterestT]):
             shelf.rest[interest.seq] = interest
         else:
             pos, key = interest.key
-            if not shelf.index[pos]:
-                shelf.index[pos][key] = {}
-                shelf.update_positions()
+            if pos not in shelf.positions:
+                shelf.positions = sorted((*shelf.positions, pos))
             shelf.index[pos].setdefault(key, {})[interest.seq] = interest
         shelf.count += 1
         self.count += 1
@@ -93,8 +89,6 @@ class Registry(Generic[InterestT]):
             del group[interest.seq]
             if not group:
                 del shelf.index[pos][key]
-                if not shelf.index[pos]:
-                    shelf.update_positions()
         shelf.count -= 1
         self.count -= 1
 

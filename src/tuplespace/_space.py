@@ -27,7 +27,7 @@ from ._lease import Lease
 from ._templates import Template, compile_template
 from ._values import DEFAULT_LIMITS, Limits, Value
 
-__all__ = ["Space", "Subscription", "Transaction"]
+__all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
 
 Tuple = tuple[Value, ...]
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
@@ -456,13 +456,11 @@ class _Timer:
                 self._cond.wait(wait)
 
 
-class Transaction:
-    """A transaction on a :class:`Space`; made by :meth:`Space.transaction`.
+class TransactionBase:
+    """What both faces of a transaction share: its state and the calls that never wait.
 
-    It has the space's operations.  Inside it, its own writes are visible and its
-    takes are gone; outside, nothing changes until :meth:`commit`.  Used as a
-    context manager it commits when the block ends and aborts on an exception.
-    Operations on an aborted transaction raise :class:`TransactionAborted`.
+    Every method here runs under the space's lock for microseconds; writes stay
+    private and takes are held until commit, so none of them waits for the disk.
     """
 
     def __init__(self, space: Space, txn: Txn) -> None:
@@ -478,15 +476,60 @@ class Transaction:
     def expires_at(self) -> float | None:
         return self._txn.expires
 
+    def _locked(self, operation: Callable[..., Any], *args: Any) -> Any:
+        with self._space._lock:
+            return operation(*args)
+
+    def _write(self, t: Iterable[Value], lease: float | None) -> None:
+        self._locked(self._space._engine.write, t, lease, self._txn)
+
+    def _write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None) -> None:
+        self._locked(self._space._engine.write_many, tuples, lease, self._txn)
+
+    def _find(self, template: Any, take: bool) -> Tuple | None:
+        found: Tuple | None = self._locked(
+            self._space._engine.find, compile_template(template), take, self._txn
+        )
+        return found
+
+    def _find_all(self, template: Any, take: bool, limit: int | None) -> list[Tuple]:
+        found: list[Tuple] = self._locked(
+            self._space._engine.find_all, compile_template(template), take, limit, self._txn
+        )
+        return found
+
+    def _count(self, template: Any) -> int:
+        n: int = self._locked(self._space._engine.count, compile_template(template), self._txn)
+        return n
+
+    def _abort(self) -> None:
+        self._locked(self._space._engine.abort, self._txn)
+
+    def _renew(self, lease: float | None) -> None:
+        with self._space._lock:
+            self._space._engine.renew_txn(self._txn, lease)
+            self._space._start_timer()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._txn.seq}, {self.state})"
+
+
+class Transaction(TransactionBase):
+    """A transaction on a :class:`Space`; made by :meth:`Space.transaction`.
+
+    It has the space's operations.  Inside it, its own writes are visible and its
+    takes are gone; outside, nothing changes until :meth:`commit`.  Used as a
+    context manager it commits when the block ends and aborts on an exception.
+    Operations on an aborted transaction raise :class:`TransactionAborted`.
+    """
+
     def write(self, t: Iterable[Value], lease: float | None = None) -> None:
         """Write ``t`` at commit; its ``lease`` counts from then."""
-        with self._space._lock:
-            self._space._engine.write(t, lease, self._txn)
+        self._write(t, lease)
 
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
         """Write several tuples at commit (all or none)."""
-        with self._space._lock:
-            self._space._engine.write_many(tuples, lease, self._txn)
+        self._write_many(tuples, lease)
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         return self._space._block(compile_template(template), False, timeout, self._txn)
@@ -495,24 +538,19 @@ class Transaction:
         return self._space._block(compile_template(template), True, timeout, self._txn)
 
     def try_read(self, template: Any) -> Tuple | None:
-        with self._space._lock:
-            return self._space._engine.find(compile_template(template), False, self._txn)
+        return self._find(template, False)
 
     def try_take(self, template: Any) -> Tuple | None:
-        with self._space._lock:
-            return self._space._engine.find(compile_template(template), True, self._txn)
+        return self._find(template, True)
 
     def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        with self._space._lock:
-            return self._space._engine.find_all(compile_template(template), False, limit, self._txn)
+        return self._find_all(template, False, limit)
 
     def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        with self._space._lock:
-            return self._space._engine.find_all(compile_template(template), True, limit, self._txn)
+        return self._find_all(template, True, limit)
 
     def count(self, template: Any) -> int:
-        with self._space._lock:
-            return self._space._engine.count(compile_template(template), self._txn)
+        return self._count(template)
 
     def commit(self) -> None:
         """Make the takes final and the writes visible, atomically."""
@@ -520,15 +558,11 @@ class Transaction:
 
     def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place."""
-        with self._space._lock:
-            self._space._engine.abort(self._txn)
+        self._abort()
 
     def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""
-        with self._space._lock:
-            self._space._engine.renew_txn(self._txn, lease)
-            if self._space._timer is not None:
-                self._space._timer.poke()
+        self._renew(lease)
 
     def __enter__(self) -> Transaction:
         return self
@@ -539,20 +573,9 @@ class Transaction:
         else:
             self.abort()
 
-    def __repr__(self) -> str:
-        return f"Transaction({self._txn.seq}, {self.state})"
 
-
-class Subscription:
-    """The events of a subscription (:meth:`Space.subscribe`), as an iterator.
-
-    Iteration waits for the next event and ends when the subscription is closed
-    (by :meth:`close`, its lease, or the space closing).  A subscriber that falls
-    more than ``max_pending`` events behind catches up from the space's event log
-    without losing any; only if the log no longer holds them does the next call
-    raise :class:`EventsLost`, saying exactly which events are gone, and iteration
-    can go on from the oldest the log still has.
-    """
+class SubscriptionBase:
+    """What both faces of a subscription share: its state and the calls that never wait."""
 
     def __init__(self, space: Space, feed: Feed) -> None:
         self._space = space
@@ -566,6 +589,35 @@ class Subscription:
     @property
     def closed(self) -> bool:
         return self._feed.closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Pending and delivered events, overflows and where the gap is."""
+        with self._space._lock:
+            return self._feed.statistics()
+
+    def _renew(self, lease: float | None) -> None:
+        with self._space._lock:
+            self._space._engine.renew_feed(self._feed, lease)
+            self._space._start_timer()
+
+    def _close(self) -> None:
+        with self._space._lock:
+            self._space._engine.unsubscribe(self._feed)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_seq={self.last_seq}, closed={self.closed})"
+
+
+class Subscription(SubscriptionBase):
+    """The events of a subscription (:meth:`Space.subscribe`), as an iterator.
+
+    Iteration waits for the next event and ends when the subscription is closed
+    (by :meth:`close`, its lease, or the space closing).  A subscriber that falls
+    more than ``max_pending`` events behind catches up from the space's event log
+    without losing any; only if the log no longer holds them does the next call
+    raise :class:`EventsLost`, saying exactly which events are gone, and iteration
+    can go on from the oldest the log still has.
+    """
 
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, waiting up to ``timeout`` seconds (:class:`Timeout` after);
@@ -608,25 +660,14 @@ class Subscription:
 
     def renew(self, lease: float | None) -> None:
         """End the subscription ``lease`` seconds from now (None: never)."""
-        with self._space._lock:
-            self._space._engine.renew_feed(self._feed, lease)
-            self._space._start_timer()
+        self._renew(lease)
 
     def close(self) -> None:
         """End the subscription; a waiting :meth:`get` returns None."""
-        with self._space._lock:
-            self._space._engine.unsubscribe(self._feed)
-
-    def statistics(self) -> dict[str, Any]:
-        """Pending and delivered events, overflows and where the gap is."""
-        with self._space._lock:
-            return self._feed.statistics()
+        self._close()
 
     def __enter__(self) -> Subscription:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"Subscription(last_seq={self.last_seq}, closed={self.closed})"

@@ -427,7 +427,10 @@ class Template:
         if len(t) != self.arity:
             return False
         for pos, key in self.exact:
-            if value_key(t[pos]) != key:
+            v = t[pos]
+            tv = type(v)
+            # A str or int is its own key; keys of other types never equal one.
+            if v != key if tv is str or tv is int else value_key(v) != key:
                 return False
         for pos, check in self.checks:  # a loop, not all(): this is the hot path
             if not check(t[pos]):
