@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench node
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,11 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy
 
-test: lint
+# The wire-format tests check float text against JavaScript's own: they need Node.js.
+node:
+	@command -v node >/dev/null || (apt-get update -q && apt-get install -y -q nodejs)
+
+test: lint node
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -501,7 +501,7 @@ class Engine:
         if self._feeds.count:
             for ft in self._feeds.matching(t):
                 ft.feed.push(event)
-        if self._waiters.count and self._serve_waiters(entry):
+        if self._waiters.count and self._serve_waiters(entry) is not None:
             return entry
         shelf = self._shelves.get(len(t))
         if shelf is None:
@@ -580,9 +580,14 @@ class Engine:
         self._offer(entry)
 
     def _offer(self, entry: Entry) -> None:
+        """Put back a tuple that left the space (its row may still be on disk)."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
-        if self._waiters.count and self._serve_waiters(entry):
-            return
+        if self._waiters.count:
+            taker = self._serve_waiters(entry)
+            if taker is not None:
+                if taker.txn is None and self.journal is not None:
+                    self.journal.delete(entry.seq)  # taken for good: its row goes too
+                return
         shelf = self._shelves.get(len(t))
         if shelf is None:
             shelf = self._shelves[len(t)] = _Shelf(len(t))
@@ -640,8 +645,8 @@ class Engine:
 
     # -- waiters --------------------------------------------------------------
 
-    def _serve_waiters(self, entry: Entry) -> bool:
-        """Hand ``entry`` to the waiters it satisfies; True if a taker consumed it."""
+    def _serve_waiters(self, entry: Entry) -> Waiter | None:
+        """Hand ``entry`` to the waiters it satisfies; the taker that consumed it, if one did."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
         for interest in self._waiters.matching(t):
             w = interest.waiter
@@ -665,10 +670,10 @@ class Engine:
                 self._counts["takes"] += 1
                 if w.txn is None:
                     self._emit("take", t)
-                return True
+                return w
             else:
                 self._counts["reads"] += 1
-        return False
+        return None
 
     def _check_waiters(self) -> None:
         self._check_open()

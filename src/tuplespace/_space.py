@@ -296,10 +296,10 @@ class Space:
                 lock = _thread.allocate_lock()
                 lock.acquire()
                 w = engine.add_waiter(template, take, deadline, lock.release, txn)
-            elif self._journal is not None:
+            elif take and self._journal is not None:  # reads never wait for the disk
                 ticket = self._ticket()
         if found is not None:
-            if self._journal is not None:
+            if take and self._journal is not None:
                 self._settle(ticket)
             return found
         result = self._wait(w, lock)

@@ -80,6 +80,7 @@ class _File:
         self._closing: set[str] = set()
         self._kick = threading.Event()
         self._closed = False
+        self.error: Exception | None = None  # why a commit failed; nothing is written after
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
         except sqlite3.Error as exc:
@@ -140,6 +141,8 @@ class _File:
     # -- spaces -------------------------------------------------------------------
 
     def open(self, name: str, options: dict[str, Any]) -> Space:
+        if self.error is not None:
+            raise StoreError(f"the durable store {self.path} failed: {self.error}")
         if name in self.spaces:
             space = self.spaces[name][0]
             if not space._engine.closed:
@@ -210,15 +213,14 @@ class _File:
             batch = entry[1].batch
             self._closing.add(name)
         self.kick()
-        entry[1].wait(batch)
-        with _FILES_LOCK:
-            del self.spaces[name]
-            if not self.spaces:  # the last space is closed: release the file
-                del _FILES[self.path]
-                self._closed = True
-                self.kick()
-        if self._closed:
-            self._thread.join()
+        try:
+            entry[1].wait(batch)  # raises StoreError if the store failed
+        finally:
+            with _FILES_LOCK:
+                del self.spaces[name]
+                if not self.spaces:  # the last space is closed: release the file
+                    self.release()  # before another thread may open it anew
+                    del _FILES[self.path]
 
     def release(self) -> None:
         """Stop the committer and close the file (with none of its spaces open)."""
@@ -245,15 +247,17 @@ class _File:
                     batch, changes = journal.swap()
                     meta = (space._engine.last_seq, space._engine.last_event, name)
                 batches.append((journal, batch, changes, meta))
-            try:
-                self._write(batches)
-            except Exception as exc:
-                logger.exception("the store %s failed", self.path)
-                for journal, batch, _, _ in batches:
-                    journal.written(batch, exc)
-                return
+            if self.error is None:
+                try:
+                    self._write(batches)
+                except Exception as exc:
+                    # The changes of the batches are lost from memory: writing later
+                    # ones would make the file inconsistent.  It keeps its last
+                    # commit; every operation from now on raises StoreError.
+                    logger.exception("the store %s failed", self.path)
+                    self.error = exc
             for journal, batch, _, _ in batches:
-                journal.written(batch)
+                journal.written(batch, self.error)
 
     def _write(self, batches: list[tuple[Journal, int, dict[int, Any], tuple[int, int, str]]]) -> None:
         # The spaces row holds high-water marks of the sequence numbers, raised by
