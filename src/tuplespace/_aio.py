@@ -146,7 +146,7 @@ class AsyncSpace:
                 w = engine.add_writer(t, lease, engine.deadline(timeout), _waker(loop, fut))
                 space._start_timer()  # an expiry may make room while nobody calls
             else:
-                if space._timer is not None:  # a lease (or a Cleaner's lifetime) may end sooner
+                if space._timer is not None and entry is not None and entry.expires is not None:
                     space._timer.poke()
                 ticket = 0 if space._journal is None else space._ticket()
         if entry is not None:

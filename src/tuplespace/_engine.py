@@ -296,8 +296,11 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do (None: nothing is scheduled)."""
-        times = [h[0][0] for h in (self._leases, self._deadlines) if h]
-        return min(times) if times else None
+        lease = self._leases[0][0] if self._leases else None
+        other = self._deadlines[0][0] if self._deadlines else None
+        if lease is None or (other is not None and other < lease):
+            return other
+        return lease
 
     def expiry(self, lease: float | None) -> float | None:
         """The absolute expiry time for a lease of ``lease`` seconds (None: forever)."""

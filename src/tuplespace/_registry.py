@@ -97,17 +97,24 @@ class Registry(Generic[InterestT]):
         shelf = self._arities.get(len(t))
         if shelf is None or not shelf.count:
             return ()
-        groups = []
+        # Most tuples match nothing: that path builds nothing.
+        groups = None
         index = shelf.index
         for pos in shelf.positions:  # a loop over the few positions interests are filed under
             v = t[pos]
             tv = type(v)
             g = index[pos].get(v if tv is str or tv is int else value_key(v))
             if g:
-                groups.append(g)
+                if groups is None:
+                    groups = [g]
+                else:
+                    groups.append(g)
         if shelf.rest:
-            groups.append(shelf.rest)
-        if not groups:
+            if groups is None:
+                groups = [shelf.rest]
+            else:
+                groups.append(shelf.rest)
+        if groups is None:
             return ()
         if len(groups) == 1:
             candidates: list[InterestT] = list(groups[0].values())

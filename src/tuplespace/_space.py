@@ -128,7 +128,7 @@ class Space:
                 w = engine.add_writer(t, lease, deadline, lock.release)
                 self._start_timer()  # an expiry may make room while nobody calls
             else:
-                if self._timer is not None:  # a lease (or a Cleaner's lifetime) may end sooner
+                if self._timer is not None and entry is not None and entry.expires is not None:
                     self._timer.poke()
                 ticket = 0 if self._journal is None else self._ticket()
         if entry is not None:
