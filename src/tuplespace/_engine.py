@@ -249,6 +249,7 @@ class Engine:
         self.closed = False
         self._random = random.Random(seed)
         self.last_seq = 0  # the seq of the latest tuple written
+        self._loaded_seq = 0  # last_seq when the engine was loaded from a store
         self.journal: Journal | None = None  # set by a durable store: changes to persist
         self._shelves: dict[int, _Shelf] = {}
         self._by_seq: dict[int, Entry] = {}
@@ -266,9 +267,7 @@ class Engine:
         self._txn_seq = itertools.count(1)
         self._lifetimes: list[tuple[Template, float]] = []
         self._leased = 0
-        self._counts = dict.fromkeys(
-            ("writes", "takes", "reads", "expired", "cancelled", "commits", "aborts"), 0
-        )
+        self._counts = dict.fromkeys(("takes", "reads", "expired", "cancelled", "commits", "aborts"), 0)
 
     # -- time ---------------------------------------------------------------
 
@@ -429,7 +428,7 @@ class Engine:
         if journal is not None:
             for seq in expired:
                 journal.delete(seq)
-        self.last_seq = max(self.last_seq, last_seq)
+        self.last_seq = self._loaded_seq = max(self.last_seq, last_seq)
         self._event_seq = max(self._event_seq, last_event)
         return len(expired)
 
@@ -496,7 +495,6 @@ class Engine:
             expires = self._lifetime(t, expires)
         seq = self.last_seq = self.last_seq + 1
         entry = Entry(seq, t, expires)
-        self._counts["writes"] += 1
         # _emit("write", t), inlined: this is the hot path
         event_seq = self._event_seq = self._event_seq + 1
         event = _new_event(Event, (event_seq, "write", t, self._now()))
@@ -1065,6 +1063,7 @@ class Engine:
             "arities": sorted(a for a, s in self._shelves.items() if _live(s.all)),
             "order": self.order,
             "closed": self.closed,
+            "writes": self.last_seq - self._loaded_seq,  # every write takes the next seq
             **self._counts,
         }
 
