@@ -9,8 +9,10 @@ by blocking it.
 from __future__ import annotations
 
 import asyncio
+import threading
+import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from ._engine import WAITING, Txn, Waiter
 from ._errors import SpaceFull, Timeout
@@ -25,20 +27,58 @@ __all__ = ["AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
 Tuple = tuple[Value, ...]
 
 
+class _Wakes:
+    """The futures of one event loop to resolve, resolved together in one callback.
+
+    Waking a coroutine costs its writer only an append: the loop resolves every
+    future woken since its last turn at once, and a writer in another thread
+    wakes the loop once per batch instead of once per waiter.
+    """
+
+    _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wakes]] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[asyncio.Future[None]] = []
+        self.lock = threading.Lock()
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Wakes:
+        wakes = cls._of.get(loop)
+        if wakes is None:
+            wakes = cls._of[loop] = cls(loop)
+        return wakes
+
+    def add(self, fut: asyncio.Future[None]) -> bool:
+        """Queue ``fut``; False if its loop is closed (nobody will ever see it)."""
+        with self.lock:
+            first = not self.pending
+            self.pending.append(fut)
+        if first:
+            try:
+                if asyncio._get_running_loop() is self.loop:
+                    self.loop.call_soon(self.flush)
+                else:
+                    self.loop.call_soon_threadsafe(self.flush)
+            except RuntimeError:  # the loop is closed
+                with self.lock:
+                    self.pending.remove(fut)
+                return False
+        return True
+
+    def flush(self) -> None:
+        with self.lock:
+            pending, self.pending = self.pending, []
+        for fut in pending:
+            if not fut.done():
+                fut.set_result(None)
+
+
 def _waker(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> Callable[[], bool]:
-    def resolve() -> None:
-        if not fut.done():
-            fut.set_result(None)
+    wakes = _Wakes.of(loop)
 
     def wake() -> bool:
-        if asyncio._get_running_loop() is loop:
-            resolve()
-            return True
-        try:
-            loop.call_soon_threadsafe(resolve)
-        except RuntimeError:  # the loop is closed: nobody will receive the tuple
-            return False
-        return True
+        return wakes.add(fut)
 
     return wake
 

@@ -115,19 +115,29 @@ WAITING, DONE, TIMED_OUT, CLOSED, ABORTED = "waiting", "done", "timed out", "clo
 ACTIVE, COMMITTED = "active", "committed"
 
 
-class Waiter:
-    """A blocked call: a read or take waiting for a tuple, or a write waiting for room.
+class Waiter(Interest):
+    """A blocked call: a read or take waiting for a tuple (filed in the registry as an
+    interest in its template), or a write waiting for room (queued apart).
 
     The shell waits until ``state`` leaves WAITING; ``wake`` is called (under the
     shell's lock) when it does, and returns False if the caller can no longer
     receive a result (its event loop is gone).
     """
 
-    __slots__ = ("deadline", "entry", "interest", "kind", "lease", "result", "state", "txn", "wake")
+    __slots__ = ("deadline", "entry", "kind", "lease", "result", "state", "txn", "wake")
 
     def __init__(
-        self, kind: str, deadline: float | None, wake: Callable[[], object], txn: Txn | None = None
+        self,
+        seq: int,
+        template: Template,
+        kind: str,
+        deadline: float | None,
+        wake: Callable[[], object],
+        txn: Txn | None = None,
     ) -> None:
+        self.seq = seq  # the fields of Interest, set here: a waiter is made on every wait
+        self.template = template
+        self.key = None
         self.kind = kind  # "read", "take" or "write"
         self.deadline = deadline
         self.wake = wake
@@ -135,23 +145,13 @@ class Waiter:
         self.state = WAITING
         self.result: Tuple | None = None
         self.entry: Entry | None = None  # a take: what to put back if the taker is gone
-        self.interest: _WaitInterest | None = None
         self.lease: float | None = None  # a write: the lease it asked for
-
-    @property
-    def template(self) -> Template | None:
-        return self.interest.template if self.interest is not None else None
 
     def __repr__(self) -> str:
         return f"Waiter({self.kind}, {self.template!r}, {self.state})"
 
 
-class _WaitInterest(Interest):
-    __slots__ = ("waiter",)
-
-    def __init__(self, seq: int, template: Template, waiter: Waiter) -> None:
-        super().__init__(seq, template)
-        self.waiter = waiter
+_ROOM = Template(())  # the template of a write waiting for room: it waits for no tuple
 
 
 class Txn:
@@ -257,7 +257,7 @@ class Engine:
         self._deadlines: list[tuple[float, int, Waiter | Txn | Feed]] = []
         self._tiebreak = itertools.count()
         self._interest_seq = itertools.count(1)
-        self._waiters: Registry[_WaitInterest] = Registry()
+        self._waiters: Registry[Waiter] = Registry()
         self._writers: deque[Waiter] = deque()
         self._feeds: Registry[FeedTemplate] = Registry()
         self._subscribers = 0
@@ -546,7 +546,7 @@ class Engine:
         t = check_tuple(t, self.limits)
         self.expiry(lease)
         self._check_waiters()
-        w = Waiter("write", deadline, wake)
+        w = Waiter(next(self._interest_seq), _ROOM, "write", deadline, wake)
         w.result, w.lease = t, lease
         self._writers.append(w)
         if deadline is not None:
@@ -649,9 +649,8 @@ class Engine:
     def _serve_waiters(self, entry: Entry) -> Waiter | None:
         """Hand ``entry`` to the waiters it satisfies; the taker that consumed it, if one did."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
-        for interest in self._waiters.matching(t):
-            w = interest.waiter
-            self._waiters.remove(interest)
+        for w in self._waiters.matching(t):
+            self._waiters.remove(w)
             if w.deadline is not None and self._deadlines[0][2] is w:
                 heapq.heappop(self._deadlines)
                 self._prune()
@@ -697,9 +696,8 @@ class Engine:
         self._check_waiters()
         if txn is not None:
             self._check_txn(txn)
-        w = Waiter("take" if take else "read", deadline, wake, txn)
-        w.interest = _WaitInterest(next(self._interest_seq), template, w)
-        self._waiters.add(w.interest)
+        w = Waiter(next(self._interest_seq), template, "take" if take else "read", deadline, wake, txn)
+        self._waiters.add(w)
         if txn is not None:
             txn.waits.add(w)
         if deadline is not None:
@@ -707,10 +705,10 @@ class Engine:
         return w
 
     def _end_wait(self, w: Waiter, state: str) -> None:
-        if w.interest is not None:
-            self._waiters.remove(w.interest)
-        else:
+        if w.kind == "write":
             self._writers.remove(w)
+        else:
+            self._waiters.remove(w)
         if w.txn is not None:
             w.txn.waits.discard(w)
         w.state = state
@@ -1041,8 +1039,8 @@ class Engine:
         self.closed = True
         for txn in list(self._txns.values()):
             self.abort(txn)
-        for interest in list(self._waiters):
-            self._end_wait(interest.waiter, CLOSED)
+        for w in list(self._waiters):
+            self._end_wait(w, CLOSED)
         for w in list(self._writers):
             self._end_wait(w, CLOSED)
         for ft in list(self._feeds):

@@ -425,7 +425,7 @@ def outcome(w: Waiter) -> Tuple:
     assert w.state is TIMED_OUT
     if w.kind == "write":
         raise Timeout("the space stayed full: no room for the tuple in time")
-    raise Timeout(f"no tuple matched {w.template.fields!r} in time")  # type: ignore[union-attr]
+    raise Timeout(f"no tuple matched {w.template.fields!r} in time")
 
 
 class _Timer:
