@@ -27,5 +27,8 @@ node:
 test: lint node
 	$(BIN)/pytest
 
+# The benchmarks, each beside its references; figures and commands in bench/RESULTS.md.
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/bench_coordination.py
+	$(BIN)/python bench/bench_durable.py
