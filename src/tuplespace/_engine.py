@@ -74,7 +74,7 @@ from ._errors import (
     TransactionError,
     UnknownLease,
 )
-from ._events import EVENT_KINDS, Event, Feed, FeedTemplate
+from ._events import EVENT_KINDS, Event, Feed, FeedTemplate, RawEvent
 from ._journal import Journal
 from ._registry import Interest, Registry
 from ._templates import Template
@@ -261,7 +261,7 @@ class Engine:
         self._writers: deque[Waiter] = deque()
         self._feeds: Registry[FeedTemplate] = Registry()
         self._subscribers = 0
-        self._log: deque[Event] = deque(maxlen=event_retention)
+        self._log: deque[RawEvent] = deque(maxlen=event_retention)
         self._event_seq = 0
         self._txns: dict[int, Txn] = {}
         self._txn_seq = itertools.count(1)
@@ -342,9 +342,10 @@ class Engine:
 
     def _emit(self, kind: str, t: Tuple) -> None:
         self._event_seq += 1
-        event = _new_event(Event, (self._event_seq, kind, t, self._now()))
-        self._log.append(event)
+        raw = (self._event_seq, kind, t, self._now())
+        self._log.append(raw)
         if self._feeds.count:
+            event = _new_event(Event, raw)
             for ft in self._feeds.matching(t):
                 ft.feed.push(event)
 
@@ -387,7 +388,7 @@ class Engine:
                 raise InvalidValue(
                     f"since={since} is ahead of this space's latest event, {self._event_seq}", "since"
                 )
-            oldest = self._log[0].seq if self._log else self._event_seq + 1
+            oldest = self._log[0][0] if self._log else self._event_seq + 1
             if since + 1 < oldest:
                 raise EventsLost(since + 1, oldest)
         expires = self.expiry(lease)
@@ -497,9 +498,10 @@ class Engine:
         entry = Entry(seq, t, expires)
         # _emit("write", t), inlined: this is the hot path
         event_seq = self._event_seq = self._event_seq + 1
-        event = _new_event(Event, (event_seq, "write", t, self._now()))
-        self._log.append(event)
+        raw = (event_seq, "write", t, self._now())
+        self._log.append(raw)  # the log keeps plain tuples; Events are made for subscribers
         if self._feeds.count:
+            event = _new_event(Event, raw)
             for ft in self._feeds.matching(t):
                 ft.feed.push(event)
         if self._waiters.count and self._serve_waiters(entry) is not None:
@@ -1066,7 +1068,7 @@ class Engine:
         }
 
 
-_new_event = tuple.__new__  # builds an Event without NamedTuple's Python-level __new__
+_new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
 
 
 def _entry_seq(e: Entry) -> int:

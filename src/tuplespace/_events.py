@@ -24,7 +24,7 @@ from ._registry import Interest
 from ._templates import Template
 from ._values import Value
 
-__all__ = ["EVENT_KINDS", "Event", "Feed"]
+__all__ = ["EVENT_KINDS", "Event", "Feed", "RawEvent"]
 
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
 
@@ -36,6 +36,10 @@ class Event(NamedTuple):
     kind: str
     tuple: tuple[Value, ...]
     time: float
+
+
+RawEvent = tuple[int, str, tuple[Value, ...], float]
+"""An event as the log keeps it: the fields of :class:`Event`, in a plain tuple."""
 
 
 class FeedTemplate(Interest):
@@ -87,8 +91,8 @@ class Feed:
         self.overflows = 0
         self.last_seq = 0  # the last event handed to the subscriber
 
-    def wants(self, event: Event) -> bool:
-        return event.kind in self.kinds and any(ft.template.matches(event.tuple) for ft in self.templates)
+    def wants(self, raw: RawEvent) -> bool:
+        return raw[1] in self.kinds and any(ft.template.matches(raw[2]) for ft in self.templates)
 
     def push(self, event: Event) -> None:
         if self.gap is not None or event.kind not in self.kinds:
@@ -102,7 +106,7 @@ class Feed:
         self.queue.append(event)
         self.wake()
 
-    def pop(self, log: deque[Event], next_seq: int) -> Event | None:
+    def pop(self, log: deque[RawEvent], next_seq: int) -> Event | None:
         """The next event, refilling from ``log`` after a gap.
 
         Raises EventsLost if the log no longer reaches back to the gap; the feed
@@ -117,19 +121,19 @@ class Feed:
         self.last_seq = event.seq
         return event
 
-    def _refill(self, log: deque[Event], next_seq: int) -> None:
+    def _refill(self, log: deque[RawEvent], next_seq: int) -> None:
         gap: int = self.gap  # type: ignore[assignment]
-        oldest = log[0].seq if log else next_seq
+        oldest = log[0][0] if log else next_seq
         if oldest > gap:
             self.gap = oldest if log else None
             raise EventsLost(gap, oldest)
         # The log's sequence numbers are contiguous, so the gap's place is known.
-        for event in itertools.islice(log, gap - oldest, None):
-            if self.wants(event):
+        for raw in itertools.islice(log, gap - oldest, None):
+            if self.wants(raw):
                 if len(self.queue) >= self.max_pending:
-                    self.gap = event.seq
+                    self.gap = raw[0]
                     return
-                self.queue.append(event)
+                self.queue.append(Event(*raw))
         self.gap = None
 
     def statistics(self) -> dict[str, Any]:
