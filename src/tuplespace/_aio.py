@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
-from ._engine import WAITING, Txn, Waiter
+from ._engine import Txn, Waiter
 from ._errors import SpaceFull, Timeout
 from ._events import EVENT_KINDS, Event, nothing
 from ._lease import Lease
@@ -97,15 +97,11 @@ async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
                     await asyncio.wait((fut,), timeout=remaining)
                     if fut.done():
                         break
-                with space._lock:
-                    engine.tick()
-                    if w.state is not WAITING:
-                        break
+                if space._wait_ended(w):
+                    break
         received = True
     finally:
-        if w.state is WAITING or not received:
-            with space._lock:
-                engine.withdraw(w, received)
+        space._end_wait(w, received)
     return outcome(w)
 
 

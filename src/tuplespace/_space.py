@@ -319,16 +319,25 @@ class Space:
                 while not lock.acquire(
                     timeout=min(max(w.deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX)
                 ):
-                    with self._lock:
-                        engine.tick()
-                        if w.state is not WAITING:
-                            break
+                    if self._wait_ended(w):
+                        break
             received = True
         finally:
-            if w.state is WAITING or not received:
-                with self._lock:
-                    engine.withdraw(w, received)
+            self._end_wait(w, received)
         return outcome(w)
+
+    def _wait_ended(self, w: Waiter) -> bool:
+        """After a timed slice of a wait: let the clock act; True if ``w`` has ended."""
+        with self._lock:
+            self._engine.tick()
+            return w.state is not WAITING
+
+    def _end_wait(self, w: Waiter, received: bool) -> None:
+        """When a wait stops: withdraw ``w`` if it still waits, and put back a tuple
+        taken for a caller that did not receive it."""
+        if w.state is WAITING or not received:
+            with self._lock:
+                self._engine.withdraw(w, received)
 
     # -- durability -------------------------------------------------------------
 
