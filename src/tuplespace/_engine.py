@@ -345,8 +345,14 @@ class Engine:
         raw = (self._event_seq, kind, t, self._now())
         self._log.append(raw)
         if self._feeds.count:
+            self._deliver(raw)
+
+    def _deliver(self, raw: RawEvent) -> None:
+        """Push the event to the feeds whose templates match its tuple."""
+        matched = self._feeds.matching(raw[2])
+        if matched:
             event = _new_event(Event, raw)
-            for ft in self._feeds.matching(t):
+            for ft in matched:
                 ft.feed.push(event)
 
     @property
@@ -501,9 +507,7 @@ class Engine:
         raw = (event_seq, "write", t, self._now())
         self._log.append(raw)  # the log keeps plain tuples; Events are made for subscribers
         if self._feeds.count:
-            event = _new_event(Event, raw)
-            for ft in self._feeds.matching(t):
-                ft.feed.push(event)
+            self._deliver(raw)
         if self._waiters.count and self._serve_waiters(entry) is not None:
             return entry
         shelf = self._shelves.get(len(t))
