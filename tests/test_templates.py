@@ -402,3 +402,8 @@ def test_cached_templates_match_like_fresh_ones(
 ) -> None:
     for fields in fields_list:
         assert compile_template(fields).matches(t) == Template(fields).matches(t)
+
+
+def test_an_xpath_with_a_control_character_is_an_invalid_template() -> None:
+    with pytest.raises(ts.InvalidTemplate):
+        XPath("/a\x00b")

@@ -278,7 +278,7 @@ class XPath:
             raise InvalidTemplate(f"XPath expression is longer than {MAX_PATTERN} characters")
         try:
             compiled = etree.XPath(self.expression)
-        except etree.XPathSyntaxError as exc:
+        except (etree.XPathSyntaxError, ValueError) as exc:  # ValueError: NUL or control characters
             raise InvalidTemplate(f"invalid XPath {self.expression!r}: {exc}") from None
         object.__setattr__(self, "_compiled", compiled)
 

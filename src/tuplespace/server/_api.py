@@ -1,0 +1,357 @@
+"""The state of a server and what its handlers share: who is asking, and waiting.
+
+Blocking operations are long polls: the handler waits at most ``long_poll``
+seconds, on the space's own waiters, while watching for the client going away
+(the wait is withdrawn and takes nothing) and for the server shutting down (the
+wait answers ``{"tuple": null, "more": true}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive
+
+from .._aio import AsyncSubscription
+from .._aio import _call as _aio_call
+from .._codec import to_wire
+from .._errors import Timeout
+from .._values import DEFAULT_LIMITS, Limits, Value
+from ._auth import Grant, Tokens, permissions_for, valid_space_name
+from ._errors import ApiError
+from ._hub import Hub, SpaceInfo
+from ._requests import get_limit
+
+__all__ = [
+    "ALL_FIELDS",
+    "COUNT_FIELDS",
+    "FIND_FIELDS",
+    "IF_ABSENT_FIELDS",
+    "LEASE_FIELDS",
+    "REPLACE_FIELDS",
+    "TAKE_FIELDS",
+    "TX_WRITE_FIELDS",
+    "WRITE_FIELDS",
+    "WRITE_MANY_FIELDS",
+    "ApiBase",
+    "Caller",
+    "ServerLimits",
+    "disconnected",
+    "found_answer",
+    "json_response",
+    "lease_out",
+    "locked_call",
+    "no_content",
+    "wire_or_null",
+]
+
+T = TypeVar("T")
+Tuple = tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What one request, and one client, may ask of a server.
+
+    - ``max_body``: bytes of a request body.
+    - ``max_batch``: tuples in one ``write_many``, claims confirmed in one request.
+    - ``max_results``: tuples in one ``read_all`` or ``take_all`` answer.
+    - ``max_waiting``: calls one client may have waiting at once.
+    - ``max_subscriptions``: event streams one client may have open.
+    - ``max_transactions``: transactions and claims one client may hold.
+    - ``max_pending``: events queued for one slow event stream (it then catches up
+      from the space's event log).
+    - ``rate``, ``burst``: requests per second one client may make on average, and
+      in a burst (``rate=None``: no limit).
+    - ``wire``: the limits of a tuple (:class:`tuplespace.Limits`).
+
+    A client is a token, or the address of a request without one.
+    """
+
+    max_body: int = 8 << 20
+    max_batch: int = 10_000
+    max_results: int = 10_000
+    max_waiting: int = 1_000
+    max_subscriptions: int = 100
+    max_transactions: int = 10_000
+    max_pending: int = 1_000
+    rate: float | None = None
+    burst: int = 100
+    wire: Limits = DEFAULT_LIMITS
+
+
+class _Interrupted(Exception):
+    """A long poll ended early: its client went away or the server is shutting down."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    grant: Grant | None
+    client: str  # the key its limits are counted under
+
+    @property
+    def owner(self) -> str | None:
+        return None if self.grant is None else self.grant.name
+
+
+def json_response(data: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def lease_out(seq: int, expires: float | None) -> dict[str, Any]:
+    return {"id": seq, "expires_at": expires}
+
+
+async def disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+# The fields each request body may hold.
+WRITE_FIELDS = frozenset({"tuple", "lease", "timeout"})
+WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
+FIND_FIELDS = frozenset({"template", "timeout"})
+TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
+ALL_FIELDS = frozenset({"template", "limit"})
+COUNT_FIELDS = frozenset({"template"})
+REPLACE_FIELDS = frozenset({"template", "tuple", "lease", "timeout"})
+IF_ABSENT_FIELDS = frozenset({"template", "tuple", "lease"})
+LEASE_FIELDS = frozenset({"lease"})
+TX_WRITE_FIELDS = frozenset({"tuple", "lease"})
+
+
+class ApiBase:
+    """The state of one server, and what every handler does first."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        tokens: Tokens,
+        limits: ServerLimits,
+        long_poll: float,
+        claim_lease: float,
+        heartbeat: float,
+    ) -> None:
+        self.hub = hub
+        self.tokens = tokens
+        self.limits = limits
+        self.long_poll = long_poll
+        self.claim_lease = claim_lease
+        self.heartbeat = heartbeat
+        self.stopping = False
+        self._stop_waiters: set[asyncio.Future[None]] = set()
+        self.streams: set[AsyncSubscription] = set()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.requests = 0
+
+    # -- shutting down ----------------------------------------------------------------
+
+    async def begin_shutdown(self) -> None:
+        """Refuse new requests, answer waiting long polls and end event streams."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.hub.stopping = True
+        for fut in list(self._stop_waiters):
+            if not fut.done():
+                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+        for sub in list(self.streams):
+            await sub.close()
+
+    async def close(self) -> None:
+        await self.begin_shutdown()
+        await asyncio.to_thread(self.hub.close)
+
+    # -- the prologue of every request ---------------------------------------------------
+
+    def caller(self, request: Request) -> Caller:
+        """Who is asking: 503 while shutting down, 401 for a bad token, 429 past the rate."""
+        self.requests += 1
+        if self.stopping:
+            raise ApiError(503, "shutting_down", "the server is shutting down")
+        grant = self.tokens.authenticate(request.headers.get("authorization"))
+        if grant is not None:
+            client = "token:" + grant.name
+        else:
+            client = "address:" + (request.client.host if request.client else "-")
+        if self.limits.rate is not None:
+            self._check_rate(client, self.limits.rate)
+        return Caller(grant, client)
+
+    def _check_rate(self, client: str, rate: float) -> None:
+        burst = float(self.limits.burst)
+        now = time.monotonic()
+        tokens, stamp = self._buckets.pop(client, (burst, now))
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            error = ApiError(
+                429,
+                "rate_limited",
+                f"more than {rate:g} requests per second",
+                limit="rate",
+                maximum=self.limits.burst,
+            )
+            error.headers["Retry-After"] = str(max(1, round((1.0 - tokens) / rate)))
+            raise error
+        self._buckets[client] = (tokens - 1.0, now)
+        while len(self._buckets) > 10_000:
+            self._buckets.popitem(last=False)
+
+    def _denied(self, caller: Caller, needed: str, space: str) -> ApiError:
+        if caller.grant is None:
+            return ApiError(401, "unauthorized", f"{needed} on space {space!r} needs a token")
+        return ApiError(
+            403, "forbidden", f"the token {caller.grant.name!r} may not {needed} on space {space!r}"
+        )
+
+    def authorize(self, caller: Caller, name: str, needs: tuple[str, ...]) -> SpaceInfo | None:
+        """The space ``name`` if it exists (None if the caller may create it), after
+        checking the caller has every permission of ``needs`` on it."""
+        if not valid_space_name(name):
+            raise ApiError(
+                400,
+                "bad_request",
+                "a space name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit",
+                "space",
+            )
+        info = self.hub.get(name)
+        anonymous = self.hub.default_anonymous if info is None else info.anonymous
+        perms = permissions_for(self.tokens, caller.grant, name, anonymous)
+        for needed in needs:
+            if needed not in perms:
+                raise self._denied(caller, needed, name)
+        if info is None and "admin" not in perms:
+            raise ApiError(404, "not_found", f"no space {name!r}")
+        return info
+
+    async def space(self, caller: Caller, name: str, info: SpaceInfo | None) -> SpaceInfo:
+        """``info``, or the space ``name`` created with the server's default options."""
+        if info is not None and not info.deleted:
+            return info
+        if info is not None:
+            raise ApiError(404, "not_found", f"no space {name!r}")
+        created, _ = await asyncio.to_thread(self.hub.create, name, {})
+        return created
+
+    # -- waiting ------------------------------------------------------------------------
+
+    async def _race(self, request: Request, work: Coroutine[Any, Any, T]) -> T:
+        """Await ``work`` unless the client goes away or the server stops first
+        (then ``work`` is cancelled, which withdraws its wait, and _Interrupted)."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(work)
+        gone = loop.create_task(disconnected(request.receive))
+        stop: asyncio.Future[None] = loop.create_future()
+        self._stop_waiters.add(stop)
+        if self.stopping:
+            stop.set_result(None)
+        try:
+            await asyncio.wait((task, gone, stop), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stop_waiters.discard(stop)
+            gone.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,))
+        if task.cancelled():
+            raise _Interrupted
+        return task.result()
+
+    async def poll(
+        self,
+        request: Request,
+        caller: Caller,
+        timeout: float | None,
+        call: Callable[[float], Coroutine[Any, Any, T]],
+    ) -> tuple[T | None, bool]:
+        """Run ``call(wait)`` as a long poll of at most ``long_poll`` seconds.
+
+        Returns ``(result, False)``, or ``(None, more)`` when nothing came in time;
+        ``more`` is True when the wait was cut short (by the long-poll maximum or a
+        shutdown) and the client should ask again.
+        """
+        if timeout == 0:
+            try:
+                return await call(0.0), False
+            except Timeout:
+                return None, False
+        wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
+        cut = timeout is None or timeout > self.long_poll
+        state = self.hub.client(caller.client)
+        if state.waiting >= self.limits.max_waiting:
+            self.hub.release_client(caller.client)
+            raise ApiError(
+                429,
+                "limit_reached",
+                f"this client already has {self.limits.max_waiting} waiting calls",
+                limit="max_waiting",
+                maximum=self.limits.max_waiting,
+            )
+        state.waiting += 1
+        try:
+            return await self._race(request, call(wait)), False
+        except Timeout:
+            return None, cut
+        except _Interrupted:
+            return None, True
+        finally:
+            state.waiting -= 1
+            self.hub.release_client(caller.client)
+
+    # -- helpers of the handlers -----------------------------------------------------------
+
+    @staticmethod
+    def _existing(info: SpaceInfo | None, name: str) -> SpaceInfo:
+        if info is None or info.deleted:
+            raise ApiError(404, "not_found", f"no space {name!r}")
+        return info
+
+    def _limit(self, body: dict[str, Any]) -> tuple[int, bool]:
+        """The number of tuples to answer with, and whether the server cut it down."""
+        requested = get_limit(body)
+        most = self.limits.max_results
+        if requested is None or requested > most:
+            return most, True
+        return requested, False
+
+    @staticmethod
+    def _many(found: list[Tuple], limit: int, more: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {"tuples": [to_wire(t) for t in found[:limit]]}
+        if more:
+            out["more"] = True
+        return out
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def wire_or_null(t: Tuple | None) -> Any:
+    return None if t is None else to_wire(t)
+
+
+def found_answer(t: Tuple | None, more: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {"tuple": wire_or_null(t)}
+    if more:
+        out["more"] = True
+    return out
+
+
+async def locked_call(info: SpaceInfo, operation: Callable[..., T], *args: Any) -> T:
+    """Run an engine operation under the space's lock; return once it is durable."""
+    result: T = await _aio_call(info.space, operation, *args)
+    return result

@@ -1,0 +1,201 @@
+"""The HTTP API of docs/http-api.md, as a FastAPI application.
+
+Handlers read the body with orjson and decode tuples and templates with the wire
+codec; no model validates a request on the way in (the request schemas exist
+for the OpenAPI document only).  Every request is checked whole before it acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import __version__
+from .._errors import TupleSpaceError
+from . import _schemas as schemas
+from ._api import ServerLimits
+from ._auth import ALL, Tokens
+from ._errors import ApiError, api_error, error_response
+from ._hub import Hub
+from ._operations import Operations
+from ._streams import EventRoutes
+from ._transactions import Transactions
+
+__all__ = ["Api", "create_app"]
+
+
+class Api(Operations, Transactions, EventRoutes):
+    """The state of one server and the handlers of its routes."""
+
+
+def create_app(
+    data_dir: str | Path | None = None,
+    *,
+    store: str | None = None,
+    tokens: str | Path | dict[str, Any] | None = None,
+    anonymous: set[str] | frozenset[str] | None = None,
+    long_poll: float = 30.0,
+    claim_lease: float = 30.0,
+    limits: ServerLimits | None = None,
+    heartbeat: float = 15.0,
+) -> FastAPI:
+    """The ASGI application of a PyTupleSpace server (see docs/http-api.md).
+
+    >>> app = create_app("./tuplespace-data")     # doctest: +SKIP
+    >>> uvicorn.run(app, port=8765)                # doctest: +SKIP
+
+    - ``data_dir``: where durable spaces are kept (``spaces.db``, ``spaces.json``).
+    - ``store``: ``"durable"`` or ``"memory"``, how spaces are kept unless they ask
+      otherwise; by default durable when there is a ``data_dir``, else memory.
+    - ``tokens``: a token file (a path) or its content (a dict); None: the server
+      checks no tokens and every request may do everything.
+    - ``anonymous``: permissions of requests without a token on spaces created
+      without their own ``anonymous`` list (default: none).
+    - ``long_poll``: the longest a request waits, in seconds.
+    - ``claim_lease``: how long a claimed take waits for its confirmation.
+    - ``limits``: :class:`ServerLimits`.
+    - ``heartbeat``: seconds between keep-alive comments on an idle event stream.
+
+    Raises ``ValueError`` for invalid options or an invalid token file.
+    """
+    if store is None:
+        store = "memory" if data_dir is None else "durable"
+    if store not in ("durable", "memory"):
+        raise ValueError(f'store is "durable" or "memory", not {store!r}')
+    if store == "durable" and data_dir is None:
+        raise ValueError("a durable server needs a data_dir")
+    for name, value in (("long_poll", long_poll), ("claim_lease", claim_lease), ("heartbeat", heartbeat)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    default_anonymous = frozenset(anonymous or ())
+    unknown = default_anonymous - ALL
+    if unknown:
+        raise ValueError(
+            f"unknown permission {sorted(unknown)[0]!r}; permissions are {', '.join(sorted(ALL))}"
+        )
+    limits = limits or ServerLimits()
+    hub = Hub(
+        None if data_dir is None else Path(data_dir),
+        store,
+        default_anonymous,
+        limits.wire,
+        limits.max_transactions,
+    )
+    api = Api(hub, Tokens(tokens), limits, float(long_poll), float(claim_lease), float(heartbeat))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(hub.start)
+        try:
+            yield
+        finally:
+            await api.close()
+
+    app = FastAPI(
+        title="PyTupleSpace",
+        version=__version__,
+        description="A tuple space over HTTP: see docs/http-api.md.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.api = api
+    _routes(app, api)
+    _error_handlers(app, api)
+    schemas.install(app)
+    return app
+
+
+def _routes(app: FastAPI, api: Api) -> None:
+    def route(
+        method: str, path: str, endpoint: Callable[..., Awaitable[Response]], name: str, **extra: Any
+    ) -> None:
+        app.add_api_route(
+            path,
+            endpoint,
+            methods=[method],
+            name=name,
+            operation_id=name,
+            response_class=Response,
+            **schemas.operation(name),
+            **extra,
+        )
+
+    route("GET", "/health", api.health, "health")
+    route("GET", "/metrics", api.metrics, "metrics")
+    route("GET", "/spaces", api.list_spaces, "list_spaces")
+    route("PUT", "/spaces/{space}", api.put_space, "put_space")
+    route("GET", "/spaces/{space}", api.get_space, "get_space")
+    route("DELETE", "/spaces/{space}", api.delete_space, "delete_space")
+    for op in (
+        "write",
+        "write_many",
+        "read",
+        "take",
+        "read_all",
+        "take_all",
+        "count",
+        "replace",
+        "write_if_absent",
+    ):
+        route("POST", f"/spaces/{{space}}/{op}", getattr(api, op), op)
+    route("POST", "/spaces/{space}/claims/{claim}/confirm", api.confirm_claim, "confirm_claim")
+    route("POST", "/spaces/{space}/claims/{claim}/release", api.release_claim, "release_claim")
+    route("POST", "/spaces/{space}/leases/{lease_id}/renew", api.renew_lease, "renew_lease")
+    route("DELETE", "/spaces/{space}/leases/{lease_id}", api.cancel_lease, "cancel_lease")
+    route("POST", "/spaces/{space}/transactions", api.begin_transaction, "begin_transaction")
+    for op in (
+        "write",
+        "write_many",
+        "read",
+        "take",
+        "read_all",
+        "take_all",
+        "count",
+        "commit",
+        "abort",
+        "renew",
+    ):
+        route("POST", f"/spaces/{{space}}/transactions/{{tx_id}}/{op}", getattr(api, f"tx_{op}"), f"tx_{op}")
+    route("GET", "/spaces/{space}/events", api.events, "events")
+    route("GET", "/tokens", api.list_tokens, "list_tokens")
+    route("POST", "/tokens", api.create_token, "create_token")
+    route("DELETE", "/tokens/{name}", api.revoke_token, "revoke_token")
+
+
+def _error_handlers(app: FastAPI, api: Api) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(exc)
+
+    async def on_space_error(request: Request, exc: Exception) -> Response:
+        return error_response(api_error(exc, shutting_down=api.stopping))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        error = ApiError(exc.status_code, code, str(exc.detail))
+        error.headers.update(exc.headers or {})
+        return error_response(error)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        location = [str(part) for part in first.get("loc", ()) if part not in ("path", "query", "body")]
+        return error_response(
+            ApiError(400, "bad_request", str(first.get("msg", "invalid request")), ".".join(location) or None)
+        )
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(TupleSpaceError, on_space_error)
+    app.add_exception_handler(HTTPException, on_http_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -1,0 +1,107 @@
+"""Errors as the HTTP API answers them: a status and ``{"error": {code, message, field}}``.
+
+Every failure of a request is an :class:`ApiError` by the time it reaches the
+client; :func:`api_error` translates the exceptions of the space into one,
+prefixing the path an exception carries with the part of the request it came
+from (``tuple[2]["temp"]``, ``template[1]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from .._errors import (
+    InvalidTemplate,
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    SpaceFull,
+    StoreError,
+    TransactionAborted,
+    TransactionError,
+    UnknownLease,
+    UnsupportedType,
+    ValueTooLarge,
+    WireError,
+)
+
+__all__ = ["ApiError", "api_error", "error_response"]
+
+
+class ApiError(Exception):
+    """A request that failed: its HTTP ``status``, a ``code``, a message and the
+    offending ``field`` of the request (None: the request as a whole)."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "field": self.field, **self.extra}}
+
+
+def _field(prefix: str | None, path: str) -> str | None:
+    if prefix is None:
+        return path or None
+    return prefix + path
+
+
+def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool = False) -> ApiError:
+    """The :class:`ApiError` for an exception raised by a space while handling the
+    part ``field`` of a request."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ValueTooLarge):
+        return ApiError(
+            413,
+            "value_too_large",
+            exc.reason,
+            _field(field, exc.path),
+            limit=exc.limit,
+            maximum=exc.maximum,
+        )
+    if isinstance(exc, WireError):
+        return ApiError(400, "wire_error", exc.reason, _field(field, exc.path))
+    if isinstance(exc, UnsupportedType):
+        return ApiError(400, "unsupported_type", exc.reason, _field(field, exc.path))
+    if isinstance(exc, InvalidTemplate):
+        return ApiError(400, "invalid_template", exc.reason, _field(field, exc.path))
+    if isinstance(exc, InvalidValue):
+        # The engine names its arguments (lease, timeout, limit, since) in the path.
+        if exc.path in ("lease", "timeout", "limit", "since", "max_pending"):
+            return ApiError(400, "invalid_value", exc.reason, exc.path)
+        return ApiError(400, "invalid_value", exc.reason, _field(field, exc.path))
+    if isinstance(exc, SpaceFull):
+        return ApiError(429, "space_full", str(exc), None, limit=exc.limit, maximum=exc.maximum)
+    if isinstance(exc, LimitReached):
+        return ApiError(429, "limit_reached", str(exc), None, limit=exc.limit, maximum=exc.maximum)
+    if isinstance(exc, UnknownLease):
+        return ApiError(404, "unknown_lease", str(exc))
+    if isinstance(exc, TransactionAborted):
+        return ApiError(409, "transaction_aborted", str(exc))
+    if isinstance(exc, TransactionError):
+        return ApiError(409, "transaction_ended", str(exc))
+    if isinstance(exc, StoreError):
+        return ApiError(503, "store_error", str(exc))
+    if isinstance(exc, SpaceClosed):
+        if shutting_down:
+            return ApiError(503, "shutting_down", "the server is shutting down")
+        return ApiError(404, "not_found", "the space was deleted")
+    raise exc
+
+
+def error_response(error: ApiError) -> Response:
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers or None,
+    )

@@ -1,0 +1,343 @@
+"""The handlers of spaces and their operations, claims, leases, tokens and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .. import __version__
+from .._codec import to_wire
+from .._errors import TransactionError
+from .._templates import Template
+from ._api import (
+    ALL_FIELDS,
+    COUNT_FIELDS,
+    FIND_FIELDS,
+    IF_ABSENT_FIELDS,
+    LEASE_FIELDS,
+    REPLACE_FIELDS,
+    TAKE_FIELDS,
+    WRITE_FIELDS,
+    WRITE_MANY_FIELDS,
+    ApiBase,
+    Caller,
+    found_answer,
+    json_response,
+    lease_out,
+    locked_call,
+    no_content,
+    wire_or_null,
+)
+from ._auth import permissions_for
+from ._errors import ApiError
+from ._hub import SpaceInfo
+from ._metrics import metrics_response
+from ._requests import (
+    check_keys,
+    get_bool,
+    get_lease,
+    get_template,
+    get_timeout,
+    get_tuple,
+    get_tuples,
+    read_body,
+)
+
+__all__ = ["Operations"]
+
+
+class Operations(ApiBase):
+    """Health, spaces, the operations of a space, claims, leases, tokens and metrics."""
+
+    # -- health, spaces ---------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        if self.stopping:
+            raise ApiError(503, "shutting_down", "the server is shutting down")
+        return json_response({"status": "ok", "version": __version__})
+
+    async def list_spaces(self, request: Request) -> Response:
+        caller = self.caller(request)
+        out = []
+        for name, info in sorted(self.hub.spaces.items()):
+            if "read" in permissions_for(self.tokens, caller.grant, name, info.anonymous):
+                out.append({"name": name, "options": info.options(), "statistics": info.space.statistics()})
+        return json_response({"spaces": out})
+
+    async def put_space(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        self.authorize(caller, space, ("admin",))
+        body = await read_body(request, self.limits.max_body, optional=True)
+        info, created = await asyncio.to_thread(self.hub.create, space, body)
+        return json_response({"name": info.name, "options": info.options()}, 201 if created else 200)
+
+    async def get_space(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self.authorize(caller, space, ("read",))
+        if info is None:
+            raise ApiError(404, "not_found", f"no space {space!r}")
+        return json_response(
+            {"name": info.name, "options": info.options(), "statistics": info.space.statistics()}
+        )
+
+    async def delete_space(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self.authorize(caller, space, ("admin",))
+        if info is None:
+            raise ApiError(404, "not_found", f"no space {space!r}")
+        await asyncio.to_thread(self.hub.delete, info)
+        return no_content()
+
+    # -- operations ----------------------------------------------------------------------
+
+    async def _begin(
+        self,
+        request: Request,
+        space: str,
+        needs: tuple[str, ...],
+        allowed: frozenset[str],
+        required: tuple[str, ...],
+    ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
+        caller = self.caller(request)
+        info = self.authorize(caller, space, needs)
+        body = await read_body(request, self.limits.max_body)
+        check_keys(body, allowed, required)
+        return caller, info, body
+
+    async def write(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("write",), WRITE_FIELDS, ("tuple",))
+        t = get_tuple(body, "tuple", self.limits.wire)
+        lease = get_lease(body)
+        timeout = get_timeout(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        if timeout == 0:
+            written = await aspace.write(t, lease, 0)
+            return json_response({"lease": lease_out(written.seq, written.expires_at)})
+        result, more = await self.poll(request, caller, timeout, lambda wait: aspace.write(t, lease, wait))
+        if result is not None:
+            return json_response({"lease": lease_out(result.seq, result.expires_at)})
+        if more:
+            return json_response({"lease": None, "more": True})
+        raise ApiError(429, "space_full", "the space stayed full: no room for the tuple in time")
+
+    async def write_many(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("write",), WRITE_MANY_FIELDS, ("tuples",))
+        tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
+        lease = get_lease(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        leases = await aspace.write_many(tuples, lease)
+        return json_response({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
+
+    async def read(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("read",), FIND_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        timeout = get_timeout(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        if timeout == 0:
+            return json_response({"tuple": wire_or_null(await aspace.try_read(template))})
+        found, more = await self.poll(request, caller, timeout, lambda wait: aspace.read(template, wait))
+        return json_response(found_answer(found, more))
+
+    async def take(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("take",), TAKE_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        timeout = get_timeout(body)
+        claim = get_bool(body, "claim")
+        confirm = self._claim_ids(body)
+        target = await self.space(caller, space, info)
+        unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
+        if claim:
+            out = await self._claimed_take(request, caller, target, template, timeout)
+        else:
+            aspace = target.aspace
+            if timeout == 0:
+                out = {"tuple": wire_or_null(await aspace.try_take(template))}
+            else:
+                found, more = await self.poll(
+                    request, caller, timeout, lambda wait: aspace.take(template, wait)
+                )
+                out = found_answer(found, more)
+        if unconfirmed:
+            out["unconfirmed"] = unconfirmed
+        return json_response(out)
+
+    def _claim_ids(self, body: dict[str, Any]) -> list[str]:
+        ids = body.get("confirm", [])
+        if type(ids) is not list or not all(type(x) is str for x in ids):
+            raise ApiError(400, "bad_request", "confirm is a list of claim ids", "confirm")
+        if len(ids) > self.limits.max_batch:
+            raise ApiError(
+                413,
+                "value_too_large",
+                f"{len(ids)} claims, more than {self.limits.max_batch} in one request",
+                "confirm",
+                limit="max_batch",
+                maximum=self.limits.max_batch,
+            )
+        return ids
+
+    async def _claimed_take(
+        self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
+    ) -> dict[str, Any]:
+        self.hub.check_handle_room(caller.client)
+        wait = 0.0 if timeout == 0 else (self.long_poll if timeout is None else min(timeout, self.long_poll))
+        # The claim's lease covers the wait too, so it cannot run out before the take.
+        tx = info.aspace.transaction(lease=self.claim_lease + wait)
+        claimed = False
+        try:
+            found, more = await self.poll(request, caller, timeout, lambda w: tx.take(template, w))
+            if found is None:
+                return found_answer(None, more)
+            await tx.renew(self.claim_lease)
+            handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
+            claimed = True
+            return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": tx.expires_at}}
+        finally:
+            if not claimed:
+                await tx.abort()
+
+    async def _confirm(self, info: SpaceInfo, caller: Caller, claim_id: str) -> bool:
+        """Make a claimed take final; False if the claim is gone (its tuple went back)."""
+        handle = self.hub.find("claim", claim_id, info, caller.owner)
+        if handle is None:
+            return self.hub.ended_state(claim_id) == "committed"
+        try:
+            await handle.tx.commit()
+        except TransactionError:
+            return False
+        finally:
+            self.hub.forget(claim_id)
+        return True
+
+    async def read_all(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("read",), ALL_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        limit, cut = self._limit(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        found = await aspace.read_all(template, limit + cut)
+        return json_response(self._many(found, limit, len(found) > limit))
+
+    async def take_all(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("take",), ALL_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        limit, cut = self._limit(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        taken = await aspace.take_all(template, limit)
+        more = cut and len(taken) == limit and await aspace.count(template) > 0
+        return json_response(self._many(taken, limit, more))
+
+    async def count(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("read",), COUNT_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        aspace = (await self.space(caller, space, info)).aspace
+        return json_response({"count": await aspace.count(template)})
+
+    async def replace(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(
+            request, space, ("take", "write"), REPLACE_FIELDS, ("template", "tuple")
+        )
+        template = get_template(body, "template", self.limits.wire)
+        t = get_tuple(body, "tuple", self.limits.wire)
+        lease = get_lease(body)
+        timeout = get_timeout(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        old, more = await self.poll(
+            request, caller, timeout, lambda wait: aspace.replace(template, t, lease, wait)
+        )
+        return json_response(found_answer(old, more))
+
+    async def write_if_absent(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(
+            request, space, ("write",), IF_ABSENT_FIELDS, ("template", "tuple")
+        )
+        template = get_template(body, "template", self.limits.wire)
+        t = get_tuple(body, "tuple", self.limits.wire)
+        lease = get_lease(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        return json_response({"written": await aspace.write_if_absent(template, t, lease)})
+
+    # -- claims ---------------------------------------------------------------------------
+
+    async def confirm_claim(self, space: str, claim: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("take",)), space)
+        if not await self._confirm(info, caller, claim):
+            raise ApiError(
+                404, "unknown_claim", f"no claim {claim} (it ran out or was released: its tuple went back)"
+            )
+        return no_content()
+
+    async def release_claim(self, space: str, claim: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("take",)), space)
+        handle = self.hub.find("claim", claim, info, caller.owner)
+        if handle is None:
+            state = self.hub.ended_state(claim)
+            if state == "committed":
+                raise ApiError(409, "transaction_ended", f"claim {claim} was confirmed: the take is final")
+            if state is None:
+                raise ApiError(404, "unknown_claim", f"no claim {claim}")
+            return no_content()
+        await handle.tx.abort()
+        self.hub.forget(claim)
+        return no_content()
+
+    # -- leases ---------------------------------------------------------------------------
+
+    async def renew_lease(self, space: str, lease_id: int, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("write",)), space)
+        body = await read_body(request, self.limits.max_body, optional=True)
+        check_keys(body, LEASE_FIELDS)
+        lease = get_lease(body)
+        expires = await locked_call(info, info.space._engine.renew, lease_id, lease)
+        return json_response({"expires_at": expires})
+
+    async def cancel_lease(self, space: str, lease_id: int, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("write",)), space)
+        await locked_call(info, info.space._engine.cancel, lease_id)
+        return no_content()
+
+    # -- tokens, metrics -----------------------------------------------------------------
+
+    def _token_admin(self, request: Request) -> Caller:
+        caller = self.caller(request)
+        if not self.tokens.enabled:
+            raise ApiError(
+                404, "not_found", "this server checks no tokens (start it with tokens to use this API)"
+            )
+        if caller.grant is None:
+            raise ApiError(401, "unauthorized", "the token API needs an admin token")
+        if not caller.grant.admin:
+            raise ApiError(403, "forbidden", f"the token {caller.grant.name!r} is not an admin token")
+        return caller
+
+    async def list_tokens(self, request: Request) -> Response:
+        self._token_admin(request)
+        return json_response({"tokens": [g.describe() for g in self.tokens.grants()]})
+
+    async def create_token(self, request: Request) -> Response:
+        self._token_admin(request)
+        body = await read_body(request, self.limits.max_body)
+        try:
+            grant, secret = await asyncio.to_thread(self.tokens.create, body)
+        except ValueError as exc:
+            raise ApiError(
+                400, "bad_request", str(exc).removeprefix("body: ").removeprefix("body.")
+            ) from None
+        return json_response({**grant.describe(), "token": secret}, 201)
+
+    async def revoke_token(self, name: str, request: Request) -> Response:
+        self._token_admin(request)
+        await asyncio.to_thread(self.tokens.revoke, name)
+        return no_content()
+
+    async def metrics(self, request: Request) -> Response:
+        caller = self.caller(request)
+        if self.tokens.enabled and (caller.grant is None or not caller.grant.admin):
+            raise self._denied(caller, "admin", "*")
+        return metrics_response(self)

@@ -1,0 +1,181 @@
+"""Reading requests: the JSON body, and each field of it checked, before anything acts.
+
+Values and templates are decoded by the wire codec (``from_wire``,
+``template_from_wire``); the other fields are checked here, so a malformed
+request is refused whole, naming the offending field, and never changes a space.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from .._codec import from_wire, template_from_wire
+from .._errors import InvalidTemplate, InvalidValue, WireError
+from .._templates import Template
+from .._values import Limits, Value
+from ._errors import ApiError, api_error
+
+__all__ = [
+    "check_keys",
+    "read_body",
+    "get_bool",
+    "get_lease",
+    "get_limit",
+    "get_template",
+    "get_timeout",
+    "get_tuple",
+    "get_tuples",
+    "parse_template_text",
+]
+
+Tuple = tuple[Value, ...]
+
+
+async def read_body(request: Request, max_body: int, *, optional: bool = False) -> dict[str, Any]:
+    """The request's body: a JSON object of at most ``max_body`` bytes.
+
+    An empty body is ``{}`` when ``optional``.  413 past the size, 400 otherwise.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        raise _too_big(int(declared), max_body)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            raise _too_big(size, max_body)
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data.strip():
+        if optional:
+            return {}
+        raise ApiError(400, "bad_request", "the body is a JSON object")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "wire_error", f"the body is not valid JSON: {exc}") from None
+    if type(body) is not dict:
+        raise ApiError(400, "bad_request", "the body is a JSON object")
+    return body
+
+
+def _too_big(size: int, max_body: int) -> ApiError:
+    return ApiError(
+        413,
+        "value_too_large",
+        f"the request body is {size} bytes or more, more than {max_body}",
+        limit="max_body",
+        maximum=max_body,
+    )
+
+
+def check_keys(body: dict[str, Any], allowed: frozenset[str], required: tuple[str, ...] = ()) -> None:
+    for key in body:
+        if key not in allowed:
+            raise ApiError(
+                400, "bad_request", f"unknown field {key!r}; expected {', '.join(sorted(allowed))}", key
+            )
+    for key in required:
+        if key not in body:
+            raise ApiError(400, "bad_request", f"{key} is required", key)
+
+
+def get_tuple(body: dict[str, Any], key: str, limits: Limits) -> Tuple:
+    obj = body[key]
+    if type(obj) is not list:
+        raise ApiError(400, "wire_error", "a tuple is a JSON array", key)
+    try:
+        t = from_wire(obj, limits)
+    except (WireError, InvalidValue) as exc:
+        raise api_error(exc, key) from None
+    assert isinstance(t, tuple)
+    return t
+
+
+def get_tuples(body: dict[str, Any], key: str, limits: Limits, max_batch: int) -> list[Tuple]:
+    items = body[key]
+    if type(items) is not list:
+        raise ApiError(400, "bad_request", "a JSON array of tuples", key)
+    if len(items) > max_batch:
+        raise ApiError(
+            413,
+            "value_too_large",
+            f"{len(items)} tuples, more than {max_batch} in one request",
+            key,
+            limit="max_batch",
+            maximum=max_batch,
+        )
+    out = []
+    for i, obj in enumerate(items):
+        if type(obj) is not list:
+            raise ApiError(400, "wire_error", "a tuple is a JSON array", f"{key}[{i}]")
+        try:
+            t = from_wire(obj, limits)
+        except (WireError, InvalidValue) as exc:
+            raise api_error(exc, f"{key}[{i}]") from None
+        assert isinstance(t, tuple)
+        out.append(t)
+    return out
+
+
+def get_template(body: dict[str, Any], key: str, limits: Limits) -> Template:
+    try:
+        return template_from_wire(body[key], limits)
+    except (WireError, InvalidValue, InvalidTemplate) as exc:
+        raise api_error(exc, key) from None
+    except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
+        raise ApiError(400, "invalid_template", str(exc), key) from None
+
+
+def parse_template_text(text: str, limits: Limits, field: str = "template") -> Template:
+    """A template given as JSON text (a query parameter)."""
+    try:
+        obj = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(400, "wire_error", f"the template is not valid JSON: {exc}", field) from None
+    return get_template({field: obj}, field, limits)
+
+
+def _seconds(value: object, key: str, *, positive: bool) -> float:
+    if type(value) is not int and type(value) is not float:
+        raise ApiError(400, "bad_request", f"{key} is a number of seconds or null", key)
+    seconds = float(value)
+    if math.isnan(seconds) or seconds < 0 or (positive and seconds == 0):
+        more = "positive" if positive else "at least 0"
+        raise ApiError(400, "invalid_value", f"{key} is a {more} number of seconds or null", key)
+    return seconds
+
+
+def get_lease(body: dict[str, Any], key: str = "lease") -> float | None:
+    """A lease: absent or null is forever."""
+    value = body.get(key)
+    return None if value is None else _seconds(value, key, positive=True)
+
+
+def get_timeout(body: dict[str, Any]) -> float | None:
+    """A timeout: absent is 0 (answer at once), null is forever."""
+    if "timeout" not in body:
+        return 0.0
+    value = body["timeout"]
+    return None if value is None else _seconds(value, "timeout", positive=False)
+
+
+def get_limit(body: dict[str, Any]) -> int | None:
+    value = body.get("limit")
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise ApiError(400, "bad_request", "limit is an integer >= 0 or null", "limit")
+    return value
+
+
+def get_bool(body: dict[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if type(value) is not bool:
+        raise ApiError(400, "bad_request", f"{key} is true or false", key)
+    return value

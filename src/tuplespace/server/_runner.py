@@ -1,0 +1,114 @@
+"""Running a server: uvicorn, with a shutdown that answers waiting calls first.
+
+uvicorn waits for running requests to finish before it tells the application it
+is shutting down, and long polls and event streams would hold it for as long as
+they last.  :class:`Server` first tells the application (waiting calls answer
+``{"tuple": null, "more": true}``, event streams end, new requests get 503), then
+lets uvicorn finish, then the application closes its spaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from ._app import Api, create_app
+
+__all__ = ["Server", "run"]
+
+logger = logging.getLogger("tuplespace.server")
+
+
+class Server(uvicorn.Server):
+    """A uvicorn server for an app made by :func:`create_app`.
+
+    >>> server = Server(create_app(), port=0)          # doctest: +SKIP
+    >>> thread = server.start_in_thread()              # doctest: +SKIP
+    >>> server.url                                     # doctest: +SKIP
+    'http://127.0.0.1:41237'
+    >>> server.stop(); thread.join()                   # doctest: +SKIP
+
+    ``port=0`` picks a free port; :attr:`url` and :attr:`port` tell which once
+    :attr:`ready` is set.
+    """
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8765, **config: Any) -> None:
+        config.setdefault("log_level", "warning")
+        config.setdefault("timeout_graceful_shutdown", 10)
+        super().__init__(uvicorn.Config(app, host=host, port=port, **config))
+        self.api: Api = app.state.api
+        self.ready = threading.Event()
+        self.port = port
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        for server in self.servers:
+            for sock in server.sockets:
+                self.port = sock.getsockname()[1]
+                break
+        if self.started:
+            logger.info("PyTupleSpace serving on %s", self.url)
+            self.ready.set()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.api.begin_shutdown()
+        await super().shutdown(sockets)
+
+    def stop(self) -> None:
+        """Ask the server to shut down (from any thread)."""
+        self.should_exit = True
+
+    def start_in_thread(self) -> threading.Thread:
+        """Run the server in a new thread; return once it listens (RuntimeError if it
+        could not start)."""
+        thread = threading.Thread(target=self._run_quietly, name="tuplespace-server", daemon=True)
+        thread.start()
+        while not self.ready.wait(0.05):
+            if not thread.is_alive():
+                raise RuntimeError("the server did not start (its log says why)")
+        return thread
+
+    def _run_quietly(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when the app cannot start
+            self.run()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """While serving in the main thread, SIGINT and SIGTERM shut down gracefully;
+        then :meth:`run` returns (the signal is not raised again)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signals = [signal.SIGINT, signal.SIGTERM]
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in signals}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
+
+
+def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", **options: Any) -> None:
+    """Serve spaces over HTTP until SIGINT or SIGTERM; ``options`` are those of
+    :func:`create_app`.
+
+    >>> run(port=8765, data_dir="./tuplespace-data")      # doctest: +SKIP
+    """
+    app = create_app(**options)
+    server = Server(app, host=host, port=port, log_level=log_level)
+    server.run()

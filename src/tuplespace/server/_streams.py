@@ -1,0 +1,159 @@
+"""Events as Server-Sent Events: a subscription per stream, resumable by sequence number."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Awaitable, Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .._aio import AsyncSubscription
+from .._codec import to_wire
+from .._errors import EventsLost, Timeout
+from .._events import EVENT_KINDS, Event
+from ._api import ApiBase, disconnected
+from ._errors import ApiError
+from ._requests import (
+    parse_template_text,
+)
+
+__all__ = ["EventRoutes", "EventStream"]
+
+
+class EventRoutes(ApiBase):
+    """The event stream of a space."""
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def events(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self.authorize(caller, space, ("subscribe",))
+        params = request.query_params
+        for key in params:
+            if key not in ("template", "events", "since"):
+                raise ApiError(400, "bad_request", f"unknown parameter {key!r}", key)
+        text = params.get("template")
+        if text is None:
+            raise ApiError(400, "bad_request", "template is required", "template")
+        template = parse_template_text(text, self.limits.wire)
+        kinds = EVENT_KINDS
+        if "events" in params:
+            kinds = frozenset(k for k in params["events"].split(",") if k)
+            if not kinds or not kinds <= EVENT_KINDS:
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    f"events is a comma-separated list of {', '.join(sorted(EVENT_KINDS))}",
+                    "events",
+                )
+        since = _since(request.headers.get("last-event-id"), "Last-Event-ID")
+        if since is None:
+            since = _since(params.get("since"), "since")
+        target = await self.space(caller, space, info)
+        state = self.hub.client(caller.client)
+        if state.subscriptions >= self.limits.max_subscriptions:
+            self.hub.release_client(caller.client)
+            raise ApiError(
+                429,
+                "limit_reached",
+                f"this client already has {self.limits.max_subscriptions} event streams",
+                limit="max_subscriptions",
+                maximum=self.limits.max_subscriptions,
+            )
+        lost: EventsLost | None = None
+        while True:
+            try:
+                sub = target.aspace.subscribe(
+                    template, kinds, since=since, max_pending=self.limits.max_pending
+                )
+                break
+            except EventsLost as exc:
+                lost = exc
+                since = exc.oldest_available - 1
+        state.subscriptions += 1
+        self.streams.add(sub)
+
+        async def end() -> None:
+            self.streams.discard(sub)
+            await sub.close()
+            state.subscriptions -= 1
+            self.hub.release_client(caller.client)
+
+        return EventStream(self._stream(sub, lost), end)
+
+    async def _stream(self, sub: AsyncSubscription, lost: EventsLost | None) -> AsyncGenerator[bytes, None]:
+        if lost is not None:
+            yield _lost(lost)
+        else:
+            yield b": subscribed\n\n"
+        while True:
+            try:
+                event = await sub.get(self.heartbeat)
+            except Timeout:
+                yield b": keep-alive\n\n"
+                continue
+            except EventsLost as exc:
+                yield _lost(exc)
+                continue
+            if event is None:
+                return
+            yield _event(event)
+
+
+def _since(value: str | None, field: str) -> int | None:
+    if not value:  # absent, or the empty Last-Event-ID of a stream that had no event yet
+        return None
+    if not value.isdigit() or len(value) > 18:
+        raise ApiError(400, "bad_request", f"{field} is an event sequence number", field)
+    return int(value)
+
+
+def _event(event: Event) -> bytes:
+    data = orjson.dumps(
+        {"seq": event.seq, "kind": event.kind, "tuple": to_wire(event.tuple), "time": event.time}
+    )
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.kind.encode(), data)
+
+
+def _lost(exc: EventsLost) -> bytes:
+    data = orjson.dumps({"first_missing": exc.first_missing, "oldest_available": exc.oldest_available})
+    return b"id: %d\nevent: lost\ndata: %s\n\n" % (exc.oldest_available - 1, data)
+
+
+class EventStream(Response):
+    """A stream of Server-Sent Events, sent until the generator ends or the client
+    goes away; either way ``end`` is awaited then (it ends the subscription)."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, chunks: AsyncGenerator[bytes, None], end: Callable[[], Awaitable[None]]) -> None:
+        # No body and so no Content-Length: the stream is as long as it lasts.
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.chunks = chunks
+        self.end = end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        streaming = loop.create_task(self._send_all(send))
+        gone = loop.create_task(disconnected(receive))
+        try:
+            await asyncio.wait((streaming, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, gone):
+                task.cancel()
+            await asyncio.wait((streaming, gone))
+            await self.chunks.aclose()
+            await self.end()
+        if not streaming.cancelled() and streaming.exception() is not None:
+            raise streaming.exception()  # type: ignore[misc]
+
+    async def _send_all(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for chunk in self.chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,0 +1,176 @@
+"""The handlers of transactions: begun, used, committed, aborted and renewed by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .._aio import AsyncTransaction
+from ._api import (
+    ALL_FIELDS,
+    COUNT_FIELDS,
+    FIND_FIELDS,
+    LEASE_FIELDS,
+    TX_WRITE_FIELDS,
+    WRITE_MANY_FIELDS,
+    ApiBase,
+    Caller,
+    found_answer,
+    json_response,
+    no_content,
+    wire_or_null,
+)
+from ._auth import permissions_for, valid_space_name
+from ._errors import ApiError
+from ._hub import Handle, SpaceInfo
+from ._requests import (
+    check_keys,
+    get_lease,
+    get_template,
+    get_timeout,
+    get_tuple,
+    get_tuples,
+    read_body,
+)
+
+__all__ = ["Transactions"]
+
+
+class Transactions(ApiBase):
+    """Transactions over HTTP; each is bound to the token that began it."""
+
+    def _transaction(self, caller: Caller, info: SpaceInfo, tx_id: str) -> Handle:
+        handle = self.hub.find("transaction", tx_id, info, caller.owner)
+        if handle is not None:
+            return handle
+        state = self.hub.ended_state(tx_id)
+        if state == "aborted":
+            raise ApiError(409, "transaction_aborted", f"transaction {tx_id} was aborted")
+        if state is not None:
+            raise ApiError(409, "transaction_ended", f"transaction {tx_id} has ended")
+        raise ApiError(404, "unknown_transaction", f"no transaction {tx_id} in space {info.name!r}")
+
+    def _authorize_any(self, caller: Caller, space: str) -> SpaceInfo | None:
+        """Authorize a use of a transaction: any of read, write and take will do (each
+        operation in it then needs its own)."""
+        info = self.hub.get(space) if valid_space_name(space) else None
+        anonymous = self.hub.default_anonymous if info is None else info.anonymous
+        perms = permissions_for(self.tokens, caller.grant, space, anonymous)
+        needed = next((p for p in ("write", "take", "read") if p in perms), "read")
+        return self.authorize(caller, space, (needed,))
+
+    async def begin_transaction(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._authorize_any(caller, space)
+        body = await read_body(request, self.limits.max_body, optional=True)
+        check_keys(body, LEASE_FIELDS)
+        lease = 60.0 if "lease" not in body else get_lease(body)
+        if lease is None:
+            raise ApiError(
+                400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
+            )
+        target = await self.space(caller, space, info)
+        self.hub.check_handle_room(caller.client)
+        tx = target.aspace.transaction(lease)
+        handle = self.hub.add("transaction", target, tx, caller.owner, caller.client)
+        return json_response({"id": handle.id, "expires_at": tx.expires_at})
+
+    async def _tx_begin(
+        self,
+        request: Request,
+        space: str,
+        tx_id: str,
+        needs: tuple[str, ...],
+        allowed: frozenset[str],
+        required: tuple[str, ...],
+    ) -> tuple[Caller, AsyncTransaction, dict[str, Any]]:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, needs), space)
+        body = await read_body(request, self.limits.max_body)
+        check_keys(body, allowed, required)
+        return caller, self._transaction(caller, info, tx_id).tx, body
+
+    async def tx_write(self, space: str, tx_id: str, request: Request) -> Response:
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), TX_WRITE_FIELDS, ("tuple",))
+        t = get_tuple(body, "tuple", self.limits.wire)
+        await tx.write(t, get_lease(body))
+        return no_content()
+
+    async def tx_write_many(self, space: str, tx_id: str, request: Request) -> Response:
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), WRITE_MANY_FIELDS, ("tuples",))
+        tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
+        await tx.write_many(tuples, get_lease(body))
+        return no_content()
+
+    async def tx_read(self, space: str, tx_id: str, request: Request) -> Response:
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), FIND_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        timeout = get_timeout(body)
+        if timeout == 0:
+            return json_response({"tuple": wire_or_null(await tx.try_read(template))})
+        found, more = await self.poll(request, caller, timeout, lambda wait: tx.read(template, wait))
+        return json_response(found_answer(found, more))
+
+    async def tx_take(self, space: str, tx_id: str, request: Request) -> Response:
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), FIND_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        timeout = get_timeout(body)
+        if timeout == 0:
+            return json_response({"tuple": wire_or_null(await tx.try_take(template))})
+        found, more = await self.poll(request, caller, timeout, lambda wait: tx.take(template, wait))
+        return json_response(found_answer(found, more))
+
+    async def tx_read_all(self, space: str, tx_id: str, request: Request) -> Response:
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), ALL_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        limit, cut = self._limit(body)
+        found = await tx.read_all(template, limit + cut)
+        return json_response(self._many(found, limit, len(found) > limit))
+
+    async def tx_take_all(self, space: str, tx_id: str, request: Request) -> Response:
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("take",), ALL_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        limit, cut = self._limit(body)
+        taken = await tx.take_all(template, limit)
+        more = cut and len(taken) == limit and await tx.count(template) > 0
+        return json_response(self._many(taken, limit, more))
+
+    async def tx_count(self, space: str, tx_id: str, request: Request) -> Response:
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), COUNT_FIELDS, ("template",))
+        template = get_template(body, "template", self.limits.wire)
+        return json_response({"count": await tx.count(template)})
+
+    async def _tx_handle(self, space: str, tx_id: str, request: Request) -> tuple[Handle, dict[str, Any]]:
+        caller = self.caller(request)
+        info = self._existing(self._authorize_any(caller, space), space)
+        body = await read_body(request, self.limits.max_body, optional=True)
+        return self._transaction(caller, info, tx_id), body
+
+    async def tx_commit(self, space: str, tx_id: str, request: Request) -> Response:
+        handle, body = await self._tx_handle(space, tx_id, request)
+        check_keys(body, frozenset())
+        try:
+            await handle.tx.commit()
+        finally:
+            self.hub.forget(handle.id)
+        return no_content()
+
+    async def tx_abort(self, space: str, tx_id: str, request: Request) -> Response:
+        handle, body = await self._tx_handle(space, tx_id, request)
+        check_keys(body, frozenset())
+        await handle.tx.abort()
+        self.hub.forget(handle.id)
+        return no_content()
+
+    async def tx_renew(self, space: str, tx_id: str, request: Request) -> Response:
+        handle, body = await self._tx_handle(space, tx_id, request)
+        check_keys(body, LEASE_FIELDS, ("lease",))
+        lease = get_lease(body)
+        if lease is None:
+            raise ApiError(
+                400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
+            )
+        await handle.tx.renew(lease)
+        return json_response({"expires_at": handle.tx.expires_at})
