@@ -6,23 +6,37 @@ way (an SQLite store, a remote space over HTTP, Redis) is one factory: a context
 manager that takes the options of :class:`tuplespace.Space` and yields an object
 with the synchronous methods of :class:`tuplespace.Space` (its subscriptions and
 transactions included), registered in ``WAYS``.
+
+The remote ways run against one real server for the whole session (uvicorn on
+127.0.0.1, in a thread, memory store), each space a new one on it.  Some things
+cannot travel to a server: a :class:`tuplespace.SimulatedClock`, Python functions
+(a ``Pred``, a function successor of ``replace``), options of :class:`tuplespace.Space`
+that the HTTP API does not carry.  A test that uses one of them (read from its code,
+see :func:`needs_embedding`) runs over the embedded ways only.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import inspect
 import tempfile
+import textwrap
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE
 from tuplespace._events import EVENT_KINDS
+from tuplespace.client import AsyncLease, AsyncRemoteSpace, RemoteSpace
+from tuplespace.server import Server, create_app
 
 T = TypeVar("T")
 
@@ -31,9 +45,15 @@ class SyncOverAsync:
     """An :class:`tuplespace.AsyncSpace` seen through the method names of
     :class:`tuplespace.Space`: each call runs the coroutine on an event loop in a
     background thread and waits for its result, so a blocking call really waits
-    as a coroutine on that loop."""
+    as a coroutine on that loop.
 
-    def __init__(self, aspace: ts.AsyncSpace) -> None:
+    A remote space (:class:`tuplespace.client.AsyncRemoteSpace`) does I/O where the
+    embedded one needs none: its statistics are awaited, its subscriptions and
+    transactions open when awaited, and its leases (:class:`AsyncLease`) are seen as
+    :class:`tuplespace.Lease`.
+    """
+
+    def __init__(self, aspace: Any = None) -> None:
         self.aspace = aspace
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="space-loop", daemon=True)
@@ -42,11 +62,16 @@ class SyncOverAsync:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    def _lease(self, lease: ts.Lease | AsyncLease) -> ts.Lease:
+        if isinstance(lease, AsyncLease):
+            return ts.Lease(_AsyncLeaseHost(self, lease), lease.seq, lease.expires_at)
+        return lease
+
     def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> ts.Lease:
-        return self._run(self.aspace.write(t, lease, timeout))
+        return self._lease(self._run(self.aspace.write(t, lease, timeout)))
 
     def write_many(self, tuples: Any, lease: float | None = None) -> list[ts.Lease]:
-        return self._run(self.aspace.write_many(tuples, lease))
+        return [self._lease(x) for x in self._run(self.aspace.write_many(tuples, lease))]
 
     def read(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
         return self._run(self.aspace.read(template, timeout))
@@ -86,19 +111,24 @@ class SyncOverAsync:
         max_pending: int = 1000,
         lease: float | None = None,
     ) -> SyncSubscription:
-        async def subscribe() -> ts.AsyncSubscription:
-            return self.aspace.subscribe(template, events, since=since, max_pending=max_pending, lease=lease)
+        async def subscribe() -> Any:
+            return await _opened(
+                self.aspace.subscribe(template, events, since=since, max_pending=max_pending, lease=lease)
+            )
 
         return SyncSubscription(self, self._run(subscribe()))
 
     def transaction(self, lease: float | None = 60.0) -> SyncTransaction:
-        async def begin() -> ts.AsyncTransaction:
-            return self.aspace.transaction(lease)
+        async def begin() -> Any:
+            return await _opened(self.aspace.transaction(lease))
 
         return SyncTransaction(self, self._run(begin()))
 
     def statistics(self) -> dict[str, Any]:
-        return self.aspace.statistics()
+        stats = self.aspace.statistics()
+        if inspect.isawaitable(stats):
+            return self._run(_awaited(stats))
+        return stats  # type: ignore[no-any-return]
 
     def close(self) -> None:
         self._run(self.aspace.close())
@@ -107,7 +137,8 @@ class SyncOverAsync:
         """Close the space, then stop the loop once every task on it has finished."""
 
         async def finish() -> None:
-            await self.aspace.close()
+            if self.aspace is not None:
+                await self.aspace.close()
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
@@ -120,6 +151,30 @@ class SyncOverAsync:
             self._thread.join(PATIENCE)
             if not self._thread.is_alive():
                 self.loop.close()
+
+
+async def _opened(handle: Any) -> Any:
+    """A subscription or transaction, opened if it opens when awaited (a remote one)."""
+    return await handle if inspect.isawaitable(handle) else handle
+
+
+async def _awaited(result: Awaitable[T]) -> T:
+    return await result
+
+
+class _AsyncLeaseHost:
+    """Renews and cancels an :class:`AsyncLease` for a :class:`tuplespace.Lease`."""
+
+    def __init__(self, adapter: SyncOverAsync, lease: AsyncLease) -> None:
+        self._adapter = adapter
+        self._lease = lease
+
+    def _renew(self, seq: int, seconds: float | None) -> float | None:
+        self._adapter._run(self._lease.renew(seconds))
+        return self._lease.expires_at
+
+    def _cancel(self, seq: int) -> None:
+        self._adapter._run(self._lease.cancel())
 
 
 class SyncSubscription:
@@ -257,37 +312,229 @@ def sqlite_space(**options: Any) -> Iterator[ts.Space]:
             space.close()
 
 
+# -- remote spaces: one server per session ---------------------------------------------------
+
+
+class LiveServer:
+    """A real server (:func:`tuplespace.server.create_app`, ``create_app`` options) on
+    127.0.0.1 and a free port, run in a thread; ``url`` is its base URL."""
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self._server = Server(create_app(**options), port=0, ws="none", timeout_keep_alive=60)
+        self._thread = self._server.start_in_thread()
+        self.url = self._server.url
+        self.port = self._server.port
+
+    def space_url(self, name: str | None = None) -> str:
+        """The URL of a space; a new name each call unless ``name`` is given."""
+        return f"{self.url}/spaces/{name or 'test-' + uuid.uuid4().hex[:16]}"
+
+    def delete(self, url: str) -> None:
+        """Delete the space of ``url`` (an admin call: the test servers check no tokens)."""
+        response = httpx.delete(url, timeout=PATIENCE)
+        assert response.status_code in (204, 404), response.text
+
+    def stop(self) -> None:
+        self._server.stop()
+        self._thread.join(PATIENCE)
+
+    def __enter__(self) -> LiveServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[LiveServer]:
+    """The server the remote ways use, shared by the whole session."""
+    with LiveServer(store="memory") as server:
+        yield server
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., LiveServer]]:
+    """``serve(**options)``: a server of its own for a test (``create_app`` options),
+    stopped after it."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**options: Any) -> LiveServer:
+            return stack.enter_context(LiveServer(**options))
+
+        yield start
+
+
+# The options of :class:`tuplespace.Space` a server keeps for a space (PUT /spaces/{space}).
+REMOTE_OPTIONS = frozenset({"order", "capacity", "event_retention"})
+
+
+def _remote_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
+    other = sorted(set(options) - REMOTE_OPTIONS)
+    if other:
+        raise TypeError(
+            f"the {way} way cannot take the option(s) {', '.join(other)}: a test that needs "
+            "them must run over the embedded ways (see needs_embedding in conftest.py)"
+        )
+    return {"store": "memory", **options}
+
+
+@contextlib.contextmanager
+def http_space(server: LiveServer, **options: Any) -> Iterator[RemoteSpace]:
+    """A new space on ``server``, through :class:`tuplespace.client.RemoteSpace`."""
+    url = server.space_url()
+    space = ts.connect(url, **_remote_options("http", options))
+    assert isinstance(space, RemoteSpace)
+    try:
+        yield space
+    finally:
+        space.close()
+        server.delete(url)
+
+
+@contextlib.contextmanager
+def http_async_space(server: LiveServer, **options: Any) -> Iterator[SyncOverAsync]:
+    """A new space on ``server``, through :class:`tuplespace.client.AsyncRemoteSpace`
+    on an event loop of its own."""
+    url = server.space_url()
+    adapter = SyncOverAsync()
+    try:
+        adapter.aspace = adapter._run(ts.connect_async(url, **_remote_options("http-async", options)))
+        assert isinstance(adapter.aspace, AsyncRemoteSpace)
+        yield adapter
+    finally:
+        adapter.shutdown()
+        server.delete(url)
+
+
+# -- the ways ---------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Way:
     """A way of running a space: ``open(**options)`` is a context manager yielding a space.
 
     ``embedded`` ways run in this process, so templates may hold Python predicates
-    and formals may be any subclass of a wire type.
+    and formals may be any subclass of a wire type, and every option of
+    :class:`tuplespace.Space` applies.  A way that needs a fixture (a server) names it
+    in ``needs``; ``open`` then takes it first.
     """
 
     name: str
     open: Callable[..., contextlib.AbstractContextManager[Any]]
     embedded: bool
+    needs: str | None = None
 
 
 WAYS: list[Way] = [
     Way("memory", memory_space, embedded=True),
     Way("memory-async", memory_async_space, embedded=True),
     Way("sqlite", sqlite_space, embedded=True),
+    Way("http", http_space, embedded=False, needs="http_server"),
+    Way("http-async", http_async_space, embedded=False, needs="http_server"),
 ]
 
 
+# Tests that look, at once, at what a server shows only a moment later; each can run over
+# the remote ways when the HTTP API gives a way to wait for it.
+REMOTE_LIMITS = {
+    "test_a_subscription_is_a_context_manager": "the count of subscriptions just after one ended",
+    "test_close_ends_an_iteration_in_another_thread": "the count of subscriptions just after one ended",
+    "test_a_subscription_lease_ends_a_waiting_iteration_with_nobody_calling": (
+        "the count of subscriptions just after one ended"
+    ),
+    "test_an_exception_in_the_block_aborts_and_puts_everything_back_in_place": (
+        "the count of commits after plain takes (the server counts their claims)"
+    ),
+}
+
+
+def needs_embedding(function: Callable[..., Any], fixtures: Iterator[str] | list[str]) -> str | None:
+    """Why a test can run only over the embedded ways (None if it can run over all):
+    read from the fixtures it uses and from its code.
+
+    - the ``clock`` or ``sim_space`` fixture: a :class:`tuplespace.SimulatedClock`;
+    - ``make_space(...)`` with an option the server does not keep for a space;
+    - ``subscribe(..., max_pending=...)``: a bound inside the embedded space's feed;
+    - ``replace(template, successor)`` whose successor is not written out as a tuple
+      or list (a function, or a value the test chooses at run time);
+    - ``drain(sub)`` or ``sub.get(timeout=0)``: an event expected at once after the
+      change that makes it, while a remote event travels on a connection of its own
+      (a remote subscription offers no way to ask "anything up to now?");
+    - a test listed in :data:`REMOTE_LIMITS`.
+    """
+    if function.__name__ in REMOTE_LIMITS:
+        return REMOTE_LIMITS[function.__name__]
+    fixtures = list(fixtures)
+    for name in ("clock", "sim_space"):
+        if name in fixtures:
+            return "a SimulatedClock"
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        called = _name(node.func)
+        if called == "make_space":
+            for keyword in node.keywords:
+                if keyword.arg is None or keyword.arg not in REMOTE_OPTIONS:
+                    return f"the option {keyword.arg or '**'} of make_space"
+        if called == "subscribe" and any(k.arg == "max_pending" for k in node.keywords):
+            return "max_pending of a subscription"
+        if called == "drain" or (called == "get" and any(_is_zero(k) for k in node.keywords)):
+            return "an event expected at once, without waiting"
+        successor = _successor(node)
+        if successor is not None and not isinstance(successor, (ast.Tuple, ast.List)):
+            return "a successor of replace that is not a tuple written out"
+    return None
+
+
+def _is_zero(keyword: ast.keyword) -> bool:
+    return keyword.arg == "timeout" and isinstance(keyword.value, ast.Constant) and keyword.value.value == 0
+
+
+def _name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _successor(call: ast.Call) -> ast.expr | None:
+    """The successor given to ``replace`` by ``call``: ``x.replace(t, s)``, or
+    ``spawn(x.replace, t, s)`` and the like."""
+    args = call.args
+    if _name(call.func) == "replace" and isinstance(call.func, ast.Attribute):
+        offset = 0
+    elif args and isinstance(args[0], ast.Attribute) and args[0].attr == "replace":
+        offset = 1
+    else:
+        return None
+    for keyword in call.keywords:
+        if keyword.arg == "successor":
+            return keyword.value
+    return args[offset + 1] if len(args) > offset + 1 else None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "way" in metafunc.fixturenames:
+        reason = needs_embedding(metafunc.function, metafunc.fixturenames)
+        ways = [w for w in WAYS if w.embedded or reason is None]
+        metafunc.parametrize("way", ways, ids=[w.name for w in ways], indirect=True)
+
+
 @contextlib.contextmanager
-def _maker(way: Way) -> Iterator[Callable[..., Any]]:
+def _maker(way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     with contextlib.ExitStack() as stack:
+        needed = () if way.needs is None else (request.getfixturevalue(way.needs),)
 
         def make(**options: Any) -> Any:
-            return stack.enter_context(way.open(**options))
+            return stack.enter_context(way.open(*needed, **options))
 
         yield make
 
 
-@pytest.fixture(params=WAYS, ids=lambda w: w.name)
+@pytest.fixture
 def way(request: pytest.FixtureRequest) -> Way:
     return request.param  # type: ignore[no-any-return]
 
@@ -298,9 +545,9 @@ def embedded_way(request: pytest.FixtureRequest) -> Way:
 
 
 @pytest.fixture
-def make_space(way: Way) -> Iterator[Callable[..., Any]]:
+def make_space(way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """``make_space(**options)``: a new space of this way (closed after the test)."""
-    with _maker(way) as make:
+    with _maker(way, request) as make:
         yield make
 
 
@@ -311,9 +558,9 @@ def space(make_space: Callable[..., Any]) -> Any:
 
 
 @pytest.fixture
-def embedded_space(embedded_way: Way) -> Iterator[Any]:
+def embedded_space(embedded_way: Way, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A new space over every way that runs in this process."""
-    with _maker(embedded_way) as make:
+    with _maker(embedded_way, request) as make:
         yield make()
 
 
@@ -325,9 +572,9 @@ def thread_way(request: pytest.FixtureRequest) -> Way:
 
 
 @pytest.fixture
-def make_thread_space(thread_way: Way) -> Iterator[Callable[..., ts.Space]]:
+def make_thread_space(thread_way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., ts.Space]]:
     """``make_thread_space(**options)``: a new :class:`tuplespace.Space` of this way."""
-    with _maker(thread_way) as make:
+    with _maker(thread_way, request) as make:
         yield make
 
 

@@ -22,7 +22,7 @@ from ._codec import (
     template_to_wire,
     to_wire,
 )
-from ._connect import connect
+from ._connect import connect, connect_async
 from ._errors import (
     EventsLost,
     InvalidTemplate,
@@ -90,6 +90,7 @@ __all__ = [
     "WorkerPool",
     "XPath",
     "connect",
+    "connect_async",
     "decode",
     "decode_template",
     "encode",

@@ -1,16 +1,24 @@
-"""``connect``: the one place where a URL chooses how a space is run."""
+"""``connect`` and ``connect_async``: the one place where a URL chooses how a space is run."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from ._aio import AsyncSpace
 from ._space import Space
 
-__all__ = ["connect"]
+if TYPE_CHECKING:
+    from .client import AsyncRemoteSpace, RemoteSpace
+
+__all__ = ["connect", "connect_async"]
 
 _INT_OPTIONS = {"capacity", "max_waiters", "max_subscribers", "event_retention", "seed"}
 _STR_OPTIONS = {"order", "space", "durability"}
+# Keywords of a remote space that are its own, not the options of the space on the server.
+_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay"}
+_SCHEMES = "memory:, sqlite:, http:// and https://"
 
 
 def _options(query: str) -> dict[str, Any]:
@@ -29,7 +37,19 @@ def _options(query: str) -> dict[str, Any]:
     return options
 
 
-def connect(url: str = "memory:", **options: Any) -> Space:
+def _check_url(url: object) -> str:
+    if not isinstance(url, str):
+        raise TypeError(f"url must be str, not {type(url).__name__}")
+    return url
+
+
+def _remote(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The keywords of a remote space, and the options of the space on the server."""
+    own = {k: v for k, v in options.items() if k in _REMOTE_KEYWORDS}
+    return own, {k: v for k, v in options.items() if k not in _REMOTE_KEYWORDS}
+
+
+def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace:
     """Open the space that ``url`` names.
 
     - ``memory:`` — a new space in this process (``memory:?order=lifo`` sets options).
@@ -37,6 +57,11 @@ def connect(url: str = "memory:", **options: Any) -> Space:
       durable space in a SQLite file (many spaces per file; ``space`` defaults to
       ``default``; ``durability=normal|full``, see :mod:`tuplespace._sqlite`).
       Connecting twice to the same space in one process gives the same object.
+    - ``http://host:port/spaces/jobs`` (or ``https://``) — the space ``jobs`` of a
+      server (``tuplespace serve``): a :class:`tuplespace.client.RemoteSpace`.
+      ``token=`` is its bearer token.  Options (``order``, ``capacity``,
+      ``event_retention``, ``store``, ``anonymous``) create the space with them if it
+      does not exist yet (which needs the ``admin`` permission).
 
     Keyword options (those of :class:`Space`) override options in the URL.
 
@@ -44,9 +69,20 @@ def connect(url: str = "memory:", **options: Any) -> Space:
     >>> space.order
     'lifo'
     """
-    if not isinstance(url, str):
-        raise TypeError(f"url must be str, not {type(url).__name__}")
+    url = _check_url(url)
     parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        from .client import RemoteSpace
+
+        own, space_options = _remote(options)
+        remote = RemoteSpace(url, **own)
+        if space_options:
+            try:
+                remote._create(space_options)
+            except BaseException:
+                remote.close()
+                raise
+        return remote
     merged = {**_options(parts.query), **options}
     if parts.scheme == "memory":
         if "space" in merged or "durability" in merged:
@@ -59,4 +95,31 @@ def connect(url: str = "memory:", **options: Any) -> Space:
         if not path:
             raise ValueError(f"{url!r} names no file: write sqlite:///absolute/path.db or sqlite:relative.db")
         return open_space(path, merged.pop("space", "default"), merged.pop("durability", "normal"), **merged)
-    raise ValueError(f"unsupported space URL {url!r}: supported schemes are memory: and sqlite:")
+    raise ValueError(f"unsupported space URL {url!r}: supported schemes are {_SCHEMES}")
+
+
+async def connect_async(url: str = "memory:", **options: Any) -> AsyncSpace | AsyncRemoteSpace:
+    """Open the space that ``url`` names, for asyncio: what :func:`connect` opens, seen
+    as an :class:`AsyncSpace`, or for an ``http://`` or ``https://`` URL a
+    :class:`tuplespace.client.AsyncRemoteSpace`.
+
+    >>> space = await connect_async("http://127.0.0.1:8765/spaces/jobs", token="...")  # doctest: +SKIP
+    >>> await space.take(("job", int), timeout=5)                                      # doctest: +SKIP
+    """
+    url = _check_url(url)
+    if urlsplit(url).scheme in ("http", "https"):
+        from .client import AsyncRemoteSpace
+
+        own, space_options = _remote(options)
+        remote = AsyncRemoteSpace(url, **own)
+        if space_options:
+            try:
+                await remote._create(space_options)
+            except BaseException:
+                await remote.close()
+                raise
+        return remote
+    # Opening a durable store reads its file: done in a thread, off the event loop.
+    space = await asyncio.to_thread(connect, url, **options)
+    assert isinstance(space, Space)
+    return AsyncSpace(space)

@@ -1,0 +1,28 @@
+"""The Python binding of a tuple space server: the same operations as the embedded
+space, over HTTP (docs/http-api.md), sync and async.
+
+>>> import tuplespace as ts
+>>> space = ts.connect("http://127.0.0.1:8765/spaces/jobs", token="...")   # doctest: +SKIP
+>>> space.write(("job", 1, "resize"))                                        # doctest: +SKIP
+>>> space.take(("job", int, str), timeout=5)                                 # doctest: +SKIP
+('job', 1, 'resize')
+
+:class:`RemoteSpace` is what ``tuplespace.connect`` returns for an ``http://`` or
+``https://`` URL, :class:`AsyncRemoteSpace` what ``tuplespace.connect_async`` does.
+"""
+
+from ._async import AsyncRemoteSpace, AsyncRemoteTransaction
+from ._async_subscription import AsyncRemoteSubscription
+from ._common import AsyncLease
+from ._sync import RemoteSpace, RemoteTransaction
+from ._sync_subscription import RemoteSubscription
+
+__all__ = [
+    "AsyncLease",
+    "AsyncRemoteSpace",
+    "AsyncRemoteSubscription",
+    "AsyncRemoteTransaction",
+    "RemoteSpace",
+    "RemoteSubscription",
+    "RemoteTransaction",
+]

@@ -1,0 +1,409 @@
+"""What both flavours of the binding share, none of it doing I/O: the URL of a space,
+checking arguments, the wire form of requests and answers, errors, Server-Sent Events,
+and the sockets to cut when a space is closed."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import socket
+import threading
+from collections.abc import Iterable
+from typing import Any, Protocol
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import orjson
+
+from .._codec import from_wire, template_to_wire, to_wire
+from .._errors import (
+    EventsLost,
+    InvalidTemplate,
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    SpaceFull,
+    StoreError,
+    TransactionAborted,
+    TransactionError,
+    TupleSpaceError,
+    UnknownLease,
+    UnsupportedType,
+    ValueTooLarge,
+    WireError,
+    _PathError,
+)
+from .._events import EVENT_KINDS, Event
+from .._lease import Lease
+from .._values import Limits, Value
+
+__all__ = [
+    "CONFIRM_DELAY",
+    "AsyncLease",
+    "Confirmations",
+    "Lease",
+    "ServerEvents",
+    "Sockets",
+    "Tuple",
+    "check_kinds",
+    "check_lease",
+    "check_limit",
+    "check_max_pending",
+    "check_since",
+    "check_timeout",
+    "error_code",
+    "error_from_answer",
+    "event_from_wire",
+    "logger",
+    "parse_url",
+    "shutdown",
+    "space_path",
+    "template_wire",
+    "tuple_from_wire",
+    "tuple_wire",
+    "tuples_wire",
+    "unreachable",
+]
+
+logger = logging.getLogger("tuplespace")
+
+Tuple = tuple[Value, ...]
+
+CONFIRM_DELAY = 1.0
+"""Seconds a confirmation waits for a take to ride on before it is sent alone."""
+
+# What arrives from a server is decoded without the limits of a writer: the server
+# has checked them, and its limits may be larger than the defaults.
+_RECEIVED = Limits(max_fields=1 << 30, max_depth=1 << 10, max_bytes=1 << 40)
+
+
+def parse_url(url: str) -> tuple[str, str]:
+    """``http://host:port[/prefix]/spaces/<name>`` as the server's base URL and the space's name."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{url!r}: options of a remote space are keywords, not part of the URL")
+    head, sep, name = parts.path.rstrip("/").rpartition("/spaces/")
+    if not sep or not name or "/" in name:
+        raise ValueError(f"{url!r} names no space: write http://host:port/spaces/<name>")
+    base = urlunsplit((parts.scheme, parts.netloc, head, "", ""))
+    return base, unquote(name)
+
+
+def space_path(name: str) -> str:
+    return "/spaces/" + quote(name, safe="")
+
+
+# -- arguments -------------------------------------------------------------------------------
+# Checked here as the embedded space checks them, so an invalid argument fails the same
+# way whichever space it is given to (and NaN, which JSON cannot carry, never travels).
+
+
+def check_lease(lease: float | None, what: str = "lease") -> float | None:
+    """A lease in seconds as it travels: None (forever) or a positive number."""
+    if lease is None or lease == math.inf:
+        return None
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
+        raise InvalidValue(f"{what} must be a positive number of seconds or None, got {lease!r}", what)
+    return lease
+
+
+def check_timeout(timeout: float | None) -> float | None:
+    """A timeout in seconds: None (forever) or a number >= 0."""
+    if timeout is None or timeout == math.inf:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise InvalidValue(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}", "timeout")
+    return timeout
+
+
+def check_limit(limit: int | None) -> int | None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidValue(f"limit must be an int >= 0 or None, got {limit!r}", "limit")
+    return limit
+
+
+def check_kinds(events: Iterable[str]) -> list[str]:
+    kinds = frozenset({events} if isinstance(events, str) else events)
+    if not kinds or not kinds <= EVENT_KINDS:
+        raise InvalidValue(f"events must be a non-empty subset of {sorted(EVENT_KINDS)}, got {sorted(kinds)}")
+    return sorted(kinds)
+
+
+def check_since(since: int | None) -> int | None:
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
+        raise InvalidValue(f"since must be an event sequence number >= 0, got {since!r}", "since")
+    return since
+
+
+def check_max_pending(max_pending: int) -> int:
+    if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        raise InvalidValue(f"max_pending must be a positive int, got {max_pending!r}", "max_pending")
+    return max_pending
+
+
+# -- values ------------------------------------------------------------------------------------
+
+
+def _prefixed(exc: _PathError, part: str) -> _PathError:
+    exc.path = part + exc.path
+    exc.args = (f"{exc.path}: {exc.reason}",)
+    return exc
+
+
+def tuple_wire(t: Iterable[Value]) -> list[Any]:
+    """The wire form of a tuple to write; raises as the embedded space does, naming the field."""
+    if not isinstance(t, (tuple, list)):
+        raise UnsupportedType(f"a tuple is a tuple or list, not {type(t).__name__}")
+    wire: list[Any] = to_wire(t)
+    return wire
+
+
+def tuples_wire(tuples: Iterable[Iterable[Value]]) -> list[list[Any]]:
+    out = []
+    for i, t in enumerate(tuples):
+        try:
+            out.append(tuple_wire(t))
+        except InvalidValue as exc:
+            raise _prefixed(exc, f"tuples[{i}]") from None
+    return out
+
+
+def template_wire(template: Any) -> list[Any]:
+    """The wire form of a template; a :class:`~tuplespace.Pred` or a formal that is not a
+    wire type raises :class:`InvalidTemplate`: it cannot travel."""
+    return template_to_wire(template)
+
+
+def tuple_from_wire(obj: Any) -> Tuple:
+    t = from_wire(obj, _RECEIVED)
+    if not isinstance(t, tuple):
+        raise WireError(f"the server answered {type(t).__name__} where a tuple belongs")
+    return t
+
+
+def event_from_wire(data: dict[str, Any]) -> Event:
+    return Event(data["seq"], data["kind"], tuple_from_wire(data["tuple"]), data["time"])
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+_PATH_ERRORS: dict[str, type[_PathError]] = {
+    "wire_error": WireError,
+    "invalid_value": InvalidValue,
+    "bad_request": InvalidValue,
+    "unsupported_type": UnsupportedType,
+    "invalid_template": InvalidTemplate,
+}
+_PLAIN_ERRORS: dict[str, type[TupleSpaceError]] = {
+    "unknown_lease": UnknownLease,
+    "transaction_aborted": TransactionAborted,
+    "transaction_ended": TransactionError,
+    "unknown_transaction": TransactionError,
+    "store_error": StoreError,
+    "shutting_down": SpaceClosed,
+}
+
+
+def _path(field: Any) -> str:
+    """The path of an embedded error from the ``field`` a server names: the tuple or
+    template of a one-tuple request is the value itself (``tuple[2]`` is ``[2]``)."""
+    if not isinstance(field, str):
+        return ""
+    for whole in ("tuple", "template"):
+        if field == whole or field.startswith(whole + "["):
+            return field[len(whole) :]
+    return field
+
+
+def error_from_answer(status: int, content: bytes, where: str) -> TupleSpaceError:
+    """The exception of the embedded space for an error answered by the server.
+
+    The JSON error ``code`` chooses the class; an unknown code (or an answer that is
+    not a JSON error) gives :class:`TupleSpaceError` with the status and message.
+    The code stays on the exception, as ``code`` (see :func:`error_code`).
+    """
+    try:
+        error = orjson.loads(content)["error"]
+        code, message = str(error["code"]), str(error["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        text = content[:200].decode("utf-8", "replace")
+        return TupleSpaceError(f"{where}: the server answered {status}: {text}")
+    exc = _error(code, message, error)
+    exc.code = code  # type: ignore[attr-defined]
+    return exc
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The server's error code of an exception raised for its answer (None if none)."""
+    code = getattr(exc, "code", None)
+    return code if isinstance(code, str) else None
+
+
+def _error(code: str, message: str, error: dict[str, Any]) -> TupleSpaceError:
+    path = _path(error.get("field"))
+    if code == "value_too_large":
+        return ValueTooLarge(message, path, limit=str(error.get("limit")), maximum=_int(error.get("maximum")))
+    if code in ("limit_reached", "space_full", "rate_limited"):
+        kind = SpaceFull if code == "space_full" else LimitReached
+        return kind(message, limit=str(error.get("limit", code)), maximum=_int(error.get("maximum")))
+    if code == "events_lost":
+        return EventsLost(_int(error.get("first_missing")), _int(error.get("oldest_available")))
+    path_error = _PATH_ERRORS.get(code)
+    if path_error is not None:
+        return path_error(message, path)
+    plain = _PLAIN_ERRORS.get(code)
+    if plain is not None:
+        return plain(message)
+    return TupleSpaceError(f"{message} ({code})")
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def unreachable(url: str, exc: BaseException) -> TupleSpaceError:
+    return TupleSpaceError(f"cannot reach the tuple space server for {url}: {type(exc).__name__}: {exc}")
+
+
+# -- Server-Sent Events ------------------------------------------------------------------------
+
+
+class ServerEvents:
+    """Parses the lines of a Server-Sent Events stream.
+
+    :meth:`feed` takes one line and returns ``(event, data)`` when the line completes
+    a message, or ``("", text)`` for a comment between messages (the server's greeting
+    and its keep-alives); ``last_id`` is the last ``id`` the stream gave.
+    """
+
+    def __init__(self) -> None:
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+        self.last_id: str | None = None
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if not line:
+            # The id counts once its message is whole: a stream cut in the middle of a
+            # message resumes before it.
+            if self._id is not None:
+                self.last_id = self._id
+            if not self._data:
+                self._event = ""
+                return None
+            message = (self._event or "message", "\n".join(self._data))
+            self._event, self._data = "", []
+            return message
+        if line.startswith(":"):
+            return None if self._data or self._event else ("", line[1:].strip())
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        elif name == "id" and value.isdigit():
+            self._id = value
+        return None
+
+
+# -- sockets -----------------------------------------------------------------------------------
+
+
+class _Stream(Protocol):
+    def get_extra_info(self, info: str) -> Any: ...
+
+
+class Sockets:
+    """The sockets a client has opened, to shut down when its space is closed: that
+    wakes the calls waiting on them at once, in any thread, with a broken connection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[Any] = []
+
+    def add(self, stream: _Stream) -> None:
+        sock = stream.get_extra_info("socket")
+        if sock is None:
+            return
+        with self._lock:
+            self._sockets = [s for s in self._sockets if s.fileno() != -1]
+            self._sockets.append(sock)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            shutdown(sock)
+
+
+def shutdown(sock: Any) -> None:
+    with contextlib.suppress(OSError):  # already closed, or never connected
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+# -- claims --------------------------------------------------------------------------------------
+
+
+class Confirmations:
+    """The claims of takes whose answers have arrived, waiting to be confirmed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[str] = []
+
+    def add(self, claim_id: str) -> None:
+        with self._lock:
+            self._ids.append(claim_id)
+
+    def pop_all(self) -> list[str]:
+        with self._lock:
+            ids, self._ids = self._ids, []
+        return ids
+
+    def restore(self, ids: list[str]) -> None:
+        """Put back claims whose confirmation may not have reached the server."""
+        if ids:
+            with self._lock:
+                self._ids[:0] = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+# -- leases --------------------------------------------------------------------------------------
+
+
+class _AsyncLeaseHost(Protocol):
+    async def _renew(self, seq: int, seconds: float | None) -> float | None: ...
+
+    async def _cancel(self, seq: int) -> None: ...
+
+
+class AsyncLease:
+    """The lease of a tuple written through an :class:`AsyncRemoteSpace`; see
+    :class:`~tuplespace.Lease`, whose methods these are, awaited.
+
+    >>> lease = await space.write(("presence", "node-7"), lease=30)   # doctest: +SKIP
+    >>> await lease.renew(30)                                          # doctest: +SKIP
+    """
+
+    __slots__ = ("_host", "expires_at", "seq")
+
+    def __init__(self, host: _AsyncLeaseHost, seq: int, expires_at: float | None) -> None:
+        self._host = host
+        self.seq = seq
+        self.expires_at = expires_at
+
+    async def renew(self, seconds: float | None) -> None:
+        """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
+        self.expires_at = await self._host._renew(self.seq, seconds)
+
+    async def cancel(self) -> None:
+        """Remove the tuple from the space now."""
+        await self._host._cancel(self.seq)
+
+    def __repr__(self) -> str:
+        return f"AsyncLease(seq={self.seq}, expires_at={self.expires_at})"

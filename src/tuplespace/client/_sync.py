@@ -1,0 +1,692 @@
+# Made from _async.py by scripts/unasync.py: edit _async.py, then run the script.
+"""A space served by ``tuplespace serve``, used over HTTP (docs/http-api.md).
+
+:class:`RemoteSpace` has the operations of :class:`~tuplespace.Space`, with
+the same meaning and the same exceptions: tuples and templates travel in the wire
+format, and an error answered by the server is raised as the exception the embedded
+space raises for it.  All calls of one space share one HTTP client, so connections
+are reused.
+
+- A blocking ``read`` or ``take`` is a long poll; one that outlasts the server's
+  long-poll maximum is asked again, transparently, for the time left.
+- No take loses a tuple: every take asks for a claim, and the space confirms it once
+  the answer has arrived, riding on its next take or sent alone within about a
+  second (and on :meth:`~RemoteSpace.close`).  If the answer never arrives, the
+  claim runs out on the server and the tuple returns to its place.
+- Subscriptions read Server-Sent Events; when the connection breaks they reconnect
+  and resume after the last event received, so nothing is missed while the server's
+  event log still holds it (else :class:`~tuplespace.EventsLost`, as embedded).
+- :meth:`~RemoteSpace.close` wakes every call still waiting on the space with
+  :class:`~tuplespace.SpaceClosed`.
+
+A server that cannot be reached raises :class:`~tuplespace.TupleSpaceError` saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+import orjson
+
+from .._errors import (
+    LimitReached,
+    SpaceClosed,
+    SpaceFull,
+    Timeout,
+    TransactionAborted,
+    TransactionError,
+    TupleSpaceError,
+)
+from .._events import EVENT_KINDS
+from .._templates import Template
+from .._values import Value
+from ._common import (
+    CONFIRM_DELAY,
+    Confirmations,
+    Lease,
+    Sockets,
+    Tuple,
+    check_kinds,
+    check_lease,
+    check_limit,
+    check_max_pending,
+    check_since,
+    check_timeout,
+    error_code,
+    error_from_answer,
+    logger,
+    parse_url,
+    space_path,
+    template_wire,
+    tuple_from_wire,
+    tuple_wire,
+    tuples_wire,
+    unreachable,
+)
+from ._primitives import Later, Lock, Openable, opened_now
+from ._sync_subscription import RemoteSubscription
+
+__all__ = ["RemoteSpace", "RemoteTransaction"]
+
+_JSON = {"Content-Type": "application/json"}
+# How much longer than the wait it asked for a call waits for the server's answer.
+_ANSWER_MARGIN = 30.0
+_LONGEST_ANSWER = 86_400.0  # waits longer than this wait for the answer without a limit
+# Failures after which a request that changes nothing (or only takes under a claim)
+# is sent again at once: a kept-alive connection the server had just closed.
+_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+class RemoteSpace:
+    """A space on a server, with the methods of :class:`~tuplespace.Space`.
+
+    >>> space = tuplespace.connect("http://127.0.0.1:8765/spaces/jobs")  # doctest: +SKIP
+    >>> space.write(("job", 1, "resize"))  # doctest: +SKIP
+    >>> space.take(("job", int, str), timeout=5)  # doctest: +SKIP
+    ('job', 1, 'resize')
+
+    ``token`` is sent as ``Authorization: Bearer <token>``; ``connect_timeout`` bounds
+    making a connection and every answer that involves no waiting; ``confirm_delay``
+    is how long the claim of a take waits for the next take to carry its confirmation
+    before it is sent alone.
+
+    Leases are :class:`Lease` (``lease.renew(30)``).  ``subscribe`` and
+    ``transaction`` give handles that need the server to open: the sync binding opens
+    them at once, the async one when they are awaited, entered as context managers or
+    first used.  A function successor of ``replace`` cannot travel: it raises
+    ``TypeError``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        connect_timeout: float = 10.0,
+        confirm_delay: float = CONFIRM_DELAY,
+    ) -> None:
+        base, name = parse_url(url)
+        self.url = url
+        self.name = name
+        self._path = space_path(name)
+        self._headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        self._connect_timeout = connect_timeout
+        self._timeout = httpx.Timeout(connect_timeout)
+        self._client = self._new_client(base)
+        self._base = base
+        self._sockets = Sockets()
+        self._extensions = {"trace": self._trace}
+        self._confirmations = Confirmations()
+        self._confirm_delay = confirm_delay
+        self._confirm_later = Later()
+        self._closed = False
+        self._closing = False
+        self._transactions: set[RemoteTransaction] = set()
+        self._subscriptions: set[RemoteSubscription] = set()
+        self._stats = dict.fromkeys(
+            (
+                "requests",
+                "long_polls_reissued",
+                "claims_confirmed_riding",
+                "claims_confirmed_alone",
+                "claims_lost",
+            ),
+            0,
+        )
+
+    def _new_client(self, base: str) -> httpx.Client:
+        return httpx.Client(
+            base_url=base,
+            headers=self._headers,
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _create(self, options: dict[str, Any]) -> None:
+        """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
+        exists; raise if it exists with other options.  Needs the ``admin`` permission."""
+        self._request("PUT", "", options)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _trace(self, name: str, info: dict[str, Any]) -> None:
+        if name == "connection.connect_tcp.complete":
+            self._sockets.add(info["return_value"])
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SpaceClosed("the space was closed")
+
+    def _answer_timeout(self, wait: float | None) -> httpx.Timeout:
+        if wait == 0:
+            return self._timeout
+        read = None if wait is None or wait > _LONGEST_ANSWER else wait + _ANSWER_MARGIN
+        return httpx.Timeout(self._connect_timeout, read=read)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        wait: float | None = 0.0,
+        again: bool = False,
+    ) -> Any:
+        """Send a request about this space; its JSON answer (None when it has none).
+
+        ``wait``: how long the server may hold it.  ``again``: the request may be sent
+        a second time if the connection fails before an answer.
+        """
+        self._check_open()
+        content = None if body is None else orjson.dumps(body)
+        timeout = self._answer_timeout(wait)
+        while True:
+            try:
+                self._stats["requests"] += 1
+                response = self._client.request(
+                    method,
+                    self._path + path,
+                    content=content,
+                    headers=_JSON if content is not None else None,
+                    timeout=timeout,
+                    extensions=self._extensions,
+                )
+                break
+            except (httpx.TransportError, RuntimeError) as exc:
+                if self._closed:
+                    raise SpaceClosed("the space was closed while the call was waiting") from None
+                if not (again and isinstance(exc, _STALE)):
+                    raise unreachable(self.url, exc) from exc
+                again = False
+        if response.status_code >= 400:
+            raise error_from_answer(response.status_code, response.content, self.url)
+        return orjson.loads(response.content) if response.content else None
+
+    def _long_poll(
+        self, path: str, body: dict[str, Any], timeout: float | None, key: str, again: bool = False
+    ) -> Any:
+        """Post until the answer holds ``key``, or says the wait is over: the server cuts a
+        long wait at its long-poll maximum (``"more": true``) and it is asked again for
+        the time left."""
+        wait = check_timeout(timeout)
+        deadline = None if wait is None else _monotonic() + wait
+        while True:
+            left = None if deadline is None else max(deadline - _monotonic(), 0.0)
+            body["timeout"] = left
+            answer = self._request("POST", path, body, wait=left, again=again)
+            if answer.get(key) is not None or not answer.get("more"):
+                return answer
+            self._stats["long_polls_reissued"] += 1
+
+    # -- writing -------------------------------------------------------------------------
+
+    def write(self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None) -> Lease:
+        """See :meth:`Space.write <tuplespace.Space.write>`; the lease is an :class:`Lease`."""
+        body = {"tuple": tuple_wire(t), "lease": check_lease(lease)}
+        try:
+            answer = self._long_poll("/write", body, timeout, "lease")
+        except SpaceFull:
+            if timeout == 0:
+                raise
+            # A write that waited and found no room ran out of time, as embedded.
+            raise Timeout("the space stayed full: no room for the tuple in time") from None
+        return self._lease(answer["lease"])
+
+    def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
+        """See :meth:`Space.write_many <tuplespace.Space.write_many>`."""
+        body = {"tuples": tuples_wire(tuples), "lease": check_lease(lease)}
+        answer = self._request("POST", "/write_many", body)
+        return [self._lease(x) for x in answer["leases"]]
+
+    def _lease(self, wire: dict[str, Any]) -> Lease:
+        return Lease(self, wire["id"], wire["expires_at"])
+
+    def _renew(self, seq: int, seconds: float | None) -> float | None:
+        body = {"lease": check_lease(seconds)}
+        answer = self._request("POST", f"/leases/{seq}/renew", body)
+        expires: float | None = answer["expires_at"]
+        return expires
+
+    def _cancel(self, seq: int) -> None:
+        self._request("DELETE", f"/leases/{seq}")
+
+    # -- reading and taking -------------------------------------------------------------------
+
+    def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        """See :meth:`Space.read <tuplespace.Space.read>`."""
+        return _found(self._read("", template, timeout), template)
+
+    def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        """See :meth:`Space.take <tuplespace.Space.take>`."""
+        return _found(self._take(template, timeout), template)
+
+    def try_read(self, template: Any) -> Tuple | None:
+        """See :meth:`Space.try_read <tuplespace.Space.try_read>`."""
+        return self._read("", template, 0)
+
+    def try_take(self, template: Any) -> Tuple | None:
+        """See :meth:`Space.try_take <tuplespace.Space.try_take>`."""
+        return self._take(template, 0)
+
+    def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        """See :meth:`Space.read_all <tuplespace.Space.read_all>`."""
+        return self._all("", "/read_all", template, limit)
+
+    def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        """See :meth:`Space.take_all <tuplespace.Space.take_all>`."""
+        return self._all("", "/take_all", template, limit)
+
+    def count(self, template: Any) -> int:
+        """See :meth:`Space.count <tuplespace.Space.count>`."""
+        return self._count("", template)
+
+    def _read(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
+        body = {"template": template_wire(template)}
+        answer = self._long_poll(prefix + "/read", body, timeout, "tuple", again=True)
+        return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
+
+    def _take(self, template: Any, timeout: float | None) -> Tuple | None:
+        """Take under a claim; the claims of earlier takes ride along to be confirmed."""
+        body: dict[str, Any] = {"template": template_wire(template), "claim": True}
+        wait = check_timeout(timeout)
+        deadline = None if wait is None else _monotonic() + wait
+        while True:
+            left = None if deadline is None else max(deadline - _monotonic(), 0.0)
+            body["timeout"] = left
+            confirm = self._confirmations.pop_all()
+            if confirm:
+                body["confirm"] = confirm
+            else:
+                body.pop("confirm", None)
+            try:
+                answer = self._request("POST", "/take", body, wait=left, again=True)
+            except BaseException:
+                self._confirmations.restore(confirm)
+                raise
+            self._confirmed(confirm, answer.get("unconfirmed", ()))
+            claim = answer.get("claim")
+            if claim is not None:
+                self._confirmations.add(claim["id"])
+                self._confirm_later.schedule(self._confirm_delay, self._confirm_pending)
+            if answer["tuple"] is not None:
+                return tuple_from_wire(answer["tuple"])
+            if not answer.get("more"):
+                return None
+            self._stats["long_polls_reissued"] += 1
+
+    def _confirmed(self, sent: list[str], unconfirmed: Iterable[str]) -> None:
+        lost = set(unconfirmed)
+        self._stats["claims_confirmed_riding"] += len(sent) - len(lost)
+        for claim_id in lost:
+            self._claim_lost(claim_id)
+
+    def _claim_lost(self, claim_id: str) -> None:
+        self._stats["claims_lost"] += 1
+        logger.warning(
+            "claim %s ran out before it was confirmed: its tuple went back to the space %s "
+            "and may be taken again",
+            claim_id,
+            self.url,
+        )
+
+    def _confirm_pending(self) -> None:
+        """Confirm, one request each, the claims no take has carried."""
+        while claims := self._confirmations.pop_all():
+            for i, claim_id in enumerate(claims):
+                try:
+                    self._request("POST", f"/claims/{claim_id}/confirm", again=True)
+                except SpaceClosed:
+                    return
+                except TupleSpaceError as exc:
+                    if error_code(exc) == "unknown_claim":
+                        self._claim_lost(claim_id)
+                        continue
+                    self._confirmations.restore(claims[i:])
+                    logger.warning("confirming claim %s of %s failed: %s", claim_id, self.url, exc)
+                    if not self._closing:
+                        self._confirm_later.schedule(self._confirm_delay, self._confirm_pending)
+                    return
+                self._stats["claims_confirmed_alone"] += 1
+
+    def _all(self, prefix: str, operation: str, template: Any, limit: int | None) -> list[Tuple]:
+        """``read_all`` or ``take_all``.  A server answers at most so many tuples at once
+        (then ``"more": true``): takes are asked for again until all are taken, but a
+        read cannot go on where the last answer stopped, so it raises instead."""
+        body: dict[str, Any] = {"template": template_wire(template), "limit": check_limit(limit)}
+        reading = operation == "/read_all"
+        found: list[Tuple] = []
+        while True:
+            answer = self._request("POST", prefix + operation, body, again=reading)
+            found += [tuple_from_wire(t) for t in answer["tuples"]]
+            if not answer.get("more"):
+                return found
+            if reading:
+                raise _cut(len(found))
+            if limit is not None:
+                body["limit"] = limit - len(found)
+
+    def _count(self, prefix: str, template: Any) -> int:
+        answer = self._request("POST", prefix + "/count", {"template": template_wire(template)}, again=True)
+        n: int = answer["count"]
+        return n
+
+    # -- atomic compound operations -------------------------------------------------------------
+
+    def replace(
+        self,
+        template: Any,
+        successor: Iterable[Value],
+        lease: float | None = None,
+        timeout: float | None = None,
+    ) -> Tuple:
+        """See :meth:`Space.replace <tuplespace.Space.replace>`.
+
+        ``successor`` is the new tuple: a function of the taken tuple cannot travel to
+        the server (``TypeError``); take and write in a :meth:`transaction` instead.
+        """
+        if callable(successor):
+            raise TypeError(
+                "a remote space cannot run a function successor: pass the new tuple, "
+                "or take the old one and write its successor in a transaction"
+            )
+        body = {
+            "template": template_wire(template),
+            "tuple": tuple_wire(successor),
+            "lease": check_lease(lease),
+        }
+        answer = self._long_poll("/replace", body, timeout, "tuple")
+        return _found(None if answer["tuple"] is None else tuple_from_wire(answer["tuple"]), template)
+
+    def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
+        """See :meth:`Space.write_if_absent <tuplespace.Space.write_if_absent>`."""
+        body = {"template": template_wire(template), "tuple": tuple_wire(t), "lease": check_lease(lease)}
+        answer = self._request("POST", "/write_if_absent", body)
+        return bool(answer["written"])
+
+    # -- events and transactions ----------------------------------------------------------------
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> RemoteSubscription:
+        """See :meth:`Space.subscribe <tuplespace.Space.subscribe>`; iterate with ``for``.
+
+        The subscription begins when it opens: at once in the sync binding; in the
+        async one when it is awaited, entered as a context manager or first read.  At
+        most ``max_pending`` events wait here for a slow subscriber; the server then
+        holds back (and catches up from its event log).  ``lease`` is kept here: the
+        subscription ends by itself when it runs out.
+        """
+        self._check_open()
+        subscription = RemoteSubscription(
+            self,
+            template_wire(template),
+            check_kinds(events),
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_now(subscription)
+
+    def transaction(self, lease: float | None = 60.0) -> RemoteTransaction:
+        """See :meth:`Space.transaction <tuplespace.Space.transaction>`; use with ``with``.
+
+        The transaction begins at once in the sync binding; in the async one when it
+        is awaited, entered as a context manager or first used.
+        """
+        self._check_open()
+        return opened_now(RemoteTransaction(self, check_lease(lease)))
+
+    # -- statistics and closing -------------------------------------------------------------------
+
+    def statistics(self) -> dict[str, Any]:
+        """The space's statistics as the server keeps them (see
+        :meth:`Space.statistics <tuplespace.Space.statistics>`), after confirming the
+        takes of this handle; ``closed`` says whether this handle is closed.
+
+        A closed handle still answers, on a connection of its own."""
+        if self._closed:
+            with self._new_client(self._base) as client:
+                try:
+                    response = client.get(self._path)
+                except httpx.TransportError as exc:
+                    raise unreachable(self.url, exc) from exc
+            if response.status_code >= 400:
+                raise error_from_answer(response.status_code, response.content, self.url)
+            answer = orjson.loads(response.content)
+        else:
+            self._confirm_pending()  # this handle's takes are final in what it reports
+            answer = self._request("GET", "", again=True)
+        stats: dict[str, Any] = dict(answer["statistics"])
+        stats["closed"] = self._closed
+        return stats
+
+    def client_statistics(self) -> dict[str, Any]:
+        """What this handle did: requests, long polls asked again, claims confirmed
+        riding on a take or sent alone, claims that ran out before their confirmation,
+        and claims still to confirm.  Asks the server nothing."""
+        return {**self._stats, "unconfirmed_claims": len(self._confirmations), "closed": self._closed}
+
+    def close(self) -> None:
+        """Close this handle: claims received are confirmed, its open transactions abort,
+        its subscriptions end, and calls still waiting raise :class:`SpaceClosed`.
+
+        The space itself stays on the server, with its tuples."""
+        if self._closing:
+            return
+        self._closing = True
+        self._confirm_later.cancel()
+        self._confirm_pending()
+        for tx in list(self._transactions):
+            tx._abort_quietly()
+        self._closed = True
+        for sub in list(self._subscriptions):
+            sub.close()
+        self._sockets.shutdown()
+        self._client.close()
+
+    def __enter__(self) -> RemoteSpace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteSpace({self.url!r}{', closed' if self._closed else ''})"
+
+
+def _found(t: Tuple | None, template: Any) -> Tuple:
+    if t is None:
+        fields = template.fields if isinstance(template, Template) else template
+        raise Timeout(f"no tuple matched {fields!r} in time")
+    return t
+
+
+def _cut(n: int) -> TupleSpaceError:
+    return LimitReached(
+        f"the server answers at most {n} tuples at once and more match: read them with a limit",
+        limit="max_results",
+        maximum=n,
+    )
+
+
+class RemoteTransaction(Openable):
+    """A transaction on a remote space; see :class:`~tuplespace.Transaction`.
+
+    It has the operations of the space, awaited.  Used with ``with`` it commits
+    when the block ends and aborts on an exception.  ``state`` is what this side
+    knows: ``"aborted"`` once it aborted it, the server said so, or its lease ran out.
+    """
+
+    def __init__(self, space: RemoteSpace, lease: float | None) -> None:
+        self._space = space
+        self._lease = lease
+        self._opening = Lock()
+        self._prefix = ""
+        self._state = "active"
+        self._expires_at: float | None = None
+        self._ends: float | None = None  # when the lease runs out, on this side's clock
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._prefix or self._state != "active":
+                return
+            asked = _monotonic()
+            answer = self._space._request("POST", "/transactions", {"lease": self._lease})
+            self._prefix = f"/transactions/{answer['id']}"
+            self._set_lease(answer["expires_at"], self._lease, asked)
+            self._space._transactions.add(self)
+
+    def _set_lease(self, expires_at: float | None, lease: float | None, asked: float) -> None:
+        self._expires_at = expires_at
+        # Counted from the request: the server's lease ends a moment later (by then it
+        # aborts the transaction itself), and this side refuses to use it from now on.
+        self._ends = None if lease is None else asked + lease
+
+    @property
+    def state(self) -> str:
+        """``"active"``, ``"committed"`` or ``"aborted"``."""
+        if self._state == "active" and self._ends is not None and _monotonic() >= self._ends:
+            self._ended("aborted")
+        return self._state
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._expires_at
+
+    def _ended(self, state: str) -> None:
+        self._state = state
+        self._space._transactions.discard(self)
+
+    def _ready(self) -> str:
+        """Check the transaction can still be used, opening it; its path on the server."""
+        if self._state == "active":
+            self._open()
+        state = self.state
+        if state == "aborted":
+            raise TransactionAborted("the transaction was aborted")
+        if state == "committed":
+            raise TransactionError("the transaction has ended: it was committed")
+        return self._prefix
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        prefix = self._ready()
+        try:
+            return self._space._request(method, prefix + path, body)
+        except TransactionAborted:
+            self._ended("aborted")
+            raise
+
+    def _watch(self, operation: Any) -> Any:
+        try:
+            return operation
+        except TransactionAborted:
+            self._ended("aborted")
+            raise
+
+    def write(self, t: Iterable[Value], lease: float | None = None) -> None:
+        """Write ``t`` at commit; its ``lease`` counts from then."""
+        self._call("POST", "/write", {"tuple": tuple_wire(t), "lease": check_lease(lease)})
+
+    def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
+        """Write several tuples at commit (all or none)."""
+        self._call("POST", "/write_many", {"tuples": tuples_wire(tuples), "lease": check_lease(lease)})
+
+    def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        prefix = self._ready()
+        return _found(self._watch(self._space._read(prefix, template, timeout)), template)
+
+    def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        return _found(self._take(template, timeout), template)
+
+    def try_read(self, template: Any) -> Tuple | None:
+        prefix = self._ready()
+        found: Tuple | None = self._watch(self._space._read(prefix, template, 0))
+        return found
+
+    def try_take(self, template: Any) -> Tuple | None:
+        return self._take(template, 0)
+
+    def _take(self, template: Any, timeout: float | None) -> Tuple | None:
+        # No claim: a tuple taken in a transaction is held by it, and returns if it aborts.
+        prefix = self._ready()
+        body = {"template": template_wire(template)}
+        answer = self._watch(self._space._long_poll(prefix + "/take", body, timeout, "tuple"))
+        return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
+
+    def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        prefix = self._ready()
+        found: list[Tuple] = self._watch(self._space._all(prefix, "/read_all", template, limit))
+        return found
+
+    def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        prefix = self._ready()
+        taken: list[Tuple] = self._watch(self._space._all(prefix, "/take_all", template, limit))
+        return taken
+
+    def count(self, template: Any) -> int:
+        prefix = self._ready()
+        n: int = self._watch(self._space._count(prefix, template))
+        return n
+
+    def commit(self) -> None:
+        """Make the takes final and the writes visible, atomically."""
+        self._call("POST", "/commit")
+        self._ended("committed")
+
+    def abort(self) -> None:
+        """Discard the writes and put every taken tuple back at its place; nothing
+        happens to a transaction that has already ended."""
+        if not self._prefix:  # never begun: nothing to undo
+            self._ended("aborted")
+            return
+        if self.state != "active":
+            return
+        with contextlib.suppress(TransactionError):  # it ended on the server already
+            self._space._request("POST", self._prefix + "/abort")
+        self._ended("aborted")
+
+    def _abort_quietly(self) -> None:
+        """Abort while the space closes; a failure only means the lease will end it."""
+        try:
+            self.abort()
+        except TupleSpaceError as exc:
+            logger.warning("aborting a transaction of %s failed: %s", self._space.url, exc)
+            self._ended("aborted")
+
+    def renew(self, lease: float | None) -> None:
+        """Give the transaction ``lease`` more seconds from now."""
+        seconds = check_lease(lease)
+        asked = _monotonic()
+        answer = self._call("POST", "/renew", {"lease": seconds})
+        self._set_lease(answer["expires_at"], seconds, asked)
+
+    def __enter__(self) -> RemoteTransaction:
+        self._open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None and self.state == "active":
+            self.commit()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"RemoteTransaction({self._prefix.rpartition('/')[2] or 'not begun'}, {self._state})"

@@ -1,0 +1,295 @@
+# Made from _async_subscription.py by scripts/unasync.py: edit _async_subscription.py, then run the script.
+"""Subscriptions to a remote space: events read from a Server-Sent Events stream
+(docs/http-api.md), in the background, resumed after the last event received when
+the connection breaks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import orjson
+
+from .._errors import EventsLost, SpaceClosed, Timeout, TupleSpaceError, UnknownLease
+from .._events import EVENT_KINDS, Event
+from ._common import (
+    ServerEvents,
+    check_lease,
+    check_timeout,
+    error_code,
+    error_from_answer,
+    event_from_wire,
+    logger,
+    shutdown,
+    unreachable,
+)
+from ._primitives import Background, Later, Lock, Mailbox, Openable, Signal
+
+if TYPE_CHECKING:
+    from ._sync import RemoteSpace
+
+__all__ = ["RemoteSubscription"]
+
+_EVENT_STREAM = {"Accept": "text/event-stream"}
+_RECONNECT_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+_END = object()  # put in the mailbox when the stream is over for good
+
+
+class RemoteSubscription(Openable):
+    """The events of a subscription to a remote space; see :class:`~tuplespace.Subscription`.
+
+    ``for event in sub`` waits for the next event and ends when the subscription
+    is closed (by :meth:`close`, its lease, or the space's handle closing).  Events are
+    read in the background from a Server-Sent Events stream, at most ``max_pending``
+    ahead of the subscriber; if the connection breaks, it reconnects and resumes after
+    the last event received.  Events the server's log no longer holds raise
+    :class:`~tuplespace.EventsLost`, and iteration can go on after it.
+    """
+
+    def __init__(
+        self,
+        space: RemoteSpace,
+        template: list[Any],
+        kinds: list[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        self._space = space
+        self._params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        self._received = since  # where to resume: the last event id the stream gave
+        self._opening = Lock()
+        self._opened = False
+        self._closed = False
+        self._stopping = Signal()
+        self._mailbox: Mailbox[Any] = Mailbox(max_pending)
+        self._response: httpx.Response | None = None
+        self._lines: Iterator[str] | None = None
+        self._parser = ServerEvents()
+        self._pump: Background | None = None
+        self._lease = lease
+        self._lease_end = Later()
+        self._last_seq = since or 0
+        self._delivered = 0
+        self._reconnects = 0
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event delivered: resume with ``since=`` it."""
+        return self._last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Events delivered and waiting here, the last one, and how often the stream
+        had to reconnect."""
+        return {
+            "pending": len(self._mailbox),
+            "delivered": self._delivered,
+            "last_seq": self._last_seq,
+            "closed": self._closed,
+            "reconnects": self._reconnects,
+        }
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._opened or self._closed:
+                return
+            self._space._check_open()
+            self._connect(initial=True)
+            self._opened = True
+            self._space._subscriptions.add(self)
+            if self._lease is not None:
+                self._lease_end.schedule(self._lease, self.close)
+            self._pump = Background(self._read_events)
+
+    def _connect(self, initial: bool) -> None:
+        """Open the event stream after the last event received, and read the server's
+        first message: a greeting once the subscription is in place, or the news that
+        events were lost (raised at once when the subscription opens, as embedded)."""
+        space = self._space
+        headers = dict(_EVENT_STREAM)
+        if self._received is not None:
+            headers["Last-Event-ID"] = str(self._received)
+        request = space._client.build_request(
+            "GET",
+            space._path + "/events",
+            params=self._params,
+            headers=headers,
+            timeout=httpx.Timeout(space._connect_timeout, read=None),
+            extensions=space._extensions,
+        )
+        try:
+            response = space._client.send(request, stream=True)
+        except (httpx.TransportError, RuntimeError) as exc:
+            if space._closed or self._closed:
+                raise SpaceClosed("the space was closed") from None
+            raise unreachable(space.url, exc) from exc
+        if response.status_code >= 400:
+            content = response.read()
+            response.close()
+            raise error_from_answer(response.status_code, content, space.url)
+        self._response = response
+        self._lines = response.iter_lines()
+        self._parser = ServerEvents()
+        try:
+            kind, data = self._next_message()
+        except (EOFError, httpx.TransportError) as exc:
+            self._drop_stream()
+            if space._closed or self._closed:
+                raise SpaceClosed("the space was closed") from None
+            raise unreachable(space.url, exc) from exc
+        if kind == "lost" and initial:
+            self._drop_stream()
+            raise _lost(data)
+        if kind:
+            self._deliver(kind, data)
+
+    def _next_message(self) -> tuple[str, str]:
+        """The next message of the stream, ``("", comment)`` for a comment;
+        ``EOFError`` when the stream has ended."""
+        assert self._lines is not None
+        for line in self._lines:
+            message = self._parser.feed(line)
+            if self._parser.last_id is not None:
+                self._received = int(self._parser.last_id)
+            if message is not None:
+                return message
+        raise EOFError
+
+    def _deliver(self, kind: str, data: str) -> None:
+        """Put an event (or the news of lost ones) in the mailbox; one the server sent
+        that cannot be read is put there as the error that says why."""
+        if kind != "lost" and kind not in EVENT_KINDS:
+            return
+        try:
+            item: Any = _lost(data) if kind == "lost" else event_from_wire(orjson.loads(data))
+        except (TupleSpaceError, ValueError, KeyError, TypeError) as exc:
+            item = TupleSpaceError(f"an event from {self._space.url} cannot be read: {exc}")
+        self._mailbox.put(item)
+
+    def _read_events(self) -> None:
+        try:
+            self._follow()
+        except Exception as exc:  # a fault here must not leave the subscriber waiting forever
+            logger.exception("reading the events of %s failed", self._space.url)
+            self._mailbox.put(TupleSpaceError(f"reading the events of {self._space.url} failed: {exc}"))
+            self._mailbox.put(_END)
+
+    def _follow(self) -> None:
+        """Read the stream into the mailbox; reconnect and resume when it breaks."""
+        failures = 0
+        while not self._closed:
+            try:
+                if self._response is None:
+                    self._connect(initial=False)
+                    self._reconnects += 1
+                    failures = 0
+                while not self._closed:
+                    kind, data = self._next_message()
+                    self._deliver(kind, data)
+            except (EOFError, httpx.TransportError, SpaceClosed):
+                pass  # the stream ended or broke: connect again
+            except EventsLost as exc:
+                self._mailbox.put(exc)
+                self._received = exc.oldest_available - 1
+            except TupleSpaceError as exc:
+                if error_code(exc) in _FINAL:
+                    self._mailbox.put(exc)
+                    self._mailbox.put(_END)
+                    return
+                if failures == 0:
+                    logger.warning("the events of %s cannot be read, trying again: %s", self._space.url, exc)
+            self._drop_stream()
+            if not self._closed:
+                self._stopping.wait(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
+                failures += 1
+
+    def _drop_stream(self) -> None:
+        response, self._response = self._response, None
+        if response is not None:
+            response.close()
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
+        after); None once the subscription has ended."""
+        wait = check_timeout(timeout)
+        self._open()
+        try:
+            item = self._mailbox.get(wait)
+        except TimeoutError:
+            raise Timeout("no event in time") from None
+        except EOFError:
+            return None
+        if item is _END:
+            self.close()
+            return None
+        if isinstance(item, TupleSpaceError):
+            raise item
+        self._delivered += 1
+        self._last_seq = item.seq
+        event: Event = item
+        return event
+
+    def __iter__(self) -> RemoteSubscription:
+        return self
+
+    def __next__(self) -> Event:
+        event = self.get()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def renew(self, lease: float | None) -> None:
+        """End the subscription ``lease`` seconds from now (None: never)."""
+        seconds = check_lease(lease)
+        if self._closed:
+            raise UnknownLease("the subscription has ended")
+        self._lease_end.cancel()
+        if seconds is not None:
+            self._lease_end.schedule(seconds, self.close)
+
+    def close(self) -> None:
+        """End the subscription: a waiting :meth:`get` returns None."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lease_end.cancel()
+        self._stopping.set()
+        self._space._subscriptions.discard(self)
+        # The server learns first, so that it has ended the subscription by the
+        # time a waiting get returns None (as soon as it can, that is: it learns
+        # from the connection closing).
+        response = self._response
+        if response is not None:
+            stream = response.extensions.get("network_stream")
+            if stream is not None:
+                shutdown(stream.get_extra_info("socket"))
+        self._mailbox.close()
+        if self._pump is not None:
+            self._pump.stop()
+        self._drop_stream()
+
+    def __enter__(self) -> RemoteSubscription:
+        self._open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"RemoteSubscription(last_seq={self._last_seq}, closed={self._closed})"
+
+
+# Errors after which a subscription cannot go on: its space is gone, or its token
+# may no longer read it.
+_FINAL = frozenset({"not_found", "unauthorized", "forbidden"})
+
+
+def _lost(data: str) -> EventsLost:
+    body = orjson.loads(data)
+    return EventsLost(body["first_missing"], body["oldest_available"])
