@@ -9,6 +9,7 @@ variable — is written here twice.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import threading
 import time
@@ -76,12 +77,13 @@ class Signal:
 # -- handles that open with I/O: transactions and subscriptions ------------------------------
 
 
-class AsyncOpenable:
+class AsyncOpenable(abc.ABC):
     """A handle whose opening needs the server.  The async flavour opens it when it is
     awaited, entered with ``async with`` or first used, so making one needs no ``await``."""
 
+    @abc.abstractmethod
     async def _open(self) -> None:
-        raise NotImplementedError
+        """Open the handle on the server."""
 
     async def _open_and_return(self: H) -> H:
         await self._open()
@@ -91,11 +93,12 @@ class AsyncOpenable:
         return self._open_and_return().__await__()
 
 
-class Openable:
+class Openable(abc.ABC):
     """A handle whose opening needs the server; the sync flavour opens it at once."""
 
+    @abc.abstractmethod
     def _open(self) -> None:
-        raise NotImplementedError
+        """Open the handle on the server."""
 
 
 def opened_later(handle: H) -> H:
