@@ -9,6 +9,7 @@ by blocking it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -75,12 +76,8 @@ class _Wakes:
 
 
 def _waker(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> Callable[[], bool]:
-    wakes = _Wakes.of(loop)
-
-    def wake() -> bool:
-        return wakes.add(fut)
-
-    return wake
+    # A partial, not a closure: one object for a wake-up to reach instead of three.
+    return functools.partial(_Wakes.of(loop).add, fut)
 
 
 async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
