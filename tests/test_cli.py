@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import re
@@ -173,3 +174,159 @@ def test_version() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.strip() == f"tuplespace {ts.__version__}"
+
+
+# -- client commands -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real server on a free port, with its data in a temporary directory."""
+    tmp = tmp_path_factory.mktemp("cli-server")
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--data-dir", str(tmp / "data")]
+    with serving(args, tmp) as process:
+        yield process.url()
+        assert process.stop(signal.SIGTERM) == 0
+
+
+def cli(url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TUPLESPACE_URL": url}
+    env.pop("TUPLESPACE_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "tuplespace", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=PATIENCE,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], command: str) -> str:
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"tuplespace {command}: ")
+    assert result.stdout == ""
+    return lines[0]
+
+
+JOB_TEMPLATE = '["job", {"$formal": "int"}, {"$any": true}]'
+
+
+def test_write_read_count_take(server_url: str) -> None:
+    written = cli(server_url, "write", "jobs", '["job", 1, {"$float": "1.5"}]')
+    assert written.returncode == 0, written.stderr
+    lease = json.loads(written.stdout)
+    assert lease["expires_at"] is None
+    assert isinstance(lease["id"], int)
+    leased = cli(server_url, "write", "jobs", '["job", 2, "resize"]', "--lease", "60")
+    assert json.loads(leased.stdout)["expires_at"] is not None
+
+    counted = cli(server_url, "count", "jobs", JOB_TEMPLATE)
+    assert (counted.returncode, counted.stdout) == (0, "2\n")
+    read = cli(server_url, "read", "jobs", JOB_TEMPLATE, "--timeout", "5")
+    assert (read.returncode, read.stdout) == (0, '["job",1,{"$float":"1.5"}]\n')
+    taken = cli(server_url, "take", "jobs", '["job", 2, {"$formal": "str"}]', "--timeout", "5")
+    assert (taken.returncode, taken.stdout) == (0, '["job",2,"resize"]\n')
+    # The take is final: the tuple is gone.
+    assert cli(server_url, "count", "jobs", JOB_TEMPLATE).stdout == "1\n"
+
+    listed = cli(server_url, "spaces", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {"name": "jobs", "tuples": 1} in [{"name": r["name"], "tuples": r["tuples"]} for r in rows]
+    table = cli(server_url, "spaces")
+    assert table.returncode == 0
+    assert "jobs" in table.stdout
+
+
+def test_take_times_out(server_url: str) -> None:
+    result = cli(server_url, "take", "empty", '["nothing", {"$any": true}]', "--timeout", "0.2")
+    assert result.returncode == 3
+    assert "timeout" in one_line_error(result, "take")
+    result = cli(server_url, "read", "empty", '["nothing"]', "--timeout", "0")
+    assert result.returncode == 3
+
+
+def test_dump_load_round_trip(server_url: str) -> None:
+    tuples = [
+        '["a",1]',
+        '["b",{"$bytes":"AP8="},{"$time":"2024-05-01T12:00:00.5Z"}]',
+        '["c",{"k":[1,null,true]}]',
+        "[]",
+    ]
+    for t in tuples:
+        assert cli(server_url, "write", "source", t).returncode == 0
+    dumped = cli(server_url, "dump", "source")
+    assert dumped.returncode == 0, dumped.stderr
+    assert sorted(dumped.stdout.splitlines()) == sorted(tuples)
+    # With a template, only its matches.
+    only = cli(server_url, "dump", "source", '["a", {"$any": true}]')
+    assert only.stdout == '["a",1]\n'
+
+    loaded = cli(server_url, "load", "copy", "--batch", "2", stdin=dumped.stdout + "\n")
+    assert loaded.returncode == 0, loaded.stderr
+    assert "loaded 4 tuples into copy" in loaded.stderr
+    assert "Traceback" not in loaded.stderr
+    again = cli(server_url, "dump", "copy")
+    assert sorted(again.stdout.splitlines()) == sorted(tuples)
+    assert cli(server_url, "dump", "source").stdout == dumped.stdout  # dump leaves the tuples
+
+    # An invalid line writes nothing.
+    bad = cli(server_url, "load", "copy2", stdin='["fine"]\n["broken"\n')
+    assert bad.returncode == 1
+    assert "line 2" in one_line_error(bad, "load")
+    assert cli(server_url, "dump", "copy2").stdout == ""
+
+
+def test_watch_prints_events(server_url: str) -> None:
+    args = [sys.executable, "-m", "tuplespace", "watch", "watched", '["w", {"$any": true}]']
+    with serving([*args, "--events", "write,take", "--url", server_url], Path.cwd()) as watcher:
+        first: dict[str, object] | None = None
+        deadline = PATIENCE
+        # The subscription begins once the process has connected: write until it sees one.
+        n = 0
+        while first is None:
+            n += 1
+            assert cli(server_url, "write", "watched", f'["w", {n}]').returncode == 0
+            with contextlib.suppress(queue.Empty):
+                line = watcher.lines.get(timeout=1.0)
+                assert line is not None, "".join(watcher.log)
+                watcher.log.append(line)
+                first = json.loads(line)
+            deadline -= 1
+            assert deadline > 0
+        assert first["kind"] == "write"
+        assert first["tuple"] == ["w", first["tuple"][1]]  # type: ignore[index]
+        assert isinstance(first["seq"], int)
+        assert cli(server_url, "take", "watched", '["w", 1]', "--timeout", "5").returncode == 0
+        watcher.wait_for(r'"kind":"take"')
+        took = json.loads(watcher.log[-1])
+        assert took["tuple"] == ["w", 1]
+        # Interrupted, it ends quietly.
+        assert watcher.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in "".join(watcher.log)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["read", "jobs", '["job",'], 2, "not valid JSON"),
+        (["take", "jobs", '[{"$bogus": 1}]'], 2, "not valid wire format"),
+        (["write", "jobs", '{"a": 1}'], 2, "must be a JSON array"),
+        (["watch", "jobs", '["x"]', "--events", "write,fly"], 2, "unknown kind 'fly'"),
+        (["count", "bad name", '["x"]'], 1, "space name"),
+    ],
+    ids=["json", "wire", "not-array", "events", "http-error"],
+)
+def test_bad_input_is_one_line(server_url: str, args: list[str], code: int, says: str) -> None:
+    result = cli(server_url, *args)
+    assert result.returncode == code
+    assert says in one_line_error(result, args[0])
+
+
+def test_unreachable_server() -> None:
+    result = cli("http://127.0.0.1:9", "count", "jobs", '["x"]')
+    assert result.returncode == 1
+    assert "cannot reach" in one_line_error(result, "count")

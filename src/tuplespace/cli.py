@@ -1,13 +1,28 @@
 """The ``tuplespace`` command: a thin layer over the library and the server.
 
 tuplespace serve --port 8765 --data-dir ./tuplespace-data
+tuplespace write jobs '["job", 1, "resize"]'
+tuplespace take jobs '["job", {"$formal": "int"}, {"$any": true}]' --timeout 5
+tuplespace dump jobs | tuplespace load jobs-copy
+
+Tuples and templates are given, and printed, in the wire format (docs/wire-format.md).
+Exit codes: 0 success, 1 error (server unreachable, an error answered by the server,
+invalid input on stdin), 2 usage (bad options or arguments, invalid JSON or wire text
+in an argument), 3 timeout (nothing matched in time).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Any, NoReturn
+from urllib.parse import quote
 
 import typer
 
@@ -15,9 +30,15 @@ from . import __version__
 
 __all__ = ["app", "main"]
 
+_EXIT_HELP = (
+    "Exit codes: 0 success; 1 error (server unreachable, error answered by the server, "
+    "invalid input on stdin); 2 usage (bad option, invalid JSON or wire text in an argument); "
+    "3 timeout (nothing matched in time)."
+)
+
 app = typer.Typer(
     name="tuplespace",
-    help="PyTupleSpace: a tuple space for Python.",
+    help="PyTupleSpace: a tuple space for Python.\n\n" + _EXIT_HELP,
     no_args_is_help=True,
     add_completion=False,
 )
@@ -102,6 +123,412 @@ def serve(
     except ValueError as exc:
         typer.echo(f"tuplespace serve: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+# -- client commands ---------------------------------------------------------------------------
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+DEFAULT_URL = "http://127.0.0.1:8765"
+
+Url = Annotated[
+    str,
+    typer.Option("--url", envvar="TUPLESPACE_URL", help="The server's base URL."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="TUPLESPACE_TOKEN", help="Bearer token sent to the server."),
+]
+SpaceName = Annotated[str, typer.Argument(help="The space's name.", show_default=False)]
+TemplateArg = Annotated[
+    str,
+    typer.Argument(
+        help='A template in the wire format, e.g. \'["job", {"$formal": "int"}, {"$any": true}]\'.',
+        show_default=False,
+    ),
+]
+
+
+class _Failure(Exception):
+    """A failure reported as one line on stderr, with an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _fail(command: str, message: str, code: int) -> NoReturn:
+    typer.echo(f"tuplespace {command}: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _reporting(command: str) -> Iterator[None]:
+    """Turn the errors a client command meets into one line on stderr and an exit code."""
+    import httpx
+
+    from ._errors import Timeout, TupleSpaceError
+
+    try:
+        yield
+    except _Failure as exc:
+        _fail(command, str(exc), exc.code)
+    except Timeout as exc:
+        _fail(command, f"timeout: {exc}", EXIT_TIMEOUT)
+    except TupleSpaceError as exc:
+        _fail(command, _one_line(exc), EXIT_ERROR)
+    except httpx.HTTPError as exc:
+        _fail(command, f"cannot reach the tuple space server: {type(exc).__name__}: {exc}", EXIT_ERROR)
+    except BrokenPipeError:
+        # The reader of stdout went away (``| head``): stop quietly, with nothing left
+        # to flush into the closed pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(EXIT_ERROR) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _json(text: str, what: str) -> Any:
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _Failure(f"the {what} is not valid JSON: {exc}", EXIT_USAGE) from None
+
+
+def _tuple(text: str, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any, ...]:
+    from ._codec import from_wire
+    from ._errors import TupleSpaceError
+
+    wire = _json(text, what) if code == EXIT_USAGE else _stdin_json(text, what)
+    if not isinstance(wire, list):
+        raise _Failure(f"the {what} must be a JSON array, not {_kind(wire)}", code)
+    try:
+        value = from_wire(wire)
+    except (TupleSpaceError, ValueError) as exc:
+        raise _Failure(f"the {what} is not valid wire format: {_one_line(exc)}", code) from None
+    assert isinstance(value, tuple)
+    return value
+
+
+def _stdin_json(text: str, what: str) -> Any:
+    try:
+        return _json(text, what)
+    except _Failure as exc:
+        raise _Failure(str(exc), EXIT_ERROR) from None
+
+
+def _template(text: str) -> Any:
+    from ._codec import template_from_wire
+    from ._errors import TupleSpaceError
+
+    wire = _json(text, "template")
+    if not isinstance(wire, list):
+        raise _Failure(f"the template must be a JSON array, not {_kind(wire)}", EXIT_USAGE)
+    try:
+        return template_from_wire(wire)
+    except (TupleSpaceError, ValueError) as exc:
+        raise _Failure(f"the template is not valid wire format: {_one_line(exc)}", EXIT_USAGE) from None
+
+
+def _kind(wire: Any) -> str:
+    return {dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(wire), "a number"
+    )
+
+
+def _space(url: str, token: str | None, name: str) -> Any:
+    from .client import RemoteSpace
+
+    base = url.rstrip("/")
+    try:
+        return RemoteSpace(f"{base}/spaces/{quote(name, safe='')}", token=token)
+    except ValueError as exc:
+        raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
+
+
+def _print_tuple(t: tuple[Any, ...]) -> None:
+    from ._codec import encode
+
+    sys.stdout.write(encode(t).decode() + "\n")
+
+
+def _print_json(value: Any) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+
+
+def _seconds(value: float | None, option: str) -> float | None:
+    if value is not None and value < 0:
+        raise _Failure(f"{option} must be a number of seconds >= 0", EXIT_USAGE)
+    return value
+
+
+@app.command()
+def spaces(
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per space instead of a table.")
+    ] = False,
+) -> None:
+    """List the spaces the token may read, with their tuple counts."""
+    import httpx
+    import orjson
+
+    with _reporting("spaces"):
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        try:
+            response = httpx.get(url.rstrip("/") + "/spaces", headers=headers, timeout=10.0)
+        except httpx.TransportError as exc:
+            raise _Failure(f"cannot reach the tuple space server at {url}: {exc}", EXIT_ERROR) from None
+        except httpx.InvalidURL as exc:
+            raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
+        if response.status_code >= 400:
+            raise _Failure(_http_error(response.status_code, response.content), EXIT_ERROR)
+        found = orjson.loads(response.content)["spaces"]
+        if as_json:
+            for s in found:
+                stats = s["statistics"]
+                _print_json({"name": s["name"], "tuples": stats["tuples"], "last_event": stats["last_event"]})
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("space", "tuples", "waiters", "subscribers", "last event", "order", "store")
+        for s in found:
+            stats, options = s["statistics"], s["options"]
+            table.add_row(
+                s["name"],
+                str(stats["tuples"]),
+                str(stats["waiters"]),
+                str(stats["subscribers"]),
+                str(stats["last_event"]),
+                str(options["order"]),
+                str(options["store"]),
+            )
+        Console().print(table)
+
+
+def _http_error(status: int, content: bytes) -> str:
+    import orjson
+
+    try:
+        error = orjson.loads(content)["error"]
+        return f"HTTP {status} {error['code']}: {_one_line(Exception(error['message']))}"
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"HTTP {status}"
+
+
+@app.command()
+def write(
+    space: SpaceName,
+    tuple_json: Annotated[str, typer.Argument(metavar="TUPLE_JSON", help="A tuple in the wire format.")],
+    lease: Annotated[float | None, typer.Option(help="Seconds the tuple lives (default: forever).")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Write a tuple; print its lease as JSON ({"id", "expires_at"})."""
+    with _reporting("write"):
+        t = _tuple(tuple_json)
+        if lease is not None and lease <= 0:
+            raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
+        with _space(url, token, space) as remote:
+            written = remote.write(t, lease=lease)
+        _print_json({"id": written.seq, "expires_at": written.expires_at})
+
+
+_TIMEOUT_HELP = "Seconds to wait for a match (default: forever; 0: do not wait). Exit code 3 when none came."
+
+
+@app.command()
+def read(
+    space: SpaceName,
+    template_json: TemplateArg,
+    timeout: Annotated[float | None, typer.Option(help=_TIMEOUT_HELP)] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print a tuple matching the template, leaving it in the space."""
+    with _reporting("read"):
+        template = _template(template_json)
+        wait = _seconds(timeout, "--timeout")
+        with _space(url, token, space) as remote:
+            found = remote.read(template, timeout=wait)
+        _print_tuple(found)
+
+
+@app.command()
+def take(
+    space: SpaceName,
+    template_json: TemplateArg,
+    timeout: Annotated[float | None, typer.Option(help=_TIMEOUT_HELP)] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Take a tuple matching the template out of the space and print it."""
+    with _reporting("take"):
+        template = _template(template_json)
+        wait = _seconds(timeout, "--timeout")
+        with _space(url, token, space) as remote:  # closing confirms the take
+            found = remote.take(template, timeout=wait)
+        _print_tuple(found)
+
+
+@app.command()
+def count(space: SpaceName, template_json: TemplateArg, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Print how many tuples match the template."""
+    with _reporting("count"):
+        template = _template(template_json)
+        with _space(url, token, space) as remote:
+            n = remote.count(template)
+        typer.echo(str(n))
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM ends a command as Ctrl-C does: quietly, after closing what it opened."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+@app.command()
+def watch(
+    space: SpaceName,
+    template_json: TemplateArg,
+    events: Annotated[
+        str, typer.Option(help="The kinds of event to print, comma-separated.")
+    ] = "write,take,expire,cancel",
+    since: Annotated[
+        int | None, typer.Option(help="Begin after this event number (default: from now on).", min=0)
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print each event of tuples matching the template, one JSON line
+    ({"seq", "kind", "tuple", "time"}) each, until interrupted (Ctrl-C or SIGTERM: exit 0).
+
+    Events the server's log no longer holds are reported on stderr, and watching goes on.
+    """
+    from ._codec import to_wire
+    from ._errors import EventsLost
+    from ._events import EVENT_KINDS
+
+    with _reporting("watch"):
+        template = _template(template_json)
+        kinds = [k.strip() for k in events.split(",") if k.strip()]
+        unknown = [k for k in kinds if k not in EVENT_KINDS]
+        if unknown or not kinds:
+            raise _Failure(
+                f"--events: unknown kind {unknown[0]!r}; kinds are {', '.join(EVENT_KINDS)}"
+                if unknown
+                else f"--events: give at least one of {', '.join(EVENT_KINDS)}",
+                EXIT_USAGE,
+            )
+        _stop_on_sigterm()
+        try:
+            with _space(url, token, space) as remote, remote.subscribe(template, kinds, since=since) as sub:
+                while True:
+                    try:
+                        event = sub.get()
+                    except EventsLost as exc:
+                        typer.echo(f"tuplespace watch: {_one_line(exc)}", err=True)
+                        continue
+                    if event is None:
+                        return
+                    _print_json(
+                        {
+                            "seq": event.seq,
+                            "kind": event.kind,
+                            "tuple": to_wire(event.tuple),
+                            "time": event.time,
+                        }
+                    )
+                    sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+
+
+@app.command()
+def dump(
+    space: SpaceName,
+    template_json: Annotated[
+        str | None,
+        typer.Argument(
+            help="A template in the wire format; without it, every tuple: one read per arity "
+            "the space's statistics list.",
+            show_default=False,
+        ),
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print the tuples matching the template (default: every tuple), one wire JSON line each.
+
+    The tuples stay in the space.  A read answers at most the server's max_results
+    tuples (10,000 by default): past that the dump fails rather than print part of them.
+    """
+    with _reporting("dump"):
+        templates = [_template(template_json)] if template_json is not None else None
+        with _space(url, token, space) as remote:
+            if templates is None:
+                from ._codec import template_from_wire
+
+                arities = remote.statistics()["arities"]
+                templates = [template_from_wire([{"$any": True}] * n) for n in arities]
+            for template in templates:
+                for t in remote.read_all(template):
+                    _print_tuple(t)
+        sys.stdout.flush()
+
+
+@app.command()
+def load(
+    space: SpaceName,
+    batch: Annotated[int, typer.Option(help="Tuples written per request.", min=1, max=10_000)] = 1000,
+    lease: Annotated[float | None, typer.Option(help="Seconds each tuple lives (default: forever).")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Write the tuples read from stdin, one wire JSON line each (blank lines skipped).
+
+    Every line is checked before anything is written: an invalid line writes nothing
+    (exit 1).  Tuples are then written in batches (write_many); if a batch fails, the
+    batches before it stay written.  Progress is shown on stderr.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with _reporting("load"):
+        if lease is not None and lease <= 0:
+            raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
+        tuples = []
+        for number, line in enumerate(sys.stdin, 1):
+            if line.strip():
+                tuples.append(_tuple(line, f"tuple on line {number}", EXIT_ERROR))
+        progress = Progress(
+            TextColumn(f"loading into {space}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        with _space(url, token, space) as remote, progress:
+            task = progress.add_task("load", total=len(tuples))
+            for start in range(0, len(tuples), batch):
+                chunk = tuples[start : start + batch]
+                remote.write_many(chunk, lease=lease)
+                progress.advance(task, len(chunk))
+        typer.echo(f"loaded {len(tuples)} tuples into {space}", err=True)
 
 
 def main() -> None:
