@@ -356,12 +356,7 @@ def read(
     token: Token = None,
 ) -> None:
     """Print a tuple matching the template, leaving it in the space."""
-    with _reporting("read"):
-        template = _template(template_json)
-        wait = _seconds(timeout, "--timeout")
-        with _space(url, token, space) as remote:
-            found = remote.read(template, timeout=wait)
-        _print_tuple(found)
+    _find("read", space, template_json, timeout, url, token)
 
 
 @app.command()
@@ -373,11 +368,17 @@ def take(
     token: Token = None,
 ) -> None:
     """Take a tuple matching the template out of the space and print it."""
-    with _reporting("take"):
+    _find("take", space, template_json, timeout, url, token)
+
+
+def _find(
+    command: str, space: str, template_json: str, timeout: float | None, url: str, token: str | None
+) -> None:
+    with _reporting(command):
         template = _template(template_json)
         wait = _seconds(timeout, "--timeout")
-        with _space(url, token, space) as remote:  # closing confirms the take
-            found = remote.take(template, timeout=wait)
+        with _space(url, token, space) as remote:  # closing confirms a take
+            found = getattr(remote, command)(template, timeout=wait)
         _print_tuple(found)
 
 

@@ -136,40 +136,23 @@ def _routes(app: FastAPI, api: Api) -> None:
     route("PUT", "/spaces/{space}", api.put_space, "put_space")
     route("GET", "/spaces/{space}", api.get_space, "get_space")
     route("DELETE", "/spaces/{space}", api.delete_space, "delete_space")
-    for op in (
-        "write",
-        "write_many",
-        "read",
-        "take",
-        "read_all",
-        "take_all",
-        "count",
-        "replace",
-        "write_if_absent",
-    ):
+    for op in (*_IN_TRANSACTIONS, "replace", "write_if_absent"):
         route("POST", f"/spaces/{{space}}/{op}", getattr(api, op), op)
     route("POST", "/spaces/{space}/claims/{claim}/confirm", api.confirm_claim, "confirm_claim")
     route("POST", "/spaces/{space}/claims/{claim}/release", api.release_claim, "release_claim")
     route("POST", "/spaces/{space}/leases/{lease_id}/renew", api.renew_lease, "renew_lease")
     route("DELETE", "/spaces/{space}/leases/{lease_id}", api.cancel_lease, "cancel_lease")
     route("POST", "/spaces/{space}/transactions", api.begin_transaction, "begin_transaction")
-    for op in (
-        "write",
-        "write_many",
-        "read",
-        "take",
-        "read_all",
-        "take_all",
-        "count",
-        "commit",
-        "abort",
-        "renew",
-    ):
+    for op in (*_IN_TRANSACTIONS, "commit", "abort", "renew"):
         route("POST", f"/spaces/{{space}}/transactions/{{tx_id}}/{op}", getattr(api, f"tx_{op}"), f"tx_{op}")
     route("GET", "/spaces/{space}/events", api.events, "events")
     route("GET", "/tokens", api.list_tokens, "list_tokens")
     route("POST", "/tokens", api.create_token, "create_token")
     route("DELETE", "/tokens/{name}", api.revoke_token, "revoke_token")
+
+
+# The operations a transaction offers; a space offers these and a few more.
+_IN_TRANSACTIONS = ("write", "write_many", "read", "take", "read_all", "take_all", "count")
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:
