@@ -321,7 +321,7 @@ class LiveServer:
 
     def __init__(self, **options: Any) -> None:
         self.options = options
-        self._server = Server(create_app(**options), port=0, ws="none", timeout_keep_alive=60)
+        self._server = Server(create_app(**options), port=0, timeout_keep_alive=60)
         self._thread = self._server.start_in_thread()
         self.url = self._server.url
         self.port = self._server.port

@@ -6,6 +6,10 @@ format, and an error answered by the server is raised as the exception the embed
 space raises for it.  All calls of one space share one HTTP client, so connections
 are reused.
 
+- Requests travel on the server's channel (docs/http-api.md): WebSockets that carry
+  one request after another, a frame each way, kept open and reused; over HTTP
+  when the server has no channel or a request is large.  ``channel=False`` keeps
+  to HTTP.
 - A blocking ``read`` or ``take`` is a long poll; one that outlasts the server's
   long-poll maximum is asked again, transparently, for the time left.
 - No take loses a tuple: every take asks for a claim, and the space confirms it once
@@ -44,6 +48,7 @@ from .._events import EVENT_KINDS
 from .._templates import Template
 from .._values import Value
 from ._async_subscription import AsyncRemoteSubscription
+from ._channel import AsyncChannel, ChannelRefused
 from ._common import (
     CONFIRM_DELAY,
     AsyncLease,
@@ -78,6 +83,12 @@ _LONGEST_ANSWER = 86_400.0  # waits longer than this wait for the answer without
 # Failures after which a request that changes nothing (or only takes under a claim)
 # is sent again at once: a kept-alive connection the server had just closed.
 _STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# Requests larger than this go over HTTP: a channel gains them nothing.
+_CHANNEL_MOST = 1 << 20
+# Idle channels kept for reuse, and how long one stays idle before it is closed
+# (less than the server's 20 s between pings, which an idle channel does not answer).
+_IDLE_CHANNELS = 32
+_CHANNEL_IDLE = 15.0
 
 
 def _monotonic() -> float:
@@ -95,7 +106,8 @@ class AsyncRemoteSpace:
     ``token`` is sent as ``Authorization: Bearer <token>``; ``connect_timeout`` bounds
     making a connection and every answer that involves no waiting; ``confirm_delay``
     is how long the claim of a take waits for the next take to carry its confirmation
-    before it is sent alone.
+    before it is sent alone; ``channel=False`` sends every request over HTTP rather
+    than on the server's channel.
 
     Leases are :class:`AsyncLease` (``await lease.renew(30)``).  ``subscribe`` and
     ``transaction`` give handles that need the server to open: the sync binding opens
@@ -111,6 +123,7 @@ class AsyncRemoteSpace:
         token: str | None = None,
         connect_timeout: float = 10.0,
         confirm_delay: float = CONFIRM_DELAY,
+        channel: bool = True,
     ) -> None:
         base, name = parse_url(url)
         self.url = url
@@ -122,6 +135,8 @@ class AsyncRemoteSpace:
         self._client = self._new_client(base)
         self._base = base
         self._sockets = Sockets()
+        self._use_channel = channel
+        self._channels: list[AsyncChannel] = []
         self._extensions = {"trace": self._trace}
         self._confirmations = Confirmations()
         self._confirm_delay = confirm_delay
@@ -168,11 +183,11 @@ class AsyncRemoteSpace:
         if self._closed:
             raise SpaceClosed("the space was closed")
 
-    def _answer_timeout(self, wait: float | None) -> httpx.Timeout:
+    def _answer_limit(self, wait: float | None) -> float | None:
+        """How long to wait for the answer to a request the server may hold ``wait`` seconds."""
         if wait == 0:
-            return self._timeout
-        read = None if wait is None or wait > _LONGEST_ANSWER else wait + _ANSWER_MARGIN
-        return httpx.Timeout(self._connect_timeout, read=read)
+            return self._connect_timeout
+        return None if wait is None or wait > _LONGEST_ANSWER else wait + _ANSWER_MARGIN
 
     async def _request(
         self,
@@ -190,10 +205,71 @@ class AsyncRemoteSpace:
         """
         self._check_open()
         content = None if body is None else orjson.dumps(body)
-        timeout = self._answer_timeout(wait)
+        self._stats["requests"] += 1
+        if self._use_channel and (content is None or len(content) <= _CHANNEL_MOST):
+            status, data = await self._exchange(method, path, content, wait, again)
+        else:
+            status, data = await self._http(method, path, content, wait, again)
+        if status >= 400:
+            raise error_from_answer(status, data, self.url)
+        return orjson.loads(data) if data else None
+
+    async def _exchange(
+        self, method: str, path: str, content: bytes | None, wait: float | None, again: bool
+    ) -> tuple[int, bytes]:
+        """Send a request on a channel: an idle one, else a new one."""
+        request = f"{method} {self._path}{path}\n".encode() + (content or b"")
+        while True:
+            channel = self._idle_channel()
+            fresh = channel is None
+            if channel is None:
+                try:
+                    channel = await AsyncChannel.open(self._base, self._headers, self._connect_timeout)
+                except ChannelRefused as exc:
+                    logger.info("%s opens no channel (%s): requests go over HTTP", self._base, exc)
+                    self._use_channel = False
+                    return await self._http(method, path, content, wait, again)
+                except OSError as exc:
+                    raise unreachable(self.url, exc) from exc
+                self._sockets.add_socket(channel.socket)
+            try:
+                answer = await channel.exchange(request, self._answer_limit(wait))
+            except OSError as exc:  # broken, or no answer in time (TimeoutError)
+                channel.close()
+                if self._closed:
+                    raise SpaceClosed("the space was closed while the call was waiting") from None
+                if fresh or not again:
+                    raise unreachable(self.url, exc) from exc
+                again = False
+                continue
+            except BaseException:  # cancelled: the answer may still come, on a channel no one reads
+                channel.close()
+                raise
+            if len(self._channels) < _IDLE_CHANNELS and not self._closed:
+                self._channels.append(channel)
+            else:
+                channel.close()
+            return answer
+
+    def _idle_channel(self) -> AsyncChannel | None:
+        """A channel to reuse, if one is idle and still open."""
         while True:
             try:
-                self._stats["requests"] += 1
+                channel = self._channels.pop()
+            except IndexError:
+                return None
+            if channel.usable(_CHANNEL_IDLE):
+                return channel
+            channel.close()
+
+    async def _http(
+        self, method: str, path: str, content: bytes | None, wait: float | None, again: bool
+    ) -> tuple[int, bytes]:
+        timeout = self._timeout
+        if wait != 0:
+            timeout = httpx.Timeout(self._connect_timeout, read=self._answer_limit(wait))
+        while True:
+            try:
                 response = await self._client.request(
                     method,
                     self._path + path,
@@ -209,9 +285,7 @@ class AsyncRemoteSpace:
                 if not (again and isinstance(exc, _STALE)):
                     raise unreachable(self.url, exc) from exc
                 again = False
-        if response.status_code >= 400:
-            raise error_from_answer(response.status_code, response.content, self.url)
-        return orjson.loads(response.content) if response.content else None
+        return response.status_code, response.content
 
     async def _long_poll(
         self, path: str, body: dict[str, Any], timeout: float | None, key: str, again: bool = False
@@ -505,6 +579,8 @@ class AsyncRemoteSpace:
         for sub in list(self._subscriptions):
             await sub.close()
         self._sockets.shutdown()
+        while self._channels:
+            self._channels.pop().close()
         await self._client.aclose()
 
     async def __aenter__(self) -> AsyncRemoteSpace:

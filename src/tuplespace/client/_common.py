@@ -325,7 +325,9 @@ class Sockets:
         self._sockets: list[Any] = []
 
     def add(self, stream: _Stream) -> None:
-        sock = stream.get_extra_info("socket")
+        self.add_socket(stream.get_extra_info("socket"))
+
+    def add_socket(self, sock: Any) -> None:
         if sock is None:
             return
         with self._lock:

@@ -23,7 +23,7 @@ from starlette.types import Receive
 from .._aio import AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
-from .._errors import Timeout
+from .._errors import SpaceFull, Timeout
 from .._values import DEFAULT_LIMITS, Limits, Value
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError
@@ -283,11 +283,14 @@ class ApiBase:
         ``more`` is True when the wait was cut short (by the long-poll maximum or a
         shutdown) and the client should ask again.
         """
-        if timeout == 0:
-            try:
-                return await call(0.0), False
-            except Timeout:
+        try:  # most calls need no wait: they finish without the machinery of one
+            return await call(0.0), False
+        except Timeout:
+            if timeout == 0:
                 return None, False
+        except SpaceFull:
+            if timeout == 0:
+                raise
         wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
         cut = timeout is None or timeout > self.long_poll
         state = self.hub.client(caller.client)

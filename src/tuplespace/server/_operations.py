@@ -183,15 +183,19 @@ class Operations(ApiBase):
         self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
     ) -> dict[str, Any]:
         self.hub.check_handle_room(caller.client)
-        wait = 0.0 if timeout == 0 else (self.long_poll if timeout is None else min(timeout, self.long_poll))
-        # The claim's lease covers the wait too, so it cannot run out before the take.
-        tx = info.aspace.transaction(lease=self.claim_lease + wait)
+        tx = info.aspace.transaction(lease=self.claim_lease)
         claimed = False
         try:
-            found, more = await self.poll(request, caller, timeout, lambda w: tx.take(template, w))
+            found, more = await tx.try_take(template), False
+            if found is None and timeout != 0:
+                # The claim's lease covers the wait too, so it cannot run out before the take.
+                wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
+                await tx.renew(self.claim_lease + wait)
+                found, more = await self.poll(request, caller, timeout, lambda w: tx.take(template, w))
+                if found is not None:
+                    await tx.renew(self.claim_lease)
             if found is None:
                 return found_answer(None, more)
-            await tx.renew(self.claim_lease)
             handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
             claimed = True
             return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": tx.expires_at}}
