@@ -317,11 +317,12 @@ def sqlite_space(**options: Any) -> Iterator[ts.Space]:
 
 class LiveServer:
     """A real server (:func:`tuplespace.server.create_app`, ``create_app`` options) on
-    127.0.0.1 and a free port, run in a thread; ``url`` is its base URL."""
+    127.0.0.1 and a free port, run in a thread; ``url`` is its base URL.  ``uvicorn``:
+    settings of the uvicorn server (``{"ws": "none"}``: no WebSockets)."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, uvicorn: dict[str, Any] | None = None, **options: Any) -> None:
         self.options = options
-        self._server = Server(create_app(**options), port=0, timeout_keep_alive=60)
+        self._server = Server(create_app(**options), port=0, timeout_keep_alive=60, **(uvicorn or {}))
         self._thread = self._server.start_in_thread()
         self.url = self._server.url
         self.port = self._server.port
@@ -381,9 +382,24 @@ def _remote_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def http_space(server: LiveServer, **options: Any) -> Iterator[RemoteSpace]:
-    """A new space on ``server``, through :class:`tuplespace.client.RemoteSpace`."""
+    """A new space on ``server``, through :class:`tuplespace.client.RemoteSpace` (its
+    requests on the server's channel)."""
+    with _remote_space(server, "http", options) as space:
+        yield space
+
+
+@contextlib.contextmanager
+def http_plain_space(server: LiveServer, **options: Any) -> Iterator[RemoteSpace]:
+    """A new space on ``server``, through a :class:`tuplespace.client.RemoteSpace` that
+    sends every request over HTTP."""
+    with _remote_space(server, "http-plain", options, channel=False) as space:
+        yield space
+
+
+@contextlib.contextmanager
+def _remote_space(server: LiveServer, way: str, options: dict[str, Any], **own: Any) -> Iterator[RemoteSpace]:
     url = server.space_url()
-    space = ts.connect(url, **_remote_options("http", options))
+    space = ts.connect(url, **_remote_options(way, options), **own)
     assert isinstance(space, RemoteSpace)
     try:
         yield space
@@ -431,6 +447,7 @@ WAYS: list[Way] = [
     Way("memory-async", memory_async_space, embedded=True),
     Way("sqlite", sqlite_space, embedded=True),
     Way("http", http_space, embedded=False, needs="http_server"),
+    Way("http-plain", http_plain_space, embedded=False, needs="http_server"),
     Way("http-async", http_async_space, embedded=False, needs="http_server"),
 ]
 

@@ -148,6 +148,7 @@ class AsyncRemoteSpace:
         self._stats = dict.fromkeys(
             (
                 "requests",
+                "channels_opened",
                 "long_polls_reissued",
                 "claims_confirmed_riding",
                 "claims_confirmed_alone",
@@ -231,6 +232,7 @@ class AsyncRemoteSpace:
                     return await self._http(method, path, content, wait, again)
                 except OSError as exc:
                     raise unreachable(self.url, exc) from exc
+                self._stats["channels_opened"] += 1
                 self._sockets.add_socket(channel.socket)
             try:
                 answer = await channel.exchange(request, self._answer_limit(wait))
@@ -558,7 +560,7 @@ class AsyncRemoteSpace:
         return stats
 
     def client_statistics(self) -> dict[str, Any]:
-        """What this handle did: requests, long polls asked again, claims confirmed
+        """What this handle did: requests, channels opened, long polls asked again, claims confirmed
         riding on a take or sent alone, claims that ran out before their confirmation,
         and claims still to confirm.  Asks the server nothing."""
         return {**self._stats, "unconfirmed_claims": len(self._confirmations), "closed": self._closed}

@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Message, Scope
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from .._errors import TupleSpaceError
 from ._api import ApiBase
@@ -142,7 +142,10 @@ def install_channel(app: FastAPI, api: ApiBase) -> None:
                 data = frame.get("bytes")
                 if data is None:
                     data = (frame.get("text") or "").encode()
-                await websocket.send_bytes(await _answer(api, routes, base, websocket, data))
+                answer = await _answer(api, routes, base, websocket, data)
+                if websocket.application_state is WebSocketState.DISCONNECTED:
+                    return  # closed while the request was open: nobody reads the answer
+                await websocket.send_bytes(answer)
         except WebSocketDisconnect:
             return
 

@@ -1,0 +1,167 @@
+"""The channel: requests of the HTTP API on a WebSocket, against a real server."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import ClientConnection, connect
+
+import tuplespace as ts
+from conftest import LiveServer
+from helpers import PATIENCE, spawn, wait_until
+
+Serve = Callable[..., LiveServer]
+
+ADMIN = "admin-token-0123456789"
+READER = "reader-token-0123456789"
+TOKENS = {
+    "tokens": [
+        {"name": "admin", "token": ADMIN, "admin": True},
+        {"name": "reader", "token": READER, "spaces": {"*": ["read"]}},
+    ]
+}
+
+
+def channel(server: LiveServer, token: str | None = None) -> ClientConnection:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return connect(server.url.replace("http://", "ws://") + "/channel", additional_headers=headers)
+
+
+def ask(ws: ClientConnection, line: str, body: Any = None) -> tuple[int, Any]:
+    ws.send(line.encode() + b"\n" + (b"" if body is None else json.dumps(body).encode()))
+    frame = ws.recv(timeout=PATIENCE)
+    assert isinstance(frame, bytes)
+    status, _, data = frame.partition(b"\n")
+    return int(status), json.loads(data) if data else None
+
+
+@pytest.fixture
+def ws(http_server: LiveServer) -> Iterator[ClientConnection]:
+    with channel(http_server) as conn:
+        yield conn
+
+
+def test_a_request_on_the_channel_is_the_request_over_http(
+    http_server: LiveServer, ws: ClientConnection
+) -> None:
+    space = http_server.space_url().rpartition("/")[2]
+    assert ask(ws, f"POST /spaces/{space}/write", {"tuple": ["job", 1, {"$float": "2.5"}]})[0] == 200
+    status, answer = ask(
+        ws, f"POST /spaces/{space}/read", {"template": ["job", {"$formal": "int"}, {"$any": True}]}
+    )
+    assert (status, answer) == (200, {"tuple": ["job", 1, {"$float": "2.5"}]})
+    over_http = httpx.post(
+        f"{http_server.url}/spaces/{space}/count", json={"template": ["job", 1, {"$any": True}]}
+    )
+    assert over_http.json() == {"count": 1}
+    assert ask(ws, f"GET /spaces/{space}")[1]["statistics"]["tuples"] == 1
+    assert ask(ws, f"DELETE /spaces/{space}") == (204, None)
+    assert ask(ws, f"GET /spaces/{space}")[0] == 404
+
+
+@pytest.mark.parametrize(
+    ("line", "body", "status", "code", "field"),
+    [
+        ("POST /spaces/s/write", {"tuple": ["x", {"$nope": 1}]}, 400, "wire_error", "tuple[1]"),
+        ("POST /spaces/s/write", {"tuple": ["x"], "colour": 1}, 400, "bad_request", "colour"),
+        ("POST /spaces/s/leases/abc/renew", {}, 400, "bad_request", "lease_id"),
+        ("GET /spaces/s/events", None, 400, "bad_request", None),
+        ("POST /spaces/s/nowhere", {}, 404, "not_found", None),
+        ("GET /spaces/s/write", None, 405, "method_not_allowed", None),
+        ("write /spaces/s/write", {}, 400, "bad_request", None),
+        ("POST spaces", {}, 400, "bad_request", None),
+    ],
+)
+def test_bad_requests_get_the_errors_of_http(
+    http_server: LiveServer,
+    ws: ClientConnection,
+    line: str,
+    body: Any,
+    status: int,
+    code: str,
+    field: str | None,
+) -> None:
+    got, answer = ask(ws, line, body)
+    assert (got, answer["error"]["code"], answer["error"]["field"]) == (status, code, field)
+    method, _, path = line.partition(" ")
+    if method.isupper() and path.startswith("/") and not path.endswith("/events"):
+        over_http = httpx.request(method, http_server.url + path, json=body)
+        error = over_http.json()["error"]
+        assert (over_http.status_code, error["code"], error["field"]) == (status, code, field)
+    # The channel stays open and nothing was written.
+    assert ask(ws, "POST /spaces/s/count", {"template": ["x", {"$any": True}]})[1] == {"count": 0}
+
+
+def test_the_token_of_the_handshake_holds_for_every_request_and_its_revocation_at_once(serve: Serve) -> None:
+    server = serve(tokens=TOKENS)
+    with channel(server) as anonymous:
+        assert ask(anonymous, "POST /spaces/s/count", {"template": []})[1]["error"]["code"] == "unauthorized"
+    with channel(server, ADMIN) as admin, channel(server, READER) as reader:
+        assert ask(admin, "POST /spaces/s/write", {"tuple": ["a"]})[0] == 200
+        assert ask(reader, "POST /spaces/s/count", {"template": ["a"]}) == (200, {"count": 1})
+        assert ask(reader, "POST /spaces/s/take", {"template": ["a"]})[1]["error"]["code"] == "forbidden"
+        assert ask(admin, "DELETE /tokens/reader")[0] == 204
+        assert ask(reader, "POST /spaces/s/count", {"template": ["a"]})[1]["error"]["code"] == "unauthorized"
+
+
+def test_a_channel_that_closes_while_its_take_waits_withdraws_the_wait(http_server: LiveServer) -> None:
+    url = http_server.space_url()
+    space = url.rpartition("/")[2]
+    with ts.connect(url) as observer:
+        with channel(http_server) as waiting:
+            waiting.send(
+                f"POST /spaces/{space}/take\n".encode()
+                + json.dumps({"template": ["late"], "timeout": None}).encode()
+            )
+            wait_until(lambda: observer.statistics()["waiters"] == 1, "the take to wait")
+        wait_until(lambda: observer.statistics()["waiters"] == 0, "the wait to be withdrawn")
+        observer.write(("late",))
+        assert observer.count(("late",)) == 1
+
+
+def test_one_request_at_a_time(http_server: LiveServer) -> None:
+    space = http_server.space_url().rpartition("/")[2]
+    with channel(http_server) as ws:
+        ws.send(
+            f"POST /spaces/{space}/take\n".encode()
+            + json.dumps({"template": ["never"], "timeout": None}).encode()
+        )
+        ws.send(
+            f"POST /spaces/{space}/count\n".encode()
+            + json.dumps({"template": ["never"], "timeout": None}).encode()
+        )
+        with pytest.raises(Exception, match="1008"):
+            ws.recv(timeout=PATIENCE)
+
+
+def test_the_binding_sends_its_requests_on_one_channel(http_server: LiveServer) -> None:
+    with ts.connect(http_server.space_url()) as space:
+        for i in range(20):
+            space.write(("n", i))
+        assert [space.take(("n", int)) for _ in range(20)] == [("n", i) for i in range(20)]
+        stats = space.client_statistics()
+    assert stats["channels_opened"] == 1
+    assert stats["requests"] >= 40
+
+
+def test_a_server_without_channels_is_used_over_http(serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    plain = serve(uvicorn={"ws": "none"})
+    with caplog.at_level(logging.INFO, "tuplespace"), ts.connect(plain.space_url()) as space:
+        space.write(("a", 1))
+        assert space.take(("a", int)) == ("a", 1)
+        assert space.client_statistics()["channels_opened"] == 0
+    assert "opens no channel" in caplog.text
+
+
+def test_blocked_takes_on_many_channels_are_each_answered(http_server: LiveServer) -> None:
+    with ts.connect(http_server.space_url()) as space:
+        takers = [spawn(space.take, ("t", i), PATIENCE) for i in range(8)]
+        wait_until(lambda: space.statistics()["waiters"] == 8, "the takes to wait")
+        space.write_many([("t", i) for i in reversed(range(8))])
+        assert [f.result(PATIENCE) for f in takers] == [("t", i) for i in range(8)]
+        assert space.client_statistics()["channels_opened"] == 9
