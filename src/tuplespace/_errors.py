@@ -17,7 +17,11 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      ├── TransactionError                             the transaction cannot go on
      │    └── TransactionAborted                      it was aborted (lease ran out, ...)
      ├── StoreError                                   the durable store cannot be opened or failed
-     └── SpaceClosed                                  the space was closed
+     ├── SpaceClosed                                  the space was closed
+     ├── Unreachable             (also ConnectionError) the server cannot be reached
+     ├── Unauthorized            (also PermissionError) the server needs a valid token
+     ├── Forbidden               (also PermissionError) the token does not allow this
+     └── NotFound                (also LookupError)   the server has no such space
 
 Errors about one part of a value carry ``path``: where in the tuple it is, written
 like ``[2]["temp"]`` (an empty string is the whole value).
@@ -27,9 +31,11 @@ from __future__ import annotations
 
 __all__ = [
     "EventsLost",
+    "Forbidden",
     "InvalidTemplate",
     "InvalidValue",
     "LimitReached",
+    "NotFound",
     "SpaceClosed",
     "SpaceFull",
     "StoreError",
@@ -37,7 +43,9 @@ __all__ = [
     "TransactionAborted",
     "TransactionError",
     "TupleSpaceError",
+    "Unauthorized",
     "UnknownLease",
+    "Unreachable",
     "UnsupportedType",
     "ValueTooLarge",
     "WireError",
@@ -134,3 +142,19 @@ class StoreError(TupleSpaceError):
 
 class SpaceClosed(TupleSpaceError):
     """The space has been closed; no operation is possible any more."""
+
+
+class Unreachable(TupleSpaceError, ConnectionError):
+    """The server of a remote space cannot be reached (refused, broken, no answer in time)."""
+
+
+class Unauthorized(TupleSpaceError, PermissionError):
+    """The server needs a valid token for this: none was given, or it is unknown or revoked."""
+
+
+class Forbidden(TupleSpaceError, PermissionError):
+    """The token is valid but does not allow this on this space."""
+
+
+class NotFound(TupleSpaceError, LookupError):
+    """The server has no such space (or route, claim or token)."""

@@ -18,16 +18,20 @@ import orjson
 from .._codec import from_wire, template_to_wire, to_wire
 from .._errors import (
     EventsLost,
+    Forbidden,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    NotFound,
     SpaceClosed,
     SpaceFull,
     StoreError,
     TransactionAborted,
     TransactionError,
     TupleSpaceError,
+    Unauthorized,
     UnknownLease,
+    Unreachable,
     UnsupportedType,
     ValueTooLarge,
     WireError,
@@ -203,6 +207,9 @@ _PLAIN_ERRORS: dict[str, type[TupleSpaceError]] = {
     "unknown_transaction": TransactionError,
     "store_error": StoreError,
     "shutting_down": SpaceClosed,
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
+    "not_found": NotFound,
 }
 
 
@@ -263,8 +270,8 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
-def unreachable(url: str, exc: BaseException) -> TupleSpaceError:
-    return TupleSpaceError(f"cannot reach the tuple space server for {url}: {type(exc).__name__}: {exc}")
+def unreachable(url: str, exc: BaseException) -> Unreachable:
+    return Unreachable(f"cannot reach the tuple space server for {url}: {type(exc).__name__}: {exc}")
 
 
 # -- Server-Sent Events ------------------------------------------------------------------------
