@@ -380,6 +380,29 @@ def test_closing_wakes_a_waiting_take_and_its_tuple_stays(serve: Serve) -> None:
         assert other.take(("job", int), timeout=PATIENCE) == ("job", 1)
 
 
+def test_tuples_of_a_take_all_whose_answer_is_lost_return_to_the_space(serve: Serve) -> None:
+    server = serve(claim_lease=0.3)
+    cutter = Proxy(server)
+    name = new_name()
+    try:
+        with (
+            ts.connect(server.space_url(name), store="memory") as other,
+            ts.connect(cutter.space_url(name)) as space,
+        ):
+            other.write_many([("job", i) for i in range(5)])
+            assert space.take_all(("job", int), limit=2) == [("job", 0), ("job", 1)]
+            cutter.swallow = True
+            with pytest.raises(ts.Unreachable):
+                space.take_all(("job", int))
+            # The lost take_all confirmed the first one's claim on its way, then took the
+            # other three under a claim of its own, which runs out: they come back in order.
+            back = [other.take(("job", int), timeout=PATIENCE) for _ in range(3)]
+            assert back == [("job", 2), ("job", 3), ("job", 4)]
+            assert other.count(("job", int)) == 0
+    finally:
+        cutter.close()
+
+
 def test_a_taken_tuple_whose_answer_is_lost_returns_to_the_space(serve: Serve) -> None:
     server = serve(claim_lease=0.3)
     cutter = Proxy(server)

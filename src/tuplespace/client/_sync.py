@@ -13,7 +13,7 @@ are reused.
   to HTTP.
 - A blocking ``read`` or ``take`` is a long poll; one that outlasts the server's
   long-poll maximum is asked again, transparently, for the time left.
-- No take loses a tuple: every take asks for a claim, and the space confirms it once
+- No take loses a tuple: every take (and take_all) asks for a claim, and the space confirms it once
   the answer has arrived, riding on its next take or sent alone within about a
   second (and on :meth:`~RemoteSpace.close`).  If the answer never arrives, the
   claim runs out on the server and the tuple returns to its place.
@@ -381,26 +381,32 @@ class RemoteSpace:
         while True:
             left = None if deadline is None else max(deadline - _monotonic(), 0.0)
             body["timeout"] = left
-            confirm = self._confirmations.pop_all()
-            if confirm:
-                body["confirm"] = confirm
-            else:
-                body.pop("confirm", None)
-            try:
-                answer = self._request("POST", "/take", body, wait=left, again=True)
-            except BaseException:
-                self._confirmations.restore(confirm)
-                raise
-            self._confirmed(confirm, answer.get("unconfirmed", ()))
-            claim = answer.get("claim")
-            if claim is not None:
-                self._confirmations.add(claim["id"])
-                self._confirm_later.schedule(self._confirm_delay, self._confirm_pending)
+            answer = self._claiming("/take", body, left)
             if answer["tuple"] is not None:
                 return tuple_from_wire(answer["tuple"])
             if not answer.get("more"):
                 return None
             self._stats["long_polls_reissued"] += 1
+
+    def _claiming(self, path: str, body: dict[str, Any], wait: float | None) -> Any:
+        """Send a take under a claim, with the claims of earlier takes riding along to
+        be confirmed; keep the new claim to confirm later."""
+        confirm = self._confirmations.pop_all()
+        if confirm:
+            body["confirm"] = confirm
+        else:
+            body.pop("confirm", None)
+        try:
+            answer = self._request("POST", path, body, wait=wait, again=True)
+        except BaseException:
+            self._confirmations.restore(confirm)
+            raise
+        self._confirmed(confirm, answer.get("unconfirmed", ()))
+        claim = answer.get("claim")
+        if claim is not None:
+            self._confirmations.add(claim["id"])
+            self._confirm_later.schedule(self._confirm_delay, self._confirm_pending)
+        return answer
 
     def _confirmed(self, sent: list[str], unconfirmed: Iterable[str]) -> None:
         lost = set(unconfirmed)
@@ -439,12 +445,20 @@ class RemoteSpace:
     def _all(self, prefix: str, operation: str, template: Any, limit: int | None) -> list[Tuple]:
         """``read_all`` or ``take_all``.  A server answers at most so many tuples at once
         (then ``"more": true``): takes are asked for again until all are taken, but a
-        read cannot go on where the last answer stopped, so it raises instead."""
+        read cannot go on where the last answer stopped, so it raises instead.  The
+        tuples of a ``take_all`` come under a claim, as those of a take."""
         body: dict[str, Any] = {"template": template_wire(template), "limit": check_limit(limit)}
         reading = operation == "/read_all"
+        # Takes in a transaction are held by it; others are claimed, as take's are.
+        claiming = not reading and not prefix
+        if claiming:
+            body["claim"] = True
         found: list[Tuple] = []
         while True:
-            answer = self._request("POST", prefix + operation, body, again=reading)
+            if claiming:
+                answer = self._claiming(operation, body, 0)
+            else:
+                answer = self._request("POST", prefix + operation, body, again=reading)
             found += [tuple_from_wire(t) for t in answer["tuples"]]
             if not answer.get("more"):
                 return found

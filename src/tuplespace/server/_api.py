@@ -37,6 +37,7 @@ __all__ = [
     "IF_ABSENT_FIELDS",
     "LEASE_FIELDS",
     "REPLACE_FIELDS",
+    "TAKE_ALL_FIELDS",
     "TAKE_FIELDS",
     "TX_WRITE_FIELDS",
     "WRITE_FIELDS",
@@ -125,6 +126,7 @@ WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
 FIND_FIELDS = frozenset({"template", "timeout"})
 TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
 ALL_FIELDS = frozenset({"template", "limit"})
+TAKE_ALL_FIELDS = ALL_FIELDS | {"claim", "confirm"}
 COUNT_FIELDS = frozenset({"template"})
 REPLACE_FIELDS = frozenset({"template", "tuple", "lease", "timeout"})
 IF_ABSENT_FIELDS = frozenset({"template", "tuple", "lease"})

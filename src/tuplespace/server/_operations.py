@@ -19,6 +19,7 @@ from ._api import (
     IF_ABSENT_FIELDS,
     LEASE_FIELDS,
     REPLACE_FIELDS,
+    TAKE_ALL_FIELDS,
     TAKE_FIELDS,
     WRITE_FIELDS,
     WRITE_MANY_FIELDS,
@@ -225,13 +226,34 @@ class Operations(ApiBase):
         return json_response(self._many(found, limit, len(found) > limit))
 
     async def take_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), ALL_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("take",), TAKE_ALL_FIELDS, ("template",))
         template = get_template(body, "template", self.limits.wire)
         limit, cut = self._limit(body)
-        aspace = (await self.space(caller, space, info)).aspace
-        taken = await aspace.take_all(template, limit)
+        claim = get_bool(body, "claim")
+        confirm = self._claim_ids(body)
+        target = await self.space(caller, space, info)
+        unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
+        aspace = target.aspace
+        if claim:
+            self.hub.check_handle_room(caller.client)
+            tx = aspace.transaction(lease=self.claim_lease)
+            try:
+                taken = await tx.take_all(template, limit)
+            except BaseException:
+                await tx.abort()
+                raise
+        else:
+            taken = await aspace.take_all(template, limit)
         more = cut and len(taken) == limit and await aspace.count(template) > 0
-        return json_response(self._many(taken, limit, more))
+        out = self._many(taken, limit, more)
+        if claim and taken:
+            handle = self.hub.add("claim", target, tx, caller.owner, caller.client)
+            out["claim"] = {"id": handle.id, "expires_at": tx.expires_at}
+        elif claim:
+            await tx.abort()
+        if unconfirmed:
+            out["unconfirmed"] = unconfirmed
+        return json_response(out)
 
     async def count(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), COUNT_FIELDS, ("template",))

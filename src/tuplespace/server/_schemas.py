@@ -212,6 +212,9 @@ _WRITE = {"tuple": ref("Tuple"), "lease": ref("Lease")}
 _WRITE_MANY = {"tuples": {"type": "array", "items": ref("Tuple")}, "lease": ref("Lease")}
 _FIND = {"template": ref("Template"), "timeout": ref("Timeout")}
 _ALL = {"template": ref("Template"), "limit": ref("Limit")}
+# A take under a claim, and the claims of earlier takes it confirms.
+_UNCONFIRMED = {"type": "array", "items": {"type": "string"}}
+_CLAIMING: dict[str, Any] = {"claim": {"type": "boolean"}, "confirm": _UNCONFIRMED}
 _ONLY_TEMPLATE = {"template": ref("Template")}
 _LEASE_BODY = {"lease": ref("Lease")}
 _NO_BODY: Schema = {}
@@ -291,11 +294,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     "take": (
         "Take a matching tuple (a long poll with a timeout), optionally under a claim.",
         _body(
-            {
-                **_FIND,
-                "claim": {"type": "boolean"},
-                "confirm": {"type": "array", "items": {"type": "string"}},
-            },
+            {**_FIND, **_CLAIMING},
             ("template",),
         ),
         {
@@ -306,7 +305,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                         "tuple": _TUPLE_OR_NULL,
                         "claim": _CLAIM,
                         "more": _MORE,
-                        "unconfirmed": {"type": "array", "items": {"type": "string"}},
+                        "unconfirmed": _UNCONFIRMED,
                     },
                     ("tuple",),
                 ),
@@ -319,9 +318,22 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         {"200": _answer("The tuples.", _TUPLES)},
     ),
     "take_all": (
-        "Take every matching tuple (at most limit).",
-        _body(_ALL, ("template",)),
-        {"200": _answer("The tuples.", _TUPLES)},
+        "Take every matching tuple (at most limit), optionally under a claim.",
+        _body({**_ALL, **_CLAIMING}, ("template",)),
+        {
+            "200": _answer(
+                "The tuples.",
+                _object(
+                    {
+                        "tuples": {"type": "array", "items": ref("Tuple")},
+                        "claim": _CLAIM,
+                        "more": _MORE,
+                        "unconfirmed": _UNCONFIRMED,
+                    },
+                    ("tuples",),
+                ),
+            )
+        },
     ),
     "count": (
         "Count the matching tuples.",
