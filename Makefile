@@ -20,9 +20,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples scripts
 	$(BIN)/mypy
 
-# The wire-format tests check float text against JavaScript's own: they need Node.js.
+# The JavaScript binding's tests and the wire-format cross-check need Node.js and npm.
 node:
-	@command -v node >/dev/null || (apt-get update -q && apt-get install -y -q nodejs)
+	@(command -v node && command -v npm) >/dev/null || (apt-get update -q && apt-get install -y -q nodejs npm)
 
 test: lint node
 	$(BIN)/pytest

@@ -36,6 +36,7 @@ import httpx
 import orjson
 
 from .._errors import (
+    InvalidValue,
     LimitReached,
     SpaceClosed,
     SpaceFull,
@@ -540,14 +541,21 @@ class AsyncRemoteSpace:
         )
         return opened_later(subscription)
 
-    def transaction(self, lease: float | None = 60.0) -> AsyncRemoteTransaction:
+    def transaction(self, lease: float = 60.0) -> AsyncRemoteTransaction:
         """See :meth:`Space.transaction <tuplespace.Space.transaction>`; use with ``async with``.
 
         The transaction begins at once in the sync binding; in the async one when it
-        is awaited, entered as a context manager or first used.
+        is awaited, entered as a context manager or first used.  Its ``lease`` is a
+        number of seconds: a transaction on a server always has one, so that it aborts
+        by itself if this side goes away.
         """
         self._check_open()
-        return opened_later(AsyncRemoteTransaction(self, check_lease(lease)))
+        seconds = check_lease(lease)
+        if seconds is None:
+            raise InvalidValue(
+                "a remote transaction's lease is a positive number of seconds, not forever", "lease"
+            )
+        return opened_later(AsyncRemoteTransaction(self, seconds))
 
     # -- statistics and closing -------------------------------------------------------------------
 

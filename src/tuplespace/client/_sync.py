@@ -37,6 +37,7 @@ import httpx
 import orjson
 
 from .._errors import (
+    InvalidValue,
     LimitReached,
     SpaceClosed,
     SpaceFull,
@@ -535,14 +536,21 @@ class RemoteSpace:
         )
         return opened_now(subscription)
 
-    def transaction(self, lease: float | None = 60.0) -> RemoteTransaction:
+    def transaction(self, lease: float = 60.0) -> RemoteTransaction:
         """See :meth:`Space.transaction <tuplespace.Space.transaction>`; use with ``with``.
 
         The transaction begins at once in the sync binding; in the async one when it
-        is awaited, entered as a context manager or first used.
+        is awaited, entered as a context manager or first used.  Its ``lease`` is a
+        number of seconds: a transaction on a server always has one, so that it aborts
+        by itself if this side goes away.
         """
         self._check_open()
-        return opened_now(RemoteTransaction(self, check_lease(lease)))
+        seconds = check_lease(lease)
+        if seconds is None:
+            raise InvalidValue(
+                "a remote transaction's lease is a positive number of seconds, not forever", "lease"
+            )
+        return opened_now(RemoteTransaction(self, seconds))
 
     # -- statistics and closing -------------------------------------------------------------------
 

@@ -285,9 +285,9 @@ class RemoteSubscription(Openable):
         return f"RemoteSubscription(last_seq={self._last_seq}, closed={self._closed})"
 
 
-# Errors after which a subscription cannot go on: its space is gone, or its token
-# may no longer read it.
-_FINAL = frozenset({"not_found", "unauthorized", "forbidden"})
+# Errors after which a subscription cannot go on: its space is gone (or was made
+# anew: the event to resume after is ahead of it), or its token may no longer read it.
+_FINAL = frozenset({"not_found", "unauthorized", "forbidden", "invalid_value"})
 
 
 def _lost(data: str) -> EventsLost:

@@ -1,0 +1,136 @@
+// The types of index.d.ts, exercised: `tsc --noEmit -p .` checks this file (it is never run).
+import {
+  ANY,
+  DEFAULT_LIMITS,
+  EventsLost,
+  Float,
+  LimitReached,
+  Time,
+  TupleSpaceError,
+  connect,
+  connectServer,
+  credit,
+  decode,
+  decodeTemplate,
+  encode,
+  encodeTemplate,
+  float,
+  formal,
+  oneOf,
+  prefix,
+  range,
+  regex,
+  time,
+  typeName,
+  uri,
+  xpath,
+  type Decoded,
+  type DecodedTuple,
+  type Event,
+  type Lease,
+  type Space,
+  type SpaceInfo,
+  type Subscription,
+  type Template,
+  type Transaction,
+  type Tuple,
+  type TypeName,
+} from "tuplespace";
+
+const tuple: Tuple = [
+  null,
+  true,
+  7,
+  2n ** 70n,
+  1.5,
+  float(1),
+  "s",
+  new Uint8Array([0, 255]),
+  time("2024-05-01T12:00:00.5Z"),
+  new Date(),
+  uri("sensors/kitchen"),
+  credit("12.50"),
+  [1, [2]],
+  { temp: float(21.5), unit: "C", nested: { $kind: "job" } },
+];
+const template: Template = [
+  ANY,
+  formal("int"),
+  range(20, 30, { includeHigh: true }),
+  range(null, time(0)),
+  regex("^cr"),
+  prefix(new Uint8Array([1])),
+  oneOf(["a", 1, float(2)]),
+  xpath("/order[@state='open']"),
+  ["a", formal("float")],
+  { temp: range(float(20), null), unit: "C" },
+  "value",
+];
+
+// @ts-expect-error: formals are the wire type names
+formal("float64");
+// @ts-expect-error: a symbol is not a value
+encode([Symbol("x")]);
+// @ts-expect-error: undefined is not a value
+encode([undefined]);
+
+const text: string = encode(tuple) + encodeTemplate(template);
+const decoded: Decoded = decode(text, { limits: { maxDepth: 4 } });
+const back: Template = decodeTemplate(new TextEncoder().encode("[]"));
+const name: TypeName = typeName(decoded === null ? null : 1);
+const limit: number = DEFAULT_LIMITS.maxBytes;
+const f: number = float(2).value + new Float(3).valueOf();
+const t: Date = new Time(0, 5).toDate();
+
+async function operations(space: Space): Promise<void> {
+  const signal = new AbortController().signal;
+  const lease: Lease = await space.write(["job", 1], { lease: 30, timeout: 0, signal });
+  await lease.renew(60);
+  await lease.renew(null);
+  await lease.cancel();
+  const leases: Lease[] = await space.writeMany([["a"], ["b"]], { lease: null });
+  const one: DecodedTuple = await space.take(["job", formal("int")], { timeout: 5, signal });
+  const maybe: DecodedTuple | null = await space.tryTake(["job", ANY]);
+  const read: DecodedTuple = await space.read(["job", ANY], { timeout: null });
+  const all: DecodedTuple[] = await space.readAll(["job", ANY], { limit: 10 });
+  const taken: DecodedTuple[] = await space.takeAll(["job", ANY]);
+  const n: number = await space.count(["job", ANY]);
+  const old: DecodedTuple = await space.replace(["job", ANY], ["job", 2], { lease: 5 });
+  const written: boolean = await space.writeIfAbsent(["lock"], ["lock"]);
+  const sub: Subscription = await space.subscribe(["job", ANY], { events: ["write", "take"], since: 3 });
+  for await (const event of sub) {
+    const e: Event = event;
+    const seq: number = e.seq + e.time;
+    void seq;
+  }
+  const tx: Transaction = await space.transaction({ lease: 10 });
+  await tx.write(["result", 1]);
+  const inTx: DecodedTuple | null = await tx.tryTake(["job", ANY]);
+  await tx.renew(30);
+  if (tx.state === "active") await tx.commit();
+  else await tx.abort();
+  const stats = await space.statistics();
+  const tuples: number = stats.tuples + space.clientStatistics().requests;
+  await space.close();
+  void [leases, one, maybe, read, all, taken, n, old, written, inTx, tuples];
+}
+
+async function server(): Promise<void> {
+  const remote = connectServer("http://127.0.0.1:8765", { token: "secret-token-of-16" });
+  const spaces: SpaceInfo[] = await remote.spaces();
+  const order: string = spaces[0]?.options.order ?? "fifo";
+  await remote.createSpace("jobs", { order: "lifo", capacity: 10 });
+  await operations(remote.space("jobs"));
+  await operations(connect("http://127.0.0.1:8765/spaces/jobs", { fetch: globalThis.fetch, confirmDelay: 0.5 }));
+  await remote.deleteSpace("jobs");
+  void order;
+}
+
+function errors(error: unknown): string {
+  if (error instanceof EventsLost) return `${error.firstMissing} ${error.oldestAvailable}`;
+  if (error instanceof LimitReached) return `${error.limit} ${error.maximum} ${error.retryAfter}`;
+  if (error instanceof TupleSpaceError) return `${error.code} ${error.field} ${error.path} ${error.status}`;
+  return "";
+}
+
+void [text, back, name, limit, f, t, server, errors];

@@ -1,0 +1,283 @@
+"""The JavaScript binding (``clients/js``) against real servers on 127.0.0.1.
+
+Its own suite runs under ``node --test`` (``clients/js/test/*.test.js``) with the URLs of
+servers started here in environment variables, after ``tsc`` has checked its type
+declarations.  Then tuples travel between the two languages: written from JavaScript
+and taken from Python, and back, with every kind of template field; each side's
+template must take exactly the tuples the other side's equal template takes.
+
+Node.js and npm are needed; without them the tests are skipped, except under CI
+(``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tuplespace as ts
+from tuplespace.server import ServerLimits
+
+JS = Path(__file__).resolve().parent.parent / "clients" / "js"
+CROSS = JS / "test" / "cross-language.js"
+
+# The tokens of the server with tokens: their names, secrets and grants.
+TOKENS = {
+    "admin": ("admin-token-0123456789", {"admin": True}),
+    "reader": ("reader-token-0123456789", {"spaces": {"*": ["read"]}}),
+    "worker": ("worker-token-0123456789", {"spaces": {"*": ["read", "write", "take", "subscribe"]}}),
+}
+
+pytestmark = pytest.mark.timeout(600)  # the first run installs TypeScript with npm
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is needed to test the JavaScript binding"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    return _tool("node")
+
+
+@pytest.fixture(scope="module")
+def installed(node: str) -> Path:
+    """``clients/js`` with its development dependencies installed (``npm ci``)."""
+    npm = _tool("npm")
+    if not (JS / "node_modules" / ".bin" / "tsc").exists():
+        run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS, timeout=500)
+    return JS
+
+
+def run(command: list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None) -> str:
+    """Run ``command``; its output, or a failure showing it."""
+    try:
+        result = subprocess.run(
+            command,
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        shown = b"".join(x if isinstance(x, bytes) else (x or "").encode() for x in (exc.stdout, exc.stderr))
+        pytest.fail(f"{' '.join(command)} ran past {timeout} s:\n{shown.decode(errors='replace')}")
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} exited with {result.returncode}:\n{output}")
+    return output
+
+
+def test_type_declarations(installed: Path) -> None:
+    run([str(installed / "node_modules" / ".bin" / "tsc"), "--noEmit", "-p", "."], cwd=installed, timeout=300)
+
+
+def test_node_suite(node: str, installed: Path, serve: Callable[..., Any]) -> None:
+    main = serve(long_poll=0.1)  # short long polls: blocking calls are asked again often
+    claims = serve(claim_lease=0.3)
+    limits = serve(limits=ServerLimits(max_results=3, wire=ts.Limits(max_fields=4)))
+    tokens = serve(
+        tokens={
+            "tokens": [{"name": name, "token": secret, **grant} for name, (secret, grant) in TOKENS.items()]
+        }
+    )
+    env = {
+        **os.environ,
+        "TUPLESPACE_TEST_URL": main.url,
+        "TUPLESPACE_TEST_CLAIMS_URL": claims.url,
+        "TUPLESPACE_TEST_LIMITS_URL": limits.url,
+        "TUPLESPACE_TEST_TOKENS_URL": tokens.url,
+        "TUPLESPACE_TEST_TOKENS": json.dumps({name: secret for name, (secret, _) in TOKENS.items()}),
+    }
+    files = sorted(str(p.relative_to(installed)) for p in (installed / "test").glob("*.test.js"))
+    assert len(files) >= 6, files
+    # A test that hangs is cancelled after a minute, and the run ends when the tests have.
+    command = [node, "--test", "--test-timeout=60000", "--test-force-exit", *files]
+    output = run(command, cwd=installed, timeout=300, env=env)
+    for line in ("# fail 0", "# cancelled 0", "# skipped 0"):
+        assert line in output, output
+    assert "# pass 0" not in output, output
+
+
+# -- tuples between the languages -------------------------------------------------------------
+
+WHEN = dt.datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=dt.UTC)
+
+# Each case: the template, as Python writes it, and tuples, the first `matching` of which
+# match it.  clients/js/test/cross-language.js writes the same cases in JavaScript.
+CASES: dict[str, tuple[tuple[Any, ...], int, list[tuple[Any, ...]]]] = {
+    "any": (
+        ("any", ts.ANY, "b"),
+        4,
+        [
+            ("any", 1, "b"),
+            ("any", None, "b"),
+            ("any", (1, "x"), "b"),
+            ("any", {"k": 1.5}, "b"),
+            ("any", 1, "c"),
+        ],
+    ),
+    "formal": (
+        ("formal", int, float, str, bytes, dt.datetime, ts.URI, ts.Credit, tuple, ts.Map, type(None), bool),
+        2,
+        [
+            ("formal", 1, 1.0, "s", b"\x00", WHEN, ts.URI("u"), ts.Credit("1"), (), {}, None, True),
+            ("formal", 2**70, 0.5, "", b"", WHEN, ts.URI("v"), ts.Credit("0"), (1,), {"a": 1}, None, False),
+            ("formal", True, 1.0, "s", b"\x00", WHEN, ts.URI("u"), ts.Credit("1"), (), {}, None, True),
+            ("formal", 1, 1, "s", b"\x00", WHEN, ts.URI("u"), ts.Credit("1"), (), {}, None, True),
+            ("formal", 1, 1.0, ts.URI("s"), b"\x00", WHEN, "u", ts.Credit("1"), (), {}, None, True),
+        ],
+    ),
+    "value": (
+        ("value", 1, 1.0, True, ts.Credit("1.50"), ts.URI("u"), b"\x00\xff", WHEN, 2**60),
+        1,
+        [
+            ("value", 1, 1.0, True, ts.Credit("1.5"), ts.URI("u"), b"\x00\xff", WHEN, 2**60),
+            ("value", 1.0, 1.0, True, ts.Credit("1.5"), ts.URI("u"), b"\x00\xff", WHEN, 2**60),
+            ("value", 1, 1, True, ts.Credit("1.5"), ts.URI("u"), b"\x00\xff", WHEN, 2**60),
+            ("value", 1, 1.0, 1, ts.Credit("1.5"), ts.URI("u"), b"\x00\xff", WHEN, 2**60),
+            ("value", 1, 1.0, True, 1.5, ts.URI("u"), b"\x00\xff", WHEN, 2**60),
+            ("value", 1, 1.0, True, ts.Credit("1.5"), "u", b"\x00\xff", WHEN, 2**60),
+            ("value", 1, 1.0, True, ts.Credit("1.5"), ts.URI("u"), b"\x00\xfe", WHEN, 2**60),
+            ("value", 1, 1.0, True, ts.Credit("1.5"), ts.URI("u"), b"\x00\xff", WHEN, float(2**60)),
+        ],
+    ),
+    "range": (
+        ("range", ts.Range(20, 30), ts.Range(WHEN, None), ts.Range("a", "n", include_high=True)),
+        3,
+        [
+            ("range", 20, WHEN, "a"),
+            ("range", 29.5, WHEN + dt.timedelta(days=1), "n"),
+            ("range", ts.Credit("29.99"), WHEN, "mz"),
+            ("range", 30, WHEN, "a"),
+            ("range", 19, WHEN, "a"),
+            ("range", 25, WHEN - dt.timedelta(microseconds=1), "a"),
+            ("range", 25, WHEN, "na"),
+            ("range", True, WHEN, "a"),
+        ],
+    ),
+    "regex": (
+        ("regex", ts.Regex("^cr[a-z]+$")),
+        2,
+        [("regex", "crop"), ("regex", "cry"), ("regex", "scrap"), ("regex", "cr"), ("regex", ts.URI("crop"))],
+    ),
+    "prefix": (
+        ("prefix", ts.Prefix("jo"), ts.Prefix(b"\x01"), ts.Prefix(ts.URI("tuplespace://n1/"))),
+        2,
+        [
+            ("prefix", "job", b"\x01\x02", ts.URI("tuplespace://n1/a")),
+            ("prefix", "jo", b"\x01", ts.URI("tuplespace://n1/")),
+            ("prefix", "Job", b"\x01", ts.URI("tuplespace://n1/")),
+            ("prefix", "job", b"\x02", ts.URI("tuplespace://n1/")),
+            ("prefix", "job", b"\x01", "tuplespace://n1/a"),
+        ],
+    ),
+    "oneof": (
+        ("oneof", ts.OneOf("a", 1, 2.0, (1, 2), {"k": "v"})),
+        5,
+        [
+            ("oneof", "a"),
+            ("oneof", 1),
+            ("oneof", 2.0),
+            ("oneof", (1, 2)),
+            ("oneof", {"k": "v"}),
+            ("oneof", 1.0),
+            ("oneof", 2),
+            ("oneof", True),
+            ("oneof", {"k": "v", "x": 1}),
+        ],
+    ),
+    "xpath": (
+        ("xpath", ts.XPath("/order[@state='open']")),
+        2,
+        [
+            ("xpath", "<order state='open'/>"),
+            ("xpath", b'<order state="open"><x/></order>'),
+            ("xpath", "<order state='closed'/>"),
+            ("xpath", "not xml"),
+        ],
+    ),
+    "nested": (
+        ("nested", ("a", int, ("b", ts.ANY))),
+        2,
+        [
+            ("nested", ("a", 1, ("b", None))),
+            ("nested", ("a", 2, ("b", "x"))),
+            ("nested", ("a", 1.0, ("b", None))),
+            ("nested", ("a", 1, ("b", None, None))),
+            ("nested", ("a", 1, ["c", None])),
+        ],
+    ),
+    "map": (
+        ("map", {"temp": ts.Range(20, None), "unit": "C", "$kind": "reading"}),
+        2,
+        [
+            ("map", {"temp": 21.5, "unit": "C", "$kind": "reading"}),
+            ("map", {"temp": 20, "unit": "C", "$kind": "reading", "extra": [1]}),
+            ("map", {"temp": 19, "unit": "C", "$kind": "reading"}),
+            ("map", {"temp": 21, "unit": "C"}),
+            ("map", {"temp": 21, "unit": "F", "$kind": "reading"}),
+        ],
+    ),
+}
+
+
+def node_cross(node: str, *args: str) -> Any:
+    """Run clients/js/test/cross-language.js; its JSON answer."""
+    return json.loads(run([node, str(CROSS), *args], cwd=JS, timeout=60))
+
+
+@pytest.fixture
+def space_url(http_server: Any) -> Iterator[str]:
+    url = f"{http_server.url}/spaces/js-{uuid.uuid4().hex[:12]}"
+    yield url
+    http_server.delete(url)
+
+
+def test_the_cases_are_the_same_in_both_languages(node: str) -> None:
+    encoded = node_cross(node, "encode")
+    assert sorted(encoded) == sorted(CASES)
+    for name, (template, matching, tuples) in CASES.items():
+        assert encoded[name]["template"] == ts.encode_template(template).decode(), name
+        assert encoded[name]["tuples"] == [ts.encode(t).decode() for t in tuples], name
+        assert encoded[name]["matching"] == matching, name
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_javascript_writes_and_python_takes(node: str, space_url: str, case: str) -> None:
+    template, matching, tuples = CASES[case]
+    node_cross(node, "write", case, space_url)
+    with ts.connect(space_url) as space:
+        taken = space.take_all(template)
+        assert sorted(map(ts.encode, taken)) == sorted(map(ts.encode, tuples[:matching]))
+        left = space.take_all((case, *[ts.ANY] * (len(template) - 1)))
+        assert sorted(map(ts.encode, left)) == sorted(map(ts.encode, tuples[matching:]))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_python_writes_and_javascript_takes(node: str, space_url: str, case: str) -> None:
+    template, matching, tuples = CASES[case]
+    with ts.connect(space_url) as space:
+        space.write_many(tuples)
+        # JavaScript takes with its template and encodes what it decoded: Python's bytes.
+        taken = node_cross(node, "take", case, space_url)
+        assert sorted(taken) == sorted(ts.encode(t).decode() for t in tuples[:matching])
+        left = space.read_all((case, *[ts.ANY] * (len(template) - 1)))
+        assert sorted(map(ts.encode, left)) == sorted(map(ts.encode, tuples[matching:]))
