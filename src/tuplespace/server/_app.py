@@ -25,6 +25,7 @@ from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens
 from ._channel import install_channel
+from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._hub import Hub
 from ._operations import Operations
@@ -112,6 +113,7 @@ def create_app(
     app.state.api = api
     _routes(app, api)
     install_channel(app, api)
+    install_dashboard(app)
     _error_handlers(app, api)
     schemas.install(app)
     return app

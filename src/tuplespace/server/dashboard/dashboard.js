@@ -1,0 +1,511 @@
+// The dashboard: the page of index.html, driven through the JavaScript binding.
+//
+// Every figure comes from the server's statistics, polled once a second through
+// the binding (`spaces()`); the live feed is a subscription per watched template.
+// Tuples and templates are typed and shown as wire JSON (docs/wire-format.md).
+
+import {
+  ANY,
+  EventsLost,
+  Timeout,
+  connectServer,
+  decode,
+  decodeTemplate,
+  encode,
+  encodeTemplate,
+} from "../js/tuplespace.js";
+
+const TOKEN_KEY = "tuplespace.token";
+const POLL_MS = 1000;
+const CHART_POINTS = 60;
+const FEED_MAX = 200;
+const KINDS = ["writes", "takes", "reads"];
+
+// The server is the one that served this page, wherever it is mounted.
+const BASE = new URL(".", document.baseURI).href.replace(/\/$/, "");
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY) ?? "",
+  server: null,
+  name: null, // the open space
+  space: null,
+  rows: new Map(), // space name -> its row in the table
+  watches: new Set(), // {stop()} of each running subscription
+  totals: null, // the counters at the last poll, and when
+  rates: [], // per poll: {writes, takes, reads} per second
+};
+
+// -- showing results and errors ------------------------------------------------------
+
+// An error of the binding, or of the server through it, reads as
+// "403 forbidden: the token 'reader' may not write on space 'jobs'"; its message
+// starts with the part of the request at fault ("template[1]: …").
+function describe(error) {
+  if (error?.code) {
+    return `${error.status ? `${error.status} ` : ""}${error.code}: ${error.message}`;
+  }
+  return String(error?.message ?? error);
+}
+
+function showError(element, error) {
+  element.textContent = describe(error);
+  element.hidden = false;
+}
+
+function clearError(element) {
+  element.textContent = "";
+  element.hidden = true;
+}
+
+// Run a form's action, showing what fails in the form's error element.
+async function attempt(errorElement, action) {
+  clearError(errorElement);
+  try {
+    await action();
+  } catch (error) {
+    showError(errorElement, error);
+  }
+}
+
+function optionalNumber(input) {
+  return input.value.trim() === "" ? null : Number(input.value);
+}
+
+function code(text) {
+  const element = document.createElement("code");
+  element.textContent = text;
+  return element;
+}
+
+// -- the token -----------------------------------------------------------------------
+
+function options() {
+  return state.token ? { token: state.token } : {};
+}
+
+function useToken(token) {
+  state.token = token;
+  if (token) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  } else {
+    sessionStorage.removeItem(TOKEN_KEY);
+  }
+  state.server = connectServer(BASE, options());
+  // Another token may see other spaces: their counters are no rate.
+  state.totals = null;
+  state.rates = [];
+  $("chart").replaceChildren();
+  $("chart-summary").textContent = "No figures yet.";
+  if (state.name !== null) {
+    openSpace(state.name);
+  }
+  poll();
+}
+
+// -- spaces and their figures --------------------------------------------------------
+
+let pollTimer = null;
+let polling = false;
+let pollAgain = false;
+
+// Ask for the figures now (and then every POLL_MS); a call while a poll runs makes
+// that poll run once more rather than start a second loop.
+async function poll() {
+  if (polling) {
+    pollAgain = true;
+    return;
+  }
+  polling = true;
+  clearTimeout(pollTimer);
+  do {
+    pollAgain = false;
+    await pollOnce();
+  } while (pollAgain);
+  polling = false;
+  pollTimer = setTimeout(poll, POLL_MS);
+}
+
+async function pollOnce() {
+  const server = state.server;
+  try {
+    const spaces = await server.spaces();
+    if (server !== state.server) {
+      return; // the token changed meanwhile
+    }
+    clearError($("spaces-error"));
+    showSpaces(spaces);
+    record(spaces);
+    $("server-status").textContent = `${BASE}: ${spaces.length} space${spaces.length === 1 ? "" : "s"}`;
+  } catch (error) {
+    if (server !== state.server) {
+      return;
+    }
+    showError($("spaces-error"), error);
+    $("server-status").textContent = `${BASE}: cannot list spaces`;
+  }
+}
+
+function showSpaces(spaces) {
+  const seen = new Set();
+  const body = $("space-rows");
+  for (const { name, statistics } of spaces) {
+    seen.add(name);
+    let row = state.rows.get(name);
+    if (!row) {
+      row = newRow(name);
+      state.rows.set(name, row);
+    }
+    body.append(row); // keeps the server's order; a row that is there stays, with its focus
+    const cells = row.cells;
+    cells[1].textContent = statistics.tuples;
+    cells[2].textContent = statistics.waiters;
+    cells[3].textContent = statistics.subscribers;
+    cells[4].textContent = statistics.writes;
+    cells[5].textContent = statistics.takes;
+    cells[6].textContent = statistics.reads;
+    row.classList.toggle("selected", name === state.name);
+  }
+  if (state.name !== null) {
+    const open = spaces.find((space) => space.name === state.name);
+    $("space-unlisted").hidden = open !== undefined;
+    showSpaceFigures(open?.statistics ?? { tuples: 0, arities: [] });
+  }
+  for (const [name, row] of state.rows) {
+    if (!seen.has(name)) {
+      row.remove();
+      state.rows.delete(name);
+    }
+  }
+  $("no-spaces").hidden = spaces.length > 0;
+}
+
+function newRow(name) {
+  const row = document.createElement("tr");
+  row.dataset.space = name;
+  const head = document.createElement("th");
+  head.scope = "row";
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "link";
+  open.textContent = name;
+  open.addEventListener("click", () => openSpace(name));
+  head.append(open);
+  row.append(head);
+  for (let i = 0; i < 6; i++) {
+    const cell = document.createElement("td");
+    cell.className = "number";
+    row.append(cell);
+  }
+  return row;
+}
+
+function showSpaceFigures(statistics) {
+  $("space-count").textContent = statistics.tuples;
+  const arities = statistics.arities;
+  $("space-arities").textContent = arities.length ? arities.join(", ") : "none";
+  const buttons = $("browse-arities");
+  const shown = [...buttons.children].map((b) => Number(b.value));
+  if (shown.join() !== arities.join()) {
+    buttons.replaceChildren(
+      ...arities.map((arity) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.value = arity;
+        button.textContent = arity;
+        button.setAttribute("aria-label", `Browse tuples of ${arity} field${arity === 1 ? "" : "s"}`);
+        button.addEventListener("click", () => browse(arity));
+        return button;
+      }),
+    );
+  }
+  $("browse").hidden = arities.length === 0;
+}
+
+// -- the chart of operations per second ----------------------------------------------
+
+function record(spaces) {
+  const now = performance.now();
+  const totals = { writes: 0, takes: 0, reads: 0 };
+  for (const { statistics } of spaces) {
+    for (const kind of KINDS) {
+      totals[kind] += statistics[kind];
+    }
+  }
+  const last = state.totals;
+  if (last !== null && now - last.at < POLL_MS * 0.9) {
+    return; // an extra poll, after a write or a take: the chart keeps its pace
+  }
+  state.totals = { at: now, totals };
+  if (last === null) {
+    return;
+  }
+  const seconds = (now - last.at) / 1000;
+  const rate = {};
+  for (const kind of KINDS) {
+    // A deleted space takes its counters with it: count no negative operations.
+    rate[kind] = Math.max(0, totals[kind] - last.totals[kind]) / seconds;
+  }
+  state.rates.push(rate);
+  if (state.rates.length > CHART_POINTS) {
+    state.rates.shift();
+  }
+  drawChart();
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(name, attributes) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) {
+    element.setAttribute(key, value);
+  }
+  return element;
+}
+
+function drawChart() {
+  const chart = $("chart");
+  const [width, height, top, bottom, left] = [320, 120, 8, 6, 28];
+  const peak = {};
+  for (const kind of KINDS) {
+    peak[kind] = Math.max(0, ...state.rates.map((rate) => rate[kind]));
+  }
+  const most = niceCeiling(Math.max(...Object.values(peak)));
+  const x = (i) => left + ((width - left) * i) / (CHART_POINTS - 1);
+  const y = (value) => height - bottom - ((height - bottom - top) * value) / most;
+  const parts = [
+    svg("line", { class: "grid", x1: left, y1: y(0), x2: width, y2: y(0) }),
+    svg("line", { class: "grid", x1: left, y1: y(most), x2: width, y2: y(most) }),
+  ];
+  for (const [value, text] of [
+    [0, "0"],
+    [most, String(most)],
+  ]) {
+    const label = svg("text", { class: "label", x: left - 6, y: y(value) + 4, "text-anchor": "end" });
+    label.textContent = text;
+    parts.push(label);
+  }
+  const offset = CHART_POINTS - state.rates.length;
+  for (const kind of KINDS) {
+    const points = state.rates.map((rate, i) => `${x(offset + i).toFixed(1)},${y(rate[kind]).toFixed(1)}`);
+    parts.push(svg("polyline", { class: kind, points: points.join(" ") }));
+  }
+  chart.replaceChildren(...parts);
+  const now = state.rates[state.rates.length - 1];
+  const figures = (rates) => KINDS.map((kind) => `${kind} ${round(rates[kind])}`).join(", ");
+  $("chart-summary").textContent =
+    `All spaces, per second. Now: ${figures(now)}. Peak of the last minute: ${figures(peak)}.`;
+}
+
+function round(value) {
+  return value >= 10 ? Math.round(value) : Math.round(value * 10) / 10;
+}
+
+// The smallest of 1, 2, 5, 10, 20, 50, … at or above value.
+function niceCeiling(value) {
+  let step = 1;
+  for (;;) {
+    for (const factor of [1, 2, 5]) {
+      if (step * factor >= value) {
+        return step * factor;
+      }
+    }
+    step *= 10;
+  }
+}
+
+// -- one space -----------------------------------------------------------------------
+
+function openSpace(name) {
+  stopWatches();
+  // Closing the handle confirms the takes it made: none of their tuples goes back.
+  // A confirmation that fails leaves the claim to run out, and the tuple returns.
+  state.space?.close().catch(() => {});
+  state.name = name;
+  state.space = state.server.space(name);
+  $("space").hidden = false;
+  $("space-title-name").textContent = name;
+  $("space-count").textContent = "…";
+  $("space-arities").textContent = "…";
+  $("feed").replaceChildren();
+  $("query-tuples").replaceChildren();
+  for (const id of ["write-result", "take-result", "query-result"]) {
+    $(id).value = "";
+  }
+  for (const id of ["write-error", "take-error", "query-error", "events-error"]) {
+    clearError($(id));
+  }
+  for (const [other, row] of state.rows) {
+    row.classList.toggle("selected", other === name);
+  }
+  history.replaceState(null, "", `#${encodeURIComponent(name)}`);
+}
+
+async function write(form) {
+  const tuple = decode(form.tuple.value);
+  const lease = optionalNumber(form.lease);
+  $("write-result").value = "";
+  const written = await state.space.write(tuple, lease === null ? {} : { lease });
+  const until =
+    written.expiresAt === null ? "" : `, until ${new Date(written.expiresAt * 1000).toLocaleTimeString()}`;
+  $("write-result").value = `Written ${encode(tuple)} (lease ${written.id}${until})`;
+  poll();
+}
+
+async function take(form) {
+  const template = decodeTemplate(form.template.value);
+  const timeout = optionalNumber(form.timeout);
+  const result = $("take-result");
+  if (timeout === null) {
+    result.value = "";
+    const tuple = await state.space.tryTake(template);
+    result.value = tuple === null ? "Nothing matched." : `Took ${encode(tuple)}`;
+  } else {
+    result.value = `Waiting up to ${timeout} s…`;
+    try {
+      result.value = `Took ${encode(await state.space.take(template, { timeout }))}`;
+    } catch (error) {
+      if (!(error instanceof Timeout)) {
+        result.value = "";
+        throw error;
+      }
+      result.value = `Nothing matched in ${timeout} s.`;
+    }
+  }
+  poll();
+}
+
+async function query(form, action) {
+  const template = decodeTemplate(form.template.value);
+  const list = $("query-tuples");
+  if (action === "count") {
+    const count = await state.space.count(template);
+    list.replaceChildren();
+    $("query-result").value = `${count} matching tuple${count === 1 ? "" : "s"}`;
+    return;
+  }
+  const limit = optionalNumber(form.limit);
+  const tuples = await state.space.readAll(template, limit === null ? {} : { limit });
+  list.replaceChildren(
+    ...tuples.map((tuple) => {
+      const item = document.createElement("li");
+      item.append(code(encode(tuple)));
+      return item;
+    }),
+  );
+  $("query-result").value = `${tuples.length} tuple${tuples.length === 1 ? "" : "s"} found`;
+}
+
+function browse(arity) {
+  const form = $("query-form");
+  form.template.value = encodeTemplate(Array.from({ length: arity }, () => ANY));
+  attempt($("query-error"), () => query(form, "read"));
+}
+
+// -- the live feed -------------------------------------------------------------------
+
+async function watch(form) {
+  const template = decodeTemplate(form.template.value);
+  const events = [...form.querySelectorAll("input[name=kind]:checked")].map((box) => box.value);
+  if (events.length === 0) {
+    throw new Error("Choose at least one kind of event.");
+  }
+  // Listed once the subscription is in place: every event from then on is shown.
+  const subscription = await state.space.subscribe(template, { events });
+  const item = document.createElement("li");
+  const stop = document.createElement("button");
+  stop.type = "button";
+  stop.textContent = "Stop";
+  stop.setAttribute("aria-label", `Stop watching ${encodeTemplate(template)}`);
+  item.append(code(encodeTemplate(template)), " ", stop);
+  $("watches").append(item);
+  const running = {
+    stop() {
+      state.watches.delete(running);
+      item.remove();
+      subscription.close();
+    },
+  };
+  stop.addEventListener("click", () => running.stop());
+  state.watches.add(running);
+  for (;;) {
+    let step;
+    try {
+      step = await subscription.next();
+    } catch (error) {
+      if (error instanceof EventsLost) {
+        showLost(error); // the subscription goes on after the gap
+        continue;
+      }
+      if (state.watches.has(running)) {
+        showError($("events-error"), error);
+        running.stop();
+      }
+      return;
+    }
+    if (step.done) {
+      return;
+    }
+    showEvent(step.value);
+  }
+}
+
+function stopWatches() {
+  for (const running of [...state.watches]) {
+    running.stop();
+  }
+}
+
+function showEvent(event) {
+  const date = new Date(event.time * 1000);
+  const when = document.createElement("time");
+  when.dateTime = date.toISOString();
+  when.textContent = date.toLocaleTimeString();
+  addToFeed(event.kind, code(encode(event.tuple)), when);
+}
+
+function showLost(error) {
+  addToFeed("lost", `events ${error.firstMissing} to ${error.oldestAvailable - 1} are no longer in the log`);
+}
+
+function addToFeed(kindName, ...parts) {
+  const item = document.createElement("li");
+  const kind = document.createElement("span");
+  kind.className = `kind ${kindName}`;
+  kind.textContent = kindName;
+  // Spaces between the parts, for the text a screen reader reads.
+  item.append(kind, ...parts.flatMap((part) => [" ", part]));
+  const feed = $("feed");
+  feed.prepend(item);
+  while (feed.children.length > FEED_MAX) {
+    feed.lastElementChild.remove();
+  }
+}
+
+// -- wiring --------------------------------------------------------------------------
+
+function onSubmit(id, action) {
+  $(id).addEventListener("submit", (event) => {
+    event.preventDefault();
+    action(event.target, event.submitter);
+  });
+}
+
+onSubmit("token-form", (form) => useToken(form.token.value.trim()));
+$("token-clear").addEventListener("click", () => {
+  $("token").value = "";
+  useToken("");
+});
+onSubmit("open-form", (form) => openSpace(form.space.value.trim()));
+onSubmit("write-form", (form) => attempt($("write-error"), () => write(form)));
+onSubmit("take-form", (form) => attempt($("take-error"), () => take(form)));
+onSubmit("query-form", (form, submitter) => attempt($("query-error"), () => query(form, submitter.value)));
+onSubmit("events-form", (form) => attempt($("events-error"), () => watch(form)));
+
+$("token").value = state.token;
+state.server = connectServer(BASE, options());
+if (location.hash.length > 1) {
+  openSpace(decodeURIComponent(location.hash.slice(1)));
+}
+poll();

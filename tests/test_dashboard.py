@@ -1,0 +1,290 @@
+"""The web dashboard at ``/``: its files over HTTP, and the page itself in Debian's
+Chromium, driven by Playwright against a real server on 127.0.0.1.
+
+Chromium is Debian's (``/usr/bin/chromium``, installed here with apt-get when it is
+missing), never a browser downloaded by Playwright.  The screenshots land in
+``tests/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
+
+from conftest import LiveServer
+from helpers import PATIENCE
+
+Serve = Callable[..., LiveServer]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+ADMIN = "dashboard-admin-secret-0001"
+WORKER = "dashboard-worker-secret-0002"
+READER = "dashboard-reader-secret-0003"
+TOKENS = {
+    "tokens": [
+        {"name": "ops", "token": ADMIN, "admin": True},
+        {"name": "worker", "token": WORKER, "spaces": {"jobs": ["read", "write", "take", "subscribe"]}},
+        {"name": "reader", "token": READER, "spaces": {"*": ["read"]}},
+    ]
+}
+
+# Chromium logs the error answers of the API the tests ask for (400, 401, 403) as errors.
+ANSWERED = re.compile(r"Failed to load resource: the server responded with a status of 40[013] ")
+
+# Installing Chromium on a new machine takes longer than a test usually may.
+pytestmark = pytest.mark.timeout(900)
+
+
+def _install_chromium() -> str | None:
+    """Install Debian's Chromium if it is missing; why it could not be, or None."""
+    if CHROMIUM.exists():
+        return None
+    if shutil.which("apt-get") is None:
+        return "Chromium is missing and there is no apt-get to install it"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:  # the package lists may be missing or old
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, check=False)
+        done = subprocess.run(install, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not CHROMIUM.exists():
+        return f"apt-get install chromium failed: {done.stderr.strip()[-2000:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Playwright never downloads a browser of its own here.
+    os.environ["PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD"] = "1"
+    problem = _install_chromium()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, serve: Serve) -> Iterator[Page]:
+    """A page in a new browser context; the test fails if the page logs an error
+    (a script error, a file that is missing, a Content-Security-Policy violation).
+
+    It closes before the servers the test started with ``serve`` stop."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(PATIENCE * 1000)
+    expect.set_options(timeout=PATIENCE * 1000)
+    page = context.new_page()
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not ANSWERED.match(message.text):
+            problems.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    try:
+        yield page
+    finally:
+        context.close()
+    assert problems == []
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / name, full_page=True)
+
+
+def figures(page: Page, space: str) -> Locator:
+    """The cells of a space's row in the table of spaces: tuples, waiting,
+    subscribers, writes, takes, reads."""
+    return page.locator(f'#space-rows tr[data-space="{space}"] td')
+
+
+def open_space(page: Page, name: str) -> None:
+    page.get_by_label("Open space").fill(name)
+    page.get_by_role("button", name="Open", exact=True).click()
+    expect(page.get_by_role("heading", name=f"Space {name}")).to_be_visible()
+
+
+def write(page: Page, wire: str) -> None:
+    form = page.locator("#write-form")
+    form.get_by_label("Tuple (wire JSON)").fill(wire)
+    form.get_by_role("button", name="Write").click()
+
+
+def watch(page: Page, template: str) -> None:
+    form = page.locator("#events-form")
+    form.get_by_label("Template (wire JSON)").fill(template)
+    form.get_by_role("button", name="Watch").click()
+    expect(page.get_by_role("button", name=re.compile("^Stop watching"))).to_have_count(1)
+
+
+# -- the files ---------------------------------------------------------------------------
+
+
+def test_the_dashboard_is_served_with_its_types_and_policy_outside_the_api(
+    serve: Serve,
+) -> None:
+    server = serve(store="memory", tokens=TOKENS)
+    module = (ROOT / "clients" / "js" / "tuplespace.js").read_bytes()
+    with httpx.Client(base_url=server.url, timeout=PATIENCE) as http:
+        types = {
+            "/": "text/html; charset=utf-8",
+            "/dashboard/dashboard.js": "text/javascript; charset=utf-8",
+            "/dashboard/dashboard.css": "text/css; charset=utf-8",
+            "/js/tuplespace.js": "text/javascript; charset=utf-8",
+        }
+        for path, media_type in types.items():
+            r = http.get(path)  # no token: the files hold no data
+            assert r.status_code == 200, (path, r.text)
+            assert r.headers["content-type"] == media_type
+            assert "default-src 'none'" in r.headers["content-security-policy"]
+            assert r.headers["x-content-type-options"] == "nosniff"
+            assert http.head(path).status_code == 200
+        assert http.get("/js/tuplespace.js").content == module
+        assert '<script type="module" src="dashboard/dashboard.js">' in http.get("/").text
+        paths = http.get("/openapi.json", headers={"Authorization": f"Bearer {ADMIN}"}).json()["paths"]
+        assert not {"/", "/js/tuplespace.js"} & set(paths)
+        assert "/spaces/{space}/write" in paths
+        missing = http.get("/dashboard/other.js")
+        assert missing.status_code == 404
+        assert missing.json()["error"]["code"] == "not_found"
+
+
+# -- the page ----------------------------------------------------------------------------
+
+
+def test_a_tuple_written_appears_in_the_feed_and_is_taken_through_the_forms(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    page.goto(server.url + "/")
+    expect(page.get_by_text("No spaces to show")).to_be_visible()
+    open_space(page, "jobs")
+    unlisted = page.get_by_text("This space is not listed")
+    expect(unlisted).to_be_visible()
+    watch(page, '[{"$any": true}, {"$any": true}, {"$any": true}]')
+
+    write(page, '["job", 1, "resize"]')
+    expect(page.locator("#write-result")).to_contain_text('Written ["job",1,"resize"]')
+    expect(unlisted).to_be_hidden()
+    feed = page.get_by_role("log", name="Events")
+    expect(feed.get_by_role("listitem")).to_have_count(1)
+    expect(feed.get_by_role("listitem").first).to_contain_text('write ["job",1,"resize"]')
+    tuples = figures(page, "jobs").first
+    expect(tuples).to_have_text("1")
+    expect(page.locator("#space-count")).to_have_text("1")
+    # Another client's write shows up too.
+    r = httpx.post(f"{server.url}/spaces/jobs/write", json={"tuple": ["job", 2, {"$float": "2.5"}]})
+    assert r.status_code == 200, r.text
+    expect(feed.get_by_role("listitem").first).to_contain_text('write ["job",2,{"$float":"2.5"}]')
+    expect(tuples).to_have_text("2")
+
+    take = page.locator("#take-form")
+    take.get_by_label("Template (wire JSON)").fill('["job", 1, {"$any": true}]')
+    take.get_by_role("button", name="Take").click()
+    expect(page.locator("#take-result")).to_have_text('Took ["job",1,"resize"]')
+    expect(feed.get_by_role("listitem").first).to_contain_text('take ["job",1,"resize"]')
+    expect(tuples).to_have_text("1")
+    expect(figures(page, "jobs").nth(4)).to_have_text("1")  # takes
+    take.get_by_role("button", name="Take").click()
+    expect(page.locator("#take-result")).to_have_text("Nothing matched.")
+
+    query = page.locator("#query-form")
+    query.get_by_role("button", name="Browse tuples of 3 fields").click()
+    found = page.get_by_role("list", name="Tuples found").get_by_role("listitem")
+    expect(found).to_have_text(['["job",2,{"$float":"2.5"}]'])
+    query.get_by_label("Template (wire JSON)").fill('["job", {"$formal": "int"}, {"$formal": "float"}]')
+    query.get_by_role("button", name="Count").click()
+    expect(page.locator("#query-result")).to_have_text("1 matching tuple")
+
+    summary = page.locator("#chart-summary")
+    expect(summary).to_contain_text("Peak of the last minute:")
+    expect(summary).to_contain_text(re.compile(r"Peak of the last minute: writes [1-9]"))
+    expect(page.locator("#chart polyline.writes")).to_have_count(1)
+    screenshot(page, "dashboard.png")
+
+
+def test_errors_of_the_server_and_of_the_input_are_shown(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    page.goto(server.url + "/")
+    open_space(page, "jobs")
+    query = page.locator("#query-form")
+    error = page.locator("#query-error")
+
+    # The binding checks the wire format before anything is sent...
+    query.get_by_label("Template (wire JSON)").fill('["job", {"$formal": "integer"}]')
+    query.get_by_role("button", name="Read all").click()
+    expect(error).to_be_visible()
+    expect(error).to_contain_text('wire_error: [1]: unknown formal "integer"')
+    expect(page.get_by_role("alert").filter(has_text="wire_error")).to_have_count(1)
+
+    query.get_by_label("Template (wire JSON)").fill('["job", ')
+    query.get_by_role("button", name="Count").click()
+    expect(error).to_contain_text("wire_error: not valid JSON")
+
+    # ... and the server the rest: its error, with the part of the request at fault.
+    query.get_by_label("Template (wire JSON)").fill('["job", {"$regex": "("}]')
+    query.get_by_role("button", name="Count").click()
+    expect(error).to_contain_text("400 invalid_template: template[1]")
+
+    query.get_by_label("Template (wire JSON)").fill('["job"]')
+    query.get_by_role("button", name="Count").click()
+    expect(error).to_be_hidden()
+    expect(page.locator("#query-result")).to_have_text("0 matching tuples")
+
+
+def test_a_token_protected_server(page: Page, serve: Serve) -> None:
+    server = serve(store="memory", tokens=TOKENS)
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    r = httpx.post(f"{server.url}/spaces/jobs/write", json={"tuple": ["job", 1]}, headers=admin)
+    assert r.status_code == 200, r.text
+
+    page.goto(server.url + "/")
+    expect(page.get_by_text("No spaces to show")).to_be_visible()  # without a token: none to read
+
+    page.get_by_label("Token").fill("not-a-token-of-this-server")
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#spaces-error")).to_contain_text("401 unauthorized")
+
+    page.get_by_label("Token").fill(WORKER)
+    page.get_by_role("button", name="Use token").click()
+    expect(page.locator("#spaces-error")).to_be_hidden()
+    expect(figures(page, "jobs").first).to_have_text("1")
+    page.get_by_role("button", name="jobs", exact=True).click()
+    expect(page.get_by_role("heading", name="Space jobs")).to_be_visible()
+    watch(page, '["job", {"$any": true}]')
+    write(page, '["job", 2]')
+    feed = page.get_by_role("log", name="Events")
+    expect(feed.get_by_role("listitem").first).to_contain_text('write ["job",2]')
+    expect(figures(page, "jobs").first).to_have_text("2")
+
+    # The token stays with the tab: a reload still uses it, and reopens the space.
+    page.reload()
+    expect(page.get_by_label("Token")).to_have_value(WORKER)
+    expect(page.get_by_role("heading", name="Space jobs")).to_be_visible()
+    expect(figures(page, "jobs").first).to_have_text("2")
+
+    page.get_by_label("Token").fill(READER)
+    page.get_by_role("button", name="Use token").click()
+    write(page, '["job", 3]')
+    expect(page.locator("#write-error")).to_contain_text("403 forbidden")
+    screenshot(page, "dashboard-token.png")
+    stored = httpx.post(
+        f"{server.url}/spaces/jobs/count", json={"template": ["job", {"$any": True}]}, headers=admin
+    )
+    assert stored.json() == {"count": 2}
