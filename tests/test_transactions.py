@@ -248,7 +248,7 @@ def test_a_transaction_without_a_lease_never_runs_out(sim_space: Any, clock: ts.
 
 def test_an_abandoned_transaction_aborts_with_nobody_calling(space: Any) -> None:
     space.write(("job", 1))
-    tx = space.transaction(lease=0.05)
+    tx = space.transaction(lease=0.5)  # long enough for the take below on a busy machine
     assert tx.take(("job", int)) == ("job", 1)
     taker = spawn(space.take, ("job", int))  # served only when the transaction gives the job back
     assert taker.result(PATIENCE) == ("job", 1)
