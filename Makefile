@@ -29,6 +29,9 @@ test: lint node
 
 # The benchmarks, each beside its references; figures and commands in bench/RESULTS.md.
 bench: $(STAMP)
+	@(command -v redis-server && command -v ruby) >/dev/null || (apt-get update -q && apt-get install -y -q redis-server ruby)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/bench_coordination.py
 	$(BIN)/python bench/bench_durable.py
+	$(BIN)/python bench/bench_server.py
