@@ -122,6 +122,12 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
         "0.05",
         "--claim-lease",
         "10",
+        "--limit",
+        "max_batch=2",
+        "--limit",
+        "max_fields=3",
+        "--cors-origin",
+        "https://app.example",
         "--log-level",
         "info",
     ]
@@ -129,6 +135,15 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
         url = process.url()
         admin = {"Authorization": "Bearer admin-secret-0123456789"}
         with httpx.Client(base_url=url, timeout=PATIENCE) as http:
+            many = http.post("/spaces/s/write_many", json={"tuples": [["a"]] * 3}, headers=admin)
+            assert (many.status_code, many.json()["error"]["maximum"]) == (413, 2)
+            wide = http.post("/spaces/s/write", json={"tuple": [1, 2, 3, 4]}, headers=admin)
+            assert (wide.status_code, wide.json()["error"]["limit"]) == (413, "max_fields")
+            preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+            allowed = http.options("/spaces/s/take", headers=preflight)
+            assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+            stranger = http.options("/spaces/s/take", headers={**preflight, "Origin": "https://evil.example"})
+            assert "access-control-allow-origin" not in stranger.headers
             assert http.put("/spaces/s", headers=admin).json()["options"] == {
                 "order": "fifo",
                 "capacity": None,
@@ -166,6 +181,21 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "at least 16 characters" in result.stderr
+    for setting, message in [
+        ("max_waiting=lots", "limit max_waiting is an integer, not 'lots'"),
+        ("max_waiting=0", "max_waiting must be a positive int"),
+        ("patience=3", "no limit 'patience'"),
+        ("rate", "a limit is NAME=VALUE"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, "-m", "tuplespace", "serve", "--memory", "--limit", setting],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE,
+        )
+        assert result.returncode == 2, setting
+        assert message in result.stderr, result.stderr
 
 
 def test_version() -> None:

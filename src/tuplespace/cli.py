@@ -102,17 +102,34 @@ def serve(
         float,
         typer.Option("--claim-lease", help="Seconds a claimed take waits for its confirmation.", min=0.001),
     ] = 30.0,
+    limit: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--limit",
+            help="NAME=VALUE, repeatable: a server limit, e.g. max_waiting=5000 (docs/http-api.md, Limits).",
+        ),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            help="An origin whose web pages may call the API from a browser (repeatable; * for any).",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM."""
-    from .server import run
+    from .server import ServerLimits, run
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        limits = ServerLimits.parse(limit or ())
         run(
             host,
             port,
             log_level=log_level,
+            limits=limits,
+            cors_origins=cors_origin or (),
             data_dir=None if memory else data_dir,
             store="memory" if memory else "durable",
             tokens=tokens,

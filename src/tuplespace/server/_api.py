@@ -9,9 +9,10 @@ wait answers ``{"tuple": null, "more": true}``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -87,6 +88,63 @@ class ServerLimits:
     rate: float | None = None
     burst: int = 100
     wire: Limits = DEFAULT_LIMITS
+
+    def __post_init__(self) -> None:
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"ServerLimits.{name} must be a positive int, got {value!r}")
+        if self.rate is not None and (
+            isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not self.rate > 0
+        ):
+            raise ValueError(f"ServerLimits.rate must be a positive number or None, got {self.rate!r}")
+        if not isinstance(self.wire, Limits):
+            raise ValueError(f"ServerLimits.wire must be a tuplespace.Limits, got {self.wire!r}")
+
+    @classmethod
+    def parse(cls, settings: Iterable[str]) -> ServerLimits:
+        """Limits from ``NAME=VALUE`` settings (as ``tuplespace serve --limit`` takes
+        them): a field of ServerLimits, or of its ``wire`` :class:`tuplespace.Limits`
+        (``max_fields``, ``max_depth``, ``max_bytes``); ``rate=none`` turns the rate
+        limit off.  Raises ValueError naming a setting that is not one."""
+        own: dict[str, Any] = {}
+        wire: dict[str, int] = {}
+        for setting in settings:
+            name, sep, text = setting.partition("=")
+            name, text = name.strip(), text.strip()
+            if not sep or not text:
+                raise ValueError(f"a limit is NAME=VALUE, not {setting!r}")
+            if name == "rate":
+                own[name] = None if text.lower() == "none" else _number(name, text, float)
+            elif name in _COUNTS:
+                own[name] = _number(name, text, int)
+            elif name in _WIRE:
+                wire[name] = _number(name, text, int)
+            else:
+                known = ", ".join(sorted((*_COUNTS, *_WIRE, "rate")))
+                raise ValueError(f"no limit {name!r}; the limits are {known}")
+        return cls(**own, wire=dataclasses.replace(DEFAULT_LIMITS, **wire))
+
+
+_COUNTS = (
+    "max_body",
+    "max_batch",
+    "max_results",
+    "max_waiting",
+    "max_subscriptions",
+    "max_transactions",
+    "max_pending",
+    "burst",
+)
+_WIRE = ("max_fields", "max_depth", "max_bytes")
+
+
+def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise ValueError(f"limit {name} is {what}, not {text!r}") from None
 
 
 class _Interrupted(Exception):

@@ -8,7 +8,7 @@ for the OpenAPI document only).  Every request is checked whole before it acts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,6 +50,7 @@ def create_app(
     claim_lease: float = 30.0,
     limits: ServerLimits | None = None,
     heartbeat: float = 15.0,
+    cors_origins: Iterable[str] = (),
 ) -> FastAPI:
     """The ASGI application of a PyTupleSpace server (see docs/http-api.md).
 
@@ -66,6 +68,8 @@ def create_app(
     - ``claim_lease``: how long a claimed take waits for its confirmation.
     - ``limits``: :class:`ServerLimits`.
     - ``heartbeat``: seconds between keep-alive comments on an idle event stream.
+    - ``cors_origins``: the origins (``https://app.example``, or ``*``) whose web
+      pages may call the API from a browser; none by default.
 
     Raises ``ValueError`` for invalid options or an invalid token file.
     """
@@ -111,6 +115,16 @@ def create_app(
         redoc_url=None,
     )
     app.state.api = api
+    origins = list(cors_origins)
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
     _routes(app, api)
     install_channel(app, api)
     install_dashboard(app)
