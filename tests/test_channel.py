@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -9,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvloop
 from websockets.sync.client import ClientConnection, connect
 
 import tuplespace as ts
@@ -32,12 +35,24 @@ def channel(server: LiveServer, token: str | None = None) -> ClientConnection:
     return connect(server.url.replace("http://", "ws://") + "/channel", additional_headers=headers)
 
 
-def ask(ws: ClientConnection, line: str, body: Any = None) -> tuple[int, Any]:
-    ws.send(line.encode() + b"\n" + (b"" if body is None else json.dumps(body).encode()))
+def send(ws: ClientConnection, request_id: int, line: str, body: Any = None) -> None:
+    ws.send(f"{request_id} {line}\n".encode() + (b"" if body is None else json.dumps(body).encode()))
+
+
+def answer(ws: ClientConnection) -> tuple[int, int, Any]:
+    """The next answer: its request id, status and body."""
     frame = ws.recv(timeout=PATIENCE)
     assert isinstance(frame, bytes)
-    status, _, data = frame.partition(b"\n")
-    return int(status), json.loads(data) if data else None
+    head, _, data = frame.partition(b"\n")
+    request_id, status = head.split(b" ")
+    return int(request_id), int(status), json.loads(data) if data else None
+
+
+def ask(ws: ClientConnection, line: str, body: Any = None) -> tuple[int, Any]:
+    send(ws, 1, line, body)
+    request_id, status, data = answer(ws)
+    assert request_id == 1
+    return status, data
 
 
 @pytest.fixture
@@ -114,29 +129,44 @@ def test_a_channel_that_closes_while_its_take_waits_withdraws_the_wait(http_serv
     space = url.rpartition("/")[2]
     with ts.connect(url) as observer:
         with channel(http_server) as waiting:
-            waiting.send(
-                f"POST /spaces/{space}/take\n".encode()
-                + json.dumps({"template": ["late"], "timeout": None}).encode()
-            )
+            send(waiting, 1, f"POST /spaces/{space}/take", {"template": ["late"], "timeout": None})
             wait_until(lambda: observer.statistics()["waiters"] == 1, "the take to wait")
         wait_until(lambda: observer.statistics()["waiters"] == 0, "the wait to be withdrawn")
         observer.write(("late",))
         assert observer.count(("late",)) == 1
 
 
-def test_one_request_at_a_time(http_server: LiveServer) -> None:
+def test_requests_on_one_channel_are_answered_as_they_finish(http_server: LiveServer) -> None:
+    url = http_server.space_url()
+    space = url.rpartition("/")[2]
+    with channel(http_server) as ws, ts.connect(url) as observer:
+        send(ws, 7, f"POST /spaces/{space}/take", {"template": ["job", {"$formal": "int"}], "timeout": None})
+        send(ws, 8, f"POST /spaces/{space}/take", {"template": ["never"], "timeout": None})
+        wait_until(lambda: observer.statistics()["waiters"] == 2, "both takes to wait")
+        send(ws, 9, f"POST /spaces/{space}/count", {"template": ["job", {"$any": True}]})
+        assert answer(ws) == (9, 200, {"count": 0})
+        send(ws, 10, f"POST /spaces/{space}/write", {"tuple": ["job", 1]})
+        answers = {answer(ws)[0:2], answer(ws)[0:2]}
+        assert answers == {(7, 200), (10, 200)}
+        # Cancelling withdraws the other take: nothing it could take is taken.
+        ws.send(b"8 CANCEL")
+        wait_until(lambda: observer.statistics()["waiters"] == 0, "the take to be withdrawn")
+        observer.write(("never",))
+        assert observer.count(("never",)) == 1
+
+
+def test_a_request_without_an_id_closes_the_channel(ws: ClientConnection) -> None:
+    ws.send(b"POST /spaces/s/count\n{}")
+    with pytest.raises(Exception, match="1008"):
+        ws.recv(timeout=PATIENCE)
+
+
+def test_an_id_in_use_is_refused(http_server: LiveServer, ws: ClientConnection) -> None:
     space = http_server.space_url().rpartition("/")[2]
-    with channel(http_server) as ws:
-        ws.send(
-            f"POST /spaces/{space}/take\n".encode()
-            + json.dumps({"template": ["never"], "timeout": None}).encode()
-        )
-        ws.send(
-            f"POST /spaces/{space}/count\n".encode()
-            + json.dumps({"template": ["never"], "timeout": None}).encode()
-        )
-        with pytest.raises(Exception, match="1008"):
-            ws.recv(timeout=PATIENCE)
+    send(ws, 1, f"POST /spaces/{space}/take", {"template": ["never"], "timeout": None})
+    send(ws, 1, f"POST /spaces/{space}/count", {"template": ["never"]})
+    request_id, status, body = answer(ws)
+    assert (request_id, status, body["error"]["message"]) == (1, 400, "this id is in use")
 
 
 def test_the_binding_sends_its_requests_on_one_channel(http_server: LiveServer) -> None:
@@ -156,6 +186,26 @@ def test_a_server_without_channels_is_used_over_http(serve: Serve, caplog: pytes
         assert space.take(("a", int)) == ("a", 1)
         assert space.client_statistics()["channels_opened"] == 0
     assert "opens no channel" in caplog.text
+
+
+@pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+def test_async_takes_share_one_channel(http_server: LiveServer, run: Callable[..., Any]) -> None:
+    async def main() -> dict[str, Any]:
+        space = await ts.connect_async(http_server.space_url())
+        async with space:
+            await space.write(("ready",))  # makes the space
+            takers = [asyncio.create_task(space.take(("t", i), timeout=PATIENCE)) for i in range(50)]
+            while (await space.statistics())["waiters"] < 50:
+                await asyncio.sleep(0.01)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(space.take(("never",)), 0.05)  # given up on: withdrawn
+            await space.write_many([("t", i) for i in reversed(range(50))])
+            assert await asyncio.gather(*takers) == [("t", i) for i in range(50)]
+            assert (await space.statistics())["waiters"] == 0
+            return space.client_statistics()
+
+    stats = run(main())
+    assert stats["channels_opened"] == 1
 
 
 def test_blocked_takes_on_many_channels_are_each_answered(http_server: LiveServer) -> None:

@@ -349,7 +349,9 @@ class Sockets:
 
 
 def shutdown(sock: Any) -> None:
-    with contextlib.suppress(OSError):  # already closed, or never connected
+    # OSError: already closed, or never connected; TypeError: a transport's socket
+    # that cannot be shut down (uvloop's): its transport is closed with its client.
+    with contextlib.suppress(OSError, TypeError):
         sock.shutdown(socket.SHUT_RDWR)
 
 

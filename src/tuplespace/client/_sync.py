@@ -49,7 +49,7 @@ from .._errors import (
 from .._events import EVENT_KINDS
 from .._templates import Template
 from .._values import Value
-from ._channel import Channel, ChannelRefused
+from ._channel import ChannelRefused, Channels
 from ._common import (
     CONFIRM_DELAY,
     Confirmations,
@@ -87,10 +87,6 @@ _LONGEST_ANSWER = 86_400.0  # waits longer than this wait for the answer without
 _STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 # Requests larger than this go over HTTP: a channel gains them nothing.
 _CHANNEL_MOST = 1 << 20
-# Idle channels kept for reuse, and how long one stays idle before it is closed
-# (less than the server's 20 s between pings, which an idle channel does not answer).
-_IDLE_CHANNELS = 32
-_CHANNEL_IDLE = 15.0
 
 
 def _monotonic() -> float:
@@ -138,7 +134,7 @@ class RemoteSpace:
         self._base = base
         self._sockets = Sockets()
         self._use_channel = channel
-        self._channels: list[Channel] = []
+        self._channels = Channels(base, self._headers, connect_timeout)
         self._extensions = {"trace": self._trace}
         self._confirmations = Confirmations()
         self._confirm_delay = confirm_delay
@@ -220,51 +216,35 @@ class RemoteSpace:
     def _exchange(
         self, method: str, path: str, content: bytes | None, wait: float | None, again: bool
     ) -> tuple[int, bytes]:
-        """Send a request on a channel: an idle one, else a new one."""
+        """Send a request on a channel (see :class:`Channels`)."""
         request = f"{method} {self._path}{path}\n".encode() + (content or b"")
         while True:
-            channel = self._idle_channel()
-            fresh = channel is None
-            if channel is None:
-                try:
-                    channel = Channel.open(self._base, self._headers, self._connect_timeout)
-                except ChannelRefused as exc:
-                    logger.info("%s opens no channel (%s): requests go over HTTP", self._base, exc)
-                    self._use_channel = False
-                    return self._http(method, path, content, wait, again)
-                except OSError as exc:
-                    raise unreachable(self.url, exc) from exc
+            try:
+                channel, fresh = self._channels.get()
+            except ChannelRefused as exc:
+                logger.info("%s opens no channel (%s): requests go over HTTP", self._base, exc)
+                self._use_channel = False
+                return self._http(method, path, content, wait, again)
+            except OSError as exc:
+                raise unreachable(self.url, exc) from exc
+            if fresh:
                 self._stats["channels_opened"] += 1
                 self._sockets.add_socket(channel.socket)
             try:
                 answer = channel.exchange(request, self._answer_limit(wait))
             except OSError as exc:  # broken, or no answer in time (TimeoutError)
-                channel.close()
+                self._channels.failed(channel)
                 if self._closed:
                     raise SpaceClosed("the space was closed while the call was waiting") from None
-                if fresh or not again:
+                if fresh or not again or isinstance(exc, TimeoutError):
                     raise unreachable(self.url, exc) from exc
                 again = False
                 continue
-            except BaseException:  # cancelled: the answer may still come, on a channel no one reads
-                channel.close()
+            except BaseException:  # cancelled: the request is withdrawn
+                self._channels.failed(channel)
                 raise
-            if len(self._channels) < _IDLE_CHANNELS and not self._closed:
-                self._channels.append(channel)
-            else:
-                channel.close()
+            self._channels.release(channel)
             return answer
-
-    def _idle_channel(self) -> Channel | None:
-        """A channel to reuse, if one is idle and still open."""
-        while True:
-            try:
-                channel = self._channels.pop()
-            except IndexError:
-                return None
-            if channel.usable(_CHANNEL_IDLE):
-                return channel
-            channel.close()
 
     def _http(
         self, method: str, path: str, content: bytes | None, wait: float | None, again: bool
@@ -598,8 +578,7 @@ class RemoteSpace:
         for sub in list(self._subscriptions):
             sub.close()
         self._sockets.shutdown()
-        while self._channels:
-            self._channels.pop().close()
+        self._channels.close()
         self._client.close()
 
     def __enter__(self) -> RemoteSpace:
