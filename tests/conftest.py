@@ -12,7 +12,8 @@ The remote ways run against one real server for the whole session (uvicorn on
 cannot travel to a server: a :class:`tuplespace.SimulatedClock`, Python functions
 (a ``Pred``, a function successor of ``replace``), options of :class:`tuplespace.Space`
 that the HTTP API does not carry.  A test that uses one of them (read from its code,
-see :func:`needs_embedding`) runs over the embedded ways only.
+see :func:`needs_embedding`) runs over the embedded ways only, as does a test marked
+``@pytest.mark.embedded("why")`` (records, until the HTTP API serves them).
 """
 
 from __future__ import annotations
@@ -124,6 +125,44 @@ class SyncOverAsync:
 
         return SyncTransaction(self, self._run(begin()))
 
+    # -- records: AsyncRecord handles, seen as tuplespace.Record ---------------------------
+
+    def create(
+        self, path: str, fields: Any, credit: Any = None, lease: float | None = None, **kw: Any
+    ) -> Any:
+        return self._wrap(self._run(self.aspace.create(path, fields, credit, lease, **kw)))
+
+    def record(self, ref: Any) -> Any:
+        return self._wrap(self._run(self.aspace.record(ref)))
+
+    def find(self, template: Any, under: str | None = None, limit: int | None = None) -> list[Any]:
+        found: list[Any] = self._wrap(self._run(self.aspace.find(template, under, limit)))
+        return found
+
+    def try_take_record(self, template: Any, under: str | None = None) -> Any:
+        return self._run(self.aspace.try_take_record(template, under))
+
+    def take_record(self, template: Any, under: str | None = None, timeout: float | None = None) -> Any:
+        return self._run(self.aspace.take_record(template, under, timeout))
+
+    def watch_records(self, under: str | None = None, **kw: Any) -> Any:
+        return self._wrap(self.aspace.watch_records(under, **kw))
+
+    def grant_credit(self, principal: str, amount: Any) -> ts.Credit:
+        return self._run(self.aspace.grant_credit(principal, amount))
+
+    def account(self, principal: str) -> ts.Credit:
+        return self._run(self.aspace.account(principal))
+
+    def _wrap(self, result: Any) -> Any:
+        if isinstance(result, ts.AsyncRecord):
+            return SyncRecord(self, result)
+        if isinstance(result, ts.AsyncRecordWatch):
+            return SyncRecordWatch(self, result)
+        if isinstance(result, list):
+            return [self._wrap(x) for x in result]
+        return result
+
     def statistics(self) -> dict[str, Any]:
         stats = self.aspace.statistics()
         if inspect.isawaitable(stats):
@@ -222,6 +261,78 @@ class SyncSubscription:
 
     def __exit__(self, *exc_info: object) -> None:
         self._adapter._run(self.subscription.__aexit__(*exc_info))
+
+
+class SyncRecord:
+    """An :class:`tuplespace.AsyncRecord` seen through the names of :class:`tuplespace.Record`:
+    each awaited method runs on the adapter's loop; its properties are read as they are."""
+
+    def __init__(self, adapter: SyncOverAsync, record: ts.AsyncRecord) -> None:
+        self._adapter = adapter
+        self.record = record
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.record, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = self._adapter._run(_awaited(result))
+            return self._adapter._wrap(result)
+
+        return call
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SyncRecord) and other.record == self.record
+
+    def __hash__(self) -> int:
+        return hash(self.record)
+
+
+class SyncRecordWatch:
+    """An :class:`tuplespace.AsyncRecordWatch` seen through the names of
+    :class:`tuplespace.RecordWatch`."""
+
+    def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch) -> None:
+        self._run = adapter._run
+        self.watch = watch
+
+    @property
+    def last_seq(self) -> int:
+        return self.watch.last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self.watch.closed
+
+    def get(self, timeout: float | None = None) -> ts.Change | None:
+        return self._run(self.watch.get(timeout))
+
+    def __iter__(self) -> Iterator[ts.Change]:
+        return self
+
+    def __next__(self) -> ts.Change:
+        change = self.get()
+        if change is None:
+            raise StopIteration
+        return change
+
+    def renew(self, lease: float | None) -> None:
+        self._run(self.watch.renew(lease))
+
+    def close(self) -> None:
+        self._run(self.watch.close())
+
+    def statistics(self) -> dict[str, Any]:
+        return self.watch.statistics()
+
+    def __enter__(self) -> SyncRecordWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class SyncTransaction:
@@ -533,9 +644,21 @@ def _successor(call: ast.Call) -> ast.expr | None:
     return args[offset + 1] if len(args) > offset + 1 else None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "embedded(reason): the test runs over the embedded ways only (what it needs does not "
+        "travel to a server yet)",
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "way" in metafunc.fixturenames:
-        reason = needs_embedding(metafunc.function, metafunc.fixturenames)
+        marker = metafunc.definition.get_closest_marker("embedded")
+        if marker is not None:
+            reason: str | None = marker.args[0] if marker.args else "marked embedded"
+        else:
+            reason = needs_embedding(metafunc.function, metafunc.fixturenames)
         ways = [w for w in WAYS if w.embedded or reason is None]
         metafunc.parametrize("way", ways, ids=[w.name for w in ways], indirect=True)
 

@@ -1,4 +1,4 @@
-"""The job-farm example runs and does every job."""
+"""The examples run: the job farm does every job, the two organisations trade."""
 
 from __future__ import annotations
 
@@ -26,4 +26,19 @@ def test_the_job_farm_does_every_job() -> None:
     assert sum(per_worker) == jobs
     assert len(per_worker) <= workers
     assert "left in the space: 0 tuples" in result.stdout
+    assert result.stderr == ""
+
+
+TRADING = EXAMPLE.parent / "trading.py"
+
+
+@pytest.mark.timeout(120)
+def test_the_trading_example_trades() -> None:
+    result = subprocess.run(
+        [sys.executable, str(TRADING)], capture_output=True, text=True, timeout=100, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "acme   sees   offers/acme-1: state is now 'accepted'" in result.stdout
+    assert "globex cannot destroy it" in result.stdout
+    assert 'state: "shipped"' in result.stdout
     assert result.stderr == ""

@@ -10,7 +10,7 @@ into it and read or take them back by pattern, without knowing of each other.
 ('job', 1, 'resize')
 """
 
-from ._aio import AsyncSpace, AsyncSubscription, AsyncTransaction
+from ._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
 from ._clock import Clock, SimulatedClock, SystemClock
 from ._codec import (
     decode,
@@ -24,12 +24,19 @@ from ._codec import (
 )
 from ._connect import connect, connect_async
 from ._errors import (
+    CapabilityRevoked,
+    ContainmentCycle,
     EventsLost,
     Forbidden,
+    InsufficientCredit,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    NotAllowed,
     NotFound,
+    RecordExists,
+    RecordInUse,
+    RecordNotFound,
     SpaceClosed,
     SpaceFull,
     StoreError,
@@ -44,29 +51,38 @@ from ._errors import (
     ValueTooLarge,
     WireError,
 )
-from ._events import Event
+from ._events import Change, Event
 from ._lease import Lease
+from ._record import Record, RecordData, RecordWatch
 from ._space import Space, Subscription, Transaction
-from ._templates import ANY, OneOf, Pred, Prefix, Range, Regex, Template, XPath
+from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, Template, XPath
+from ._text import format, parse
 from ._values import URI, Credit, Limits, Map
 from ._workers import Cleaner, Worker, WorkerPool
 
 __all__ = [
     "ANY",
     "URI",
+    "AsyncRecord",
+    "AsyncRecordWatch",
     "AsyncSpace",
     "AsyncSubscription",
     "AsyncTransaction",
+    "CapabilityRevoked",
+    "Change",
     "Cleaner",
     "Clock",
+    "ContainmentCycle",
     "Credit",
     "Event",
     "EventsLost",
     "Forbidden",
+    "InsufficientCredit",
     "InvalidTemplate",
     "InvalidValue",
     "Lease",
     "LimitReached",
+    "NotAllowed",
     "NotFound",
     "Limits",
     "Map",
@@ -74,6 +90,13 @@ __all__ = [
     "Pred",
     "Prefix",
     "Range",
+    "Record",
+    "RecordData",
+    "RecordExists",
+    "RecordInUse",
+    "RecordNotFound",
+    "RecordTemplate",
+    "RecordWatch",
     "Regex",
     "SimulatedClock",
     "Space",
@@ -103,7 +126,9 @@ __all__ = [
     "decode_template",
     "encode",
     "encode_template",
+    "format",
     "from_wire",
+    "parse",
     "template_from_wire",
     "template_to_wire",
     "to_wire",

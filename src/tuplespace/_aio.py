@@ -9,21 +9,25 @@ by blocking it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
-from ._engine import Txn, Waiter
-from ._errors import SpaceFull, Timeout
-from ._events import EVENT_KINDS, Event, nothing
+from ._capabilities import READ_ONLY
+from ._engine import E, Txn, Waiter
+from ._errors import EventsLost, SpaceFull, Timeout
+from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import Lease
+from ._record import RecordBase, RecordData, check_revocable
+from ._records import DEFAULT_PRINCIPAL
 from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
-from ._templates import Template, compile_template
-from ._values import Value
+from ._templates import RecordTemplate, Template, compile_template, one_exact
+from ._values import URI, Credit, Map, Value
 
-__all__ = ["AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
+__all__ = ["AsyncRecord", "AsyncRecordWatch", "AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
 
 Tuple = tuple[Value, ...]
 
@@ -154,6 +158,8 @@ class AsyncSpace:
     ``AsyncSpace()`` with no space makes a new one; keyword options are those of
     :class:`Space`.  Cancelling a waiting call withdraws it and takes nothing.
     ``subscribe`` and ``transaction`` return objects used with ``async with``.
+    Records (:meth:`create`, :meth:`record`, :meth:`find`) are :class:`AsyncRecord`
+    handles, whose methods are awaited too.
     """
 
     def __init__(self, space: Space | None = None, **options: Any) -> None:
@@ -264,6 +270,106 @@ class AsyncSpace:
         feed = self.space._subscribe([compile_template(template)], events, since, max_pending, lease)
         return AsyncSubscription(self.space, feed)
 
+    async def create(
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> AsyncRecord:
+        """See :meth:`Space.create`."""
+        space = self.space
+        rid: int = await _call(space, space._engine.records.create, path, fields, credit, lease, principal)
+        return AsyncRecord(space, rid)
+
+    async def record(self, ref: str | URI) -> AsyncRecord:
+        """See :meth:`Space.record`."""
+        space = self.space
+        with space._lock:
+            rid, token, operations = space._engine.records.resolve(ref)
+        return AsyncRecord(space, rid, token, operations)
+
+    async def find(
+        self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
+    ) -> list[AsyncRecord]:
+        """See :meth:`Space.find`."""
+        space = self.space
+        exact = one_exact(template) if under is None and limit is None else None
+        if exact is not None:
+            with space._lock:
+                rids = space._engine.records.find_value(*exact)
+        else:
+            compiled = RecordTemplate(template)
+            with space._lock:
+                rids = space._engine.records.find(compiled, under, limit)
+        return [AsyncRecord(space, rid) for rid in rids]
+
+    async def try_take_record(
+        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+    ) -> RecordData | None:
+        """See :meth:`Space.try_take_record`."""
+        space = self.space
+        taken = await _call(space, space._engine.records.take, RecordTemplate(template), under)
+        return None if taken is None else RecordData(*taken)
+
+    async def take_record(
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        timeout: float | None = None,
+    ) -> RecordData:
+        """See :meth:`Space.take_record`."""
+        compiled = RecordTemplate(template)
+        taken = await self.try_take_record(compiled, under)
+        if taken is not None:
+            return taken
+        if timeout == 0:
+            raise Timeout(f"no record matches {compiled.fields!r}")
+        space = self.space
+        with space._lock:
+            feed = space._engine.records.watch_all(under, {"create", "update", "move"}, None, 1, None)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    taken = await self.try_take_record(compiled, under)
+                    if taken is not None:
+                        return taken
+                    with contextlib.suppress(EventsLost):  # the feed only wakes this call up
+                        await anext_from(space, feed, loop)
+        except TimeoutError:
+            raise Timeout(f"no record matched {compiled.fields!r} in time") from None
+        finally:
+            with space._lock:
+                space._engine.unsubscribe(feed)
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncRecordWatch:
+        """See :meth:`Space.watch_records`; iterate with ``async for``."""
+        space = self.space
+        with space._lock:
+            feed = space._engine.records.watch_all(under, events, since, max_pending, lease)
+            space._start_timer()
+        return AsyncRecordWatch(space, feed)
+
+    async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.grant_credit`."""
+        balance: Credit = await _call(self.space, self.space._engine.records.grant, principal, amount)
+        return balance
+
+    async def account(self, principal: str) -> Credit:
+        """See :meth:`Space.account`."""
+        return self.space.account(principal)
+
     def transaction(self, lease: float | None = 60.0) -> AsyncTransaction:
         """See :meth:`Space.transaction`; use with ``async with``."""
         with self.space._lock:
@@ -339,6 +445,26 @@ class AsyncTransaction(TransactionBase):
             await self.abort()
 
 
+async def anext_from(space: Space, feed: FeedBase[E], loop: asyncio.AbstractEventLoop) -> E | None:
+    """The next item of ``feed``, awaited on ``loop``; None once the feed has ended."""
+    engine = space._engine
+    while True:
+        with space._lock:
+            feed.wake = nothing
+            event = engine.next_event(feed)
+            if event is not None:
+                return event
+            if feed.closed:
+                return None
+            fut: asyncio.Future[None] = loop.create_future()
+            feed.wake = _waker(loop, fut)
+        try:
+            await fut
+        finally:
+            with space._lock:
+                feed.wake = nothing
+
+
 class AsyncSubscription(SubscriptionBase):
     """A subscription seen from asyncio: ``async for ev in sub``; see :class:`~tuplespace.Subscription`."""
 
@@ -352,23 +478,7 @@ class AsyncSubscription(SubscriptionBase):
             raise Timeout("no event in time") from None
 
     async def _next(self, loop: asyncio.AbstractEventLoop) -> Event | None:
-        space, feed = self._space, self._feed
-        engine = space._engine
-        while True:
-            with space._lock:
-                feed.wake = nothing
-                event = engine.next_event(feed)
-                if event is not None:
-                    return event
-                if feed.closed:
-                    return None
-                fut: asyncio.Future[None] = loop.create_future()
-                feed.wake = _waker(loop, fut)
-            try:
-                await fut
-            finally:
-                with space._lock:
-                    feed.wake = nothing
+        return await anext_from(self._space, self._feed, loop)
 
     def __aiter__(self) -> AsyncSubscription:
         return self
@@ -387,6 +497,131 @@ class AsyncSubscription(SubscriptionBase):
         self._renew(lease)
 
     async def __aenter__(self) -> AsyncSubscription:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class AsyncRecord(RecordBase):
+    """A record handle for asyncio: the methods of :class:`Record`, awaited."""
+
+    __slots__ = ()
+
+    async def get(self, tag: str, default: Value = None) -> Value:
+        """See :meth:`Record.get`."""
+        return self._locked(self._store.get, tag, default)
+
+    async def view(self, *tags: str) -> tuple[Value, ...]:
+        """See :meth:`Record.view`."""
+        view: tuple[Value, ...] = self._locked(self._store.view, tags)
+        return view
+
+    async def all(self) -> Map:
+        """See :meth:`Record.all`."""
+        fields: Map = self._locked(self._store.all)
+        return fields
+
+    async def tags(self) -> list[str]:
+        """See :meth:`Record.tags`."""
+        tags: list[str] = self._locked(self._store.tags)
+        return tags
+
+    async def snapshot(self) -> RecordData:
+        """See :meth:`Record.snapshot`."""
+        return self._snapshot()
+
+    async def _call(self, operation: Any, *args: Any) -> Any:
+        return await _call(self._space, operation, *args)
+
+    async def set(self, tag: str, value: Value) -> int:
+        """See :meth:`Record.set`."""
+        version: int = await self._call(self._store.set, self._rid, self._token, tag, value)
+        return version
+
+    async def refresh(
+        self, credit: Any = None, lease: float | None = None, *, principal: str = DEFAULT_PRINCIPAL
+    ) -> float | None:
+        """See :meth:`Record.refresh`."""
+        expires: float | None = await self._call(
+            self._store.refresh, self._rid, self._token, credit, lease, principal
+        )
+        return expires
+
+    async def clone(
+        self, path: str, credit: Any = None, lease: float | None = None, *, principal: str = DEFAULT_PRINCIPAL
+    ) -> AsyncRecord:
+        """See :meth:`Record.clone`."""
+        rid: int = await self._call(self._store.clone, self._rid, self._token, path, credit, lease, principal)
+        return AsyncRecord(self._space, rid)
+
+    async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """See :meth:`Record.move`."""
+        self._full("move")
+        await self._call(self._store.move, self._rid, path, redirect_lease)
+
+    async def destroy(self, force: bool = False) -> None:
+        """See :meth:`Record.destroy`."""
+        await self._call(self._store.destroy, self._rid, self._token, force)
+
+    async def read_only(self) -> AsyncRecord:
+        """See :meth:`Record.read_only`."""
+        self._full("capability")
+        token: str = await self._call(self._store.read_only, self._rid)
+        return AsyncRecord(self._space, self._rid, token, READ_ONLY, owner=True)
+
+    async def capability(self, operations: Iterable[str], lease: float | None = None) -> AsyncRecord:
+        """See :meth:`Record.capability`."""
+        self._full("capability")
+        ops = frozenset({operations} if isinstance(operations, str) else operations)
+        token: str = await self._call(self._store.capability, self._rid, ops, lease)
+        return AsyncRecord(self._space, self._rid, token, ops, owner=True)
+
+    async def revoke(self) -> None:
+        """See :meth:`Record.revoke`."""
+        check_revocable(self)
+        await self._call(self._store.revoke, self._rid, self._token)
+
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> AsyncRecordWatch:
+        """See :meth:`Record.watch`; iterate with ``async for``."""
+        space = self._space
+        with space._lock:
+            feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
+            space._start_timer()
+        return AsyncRecordWatch(space, feed)
+
+
+class AsyncRecordWatch(SubscriptionBase):
+    """A record watch for asyncio: ``async for change in watch``; see :class:`RecordWatch`."""
+
+    async def get(self, timeout: float | None = None) -> Change | None:
+        """The next change, waiting up to ``timeout`` seconds; None once ended."""
+        feed: FeedBase[Change] = self._feed
+        try:
+            async with asyncio.timeout(timeout):
+                return await anext_from(self._space, feed, asyncio.get_running_loop())
+        except TimeoutError:
+            raise Timeout("no change in time") from None
+
+    def __aiter__(self) -> AsyncRecordWatch:
+        return self
+
+    async def __anext__(self) -> Change:
+        change = await self.get()
+        if change is None:
+            raise StopAsyncIteration
+        return change
+
+    async def renew(self, lease: float | None) -> None:
+        """End the watch ``lease`` seconds from now (None: never)."""
+        self._renew(lease)
+
+    async def close(self) -> None:
+        self._close()
+
+    async def __aenter__(self) -> AsyncRecordWatch:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -40,6 +40,10 @@ Events.  Every write, take, expiry and cancellation is an event with the next
 sequence number, kept in a bounded log and pushed to the feeds of matching
 subscriptions (registered like waiters); see :mod:`tuplespace._events`.
 
+Records.  The named records of the space, their index, credit and capabilities
+are kept by a :class:`~tuplespace._records.RecordStore` (``engine.records``) on
+the same clock, log, lease heap and journal; see :mod:`tuplespace._records`.
+
 Transactions.  A :class:`Txn` holds what it took, out of the space (nobody else
 sees it), and keeps its writes private.  Commit emits the take events and writes
 the private tuples; abort (or its lease running out) puts every taken tuple back
@@ -47,9 +51,11 @@ at its place in the order, by its seq, and drops the writes.
 
 Leases.  Finite leases sit in a heap by expiry time; :meth:`Engine.tick`, called
 at the start of operations, pops what has fallen due.  No thread sweeps the space,
-and an expired tuple is never returned.  Deadlines of waits, transactions and
-subscriptions are in a second heap; :meth:`Engine.next_deadline` tells a shell
-when to call :meth:`Engine.tick` if nothing else happens.
+and an expired tuple is never returned.  The heap also holds the expiries of
+records, capabilities and redirections, which the tick hands to the record store.
+Deadlines of waits, transactions and subscriptions are in a second heap;
+:meth:`Engine.next_deadline` tells a shell when to call :meth:`Engine.tick` if
+nothing else happens.
 """
 
 from __future__ import annotations
@@ -61,8 +67,9 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+from ._capabilities import Cap
 from ._clock import Clock
 from ._errors import (
     EventsLost,
@@ -74,8 +81,9 @@ from ._errors import (
     TransactionError,
     UnknownLease,
 )
-from ._events import EVENT_KINDS, Event, Feed, FeedTemplate, RawEvent
+from ._events import EVENT_KINDS, Change, Event, Feed, FeedBase, FeedTemplate, RawEvent
 from ._journal import Journal
+from ._records import Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, value_key
@@ -85,6 +93,7 @@ __all__ = ["ORDERS", "Engine", "Entry", "Txn", "Waiter"]
 ORDERS: Final = ("fifo", "lifo", "random")
 
 Tuple = tuple[Value, ...]
+E = TypeVar("E", Event, Change)
 
 
 class Entry:
@@ -225,16 +234,20 @@ class Engine:
         max_subscribers: int = 10_000,
         event_retention: int = 10_000,
         seed: int | None = None,
+        name: str = "default",
+        base_uri: str = "tuplespace://local/",
+        charge_rate: object = 0,
+        creation_charge: object = 0,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
-        for name, value in (
+        for option, value in (
             ("max_waiters", max_waiters),
             ("max_subscribers", max_subscribers),
             ("event_retention", event_retention),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+                raise ValueError(f"{option} must be an int >= 0, got {value!r}")
         if capacity is not None and (
             isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1
         ):
@@ -253,8 +266,8 @@ class Engine:
         self.journal: Journal | None = None  # set by a durable store: changes to persist
         self._shelves: dict[int, _Shelf] = {}
         self._by_seq: dict[int, Entry] = {}
-        self._leases: list[tuple[float, int, Entry]] = []
-        self._deadlines: list[tuple[float, int, Waiter | Txn | Feed]] = []
+        self._leases: list[tuple[float, int, Entry | Rec | Cap | Redirect]] = []
+        self._deadlines: list[tuple[float, int, Waiter | Txn | FeedBase[Any]]] = []
         self._tiebreak = itertools.count()
         self._interest_seq = itertools.count(1)
         self._waiters: Registry[Waiter] = Registry()
@@ -268,6 +281,9 @@ class Engine:
         self._lifetimes: list[tuple[Template, float]] = []
         self._leased = 0
         self._counts = dict.fromkeys(("takes", "reads", "expired", "cancelled", "commits", "aborts"), 0)
+        self.records = RecordStore(
+            self, name=name, base_uri=base_uri, charge_rate=charge_rate, creation_charge=creation_charge
+        )
 
     # -- time ---------------------------------------------------------------
 
@@ -277,7 +293,9 @@ class Engine:
         leases = self._leases
         while leases and leases[0][0] <= now:
             expires, _, entry = heapq.heappop(leases)
-            if entry.tuple is not None and entry.expires == expires:
+            if not isinstance(entry, Entry):
+                self.records.lapse(entry, expires)
+            elif entry.tuple is not None and entry.expires == expires:
                 self._counts["expired"] += 1
                 self._emit("expire", self._remove(entry))
         self._admit()
@@ -319,7 +337,7 @@ class Engine:
             )
         return self.clock.now() + timeout
 
-    def _schedule(self, when: float, item: Waiter | Txn | Feed) -> None:
+    def _schedule(self, when: float, item: Waiter | Txn | FeedBase[Any]) -> None:
         heapq.heappush(self._deadlines, (when, next(self._tiebreak), item))
 
     def _prune(self) -> None:
@@ -379,6 +397,19 @@ class Engine:
             raise InvalidValue(
                 f"events must be a non-empty subset of {sorted(EVENT_KINDS)}, got {sorted(kinds)}"
             )
+        feed = Feed(next(self._interest_seq), [], kinds, max_pending, None)
+        self.add_feed(feed, since, lease)
+        feed.templates = [FeedTemplate(next(self._interest_seq), t, feed) for t in templates]
+        for ft in feed.templates:
+            self._feeds.add(ft)
+        return feed
+
+    def add_feed(self, feed: FeedBase[Any], since: int | None, lease: float | None) -> None:
+        """Count ``feed`` as a subscription ending after ``lease`` seconds, delivering
+        the events after ``since`` (None: from now); raises EventsLost at once if the
+        log no longer reaches back that far.  The caller routes events to it."""
+        self._check_open()
+        max_pending = feed.max_pending
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise InvalidValue(f"max_pending must be a positive int, got {max_pending!r}", "max_pending")
         if self._subscribers >= self.max_subscribers:
@@ -397,19 +428,14 @@ class Engine:
             oldest = self._log[0][0] if self._log else self._event_seq + 1
             if since + 1 < oldest:
                 raise EventsLost(since + 1, oldest)
-        expires = self.expiry(lease)
+        feed.expires = self.expiry(lease)
         self.tick()
-        feed = Feed(next(self._interest_seq), [], kinds, max_pending, expires)
-        feed.templates = [FeedTemplate(next(self._interest_seq), t, feed) for t in templates]
-        for ft in feed.templates:
-            self._feeds.add(ft)
         if since is not None and since < self._event_seq:
             feed.gap = since + 1
         feed.last_seq = self._event_seq if since is None else since
         self._subscribers += 1
-        if expires is not None:
-            self._schedule(expires, feed)
-        return feed
+        if feed.expires is not None:
+            self._schedule(feed.expires, feed)
 
     def load(self, rows: Iterable[tuple[int, Tuple, float | None]], last_seq: int, last_event: int) -> int:
         """Fill an empty engine from a store: rows of (seq, tuple, expires) in seq order.
@@ -445,13 +471,13 @@ class Engine:
         entries = {e.seq: e for t in templates for e in self._matches(t)}
         return [entries[seq].tuple for seq in sorted(entries)]  # type: ignore[misc]
 
-    def next_event(self, feed: Feed) -> Event | None:
+    def next_event(self, feed: FeedBase[E]) -> E | None:
         """The feed's next event, or None if it has none yet; raises EventsLost."""
         if self._leases or self._deadlines:
             self.tick()
         return feed.pop(self._log, self._event_seq + 1)
 
-    def unsubscribe(self, feed: Feed) -> None:
+    def unsubscribe(self, feed: FeedBase[Any]) -> None:
         """End the feed; its subscriber is woken and sees it closed."""
         if feed.closed:
             return
@@ -462,7 +488,7 @@ class Engine:
         feed.wake()
         self._prune()
 
-    def renew_feed(self, feed: Feed, lease: float | None) -> float | None:
+    def renew_feed(self, feed: FeedBase[Any], lease: float | None) -> float | None:
         if feed.closed:
             raise UnknownLease("the subscription has ended")
         feed.expires = self.expiry(lease)
@@ -1051,6 +1077,7 @@ class Engine:
             self._end_wait(w, CLOSED)
         for ft in list(self._feeds):
             self.unsubscribe(ft.feed)
+        self.records.close()
 
     def statistics(self) -> dict[str, Any]:
         """Counts for tests, metrics and the dashboard."""
@@ -1069,6 +1096,7 @@ class Engine:
             "closed": self.closed,
             "writes": self.last_seq - self._loaded_seq,  # every write takes the next seq
             **self._counts,
+            **self.records.statistics(),
         }
 
 

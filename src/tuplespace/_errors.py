@@ -7,21 +7,28 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      ├── Timeout                 (also TimeoutError)  a blocking call ran out of time
      ├── InvalidValue            (also ValueError)    a tuple or value that cannot be stored
      │    ├── UnsupportedType    (also TypeError)     a value of a type that does not travel
-     │    └── ValueTooLarge                           over a size, field-count or nesting limit
+     │    ├── ValueTooLarge                           over a size, field-count or nesting limit
+     │    └── ContainmentCycle                        a record would contain itself
      ├── InvalidTemplate         (also ValueError)    a template that cannot be compiled
      ├── WireError               (also ValueError)    text that is not valid wire format
      ├── LimitReached                                 a resource limit (waiters, ...) is full
      │    └── SpaceFull                               the space is at its capacity
+     ├── InsufficientCredit                           an account cannot pay for the operation
      ├── UnknownLease            (also LookupError)   the leased thing is gone or expired
      ├── EventsLost                                   events a subscriber asked for are gone
      ├── TransactionError                             the transaction cannot go on
      │    └── TransactionAborted                      it was aborted (lease ran out, ...)
      ├── StoreError                                   the durable store cannot be opened or failed
      ├── SpaceClosed                                  the space was closed
+     ├── RecordExists                                 a record (or the root) has that path already
+     ├── RecordInUse                                  a record that others contain cannot go
      ├── Unreachable             (also ConnectionError) the server cannot be reached
      ├── Unauthorized            (also PermissionError) the server needs a valid token
+     │    └── CapabilityRevoked                       the capability was revoked or ran out
      ├── Forbidden               (also PermissionError) the token does not allow this
+     │    └── NotAllowed                              the record handle does not allow this
      └── NotFound                (also LookupError)   the server has no such space
+          └── RecordNotFound                          no record at that address (any more)
 
 Errors about one part of a value carry ``path``: where in the tuple it is, written
 like ``[2]["temp"]`` (an empty string is the whole value).
@@ -29,13 +36,22 @@ like ``[2]["temp"]`` (an empty string is the whole value).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 __all__ = [
+    "CapabilityRevoked",
+    "ContainmentCycle",
     "EventsLost",
     "Forbidden",
+    "InsufficientCredit",
     "InvalidTemplate",
     "InvalidValue",
     "LimitReached",
+    "NotAllowed",
     "NotFound",
+    "RecordExists",
+    "RecordInUse",
+    "RecordNotFound",
     "SpaceClosed",
     "SpaceFull",
     "StoreError",
@@ -158,3 +174,52 @@ class Forbidden(TupleSpaceError, PermissionError):
 
 class NotFound(TupleSpaceError, LookupError):
     """The server has no such space (or route, claim or token)."""
+
+
+class RecordNotFound(NotFound):
+    """No record has that path or address: it never existed, was destroyed or expired,
+    or its redirection has ended."""
+
+
+class RecordExists(TupleSpaceError):
+    """A record already has the path that a create, clone or move asked for."""
+
+
+class RecordInUse(TupleSpaceError):
+    """The record is contained in other records (``$refcount`` > 0), so it is not
+    destroyed unless forced."""
+
+
+class ContainmentCycle(InvalidValue):
+    """Setting the field would make a record contain itself, directly or through others."""
+
+
+class NotAllowed(Forbidden):
+    """The record handle (a capability) does not grant this operation.
+
+    ``operation`` names it; ``allowed`` is the set of operations the handle grants.
+    """
+
+    def __init__(self, message: str, *, operation: str, allowed: frozenset[str]) -> None:
+        self.operation = operation
+        self.allowed = allowed
+        super().__init__(message)
+
+
+class CapabilityRevoked(Unauthorized):
+    """The capability was revoked, or its lease ran out (``expired`` is then True)."""
+
+    def __init__(self, message: str, *, expired: bool) -> None:
+        self.expired = expired
+        super().__init__(message)
+
+
+class InsufficientCredit(TupleSpaceError):
+    """The principal's account holds less credit than the operation costs; nothing
+    was done.  ``needed`` and ``available`` are the amounts (:class:`~tuplespace.Credit`)."""
+
+    def __init__(self, message: str, *, principal: str, needed: Decimal, available: Decimal) -> None:
+        self.principal = principal
+        self.needed = needed
+        self.available = available
+        super().__init__(message)

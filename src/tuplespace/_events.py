@@ -1,10 +1,13 @@
 """Events: what happened in a space, numbered, logged and fed to subscribers.
 
-Every change of a space is an :class:`Event` with a per-space, strictly increasing
-sequence number: ``write``, ``take``, ``expire`` (a lease ran out) and ``cancel``
-(a lease was cancelled).  The engine keeps the latest events in a bounded log.
+Every change of a space is an event with a per-space, strictly increasing
+sequence number.  A tuple's is an :class:`Event`: ``write``, ``take``, ``expire``
+(a lease ran out) and ``cancel`` (a lease was cancelled).  A record's is a
+:class:`Change` (``create``, ``update``, ``move``, ``destroy``, ``expire``); both
+kinds share one numbering and one bounded log, kept by the engine.
 
-A subscriber's :class:`Feed` holds at most ``max_pending`` undelivered events.
+A subscriber's feed (a :class:`Feed` of tuple events, or a record's feed of its
+changes, see :mod:`tuplespace._records`) holds at most ``max_pending`` undelivered events.
 When it is full, it stops queueing and remembers where its gap starts; once the
 subscriber has caught up, the feed refills itself from the log.  If the log no
 longer reaches back to the gap, the subscriber gets :class:`EventsLost` naming
@@ -17,16 +20,28 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from ._errors import EventsLost
 from ._registry import Interest
 from ._templates import Template
 from ._values import Value
 
-__all__ = ["EVENT_KINDS", "Event", "Feed", "RawEvent"]
+__all__ = [
+    "CHANGE_KINDS",
+    "EVENT_KINDS",
+    "Change",
+    "Event",
+    "Feed",
+    "FeedBase",
+    "RawEvent",
+    "RecordEvent",
+    "RecordFeed",
+    "RecordWatchers",
+]
 
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
+CHANGE_KINDS = frozenset({"create", "update", "move", "destroy", "expire"})
 
 
 class Event(NamedTuple):
@@ -38,8 +53,35 @@ class Event(NamedTuple):
     time: float
 
 
-RawEvent = tuple[int, str, tuple[Value, ...], float]
-"""An event as the log keeps it: the fields of :class:`Event`, in a plain tuple."""
+class Change(NamedTuple):
+    """One change of a record (what :meth:`tuplespace.Record.watch` yields).
+
+    - ``seq``: its number, shared with the space's tuple events; resume after it
+      with ``watch(since=seq)``;
+    - ``kind``: ``"create"``, ``"update"`` (one field set), ``"move"``,
+      ``"destroy"`` or ``"expire"`` (its lease or credit ran out);
+    - ``path``: the record's path after the change;
+    - ``tag`` and ``value``: for ``"update"`` the field and its new value; for
+      ``"create"`` the tag is None and the value the record's fields (a
+      :class:`~tuplespace.Map`); for ``"move"`` the tag is None and the value the
+      path it moved from; otherwise both are None;
+    - ``version``: the record's ``$version`` after the change;
+    - ``time``: when it happened (seconds since the epoch, from the space's clock).
+    """
+
+    seq: int
+    kind: str
+    path: str
+    tag: str | None
+    value: Value
+    version: int
+    time: float
+
+
+RawEvent = tuple[int, str, Any, float]
+"""An event as the log keeps it: ``(seq, kind, what, time)``.  ``what`` is the
+tuple of a tuple event (always exactly a ``tuple``) or the record change of a
+record event (never a ``tuple``)."""
 
 
 class FeedTemplate(Interest):
@@ -52,8 +94,22 @@ class FeedTemplate(Interest):
         self.feed = feed
 
 
-class Feed:
-    """The engine side of a subscription: what is queued for it, and where its gap is."""
+class _Numbered(Protocol):
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def kind(self) -> str: ...
+
+
+E = TypeVar("E", bound=_Numbered)
+
+
+class FeedBase(Generic[E]):
+    """The engine side of a subscription: what is queued for it, and where its gap is.
+
+    Subclasses say which logged events they want and what they deliver for one.
+    """
 
     __slots__ = (
         "closed",
@@ -83,7 +139,7 @@ class Feed:
         self.kinds = kinds
         self.max_pending = max_pending
         self.expires = expires
-        self.queue: deque[Event] = deque()
+        self.queue: deque[E] = deque()
         self.gap: int | None = None  # the first event not queued, to be refilled from the log
         self.closed = False
         self.wake: Callable[[], object] = nothing
@@ -92,9 +148,13 @@ class Feed:
         self.last_seq = 0  # the last event handed to the subscriber
 
     def wants(self, raw: RawEvent) -> bool:
-        return raw[1] in self.kinds and any(ft.template.matches(raw[2]) for ft in self.templates)
+        raise NotImplementedError
 
-    def push(self, event: Event) -> None:
+    def make(self, raw: RawEvent) -> E:
+        """What the subscriber gets for the logged event ``raw``."""
+        raise NotImplementedError
+
+    def push(self, event: E) -> None:
         if self.gap is not None or event.kind not in self.kinds:
             return
         if self.queue and self.queue[-1] is event:  # matched by two of its templates
@@ -106,7 +166,7 @@ class Feed:
         self.queue.append(event)
         self.wake()
 
-    def pop(self, log: deque[RawEvent], next_seq: int) -> Event | None:
+    def pop(self, log: deque[RawEvent], next_seq: int) -> E | None:
         """The next event, refilling from ``log`` after a gap.
 
         Raises EventsLost if the log no longer reaches back to the gap; the feed
@@ -133,7 +193,7 @@ class Feed:
                 if len(self.queue) >= self.max_pending:
                     self.gap = raw[0]
                     return
-                self.queue.append(Event(*raw))
+                self.queue.append(self.make(raw))
         self.gap = None
 
     def statistics(self) -> dict[str, Any]:
@@ -148,7 +208,114 @@ class Feed:
         }
 
     def __repr__(self) -> str:
-        return f"Feed({self.seq}, pending={len(self.queue)}, gap={self.gap})"
+        return f"{type(self).__name__}({self.seq}, pending={len(self.queue)}, gap={self.gap})"
+
+
+class Feed(FeedBase[Event]):
+    """The feed of a subscription to tuple events that match its templates."""
+
+    __slots__ = ()
+
+    def wants(self, raw: RawEvent) -> bool:
+        what = raw[2]
+        return (
+            raw[1] in self.kinds
+            and type(what) is tuple
+            and any(ft.template.matches(what) for ft in self.templates)
+        )
+
+    def make(self, raw: RawEvent) -> Event:
+        return Event(*raw)
+
+
+class RecordEvent:
+    """What the log holds for a record event: the record's rid and its change (never
+    a tuple, so feeds of tuple events skip it)."""
+
+    __slots__ = ("change", "rid")
+
+    def __init__(self, rid: int, change: Change) -> None:
+        self.rid = rid
+        self.change = change
+
+
+class RecordFeed(FeedBase[Change]):
+    """The feed of a record watcher: the changes of one record (``rid``), or of every
+    record whose path starts with ``under`` (``rid`` None; ``under`` None: all)."""
+
+    __slots__ = ("rid", "under")
+
+    def __init__(
+        self, seq: int, rid: int | None, under: str | None, kinds: frozenset[str], max_pending: int
+    ) -> None:
+        super().__init__(seq, [], kinds, max_pending, None)
+        self.rid = rid
+        self.under = under
+
+    def wants(self, raw: RawEvent) -> bool:
+        what = raw[2]
+        return (
+            type(what) is RecordEvent
+            and raw[1] in self.kinds
+            and (what.rid == self.rid if self.rid is not None else self.covers(what.change.path))
+        )
+
+    def covers(self, path: str) -> bool:
+        return self.under is None or path.startswith(self.under)
+
+    def make(self, raw: RawEvent) -> Change:
+        logged: RecordEvent = raw[2]
+        return logged.change
+
+
+class RecordWatchers:
+    """The feeds of a space's record watchers: those of each record, by rid, and
+    those of all records below a path."""
+
+    __slots__ = ("_of", "_wide")
+
+    def __init__(self) -> None:
+        self._of: dict[int, list[RecordFeed]] = {}
+        self._wide: list[RecordFeed] = []
+
+    def add(self, feed: RecordFeed) -> None:
+        if feed.rid is None:
+            self._wide.append(feed)
+        else:
+            self._of.setdefault(feed.rid, []).append(feed)
+
+    def deliver(self, rid: int, change: Change) -> None:
+        """Push the change of record ``rid`` to the feeds that want it (dropping closed ones)."""
+        feeds = self._of.get(rid)
+        if feeds:
+            for feed in list(feeds):
+                if feed.closed:
+                    feeds.remove(feed)
+                else:
+                    feed.push(change)
+            if not feeds:
+                del self._of[rid]
+        for feed in list(self._wide):
+            if feed.closed:
+                self._wide.remove(feed)
+            elif feed.covers(change.path):
+                feed.push(change)
+
+    def pop(self, rid: int) -> list[RecordFeed]:
+        """The feeds watching record ``rid``, which has ended."""
+        return self._of.pop(rid, [])
+
+    def pop_all(self) -> list[RecordFeed]:
+        feeds = [*itertools.chain.from_iterable(self._of.values()), *self._wide]
+        self._of.clear()
+        self._wide.clear()
+        return feeds
+
+    def __bool__(self) -> bool:
+        return bool(self._of or self._wide)
+
+    def __len__(self) -> int:
+        return sum(not f.closed for feeds in (*self._of.values(), self._wide) for f in feeds)
 
 
 def nothing() -> None:

@@ -8,6 +8,10 @@ operation returns only once the batch holding its change is durable.
 
 A row written and deleted before it ever reached the disk (a tuple handed straight
 to a waiting taker, or taken at once) costs the disk nothing.
+
+Records, credit accounts, capabilities and redirections are journaled as rows of
+their own tables (:meth:`Journal.put_row`), keyed by table and key: the latest
+row of a key in a batch is what the store writes.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from ._errors import StoreError
 from ._values import Value
@@ -22,6 +27,7 @@ from ._values import Value
 __all__ = ["Journal"]
 
 Row = tuple[tuple[Value, ...], float | None]
+TableRow = tuple[Any, ...]
 
 
 class Journal:
@@ -29,6 +35,7 @@ class Journal:
 
     def __init__(self, kick: Callable[[], None]) -> None:
         self.pending: dict[int, Row | None] = {}  # seq -> row to put, or None to delete
+        self.rows: dict[tuple[str, Any], TableRow | None] = {}  # (table, key) -> row, or None to delete
         self.batch = 1  # the batch now collecting changes
         self.durable = 0  # the last batch written
         self.swapped_seq = 0  # no seq above this has been in a batch: such rows are not on disk
@@ -48,14 +55,20 @@ class Journal:
             self.pending[seq] = None
         self._kick()
 
-    def swap(self) -> tuple[int, dict[int, Row | None]]:
+    def put_row(self, table: str, key: Any, row: TableRow | None) -> None:
+        """Write ``row`` as the row of ``key`` in ``table`` (None: delete it)."""
+        self.rows[table, key] = row
+        self._kick()
+
+    def swap(self) -> tuple[int, dict[int, Row | None], dict[tuple[str, Any], TableRow | None]]:
         """Take the pending changes as a batch (with the space's lock held)."""
-        batch, changes = self.batch, self.pending
+        batch, changes, rows = self.batch, self.pending, self.rows
         self.batch += 1
         self.pending = {}
+        self.rows = {}
         if changes:
             self.swapped_seq = max(self.swapped_seq, max(changes))
-        return batch, changes
+        return batch, changes, rows
 
     def written(self, batch: int, error: BaseException | None = None) -> None:
         """Mark ``batch`` durable (or failed) and wake whoever waits for it."""

@@ -15,17 +15,20 @@ from __future__ import annotations
 import _thread
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._clock import Clock, SystemClock
 from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, Txn, Waiter
-from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
-from ._events import EVENT_KINDS, Event, Feed, nothing
+from ._errors import EventsLost, SpaceClosed, SpaceFull, Timeout, TransactionAborted
+from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
-from ._templates import Template, compile_template
-from ._values import DEFAULT_LIMITS, Limits, Value
+from ._record import Record, RecordData, RecordWatch
+from ._records import DEFAULT_PRINCIPAL
+from ._subscription import Subscription, SubscriptionBase, next_from
+from ._templates import RecordTemplate, Template, compile_template, one_exact
+from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Value
 
 __all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
 
@@ -53,6 +56,12 @@ class Space:
       subscriptions may exist, at once (:class:`LimitReached` beyond).
     - ``event_retention``: how many past events are kept for subscribers to resume.
     - ``seed``: seeds the random order, for repeatable runs.
+    - ``name`` and ``base_uri``: the space's name and the node's base URI, which make
+      the addresses of its records (``tuplespace://local/spaces/default/<path>`` by
+      default).
+    - ``charge_rate``: the credit a record pays per second for each KiB it stores;
+      ``creation_charge``: the credit a creation costs.  Both 0 by default: credit
+      is off.  See :meth:`create` and ``docs/records.md``.
 
     Timeouts are seconds: ``None`` waits forever, ``0`` never waits.  A blocking
     call that runs out of time raises :class:`Timeout` (also a ``TimeoutError``).
@@ -69,6 +78,10 @@ class Space:
         max_subscribers: int = 10_000,
         event_retention: int = 10_000,
         seed: int | None = None,
+        name: str = "default",
+        base_uri: str = "tuplespace://local/",
+        charge_rate: Credit | int | str = 0,
+        creation_charge: Credit | int | str = 0,
     ) -> None:
         self._engine = Engine(
             clock or SystemClock(),
@@ -79,6 +92,10 @@ class Space:
             max_subscribers=max_subscribers,
             event_retention=event_retention,
             seed=seed,
+            name=name,
+            base_uri=base_uri,
+            charge_rate=charge_rate,
+            creation_charge=creation_charge,
         )
         self._lock = threading.Lock()
         self._timer: _Timer | None = None
@@ -103,6 +120,25 @@ class Space:
     @property
     def capacity(self) -> int | None:
         return self._engine.capacity
+
+    @property
+    def name(self) -> str:
+        return self._engine.records.name
+
+    @property
+    def base_uri(self) -> str:
+        """The node's base URI, the start of every address of its records."""
+        return self._engine.records.base_uri
+
+    @property
+    def charge_rate(self) -> Credit:
+        """Credit per second per KiB a record stores (0: storage is free)."""
+        return self._engine.records.charge_rate
+
+    @property
+    def creation_charge(self) -> Credit:
+        """Credit a creation costs, on top of the credit given to the new record."""
+        return self._engine.records.creation_charge
 
     # -- writing ----------------------------------------------------------------
 
@@ -268,6 +304,140 @@ class Space:
             self._start_timer()
         return feed
 
+    # -- records ----------------------------------------------------------------------
+
+    def create(
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> Record:
+        """Create the record ``path`` (like ``sensors/kitchen``) with ``fields``, a
+        mapping from tags (``A-Z a-z 0-9 _ -``) to values; returns its full handle.
+
+        >>> rec = space.create("sensors/kitchen", {"temp": 21.5, "unit": "C"})   # doctest: +SKIP
+        >>> rec.address                                                          # doctest: +SKIP
+        URI('tuplespace://local/spaces/default/sensors/kitchen')
+
+        ``lease``: seconds until it expires (None: never).  ``credit``: what it starts
+        with; in a space that charges for storage (``charge_rate``) it drains as the
+        record lives, and the record expires when it runs out (a ``lease`` then buys
+        that many seconds).  When the space charges, ``principal``'s account pays the
+        credit and the ``creation_charge``, or :class:`InsufficientCredit` is raised.
+
+        Raises :class:`RecordExists` if the path is taken, :class:`InvalidValue` for a
+        bad path, tag or value, :class:`RecordNotFound` for a field holding the address
+        of no record; nothing is created then.
+        """
+        rid: int = self._call(self._engine.records.create, path, fields, credit, lease, principal)
+        return Record(self, rid)
+
+    def record(self, ref: str | URI) -> Record:
+        """The handle of the record at the path or address ``ref``: a path (``"a/b"``),
+        ``"$"`` (the root record: ``TUPS``, its top-level records, and ``ME``, the
+        node's base URI), the record's address, or a capability's address (a handle
+        allowing what the capability allows).  A path a record moved away from is
+        followed while its redirection lasts.  Raises :class:`RecordNotFound`."""
+        with self._lock:
+            rid, token, operations = self._engine.records.resolve(ref)
+        return Record(self, rid, token, operations)
+
+    def find(
+        self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
+    ) -> list[Record]:
+        """The records whose fields match ``template`` (a mapping from tags to template
+        fields: values, ``ANY``, types, ``Range``, ...; a record matches if it has all
+        those tags, each matching), oldest first, at most ``limit``.  ``under``: only
+        records whose path is below this one (``"sensors"``: ``sensors/...``).
+
+        >>> space.find({"unit": "C", "temp": Range(20, 30)}, under="sensors")   # doctest: +SKIP
+
+        Exact values are looked up in the index of every tag, as for tuples.
+        """
+        exact = one_exact(template) if under is None and limit is None else None
+        if exact is not None:  # {"tag": value}: one bucket of the index, no template to compile
+            with self._lock:
+                rids = self._engine.records.find_value(*exact)
+        else:
+            compiled = RecordTemplate(template)
+            with self._lock:
+                rids = self._engine.records.find(compiled, under, limit)
+        return [Record(self, rid) for rid in rids]
+
+    def try_take_record(
+        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+    ) -> RecordData | None:
+        """Remove the oldest record matching ``template`` (see :meth:`find`) and return
+        what it held, or None at once if none matches.  Records that other records
+        contain are not taken."""
+        taken = self._call(self._engine.records.take, RecordTemplate(template), under)
+        return None if taken is None else RecordData(*taken)
+
+    def take_record(
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        timeout: float | None = None,
+    ) -> RecordData:
+        """Remove the oldest record matching ``template`` and return what it held,
+        waiting up to ``timeout`` seconds for one to be created or set so that it
+        matches (:class:`Timeout` after)."""
+        compiled = RecordTemplate(template)
+        taken = self.try_take_record(compiled, under)
+        if taken is not None:
+            return taken
+        if timeout == 0:
+            raise Timeout(f"no record matches {compiled.fields!r}")
+        engine = self._engine
+        with self._lock:
+            deadline = engine.deadline(timeout)
+            feed = engine.records.watch_all(under, {"create", "update", "move"}, None, 1, None)
+            self._start_timer()
+        try:
+            while True:
+                taken = self.try_take_record(compiled, under)
+                if taken is not None:
+                    return taken
+                try:
+                    next_from(self, feed, time_left(engine, deadline))
+                except Timeout:
+                    raise Timeout(f"no record matched {compiled.fields!r} in time") from None
+                except EventsLost:
+                    pass  # the feed only wakes this call up: changes it lost are looked at anyway
+        finally:
+            with self._lock:
+                engine.unsubscribe(feed)
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> RecordWatch:
+        """The changes of every record below ``under`` (None: all), of the kinds in
+        ``events`` (``create``, ``update``, ``move``, ``destroy``, ``expire``), as a
+        :class:`RecordWatch`; arguments as for :meth:`subscribe`."""
+        with self._lock:
+            feed = self._engine.records.watch_all(under, events, since, max_pending, lease)
+            self._start_timer()
+        return RecordWatch(self, feed)
+
+    def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
+        """Add ``amount`` to the credit account of ``principal``; its new balance."""
+        balance: Credit = self._call(self._engine.records.grant, principal, amount)
+        return balance
+
+    def account(self, principal: str) -> Credit:
+        """The credit in ``principal``'s account."""
+        with self._lock:
+            return self._engine.records.accounts.balance(principal)
+
     # -- transactions ---------------------------------------------------------------
 
     def transaction(self, lease: float | None = 60.0) -> Transaction:
@@ -345,7 +515,7 @@ class Space:
         """With the lock held: the batch of the durable store that must be written
         before what was just done is acknowledged (0: nothing to wait for)."""
         journal = self._journal
-        return journal.batch if journal is not None and journal.pending else 0
+        return journal.batch if journal is not None and (journal.pending or journal.rows) else 0
 
     def _settle(self, ticket: int) -> None:
         if ticket:
@@ -581,102 +751,3 @@ class Transaction(TransactionBase):
             self.commit()
         else:
             self.abort()
-
-
-class SubscriptionBase:
-    """What both faces of a subscription share: its state and the calls that never wait."""
-
-    def __init__(self, space: Space, feed: Feed) -> None:
-        self._space = space
-        self._feed = feed
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the last event delivered: resume with ``since=`` it."""
-        return self._feed.last_seq
-
-    @property
-    def closed(self) -> bool:
-        return self._feed.closed
-
-    def statistics(self) -> dict[str, Any]:
-        """Pending and delivered events, overflows and where the gap is."""
-        with self._space._lock:
-            return self._feed.statistics()
-
-    def _renew(self, lease: float | None) -> None:
-        with self._space._lock:
-            self._space._engine.renew_feed(self._feed, lease)
-            self._space._start_timer()
-
-    def _close(self) -> None:
-        with self._space._lock:
-            self._space._engine.unsubscribe(self._feed)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(last_seq={self.last_seq}, closed={self.closed})"
-
-
-class Subscription(SubscriptionBase):
-    """The events of a subscription (:meth:`Space.subscribe`), as an iterator.
-
-    Iteration waits for the next event and ends when the subscription is closed
-    (by :meth:`close`, its lease, or the space closing).  A subscriber that falls
-    more than ``max_pending`` events behind catches up from the space's event log
-    without losing any; only if the log no longer holds them does the next call
-    raise :class:`EventsLost`, saying exactly which events are gone, and iteration
-    can go on from the oldest the log still has.
-    """
-
-    def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, waiting up to ``timeout`` seconds (:class:`Timeout` after);
-        None once the subscription has ended."""
-        space, feed = self._space, self._feed
-        engine = space._engine
-        with space._lock:
-            event = engine.next_event(feed)
-            if event is not None:
-                return event
-            deadline = engine.deadline(timeout)
-        ready = threading.Event()
-        while True:
-            with space._lock:
-                feed.wake = nothing
-                event = engine.next_event(feed)
-                if event is not None:
-                    return event
-                if feed.closed:
-                    return None
-                if deadline is not None and engine.clock.now() >= deadline:
-                    raise Timeout("no event in time")
-                ready.clear()
-                feed.wake = ready.set
-            if deadline is None:
-                ready.wait()
-            elif engine.clock.simulated:  # simulated time moves in other threads: look again soon
-                ready.wait(0.01)
-            else:
-                ready.wait(min(max(deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX))
-
-    def __iter__(self) -> Iterator[Event]:
-        return self
-
-    def __next__(self) -> Event:
-        event = self.get()
-        if event is None:
-            raise StopIteration
-        return event
-
-    def renew(self, lease: float | None) -> None:
-        """End the subscription ``lease`` seconds from now (None: never)."""
-        self._renew(lease)
-
-    def close(self) -> None:
-        """End the subscription; a waiting :meth:`get` returns None."""
-        self._close()
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()

@@ -6,15 +6,20 @@ directory); one file holds many spaces.  The file is opened once per process,
 with an exclusive lock: a second process gets a clear :class:`StoreError`, never
 a silent second copy of the same tuples.
 
-Layout (schema version 1; ``PRAGMA application_id`` marks the file as ours)::
+Layout (schema version 2; ``PRAGMA application_id`` marks the file as ours)::
 
     spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
+    records(space, rid, path, fields, version, credit, since, expires, PRIMARY KEY (space, rid))
+    accounts(space, principal, balance, PRIMARY KEY (space, principal))
+    capabilities(space, token, rid, operations, expires, read_only, PRIMARY KEY (space, token))
+    redirections(space, path, rid, expires, PRIMARY KEY (space, path))
 
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
-time of its lease (NULL: forever) and ``seq`` its place in the order.  At start,
-the engine's indexes are rebuilt from these rows; rows whose lease ran out while
-the process was down are deleted.
+time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
+``fields`` are the canonical encoding of its fields as a map; ``credit`` (decimal
+text) is what it held at the time ``since``.  At start, the engine's indexes are
+rebuilt from these rows; what ran out while the process was down is deleted.
 
 Durability (``?durability=``): ``normal`` (the default) writes through SQLite's
 write-ahead log with ``synchronous=NORMAL``: every acknowledged operation survives
@@ -38,20 +43,21 @@ from typing import Any
 import orjson
 
 from ._codec import decode, encode
-from ._errors import StoreError, WireError
+from ._errors import InvalidValue, StoreError, WireError
 from ._journal import Journal
 from ._space import Space
-from ._values import Limits, Value
+from ._values import Credit, Limits, Map, Value
 
 __all__ = ["DURABILITY", "SCHEMA_VERSION", "open_space"]
 
 logger = logging.getLogger("tuplespace")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
-_STORED_OPTIONS = ("order", "capacity")
+_STORED_OPTIONS = ("order", "capacity", "charge_rate", "creation_charge")
+_CREDIT_OPTIONS = ("charge_rate", "creation_charge")  # stored as decimal text; "0" in older files
 
 
 def _create_v1(db: sqlite3.Connection) -> None:
@@ -65,8 +71,37 @@ def _create_v1(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_records_v2(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE records (space TEXT NOT NULL, rid INTEGER NOT NULL, path TEXT NOT NULL,"
+        " fields BLOB NOT NULL, version INTEGER NOT NULL, credit TEXT NOT NULL, since REAL NOT NULL,"
+        " expires REAL, PRIMARY KEY (space, rid)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE accounts (space TEXT NOT NULL, principal TEXT NOT NULL, balance TEXT NOT NULL,"
+        " PRIMARY KEY (space, principal)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE capabilities (space TEXT NOT NULL, token TEXT NOT NULL, rid INTEGER NOT NULL,"
+        " operations TEXT NOT NULL, expires REAL, read_only INTEGER NOT NULL,"
+        " PRIMARY KEY (space, token)) WITHOUT ROWID"
+    )
+    db.execute(
+        "CREATE TABLE redirections (space TEXT NOT NULL, path TEXT NOT NULL, rid INTEGER NOT NULL,"
+        " expires REAL, PRIMARY KEY (space, path)) WITHOUT ROWID"
+    )
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1}
+MIGRATIONS = {0: _create_v1, 1: _add_records_v2}
+
+# How each kind of journaled row is written: (table, its key column, the other columns).
+_TABLES = {
+    "record": ("records", "rid", ("path", "fields", "version", "credit", "since", "expires")),
+    "account": ("accounts", "principal", ("balance",)),
+    "cap": ("capabilities", "token", ("rid", "operations", "expires", "read_only")),
+    "redirect": ("redirections", "path", ("rid", "expires")),
+}
 
 
 class _File:
@@ -146,7 +181,7 @@ class _File:
         if name in self.spaces:
             space = self.spaces[name][0]
             if not space._engine.closed:
-                _check_options(name, options, {k: getattr(space, k) for k in _STORED_OPTIONS})
+                _check_options(name, options, _options_of(space))
                 return space
         try:
             row = self.db.execute(
@@ -155,18 +190,16 @@ class _File:
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is damaged: {exc}") from None
         if row is None:
-            stored = {k: options[k] for k in _STORED_OPTIONS if k in options}
-            space = Space(**options)
+            space = Space(**options, name=name)
             self.db.execute(
-                "INSERT INTO spaces VALUES (?, 0, 0, ?)",
-                (name, orjson.dumps({k: getattr(space, k) for k in _STORED_OPTIONS}).decode()),
+                "INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, orjson.dumps(_options_of(space)).decode())
             )
             last_seq = last_event = 0
         else:
             last_seq, last_event, text = row
-            stored = orjson.loads(text)
+            stored = {**dict.fromkeys(_CREDIT_OPTIONS, "0"), **orjson.loads(text)}
             _check_options(name, options, stored)
-            space = Space(**{**options, **stored})
+            space = Space(**{**options, **stored}, name=name)
         self._marks[name] = (last_seq, last_event)
         self._closing.discard(name)
         journal = Journal(self.kick)
@@ -178,6 +211,15 @@ class _File:
         gc.disable()
         try:
             expired = engine.load(self._rows(name, space.limits), last_seq, last_event)
+            expired_records = engine.records.load(
+                self._record_rows(name, space.limits),
+                self.db.execute("SELECT principal, balance FROM accounts WHERE space = ?", (name,)),
+                self.db.execute(
+                    "SELECT token, rid, operations, expires, read_only FROM capabilities WHERE space = ?",
+                    (name,),
+                ),
+                self.db.execute("SELECT path, rid, expires FROM redirections WHERE space = ?", (name,)),
+            )
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is damaged: {exc}") from None
         finally:
@@ -188,6 +230,8 @@ class _File:
         journal.swapped_seq = engine.last_seq
         if expired:
             logger.info("space %s: %d tuples expired while the store was closed", name, expired)
+        if expired_records:
+            logger.info("space %s: %d records expired while the store was closed", name, expired_records)
         space._journal = journal
         space._on_close = lambda: self._detach(name, space)
         self.spaces[name] = (space, journal)
@@ -204,6 +248,25 @@ class _File:
             except WireError as exc:
                 raise StoreError(f"{self.path} is damaged: tuple {seq} of space {name!r}: {exc}") from None
             yield seq, t, expires
+
+    def _record_rows(
+        self, name: str, limits: Limits
+    ) -> Iterator[tuple[int, str, Map, int, str, float, float | None]]:
+        cursor = self.db.execute(
+            "SELECT rid, path, fields, version, credit, since, expires FROM records WHERE space = ?"
+            " ORDER BY rid",
+            (name,),
+        )
+        for rid, path, data, version, credit, since, expires in cursor:
+            try:
+                fields = decode(data, limits)
+            except WireError as exc:
+                raise StoreError(
+                    f"{self.path} is damaged: record {path!r} of space {name!r}: {exc}"
+                ) from None
+            if not isinstance(fields, Map):
+                raise StoreError(f"{self.path} is damaged: record {path!r} of space {name!r} holds no map")
+            yield rid, path, fields, version, credit, since, expires
 
     def _detach(self, name: str, space: Space) -> None:
         entry = self.spaces.get(name)
@@ -244,9 +307,9 @@ class _File:
             batches = []
             for name, (space, journal) in list(self.spaces.items()):
                 with space._lock:
-                    batch, changes = journal.swap()
+                    batch, changes, rows = journal.swap()
                     meta = (space._engine.last_seq, space._engine.last_event, name)
-                batches.append((journal, batch, changes, meta))
+                batches.append((journal, batch, changes, rows, meta))
             if self.error is None:
                 try:
                     self._write(batches)
@@ -256,29 +319,32 @@ class _File:
                     # commit; every operation from now on raises StoreError.
                     logger.exception("the store %s failed", self.path)
                     self.error = exc
-            for journal, batch, _, _ in batches:
+            for journal, batch, *_ in batches:
                 journal.written(batch, self.error)
 
-    def _write(self, batches: list[tuple[Journal, int, dict[int, Any], tuple[int, int, str]]]) -> None:
+    def _write(
+        self,
+        batches: list[tuple[Journal, int, dict[int, Any], dict[tuple[str, Any], Any], tuple[int, int, str]]],
+    ) -> None:
         # The spaces row holds high-water marks of the sequence numbers, raised by
         # RESERVE at a time, so most commits need not touch it; a clean close
         # writes the exact numbers.  After a crash, numbers jump but never repeat.
         work = []
-        for _, _, changes, (last_seq, last_event, name) in batches:
+        for _, _, changes, rows, (last_seq, last_event, name) in batches:
             seq_mark, event_mark = self._marks[name]
             marks = None
             if name in self._closing:
                 marks = (last_seq, last_event)
             elif last_seq > seq_mark or last_event > event_mark:
                 marks = (last_seq + RESERVE, last_event + RESERVE)
-            if changes or marks:
-                work.append((name, changes, marks))
+            if changes or rows or marks:
+                work.append((name, changes, rows, marks))
         if not work:
             return
         db = self.db
         db.execute("BEGIN")
         try:
-            for name, changes, marks in work:
+            for name, changes, rows, marks in work:
                 puts = [
                     (name, seq, encode(row[0]), row[1]) for seq, row in changes.items() if row is not None
                 ]
@@ -287,6 +353,8 @@ class _File:
                     db.executemany("INSERT OR REPLACE INTO tuples VALUES (?, ?, ?, ?)", puts)
                 if deletes:
                     db.executemany("DELETE FROM tuples WHERE space = ? AND seq = ?", deletes)
+                if rows:
+                    _write_rows(db, name, rows)
                 if marks:
                     db.execute(
                         "UPDATE spaces SET last_seq = ?, last_event = ? WHERE name = ?", (*marks, name)
@@ -296,14 +364,51 @@ class _File:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        for name, _, marks in work:
+        for name, _, _, marks in work:
             if marks:
                 self._marks[name] = marks
 
 
+def _write_rows(db: sqlite3.Connection, name: str, rows: dict[tuple[str, Any], Any]) -> None:
+    """Write the journaled rows of records, accounts, capabilities and redirections."""
+    puts: dict[str, list[tuple[Any, ...]]] = {}
+    deletes: dict[str, list[tuple[Any, ...]]] = {}
+    for (kind, key), row in rows.items():
+        if row is None:
+            deletes.setdefault(kind, []).append((name, key))
+        elif kind == "record":
+            path, fields, version, credit, since, expires = row
+            puts.setdefault(kind, []).append(
+                (name, key, path, encode(fields), version, credit, since, expires)
+            )
+        else:
+            puts.setdefault(kind, []).append((name, key, *row))
+    for kind, keys in deletes.items():
+        table, key_column, _ = _TABLES[kind]
+        db.executemany(f"DELETE FROM {table} WHERE space = ? AND {key_column} = ?", keys)
+    for kind, values in puts.items():
+        table, _, columns = _TABLES[kind]
+        marks = ", ".join("?" * (len(columns) + 2))
+        db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
+
+
+def _options_of(space: Space) -> dict[str, Any]:
+    """The options stored with a space (credit amounts as decimal text)."""
+    return {k: str(getattr(space, k)) if k in _CREDIT_OPTIONS else getattr(space, k) for k in _STORED_OPTIONS}
+
+
+def _same(key: str, given: Any, stored: Any) -> bool:
+    if key in _CREDIT_OPTIONS:
+        try:
+            return Credit(str(given)) == Credit(str(stored))
+        except InvalidValue:
+            return False
+    return bool(given == stored)
+
+
 def _check_options(name: str, given: dict[str, Any], stored: dict[str, Any]) -> None:
     for key in _STORED_OPTIONS:
-        if key in given and given[key] != stored.get(key):
+        if key in given and not _same(key, given[key], stored.get(key)):
             raise ValueError(
                 f"space {name!r} was created with {key}={stored.get(key)!r}; "
                 f"it cannot be opened with {given[key]!r}"

@@ -12,6 +12,9 @@ A template has as many fields as the tuples it matches.  Each field is one of:
 - a dict of such fields: matches a map that has at least those keys, each matching;
 - :class:`Pred`: a Python callable (embedded only: it has no wire form).
 
+A :class:`RecordTemplate` selects records: a mapping from some of their tags to
+such fields.
+
 >>> t = Template(("job", int, Regex("^cr")))
 >>> t.matches(("job", 2, "crop")), t.matches(("job", True, "crop"))
 (True, False)
@@ -34,6 +37,7 @@ import re2
 from lxml import etree
 
 from ._errors import InvalidTemplate, InvalidValue
+from ._names import KNOWN_TAGS, check_tag
 from ._values import DEFAULT_LIMITS, URI, Credit, Map, Value, _key_path, check_value, type_name, value_key
 
 __all__ = [
@@ -43,9 +47,11 @@ __all__ = [
     "Pred",
     "Prefix",
     "Range",
+    "RecordTemplate",
     "Regex",
     "Template",
     "XPath",
+    "one_exact",
 ]
 
 logger = logging.getLogger("tuplespace")
@@ -541,3 +547,89 @@ def compile_template(fields: Any) -> Template:
     template.checks = checks
     template.wire_safe = True
     return template
+
+
+def one_exact(fields: object) -> tuple[str, Any] | None:
+    """``(tag, key)`` if ``fields`` is a record template of one tag holding an ASCII str
+    or a 64-bit int (the common lookup, answered without compiling a template)."""
+    if type(fields) is dict and len(fields) == 1:
+        for tag, f in fields.items():
+            tf = type(f)
+            if tag in KNOWN_TAGS and ((tf is str and f.isascii()) or (tf is int and -_INT64 < f < _INT64)):
+                return tag, f
+    return None
+
+
+class RecordTemplate:
+    """A template over a subset of a record's tags: a mapping from tag to template
+    field.  A record matches if it has every tag of the template and each of its
+    values matches the field.
+
+    >>> RecordTemplate({"unit": "C", "temp": Range(20, 30)}).matches({"unit": "C", "temp": 21.5})
+    True
+
+    ``exact`` lists ``(tag, key)`` for the fields that are plain values: the record
+    store finds candidates through its index on them.
+    """
+
+    __slots__ = ("checks", "exact", "fields", "trivial", "wire_safe")
+
+    def __init__(self, fields: Mapping[str, Any] | RecordTemplate) -> None:
+        if type(fields) is not dict:
+            if isinstance(fields, RecordTemplate):
+                for name in RecordTemplate.__slots__:
+                    setattr(self, name, getattr(fields, name))
+                return
+            if not isinstance(fields, Mapping):
+                raise InvalidTemplate(
+                    f"a record template is a mapping from tags to fields, not {type(fields).__name__}"
+                )
+        self.fields: dict[str, Any] = dict(fields)
+        self.exact: list[tuple[str, Any]] = []
+        self.checks: list[tuple[str, _Check]] = []
+        self.wire_safe = True
+        for tag, f in self.fields.items():
+            if tag not in KNOWN_TAGS:
+                try:
+                    check_tag(tag)
+                except InvalidValue as exc:
+                    raise InvalidTemplate(str(exc)) from None
+            # The common fields directly (as compile_template does for tuples), the others compiled.
+            tf = type(f)
+            if (tf is str and f.isascii()) or (tf is int and -_INT64 < f < _INT64):
+                self.exact.append((tag, f))
+            elif tf is type and f in _FORMAL_CHECKS:
+                self.checks.append((tag, _FORMAL_CHECKS[f]))
+            elif f is not ANY:
+                self._compile(tag, f)
+        # Every record in the index bucket of a template's only, exact field matches it.
+        self.trivial = not self.checks and len(self.exact) == len(self.fields) == 1
+
+    def _compile(self, tag: str, f: Any) -> None:
+        try:
+            compiled = Template((f,))
+        except InvalidTemplate as exc:  # name the tag instead of the position
+            exc.path = f'["{tag}"]' + exc.path[3:]
+            exc.args = (f"{exc.path}: {exc.reason}",)
+            raise
+        self.exact.extend((tag, key) for _, key in compiled.exact)
+        self.checks.extend((tag, check) for _, check in compiled.checks)
+        self.wire_safe = self.wire_safe and compiled.wire_safe
+
+    def matches(self, fields: Mapping[str, Value]) -> bool:
+        """True if a record with these fields matches."""
+        for tag in self.fields:
+            if tag not in fields:
+                return False
+        for tag, key in self.exact:
+            v = fields[tag]
+            tv = type(v)
+            if v != key if tv is str or tv is int else value_key(v) != key:
+                return False
+        for tag, check in self.checks:
+            if not check(fields[tag]):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"RecordTemplate({self.fields!r})"

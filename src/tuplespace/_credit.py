@@ -1,0 +1,146 @@
+"""Credit: what records cost, what they burn, and the accounts of principals.
+
+Amounts are :class:`~tuplespace.Credit` (a ``Decimal``).  A space that charges has
+a ``charge_rate`` (credit per second for each KiB a record stores) and a
+``creation_charge``.  A record of ``size`` bytes burns ``rate * size / 1024``
+credit per second; what it holds at a time is what it held at an earlier time,
+less the burn rate times the seconds between, rounded down to 9 decimals, so it is
+the same whenever and however often it is read.  What a record is charged is
+rounded up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
+from typing import TYPE_CHECKING
+
+from ._codec import encode
+from ._errors import InsufficientCredit, InvalidValue, UnsupportedType
+from ._values import Credit, Value
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = [
+    "ZERO",
+    "Accounts",
+    "burn_rate",
+    "credit_left",
+    "lifetime",
+    "rounded",
+    "seconds",
+    "stored_size",
+    "to_credit",
+]
+
+ZERO = Credit(0)
+_NANO = Decimal("1e-9")
+_CONTEXT = Context(prec=80)  # wide enough for any product or quotient of two credits
+
+
+def to_credit(amount: object, name: str) -> Credit:
+    """``amount`` (a Credit, int, str or Decimal) as a Credit; raises InvalidValue."""
+    if isinstance(amount, Credit):
+        return amount
+    if isinstance(amount, (int, str, Decimal)) and not isinstance(amount, bool):
+        return Credit(amount)
+    raise UnsupportedType(
+        f"{name} is an amount of credit (Credit, int, str or Decimal), not {type(amount).__name__}"
+    )
+
+
+def rounded(d: Decimal, up: bool = False) -> Credit:
+    """``d`` as a Credit: not negative, at most 9 decimals and 40 digits, rounded down
+    (or ``up``, for what is charged)."""
+    if d <= 0:
+        return ZERO
+    rounding = ROUND_CEILING if up else ROUND_FLOOR
+    if d.as_tuple().exponent < -9:  # type: ignore[operator]
+        d = d.quantize(_NANO, rounding=rounding, context=_CONTEXT)
+    if len(d.as_tuple().digits) > 40:
+        d = Context(prec=40, rounding=rounding).plus(d)
+    return Credit(d)
+
+
+def seconds(x: float) -> Decimal:
+    """A number of seconds as the Decimal of its shortest text."""
+    return Decimal(repr(x))
+
+
+def burn_rate(rate: Credit, size: int) -> Decimal:
+    """Credit per second for ``size`` bytes at ``rate`` credit per second per KiB."""
+    return _CONTEXT.divide(_CONTEXT.multiply(rate, Decimal(size)), Decimal(1024))
+
+
+def credit_left(credit: Credit, burn: Decimal, elapsed: float) -> Credit:
+    """What ``credit`` burning ``burn`` per second holds after ``elapsed`` seconds."""
+    if not burn:
+        return credit
+    return rounded(credit - _CONTEXT.multiply(burn, seconds(elapsed)))
+
+
+def lifetime(credit: Decimal, burn: Decimal) -> float:
+    """The seconds ``credit`` lasts at ``burn`` per second (not 0)."""
+    return float(_CONTEXT.divide(credit, burn))
+
+
+def stored_size(path: str, fields: Mapping[str, Value]) -> int:
+    """The bytes a record stores: its path, and each tag with its value's canonical encoding."""
+    return len(path.encode()) + sum(len(tag) + len(encode(v)) for tag, v in fields.items())
+
+
+class Accounts:
+    """The credit of principals in one space.  Balances are journaled when the space
+    is durable; every method must be called with the shell's lock held."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._balances: dict[str, Credit] = {}
+
+    def balance(self, principal: str) -> Credit:
+        """The credit of ``principal`` (0 for an account never granted any)."""
+        return self._balances.get(principal, ZERO)
+
+    def grant(self, principal: str, amount: object) -> Credit:
+        """Add ``amount`` to the account of ``principal``; its new balance."""
+        _check_principal(principal)
+        balance = Credit(self.balance(principal) + to_credit(amount, "amount"))
+        self._set(principal, balance)
+        return balance
+
+    def check(self, principal: str, cost: Decimal) -> None:
+        """Raise InsufficientCredit unless ``principal`` can pay ``cost``."""
+        _check_principal(principal)
+        balance = self.balance(principal)
+        if balance < cost:
+            raise InsufficientCredit(
+                f"{principal!r} holds {balance} credit; this costs {cost}",
+                principal=principal,
+                needed=Credit(cost),
+                available=balance,
+            )
+
+    def debit(self, principal: str, cost: Decimal) -> None:
+        """Take ``cost`` from the account of ``principal`` (see :meth:`check`)."""
+        self.check(principal, cost)
+        if cost:
+            self._set(principal, Credit(self.balance(principal) - cost))
+
+    def _set(self, principal: str, balance: Credit) -> None:
+        self._balances[principal] = balance
+        journal = self._engine.journal
+        if journal is not None:
+            journal.put_row("account", principal, (str(balance),))
+
+    def load(self, rows: Iterable[tuple[str, str]]) -> None:
+        for principal, balance in rows:
+            self._balances[principal] = Credit(balance)
+
+    def __len__(self) -> int:
+        return len(self._balances)
+
+
+def _check_principal(principal: object) -> None:
+    if not isinstance(principal, str) or not principal:
+        raise InvalidValue(f"a principal is a non-empty str, got {principal!r}", "principal")

@@ -1,0 +1,984 @@
+"""Records: the named tuples of a space, with addresses, credit and capabilities.
+
+Design
+------
+A :class:`RecordStore` belongs to an :class:`~tuplespace._engine.Engine` and
+shares its clock, its lock (held by the shell around every call), its event log,
+its lease heap and its journal.  Like the engine it does no I/O and never waits.
+Every operation is a call with plain data (rids, tokens, paths, tags, values,
+templates), so a server can offer each one as it is.
+
+Records.  A record (:class:`Rec`) has an id ``rid``, given in creation order; a
+``path`` inside the space (``sensors/kitchen``, see :mod:`tuplespace._names`),
+which a move changes; and tagged fields in a dict.  Handles name a record by its
+rid (the full handle) or by a capability token, so a move never breaks them.  Its
+address is the space's prefix (the node's base URI, ``spaces/``, the space's
+name) followed by its path.
+
+Index.  Every field is indexed by tag and by the typed key of its value, as the
+engine indexes tuples by position: a key held by one record maps to it, by more to
+a dict of them by rid.  A template with exact values looks up the smallest bucket,
+so ``find({"id": 7})`` touches only the records whose ``id`` is 7.
+
+Containment.  A field whose value is the address of a record of this space
+contains that record.  ``refs`` maps such tags to the contained rid and
+``containers`` counts, per containing record, the fields that hold it, so
+``$refcount`` is ``len(containers)``.  The level of a record is one more than the
+highest level among the records it contains (0 if none).  A record's descendants
+all have lower levels, so setting a field of A to B closes a cycle only if B's
+level exceeds A's and A is found below B, searching only records whose level is
+above A's.
+
+Credit (:mod:`tuplespace._credit`).  A record keeps the credit it held at time
+``since`` and its burn rate since then; its expiry time is when that runs out, an
+item in the engine's lease heap like a tuple's lease, so it expires exactly on
+time without a thread sweeping.  A set that changes its size settles the credit
+at the new burn rate and moves the expiry; a record has one live item in the heap
+however often its expiry moves.
+
+Capabilities (:mod:`tuplespace._capabilities`) and redirections (the old path of
+a moved record, answering for it until its lease ends) lapse through the lease
+heap too.
+
+Events.  Creations, updates, moves, destructions and expiries are logged in the
+engine's event log with the same numbering as tuple events; watchers
+(:class:`~tuplespace._events.RecordFeed`) get them in order and resume from the
+log by number.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote
+
+from ._capabilities import READ_ONLY, Cap, Capabilities, operations
+from ._codec import encode
+from ._containment import check_cycle, link, relevel, unlink
+from ._credit import (
+    ZERO,
+    Accounts,
+    burn_rate,
+    credit_left,
+    lifetime,
+    rounded,
+    seconds,
+    stored_size,
+    to_credit,
+)
+from ._errors import (
+    CapabilityRevoked,
+    InvalidValue,
+    NotAllowed,
+    RecordExists,
+    RecordInUse,
+    RecordNotFound,
+    UnsupportedType,
+    ValueTooLarge,
+)
+from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatchers
+from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
+from ._recordindex import RecordIndex
+from ._templates import RecordTemplate
+from ._values import URI, Credit, Map, Value, check_tuple
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["COMPUTED_TAGS", "DEFAULT_PRINCIPAL", "ROOT_RID", "Rec", "RecordStore", "Redirect"]
+
+COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", "$level")
+"""Tags computed when read; no record stores them."""
+
+ROOT_RID: Final = 0
+"""The rid of the root record ``$``; records get rids from 1."""
+
+DEFAULT_PRINCIPAL: Final = "default"
+"""The principal whose account pays when a call names none."""
+
+_MISSING: Any = object()
+_INT64 = 1 << 63
+
+
+class Rec:
+    """A stored record.  ``fields`` maps tags to values; ``refs`` tags to the rids of
+    contained records; ``containers`` the rids of containing records to how many
+    of their fields hold this one."""
+
+    __slots__ = (
+        "burn",
+        "caps",
+        "containers",
+        "credit",
+        "expires",
+        "fields",
+        "level",
+        "path",
+        "redirects",
+        "refs",
+        "rid",
+        "ro",
+        "scheduled",
+        "since",
+        "size",
+        "version",
+    )
+
+    def __init__(self, rid: int, path: str, fields: dict[str, Value]) -> None:
+        self.rid = rid
+        self.path = path
+        self.fields = fields
+        self.version = 1
+        self.expires: float | None = None
+        self.scheduled: float | None = None  # the time of its item in the lease heap
+        self.credit: Credit = ZERO  # held at time ``since``
+        self.since = 0.0
+        self.burn = Decimal(0)  # credit per second
+        self.size = 0  # bytes stored (kept only when the space charges for storage)
+        self.refs: dict[str, int] | None = None
+        self.containers: dict[int, int] | None = None
+        self.level = 0
+        self.caps: set[str] | None = None
+        self.redirects: set[str] | None = None
+        self.ro: str | None = None  # the token of its read-only handle
+
+    def __repr__(self) -> str:
+        return f"Rec({self.rid}, {self.path!r}, v{self.version})"
+
+
+class Redirect:
+    """The old ``path`` of a moved record, answering for ``rid`` until ``expires``."""
+
+    __slots__ = ("expires", "path", "rid")
+
+    def __init__(self, path: str, rid: int, expires: float | None) -> None:
+        self.path = path
+        self.rid = rid
+        self.expires = expires
+
+
+class RecordStore:
+    """The records of one space (see the module docstring).  Every method must be
+    called with the shell's lock held."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        name: str,
+        base_uri: str,
+        charge_rate: object,
+        creation_charge: object,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a space's name is a non-empty str, got {name!r}")
+        if not isinstance(base_uri, str) or not base_uri.endswith("/") or "://" not in base_uri:
+            raise ValueError(
+                f"base_uri is an absolute URI ending with '/', like 'tuplespace://local/'; got {base_uri!r}"
+            )
+        URI(base_uri)  # valid URI text
+        self._engine = engine
+        self.name = name
+        self.base_uri = base_uri
+        self.prefix = f"{base_uri}spaces/{quote(name, safe='')}/"
+        amounts = []
+        for option, amount in (("charge_rate", charge_rate), ("creation_charge", creation_charge)):
+            try:
+                amounts.append(to_credit(amount, option))
+            except InvalidValue as exc:
+                raise ValueError(f"{option}: {exc}") from None
+        self.charge_rate, self.creation_charge = amounts
+        self.charging = self.charge_rate > 0 or self.creation_charge > 0
+        self.accounts = Accounts(engine)
+        self.caps = Capabilities(engine)
+        self._by_rid: dict[int, Rec] = {}
+        self._by_path: dict[str, Rec] = {}
+        self._index = RecordIndex()
+        self._redirects: dict[str, Redirect] = {}
+        self._watchers = RecordWatchers()
+        self._last_rid = ROOT_RID
+        self._counts = dict.fromkeys(("record_scans", "records_expired"), 0)
+
+    # -- addresses --------------------------------------------------------------------
+
+    def address(self, rid: int, token: str | None) -> URI:
+        """The address a handle is known by: its capability's, else the record's own."""
+        if token is not None:
+            return URI(f"{self.prefix}$cap/{token}")
+        if rid == ROOT_RID:
+            return URI(self.prefix + "$")
+        return URI(self.prefix + self._rec(rid).path)
+
+    def resolve(self, ref: object) -> tuple[int, str | None, frozenset[str] | None]:
+        """What ``ref`` (a path, ``"$"``, or an address of this space) names:
+        ``(rid, token, operations)``; token and operations are None for a full handle.
+        A path left by a move is followed to the record that moved."""
+        self._tick()
+        if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
+            text = str(ref)
+            if not text.startswith(self.prefix):
+                raise RecordNotFound(
+                    f"{text} is not an address in this space (its addresses start {self.prefix})"
+                )
+            ref = text[len(self.prefix) :]
+            if ref.startswith("$cap/"):
+                token = ref[5:]
+                cap = self.caps.get(token)
+                return cap.rid, token, cap.ops
+        elif not isinstance(ref, str):
+            raise UnsupportedType(f"a record is named by a path, a URI or a str, not {type(ref).__name__}")
+        if ref == "$":
+            return ROOT_RID, None, None
+        rec = self._at(ref)
+        if rec is None:
+            check_path(ref)
+            raise RecordNotFound(f"no record at {ref!r}")
+        return rec.rid, None, None
+
+    def _at(self, path: str) -> Rec | None:
+        """The record at ``path``, or the one that moved from there while its
+        redirection lasts."""
+        rec = self._by_path.get(path)
+        if rec is None:
+            redirect = self._redirects.get(path)
+            if redirect is not None:
+                rec = self._by_rid[redirect.rid]
+        return rec
+
+    def _contained(self, v: URI) -> tuple[URI, Rec | None]:
+        """A URI field value, and the record it names if it is an address of this space
+        (then the value is that record's current address)."""
+        text = str(v)
+        if not text.startswith(self.prefix):
+            return v, None
+        path = text[len(self.prefix) :]
+        if path.startswith("$"):
+            if path == "$":
+                raise InvalidValue("the root record $ cannot be contained in a record")
+            return v, None  # a capability address: a value like any other
+        rec = self._at(path)
+        if rec is None:
+            raise RecordNotFound(f"{text} names no record: a field can only contain a record that exists")
+        return (v if rec.path == path else URI(self.prefix + rec.path)), rec
+
+    # -- finding what a handle names -------------------------------------------------------
+
+    def _tick(self) -> None:
+        engine = self._engine
+        engine._check_open()
+        if engine._leases or engine._deadlines:
+            engine.tick()
+
+    def _rec(self, rid: int) -> Rec:
+        rec = self._by_rid.get(rid)
+        if rec is None:
+            raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
+        return rec
+
+    def target(self, rid: int, token: str | None, op: str) -> Rec:
+        """The record a handle names, if it may do ``op`` on it."""
+        self._tick()
+        if token is None:
+            rec = self._by_rid.get(rid)
+            if rec is None:
+                if rid == ROOT_RID:
+                    raise NotAllowed(
+                        f"the root record $ cannot {op}", operation=op, allowed=frozenset({"read"})
+                    )
+                raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
+            return rec
+        cap = self.caps.get(token)
+        if op not in cap.ops:
+            raise NotAllowed(
+                f"this handle does not allow {op} (it allows {', '.join(sorted(cap.ops))})",
+                operation=op,
+                allowed=cap.ops,
+            )
+        return self._rec(cap.rid)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _fields(self, rid: int, token: str | None) -> tuple[dict[str, Value], Rec | None]:
+        if token is None and rid == ROOT_RID:
+            self._tick()
+            return self._root_fields(), None
+        rec = self.target(rid, token, "read")
+        return rec.fields, rec
+
+    def get(self, rid: int, token: str | None, tag: str, default: Value = None) -> Value:
+        """The value of one field (a computed one for a tag starting with ``$``)."""
+        if token is None:  # the full handle's path, inlined: reads are the hot path
+            engine = self._engine
+            if engine.closed or engine._leases or engine._deadlines:
+                self._tick()
+            rec = self._by_rid.get(rid)
+            if rec is not None:
+                v = rec.fields.get(tag, _MISSING)
+                if v is not _MISSING:
+                    return v
+                return self._missing(rec, tag, default)
+        fields, rec = self._fields(rid, token)
+        v = fields.get(tag, _MISSING)
+        return v if v is not _MISSING else self._missing(rec, tag, default)
+
+    def _missing(self, rec: Rec | None, tag: str, default: Value) -> Value:
+        if isinstance(tag, str) and tag.startswith("$"):
+            return self._computed(rec, tag)
+        check_tag(tag)
+        return default
+
+    def view(self, rid: int, token: str | None, tags: Iterable[str]) -> tuple[Value, ...]:
+        """The values of several fields, in the order asked (None for a missing one)."""
+        fields, rec = self._fields(rid, token)
+        out = []
+        for tag in tags:
+            v = fields.get(tag, _MISSING)
+            out.append(v if v is not _MISSING else self._missing(rec, tag, None))
+        return tuple(out)
+
+    def all(self, rid: int, token: str | None) -> Map:
+        """Every stored field, in the order the tags were first set."""
+        fields, _ = self._fields(rid, token)
+        return _map(fields)
+
+    def snapshot(self, rid: int, token: str | None) -> tuple[URI, Map, int]:
+        """The record's address, fields and version, read at one instant."""
+        fields, rec = self._fields(rid, token)
+        if rec is None:
+            return URI(self.prefix + "$"), _map(fields), 0
+        return URI(self.prefix + rec.path), _map(fields), rec.version
+
+    def tags(self, rid: int, token: str | None) -> list[str]:
+        """The stored tags, in the order they were first set."""
+        fields, _ = self._fields(rid, token)
+        return list(fields)
+
+    def _computed(self, rec: Rec | None, tag: str) -> Value:
+        if tag not in COMPUTED_TAGS:
+            raise InvalidValue(f"{tag!r} is not a computed tag; they are {', '.join(COMPUTED_TAGS)}")
+        if rec is None:  # the root
+            return URI(self.prefix + "$") if tag == "$PK" else None
+        if tag == "$PK":
+            return URI(self.prefix + rec.path)
+        if tag == "$version":
+            return rec.version
+        if tag == "$credit":
+            return credit_left(rec.credit, rec.burn, self._engine.clock.now() - rec.since)
+        if tag == "$lifetime":
+            return None if rec.expires is None else max(rec.expires - self._engine.clock.now(), 0.0)
+        if tag == "$refcount":
+            return 0 if rec.containers is None else len(rec.containers)
+        return rec.level
+
+    def _root_fields(self) -> dict[str, Value]:
+        top = sorted(r.path for r in self._by_rid.values() if not r.containers)
+        return {"ME": URI(self.base_uri), "TUPS": _map({p: URI(self.prefix + p) for p in top})}
+
+    # -- creating --------------------------------------------------------------------
+
+    def _check_fields(self, fields: object) -> dict[str, Value]:
+        if not isinstance(fields, Mapping):
+            raise UnsupportedType(
+                f"a record's fields are a mapping from tags to values, not {type(fields).__name__}"
+            )
+        limits = self._engine.limits
+        if len(fields) > limits.max_fields:
+            raise ValueTooLarge(
+                f"{len(fields)} tags, more than {limits.max_fields}",
+                limit="max_fields",
+                maximum=limits.max_fields,
+            )
+        out: dict[str, Value] = {}
+        for tag, v in fields.items():
+            check_tag(tag)
+            out[tag] = self._check_value(tag, v)
+        return out
+
+    def _check_value(self, tag: str, v: object) -> Value:
+        tv = type(v)
+        # The common scalars directly: set is a hot path.
+        if tv is float:
+            if v - v == 0.0:  # type: ignore[operator]  # finite
+                return v + 0.0  # type: ignore[operator]  # -0.0 becomes 0.0
+        elif (
+            (tv is str and v.isascii() and 6 * len(v) < self._engine.limits.max_bytes)  # type: ignore[attr-defined,arg-type]
+            or (tv is int and -_INT64 < v < _INT64)  # type: ignore[operator]
+            or v is None
+            or tv is bool
+        ):
+            return v
+        try:
+            return check_tuple((v,), self._engine.limits)[0]
+        except InvalidValue as exc:
+            exc.path = f'["{tag}"]' + exc.path[3:]  # the value's path, under its tag
+            exc.args = (f"{exc.path}: {exc.reason}",)
+            raise
+
+    def _links(self, fields: dict[str, Value]) -> dict[str, Rec]:
+        """The records that ``fields`` contain, by tag; their values become current addresses."""
+        links: dict[str, Rec] = {}
+        for tag, v in fields.items():
+            if type(v) is URI:
+                fields[tag], child = self._contained(v)
+                if child is not None:
+                    links[tag] = child
+        return links
+
+    def create(
+        self,
+        path: object,
+        fields: object,
+        credit: object = None,
+        lease: float | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> int:
+        """Create a record at ``path``; its rid.  Raises RecordExists, InvalidValue,
+        RecordNotFound (a field naming no record) or InsufficientCredit, doing nothing."""
+        self._tick()
+        path = self._free(path)
+        return self._create(path, self._check_fields(fields), credit, lease, principal).rid
+
+    def _free(self, path: object) -> str:
+        """``path``, checked and held by no record."""
+        path = check_path(path)
+        if path in self._by_path:
+            raise RecordExists(f"a record already has the path {path!r}")
+        return path
+
+    def _create(
+        self, path: str, fields: dict[str, Value], credit: object, lease: float | None, principal: str
+    ) -> Rec:
+        links = self._links(fields)
+        now = self._engine.clock.now()
+        size = stored_size(path, fields) if self.charge_rate else 0
+        given, expires = self._funding(size, credit, lease, now)
+        if self.charging:
+            self.accounts.debit(principal, given + self.creation_charge)
+        self._last_rid += 1
+        rec = Rec(self._last_rid, path, fields)
+        rec.size = size
+        rec.credit, rec.since = given, now
+        rec.burn = burn_rate(self.charge_rate, size)
+        rec.expires = expires
+        self._by_rid[rec.rid] = rec
+        self._by_path[path] = rec
+        self._drop_redirect(path)
+        for tag, v in fields.items():
+            self._index.add(rec, tag, v)
+        if links:
+            for tag, child in links.items():
+                link(rec, tag, child)
+            relevel(self._by_rid, rec)
+        self._schedule(rec)
+        self._journal(rec)
+        self._emit("create", rec, None, _map(fields))
+        return rec
+
+    def _funding(
+        self, size: int, credit: object, lease: float | None, now: float
+    ) -> tuple[Credit, float | None]:
+        """A new record's credit and expiry time (its credit is what it costs)."""
+        given = ZERO if credit is None else to_credit(credit, "credit")
+        expires = self._engine.expiry(lease)
+        if not self.charge_rate:
+            return given, expires
+        burn = burn_rate(self.charge_rate, size)
+        if expires is not None and lease is not None:
+            given = rounded(given + burn * seconds(lease), up=True)
+        if not given:
+            raise InvalidValue(
+                "this space charges for storage: a record needs credit= or a lease= to pay for it", "credit"
+            )
+        return given, now + lifetime(given, burn)
+
+    def _settle(self, rec: Rec, size: int) -> None:
+        """Account for the credit drained so far; from now on the record drains at
+        the burn rate of ``size`` bytes."""
+        now = self._engine.clock.now()
+        rec.credit = credit_left(rec.credit, rec.burn, now - rec.since)
+        rec.since = now
+        rec.size = size
+        rec.burn = burn_rate(self.charge_rate, size)
+        rec.expires = now + lifetime(rec.credit, rec.burn)
+        self._schedule(rec)
+
+    def grant(self, principal: str, amount: object) -> Credit:
+        """Add ``amount`` to the account of ``principal``; its new balance."""
+        self._engine._check_open()
+        return self.accounts.grant(principal, amount)
+
+    # -- changing ----------------------------------------------------------------
+
+    def set(self, rid: int, token: str | None, tag: str, value: object) -> int:
+        """Set one field; the record's new version."""
+        engine = self._engine
+        rec = None
+        if token is None and not (engine.closed or engine._leases or engine._deadlines):
+            rec = self._by_rid.get(rid)  # the full handle's path, inlined: set is a hot path
+        if rec is None:
+            rec = self.target(rid, token, "set")
+        fields = rec.fields
+        if type(tag) is not str:
+            check_tag(tag)
+        old = fields.get(tag, _MISSING)  # a tag the record has is a valid one
+        if old is _MISSING and tag not in KNOWN_TAGS:
+            check_tag(tag)
+        v = self._check_value(tag, value)
+        child = None
+        if type(v) is URI:
+            v, child = self._contained(v)
+            if child is not None:
+                check_cycle(self._by_rid, rec, child)
+        limits = engine.limits
+        if old is _MISSING and len(fields) >= limits.max_fields:
+            raise ValueTooLarge(
+                f"the record has {len(fields)} tags already, the most it may have",
+                limit="max_fields",
+                maximum=limits.max_fields,
+            )
+        if self.charge_rate:
+            size = rec.size + len(encode(v)) + (len(tag) if old is _MISSING else -len(encode(old)))
+            self._settle(rec, size)
+        if old is not _MISSING:
+            self._index.remove(rec, tag, old)
+        fields[tag] = v
+        self._index.add(rec, tag, v)
+        refs = rec.refs
+        held = refs is not None and tag in refs
+        if held or child is not None:
+            if held:
+                unlink(self._by_rid, rec, tag)
+            if child is not None:
+                link(rec, tag, child)
+            relevel(self._by_rid, rec)
+        rec.version += 1
+        self._journal(rec)
+        self._emit("update", rec, tag, v)
+        return rec.version
+
+    def refresh(
+        self,
+        rid: int,
+        token: str | None,
+        credit: object = None,
+        lease: float | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> float | None:
+        """Add credit to the record (refinance), or give it a new lease; its expiry time.
+
+        In a space that charges for storage, ``lease=s`` adds the credit the record
+        needs to live ``s`` more seconds at its current burn rate (none if it has
+        that already); otherwise it sets the lease to ``s`` seconds from now.
+        """
+        rec = self.target(rid, token, "refresh")
+        if credit is None and lease is None:
+            raise InvalidValue("refresh needs credit= or lease=")
+        add = ZERO if credit is None else to_credit(credit, "credit")
+        now = self._engine.clock.now()
+        expires = self._engine.expiry(lease) if lease is not None else rec.expires
+        if self.charge_rate:
+            current = credit_left(rec.credit, rec.burn, now - rec.since)
+            if lease is not None:
+                if expires is None:
+                    raise InvalidValue(
+                        "this space charges for storage: a record cannot live forever", "lease"
+                    )
+                add = Credit(add + rounded(rec.burn * seconds(lease) - current, up=True))
+            self.accounts.debit(principal, add)
+            rec.credit = Credit(current + add)
+            rec.since = now
+            rec.expires = now + lifetime(rec.credit, rec.burn)
+        else:
+            if self.charging:
+                self.accounts.debit(principal, add)
+            rec.credit = Credit(rec.credit + add)
+            rec.expires = expires
+        self._schedule(rec)
+        self._journal(rec)
+        return rec.expires
+
+    def clone(
+        self,
+        rid: int,
+        token: str | None,
+        path: object,
+        credit: object = None,
+        lease: float | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> int:
+        """A new record at ``path`` with the fields of this one; the new rid."""
+        rec = self.target(rid, token, "clone")
+        return self._create(self._free(path), dict(rec.fields), credit, lease, principal).rid
+
+    def move(self, rid: int, path: object, redirect_lease: float | None) -> None:
+        """Give the record a new path; the old one redirects to it for ``redirect_lease``
+        seconds (None: as long as the record lives; 0: no redirection)."""
+        rec = self.target(rid, None, "move")
+        path = self._free(path)
+        expires = None if redirect_lease == 0 else self._engine.expiry(redirect_lease)
+        old = rec.path
+        del self._by_path[old]
+        rec.path = path
+        self._by_path[path] = rec
+        self._drop_redirect(path)
+        if redirect_lease != 0:
+            self._add_redirect(Redirect(old, rid, expires), rec)
+        if self.charge_rate:
+            self._settle(rec, rec.size + len(path.encode()) - len(old.encode()))
+        rec.version += 1
+        self._journal(rec)
+        self._emit("move", rec, None, old)
+        address = URI(self.prefix + path)
+        for container in list(rec.containers or ()):
+            c = self._by_rid[container]
+            for tag, child in (c.refs or {}).items():
+                if child == rid:
+                    self._rewrite(c, tag, address)
+
+    def _rewrite(self, rec: Rec, tag: str, v: Value, emit: bool = True) -> None:
+        """Change a field as a consequence of another record's move or end."""
+        old = rec.fields[tag]
+        if self.charge_rate:
+            self._settle(rec, rec.size + len(encode(v)) - len(encode(old)))
+        self._index.remove(rec, tag, old)
+        rec.fields[tag] = v
+        self._index.add(rec, tag, v)
+        rec.version += 1
+        self._journal(rec)
+        if emit:
+            self._emit("update", rec, tag, v)
+
+    def destroy(self, rid: int, token: str | None, force: bool = False) -> None:
+        """Remove the record.  One that other records contain is removed only if
+        ``force``; their fields that held it become None."""
+        rec = self.target(rid, token, "destroy")
+        if rec.containers and not force:
+            raise RecordInUse(
+                f"{rec.path} is contained in {len(rec.containers)} record(s) ($refcount); "
+                "destroy(force=True) removes it and sets their fields that held it to None"
+            )
+        self._remove(rec, "destroy")
+
+    def _remove(self, rec: Rec, kind: str, emit: bool = True) -> None:
+        for tag, v in rec.fields.items():
+            self._index.remove(rec, tag, v)
+        for tag in list(rec.refs or ()):
+            unlink(self._by_rid, rec, tag)
+        del self._by_rid[rec.rid]
+        del self._by_path[rec.path]
+        for token in list(rec.caps or ()):
+            self.caps.end(token, "destroyed")
+        journal = self._engine.journal
+        for path in rec.redirects or ():
+            del self._redirects[path]
+            if journal is not None:
+                journal.put_row("redirect", path, None)
+        if journal is not None:
+            journal.put_row("record", rec.rid, None)
+        if emit:
+            self._emit(kind, rec, None, None)
+        for feed in self._watchers.pop(rec.rid):
+            self._engine.unsubscribe(feed)
+        for container in list(rec.containers or ()):
+            c = self._by_rid[container]
+            for tag, child in list((c.refs or {}).items()):
+                if child == rec.rid:
+                    unlink(self._by_rid, c, tag)
+                    self._rewrite(c, tag, None, emit)
+            relevel(self._by_rid, c)
+
+    # -- capabilities ---------------------------------------------------------------
+
+    def capability(self, rid: int, ops: Iterable[str], lease: float | None) -> str:
+        """A new capability granting ``ops`` on the record for ``lease`` seconds; its token."""
+        rec = self.target(rid, None, "capability")
+        return self._grant(rec, operations(ops), self._engine.expiry(lease), ro=False)
+
+    def read_only(self, rid: int) -> str:
+        """The token of the record's read-only handle (``$RO``), made on first use."""
+        rec = self.target(rid, None, "capability")
+        if rec.ro is None:
+            rec.ro = self._grant(rec, READ_ONLY, None, ro=True)
+        return rec.ro
+
+    def _grant(self, rec: Rec, ops: frozenset[str], expires: float | None, ro: bool) -> str:
+        cap = self.caps.grant(rec.rid, ops, expires, ro)
+        if rec.caps is None:
+            rec.caps = set()
+        rec.caps.add(cap.token)
+        if expires is not None:
+            self._push(expires, cap)
+        return cap.token
+
+    def revoke(self, rid: int, token: str) -> None:
+        """End the capability ``token`` of the record ``rid`` (a full handle's call)."""
+        rec = self.target(rid, None, "revoke")
+        if self.caps.get(token).rid != rid:
+            raise CapabilityRevoked("the capability belongs to another record", expired=False)
+        self._end_cap(rec, token, "revoked")
+
+    def _end_cap(self, rec: Rec, token: str, why: str) -> None:
+        self.caps.end(token, why)
+        if rec.caps is not None:
+            rec.caps.discard(token)
+        if rec.ro == token:
+            rec.ro = None
+
+    def expires_at(self, rid: int, token: str | None) -> float | None:
+        """When the handle's capability ends (None: never, or a full handle)."""
+        return None if token is None else self.caps.get(token).expires
+
+    # -- redirections -----------------------------------------------------------------
+
+    def _add_redirect(self, redirect: Redirect, rec: Rec) -> None:
+        self._redirects[redirect.path] = redirect
+        if rec.redirects is None:
+            rec.redirects = set()
+        rec.redirects.add(redirect.path)
+        if redirect.expires is not None:
+            self._push(redirect.expires, redirect)
+        journal = self._engine.journal
+        if journal is not None:
+            journal.put_row("redirect", redirect.path, (redirect.rid, redirect.expires))
+
+    def _drop_redirect(self, path: str) -> None:
+        redirect = self._redirects.pop(path, None)
+        if redirect is not None:
+            rec = self._by_rid.get(redirect.rid)
+            if rec is not None and rec.redirects is not None:
+                rec.redirects.discard(path)
+            journal = self._engine.journal
+            if journal is not None:
+                journal.put_row("redirect", path, None)
+
+    # -- finding -------------------------------------------------------------------
+
+    def _matching(self, template: RecordTemplate, under: str | None) -> Iterator[Rec]:
+        counts = self._counts
+        candidates = self._index.candidates(template)
+        for rec in list(self._by_rid.values()) if candidates is None else candidates:
+            counts["record_scans"] += 1
+            if (under is None or rec.path.startswith(under)) and template.matches(rec.fields):
+                yield rec
+
+    def find(self, template: RecordTemplate, under: str | None, limit: int | None) -> list[int]:
+        """The rids of the records matching ``template`` below ``under``, oldest first."""
+        _check_limit(limit)
+        engine = self._engine
+        if engine.closed or engine._leases or engine._deadlines:
+            self._tick()
+        if template.trivial and under is None:
+            return self.find_value(*template.exact[0], limit)
+        out = []
+        if limit != 0:
+            for rec in self._matching(template, path_prefix(under)):
+                out.append(rec.rid)
+                if len(out) == limit:
+                    break
+        return out
+
+    def find_value(self, tag: str, key: Any, limit: int | None = None) -> list[int]:
+        """The rids of the records whose field ``tag`` has the value of typed key
+        ``key``, oldest first: one bucket of the index is the answer."""
+        engine = self._engine
+        if engine.closed or engine._leases or engine._deadlines:
+            self._tick()
+        b = self._index.bucket(tag, key)
+        if b is None:
+            return []
+        if isinstance(b, Rec):
+            self._counts["record_scans"] += 1
+            return [b.rid] if limit != 0 else []
+        self._counts["record_scans"] += len(b)
+        rids = sorted(b)
+        return rids if limit is None else rids[:limit]
+
+    def take(self, template: RecordTemplate, under: str | None) -> tuple[URI, Map, int] | None:
+        """Remove the oldest record matching ``template`` below ``under`` (one that no
+        record contains); its address, fields and version, or None."""
+        self._tick()
+        for rec in self._matching(template, path_prefix(under)):
+            if not rec.containers:
+                taken = (URI(self.prefix + rec.path), _map(rec.fields), rec.version)
+                self._remove(rec, "destroy")
+                return taken
+        return None
+
+    # -- watching --------------------------------------------------------------------
+
+    def watch(
+        self, rid: int, token: str | None, since: int | None, max_pending: int, lease: float | None
+    ) -> RecordFeed:
+        """A feed of the record's changes from now (or after event ``since``)."""
+        rec = self.target(rid, token, "watch")
+        engine = self._engine
+        feed = RecordFeed(next(engine._interest_seq), rec.rid, None, CHANGE_KINDS, max_pending)
+        engine.add_feed(feed, since, lease)
+        self._watchers.add(feed)
+        return feed
+
+    def watch_all(
+        self,
+        under: str | None,
+        kinds: Iterable[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> RecordFeed:
+        """A feed of the changes (of ``kinds``) of every record whose path is below ``under``."""
+        self._engine._check_open()
+        wanted = frozenset({kinds} if isinstance(kinds, str) else kinds)
+        if not wanted or not wanted <= CHANGE_KINDS:
+            raise InvalidValue(
+                f"events must be a non-empty subset of {sorted(CHANGE_KINDS)}, got {sorted(wanted)}"
+            )
+        engine = self._engine
+        feed = RecordFeed(next(engine._interest_seq), None, path_prefix(under), wanted, max_pending)
+        engine.add_feed(feed, since, lease)
+        self._watchers.add(feed)
+        return feed
+
+    def _emit(self, kind: str, rec: Rec, tag: str | None, value: Value) -> None:
+        engine = self._engine
+        seq = engine._event_seq = engine._event_seq + 1
+        now = engine._now()
+        change = _new_change(Change, (seq, kind, rec.path, tag, value, rec.version, now))
+        engine._log.append((seq, kind, RecordEvent(rec.rid, change), now))
+        if self._watchers:
+            self._watchers.deliver(rec.rid, change)
+
+    # -- time ------------------------------------------------------------------------
+
+    def _schedule(self, rec: Rec) -> None:
+        """Put the record's expiry in the lease heap, unless an earlier item of it is
+        there already (that one moves it on when it falls due)."""
+        expires = rec.expires
+        if expires is not None and (rec.scheduled is None or expires < rec.scheduled):
+            rec.scheduled = expires
+            self._push(expires, rec)
+
+    def _push(self, when: float, item: Rec | Cap | Redirect) -> None:
+        engine = self._engine
+        heapq.heappush(engine._leases, (when, next(engine._tiebreak), item))
+
+    def lapse(self, item: Rec | Cap | Redirect, when: float) -> None:
+        """Called by the engine's tick when ``when``, the expiry of ``item``, has come."""
+        if type(item) is Rec:
+            if self._by_rid.get(item.rid) is not item or item.scheduled != when:
+                return  # gone, or superseded by an earlier item
+            item.scheduled = None
+            if item.expires is not None and item.expires <= when:
+                self._counts["records_expired"] += 1
+                self._remove(item, "expire")
+            else:
+                self._schedule(item)  # its expiry moved later
+        elif type(item) is Cap:
+            if self.caps.is_live(item) and item.expires == when:
+                self._end_cap(self._by_rid[item.rid], item.token, "expired")
+        elif type(item) is Redirect and self._redirects.get(item.path) is item and item.expires == when:
+            self._drop_redirect(item.path)
+
+    # -- durability ------------------------------------------------------------------
+
+    def _journal(self, rec: Rec) -> None:
+        journal = self._engine.journal
+        if journal is not None:
+            journal.put_row(
+                "record",
+                rec.rid,
+                (rec.path, dict(rec.fields), rec.version, str(rec.credit), rec.since, rec.expires),
+            )
+
+    def load(
+        self,
+        records: Iterable[tuple[int, str, Map, int, str, float, float | None]],
+        accounts: Iterable[tuple[str, str]],
+        caps: Iterable[tuple[str, int, str, float | None, bool]],
+        redirects: Iterable[tuple[str, int, float | None]],
+    ) -> int:
+        """Fill an empty store from a durable one; rows must be in rid order.  What
+        ran out while the store was closed is removed now, without events; returns
+        how many records that was."""
+        engine = self._engine
+        journal, engine.journal = engine.journal, None  # what is loaded is on disk already
+        try:
+            for rid, path, fields, version, credit, since, expires in records:
+                rec = Rec(rid, path, dict(fields))
+                rec.version, rec.credit, rec.since, rec.expires = version, Credit(credit), since, expires
+                if self.charge_rate:
+                    rec.size = stored_size(path, rec.fields)
+                    rec.burn = burn_rate(self.charge_rate, rec.size)
+                self._by_rid[rid] = rec
+                self._by_path[path] = rec
+                self._last_rid = rid
+                for tag, v in rec.fields.items():
+                    self._index.add(rec, tag, v)
+            for rec in self._by_rid.values():
+                for tag, v in rec.fields.items():
+                    if type(v) is URI and str(v).startswith(self.prefix):
+                        child = self._by_path.get(str(v)[len(self.prefix) :])
+                        if child is not None:
+                            link(rec, tag, child)
+            for rec in self._by_rid.values():
+                if rec.refs:
+                    relevel(self._by_rid, rec)
+                self._schedule(rec)
+            self.accounts.load(accounts)
+            for token, rid, ops, cap_expires, ro in caps:
+                owner = self._by_rid.get(rid)
+                if owner is not None:
+                    cap = self.caps.restore(token, rid, ops, cap_expires, ro)
+                    if owner.caps is None:
+                        owner.caps = set()
+                    owner.caps.add(token)
+                    if cap.ro:
+                        owner.ro = token
+                    if cap_expires is not None:
+                        self._push(cap_expires, cap)
+            for path, rid, redirect_expires in redirects:
+                owner = self._by_rid.get(rid)
+                if owner is not None and path not in self._by_path:
+                    self._add_redirect(Redirect(path, rid, redirect_expires), owner)
+        finally:
+            engine.journal = journal
+        now = engine.clock.now()
+        expired = [r for r in self._by_rid.values() if r.expires is not None and r.expires <= now]
+        for rec in expired:
+            if self._by_rid.get(rec.rid) is rec:
+                self._remove(rec, "expire", emit=False)
+        return len(expired)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        for feed in self._watchers.pop_all():
+            self._engine.unsubscribe(feed)
+
+    def __len__(self) -> int:
+        return len(self._by_rid)
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "records": len(self._by_rid),
+            "capabilities": len(self.caps),
+            "redirections": len(self._redirects),
+            "accounts": len(self.accounts),
+            "record_watchers": len(self._watchers),
+            **self._counts,
+        }
+
+
+_new_change = tuple.__new__  # a Change without NamedTuple's Python-level __new__
+
+
+def _check_limit(limit: object) -> None:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidValue(f"limit must be an int >= 0 or None, got {limit!r}", "limit")
+
+
+def _map(fields: Mapping[str, Value]) -> Map:
+    m = Map.__new__(Map)
+    m._data = dict(fields)
+    return m

@@ -1,0 +1,302 @@
+"""The text form of values, tuples and records: :func:`format` writes it, :func:`parse` reads it.
+
+It is meant for people (logs, the command line, documents) where the wire format
+is meant for programs, and it round-trips exactly: ``parse(format(x)) == x``, with
+the typed equality of values.  ``docs/records.md`` specifies it::
+
+    ("job", 42, 1.5, true, null, bytes"AP8=", time"2024-05-01T12:00:00.5Z")
+    (uri"tuplespace://local/spaces/default/a", credit"12.5", {"unit": "C"}, (1, 2))
+    {$PK: uri"tuplespace://local/spaces/default/sensors/kitchen", $version: 3, temp: 21.5, unit: "C"}
+
+- ``null``, ``true``, ``false``; an int is its decimal digits; a float always has
+  a ``.`` or an exponent (``1.0``, ``1e+21``); a str is a JSON string.
+- bytes, time, URI and credit are a JSON string after their type's name: base64,
+  RFC 3339 in UTC, the URI's text, the decimal amount (as in the wire format).
+- A tuple is its values in parentheses, separated by commas (``("x")`` has one
+  value); a map is ``{"key": value, ...}`` with JSON strings as keys.
+- A record is braces holding ``$PK`` (its address), ``$version``, then its tags
+  unquoted, each with its value.
+
+Whitespace between tokens is free.  :func:`parse` raises :class:`WireError` (a
+``ValueError``) for text that is not in this form, saying where.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from ._codec import _bytes_from, _credit_from, _credit_text, _time_from, _time_text
+from ._errors import InvalidValue, UnsupportedType, WireError
+from ._record import RecordBase, RecordData
+from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Map, Value, check_value
+
+if TYPE_CHECKING:
+    import datetime
+
+__all__ = ["format", "parse"]
+
+MAX_NESTING = 100
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+      (?P<str>"(?:[^"\\\x00-\x1f]|\\.)*")
+    | (?P<num>-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_-]))
+    | (?P<word>\$?[A-Za-z0-9_-]+)
+    | (?P<punct>[(){}:,])
+    )""",
+    re.VERBOSE,
+)
+_TAG = re.compile(r"[A-Za-z0-9_-]+")
+_TYPED = ("bytes", "time", "uri", "credit")
+_LITERALS: dict[str, Value] = {"null": None, "true": True, "false": False}
+
+
+def format(value: Value | RecordData | RecordBase) -> str:
+    """The text form of a value (a tuple, usually), of a :class:`RecordData`, or of a
+    record handle (what it holds now).
+
+    >>> format(("job", 42, 1.5, None))
+    '("job", 42, 1.5, null)'
+
+    Raises :class:`UnsupportedType` or :class:`InvalidValue` for what is not a value.
+    """
+    if isinstance(value, RecordBase):
+        value = value._snapshot()
+    if isinstance(value, RecordData):
+        return _record_text(value)
+    return _text(check_value(value))
+
+
+def _record_text(data: RecordData) -> str:
+    parts = [f"$PK: {_text(data.address)}", f"$version: {data.version}"]
+    parts.extend(f"{tag}: {_text(v)}" for tag, v in data.fields.items())
+    return "{" + ", ".join(parts) + "}"
+
+
+def _text(v: Value) -> str:
+    t = type(v)
+    if t is str:
+        return orjson.dumps(v).decode()
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(int(v))
+    if isinstance(v, float):
+        text = repr(float(v))
+        return text if "e" in text or "." in text else text + ".0"
+    if isinstance(v, str):
+        return orjson.dumps(str.__str__(v)).decode()
+    if isinstance(v, bytes):
+        return "bytes" + _quoted(base64.b64encode(v).decode("ascii"))
+    if isinstance(v, URI):
+        return "uri" + _quoted(str(v))
+    if isinstance(v, Credit):
+        return "credit" + _quoted(_credit_text(v))
+    if isinstance(v, tuple):
+        return "(" + ", ".join(map(_text, v)) + ")"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_quoted(k)}: {_text(x)}" for k, x in v.items()) + "}"
+    time: datetime.datetime = v
+    return "time" + _quoted(_time_text(time))
+
+
+def _quoted(s: str) -> str:
+    return orjson.dumps(s).decode()
+
+
+def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> Value | RecordData:
+    """The value or record that ``text`` (in the text form, see :func:`format`) writes.
+
+    >>> parse('("job", 42, 1.5, null)')
+    ('job', 42, 1.5, None)
+
+    Raises :class:`WireError` for text not in the text form, and
+    :class:`InvalidValue` or :class:`ValueTooLarge` for a value that is not valid
+    (past ``limits``, a negative credit, ...).
+    """
+    if not isinstance(text, str):
+        raise UnsupportedType(f"the text form is a str, not {type(text).__name__}")
+    if len(text) > limits.max_bytes:
+        raise WireError(f"the text is {len(text)} characters, more than {limits.max_bytes}")
+    parser = _Parser(text)
+    out = parser.value(0)
+    if parser.peek() is not None:
+        raise parser.error("expected the end of the text")
+    if isinstance(out, RecordData):
+        return out
+    return check_value(out, limits)
+
+
+class _Parser:
+    __slots__ = ("pos", "start", "text", "token")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0  # where the next token is looked for
+        self.start = 0  # where the latest token starts
+        self.token: tuple[str, str] | None = None  # the next token, once peeked
+
+    def error(self, message: str) -> WireError:
+        return WireError(f"{message} at offset {self.start} of the text")
+
+    def peek(self) -> tuple[str, str] | None:
+        if self.token is None:
+            m = _TOKEN.match(self.text, self.pos)
+            if m is None:
+                rest = self.text[self.pos :]
+                self.start = self.pos + len(rest) - len(rest.lstrip())
+                if rest.strip():
+                    raise self.error(f"unexpected {rest.lstrip()[:20]!r}")
+                return None
+            kind = m.lastgroup
+            assert kind is not None
+            self.token = (kind, m[kind])
+            self.start = m.start(kind)
+            self.pos = m.end()
+        return self.token
+
+    def next(self) -> tuple[str, str]:
+        token = self.peek()
+        if token is None:
+            raise self.error("unexpected end of the text")
+        self.token = None
+        return token
+
+    def expect(self, punct: str) -> None:
+        kind, text = self.next()
+        if kind != "punct" or text != punct:
+            raise self.error(f"expected {punct!r}, found {text!r}")
+
+    def value(self, depth: int) -> Any:
+        if depth > MAX_NESTING:
+            raise self.error(f"nesting is deeper than {MAX_NESTING}")
+        kind, text = self.next()
+        if kind == "str":
+            return _json_string(text, self)
+        if kind == "num":
+            return _number(text, self)
+        if kind == "word":
+            if text in _LITERALS:
+                return _LITERALS[text]
+            if text in _TYPED:
+                tkind, payload = self.next()
+                if tkind != "str":
+                    raise self.error(f"{text} is followed by a JSON string")
+                return _typed(text, _json_string(payload, self), self)
+            raise self.error(f"unknown word {text!r}")
+        if text == "(":
+            return self.sequence(depth + 1)
+        if text == "{":
+            return self.braces(depth + 1)
+        raise self.error(f"unexpected {text!r}")
+
+    def sequence(self, depth: int) -> tuple[Value, ...]:
+        out: list[Value] = []
+        while True:
+            token = self.peek()
+            if token == ("punct", ")"):
+                self.next()
+                return tuple(out)
+            out.append(self.value(depth))
+            kind, text = self.next()
+            if text == ")" and kind == "punct":
+                return tuple(out)
+            if text != "," or kind != "punct":
+                raise self.error(f"expected ',' or ')', found {text!r}")
+
+    def braces(self, depth: int) -> Map | RecordData:
+        token = self.peek()
+        if token == ("word", "$PK"):
+            return self.record(depth)
+        out: dict[str, Value] = {}
+        while True:
+            kind, text = self.next()
+            if kind == "punct" and text == "}":
+                return Map(out)
+            if kind != "str":
+                raise self.error(f"a map's keys are JSON strings, found {text!r}")
+            key = _json_string(text, self)
+            if key in out:
+                raise self.error(f"the key {text} appears twice")
+            self.expect(":")
+            out[key] = self.value(depth)
+            kind, text = self.next()
+            if kind == "punct" and text == "}":
+                return Map(out)
+            if kind != "punct" or text != ",":
+                raise self.error(f"expected ',' or '}}', found {text!r}")
+
+    def record(self, depth: int) -> RecordData:
+        fields: dict[str, Value] = {}
+        address: Value = None
+        version = 1
+        while True:
+            kind, text = self.next()
+            if kind == "punct" and text == "}" and address is not None:  # after a trailing comma
+                break
+            if kind not in ("word", "num") or (_TAG.fullmatch(text) is None and text[0] != "$"):
+                raise self.error(f"expected a tag, found {text!r}")
+            self.expect(":")
+            v = self.value(depth)
+            if text == "$PK":
+                if not isinstance(v, URI):
+                    raise self.error("$PK is the record's address, a uri")
+                address = v
+            elif text == "$version":
+                if type(v) is not int or v < 0:
+                    raise self.error("$version is an int >= 0")
+                version = v
+            elif text.startswith("$") or text in fields:
+                raise self.error(f"the tag {text} cannot be given here (computed, or given twice)")
+            else:
+                fields[text] = v
+            kind, text = self.next()
+            if kind == "punct" and text == "}":
+                break
+            if kind != "punct" or text != ",":
+                raise self.error(f"expected ',' or '}}', found {text!r}")
+        assert isinstance(address, URI)
+        try:
+            return RecordData(address, fields, version)
+        except InvalidValue as exc:
+            raise self.error(f"not a valid record: {exc}") from None
+
+
+def _json_string(text: str, parser: _Parser) -> str:
+    try:
+        s: str = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise parser.error(f"{text[:40]} is not a valid JSON string") from None
+    return s
+
+
+def _number(text: str, parser: _Parser) -> int | float:
+    if "." in text or "e" in text or "E" in text:
+        x = float(text)
+        if x in (float("inf"), float("-inf")):
+            raise parser.error(f"the float {text[:40]} is out of range")
+        return x + 0.0
+    try:
+        return int(text)
+    except ValueError:  # past Python's limit on the digits of an int
+        raise parser.error(f"the int {text[:40]}... has too many digits") from None
+
+
+def _typed(kind: str, payload: str, parser: _Parser) -> Value:
+    try:
+        if kind == "bytes":
+            return _bytes_from(payload)
+        if kind == "time":
+            return _time_from(payload)
+        if kind == "uri":
+            return URI(payload)
+        return _credit_from(payload)
+    except (WireError, InvalidValue) as exc:
+        raise parser.error(f"not a valid {kind}: {exc}") from None

@@ -1,0 +1,232 @@
+"""Credit (docs/records.md): accounts pay for records, records drain credit while they
+store bytes, and a record whose credit runs out expires, exactly on time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE
+
+pytestmark = pytest.mark.embedded("records are not served over HTTP yet")
+
+# charge_rate 1024 credit per second per KiB is 1 credit per second per byte, so a
+# record's burn rate is its size: "r" + "n" + "1" stores 3 bytes, burns 3 credit/s.
+RATE = "1024"
+
+
+@pytest.fixture
+def bank(make_space: Callable[..., Any], clock: ts.SimulatedClock) -> Any:
+    """A space that charges for storage and creation, on the simulated clock."""
+    return make_space(clock=clock, charge_rate=RATE, creation_charge="5")
+
+
+def test_credit_is_off_by_default(space: Any) -> None:
+    rec = space.create("r", {"n": 1}, credit=100)
+    assert rec.get("$credit") == ts.Credit(100)
+    assert rec.get("$lifetime") is None
+    assert space.account("default") == 0
+    rec.refresh(credit=5)
+    assert rec.get("$credit") == ts.Credit(105)
+
+
+def test_creating_debits_the_principal(bank: Any) -> None:
+    assert bank.grant_credit("alice", 100) == ts.Credit(100)
+    rec = bank.create("r", {"n": 1}, credit=30, principal="alice")
+    assert bank.account("alice") == ts.Credit(65)  # 30 for the record, 5 for creating it
+    assert rec.get("$credit") == ts.Credit(30)
+    assert rec.get("$lifetime") == 10.0
+
+
+def test_not_enough_credit_writes_nothing(bank: Any) -> None:
+    bank.grant_credit("bob", 10)
+    before = bank.statistics()["last_event"]
+    with pytest.raises(ts.InsufficientCredit) as info:
+        bank.create("r", {"n": 1}, credit=30, principal="bob")
+    assert (info.value.needed, info.value.available, info.value.principal) == (
+        ts.Credit(35),
+        ts.Credit(10),
+        "bob",
+    )
+    assert isinstance(info.value, ts.TupleSpaceError)
+    with pytest.raises(ts.RecordNotFound):
+        bank.record("r")
+    assert bank.account("bob") == ts.Credit(10)
+    assert bank.statistics()["last_event"] == before
+    with pytest.raises(ts.InsufficientCredit):
+        bank.create("r", {"n": 1}, credit=1)  # the default principal has nothing
+
+
+def test_credit_drains_and_the_record_expires_exactly_when_it_runs_out(
+    bank: Any, clock: ts.SimulatedClock
+) -> None:
+    bank.grant_credit("alice", 100)
+    rec = bank.create("r", {"n": 1}, credit=30, principal="alice")
+    watch = rec.watch()
+    clock.advance(4)
+    assert rec.get("$credit") == ts.Credit(18)
+    assert rec.get("$lifetime") == 6.0
+    clock.advance(5.5)
+    assert rec.get("$credit") == ts.Credit("1.5")
+    clock.advance(0.5)
+    with pytest.raises(ts.RecordNotFound):
+        rec.get("n")
+    change = watch.get(timeout=PATIENCE)
+    assert change.kind == "expire"
+    assert change.time == clock.now()
+
+
+def test_a_record_expires_with_nobody_calling(bank: Any, clock: ts.SimulatedClock) -> None:
+    bank.grant_credit("alice", 100)
+    bank.create("r", {"n": 1}, credit=3, principal="alice")
+    with bank.watch_records() as watch:
+        clock.advance(1)
+        assert watch.get(timeout=PATIENCE).kind == "expire"
+    assert bank.statistics()["records"] == 0
+
+
+def test_a_bigger_value_burns_faster(bank: Any, clock: ts.SimulatedClock) -> None:
+    bank.grant_credit("alice", 100)
+    rec = bank.create("r", {"n": 1}, credit=30, principal="alice")
+    clock.advance(2)  # 24 left
+    rec.set("n", 12345)  # 7 bytes now: 7 credit/s
+    assert rec.get("$credit") == ts.Credit(24)
+    assert rec.get("$lifetime") == pytest.approx(24 / 7)
+    rec.set("n", 1)  # back to 3 bytes
+    assert rec.get("$lifetime") == 8.0
+    clock.advance(8)
+    with pytest.raises(ts.RecordNotFound):
+        rec.get("n")
+
+
+def test_refresh_adds_credit_from_the_account(bank: Any, clock: ts.SimulatedClock) -> None:
+    bank.grant_credit("alice", 100)
+    rec = bank.create("r", {"n": 1}, credit=30, principal="alice")
+    clock.advance(9)
+    rec.refresh(credit=12, principal="alice")
+    assert bank.account("alice") == ts.Credit(53)
+    assert rec.get("$credit") == ts.Credit(15)
+    assert rec.get("$lifetime") == 5.0
+    with pytest.raises(ts.InsufficientCredit):
+        rec.refresh(credit=1000, principal="alice")
+    assert rec.get("$credit") == ts.Credit(15)
+
+
+def test_a_lease_buys_its_seconds(bank: Any, clock: ts.SimulatedClock) -> None:
+    bank.grant_credit("alice", 100)
+    rec = bank.create("r", {"n": 1}, lease=10, principal="alice")
+    assert bank.account("alice") == ts.Credit(65)
+    assert rec.get("$lifetime") == 10.0
+    clock.advance(6)
+    rec.refresh(lease=10, principal="alice")  # 12 left, 30 needed: 18 more
+    assert bank.account("alice") == ts.Credit(47)
+    assert rec.get("$lifetime") == 10.0
+    rec.refresh(lease=2, principal="alice")  # has enough already: costs nothing
+    assert bank.account("alice") == ts.Credit(47)
+
+
+def test_a_record_in_a_charging_space_must_be_funded(bank: Any) -> None:
+    bank.grant_credit("alice", 100)
+    with pytest.raises(ts.InvalidValue, match="credit"):
+        bank.create("r", {"n": 1}, principal="alice")
+    assert bank.account("alice") == ts.Credit(100)
+
+
+def test_clone_is_paid_like_a_creation(bank: Any) -> None:
+    bank.grant_credit("alice", 100)
+    rec = bank.create("r", {"n": 1}, credit=30, principal="alice")
+    copy = rec.clone("s", credit=30, principal="alice")
+    assert copy.get("$lifetime") == 10.0
+    assert bank.account("alice") == ts.Credit(30)
+    with pytest.raises(ts.InsufficientCredit):
+        rec.clone("t", credit=30, principal="alice")
+
+
+def test_a_creation_charge_alone_does_not_drain(make_space: Callable[..., Any]) -> None:
+    space = make_space(creation_charge="2.5")
+    space.grant_credit("alice", 10)
+    rec = space.create("r", {"n": 1}, credit=1, principal="alice")
+    assert space.account("alice") == ts.Credit("6.5")
+    assert rec.get("$lifetime") is None
+    assert rec.get("$credit") == ts.Credit(1)
+
+
+def test_fractions_of_credit(make_space: Callable[..., Any], clock: ts.SimulatedClock) -> None:
+    space = make_space(clock=clock, charge_rate="0.001")
+    space.grant_credit("alice", "1")
+    rec = space.create("sensors/kitchen", {"temp": 21.5, "unit": "C"}, credit="0.5", principal="alice")
+    size = len("sensors/kitchen") + len("temp") + len(ts.encode(21.5)) + len("unit") + len(ts.encode("C"))
+    burn = Decimal("0.001") * size / 1024
+    clock.advance(100)
+    assert rec.get("$credit") == ts.Credit((Decimal("0.5") - burn * 100).quantize(Decimal("1e-9")))
+    assert rec.get("$lifetime") == pytest.approx(float(Decimal("0.5") / burn) - 100)
+
+
+def test_accounts(space: Any) -> None:
+    assert space.account("nobody") == 0
+    assert space.grant_credit("carol", "1.25") == ts.Credit("1.25")
+    assert space.grant_credit("carol", 2) == ts.Credit("3.25")
+    assert space.account("carol") == ts.Credit("3.25")
+    for bad in (-1, 1.5, "x"):
+        with pytest.raises(ts.InvalidValue):
+            space.grant_credit("carol", bad)
+    with pytest.raises(ts.InvalidValue):
+        space.grant_credit("", 1)
+
+
+def test_the_charging_options_are_checked() -> None:
+    for bad in (-1, 0.5, "nope"):
+        with pytest.raises(ValueError, match="charge_rate"):
+            ts.Space(charge_rate=bad)
+
+
+def scenario(clock: ts.SimulatedClock) -> list[Any]:
+    space = ts.Space(clock=clock, charge_rate="37.5", creation_charge="0.01")
+    space.grant_credit("a", 1000)
+    seen: list[Any] = []
+    with space.watch_records() as watch:
+        recs = [
+            space.create(f"r/{i}", {"v": i * 1.5, "s": "x" * i}, credit=i + 1, principal="a")
+            for i in range(8)
+        ]
+        for step in range(40):
+            clock.advance(0.75)
+            for i, rec in enumerate(recs):
+                try:
+                    if (step + i) % 3 == 0:
+                        rec.set("s", "y" * ((step * i) % 13))
+                    seen.append((i, rec.get("$credit"), rec.get("$lifetime")))
+                except ts.RecordNotFound:
+                    seen.append((i, "gone"))
+        while True:
+            try:
+                seen.append(tuple(watch.get(timeout=0)))
+            except ts.Timeout:
+                break
+    seen.append(space.account("a"))
+    space.close()
+    return seen
+
+
+def test_credit_is_deterministic_under_a_simulated_clock() -> None:
+    first = scenario(ts.SimulatedClock())
+    second = scenario(ts.SimulatedClock())
+    assert first == second
+    assert any(item[1] == "gone" for item in first if isinstance(item, tuple) and len(item) == 2)
+    assert any(isinstance(item, tuple) and len(item) == 7 and item[1] == "expire" for item in first)
+
+
+def test_the_charging_options_come_from_a_url() -> None:
+    space = ts.connect("memory:?charge_rate=1024&creation_charge=0.5&base_uri=tuplespace://n1.example/")
+    assert isinstance(space, ts.Space)
+    assert (space.charge_rate, space.creation_charge) == (ts.Credit(1024), ts.Credit("0.5"))
+    assert space.base_uri == "tuplespace://n1.example/"
+    space.grant_credit("p", 10)
+    rec = space.create("r", {"n": 1}, lease=1, principal="p")  # 3 bytes for 1 s: 3, and 0.5 to create
+    assert str(rec.address) == "tuplespace://n1.example/spaces/default/r"
+    assert space.account("p") == ts.Credit("6.5")
+    space.close()

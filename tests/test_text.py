@@ -1,0 +1,163 @@
+"""The text form of values, tuples and records (``ts.format`` / ``ts.parse``,
+docs/records.md): what it looks like, that it round-trips exactly, and its errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tuplespace as ts
+from test_codec import TUPLES, VALUES
+from tuplespace._values import check_value, value_key
+
+UTC = dt.UTC
+
+EXAMPLES: list[tuple[Any, str]] = [
+    (("job", 42, 1.5, True, None), '("job", 42, 1.5, true, null)'),
+    ((), "()"),
+    (("x",), '("x")'),
+    ((1.0, -0.0, 1e21, 5e-7, -(2**70)), "(1.0, 0.0, 1e+21, 5e-07, -1180591620717411303424)"),
+    (
+        (b"\x00\xff", ts.URI("tuplespace://local/spaces/default/a")),
+        '(bytes"AP8=", uri"tuplespace://local/spaces/default/a")',
+    ),
+    (
+        (ts.Credit("12.50"), dt.datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)),
+        '(credit"12.5", time"2024-05-01T12:00:00.5Z")',
+    ),
+    (({"unit": "C", "$odd": [1, 2]},), '({"unit": "C", "$odd": (1, 2)})'),
+    (("tab\there", 'quote"d', "café"), '("tab\\there", "quote\\"d", "café")'),
+    ((ts.Map(),), "({})"),
+]
+
+
+@pytest.mark.parametrize(("value", "text"), EXAMPLES, ids=[t for _, t in EXAMPLES])
+def test_examples(value: Any, text: str) -> None:
+    assert ts.format(value) == text
+    assert value_key(ts.parse(text)) == value_key(check_value(value))
+
+
+def test_a_record_is_written_with_its_address_version_and_tags() -> None:
+    space = ts.Space()
+    rec = space.create("sensors/kitchen", {"temp": 21.5, "unit": "C"})
+    rec.set("temp", 22.0)
+    text = ts.format(rec)
+    assert text == (
+        '{$PK: uri"tuplespace://local/spaces/default/sensors/kitchen", $version: 2, temp: 22.0, unit: "C"}'
+    )
+    assert ts.parse(text) == rec.snapshot()
+    assert ts.format(ts.parse(text)) == text
+
+
+def test_whitespace_is_free_and_trailing_commas_are_accepted() -> None:
+    assert ts.parse(' ( "a" ,\n 1 , ) ') == ("a", 1)
+    assert ts.parse('{ "k" : 1 , }') == {"k": 1}
+    data = ts.parse('{$PK:uri"x:y",n:1,}')
+    assert isinstance(data, ts.RecordData)
+    assert (data.address, data.fields, data.version) == (ts.URI("x:y"), {"n": 1}, 1)
+
+
+def test_tags_that_look_like_numbers_or_words() -> None:
+    data = ts.parse('{$PK: uri"x:y", 12abc: 1, -3: 2, 1e-5: 3, null: 4, true: 5}')
+    assert isinstance(data, ts.RecordData)
+    assert list(data.fields) == ["12abc", "-3", "1e-5", "null", "true"]
+    assert ts.parse(ts.format(data)) == data
+
+
+def test_typed_equality_holds_through_text() -> None:
+    for value in (1, 1.0, True, ts.Credit(1), "1", ts.URI("1")):
+        back = ts.parse(ts.format((value,)))
+        assert type(back[0]) is type(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "(",
+        "(1,,2)",
+        "(1 2)",
+        "{1: 2}",
+        '{"a" 1}',
+        '{"a": 1, "a": 2}',
+        "nope",
+        "bytes 1",
+        'bytes"*"',
+        'time"yesterday"',
+        'uri""',
+        'credit"-1"',
+        "1e999",
+        "(1) 2",
+        "'single'",
+        '"\\x"',
+        "{$PK: 1}",
+        '{$PK: uri"x:y", $version: -1}',
+        '{$PK: uri"x:y", $level: 1}',
+        '{$PK: uri"x:y", a: 1, a: 2}',
+        '{$PK: uri"x:y", a.b: 1}',
+        "(" * 200 + ")" * 200,
+        "9" * 5000,
+    ],
+)
+def test_what_is_not_the_text_form_is_a_wire_error(text: str) -> None:
+    with pytest.raises((ts.WireError, ts.InvalidValue)) as info:
+        ts.parse(text)
+    assert isinstance(info.value, ValueError)
+
+
+def test_errors_say_where() -> None:
+    with pytest.raises(ts.WireError, match="offset 6"):
+        ts.parse("(1, 2 3)")
+
+
+def test_format_refuses_what_is_not_a_value() -> None:
+    with pytest.raises(ts.UnsupportedType):
+        ts.format((object(),))
+    with pytest.raises(ts.InvalidValue):
+        ts.format((float("nan"),))
+    with pytest.raises(ts.UnsupportedType):
+        ts.parse(b"()")  # type: ignore[arg-type]
+
+
+def test_limits_apply() -> None:
+    with pytest.raises(ts.ValueTooLarge):
+        ts.parse("(" + ", ".join(["1"] * 300) + ")")
+    with pytest.raises(ts.ValueTooLarge):
+        ts.parse("(1, 2, 3)", ts.Limits(max_fields=2))
+
+
+@given(TUPLES)
+def test_tuples_round_trip(t: tuple[Any, ...]) -> None:
+    text = ts.format(t)
+    back = ts.parse(text)
+    assert value_key(back) == value_key(ts.decode(ts.encode(t)))
+    assert ts.format(back) == text
+
+
+@given(VALUES)
+def test_values_round_trip(v: Any) -> None:
+    assert value_key(ts.parse(ts.format(v))) == value_key(ts.decode(ts.encode(v)))
+
+
+TAGS = st.from_regex(r"[A-Za-z0-9_-]{1,12}", fullmatch=True)
+ADDRESSES = st.from_regex(r"[a-z]{1,8}(/[a-z0-9._~-]{1,8}){0,3}", fullmatch=True).map(
+    lambda p: ts.URI("tuplespace://local/spaces/default/" + p)
+)
+RECORDS = st.builds(
+    ts.RecordData,
+    ADDRESSES,
+    st.dictionaries(TAGS, VALUES, max_size=6),
+    st.integers(0, 2**40),
+)
+
+
+@given(RECORDS)
+def test_records_round_trip(data: ts.RecordData) -> None:
+    text = ts.format(data)
+    back = ts.parse(text)
+    assert back == data
+    assert ts.format(back) == text
