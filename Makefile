@@ -34,4 +34,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/bench_coordination.py
 	$(BIN)/python bench/bench_durable.py
+	$(BIN)/python bench/bench_records.py
 	$(BIN)/python bench/bench_server.py
