@@ -34,7 +34,6 @@ from decimal import Decimal
 from typing import Any, Final
 
 import re2
-from lxml import etree
 
 from ._errors import InvalidTemplate, InvalidValue
 from ._names import KNOWN_TAGS, check_tag
@@ -238,21 +237,25 @@ class OneOf:
         return f"OneOf{self.values!r}"
 
 
-def _xml_parser() -> etree.XMLParser:
-    # No entity expansion, no DTD, no network: safe for documents from anywhere.
-    return etree.XMLParser(
+@functools.cache
+def _lxml() -> tuple[Any, Any]:
+    """lxml's etree and a parser safe for documents from anywhere (no entity expansion,
+    no DTD, no network), loaded by the first XPath: lxml is large, and most spaces
+    never match XML."""
+    from lxml import etree
+
+    parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )
-
-
-_PARSER = _xml_parser()
+    return etree, parser
 
 
 @functools.lru_cache(maxsize=256)
 def _parse_xml(value: str | bytes) -> Any:
     data = value.encode("utf-8") if isinstance(value, str) else value
+    etree, parser = _lxml()
     try:
-        doc = etree.fromstring(data, _PARSER)
+        doc = etree.fromstring(data, parser)
     except etree.XMLSyntaxError:
         return None
     # The parser leaves entity references unexpanded, but XPath string values and
@@ -282,6 +285,7 @@ class XPath:
             raise InvalidTemplate(f"XPath expression must be str, not {type(self.expression).__name__}")
         if len(self.expression) > MAX_PATTERN:
             raise InvalidTemplate(f"XPath expression is longer than {MAX_PATTERN} characters")
+        etree, _ = _lxml()
         try:
             compiled = etree.XPath(self.expression)
         except (etree.XPathSyntaxError, ValueError) as exc:  # ValueError: NUL or control characters
@@ -294,6 +298,7 @@ class XPath:
         doc = _parse_xml(value)
         if doc is None:
             return False
+        etree, _ = _lxml()
         try:
             result = self._compiled(doc)
         except etree.XPathEvalError:
