@@ -13,7 +13,7 @@ cannot travel to a server: a :class:`tuplespace.SimulatedClock`, Python function
 (a ``Pred``, a function successor of ``replace``), options of :class:`tuplespace.Space`
 that the HTTP API does not carry.  A test that uses one of them (read from its code,
 see :func:`needs_embedding`) runs over the embedded ways only, as does a test marked
-``@pytest.mark.embedded("why")`` (records, until the HTTP API serves them).
+``@pytest.mark.embedded("why")``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE
 from tuplespace._events import EVENT_KINDS
-from tuplespace.client import AsyncLease, AsyncRemoteSpace, RemoteSpace
+from tuplespace.client import (
+    AsyncLease,
+    AsyncRemoteRecord,
+    AsyncRemoteRecordWatch,
+    AsyncRemoteSpace,
+    RemoteSpace,
+)
 from tuplespace.server import Server, create_app
 
 T = TypeVar("T")
@@ -146,7 +152,7 @@ class SyncOverAsync:
         return self._run(self.aspace.take_record(template, under, timeout))
 
     def watch_records(self, under: str | None = None, **kw: Any) -> Any:
-        return self._wrap(self.aspace.watch_records(under, **kw))
+        return self._wrap(self._run(_opened(self.aspace.watch_records(under, **kw))))
 
     def grant_credit(self, principal: str, amount: Any) -> ts.Credit:
         return self._run(self.aspace.grant_credit(principal, amount))
@@ -155,9 +161,9 @@ class SyncOverAsync:
         return self._run(self.aspace.account(principal))
 
     def _wrap(self, result: Any) -> Any:
-        if isinstance(result, ts.AsyncRecord):
+        if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
             return SyncRecord(self, result)
-        if isinstance(result, ts.AsyncRecordWatch):
+        if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)):
             return SyncRecordWatch(self, result)
         if isinstance(result, list):
             return [self._wrap(x) for x in result]
@@ -264,10 +270,11 @@ class SyncSubscription:
 
 
 class SyncRecord:
-    """An :class:`tuplespace.AsyncRecord` seen through the names of :class:`tuplespace.Record`:
-    each awaited method runs on the adapter's loop; its properties are read as they are."""
+    """An :class:`tuplespace.AsyncRecord` (or a remote one) seen through the names of
+    :class:`tuplespace.Record`: each awaited method runs on the adapter's loop (a watch
+    is opened there); its properties are read as they are."""
 
-    def __init__(self, adapter: SyncOverAsync, record: ts.AsyncRecord) -> None:
+    def __init__(self, adapter: SyncOverAsync, record: ts.AsyncRecord | AsyncRemoteRecord) -> None:
         self._adapter = adapter
         self.record = record
 
@@ -292,10 +299,10 @@ class SyncRecord:
 
 
 class SyncRecordWatch:
-    """An :class:`tuplespace.AsyncRecordWatch` seen through the names of
+    """An :class:`tuplespace.AsyncRecordWatch` (or a remote one) seen through the names of
     :class:`tuplespace.RecordWatch`."""
 
-    def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch) -> None:
+    def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch | AsyncRemoteRecordWatch) -> None:
         self._run = adapter._run
         self.watch = watch
 
@@ -478,7 +485,7 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
 
 
 # The options of :class:`tuplespace.Space` a server keeps for a space (PUT /spaces/{space}).
-REMOTE_OPTIONS = frozenset({"order", "capacity", "event_retention"})
+REMOTE_OPTIONS = frozenset({"order", "capacity", "event_retention", "charge_rate", "creation_charge"})
 
 
 def _remote_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -583,7 +590,8 @@ def needs_embedding(function: Callable[..., Any], fixtures: Iterator[str] | list
 
     - the ``clock`` or ``sim_space`` fixture: a :class:`tuplespace.SimulatedClock`;
     - ``make_space(...)`` with an option the server does not keep for a space;
-    - ``subscribe(..., max_pending=...)``: a bound inside the embedded space's feed;
+    - ``subscribe(..., max_pending=...)`` (or a record watch's): a bound inside the
+      embedded space's feed;
     - ``replace(template, successor)`` whose successor is not written out as a tuple
       or list (a function, or a value the test chooses at run time);
     - ``drain(sub)`` or ``sub.get(timeout=0)``: an event expected at once after the
@@ -606,8 +614,10 @@ def needs_embedding(function: Callable[..., Any], fixtures: Iterator[str] | list
             for keyword in node.keywords:
                 if keyword.arg is None or keyword.arg not in REMOTE_OPTIONS:
                     return f"the option {keyword.arg or '**'} of make_space"
-        if called == "subscribe" and any(k.arg == "max_pending" for k in node.keywords):
-            return "max_pending of a subscription"
+        if called in ("subscribe", "watch", "watch_records") and any(
+            k.arg == "max_pending" for k in node.keywords
+        ):
+            return "max_pending of a subscription or a watch"
         if called == "drain" or (called == "get" and any(_is_zero(k) for k in node.keywords)):
             return "an event expected at once, without waiting"
         successor = _successor(node)

@@ -150,6 +150,8 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "event_retention": 10000,
                 "store": "memory",
                 "anonymous": ["read", "subscribe"],
+                "charge_rate": "0",
+                "creation_charge": "0",
             }
             assert http.post("/spaces/s/read", json={"template": ["x"], "timeout": None}).json() == {
                 "tuple": None,

@@ -12,8 +12,6 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE
 
-pytestmark = pytest.mark.embedded("records are not served over HTTP yet")
-
 # charge_rate 1024 credit per second per KiB is 1 credit per second per byte, so a
 # record's burn rate is its size: "r" + "n" + "1" stores 3 bytes, burns 3 credit/s.
 RATE = "1024"

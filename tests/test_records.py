@@ -1,8 +1,8 @@
 """Records (docs/records.md): named tuples with an address, tagged fields, containment,
 capabilities, watches and associative lookup.
 
-Written once against the ``space`` fixture; they run over the embedded ways (memory,
-memory-async, sqlite) until the HTTP API serves records.
+Written once against the ``space`` fixture; they run over every way of running a space,
+the remote ones included, except where conftest's ``needs_embedding`` says why not.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
-
-pytestmark = pytest.mark.embedded("records are not served over HTTP yet")
 
 
 def changes(watch: Any, n: int) -> list[ts.Change]:

@@ -100,7 +100,15 @@ def test_health(http: httpx.Client) -> None:
 def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
     r = http.put("/spaces/jobs", json={"order": "lifo", "capacity": 10, "event_retention": 5})
     assert r.status_code == 201
-    options = {"order": "lifo", "capacity": 10, "event_retention": 5, "store": "durable", "anonymous": []}
+    options = {
+        "order": "lifo",
+        "capacity": 10,
+        "event_retention": 5,
+        "store": "durable",
+        "anonymous": [],
+        "charge_rate": "0",
+        "creation_charge": "0",
+    }
     assert r.json() == {"name": "jobs", "options": options}
     assert http.put("/spaces/jobs", json={"order": "lifo"}).status_code == 200
     assert http.put("/spaces/jobs").status_code == 200
@@ -150,7 +158,10 @@ def test_a_deleted_durable_space_can_be_made_anew_with_other_options(http: httpx
 def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running(data) as server, client(server) as http:
-        http.put("/spaces/kept", json={"order": "lifo", "event_retention": 7, "anonymous": ["read"]})
+        http.put(
+            "/spaces/kept",
+            json={"order": "lifo", "event_retention": 7, "anonymous": ["read"], "charge_rate": "0.50"},
+        )
         http.put("/spaces/gone", json={"store": "memory"})
         http.post("/spaces/kept/write", json={"tuple": ["a", {"$bytes": "AP8="}]})
     with running(data) as server, client(server) as http:
@@ -161,6 +172,8 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "event_retention": 7,
             "store": "durable",
             "anonymous": ["read"],
+            "charge_rate": "0.5",
+            "creation_charge": "0",
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")

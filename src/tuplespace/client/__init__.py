@@ -11,17 +11,21 @@ space, over HTTP (docs/http-api.md), sync and async.
 ``https://`` URL, :class:`AsyncRemoteSpace` what ``tuplespace.connect_async`` does.
 """
 
-from ._async import AsyncRemoteSpace, AsyncRemoteTransaction
-from ._async_subscription import AsyncRemoteSubscription
+from ._async import AsyncRemoteRecord, AsyncRemoteSpace, AsyncRemoteTransaction
+from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
 from ._common import AsyncLease
-from ._sync import RemoteSpace, RemoteTransaction
-from ._sync_subscription import RemoteSubscription
+from ._sync import RemoteRecord, RemoteSpace, RemoteTransaction
+from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 
 __all__ = [
     "AsyncLease",
+    "AsyncRemoteRecord",
+    "AsyncRemoteRecordWatch",
     "AsyncRemoteSpace",
     "AsyncRemoteSubscription",
     "AsyncRemoteTransaction",
+    "RemoteRecord",
+    "RemoteRecordWatch",
     "RemoteSpace",
     "RemoteSubscription",
     "RemoteTransaction",

@@ -4,16 +4,17 @@ the connection breaks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 import orjson
 
 from .._errors import EventsLost, SpaceClosed, Timeout, TupleSpaceError, UnknownLease
-from .._events import EVENT_KINDS, Event
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from ._common import (
     ServerEvents,
+    change_from_wire,
     check_lease,
     check_timeout,
     error_code,
@@ -28,36 +29,39 @@ from ._primitives import AsyncBackground, AsyncLater, AsyncLock, AsyncMailbox, A
 if TYPE_CHECKING:
     from ._async import AsyncRemoteSpace
 
-__all__ = ["AsyncRemoteSubscription"]
+__all__ = ["AsyncRemoteRecordWatch", "AsyncRemoteStream", "AsyncRemoteSubscription"]
 
 _EVENT_STREAM = {"Accept": "text/event-stream"}
 _RECONNECT_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 _END = object()  # put in the mailbox when the stream is over for good
 
+E = TypeVar("E", Event, Change)
 
-class AsyncRemoteSubscription(AsyncOpenable):
-    """The events of a subscription to a remote space; see :class:`~tuplespace.Subscription`.
 
-    ``async for event in sub`` waits for the next event and ends when the subscription
-    is closed (by :meth:`close`, its lease, or the space's handle closing).  Events are
-    read in the background from a Server-Sent Events stream, at most ``max_pending``
-    ahead of the subscriber; if the connection breaks, it reconnects and resumes after
-    the last event received.  Events the server's log no longer holds raise
+class AsyncRemoteStream(AsyncOpenable, Generic[E]):
+    """What a subscription and a record watch share: events of type ``E`` read in the
+    background from a Server-Sent Events stream, at most ``max_pending`` ahead of
+    the reader; if the connection breaks, it reconnects and resumes after the last
+    event received.  Events the server's log no longer holds raise
     :class:`~tuplespace.EventsLost`, and iteration can go on after it.
     """
+
+    _route = "/events"
+    _kinds: frozenset[str] = EVENT_KINDS
+    _decode: Callable[[dict[str, Any]], E]
 
     def __init__(
         self,
         space: AsyncRemoteSpace,
-        template: list[Any],
-        kinds: list[str],
+        params: dict[str, str],
         since: int | None,
         max_pending: int,
         lease: float | None,
     ) -> None:
         self._space = space
-        self._params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        self._params = params
+        self._ended = False  # the stream's last event has come: it is not to be resumed
         self._received = since  # where to resume: the last event id the stream gave
         self._opening = AsyncLock()
         self._opened = False
@@ -116,7 +120,7 @@ class AsyncRemoteSubscription(AsyncOpenable):
             headers["Last-Event-ID"] = str(self._received)
         request = space._client.build_request(
             "GET",
-            space._path + "/events",
+            space._path + self._route,
             params=self._params,
             headers=headers,
             timeout=httpx.Timeout(space._connect_timeout, read=None),
@@ -163,13 +167,20 @@ class AsyncRemoteSubscription(AsyncOpenable):
     async def _deliver(self, kind: str, data: str) -> None:
         """Put an event (or the news of lost ones) in the mailbox; one the server sent
         that cannot be read is put there as the error that says why."""
-        if kind != "lost" and kind not in EVENT_KINDS:
+        if kind != "lost" and kind not in self._kinds:
             return
         try:
-            item: Any = _lost(data) if kind == "lost" else event_from_wire(orjson.loads(data))
+            item: Any = _lost(data) if kind == "lost" else type(self)._decode(orjson.loads(data))
         except (TupleSpaceError, ValueError, KeyError, TypeError) as exc:
             item = TupleSpaceError(f"an event from {self._space.url} cannot be read: {exc}")
         await self._mailbox.put(item)
+        if self._last(kind):
+            self._ended = True
+            await self._mailbox.put(_END)
+
+    def _last(self, kind: str) -> bool:
+        """Whether an event of ``kind`` is the last of the stream."""
+        return False
 
     async def _read_events(self) -> None:
         try:
@@ -182,13 +193,13 @@ class AsyncRemoteSubscription(AsyncOpenable):
     async def _follow(self) -> None:
         """Read the stream into the mailbox; reconnect and resume when it breaks."""
         failures = 0
-        while not self._closed:
+        while not self._closed and not self._ended:
             try:
                 if self._response is None:
                     await self._connect(initial=False)
                     self._reconnects += 1
                     failures = 0
-                while not self._closed:
+                while not self._closed and not self._ended:
                     kind, data = await self._next_message()
                     await self._deliver(kind, data)
             except (EOFError, httpx.TransportError, SpaceClosed):
@@ -213,7 +224,7 @@ class AsyncRemoteSubscription(AsyncOpenable):
         if response is not None:
             await response.aclose()
 
-    async def get(self, timeout: float | None = None) -> Event | None:
+    async def get(self, timeout: float | None = None) -> E | None:
         """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
         after); None once the subscription has ended."""
         wait = check_timeout(timeout)
@@ -231,13 +242,13 @@ class AsyncRemoteSubscription(AsyncOpenable):
             raise item
         self._delivered += 1
         self._last_seq = item.seq
-        event: Event = item
+        event: E = item
         return event
 
-    def __aiter__(self) -> AsyncRemoteSubscription:
+    def __aiter__(self) -> AsyncRemoteStream[E]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> E:
         event = await self.get()
         if event is None:
             raise StopAsyncIteration
@@ -273,20 +284,80 @@ class AsyncRemoteSubscription(AsyncOpenable):
             await self._pump.stop()
         await self._drop_stream()
 
-    async def __aenter__(self) -> AsyncRemoteSubscription:
-        await self._open()
-        return self
-
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"AsyncRemoteSubscription(last_seq={self._last_seq}, closed={self._closed})"
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
+
+
+class AsyncRemoteSubscription(AsyncRemoteStream[Event]):
+    """The events of a subscription to a remote space; see :class:`~tuplespace.Subscription`.
+
+    ``async for event in sub`` waits for the next event and ends when the subscription
+    is closed (by :meth:`close`, its lease, or the space's handle closing).
+    """
+
+    _decode = staticmethod(event_from_wire)
+
+    def __init__(
+        self,
+        space: AsyncRemoteSpace,
+        template: list[Any],
+        kinds: list[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        super().__init__(space, params, since, max_pending, lease)
+
+    async def __aenter__(self) -> AsyncRemoteSubscription:
+        await self._open()
+        return self
+
+
+class AsyncRemoteRecordWatch(AsyncRemoteStream[Change]):
+    """The changes of a remote record, or of the remote records below a path; see
+    :class:`~tuplespace.RecordWatch`.  The watch of one record ends after its
+    ``destroy`` or ``expire``."""
+
+    _route = "/records/events"
+    _kinds = CHANGE_KINDS
+    _decode = staticmethod(change_from_wire)
+
+    def __init__(
+        self,
+        space: AsyncRemoteSpace,
+        params: dict[str, str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        super().__init__(space, params, since, max_pending, lease)
+        self._one = "ref" in params
+
+    def _last(self, kind: str) -> bool:
+        return self._one and kind in ("destroy", "expire")
+
+    async def __aenter__(self) -> AsyncRemoteRecordWatch:
+        await self._open()
+        return self
 
 
 # Errors after which a subscription cannot go on: its space is gone (or was made
 # anew: the event to resume after is ahead of it), or its token may no longer read it.
-_FINAL = frozenset({"not_found", "unauthorized", "forbidden", "invalid_value"})
+_FINAL = frozenset(
+    {
+        "not_found",
+        "unauthorized",
+        "forbidden",
+        "invalid_value",
+        "record_not_found",
+        "capability_revoked",
+        "not_allowed",
+    }
+)
 
 
 def _lost(data: str) -> EventsLost:

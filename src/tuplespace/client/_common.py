@@ -9,20 +9,28 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
 
 from .._codec import from_wire, template_to_wire, to_wire
+from .._credit import to_credit
 from .._errors import (
+    CapabilityRevoked,
+    ContainmentCycle,
     EventsLost,
     Forbidden,
+    InsufficientCredit,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    NotAllowed,
     NotFound,
+    RecordExists,
+    RecordInUse,
+    RecordNotFound,
     SpaceClosed,
     SpaceFull,
     StoreError,
@@ -37,9 +45,11 @@ from .._errors import (
     WireError,
     _PathError,
 )
-from .._events import EVENT_KINDS, Event
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from .._lease import Lease
-from .._values import Limits, Value
+from .._record import RecordData
+from .._templates import RecordTemplate
+from .._values import URI, Credit, Limits, Map, Value, _key_path
 
 __all__ = [
     "CONFIRM_DELAY",
@@ -49,7 +59,11 @@ __all__ = [
     "ServerEvents",
     "Sockets",
     "Tuple",
+    "change_from_wire",
+    "check_change_kinds",
     "check_kinds",
+    "credit_wire",
+    "field_wire",
     "check_lease",
     "check_limit",
     "check_max_pending",
@@ -60,6 +74,8 @@ __all__ = [
     "event_from_wire",
     "logger",
     "parse_url",
+    "record_data_from_wire",
+    "record_template_wire",
     "shutdown",
     "space_path",
     "template_wire",
@@ -67,6 +83,7 @@ __all__ = [
     "tuple_wire",
     "tuples_wire",
     "unreachable",
+    "value_from_wire",
 ]
 
 logger = logging.getLogger("tuplespace")
@@ -191,6 +208,79 @@ def event_from_wire(data: dict[str, Any]) -> Event:
     return Event(data["seq"], data["kind"], tuple_from_wire(data["tuple"]), data["time"])
 
 
+def value_from_wire(obj: Any) -> Value:
+    return from_wire(obj, _RECEIVED)
+
+
+def change_from_wire(data: dict[str, Any]) -> Change:
+    return Change(
+        data["seq"],
+        data["kind"],
+        data["path"],
+        data["tag"],
+        value_from_wire(data["value"]),
+        data["version"],
+        data["time"],
+    )
+
+
+def record_data_from_wire(data: dict[str, Any]) -> RecordData:
+    """What a record held, from its wire form: its fields in the order of its tags."""
+    fields = value_from_wire(data["fields"])
+    assert isinstance(fields, Map)
+    ordered = Map({tag: fields[tag] for tag in data["tags"]})
+    address = value_from_wire(data["address"])
+    assert isinstance(address, URI)
+    out = RecordData.__new__(RecordData)
+    object.__setattr__(out, "address", address)
+    object.__setattr__(out, "fields", ordered)
+    object.__setattr__(out, "version", data["version"])
+    return out
+
+
+def record_template_wire(template: Any) -> dict[str, Any]:
+    """The wire form of a record template (a mapping from tags to template fields)."""
+    if isinstance(template, RecordTemplate):
+        template = template.fields
+    if not isinstance(template, Mapping):
+        raise InvalidTemplate(
+            f"a record template is a mapping from tags to fields, not {type(template).__name__}"
+        )
+    try:
+        wire: dict[str, Any] = template_to_wire((dict(template),))[0]
+    except InvalidTemplate as exc:
+        exc.path = exc.path.removeprefix("[0]")
+        exc.args = (f"{exc.path}: {exc.reason}" if exc.path else exc.reason,)
+        raise
+    return wire
+
+
+def field_wire(tag: str, value: Value) -> Any:
+    """The wire form of the value of a record's field; raises as the embedded space
+    does, naming the field (``["temp"]``)."""
+    try:
+        return to_wire(value)
+    except InvalidValue as exc:
+        raise _prefixed(exc, _key_path(tag) if isinstance(tag, str) else "") from None
+
+
+def credit_wire(amount: Any, name: str) -> Any:
+    """An amount of credit as it travels (None stays None); raises as the embedded space."""
+    if amount is None:
+        return None
+    credit: Credit = to_credit(amount, name)
+    return to_wire(credit)
+
+
+def check_change_kinds(events: Iterable[str]) -> list[str]:
+    kinds = frozenset({events} if isinstance(events, str) else events)
+    if not kinds or not kinds <= CHANGE_KINDS:
+        raise InvalidValue(
+            f"events must be a non-empty subset of {sorted(CHANGE_KINDS)}, got {sorted(kinds)}"
+        )
+    return sorted(kinds)
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 _PATH_ERRORS: dict[str, type[_PathError]] = {
@@ -199,6 +289,7 @@ _PATH_ERRORS: dict[str, type[_PathError]] = {
     "bad_request": InvalidValue,
     "unsupported_type": UnsupportedType,
     "invalid_template": InvalidTemplate,
+    "containment_cycle": ContainmentCycle,
 }
 _PLAIN_ERRORS: dict[str, type[TupleSpaceError]] = {
     "unknown_lease": UnknownLease,
@@ -210,6 +301,8 @@ _PLAIN_ERRORS: dict[str, type[TupleSpaceError]] = {
     "unauthorized": Unauthorized,
     "forbidden": Forbidden,
     "not_found": NotFound,
+    "record_exists": RecordExists,
+    "record_in_use": RecordInUse,
 }
 
 
@@ -255,6 +348,24 @@ def _error(code: str, message: str, error: dict[str, Any]) -> TupleSpaceError:
     if code in ("limit_reached", "space_full", "rate_limited"):
         kind = SpaceFull if code == "space_full" else LimitReached
         return kind(message, limit=str(error.get("limit", code)), maximum=_int(error.get("maximum")))
+    if code == "record_not_found":
+        return RecordNotFound(message)
+    if code == "not_allowed":
+        allowed = error.get("allowed")
+        return NotAllowed(
+            message,
+            operation=str(error.get("operation")),
+            allowed=frozenset(allowed) if isinstance(allowed, list) else frozenset(),
+        )
+    if code == "capability_revoked":
+        return CapabilityRevoked(message, expired=error.get("expired") is True)
+    if code == "insufficient_credit":
+        return InsufficientCredit(
+            message,
+            principal=str(error.get("principal")),
+            needed=_credit(error.get("needed")),
+            available=_credit(error.get("available")),
+        )
     if code == "events_lost":
         return EventsLost(_int(error.get("first_missing")), _int(error.get("oldest_available")))
     path_error = _PATH_ERRORS.get(code)
@@ -264,6 +375,14 @@ def _error(code: str, message: str, error: dict[str, Any]) -> TupleSpaceError:
     if plain is not None:
         return plain(message)
     return TupleSpaceError(f"{message} ({code})")
+
+
+def _credit(value: Any) -> Credit:
+    try:
+        credit = from_wire(value)
+    except (InvalidValue, WireError):
+        return Credit(0)
+    return credit if isinstance(credit, Credit) else Credit(0)
 
 
 def _int(value: Any) -> int:

@@ -30,15 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 
+from .._codec import to_wire
 from .._errors import (
     InvalidValue,
     LimitReached,
+    NotAllowed,
     SpaceClosed,
     SpaceFull,
     Timeout,
@@ -46,9 +49,10 @@ from .._errors import (
     TransactionError,
     TupleSpaceError,
 )
-from .._events import EVENT_KINDS
+from .._events import CHANGE_KINDS, EVENT_KINDS
+from .._record import RecordData
 from .._templates import Template
-from .._values import Value
+from .._values import URI, Credit, Map, Value
 from ._channel import ChannelRefused, Channels
 from ._common import (
     CONFIRM_DELAY,
@@ -56,27 +60,33 @@ from ._common import (
     Lease,
     Sockets,
     Tuple,
+    check_change_kinds,
     check_kinds,
     check_lease,
     check_limit,
     check_max_pending,
     check_since,
     check_timeout,
+    credit_wire,
     error_code,
     error_from_answer,
+    field_wire,
     logger,
     parse_url,
+    record_data_from_wire,
+    record_template_wire,
     space_path,
     template_wire,
     tuple_from_wire,
     tuple_wire,
     tuples_wire,
     unreachable,
+    value_from_wire,
 )
 from ._primitives import Later, Lock, Openable, opened_now
-from ._sync_subscription import RemoteSubscription
+from ._sync_subscription import RemoteRecordWatch, RemoteStream, RemoteSubscription
 
-__all__ = ["RemoteSpace", "RemoteTransaction"]
+__all__ = ["RemoteRecord", "RemoteSpace", "RemoteTransaction"]
 
 _JSON = {"Content-Type": "application/json"}
 # How much longer than the wait it asked for a call waits for the server's answer.
@@ -142,7 +152,7 @@ class RemoteSpace:
         self._closed = False
         self._closing = False
         self._transactions: set[RemoteTransaction] = set()
-        self._subscriptions: set[RemoteSubscription] = set()
+        self._subscriptions: set[RemoteStream[Any]] = set()
         self._stats = dict.fromkeys(
             (
                 "requests",
@@ -532,6 +542,119 @@ class RemoteSpace:
             )
         return opened_now(RemoteTransaction(self, seconds))
 
+    # -- records ---------------------------------------------------------------------------------
+
+    def create(
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str | None = None,
+    ) -> RemoteRecord:
+        """See :meth:`Space.create <tuplespace.Space.create>`.  The account that pays is
+        the caller's (its token's name, ``anonymous`` without a token); ``principal``
+        names another, which only an admin of the space may charge."""
+        if not isinstance(fields, Mapping):
+            raise InvalidValue(f"fields is a mapping from tags to values, not {type(fields).__name__}")
+        body: dict[str, Any] = {
+            "path": path,
+            "fields": to_wire(dict(fields)),
+            "credit": credit_wire(credit, "credit"),
+            "lease": check_lease(lease),
+        }
+        if principal is not None:
+            body["principal"] = principal
+        answer = self._request("POST", "/records/create", body)
+        return self._record_handle(answer["record"])
+
+    def _record_handle(self, wire: dict[str, Any]) -> RemoteRecord:
+        return RemoteRecord(self, _uri(wire["address"]), wire.get("id"), _FULL, None)
+
+    def record(self, ref: str | URI) -> RemoteRecord:
+        """See :meth:`Space.record <tuplespace.Space.record>`: a path, ``"$"``, an address
+        or a capability's address (which works without any token)."""
+        if not isinstance(ref, (str, URI)):
+            raise TypeError(f"a record is named by a path, a URI or a str, not {type(ref).__name__}")
+        answer = self._request("POST", "/records/open", {"ref": str(ref)}, again=True)
+        handle = answer["handle"]
+        return RemoteRecord(
+            self,
+            _uri(handle["address"]),
+            handle.get("id"),
+            frozenset(handle["operations"]),
+            handle["expires_at"],
+        )
+
+    def find(self, template: Any, under: str | None = None, limit: int | None = None) -> list[RemoteRecord]:
+        """See :meth:`Space.find <tuplespace.Space.find>`; needs the ``read`` permission on
+        the space (capabilities find nothing)."""
+        body = {"template": record_template_wire(template), "under": under, "limit": check_limit(limit)}
+        answer = self._request("POST", "/records/find", body, again=True)
+        if answer.get("more"):
+            raise _cut(len(answer["records"]), "records")
+        return [self._record_handle(r) for r in answer["records"]]
+
+    def try_take_record(self, template: Any, under: str | None = None) -> RecordData | None:
+        """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
+        return self._take_record(template, under, 0)
+
+    def take_record(
+        self, template: Any, under: str | None = None, timeout: float | None = None
+    ) -> RecordData:
+        """See :meth:`Space.take_record <tuplespace.Space.take_record>`.  Records are not
+        taken under a claim: a take whose answer is lost loses its record."""
+        taken = self._take_record(template, under, timeout)
+        if taken is None:
+            raise Timeout(f"no record matched {template!r} in time")
+        return taken
+
+    def _take_record(self, template: Any, under: str | None, timeout: float | None) -> RecordData | None:
+        body = {"template": record_template_wire(template), "under": under}
+        answer = self._long_poll("/records/take", body, timeout, "record")
+        return None if answer["record"] is None else record_data_from_wire(answer["record"])
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> RemoteRecordWatch:
+        """See :meth:`Space.watch_records <tuplespace.Space.watch_records>`; opens as
+        :meth:`subscribe` does."""
+        self._check_open()
+        params = {"events": ",".join(check_change_kinds(events))}
+        if under is not None:
+            params["under"] = under
+        return self._watch(params, since, max_pending, lease)
+
+    def _watch(
+        self, params: dict[str, str], since: int | None, max_pending: int, lease: float | None
+    ) -> RemoteRecordWatch:
+        watch = RemoteRecordWatch(
+            self, params, check_since(since), check_max_pending(max_pending), check_lease(lease)
+        )
+        return opened_now(watch)
+
+    def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
+        ``admin`` permission on the space."""
+        body = {"principal": principal, "amount": credit_wire(amount, "amount")}
+        answer = self._request("POST", "/credit/grant", body)
+        return _credit(answer["balance"])
+
+    def account(self, principal: str) -> Credit:
+        """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
+        the caller's own needs the ``admin`` permission on the space."""
+        if not isinstance(principal, str) or not principal:
+            raise InvalidValue(f"a principal is a non-empty str, got {principal!r}", "principal")
+        answer = self._request("GET", "/credit/" + quote(principal, safe=""), again=True)
+        return _credit(answer["balance"])
+
     # -- statistics and closing -------------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
@@ -598,12 +721,231 @@ def _found(t: Tuple | None, template: Any) -> Tuple:
     return t
 
 
-def _cut(n: int) -> TupleSpaceError:
+def _cut(n: int, what: str = "tuples") -> TupleSpaceError:
     return LimitReached(
-        f"the server answers at most {n} tuples at once and more match: read them with a limit",
+        f"the server answers at most {n} {what} at once and more match: read them with a limit",
         limit="max_results",
         maximum=n,
     )
+
+
+def _uri(wire: Any) -> URI:
+    uri = value_from_wire(wire)
+    if not isinstance(uri, URI):
+        raise TupleSpaceError(f"the server answered {uri!r} where an address belongs")
+    return uri
+
+
+def _credit(wire: Any) -> Credit:
+    credit = value_from_wire(wire)
+    if not isinstance(credit, Credit):
+        raise TupleSpaceError(f"the server answered {credit!r} where credit belongs")
+    return credit
+
+
+# What a full handle may do: every operation, move the record and make capabilities.
+_FULL = frozenset({"read", "set", "refresh", "clone", "destroy", "watch", "move", "capability"})
+
+
+class RemoteRecord:
+    """A handle on a record of a remote space; see :class:`~tuplespace.Record`, whose
+    methods these are, awaited.
+
+    A full handle names its record by the record's number on the server: it follows
+    the record through moves, and fails with :class:`~tuplespace.RecordNotFound` once
+    the record is gone, even if another record takes its path.  Its :attr:`address`
+    is the one it knows: the record's when the handle was made, or after a
+    :meth:`move` through it.  A capability is named by its own address, which is all
+    a request needs: ``space.record(address)`` on a space opened without a token may
+    do what the capability allows.
+    """
+
+    __slots__ = ("_address", "_expires_at", "_id", "_operations", "_owner", "_space")
+
+    def __init__(
+        self,
+        space: RemoteSpace,
+        address: URI,
+        rid: int | None,
+        operations: frozenset[str],
+        expires_at: float | None,
+        owner: bool = False,
+    ) -> None:
+        self._space = space
+        self._address = address
+        self._id = rid
+        self._operations = operations
+        self._expires_at = expires_at
+        self._owner = owner  # made by capability() or read_only(): it may revoke itself
+
+    @property
+    def address(self) -> URI:
+        """The record's address for a full handle, the capability's for a capability."""
+        return self._address
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """What this handle allows (see :attr:`Record.operations <tuplespace.Record.operations>`)."""
+        return self._operations
+
+    @property
+    def is_capability(self) -> bool:
+        return self._id is None and "/$cap/" in str(self._address)
+
+    @property
+    def expires_at(self) -> float | None:
+        """When this capability ends (None: never, and for a full handle)."""
+        return self._expires_at
+
+    def _body(self, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"ref": str(self._address), **fields}
+        if self._id is not None:
+            body["id"] = self._id
+        return body
+
+    def _post(self, operation: str, body: dict[str, Any], again: bool = False) -> Any:
+        return self._space._request("POST", "/records/" + operation, body, again=again)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, tag: str, default: Value = None) -> Value:
+        """See :meth:`Record.get <tuplespace.Record.get>`."""
+        body = self._body(tags=[tag])
+        if default is not None:
+            body["default"] = to_wire(default)
+        answer = self._post("get", body, again=True)
+        return value_from_wire(answer["values"][0])
+
+    def view(self, *tags: str) -> tuple[Value, ...]:
+        """See :meth:`Record.view <tuplespace.Record.view>`."""
+        if not tags:
+            return ()
+        answer = self._post("get", self._body(tags=list(tags)), again=True)
+        return tuple(value_from_wire(v) for v in answer["values"])
+
+    def _read(self) -> RecordData:
+        answer = self._post("get", self._body(), again=True)
+        return record_data_from_wire(answer["record"])
+
+    def all(self) -> Map:
+        """See :meth:`Record.all <tuplespace.Record.all>`."""
+        return (self._read()).fields
+
+    def tags(self) -> list[str]:
+        """See :meth:`Record.tags <tuplespace.Record.tags>`."""
+        return list((self._read()).fields)
+
+    def snapshot(self) -> RecordData:
+        """See :meth:`Record.snapshot <tuplespace.Record.snapshot>`."""
+        return self._read()
+
+    # -- changing ------------------------------------------------------------------------------
+
+    def set(self, tag: str, value: Value) -> int:
+        """See :meth:`Record.set <tuplespace.Record.set>`."""
+        answer = self._post("set", self._body(tag=tag, value=field_wire(tag, value)))
+        version: int = answer["version"]
+        return version
+
+    def refresh(
+        self,
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str | None = None,
+    ) -> float | None:
+        """See :meth:`Record.refresh <tuplespace.Record.refresh>`; ``principal`` as for
+        :meth:`RemoteSpace.create`."""
+        body = self._body(credit=credit_wire(credit, "credit"), lease=check_lease(lease))
+        if principal is not None:
+            body["principal"] = principal
+        answer = self._post("refresh", body)
+        expires: float | None = answer["expires_at"]
+        return expires
+
+    def clone(
+        self,
+        path: str,
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str | None = None,
+    ) -> RemoteRecord:
+        """See :meth:`Record.clone <tuplespace.Record.clone>`."""
+        body = self._body(path=path, credit=credit_wire(credit, "credit"), lease=check_lease(lease))
+        if principal is not None:
+            body["principal"] = principal
+        answer = self._post("clone", body)
+        return self._space._record_handle(answer["record"])
+
+    def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """See :meth:`Record.move <tuplespace.Record.move>`."""
+        redirect = 0 if redirect_lease == 0 else check_lease(redirect_lease, "redirect_lease")
+        answer = self._post("move", self._body(path=path, redirect_lease=redirect))
+        self._address = _uri(answer["address"])
+
+    def destroy(self, force: bool = False) -> None:
+        """See :meth:`Record.destroy <tuplespace.Record.destroy>`."""
+        self._post("destroy", self._body(force=force))
+
+    # -- capabilities ----------------------------------------------------------------------------
+
+    def _capability(self, answer: dict[str, Any]) -> RemoteRecord:
+        ops = frozenset(answer["operations"])
+        return RemoteRecord(self._space, _uri(answer["address"]), None, ops, answer["expires_at"], True)
+
+    def read_only(self) -> RemoteRecord:
+        """See :meth:`Record.read_only <tuplespace.Record.read_only>`."""
+        return self._capability(self._post("read_only", self._body()))
+
+    def capability(self, operations: Iterable[str], lease: float | None = None) -> RemoteRecord:
+        """See :meth:`Record.capability <tuplespace.Record.capability>`."""
+        ops = sorted({operations} if isinstance(operations, str) else set(operations))
+        answer = self._post("capability", self._body(operations=ops, lease=check_lease(lease)))
+        return self._capability(answer)
+
+    def revoke(self) -> None:
+        """See :meth:`Record.revoke <tuplespace.Record.revoke>`; needs the ``write``
+        permission on the space."""
+        if not self.is_capability:
+            raise NotAllowed(
+                "a full handle cannot be revoked; revoke the capabilities made from it",
+                operation="revoke",
+                allowed=self._operations,
+            )
+        if not self._owner:
+            raise NotAllowed(
+                "only the handle that capability() or read_only() returned can revoke the capability",
+                operation="revoke",
+                allowed=self._operations,
+            )
+        self._post("revoke", {"ref": str(self._address)})
+
+    # -- watching -----------------------------------------------------------------------------------
+
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> RemoteRecordWatch:
+        """See :meth:`Record.watch <tuplespace.Record.watch>`; opens as
+        :meth:`RemoteSpace.subscribe` does, and ends after the record's
+        ``destroy`` or ``expire``."""
+        self._space._check_open()
+        params = {"ref": str(self._address)}
+        if self._id is not None:
+            params["id"] = str(self._id)
+        return self._space._watch(params, since, max_pending, lease)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RemoteRecord) and other._space is self._space and other._key() == self._key()
+
+    def __hash__(self) -> int:
+        return hash((id(self._space), self._key()))
+
+    def _key(self) -> tuple[int | None, str | None]:
+        return (self._id, None) if self._id is not None else (None, str(self._address))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self._address)!r})"
 
 
 class RemoteTransaction(Openable):

@@ -5,16 +5,17 @@ the connection breaks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import httpx
 import orjson
 
 from .._errors import EventsLost, SpaceClosed, Timeout, TupleSpaceError, UnknownLease
-from .._events import EVENT_KINDS, Event
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from ._common import (
     ServerEvents,
+    change_from_wire,
     check_lease,
     check_timeout,
     error_code,
@@ -29,36 +30,39 @@ from ._primitives import Background, Later, Lock, Mailbox, Openable, Signal
 if TYPE_CHECKING:
     from ._sync import RemoteSpace
 
-__all__ = ["RemoteSubscription"]
+__all__ = ["RemoteRecordWatch", "RemoteStream", "RemoteSubscription"]
 
 _EVENT_STREAM = {"Accept": "text/event-stream"}
 _RECONNECT_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 
 _END = object()  # put in the mailbox when the stream is over for good
 
+E = TypeVar("E", Event, Change)
 
-class RemoteSubscription(Openable):
-    """The events of a subscription to a remote space; see :class:`~tuplespace.Subscription`.
 
-    ``for event in sub`` waits for the next event and ends when the subscription
-    is closed (by :meth:`close`, its lease, or the space's handle closing).  Events are
-    read in the background from a Server-Sent Events stream, at most ``max_pending``
-    ahead of the subscriber; if the connection breaks, it reconnects and resumes after
-    the last event received.  Events the server's log no longer holds raise
+class RemoteStream(Openable, Generic[E]):
+    """What a subscription and a record watch share: events of type ``E`` read in the
+    background from a Server-Sent Events stream, at most ``max_pending`` ahead of
+    the reader; if the connection breaks, it reconnects and resumes after the last
+    event received.  Events the server's log no longer holds raise
     :class:`~tuplespace.EventsLost`, and iteration can go on after it.
     """
+
+    _route = "/events"
+    _kinds: frozenset[str] = EVENT_KINDS
+    _decode: Callable[[dict[str, Any]], E]
 
     def __init__(
         self,
         space: RemoteSpace,
-        template: list[Any],
-        kinds: list[str],
+        params: dict[str, str],
         since: int | None,
         max_pending: int,
         lease: float | None,
     ) -> None:
         self._space = space
-        self._params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        self._params = params
+        self._ended = False  # the stream's last event has come: it is not to be resumed
         self._received = since  # where to resume: the last event id the stream gave
         self._opening = Lock()
         self._opened = False
@@ -117,7 +121,7 @@ class RemoteSubscription(Openable):
             headers["Last-Event-ID"] = str(self._received)
         request = space._client.build_request(
             "GET",
-            space._path + "/events",
+            space._path + self._route,
             params=self._params,
             headers=headers,
             timeout=httpx.Timeout(space._connect_timeout, read=None),
@@ -164,13 +168,20 @@ class RemoteSubscription(Openable):
     def _deliver(self, kind: str, data: str) -> None:
         """Put an event (or the news of lost ones) in the mailbox; one the server sent
         that cannot be read is put there as the error that says why."""
-        if kind != "lost" and kind not in EVENT_KINDS:
+        if kind != "lost" and kind not in self._kinds:
             return
         try:
-            item: Any = _lost(data) if kind == "lost" else event_from_wire(orjson.loads(data))
+            item: Any = _lost(data) if kind == "lost" else type(self)._decode(orjson.loads(data))
         except (TupleSpaceError, ValueError, KeyError, TypeError) as exc:
             item = TupleSpaceError(f"an event from {self._space.url} cannot be read: {exc}")
         self._mailbox.put(item)
+        if self._last(kind):
+            self._ended = True
+            self._mailbox.put(_END)
+
+    def _last(self, kind: str) -> bool:
+        """Whether an event of ``kind`` is the last of the stream."""
+        return False
 
     def _read_events(self) -> None:
         try:
@@ -183,13 +194,13 @@ class RemoteSubscription(Openable):
     def _follow(self) -> None:
         """Read the stream into the mailbox; reconnect and resume when it breaks."""
         failures = 0
-        while not self._closed:
+        while not self._closed and not self._ended:
             try:
                 if self._response is None:
                     self._connect(initial=False)
                     self._reconnects += 1
                     failures = 0
-                while not self._closed:
+                while not self._closed and not self._ended:
                     kind, data = self._next_message()
                     self._deliver(kind, data)
             except (EOFError, httpx.TransportError, SpaceClosed):
@@ -214,7 +225,7 @@ class RemoteSubscription(Openable):
         if response is not None:
             response.close()
 
-    def get(self, timeout: float | None = None) -> Event | None:
+    def get(self, timeout: float | None = None) -> E | None:
         """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
         after); None once the subscription has ended."""
         wait = check_timeout(timeout)
@@ -232,13 +243,13 @@ class RemoteSubscription(Openable):
             raise item
         self._delivered += 1
         self._last_seq = item.seq
-        event: Event = item
+        event: E = item
         return event
 
-    def __iter__(self) -> RemoteSubscription:
+    def __iter__(self) -> RemoteStream[E]:
         return self
 
-    def __next__(self) -> Event:
+    def __next__(self) -> E:
         event = self.get()
         if event is None:
             raise StopIteration
@@ -274,20 +285,80 @@ class RemoteSubscription(Openable):
             self._pump.stop()
         self._drop_stream()
 
-    def __enter__(self) -> RemoteSubscription:
-        self._open()
-        return self
-
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RemoteSubscription(last_seq={self._last_seq}, closed={self._closed})"
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
+
+
+class RemoteSubscription(RemoteStream[Event]):
+    """The events of a subscription to a remote space; see :class:`~tuplespace.Subscription`.
+
+    ``for event in sub`` waits for the next event and ends when the subscription
+    is closed (by :meth:`close`, its lease, or the space's handle closing).
+    """
+
+    _decode = staticmethod(event_from_wire)
+
+    def __init__(
+        self,
+        space: RemoteSpace,
+        template: list[Any],
+        kinds: list[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        super().__init__(space, params, since, max_pending, lease)
+
+    def __enter__(self) -> RemoteSubscription:
+        self._open()
+        return self
+
+
+class RemoteRecordWatch(RemoteStream[Change]):
+    """The changes of a remote record, or of the remote records below a path; see
+    :class:`~tuplespace.RecordWatch`.  The watch of one record ends after its
+    ``destroy`` or ``expire``."""
+
+    _route = "/records/events"
+    _kinds = CHANGE_KINDS
+    _decode = staticmethod(change_from_wire)
+
+    def __init__(
+        self,
+        space: RemoteSpace,
+        params: dict[str, str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        super().__init__(space, params, since, max_pending, lease)
+        self._one = "ref" in params
+
+    def _last(self, kind: str) -> bool:
+        return self._one and kind in ("destroy", "expire")
+
+    def __enter__(self) -> RemoteRecordWatch:
+        self._open()
+        return self
 
 
 # Errors after which a subscription cannot go on: its space is gone (or was made
 # anew: the event to resume after is ahead of it), or its token may no longer read it.
-_FINAL = frozenset({"not_found", "unauthorized", "forbidden", "invalid_value"})
+_FINAL = frozenset(
+    {
+        "not_found",
+        "unauthorized",
+        "forbidden",
+        "invalid_value",
+        "record_not_found",
+        "capability_revoked",
+        "not_allowed",
+    }
+)
 
 
 def _lost(data: str) -> EventsLost:

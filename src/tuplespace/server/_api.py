@@ -21,15 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from .._aio import AsyncSubscription
+from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout
 from .._values import DEFAULT_LIMITS, Limits, Value
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError
-from ._hub import Hub, SpaceInfo
-from ._requests import get_limit
+from ._hub import ClientState, Hub, SpaceInfo
+from ._requests import check_keys, get_limit, read_body
 
 __all__ = [
     "ALL_FIELDS",
@@ -212,7 +212,7 @@ class ApiBase:
         self.heartbeat = heartbeat
         self.stopping = False
         self._stop_waiters: set[asyncio.Future[None]] = set()
-        self.streams: set[AsyncSubscription] = set()
+        self.streams: set[AsyncSubscription | AsyncRecordWatch] = set()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.requests = 0
 
@@ -296,6 +296,38 @@ class ApiBase:
         if info is None and "admin" not in perms:
             raise ApiError(404, "not_found", f"no space {name!r}")
         return info
+
+    async def _begin(
+        self,
+        request: Request,
+        space: str,
+        needs: tuple[str, ...],
+        allowed: frozenset[str],
+        required: tuple[str, ...],
+    ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
+        """The prologue of an operation: who asks, the space if it exists (after checking
+        the permissions ``needs``), and the body, holding only ``allowed`` keys and
+        every ``required`` one."""
+        caller = self.caller(request)
+        info = self.authorize(caller, space, needs)
+        body = await read_body(request, self.limits.max_body)
+        check_keys(body, allowed, required)
+        return caller, info, body
+
+    def stream_room(self, caller: Caller) -> ClientState:
+        """The caller's state, once checked that it may open one more event stream (429
+        if it has as many open as it may)."""
+        state = self.hub.client(caller.client)
+        if state.subscriptions >= self.limits.max_subscriptions:
+            self.hub.release_client(caller.client)
+            raise ApiError(
+                429,
+                "limit_reached",
+                f"this client already has {self.limits.max_subscriptions} event streams",
+                limit="max_subscriptions",
+                maximum=self.limits.max_subscriptions,
+            )
+        return state
 
     async def space(self, caller: Caller, name: str, info: SpaceInfo | None) -> SpaceInfo:
         """``info``, or the space ``name`` created with the server's default options."""

@@ -30,13 +30,13 @@ from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._hub import Hub
 from ._operations import Operations
-from ._streams import EventRoutes
+from ._records import RecordRoutes
 from ._transactions import Transactions
 
 __all__ = ["Api", "create_app"]
 
 
-class Api(Operations, Transactions, EventRoutes):
+class Api(Operations, Transactions, RecordRoutes):
     """The state of one server and the handlers of its routes."""
 
 
@@ -164,6 +164,11 @@ def _routes(app: FastAPI, api: Api) -> None:
     for op in (*_IN_TRANSACTIONS, "commit", "abort", "renew"):
         route("POST", f"/spaces/{{space}}/transactions/{{tx_id}}/{op}", getattr(api, f"tx_{op}"), f"tx_{op}")
     route("GET", "/spaces/{space}/events", api.events, "events")
+    for op, handler in _RECORD_ROUTES.items():
+        route("POST", f"/spaces/{{space}}/records/{op}", getattr(api, handler), handler)
+    route("GET", "/spaces/{space}/records/events", api.record_events, "record_events")
+    route("POST", "/spaces/{space}/credit/grant", api.grant_credit, "grant_credit")
+    route("GET", "/spaces/{space}/credit/{principal}", api.get_account, "get_account")
     route("GET", "/tokens", api.list_tokens, "list_tokens")
     route("POST", "/tokens", api.create_token, "create_token")
     route("DELETE", "/tokens/{name}", api.revoke_token, "revoke_token")
@@ -171,6 +176,24 @@ def _routes(app: FastAPI, api: Api) -> None:
 
 # The operations a transaction offers; a space offers these and a few more.
 _IN_TRANSACTIONS = ("write", "write_many", "read", "take", "read_all", "take_all", "count")
+
+
+# The record routes, ``POST /spaces/{space}/records/<op>``, and their handlers.
+_RECORD_ROUTES = {
+    "create": "create_record",
+    "open": "open_record",
+    "get": "get_record",
+    "set": "set_record",
+    "refresh": "refresh_record",
+    "clone": "clone_record",
+    "move": "move_record",
+    "destroy": "destroy_record",
+    "capability": "make_capability",
+    "read_only": "read_only_record",
+    "revoke": "revoke_capability",
+    "find": "find_records",
+    "take": "take_record",
+}
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:

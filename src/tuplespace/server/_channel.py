@@ -47,7 +47,7 @@ _REMEMBERED = 1024
 _MAX_OPEN = 10_000
 _MAX_ID = 20
 # Routes that answer with a stream, which a channel does not carry.
-_STREAMS = frozenset({"events"})
+_STREAMS = frozenset({"events", "record_events"})
 _CONVERT: dict[Any, Callable[[str], Any]] = {int: int, str: str}
 
 Endpoint = Callable[..., Awaitable[Response]]

@@ -13,15 +13,26 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
+from .._codec import to_wire
 from .._errors import (
+    CapabilityRevoked,
+    ContainmentCycle,
+    Forbidden,
+    InsufficientCredit,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    NotAllowed,
+    NotFound,
+    RecordExists,
+    RecordInUse,
+    RecordNotFound,
     SpaceClosed,
     SpaceFull,
     StoreError,
     TransactionAborted,
     TransactionError,
+    Unauthorized,
     UnknownLease,
     UnsupportedType,
     ValueTooLarge,
@@ -74,6 +85,8 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
         return ApiError(400, "unsupported_type", exc.reason, _field(field, exc.path))
     if isinstance(exc, InvalidTemplate):
         return ApiError(400, "invalid_template", exc.reason, _field(field, exc.path))
+    if isinstance(exc, ContainmentCycle):
+        return ApiError(400, "containment_cycle", exc.reason, _field(field, exc.path))
     if isinstance(exc, InvalidValue):
         # The engine names its arguments (lease, timeout, limit, since) in the path.
         if exc.path in ("lease", "timeout", "limit", "since", "max_pending"):
@@ -89,6 +102,34 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
         return ApiError(409, "transaction_aborted", str(exc))
     if isinstance(exc, TransactionError):
         return ApiError(409, "transaction_ended", str(exc))
+    if isinstance(exc, RecordNotFound):
+        return ApiError(404, "record_not_found", str(exc), field)
+    if isinstance(exc, RecordExists):
+        return ApiError(409, "record_exists", str(exc), "path")
+    if isinstance(exc, RecordInUse):
+        return ApiError(409, "record_in_use", str(exc))
+    if isinstance(exc, InsufficientCredit):
+        return ApiError(
+            402,
+            "insufficient_credit",
+            str(exc),
+            None,
+            principal=exc.principal,
+            needed=to_wire(exc.needed),
+            available=to_wire(exc.available),
+        )
+    if isinstance(exc, NotAllowed):
+        return ApiError(
+            403, "not_allowed", str(exc), None, operation=exc.operation, allowed=sorted(exc.allowed)
+        )
+    if isinstance(exc, CapabilityRevoked):
+        return ApiError(401, "capability_revoked", str(exc), field, expired=exc.expired)
+    if isinstance(exc, Unauthorized):
+        return ApiError(401, "unauthorized", str(exc))
+    if isinstance(exc, Forbidden):
+        return ApiError(403, "forbidden", str(exc))
+    if isinstance(exc, NotFound):
+        return ApiError(404, "not_found", str(exc), field)
     if isinstance(exc, StoreError):
         return ApiError(503, "store_error", str(exc))
     if isinstance(exc, SpaceClosed):

@@ -32,12 +32,14 @@ except ImportError:  # Windows: SQLite's own lock still keeps a second server ou
     fcntl = None  # type: ignore[assignment]
 
 from .._aio import AsyncSpace, AsyncTransaction
+from .._codec import to_wire
+from .._credit import to_credit
 from .._engine import ORDERS
-from .._errors import StoreError
+from .._errors import InvalidValue, StoreError
 from .._space import Space
 from .._sqlite import open_space
 from .._templates import ANY, Template
-from .._values import Limits
+from .._values import Credit, Limits
 from ._auth import check_permissions
 from ._errors import ApiError
 
@@ -70,7 +72,15 @@ class SpaceInfo:
             "event_retention": self.event_retention,
             "store": self.store,
             "anonymous": sorted(self.anonymous),
+            "charge_rate": credit_text(self.space.charge_rate),
+            "creation_charge": credit_text(self.space.creation_charge),
         }
+
+
+def credit_text(amount: Credit) -> str:
+    """An amount of credit as the text of its wire form (``"12.5"``)."""
+    text: str = to_wire(amount)["$credit"]
+    return text
 
 
 @dataclass(eq=False)
@@ -107,7 +117,7 @@ class ClientState:
 
 def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
     """The options of a PUT /spaces/{space} body, checked; ApiError 400 naming the field."""
-    allowed = {"order", "capacity", "event_retention", "store", "anonymous"}
+    allowed = {"order", "capacity", "event_retention", "store", "anonymous", *_CREDIT_OPTIONS}
     for key in body:
         if key not in allowed:
             raise ApiError(
@@ -139,7 +149,20 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
             out["anonymous"] = check_permissions(body["anonymous"], "anonymous")
         except ValueError as exc:
             raise ApiError(400, "bad_request", str(exc), "anonymous") from None
+    for key in _CREDIT_OPTIONS:
+        if key in body:
+            amount = body[key]
+            if type(amount) is not str and type(amount) is not int:
+                raise ApiError(400, "bad_request", f"{key} is an amount of credit: a decimal string", key)
+            try:
+                out[key] = credit_text(to_credit(amount, key))
+            except (InvalidValue, ArithmeticError, ValueError) as exc:
+                raise ApiError(400, "invalid_value", f"{key} is an amount of credit: {exc}", key) from None
     return out
+
+
+# The options of a space that turn credit on (docs/records.md, Credit).
+_CREDIT_OPTIONS = ("charge_rate", "creation_charge")
 
 
 class Hub:
@@ -327,6 +350,8 @@ class Hub:
                 "capacity": options.get("capacity"),
                 "event_retention": options.get("event_retention", 10_000),
                 "limits": self.wire_limits,
+                "charge_rate": options.get("charge_rate", "0"),
+                "creation_charge": options.get("creation_charge", "0"),
             }
             anonymous = options.get("anonymous", self.default_anonymous)
             if store == "durable":
@@ -335,7 +360,7 @@ class Hub:
                 space = open_space(self.db_path, storage, **kwargs)
             else:
                 storage = name
-                space = Space(**kwargs)
+                space = Space(**kwargs, name=name)
             info = SpaceInfo(
                 name, store, anonymous, kwargs["event_retention"], storage, space, AsyncSpace(space)
             )

@@ -94,20 +94,6 @@ class Operations(ApiBase):
 
     # -- operations ----------------------------------------------------------------------
 
-    async def _begin(
-        self,
-        request: Request,
-        space: str,
-        needs: tuple[str, ...],
-        allowed: frozenset[str],
-        required: tuple[str, ...],
-    ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
-        caller = self.caller(request)
-        info = self.authorize(caller, space, needs)
-        body = await read_body(request, self.limits.max_body)
-        check_keys(body, allowed, required)
-        return caller, info, body
-
     async def write(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("write",), WRITE_FIELDS, ("tuple",))
         t = get_tuple(body, "tuple", self.limits.wire)

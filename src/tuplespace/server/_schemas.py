@@ -136,6 +136,64 @@ COMPONENTS: dict[str, Schema] = {
             "anonymous": ref("Permissions"),
         },
     },
+    "Credit": {
+        "description": "An amount of credit: a wire credit, a decimal string or an integer.",
+        "anyOf": [
+            _tagged("$credit", {"type": "string"}),
+            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
+            {"type": "integer", "minimum": 0},
+        ],
+    },
+    "Ref": {
+        "description": "A record: its path, its address, or a capability's address.",
+        "type": "string",
+        "minLength": 1,
+    },
+    "RecordId": {
+        "description": "The record's number (from an answer): the request names that record only.",
+        "type": "integer",
+        "minimum": 0,
+    },
+    "RecordTemplate": {
+        "description": "A record template: a JSON object from tags to template fields.",
+        "type": "object",
+        "additionalProperties": ref("TemplateField"),
+    },
+    "RecordData": {
+        "type": "object",
+        "properties": {
+            "address": _tagged("$uri", {"type": "string"}),
+            "version": {"type": "integer", "minimum": 0},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "fields": ref("Value"),
+        },
+        "required": ["address", "version", "tags", "fields"],
+    },
+    "Record": {
+        "description": "What a record holds and its computed tags, at one instant.",
+        "allOf": [
+            ref("RecordData"),
+            {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer", "minimum": 0},
+                    "computed": {"type": "object", "additionalProperties": ref("Value")},
+                },
+                "required": ["computed"],
+            },
+        ],
+    },
+    "Handle": {
+        "description": "A handle on a record: its address and what it allows.",
+        "type": "object",
+        "properties": {
+            "address": _tagged("$uri", {"type": "string"}),
+            "id": {"type": "integer", "minimum": 0},
+            "operations": {"type": "array", "items": {"type": "string"}},
+            "expires_at": _nullable({"type": "number"}),
+        },
+        "required": ["address", "operations", "expires_at"],
+    },
     "Space": {
         "type": "object",
         "properties": {
@@ -201,7 +259,8 @@ _ERRORS = {
         ("401", "No token, or an unknown or revoked one."),
         ("403", "The token lacks the permission."),
         ("404", "No such space, lease, claim, transaction or token."),
-        ("409", "The transaction has ended, or the space exists with other options."),
+        ("402", "The account cannot pay; nothing was written."),
+        ("409", "The transaction has ended, the space exists with other options, or a record is in the way."),
         ("413", "Past a size, count or nesting limit."),
         ("429", "Too many waiting calls, subscriptions or requests, or a full space."),
         ("503", "The server is shutting down, or its store failed."),
@@ -218,6 +277,36 @@ _CLAIMING: dict[str, Any] = {"claim": {"type": "boolean"}, "confirm": _UNCONFIRM
 _ONLY_TEMPLATE = {"template": ref("Template")}
 _LEASE_BODY = {"lease": ref("Lease")}
 _NO_BODY: Schema = {}
+_AMOUNT: Schema = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+_REF = {"ref": ref("Ref"), "id": ref("RecordId")}
+_RECORD = _object({"record": ref("Record")}, ("record",))
+_PAID = {"credit": ref("Credit"), "lease": ref("Lease"), "principal": {"type": "string", "minLength": 1}}
+_PATH = {"type": "string", "minLength": 1, "maxLength": 1024}
+_WHERE = {"template": ref("RecordTemplate"), "under": _nullable({"type": "string"})}
+_CHANGE_PARAMETERS: list[Schema] = [
+    {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+    for name, description, schema in (
+        ("under", "Only the records below this path.", {"type": "string"}),
+        ("events", "Comma-separated kinds: create, update, move, destroy, expire.", {"type": "string"}),
+        ("since", "Resume after this event.", {"type": "integer", "minimum": 0}),
+        ("ref", "Watch this one record (a path, an address or a capability's address).", {"type": "string"}),
+        ("id", "The record's number (with a path or address).", {"type": "integer", "minimum": 0}),
+    )
+] + [
+    {
+        "name": "Last-Event-ID",
+        "in": "header",
+        "required": False,
+        "description": "Resume after this event.",
+        "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+    }
+]
 
 _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     "health": (
@@ -253,6 +342,8 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
                 "store": {"enum": ["durable", "memory"]},
                 "anonymous": ref("Permissions"),
+                "charge_rate": _AMOUNT,
+                "creation_charge": _AMOUNT,
             },
             optional=True,
         ),
@@ -458,6 +549,158 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             ]
         },
         {"200": _answer("A stream of events.", {"type": "string"}, "text/event-stream")},
+    ),
+    "create_record": (
+        "Create a record.",
+        _body({"path": _PATH, "fields": {"type": "object"}, **_PAID}, ("path", "fields")),
+        {"201": _answer("Created.", _RECORD)},
+    ),
+    "open_record": (
+        "Open a record by path, address or capability address.",
+        _body(_REF, ("ref",)),
+        {"200": _answer("The handle.", _object({"handle": ref("Handle")}, ("handle",)))},
+    ),
+    "get_record": (
+        "Read a record whole, or some of its fields (and computed tags).",
+        _body(
+            {
+                **_REF,
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "default": ref("Value"),
+            },
+            ("ref",),
+        ),
+        {
+            "200": _answer(
+                "The record, or the values of the tags asked for.",
+                {
+                    "anyOf": [
+                        _RECORD,
+                        _object({"values": {"type": "array", "items": ref("Value")}}, ("values",)),
+                    ]
+                },
+            )
+        },
+    ),
+    "set_record": (
+        "Set one field of a record, atomically.",
+        _body({**_REF, "tag": {"type": "string"}, "value": ref("Value")}, ("ref", "tag", "value")),
+        {
+            "200": _answer(
+                "The record's new version.", _object({"version": {"type": "integer"}}, ("version",))
+            )
+        },
+    ),
+    "refresh_record": (
+        "Refinance a record: add credit, or give it a lease.",
+        _body({**_REF, **_PAID}, ("ref",)),
+        {"200": _answer("When it expires now.", _EXPIRES)},
+    ),
+    "clone_record": (
+        "Copy a record to a new path.",
+        _body({**_REF, "path": _PATH, **_PAID}, ("ref", "path")),
+        {"201": _answer("The copy.", _RECORD)},
+    ),
+    "move_record": (
+        "Give a record a new path; the old one redirects for redirect_lease seconds.",
+        _body(
+            {**_REF, "path": _PATH, "redirect_lease": _nullable({"type": "number", "minimum": 0})},
+            ("ref", "path"),
+        ),
+        {
+            "200": _answer(
+                "The record's new address and version.",
+                _object(
+                    {"address": _tagged("$uri", {"type": "string"}), "version": {"type": "integer"}},
+                    ("address", "version"),
+                ),
+            )
+        },
+    ),
+    "destroy_record": (
+        "Destroy a record.",
+        _body({**_REF, "force": {"type": "boolean"}}, ("ref",)),
+        {"204": _answer("Destroyed.")},
+    ),
+    "make_capability": (
+        "Make a capability: an address that allows some operations on the record.",
+        _body(
+            {
+                **_REF,
+                "operations": {
+                    "type": "array",
+                    "items": {"enum": ["read", "set", "refresh", "clone", "destroy", "watch"]},
+                    "minItems": 1,
+                },
+                "lease": ref("Lease"),
+            },
+            ("ref", "operations"),
+        ),
+        {"201": _answer("The capability.", ref("Handle"))},
+    ),
+    "read_only_record": (
+        "The record's read-only capability ($RO).",
+        _body(_REF, ("ref",)),
+        {"200": _answer("The capability.", ref("Handle"))},
+    ),
+    "revoke_capability": (
+        "Revoke a capability.",
+        _body({"ref": ref("Ref")}, ("ref",)),
+        {"204": _answer("Revoked.")},
+    ),
+    "find_records": (
+        "The records matching a template (oldest first).",
+        _body({**_WHERE, "limit": ref("Limit")}, ("template",)),
+        {
+            "200": _answer(
+                "The records.",
+                _object({"records": {"type": "array", "items": ref("Record")}, "more": _MORE}, ("records",)),
+            )
+        },
+    ),
+    "take_record": (
+        "Take the oldest matching record (a long poll with a timeout).",
+        _body({**_WHERE, "timeout": ref("Timeout")}, ("template",)),
+        {
+            "200": _answer(
+                "What the record held, or null.",
+                _object({"record": _nullable(ref("RecordData")), "more": _MORE}, ("record",)),
+            )
+        },
+    ),
+    "record_events": (
+        "The changes of records, as Server-Sent Events.",
+        {"parameters": _CHANGE_PARAMETERS},
+        {"200": _answer("A stream of changes.", {"type": "string"}, "text/event-stream")},
+    ),
+    "grant_credit": (
+        "Add credit to an account.",
+        _body(
+            {"principal": {"type": "string", "minLength": 1}, "amount": ref("Credit")},
+            ("principal", "amount"),
+        ),
+        {
+            "200": _answer(
+                "The new balance.",
+                _object(
+                    {"principal": {"type": "string"}, "balance": _tagged("$credit", {"type": "string"})},
+                    ("principal", "balance"),
+                ),
+            )
+        },
+    ),
+    "get_account": (
+        "The credit in an account.",
+        _NO_BODY,
+        {
+            "200": _answer(
+                "The balance.",
+                _object(
+                    {"principal": {"type": "string"}, "balance": _tagged("$credit", {"type": "string"})},
+                    ("principal", "balance"),
+                ),
+            )
+        },
     ),
     "list_tokens": (
         "The tokens (without their secrets).",

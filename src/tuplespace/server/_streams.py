@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._aio import AsyncSubscription
 from .._codec import to_wire
 from .._errors import EventsLost, Timeout
 from .._events import EVENT_KINDS, Event
@@ -20,7 +20,16 @@ from ._requests import (
     parse_template_text,
 )
 
-__all__ = ["EventRoutes", "EventStream"]
+__all__ = ["EventRoutes", "EventStream", "since_param"]
+
+
+E = TypeVar("E", covariant=True)
+
+
+class Watch(Protocol[E]):
+    """A subscription or a record watch, as a stream reads it."""
+
+    async def get(self, timeout: float | None = None) -> E | None: ...
 
 
 class EventRoutes(ApiBase):
@@ -49,20 +58,11 @@ class EventRoutes(ApiBase):
                     f"events is a comma-separated list of {', '.join(sorted(EVENT_KINDS))}",
                     "events",
                 )
-        since = _since(request.headers.get("last-event-id"), "Last-Event-ID")
+        since = since_param(request.headers.get("last-event-id"), "Last-Event-ID")
         if since is None:
-            since = _since(params.get("since"), "since")
+            since = since_param(params.get("since"), "since")
         target = await self.space(caller, space, info)
-        state = self.hub.client(caller.client)
-        if state.subscriptions >= self.limits.max_subscriptions:
-            self.hub.release_client(caller.client)
-            raise ApiError(
-                429,
-                "limit_reached",
-                f"this client already has {self.limits.max_subscriptions} event streams",
-                limit="max_subscriptions",
-                maximum=self.limits.max_subscriptions,
-            )
+        state = self.stream_room(caller)
         lost: EventsLost | None = None
         while True:
             try:
@@ -82,9 +82,14 @@ class EventRoutes(ApiBase):
             state.subscriptions -= 1
             self.hub.release_client(caller.client)
 
-        return EventStream(self._stream(sub, lost), end)
+        return EventStream(self._stream(sub, lost, _event), end)
 
-    async def _stream(self, sub: AsyncSubscription, lost: EventsLost | None) -> AsyncGenerator[bytes, None]:
+    async def _stream(
+        self, sub: Watch[E], lost: EventsLost | None, message: Callable[[E], bytes]
+    ) -> AsyncGenerator[bytes, None]:
+        """The messages of a stream: a greeting (or the news of events lost), then an
+        event (a tuple's or a record's: ``message`` writes it) at a time, and a
+        keep-alive comment whenever the stream is idle for a heartbeat."""
         if lost is not None:
             yield _lost(lost)
         else:
@@ -100,10 +105,11 @@ class EventRoutes(ApiBase):
                 continue
             if event is None:
                 return
-            yield _event(event)
+            yield message(event)
 
 
-def _since(value: str | None, field: str) -> int | None:
+def since_param(value: str | None, field: str) -> int | None:
+    """The event to resume after, from a ``since`` parameter or a ``Last-Event-ID`` header."""
     if not value:  # absent, or the empty Last-Event-ID of a stream that had no event yet
         return None
     if not value.isdigit() or len(value) > 18:

@@ -1,0 +1,548 @@
+"""The handlers of records (docs/records.md over docs/http-api.md, "Records").
+
+A request names its record by ``ref``: a path, the record's address, or a
+capability's address, as :meth:`tuplespace.Space.record` takes it.  A capability
+address is its own permission: the request needs no token, and may do what the
+capability allows.  Otherwise the caller's permissions on the space decide, and
+``id`` (the record's number, from an earlier answer) pins the request to that one
+record: it fails once the record is gone, even if another took its path.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .._aio import AsyncRecord
+from .._codec import from_wire, template_from_wire, to_wire
+from .._credit import to_credit
+from .._errors import EventsLost, InvalidTemplate, InvalidValue, NotAllowed, WireError
+from .._events import CHANGE_KINDS, Change
+from .._record import RecordBase, RecordData
+from .._records import ROOT_RID
+from .._templates import RecordTemplate
+from .._values import Map, Value
+from ._api import Caller, json_response, no_content
+from ._auth import permissions_for, valid_space_name
+from ._errors import ApiError, api_error
+from ._hub import SpaceInfo
+from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
+from ._streams import EventRoutes, EventStream, since_param
+
+__all__ = ["RecordRoutes", "change_message"]
+
+_COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
+# Record operations that a capability may allow, by the route that does them.
+_CAPABILITY_OPS = {
+    "open": None,
+    "get": "read",
+    "set": "set",
+    "refresh": "refresh",
+    "clone": "clone",
+    "destroy": "destroy",
+}
+# The permission on the space each route needs when the record is named by path or address.
+_NEEDS = {
+    "open": ("read",),
+    "get": ("read",),
+    "set": ("write",),
+    "refresh": ("write",),
+    "clone": ("write",),
+    "move": ("write",),
+    "destroy": ("write",),
+    "capability": ("write",),
+    "read_only": ("write",),
+    "revoke": ("write",),
+}
+
+
+def _is_capability(ref: str) -> bool:
+    """Whether ``ref`` is a capability's address (``…/spaces/<name>/$cap/<token>``):
+    a path never holds ``$``."""
+    return "://" in ref and "/$cap/" in ref
+
+
+class RecordRoutes(EventRoutes):
+    """Records: create, open, read, set, refresh, clone, move, destroy, find, take,
+    capabilities, their changes as Server-Sent Events, and credit accounts."""
+
+    # -- naming a record --------------------------------------------------------------------
+
+    async def _record_request(
+        self, request: Request, space: str, route: str, allowed: frozenset[str], required: tuple[str, ...]
+    ) -> tuple[Caller, SpaceInfo, AsyncRecord, dict[str, Any]]:
+        """Who asks, the space, the handle the request's ``ref`` names (checked against
+        the caller's rights) and the body."""
+        caller = self.caller(request)
+        if not valid_space_name(space):
+            self.authorize(caller, space, ())  # the 400 naming the space
+        body = await read_body(request, self.limits.max_body)
+        check_keys(body, allowed | {"ref", "id"}, ("ref", *required))
+        ref = body["ref"]
+        if type(ref) is not str or not ref:
+            raise ApiError(400, "bad_request", "ref is a path, a record's address or a capability's", "ref")
+        rid = body.get("id")
+        if rid is not None and (type(rid) is not int or rid < 0):
+            raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+        if _is_capability(ref):
+            if rid is not None:
+                raise ApiError(400, "bad_request", "a capability names its record: give no id with it", "id")
+            info = self._existing(self.hub.get(space), space)
+            handle = await self._resolve(info, ref)
+            operation = _CAPABILITY_OPS.get(route)
+            if route not in _CAPABILITY_OPS:
+                # NotAllowed: only the record's full handle can
+                handle._full("capability" if route == "read_only" else route)
+            elif operation is not None and operation not in handle.operations:
+                raise api_error(_not_allowed(handle, operation))
+            return caller, info, handle, body
+        info = self._existing(self.authorize(caller, space, _NEEDS[route]), space)
+        if rid is not None:
+            return caller, info, AsyncRecord(info.space, rid), body
+        return caller, info, await self._resolve(info, ref), body
+
+    async def _resolve(self, info: SpaceInfo, ref: str) -> AsyncRecord:
+        try:
+            return await info.aspace.record(ref)
+        except Exception as exc:
+            raise api_error(exc, "ref") from None
+
+    def _principal(self, caller: Caller, info: SpaceInfo, body: dict[str, Any]) -> str:
+        """Whose account pays: the caller's (its token's name, or ``anonymous``), or the
+        ``principal`` named in the body by an admin of the space."""
+        own = "anonymous" if caller.grant is None else caller.grant.name
+        named = body.get("principal")
+        if named is None or named == own:
+            return own
+        if type(named) is not str or not named:
+            raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+        if "admin" not in permissions_for(self.tokens, caller.grant, info.name, info.anonymous):
+            raise ApiError(
+                403, "forbidden", f"only an admin of space {info.name!r} may charge another account"
+            )
+        return named
+
+    # -- creating, opening, reading ----------------------------------------------------------
+
+    async def create_record(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("write",), _CREATE_FIELDS, ("path", "fields"))
+        path = _get_path(body)
+        fields = self._get_fields(body)
+        credit = _get_credit(body, "credit")
+        lease = get_lease(body)
+        target = await self.space(caller, space, info)
+        principal = self._principal(caller, target, body)
+        try:
+            rec = await target.aspace.create(path, fields, credit, lease, principal=principal)
+        except Exception as exc:
+            raise api_error(exc, "fields") from None
+        return json_response({"record": await _record_out(rec)}, 201)
+
+    async def open_record(self, space: str, request: Request) -> Response:
+        _, _, handle, _ = await self._record_request(request, space, "open", frozenset(), ())
+        return json_response({"handle": _handle_out(handle)})
+
+    async def get_record(self, space: str, request: Request) -> Response:
+        _, _, handle, body = await self._record_request(request, space, "get", _GET_FIELDS, ())
+        if "tags" not in body:
+            if "default" in body:
+                raise ApiError(400, "bad_request", "default goes with tags", "default")
+            return json_response({"record": await _record_out(handle)})
+        tags = body["tags"]
+        if type(tags) is not list or not tags or not all(type(t) is str for t in tags):
+            raise ApiError(400, "bad_request", "tags is a non-empty list of tags", "tags")
+        if len(tags) > self.limits.wire.max_fields:
+            raise ApiError(
+                413,
+                "value_too_large",
+                f"{len(tags)} tags, more than {self.limits.wire.max_fields}",
+                "tags",
+                limit="max_fields",
+                maximum=self.limits.wire.max_fields,
+            )
+        if "default" in body and len(tags) > 1:
+            raise ApiError(400, "bad_request", "default goes with one tag", "default")
+        default = self._get_value(body, "default") if "default" in body else None
+        try:
+            if len(tags) == 1:
+                values: tuple[Value, ...] = (await handle.get(tags[0], default),)
+            else:
+                values = await handle.view(*tags)
+        except Exception as exc:
+            raise api_error(exc, "tags") from None
+        return json_response({"values": [to_wire(v) for v in values]})
+
+    # -- changing ---------------------------------------------------------------------------
+
+    async def set_record(self, space: str, request: Request) -> Response:
+        _, _, handle, body = await self._record_request(request, space, "set", _SET_FIELDS, ("tag", "value"))
+        tag = body["tag"]
+        if type(tag) is not str:
+            raise ApiError(400, "bad_request", "tag is a string", "tag")
+        value = self._get_value(body, "value")
+        try:
+            version = await handle.set(tag, value)
+        except Exception as exc:
+            raise api_error(exc, "value") from None
+        return json_response({"version": version})
+
+    async def refresh_record(self, space: str, request: Request) -> Response:
+        caller, info, handle, body = await self._record_request(
+            request, space, "refresh", _REFRESH_FIELDS, ()
+        )
+        credit = _get_credit(body, "credit")
+        lease = get_lease(body)
+        principal = self._principal(caller, info, body)
+        expires = await handle.refresh(credit, lease, principal=principal)
+        return json_response({"expires_at": expires})
+
+    async def clone_record(self, space: str, request: Request) -> Response:
+        caller, info, handle, body = await self._record_request(
+            request, space, "clone", _CLONE_FIELDS, ("path",)
+        )
+        path = _get_path(body)
+        credit = _get_credit(body, "credit")
+        lease = get_lease(body)
+        principal = self._principal(caller, info, body)
+        try:
+            copy = await handle.clone(path, credit, lease, principal=principal)
+        except InvalidValue as exc:
+            raise api_error(exc, "path" if exc.path == "" else None) from None
+        return json_response({"record": await _record_out(copy)}, 201)
+
+    async def move_record(self, space: str, request: Request) -> Response:
+        _, _, handle, body = await self._record_request(request, space, "move", _MOVE_FIELDS, ("path",))
+        path = _get_path(body)
+        redirect = 3600.0 if "redirect_lease" not in body else _get_redirect(body)
+        await handle.move(path, redirect)
+        return json_response({"address": to_wire(handle.address), "version": await handle.get("$version")})
+
+    async def destroy_record(self, space: str, request: Request) -> Response:
+        _, _, handle, body = await self._record_request(request, space, "destroy", _DESTROY_FIELDS, ())
+        await handle.destroy(get_bool(body, "force"))
+        return no_content()
+
+    # -- capabilities ---------------------------------------------------------------------------
+
+    async def make_capability(self, space: str, request: Request) -> Response:
+        _, _, handle, body = await self._record_request(
+            request, space, "capability", _CAPABILITY_FIELDS, ("operations",)
+        )
+        ops = body["operations"]
+        if type(ops) is not list or not all(type(op) is str for op in ops):
+            raise ApiError(400, "bad_request", "operations is a list of operations", "operations")
+        lease = get_lease(body)
+        try:
+            cap = await handle.capability(frozenset(ops), lease)
+        except InvalidValue as exc:
+            raise api_error(exc, "operations") from None
+        return json_response(_handle_out(cap), 201)
+
+    async def read_only_record(self, space: str, request: Request) -> Response:
+        _, _, handle, _ = await self._record_request(request, space, "read_only", frozenset(), ())
+        return json_response(_handle_out(await handle.read_only()))
+
+    async def revoke_capability(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, _NEEDS["revoke"]), space)
+        body = await read_body(request, self.limits.max_body)
+        check_keys(body, frozenset({"ref"}), ("ref",))
+        ref = body["ref"]
+        if type(ref) is not str or not _is_capability(ref):
+            raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
+        handle = await self._resolve(info, ref)
+        owner = AsyncRecord(info.space, handle._rid, handle._token, handle.operations, owner=True)
+        await owner.revoke()
+        return no_content()
+
+    # -- finding and taking -----------------------------------------------------------------------
+
+    async def find_records(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("read",), _FIND_FIELDS, ("template",))
+        template = self._get_record_template(body)
+        under = _get_under(body)
+        requested = get_limit(body)
+        most = self.limits.max_results
+        limit = most if requested is None or requested > most else requested
+        target = await self.space(caller, space, info)
+        try:
+            found = await target.aspace.find(template.fields, under, limit + 1)
+        except InvalidValue as exc:
+            raise api_error(exc, "under") from None
+        out: dict[str, Any] = {"records": [await _record_out(r) for r in found[:limit]]}
+        if len(found) > limit and (requested is None or requested > most):
+            out["more"] = True
+        return json_response(out)
+
+    async def take_record(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("take",), _TAKE_FIELDS, ("template",))
+        template = self._get_record_template(body)
+        under = _get_under(body)
+        timeout = get_timeout(body)
+        aspace = (await self.space(caller, space, info)).aspace
+        try:
+            if timeout == 0:
+                taken, more = await aspace.try_take_record(template, under), False
+            else:
+                taken, more = await self.poll(
+                    request, caller, timeout, lambda wait: aspace.take_record(template, under, wait)
+                )
+        except InvalidValue as exc:
+            raise api_error(exc, "under") from None
+        out: dict[str, Any] = {"record": None if taken is None else _data_out(taken)}
+        if more:
+            out["more"] = True
+        return json_response(out)
+
+    # -- watching ---------------------------------------------------------------------------------
+
+    async def record_events(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        params = request.query_params
+        for key in params:
+            if key not in ("under", "events", "since", "ref", "id"):
+                raise ApiError(400, "bad_request", f"unknown parameter {key!r}", key)
+        ref = params.get("ref")
+        kinds = CHANGE_KINDS
+        if "events" in params:
+            kinds = frozenset(k for k in params["events"].split(",") if k)
+            if not kinds or not kinds <= CHANGE_KINDS:
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    f"events is a comma-separated list of {', '.join(sorted(CHANGE_KINDS))}",
+                    "events",
+                )
+        since = since_param(request.headers.get("last-event-id"), "Last-Event-ID")
+        if since is None:
+            since = since_param(params.get("since"), "since")
+        handle: AsyncRecord | None = None
+        if ref is not None:
+            if "under" in params or "events" in params:
+                field = "under" if "under" in params else "events"
+                raise ApiError(400, "bad_request", "a record's watch takes neither under nor events", field)
+            if _is_capability(ref):
+                if "id" in params:
+                    raise ApiError(
+                        400, "bad_request", "a capability names its record: give no id with it", "id"
+                    )
+                if not valid_space_name(space):
+                    self.authorize(caller, space, ())
+                target = self._existing(self.hub.get(space), space)
+                handle = await self._resolve(target, ref)
+            else:
+                target = self._existing(self.authorize(caller, space, ("subscribe",)), space)
+                rid = params.get("id")
+                if rid is not None:
+                    if not rid.isdigit() or len(rid) > 18:
+                        raise ApiError(400, "bad_request", "id is a record's number", "id")
+                    handle = AsyncRecord(target.space, int(rid))
+                else:
+                    handle = await self._resolve(target, ref)
+        else:
+            if "id" in params:
+                raise ApiError(400, "bad_request", "id goes with ref", "id")
+            info = self.authorize(caller, space, ("subscribe",))
+            under = params.get("under") or None
+            target = await self.space(caller, space, info)
+        state = self.stream_room(caller)
+        lost: EventsLost | None = None
+        while True:
+            try:
+                if handle is not None:
+                    watch = handle.watch(since, self.limits.max_pending)
+                else:
+                    watch = target.aspace.watch_records(
+                        under, kinds, since=since, max_pending=self.limits.max_pending
+                    )
+                break
+            except EventsLost as exc:
+                lost = exc
+                since = exc.oldest_available - 1
+            except Exception as exc:
+                self.hub.release_client(caller.client)
+                raise api_error(exc, "under" if handle is None else "ref") from None
+        state.subscriptions += 1
+        self.streams.add(watch)
+
+        async def end() -> None:
+            self.streams.discard(watch)
+            await watch.close()
+            state.subscriptions -= 1
+            self.hub.release_client(caller.client)
+
+        return EventStream(self._stream(watch, lost, change_message), end)
+
+    # -- credit ------------------------------------------------------------------------------------
+
+    async def grant_credit(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(
+            request, space, ("admin",), _GRANT_FIELDS, ("principal", "amount")
+        )
+        principal = body["principal"]
+        if type(principal) is not str:
+            raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+        amount = _get_credit(body, "amount")
+        target = await self.space(caller, space, info)
+        try:
+            balance = await target.aspace.grant_credit(principal, amount)
+        except InvalidValue as exc:
+            raise api_error(exc, "amount" if exc.path != "principal" else None) from None
+        return json_response({"principal": principal, "balance": to_wire(balance)})
+
+    async def get_account(self, space: str, principal: str, request: Request) -> Response:
+        caller = self.caller(request)
+        own = "anonymous" if caller.grant is None else caller.grant.name
+        needs: tuple[str, ...] = () if principal == own else ("admin",)
+        info = self._existing(self.authorize(caller, space, needs), space)
+        balance = await info.aspace.account(principal)
+        return json_response({"principal": principal, "balance": to_wire(balance)})
+
+    # -- reading the body ----------------------------------------------------------------------------
+
+    def _get_value(self, body: dict[str, Any], key: str) -> Value:
+        try:
+            return from_wire(body[key], self.limits.wire)
+        except (WireError, InvalidValue) as exc:
+            raise api_error(exc, key) from None
+
+    def _get_fields(self, body: dict[str, Any]) -> Map:
+        obj = body["fields"]
+        if type(obj) is not dict:
+            raise ApiError(400, "wire_error", "fields is a JSON object of tags and values", "fields")
+        value = self._get_value(body, "fields")
+        if not isinstance(value, Map):
+            raise ApiError(400, "wire_error", "fields is a JSON object of tags and values", "fields")
+        return value
+
+    def _get_record_template(self, body: dict[str, Any]) -> RecordTemplate:
+        obj = body["template"]
+        if type(obj) is not dict:
+            raise ApiError(
+                400,
+                "invalid_template",
+                "a record template is a JSON object of tags and template fields",
+                "template",
+            )
+        try:
+            fields = template_from_wire([obj], self.limits.wire).fields[0]
+            return RecordTemplate(fields)
+        except (WireError, InvalidValue, InvalidTemplate) as exc:
+            exc.path = exc.path.removeprefix("[0]")
+            raise api_error(exc, "template") from None
+        except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
+            raise ApiError(400, "invalid_template", str(exc), "template") from None
+
+
+def _not_allowed(handle: RecordBase, operation: str) -> NotAllowed:
+    return NotAllowed(
+        f"this handle does not allow {operation} (it allows {', '.join(sorted(handle.operations))})",
+        operation=operation,
+        allowed=handle.operations,
+    )
+
+
+def _get_path(body: dict[str, Any]) -> str:
+    path = body["path"]
+    if type(path) is not str:
+        raise ApiError(400, "bad_request", "path is a record's path, like sensors/kitchen", "path")
+    return path
+
+
+def _get_under(body: dict[str, Any]) -> str | None:
+    under = body.get("under")
+    if under is not None and type(under) is not str:
+        raise ApiError(400, "bad_request", "under is a path or null", "under")
+    return under
+
+
+def _get_credit(body: dict[str, Any], key: str) -> Any:
+    """An amount of credit: a wire credit (``{"$credit": "12.5"}``), a decimal string or
+    an integer; absent or null is none."""
+    obj = body.get(key)
+    if obj is None:
+        return None
+    if type(obj) is dict:
+        try:
+            obj = from_wire(obj)
+        except (WireError, InvalidValue) as exc:
+            raise api_error(exc, key) from None
+    if type(obj) is bool or not isinstance(obj, (int, str, Decimal)):
+        raise ApiError(400, "bad_request", f"{key} is an amount of credit", key)
+    try:
+        return to_credit(obj, key)
+    except (InvalidValue, ArithmeticError, ValueError) as exc:
+        raise ApiError(400, "invalid_value", f"{key} is an amount of credit: {exc}", key) from None
+
+
+def _get_redirect(body: dict[str, Any]) -> float | None:
+    value = body["redirect_lease"]
+    if value == 0 and type(value) in (int, float):
+        return 0.0
+    return get_lease(body, "redirect_lease")
+
+
+def _handle_out(handle: RecordBase) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "address": to_wire(handle.address),
+        "operations": sorted(handle.operations),
+        "expires_at": handle.expires_at,
+    }
+    if not handle.is_capability:
+        out["id"] = handle._rid
+    return out
+
+
+def _data_out(data: RecordData) -> dict[str, Any]:
+    return {
+        "address": to_wire(data.address),
+        "version": data.version,
+        "tags": list(data.fields),
+        "fields": to_wire(data.fields),
+    }
+
+
+async def _record_out(handle: AsyncRecord) -> dict[str, Any]:
+    """What a record holds, and its computed tags, read at one instant."""
+    store, rid, token = handle._store, handle._rid, handle._token
+    with handle._space._lock:
+        address, fields, version = store.snapshot(rid, token)
+        computed = () if rid == ROOT_RID else store.view(rid, token, _COMPUTED)
+    out = _data_out(RecordData(address, fields, version))
+    out["computed"] = {tag: to_wire(v) for tag, v in zip(_COMPUTED, computed, strict=False)}
+    if not handle.is_capability:
+        out["id"] = handle._rid
+    return out
+
+
+def change_message(change: Change) -> bytes:
+    """A record change as a Server-Sent Event."""
+    data = orjson.dumps(
+        {
+            "seq": change.seq,
+            "kind": change.kind,
+            "path": change.path,
+            "tag": change.tag,
+            "value": to_wire(change.value),
+            "version": change.version,
+            "time": change.time,
+        }
+    )
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
+
+
+_CREATE_FIELDS = frozenset({"path", "fields", "credit", "lease", "principal"})
+_GET_FIELDS = frozenset({"tags", "default"})
+_SET_FIELDS = frozenset({"tag", "value"})
+_REFRESH_FIELDS = frozenset({"credit", "lease", "principal"})
+_CLONE_FIELDS = frozenset({"path", "credit", "lease", "principal"})
+_MOVE_FIELDS = frozenset({"path", "redirect_lease"})
+_DESTROY_FIELDS = frozenset({"force"})
+_CAPABILITY_FIELDS = frozenset({"operations", "lease"})
+_FIND_FIELDS = frozenset({"template", "under", "limit"})
+_TAKE_FIELDS = frozenset({"template", "under", "timeout"})
+_GRANT_FIELDS = frozenset({"principal", "amount"})
