@@ -288,3 +288,84 @@ def test_a_token_protected_server(page: Page, serve: Serve) -> None:
         f"{server.url}/spaces/jobs/count", json={"template": ["job", {"$any": True}]}, headers=admin
     )
     assert stored.json() == {"count": 2}
+
+
+def test_a_record_is_created_found_watched_set_and_destroyed_through_the_forms(
+    page: Page, serve: Serve
+) -> None:
+    server = serve(store="memory")
+    page.goto(server.url + "/")
+    open_space(page, "plant")
+    records = page.locator("#records")
+    changes_form = page.locator("#changes-form")
+    changes_form.get_by_role("button", name="Watch records").click()
+    expect(page.get_by_role("button", name="Stop watching every record")).to_be_visible()
+    page.locator("#find-form").get_by_role("button", name="Find").click()
+    expect(page.locator("#find-result")).to_have_text("0 records found")
+
+    create = page.locator("#create-form")
+    create.get_by_label("Path").fill("sensors/kitchen")
+    create.get_by_label("Fields (wire JSON object of tags)").fill('{"temp": {"$float": "21.5"}, "unit": "C"}')
+    create.get_by_label("Lease in seconds (empty: none)").fill("3600")
+    create.get_by_role("button", name="Create").click()
+    address = "tuplespace://local/spaces/plant/sensors/kitchen"
+    expect(page.locator("#create-result")).to_have_text(f"Created {address}")
+
+    rows = page.locator("#record-rows tr")
+    expect(rows).to_have_count(1)
+    cells = rows.first.locator("td")
+    expect(rows.first.get_by_role("button", name=f"Open record {address}")).to_be_visible()
+    expect(cells.nth(0)).to_have_text("1")
+    expect(cells.nth(1)).to_have_text('{"temp":{"$float":"21.5"},"unit":"C"}')
+    expect(cells.nth(2)).to_have_text("0")
+    expect(cells.nth(3)).to_contain_text(re.compile(r"^3[56][0-9]{2} s$"))
+    feed = page.get_by_role("log", name="Record changes")
+    expect(feed.get_by_role("listitem").first).to_contain_text(
+        'create sensors/kitchen v1 {"temp":{"$float":"21.5"},"unit":"C"}'
+    )
+
+    # Another client's record is found by a template over a tag.
+    r = httpx.post(
+        f"{server.url}/spaces/plant/records/create", json={"path": "sensors/hall", "fields": {"unit": "F"}}
+    )
+    assert r.status_code == 201, r.text
+    expect(feed.get_by_role("listitem").first).to_contain_text('create sensors/hall v1 {"unit":"F"}')
+    find = page.locator("#find-form")
+    find.get_by_label("Record template (wire JSON object of tags)").fill(
+        '{"unit": "C", "temp": {"$range": {"low": 20}}}'
+    )
+    find.get_by_label("Under path (empty: everywhere)").fill("sensors")
+    find.get_by_role("button", name="Find").click()
+    expect(page.locator("#find-result")).to_have_text("1 record found")
+    expect(rows).to_have_count(1)
+
+    rows.first.get_by_role("button", name=f"Open record {address}").click()
+    record = page.locator("#record-form")
+    expect(record.get_by_role("heading", name=f"Record {address}")).to_be_visible()
+    expect(page.locator("#record-version")).to_have_text("1")
+    record.get_by_label("Tag").fill("temp")
+    record.get_by_label("Value (wire JSON)").fill('{"$float": "22.5"}')
+    record.get_by_role("button", name="Set").click()
+    expect(page.locator("#record-result")).to_have_text("Set temp: version 2")
+    expect(page.locator("#record-version")).to_have_text("2")
+    expect(page.locator("#record-fields")).to_have_text('{"temp":{"$float":"22.5"},"unit":"C"}')
+    expect(cells.nth(0)).to_have_text("2")
+    expect(feed.get_by_role("listitem").first).to_contain_text(
+        'update sensors/kitchen v2 temp = {"$float":"22.5"}'
+    )
+    got = httpx.post(
+        f"{server.url}/spaces/plant/records/get", json={"ref": "sensors/kitchen", "tags": ["temp"]}
+    )
+    assert got.json() == {"values": [{"$float": "22.5"}]}
+    screenshot(page, "dashboard-records.png")
+
+    record.get_by_role("button", name="Destroy").click()
+    expect(record).to_be_hidden()
+    expect(page.locator("#create-result")).to_have_text(f"Destroyed {address}")
+    expect(feed.get_by_role("listitem").first).to_contain_text("destroy sensors/kitchen v2")
+    expect(rows).to_have_count(0)
+    expect(page.locator("#find-result")).to_have_text("0 records found")
+    expect(records.get_by_role("alert").filter(has_text=re.compile("."))).to_have_count(0)
+    gone = httpx.post(f"{server.url}/spaces/plant/records/open", json={"ref": "sensors/kitchen"})
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "record_not_found"

@@ -4,7 +4,9 @@ Its own suite runs under ``node --test`` (``clients/js/test/*.test.js``) with th
 servers started here in environment variables, after ``tsc`` has checked its type
 declarations.  Then tuples travel between the two languages: written from JavaScript
 and taken from Python, and back, with every kind of template field; each side's
-template must take exactly the tuples the other side's equal template takes.
+template must take exactly the tuples the other side's equal template takes.  Records
+too: created in JavaScript, read and set in Python, and back; a find in each language
+finds the same records.
 
 Node.js and npm are needed; without them the tests are skipped, except under CI
 (``CI=true``), where they fail.
@@ -281,3 +283,59 @@ def test_python_writes_and_javascript_takes(node: str, space_url: str, case: str
         assert sorted(taken) == sorted(ts.encode(t).decode() for t in tuples[:matching])
         left = space.read_all((case, *[ts.ANY] * (len(template) - 1)))
         assert sorted(map(ts.encode, left)) == sorted(map(ts.encode, tuples[matching:]))
+
+
+# -- records between the languages ------------------------------------------------------------
+
+# The record clients/js/test/cross-language.js creates (its RECORD), as Python writes it.
+RECORD = ts.Map(
+    {
+        "temp": 21.5,
+        "unit": "C",
+        "when": WHEN,
+        "price": ts.Credit("9.50"),
+        "link": ts.URI("tuplespace://n1/x"),
+        "list": ("a", 1),
+        "meta": {"k": 2**70, "raw": b"\x00\xff"},
+    }
+)
+# Records for a find by {"unit": "C", "temp": Range(20, 30)} below "sensors" (its FIND):
+# the paths it must find, and the others.
+FOUND = ["sensors/a", "sensors/b", "sensors/e"]
+RECORDS = {
+    "sensors/a": {"unit": "C", "temp": 21},
+    "sensors/b": {"unit": "C", "temp": 29.5},
+    "sensors/c": {"unit": "C", "temp": 30},
+    "sensors/d": {"unit": "F", "temp": 25},
+    "sensors/e": {"unit": "C", "temp": ts.Credit("25")},
+    "sensors/f": {"unit": "C", "temp": "25"},
+    "sensors/g": {"unit": "C", "temp": True},
+    "sensors/h": {"unit": "C"},
+    "other/i": {"unit": "C", "temp": 25},
+}
+
+
+def test_a_record_created_in_javascript_is_read_and_set_in_python_and_back(node: str, space_url: str) -> None:
+    made = node_cross(node, "record-create", "shared/js", space_url)
+    with ts.connect(space_url) as space:
+        rec = space.record("shared/js")
+        assert made == {"address": str(rec.address), "version": 1}
+        assert ts.encode(rec.all()) == ts.encode(RECORD)
+        assert rec.tags() == list(RECORD)
+        assert rec.set("python", ts.Credit("1.5")) == 2
+
+        read = node_cross(node, "record-read", "shared/js", space_url)
+        expected = ts.Map({**RECORD, "python": ts.Credit("1.5")})
+        assert read == {"tags": list(expected), "fields": ts.encode(expected).decode(), "version": 2}
+        assert rec.get("js") is True
+        assert rec.get("$version") == 3
+
+
+def test_a_javascript_find_matches_what_a_python_find_matches(node: str, space_url: str) -> None:
+    with ts.connect(space_url) as space:
+        for path, fields in RECORDS.items():
+            space.create(path, fields)
+        found = space.find({"unit": "C", "temp": ts.Range(20, 30)}, under="sensors")
+        prefix = f"tuplespace://local/spaces/{space_url.rsplit('/', 1)[1]}/"
+        assert [str(r.address).removeprefix(prefix) for r in found] == FOUND
+        assert node_cross(node, "record-find", "sensors", space_url) == FOUND

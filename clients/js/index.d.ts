@@ -50,6 +50,39 @@ export class NotFound extends TupleSpaceError {}
 export class UnknownLease extends NotFound {}
 /** 409: the space or token exists already, with other options. */
 export class Conflict extends TupleSpaceError {}
+/** No record at that path or address, or the handle's record is gone. */
+export class RecordNotFound extends NotFound {}
+/** A create, clone or move onto a path a record holds. */
+export class RecordExists extends TupleSpaceError {}
+/** Destroying a record that others contain, without `force`. */
+export class RecordInUse extends TupleSpaceError {}
+/** A set that would make a record contain itself. */
+export class ContainmentCycle extends InvalidValue {}
+/** The record handle (a capability) does not grant the operation. */
+export class NotAllowed extends Forbidden {
+  constructor(message: string, details?: ErrorDetails & { operation?: string | null; allowed?: readonly string[] });
+  /** The operation refused. */
+  operation: string | null;
+  /** The operations the handle grants, sorted. */
+  allowed: readonly string[];
+}
+/** The record capability was revoked, or its lease ran out. */
+export class CapabilityRevoked extends Unauthorized {
+  constructor(message: string, details?: ErrorDetails & { expired?: boolean });
+  /** Whether it ran out (rather than being revoked). */
+  expired: boolean;
+}
+/** The account cannot pay for the operation; nothing was written. */
+export class InsufficientCredit extends TupleSpaceError {
+  constructor(
+    message: string,
+    details?: ErrorDetails & { principal?: string | null; needed?: Credit | null; available?: Credit | null },
+  );
+  /** The account that could not pay. */
+  principal: string | null;
+  needed: Credit | null;
+  available: Credit | null;
+}
 /** 429: too many waiting calls, event streams, transactions or requests. */
 export class LimitReached extends TupleSpaceError {
   constructor(message: string, details?: ErrorDetails & { retryAfter?: number | null });
@@ -288,6 +321,10 @@ export interface SpaceOptions {
   event_retention: number;
   store: "durable" | "memory";
   anonymous: string[];
+  /** Credit per second for each KiB a record stores (decimal text; "0": credit off). */
+  charge_rate: string;
+  /** Credit every record creation costs (decimal text). */
+  creation_charge: string;
 }
 export interface SpaceInfo {
   name: string;
@@ -320,6 +357,114 @@ export interface Event {
   tuple: DecodedTuple;
   /** Seconds since the epoch. */
   time: number;
+}
+
+export type ChangeKind = "create" | "update" | "move" | "destroy" | "expire";
+
+/** A change of a record. */
+export interface Change {
+  seq: number;
+  kind: ChangeKind;
+  /** The record's path. */
+  path: string;
+  /** The tag set, for an `update`. */
+  tag: string | null;
+  /** `update`: the new value; `create`: the fields; `move`: the path it left; else null. */
+  value: Decoded;
+  version: number;
+  /** Seconds since the epoch. */
+  time: number;
+}
+
+export class RecordWatch implements AsyncIterableIterator<Change> {
+  private constructor();
+  readonly lastSeq: number;
+  readonly closed: boolean;
+  statistics(): { delivered: number; lastSeq: number; closed: boolean; reconnects: number };
+  next(): Promise<IteratorResult<Change, undefined>>;
+  return(): Promise<IteratorResult<Change, undefined>>;
+  close(): void;
+  [Symbol.asyncIterator](): RecordWatch;
+}
+
+export interface WatchRecordsOptions extends CallOptions {
+  /** Only the records below this path. */
+  under?: string | null;
+  /** The kinds of changes (all by default). */
+  events?: ChangeKind | ChangeKind[];
+  /** Resume after this change (a seq). */
+  since?: number | null;
+}
+
+/** An amount of credit in a request: a Credit, decimal text, a BigInt or a whole number. */
+export type Amount = Credit | string | bigint | number;
+
+export interface PayOptions extends CallOptions {
+  /** Credit the record holds. */
+  credit?: Amount | null;
+  /** Seconds it lives (bought with credit when the space charges for storage). */
+  lease?: number | null;
+  /** The account that pays; the caller's own by default (another needs `admin`). */
+  principal?: string;
+}
+
+/** A record template: some tags, each with a template field. */
+export interface RecordTemplate {
+  [tag: string]: Field;
+}
+
+/** What a record held. */
+export interface RecordData {
+  address: Uri;
+  version: number;
+  /** The tags in the order they were first set. */
+  tags: string[];
+  fields: DecodedMap;
+}
+
+/** A record at one instant, with its computed tags (none for the root record). */
+export interface RecordSnapshot extends RecordData {
+  computed: {
+    $credit?: Credit;
+    /** Seconds left; null: never ends. */
+    $lifetime?: Float | null;
+    $refcount?: number;
+    $level?: number;
+  };
+}
+
+export type RecordOperation = "read" | "set" | "refresh" | "clone" | "destroy" | "watch";
+
+/** A handle on a record. */
+export class Record {
+  private constructor();
+  /** The record's address for a full handle, the capability's for a capability. */
+  readonly address: Uri;
+  /** What this handle allows, sorted (a full handle also `move` and `capability`). */
+  readonly operations: readonly string[];
+  /** When this capability ends (seconds since the epoch); null: never, and for a full handle. */
+  readonly expiresAt: number | null;
+  readonly isCapability: boolean;
+  get(tag: string, options?: CallOptions & { default?: Value | null }): Promise<Decoded>;
+  view(...tags: string[]): Promise<Decoded[]>;
+  all(options?: CallOptions): Promise<DecodedMap>;
+  tags(options?: CallOptions): Promise<string[]>;
+  snapshot(options?: CallOptions): Promise<RecordSnapshot>;
+  /** The new `$version`. */
+  set(tag: string, value: Value, options?: CallOptions): Promise<number>;
+  /** When the record expires now, or null. */
+  refresh(options?: PayOptions): Promise<number | null>;
+  clone(path: string, options?: PayOptions): Promise<Record>;
+  /** The new `$version`. */
+  move(path: string, options?: CallOptions & { redirectLease?: number | null }): Promise<number>;
+  destroy(options?: CallOptions & { force?: boolean }): Promise<void>;
+  readOnly(options?: CallOptions): Promise<Record>;
+  capability(
+    operations: RecordOperation | Iterable<RecordOperation>,
+    options?: CallOptions & { lease?: number | null },
+  ): Promise<Record>;
+  revoke(options?: CallOptions): Promise<void>;
+  watch(options?: CallOptions & { since?: number | null }): Promise<RecordWatch>;
 }
 
 export class Subscription implements AsyncIterableIterator<Event> {
@@ -370,6 +515,22 @@ export class Space {
   writeIfAbsent(template: Template, tuple: Tuple, options?: LeaseOptions): Promise<boolean>;
   subscribe(template: Template, options?: SubscribeOptions): Promise<Subscription>;
   transaction(options?: CallOptions & { lease?: number }): Promise<Transaction>;
+  create(path: string, fields: ValueMap, options?: PayOptions): Promise<Record>;
+  /** By path, address, capability address, or `"$"` for the root record. */
+  record(ref: string | Uri, options?: CallOptions): Promise<Record>;
+  find(
+    template: RecordTemplate,
+    options?: CallOptions & { under?: string | null; limit?: number | null },
+  ): Promise<Record[]>;
+  tryTakeRecord(
+    template: RecordTemplate,
+    options?: CallOptions & { under?: string | null },
+  ): Promise<RecordData | null>;
+  takeRecord(template: RecordTemplate, options?: WaitOptions & { under?: string | null }): Promise<RecordData>;
+  watchRecords(options?: WatchRecordsOptions): Promise<RecordWatch>;
+  /** The new balance. */
+  grantCredit(principal: string, amount: Amount, options?: CallOptions): Promise<Credit>;
+  account(principal: string, options?: CallOptions): Promise<Credit>;
   statistics(options?: CallOptions): Promise<SpaceStatistics>;
   clientStatistics(): ClientStatistics;
   close(): Promise<void>;

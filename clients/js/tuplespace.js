@@ -30,14 +30,21 @@
  *      ├── Timeout                a blocking call found nothing in time
  *      ├── InvalidValue           a value or argument that cannot be used (also bad_request)
  *      │    ├── UnsupportedType   a JavaScript value that is not a wire type
- *      │    └── ValueTooLarge     past a size, field-count or nesting limit
+ *      │    ├── ValueTooLarge     past a size, field-count or nesting limit
+ *      │    └── ContainmentCycle  a set that would make a record contain itself
  *      ├── InvalidTemplate        a template that cannot be used
  *      ├── WireError              text that is not in the wire format
  *      ├── Unauthorized           401: no token, or an unknown or revoked one
+ *      │    └── CapabilityRevoked the record capability was revoked or ran out (.expired)
  *      ├── Forbidden              403: the token lacks the permission
+ *      │    └── NotAllowed        the record handle does not grant it (.operation, .allowed)
  *      ├── NotFound               404: no such space (or claim)
- *      │    └── UnknownLease      the leased tuple is gone (taken, expired, cancelled)
+ *      │    ├── UnknownLease      the leased tuple is gone (taken, expired, cancelled)
+ *      │    └── RecordNotFound    no record there, or the handle's record is gone
  *      ├── Conflict               409: the space or token exists already, otherwise
+ *      ├── RecordExists           create, clone or move onto a path a record holds
+ *      ├── RecordInUse            destroying a contained record without force
+ *      ├── InsufficientCredit     the account cannot pay (.principal, .needed, .available)
  *      ├── LimitReached           429: too many waiting calls, streams, transactions, requests
  *      │    └── SpaceFull         the space is at its capacity
  *      ├── EventsLost             events a subscriber asked for are no longer in the log
@@ -92,6 +99,42 @@ NotFound.code = "not_found";
 export class UnknownLease extends NotFound {}
 UnknownLease.code = "unknown_lease";
 export class Conflict extends TupleSpaceError {}
+export class RecordNotFound extends NotFound {}
+RecordNotFound.code = "record_not_found";
+export class RecordExists extends TupleSpaceError {}
+RecordExists.code = "record_exists";
+export class RecordInUse extends TupleSpaceError {}
+RecordInUse.code = "record_in_use";
+export class ContainmentCycle extends InvalidValue {}
+ContainmentCycle.code = "containment_cycle";
+export class NotAllowed extends Forbidden {
+  constructor(message, details = {}) {
+    super(message, details);
+    /** The operation the handle does not grant. */
+    this.operation = details.operation ?? null;
+    /** The operations it grants, sorted. */
+    this.allowed = details.allowed ?? [];
+  }
+}
+NotAllowed.code = "not_allowed";
+export class CapabilityRevoked extends Unauthorized {
+  constructor(message, details = {}) {
+    super(message, details);
+    /** Whether the capability ran out (rather than being revoked). */
+    this.expired = details.expired ?? false;
+  }
+}
+CapabilityRevoked.code = "capability_revoked";
+export class InsufficientCredit extends TupleSpaceError {
+  constructor(message, details = {}) {
+    super(message, details);
+    /** The account that could not pay, and the amounts (`Credit`). */
+    this.principal = details.principal ?? null;
+    this.needed = details.needed ?? null;
+    this.available = details.available ?? null;
+  }
+}
+InsufficientCredit.code = "insufficient_credit";
 export class LimitReached extends TupleSpaceError {
   constructor(message, details = {}) {
     super(message, details);
@@ -139,6 +182,13 @@ for (const kind of [
   NotFound,
   UnknownLease,
   Conflict,
+  RecordNotFound,
+  RecordExists,
+  RecordInUse,
+  ContainmentCycle,
+  NotAllowed,
+  CapabilityRevoked,
+  InsufficientCredit,
   LimitReached,
   SpaceFull,
   EventsLost,
@@ -630,7 +680,14 @@ function compareCodePoints(a, b) {
   return a.length - b.length;
 }
 
-/** The canonical text of parsed JSON (strings escaped as JSON.stringify does, keys sorted). */
+// Objects whose keys are written in their own order: the fields of a record, whose tags
+// keep the order they were given in.
+const inOrder = new WeakSet();
+
+/**
+ * The canonical text of parsed JSON (strings escaped as JSON.stringify does, keys sorted
+ * except in the objects of `inOrder`).
+ */
 function stringify(w) {
   switch (typeof w) {
     case "string":
@@ -643,7 +700,7 @@ function stringify(w) {
   if (w === null) return "null";
   if (Array.isArray(w)) return "[" + w.map(stringify).join(",") + "]";
   const keys = Object.keys(w).filter((k) => w[k] !== undefined);
-  keys.sort(compareCodePoints);
+  if (!inOrder.has(w)) keys.sort(compareCodePoints);
   return "{" + keys.map((k) => JSON.stringify(k) + ":" + stringify(w[k])).join(",") + "}";
 }
 
@@ -1352,10 +1409,12 @@ function checkLimit(limit) {
 
 const EVENT_KINDS = ["cancel", "expire", "take", "write"];
 
-function checkKinds(events) {
-  const kinds = [...new Set(typeof events === "string" ? [events] : (events ?? EVENT_KINDS))].sort();
-  if (kinds.length === 0 || !kinds.every((k) => EVENT_KINDS.includes(k))) {
-    throw new InvalidValue(`events must be a non-empty list of ${EVENT_KINDS.join(", ")}, got ${kinds.join(", ")}`, {
+const CHANGE_KINDS = ["create", "destroy", "expire", "move", "update"];
+
+function checkKinds(events, all = EVENT_KINDS) {
+  const kinds = [...new Set(typeof events === "string" ? [events] : (events ?? all))].sort();
+  if (kinds.length === 0 || !kinds.every((k) => all.includes(k))) {
+    throw new InvalidValue(`events must be a non-empty list of ${all.join(", ")}, got ${kinds.join(", ")}`, {
       field: "events",
     });
   }
@@ -1384,6 +1443,72 @@ function tuplesWire(tuples) {
     throw new UnsupportedType(`tuples are an array of tuples, not ${describe(tuples)}`, { field: "tuples" });
   }
   return [...tuples].map((t, i) => tupleWire(t, `tuples[${i}]`));
+}
+
+function valueWire(value, field) {
+  try {
+    return toWire(value, 0);
+  } catch (error) {
+    throw error instanceof TupleSpaceError ? about(error, field) : error;
+  }
+}
+
+function fieldsWire(fields) {
+  if (!isPlainObject(fields)) {
+    throw new UnsupportedType(`fields are a plain object of tags and values, not ${describe(fields)}`, {
+      field: "fields",
+    });
+  }
+  const wire = valueWire(fields, "fields");
+  inOrder.add(wire);
+  return wire;
+}
+
+function recordTemplateWire(template) {
+  try {
+    if (!isPlainObject(template)) {
+      throw new InvalidTemplate(
+        `a record template is a plain object of tags and template fields, not ${describe(template)}`,
+      );
+    }
+    return fieldToWire(template, 0);
+  } catch (error) {
+    throw error instanceof TupleSpaceError ? about(error, "template") : error;
+  }
+}
+
+/** An amount of credit as a request carries it: a `Credit`, decimal text, a BigInt or an integer. */
+function creditWire(amount, field) {
+  if (amount === undefined || amount === null) return null;
+  try {
+    if (amount instanceof Credit) return { $credit: amount.text };
+    if (typeof amount === "number") {
+      if (!Number.isSafeInteger(amount)) {
+        throw new InvalidValue(
+          `an amount of credit in a number is a whole number; write others as text, got ${amount}`,
+        );
+      }
+      return { $credit: new Credit(BigInt(amount)).text };
+    }
+    return { $credit: new Credit(amount).text };
+  } catch (error) {
+    throw error instanceof TupleSpaceError ? about(error, field) : error;
+  }
+}
+
+function checkPath(path, field = "path") {
+  if (typeof path !== "string") {
+    throw new InvalidValue(`a record's path is a string like "sensors/kitchen", not ${describe(path)}`, { field });
+  }
+  return path;
+}
+
+function checkRef(ref) {
+  if (ref instanceof Uri) return ref.text;
+  if (typeof ref !== "string" || ref === "") {
+    throw new InvalidValue(`a record is named by a path, an address or "$", not ${describe(ref)}`, { field: "ref" });
+  }
+  return ref;
 }
 
 function templateWire(template) {
@@ -1418,6 +1543,13 @@ const ERRORS = {
   space_full: SpaceFull,
   store_error: StoreError,
   shutting_down: SpaceClosed,
+  record_not_found: RecordNotFound,
+  record_exists: RecordExists,
+  record_in_use: RecordInUse,
+  containment_cycle: ContainmentCycle,
+  not_allowed: NotAllowed,
+  capability_revoked: CapabilityRevoked,
+  insufficient_credit: InsufficientCredit,
 };
 
 /** The place in a tuple or template that a request's `field` names (`tuple[2]` is `[2]`). */
@@ -1452,11 +1584,35 @@ function errorFromAnswer(status, body, headers, where) {
   } else {
     const kind = ERRORS[code] ?? TupleSpaceError;
     const retry = Number(headers?.get("retry-after"));
-    result = new kind(message, { ...details, retryAfter: Number.isFinite(retry) && retry > 0 ? retry : null });
+    result = new kind(message, {
+      ...details,
+      retryAfter: Number.isFinite(retry) && retry > 0 ? retry : null,
+      ...recordDetails(error),
+    });
   }
   result.path = pathOf(details.field);
   if (details.field) result.message = `${details.field}: ${message}`;
   return result;
+}
+
+/** The fields of the record errors: not_allowed, capability_revoked, insufficient_credit. */
+function recordDetails(error) {
+  const amount = (wire) => {
+    try {
+      const value = new Decoder(RECEIVED).value(wire, 0);
+      return value instanceof Credit ? value : null;
+    } catch {
+      return null;
+    }
+  };
+  return {
+    operation: typeof error.operation === "string" ? error.operation : null,
+    allowed: Array.isArray(error.allowed) ? error.allowed.filter((op) => typeof op === "string") : [],
+    expired: error.expired === true,
+    principal: typeof error.principal === "string" ? error.principal : null,
+    needed: amount(error.needed),
+    available: amount(error.available),
+  };
 }
 
 // How much longer than the wait it asked for a call waits for the server's answer.
@@ -1843,6 +1999,120 @@ export class Space {
     return tx;
   }
 
+  // -- records
+
+  /**
+   * Create a record at `path` with `fields` (a plain object of tags and values); its handle.
+   * `credit` (a `Credit`, decimal text, BigInt or integer) and `lease` (seconds) pay for it
+   * (docs/records.md#credit); `principal` names the account that pays, the caller's own by
+   * default (another needs `admin` on the space). RecordExists if the path is taken,
+   * InsufficientCredit if the account cannot pay.
+   */
+  async create(path, fields, { credit, lease, principal, signal } = {}) {
+    const body = {
+      path: checkPath(path),
+      fields: fieldsWire(fields),
+      credit: creditWire(credit, "credit"),
+      lease: checkLease(lease),
+      principal,
+    };
+    const answer = await this._request("POST", "/records/create", body, { signal });
+    return this._record(answer.record);
+  }
+
+  /** @internal the full handle of a record in an answer */
+  _record(wire) {
+    return new Record(this, addressFrom(wire.address), wire.id ?? null, FULL, null, false);
+  }
+
+  /**
+   * A handle on a record, by its path, its address (a `Uri` or its text), a capability's
+   * address (which needs no token), or `"$"` for the root record. RecordNotFound if there
+   * is none; a moved record's old path opens it at its new address while it redirects.
+   */
+  async record(ref, { signal } = {}) {
+    const answer = await this._request("POST", "/records/open", { ref: checkRef(ref) }, { again: true, signal });
+    const h = answer.handle;
+    const operations = Object.freeze([...h.operations]);
+    return new Record(this, addressFrom(h.address), h.id ?? null, operations, h.expires_at, false);
+  }
+
+  /**
+   * The records matching a record template (a plain object of tags and template fields),
+   * oldest first, below the path `under`, at most `limit`. Needs `read` on the space: a
+   * caller holding only capabilities finds nothing.
+   */
+  async find(template, { under, limit, signal } = {}) {
+    const body = { template: recordTemplateWire(template), under: under ?? null, limit: checkLimit(limit) };
+    const answer = await this._request("POST", "/records/find", body, { again: true, signal });
+    if (answer.more) {
+      const n = answer.records.length;
+      throw new LimitReached(`the server answers at most ${n} records at once and more match: find them with a limit`, {
+        limit: "max_results",
+        maximum: n,
+      });
+    }
+    return answer.records.map((r) => this._record(r));
+  }
+
+  /** Remove the oldest record matching `template` and return what it held, or null at once. */
+  async tryTakeRecord(template, { under, signal } = {}) {
+    return this.#takeRecord(template, under, 0, signal);
+  }
+
+  /**
+   * Remove the oldest record matching `template` and return what it held, waiting up to
+   * `timeout` seconds for one (Timeout after). A record take has no claim: a take whose
+   * answer is lost has removed its record all the same.
+   */
+  async takeRecord(template, { under, timeout, signal } = {}) {
+    const taken = await this.#takeRecord(template, under, timeout, signal);
+    if (taken === null) throw new Timeout(`no record matched ${stringify(recordTemplateWire(template))} in time`);
+    return taken;
+  }
+
+  async #takeRecord(template, under, timeout, signal) {
+    const body = { template: recordTemplateWire(template), under: under ?? null };
+    const answer = await this._longPoll("/records/take", body, timeout, "record", { signal });
+    return answer.record === null ? null : recordDataFrom(answer.record);
+  }
+
+  /**
+   * Watch the changes of the records below `under` (all without it): resolves once the watch
+   * is in place, to an async iterator of changes `{seq, kind, path, tag, value, version, time}`.
+   * `events`: the kinds (`create`, `update`, `move`, `destroy`, `expire`; all by default);
+   * `since`: resume after that change. Reconnects and reports lost changes as `subscribe`.
+   */
+  async watchRecords({ under, events, since, signal } = {}) {
+    let query = `?events=${checkKinds(events, CHANGE_KINDS).join(",")}`;
+    if (under !== undefined && under !== null) query += `&under=${encodeURIComponent(checkPath(under, "under"))}`;
+    return this._watch(query, checkSince(since), false, signal);
+  }
+
+  /** @internal open a record watch of the query and keep it with this handle */
+  async _watch(query, since, one, signal) {
+    if (this.#closed) throw new SpaceClosed("the space was closed");
+    const watch = new RecordWatch(this, "/records/events" + query, since, one, signal);
+    await watch._open();
+    this.#subscriptions.add(watch);
+    return watch;
+  }
+
+  /** Add `amount` to the credit account of `principal` (needs `admin`); the new balance. */
+  async grantCredit(principal, amount, { signal } = {}) {
+    const body = { principal, amount: creditWire(amount, "amount") };
+    return creditFrom((await this._request("POST", "/credit/grant", body, { signal })).balance.$credit);
+  }
+
+  /** The balance of the account of `principal` (another's than the caller's needs `admin`). */
+  async account(principal, { signal } = {}) {
+    if (typeof principal !== "string" || principal === "") {
+      throw new InvalidValue(`a principal is a non-empty string, got ${describe(principal)}`, { field: "principal" });
+    }
+    const path = "/credit/" + encodeURIComponent(principal);
+    return creditFrom((await this._request("GET", path, undefined, { again: true, signal })).balance.$credit);
+  }
+
   // -- statistics and closing
 
   /**
@@ -2046,6 +2316,217 @@ export class Transaction {
   }
 }
 
+// -- records -----------------------------------------------------------------------------------
+
+// What a full handle may do: every operation, move the record and make capabilities.
+const FULL = Object.freeze(["capability", "clone", "destroy", "move", "read", "refresh", "set", "watch"]);
+const COMPUTED = ["$credit", "$lifetime", "$refcount", "$level"];
+
+function valueFrom(wire) {
+  return new Decoder(RECEIVED).value(wire, 0);
+}
+
+function addressFrom(wire) {
+  const address = valueFrom(wire);
+  if (!(address instanceof Uri)) {
+    throw new WireError(`the server answered ${typeName(address)} where an address belongs`);
+  }
+  return address;
+}
+
+/** The fields of a record in an answer, as a plain object in the order its tags were first set. */
+function fieldsFrom(wire) {
+  const fields = valueFrom(wire.fields);
+  const out = {};
+  for (const tag of wire.tags) define(out, tag, fields[tag]);
+  return out;
+}
+
+/** What a record held: `{address, version, tags, fields}`. */
+function recordDataFrom(wire) {
+  return { address: addressFrom(wire.address), version: wire.version, tags: [...wire.tags], fields: fieldsFrom(wire) };
+}
+
+/**
+ * A handle on a record of a space (docs/records.md). Made by `space.create()`,
+ * `space.record()`, `space.find()`, `clone()`, `capability()` and `readOnly()`.
+ *
+ * A full handle names its record by the record's number on the server: it follows the
+ * record through moves, and fails with RecordNotFound once the record is gone, even if
+ * another record takes its path. Its `address` is the one it knows: the record's when the
+ * handle was made, or after a `move()` through it. A capability is named by its own address,
+ * which is all a request needs: it works without any token, for what it allows.
+ */
+export class Record {
+  #space;
+  #id;
+  #owner; // made by capability() or readOnly(): it may revoke itself
+
+  /** @internal */
+  constructor(space, address, id, operations, expiresAt, owner) {
+    this.#space = space;
+    this.#id = id;
+    this.#owner = owner;
+    /** The record's address for a full handle, the capability's for a capability (a `Uri`). */
+    this.address = address;
+    /** What this handle allows, sorted. */
+    this.operations = operations;
+    /** When this capability ends (seconds since the epoch); null: never, and for a full handle. */
+    this.expiresAt = expiresAt;
+  }
+
+  /** Whether this handle is a capability (whose address is `…/$cap/<token>`). */
+  get isCapability() {
+    return this.#id === null && this.address.text.includes("/$cap/");
+  }
+
+  #body(fields = {}) {
+    const body = { ref: this.address.text, ...fields };
+    if (this.#id !== null) body.id = this.#id;
+    return body;
+  }
+
+  #post(operation, body, signal, again = false) {
+    return this.#space._request("POST", "/records/" + operation, body, { again, signal });
+  }
+
+  // -- reading
+
+  /**
+   * One field (GetValue), or a computed tag: `$PK`, `$version`, `$credit`, `$lifetime`,
+   * `$refcount`, `$level`. `default` for a tag the record does not hold (else null).
+   */
+  async get(tag, { default: otherwise, signal } = {}) {
+    const body = this.#body({ tags: [tag] });
+    if (otherwise !== undefined && otherwise !== null) body.default = valueWire(otherwise, "default");
+    return valueFrom((await this.#post("get", body, signal, true)).values[0]);
+  }
+
+  /** Several fields at one instant, in the order asked. */
+  async view(...tags) {
+    if (tags.length === 0) return [];
+    return (await this.#post("get", this.#body({ tags }), undefined, true)).values.map(valueFrom);
+  }
+
+  /** Every stored field, as a plain object. */
+  async all({ signal } = {}) {
+    return (await this.snapshot({ signal })).fields;
+  }
+
+  /** The stored tags (ListTags), in the order they were first set. */
+  async tags({ signal } = {}) {
+    return (await this.snapshot({ signal })).tags;
+  }
+
+  /**
+   * The record at one instant: `{address, version, tags, fields, computed}`, `computed`
+   * holding `$credit`, `$lifetime`, `$refcount` and `$level` (none for the root record).
+   */
+  async snapshot({ signal } = {}) {
+    const wire = (await this.#post("get", this.#body(), signal, true)).record;
+    const computed = {};
+    for (const tag of COMPUTED) {
+      if (Object.hasOwn(wire.computed, tag)) computed[tag] = valueFrom(wire.computed[tag]);
+    }
+    return { ...recordDataFrom(wire), computed };
+  }
+
+  // -- changing
+
+  /** Set one field, atomically (SetValue); the record's new `$version`. */
+  async set(tag, value, { signal } = {}) {
+    return (await this.#post("set", this.#body({ tag, value: valueWire(value, "value") }), signal)).version;
+  }
+
+  /**
+   * Refinance (Refresh): add `credit`, or keep the record `lease` more seconds, paid by
+   * `principal` as for `space.create()`. When it expires now (seconds since the epoch), or null.
+   */
+  async refresh({ credit, lease, principal, signal } = {}) {
+    const body = this.#body({ credit: creditWire(credit, "credit"), lease: checkLease(lease), principal });
+    return (await this.#post("refresh", body, signal)).expires_at;
+  }
+
+  /** A new record at `path` with the same fields, paid as `space.create()`; its full handle. */
+  async clone(path, { credit, lease, principal, signal } = {}) {
+    const body = this.#body({
+      path: checkPath(path),
+      credit: creditWire(credit, "credit"),
+      lease: checkLease(lease),
+      principal,
+    });
+    return this.#space._record((await this.#post("clone", body, signal)).record);
+  }
+
+  /**
+   * Give the record a new path; its new `$version`. The old path redirects to it for
+   * `redirectLease` seconds (3600; 0: no redirection; null: as long as the record lives).
+   */
+  async move(path, { redirectLease = 3600, signal } = {}) {
+    const redirect = redirectLease === 0 ? 0 : checkLease(redirectLease, "redirect_lease");
+    const answer = await this.#post("move", this.#body({ path: checkPath(path), redirect_lease: redirect }), signal);
+    this.address = addressFrom(answer.address);
+    return answer.version;
+  }
+
+  /** Remove the record; RecordInUse if another contains it, unless `force` (their fields become null). */
+  async destroy({ force = false, signal } = {}) {
+    await this.#post("destroy", this.#body({ force: force === true }), signal);
+  }
+
+  // -- capabilities
+
+  #capability(answer) {
+    const operations = Object.freeze([...answer.operations]);
+    return new Record(this.#space, addressFrom(answer.address), null, operations, answer.expires_at, true);
+  }
+
+  /** The record's `$RO` handle: a capability that can read and watch, the same one until revoked. */
+  async readOnly({ signal } = {}) {
+    return this.#capability(await this.#post("read_only", this.#body(), signal));
+  }
+
+  /**
+   * A capability granting `operations` (some of `read`, `set`, `refresh`, `clone`,
+   * `destroy`, `watch`) for `lease` seconds (absent or null: until revoked).
+   */
+  async capability(operations, { lease, signal } = {}) {
+    const ops = [...new Set(typeof operations === "string" ? [operations] : operations)].sort();
+    const body = this.#body({ operations: ops, lease: checkLease(lease) });
+    return this.#capability(await this.#post("capability", body, signal));
+  }
+
+  /** End this capability: only the handle `capability()` or `readOnly()` returned may. */
+  async revoke({ signal } = {}) {
+    if (!this.isCapability) {
+      throw new NotAllowed("a full handle cannot be revoked; revoke the capabilities made from it", {
+        operation: "revoke",
+        allowed: this.operations,
+      });
+    }
+    if (!this.#owner) {
+      throw new NotAllowed("only the handle that capability() or readOnly() returned can revoke the capability", {
+        operation: "revoke",
+        allowed: this.operations,
+      });
+    }
+    await this.#post("revoke", { ref: this.address.text }, signal);
+  }
+
+  // -- watching
+
+  /**
+   * Watch the record's changes, in order (the upcall): resolves once the watch is in place,
+   * to an async iterator of changes that ends after the record's `destroy` or `expire`.
+   * `since`: resume after that change.
+   */
+  watch({ since, signal } = {}) {
+    let query = `?ref=${encodeURIComponent(this.address.text)}`;
+    if (this.#id !== null) query += `&id=${this.#id}`;
+    return this.#space._watch(query, checkSince(since), true, signal);
+  }
+}
+
 // -- events ------------------------------------------------------------------------------------
 
 const RECONNECT_DELAYS = [0, 0.05, 0.1, 0.25, 0.5, 1, 2];
@@ -2055,15 +2536,13 @@ const RECONNECT_DELAYS = [0, 0.05, 0.1, 0.25, 0.5, 1, 2];
 const FINAL = [NotFound, Unauthorized, Forbidden, InvalidValue];
 
 /**
- * The events of a subscription, `for await (const event of subscription)`: each is
- * `{seq, kind, tuple, time}` (`time` in seconds since the epoch). Iteration ends when the
- * subscription is closed (leaving a `for await` loop closes it). A lost connection is opened
- * again, resuming after the last event received; events the server's log no longer holds
- * reject the next call with EventsLost, and iteration can go on after it.
+ * A stream of events from the server (Server-Sent Events), resumed after the last event
+ * received when its connection breaks: what subscriptions and record watches share.
+ * @internal
  */
-export class Subscription {
+class EventStream {
   #space;
-  #query;
+  #route;
   #received; // where to resume: the id of the last whole message
   #signal;
   #closed = false;
@@ -2079,17 +2558,17 @@ export class Subscription {
   #delivered = 0;
   #reconnects = 0;
 
-  /** @internal use Space.subscribe() */
-  constructor(space, template, kinds, since, signal) {
+  /** `route`: the stream's path and query below the space's URL. */
+  constructor(space, route, since, signal) {
     this.#space = space;
-    this.#query = `?template=${encodeURIComponent(stringify(template))}&events=${kinds.join(",")}`;
+    this.#route = route;
     this.#received = since;
     this.#lastSeq = since ?? 0;
     this.#signal = signal;
     signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
-  /** The seq of the last event delivered: subscribe again with `since` it to resume. */
+  /** The seq of the last event delivered: open again with `since` it to resume. */
   get lastSeq() {
     return this.#lastSeq;
   }
@@ -2129,7 +2608,7 @@ export class Subscription {
     const controller = new AbortController();
     this.#controller = controller;
     const timer = setTimeout(() => controller.abort(), http.requestTimeout * 1000);
-    const url = this.#space.url + "/events" + this.#query;
+    const url = this.#space.url + this.#route;
     try {
       let response;
       try {
@@ -2240,16 +2719,19 @@ export class Subscription {
         continue;
       }
       if (message.event === "lost") throw lostError(message.data);
-      if (EVENT_KINDS.includes(message.event)) return { value: this.#event(message.data), done: false };
+      if (this._kinds.includes(message.event)) {
+        const event = this._decode(JSON.parse(message.data));
+        this.#delivered++;
+        this.#lastSeq = event.seq;
+        if (this._ends(event)) this.close(); // the server ends the stream after it
+        return { value: event, done: false };
+      }
     }
   }
 
-  #event(data) {
-    const body = JSON.parse(data);
-    const event = { seq: body.seq, kind: body.kind, tuple: tupleFromWire(body.tuple), time: body.time };
-    this.#delivered++;
-    this.#lastSeq = event.seq;
-    return event;
+  /** Whether `event` is the last of the stream. */
+  _ends() {
+    return false;
   }
 
   /** Wait `seconds`, or less if the subscription is closed meanwhile. */
@@ -2264,7 +2746,7 @@ export class Subscription {
     });
   }
 
-  /** End the subscription: iteration ends, the server learns it from the connection closing. */
+  /** End the stream: iteration ends, the server learns it from the connection closing. */
   close() {
     if (this.#closed) return;
     this.#closed = true;
@@ -2273,7 +2755,7 @@ export class Subscription {
     this.#space._forget(this);
   }
 
-  /** Called when a `for await` loop is left early: closes the subscription. */
+  /** Called when a `for await` loop is left early: closes the stream. */
   async return() {
     this.close();
     return { value: undefined, done: true };
@@ -2281,6 +2763,70 @@ export class Subscription {
 
   [Symbol.asyncIterator]() {
     return this;
+  }
+}
+
+/**
+ * The events of a subscription, `for await (const event of subscription)`: each is
+ * `{seq, kind, tuple, time}` (`time` in seconds since the epoch). Iteration ends when the
+ * subscription is closed (leaving a `for await` loop closes it). A lost connection is opened
+ * again, resuming after the last event received; events the server's log no longer holds
+ * reject the next call with EventsLost, and iteration can go on after it.
+ */
+export class Subscription extends EventStream {
+  /** @internal use Space.subscribe() */
+  constructor(space, template, kinds, since, signal) {
+    const query = `?template=${encodeURIComponent(stringify(template))}&events=${kinds.join(",")}`;
+    super(space, "/events" + query, since, signal);
+  }
+
+  /** @internal */
+  get _kinds() {
+    return EVENT_KINDS;
+  }
+
+  /** @internal */
+  _decode(body) {
+    return { seq: body.seq, kind: body.kind, tuple: tupleFromWire(body.tuple), time: body.time };
+  }
+}
+
+/**
+ * The changes of records, `for await (const change of watch)`: each is `{seq, kind, path,
+ * tag, value, version, time}` (docs/records.md#events-and-watching; `value` the fields for
+ * `create`, the old path for `move`). Reconnects, resumes and reports lost changes as a
+ * Subscription does; the watch of one record ends after its `destroy` or `expire`.
+ */
+export class RecordWatch extends EventStream {
+  #one;
+
+  /** @internal use Space.watchRecords() or Record.watch() */
+  constructor(space, route, since, one, signal) {
+    super(space, route, since, signal);
+    this.#one = one;
+  }
+
+  /** @internal */
+  get _kinds() {
+    return CHANGE_KINDS;
+  }
+
+  /** @internal */
+  _decode(body) {
+    return {
+      seq: body.seq,
+      kind: body.kind,
+      path: body.path,
+      tag: body.tag,
+      value: valueFrom(body.value),
+      version: body.version,
+      time: body.time,
+    };
+  }
+
+  /** @internal */
+  _ends(change) {
+    return this.#one && (change.kind === "destroy" || change.kind === "expire");
   }
 }
 

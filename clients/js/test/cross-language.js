@@ -5,7 +5,14 @@
 //   node test/cross-language.js take CASE SPACEURL  -> the encodings of the tuples taken
 //
 // and checks them against the same cases written in Python (CASES in tests/test_js.py):
-// each template, the first `matching` of its tuples match it.
+// each template, the first `matching` of its tuples match it. Records too:
+//
+//   node test/cross-language.js record-create PATH SPACEURL -> {address, version} of a record
+//                                                              holding RECORD, created at PATH
+//   node test/cross-language.js record-read PATH SPACEURL   -> {tags, fields (encoded), version}
+//                                                              of the record at PATH, then
+//                                                              sets its field "js" to true
+//   node test/cross-language.js record-find UNDER SPACEURL  -> the paths FIND finds below UNDER
 import {
   ANY,
   connect,
@@ -153,9 +160,37 @@ const CASES = {
   ],
 };
 
+// The record JavaScript creates (RECORD in tests/test_js.py), and the template of its find.
+const RECORD = {
+  temp: float(21.5),
+  unit: "C",
+  when: WHEN,
+  price: credit("9.50"),
+  link: uri("tuplespace://n1/x"),
+  list: ["a", 1],
+  meta: { k: 2n ** 70n, raw: bytes(0, 255) },
+};
+const FIND = { unit: "C", temp: range(20, 30) };
+
 const [role, name, url] = process.argv.slice(2);
 let answer;
-if (role === "encode") {
+if (role.startsWith("record-") && url) {
+  const space = connect(url);
+  if (role === "record-create") {
+    const rec = await space.create(name, RECORD);
+    answer = { address: rec.address.text, version: await rec.get("$version") };
+  } else if (role === "record-read") {
+    const rec = await space.record(name);
+    const { tags, fields, version } = await rec.snapshot();
+    answer = { tags, fields: encode(fields), version };
+    await rec.set("js", true);
+  } else {
+    const found = await space.find(FIND, { under: name });
+    const prefix = `/spaces/${space.name}/`;
+    answer = found.map((r) => r.address.text.slice(r.address.text.indexOf(prefix) + prefix.length));
+  }
+  await space.close();
+} else if (role === "encode") {
   answer = Object.fromEntries(
     Object.entries(CASES).map(([key, [template, matching, tuples]]) => [
       key,
@@ -173,7 +208,10 @@ if (role === "encode") {
   }
   await space.close();
 } else {
-  console.error(`usage: ${process.argv[1]} encode | write CASE URL | take CASE URL (cases: ${Object.keys(CASES)})`);
+  console.error(
+    `usage: ${process.argv[1]} encode | write CASE URL | take CASE URL | record-create PATH URL | ` +
+      `record-read PATH URL | record-find UNDER URL (cases: ${Object.keys(CASES)})`,
+  );
   process.exit(2);
 }
 process.stdout.write(JSON.stringify(answer));

@@ -1,8 +1,12 @@
 // The types of index.d.ts, exercised: `tsc --noEmit -p .` checks this file (it is never run).
 import {
   ANY,
+  CapabilityRevoked,
+  Credit,
   DEFAULT_LIMITS,
   EventsLost,
+  InsufficientCredit,
+  NotAllowed,
   Float,
   LimitReached,
   Time,
@@ -26,8 +30,13 @@ import {
   xpath,
   type Decoded,
   type DecodedTuple,
+  type Change,
   type Event,
   type Lease,
+  type Record,
+  type RecordData,
+  type RecordSnapshot,
+  type RecordWatch,
   type Space,
   type SpaceInfo,
   type Subscription,
@@ -115,6 +124,46 @@ async function operations(space: Space): Promise<void> {
   void [leases, one, maybe, read, all, taken, n, old, written, inTx, tuples];
 }
 
+async function records(space: Space): Promise<void> {
+  const signal = new AbortController().signal;
+  const rec: Record = await space.create("sensors/kitchen", { temp: 21.5, unit: "C" }, { credit: 100, signal });
+  await space.create("sensors/hall", { temp: float(20) }, { lease: 60, credit: credit("1.5"), principal: "acme" });
+  const opened: Record = await space.record(rec.address);
+  const root: Record = await space.record("$");
+  const temp: Decoded = await rec.get("temp", { default: 0 });
+  const [t1, unit] = await rec.view("temp", "unit");
+  const fields = await rec.all();
+  const tags: string[] = await rec.tags();
+  const snap: RecordSnapshot = await rec.snapshot();
+  const left: Credit | undefined = snap.computed.$credit;
+  const version: number = (await rec.set("temp", 22)) + (await rec.move("sensors/k1", { redirectLease: null }));
+  const expires: number | null = await rec.refresh({ credit: 50n, lease: 10 });
+  const copy: Record = await rec.clone("sensors/k2", { lease: 30 });
+  const ro: Record = await rec.readOnly();
+  const cap: Record = await rec.capability(["read", "set"], { lease: 600 });
+  await cap.revoke();
+  const found: Record[] = await space.find({ unit: "C", temp: range(20, 30) }, { under: "sensors", limit: 5 });
+  const taken: RecordData | null = await space.tryTakeRecord({ unit: ANY });
+  const waited: RecordData = await space.takeRecord({ unit: "C" }, { timeout: 1, under: "sensors" });
+  const all: RecordWatch = await space.watchRecords({ under: "sensors", events: ["create", "update"], since: 2 });
+  for await (const change of all) {
+    const c: Change = change;
+    void [c.path, c.tag, c.value, c.version];
+  }
+  const one: RecordWatch = await rec.watch({ since: all.lastSeq, signal });
+  one.close();
+  const balance: Credit = await space.grantCredit("acme", "12.5");
+  const mine: Credit = await space.account("acme");
+  await copy.destroy({ force: true });
+  // @ts-expect-error: a capability grants record operations only
+  await rec.capability(["move"]);
+  // @ts-expect-error: fields are an object of tags and values
+  await space.create("x", [1, 2]);
+  // @ts-expect-error: change kinds are those of records
+  await space.watchRecords({ events: ["write"] });
+  void [opened, root, temp, t1, unit, fields, tags, left, version, expires, ro, found, taken, waited, balance, mine];
+}
+
 async function server(): Promise<void> {
   const remote = connectServer("http://127.0.0.1:8765", { token: "secret-token-of-16" });
   const spaces: SpaceInfo[] = await remote.spaces();
@@ -127,10 +176,13 @@ async function server(): Promise<void> {
 }
 
 function errors(error: unknown): string {
+  if (error instanceof NotAllowed) return `${error.operation} ${error.allowed.join()}`;
+  if (error instanceof CapabilityRevoked) return `${error.expired}`;
+  if (error instanceof InsufficientCredit) return `${error.principal} ${error.needed} ${error.available}`;
   if (error instanceof EventsLost) return `${error.firstMissing} ${error.oldestAvailable}`;
   if (error instanceof LimitReached) return `${error.limit} ${error.maximum} ${error.retryAfter}`;
   if (error instanceof TupleSpaceError) return `${error.code} ${error.field} ${error.path} ${error.status}`;
   return "";
 }
 
-void [text, back, name, limit, f, t, server, errors];
+void [text, back, name, limit, f, t, server, records, errors];

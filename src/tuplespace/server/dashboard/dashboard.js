@@ -1,18 +1,22 @@
 // The dashboard: the page of index.html, driven through the JavaScript binding.
 //
 // Every figure comes from the server's statistics, polled once a second through
-// the binding (`spaces()`); the live feed is a subscription per watched template.
-// Tuples and templates are typed and shown as wire JSON (docs/wire-format.md).
+// the binding (`spaces()`); the live feed is a subscription per watched template,
+// and the feed of record changes a record watch per watched path.
+// Tuples, templates, records and their templates are typed and shown as wire JSON
+// (docs/wire-format.md).
 
 import {
   ANY,
   EventsLost,
   Timeout,
   connectServer,
+  credit,
   decode,
   decodeTemplate,
   encode,
   encodeTemplate,
+  typeName,
 } from "../js/tuplespace.js";
 
 const TOKEN_KEY = "tuplespace.token";
@@ -32,7 +36,9 @@ const state = {
   name: null, // the open space
   space: null,
   rows: new Map(), // space name -> its row in the table
-  watches: new Set(), // {stop()} of each running subscription
+  watches: new Set(), // {stop()} of each running subscription and record watch
+  record: null, // the open record's handle
+  found: false, // whether the list of records shows a find, to be run again after changes
   totals: null, // the counters at the last poll, and when
   rates: [], // per poll: {writes, takes, reads} per second
 };
@@ -330,10 +336,22 @@ function openSpace(name) {
   $("space-arities").textContent = "…";
   $("feed").replaceChildren();
   $("query-tuples").replaceChildren();
-  for (const id of ["write-result", "take-result", "query-result"]) {
+  $("record-rows").replaceChildren();
+  $("changes").replaceChildren();
+  closeRecord();
+  state.found = false;
+  for (const id of ["write-result", "take-result", "query-result", "find-result", "create-result"]) {
     $(id).value = "";
   }
-  for (const id of ["write-error", "take-error", "query-error", "events-error"]) {
+  for (const id of [
+    "write-error",
+    "take-error",
+    "query-error",
+    "events-error",
+    "find-error",
+    "create-error",
+    "changes-error",
+  ]) {
     clearError($(id));
   }
   for (const [other, row] of state.rows) {
@@ -470,17 +488,221 @@ function showLost(error) {
 }
 
 function addToFeed(kindName, ...parts) {
+  addItem($("feed"), kindName, parts);
+}
+
+function addItem(feed, kindName, parts) {
   const item = document.createElement("li");
   const kind = document.createElement("span");
   kind.className = `kind ${kindName}`;
   kind.textContent = kindName;
   // Spaces between the parts, for the text a screen reader reads.
   item.append(kind, ...parts.flatMap((part) => [" ", part]));
-  const feed = $("feed");
   feed.prepend(item);
   while (feed.children.length > FEED_MAX) {
     feed.lastElementChild.remove();
   }
+}
+
+// -- records -------------------------------------------------------------------------
+
+// A record's fields: a wire JSON object of tags and values.
+function decodeFields(text) {
+  const fields = decode(text);
+  if (typeName(fields) !== "map") {
+    throw new Error("Fields are a JSON object of tags and values.");
+  }
+  return fields;
+}
+
+// A record template: a wire JSON object of tags and template fields, read as the one
+// field of a tuple template.
+function decodeRecordTemplate(text) {
+  const fields = decodeTemplate(`[${text}]`);
+  const template = fields[0];
+  if (fields.length !== 1 || Object.getPrototypeOf(template ?? 0) !== Object.prototype) {
+    throw new Error("A record template is a JSON object of tags and template fields.");
+  }
+  return template;
+}
+
+function lifetimeText(lifetime) {
+  return lifetime === null || lifetime === undefined ? "never ends" : `${round(lifetime.value)} s`;
+}
+
+async function findRecords(form) {
+  const template = decodeRecordTemplate(form.template.value);
+  const under = form.under.value.trim() || null;
+  const limit = optionalNumber(form.limit);
+  const records = await state.space.find(template, { under, limit });
+  // A record destroyed between the find and its reading is left out.
+  const snapshots = await Promise.all(records.map((rec) => rec.snapshot().catch(() => null)));
+  const rows = [];
+  for (const [i, snap] of snapshots.entries()) {
+    if (snap !== null) {
+      rows.push(recordRow(records[i], snap));
+    }
+  }
+  $("record-rows").replaceChildren(...rows);
+  state.found = true;
+  $("find-result").value = `${rows.length} record${rows.length === 1 ? "" : "s"} found`;
+}
+
+function recordRow(rec, snap) {
+  const row = document.createElement("tr");
+  row.dataset.address = snap.address.text;
+  const head = document.createElement("th");
+  head.scope = "row";
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "link";
+  open.textContent = snap.address.text;
+  open.setAttribute("aria-label", `Open record ${snap.address.text}`);
+  open.addEventListener("click", () => attempt($("find-error"), () => openRecord(rec)));
+  head.append(open);
+  const cells = [
+    String(snap.version),
+    code(encode(snap.fields)),
+    String(snap.computed.$credit ?? ""),
+    lifetimeText(snap.computed.$lifetime),
+  ].map((content, i) => {
+    const cell = document.createElement("td");
+    if (i !== 1) {
+      cell.className = "number";
+    }
+    cell.append(content);
+    return cell;
+  });
+  row.append(head, ...cells);
+  return row;
+}
+
+// After a change made here, the list shows the records as they are now.
+async function refreshRecords() {
+  if (state.found) {
+    await attempt($("find-error"), () => findRecords($("find-form")));
+  }
+}
+
+async function createRecord(form) {
+  const fields = decodeFields(form.fields.value);
+  const lease = optionalNumber(form.lease);
+  const amount = form.credit.value.trim();
+  const options = {};
+  if (lease !== null) {
+    options.lease = lease;
+  }
+  if (amount !== "") {
+    options.credit = credit(amount);
+  }
+  $("create-result").value = "";
+  const rec = await state.space.create(form.path.value.trim(), fields, options);
+  $("create-result").value = `Created ${rec.address}`;
+  await openRecord(rec);
+  await refreshRecords();
+}
+
+async function openRecord(rec) {
+  state.record = rec;
+  $("record-result").value = "";
+  clearError($("record-error"));
+  await showRecord();
+  $("record-form").hidden = false;
+}
+
+async function showRecord() {
+  const snap = await state.record.snapshot();
+  $("record-address").textContent = snap.address.text;
+  $("record-version").textContent = snap.version;
+  $("record-credit").textContent = String(snap.computed.$credit ?? "");
+  $("record-lifetime").textContent = lifetimeText(snap.computed.$lifetime);
+  $("record-fields").textContent = encode(snap.fields);
+}
+
+function closeRecord() {
+  state.record = null;
+  $("record-form").hidden = true;
+  $("record-result").value = "";
+  clearError($("record-error"));
+}
+
+async function changeRecord(form, action) {
+  const rec = state.record;
+  if (action === "destroy") {
+    await rec.destroy();
+    closeRecord();
+    $("create-result").value = `Destroyed ${rec.address}`;
+  } else {
+    const tag = form.tag.value.trim();
+    const version = await rec.set(tag, decode(form.value.value));
+    await showRecord();
+    $("record-result").value = `Set ${tag}: version ${version}`;
+  }
+  await refreshRecords();
+}
+
+async function watchChanges(form) {
+  const under = form.under.value.trim() || null;
+  const where = under === null ? "every record" : `records under ${under}`;
+  // Listed once the watch is in place: every change from then on is shown.
+  const watch = await state.space.watchRecords({ under });
+  const item = document.createElement("li");
+  const stop = document.createElement("button");
+  stop.type = "button";
+  stop.textContent = "Stop";
+  stop.setAttribute("aria-label", `Stop watching ${where}`);
+  item.append(where, " ", stop);
+  $("record-watches").append(item);
+  const running = {
+    stop() {
+      state.watches.delete(running);
+      item.remove();
+      watch.close();
+    },
+  };
+  stop.addEventListener("click", () => running.stop());
+  state.watches.add(running);
+  for (;;) {
+    let step;
+    try {
+      step = await watch.next();
+    } catch (error) {
+      if (error instanceof EventsLost) {
+        addItem($("changes"), "lost", [
+          `changes ${error.firstMissing} to ${error.oldestAvailable - 1} are no longer in the log`,
+        ]);
+        continue;
+      }
+      if (state.watches.has(running)) {
+        showError($("changes-error"), error);
+        running.stop();
+      }
+      return;
+    }
+    if (step.done) {
+      return;
+    }
+    showChange(step.value);
+  }
+}
+
+function showChange(change) {
+  const date = new Date(change.time * 1000);
+  const when = document.createElement("time");
+  when.dateTime = date.toISOString();
+  when.textContent = date.toLocaleTimeString();
+  let what;
+  if (change.kind === "create") {
+    what = encode(change.value);
+  } else if (change.kind === "update") {
+    what = `${change.tag} = ${encode(change.value)}`;
+  } else if (change.kind === "move") {
+    what = `from ${change.value}`;
+  } else {
+    what = "";
+  }
+  const text = code(`${change.path} v${change.version}${what ? ` ${what}` : ""}`);
+  addItem($("changes"), change.kind, [text, when]);
 }
 
 // -- wiring --------------------------------------------------------------------------
@@ -502,6 +724,10 @@ onSubmit("write-form", (form) => attempt($("write-error"), () => write(form)));
 onSubmit("take-form", (form) => attempt($("take-error"), () => take(form)));
 onSubmit("query-form", (form, submitter) => attempt($("query-error"), () => query(form, submitter.value)));
 onSubmit("events-form", (form) => attempt($("events-error"), () => watch(form)));
+onSubmit("find-form", (form) => attempt($("find-error"), () => findRecords(form)));
+onSubmit("create-form", (form) => attempt($("create-error"), () => createRecord(form)));
+onSubmit("record-form", (form, submitter) => attempt($("record-error"), () => changeRecord(form, submitter.value)));
+onSubmit("changes-form", (form) => attempt($("changes-error"), () => watchChanges(form)));
 
 $("token").value = state.token;
 state.server = connectServer(BASE, options());
