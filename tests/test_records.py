@@ -379,17 +379,18 @@ def test_try_take_record_removes_the_oldest_match(space: Any) -> None:
 def test_take_record_waits_for_a_match(space: Any) -> None:
     taker = spawn(space.take_record, {"state": "ready"}, None, PATIENCE)
     rec = space.create("job", {"state": "new"})
-    wait_until(lambda: space.statistics()["record_watchers"] == 1, "the taker to wait")
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the taker to wait")
     rec.set("state", "ready")
     assert taker.result(PATIENCE).fields == {"state": "ready"}
-    assert space.statistics()["record_watchers"] == 0
+    stats = space.statistics()
+    assert (stats["record_takers"], stats["records_held"], stats["records"]) == (0, 0, 0)
 
 
 def test_take_record_waits_through_more_changes_than_the_log_keeps(make_space: Callable[..., Any]) -> None:
     space = make_space(event_retention=2)
     other = space.create("other", {"n": 0})
     taker = spawn(space.take_record, {"state": "ready"}, None, PATIENCE)
-    wait_until(lambda: space.statistics()["record_watchers"] == 1, "the taker to wait")
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the taker to wait")
     for i in range(50):
         other.set("n", i)
     space.create("job", {"state": "ready"})
@@ -401,7 +402,39 @@ def test_take_record_times_out(space: Any) -> None:
         space.take_record({"state": "ready"}, timeout=0)
     with pytest.raises(ts.Timeout):
         space.take_record({"state": "ready"}, timeout=0.05)
-    assert space.statistics()["record_watchers"] == 0
+    assert space.statistics()["record_takers"] == 0
+
+
+def test_blocked_record_takes_are_served_in_arrival_order(space: Any) -> None:
+    takers = []
+    for i in range(4):
+        takers.append(spawn(space.take_record, {"kind": "job"}, "jobs", PATIENCE))
+        wait_until(lambda i=i: space.statistics()["record_takers"] == i + 1, f"taker {i} to wait")
+    picky = spawn(space.take_record, {"kind": "job", "n": 9}, None, PATIENCE)
+    wait_until(lambda: space.statistics()["record_takers"] == 5, "the picky taker to wait")
+    space.create("elsewhere/1", {"kind": "job", "n": 0})  # below no taker's under but the picky one's
+    assert space.statistics()["record_takers"] == 5
+    assert space.try_take_record({"kind": "job"}) is not None
+    for i in range(4):
+        space.create(f"jobs/{i}", {"kind": "job", "n": i})
+        assert takers[i].result(PATIENCE).fields == {"kind": "job", "n": i}
+        assert all(not t.done() for t in takers[i + 1 :])
+    space.create("jobs/9", {"kind": "job", "n": 9})
+    assert str(picky.result(PATIENCE).address).endswith("/jobs/9")
+    stats = space.statistics()
+    assert (stats["record_takers"], stats["records_held"], stats["records"]) == (0, 0, 0)
+
+
+def test_a_set_hands_the_record_to_the_oldest_taker_it_now_matches(space: Any) -> None:
+    first = spawn(space.take_record, {"state": "ready"}, None, PATIENCE)
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the first taker to wait")
+    second = spawn(space.take_record, {"state": "ready"}, None, PATIENCE)
+    wait_until(lambda: space.statistics()["record_takers"] == 2, "the second taker to wait")
+    a, b = space.create("a", {"state": "new"}), space.create("b", {"state": "new"})
+    b.set("state", "ready")
+    assert str(first.result(PATIENCE).address).endswith("/b")
+    a.set("state", "ready")
+    assert str(second.result(PATIENCE).address).endswith("/a")
 
 
 # -- the root record ---------------------------------------------------------------------------
@@ -907,7 +940,62 @@ def test_async_records_are_awaited_and_watched_with_async_for() -> None:
         assert (await waiter).fields == {"kind": "job"}
         with pytest.raises(ts.Timeout):
             await aspace.take_record({"kind": "job"}, timeout=0.01)
-        assert aspace.statistics()["record_watchers"] == 0
+        assert aspace.statistics()["record_takers"] == 0
         await aspace.close()
 
     asyncio.run(main())
+
+
+def test_async_blocked_record_takes_are_served_in_arrival_order() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        takers = []
+        for i in range(4):
+            takers.append(asyncio.create_task(aspace.take_record({"kind": "job"}, timeout=PATIENCE)))
+            await asyncio.sleep(0)
+            assert aspace.statistics()["record_takers"] == i + 1
+        for i in range(4):
+            await aspace.create(f"jobs/{i}", {"kind": "job", "n": i})
+            assert (await takers[i]).fields == {"kind": "job", "n": i}
+            assert all(not t.done() for t in takers[i + 1 :])
+        assert aspace.statistics()["record_takers"] == 0
+        await aspace.close()
+
+    asyncio.run(main())
+
+
+def test_a_record_handed_to_a_cancelled_taker_goes_to_the_next_one_intact() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        watch = aspace.watch_records()
+        first = asyncio.create_task(aspace.take_record({"kind": "job"}))
+        await asyncio.sleep(0)
+        second = asyncio.create_task(aspace.take_record({"kind": "job"}))
+        await asyncio.sleep(0)
+        aspace.space.create("jobs/1", {"kind": "job"})  # handed to the first taker, which has not run yet
+        assert aspace.statistics()["records_held"] == 1
+        assert await aspace.find({"kind": "job"}) == []  # held: no lookup sees it
+        first.cancel()
+        taken = await second
+        assert (str(taken.address), taken.fields, taken.version) == (
+            "tuplespace://local/spaces/default/jobs/1",
+            {"kind": "job"},
+            1,
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert [(await watch.get(timeout=PATIENCE)).kind for _ in range(2)] == ["create", "destroy"]
+        stats = aspace.statistics()
+        assert (stats["record_takers"], stats["records_held"], stats["records"]) == (0, 0, 0)
+        await aspace.close()
+
+    asyncio.run(main())
+
+
+def test_closing_the_space_ends_a_blocked_record_take() -> None:
+    space = ts.Space()
+    taker = spawn(space.take_record, {"kind": "job"})
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the taker to wait")
+    space.close()
+    with pytest.raises(ts.SpaceClosed):
+        taker.result(PATIENCE)

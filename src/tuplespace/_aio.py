@@ -18,11 +18,11 @@ from typing import Any, ClassVar
 
 from ._capabilities import READ_ONLY
 from ._engine import E, Txn, Waiter
-from ._errors import EventsLost, SpaceFull, Timeout
+from ._errors import SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import Lease
 from ._record import RecordBase, RecordData, check_revocable
-from ._records import DEFAULT_PRINCIPAL
+from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
 from ._templates import RecordTemplate, Template, compile_template, one_exact
 from ._values import URI, Credit, Map, Value
@@ -322,28 +322,41 @@ class AsyncSpace:
     ) -> RecordData:
         """See :meth:`Space.take_record`."""
         compiled = RecordTemplate(template)
-        taken = await self.try_take_record(compiled, under)
-        if taken is not None:
-            return taken
-        if timeout == 0:
-            raise Timeout(f"no record matches {compiled.fields!r}")
         space = self.space
-        with space._lock:
-            feed = space._engine.records.watch_all(under, {"create", "update", "move"}, None, 1, None)
+        records = space._engine.records
         loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def first() -> tuple[Any, RecordTaker | None]:
+            taken = records.take(compiled, under)
+            if taken is not None or timeout == 0:
+                return taken, None
+            return None, records.add_taker(compiled, under, _waker(loop, fut))
+
+        taken, taker = await _call(space, first)
+        if taken is not None:
+            return RecordData(*taken)
+        if taker is None:
+            raise Timeout(f"no record matches {compiled.fields!r}")
+        received = False
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    taken = await self.try_take_record(compiled, under)
-                    if taken is not None:
-                        return taken
-                    with contextlib.suppress(EventsLost):  # the feed only wakes this call up
-                        await anext_from(space, feed, loop)
-        except TimeoutError:
-            raise Timeout(f"no record matched {compiled.fields!r} in time") from None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    while True:  # the store hands this take its record, oldest taker first
+                        with space._lock:
+                            if taker.rec is not None:
+                                break
+                            space._engine._check_open()
+                        await fut
+            received = True  # a timeout leaves the caller here to receive a record handed meanwhile
         finally:
+            # Removed for good only now; released to the next taker if this call is cancelled.
             with space._lock:
-                space._engine.unsubscribe(feed)
+                taken = records.end_take(taker, received)
+        await _settle_now(space)
+        if taken is None:
+            raise Timeout(f"no record matched {compiled.fields!r} in time")
+        return RecordData(*taken)
 
     def watch_records(
         self,

@@ -44,12 +44,25 @@ Events.  Creations, updates, moves, destructions and expiries are logged in the
 engine's event log with the same numbering as tuple events; watchers
 (:class:`~tuplespace._events.RecordFeed`) get them in order and resume from the
 log by number.
+
+Takers and holds.  A blocked take (:class:`RecordTaker`) waits in a queue in
+arrival order.  A create, set, move or release that leaves a record takeable hands
+it to the oldest taker whose template and ``under`` match, as the engine's
+waiters get tuples.  The record is *held* for the taker: it stays stored (same
+rid, path, fields, version, credit, lease and capabilities, nothing written to the
+journal) but no lookup by path, find or take sees it and no handle changes it
+(one may still read it, so a create answers with what it created); its path stays
+reserved.  A
+hold ends in :meth:`RecordStore.confirm` (the record is removed for good; the one
+``destroy`` event is emitted then) or :meth:`RecordStore.release` (it is seen
+again as it was, with no event, and offered to the takers).  A taker that is gone
+before it received its record releases it.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
@@ -87,7 +100,7 @@ from ._values import URI, Credit, Map, Value, check_tuple
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["COMPUTED_TAGS", "DEFAULT_PRINCIPAL", "ROOT_RID", "Rec", "RecordStore", "Redirect"]
+__all__ = ["COMPUTED_TAGS", "DEFAULT_PRINCIPAL", "ROOT_RID", "Rec", "RecordStore", "RecordTaker", "Redirect"]
 
 COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", "$level")
 """Tags computed when read; no record stores them."""
@@ -159,6 +172,19 @@ class Redirect:
         self.expires = expires
 
 
+class RecordTaker:
+    """A blocked take of a record.  ``rec`` is the record held for it once handed
+    one; ``wake`` is called (under the shell's lock) then, and when the space closes."""
+
+    __slots__ = ("rec", "template", "under", "wake")
+
+    def __init__(self, template: RecordTemplate, under: str | None, wake: Callable[[], object]) -> None:
+        self.template = template
+        self.under = under
+        self.wake = wake
+        self.rec: Rec | None = None
+
+
 class RecordStore:
     """The records of one space (see the module docstring).  Every method must be
     called with the shell's lock held."""
@@ -199,6 +225,8 @@ class RecordStore:
         self._redirects: dict[str, Redirect] = {}
         self._watchers = RecordWatchers()
         self._last_rid = ROOT_RID
+        self._held: set[int] = set()  # rids of records held for a take (see the module docstring)
+        self._takers: dict[RecordTaker, None] = {}  # blocked takes, oldest first
         self._counts = dict.fromkeys(("record_scans", "records_expired"), 0)
 
     # -- addresses --------------------------------------------------------------------
@@ -245,6 +273,8 @@ class RecordStore:
             redirect = self._redirects.get(path)
             if redirect is not None:
                 rec = self._by_rid[redirect.rid]
+        if rec is not None and rec.rid in self._held:
+            return None
         return rec
 
     def _contained(self, v: URI) -> tuple[URI, Rec | None]:
@@ -288,15 +318,18 @@ class RecordStore:
                         f"the root record $ cannot {op}", operation=op, allowed=frozenset({"read"})
                     )
                 raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
-            return rec
-        cap = self.caps.get(token)
-        if op not in cap.ops:
-            raise NotAllowed(
-                f"this handle does not allow {op} (it allows {', '.join(sorted(cap.ops))})",
-                operation=op,
-                allowed=cap.ops,
-            )
-        return self._rec(cap.rid)
+        else:
+            cap = self.caps.get(token)
+            if op not in cap.ops:
+                raise NotAllowed(
+                    f"this handle does not allow {op} (it allows {', '.join(sorted(cap.ops))})",
+                    operation=op,
+                    allowed=cap.ops,
+                )
+            rec = self._rec(cap.rid)
+        if self._held and rec.rid in self._held and op != "read":
+            raise RecordNotFound(f"record {rec.rid} is being taken")
+        return rec
 
     # -- reading -------------------------------------------------------------------------
 
@@ -438,7 +471,9 @@ class RecordStore:
         RecordNotFound (a field naming no record) or InsufficientCredit, doing nothing."""
         self._tick()
         path = self._free(path)
-        return self._create(path, self._check_fields(fields), credit, lease, principal).rid
+        rec = self._create(path, self._check_fields(fields), credit, lease, principal)
+        self._offer(rec)
+        return rec.rid
 
     def _free(self, path: object) -> str:
         """``path``, checked and held by no record."""
@@ -517,7 +552,7 @@ class RecordStore:
         rec = None
         if token is None and not (engine.closed or engine._leases or engine._deadlines):
             rec = self._by_rid.get(rid)  # the full handle's path, inlined: set is a hot path
-        if rec is None:
+        if rec is None or (self._held and rid in self._held):
             rec = self.target(rid, token, "set")
         fields = rec.fields
         if type(tag) is not str:
@@ -556,7 +591,10 @@ class RecordStore:
         rec.version += 1
         self._journal(rec)
         self._emit("update", rec, tag, v)
-        return rec.version
+        version = rec.version
+        if self._takers:
+            self._offer(rec)
+        return version
 
     def refresh(
         self,
@@ -610,7 +648,9 @@ class RecordStore:
     ) -> int:
         """A new record at ``path`` with the fields of this one; the new rid."""
         rec = self.target(rid, token, "clone")
-        return self._create(self._free(path), dict(rec.fields), credit, lease, principal).rid
+        new = self._create(self._free(path), dict(rec.fields), credit, lease, principal)
+        self._offer(new)
+        return new.rid
 
     def move(self, rid: int, path: object, redirect_lease: float | None) -> None:
         """Give the record a new path; the old one redirects to it for ``redirect_lease``
@@ -636,6 +676,7 @@ class RecordStore:
             for tag, child in (c.refs or {}).items():
                 if child == rid:
                     self._rewrite(c, tag, address)
+        self._offer(rec)
 
     def _rewrite(self, rec: Rec, tag: str, v: Value, emit: bool = True) -> None:
         """Change a field as a consequence of another record's move or end."""
@@ -757,10 +798,15 @@ class RecordStore:
 
     def _matching(self, template: RecordTemplate, under: str | None) -> Iterator[Rec]:
         counts = self._counts
+        held = self._held
         candidates = self._index.candidates(template)
         for rec in list(self._by_rid.values()) if candidates is None else candidates:
             counts["record_scans"] += 1
-            if (under is None or rec.path.startswith(under)) and template.matches(rec.fields):
+            if (
+                (under is None or rec.path.startswith(under))
+                and template.matches(rec.fields)
+                and not (held and rec.rid in held)
+            ):
                 yield rec
 
     def find(self, template: RecordTemplate, under: str | None, limit: int | None) -> list[int]:
@@ -788,11 +834,12 @@ class RecordStore:
         b = self._index.bucket(tag, key)
         if b is None:
             return []
+        held = self._held
         if isinstance(b, Rec):
             self._counts["record_scans"] += 1
-            return [b.rid] if limit != 0 else []
+            return [b.rid] if limit != 0 and b.rid not in held else []
         self._counts["record_scans"] += len(b)
-        rids = sorted(b)
+        rids = sorted(b) if not held else sorted(rid for rid in b if rid not in held)
         return rids if limit is None else rids[:limit]
 
     def take(self, template: RecordTemplate, under: str | None) -> tuple[URI, Map, int] | None:
@@ -805,6 +852,73 @@ class RecordStore:
                 self._remove(rec, "destroy")
                 return taken
         return None
+
+    # -- blocked takes and holds -------------------------------------------------------
+
+    def add_taker(
+        self, template: RecordTemplate, under: str | None, wake: Callable[[], object]
+    ) -> RecordTaker:
+        """Queue a blocked take (after its :meth:`take` found nothing); it is handed
+        the first record that comes to match while no older taker wants it."""
+        self._engine._check_open()
+        taker = RecordTaker(template, path_prefix(under), wake)
+        self._takers[taker] = None
+        return taker
+
+    def end_take(self, taker: RecordTaker, received: bool) -> tuple[URI, Map, int] | None:
+        """End a blocked take: the address, fields and version of the record it was
+        handed (removed for good now), or None if it had none (it leaves the queue).
+        A record handed to a taker that did not ``received`` it is released."""
+        self._takers.pop(taker, None)
+        rec, taker.rec = taker.rec, None
+        if rec is None:
+            return None
+        if not received:
+            self.release(rec.rid)
+            return None
+        taken = (URI(self.prefix + rec.path), _map(rec.fields), rec.version)
+        self.confirm(rec.rid)
+        return taken
+
+    def hold(self, rec: Rec) -> tuple[URI, Map, int]:
+        """Hide ``rec`` from lookups, finds and takes, keeping it as it is (see the
+        module docstring); its address, fields and version."""
+        self._held.add(rec.rid)
+        return URI(self.prefix + rec.path), _map(rec.fields), rec.version
+
+    def confirm(self, rid: int) -> None:
+        """Remove the held record ``rid`` for good (a ``destroy`` event)."""
+        self._held.discard(rid)
+        rec = self._by_rid.get(rid)
+        if rec is not None:
+            self._remove(rec, "destroy")
+
+    def release(self, rid: int) -> None:
+        """Show the held record ``rid`` again as it was, and offer it to the takers;
+        if its lease ran out meanwhile it expires now."""
+        self._held.discard(rid)
+        rec = self._by_rid.get(rid)
+        if rec is not None:
+            rec.scheduled = None  # its item in the lease heap was dropped while held
+            self._schedule(rec)
+            if not self._engine.closed:
+                self._engine.tick()
+            if self._by_rid.get(rid) is rec:
+                self._offer(rec)
+
+    def _offer(self, rec: Rec) -> None:
+        """Hand ``rec``, if it can be taken, to the oldest taker that wants it."""
+        if not self._takers or rec.containers or rec.rid in self._held:
+            return
+        for taker in list(self._takers):
+            under = taker.under
+            if (under is None or rec.path.startswith(under)) and taker.template.matches(rec.fields):
+                del self._takers[taker]
+                if taker.wake() is False:
+                    continue  # its caller is gone (its event loop closed)
+                self.hold(rec)
+                taker.rec = rec
+                return
 
     # -- watching --------------------------------------------------------------------
 
@@ -868,6 +982,8 @@ class RecordStore:
         if type(item) is Rec:
             if self._by_rid.get(item.rid) is not item or item.scheduled != when:
                 return  # gone, or superseded by an earlier item
+            if item.rid in self._held:
+                return  # a release schedules its expiry again
             item.scheduled = None
             if item.expires is not None and item.expires <= when:
                 self._counts["records_expired"] += 1
@@ -955,13 +1071,17 @@ class RecordStore:
     def close(self) -> None:
         for feed in self._watchers.pop_all():
             self._engine.unsubscribe(feed)
+        for taker in list(self._takers):
+            taker.wake()  # it finds the space closed
 
     def __len__(self) -> int:
-        return len(self._by_rid)
+        return len(self._by_rid) - len(self._held)
 
     def statistics(self) -> dict[str, Any]:
         return {
-            "records": len(self._by_rid),
+            "records": len(self._by_rid) - len(self._held),
+            "records_held": len(self._held),
+            "record_takers": len(self._takers),
             "capabilities": len(self.caps),
             "redirections": len(self._redirects),
             "accounts": len(self.accounts),

@@ -20,13 +20,13 @@ from typing import Any
 
 from ._clock import Clock, SystemClock
 from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, Txn, Waiter
-from ._errors import EventsLost, SpaceClosed, SpaceFull, Timeout, TransactionAborted
+from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
 from ._record import Record, RecordData, RecordWatch
-from ._records import DEFAULT_PRINCIPAL
-from ._subscription import Subscription, SubscriptionBase, next_from
+from ._records import DEFAULT_PRINCIPAL, RecordTaker
+from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, one_exact
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Value
 
@@ -386,30 +386,47 @@ class Space:
         waiting up to ``timeout`` seconds for one to be created or set so that it
         matches (:class:`Timeout` after)."""
         compiled = RecordTemplate(template)
-        taken = self.try_take_record(compiled, under)
-        if taken is not None:
-            return taken
-        if timeout == 0:
-            raise Timeout(f"no record matches {compiled.fields!r}")
         engine = self._engine
-        with self._lock:
+        records = engine.records
+        ready = threading.Event()
+
+        def first() -> tuple[Any, RecordTaker | None, float | None]:
             deadline = engine.deadline(timeout)
-            feed = engine.records.watch_all(under, {"create", "update", "move"}, None, 1, None)
+            taken = records.take(compiled, under)
+            if taken is not None or timeout == 0:
+                return taken, None, deadline
             self._start_timer()
+            return None, records.add_taker(compiled, under, ready.set), deadline
+
+        taken, taker, deadline = self._call(first)
+        if taken is not None:
+            return RecordData(*taken)
+        if taker is None:
+            raise Timeout(f"no record matches {compiled.fields!r}")
+        received = False
         try:
-            while True:
-                taken = self.try_take_record(compiled, under)
-                if taken is not None:
-                    return taken
-                try:
-                    next_from(self, feed, time_left(engine, deadline))
-                except Timeout:
-                    raise Timeout(f"no record matched {compiled.fields!r} in time") from None
-                except EventsLost:
-                    pass  # the feed only wakes this call up: changes it lost are looked at anyway
+            while True:  # blocked takes are served oldest first: the store hands this one its record
+                with self._lock:
+                    if taker.rec is not None:
+                        break
+                    engine._check_open()
+                    if deadline is not None and engine.clock.now() >= deadline:
+                        break
+                    ready.clear()
+                if deadline is None:
+                    ready.wait()
+                elif engine.clock.simulated:  # simulated time moves in other threads: look again soon
+                    ready.wait(0.01)
+                else:
+                    ready.wait(min(max(deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX))
+            received = True
         finally:
-            with self._lock:
-                engine.unsubscribe(feed)
+            # A record handed to this call is removed for good only now; if the call
+            # ends without receiving it (an exception), it is released to the next taker.
+            taken = self._call(records.end_take, taker, received)
+        if taken is None:
+            raise Timeout(f"no record matched {compiled.fields!r} in time")
+        return RecordData(*taken)
 
     def watch_records(
         self,
