@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE
+from test_client import Proxy, new_name
 from test_server import client, error, running
 from tuplespace.server import Server
 
@@ -342,3 +344,78 @@ def test_the_python_binding_uses_a_capability_without_a_token(acme: httpx.Client
         with pytest.raises(ts.InsufficientCredit):
             owner.create("costly", {"n": 1}, credit=1000)
         assert owner.account("acme") < 100
+
+
+# -- claimed takes ----------------------------------------------------------------------------
+
+
+def test_a_taken_record_whose_answer_is_lost_comes_back_as_it_was(serve: Any) -> None:
+    server = serve(claim_lease=1.0)
+    cutter = Proxy(server)
+    name = new_name()
+    try:
+        with (
+            ts.connect(server.space_url(name), store="memory") as other,
+            ts.connect(cutter.space_url(name)) as space,
+        ):
+            other.create("jobs/1", {"kind": "job", "n": 1})
+            other.record("jobs/1").set("n", 2)
+            before = other.record("jobs/1").snapshot()
+            assert space.count(("warm",)) == 0  # the connection the take will use
+            cutter.swallow = True
+            with pytest.raises(ts.Unreachable, match="cannot reach"):
+                space.try_take_record({"kind": "job"})  # held by its claim; the answer never arrives
+            assert other.try_take_record({"kind": "job"}) is None
+            after = other.take_record({"kind": "job"}, timeout=PATIENCE)  # once the claim ran out
+            assert (after.address, after.fields, after.version) == (before.address, before.fields, 2)
+    finally:
+        cutter.close()
+
+
+def test_a_confirmed_record_take_is_final_and_destroys_once(serve: Any) -> None:
+    server = serve(claim_lease=0.3)
+    name = new_name()
+    with (
+        ts.connect(server.space_url(name), store="memory", confirm_delay=PATIENCE) as space,
+        space.watch_records() as watch,
+    ):
+        space.create("jobs/1", {"kind": "job"})
+        assert space.take_record({"kind": "job"}).fields == {"kind": "job"}
+        assert space.client_statistics()["unconfirmed_claims"] == 1
+        space.create("mid", {"n": 0})
+        assert space.try_take_record({"kind": "nothing"}) is None  # the confirmation rides along
+        stats = space.client_statistics()
+        assert (stats["unconfirmed_claims"], stats["claims_confirmed_riding"]) == (0, 1)
+        time.sleep(0.6)  # past the claim's lease
+        assert space.try_take_record({"kind": "job"}) is None
+        space.create("end", {"n": 0})
+        got = [watch.get(timeout=PATIENCE) for _ in range(4)]
+    assert [(c.kind, c.path) for c in got] == [
+        ("create", "jobs/1"),
+        ("create", "mid"),
+        ("destroy", "jobs/1"),
+        ("create", "end"),
+    ]
+
+
+def test_record_claims_are_confirmed_and_released_by_their_routes(acme: httpx.Client) -> None:
+    create(acme, "jobs/1", {"kind": "job"})
+    create(acme, "jobs/2", {"kind": "job"})
+    first = acme.post(R + "/take", json={"template": {"kind": "job"}, "claim": True}).json()
+    assert uri(first["record"]["address"]).endswith("/jobs/1")
+    assert set(first["claim"]) == {"id", "expires_at"}
+    second = acme.post(R + "/take", json={"template": {"kind": "job"}, "claim": True}).json()
+    assert uri(second["record"]["address"]).endswith("/jobs/2")
+    assert acme.post(f"/spaces/market/claims/{first['claim']['id']}/release").status_code == 204
+    assert acme.post(f"/spaces/market/claims/{second['claim']['id']}/confirm").status_code == 204
+    error(acme.post(f"/spaces/market/claims/{second['claim']['id']}/release"), 409, "transaction_ended")
+    again = acme.post(
+        R + "/take",
+        json={"template": {"kind": "job"}, "claim": True, "confirm": [first["claim"]["id"], "nope"]},
+    ).json()
+    assert uri(again["record"]["address"]).endswith("/jobs/1")
+    assert again["unconfirmed"] == [first["claim"]["id"], "nope"]
+    assert acme.post(
+        R + "/take", json={"template": {"kind": "job"}, "confirm": [again["claim"]["id"]]}
+    ).json() == {"record": None}
+    assert acme.post(R + "/find", json={"template": {"kind": "job"}}).json() == {"records": []}

@@ -1856,7 +1856,14 @@ export class Space {
 
   /** Take under a claim; the claims of earlier takes ride along to be confirmed. */
   async #take(template, timeout, signal) {
-    const body = { template: templateWire(template), claim: true };
+    const answer = await this.#claiming("/take", { template: templateWire(template) }, "tuple", timeout, signal);
+    return answer.tuple === null ? null : tupleFromWire(answer.tuple);
+  }
+
+  /** Post a take under a claim, with the claims of earlier takes riding along to be confirmed;
+   * keep the new claim to confirm later. Asks again while the server cuts the wait short. */
+  async #claiming(path, fields, key, timeout, signal) {
+    const body = { ...fields, claim: true };
     const wait = checkTimeout(timeout);
     const deadline = wait === null ? null : now() + wait;
     for (;;) {
@@ -1866,7 +1873,7 @@ export class Space {
       try {
         answer = await this._request(
           "POST",
-          "/take",
+          path,
           { ...body, timeout: left, confirm: confirm.length ? confirm : undefined },
           { wait: left, again: true, signal },
         );
@@ -1884,8 +1891,7 @@ export class Space {
           this.#confirmPending();
         }, this.#confirmDelay * 1000);
       }
-      if (answer.tuple !== null) return tupleFromWire(answer.tuple);
-      if (!answer.more) return null;
+      if (answer[key] !== null || !answer.more) return answer;
       this.#stats.longPollsReissued++;
     }
   }
@@ -1902,7 +1908,7 @@ export class Space {
           this.#stats.claimsConfirmedAlone++;
         } catch (error) {
           if (error instanceof NotFound) {
-            this.#stats.claimsLost++; // it ran out: the tuple went back and may be taken again
+            this.#stats.claimsLost++; // it ran out: what it took went back and may be taken again
             continue;
           }
           this.#confirmations.unshift(...claims.slice(i));
@@ -2062,8 +2068,8 @@ export class Space {
 
   /**
    * Remove the oldest record matching `template` and return what it held, waiting up to
-   * `timeout` seconds for one (Timeout after). A record take has no claim: a take whose
-   * answer is lost has removed its record all the same.
+   * `timeout` seconds for one (Timeout after). Taken under a claim, as tuples are: a record
+   * whose answer is lost goes back to its place.
    */
   async takeRecord(template, { under, timeout, signal } = {}) {
     const taken = await this.#takeRecord(template, under, timeout, signal);
@@ -2073,7 +2079,7 @@ export class Space {
 
   async #takeRecord(template, under, timeout, signal) {
     const body = { template: recordTemplateWire(template), under: under ?? null };
-    const answer = await this._longPoll("/records/take", body, timeout, "record", { signal });
+    const answer = await this.#claiming("/records/take", body, "record", timeout, signal);
     return answer.record === null ? null : recordDataFrom(answer.record);
   }
 

@@ -321,14 +321,43 @@ class AsyncSpace:
         timeout: float | None = None,
     ) -> RecordData:
         """See :meth:`Space.take_record`."""
-        compiled = RecordTemplate(template)
+        return await self._take_record(RecordTemplate(template), under, timeout, None)
+
+    async def _take_record(
+        self,
+        compiled: RecordTemplate,
+        under: str | None,
+        timeout: float | None,
+        hold: Callable[[int], object] | None,
+    ) -> RecordData:
+        """:meth:`take_record`; with ``hold``, the record is held, not removed, and
+        ``hold(rid)`` is called under the lock as soon as it is: the caller then
+        confirms or releases it (a claimed take over HTTP)."""
         space = self.space
         records = space._engine.records
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
 
+        def grab() -> Any:
+            if hold is None:
+                return records.take(compiled, under)
+            held = records.take_held(compiled, under)
+            if held is None:
+                return None
+            hold(held[0])
+            return held[1:]
+
+        def end(taker: RecordTaker, received: bool) -> Any:
+            if hold is None:
+                return records.end_take(taker, received)
+            held = records.end_held_take(taker, received)
+            if held is None:
+                return None
+            hold(held[0])
+            return held[1:]
+
         def first() -> tuple[Any, RecordTaker | None]:
-            taken = records.take(compiled, under)
+            taken = grab()
             if taken is not None or timeout == 0:
                 return taken, None
             return None, records.add_taker(compiled, under, _waker(loop, fut))
@@ -352,7 +381,7 @@ class AsyncSpace:
         finally:
             # Removed for good only now; released to the next taker if this call is cancelled.
             with space._lock:
-                taken = records.end_take(taker, received)
+                taken = end(taker, received)
         await _settle_now(space)
         if taken is None:
             raise Timeout(f"no record matched {compiled.fields!r} in time")

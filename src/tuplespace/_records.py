@@ -880,6 +880,27 @@ class RecordStore:
         self.confirm(rec.rid)
         return taken
 
+    def take_held(self, template: RecordTemplate, under: str | None) -> tuple[int, URI, Map, int] | None:
+        """Hold (not remove) the record :meth:`take` would remove; its rid, address,
+        fields and version, or None.  The caller ends the hold (confirm or release)."""
+        self._tick()
+        for rec in self._matching(template, path_prefix(under)):
+            if not rec.containers:
+                return (rec.rid, *self.hold(rec))
+        return None
+
+    def end_held_take(self, taker: RecordTaker, received: bool) -> tuple[int, URI, Map, int] | None:
+        """:meth:`end_take`, but a received record stays held (its rid comes first):
+        the caller ends the hold (confirm or release)."""
+        self._takers.pop(taker, None)
+        rec, taker.rec = taker.rec, None
+        if rec is None:
+            return None
+        if not received:
+            self.release(rec.rid)
+            return None
+        return rec.rid, URI(self.prefix + rec.path), _map(rec.fields), rec.version
+
     def hold(self, rec: Rec) -> tuple[URI, Map, int]:
         """Hide ``rec`` from lookups, finds and takes, keeping it as it is (see the
         module docstring); its address, fields and version."""

@@ -26,7 +26,7 @@ import {
   range,
   uri,
 } from "../tuplespace.js";
-import { newName, servers, spaceUrl } from "./helpers.js";
+import { newName, servers, spaceUrl, waitUntil } from "./helpers.js";
 
 const opened = [];
 function open(url, options) {
@@ -335,4 +335,16 @@ describe("credit", () => {
     assert.ok(computed.$credit instanceof Credit);
     assert.ok(computed.$lifetime.value > 3500 && computed.$lifetime.value <= 3600, String(computed.$lifetime));
   });
+});
+
+test("a record take is claimed and its claim confirmed: the record does not come back", async () => {
+  const url = spaceUrl(servers.claims);
+  const space = open(url, { confirmDelay: 0.01 });
+  await space.create("jobs/1", { kind: "job" });
+  const taken = await space.takeRecord({ kind: "job" });
+  assert.deepEqual(taken.fields, { kind: "job" });
+  await waitUntil(() => space.clientStatistics().claimsConfirmedAlone === 1, "a confirmation sent alone");
+  await new Promise((resolve) => setTimeout(resolve, 500)); // past the claim's lease (0.3 s)
+  assert.equal(await open(url).tryTakeRecord({ kind: "job" }), null);
+  assert.equal(space.clientStatistics().claimsLost, 0);
 });

@@ -411,7 +411,7 @@ class AsyncRemoteSpace:
     def _claim_lost(self, claim_id: str) -> None:
         self._stats["claims_lost"] += 1
         logger.warning(
-            "claim %s ran out before it was confirmed: its tuple went back to the space %s "
+            "claim %s ran out before it was confirmed: what it took went back to the space %s "
             "and may be taken again",
             claim_id,
             self.url,
@@ -610,8 +610,8 @@ class AsyncRemoteSpace:
     async def take_record(
         self, template: Any, under: str | None = None, timeout: float | None = None
     ) -> RecordData:
-        """See :meth:`Space.take_record <tuplespace.Space.take_record>`.  Records are not
-        taken under a claim: a take whose answer is lost loses its record."""
+        """See :meth:`Space.take_record <tuplespace.Space.take_record>`.  Taken under a
+        claim, as tuples are: a record whose answer is lost goes back to its place."""
         taken = await self._take_record(template, under, timeout)
         if taken is None:
             raise Timeout(f"no record matched {template!r} in time")
@@ -620,9 +620,19 @@ class AsyncRemoteSpace:
     async def _take_record(
         self, template: Any, under: str | None, timeout: float | None
     ) -> RecordData | None:
-        body = {"template": record_template_wire(template), "under": under}
-        answer = await self._long_poll("/records/take", body, timeout, "record")
-        return None if answer["record"] is None else record_data_from_wire(answer["record"])
+        """Take under a claim; the claims of earlier takes ride along to be confirmed."""
+        body: dict[str, Any] = {"template": record_template_wire(template), "under": under, "claim": True}
+        wait = check_timeout(timeout)
+        deadline = None if wait is None else _monotonic() + wait
+        while True:
+            left = None if deadline is None else max(deadline - _monotonic(), 0.0)
+            body["timeout"] = left
+            answer = await self._claiming("/records/take", body, left)
+            if answer["record"] is not None:
+                return record_data_from_wire(answer["record"])
+            if not answer.get("more"):
+                return None
+            self._stats["long_polls_reissued"] += 1
 
     def watch_records(
         self,

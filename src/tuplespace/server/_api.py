@@ -24,7 +24,7 @@ from starlette.types import Receive
 from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
-from .._errors import SpaceFull, Timeout
+from .._errors import SpaceFull, Timeout, TransactionError
 from .._values import DEFAULT_LIMITS, Limits, Value
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError
@@ -361,6 +361,34 @@ class ApiBase:
         if task.cancelled():
             raise _Interrupted
         return task.result()
+
+    def _claim_ids(self, body: dict[str, Any]) -> list[str]:
+        ids = body.get("confirm", [])
+        if type(ids) is not list or not all(type(x) is str for x in ids):
+            raise ApiError(400, "bad_request", "confirm is a list of claim ids", "confirm")
+        if len(ids) > self.limits.max_batch:
+            raise ApiError(
+                413,
+                "value_too_large",
+                f"{len(ids)} claims, more than {self.limits.max_batch} in one request",
+                "confirm",
+                limit="max_batch",
+                maximum=self.limits.max_batch,
+            )
+        return ids
+
+    async def _confirm(self, info: SpaceInfo, caller: Caller, claim_id: str) -> bool:
+        """Make a claimed take final; False if the claim is gone (its tuple went back)."""
+        handle = self.hub.find("claim", claim_id, info, caller.owner)
+        if handle is None:
+            return self.hub.ended_state(claim_id) == "committed"
+        try:
+            await handle.tx.commit()
+        except TransactionError:
+            return False
+        finally:
+            self.hub.forget(claim_id)
+        return True
 
     async def poll(
         self,

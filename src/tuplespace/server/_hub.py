@@ -8,12 +8,14 @@ server stops.
 A claim is a transaction the server starts for one ``take``: the taken tuple is
 held by it until the client confirms (commit) or releases (abort) it, or its
 lease runs out (abort, by the space's own timer), so a tuple whose answer never
-reached its client returns to its place.  Transactions and claims are known by
+reached its client returns to its place.  A claimed take of a record holds the
+record instead (:class:`RecordClaim`, the same face).  Transactions and claims are known by
 unguessable ids; a token's transaction can only be used with that token.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -31,11 +33,11 @@ try:
 except ImportError:  # Windows: SQLite's own lock still keeps a second server out
     fcntl = None  # type: ignore[assignment]
 
-from .._aio import AsyncSpace, AsyncTransaction
+from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import ORDERS
-from .._errors import InvalidValue, StoreError
+from .._errors import InvalidValue, StoreError, TransactionError
 from .._space import Space
 from .._sqlite import open_space
 from .._templates import ANY, Template
@@ -43,7 +45,7 @@ from .._values import Credit, Limits
 from ._auth import check_permissions
 from ._errors import ApiError
 
-__all__ = ["Handle", "Hub", "SpaceInfo"]
+__all__ = ["Handle", "Hub", "RecordClaim", "SpaceInfo"]
 
 logger = logging.getLogger("tuplespace.server")
 
@@ -83,6 +85,55 @@ def credit_text(amount: Credit) -> str:
     return text
 
 
+class RecordClaim:
+    """A claimed take of a record: the record is held (docs/records.md) until
+    :meth:`commit` removes it for good or :meth:`abort` shows it again, as the
+    claim's lease running out unconfirmed does.  It has the face of a transaction
+    that claims use (``state``, ``expires_at``, ``commit``, ``abort``)."""
+
+    def __init__(self, space: Space, rid: int, lease: float) -> None:
+        self._space = space
+        self._rid = rid
+        self.state = "active"
+        self.expires_at: float | None = space._engine.clock.now() + lease
+        self._timer = asyncio.get_running_loop().call_later(lease, self._expire)
+
+    def _end(self, state: str) -> bool:
+        if self.state != "active":
+            return False
+        self.state = state
+        self._timer.cancel()
+        return True
+
+    def _release(self) -> None:
+        space = self._space
+        with space._lock:
+            if not space._engine.closed:  # a closed space keeps the record as it was stored
+                space._engine.records.release(self._rid)
+                if space._timer is not None:
+                    space._timer.poke()
+
+    def _expire(self) -> None:
+        if self._end("aborted"):
+            self._release()
+
+    async def commit(self) -> None:
+        if not self._end("committed"):
+            raise TransactionError(f"the claim is {self.state}")
+        space = self._space
+
+        def confirm() -> None:
+            space._engine._check_open()
+            space._engine.records.confirm(self._rid)
+
+        await _call(space, confirm)
+
+    async def abort(self) -> None:
+        if self._end("aborted"):
+            self._release()
+            await _settle_now(self._space)
+
+
 @dataclass(eq=False)
 class Handle:
     """A transaction or a claim: ``kind`` is ``"transaction"`` or ``"claim"``."""
@@ -90,13 +141,19 @@ class Handle:
     id: str
     kind: str
     info: SpaceInfo
-    tx: AsyncTransaction
+    tx: AsyncTransaction | RecordClaim
     owner: str | None  # the token's name; None: whoever has the id
     client: str
 
     @property
     def state(self) -> str:
         return self.tx.state
+
+    @property
+    def transaction(self) -> AsyncTransaction:
+        """The transaction of a ``"transaction"`` handle."""
+        assert isinstance(self.tx, AsyncTransaction)
+        return self.tx
 
 
 @dataclass
@@ -430,7 +487,9 @@ class Hub:
                     maximum=self.max_handles,
                 )
 
-    def add(self, kind: str, info: SpaceInfo, tx: AsyncTransaction, owner: str | None, client: str) -> Handle:
+    def add(
+        self, kind: str, info: SpaceInfo, tx: AsyncTransaction | RecordClaim, owner: str | None, client: str
+    ) -> Handle:
         if len(self.handles) >= self._sweep_at:
             self.sweep()
             self._sweep_at = max(SWEEP_FROM, 2 * len(self.handles))

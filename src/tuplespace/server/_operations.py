@@ -10,7 +10,6 @@ from starlette.responses import Response
 
 from .. import __version__
 from .._codec import to_wire
-from .._errors import TransactionError
 from .._templates import Template
 from ._api import (
     ALL_FIELDS,
@@ -151,21 +150,6 @@ class Operations(ApiBase):
             out["unconfirmed"] = unconfirmed
         return json_response(out)
 
-    def _claim_ids(self, body: dict[str, Any]) -> list[str]:
-        ids = body.get("confirm", [])
-        if type(ids) is not list or not all(type(x) is str for x in ids):
-            raise ApiError(400, "bad_request", "confirm is a list of claim ids", "confirm")
-        if len(ids) > self.limits.max_batch:
-            raise ApiError(
-                413,
-                "value_too_large",
-                f"{len(ids)} claims, more than {self.limits.max_batch} in one request",
-                "confirm",
-                limit="max_batch",
-                maximum=self.limits.max_batch,
-            )
-        return ids
-
     async def _claimed_take(
         self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
     ) -> dict[str, Any]:
@@ -189,19 +173,6 @@ class Operations(ApiBase):
         finally:
             if not claimed:
                 await tx.abort()
-
-    async def _confirm(self, info: SpaceInfo, caller: Caller, claim_id: str) -> bool:
-        """Make a claimed take final; False if the claim is gone (its tuple went back)."""
-        handle = self.hub.find("claim", claim_id, info, caller.owner)
-        if handle is None:
-            return self.hub.ended_state(claim_id) == "committed"
-        try:
-            await handle.tx.commit()
-        except TransactionError:
-            return False
-        finally:
-            self.hub.forget(claim_id)
-        return True
 
     async def read_all(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), ALL_FIELDS, ("template",))

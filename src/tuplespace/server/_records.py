@@ -29,7 +29,7 @@ from .._values import Map, Value
 from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
 from ._errors import ApiError, api_error
-from ._hub import SpaceInfo
+from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._streams import EventRoutes, EventStream, since_param
 
@@ -283,9 +283,24 @@ class RecordRoutes(EventRoutes):
         template = self._get_record_template(body)
         under = _get_under(body)
         timeout = get_timeout(body)
-        aspace = (await self.space(caller, space, info)).aspace
+        claim = get_bool(body, "claim")
+        confirm = self._claim_ids(body)
+        target = await self.space(caller, space, info)
+        unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
+        aspace = target.aspace
+        held: list[RecordClaim] = []
+
+        def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
+            held.append(RecordClaim(aspace.space, rid, self.claim_lease))
+
+        if claim:
+            self.hub.check_handle_room(caller.client)
         try:
-            if timeout == 0:
+            if claim:
+                taken, more = await self.poll(
+                    request, caller, timeout, lambda wait: aspace._take_record(template, under, wait, hold)
+                )
+            elif timeout == 0:
                 taken, more = await aspace.try_take_record(template, under), False
             else:
                 taken, more = await self.poll(
@@ -294,8 +309,13 @@ class RecordRoutes(EventRoutes):
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
         out: dict[str, Any] = {"record": None if taken is None else _data_out(taken)}
+        if held:
+            handle = self.hub.add("claim", target, held[0], caller.owner, caller.client)
+            out["claim"] = {"id": handle.id, "expires_at": held[0].expires_at}
         if more:
             out["more"] = True
+        if unconfirmed:
+            out["unconfirmed"] = unconfirmed
         return json_response(out)
 
     # -- watching ---------------------------------------------------------------------------------
@@ -544,5 +564,5 @@ _MOVE_FIELDS = frozenset({"path", "redirect_lease"})
 _DESTROY_FIELDS = frozenset({"force"})
 _CAPABILITY_FIELDS = frozenset({"operations", "lease"})
 _FIND_FIELDS = frozenset({"template", "under", "limit"})
-_TAKE_FIELDS = frozenset({"template", "under", "timeout"})
+_TAKE_FIELDS = frozenset({"template", "under", "timeout", "claim", "confirm"})
 _GRANT_FIELDS = frozenset({"principal", "amount"})

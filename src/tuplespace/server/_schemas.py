@@ -659,12 +659,20 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         },
     ),
     "take_record": (
-        "Take the oldest matching record (a long poll with a timeout).",
-        _body({**_WHERE, "timeout": ref("Timeout")}, ("template",)),
+        "Take the oldest matching record (a long poll with a timeout), optionally under a claim.",
+        _body({**_WHERE, "timeout": ref("Timeout"), **_CLAIMING}, ("template",)),
         {
             "200": _answer(
                 "What the record held, or null.",
-                _object({"record": _nullable(ref("RecordData")), "more": _MORE}, ("record",)),
+                _object(
+                    {
+                        "record": _nullable(ref("RecordData")),
+                        "claim": _CLAIM,
+                        "more": _MORE,
+                        "unconfirmed": _UNCONFIRMED,
+                    },
+                    ("record",),
+                ),
             )
         },
     ),

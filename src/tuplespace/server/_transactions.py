@@ -90,7 +90,7 @@ class Transactions(ApiBase):
         info = self._existing(self.authorize(caller, space, needs), space)
         body = await read_body(request, self.limits.max_body)
         check_keys(body, allowed, required)
-        return caller, self._transaction(caller, info, tx_id).tx, body
+        return caller, self._transaction(caller, info, tx_id).transaction, body
 
     async def tx_write(self, space: str, tx_id: str, request: Request) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), TX_WRITE_FIELDS, ("tuple",))
@@ -172,5 +172,5 @@ class Transactions(ApiBase):
             raise ApiError(
                 400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
             )
-        await handle.tx.renew(lease)
-        return json_response({"expires_at": handle.tx.expires_at})
+        await handle.transaction.renew(lease)
+        return json_response({"expires_at": handle.transaction.expires_at})
