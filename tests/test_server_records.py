@@ -4,6 +4,7 @@ changes as Server-Sent Events, and credit over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 import tuplespace as ts
+from conftest import LiveServer
 from helpers import PATIENCE
 from test_client import Proxy, new_name
 from test_server import client, error, running
@@ -419,3 +421,24 @@ def test_record_claims_are_confirmed_and_released_by_their_routes(acme: httpx.Cl
         R + "/take", json={"template": {"kind": "job"}, "confirm": [again["claim"]["id"]]}
     ).json() == {"record": None}
     assert acme.post(R + "/find", json={"template": {"kind": "job"}}).json() == {"records": []}
+
+
+def test_the_text_form_of_a_remote_record(http_server: LiveServer) -> None:
+    with ts.connect(http_server.space_url()) as space:
+        rec = space.create("plant/boiler", {"temp": 71.5, "unit": "C"})
+        rec.set("temp", 72.0)
+        text = ts.format(rec)
+        assert text.startswith('{$PK: uri"')
+        assert "$version: 2" in text
+        assert "temp: 72.0" in text
+        assert ts.parse(text) == rec.snapshot()
+
+    async def main() -> None:
+        aspace = await ts.connect_async(http_server.space_url())
+        async with aspace:
+            arec = await aspace.create("plant/pump", {"on": True})
+            with pytest.raises(TypeError, match=r"await record\.snapshot"):
+                ts.format(arec)
+            assert ts.parse(ts.format(await arec.snapshot())) == await arec.snapshot()
+
+    asyncio.run(main())

@@ -24,9 +24,10 @@ Whitespace between tokens is free.  :func:`parse` raises :class:`WireError` (a
 from __future__ import annotations
 
 import base64
+import inspect
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
     import datetime
 
 __all__ = ["format", "parse"]
+
+
+@runtime_checkable
+class _Snapshots(Protocol):
+    """A record handle of a remote space: what it holds comes from :meth:`snapshot`."""
+
+    def snapshot(self) -> Any: ...
+
 
 MAX_NESTING = 100
 
@@ -56,17 +65,24 @@ _TYPED = ("bytes", "time", "uri", "credit")
 _LITERALS: dict[str, Value] = {"null": None, "true": True, "false": False}
 
 
-def format(value: Value | RecordData | RecordBase) -> str:
+def format(value: Value | RecordData | RecordBase | _Snapshots) -> str:
     """The text form of a value (a tuple, usually), of a :class:`RecordData`, or of a
-    record handle (what it holds now).
+    record handle (what it holds now), embedded or remote.
 
     >>> format(("job", 42, 1.5, None))
     '("job", 42, 1.5, null)'
 
-    Raises :class:`UnsupportedType` or :class:`InvalidValue` for what is not a value.
+    Raises :class:`UnsupportedType` or :class:`InvalidValue` for what is not a value,
+    and ``TypeError`` for an async remote handle (``format(await rec.snapshot())``).
     """
     if isinstance(value, RecordBase):
         value = value._snapshot()
+    elif isinstance(value, _Snapshots):
+        data = value.snapshot()
+        if inspect.iscoroutine(data):
+            data.close()
+            raise TypeError("an async record handle: format(await record.snapshot())")
+        value = data
     if isinstance(value, RecordData):
         return _record_text(value)
     return _text(check_value(value))
