@@ -17,10 +17,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._aio import AsyncRecord
+from .._aio import AsyncRecord, AsyncRecordWatch
 from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
-from .._errors import EventsLost, InvalidTemplate, InvalidValue, NotAllowed, WireError
+from .._errors import InvalidTemplate, InvalidValue, NotAllowed, WireError
 from .._events import CHANGE_KINDS, Change
 from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
@@ -31,7 +31,7 @@ from ._auth import permissions_for, valid_space_name
 from ._errors import ApiError, api_error
 from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
-from ._streams import EventRoutes, EventStream, since_param
+from ._streams import EventRoutes
 
 __all__ = ["RecordRoutes", "change_message"]
 
@@ -322,24 +322,10 @@ class RecordRoutes(EventRoutes):
 
     async def record_events(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        params = request.query_params
-        for key in params:
-            if key not in ("under", "events", "since", "ref", "id"):
-                raise ApiError(400, "bad_request", f"unknown parameter {key!r}", key)
+        params, kinds, since = self.stream_params(
+            request, ("under", "events", "since", "ref", "id"), CHANGE_KINDS
+        )
         ref = params.get("ref")
-        kinds = CHANGE_KINDS
-        if "events" in params:
-            kinds = frozenset(k for k in params["events"].split(",") if k)
-            if not kinds or not kinds <= CHANGE_KINDS:
-                raise ApiError(
-                    400,
-                    "bad_request",
-                    f"events is a comma-separated list of {', '.join(sorted(CHANGE_KINDS))}",
-                    "events",
-                )
-        since = since_param(request.headers.get("last-event-id"), "Last-Event-ID")
-        if since is None:
-            since = since_param(params.get("since"), "since")
         handle: AsyncRecord | None = None
         if ref is not None:
             if "under" in params or "events" in params:
@@ -369,33 +355,16 @@ class RecordRoutes(EventRoutes):
             info = self.authorize(caller, space, ("subscribe",))
             under = params.get("under") or None
             target = await self.space(caller, space, info)
-        state = self.stream_room(caller)
-        lost: EventsLost | None = None
-        while True:
-            try:
-                if handle is not None:
-                    watch = handle.watch(since, self.limits.max_pending)
-                else:
-                    watch = target.aspace.watch_records(
-                        under, kinds, since=since, max_pending=self.limits.max_pending
-                    )
-                break
-            except EventsLost as exc:
-                lost = exc
-                since = exc.oldest_available - 1
-            except Exception as exc:
-                self.hub.release_client(caller.client)
-                raise api_error(exc, "under" if handle is None else "ref") from None
-        state.subscriptions += 1
-        self.streams.add(watch)
 
-        async def end() -> None:
-            self.streams.discard(watch)
-            await watch.close()
-            state.subscriptions -= 1
-            self.hub.release_client(caller.client)
+        def open_watch(after: int | None) -> AsyncRecordWatch:
+            if handle is not None:
+                return handle.watch(after, self.limits.max_pending)
+            return target.aspace.watch_records(under, kinds, since=after, max_pending=self.limits.max_pending)
 
-        return EventStream(self._stream(watch, lost, change_message), end)
+        try:
+            return self.open_stream(caller, since, open_watch, change_message)
+        except Exception as exc:
+            raise api_error(exc, "under" if handle is None else "ref") from None
 
     # -- credit ------------------------------------------------------------------------------------
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._codec import to_wire
 from .._errors import EventsLost, Timeout
 from .._events import EVENT_KINDS, Event
-from ._api import ApiBase, disconnected
+from ._api import ApiBase, Caller, disconnected
 from ._errors import ApiError
 from ._requests import (
     parse_template_text,
@@ -31,6 +33,11 @@ class Watch(Protocol[E]):
 
     async def get(self, timeout: float | None = None) -> E | None: ...
 
+    async def close(self) -> None: ...
+
+
+W = TypeVar("W", AsyncSubscription, AsyncRecordWatch)
+
 
 class EventRoutes(ApiBase):
     """The event stream of a space."""
@@ -40,49 +47,78 @@ class EventRoutes(ApiBase):
     async def events(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self.authorize(caller, space, ("subscribe",))
-        params = request.query_params
-        for key in params:
-            if key not in ("template", "events", "since"):
-                raise ApiError(400, "bad_request", f"unknown parameter {key!r}", key)
+        params, kinds, since = self.stream_params(request, ("template", "events", "since"), EVENT_KINDS)
         text = params.get("template")
         if text is None:
             raise ApiError(400, "bad_request", "template is required", "template")
         template = parse_template_text(text, self.limits.wire)
-        kinds = EVENT_KINDS
+        target = await self.space(caller, space, info)
+        return self.open_stream(
+            caller,
+            since,
+            lambda after: target.aspace.subscribe(
+                template, kinds, since=after, max_pending=self.limits.max_pending
+            ),
+            _event,
+        )
+
+    @staticmethod
+    def stream_params(
+        request: Request, names: tuple[str, ...], all_kinds: frozenset[str]
+    ) -> tuple[QueryParams, frozenset[str], int | None]:
+        """The query of a stream, holding only ``names``; its ``events`` (a subset of
+        ``all_kinds``, all by default); the event to resume after (``Last-Event-ID``,
+        else ``since``)."""
+        params = request.query_params
+        for key in params:
+            if key not in names:
+                raise ApiError(400, "bad_request", f"unknown parameter {key!r}", key)
+        kinds = all_kinds
         if "events" in params:
             kinds = frozenset(k for k in params["events"].split(",") if k)
-            if not kinds or not kinds <= EVENT_KINDS:
+            if not kinds or not kinds <= all_kinds:
                 raise ApiError(
                     400,
                     "bad_request",
-                    f"events is a comma-separated list of {', '.join(sorted(EVENT_KINDS))}",
+                    f"events is a comma-separated list of {', '.join(sorted(all_kinds))}",
                     "events",
                 )
         since = since_param(request.headers.get("last-event-id"), "Last-Event-ID")
         if since is None:
             since = since_param(params.get("since"), "since")
-        target = await self.space(caller, space, info)
+        return params, kinds, since
+
+    def open_stream(
+        self,
+        caller: Caller,
+        since: int | None,
+        open_watch: Callable[[int | None], W],
+        message: Callable[[Any], bytes],
+    ) -> Response:
+        """The event stream of ``open_watch(since)``: if the events after ``since`` are
+        gone, it opens after the oldest left and says what was lost first."""
         state = self.stream_room(caller)
         lost: EventsLost | None = None
         while True:
             try:
-                sub = target.aspace.subscribe(
-                    template, kinds, since=since, max_pending=self.limits.max_pending
-                )
+                watch = open_watch(since)
                 break
             except EventsLost as exc:
                 lost = exc
                 since = exc.oldest_available - 1
+            except BaseException:
+                self.hub.release_client(caller.client)
+                raise
         state.subscriptions += 1
-        self.streams.add(sub)
+        self.streams.add(watch)
 
         async def end() -> None:
-            self.streams.discard(sub)
-            await sub.close()
+            self.streams.discard(watch)
+            await watch.close()
             state.subscriptions -= 1
             self.hub.release_client(caller.client)
 
-        return EventStream(self._stream(sub, lost, _event), end)
+        return EventStream(self._stream(watch, lost, message), end)
 
     async def _stream(
         self, sub: Watch[E], lost: EventsLost | None, message: Callable[[E], bytes]
