@@ -17,6 +17,7 @@ the log's retention plus ``max_pending`` per subscriber, however slow it is.
 
 from __future__ import annotations
 
+import abc
 import itertools
 from collections import deque
 from collections.abc import Callable
@@ -105,7 +106,7 @@ class _Numbered(Protocol):
 E = TypeVar("E", bound=_Numbered)
 
 
-class FeedBase(Generic[E]):
+class FeedBase(abc.ABC, Generic[E]):
     """The engine side of a subscription: what is queued for it, and where its gap is.
 
     Subclasses say which logged events they want and what they deliver for one.
@@ -147,12 +148,13 @@ class FeedBase(Generic[E]):
         self.overflows = 0
         self.last_seq = 0  # the last event handed to the subscriber
 
+    @abc.abstractmethod
     def wants(self, raw: RawEvent) -> bool:
-        raise NotImplementedError
+        """Whether the logged event ``raw`` is for this feed."""
 
+    @abc.abstractmethod
     def make(self, raw: RawEvent) -> E:
         """What the subscriber gets for the logged event ``raw``."""
-        raise NotImplementedError
 
     def push(self, event: E) -> None:
         if self.gap is not None or event.kind not in self.kinds:
