@@ -1190,13 +1190,14 @@ class Decoder {
     });
   }
 
-  map(o, keys, depth) {
+  // A map's entries, each decoded by the method named `entry` ("value", or a template's "field").
+  map(o, keys, depth, entry = "value") {
     this.check(keys.length, depth, "map keys");
     const out = {};
     for (const k of keys) {
       checkWellFormed(k, WireError);
       try {
-        define(out, k, this.value(o[k], depth));
+        define(out, k, this[entry](o[k], depth));
       } catch (error) {
         throw error instanceof TupleSpaceError ? at(error, keyPath(k)) : error;
       }
@@ -1229,7 +1230,7 @@ class TemplateDecoder extends Decoder {
     if (isJsonObject(o)) {
       const keys = Object.keys(o);
       if (keys.length === 1 && keys[0].startsWith("$")) return this.marker(keys[0], o[keys[0]], depth);
-      return this.mapTemplate(o, plainKeys(o), depth + 1);
+      return this.map(o, plainKeys(o), depth + 1, "field");
     }
     return this.value(o, depth);
   }
@@ -1238,7 +1239,7 @@ class TemplateDecoder extends Decoder {
     if (Object.hasOwn(SCALAR_TAGS, tag)) return this.tagged(tag, payload, depth);
     switch (tag) {
       case "$map":
-        return this.mapTemplate(mapPayload(payload), Object.keys(payload), depth + 1);
+        return this.map(mapPayload(payload), Object.keys(payload), depth + 1, "field");
       case "$any":
         if (payload !== true) throw new WireError('"$any" holds true');
         return ANY;
@@ -1298,20 +1299,6 @@ class TemplateDecoder extends Decoder {
     const includeHigh = payload.include_high ?? false;
     if (typeof includeHigh !== "boolean") throw new WireError('"$range" include_high is true or false');
     return new Range(low, high, { includeHigh });
-  }
-
-  mapTemplate(o, keys, depth) {
-    this.check(keys.length, depth, "map keys");
-    const out = {};
-    for (const k of keys) {
-      checkWellFormed(k, WireError);
-      try {
-        define(out, k, this.field(o[k], depth));
-      } catch (error) {
-        throw error instanceof TupleSpaceError ? at(error, keyPath(k)) : error;
-      }
-    }
-    return out;
   }
 }
 
