@@ -436,7 +436,7 @@ def sqlite_space(**options: Any) -> Iterator[ts.Space]:
 class LiveServer:
     """A real server (:func:`tuplespace.server.create_app`, ``create_app`` options) on
     127.0.0.1 and a free port, run in a thread; ``url`` is its base URL.  ``uvicorn``:
-    settings of the uvicorn server (``{"ws": "none"}``: no WebSockets)."""
+    settings of the uvicorn server (``{"http": "httptools"}``: HTTP alone, no channel)."""
 
     def __init__(self, uvicorn: dict[str, Any] | None = None, **options: Any) -> None:
         self.options = options

@@ -1,4 +1,5 @@
-"""The channel: requests of the HTTP API on a WebSocket, against a real server."""
+"""The channel: requests of the HTTP API as frames on a TCP connection to the
+server's port, against a real server."""
 
 from __future__ import annotations
 
@@ -6,17 +7,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import uvloop
-from websockets.sync.client import ClientConnection, connect
 
 import tuplespace as ts
 from conftest import LiveServer
 from helpers import PATIENCE, spawn, wait_until
+from tuplespace._framing import MAGIC, frame
 
 Serve = Callable[..., LiveServer]
 
@@ -30,25 +32,54 @@ TOKENS = {
 }
 
 
-def channel(server: LiveServer, token: str | None = None) -> ClientConnection:
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    return connect(server.url.replace("http://", "ws://") + "/channel", additional_headers=headers)
+class Conn:
+    """A channel spoken by hand: frames out, frames in."""
+
+    def __init__(self, server: LiveServer, hello: bytes) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE)
+        self.sock.sendall(MAGIC + frame(hello))
+        self.file = self.sock.makefile("rb")
+
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(frame(payload))
+
+    def recv(self) -> bytes:
+        """The next frame; ConnectionError once the server closed the channel."""
+        head = self.file.read(4)
+        if len(head) < 4:
+            raise ConnectionError("closed")
+        return self.file.read(int.from_bytes(head, "big"))
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+    def __enter__(self) -> Conn:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def send(ws: ClientConnection, request_id: int, line: str, body: Any = None) -> None:
+def channel(server: LiveServer, token: str | None = None) -> Conn:
+    conn = Conn(server, json.dumps({"authorization": f"Bearer {token}"} if token else {}).encode())
+    welcome = json.loads(conn.recv())
+    assert welcome["server"] == "pytuplespace"
+    return conn
+
+
+def send(ws: Conn, request_id: int, line: str, body: Any = None) -> None:
     ws.send(f"{request_id} {line}\n".encode() + (b"" if body is None else json.dumps(body).encode()))
 
 
-def answer(ws: ClientConnection) -> tuple[int, int, Any]:
+def answer(ws: Conn) -> tuple[int, int, Any]:
     """The next answer: its request id, status and body."""
-    frame = ws.recv(timeout=PATIENCE)
-    assert isinstance(frame, bytes)
-    head, _, data = frame.partition(b"\n")
+    head, _, data = ws.recv().partition(b"\n")
     request_id, status = head.split(b" ")
     return int(request_id), int(status), json.loads(data) if data else None
 
 
-def ask(ws: ClientConnection, line: str, body: Any = None) -> tuple[int, Any]:
+def ask(ws: Conn, line: str, body: Any = None) -> tuple[int, Any]:
     send(ws, 1, line, body)
     request_id, status, data = answer(ws)
     assert request_id == 1
@@ -56,14 +87,12 @@ def ask(ws: ClientConnection, line: str, body: Any = None) -> tuple[int, Any]:
 
 
 @pytest.fixture
-def ws(http_server: LiveServer) -> Iterator[ClientConnection]:
+def ws(http_server: LiveServer) -> Iterator[Conn]:
     with channel(http_server) as conn:
         yield conn
 
 
-def test_a_request_on_the_channel_is_the_request_over_http(
-    http_server: LiveServer, ws: ClientConnection
-) -> None:
+def test_a_request_on_the_channel_is_the_request_over_http(http_server: LiveServer, ws: Conn) -> None:
     space = http_server.space_url().rpartition("/")[2]
     assert ask(ws, f"POST /spaces/{space}/write", {"tuple": ["job", 1, {"$float": "2.5"}]})[0] == 200
     status, answer = ask(
@@ -94,7 +123,7 @@ def test_a_request_on_the_channel_is_the_request_over_http(
 )
 def test_bad_requests_get_the_errors_of_http(
     http_server: LiveServer,
-    ws: ClientConnection,
+    ws: Conn,
     line: str,
     body: Any,
     status: int,
@@ -155,13 +184,40 @@ def test_requests_on_one_channel_are_answered_as_they_finish(http_server: LiveSe
         assert observer.count(("never",)) == 1
 
 
-def test_a_request_without_an_id_closes_the_channel(ws: ClientConnection) -> None:
+def test_a_request_without_an_id_closes_the_channel(ws: Conn) -> None:
     ws.send(b"POST /spaces/s/count\n{}")
-    with pytest.raises(Exception, match="1008"):
-        ws.recv(timeout=PATIENCE)
+    assert answer(ws)[:2] == (0, 400)
+    with pytest.raises(ConnectionError):
+        ws.recv()
 
 
-def test_an_id_in_use_is_refused(http_server: LiveServer, ws: ClientConnection) -> None:
+@pytest.mark.parametrize("hello", [b"", b"[]", b"{", b'{"authorization": 7}'])
+def test_a_channel_opens_with_a_hello(http_server: LiveServer, hello: bytes) -> None:
+    with Conn(http_server, hello) as conn:
+        request_id, status, body = answer(conn)
+        assert (request_id, status, body["error"]["code"]) == (0, 400, "bad_request")
+        with pytest.raises(ConnectionError):
+            conn.recv()
+
+
+def test_a_frame_past_the_limit_closes_the_channel(ws: Conn) -> None:
+    ws.sock.sendall((64 << 20).to_bytes(4, "big") + b"1 POST /spaces/s/write\n")
+    request_id, status, body = answer(ws)
+    assert (request_id, status, body["error"]["limit"]) == (0, 413, "max_body")
+    with pytest.raises(ConnectionError):
+        ws.recv()
+
+
+def test_http_and_channels_share_the_port(http_server: LiveServer, ws: Conn) -> None:
+    assert httpx.get(http_server.url + "/health").json()["status"] == "ok"
+    assert ask(ws, "GET /health")[1]["status"] == "ok"
+    # A request that starts like the channel's first bytes but is not is HTTP's to refuse.
+    with socket.create_connection(("127.0.0.1", http_server.port), timeout=PATIENCE) as sock:
+        sock.sendall(b"TUPLE /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert sock.recv(64).startswith(b"HTTP/1.1 4")
+
+
+def test_an_id_in_use_is_refused(http_server: LiveServer, ws: Conn) -> None:
     space = http_server.space_url().rpartition("/")[2]
     send(ws, 1, f"POST /spaces/{space}/take", {"template": ["never"], "timeout": None})
     send(ws, 1, f"POST /spaces/{space}/count", {"template": ["never"]})
@@ -180,7 +236,7 @@ def test_the_binding_sends_its_requests_on_one_channel(http_server: LiveServer) 
 
 
 def test_a_server_without_channels_is_used_over_http(serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
-    plain = serve(uvicorn={"ws": "none"})
+    plain = serve(uvicorn={"http": "httptools"})  # uvicorn's HTTP alone
     with caplog.at_level(logging.INFO, "tuplespace"), ts.connect(plain.space_url()) as space:
         space.write(("a", 1))
         assert space.take(("a", int)) == ("a", 1)

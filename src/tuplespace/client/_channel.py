@@ -1,15 +1,15 @@
 """The client's side of a server's channel: the requests of the HTTP API as
-frames on one WebSocket (docs/http-api.md, "The channel").
+frames on one TCP connection to the server's port (docs/http-api.md, "The
+channel").
 
-The WebSocket protocol is websockets' sans-I/O state machine, driven here over a
-plain socket (:class:`Channel`, for the sync binding: one per thread with a
-request open, the answer read in that thread, no thread hop) or an asyncio
-stream (:class:`AsyncChannel`: one for every task of a space, many requests
-open at once).  Both raise ``ChannelRefused`` when the server will not open a
-channel (the binding then uses HTTP alone), ``ConnectionError`` when a channel
-breaks (it is then useless: close it) and ``TimeoutError`` when an answer does
-not come in time (a sync channel is then useless too; an async one withdraws
-the request and goes on).
+:class:`Channel`, for the sync binding, is a blocking socket: one per thread with
+a request open, the answer read in that thread, no thread hop.
+:class:`AsyncChannel` is an asyncio stream shared by every task of a space, many
+requests open at once.  Both raise ``ChannelRefused`` when the server will not
+open a channel (the binding then uses HTTP alone), ``ConnectionError`` when a
+channel breaks (it is then useless: close it) and ``TimeoutError`` when an
+answer does not come in time (a sync channel is then useless too; an async one
+withdraws the request and goes on).
 """
 
 from __future__ import annotations
@@ -23,17 +23,18 @@ import ssl
 import time
 from urllib.parse import urlsplit
 
-from websockets.client import ClientProtocol
-from websockets.frames import Frame, Opcode
-from websockets.http11 import Response
-from websockets.uri import parse_uri
+import orjson
 
-__all__ = ["AsyncChannel", "AsyncChannels", "Channel", "ChannelRefused", "Channels", "PATH", "answer"]
+from .._framing import LENGTH as _LENGTH
+from .._framing import MAGIC
+from .._framing import frame as _frame
 
-PATH = "/channel"
+__all__ = ["AsyncChannel", "AsyncChannels", "Channel", "ChannelRefused", "Channels", "answer"]
+
 _READ = 1 << 16
-# Idle sync channels kept for reuse, and how long one stays idle before it is closed
-# (less than the server's 20 s between pings, which an idle sync channel does not answer).
+# The most bytes a welcome may have.
+_MAX_WELCOME = 1 << 16
+# Idle sync channels kept for reuse, and how long one stays idle before it is closed.
 _IDLE_CHANNELS = 32
 _IDLE = 15.0
 
@@ -48,44 +49,44 @@ def answer(data: bytes) -> tuple[int, bytes]:
     return int(status), body
 
 
-def _protocol(base: str, headers: dict[str, str]) -> tuple[ClientProtocol, str, int, bool]:
+def _address(base: str) -> tuple[str, int, bool]:
     parts = urlsplit(base)
     secure = parts.scheme == "https"
-    uri = parse_uri(("wss" if secure else "ws") + "://" + parts.netloc + parts.path.rstrip("/") + PATH)
-    protocol = ClientProtocol(uri, max_size=None)
-    request = protocol.connect()
-    for name, value in headers.items():
-        request.headers[name] = value
-    protocol.send_request(request)
-    return protocol, uri.host, uri.port, secure
+    return parts.hostname or "127.0.0.1", parts.port or (443 if secure else 80), secure
 
 
-def _handshake_done(protocol: ClientProtocol) -> bool:
-    events = protocol.events_received()
-    if not events:
-        return False
-    if not isinstance(events[0], Response) or protocol.handshake_exc is not None:
-        raise ChannelRefused(str(protocol.handshake_exc or "no handshake answer"))
-    return True
+def _opening(headers: dict[str, str]) -> bytes:
+    """The first bytes of a channel: the magic, then the hello with the authorization."""
+    hello = {"authorization": headers["Authorization"]} if "Authorization" in headers else {}
+    return MAGIC + _frame(orjson.dumps(hello))
 
 
-def _message(protocol: ClientProtocol) -> bytes | None:
-    """The answer among the frames received so far, if it has come."""
-    for event in protocol.events_received():
-        if isinstance(event, Frame) and event.opcode in (Opcode.BINARY, Opcode.TEXT):
-            return bytes(event.data)
-        if isinstance(event, Frame) and event.opcode is Opcode.CLOSE:
-            raise ConnectionError("the server closed the channel")
-    return None
+def _welcome(head: bytes) -> int:
+    """The size of the welcome whose length is ``head`` (ChannelRefused when the
+    server answered something else: HTTP, for a server with no channel)."""
+    size = int.from_bytes(head, "big")
+    if head.startswith(b"HTTP") or size > _MAX_WELCOME:
+        raise ChannelRefused("the server answered the opening of a channel with HTTP")
+    return size
+
+
+def _closing(frame: bytes) -> ConnectionError:
+    """The error of the server's closing frame ``"0 400\\n{...}"``."""
+    status, body = answer(frame.partition(b" ")[2])
+    try:
+        message = orjson.loads(body)["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        message = body.decode("utf-8", "replace")
+    return ConnectionError(f"the server closed the channel ({status}: {message})")
 
 
 class Channel:
     """A channel over a blocking socket, for one thread at a time: one request open
     (its id is always 1) and its answer read in the calling thread."""
 
-    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+    def __init__(self, sock: socket.socket) -> None:
         self.socket = sock
-        self._protocol = protocol
+        self._buffer = bytearray()
         self._used = time.monotonic()
 
     def usable(self, idle: float) -> bool:
@@ -97,43 +98,53 @@ class Channel:
 
     @classmethod
     def open(cls, base: str, headers: dict[str, str], timeout: float) -> Channel:
-        protocol, host, port, secure = _protocol(base, headers)
+        host, port, secure = _address(base)
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if secure:
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-            channel = cls(sock, protocol)
-            channel._flush()
-            while not _handshake_done(protocol):
-                channel._receive()
+            channel = cls(sock)
+            sock.sendall(_opening(headers))
+            channel._fill(_LENGTH)
+            size = _welcome(bytes(channel._buffer[:_LENGTH]))
+            channel._fill(_LENGTH + size)
+            del channel._buffer[: _LENGTH + size]
         except BaseException:
             sock.close()
             raise
         return channel
 
-    def _flush(self) -> None:
-        data = self._protocol.data_to_send()
-        if data:
-            self.socket.sendall(b"".join(data))
+    def _fill(self, size: int) -> None:
+        """Receive until the buffer holds ``size`` bytes."""
+        while len(self._buffer) < size:
+            data = self.socket.recv(_READ)
+            if not data:
+                raise ConnectionError("the server closed the channel")
+            self._buffer += data
 
-    def _receive(self) -> None:
-        data = self.socket.recv(_READ)
-        if not data:
-            raise ConnectionError("the server closed the channel")
-        self._protocol.receive_data(data)
-        self._flush()  # answers to pings
+    def _next(self) -> bytes:
+        buffer = self._buffer
+        self._fill(_LENGTH)
+        end = _LENGTH + int.from_bytes(buffer[:_LENGTH], "big")
+        self._fill(end)
+        frame = bytes(buffer[_LENGTH:end])
+        del buffer[:end]
+        return frame
 
     def exchange(self, request: bytes, timeout: float | None) -> tuple[int, bytes]:
         """Send ``request`` and wait at most ``timeout`` seconds (None: no limit) for
         its answer."""
         self.socket.settimeout(timeout)
-        self._protocol.send_binary(b"1 " + request)
-        self._flush()
-        while (data := _message(self._protocol)) is None:
-            self._receive()
+        self.socket.sendall(_frame(b"1 " + request))
+        while True:
+            request_id, _, data = self._next().partition(b" ")
+            if request_id == b"1":
+                break
+            if request_id == b"0":
+                raise _closing(request_id + b" " + data)
         self._used = time.monotonic()
-        return answer(data.partition(b" ")[2])
+        return answer(data)
 
     def close(self) -> None:
         self.socket.close()
@@ -143,12 +154,9 @@ class AsyncChannel:
     """A channel over an asyncio stream, shared by every task of a space: requests
     go out as they come and a reader task hands each answer to its request."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: ClientProtocol
-    ) -> None:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
-        self._protocol = protocol
         # Nothing to shut down from another thread: close() ends every request open.
         self.socket = None
         self._ids = itertools.count(1)
@@ -158,16 +166,21 @@ class AsyncChannel:
 
     @classmethod
     async def open(cls, base: str, headers: dict[str, str], timeout: float) -> AsyncChannel:
-        protocol, host, port, secure = _protocol(base, headers)
+        host, port, secure = _address(base)
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
                 host, port, ssl=ssl.create_default_context() if secure else None
             )
-            channel = cls(reader, writer, protocol)
+            channel = cls(reader, writer)
             try:
-                await channel._flush()
-                while not _handshake_done(protocol):
-                    await channel._receive()
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                writer.write(_opening(headers))
+                await reader.readexactly(_welcome(await reader.readexactly(_LENGTH)))
+            except asyncio.IncompleteReadError:
+                channel.close()
+                raise ConnectionError("the server closed the channel") from None
             except BaseException:
                 channel.close()
                 raise
@@ -175,37 +188,24 @@ class AsyncChannel:
         return channel
 
     def usable(self, idle: float) -> bool:
-        """Whether the channel is still open (a shared channel answers the server's
-        pings while idle, so it never goes stale)."""
+        """Whether the channel is still open (a shared channel is never idle for long
+        enough to matter: it stays open while the space does)."""
         return self._broken is None
 
-    async def _flush(self) -> None:
-        data = self._protocol.data_to_send()
-        if data:
-            self._writer.write(b"".join(data))
-            await self._writer.drain()
-
-    async def _receive(self) -> None:
-        data = await self._reader.read(_READ)
-        if not data:
-            raise ConnectionError("the server closed the channel")
-        self._protocol.receive_data(data)
-        await self._flush()  # answers to pings
-
     async def _read(self) -> None:
+        reader = self._reader
         try:
             while True:
-                await self._receive()
-                for event in self._protocol.events_received():
-                    if not isinstance(event, Frame):
-                        continue
-                    if event.opcode is Opcode.CLOSE:
-                        raise ConnectionError("the server closed the channel")
-                    if event.opcode in (Opcode.BINARY, Opcode.TEXT):
-                        request_id, _, data = bytes(event.data).partition(b" ")
-                        fut = self._waiting.pop(request_id, None)
-                        if fut is not None and not fut.done():
-                            fut.set_result(data)
+                head = await reader.readexactly(_LENGTH)
+                frame = await reader.readexactly(int.from_bytes(head, "big"))
+                request_id, _, data = frame.partition(b" ")
+                if request_id == b"0":
+                    raise _closing(frame)
+                fut = self._waiting.pop(request_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(data)
+        except asyncio.IncompleteReadError:
+            self._break(ConnectionError("the server closed the channel"))
         except (OSError, asyncio.CancelledError) as exc:
             self._break(exc if isinstance(exc, OSError) else ConnectionError("the channel was closed"))
 
@@ -226,15 +226,14 @@ class AsyncChannel:
         fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = fut
         try:
-            self._protocol.send_binary(request_id + b" " + request)
-            await self._flush()
+            self._writer.write(_frame(request_id + b" " + request))
+            await self._writer.drain()
             async with asyncio.timeout(timeout):
                 return answer(await fut)
         except BaseException:
             if self._waiting.pop(request_id, None) is not None and self._broken is None:
-                self._protocol.send_binary(request_id + b" CANCEL")
-                with contextlib.suppress(OSError):
-                    self._writer.write(b"".join(self._protocol.data_to_send()))
+                with contextlib.suppress(OSError, RuntimeError):
+                    self._writer.write(_frame(request_id + b" CANCEL"))
             raise
 
     def close(self) -> None:

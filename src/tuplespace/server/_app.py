@@ -25,7 +25,6 @@ from .._errors import TupleSpaceError
 from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens
-from ._channel import install_channel
 from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._hub import Hub
@@ -126,7 +125,6 @@ def create_app(
             max_age=600,
         )
     _routes(app, api)
-    install_channel(app, api)
     install_dashboard(app)
     _error_handlers(app, api)
     schemas.install(app)

@@ -1,51 +1,70 @@
-"""The channel: the requests of the HTTP API on one WebSocket, many at once.
+"""The channel: the requests of the HTTP API as frames on one TCP connection.
 
-A request on the channel costs a WebSocket frame instead of an HTTP exchange:
-no headers, no connection bookkeeping, one frame each way, and any number of
-requests waiting on one connection.  It is the same request as over HTTP and
-reaches the same handler, so it means the same, is checked the same and fails
-the same (docs/http-api.md, "The channel"):
+A request on the channel costs two short frames instead of an HTTP exchange: no
+headers, no connection bookkeeping, and any number of requests waiting on one
+connection.  It is the same request as over HTTP and reaches the same handler,
+so it means the same, is checked the same and fails the same
+(docs/http-api.md, "The channel").
 
-    request frame   "7 POST /spaces/jobs/take\n" + JSON body (the body may be empty)
-    answer frame    "7 200\n" + JSON body (empty for 204)
+A channel shares the server's port: a connection whose first bytes are
+``MAGIC`` (of ``tuplespace._framing``) is a channel, any other is HTTP, served by uvicorn.  Then every
+frame is a 4-byte big-endian length and that many bytes:
+
+    hello           {"authorization": "Bearer ..."}  (JSON; the first frame of the client)
+    welcome         {"server": "pytuplespace", "version": ..., "max_frame": ...}
+    request frame   "7 POST /spaces/jobs/take\\n" + JSON body (the body may be empty)
+    answer frame    "7 200\\n" + JSON body (empty for 204)
     cancel frame    "7 CANCEL": withdraw request 7, as a broken connection would
+    closing frame   "0 400\\n" + JSON error: the channel broke its rules and is closed
 
-The id (digits) is the client's to choose among its open requests; answers
-come as requests finish, each with its id.  The ``Authorization`` header of the
-opening handshake holds for every request (checked again on each, so a revoked
-token stops working at once).  A channel that closes withdraws the waits of its
-open requests.  Event streams are not served on a channel: they stay on HTTP.
+The id (digits, not 0) is the client's to choose among its open requests;
+answers come as requests finish, each with its id.  The authorization of the
+hello holds for every request (checked again on each, so a revoked token stops
+working at once).  A channel that closes withdraws the waits of its open
+requests.  Event streams are not served on a channel: they stay on HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
+import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
 
+import orjson
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from starlette.requests import Request
+from starlette.datastructures import Address
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import Message, Scope
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.types import Message
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
+from .. import __version__
 from .._errors import TupleSpaceError
+from .._framing import LENGTH as _LENGTH
+from .._framing import MAGIC, frame
 from ._api import ApiBase
 from ._errors import ApiError, api_error, error_response
 
-__all__ = ["PATH", "install_channel"]
+__all__ = ["channel_door"]
 
-PATH = "/channel"
+logger = logging.getLogger("tuplespace.server")
+
 # Distinct request lines whose route is remembered (space names and ids vary).
 _REMEMBERED = 1024
 # Requests one channel may have open at once, and the digits of a request id.
 _MAX_OPEN = 10_000
 _MAX_ID = 20
+# Bytes of a hello, and of a request's first line beyond its body; a request frame
+# may always be 1 MiB (bodies over the server's max_body get their 413 answer).
+_MAX_HELLO = 1 << 16
+_MAX_LINE = 1 << 16
+_MIN_BODY = 1 << 20
 # Routes that answer with a stream, which a channel does not carry.
 _STREAMS = frozenset({"events", "record_events"})
 _CONVERT: dict[Any, Callable[[str], Any]] = {int: int, str: str}
@@ -104,127 +123,252 @@ def _param_types(endpoint: Endpoint) -> dict[str, Callable[[str], Any]]:
     return {name: _CONVERT[kind] for name, kind in hints.items() if kind in _CONVERT}
 
 
-class _Exchange:
-    """One request of a channel as the handlers see it: its body, then, when a
-    handler waits for the client to go away, the channel's end."""
+class _Request:
+    """A request of a channel as the handlers read it: what they use of starlette's
+    ``Request`` (the authorization, the client's address, the body, and the end of
+    the connection when they wait for the client to go away)."""
 
-    def __init__(self, body: bytes, ended: asyncio.Event) -> None:
-        self._body: bytes | None = body
+    __slots__ = ("_body", "_ended", "client", "headers")
+
+    def __init__(self, headers: dict[str, str], client: Address | None, body: bytes, ended: asyncio.Event):
+        self.headers = headers
+        self.client = client
+        self._body = body
         self._ended = ended
 
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self._body
+
     async def receive(self) -> Message:
-        if self._body is not None:
-            body, self._body = self._body, None
-            return {"type": "http.request", "body": body, "more_body": False}
         await self._ended.wait()
         return {"type": "http.disconnect"}
 
 
-class _Channel:
-    """One open channel: its requests, each served by a task of its own."""
+class _Service:
+    """What every channel of one application shares: its state and its routes
+    (found once every route is added)."""
 
-    def __init__(self, api: ApiBase, routes: _Routes, websocket: WebSocket, base: Scope) -> None:
-        self.api = api
-        self.routes = routes
-        self.websocket = websocket
-        self.base = base
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.api: ApiBase = app.state.api
+        self._routes: _Routes | None = None
+
+    @property
+    def routes(self) -> _Routes:
+        if self._routes is None:
+            self._routes = _Routes(self.app)
+        return self._routes
+
+    async def answer(self, channel: _Channel, data: bytes) -> bytes:
+        """The answer frame (without its id) to a request frame (without its id)."""
+        api = self.api
+        try:
+            line, _, body = data.partition(b"\n")
+            method, _, path = line.decode("utf-8", "replace").partition(" ")
+            if not path.startswith("/") or not method.isupper():
+                raise ApiError(400, "bad_request", 'a channel request is "ID METHOD /path\\n" and its body')
+            endpoint, params = self.routes.find(method, path)
+            request = _Request(channel.headers, channel.client, body, channel.ended)
+            response = await endpoint(**params, request=request)
+        except ApiError as exc:
+            response = error_response(exc)
+        except TupleSpaceError as exc:
+            response = error_response(api_error(exc, shutting_down=api.stopping))
+        except Exception:
+            logger.exception("a channel request failed: %s", data[:200])
+            response = error_response(ApiError(500, "internal_error", "the server failed to answer"))
+        return b"%d\n%s" % (response.status_code, response.body)
+
+
+class _Channel(asyncio.Protocol):
+    """One open channel: its frames, and its requests, each served by a task of its own."""
+
+    def __init__(self, service: _Service, server_state: ServerState) -> None:
+        self.service = service
+        self.server_state = server_state
+        self.transport: asyncio.Transport | None = None
         self.ended = asyncio.Event()
         self.open: dict[bytes, asyncio.Task[None]] = {}
+        self.headers: dict[str, str] = {}
+        self.client: Address | None = None
+        self.buffer = bytearray()
+        self.hello = True
+        self.closing = False
+        self.most = max(service.api.limits.max_body, _MIN_BODY) + _MAX_LINE
 
-    async def run(self) -> None:
-        try:
-            while True:
-                frame = await self.websocket.receive()
-                if frame["type"] == "websocket.disconnect":
-                    return
-                data = frame.get("bytes")
-                if data is None:
-                    data = (frame.get("text") or "").encode()
-                request_id, _, request = data.partition(b" ")
-                if not request_id.isdigit() or len(request_id) > _MAX_ID:
-                    await self.websocket.close(1008, "a channel request starts with its id")
-                    return
-                if request == b"CANCEL":
-                    task = self.open.get(request_id)
-                    if task is not None:
-                        task.cancel()
-                elif request_id in self.open:
-                    await self._send(request_id, _error(ApiError(400, "bad_request", "this id is in use")))
-                elif len(self.open) >= _MAX_OPEN:
-                    too_many = ApiError(
-                        429,
-                        "limit_reached",
-                        f"a channel has at most {_MAX_OPEN} requests open",
-                        limit="channel_requests",
-                        maximum=_MAX_OPEN,
+    # -- the connection ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        peer = self.transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = Address(str(peer[0]), int(peer[1]))
+        self.server_state.connections.add(self)  # type: ignore[arg-type]  # shut down with the server
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Requests still open see their client gone: their waits are withdrawn.
+        self.ended.set()
+        self.server_state.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        # A client that does not read its answers sends no more requests.
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        assert self.transport is not None
+        self.transport.resume_reading()
+
+    def shutdown(self) -> None:
+        """Close once every open request is answered (uvicorn calls this on shutdown,
+        after the application answered its waiting calls)."""
+        self.closing = True
+        if not self.open and self.transport is not None:
+            self.transport.close()
+
+    # -- frames ----------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        start = 0
+        while len(buffer) - start >= _LENGTH and not self.ended.is_set():
+            size = int.from_bytes(buffer[start : start + _LENGTH], "big")
+            most = _MAX_HELLO if self.hello else self.most
+            if size > most:
+                self._refuse(
+                    ApiError(
+                        413,
+                        "value_too_large",
+                        f"a frame of {size} bytes, more than {most}",
+                        limit="max_body",
+                        maximum=most,
                     )
-                    await self._send(request_id, _error(too_many))
-                else:
-                    task = asyncio.create_task(self._serve(request_id, request))
-                    self.open[request_id] = task
-                    task.add_done_callback(functools.partial(self._forget, request_id))
-        except WebSocketDisconnect:
-            return
-        finally:
-            # Requests still open see their client gone: their waits are withdrawn.
-            self.ended.set()
-            if self.open:
-                await asyncio.wait(list(self.open.values()))
+                )
+                return
+            end = start + _LENGTH + size
+            if len(buffer) < end:
+                break
+            frame = bytes(buffer[start + _LENGTH : end])
+            start = end
+            if self.hello:
+                self._hello(frame)
+            else:
+                self._frame(frame)
+        del buffer[:start]
 
-    def _forget(self, request_id: bytes, task: asyncio.Task[None]) -> None:
-        self.open.pop(request_id, None)
+    def _send(self, payload: bytes) -> None:
+        if self.transport is not None and not self.ended.is_set():
+            self.transport.write(frame(payload))
+
+    def _refuse(self, error: ApiError) -> None:
+        """Answer ``error`` on the channel's own id, 0, and close it."""
+        response = error_response(error)
+        self._send(b"0 %d\n%s" % (response.status_code, response.body))
+        self.ended.set()
+        assert self.transport is not None
+        self.transport.close()
+
+    def _hello(self, frame: bytes) -> None:
+        try:
+            hello = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            hello = None
+        authorization = hello.get("authorization") if type(hello) is dict else None
+        if type(hello) is not dict or not (authorization is None or type(authorization) is str):
+            self._refuse(ApiError(400, "bad_request", 'a channel opens with {"authorization": "Bearer …"}'))
+            return
+        if authorization is not None:
+            self.headers["authorization"] = authorization
+        self.hello = False
+        welcome = {"server": "pytuplespace", "version": __version__, "max_frame": self.most}
+        self._send(orjson.dumps(welcome))
+
+    def _frame(self, frame: bytes) -> None:
+        request_id, _, request = frame.partition(b" ")
+        if not request_id.isdigit() or len(request_id) > _MAX_ID or request_id == b"0":
+            self._refuse(ApiError(400, "bad_request", "a channel request starts with its id, digits but 0"))
+        elif request == b"CANCEL":
+            task = self.open.get(request_id)
+            if task is not None:
+                task.cancel()
+        elif request_id in self.open:
+            self._answer(request_id, ApiError(400, "bad_request", "this id is in use"))
+        elif len(self.open) >= _MAX_OPEN:
+            too_many = ApiError(
+                429,
+                "limit_reached",
+                f"a channel has at most {_MAX_OPEN} requests open",
+                limit="channel_requests",
+                maximum=_MAX_OPEN,
+            )
+            self._answer(request_id, too_many)
+        else:
+            self.open[request_id] = asyncio.get_running_loop().create_task(self._serve(request_id, request))
+
+    def _answer(self, request_id: bytes, error: ApiError) -> None:
+        response = error_response(error)
+        self._send(b"%s %d\n%s" % (request_id, response.status_code, response.body))
 
     async def _serve(self, request_id: bytes, data: bytes) -> None:
-        answer = await _answer(self.api, self.routes, self.base, self.ended, data)
-        if not self.ended.is_set():
-            await self._send(request_id, answer)
-
-    async def _send(self, request_id: bytes, answer: bytes) -> None:
         try:
-            await self.websocket.send_bytes(request_id + b" " + answer)
-        except (WebSocketDisconnect, RuntimeError, OSError):
-            self.ended.set()  # the channel closed under the answer: nobody reads it
+            answer = await self.service.answer(self, data)
+        finally:  # the id is free again once its answer is sent (or it is withdrawn)
+            del self.open[request_id]
+            if self.closing and not self.open and self.transport is not None:
+                self.transport.close()
+        self._send(request_id + b" " + answer)
 
 
-def install_channel(app: FastAPI, api: ApiBase) -> None:
-    """Serve the channel at :data:`PATH` (call after every HTTP route is added)."""
-    routes = _Routes(app)
+def channel_door(app: FastAPI) -> type[asyncio.Protocol]:
+    """The protocol of uvicorn's connections (its ``http`` setting) for ``app`` made
+    by ``create_app``: a connection that starts with :data:`MAGIC` is a channel,
+    any other goes to uvicorn's HTTP protocol."""
+    service = _Service(app)
 
-    async def channel(websocket: WebSocket) -> None:
-        await websocket.accept()
-        base: Scope = {
-            "type": "http",
-            "http_version": "1.1",
-            "scheme": "http",
-            "root_path": "",
-            "query_string": b"",
-            "headers": [(k, v) for k, v in websocket.scope["headers"] if k == b"authorization"],
-            "client": websocket.scope.get("client"),
-            "server": websocket.scope.get("server"),
-            "app": app,
-        }
-        await _Channel(api, routes, websocket, base).run()
+    class Door(_Door):
+        _service = service
 
-    app.add_api_websocket_route(PATH, channel, name="channel")
+    return Door
 
 
-def _error(error: ApiError) -> bytes:
-    response = error_response(error)
-    return b"%d\n%s" % (response.status_code, response.body)
+class _Door(asyncio.Protocol):
+    """The first bytes of a connection decide what it is; then the connection is
+    handed to the protocol that serves it."""
 
+    _service: _Service
 
-async def _answer(api: ApiBase, routes: _Routes, base: Scope, ended: asyncio.Event, data: bytes) -> bytes:
-    try:
-        line, _, body = data.partition(b"\n")
-        method, _, path = line.decode("utf-8", "replace").partition(" ")
-        if not path.startswith("/") or not method.isupper():
-            raise ApiError(400, "bad_request", 'a channel request is "ID METHOD /path\\n" and its body')
-        endpoint, params = routes.find(method, path)
-        scope = {**base, "method": method, "path": path, "raw_path": path.encode()}
-        request = Request(scope, _Exchange(body, ended).receive)
-        response = await endpoint(**params, request=request)
-    except ApiError as exc:
-        response = error_response(exc)
-    except TupleSpaceError as exc:
-        response = error_response(api_error(exc, shutting_down=api.stopping))
-    return b"%d\n%s" % (response.status_code, response.body)
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._transport: asyncio.Transport | None = None
+        self._first = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        first = self._first + data
+        if len(first) < len(MAGIC) and MAGIC.startswith(first):
+            self._first = first
+            return
+        protocol: asyncio.Protocol
+        if first.startswith(MAGIC):
+            protocol, first = _Channel(self._service, self._server_state), first[len(MAGIC) :]
+        else:
+            protocol = HttpToolsProtocol(self._config, self._server_state, self._app_state)
+        assert self._transport is not None
+        self._transport.set_protocol(protocol)
+        protocol.connection_made(self._transport)
+        if first:
+            protocol.data_received(first)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Gone before it said what it is: nothing to end."""

@@ -21,6 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ._app import Api, create_app
+from ._channel import channel_door
 
 __all__ = ["Server", "run"]
 
@@ -43,6 +44,7 @@ class Server(uvicorn.Server):
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8765, **config: Any) -> None:
         config.setdefault("log_level", "warning")
         config.setdefault("timeout_graceful_shutdown", 10)
+        config.setdefault("http", channel_door(app))  # HTTP, and the channel on the same port
         super().__init__(uvicorn.Config(app, host=host, port=port, **config))
         self.api: Api = app.state.api
         self.ready = threading.Event()
