@@ -271,3 +271,37 @@ def test_blocked_takes_on_many_channels_are_each_answered(http_server: LiveServe
         space.write_many([("t", i) for i in reversed(range(8))])
         assert [f.result(PATIENCE) for f in takers] == [("t", i) for i in range(8)]
         assert space.client_statistics()["channels_opened"] == 9
+
+
+@pytest.mark.parametrize("run", [None, asyncio.run], ids=["sync", "async"])
+def test_a_channel_whose_answer_does_not_come_gives_up_in_time(run: Callable[..., Any] | None) -> None:
+    """A server that opens the channel and then answers nothing: a call that does
+    not wait fails with Unreachable after connect_timeout, it does not hang."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        held: list[socket.socket] = []
+
+        def accept() -> None:
+            conn, _ = listener.accept()
+            held.append(conn)
+            conn.recv(1 << 16)  # the magic and the hello
+            conn.sendall(frame(b'{"server": "pytuplespace"}'))
+
+        url = f"http://127.0.0.1:{port}/spaces/jobs"
+        acceptor = spawn(accept)
+        try:
+            if run is None:
+                with ts.connect(url, connect_timeout=0.3) as space, pytest.raises(ts.Unreachable):
+                    space.count(("job", 1))
+            else:
+
+                async def main() -> None:
+                    async with await ts.connect_async(url, connect_timeout=0.3) as space:
+                        with pytest.raises(ts.Unreachable):
+                            await space.count(("job", 1))
+
+                run(main())
+            acceptor.result(PATIENCE)
+        finally:
+            for conn in held:
+                conn.close()

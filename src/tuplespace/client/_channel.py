@@ -20,6 +20,8 @@ import itertools
 import select
 import socket
 import ssl
+import struct
+import sys
 import time
 from urllib.parse import urlsplit
 
@@ -34,6 +36,8 @@ __all__ = ["AsyncChannel", "AsyncChannels", "Channel", "ChannelRefused", "Channe
 _READ = 1 << 16
 # The most bytes a welcome may have.
 _MAX_WELCOME = 1 << 16
+# Whether a sync channel's waits can be bounded by the kernel (a timeval of two longs).
+_KERNEL_BOUND = sys.platform.startswith("linux")
 # Idle sync channels kept for reuse, and how long one stays idle before it is closed.
 _IDLE_CHANNELS = 32
 _IDLE = 15.0
@@ -88,6 +92,25 @@ class Channel:
         self.socket = sock
         self._buffer = bytearray()
         self._used = time.monotonic()
+        # A plain socket on Linux blocks, bounded by the kernel (SO_RCVTIMEO): a socket
+        # with a Python timeout polls before every send and receive, a system call more.
+        self._kernel_bound = _KERNEL_BOUND and not isinstance(sock, ssl.SSLSocket)
+        self._limit: float | None = -1.0  # the bound set on the socket (-1: none yet)
+        if self._kernel_bound:
+            sock.settimeout(None)
+
+    def _bound(self, timeout: float | None) -> None:
+        """Make a blocked send or receive give up after ``timeout`` seconds (None: never)."""
+        if timeout == self._limit:
+            return
+        self._limit = timeout
+        if not self._kernel_bound:
+            self.socket.settimeout(timeout)
+            return
+        seconds = 0.0 if timeout is None else max(timeout, 1e-6)  # 0 is no bound
+        timeval = struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
     def usable(self, idle: float) -> bool:
         """Whether the channel is still open, and idle for less than ``idle`` seconds."""
@@ -105,7 +128,8 @@ class Channel:
             if secure:
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
             channel = cls(sock)
-            sock.sendall(_opening(headers))
+            channel._bound(timeout)
+            channel._send(_opening(headers))
             channel._fill(_LENGTH)
             size = _welcome(bytes(channel._buffer[:_LENGTH]))
             channel._fill(_LENGTH + size)
@@ -118,10 +142,19 @@ class Channel:
     def _fill(self, size: int) -> None:
         """Receive until the buffer holds ``size`` bytes."""
         while len(self._buffer) < size:
-            data = self.socket.recv(_READ)
+            try:
+                data = self.socket.recv(_READ)
+            except BlockingIOError:  # the kernel's bound
+                raise TimeoutError("no answer in time") from None
             if not data:
                 raise ConnectionError("the server closed the channel")
             self._buffer += data
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self.socket.sendall(data)
+        except BlockingIOError:  # the kernel's bound
+            raise TimeoutError("the server does not read") from None
 
     def _next(self) -> bytes:
         buffer = self._buffer
@@ -135,8 +168,8 @@ class Channel:
     def exchange(self, request: bytes, timeout: float | None) -> tuple[int, bytes]:
         """Send ``request`` and wait at most ``timeout`` seconds (None: no limit) for
         its answer."""
-        self.socket.settimeout(timeout)
-        self.socket.sendall(_frame(b"1 " + request))
+        self._bound(timeout)
+        self._send(_frame(b"1 " + request))
         while True:
             request_id, _, data = self._next().partition(b" ")
             if request_id == b"1":

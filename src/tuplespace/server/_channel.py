@@ -29,8 +29,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import types
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from typing import Any, cast
 
 import orjson
@@ -304,7 +305,12 @@ class _Channel(asyncio.Protocol):
             )
             self._answer(request_id, too_many)
         else:
-            self.open[request_id] = asyncio.get_running_loop().create_task(self._serve(request_id, request))
+            serve = self._serve(request_id, request)
+            try:  # most requests need no wait: they are answered here, with no task
+                awaited = serve.send(None)
+            except StopIteration:
+                return
+            self.open[request_id] = asyncio.get_running_loop().create_task(_resume(serve, awaited))
 
     def _answer(self, request_id: bytes, error: ApiError) -> None:
         response = error_response(error)
@@ -314,10 +320,33 @@ class _Channel(asyncio.Protocol):
         try:
             answer = await self.service.answer(self, data)
         finally:  # the id is free again once its answer is sent (or it is withdrawn)
-            del self.open[request_id]
+            self.open.pop(request_id, None)
             if self.closing and not self.open and self.transport is not None:
                 self.transport.close()
         self._send(request_id + b" " + answer)
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], awaited: Any) -> Generator[Any, Any, None]:
+    """The rest of ``coro``, which has run up to its first wait (for ``awaited``), as
+    something a task can run: what the task sends or throws goes on to ``coro``.
+
+    A request runs eagerly until it waits, as ``asyncio.eager_task_factory`` runs a
+    task (Python 3.12): there is no current task until then, and the handlers need
+    none before their first wait."""
+    while True:
+        try:
+            sent = yield awaited
+        except BaseException as exc:  # cancelled: the request is withdrawn
+            try:
+                awaited = coro.throw(exc)
+            except StopIteration:
+                return
+        else:
+            try:
+                awaited = coro.send(sent)
+            except StopIteration:
+                return
 
 
 def channel_door(app: FastAPI) -> type[asyncio.Protocol]:
