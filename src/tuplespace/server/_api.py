@@ -211,7 +211,7 @@ class ApiBase:
         self.claim_lease = claim_lease
         self.heartbeat = heartbeat
         self.stopping = False
-        self._stop_waiters: set[asyncio.Future[None]] = set()
+        self._interrupts: set[Callable[[], None]] = set()  # of the long polls waiting
         self.streams: set[AsyncSubscription | AsyncRecordWatch] = set()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.requests = 0
@@ -224,9 +224,8 @@ class ApiBase:
             return
         self.stopping = True
         self.hub.stopping = True
-        for fut in list(self._stop_waiters):
-            if not fut.done():
-                fut.get_loop().call_soon_threadsafe(_resolve, fut)
+        for interrupt in list(self._interrupts):
+            interrupt()
         for sub in list(self.streams):
             await sub.close()
 
@@ -341,26 +340,37 @@ class ApiBase:
     # -- waiting ------------------------------------------------------------------------
 
     async def _race(self, request: Request, work: Coroutine[Any, Any, T]) -> T:
-        """Await ``work`` unless the client goes away or the server stops first
-        (then ``work`` is cancelled, which withdraws its wait, and _Interrupted)."""
-        loop = asyncio.get_running_loop()
-        task = loop.create_task(work)
-        gone = loop.create_task(disconnected(request.receive))
-        stop: asyncio.Future[None] = loop.create_future()
-        self._stop_waiters.add(stop)
+        """Await ``work`` unless the client goes away or the server stops first (then
+        ``work`` is cancelled, which withdraws its wait, and _Interrupted)."""
         if self.stopping:
-            stop.set_result(None)
-        try:
-            await asyncio.wait((task, gone, stop), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self._stop_waiters.discard(stop)
-            gone.cancel()
-            if not task.done():
-                task.cancel()
-                await asyncio.wait((task,))
-        if task.cancelled():
+            work.close()
             raise _Interrupted
-        return task.result()
+        task = asyncio.current_task()
+        if task is None:  # a channel request runs eagerly until it waits: this is its task's
+            await asyncio.sleep(0)
+            task = asyncio.current_task()
+            assert task is not None
+        interrupted = False
+
+        def interrupt(_: object = None) -> None:
+            nonlocal interrupted
+            if not interrupted:
+                interrupted = True
+                task.cancel()
+
+        gone = asyncio.get_running_loop().create_task(disconnected(request.receive))
+        gone.add_done_callback(interrupt)
+        self._interrupts.add(interrupt)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if interrupted and task.uncancel() == 0:
+                raise _Interrupted from None
+            raise  # cancelled from outside as well
+        finally:
+            self._interrupts.discard(interrupt)
+            gone.remove_done_callback(interrupt)
+            gone.cancel()
 
     def _claim_ids(self, body: dict[str, Any]) -> list[str]:
         ids = body.get("confirm", [])
@@ -456,11 +466,6 @@ class ApiBase:
         if more:
             out["more"] = True
         return out
-
-
-def _resolve(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)
 
 
 def wire_or_null(t: Tuple | None) -> Any:
