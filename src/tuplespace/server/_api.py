@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
@@ -211,7 +212,7 @@ class ApiBase:
         self.claim_lease = claim_lease
         self.heartbeat = heartbeat
         self.stopping = False
-        self._interrupts: set[Callable[[], None]] = set()  # of the long polls waiting
+        self._interrupts: set[Callable[[], object]] = set()  # of the long polls waiting
         self.streams: set[AsyncSubscription | AsyncRecordWatch] = set()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.requests = 0
@@ -342,14 +343,14 @@ class ApiBase:
     async def _race(self, request: Request, work: Coroutine[Any, Any, T]) -> T:
         """Await ``work`` unless the client goes away or the server stops first (then
         ``work`` is cancelled, which withdraws its wait, and _Interrupted)."""
-        if self.stopping:
-            work.close()
-            raise _Interrupted
         task = asyncio.current_task()
         if task is None:  # a channel request runs eagerly until it waits: this is its task's
             await asyncio.sleep(0)
             task = asyncio.current_task()
             assert task is not None
+        if self.stopping:
+            work.close()
+            raise _Interrupted
         interrupted = False
 
         def interrupt(_: object = None) -> None:
@@ -358,9 +359,11 @@ class ApiBase:
                 interrupted = True
                 task.cancel()
 
-        gone = asyncio.get_running_loop().create_task(disconnected(request.receive))
+        loop = asyncio.get_running_loop()
+        gone = loop.create_task(disconnected(request.receive))
         gone.add_done_callback(interrupt)
-        self._interrupts.add(interrupt)
+        stop = functools.partial(loop.call_soon_threadsafe, interrupt)  # shutting down may be elsewhere
+        self._interrupts.add(stop)
         try:
             return await work
         except asyncio.CancelledError:
@@ -368,7 +371,7 @@ class ApiBase:
                 raise _Interrupted from None
             raise  # cancelled from outside as well
         finally:
-            self._interrupts.discard(interrupt)
+            self._interrupts.discard(stop)
             gone.remove_done_callback(interrupt)
             gone.cancel()
 
