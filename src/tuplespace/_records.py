@@ -869,16 +869,12 @@ class RecordStore:
         """End a blocked take: the address, fields and version of the record it was
         handed (removed for good now), or None if it had none (it leaves the queue).
         A record handed to a taker that did not ``received`` it is released."""
-        self._takers.pop(taker, None)
-        rec, taker.rec = taker.rec, None
-        if rec is None:
+        held = self.end_held_take(taker, received)
+        if held is None:
             return None
-        if not received:
-            self.release(rec.rid)
-            return None
-        taken = (URI(self.prefix + rec.path), _map(rec.fields), rec.version)
-        self.confirm(rec.rid)
-        return taken
+        rid, address, fields, version = held
+        self.confirm(rid)
+        return address, fields, version
 
     def take_held(self, template: RecordTemplate, under: str | None) -> tuple[int, URI, Map, int] | None:
         """Hold (not remove) the record :meth:`take` would remove; its rid, address,
