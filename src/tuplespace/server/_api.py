@@ -28,7 +28,7 @@ from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
 from .._values import DEFAULT_LIMITS, Limits, Value
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
-from ._errors import ApiError
+from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
 from ._requests import check_keys, get_limit, read_body
 
@@ -318,16 +318,16 @@ class ApiBase:
         """The caller's state, once checked that it may open one more event stream (429
         if it has as many open as it may)."""
         state = self.hub.client(caller.client)
-        if state.subscriptions >= self.limits.max_subscriptions:
-            self.hub.release_client(caller.client)
-            raise ApiError(
-                429,
-                "limit_reached",
-                f"this client already has {self.limits.max_subscriptions} event streams",
-                limit="max_subscriptions",
-                maximum=self.limits.max_subscriptions,
-            )
+        self._within(caller, state.subscriptions, "max_subscriptions", "event streams")
         return state
+
+    def _within(self, caller: Caller, used: int, limit: str, what: str) -> None:
+        """429 when the caller already has ``used`` of its most ``limit`` (a field of
+        :class:`ServerLimits`), ``what`` they are."""
+        maximum: int = getattr(self.limits, limit)
+        if used >= maximum:
+            self.hub.release_client(caller.client)
+            raise limit_reached(f"this client already has {maximum} {what}", limit, maximum)
 
     async def space(self, caller: Caller, name: str, info: SpaceInfo | None) -> SpaceInfo:
         """``info``, or the space ``name`` created with the server's default options."""
@@ -427,15 +427,7 @@ class ApiBase:
         wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
         cut = timeout is None or timeout > self.long_poll
         state = self.hub.client(caller.client)
-        if state.waiting >= self.limits.max_waiting:
-            self.hub.release_client(caller.client)
-            raise ApiError(
-                429,
-                "limit_reached",
-                f"this client already has {self.limits.max_waiting} waiting calls",
-                limit="max_waiting",
-                maximum=self.limits.max_waiting,
-            )
+        self._within(caller, state.waiting, "max_waiting", "waiting calls")
         state.waiting += 1
         try:
             return await self._race(request, call(wait)), False

@@ -50,7 +50,7 @@ from .._errors import TupleSpaceError
 from .._framing import LENGTH as _LENGTH
 from .._framing import MAGIC, frame
 from ._api import ApiBase
-from ._errors import ApiError, api_error, error_response
+from ._errors import ApiError, api_error, error_response, limit_reached
 
 __all__ = ["channel_door"]
 
@@ -296,14 +296,8 @@ class _Channel(asyncio.Protocol):
         elif request_id in self.open:
             self._answer(request_id, ApiError(400, "bad_request", "this id is in use"))
         elif len(self.open) >= _MAX_OPEN:
-            too_many = ApiError(
-                429,
-                "limit_reached",
-                f"a channel has at most {_MAX_OPEN} requests open",
-                limit="channel_requests",
-                maximum=_MAX_OPEN,
-            )
-            self._answer(request_id, too_many)
+            too_many = f"a channel has at most {_MAX_OPEN} requests open"
+            self._answer(request_id, limit_reached(too_many, "channel_requests", _MAX_OPEN))
         else:
             serve = self._serve(request_id, request)
             try:  # most requests need no wait: they are answered here, with no task

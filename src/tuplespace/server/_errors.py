@@ -39,7 +39,7 @@ from .._errors import (
     WireError,
 )
 
-__all__ = ["ApiError", "api_error", "error_response"]
+__all__ = ["ApiError", "api_error", "error_response", "limit_reached"]
 
 
 class ApiError(Exception):
@@ -57,6 +57,11 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "field": self.field, **self.extra}}
+
+
+def limit_reached(message: str, limit: str, maximum: int) -> ApiError:
+    """429: a client (or a channel) has as much of ``limit`` as it may."""
+    return ApiError(429, "limit_reached", message, limit=limit, maximum=maximum)
 
 
 def _field(prefix: str | None, path: str) -> str | None:
@@ -95,7 +100,7 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
     if isinstance(exc, SpaceFull):
         return ApiError(429, "space_full", str(exc), None, limit=exc.limit, maximum=exc.maximum)
     if isinstance(exc, LimitReached):
-        return ApiError(429, "limit_reached", str(exc), None, limit=exc.limit, maximum=exc.maximum)
+        return limit_reached(str(exc), exc.limit, exc.maximum)
     if isinstance(exc, UnknownLease):
         return ApiError(404, "unknown_lease", str(exc))
     if isinstance(exc, TransactionAborted):

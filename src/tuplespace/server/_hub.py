@@ -43,7 +43,7 @@ from .._sqlite import open_space
 from .._templates import ANY, Template
 from .._values import Credit, Limits
 from ._auth import check_permissions
-from ._errors import ApiError
+from ._errors import ApiError, limit_reached
 
 __all__ = ["Handle", "Hub", "RecordClaim", "SpaceInfo"]
 
@@ -479,12 +479,10 @@ class Hub:
                 if handle is None or handle.state != "active":
                     self.forget(hid)
             if len(state.handles) >= self.max_handles:
-                raise ApiError(
-                    429,
-                    "limit_reached",
+                raise limit_reached(
                     f"this client already holds {self.max_handles} transactions and claims",
-                    limit="max_transactions",
-                    maximum=self.max_handles,
+                    "max_transactions",
+                    self.max_handles,
                 )
 
     def add(
