@@ -19,7 +19,7 @@ import time
 import weakref
 from typing import Protocol
 
-__all__ = ["Clock", "SimulatedClock", "SystemClock"]
+__all__ = ["Clock", "SimulatedClock", "SystemClock", "wait_event"]
 
 
 class Clock(Protocol):
@@ -82,3 +82,14 @@ class SimulatedClock:
 
 class _Listener(Protocol):
     def on_clock_advanced(self) -> None: ...
+
+
+def wait_event(event: threading.Event, clock: Clock, deadline: float | None) -> None:
+    """Wait for ``event`` until ``deadline`` of ``clock`` (None: no end); simulated
+    time moves in other threads, so then the caller is back soon to look again."""
+    if deadline is None:
+        event.wait()
+    elif clock.simulated:
+        event.wait(0.01)
+    else:
+        event.wait(min(max(deadline - clock.now(), 0.0), threading.TIMEOUT_MAX))

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._clock import Clock, SystemClock
+from ._clock import Clock, SystemClock, wait_event
 from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, Txn, Waiter
 from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
@@ -413,12 +413,7 @@ class Space:
                     if deadline is not None and engine.clock.now() >= deadline:
                         break
                     ready.clear()
-                if deadline is None:
-                    ready.wait()
-                elif engine.clock.simulated:  # simulated time moves in other threads: look again soon
-                    ready.wait(0.01)
-                else:
-                    ready.wait(min(max(deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX))
+                wait_event(ready, engine.clock, deadline)
             received = True
         finally:
             # A record handed to this call is removed for good only now; if the call

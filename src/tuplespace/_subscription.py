@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from ._clock import wait_event
 from ._engine import E
 from ._errors import Timeout
 from ._events import Event, FeedBase, nothing
@@ -43,12 +44,7 @@ def next_from(space: Space, feed: FeedBase[E], timeout: float | None) -> E | Non
                 raise Timeout("no event in time")
             ready.clear()
             feed.wake = ready.set
-        if deadline is None:
-            ready.wait()
-        elif engine.clock.simulated:  # simulated time moves in other threads: look again soon
-            ready.wait(0.01)
-        else:
-            ready.wait(min(max(deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX))
+        wait_event(ready, engine.clock, deadline)
 
 
 class SubscriptionBase:
