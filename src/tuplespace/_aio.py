@@ -621,7 +621,7 @@ class AsyncRecord(RecordBase):
 
     async def revoke(self) -> None:
         """See :meth:`Record.revoke`."""
-        check_revocable(self)
+        check_revocable(self._token is not None, self._owner, self._operations)
         await self._call(self._store.revoke, self._rid, self._token)
 
     def watch(

@@ -289,7 +289,7 @@ class Record(RecordBase):
     def revoke(self) -> None:
         """End this capability (one made by :meth:`capability` or :meth:`read_only`):
         every handle on its address raises :class:`CapabilityRevoked` from now on."""
-        check_revocable(self)
+        check_revocable(self._token is not None, self._owner, self._operations)
         self._space._call(self._store.revoke, self._rid, self._token)
 
     # -- watching --------------------------------------------------------------------
@@ -308,18 +308,20 @@ class Record(RecordBase):
         return RecordWatch(space, feed)
 
 
-def check_revocable(handle: RecordBase) -> None:
-    if handle._token is None:
+def check_revocable(capability: bool, owner: bool, allowed: frozenset[str]) -> None:
+    """NotAllowed unless a handle may revoke its capability: it is one (``capability``),
+    and the handle that made it (``owner``); ``allowed``: its operations."""
+    if not capability:
         raise NotAllowed(
             "a full handle cannot be revoked; revoke the capabilities made from it",
             operation="revoke",
-            allowed=handle._operations,
+            allowed=allowed,
         )
-    if not handle._owner:
+    if not owner:
         raise NotAllowed(
             "only the handle that capability() or read_only() returned can revoke the capability",
             operation="revoke",
-            allowed=handle._operations,
+            allowed=allowed,
         )
 
 

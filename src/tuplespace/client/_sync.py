@@ -41,7 +41,6 @@ from .._codec import to_wire
 from .._errors import (
     InvalidValue,
     LimitReached,
-    NotAllowed,
     SpaceClosed,
     SpaceFull,
     Timeout,
@@ -50,7 +49,7 @@ from .._errors import (
     TupleSpaceError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS
-from .._record import RecordData
+from .._record import RecordData, check_revocable
 from .._templates import Template
 from .._values import URI, Credit, Map, Value
 from ._channel import ChannelRefused, Channels
@@ -917,18 +916,7 @@ class RemoteRecord:
     def revoke(self) -> None:
         """See :meth:`Record.revoke <tuplespace.Record.revoke>`; needs the ``write``
         permission on the space."""
-        if not self.is_capability:
-            raise NotAllowed(
-                "a full handle cannot be revoked; revoke the capabilities made from it",
-                operation="revoke",
-                allowed=self._operations,
-            )
-        if not self._owner:
-            raise NotAllowed(
-                "only the handle that capability() or read_only() returned can revoke the capability",
-                operation="revoke",
-                allowed=self._operations,
-            )
+        check_revocable(self.is_capability, self._owner, self._operations)
         self._post("revoke", {"ref": str(self._address)})
 
     # -- watching -----------------------------------------------------------------------------------
