@@ -1,18 +1,12 @@
 // No take loses a tuple: takes are claimed, then confirmed; a take whose answer never
 // arrives leaves its claim to run out (0.3 s on the claims server) and the tuple returns.
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
+import { test } from "node:test";
 
-import { ANY, Unreachable, connect, formal } from "../tuplespace.js";
-import { recordingFetch, servers, spaceUrl, waitUntil } from "./helpers.js";
+import { ANY, Unreachable, formal } from "../tuplespace.js";
+import { opener, recordingFetch, servers, spaceUrl, waitUntil } from "./helpers.js";
 
-const opened = [];
-function open(url, options) {
-  const space = connect(url, options);
-  opened.push(space);
-  return space;
-}
-after(() => Promise.all(opened.map((s) => s.close())));
+const open = opener();
 
 test("a take aborted while it waits takes nothing", async () => {
   const url = spaceUrl(servers.claims);

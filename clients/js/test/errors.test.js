@@ -2,7 +2,7 @@
 // the server; tokens and permissions; a server that cannot be reached.
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import {
   ANY,
@@ -17,19 +17,12 @@ import {
   UnsupportedType,
   Unreachable,
   ValueTooLarge,
-  connect,
   connectServer,
   regex,
 } from "../tuplespace.js";
-import { newName, recordingFetch, servers, spaceUrl } from "./helpers.js";
+import { newName, opener, recordingFetch, servers, spaceUrl } from "./helpers.js";
 
-const opened = [];
-function open(url, options) {
-  const space = connect(url, options);
-  opened.push(space);
-  return space;
-}
-after(() => Promise.all(opened.map((s) => s.close())));
+const open = opener();
 
 /** A fetch that answers every request with `status`, `body` and `headers`. */
 function answering(status, body, headers = {}) {

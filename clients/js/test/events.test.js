@@ -1,18 +1,12 @@
 // Subscriptions: events in order, resumed by sequence number after a closed or broken
 // stream, lost events reported, and the ways a subscription ends.
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
+import { test } from "node:test";
 
 import { ANY, EventsLost, InvalidValue, NotFound, connect, connectServer, formal } from "../tuplespace.js";
-import { newName, servers, spaceUrl, waitUntil } from "./helpers.js";
+import { newName, opener, servers, spaceUrl, waitUntil } from "./helpers.js";
 
-const opened = [];
-function open(url, options) {
-  const space = connect(url, options);
-  opened.push(space);
-  return space;
-}
-after(() => Promise.all(opened.map((s) => s.close())));
+const open = opener();
 
 /** The next `n` events of a subscription, as [kind, ...tuple]. */
 async function take(subscription, n) {

@@ -9,6 +9,10 @@
 //                               for "admin", "reader" (read on every space) and "worker"
 //                               (read, write, take, subscribe on every space)
 
+import { after } from "node:test";
+
+import { connect } from "../tuplespace.js";
+
 function env(name) {
   const value = process.env[name];
   if (!value) throw new Error(`${name} is not set: run the tests through tests/test_js.py`);
@@ -39,6 +43,20 @@ let made = 0;
 export function newName(prefix = "js") {
   made += 1;
   return `${prefix}-${process.pid}-${made}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * `connect`, for a test file: every space it opens is closed after the file's tests.
+ * Call it once, at the top of the file.
+ */
+export function opener() {
+  const opened = [];
+  after(() => Promise.all(opened.map((s) => s.close())));
+  return (url, options) => {
+    const space = connect(url, options);
+    opened.push(space);
+    return space;
+  };
 }
 
 /** The URL of a new space on a server. */

@@ -1,7 +1,7 @@
 // Records: every operation of a record handle and of the space, capabilities used without a
 // token, watches resumed by sequence number, credit, and the errors of each.
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 
 import {
   ANY,
@@ -18,7 +18,6 @@ import {
   Timeout,
   Unauthorized,
   Uri,
-  connect,
   connectServer,
   credit,
   float,
@@ -26,15 +25,9 @@ import {
   range,
   uri,
 } from "../tuplespace.js";
-import { newName, servers, spaceUrl, waitUntil } from "./helpers.js";
+import { newName, opener, servers, spaceUrl, waitUntil } from "./helpers.js";
 
-const opened = [];
-function open(url, options) {
-  const space = connect(url, options);
-  opened.push(space);
-  return space;
-}
-after(() => Promise.all(opened.map((s) => s.close())));
+const open = opener();
 
 /** The next `n` changes of a watch, as [kind, path, tag]. */
 async function changes(watch, n) {
