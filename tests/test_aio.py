@@ -68,6 +68,29 @@ def test_a_coroutine_waits_for_a_write_from_a_thread() -> None:
     run(main)
 
 
+def test_threads_writing_at_once_wake_every_coroutine_waiting() -> None:
+    space = ts.Space()
+    aspace = ts.AsyncSpace(space)
+    threads, per_thread = 4, 500
+
+    def writer(first: int) -> None:
+        for k in range(first, first + per_thread):
+            space.write(("job", k))
+
+    async def main() -> None:
+        n = threads * per_thread
+        takers = [asyncio.create_task(aspace.take(("job", k))) for k in range(n)]
+        await waiters(aspace, n)
+        writers = [spawn(writer, i * per_thread) for i in range(threads)]
+        async with asyncio.timeout(PATIENCE):
+            assert await asyncio.gather(*takers) == [("job", k) for k in range(n)]
+        for w in writers:
+            w.result(PATIENCE)
+
+    run(main)
+    assert space.statistics()["tuples"] == space.statistics()["waiters"] == 0
+
+
 def test_a_thread_waits_for_a_write_from_a_coroutine() -> None:
     space = ts.Space()
     aspace = ts.AsyncSpace(space)

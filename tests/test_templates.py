@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import tuplespace as ts
 from tuplespace import ANY, URI, Credit, Map, OneOf, Pred, Prefix, Range, Regex, Template, XPath
 from tuplespace._templates import FORMAL_TYPES, MAX_ONE_OF, MAX_PATTERN, compile_template
+from tuplespace._values import value_key
 
 UTC = dt.UTC
 
@@ -363,6 +364,30 @@ def test_the_direct_compile_agrees_with_the_general_one(fields: list[Any], tuple
     assert direct.arity == general.arity
     for t in [tuple(fields if all(type(f) in (str, int) for f in fields) else ()), *map(tuple, tuples)]:
         assert direct.matches(t) == general.matches(t), t
+
+
+PLAIN_VALUES = st.one_of(
+    st.sampled_from(["1", "a", 0, 1, 2]), st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+)
+
+
+@given(
+    st.lists(PLAIN_VALUES, max_size=4).map(tuple),
+    st.lists(
+        st.one_of(PLAIN_VALUES, st.sampled_from([1.0, 0.0, True, False, URI("1"), Level.LOW, None])),
+        max_size=4,
+    ),
+)
+def test_a_template_of_plain_values_matches_by_typed_equality(
+    fields: tuple[Any, ...], values: list[Any]
+) -> None:
+    """Every field a str or an int: a tuple matches when each value equals its field as a
+    value of the wire (``True`` is not ``1``, ``1.0`` is not ``1``)."""
+    for t in (tuple(values), fields, tuple(values[: len(fields)]) + fields[len(values) :]):
+        expected = len(t) == len(fields) and all(
+            value_key(v) == value_key(f) for v, f in zip(t, fields, strict=True)
+        )
+        assert compile_template(fields).matches(t) == Template(fields).matches(t) == expected, t
 
 
 LOOKALIKES: list[Any] = [

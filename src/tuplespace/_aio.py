@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -37,15 +36,17 @@ class _Wakes:
 
     Waking a coroutine costs its writer only an append: the loop resolves every
     future woken since its last turn at once, and a writer in another thread
-    wakes the loop once per batch instead of once per waiter.
+    wakes the loop once per batch instead of once per waiter.  No lock: a deque's
+    appends and pops are atomic, and a flag read while the loop clears it costs at
+    worst one extra flush.
     """
 
     _of: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Wakes]] = weakref.WeakKeyDictionary()
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.pending: list[asyncio.Future[None]] = []
-        self.lock = threading.Lock()
+        self.pending: deque[asyncio.Future[None]] = deque()
+        self.scheduled = False
 
     @classmethod
     def of(cls, loop: asyncio.AbstractEventLoop) -> _Wakes:
@@ -56,32 +57,44 @@ class _Wakes:
 
     def add(self, fut: asyncio.Future[None]) -> bool:
         """Queue ``fut``; False if its loop is closed (nobody will ever see it)."""
-        with self.lock:
-            first = not self.pending
-            self.pending.append(fut)
-        if first:
+        self.pending.append(fut)
+        if not self.scheduled:
+            self.scheduled = True
             try:
                 if asyncio._get_running_loop() is self.loop:
                     self.loop.call_soon(self.flush)
                 else:
                     self.loop.call_soon_threadsafe(self.flush)
             except RuntimeError:  # the loop is closed
-                with self.lock:
-                    self.pending.remove(fut)
+                self.scheduled = False
+                self.pending.remove(fut)
                 return False
         return True
 
     def flush(self) -> None:
-        with self.lock:
-            pending, self.pending = self.pending, []
-        for fut in pending:
+        self.scheduled = False  # a future queued from now on schedules the next flush
+        pending = self.pending
+        while pending:
+            fut = pending.popleft()
             if not fut.done():
                 fut.set_result(None)
 
 
-def _waker(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> Callable[[], bool]:
-    # A partial, not a closure: one object for a wake-up to reach instead of three.
-    return functools.partial(_Wakes.of(loop).add, fut)
+class _Wake(asyncio.Future[None]):
+    """A future that is its own wake-up: a waiter's ``wake()`` queues it on its loop.
+
+    Calling the future itself, not a partial of a bound method, leaves a wake-up
+    one object to reach instead of three.
+    """
+
+    __slots__ = ("_wakes",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._wakes = _Wakes.of(loop)
+
+    def __call__(self) -> bool:
+        return self._wakes.add(self)
 
 
 async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
@@ -137,8 +150,8 @@ async def _block(
             if timeout == 0:
                 raise Timeout(f"no tuple matches {template.fields!r}")
             loop = asyncio.get_running_loop()
-            fut: asyncio.Future[None] = loop.create_future()
-            w = engine.add_waiter(template, take, deadline, _waker(loop, fut), txn)
+            fut = _Wake(loop)
+            w = engine.add_waiter(template, take, deadline, fut, txn)
     if found is not None:
         if take:
             await _settle_now(space)
@@ -181,8 +194,8 @@ class AsyncSpace:
                 if timeout == 0:
                     raise
                 loop = asyncio.get_running_loop()
-                fut: asyncio.Future[None] = loop.create_future()
-                w = engine.add_writer(t, lease, engine.deadline(timeout), _waker(loop, fut))
+                fut = _Wake(loop)
+                w = engine.add_writer(t, lease, engine.deadline(timeout), fut)
                 space._start_timer()  # an expiry may make room while nobody calls
             else:
                 if space._timer is not None and entry is not None and entry.expires is not None:
@@ -336,7 +349,7 @@ class AsyncSpace:
         space = self.space
         records = space._engine.records
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
+        fut = _Wake(loop)
 
         def grab() -> Any:
             if hold is None:
@@ -360,7 +373,7 @@ class AsyncSpace:
             taken = grab()
             if taken is not None or timeout == 0:
                 return taken, None
-            return None, records.add_taker(compiled, under, _waker(loop, fut))
+            return None, records.add_taker(compiled, under, fut)
 
         taken, taker = await _call(space, first)
         if taken is not None:
@@ -498,8 +511,8 @@ async def anext_from(space: Space, feed: FeedBase[E], loop: asyncio.AbstractEven
                 return event
             if feed.closed:
                 return None
-            fut: asyncio.Future[None] = loop.create_future()
-            feed.wake = _waker(loop, fut)
+            fut = _Wake(loop)
+            feed.wake = fut
         try:
             await fut
         finally:

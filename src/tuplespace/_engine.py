@@ -146,6 +146,7 @@ class Waiter(Interest):
     ) -> None:
         self.seq = seq  # the fields of Interest, set here: a waiter is made on every wait
         self.template = template
+        self.pos = -1
         self.key = None
         self.kind = kind  # "read", "take" or "write"
         self.deadline = deadline

@@ -24,12 +24,13 @@ __all__ = ["Interest", "Registry"]
 class Interest:
     """Something registered against a template; subclasses add what it is for."""
 
-    __slots__ = ("key", "seq", "template")
+    __slots__ = ("key", "pos", "seq", "template")
 
     def __init__(self, seq: int, template: Template) -> None:
         self.seq = seq
         self.template = template
-        self.key: tuple[int, Any] | None = None
+        self.pos = -1  # filed under the exact field ``key`` at ``pos``; -1: under its arity alone
+        self.key: Any = None
 
 
 InterestT = TypeVar("InterestT", bound=Interest)
@@ -76,12 +77,12 @@ class Registry(Generic[InterestT]):
         for pos, key in template.exact:
             group = shelf.index[pos].get(key)
             n = 0 if group is None else len(group) if type(group) is dict else 1
-            if interest.key is None or n <= smallest:
-                interest.key, smallest = (pos, key), n
-        if interest.key is None:
+            if smallest < 0 or n <= smallest:
+                interest.pos, interest.key, smallest = pos, key, n
+        if interest.pos < 0:
             shelf.rest[interest.seq] = interest
         else:
-            pos, key = interest.key
+            pos, key = interest.pos, interest.key
             if pos not in shelf.positions:
                 shelf.positions = sorted((*shelf.positions, pos))
             d = shelf.index[pos]
@@ -97,11 +98,11 @@ class Registry(Generic[InterestT]):
 
     def remove(self, interest: InterestT) -> None:
         shelf = self._arities[interest.template.arity]
-        if interest.key is None:
+        if interest.pos < 0:
             del shelf.rest[interest.seq]
         else:
-            pos, key = interest.key
-            d = shelf.index[pos]
+            d = shelf.index[interest.pos]
+            key = interest.key
             group = d[key]
             if group is interest:
                 del d[key]

@@ -348,10 +348,12 @@ class Template:
     compile once with ``Template(fields)`` to reuse a template many times.
 
     ``exact`` lists ``(position, key)`` for the fields that are plain values: the
-    engine finds candidates through its index on them.
+    engine finds candidates through its index on them.  ``plain`` is the tuple of
+    those values when every field is a str or an int (a template that matches one
+    tuple only), else None.
     """
 
-    __slots__ = ("arity", "checks", "exact", "fields", "wire_safe")
+    __slots__ = ("arity", "checks", "exact", "fields", "plain", "wire_safe")
 
     def __init__(self, fields: Iterable[Any] | Template) -> None:
         if isinstance(fields, Template):
@@ -374,6 +376,9 @@ class Template:
                 exc.path = f"[{pos}]{exc.path}"
                 exc.args = (f"{exc.path}: {exc.reason}",)
                 raise
+        keys = tuple(key for _, key in self.exact)
+        plain = len(keys) == self.arity and all(type(k) is str or type(k) is int for k in keys)
+        self.plain = keys if plain else None
 
     def _compile_field(self, pos: int, f: Any, depth: int) -> None:
         check = self._field_check(f, depth)
@@ -435,6 +440,19 @@ class Template:
 
     def matches(self, t: tuple[Value, ...]) -> bool:
         """True if the tuple ``t`` matches this template."""
+        plain = self.plain
+        if plain is not None:
+            # Only a tuple equal to ``plain`` can match; it does if its values are typed
+            # alike (True == 1 and 1.0 == 1 in Python, not here), which the loop below
+            # decides for the rare tuple that holds other types.
+            if t != plain:
+                return False
+            for v in t:
+                tv = type(v)
+                if tv is not str and tv is not int:
+                    break
+            else:
+                return True
         if len(t) != self.arity:
             return False
         for pos, key in self.exact:
@@ -550,6 +568,7 @@ def compile_template(fields: Any) -> Template:
     template.arity = len(fields)
     template.exact = exact
     template.checks = checks
+    template.plain = fields if len(exact) == len(fields) else None
     template.wire_safe = True
     return template
 
