@@ -55,20 +55,19 @@ class _Wakes:
             wakes = cls._of[loop] = cls(loop)
         return wakes
 
-    def add(self, fut: asyncio.Future[None]) -> bool:
-        """Queue ``fut``; False if its loop is closed (nobody will ever see it)."""
-        self.pending.append(fut)
-        if not self.scheduled:
-            self.scheduled = True
-            try:
-                if asyncio._get_running_loop() is self.loop:
-                    self.loop.call_soon(self.flush)
-                else:
-                    self.loop.call_soon_threadsafe(self.flush)
-            except RuntimeError:  # the loop is closed
-                self.scheduled = False
-                self.pending.remove(fut)
-                return False
+    def schedule(self, fut: asyncio.Future[None]) -> bool:
+        """Have the loop flush the futures queued, ``fut`` the latest; False if the
+        loop is closed (nobody will ever see ``fut``)."""
+        self.scheduled = True
+        try:
+            if asyncio._get_running_loop() is self.loop:
+                self.loop.call_soon(self.flush)
+            else:
+                self.loop.call_soon_threadsafe(self.flush)
+        except RuntimeError:  # the loop is closed
+            self.scheduled = False
+            self.pending.remove(fut)
+            return False
         return True
 
     def flush(self) -> None:
@@ -94,7 +93,9 @@ class _Wake(asyncio.Future[None]):
         self._wakes = _Wakes.of(loop)
 
     def __call__(self) -> bool:
-        return self._wakes.add(self)
+        wakes = self._wakes
+        wakes.pending.append(self)
+        return wakes.scheduled or wakes.schedule(self)
 
 
 async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:

@@ -687,22 +687,29 @@ class Engine:
             if w.deadline is not None and self._deadlines[0][2] is w:
                 heapq.heappop(self._deadlines)
                 self._prune()
+            take = w.kind == "take"
+            txn = w.txn
             w.state = DONE
             w.result = t
-            if w.kind == "take":
+            if take:
                 w.entry = entry
-                if w.txn is not None:
-                    w.txn.taken.append(entry)
+                if txn is not None:
+                    txn.taken.append(entry)
                     if self.journal is not None:  # held, not yet taken: on disk until commit
                         self.journal.put(entry.seq, t, entry.expires)
             if w.wake() is False:  # its caller can no longer receive: not served
                 w.state, w.result, w.entry = CLOSED, None, None
-                if w.txn is not None and w.kind == "take":
-                    w.txn.taken.remove(entry)
-            elif w.kind == "take":
+                if txn is not None and take:
+                    txn.taken.remove(entry)
+            elif take:
                 self._counts["takes"] += 1
-                if w.txn is None:
-                    self._emit("take", t)
+                if txn is None:
+                    # _emit("take", t), inlined: a write that wakes a taker is a hot path
+                    event_seq = self._event_seq = self._event_seq + 1
+                    raw = (event_seq, "take", t, self._now())
+                    self._log.append(raw)
+                    if self._feeds.count:
+                        self._deliver(raw)
                 return w
             else:
                 self._counts["reads"] += 1

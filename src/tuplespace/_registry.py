@@ -113,15 +113,26 @@ class Registry(Generic[InterestT]):
         shelf.count -= 1
         self.count -= 1
 
-    def matching(self, t: tuple[Value, ...]) -> list[InterestT] | tuple[()]:
+    def matching(self, t: tuple[Value, ...]) -> list[InterestT] | tuple[InterestT, ...]:
         """The interests whose template matches ``t``, in arrival order."""
         shelf = self._arities.get(len(t))
         if shelf is None or not shelf.count:
             return ()
         # Most tuples match nothing: that path builds nothing.
-        groups = None
         index = shelf.index
-        for pos in shelf.positions:  # a loop over the few positions interests are filed under
+        positions = shelf.positions
+        if len(positions) == 1 and not shelf.rest:  # every interest filed under one position
+            pos = positions[0]
+            v = t[pos]
+            tv = type(v)
+            g = index[pos].get(v if tv is str or tv is int else value_key(v))
+            if g is None:
+                return ()
+            if type(g) is not dict:  # one interest: the common case
+                return (g,) if g.template.matches(t) else ()  # type: ignore[return-value,union-attr]
+            return [i for i in g.values() if i.template.matches(t)]
+        groups = None
+        for pos in positions:  # a loop over the few positions interests are filed under
             v = t[pos]
             tv = type(v)
             g = index[pos].get(v if tv is str or tv is int else value_key(v))
@@ -140,7 +151,7 @@ class Registry(Generic[InterestT]):
         if len(groups) == 1:
             g = groups[0]
             if type(g) is not dict:  # one interest: the common case
-                return [g] if g.template.matches(t) else ()  # type: ignore[list-item,union-attr]
+                return (g,) if g.template.matches(t) else ()  # type: ignore[return-value,union-attr]
             candidates: list[InterestT] = list(g.values())
         else:
             candidates = sorted(itertools.chain.from_iterable(map(_members, groups)), key=_seq)
