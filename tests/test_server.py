@@ -97,6 +97,17 @@ def test_health(http: httpx.Client) -> None:
     assert http.get("/health").json() == {"status": "ok", "version": ts.__version__}
 
 
+def test_json_answers_say_their_type_and_length(http: httpx.Client) -> None:
+    for r in (
+        http.post("/spaces/jobs/write", json={"tuple": ["job", 1]}),
+        http.post("/spaces/jobs/take", json={"template": ["job", 2], "timeout": 0}),
+        http.post("/spaces/jobs/write", json={"tuple": "not an array"}),
+    ):
+        assert r.headers["content-type"] == "application/json"
+        assert int(r.headers["content-length"]) == len(r.content) > 0
+        assert r.json()
+
+
 def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
     r = http.put("/spaces/jobs", json={"order": "lifo", "capacity": 10, "event_retention": 5})
     assert r.status_code == 201

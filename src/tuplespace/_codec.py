@@ -36,7 +36,19 @@ from typing import Any, TypeAlias, TypeVar
 import orjson
 
 from ._errors import InvalidTemplate, InvalidValue, UnsupportedType, ValueTooLarge, WireError, _PathError
-from ._templates import ANY, FORMAL_TYPES, MAX_ONE_OF, OneOf, Pred, Prefix, Range, Regex, Template, XPath
+from ._templates import (
+    ANY,
+    FORMAL_TYPES,
+    MAX_ONE_OF,
+    OneOf,
+    Pred,
+    Prefix,
+    Range,
+    Regex,
+    Template,
+    XPath,
+    compile_template,
+)
 from ._values import DEFAULT_LIMITS, MAX_INT_BITS, URI, Credit, Limits, Map, Value, _key_path
 
 __all__ = [
@@ -815,7 +827,7 @@ def template_from_wire(obj: Wire, limits: Limits = DEFAULT_LIMITS) -> Template:
     Raises :class:`WireError`, :class:`InvalidTemplate`, :class:`InvalidValue` or
     :class:`ValueTooLarge` naming the path of the offending field.
     """
-    return Template(_TemplateDecoder(limits).fields(obj, 1))
+    return compile_template(_TemplateDecoder(limits).fields(obj, 1))
 
 
 def decode_template(data: bytes | bytearray | memoryview | str, limits: Limits = DEFAULT_LIMITS) -> Template:

@@ -162,8 +162,32 @@ class Caller:
         return None if self.grant is None else self.grant.name
 
 
+class JsonResponse(Response):
+    """A JSON answer whose headers are made only when it goes out over HTTP: a
+    channel sends its status and body alone."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes, status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.background = None
+        self.body = body
+        self._raw_headers: list[tuple[bytes, bytes]] | None = None
+
+    @property
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        if self._raw_headers is None:
+            self.init_headers()
+        assert self._raw_headers is not None
+        return self._raw_headers
+
+    @raw_headers.setter
+    def raw_headers(self, value: list[tuple[bytes, bytes]]) -> None:
+        self._raw_headers = value
+
+
 def json_response(data: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+    return JsonResponse(orjson.dumps(data), status)
 
 
 def no_content() -> Response:

@@ -137,12 +137,31 @@ class _Request:
         self._body = body
         self._ended = ended
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        yield self._body
+    def stream(self) -> AsyncIterator[bytes]:
+        return _Body(self._body)
 
     async def receive(self) -> Message:
         await self._ended.wait()
         return {"type": "http.disconnect"}
+
+
+class _Body:
+    """A channel request's body as ``Request.stream()`` gives one: a single chunk
+    (an iterator, not an async generator, which asyncio would track in a weak set)."""
+
+    __slots__ = ("_chunk",)
+
+    def __init__(self, body: bytes) -> None:
+        self._chunk: bytes | None = body
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk, self._chunk = self._chunk, None
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 class _Service:
