@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 from starlette.requests import Request
@@ -203,6 +203,27 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
+def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Callable[[], None]:
+    """Call ``callback`` when the client of ``request`` goes away; returns what stops
+    the watch.  A request of a channel is told by its channel; an HTTP request is
+    watched by a task that waits for its disconnection."""
+    watch = getattr(request, "watch_disconnect", None)
+    if watch is not None:
+        return cast(Callable[[], None], watch(callback))
+
+    def gone_away(_: object) -> None:
+        callback()
+
+    gone = asyncio.get_running_loop().create_task(disconnected(request.receive))
+    gone.add_done_callback(gone_away)
+
+    def unwatch() -> None:
+        gone.remove_done_callback(gone_away)
+        gone.cancel()
+
+    return unwatch
+
+
 # The fields each request body may hold.
 WRITE_FIELDS = frozenset({"tuple", "lease", "timeout"})
 WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
@@ -364,9 +385,13 @@ class ApiBase:
 
     # -- waiting ------------------------------------------------------------------------
 
-    async def _race(self, request: Request, work: Coroutine[Any, Any, T]) -> T:
-        """Await ``work`` unless the client goes away or the server stops first (then
-        ``work`` is cancelled, which withdraws its wait, and _Interrupted)."""
+    async def _race(self, request: Request, work: Coroutine[Any, Any, T], wait: float) -> T:
+        """Await ``work`` for at most ``wait`` seconds (then Timeout), unless the client
+        goes away or the server stops first (then _Interrupted); either way ``work`` is
+        cancelled, which withdraws its wait.
+
+        The wait is bounded here, by a timer of the loop, rather than by a deadline of
+        the space: ``work`` waits without one, the cheapest wait a space has."""
         task = asyncio.current_task()
         if task is None:  # a channel request runs eagerly until it waits: this is its task's
             await asyncio.sleep(0)
@@ -375,29 +400,31 @@ class ApiBase:
         if self.stopping:
             work.close()
             raise _Interrupted
-        interrupted = False
+        ended: type[Exception] | None = None
 
-        def interrupt(_: object = None) -> None:
-            nonlocal interrupted
-            if not interrupted:
-                interrupted = True
+        def end(why: type[Exception]) -> None:
+            nonlocal ended
+            if ended is None:
+                ended = why
                 task.cancel()
 
         loop = asyncio.get_running_loop()
-        gone = loop.create_task(disconnected(request.receive))
-        gone.add_done_callback(interrupt)
-        stop = functools.partial(loop.call_soon_threadsafe, interrupt)  # shutting down may be elsewhere
+        timer = loop.call_later(wait, end, Timeout)
+        unwatch = _watch_disconnect(request, functools.partial(end, _Interrupted))
+        stop = functools.partial(
+            loop.call_soon_threadsafe, end, _Interrupted
+        )  # shutting down may be elsewhere
         self._interrupts.add(stop)
         try:
             return await work
         except asyncio.CancelledError:
-            if interrupted and task.uncancel() == 0:
-                raise _Interrupted from None
+            if ended is not None and task.uncancel() == 0:
+                raise ended from None
             raise  # cancelled from outside as well
         finally:
             self._interrupts.discard(stop)
-            gone.remove_done_callback(interrupt)
-            gone.cancel()
+            timer.cancel()
+            unwatch()
 
     def _claim_ids(self, body: dict[str, Any]) -> list[str]:
         ids = body.get("confirm", [])
@@ -432,29 +459,34 @@ class ApiBase:
         request: Request,
         caller: Caller,
         timeout: float | None,
-        call: Callable[[float], Coroutine[Any, Any, T]],
+        call: Callable[[float | None], Coroutine[Any, Any, T]],
+        *,
+        tried: bool = False,
     ) -> tuple[T | None, bool]:
-        """Run ``call(wait)`` as a long poll of at most ``long_poll`` seconds.
+        """Run ``call(0)``, then ``call(None)`` as a long poll of at most ``long_poll``
+        seconds (``tried``: the caller has just found nothing without waiting, so go
+        straight to the wait).
 
         Returns ``(result, False)``, or ``(None, more)`` when nothing came in time;
         ``more`` is True when the wait was cut short (by the long-poll maximum or a
         shutdown) and the client should ask again.
         """
-        try:  # most calls need no wait: they finish without the machinery of one
-            return await call(0.0), False
-        except Timeout:
-            if timeout == 0:
-                return None, False
-        except SpaceFull:
-            if timeout == 0:
-                raise
+        if not tried:
+            try:  # most calls need no wait: they finish without the machinery of one
+                return await call(0.0), False
+            except Timeout:
+                if timeout == 0:
+                    return None, False
+            except SpaceFull:
+                if timeout == 0:
+                    raise
         wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
         cut = timeout is None or timeout > self.long_poll
         state = self.hub.client(caller.client)
         self._within(caller, state.waiting, "max_waiting", "waiting calls")
         state.waiting += 1
         try:
-            return await self._race(request, call(wait)), False
+            return await self._race(request, call(None), wait), False
         except Timeout:
             return None, cut
         except _Interrupted:

@@ -27,6 +27,7 @@ requests.  Event streams are not served on a channel: they stay on HTTP.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import types
@@ -40,7 +41,6 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import Address
 from starlette.responses import Response
 from starlette.routing import Match
-from starlette.types import Message
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -126,23 +126,28 @@ def _param_types(endpoint: Endpoint) -> dict[str, Callable[[str], Any]]:
 
 class _Request:
     """A request of a channel as the handlers read it: what they use of starlette's
-    ``Request`` (the authorization, the client's address, the body, and the end of
-    the connection when they wait for the client to go away)."""
+    ``Request`` (the authorization, the client's address and the body), and
+    ``watch_disconnect`` for a request that waits (see ``_api._watch_disconnect``)."""
 
-    __slots__ = ("_body", "_ended", "client", "headers")
+    __slots__ = ("_body", "_channel", "client", "headers")
 
-    def __init__(self, headers: dict[str, str], client: Address | None, body: bytes, ended: asyncio.Event):
-        self.headers = headers
-        self.client = client
+    def __init__(self, channel: _Channel, body: bytes):
+        self.headers = channel.headers
+        self.client = channel.client
         self._body = body
-        self._ended = ended
+        self._channel = channel
 
     def stream(self) -> AsyncIterator[bytes]:
         return _Body(self._body)
 
-    async def receive(self) -> Message:
-        await self._ended.wait()
-        return {"type": "http.disconnect"}
+    def watch_disconnect(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback`` when the channel closes (now if it has); returns what
+        stops the watch."""
+        channel = self._channel
+        if channel.ended.is_set():
+            callback()
+        channel.watchers.add(callback)
+        return functools.partial(channel.watchers.discard, callback)
 
 
 class _Body:
@@ -188,7 +193,7 @@ class _Service:
             if not path.startswith("/") or not method.isupper():
                 raise ApiError(400, "bad_request", 'a channel request is "ID METHOD /path\\n" and its body')
             endpoint, params = self.routes.find(method, path)
-            request = _Request(channel.headers, channel.client, body, channel.ended)
+            request = _Request(channel, body)
             response = await endpoint(**params, request=request)
         except ApiError as exc:
             response = error_response(exc)
@@ -208,6 +213,7 @@ class _Channel(asyncio.Protocol):
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
         self.ended = asyncio.Event()
+        self.watchers: set[Callable[[], object]] = set()  # of the requests that wait
         self.open: dict[bytes, asyncio.Task[None]] = {}
         self.headers: dict[str, str] = {}
         self.client: Address | None = None
@@ -228,6 +234,8 @@ class _Channel(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         # Requests still open see their client gone: their waits are withdrawn.
         self.ended.set()
+        for callback in list(self.watchers):
+            callback()
         self.server_state.connections.discard(self)
 
     def pause_writing(self) -> None:

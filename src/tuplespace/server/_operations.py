@@ -162,7 +162,9 @@ class Operations(ApiBase):
                 # The claim's lease covers the wait too, so it cannot run out before the take.
                 wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
                 await tx.renew(self.claim_lease + wait)
-                found, more = await self.poll(request, caller, timeout, lambda w: tx.take(template, w))
+                found, more = await self.poll(
+                    request, caller, timeout, lambda w: tx.take(template, w), tried=True
+                )
                 if found is not None:
                     await tx.renew(self.claim_lease)
             if found is None:
