@@ -660,7 +660,13 @@ class Engine:
         t: Tuple = entry.tuple  # type: ignore[assignment]
         entry.tuple = None
         shelf = self._shelves[len(t)]
-        _discard(shelf.all)
+        # The oldest entry of a bucket leaves first in FIFO order: popped, it needs no
+        # count of the dead (the others trim them, see _discard).
+        every = shelf.all
+        if every[0] is entry:
+            every.popleft()
+        else:
+            _discard(every)
         for pos, v in enumerate(t):
             tv = type(v)
             key = v if tv is str or tv is int else value_key(v)
@@ -668,6 +674,8 @@ class Engine:
             b = d[key]
             if b is entry or b.dead + 1 == len(b):  # type: ignore[union-attr,arg-type]
                 del d[key]
+            elif b[0] is entry:  # type: ignore[index]
+                b.popleft()  # type: ignore[union-attr]
             else:
                 _discard(b)  # type: ignore[arg-type]
         del self._by_seq[entry.seq]
@@ -857,11 +865,16 @@ class Engine:
         t = self._remove(entry, txn is None)
         self._counts["takes"] += 1
         if txn is None:
-            self._emit("take", t)
+            # _emit("take", t), inlined: this is the hot path
+            event_seq = self._event_seq = self._event_seq + 1
+            raw = (event_seq, "take", t, self._now())
+            self._log.append(raw)
+            if self._feeds.count:
+                self._deliver(raw)
         else:
             txn.taken.append(Entry(seq, t, expires))
-        if admit:
-            self._admit()
+        if admit and self._writers:
+            self._admit_writers()
 
     def find_all(
         self, template: Template, take: bool, limit: int | None = None, txn: Txn | None = None
