@@ -305,3 +305,29 @@ def test_a_channel_whose_answer_does_not_come_gives_up_in_time(run: Callable[...
         finally:
             for conn in held:
                 conn.close()
+
+
+@pytest.mark.parametrize("spin", [0, 0.005])
+def test_a_sync_call_gets_its_answer_whether_it_comes_while_it_spins_or_after(
+    http_server: LiveServer, spin: float
+) -> None:
+    """A sync call checks for its answer ``spin`` seconds before it sleeps: answers
+    that come at once, and answers that come after it slept, are each received."""
+    url = http_server.space_url()
+    with ts.connect(url, spin=spin) as space, ts.connect(url) as other:
+        for i in range(30):
+            space.write(("quick", i))
+            assert space.take(("quick", int)) == ("quick", i)
+        for i in range(3):  # each take waits for a write from another client
+            taker = spawn(space.take, ("slow", i), PATIENCE)
+            wait_until(lambda: other.statistics()["waiters"] == 1, "the take to wait")
+            other.write(("slow", i))
+            assert taker.result(PATIENCE) == ("slow", i)
+            assert space.try_take(("quick", ts.ANY)) is None
+        assert space.client_statistics()["channels_opened"] <= 2  # the thread's, and the taker's
+
+
+def test_spin_is_checked() -> None:
+    for bad in (-1, 0.5, "0.001", True, float("nan")):
+        with pytest.raises(ts.InvalidValue, match="spin"):
+            ts.connect("http://127.0.0.1:9/spaces/jobs", spin=bad)

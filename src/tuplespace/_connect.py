@@ -17,7 +17,7 @@ __all__ = ["connect", "connect_async"]
 _INT_OPTIONS = {"capacity", "max_waiters", "max_subscribers", "event_retention", "seed"}
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
 # Keywords of a remote space that are its own, not the options of the space on the server.
-_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel"}
+_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
 _SCHEMES = "memory:, sqlite:, http:// and https://"
 
 

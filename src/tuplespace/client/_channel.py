@@ -3,7 +3,10 @@ frames on one TCP connection to the server's port (docs/http-api.md, "The
 channel").
 
 :class:`Channel`, for the sync binding, is a blocking socket: one per thread with
-a request open, the answer read in that thread, no thread hop.
+a request open, the answer read in that thread, no thread hop.  It checks for an
+answer for a moment (``spin`` seconds) before it sleeps, if answers to the same
+operation came that fast before: waking a thread that slept costs more than the
+answer takes to come from a server on another core.
 :class:`AsyncChannel` is an asyncio stream shared by every task of a space, many
 requests open at once.  Both raise ``ChannelRefused`` when the server will not
 open a channel (the binding then uses HTTP alone), ``ConnectionError`` when a
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import select
 import socket
 import ssl
@@ -31,7 +35,7 @@ from .._framing import LENGTH as _LENGTH
 from .._framing import MAGIC
 from .._framing import frame as _frame
 
-__all__ = ["AsyncChannel", "AsyncChannels", "Channel", "ChannelRefused", "Channels", "answer"]
+__all__ = ["SPIN", "AsyncChannel", "AsyncChannels", "Channel", "ChannelRefused", "Channels", "answer"]
 
 _READ = 1 << 16
 # The most bytes a welcome may have.
@@ -41,6 +45,20 @@ _KERNEL_BOUND = sys.platform.startswith("linux")
 # Idle sync channels kept for reuse, and how long one stays idle before it is closed.
 _IDLE_CHANNELS = 32
 _IDLE = 15.0
+# Operations whose last wait a sync channel remembers (their names, the last part of a path).
+_REMEMBERED = 64
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# The default spin of a sync channel: none with one CPU, where the server cannot
+# answer while this thread checks.
+SPIN = 200e-6 if _cpus() > 1 else 0.0
 
 
 class ChannelRefused(Exception):
@@ -88,7 +106,7 @@ class Channel:
     """A channel over a blocking socket, for one thread at a time: one request open
     (its id is always 1) and its answer read in the calling thread."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, spin: float = 0.0) -> None:
         self.socket = sock
         self._buffer = bytearray()
         self._used = time.monotonic()
@@ -98,6 +116,9 @@ class Channel:
         self._limit: float | None = -1.0  # the bound set on the socket (-1: none yet)
         if self._kernel_bound:
             sock.settimeout(None)
+        # Checking without sleeping needs a plain socket (TLS has no MSG_DONTWAIT).
+        self._spin = spin if not isinstance(sock, ssl.SSLSocket) else 0.0
+        self._quick: dict[bytes, bool] = {}  # operation -> its last answer came within the spin
 
     def _bound(self, timeout: float | None) -> None:
         """Make a blocked send or receive give up after ``timeout`` seconds (None: never)."""
@@ -120,14 +141,14 @@ class Channel:
         return not readable  # nothing is due on an idle channel but its end
 
     @classmethod
-    def open(cls, base: str, headers: dict[str, str], timeout: float) -> Channel:
+    def open(cls, base: str, headers: dict[str, str], timeout: float, spin: float = 0.0) -> Channel:
         host, port, secure = _address(base)
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if secure:
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-            channel = cls(sock)
+            channel = cls(sock, spin)
             channel._bound(timeout)
             channel._send(_opening(headers))
             channel._fill(_LENGTH)
@@ -139,16 +160,30 @@ class Channel:
             raise
         return channel
 
-    def _fill(self, size: int) -> None:
-        """Receive until the buffer holds ``size`` bytes."""
+    def _fill(self, size: int, spin: float = 0.0) -> None:
+        """Receive until the buffer holds ``size`` bytes, checking ``spin`` seconds
+        for the first of them before sleeping."""
         while len(self._buffer) < size:
-            try:
-                data = self.socket.recv(_READ)
-            except BlockingIOError:  # the kernel's bound
-                raise TimeoutError("no answer in time") from None
+            data = self._check(spin) if spin else None
+            if data is None:
+                try:
+                    data = self.socket.recv(_READ)
+                except BlockingIOError:  # the kernel's bound
+                    raise TimeoutError("no answer in time") from None
             if not data:
                 raise ConnectionError("the server closed the channel")
             self._buffer += data
+            spin = 0.0
+
+    def _check(self, spin: float) -> bytes | None:
+        """What arrives within ``spin`` seconds, checked for without sleeping (None: nothing)."""
+        end = time.perf_counter() + spin
+        while True:
+            try:
+                return self.socket.recv(_READ, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                if time.perf_counter() >= end:
+                    return None
 
     def _send(self, data: bytes) -> None:
         try:
@@ -156,9 +191,9 @@ class Channel:
         except BlockingIOError:  # the kernel's bound
             raise TimeoutError("the server does not read") from None
 
-    def _next(self) -> bytes:
+    def _next(self, spin: float = 0.0) -> bytes:
         buffer = self._buffer
-        self._fill(_LENGTH)
+        self._fill(_LENGTH, spin)
         end = _LENGTH + int.from_bytes(buffer[:_LENGTH], "big")
         self._fill(end)
         frame = bytes(buffer[_LENGTH:end])
@@ -170,12 +205,21 @@ class Channel:
         its answer."""
         self._bound(timeout)
         self._send(_frame(b"1 " + request))
+        # Spin if the last answer to this operation came within the spin: an answer
+        # that waits on the server (a take that blocks) is slept for.
+        operation = request[: request.find(b"\n")].rpartition(b"/")[2]
+        spin = self._spin if self._quick.get(operation, True) else 0.0
+        start = time.perf_counter()
         while True:
-            request_id, _, data = self._next().partition(b" ")
+            request_id, _, data = self._next(spin).partition(b" ")
             if request_id == b"1":
                 break
             if request_id == b"0":
                 raise _closing(request_id + b" " + data)
+        if self._spin:
+            if len(self._quick) >= _REMEMBERED:
+                self._quick.clear()
+            self._quick[operation] = time.perf_counter() - start <= self._spin
         self._used = time.monotonic()
         return answer(data)
 
@@ -280,10 +324,11 @@ class Channels:
     """The channels of a sync space: one per thread with a request open, kept for
     reuse while idle."""
 
-    def __init__(self, base: str, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, base: str, headers: dict[str, str], timeout: float, spin: float) -> None:
         self._base = base
         self._headers = headers
         self._timeout = timeout
+        self._spin = spin
         self._idle: list[Channel] = []
         self._closed = False
 
@@ -293,7 +338,7 @@ class Channels:
             try:
                 channel = self._idle.pop()
             except IndexError:
-                return Channel.open(self._base, self._headers, self._timeout), True
+                return Channel.open(self._base, self._headers, self._timeout, self._spin), True
             if channel.usable(_IDLE):
                 return channel, False
             channel.close()
@@ -314,9 +359,10 @@ class Channels:
 
 
 class AsyncChannels:
-    """The channel of an async space: one, shared by all its tasks, opened once."""
+    """The channel of an async space: one, shared by all its tasks, opened once.
+    It never spins (``spin`` is the sync channels'): its waits belong to the event loop."""
 
-    def __init__(self, base: str, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, base: str, headers: dict[str, str], timeout: float, spin: float) -> None:
         self._base = base
         self._headers = headers
         self._timeout = timeout

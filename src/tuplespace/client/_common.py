@@ -139,6 +139,13 @@ def check_timeout(timeout: float | None) -> float | None:
     return timeout
 
 
+def check_spin(spin: float) -> float:
+    """How long a sync call may check for its answer before it sleeps: 0 to 0.01 s."""
+    if isinstance(spin, bool) or not isinstance(spin, (int, float)) or not 0 <= spin <= 0.01:
+        raise InvalidValue(f"spin must be a number of seconds from 0 to 0.01, got {spin!r}", "spin")
+    return float(spin)
+
+
 def check_limit(limit: int | None) -> int | None:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         raise InvalidValue(f"limit must be an int >= 0 or None, got {limit!r}", "limit")
