@@ -116,8 +116,9 @@ class Channel:
         self._limit: float | None = -1.0  # the bound set on the socket (-1: none yet)
         if self._kernel_bound:
             sock.settimeout(None)
-        # Checking without sleeping needs a plain socket (TLS has no MSG_DONTWAIT).
-        self._spin = spin if not isinstance(sock, ssl.SSLSocket) else 0.0
+        # Checking without sleeping needs a socket that blocks (one with a Python
+        # timeout polls first) and is not TLS (which has no MSG_DONTWAIT).
+        self._spin = spin if self._kernel_bound else 0.0
         self._quick: dict[bytes, bool] = {}  # operation -> its last answer came within the spin
 
     def _bound(self, timeout: float | None) -> None:

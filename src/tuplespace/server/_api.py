@@ -411,9 +411,8 @@ class ApiBase:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(wait, end, Timeout)
         unwatch = _watch_disconnect(request, functools.partial(end, _Interrupted))
-        stop = functools.partial(
-            loop.call_soon_threadsafe, end, _Interrupted
-        )  # shutting down may be elsewhere
+        # Shutting down may begin in another thread.
+        stop = functools.partial(loop.call_soon_threadsafe, end, _Interrupted)
         self._interrupts.add(stop)
         try:
             return await work
