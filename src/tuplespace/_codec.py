@@ -647,7 +647,7 @@ def template_to_wire(template: Template | Any) -> list[Wire]:
     Raises :class:`InvalidTemplate` for an invalid template, or one with a field that
     has no wire form (a :class:`Pred`, or a formal that is not a wire type), naming it.
     """
-    compiled = template if isinstance(template, Template) else Template(template)
+    compiled = template if isinstance(template, Template) else compile_template(template)
     return _fields_to_wire(compiled.fields, 0)
 
 
