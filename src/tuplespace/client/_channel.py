@@ -4,9 +4,9 @@ channel").
 
 :class:`Channel`, for the sync binding, is a blocking socket: one per thread with
 a request open, the answer read in that thread, no thread hop.  It checks for an
-answer for a moment (``spin`` seconds) before it sleeps, if answers to the same
-operation came that fast before: waking a thread that slept costs more than the
-answer takes to come from a server on another core.
+answer for a moment (``spin`` seconds, yielding its CPU between checks) before it
+sleeps, if answers to the same operation came that fast before: waking a thread
+that slept costs more than the answer takes to come from a server on another core.
 :class:`AsyncChannel` is an asyncio stream shared by every task of a space, many
 requests open at once.  Both raise ``ChannelRefused`` when the server will not
 open a channel (the binding then uses HTTP alone), ``ConnectionError`` when a
@@ -177,7 +177,9 @@ class Channel:
             spin = 0.0
 
     def _check(self, spin: float) -> bytes | None:
-        """What arrives within ``spin`` seconds, checked for without sleeping (None: nothing)."""
+        """What arrives within ``spin`` seconds, checked for without sleeping (None:
+        nothing).  Between checks the thread yields its CPU to whatever else is ready
+        to run there, as the server may be."""
         end = time.perf_counter() + spin
         while True:
             try:
@@ -185,6 +187,7 @@ class Channel:
             except BlockingIOError:
                 if time.perf_counter() >= end:
                     return None
+                os.sched_yield()
 
     def _send(self, data: bytes) -> None:
         try:
