@@ -712,12 +712,7 @@ class Engine:
             elif take:
                 self._counts["takes"] += 1
                 if txn is None:
-                    # _emit("take", t), inlined: a write that wakes a taker is a hot path
-                    event_seq = self._event_seq = self._event_seq + 1
-                    raw = (event_seq, "take", t, self._now())
-                    self._log.append(raw)
-                    if self._feeds.count:
-                        self._deliver(raw)
+                    self._emit("take", t)
                 return w
             else:
                 self._counts["reads"] += 1
@@ -865,12 +860,7 @@ class Engine:
         t = self._remove(entry, txn is None)
         self._counts["takes"] += 1
         if txn is None:
-            # _emit("take", t), inlined: this is the hot path
-            event_seq = self._event_seq = self._event_seq + 1
-            raw = (event_seq, "take", t, self._now())
-            self._log.append(raw)
-            if self._feeds.count:
-                self._deliver(raw)
+            self._emit("take", t)
         else:
             txn.taken.append(Entry(seq, t, expires))
         if admit and self._writers:
