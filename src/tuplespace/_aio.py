@@ -352,23 +352,22 @@ class AsyncSpace:
         loop = asyncio.get_running_loop()
         fut = _Wake(loop)
 
+        def holding(held: Any) -> Any:
+            """The record of a held take ``(rid, *record)``, once ``hold(rid)`` is told."""
+            if held is None:
+                return None
+            hold(held[0])  # type: ignore[misc]
+            return held[1:]
+
         def grab() -> Any:
             if hold is None:
                 return records.take(compiled, under)
-            held = records.take_held(compiled, under)
-            if held is None:
-                return None
-            hold(held[0])
-            return held[1:]
+            return holding(records.take_held(compiled, under))
 
         def end(taker: RecordTaker, received: bool) -> Any:
             if hold is None:
                 return records.end_take(taker, received)
-            held = records.end_held_take(taker, received)
-            if held is None:
-                return None
-            hold(held[0])
-            return held[1:]
+            return holding(records.end_held_take(taker, received))
 
         def first() -> tuple[Any, RecordTaker | None]:
             taken = grab()
