@@ -144,7 +144,7 @@ class _Request:
         """Call ``callback`` when the channel closes (now if it has); returns what
         stops the watch."""
         channel = self._channel
-        if channel.ended.is_set():
+        if channel.ended:
             callback()
         channel.watchers.add(callback)
         return functools.partial(channel.watchers.discard, callback)
@@ -212,7 +212,7 @@ class _Channel(asyncio.Protocol):
         self.service = service
         self.server_state = server_state
         self.transport: asyncio.Transport | None = None
-        self.ended = asyncio.Event()
+        self.ended = False  # the connection is lost, or the channel refused
         self.watchers: set[Callable[[], object]] = set()  # of the requests that wait
         self.open: dict[bytes, asyncio.Task[None]] = {}
         self.headers: dict[str, str] = {}
@@ -233,7 +233,7 @@ class _Channel(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Requests still open see their client gone: their waits are withdrawn.
-        self.ended.set()
+        self.ended = True
         for callback in list(self.watchers):
             callback()
         self.server_state.connections.discard(self)
@@ -260,7 +260,7 @@ class _Channel(asyncio.Protocol):
         buffer = self.buffer
         buffer += data
         start = 0
-        while len(buffer) - start >= _LENGTH and not self.ended.is_set():
+        while len(buffer) - start >= _LENGTH and not self.ended:
             size = int.from_bytes(buffer[start : start + _LENGTH], "big")
             most = _MAX_HELLO if self.hello else self.most
             if size > most:
@@ -286,14 +286,14 @@ class _Channel(asyncio.Protocol):
         del buffer[:start]
 
     def _send(self, payload: bytes) -> None:
-        if self.transport is not None and not self.ended.is_set():
+        if self.transport is not None and not self.ended:
             self.transport.write(frame(payload))
 
     def _refuse(self, error: ApiError) -> None:
         """Answer ``error`` on the channel's own id, 0, and close it."""
         response = error_response(error)
         self._send(b"0 %d\n%s" % (response.status_code, response.body))
-        self.ended.set()
+        self.ended = True
         assert self.transport is not None
         self.transport.close()
 
