@@ -286,17 +286,26 @@ class RemoteSpace:
         return response.status_code, response.content
 
     def _long_poll(
-        self, path: str, body: dict[str, Any], timeout: float | None, key: str, again: bool = False
+        self,
+        path: str,
+        body: dict[str, Any],
+        timeout: float | None,
+        key: str,
+        again: bool = False,
+        claim: bool = False,
     ) -> Any:
         """Post until the answer holds ``key``, or says the wait is over: the server cuts a
         long wait at its long-poll maximum (``"more": true``) and it is asked again for
-        the time left."""
+        the time left.  ``claim``: a take under a claim (see :meth:`_claiming`)."""
         wait = check_timeout(timeout)
         deadline = None if wait is None else _monotonic() + wait
         while True:
             left = None if deadline is None else max(deadline - _monotonic(), 0.0)
             body["timeout"] = left
-            answer = self._request("POST", path, body, wait=left, again=again)
+            if claim:
+                answer = self._claiming(path, body, left)
+            else:
+                answer = self._request("POST", path, body, wait=left, again=again)
             if answer.get(key) is not None or not answer.get("more"):
                 return answer
             self._stats["long_polls_reissued"] += 1
@@ -371,17 +380,8 @@ class RemoteSpace:
     def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": template_wire(template), "claim": True}
-        wait = check_timeout(timeout)
-        deadline = None if wait is None else _monotonic() + wait
-        while True:
-            left = None if deadline is None else max(deadline - _monotonic(), 0.0)
-            body["timeout"] = left
-            answer = self._claiming("/take", body, left)
-            if answer["tuple"] is not None:
-                return tuple_from_wire(answer["tuple"])
-            if not answer.get("more"):
-                return None
-            self._stats["long_polls_reissued"] += 1
+        answer = self._long_poll("/take", body, timeout, "tuple", claim=True)
+        return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     def _claiming(self, path: str, body: dict[str, Any], wait: float | None) -> Any:
         """Send a take under a claim, with the claims of earlier takes riding along to
@@ -617,17 +617,8 @@ class RemoteSpace:
     def _take_record(self, template: Any, under: str | None, timeout: float | None) -> RecordData | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": record_template_wire(template), "under": under, "claim": True}
-        wait = check_timeout(timeout)
-        deadline = None if wait is None else _monotonic() + wait
-        while True:
-            left = None if deadline is None else max(deadline - _monotonic(), 0.0)
-            body["timeout"] = left
-            answer = self._claiming("/records/take", body, left)
-            if answer["record"] is not None:
-                return record_data_from_wire(answer["record"])
-            if not answer.get("more"):
-                return None
-            self._stats["long_polls_reissued"] += 1
+        answer = self._long_poll("/records/take", body, timeout, "record", claim=True)
+        return None if answer["record"] is None else record_data_from_wire(answer["record"])
 
     def watch_records(
         self,
