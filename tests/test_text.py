@@ -127,7 +127,7 @@ def test_limits_apply() -> None:
     with pytest.raises(ts.ValueTooLarge):
         ts.parse("(" + ", ".join(["1"] * 300) + ")")
     with pytest.raises(ts.ValueTooLarge):
-        ts.parse("(1, 2, 3)", ts.Limits(max_fields=2))
+        ts.parse("(1, 2, 3)", limits=ts.Limits(max_fields=2))
 
 
 @given(TUPLES)
@@ -161,3 +161,70 @@ def test_records_round_trip(data: ts.RecordData) -> None:
     back = ts.parse(text)
     assert back == data
     assert ts.format(back) == text
+
+
+# -- parse with a type (StrToTup) -------------------------------------------------------------
+
+_WIRE_TYPE_OF = [(bool, bool), (int, int), (float, float), (str, str), (bytes, bytes)]
+_WIRE_TYPE_OF += [(dt.datetime, dt.datetime), (ts.Credit, ts.Credit), (ts.URI, ts.URI), (tuple, tuple)]
+_WIRE_TYPE_OF += [(type(None), type(None)), (ts.Map, ts.Map)]
+
+
+def _wire_type(v: Any) -> type:
+    for kind, wire in _WIRE_TYPE_OF:
+        if type(v) is kind or (kind is not bool and kind is not int and isinstance(v, kind)):
+            return wire
+    raise AssertionError(f"no wire type for {v!r}")
+
+
+@given(VALUES)
+def test_a_typed_parse_reads_the_text_form_of_its_type(v: Any) -> None:
+    v = check_value(v)
+    assert value_key(ts.parse(ts.format(v), _wire_type(v))) == value_key(v)
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("123", int, 123),
+        ("-7", int, -7),
+        ("1", float, 1.0),
+        ("2.5e3", float, 2500.0),
+        ("abc", str, "abc"),
+        ("12", str, "12"),
+        ('"q"', str, "q"),
+        ("tuplespace://n/x", ts.URI, ts.URI("tuplespace://n/x")),
+        ("12.5", ts.Credit, ts.Credit("12.5")),
+        ("AP8=", bytes, b"\x00\xff"),
+        ("2024-05-01T12:00:00Z", dt.datetime, dt.datetime(2024, 5, 1, 12, tzinfo=UTC)),
+        ("true", bool, True),
+        ("null", type(None), None),
+        ('(1, "a")', tuple, (1, "a")),
+        ('{"a": 1}', dict, ts.Map({"a": 1})),
+    ],
+)
+def test_a_typed_parse_reads_plain_text_of_its_type(text: str, kind: type, value: Any) -> None:
+    out = ts.parse(text, kind)
+    assert value_key(out) == value_key(check_value(value))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "message"),
+    [
+        ("1.5", int, "the text is a float, not of type int"),
+        ("abc", int, "'abc' is not of type int"),
+        ("1", bool, "'1' is not of type bool"),
+        ("(1, 2)", ts.Map, "is not of type map"),
+        ('{$PK: uri"a:b", $version: 1}', ts.Map, "is not of type map"),
+        ("not base64!", bytes, "not a valid bytes"),
+    ],
+)
+def test_a_typed_parse_of_another_type_is_a_wire_error(text: str, kind: type, message: str) -> None:
+    with pytest.raises(ts.WireError, match=message):
+        ts.parse(text, kind)
+
+
+@pytest.mark.parametrize("kind", [object, set, ts.Limits, ts.Record])
+def test_a_type_that_is_not_a_wire_type_is_a_type_error(kind: Any) -> None:
+    with pytest.raises(TypeError, match="type must be a wire type"):
+        ts.parse("1", kind)

@@ -34,6 +34,7 @@ import orjson
 from ._codec import _bytes_from, _credit_from, _credit_text, _time_from, _time_text
 from ._errors import InvalidValue, UnsupportedType, WireError
 from ._record import RecordBase, RecordData
+from ._templates import _FORMAL_CHECKS, FORMAL_TYPES
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Map, Value, check_value
 
 if TYPE_CHECKING:
@@ -127,27 +128,86 @@ def _quoted(s: str) -> str:
     return orjson.dumps(s).decode()
 
 
-def parse(text: str, limits: Limits = DEFAULT_LIMITS) -> Value | RecordData:
+def parse(text: str, type: type | None = None, *, limits: Limits = DEFAULT_LIMITS) -> Any:
     """The value or record that ``text`` (in the text form, see :func:`format`) writes.
 
     >>> parse('("job", 42, 1.5, null)')
     ('job', 42, 1.5, None)
 
-    Raises :class:`WireError` for text not in the text form, and
+    With ``type`` (a wire type: ``int``, ``float``, ``str``, ``bool``, ``bytes``,
+    ``datetime.datetime``, :class:`URI`, :class:`Credit`, ``tuple``, :class:`Map`,
+    ``type(None)``), the answer is a value of that type: ``text`` in the text form of
+    one, or else the plain text of one — digits for an int or a float, any text for
+    a str, base64 for bytes, RFC 3339 for a time, a URI's or a decimal amount's text.
+
+    >>> parse("123", int), parse("abc", str), parse("tuplespace://n/x", URI)
+    (123, 'abc', URI('tuplespace://n/x'))
+
+    Raises :class:`WireError` for text not in the text form (or not of ``type``),
     :class:`InvalidValue` or :class:`ValueTooLarge` for a value that is not valid
-    (past ``limits``, a negative credit, ...).
+    (past ``limits``, a negative credit, ...), and ``TypeError`` for a ``type`` that
+    is not a wire type.
     """
     if not isinstance(text, str):
-        raise UnsupportedType(f"the text form is a str, not {type(text).__name__}")
+        raise UnsupportedType(f"the text form is a str, not {_type_name(text)}")
+    kind = None if type is None else _WIRE_NAMES.get(type)
+    if type is not None and kind is None:
+        raise TypeError(f"type must be a wire type ({', '.join(FORMAL_TYPES)}), not {type!r}")
     if len(text) > limits.max_bytes:
         raise WireError(f"the text is {len(text)} characters, more than {limits.max_bytes}")
+    try:
+        out = _read(text)
+    except WireError:
+        if kind is None:
+            raise
+        out = _plain(kind, text)
+    else:
+        if kind is not None and not _is(kind, out):
+            out = _plain(kind, text)
+    if kind is not None and not _is(kind, out):
+        if not (kind == "float" and _is("int", out)):
+            raise WireError(f"the text is a {_type_name(out)}, not of type {kind}")
+        out = float(out)
+    if isinstance(out, RecordData):
+        return out
+    return check_value(out, limits)
+
+
+def _read(text: str) -> Any:
     parser = _Parser(text)
     out = parser.value(0)
     if parser.peek() is not None:
         raise parser.error("expected the end of the text")
-    if isinstance(out, RecordData):
-        return out
-    return check_value(out, limits)
+    return out
+
+
+def _is(kind: str, v: object) -> bool:
+    return not isinstance(v, RecordData) and _FORMAL_CHECKS[FORMAL_TYPES[kind]](v)
+
+
+def _type_name(v: object) -> str:
+    return type(v).__name__
+
+
+# The wire types a ``type`` argument may name; dict and list as their wire types are.
+_WIRE_NAMES: dict[object, str] = {kind: name for name, kind in FORMAL_TYPES.items()}
+_WIRE_NAMES.update({dict: "map", list: "tuple"})
+
+
+def _plain(kind: str, text: str) -> Any:
+    """What ``text`` writes without the text form's marks, for a value of type ``kind``
+    (the caller checks the type of a number)."""
+    parser = _Parser(text)
+    if kind == "str":
+        return text
+    if kind in ("int", "float") and _PLAIN_NUMBER.fullmatch(text.strip()):
+        return _number(text.strip(), parser)
+    if kind in _TYPED:
+        return _typed(kind, text, parser)
+    raise WireError(f"{text[:40]!r} is not of type {kind}, in the text form or plain")
+
+
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
 class _Parser:
