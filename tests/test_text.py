@@ -228,3 +228,81 @@ def test_a_typed_parse_of_another_type_is_a_wire_error(text: str, kind: type, me
 def test_a_type_that_is_not_a_wire_type_is_a_type_error(kind: Any) -> None:
     with pytest.raises(TypeError, match="type must be a wire type"):
         ts.parse("1", kind)
+
+
+# -- the XML form -----------------------------------------------------------------------------
+
+
+@given(TUPLES)
+def test_tuples_round_trip_through_the_xml_form(t: tuple[Any, ...]) -> None:
+    text = ts.format(t, form="xml")
+    back = ts.parse(text, form="xml")
+    assert value_key(back) == value_key(ts.decode(ts.encode(t)))
+    assert ts.format(back, form="xml") == text
+
+
+@given(RECORDS)
+def test_records_round_trip_through_the_xml_form(data: ts.RecordData) -> None:
+    text = ts.format(data, form="xml")
+    assert ts.parse(text, form="xml") == data
+
+
+def test_the_xml_form_of_a_tuple_and_a_record() -> None:
+    t = ("job", 42, 1.5, None, True, b"\x00\xff", ts.Credit("12.50"), {"unit": "C"}, ("x",))
+    assert ts.format(t, form="xml") == (
+        "<tuple><str>job</str><int>42</int><float>1.5</float><null/><bool>true</bool>"
+        "<bytes>AP8=</bytes><credit>12.5</credit><map><item><str>unit</str><str>C</str></item></map>"
+        "<tuple><str>x</str></tuple></tuple>"
+    )
+    when = dt.datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
+    data = ts.RecordData(ts.URI("tuplespace://local/spaces/default/a"), {"at": when}, 3)
+    assert ts.format(data, form="xml") == (
+        '<record address="tuplespace://local/spaces/default/a" version="3">'
+        '<field tag="at"><time>2024-05-01T12:00:00.5Z</time></field></record>'
+    )
+
+
+def test_a_str_that_xml_cannot_carry_travels_as_base64() -> None:
+    text = ts.format(("\x00\x1b[0m", "tab\tcr\r"), form="xml")
+    assert '<str encoding="base64">' in text
+    assert ts.parse(text, form="xml") == ("\x00\x1b[0m", "tab\tcr\r")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("<tuple><int>1</int>", "not well-formed XML"),
+        ("<tuple><int>1.5</int></tuple>", "not a valid int"),
+        ("<set><int>1</int></set>", "unknown element <set>"),
+        ("<tuple>loose<int>1</int></tuple>", "holds elements, not text"),
+        ("<map><item><int>1</int><int>2</int></item></map>", "a <str> key and a value"),
+        ("<bool>yes</bool>", "neither true nor false"),
+        ("<null>x</null>", "holds no text"),
+        ('<record address="a:b" version="x"></record>', "version must be"),
+        ('<record address="a:b"><field tag="n"><int>1</int><int>2</int></field></record>', "exactly one"),
+    ],
+)
+def test_text_not_in_the_xml_form_is_a_wire_error(text: str, message: str) -> None:
+    with pytest.raises(ts.WireError, match=message):
+        ts.parse(text, form="xml")
+
+
+def test_the_xml_form_resolves_no_entities_and_keeps_to_the_limits() -> None:
+    secret = '<!DOCTYPE t [<!ENTITY e SYSTEM "file:///etc/passwd">]><str>&e;</str>'
+    with pytest.raises(ts.WireError, match="no DOCTYPE"):
+        ts.parse(secret, form="xml")
+    laughs = (
+        '<!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><str>&b;</str>'
+    )
+    with pytest.raises(ts.WireError, match="no DOCTYPE"):
+        ts.parse(laughs, form="xml")
+    with pytest.raises(ts.ValueTooLarge):
+        ts.parse("<tuple>" + "<int>1</int>" * 300 + "</tuple>", form="xml")
+    with pytest.raises(ts.WireError, match="deeper than 2"):
+        ts.parse(
+            "<tuple><tuple><tuple><tuple/></tuple></tuple></tuple>", form="xml", limits=ts.Limits(max_depth=2)
+        )
+    with pytest.raises(ts.InvalidValue):
+        ts.parse("<tuple><float>nan</float></tuple>", form="xml")
+    with pytest.raises(ValueError, match='form must be "text" or "xml"'):
+        ts.format((1,), form="json")

@@ -36,6 +36,7 @@ from ._errors import InvalidValue, UnsupportedType, WireError
 from ._record import RecordBase, RecordData
 from ._templates import _FORMAL_CHECKS, FORMAL_TYPES
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Map, Value, check_value
+from ._xmlform import read_xml, write_xml
 
 if TYPE_CHECKING:
     import datetime
@@ -66,12 +67,15 @@ _TYPED = ("bytes", "time", "uri", "credit")
 _LITERALS: dict[str, Value] = {"null": None, "true": True, "false": False}
 
 
-def format(value: Value | RecordData | RecordBase | _Snapshots) -> str:
+def format(value: Value | RecordData | RecordBase | _Snapshots, form: str = "text") -> str:
     """The text form of a value (a tuple, usually), of a :class:`RecordData`, or of a
-    record handle (what it holds now), embedded or remote.
+    record handle (what it holds now), embedded or remote; with ``form="xml"`` its XML
+    form (``docs/records.md``).
 
     >>> format(("job", 42, 1.5, None))
     '("job", 42, 1.5, null)'
+    >>> format(("job", 42), form="xml")
+    '<tuple><str>job</str><int>42</int></tuple>'
 
     Raises :class:`UnsupportedType` or :class:`InvalidValue` for what is not a value,
     and ``TypeError`` for an async remote handle (``format(await rec.snapshot())``).
@@ -84,9 +88,16 @@ def format(value: Value | RecordData | RecordBase | _Snapshots) -> str:
             data.close()
             raise TypeError("an async record handle: format(await record.snapshot())")
         value = data
+    _check_form(form)
     if isinstance(value, RecordData):
-        return _record_text(value)
-    return _text(check_value(value))
+        return write_xml(value) if form == "xml" else _record_text(value)
+    value = check_value(value)
+    return write_xml(value) if form == "xml" else _text(value)
+
+
+def _check_form(form: object) -> None:
+    if form not in ("text", "xml"):
+        raise ValueError(f'form must be "text" or "xml", not {form!r}')
 
 
 def _record_text(data: RecordData) -> str:
@@ -128,8 +139,9 @@ def _quoted(s: str) -> str:
     return orjson.dumps(s).decode()
 
 
-def parse(text: str, type: type | None = None, *, limits: Limits = DEFAULT_LIMITS) -> Any:
-    """The value or record that ``text`` (in the text form, see :func:`format`) writes.
+def parse(text: str, type: type | None = None, *, form: str = "text", limits: Limits = DEFAULT_LIMITS) -> Any:
+    """The value or record that ``text`` (in the text form, see :func:`format`, or with
+    ``form="xml"`` the XML form) writes.
 
     >>> parse('("job", 42, 1.5, null)')
     ('job', 42, 1.5, None)
@@ -153,17 +165,21 @@ def parse(text: str, type: type | None = None, *, limits: Limits = DEFAULT_LIMIT
     kind = None if type is None else _WIRE_NAMES.get(type)
     if type is not None and kind is None:
         raise TypeError(f"type must be a wire type ({', '.join(FORMAL_TYPES)}), not {type!r}")
-    if len(text) > limits.max_bytes:
+    _check_form(form)
+    if form == "xml":
+        out = read_xml(text, limits)
+    elif len(text) > limits.max_bytes:
         raise WireError(f"the text is {len(text)} characters, more than {limits.max_bytes}")
-    try:
-        out = _read(text)
-    except WireError:
-        if kind is None:
-            raise
-        out = _plain(kind, text)
     else:
-        if kind is not None and not _is(kind, out):
+        try:
+            out = _read(text)
+        except WireError:
+            if kind is None:
+                raise
             out = _plain(kind, text)
+        else:
+            if kind is not None and not _is(kind, out):
+                out = _plain(kind, text)
     if kind is not None and not _is(kind, out):
         if not (kind == "float" and _is("int", out)):
             raise WireError(f"the text is a {_type_name(out)}, not of type {kind}")
