@@ -460,13 +460,12 @@ def test_the_root_lists_the_top_level_records_and_the_base_uri(space: Any) -> No
     assert sorted(map(str, seen)) == sorted(map(str, [a.address, b.address, space.record("c").address]))
 
 
-def test_the_root_can_only_be_read(space: Any) -> None:
+def test_the_root_can_only_be_read_and_watched(space: Any) -> None:
     root = space.record("$")
-    assert root.operations == frozenset({"read"})
+    assert root.operations == frozenset({"read", "watch"})
     for call in (
         lambda: root.set("x", 1),
         lambda: root.destroy(),
-        lambda: root.watch(),
         lambda: root.move("elsewhere"),
         lambda: root.clone("copy"),
         lambda: root.refresh(credit=1),

@@ -168,7 +168,7 @@ def test_refresh_and_the_root(acme: httpx.Client) -> None:
     root = read(acme, "$")
     assert root["tags"] == ["ME", "TUPS"]
     body = error(acme.post(R + "/set", json={"ref": "$", "tag": "x", "value": 1}), 403, "not_allowed")
-    assert body["allowed"] == ["read"]
+    assert body["allowed"] == ["read", "watch"]
 
 
 def test_find_and_take_need_the_space_s_permissions(

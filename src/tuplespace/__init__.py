@@ -57,17 +57,20 @@ from ._record import Record, RecordData, RecordWatch
 from ._space import Space, Subscription, Transaction
 from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, Template, XPath
 from ._text import format, parse
+from ._upcall import AsyncUpcall, Upcall
 from ._values import URI, Credit, Limits, Map
 from ._workers import Cleaner, Worker, WorkerPool
 
 __all__ = [
     "ANY",
     "URI",
+    "Upcall",
     "AsyncRecord",
     "AsyncRecordWatch",
     "AsyncSpace",
     "AsyncSubscription",
     "AsyncTransaction",
+    "AsyncUpcall",
     "CapabilityRevoked",
     "Change",
     "Cleaner",

@@ -17,13 +17,14 @@ from typing import Any, ClassVar
 
 from ._capabilities import READ_ONLY
 from ._engine import E, Txn, Waiter
-from ._errors import SpaceFull, Timeout
+from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import Lease
 from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
 from ._templates import RecordTemplate, Template, compile_template, one_exact
+from ._upcall import AsyncUpcall
 from ._values import URI, Credit, Map, Value
 
 __all__ = ["AsyncRecord", "AsyncRecordWatch", "AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
@@ -646,6 +647,20 @@ class AsyncRecord(RecordBase):
             feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
             space._start_timer()
         return AsyncRecordWatch(space, feed)
+
+    async def on_change(
+        self,
+        fn: Callable[[Change], object],
+        *,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        max_pending: int = 1000,
+    ) -> AsyncUpcall:
+        """See :meth:`Record.on_change <tuplespace.Record.on_change>`: ``fn`` (a function or a
+        coroutine function) runs in a task of the running event loop:
+        ``upcall = await rec.on_change(fn)``, ``await upcall.cancel()``."""
+        return await AsyncUpcall.start(
+            lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending
+        )
 
 
 class AsyncRecordWatch(SubscriptionBase):

@@ -13,15 +13,16 @@ the change is durable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._capabilities import OPERATIONS, READ_ONLY
-from ._errors import InvalidValue, NotAllowed
+from ._errors import EventsLost, InvalidValue, NotAllowed
 from ._events import Change, FeedBase
 from ._names import check_tag
-from ._records import DEFAULT_PRINCIPAL, ROOT_RID, RecordStore
+from ._records import DEFAULT_PRINCIPAL, ROOT_OPERATIONS, ROOT_RID, RecordStore
 from ._subscription import SubscriptionBase, next_from
+from ._upcall import Upcall
 from ._values import URI, Map, Value, check_value, value_key
 
 if TYPE_CHECKING:
@@ -39,10 +40,6 @@ __all__ = [
 
 FULL_OPERATIONS = OPERATIONS | {"move", "capability"}
 """What a full handle may do: every operation, move the record and make capabilities."""
-
-ROOT_OPERATIONS = frozenset({"read"})
-"""What the handle of the root record ``$`` may do."""
-
 
 class RecordData:
     """What a record holds at one instant: its ``address``, its ``fields`` (a
@@ -306,6 +303,22 @@ class Record(RecordBase):
             feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
             space._start_timer()
         return RecordWatch(space, feed)
+
+    def on_change(
+        self,
+        fn: Callable[[Change], object],
+        *,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        max_pending: int = 1000,
+    ) -> Upcall:
+        """Call ``fn(change)`` for every change of the record (the upcall), in a thread of
+        its own: a slow ``fn`` never holds up a writer.  Falling behind by more than
+        ``max_pending`` changes and the event log calls ``on_lost(exc)`` (:class:`EventsLost`)
+        and goes on; ``upcall.cancel()`` stops it.  See :mod:`tuplespace._upcall`.
+
+        >>> upcall = rec.on_change(lambda change: print(change.tag, change.value))  # doctest: +SKIP
+        """
+        return Upcall.start(lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending)
 
 
 def check_revocable(capability: bool, owner: bool, allowed: frozenset[str]) -> None:

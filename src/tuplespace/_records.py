@@ -108,6 +108,9 @@ COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", 
 ROOT_RID: Final = 0
 """The rid of the root record ``$``; records get rids from 1."""
 
+ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
+"""What the handle of the root record ``$`` may do."""
+
 DEFAULT_PRINCIPAL: Final = "default"
 """The principal whose account pays when a call names none."""
 
@@ -315,7 +318,7 @@ class RecordStore:
             if rec is None:
                 if rid == ROOT_RID:
                     raise NotAllowed(
-                        f"the root record $ cannot {op}", operation=op, allowed=frozenset({"read"})
+                        f"the root record $ cannot {op}", operation=op, allowed=ROOT_OPERATIONS
                     )
                 raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
         else:
@@ -942,7 +945,10 @@ class RecordStore:
     def watch(
         self, rid: int, token: str | None, since: int | None, max_pending: int, lease: float | None
     ) -> RecordFeed:
-        """A feed of the record's changes from now (or after event ``since``)."""
+        """A feed of the record's changes from now (or after event ``since``).  The root
+        record ``$`` holds every record of the space: its feed has all their changes."""
+        if rid == ROOT_RID and token is None:
+            return self.watch_all(None, CHANGE_KINDS, since, max_pending, lease)
         rec = self.target(rid, token, "watch")
         engine = self._engine
         feed = RecordFeed(next(engine._interest_seq), rec.rid, None, CHANGE_KINDS, max_pending)

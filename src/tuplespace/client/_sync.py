@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -39,6 +39,7 @@ import orjson
 
 from .._codec import to_wire
 from .._errors import (
+    EventsLost,
     InvalidValue,
     LimitReached,
     SpaceClosed,
@@ -48,9 +49,10 @@ from .._errors import (
     TransactionError,
     TupleSpaceError,
 )
-from .._events import CHANGE_KINDS, EVENT_KINDS
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change
 from .._record import RecordData, check_revocable
 from .._templates import Template
+from .._upcall import Upcall
 from .._values import URI, Credit, Map, Value
 from ._channel import SPIN, ChannelRefused, Channels
 from ._common import (
@@ -928,6 +930,18 @@ class RemoteRecord:
         if self._id is not None:
             params["id"] = str(self._id)
         return self._space._watch(params, since, max_pending, lease)
+
+    def on_change(
+        self,
+        fn: Callable[[Change], object],
+        *,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        max_pending: int = 1000,
+    ) -> Upcall:
+        """See :meth:`Record.on_change <tuplespace.Record.on_change>`: ``fn`` (a function or a
+        coroutine function) runs in a task of the running event loop:
+        ``upcall = rec.on_change(fn)``, ``upcall.cancel()``."""
+        return Upcall.start(lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RemoteRecord) and other._space is self._space and other._key() == self._key()
