@@ -22,6 +22,7 @@ CLIENT = Path(__file__).resolve().parent.parent / "src" / "tuplespace" / "client
 PAIRS = [
     (CLIENT / "_async.py", CLIENT / "_sync.py"),
     (CLIENT / "_async_subscription.py", CLIENT / "_sync_subscription.py"),
+    (CLIENT / "_async_server.py", CLIENT / "_sync_server.py"),
 ]
 
 # Whole tokens only: a rule never matches inside a longer name.  ``(^|\b)`` is the
@@ -44,6 +45,7 @@ SUBS = [
     ("opened_later", "opened_now"),
     ("connect_async", "connect"),
     ("_async_subscription", "_sync_subscription"),
+    ("_async_server", "_sync_server"),
     ("_async", "_sync"),
 ]
 COMPILED = [(re.compile(r"(^|\b)" + pattern + r"($|\b)"), replacement) for pattern, replacement in SUBS]

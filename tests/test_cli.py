@@ -362,3 +362,94 @@ def test_unreachable_server() -> None:
     result = cli("http://127.0.0.1:9", "count", "jobs", '["x"]')
     assert result.returncode == 1
     assert "cannot reach" in one_line_error(result, "count")
+
+
+def test_watch_since_past_the_log_reports_the_loss_and_goes_on(server_url: str) -> None:
+    with ts.connect(f"{server_url}/spaces/short-log", event_retention=3) as space:
+        for n in range(10):
+            space.write(("s", n))
+    args = [sys.executable, "-m", "tuplespace", "watch", "short-log", '["s", {"$any": true}]', "--since", "1"]
+    with serving([*args, "--url", server_url], Path.cwd()) as watcher:
+        watcher.wait_for(r"no longer in the event log")
+        watcher.wait_for(r'"tuple":\["s",9\]')  # the events the log holds, then on
+        assert cli(server_url, "write", "short-log", '["s", 10]').returncode == 0
+        watcher.wait_for(r'"tuple":\["s",10\]')
+        assert watcher.stop(signal.SIGTERM) == 0
+    assert "Traceback" not in "".join(watcher.log)
+
+
+def test_record_commands(server_url: str) -> None:
+    made = cli(
+        server_url, "record", "create", "house", "kitchen", '{"temp": {"$float": "21.5"}, "unit": "C"}'
+    )
+    assert made.returncode == 0, made.stderr
+    created = json.loads(made.stdout)
+    assert created["address"].endswith("/spaces/house/kitchen")
+    assert created["fields"] == {"temp": {"$float": "21.5"}, "unit": "C"}
+    assert cli(server_url, "record", "set", "house", "kitchen", "temp", '{"$float": "22"}').stdout == "2\n"
+    got = cli(server_url, "record", "get", "house", "kitchen", "temp", "unit")
+    assert (got.returncode, got.stdout) == (0, '[{"$float":"22"},"C"]\n')
+    assert json.loads(cli(server_url, "record", "get", "house", "kitchen").stdout)["version"] == 2
+    found = cli(server_url, "record", "find", "house", '{"unit": "C"}')
+    assert [json.loads(line)["address"] for line in found.stdout.splitlines()] == [created["address"]]
+    assert cli(server_url, "record", "find", "house", '{"unit": "F"}').stdout == ""
+
+    args = [sys.executable, "-m", "tuplespace", "record", "watch", "house", "kitchen", "--url", server_url]
+    with serving(args, Path.cwd()) as watcher:
+        n = 0
+        while True:  # the watch begins once the process has connected: set until it sees one
+            n += 1
+            assert cli(server_url, "record", "set", "house", "kitchen", "n", str(n)).returncode == 0
+            with contextlib.suppress(queue.Empty):
+                line = watcher.lines.get(timeout=1.0)
+                assert line is not None, "".join(watcher.log)
+                watcher.log.append(line)
+                break
+            assert n < PATIENCE
+        change = json.loads(watcher.log[-1])
+        assert (change["kind"], change["tag"], change["value"]) == ("update", "n", n)
+        assert cli(server_url, "record", "destroy", "house", "kitchen").returncode == 0
+        watcher.wait_for(r'"kind":"destroy"')
+        assert watcher.proc.wait(PATIENCE) == 0  # the record ended: so does the watch
+
+    gone = cli(server_url, "record", "get", "house", "kitchen")
+    assert gone.returncode == 1
+    assert "kitchen" in one_line_error(gone, "record get")
+    bad = cli(server_url, "record", "create", "house", "x", '["not", "an object"]')
+    assert bad.returncode == 2
+    assert "JSON object" in one_line_error(bad, "record create")
+
+
+def test_token_commands(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(
+        json.dumps({"tokens": [{"name": "root", "token": "root-token-0123456789", "admin": True}]})
+    )
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--memory", "--tokens", str(tokens)]
+    with serving(args, tmp_path) as server:
+        url = server.url()
+
+        def admin(*words: str) -> subprocess.CompletedProcess[str]:
+            return cli(url, *words, "--token", "root-token-0123456789")
+
+        made = admin("token", "create", "worker", "--space", "jobs=read,take", "--space", "logs=write")
+        assert made.returncode == 0, made.stderr
+        worker = json.loads(made.stdout)
+        assert worker["spaces"] == {"jobs": ["read", "take"], "logs": ["write"]}
+        assert worker["admin"] is False
+        listed = [json.loads(line) for line in admin("token", "list").stdout.splitlines()]
+        assert sorted(t["name"] for t in listed) == ["root", "worker"]
+        assert all("token" not in t for t in listed)
+        assert admin("write", "logs", '["first"]').returncode == 0  # an admin creates the space
+        assert cli(url, "write", "logs", '["line"]', "--token", worker["token"]).returncode == 0
+        assert admin("token", "revoke", "worker").returncode == 0
+        refused = cli(url, "write", "logs", '["line"]', "--token", worker["token"])
+        assert refused.returncode == 1
+        one_line_error(refused, "write")
+        bad = admin("token", "create", "x", "--space", "jobs=fly")
+        assert bad.returncode == 2
+        assert "unknown permission" in one_line_error(bad, "token create")
+        anonymous = cli(url, "token", "list")
+        assert anonymous.returncode == 1
+        one_line_error(anonymous, "token list")
+        assert server.stop(signal.SIGTERM) == 0

@@ -22,7 +22,7 @@ from ._codec import (
     template_to_wire,
     to_wire,
 )
-from ._connect import connect, connect_async
+from ._connect import connect, connect_async, connect_server, connect_server_async
 from ._errors import (
     CapabilityRevoked,
     ContainmentCycle,
@@ -125,6 +125,8 @@ __all__ = [
     "XPath",
     "connect",
     "connect_async",
+    "connect_server",
+    "connect_server_async",
     "decode",
     "decode_template",
     "encode",

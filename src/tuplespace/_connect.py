@@ -10,9 +10,9 @@ from ._aio import AsyncSpace
 from ._space import Space
 
 if TYPE_CHECKING:
-    from .client import AsyncRemoteSpace, RemoteSpace
+    from .client import AsyncRemoteServer, AsyncRemoteSpace, RemoteServer, RemoteSpace
 
-__all__ = ["connect", "connect_async"]
+__all__ = ["connect", "connect_async", "connect_server", "connect_server_async"]
 
 _INT_OPTIONS = {"capacity", "max_waiters", "max_subscribers", "event_retention", "seed"}
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
@@ -123,3 +123,27 @@ async def connect_async(url: str = "memory:", **options: Any) -> AsyncSpace | As
     space = await asyncio.to_thread(connect, url, **options)
     assert isinstance(space, Space)
     return AsyncSpace(space)
+
+
+def connect_server(
+    url: str = "http://127.0.0.1:8765", *, token: str | None = None, connect_timeout: float = 10.0
+) -> RemoteServer:
+    """The server at ``url`` (its base URL) as a whole: its health, its spaces and its
+    tokens (:class:`tuplespace.client.RemoteServer`).
+
+    >>> server = connect_server("http://127.0.0.1:8765", token="...")       # doctest: +SKIP
+    >>> server.create_space("jobs", order="lifo")                          # doctest: +SKIP
+    >>> server.tokens.create("worker", spaces={"jobs": ["read", "take"]})  # doctest: +SKIP
+    """
+    from .client import RemoteServer
+
+    return RemoteServer(_check_url(url), token=token, connect_timeout=connect_timeout)
+
+
+async def connect_server_async(
+    url: str = "http://127.0.0.1:8765", *, token: str | None = None, connect_timeout: float = 10.0
+) -> AsyncRemoteServer:
+    """:func:`connect_server` for asyncio (:class:`tuplespace.client.AsyncRemoteServer`)."""
+    from .client import AsyncRemoteServer
+
+    return AsyncRemoteServer(_check_url(url), token=token, connect_timeout=connect_timeout)

@@ -41,6 +41,7 @@ __all__ = [
 FULL_OPERATIONS = OPERATIONS | {"move", "capability"}
 """What a full handle may do: every operation, move the record and make capabilities."""
 
+
 class RecordData:
     """What a record holds at one instant: its ``address``, its ``fields`` (a
     :class:`~tuplespace.Map`) and its ``version``.

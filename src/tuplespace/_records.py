@@ -317,9 +317,7 @@ class RecordStore:
             rec = self._by_rid.get(rid)
             if rec is None:
                 if rid == ROOT_RID:
-                    raise NotAllowed(
-                        f"the root record $ cannot {op}", operation=op, allowed=ROOT_OPERATIONS
-                    )
+                    raise NotAllowed(f"the root record $ cannot {op}", operation=op, allowed=ROOT_OPERATIONS)
                 raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
         else:
             cap = self.caps.get(token)

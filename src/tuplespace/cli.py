@@ -18,7 +18,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any, NoReturn
@@ -269,6 +269,15 @@ def _space(url: str, token: str | None, name: str) -> Any:
         raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
 
 
+def _server(url: str, token: str | None) -> Any:
+    from ._connect import connect_server
+
+    try:
+        return connect_server(url, token=token)
+    except ValueError as exc:
+        raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
+
+
 def _print_tuple(t: tuple[Any, ...]) -> None:
     from ._codec import encode
 
@@ -296,33 +305,22 @@ def spaces(
     ] = False,
 ) -> None:
     """List the spaces the token may read, with their tuple counts."""
-    import httpx
-    import orjson
-
     with _reporting("spaces"):
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        try:
-            response = httpx.get(url.rstrip("/") + "/spaces", headers=headers, timeout=10.0)
-        except httpx.TransportError as exc:
-            raise _Failure(f"cannot reach the tuple space server at {url}: {exc}", EXIT_ERROR) from None
-        except httpx.InvalidURL as exc:
-            raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
-        if response.status_code >= 400:
-            raise _Failure(_http_error(response.status_code, response.content), EXIT_ERROR)
-        found = orjson.loads(response.content)["spaces"]
+        with _server(url, token) as server:
+            found = server.spaces()
         if as_json:
             for s in found:
-                stats = s["statistics"]
-                _print_json({"name": s["name"], "tuples": stats["tuples"], "last_event": stats["last_event"]})
+                stats = s.statistics
+                _print_json({"name": s.name, "tuples": stats["tuples"], "last_event": stats["last_event"]})
             return
         from rich.console import Console
         from rich.table import Table
 
         table = Table("space", "tuples", "waiters", "subscribers", "last event", "order", "store")
         for s in found:
-            stats, options = s["statistics"], s["options"]
+            stats, options = s.statistics, s.options
             table.add_row(
-                s["name"],
+                s.name,
                 str(stats["tuples"]),
                 str(stats["waiters"]),
                 str(stats["subscribers"]),
@@ -331,16 +329,6 @@ def spaces(
                 str(options["store"]),
             )
         Console().print(table)
-
-
-def _http_error(status: int, content: bytes) -> str:
-    import orjson
-
-    try:
-        error = orjson.loads(content)["error"]
-        return f"HTTP {status} {error['code']}: {_one_line(Exception(error['message']))}"
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return f"HTTP {status}"
 
 
 @app.command()
@@ -418,6 +406,19 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _resumed(open_feed: Callable[[int | None], Any], command: str, since: int | None) -> Any:
+    """A subscription or watch opened after event ``since``; when the server's log no
+    longer holds the events after it, the loss is reported on stderr and it opens
+    after the oldest event the log holds."""
+    from ._errors import EventsLost
+
+    try:
+        return open_feed(since)
+    except EventsLost as exc:
+        typer.echo(f"tuplespace {command}: {_one_line(exc)}", err=True)
+        return open_feed(exc.oldest_available - 1)
+
+
 @app.command()
 def watch(
     space: SpaceName,
@@ -453,7 +454,10 @@ def watch(
             )
         _stop_on_sigterm()
         try:
-            with _space(url, token, space) as remote, remote.subscribe(template, kinds, since=since) as sub:
+            with (
+                _space(url, token, space) as remote,
+                _resumed(lambda after: remote.subscribe(template, kinds, since=after), "watch", since) as sub,
+            ):
                 while True:
                     try:
                         event = sub.get()
@@ -547,6 +551,280 @@ def load(
                 remote.write_many(chunk, lease=lease)
                 progress.advance(task, len(chunk))
         typer.echo(f"loaded {len(tuples)} tuples into {space}", err=True)
+
+
+# -- records -----------------------------------------------------------------------------------
+
+record_app = typer.Typer(
+    help="Named records of a space (docs/records.md): fields are given and printed in the wire format.",
+    no_args_is_help=True,
+)
+app.add_typer(record_app, name="record")
+
+RecordRef = Annotated[
+    str,
+    typer.Argument(help="The record: a path, $, an address or a capability's address.", show_default=False),
+]
+
+
+def _fields(text: str) -> dict[str, Any]:
+    from ._codec import from_wire
+    from ._errors import TupleSpaceError
+
+    wire = _json(text, "fields")
+    if not isinstance(wire, dict):
+        raise _Failure(f"the fields must be a JSON object of tags and values, not {_kind(wire)}", EXIT_USAGE)
+    try:
+        value = from_wire(wire)
+    except (TupleSpaceError, ValueError) as exc:
+        raise _Failure(f"the fields are not valid wire format: {_one_line(exc)}", EXIT_USAGE) from None
+    return dict(value)
+
+
+def _value(text: str) -> Any:
+    from ._codec import from_wire
+    from ._errors import TupleSpaceError
+
+    try:
+        return from_wire(_json(text, "value"))
+    except (TupleSpaceError, ValueError) as exc:
+        raise _Failure(f"the value is not valid wire format: {_one_line(exc)}", EXIT_USAGE) from None
+
+
+def _record_template(text: str) -> Any:
+    from ._codec import template_from_wire
+    from ._errors import TupleSpaceError
+    from ._templates import RecordTemplate
+
+    wire = _json(text, "record template")
+    if not isinstance(wire, dict):
+        raise _Failure(f"the record template must be a JSON object, not {_kind(wire)}", EXIT_USAGE)
+    try:
+        return RecordTemplate(template_from_wire([wire]).fields[0])
+    except (TupleSpaceError, ValueError) as exc:
+        raise _Failure(
+            f"the record template is not valid wire format: {_one_line(exc)}", EXIT_USAGE
+        ) from None
+
+
+def _print_record(data: Any) -> None:
+    from ._codec import to_wire
+
+    _print_json({"address": str(data.address), "version": data.version, "fields": to_wire(data.fields)})
+
+
+@record_app.command("create")
+def record_create(
+    space: SpaceName,
+    path: Annotated[
+        str, typer.Argument(help="The new record's path, e.g. sensors/kitchen.", show_default=False)
+    ],
+    fields_json: Annotated[
+        str, typer.Argument(metavar="FIELDS_JSON", help='Its fields, e.g. \'{"temp": {"$float": "21.5"}}\'.')
+    ],
+    lease: Annotated[float | None, typer.Option(help="Seconds the record lives (default: forever).")] = None,
+    credit: Annotated[str | None, typer.Option(help="Credit to fund it with, a decimal amount.")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Create a record; print it as JSON ({"address", "version", "fields"})."""
+    with _reporting("record create"):
+        fields = _fields(fields_json)
+        with _space(url, token, space) as remote:
+            _print_record(remote.create(path, fields, credit, _seconds(lease, "--lease")).snapshot())
+
+
+@record_app.command("get")
+def record_get(
+    space: SpaceName,
+    ref: RecordRef,
+    tags: Annotated[
+        list[str] | None, typer.Argument(help="Tags to print the values of (default: all).")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print a record as JSON, or with TAGS the values of those fields as a JSON array."""
+    from ._codec import to_wire
+
+    with _reporting("record get"), _space(url, token, space) as remote:
+        rec = remote.record(ref)
+        if tags:
+            _print_json([to_wire(v) for v in rec.view(*tags)])
+        else:
+            _print_record(rec.snapshot())
+
+
+@record_app.command("set")
+def record_set(
+    space: SpaceName,
+    ref: RecordRef,
+    tag: Annotated[str, typer.Argument(help="The field's tag.", show_default=False)],
+    value_json: Annotated[
+        str, typer.Argument(metavar="VALUE_JSON", help="Its new value, in the wire format.")
+    ],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Set one field of a record; print the record's new version."""
+    with _reporting("record set"):
+        value = _value(value_json)
+        with _space(url, token, space) as remote:
+            typer.echo(str(remote.record(ref).set(tag, value)))
+
+
+@record_app.command("find")
+def record_find(
+    space: SpaceName,
+    template_json: Annotated[
+        str,
+        typer.Argument(
+            metavar="TEMPLATE_JSON", help='A record template, e.g. \'{"temp": {"$formal": "float"}}\'.'
+        ),
+    ],
+    under: Annotated[str | None, typer.Option(help="Only records below this path.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many records.", min=1)] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print the records matching the template, one JSON line each."""
+    with _reporting("record find"):
+        template = _record_template(template_json)
+        with _space(url, token, space) as remote:
+            for rec in remote.find(template, under=under, limit=limit):
+                _print_record(rec.snapshot())
+
+
+@record_app.command("watch")
+def record_watch(
+    space: SpaceName,
+    ref: Annotated[
+        str | None, typer.Argument(help="The record to watch (default: every record).", show_default=False)
+    ] = None,
+    under: Annotated[str | None, typer.Option(help="Without REF: only records below this path.")] = None,
+    since: Annotated[
+        int | None, typer.Option(help="Begin after this event number (default: from now on).", min=0)
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Print each change of a record (or of the records below a path), one JSON line
+    ({"seq", "kind", "path", "tag", "value", "version", "time"}) each, until the record
+    ends or the command is interrupted (Ctrl-C or SIGTERM: exit 0).
+
+    Changes the server's log no longer holds are reported on stderr, and watching goes on.
+    """
+    from ._codec import to_wire
+    from ._errors import EventsLost
+
+    with _reporting("record watch"):
+        if ref is not None and under is not None:
+            raise _Failure("give a record or --under, not both", EXIT_USAGE)
+        _stop_on_sigterm()
+        try:
+            with _space(url, token, space) as remote:
+                rec = remote.record(ref) if ref is not None else None
+
+                def open_watch(after: int | None) -> Any:
+                    if rec is not None:
+                        return rec.watch(since=after)
+                    return remote.watch_records(under, since=after)
+
+                with _resumed(open_watch, "record watch", since) as changes:
+                    while True:
+                        try:
+                            change = changes.get()
+                        except EventsLost as exc:
+                            typer.echo(f"tuplespace record watch: {_one_line(exc)}", err=True)
+                            continue
+                        if change is None:
+                            return
+                        _print_json({**change._asdict(), "value": to_wire(change.value)})
+                        sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+
+
+@record_app.command("destroy")
+def record_destroy(
+    space: SpaceName,
+    ref: RecordRef,
+    force: Annotated[
+        bool, typer.Option(help="Also when records contain it (their fields become null).")
+    ] = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Destroy a record."""
+    with _reporting("record destroy"), _space(url, token, space) as remote:
+        remote.record(ref).destroy(force=force)
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+token_app = typer.Typer(
+    help="The bearer tokens of a server started with --tokens (an admin token is needed).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+def _print_token(info: Any) -> None:
+    _print_json({k: v for k, v in info._asdict().items() if v is not None})
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The token's name.", show_default=False)],
+    space: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--space", help="SPACE=PERM,PERM... (repeatable; * for every space), e.g. jobs=read,take."
+        ),
+    ] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="An admin token: every permission everywhere.")
+    ] = False,
+    secret: Annotated[
+        str | None, typer.Option("--secret", help="The token's secret (default: made up by the server).")
+    ] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Create a token; print it as JSON with its secret ({"name", "admin", "spaces", "token"}):
+    the only time the server shows the secret."""
+    with _reporting("token create"):
+        spaces: dict[str, set[str]] = {}
+        for setting in space or ():
+            name_, sep, perms = setting.partition("=")
+            if not sep or not name_.strip():
+                raise _Failure(f"--space is SPACE=PERM,PERM..., not {setting!r}", EXIT_USAGE)
+            try:
+                spaces[name_.strip()] = _permissions(perms)
+            except typer.BadParameter as exc:
+                raise _Failure(f"--space: {exc}", EXIT_USAGE) from None
+        with _server(url, token) as server:
+            made = server.tokens.create(name, {k: sorted(v) for k, v in spaces.items()}, admin, secret)
+        _print_token(made)
+
+
+@token_app.command("list")
+def token_list(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Print the tokens, one JSON line each, without their secrets."""
+    with _reporting("token list"), _server(url, token) as server:
+        for info in server.tokens.list():
+            _print_token(info)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.", show_default=False)],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Revoke a token: its next request is refused, its waiting requests and streams end."""
+    with _reporting("token revoke"), _server(url, token) as server:
+        server.tokens.revoke(name)
 
 
 def main() -> None:

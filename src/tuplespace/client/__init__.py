@@ -12,21 +12,29 @@ space, over HTTP (docs/http-api.md), sync and async.
 """
 
 from ._async import AsyncRemoteRecord, AsyncRemoteSpace, AsyncRemoteTransaction
+from ._async_server import AsyncRemoteServer, AsyncTokens
 from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
-from ._common import AsyncLease
+from ._common import AsyncLease, SpaceInfo, TokenInfo
 from ._sync import RemoteRecord, RemoteSpace, RemoteTransaction
+from ._sync_server import RemoteServer, Tokens
 from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 
 __all__ = [
     "AsyncLease",
     "AsyncRemoteRecord",
     "AsyncRemoteRecordWatch",
+    "AsyncRemoteServer",
     "AsyncRemoteSpace",
     "AsyncRemoteSubscription",
     "AsyncRemoteTransaction",
+    "AsyncTokens",
     "RemoteRecord",
     "RemoteRecordWatch",
+    "RemoteServer",
     "RemoteSpace",
     "RemoteSubscription",
     "RemoteTransaction",
+    "SpaceInfo",
+    "TokenInfo",
+    "Tokens",
 ]

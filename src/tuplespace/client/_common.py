@@ -10,7 +10,7 @@ import math
 import socket
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import orjson
@@ -58,6 +58,8 @@ __all__ = [
     "Lease",
     "ServerEvents",
     "Sockets",
+    "SpaceInfo",
+    "TokenInfo",
     "Tuple",
     "change_from_wire",
     "check_change_kinds",
@@ -96,6 +98,27 @@ CONFIRM_DELAY = 1.0
 # What arrives from a server is decoded without the limits of a writer: the server
 # has checked them, and its limits may be larger than the defaults.
 _RECEIVED = Limits(max_fields=1 << 30, max_depth=1 << 10, max_bytes=1 << 40)
+
+
+class SpaceInfo(NamedTuple):
+    """A space of a server: its ``name``, its ``options`` (``order``, ``capacity``,
+    ``event_retention``, ``store``, ...) and, where the server gave them, its
+    ``statistics`` (those of :meth:`tuplespace.Space.statistics`)."""
+
+    name: str
+    options: dict[str, Any]
+    statistics: dict[str, Any] | None = None
+
+
+class TokenInfo(NamedTuple):
+    """A bearer token of a server: its ``name``, whether it is ``admin``, its
+    permissions by space (``spaces``), and its secret ``token`` — only in the answer
+    to :meth:`AsyncTokens.create`, which is the one time the server shows it."""
+
+    name: str
+    admin: bool
+    spaces: dict[str, list[str]]
+    token: str | None = None
 
 
 def parse_url(url: str) -> tuple[str, str]:
