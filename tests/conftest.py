@@ -291,6 +291,10 @@ class SyncRecord:
 
         return call
 
+    def __tuplespace_uri__(self) -> ts.URI:
+        """Where a value goes, the adapter is the handle it wraps."""
+        return self.record.__tuplespace_uri__()
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SyncRecord) and other.record == self.record
 

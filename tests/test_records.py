@@ -998,3 +998,24 @@ def test_closing_the_space_ends_a_blocked_record_take() -> None:
     space.close()
     with pytest.raises(ts.SpaceClosed):
         taker.result(PATIENCE)
+
+
+# -- a handle is a value -------------------------------------------------------------------------
+
+
+def test_a_handle_stands_for_its_address_wherever_one_goes(space: Any) -> None:
+    a = space.create("a", {"n": 1})
+    b = space.create("b", {"n": 2, "child": a})
+    assert b.get("child") == a.address
+    assert a.get("$refcount") == 1
+    b.set("other", a)
+    assert b.get("other") == a.address
+    assert [r.address for r in space.find({"child": a})] == [b.address]
+    assert space.record(a).address == a.address
+    assert space.record(a.read_only()).operations == frozenset({"read", "watch"})
+    space.write(("ref", a))
+    assert space.take(("ref", a), timeout=PATIENCE) == ("ref", a.address)
+    with pytest.raises(ts.ContainmentCycle):
+        a.set("loop", b)
+    with pytest.raises(ts.UnsupportedType if isinstance(space, ts.Space) else TypeError):
+        space.record(object())

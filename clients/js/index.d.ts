@@ -152,8 +152,22 @@ export interface ValueMap {
   [key: string]: Value;
 }
 /** What a tuple holds, as JavaScript writes it. */
+/** A value to write; a record handle stands for its address (a `Uri`). */
 export type Value =
-  null | boolean | number | bigint | string | Float | Uint8Array | Time | Date | Uri | Credit | Value[] | ValueMap;
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | Float
+  | Uint8Array
+  | Time
+  | Date
+  | Uri
+  | Credit
+  | Record
+  | Value[]
+  | ValueMap;
 export type Tuple = Value[];
 
 /** A map as decoded: string keys to decoded values. */
@@ -517,7 +531,7 @@ export class Space {
   transaction(options?: CallOptions & { lease?: number }): Promise<Transaction>;
   create(path: string, fields: ValueMap, options?: PayOptions): Promise<Record>;
   /** By path, address, capability address, or `"$"` for the root record. */
-  record(ref: string | Uri, options?: CallOptions): Promise<Record>;
+  record(ref: string | Uri | Record, options?: CallOptions): Promise<Record>;
   find(
     template: RecordTemplate,
     options?: CallOptions & { under?: string | null; limit?: number | null },

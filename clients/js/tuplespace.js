@@ -491,7 +491,7 @@ export function typeName(value) {
   if (value instanceof Float) return "float";
   if (value instanceof Uint8Array) return "bytes";
   if (value instanceof Time || value instanceof Date) return "time";
-  if (value instanceof Uri) return "uri";
+  if (value instanceof Uri || value instanceof Record) return "uri";
   if (value instanceof Credit) return "credit";
   if (isPlainObject(value)) return "map";
   throw new UnsupportedType(`${describe(value)} is not a wire type`);
@@ -752,6 +752,7 @@ function toWire(v, depth) {
   if (v instanceof Date) return { $time: time(v).toString() };
   if (v instanceof Uri) return { $uri: v.text };
   if (v instanceof Credit) return { $credit: v.text };
+  if (v instanceof Record) return { $uri: v.address.text }; // a handle stands for its address
   if (isPlainObject(v)) return mapToWire(v, depth + 1);
   if (
     v === ANY ||
@@ -1492,6 +1493,7 @@ function checkPath(path, field = "path") {
 
 function checkRef(ref) {
   if (ref instanceof Uri) return ref.text;
+  if (ref instanceof Record) return ref.address.text;
   if (typeof ref !== "string" || ref === "") {
     throw new InvalidValue(`a record is named by a path, an address or "$", not ${describe(ref)}`, { field: "ref" });
   }
@@ -2020,7 +2022,7 @@ export class Space {
 
   /**
    * A handle on a record, by its path, its address (a `Uri` or its text), a capability's
-   * address (which needs no token), or `"$"` for the root record. RecordNotFound if there
+   * address (which needs no token), `"$"` for the root record, or another handle. RecordNotFound if there
    * is none; a moved record's old path opens it at its new address while it redirects.
    */
   async record(ref, { signal } = {}) {

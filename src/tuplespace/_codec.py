@@ -49,7 +49,7 @@ from ._templates import (
     XPath,
     compile_template,
 )
-from ._values import DEFAULT_LIMITS, MAX_INT_BITS, URI, Credit, Limits, Map, Value, _key_path
+from ._values import DEFAULT_LIMITS, MAX_INT_BITS, URI, Credit, Limits, Map, Value, _key_path, handle_address
 
 __all__ = [
     "decode",
@@ -259,6 +259,9 @@ def _other_to_wire(v: Value, depth: int) -> Wire:
         return _seq_to_wire(v, depth + 1)
     if isinstance(v, Mapping):
         return _map_to_wire(v, depth + 1)
+    address = handle_address(v)
+    if address is not None:
+        return {"$uri": str(address)}
     raise UnsupportedType(f"{type(v).__name__} is not a wire type")
 
 

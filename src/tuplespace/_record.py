@@ -124,6 +124,13 @@ class RecordBase:
         with self._space._lock:
             return self._store.address(self._rid, self._token)
 
+    def __tuplespace_uri__(self) -> URI:
+        """A handle stands for its address wherever a value or an address goes.  Read
+        without the space's lock, which the caller may hold (a handle among the fields
+        being written): the address is one dictionary lookup, and a handle whose record
+        moves meanwhile gives the old address, which redirects to it."""
+        return self._store.address(self._rid, self._token)
+
     @property
     def operations(self) -> frozenset[str]:
         """What this handle allows: for a capability a subset of ``read``, ``set``,

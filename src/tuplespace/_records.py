@@ -95,7 +95,7 @@ from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatche
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._templates import RecordTemplate
-from ._values import URI, Credit, Map, Value, check_tuple
+from ._values import URI, Credit, Map, Value, check_tuple, handle_address
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -245,8 +245,10 @@ class RecordStore:
     def resolve(self, ref: object) -> tuple[int, str | None, frozenset[str] | None]:
         """What ``ref`` (a path, ``"$"``, or an address of this space) names:
         ``(rid, token, operations)``; token and operations are None for a full handle.
-        A path left by a move is followed to the record that moved."""
+        A path left by a move is followed to the record that moved; a record handle
+        stands for its address."""
         self._tick()
+        ref = handle_address(ref) or ref
         if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
             text = str(ref)
             if not text.startswith(self.prefix):
@@ -259,7 +261,9 @@ class RecordStore:
                 cap = self.caps.get(token)
                 return cap.rid, token, cap.ops
         elif not isinstance(ref, str):
-            raise UnsupportedType(f"a record is named by a path, a URI or a str, not {type(ref).__name__}")
+            raise UnsupportedType(
+                f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
+            )
         if ref == "$":
             return ROOT_RID, None, None
         rec = self._at(ref)

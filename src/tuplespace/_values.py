@@ -298,7 +298,23 @@ def _check(v: object, depth: int, limits: Limits, size: list[int]) -> Value:
             return v
     if isinstance(v, (tuple, list)):
         return _check_seq(v, depth + 1, limits, size)
+    address = handle_address(v)
+    if address is not None:
+        return _check(address, depth, limits, size)
     raise UnsupportedType(f"{type(v).__name__} is not a wire type")
+
+
+def handle_address(v: object) -> URI | None:
+    """The address a record handle stands for where a value goes (None for what is not
+    a handle): a handle has a ``__tuplespace_uri__()`` method, as a path has
+    ``__fspath__``."""
+    method = getattr(type(v), "__tuplespace_uri__", None)
+    if method is None:
+        return None
+    address = method(v)
+    if type(address) is not URI:
+        raise UnsupportedType(f"{type(v).__name__}.__tuplespace_uri__() must return a URI")
+    return address
 
 
 def _check_unicode(s: str) -> None:

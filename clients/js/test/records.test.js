@@ -122,6 +122,24 @@ describe("a record", () => {
     assert.equal(await outer.get("holds"), null);
   });
 
+  test("a handle stands for its address wherever one goes", async () => {
+    const space = open(spaceUrl());
+    const a = await space.create("a", { n: 1 });
+    const b = await space.create("b", { n: 2, child: a });
+    assert.deepEqual(await b.get("child"), a.address);
+    assert.equal(await a.get("$refcount"), 1);
+    await b.set("other", a);
+    assert.deepEqual(await b.get("other"), a.address);
+    assert.deepEqual(
+      (await space.find({ child: a })).map((r) => r.address.text),
+      [b.address.text],
+    );
+    assert.equal((await space.record(a)).address.text, a.address.text);
+    await space.write(["ref", a]);
+    assert.deepEqual(await space.take(["ref", a], { timeout: 5 }), ["ref", a.address]);
+    await assert.rejects(a.set("loop", b), ContainmentCycle);
+  });
+
   test("bad input is refused before it travels, naming the field", async () => {
     const space = open(spaceUrl());
     await assert.rejects(space.create("x", [1]), (e) => e.field === "fields");

@@ -52,7 +52,7 @@ from .._events import CHANGE_KINDS, EVENT_KINDS, Change
 from .._record import RecordData, check_revocable
 from .._templates import Template
 from .._upcall import AsyncUpcall
-from .._values import URI, Credit, Map, Value
+from .._values import URI, Credit, Map, Value, handle_address
 from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteStream, AsyncRemoteSubscription
 from ._channel import SPIN, AsyncChannels, ChannelRefused
 from ._common import (
@@ -585,9 +585,12 @@ class AsyncRemoteSpace:
 
     async def record(self, ref: str | URI) -> AsyncRemoteRecord:
         """See :meth:`Space.record <tuplespace.Space.record>`: a path, ``"$"``, an address
-        or a capability's address (which works without any token)."""
+        or a capability's address (which works without any token), or a handle."""
+        ref = handle_address(ref) or ref
         if not isinstance(ref, (str, URI)):
-            raise TypeError(f"a record is named by a path, a URI or a str, not {type(ref).__name__}")
+            raise TypeError(
+                f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
+            )
         answer = await self._request("POST", "/records/open", {"ref": str(ref)}, again=True)
         handle = answer["handle"]
         return AsyncRemoteRecord(
@@ -797,6 +800,10 @@ class AsyncRemoteRecord:
     @property
     def address(self) -> URI:
         """The record's address for a full handle, the capability's for a capability."""
+        return self._address
+
+    def __tuplespace_uri__(self) -> URI:
+        """A handle stands for its address wherever a value or an address goes."""
         return self._address
 
     @property
