@@ -69,9 +69,8 @@ def test_refusals_are_the_errors_of_the_space(serve: Serve) -> None:
         assert anonymous.health()["status"] == "ok"
         with pytest.raises(ts.Unauthorized):
             anonymous.tokens.list()
-    with ts.connect_server(live.url, token="wrong-token-0123456789") as wrong:
-        with pytest.raises(ts.Unauthorized):
-            wrong.create_space("x")
+    with ts.connect_server(live.url, token="wrong-token-0123456789") as wrong, pytest.raises(ts.Unauthorized):
+        wrong.create_space("x")
     with ts.connect_server(live.url, token=ADMIN) as server:
         made = server.tokens.create("reader", spaces={"*": ["read"]})
         with ts.connect_server(live.url, token=made.token) as reader:
@@ -83,15 +82,13 @@ def test_refusals_are_the_errors_of_the_space(serve: Serve) -> None:
 
 def test_a_server_without_tokens_has_no_token_api(serve: Serve) -> None:
     live = serve(store="memory")
-    with ts.connect_server(live.url) as server:
-        with pytest.raises(ts.NotFound):
-            server.tokens.list()
+    with ts.connect_server(live.url) as server, pytest.raises(ts.NotFound):
+        server.tokens.list()
 
 
 def test_a_server_that_is_not_there_is_unreachable() -> None:
-    with ts.connect_server("http://127.0.0.1:9", connect_timeout=2) as server:
-        with pytest.raises(ts.Unreachable):
-            server.health()
+    with ts.connect_server("http://127.0.0.1:9", connect_timeout=2) as server, pytest.raises(ts.Unreachable):
+        server.health()
 
 
 @pytest.mark.parametrize("url", ["ftp://127.0.0.1", "http://127.0.0.1:8765/?x=1", "127.0.0.1:8765"])
