@@ -12,6 +12,7 @@ confirmation left sees its tuple return: the one window of at-least-once.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -173,3 +174,22 @@ def test_a_tuple_taken_by_a_process_killed_before_its_confirmation_returns(serve
         assert child.taken == expected, child.finish()
         child.kill()
         assert space.take(("nc", ts.ANY), timeout=PATIENCE) == ("nc", 1)  # once the claim ran out
+
+
+def test_a_claim_carried_by_a_take_that_failed_is_confirmed_alone(server: LiveServer) -> None:
+    async def main() -> dict[str, Any]:
+        async with await ts.connect_async(server.space_url(), confirm_delay=0) as space:
+            await space.write(("nc", 1))
+            assert await space.take(("nc", ts.ANY)) == ("nc", 1)
+            # The next take carries the claim; the call scheduled to confirm it alone
+            # finds nothing to do, then the take is cancelled and gives the claim back.
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await space.take(("never",))
+            async with asyncio.timeout(PATIENCE):
+                while space.client_statistics()["unconfirmed_claims"]:
+                    await asyncio.sleep(0.01)
+            return space.client_statistics()
+
+    stats = asyncio.run(main())
+    assert (stats["claims_confirmed_riding"], stats["claims_confirmed_alone"]) == (0, 1)
