@@ -119,11 +119,12 @@ class RemoteSpace:
     ``token`` is sent as ``Authorization: Bearer <token>``; ``connect_timeout`` bounds
     making a connection and every answer that involves no waiting; ``confirm_delay``
     is how long the claim of a take waits for the next take to carry its confirmation
-    before it is sent alone; ``channel=False`` sends every request over HTTP rather
-    than on the server's channel.  ``spin`` is how long a call of the sync binding
-    checks for its answer before its thread sleeps, when answers to that operation
-    have come that fast (200 µs by default with more than one CPU, else 0; 0 never
-    spins); the async binding never spins.
+    before it is sent alone (keep it well below the server's claim lease; see "Takes
+    stay taken" in docs/http-api.md for when else it is sent); ``channel=False``
+    sends every request over HTTP rather than on the server's channel.  ``spin`` is
+    how long a call of the sync binding checks for its answer before its thread
+    sleeps, when answers to that operation have come that fast (200 µs by default
+    with more than one CPU, else 0; 0 never spins); the async binding never spins.
 
     Leases are :class:`Lease` (``lease.renew(30)``).  ``subscribe`` and
     ``transaction`` give handles that need the server to open: the sync binding opens
