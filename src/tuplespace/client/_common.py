@@ -1,6 +1,7 @@
-"""What both flavours of the binding share, none of it doing I/O: the URL of a space,
-checking arguments, the wire form of requests and answers, errors, Server-Sent Events,
-and the sockets to cut when a space is closed."""
+"""What both flavours of the binding share: the URL of a space, checking arguments,
+the wire form of requests and answers, errors, Server-Sent Events, the sockets to cut
+when a space is closed, and the claims of its takes to confirm.  None of it does I/O
+but :meth:`Confirmations.end`, the last resort of a space that ends without being closed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+import httpx
 import orjson
 
 from .._codec import from_wire, template_to_wire, to_wire
@@ -508,26 +510,81 @@ def shutdown(sock: Any) -> None:
 
 
 class Confirmations:
-    """The claims of takes whose answers have arrived, waiting to be confirmed."""
+    """The claims of takes whose answers have arrived, waiting to be confirmed.
 
-    def __init__(self) -> None:
+    The space confirms them riding on its next take, alone after its confirm delay,
+    or when it is closed.  A claim taken by :meth:`pop_all` is on its way until
+    :meth:`settle` says its request is over.  :meth:`end` confirms every claim still
+    waiting or on its way, with requests of its own over HTTP, when the space ends
+    without being closed: dropped, at interpreter exit, or when the event loop of an
+    async space shuts down.  Confirming a claim twice is harmless: the second time
+    the server answers that the take is final.
+    """
+
+    def __init__(self, url: str, base: str, path: str, headers: dict[str, str], timeout: float) -> None:
         self._lock = threading.Lock()
         self._ids: list[str] = []
+        self._sending: dict[int, list[str]] = {}  # id of a list given by pop_all -> the list
+        self._url = url
+        self._base = base
+        self._path = path
+        self._headers = headers
+        self._timeout = timeout
 
     def add(self, claim_id: str) -> None:
         with self._lock:
             self._ids.append(claim_id)
 
     def pop_all(self) -> list[str]:
+        """The claims to confirm, now on their way (give the list to :meth:`settle`)."""
         with self._lock:
             ids, self._ids = self._ids, []
+            if ids:
+                self._sending[id(ids)] = ids
         return ids
 
-    def restore(self, ids: list[str]) -> None:
-        """Put back claims whose confirmation may not have reached the server."""
-        if ids:
+    def settle(self, sent: list[str], back: list[str] | None = None) -> None:
+        """The request that carried ``sent`` (a list from :meth:`pop_all`) is over;
+        ``back`` are claims of it whose confirmation may not have reached the server."""
+        if sent:
             with self._lock:
-                self._ids[:0] = ids
+                del self._sending[id(sent)]
+                if back:
+                    self._ids[:0] = back
+
+    def lost(self, claim_id: str) -> None:
+        logger.warning(
+            "claim %s ran out before it was confirmed: what it took went back to the space %s "
+            "and may be taken again",
+            claim_id,
+            self._url,
+        )
+
+    def end(self) -> None:
+        """Confirm, one plain HTTP request each, the claims waiting or on their way."""
+        with self._lock:
+            ids = self._ids + [claim_id for sent in self._sending.values() for claim_id in sent]
+            self._ids = []
+        if not ids:
+            return
+        try:
+            with httpx.Client(base_url=self._base, headers=self._headers, timeout=self._timeout) as client:
+                for claim_id in ids:
+                    response = client.post(f"{self._path}/claims/{claim_id}/confirm")
+                    if response.status_code < 400:
+                        continue
+                    exc = error_from_answer(response.status_code, response.content, self._url)
+                    if error_code(exc) == "unknown_claim":
+                        self.lost(claim_id)
+                    else:
+                        logger.warning("confirming claim %s of %s failed: %s", claim_id, self._url, exc)
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "confirming the claims of %s failed (%s: %s): what they took returns to the space",
+                self._url,
+                type(exc).__name__,
+                exc,
+            )
 
     def __len__(self) -> int:
         return len(self._ids)

@@ -13,6 +13,7 @@ import abc
 import asyncio
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
@@ -114,20 +115,43 @@ def opened_now(handle: S) -> S:
 
 
 class AsyncLater:
-    """Calls a coroutine function once, some seconds from now, on the running loop."""
+    """Calls a coroutine function once, some seconds from now, on the running loop.
 
-    def __init__(self) -> None:
+    The task holds the function (and a method's object) until the call.  If the loop
+    cancels the task as it shuts down (``asyncio.run`` cancels the tasks left when its
+    coroutine returns), ``at_loop_end`` is called at once in place of the call, or of
+    what is left of it; a call scheduled on that loop afterwards is replaced by it too.
+    """
+
+    def __init__(self, at_loop_end: Callable[[], None] | None = None) -> None:
         self._task: asyncio.Task[None] | None = None
+        self._at_loop_end = at_loop_end
+        self._ended_loop: asyncio.AbstractEventLoop | None = None
 
     def schedule(self, delay: float, function: Callable[[], Awaitable[None]]) -> None:
         """Call ``function`` in ``delay`` seconds, unless a call is already scheduled."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(delay, function))
+        if self._task is not None and not self._task.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop is self._ended_loop:
+            self._loop_ends()
+        else:
+            self._task = loop.create_task(self._run(delay, function))
 
-    @staticmethod
-    async def _run(delay: float, function: Callable[[], Awaitable[None]]) -> None:
-        await asyncio.sleep(delay)
-        await function()
+    async def _run(self, delay: float, function: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await asyncio.sleep(delay)
+            await function()
+        except asyncio.CancelledError:
+            # Not cancelled by cancel(), which forgets the task first: by the loop's end.
+            if self._task is asyncio.current_task():
+                self._ended_loop = asyncio.get_running_loop()
+                self._loop_ends()
+            raise
+
+    def _loop_ends(self) -> None:
+        if self._at_loop_end is not None:
+            self._at_loop_end()
 
     def cancel(self) -> None:
         """Cancel the call if it has not begun (a call that cancels itself runs on)."""
@@ -137,17 +161,22 @@ class AsyncLater:
 
 
 class Later:
-    """Calls a function once, some seconds from now, in a thread of its own."""
+    """Calls a method once, some seconds from now, in a thread of its own.
 
-    def __init__(self) -> None:
+    The thread holds the method's object weakly: a call to come does not keep it alive,
+    and is not made once it is gone.  ``at_loop_end`` is the async twin's: a thread
+    has no event loop to end before the call.
+    """
+
+    def __init__(self, at_loop_end: Callable[[], None] | None = None) -> None:
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
 
-    def schedule(self, delay: float, function: Callable[[], None]) -> None:
-        """Call ``function`` in ``delay`` seconds, unless a call is already scheduled."""
+    def schedule(self, delay: float, method: Callable[[], None]) -> None:
+        """Call ``method`` in ``delay`` seconds, unless a call is already scheduled."""
         with self._lock:
             if self._timer is None or self._timer.finished.is_set():
-                self._timer = threading.Timer(delay, function)
+                self._timer = threading.Timer(delay, _call, (weakref.WeakMethod(method),))
                 self._timer.daemon = True
                 self._timer.start()
 
@@ -157,6 +186,12 @@ class Later:
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
+
+
+def _call(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    function = method()
+    if function is not None:
+        function()
 
 
 class AsyncBackground:

@@ -13,10 +13,14 @@ are reused.
   to HTTP.
 - A blocking ``read`` or ``take`` is a long poll; one that outlasts the server's
   long-poll maximum is asked again, transparently, for the time left.
-- No take loses a tuple: every take (and take_all) asks for a claim, and the space confirms it once
-  the answer has arrived, riding on its next take or sent alone within about a
-  second (and on :meth:`~RemoteSpace.close`).  If the answer never arrives, the
-  claim runs out on the server and the tuple returns to its place.
+- No take loses a tuple: every take (and take_all, take_record) asks for a claim, and
+  the space confirms it once the answer has arrived, riding on its next take or sent
+  alone within about a second.  A take handed to the program stays taken when the
+  program ends without closing the space: the space confirms what it holds when it
+  is closed, dropped (garbage collected) or still open at interpreter exit, and, for
+  an async space, when its event loop shuts down.  If the answer never arrives (or
+  the process is killed first), the claim runs out on the server and the tuple
+  returns to its place.
 - Subscriptions read Server-Sent Events; when the connection breaks they reconnect
   and resume after the last event received, so nothing is missed while the server's
   event log still holds it (else :class:`~tuplespace.EventsLost`, as embedded).
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -116,11 +121,12 @@ class RemoteSpace:
     ``token`` is sent as ``Authorization: Bearer <token>``; ``connect_timeout`` bounds
     making a connection and every answer that involves no waiting; ``confirm_delay``
     is how long the claim of a take waits for the next take to carry its confirmation
-    before it is sent alone; ``channel=False`` sends every request over HTTP rather
-    than on the server's channel.  ``spin`` is how long a call of the sync binding
-    checks for its answer before its thread sleeps, when answers to that operation
-    have come that fast (200 µs by default with more than one CPU, else 0; 0 never
-    spins); the async binding never spins.
+    before it is sent alone (keep it well below the server's claim lease; see "Takes
+    stay taken" in docs/http-api.md for when else it is sent); ``channel=False``
+    sends every request over HTTP rather than on the server's channel.  ``spin`` is
+    how long a call of the sync binding checks for its answer before its thread
+    sleeps, when answers to that operation have come that fast (200 µs by default
+    with more than one CPU, else 0; 0 never spins); the async binding never spins.
 
     Leases are :class:`Lease` (``lease.renew(30)``).  ``subscribe`` and
     ``transaction`` give handles that need the server to open: the sync binding opens
@@ -152,9 +158,11 @@ class RemoteSpace:
         self._use_channel = channel
         self._channels = Channels(base, self._headers, connect_timeout, check_spin(spin))
         self._extensions = {"trace": self._trace}
-        self._confirmations = Confirmations()
+        self._confirmations = Confirmations(url, base, self._path, self._headers, connect_timeout)
         self._confirm_delay = confirm_delay
-        self._confirm_later = Later()
+        self._confirm_later = Later(self._confirmations.end)
+        # The last resort of a space dropped, or still open at interpreter exit.
+        weakref.finalize(self, self._confirmations.end)
         self._closed = False
         self._closing = False
         self._transactions: set[RemoteTransaction] = set()
@@ -396,8 +404,11 @@ class RemoteSpace:
         try:
             answer = self._request("POST", path, body, wait=wait, again=True)
         except BaseException:
-            self._confirmations.restore(confirm)
+            self._confirmations.settle(confirm, confirm)
+            if confirm:
+                self._confirm_later.schedule(self._confirm_delay, self._confirm_pending)
             raise
+        self._confirmations.settle(confirm)
         self._confirmed(confirm, answer.get("unconfirmed", ()))
         claim = answer.get("claim")
         if claim is not None:
@@ -413,12 +424,7 @@ class RemoteSpace:
 
     def _claim_lost(self, claim_id: str) -> None:
         self._stats["claims_lost"] += 1
-        logger.warning(
-            "claim %s ran out before it was confirmed: what it took went back to the space %s "
-            "and may be taken again",
-            claim_id,
-            self.url,
-        )
+        self._confirmations.lost(claim_id)
 
     def _confirm_pending(self) -> None:
         """Confirm, one request each, the claims no take has carried."""
@@ -426,18 +432,22 @@ class RemoteSpace:
             for i, claim_id in enumerate(claims):
                 try:
                     self._request("POST", f"/claims/{claim_id}/confirm", again=True)
-                except SpaceClosed:
-                    return
                 except TupleSpaceError as exc:
                     if error_code(exc) == "unknown_claim":
                         self._claim_lost(claim_id)
                         continue
-                    self._confirmations.restore(claims[i:])
+                    self._confirmations.settle(claims, claims[i:])
+                    if isinstance(exc, SpaceClosed):
+                        return
                     logger.warning("confirming claim %s of %s failed: %s", claim_id, self.url, exc)
                     if not self._closing:
                         self._confirm_later.schedule(self._confirm_delay, self._confirm_pending)
                     return
+                except BaseException:  # cancelled: what is left is still to confirm
+                    self._confirmations.settle(claims, claims[i:])
+                    raise
                 self._stats["claims_confirmed_alone"] += 1
+            self._confirmations.settle(claims)
 
     def _all(self, prefix: str, operation: str, template: Any, limit: int | None) -> list[Tuple]:
         """``read_all`` or ``take_all``.  A server answers at most so many tuples at once
