@@ -97,6 +97,25 @@ def test_health(http: httpx.Client) -> None:
     assert http.get("/health").json() == {"status": "ok", "version": ts.__version__}
 
 
+def test_health_answers_while_a_costly_xpath_runs_and_that_ends_at_its_limit(
+    server: Server, http: httpx.Client
+) -> None:
+    # Every element against every element: seconds of evaluation if nothing stops it.
+    doc = "<r>" + "<a><b>x</b></a>" * 10_000 + "</r>"
+    assert http.post("/spaces/xml/write", json={"tuple": ["doc", doc]}).status_code == 200
+    costly = {"template": ["doc", {"$xpath": "count(//*[count(//*) > 0])"}]}
+    answers = [spawn(http.post, f"/spaces/xml/{op}", json=costly) for op in ("count", "read_all", "take")]
+    with client(server) as other:
+        while not all(a.done() for a in answers):
+            assert other.get("/health").status_code == 200
+    for answer in answers:
+        body = error(answer.result(), 429, "limit_reached")
+        assert (body["limit"], body["maximum"]) == ("max_match_ms", 100)
+    assert http.post("/spaces/xml/count", json={"template": ["doc", {"$formal": "str"}]}).json() == {
+        "count": 1
+    }
+
+
 def test_json_answers_say_their_type_and_length(http: httpx.Client) -> None:
     for r in (
         http.post("/spaces/jobs/write", json={"tuple": ["job", 1]}),

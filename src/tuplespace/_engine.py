@@ -61,6 +61,7 @@ nothing else happens.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import itertools
 import math
@@ -69,6 +70,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, TypeVar
 
+from . import _xpath
 from ._capabilities import Cap
 from ._clock import Clock
 from ._errors import (
@@ -796,6 +798,11 @@ class Engine:
         return reversed(bucket) if self.order == "lifo" else iter(bucket)
 
     def _matches(self, template: Template) -> Iterator[Entry]:
+        if template.costly:
+            return self._matches_in_budget(template)
+        return self._scan(template)
+
+    def _scan(self, template: Template) -> Iterator[Entry]:
         exact_only = not template.checks
         one_exact = len(template.exact) <= 1
         for e in self._candidates(template):
@@ -803,11 +810,17 @@ class Engine:
             if t is not None and ((exact_only and one_exact) or template.matches(t)):
                 yield e
 
+    def _matches_in_budget(self, template: Template) -> Iterator[Entry]:
+        """The matches of a template with XPath fields, evaluated within one budget."""
+        with _xpath.budget():
+            yield from self._scan(template)
+
     def _private(self, txn: Txn | None, template: Template) -> list[int]:
         """Positions of a transaction's own writes that match, oldest first."""
         if txn is None or not txn.writes:
             return []
-        return [i for i, (t, _) in enumerate(txn.writes) if template.matches(t)]
+        with _xpath.budget() if template.costly else contextlib.nullcontext():
+            return [i for i, (t, _) in enumerate(txn.writes) if template.matches(t)]
 
     def find(self, template: Template, take: bool, txn: Txn | None = None) -> Tuple | None:
         """The first match in the space's order (removed if ``take``), or None.
@@ -842,6 +855,8 @@ class Engine:
         if self.order == "random":
             matches = list(self._matches(template))
             return self._random.choice(matches) if matches else None
+        if template.costly:
+            return next(self._matches(template), None)
         every = not template.checks and len(template.exact) <= 1
         for e in self._candidates(template):  # _matches, inlined: this is the hot path
             t = e.tuple

@@ -61,12 +61,14 @@ before it received its record releases it.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
+from . import _xpath
 from ._capabilities import READ_ONLY, Cap, Capabilities, operations
 from ._codec import encode
 from ._containment import check_cycle, link, relevel, unlink
@@ -800,14 +802,15 @@ class RecordStore:
         counts = self._counts
         held = self._held
         candidates = self._index.candidates(template)
-        for rec in list(self._by_rid.values()) if candidates is None else candidates:
-            counts["record_scans"] += 1
-            if (
-                (under is None or rec.path.startswith(under))
-                and template.matches(rec.fields)
-                and not (held and rec.rid in held)
-            ):
-                yield rec
+        with _xpath.budget() if template.costly else contextlib.nullcontext():
+            for rec in list(self._by_rid.values()) if candidates is None else candidates:
+                counts["record_scans"] += 1
+                if (
+                    (under is None or rec.path.startswith(under))
+                    and template.matches(rec.fields)
+                    and not (held and rec.rid in held)
+                ):
+                    yield rec
 
     def find(self, template: RecordTemplate, under: str | None, limit: int | None) -> list[int]:
         """The rids of the records matching ``template`` below ``under``, oldest first."""
