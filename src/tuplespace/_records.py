@@ -97,7 +97,7 @@ from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatche
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._templates import RecordTemplate
-from ._values import URI, Credit, Map, Value, check_tuple
+from ._values import URI, Credit, Map, Value, check_tuple, footprint
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -980,6 +980,7 @@ class RecordStore:
         now = engine._now()
         change = _new_change(Change, (seq, kind, rec.path, tag, value, rec.version, now))
         engine._log.append((seq, kind, RecordEvent(rec.rid, change), now))
+        engine.charge_event(seq, footprint((rec.path, value)))
         if self._watchers:
             self._watchers.deliver(rec.rid, change)
 
