@@ -489,7 +489,9 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
 
 
 # The options of :class:`tuplespace.Space` a server keeps for a space (PUT /spaces/{space}).
-REMOTE_OPTIONS = frozenset({"order", "capacity", "event_retention", "charge_rate", "creation_charge"})
+REMOTE_OPTIONS = frozenset(
+    {"order", "capacity", "event_retention", "event_retention_bytes", "charge_rate", "creation_charge"}
+)
 
 
 def _remote_options(way: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -148,6 +148,7 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "order": "fifo",
                 "capacity": None,
                 "event_retention": 10000,
+                "event_retention_bytes": 64 << 20,
                 "store": "memory",
                 "anonymous": ["read", "subscribe"],
                 "charge_rate": "0",

@@ -487,3 +487,34 @@ def test_an_async_subscription_resumes_and_reports_lost_events() -> None:
         assert (await resumed.get()).tuple == ("n", 6)
 
     asyncio.run(main())
+
+
+def test_the_event_log_is_bounded_in_bytes_and_a_lagging_subscriber_is_told(make_space: Any) -> None:
+    assert ts.Space().statistics()["logged_bytes"] == 0
+    space = make_space(event_retention_bytes=1 << 20)
+    base = space.statistics()["last_event"]
+    sub = space.subscribe(("big", int, bytes), max_pending=1)
+    payload = b"x" * 300_000
+    for i in range(10):  # 3 MB written and taken: the log keeps the last MiB of it
+        space.write(("big", i, payload))
+        assert space.take(("big", i, bytes)) == ("big", i, payload)
+        stats = space.statistics()
+        assert stats["logged_bytes"] <= 1 << 20
+    assert stats["tuples"] == 0
+    assert stats["logged_events"] < 10
+    assert next(sub).tuple == ("big", 0, payload)
+    with pytest.raises(ts.EventsLost) as info:
+        next(sub)
+    assert info.value.first_missing == base + 2
+    assert info.value.oldest_available == stats["last_event"] - stats["logged_events"] + 1
+    assert [e.kind for e in drain(sub)][-2:] == ["write", "take"]
+
+
+def test_event_retention_bytes_comes_from_a_url() -> None:
+    space = ts.connect("memory:?event_retention_bytes=0")
+    space.write(("a",))
+    assert space.statistics()["logged_events"] == 1  # a tuple in the space costs its log nothing
+    space.take(("a",))
+    assert space.statistics()["logged_events"] == 0
+    with pytest.raises(ValueError, match="event_retention_bytes"):
+        ts.Space(event_retention_bytes=-1)

@@ -97,6 +97,25 @@ def test_health(http: httpx.Client) -> None:
     assert http.get("/health").json() == {"status": "ok", "version": ts.__version__}
 
 
+def test_health_answers_while_a_costly_xpath_runs_and_that_ends_at_its_limit(
+    server: Server, http: httpx.Client
+) -> None:
+    # Every element against every element: seconds of evaluation if nothing stops it.
+    doc = "<r>" + "<a><b>x</b></a>" * 10_000 + "</r>"
+    assert http.post("/spaces/xml/write", json={"tuple": ["doc", doc]}).status_code == 200
+    costly = {"template": ["doc", {"$xpath": "count(//*[count(//*) > 0])"}]}
+    answers = [spawn(http.post, f"/spaces/xml/{op}", json=costly) for op in ("count", "read_all", "take")]
+    with client(server) as other:
+        while not all(a.done() for a in answers):
+            assert other.get("/health").status_code == 200
+    for answer in answers:
+        body = error(answer.result(), 429, "limit_reached")
+        assert (body["limit"], body["maximum"]) == ("max_match_ms", 100)
+    assert http.post("/spaces/xml/count", json={"template": ["doc", {"$formal": "str"}]}).json() == {
+        "count": 1
+    }
+
+
 def test_json_answers_say_their_type_and_length(http: httpx.Client) -> None:
     for r in (
         http.post("/spaces/jobs/write", json={"tuple": ["job", 1]}),
@@ -115,6 +134,7 @@ def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
         "order": "lifo",
         "capacity": 10,
         "event_retention": 5,
+        "event_retention_bytes": 64 << 20,
         "store": "durable",
         "anonymous": [],
         "charge_rate": "0",
@@ -181,6 +201,7 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "order": "lifo",
             "capacity": None,
             "event_retention": 7,
+            "event_retention_bytes": 64 << 20,
             "store": "durable",
             "anonymous": ["read"],
             "charge_rate": "0.5",
@@ -659,6 +680,26 @@ def test_events_arrive_and_resume_with_last_event_id(server: Server, http: httpx
         assert item[:2] == ("4", "write")
     finally:
         again.close()
+
+
+def test_the_event_log_of_a_served_space_is_bounded_in_bytes(server: Server, http: httpx.Client) -> None:
+    field = error(http.put("/spaces/s", json={"event_retention_bytes": -1}), 400, "bad_request")["field"]
+    assert field == "event_retention_bytes"
+    created = http.put("/spaces/s", json={"event_retention_bytes": 1 << 20, "store": "memory"})
+    assert created.json()["options"]["event_retention_bytes"] == 1 << 20
+    payload = "x" * 300_000
+    for i in range(10):  # 3 MB written and taken
+        http.post("/spaces/s/write", json={"tuple": ["big", i, payload]})
+        assert http.post("/spaces/s/take", json={"template": ["big", i, ANY]}).json()["tuple"] is not None
+    stats = http.get("/spaces/s").json()["statistics"]
+    assert stats["logged_bytes"] <= 1 << 20
+    assert stats["logged_events"] < 10
+    oldest = stats["last_event"] - stats["logged_events"] + 1
+    stream = Events(server, events_path("s", ["big", ANY, ANY], since=0))
+    try:
+        assert stream.next() == (str(oldest - 1), "lost", {"first_missing": 1, "oldest_available": oldest})
+    finally:
+        stream.close()
 
 
 def test_a_resume_past_the_event_log_says_what_was_lost(server: Server, http: httpx.Client) -> None:

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
 
 __all__ = ["connect", "connect_async", "connect_server", "connect_server_async"]
 
-_INT_OPTIONS = {"capacity", "max_waiters", "max_subscribers", "event_retention", "seed"}
+_INT_OPTIONS = {
+    "capacity",
+    "max_waiters",
+    "max_subscribers",
+    "event_retention",
+    "event_retention_bytes",
+    "seed",
+}
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
 # Keywords of a remote space that are its own, not the options of the space on the server.
 _REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
@@ -60,8 +67,8 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace:
     - ``http://host:port/spaces/jobs`` (or ``https://``) — the space ``jobs`` of a
       server (``tuplespace serve``): a :class:`tuplespace.client.RemoteSpace`.
       ``token=`` is its bearer token.  Options (``order``, ``capacity``,
-      ``event_retention``, ``store``, ``anonymous``) create the space with them if it
-      does not exist yet (which needs the ``admin`` permission).
+      ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``) create
+      the space with them if it does not exist yet (which needs the ``admin`` permission).
 
     Keyword options (those of :class:`Space`) override options in the URL.
 

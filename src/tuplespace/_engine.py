@@ -61,6 +61,7 @@ nothing else happens.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import heapq
 import itertools
 import math
@@ -69,6 +70,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Final, TypeVar
 
+from . import _xpath
 from ._capabilities import Cap
 from ._clock import Clock
 from ._errors import (
@@ -86,11 +88,12 @@ from ._journal import Journal
 from ._records import Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
-from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, value_key
+from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, footprint, value_key
 
-__all__ = ["ORDERS", "Engine", "Entry", "Txn", "Waiter"]
+__all__ = ["EVENT_RETENTION_BYTES", "ORDERS", "Engine", "Entry", "Txn", "Waiter"]
 
 ORDERS: Final = ("fifo", "lifo", "random")
+EVENT_RETENTION_BYTES: Final = 64 << 20
 
 Tuple = tuple[Value, ...]
 E = TypeVar("E", Event, Change)
@@ -234,6 +237,7 @@ class Engine:
         max_waiters: int = 100_000,
         max_subscribers: int = 10_000,
         event_retention: int = 10_000,
+        event_retention_bytes: int = EVENT_RETENTION_BYTES,
         seed: int | None = None,
         name: str = "default",
         base_uri: str = "tuplespace://local/",
@@ -246,6 +250,7 @@ class Engine:
             ("max_waiters", max_waiters),
             ("max_subscribers", max_subscribers),
             ("event_retention", event_retention),
+            ("event_retention_bytes", event_retention_bytes),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{option} must be an int >= 0, got {value!r}")
@@ -276,6 +281,10 @@ class Engine:
         self._feeds: Registry[FeedTemplate] = Registry()
         self._subscribers = 0
         self._log: deque[RawEvent] = deque(maxlen=event_retention)
+        # (seq, bytes) of the logged events that alone keep values in memory: see charge_event.
+        self._charged: deque[tuple[int, int]] = deque()
+        self._charged_bytes = 0
+        self.event_retention_bytes = event_retention_bytes
         self._event_seq = 0
         self._txns: dict[int, Txn] = {}
         self._txn_seq = itertools.count(1)
@@ -360,11 +369,45 @@ class Engine:
     # -- events ---------------------------------------------------------------
 
     def _emit(self, kind: str, t: Tuple) -> None:
-        self._event_seq += 1
-        raw = (self._event_seq, kind, t, self._now())
+        seq = self._event_seq = self._event_seq + 1
+        raw = (seq, kind, t, self._now())
         self._log.append(raw)
+        if kind != "write":  # the tuple has left the space: the log alone may keep it
+            self.charge_event(seq, footprint(t))
         if self._feeds.count:
             self._deliver(raw)
+
+    def charge_event(self, seq: int, size: int) -> None:
+        """Count the ``size`` bytes (:func:`~tuplespace._values.footprint`) that the
+        logged event ``seq`` keeps in memory, and drop the oldest events while the
+        log keeps more than ``event_retention_bytes``.
+
+        The events charged are those of tuples that left the space (take, expire,
+        cancel) and of record changes.  A tuple in the space costs its log nothing,
+        and a tuple that left is kept by its leaving event until that is dropped
+        (its write event, older, goes first): so the charged events bound the log.
+        """
+        charged = self._charged
+        charged.append((seq, size))
+        self._charged_bytes += size
+        if self._charged_bytes > self.event_retention_bytes or len(charged) > len(self._log):
+            self._trim_log()
+
+    def _trim_log(self) -> None:
+        self._forget_dropped()
+        charged, log = self._charged, self._log
+        while self._charged_bytes > self.event_retention_bytes:
+            dropped, size = charged.popleft()
+            self._charged_bytes -= size
+            while log and log[0][0] <= dropped:
+                log.popleft()
+
+    def _forget_dropped(self) -> None:
+        """Uncount the charged events that the log dropped as over ``event_retention``."""
+        charged, log = self._charged, self._log
+        oldest = log[0][0] if log else self._event_seq + 1
+        while charged and charged[0][0] < oldest:
+            self._charged_bytes -= charged.popleft()[1]
 
     def _deliver(self, raw: RawEvent) -> None:
         """Push the event to the feeds whose templates match its tuple."""
@@ -796,6 +839,11 @@ class Engine:
         return reversed(bucket) if self.order == "lifo" else iter(bucket)
 
     def _matches(self, template: Template) -> Iterator[Entry]:
+        if template.costly:
+            return self._matches_in_budget(template)
+        return self._scan(template)
+
+    def _scan(self, template: Template) -> Iterator[Entry]:
         exact_only = not template.checks
         one_exact = len(template.exact) <= 1
         for e in self._candidates(template):
@@ -803,11 +851,17 @@ class Engine:
             if t is not None and ((exact_only and one_exact) or template.matches(t)):
                 yield e
 
+    def _matches_in_budget(self, template: Template) -> Iterator[Entry]:
+        """The matches of a template with XPath fields, evaluated within one budget."""
+        with _xpath.budget():
+            yield from self._scan(template)
+
     def _private(self, txn: Txn | None, template: Template) -> list[int]:
         """Positions of a transaction's own writes that match, oldest first."""
         if txn is None or not txn.writes:
             return []
-        return [i for i, (t, _) in enumerate(txn.writes) if template.matches(t)]
+        with _xpath.budget() if template.costly else contextlib.nullcontext():
+            return [i for i, (t, _) in enumerate(txn.writes) if template.matches(t)]
 
     def find(self, template: Template, take: bool, txn: Txn | None = None) -> Tuple | None:
         """The first match in the space's order (removed if ``take``), or None.
@@ -842,6 +896,8 @@ class Engine:
         if self.order == "random":
             matches = list(self._matches(template))
             return self._random.choice(matches) if matches else None
+        if template.costly:
+            return next(self._matches(template), None)
         every = not template.checks and len(template.exact) <= 1
         for e in self._candidates(template):  # _matches, inlined: this is the hot path
             t = e.tuple
@@ -1090,6 +1146,10 @@ class Engine:
             self.unsubscribe(ft.feed)
         self.records.close()
 
+    def _logged_bytes(self) -> int:
+        self._forget_dropped()
+        return self._charged_bytes
+
     def statistics(self) -> dict[str, Any]:
         """Counts for tests, metrics and the dashboard."""
         return {
@@ -1102,6 +1162,7 @@ class Engine:
             "leased_tuples": self._leased,
             "last_event": self._event_seq,
             "logged_events": len(self._log),
+            "logged_bytes": self._logged_bytes(),
             "arities": sorted(a for a, s in self._shelves.items() if _live(s.all)),
             "order": self.order,
             "closed": self.closed,

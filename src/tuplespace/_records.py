@@ -61,12 +61,14 @@ before it received its record releases it.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
+from . import _xpath
 from ._capabilities import READ_ONLY, Cap, Capabilities, operations
 from ._codec import encode
 from ._containment import check_cycle, link, relevel, unlink
@@ -95,7 +97,7 @@ from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatche
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._templates import RecordTemplate
-from ._values import URI, Credit, Map, Value, check_tuple, handle_address
+from ._values import URI, Credit, Map, Value, check_tuple, footprint, handle_address
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -805,14 +807,15 @@ class RecordStore:
         counts = self._counts
         held = self._held
         candidates = self._index.candidates(template)
-        for rec in list(self._by_rid.values()) if candidates is None else candidates:
-            counts["record_scans"] += 1
-            if (
-                (under is None or rec.path.startswith(under))
-                and template.matches(rec.fields)
-                and not (held and rec.rid in held)
-            ):
-                yield rec
+        with _xpath.budget() if template.costly else contextlib.nullcontext():
+            for rec in list(self._by_rid.values()) if candidates is None else candidates:
+                counts["record_scans"] += 1
+                if (
+                    (under is None or rec.path.startswith(under))
+                    and template.matches(rec.fields)
+                    and not (held and rec.rid in held)
+                ):
+                    yield rec
 
     def find(self, template: RecordTemplate, under: str | None, limit: int | None) -> list[int]:
         """The rids of the records matching ``template`` below ``under``, oldest first."""
@@ -985,6 +988,7 @@ class RecordStore:
         now = engine._now()
         change = _new_change(Change, (seq, kind, rec.path, tag, value, rec.version, now))
         engine._log.append((seq, kind, RecordEvent(rec.rid, change), now))
+        engine.charge_event(seq, footprint((rec.path, value)))
         if self._watchers:
             self._watchers.deliver(rec.rid, change)
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._clock import Clock, SystemClock, wait_event
-from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, Txn, Waiter
+from ._engine import ABORTED, CLOSED, DONE, EVENT_RETENTION_BYTES, TIMED_OUT, WAITING, Engine, Txn, Waiter
 from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
@@ -54,7 +54,9 @@ class Space:
     - ``capacity``: the most tuples the space holds; writers then wait for room.
     - ``max_waiters``, ``max_subscribers``: how many calls may wait, and how many
       subscriptions may exist, at once (:class:`LimitReached` beyond).
-    - ``event_retention``: how many past events are kept for subscribers to resume.
+    - ``event_retention``: how many past events are kept for subscribers to resume;
+      ``event_retention_bytes``: how many bytes of values the kept events may hold
+      (64 MiB by default): the oldest go first past either.
     - ``seed``: seeds the random order, for repeatable runs.
     - ``name`` and ``base_uri``: the space's name and the node's base URI, which make
       the addresses of its records (``tuplespace://local/spaces/default/<path>`` by
@@ -77,6 +79,7 @@ class Space:
         max_waiters: int = 100_000,
         max_subscribers: int = 10_000,
         event_retention: int = 10_000,
+        event_retention_bytes: int = EVENT_RETENTION_BYTES,
         seed: int | None = None,
         name: str = "default",
         base_uri: str = "tuplespace://local/",
@@ -91,6 +94,7 @@ class Space:
             max_waiters=max_waiters,
             max_subscribers=max_subscribers,
             event_retention=event_retention,
+            event_retention_bytes=event_retention_bytes,
             seed=seed,
             name=name,
             base_uri=base_uri,

@@ -35,6 +35,7 @@ from typing import Any, Final
 
 import re2
 
+from . import _xpath
 from ._errors import InvalidTemplate, InvalidValue
 from ._names import KNOWN_TAGS, check_tag
 from ._values import DEFAULT_LIMITS, URI, Credit, Map, Value, _key_path, check_value, type_name, value_key
@@ -238,33 +239,13 @@ class OneOf:
 
 
 @functools.cache
-def _lxml() -> tuple[Any, Any]:
-    """lxml's etree and a parser safe for documents from anywhere (no entity expansion,
-    no DTD, no network), loaded by the first XPath: lxml is large, and most spaces
-    never match XML."""
+def _etree() -> Any:
+    """lxml's etree, loaded by the first XPath: lxml is large, and most spaces never
+    match XML.  It only compiles expressions here, to check them; they are evaluated
+    by :mod:`tuplespace._xpath`."""
     from lxml import etree
 
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
-    )
-    return etree, parser
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_xml(value: str | bytes) -> Any:
-    data = value.encode("utf-8") if isinstance(value, str) else value
-    etree, parser = _lxml()
-    try:
-        doc = etree.fromstring(data, parser)
-    except etree.XMLSyntaxError:
-        return None
-    # The parser leaves entity references unexpanded, but XPath string values and
-    # attribute values still expand internal entities: a document declaring any
-    # entity does not match (as defusedxml forbids entity declarations).
-    dtd: Any = doc.getroottree().docinfo.internalDTD  # the stubs lack DTD.iterentities
-    if dtd is not None and next(iter(dtd.iterentities()), None) is not None:
-        return None
-    return doc
+    return etree
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,39 +254,29 @@ class XPath:
     selects something (a non-empty node set, true, a non-zero number or a non-empty
     string).  Values that are not well-formed XML do not match.
 
+    Evaluation is bounded (:mod:`tuplespace._xpath`): values over 1 MiB are not
+    parsed, and an operation of a space evaluates XPath for at most 100 ms; within
+    a read, take or count, reaching either raises :class:`LimitReached` naming it.
+
     >>> XPath("/order[@state='open']").matches("<order state='open'/>")
     True
     """
 
     expression: str
-    _compiled: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.expression, str):
             raise InvalidTemplate(f"XPath expression must be str, not {type(self.expression).__name__}")
         if len(self.expression) > MAX_PATTERN:
             raise InvalidTemplate(f"XPath expression is longer than {MAX_PATTERN} characters")
-        etree, _ = _lxml()
+        etree = _etree()
         try:
-            compiled = etree.XPath(self.expression)
+            etree.XPath(self.expression)
         except (etree.XPathSyntaxError, ValueError) as exc:  # ValueError: NUL or control characters
             raise InvalidTemplate(f"invalid XPath {self.expression!r}: {exc}") from None
-        object.__setattr__(self, "_compiled", compiled)
 
     def matches(self, value: Value) -> bool:
-        if not isinstance(value, (str, bytes)):
-            return False
-        doc = _parse_xml(value)
-        if doc is None:
-            return False
-        etree, _ = _lxml()
-        try:
-            result = self._compiled(doc)
-        except etree.XPathEvalError:
-            return False
-        if isinstance(result, float):  # XPath's boolean(): NaN is false, as are zeros
-            return not math.isnan(result) and result != 0
-        return bool(result)
+        return isinstance(value, (str, bytes)) and _xpath.evaluate(self.expression, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,10 +321,11 @@ class Template:
     ``exact`` lists ``(position, key)`` for the fields that are plain values: the
     engine finds candidates through its index on them.  ``plain`` is the tuple of
     those values when every field is a str or an int (a template that matches one
-    tuple only), else None.
+    tuple only), else None.  ``costly`` if it has an :class:`XPath` field: the
+    engine matches it within a budget (:func:`tuplespace._xpath.budget`).
     """
 
-    __slots__ = ("arity", "checks", "exact", "fields", "plain", "wire_safe")
+    __slots__ = ("arity", "checks", "costly", "exact", "fields", "plain", "wire_safe")
 
     def __init__(self, fields: Iterable[Any] | Template) -> None:
         if isinstance(fields, Template):
@@ -369,6 +341,7 @@ class Template:
         self.exact: list[tuple[int, Any]] = []
         self.checks: list[tuple[int, _Check]] = []
         self.wire_safe = True
+        self.costly = False
         for pos, f in enumerate(self.fields):
             try:
                 self._compile_field(pos, f, 1)
@@ -400,9 +373,12 @@ class Template:
         if isinstance(f, _MARKERS):
             if isinstance(f, Pred):
                 self.wire_safe = False
+            elif isinstance(f, XPath):
+                self.costly = True
             return f.matches
         if isinstance(f, Template):
             self.wire_safe = self.wire_safe and f.wire_safe
+            self.costly = self.costly or f.costly
             nested = f.matches
             return lambda v: isinstance(v, tuple) and nested(v)
         if isinstance(f, (tuple, list)):
@@ -570,6 +546,7 @@ def compile_template(fields: Any) -> Template:
     template.checks = checks
     template.plain = fields if len(exact) == len(fields) else None
     template.wire_safe = True
+    template.costly = False
     return template
 
 
@@ -593,10 +570,10 @@ class RecordTemplate:
     True
 
     ``exact`` lists ``(tag, key)`` for the fields that are plain values: the record
-    store finds candidates through its index on them.
+    store finds candidates through its index on them.  ``costly`` as for :class:`Template`.
     """
 
-    __slots__ = ("checks", "exact", "fields", "trivial", "wire_safe")
+    __slots__ = ("checks", "costly", "exact", "fields", "trivial", "wire_safe")
 
     def __init__(self, fields: Mapping[str, Any] | RecordTemplate) -> None:
         if type(fields) is not dict:
@@ -612,6 +589,7 @@ class RecordTemplate:
         self.exact: list[tuple[str, Any]] = []
         self.checks: list[tuple[str, _Check]] = []
         self.wire_safe = True
+        self.costly = False
         for tag, f in self.fields.items():
             if tag not in KNOWN_TAGS:
                 try:
@@ -639,6 +617,7 @@ class RecordTemplate:
         self.exact.extend((tag, key) for _, key in compiled.exact)
         self.checks.extend((tag, check) for _, check in compiled.checks)
         self.wire_safe = self.wire_safe and compiled.wire_safe
+        self.costly = self.costly or compiled.costly
 
     def matches(self, fields: Mapping[str, Value]) -> bool:
         """True if a record with these fields matches."""

@@ -39,7 +39,7 @@ except ImportError:  # Windows: SQLite's own lock still keeps a second server ou
 from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
-from .._engine import ORDERS
+from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, StoreError, TransactionError
 from .._space import Space
 from .._sqlite import open_space
@@ -48,11 +48,12 @@ from .._values import Credit, Limits
 from ._auth import check_permissions
 from ._errors import ApiError, limit_reached
 
-__all__ = ["Handle", "Hub", "RecordClaim", "SpaceInfo"]
+__all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "Hub", "RecordClaim", "SpaceInfo"]
 
 logger = logging.getLogger("tuplespace.server")
 
 CATALOG_VERSION = 1
+MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
 
@@ -65,6 +66,7 @@ class SpaceInfo:
     store: str
     anonymous: frozenset[str]
     event_retention: int
+    event_retention_bytes: int
     storage: str  # the space's name in the SQLite file
     space: Space
     aspace: AsyncSpace
@@ -75,6 +77,7 @@ class SpaceInfo:
             "order": self.space.order,
             "capacity": self.space.capacity,
             "event_retention": self.event_retention,
+            "event_retention_bytes": self.event_retention_bytes,
             "store": self.store,
             "anonymous": sorted(self.anonymous),
             "charge_rate": credit_text(self.space.charge_rate),
@@ -177,7 +180,15 @@ class ClientState:
 
 def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
     """The options of a PUT /spaces/{space} body, checked; ApiError 400 naming the field."""
-    allowed = {"order", "capacity", "event_retention", "store", "anonymous", *_CREDIT_OPTIONS}
+    allowed = {
+        "order",
+        "capacity",
+        "event_retention",
+        "event_retention_bytes",
+        "store",
+        "anonymous",
+        *_CREDIT_OPTIONS,
+    }
     for key in body:
         if key not in allowed:
             raise ApiError(
@@ -200,6 +211,16 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
                 400, "bad_request", "event_retention is an integer from 0 to 1000000", "event_retention"
             )
         out["event_retention"] = r
+    if "event_retention_bytes" in body:
+        r = body["event_retention_bytes"]
+        if type(r) is not int or not 0 <= r <= MAX_EVENT_RETENTION_BYTES:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"event_retention_bytes is an integer from 0 to {MAX_EVENT_RETENTION_BYTES}",
+                "event_retention_bytes",
+            )
+        out["event_retention_bytes"] = r
     if "store" in body:
         if body["store"] not in ("durable", "memory"):
             raise ApiError(400, "bad_request", 'store is "durable" or "memory"', "store")
@@ -315,6 +336,7 @@ class Hub:
             order=entry["order"],
             capacity=entry["capacity"],
             event_retention=entry["event_retention"],
+            event_retention_bytes=entry.get("event_retention_bytes", EVENT_RETENTION_BYTES),
             limits=self.wire_limits,
         )
         self.spaces[name] = SpaceInfo(
@@ -322,6 +344,7 @@ class Hub:
             "durable",
             frozenset(entry["anonymous"]),
             entry["event_retention"],
+            space._engine.event_retention_bytes,
             entry["storage"],
             space,
             AsyncSpace(space),
@@ -335,6 +358,7 @@ class Hub:
                 "order": info.space.order,
                 "capacity": info.space.capacity,
                 "event_retention": info.event_retention,
+                "event_retention_bytes": info.event_retention_bytes,
                 "anonymous": sorted(info.anonymous),
             }
             for info in self.spaces.values()
@@ -411,6 +435,7 @@ class Hub:
                 "order": options.get("order", "fifo"),
                 "capacity": options.get("capacity"),
                 "event_retention": options.get("event_retention", 10_000),
+                "event_retention_bytes": options.get("event_retention_bytes", EVENT_RETENTION_BYTES),
                 "limits": self.wire_limits,
                 "charge_rate": options.get("charge_rate", "0"),
                 "creation_charge": options.get("creation_charge", "0"),
@@ -424,7 +449,14 @@ class Hub:
                 storage = name
                 space = Space(**kwargs, name=name)
             info = SpaceInfo(
-                name, store, anonymous, kwargs["event_retention"], storage, space, AsyncSpace(space)
+                name,
+                store,
+                anonymous,
+                kwargs["event_retention"],
+                kwargs["event_retention_bytes"],
+                storage,
+                space,
+                AsyncSpace(space),
             )
             self.spaces[name] = info
             if store == "durable":

@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 
 from .._templates import FORMAL_TYPES
 from ._auth import PERMISSIONS
+from ._hub import MAX_EVENT_RETENTION_BYTES
 
 __all__ = ["COMPONENTS", "install", "operation"]
 
@@ -132,6 +133,7 @@ COMPONENTS: dict[str, Schema] = {
             "order": {"enum": ["fifo", "lifo", "random"]},
             "capacity": _nullable({"type": "integer", "minimum": 1}),
             "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+            "event_retention_bytes": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_RETENTION_BYTES},
             "store": {"enum": ["durable", "memory"]},
             "anonymous": ref("Permissions"),
         },
@@ -340,6 +342,11 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "order": {"enum": ["fifo", "lifo", "random"]},
                 "capacity": _nullable({"type": "integer", "minimum": 1}),
                 "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+                "event_retention_bytes": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": MAX_EVENT_RETENTION_BYTES,
+                },
                 "store": {"enum": ["durable", "memory"]},
                 "anonymous": ref("Permissions"),
                 "charge_rate": _AMOUNT,
