@@ -30,7 +30,7 @@ from .._values import DEFAULT_LIMITS, Limits, Value
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
-from ._requests import check_keys, get_limit, read_body
+from ._requests import check_keys, read_body
 
 __all__ = [
     "ALL_FIELDS",
@@ -38,6 +38,7 @@ __all__ = [
     "FIND_FIELDS",
     "IF_ABSENT_FIELDS",
     "LEASE_FIELDS",
+    "READ_ALL_FIELDS",
     "REPLACE_FIELDS",
     "TAKE_ALL_FIELDS",
     "TAKE_FIELDS",
@@ -46,6 +47,7 @@ __all__ = [
     "WRITE_MANY_FIELDS",
     "ApiBase",
     "Caller",
+    "Page",
     "ServerLimits",
     "disconnected",
     "found_answer",
@@ -67,6 +69,8 @@ class ServerLimits:
     - ``max_body``: bytes of a request body.
     - ``max_batch``: tuples in one ``write_many``, claims confirmed in one request.
     - ``max_results``: tuples in one ``read_all`` or ``take_all`` answer.
+    - ``max_answer``: bytes of the tuples of one ``read_all`` or ``take_all`` answer
+      (one tuple is always answered, whatever its size).
     - ``max_waiting``: calls one client may have waiting at once.
     - ``max_subscriptions``: event streams one client may have open.
     - ``max_transactions``: transactions and claims one client may hold.
@@ -82,6 +86,7 @@ class ServerLimits:
     max_body: int = 8 << 20
     max_batch: int = 10_000
     max_results: int = 10_000
+    max_answer: int = 16 << 20
     max_waiting: int = 1_000
     max_subscriptions: int = 100
     max_transactions: int = 10_000
@@ -131,6 +136,7 @@ _COUNTS = (
     "max_body",
     "max_batch",
     "max_results",
+    "max_answer",
     "max_waiting",
     "max_subscriptions",
     "max_transactions",
@@ -230,6 +236,7 @@ WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
 FIND_FIELDS = frozenset({"template", "timeout"})
 TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
 ALL_FIELDS = frozenset({"template", "limit"})
+READ_ALL_FIELDS = ALL_FIELDS | {"cursor"}
 TAKE_ALL_FIELDS = ALL_FIELDS | {"claim", "confirm"}
 COUNT_FIELDS = frozenset({"template"})
 REPLACE_FIELDS = frozenset({"template", "tuple", "lease", "timeout"})
@@ -502,20 +509,33 @@ class ApiBase:
             raise ApiError(404, "not_found", f"no space {name!r}")
         return info
 
-    def _limit(self, body: dict[str, Any]) -> tuple[int, bool]:
-        """The number of tuples to answer with, and whether the server cut it down."""
-        requested = get_limit(body)
-        most = self.limits.max_results
-        if requested is None or requested > most:
-            return most, True
-        return requested, False
 
-    @staticmethod
-    def _many(found: list[Tuple], limit: int, more: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"tuples": [to_wire(t) for t in found[:limit]]}
-        if more:
-            out["more"] = True
-        return out
+class Page:
+    """The tuples of one ``read_all`` or ``take_all`` answer: each is encoded as the
+    space offers it (:meth:`fits`), and the page is full past ``max_results`` tuples
+    or ``max_answer`` bytes; the space then leaves the rest for the next page."""
+
+    __slots__ = ("_most", "_most_bytes", "_parts", "_size")
+
+    def __init__(self, limits: ServerLimits) -> None:
+        self._most = limits.max_results
+        self._most_bytes = limits.max_answer
+        self._parts: dict[int, bytes] = {}  # by the id of the tuple: a page may be shuffled
+        self._size = 0
+
+    def fits(self, t: Tuple) -> bool:
+        if len(self._parts) >= self._most:
+            return False
+        part = orjson.dumps(to_wire(t))
+        self._parts[id(t)] = part
+        self._size += len(part) + 1
+        return self._size <= self._most_bytes
+
+    def answer(self, found: list[Tuple], fields: dict[str, Any]) -> Response:
+        """``{"tuples": found, **fields}``, of the tuples encoded already."""
+        parts = self._parts
+        body = b'{"tuples":[' + b",".join([parts[id(t)] for t in found]) + b"]"
+        return JsonResponse(body + (b"," + orjson.dumps(fields)[1:] if fields else b"}"))
 
 
 def wire_or_null(t: Tuple | None) -> Any:
