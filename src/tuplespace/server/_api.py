@@ -511,30 +511,36 @@ class ApiBase:
 
 
 class Page:
-    """The tuples of one ``read_all`` or ``take_all`` answer: each is encoded as the
-    space offers it (:meth:`fits`), and the page is full past ``max_results`` tuples
-    or ``max_answer`` bytes; the space then leaves the rest for the next page."""
+    """The items of one answer of many (tuples, records), each encoded as it is offered;
+    the page is full past ``max_results`` items or ``max_answer`` bytes of them.  For
+    tuples, :meth:`fits` is what the space asks (see ``Engine.find_page``)."""
 
     __slots__ = ("_most", "_most_bytes", "_parts", "_size")
 
     def __init__(self, limits: ServerLimits) -> None:
         self._most = limits.max_results
         self._most_bytes = limits.max_answer
-        self._parts: dict[int, bytes] = {}  # by the id of the tuple: a page may be shuffled
+        self._parts: dict[int, bytes] = {}  # by key: a page of tuples may be shuffled
         self._size = 0
 
-    def fits(self, t: Tuple) -> bool:
-        if len(self._parts) >= self._most:
-            return False
-        part = orjson.dumps(to_wire(t))
-        self._parts[id(t)] = part
+    def add(self, key: int, part: bytes) -> bool:
+        """Add the encoded item ``part`` under ``key``; False if the page is then past
+        its size (the item is then left out, unless it is the first)."""
+        self._parts[key] = part
         self._size += len(part) + 1
-        return self._size <= self._most_bytes
+        return len(self._parts) <= self._most and self._size <= self._most_bytes
+
+    def fits(self, t: Tuple) -> bool:
+        return len(self._parts) < self._most and self.add(id(t), orjson.dumps(to_wire(t)))
 
     def answer(self, found: list[Tuple], fields: dict[str, Any]) -> Response:
         """``{"tuples": found, **fields}``, of the tuples encoded already."""
+        return self.answer_of("tuples", [id(t) for t in found], fields)
+
+    def answer_of(self, name: str, keys: list[int], fields: dict[str, Any]) -> Response:
+        """``{name: [the items of keys], **fields}``."""
         parts = self._parts
-        body = b'{"tuples":[' + b",".join([parts[id(t)] for t in found]) + b"]"
+        body = b'{"' + name.encode() + b'":[' + b",".join([parts[k] for k in keys]) + b"]"
         return JsonResponse(body + (b"," + orjson.dumps(fields)[1:] if fields else b"}"))
 
 

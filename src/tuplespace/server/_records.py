@@ -26,7 +26,7 @@ from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
 from .._templates import RecordTemplate
 from .._values import Map, Value
-from ._api import Caller, json_response, no_content
+from ._api import Caller, Page, json_response, no_content
 from ._auth import permissions_for, valid_space_name
 from ._errors import ApiError, api_error
 from ._hub import RecordClaim, SpaceInfo
@@ -273,10 +273,14 @@ class RecordRoutes(EventRoutes):
             found = await target.aspace.find(template.fields, under, limit + 1)
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
-        out: dict[str, Any] = {"records": [await _record_out(r) for r in found[:limit]]}
-        if len(found) > limit and (requested is None or requested > most):
-            out["more"] = True
-        return json_response(out)
+        page = Page(self.limits)
+        kept = 0
+        for r in found[:limit]:
+            if not page.add(kept, orjson.dumps(await _record_out(r))) and kept:
+                break
+            kept += 1
+        cut = kept < len(found) and (kept < limit or requested is None or requested > most)
+        return page.answer_of("records", list(range(kept)), {"more": True} if cut else {})
 
     async def take_record(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("take",), _TAKE_FIELDS, ("template",))
