@@ -407,6 +407,15 @@ def test_answers_are_bounded_in_bytes_and_a_read_goes_on_from_its_cursor() -> No
         rest = http.post("/spaces/l/read_all", json={"template": template, "cursor": newest["cursor"]})
         assert [t[1] for t in rest.json()["tuples"]] == [6, 5, 4]
 
+        # Small tuples are measured by groups: a group is cut where its tuples pass the limit.
+        mixed = (
+            [["n", i, ""] for i in range(20)] + [["n", 99, "y" * 900]] + [["n", i, ""] for i in range(20, 25)]
+        )
+        http.post("/spaces/v/write_many", json={"tuples": mixed})
+        walked = pages(http, "v", template)
+        assert walked[0] == list(range(20))
+        assert list(itertools.chain(*walked)) == [t[1] for t in mixed]
+
         # A tuple larger than max_answer is answered alone.
         http.post("/spaces/f/write", json={"tuple": ["n", 11, "y" * 2000]})
         assert pages(http, "f", ["n", 11, ANY]) == [[11]]

@@ -251,7 +251,7 @@ class AsyncSpace:
         template: Template,
         take: bool,
         limit: int | None,
-        fits: Callable[[Tuple], bool],
+        fits: Callable[[list[Tuple]], int],
         after: int | None,
     ) -> tuple[list[Tuple], int | None]:
         """:meth:`read_all` or :meth:`take_all` for an answer of bounded size, a page at
@@ -498,7 +498,7 @@ class AsyncTransaction(TransactionBase):
         return self._find_all(template, True, limit)
 
     async def _find_page(
-        self, template: Template, take: bool, limit: int | None, fits: Callable[[Tuple], bool]
+        self, template: Template, take: bool, limit: int | None, fits: Callable[[list[Tuple]], int]
     ) -> tuple[list[Tuple], int | None]:
         """See :meth:`AsyncSpace._find_page`; a transaction's pages are not resumed."""
         page: tuple[list[Tuple], int | None] = self._locked(

@@ -91,6 +91,7 @@ from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, value_key
 __all__ = ["ORDERS", "Engine", "Entry", "Txn", "Waiter"]
 
 ORDERS: Final = ("fifo", "lifo", "random")
+_BATCH: Final = 64  # matches find_page gives its fits at a time
 
 Tuple = tuple[Value, ...]
 E = TypeVar("E", Event, Change)
@@ -890,16 +891,17 @@ class Engine:
         template: Template,
         take: bool,
         limit: int | None = None,
-        fits: Callable[[Tuple], bool] | None = None,
+        fits: Callable[[list[Tuple]], int] | None = None,
         after: int | None = None,
         txn: Txn | None = None,
     ) -> tuple[list[Tuple], int | None]:
-        """The matches :meth:`find_all` chooses, as many as ``fits`` accepts: a page of
+        """The matches :meth:`find_all` chooses, as many as ``fits`` keeps: a page of
         bounded size, and the cursor of the next page.
 
-        The chosen matches (at most ``limit``) are offered to ``fits`` one at a time
-        until it refuses one: that one and those after it are left out.  The first is
-        returned whatever ``fits`` says of it, so every page moves on.
+        The chosen matches (at most ``limit``) are given to ``fits`` a batch at a time
+        (a list of tuples); it answers how many of the batch it keeps, at least one of
+        the first batch, so every page moves on.  Those it does not keep are left out,
+        with all the matches after them.
 
         A read walks the space's order, FIFO oldest first, LIFO newest first;
         ``after``, the cursor of the page before, starts the walk past it.  In random
@@ -933,24 +935,32 @@ class Engine:
                 pool.sort(key=_place)
             chosen = pool
         else:
-            found = self._matches(template, after)
-            if self.order == "fifo":
-                chosen = itertools.chain(found, own)
-            else:
-                chosen = itertools.chain(reversed(own), found)
+            chosen = self._matches(template, after)
+            if own:
+                mine = iter(own) if self.order == "fifo" else reversed(own)
+                chosen = (
+                    itertools.chain(chosen, mine) if self.order == "fifo" else itertools.chain(mine, chosen)
+                )
             if limit is not None:
                 chosen = itertools.islice(chosen, limit)
         writes = [] if txn is None else txn.writes
-        page: list[Entry | int] = []
-        out: list[Tuple] = []
         cursor: int | None = None
-        for e in chosen:
-            t: Tuple = writes[e][0] if type(e) is int else e.tuple  # type: ignore[union-attr,assignment]
-            if fits is not None and not fits(t) and page:
-                cursor = next((x.seq for x in reversed(page) if type(x) is Entry), 0)
-                break
-            page.append(e)
-            out.append(t)
+        page: list[Entry | int]
+        out: list[Tuple]
+        if fits is None:
+            page = list(chosen)
+            out = [writes[e][0] if type(e) is int else e.tuple for e in page]  # type: ignore[union-attr,misc]
+        else:
+            page, out = [], []
+            chosen = iter(chosen)
+            while batch := list(itertools.islice(chosen, _BATCH)):
+                tuples: list[Tuple] = [writes[e][0] if type(e) is int else e.tuple for e in batch]  # type: ignore[union-attr,misc]
+                kept = fits(tuples)
+                page += batch[:kept]
+                out += tuples[:kept]
+                if kept < len(batch):
+                    cursor = next((x.seq for x in reversed(page) if type(x) is Entry), 0)
+                    break
         if take:
             for e in page:
                 if type(e) is Entry:

@@ -69,8 +69,8 @@ class ServerLimits:
     - ``max_body``: bytes of a request body.
     - ``max_batch``: tuples in one ``write_many``, claims confirmed in one request.
     - ``max_results``: tuples in one ``read_all`` or ``take_all`` answer.
-    - ``max_answer``: bytes of the tuples of one ``read_all`` or ``take_all`` answer
-      (one tuple is always answered, whatever its size).
+    - ``max_answer``: bytes of the tuples of one ``read_all`` or ``take_all`` answer,
+      of the records of one ``find`` answer (one is always answered, whatever its size).
     - ``max_waiting``: calls one client may have waiting at once.
     - ``max_subscriptions``: event streams one client may have open.
     - ``max_transactions``: transactions and claims one client may hold.
@@ -511,37 +511,55 @@ class ApiBase:
 
 
 class Page:
-    """The items of one answer of many (tuples, records), each encoded as it is offered;
-    the page is full past ``max_results`` items or ``max_answer`` bytes of them.  For
-    tuples, :meth:`fits` is what the space asks (see ``Engine.find_page``)."""
+    """The tuples of one ``read_all`` or ``take_all`` answer: the space offers them a
+    batch at a time to :meth:`fits`, which keeps as many as ``max_results`` tuples and
+    ``max_answer`` bytes of JSON allow (see ``Engine.find_page``)."""
 
-    __slots__ = ("_most", "_most_bytes", "_parts", "_size")
+    __slots__ = ("_left", "_most", "_room", "_wires")
 
     def __init__(self, limits: ServerLimits) -> None:
-        self._most = limits.max_results
-        self._most_bytes = limits.max_answer
-        self._parts: dict[int, bytes] = {}  # by key: a page of tuples may be shuffled
-        self._size = 0
+        self._most = limits.max_answer
+        self._left = limits.max_answer  # bytes
+        self._room = limits.max_results  # tuples
+        self._wires: dict[int, Any] = {}  # by the id of the tuple: a page may be shuffled
 
-    def add(self, key: int, part: bytes) -> bool:
-        """Add the encoded item ``part`` under ``key``; False if the page is then past
-        its size (the item is then left out, unless it is the first)."""
-        self._parts[key] = part
-        self._size += len(part) + 1
-        return len(self._parts) <= self._most and self._size <= self._most_bytes
+    def fits(self, batch: list[Tuple]) -> int:
+        """How many tuples of ``batch`` the page keeps (the first of a page, whatever its size).
 
-    def fits(self, t: Tuple) -> bool:
-        return len(self._parts) < self._most and self.add(id(t), orjson.dumps(to_wire(t)))
+        Tuples are measured by groups, one encoding each, as large as half the bytes
+        left hold at the average size so far: few calls for small tuples, little
+        encoded past the limit for large ones."""
+        wires = self._wires
+        kept = 0
+        while kept < len(batch) and self._room > 0:
+            step = 1
+            if wires:
+                average = max(1, (self._most - self._left) // len(wires))
+                step = max(1, min(self._room, self._left // (2 * average)))
+            group = batch[kept : kept + step]
+            encoded = [to_wire(t) for t in group]
+            size = len(orjson.dumps(encoded)) - 1  # each tuple and its comma
+            if size > self._left and (wires or len(group) > 1):
+                for t, w in zip(group, encoded, strict=True):  # where the group is cut
+                    size = len(orjson.dumps(w)) + 1
+                    if size > self._left and wires:
+                        break
+                    wires[id(t)] = w
+                    self._left -= size
+                    self._room -= 1
+                    kept += 1
+                return kept
+            for t, w in zip(group, encoded, strict=True):
+                wires[id(t)] = w
+            self._left -= size
+            self._room -= len(group)
+            kept += len(group)
+        return kept
 
     def answer(self, found: list[Tuple], fields: dict[str, Any]) -> Response:
-        """``{"tuples": found, **fields}``, of the tuples encoded already."""
-        return self.answer_of("tuples", [id(t) for t in found], fields)
-
-    def answer_of(self, name: str, keys: list[int], fields: dict[str, Any]) -> Response:
-        """``{name: [the items of keys], **fields}``."""
-        parts = self._parts
-        body = b'{"' + name.encode() + b'":[' + b",".join([parts[k] for k in keys]) + b"]"
-        return JsonResponse(body + (b"," + orjson.dumps(fields)[1:] if fields else b"}"))
+        """``{"tuples": found, **fields}``."""
+        wires = self._wires
+        return json_response({"tuples": [wires[id(t)] for t in found], **fields})
 
 
 def wire_or_null(t: Tuple | None) -> Any:

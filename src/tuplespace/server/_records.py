@@ -26,7 +26,7 @@ from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
 from .._templates import RecordTemplate
 from .._values import Map, Value
-from ._api import Caller, Page, json_response, no_content
+from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
 from ._errors import ApiError, api_error
 from ._hub import RecordClaim, SpaceInfo
@@ -273,14 +273,19 @@ class RecordRoutes(EventRoutes):
             found = await target.aspace.find(template.fields, under, limit + 1)
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
-        page = Page(self.limits)
-        kept = 0
+        records: list[dict[str, Any]] = []
+        left = self.limits.max_answer  # bytes
         for r in found[:limit]:
-            if not page.add(kept, orjson.dumps(await _record_out(r))) and kept:
+            record = await _record_out(r)
+            left -= len(orjson.dumps(record)) + 1
+            if left < 0 and records:
                 break
-            kept += 1
-        cut = kept < len(found) and (kept < limit or requested is None or requested > most)
-        return page.answer_of("records", list(range(kept)), {"more": True} if cut else {})
+            records.append(record)
+        kept = len(records)
+        out: dict[str, Any] = {"records": records}
+        if kept < len(found) and (kept < limit or requested is None or requested > most):
+            out["more"] = True
+        return json_response(out)
 
     async def take_record(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("take",), _TAKE_FIELDS, ("template",))
