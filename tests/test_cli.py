@@ -313,6 +313,20 @@ def test_dump_load_round_trip(server_url: str) -> None:
     assert cli(server_url, "dump", "copy2").stdout == ""
 
 
+def test_dump_reads_a_space_larger_than_one_answer(tmp_path: Path) -> None:
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--memory"]
+    with serving([*args, "--limit", "max_results=4"], tmp_path) as process:
+        url = process.url()
+        tuples = [f'["n",{i},"{"x" * 300}"]' for i in range(10)] + [f'["m",{i}]' for i in range(5)]
+        assert cli(url, "load", "big", stdin="\n".join(tuples)).returncode == 0
+        dumped = cli(url, "dump", "big")
+        assert dumped.returncode == 0, dumped.stderr
+        assert sorted(dumped.stdout.splitlines()) == sorted(tuples)
+        only = cli(url, "dump", "big", '["n", {"$any": true}, {"$any": true}]')
+        assert only.stdout.splitlines() == tuples[:10]
+        assert process.stop(signal.SIGTERM) == 0
+
+
 def test_watch_prints_events(server_url: str) -> None:
     args = [sys.executable, "-m", "tuplespace", "watch", "watched", '["w", {"$any": true}]']
     with serving([*args, "--events", "write,take", "--url", server_url], Path.cwd()) as watcher:

@@ -450,16 +450,40 @@ def test_claims_are_confirmed_riding_on_the_next_take_or_alone(url: str) -> None
         assert other.statistics()["transactions"] == 0
 
 
-def test_take_all_gathers_every_answer_and_read_all_refuses_to_cut(serve: Serve) -> None:
-    server = serve(limits=ServerLimits(max_results=4))
-    with ts.connect(server.space_url(), store="memory") as space:
-        space.write_many([("n", i) for i in range(10)])
-        assert space.read_all(("n", int), limit=4) == [("n", i) for i in range(4)]
-        with pytest.raises(ts.LimitReached):
-            space.read_all(("n", int))
-        assert space.take_all(("n", int), limit=6) == [("n", i) for i in range(6)]
-        assert space.take_all(("n", int)) == [("n", i) for i in range(6, 10)]
-        assert space.count(("n", int)) == 0
+@pytest.mark.parametrize("channel", [True, False], ids=["channel", "http"])
+def test_read_all_and_take_all_gather_answers_cut_in_bytes(serve: Serve, channel: bool) -> None:
+    server = serve(limits=ServerLimits(max_answer=1000))  # about 3 of these tuples an answer
+    big = "x" * 300
+    expected = [("n", i, big) for i in range(10)]
+    template = ("n", int, str)
+    for order, seen in (("fifo", expected), ("lifo", expected[::-1])):
+        with ts.connect(server.space_url(), store="memory", order=order, channel=channel) as space:
+            space.write_many(expected)
+            assert space.read_all(template) == seen
+            assert space.read_all(template, limit=5) == seen[:5]
+            assert [len(page) for page in space.read_pages(template)] == [3, 3, 3, 1]
+            with space.transaction() as tx:
+                assert tx.take_all(template, limit=4) == seen[:4]
+                with pytest.raises(ts.LimitReached):
+                    tx.read_all(template)
+            assert space.take_all(template, limit=5) == seen[4:9]
+            assert space.take_all(template) == seen[9:]
+            assert space.count(template) == 0
+    with ts.connect(server.space_url(), store="memory", order="random", channel=channel) as space:
+        space.write_many(expected)
+        assert sorted(space.read_all(template)) == expected
+        assert len(set(space.read_all(template, limit=7))) == 7
+
+    async def read_async() -> None:
+        aspace = await ts.connect_async(server.space_url(), store="memory", channel=channel)
+        async with aspace:
+            await aspace.write_many(expected)
+            assert await aspace.read_all(template) == expected
+            assert [len(page) async for page in aspace.read_pages(template, limit=4)] == [3, 1]
+            assert await aspace.take_all(template, limit=8) == expected[:8]
+            assert await aspace.take_all(template) == expected[8:]
+
+    run(read_async())
 
 
 def test_replace_refuses_a_function_successor(url: str) -> None:

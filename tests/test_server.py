@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 import tuplespace as ts
@@ -365,16 +366,116 @@ def test_many_results_are_cut_at_max_results(tmp_path: Path) -> None:
     with running(limits=ServerLimits(max_results=2)) as server, client(server) as http:
         http.post("/spaces/s/write_many", json={"tuples": [["n", i] for i in range(5)]})
         template = ["n", ANY]
-        assert http.post("/spaces/s/read_all", json={"template": template}).json() == {
-            "tuples": [["n", 0], ["n", 1]],
-            "more": True,
-        }
+        first = http.post("/spaces/s/read_all", json={"template": template}).json()
+        assert first == {"tuples": [["n", 0], ["n", 1]], "more": True, "cursor": first["cursor"]}
         assert http.post("/spaces/s/read_all", json={"template": template, "limit": 2}).json() == {
             "tuples": [["n", 0], ["n", 1]]
         }
         assert http.post("/spaces/s/take_all", json={"template": template}).json()["more"] is True
         assert http.post("/spaces/s/take_all", json={"template": template}).json()["more"] is True
         assert http.post("/spaces/s/take_all", json={"template": template}).json() == {"tuples": [["n", 4]]}
+
+
+def pages(http: httpx.Client, space: str, template: list[Any], **body: Any) -> list[list[Any]]:
+    """The second fields of the tuples of every answer of a read_all, each read on from
+    the cursor of the one before for the limit left; every answer is checked to hold at
+    most 1,000 bytes of tuples (the max_answer of the servers here) or a single tuple."""
+    out: list[list[Any]] = []
+    cursor = None
+    while True:
+        r = http.post(f"/spaces/{space}/read_all", json={"template": template, "cursor": cursor, **body})
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert len(answer["tuples"]) == 1 or len(orjson.dumps(answer["tuples"])) <= 1000
+        out.append([t[1] for t in answer["tuples"]])
+        if "limit" in body:
+            body["limit"] -= len(answer["tuples"])
+        if "more" not in answer:
+            assert "cursor" not in answer
+            return out
+        assert answer["more"] is True
+        cursor = answer["cursor"]
+
+
+def test_answers_are_bounded_in_bytes_and_a_read_goes_on_from_its_cursor() -> None:
+    with running(limits=ServerLimits(max_answer=1000)) as server, client(server) as http:
+        big = "x" * 300  # about 320 bytes a tuple: 3 tuples an answer
+        template = ["n", ANY, ANY]
+        for name, order in (("f", "fifo"), ("l", "lifo"), ("r", "random")):
+            assert http.put(f"/spaces/{name}", json={"order": order}).status_code == 201
+            http.post(f"/spaces/{name}/write_many", json={"tuples": [["n", i, big] for i in range(10)]})
+        assert pages(http, "f", template) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9]]
+        assert pages(http, "f", template, limit=5) == [[0, 1, 2], [3, 4]]
+        assert pages(http, "l", template) == [[9, 8, 7], [6, 5, 4], [3, 2, 1], [0]]
+        # A random space answers every match once (each answer shuffled).
+        shuffled = pages(http, "r", template)
+        assert len(shuffled) == 4
+        seen = list(itertools.chain(*shuffled))
+        assert sorted(seen) == list(range(10))
+        chosen = list(itertools.chain(*pages(http, "r", template, limit=5)))
+        assert len(set(chosen)) == 5
+
+        # A cursor is a place in the order: what is written after it is met (FIFO), what
+        # is taken is not, nothing twice.
+        first = http.post("/spaces/f/read_all", json={"template": template}).json()
+        http.post("/spaces/f/take", json={"template": ["n", 4, ANY]})
+        http.post("/spaces/f/write", json={"tuple": ["n", 10, big]})
+        rest = http.post("/spaces/f/read_all", json={"template": template, "cursor": first["cursor"]})
+        assert [t[1] for t in rest.json()["tuples"]] == [3, 5, 6]
+        assert pages(http, "f", template) == [[0, 1, 2], [3, 5, 6], [7, 8, 9], [10]]
+        newest = http.post("/spaces/l/read_all", json={"template": template}).json()
+        http.post("/spaces/l/write", json={"tuple": ["n", 10, big]})
+        rest = http.post("/spaces/l/read_all", json={"template": template, "cursor": newest["cursor"]})
+        assert [t[1] for t in rest.json()["tuples"]] == [6, 5, 4]
+
+        # Small tuples are measured by groups: a group is cut where its tuples pass the limit.
+        mixed = (
+            [["n", i, ""] for i in range(20)] + [["n", 99, "y" * 900]] + [["n", i, ""] for i in range(20, 25)]
+        )
+        http.post("/spaces/v/write_many", json={"tuples": mixed})
+        walked = pages(http, "v", template)
+        assert walked[0] == list(range(20))
+        assert list(itertools.chain(*walked)) == [t[1] for t in mixed]
+
+        # A tuple larger than max_answer is answered alone.
+        http.post("/spaces/f/write", json={"tuple": ["n", 11, "y" * 2000]})
+        assert pages(http, "f", ["n", 11, ANY]) == [[11]]
+
+        for bad in ("abc", "", 5, "1" * 21, "\u0663"):
+            error(
+                http.post("/spaces/f/read_all", json={"template": template, "cursor": bad}),
+                400,
+                "bad_request",
+            )
+
+
+def test_take_all_answers_are_bounded_in_bytes_and_taken_again(tmp_path: Path) -> None:
+    with running(limits=ServerLimits(max_answer=1000)) as server, client(server) as http:
+        big = "x" * 300
+        http.post("/spaces/s/write_many", json={"tuples": [["n", i, big] for i in range(10)]})
+        template = ["n", ANY, ANY]
+        taken = http.post("/spaces/s/take_all", json={"template": template, "limit": 4}).json()
+        assert [t[1] for t in taken["tuples"]] == [0, 1, 2]
+        assert taken["more"] is True
+        assert "cursor" not in taken
+        assert stats(http, "s")["tuples"] == 7
+        claimed = http.post("/spaces/s/take_all", json={"template": template, "claim": True}).json()
+        assert [t[1] for t in claimed["tuples"]] == [3, 4, 5]
+        assert claimed["more"] is True
+        assert http.post(f"/spaces/s/claims/{claimed['claim']['id']}/confirm").status_code == 204
+
+        tx = http.post("/spaces/s/transactions", json={"lease": 30}).json()
+        base = f"/spaces/s/transactions/{tx['id']}"
+        read = http.post(f"{base}/read_all", json={"template": template}).json()
+        assert ([t[1] for t in read["tuples"]], read["more"]) == ([6, 7, 8], True)
+        assert "cursor" not in read
+        taken = http.post(f"{base}/take_all", json={"template": template}).json()
+        assert ([t[1] for t in taken["tuples"]], taken["more"]) == ([6, 7, 8], True)
+        assert http.post(f"{base}/take_all", json={"template": template}).json() == {
+            "tuples": [["n", 9, big]]
+        }
+        assert http.post(f"{base}/commit").status_code == 204
+        assert stats(http, "s")["tuples"] == 0
 
 
 # -- leases -------------------------------------------------------------------------------------

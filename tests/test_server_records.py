@@ -19,7 +19,7 @@ from conftest import LiveServer
 from helpers import PATIENCE
 from test_client import Proxy, new_name
 from test_server import client, error, running
-from tuplespace.server import Server
+from tuplespace.server import Server, ServerLimits
 
 ADMIN = "admin-token-0123456789"
 WRITER = "writer-token-0123456789"
@@ -442,3 +442,19 @@ def test_the_text_form_of_a_remote_record(http_server: LiveServer) -> None:
             assert ts.parse(ts.format(await arec.snapshot())) == await arec.snapshot()
 
     asyncio.run(main())
+
+
+def test_a_find_answers_at_most_max_answer_bytes_of_records() -> None:
+    with running(limits=ServerLimits(max_answer=1000)) as server, client(server) as http:
+        for i in range(5):
+            assert http.post(
+                "/spaces/s/records/create", json={"path": f"r/{i}", "fields": {"blob": "x" * 300}}
+            )
+        found = http.post("/spaces/s/records/find", json={"template": {"blob": {"$any": True}}})
+        answer = found.json()
+        assert 1 < len(answer["records"]) < 5
+        assert answer["more"] is True
+        assert len(json.dumps(answer["records"], separators=(",", ":"))) <= 1000
+        one = http.post("/spaces/s/records/find", json={"template": {"blob": {"$any": True}}, "limit": 1})
+        assert len(one.json()["records"]) == 1
+        assert "more" not in one.json()

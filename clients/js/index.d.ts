@@ -522,7 +522,9 @@ export class Space {
   take(template: Template, options?: WaitOptions): Promise<DecodedTuple>;
   tryRead(template: Template, options?: CallOptions): Promise<DecodedTuple | null>;
   tryTake(template: Template, options?: CallOptions): Promise<DecodedTuple | null>;
+  /** Every match (at most `limit`): the server's answers, each read on from the cursor of the one before. */
   readAll(template: Template, options?: LimitOptions): Promise<DecodedTuple[]>;
+  /** Every match (at most `limit`), taken: the server is asked again while its answers are cut short. */
   takeAll(template: Template, options?: LimitOptions): Promise<DecodedTuple[]>;
   count(template: Template, options?: CallOptions): Promise<number>;
   replace(template: Template, tuple: Tuple, options?: WriteOptions): Promise<DecodedTuple>;

@@ -1821,7 +1821,11 @@ export class Space {
     return this.#take(template, 0, signal);
   }
 
-  /** Every matching tuple (at most `limit`). */
+  /**
+   * Every matching tuple (at most `limit`). The server answers so many at a time (its
+   * `max_results` and `max_answer`): the answers are gathered, each read on from the cursor
+   * where the one before stopped.
+   */
   readAll(template, { limit, signal } = {}) {
     return this._all("", "/read_all", template, limit, signal);
   }
@@ -1912,9 +1916,10 @@ export class Space {
   }
 
   /**
-   * `readAll` or `takeAll`. A server answers at most so many tuples at once (then `more`):
-   * takes are asked for again until all are taken, but a read cannot go on where the last
-   * answer stopped, so it throws LimitReached instead.
+   * `readAll` or `takeAll`. A server answers so many tuples at a time (then `more`): a read
+   * goes on from the cursor of the answer before, a take is asked again, each for the limit
+   * left, until the last answer. A read in a transaction has no cursor, so it throws
+   * LimitReached instead.
    * @internal
    */
   async _all(prefix, operation, template, limit, signal) {
@@ -1926,13 +1931,14 @@ export class Space {
       for (const t of answer.tuples) out.push(tupleFromWire(t));
       if (!answer.more) return out;
       if (reading) {
-        throw new LimitReached(
-          `the server answers at most ${out.length} tuples at once and more match: read them with a limit`,
-          {
-            limit: "max_results",
-            maximum: out.length,
-          },
-        );
+        if (answer.cursor === undefined) {
+          throw new LimitReached(
+            `the server answered ${out.length} tuples at once (its max_results or max_answer) and more match, ` +
+              "past where it can go on: read them with a limit",
+            { limit: "max_results", maximum: out.length },
+          );
+        }
+        body.cursor = answer.cursor;
       }
       if (body.limit !== null) body.limit = limit - out.length;
     }

@@ -247,6 +247,26 @@ class AsyncSpace:
         )
         return taken
 
+    async def _find_page(
+        self,
+        template: Template,
+        take: bool,
+        limit: int | None,
+        fits: Callable[[list[Tuple]], int],
+        after: int | None,
+    ) -> tuple[list[Tuple], int | None]:
+        """:meth:`read_all` or :meth:`take_all` for an answer of bounded size, a page at
+        a time (see :meth:`Engine.find_page <tuplespace._engine.Engine.find_page>`): the
+        server's."""
+        engine = self.space._engine
+        if take:
+            page: tuple[list[Tuple], int | None] = await _call(
+                self.space, engine.find_page, template, True, limit, fits, after
+            )
+            return page
+        with self.space._lock:
+            return engine.find_page(template, False, limit, fits, after)
+
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count`."""
         return self.space.count(template)
@@ -477,6 +497,15 @@ class AsyncTransaction(TransactionBase):
 
     async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
         return self._find_all(template, True, limit)
+
+    async def _find_page(
+        self, template: Template, take: bool, limit: int | None, fits: Callable[[list[Tuple]], int]
+    ) -> tuple[list[Tuple], int | None]:
+        """See :meth:`AsyncSpace._find_page`; a transaction's pages are not resumed."""
+        page: tuple[list[Tuple], int | None] = self._locked(
+            self._space._engine.find_page, template, take, limit, fits, None, self._txn
+        )
+        return page
 
     async def count(self, template: Any) -> int:
         return self._count(template)

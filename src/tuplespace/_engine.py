@@ -94,6 +94,7 @@ __all__ = ["EVENT_RETENTION_BYTES", "ORDERS", "Engine", "Entry", "Txn", "Waiter"
 
 ORDERS: Final = ("fifo", "lifo", "random")
 EVENT_RETENTION_BYTES: Final = 64 << 20
+_BATCH: Final = 64  # matches find_page gives its fits at a time
 
 Tuple = tuple[Value, ...]
 E = TypeVar("E", Event, Change)
@@ -819,8 +820,9 @@ class Engine:
 
     # -- reading and taking -----------------------------------------------------
 
-    def _candidates(self, template: Template) -> Iterator[Entry]:
-        """Live entries that may match, in the space's order (random: in seq order)."""
+    def _candidates(self, template: Template, after: int | None = None) -> Iterator[Entry]:
+        """Live entries that may match, in the space's order (random: in seq order);
+        only those past the cursor ``after`` (a seq) if it is given."""
         shelf = self._shelves.get(template.arity)
         if shelf is None:
             return iter(())
@@ -832,29 +834,41 @@ class Engine:
             if b is None:
                 return iter(())
             if type(b) is Entry:
-                return iter((b,))
+                if after is None or (b.seq < after if self.order == "lifo" else b.seq > after):
+                    return iter((b,))
+                return iter(())
             if best is None or len(b) < len(best):  # type: ignore[arg-type]
                 best = b  # type: ignore[assignment]
         bucket = shelf.all if best is None else best
+        if after is not None:
+            return self._past(bucket, after)
         return reversed(bucket) if self.order == "lifo" else iter(bucket)
 
-    def _matches(self, template: Template) -> Iterator[Entry]:
-        if template.costly:
-            return self._matches_in_budget(template)
-        return self._scan(template)
+    def _past(self, bucket: _Bucket, after: int) -> Iterator[Entry]:
+        """The entries of ``bucket`` past the cursor ``after``, in the space's order,
+        found by bisection: a page of a large space does not walk the pages before it."""
+        if self.order == "lifo":
+            newer = bisect.bisect_left(bucket, after, key=_entry_seq)
+            return itertools.islice(reversed(bucket), len(bucket) - newer, None)
+        return itertools.islice(bucket, bisect.bisect_right(bucket, after, key=_entry_seq), None)
 
-    def _scan(self, template: Template) -> Iterator[Entry]:
+    def _matches(self, template: Template, after: int | None = None) -> Iterator[Entry]:
+        if template.costly:
+            return self._matches_in_budget(template, after)
+        return self._scan(template, after)
+
+    def _scan(self, template: Template, after: int | None) -> Iterator[Entry]:
         exact_only = not template.checks
         one_exact = len(template.exact) <= 1
-        for e in self._candidates(template):
+        for e in self._candidates(template, after):
             t = e.tuple
             if t is not None and ((exact_only and one_exact) or template.matches(t)):
                 yield e
 
-    def _matches_in_budget(self, template: Template) -> Iterator[Entry]:
+    def _matches_in_budget(self, template: Template, after: int | None) -> Iterator[Entry]:
         """The matches of a template with XPath fields, evaluated within one budget."""
         with _xpath.budget():
-            yield from self._scan(template)
+            yield from self._scan(template, after)
 
     def _private(self, txn: Txn | None, template: Template) -> list[int]:
         """Positions of a transaction's own writes that match, oldest first."""
@@ -926,6 +940,39 @@ class Engine:
         self, template: Template, take: bool, limit: int | None = None, txn: Txn | None = None
     ) -> list[Tuple]:
         """Every match in the space's order, at most ``limit``; removed if ``take``."""
+        return self.find_page(template, take, limit, txn=txn)[0]
+
+    def find_page(
+        self,
+        template: Template,
+        take: bool,
+        limit: int | None = None,
+        fits: Callable[[list[Tuple]], int] | None = None,
+        after: int | None = None,
+        txn: Txn | None = None,
+    ) -> tuple[list[Tuple], int | None]:
+        """The matches :meth:`find_all` chooses, as many as ``fits`` keeps: a page of
+        bounded size, and the cursor of the next page.
+
+        The chosen matches (at most ``limit``) are given to ``fits`` a batch at a time
+        (a list of tuples); it answers how many of the batch it keeps, at least one of
+        the first batch, so every page moves on.  Those it does not keep are left out,
+        with all the matches after them.
+
+        A read walks the space's order, FIFO oldest first, LIFO newest first;
+        ``after``, the cursor of the page before, starts the walk past it.  In random
+        order the chosen matches (a random selection when ``limit`` is smaller than
+        all) are walked oldest first and each page is shuffled: the pages of one read
+        together hold what a single answer would, every match or a uniform selection
+        of ``limit`` of them (the next page asks for the ``limit`` left).  A take
+        offers its matches in the order it takes them (random order: shuffled) and
+        needs no cursor, what it took being gone.
+
+        Returns the tuples and, when some were left out, the cursor past the last one
+        returned (its seq), else None.  In a transaction its own writes are chosen too
+        (as :meth:`find` sees them); they have no seq, and the cursor of a page that
+        holds only them is 0.
+        """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidValue(f"limit must be an int >= 0 or None, got {limit!r}", "limit")
         self._check_open()
@@ -933,29 +980,55 @@ class Engine:
         if txn is not None:
             self._check_txn(txn)
         own = self._private(txn, template)
-        entries: list[Entry | int] = list(self._matches(template))
-        if self.order == "fifo":
-            entries.extend(own)
-        elif self.order == "lifo":
-            entries[:0] = reversed(own)
+        chosen: Iterable[Entry | int]
+        if self.order == "random":
+            pool: list[Entry | int] = [*self._matches(template, after), *own]
+            if limit is not None and limit < len(pool):
+                pool = self._random.sample(pool, limit)
+            elif take:
+                self._random.shuffle(pool)
+            if not take:
+                pool.sort(key=_place)
+            chosen = pool
         else:
-            entries.extend(own)
-            self._random.shuffle(entries)
-        entries = entries[:limit]
-        out: list[Tuple] = [
-            txn.writes[e][0] if isinstance(e, int) else e.tuple  # type: ignore[union-attr,misc]
-            for e in entries
-        ]
+            chosen = self._matches(template, after)
+            if own:
+                mine = iter(own) if self.order == "fifo" else reversed(own)
+                chosen = (
+                    itertools.chain(chosen, mine) if self.order == "fifo" else itertools.chain(mine, chosen)
+                )
+            if limit is not None:
+                chosen = itertools.islice(chosen, limit)
+        writes = [] if txn is None else txn.writes
+        cursor: int | None = None
+        page: list[Entry | int]
+        out: list[Tuple]
+        if fits is None:
+            page = list(chosen)
+            out = [writes[e][0] if type(e) is int else e.tuple for e in page]  # type: ignore[union-attr,misc]
+        else:
+            page, out = [], []
+            chosen = iter(chosen)
+            while batch := list(itertools.islice(chosen, _BATCH)):
+                tuples: list[Tuple] = [writes[e][0] if type(e) is int else e.tuple for e in batch]  # type: ignore[union-attr,misc]
+                kept = fits(tuples)
+                page += batch[:kept]
+                out += tuples[:kept]
+                if kept < len(batch):
+                    cursor = next((x.seq for x in reversed(page) if type(x) is Entry), 0)
+                    break
         if take:
-            for e in entries:
-                if isinstance(e, Entry):
+            for e in page:
+                if type(e) is Entry:
                     self._take(e, txn)
             if txn is not None:
-                drop = {e for e in entries if isinstance(e, int)}
+                drop = {e for e in page if type(e) is int}
                 txn.writes = [w for i, w in enumerate(txn.writes) if i not in drop]
         else:
             self._counts["reads"] += len(out)
-        return out
+            if self.order == "random":
+                self._random.shuffle(out)
+        return out, cursor
 
     def count(self, template: Template, txn: Txn | None = None) -> int:
         """How many tuples match ``template`` (in a transaction: with its own writes)."""
@@ -1177,3 +1250,9 @@ _new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Pyth
 
 def _entry_seq(e: Entry) -> int:
     return e.seq
+
+
+def _place(e: Entry | int) -> tuple[bool, int]:
+    """Where a chosen match stands in a walk: a stored tuple by its seq, a transaction's
+    own write (its index among them) after every stored one."""
+    return (True, e) if type(e) is int else (False, e.seq)  # type: ignore[union-attr]

@@ -495,8 +495,9 @@ def dump(
 ) -> None:
     """Print the tuples matching the template (default: every tuple), one wire JSON line each.
 
-    The tuples stay in the space.  A read answers at most the server's max_results
-    tuples (10,000 by default): past that the dump fails rather than print part of them.
+    The tuples stay in the space.  They are read one answer of the server at a time and
+    printed as they come, so a space of any size is dumped in bounded memory; tuples
+    written or taken during the dump may or may not be printed, none is printed twice.
     """
     with _reporting("dump"):
         templates = [_template(template_json)] if template_json is not None else None
@@ -507,8 +508,9 @@ def dump(
                 arities = remote.statistics()["arities"]
                 templates = [template_from_wire([{"$any": True}] * n) for n in arities]
             for template in templates:
-                for t in remote.read_all(template):
-                    _print_tuple(t)
+                for page in remote.read_pages(template):
+                    for t in page:
+                        _print_tuple(t)
         sys.stdout.flush()
 
 

@@ -72,7 +72,7 @@ describe("bad input", () => {
     });
   });
 
-  test("past the server's limits: ValueTooLarge with the limit; read_all cut short", async () => {
+  test("past the server's limits: ValueTooLarge with the limit; answers cut short read on", async () => {
     const space = open(spaceUrl(servers.limits));
     await assert.rejects(space.write(["a", [1, 2, 3, 4, 5]]), (e) => {
       assert.ok(e instanceof ValueTooLarge);
@@ -84,10 +84,22 @@ describe("bad input", () => {
     });
     await space.writeMany([1, 2, 3, 4, 5].map((i) => ["n", i]));
     assert.equal((await space.readAll(["n", ANY], { limit: 3 })).length, 3);
+    // readAll reads on from the cursor of each answer cut short (3 tuples an answer here).
+    assert.deepEqual(
+      await space.readAll(["n", ANY]),
+      [1, 2, 3, 4, 5].map((i) => ["n", i]),
+    );
+    assert.deepEqual(
+      await space.readAll(["n", ANY], { limit: 4 }),
+      [1, 2, 3, 4].map((i) => ["n", i]),
+    );
+    // In a transaction an answer cut short has no cursor.
+    const tx = await space.transaction();
     await assert.rejects(
-      space.readAll(["n", ANY]),
+      tx.readAll(["n", ANY]),
       (e) => e instanceof LimitReached && e.limit === "max_results" && e.maximum === 3,
     );
+    await tx.abort();
     // takeAll asks again until every match is taken.
     assert.deepEqual(
       await space.takeAll(["n", ANY], { limit: 4 }),

@@ -35,7 +35,7 @@ from __future__ import annotations
 import contextlib
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -371,8 +371,24 @@ class RemoteSpace:
         return self._take(template, 0)
 
     def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        """See :meth:`Space.read_all <tuplespace.Space.read_all>`."""
+        """See :meth:`Space.read_all <tuplespace.Space.read_all>`.  The server answers so
+        many tuples at a time (its ``max_results`` and ``max_answer``); the answers are
+        gathered, each going on where the one before stopped (see :meth:`read_pages`)."""
         return self._all("", "/read_all", template, limit)
+
+    def read_pages(self, template: Any, limit: int | None = None) -> Iterator[list[Tuple]]:
+        """The tuples :meth:`read_all` returns, one answer of the server at a time, each
+        asked for as the one before has been iterated: a read of any size holds one
+        answer in memory.  The tuples stay in the space.
+
+        The answers walk the space's order from a cursor (docs/http-api.md): a tuple
+        written meanwhile is met if its place is still ahead (in FIFO order, not in
+        LIFO), one taken meanwhile is not, and none is met twice.
+
+        >>> for page in space.read_pages(("job", int, str)):   # doctest: +SKIP
+        ...     print(len(page))
+        """
+        return self._pages("", "/read_all", template, limit)
 
     def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
         """See :meth:`Space.take_all <tuplespace.Space.take_all>`."""
@@ -450,29 +466,40 @@ class RemoteSpace:
             self._confirmations.settle(claims)
 
     def _all(self, prefix: str, operation: str, template: Any, limit: int | None) -> list[Tuple]:
-        """``read_all`` or ``take_all``.  A server answers at most so many tuples at once
-        (then ``"more": true``): takes are asked for again until all are taken, but a
-        read cannot go on where the last answer stopped, so it raises instead.  The
-        tuples of a ``take_all`` come under a claim, as those of a take."""
+        found: list[Tuple] = []
+        for page in self._pages(prefix, operation, template, limit):
+            found += page
+        return found
+
+    def _pages(self, prefix: str, operation: str, template: Any, limit: int | None) -> Iterator[list[Tuple]]:
+        """The answers of a ``read_all`` or ``take_all``.  A server answers so many tuples
+        at a time (then ``"more": true``): a read goes on from the cursor of the answer
+        before, a take is asked again, each for the limit left, until the last answer.
+        A read in a transaction has no cursor, so it raises instead.  The tuples of a
+        ``take_all`` come under a claim, as those of a take."""
         body: dict[str, Any] = {"template": template_wire(template), "limit": check_limit(limit)}
         reading = operation == "/read_all"
         # Takes in a transaction are held by it; others are claimed, as take's are.
         claiming = not reading and not prefix
         if claiming:
             body["claim"] = True
-        found: list[Tuple] = []
+        got = 0
         while True:
             if claiming:
                 answer = self._claiming(operation, body, 0)
             else:
                 answer = self._request("POST", prefix + operation, body, again=reading)
-            found += [tuple_from_wire(t) for t in answer["tuples"]]
+            page = [tuple_from_wire(t) for t in answer["tuples"]]
+            got += len(page)
+            if reading and answer.get("more") and "cursor" not in answer:
+                raise _cut(got)
+            yield page
             if not answer.get("more"):
-                return found
+                return
             if reading:
-                raise _cut(len(found))
+                body["cursor"] = answer["cursor"]
             if limit is not None:
-                body["limit"] = limit - len(found)
+                body["limit"] = limit - got
 
     def _count(self, prefix: str, template: Any) -> int:
         answer = self._request("POST", prefix + "/count", {"template": template_wire(template)}, again=True)
@@ -743,7 +770,8 @@ def _found(t: Tuple | None, template: Any) -> Tuple:
 
 def _cut(n: int, what: str = "tuples") -> TupleSpaceError:
     return LimitReached(
-        f"the server answers at most {n} {what} at once and more match: read them with a limit",
+        f"the server answered {n} {what} at once (its max_results or max_answer) and more match, "
+        "past where it can go on: read them with a limit",
         limit="max_results",
         maximum=n,
     )

@@ -30,7 +30,7 @@ from .._values import DEFAULT_LIMITS, Limits, Value
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
-from ._requests import check_keys, get_limit, read_body
+from ._requests import check_keys, read_body
 
 __all__ = [
     "ALL_FIELDS",
@@ -38,6 +38,7 @@ __all__ = [
     "FIND_FIELDS",
     "IF_ABSENT_FIELDS",
     "LEASE_FIELDS",
+    "READ_ALL_FIELDS",
     "REPLACE_FIELDS",
     "TAKE_ALL_FIELDS",
     "TAKE_FIELDS",
@@ -46,6 +47,7 @@ __all__ = [
     "WRITE_MANY_FIELDS",
     "ApiBase",
     "Caller",
+    "Page",
     "ServerLimits",
     "disconnected",
     "found_answer",
@@ -67,6 +69,8 @@ class ServerLimits:
     - ``max_body``: bytes of a request body.
     - ``max_batch``: tuples in one ``write_many``, claims confirmed in one request.
     - ``max_results``: tuples in one ``read_all`` or ``take_all`` answer.
+    - ``max_answer``: bytes of the tuples of one ``read_all`` or ``take_all`` answer,
+      of the records of one ``find`` answer (one is always answered, whatever its size).
     - ``max_waiting``: calls one client may have waiting at once.
     - ``max_subscriptions``: event streams one client may have open.
     - ``max_transactions``: transactions and claims one client may hold.
@@ -82,6 +86,7 @@ class ServerLimits:
     max_body: int = 8 << 20
     max_batch: int = 10_000
     max_results: int = 10_000
+    max_answer: int = 16 << 20
     max_waiting: int = 1_000
     max_subscriptions: int = 100
     max_transactions: int = 10_000
@@ -131,6 +136,7 @@ _COUNTS = (
     "max_body",
     "max_batch",
     "max_results",
+    "max_answer",
     "max_waiting",
     "max_subscriptions",
     "max_transactions",
@@ -230,6 +236,7 @@ WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
 FIND_FIELDS = frozenset({"template", "timeout"})
 TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
 ALL_FIELDS = frozenset({"template", "limit"})
+READ_ALL_FIELDS = ALL_FIELDS | {"cursor"}
 TAKE_ALL_FIELDS = ALL_FIELDS | {"claim", "confirm"}
 COUNT_FIELDS = frozenset({"template"})
 REPLACE_FIELDS = frozenset({"template", "tuple", "lease", "timeout"})
@@ -502,20 +509,57 @@ class ApiBase:
             raise ApiError(404, "not_found", f"no space {name!r}")
         return info
 
-    def _limit(self, body: dict[str, Any]) -> tuple[int, bool]:
-        """The number of tuples to answer with, and whether the server cut it down."""
-        requested = get_limit(body)
-        most = self.limits.max_results
-        if requested is None or requested > most:
-            return most, True
-        return requested, False
 
-    @staticmethod
-    def _many(found: list[Tuple], limit: int, more: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {"tuples": [to_wire(t) for t in found[:limit]]}
-        if more:
-            out["more"] = True
-        return out
+class Page:
+    """The tuples of one ``read_all`` or ``take_all`` answer: the space offers them a
+    batch at a time to :meth:`fits`, which keeps as many as ``max_results`` tuples and
+    ``max_answer`` bytes of JSON allow (see ``Engine.find_page``)."""
+
+    __slots__ = ("_left", "_most", "_room", "_wires")
+
+    def __init__(self, limits: ServerLimits) -> None:
+        self._most = limits.max_answer
+        self._left = limits.max_answer  # bytes
+        self._room = limits.max_results  # tuples
+        self._wires: dict[int, Any] = {}  # by the id of the tuple: a page may be shuffled
+
+    def fits(self, batch: list[Tuple]) -> int:
+        """How many tuples of ``batch`` the page keeps (the first of a page, whatever its size).
+
+        Tuples are measured by groups, one encoding each, as large as half the bytes
+        left hold at the average size so far: few calls for small tuples, little
+        encoded past the limit for large ones."""
+        wires = self._wires
+        kept = 0
+        while kept < len(batch) and self._room > 0:
+            step = 1
+            if wires:
+                average = max(1, (self._most - self._left) // len(wires))
+                step = max(1, min(self._room, self._left // (2 * average)))
+            group = batch[kept : kept + step]
+            encoded = [to_wire(t) for t in group]
+            size = len(orjson.dumps(encoded)) - 1  # each tuple and its comma
+            if size > self._left and (wires or len(group) > 1):
+                for t, w in zip(group, encoded, strict=True):  # where the group is cut
+                    size = len(orjson.dumps(w)) + 1
+                    if size > self._left and wires:
+                        break
+                    wires[id(t)] = w
+                    self._left -= size
+                    self._room -= 1
+                    kept += 1
+                return kept
+            for t, w in zip(group, encoded, strict=True):
+                wires[id(t)] = w
+            self._left -= size
+            self._room -= len(group)
+            kept += len(group)
+        return kept
+
+    def answer(self, found: list[Tuple], fields: dict[str, Any]) -> Response:
+        """``{"tuples": found, **fields}``."""
+        wires = self._wires
+        return json_response({"tuples": [wires[id(t)] for t in found], **fields})
 
 
 def wire_or_null(t: Tuple | None) -> Any:

@@ -12,11 +12,11 @@ from .. import __version__
 from .._codec import to_wire
 from .._templates import Template
 from ._api import (
-    ALL_FIELDS,
     COUNT_FIELDS,
     FIND_FIELDS,
     IF_ABSENT_FIELDS,
     LEASE_FIELDS,
+    READ_ALL_FIELDS,
     REPLACE_FIELDS,
     TAKE_ALL_FIELDS,
     TAKE_FIELDS,
@@ -24,6 +24,7 @@ from ._api import (
     WRITE_MANY_FIELDS,
     ApiBase,
     Caller,
+    Page,
     found_answer,
     json_response,
     lease_out,
@@ -38,7 +39,9 @@ from ._metrics import metrics_response
 from ._requests import (
     check_keys,
     get_bool,
+    get_cursor,
     get_lease,
+    get_limit,
     get_template,
     get_timeout,
     get_tuple,
@@ -177,34 +180,38 @@ class Operations(ApiBase):
                 await tx.abort()
 
     async def read_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), ALL_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("read",), READ_ALL_FIELDS, ("template",))
         template = get_template(body, "template", self.limits.wire)
-        limit, cut = self._limit(body)
+        limit = get_limit(body)
+        after = get_cursor(body)
         aspace = (await self.space(caller, space, info)).aspace
-        found = await aspace.read_all(template, limit + cut)
-        return json_response(self._many(found, limit, len(found) > limit))
+        page = Page(self.limits)
+        found, cursor = await aspace._find_page(template, False, limit, page.fits, after)
+        return page.answer(found, {} if cursor is None else {"more": True, "cursor": str(cursor)})
 
     async def take_all(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("take",), TAKE_ALL_FIELDS, ("template",))
         template = get_template(body, "template", self.limits.wire)
-        limit, cut = self._limit(body)
+        limit = get_limit(body)
         claim = get_bool(body, "claim")
         confirm = self._claim_ids(body)
         target = await self.space(caller, space, info)
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
         aspace = target.aspace
+        page = Page(self.limits)
         if claim:
             self.hub.check_handle_room(caller.client)
             tx = aspace.transaction(lease=self.claim_lease)
             try:
-                taken = await tx.take_all(template, limit)
+                taken, cut = await tx._find_page(template, True, limit, page.fits)
             except BaseException:
                 await tx.abort()
                 raise
         else:
-            taken = await aspace.take_all(template, limit)
-        more = cut and len(taken) == limit and await aspace.count(template) > 0
-        out = self._many(taken, limit, more)
+            taken, cut = await aspace._find_page(template, True, limit, page.fits, None)
+        out: dict[str, Any] = {}
+        if cut is not None:
+            out["more"] = True
         if claim and taken:
             handle = self.hub.add("claim", target, tx, caller.owner, caller.client)
             out["claim"] = {"id": handle.id, "expires_at": tx.expires_at}
@@ -212,7 +219,7 @@ class Operations(ApiBase):
             await tx.abort()
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
-        return json_response(out)
+        return page.answer(taken, out)
 
     async def count(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), COUNT_FIELDS, ("template",))

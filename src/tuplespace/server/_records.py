@@ -273,8 +273,17 @@ class RecordRoutes(EventRoutes):
             found = await target.aspace.find(template.fields, under, limit + 1)
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
-        out: dict[str, Any] = {"records": [await _record_out(r) for r in found[:limit]]}
-        if len(found) > limit and (requested is None or requested > most):
+        records: list[dict[str, Any]] = []
+        left = self.limits.max_answer  # bytes
+        for r in found[:limit]:
+            record = await _record_out(r)
+            left -= len(orjson.dumps(record)) + 1
+            if left < 0 and records:
+                break
+            records.append(record)
+        kept = len(records)
+        out: dict[str, Any] = {"records": records}
+        if kept < len(found) and (kept < limit or requested is None or requested > most):
             out["more"] = True
         return json_response(out)
 

@@ -23,6 +23,7 @@ __all__ = [
     "check_keys",
     "read_body",
     "get_bool",
+    "get_cursor",
     "get_lease",
     "get_limit",
     "get_template",
@@ -172,6 +173,17 @@ def get_limit(body: dict[str, Any]) -> int | None:
     if type(value) is not int or value < 0:
         raise ApiError(400, "bad_request", "limit is an integer >= 0 or null", "limit")
     return value
+
+
+def get_cursor(body: dict[str, Any]) -> int | None:
+    """The ``cursor`` of a read that goes on where an earlier answer stopped (None: from
+    the start).  A cursor is opaque to clients; it holds a tuple's place in the space."""
+    value = body.get("cursor")
+    if value is None:
+        return None
+    if type(value) is not str or not 0 < len(value) <= 20 or not (value.isascii() and value.isdigit()):
+        raise ApiError(400, "bad_request", "cursor is the cursor an earlier answer gave, or null", "cursor")
+    return int(value)
 
 
 def get_bool(body: dict[str, Any], key: str) -> bool:

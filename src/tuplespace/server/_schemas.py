@@ -249,7 +249,16 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Sc
 _MORE = {"const": True, "description": "The wait was cut short: ask again for the time left."}
 _TUPLE_OR_NULL = _nullable(ref("Tuple"))
 _FOUND = _object({"tuple": _TUPLE_OR_NULL, "more": _MORE}, ("tuple",))
-_TUPLES = _object({"tuples": {"type": "array", "items": ref("Tuple")}, "more": _MORE}, ("tuples",))
+_CUT = {"const": True, "description": "The answer was cut short by a limit of the server: more match."}
+_CURSOR = {
+    "type": "string",
+    "pattern": "^[0-9]{1,20}$",
+    "description": "Where a cut read_all stopped: send it back as cursor to read on (opaque).",
+}
+_TUPLES = _object({"tuples": {"type": "array", "items": ref("Tuple")}, "more": _CUT}, ("tuples",))
+_PAGE = _object(
+    {"tuples": {"type": "array", "items": ref("Tuple")}, "more": _CUT, "cursor": _CURSOR}, ("tuples",)
+)
 _COUNT = _object({"count": {"type": "integer", "minimum": 0}}, ("count",))
 _EXPIRES = _object({"expires_at": _nullable({"type": "number"})}, ("expires_at",))
 _CLAIM = _object({"id": {"type": "string"}, "expires_at": {"type": "number"}}, ("id", "expires_at"))
@@ -411,12 +420,14 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         },
     ),
     "read_all": (
-        "Read every matching tuple (at most limit).",
-        _body(_ALL, ("template",)),
-        {"200": _answer("The tuples.", _TUPLES)},
+        "Read every matching tuple (at most limit), an answer at a time: one cut short by "
+        "max_results or max_answer gives a cursor to read on from.",
+        _body({**_ALL, "cursor": _nullable(_CURSOR)}, ("template",)),
+        {"200": _answer("The tuples.", _PAGE)},
     ),
     "take_all": (
-        "Take every matching tuple (at most limit), optionally under a claim.",
+        "Take every matching tuple (at most limit), optionally under a claim; an answer cut short "
+        "by max_results or max_answer says more: ask again for the rest.",
         _body({**_ALL, **_CLAIMING}, ("template",)),
         {
             "200": _answer(
@@ -425,7 +436,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                     {
                         "tuples": {"type": "array", "items": ref("Tuple")},
                         "claim": _CLAIM,
-                        "more": _MORE,
+                        "more": _CUT,
                         "unconfirmed": _UNCONFIRMED,
                     },
                     ("tuples",),
@@ -661,7 +672,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         {
             "200": _answer(
                 "The records.",
-                _object({"records": {"type": "array", "items": ref("Record")}, "more": _MORE}, ("records",)),
+                _object({"records": {"type": "array", "items": ref("Record")}, "more": _CUT}, ("records",)),
             )
         },
     ),

@@ -17,6 +17,7 @@ from ._api import (
     WRITE_MANY_FIELDS,
     ApiBase,
     Caller,
+    Page,
     found_answer,
     json_response,
     no_content,
@@ -28,6 +29,7 @@ from ._hub import Handle, SpaceInfo
 from ._requests import (
     check_keys,
     get_lease,
+    get_limit,
     get_template,
     get_timeout,
     get_tuple,
@@ -124,18 +126,20 @@ class Transactions(ApiBase):
 
     async def tx_read_all(self, space: str, tx_id: str, request: Request) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), ALL_FIELDS, ("template",))
-        template = get_template(body, "template", self.limits.wire)
-        limit, cut = self._limit(body)
-        found = await tx.read_all(template, limit + cut)
-        return json_response(self._many(found, limit, len(found) > limit))
+        return await self._tx_page(tx, body, False)
 
     async def tx_take_all(self, space: str, tx_id: str, request: Request) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, ("take",), ALL_FIELDS, ("template",))
+        return await self._tx_page(tx, body, True)
+
+    async def _tx_page(self, tx: AsyncTransaction, body: dict[str, Any], take: bool) -> Response:
+        """A read_all or take_all in a transaction: one page, ``"more": true`` when it is
+        cut short; a take_all is asked again for the rest, a read_all has no cursor (the
+        transaction's own writes have no place in the space's order)."""
         template = get_template(body, "template", self.limits.wire)
-        limit, cut = self._limit(body)
-        taken = await tx.take_all(template, limit)
-        more = cut and len(taken) == limit and await tx.count(template) > 0
-        return json_response(self._many(taken, limit, more))
+        page = Page(self.limits)
+        found, cut = await tx._find_page(template, take, get_limit(body), page.fits)
+        return page.answer(found, {} if cut is None else {"more": True})
 
     async def tx_count(self, space: str, tx_id: str, request: Request) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), COUNT_FIELDS, ("template",))
