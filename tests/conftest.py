@@ -556,7 +556,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 # The options of :class:`tuplespace.Space` a space kept in Redis has.
-REDIS_OPTIONS = frozenset({"order", "capacity", "event_retention"})
+REDIS_OPTIONS = frozenset({"order", "capacity"})
 
 
 def _redis_options(way: str, options: dict[str, Any]) -> dict[str, Any]:

@@ -4,23 +4,15 @@
 -- with it, so all of them share one hash slot.
 local P = KEYS[1]
 local CFG, SEQ, TUP, IDX, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':idx', P .. ':exp'
-local EVN, EVS, CNT, CH = P .. ':evn', P .. ':ev', P .. ':cnt', P .. ':ch'
+local CNT, CH = P .. ':cnt', P .. ':ch'
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local retention = tonumber(redis.call('HGET', CFG, 'event_retention') or '0') or 0
 local capacity = tonumber(redis.call('HGET', CFG, 'capacity') or '')
 local removed = 0
-
-local function emit(kind, data, now)
-  if retention > 0 then
-    local n = redis.call('INCR', EVN)
-    redis.call('XADD', EVS, 'MAXLEN', '~', retention, '0-' .. n, 'k', kind, 't', data, 'at', now)
-  end
-end
 
 -- Remove the tuple ``id``; its encoding, or false if it is not there.
 local function remove(id)
@@ -49,7 +41,6 @@ local function put(data, keys, expires, now)
   if expires then
     redis.call('ZADD', EXP, expires, id)
   end
-  emit('write', data, now)
   redis.call('PUBLISH', CH, id .. ' ' .. data)
   return id
 end
@@ -58,10 +49,8 @@ end
 local function expire_due(now)
   local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
-    local data = remove(id)
-    if data then
+    if remove(id) then
       redis.call('HINCRBY', CNT, 'expired', 1)
-      emit('expire', data, now)
     end
   end
 end
@@ -93,9 +82,9 @@ end
 
 --[[ open ]]
 if redis.call('EXISTS', CFG) == 0 then
-  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3])
+  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2])
 end
-return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention')
+return redis.call('HMGET', CFG, 'order', 'capacity')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -153,12 +142,17 @@ if mode == 'count' and #others == 0 and redis.call('ZCARD', EXP) == 0 then
   return {'', seq, size}
 end
 local out, found = {'', seq, 0}, 0
+-- Picking a few: fetch as many candidates as wanted, then twice as many each time.
+local step = batch
+if mode ~= 'scan' and limit > 0 and limit < batch then
+  step = limit
+end
 while true do
   local ids
   if order == 'lifo' then
-    ids = redis.call('ZREVRANGEBYSCORE', driver, '(' .. cursor, '-inf', 'LIMIT', 0, batch)
+    ids = redis.call('ZREVRANGEBYSCORE', driver, '(' .. cursor, '-inf', 'LIMIT', 0, step)
   else
-    ids = redis.call('ZRANGEBYSCORE', driver, '(' .. cursor, '+inf', 'LIMIT', 0, batch)
+    ids = redis.call('ZRANGEBYSCORE', driver, '(' .. cursor, '+inf', 'LIMIT', 0, step)
   end
   for _, id in ipairs(ids) do
     cursor = id
@@ -171,10 +165,8 @@ while true do
     if ok then
       found = found + 1
       if mode == 'take' then
-        local data = remove(id)
-        emit('take', data, now)
         out[#out + 1] = id
-        out[#out + 1] = data
+        out[#out + 1] = remove(id)
       elseif mode ~= 'count' then
         out[#out + 1] = id
         out[#out + 1] = redis.call('HGET', TUP, id)
@@ -186,13 +178,14 @@ while true do
       end
     end
   end
-  if #ids < batch then
+  if #ids < step then
     break
   end
   if mode == 'scan' then
     out[1] = cursor
     break
   end
+  step = math.min(step * 2, batch)
 end
 out[3] = found
 tell_room()
@@ -204,13 +197,10 @@ local now = now_ms()
 expire_due(now)
 local out = {}
 for _, id in ipairs(ARGV) do
-  if alive(id, now) then
-    local data = remove(id)
-    if data then
-      emit('take', data, now)
-      out[#out + 1] = id
-      out[#out + 1] = data
-    end
+  local data = alive(id, now) and remove(id)
+  if data then
+    out[#out + 1] = id
+    out[#out + 1] = data
   end
 end
 tell_room()
@@ -225,7 +215,6 @@ if not old then
   tell_room()
   return {}
 end
-emit('take', old, now)
 removed = removed - 1  -- the successor takes its room
 local expires = false
 if ARGV[2] ~= '' then
@@ -259,7 +248,6 @@ expire_due(now)
 local data = alive(ARGV[1], now) and remove(ARGV[1])
 if data then
   redis.call('HINCRBY', CNT, 'cancelled', 1)
-  emit('cancel', data, now)
 end
 tell_room()
 return data and 1 or 0
@@ -271,7 +259,6 @@ tell_room()
 return {
   live_count(now),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
-  redis.call('GET', EVN) or '0',
   redis.call('HGET', CNT, 'expired') or '0',
   redis.call('HGET', CNT, 'cancelled') or '0',
 }

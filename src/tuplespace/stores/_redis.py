@@ -16,7 +16,6 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
   SHA-1 when the encoding is longer than 64 bytes);
 - ``exp`` (sorted set): the ids of the tuples with a lease, scored by their expiry in
   milliseconds of Redis's clock (``TIME``);
-- ``ev`` (stream) and ``evn`` (string): the event log and the number of the last event;
 - ``cnt`` (hash): counts of expiries and cancellations;
 - ``ch``: the pub/sub channel on which each write is published, ``<id> <encoding>``,
   and ``r <n>`` when ``n`` tuples left a space that has a capacity.
@@ -48,7 +47,6 @@ from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
-    "DEFAULT_EVENT_RETENTION",
     "SCRIPTS",
     "AsyncGuard",
     "AsyncWake",
@@ -68,11 +66,10 @@ Tuple = tuple[Value, ...]
 BATCH = 256
 """How many candidates a scan brings back at once for matching in this process."""
 
-DEFAULT_EVENT_RETENTION = 10_000
 _LONGEST_KEY = 64  # longer value encodings are indexed by their SHA-1
 _SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the names a server accepts too
 _ORDERS = ("fifo", "lifo", "random")
-_OPTIONS = ("space", "order", "capacity", "event_retention", "max_waiters")
+_OPTIONS = ("space", "order", "capacity", "max_waiters")
 
 
 def _load_scripts() -> dict[str, str]:
@@ -93,7 +90,7 @@ class Options:
     """Where the space is and how it behaves: ``redis`` is the URL of the Redis server
     (without the space's options), the rest are the options of the space."""
 
-    __slots__ = ("capacity", "event_retention", "given", "max_waiters", "order", "redis", "space")
+    __slots__ = ("capacity", "given", "max_waiters", "order", "redis", "space")
 
     def __init__(self, redis: str, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -114,28 +111,24 @@ class Options:
         self.capacity: int | None = options.get("capacity")
         if self.capacity is not None and (not _is_int(self.capacity) or self.capacity < 1):
             raise ValueError(f"capacity must be a positive int or None, got {self.capacity!r}")
-        self.event_retention: int = options.get("event_retention", DEFAULT_EVENT_RETENTION)
         self.max_waiters: int = options.get("max_waiters", 100_000)
-        for name in ("event_retention", "max_waiters"):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+        if not _is_int(self.max_waiters) or self.max_waiters < 0:
+            raise ValueError(f"max_waiters must be an int >= 0, got {self.max_waiters!r}")
         # The options of the space kept in Redis that the caller chose (the others
         # take what the space already has).
-        self.given = {k for k in ("order", "capacity", "event_retention") if k in options}
+        self.given = {k for k in ("order", "capacity") if k in options}
 
     def stored(self) -> list[str]:
         """The options as the ``open`` script stores them for a new space."""
         capacity = "" if self.capacity is None else str(self.capacity)
-        return [self.order, capacity, str(self.event_retention)]
+        return [self.order, capacity]
 
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others."""
-        order, capacity, retention = (b"" if v is None else v for v in stored)
+        order, capacity = (b"" if v is None else v for v in stored)
         have: dict[str, Any] = {
             "order": order.decode(),
             "capacity": int(capacity) if capacity else None,
-            "event_retention": int(retention or b"0"),
         }
         differ = [
             f"{k}={have[k]!r} (not {getattr(self, k)!r})"
@@ -144,11 +137,7 @@ class Options:
         ]
         if differ:
             raise ValueError(f"the space {self.space!r} in Redis exists with {', '.join(differ)}")
-        self.order, self.capacity, self.event_retention = (
-            have["order"],
-            have["capacity"],
-            have["event_retention"],
-        )
+        self.order, self.capacity = have["order"], have["capacity"]
 
 
 def _is_int(v: object) -> bool:
@@ -163,7 +152,7 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Options:
         raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
     merged: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in ("capacity", "event_retention", "max_waiters"):
+        if name in ("capacity", "max_waiters"):
             try:
                 merged[name] = int(value)
             except ValueError:
@@ -233,6 +222,8 @@ def connection_error(options: Options, exc: BaseException, closed: bool) -> Tupl
         return SpaceClosed("the space was closed")
     from redis.exceptions import ConnectionError, TimeoutError
 
+    if isinstance(exc, Unreachable):
+        return exc
     if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
         return Unreachable(f"cannot reach Redis at {options.redis} for space {options.space!r}: {exc}")
     return StoreError(f"Redis failed for space {options.space!r}: {type(exc).__name__}: {exc}")
@@ -262,13 +253,16 @@ class Waiter(Interest, Generic[W]):
 
 
 class Writer(Generic[W]):
-    """A write waiting in this process for room in a full space."""
+    """A write waiting in this process for room in a full space.  The listener tells
+    the first writer of the room made (``room``); a writer passes on what it does not
+    use when it ends, so writers get in in arrival order."""
 
-    __slots__ = ("error", "offered", "wake")
+    __slots__ = ("error", "room", "trying", "wake")
 
     def __init__(self, wake: W) -> None:
         self.wake: W = wake
-        self.offered = False
+        self.room = 0  # room told of, not yet tried
+        self.trying = 0  # room told of, being tried
         self.error: TupleSpaceError | None = None
 
 

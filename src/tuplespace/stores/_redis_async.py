@@ -75,7 +75,7 @@ class AsyncRedisSpace:
     >>> await space.take(("job", int, str), timeout=5)                                # doctest: +SKIP
     ('job', 1, 'resize')
 
-    The options ``order``, ``capacity`` and ``event_retention`` are the space's: the
+    The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
     count in Redis's clock.  A Redis that cannot be reached raises
@@ -172,13 +172,16 @@ class AsyncRedisSpace:
         args = [guard[0], guard[1], _ms(lease), *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[AsyncWake] | None = None
+        wrote = False
         try:
             while True:
                 if writer is not None:
                     writer.wake.clear()
-                    writer.offered = False
+                    with self._guard:
+                        writer.trying, writer.room = writer.room, 0
                 reply = await self._call("write", args)
                 if reply[0] == b"ok":
+                    wrote = True
                     expires = _seconds(reply[1])
                     return [AsyncLease(self, int(seq), expires) for seq in reply[2:]]
                 if reply[0] == b"retry":
@@ -196,6 +199,7 @@ class AsyncRedisSpace:
                     writer = self._add_writer()
                     await self._listen()
                     continue
+                writer.trying = 0  # the room went to another process
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout("the space stayed full: no room for the tuple in time")
@@ -207,7 +211,7 @@ class AsyncRedisSpace:
                     raise writer.error
         finally:
             if writer is not None:
-                self._remove_writer(writer)
+                self._remove_writer(writer, wrote)
 
     # -- reading and taking ---------------------------------------------------------------------
 
@@ -424,17 +428,17 @@ class AsyncRedisSpace:
             self._writers.append(writer)
         return writer
 
-    def _remove_writer(self, writer: Writer[AsyncWake]) -> None:
+    def _remove_writer(self, writer: Writer[AsyncWake], wrote: bool) -> None:
         with self._guard:
             self._writers.remove(writer)
-            if writer.offered:  # told of room it did not use
-                self._room(1)
+            self._room(writer.room + max(writer.trying - wrote, 0))  # the room it did not use
 
     async def _listen(self) -> None:
         """Make sure this process listens on the space's channel."""
         async with self._listening:
             if self._listener is not None:
                 return
+            self._check_open()
             pubsub = self._subscriber.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
@@ -442,11 +446,17 @@ class AsyncRedisSpace:
                 confirmed = await pubsub.get_message(timeout=CONNECT_TIMEOUT)
                 if confirmed is None or confirmed["type"] != "subscribe":
                     raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
-            except RedisError as exc:
+            except (RedisError, Unreachable) as exc:
                 await pubsub.aclose()
                 raise connection_error(self._options, exc, self._closed) from exc
-            self._pubsub = pubsub
-            self._listener = AsyncBackground(self._receive)
+            with self._guard:
+                closed = self._closed
+                if not closed:
+                    self._pubsub = pubsub
+                    self._listener = AsyncBackground(self._receive)
+            if closed:
+                await pubsub.aclose()
+                self._check_open()
 
     async def _receive(self) -> None:
         """The listener: hand what is published to the calls waiting here."""
@@ -491,14 +501,11 @@ class AsyncRedisSpace:
                 return
 
     def _room(self, n: int) -> None:
-        """Wake the first ``n`` writers not yet told of room."""
-        for w in self._writers:
-            if n == 0:
-                return
-            if not w.offered:
-                w.offered = True
-                w.wake.set()
-                n -= 1
+        """Tell the first writer waiting here that ``n`` tuples left the space."""
+        if n > 0 and self._writers:
+            first = self._writers[0]
+            first.room += n
+            first.wake.set()
 
     # -- calls to Redis -----------------------------------------------------------------------------
 
@@ -523,11 +530,10 @@ class AsyncRedisSpace:
             }
         if self._closed:
             return local
-        tuples, leased, last_event, expired, cancelled = await self._call("statistics", [])
+        tuples, leased, expired, cancelled = await self._call("statistics", [])
         return {
             "tuples": tuples,
             "leased_tuples": leased,
-            "last_event": int(last_event),
             "expired": int(expired),
             "cancelled": int(cancelled),
             **local,

@@ -76,7 +76,7 @@ class RedisSpace:
     >>> space.take(("job", int, str), timeout=5)                                # doctest: +SKIP
     ('job', 1, 'resize')
 
-    The options ``order``, ``capacity`` and ``event_retention`` are the space's: the
+    The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
     count in Redis's clock.  A Redis that cannot be reached raises
@@ -169,13 +169,16 @@ class RedisSpace:
         args = [guard[0], guard[1], _ms(lease), *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[Wake] | None = None
+        wrote = False
         try:
             while True:
                 if writer is not None:
                     writer.wake.clear()
-                    writer.offered = False
+                    with self._guard:
+                        writer.trying, writer.room = writer.room, 0
                 reply = self._call("write", args)
                 if reply[0] == b"ok":
+                    wrote = True
                     expires = _seconds(reply[1])
                     return [Lease(self, int(seq), expires) for seq in reply[2:]]
                 if reply[0] == b"retry":
@@ -193,6 +196,7 @@ class RedisSpace:
                     writer = self._add_writer()
                     self._listen()
                     continue
+                writer.trying = 0  # the room went to another process
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout("the space stayed full: no room for the tuple in time")
@@ -204,7 +208,7 @@ class RedisSpace:
                     raise writer.error
         finally:
             if writer is not None:
-                self._remove_writer(writer)
+                self._remove_writer(writer, wrote)
 
     # -- reading and taking ---------------------------------------------------------------------
 
@@ -421,17 +425,17 @@ class RedisSpace:
             self._writers.append(writer)
         return writer
 
-    def _remove_writer(self, writer: Writer[Wake]) -> None:
+    def _remove_writer(self, writer: Writer[Wake], wrote: bool) -> None:
         with self._guard:
             self._writers.remove(writer)
-            if writer.offered:  # told of room it did not use
-                self._room(1)
+            self._room(writer.room + max(writer.trying - wrote, 0))  # the room it did not use
 
     def _listen(self) -> None:
         """Make sure this process listens on the space's channel."""
         with self._listening:
             if self._listener is not None:
                 return
+            self._check_open()
             pubsub = self._subscriber.pubsub()
             try:
                 pubsub.subscribe(self._channel)
@@ -439,11 +443,17 @@ class RedisSpace:
                 confirmed = pubsub.get_message(timeout=CONNECT_TIMEOUT)
                 if confirmed is None or confirmed["type"] != "subscribe":
                     raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
-            except RedisError as exc:
+            except (RedisError, Unreachable) as exc:
                 pubsub.close()
                 raise connection_error(self._options, exc, self._closed) from exc
-            self._pubsub = pubsub
-            self._listener = Background(self._receive)
+            with self._guard:
+                closed = self._closed
+                if not closed:
+                    self._pubsub = pubsub
+                    self._listener = Background(self._receive)
+            if closed:
+                pubsub.close()
+                self._check_open()
 
     def _receive(self) -> None:
         """The listener: hand what is published to the calls waiting here."""
@@ -488,14 +498,11 @@ class RedisSpace:
                 return
 
     def _room(self, n: int) -> None:
-        """Wake the first ``n`` writers not yet told of room."""
-        for w in self._writers:
-            if n == 0:
-                return
-            if not w.offered:
-                w.offered = True
-                w.wake.set()
-                n -= 1
+        """Tell the first writer waiting here that ``n`` tuples left the space."""
+        if n > 0 and self._writers:
+            first = self._writers[0]
+            first.room += n
+            first.wake.set()
 
     # -- calls to Redis -----------------------------------------------------------------------------
 
@@ -520,11 +527,10 @@ class RedisSpace:
             }
         if self._closed:
             return local
-        tuples, leased, last_event, expired, cancelled = self._call("statistics", [])
+        tuples, leased, expired, cancelled = self._call("statistics", [])
         return {
             "tuples": tuples,
             "leased_tuples": leased,
-            "last_event": int(last_event),
             "expired": int(expired),
             "cancelled": int(cancelled),
             **local,
