@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench node
+.PHONY: run test lint bench node redis
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,11 @@ lint: $(STAMP)
 node:
 	@(command -v node && command -v npm) >/dev/null || (apt-get update -q && apt-get install -y -q nodejs npm)
 
-test: lint node
+# Spaces kept in Redis are tested against a real redis-server.
+redis:
+	@command -v redis-server >/dev/null || (apt-get update -q && apt-get install -y -q redis-server)
+
+test: lint node redis
 	$(BIN)/pytest
 
 # The benchmarks, each beside its references; figures and commands in bench/RESULTS.md.

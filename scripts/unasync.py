@@ -1,10 +1,11 @@
 """Make the sync twin of the Python binding from its async source.
 
-The binding's I/O code is written once, for asyncio, in ``src/tuplespace/client/_async*.py``;
-each ``_sync*.py`` twin is made from it, line by line, by renaming tokens (as httpcore's
-``scripts/unasync.py`` does): ``async def`` becomes ``def``, ``await`` goes, ``AsyncClient``
-becomes ``Client``, ``__aenter__`` becomes ``__enter__``...  The result is then sorted and
-formatted by ruff, as the rest of the code is.
+The binding's I/O code is written once, for asyncio, in ``src/tuplespace/client/_async*.py``
+(a Redis space's in ``src/tuplespace/stores/_redis_async.py``); each sync twin is made from
+it, line by line, by renaming tokens (as httpcore's ``scripts/unasync.py`` does):
+``async def`` becomes ``def``, ``await`` goes, ``AsyncClient`` becomes ``Client``,
+``__aenter__`` becomes ``__enter__``...  The result is then sorted and formatted by ruff,
+as the rest of the code is.
 
     python scripts/unasync.py            # write the sync twins
     python scripts/unasync.py --check    # fail if a twin is not what it should be
@@ -19,10 +20,12 @@ import sys
 from pathlib import Path
 
 CLIENT = Path(__file__).resolve().parent.parent / "src" / "tuplespace" / "client"
+STORES = CLIENT.parent / "stores"
 PAIRS = [
     (CLIENT / "_async.py", CLIENT / "_sync.py"),
     (CLIENT / "_async_subscription.py", CLIENT / "_sync_subscription.py"),
     (CLIENT / "_async_server.py", CLIENT / "_sync_server.py"),
+    (STORES / "_redis_async.py", STORES / "_redis_sync.py"),
 ]
 
 # Whole tokens only: a rule never matches inside a longer name.  ``(^|\b)`` is the
@@ -47,6 +50,7 @@ SUBS = [
     ("_async_subscription", "_sync_subscription"),
     ("_async_server", "_sync_server"),
     ("_async", "_sync"),
+    (r"redis\.asyncio", "redis"),
 ]
 COMPILED = [(re.compile(r"(^|\b)" + pattern + r"($|\b)"), replacement) for pattern, replacement in SUBS]
 

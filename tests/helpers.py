@@ -1,11 +1,16 @@
-"""Helpers for tests that coordinate threads: start one, wait for a condition."""
+"""Helpers for tests that coordinate threads (start one, wait for a condition) and
+start the programs they need (a redis-server)."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
+import socket
+import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -54,3 +59,46 @@ def missing(problem: str) -> NoReturn:
     if os.environ.get("CI") == "true":
         pytest.fail(problem)
     pytest.skip(problem)
+
+
+class RedisServer:
+    """A real ``redis-server`` on 127.0.0.1 and a free port, keeping nothing on disk,
+    its working directory ``directory``; :meth:`stop` ends it by its PID."""
+
+    def __init__(self, directory: str) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("redis-server is needed for spaces kept in Redis (Debian: apt-get install redis-server)")
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            self.port = probe.getsockname()[1]
+        options = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            [binary, *options, "--dir", directory],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        wait_until(self._answers, f"redis-server on port {self.port} to answer")
+
+    def _answers(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"redis-server on port {self.port} ended with {self.process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=PATIENCE) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16) == b"+PONG\r\n"
+        except OSError:
+            return False
+
+    def space_url(self, name: str | None = None) -> str:
+        """The URL of a space on this server; a new name each call unless ``name`` is given."""
+        return f"{self.url}?space={name or 'test-' + uuid.uuid4().hex[:16]}"
+
+    def kill(self) -> None:
+        """End the server at once (SIGKILL), as a crash would."""
+        self.process.kill()
+        self.process.wait(PATIENCE)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(PATIENCE)

@@ -57,9 +57,9 @@ def test_tokens_are_renamed_whole(unasync: ModuleType, line: str, expected: str)
     assert unasync.unasync_line(line) == expected
 
 
-@pytest.mark.parametrize("name", ["_sync.py", "_sync_subscription.py"])
+@pytest.mark.parametrize("name", ["client/_sync.py", "client/_sync_subscription.py", "stores/_redis_sync.py"])
 def test_the_sync_binding_has_no_async_code_left(name: str) -> None:
-    text = (SCRIPT.parent.parent / "src" / "tuplespace" / "client" / name).read_text(encoding="utf-8")
+    text = (SCRIPT.parent.parent / "src" / "tuplespace" / name).read_text(encoding="utf-8")
     for pattern in (
         r"\basync (def|with|for)\b",
         r"\bawait\b",

@@ -11,6 +11,7 @@ from ._space import Space
 
 if TYPE_CHECKING:
     from .client import AsyncRemoteServer, AsyncRemoteSpace, RemoteServer, RemoteSpace
+    from .stores import AsyncRedisSpace, RedisSpace
 
 __all__ = ["connect", "connect_async", "connect_server", "connect_server_async"]
 
@@ -25,7 +26,7 @@ _INT_OPTIONS = {
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
 # Keywords of a remote space that are its own, not the options of the space on the server.
 _REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
-_SCHEMES = "memory:, sqlite:, http:// and https://"
+_SCHEMES = "memory:, sqlite:, http://, https://, redis:// and rediss://"
 
 
 def _options(query: str) -> dict[str, Any]:
@@ -56,7 +57,7 @@ def _remote(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return own, {k: v for k, v in options.items() if k not in _REMOTE_KEYWORDS}
 
 
-def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace:
+def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | RedisSpace:
     """Open the space that ``url`` names.
 
     - ``memory:`` — a new space in this process (``memory:?order=lifo`` sets options).
@@ -90,6 +91,10 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace:
                 remote.close()
                 raise
         return remote
+    if parts.scheme in ("redis", "rediss"):
+        from .stores import RedisSpace
+
+        return RedisSpace.open(url, **options)
     merged = {**_options(parts.query), **options}
     if parts.scheme == "memory":
         if "space" in merged or "durability" in merged:
@@ -105,16 +110,24 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace:
     raise ValueError(f"unsupported space URL {url!r}: supported schemes are {_SCHEMES}")
 
 
-async def connect_async(url: str = "memory:", **options: Any) -> AsyncSpace | AsyncRemoteSpace:
+async def connect_async(
+    url: str = "memory:", **options: Any
+) -> AsyncSpace | AsyncRemoteSpace | AsyncRedisSpace:
     """Open the space that ``url`` names, for asyncio: what :func:`connect` opens, seen
     as an :class:`AsyncSpace`, or for an ``http://`` or ``https://`` URL a
-    :class:`tuplespace.client.AsyncRemoteSpace`.
+    :class:`tuplespace.client.AsyncRemoteSpace`, for a ``redis://`` or ``rediss://``
+    URL a :class:`tuplespace.stores.AsyncRedisSpace`.
 
     >>> space = await connect_async("http://127.0.0.1:8765/spaces/jobs", token="...")  # doctest: +SKIP
     >>> await space.take(("job", int), timeout=5)                                      # doctest: +SKIP
     """
     url = _check_url(url)
-    if urlsplit(url).scheme in ("http", "https"):
+    scheme = urlsplit(url).scheme
+    if scheme in ("redis", "rediss"):
+        from .stores import AsyncRedisSpace
+
+        return await AsyncRedisSpace.open(url, **options)
+    if scheme in ("http", "https"):
         from .client import AsyncRemoteSpace
 
         own, space_options = _remote(options)

@@ -1,0 +1,264 @@
+-- The atomic steps of a space kept in Redis (see docs/scaling.md for the key layout).
+-- This prelude is put before every script of src/tuplespace/stores/_redis.py.
+-- KEYS[1] is the space's key prefix, "{ts:<space>}": every key of the space starts
+-- with it, so all of them share one hash slot.
+local P = KEYS[1]
+local CFG, SEQ, TUP, IDX, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':idx', P .. ':exp'
+local CNT, CH = P .. ':cnt', P .. ':ch'
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local capacity = tonumber(redis.call('HGET', CFG, 'capacity') or '')
+local removed = 0
+
+-- Remove the tuple ``id``; its encoding, or false if it is not there.
+local function remove(id)
+  local data = redis.call('HGET', TUP, id)
+  if not data then
+    return false
+  end
+  for k in string.gmatch(redis.call('HGET', IDX, id), '[^\n]+') do
+    redis.call('ZREM', P .. ':' .. k, id)
+  end
+  redis.call('HDEL', TUP, id)
+  redis.call('HDEL', IDX, id)
+  redis.call('ZREM', EXP, id)
+  removed = removed + 1
+  return data
+end
+
+-- Store a tuple: its encoding, its index keys (joined by newlines), its expiry (or false).
+local function put(data, keys, expires, now)
+  local id = redis.call('INCR', SEQ)
+  redis.call('HSET', TUP, id, data)
+  redis.call('HSET', IDX, id, keys)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZADD', P .. ':' .. k, id, id)
+  end
+  if expires then
+    redis.call('ZADD', EXP, expires, id)
+  end
+  redis.call('PUBLISH', CH, id .. ' ' .. data)
+  return id
+end
+
+-- Remove what has expired (a bounded number per call; scans skip the others).
+local function expire_due(now)
+  local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)
+  for _, id in ipairs(due) do
+    if remove(id) then
+      redis.call('HINCRBY', CNT, 'expired', 1)
+    end
+  end
+end
+
+local function alive(id, now)
+  local e = redis.call('ZSCORE', EXP, id)
+  return (not e) or tonumber(e) > now
+end
+
+-- Tell the processes with writers waiting for room how many tuples went.
+local function tell_room()
+  if capacity and removed > 0 then
+    redis.call('PUBLISH', CH, 'r ' .. removed)
+  end
+end
+
+local function live_count(now)
+  return redis.call('HLEN', TUP) - redis.call('ZCOUNT', EXP, '-inf', now)
+end
+
+-- Milliseconds until the next lease ends, or -1 when no tuple has a lease.
+local function next_expiry(now)
+  local first = redis.call('ZRANGE', EXP, 0, 0, 'WITHSCORES')
+  if first[2] then
+    return string.format('%.17g', math.max(tonumber(first[2]) - now, 0))
+  end
+  return '-1'
+end
+
+--[[ open ]]
+if redis.call('EXISTS', CFG) == 0 then
+  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2])
+end
+return redis.call('HMGET', CFG, 'order', 'capacity')
+
+--[[ write ]]
+-- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
+-- ms ('' for none), then each tuple's encoding and index keys.
+local now = now_ms()
+expire_due(now)
+if ARGV[1] ~= '' then
+  local last = redis.call('ZRANGE', P .. ':' .. ARGV[1], -1, -1)
+  if last[1] and tonumber(last[1]) > tonumber(ARGV[2]) then
+    tell_room()
+    return {'retry'}
+  end
+end
+local n = (#ARGV - 3) / 2
+if capacity and live_count(now) + n > capacity then
+  tell_room()
+  return {'full', next_expiry(now)}
+end
+local expires = false
+if ARGV[3] ~= '' then
+  expires = now + tonumber(ARGV[3])
+end
+local out = {'ok', expires and string.format('%.17g', expires) or ''}
+for i = 1, n do
+  out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires, now)
+end
+tell_room()
+return out
+
+--[[ find ]]
+-- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
+-- the score to continue after, then the index keys whose intersection holds the candidates.
+local now = now_ms()
+expire_due(now)
+local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local seq = redis.call('GET', SEQ) or '0'
+local others, driver, size = {}, nil, nil
+for i = 6, #ARGV do
+  local key = P .. ':' .. ARGV[i]
+  local n = redis.call('ZCARD', key)
+  if n == 0 then
+    tell_room()
+    return {'', seq, 0}
+  end
+  if not size or n < size then
+    if driver then
+      others[#others + 1] = driver
+    end
+    driver, size = key, n
+  else
+    others[#others + 1] = key
+  end
+end
+if mode == 'count' and #others == 0 and redis.call('ZCARD', EXP) == 0 then
+  return {'', seq, size}
+end
+local out, found = {'', seq, 0}, 0
+-- Picking a few: fetch as many candidates as wanted, then twice as many each time.
+local step = batch
+if mode ~= 'scan' and limit > 0 and limit < batch then
+  step = limit
+end
+while true do
+  local ids
+  if order == 'lifo' then
+    ids = redis.call('ZREVRANGEBYSCORE', driver, '(' .. cursor, '-inf', 'LIMIT', 0, step)
+  else
+    ids = redis.call('ZRANGEBYSCORE', driver, '(' .. cursor, '+inf', 'LIMIT', 0, step)
+  end
+  for _, id in ipairs(ids) do
+    cursor = id
+    local ok = alive(id, now)
+    for _, key in ipairs(others) do
+      if ok and not redis.call('ZSCORE', key, id) then
+        ok = false
+      end
+    end
+    if ok then
+      found = found + 1
+      if mode == 'take' then
+        out[#out + 1] = id
+        out[#out + 1] = remove(id)
+      elseif mode ~= 'count' then
+        out[#out + 1] = id
+        out[#out + 1] = redis.call('HGET', TUP, id)
+      end
+      if found == limit then
+        out[3] = found
+        tell_room()
+        return out
+      end
+    end
+  end
+  if #ids < step then
+    break
+  end
+  if mode == 'scan' then
+    out[1] = cursor
+    break
+  end
+  step = math.min(step * 2, batch)
+end
+out[3] = found
+tell_room()
+return out
+
+--[[ take ]]
+-- ARGV: the ids to take, those still here.
+local now = now_ms()
+expire_due(now)
+local out = {}
+for _, id in ipairs(ARGV) do
+  local data = alive(id, now) and remove(id)
+  if data then
+    out[#out + 1] = id
+    out[#out + 1] = data
+  end
+end
+tell_room()
+return out
+
+--[[ replace ]]
+-- ARGV: the id to take, the successor's lease in ms ('' for none), encoding and index keys.
+local now = now_ms()
+expire_due(now)
+local old = alive(ARGV[1], now) and remove(ARGV[1])
+if not old then
+  tell_room()
+  return {}
+end
+removed = removed - 1  -- the successor takes its room
+local expires = false
+if ARGV[2] ~= '' then
+  expires = now + tonumber(ARGV[2])
+end
+local id = put(ARGV[3], ARGV[4], expires, now)
+tell_room()
+return {old, id, expires and string.format('%.17g', expires) or ''}
+
+--[[ renew ]]
+-- ARGV: the id, its new lease in ms ('' for none).
+local now = now_ms()
+expire_due(now)
+local id = ARGV[1]
+tell_room()
+if redis.call('HEXISTS', TUP, id) == 0 or not alive(id, now) then
+  return {0}
+end
+if ARGV[2] == '' then
+  redis.call('ZREM', EXP, id)
+  return {1, ''}
+end
+local expires = now + tonumber(ARGV[2])
+redis.call('ZADD', EXP, expires, id)
+return {1, string.format('%.17g', expires)}
+
+--[[ cancel ]]
+-- ARGV: the id.
+local now = now_ms()
+expire_due(now)
+local data = alive(ARGV[1], now) and remove(ARGV[1])
+if data then
+  redis.call('HINCRBY', CNT, 'cancelled', 1)
+end
+tell_room()
+return data and 1 or 0
+
+--[[ statistics ]]
+local now = now_ms()
+expire_due(now)
+tell_room()
+return {
+  live_count(now),
+  redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
+  redis.call('HGET', CNT, 'expired') or '0',
+  redis.call('HGET', CNT, 'cancelled') or '0',
+}

@@ -1,0 +1,319 @@
+"""What both faces of a space kept in Redis share, none of it doing I/O: the URL and
+its options, the key layout, the Lua scripts, the encoding of tuples and their index
+keys, and the calls waiting in this process.
+
+The faces (:class:`~tuplespace.stores.AsyncRedisSpace` in ``_redis_async.py`` and
+:class:`~tuplespace.stores.RedisSpace` made from it by ``scripts/unasync.py``) hold no
+state of the space: it lives in Redis, under keys that all start with the space's
+hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
+
+- ``cfg`` (hash): the space's options, set by the first process that opens it;
+- ``seq`` (string): the id of the latest tuple written; ids give the order;
+- ``tup`` and ``idx`` (hashes): id -> the tuple's wire encoding, and id -> its index keys;
+- ``a:<arity>`` (sorted set): the ids of the tuples of that arity, scored by id;
+- ``x:<arity>:<position>:<value>`` (sorted set): the ids of the tuples of that arity
+  holding that value at that position (the value's wire encoding, or ``#`` and its
+  SHA-1 when the encoding is longer than 64 bytes);
+- ``exp`` (sorted set): the ids of the tuples with a lease, scored by their expiry in
+  milliseconds of Redis's clock (``TIME``);
+- ``cnt`` (hash): counts of expiries and cancellations;
+- ``ch``: the pub/sub channel on which each write is published, ``<id> <encoding>``,
+  and ``r <n>`` when ``n`` tuples left a space that has a capacity.
+
+A template's candidates are the intersection of the sorted sets of its exact fields
+(or its arity's set); the scripts walk the smallest in the space's order.  A template
+whose only fields are exact values of short encodings (or ANY) is matched by Redis
+itself; any other is matched in this process, and its take is a script that takes an
+id only if it is still there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+from .._codec import decode, encode
+from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
+from .._registry import Interest
+from .._templates import Template
+from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
+
+__all__ = [
+    "BATCH",
+    "SCRIPTS",
+    "AsyncGuard",
+    "AsyncWake",
+    "Guard",
+    "Options",
+    "Wake",
+    "Waiter",
+    "candidates",
+    "connection_error",
+    "encode_tuple",
+    "parse_url",
+    "prefix",
+]
+
+Tuple = tuple[Value, ...]
+
+BATCH = 256
+"""How many candidates a scan brings back at once for matching in this process."""
+
+_LONGEST_KEY = 64  # longer value encodings are indexed by their SHA-1
+_SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the names a server accepts too
+_ORDERS = ("fifo", "lifo", "random")
+_OPTIONS = ("space", "order", "capacity", "max_waiters")
+
+
+def _load_scripts() -> dict[str, str]:
+    text = resources.files(__package__).joinpath("_redis.lua").read_text(encoding="utf-8")
+    prelude, *parts = re.split(r"^--\[\[ (\w+) \]\]\n", text, flags=re.MULTILINE)
+    return {parts[i]: prelude + parts[i + 1] for i in range(0, len(parts), 2)}
+
+
+SCRIPTS = _load_scripts()
+"""The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, then
+one section per script)."""
+
+
+# -- the URL and the options ---------------------------------------------------------------
+
+
+class Options:
+    """Where the space is and how it behaves: ``redis`` is the URL of the Redis server
+    (without the space's options), the rest are the options of the space."""
+
+    __slots__ = ("capacity", "given", "max_waiters", "order", "redis", "space")
+
+    def __init__(self, redis: str, options: Mapping[str, Any]) -> None:
+        unknown = sorted(set(options) - set(_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"unknown option(s) {', '.join(unknown)} for a redis:// space; known: {', '.join(_OPTIONS)}"
+            )
+        self.redis = redis
+        self.space: str = options.get("space", "default")
+        if not isinstance(self.space, str) or _SPACE_NAME.fullmatch(self.space) is None:
+            raise ValueError(
+                f"space must be 1 to 128 letters, digits, '.', '_' or '-', starting with a letter "
+                f"or digit; got {self.space!r}"
+            )
+        self.order: str = options.get("order", "fifo")
+        if self.order not in _ORDERS:
+            raise ValueError(f"order must be one of {', '.join(_ORDERS)}; got {self.order!r}")
+        self.capacity: int | None = options.get("capacity")
+        if self.capacity is not None and (not _is_int(self.capacity) or self.capacity < 1):
+            raise ValueError(f"capacity must be a positive int or None, got {self.capacity!r}")
+        self.max_waiters: int = options.get("max_waiters", 100_000)
+        if not _is_int(self.max_waiters) or self.max_waiters < 0:
+            raise ValueError(f"max_waiters must be an int >= 0, got {self.max_waiters!r}")
+        # The options of the space kept in Redis that the caller chose (the others
+        # take what the space already has).
+        self.given = {k for k in ("order", "capacity") if k in options}
+
+    def stored(self) -> list[str]:
+        """The options as the ``open`` script stores them for a new space."""
+        capacity = "" if self.capacity is None else str(self.capacity)
+        return [self.order, capacity]
+
+    def adopt(self, stored: list[bytes | None]) -> None:
+        """Take the options the space has in Redis; ValueError if the caller chose others."""
+        order, capacity = (b"" if v is None else v for v in stored)
+        have: dict[str, Any] = {
+            "order": order.decode(),
+            "capacity": int(capacity) if capacity else None,
+        }
+        differ = [
+            f"{k}={have[k]!r} (not {getattr(self, k)!r})"
+            for k in sorted(self.given)
+            if have[k] != getattr(self, k)
+        ]
+        if differ:
+            raise ValueError(f"the space {self.space!r} in Redis exists with {', '.join(differ)}")
+        self.order, self.capacity = have["order"], have["capacity"]
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def parse_url(url: str, options: Mapping[str, Any]) -> Options:
+    """The options of ``redis://host:port/db?space=jobs&order=lifo`` (``rediss://`` for
+    TLS); keyword ``options`` override those of the URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
+    merged: dict[str, Any] = {}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in ("capacity", "max_waiters"):
+            try:
+                merged[name] = int(value)
+            except ValueError:
+                raise ValueError(f"option {name} must be an integer, got {value!r}") from None
+        else:
+            merged[name] = value
+    merged.update(options)
+    return Options(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), merged)
+
+
+def prefix(space: str) -> str:
+    """The start of every key of ``space``: its hash tag."""
+    return "{ts:" + space + "}"
+
+
+# -- tuples and templates ---------------------------------------------------------------------
+
+
+def _value_key(v: Value) -> tuple[str, bool]:
+    """The index key of a value, and whether it is its full encoding (not a digest)."""
+    data = encode(v)
+    if len(data) <= _LONGEST_KEY:
+        return data.decode(), True
+    return "#" + hashlib.sha1(data, usedforsecurity=False).hexdigest(), False
+
+
+def encode_tuple(t: object) -> tuple[Tuple, bytes, str]:
+    """A tuple to write, checked and normalized as the embedded space does (raising
+    :class:`~tuplespace.InvalidValue` naming the field), with its encoding and its
+    index keys joined by newlines (the canonical JSON encoding holds none)."""
+    checked = check_tuple(t, DEFAULT_LIMITS)
+    arity = len(checked)
+    keys = [f"a:{arity}"]
+    keys.extend(f"x:{arity}:{pos}:{_value_key(v)[0]}" for pos, v in enumerate(checked))
+    return checked, encode(checked), "\n".join(keys)
+
+
+def candidates(template: Template) -> tuple[list[str], bool]:
+    """The index keys whose intersection holds the candidates of ``template``, and
+    whether every candidate matches it (then Redis can pick, take and count alone)."""
+    arity = template.arity
+    keys = []
+    trusted = not template.checks
+    for pos, _ in template.exact:
+        key, full = _value_key(check_value(template.fields[pos]))
+        keys.append(f"x:{arity}:{pos}:{key}")
+        trusted = trusted and full
+    return keys or [f"a:{arity}"], trusted
+
+
+def decode_tuple(data: bytes) -> Tuple:
+    t = decode(data)
+    assert isinstance(t, tuple)
+    return t
+
+
+def pairs(reply: Iterable[Any]) -> list[tuple[int, bytes]]:
+    """``[id, data, id, data, ...]`` from a script, as pairs."""
+    it = iter(reply)
+    return [(int(i), data) for i, data in zip(it, it, strict=True)]
+
+
+def connection_error(options: Options, exc: BaseException, closed: bool) -> TupleSpaceError:
+    """The error of a failed call to Redis: the space was closed meanwhile, Redis cannot
+    be reached, or it refused (a script error, a full memory)."""
+    if closed:
+        return SpaceClosed("the space was closed")
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    if isinstance(exc, Unreachable):
+        return exc
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+        return Unreachable(f"cannot reach Redis at {options.redis} for space {options.space!r}: {exc}")
+    return StoreError(f"Redis failed for space {options.space!r}: {type(exc).__name__}: {exc}")
+
+
+# -- calls waiting in this process -------------------------------------------------------------
+
+
+W = TypeVar("W", "AsyncWake", "Wake")
+
+
+class Waiter(Interest, Generic[W]):
+    """A read or take waiting in this process.  The listener of the space's channel hands
+    a reader the tuple it waits for (``result``) and offers a taker the id of a tuple
+    to take (``offer``); an error that ends every wait is put in ``error``."""
+
+    __slots__ = ("error", "filed", "offer", "result", "take", "wake")
+
+    def __init__(self, seq: int, template: Template, take: bool, wake: W) -> None:
+        super().__init__(seq, template)
+        self.take = take
+        self.wake: W = wake
+        self.filed = False  # in the registry of the space's waiters
+        self.result: Tuple | None = None
+        self.offer: tuple[int, Tuple] | None = None
+        self.error: TupleSpaceError | None = None
+
+
+class Writer(Generic[W]):
+    """A write waiting in this process for room in a full space.  The listener tells
+    the first writer of the room made (``room``); a writer passes on what it does not
+    use when it ends, so writers get in in arrival order."""
+
+    __slots__ = ("error", "room", "trying", "wake")
+
+    def __init__(self, wake: W) -> None:
+        self.wake: W = wake
+        self.room = 0  # room told of, not yet tried
+        self.trying = 0  # room told of, being tried
+        self.error: TupleSpaceError | None = None
+
+
+# What the two faces do differently, side by side (``scripts/unasync.py`` renames
+# ``AsyncWake`` to ``Wake``): the async face runs on one event loop and needs no lock.
+
+
+class AsyncWake:
+    """Wakes one waiting call; the call clears it before it looks for what woke it."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    async def wait(self, timeout: float | None) -> None:
+        """Wait until set, at most ``timeout`` seconds (None: no limit)."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._event.wait()
+        except TimeoutError:
+            pass
+
+
+class Wake:
+    """Wakes one waiting call; the call clears it before it looks for what woke it."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, timeout: float | None) -> None:
+        """Wait until set, at most ``timeout`` seconds (None: no limit; a wait longer
+        than threads can wait at once ends early, and the caller looks again)."""
+        self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
+
+
+AsyncGuard = contextlib.nullcontext
+"""The async face's calls and its listener share one thread: nothing to guard."""
+Guard = threading.Lock
+"""The sync face's calls and its listener run in threads of their own."""

@@ -1,0 +1,568 @@
+"""A space whose state lives in Redis: :class:`AsyncRedisSpace` and its sync twin.
+
+Written once, for coroutines, in ``_redis_async.py``; ``scripts/unasync.py`` makes the
+sync twin, ``_redis_sync.py``, from it: edit the first, then run the script.
+
+Every change of the space is one Lua script, run atomically by Redis.  A call that
+must wait files a waiter in this process and listens on the space's pub/sub channel
+(one subscription per space and process, made by the first waiter): a write
+publishes its tuple there, and the listener hands it to the readers waiting for it
+and offers it to the first taker waiting for it, in arrival order; the taker then
+takes it by its id, and waits again if another process was faster.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from .._errors import InvalidValue, LimitReached, SpaceClosed, SpaceFull, Timeout, UnknownLease, Unreachable
+from .._registry import Registry
+from .._templates import Template, compile_template
+from .._values import Value
+from ..client._common import AsyncLease, check_lease, check_limit, check_timeout
+from ..client._primitives import AsyncBackground, AsyncLock
+from ._redis import (
+    BATCH,
+    SCRIPTS,
+    AsyncGuard,
+    AsyncWake,
+    Options,
+    Waiter,
+    Writer,
+    candidates,
+    connection_error,
+    decode_tuple,
+    encode_tuple,
+    pairs,
+    parse_url,
+    prefix,
+)
+
+__all__ = ["AsyncRedisSpace"]
+
+Tuple = tuple[Value, ...]
+Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to make a connection to Redis, and to wait for an answer to a call."""
+_START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None else repr(seconds * 1000.0)
+
+
+def _seconds(ms: bytes) -> float | None:
+    return float(ms) / 1000.0 if ms else None
+
+
+class AsyncRedisSpace:
+    """A space kept in Redis, shared by every process that opens it; the methods of
+    :class:`~tuplespace.AsyncSpace` for tuples.
+
+    >>> space = await tuplespace.connect_async("redis://127.0.0.1:6379/0?space=jobs")  # doctest: +SKIP
+    >>> await space.write(("job", 1, "resize"))                                       # doctest: +SKIP
+    >>> await space.take(("job", int, str), timeout=5)                                # doctest: +SKIP
+    ('job', 1, 'resize')
+
+    The options ``order`` and ``capacity`` are the space's: the
+    first process to open it sets them, and opening it with others raises
+    ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
+    count in Redis's clock.  A Redis that cannot be reached raises
+    :class:`~tuplespace.Unreachable`, also in every call waiting on it.
+    """
+
+    def __init__(self, options: Options) -> None:
+        self._options = options
+        self._key = prefix(options.space)
+        self._channel = self._key + ":ch"
+        retry = Retry(NoBackoff(), 0)  # a script is never run twice: a failure is the caller's to see
+        self._redis = Redis.from_url(
+            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT, retry=retry
+        )
+        # The subscription waits for messages without a time limit, on a connection of its own.
+        self._subscriber: Any = Redis.from_url(
+            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, retry=retry
+        )
+        self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
+        self._guard = AsyncGuard()
+        self._waiters: Registry[Waiter[AsyncWake]] = Registry()
+        self._writers: deque[Writer[AsyncWake]] = deque()
+        self._arrivals = itertools.count(1)
+        self._listening = AsyncLock()
+        self._pubsub: Any = None
+        self._listener: AsyncBackground | None = None
+        self._random = random.Random()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> AsyncRedisSpace:
+        """Open the space that ``url`` names (``redis://host:port/db?space=jobs``)."""
+        space = cls(parse_url(url, options))
+        try:
+            space._options.adopt(await space._call("open", space._options.stored()))
+        except BaseException:
+            await space.close()
+            raise
+        return space
+
+    @property
+    def name(self) -> str:
+        return self._options.space
+
+    @property
+    def order(self) -> str:
+        return self._options.order
+
+    @property
+    def capacity(self) -> int | None:
+        return self._options.capacity
+
+    # -- writing ----------------------------------------------------------------------------
+
+    async def write(
+        self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
+    ) -> AsyncLease:
+        """Write the tuple ``t``; see :meth:`tuplespace.Space.write`."""
+        _, data, keys = encode_tuple(t)
+        leases = await self._write([data, keys], check_lease(lease), check_timeout(timeout))
+        assert leases is not None
+        return leases[0]
+
+    async def write_many(
+        self, tuples: Iterable[Iterable[Value]], lease: float | None = None
+    ) -> list[AsyncLease]:
+        """Write several tuples at once, in order: all of them or none."""
+        items: list[str | bytes] = []
+        for i, t in enumerate(tuples):
+            try:
+                _, data, keys = encode_tuple(t)
+            except InvalidValue as exc:
+                exc.path = f"tuples[{i}]{exc.path}"
+                exc.args = (f"{exc.path}: {exc.reason}",)
+                raise
+            items += (data, keys)
+        lease = check_lease(lease)
+        if not items:
+            self._check_open()
+            return []
+        leases = await self._write(items, lease, 0)
+        assert leases is not None
+        return leases
+
+    async def _write(
+        self,
+        items: list[str | bytes],
+        lease: float | None,
+        timeout: float | None,
+        guard: tuple[str, int] = ("", 0),
+    ) -> list[AsyncLease] | None:
+        """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
+        allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
+        args = [guard[0], guard[1], _ms(lease), *items]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        writer: Writer[AsyncWake] | None = None
+        wrote = False
+        try:
+            while True:
+                if writer is not None:
+                    writer.wake.clear()
+                    with self._guard:
+                        writer.trying, writer.room = writer.room, 0
+                reply = await self._call("write", args)
+                if reply[0] == b"ok":
+                    wrote = True
+                    expires = _seconds(reply[1])
+                    return [AsyncLease(self, int(seq), expires) for seq in reply[2:]]
+                if reply[0] == b"retry":
+                    return None
+                capacity = self._options.capacity
+                if timeout == 0:
+                    n = len(items) // 2
+                    what = "the tuple does not fit" if n == 1 else f"{n} tuples do not fit"
+                    raise SpaceFull(
+                        f"{what}: the space holds {capacity}, its capacity",
+                        limit="capacity",
+                        maximum=capacity or 0,
+                    )
+                if writer is None:
+                    writer = self._add_writer()
+                    await self._listen()
+                    continue
+                writer.trying = 0  # the room went to another process
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout("the space stayed full: no room for the tuple in time")
+                expiry = float(reply[1]) / 1000.0  # a lease that ends makes room too
+                if expiry >= 0:
+                    left = expiry if left is None else min(left, expiry)
+                await writer.wake.wait(left)
+                if writer.error is not None:
+                    raise writer.error
+        finally:
+            if writer is not None:
+                self._remove_writer(writer, wrote)
+
+    # -- reading and taking ---------------------------------------------------------------------
+
+    async def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        """A copy of a matching tuple, waiting up to ``timeout`` seconds for one."""
+        return await self._block(compile_template(template), False, check_timeout(timeout))
+
+    async def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        """Remove and return a matching tuple, waiting up to ``timeout`` seconds for one."""
+        return await self._block(compile_template(template), True, check_timeout(timeout))
+
+    async def try_read(self, template: Any) -> Tuple | None:
+        """A matching tuple, or None at once if there is none."""
+        found = await self._select(compile_template(template), False, 1)
+        return found[0][1] if found else None
+
+    async def try_take(self, template: Any) -> Tuple | None:
+        """Remove and return a matching tuple, or None at once if there is none."""
+        found = await self._select(compile_template(template), True, 1)
+        return found[0][1] if found else None
+
+    async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        """All matching tuples (at most ``limit``), in the order of the space."""
+        compiled = compile_template(template)
+        return [t for _, t in await self._select(compiled, False, check_limit(limit))]
+
+    async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+        """Remove and return all matching tuples (at most ``limit``), in order."""
+        compiled = compile_template(template)
+        return [t for _, t in await self._select(compiled, True, check_limit(limit))]
+
+    async def count(self, template: Any) -> int:
+        """How many tuples match ``template``."""
+        compiled = compile_template(template)
+        keys, trusted = candidates(compiled)
+        if trusted:
+            reply = await self._call("find", ["count", "fifo", -1, BATCH, "-inf", *keys])
+            return int(reply[2])
+        return len((await self._scan(compiled, keys, None, "fifo"))[0])
+
+    async def _select(self, template: Template, take: bool, limit: int | None) -> list[tuple[int, Tuple]]:
+        """Up to ``limit`` matches in the space's order, with their ids; taken if ``take``."""
+        if limit == 0:
+            self._check_open()
+            return []
+        keys, trusted = candidates(template)
+        order = self._options.order
+        if trusted and order != "random":
+            mode = "take" if take else "read"
+            reply = await self._call(
+                "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], *keys]
+            )
+            return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
+        if order != "random":
+            return (await self._scan(template, keys, limit, order, take))[0]
+        found = (await self._scan(template, keys, None, "fifo"))[0]
+        self._random.shuffle(found)
+        if not take:
+            return found[:limit]
+        taken: list[tuple[int, Tuple]] = []
+        while found and (limit is None or len(taken) < limit):
+            # What another process took meanwhile is skipped.
+            n = BATCH if limit is None else limit - len(taken)
+            chosen, found = found[:n], found[n:]
+            got = {i for i, _ in pairs(await self._call("take", [i for i, _ in chosen]))}
+            taken += [(i, t) for i, t in chosen if i in got]
+        return taken
+
+    async def _scan(
+        self, template: Template, keys: list[str], limit: int | None, order: str, take: bool = False
+    ) -> tuple[list[tuple[int, Tuple]], int]:
+        """Up to ``limit`` matches of ``template`` among the candidates in ``keys``,
+        matched here, batch by batch (taken if ``take``); and the id of the latest tuple
+        written when the scan began."""
+        found: list[tuple[int, Tuple]] = []
+        cursor = _START[order]
+        seen = -1
+        while True:
+            reply = await self._call("find", ["scan", order, -1, BATCH, cursor, *keys])
+            if seen < 0:
+                seen = int(reply[1])
+            matches = [(i, t) for i, data in pairs(reply[3:]) if template.matches(t := decode_tuple(data))]
+            if limit is not None:
+                matches = matches[: limit - len(found)]
+            if take and matches:
+                got = {i for i, _ in pairs(await self._call("take", [i for i, _ in matches]))}
+                matches = [(i, t) for i, t in matches if i in got]
+            found += matches
+            if len(found) == limit or not reply[0]:
+                return found, seen
+            cursor = reply[0]
+
+    async def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+        found = await self._select(template, take, 1)
+        if found:
+            return found[0][1]
+        if timeout == 0:
+            raise Timeout(f"no tuple matches {template.fields!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = self._add_waiter(template, take)
+        try:
+            await self._listen()
+            while True:
+                waiter.wake.clear()
+                with self._guard:
+                    result, offer, waiter.offer = waiter.result, waiter.offer, None
+                if waiter.error is not None:
+                    raise waiter.error
+                if result is not None:
+                    return result
+                if offer is not None:
+                    reply = await self._call("take", [offer[0]])
+                    if reply:
+                        return offer[1]
+                found = await self._select(template, take, 1)
+                if found:
+                    return found[0][1]
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout(f"no tuple matched {template.fields!r} in time")
+                await waiter.wake.wait(left)
+        finally:
+            self._remove_waiter(waiter)
+
+    # -- atomic compound operations -----------------------------------------------------------------
+
+    async def replace(
+        self, template: Any, successor: Successor, lease: float | None = None, timeout: float | None = None
+    ) -> Tuple:
+        """Take a matching tuple and write its successor, in one atomic step; see
+        :meth:`tuplespace.Space.replace`."""
+        compiled = compile_template(template)
+        lease = check_lease(lease)
+        timeout = check_timeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = await self._select(compiled, False, 1)
+            if found:
+                seq, old = found[0]
+                _, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
+                if await self._call("replace", [seq, _ms(lease), data, keys]):
+                    return old
+                continue  # another process took it first
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            await self._block(compiled, False, left)
+
+    async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
+        """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
+        compiled = compile_template(template)
+        _, data, keys = encode_tuple(t)
+        lease = check_lease(lease)
+        arity = f"a:{compiled.arity}"
+        while True:
+            keys_of, trusted = candidates(compiled)
+            if trusted:
+                reply = await self._call("find", ["count", "fifo", 1, BATCH, "-inf", *keys_of])
+                seen, found = int(reply[1]), int(reply[2]) > 0
+            else:
+                matches, seen = await self._scan(compiled, keys_of, 1, "fifo")
+                found = bool(matches)
+            if found:
+                return False
+            # Written only if no tuple of the template's arity came since the look.
+            if await self._write([data, keys], lease, 0, (arity, seen)) is not None:
+                return True
+
+    # -- leases ---------------------------------------------------------------------------------------
+
+    async def _renew(self, seq: int, seconds: float | None) -> float | None:
+        reply = await self._call("renew", [seq, _ms(check_lease(seconds))])
+        if not reply[0]:
+            raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
+        return _seconds(reply[1])
+
+    async def _cancel(self, seq: int) -> None:
+        if not await self._call("cancel", [seq]):
+            raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
+
+    # -- calls waiting in this process ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SpaceClosed("the space is closed")
+
+    def _check_waiters(self) -> None:
+        self._check_open()
+        most = self._options.max_waiters
+        if self._waiters.count + len(self._writers) >= most:
+            raise LimitReached(
+                f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
+            )
+
+    def _add_waiter(self, template: Template, take: bool) -> Waiter[AsyncWake]:
+        with self._guard:
+            self._check_waiters()
+            waiter = Waiter(next(self._arrivals), template, take, AsyncWake())
+            self._waiters.add(waiter)
+            waiter.filed = True
+        return waiter
+
+    def _remove_waiter(self, waiter: Waiter[AsyncWake]) -> None:
+        with self._guard:
+            if waiter.filed:
+                self._waiters.remove(waiter)
+                waiter.filed = False
+            offer, waiter.offer = waiter.offer, None
+            if offer is not None:  # offered, but not taken by this call: the next may take it
+                self._offer(*offer)
+
+    def _add_writer(self) -> Writer[AsyncWake]:
+        with self._guard:
+            self._check_waiters()
+            writer = Writer(AsyncWake())
+            self._writers.append(writer)
+        return writer
+
+    def _remove_writer(self, writer: Writer[AsyncWake], wrote: bool) -> None:
+        with self._guard:
+            self._writers.remove(writer)
+            self._room(writer.room + max(writer.trying - wrote, 0))  # the room it did not use
+
+    async def _listen(self) -> None:
+        """Make sure this process listens on the space's channel."""
+        async with self._listening:
+            if self._listener is not None:
+                return
+            self._check_open()
+            pubsub = self._subscriber.pubsub()
+            try:
+                await pubsub.subscribe(self._channel)
+                # Once Redis confirms the subscription, every later write reaches this process.
+                confirmed = await pubsub.get_message(timeout=CONNECT_TIMEOUT)
+                if confirmed is None or confirmed["type"] != "subscribe":
+                    raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
+            except (RedisError, Unreachable) as exc:
+                await pubsub.aclose()
+                raise connection_error(self._options, exc, self._closed) from exc
+            with self._guard:
+                closed = self._closed
+                if not closed:
+                    self._pubsub = pubsub
+                    self._listener = AsyncBackground(self._receive)
+            if closed:
+                await pubsub.aclose()
+                self._check_open()
+
+    async def _receive(self) -> None:
+        """The listener: hand what is published to the calls waiting here."""
+        pubsub = self._pubsub
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                if message is not None and message["type"] == "message":
+                    with self._guard:
+                        self._dispatch(message["data"])
+        except Exception as exc:
+            with self._guard:
+                if self._closed:
+                    return  # close() has ended the subscription and tells the waiting calls
+                self._listener = None
+                self._pubsub = None
+                error = connection_error(self._options, exc, False)
+                for w in [*self._waiters, *self._writers]:
+                    w.error = error
+                    w.wake.set()
+            await pubsub.aclose()
+
+    def _dispatch(self, data: bytes) -> None:
+        head, _, body = data.partition(b" ")
+        if head == b"r":
+            self._room(int(body))
+        elif self._waiters.count:
+            self._offer(int(head), decode_tuple(body))
+
+    def _offer(self, seq: int, t: Tuple) -> None:
+        """Hand ``t`` to the readers waiting for it and offer it to the first taker, in
+        arrival order (readers that came after that taker do not see it)."""
+        for w in self._waiters.matching(t):
+            if not w.take:
+                w.result = t
+                self._waiters.remove(w)
+                w.filed = False
+                w.wake.set()
+            elif w.offer is None:
+                w.offer = (seq, t)
+                w.wake.set()
+                return
+
+    def _room(self, n: int) -> None:
+        """Tell the first writer waiting here that ``n`` tuples left the space."""
+        if n > 0 and self._writers:
+            first = self._writers[0]
+            first.room += n
+            first.wake.set()
+
+    # -- calls to Redis -----------------------------------------------------------------------------
+
+    async def _call(self, script: str, args: list[Any]) -> Any:
+        self._check_open()
+        try:
+            return await self._scripts[script](keys=[self._key], args=args)
+        except RedisError as exc:
+            raise connection_error(self._options, exc, self._closed) from exc
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def statistics(self) -> dict[str, Any]:
+        """Counts of the space's tuples (in Redis) and of the calls waiting in this process."""
+        with self._guard:
+            local = {
+                "waiters": self._waiters.count + len(self._writers),
+                "waiting_writers": len(self._writers),
+                "capacity": self._options.capacity,
+                "order": self._options.order,
+                "closed": self._closed,
+            }
+        if self._closed:
+            return local
+        tuples, leased, expired, cancelled = await self._call("statistics", [])
+        return {
+            "tuples": tuples,
+            "leased_tuples": leased,
+            "expired": int(expired),
+            "cancelled": int(cancelled),
+            **local,
+        }
+
+    async def close(self) -> None:
+        """Stop using the space (its tuples stay in Redis): waiting calls raise
+        :class:`~tuplespace.SpaceClosed`, as does every later call."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
+            error = SpaceClosed("the space was closed while waiting")
+            for w in [*self._waiters, *self._writers]:
+                w.error = error
+                w.wake.set()
+            pubsub, listener = self._pubsub, self._listener
+        if pubsub is not None:
+            await pubsub.aclose()  # ends the listener's wait for a message
+        if listener is not None:
+            await listener.stop()
+        await self._subscriber.aclose()
+        await self._redis.aclose()
+
+    async def __aenter__(self) -> AsyncRedisSpace:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"AsyncRedisSpace({self._options.redis!r}, space={self._options.space!r})"

@@ -1,0 +1,147 @@
+"""Spaces kept in Redis, beyond the contract tests: several processes share one space,
+a write in one wakes a take blocked in another, and a Redis that goes away is an error,
+never a hang.  Every test talks to a real redis-server."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, RedisServer, spawn, wait_for_waiters
+from tuplespace import ANY
+
+# A child process: opens the space at argv[1], runs the code given after it.
+CHILD = """
+import sys
+import tuplespace as ts
+from tuplespace import ANY
+space = ts.connect(sys.argv[1])
+{code}
+space.close()
+"""
+
+
+def run_child(url: str, code: str) -> subprocess.Popen[str]:
+    """Start a Python process that runs ``code`` on the space ``url`` (``space``)."""
+    source = CHILD.format(code=textwrap.dedent(code))
+    return subprocess.Popen(
+        [sys.executable, "-c", source, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finished(child: subprocess.Popen[str]) -> str:
+    """What ``child`` printed; fails if it failed."""
+    out, err = child.communicate(timeout=PATIENCE)
+    assert child.returncode == 0, err
+    return out
+
+
+@pytest.fixture
+def url(redis_server: RedisServer) -> str:
+    return redis_server.space_url()
+
+
+@pytest.fixture
+def space(url: str) -> Iterator[Any]:
+    with ts.connect(url) as space:
+        yield space
+
+
+def test_two_processes_share_one_space(url: str, space: Any) -> None:
+    finished(run_child(url, 'space.write_many([("job", n) for n in range(3)])'))
+    assert space.take_all(("job", int)) == [("job", 0), ("job", 1), ("job", 2)]
+    space.write(("reply", "from the parent"))
+    assert finished(run_child(url, 'print(space.take(("reply", str), timeout=0)[1])')) == "from the parent\n"
+    assert space.count((ANY, ANY)) == 0
+
+
+def test_a_take_blocked_here_is_woken_by_a_write_in_another_process(url: str, space: Any) -> None:
+    taker = spawn(space.take, ("job", int))
+    wait_for_waiters(space, 1)
+    finished(run_child(url, 'space.write(("other", 1)); space.write(("job", 7))'))
+    assert taker.result(PATIENCE) == ("job", 7)
+    assert space.read_all((ANY, ANY)) == [("other", 1)]
+
+
+def test_a_take_blocked_in_another_process_is_woken_by_a_write_here(url: str, space: Any) -> None:
+    child = run_child(url, 'space.write(("ready",)); print(space.take(("job", int))[1])')
+    assert space.take(("ready",), timeout=PATIENCE) == ("ready",)
+    space.write(("job", 42))
+    assert finished(child) == "42\n"
+    assert space.count(("job", ANY)) == 0
+
+
+def test_takers_in_two_processes_share_the_tuples_without_duplicates(url: str, space: Any) -> None:
+    code = """
+    got = []
+    while True:
+        t = space.take(("job", ANY))
+        if t[1] is None:
+            break
+        got.append(t[1])
+    print(" ".join(map(str, got)))
+    """
+    children = [run_child(url, code) for _ in range(2)]
+    space.write_many([("job", n) for n in range(200)])
+    space.write_many([("job", None), ("job", None)])
+    taken = [int(n) for child in children for n in finished(child).split()]
+    assert sorted(taken) == list(range(200))
+    assert space.count(("job", ANY)) == 0
+
+
+def test_a_space_keeps_the_options_it_was_made_with(url: str, space: Any) -> None:
+    with pytest.raises(ValueError, match="order='fifo'"):
+        ts.connect(url, order="lifo")
+    with ts.connect(url) as again:
+        assert again.order == "fifo"
+    with ts.connect(url.replace("?space=", "?order=lifo&capacity=2&space=") + "-other") as other:
+        assert (other.order, other.capacity) == ("lifo", 2)
+
+
+@pytest.mark.parametrize(
+    ("option", "named"),
+    [
+        ("order=newest", "order"),
+        ("capacity=0", "capacity"),
+        ("capacity=x", "capacity"),
+        ("space=a%7Bb%7D", "space"),
+        ("durability=full", "durability"),
+    ],
+)
+def test_invalid_options_are_refused(redis_server: RedisServer, option: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        ts.connect(f"{redis_server.url}?{option}")
+
+
+def test_a_redis_that_goes_away_is_an_error_for_waiting_and_later_calls(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with ts.connect(server.space_url()) as space:
+            space.write(("job", 1))
+            taker = spawn(space.take, ("other",))
+            wait_for_waiters(space, 1)
+            server.kill()
+            with pytest.raises(ts.Unreachable) as info:
+                taker.result(PATIENCE)
+            assert isinstance(info.value, ConnectionError)
+            assert server.url in str(info.value)
+            with pytest.raises(ts.Unreachable):
+                space.write(("job", 2))
+            with pytest.raises(ts.Unreachable):
+                space.take(("job", int), timeout=PATIENCE)
+    finally:
+        server.kill()
+
+
+def test_a_redis_that_is_not_there_is_an_error_at_once(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    server.kill()
+    with pytest.raises(ts.Unreachable):
+        ts.connect(server.space_url())
