@@ -803,6 +803,59 @@ def test_the_token_api_and_revocation_take_effect_at_once(secured: tuple[Server,
     assert [t["name"] for t in saved["tokens"]] == ["ops", "reader"]
 
 
+def test_revoking_a_token_ends_its_waiting_takes_and_its_streams(secured: tuple[Server, Path]) -> None:
+    server, _ = secured
+    with client(server, ADMIN) as admin, client(server, WORKER) as worker:
+        admin.put("/spaces/jobs")
+        take = {"template": ["job", ANY], "timeout": None}
+        waiting = [
+            spawn(worker.post, "/spaces/jobs/take", json=take),
+            spawn(worker.post, "/spaces/jobs/take", json={**take, "claim": True}),
+        ]
+        bearer = {"Authorization": f"Bearer {WORKER}"}
+        streams = [
+            Events(server, events_path("jobs", ["job", ANY]), bearer),
+            Events(server, "/spaces/jobs/records/events", bearer),
+        ]
+        try:
+            for stream in streams:
+                assert stream.status == 200
+                assert stream.next(skip_comments=False) == ("", "comment", "subscribed")
+            wait_until(lambda: stats(admin, "jobs")["waiters"] == 2, "the takes to wait")
+            assert admin.delete("/tokens/worker").status_code == 204
+            for call in waiting:
+                assert error(call.result(PATIENCE), 401, "unauthorized")["message"] == "the token was revoked"
+            for stream in streams:
+                assert stream.next() is None  # the stream ended
+        finally:
+            for stream in streams:
+                stream.close()
+        admin.post("/spaces/jobs/write", json={"tuple": ["job", 1]})
+        assert all_tuples(admin, "jobs", 2) == [["job", 1]]
+        assert stats(admin, "jobs")["subscribers"] == 0
+        assert len(server.api.token_work) == 0
+
+
+def test_a_request_whose_token_is_revoked_before_it_waits_does_not_wait(secured: tuple[Server, Path]) -> None:
+    server, _ = secured
+    with client(server, ADMIN) as admin, client(server, WORKER) as worker:
+        admin.put("/spaces/jobs")
+        # A body that has not all arrived holds the request after its token was checked.
+        body = json.dumps({"template": ["job"], "timeout": None}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE) as sock:
+            head = (
+                f"POST /spaces/jobs/take HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {WORKER}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:5])
+            wait_until(lambda: server.api.requests >= 2, "the request to begin")
+            assert admin.delete("/tokens/worker").status_code == 204
+            sock.sendall(body[5:])
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+        assert worker.post("/spaces/jobs/take", json={"template": ["job"]}).status_code == 401
+
+
 def test_the_token_file_is_read_again_at_start(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps(TOKENS))
