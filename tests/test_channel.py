@@ -219,6 +219,18 @@ def test_a_channel_opens_with_a_hello(http_server: LiveServer, hello: bytes) -> 
             conn.recv()
 
 
+def test_a_hello_from_a_web_page_of_another_origin_is_refused(serve: Serve) -> None:
+    server = serve(cors_origins=["https://app.example"])
+    with Conn(server, json.dumps({"origin": "http://evil.example"}).encode()) as refused:
+        head, _, body = refused.recv().partition(b"\n")
+        assert head == b"0 403"
+        assert json.loads(body)["error"]["field"] == "Origin"
+        with pytest.raises(ConnectionError):
+            refused.recv()
+    with Conn(server, json.dumps({"origin": "https://app.example"}).encode()) as allowed:
+        assert json.loads(allowed.recv())["server"] == "pytuplespace"
+
+
 def test_a_frame_past_the_limit_closes_the_channel(ws: Conn) -> None:
     ws.sock.sendall((64 << 20).to_bytes(4, "big") + b"1 POST /spaces/s/write\n")
     request_id, status, body = answer(ws)

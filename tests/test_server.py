@@ -141,7 +141,8 @@ def test_space_options_are_checked(http: httpx.Client) -> None:
     assert (
         error(http.put("/spaces/s", json={"anonymous": ["fly"]}), 400, "bad_request")["field"] == "anonymous"
     )
-    assert error(http.put("/spaces/s", content=b"[1]"), 400, "bad_request")
+    not_an_object = http.put("/spaces/s", content=b"[1]", headers={"Content-Type": "application/json"})
+    assert error(not_an_object, 400, "bad_request")
     assert error(http.put("/spaces/-bad", json={}), 400, "bad_request")["field"] == "space"
     assert http.get("/spaces").json() == {"spaces": []}
 
@@ -892,6 +893,101 @@ def test_bad_token_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         create_app(tokens=tmp_path / "bad.json")
+
+
+# -- browsers and the network -------------------------------------------------------------------
+
+EVIL = "http://evil.example"
+
+
+def test_a_page_of_another_origin_cannot_make_the_server_act(tmp_path: Path) -> None:
+    with running(store="memory", cors_origins=["https://app.example"]) as server, client(server) as http:
+        own = f"http://127.0.0.1:{server.port}"
+        # What any page can send without asking first: a text/plain POST.
+        plain = {"Origin": EVIL, "Content-Type": "text/plain"}
+        refused = error(
+            http.post("/spaces/s/write", content='{"tuple": ["x"]}', headers=plain), 403, "forbidden"
+        )
+        assert refused["field"] == "Origin"
+        assert EVIL in refused["message"]
+        error(http.post("/spaces/s/write", json={"tuple": ["x"]}, headers={"Origin": EVIL}), 403, "forbidden")
+        error(
+            http.post("/spaces/s/take", json={"template": [ANY]}, headers={"Origin": "null"}),
+            403,
+            "forbidden",
+        )
+        error(
+            http.get("/spaces/s/events", params={"template": "[]"}, headers={"Origin": EVIL}),
+            403,
+            "forbidden",
+        )
+        assert http.get("/spaces").json() == {"spaces": []}  # nothing was created
+        assert http.post("/spaces/s/write", json={"tuple": ["x"]}, headers={"Origin": own}).status_code == 200
+        allowed = http.post(
+            "/spaces/s/write", json={"tuple": ["x"]}, headers={"Origin": "https://app.example"}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert http.post("/spaces/s/count", json={"template": [ANY]}).json() == {"count": 2}
+    with running(store="memory") as server, client(server) as http:
+        origin = {"Origin": "https://app.example"}
+        error(http.post("/spaces/s/write", json={"tuple": ["x"]}, headers=origin), 403, "forbidden")
+        local = {"Host": f"localhost:{server.port}", "Origin": f"http://localhost:{server.port}"}
+        assert http.post("/spaces/s/write", json={"tuple": ["x"]}, headers=local).status_code == 200
+
+
+def test_a_request_body_is_json(server: Server, http: httpx.Client) -> None:
+    content = json.dumps({"tuple": ["x"]})
+    for headers in (
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {},
+    ):
+        refused = error(
+            http.post("/spaces/s/write", content=content, headers=headers), 415, "unsupported_media_type"
+        )
+        assert refused["field"] == "Content-Type"
+        assert "application/json" in refused["message"]
+    refused = error(
+        http.put("/spaces/t", content=b"{}", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    assert "'text/plain'" in refused["message"]
+    assert http.get("/spaces").json() == {"spaces": []}
+    typed = {"Content-Type": "application/json; charset=utf-8"}
+    assert http.post("/spaces/s/write", content=content, headers=typed).status_code == 200
+    # Requests without a body need no type.
+    assert http.put("/spaces/t").status_code == 201
+    assert http.delete("/spaces/t").status_code == 204
+    assert http.post("/spaces/s/count", json={"template": [ANY]}).json() == {"count": 1}
+
+
+def test_only_the_hosts_the_server_serves_are_answered(tmp_path: Path) -> None:
+    with running(store="memory", allowed_hosts=["tuples.example"]) as server, client(server) as http:
+        port = server.port
+        for host in (
+            "evil.example",
+            f"evil.example:{port}",
+            f"127.0.0.1.evil.example:{port}",
+            "localhost.evil",
+        ):
+            refused = error(http.get("/health", headers={"Host": host}), 421, "misdirected_request")
+            assert refused["field"] == "Host"
+            assert "--allowed-host" in refused["message"]
+        # A page of a rebound name that calls "its own" server is refused before anything acts.
+        rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        error(
+            http.post("/spaces/s/write", json={"tuple": ["x"]}, headers=rebound), 421, "misdirected_request"
+        )
+        served = (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}", "10.1.2.3:8765")
+        for host in (*served, "tuples.example", f"Tuples.Example.:{port}"):
+            assert http.get("/health", headers={"Host": host}).status_code == 200, host
+        assert http.post("/spaces/s/count", json={"template": [ANY]}).json() == {"count": 0}
+    with running(store="memory", allowed_hosts=["*"]) as server, client(server) as http:
+        assert http.get("/health", headers={"Host": "any.example"}).status_code == 200
+    with pytest.raises(ValueError, match="allowed host"):
+        create_app(allowed_hosts=["tuples.example:8765"])
 
 
 # -- limits and malformed input ------------------------------------------------------------------
