@@ -118,7 +118,7 @@ def create_app(
         version=__version__,
         description="A tuple space over HTTP: see docs/http-api.md.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served with the dashboard, from files of its own
         redoc_url=None,
     )
     app.state.api = api
