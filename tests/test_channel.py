@@ -176,6 +176,7 @@ def test_a_channel_that_closes_while_its_take_waits_withdraws_the_wait(http_serv
     url = http_server.space_url()
     space = url.rpartition("/")[2]
     with ts.connect(url) as observer:
+        assert observer.count(("late",)) == 0  # the space exists before its statistics are asked for
         with channel(http_server) as waiting:
             send(waiting, 1, f"POST /spaces/{space}/take", {"template": ["late"], "timeout": None})
             wait_until(lambda: observer.statistics()["waiters"] == 1, "the take to wait")
