@@ -24,10 +24,12 @@ Serve = Callable[..., LiveServer]
 
 ADMIN = "admin-token-0123456789"
 READER = "reader-token-0123456789"
+TAKER = "taker-token-0123456789"
 TOKENS = {
     "tokens": [
         {"name": "admin", "token": ADMIN, "admin": True},
         {"name": "reader", "token": READER, "spaces": {"*": ["read"]}},
+        {"name": "taker", "token": TAKER, "spaces": {"*": ["read", "take"]}},
     ]
 }
 
@@ -153,10 +155,28 @@ def test_the_token_of_the_handshake_holds_for_every_request_and_its_revocation_a
         assert ask(reader, "POST /spaces/s/count", {"template": ["a"]})[1]["error"]["code"] == "unauthorized"
 
 
+def test_revoking_a_token_answers_its_waiting_requests_401_and_they_take_nothing(serve: Serve) -> None:
+    server = serve(tokens=TOKENS)
+    with channel(server, ADMIN) as admin, channel(server, TAKER) as taker:
+        assert ask(admin, "PUT /spaces/s")[0] == 201
+        send(taker, 1, "POST /spaces/s/take", {"template": ["late"], "timeout": None})
+        send(taker, 2, "POST /spaces/s/take", {"template": ["late"], "timeout": None, "claim": True})
+        wait_until(lambda: ask(admin, "GET /spaces/s")[1]["statistics"]["waiters"] == 2, "the takes to wait")
+        assert ask(admin, "DELETE /tokens/taker")[0] == 204
+        answers = sorted(answer(taker) for _ in range(2))
+        assert [(rid, status, body["error"]["code"]) for rid, status, body in answers] == [
+            (1, 401, "unauthorized"),
+            (2, 401, "unauthorized"),
+        ]
+        assert ask(admin, "POST /spaces/s/write", {"tuple": ["late"]})[0] == 200
+        assert ask(admin, "POST /spaces/s/count", {"template": ["late"]}) == (200, {"count": 1})
+
+
 def test_a_channel_that_closes_while_its_take_waits_withdraws_the_wait(http_server: LiveServer) -> None:
     url = http_server.space_url()
     space = url.rpartition("/")[2]
     with ts.connect(url) as observer:
+        assert observer.count(("late",)) == 0  # the space exists before its statistics are asked for
         with channel(http_server) as waiting:
             send(waiting, 1, f"POST /spaces/{space}/take", {"template": ["late"], "timeout": None})
             wait_until(lambda: observer.statistics()["waiters"] == 1, "the take to wait")
@@ -198,6 +218,18 @@ def test_a_channel_opens_with_a_hello(http_server: LiveServer, hello: bytes) -> 
         assert (request_id, status, body["error"]["code"]) == (0, 400, "bad_request")
         with pytest.raises(ConnectionError):
             conn.recv()
+
+
+def test_a_hello_from_a_web_page_of_another_origin_is_refused(serve: Serve) -> None:
+    server = serve(cors_origins=["https://app.example"])
+    with Conn(server, json.dumps({"origin": "http://evil.example"}).encode()) as refused:
+        head, _, body = refused.recv().partition(b"\n")
+        assert head == b"0 403"
+        assert json.loads(body)["error"]["field"] == "Origin"
+        with pytest.raises(ConnectionError):
+            refused.recv()
+    with Conn(server, json.dumps({"origin": "https://app.example"}).encode()) as allowed:
+        assert json.loads(allowed.recv())["server"] == "pytuplespace"
 
 
 def test_a_frame_past_the_limit_closes_the_channel(ws: Conn) -> None:

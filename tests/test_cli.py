@@ -128,6 +128,8 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
         "max_fields=3",
         "--cors-origin",
         "https://app.example",
+        "--allowed-host",
+        "tuples.example",
         "--log-level",
         "info",
     ]
@@ -144,6 +146,8 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
             assert allowed.headers["access-control-allow-origin"] == "https://app.example"
             stranger = http.options("/spaces/s/take", headers={**preflight, "Origin": "https://evil.example"})
             assert "access-control-allow-origin" not in stranger.headers
+            assert http.get("/health", headers={"Host": "tuples.example"}).status_code == 200
+            assert http.get("/health", headers={"Host": "evil.example"}).status_code == 421
             assert http.put("/spaces/s", headers=admin).json()["options"] == {
                 "order": "fifo",
                 "capacity": None,
@@ -161,6 +165,34 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
             assert http.post("/spaces/s/write", json={"tuple": ["x"]}).status_code == 401
         assert process.stop(signal.SIGTERM) == 0
     assert not (tmp_path / "tuplespace-data").exists()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "tuples.example"])
+def test_serve_refuses_a_network_without_tokens(tmp_path: Path, host: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tuplespace", "serve", "--memory", "--port", "0", "--host", host],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"tuplespace serve: refusing to serve {host} without --tokens: every client on its network could "
+        "read, write and take every tuple (give --tokens FILE, or --insecure-no-tokens to serve it anyway)"
+    ]
+
+
+def test_serve_on_a_network_with_tokens_or_when_told_to_without(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text('{"tokens": [{"name": "ops", "token": "admin-secret-0123456789", "admin": true}]}')
+    serve = [sys.executable, "-m", "tuplespace", "serve", "--memory", "--port", "0", "--host", "0.0.0.0"]
+    for extra, status in ((["--tokens", str(tokens)], 401), (["--insecure-no-tokens"], 200)):
+        with serving([*serve, *extra], tmp_path) as process:
+            port = process.url().rpartition(":")[2]
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=PATIENCE) as http:
+                assert http.post("/spaces/s/write", json={"tuple": ["x"]}).status_code == status
+            assert process.stop(signal.SIGTERM) == 0
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:

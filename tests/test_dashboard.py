@@ -165,6 +165,26 @@ def test_the_dashboard_is_served_with_its_types_and_policy_outside_the_api(
         assert missing.json()["error"]["code"] == "not_found"
 
 
+def test_the_api_documentation_is_served_with_every_file_it_needs_and_a_policy(serve: Serve) -> None:
+    server = serve(store="memory")
+    with httpx.Client(base_url=server.url, timeout=PATIENCE) as http:
+        page = http.get("/docs")
+        assert page.status_code == 200
+        assert page.headers["content-type"] == "text/html; charset=utf-8"
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        references = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+        assert len(references) == 4, references  # its icon, style sheet and two scripts
+        for reference in references:
+            assert not reference.startswith(("http:", "https:", "//")), reference  # nothing from elsewhere
+            asset = http.get(f"/{reference}")
+            assert asset.status_code == 200, reference
+            assert asset.headers["x-content-type-options"] == "nosniff"
+            assert "default-src 'none'" in asset.headers["content-security-policy"]
+        assert "SwaggerUIBundle" in http.get("/docs/swagger-ui-bundle.js").text
+        assert '"openapi.json"' in http.get("/docs/docs.js").text
+        assert "/docs" not in http.get("/openapi.json").json()["paths"]
+
+
 # -- the page ----------------------------------------------------------------------------
 
 
@@ -367,3 +387,19 @@ def test_a_record_is_created_found_watched_set_and_destroyed_through_the_forms(
     gone = httpx.post(f"{server.url}/spaces/plant/records/open", json={"ref": "sensors/kitchen"})
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "record_not_found"
+
+
+def test_the_api_documentation_works_from_the_server_alone(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    page.goto(server.url + "/docs")
+    write = page.locator("#operations-default-write")
+    expect(write.locator(".opblock-summary-path")).to_have_text("/spaces/{space}/write")
+    write.locator(".opblock-summary").click()
+    write.get_by_role("button", name="Try it out").click()
+    write.get_by_placeholder("space").fill("jobs")
+    write.locator("textarea.body-param__text").fill('{"tuple": ["job", 1]}')
+    write.get_by_role("button", name="Execute").click()
+    expect(write.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    screenshot(page, "docs.png")
+    count = httpx.post(f"{server.url}/spaces/jobs/count", json={"template": ["job", {"$any": True}]})
+    assert count.json() == {"count": 1}

@@ -820,6 +820,38 @@ def test_whoever_opens_a_capability_address_gets_its_rights(space: Any) -> None:
         theirs.get("n")
 
 
+@pytest.mark.embedded(
+    "over HTTP the binding resumes the ended stream and the server refuses the revoked capability "
+    "(test_server_records.py)"
+)
+def test_a_watch_through_a_capability_ends_when_the_capability_does(space: Any) -> None:
+    rec = space.create("r", {"n": 1})
+    revoked = rec.capability({"watch"})
+    kept = rec.capability({"watch"})
+    with (
+        space.record(revoked.address).watch() as through_revoked,
+        space.record(kept.address).watch() as through_kept,
+        rec.watch() as own,
+    ):
+        revoked.revoke()
+        assert through_revoked.get(timeout=PATIENCE) is None
+        assert through_revoked.closed
+        rec.set("n", 2)
+        assert [c.value for c in (through_kept.get(timeout=PATIENCE), own.get(timeout=PATIENCE))] == [2, 2]
+
+
+def test_a_watch_through_a_capability_ends_when_its_lease_does(
+    sim_space: Any, clock: ts.SimulatedClock
+) -> None:
+    rec = sim_space.create("r", {"n": 1})
+    cap = rec.capability({"watch"}, lease=30)
+    with cap.watch() as watch:
+        clock.advance(30)
+        with pytest.raises(ts.CapabilityRevoked):
+            cap.get("n")
+        assert watch.get(timeout=PATIENCE) is None
+
+
 def test_a_capability_follows_its_record_through_a_move(space: Any) -> None:
     rec = space.create("r", {"n": 1})
     cap = rec.capability({"read"})

@@ -162,7 +162,8 @@ def test_space_options_are_checked(http: httpx.Client) -> None:
     assert (
         error(http.put("/spaces/s", json={"anonymous": ["fly"]}), 400, "bad_request")["field"] == "anonymous"
     )
-    assert error(http.put("/spaces/s", content=b"[1]"), 400, "bad_request")
+    not_an_object = http.put("/spaces/s", content=b"[1]", headers={"Content-Type": "application/json"})
+    assert error(not_an_object, 400, "bad_request")
     assert error(http.put("/spaces/-bad", json={}), 400, "bad_request")["field"] == "space"
     assert http.get("/spaces").json() == {"spaces": []}
 
@@ -945,6 +946,59 @@ def test_the_token_api_and_revocation_take_effect_at_once(secured: tuple[Server,
     assert [t["name"] for t in saved["tokens"]] == ["ops", "reader"]
 
 
+def test_revoking_a_token_ends_its_waiting_takes_and_its_streams(secured: tuple[Server, Path]) -> None:
+    server, _ = secured
+    with client(server, ADMIN) as admin, client(server, WORKER) as worker:
+        admin.put("/spaces/jobs")
+        take = {"template": ["job", ANY], "timeout": None}
+        waiting = [
+            spawn(worker.post, "/spaces/jobs/take", json=take),
+            spawn(worker.post, "/spaces/jobs/take", json={**take, "claim": True}),
+        ]
+        bearer = {"Authorization": f"Bearer {WORKER}"}
+        streams = [
+            Events(server, events_path("jobs", ["job", ANY]), bearer),
+            Events(server, "/spaces/jobs/records/events", bearer),
+        ]
+        try:
+            for stream in streams:
+                assert stream.status == 200
+                assert stream.next(skip_comments=False) == ("", "comment", "subscribed")
+            wait_until(lambda: stats(admin, "jobs")["waiters"] == 2, "the takes to wait")
+            assert admin.delete("/tokens/worker").status_code == 204
+            for call in waiting:
+                assert error(call.result(PATIENCE), 401, "unauthorized")["message"] == "the token was revoked"
+            for stream in streams:
+                assert stream.next() is None  # the stream ended
+        finally:
+            for stream in streams:
+                stream.close()
+        admin.post("/spaces/jobs/write", json={"tuple": ["job", 1]})
+        assert all_tuples(admin, "jobs", 2) == [["job", 1]]
+        assert stats(admin, "jobs")["subscribers"] == 0
+        assert len(server.api.token_work) == 0
+
+
+def test_a_request_whose_token_is_revoked_before_it_waits_does_not_wait(secured: tuple[Server, Path]) -> None:
+    server, _ = secured
+    with client(server, ADMIN) as admin, client(server, WORKER) as worker:
+        admin.put("/spaces/jobs")
+        # A body that has not all arrived holds the request after its token was checked.
+        body = json.dumps({"template": ["job"], "timeout": None}).encode()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE) as sock:
+            head = (
+                f"POST /spaces/jobs/take HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {WORKER}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:5])
+            wait_until(lambda: server.api.requests >= 2, "the request to begin")
+            assert admin.delete("/tokens/worker").status_code == 204
+            sock.sendall(body[5:])
+            answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 401"), answer
+        assert worker.post("/spaces/jobs/take", json={"template": ["job"]}).status_code == 401
+
+
 def test_the_token_file_is_read_again_at_start(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps(TOKENS))
@@ -981,6 +1035,101 @@ def test_bad_token_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         create_app(tokens=tmp_path / "bad.json")
+
+
+# -- browsers and the network -------------------------------------------------------------------
+
+EVIL = "http://evil.example"
+
+
+def test_a_page_of_another_origin_cannot_make_the_server_act(tmp_path: Path) -> None:
+    with running(store="memory", cors_origins=["https://app.example"]) as server, client(server) as http:
+        own = f"http://127.0.0.1:{server.port}"
+        # What any page can send without asking first: a text/plain POST.
+        plain = {"Origin": EVIL, "Content-Type": "text/plain"}
+        refused = error(
+            http.post("/spaces/s/write", content='{"tuple": ["x"]}', headers=plain), 403, "forbidden"
+        )
+        assert refused["field"] == "Origin"
+        assert EVIL in refused["message"]
+        error(http.post("/spaces/s/write", json={"tuple": ["x"]}, headers={"Origin": EVIL}), 403, "forbidden")
+        error(
+            http.post("/spaces/s/take", json={"template": [ANY]}, headers={"Origin": "null"}),
+            403,
+            "forbidden",
+        )
+        error(
+            http.get("/spaces/s/events", params={"template": "[]"}, headers={"Origin": EVIL}),
+            403,
+            "forbidden",
+        )
+        assert http.get("/spaces").json() == {"spaces": []}  # nothing was created
+        assert http.post("/spaces/s/write", json={"tuple": ["x"]}, headers={"Origin": own}).status_code == 200
+        allowed = http.post(
+            "/spaces/s/write", json={"tuple": ["x"]}, headers={"Origin": "https://app.example"}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+        assert http.post("/spaces/s/count", json={"template": [ANY]}).json() == {"count": 2}
+    with running(store="memory") as server, client(server) as http:
+        origin = {"Origin": "https://app.example"}
+        error(http.post("/spaces/s/write", json={"tuple": ["x"]}, headers=origin), 403, "forbidden")
+        local = {"Host": f"localhost:{server.port}", "Origin": f"http://localhost:{server.port}"}
+        assert http.post("/spaces/s/write", json={"tuple": ["x"]}, headers=local).status_code == 200
+
+
+def test_a_request_body_is_json(server: Server, http: httpx.Client) -> None:
+    content = json.dumps({"tuple": ["x"]})
+    for headers in (
+        {"Content-Type": "text/plain"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {},
+    ):
+        refused = error(
+            http.post("/spaces/s/write", content=content, headers=headers), 415, "unsupported_media_type"
+        )
+        assert refused["field"] == "Content-Type"
+        assert "application/json" in refused["message"]
+    refused = error(
+        http.put("/spaces/t", content=b"{}", headers={"Content-Type": "text/plain"}),
+        415,
+        "unsupported_media_type",
+    )
+    assert "'text/plain'" in refused["message"]
+    assert http.get("/spaces").json() == {"spaces": []}
+    typed = {"Content-Type": "application/json; charset=utf-8"}
+    assert http.post("/spaces/s/write", content=content, headers=typed).status_code == 200
+    # Requests without a body need no type.
+    assert http.put("/spaces/t").status_code == 201
+    assert http.delete("/spaces/t").status_code == 204
+    assert http.post("/spaces/s/count", json={"template": [ANY]}).json() == {"count": 1}
+
+
+def test_only_the_hosts_the_server_serves_are_answered(tmp_path: Path) -> None:
+    with running(store="memory", allowed_hosts=["tuples.example"]) as server, client(server) as http:
+        port = server.port
+        for host in (
+            "evil.example",
+            f"evil.example:{port}",
+            f"127.0.0.1.evil.example:{port}",
+            "localhost.evil",
+        ):
+            refused = error(http.get("/health", headers={"Host": host}), 421, "misdirected_request")
+            assert refused["field"] == "Host"
+            assert "--allowed-host" in refused["message"]
+        # A page of a rebound name that calls "its own" server is refused before anything acts.
+        rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        error(
+            http.post("/spaces/s/write", json={"tuple": ["x"]}, headers=rebound), 421, "misdirected_request"
+        )
+        served = (f"127.0.0.1:{port}", f"localhost:{port}", "localhost", f"[::1]:{port}", "10.1.2.3:8765")
+        for host in (*served, "tuples.example", f"Tuples.Example.:{port}"):
+            assert http.get("/health", headers={"Host": host}).status_code == 200, host
+        assert http.post("/spaces/s/count", json={"template": [ANY]}).json() == {"count": 0}
+    with running(store="memory", allowed_hosts=["*"]) as server, client(server) as http:
+        assert http.get("/health", headers={"Host": "any.example"}).status_code == 200
+    with pytest.raises(ValueError, match="allowed host"):
+        create_app(allowed_hosts=["tuples.example:8765"])
 
 
 # -- limits and malformed input ------------------------------------------------------------------

@@ -325,6 +325,48 @@ def test_a_capability_with_watch_streams_without_a_token(acme: httpx.Client, ser
             assert [kind for _, kind, _ in events(response.iter_lines(), 1)] == ["update"]
 
 
+def test_revoking_a_capability_ends_the_streams_watching_through_it(
+    acme: httpx.Client, server: Server
+) -> None:
+    create(acme, "r", {"n": 1})
+    revoked, kept = (
+        uri(acme.post(R + "/capability", json={"ref": "r", "operations": ["watch"]}).json()["address"])
+        for _ in range(2)
+    )
+    with (
+        client(server) as nobody,
+        nobody.stream("GET", R + "/events", params={"ref": revoked}) as ending,
+        nobody.stream("GET", R + "/events", params={"ref": kept}) as going_on,
+    ):
+        ending_lines, going_on_lines = ending.iter_lines(), going_on.iter_lines()
+        assert next(ending_lines) == next(going_on_lines) == ": subscribed"
+        assert acme.post(R + "/revoke", json={"ref": revoked}).status_code == 204
+        assert [line for line in ending_lines if line and not line.startswith(":")] == []  # it ended
+        acme.post(R + "/set", json={"ref": "r", "tag": "n", "value": 2})
+        assert [kind for _, kind, _ in events(going_on_lines, 1)] == ["update"]
+    url = f"{server.url}/spaces/market"
+    with ts.connect(url, token=WRITER) as owner, ts.connect(url) as holder:
+        cap = owner.record("r").capability({"watch"})
+        with holder.record(cap.address).watch() as watch:
+            cap.revoke()
+            with pytest.raises(ts.CapabilityRevoked):
+                watch.get(timeout=PATIENCE)
+
+
+def test_revoking_a_token_ends_its_record_watches(
+    acme: httpx.Client, admin: httpx.Client, server: Server
+) -> None:
+    create(acme, "r", {"n": 1})
+    with (
+        client(server, WRITER) as stream,
+        stream.stream("GET", R + "/events", params={"ref": "r"}) as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines) == ": subscribed"
+        assert admin.delete("/tokens/acme").status_code == 204
+        assert [line for line in lines if line and not line.startswith(":")] == []  # it ended
+
+
 def test_the_python_binding_uses_a_capability_without_a_token(acme: httpx.Client, server: Server) -> None:
     url = f"{server.url}/spaces/market"
     with ts.connect(url, token=WRITER) as owner:

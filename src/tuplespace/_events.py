@@ -243,16 +243,25 @@ class RecordEvent:
 
 class RecordFeed(FeedBase[Change]):
     """The feed of a record watcher: the changes of one record (``rid``), or of every
-    record whose path starts with ``under`` (``rid`` None; ``under`` None: all)."""
+    record whose path starts with ``under`` (``rid`` None; ``under`` None: all).
+    ``cap`` is the token of the capability it watches through (None: a full handle),
+    which ends it when it ends."""
 
-    __slots__ = ("rid", "under")
+    __slots__ = ("cap", "rid", "under")
 
     def __init__(
-        self, seq: int, rid: int | None, under: str | None, kinds: frozenset[str], max_pending: int
+        self,
+        seq: int,
+        rid: int | None,
+        under: str | None,
+        kinds: frozenset[str],
+        max_pending: int,
+        cap: str | None = None,
     ) -> None:
         super().__init__(seq, [], kinds, max_pending, None)
         self.rid = rid
         self.under = under
+        self.cap = cap
 
     def wants(self, raw: RawEvent) -> bool:
         what = raw[2]
@@ -306,6 +315,20 @@ class RecordWatchers:
     def pop(self, rid: int) -> list[RecordFeed]:
         """The feeds watching record ``rid``, which has ended."""
         return self._of.pop(rid, [])
+
+    def pop_through(self, rid: int, cap: str) -> list[RecordFeed]:
+        """The feeds watching record ``rid`` through the capability ``cap``, which has ended."""
+        feeds = self._of.get(rid)
+        if not feeds:
+            return []
+        through = [feed for feed in feeds if feed.cap == cap]
+        if through:
+            kept = [feed for feed in feeds if feed.cap != cap]
+            if kept:
+                self._of[rid] = kept
+            else:
+                del self._of[rid]
+        return through
 
     def pop_all(self) -> list[RecordFeed]:
         feeds = [*itertools.chain.from_iterable(self._of.values()), *self._wide]

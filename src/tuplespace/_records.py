@@ -768,11 +768,14 @@ class RecordStore:
         self._end_cap(rec, token, "revoked")
 
     def _end_cap(self, rec: Rec, token: str, why: str) -> None:
+        """End a capability that was revoked or ran out, and the watches through it."""
         self.caps.end(token, why)
         if rec.caps is not None:
             rec.caps.discard(token)
         if rec.ro == token:
             rec.ro = None
+        for feed in self._watchers.pop_through(rec.rid, token):
+            self._engine.unsubscribe(feed)
 
     def expires_at(self, rid: int, token: str | None) -> float | None:
         """When the handle's capability ends (None: never, or a full handle)."""
@@ -956,7 +959,7 @@ class RecordStore:
             return self.watch_all(None, CHANGE_KINDS, since, max_pending, lease)
         rec = self.target(rid, token, "watch")
         engine = self._engine
-        feed = RecordFeed(next(engine._interest_seq), rec.rid, None, CHANGE_KINDS, max_pending)
+        feed = RecordFeed(next(engine._interest_seq), rec.rid, None, CHANGE_KINDS, max_pending, token)
         engine.add_feed(feed, since, lease)
         self._watchers.add(feed)
         return feed

@@ -8,7 +8,7 @@ tuplespace dump jobs | tuplespace load jobs-copy
 Tuples and templates are given, and printed, in the wire format (docs/wire-format.md).
 Exit codes: 0 success, 1 error (server unreachable, an error answered by the server,
 invalid input on stdin), 2 usage (bad options or arguments, invalid JSON or wire text
-in an argument), 3 timeout (nothing matched in time).
+in an argument, serve on a network without tokens), 3 timeout (nothing matched in time).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ __all__ = ["app", "main"]
 
 _EXIT_HELP = (
     "Exit codes: 0 success; 1 error (server unreachable, error answered by the server, "
-    "invalid input on stdin); 2 usage (bad option, invalid JSON or wire text in an argument); "
+    "invalid input on stdin); 2 usage (bad option, invalid JSON or wire text in an argument, "
+    "serve on a network without tokens); "
     "3 timeout (nothing matched in time)."
 )
 
@@ -116,11 +117,37 @@ def serve(
             help="An origin whose web pages may call the API from a browser (repeatable; * for any).",
         ),
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A name clients reach the server by, besides IP addresses, localhost and --host "
+            "(repeatable; * for any); requests for other names are refused.",
+        ),
+    ] = None,
+    insecure_no_tokens: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-tokens",
+            help="Serve a --host other than the loopback without --tokens: "
+            "every client that reaches it may do everything.",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM."""
+    """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM.
+
+    Without --tokens it serves only the loopback (127.0.0.1, ::1, localhost): another
+    --host without tokens exits with status 2 unless --insecure-no-tokens is given."""
     from .server import ServerLimits, run
 
+    if tokens is None and not insecure_no_tokens and not _is_loopback(host):
+        _fail(
+            "serve",
+            f"refusing to serve {host} without --tokens: every client on its network could read, "
+            "write and take every tuple (give --tokens FILE, or --insecure-no-tokens to serve it anyway)",
+            EXIT_USAGE,
+        )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         limits = ServerLimits.parse(limit or ())
@@ -130,6 +157,7 @@ def serve(
             log_level=log_level,
             limits=limits,
             cors_origins=cors_origin or (),
+            allowed_hosts=allowed_host or (),
             data_dir=None if memory else data_dir,
             store="memory" if memory else "durable",
             tokens=tokens,
@@ -140,6 +168,18 @@ def serve(
     except ValueError as exc:
         typer.echo(f"tuplespace serve: {exc}", err=True)
         raise typer.Exit(2) from None
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether ``host`` (as ``serve --host`` takes it) listens on the loopback only."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to any address
 
 
 # -- client commands ---------------------------------------------------------------------------

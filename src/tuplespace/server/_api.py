@@ -2,8 +2,9 @@
 
 Blocking operations are long polls: the handler waits at most ``long_poll``
 seconds, on the space's own waiters, while watching for the client going away
-(the wait is withdrawn and takes nothing) and for the server shutting down (the
-wait answers ``{"tuple": null, "more": true}``).
+(the wait is withdrawn and takes nothing), for the server shutting down (the
+wait answers ``{"tuple": null, "more": true}``) and for its token being revoked
+(the wait is withdrawn and answers 401).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -158,6 +159,55 @@ class _Interrupted(Exception):
     """A long poll ended early: its client went away or the server is shutting down."""
 
 
+class _Revoked(Exception):
+    """A long poll ended early: the token it was made with was revoked."""
+
+
+def _revoked() -> ApiError:
+    return ApiError(401, "unauthorized", "the token was revoked")
+
+
+class TokenWork:
+    """What each token has under way, its waiting requests and event streams, each
+    with the call that ends it, so that revoking the token ends them at once: a
+    waiting request answers 401 and takes nothing, a stream ends.
+
+    Used on the event loop only.  An entry lasts as long as what it ends, so this
+    holds no more than the waits and streams open (bounded per client by
+    ``max_waiting`` and ``max_subscriptions``); requests without a token add nothing.
+    """
+
+    def __init__(self) -> None:
+        self._ends: dict[Grant, set[Callable[[], Awaitable[None]]]] = {}
+
+    @staticmethod
+    def check(grant: Grant | None) -> None:
+        """401 if ``grant`` was revoked since its request was authenticated."""
+        if grant is not None and grant.revoked:
+            raise _revoked()
+
+    def add(self, grant: Grant | None, end: Callable[[], Awaitable[None]]) -> None:
+        if grant is not None:
+            self._ends.setdefault(grant, set()).add(end)
+
+    def discard(self, grant: Grant | None, end: Callable[[], Awaitable[None]]) -> None:
+        if grant is None:
+            return
+        ends = self._ends.get(grant)
+        if ends is not None:
+            ends.discard(end)
+            if not ends:
+                del self._ends[grant]
+
+    async def end(self, grant: Grant) -> None:
+        """End everything ``grant`` has under way (its token was just revoked)."""
+        for end in self._ends.pop(grant, ()):
+            await end()
+
+    def __len__(self) -> int:
+        return sum(map(len, self._ends.values()))
+
+
 @dataclass(frozen=True)
 class Caller:
     grant: Grant | None
@@ -266,6 +316,7 @@ class ApiBase:
         self.stopping = False
         self._interrupts: set[Callable[[], object]] = set()  # of the long polls waiting
         self.streams: set[AsyncSubscription | AsyncRecordWatch] = set()
+        self.token_work = TokenWork()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.requests = 0
 
@@ -392,10 +443,13 @@ class ApiBase:
 
     # -- waiting ------------------------------------------------------------------------
 
-    async def _race(self, request: Request, work: Coroutine[Any, Any, T], wait: float) -> T:
+    async def _race(
+        self, request: Request, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
+    ) -> T:
         """Await ``work`` for at most ``wait`` seconds (then Timeout), unless the client
-        goes away or the server stops first (then _Interrupted); either way ``work`` is
-        cancelled, which withdraws its wait.
+        goes away or the server stops first (then _Interrupted), or the token ``grant``
+        is revoked (then _Revoked); either way ``work`` is cancelled, which withdraws
+        its wait.
 
         The wait is bounded here, by a timer of the loop, rather than by a deadline of
         the space: ``work`` waits without one, the cheapest wait a space has."""
@@ -407,6 +461,9 @@ class ApiBase:
         if self.stopping:
             work.close()
             raise _Interrupted
+        if grant is not None and grant.revoked:
+            work.close()
+            raise _Revoked
         ended: type[Exception] | None = None
 
         def end(why: type[Exception]) -> None:
@@ -415,12 +472,16 @@ class ApiBase:
                 ended = why
                 task.cancel()
 
+        async def revoked() -> None:
+            end(_Revoked)
+
         loop = asyncio.get_running_loop()
         timer = loop.call_later(wait, end, Timeout)
         unwatch = _watch_disconnect(request, functools.partial(end, _Interrupted))
         # Shutting down may begin in another thread.
         stop = functools.partial(loop.call_soon_threadsafe, end, _Interrupted)
         self._interrupts.add(stop)
+        self.token_work.add(grant, revoked)
         try:
             return await work
         except asyncio.CancelledError:
@@ -429,6 +490,7 @@ class ApiBase:
             raise  # cancelled from outside as well
         finally:
             self._interrupts.discard(stop)
+            self.token_work.discard(grant, revoked)
             timer.cancel()
             unwatch()
 
@@ -492,11 +554,13 @@ class ApiBase:
         self._within(caller, state.waiting, "max_waiting", "waiting calls")
         state.waiting += 1
         try:
-            return await self._race(request, call(None), wait), False
+            return await self._race(request, caller.grant, call(None), wait), False
         except Timeout:
             return None, cut
         except _Interrupted:
             return None, True
+        except _Revoked:
+            raise _revoked() from None
         finally:
             state.waiting -= 1
             self.hub.release_client(caller.client)

@@ -27,6 +27,7 @@ from ._api import ServerLimits
 from ._auth import ALL, Tokens
 from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
+from ._guard import Guard, Policy
 from ._hub import Hub
 from ._operations import Operations
 from ._records import RecordRoutes
@@ -50,6 +51,7 @@ def create_app(
     limits: ServerLimits | None = None,
     heartbeat: float = 15.0,
     cors_origins: Iterable[str] = (),
+    allowed_hosts: Iterable[str] = (),
 ) -> FastAPI:
     """The ASGI application of a PyTupleSpace server (see docs/http-api.md).
 
@@ -68,7 +70,11 @@ def create_app(
     - ``limits``: :class:`ServerLimits`.
     - ``heartbeat``: seconds between keep-alive comments on an idle event stream.
     - ``cors_origins``: the origins (``https://app.example``, or ``*``) whose web
-      pages may call the API from a browser; none by default.
+      pages may call the API from a browser; none by default: a request with an
+      ``Origin`` that is not the server's own is refused.
+    - ``allowed_hosts``: the names (``tuples.example``, or ``*``) a request's ``Host``
+      may give besides IP addresses and ``localhost``; others are refused, against
+      DNS rebinding.
 
     Raises ``ValueError`` for invalid options or an invalid token file.
     """
@@ -87,6 +93,8 @@ def create_app(
         raise ValueError(
             f"unknown permission {sorted(unknown)[0]!r}; permissions are {', '.join(sorted(ALL))}"
         )
+    origins = list(cors_origins)
+    policy = Policy(allowed_hosts, origins)
     limits = limits or ServerLimits()
     hub = Hub(
         None if data_dir is None else Path(data_dir),
@@ -110,11 +118,11 @@ def create_app(
         version=__version__,
         description="A tuple space over HTTP: see docs/http-api.md.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served with the dashboard, from files of its own
         redoc_url=None,
     )
     app.state.api = api
-    origins = list(cors_origins)
+    app.state.policy = policy
     if origins:
         app.add_middleware(
             CORSMiddleware,
@@ -124,6 +132,7 @@ def create_app(
             expose_headers=["Retry-After"],
             max_age=600,
         )
+    app.add_middleware(Guard, policy=policy)  # outermost: before CORS answers a preflight
     _routes(app, api)
     install_dashboard(app)
     _error_handlers(app, api)

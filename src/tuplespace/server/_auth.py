@@ -79,6 +79,7 @@ class Grant:
     spaces: dict[str, frozenset[str]] = field(default_factory=dict)
     admin: bool = False
     secret: str | None = None  # kept only when the token file holds the secret itself
+    revoked: bool = False  # set once revoked: work under way with it ends
 
     def permissions(self, space: str) -> frozenset[str]:
         if self.admin:
@@ -216,7 +217,9 @@ class Tokens:
                 raise
         return grant, secret
 
-    def revoke(self, name: str) -> None:
+    def revoke(self, name: str) -> Grant:
+        """Revoke the token ``name`` (404 if there is none); returns its grant, now
+        marked ``revoked``."""
         with self._lock:
             grant = self._by_name.get(name)
             if grant is None:
@@ -228,6 +231,8 @@ class Tokens:
             except BaseException:
                 self._add(grant)
                 raise
+            grant.revoked = True
+        return grant
 
     def _save(self) -> None:
         if self.path is None:

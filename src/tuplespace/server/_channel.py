@@ -10,7 +10,8 @@ A channel shares the server's port: a connection whose first bytes are
 ``MAGIC`` (of ``tuplespace._framing``) is a channel, any other is HTTP, served by uvicorn.  Then every
 frame is a 4-byte big-endian length and that many bytes:
 
-    hello           {"authorization": "Bearer ..."}  (JSON; the first frame of the client)
+    hello           {"authorization": "Bearer ..."}  (JSON; the first frame of the client;
+                    "origin" too if a web page's client opens it)
     welcome         {"server": "pytuplespace", "version": ..., "max_frame": ...}
     request frame   "7 POST /spaces/jobs/take\\n" + JSON body (the body may be empty)
     answer frame    "7 200\\n" + JSON body (empty for 204)
@@ -51,6 +52,7 @@ from .._framing import LENGTH as _LENGTH
 from .._framing import MAGIC, frame
 from ._api import ApiBase
 from ._errors import ApiError, api_error, error_response, limit_reached
+from ._guard import Policy
 
 __all__ = ["channel_door"]
 
@@ -176,6 +178,7 @@ class _Service:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.api: ApiBase = app.state.api
+        self.policy: Policy = app.state.policy
         self._routes: _Routes | None = None
 
     @property
@@ -303,9 +306,15 @@ class _Channel(asyncio.Protocol):
         except orjson.JSONDecodeError:
             hello = None
         authorization = hello.get("authorization") if type(hello) is dict else None
-        if type(hello) is not dict or not (authorization is None or type(authorization) is str):
+        origin = hello.get("origin") if type(hello) is dict else None
+        if type(hello) is not dict or not all(v is None or type(v) is str for v in (authorization, origin)):
             self._refuse(ApiError(400, "bad_request", 'a channel opens with {"authorization": "Bearer …"}'))
             return
+        if origin is not None:  # said by a client of a web page: it is checked as over HTTP
+            refused = self.service.policy.origin_error(origin, None)
+            if refused is not None:
+                self._refuse(refused)
+                return
         if authorization is not None:
             self.headers["authorization"] = authorization
         self.hello = False

@@ -1,16 +1,21 @@
-"""The web dashboard: a static page at ``/`` that speaks the HTTP API in the browser.
+"""The server's web pages: the dashboard at ``/``, a static page that speaks the
+HTTP API in the browser, and the API's documentation at ``/docs``.
 
-The page has no build step: ``index.html``, an ES module and a style sheet from the
-``dashboard`` folder beside this file, and the JavaScript binding
+The dashboard has no build step: ``index.html``, an ES module and a style sheet from
+the ``dashboard`` folder beside this file, and the JavaScript binding
 (``clients/js/tuplespace.js``, reached through a link in that folder) at
-``/js/tuplespace.js``.  None of these routes is in the OpenAPI document, and none
-needs a token: the page holds no data, and asks the API for it with the token the
-person gives it.  A strict Content-Security-Policy lets the page load nothing but
-these files and talk to nothing but this server.
+``/js/tuplespace.js``.  ``/docs`` is Swagger UI over ``/openapi.json``: its page and
+start-up script are in the same folder, and Swagger UI's own files come from the
+``fastapi-offline`` package, so the page needs nothing from elsewhere.  None of these
+routes is in the OpenAPI document, and none needs a token: the pages hold no data,
+and ask the API for it with the token the person gives them.  A strict
+Content-Security-Policy lets each page load nothing but these files and talk to
+nothing but this server.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,13 +27,23 @@ from starlette.responses import FileResponse, Response
 __all__ = ["install_dashboard"]
 
 DASHBOARD = Path(__file__).with_name("dashboard")
+SWAGGER_UI = Path(str(importlib.resources.files("fastapi_offline") / "static"))
+
+_HTML = "text/html; charset=utf-8"
+_JS = "text/javascript; charset=utf-8"
+_CSS = "text/css; charset=utf-8"
 
 # Each route, the file it serves and its content type.
 FILES = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/dashboard/dashboard.js": ("dashboard.js", "text/javascript; charset=utf-8"),
-    "/dashboard/dashboard.css": ("dashboard.css", "text/css; charset=utf-8"),
-    "/js/tuplespace.js": ("tuplespace.js", "text/javascript; charset=utf-8"),
+    "/": (DASHBOARD / "index.html", _HTML),
+    "/dashboard/dashboard.js": (DASHBOARD / "dashboard.js", _JS),
+    "/dashboard/dashboard.css": (DASHBOARD / "dashboard.css", _CSS),
+    "/js/tuplespace.js": (DASHBOARD / "tuplespace.js", _JS),
+    "/docs": (DASHBOARD / "docs.html", _HTML),
+    "/docs/docs.js": (DASHBOARD / "docs.js", _JS),
+    "/docs/swagger-ui-bundle.js": (SWAGGER_UI / "swagger-ui-bundle.js", _JS),
+    "/docs/swagger-ui.css": (SWAGGER_UI / "swagger-ui.css", _CSS),
+    "/docs/favicon.png": (SWAGGER_UI / "favicon.png", "image/png"),
 }
 
 HEADERS = {
@@ -53,10 +68,10 @@ HEADERS = {
 
 
 def install_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard's files from ``app`` (GET and HEAD, outside the OpenAPI
-    document)."""
-    for path, (name, media_type) in FILES.items():
-        app.add_route(path, _serve(DASHBOARD / name, media_type), methods=["GET"], include_in_schema=False)
+    """Serve the dashboard's and the documentation's files from ``app`` (GET and
+    HEAD, outside the OpenAPI document)."""
+    for path, (file, media_type) in FILES.items():
+        app.add_route(path, _serve(file, media_type), methods=["GET"], include_in_schema=False)
 
 
 def _serve(file: Path, media_type: str) -> Callable[[Request], Awaitable[Response]]:

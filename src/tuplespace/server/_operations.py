@@ -325,7 +325,8 @@ class Operations(ApiBase):
 
     async def revoke_token(self, name: str, request: Request) -> Response:
         self._token_admin(request)
-        await asyncio.to_thread(self.tokens.revoke, name)
+        grant = await asyncio.to_thread(self.tokens.revoke, name)
+        await self.token_work.end(grant)
         return no_content()
 
     async def metrics(self, request: Request) -> Response:

@@ -107,10 +107,10 @@ class Server(uvicorn.Server):
 
 def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", **options: Any) -> None:
     """Serve spaces over HTTP until SIGINT or SIGTERM; ``options`` are those of
-    :func:`create_app`.
+    :func:`create_app` (``host`` is added to its ``allowed_hosts``).
 
     >>> run(port=8765, data_dir="./tuplespace-data")      # doctest: +SKIP
     """
-    app = create_app(**options)
+    app = create_app(allowed_hosts=(*options.pop("allowed_hosts", ()), host), **options)
     server = Server(app, host=host, port=port, log_level=log_level)
     server.run()

@@ -268,11 +268,13 @@ _ERRORS = {
     for status, text in (
         ("400", "The request is malformed; nothing changed."),
         ("401", "No token, or an unknown or revoked one."),
-        ("403", "The token lacks the permission."),
+        ("403", "The token lacks the permission, or a web page of another origin sent the request."),
         ("404", "No such space, lease, claim, transaction or token."),
         ("402", "The account cannot pay; nothing was written."),
         ("409", "The transaction has ended, the space exists with other options, or a record is in the way."),
         ("413", "Past a size, count or nesting limit."),
+        ("415", "The body was not sent as application/json."),
+        ("421", "The Host is not a name this server serves."),
         ("429", "Too many waiting calls, subscriptions or requests, or a full space."),
         ("503", "The server is shutting down, or its store failed."),
     )

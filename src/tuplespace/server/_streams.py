@@ -96,7 +96,10 @@ class EventRoutes(ApiBase):
         message: Callable[[Any], bytes],
     ) -> Response:
         """The event stream of ``open_watch(since)``: if the events after ``since`` are
-        gone, it opens after the oldest left and says what was lost first."""
+        gone, it opens after the oldest left and says what was lost first.  It ends
+        when its client goes away, the server shuts down or the caller's token is
+        revoked."""
+        self.token_work.check(caller.grant)
         state = self.stream_room(caller)
         lost: EventsLost | None = None
         while True:
@@ -111,9 +114,11 @@ class EventRoutes(ApiBase):
                 raise
         state.subscriptions += 1
         self.streams.add(watch)
+        self.token_work.add(caller.grant, watch.close)
 
         async def end() -> None:
             self.streams.discard(watch)
+            self.token_work.discard(caller.grant, watch.close)
             await watch.close()
             state.subscriptions -= 1
             self.hub.release_client(caller.client)
