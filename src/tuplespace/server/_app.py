@@ -56,7 +56,8 @@ def create_app(
     >>> app = create_app("./tuplespace-data")     # doctest: +SKIP
     >>> uvicorn.run(app, port=8765)                # doctest: +SKIP
 
-    - ``data_dir``: where durable spaces are kept (``spaces.db``, ``spaces.json``).
+    - ``data_dir``: where durable spaces are kept (``spaces.db``, with the catalog of the
+      server's spaces).
     - ``store``: ``"durable"`` or ``"memory"``, how spaces are kept unless they ask
       otherwise; by default durable when there is a ``data_dir``, else memory.
     - ``tokens``: a token file (a path) or its content (a dict); None: the server
