@@ -1016,6 +1016,16 @@ def test_requests_per_client_are_limited(tmp_path: Path) -> None:
         assert int(r.headers["Retry-After"]) >= 1
 
 
+def test_requests_with_unknown_tokens_are_rate_limited_by_address() -> None:
+    limits = ServerLimits(rate=0.001, burst=100)
+    with running(tokens=TOKENS, limits=limits) as server, client(server, "guess-0123456789abcdef") as http:
+        statuses = [http.get("/spaces/s").status_code for _ in range(300)]
+        assert statuses[:100] == [401] * 100
+        assert statuses[100:] == [429] * 200
+        r = http.get("/spaces", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 200  # a good token has its own allowance
+
+
 def test_unknown_paths_and_methods_answer_json(http: httpx.Client) -> None:
     error(http.get("/nowhere"), 404, "not_found")
     error(http.patch("/spaces/s"), 405, "method_not_allowed")

@@ -148,6 +148,11 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
         raise ValueError(f"limit {name} is {what}, not {text!r}") from None
 
 
+def _address(request: Request) -> str:
+    """The key of a request's client address, under which its limits are counted."""
+    return "address:" + (request.client.host if request.client else "-")
+
+
 class _Interrupted(Exception):
     """A long poll ended early: its client went away or the server is shutting down."""
 
@@ -286,11 +291,13 @@ class ApiBase:
         self.requests += 1
         if self.stopping:
             raise ApiError(503, "shutting_down", "the server is shutting down")
-        grant = self.tokens.authenticate(request.headers.get("authorization"))
-        if grant is not None:
-            client = "token:" + grant.name
-        else:
-            client = "address:" + (request.client.host if request.client else "-")
+        try:
+            grant = self.tokens.authenticate(request.headers.get("authorization"))
+        except ApiError:  # a bad token counts against its address: guessing is rate limited
+            if self.limits.rate is not None:
+                self._check_rate(_address(request), self.limits.rate)
+            raise
+        client = _address(request) if grant is None else "token:" + grant.name
         if self.limits.rate is not None:
             self._check_rate(client, self.limits.rate)
         return Caller(grant, client)
