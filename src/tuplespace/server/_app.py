@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .. import __version__
@@ -218,7 +218,12 @@ def _error_handlers(app: FastAPI, api: Api) -> None:
             ApiError(400, "bad_request", str(first.get("msg", "invalid request")), ".".join(location) or None)
         )
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # The client left (or was cut off) before its body arrived: nobody to answer.
+        return Response(status_code=400)
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(TupleSpaceError, on_space_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
