@@ -158,8 +158,8 @@ def test_a_frame_holds_only_the_bytes_that_came_and_only_until_its_deadline() ->
 
 
 def test_silent_sockets_of_one_address_are_bounded_and_others_are_served() -> None:
-    with server(idle_timeout=600.0) as live:  # the admitted ones stay open
-        silent = [connect(live) for _ in range(301)]
+    with server(idle_timeout=600.0) as live, contextlib.ExitStack() as opened:  # the admitted stay open
+        silent = [opened.enter_context(connect(live)) for _ in range(301)]
         refused = silent[64:]
         for sock in refused:  # past the default bound of 64: closed without a word
             assert until_closed(sock) == b""
