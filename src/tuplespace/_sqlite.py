@@ -196,27 +196,23 @@ class _File:
             if not space._engine.closed:
                 _check_options(name, options, _options_of(space))
                 return space
-        with self.lock:
-            return self._open(name, options)
-
-    def _open(self, name: str, options: dict[str, Any]) -> Space:
-        try:
-            row = self.db.execute(
-                "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
-            ).fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is damaged: {exc}") from None
-        if row is None:
-            space = Space(**options, name=name)
-            self.db.execute(
-                "INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, orjson.dumps(_options_of(space)).decode())
-            )
-            last_seq = last_event = 0
-        else:
-            last_seq, last_event, text = row
-            stored = {**dict.fromkeys(_CREDIT_OPTIONS, "0"), **orjson.loads(text)}
-            _check_options(name, options, stored)
-            space = Space(**{**options, **stored}, name=name)
+        with self.lock:  # the row is made in a transaction of its own, not in a commit under way
+            try:
+                row = self.db.execute(
+                    "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is damaged: {exc}") from None
+            if row is None:
+                space = Space(**options, name=name)
+                text = orjson.dumps(_options_of(space)).decode()
+                self.db.execute("INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, text))
+                last_seq = last_event = 0
+            else:
+                last_seq, last_event, text = row
+                stored = {**dict.fromkeys(_CREDIT_OPTIONS, "0"), **orjson.loads(text)}
+                _check_options(name, options, stored)
+                space = Space(**{**options, **stored}, name=name)
         self._marks[name] = (last_seq, last_event)
         self._closing.discard(name)
         journal = Journal(functools.partial(self.kick, name))
