@@ -8,6 +8,7 @@ import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -126,6 +127,8 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
         "max_batch=2",
         "--limit",
         "max_fields=3",
+        "--limit",
+        "idle_timeout=0.2",
         "--cors-origin",
         "https://app.example",
         "--allowed-host",
@@ -163,6 +166,9 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "more": True,
             }
             assert http.post("/spaces/s/write", json={"tuple": ["x"]}).status_code == 401
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as silent:
+            assert silent.recv(1) == b""  # closed once idle for idle_timeout
         assert process.stop(signal.SIGTERM) == 0
     assert not (tmp_path / "tuplespace-data").exists()
 
@@ -221,6 +227,8 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         ("max_waiting=0", "max_waiting must be a positive int"),
         ("patience=3", "no limit 'patience'"),
         ("rate", "a limit is NAME=VALUE"),
+        ("read_timeout=0", "read_timeout must be a positive number of seconds"),
+        ("idle_timeout=soon", "limit idle_timeout is a number, not 'soon'"),
     ]:
         result = subprocess.run(
             [sys.executable, "-m", "tuplespace", "serve", "--memory", "--limit", setting],

@@ -7,6 +7,7 @@ import itertools
 import json
 import queue
 import socket
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -211,6 +212,70 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")
+
+
+def test_two_thousand_spaces_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    expected = {}
+    with running(data) as server, client(server) as http:
+        for i in range(2000):
+            options = {"order": "lifo"} if i % 7 == 0 else {"event_retention": i} if i % 11 == 0 else {}
+            assert http.put(f"/spaces/s{i}", json=options).status_code == 201
+            expected[f"s{i}"] = http.get(f"/spaces/s{i}").json()["options"]
+        for i in range(0, 2000, 13):  # deleted, and some made anew
+            assert http.delete(f"/spaces/s{i}").status_code == 204
+            del expected[f"s{i}"]
+        for i in range(0, 2000, 26):
+            http.post(f"/spaces/s{i}/write", json={"tuple": ["fresh", i]})
+            expected[f"s{i}"] = http.get(f"/spaces/s{i}").json()["options"]
+        http.put("/spaces/mem", json={"store": "memory"})
+    with running(data) as server, client(server) as http:
+        listed = {s["name"]: s["options"] for s in http.get("/spaces").json()["spaces"]}
+        assert listed == expected
+        assert all_tuples(http, "s26", 2) == [["fresh", 26]]
+
+
+def _json_catalog_data_dir(data: Path) -> None:
+    """A data directory as servers before the catalog table left it: ``spaces.json``
+    lists the spaces; ``spaces.db`` (schema version 2) holds them, and rows of deleted
+    spaces (``kept`` was deleted once, ``gone`` twice)."""
+    from tuplespace import _sqlite
+
+    data.mkdir()
+    con = sqlite3.connect(data / "spaces.db", isolation_level=None)
+    try:
+        _sqlite._create_v1(con)
+        _sqlite._add_records_v2(con)
+        options = '{"order":"lifo","capacity":null,"charge_rate":"0","creation_charge":"0"}'
+        for i, (storage, t) in enumerate([("kept", ["old"]), ("kept~1", ["new", 1]), ("gone~1", ["stale"])]):
+            con.execute("INSERT INTO spaces VALUES (?, 100, 100, ?)", (storage, options))
+            con.execute("INSERT INTO tuples VALUES (?, ?, ?, NULL)", (storage, i + 1, ts.encode(tuple(t))))
+        con.execute(f"PRAGMA application_id = {_sqlite.APPLICATION_ID}")
+        con.execute("PRAGMA user_version = 2")
+    finally:
+        con.close()
+    entry = {"storage": "kept~1", "order": "lifo", "capacity": None, "event_retention": 7}
+    entry["anonymous"] = ["read"]
+    catalog = {"version": 1, "spaces": {"kept": entry}, "retired": {"kept": 1, "gone": 2}}
+    (data / "spaces.json").write_text(json.dumps(catalog))
+
+
+def test_a_data_directory_with_a_json_catalog_keeps_its_spaces(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _json_catalog_data_dir(data)
+    with running(data) as server, client(server) as http:
+        assert [s["name"] for s in http.get("/spaces").json()["spaces"]] == ["kept"]
+        options = http.get("/spaces/kept").json()["options"]
+        assert (options["order"], options["event_retention"], options["anonymous"]) == ("lifo", 7, ["read"])
+        assert all_tuples(http, "kept", 1) == []
+        assert all_tuples(http, "kept", 2) == [["new", 1]]
+    # The catalog now lives in the store's file: the old one is set aside.
+    assert not (data / "spaces.json").exists()
+    (data / "spaces.json.migrated").unlink()
+    with running(data) as server, client(server) as http:
+        assert all_tuples(http, "kept", 2) == [["new", 1]]
+        assert http.put("/spaces/gone").status_code == 201  # a new space, not a deleted one
+        assert all_tuples(http, "gone", 1) == []
 
 
 def test_a_second_server_on_the_same_directory_fails(tmp_path: Path) -> None:
@@ -1240,6 +1305,16 @@ def test_requests_per_client_are_limited(tmp_path: Path) -> None:
         r = http.get("/spaces")
         assert error(r, 429, "rate_limited")["limit"] == "rate"
         assert int(r.headers["Retry-After"]) >= 1
+
+
+def test_requests_with_unknown_tokens_are_rate_limited_by_address() -> None:
+    limits = ServerLimits(rate=0.001, burst=100)
+    with running(tokens=TOKENS, limits=limits) as server, client(server, "guess-0123456789abcdef") as http:
+        statuses = [http.get("/spaces/s").status_code for _ in range(300)]
+        assert statuses[:100] == [401] * 100
+        assert statuses[100:] == [429] * 200
+        r = http.get("/spaces", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert r.status_code == 200  # a good token has its own allowance
 
 
 def test_unknown_paths_and_methods_answer_json(http: httpx.Client) -> None:

@@ -4,7 +4,9 @@ The engine records every change of its stored tuples here (a put of a row, or a
 delete) while the shell holds the space's lock.  A store's committer thread swaps
 the pending changes out, writes many of them in one transaction (one fsync for
 many acknowledged operations: group commit), then marks their batch durable.  An
-operation returns only once the batch holding its change is durable.
+operation returns only once the batch holding its change is durable.  The
+journal tells its store once per batch that it holds changes, so a committer
+serving many spaces swaps only the journals of those that changed.
 
 A row written and deleted before it ever reached the disk (a tuple handed straight
 to a waiting taker, or taken at once) costs the disk nothing.
@@ -40,30 +42,38 @@ class Journal:
         self.durable = 0  # the last batch written
         self.swapped_seq = 0  # no seq above this has been in a batch: such rows are not on disk
         self.error: BaseException | None = None
+        self.queued = False  # the store was told of changes since the last swap
         self._kick = kick
         self._cond = threading.Condition()
         self._futures: list[tuple[int, asyncio.Future[None]]] = []
 
+    def _changed(self) -> None:
+        # The store is told once per batch: it then swaps this journal alone.
+        if not self.queued:
+            self.queued = True
+            self._kick()
+
     def put(self, seq: int, t: tuple[Value, ...], expires: float | None) -> None:
         self.pending[seq] = (t, expires)
-        self._kick()
+        self._changed()
 
     def delete(self, seq: int) -> None:
         if seq > self.swapped_seq and seq in self.pending:
             del self.pending[seq]  # never written: nothing to delete
         else:
             self.pending[seq] = None
-        self._kick()
+        self._changed()
 
     def put_row(self, table: str, key: Any, row: TableRow | None) -> None:
         """Write ``row`` as the row of ``key`` in ``table`` (None: delete it)."""
         self.rows[table, key] = row
-        self._kick()
+        self._changed()
 
     def swap(self) -> tuple[int, dict[int, Row | None], dict[tuple[str, Any], TableRow | None]]:
         """Take the pending changes as a batch (with the space's lock held)."""
         batch, changes, rows = self.batch, self.pending, self.rows
         self.batch += 1
+        self.queued = False
         self.pending = {}
         self.rows = {}
         if changes:

@@ -6,7 +6,7 @@ directory); one file holds many spaces.  The file is opened once per process,
 with an exclusive lock: a second process gets a clear :class:`StoreError`, never
 a silent second copy of the same tuples.
 
-Layout (schema version 2; ``PRAGMA application_id`` marks the file as ours)::
+Layout (schema version 3; ``PRAGMA application_id`` marks the file as ours)::
 
     spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
@@ -14,6 +14,7 @@ Layout (schema version 2; ``PRAGMA application_id`` marks the file as ours)::
     accounts(space, principal, balance, PRIMARY KEY (space, principal))
     capabilities(space, token, rid, operations, expires, read_only, PRIMARY KEY (space, token))
     redirections(space, path, rid, expires, PRIMARY KEY (space, path))
+    catalog(name PRIMARY KEY, retired, entry)                -- a server's spaces (:class:`Catalog`)
 
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
@@ -32,6 +33,7 @@ arrived while the previous one was being written.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
@@ -48,12 +50,12 @@ from ._journal import Journal
 from ._space import Space
 from ._values import Credit, Limits, Map, Value
 
-__all__ = ["DURABILITY", "SCHEMA_VERSION", "open_space"]
+__all__ = ["DURABILITY", "SCHEMA_VERSION", "Catalog", "open_catalog", "open_space"]
 
 logger = logging.getLogger("tuplespace")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
 _STORED_OPTIONS = ("order", "capacity", "charge_rate", "creation_charge")
@@ -92,8 +94,14 @@ def _add_records_v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_catalog_v3(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE catalog (name TEXT PRIMARY KEY, retired INTEGER NOT NULL, entry TEXT) WITHOUT ROWID"
+    )
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2}
+MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3}
 
 # How each kind of journaled row is written: (table, its key column, the other columns).
 _TABLES = {
@@ -113,7 +121,12 @@ class _File:
         self.spaces: dict[str, tuple[Space, Journal]] = {}
         self._marks: dict[str, tuple[int, int]] = {}  # stored high-water marks of seq and event numbers
         self._closing: set[str] = set()
+        self._dirty: set[str] = set()  # spaces whose journals hold changes (or that close)
+        self._dirty_lock = threading.Lock()
         self._kick = threading.Event()
+        self.catalogs = 0  # open catalogs, which keep the file open as spaces do
+        # One transaction at a time on the connection: the committer's, or a catalog's.
+        self.lock = threading.Lock()
         self._closed = False
         self.error: Exception | None = None  # why a commit failed; nothing is written after
         try:
@@ -183,26 +196,26 @@ class _File:
             if not space._engine.closed:
                 _check_options(name, options, _options_of(space))
                 return space
-        try:
-            row = self.db.execute(
-                "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
-            ).fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is damaged: {exc}") from None
-        if row is None:
-            space = Space(**options, name=name)
-            self.db.execute(
-                "INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, orjson.dumps(_options_of(space)).decode())
-            )
-            last_seq = last_event = 0
-        else:
-            last_seq, last_event, text = row
-            stored = {**dict.fromkeys(_CREDIT_OPTIONS, "0"), **orjson.loads(text)}
-            _check_options(name, options, stored)
-            space = Space(**{**options, **stored}, name=name)
+        with self.lock:  # the row is made in a transaction of its own, not in a commit under way
+            try:
+                row = self.db.execute(
+                    "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
+                ).fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is damaged: {exc}") from None
+            if row is None:
+                space = Space(**options, name=name)
+                text = orjson.dumps(_options_of(space)).decode()
+                self.db.execute("INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, text))
+                last_seq = last_event = 0
+            else:
+                last_seq, last_event, text = row
+                stored = {**dict.fromkeys(_CREDIT_OPTIONS, "0"), **orjson.loads(text)}
+                _check_options(name, options, stored)
+                space = Space(**{**options, **stored}, name=name)
         self._marks[name] = (last_seq, last_event)
         self._closing.discard(name)
-        journal = Journal(self.kick)
+        journal = Journal(functools.partial(self.kick, name))
         engine = space._engine
         engine.journal = journal  # rows found expired are deleted from the file
         # Rebuilding the indexes makes millions of objects that all live on; the
@@ -235,7 +248,7 @@ class _File:
         space._journal = journal
         space._on_close = lambda: self._detach(name, space)
         self.spaces[name] = (space, journal)
-        self.kick()
+        self.kick(name)
         return space
 
     def _rows(self, name: str, limits: Limits) -> Iterator[tuple[int, tuple[Value, ...], float | None]]:
@@ -275,15 +288,20 @@ class _File:
         with entry[0]._lock:
             batch = entry[1].batch
             self._closing.add(name)
-        self.kick()
+        self.kick(name)
         try:
             entry[1].wait(batch)  # raises StoreError if the store failed
         finally:
             with _FILES_LOCK:
                 del self.spaces[name]
-                if not self.spaces:  # the last space is closed: release the file
-                    self.release()  # before another thread may open it anew
-                    del _FILES[self.path]
+                self.release_if_unused()
+
+    def release_if_unused(self) -> None:
+        """Release the file once no space and no catalog has it open (with
+        ``_FILES_LOCK`` held), before another thread may open it anew."""
+        if not self.spaces and not self.catalogs:
+            self.release()
+            del _FILES[self.path]
 
     def release(self) -> None:
         """Stop the committer and close the file (with none of its spaces open)."""
@@ -291,7 +309,11 @@ class _File:
         self.kick()
         self._thread.join()
 
-    def kick(self) -> None:
+    def kick(self, name: str | None = None) -> None:
+        """Wake the committer: the space ``name`` has changes to write (None: to stop)."""
+        if name is not None:
+            with self._dirty_lock:
+                self._dirty.add(name)
         if not self._kick.is_set():
             self._kick.set()
 
@@ -304,8 +326,14 @@ class _File:
             if self._closed:
                 self.db.close()
                 return
+            with self._dirty_lock:
+                dirty, self._dirty = self._dirty, set()
             batches = []
-            for name, (space, journal) in list(self.spaces.items()):
+            for name in dirty:
+                entry = self.spaces.get(name)
+                if entry is None:
+                    continue
+                space, journal = entry
                 with space._lock:
                     batch, changes, rows = journal.swap()
                     meta = (space._engine.last_seq, space._engine.last_event, name)
@@ -341,6 +369,15 @@ class _File:
                 work.append((name, changes, rows, marks))
         if not work:
             return
+        with self.lock:
+            self._commit(work)
+        for name, _, _, marks in work:
+            if marks:
+                self._marks[name] = marks
+
+    def _commit(
+        self, work: list[tuple[str, dict[int, Any], dict[tuple[str, Any], Any], tuple[int, int] | None]]
+    ) -> None:
         db = self.db
         db.execute("BEGIN")
         try:
@@ -364,9 +401,6 @@ class _File:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise
-        for name, _, _, marks in work:
-            if marks:
-                self._marks[name] = marks
 
 
 def _write_rows(db: sqlite3.Connection, name: str, rows: dict[tuple[str, Any], Any]) -> None:
@@ -438,7 +472,79 @@ def open_space(path: str, name: str = "default", durability: str = "normal", **o
         try:
             return file.open(name, options)
         except BaseException:
-            if not file.spaces:  # the file was opened for this space only: release it
-                del _FILES[key]
-                file.release()
+            file.release_if_unused()  # the file was opened for this space only
             raise
+
+
+class Catalog:
+    """The spaces a server hosts in a store's file, one row each: a space's name,
+    its ``entry`` (a JSON object: the name it is stored under and the options the
+    server keeps for it), and how many times the name was deleted (``retired``: a
+    space made anew under a deleted name is stored under a new name, so it starts
+    empty).  Adding or deleting a space writes its row alone.
+
+    Made by :func:`open_catalog`; it keeps the file open until :meth:`close`.
+    """
+
+    def __init__(self, file: _File) -> None:
+        self._file: _File | None = file
+
+    def _run(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        file = self._file
+        if file is None:
+            raise StoreError("the catalog is closed")
+        if file.error is not None:
+            raise StoreError(f"the durable store {file.path} failed: {file.error}")
+        with file.lock:
+            db = file.db
+            db.execute("BEGIN")
+            try:
+                db.executemany(sql, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def read(self) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+        """The entries of the spaces, by name, and the deletions of each name deleted."""
+        assert self._file is not None
+        entries: dict[str, dict[str, Any]] = {}
+        retired: dict[str, int] = {}
+        with self._file.lock:
+            try:
+                for name, times, entry in self._file.db.execute("SELECT name, retired, entry FROM catalog"):
+                    if times:
+                        retired[name] = times
+                    if entry is not None:
+                        entries[name] = orjson.loads(entry)
+            except (sqlite3.DatabaseError, orjson.JSONDecodeError) as exc:
+                raise StoreError(f"{self._file.path}: the catalog is damaged: {exc}") from None
+        return entries, retired
+
+    def put(self, entries: dict[str, dict[str, Any] | None], retired: dict[str, int]) -> None:
+        """Write the rows of ``entries`` (None: the name has no space) in one transaction;
+        ``retired`` gives the deletions of each name (0 if absent)."""
+        rows = [
+            (name, retired.get(name, 0), None if entry is None else orjson.dumps(entry).decode())
+            for name, entry in entries.items()
+        ]
+        self._run("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", rows)
+
+    def close(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with _FILES_LOCK:
+                file.catalogs -= 1
+                file.release_if_unused()
+
+
+def open_catalog(path: str, durability: str = "normal") -> Catalog:
+    """The :class:`Catalog` of the SQLite file at ``path`` (created if need be)."""
+    key = os.path.realpath(path)
+    with _FILES_LOCK:
+        file = _FILES.get(key)
+        if file is None:
+            file = _FILES[key] = _File(key, durability)
+        file.catalogs += 1
+        return Catalog(file)

@@ -107,7 +107,12 @@ def serve(
         list[str] | None,
         typer.Option(
             "--limit",
-            help="NAME=VALUE, repeatable: a server limit, e.g. max_waiting=5000 (docs/http-api.md, Limits).",
+            help=(
+                "NAME=VALUE, repeatable: a server limit, e.g. max_waiting=5000; of connections: "
+                "max_connections (per client address, default 64), read_timeout (seconds for a "
+                "request or a channel frame to arrive once begun, default 10), idle_timeout (seconds "
+                "a connection may wait before a request, default 5) (docs/http-api.md, Limits)."
+            ),
         ),
     ] = None,
     cors_origin: Annotated[

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
@@ -79,6 +80,11 @@ class ServerLimits:
       from the space's event log).
     - ``rate``, ``burst``: requests per second one client may make on average, and
       in a burst (``rate=None``: no limit).
+    - ``max_connections``: connections one client address may hold open at once.
+    - ``read_timeout``: seconds within which a request's head and body (over HTTP),
+      or a frame (on a channel), must arrive in full once its first byte came.
+    - ``idle_timeout``: seconds a connection may stay open with no request under
+      way, before its first request or between two over HTTP.
     - ``wire``: the limits of a tuple (:class:`tuplespace.Limits`).
 
     A client is a token, or the address of a request without one.
@@ -94,6 +100,9 @@ class ServerLimits:
     max_pending: int = 1_000
     rate: float | None = None
     burst: int = 100
+    max_connections: int = 64
+    read_timeout: float = 10.0
+    idle_timeout: float = 5.0
     wire: Limits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
@@ -101,10 +110,12 @@ class ServerLimits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive int, got {value!r}")
-        if self.rate is not None and (
-            isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not self.rate > 0
-        ):
+        if self.rate is not None and not _positive(self.rate):
             raise ValueError(f"ServerLimits.rate must be a positive number or None, got {self.rate!r}")
+        for name in _SECONDS:
+            value = getattr(self, name)
+            if not _positive(value) or not math.isfinite(value):
+                raise ValueError(f"ServerLimits.{name} must be a positive number of seconds, got {value!r}")
         if not isinstance(self.wire, Limits):
             raise ValueError(f"ServerLimits.wire must be a tuplespace.Limits, got {self.wire!r}")
 
@@ -113,7 +124,8 @@ class ServerLimits:
         """Limits from ``NAME=VALUE`` settings (as ``tuplespace serve --limit`` takes
         them): a field of ServerLimits, or of its ``wire`` :class:`tuplespace.Limits`
         (``max_fields``, ``max_depth``, ``max_bytes``); ``rate=none`` turns the rate
-        limit off.  Raises ValueError naming a setting that is not one."""
+        limit off; ``read_timeout`` and ``idle_timeout`` are seconds.  Raises
+        ValueError naming a setting that is not one."""
         own: dict[str, Any] = {}
         wire: dict[str, int] = {}
         for setting in settings:
@@ -123,12 +135,14 @@ class ServerLimits:
                 raise ValueError(f"a limit is NAME=VALUE, not {setting!r}")
             if name == "rate":
                 own[name] = None if text.lower() == "none" else _number(name, text, float)
+            elif name in _SECONDS:
+                own[name] = _number(name, text, float)
             elif name in _COUNTS:
                 own[name] = _number(name, text, int)
             elif name in _WIRE:
                 wire[name] = _number(name, text, int)
             else:
-                known = ", ".join(sorted((*_COUNTS, *_WIRE, "rate")))
+                known = ", ".join(sorted((*_COUNTS, *_SECONDS, *_WIRE, "rate")))
                 raise ValueError(f"no limit {name!r}; the limits are {known}")
         return cls(**own, wire=dataclasses.replace(DEFAULT_LIMITS, **wire))
 
@@ -143,8 +157,14 @@ _COUNTS = (
     "max_transactions",
     "max_pending",
     "burst",
+    "max_connections",
 )
+_SECONDS = ("read_timeout", "idle_timeout")
 _WIRE = ("max_fields", "max_depth", "max_bytes")
+
+
+def _positive(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0
 
 
 def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
@@ -153,6 +173,11 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise ValueError(f"limit {name} is {what}, not {text!r}") from None
+
+
+def _address(request: Request) -> str:
+    """The key of a request's client address, under which its limits are counted."""
+    return "address:" + (request.client.host if request.client else "-")
 
 
 class _Interrupted(Exception):
@@ -344,11 +369,13 @@ class ApiBase:
         self.requests += 1
         if self.stopping:
             raise ApiError(503, "shutting_down", "the server is shutting down")
-        grant = self.tokens.authenticate(request.headers.get("authorization"))
-        if grant is not None:
-            client = "token:" + grant.name
-        else:
-            client = "address:" + (request.client.host if request.client else "-")
+        try:
+            grant = self.tokens.authenticate(request.headers.get("authorization"))
+        except ApiError:  # a bad token counts against its address: guessing is rate limited
+            if self.limits.rate is not None:
+                self._check_rate(_address(request), self.limits.rate)
+            raise
+        client = _address(request) if grant is None else "token:" + grant.name
         if self.limits.rate is not None:
             self._check_rate(client, self.limits.rate)
         return Caller(grant, client)

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .. import __version__
@@ -58,7 +58,8 @@ def create_app(
     >>> app = create_app("./tuplespace-data")     # doctest: +SKIP
     >>> uvicorn.run(app, port=8765)                # doctest: +SKIP
 
-    - ``data_dir``: where durable spaces are kept (``spaces.db``, ``spaces.json``).
+    - ``data_dir``: where durable spaces are kept (``spaces.db``, with the catalog of the
+      server's spaces).
     - ``store``: ``"durable"`` or ``"memory"``, how spaces are kept unless they ask
       otherwise; by default durable when there is a ``data_dir``, else memory.
     - ``tokens``: a token file (a path) or its content (a dict); None: the server
@@ -226,7 +227,12 @@ def _error_handlers(app: FastAPI, api: Api) -> None:
             ApiError(400, "bad_request", str(first.get("msg", "invalid request")), ".".join(location) or None)
         )
 
+    async def on_client_gone(request: Request, exc: Exception) -> Response:
+        # The client left (or was cut off) before its body arrived: nobody to answer.
+        return Response(status_code=400)
+
     app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(ClientDisconnect, on_client_gone)
     app.add_exception_handler(TupleSpaceError, on_space_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)

@@ -7,8 +7,9 @@ so it means the same, is checked the same and fails the same
 (docs/http-api.md, "The channel").
 
 A channel shares the server's port: a connection whose first bytes are
-``MAGIC`` (of ``tuplespace._framing``) is a channel, any other is HTTP, served by uvicorn.  Then every
-frame is a 4-byte big-endian length and that many bytes:
+``MAGIC`` (of ``tuplespace._framing``) is a channel, any other is HTTP, served by uvicorn
+(``_connections`` tells them apart).  Then every frame is a 4-byte big-endian length
+and that many bytes:
 
     hello           {"authorization": "Bearer ..."}  (JSON; the first frame of the client;
                     "origin" too if a web page's client opens it)
@@ -42,19 +43,17 @@ from fastapi.routing import APIRoute
 from starlette.datastructures import Address
 from starlette.responses import Response
 from starlette.routing import Match
-from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from .. import __version__
 from .._errors import TupleSpaceError
 from .._framing import LENGTH as _LENGTH
-from .._framing import MAGIC, frame
+from .._framing import frame
 from ._api import ApiBase
-from ._errors import ApiError, api_error, error_response, limit_reached
+from ._errors import ApiError, api_error, error_response, limit_reached, request_timeout
 from ._guard import Policy
 
-__all__ = ["channel_door"]
+__all__: list[str] = []  # the door of _connections opens channels
 
 logger = logging.getLogger("tuplespace.server")
 
@@ -209,11 +208,20 @@ class _Service:
 
 
 class _Channel(asyncio.Protocol):
-    """One open channel: its frames, and its requests, each served by a task of its own."""
+    """One open channel: its frames, and its requests, each served by a task of its own.
 
-    def __init__(self, service: _Service, server_state: ServerState) -> None:
+    Each frame, the hello first, must arrive in full within ``read_timeout`` seconds
+    of its first byte (else ``0 408`` and the channel closes); ``release`` is called
+    once the connection is lost."""
+
+    def __init__(
+        self, service: _Service, server_state: ServerState, read_timeout: float, release: Callable[[], None]
+    ) -> None:
         self.service = service
         self.server_state = server_state
+        self.read_timeout = read_timeout
+        self.release = release
+        self.deadline: asyncio.TimerHandle | None = None  # of the frame arriving
         self.transport: asyncio.Transport | None = None
         self.ended = False  # the connection is lost, or the channel refused
         self.watchers: set[Callable[[], object]] = set()  # of the requests that wait
@@ -233,13 +241,17 @@ class _Channel(asyncio.Protocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.client = Address(str(peer[0]), int(peer[1]))
         self.server_state.connections.add(self)  # type: ignore[arg-type]  # shut down with the server
+        self._await_frame()  # the hello
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Requests still open see their client gone: their waits are withdrawn.
         self.ended = True
+        if self.deadline is not None:
+            self.deadline.cancel()
         for callback in list(self.watchers):
             callback()
         self.server_state.connections.discard(self)
+        self.release()
 
     def pause_writing(self) -> None:
         # A client that does not read its answers sends no more requests.
@@ -287,6 +299,18 @@ class _Channel(asyncio.Protocol):
             else:
                 self._frame(frame)
         del buffer[:start]
+        if start and self.deadline is not None:  # a frame came in full
+            self.deadline.cancel()
+            self.deadline = None
+        if buffer and self.deadline is None and not self.ended:  # the next one has begun
+            self._await_frame()
+
+    def _await_frame(self) -> None:
+        self.deadline = asyncio.get_running_loop().call_later(self.read_timeout, self._too_slow)
+
+    def _too_slow(self) -> None:
+        self.deadline = None
+        self._refuse(request_timeout("a frame", self.read_timeout))
 
     def _send(self, payload: bytes) -> None:
         if self.transport is not None and not self.ended:
@@ -377,57 +401,3 @@ def _resume(coro: Coroutine[Any, Any, None], awaited: Any) -> Generator[Any, Any
                 awaited = coro.send(sent)
             except StopIteration:
                 return
-
-
-def channel_door(app: FastAPI) -> type[asyncio.Protocol]:
-    """The protocol of uvicorn's connections (its ``http`` setting) for ``app`` made
-    by ``create_app``: a connection that starts with :data:`MAGIC` is a channel,
-    any other goes to uvicorn's HTTP protocol."""
-    service = _Service(app)
-
-    class Door(_Door):
-        _service = service
-
-    return Door
-
-
-class _Door(asyncio.Protocol):
-    """The first bytes of a connection decide what it is; then the connection is
-    handed to the protocol that serves it."""
-
-    _service: _Service
-
-    def __init__(
-        self,
-        config: Config,
-        server_state: ServerState,
-        app_state: dict[str, Any],
-        _loop: asyncio.AbstractEventLoop | None = None,
-    ) -> None:
-        self._config = config
-        self._server_state = server_state
-        self._app_state = app_state
-        self._transport: asyncio.Transport | None = None
-        self._first = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        first = self._first + data
-        if len(first) < len(MAGIC) and MAGIC.startswith(first):
-            self._first = first
-            return
-        protocol: asyncio.Protocol
-        if first.startswith(MAGIC):
-            protocol, first = _Channel(self._service, self._server_state), first[len(MAGIC) :]
-        else:
-            protocol = HttpToolsProtocol(self._config, self._server_state, self._app_state)
-        assert self._transport is not None
-        self._transport.set_protocol(protocol)
-        protocol.connection_made(self._transport)
-        if first:
-            protocol.data_received(first)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        """Gone before it said what it is: nothing to end."""

@@ -39,7 +39,7 @@ from .._errors import (
     WireError,
 )
 
-__all__ = ["ApiError", "api_error", "error_response", "limit_reached"]
+__all__ = ["ApiError", "api_error", "error_response", "limit_reached", "request_timeout"]
 
 
 class ApiError(Exception):
@@ -62,6 +62,12 @@ class ApiError(Exception):
 def limit_reached(message: str, limit: str, maximum: int) -> ApiError:
     """429: a client (or a channel) has as much of ``limit`` as it may."""
     return ApiError(429, "limit_reached", message, limit=limit, maximum=maximum)
+
+
+def request_timeout(what: str, seconds: float) -> ApiError:
+    """408: ``what`` (a part of a request) did not arrive within ``read_timeout``."""
+    message = f"{what} did not arrive in full within {seconds:g} s of its first byte"
+    return ApiError(408, "request_timeout", message, limit="read_timeout", maximum=seconds)
 
 
 def _field(prefix: str | None, path: str) -> str | None:

@@ -1,9 +1,11 @@
 """The spaces a server hosts, and the transactions and claims its clients hold.
 
-Durable spaces live in one SQLite file, ``<data_dir>/spaces.db``; the server's
-catalog, ``<data_dir>/spaces.json``, lists them with the options the file does not
-keep (event retention, anonymous permissions).  Memory spaces exist until the
-server stops.
+Durable spaces live in one SQLite file, ``<data_dir>/spaces.db``, whose catalog
+table lists them with the options the server keeps for them (event retention,
+anonymous permissions), one row per space: creating or deleting a space writes
+its row alone.  A catalog of an earlier version, ``<data_dir>/spaces.json``, is
+moved into the table on start (and kept as ``spaces.json.migrated``).  Memory
+spaces exist until the server stops.
 
 A claim is a transaction the server starts for one ``take``: the taken tuple is
 held by it until the client confirms (commit) or releases (abort) it, or its
@@ -22,7 +24,6 @@ import itertools
 import logging
 import os
 import secrets
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, StoreError, TransactionError
 from .._space import Space
-from .._sqlite import open_space
+from .._sqlite import Catalog, open_catalog, open_space
 from .._templates import ANY, Template
 from .._values import Credit, Limits
 from ._auth import check_permissions
@@ -52,7 +53,6 @@ __all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "Hub", "RecordClaim", "SpaceIn
 
 logger = logging.getLogger("tuplespace.server")
 
-CATALOG_VERSION = 1
 MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
@@ -272,6 +272,7 @@ class Hub:
         self.closed = False
         self.stopping = False
         self._lock_fd: int | None = None
+        self._catalog: Catalog | None = None
         self._sweep_at = SWEEP_FROM
         self._id_key = secrets.token_bytes(32)
         self._id_count = itertools.count(1)
@@ -284,7 +285,7 @@ class Hub:
         return str(self.data_dir / "spaces.db")
 
     @property
-    def catalog_path(self) -> Path:
+    def old_catalog_path(self) -> Path:
         assert self.data_dir is not None
         return self.data_dir / "spaces.json"
 
@@ -300,20 +301,32 @@ class Hub:
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock_data_dir()
-        if not self.catalog_path.exists():
-            return
         try:
-            catalog = orjson.loads(self.catalog_path.read_bytes())
-            entries = catalog["spaces"]
-            self._retired = dict(catalog.get("retired", {}))
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise RuntimeError(f"cannot read the catalog {self.catalog_path}: {exc}") from None
-        try:
+            self._catalog = open_catalog(self.db_path)
+            if self.old_catalog_path.exists():
+                self._migrate_catalog(self._catalog)
+            entries, self._retired = self._catalog.read()
             for name, entry in entries.items():
                 self._open_stored(name, entry)
         except BaseException:
             self.close()
             raise
+
+    def _migrate_catalog(self, catalog: Catalog) -> None:
+        """Move the entries of ``spaces.json`` into the catalog table (again, if the
+        server stopped before the file was renamed: the rows are the same)."""
+        path = self.old_catalog_path
+        try:
+            old = orjson.loads(path.read_bytes())
+            entries: dict[str, dict[str, Any] | None] = dict(old["spaces"])
+            retired = {str(name): int(times) for name, times in old.get("retired", {}).items()}
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RuntimeError(f"cannot read the catalog {path}: {exc}") from None
+        for name in retired:
+            entries.setdefault(name, None)
+        catalog.put(entries, retired)
+        os.replace(path, path.with_name(path.name + ".migrated"))
+        logger.info("moved the catalog of %d spaces from %s into %s", len(old["spaces"]), path, self.db_path)
 
     def _lock_data_dir(self) -> None:
         """Hold an exclusive lock on ``<data_dir>/lock`` while the server runs, so a
@@ -350,10 +363,12 @@ class Hub:
             AsyncSpace(space),
         )
 
-    def _save_catalog(self) -> None:
-        assert self.data_dir is not None
-        entries = {
-            info.name: {
+    def _write_entry(self, info: SpaceInfo | None, name: str) -> None:
+        """Write the catalog row of ``name``: ``info``'s entry, or none (deleted)."""
+        assert self._catalog is not None
+        entry = None
+        if info is not None:
+            entry = {
                 "storage": info.storage,
                 "order": info.space.order,
                 "capacity": info.space.capacity,
@@ -361,24 +376,7 @@ class Hub:
                 "event_retention_bytes": info.event_retention_bytes,
                 "anonymous": sorted(info.anonymous),
             }
-            for info in self.spaces.values()
-            if info.store == "durable"
-        }
-        data = orjson.dumps(
-            {"version": CATALOG_VERSION, "spaces": entries, "retired": self._retired},
-            option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
-        )
-        fd, tmp = tempfile.mkstemp(prefix=".spaces-", dir=self.data_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data + b"\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.catalog_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        self._catalog.put({name: entry}, self._retired)
 
     def close(self) -> None:
         """Close every space (transactions and claims abort; the SQLite file is released)."""
@@ -392,6 +390,9 @@ class Hub:
             except Exception:
                 logger.exception("closing space %s failed", info.name)
         self.handles.clear()
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the lock on the data directory
             self._lock_fd = None
@@ -461,7 +462,7 @@ class Hub:
             self.spaces[name] = info
             if store == "durable":
                 try:
-                    self._save_catalog()
+                    self._write_entry(info, name)
                 except BaseException:
                     del self.spaces[name]
                     space.close()
@@ -489,7 +490,7 @@ class Hub:
                 for arity in space.statistics()["arities"]:
                     space.take_all(Template((ANY,) * arity))
                 self._retired[info.name] = self._retired.get(info.name, 0) + 1
-                self._save_catalog()
+                self._write_entry(None, info.name)
             space.close()
             for handle_id in [h.id for h in self.handles.values() if h.info is info]:
                 self.forget(handle_id)

@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ._app import Api, create_app
-from ._channel import channel_door
+from ._connections import connection_door
 
 __all__ = ["Server", "run"]
 
@@ -44,7 +44,10 @@ class Server(uvicorn.Server):
     def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 8765, **config: Any) -> None:
         config.setdefault("log_level", "warning")
         config.setdefault("timeout_graceful_shutdown", 10)
-        config.setdefault("http", channel_door(app))  # HTTP, and the channel on the same port
+        limits = app.state.api.limits
+        config.setdefault("http", connection_door(app))  # HTTP, and the channel on the same port
+        config.setdefault("timeout_keep_alive", limits.idle_timeout)
+        config.setdefault("ws", "none")  # every connection stays with the door's protocols
         super().__init__(uvicorn.Config(app, host=host, port=port, **config))
         self.api: Api = app.state.api
         self.ready = threading.Event()
