@@ -21,7 +21,7 @@ from tuplespace.server import Server, ServerLimits, create_app
 from tuplespace.server._connections import MAX_HEAD
 
 MiB = 1 << 20
-WRITE_HEAD = b"POST /spaces/s/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+WRITE_HEAD = b"POST /spaces/s/write HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
 @contextlib.contextmanager
@@ -96,7 +96,7 @@ def test_a_connection_that_says_nothing_is_closed(quick: Server) -> None:
 
 def test_an_idle_keep_alive_connection_is_closed(quick: Server) -> None:
     sock = connect(quick)
-    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert until_closed(sock).startswith(b"HTTP/1.1 200 OK\r\n")
 
 
@@ -170,7 +170,7 @@ def test_silent_sockets_of_one_address_are_bounded_and_others_are_served() -> No
             except httpx.ConnectError as exc:
                 missing(f"cannot connect from 127.0.0.2, another loopback address: {exc}")
         asking = connect(live)
-        asking.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        asking.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         error = http_error(until_closed(asking), 429)
         assert (error["code"], error["limit"], error["maximum"]) == ("limit_reached", "max_connections", 64)
         channel = connect(live)
