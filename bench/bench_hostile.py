@@ -3,7 +3,8 @@
 Prints ONE JSON line with ``"impl": "pytuplespace-hostile"``.  Each workload runs against a
 fresh ``python -m tuplespace serve --memory`` started by this script on 127.0.0.1 and stopped
 by its PID.  While the workload runs, a prober opens a new connection every PROBE_EVERY
-seconds and asks ``GET /health`` (timeout 5 s); the figures are the probes' latency (p50,
+seconds and asks ``GET /health`` (timeout 5 s), from 127.0.0.2 — another client than the
+hostile requests, which come from 127.0.0.1; the figures are the probes' latency (p50,
 p99, max, in ms), how many failed, and the server's RSS (``VmRSS``) before, at its peak
 during, and after the workload.  Every workload is bounded in count and time and sends
 traffic to 127.0.0.1 only.
@@ -66,6 +67,7 @@ EVENT_TUPLES = int(os.environ.get("EVENT_TUPLES", "1000"))
 ANSWER_TUPLES = int(os.environ.get("ANSWER_TUPLES", "200"))
 PROBE_EVERY = float(os.environ.get("PROBE_EVERY", "0.05"))
 MIB = 1 << 20
+PROBE_FROM = "127.0.0.2"  # another client address than the hostile requests' (127.0.0.1)
 BLOB = "x" * 1_000_000  # 1 MB, under the default limit of 1 MiB per encoded tuple
 
 log = logger("hostile")
@@ -127,7 +129,9 @@ class Prober(threading.Thread):
             self.peak_rss = max(self.peak_rss, rss_mb(self.pid))
             t0 = time.perf_counter()
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn = http.client.HTTPConnection(
+                    "127.0.0.1", self.port, timeout=5, source_address=(PROBE_FROM, 0)
+                )
                 conn.request("GET", "/health")
                 ok = conn.getresponse().status == 200
                 conn.close()
