@@ -300,9 +300,12 @@ class AsyncSpace:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> AsyncSubscription:
         """See :meth:`Space.subscribe`; iterate with ``async for``."""
-        feed = self.space._subscribe([compile_template(template)], events, since, max_pending, lease)
+        feed = self.space._subscribe(
+            [compile_template(template)], events, since, max_pending, lease, existing
+        )
         return AsyncSubscription(self.space, feed)
 
     async def create(

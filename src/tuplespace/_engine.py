@@ -83,7 +83,17 @@ from ._errors import (
     TransactionError,
     UnknownLease,
 )
-from ._events import EVENT_KINDS, Change, Event, Feed, FeedBase, FeedTemplate, RawEvent
+from ._events import (
+    EVENT_KINDS,
+    Change,
+    Event,
+    Feed,
+    FeedBase,
+    FeedTemplate,
+    Presence,
+    RawEvent,
+    check_existing,
+)
 from ._journal import Journal
 from ._records import Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
@@ -430,11 +440,15 @@ class Engine:
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool = False,
     ) -> Feed:
         """A feed of the events of ``kinds`` on tuples matching any of ``templates``.
 
         With ``since``, the feed first replays the logged events after ``since``;
-        raises EventsLost at once if the log no longer reaches back that far.
+        raises EventsLost at once if the log no longer reaches back that far.  With
+        ``existing``, it first reports the matching tuples stored now (events of kind
+        ``present``, see :class:`~tuplespace._events.Presence`): every tuple is then
+        seen exactly once, as present or by its write event.
         """
         self._check_open()
         kinds = frozenset(kinds)
@@ -442,11 +456,22 @@ class Engine:
             raise InvalidValue(
                 f"events must be a non-empty subset of {sorted(EVENT_KINDS)}, got {sorted(kinds)}"
             )
+        check_existing(existing, since)
         feed = Feed(next(self._interest_seq), [], kinds, max_pending, None)
         self.add_feed(feed, since, lease)
         feed.templates = [FeedTemplate(next(self._interest_seq), t, feed) for t in templates]
         for ft in feed.templates:
             self._feeds.add(ft)
+        if existing:
+            upto = self.last_seq
+            newest_first = self.order == "lifo"
+
+            def next_match(template: Template, after: int) -> Entry | None:
+                entry = next(self._matches(template, after), None)
+                return None if entry is None or entry.seq > upto else entry
+
+            start = upto + 1 if newest_first else 0
+            feed.present = Presence(templates, next_match, newest_first, start, self._event_seq, self._now())
         return feed
 
     def add_feed(self, feed: FeedBase[Any], since: int | None, lease: float | None) -> None:

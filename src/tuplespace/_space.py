@@ -276,6 +276,7 @@ class Space:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> Subscription:
         """Subscribe to the events (``"write"``, ``"take"``, ``"expire"``, ``"cancel"``)
         of tuples matching ``template``.
@@ -284,15 +285,24 @@ class Space:
         ...     for ev in events:
         ...         print(ev.seq, ev.kind, ev.tuple)
 
+        ``existing=True``: first an event of kind ``"present"`` for every matching
+        tuple already in the space, in the space's order, then the live events: each
+        tuple is seen once, as present or by its write event, none missed between
+        the two.  A present tuple that leaves the space before its turn comes is not
+        reported as present.  Present events are read from the space as the
+        subscriber asks for them, so they take no room among the ``max_pending``.
+        Their ``seq`` is the last event before the subscription began.
+
         ``since``: resume after the event numbered ``since`` (the ``seq`` of the last
         event seen), replaying what was missed from the space's event log; raises
         :class:`EventsLost` if the log no longer reaches back so far.  At most
         ``max_pending`` events wait for a slow subscriber; beyond that it catches up
         from the log (see :class:`Subscription`).  ``lease``: seconds until the
-        subscription ends by itself (None: never).
+        subscription ends by itself (None: never).  Raises :class:`InvalidValue` for
+        ``existing=True`` with ``since``.
         """
         return Subscription(
-            self, self._subscribe([compile_template(template)], events, since, max_pending, lease)
+            self, self._subscribe([compile_template(template)], events, since, max_pending, lease, existing)
         )
 
     def _subscribe(
@@ -302,11 +312,12 @@ class Space:
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool = False,
     ) -> Feed:
         if isinstance(events, str):
             events = {events}
         with self._lock:
-            feed = self._engine.subscribe(templates, events, since, max_pending, lease)
+            feed = self._engine.subscribe(templates, events, since, max_pending, lease, existing)
             self._start_timer()
         return feed
 
