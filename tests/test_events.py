@@ -135,6 +135,27 @@ def test_a_write_handed_to_a_waiting_taker_gives_write_then_take(space: Any) -> 
     assert events[1].seq == events[0].seq + 1
 
 
+def test_a_take_cancelled_before_it_receives_its_tuple_takes_nothing_and_emits_nothing() -> None:
+    space = ts.Space()
+    sub = space.subscribe(("job", int))
+
+    async def cancelled_take() -> None:
+        taker = asyncio.create_task(ts.AsyncSpace(space).take(("job", int)))
+        while space.statistics()["waiters"] == 0:
+            await asyncio.sleep(0)
+        space.write(("job", 1))  # handed to the waiting take...
+        taker.cancel()  # ...which is cancelled before it runs again
+        with pytest.raises(asyncio.CancelledError):
+            await taker
+
+    asyncio.run(cancelled_take())
+    assert space.read_all(("job", int)) == [("job", 1)]
+    assert changes(drain(sub)) == [("write", ("job", 1))]  # it never left the space
+    assert space.statistics()["takes"] == 0
+    assert space.take(("job", int)) == ("job", 1)
+    assert changes(drain(sub)) == [("take", ("job", 1))]
+
+
 def test_a_waiting_read_served_by_a_write_is_counted_as_a_read(space: Any) -> None:
     reader = spawn(space.read, ("job", int))
     wait_for_waiters(space, 1)

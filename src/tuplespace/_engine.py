@@ -669,19 +669,6 @@ class Engine:
                 w.state = DONE
                 w.wake()
 
-    def restore(self, entry: Entry) -> None:
-        """Put back a taken tuple at its place in the order (its taker is gone).
-
-        If it was taken for someone else after all (a waiting taker), that counts as
-        a new take; if it is stored again, it appears as a new write event.
-        """
-        if entry.tuple is None:
-            raise ValueError("restore needs the entry's tuple")
-        if entry.expires is not None and entry.expires <= self.clock.now():
-            return
-        self._emit("write", entry.tuple)
-        self._offer(entry)
-
     def _offer(self, entry: Entry) -> None:
         """Put back a tuple that left the space (its row may still be on disk)."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
@@ -779,9 +766,10 @@ class Engine:
                 if txn is not None and take:
                     txn.taken.remove(entry)
             elif take:
-                self._counts["takes"] += 1
-                if txn is None:
-                    self._emit("take", t)
+                if txn is not None:
+                    self._counts["takes"] += 1
+                # A take outside a transaction is counted, and its event emitted, when its
+                # caller receives the tuple (see withdraw): one cancelled first takes nothing.
                 return w
             else:
                 self._counts["reads"] += 1
@@ -829,17 +817,23 @@ class Engine:
             self._prune()
 
     def withdraw(self, w: Waiter, received: bool) -> None:
-        """After a wait ended: withdraw a waiter still waiting, and put back a tuple
-        that was taken for a caller no longer there to receive it."""
+        """After a wait ended: withdraw a waiter still waiting; for a take handed a
+        tuple, make it final if its caller ``received`` it (outside a transaction:
+        the take's event), else put the tuple back, as if it had never left."""
         if w.state is WAITING:
             self._end_wait(w, TIMED_OUT)
-        elif w.state is DONE and not received and w.kind == "take" and w.entry is not None:
+        elif w.state is DONE and w.kind == "take" and w.entry is not None:
             if w.txn is not None:
-                if w.txn.state is ACTIVE:
+                if not received and w.txn.state is ACTIVE:
                     w.txn.taken.remove(w.entry)
                     self._offer(w.entry)
+            elif received:
+                self._counts["takes"] += 1
+                self._emit("take", w.result)  # type: ignore[arg-type]
+                w.entry = None
             else:
-                self.restore(w.entry)
+                self._offer(w.entry)
+                w.entry = None
         if w.txn is not None:
             w.txn.waits.discard(w)
 

@@ -532,9 +532,10 @@ class Space:
             return w.state is not WAITING
 
     def _end_wait(self, w: Waiter, received: bool) -> None:
-        """When a wait stops: withdraw ``w`` if it still waits, and put back a tuple
-        taken for a caller that did not receive it."""
-        if w.state is WAITING or not received:
+        """When a wait stops: withdraw ``w`` if it still waits, make a take outside a
+        transaction final once received, and put back a tuple taken for a caller that
+        did not receive it."""
+        if w.state is WAITING or not received or (w.kind == "take" and w.entry is not None and w.txn is None):
             with self._lock:
                 self._engine.withdraw(w, received)
 
