@@ -456,6 +456,14 @@ class AsyncSpace:
             self.space._start_timer()
         return AsyncTransaction(self.space, txn)
 
+    async def add_lifetime(self, template: Any, max_age: float) -> None:
+        """See :meth:`Space.add_lifetime`."""
+        self.space.add_lifetime(template, max_age)
+
+    async def remove_lifetime(self, template: Any, max_age: float) -> None:
+        """See :meth:`Space.remove_lifetime`."""
+        self.space.remove_lifetime(template, max_age)
+
     def statistics(self) -> dict[str, Any]:
         """See :meth:`Space.statistics`."""
         return self.space.statistics()

@@ -1145,7 +1145,12 @@ class Engine:
                     self.journal.put(entry.seq, entry.tuple, limit)  # type: ignore[arg-type]
 
     def remove_lifetime(self, template: Template, max_age: float) -> None:
-        self._lifetimes.remove((template, max_age))
+        """End the rule :meth:`add_lifetime` made with the same fields and ``max_age``."""
+        for i, (rule, age) in enumerate(self._lifetimes):
+            if rule.fields == template.fields and age == max_age:
+                del self._lifetimes[i]
+                return
+        raise InvalidValue(f"no lifetime of {max_age} s for {template.fields!r}", "template")
 
     def _lifetime(self, t: Tuple, expires: float | None) -> float | None:
         for template, max_age in self._lifetimes:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._clock import Clock, SystemClock, wait_event
 from ._engine import ABORTED, CLOSED, DONE, EVENT_RETENTION_BYTES, TIMED_OUT, WAITING, Engine, Txn, Waiter
-from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
+from ._errors import InvalidValue, SpaceClosed, SpaceFull, Timeout, TransactionAborted
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
@@ -591,6 +591,28 @@ class Space:
         """Called by a :class:`SimulatedClock`: expire what is due."""
         with self._lock:
             self._engine.tick()
+
+    def add_lifetime(self, template: Any, max_age: float) -> None:
+        """From now on, tuples matching ``template`` live at most ``max_age`` seconds
+        after they are written, and those already here at most ``max_age`` seconds from
+        now: their leases are shortened to that, never lengthened, so they leave
+        exactly on time, as ``expire`` events, with no thread sweeping the space.
+        :class:`~tuplespace.Cleaner` uses it; :meth:`remove_lifetime` ends the rule for
+        later writes.
+        """
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0:
+            raise InvalidValue(f"max_age must be a positive number of seconds, got {max_age!r}", "max_age")
+        t = compile_template(template)
+        with self._lock:
+            self._engine.add_lifetime(t, max_age)
+            self._start_timer()
+
+    def remove_lifetime(self, template: Any, max_age: float) -> None:
+        """End the rule :meth:`add_lifetime` made with the same template and ``max_age``
+        for the tuples written from now on; raises :class:`InvalidValue` if there is none."""
+        t = compile_template(template)
+        with self._lock:
+            self._engine.remove_lifetime(t, max_age)
 
     def statistics(self) -> dict[str, Any]:
         """Counts of tuples, waiters, subscribers, leases, transactions and operations."""
