@@ -38,7 +38,11 @@ done by the engine as soon as a removal makes room.
 
 Events.  Every write, take, expiry and cancellation is an event with the next
 sequence number, kept in a bounded log and pushed to the feeds of matching
-subscriptions (registered like waiters); see :mod:`tuplespace._events`.
+subscriptions (registered like waiters); see :mod:`tuplespace._events`.  A feed
+opened with ``existing`` walks the tuples stored when it opened, a template's next
+match at a time, before its live events.  A take handed a tuple by a write is made
+final (its event emitted) when its caller receives it: one cancelled before puts
+the tuple back without a trace.
 
 Records.  The named records of the space, their index, credit and capabilities
 are kept by a :class:`~tuplespace._records.RecordStore` (``engine.records``) on
@@ -534,12 +538,6 @@ class Engine:
         self.last_seq = self._loaded_seq = max(self.last_seq, last_seq)
         self._event_seq = max(self._event_seq, last_event)
         return len(expired)
-
-    def snapshot(self, templates: list[Template]) -> list[Tuple]:
-        """The stored tuples matching any of ``templates``, oldest first."""
-        self.tick()
-        entries = {e.seq: e for t in templates for e in self._matches(t)}
-        return [entries[seq].tuple for seq in sorted(entries)]  # type: ignore[misc]
 
     def next_event(self, feed: FeedBase[E]) -> E | None:
         """The feed's next event, or None if it has none yet; raises EventsLost."""
