@@ -118,10 +118,13 @@ class SyncOverAsync:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> SyncSubscription:
         async def subscribe() -> Any:
             return await _opened(
-                self.aspace.subscribe(template, events, since=since, max_pending=max_pending, lease=lease)
+                self.aspace.subscribe(
+                    template, events, since=since, max_pending=max_pending, lease=lease, existing=existing
+                )
             )
 
         return SyncSubscription(self, self._run(subscribe()))

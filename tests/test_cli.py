@@ -419,6 +419,23 @@ def test_unreachable_server() -> None:
     assert "cannot reach" in one_line_error(result, "count")
 
 
+def test_watch_existing_prints_the_tuples_there_first(server_url: str) -> None:
+    with ts.connect(f"{server_url}/spaces/stocked") as space:
+        space.write_many([("s", 1), ("other",), ("s", 2)])
+    args = [sys.executable, "-m", "tuplespace", "watch", "stocked", '["s", {"$any": true}]', "--existing"]
+    with serving([*args, "--url", server_url], Path.cwd()) as watcher:
+        watcher.wait_for(r'"kind":"present","tuple":\["s",1\]')
+        watcher.wait_for(r'"kind":"present","tuple":\["s",2\]')
+        assert cli(server_url, "write", "stocked", '["s", 3]').returncode == 0
+        watcher.wait_for(r'"kind":"write","tuple":\["s",3\]')
+        assert watcher.stop(signal.SIGTERM) == 0
+    kinds = [json.loads(line)["kind"] for line in watcher.log if line.startswith("{")]
+    assert kinds == ["present", "present", "write"]
+    both = cli(server_url, "watch", "stocked", '["s", 1]', "--existing", "--since", "1")
+    assert both.returncode == 2
+    assert "give one of them" in one_line_error(both, "watch")
+
+
 def test_watch_since_past_the_log_reports_the_loss_and_goes_on(server_url: str) -> None:
     with ts.connect(f"{server_url}/spaces/short-log", event_retention=3) as space:
         for n in range(10):

@@ -188,6 +188,31 @@ def test_the_api_documentation_is_served_with_every_file_it_needs_and_a_policy(s
 # -- the page ----------------------------------------------------------------------------
 
 
+def test_a_feed_opens_with_the_tuples_already_there(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    for n in (1, 2):
+        r = httpx.post(f"{server.url}/spaces/stock/write", json={"tuple": ["item", n]})
+        assert r.status_code == 200, r.text
+    page.goto(server.url + "/")
+    open_space(page, "stock")
+    watch(page, '["item", {"$any": true}]')
+    feed = page.get_by_role("log", name="Events")
+    items = feed.get_by_role("listitem")
+    expect(items).to_have_count(2)
+    expect(items.nth(0)).to_contain_text('present ["item",2]')  # the newest on top
+    expect(items.nth(1)).to_contain_text('present ["item",1]')
+    write(page, '["item", 3]')
+    expect(items).to_have_count(3)
+    expect(items.first).to_contain_text('write ["item",3]')
+    # Unchecked, a feed shows only what happens from then on.
+    page.get_by_role("button", name=re.compile("^Stop watching")).click()
+    page.get_by_label("First the matching tuples already there (present)").uncheck()
+    watch(page, '["item", {"$any": true}]')
+    write(page, '["item", 4]')
+    expect(items.first).to_contain_text('write ["item",4]')
+    expect(feed.get_by_text("present")).to_have_count(2)  # the first feed's, none more
+
+
 def test_a_tuple_written_appears_in_the_feed_and_is_taken_through_the_forms(page: Page, serve: Serve) -> None:
     server = serve(store="memory")
     page.goto(server.url + "/")

@@ -135,6 +135,27 @@ def test_a_write_handed_to_a_waiting_taker_gives_write_then_take(space: Any) -> 
     assert events[1].seq == events[0].seq + 1
 
 
+def test_a_take_cancelled_before_it_receives_its_tuple_takes_nothing_and_emits_nothing() -> None:
+    space = ts.Space()
+    sub = space.subscribe(("job", int))
+
+    async def cancelled_take() -> None:
+        taker = asyncio.create_task(ts.AsyncSpace(space).take(("job", int)))
+        while space.statistics()["waiters"] == 0:
+            await asyncio.sleep(0)
+        space.write(("job", 1))  # handed to the waiting take...
+        taker.cancel()  # ...which is cancelled before it runs again
+        with pytest.raises(asyncio.CancelledError):
+            await taker
+
+    asyncio.run(cancelled_take())
+    assert space.read_all(("job", int)) == [("job", 1)]
+    assert changes(drain(sub)) == [("write", ("job", 1))]  # it never left the space
+    assert space.statistics()["takes"] == 0
+    assert space.take(("job", int)) == ("job", 1)
+    assert changes(drain(sub)) == [("take", ("job", 1))]
+
+
 def test_a_waiting_read_served_by_a_write_is_counted_as_a_read(space: Any) -> None:
     reader = spawn(space.read, ("job", int))
     wait_for_waiters(space, 1)
@@ -142,6 +163,128 @@ def test_a_waiting_read_served_by_a_write_is_counted_as_a_read(space: Any) -> No
     assert reader.result(PATIENCE) == ("job", 1)
     space.read(("job", int))
     assert space.statistics()["reads"] == 2
+
+
+# -- what is present -------------------------------------------------------------------
+
+
+def test_existing_gives_every_tuple_present_first_then_the_live_events(space: Any) -> None:
+    space.write_many([("job", 1), ("noise", 0), ("job", 2), ("job", "x"), ("job", 3)])
+    before = space.statistics()["last_event"]
+    with space.subscribe(("job", int), existing=True) as sub:
+        space.write(("job", 4))
+        space.write(("noise", 1))
+        events = [next(sub) for _ in range(4)]
+    assert changes(events) == [
+        ("present", ("job", 1)),
+        ("present", ("job", 2)),
+        ("present", ("job", 3)),
+        ("write", ("job", 4)),
+    ]
+    assert [e.seq for e in events[:3]] == [before] * 3
+    assert events[3].seq == before + 1
+
+
+def test_present_events_come_whatever_kinds_are_asked_for(space: Any) -> None:
+    space.write(("job", 1))
+    with space.subscribe(("job", int), events={"take"}, existing=True) as sub:
+        space.write(("job", 2))
+        space.take(("job", 2))
+        assert changes([next(sub), next(sub)]) == [("present", ("job", 1)), ("take", ("job", 2))]
+
+
+def test_resuming_after_a_present_event_gives_the_live_events_only(space: Any) -> None:
+    space.write_many([("job", 1), ("job", 2)])
+    sub = space.subscribe(("job", int), existing=True)
+    first = next(sub)
+    assert first.kind == "present"
+    assert sub.last_seq == first.seq
+    sub.close()
+    space.write(("job", 3))
+    with space.subscribe(("job", int), since=first.seq) as resumed:
+        assert changes([next(resumed)]) == [("write", ("job", 3))]
+
+
+def test_a_lifo_space_presents_its_tuples_newest_first(make_space: Any) -> None:
+    space = make_space(order="lifo")
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    with space.subscribe(("job", int), existing=True) as sub:
+        space.write(("job", 4))
+        assert changes([next(sub) for _ in range(4)]) == [
+            ("present", ("job", 3)),
+            ("present", ("job", 2)),
+            ("present", ("job", 1)),
+            ("write", ("job", 4)),
+        ]
+
+
+def test_an_empty_space_has_nothing_present(space: Any) -> None:
+    with space.subscribe(("job", int), existing=True) as sub:
+        space.write(("job", 1))
+        assert changes([next(sub)]) == [("write", ("job", 1))]
+
+
+@pytest.mark.parametrize("existing", [1, "yes", None])
+def test_existing_is_true_or_false(space: Any, existing: Any) -> None:
+    with pytest.raises(ts.InvalidValue) as caught:
+        space.subscribe(("job", int), existing=existing)
+    assert caught.value.path == "existing"
+
+
+def test_existing_with_since_is_refused(space: Any) -> None:
+    space.write(("job", 1))
+    with pytest.raises(ts.InvalidValue, match="since") as caught:
+        space.subscribe(("job", int), existing=True, since=0)
+    assert caught.value.path == "existing"
+
+
+def test_a_write_racing_with_the_start_of_a_subscription_is_seen_exactly_once(space: Any) -> None:
+    count = 300
+    writer = spawn(lambda: [space.write(("job", n)) for n in range(count)])
+    wait_until(lambda: space.count(("job", int)) > 0, "the first writes")
+    with space.subscribe(("job", int), events={"write"}, existing=True) as sub:
+        writer.result(PATIENCE)
+        space.write(("job", -1))
+        seen = []
+        for event in sub:
+            if event.tuple == ("job", -1):
+                break
+            seen.append((event.kind, event.tuple[1]))
+    numbers = [n for _, n in seen]
+    assert sorted(numbers) == list(range(count))  # each once, as present or as written
+    kinds = [kind for kind, _ in seen]
+    assert kinds == sorted(kinds, key=lambda k: k != "present")  # the present ones first
+
+
+def test_a_tuple_that_leaves_before_its_turn_is_not_reported_present(space: Any) -> None:
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    sub = space.subscribe(("job", int), existing=True)
+    assert changes([sub.get(timeout=0)]) == [("present", ("job", 1))]
+    space.take(("job", 2))
+    assert changes(drain(sub)) == [("present", ("job", 3)), ("take", ("job", 2))]
+
+
+def test_present_events_take_no_room_among_max_pending(space: Any) -> None:
+    space.write_many([("job", n) for n in range(10)])
+    sub = space.subscribe(("job", int), existing=True, max_pending=2)
+    assert sub.statistics()["presenting"]
+    for n in range(10, 15):
+        space.write(("job", n))
+    assert sub.statistics()["pending"] == 2
+    events = drain(sub)
+    assert changes(events) == [("present", ("job", n)) for n in range(10)] + [
+        ("write", ("job", n)) for n in range(10, 15)
+    ]
+    assert not sub.statistics()["presenting"]
+
+
+def test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present(space: Any) -> None:
+    space.write_many([("job", 1), ("job", 2)])
+    tx = space.transaction()
+    assert tx.take(("job", 1)) == ("job", 1)
+    sub = space.subscribe(("job", int), existing=True)
+    tx.abort()
+    assert changes(drain(sub)) == [("present", ("job", 1)), ("present", ("job", 2))]
 
 
 # -- resuming ------------------------------------------------------------------------

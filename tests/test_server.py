@@ -849,6 +849,40 @@ def test_events_arrive_and_resume_with_last_event_id(server: Server, http: httpx
         again.close()
 
 
+def test_a_stream_with_existing_sends_the_tuples_present_first_and_never_again_on_resuming(
+    server: Server, http: httpx.Client
+) -> None:
+    http.put("/spaces/s")
+    for n in (1, 2):
+        http.post("/spaces/s/write", json={"tuple": ["job", n]})
+    http.post("/spaces/s/write", json={"tuple": ["other", 0]})
+    stream = Events(server, events_path("s", ["job", ANY], existing="true", events="write"))
+    try:
+        assert stream.status == 200
+        assert stream.next(skip_comments=False) == ("", "comment", "subscribed")
+        present = [stream.next() for _ in range(2)]
+        assert [(p[0], p[1], p[2]["tuple"], p[2]["seq"]) for p in present] == [  # type: ignore[index]
+            ("3", "present", ["job", 1], 3),
+            ("3", "present", ["job", 2], 3),
+        ]
+        http.post("/spaces/s/write", json={"tuple": ["job", 3]})
+        assert stream.next()[:2] == ("4", "write")  # type: ignore[index]
+    finally:
+        stream.close()
+    http.post("/spaces/s/write", json={"tuple": ["job", 4]})  # written while away
+    # A reconnect names the last event received: the live events go on, nothing present again.
+    resumed = Events(server, events_path("s", ["job", ANY], existing="true"), {"Last-Event-ID": "3"})
+    try:
+        assert [resumed.next()[:2] for _ in range(2)] == [("4", "write"), ("5", "write")]  # type: ignore[index]
+    finally:
+        resumed.close()
+    query = {"template": '["job", 1]', "existing": "true", "since": "1"}
+    refused = http.get("/spaces/s/events", params=query)
+    assert error(refused, 400, "bad_request")["field"] == "existing"
+    refused = http.get("/spaces/s/events", params={"template": '["job", 1]', "existing": "yes"})
+    assert error(refused, 400, "bad_request")["field"] == "existing"
+
+
 def test_the_event_log_of_a_served_space_is_bounded_in_bytes(server: Server, http: httpx.Client) -> None:
     field = error(http.put("/spaces/s", json={"event_retention_bytes": -1}), 400, "bad_request")["field"]
     assert field == "event_retention_bytes"

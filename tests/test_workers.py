@@ -1,33 +1,90 @@
-"""Workers, worker pools and cleaners, on the in-process spaces (memory and SQLite).
+"""Workers, worker pools and cleaners.
 
-The job-farm test is the one the feature was built for: 8 worker threads, 10,000
-jobs, a third of the handler calls raising; every job ends done exactly once or in
-the dead letter, never both, none lost.
+Workers and cleaners run on every kind of space: the thread forms on the in-process
+spaces (memory and SQLite) and a remote one, the asyncio forms (``AsyncWorker``,
+``AsyncCleaner``) on an ``AsyncSpace`` and an async remote one.  The job-farm test
+is the one the pool was built for: 8 worker threads, 10,000 jobs, a third of the
+handler calls raising; every job ends done exactly once or in the dead letter,
+never both, none lost.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
 import threading
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, spawn, wait_until
+from conftest import WAYS, SyncOverAsync, Way, _maker
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
 
 MakeSpace = Callable[..., ts.Space]
+
+EVERY_KIND = ("memory", "sqlite", "http", "memory-async", "http-async")
+
+
+@pytest.fixture(params=[w for w in WAYS if w.name in EVERY_KIND], ids=lambda w: w.name)
+def every_way(request: pytest.FixtureRequest) -> Way:
+    """Every kind of space a worker runs on: embedded (memory, SQLite) and remote, sync
+    and asyncio (seen through the sync adapter of ``conftest.py``)."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def make_any_space(every_way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    with _maker(every_way, request) as make:
+        yield make
+
+
+class Running:
+    """A :class:`tuplespace.Worker`, or an :class:`tuplespace.AsyncWorker` on the event
+    loop of an asyncio space, seen through the same calls."""
+
+    def __init__(self, space: Any, templates: list[Any], handler: Callable[..., Any], **options: Any) -> None:
+        self.space = space
+        if isinstance(space, SyncOverAsync):
+            self.worker: Any = space._run(ts.AsyncWorker(space.aspace, templates, handler, **options).start())
+        else:
+            self.worker = ts.Worker(space, templates, handler, **options).start()
+
+    def stop(self) -> None:
+        if isinstance(self.space, SyncOverAsync):
+            self.space._run(self.worker.stop())
+        else:
+            self.worker.stop()
+
+    def statistics(self) -> dict[str, Any]:
+        return self.worker.statistics()  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def cleaning(space: Any, template: Any, max_age: float) -> Iterator[Any]:
+    """A :class:`tuplespace.Cleaner`, or an :class:`tuplespace.AsyncCleaner` on the event
+    loop of an asyncio space, until the block ends."""
+    if isinstance(space, SyncOverAsync):
+        cleaner = space._run(ts.AsyncCleaner(space.aspace, template, max_age).start())
+        try:
+            yield cleaner
+        finally:
+            space._run(cleaner.stop())
+    else:
+        with ts.Cleaner(space, template, max_age) as cleaner:
+            yield cleaner
 
 
 # -- Worker --------------------------------------------------------------------------------
 
 
-def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_any_space: MakeSpace) -> None:
+    space = make_any_space()
     space.write_many([("img", 0), ("doc", 0), ("img", 1), ("img", 2)])
     seen: list[tuple[Any, ...]] = []
 
@@ -35,7 +92,7 @@ def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_thre
         seen.append(t)
         return ("thumb", t[1])
 
-    worker = ts.Worker(space, [("img", int)], thumbnail).start()
+    worker = Running(space, [("img", int)], thumbnail)
     space.write(("img", 3))
     space.write(("doc", 1))
     space.write_many([("img", 4), ("img", 5)])
@@ -49,25 +106,69 @@ def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_thre
     stats = worker.statistics()
     assert (stats["processed"], stats["failed"], stats["lost"], stats["running"]) == (6, 0, 0, False)
     space.write(("img", 6))
+    space.write(("thumb", "sent after img 6"))
+    assert space.read(("thumb", str), timeout=PATIENCE)
     assert seen == [("img", n) for n in range(6)]
-    assert space.statistics()["subscribers"] == 0
+    wait_until(lambda: space.statistics()["subscribers"] == 0, "the subscription to end")
 
 
-def test_a_worker_with_several_templates_sees_each_tuple_once(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_a_worker_with_several_templates_sees_each_tuple_once_in_order(make_any_space: MakeSpace) -> None:
+    space = make_any_space()
     space.write_many([("x", 0), ("y", 0), ("z", 0)])
-    done = threading.Event()
     seen: list[tuple[Any, ...]] = []
+    worker = Running(space, [("x", ANY), ("x", int), ("y", int), ("w", int, int)], seen.append)
+    space.write_many([("x", 1), ("z", 1), ("y", 1), ("w", 1, 1), ("x", "one"), ("y", 2)])
+    wait_until(lambda: ("y", 2) in seen and ("w", 1, 1) in seen, "the last of each arity")
+    worker.stop()
+    pairs = [t for t in seen if len(t) == 2]
+    assert pairs == [("x", 0), ("y", 0), ("x", 1), ("y", 1), ("x", "one"), ("y", 2)]
+    assert [t for t in seen if len(t) == 3] == [("w", 1, 1)]
 
-    def handle(t: tuple[Any, ...]) -> None:
-        seen.append(t)
-        if t == ("y", 2):
-            done.set()
 
-    with ts.Worker(space, [("x", ANY), ("x", int), ("y", int)], handle):
-        space.write_many([("x", 1), ("z", 1), ("y", 1), ("x", "one"), ("y", 2)])
-        assert done.wait(PATIENCE)
-    assert seen == [("x", 0), ("y", 0), ("x", 1), ("y", 1), ("x", "one"), ("y", 2)]
+def test_a_tuple_handed_to_a_take_that_is_cancelled_is_handled_once(make_thread_space: MakeSpace) -> None:
+    space = make_thread_space()
+    seen: list[tuple[Any, ...]] = []
+    worker = ts.Worker(space, [("job", int)], seen.append).start()
+
+    async def cancelled_take() -> None:
+        taker = asyncio.create_task(ts.AsyncSpace(space).take(("job", int)))
+        while space.statistics()["waiters"] == 0:
+            await asyncio.sleep(0)
+        space.write(("job", 1))  # handed to the waiting take...
+        taker.cancel()  # ...which is cancelled before it receives it: the job is put back
+        with pytest.raises(asyncio.CancelledError):
+            await taker
+
+    asyncio.run(cancelled_take())
+    space.write(("job", 2))
+    wait_until(lambda: ("job", 2) in seen, "the second job")
+    worker.stop()
+    assert seen == [("job", 1), ("job", 2)]
+    assert space.read_all(("job", int)) == [("job", 1), ("job", 2)]
+
+
+def test_a_pool_handles_a_job_put_back_by_a_cancelled_take_once(make_thread_space: MakeSpace) -> None:
+    space = make_thread_space()
+    handled: list[tuple[Any, ...]] = []
+    taker = spawn(space.take, ("job", int), timeout=PATIENCE)
+    wait_for_waiters(space, 1)
+
+    async def cancelled_take() -> None:
+        task = asyncio.create_task(ts.AsyncSpace(space).take(("job", int)))
+        while space.statistics()["waiters"] < 2:
+            await asyncio.sleep(0)
+        space.write(("job", 1))  # to the first waiting take (the thread's)
+        space.write(("job", 2))  # to the second, cancelled before it receives it
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancelled_take())
+    assert taker.result(PATIENCE) == ("job", 1)
+    with ts.WorkerPool(space, ("job", int), lambda j: handled.append(j) or ("done", j[1]), workers=2):
+        assert space.read(("done", 2), timeout=PATIENCE) == ("done", 2)
+    assert handled == [("job", 2)]
+    assert space.statistics()["takes"] == 2  # the thread's and the pool's, not the cancelled one
 
 
 def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_thread_space: MakeSpace) -> None:
@@ -140,6 +241,27 @@ def test_a_worker_needs_a_template_and_starts_once(make_thread_space: MakeSpace)
     with pytest.raises(RuntimeError):
         worker.start()
     worker.stop()
+
+
+def test_an_async_worker_awaits_a_coroutine_handler() -> None:
+    async def main() -> list[Any]:
+        aspace = ts.AsyncSpace()
+        await aspace.write(("n", 1))
+
+        async def double(t: tuple[Any, ...]) -> tuple[Any, ...]:
+            await asyncio.sleep(0)
+            return ("doubled", t[1] * 2)
+
+        async with ts.AsyncWorker(aspace, [("n", int)], double) as worker:
+            await aspace.write(("n", 2))
+            got = [await aspace.take(("doubled", int)) for _ in range(2)]
+            assert worker.statistics()["running"]
+        assert not worker.statistics()["running"]
+        with pytest.raises(ValueError, match="template"):
+            ts.AsyncWorker(aspace, [], double)
+        return got
+
+    assert asyncio.run(main()) == [("doubled", 2), ("doubled", 4)]
 
 
 # -- WorkerPool --------------------------------------------------------------------------------
@@ -277,6 +399,32 @@ def test_a_cleaner_removes_tuples_exactly_at_max_age(make_thread_space: MakeSpac
     space.write(("log", "after"))
     clock.advance(10**6)
     assert space.read_all((str, str)) == [("keep", "x"), ("log", "after")]
+
+
+def test_a_cleaner_removes_old_tuples_on_every_kind_of_space(make_any_space: MakeSpace) -> None:
+    space = make_any_space()
+    space.write_many([("log", "before"), ("keep", "x")])
+    with cleaning(space, ("log", ANY), max_age=0.05):
+        space.write(("log", "after"))
+        space.write(("other", "y"))
+        wait_until(lambda: space.count(("log", ANY)) == 0, "the log lines to go")
+    space.write(("log", "stopped"))
+    space.write(("keep", "z"))
+    assert space.read(("keep", "z"), timeout=PATIENCE)
+    assert sorted(space.read_all((str, str))) == [
+        ("keep", "x"),
+        ("keep", "z"),
+        ("log", "stopped"),
+        ("other", "y"),
+    ]
+
+
+def test_a_cleaner_refuses_a_max_age_that_is_not_positive(make_thread_space: MakeSpace) -> None:
+    space = make_thread_space()
+    for max_age in (0, -1, True):
+        with pytest.raises(ValueError, match="max_age"):
+            ts.Cleaner(space, ("log", ANY), max_age=max_age)
+    assert space.statistics()["subscribers"] == 0
 
 
 def test_a_cleaner_removes_tuples_with_nobody_calling(make_thread_space: MakeSpace) -> None:

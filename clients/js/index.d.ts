@@ -304,6 +304,8 @@ export interface SubscribeOptions extends CallOptions {
   events?: EventKind | EventKind[];
   /** Resume after this event (a seq). */
   since?: number | null;
+  /** First an event of kind `present` for every matching tuple already there (not with `since`). */
+  existing?: boolean;
 }
 
 /** The statistics of a space, as the server keeps them (docs/semantics.md#statistics). */
@@ -367,7 +369,8 @@ export class Lease {
 
 export interface Event {
   seq: number;
-  kind: EventKind;
+  /** `present`: a tuple already there when a subscription with `existing` began. */
+  kind: EventKind | "present";
   tuple: DecodedTuple;
   /** Seconds since the epoch. */
   time: number;

@@ -1396,6 +1396,7 @@ function checkLimit(limit) {
 }
 
 const EVENT_KINDS = ["cancel", "expire", "take", "write"];
+const SUBSCRIPTION_KINDS = [...EVENT_KINDS, "present"]; // present: with `existing`
 
 const CHANGE_KINDS = ["create", "destroy", "expire", "move", "update"];
 
@@ -1407,6 +1408,18 @@ function checkKinds(events, all = EVENT_KINDS) {
     });
   }
   return kinds;
+}
+
+function checkExisting(existing, since) {
+  if (typeof existing !== "boolean") {
+    throw new InvalidValue(`existing must be true or false, got ${existing}`, { field: "existing" });
+  }
+  if (existing && since !== undefined && since !== null) {
+    throw new InvalidValue("existing starts a subscription with the tuples present, since resumes one: give one of them", {
+      field: "existing",
+    });
+  }
+  return existing;
 }
 
 function checkSince(since) {
@@ -1978,11 +1991,21 @@ export class Space {
    *
    * `events`: the kinds (`write`, `take`, `expire`, `cancel`; all by default). `since`: resume
    * after that event (a `seq`); EventsLost when the log no longer holds what came after it.
-   * A broken connection is opened again after the last event received.
+   * `existing: true`: first an event of kind `present` for every matching tuple already there
+   * (its `seq` the last event before the subscription began), then the live events, each
+   * tuple once; not with `since`. A broken connection is opened again after the last event
+   * received, with the live events only.
    */
-  async subscribe(template, { events, since, signal } = {}) {
+  async subscribe(template, { events, since, existing = false, signal } = {}) {
     if (this.#closed) throw new SpaceClosed("the space was closed");
-    const subscription = new Subscription(this, templateWire(template), checkKinds(events), checkSince(since), signal);
+    const subscription = new Subscription(
+      this,
+      templateWire(template),
+      checkKinds(events),
+      checkSince(since),
+      checkExisting(existing, since),
+      signal,
+    );
     await subscription._open();
     this.#subscriptions.add(subscription);
     return subscription;
@@ -2776,14 +2799,14 @@ class EventStream {
  */
 export class Subscription extends EventStream {
   /** @internal use Space.subscribe() */
-  constructor(space, template, kinds, since, signal) {
+  constructor(space, template, kinds, since, existing, signal) {
     const query = `?template=${encodeURIComponent(stringify(template))}&events=${kinds.join(",")}`;
-    super(space, "/events" + query, since, signal);
+    super(space, "/events" + query + (existing ? "&existing=true" : ""), since, signal);
   }
 
   /** @internal */
   get _kinds() {
-    return EVENT_KINDS;
+    return SUBSCRIPTION_KINDS;
   }
 
   /** @internal */

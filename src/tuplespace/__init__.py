@@ -59,18 +59,18 @@ from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, 
 from ._text import format, parse
 from ._upcall import AsyncUpcall, Upcall
 from ._values import URI, Credit, Limits, Map
-from ._workers import Cleaner, Worker, WorkerPool
+from ._workers import AsyncCleaner, AsyncWorker, Cleaner, Worker, WorkerPool
 
 __all__ = [
     "ANY",
-    "URI",
-    "Upcall",
+    "AsyncCleaner",
     "AsyncRecord",
     "AsyncRecordWatch",
     "AsyncSpace",
     "AsyncSubscription",
     "AsyncTransaction",
     "AsyncUpcall",
+    "AsyncWorker",
     "CapabilityRevoked",
     "Change",
     "Cleaner",
@@ -85,10 +85,10 @@ __all__ = [
     "InvalidValue",
     "Lease",
     "LimitReached",
-    "NotAllowed",
-    "NotFound",
     "Limits",
     "Map",
+    "NotAllowed",
+    "NotFound",
     "OneOf",
     "Pred",
     "Prefix",
@@ -114,10 +114,12 @@ __all__ = [
     "TransactionAborted",
     "TransactionError",
     "TupleSpaceError",
+    "URI",
     "Unauthorized",
     "UnknownLease",
     "Unreachable",
     "UnsupportedType",
+    "Upcall",
     "ValueTooLarge",
     "WireError",
     "Worker",

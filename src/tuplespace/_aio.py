@@ -300,9 +300,12 @@ class AsyncSpace:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> AsyncSubscription:
         """See :meth:`Space.subscribe`; iterate with ``async for``."""
-        feed = self.space._subscribe([compile_template(template)], events, since, max_pending, lease)
+        feed = self.space._subscribe(
+            [compile_template(template)], events, since, max_pending, lease, existing
+        )
         return AsyncSubscription(self.space, feed)
 
     async def create(
@@ -452,6 +455,14 @@ class AsyncSpace:
             txn = self.space._engine.begin(lease)
             self.space._start_timer()
         return AsyncTransaction(self.space, txn)
+
+    async def add_lifetime(self, template: Any, max_age: float) -> None:
+        """See :meth:`Space.add_lifetime`."""
+        self.space.add_lifetime(template, max_age)
+
+    async def remove_lifetime(self, template: Any, max_age: float) -> None:
+        """See :meth:`Space.remove_lifetime`."""
+        self.space.remove_lifetime(template, max_age)
 
     def statistics(self) -> dict[str, Any]:
         """See :meth:`Space.statistics`."""

@@ -38,7 +38,11 @@ done by the engine as soon as a removal makes room.
 
 Events.  Every write, take, expiry and cancellation is an event with the next
 sequence number, kept in a bounded log and pushed to the feeds of matching
-subscriptions (registered like waiters); see :mod:`tuplespace._events`.
+subscriptions (registered like waiters); see :mod:`tuplespace._events`.  A feed
+opened with ``existing`` walks the tuples stored when it opened, a template's next
+match at a time, before its live events.  A take handed a tuple by a write is made
+final (its event emitted) when its caller receives it: one cancelled before puts
+the tuple back without a trace.
 
 Records.  The named records of the space, their index, credit and capabilities
 are kept by a :class:`~tuplespace._records.RecordStore` (``engine.records``) on
@@ -83,7 +87,17 @@ from ._errors import (
     TransactionError,
     UnknownLease,
 )
-from ._events import EVENT_KINDS, Change, Event, Feed, FeedBase, FeedTemplate, RawEvent
+from ._events import (
+    EVENT_KINDS,
+    Change,
+    Event,
+    Feed,
+    FeedBase,
+    FeedTemplate,
+    Presence,
+    RawEvent,
+    check_existing,
+)
 from ._journal import Journal
 from ._records import Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
@@ -430,11 +444,15 @@ class Engine:
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool = False,
     ) -> Feed:
         """A feed of the events of ``kinds`` on tuples matching any of ``templates``.
 
         With ``since``, the feed first replays the logged events after ``since``;
-        raises EventsLost at once if the log no longer reaches back that far.
+        raises EventsLost at once if the log no longer reaches back that far.  With
+        ``existing``, it first reports the matching tuples stored now (events of kind
+        ``present``, see :class:`~tuplespace._events.Presence`): every tuple is then
+        seen exactly once, as present or by its write event.
         """
         self._check_open()
         kinds = frozenset(kinds)
@@ -442,11 +460,22 @@ class Engine:
             raise InvalidValue(
                 f"events must be a non-empty subset of {sorted(EVENT_KINDS)}, got {sorted(kinds)}"
             )
+        check_existing(existing, since)
         feed = Feed(next(self._interest_seq), [], kinds, max_pending, None)
         self.add_feed(feed, since, lease)
         feed.templates = [FeedTemplate(next(self._interest_seq), t, feed) for t in templates]
         for ft in feed.templates:
             self._feeds.add(ft)
+        if existing:
+            upto = self.last_seq
+            newest_first = self.order == "lifo"
+
+            def next_match(template: Template, after: int) -> Entry | None:
+                entry = next(self._matches(template, after), None)
+                return None if entry is None or entry.seq > upto else entry
+
+            start = upto + 1 if newest_first else 0
+            feed.present = Presence(templates, next_match, newest_first, start, self._event_seq, self._now())
         return feed
 
     def add_feed(self, feed: FeedBase[Any], since: int | None, lease: float | None) -> None:
@@ -509,12 +538,6 @@ class Engine:
         self.last_seq = self._loaded_seq = max(self.last_seq, last_seq)
         self._event_seq = max(self._event_seq, last_event)
         return len(expired)
-
-    def snapshot(self, templates: list[Template]) -> list[Tuple]:
-        """The stored tuples matching any of ``templates``, oldest first."""
-        self.tick()
-        entries = {e.seq: e for t in templates for e in self._matches(t)}
-        return [entries[seq].tuple for seq in sorted(entries)]  # type: ignore[misc]
 
     def next_event(self, feed: FeedBase[E]) -> E | None:
         """The feed's next event, or None if it has none yet; raises EventsLost."""
@@ -644,19 +667,6 @@ class Engine:
                 w.state = DONE
                 w.wake()
 
-    def restore(self, entry: Entry) -> None:
-        """Put back a taken tuple at its place in the order (its taker is gone).
-
-        If it was taken for someone else after all (a waiting taker), that counts as
-        a new take; if it is stored again, it appears as a new write event.
-        """
-        if entry.tuple is None:
-            raise ValueError("restore needs the entry's tuple")
-        if entry.expires is not None and entry.expires <= self.clock.now():
-            return
-        self._emit("write", entry.tuple)
-        self._offer(entry)
-
     def _offer(self, entry: Entry) -> None:
         """Put back a tuple that left the space (its row may still be on disk)."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
@@ -754,9 +764,10 @@ class Engine:
                 if txn is not None and take:
                     txn.taken.remove(entry)
             elif take:
-                self._counts["takes"] += 1
-                if txn is None:
-                    self._emit("take", t)
+                if txn is not None:
+                    self._counts["takes"] += 1
+                # A take outside a transaction is counted, and its event emitted, when its
+                # caller receives the tuple (see withdraw): one cancelled first takes nothing.
                 return w
             else:
                 self._counts["reads"] += 1
@@ -804,17 +815,23 @@ class Engine:
             self._prune()
 
     def withdraw(self, w: Waiter, received: bool) -> None:
-        """After a wait ended: withdraw a waiter still waiting, and put back a tuple
-        that was taken for a caller no longer there to receive it."""
+        """After a wait ended: withdraw a waiter still waiting; for a take handed a
+        tuple, make it final if its caller ``received`` it (outside a transaction:
+        the take's event), else put the tuple back, as if it had never left."""
         if w.state is WAITING:
             self._end_wait(w, TIMED_OUT)
-        elif w.state is DONE and not received and w.kind == "take" and w.entry is not None:
+        elif w.state is DONE and w.kind == "take" and w.entry is not None:
             if w.txn is not None:
-                if w.txn.state is ACTIVE:
+                if not received and w.txn.state is ACTIVE:
                     w.txn.taken.remove(w.entry)
                     self._offer(w.entry)
+            elif received:
+                self._counts["takes"] += 1
+                self._emit("take", w.result)  # type: ignore[arg-type]
+                w.entry = None
             else:
-                self.restore(w.entry)
+                self._offer(w.entry)
+                w.entry = None
         if w.txn is not None:
             w.txn.waits.discard(w)
 
@@ -1126,7 +1143,12 @@ class Engine:
                     self.journal.put(entry.seq, entry.tuple, limit)  # type: ignore[arg-type]
 
     def remove_lifetime(self, template: Template, max_age: float) -> None:
-        self._lifetimes.remove((template, max_age))
+        """End the rule :meth:`add_lifetime` made with the same fields and ``max_age``."""
+        for i, (rule, age) in enumerate(self._lifetimes):
+            if rule.fields == template.fields and age == max_age:
+                del self._lifetimes[i]
+                return
+        raise InvalidValue(f"no lifetime of {max_age} s for {template.fields!r}", "template")
 
     def _lifetime(self, t: Tuple, expires: float | None) -> float | None:
         for template, max_age in self._lifetimes:

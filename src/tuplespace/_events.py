@@ -13,6 +13,11 @@ subscriber has caught up, the feed refills itself from the log.  If the log no
 longer reaches back to the gap, the subscriber gets :class:`EventsLost` naming
 the first missing sequence number, never a silent gap.  So memory is bounded by
 the log's retention plus ``max_pending`` per subscriber, however slow it is.
+
+A feed opened with ``existing`` first reports the tuples already in the space
+(events of kind ``present``, see :class:`Presence`), then its live events.  Its
+present events are not queued: each is looked up in the space when the
+subscriber asks for it, so they cost no memory beyond one reference per template.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
-from ._errors import EventsLost
+from ._errors import EventsLost, InvalidValue
 from ._registry import Interest
 from ._templates import Template
 from ._values import Value
@@ -35,10 +40,12 @@ __all__ = [
     "Event",
     "Feed",
     "FeedBase",
+    "Presence",
     "RawEvent",
     "RecordEvent",
     "RecordFeed",
     "RecordWatchers",
+    "check_existing",
 ]
 
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
@@ -46,7 +53,14 @@ CHANGE_KINDS = frozenset({"create", "update", "move", "destroy", "expire"})
 
 
 class Event(NamedTuple):
-    """One change of a space: ``seq`` (its number), ``kind``, the ``tuple`` and the ``time``."""
+    """One change of a space: ``seq`` (its number), ``kind``, the ``tuple`` and the ``time``.
+
+    A subscription opened with ``existing=True`` first yields an event of kind
+    ``"present"`` for each matching tuple already there; its ``seq`` is the number of
+    the last event before the subscription began (resume with ``since=`` it to get
+    the live events, without the present ones again) and its ``time`` when the
+    subscription began.
+    """
 
     seq: int
     kind: str
@@ -213,10 +227,104 @@ class FeedBase(abc.ABC, Generic[E]):
         return f"{type(self).__name__}({self.seq}, pending={len(self.queue)}, gap={self.gap})"
 
 
-class Feed(FeedBase[Event]):
-    """The feed of a subscription to tuple events that match its templates."""
+class Stored(Protocol):
+    """A tuple stored in a space, as :class:`Presence` walks them: ``tuple`` is None
+    once it has left the space."""
 
-    __slots__ = ()
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def tuple(self) -> tuple[Value, ...] | None: ...
+
+
+class Presence:
+    """The tuples a feed opened with ``existing`` has still to report: those that were
+    in the space when it opened, in the space's order (FIFO and random: oldest first;
+    LIFO: newest first), each once even if several templates match it.
+
+    It keeps no list of them, only each template's next match, looked up in the space
+    (``next_match(template, after)``: the first stored match past the seq ``after`` in
+    that order, among the tuples there when the feed opened) once the one before it
+    is reported.  A tuple that leaves the space before its turn is not reported as
+    present (its leaving event comes among the live ones, if the feed wants it); one
+    taken inside a transaction is out of the space until the transaction ends, and
+    reported if put back before the walk has passed its place.
+    """
+
+    __slots__ = ("heads", "newest_first", "next_match", "seq", "start", "templates", "time")
+
+    def __init__(
+        self,
+        templates: list[Template],
+        next_match: Callable[[Template, int], Stored | None],
+        newest_first: bool,
+        start: int,
+        seq: int,
+        time: float,
+    ) -> None:
+        self.templates = templates
+        self.next_match = next_match
+        self.newest_first = newest_first
+        self.seq = seq
+        self.time = time
+        self.start = start
+        self.heads: list[Stored | None] | None = None  # looked up when first asked for
+
+    def next(self) -> Event | None:
+        """The next present event, or None when all have been reported."""
+        templates, newest_first = self.templates, self.newest_first
+        heads = self.heads
+        if heads is None:
+            heads = self.heads = [self.next_match(t, self.start) for t in templates]
+        pick: Stored | None = None
+        for i, head in enumerate(heads):
+            if head is not None and head.tuple is None:
+                # It left the space; look again from its place (a tuple put back keeps its seq).
+                before = head.seq + 1 if newest_first else head.seq - 1
+                head = heads[i] = self.next_match(templates[i], before)
+            if head is not None and (
+                pick is None or (head.seq > pick.seq if newest_first else head.seq < pick.seq)
+            ):
+                pick = head
+        if pick is None:
+            return None
+        t: tuple[Value, ...] = pick.tuple  # type: ignore[assignment]
+        for i, head in enumerate(heads):
+            if head is not None and head.seq == pick.seq:
+                heads[i] = self.next_match(templates[i], pick.seq)
+        return Event(self.seq, "present", t, self.time)
+
+
+class Feed(FeedBase[Event]):
+    """The feed of a subscription to tuple events that match its templates; with a
+    :class:`Presence` (``present``), the tuples already there come first."""
+
+    __slots__ = ("present",)
+
+    def __init__(
+        self,
+        seq: int,
+        templates: list[FeedTemplate],
+        kinds: frozenset[str],
+        max_pending: int,
+        expires: float | None,
+    ) -> None:
+        super().__init__(seq, templates, kinds, max_pending, expires)
+        self.present: Presence | None = None
+
+    def pop(self, log: deque[RawEvent], next_seq: int) -> Event | None:
+        if self.present is not None:
+            event = self.present.next()
+            if event is not None:
+                self.delivered += 1
+                return event
+            self.present = None
+        return super().pop(log, next_seq)
+
+    def statistics(self) -> dict[str, Any]:
+        """See :meth:`FeedBase.statistics`; ``presenting``: present events are still to come."""
+        return {**super().statistics(), "presenting": self.present is not None}
 
     def wants(self, raw: RawEvent) -> bool:
         what = raw[2]
@@ -341,6 +449,19 @@ class RecordWatchers:
 
     def __len__(self) -> int:
         return sum(not f.closed for feeds in (*self._of.values(), self._wide) for f in feeds)
+
+
+def check_existing(existing: bool, since: int | None) -> bool:
+    """``existing``, once checked that it is a bool and not given with ``since``."""
+    if type(existing) is not bool:
+        raise InvalidValue(f"existing must be True or False, got {existing!r}", "existing")
+    if existing and since is not None:
+        raise InvalidValue(
+            "existing=True starts a subscription with the tuples present, since= resumes one: "
+            "give one of them",
+            "existing",
+        )
+    return existing
 
 
 def nothing() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ._clock import Clock, SystemClock, wait_event
 from ._engine import ABORTED, CLOSED, DONE, EVENT_RETENTION_BYTES, TIMED_OUT, WAITING, Engine, Txn, Waiter
-from ._errors import SpaceClosed, SpaceFull, Timeout, TransactionAborted
+from ._errors import InvalidValue, SpaceClosed, SpaceFull, Timeout, TransactionAborted
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
@@ -276,6 +276,7 @@ class Space:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> Subscription:
         """Subscribe to the events (``"write"``, ``"take"``, ``"expire"``, ``"cancel"``)
         of tuples matching ``template``.
@@ -284,15 +285,24 @@ class Space:
         ...     for ev in events:
         ...         print(ev.seq, ev.kind, ev.tuple)
 
+        ``existing=True``: first an event of kind ``"present"`` for every matching
+        tuple already in the space, in the space's order, then the live events: each
+        tuple is seen once, as present or by its write event, none missed between
+        the two.  A present tuple that leaves the space before its turn comes is not
+        reported as present.  Present events are read from the space as the
+        subscriber asks for them, so they take no room among the ``max_pending``.
+        Their ``seq`` is the last event before the subscription began.
+
         ``since``: resume after the event numbered ``since`` (the ``seq`` of the last
         event seen), replaying what was missed from the space's event log; raises
         :class:`EventsLost` if the log no longer reaches back so far.  At most
         ``max_pending`` events wait for a slow subscriber; beyond that it catches up
         from the log (see :class:`Subscription`).  ``lease``: seconds until the
-        subscription ends by itself (None: never).
+        subscription ends by itself (None: never).  Raises :class:`InvalidValue` for
+        ``existing=True`` with ``since``.
         """
         return Subscription(
-            self, self._subscribe([compile_template(template)], events, since, max_pending, lease)
+            self, self._subscribe([compile_template(template)], events, since, max_pending, lease, existing)
         )
 
     def _subscribe(
@@ -302,11 +312,12 @@ class Space:
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool = False,
     ) -> Feed:
         if isinstance(events, str):
             events = {events}
         with self._lock:
-            feed = self._engine.subscribe(templates, events, since, max_pending, lease)
+            feed = self._engine.subscribe(templates, events, since, max_pending, lease, existing)
             self._start_timer()
         return feed
 
@@ -521,9 +532,10 @@ class Space:
             return w.state is not WAITING
 
     def _end_wait(self, w: Waiter, received: bool) -> None:
-        """When a wait stops: withdraw ``w`` if it still waits, and put back a tuple
-        taken for a caller that did not receive it."""
-        if w.state is WAITING or not received:
+        """When a wait stops: withdraw ``w`` if it still waits, make a take outside a
+        transaction final once received, and put back a tuple taken for a caller that
+        did not receive it."""
+        if w.state is WAITING or not received or (w.kind == "take" and w.entry is not None and w.txn is None):
             with self._lock:
                 self._engine.withdraw(w, received)
 
@@ -579,6 +591,28 @@ class Space:
         """Called by a :class:`SimulatedClock`: expire what is due."""
         with self._lock:
             self._engine.tick()
+
+    def add_lifetime(self, template: Any, max_age: float) -> None:
+        """From now on, tuples matching ``template`` live at most ``max_age`` seconds
+        after they are written, and those already here at most ``max_age`` seconds from
+        now: their leases are shortened to that, never lengthened, so they leave
+        exactly on time, as ``expire`` events, with no thread sweeping the space.
+        :class:`~tuplespace.Cleaner` uses it; :meth:`remove_lifetime` ends the rule for
+        later writes.
+        """
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0:
+            raise InvalidValue(f"max_age must be a positive number of seconds, got {max_age!r}", "max_age")
+        t = compile_template(template)
+        with self._lock:
+            self._engine.add_lifetime(t, max_age)
+            self._start_timer()
+
+    def remove_lifetime(self, template: Any, max_age: float) -> None:
+        """End the rule :meth:`add_lifetime` made with the same template and ``max_age``
+        for the tuples written from now on; raises :class:`InvalidValue` if there is none."""
+        t = compile_template(template)
+        with self._lock:
+            self._engine.remove_lifetime(t, max_age)
 
     def statistics(self) -> dict[str, Any]:
         """Counts of tuples, waiters, subscribers, leases, transactions and operations."""

@@ -2,32 +2,51 @@
 CleaningWorker).
 
 - :class:`Worker` watches templates and calls its handler once for every matching
-  tuple, oldest first, including those already there when it starts.  It reads;
-  the tuples stay for others to see.
+  tuple, including those already there when it starts.  It reads; the tuples stay
+  for others to see.  :class:`AsyncWorker` is its asyncio form.
 - :class:`WorkerPool` takes jobs, each inside a transaction: a handler that raises,
   or a worker that dies, puts the job back; after ``retries`` failures the job is
   moved to a dead letter.
-- :class:`Cleaner` removes tuples once they are older than a lifetime.
+- :class:`Cleaner` removes tuples once they are older than a lifetime;
+  :class:`AsyncCleaner` is its asyncio form.
+
+They use only the public operations of a space, so they work on every kind: an
+embedded :class:`~tuplespace.Space`, a remote one, and (the asyncio forms) an
+:class:`~tuplespace.AsyncSpace` or an async remote space.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ._errors import EventsLost, Timeout, TransactionAborted
-from ._space import Space, Subscription, Transaction
-from ._templates import Template, compile_template
+from ._space import Transaction
+from ._templates import ANY, Template, compile_template
 from ._values import Value, value_key
 
-__all__ = ["Cleaner", "Worker", "WorkerPool"]
+__all__ = ["AsyncCleaner", "AsyncWorker", "Cleaner", "Worker", "WorkerPool"]
 
 logger = logging.getLogger("tuplespace")
 
 Tuple = tuple[Value, ...]
 Handler = Callable[[Tuple], Any]
+_HANDLED = frozenset({"present", "write"})
+
+
+def _covering(templates: list[Template]) -> tuple[Any, ...]:
+    """A template of the same arity that matches whatever one of ``templates`` (several,
+    of one arity) matches: the exact values they all share, ANY elsewhere."""
+    shared = set.intersection(*(set(t.exact) for t in templates))
+    positions = {pos for pos, _ in shared}
+    first = templates[0]
+    return tuple(first.fields[pos] if pos in positions else ANY for pos in range(first.arity))
 
 
 def _output(result: Any) -> list[Any]:
@@ -39,65 +58,123 @@ def _output(result: Any) -> list[Any]:
     return [result]
 
 
-class Worker:
-    """Calls ``handler(t)`` once for each tuple matching one of ``templates``, in the
-    order the tuples were written, in a thread of its own.
+class _Watching:
+    """What :class:`Worker` and :class:`AsyncWorker` share: the templates, grouped by
+    arity, each group followed by one subscription (``existing=True``, write events)
+    whose template covers the group's; the tuples it gives are handed on if one of
+    the group's templates matches them.  A tuple has one arity, so it comes from one
+    subscription only, once, and the tuples of one arity come in the space's order."""
+
+    def __init__(self, space: Any, templates: Iterable[Any], handler: Any, max_pending: int) -> None:
+        self.space = space
+        given = list(templates)
+        if not given:
+            raise ValueError("a worker needs at least one template")
+        self.templates: list[Template] = [compile_template(t) for t in given]
+        self._groups: dict[int, list[tuple[Any, Template]]] = {}
+        for raw, template in zip(given, self.templates, strict=True):
+            self._groups.setdefault(template.arity, []).append((raw, template))
+        self.handler = handler
+        self._max_pending = max_pending
+        self._subscriptions: list[Any] = []
+        self._stats = {"processed": 0, "failed": 0, "lost": 0}
+
+    def _follows(self) -> list[tuple[Any, list[Template]]]:
+        """For each group: the template its subscription follows, and the group's own."""
+        return [
+            (raw[0][0] if len(raw) == 1 else _covering([t for _, t in raw]), [t for _, t in raw])
+            for raw in self._groups.values()
+        ]
+
+    def _subscribe(self, template: Any) -> Any:
+        return self.space.subscribe(template, {"write"}, existing=True, max_pending=self._max_pending)
+
+    @staticmethod
+    def _wanted(event: Any, templates: list[Template]) -> bool:
+        return event.kind in _HANDLED and (
+            len(templates) == 1 or any(t.matches(event.tuple) for t in templates)
+        )
+
+    def _lost(self, exc: EventsLost) -> None:
+        self._stats["lost"] += exc.oldest_available - exc.first_missing
+        logger.error("worker fell behind: %s", exc)
+
+    def _failed(self, t: Tuple) -> None:
+        self._stats["failed"] += 1
+        logger.exception("worker handler failed on %r", t)
+
+    def statistics(self) -> dict[str, Any]:
+        """Tuples processed, handler failures, events lost by falling behind, events
+        pending and whether it runs."""
+        pending = sum(s.statistics()["pending"] for s in self._subscriptions)
+        return {**self._stats, "pending": pending, "running": self._running()}
+
+    def _running(self) -> bool:
+        raise NotImplementedError
+
+
+class Worker(_Watching):
+    """Calls ``handler(t)`` once for each tuple matching one of ``templates``: those
+    already in the space when it starts, then each one written, in threads of its own.
 
     >>> worker = Worker(space, [("img", str)], lambda t: ("thumb", t[1])).start()  # doctest: +SKIP
     >>> worker.stop()                                                               # doctest: +SKIP
 
+    It works on any space with the synchronous methods (an embedded
+    :class:`~tuplespace.Space` or a remote one), through subscriptions with
+    ``existing=True`` (see :meth:`~tuplespace.Space.subscribe`): one per arity of its
+    templates, in a thread each; several templates of one arity share a subscription
+    to a template covering them all (their common exact values, ANY elsewhere), whose
+    tuples are filtered here.  A tuple matched by several templates is handled once.
+    The tuples of one arity are handled in the space's order (those present, then
+    each write); those of different arities interleaved as they come.  The handler is
+    called by one thread at a time.
     The handler may return a tuple or a list of tuples: they are written to the
     space.  A handler that raises is logged and counted; the worker goes on.
     """
 
     def __init__(
-        self, space: Space, templates: Iterable[Any], handler: Handler, *, max_pending: int = 1000
+        self, space: Any, templates: Iterable[Any], handler: Handler, *, max_pending: int = 1000
     ) -> None:
-        self.space = space
-        self.templates: list[Template] = [compile_template(t) for t in templates]
-        if not self.templates:
-            raise ValueError("a Worker needs at least one template")
-        self.handler = handler
-        self._max_pending = max_pending
-        self._thread: threading.Thread | None = None
-        self._subscription: Subscription | None = None
-        self._stats = {"processed": 0, "failed": 0, "lost": 0}
+        super().__init__(space, templates, handler, max_pending)
+        self._threads: list[threading.Thread] = []
+        self._calling = threading.Lock()  # one handler call at a time
+        self._stopping = False
 
     def start(self) -> Worker:
         """Start watching; returns the worker."""
-        if self._thread is not None:
+        if self._threads:
             raise RuntimeError("the worker has already been started")
-        space = self.space
-        # The tuples already here and the feed of later writes, taken in one step:
-        # nothing is missed and nothing is seen twice.
-        with space._lock:
-            backlog = space._engine.snapshot(self.templates)
-            feed = space._engine.subscribe(self.templates, {"write"}, None, self._max_pending, None)
-            space._start_timer()
-        self._subscription = Subscription(space, feed)
-        self._thread = threading.Thread(
-            target=self._run, args=(backlog,), name="tuplespace-worker", daemon=True
-        )
-        self._thread.start()
+        follows = self._follows()
+        try:
+            for template, _ in follows:
+                self._subscriptions.append(self._subscribe(template))
+        except BaseException:
+            for subscription in self._subscriptions:
+                subscription.close()
+            raise
+        for subscription, (_, templates) in zip(self._subscriptions, follows, strict=True):
+            thread = threading.Thread(
+                target=self._follow, args=(subscription, templates), name="tuplespace-worker", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
         return self
 
-    def _run(self, backlog: list[Tuple]) -> None:
-        subscription = self._subscription
-        assert subscription is not None
-        for t in backlog:
-            if subscription.closed:
-                return
-            self._handle(t)
+    def _follow(self, subscription: Any, templates: list[Template]) -> None:
         while True:
             try:
                 event = subscription.get()
             except EventsLost as exc:
-                self._stats["lost"] += exc.oldest_available - exc.first_missing
-                logger.error("worker fell behind: %s", exc)
+                self._lost(exc)
                 continue
             if event is None:
                 return
-            self._handle(event.tuple)
+            if self._wanted(event, templates):
+                with self._calling:
+                    if self._stopping:
+                        return
+                    self._handle(event.tuple)
 
     def _handle(self, t: Tuple) -> None:
         try:
@@ -105,28 +182,114 @@ class Worker:
             if out:
                 self.space.write_many(out)
         except Exception:
-            self._stats["failed"] += 1
-            logger.exception("worker handler failed on %r", t)
+            self._failed(t)
         else:
             self._stats["processed"] += 1
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop watching; waits up to ``timeout`` seconds for the handler in progress."""
-        if self._subscription is not None:
-            self._subscription.close()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        self._stopping = True
+        for subscription in self._subscriptions:
+            subscription.close()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout)
 
-    def statistics(self) -> dict[str, Any]:
-        """Tuples processed, handler failures, events lost by falling behind, and pending."""
-        pending = self._subscription.statistics()["pending"] if self._subscription else 0
-        return {**self._stats, "pending": pending, "running": bool(self._thread and self._thread.is_alive())}
+    def _running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
 
     def __enter__(self) -> Worker:
-        return self if self._thread is not None else self.start()
+        return self if self._threads else self.start()
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class AsyncWorker(_Watching):
+    """The asyncio form of :class:`Worker`, for an :class:`~tuplespace.AsyncSpace` or an
+    async remote space: a task per template, and ``handler`` a function or a coroutine
+    function (awaited).
+
+    >>> async with AsyncWorker(aspace, [("img", str)], make_thumbnail) as worker:  # doctest: +SKIP
+    ...     ...
+    """
+
+    def __init__(
+        self,
+        space: Any,
+        templates: Iterable[Any],
+        handler: Callable[[Tuple], Any | Awaitable[Any]],
+        *,
+        max_pending: int = 1000,
+    ) -> None:
+        super().__init__(space, templates, handler, max_pending)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._calling = asyncio.Lock()
+        self._stopping = False
+
+    async def start(self) -> AsyncWorker:
+        """Start watching (the subscriptions are in place when it returns); returns the worker."""
+        if self._tasks:
+            raise RuntimeError("the worker has already been started")
+        follows = self._follows()
+        try:
+            for template, _ in follows:
+                subscription = self._subscribe(template)
+                self._subscriptions.append(subscription)
+                await subscription.__aenter__()
+        except BaseException:
+            for subscription in self._subscriptions:
+                await subscription.close()
+            raise
+        self._tasks = [
+            asyncio.create_task(self._follow(s, templates), name="tuplespace-worker")
+            for s, (_, templates) in zip(self._subscriptions, follows, strict=True)
+        ]
+        return self
+
+    async def _follow(self, subscription: Any, templates: list[Template]) -> None:
+        while True:
+            try:
+                event = await subscription.get()
+            except EventsLost as exc:
+                self._lost(exc)
+                continue
+            if event is None:
+                return
+            if self._wanted(event, templates):
+                async with self._calling:
+                    if self._stopping:
+                        return
+                    await self._handle(event.tuple)
+
+    async def _handle(self, t: Tuple) -> None:
+        try:
+            result = self.handler(t)
+            if inspect.isawaitable(result):
+                result = await result
+            out = _output(result)
+            if out:
+                await self.space.write_many(out)
+        except Exception:
+            self._failed(t)
+        else:
+            self._stats["processed"] += 1
+
+    async def stop(self) -> None:
+        """Stop watching; returns once the handler in progress has finished."""
+        self._stopping = True
+        for subscription in self._subscriptions:
+            await subscription.close()
+        await asyncio.gather(*self._tasks)
+
+    def _running(self) -> bool:
+        return any(not t.done() for t in self._tasks)
+
+    async def __aenter__(self) -> AsyncWorker:
+        return self if self._tasks else await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
 
 def _dead_letter(job: Tuple, error: BaseException) -> Tuple:
@@ -148,7 +311,7 @@ class WorkerPool:
 
     def __init__(
         self,
-        space: Space,
+        space: Any,
         template: Any,
         handler: Handler,
         *,
@@ -254,34 +417,198 @@ class WorkerPool:
         self.stop()
 
 
+def _check_max_age(max_age: float) -> float:
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0:
+        raise ValueError(f"max_age must be a positive number of seconds, got {max_age!r}")
+    return max_age
+
+
+class _Aging:
+    """What :class:`Cleaner` and :class:`AsyncCleaner` share where the space has no
+    lifetime rule: the tuples seen (present or written), each with the time (of this
+    machine's monotonic clock) it is due to go, oldest first.  At most ``max_pending``
+    wait here; the others wait in the subscription (in the space, for present ones)."""
+
+    def __init__(self, max_age: float, max_pending: int) -> None:
+        self.max_age = max_age
+        self.max_pending = max_pending
+        self.started = time.monotonic()
+        self.due: deque[tuple[float, Tuple]] = deque()
+        self.removed = 0
+
+    def add(self, event: Any) -> None:
+        if event.kind == "present":  # of unknown age: max_age from the start
+            when = self.started + self.max_age
+        else:
+            when = time.monotonic() + self.max_age - max(0.0, time.time() - event.time)
+        self.due.append((when, event.tuple))
+
+    def wait(self) -> float | None:
+        """Seconds until the oldest tuple is due (None: none waits here)."""
+        return max(0.0, self.due[0][0] - time.monotonic()) if self.due else None
+
+    def full(self) -> bool:
+        return len(self.due) >= self.max_pending
+
+
 class Cleaner:
     """Removes tuples matching ``template`` once they are ``max_age`` seconds old.
 
     >>> cleaner = Cleaner(space, ("log", ANY), max_age=3600)   # doctest: +SKIP
+    >>> cleaner.stop()                                          # doctest: +SKIP
 
-    It works through leases, so removal is exact and needs no thread: each matching
-    tuple written from now on gets a lease of at most ``max_age`` seconds, and those
-    already in the space at most ``max_age`` seconds from now.  Removals are
-    ``expire`` events.  :meth:`stop` ends the rule for later writes.
+    On a space that has :meth:`~tuplespace.Space.add_lifetime` (an embedded space) it
+    is a lifetime rule: removal is exact and needs no thread; each matching tuple
+    written from now on gets a lease of at most ``max_age`` seconds, and those already
+    in the space at most ``max_age`` seconds from now.  Removals are ``expire``
+    events, and :meth:`stop` ends the rule for later writes.
+
+    On any other space (a remote one) a thread follows the template's subscription
+    (``existing=True``) and takes each tuple once it is ``max_age`` old: by this
+    machine's clock, from its write event's time, or from the cleaner's start for the
+    tuples already there.  It takes a tuple equal to the one that aged, so in a space
+    holding equal tuples that is the first of them in the space's order.  Removals
+    are ``take`` events; at most ``max_pending`` tuples wait for their time in this
+    process, the rest in the subscription.  :meth:`stop` ends the thread.
     """
 
-    def __init__(self, space: Space, template: Any, max_age: float) -> None:
+    def __init__(self, space: Any, template: Any, max_age: float, *, max_pending: int = 1000) -> None:
         self.space = space
-        self.template = compile_template(template)
-        self.max_age = max_age
-        with space._lock:
-            space._engine.add_lifetime(self.template, max_age)
-            space._start_timer()
+        self.template = template
+        self.max_age = _check_max_age(max_age)
+        self._rule = hasattr(space, "add_lifetime")
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._aging = _Aging(max_age, max_pending)
+        if self._rule:
+            space.add_lifetime(template, max_age)
+        else:
+            self._subscription = space.subscribe(template, {"write"}, existing=True, max_pending=max_pending)
+            self._thread = threading.Thread(target=self._follow, name="tuplespace-cleaner", daemon=True)
+            self._thread.start()
         self._active = True
 
+    def _follow(self) -> None:
+        aging, subscription = self._aging, self._subscription
+        while not self._stopping.is_set():
+            wait = aging.wait()
+            if wait == 0 or (wait is not None and aging.full()):
+                if self._stopping.wait(wait):
+                    return
+                if self.space.try_take(aging.due.popleft()[1]) is not None:
+                    aging.removed += 1
+                continue
+            try:
+                event = subscription.get(wait)
+            except Timeout:
+                continue
+            except EventsLost as exc:
+                logger.error("cleaner fell behind, some tuples are left to age: %s", exc)
+                continue
+            if event is None:
+                return
+            aging.add(event)
+
+    def statistics(self) -> dict[str, Any]:
+        """Tuples removed and waiting for their time here (both 0 for a lifetime rule,
+        whose removals the space counts as expiries)."""
+        return {"removed": self._aging.removed, "waiting": len(self._aging.due), "active": self._active}
+
     def stop(self) -> None:
-        if self._active:
-            with self.space._lock:
-                self.space._engine.remove_lifetime(self.template, self.max_age)
-            self._active = False
+        """Stop removing tuples (a lifetime rule: for the tuples written from now on)."""
+        if not self._active:
+            return
+        self._active = False
+        if self._rule:
+            self.space.remove_lifetime(self.template, self.max_age)
+            return
+        self._stopping.set()
+        self._subscription.close()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
 
     def __enter__(self) -> Cleaner:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class AsyncCleaner:
+    """The asyncio form of :class:`Cleaner`, for an :class:`~tuplespace.AsyncSpace` (a
+    lifetime rule) or an async remote space (a task that follows the template's
+    subscription and takes each tuple once it is ``max_age`` old).
+
+    >>> async with AsyncCleaner(aspace, ("log", ANY), max_age=3600):   # doctest: +SKIP
+    ...     ...
+    """
+
+    def __init__(self, space: Any, template: Any, max_age: float, *, max_pending: int = 1000) -> None:
+        self.space = space
+        self.template = template
+        self.max_age = _check_max_age(max_age)
+        self._rule = hasattr(space, "add_lifetime")
+        self._aging = _Aging(max_age, max_pending)
+        self._max_pending = max_pending
+        self._subscription: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._active = False
+
+    async def start(self) -> AsyncCleaner:
+        """Start removing tuples; returns the cleaner."""
+        if self._active:
+            raise RuntimeError("the cleaner has already been started")
+        if self._rule:
+            await self.space.add_lifetime(self.template, self.max_age)
+        else:
+            self._subscription = self.space.subscribe(
+                self.template, {"write"}, existing=True, max_pending=self._max_pending
+            )
+            await self._subscription.__aenter__()
+            self._aging.started = time.monotonic()
+            self._task = asyncio.create_task(self._follow(), name="tuplespace-cleaner")
+        self._active = True
+        return self
+
+    async def _follow(self) -> None:
+        aging, subscription = self._aging, self._subscription
+        while True:
+            wait = aging.wait()
+            if wait == 0 or (wait is not None and aging.full()):
+                await asyncio.sleep(wait)
+                if await self.space.try_take(aging.due.popleft()[1]) is not None:
+                    aging.removed += 1
+                continue
+            try:
+                event = await subscription.get(wait)
+            except Timeout:
+                continue
+            except EventsLost as exc:
+                logger.error("cleaner fell behind, some tuples are left to age: %s", exc)
+                continue
+            if event is None:
+                return
+            aging.add(event)
+
+    def statistics(self) -> dict[str, Any]:
+        """See :meth:`Cleaner.statistics`."""
+        return {"removed": self._aging.removed, "waiting": len(self._aging.due), "active": self._active}
+
+    async def stop(self) -> None:
+        """See :meth:`Cleaner.stop`."""
+        if not self._active:
+            return
+        self._active = False
+        if self._rule:
+            await self.space.remove_lifetime(self.template, self.max_age)
+            return
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self._subscription.close()
+
+    async def __aenter__(self) -> AsyncCleaner:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -474,12 +474,20 @@ def watch(
     since: Annotated[
         int | None, typer.Option(help="Begin after this event number (default: from now on).", min=0)
     ] = None,
+    existing: Annotated[
+        bool,
+        typer.Option(
+            "--existing",
+            help="First print every matching tuple already there (kind present); not with --since.",
+        ),
+    ] = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Print each event of tuples matching the template, one JSON line
     ({"seq", "kind", "tuple", "time"}) each, until interrupted (Ctrl-C or SIGTERM: exit 0).
 
+    With --existing, the tuples already there come first, as events of kind present.
     Events the server's log no longer holds are reported on stderr, and watching goes on.
     """
     from ._codec import to_wire
@@ -497,12 +505,17 @@ def watch(
                 else f"--events: give at least one of {', '.join(EVENT_KINDS)}",
                 EXIT_USAGE,
             )
+        if existing and since is not None:
+            raise _Failure(
+                "--existing starts with what is there, --since resumes: give one of them", EXIT_USAGE
+            )
         _stop_on_sigterm()
+
+        def subscribe(after: int | None) -> Any:
+            return remote.subscribe(template, kinds, since=after, existing=existing and after is None)
+
         try:
-            with (
-                _space(url, token, space) as remote,
-                _resumed(lambda after: remote.subscribe(template, kinds, since=after), "watch", since) as sub,
-            ):
+            with _space(url, token, space) as remote, _resumed(subscribe, "watch", since) as sub:
                 while True:
                     try:
                         event = sub.get()

@@ -95,6 +95,40 @@ test("events arrive in order, of the kinds asked for", async () => {
   await waitUntil(async () => (await space.statistics()).subscribers === 0, "the server to end the subscriptions");
 });
 
+test("existing: the tuples already there come first, as present, then the live events", async () => {
+  const space = open(spaceUrl());
+  await space.writeMany([
+    ["job", 1],
+    ["other", 0],
+    ["job", 2],
+  ]);
+  const before = (await space.statistics()).last_event;
+  const sub = await space.subscribe(["job", ANY], { existing: true, events: "write" });
+  await space.write(["job", 3]);
+  const events = [];
+  for await (const event of sub) {
+    events.push(event);
+    if (events.length === 3) break;
+  }
+  assert.deepEqual(
+    events.map((e) => [e.kind, ...e.tuple]),
+    [
+      ["present", "job", 1],
+      ["present", "job", 2],
+      ["write", "job", 3],
+    ],
+  );
+  assert.deepEqual(
+    events.map((e) => e.seq),
+    [before, before, before + 1],
+  );
+  await assert.rejects(space.subscribe(["job", ANY], { existing: true, since: 0 }), (e) => {
+    assert.ok(e instanceof InvalidValue);
+    assert.equal(e.field, "existing");
+    return true;
+  });
+});
+
 test("a subscription resumes after the last event seen, with since", async () => {
   const space = open(spaceUrl());
   const first = await space.subscribe(["n", ANY]);

@@ -112,6 +112,10 @@ async function operations(space: Space): Promise<void> {
     const seq: number = e.seq + e.time;
     void seq;
   }
+  const stocked: Subscription = await space.subscribe(["job", ANY], { existing: true });
+  for await (const event of stocked) {
+    if (event.kind === "present") break;
+  }
   const tx: Transaction = await space.transaction({ lease: 10 });
   await tx.write(["result", 1]);
   const inTx: DecodedTuple | null = await tx.tryTake(["job", ANY]);

@@ -298,6 +298,7 @@ class AsyncRemoteSubscription(AsyncRemoteStream[Event]):
     is closed (by :meth:`close`, its lease, or the space's handle closing).
     """
 
+    _kinds = EVENT_KINDS | {"present"}
     _decode = staticmethod(event_from_wire)
 
     def __init__(
@@ -308,8 +309,11 @@ class AsyncRemoteSubscription(AsyncRemoteStream[Event]):
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool = False,
     ) -> None:
         params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        if existing:
+            params["existing"] = "true"
         super().__init__(space, params, since, max_pending, lease)
 
     async def __aenter__(self) -> AsyncRemoteSubscription:

@@ -54,7 +54,7 @@ from .._errors import (
     TransactionError,
     TupleSpaceError,
 )
-from .._events import CHANGE_KINDS, EVENT_KINDS, Change
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._record import RecordData, check_revocable
 from .._templates import Template
 from .._upcall import Upcall
@@ -549,6 +549,7 @@ class RemoteSpace:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> RemoteSubscription:
         """See :meth:`Space.subscribe <tuplespace.Space.subscribe>`; iterate with ``for``.
 
@@ -556,7 +557,10 @@ class RemoteSpace:
         async one when it is awaited, entered as a context manager or first read.  At
         most ``max_pending`` events wait here for a slow subscriber; the server then
         holds back (and catches up from its event log).  ``lease`` is kept here: the
-        subscription ends by itself when it runs out.
+        subscription ends by itself when it runs out.  With ``existing=True`` the
+        present events come first; if the connection breaks, the stream resumes
+        with the live events after the last event received, without present events
+        again.
         """
         self._check_open()
         subscription = RemoteSubscription(
@@ -566,6 +570,7 @@ class RemoteSpace:
             check_since(since),
             check_max_pending(max_pending),
             check_lease(lease),
+            check_existing(existing, since),
         )
         return opened_now(subscription)
 

@@ -299,6 +299,7 @@ class RemoteSubscription(RemoteStream[Event]):
     is closed (by :meth:`close`, its lease, or the space's handle closing).
     """
 
+    _kinds = EVENT_KINDS | {"present"}
     _decode = staticmethod(event_from_wire)
 
     def __init__(
@@ -309,8 +310,11 @@ class RemoteSubscription(RemoteStream[Event]):
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool = False,
     ) -> None:
         params = {"template": orjson.dumps(template).decode(), "events": ",".join(kinds)}
+        if existing:
+            params["existing"] = "true"
         super().__init__(space, params, since, max_pending, lease)
 
     def __enter__(self) -> RemoteSubscription:

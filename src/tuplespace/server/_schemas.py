@@ -560,6 +560,16 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                     "schema": {"type": "integer", "minimum": 0},
                 },
                 {
+                    "name": "existing",
+                    "in": "query",
+                    "required": False,
+                    "description": (
+                        "First an event of kind present for every matching tuple already there "
+                        "(not with since; not resent when resumed with Last-Event-ID)."
+                    ),
+                    "schema": {"type": "boolean"},
+                },
+                {
                     "name": "Last-Event-ID",
                     "in": "header",
                     "required": False,

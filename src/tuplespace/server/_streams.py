@@ -47,17 +47,34 @@ class EventRoutes(ApiBase):
     async def events(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self.authorize(caller, space, ("subscribe",))
-        params, kinds, since = self.stream_params(request, ("template", "events", "since"), EVENT_KINDS)
+        params, kinds, since = self.stream_params(
+            request, ("template", "events", "since", "existing"), EVENT_KINDS
+        )
         text = params.get("template")
         if text is None:
             raise ApiError(400, "bad_request", "template is required", "template")
         template = parse_template_text(text, self.limits.wire)
+        existing = _existing(params.get("existing"))
+        if existing and "since" in params:
+            raise ApiError(
+                400,
+                "bad_request",
+                "existing=true starts a stream with the tuples present; since resumes one: give one of them",
+                "existing",
+            )
+        # A stream resumed after an event (Last-Event-ID) goes on with the live events:
+        # the present ones were sent before it.
+        existing = existing and since is None
         target = await self.space(caller, space, info)
         return self.open_stream(
             caller,
             since,
             lambda after: target.aspace.subscribe(
-                template, kinds, since=after, max_pending=self.limits.max_pending
+                template,
+                kinds,
+                since=after,
+                max_pending=self.limits.max_pending,
+                existing=existing,
             ),
             _event,
         )
@@ -156,6 +173,14 @@ def since_param(value: str | None, field: str) -> int | None:
     if not value.isdigit() or len(value) > 18:
         raise ApiError(400, "bad_request", f"{field} is an event sequence number", field)
     return int(value)
+
+
+def _existing(value: str | None) -> bool:
+    if value is None or value == "false":
+        return False
+    if value == "true":
+        return True
+    raise ApiError(400, "bad_request", "existing is true or false", "existing")
 
 
 def _event(event: Event) -> bytes:

@@ -429,8 +429,9 @@ async function watch(form) {
   if (events.length === 0) {
     throw new Error("Choose at least one kind of event.");
   }
-  // Listed once the subscription is in place: every event from then on is shown.
-  const subscription = await state.space.subscribe(template, { events });
+  // Listed once the subscription is in place: every event from then on is shown, after the
+  // tuples already there when "existing" is checked.
+  const subscription = await state.space.subscribe(template, { events, existing: form.existing.checked });
   const item = document.createElement("li");
   const stop = document.createElement("button");
   stop.type = "button";
