@@ -525,3 +525,27 @@ def test_token_commands(tmp_path: Path) -> None:
         assert anonymous.returncode == 1
         one_line_error(anonymous, "token list")
         assert server.stop(signal.SIGTERM) == 0
+
+
+def test_serve_failures_to_start_are_one_line_and_exit_1(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--data-dir", str(data)]
+    with serving(args, tmp_path) as first:
+        url = first.url()
+        port = url.rsplit(":", 1)[1]
+
+        def serve(*options: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "tuplespace", "serve", *options]
+            return subprocess.run(command, capture_output=True, text=True, timeout=PATIENCE, cwd=tmp_path)
+
+        in_use = serve("--port", "0", "--data-dir", str(data))
+        assert in_use.returncode == 1
+        assert "is in use by another server" in one_line_error(in_use, "serve")
+        taken = serve("--port", port, "--memory")
+        assert taken.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}" in one_line_error(taken, "serve")
+        (tmp_path / "file").write_text("")
+        unreadable = serve("--port", "0", "--data-dir", str(tmp_path / "file" / "below"))
+        assert unreadable.returncode == 1
+        assert "cannot open the data directory" in one_line_error(unreadable, "serve")
+        assert first.stop(signal.SIGTERM) == 0

@@ -7,8 +7,9 @@ tuplespace dump jobs | tuplespace load jobs-copy
 
 Tuples and templates are given, and printed, in the wire format (docs/wire-format.md).
 Exit codes: 0 success, 1 error (server unreachable, an error answered by the server,
-invalid input on stdin), 2 usage (bad options or arguments, invalid JSON or wire text
-in an argument, serve on a network without tokens), 3 timeout (nothing matched in time).
+invalid input on stdin, a server that cannot start), 2 usage (bad options or arguments,
+invalid JSON or wire text in an argument, serve on a network without tokens), 3 timeout
+(nothing matched in time).
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ __all__ = ["app", "main"]
 
 _EXIT_HELP = (
     "Exit codes: 0 success; 1 error (server unreachable, error answered by the server, "
-    "invalid input on stdin); 2 usage (bad option, invalid JSON or wire text in an argument, "
-    "serve on a network without tokens); "
+    "invalid input on stdin, a server that cannot start); "
+    "2 usage (bad option, invalid JSON or wire text in an argument, serve on a network without tokens); "
     "3 timeout (nothing matched in time)."
 )
 
@@ -143,7 +144,12 @@ def serve(
     """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM.
 
     Without --tokens it serves only the loopback (127.0.0.1, ::1, localhost): another
-    --host without tokens exits with status 2 unless --insecure-no-tokens is given."""
+    --host without tokens exits with status 2 unless --insecure-no-tokens is given.
+
+    Exit status: 0 once stopped by SIGINT or SIGTERM; 1 when it cannot start (the address
+    is in use, the data directory is in use by another server or cannot be opened); 2 for
+    bad options.  A failure to start is one line on stderr."""
+    from ._errors import StoreError
     from .server import ServerLimits, run
 
     if tokens is None and not insecure_no_tokens and not _is_loopback(host):
@@ -171,8 +177,11 @@ def serve(
             claim_lease=claim_lease,
         )
     except ValueError as exc:
-        typer.echo(f"tuplespace serve: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail("serve", _one_line(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail("serve", _one_line(exc), EXIT_ERROR)
+    except OSError as exc:
+        _fail("serve", f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_ERROR)
 
 
 def _is_loopback(host: str) -> bool:

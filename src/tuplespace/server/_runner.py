@@ -20,10 +20,11 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from .._errors import StoreError
 from ._app import Api, create_app
 from ._connections import connection_door
 
-__all__ = ["Server", "run"]
+__all__ = ["Server", "listen", "run"]
 
 logger = logging.getLogger("tuplespace.server")
 
@@ -110,10 +111,33 @@ class Server(uvicorn.Server):
 
 def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", **options: Any) -> None:
     """Serve spaces over HTTP until SIGINT or SIGTERM; ``options`` are those of
-    :func:`create_app` (``host`` is added to its ``allowed_hosts``).
+    :func:`create_app` (``host`` is added to its ``allowed_hosts``).  Raises
+    :class:`tuplespace.StoreError` when the data directory cannot be opened (in use by
+    another server, unreadable) and ``OSError`` when the address cannot be listened on,
+    before serving anything.
 
     >>> run(port=8765, data_dir="./tuplespace-data")      # doctest: +SKIP
     """
     app = create_app(allowed_hosts=(*options.pop("allowed_hosts", ()), host), **options)
+    api: Api = app.state.api
+    # What cannot start fails here, before anything listens, rather than in uvicorn's
+    # lifespan (which logs a traceback): the data directory, then the address.
+    try:
+        api.hub.start()
+    except OSError as exc:
+        raise StoreError(f"cannot open the data directory: {exc}") from None
+    try:
+        sock = listen(host, port)
+    except BaseException:
+        api.hub.close()
+        raise
     server = Server(app, host=host, port=port, log_level=log_level)
-    server.run()
+    server.run(sockets=[sock])
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host`` and ``port`` (0: a free port); ``OSError`` if the
+    address is in use or cannot be had."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.create_server((address, port), family=family, backlog=2048)
