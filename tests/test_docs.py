@@ -1,0 +1,115 @@
+"""The Python examples of README.md and docs/ run, so none can rot.
+
+Every ```` ```python ```` block of a document runs, in order, in one namespace per document
+(a block may use what an earlier one made), in a temporary working directory, with ``ts``
+imported.  Addresses of the servers the examples name are those of real servers the tests
+start: ``http://127.0.0.1:8765`` is a server on 127.0.0.1 whose admin token is ``ADMIN_TOKEN``
+(a name the examples may use), ``redis://127.0.0.1:6379/0`` a redis-server.  Top-level
+``await`` runs on an event loop.  A block that is a sketch, not a program (two parties that
+run at once, a path of the reader's machine), says so on the line before it:
+``<!-- not run: why -->``; the reason is required.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import inspect
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tuplespace as ts
+from conftest import LiveServer
+from helpers import RedisServer
+from tuplespace.client import RemoteSpace
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+ADMIN_TOKEN = "docs-admin-token-0123456789"
+_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+_NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    document: Path
+    line: int
+    code: str
+    not_run: str | None  # why, for a sketch
+
+
+def blocks(document: Path) -> list[Block]:
+    """The Python blocks of a Markdown document, in order."""
+    text = document.read_text()
+    found = []
+    for m in _FENCE.finditer(text):
+        if m.group(1) != "python":
+            continue
+        line = text.count("\n", 0, m.start()) + 1
+        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        mark = _NOT_RUN.search(before)
+        found.append(Block(document, line, m.group(2), mark.group(1).strip() if mark else None))
+    return found
+
+
+def _runnable() -> list[Path]:
+    return [d for d in DOCUMENTS if any(b.not_run is None for b in blocks(d))]
+
+
+@pytest.fixture(scope="module")
+def docs_server() -> Iterator[LiveServer]:
+    tokens = {"tokens": [{"name": "admin", "token": ADMIN_TOKEN, "admin": True}]}
+    with LiveServer(store="memory", tokens=tokens) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def addresses(docs_server: LiveServer, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """What a block's text becomes: the addresses it names, those of real servers."""
+    redis: list[RedisServer] = []
+
+    def rewrite(code: str) -> str:
+        code = code.replace("http://127.0.0.1:8765", docs_server.url)
+        if "redis://127.0.0.1:6379" in code:
+            if not redis:
+                redis.append(request.getfixturevalue("redis_server"))
+            code = code.replace("redis://127.0.0.1:6379/0", redis[0].url)
+        return code
+
+    return rewrite
+
+
+@pytest.mark.parametrize("document", _runnable(), ids=lambda d: str(d.relative_to(ROOT)))
+def test_the_examples_of_a_document_run(
+    document: Path, addresses: Callable[[str], str], tmp_path: Path
+) -> None:
+    namespace: dict[str, Any] = {"ts": ts, "ADMIN_TOKEN": ADMIN_TOKEN, "__name__": "__docs__"}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for block in blocks(document):
+            if block.not_run is None:
+                _run(block, addresses(block.code), namespace)
+    finally:
+        os.chdir(cwd)
+        for value in list(namespace.values()):
+            close = getattr(value, "close", None)
+            if isinstance(value, (ts.Space, RemoteSpace)) and callable(close):
+                close()
+
+
+def _run(block: Block, code: str, namespace: dict[str, Any]) -> None:
+    where = f"{block.document.relative_to(ROOT)}:{block.line}"
+    compiled = compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    try:
+        result = eval(compiled, namespace)  # the project's own documents, never network input
+        if inspect.iscoroutine(result):
+            asyncio.run(result)
+    except Exception as exc:
+        raise AssertionError(f"the example at {where} fails: {type(exc).__name__}: {exc}") from exc
