@@ -1,0 +1,197 @@
+"""A node: spaces served over CoAP (UDP) under a base URI, and handles on its peers' records."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from .._errors import InvalidValue, Unreachable
+from .._names import check_path
+from .._space import Space
+from .._values import URI
+from ._remote import RemoteRecord
+
+if TYPE_CHECKING:
+    import aiocoap
+
+__all__ = ["Node"]
+
+_T = TypeVar("_T")
+COAP_PORT = 5683
+
+
+class Node:
+    """A node of a federation: it hosts spaces and serves their records over CoAP.
+
+    ``base_uri`` (``coap://host:port/``) names the node: the address of a record of
+    its space ``home`` is ``<base_uri>spaces/home/<path>``; the node listens on UDP at
+    that host and port (port 0: a free one, then written into :attr:`base_uri`).
+
+    >>> node = Node("coap://127.0.0.1:0/")                                    # doctest: +SKIP
+    >>> kitchen = node.space("home").create("kitchen", {"temp": 21.5})        # doctest: +SKIP
+    >>> other = Node("coap://127.0.0.1:0/")                                   # doctest: +SKIP
+    >>> other.record(kitchen.address).get("temp")                             # doctest: +SKIP
+    21.5
+
+    A request to a peer that does not answer within ``timeout`` seconds raises
+    :class:`~tuplespace.Unreachable`.  Served resources are bounded: at most
+    ``max_observers`` observations of one record (with its fields), ``max_observed``
+    records observed at once, request payloads of ``max_request_bytes`` (4.13 past
+    it) and ``max_assemblies`` block-wise requests being assembled.  See
+    docs/federation.md for the resource layout and the content formats.
+    """
+
+    def __init__(
+        self,
+        base_uri: str = f"coap://127.0.0.1:{COAP_PORT}/",
+        *,
+        timeout: float = 10.0,
+        max_observers: int = 64,
+        max_observed: int = 256,
+        max_request_bytes: int = (1 << 20) + 1024,
+        max_assemblies: int = 64,
+    ) -> None:
+        parts = urlsplit(base_uri)
+        if parts.scheme != "coap" or not parts.hostname or parts.path not in ("", "/") or parts.query:
+            raise InvalidValue(f"a node's base URI is coap://host:port/, got {base_uri!r}")
+        if not timeout > 0:
+            raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
+        host = parts.hostname
+        port = COAP_PORT if parts.port is None else parts.port
+        if port == 0:
+            port = _free_port(host)
+        shown = f"[{host}]" if ":" in host else host
+        self.base_uri = f"coap://{shown}:{port}/"
+        self.timeout = timeout
+        try:
+            from ._resources import SpacesResource
+        except ImportError as exc:
+            raise ImportError(
+                f"a Node needs aiocoap: pip install 'pytuplespace[federation]' ({exc})"
+            ) from None
+        self._spaces: dict[str, Space] = {}
+        self._resource = SpacesResource(
+            self._spaces,
+            self.base_uri,
+            max_observers=max_observers,
+            max_observed=max_observed,
+            max_request_bytes=max_request_bytes,
+            max_assemblies=max_assemblies,
+        )
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tuplespace-coap", daemon=True)
+        self._thread.start()
+        self._closed = False
+        try:
+            self._context: aiocoap.Context = self.call(self._serve(host, port))
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    async def _serve(self, host: str, port: int) -> aiocoap.Context:
+        import aiocoap
+        from aiocoap.resource import Site, WKCResource
+
+        site = Site()
+        site.add_resource((".well-known", "core"), WKCResource(site.get_resources_as_linkheader))
+        site.add_resource(("spaces",), self._resource)
+        try:
+            return await aiocoap.Context.create_server_context(site, bind=(host, port))
+        except OSError as exc:
+            raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
+
+    def space(self, name: str, **options: Any) -> Space:
+        """The node's space ``name`` (created on first use with ``options``, as for
+        :class:`~tuplespace.Space`): an embedded space whose records are addressed
+        under this node's base URI and served over CoAP."""
+        check_path(name)
+        if "/" in name:
+            raise InvalidValue(f"a space name is one path segment, got {name!r}")
+        space = self._spaces.get(name)
+        if space is None:
+            space = self._spaces[name] = Space(name=name, base_uri=self.base_uri, **options)
+        elif options:
+            raise InvalidValue(f"the space {name!r} exists already; options are given only at creation")
+        return space
+
+    def record(self, address: str | URI) -> RemoteRecord:
+        """A handle on the record at ``address`` (``coap://…/spaces/<space>/<path>``) on
+        any node, this one included: its calls are CoAP requests to that node."""
+        return RemoteRecord(self, address)
+
+    def statistics(self) -> dict[str, int]:
+        """Spaces hosted, observed records and observations being served."""
+        return {"spaces": len(self._spaces), **self._resource.statistics()}
+
+    def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the node's event loop and return its result; a peer
+        that does not answer within :attr:`timeout` raises :class:`~tuplespace.Unreachable`."""
+        if self._closed:
+            coroutine.close()
+            raise Unreachable("the node is closed")
+        future = asyncio.run_coroutine_threadsafe(self._within(coroutine), self._loop)
+        return future.result()
+
+    async def _within(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        from aiocoap import error as coap_error
+
+        try:
+            return await asyncio.wait_for(coroutine, self.timeout)
+        except TimeoutError:
+            raise Unreachable(f"no answer within {self.timeout} s") from None
+        except coap_error.NetworkError as exc:
+            raise Unreachable(f"the peer cannot be reached ({type(exc).__name__}: {exc})") from None
+
+    @property
+    def context(self) -> aiocoap.Context:
+        """The node's aiocoap context (server and client), used on its event loop."""
+        return self._context
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the node serves and sends on (in a thread of its own)."""
+        return self._loop
+
+    def close(self) -> None:
+        """Stop serving, end the observations and close the spaces."""
+        if self._closed:
+            return
+        self._closed = True
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
+        self._stop_loop()
+        for space in self._spaces.values():
+            space.close()
+
+    async def _shutdown(self) -> None:
+        self._resource.close()
+        await self._context.shutdown()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:  # the observations this node follows as a client
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Node({self.base_uri!r})"
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+    return port
