@@ -43,7 +43,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from .._codec import _at, _time_from, _time_text
+from .._codec import MAX_CREDIT_TEXT, _at, _time_from, _time_text
 from .._errors import InvalidValue, ValueTooLarge, WireError
 from .._values import (
     DEFAULT_LIMITS,
@@ -358,11 +358,17 @@ def _credit_tag(_: _Decoder, payload: Value) -> Credit:
     if type(payload) is not tuple or len(payload) != 2 or any(type(x) is not int for x in payload):
         raise WireError("tag 4 (credit) holds [exponent, mantissa], two integers")
     exponent, mantissa = payload
-    if not -(1 << 63) <= exponent < 1 << 63:
-        raise WireError("tag 4 (credit): the exponent must fit 64 bits")
     if mantissa < 0:
         raise InvalidValue(f"credit must not be negative, got {mantissa}E{exponent}")
-    return Credit(Decimal(f"{mantissa}E{exponent}"))
+    if mantissa == 0:
+        return Credit(0)
+    if abs(exponent) > MAX_CREDIT_TEXT:  # its text would be longer than that
+        raise ValueTooLarge(
+            f"credit text would be longer than {MAX_CREDIT_TEXT} characters",
+            limit="credit_length",
+            maximum=MAX_CREDIT_TEXT,
+        )
+    return Credit(Decimal((0, tuple(map(int, str(mantissa))), exponent)))
 
 
 def _uri_tag(_: _Decoder, payload: Value) -> URI:
