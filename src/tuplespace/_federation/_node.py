@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -29,7 +28,7 @@ class Node:
 
     ``base_uri`` (``coap://host:port/``) names the node: the address of a record of
     its space ``home`` is ``<base_uri>spaces/home/<path>``; the node listens on UDP at
-    that host and port (port 0: a free one, then written into :attr:`base_uri`).
+    that host and port (port 0: one the system picks, then written into :attr:`base_uri`).
 
     >>> node = Node("coap://127.0.0.1:0/")                                    # doctest: +SKIP
     >>> kitchen = node.space("home").create("kitchen", {"temp": 21.5})        # doctest: +SKIP
@@ -62,10 +61,6 @@ class Node:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         host = parts.hostname
         port = COAP_PORT if parts.port is None else parts.port
-        if port == 0:
-            port = _free_port(host)
-        shown = f"[{host}]" if ":" in host else host
-        self.base_uri = f"coap://{shown}:{port}/"
         self.timeout = timeout
         try:
             from ._resources import SpacesResource
@@ -76,7 +71,6 @@ class Node:
         self._spaces: dict[str, Space] = {}
         self._resource = SpacesResource(
             self._spaces,
-            self.base_uri,
             max_observers=max_observers,
             max_observed=max_observed,
             max_request_bytes=max_request_bytes,
@@ -91,6 +85,9 @@ class Node:
         except BaseException:
             self._stop_loop()
             raise
+        shown = f"[{host}]" if ":" in host else host
+        self.base_uri = f"coap://{shown}:{port or _bound_port(self._context)}/"
+        self._resource.base_uri = self.base_uri
 
     async def _serve(self, host: str, port: int) -> aiocoap.Context:
         import aiocoap
@@ -100,7 +97,7 @@ class Node:
         site.add_resource((".well-known", "core"), WKCResource(site.get_resources_as_linkheader))
         site.add_resource(("spaces",), self._resource)
         try:
-            return await aiocoap.Context.create_server_context(site, bind=(host, port))
+            return await aiocoap.Context.create_server_context(site, bind=(host, port), transports=["udp6"])
         except OSError as exc:
             raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
 
@@ -189,9 +186,12 @@ class Node:
         return f"Node({self.base_uri!r})"
 
 
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-    return port
+def _bound_port(context: aiocoap.Context) -> int:
+    """The UDP port the kernel gave the server socket bound to port 0 (aiocoap keeps
+    the socket inside its message layer)."""
+    for manager in context.request_interfaces:
+        transport = getattr(manager.token_interface.message_interface, "transport", None)
+        if transport is not None:
+            port: int = transport.get_extra_info("socket").getsockname()[1]
+            return port
+    raise Unreachable("the CoAP server has no UDP socket")

@@ -163,8 +163,7 @@ class RemoteUpcall:
         pending = node.context.request(request)
         first = await pending.response
         _value(first, uri)
-        if first.opt.observe is None:
-            pending.observation.cancel()
+        if first.opt.observe is None:  # aiocoap has ended the observation already
             raise LimitReached(
                 f"{uri}: the peer did not accept the observation", limit="observers", maximum=0
             )
@@ -208,7 +207,8 @@ class RemoteUpcall:
                 log.exception("the remote upcall %r raised", self._fn)
 
     def _stop(self) -> None:
-        self._observation.cancel()
+        if not self._observation.cancelled:
+            self._observation.cancel()
         if self._task is not None:
             self._task.cancel()
 

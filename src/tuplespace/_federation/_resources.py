@@ -20,7 +20,7 @@ from aiocoap.numbers.codes import Code
 from aiocoap.resource import ObservableResource, PathCapable
 
 from .._codec import decode, encode
-from .._errors import NotFound, RecordNotFound, TupleSpaceError, WireError
+from .._errors import CapabilityRevoked, InvalidValue, NotFound, RecordNotFound, TupleSpaceError, WireError
 from .._events import Change
 from .._record import Record
 from .._space import Space
@@ -53,6 +53,10 @@ _CODES = {
 _MISSING = object()
 # Changes after which a field's observers are told, beside a set of that field.
 _ENDS = frozenset({"create", "move", "destroy", "expire"})
+
+
+def _nothing() -> None:
+    pass
 
 
 def coap_code(status: int) -> Code:
@@ -106,7 +110,6 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
     def __init__(
         self,
         spaces: dict[str, Space],
-        base_uri: str,
         *,
         max_observers: int,
         max_observed: int,
@@ -115,7 +118,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
     ) -> None:
         super().__init__()
         self._spaces = spaces
-        self._base_uri = base_uri
+        self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
         self._max_request_bytes = max_request_bytes
@@ -147,8 +150,9 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         if block1 is not None:
             if block1.start + len(request.payload) > self._max_request_bytes:
                 raise _TooLarge(self._max_request_bytes)
-            # aiocoap's spool keeps each assembly until it completes or times out.
-            if block1.block_number == 0 and len(self._block1._assemblies) >= self._max_assemblies:
+            # aiocoap's spool keeps each assembly (a finished one too) for MAX_TRANSMIT_WAIT.
+            assemblies = self._block1._assemblies._items
+            if block1.block_number == 0 and len(assemblies) >= self._max_assemblies:
                 raise coap_error.ServiceUnavailable("too many block-wise requests under way; retry later")
         elif len(request.payload) > self._max_request_bytes:
             raise _TooLarge(self._max_request_bytes)
@@ -177,24 +181,29 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
             return _error(api_error(exc))
 
     async def add_observation(self, request: Message, serverobservation: ServerObservation) -> None:
+        if not self._observe(request, serverobservation):
+            # Refused: the answer goes without Observe (RFC 7641 §4.1).  aiocoap calls the
+            # cancellation callback of every observation, so even a refused one has one.
+            serverobservation.accept(_nothing)
+            serverobservation.deregister()
+
+    def _observe(self, request: Message, serverobservation: ServerObservation) -> bool:
         try:
             target = self._target(request.opt.uri_path)
         except (ApiError, TupleSpaceError):
-            return  # not accepted: the render answers the error, without Observe
+            return False  # the render answers the error
         watched = self._watched.get(target.key)
         if watched is None:
             if len(self._watched) >= self._max_observed:
-                log.warning(
-                    "coap: %d records observed already; answering without Observe", len(self._watched)
-                )
-                return
+                log.warning("coap: %d records observed; answering without Observe", self._max_observed)
+                return False
             watched = self._watched[target.key] = _Watched()
             loop = asyncio.get_running_loop()
             watched.upcall = target.record.on_change(
                 lambda change: loop.call_soon_threadsafe(watched.notify, change)
             )
         elif len(watched.observations) >= self._max_observers:
-            return
+            return False
         watched.observations[serverobservation] = target.tag
 
         def cancel() -> None:
@@ -205,6 +214,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
                     watched.upcall.cancel()
 
         serverobservation.accept(cancel)
+        return True
 
     # -- requests ----------------------------------------------------------------------
 
@@ -219,7 +229,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         return space, segments[1:]
 
     def _address(self, space_name: str, path: tuple[str, ...]) -> URI:
-        return URI(f"{self._base_uri}spaces/{space_name}/{'/'.join(path)}")
+        return URI(f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}")
 
     def _target(self, segments: tuple[str, ...]) -> _Target:
         """The record the path names, or (when no record has the whole path) the
@@ -227,7 +237,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         space, path = self._space(segments)
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
-        except RecordNotFound:
+        except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
             if len(path) < 2:
                 raise
             record = space.record(self._address(segments[0], path[:-1]))
@@ -259,10 +269,13 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
         space.create("/".join(path), fields)
-        return Message(code=Code.CREATED, location_path=request.opt.uri_path)
+        return Message(code=Code.CREATED, location_path=("spaces", *request.opt.uri_path))
 
 
 class _TooLarge(coap_error.ConstructionRenderableError):  # type: ignore[misc]
+    """4.13 for a request payload past the node's bound, with its Size1 and the JSON
+    error body (``value_too_large``, limit ``max_request_bytes``)."""
+
     code = Code.REQUEST_ENTITY_TOO_LARGE
 
     def __init__(self, maximum: int) -> None:
@@ -270,7 +283,10 @@ class _TooLarge(coap_error.ConstructionRenderableError):  # type: ignore[misc]
         super().__init__(f"request payloads are at most {maximum} bytes")
 
     def to_message(self) -> Message:
-        message: Message = super().to_message()
+        error = ApiError(
+            413, "value_too_large", self.message, limit="max_request_bytes", maximum=self.maximum
+        )
+        message = _error(error)
         message.opt.size1 = self.maximum
         return message
 
