@@ -260,3 +260,15 @@ def test_request_payloads_are_bounded(other: ts.Node) -> None:
         assert caught.value.maximum == 3000
         assert kitchen.get("note") == "x" * 2000
         assert remote.get("note") == "x" * 2000  # block-wise answer
+
+
+def test_the_root_record_and_the_resource_list(node: ts.Node, other: ts.Node) -> None:
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    root = other.record(node.base_uri + "spaces/home/$")
+    assert root.get("TUPS") == ts.Map({"kitchen": kitchen.address})
+    assert root.get("ME") == ts.URI(node.base_uri)
+    with pytest.raises(ts.NotAllowed):
+        root.set("ME", 1)
+    core = request(other, "GET", node.base_uri + ".well-known/core")
+    assert core.code == Code.CONTENT
+    assert b'</spaces/home>;rt="tuplespace.space";obs' in core.payload

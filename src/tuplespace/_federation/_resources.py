@@ -142,6 +142,12 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
 
     # -- aiocoap's interface --------------------------------------------------------------
 
+    def get_resources_as_linkheader(self) -> Any:
+        """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
+        from aiocoap.util.linkformat import Link, LinkFormat
+
+        return LinkFormat([Link("/" + name, rt="tuplespace.space", obs=None) for name in self._spaces])
+
     async def needs_blockwise_assembly(self, request: Message) -> bool:
         block1 = request.opt.block1
         announced = request.opt.size1
