@@ -162,6 +162,24 @@ def test_a_slow_function_is_given_the_latest_state(node: ts.Node, other: ts.Node
     assert not upcall.active
 
 
+def test_a_handle_that_may_not_watch_cannot_observe(node: ts.Node, other: ts.Node) -> None:
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    reader = other.record(kitchen.capability({"read"}).address)
+    assert reader.get("temp") == 21.5
+    with pytest.raises(ts.NotAllowed) as caught:
+        reader.on_change(print)
+    assert caught.value.operation == "watch"
+    assert node.statistics()["observations"] == 0
+
+
+def test_closing_the_node_ends_its_observations(node: ts.Node) -> None:
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as other:
+        upcall = other.record(kitchen.address).on_change(print)
+    assert not upcall.active
+    upcall.cancel()
+
+
 def test_observations_are_bounded() -> None:
     with (
         ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_observers=1, max_observed=1) as node,

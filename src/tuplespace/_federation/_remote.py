@@ -184,7 +184,8 @@ class RemoteUpcall:
                     self._cond.notify()
         except Exception as exc:  # the observation ended: the record is gone, or the peer
             log.info("the observation of %s ended: %s", uri, exc)
-        self._end()
+        finally:  # cancelled too: by cancel() or when the node closes
+            self._end()
 
     def _end(self) -> None:
         with self._cond:

@@ -124,6 +124,8 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         self._max_request_bytes = max_request_bytes
         self._max_assemblies = max_assemblies
         self._watched: dict[tuple[str, ...], _Watched] = {}
+        # Observations refused by the space, until their first render answers the error.
+        self._refused: dict[int, TupleSpaceError] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def statistics(self) -> dict[str, int]:
@@ -165,6 +167,9 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         return True
 
     async def render(self, request: Message) -> Message:
+        refused = self._refused.pop(id(request), None)
+        if refused is not None:
+            return _error(api_error(refused))
         try:
             accept = _format(request.opt.accept, Code.NOT_ACCEPTABLE)
             method = request.code
@@ -187,7 +192,12 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
             return _error(api_error(exc))
 
     async def add_observation(self, request: Message, serverobservation: ServerObservation) -> None:
-        if not self._observe(request, serverobservation):
+        try:
+            accepted = self._observe(request, serverobservation)
+        except TupleSpaceError as exc:  # the handle may not watch: the render answers why
+            self._refused[id(request)] = exc
+            accepted = False
+        if not accepted:
             # Refused: the answer goes without Observe (RFC 7641 §4.1).  aiocoap calls the
             # cancellation callback of every observation, so even a refused one has one.
             serverobservation.accept(_nothing)
