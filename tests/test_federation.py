@@ -3,6 +3,7 @@ handles on a peer's records (tuplespace.Node, docs/federation.md)."""
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiocoap import Message
+from aiocoap import CON, Message
 from aiocoap.numbers.codes import Code
 
 import tuplespace as ts
@@ -290,3 +291,26 @@ def test_the_root_record_and_the_resource_list(node: ts.Node, other: ts.Node) ->
     core = request(other, "GET", node.base_uri + ".well-known/core")
     assert core.code == Code.CONTENT
     assert b'</spaces/home>;rt="tuplespace.space";obs' in core.payload
+
+
+def test_garbage_datagrams_change_nothing(node: ts.Node, other: ts.Node) -> None:
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    port = int(node.base_uri.rsplit(":", 1)[1].rstrip("/"))
+    rnd = random.Random(17)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+        for n in range(200):
+            peer.sendto(rnd.randbytes(n % 40), ("127.0.0.1", port))
+        # A well-formed PUT whose payload is garbage CBOR is answered 4.00, and changes nothing.
+        put = Message(code=Code.PUT, payload=b"\x9f\x01")
+        put.token = b"t"
+        put.mtype = CON
+        put.mid = 0x1234
+        put.opt.uri_path = ("spaces", "home", "kitchen", "temp")
+        peer.sendto(put.encode(), ("127.0.0.1", port))
+        peer.settimeout(PATIENCE)
+        answer = Message.decode(peer.recv(2048))
+        while answer.token != b"t":  # answers to random bytes that happened to be requests
+            answer = Message.decode(peer.recv(2048))
+    assert answer.code == Code.BAD_REQUEST
+    assert kitchen.all() == ts.Map({"temp": 21.5})
+    assert other.record(kitchen.address).get("temp") == 21.5

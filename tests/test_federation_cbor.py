@@ -13,6 +13,7 @@ from typing import Any
 import cbor2
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 import tuplespace as ts
 from test_codec import TUPLES, VALUES
@@ -150,3 +151,20 @@ def test_a_length_is_checked_before_anything_is_allocated() -> None:
 def test_decode_takes_bytes_only() -> None:
     with pytest.raises(TypeError):
         ts.decode_cbor("f6")  # type: ignore[arg-type]
+
+
+@given(st.binary(max_size=64))
+def test_any_bytes_decode_to_a_value_or_a_clear_error(data: bytes) -> None:
+    try:
+        value = ts.decode_cbor(data)
+    except (ts.WireError, ts.InvalidValue):  # anything else fails the test
+        return
+    assert value_key(ts.decode_cbor(ts.encode_cbor(value))) == value_key(value)
+
+
+@given(TUPLES, st.data())
+def test_a_truncated_value_is_refused(t: tuple[Any, ...], data: st.DataObject) -> None:
+    encoded = ts.encode_cbor(t)
+    cut = data.draw(st.integers(0, len(encoded) - 1))
+    with pytest.raises(ts.WireError):
+        ts.decode_cbor(encoded[:cut])
