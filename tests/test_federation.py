@@ -52,6 +52,16 @@ def test_a_record_is_addressed_under_the_node_base_uri(node: ts.Node) -> None:
     assert node.space("home").record("$").get("ME") == ts.URI(node.base_uri)
 
 
+def test_a_node_is_named_by_one_address_and_bound_to_another(other: ts.Node) -> None:
+    with ts.Node("coap://gateway.example:5683/", bind=("127.0.0.1", 0), timeout=PATIENCE) as node:
+        assert node.base_uri == "coap://gateway.example:5683/"
+        kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+        assert kitchen.address == ts.URI("coap://gateway.example:5683/spaces/home/kitchen")
+        remote = other.record(f"coap://127.0.0.1:{node.port}/spaces/home/kitchen")
+        assert remote.get("$PK") == kitchen.address
+        assert remote.set("temp", 22.0) == 2
+
+
 def test_a_node_base_uri_is_checked() -> None:
     for bad in ("http://127.0.0.1:5683/", "coap://127.0.0.1:5683/x", "coap:///"):
         with pytest.raises(ts.InvalidValue):
@@ -295,7 +305,7 @@ def test_the_root_record_and_the_resource_list(node: ts.Node, other: ts.Node) ->
 
 def test_garbage_datagrams_change_nothing(node: ts.Node, other: ts.Node) -> None:
     kitchen = node.space("home").create("kitchen", {"temp": 21.5})
-    port = int(node.base_uri.rsplit(":", 1)[1].rstrip("/"))
+    port = node.port
     rnd = random.Random(17)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
         for n in range(200):

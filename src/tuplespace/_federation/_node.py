@@ -27,8 +27,11 @@ class Node:
     """A node of a federation: it hosts spaces and serves their records over CoAP.
 
     ``base_uri`` (``coap://host:port/``) names the node: the address of a record of
-    its space ``home`` is ``<base_uri>spaces/home/<path>``; the node listens on UDP at
-    that host and port (port 0: one the system picks, then written into :attr:`base_uri`).
+    its space ``home`` is ``<base_uri>spaces/home/<path>``.  The node listens on UDP at
+    ``bind`` (host, port), by default the base URI's host and port (port 0: one the
+    system picks, then written into :attr:`base_uri`; :attr:`port` is the port bound).
+    A node behind a name or a gateway binds one address and is named by another:
+    ``Node("coap://gateway.example:5683/", bind=("0.0.0.0", 5683))``.
 
     >>> node = Node("coap://127.0.0.1:0/")                                    # doctest: +SKIP
     >>> kitchen = node.space("home").create("kitchen", {"temp": 21.5})        # doctest: +SKIP
@@ -48,6 +51,7 @@ class Node:
         self,
         base_uri: str = f"coap://127.0.0.1:{COAP_PORT}/",
         *,
+        bind: tuple[str, int] | None = None,
         timeout: float = 10.0,
         max_observers: int = 64,
         max_observed: int = 256,
@@ -61,6 +65,7 @@ class Node:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         host = parts.hostname
         port = COAP_PORT if parts.port is None else parts.port
+        bind_host, bind_port = (host, port) if bind is None else bind
         self.timeout = timeout
         try:
             from ._resources import SpacesResource
@@ -81,12 +86,15 @@ class Node:
         self._thread.start()
         self._closed = False
         try:
-            self._context: aiocoap.Context = self.call(self._serve(host, port))
+            self._context: aiocoap.Context = self.call(self._serve(bind_host, bind_port))
         except BaseException:
             self._stop_loop()
             raise
+        self.port = bind_port or _bound_port(self._context)
+        """The UDP port the node listens on."""
         shown = f"[{host}]" if ":" in host else host
-        self.base_uri = f"coap://{shown}:{port or _bound_port(self._context)}/"
+        self.base_uri = f"coap://{shown}:{port or self.port}/"
+        """The node's name: every address of its records starts with it."""
         self._resource.base_uri = self.base_uri
 
     async def _serve(self, host: str, port: int) -> aiocoap.Context:
