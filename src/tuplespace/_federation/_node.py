@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -12,6 +11,7 @@ from .._errors import InvalidValue, Unreachable
 from .._names import check_path
 from .._space import Space
 from .._values import URI
+from ._loop import LoopThread
 from ._remote import RemoteRecord
 
 if TYPE_CHECKING:
@@ -81,14 +81,11 @@ class Node:
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="tuplespace-coap", daemon=True)
-        self._thread.start()
-        self._closed = False
+        self._runner = LoopThread("tuplespace-coap")
         try:
             self._context: aiocoap.Context = self.call(self._serve(bind_host, bind_port))
         except BaseException:
-            self._stop_loop()
+            self._runner.stop()
             raise
         self.port = bind_port or _bound_port(self._context)
         """The UDP port the node listens on."""
@@ -135,21 +132,7 @@ class Node:
     def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` on the node's event loop and return its result; a peer
         that does not answer within :attr:`timeout` raises :class:`~tuplespace.Unreachable`."""
-        if self._closed:
-            coroutine.close()
-            raise Unreachable("the node is closed")
-        future = asyncio.run_coroutine_threadsafe(self._within(coroutine), self._loop)
-        return future.result()
-
-    async def _within(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
-        from aiocoap import error as coap_error
-
-        try:
-            return await asyncio.wait_for(coroutine, self.timeout)
-        except TimeoutError:
-            raise Unreachable(f"no answer within {self.timeout} s") from None
-        except coap_error.NetworkError as exc:
-            raise Unreachable(f"the peer cannot be reached ({type(exc).__name__}: {exc})") from None
+        return self._runner.call(coroutine, self.timeout)
 
     @property
     def context(self) -> aiocoap.Context:
@@ -159,30 +142,19 @@ class Node:
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
         """The event loop the node serves and sends on (in a thread of its own)."""
-        return self._loop
+        return self._runner.loop
 
     def close(self) -> None:
         """Stop serving, end the observations and close the spaces."""
-        if self._closed:
+        if self._runner.closed:
             return
-        self._closed = True
-        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
-        self._stop_loop()
+        self._runner.stop(self._shutdown)
         for space in self._spaces.values():
             space.close()
 
     async def _shutdown(self) -> None:
         self._resource.close()
         await self._context.shutdown()
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:  # the observations this node follows as a client
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    def _stop_loop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
 
     def __enter__(self) -> Node:
         return self
