@@ -19,8 +19,17 @@ from aiocoap import error as coap_error
 from aiocoap.numbers.codes import Code
 from aiocoap.resource import ObservableResource, PathCapable
 
-from .._codec import decode, encode
-from .._errors import CapabilityRevoked, InvalidValue, NotFound, RecordNotFound, TupleSpaceError, WireError
+from .._aio import AsyncSpace
+from .._codec import decode, decode_template, encode
+from .._errors import (
+    CapabilityRevoked,
+    InvalidValue,
+    NotFound,
+    RecordNotFound,
+    Timeout,
+    TupleSpaceError,
+    WireError,
+)
 from .._events import Change
 from .._record import Record
 from .._space import Space
@@ -124,6 +133,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         self._max_request_bytes = max_request_bytes
         self._max_assemblies = max_assemblies
         self._watched: dict[tuple[str, ...], _Watched] = {}
+        self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
         # Observations refused by the space, until their first render answers the error.
         self._refused: dict[int, TupleSpaceError] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -173,6 +183,8 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         try:
             accept = _format(request.opt.accept, Code.NOT_ACCEPTABLE)
             method = request.code
+            if len(request.opt.uri_path) == 1:
+                return await self._linda(request, accept)
             if method == Code.POST:
                 return self._create(request)
             target = self._target(request.opt.uri_path)
@@ -183,7 +195,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
             if method == Code.DELETE:
                 if target.tag is not None:
                     raise ApiError(405, "method_not_allowed", "a field is not deleted; set it to null")
-                target.record.destroy(force=_query(request).get("force") == "1")
+                target.record.destroy(force=_query(request, ("force",)).get("force") == "1")
                 return Message(code=Code.DELETED)
             raise ApiError(405, "method_not_allowed", f"{method} is not a method of records")
         except ApiError as exc:
@@ -266,8 +278,7 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return _answer(value, accept)
-        query = _query(request)
-        tags = query.get("tags")
+        tags = _query(request, ("tags",)).get("tags")
         if tags is None:
             return _answer(record.all(), accept)
         names = [t for t in tags.split(",") if t]
@@ -278,6 +289,47 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
             raise ApiError(405, "method_not_allowed", "PUT sets a field: /spaces/<space>/<path>/<tag>")
         value = _payload(request, target.space)
         return _answer(target.record.set(target.tag, value), accept, Code.CHANGED)
+
+    async def _linda(self, request: Message, accept: int) -> Message:
+        """``/spaces/<space>``: POST writes the tuple of the payload (``?lease=<s>``);
+        FETCH with a template (JSON) reads, takes (``?op=take``) or counts
+        (``?op=count``) its matches, waiting up to ``?timeout=<s>`` (none: as long as
+        it takes; 0: not at all) and answering null when none came."""
+        name = request.opt.uri_path[0]
+        space = self._spaces.get(name)
+        if space is None:
+            raise NotFound(f"this node has no space {name!r}")
+        aspace = self._async.get(name)
+        if aspace is None:
+            aspace = self._async[name] = AsyncSpace(space)
+        if request.code == Code.POST:
+            lease = _seconds(_query(request, ("lease",)), "lease")
+            await aspace.write(_payload(request, space), lease)
+            return Message(code=Code.CREATED)
+        if request.code != Code.FETCH:
+            raise ApiError(
+                405, "method_not_allowed", "a space takes POST (write) and FETCH (read, take, count)"
+            )
+        if request.opt.content_format != JSON:
+            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        query = _query(request, ("op", "timeout"))
+        template = decode_template(request.payload, space.limits)
+        op = query.get("op", "read")
+        if op == "count":
+            return _answer(await aspace.count(template), accept)
+        if op not in ("read", "take"):
+            raise ApiError(400, "bad_request", f"op is read, take or count, not {op!r}", "op")
+        timeout = _seconds(query, "timeout")
+        try:
+            if timeout == 0:
+                found = await (aspace.try_take(template) if op == "take" else aspace.try_read(template))
+            else:
+                found = await (
+                    aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
+                )
+        except Timeout:
+            found = None
+        return _answer(found, accept)
 
     def _create(self, request: Message) -> Message:
         space, path = self._space(request.opt.uri_path)
@@ -318,17 +370,30 @@ def _format(option: int | None, refusal: Code) -> int:
     )
 
 
-def _query(request: Message) -> dict[str, str]:
+def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in request.opt.uri_query:
         name, _, value = item.partition("=")
-        if name not in ("tags", "force"):
+        if name not in allowed:
             raise ApiError(400, "bad_request", f"unknown query parameter {name!r}", name)
         out[name] = value
     return out
 
 
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}
+
+
+def _seconds(query: dict[str, str], name: str) -> float | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise ApiError(400, "invalid_value", f"{name} is a number of seconds, not {text!r}", name) from None
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ApiError(400, "invalid_value", f"{name} is a finite number of seconds >= 0", name)
+    return seconds
 
 
 def _payload(request: Message, space: Space) -> Value:
