@@ -273,7 +273,8 @@ def test_content_formats(node: ts.Node, other: ts.Node) -> None:
     assert request(other, "PUT", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
     assert request(other, "PATCH", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
     assert request(other, "GET", uri, uri_query=["colour=red"]).code == Code.BAD_REQUEST
-    assert request(other, "GET", node.base_uri + "spaces/home").code == Code.NOT_FOUND
+    assert request(other, "GET", node.base_uri + "spaces/home").code == Code.METHOD_NOT_ALLOWED
+    assert request(other, "GET", node.base_uri + "spaces/nowhere/x").code == Code.NOT_FOUND
     assert node.space("home").record("kitchen").get("temp") == 3.0
 
 
