@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench node redis
+.PHONY: run test lint bench node redis coap
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ node:
 redis:
 	@command -v redis-server >/dev/null || (apt-get update -q && apt-get install -y -q redis-server)
 
-test: lint node redis
+# Nodes are checked against an independent CoAP client, libcoap's coap-client-notls.
+coap:
+	@command -v coap-client-notls >/dev/null || (apt-get update -q && apt-get install -y -q libcoap3-bin)
+
+test: lint node redis coap
 	$(BIN)/pytest
 
 # The benchmarks, each beside its references; figures and commands in bench/RESULTS.md.

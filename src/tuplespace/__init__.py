@@ -52,6 +52,7 @@ from ._errors import (
     WireError,
 )
 from ._events import Change, Event
+from ._federation import Node, RemoteRecord, RemoteUpcall, decode_cbor, encode_cbor
 from ._lease import Lease
 from ._record import Record, RecordData, RecordWatch
 from ._space import Space, Subscription, Transaction
@@ -87,6 +88,7 @@ __all__ = [
     "LimitReached",
     "Limits",
     "Map",
+    "Node",
     "NotAllowed",
     "NotFound",
     "OneOf",
@@ -100,6 +102,8 @@ __all__ = [
     "RecordNotFound",
     "RecordTemplate",
     "RecordWatch",
+    "RemoteRecord",
+    "RemoteUpcall",
     "Regex",
     "SimulatedClock",
     "Space",
@@ -130,8 +134,10 @@ __all__ = [
     "connect_server",
     "connect_server_async",
     "decode",
+    "decode_cbor",
     "decode_template",
     "encode",
+    "encode_cbor",
     "encode_template",
     "format",
     "from_wire",

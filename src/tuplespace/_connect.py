@@ -10,6 +10,7 @@ from ._aio import AsyncSpace
 from ._space import Space
 
 if TYPE_CHECKING:
+    from ._federation._linda import CoapSpace
     from .client import AsyncRemoteServer, AsyncRemoteSpace, RemoteServer, RemoteSpace
     from .stores import AsyncRedisSpace, RedisSpace
 
@@ -26,7 +27,7 @@ _INT_OPTIONS = {
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
 # Keywords of a remote space that are its own, not the options of the space on the server.
 _REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
-_SCHEMES = "memory:, sqlite:, http://, https://, redis:// and rediss://"
+_SCHEMES = "memory:, sqlite:, http://, https://, redis://, rediss:// and coap://"
 
 
 def _options(query: str) -> dict[str, Any]:
@@ -57,7 +58,7 @@ def _remote(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return own, {k: v for k, v in options.items() if k not in _REMOTE_KEYWORDS}
 
 
-def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | RedisSpace:
+def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | RedisSpace | CoapSpace:
     """Open the space that ``url`` names.
 
     - ``memory:`` — a new space in this process (``memory:?order=lifo`` sets options).
@@ -70,6 +71,10 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
       ``token=`` is its bearer token.  Options (``order``, ``capacity``,
       ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``) create
       the space with them if it does not exist yet (which needs the ``admin`` permission).
+
+    - ``coap://host:port/spaces/jobs`` — the space ``jobs`` of a :class:`tuplespace.Node`,
+      over CoAP: write, read, take and count (``timeout=`` bounds its wait for an
+      answer; docs/federation.md).
 
     Keyword options (those of :class:`Space`) override options in the URL.
 
@@ -95,6 +100,10 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
         from .stores import RedisSpace
 
         return RedisSpace.open(url, **options)
+    if parts.scheme == "coap":
+        from ._federation._linda import CoapSpace
+
+        return CoapSpace(url, **options)
     merged = {**_options(parts.query), **options}
     if parts.scheme == "memory":
         if "space" in merged or "durability" in merged:
@@ -123,6 +132,8 @@ async def connect_async(
     """
     url = _check_url(url)
     scheme = urlsplit(url).scheme
+    if scheme == "coap":
+        raise ValueError("a coap:// space is opened with connect(); it has no asyncio face yet")
     if scheme in ("redis", "rediss"):
         from .stores import AsyncRedisSpace
 

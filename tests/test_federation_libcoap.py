@@ -1,0 +1,108 @@
+"""An independent CoAP client, libcoap's ``coap-client-notls`` (Debian: libcoap3-bin),
+against a node: GET and PUT of a field in CBOR and JSON, Observe, block-wise
+transfer both ways, and the errors it is answered."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, missing, wait_until
+
+
+@pytest.fixture(scope="module")
+def client() -> str:
+    binary = shutil.which("coap-client-notls")
+    if binary is None:
+        missing("coap-client-notls is needed for interoperability (Debian: apt-get install libcoap3-bin)")
+    return binary
+
+
+@pytest.fixture
+def node() -> Iterator[ts.Node]:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_request_bytes=6000) as n:
+        yield n
+
+
+@pytest.fixture
+def kitchen(node: ts.Node) -> ts.Record:
+    return node.space("home").create("kitchen", {"temp": 21.5})
+
+
+def coap(client: str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([client, *args], capture_output=True, timeout=PATIENCE, check=True)
+
+
+def test_get_a_field_in_cbor_and_json(client: str, kitchen: ts.Record) -> None:
+    uri = str(kitchen.address)
+    # coap-client ends what it prints with a newline.
+    assert coap(client, "-m", "get", uri + "/temp").stdout == ts.encode_cbor(21.5) + b"\n"
+    assert coap(client, "-m", "get", "-A", "50", uri + "/temp").stdout == b'{"$float":"21.5"}\n'
+    assert coap(client, "-m", "get", "-A", "60", uri).stdout == ts.encode_cbor({"temp": 21.5}) + b"\n"
+
+
+def test_put_a_field(client: str, kitchen: ts.Record, tmp_path: Path) -> None:
+    uri = str(kitchen.address)
+    answer = coap(client, "-m", "put", "-t", "50", "-e", '{"$float":"22.5"}', uri + "/temp")
+    assert answer.stdout == ts.encode_cbor(2) + b"\n"  # the new $version
+    assert kitchen.get("temp") == 22.5
+    value = tmp_path / "value.cbor"
+    value.write_bytes(ts.encode_cbor(("C", 1, 1.0, True)))
+    coap(client, "-m", "put", "-t", "60", "-f", str(value), uri + "/unit")
+    assert kitchen.get("unit") == ("C", 1, 1.0, True)
+
+
+def test_errors_are_answered_with_a_diagnostic(client: str, kitchen: ts.Record) -> None:
+    uri = str(kitchen.address)
+    answer = coap(client, "-m", "get", uri + "/humidity")
+    assert answer.stderr.startswith(b'4.04 {"error":{"code":"field_not_found"')
+    answer = coap(client, "-m", "put", "-t", "50", "-e", "[1", uri + "/temp")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"wire_error"')
+    assert kitchen.get("temp") == 21.5
+
+
+def test_observe_a_field(client: str, node: ts.Node, kitchen: ts.Record) -> None:
+    # stdbuf makes coap-client hand over each notification as it arrives (-w: one a line).
+    command = ["stdbuf", "-oL", client, "-w", "-m", "get", "-s", str(int(PATIENCE)), "-A", "50"]
+    lines: list[bytes] = []
+    with subprocess.Popen([*command, f"{kitchen.address}/temp"], stdout=subprocess.PIPE) as process:
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()))
+        reader.start()
+        try:
+            wait_until(lambda: lines == [b'{"$float":"21.5"}\n'], "the first answer")
+            assert node.statistics()["observations"] == 1
+            kitchen.set("temp", 1.0)
+            wait_until(lambda: len(lines) == 2, "a notification")
+            kitchen.set("unit", "C")  # another field: no notification
+            kitchen.set("temp", 2.0)
+            wait_until(lambda: len(lines) == 3, "a second notification")
+            assert lines == [b'{"$float":"21.5"}\n', b'{"$float":"1"}\n', b'{"$float":"2"}\n']
+        finally:
+            process.terminate()
+            reader.join()
+
+
+def test_blockwise_both_ways(client: str, kitchen: ts.Record, tmp_path: Path) -> None:
+    uri = str(kitchen.address)
+    note = "x" * 3000
+    value = tmp_path / "note.json"
+    value.write_text(ts.encode(note).decode())
+    coap(client, "-m", "put", "-b", "64", "-t", "50", "-f", str(value), uri + "/note")
+    assert kitchen.get("note") == note
+    answer = coap(client, "-m", "get", "-b", "64", uri + "/note")
+    assert answer.stdout == ts.encode_cbor(note) + b"\n"
+
+
+def test_a_request_past_the_bound_is_refused(client: str, kitchen: ts.Record, tmp_path: Path) -> None:
+    value = tmp_path / "note.json"
+    value.write_text(ts.encode("y" * 7000).decode())
+    answer = coap(client, "-m", "put", "-b", "64", "-t", "50", "-f", str(value), f"{kitchen.address}/note")
+    assert answer.stderr.startswith(b"4.13 ")
+    assert b'"limit":"max_request_bytes"' in answer.stderr
+    assert kitchen.get("note") is None

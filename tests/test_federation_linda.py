@@ -1,0 +1,82 @@
+"""A node's space over CoAP with the Linda operations: ``ts.connect("coap://…/spaces/jobs")``
+against a real node on 127.0.0.1 (the contract tests run over it too: the ``coap`` way)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, spawn, wait_for_waiters
+
+
+@pytest.fixture
+def node() -> Iterator[ts.Node]:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as n:
+        yield n
+
+
+def test_write_read_take_over_coap(node: ts.Node) -> None:
+    served = node.space("jobs")
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        jobs.write(("job", 1, 1.0, True, ts.Credit("2.5")))
+        assert served.read(("job", int, float, bool, ts.Credit)) == ("job", 1, 1.0, True, ts.Credit("2.5"))
+        assert jobs.count(("job", ts.ANY, ts.ANY, ts.ANY, ts.ANY)) == 1
+        assert jobs.read(("job", 1, float, bool, ts.ANY)) == ("job", 1, 1.0, True, ts.Credit("2.5"))
+        assert jobs.try_read(("job", 1.0, ts.ANY, ts.ANY, ts.ANY)) is None  # 1.0 is not 1
+        assert jobs.take(("job", int, ts.ANY, ts.ANY, ts.ANY), timeout=0) == (
+            "job",
+            1,
+            1.0,
+            True,
+            ts.Credit("2.5"),
+        )
+        assert jobs.try_take(("job", ts.ANY, ts.ANY, ts.ANY, ts.ANY)) is None
+        assert served.count(("job", ts.ANY, ts.ANY, ts.ANY, ts.ANY)) == 0
+
+
+def test_a_take_waits_for_a_writer(node: ts.Node) -> None:
+    served = node.space("jobs")
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        taken = spawn(jobs.take, ("job", int))
+        wait_for_waiters(served, 1)
+        served.write(("job", 7))
+        assert taken.result(PATIENCE) == ("job", 7)
+        with pytest.raises(ts.Timeout):
+            jobs.read(("job", int), timeout=0.1)
+
+
+def test_a_lease_travels(node: ts.Node) -> None:
+    clock = ts.SimulatedClock()
+    served = node.space("jobs", clock=clock)
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        jobs.write(("a",), lease=60.5)
+        jobs.write(("b",))
+        clock.advance(60)
+        assert jobs.count((str,)) == 2
+        clock.advance(1)
+        assert jobs.count((str,)) == 1
+        assert served.read((str,)) == ("b",)
+
+
+def test_errors_over_coap(node: ts.Node) -> None:
+    node.space("jobs", limits=ts.Limits(max_fields=2))
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        with pytest.raises(ts.ValueTooLarge) as caught:
+            jobs.write((1, 2, 3))
+        assert caught.value.limit == "max_fields"
+        with pytest.raises(ts.InvalidValue):
+            jobs.write(("a",), lease=-1)
+        with pytest.raises(ts.ValueTooLarge):
+            jobs.try_read((ts.ANY, ts.ANY, ts.ANY))
+    with (
+        ts.connect(node.base_uri + "spaces/nowhere", timeout=PATIENCE) as nowhere,
+        pytest.raises(ts.NotFound),
+    ):
+        nowhere.write(("a",))
+    with pytest.raises(ts.InvalidValue):
+        ts.connect(node.base_uri + "jobs")
+    with pytest.raises(ValueError, match="no asyncio face"):
+        asyncio.run(ts.connect_async(node.base_uri + "spaces/jobs"))
