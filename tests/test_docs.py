@@ -4,7 +4,8 @@ Every ```` ```python ```` block of a document runs, in order, in one namespace p
 (a block may use what an earlier one made), in a temporary working directory, with ``ts``
 imported.  Addresses of the servers the examples name are those of real servers the tests
 start: ``http://127.0.0.1:8765`` is a server on 127.0.0.1 whose admin token is ``ADMIN_TOKEN``
-(a name the examples may use), ``redis://127.0.0.1:6379/0`` a redis-server.  Top-level
+(a name the examples may use), ``redis://127.0.0.1:6379/0`` a redis-server, and the CoAP
+nodes of ``coap://127.0.0.1:5683/`` and ``:5684/`` listen on free ports.  Top-level
 ``await`` runs on an event loop.  A block that is a sketch, not a program (two parties that
 run at once, a path of the reader's machine), says so on the line before it:
 ``<!-- not run: why -->``; the reason is required.
@@ -17,6 +18,8 @@ import asyncio
 import inspect
 import os
 import re
+import socket
+import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,6 @@ import pytest
 import tuplespace as ts
 from conftest import LiveServer
 from helpers import RedisServer
-from tuplespace.client import RemoteSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -69,13 +71,22 @@ def docs_server() -> Iterator[LiveServer]:
         yield server
 
 
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def addresses(docs_server: LiveServer, request: pytest.FixtureRequest) -> Callable[[str], str]:
     """What a block's text becomes: the addresses it names, those of real servers."""
     redis: list[RedisServer] = []
+    coap_ports = {5683: _free_udp_port(), 5684: _free_udp_port()}
 
     def rewrite(code: str) -> str:
         code = code.replace("http://127.0.0.1:8765", docs_server.url)
+        for port, free in coap_ports.items():
+            code = code.replace(f"coap://127.0.0.1:{port}/", f"coap://127.0.0.1:{free}/")
         if "redis://127.0.0.1:6379" in code:
             if not redis:
                 redis.append(request.getfixturevalue("redis_server"))
@@ -90,26 +101,37 @@ def test_the_examples_of_a_document_run(
     document: Path, addresses: Callable[[str], str], tmp_path: Path
 ) -> None:
     namespace: dict[str, Any] = {"ts": ts, "ADMIN_TOKEN": ADMIN_TOKEN, "__name__": "__docs__"}
+    loop = asyncio.new_event_loop()  # one per document: what an async example opens stays usable
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
         for block in blocks(document):
             if block.not_run is None:
-                _run(block, addresses(block.code), namespace)
+                _run(block, addresses(block.code), namespace, loop)
     finally:
         os.chdir(cwd)
-        for value in list(namespace.values()):
-            close = getattr(value, "close", None)
-            if isinstance(value, (ts.Space, RemoteSpace)) and callable(close):
-                close()
+        for value in namespace.values():
+            _close(value, loop)
+        loop.close()
 
 
-def _run(block: Block, code: str, namespace: dict[str, Any]) -> None:
+def _run(block: Block, code: str, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
     where = f"{block.document.relative_to(ROOT)}:{block.line}"
     compiled = compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     try:
         result = eval(compiled, namespace)  # the project's own documents, never network input
         if inspect.iscoroutine(result):
-            asyncio.run(result)
+            loop.run_until_complete(result)
     except Exception as exc:
         raise AssertionError(f"the example at {where} fails: {type(exc).__name__}: {exc}") from exc
+
+
+def _close(value: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Close what an example left open (a space, a server, a subscription)."""
+    if isinstance(value, (type, types.ModuleType, types.FunctionType)):
+        return
+    close = getattr(value, "close", None)
+    if callable(close):
+        done = close()
+        if inspect.isawaitable(done):
+            loop.run_until_complete(done)
