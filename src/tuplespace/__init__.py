@@ -26,6 +26,7 @@ from ._connect import connect, connect_async, connect_server, connect_server_asy
 from ._errors import (
     CapabilityRevoked,
     ContainmentCycle,
+    EvaluationError,
     EventsLost,
     Forbidden,
     InsufficientCredit,
@@ -37,6 +38,7 @@ from ._errors import (
     RecordExists,
     RecordInUse,
     RecordNotFound,
+    RuleCycle,
     SpaceClosed,
     SpaceFull,
     StoreError,
@@ -53,7 +55,9 @@ from ._errors import (
 )
 from ._events import Change, Event
 from ._lease import Lease
+from ._methods import ActiveLimits, Method
 from ._record import Record, RecordData, RecordWatch
+from ._rules import Lit, RuleInfo, Rules
 from ._space import Space, Subscription, Transaction
 from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, Template, XPath
 from ._text import format, parse
@@ -63,6 +67,7 @@ from ._workers import Cleaner, Worker, WorkerPool
 
 __all__ = [
     "ANY",
+    "ActiveLimits",
     "URI",
     "Upcall",
     "AsyncRecord",
@@ -77,6 +82,7 @@ __all__ = [
     "Clock",
     "ContainmentCycle",
     "Credit",
+    "EvaluationError",
     "Event",
     "EventsLost",
     "Forbidden",
@@ -85,10 +91,12 @@ __all__ = [
     "InvalidValue",
     "Lease",
     "LimitReached",
+    "Lit",
     "NotAllowed",
     "NotFound",
     "Limits",
     "Map",
+    "Method",
     "OneOf",
     "Pred",
     "Prefix",
@@ -101,6 +109,9 @@ __all__ = [
     "RecordTemplate",
     "RecordWatch",
     "Regex",
+    "RuleCycle",
+    "RuleInfo",
+    "Rules",
     "SimulatedClock",
     "Space",
     "SpaceClosed",

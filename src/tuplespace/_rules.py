@@ -1,0 +1,620 @@
+"""Rules: reactions and Push Logic rules kept by a space, as data (``space.rules``).
+
+A **reaction** performs operations when an event on a tuple matching its template
+happens and its condition holds::
+
+    space.rules.add("hot", on="write", template=("reading", str, float),
+                    when="t[2] > 30.0", write=[(ts.Lit("alarm"), "t[1]", "t[2] - 30.0")])
+
+A **Push Logic rule** keeps a record field a function of other fields::
+
+    space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0 && kitchen.temp <= 23.0")
+
+Expressions are the strings of a rule (see :mod:`tuplespace._expr`); every other
+value, and a str wrapped in :class:`Lit`, is a constant.
+
+How rules run.  A reaction is registered with the engine like a subscription: its
+template goes into the engine's registry of feeds, so a write looks only at the
+rules filed under its own values (1,000 rules on distinct templates cost a write
+one lookup).  A matching event appends the rule to the space's queue of firings;
+the queue is run when the operation that caused the events gives up the space's
+lock, before anyone else gets it, in event order, each firing's operations as one
+step (a transaction when it takes).  The events of a firing queue further firings
+at the end of the same queue.  So when ``space.write`` returns, every reaction it
+set off has run, and every rule sees the space as its predecessors left it.
+
+Levels.  Each rule reads what triggers it (tuples like its template, record fields
+its expression names) and writes what its operations produce.  Rule A can trigger
+rule B when something A produces could be what B reads; a rule's level is one more
+than the highest level of the rules that can trigger it.  A rule that could trigger
+itself, directly or through others, is refused by :meth:`Rules.add` with
+:class:`RuleCycle`, naming the loop.  So no firing can set itself off again, and
+the firings of one operation are also bounded by ``ActiveLimits.max_firings``.
+
+A firing that fails (an expression raises, a take finds nothing, a limit) changes
+nothing; the failure is counted on its rule (:attr:`RuleInfo.last_error`) and
+logged, and the space goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import EvaluationError, InvalidValue, LimitReached, RecordNotFound, RuleCycle, TupleSpaceError
+from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
+from ._expr import Expr, compile_expr
+from ._methods import ActiveLimits, Sandbox, call_method
+from ._names import check_tag
+from ._templates import ANY, Template, compile_template
+from ._values import Value, check_tuple, check_value, value_key
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._space import Space
+
+__all__ = ["Lit", "RuleInfo", "Rules"]
+
+log = logging.getLogger("tuplespace")
+
+_TUPLE_EVENTS: Final = frozenset({"write", "take", "expire", "cancel"})
+_RECORD_KINDS: Final = frozenset({"create", "update", "destroy", "expire", "move"})
+_NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_MAX_RULES: Final = 100_000
+_T: Final = frozenset({"t"})
+
+
+class Lit:
+    """A constant str in a rule, where a bare str would be an expression:
+    ``write=[(ts.Lit("alarm"), "t[1]")]`` writes ``("alarm", <the reading's t[1]>)``.
+    ``"'alarm'"`` (a CEL string literal) means the same."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Value) -> None:
+        self.value = check_value(value)
+
+    def __repr__(self) -> str:
+        return f"Lit({self.value!r})"
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What :meth:`Rules.list` tells of a rule: its definition, its level, and how
+    often it fired and failed (``last_error``: the latest failure, or None)."""
+
+    name: str
+    kind: str  # "reaction" or "push"
+    on: frozenset[str]
+    template: tuple[Any, ...] | None
+    when: str | None
+    write: tuple[tuple[Any, ...], ...]
+    take: tuple[tuple[Any, ...], ...]
+    set: Mapping[str, str]
+    level: int
+    fired: int
+    failed: int
+    last_error: TupleSpaceError | None
+
+
+_Field = Expr | Value  # a field of an operation: an expression, or a constant
+
+
+def _field(v: object, where: str, template: bool) -> Any:
+    if type(v) is str:
+        return compile_expr(v, where, _T)
+    if isinstance(v, Lit):
+        return v.value
+    if template:
+        return v
+    try:
+        return check_value(v)
+    except InvalidValue as exc:
+        raise InvalidValue(exc.reason, where) from None
+
+
+def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(f(env) if type(f) is Expr else f for f in fields)
+
+
+def _split(target: object, where: str) -> tuple[str, str]:
+    if type(target) is not str or "." not in target:
+        raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
+    path, tag = target.rsplit(".", 1)
+    check_tag(tag)
+    if not path:
+        raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
+    return path, tag
+
+
+class _Rule:
+    """A rule as the space keeps it."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.on: frozenset[str] = frozenset()
+        self.source_template: tuple[Any, ...] | None = None
+        self.template: Template | None = None
+        self.when: Expr | None = None
+        self.writes: list[tuple[Any, ...]] = []
+        self.takes: list[tuple[Any, ...]] = []
+        self.sets: dict[tuple[str, str], Expr] = {}
+        self.source: dict[str, Any] = {}
+        self.using: dict[str, str] = {}  # push rules: expression name -> record path
+        self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
+        self.level = 0
+        self.fired = 0
+        self.failed = 0
+        self.last_error: TupleSpaceError | None = None
+        self.feed: _RuleFeed | None = None
+
+    # -- what it reads and writes, for levels -------------------------------------------
+
+    def can_trigger(self, other: _Rule) -> bool:
+        if other.kind == "push":
+            return any(key in other.reads for key in self.sets)
+        template = other.template
+        assert template is not None
+        if "write" in other.on and any(_may_match(w, template) for w in self.writes):
+            return True
+        return "take" in other.on and any(_may_overlap(t, template) for t in self.takes)
+
+    def info(self) -> RuleInfo:
+        return RuleInfo(
+            name=self.name,
+            kind=self.kind,
+            on=self.on,
+            template=self.source_template,
+            when=None if self.when is None else self.when.source,
+            write=tuple(self.source.get("write", ())),
+            take=tuple(self.source.get("take", ())),
+            set={f"{p}.{t}": e.source for (p, t), e in self.sets.items()},
+            level=self.level,
+            fired=self.fired,
+            failed=self.failed,
+            last_error=self.last_error,
+        )
+
+
+def _may_match(fields: tuple[Any, ...], template: Template) -> bool:
+    """Whether a tuple written from ``fields`` (constants and expressions) could match."""
+    if len(fields) != template.arity:
+        return False
+    for pos, f in enumerate(fields):
+        if type(f) is not Expr and not compile_template((template.fields[pos],)).matches((f,)):
+            return False
+    return True
+
+
+def _may_overlap(fields: tuple[Any, ...], template: Template) -> bool:
+    """Whether a tuple taken by a template of ``fields`` could match ``template``."""
+    if len(fields) != template.arity:
+        return False
+    exact = dict(template.exact)
+    for pos, f in enumerate(fields):
+        if pos in exact and type(f) is not Expr:
+            try:
+                if value_key(check_value(f)) != exact[pos]:
+                    return False
+            except TupleSpaceError:
+                continue  # a formal or an operator: it may match the value
+    return True
+
+
+class _RuleFeed(Feed):
+    """A reaction's interest in the events of its template: queues the rule's firings."""
+
+    __slots__ = ("rule", "rules")
+
+    def __init__(self, seq: int, rule: _Rule, rules: Rules) -> None:
+        super().__init__(seq, [], rule.on, 1, None)
+        self.rule = rule
+        self.rules = rules
+
+    def push(self, event: Event) -> None:
+        if event.kind in self.kinds:
+            self.rules.pending.append((self.rule, event))
+
+
+class _PushFeed(RecordFeed):
+    """The changes of every record, for the Push Logic rules that read them."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, seq: int, rules: Rules) -> None:
+        super().__init__(seq, None, None, _RECORD_KINDS, 1)
+        self.rules = rules
+
+    def push(self, change: Change) -> None:
+        rules = self.rules
+        if change.kind == "update":
+            readers = rules.readers.get((change.path, change.tag))  # type: ignore[arg-type]
+        else:
+            readers = rules.path_readers.get(change.path)
+            if change.kind == "move":
+                moved = rules.path_readers.get(change.value)
+                readers = [*(readers or ()), *(moved or ())]
+        if readers:
+            pending = rules.pending
+            for rule in readers:
+                pending.append((rule, change))
+
+
+class _ReactingLock:
+    """The space's lock once it has rules: releasing it first runs the firings that
+    the operation done under it set off."""
+
+    __slots__ = ("_lock", "_rules", "acquire", "locked")
+
+    def __init__(self, lock: Any, rules: Rules) -> None:
+        self._lock = lock
+        self._rules = rules
+        self.acquire = lock.acquire
+        self.locked = lock.locked
+
+    def release(self) -> None:
+        try:
+            if self._rules.pending:
+                self._rules.run_pending()
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class Rules:
+    """The rules of a space (``space.rules``): add, list and remove them.
+
+    >>> space.rules.add("hot", on="write", template=("reading", str, float),  # doctest: +SKIP
+    ...                 when="t[2] > 30.0", write=[(Lit("alarm"), "t[1]", "t[2] - 30.0")])
+
+    ``limits`` (:class:`ActiveLimits`) bounds the firings of one operation and what
+    a method may do; set it with ``space.rules.limits = ts.ActiveLimits(...)``.
+    """
+
+    def __init__(self, space: Space) -> None:
+        self._space = space
+        self._engine: Engine = space._engine
+        self._rules: dict[str, _Rule] = {}
+        self.pending: deque[tuple[_Rule, Any]] = deque()
+        self.readers: dict[tuple[str, str], list[_Rule]] = {}
+        self.path_readers: dict[str, list[_Rule]] = {}
+        self._push_feed: _PushFeed | None = None
+        self._running = False
+        self._reacting = False
+        self._storms = 0
+        self._sandbox: Sandbox | None = None
+        self.limits = ActiveLimits()
+
+    # -- managing ------------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] = "write",
+        template: Iterable[Any] | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+    ) -> RuleInfo:
+        """Add a rule; returns what :meth:`list` tells of it.
+
+        A reaction has a ``template`` and fires on the events ``on`` (``"write"``,
+        ``"take"``, ``"expire"``, ``"cancel"``, or several) of tuples matching it,
+        when ``when`` (an expression over the tuple ``t``; None: always) is true.
+        It takes a tuple matching each of ``take``, writes each of ``write`` and
+        sets each record field of ``set`` (a map from ``"path.tag"`` to an
+        expression), all in one step: if one of them fails, none happens.
+
+        A Push Logic rule has ``set="path.tag"`` and ``to``, an expression whose
+        names are records (``kitchen.temp`` is the field ``temp`` of the record at
+        path ``kitchen``; ``using={"kitchen": "sensors/kitchen"}`` names deeper
+        paths).  It sets the field now and after every change of a field it reads.
+
+        Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
+        or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
+        """
+        if type(name) is not str or not 1 <= len(name) <= 128 or not frozenset(name) <= _NAME_CHARS:
+            raise InvalidValue(f"a rule's name is 1 to 128 of A-Z a-z 0-9 _ - ., got {name!r}", "name")
+        if to is not None:
+            if template is not None or when is not None or write or take:
+                raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
+            rule = self._push_rule(name, set, to, using)
+        else:
+            rule = self._reaction(name, on, template, when, write, take, set)
+        with self._space._lock:
+            if name in self._rules:
+                raise InvalidValue(f"there is a rule named {name!r} already; remove it first", "name")
+            if len(self._rules) >= _MAX_RULES:
+                raise LimitReached(
+                    f"a space holds at most {_MAX_RULES} rules", limit="rules", maximum=_MAX_RULES
+                )
+            self._check_cycles(rule)
+            self._install(rule)
+            self._rules[name] = rule
+            self._relevel()
+            if rule.kind == "push":
+                self.pending.append((rule, None))  # establish the field now
+                self.run_pending()
+            return rule.info()
+
+    def remove(self, name: str) -> None:
+        """Remove the rule ``name``; :class:`KeyError` if there is none."""
+        with self._space._lock:
+            rule = self._rules.pop(name, None)
+            if rule is None:
+                raise KeyError(f"no rule named {name!r}")
+            if rule.feed is not None:
+                self._engine.unsubscribe(rule.feed)
+            for key in rule.reads:
+                self.readers[key].remove(rule)
+                if not self.readers[key]:
+                    del self.readers[key]
+            for path in {p for p, _ in rule.reads}:
+                self.path_readers[path].remove(rule)
+                if not self.path_readers[path]:
+                    del self.path_readers[path]
+            self.pending = deque(p for p in self.pending if p[0] is not rule)
+            self._relevel()
+
+    def list(self) -> list[RuleInfo]:
+        """Every rule, by level, then by name."""
+        with self._space._lock:
+            return sorted((r.info() for r in self._rules.values()), key=lambda i: (i.level, i.name))
+
+    def get(self, name: str) -> RuleInfo:
+        """The rule ``name``; :class:`KeyError` if there is none."""
+        with self._space._lock:
+            rule = self._rules.get(name)
+            if rule is None:
+                raise KeyError(f"no rule named {name!r}")
+            return rule.info()
+
+    def statistics(self) -> dict[str, Any]:
+        """Rules, firings and failures, and the storms stopped at ``max_firings``."""
+        with self._space._lock:
+            rules = self._rules.values()
+            return {
+                "rules": len(self._rules),
+                "fired": sum(r.fired for r in rules),
+                "failed": sum(r.failed for r in rules),
+                "storms": self._storms,
+                "levels": max((r.level for r in rules), default=0),
+            }
+
+    # -- building rules --------------------------------------------------------------------
+
+    def _reaction(
+        self,
+        name: str,
+        on: str | Iterable[str],
+        template: Iterable[Any] | None,
+        when: str | None,
+        write: Iterable[Iterable[Any]],
+        take: Iterable[Iterable[Any]],
+        sets: str | Mapping[str, str] | None,
+    ) -> _Rule:
+        rule = _Rule(name, "reaction")
+        kinds = frozenset({on} if isinstance(on, str) else on)
+        if not kinds or not kinds <= _TUPLE_EVENTS:
+            raise InvalidValue(f"on= is one or more of {sorted(_TUPLE_EVENTS)}, got {sorted(kinds)}", "on")
+        rule.on = kinds
+        if template is None:
+            raise InvalidValue("a reaction needs a template (or a Push Logic rule: set= and to=)", "template")
+        rule.source_template = tuple(template)
+        rule.template = compile_template(rule.source_template)
+        rule.when = None if when is None else compile_expr(when, "when", _T)
+        for i, w in enumerate(write):
+            rule.writes.append(tuple(_field(f, f"write[{i}][{j}]", False) for j, f in enumerate(w)))
+        for i, t in enumerate(take):
+            rule.takes.append(tuple(_field(f, f"take[{i}][{j}]", True) for j, f in enumerate(t)))
+            compile_template(tuple(ANY if type(f) is Expr else f for f in rule.takes[-1]))  # valid now
+        if sets is not None:
+            if not isinstance(sets, Mapping):
+                raise InvalidValue("a reaction's set= maps 'path.tag' to an expression", "set")
+            for target, source in sets.items():
+                rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", _T)
+        if not (rule.writes or rule.takes or rule.sets):
+            raise InvalidValue("a reaction does something: write=, take= or set=", "write")
+        rule.source = {"write": [tuple(w) for w in write], "take": [tuple(t) for t in take]}
+        return rule
+
+    def _push_rule(self, name: str, target: object, to: str, using: Mapping[str, str] | None) -> _Rule:
+        rule = _Rule(name, "push")
+        path, tag = _split(target, "set")
+        expr = compile_expr(to, "to")
+        rule.using = dict(using or {})
+        for var in expr.names:
+            if not any(n == var for n, _ in expr.selects):
+                raise InvalidValue(f"{var!r} names a record: read its fields as {var}.tag", "to")
+        for var, field in expr.selects:
+            rule.reads.add((rule.using.get(var, var), field))
+        rule.sets[(path, tag)] = expr
+        return rule
+
+    def _install(self, rule: _Rule) -> None:
+        engine = self._engine
+        if rule.kind == "reaction":
+            assert rule.template is not None
+            feed = rule.feed = _RuleFeed(next(engine._interest_seq), rule, self)
+            engine.add_feed(feed, None, None)
+            ft = FeedTemplate(next(engine._interest_seq), rule.template, feed)
+            feed.templates = [ft]
+            engine._feeds.add(ft)
+        else:
+            if self._push_feed is None:
+                self._push_feed = _PushFeed(next(engine._interest_seq), self)
+                engine.add_feed(self._push_feed, None, None)
+                engine.records._watchers.add(self._push_feed)
+            for key in rule.reads:
+                self.readers.setdefault(key, []).append(rule)
+            for path in {p for p, _ in rule.reads}:
+                self.path_readers.setdefault(path, []).append(rule)
+        if not self._reacting:
+            # From now on, giving up the space's lock runs the firings queued under it.
+            space = self._space
+            space._lock = _ReactingLock(space._lock, self)  # type: ignore[assignment]
+            self._reacting = True
+
+    # -- levels ------------------------------------------------------------------------------
+
+    def _check_cycles(self, new: _Rule) -> None:
+        """RuleCycle if ``new`` could trigger itself, through the rules there are."""
+        rules = [*self._rules.values(), new]
+        path: list[_Rule] = [new]
+        seen: set[str] = set()
+
+        def walk(rule: _Rule) -> bool:
+            for nxt in rules:
+                if rule.can_trigger(nxt):
+                    if nxt is new:
+                        path.append(new)
+                        return True
+                    if nxt.name not in seen:
+                        seen.add(nxt.name)
+                        path.append(nxt)
+                        if walk(nxt):
+                            return True
+                        path.pop()
+            return False
+
+        if walk(new):
+            names = [r.name for r in path]
+            loop = " -> ".join(names)
+            raise RuleCycle(
+                f"rule {new.name!r} could trigger itself: {loop} (a rule may not change what it reacts to)",
+                names,
+            )
+
+    def _relevel(self) -> None:
+        rules = list(self._rules.values())
+        triggers = {r.name: [o for o in rules if o.can_trigger(r)] for r in rules}
+        levels: dict[str, int] = {}
+
+        def level(rule: _Rule) -> int:
+            if rule.name not in levels:
+                levels[rule.name] = 1 + max((level(o) for o in triggers[rule.name]), default=0)
+            return levels[rule.name]
+
+        for r in rules:
+            r.level = level(r)
+
+    # -- firing ------------------------------------------------------------------------------
+
+    def run_pending(self) -> None:
+        """Run the queued firings, in order, and those they set off; called with the
+        space's lock held, by the operation that queued them.  Never raises."""
+        if self._running:
+            return
+        self._running = True
+        pending = self.pending
+        budget = self.limits.max_firings
+        try:
+            while pending:
+                rule, event = pending.popleft()
+                if budget == 0:
+                    self._storm(rule, len(pending) + 1)
+                    pending.clear()
+                    break
+                budget -= 1
+                try:
+                    if self._fire(rule, event):
+                        rule.fired += 1
+                except TupleSpaceError as exc:
+                    self._failed(rule, exc)
+                except Exception as exc:  # a value no operation accepts: the rule's fault, not the writer's
+                    self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._running = False
+
+    def _storm(self, rule: _Rule, dropped: int) -> None:
+        limit = self.limits.max_firings
+        self._storms += 1
+        exc = LimitReached(
+            f"one operation set off more than {limit} firings (max_firings); "
+            f"{dropped} firings were not run, from rule {rule.name!r} on",
+            limit="max_firings",
+            maximum=limit,
+        )
+        self._failed(rule, exc)
+
+    @staticmethod
+    def _failed(rule: _Rule, exc: TupleSpaceError) -> None:
+        rule.failed += 1
+        rule.last_error = exc
+        log.warning("rule %r failed: %s", rule.name, exc)
+
+    def _fire(self, rule: _Rule, event: Any) -> bool:
+        engine = self._engine
+        if rule.kind == "push":
+            env = self._records_env(rule)
+            if env is None:
+                return False
+            (path, tag), expr = next(iter(rule.sets.items()))
+            value = check_value(expr(env))
+            rid = self._record(path)
+            fields = engine.records.all(rid, None)
+            if tag not in fields or value_key(fields[tag]) != value_key(value):
+                engine.records.set(rid, None, tag, value)
+            return True
+        env = {"t": event.tuple}
+        if rule.when is not None:
+            ok = rule.when(env)
+            if type(ok) is not bool:
+                raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
+            if not ok:
+                return False
+        writes = [check_tuple(_fill(w, env), engine.limits) for w in rule.writes]
+        takes = [compile_template(_fill(t, env)) for t in rule.takes]
+        sets = [(self._record(p), tag, check_value(e(env))) for (p, tag), e in rule.sets.items()]
+        if takes:
+            txn = engine.begin(None)
+            try:
+                for template in takes:
+                    if engine.find(template, True, txn) is None:
+                        raise EvaluationError(f"take: no tuple matches {template.fields!r}")
+                engine.write_many(writes, None, txn)
+            except BaseException:
+                engine.abort(txn)
+                raise
+            engine.commit(txn)
+        elif writes:
+            engine.write_many(writes)
+        for rid, tag, value in sets:
+            engine.records.set(rid, None, tag, value)
+        return True
+
+    def _record(self, path: str) -> int:
+        rid, _, _ = self._engine.records.resolve(path)
+        return rid
+
+    def _records_env(self, rule: _Rule) -> dict[str, Any] | None:
+        """The fields of the records a push rule reads, by name; None if one is missing."""
+        env: dict[str, Any] = {}
+        records = self._engine.records
+        for var in {v for v, _ in next(iter(rule.sets.values())).selects}:
+            try:
+                env[var] = records.all(self._record(rule.using.get(var, var)), None)
+            except RecordNotFound:
+                return None
+        return env
+
+    # -- methods -----------------------------------------------------------------------------
+
+    def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...]) -> Value:
+        """Run the method of a record's field (see :meth:`Record.call`); with the lock held."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return call_method(self._engine, self._sandbox, self.limits, rid, token, tag, args)
