@@ -23,6 +23,7 @@ one type, as in CEL.
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -94,6 +95,8 @@ def _same(op: str, a: object, b: object) -> str:
 
 
 def _add(a: Any, b: Any) -> Any:
+    if type(a) is float and type(b) is float:  # the common case
+        return a + b
     t = _same("+", a, b)
     if t == "int":
         return _int(a + b)
@@ -106,6 +109,8 @@ def _add(a: Any, b: Any) -> Any:
 
 def _arith(op: str) -> Callable[[Any, Any], Any]:
     def run(a: Any, b: Any) -> Any:
+        if type(a) is float and type(b) is float and op != "/" and op != "%":  # the common case
+            return a - b if op == "-" else a * b
         t = _same(op, a, b)
         if t == "double":
             if op == "-":
@@ -133,18 +138,19 @@ def _arith(op: str) -> Callable[[Any, Any], Any]:
 _ORDERED: Final = frozenset({"int", "double", "string", "bytes", "bool", "timestamp", "credit"})
 
 
+_NUMBERS: Final = (int, float)
+_COMPARE: Final = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
 def _order(op: str) -> Callable[[Any, Any], bool]:
+    compare = _COMPARE[op]
+
     def run(a: Any, b: Any) -> bool:
-        ta, tb = _type(a), _type(b)
-        if not ((ta == tb and ta in _ORDERED) or {ta, tb} == {"int", "double"}):
-            raise EvaluationError(f"no such overload: {ta} {op} {tb}")
-        if op == "<":
-            return bool(a < b)
-        if op == "<=":
-            return bool(a <= b)
-        if op == ">":
-            return bool(a > b)
-        return bool(a >= b)
+        if type(a) not in _NUMBERS or type(b) not in _NUMBERS:  # numbers: the common case
+            ta, tb = _type(a), _type(b)
+            if not (ta == tb and ta in _ORDERED):
+                raise EvaluationError(f"no such overload: {ta} {op} {tb}")
+        return bool(compare(a, b))
 
     return run
 
@@ -261,6 +267,16 @@ def _index(v: Any, k: Any) -> Any:
             raise EvaluationError(f"no such key: {k!r}")
         return v[k]
     raise EvaluationError(f"no such overload: {tv}[{_type(k)}]")
+
+
+def _at(code: Code, k: int) -> Code:
+    def run(env: Env) -> Any:
+        v = code(env)
+        if type(v) is tuple and k < len(v):
+            return v[k]
+        return _index(v, k)
+
+    return run
 
 
 def _bool(v: Any, what: str) -> bool:
@@ -380,6 +396,12 @@ class _Parser:
                     code = (lambda c, k: lambda env: _index(c(env), k))(code, name)
             elif self.at("["):
                 self.take()
+                kind, value, _ = self.peek()
+                if kind == "int" and self.tokens[self.i + 1][1] == "]":  # t[2]: the common case
+                    self.take()
+                    self.take("]")
+                    code = _at(code, int(value, 0))
+                    continue
                 key = self.expr()
                 self.take("]")
                 code = (lambda c, k: lambda env: _index(c(env), k(env)))(code, key)

@@ -50,7 +50,7 @@ from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_tag
 from ._templates import ANY, Template, compile_template
-from ._values import Value, check_tuple, check_value, value_key
+from ._values import Value, check_value, value_key
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -117,7 +117,7 @@ def _field(v: object, where: str, template: bool) -> Any:
 
 
 def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(f(env) if type(f) is Expr else f for f in fields)
+    return tuple([f.run(env) if type(f) is Expr else f for f in fields])
 
 
 def _split(target: object, where: str) -> tuple[str, str]:
@@ -146,6 +146,9 @@ class _Rule:
         self.source: dict[str, Any] = {}
         self.using: dict[str, str] = {}  # push rules: expression name -> record path
         self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
+        self.checks: list[Template] = []  # a reaction's template, one field at a time
+        self.succ: set[_Rule] = set()  # the rules it can trigger
+        self.pred: set[_Rule] = set()  # the rules that can trigger it
         self.level = 0
         self.fired = 0
         self.failed = 0
@@ -155,12 +158,13 @@ class _Rule:
     # -- what it reads and writes, for levels -------------------------------------------
 
     def can_trigger(self, other: _Rule) -> bool:
+        """Whether what this rule does could be what ``other`` reacts to."""
         if other.kind == "push":
             return any(key in other.reads for key in self.sets)
+        if "write" in other.on and any(_may_match(w, other) for w in self.writes):
+            return True
         template = other.template
         assert template is not None
-        if "write" in other.on and any(_may_match(w, template) for w in self.writes):
-            return True
         return "take" in other.on and any(_may_overlap(t, template) for t in self.takes)
 
     def info(self) -> RuleInfo:
@@ -180,14 +184,70 @@ class _Rule:
         )
 
 
-def _may_match(fields: tuple[Any, ...], template: Template) -> bool:
-    """Whether a tuple written from ``fields`` (constants and expressions) could match."""
-    if len(fields) != template.arity:
+def _may_match(fields: tuple[Any, ...], rule: _Rule) -> bool:
+    """Whether a tuple written from ``fields`` (constants and expressions) could match
+    the template of ``rule``."""
+    if len(fields) != len(rule.checks):
         return False
-    for pos, f in enumerate(fields):
-        if type(f) is not Expr and not compile_template((template.fields[pos],)).matches((f,)):
+    for f, check in zip(fields, rule.checks, strict=True):
+        if type(f) is not Expr and not check.matches((f,)):
             return False
     return True
+
+
+def _exact(fields: tuple[Any, ...]) -> list[tuple[int, Any]]:
+    """The constant fields of an operation, by position, as index keys."""
+    out = []
+    for pos, f in enumerate(fields):
+        if type(f) is not Expr:
+            try:
+                out.append((pos, value_key(check_value(f))))
+            except TupleSpaceError:
+                continue  # a formal or an operator of a take
+    return out
+
+
+_Shelf = tuple[list[dict[Any, set["_Rule"]]], list[set["_Rule"]], set["_Rule"]]
+
+
+class _Index:
+    """Rules by arity and by the constant at each position of their templates (or
+    write patterns), so that finding the rules one rule can trigger, or be triggered
+    by, looks at few: a write of ``("done", i)`` only at rules that could match it."""
+
+    def __init__(self) -> None:
+        self.arities: dict[int, _Shelf] = {}
+
+    def add(self, rule: _Rule, n: int, exact: list[tuple[int, Any]]) -> None:
+        if n not in self.arities:
+            self.arities[n] = ([{} for _ in range(n)], [set() for _ in range(n)], set())
+        by_value, loose, every = self.arities[n]
+        every.add(rule)
+        fixed = dict(exact)
+        for pos in range(n):
+            if pos in fixed:
+                by_value[pos].setdefault(fixed[pos], set()).add(rule)
+            else:
+                loose[pos].add(rule)
+
+    def remove(self, rule: _Rule) -> None:
+        for by_value, loose, every in self.arities.values():
+            every.discard(rule)
+            for d in by_value:
+                for group in d.values():
+                    group.discard(rule)
+            for group in loose:
+                group.discard(rule)
+
+    def candidates(self, n: int, exact: list[tuple[int, Any]]) -> set[_Rule]:
+        """The rules filed under arity ``n`` that agree with the first constant of ``exact``."""
+        if n not in self.arities:
+            return set()
+        by_value, loose, every = self.arities[n]
+        if not exact:
+            return every
+        pos, key = exact[0]
+        return by_value[pos].get(key, set()) | loose[pos]
 
 
 def _may_overlap(fields: tuple[Any, ...], template: Template) -> bool:
@@ -288,6 +348,12 @@ class Rules:
         self.readers: dict[tuple[str, str], list[_Rule]] = {}
         self.path_readers: dict[str, list[_Rule]] = {}
         self._push_feed: _PushFeed | None = None
+        # Who can trigger whom: reactions by template, rules by what they write, take and set.
+        self._targets = _Index()
+        self._writers = _Index()
+        self._take_watchers: set[_Rule] = set()
+        self._takers: set[_Rule] = set()
+        self._setters: dict[tuple[str, str], set[_Rule]] = {}
         self._running = False
         self._reacting = False
         self._storms = 0
@@ -341,10 +407,9 @@ class Rules:
                 raise LimitReached(
                     f"a space holds at most {_MAX_RULES} rules", limit="rules", maximum=_MAX_RULES
                 )
-            self._check_cycles(rule)
+            self._link(rule)
             self._install(rule)
             self._rules[name] = rule
-            self._relevel()
             if rule.kind == "push":
                 self.pending.append((rule, None))  # establish the field now
                 self.run_pending()
@@ -367,7 +432,7 @@ class Rules:
                 if not self.path_readers[path]:
                     del self.path_readers[path]
             self.pending = deque(p for p in self.pending if p[0] is not rule)
-            self._relevel()
+            self._unlink(rule)
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""
@@ -415,6 +480,7 @@ class Rules:
             raise InvalidValue("a reaction needs a template (or a Push Logic rule: set= and to=)", "template")
         rule.source_template = tuple(template)
         rule.template = compile_template(rule.source_template)
+        rule.checks = [compile_template((f,)) for f in rule.template.fields]
         rule.when = None if when is None else compile_expr(when, "when", _T)
         for i, w in enumerate(write):
             rule.writes.append(tuple(_field(f, f"write[{i}][{j}]", False) for j, f in enumerate(w)))
@@ -470,46 +536,99 @@ class Rules:
 
     # -- levels ------------------------------------------------------------------------------
 
-    def _check_cycles(self, new: _Rule) -> None:
-        """RuleCycle if ``new`` could trigger itself, through the rules there are."""
-        rules = [*self._rules.values(), new]
-        path: list[_Rule] = [new]
-        seen: set[str] = set()
+    def _successors(self, rule: _Rule) -> set[_Rule]:
+        """The rules there are that ``rule`` can trigger."""
+        out: set[_Rule] = set()
+        for w in rule.writes:
+            out.update(b for b in self._targets.candidates(len(w), _exact(w)) if rule.can_trigger(b))
+        if rule.takes:
+            out.update(b for b in self._take_watchers if rule.can_trigger(b))
+        for key in rule.sets:
+            out.update(self.readers.get(key, ()))
+        return out
 
-        def walk(rule: _Rule) -> bool:
-            for nxt in rules:
-                if rule.can_trigger(nxt):
-                    if nxt is new:
-                        path.append(new)
-                        return True
-                    if nxt.name not in seen:
-                        seen.add(nxt.name)
-                        path.append(nxt)
-                        if walk(nxt):
-                            return True
-                        path.pop()
-            return False
+    def _predecessors(self, rule: _Rule) -> set[_Rule]:
+        """The rules there are that can trigger ``rule``."""
+        if rule.kind == "push":
+            return {a for key in rule.reads for a in self._setters.get(key, ())}
+        template = rule.template
+        assert template is not None
+        out: set[_Rule] = set()
+        if "write" in rule.on:
+            writers = self._writers.candidates(template.arity, template.exact)
+            out.update(a for a in writers if a.can_trigger(rule))
+        if "take" in rule.on:
+            out.update(a for a in self._takers if a.can_trigger(rule))
+        return out
 
-        if walk(new):
-            names = [r.name for r in path]
-            loop = " -> ".join(names)
-            raise RuleCycle(
-                f"rule {new.name!r} could trigger itself: {loop} (a rule may not change what it reacts to)",
-                names,
-            )
+    def _link(self, new: _Rule) -> None:
+        """File ``new`` in the graph of who triggers whom; RuleCycle (and nothing
+        changes) if it could trigger itself."""
+        succ, pred = self._successors(new), self._predecessors(new)
+        if new.can_trigger(new):
+            loop = [new.name, new.name]
+            raise RuleCycle(f"rule {new.name!r} could trigger itself: {' -> '.join(loop)}", loop)
+        # A loop through others: a path from a rule it triggers to one that triggers it.
+        came_from: dict[_Rule, _Rule] = {}
+        todo = deque(succ)
+        for s in succ:
+            came_from[s] = new
+        while todo:
+            r = todo.popleft()
+            if r in pred:
+                path = [r]
+                while path[-1] is not new:
+                    path.append(came_from[path[-1]])
+                names = [new.name, *(x.name for x in reversed(path[:-1])), new.name]
+                raise RuleCycle(f"rule {new.name!r} could trigger itself: {' -> '.join(names)}", names)
+            for nxt in r.succ:
+                if nxt not in came_from:
+                    came_from[nxt] = r
+                    todo.append(nxt)
+        new.succ, new.pred = succ, pred
+        for s in succ:
+            s.pred.add(new)
+        for p in pred:
+            p.succ.add(new)
+        if new.kind == "reaction":
+            assert new.template is not None
+            self._targets.add(new, new.template.arity, new.template.exact)
+            if "take" in new.on:
+                self._take_watchers.add(new)
+        for w in new.writes:
+            self._writers.add(new, len(w), _exact(w))
+        if new.takes:
+            self._takers.add(new)
+        for key in new.sets:
+            self._setters.setdefault(key, set()).add(new)
+        self._relevel([new])
 
-    def _relevel(self) -> None:
-        rules = list(self._rules.values())
-        triggers = {r.name: [o for o in rules if o.can_trigger(r)] for r in rules}
-        levels: dict[str, int] = {}
+    def _unlink(self, rule: _Rule) -> None:
+        for s in rule.succ:
+            s.pred.discard(rule)
+        for p in rule.pred:
+            p.succ.discard(rule)
+        self._targets.remove(rule)
+        self._writers.remove(rule)
+        self._take_watchers.discard(rule)
+        self._takers.discard(rule)
+        for key in rule.sets:
+            self._setters[key].discard(rule)
+            if not self._setters[key]:
+                del self._setters[key]
+        self._relevel(rule.succ)
 
-        def level(rule: _Rule) -> int:
-            if rule.name not in levels:
-                levels[rule.name] = 1 + max((level(o) for o in triggers[rule.name]), default=0)
-            return levels[rule.name]
-
-        for r in rules:
-            r.level = level(r)
+    @staticmethod
+    def _relevel(start: Iterable[_Rule]) -> None:
+        """Give ``start`` and the rules downstream of them their levels: one more than
+        the highest level of the rules that can trigger each."""
+        todo: deque[_Rule] = deque(start)
+        while todo:
+            r = todo.popleft()
+            level = 1 + max((p.level for p in r.pred), default=0)
+            if level != r.level:
+                r.level = level
+                todo.extend(r.succ)
 
     # -- firing ------------------------------------------------------------------------------
 
@@ -534,6 +653,8 @@ class Rules:
                         rule.fired += 1
                 except TupleSpaceError as exc:
                     self._failed(rule, exc)
+                except RecursionError:
+                    self._failed(rule, EvaluationError("an expression nests too deeply"))
                 except Exception as exc:  # a value no operation accepts: the rule's fault, not the writer's
                     self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
         finally:
@@ -563,7 +684,7 @@ class Rules:
             if env is None:
                 return False
             (path, tag), expr = next(iter(rule.sets.items()))
-            value = check_value(expr(env))
+            value = check_value(expr.run(env))
             rid = self._record(path)
             fields = engine.records.all(rid, None)
             if tag not in fields or value_key(fields[tag]) != value_key(value):
@@ -571,15 +692,19 @@ class Rules:
             return True
         env = {"t": event.tuple}
         if rule.when is not None:
-            ok = rule.when(env)
+            ok = rule.when.run(env)
             if type(ok) is not bool:
                 raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
             if not ok:
                 return False
-        writes = [check_tuple(_fill(w, env), engine.limits) for w in rule.writes]
-        takes = [compile_template(_fill(t, env)) for t in rule.takes]
-        sets = [(self._record(p), tag, check_value(e(env))) for (p, tag), e in rule.sets.items()]
-        if takes:
+        writes = [_fill(w, env) for w in rule.writes]  # checked by the engine as it writes
+        sets = (
+            [(self._record(p), tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()]
+            if rule.sets
+            else ()
+        )
+        if rule.takes:
+            takes = [compile_template(_fill(t, env)) for t in rule.takes]
             txn = engine.begin(None)
             try:
                 for template in takes:
@@ -590,6 +715,8 @@ class Rules:
                 engine.abort(txn)
                 raise
             engine.commit(txn)
+        elif len(writes) == 1:
+            engine.write(writes[0])
         elif writes:
             engine.write_many(writes)
         for rid, tag, value in sets:
