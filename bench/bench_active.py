@@ -10,7 +10,8 @@ a) expressions: ``t[2] > 30.0`` over the tuple ``("reading", "kitchen", 31.5)``,
    (pure Python CEL, N_EXPR // 50 times), the space's own compiler of CEL
    (``tuplespace._expr``) and a Python lambda; nanoseconds per evaluation.
 b) methods: a Lua function of about 100 VM steps (a loop adding 1..50) called
-   through lupa, the same function in Python, and ``rec.call`` of a method that
+   through lupa, the same function in Starlark (starlark-pyo3, with the
+   cancellation check a time limit needs) and in Python, and ``rec.call`` of a method that
    runs that loop and sets a field (the whole path: sandbox, limits, the set).
    Also what each limit does to a runaway method: that it stops, and after how long.
 c) reactions: ``space.write(("reading", "kitchen", 31.0))`` into a space with the
@@ -118,11 +119,20 @@ def bench_methods(res: dict[str, Any]) -> None:
             s += i
         return s
 
+    import starlark
+
+    module = starlark.Module()
+    source = "def f():\n    s = 0\n    for i in range(1, 51):\n        s += i\n    return s\n"
+    starlark.eval(module, starlark.parse("f.star", source), starlark.Globals.standard())
+    frozen = module.freeze()
+    options = starlark.EvalOptions(check_cancelled=lambda: False)  # what a time limit needs
+
     space = ts.Space()
     rec = space.create("m", {"n": 0, "run": ts.Method(f"function(self) {LOOP} self.n = s return s end")})
-    assert lua_fn() == py_fn() == rec.call("run") == 1275
+    assert lua_fn() == py_fn() == rec.call("run") == frozen.call_with(options, "f").value == 1275
     res["method_100_steps_ns"] = {
         "lupa_call": ns_per(lua_fn, N_CALLS),
+        "starlark_pyo3_call": ns_per(lambda: frozen.call_with(options, "f"), N_CALLS),
         "python": ns_per(py_fn, N_CALLS),
         "rec_call": ns_per(lambda: rec.call("run"), N_CALLS),
     }
@@ -188,36 +198,40 @@ def bench_reactions(res: dict[str, Any]) -> None:
 # -- d) many rules -----------------------------------------------------------------------------
 
 
+def with_rules() -> ts.Space:
+    space = ts.Space()
+    for i in range(RULES):
+        space.rules.add(f"job-{i}", template=("job", i), write=[(ts.Lit("done"), "t[1]")])
+    return space
+
+
+def timed_writes(space: ts.Space, kind: str, keys: list[int]) -> float:
+    write = space.write
+    gc.collect()
+    t0 = now()
+    for k in keys:
+        write((kind, k))
+    return now() - t0
+
+
 def bench_many(res: dict[str, Any]) -> None:
     rng = random.Random(SEED)
     keys = [rng.randrange(RULES) for _ in range(N_WRITES)]
-    space = ts.Space()
     t0 = now()
-    for i in range(RULES):
-        space.rules.add(f"job-{i}", template=("job", i), write=[(ts.Lit("done"), "t[1]")])
+    with_rules()
     res["rules_added_per_s"] = round(RULES / (now() - t0))
-    bare = ts.Space()
-    firing, none, bare_s = [], [], []
-    for _ in range(ROUNDS):
-        gc.collect()
-        t0 = now()
-        for k in keys:
-            space.write(("job", k))
-        firing.append(now() - t0)
-        t0 = now()
-        for k in keys:
-            space.write(("other", k))
-        none.append(now() - t0)
-        t0 = now()
-        for k in keys:
-            bare.write(("other", k))
-        bare_s.append(now() - t0)
-    assert space.rules.statistics()["fired"] == ROUNDS * N_WRITES
+    firing, none, bare = [], [], []
+    for _ in range(ROUNDS):  # a fresh space for each measure: each holds N_WRITES tuples at most
+        space = with_rules()
+        firing.append(timed_writes(space, "job", keys))
+        assert space.rules.statistics()["fired"] == N_WRITES
+        none.append(timed_writes(with_rules(), "other", keys))
+        bare.append(timed_writes(ts.Space(), "other", keys))
     res["many_rules"] = {
         "rules": RULES,
         "firings_per_s": round(N_WRITES / median(firing)),
         "writes_firing_nothing_per_s": round(N_WRITES / median(none)),
-        "writes_without_rules_per_s": round(N_WRITES / median(bare_s)),
+        "writes_without_rules_per_s": round(N_WRITES / median(bare)),
     }
 
 
