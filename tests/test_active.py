@@ -180,6 +180,33 @@ def test_a_storm_stops_at_max_firings_with_a_clear_error() -> None:
     assert space.count(("c", int)) == 6
 
 
+def test_each_firing_costs_its_principal_credit_and_stops_without_it() -> None:
+    space = ts.Space()
+    space.rules.firing_charge = "0.02"
+    space.rules.add(
+        "hot",
+        template=READING,
+        when="t[2] > 30.0",
+        write=[(ts.Lit("alarm"), "t[1]", "t[2] - 30.0")],
+        principal="ops",
+    )
+    space.grant_credit("ops", "0.05")
+    space.write(("reading", "cold", 10.0))  # the condition is false: nothing to pay
+    for room in ("a", "b", "c"):
+        space.write(("reading", room, 31.0))
+    assert space.read_all(("alarm", str, float)) == [("alarm", "a", 1.0), ("alarm", "b", 1.0)]
+    assert space.account("ops") == ts.Credit("0.01")
+    info = space.rules.get("hot")
+    assert (info.fired, info.failed, info.principal) == (2, 1, "ops")
+    assert isinstance(info.last_error, ts.InsufficientCredit)
+    space.grant_credit("ops", 1)
+    space.write(("reading", "d", 31.0))
+    assert space.count(("alarm", str, float)) == 3
+    assert space.account("ops") == ts.Credit("0.99")
+    with pytest.raises(ts.InvalidValue):
+        space.rules.firing_charge = "-1"
+
+
 # -- Push Logic ---------------------------------------------------------------------------------
 
 

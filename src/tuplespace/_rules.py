@@ -44,13 +44,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from ._credit import ZERO, check_principal, to_credit
 from ._errors import EvaluationError, InvalidValue, LimitReached, RecordNotFound, RuleCycle, TupleSpaceError
 from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
 from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_tag
+from ._records import DEFAULT_PRINCIPAL
 from ._templates import ANY, Template, compile_template
-from ._values import Value, check_value, value_key
+from ._values import Credit, Value, check_value, value_key
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -98,9 +100,7 @@ class RuleInfo:
     fired: int
     failed: int
     last_error: TupleSpaceError | None
-
-
-_Field = Expr | Value  # a field of an operation: an expression, or a constant
+    principal: str
 
 
 def _field(v: object, where: str, template: bool) -> Any:
@@ -153,6 +153,7 @@ class _Rule:
         self.fired = 0
         self.failed = 0
         self.last_error: TupleSpaceError | None = None
+        self.principal = DEFAULT_PRINCIPAL  # whose account pays for its firings
         self.feed: _RuleFeed | None = None
 
     # -- what it reads and writes, for levels -------------------------------------------
@@ -181,6 +182,7 @@ class _Rule:
             fired=self.fired,
             failed=self.failed,
             last_error=self.last_error,
+            principal=self.principal,
         )
 
 
@@ -358,7 +360,18 @@ class Rules:
         self._reacting = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
+        self._firing_charge = ZERO
         self.limits = ActiveLimits()
+
+    @property
+    def firing_charge(self) -> Credit:
+        """The credit each firing costs its rule's principal (0: firings are free).
+        Set it with ``space.rules.firing_charge = "0.01"`` (a ``Credit``, int or str)."""
+        return self._firing_charge
+
+    @firing_charge.setter
+    def firing_charge(self, amount: Credit | int | str) -> None:
+        self._firing_charge = to_credit(amount, "firing_charge")
 
     # -- managing ------------------------------------------------------------------------
 
@@ -374,6 +387,7 @@ class Rules:
         set: str | Mapping[str, str] | None = None,
         to: str | None = None,
         using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
     ) -> RuleInfo:
         """Add a rule; returns what :meth:`list` tells of it.
 
@@ -389,6 +403,10 @@ class Rules:
         path ``kitchen``; ``using={"kitchen": "sensors/kitchen"}`` names deeper
         paths).  It sets the field now and after every change of a field it reads.
 
+        Each firing costs :attr:`firing_charge` credit (0 by default) from the
+        account of ``principal``; a firing it cannot pay for does nothing and fails
+        with :class:`InsufficientCredit`.
+
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
         """
@@ -400,6 +418,8 @@ class Rules:
             rule = self._push_rule(name, set, to, using)
         else:
             rule = self._reaction(name, on, template, when, write, take, set)
+        check_principal(principal)
+        rule.principal = principal
         with self._space._lock:
             if name in self._rules:
                 raise InvalidValue(f"there is a rule named {name!r} already; remove it first", "name")
@@ -678,6 +698,17 @@ class Rules:
         log.warning("rule %r failed: %s", rule.name, exc)
 
     def _fire(self, rule: _Rule, event: Any) -> bool:
+        """Fire ``rule`` for ``event``, paid by its principal; False if its condition
+        was false (nothing done, nothing paid)."""
+        charge = self._firing_charge
+        if charge:
+            self._engine.records.accounts.check(rule.principal, charge)
+        done = self._perform(rule, event)
+        if done and charge:
+            self._engine.records.accounts.debit(rule.principal, charge)
+        return done
+
+    def _perform(self, rule: _Rule, event: Any) -> bool:
         engine = self._engine
         if rule.kind == "push":
             env = self._records_env(rule)
