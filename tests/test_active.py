@@ -393,6 +393,67 @@ def test_expression_errors_are_clear(source: str, message: str) -> None:
         compile_expr(source, "e")({"t": ("reading", "kitchen", 31.5)})
 
 
+# -- durability -----------------------------------------------------------------------------------
+
+
+def test_rules_and_what_they_did_survive_a_restart_of_a_durable_space(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    space = ts.connect(url)
+    hot(space)
+    space.rules.add(
+        "ship", template=("order", int), take=[(ts.Lit("stock"), "t[1]")], write=[("'shipped'", "t[1]")]
+    )
+    space.rules.add("gone", on="take", template=("stock", ts.ANY), write=[(ts.Lit("restock"), "t[1]")])
+    space.rules.add("keep", template=("tmp", float), write=[(ts.Lit("kept"), "t[1]")])
+    space.create("kitchen", {"temp": 21.0})
+    space.create("house", {"comfort": None})
+    space.rules.add("comfort", set="house.comfort", to="kitchen.temp < 23.0", principal="ops")
+    space.rules.remove("keep")
+    space.write(("reading", "kitchen", 31.0))
+    space.write(("stock", 7))
+    space.write(("order", 7))
+    before = [
+        (r.name, r.level, r.template, r.when, r.write, r.take, r.set, r.principal) for r in space.rules.list()
+    ]
+    space.close()
+
+    space = ts.connect(url)
+    try:
+        after = [
+            (r.name, r.level, r.template, r.when, r.write, r.take, r.set, r.principal)
+            for r in space.rules.list()
+        ]
+        assert [a[0] for a in after] == ["comfort", "hot", "ship", "gone"]
+        assert [a[1:2] + a[3:4] + a[6:] for a in after] == [b[1:2] + b[3:4] + b[6:] for b in before]
+        # each firing happened once, and loading the rules fires nothing again
+        assert space.read_all(("alarm", str, float)) == [("alarm", "kitchen", 1.0)]
+        assert space.read_all((str, int)) == [("order", 7), ("shipped", 7), ("restock", 7)]
+        space.write(("reading", "hall", 32.0))
+        space.write(("stock", 8))
+        space.write(("order", 8))
+        space.write(("tmp", 1.0))  # its rule was removed
+        space.record("kitchen").set("temp", 25.0)
+        assert space.count(("alarm", str, float)) == 2
+        assert space.read_all((str, int)) == [
+            *[("order", 7), ("shipped", 7), ("restock", 7)],
+            *[("order", 8), ("shipped", 8), ("restock", 8)],
+        ]
+        assert space.count(("kept", float)) == 0
+        assert space.record("house").get("comfort") is False
+    finally:
+        space.close()
+
+
+def test_a_durable_space_refuses_a_rule_it_cannot_keep(tmp_path: Path) -> None:
+    space = ts.connect(f"sqlite://{tmp_path / 'spaces.db'}?space=s")
+    try:
+        with pytest.raises(ts.InvalidValue, match="wire format"):
+            space.rules.add("odd", template=(ts.Pred(lambda v: True),), write=[(1,)])
+        assert space.rules.list() == []
+    finally:
+        space.close()
+
+
 # -- the worked example of docs/active.md -------------------------------------------------------
 
 

@@ -523,7 +523,7 @@ def test_an_empty_file_becomes_a_store(db: Path) -> None:
         assert con.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert con.execute("PRAGMA user_version").fetchone() == (_sqlite.SCHEMA_VERSION,)
         tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert tables == {"spaces", "tuples", "records", "accounts", "capabilities", "redirections"}
+        assert tables == {"spaces", "tuples", "records", "accounts", "capabilities", "redirections", "rules"}
     finally:
         con.close()
     assert len(stored_rows(db)) == 1

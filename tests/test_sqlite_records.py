@@ -162,7 +162,7 @@ def test_a_version_1_store_is_migrated(db: Path) -> None:
         space.close()
     con = sqlite3.connect(db)
     try:
-        assert con.execute("PRAGMA user_version").fetchone() == (2,)
+        assert con.execute("PRAGMA user_version").fetchone() == (_sqlite.SCHEMA_VERSION,)
     finally:
         con.close()
     space = ts.connect(url(db))

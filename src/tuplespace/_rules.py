@@ -44,15 +44,26 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
+
+from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
 from ._credit import ZERO, check_principal, to_credit
-from ._errors import EvaluationError, InvalidValue, LimitReached, RecordNotFound, RuleCycle, TupleSpaceError
+from ._errors import (
+    EvaluationError,
+    InvalidTemplate,
+    InvalidValue,
+    LimitReached,
+    RecordNotFound,
+    RuleCycle,
+    TupleSpaceError,
+)
 from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
 from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_tag
 from ._records import DEFAULT_PRINCIPAL
 from ._templates import ANY, Template, compile_template
-from ._values import Credit, Value, check_value, value_key
+from ._values import Credit, Limits, Value, check_value, value_key
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -105,7 +116,13 @@ class RuleInfo:
 
 def _field(v: object, where: str, template: bool) -> Any:
     if type(v) is str:
-        return compile_expr(v, where, _T)
+        expr = compile_expr(v, where, _T)
+        if expr.names:
+            return expr
+        try:  # a constant ("'alarm'"): computed once, and known as such to the levels
+            return check_value(expr.run({}))
+        except (EvaluationError, InvalidValue) as exc:
+            raise InvalidValue(str(exc), where) from None
     if isinstance(v, Lit):
         return v.value
     if template:
@@ -267,6 +284,63 @@ def _may_overlap(fields: tuple[Any, ...], template: Template) -> bool:
     return True
 
 
+def _wire_fields(fields: tuple[Any, ...], take: bool) -> list[Any]:
+    return [
+        {"expr": f.source}
+        if type(f) is Expr
+        else {"template": template_to_wire((f,))[0]}
+        if take
+        else {"value": to_wire(f)}
+        for f in fields
+    ]
+
+
+def _definition(rule: _Rule) -> str:
+    """The rule as a durable store keeps it: JSON, with values and templates in the
+    wire format.  Raises InvalidValue for a rule that cannot be kept (a ``Pred``)."""
+    d: dict[str, Any] = {"principal": rule.principal}
+    try:
+        if rule.kind == "push":
+            ((path, tag), expr) = next(iter(rule.sets.items()))
+            d.update(set=f"{path}.{tag}", to=expr.source, using=rule.using)
+        else:
+            d.update(
+                on=sorted(rule.on),
+                template=template_to_wire(rule.source_template),
+                when=None if rule.when is None else rule.when.source,
+                write=[_wire_fields(w, False) for w in rule.writes],
+                take=[_wire_fields(t, True) for t in rule.takes],
+                set={f"{p}.{t}": e.source for (p, t), e in rule.sets.items()} or None,
+            )
+    except InvalidTemplate as exc:
+        raise InvalidValue(f"a durable space keeps rules in the wire format: {exc}", "template") from None
+    return orjson.dumps(d).decode()
+
+
+def _field_from_wire(f: dict[str, Any], limits: Limits) -> Any:
+    if "expr" in f:
+        return str(f["expr"])
+    if "value" in f:
+        return Lit(from_wire(f["value"], limits))
+    field = template_from_wire([f["template"]], limits).fields[0]
+    return Lit(field) if type(field) is str else field
+
+
+def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
+    d = orjson.loads(text)
+    if "to" in d:
+        return {"set": d["set"], "to": d["to"], "using": d["using"], "principal": d["principal"]}
+    return {
+        "on": d["on"],
+        "template": template_from_wire(d["template"], limits).fields,
+        "when": d["when"],
+        "write": [[_field_from_wire(f, limits) for f in w] for w in d["write"]],
+        "take": [[_field_from_wire(f, limits) for f in t] for t in d["take"]],
+        "set": d["set"],
+        "principal": d["principal"],
+    }
+
+
 class _RuleFeed(Feed):
     """A reaction's interest in the events of its template: queues the rule's firings."""
 
@@ -410,6 +484,36 @@ class Rules:
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
         """
+        rule = self._build(name, on, template, when, write, take, set, to, using, principal)
+        definition = None if self._engine.journal is None else _definition(rule)
+        space = self._space
+        with space._lock:
+            info = self._admit(rule, definition)
+            ticket = space._ticket()
+        space._settle(ticket)
+        return info
+
+    def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
+        """Add the rules a durable store kept: ``(name, definition)`` pairs, as
+        :func:`_definition` wrote them.  Raises ValueError for one that is damaged."""
+        for name, text in definitions:
+            rule = self._build(name, **_decode_definition(text, limits))
+            with self._space._lock:
+                self._admit(rule, None)
+
+    def _build(
+        self,
+        name: str,
+        on: str | Iterable[str] = "write",
+        template: Iterable[Any] | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> _Rule:
         if type(name) is not str or not 1 <= len(name) <= 128 or not frozenset(name) <= _NAME_CHARS:
             raise InvalidValue(f"a rule's name is 1 to 128 of A-Z a-z 0-9 _ - ., got {name!r}", "name")
         if to is not None:
@@ -420,20 +524,26 @@ class Rules:
             rule = self._reaction(name, on, template, when, write, take, set)
         check_principal(principal)
         rule.principal = principal
-        with self._space._lock:
-            if name in self._rules:
-                raise InvalidValue(f"there is a rule named {name!r} already; remove it first", "name")
-            if len(self._rules) >= _MAX_RULES:
-                raise LimitReached(
-                    f"a space holds at most {_MAX_RULES} rules", limit="rules", maximum=_MAX_RULES
-                )
-            self._link(rule)
-            self._install(rule)
-            self._rules[name] = rule
-            if rule.kind == "push":
-                self.pending.append((rule, None))  # establish the field now
-                self.run_pending()
-            return rule.info()
+        return rule
+
+    def _admit(self, rule: _Rule, definition: str | None) -> RuleInfo:
+        """Make ``rule`` one of the space's (with its lock held); journal its
+        ``definition`` in a durable space."""
+        name = rule.name
+        if name in self._rules:
+            raise InvalidValue(f"there is a rule named {name!r} already; remove it first", "name")
+        if len(self._rules) >= _MAX_RULES:
+            raise LimitReached(f"a space holds at most {_MAX_RULES} rules", limit="rules", maximum=_MAX_RULES)
+        self._link(rule)
+        self._install(rule)
+        self._rules[name] = rule
+        journal = self._engine.journal
+        if journal is not None and definition is not None:
+            journal.put_row("rule", name, (definition,))
+        if rule.kind == "push":
+            self.pending.append((rule, None))  # establish the field now
+            self.run_pending()
+        return rule.info()
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`KeyError` if there is none."""
@@ -453,6 +563,11 @@ class Rules:
                     del self.path_readers[path]
             self.pending = deque(p for p in self.pending if p[0] is not rule)
             self._unlink(rule)
+            journal = self._engine.journal
+            if journal is not None:
+                journal.put_row("rule", name, None)
+            ticket = self._space._ticket()
+        self._space._settle(ticket)
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""

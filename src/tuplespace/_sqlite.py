@@ -14,6 +14,7 @@ Layout (schema version 2; ``PRAGMA application_id`` marks the file as ours)::
     accounts(space, principal, balance, PRIMARY KEY (space, principal))
     capabilities(space, token, rid, operations, expires, read_only, PRIMARY KEY (space, token))
     redirections(space, path, rid, expires, PRIMARY KEY (space, path))
+    rules(space, name, definition, PRIMARY KEY (space, name))  -- schema version 3
 
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
@@ -53,7 +54,7 @@ __all__ = ["DURABILITY", "SCHEMA_VERSION", "open_space"]
 logger = logging.getLogger("tuplespace")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
 _STORED_OPTIONS = ("order", "capacity", "charge_rate", "creation_charge")
@@ -92,8 +93,15 @@ def _add_records_v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_rules_v3(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE rules (space TEXT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL,"
+        " PRIMARY KEY (space, name)) WITHOUT ROWID"
+    )
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2}
+MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_rules_v3}
 
 # How each kind of journaled row is written: (table, its key column, the other columns).
 _TABLES = {
@@ -101,6 +109,7 @@ _TABLES = {
     "account": ("accounts", "principal", ("balance",)),
     "cap": ("capabilities", "token", ("rid", "operations", "expires", "read_only")),
     "redirect": ("redirections", "path", ("rid", "expires")),
+    "rule": ("rules", "name", ("definition",)),
 }
 
 
@@ -220,11 +229,19 @@ class _File:
                 ),
                 self.db.execute("SELECT path, rid, expires FROM redirections WHERE space = ?", (name,)),
             )
+            rules = self.db.execute(
+                "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", (name,)
+            ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is damaged: {exc}") from None
         finally:
             if collecting:
                 gc.enable()
+        if rules:
+            try:
+                space.rules.load(rules, space.limits)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"{self.path} is damaged: a rule of space {name!r}: {exc}") from None
         # The loaded rows are on disk: a later delete of one must reach the file even
         # if a put of the same row (a renewal, an aborted take) is still pending.
         journal.swapped_seq = engine.last_seq
