@@ -444,6 +444,46 @@ def test_rules_and_what_they_did_survive_a_restart_of_a_durable_space(tmp_path: 
         space.close()
 
 
+CHILD = """
+import sys, tuplespace as ts
+space = ts.connect(sys.argv[1])
+if not space.rules.list():
+    space.rules.add("hot", template=("reading", int, float), when="t[2] > 30.0", write=[("'alarm'", "t[1]")])
+start = space.count(("reading", int, float))
+print("ready", flush=True)
+for i in range(start, start + 1_000_000):
+    space.write(("reading", i, 31.0 if i % 2 else 20.0))
+    if i % 50 == 0:
+        print(i, flush=True)
+"""
+
+
+def test_a_reaction_is_committed_with_what_set_it_off_across_kills(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, url], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"
+            seen = 0
+            while seen < 3:  # killed after at least 150 more writes, at no chosen moment
+                assert child.stdout.readline(), "the child ended"
+                seen += 1
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        space = ts.connect(url)
+        try:
+            readings = {t[1] for t in space.read_all(("reading", int, float)) if t[2] > 30.0}
+            alarms = [t[1] for t in space.read_all(("alarm", int))]
+            assert len(readings) > 0
+            assert sorted(alarms) == sorted(readings)  # each once, none without its reading
+        finally:
+            space.close()
+
+
 def test_a_durable_space_refuses_a_rule_it_cannot_keep(tmp_path: Path) -> None:
     space = ts.connect(f"sqlite://{tmp_path / 'spaces.db'}?space=s")
     try:
