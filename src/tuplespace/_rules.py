@@ -116,7 +116,13 @@ class RuleInfo:
 
 def _field(v: object, where: str, template: bool) -> Any:
     if type(v) is str:
-        expr = compile_expr(v, where, _T)
+        try:
+            expr = compile_expr(v, where, _T)
+        except InvalidValue as exc:
+            if not v.isidentifier():
+                raise
+            hint = f"a constant str is written ts.Lit({v!r}) or \"'{v}'\""  # the likeliest slip
+            raise InvalidValue(f"{exc.reason}; {hint}", where) from None
         if expr.names:
             return expr
         try:  # a constant ("'alarm'"): computed once, and known as such to the levels
