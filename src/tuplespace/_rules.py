@@ -60,7 +60,7 @@ from ._errors import (
 from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
 from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
-from ._names import check_tag
+from ._names import check_path, check_tag
 from ._records import DEFAULT_PRINCIPAL
 from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key
@@ -148,8 +148,7 @@ def _split(target: object, where: str) -> tuple[str, str]:
         raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
     path, tag = target.rsplit(".", 1)
     check_tag(tag)
-    if not path:
-        raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
+    check_path(path)
     return path, tag
 
 
@@ -642,7 +641,7 @@ class Rules:
         rule = _Rule(name, "push")
         path, tag = _split(target, "set")
         expr = compile_expr(to, "to")
-        rule.using = dict(using or {})
+        rule.using = {k: check_path(v) for k, v in (using or {}).items()}
         for var in expr.names:
             if not any(n == var for n, _ in expr.selects):
                 raise InvalidValue(f"{var!r} names a record: read its fields as {var}.tag", "to")
