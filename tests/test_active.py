@@ -135,6 +135,42 @@ def test_a_removed_rule_fires_no_more() -> None:
         space.rules.remove("hot")
 
 
+def test_a_reaction_to_record_events_reads_the_change() -> None:
+    space = ts.Space()
+    space.rules.add(
+        "log",
+        path="sensors/kitchen",
+        tag="temp",
+        when="value > 30.0",
+        write=[(ts.Lit("hot"), "path", "value")],
+    )
+    space.rules.add("gone", on={"create", "destroy"}, path="sensors/kitchen", write=[("kind",)])
+    kitchen = space.create("sensors/kitchen", {"temp": 21.0, "unit": "C"})
+    kitchen.set("temp", 31.5)
+    kitchen.set("unit", "F")  # another field
+    kitchen.set("temp", 20.0)  # the condition is false
+    kitchen.destroy()
+    assert space.read_all(("hot", str, float)) == [("hot", "sensors/kitchen", 31.5)]
+    assert space.read_all((str,)) == [("create",), ("destroy",)]
+    assert [r.path for r in space.rules.list()] == ["sensors/kitchen"] * 2
+    with pytest.raises(ts.InvalidValue, match=r"template .* or a path"):
+        space.rules.add("both", template=("x",), path="a", write=[(1,)])
+    with pytest.raises(ts.InvalidValue, match="on="):
+        space.rules.add("bad", on="write", path="a", write=[(1,)])
+
+
+def test_rules_on_record_fields_are_refused_in_a_cycle() -> None:
+    space = ts.Space()
+    space.rules.add("sum", set="house.total", to="house.a + 1.0")
+    with pytest.raises(ts.RuleCycle) as info:
+        space.rules.add("back", path="house", tag="total", set={"house.a": "value"})
+    assert info.value.cycle == ["back", "sum", "back"]
+    with pytest.raises(ts.RuleCycle):
+        space.rules.add("self", path="house", set={"house.b": "value"})  # any field of house
+    space.rules.add("fine", path="house", tag="total", set={"other.copy": "value"})
+    assert [(r.name, r.level) for r in space.rules.list()] == [("sum", 1), ("fine", 2)]
+
+
 # -- levels -------------------------------------------------------------------------------------
 
 
@@ -404,6 +440,7 @@ def test_rules_and_what_they_did_survive_a_restart_of_a_durable_space(tmp_path: 
         "ship", template=("order", int), take=[(ts.Lit("stock"), "t[1]")], write=[("'shipped'", "t[1]")]
     )
     space.rules.add("gone", on="take", template=("stock", ts.ANY), write=[(ts.Lit("restock"), "t[1]")])
+    space.rules.add("warm", path="kitchen", tag="temp", when="value > 24.0", write=[("'warm'", "value")])
     space.rules.add("keep", template=("tmp", float), write=[(ts.Lit("kept"), "t[1]")])
     space.create("kitchen", {"temp": 21.0})
     space.create("house", {"comfort": None})
@@ -423,7 +460,7 @@ def test_rules_and_what_they_did_survive_a_restart_of_a_durable_space(tmp_path: 
             (r.name, r.level, r.template, r.when, r.write, r.take, r.set, r.principal)
             for r in space.rules.list()
         ]
-        assert [a[0] for a in after] == ["comfort", "hot", "ship", "gone"]
+        assert [a[0] for a in after] == ["comfort", "hot", "ship", "warm", "gone"]
         assert [a[1:2] + a[3:4] + a[6:] for a in after] == [b[1:2] + b[3:4] + b[6:] for b in before]
         # each firing happened once, and loading the rules fires nothing again
         assert space.read_all(("alarm", str, float)) == [("alarm", "kitchen", 1.0)]
@@ -440,6 +477,7 @@ def test_rules_and_what_they_did_survive_a_restart_of_a_durable_space(tmp_path: 
         ]
         assert space.count(("kept", float)) == 0
         assert space.record("house").get("comfort") is False
+        assert space.read_all(("warm", float)) == [("warm", 25.0)]
     finally:
         space.close()
 

@@ -77,7 +77,8 @@ _TUPLE_EVENTS: Final = frozenset({"write", "take", "expire", "cancel"})
 _RECORD_KINDS: Final = frozenset({"create", "update", "destroy", "expire", "move"})
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _MAX_RULES: Final = 100_000
-_T: Final = frozenset({"t"})
+_T: Final = frozenset({"t"})  # a reaction to a tuple event reads the tuple
+_R: Final = frozenset({"path", "tag", "value", "kind"})  # one to a record event, the change
 
 
 class Lit:
@@ -100,9 +101,11 @@ class RuleInfo:
     often it fired and failed (``last_error``: the latest failure, or None)."""
 
     name: str
-    kind: str  # "reaction" or "push"
+    kind: str  # "reaction" (to tuple events), "record" (to record events) or "push"
     on: frozenset[str]
     template: tuple[Any, ...] | None
+    path: str | None  # a reaction to record events: the record's path, and the tag it watches
+    tag: str | None
     when: str | None
     write: tuple[tuple[Any, ...], ...]
     take: tuple[tuple[Any, ...], ...]
@@ -114,10 +117,10 @@ class RuleInfo:
     principal: str
 
 
-def _field(v: object, where: str, template: bool) -> Any:
+def _field(v: object, where: str, template: bool, names: frozenset[str]) -> Any:
     if type(v) is str:
         try:
-            expr = compile_expr(v, where, _T)
+            expr = compile_expr(v, where, names)
         except InvalidValue as exc:
             if not v.isidentifier():
                 raise
@@ -166,6 +169,8 @@ class _Rule:
         self.takes: list[tuple[Any, ...]] = []
         self.sets: dict[tuple[str, str], Expr] = {}
         self.source: dict[str, Any] = {}
+        self.path: str | None = None  # reactions to record events: the record, and the tag
+        self.tag: str | None = None
         self.using: dict[str, str] = {}  # push rules: expression name -> record path
         self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
         self.checks: list[Template] = []  # a reaction's template, one field at a time
@@ -184,6 +189,10 @@ class _Rule:
         """Whether what this rule does could be what ``other`` reacts to."""
         if other.kind == "push":
             return any(key in other.reads for key in self.sets)
+        if other.kind == "record":
+            return "update" in other.on and any(
+                p == other.path and other.tag in (None, t) for p, t in self.sets
+            )
         if "write" in other.on and any(_may_match(w, other) for w in self.writes):
             return True
         template = other.template
@@ -196,6 +205,8 @@ class _Rule:
             kind=self.kind,
             on=self.on,
             template=self.source_template,
+            path=self.path,
+            tag=self.tag,
             when=None if self.when is None else self.when.source,
             write=tuple(self.source.get("write", ())),
             take=tuple(self.source.get("take", ())),
@@ -311,7 +322,9 @@ def _definition(rule: _Rule) -> str:
         else:
             d.update(
                 on=sorted(rule.on),
-                template=template_to_wire(rule.source_template),
+                template=None if rule.source_template is None else template_to_wire(rule.source_template),
+                path=rule.path,
+                tag=rule.tag,
                 when=None if rule.when is None else rule.when.source,
                 write=[_wire_fields(w, False) for w in rule.writes],
                 take=[_wire_fields(t, True) for t in rule.takes],
@@ -337,7 +350,9 @@ def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
         return {"set": d["set"], "to": d["to"], "using": d["using"], "principal": d["principal"]}
     return {
         "on": d["on"],
-        "template": template_from_wire(d["template"], limits).fields,
+        "template": None if d["template"] is None else template_from_wire(d["template"], limits).fields,
+        "path": d["path"],
+        "tag": d["tag"],
         "when": d["when"],
         "write": [[_field_from_wire(f, limits) for f in w] for w in d["write"]],
         "take": [[_field_from_wire(f, limits) for f in t] for t in d["take"]],
@@ -361,8 +376,12 @@ class _RuleFeed(Feed):
             self.rules.pending.append((self.rule, event))
 
 
-class _PushFeed(RecordFeed):
-    """The changes of every record, for the Push Logic rules that read them."""
+_Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
+
+
+class _RecordChanges(RecordFeed):
+    """The changes of every record, for the rules that read them: Push Logic rules
+    and reactions to record events."""
 
     __slots__ = ("rules",)
 
@@ -372,16 +391,16 @@ class _PushFeed(RecordFeed):
 
     def push(self, change: Change) -> None:
         rules = self.rules
-        if change.kind == "update":
-            readers = rules.readers.get((change.path, change.tag))  # type: ignore[arg-type]
+        kind, path = change.kind, change.path
+        if kind == "update":
+            readers = [*rules.readers.get((path, change.tag), ()), *rules.updates.get(path, ())]  # type: ignore[arg-type]
         else:
-            readers = rules.path_readers.get(change.path)
-            if change.kind == "move":
-                moved = rules.path_readers.get(change.value)
-                readers = [*(readers or ()), *(moved or ())]
-        if readers:
-            pending = rules.pending
-            for rule in readers:
+            readers = [*rules.path_readers.get(path, ())]
+            if kind == "move":
+                readers.extend(rules.path_readers.get(change.value, ()))
+        pending = rules.pending
+        for rule in readers:
+            if kind in rule.on:
                 pending.append((rule, change))
 
 
@@ -426,9 +445,12 @@ class Rules:
         self._engine: Engine = space._engine
         self._rules: dict[str, _Rule] = {}
         self.pending: deque[tuple[_Rule, Any]] = deque()
+        # Rules by what record changes they read: an update of (path, tag), any update
+        # of a path, the other changes of a path.
         self.readers: dict[tuple[str, str], list[_Rule]] = {}
+        self.updates: dict[str, list[_Rule]] = {}
         self.path_readers: dict[str, list[_Rule]] = {}
-        self._push_feed: _PushFeed | None = None
+        self._record_changes: _RecordChanges | None = None
         # Who can trigger whom: reactions by template, rules by what they write, take and set.
         self._targets = _Index()
         self._writers = _Index()
@@ -458,8 +480,10 @@ class Rules:
         self,
         name: str,
         *,
-        on: str | Iterable[str] = "write",
+        on: str | Iterable[str] | None = None,
         template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
         when: str | None = None,
         write: Iterable[Iterable[Any]] = (),
         take: Iterable[Iterable[Any]] = (),
@@ -471,8 +495,13 @@ class Rules:
         """Add a rule; returns what :meth:`list` tells of it.
 
         A reaction has a ``template`` and fires on the events ``on`` (``"write"``,
-        ``"take"``, ``"expire"``, ``"cancel"``, or several) of tuples matching it,
-        when ``when`` (an expression over the tuple ``t``; None: always) is true.
+        the default, ``"take"``, ``"expire"``, ``"cancel"``, or several) of tuples
+        matching it, when ``when`` (an expression over the tuple ``t``; None:
+        always) is true.  Or it has the ``path`` of a record and fires on its
+        changes ``on`` (``"update"``, the default, of the field ``tag``, or of any
+        field if ``tag`` is None; ``"create"``, ``"destroy"``, ``"expire"``,
+        ``"move"``); its expressions read the change as ``path``, ``tag``,
+        ``value`` and ``kind``.
         It takes a tuple matching each of ``take``, writes each of ``write`` and
         sets each record field of ``set`` (a map from ``"path.tag"`` to an
         expression), all in one step: if one of them fails, none happens.
@@ -489,7 +518,7 @@ class Rules:
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
         """
-        rule = self._build(name, on, template, when, write, take, set, to, using, principal)
+        rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
         definition = None if self._engine.journal is None else _definition(rule)
         space = self._space
         with space._lock:
@@ -509,8 +538,10 @@ class Rules:
     def _build(
         self,
         name: str,
-        on: str | Iterable[str] = "write",
+        on: str | Iterable[str] | None = None,
         template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
         when: str | None = None,
         write: Iterable[Iterable[Any]] = (),
         take: Iterable[Iterable[Any]] = (),
@@ -522,11 +553,11 @@ class Rules:
         if type(name) is not str or not 1 <= len(name) <= 128 or not frozenset(name) <= _NAME_CHARS:
             raise InvalidValue(f"a rule's name is 1 to 128 of A-Z a-z 0-9 _ - ., got {name!r}", "name")
         if to is not None:
-            if template is not None or when is not None or write or take:
+            if template is not None or path is not None or when is not None or write or take:
                 raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
             rule = self._push_rule(name, set, to, using)
         else:
-            rule = self._reaction(name, on, template, when, write, take, set)
+            rule = self._reaction(name, on, template, path, tag, when, write, take, set)
         check_principal(principal)
         rule.principal = principal
         return rule
@@ -558,14 +589,10 @@ class Rules:
                 raise KeyError(f"no rule named {name!r}")
             if rule.feed is not None:
                 self._engine.unsubscribe(rule.feed)
-            for key in rule.reads:
-                self.readers[key].remove(rule)
-                if not self.readers[key]:
-                    del self.readers[key]
-            for path in {p for p, _ in rule.reads}:
-                self.path_readers[path].remove(rule)
-                if not self.path_readers[path]:
-                    del self.path_readers[path]
+            for index, key in self._filed(rule):
+                index[key].remove(rule)
+                if not index[key]:
+                    del index[key]
             self.pending = deque(p for p in self.pending if p[0] is not rule)
             self._unlink(rule)
             journal = self._engine.journal
@@ -604,41 +631,57 @@ class Rules:
     def _reaction(
         self,
         name: str,
-        on: str | Iterable[str],
+        on: str | Iterable[str] | None,
         template: Iterable[Any] | None,
+        path: str | None,
+        tag: str | None,
         when: str | None,
         write: Iterable[Iterable[Any]],
         take: Iterable[Iterable[Any]],
         sets: str | Mapping[str, str] | None,
     ) -> _Rule:
-        rule = _Rule(name, "reaction")
-        kinds = frozenset({on} if isinstance(on, str) else on)
-        if not kinds or not kinds <= _TUPLE_EVENTS:
-            raise InvalidValue(f"on= is one or more of {sorted(_TUPLE_EVENTS)}, got {sorted(kinds)}", "on")
+        if (template is None) == (path is None):
+            raise InvalidValue(
+                "a reaction has a template (tuple events) or a path (record events); "
+                "a Push Logic rule has set= and to=",
+                "template",
+            )
+        if template is not None:
+            rule, names, allowed = _Rule(name, "reaction"), _T, _TUPLE_EVENTS
+            kinds = frozenset({"write"} if on is None else {on} if isinstance(on, str) else on)
+            rule.source_template = tuple(template)
+            rule.template = compile_template(rule.source_template)
+            rule.checks = [compile_template((f,)) for f in rule.template.fields]
+            if tag is not None:
+                raise InvalidValue("tag= goes with path=, in a reaction to record events", "tag")
+        else:
+            rule, names, allowed = _Rule(name, "record"), _R, _RECORD_KINDS
+            kinds = frozenset({"update"} if on is None else {on} if isinstance(on, str) else on)
+            rule.path = check_path(path)
+            rule.tag = None if tag is None else check_tag(tag)
+        if not kinds or not kinds <= allowed:
+            raise InvalidValue(f"on= is one or more of {sorted(allowed)}, got {sorted(kinds)}", "on")
         rule.on = kinds
-        if template is None:
-            raise InvalidValue("a reaction needs a template (or a Push Logic rule: set= and to=)", "template")
-        rule.source_template = tuple(template)
-        rule.template = compile_template(rule.source_template)
-        rule.checks = [compile_template((f,)) for f in rule.template.fields]
-        rule.when = None if when is None else compile_expr(when, "when", _T)
-        for i, w in enumerate(write):
-            rule.writes.append(tuple(_field(f, f"write[{i}][{j}]", False) for j, f in enumerate(w)))
-        for i, t in enumerate(take):
-            rule.takes.append(tuple(_field(f, f"take[{i}][{j}]", True) for j, f in enumerate(t)))
+        rule.when = None if when is None else compile_expr(when, "when", names)
+        writes, takes = [tuple(w) for w in write], [tuple(t) for t in take]
+        for i, w in enumerate(writes):
+            rule.writes.append(tuple(_field(f, f"write[{i}][{j}]", False, names) for j, f in enumerate(w)))
+        for i, t in enumerate(takes):
+            rule.takes.append(tuple(_field(f, f"take[{i}][{j}]", True, names) for j, f in enumerate(t)))
             compile_template(tuple(ANY if type(f) is Expr else f for f in rule.takes[-1]))  # valid now
         if sets is not None:
             if not isinstance(sets, Mapping):
                 raise InvalidValue("a reaction's set= maps 'path.tag' to an expression", "set")
             for target, source in sets.items():
-                rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", _T)
+                rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", names)
         if not (rule.writes or rule.takes or rule.sets):
             raise InvalidValue("a reaction does something: write=, take= or set=", "write")
-        rule.source = {"write": [tuple(w) for w in write], "take": [tuple(t) for t in take]}
+        rule.source = {"write": writes, "take": takes}
         return rule
 
     def _push_rule(self, name: str, target: object, to: str, using: Mapping[str, str] | None) -> _Rule:
         rule = _Rule(name, "push")
+        rule.on = _RECORD_KINDS  # any change of a field it reads, or of its record
         path, tag = _split(target, "set")
         expr = compile_expr(to, "to")
         rule.using = {k: check_path(v) for k, v in (using or {}).items()}
@@ -660,19 +703,33 @@ class Rules:
             feed.templates = [ft]
             engine._feeds.add(ft)
         else:
-            if self._push_feed is None:
-                self._push_feed = _PushFeed(next(engine._interest_seq), self)
-                engine.add_feed(self._push_feed, None, None)
-                engine.records._watchers.add(self._push_feed)
-            for key in rule.reads:
-                self.readers.setdefault(key, []).append(rule)
-            for path in {p for p, _ in rule.reads}:
-                self.path_readers.setdefault(path, []).append(rule)
+            if self._record_changes is None:
+                self._record_changes = _RecordChanges(next(engine._interest_seq), self)
+                engine.add_feed(self._record_changes, None, None)
+                engine.records._watchers.add(self._record_changes)
+            for index, key in self._filed(rule):
+                index.setdefault(key, []).append(rule)
         if not self._reacting:
             # From now on, giving up the space's lock runs the firings queued under it.
             space = self._space
             space._lock = _ReactingLock(space._lock, self)  # type: ignore[assignment]
             self._reacting = True
+
+    def _filed(self, rule: _Rule) -> _Filing:
+        """Where a rule that reads record changes is filed: (index, key) pairs."""
+        if rule.kind == "reaction":  # to tuple events: filed with the engine
+            return []
+        if rule.kind == "push":
+            paths = {p for p, _ in rule.reads}
+            return [(self.readers, key) for key in rule.reads] + [(self.path_readers, p) for p in paths]
+        out: list[tuple[dict[Any, list[_Rule]], Any]] = []
+        if "update" in rule.on:
+            out.append(
+                (self.readers, (rule.path, rule.tag)) if rule.tag is not None else (self.updates, rule.path)
+            )
+        if rule.on - {"update"}:
+            out.append((self.path_readers, rule.path))
+        return out
 
     # -- levels ------------------------------------------------------------------------------
 
@@ -684,13 +741,17 @@ class Rules:
         if rule.takes:
             out.update(b for b in self._take_watchers if rule.can_trigger(b))
         for key in rule.sets:
-            out.update(self.readers.get(key, ()))
+            out.update(b for b in self.readers.get(key, ()) if rule.can_trigger(b))
+            out.update(b for b in self.updates.get(key[0], ()) if rule.can_trigger(b))
         return out
 
     def _predecessors(self, rule: _Rule) -> set[_Rule]:
         """The rules there are that can trigger ``rule``."""
         if rule.kind == "push":
             return {a for key in rule.reads for a in self._setters.get(key, ())}
+        if rule.kind == "record":
+            keys = [k for k in self._setters if k[0] == rule.path and rule.tag in (None, k[1])]
+            return {a for key in keys for a in self._setters[key] if a.can_trigger(rule)}
         template = rule.template
         assert template is not None
         out: set[_Rule] = set()
@@ -730,7 +791,7 @@ class Rules:
             s.pred.add(new)
         for p in pred:
             p.succ.add(new)
-        if new.kind == "reaction":
+        if new.kind == "reaction":  # a reaction to tuple events
             assert new.template is not None
             self._targets.add(new, new.template.arity, new.template.exact)
             if "take" in new.on:
@@ -841,7 +902,10 @@ class Rules:
             if tag not in fields or value_key(fields[tag]) != value_key(value):
                 engine.records.set(rid, None, tag, value)
             return True
-        env = {"t": event.tuple}
+        if rule.kind == "reaction":
+            env = {"t": event.tuple}
+        else:
+            env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
         if rule.when is not None:
             ok = rule.when.run(env)
             if type(ok) is not bool:
