@@ -1,10 +1,11 @@
 """Rules: reactions and Push Logic rules kept by a space, as data (``space.rules``).
 
 A **reaction** performs operations when an event on a tuple matching its template
-happens and its condition holds::
+(or a change of the record at its path) happens and its condition holds::
 
     space.rules.add("hot", on="write", template=("reading", str, float),
                     when="t[2] > 30.0", write=[(ts.Lit("alarm"), "t[1]", "t[2] - 30.0")])
+    space.rules.add("log", path="sensors/kitchen", tag="temp", write=[("'temp'", "value")])
 
 A **Push Logic rule** keeps a record field a function of other fields::
 
@@ -16,7 +17,8 @@ value, and a str wrapped in :class:`Lit`, is a constant.
 How rules run.  A reaction is registered with the engine like a subscription: its
 template goes into the engine's registry of feeds, so a write looks only at the
 rules filed under its own values (1,000 rules on distinct templates cost a write
-one lookup).  A matching event appends the rule to the space's queue of firings;
+one lookup).  Rules that read record changes are found by path and tag through
+one feed of record changes.  A matching event appends the rule to the space's queue of firings;
 the queue is run when the operation that caused the events gives up the space's
 lock, before anyone else gets it, in event order, each firing's operations as one
 step (a transaction when it takes).  The events of a firing queue further firings
@@ -24,7 +26,7 @@ at the end of the same queue.  So when ``space.write`` returns, every reaction i
 set off has run, and every rule sees the space as its predecessors left it.
 
 Levels.  Each rule reads what triggers it (tuples like its template, record fields
-its expression names) and writes what its operations produce.  Rule A can trigger
+its expression names or its path and tag) and writes what its operations produce.  Rule A can trigger
 rule B when something A produces could be what B reads; a rule's level is one more
 than the highest level of the rules that can trigger it.  A rule that could trigger
 itself, directly or through others, is refused by :meth:`Rules.add` with
