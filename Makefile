@@ -43,4 +43,5 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_coordination.py
 	$(BIN)/python bench/bench_durable.py
 	$(BIN)/python bench/bench_records.py
+	$(BIN)/python bench/bench_active.py
 	$(BIN)/python bench/bench_server.py

@@ -523,7 +523,8 @@ def test_an_empty_file_becomes_a_store(db: Path) -> None:
         assert con.execute("PRAGMA application_id").fetchone() == (APPLICATION_ID,)
         assert con.execute("PRAGMA user_version").fetchone() == (_sqlite.SCHEMA_VERSION,)
         tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        stored = {"spaces", "tuples", "records", "accounts", "capabilities", "redirections", "catalog"}
+        stored = {"spaces", "tuples", "records", "accounts", "capabilities", "redirections"}
+        stored |= {"catalog", "rules"}
         assert tables == stored
     finally:
         con.close()

@@ -26,6 +26,7 @@ from ._connect import connect, connect_async, connect_server, connect_server_asy
 from ._errors import (
     CapabilityRevoked,
     ContainmentCycle,
+    EvaluationError,
     EventsLost,
     Forbidden,
     InsufficientCredit,
@@ -37,6 +38,7 @@ from ._errors import (
     RecordExists,
     RecordInUse,
     RecordNotFound,
+    RuleCycle,
     SpaceClosed,
     SpaceFull,
     StoreError,
@@ -54,7 +56,9 @@ from ._errors import (
 from ._events import Change, Event
 from ._federation import Node, RemoteRecord, RemoteUpcall, decode_cbor, encode_cbor
 from ._lease import Lease
+from ._methods import ActiveLimits, Method
 from ._record import Record, RecordData, RecordWatch
+from ._rules import Lit, RuleInfo, Rules
 from ._space import Space, Subscription, Transaction
 from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, Template, XPath
 from ._text import format, parse
@@ -64,6 +68,7 @@ from ._workers import AsyncCleaner, AsyncWorker, Cleaner, Worker, WorkerPool
 
 __all__ = [
     "ANY",
+    "ActiveLimits",
     "AsyncCleaner",
     "AsyncRecord",
     "AsyncRecordWatch",
@@ -78,6 +83,7 @@ __all__ = [
     "Clock",
     "ContainmentCycle",
     "Credit",
+    "EvaluationError",
     "Event",
     "EventsLost",
     "Forbidden",
@@ -87,7 +93,9 @@ __all__ = [
     "Lease",
     "LimitReached",
     "Limits",
+    "Lit",
     "Map",
+    "Method",
     "Node",
     "NotAllowed",
     "NotFound",
@@ -102,9 +110,12 @@ __all__ = [
     "RecordNotFound",
     "RecordTemplate",
     "RecordWatch",
+    "Regex",
     "RemoteRecord",
     "RemoteUpcall",
-    "Regex",
+    "RuleCycle",
+    "RuleInfo",
+    "Rules",
     "SimulatedClock",
     "Space",
     "SpaceClosed",

@@ -22,6 +22,7 @@ from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import Lease
 from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
+from ._rules import Rules
 from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
 from ._templates import RecordTemplate, Template, compile_template, one_exact
 from ._upcall import AsyncUpcall
@@ -181,6 +182,11 @@ class AsyncSpace:
         if space is not None and options:
             raise TypeError("give either a space or options for a new one, not both")
         self.space = space if space is not None else Space(**options)
+
+    @property
+    def rules(self) -> Rules:
+        """See :attr:`Space.rules`: the same rules, whose calls never wait."""
+        return self.space.rules
 
     async def write(
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
@@ -634,6 +640,12 @@ class AsyncRecord(RecordBase):
         """See :meth:`Record.set`."""
         version: int = await self._call(self._store.set, self._rid, self._token, tag, value)
         return version
+
+    async def call(self, tag: str, *args: Value) -> Value:
+        """See :meth:`Record.call`."""
+        space = self._space
+        result: Value = await self._call(space.rules.call, self._rid, self._token, tag, args)
+        return result
 
     async def refresh(
         self, credit: Any = None, lease: float | None = None, *, principal: str = DEFAULT_PRINCIPAL

@@ -26,6 +26,7 @@ __all__ = [
     "ZERO",
     "Accounts",
     "burn_rate",
+    "check_principal",
     "credit_left",
     "lifetime",
     "rounded",
@@ -104,14 +105,14 @@ class Accounts:
 
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
-        _check_principal(principal)
+        check_principal(principal)
         balance = Credit(self.balance(principal) + to_credit(amount, "amount"))
         self._set(principal, balance)
         return balance
 
     def check(self, principal: str, cost: Decimal) -> None:
         """Raise InsufficientCredit unless ``principal`` can pay ``cost``."""
-        _check_principal(principal)
+        check_principal(principal)
         balance = self.balance(principal)
         if balance < cost:
             raise InsufficientCredit(
@@ -141,6 +142,7 @@ class Accounts:
         return len(self._balances)
 
 
-def _check_principal(principal: object) -> None:
+def check_principal(principal: object) -> None:
+    """InvalidValue unless ``principal`` names an account (a non-empty str)."""
     if not isinstance(principal, str) or not principal:
         raise InvalidValue(f"a principal is a non-empty str, got {principal!r}", "principal")

@@ -8,11 +8,13 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      ├── InvalidValue            (also ValueError)    a tuple or value that cannot be stored
      │    ├── UnsupportedType    (also TypeError)     a value of a type that does not travel
      │    ├── ValueTooLarge                           over a size, field-count or nesting limit
-     │    └── ContainmentCycle                        a record would contain itself
+     │    ├── ContainmentCycle                        a record would contain itself
+     │    └── RuleCycle                               a rule could trigger itself
      ├── InvalidTemplate         (also ValueError)    a template that cannot be compiled
      ├── WireError               (also ValueError)    text that is not valid wire format
      ├── LimitReached                                 a resource limit (waiters, ...) is full
      │    └── SpaceFull                               the space is at its capacity
+     ├── EvaluationError         (also ValueError)    an expression or a method failed as it ran
      ├── InsufficientCredit                           an account cannot pay for the operation
      ├── UnknownLease            (also LookupError)   the leased thing is gone or expired
      ├── EventsLost                                   events a subscriber asked for are gone
@@ -41,6 +43,7 @@ from decimal import Decimal
 __all__ = [
     "CapabilityRevoked",
     "ContainmentCycle",
+    "EvaluationError",
     "EventsLost",
     "Forbidden",
     "InsufficientCredit",
@@ -52,6 +55,7 @@ __all__ = [
     "RecordExists",
     "RecordInUse",
     "RecordNotFound",
+    "RuleCycle",
     "SpaceClosed",
     "SpaceFull",
     "StoreError",
@@ -192,6 +196,20 @@ class RecordInUse(TupleSpaceError):
 
 class ContainmentCycle(InvalidValue):
     """Setting the field would make a record contain itself, directly or through others."""
+
+
+class RuleCycle(InvalidValue):
+    """A rule could trigger itself, directly or through other rules; ``cycle`` names
+    the rules around the loop, the new one first and last."""
+
+    def __init__(self, message: str, cycle: list[str]) -> None:
+        self.cycle = cycle
+        super().__init__(message)
+
+
+class EvaluationError(TupleSpaceError, ValueError):
+    """An expression of a rule or a method failed as it ran (a type mismatch, a
+    missing field, a division by zero, an error raised by the method)."""
 
 
 class NotAllowed(Forbidden):

@@ -244,6 +244,23 @@ class Record(RecordBase):
         version: int = space._call(space._engine.records.set, self._rid, self._token, tag, value)
         return version
 
+    def call(self, tag: str, *args: Value) -> Value:
+        """Run the method held in the field ``tag`` (a :class:`~tuplespace.Method`) with
+        ``args`` (null, bool, int, float or str) and return its result.
+
+        The method runs in a sandbox, bounded by the space's ``rules.limits``; it may
+        read and set the record's fields (``self.target``) and write tuples.  Its
+        changes are applied together when it returns; a method stopped by a limit
+        (:class:`LimitReached`: ``method_steps``, ``method_ms``, ``method_memory``) or
+        by an error (:class:`EvaluationError`) changes nothing.  Needs ``set``.
+
+        >>> thermo.call("bump", 0.5)  # doctest: +SKIP
+        21.5
+        """
+        space = self._space
+        result: Value = space._call(space.rules.call, self._rid, self._token, tag, args)
+        return result
+
     def refresh(
         self, credit: Any = None, lease: float | None = None, *, principal: str = DEFAULT_PRINCIPAL
     ) -> float | None:

@@ -26,6 +26,7 @@ from ._journal import Journal
 from ._lease import Lease
 from ._record import Record, RecordData, RecordWatch
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
+from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, one_exact
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Value
@@ -105,6 +106,7 @@ class Space:
         self._timer: _Timer | None = None
         self._journal: Journal | None = None  # a durable store's; see _ticket
         self._on_close: Callable[[], None] | None = None
+        self._rules: Rules | None = None
         attach = getattr(self._engine.clock, "attach", None)
         if self._engine.clock.simulated and attach is not None:
             attach(self)
@@ -143,6 +145,16 @@ class Space:
     def creation_charge(self) -> Credit:
         """Credit a creation costs, on top of the credit given to the new record."""
         return self._engine.records.creation_charge
+
+    @property
+    def rules(self) -> Rules:
+        """The space's rules: reactions, Push Logic rules and the limits of methods
+        (see :class:`~tuplespace.Rules` and ``docs/active.md``)."""
+        if self._rules is None:
+            with self._lock:
+                if self._rules is None:
+                    self._rules = Rules(self)
+        return self._rules
 
     # -- writing ----------------------------------------------------------------
 
@@ -679,8 +691,11 @@ class _Timer:
     def _run(self) -> None:
         engine = self._engine
         with self._cond:
-            while not engine.closed and self._space() is not None:
+            while not engine.closed and (space := self._space()) is not None:
                 engine.tick()
+                if space._rules is not None:  # what expired may set off reactions
+                    space._rules.run_pending()
+                del space
                 deadline = engine.next_deadline()
                 wait = 5.0 if deadline is None else min(max(deadline - engine.clock.now(), 0.0), 5.0)
                 self._due = engine.clock.now() + wait

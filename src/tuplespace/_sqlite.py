@@ -6,7 +6,7 @@ directory); one file holds many spaces.  The file is opened once per process,
 with an exclusive lock: a second process gets a clear :class:`StoreError`, never
 a silent second copy of the same tuples.
 
-Layout (schema version 3; ``PRAGMA application_id`` marks the file as ours)::
+Layout (schema version 4; ``PRAGMA application_id`` marks the file as ours)::
 
     spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
@@ -15,6 +15,7 @@ Layout (schema version 3; ``PRAGMA application_id`` marks the file as ours)::
     capabilities(space, token, rid, operations, expires, read_only, PRIMARY KEY (space, token))
     redirections(space, path, rid, expires, PRIMARY KEY (space, path))
     catalog(name PRIMARY KEY, retired, entry)                -- a server's spaces (:class:`Catalog`)
+    rules(space, name, definition, PRIMARY KEY (space, name))  -- schema version 4
 
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
@@ -55,7 +56,7 @@ __all__ = ["DURABILITY", "SCHEMA_VERSION", "Catalog", "open_catalog", "open_spac
 logger = logging.getLogger("tuplespace")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
 _STORED_OPTIONS = ("order", "capacity", "charge_rate", "creation_charge")
@@ -100,8 +101,15 @@ def _add_catalog_v3(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_rules_v4(db: sqlite3.Connection) -> None:
+    db.execute(
+        "CREATE TABLE rules (space TEXT NOT NULL, name TEXT NOT NULL, definition TEXT NOT NULL,"
+        " PRIMARY KEY (space, name)) WITHOUT ROWID"
+    )
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3}
+MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4}
 
 # How each kind of journaled row is written: (table, its key column, the other columns).
 _TABLES = {
@@ -109,6 +117,7 @@ _TABLES = {
     "account": ("accounts", "principal", ("balance",)),
     "cap": ("capabilities", "token", ("rid", "operations", "expires", "read_only")),
     "redirect": ("redirections", "path", ("rid", "expires")),
+    "rule": ("rules", "name", ("definition",)),
 }
 
 
@@ -233,11 +242,19 @@ class _File:
                 ),
                 self.db.execute("SELECT path, rid, expires FROM redirections WHERE space = ?", (name,)),
             )
+            rules = self.db.execute(
+                "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", (name,)
+            ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is damaged: {exc}") from None
         finally:
             if collecting:
                 gc.enable()
+        if rules:
+            try:
+                space.rules.load(rules, space.limits)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise StoreError(f"{self.path} is damaged: a rule of space {name!r}: {exc}") from None
         # The loaded rows are on disk: a later delete of one must reach the file even
         # if a put of the same row (a renewal, an aborted take) is still pending.
         journal.swapped_seq = engine.last_seq

@@ -1,0 +1,334 @@
+"""Methods: Lua functions held in record fields, run in a sandbox with limits.
+
+A :class:`Method` is a value like any other: a map ``{"$method": {"lang": "lua",
+"source": ...}}``, so it is stored, matched and sent on the wire as that map (see
+``docs/wire-format.md``); only its source text travels, and nothing runs it but
+:func:`call_method`, in the sandbox.
+
+The sandbox is one Lua 5.4 state per space (``lupa``), used under the space's lock.
+Each call gets fresh globals that hold only pure libraries, read-only: ``math``
+(without ``random``), ``string`` (without ``dump`` and the pattern functions
+``find``, ``match``, ``gmatch`` and ``gsub``, whose backtracking could run long
+inside C where no limit is checked), ``table``, ``utf8`` and the base functions
+that touch nothing outside (``pairs``, ``ipairs``, ``next``, ``select``,
+``tostring``, ``tonumber``, ``type``, ``error``, ``assert``), plus ``write(...)``,
+which spawns a tuple when the method succeeds.  No ``io``, ``os``, ``debug``,
+``load``, ``require``, ``coroutine``, ``pcall`` (so a method cannot catch the error
+that stops it), ``setmetatable`` or ``collectgarbage``; source is loaded as text
+only (never bytecode), and no Python object ever enters the state.
+
+Limits (:class:`ActiveLimits`): a count hook stops the method after
+``method_steps`` Lua VM instructions or ``method_ms`` milliseconds of CPU time;
+the state's allocator refuses memory past ``method_memory`` bytes more than it
+held before the call.  A method sees the record's fields that are null, bool, int,
+float or str as ``self``; what it sets there, and the tuples it writes, are applied
+only when it returns normally, all together.  A method stopped by a limit or an
+error changes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import EvaluationError, InvalidValue, LimitReached, ValueTooLarge
+from ._names import check_tag
+from ._values import Map, Value
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+
+__all__ = ["ActiveLimits", "Method", "Sandbox", "call_method"]
+
+_KEY: Final = "$method"
+_LANGS: Final = ("lua",)
+_MAX_SOURCE: Final = 64 << 10
+_HOOK_EVERY: Final = 100  # VM instructions between two checks of the limits
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveLimits:
+    """Bounds on what rules and methods may do in one space.
+
+    - ``max_firings``: the most reactions one operation may set off, its own and
+      those that follow from them (a storm is stopped there);
+    - ``method_steps``: Lua VM instructions a method may run;
+    - ``method_ms``: milliseconds of CPU time a method may take;
+    - ``method_memory``: bytes a method may allocate beyond what the sandbox held.
+    """
+
+    max_firings: int = 1000
+    method_steps: int = 100_000
+    method_ms: int = 100
+    method_memory: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_firings", "method_steps", "method_ms", "method_memory"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"ActiveLimits.{name} must be a positive int, got {value!r}")
+
+
+class Method(Mapping[str, Value]):
+    """A method to keep in a record field: source text in a sandboxed language
+    (Lua 5.4), called with :meth:`Record.call <tuplespace.Record.call>`.
+
+    The source is a Lua function expression whose first parameter is the record::
+
+        >>> bump = Method("function(self, d) self.target = self.target + d return self.target end")
+
+    It is stored as the map ``{"$method": {"lang": "lua", "source": ...}}`` and
+    equal to it.  Raises :class:`InvalidValue` for another language or source that
+    is not a str of at most 64 KiB.
+    """
+
+    __slots__ = ("_data", "lang", "source")
+
+    def __init__(self, source: str, lang: str = "lua") -> None:
+        if lang not in _LANGS:
+            raise InvalidValue(f"a method's language is one of {', '.join(_LANGS)}, not {lang!r}", "lang")
+        if type(source) is not str or not source.strip():
+            raise InvalidValue("a method's source is a non-empty str", "source")
+        if len(source) > _MAX_SOURCE:
+            raise InvalidValue(f"a method's source has at most {_MAX_SOURCE} characters", "source")
+        self.lang = lang
+        self.source = source
+        self._data = {_KEY: Map({"lang": lang, "source": source})}
+
+    @classmethod
+    def of(cls, value: object) -> Method | None:
+        """The method a stored value holds, or None if it holds none."""
+        if not isinstance(value, Mapping) or len(value) != 1 or _KEY not in value:
+            return None
+        inner = value[_KEY]
+        if not isinstance(inner, Mapping) or set(inner) != {"lang", "source"}:
+            return None
+        try:
+            return cls(inner["source"], inner["lang"])
+        except InvalidValue:
+            return None
+
+    def __getitem__(self, key: str) -> Value:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return 1
+
+    def __hash__(self) -> int:
+        return hash((self.lang, self.source))
+
+    def __repr__(self) -> str:
+        return f"Method({self.source!r})"
+
+
+# The sandbox's runner, loaded once per Lua state.  It keeps what it needs from the
+# standard libraries in locals, then builds the read-only globals of methods.
+_RUNNER: Final = """
+local sethook, clock, load, pcall, setmetatable, pairs, type, error, pack, unpack =
+    debug.sethook, os.clock, load, pcall, setmetatable, pairs, type, error, table.pack, table.unpack
+local function readonly(lib, without)
+    local copy = {}
+    for k, v in pairs(lib) do
+        if not without[k] then copy[k] = v end
+    end
+    return setmetatable({}, {
+        __index = copy,
+        __newindex = function() error("the library is read-only", 2) end,
+        __metatable = false,
+    })
+end
+local safe_string = readonly(string, {dump = true, find = true, match = true, gmatch = true, gsub = true})
+getmetatable("").__index = safe_string   -- ("x"):rep(3) sees the same functions
+local base = {
+    math = readonly(math, {random = true, randomseed = true}),
+    string = safe_string,
+    table = readonly(table, {}),
+    utf8 = readonly(utf8, {}),
+    pairs = pairs, ipairs = ipairs, next = next, select = select, tostring = tostring,
+    tonumber = tonumber, type = type, error = error, assert = assert,
+}
+local globals = {__index = base, __metatable = false}
+local STOP = {}
+return function(source, self, args, nargs, max_steps, max_seconds, every)
+    local spawned, n = {}, 0
+    local env = setmetatable({write = function(...) n = n + 1; spawned[n] = pack(...) end}, globals)
+    local chunk, err = load("return " .. source, "=method", "t", env)
+    if not chunk then return "syntax", err end
+    local steps, stop, why = 0, clock() + max_seconds, nil
+    sethook(function()
+        steps = steps + every
+        if steps > max_steps then why = "steps"; error(STOP) end
+        if clock() > stop then why = "time"; error(STOP) end
+    end, "", every)
+    local ok, result = pcall(chunk)
+    if ok then
+        if type(result) ~= "function" then
+            sethook()
+            return "error", "the source is not a function expression"
+        end
+        ok, result = pcall(result, self, unpack(args, 1, nargs))
+    end
+    sethook()
+    if why then return why, steps end
+    if not ok then
+        if result == "not enough memory" then return "memory" end
+        return "error", type(result) == "string" and result or "error object: " .. type(result)
+    end
+    return "ok", result, spawned, n
+end
+"""
+
+
+def _scalar(v: object) -> bool:
+    t = type(v)
+    return t is str or t is float or t is bool or (t is int and -(1 << 63) <= v < 1 << 63)  # type: ignore[operator]
+
+
+class Sandbox:
+    """The Lua state of one space, and the runner that calls methods in it."""
+
+    __slots__ = ("_lua", "_lupa", "_run")
+
+    def __init__(self) -> None:
+        try:
+            from lupa import lua54
+        except ImportError:
+            raise EvaluationError(
+                "methods need the 'active' extra: pip install 'pytuplespace[active]' (lupa)"
+            ) from None
+        self._lupa = lua54
+        self._lua = lua54.LuaRuntime(
+            register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0
+        )
+        self._run = self._lua.execute(_RUNNER)
+
+    def run(
+        self, method: Method, fields: dict[str, Value], args: tuple[Any, ...], limits: ActiveLimits
+    ) -> Any:
+        """Call ``method`` with ``self`` holding the scalar ``fields``; returns (result,
+        the fields it changed, the tuples it wrote).  Raises LimitReached at a limit,
+        EvaluationError for an error of the method."""
+        lua = self._lua
+        for i, a in enumerate(args):
+            if not (_scalar(a) or a is None):
+                raise InvalidValue(
+                    f"a method takes null, bool, int, float or str, not {type(a).__name__}", f"args[{i}]"
+                )
+        visible = {k: v for k, v in fields.items() if _scalar(v)}
+        lua.set_max_memory(0)
+        self_table = lua.table_from(visible)
+        args_table = lua.table_from(list(args))
+        lua.set_max_memory(lua.get_memory_used() + limits.method_memory, total=True)
+        try:
+            outcome = self._run(
+                method.source,
+                self_table,
+                args_table,
+                len(args),
+                limits.method_steps,
+                limits.method_ms / 1000,
+                _HOOK_EVERY,
+            )
+        except self._lupa.LuaMemoryError:
+            outcome = ("memory",)
+        finally:
+            lua.set_max_memory(0)
+        if type(outcome) is not tuple:  # one value returned
+            outcome = (outcome,)
+        status = outcome[0]
+        if status == "ok":
+            return outcome[1], _changes(visible, dict(self_table.items())), _spawned(outcome[2], outcome[3])
+        lua.gccollect()
+        if status == "steps":
+            raise LimitReached(
+                f"the method ran more than {limits.method_steps} steps and was stopped; nothing changed",
+                limit="method_steps",
+                maximum=limits.method_steps,
+            )
+        if status == "time":
+            raise LimitReached(
+                f"the method ran more than {limits.method_ms} ms and was stopped; nothing changed",
+                limit="method_ms",
+                maximum=limits.method_ms,
+            )
+        if status == "memory":
+            raise LimitReached(
+                f"the method needed more than {limits.method_memory} bytes and was stopped; nothing changed",
+                limit="method_memory",
+                maximum=limits.method_memory,
+            )
+        raise EvaluationError(f"the method failed: {outcome[1]}; nothing changed")
+
+
+def _from_lua(v: object, what: str) -> Value:
+    if type(v) is float and not math.isfinite(v):
+        raise EvaluationError(f"{what} is not finite: {v!r}")
+    if v is None or _scalar(v):
+        return v
+    raise EvaluationError(f"{what} must be nil, a boolean, a number or a string, not {type(v).__name__}")
+
+
+_UNSEEN: Final = object()
+
+
+def _changes(visible: dict[str, Value], after: dict[Any, Any]) -> dict[str, Value]:
+    changed: dict[str, Value] = {}
+    for k, v in after.items():
+        if type(k) is not str:
+            raise EvaluationError(f"the method set self[{k!r}]: fields are named by strings")
+        v = _from_lua(v, f"self.{k}")
+        old = visible.get(k, _UNSEEN)
+        if type(old) is not type(v) or old != v:
+            changed[k] = v
+    for k in visible:
+        if k not in after:
+            changed[k] = None
+    return changed
+
+
+def _spawned(table: Any, n: int) -> list[tuple[Value, ...]]:
+    out = []
+    for i in range(1, n + 1):
+        packed = table[i]
+        out.append(tuple(_from_lua(packed[j], f"write() argument {j}") for j in range(1, packed["n"] + 1)))
+    return out
+
+
+def call_method(
+    engine: Engine,
+    sandbox: Sandbox,
+    limits: ActiveLimits,
+    rid: int,
+    token: str | None,
+    tag: str,
+    args: tuple[Any, ...],
+) -> Value:
+    """Run the method in field ``tag`` of the record; apply what it changed, all
+    together, only if it returns normally.  Call with the space's lock held."""
+    records = engine.records
+    rec = records.target(rid, token, "set")
+    check_tag(tag)
+    method = Method.of(rec.fields.get(tag))
+    if method is None:
+        raise InvalidValue(f"the field {tag!r} holds no method", tag)
+    result, changed, spawned = sandbox.run(method, rec.fields, args, limits)
+    value = _from_lua(result, "the method's result")
+    new_tags = [k for k in changed if k not in rec.fields]
+    for k in new_tags:
+        check_tag(k)
+    if len(rec.fields) + len(new_tags) > engine.limits.max_fields:
+        raise ValueTooLarge(
+            f"the method would give the record more than {engine.limits.max_fields} tags; nothing changed",
+            limit="max_fields",
+            maximum=engine.limits.max_fields,
+        )
+    checked = {k: records._check_value(k, v) for k, v in changed.items()}
+    engine.write_many(spawned)  # all of them or none (invalid, or no room): before any set
+    for k, v in checked.items():
+        records.set(rid, None, k, v)
+    return value

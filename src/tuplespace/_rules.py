@@ -1,0 +1,965 @@
+"""Rules: reactions and Push Logic rules kept by a space, as data (``space.rules``).
+
+A **reaction** performs operations when an event on a tuple matching its template
+(or a change of the record at its path) happens and its condition holds::
+
+    space.rules.add("hot", on="write", template=("reading", str, float),
+                    when="t[2] > 30.0", write=[("alarm", "t[1]", "t[2] - 30.0")])
+    space.rules.add("log", path="sensors/kitchen", tag="temp", write=[("'temp'", "value")])
+
+A **Push Logic rule** keeps a record field a function of other fields::
+
+    space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0 && kitchen.temp <= 23.0")
+
+Expressions are the strings of a rule (see :mod:`tuplespace._expr`); every other
+value, and a str wrapped in :class:`Lit`, is a constant.
+
+How rules run.  A reaction is registered with the engine like a subscription: its
+template goes into the engine's registry of feeds, so a write looks only at the
+rules filed under its own values (1,000 rules on distinct templates cost a write
+one lookup).  Rules that read record changes are found by path and tag through
+one feed of record changes.  A matching event appends the rule to the space's queue of firings;
+the queue is run when the operation that caused the events gives up the space's
+lock, before anyone else gets it, in event order, each firing's operations as one
+step (a transaction when it takes).  The events of a firing queue further firings
+at the end of the same queue.  So when ``space.write`` returns, every reaction it
+set off has run, and every rule sees the space as its predecessors left it.
+
+Levels.  Each rule reads what triggers it (tuples like its template, record fields
+its expression names or its path and tag) and writes what its operations produce.  Rule A can trigger
+rule B when something A produces could be what B reads; a rule's level is one more
+than the highest level of the rules that can trigger it.  A rule that could trigger
+itself, directly or through others, is refused by :meth:`Rules.add` with
+:class:`RuleCycle`, naming the loop.  So no firing can set itself off again, and
+the firings of one operation are also bounded by ``ActiveLimits.max_firings``.
+
+A firing that fails (an expression raises, a take finds nothing, a limit) changes
+nothing; the failure is counted on its rule (:attr:`RuleInfo.last_error`) and
+logged, and the space goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import orjson
+
+from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
+from ._credit import ZERO, check_principal, to_credit
+from ._errors import (
+    EvaluationError,
+    InvalidTemplate,
+    InvalidValue,
+    LimitReached,
+    RecordNotFound,
+    RuleCycle,
+    TupleSpaceError,
+)
+from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
+from ._expr import Expr, compile_expr
+from ._methods import ActiveLimits, Sandbox, call_method
+from ._names import check_path, check_tag
+from ._records import DEFAULT_PRINCIPAL
+from ._templates import ANY, Template, compile_template
+from ._values import Credit, Limits, Value, check_value, value_key
+
+if TYPE_CHECKING:
+    from ._engine import Engine
+    from ._space import Space
+
+__all__ = ["Lit", "RuleInfo", "Rules"]
+
+log = logging.getLogger("tuplespace")
+
+_TUPLE_EVENTS: Final = frozenset({"write", "take", "expire", "cancel"})
+_RECORD_KINDS: Final = frozenset({"create", "update", "destroy", "expire", "move"})
+_NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+_MAX_RULES: Final = 100_000
+_T: Final = frozenset({"t"})  # a reaction to a tuple event reads the tuple
+_R: Final = frozenset({"path", "tag", "value", "kind"})  # one to a record event, the change
+
+
+class Lit:
+    """A constant str in a rule, where a str would be an expression:
+    ``write=[(ts.Lit("t"), "t[1]")]`` writes ``("t", <the reading's t[1]>)``.
+    ``"'t'"`` (a CEL string literal) means the same.  A bare word that names nothing
+    the rule knows (``"alarm"``) is already that word."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Value) -> None:
+        self.value = check_value(value)
+
+    def __repr__(self) -> str:
+        return f"Lit({self.value!r})"
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What :meth:`Rules.list` tells of a rule: its definition, its level, and how
+    often it fired and failed (``last_error``: the latest failure, or None)."""
+
+    name: str
+    kind: str  # "reaction" (to tuple events), "record" (to record events) or "push"
+    on: frozenset[str]
+    template: tuple[Any, ...] | None
+    path: str | None  # a reaction to record events: the record's path, and the tag it watches
+    tag: str | None
+    when: str | None
+    write: tuple[tuple[Any, ...], ...]
+    take: tuple[tuple[Any, ...], ...]
+    set: Mapping[str, str]
+    level: int
+    fired: int
+    failed: int
+    last_error: TupleSpaceError | None
+    principal: str
+
+
+# CEL's own words, which are values rather than names.
+_WORDS = frozenset({"true", "false", "null"})
+
+
+def _field(v: object, where: str, template: bool, names: frozenset[str]) -> Any:
+    if type(v) is str:
+        if v.isidentifier() and v not in names and v not in _WORDS:
+            return v  # a bare word that names nothing the rule knows is that word: ("alarm", "t[1]")
+        expr = compile_expr(v, where, names)
+        if expr.names:
+            return expr
+        try:  # a constant ("'alarm'"): computed once, and known as such to the levels
+            return check_value(expr.run({}))
+        except (EvaluationError, InvalidValue) as exc:
+            raise InvalidValue(str(exc), where) from None
+    if isinstance(v, Lit):
+        return v.value
+    if template:
+        return v
+    try:
+        return check_value(v)
+    except InvalidValue as exc:
+        raise InvalidValue(exc.reason, where) from None
+
+
+def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple([f.run(env) if type(f) is Expr else f for f in fields])
+
+
+def _split(target: object, where: str) -> tuple[str, str]:
+    if type(target) is not str or "." not in target:
+        raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
+    path, tag = target.rsplit(".", 1)
+    check_tag(tag)
+    check_path(path)
+    return path, tag
+
+
+class _Rule:
+    """A rule as the space keeps it."""
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.on: frozenset[str] = frozenset()
+        self.source_template: tuple[Any, ...] | None = None
+        self.template: Template | None = None
+        self.when: Expr | None = None
+        self.writes: list[tuple[Any, ...]] = []
+        self.takes: list[tuple[Any, ...]] = []
+        self.sets: dict[tuple[str, str], Expr] = {}
+        self.source: dict[str, Any] = {}
+        self.path: str | None = None  # reactions to record events: the record, and the tag
+        self.tag: str | None = None
+        self.using: dict[str, str] = {}  # push rules: expression name -> record path
+        self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
+        self.checks: list[Template] = []  # a reaction's template, one field at a time
+        self.succ: set[_Rule] = set()  # the rules it can trigger
+        self.pred: set[_Rule] = set()  # the rules that can trigger it
+        self.level = 0
+        self.fired = 0
+        self.failed = 0
+        self.last_error: TupleSpaceError | None = None
+        self.principal = DEFAULT_PRINCIPAL  # whose account pays for its firings
+        self.feed: _RuleFeed | None = None
+
+    # -- what it reads and writes, for levels -------------------------------------------
+
+    def can_trigger(self, other: _Rule) -> bool:
+        """Whether what this rule does could be what ``other`` reacts to."""
+        if other.kind == "push":
+            return any(key in other.reads for key in self.sets)
+        if other.kind == "record":
+            return "update" in other.on and any(
+                p == other.path and other.tag in (None, t) for p, t in self.sets
+            )
+        if "write" in other.on and any(_may_match(w, other) for w in self.writes):
+            return True
+        template = other.template
+        assert template is not None
+        return "take" in other.on and any(_may_overlap(t, template) for t in self.takes)
+
+    def info(self) -> RuleInfo:
+        return RuleInfo(
+            name=self.name,
+            kind=self.kind,
+            on=self.on,
+            template=self.source_template,
+            path=self.path,
+            tag=self.tag,
+            when=None if self.when is None else self.when.source,
+            write=tuple(self.source.get("write", ())),
+            take=tuple(self.source.get("take", ())),
+            set={f"{p}.{t}": e.source for (p, t), e in self.sets.items()},
+            level=self.level,
+            fired=self.fired,
+            failed=self.failed,
+            last_error=self.last_error,
+            principal=self.principal,
+        )
+
+
+def _may_match(fields: tuple[Any, ...], rule: _Rule) -> bool:
+    """Whether a tuple written from ``fields`` (constants and expressions) could match
+    the template of ``rule``."""
+    if len(fields) != len(rule.checks):
+        return False
+    for f, check in zip(fields, rule.checks, strict=True):
+        if type(f) is not Expr and not check.matches((f,)):
+            return False
+    return True
+
+
+def _exact(fields: tuple[Any, ...]) -> list[tuple[int, Any]]:
+    """The constant fields of an operation, by position, as index keys."""
+    out = []
+    for pos, f in enumerate(fields):
+        if type(f) is not Expr:
+            try:
+                out.append((pos, value_key(check_value(f))))
+            except TupleSpaceError:
+                continue  # a formal or an operator of a take
+    return out
+
+
+_Shelf = tuple[list[dict[Any, set["_Rule"]]], list[set["_Rule"]], set["_Rule"]]
+
+
+class _Index:
+    """Rules by arity and by the constant at each position of their templates (or
+    write patterns), so that finding the rules one rule can trigger, or be triggered
+    by, looks at few: a write of ``("done", i)`` only at rules that could match it."""
+
+    def __init__(self) -> None:
+        self.arities: dict[int, _Shelf] = {}
+
+    def add(self, rule: _Rule, n: int, exact: list[tuple[int, Any]]) -> None:
+        if n not in self.arities:
+            self.arities[n] = ([{} for _ in range(n)], [set() for _ in range(n)], set())
+        by_value, loose, every = self.arities[n]
+        every.add(rule)
+        fixed = dict(exact)
+        for pos in range(n):
+            if pos in fixed:
+                by_value[pos].setdefault(fixed[pos], set()).add(rule)
+            else:
+                loose[pos].add(rule)
+
+    def remove(self, rule: _Rule) -> None:
+        for by_value, loose, every in self.arities.values():
+            every.discard(rule)
+            for d in by_value:
+                for group in d.values():
+                    group.discard(rule)
+            for group in loose:
+                group.discard(rule)
+
+    def candidates(self, n: int, exact: list[tuple[int, Any]]) -> set[_Rule]:
+        """The rules filed under arity ``n`` that agree with the first constant of ``exact``."""
+        if n not in self.arities:
+            return set()
+        by_value, loose, every = self.arities[n]
+        if not exact:
+            return every
+        pos, key = exact[0]
+        return by_value[pos].get(key, set()) | loose[pos]
+
+
+def _may_overlap(fields: tuple[Any, ...], template: Template) -> bool:
+    """Whether a tuple taken by a template of ``fields`` could match ``template``."""
+    if len(fields) != template.arity:
+        return False
+    exact = dict(template.exact)
+    for pos, f in enumerate(fields):
+        if pos in exact and type(f) is not Expr:
+            try:
+                if value_key(check_value(f)) != exact[pos]:
+                    return False
+            except TupleSpaceError:
+                continue  # a formal or an operator: it may match the value
+    return True
+
+
+def _wire_fields(fields: tuple[Any, ...], take: bool) -> list[Any]:
+    return [
+        {"expr": f.source}
+        if type(f) is Expr
+        else {"template": template_to_wire((f,))[0]}
+        if take
+        else {"value": to_wire(f)}
+        for f in fields
+    ]
+
+
+def _definition(rule: _Rule) -> str:
+    """The rule as a durable store keeps it: JSON, with values and templates in the
+    wire format.  Raises InvalidValue for a rule that cannot be kept (a ``Pred``)."""
+    d: dict[str, Any] = {"principal": rule.principal}
+    try:
+        if rule.kind == "push":
+            ((path, tag), expr) = next(iter(rule.sets.items()))
+            d.update(set=f"{path}.{tag}", to=expr.source, using=rule.using)
+        else:
+            d.update(
+                on=sorted(rule.on),
+                template=None if rule.source_template is None else template_to_wire(rule.source_template),
+                path=rule.path,
+                tag=rule.tag,
+                when=None if rule.when is None else rule.when.source,
+                write=[_wire_fields(w, False) for w in rule.writes],
+                take=[_wire_fields(t, True) for t in rule.takes],
+                set={f"{p}.{t}": e.source for (p, t), e in rule.sets.items()} or None,
+            )
+    except InvalidTemplate as exc:
+        raise InvalidValue(f"a durable space keeps rules in the wire format: {exc}", "template") from None
+    return orjson.dumps(d).decode()
+
+
+def _field_from_wire(f: dict[str, Any], limits: Limits) -> Any:
+    if "expr" in f:
+        return str(f["expr"])
+    if "value" in f:
+        return Lit(from_wire(f["value"], limits))
+    field = template_from_wire([f["template"]], limits).fields[0]
+    return Lit(field) if type(field) is str else field
+
+
+def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
+    d = orjson.loads(text)
+    if "to" in d:
+        return {"set": d["set"], "to": d["to"], "using": d["using"], "principal": d["principal"]}
+    return {
+        "on": d["on"],
+        "template": None if d["template"] is None else template_from_wire(d["template"], limits).fields,
+        "path": d["path"],
+        "tag": d["tag"],
+        "when": d["when"],
+        "write": [[_field_from_wire(f, limits) for f in w] for w in d["write"]],
+        "take": [[_field_from_wire(f, limits) for f in t] for t in d["take"]],
+        "set": d["set"],
+        "principal": d["principal"],
+    }
+
+
+class _RuleFeed(Feed):
+    """A reaction's interest in the events of its template: queues the rule's firings."""
+
+    __slots__ = ("rule", "rules")
+
+    def __init__(self, seq: int, rule: _Rule, rules: Rules) -> None:
+        super().__init__(seq, [], rule.on, 1, None)
+        self.rule = rule
+        self.rules = rules
+
+    def push(self, event: Event) -> None:
+        if event.kind in self.kinds:
+            self.rules.pending.append((self.rule, event))
+
+
+_Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
+
+
+class _RecordChanges(RecordFeed):
+    """The changes of every record, for the rules that read them: Push Logic rules
+    and reactions to record events."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, seq: int, rules: Rules) -> None:
+        super().__init__(seq, None, None, _RECORD_KINDS, 1)
+        self.rules = rules
+
+    def push(self, change: Change) -> None:
+        rules = self.rules
+        kind, path = change.kind, change.path
+        if kind == "update":
+            readers = [*rules.readers.get((path, change.tag), ()), *rules.updates.get(path, ())]  # type: ignore[arg-type]
+        else:
+            readers = [*rules.path_readers.get(path, ())]
+            if kind == "move":
+                readers.extend(rules.path_readers.get(change.value, ()))
+        pending = rules.pending
+        for rule in readers:
+            if kind in rule.on:
+                pending.append((rule, change))
+
+
+class _ReactingLock:
+    """The space's lock once it has rules: releasing it first runs the firings that
+    the operation done under it set off."""
+
+    __slots__ = ("_lock", "_rules", "acquire", "locked")
+
+    def __init__(self, lock: Any, rules: Rules) -> None:
+        self._lock = lock
+        self._rules = rules
+        self.acquire = lock.acquire
+        self.locked = lock.locked
+
+    def release(self) -> None:
+        try:
+            if self._rules.pending:
+                self._rules.run_pending()
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> bool:
+        return bool(self._lock.acquire())
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+class Rules:
+    """The rules of a space (``space.rules``): add, list and remove them.
+
+    >>> space.rules.add("hot", on="write", template=("reading", str, float),  # doctest: +SKIP
+    ...                 when="t[2] > 30.0", write=[("alarm", "t[1]", "t[2] - 30.0")])
+
+    ``limits`` (:class:`ActiveLimits`) bounds the firings of one operation and what
+    a method may do; set it with ``space.rules.limits = ts.ActiveLimits(...)``.
+    """
+
+    def __init__(self, space: Space) -> None:
+        self._space = space
+        self._engine: Engine = space._engine
+        self._rules: dict[str, _Rule] = {}
+        self.pending: deque[tuple[_Rule, Any]] = deque()
+        # Rules by what record changes they read: an update of (path, tag), any update
+        # of a path, the other changes of a path.
+        self.readers: dict[tuple[str, str], list[_Rule]] = {}
+        self.updates: dict[str, list[_Rule]] = {}
+        self.path_readers: dict[str, list[_Rule]] = {}
+        self._record_changes: _RecordChanges | None = None
+        # Who can trigger whom: reactions by template, rules by what they write, take and set.
+        self._targets = _Index()
+        self._writers = _Index()
+        self._take_watchers: set[_Rule] = set()
+        self._takers: set[_Rule] = set()
+        self._setters: dict[tuple[str, str], set[_Rule]] = {}
+        self._running = False
+        self._reacting = False
+        self._storms = 0
+        self._sandbox: Sandbox | None = None
+        self._firing_charge = ZERO
+        self.limits = ActiveLimits()
+
+    @property
+    def firing_charge(self) -> Credit:
+        """The credit each firing costs its rule's principal (0: firings are free).
+        Set it with ``space.rules.firing_charge = "0.01"`` (a ``Credit``, int or str)."""
+        return self._firing_charge
+
+    @firing_charge.setter
+    def firing_charge(self, amount: Credit | int | str) -> None:
+        self._firing_charge = to_credit(amount, "firing_charge")
+
+    # -- managing ------------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> RuleInfo:
+        """Add a rule; returns what :meth:`list` tells of it.
+
+        A reaction has a ``template`` and fires on the events ``on`` (``"write"``,
+        the default, ``"take"``, ``"expire"``, ``"cancel"``, or several) of tuples
+        matching it, when ``when`` (an expression over the tuple ``t``; None:
+        always) is true.  Or it has the ``path`` of a record and fires on its
+        changes ``on`` (``"update"``, the default, of the field ``tag``, or of any
+        field if ``tag`` is None; ``"create"``, ``"destroy"``, ``"expire"``,
+        ``"move"``); its expressions read the change as ``path``, ``tag``,
+        ``value`` and ``kind``.
+        It takes a tuple matching each of ``take``, writes each of ``write`` and
+        sets each record field of ``set`` (a map from ``"path.tag"`` to an
+        expression), all in one step: if one of them fails, none happens.
+
+        A Push Logic rule has ``set="path.tag"`` and ``to``, an expression whose
+        names are records (``kitchen.temp`` is the field ``temp`` of the record at
+        path ``kitchen``; ``using={"kitchen": "sensors/kitchen"}`` names deeper
+        paths).  It sets the field now and after every change of a field it reads.
+
+        Each firing costs :attr:`firing_charge` credit (0 by default) from the
+        account of ``principal``; a firing it cannot pay for does nothing and fails
+        with :class:`InsufficientCredit`.
+
+        Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
+        or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
+        """
+        rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
+        definition = None if self._engine.journal is None else _definition(rule)
+        space = self._space
+        with space._lock:
+            info = self._admit(rule, definition)
+            ticket = space._ticket()
+        space._settle(ticket)
+        return info
+
+    def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
+        """Add the rules a durable store kept: ``(name, definition)`` pairs, as
+        :func:`_definition` wrote them.  Raises ValueError for one that is damaged."""
+        for name, text in definitions:
+            rule = self._build(name, **_decode_definition(text, limits))
+            with self._space._lock:
+                self._admit(rule, None)
+
+    def _build(
+        self,
+        name: str,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> _Rule:
+        if type(name) is not str or not 1 <= len(name) <= 128 or not frozenset(name) <= _NAME_CHARS:
+            raise InvalidValue(f"a rule's name is 1 to 128 of A-Z a-z 0-9 _ - ., got {name!r}", "name")
+        if to is not None:
+            if template is not None or path is not None or when is not None or write or take:
+                raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
+            rule = self._push_rule(name, set, to, using)
+        else:
+            rule = self._reaction(name, on, template, path, tag, when, write, take, set)
+        check_principal(principal)
+        rule.principal = principal
+        return rule
+
+    def _admit(self, rule: _Rule, definition: str | None) -> RuleInfo:
+        """Make ``rule`` one of the space's (with its lock held); journal its
+        ``definition`` in a durable space."""
+        name = rule.name
+        if name in self._rules:
+            raise InvalidValue(f"there is a rule named {name!r} already; remove it first", "name")
+        if len(self._rules) >= _MAX_RULES:
+            raise LimitReached(f"a space holds at most {_MAX_RULES} rules", limit="rules", maximum=_MAX_RULES)
+        self._link(rule)
+        self._install(rule)
+        self._rules[name] = rule
+        journal = self._engine.journal
+        if journal is not None and definition is not None:
+            journal.put_row("rule", name, (definition,))
+        if rule.kind == "push":
+            self.pending.append((rule, None))  # establish the field now
+            self.run_pending()
+        return rule.info()
+
+    def remove(self, name: str) -> None:
+        """Remove the rule ``name``; :class:`KeyError` if there is none."""
+        with self._space._lock:
+            rule = self._rules.pop(name, None)
+            if rule is None:
+                raise KeyError(f"no rule named {name!r}")
+            if rule.feed is not None:
+                self._engine.unsubscribe(rule.feed)
+            for index, key in self._filed(rule):
+                index[key].remove(rule)
+                if not index[key]:
+                    del index[key]
+            self.pending = deque(p for p in self.pending if p[0] is not rule)
+            self._unlink(rule)
+            journal = self._engine.journal
+            if journal is not None:
+                journal.put_row("rule", name, None)
+            ticket = self._space._ticket()
+        self._space._settle(ticket)
+
+    def list(self) -> list[RuleInfo]:
+        """Every rule, by level, then by name."""
+        with self._space._lock:
+            return sorted((r.info() for r in self._rules.values()), key=lambda i: (i.level, i.name))
+
+    def get(self, name: str) -> RuleInfo:
+        """The rule ``name``; :class:`KeyError` if there is none."""
+        with self._space._lock:
+            rule = self._rules.get(name)
+            if rule is None:
+                raise KeyError(f"no rule named {name!r}")
+            return rule.info()
+
+    def statistics(self) -> dict[str, Any]:
+        """Rules, firings and failures, and the storms stopped at ``max_firings``."""
+        with self._space._lock:
+            rules = self._rules.values()
+            return {
+                "rules": len(self._rules),
+                "fired": sum(r.fired for r in rules),
+                "failed": sum(r.failed for r in rules),
+                "storms": self._storms,
+                "levels": max((r.level for r in rules), default=0),
+            }
+
+    # -- building rules --------------------------------------------------------------------
+
+    def _reaction(
+        self,
+        name: str,
+        on: str | Iterable[str] | None,
+        template: Iterable[Any] | None,
+        path: str | None,
+        tag: str | None,
+        when: str | None,
+        write: Iterable[Iterable[Any]],
+        take: Iterable[Iterable[Any]],
+        sets: str | Mapping[str, str] | None,
+    ) -> _Rule:
+        if (template is None) == (path is None):
+            raise InvalidValue(
+                "a reaction has a template (tuple events) or a path (record events); "
+                "a Push Logic rule has set= and to=",
+                "template",
+            )
+        if template is not None:
+            rule, names, allowed = _Rule(name, "reaction"), _T, _TUPLE_EVENTS
+            kinds = frozenset({"write"} if on is None else {on} if isinstance(on, str) else on)
+            rule.source_template = tuple(template)
+            rule.template = compile_template(rule.source_template)
+            rule.checks = [compile_template((f,)) for f in rule.template.fields]
+            if tag is not None:
+                raise InvalidValue("tag= goes with path=, in a reaction to record events", "tag")
+        else:
+            rule, names, allowed = _Rule(name, "record"), _R, _RECORD_KINDS
+            kinds = frozenset({"update"} if on is None else {on} if isinstance(on, str) else on)
+            rule.path = check_path(path)
+            rule.tag = None if tag is None else check_tag(tag)
+        if not kinds or not kinds <= allowed:
+            raise InvalidValue(f"on= is one or more of {sorted(allowed)}, got {sorted(kinds)}", "on")
+        rule.on = kinds
+        rule.when = None if when is None else compile_expr(when, "when", names)
+        writes, takes = [tuple(w) for w in write], [tuple(t) for t in take]
+        for i, w in enumerate(writes):
+            rule.writes.append(tuple(_field(f, f"write[{i}][{j}]", False, names) for j, f in enumerate(w)))
+        for i, t in enumerate(takes):
+            rule.takes.append(tuple(_field(f, f"take[{i}][{j}]", True, names) for j, f in enumerate(t)))
+            compile_template(tuple(ANY if type(f) is Expr else f for f in rule.takes[-1]))  # valid now
+        if sets is not None:
+            if not isinstance(sets, Mapping):
+                raise InvalidValue("a reaction's set= maps 'path.tag' to an expression", "set")
+            for target, source in sets.items():
+                rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", names)
+        if not (rule.writes or rule.takes or rule.sets):
+            raise InvalidValue("a reaction does something: write=, take= or set=", "write")
+        rule.source = {"write": writes, "take": takes}
+        return rule
+
+    def _push_rule(self, name: str, target: object, to: str, using: Mapping[str, str] | None) -> _Rule:
+        rule = _Rule(name, "push")
+        rule.on = _RECORD_KINDS  # any change of a field it reads, or of its record
+        path, tag = _split(target, "set")
+        expr = compile_expr(to, "to")
+        rule.using = {k: check_path(v) for k, v in (using or {}).items()}
+        for var in expr.names:
+            if not any(n == var for n, _ in expr.selects):
+                raise InvalidValue(f"{var!r} names a record: read its fields as {var}.tag", "to")
+        for var, field in expr.selects:
+            rule.reads.add((rule.using.get(var, var), field))
+        rule.sets[(path, tag)] = expr
+        return rule
+
+    def _install(self, rule: _Rule) -> None:
+        engine = self._engine
+        if rule.kind == "reaction":
+            assert rule.template is not None
+            feed = rule.feed = _RuleFeed(next(engine._interest_seq), rule, self)
+            engine.add_feed(feed, None, None)
+            ft = FeedTemplate(next(engine._interest_seq), rule.template, feed)
+            feed.templates = [ft]
+            engine._feeds.add(ft)
+        else:
+            if self._record_changes is None:
+                self._record_changes = _RecordChanges(next(engine._interest_seq), self)
+                engine.add_feed(self._record_changes, None, None)
+                engine.records._watchers.add(self._record_changes)
+            for index, key in self._filed(rule):
+                index.setdefault(key, []).append(rule)
+        if not self._reacting:
+            # From now on, giving up the space's lock runs the firings queued under it.
+            space = self._space
+            space._lock = _ReactingLock(space._lock, self)  # type: ignore[assignment]
+            self._reacting = True
+
+    def _filed(self, rule: _Rule) -> _Filing:
+        """Where a rule that reads record changes is filed: (index, key) pairs."""
+        if rule.kind == "reaction":  # to tuple events: filed with the engine
+            return []
+        if rule.kind == "push":
+            paths = {p for p, _ in rule.reads}
+            return [(self.readers, key) for key in rule.reads] + [(self.path_readers, p) for p in paths]
+        out: list[tuple[dict[Any, list[_Rule]], Any]] = []
+        if "update" in rule.on:
+            out.append(
+                (self.readers, (rule.path, rule.tag)) if rule.tag is not None else (self.updates, rule.path)
+            )
+        if rule.on - {"update"}:
+            out.append((self.path_readers, rule.path))
+        return out
+
+    # -- levels ------------------------------------------------------------------------------
+
+    def _successors(self, rule: _Rule) -> set[_Rule]:
+        """The rules there are that ``rule`` can trigger."""
+        out: set[_Rule] = set()
+        for w in rule.writes:
+            out.update(b for b in self._targets.candidates(len(w), _exact(w)) if rule.can_trigger(b))
+        if rule.takes:
+            out.update(b for b in self._take_watchers if rule.can_trigger(b))
+        for key in rule.sets:
+            out.update(b for b in self.readers.get(key, ()) if rule.can_trigger(b))
+            out.update(b for b in self.updates.get(key[0], ()) if rule.can_trigger(b))
+        return out
+
+    def _predecessors(self, rule: _Rule) -> set[_Rule]:
+        """The rules there are that can trigger ``rule``."""
+        if rule.kind == "push":
+            return {a for key in rule.reads for a in self._setters.get(key, ())}
+        if rule.kind == "record":
+            keys = [k for k in self._setters if k[0] == rule.path and rule.tag in (None, k[1])]
+            return {a for key in keys for a in self._setters[key] if a.can_trigger(rule)}
+        template = rule.template
+        assert template is not None
+        out: set[_Rule] = set()
+        if "write" in rule.on:
+            writers = self._writers.candidates(template.arity, template.exact)
+            out.update(a for a in writers if a.can_trigger(rule))
+        if "take" in rule.on:
+            out.update(a for a in self._takers if a.can_trigger(rule))
+        return out
+
+    def _link(self, new: _Rule) -> None:
+        """File ``new`` in the graph of who triggers whom; RuleCycle (and nothing
+        changes) if it could trigger itself."""
+        succ, pred = self._successors(new), self._predecessors(new)
+        if new.can_trigger(new):
+            loop = [new.name, new.name]
+            raise RuleCycle(f"rule {new.name!r} could trigger itself: {' -> '.join(loop)}", loop)
+        # A loop through others: a path from a rule it triggers to one that triggers it.
+        came_from: dict[_Rule, _Rule] = {}
+        todo = deque(succ)
+        for s in succ:
+            came_from[s] = new
+        while todo:
+            r = todo.popleft()
+            if r in pred:
+                path = [r]
+                while path[-1] is not new:
+                    path.append(came_from[path[-1]])
+                names = [new.name, *(x.name for x in reversed(path[:-1])), new.name]
+                raise RuleCycle(f"rule {new.name!r} could trigger itself: {' -> '.join(names)}", names)
+            for nxt in r.succ:
+                if nxt not in came_from:
+                    came_from[nxt] = r
+                    todo.append(nxt)
+        new.succ, new.pred = succ, pred
+        for s in succ:
+            s.pred.add(new)
+        for p in pred:
+            p.succ.add(new)
+        if new.kind == "reaction":  # a reaction to tuple events
+            assert new.template is not None
+            self._targets.add(new, new.template.arity, new.template.exact)
+            if "take" in new.on:
+                self._take_watchers.add(new)
+        for w in new.writes:
+            self._writers.add(new, len(w), _exact(w))
+        if new.takes:
+            self._takers.add(new)
+        for key in new.sets:
+            self._setters.setdefault(key, set()).add(new)
+        self._relevel([new])
+
+    def _unlink(self, rule: _Rule) -> None:
+        for s in rule.succ:
+            s.pred.discard(rule)
+        for p in rule.pred:
+            p.succ.discard(rule)
+        self._targets.remove(rule)
+        self._writers.remove(rule)
+        self._take_watchers.discard(rule)
+        self._takers.discard(rule)
+        for key in rule.sets:
+            self._setters[key].discard(rule)
+            if not self._setters[key]:
+                del self._setters[key]
+        self._relevel(rule.succ)
+
+    @staticmethod
+    def _relevel(start: Iterable[_Rule]) -> None:
+        """Give ``start`` and the rules downstream of them their levels: one more than
+        the highest level of the rules that can trigger each."""
+        todo: deque[_Rule] = deque(start)
+        while todo:
+            r = todo.popleft()
+            level = 1 + max((p.level for p in r.pred), default=0)
+            if level != r.level:
+                r.level = level
+                todo.extend(r.succ)
+
+    # -- firing ------------------------------------------------------------------------------
+
+    def run_pending(self) -> None:
+        """Run the queued firings, in order, and those they set off; called with the
+        space's lock held, by the operation that queued them.  Never raises."""
+        if self._running:
+            return
+        self._running = True
+        pending = self.pending
+        budget = self.limits.max_firings
+        try:
+            while pending:
+                rule, event = pending.popleft()
+                if budget == 0:
+                    self._storm(rule, len(pending) + 1)
+                    pending.clear()
+                    break
+                budget -= 1
+                try:
+                    if self._fire(rule, event):
+                        rule.fired += 1
+                except TupleSpaceError as exc:
+                    self._failed(rule, exc)
+                except RecursionError:
+                    self._failed(rule, EvaluationError("an expression nests too deeply"))
+                except Exception as exc:  # a value no operation accepts: the rule's fault, not the writer's
+                    self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
+        finally:
+            self._running = False
+
+    def _storm(self, rule: _Rule, dropped: int) -> None:
+        limit = self.limits.max_firings
+        self._storms += 1
+        exc = LimitReached(
+            f"one operation set off more than {limit} firings (max_firings); "
+            f"{dropped} firings were not run, from rule {rule.name!r} on",
+            limit="max_firings",
+            maximum=limit,
+        )
+        self._failed(rule, exc)
+
+    @staticmethod
+    def _failed(rule: _Rule, exc: TupleSpaceError) -> None:
+        rule.failed += 1
+        rule.last_error = exc
+        log.warning("rule %r failed: %s", rule.name, exc)
+
+    def _fire(self, rule: _Rule, event: Any) -> bool:
+        """Fire ``rule`` for ``event``, paid by its principal; False if its condition
+        was false (nothing done, nothing paid)."""
+        charge = self._firing_charge
+        if charge:
+            self._engine.records.accounts.check(rule.principal, charge)
+        done = self._perform(rule, event)
+        if done and charge:
+            self._engine.records.accounts.debit(rule.principal, charge)
+        return done
+
+    def _perform(self, rule: _Rule, event: Any) -> bool:
+        engine = self._engine
+        if rule.kind == "push":
+            env = self._records_env(rule)
+            if env is None:
+                return False
+            (path, tag), expr = next(iter(rule.sets.items()))
+            value = check_value(expr.run(env))
+            rid = self._record(path)
+            fields = engine.records.all(rid, None)
+            if tag not in fields or value_key(fields[tag]) != value_key(value):
+                engine.records.set(rid, None, tag, value)
+            return True
+        if rule.kind == "reaction":
+            env = {"t": event.tuple}
+        else:
+            env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
+        if rule.when is not None:
+            ok = rule.when.run(env)
+            if type(ok) is not bool:
+                raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
+            if not ok:
+                return False
+        writes = [_fill(w, env) for w in rule.writes]  # checked by the engine as it writes
+        sets = (
+            [(self._record(p), tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()]
+            if rule.sets
+            else ()
+        )
+        if rule.takes:
+            takes = [compile_template(_fill(t, env)) for t in rule.takes]
+            txn = engine.begin(None)
+            try:
+                for template in takes:
+                    if engine.find(template, True, txn) is None:
+                        raise EvaluationError(f"take: no tuple matches {template.fields!r}")
+                engine.write_many(writes, None, txn)
+            except BaseException:
+                engine.abort(txn)
+                raise
+            engine.commit(txn)
+        elif len(writes) == 1:
+            engine.write(writes[0])
+        elif writes:
+            engine.write_many(writes)
+        for rid, tag, value in sets:
+            engine.records.set(rid, None, tag, value)
+        return True
+
+    def _record(self, path: str) -> int:
+        rid, _, _ = self._engine.records.resolve(path)
+        return rid
+
+    def _records_env(self, rule: _Rule) -> dict[str, Any] | None:
+        """The fields of the records a push rule reads, by name; None if one is missing."""
+        env: dict[str, Any] = {}
+        records = self._engine.records
+        for var in {v for v, _ in next(iter(rule.sets.values())).selects}:
+            try:
+                env[var] = records.all(self._record(rule.using.get(var, var)), None)
+            except RecordNotFound:
+                return None
+        return env
+
+    # -- methods -----------------------------------------------------------------------------
+
+    def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...]) -> Value:
+        """Run the method of a record's field (see :meth:`Record.call`); with the lock held."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return call_method(self._engine, self._sandbox, self.limits, rid, token, tag, args)
