@@ -93,11 +93,15 @@ class SyncOverAsync:
     def try_take(self, template: Any) -> tuple[Any, ...] | None:
         return self._run(self.aspace.try_take(template))
 
-    def read_all(self, template: Any, limit: int | None = None) -> list[tuple[Any, ...]]:
-        return self._run(self.aspace.read_all(template, limit))
+    def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.aspace.read_all(template, limit, timeout))
 
-    def take_all(self, template: Any, limit: int | None = None) -> list[tuple[Any, ...]]:
-        return self._run(self.aspace.take_all(template, limit))
+    def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.aspace.take_all(template, limit, timeout))
 
     def count(self, template: Any) -> int:
         return self._run(self.aspace.count(template))
@@ -381,11 +385,15 @@ class SyncTransaction:
     def try_take(self, template: Any) -> tuple[Any, ...] | None:
         return self._run(self.transaction.try_take(template))
 
-    def read_all(self, template: Any, limit: int | None = None) -> list[tuple[Any, ...]]:
-        return self._run(self.transaction.read_all(template, limit))
+    def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.transaction.read_all(template, limit, timeout))
 
-    def take_all(self, template: Any, limit: int | None = None) -> list[tuple[Any, ...]]:
-        return self._run(self.transaction.take_all(template, limit))
+    def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.transaction.take_all(template, limit, timeout))
 
     def count(self, template: Any) -> int:
         return self._run(self.transaction.count(template))
@@ -654,6 +662,9 @@ REDIS_LIMITS_BY_MODULE = {
 }
 REDIS_LIMITS = {
     "test_a_take_in_a_transaction_frees_room_and_an_abort_returns_even_into_a_full_space": "transactions",
+    "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
+        "a waiting take_all waits as a read does, out of the takers' queue"
+    ),
 }
 
 

@@ -177,7 +177,7 @@ async def _group(
     """A page of ``read_all`` or ``take_all`` (see :meth:`Space._group
     <tuplespace.Space._group>`), waiting up to ``timeout`` for a first match; and the
     cursor of the next page (see :meth:`Engine.find_page
-    <tuplespace._engine.Engine.find_page>`)."""
+    <tuplespace._engine.Engine.find_page>`), not None when the page left matches out."""
     engine = space._engine
     while True:
         with space._lock:
@@ -197,7 +197,7 @@ async def _group(
             return [], None
         if take:
             await _settle_now(space)
-            return group.got, None
+            return group.got, 0 if group.full else None
         timeout = time_left(engine, deadline)
     if take:
         await _settle_now(space)

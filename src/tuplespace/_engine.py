@@ -171,9 +171,10 @@ class Waiter(Interest):
 class GroupWaiter(Waiter):
     """A blocked ``take_all``: a take that gathers up to ``limit`` tuples (None: no
     limit), as many as ``fits`` keeps (see :meth:`Engine.find_page`), and hands them
-    over at once: the tuples in ``got``, their entries in ``taken``."""
+    over at once: the tuples in ``got``, their entries in ``taken``; ``full`` if
+    ``fits`` left a match out."""
 
-    __slots__ = ("fits", "got", "limit", "taken")
+    __slots__ = ("fits", "full", "got", "limit", "taken")
 
     def __init__(
         self,
@@ -190,6 +191,7 @@ class GroupWaiter(Waiter):
         self.fits = fits
         self.got: list[Tuple] = []
         self.taken: list[Entry] = []
+        self.full = False
 
 
 _ROOM = Template(())  # the template of a write waiting for room: it waits for no tuple
@@ -643,11 +645,8 @@ class Engine:
                 limit="capacity",
                 maximum=self.capacity,
             )
-        self._gathering = []
-        try:
+        with self._batch():
             return [self._write(t, expires) for t in checked]
-        finally:
-            self._hand_over_gathered()
 
     def add_writer(
         self, t: object, lease: float | None, deadline: float | None, wake: Callable[[], object]
@@ -809,6 +808,7 @@ class Engine:
         full, or its caller is gone)."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
         if w.fits is not None and not w.fits([t]):  # never the first: fits keeps that
+            w.full = True
             self._close_group(w)
             return False
         w.got.append(t)
@@ -852,19 +852,38 @@ class Engine:
                 self._emit("take", t)
         return True
 
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Writes (or put-backs) done as one step: a group taker gathers all of its
+        matches among them and is woken at the end."""
+        if self._gathering is not None:
+            yield
+            return
+        self._gathering = []
+        try:
+            yield
+        finally:
+            self._hand_over_gathered()
+
     def _hand_over_gathered(self) -> None:
-        """At the end of a batch of writes: wake the group takers that gathered tuples;
-        what a gone caller gathered goes back into the space."""
+        """At the end of a batch: wake the group takers that gathered tuples; what a
+        gone caller gathered goes back into the space, as one batch again."""
         gathered, self._gathering = self._gathering or [], None
         for w in gathered:
             self._close_group(w)
+        back: list[Entry] = []
+        for w in gathered:
             if not self._wake_group(w):
-                for entry in w.taken:
-                    if w.txn is not None:
+                if w.txn is not None:
+                    for entry in w.taken:
                         w.txn.taken.remove(entry)
-                    self._offer(entry)
+                back += w.taken
                 w.got.clear()
                 w.taken.clear()
+        if back:
+            with self._batch():
+                for entry in sorted(back, key=_entry_seq):
+                    self._offer(entry)
 
     def _check_waiters(self) -> None:
         self._check_open()
@@ -935,12 +954,13 @@ class Engine:
         if w.state is WAITING:
             self._end_wait(w, TIMED_OUT)
         elif w.state is DONE and not received and type(w) is GroupWaiter:
-            for entry in sorted(w.taken, key=_entry_seq):
-                if w.txn is None:
-                    self.restore(entry)
-                elif w.txn.state is ACTIVE:
-                    w.txn.taken.remove(entry)
-                    self._offer(entry)
+            with self._batch():
+                for entry in sorted(w.taken, key=_entry_seq):
+                    if w.txn is None:
+                        self.restore(entry)
+                    elif w.txn.state is ACTIVE:
+                        w.txn.taken.remove(entry)
+                        self._offer(entry)
         elif w.state is DONE and not received and w.kind == "take" and w.entry is not None:
             if w.txn is not None:
                 if w.txn.state is ACTIVE:
@@ -1298,12 +1318,9 @@ class Engine:
             if self.journal is not None:
                 self.journal.delete(entry.seq)
             self._emit("take", entry.tuple)  # type: ignore[arg-type]
-        self._gathering = []
-        try:
+        with self._batch():
             for t, lease in txn.writes:
                 self._write(t, self.expiry(lease))
-        finally:
-            self._hand_over_gathered()
 
     def abort(self, txn: Txn) -> None:
         """Discard the transaction's writes and put back what it took, each at its place."""
@@ -1312,12 +1329,13 @@ class Engine:
         self._end_txn(txn, ABORTED)
         self._counts["aborts"] += 1
         now = self.clock.now()
-        for entry in sorted(txn.taken, key=_entry_seq):
-            if entry.expires is None or entry.expires > now:
-                self._offer(entry)
-            else:
-                self._counts["expired"] += 1
-                self._emit("expire", entry.tuple)  # type: ignore[arg-type]
+        with self._batch():
+            for entry in sorted(txn.taken, key=_entry_seq):
+                if entry.expires is None or entry.expires > now:
+                    self._offer(entry)
+                else:
+                    self._counts["expired"] += 1
+                    self._emit("expire", entry.tuple)  # type: ignore[arg-type]
 
     def _end_txn(self, txn: Txn, state: str) -> None:
         txn.state = state
