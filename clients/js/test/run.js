@@ -119,7 +119,7 @@ async function main() {
     // A test that hangs is cancelled after a minute, and the run ends when the tests have.
     const tests = spawn(
       process.execPath,
-      ["--test", "--test-timeout=60000", "--test-force-exit", ...files, ...process.argv.slice(2)],
+      ["--test", "--test-timeout=60000", "--test-force-exit", ...process.argv.slice(2), ...files],
       { cwd: PACKAGE, env, stdio: "inherit" },
     );
     code = await new Promise((done) => tests.on("exit", (c, signal) => done(c ?? (signal ? 1 : 0))));
