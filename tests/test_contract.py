@@ -980,8 +980,10 @@ def test_close_releases_waiting_calls_with_space_closed(space: Any) -> None:
         wait_for_waiters(space, len(calls))
     timed = spawn(space.take, ("c",), timeout=PATIENCE * 10)
     wait_for_waiters(space, 4)
+    groups = [spawn(getattr(space, op), ("d", int), timeout=None) for op in ("take_all", "read_all")]
+    wait_for_waiters(space, 6)
     space.close()
-    for call in [*calls, timed]:
+    for call in [*calls, timed, *groups]:
         with pytest.raises(ts.SpaceClosed):
             call.result(PATIENCE)
     stats = space.statistics()
