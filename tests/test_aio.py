@@ -118,7 +118,7 @@ def test_coroutines_are_served_in_arrival_order() -> None:
     run(main)
 
 
-@pytest.mark.parametrize("op", ["take", "read"])
+@pytest.mark.parametrize("op", ["take", "read", "take_all", "read_all"])
 @pytest.mark.parametrize("timeout", [None, 600], ids=["forever", "timed"])
 def test_cancelling_a_waiting_call_leaves_no_waiter_and_takes_nothing(op: str, timeout: float | None) -> None:
     async def main() -> None:
@@ -131,6 +131,48 @@ def test_cancelling_a_waiting_call_leaves_no_waiter_and_takes_nothing(op: str, t
         assert aspace.statistics()["waiters"] == 0
         await aspace.write(("job", 1))
         assert await aspace.read_all(("job", int)) == [("job", 1)]
+
+    run(main)
+
+
+@pytest.mark.parametrize("order", ["fifo", "lifo"])
+def test_a_take_all_cancelled_after_the_handover_puts_every_tuple_back_in_its_place(order: str) -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace(order=order)
+        await aspace.write(("job", 0))
+        task = asyncio.create_task(aspace.take_all(("job", int, str), timeout=None))
+        await waiters(aspace, 1)
+        # Handed to the task, which has not resumed yet.
+        await aspace.write_many([("job", 1, "a"), ("job", 2), ("job", 3, "b")])
+        assert aspace.statistics()["tuples"] == 2
+        await aspace.write(("job", 4, "c"))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert aspace.statistics()["waiters"] == 0
+        expected = [("job", 1, "a"), ("job", 3, "b"), ("job", 4, "c")]
+        if order == "lifo":
+            expected.reverse()
+        assert await aspace.read_all(("job", int, str)) == expected
+        assert await aspace.take_all(("job", int, str)) == expected
+        assert aspace.statistics()["takes"] == 3  # a take its caller never received is no take
+
+    run(main)
+
+
+def test_a_take_all_cancelled_after_the_handover_gives_its_tuples_to_the_next_taker() -> None:
+    async def main() -> None:
+        aspace = ts.AsyncSpace()
+        group = asyncio.create_task(aspace.take_all(("job", int), timeout=None))
+        await waiters(aspace, 1)
+        second = asyncio.create_task(aspace.take_all(("job", int), timeout=None))
+        await waiters(aspace, 2)
+        await aspace.write_many([("job", 1), ("job", 2)])  # handed to the first
+        group.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await group
+        assert await second == [("job", 1), ("job", 2)]
+        assert aspace.statistics()["tuples"] == 0
 
     run(main)
 

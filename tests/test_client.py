@@ -366,6 +366,32 @@ def test_a_wait_longer_than_the_servers_long_poll_is_asked_again(serve: Serve) -
     run(main())
 
 
+@pytest.mark.parametrize("op", ["read_all", "take_all"])
+def test_a_group_wait_longer_than_the_servers_long_poll_is_asked_again(serve: Serve, op: str) -> None:
+    server = serve(long_poll=0.02)
+    space_url = server.space_url()
+    with ts.connect(space_url, store="memory") as space, ts.connect(space_url) as writer:
+        waiting = spawn(getattr(space, op), ("job", int), limit=2, timeout=None)
+        wait_until(lambda: space.client_statistics()["long_polls_reissued"] >= 3, "long polls asked again")
+        writer.write_many([("job", 1), ("job", 2), ("job", 3)])
+        assert waiting.result(PATIENCE) == [("job", 1), ("job", 2)]
+        assert getattr(space, op)(("nothing",), timeout=0.1) == []
+
+
+def test_a_waiting_take_all_is_claimed_and_confirmed(serve: Serve) -> None:
+    server = serve(claim_lease=600)
+    space_url = server.space_url()
+    with ts.connect(space_url, store="memory") as other:
+        with ts.connect(space_url, confirm_delay=3600) as space:
+            waiting = spawn(space.take_all, ("job", int), timeout=PATIENCE * 10)
+            wait_for_waiters(other, 1)
+            other.write_many([("job", 1), ("job", 2)])
+            assert waiting.result(PATIENCE) == [("job", 1), ("job", 2)]
+            assert other.statistics()["transactions"] == 1  # the claim, not yet confirmed
+        assert other.statistics()["transactions"] == 0  # confirmed as the space closed
+        assert other.read_all(("job", int)) == []
+
+
 def test_closing_wakes_a_waiting_take_and_its_tuple_stays(serve: Serve) -> None:
     server = serve(claim_lease=0.5)
     space_url = server.space_url()

@@ -660,6 +660,94 @@ def test_a_waiter_arriving_later_is_served_after_earlier_ones(space: Any) -> Non
     assert [t.result(PATIENCE) for t in takers] == [("job", n) for n in range(5)]
 
 
+# -- group operations that wait (Linda's ing and rdg) ---------------------------------
+
+
+def test_a_waiting_take_all_takes_several_at_once_up_to_its_limit(space: Any) -> None:
+    taker = spawn(space.take_all, ("job", int), limit=3, timeout=PATIENCE * 10)
+    wait_for_waiters(space, 1)
+    assert not taker.done()
+    space.write_many([("job", n) for n in range(5)])
+    assert taker.result(PATIENCE) == [("job", 0), ("job", 1), ("job", 2)]
+    assert space.read_all(("job", int)) == [("job", 3), ("job", 4)]
+    assert space.statistics()["waiters"] == 0
+
+
+def test_a_write_many_wakes_one_waiting_take_all_with_all_of_its_matches(space: Any) -> None:
+    taker = spawn(space.take_all, ("job", int), timeout=None)
+    wait_for_waiters(space, 1)
+    space.write_many([("job", 1), ("other", 1), ("job", 2), ("job", "x"), ("job", 3)])
+    assert taker.result(PATIENCE) == [("job", 1), ("job", 2), ("job", 3)]
+    assert sorted(space.read_all((str, ANY))) == [("job", "x"), ("other", 1)]
+
+
+def test_a_waiting_take_all_gets_what_a_single_write_brings(space: Any) -> None:
+    taker = spawn(space.take_all, ("job", int), limit=10, timeout=math.inf)
+    wait_for_waiters(space, 1)
+    space.write(("job", 7))
+    assert taker.result(PATIENCE) == [("job", 7)]
+    assert space.statistics()["tuples"] == 0
+
+
+def test_a_waiting_read_all_reads_every_match_and_leaves_them(space: Any) -> None:
+    reader = spawn(space.read_all, ("job", int), timeout=PATIENCE * 10)
+    wait_for_waiters(space, 1)
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    assert reader.result(PATIENCE) == [("job", 1), ("job", 2), ("job", 3)]
+    assert space.count(("job", int)) == 3
+
+
+def test_a_waiting_read_all_respects_its_limit(space: Any) -> None:
+    reader = spawn(space.read_all, ("job", int), limit=2, timeout=None)
+    wait_for_waiters(space, 1)
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    assert reader.result(PATIENCE) == [("job", 1), ("job", 2)]
+
+
+@pytest.mark.parametrize("op", ["read_all", "take_all"])
+def test_a_group_wait_that_runs_out_returns_an_empty_list_and_takes_nothing_later(
+    space: Any, op: str
+) -> None:
+    space.write(("job", "not an int"))
+    assert getattr(space, op)(("job", int), timeout=0.01) == []
+    assert space.statistics()["waiters"] == 0
+    space.write(("job", 1))
+    assert space.read_all(("job", ANY)) == [("job", "not an int"), ("job", 1)]
+
+
+@pytest.mark.parametrize("op", ["read_all", "take_all"])
+def test_a_group_operation_without_a_timeout_or_with_zero_never_waits(space: Any, op: str) -> None:
+    assert getattr(space, op)(("job", int)) == []
+    assert getattr(space, op)(("job", int), timeout=0) == []
+    assert getattr(space, op)(("job", int), limit=0, timeout=None) == []
+    assert space.statistics()["waiters"] == 0
+    space.write_many([("job", 1), ("job", 2)])
+    assert getattr(space, op)(("job", int), limit=1, timeout=None) == [("job", 1)]
+
+
+@pytest.mark.parametrize("op", ["read_all", "take_all"])
+def test_a_group_operation_refuses_an_invalid_timeout(space: Any, op: str) -> None:
+    space.write(("job", 1))
+    with pytest.raises(ts.InvalidValue):
+        getattr(space, op)(("job", int), timeout=-1)
+    assert space.count(("job", int)) == 1
+
+
+def test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers(space: Any) -> None:
+    first = spawn(space.take, ("job", int))
+    wait_for_waiters(space, 1)
+    group = spawn(space.take_all, ("job", int), timeout=None)
+    wait_for_waiters(space, 2)
+    last = spawn(space.take, ("job", int))
+    wait_for_waiters(space, 3)
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    assert first.result(PATIENCE) == ("job", 1)
+    assert group.result(PATIENCE) == [("job", 2), ("job", 3)]
+    assert space.statistics()["waiters"] == 1
+    space.write(("job", 4))
+    assert last.result(PATIENCE) == ("job", 4)
+
+
 def test_too_many_waiters_are_refused(make_space: Any) -> None:
     space = make_space(max_waiters=2)
     takers = [spawn(space.take, ("job", n)) for n in range(2)]
@@ -892,8 +980,10 @@ def test_close_releases_waiting_calls_with_space_closed(space: Any) -> None:
         wait_for_waiters(space, len(calls))
     timed = spawn(space.take, ("c",), timeout=PATIENCE * 10)
     wait_for_waiters(space, 4)
+    groups = [spawn(getattr(space, op), ("d", int), timeout=None) for op in ("take_all", "read_all")]
+    wait_for_waiters(space, 6)
     space.close()
-    for call in [*calls, timed]:
+    for call in [*calls, timed, *groups]:
         with pytest.raises(ts.SpaceClosed):
             call.result(PATIENCE)
     stats = space.statistics()

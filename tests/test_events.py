@@ -75,6 +75,22 @@ def test_every_change_is_an_event_with_a_strictly_increasing_seq(
     assert sub.statistics()["pending"] == 0
 
 
+def test_a_waiting_take_all_woken_by_a_write_many_takes_after_the_writes(space: Any) -> None:
+    sub = space.subscribe(("job", int))
+    taker = spawn(space.take_all, ("job", int), timeout=None)
+    wait_for_waiters(space, 1)
+    space.write_many([("job", 1), ("job", 2)])
+    assert taker.result(PATIENCE) == [("job", 1), ("job", 2)]
+    wait_until(lambda: sub.statistics()["delivered"] + sub.statistics()["pending"] >= 4, "four events")
+    assert changes(drain(sub)) == [
+        ("write", ("job", 1)),
+        ("write", ("job", 2)),
+        ("take", ("job", 1)),
+        ("take", ("job", 2)),
+    ]
+    assert space.statistics()["takes"] == 2
+
+
 def test_a_subscription_sees_only_events_after_it_began(space: Any) -> None:
     space.write(("job", 0))
     sub = space.subscribe(("job", int))

@@ -1,8 +1,9 @@
 """The JavaScript binding (``clients/js``) against real servers on 127.0.0.1.
 
-Its own suite runs under ``node --test`` (``clients/js/test/*.test.js``) with the URLs of
-servers started here in environment variables, after ``tsc`` has checked its type
-declarations.  Then tuples travel between the two languages: written from JavaScript
+Its own suite runs as ``npm test`` would run it in a fresh clone: ``tsc`` checks its type
+declarations, then ``test/run.js`` starts its servers with this environment's
+``tuplespace`` command and runs ``clients/js/test/*.test.js`` under ``node --test``.
+Then tuples travel between the two languages: written from JavaScript
 and taken from Python, and back, with every kind of template field; each side's
 template must take exactly the tuples the other side's equal template takes.  Records
 too: created in JavaScript, read and set in Python, and back; a find in each language
@@ -19,8 +20,9 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +30,9 @@ import pytest
 
 import tuplespace as ts
 from helpers import missing
-from tuplespace.server import ServerLimits
 
 JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 CROSS = JS / "test" / "cross-language.js"
-
-# The tokens of the server with tokens: their names, secrets and grants.
-TOKENS = {
-    "admin": ("admin-token-0123456789", {"admin": True}),
-    "reader": ("reader-token-0123456789", {"spaces": {"*": ["read"]}}),
-    "worker": ("worker-token-0123456789", {"spaces": {"*": ["read", "write", "take", "subscribe"]}}),
-}
 
 pytestmark = pytest.mark.timeout(600)  # the first run installs TypeScript with npm
 
@@ -85,35 +79,33 @@ def run(command: list[str], cwd: Path, timeout: float, env: dict[str, str] | Non
     return output
 
 
-def test_type_declarations(installed: Path) -> None:
-    run([str(installed / "node_modules" / ".bin" / "tsc"), "--noEmit", "-p", "."], cwd=installed, timeout=300)
-
-
-def test_node_suite(node: str, installed: Path, serve: Callable[..., Any]) -> None:
-    main = serve(long_poll=0.1)  # short long polls: blocking calls are asked again often
-    claims = serve(claim_lease=0.3)
-    limits = serve(limits=ServerLimits(max_results=3, wire=ts.Limits(max_fields=4)))
-    tokens = serve(
-        tokens={
-            "tokens": [{"name": name, "token": secret, **grant} for name, (secret, grant) in TOKENS.items()]
-        }
-    )
-    env = {
-        **os.environ,
-        "TUPLESPACE_TEST_URL": main.url,
-        "TUPLESPACE_TEST_CLAIMS_URL": claims.url,
-        "TUPLESPACE_TEST_LIMITS_URL": limits.url,
-        "TUPLESPACE_TEST_TOKENS_URL": tokens.url,
-        "TUPLESPACE_TEST_TOKENS": json.dumps({name: secret for name, (secret, _) in TOKENS.items()}),
-    }
-    files = sorted(str(p.relative_to(installed)) for p in (installed / "test").glob("*.test.js"))
-    assert len(files) >= 6, files
-    # A test that hangs is cancelled after a minute, and the run ends when the tests have.
-    command = [node, "--test", "--test-timeout=60000", "--test-force-exit", *files]
-    output = run(command, cwd=installed, timeout=300, env=env)
+def test_npm_test_starts_its_own_servers_and_passes(installed: Path) -> None:
+    """``npm test``: ``tsc`` checks the type declarations, then ``test/run.js`` starts the
+    servers of the node suite with the ``tuplespace`` command of this environment."""
+    npm = _tool("npm")
+    env = {**os.environ, "TUPLESPACE_COMMAND": str(Path(sys.executable).with_name("tuplespace"))}
+    for name in [n for n in env if n.startswith("TUPLESPACE_TEST_")]:
+        del env[name]  # the suite is given nothing but the command
+    output = run([npm, "test"], cwd=installed, timeout=300, env=env)
     for line in ("# fail 0", "# cancelled 0", "# skipped 0"):
         assert line in output, output
     assert "# pass 0" not in output, output
+    assert len(list((installed / "test").glob("*.test.js"))) >= 6
+
+
+def test_npm_test_names_the_command_it_needs_when_there_is_none(installed: Path, tmp_path: Path) -> None:
+    """Without ``TUPLESPACE_COMMAND``, a project environment or a ``tuplespace`` on PATH,
+    the runner says what it needs (run from a copy of the package outside the project)."""
+    node = _tool("node")
+    package = tmp_path / "js"
+    shutil.copytree(installed, package, ignore=shutil.ignore_patterns("node_modules"))
+    env = {"PATH": str(Path(node).parent), "HOME": str(tmp_path)}
+    result = subprocess.run(
+        [node, "test/run.js"], cwd=package, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "TUPLESPACE_COMMAND" in result.stderr
+    assert "tuplespace" in result.stderr
 
 
 # -- tuples between the languages -------------------------------------------------------------

@@ -395,6 +395,16 @@ def test_a_timeout_that_runs_out_answers_null(http: httpx.Client) -> None:
     assert http.post("/spaces/s/take", json={"template": ["x"], "timeout": 0.05}).json() == {"tuple": None}
 
 
+@pytest.mark.parametrize("claim", [False, True])
+def test_a_group_wait_that_runs_out_answers_no_tuples(http: httpx.Client, claim: bool) -> None:
+    for op in ("read_all", "take_all"):
+        r = http.post(f"/spaces/s/{op}", json={"template": ["x"], "timeout": 0.05})
+        assert r.json() == {"tuples": []}
+    r = http.post("/spaces/s/take_all", json={"template": ["x"], "timeout": 0.05, "claim": claim})
+    assert r.json() == {"tuples": []}
+    assert stats(http, "s")["transactions"] == 0
+
+
 def test_a_wait_longer_than_the_long_poll_answers_more(tmp_path: Path) -> None:
     with running(long_poll=0.05) as server, client(server) as http:
         for timeout in (None, 3600):
@@ -403,6 +413,9 @@ def test_a_wait_longer_than_the_long_poll_answers_more(tmp_path: Path) -> None:
                 assert r.json() == {"tuple": None, "more": True}
         r = http.post("/spaces/s/replace", json={"template": ["x"], "tuple": ["y"], "timeout": None})
         assert r.json() == {"tuple": None, "more": True}
+        for op in ("read_all", "take_all"):
+            r = http.post(f"/spaces/s/{op}", json={"template": ["x"], "timeout": None})
+            assert r.json() == {"tuples": [], "more": True}
         assert all_tuples(http, "s", 1) == []
 
 
@@ -440,6 +453,27 @@ def test_many_results_are_cut_at_max_results(tmp_path: Path) -> None:
         assert http.post("/spaces/s/take_all", json={"template": template}).json()["more"] is True
         assert http.post("/spaces/s/take_all", json={"template": template}).json()["more"] is True
         assert http.post("/spaces/s/take_all", json={"template": template}).json() == {"tuples": [["n", 4]]}
+
+
+def test_a_group_wait_answers_what_fits_and_leaves_the_rest(tmp_path: Path) -> None:
+    with running(limits=ServerLimits(max_results=2)) as server, client(server) as http:
+        http.put("/spaces/s")
+        template = ["n", ANY]
+        for op in ("read_all", "take_all"):
+            waiting = spawn(http.post, f"/spaces/s/{op}", json={"template": template, "timeout": 60})
+            wait_until(lambda: stats(http, "s")["waiters"] == 1, "the call to wait")
+            http.post("/spaces/s/write_many", json={"tuples": [["n", i] for i in range(3)]})
+            answer = waiting.result(PATIENCE).json()
+            assert answer["tuples"] == [["n", 0], ["n", 1]]
+            assert answer["more"] is True
+            if op == "read_all":
+                rest = http.post(
+                    "/spaces/s/read_all", json={"template": template, "cursor": answer["cursor"]}
+                )
+                assert rest.json() == {"tuples": [["n", 2]]}
+                http.post("/spaces/s/take_all", json={"template": template, "limit": 3})
+                http.post("/spaces/s/take_all", json={"template": template, "limit": 3})
+        assert all_tuples(http, "s", 2) == [["n", 2]]
 
 
 def pages(http: httpx.Client, space: str, template: list[Any], **body: Any) -> list[list[Any]]:
@@ -644,11 +678,27 @@ def test_a_waiting_claimed_take_gets_a_later_write(http: httpx.Client) -> None:
     assert stats(http, "s")["tuples"] == 0
 
 
-def _send_and_drop(server: Server, body: dict[str, Any], http: httpx.Client, space: str) -> None:
+def test_a_waiting_claimed_take_all_gets_a_write_many_under_one_claim(http: httpx.Client) -> None:
+    http.put("/spaces/s")
+    http.post("/spaces/s/write", json={"tuple": ["other", 0]})
+    body = {"template": ["job", ANY], "claim": True, "timeout": 60, "limit": 3}
+    waiting = spawn(http.post, "/spaces/s/take_all", json=body)
+    wait_until(lambda: stats(http, "s")["waiters"] == 1, "the take_all to wait")
+    http.post("/spaces/s/write_many", json={"tuples": [["job", i] for i in range(4)]})
+    r = waiting.result(PATIENCE).json()
+    assert r["tuples"] == [["job", 0], ["job", 1], ["job", 2]]
+    assert all_tuples(http, "s", 2) == [["other", 0], ["job", 3]]
+    assert http.post(f"/spaces/s/claims/{r['claim']['id']}/release").status_code == 204
+    assert all_tuples(http, "s", 2) == [["other", 0], ["job", 0], ["job", 1], ["job", 2], ["job", 3]]
+
+
+def _send_and_drop(
+    server: Server, body: dict[str, Any], http: httpx.Client, space: str, operation: str = "take"
+) -> None:
     """Send a take that waits, then close the connection while it waits."""
     data = json.dumps(body).encode()
     request = (
-        f"POST /spaces/{space}/take HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"POST /spaces/{space}/{operation} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(data)}\r\n\r\n"
     ).encode() + data
     with socket.create_connection(("127.0.0.1", server.port), timeout=PATIENCE) as sock:
@@ -657,12 +707,14 @@ def _send_and_drop(server: Server, body: dict[str, Any], http: httpx.Client, spa
     wait_until(lambda: stats(http, space)["waiters"] == 0, "the wait to be withdrawn")
 
 
+@pytest.mark.parametrize("operation", ["take", "take_all"])
 @pytest.mark.parametrize("claim", [False, True])
 def test_a_connection_cut_during_a_long_poll_take_loses_nothing(
-    server: Server, http: httpx.Client, claim: bool
+    server: Server, http: httpx.Client, claim: bool, operation: str
 ) -> None:
     http.put("/spaces/s")
-    _send_and_drop(server, {"template": ["job", ANY], "timeout": None, "claim": claim}, http, "s")
+    body = {"template": ["job", ANY], "timeout": None, "claim": claim}
+    _send_and_drop(server, body, http, "s", operation)
     http.post("/spaces/s/write", json={"tuple": ["job", 1]})
     assert all_tuples(http, "s", 2) == [["job", 1]]
     assert stats(http, "s")["transactions"] == 0
@@ -720,6 +772,18 @@ def test_a_transaction_waits_like_its_twin(http: httpx.Client) -> None:
     assert waiting.result(PATIENCE).json() == {"tuple": ["job", 1]}
     http.post(f"{base}/abort")
     assert all_tuples(http, "s", 2) == [["job", 1]]
+
+
+def test_a_transaction_take_all_waits_and_its_abort_puts_back(http: httpx.Client) -> None:
+    tx = http.post("/spaces/s/transactions").json()
+    base = f"/spaces/s/transactions/{tx['id']}"
+    waiting = spawn(http.post, f"{base}/take_all", json={"template": ["job", ANY], "timeout": 60})
+    wait_until(lambda: stats(http, "s")["waiters"] == 1, "the take_all to wait")
+    http.post("/spaces/s/write_many", json={"tuples": [["job", 1], ["job", 2]]})
+    assert waiting.result(PATIENCE).json() == {"tuples": [["job", 1], ["job", 2]]}
+    assert all_tuples(http, "s", 2) == []
+    http.post(f"{base}/abort")
+    assert all_tuples(http, "s", 2) == [["job", 1], ["job", 2]]
 
 
 def test_unknown_transactions(http: httpx.Client) -> None:

@@ -134,6 +134,30 @@ def test_a_tuple_handed_to_a_waiting_transaction_take_returns_to_its_place_on_ab
     assert space.read_all((str,)) == [("a",), ("b",), ("c",)]
 
 
+def test_a_waiting_take_all_in_a_transaction_holds_what_a_write_many_brings_until_abort(
+    space: Any,
+) -> None:
+    space.write(("a", 0))
+    tx = space.transaction()
+    taker = spawn(tx.take_all, ("b", int), limit=2, timeout=PATIENCE * 10)
+    wait_for_waiters(space, 1)
+    space.write_many([("b", 1), ("c", 1), ("b", 2), ("b", 3)])
+    assert taker.result(PATIENCE) == [("b", 1), ("b", 2)]
+    assert space.read_all((str, int)) == [("a", 0), ("c", 1), ("b", 3)]
+    tx.abort()
+    assert space.read_all((str, int)) == [("a", 0), ("b", 1), ("c", 1), ("b", 2), ("b", 3)]
+
+
+def test_a_waiting_read_all_in_a_transaction_sees_a_commit_of_another(space: Any) -> None:
+    mine = space.transaction()
+    reader = spawn(mine.read_all, ("job", int), timeout=PATIENCE * 10)
+    wait_for_waiters(space, 1)
+    with space.transaction() as other:
+        other.write_many([("job", 1), ("job", 2)])
+    assert reader.result(PATIENCE) == [("job", 1), ("job", 2)]
+    mine.commit()
+
+
 def test_a_tuple_whose_lease_ran_out_while_held_expires_instead_of_coming_back(
     sim_space: Any, clock: ts.SimulatedClock
 ) -> None:

@@ -297,6 +297,8 @@ export interface LeaseOptions extends CallOptions {
 }
 export interface LimitOptions extends CallOptions {
   limit?: number | null;
+  /** Seconds to wait for a first match when there is none; null: forever; absent or 0: never. */
+  timeout?: number | null;
 }
 export type EventKind = "write" | "take" | "expire" | "cancel";
 export interface SubscribeOptions extends CallOptions {
@@ -525,9 +527,16 @@ export class Space {
   take(template: Template, options?: WaitOptions): Promise<DecodedTuple>;
   tryRead(template: Template, options?: CallOptions): Promise<DecodedTuple | null>;
   tryTake(template: Template, options?: CallOptions): Promise<DecodedTuple | null>;
-  /** Every match (at most `limit`): the server's answers, each read on from the cursor of the one before. */
+  /**
+   * Every match (at most `limit`): the server's answers, each read on from the cursor of the one
+   * before. With a `timeout`, waits for a first match when there is none; [] if none came in time.
+   */
   readAll(template: Template, options?: LimitOptions): Promise<DecodedTuple[]>;
-  /** Every match (at most `limit`), taken: the server is asked again while its answers are cut short. */
+  /**
+   * Every match (at most `limit`), taken under a claim: the server is asked again while its
+   * answers are cut short. With a `timeout`, waits for matches when there are none: the first
+   * write that brings some answers with up to `limit` of them; [] if none came in time.
+   */
   takeAll(template: Template, options?: LimitOptions): Promise<DecodedTuple[]>;
   count(template: Template, options?: CallOptions): Promise<number>;
   replace(template: Template, tuple: Tuple, options?: WriteOptions): Promise<DecodedTuple>;

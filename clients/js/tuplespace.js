@@ -1837,15 +1837,22 @@ export class Space {
   /**
    * Every matching tuple (at most `limit`). The server answers so many at a time (its
    * `max_results` and `max_answer`): the answers are gathered, each read on from the cursor
-   * where the one before stopped.
+   * where the one before stopped. With a `timeout` (seconds; null: forever) it waits for a
+   * first match when there is none, then reads every match; [] if none came in time. Absent
+   * or 0: never waits.
    */
-  readAll(template, { limit, signal } = {}) {
-    return this._all("", "/read_all", template, limit, signal);
+  readAll(template, { limit, timeout = 0, signal } = {}) {
+    return this._all("", "/read_all", template, limit, timeout, signal);
   }
 
-  /** Every matching tuple (at most `limit`), taken. */
-  takeAll(template, { limit, signal } = {}) {
-    return this._all("", "/take_all", template, limit, signal);
+  /**
+   * Every matching tuple (at most `limit`), taken under a claim, as `take`'s. With a `timeout`
+   * (seconds; null: forever) it waits for matches when there are none: the first write that
+   * brings some (a writeMany: all of them) answers with up to `limit`; [] if none came in time.
+   * Absent or 0: never waits.
+   */
+  takeAll(template, { limit, timeout = 0, signal } = {}) {
+    return this._all("", "/take_all", template, limit, timeout, signal);
   }
 
   /** How many tuples match. */
@@ -1866,40 +1873,45 @@ export class Space {
     return answer.tuple === null ? null : tupleFromWire(answer.tuple);
   }
 
-  /** Post a take under a claim, with the claims of earlier takes riding along to be confirmed;
-   * keep the new claim to confirm later. Asks again while the server cuts the wait short. */
+  /** Post a take under a claim; asks again while the server cuts the wait short. */
   async #claiming(path, fields, key, timeout, signal) {
-    const body = { ...fields, claim: true };
     const wait = checkTimeout(timeout);
     const deadline = wait === null ? null : now() + wait;
     for (;;) {
       const left = deadline === null ? null : Math.max(deadline - now(), 0);
-      const confirm = this.#confirmations.splice(0);
-      let answer;
-      try {
-        answer = await this._request(
-          "POST",
-          path,
-          { ...body, timeout: left, confirm: confirm.length ? confirm : undefined },
-          { wait: left, again: true, signal },
-        );
-      } catch (error) {
-        this.#confirmations.unshift(...confirm);
-        throw error;
-      }
-      const lost = new Set(answer.unconfirmed ?? []);
-      this.#stats.claimsConfirmedRiding += confirm.length - lost.size;
-      this.#stats.claimsLost += lost.size;
-      if (answer.claim) {
-        this.#confirmations.push(answer.claim.id);
-        this.#confirmTimer ??= setTimeout(() => {
-          this.#confirmTimer = null;
-          this.#confirmPending();
-        }, this.#confirmDelay * 1000);
-      }
+      const answer = await this.#claim(path, { ...fields, timeout: left }, left, signal);
       if (answer[key] !== null || !answer.more) return answer;
       this.#stats.longPollsReissued++;
     }
+  }
+
+  /** Post a take (or takeAll) under a claim, with the claims of earlier takes riding along to
+   * be confirmed; keep the new claim to confirm later. */
+  async #claim(path, fields, wait, signal) {
+    const confirm = this.#confirmations.splice(0);
+    let answer;
+    try {
+      answer = await this._request(
+        "POST",
+        path,
+        { ...fields, claim: true, confirm: confirm.length ? confirm : undefined },
+        { wait, again: true, signal },
+      );
+    } catch (error) {
+      this.#confirmations.unshift(...confirm);
+      throw error;
+    }
+    const lost = new Set(answer.unconfirmed ?? []);
+    this.#stats.claimsConfirmedRiding += confirm.length - lost.size;
+    this.#stats.claimsLost += lost.size;
+    if (answer.claim) {
+      this.#confirmations.push(answer.claim.id);
+      this.#confirmTimer ??= setTimeout(() => {
+        this.#confirmTimer = null;
+        this.#confirmPending();
+      }, this.#confirmDelay * 1000);
+    }
+    return answer;
   }
 
   /** Confirm, one request each, the claims no take has carried. */
@@ -1932,15 +1944,28 @@ export class Space {
    * `readAll` or `takeAll`. A server answers so many tuples at a time (then `more`): a read
    * goes on from the cursor of the answer before, a take is asked again, each for the limit
    * left, until the last answer. A read in a transaction has no cursor, so it throws
-   * LimitReached instead.
+   * LimitReached instead. A takeAll outside a transaction is claimed, as take is. With a
+   * `timeout`, the first answer is a long poll, asked again for the time left while the server
+   * cuts the wait short (an answer with no tuples and `more`).
    * @internal
    */
-  async _all(prefix, operation, template, limit, signal) {
+  async _all(prefix, operation, template, limit, timeout, signal) {
     const body = { template: templateWire(template), limit: checkLimit(limit) };
+    const wait = checkTimeout(timeout);
+    const deadline = wait === null ? null : now() + wait;
     const reading = operation === "/read_all";
+    const claiming = !reading && !prefix; // a transaction holds what it takes
     const out = [];
     for (;;) {
-      const answer = await this._request("POST", prefix + operation, body, { again: reading, signal });
+      const left = out.length || wait === 0 ? 0 : deadline === null ? null : Math.max(deadline - now(), 0);
+      const fields = left === 0 ? body : { ...body, timeout: left };
+      const answer = claiming
+        ? await this.#claim(operation, fields, left, signal)
+        : await this._request("POST", prefix + operation, fields, { wait: left, again: reading, signal });
+      if (left !== 0 && !answer.tuples.length && answer.more) {
+        this.#stats.longPollsReissued++;
+        continue;
+      }
       for (const t of answer.tuples) out.push(tupleFromWire(t));
       if (!answer.more) return out;
       if (reading) {
@@ -2297,12 +2322,12 @@ export class Transaction {
     return answer.tuple === null ? null : tupleFromWire(answer.tuple);
   }
 
-  readAll(template, { limit, signal } = {}) {
-    return this.#watch(() => this.#space._all(this.#ready(), "/read_all", template, limit, signal));
+  readAll(template, { limit, timeout = 0, signal } = {}) {
+    return this.#watch(() => this.#space._all(this.#ready(), "/read_all", template, limit, timeout, signal));
   }
 
-  takeAll(template, { limit, signal } = {}) {
-    return this.#watch(() => this.#space._all(this.#ready(), "/take_all", template, limit, signal));
+  takeAll(template, { limit, timeout = 0, signal } = {}) {
+    return this.#watch(() => this.#space._all(this.#ready(), "/take_all", template, limit, timeout, signal));
   }
 
   count(template, { signal } = {}) {

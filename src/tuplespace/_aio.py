@@ -165,6 +165,46 @@ async def _block(
     return result
 
 
+async def _group(
+    space: Space,
+    template: Template,
+    take: bool,
+    limit: int | None,
+    timeout: float | None,
+    txn: Txn | None,
+    fits: Callable[[list[Tuple]], int] | None = None,
+    after: int | None = None,
+) -> tuple[list[Tuple], int | None]:
+    """A page of ``read_all`` or ``take_all`` (see :meth:`Space._group
+    <tuplespace.Space._group>`), waiting up to ``timeout`` for a first match; and the
+    cursor of the next page (see :meth:`Engine.find_page
+    <tuplespace._engine.Engine.find_page>`), not None when the page left matches out."""
+    engine = space._engine
+    while True:
+        with space._lock:
+            deadline = engine.deadline(timeout)
+            found, cursor = engine.find_page(template, take, limit, fits, after, txn)
+            if found or timeout == 0 or limit == 0:
+                break
+            fut = _Wake(asyncio.get_running_loop())
+            if take:
+                group = engine.add_group_taker(template, limit, deadline, fut, txn, fits)
+                w: Waiter = group
+            else:
+                w = engine.add_waiter(template, False, deadline, fut, txn)
+        try:
+            await _wait(space, w, fut)
+        except Timeout:
+            return [], None
+        if take:
+            await _settle_now(space)
+            return group.got, 0 if group.full else None
+        timeout = time_left(engine, deadline)
+    if take:
+        await _settle_now(space)
+    return found, cursor
+
+
 class AsyncSpace:
     """The asyncio face of a space: the same methods as :class:`Space`, awaited.
 
@@ -242,16 +282,17 @@ class AsyncSpace:
         )
         return found
 
-    async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+    async def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
         """See :meth:`Space.read_all`."""
-        return self.space.read_all(template, limit)
+        return (await _group(self.space, compile_template(template), False, limit, timeout, None))[0]
 
-    async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+    async def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
         """See :meth:`Space.take_all`."""
-        taken: list[Tuple] = await _call(
-            self.space, self.space._engine.find_all, compile_template(template), True, limit
-        )
-        return taken
+        return (await _group(self.space, compile_template(template), True, limit, timeout, None))[0]
 
     async def _find_page(
         self,
@@ -260,18 +301,12 @@ class AsyncSpace:
         limit: int | None,
         fits: Callable[[list[Tuple]], int],
         after: int | None,
+        timeout: float | None = 0,
     ) -> tuple[list[Tuple], int | None]:
         """:meth:`read_all` or :meth:`take_all` for an answer of bounded size, a page at
         a time (see :meth:`Engine.find_page <tuplespace._engine.Engine.find_page>`): the
         server's."""
-        engine = self.space._engine
-        if take:
-            page: tuple[list[Tuple], int | None] = await _call(
-                self.space, engine.find_page, template, True, limit, fits, after
-            )
-            return page
-        with self.space._lock:
-            return engine.find_page(template, False, limit, fits, after)
+        return await _group(self.space, template, take, limit, timeout, None, fits, after)
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count`."""
@@ -509,20 +544,26 @@ class AsyncTransaction(TransactionBase):
     async def try_take(self, template: Any) -> Tuple | None:
         return self._find(template, True)
 
-    async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        return self._find_all(template, False, limit)
+    async def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        return (await _group(self._space, compile_template(template), False, limit, timeout, self._txn))[0]
 
-    async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        return self._find_all(template, True, limit)
+    async def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        return (await _group(self._space, compile_template(template), True, limit, timeout, self._txn))[0]
 
     async def _find_page(
-        self, template: Template, take: bool, limit: int | None, fits: Callable[[list[Tuple]], int]
+        self,
+        template: Template,
+        take: bool,
+        limit: int | None,
+        fits: Callable[[list[Tuple]], int],
+        timeout: float | None = 0,
     ) -> tuple[list[Tuple], int | None]:
         """See :meth:`AsyncSpace._find_page`; a transaction's pages are not resumed."""
-        page: tuple[list[Tuple], int | None] = self._locked(
-            self._space._engine.find_page, template, take, limit, fits, None, self._txn
-        )
-        return page
+        return await _group(self._space, template, take, limit, timeout, self._txn, fits)
 
     async def count(self, template: Any) -> int:
         return self._count(template)

@@ -33,6 +33,9 @@ A write looks up only the waiters filed under its own values, visits them in
 arrival order, hands a copy to every matching reader and the tuple itself to the
 first matching taker; then it is not stored at all.  So a write wakes exactly the
 waiters it satisfies, and 10,000 blocked takers on other values cost it nothing.
+A blocked ``take_all`` is one :class:`GroupWaiter`: it takes every match handed to
+it, as a taker does, until its limit; a batch of writes (``write_many``, a commit)
+hands it all the matches of the batch before waking it, so it wakes once with all.
 A write into a full space (``capacity``) waits in a FIFO queue of writers and is
 done by the engine as soon as a removal makes room.
 
@@ -104,7 +107,7 @@ from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, footprint, value_key
 
-__all__ = ["EVENT_RETENTION_BYTES", "ORDERS", "Engine", "Entry", "Txn", "Waiter"]
+__all__ = ["EVENT_RETENTION_BYTES", "ORDERS", "Engine", "Entry", "GroupWaiter", "Txn", "Waiter"]
 
 ORDERS: Final = ("fifo", "lifo", "random")
 EVENT_RETENTION_BYTES: Final = 64 << 20
@@ -177,6 +180,32 @@ class Waiter(Interest):
 
     def __repr__(self) -> str:
         return f"Waiter({self.kind}, {self.template!r}, {self.state})"
+
+
+class GroupWaiter(Waiter):
+    """A blocked ``take_all``: a take that gathers up to ``limit`` tuples (None: no
+    limit), as many as ``fits`` keeps (see :meth:`Engine.find_page`), and hands them
+    over at once: the tuples in ``got``, their entries in ``taken``; ``full`` if
+    ``fits`` left a match out."""
+
+    __slots__ = ("fits", "full", "got", "limit", "taken")
+
+    def __init__(
+        self,
+        seq: int,
+        template: Template,
+        deadline: float | None,
+        wake: Callable[[], object],
+        txn: Txn | None,
+        limit: int | None,
+        fits: Callable[[list[Tuple]], int] | None,
+    ) -> None:
+        super().__init__(seq, template, "take", deadline, wake, txn)
+        self.limit = limit
+        self.fits = fits
+        self.got: list[Tuple] = []
+        self.taken: list[Entry] = []
+        self.full = False
 
 
 _ROOM = Template(())  # the template of a write waiting for room: it waits for no tuple
@@ -292,6 +321,8 @@ class Engine:
         self._tiebreak = itertools.count()
         self._interest_seq = itertools.count(1)
         self._waiters: Registry[Waiter] = Registry()
+        # During a batch of writes: the group takers that got tuples, woken at its end.
+        self._gathering: list[GroupWaiter] | None = None
         self._writers: deque[Waiter] = deque()
         self._feeds: Registry[FeedTemplate] = Registry()
         self._subscribers = 0
@@ -637,7 +668,8 @@ class Engine:
                 limit="capacity",
                 maximum=self.capacity,
             )
-        return [self._write(t, expires) for t in checked]
+        with self._batch():
+            return [self._write(t, expires) for t in checked]
 
     def add_writer(
         self, t: object, lease: float | None, deadline: float | None, wake: Callable[[], object]
@@ -745,10 +777,13 @@ class Engine:
         """Hand ``entry`` to the waiters it satisfies; the taker that consumed it, if one did."""
         t: Tuple = entry.tuple  # type: ignore[assignment]
         for w in self._waiters.matching(t):
+            if type(w) is GroupWaiter:
+                if self._gather(w, entry):
+                    return w
+                continue
             self._waiters.remove(w)
-            if w.deadline is not None and self._deadlines[0][2] is w:
-                heapq.heappop(self._deadlines)
-                self._prune()
+            if w.deadline is not None:
+                self._unschedule(w)
             take = w.kind == "take"
             txn = w.txn
             w.state = DONE
@@ -773,6 +808,90 @@ class Engine:
                 self._counts["reads"] += 1
         return None
 
+    def _unschedule(self, w: Waiter) -> None:
+        """Drop the deadline of a wait that has just ended, if it is the next one."""
+        if self._deadlines[0][2] is w:
+            heapq.heappop(self._deadlines)
+            self._prune()
+
+    def _gather(self, w: GroupWaiter, entry: Entry) -> bool:
+        """Hand ``entry`` to a group taker; False if it does not take it (its answer is
+        full, or its caller is gone)."""
+        t: Tuple = entry.tuple  # type: ignore[assignment]
+        if w.fits is not None and not w.fits([t]):  # never the first: fits keeps that
+            w.full = True
+            self._close_group(w)
+            return False
+        w.got.append(t)
+        w.taken.append(entry)
+        txn = w.txn
+        if txn is not None:
+            txn.taken.append(entry)
+            if self.journal is not None:  # held, not yet taken: on disk until commit
+                self.journal.put(entry.seq, t, entry.expires)
+        if self._gathering is None:  # a single write: hand it over now
+            self._close_group(w)
+            if not self._wake_group(w):
+                w.got.clear()
+                w.taken.clear()
+                if txn is not None:
+                    txn.taken.remove(entry)
+                return False
+            return True
+        if len(w.got) == 1:
+            self._gathering.append(w)
+        if w.limit is not None and len(w.got) >= w.limit:
+            self._close_group(w)
+        return True
+
+    def _close_group(self, w: GroupWaiter) -> None:
+        """A group taker takes no more: out of the registry (it is woken later)."""
+        if w.state is WAITING:
+            self._waiters.remove(w)
+            w.state = DONE
+            if w.deadline is not None:
+                self._unschedule(w)
+
+    def _wake_group(self, w: GroupWaiter) -> bool:
+        """Wake a group taker with what it gathered; False if its caller is gone."""
+        if w.wake() is False:
+            w.state = CLOSED
+            return False
+        return True  # final, with its take events, once its caller receives it (withdraw)
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Writes (or put-backs) done as one step: a group taker gathers all of its
+        matches among them and is woken at the end."""
+        if self._gathering is not None:
+            yield
+            return
+        self._gathering = []
+        try:
+            yield
+        finally:
+            self._hand_over_gathered()
+
+    def _hand_over_gathered(self) -> None:
+        """At the end of a batch: wake the group takers that gathered tuples; what a
+        gone caller gathered goes back into the space, as one batch again."""
+        gathered, self._gathering = self._gathering or [], None
+        for w in gathered:
+            self._close_group(w)
+        back: list[Entry] = []
+        for w in gathered:
+            if not self._wake_group(w):
+                if w.txn is not None:
+                    for entry in w.taken:
+                        w.txn.taken.remove(entry)
+                back += w.taken
+                w.got.clear()
+                w.taken.clear()
+        if back:
+            with self._batch():
+                for entry in sorted(back, key=_entry_seq):
+                    self._offer(entry)
+
     def _check_waiters(self) -> None:
         self._check_open()
         if self._waiters.count + len(self._writers) >= self.max_waiters:
@@ -795,11 +914,33 @@ class Engine:
         if txn is not None:
             self._check_txn(txn)
         w = Waiter(next(self._interest_seq), template, "take" if take else "read", deadline, wake, txn)
-        self._waiters.add(w)
+        return self._file(w)
+
+    def add_group_taker(
+        self,
+        template: Template,
+        limit: int | None,
+        deadline: float | None,
+        wake: Callable[[], object],
+        txn: Txn | None = None,
+        fits: Callable[[list[Tuple]], int] | None = None,
+    ) -> GroupWaiter:
+        """Register a blocked ``take_all``: when a write (or a batch of writes) brings
+        matches, it takes up to ``limit`` of them (as many as ``fits`` keeps, as for
+        :meth:`find_page`) and is woken once with them all in ``got``."""
+        self._check_waiters()
         if txn is not None:
-            txn.waits.add(w)
-        if deadline is not None:
-            self._schedule(deadline, w)
+            self._check_txn(txn)
+        w = GroupWaiter(next(self._interest_seq), template, deadline, wake, txn, limit, fits)
+        self._file(w)
+        return w
+
+    def _file(self, w: Waiter) -> Waiter:
+        self._waiters.add(w)
+        if w.txn is not None:
+            w.txn.waits.add(w)
+        if w.deadline is not None:
+            self._schedule(w.deadline, w)
         return w
 
     def _end_wait(self, w: Waiter, state: str) -> None:
@@ -820,6 +961,21 @@ class Engine:
         the take's event), else put the tuple back, as if it had never left."""
         if w.state is WAITING:
             self._end_wait(w, TIMED_OUT)
+        elif w.state is DONE and type(w) is GroupWaiter:
+            if received:
+                self._counts["takes"] += len(w.got)
+                if w.txn is None:
+                    for t in w.got:
+                        self._emit("take", t)
+            else:
+                with self._batch():
+                    for entry in sorted(w.taken, key=_entry_seq):
+                        if w.txn is not None:
+                            if w.txn.state is not ACTIVE:
+                                continue
+                            w.txn.taken.remove(entry)
+                        self._offer(entry)
+            w.taken.clear()
         elif w.state is DONE and w.kind == "take" and w.entry is not None:
             if w.txn is not None:
                 if not received and w.txn.state is ACTIVE:
@@ -1187,8 +1343,9 @@ class Engine:
             if self.journal is not None:
                 self.journal.delete(entry.seq)
             self._emit("take", entry.tuple)  # type: ignore[arg-type]
-        for t, lease in txn.writes:
-            self._write(t, self.expiry(lease))
+        with self._batch():
+            for t, lease in txn.writes:
+                self._write(t, self.expiry(lease))
 
     def abort(self, txn: Txn) -> None:
         """Discard the transaction's writes and put back what it took, each at its place."""
@@ -1197,12 +1354,13 @@ class Engine:
         self._end_txn(txn, ABORTED)
         self._counts["aborts"] += 1
         now = self.clock.now()
-        for entry in sorted(txn.taken, key=_entry_seq):
-            if entry.expires is None or entry.expires > now:
-                self._offer(entry)
-            else:
-                self._counts["expired"] += 1
-                self._emit("expire", entry.tuple)  # type: ignore[arg-type]
+        with self._batch():
+            for entry in sorted(txn.taken, key=_entry_seq):
+                if entry.expires is None or entry.expires > now:
+                    self._offer(entry)
+                else:
+                    self._counts["expired"] += 1
+                    self._emit("expire", entry.tuple)  # type: ignore[arg-type]
 
     def _end_txn(self, txn: Txn, state: str) -> None:
         txn.state = state

@@ -19,7 +19,18 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._clock import Clock, SystemClock, wait_event
-from ._engine import ABORTED, CLOSED, DONE, EVENT_RETENTION_BYTES, TIMED_OUT, WAITING, Engine, Txn, Waiter
+from ._engine import (
+    ABORTED,
+    CLOSED,
+    DONE,
+    EVENT_RETENTION_BYTES,
+    TIMED_OUT,
+    WAITING,
+    Engine,
+    GroupWaiter,
+    Txn,
+    Waiter,
+)
 from ._errors import InvalidValue, SpaceClosed, SpaceFull, Timeout, TransactionAborted
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
@@ -221,16 +232,27 @@ class Space:
         found: Tuple | None = self._call(self._engine.find, compile_template(template), True)
         return found
 
-    def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        """All matching tuples (at most ``limit``), in the order of the space."""
-        t = compile_template(template)
-        with self._lock:
-            return self._engine.find_all(t, False, limit)
+    def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        """All matching tuples (at most ``limit``), in the order of the space.
 
-    def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        """Remove and return all matching tuples (at most ``limit``), in order."""
-        taken: list[Tuple] = self._call(self._engine.find_all, compile_template(template), True, limit)
-        return taken
+        With a ``timeout`` (seconds; None: for ever), a read that finds no match waits
+        for a first one, then returns every match there is (at most ``limit``);
+        ``[]`` if none came in time.  ``timeout=0``, the default, never waits.
+        """
+        return self._group(compile_template(template), False, limit, timeout, None)
+
+    def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        """Remove and return all matching tuples (at most ``limit``), in order.
+
+        With a ``timeout`` (seconds; None: for ever), a take that finds no match waits
+        for matches (Linda's ``ing``): the first write that brings some wakes it with
+        up to ``limit`` of them, taken at once (a :meth:`write_many` with all of its
+        matches); ``[]`` if none came in time.  ``timeout=0``, the default, never
+        waits.  A waiting take that is cancelled or interrupted takes nothing::
+
+            jobs = space.take_all(("job", int, str), limit=100, timeout=5)
+        """
+        return self._group(compile_template(template), True, limit, timeout, None)
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
@@ -518,6 +540,42 @@ class Space:
             self._settle_now()
         return result
 
+    def _group(
+        self, template: Template, take: bool, limit: int | None, timeout: float | None, txn: Txn | None
+    ) -> list[Tuple]:
+        """``read_all`` or ``take_all``, waiting up to ``timeout`` for a first match.
+
+        A take waits as one group taker (see :meth:`Engine.add_group_taker`); a read
+        waits as a read does, then reads again (a take may have come first)."""
+        engine = self._engine
+        ticket = 0
+        while True:
+            with self._lock:
+                deadline = engine.deadline(timeout)
+                found = engine.find_all(template, take, limit, txn)
+                if found or timeout == 0 or limit == 0:
+                    if take and self._journal is not None:
+                        ticket = self._ticket()
+                    break
+                lock = _thread.allocate_lock()
+                lock.acquire()
+                if take:
+                    group = engine.add_group_taker(template, limit, deadline, lock.release, txn)
+                    w: Waiter = group
+                else:
+                    w = engine.add_waiter(template, False, deadline, lock.release, txn)
+            try:
+                self._wait(w, lock)
+            except Timeout:
+                return []
+            if take:
+                if self._journal is not None:
+                    self._settle_now()
+                return group.got
+            timeout = time_left(engine, deadline)
+        self._settle(ticket)
+        return found
+
     def _wait(self, w: Waiter, lock: Any) -> Tuple:
         """Wait until the engine ends ``w``; its result, or the error that ended it."""
         engine = self._engine
@@ -545,9 +603,14 @@ class Space:
 
     def _end_wait(self, w: Waiter, received: bool) -> None:
         """When a wait stops: withdraw ``w`` if it still waits, make a take outside a
-        transaction final once received, and put back a tuple taken for a caller that
-        did not receive it."""
-        if w.state is WAITING or not received or (w.kind == "take" and w.entry is not None and w.txn is None):
+        transaction (or a group take) final once received, and put back what was taken
+        for a caller that did not receive it."""
+        if (
+            w.state is WAITING
+            or not received
+            or type(w) is GroupWaiter
+            or (w.kind == "take" and w.entry is not None and w.txn is None)
+        ):
             with self._lock:
                 self._engine.withdraw(w, received)
 
@@ -738,12 +801,6 @@ class TransactionBase:
         )
         return found
 
-    def _find_all(self, template: Any, take: bool, limit: int | None) -> list[Tuple]:
-        found: list[Tuple] = self._locked(
-            self._space._engine.find_all, compile_template(template), take, limit, self._txn
-        )
-        return found
-
     def _count(self, template: Any) -> int:
         n: int = self._locked(self._space._engine.count, compile_template(template), self._txn)
         return n
@@ -789,11 +846,11 @@ class Transaction(TransactionBase):
     def try_take(self, template: Any) -> Tuple | None:
         return self._find(template, True)
 
-    def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        return self._find_all(template, False, limit)
+    def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        return self._space._group(compile_template(template), False, limit, timeout, self._txn)
 
-    def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        return self._find_all(template, True, limit)
+    def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        return self._space._group(compile_template(template), True, limit, timeout, self._txn)
 
     def count(self, template: Any) -> int:
         return self._count(template)

@@ -41,6 +41,52 @@ test("a take whose answer is lost leaves the tuple to return to the space", asyn
   assert.equal((await other.statistics()).tuples, 0);
 });
 
+test("a waiting takeAll aborted while it waits takes nothing", async () => {
+  const url = spaceUrl(servers.claims);
+  const space = open(url);
+  const other = open(url);
+  await other.count(["job", ANY]);
+  const controller = new AbortController();
+  const taking = space.takeAll(["job", formal("int")], { timeout: null, signal: controller.signal });
+  await waitUntil(async () => (await other.statistics()).waiters === 1, "the waiting takeAll");
+  controller.abort(new Error("no longer wanted"));
+  await assert.rejects(taking, { message: "no longer wanted" });
+  await waitUntil(async () => (await other.statistics()).waiters === 0, "the wait to be withdrawn");
+  await other.writeMany([
+    ["job", 1],
+    ["job", 2],
+  ]);
+  assert.equal(await other.count(["job", ANY]), 2);
+});
+
+test("a waiting takeAll whose answer is lost leaves the tuples to return to the space", async () => {
+  const url = spaceUrl(servers.claims);
+  const fetcher = recordingFetch();
+  fetcher.swallow = (call) => call.url.endsWith("/take_all") && call.body.timeout !== undefined;
+  const space = open(url, { fetch: fetcher });
+  const other = open(url);
+  await other.count(["job", ANY]);
+  const taking = space.takeAll(["job", formal("int")], { timeout: 60 });
+  await waitUntil(async () => (await other.statistics()).waiters === 1, "the waiting takeAll");
+  await other.writeMany([
+    ["job", 1],
+    ["job", 2],
+  ]);
+  // The server hands the tuples over under a claim, the take is sent again once and waits
+  // again; its answer is lost too.
+  await waitUntil(async () => (await other.statistics()).waiters === 1, "the takeAll sent again");
+  await other.write(["job", 3]);
+  await assert.rejects(taking, Unreachable);
+  assert.ok(fetcher.calls.filter((c) => c.url.endsWith("/take_all")).every((c) => c.body.claim === true));
+  // The claims run out, and the tuples are there to take again, in their places.
+  await waitUntil(async () => (await other.count(["job", ANY])) === 3, "the claims to run out");
+  assert.deepEqual(await other.readAll(["job", ANY]), [
+    ["job", 1],
+    ["job", 2],
+    ["job", 3],
+  ]);
+});
+
 test("a take answered when the first answer was lost gets the tuple once the claim ran out", async () => {
   const url = spaceUrl(servers.claims);
   const fetcher = recordingFetch();

@@ -1,7 +1,7 @@
 // What the tests share: the servers they run against, new space names, waiting for a
 // condition, and a fetch that records requests and can break them.
 //
-// tests/test_js.py starts the servers and names them in environment variables:
+// test/run.js (`npm test`) starts the servers and names them in environment variables:
 //   TUPLESPACE_TEST_URL         no tokens, long polls of 0.1 s
 //   TUPLESPACE_TEST_CLAIMS_URL  claims that run out after 0.3 s
 //   TUPLESPACE_TEST_LIMITS_URL  read_all and take_all answer 3 tuples at most; tuples of 4 fields at most
@@ -15,7 +15,7 @@ import { connect } from "../tuplespace.js";
 
 function env(name) {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the tests through tests/test_js.py`);
+  if (!value) throw new Error(`${name} is not set: run the tests with npm test (test/run.js)`);
   return value;
 }
 

@@ -127,6 +127,48 @@ describe("writing, reading and taking", () => {
     await assert.rejects(space.readAll(["n"], { limit: -1 }), (e) => e instanceof InvalidValue && e.field === "limit");
   });
 
+  test("takeAll and readAll with a timeout wait, then answer several at once", async () => {
+    const space = newSpace();
+    const writer = connect(space.url);
+    opened.push(writer);
+    const taking = space.takeAll(["job", formal("int")], { limit: 3, timeout: null });
+    // Asked again past the server's long polls of 0.1 s.
+    await waitUntil(() => space.clientStatistics().longPollsReissued >= 3, "long polls asked again");
+    await writer.writeMany([0, 1, 2, 3, 4].map((i) => ["job", i]));
+    assert.deepEqual(await taking, [
+      ["job", 0],
+      ["job", 1],
+      ["job", 2],
+    ]);
+    const reading = space.readAll(["job", formal("int")], { timeout: 60 });
+    assert.deepEqual(await reading, [
+      ["job", 3],
+      ["job", 4],
+    ]);
+    const reading2 = space.readAll(["later", ANY], { timeout: 60 });
+    await waitUntil(async () => (await space.statistics()).waiters === 1, "the waiting readAll");
+    await writer.writeMany([
+      ["later", 1],
+      ["later", 2],
+    ]);
+    assert.deepEqual(await reading2, [
+      ["later", 1],
+      ["later", 2],
+    ]);
+    assert.equal(await space.count(["later", ANY]), 2);
+  });
+
+  test("takeAll and readAll whose timeout runs out answer [] and take nothing later", async () => {
+    const space = newSpace();
+    assert.deepEqual(await space.takeAll(["job", ANY], { timeout: 0.05 }), []);
+    assert.deepEqual(await space.readAll(["job", ANY], { timeout: 0.05 }), []);
+    assert.deepEqual(await space.takeAll(["job", ANY]), []); // no timeout: never waits
+    assert.equal((await space.statistics()).waiters, 0);
+    await space.write(["job", 1]);
+    assert.equal(await space.count(["job", ANY]), 1);
+    await assert.rejects(space.takeAll(["job"], { timeout: -1 }), (e) => e instanceof InvalidValue && e.field === "timeout");
+  });
+
   test("replace and writeIfAbsent", async () => {
     const space = newSpace();
     assert.equal(await space.writeIfAbsent(["lock", ANY], ["lock", "a"]), true);
@@ -257,6 +299,24 @@ describe("transactions", () => {
     await waitUntil(async () => (await space.count(["job"])) === 1, "the transaction to abort");
     assert.equal(tx.state, "aborted");
     await assert.rejects(tx.commit(), TransactionAborted);
+  });
+
+  test("a waiting takeAll in a transaction holds what a writeMany brings", async () => {
+    const space = newSpace();
+    const tx = await space.transaction();
+    const taking = tx.takeAll(["job", ANY], { timeout: 60 });
+    await waitUntil(async () => (await space.statistics()).waiters === 1, "the waiting takeAll");
+    await space.writeMany([
+      ["job", 1],
+      ["job", 2],
+    ]);
+    assert.deepEqual(await taking, [
+      ["job", 1],
+      ["job", 2],
+    ]);
+    assert.equal(await space.count(["job", ANY]), 0);
+    await tx.abort();
+    assert.equal(await space.count(["job", ANY]), 2);
   });
 
   test("a blocking take in a transaction waits for a write", async () => {

@@ -103,6 +103,8 @@ async function operations(space: Space): Promise<void> {
   const read: DecodedTuple = await space.read(["job", ANY], { timeout: null });
   const all: DecodedTuple[] = await space.readAll(["job", ANY], { limit: 10 });
   const taken: DecodedTuple[] = await space.takeAll(["job", ANY]);
+  const batch: DecodedTuple[] = await space.takeAll(["job", ANY], { limit: 100, timeout: 5 });
+  const gathered: DecodedTuple[] = await space.readAll(["job", ANY], { timeout: null, signal });
   const n: number = await space.count(["job", ANY]);
   const old: DecodedTuple = await space.replace(["job", ANY], ["job", 2], { lease: 5 });
   const written: boolean = await space.writeIfAbsent(["lock"], ["lock"]);
@@ -125,7 +127,7 @@ async function operations(space: Space): Promise<void> {
   const stats = await space.statistics();
   const tuples: number = stats.tuples + space.clientStatistics().requests;
   await space.close();
-  void [leases, one, maybe, read, all, taken, n, old, written, inTx, tuples];
+  void [leases, one, maybe, read, all, taken, batch, gathered, n, old, written, inTx, tuples];
 }
 
 async function records(space: Space): Promise<void> {

@@ -373,11 +373,15 @@ class AsyncRemoteSpace:
         """See :meth:`Space.try_take <tuplespace.Space.try_take>`."""
         return await self._take(template, 0)
 
-    async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+    async def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
         """See :meth:`Space.read_all <tuplespace.Space.read_all>`.  The server answers so
         many tuples at a time (its ``max_results`` and ``max_answer``); the answers are
-        gathered, each going on where the one before stopped (see :meth:`read_pages`)."""
-        return await self._all("", "/read_all", template, limit)
+        gathered, each going on where the one before stopped (see :meth:`read_pages`).
+        A wait (``timeout``) is a long poll, asked again for the time left when the
+        server cuts it short."""
+        return await self._all("", "/read_all", template, limit, timeout)
 
     def read_pages(self, template: Any, limit: int | None = None) -> AsyncIterator[list[Tuple]]:
         """The tuples :meth:`read_all` returns, one answer of the server at a time, each
@@ -393,9 +397,13 @@ class AsyncRemoteSpace:
         """
         return self._pages("", "/read_all", template, limit)
 
-    async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        """See :meth:`Space.take_all <tuplespace.Space.take_all>`."""
-        return await self._all("", "/take_all", template, limit)
+    async def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        """See :meth:`Space.take_all <tuplespace.Space.take_all>`.  The tuples come under
+        a claim, as a take's do, waited for or not: an answer lost on the way puts them
+        back."""
+        return await self._all("", "/take_all", template, limit, timeout)
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count <tuplespace.Space.count>`."""
@@ -468,21 +476,27 @@ class AsyncRemoteSpace:
                 self._stats["claims_confirmed_alone"] += 1
             self._confirmations.settle(claims)
 
-    async def _all(self, prefix: str, operation: str, template: Any, limit: int | None) -> list[Tuple]:
+    async def _all(
+        self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
+    ) -> list[Tuple]:
         found: list[Tuple] = []
-        async for page in self._pages(prefix, operation, template, limit):
+        async for page in self._pages(prefix, operation, template, limit, timeout):
             found += page
         return found
 
     async def _pages(
-        self, prefix: str, operation: str, template: Any, limit: int | None
+        self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> AsyncIterator[list[Tuple]]:
         """The answers of a ``read_all`` or ``take_all``.  A server answers so many tuples
         at a time (then ``"more": true``): a read goes on from the cursor of the answer
         before, a take is asked again, each for the limit left, until the last answer.
         A read in a transaction has no cursor, so it raises instead.  The tuples of a
-        ``take_all`` come under a claim, as those of a take."""
+        ``take_all`` come under a claim, as those of a take.  With a ``timeout``, the
+        first answer is a long poll, asked again for the time left while the server
+        cuts the wait short (an answer with no tuples and ``"more": true``)."""
         body: dict[str, Any] = {"template": template_wire(template), "limit": check_limit(limit)}
+        wait = check_timeout(timeout)
+        deadline = None if wait is None else _monotonic() + wait
         reading = operation == "/read_all"
         # Takes in a transaction are held by it; others are claimed, as take's are.
         claiming = not reading and not prefix
@@ -490,11 +504,21 @@ class AsyncRemoteSpace:
             body["claim"] = True
         got = 0
         while True:
-            if claiming:
-                answer = await self._claiming(operation, body, 0)
+            left = None if deadline is None else max(deadline - _monotonic(), 0.0)
+            waiting = not got and left != 0
+            if waiting:
+                body["timeout"] = left
             else:
-                answer = await self._request("POST", prefix + operation, body, again=reading)
+                body.pop("timeout", None)
+                left = 0
+            if claiming:
+                answer = await self._claiming(operation, body, left)
+            else:
+                answer = await self._request("POST", prefix + operation, body, wait=left, again=reading)
             page = [tuple_from_wire(t) for t in answer["tuples"]]
+            if waiting and not page and answer.get("more"):
+                self._stats["long_polls_reissued"] += 1
+                continue
             got += len(page)
             if reading and answer.get("more") and "cursor" not in answer:
                 raise _cut(got)
@@ -1127,14 +1151,22 @@ class AsyncRemoteTransaction(AsyncOpenable):
         answer = await self._watch(self._space._long_poll(prefix + "/take", body, timeout, "tuple"))
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
-    async def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+    async def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
         prefix = await self._ready()
-        found: list[Tuple] = await self._watch(self._space._all(prefix, "/read_all", template, limit))
+        found: list[Tuple] = await self._watch(
+            self._space._all(prefix, "/read_all", template, limit, timeout)
+        )
         return found
 
-    async def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
+    async def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
         prefix = await self._ready()
-        taken: list[Tuple] = await self._watch(self._space._all(prefix, "/take_all", template, limit))
+        taken: list[Tuple] = await self._watch(
+            self._space._all(prefix, "/take_all", template, limit, timeout)
+        )
         return taken
 
     async def count(self, template: Any) -> int:

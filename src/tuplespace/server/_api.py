@@ -310,7 +310,7 @@ WRITE_FIELDS = frozenset({"tuple", "lease", "timeout"})
 WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
 FIND_FIELDS = frozenset({"template", "timeout"})
 TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
-ALL_FIELDS = frozenset({"template", "limit"})
+ALL_FIELDS = frozenset({"template", "limit", "timeout"})
 READ_ALL_FIELDS = ALL_FIELDS | {"cursor"}
 TAKE_ALL_FIELDS = ALL_FIELDS | {"claim", "confirm"}
 COUNT_FIELDS = frozenset({"template"})
@@ -591,6 +591,24 @@ class ApiBase:
         finally:
             state.waiting -= 1
             self.hub.release_client(caller.client)
+
+    async def waiting_page(
+        self,
+        request: Request,
+        caller: Caller,
+        timeout: float | None,
+        find: Callable[[float | None], Coroutine[Any, Any, tuple[list[Tuple], int | None]]],
+    ) -> tuple[list[Tuple], int | None, bool]:
+        """A page of a ``read_all`` or ``take_all``: ``find(0)``, then, if it found
+        nothing and ``timeout`` is not 0, ``find(None)`` as a long poll (see :meth:`poll`).
+
+        Returns the tuples, the cursor of the next page, and whether the wait was cut
+        short (then the tuples are none and the client should ask again)."""
+        found, cursor = await find(0)
+        if found or timeout == 0:
+            return found, cursor, False
+        page, more = await self.poll(request, caller, timeout, find, tried=True)
+        return ([], None, more) if page is None else (*page, False)
 
     # -- helpers of the handlers -----------------------------------------------------------
 

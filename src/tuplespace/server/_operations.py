@@ -9,8 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
+from .._aio import AsyncTransaction
 from .._codec import to_wire
 from .._templates import Template
+from .._values import Value
 from ._api import (
     COUNT_FIELDS,
     FIND_FIELDS,
@@ -50,6 +52,8 @@ from ._requests import (
 )
 
 __all__ = ["Operations"]
+
+Tuple = tuple[Value, ...]
 
 
 class Operations(ApiBase):
@@ -184,15 +188,24 @@ class Operations(ApiBase):
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         after = get_cursor(body)
+        timeout = get_timeout(body)
         aspace = (await self.space(caller, space, info)).aspace
         page = Page(self.limits)
-        found, cursor = await aspace._find_page(template, False, limit, page.fits, after)
-        return page.answer(found, {} if cursor is None else {"more": True, "cursor": str(cursor)})
+        found, cursor, more = await self.waiting_page(
+            request,
+            caller,
+            timeout,
+            lambda wait: aspace._find_page(template, False, limit, page.fits, after, wait),
+        )
+        if cursor is not None:
+            return page.answer(found, {"more": True, "cursor": str(cursor)})
+        return page.answer(found, {"more": True} if more else {})
 
     async def take_all(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("take",), TAKE_ALL_FIELDS, ("template",))
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
+        timeout = get_timeout(body)
         claim = get_bool(body, "claim")
         confirm = self._claim_ids(body)
         target = await self.space(caller, space, info)
@@ -203,16 +216,24 @@ class Operations(ApiBase):
             self.hub.check_handle_room(caller.client)
             tx = aspace.transaction(lease=self.claim_lease)
             try:
-                taken, cut = await tx._find_page(template, True, limit, page.fits)
+                taken, cut, more = await self.waiting_page(
+                    request, caller, timeout, lambda wait: self._claimed_page(tx, template, limit, page, wait)
+                )
             except BaseException:
                 await tx.abort()
                 raise
         else:
-            taken, cut = await aspace._find_page(template, True, limit, page.fits, None)
+            taken, cut, more = await self.waiting_page(
+                request,
+                caller,
+                timeout,
+                lambda wait: aspace._find_page(template, True, limit, page.fits, None, wait),
+            )
         out: dict[str, Any] = {}
-        if cut is not None:
+        if cut is not None or more:
             out["more"] = True
         if claim and taken:
+            await tx.renew(self.claim_lease)
             handle = self.hub.add("claim", target, tx, caller.owner, caller.client)
             out["claim"] = {"id": handle.id, "expires_at": tx.expires_at}
         elif claim:
@@ -220,6 +241,15 @@ class Operations(ApiBase):
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
         return page.answer(taken, out)
+
+    async def _claimed_page(
+        self, tx: AsyncTransaction, template: Template, limit: int | None, page: Page, wait: float | None
+    ) -> tuple[list[Tuple], int | None]:
+        """A page of a take_all under a claim; the claim's lease covers a wait too, so it
+        cannot run out before the take."""
+        if wait != 0:
+            await tx.renew(self.claim_lease + self.long_poll)
+        return await tx._find_page(template, True, limit, page.fits, wait)
 
     async def count(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), COUNT_FIELDS, ("template",))

@@ -249,7 +249,11 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Sc
 _MORE = {"const": True, "description": "The wait was cut short: ask again for the time left."}
 _TUPLE_OR_NULL = _nullable(ref("Tuple"))
 _FOUND = _object({"tuple": _TUPLE_OR_NULL, "more": _MORE}, ("tuple",))
-_CUT = {"const": True, "description": "The answer was cut short by a limit of the server: more match."}
+_CUT = {
+    "const": True,
+    "description": "The answer was cut short by a limit of the server (more match), or, with no "
+    "tuples, its wait was cut short: ask again (for the time left).",
+}
 _CURSOR = {
     "type": "string",
     "pattern": "^[0-9]{1,20}$",
@@ -283,7 +287,7 @@ _ERRORS = {
 _WRITE = {"tuple": ref("Tuple"), "lease": ref("Lease")}
 _WRITE_MANY = {"tuples": {"type": "array", "items": ref("Tuple")}, "lease": ref("Lease")}
 _FIND = {"template": ref("Template"), "timeout": ref("Timeout")}
-_ALL = {"template": ref("Template"), "limit": ref("Limit")}
+_ALL = {"template": ref("Template"), "limit": ref("Limit"), "timeout": ref("Timeout")}
 # A take under a claim, and the claims of earlier takes it confirms.
 _UNCONFIRMED = {"type": "array", "items": {"type": "string"}}
 _CLAIMING: dict[str, Any] = {"claim": {"type": "boolean"}, "confirm": _UNCONFIRMED}
@@ -423,13 +427,15 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "read_all": (
         "Read every matching tuple (at most limit), an answer at a time: one cut short by "
-        "max_results or max_answer gives a cursor to read on from.",
+        "max_results or max_answer gives a cursor to read on from.  With a timeout, a long poll: "
+        "waits for a first match when there is none.",
         _body({**_ALL, "cursor": _nullable(_CURSOR)}, ("template",)),
         {"200": _answer("The tuples.", _PAGE)},
     ),
     "take_all": (
         "Take every matching tuple (at most limit), optionally under a claim; an answer cut short "
-        "by max_results or max_answer says more: ask again for the rest.",
+        "by max_results or max_answer says more: ask again for the rest.  With a timeout, a long "
+        "poll: when nothing matches, the first write that brings matches answers with them all.",
         _body({**_ALL, **_CLAIMING}, ("template",)),
         {
             "200": _answer(

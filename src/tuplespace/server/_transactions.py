@@ -125,21 +125,29 @@ class Transactions(ApiBase):
         return json_response(found_answer(found, more))
 
     async def tx_read_all(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), ALL_FIELDS, ("template",))
-        return await self._tx_page(tx, body, False)
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), ALL_FIELDS, ("template",))
+        return await self._tx_page(request, caller, tx, body, False)
 
     async def tx_take_all(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("take",), ALL_FIELDS, ("template",))
-        return await self._tx_page(tx, body, True)
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), ALL_FIELDS, ("template",))
+        return await self._tx_page(request, caller, tx, body, True)
 
-    async def _tx_page(self, tx: AsyncTransaction, body: dict[str, Any], take: bool) -> Response:
+    async def _tx_page(
+        self, request: Request, caller: Caller, tx: AsyncTransaction, body: dict[str, Any], take: bool
+    ) -> Response:
         """A read_all or take_all in a transaction: one page, ``"more": true`` when it is
-        cut short; a take_all is asked again for the rest, a read_all has no cursor (the
-        transaction's own writes have no place in the space's order)."""
+        cut short (or its wait is); a take_all is asked again for the rest, a read_all
+        has no cursor (the transaction's own writes have no place in the space's order)."""
         template = get_template(body, "template", self.limits.wire)
+        limit = get_limit(body)
         page = Page(self.limits)
-        found, cut = await tx._find_page(template, take, get_limit(body), page.fits)
-        return page.answer(found, {} if cut is None else {"more": True})
+        found, cut, more = await self.waiting_page(
+            request,
+            caller,
+            get_timeout(body),
+            lambda wait: tx._find_page(template, take, limit, page.fits, wait),
+        )
+        return page.answer(found, {"more": True} if cut is not None or more else {})
 
     async def tx_count(self, space: str, tx_id: str, request: Request) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), COUNT_FIELDS, ("template",))

@@ -230,15 +230,29 @@ class RedisSpace:
         found = self._select(compile_template(template), True, 1)
         return found[0][1] if found else None
 
-    def read_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        """All matching tuples (at most ``limit``), in the order of the space."""
-        compiled = compile_template(template)
-        return [t for _, t in self._select(compiled, False, check_limit(limit))]
+    def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        """All matching tuples (at most ``limit``), in the order of the space; see
+        :meth:`tuplespace.Space.read_all` for the ``timeout``."""
+        return self._group(compile_template(template), False, check_limit(limit), check_timeout(timeout))
 
-    def take_all(self, template: Any, limit: int | None = None) -> list[Tuple]:
-        """Remove and return all matching tuples (at most ``limit``), in order."""
-        compiled = compile_template(template)
-        return [t for _, t in self._select(compiled, True, check_limit(limit))]
+    def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        """Remove and return all matching tuples (at most ``limit``), in order; see
+        :meth:`tuplespace.Space.take_all` for the ``timeout``."""
+        return self._group(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+
+    def _group(self, template: Template, take: bool, limit: int | None, timeout: float | None) -> list[Tuple]:
+        """Select up to ``limit`` matches; if there are none, wait as a read does for a
+        first one and select again (another process may have taken it first)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = self._select(template, take, limit)
+            if found or timeout == 0 or limit == 0:
+                return [t for _, t in found]
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            try:
+                self._block(template, False, left)
+            except Timeout:
+                return []
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
