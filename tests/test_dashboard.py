@@ -120,15 +120,15 @@ def open_space(page: Page, name: str) -> None:
     expect(page.get_by_role("heading", name=f"Space {name}")).to_be_visible()
 
 
-def write(page: Page, wire: str) -> None:
+def write(page: Page, text: str) -> None:
     form = page.locator("#write-form")
-    form.get_by_label("Tuple (wire JSON)").fill(wire)
+    form.get_by_label("Tuple", exact=True).fill(text)
     form.get_by_role("button", name="Write").click()
 
 
 def watch(page: Page, template: str) -> None:
     form = page.locator("#events-form")
-    form.get_by_label("Template (wire JSON)").fill(template)
+    form.get_by_label("Template", exact=True).fill(template)
     form.get_by_role("button", name="Watch").click()
     expect(page.get_by_role("button", name=re.compile("^Stop watching"))).to_have_count(1)
 
@@ -146,6 +146,7 @@ def test_the_dashboard_is_served_with_its_types_and_policy_outside_the_api(
             "/": "text/html; charset=utf-8",
             "/dashboard/dashboard.js": "text/javascript; charset=utf-8",
             "/dashboard/dashboard.css": "text/css; charset=utf-8",
+            "/dashboard/textform.js": "text/javascript; charset=utf-8",
             "/js/tuplespace.js": "text/javascript; charset=utf-8",
         }
         for path, media_type in types.items():
@@ -195,21 +196,21 @@ def test_a_feed_opens_with_the_tuples_already_there(page: Page, serve: Serve) ->
         assert r.status_code == 200, r.text
     page.goto(server.url + "/")
     open_space(page, "stock")
-    watch(page, '["item", {"$any": true}]')
+    watch(page, '("item", ?)')
     feed = page.get_by_role("log", name="Events")
     items = feed.get_by_role("listitem")
     expect(items).to_have_count(2)
-    expect(items.nth(0)).to_contain_text('present ["item",2]')  # the newest on top
-    expect(items.nth(1)).to_contain_text('present ["item",1]')
-    write(page, '["item", 3]')
+    expect(items.nth(0)).to_contain_text('present ("item", 2)')  # the newest on top
+    expect(items.nth(1)).to_contain_text('present ("item", 1)')
+    write(page, '("item", 3)')
     expect(items).to_have_count(3)
-    expect(items.first).to_contain_text('write ["item",3]')
+    expect(items.first).to_contain_text('write ("item", 3)')
     # Unchecked, a feed shows only what happens from then on.
     page.get_by_role("button", name=re.compile("^Stop watching")).click()
     page.get_by_label("First the matching tuples already there (present)").uncheck()
-    watch(page, '["item", {"$any": true}]')
-    write(page, '["item", 4]')
-    expect(items.first).to_contain_text('write ["item",4]')
+    watch(page, '("item", ?)')
+    write(page, '("item", 4)')
+    expect(items.first).to_contain_text('write ("item", 4)')
     expect(feed.get_by_text("present")).to_have_count(2)  # the first feed's, none more
 
 
@@ -220,28 +221,28 @@ def test_a_tuple_written_appears_in_the_feed_and_is_taken_through_the_forms(page
     open_space(page, "jobs")
     unlisted = page.get_by_text("This space is not listed")
     expect(unlisted).to_be_visible()
-    watch(page, '[{"$any": true}, {"$any": true}, {"$any": true}]')
+    watch(page, "(?, ?, ?)")
 
-    write(page, '["job", 1, "resize"]')
-    expect(page.locator("#write-result")).to_contain_text('Written ["job",1,"resize"]')
+    write(page, '("job", 1, "resize")')
+    expect(page.locator("#write-result")).to_contain_text('Written ("job", 1, "resize")')
     expect(unlisted).to_be_hidden()
     feed = page.get_by_role("log", name="Events")
     expect(feed.get_by_role("listitem")).to_have_count(1)
-    expect(feed.get_by_role("listitem").first).to_contain_text('write ["job",1,"resize"]')
+    expect(feed.get_by_role("listitem").first).to_contain_text('write ("job", 1, "resize")')
     tuples = figures(page, "jobs").first
     expect(tuples).to_have_text("1")
     expect(page.locator("#space-count")).to_have_text("1")
     # Another client's write shows up too.
     r = httpx.post(f"{server.url}/spaces/jobs/write", json={"tuple": ["job", 2, {"$float": "2.5"}]})
     assert r.status_code == 200, r.text
-    expect(feed.get_by_role("listitem").first).to_contain_text('write ["job",2,{"$float":"2.5"}]')
+    expect(feed.get_by_role("listitem").first).to_contain_text('write ("job", 2, 2.5)')
     expect(tuples).to_have_text("2")
 
     take = page.locator("#take-form")
-    take.get_by_label("Template (wire JSON)").fill('["job", 1, {"$any": true}]')
+    take.get_by_label("Template", exact=True).fill('("job", 1, ?)')
     take.get_by_role("button", name="Take").click()
-    expect(page.locator("#take-result")).to_have_text('Took ["job",1,"resize"]')
-    expect(feed.get_by_role("listitem").first).to_contain_text('take ["job",1,"resize"]')
+    expect(page.locator("#take-result")).to_have_text('Took ("job", 1, "resize")')
+    expect(feed.get_by_role("listitem").first).to_contain_text('take ("job", 1, "resize")')
     expect(tuples).to_have_text("1")
     expect(figures(page, "jobs").nth(4)).to_have_text("1")  # takes
     take.get_by_role("button", name="Take").click()
@@ -250,8 +251,9 @@ def test_a_tuple_written_appears_in_the_feed_and_is_taken_through_the_forms(page
     query = page.locator("#query-form")
     query.get_by_role("button", name="Browse tuples of 3 fields").click()
     found = page.get_by_role("list", name="Tuples found").get_by_role("listitem")
-    expect(found).to_have_text(['["job",2,{"$float":"2.5"}]'])
-    query.get_by_label("Template (wire JSON)").fill('["job", {"$formal": "int"}, {"$formal": "float"}]')
+    expect(query.get_by_label("Template", exact=True)).to_have_value("(?, ?, ?)")
+    expect(found).to_have_text(['("job", 2, 2.5)'])
+    query.get_by_label("Template", exact=True).fill('("job", ?int, ?float)')
     query.get_by_role("button", name="Count").click()
     expect(page.locator("#query-result")).to_have_text("1 matching tuple")
 
@@ -269,23 +271,30 @@ def test_errors_of_the_server_and_of_the_input_are_shown(page: Page, serve: Serv
     query = page.locator("#query-form")
     error = page.locator("#query-error")
 
-    # The binding checks the wire format before anything is sent...
-    query.get_by_label("Template (wire JSON)").fill('["job", {"$formal": "integer"}]')
+    # The page reads the text form before anything is sent, saying where it is wrong...
+    query.get_by_label("Template", exact=True).fill('("job", ?integer)')
     query.get_by_role("button", name="Read all").click()
     expect(error).to_be_visible()
-    expect(error).to_contain_text('wire_error: [1]: unknown formal "integer"')
+    expect(error).to_contain_text('wire_error: unknown type "integer"; types are null, bool, int')
+    expect(error).to_contain_text("at offset 9 of the text")
     expect(page.get_by_role("alert").filter(has_text="wire_error")).to_have_count(1)
 
-    query.get_by_label("Template (wire JSON)").fill('["job", ')
+    query.get_by_label("Template", exact=True).fill('("job", ')
     query.get_by_role("button", name="Count").click()
-    expect(error).to_contain_text("wire_error: not valid JSON")
+    expect(error).to_contain_text("wire_error: unexpected end of the text at offset 8 of the text")
 
-    # ... and the server the rest: its error, with the part of the request at fault.
-    query.get_by_label("Template (wire JSON)").fill('["job", {"$regex": "("}]')
+    # ... the binding checks the values in it...
+    query.get_by_label("Template", exact=True).fill('("job", bytes"AP8")')
+    query.get_by_role("button", name="Count").click()
+    expect(error).to_contain_text('wire_error: [1]: "$bytes" text is not canonical base64')
+
+    # ... and the server the rest: its error, with the part of the request at fault (a
+    # template in wire JSON, for the fields the text form has no words for).
+    query.get_by_label("Template", exact=True).fill('["job", {"$regex": "("}]')
     query.get_by_role("button", name="Count").click()
     expect(error).to_contain_text("400 invalid_template: template[1]")
 
-    query.get_by_label("Template (wire JSON)").fill('["job"]')
+    query.get_by_label("Template", exact=True).fill('("job")')
     query.get_by_role("button", name="Count").click()
     expect(error).to_be_hidden()
     expect(page.locator("#query-result")).to_have_text("0 matching tuples")
@@ -310,10 +319,10 @@ def test_a_token_protected_server(page: Page, serve: Serve) -> None:
     expect(figures(page, "jobs").first).to_have_text("1")
     page.get_by_role("button", name="jobs", exact=True).click()
     expect(page.get_by_role("heading", name="Space jobs")).to_be_visible()
-    watch(page, '["job", {"$any": true}]')
-    write(page, '["job", 2]')
+    watch(page, '("job", ?)')
+    write(page, '("job", 2)')
     feed = page.get_by_role("log", name="Events")
-    expect(feed.get_by_role("listitem").first).to_contain_text('write ["job",2]')
+    expect(feed.get_by_role("listitem").first).to_contain_text('write ("job", 2)')
     expect(figures(page, "jobs").first).to_have_text("2")
 
     # The token stays with the tab: a reload still uses it, and reopens the space.
@@ -324,7 +333,7 @@ def test_a_token_protected_server(page: Page, serve: Serve) -> None:
 
     page.get_by_label("Token").fill(READER)
     page.get_by_role("button", name="Use token").click()
-    write(page, '["job", 3]')
+    write(page, '("job", 3)')
     expect(page.locator("#write-error")).to_contain_text("403 forbidden")
     screenshot(page, "dashboard-token.png")
     stored = httpx.post(
@@ -348,54 +357,50 @@ def test_a_record_is_created_found_watched_set_and_destroyed_through_the_forms(
 
     create = page.locator("#create-form")
     create.get_by_label("Path").fill("sensors/kitchen")
-    create.get_by_label("Fields (wire JSON object of tags)").fill('{"temp": {"$float": "21.5"}, "unit": "C"}')
+    create.get_by_label("Fields", exact=True).fill('{"temp": 21.5, "unit": "C"}')
     create.get_by_label("Lease in seconds (empty: none)").fill("3600")
     create.get_by_role("button", name="Create").click()
     address = "tuplespace://local/spaces/plant/sensors/kitchen"
     expect(page.locator("#create-result")).to_have_text(f"Created {address}")
 
-    rows = page.locator("#record-rows tr")
-    expect(rows).to_have_count(1)
-    cells = rows.first.locator("td")
-    expect(rows.first.get_by_role("button", name=f"Open record {address}")).to_be_visible()
-    expect(cells.nth(0)).to_have_text("1")
-    expect(cells.nth(1)).to_have_text('{"temp":{"$float":"21.5"},"unit":"C"}')
-    expect(cells.nth(2)).to_have_text("0")
-    expect(cells.nth(3)).to_contain_text(re.compile(r"^3[56][0-9]{2} s$"))
+    # The records found, as a tree of their paths.
+    tree = page.get_by_role("list", name="Records found, by path")
+    expect(tree.get_by_role("listitem")).to_have_count(2)
+    expect(tree.get_by_role("listitem").first).to_contain_text(re.compile(r"^sensors/"))
+    kitchen = tree.locator("li li")
+    expect(kitchen).to_have_count(1)
+    expect(kitchen.get_by_role("button", name=f"Open record {address}")).to_have_text("kitchen")
+    fields = '{"temp": 21.5, "unit": "C"}'
+    node = rf"^kitchen {re.escape(fields)} v1, \$credit 0, 3[56][0-9]{{2}} s$"
+    expect(kitchen).to_have_text(re.compile(node))
     feed = page.get_by_role("log", name="Record changes")
-    expect(feed.get_by_role("listitem").first).to_contain_text(
-        'create sensors/kitchen v1 {"temp":{"$float":"21.5"},"unit":"C"}'
-    )
+    expect(feed.get_by_role("listitem").first).to_contain_text(f"create sensors/kitchen v1 {fields}")
 
     # Another client's record is found by a template over a tag.
     r = httpx.post(
         f"{server.url}/spaces/plant/records/create", json={"path": "sensors/hall", "fields": {"unit": "F"}}
     )
     assert r.status_code == 201, r.text
-    expect(feed.get_by_role("listitem").first).to_contain_text('create sensors/hall v1 {"unit":"F"}')
+    expect(feed.get_by_role("listitem").first).to_contain_text('create sensors/hall v1 {"unit": "F"}')
     find = page.locator("#find-form")
-    find.get_by_label("Record template (wire JSON object of tags)").fill(
-        '{"unit": "C", "temp": {"$range": {"low": 20}}}'
-    )
+    find.get_by_label("Record template", exact=True).fill('{"unit": "C", "temp": ?float}')
     find.get_by_label("Under path (empty: everywhere)").fill("sensors")
     find.get_by_role("button", name="Find").click()
     expect(page.locator("#find-result")).to_have_text("1 record found")
-    expect(rows).to_have_count(1)
+    expect(kitchen).to_have_count(1)
 
-    rows.first.get_by_role("button", name=f"Open record {address}").click()
+    kitchen.get_by_role("button", name=f"Open record {address}").click()
     record = page.locator("#record-form")
     expect(record.get_by_role("heading", name=f"Record {address}")).to_be_visible()
     expect(page.locator("#record-version")).to_have_text("1")
     record.get_by_label("Tag").fill("temp")
-    record.get_by_label("Value (wire JSON)").fill('{"$float": "22.5"}')
+    record.get_by_label("Value", exact=True).fill("22.5")
     record.get_by_role("button", name="Set").click()
     expect(page.locator("#record-result")).to_have_text("Set temp: version 2")
     expect(page.locator("#record-version")).to_have_text("2")
-    expect(page.locator("#record-fields")).to_have_text('{"temp":{"$float":"22.5"},"unit":"C"}')
-    expect(cells.nth(0)).to_have_text("2")
-    expect(feed.get_by_role("listitem").first).to_contain_text(
-        'update sensors/kitchen v2 temp = {"$float":"22.5"}'
-    )
+    expect(page.locator("#record-fields")).to_have_text('{"temp": 22.5, "unit": "C"}')
+    expect(kitchen).to_contain_text('{"temp": 22.5, "unit": "C"} v2')
+    expect(feed.get_by_role("listitem").first).to_contain_text("update sensors/kitchen v2 temp = 22.5")
     got = httpx.post(
         f"{server.url}/spaces/plant/records/get", json={"ref": "sensors/kitchen", "tags": ["temp"]}
     )
@@ -406,7 +411,7 @@ def test_a_record_is_created_found_watched_set_and_destroyed_through_the_forms(
     expect(record).to_be_hidden()
     expect(page.locator("#create-result")).to_have_text(f"Destroyed {address}")
     expect(feed.get_by_role("listitem").first).to_contain_text("destroy sensors/kitchen v2")
-    expect(rows).to_have_count(0)
+    expect(tree.get_by_role("listitem")).to_have_count(0)
     expect(page.locator("#find-result")).to_have_text("0 records found")
     expect(records.get_by_role("alert").filter(has_text=re.compile("."))).to_have_count(0)
     gone = httpx.post(f"{server.url}/spaces/plant/records/open", json={"ref": "sensors/kitchen"})
