@@ -19,6 +19,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
+import tuplespace as ts
 from conftest import LiveServer
 from helpers import PATIENCE, missing
 
@@ -417,6 +418,210 @@ def test_a_record_is_created_found_watched_set_and_destroyed_through_the_forms(
     gone = httpx.post(f"{server.url}/spaces/plant/records/open", json={"ref": "sensors/kitchen"})
     assert gone.status_code == 404
     assert gone.json()["error"]["code"] == "record_not_found"
+
+
+def test_tuples_of_every_type_are_typed_and_shown_in_the_text_form_as_python_writes_it(
+    page: Page, serve: Serve
+) -> None:
+    server = serve(store="memory")
+    text = (
+        '("job", 42, -1.5, 1.0, 1e+16, 1e-05, true, null, bytes"AP8=", time"2024-05-01T12:00:00.5Z", '
+        'uri"tuplespace://local/spaces/jobs/a", credit"12.5", {"n": (1, 2), "unit": "C"}, ("x"), (), '
+        "123456789012345678901234567890)"
+    )
+    page.goto(server.url + "/")
+    open_space(page, "jobs")
+    watch(page, "(" + ", ".join(["?"] * 16) + ")")
+    write(page, "  " + text.replace(", ", " ,\n "))  # whitespace between tokens is free
+    expect(page.locator("#write-result")).to_contain_text(f"Written {text} (lease ")
+    feed = page.get_by_role("log", name="Events")
+    expect(feed.get_by_role("listitem").first).to_contain_text(f"write {text}")
+    with ts.connect(server.space_url("jobs")) as space:
+        stored = space.read((ts.ANY,) * 16, timeout=0)
+    assert stored == ts.parse(text)
+    assert ts.format(stored) == text  # the page writes what Python writes
+
+    # A template's fields: ? for any value, ?type for any value of one type, at any depth.
+    query = page.locator("#query-form")
+    found = page.get_by_role("list", name="Tuples found").get_by_role("listitem")
+    for template, count in [
+        ("(?str, ?int, ?float, ?, ?, ?, ?bool, ?null, ?bytes, ?time, ?uri, ?credit, ?map, ?tuple, (), ?)", 1),
+        ('("job", ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {"n": (?int, ? int), "unit": ?}, ("x"), ?, ?)', 1),
+        ('("job", ?str, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', 0),
+    ]:
+        query.get_by_label("Template", exact=True).fill(template)
+        query.get_by_role("button", name="Read all").click()
+        expect(page.locator("#query-result")).to_have_text(f"{count} tuple{'' if count == 1 else 's'} found")
+        expect(found).to_have_text([text] * count)
+
+
+def test_a_failed_operation_clears_the_result_it_showed_before(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    page.goto(server.url + "/")
+    open_space(page, "jobs")
+    write(page, '("job", 1)')
+    result, error = page.locator("#write-result"), page.locator("#write-error")
+    expect(result).to_contain_text('Written ("job", 1)')
+    write(page, '("job", 2')
+    expect(error).to_have_text("wire_error: unexpected end of the text at offset 9 of the text")
+    expect(result).to_have_text("")
+
+    query = page.locator("#query-form")
+    found = page.get_by_role("list", name="Tuples found").get_by_role("listitem")
+    query.get_by_label("Template", exact=True).fill('("job", ?int)')
+    query.get_by_role("button", name="Read all").click()
+    expect(found).to_have_text(['("job", 1)'])
+    query.get_by_label("Template", exact=True).fill('("job", ?integer)')
+    query.get_by_role("button", name="Read all").click()
+    expect(page.locator("#query-error")).to_contain_text('unknown type "integer"')
+    expect(found).to_have_count(0)
+    expect(page.locator("#query-result")).to_have_text("")
+
+    take = page.locator("#take-form")
+    take.get_by_label("Template", exact=True).fill('("job", ?int)')
+    take.get_by_role("button", name="Take").click()
+    expect(page.locator("#take-result")).to_have_text('Took ("job", 1)')
+    take.get_by_label("Template", exact=True).fill('["job", {"$regex": "("}]')
+    take.get_by_role("button", name="Take").click()
+    expect(page.locator("#take-error")).to_contain_text("400 invalid_template: template[1]")
+    expect(page.locator("#take-result")).to_have_text("")
+
+    r = httpx.post(f"{server.url}/spaces/jobs/records/create", json={"path": "a", "fields": {"n": 1}})
+    assert r.status_code == 201, r.text
+    find = page.locator("#find-form")
+    tree = page.get_by_role("list", name="Records found, by path").get_by_role("listitem")
+    find.get_by_role("button", name="Find").click()
+    expect(tree).to_have_count(1)
+    find.get_by_label("Record template", exact=True).fill('{"n": ?number}')
+    find.get_by_role("button", name="Find").click()
+    expect(page.locator("#find-error")).to_contain_text('unknown type "number"')
+    expect(tree).to_have_count(0)
+    expect(page.locator("#find-result")).to_have_text("")
+
+
+def test_a_chosen_space_comes_into_view_and_the_spaces_show_their_records(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    for path in ("a", "b", "b/c"):
+        r = httpx.post(f"{server.url}/spaces/plant/records/create", json={"path": path, "fields": {}})
+        assert r.status_code == 201, r.text
+    r = httpx.post(f"{server.url}/spaces/plant/write", json={"tuple": ["x"]})
+    assert r.status_code == 200, r.text
+    page.set_viewport_size({"width": 800, "height": 400})
+    page.goto(server.url + "/")
+    expect(page.get_by_role("columnheader", name="Records")).to_be_visible()
+    expect(figures(page, "plant").nth(6)).to_have_text("3")
+    expect(figures(page, "plant").first).to_have_text("1")
+    title = page.get_by_role("heading", name="Space plant")
+    page.get_by_role("button", name="plant", exact=True).click()
+    expect(title).to_be_focused()
+    expect(title).to_be_in_viewport()
+    r = httpx.post(f"{server.url}/spaces/plant/records/create", json={"path": "d", "fields": {}})
+    assert r.status_code == 201, r.text
+    expect(figures(page, "plant").nth(6)).to_have_text("4")
+
+
+def test_records_browse_as_a_tree_whose_address_fields_open_the_contained_record(
+    page: Page, serve: Serve
+) -> None:
+    server = serve(store="memory")
+    kitchen = "tuplespace://local/spaces/plant/site/kitchen"
+    for path, fields in [
+        ("site", {"name": "north"}),
+        ("site/kitchen", {"temp": {"$float": "21.5"}}),
+        ("site/hall", {"unit": "F"}),
+        ("orders/1", {"for": {"$uri": kitchen}, "qty": 2}),
+    ]:
+        r = httpx.post(f"{server.url}/spaces/plant/records/create", json={"path": path, "fields": fields})
+        assert r.status_code == 201, r.text
+    page.goto(server.url + "/")
+    open_space(page, "plant")
+    page.locator("#find-form").get_by_role("button", name="Find").click()
+    expect(page.locator("#find-result")).to_have_text("4 records found")
+    tree = page.get_by_role("list", name="Records found, by path")
+    top = tree.locator("> li")
+    expect(top).to_have_count(2)
+    expect(top.nth(0)).to_contain_text(re.compile(r"^orders/"))
+    expect(top.nth(0).locator("li")).to_have_text(
+        [f'1 {{"for": uri"{kitchen}", "qty": 2}} v1, $credit 0, never ends']
+    )
+    site = top.nth(1)
+    site_button = site.get_by_role(
+        "button", name="Open record tuplespace://local/spaces/plant/site", exact=True
+    )
+    expect(site_button).to_have_text("site")
+    expect(site.locator("li").get_by_role("button", name=re.compile("^Open record "))).to_have_text(
+        ["hall", "kitchen"]
+    )
+
+    # The field holding the kitchen's address opens it: the order contains the kitchen.
+    top.nth(0).get_by_role("button", name="Open contained record site/kitchen").click()
+    expect(page.get_by_role("heading", name=f"Record {kitchen}")).to_be_visible()
+    expect(page.locator("#record-fields")).to_have_text('{"temp": 21.5}')
+    expect(site.get_by_role("button", name=f"Open record {kitchen}")).to_be_focused()
+    screenshot(page, "dashboard-record-tree.png")
+
+
+def test_the_page_is_labelled_and_works_from_the_keyboard(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    page.goto(server.url + "/")
+    expect(page.get_by_text("No spaces to show")).to_be_visible()
+
+    # Tab reaches the field of a space's name; Enter opens the space and moves there.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "space-name":
+            break
+    expect(page.get_by_role("textbox", name="Open space")).to_be_focused()
+    page.keyboard.type("jobs")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Space jobs")).to_be_focused()
+
+    # The next stop is the tuple to write; Enter writes it, Shift+Enter starts a new line.
+    page.keyboard.press("Tab")
+    tuple_field = page.get_by_role("textbox", name="Tuple", exact=True)
+    expect(tuple_field).to_be_focused()
+    page.keyboard.press("ControlOrMeta+A")
+    page.keyboard.type('("job",')
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("7)")
+    expect(tuple_field).to_have_value('("job",\n7)')
+    page.keyboard.press("Enter")
+    expect(page.locator("#write-result")).to_contain_text('Written ("job", 7)')
+    expect(tuple_field).to_have_value('("job",\n7)')
+
+    # Every control is named by its label, and each stop shows where the focus is.
+    for role, name in [
+        ("textbox", "Token"),
+        ("button", "Use token"),
+        ("textbox", "Tuple"),
+        ("spinbutton", "Lease in seconds (empty: forever)"),
+        ("button", "Write"),
+        ("textbox", "Template"),
+        ("button", "Read all"),
+        ("button", "Count"),
+        ("checkbox", "write"),
+        ("checkbox", "First the matching tuples already there (present)"),
+        ("button", "Watch"),
+        ("log", "Events"),
+        ("textbox", "Record template"),
+        ("textbox", "Fields"),
+        ("textbox", "Path"),
+        ("list", "Records found, by path"),
+        ("button", "Watch records"),
+        ("log", "Record changes"),
+        ("img", "No figures yet."),
+    ]:
+        expect(page.get_by_role(role, name=name, exact=True).first).to_be_attached()
+    page.locator("#token").focus()
+    stops = 0
+    while page.evaluate("document.activeElement.id") != "changes-under":
+        page.keyboard.press("Tab")
+        focused = page.locator("*:focus")
+        expect(focused).to_have_accessible_name(re.compile(r"\S"))
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+        stops += 1
+        assert stops < 60, page.evaluate("document.activeElement.outerHTML")
+    screenshot(page, "dashboard-keyboard.png")
 
 
 def test_the_api_documentation_works_from_the_server_alone(page: Page, serve: Serve) -> None:
