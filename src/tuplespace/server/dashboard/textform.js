@@ -105,7 +105,7 @@ class Reader {
   field() {
     if (!this.template) throw this.error('"?" (any value) is for templates, not values');
     const token = this.peek();
-    if (token !== null && token.kind === "word" && !Object.hasOwn(LITERALS, token.text)) {
+    if (token !== null && token.kind === "word") {
       this.next();
       if (!FORMALS.has(token.text)) {
         throw this.error(`unknown type ${JSON.stringify(token.text)}; types are ${[...FORMALS].join(", ")}`);
