@@ -441,7 +441,8 @@ def test_tuples_of_every_type_are_typed_and_shown_in_the_text_form_as_python_wri
     assert stored == ts.parse(text)
     assert ts.format(stored) == text  # the page writes what Python writes
 
-    # A template's fields: ? for any value, ?type for any value of one type, at any depth.
+    # A template's fields: ? for any value, ?type for any value of one type, at any depth,
+    # read as Python's ts.parse_template reads them.
     query = page.locator("#query-form")
     found = page.get_by_role("list", name="Tuples found").get_by_role("listitem")
     for template, count in [
@@ -453,6 +454,8 @@ def test_tuples_of_every_type_are_typed_and_shown_in_the_text_form_as_python_wri
         query.get_by_role("button", name="Read all").click()
         expect(page.locator("#query-result")).to_have_text(f"{count} tuple{'' if count == 1 else 's'} found")
         expect(found).to_have_text([text] * count)
+        with ts.connect(server.space_url("jobs")) as space:  # the same template in Python
+            assert len(space.read_all(ts.parse_template(template))) == count
 
 
 def test_a_failed_operation_clears_the_result_it_showed_before(page: Page, serve: Serve) -> None:
