@@ -124,6 +124,7 @@ TEMPLATES: list[tuple[str, Any]] = [
     ),
     ("()", ()),
     ('{"unit": "C", "temp": ?float}', {"unit": "C", "temp": float}),
+    (" ? ", ts.ANY),
 ]
 
 
@@ -154,8 +155,8 @@ def test_a_template_read_from_text_matches_as_written_in_python() -> None:
         ('("job", ', "unexpected end of the text at offset 8 of the text"),
         ('("job" ?int)', "expected ',' or '\\)', found '\\?' at offset 7"),
         ('{$PK: uri"x:y"}', "a record is not a template at offset 1"),
-        ("?int", "a template is a tuple or a map, not type"),
-        ("1", "a template is a tuple or a map, not int"),
+        ("?int", "a template is a tuple, a map or \\? alone, not type"),
+        ("1", "a template is a tuple, a map or \\? alone, not int"),
         ('(bytes"AP8")', "not a valid bytes"),
     ],
 )

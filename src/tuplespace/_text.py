@@ -199,7 +199,8 @@ def parse_template(text: str) -> Any:
     """The template that ``text`` writes in the text form (see :func:`format`), where a
     field, at any depth, may also be ``?``, :data:`ANY`, or ``?`` followed by the name of
     a wire type, a formal (``?int`` is ``int``, ``?uri`` is :class:`URI`): a tuple
-    template, or a map of tags and fields, a record template (``docs/records.md``).
+    template, a map of tags and fields (a record template, ``docs/records.md``), or
+    ``?`` alone, :data:`ANY`, which :meth:`Space.subscribe` takes for every tuple.
 
     >>> parse_template('("job", ?int, ?)')
     ('job', <class 'int'>, ANY)
@@ -215,9 +216,10 @@ def parse_template(text: str) -> Any:
     if len(text) > DEFAULT_LIMITS.max_bytes:
         raise WireError(f"the text is {len(text)} characters, more than {DEFAULT_LIMITS.max_bytes}")
     out = _read(text, template=True)
-    if not isinstance(out, (tuple, dict)):
-        raise WireError(f"a template is a tuple or a map, not {_type_name(out)}")
-    compile_template(out if isinstance(out, tuple) else (out,))
+    if out is not ANY and not isinstance(out, (tuple, dict)):
+        raise WireError(f"a template is a tuple, a map or ? alone, not {_type_name(out)}")
+    if out is not ANY:
+        compile_template(out if isinstance(out, tuple) else (out,))
     return out
 
 
