@@ -215,6 +215,33 @@ def test_a_feed_opens_with_the_tuples_already_there(page: Page, serve: Serve) ->
     expect(feed.get_by_text("present")).to_have_count(2)  # the first feed's, none more
 
 
+def test_the_live_feed_shows_tuples_of_every_arity(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    r = httpx.post(f"{server.url}/spaces/mixed/write", json={"tuple": ["old"]})
+    assert r.status_code == 200, r.text
+    page.goto(server.url + "/")
+    open_space(page, "mixed")
+    form = page.locator("#events-form")
+    expect(form.get_by_label("Template", exact=True)).to_have_value("?")  # every tuple
+    form.get_by_role("button", name="Watch").click()
+    expect(page.get_by_role("button", name="Stop watching ?")).to_be_visible()
+    items = page.get_by_role("log", name="Events").get_by_role("listitem")
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text('present ("old")')
+    written = ["()", '("a")', '("b", 1)', '("c", 1, 2.5)', "(1, 2, 3, 4, 5)"]
+    for text in written:
+        write(page, text)
+        expect(items.first).to_contain_text(f"write {text}")
+    wide = list(range(40))
+    r = httpx.post(f"{server.url}/spaces/mixed/write", json={"tuple": wide})
+    assert r.status_code == 200, r.text
+    expect(items.first).to_contain_text(f"write ({', '.join(map(str, wide))})")
+    page.locator("#take-form").get_by_label("Template", exact=True).fill('("b", ?int)')
+    page.locator("#take-form").get_by_role("button", name="Take").click()
+    expect(items.first).to_contain_text('take ("b", 1)')
+    expect(items).to_have_count(8)
+
+
 def test_a_tuple_written_appears_in_the_feed_and_is_taken_through_the_forms(page: Page, serve: Serve) -> None:
     server = serve(store="memory")
     page.goto(server.url + "/")

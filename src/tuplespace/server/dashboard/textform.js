@@ -1,12 +1,13 @@
 // The text form of values and tuples (docs/records.md "The text form"), as `ts.format`
 // writes them and `ts.parse` reads them: `("job", 42, 1.5, true, null, bytes"AP8=")`.
 // Templates add two fields: `?` matches any value, `?int` (or `? int`) any value of
-// one wire type: `("job", ?int, ?)`.
+// one wire type: `("job", ?int, ?)`; `?` alone, in place of a tuple, is every tuple
+// (ANY, which a subscription takes for every arity).
 //
 // Text is read into wire JSON and decoded by the binding, which checks every value
 // (canonical base64, RFC 3339 times, int sizes, ...) as it checks what the server sends.
 
-import { WireError, decode, decodeTemplate, time, typeName } from "../js/tuplespace.js";
+import { ANY, WireError, decode, decodeTemplate, time, typeName } from "../js/tuplespace.js";
 
 const MAX_NESTING = 100;
 const FORMALS = new Set(["null", "bool", "int", "float", "str", "bytes", "time", "uri", "credit", "tuple", "map"]);
@@ -171,8 +172,10 @@ export function parseTuple(text) {
 }
 
 /** The template that `text` writes: a tuple in the text form whose fields may be `?`
- *  or `?type`; a JSON array is read as a wire template (for ranges, regexes, ...). */
+ *  or `?type`, or `?` alone (ANY: every tuple); a JSON array is read as a wire template
+ *  (for ranges, regexes, ...). */
 export function parseTemplate(text) {
+  if (text.trim() === "?") return ANY;
   if (text.trimStart().startsWith("[")) return decodeTemplate(text);
   return decodeTemplate(new Reader(text, true).read("tuple"));
 }
