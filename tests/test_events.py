@@ -201,6 +201,19 @@ def test_existing_gives_every_tuple_present_first_then_the_live_events(space: An
     assert events[3].seq == before + 1
 
 
+def test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity(space: Any) -> None:
+    space.write_many([("a",), (), (1, 2)])
+    wide = tuple(range(256))
+    with space.subscribe(ANY, existing=True) as sub:
+        present = [next(sub) for _ in range(3)]
+        space.write(("b", 1, 2.5))
+        space.write(wide)
+        space.take(("a",))
+        live = [next(sub) for _ in range(3)]
+    assert changes(present) == [("present", ("a",)), ("present", ()), ("present", (1, 2))]
+    assert changes(live) == [("write", ("b", 1, 2.5)), ("write", wide), ("take", ("a",))]
+
+
 def test_present_events_come_whatever_kinds_are_asked_for(space: Any) -> None:
     space.write(("job", 1))
     with space.subscribe(("job", int), events={"take"}, existing=True) as sub:

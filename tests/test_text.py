@@ -114,6 +114,66 @@ def test_errors_say_where() -> None:
         ts.parse("(1, 2 3)")
 
 
+TEMPLATES: list[tuple[str, Any]] = [
+    ('("job", ?int, ?)', ("job", int, ts.ANY)),
+    ("(? str,?float,?bool,?null)", (str, float, bool, type(None))),
+    ("(?bytes, ?time, ?uri, ?credit, ?tuple, ?map)", (bytes, dt.datetime, ts.URI, ts.Credit, tuple, ts.Map)),
+    (
+        '("job", ("x", ?int), {"n": ?, "$m": 1.5}, bytes"AP8=")',
+        ("job", ("x", int), {"n": ts.ANY, "$m": 1.5}, b"\x00\xff"),
+    ),
+    ("()", ()),
+    ('{"unit": "C", "temp": ?float}', {"unit": "C", "temp": float}),
+    (" ? ", ts.ANY),
+]
+
+
+@pytest.mark.parametrize(("text", "template"), TEMPLATES, ids=[t for t, _ in TEMPLATES])
+def test_a_template_is_read_from_the_text_form(text: str, template: Any) -> None:
+    assert ts.parse_template(text) == template
+
+
+def test_a_template_read_from_text_matches_as_written_in_python() -> None:
+    space = ts.Space()
+    space.write(("job", 1, 2.5, {"n": (1, 2)}))
+    space.write(("job", "one", 2.5, {"n": (1, 2)}))
+    found = space.read_all(ts.parse_template('("job", ?int, ?float, {"n": (?, ?int)})'))
+    assert found == [("job", 1, 2.5, ts.Map({"n": (1, 2)}))]
+    space.create("sensors/kitchen", {"unit": "C", "temp": 21.5})
+    space.create("sensors/hall", {"unit": "C", "temp": "warm"})
+    [kitchen] = space.find(ts.parse_template('{"unit": "C", "temp": ?float}'))
+    assert kitchen.address == space.record("sensors/kitchen").address
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '("job", ?integer)',
+            "unknown type 'integer'; types are null, bool, int, .* at offset 9 of the text",
+        ),
+        ('("job", ', "unexpected end of the text at offset 8 of the text"),
+        ('("job" ?int)', "expected ',' or '\\)', found '\\?' at offset 7"),
+        ('{$PK: uri"x:y"}', "a record is not a template at offset 1"),
+        ("?int", "a template is a tuple, a map or \\? alone, not type"),
+        ("1", "a template is a tuple, a map or \\? alone, not int"),
+        ('(bytes"AP8")', "not a valid bytes"),
+    ],
+)
+def test_text_that_is_not_a_template_is_a_wire_error_saying_where(text: str, message: str) -> None:
+    with pytest.raises(ts.WireError, match=message):
+        ts.parse_template(text)
+
+
+def test_a_value_has_no_template_fields_and_a_template_is_checked() -> None:
+    with pytest.raises(ts.WireError, match=r"'\?' \(any value\) is for templates: .* at offset 8"):
+        ts.parse('("job", ?)')
+    with pytest.raises(ts.InvalidTemplate):
+        ts.parse_template("(" + ", ".join(["?"] * 300) + ")")
+    with pytest.raises(ts.UnsupportedType):
+        ts.parse_template(b"()")  # type: ignore[arg-type]
+
+
 def test_format_refuses_what_is_not_a_value() -> None:
     with pytest.raises(ts.UnsupportedType):
         ts.format((object(),))

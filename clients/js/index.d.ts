@@ -541,7 +541,8 @@ export class Space {
   count(template: Template, options?: CallOptions): Promise<number>;
   replace(template: Template, tuple: Tuple, options?: WriteOptions): Promise<DecodedTuple>;
   writeIfAbsent(template: Template, tuple: Tuple, options?: LeaseOptions): Promise<boolean>;
-  subscribe(template: Template, options?: SubscribeOptions): Promise<Subscription>;
+  /** `ANY` alone, in place of a template: every tuple, whatever its arity. */
+  subscribe(template: Template | Any, options?: SubscribeOptions): Promise<Subscription>;
   transaction(options?: CallOptions & { lease?: number }): Promise<Transaction>;
   create(path: string, fields: ValueMap, options?: PayOptions): Promise<Record>;
   /** By path, address, capability address, or `"$"` for the root record. */

@@ -2011,8 +2011,9 @@ export class Space {
   // -- events and transactions
 
   /**
-   * Subscribe to the events of tuples matching `template`: resolves once the subscription is
-   * in place, to an async iterator of events `{seq, kind, tuple, time}`.
+   * Subscribe to the events of tuples matching `template` (`ANY` alone: every tuple, whatever
+   * its arity): resolves once the subscription is in place, to an async iterator of events
+   * `{seq, kind, tuple, time}`.
    *
    * `events`: the kinds (`write`, `take`, `expire`, `cancel`; all by default). `since`: resume
    * after that event (a `seq`); EventsLost when the log no longer holds what came after it.
@@ -2025,7 +2026,7 @@ export class Space {
     if (this.#closed) throw new SpaceClosed("the space was closed");
     const subscription = new Subscription(
       this,
-      templateWire(template),
+      template === ANY ? { $any: true } : templateWire(template),
       checkKinds(events),
       checkSince(since),
       checkExisting(existing, since),

@@ -61,7 +61,7 @@ from ._record import Record, RecordData, RecordWatch
 from ._rules import Lit, RuleInfo, Rules
 from ._space import Space, Subscription, Transaction
 from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, Template, XPath
-from ._text import format, parse
+from ._text import format, parse, parse_template
 from ._upcall import AsyncUpcall, Upcall
 from ._values import URI, Credit, Limits, Map
 from ._workers import AsyncCleaner, AsyncWorker, Cleaner, Worker, WorkerPool
@@ -153,6 +153,7 @@ __all__ = [
     "format",
     "from_wire",
     "parse",
+    "parse_template",
     "template_from_wire",
     "template_to_wire",
     "to_wire",

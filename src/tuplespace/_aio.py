@@ -24,7 +24,7 @@ from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
-from ._templates import RecordTemplate, Template, compile_template, one_exact
+from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
 from ._upcall import AsyncUpcall
 from ._values import URI, Credit, Map, Value
 
@@ -344,9 +344,7 @@ class AsyncSpace:
         existing: bool = False,
     ) -> AsyncSubscription:
         """See :meth:`Space.subscribe`; iterate with ``async for``."""
-        feed = self.space._subscribe(
-            [compile_template(template)], events, since, max_pending, lease, existing
-        )
+        feed = self.space._subscribe(feed_templates(template), events, since, max_pending, lease, existing)
         return AsyncSubscription(self.space, feed)
 
     async def create(

@@ -39,7 +39,7 @@ from ._record import Record, RecordData, RecordWatch
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
-from ._templates import RecordTemplate, Template, compile_template, one_exact
+from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Value
 
 __all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
@@ -313,7 +313,8 @@ class Space:
         existing: bool = False,
     ) -> Subscription:
         """Subscribe to the events (``"write"``, ``"take"``, ``"expire"``, ``"cancel"``)
-        of tuples matching ``template``.
+        of tuples matching ``template``; :data:`ANY` in place of a tuple template is
+        every tuple, whatever its arity.
 
         >>> with space.subscribe(("order", ANY), events={"write"}) as events:  # doctest: +SKIP
         ...     for ev in events:
@@ -336,7 +337,7 @@ class Space:
         ``existing=True`` with ``since``.
         """
         return Subscription(
-            self, self._subscribe([compile_template(template)], events, since, max_pending, lease, existing)
+            self, self._subscribe(feed_templates(template), events, since, max_pending, lease, existing)
         )
 
     def _subscribe(

@@ -550,6 +550,20 @@ def compile_template(fields: Any) -> Template:
     return template
 
 
+def feed_templates(template: Any) -> list[Template]:
+    """What a subscription to ``template`` watches: :data:`ANY` alone, in place of a
+    tuple, is every tuple whatever its arity (a template of ANY fields per arity a
+    template can have, from 0 to ``max_fields``)."""
+    if template is ANY:
+        return list(_every_arity())
+    return [compile_template(template)]
+
+
+@functools.cache
+def _every_arity() -> tuple[Template, ...]:
+    return tuple(compile_template((ANY,) * n) for n in range(DEFAULT_LIMITS.max_fields + 1))
+
+
 def one_exact(fields: object) -> tuple[str, Any] | None:
     """``(tag, key)`` if ``fields`` is a record template of one tag holding an ASCII str
     or a 64-bit int (the common lookup, answered without compiling a template)."""

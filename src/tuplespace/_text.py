@@ -19,6 +19,12 @@ the typed equality of values.  ``docs/records.md`` specifies it::
 
 Whitespace between tokens is free.  :func:`parse` raises :class:`WireError` (a
 ``ValueError``) for text that is not in this form, saying where.
+
+:func:`parse_template` reads templates in the same form, where a field may also be
+``?`` (:data:`ANY`) or ``?`` and a wire type's name (a formal: ``?int``)::
+
+    ("job", ?int, ?)
+    {"unit": "C", "temp": ?float}
 """
 
 from __future__ import annotations
@@ -34,14 +40,14 @@ import orjson
 from ._codec import _bytes_from, _credit_from, _credit_text, _time_from, _time_text
 from ._errors import InvalidValue, UnsupportedType, WireError
 from ._record import RecordBase, RecordData
-from ._templates import _FORMAL_CHECKS, FORMAL_TYPES
+from ._templates import _FORMAL_CHECKS, ANY, FORMAL_TYPES, compile_template
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Map, Value, check_value
 from ._xmlform import read_xml, write_xml
 
 if TYPE_CHECKING:
     import datetime
 
-__all__ = ["format", "parse"]
+__all__ = ["format", "parse", "parse_template"]
 
 
 @runtime_checkable
@@ -58,7 +64,7 @@ _TOKEN = re.compile(
       (?P<str>"(?:[^"\\\x00-\x1f]|\\.)*")
     | (?P<num>-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?(?![A-Za-z0-9_-]))
     | (?P<word>\$?[A-Za-z0-9_-]+)
-    | (?P<punct>[(){}:,])
+    | (?P<punct>[(){}:,?])
     )""",
     re.VERBOSE,
 )
@@ -189,8 +195,36 @@ def parse(text: str, type: type | None = None, *, form: str = "text", limits: Li
     return check_value(out, limits)
 
 
-def _read(text: str) -> Any:
-    parser = _Parser(text)
+def parse_template(text: str) -> Any:
+    """The template that ``text`` writes in the text form (see :func:`format`), where a
+    field, at any depth, may also be ``?``, :data:`ANY`, or ``?`` followed by the name of
+    a wire type, a formal (``?int`` is ``int``, ``?uri`` is :class:`URI`): a tuple
+    template, a map of tags and fields (a record template, ``docs/records.md``), or
+    ``?`` alone, :data:`ANY`, which :meth:`Space.subscribe` takes for every tuple.
+
+    >>> parse_template('("job", ?int, ?)')
+    ('job', <class 'int'>, ANY)
+    >>> parse_template('{"unit": "C", "temp": ?float}')
+    {'unit': 'C', 'temp': <class 'float'>}
+
+    Raises :class:`WireError` for text not in this form (or longer than the default
+    ``Limits.max_bytes``), saying where, and :class:`InvalidTemplate` for a template
+    that is not valid (more than 256 fields, ...).
+    """
+    if not isinstance(text, str):
+        raise UnsupportedType(f"the text form is a str, not {_type_name(text)}")
+    if len(text) > DEFAULT_LIMITS.max_bytes:
+        raise WireError(f"the text is {len(text)} characters, more than {DEFAULT_LIMITS.max_bytes}")
+    out = _read(text, template=True)
+    if out is not ANY and not isinstance(out, (tuple, dict)):
+        raise WireError(f"a template is a tuple, a map or ? alone, not {_type_name(out)}")
+    if out is not ANY:
+        compile_template(out if isinstance(out, tuple) else (out,))
+    return out
+
+
+def _read(text: str, template: bool = False) -> Any:
+    parser = _Parser(text, template)
     out = parser.value(0)
     if parser.peek() is not None:
         raise parser.error("expected the end of the text")
@@ -227,10 +261,11 @@ _PLAIN_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
 class _Parser:
-    __slots__ = ("pos", "start", "text", "token")
+    __slots__ = ("pos", "start", "template", "text", "token")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, template: bool = False) -> None:
         self.text = text
+        self.template = template  # whether ? fields may appear
         self.pos = 0  # where the next token is looked for
         self.start = 0  # where the latest token starts
         self.token: tuple[str, str] | None = None  # the next token, once peeked
@@ -283,11 +318,26 @@ class _Parser:
                     raise self.error(f"{text} is followed by a JSON string")
                 return _typed(text, _json_string(payload, self), self)
             raise self.error(f"unknown word {text!r}")
+        if text == "?":
+            return self.field()
         if text == "(":
             return self.sequence(depth + 1)
         if text == "{":
             return self.braces(depth + 1)
         raise self.error(f"unexpected {text!r}")
+
+    def field(self) -> Any:
+        """After a ``?``: a formal when a wire type's name follows, else ANY."""
+        if not self.template:
+            raise self.error("'?' (any value) is for templates: read them with parse_template")
+        token = self.peek()
+        if token is None or token[0] != "word":
+            return ANY
+        self.next()
+        formal = FORMAL_TYPES.get(token[1])
+        if formal is None:
+            raise self.error(f"unknown type {token[1]!r}; types are {', '.join(FORMAL_TYPES)}")
+        return formal
 
     def sequence(self, depth: int) -> tuple[Value, ...]:
         out: list[Value] = []
@@ -303,15 +353,17 @@ class _Parser:
             if text != "," or kind != "punct":
                 raise self.error(f"expected ',' or ')', found {text!r}")
 
-    def braces(self, depth: int) -> Map | RecordData:
+    def braces(self, depth: int) -> Map | dict[str, Any] | RecordData:
         token = self.peek()
         if token == ("word", "$PK"):
+            if self.template:
+                raise self.error("a record is not a template")
             return self.record(depth)
         out: dict[str, Value] = {}
         while True:
             kind, text = self.next()
             if kind == "punct" and text == "}":
-                return Map(out)
+                return out if self.template else Map(out)
             if kind != "str":
                 raise self.error(f"a map's keys are JSON strings, found {text!r}")
             key = _json_string(text, self)
@@ -321,7 +373,7 @@ class _Parser:
             out[key] = self.value(depth)
             kind, text = self.next()
             if kind == "punct" and text == "}":
-                return Map(out)
+                return out if self.template else Map(out)
             if kind != "punct" or text != ",":
                 raise self.error(f"expected ',' or '}}', found {text!r}")
 

@@ -95,6 +95,25 @@ test("events arrive in order, of the kinds asked for", async () => {
   await waitUntil(async () => (await space.statistics()).subscribers === 0, "the server to end the subscriptions");
 });
 
+test("ANY alone watches every tuple, whatever its arity", async () => {
+  const space = open(spaceUrl());
+  await space.writeMany([["a"], []]);
+  const sub = await space.subscribe(ANY, { existing: true });
+  await space.write(["b", 1, 2]);
+  await space.write(Array.from({ length: 40 }, (_, i) => i));
+  const events = [];
+  for await (const event of sub) {
+    events.push([event.kind, event.tuple.length]);
+    if (events.length === 4) break;
+  }
+  assert.deepEqual(events, [
+    ["present", 1],
+    ["present", 0],
+    ["write", 3],
+    ["write", 40],
+  ]);
+});
+
 test("existing: the tuples already there come first, as present, then the live events", async () => {
   const space = open(spaceUrl());
   await space.writeMany([

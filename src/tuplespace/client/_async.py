@@ -55,7 +55,7 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._record import RecordData, check_revocable
-from .._templates import Template
+from .._templates import ANY, Template
 from .._upcall import AsyncUpcall
 from .._values import URI, Credit, Map, Value, handle_address
 from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteStream, AsyncRemoteSubscription
@@ -596,7 +596,7 @@ class AsyncRemoteSpace:
         self._check_open()
         subscription = AsyncRemoteSubscription(
             self,
-            template_wire(template),
+            {"$any": True} if template is ANY else template_wire(template),
             check_kinds(events),
             check_since(since),
             check_max_pending(max_pending),

@@ -304,7 +304,7 @@ class AsyncRemoteSubscription(AsyncRemoteStream[Event]):
     def __init__(
         self,
         space: AsyncRemoteSpace,
-        template: list[Any],
+        template: list[Any] | dict[str, bool],
         kinds: list[str],
         since: int | None,
         max_pending: int,

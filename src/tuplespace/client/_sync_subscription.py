@@ -305,7 +305,7 @@ class RemoteSubscription(RemoteStream[Event]):
     def __init__(
         self,
         space: RemoteSpace,
-        template: list[Any],
+        template: list[Any] | dict[str, bool],
         kinds: list[str],
         since: int | None,
         max_pending: int,

@@ -1,7 +1,7 @@
 """The server's web pages: the dashboard at ``/``, a static page that speaks the
 HTTP API in the browser, and the API's documentation at ``/docs``.
 
-The dashboard has no build step: ``index.html``, an ES module and a style sheet from
+The dashboard has no build step: ``index.html``, two ES modules and a style sheet from
 the ``dashboard`` folder beside this file, and the JavaScript binding
 (``clients/js/tuplespace.js``, reached through a link in that folder) at
 ``/js/tuplespace.js``.  ``/docs`` is Swagger UI over ``/openapi.json``: its page and
@@ -38,6 +38,7 @@ FILES = {
     "/": (DASHBOARD / "index.html", _HTML),
     "/dashboard/dashboard.js": (DASHBOARD / "dashboard.js", _JS),
     "/dashboard/dashboard.css": (DASHBOARD / "dashboard.css", _CSS),
+    "/dashboard/textform.js": (DASHBOARD / "textform.js", _JS),
     "/js/tuplespace.js": (DASHBOARD / "tuplespace.js", _JS),
     "/docs": (DASHBOARD / "docs.html", _HTML),
     "/docs/docs.js": (DASHBOARD / "docs.js", _JS),

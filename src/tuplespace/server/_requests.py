@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, WireError
-from .._templates import Template
+from .._templates import ANY, Template
 from .._values import Limits, Value
 from ._errors import ApiError, api_error
 
@@ -133,12 +133,15 @@ def get_template(body: dict[str, Any], key: str, limits: Limits) -> Template:
         raise ApiError(400, "invalid_template", str(exc), key) from None
 
 
-def parse_template_text(text: str, limits: Limits, field: str = "template") -> Template:
-    """A template given as JSON text (a query parameter)."""
+def parse_template_text(text: str, limits: Limits, field: str = "template") -> Any:
+    """A subscription's template given as JSON text (a query parameter): a wire
+    template, or ``{"$any": true}`` alone for every tuple (:data:`ANY`)."""
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ApiError(400, "wire_error", f"the template is not valid JSON: {exc}", field) from None
+    if obj == {"$any": True}:
+        return ANY
     return get_template({field: obj}, field, limits)
 
 

@@ -548,7 +548,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                     "name": "template",
                     "in": "query",
                     "required": True,
-                    "description": "The template, as JSON.",
+                    "description": 'The template, as JSON; {"$any": true} alone: every tuple.',
                     "schema": {"type": "string"},
                 },
                 {

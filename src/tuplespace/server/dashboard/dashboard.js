@@ -3,21 +3,11 @@
 // Every figure comes from the server's statistics, polled once a second through
 // the binding (`spaces()`); the live feed is a subscription per watched template,
 // and the feed of record changes a record watch per watched path.
-// Tuples, templates, records and their templates are typed and shown as wire JSON
-// (docs/wire-format.md).
+// Tuples, templates, records and their templates are typed and shown in the text form
+// (docs/records.md, "The text form"; textform.js).
 
-import {
-  ANY,
-  EventsLost,
-  Timeout,
-  connectServer,
-  credit,
-  decode,
-  decodeTemplate,
-  encode,
-  encodeTemplate,
-  typeName,
-} from "../js/tuplespace.js";
+import { EventsLost, Timeout, connectServer, credit, typeName } from "../js/tuplespace.js";
+import { address, format, parseMap, parseMapTemplate, parseTemplate, parseTuple, parseValue } from "./textform.js";
 
 const TOKEN_KEY = "tuplespace.token";
 const POLL_MS = 1000;
@@ -65,12 +55,17 @@ function clearError(element) {
   element.hidden = true;
 }
 
-// Run a form's action, showing what fails in the form's error element.
+// Run a form's action, showing what fails in the form's error element; a failure
+// also clears what the form showed before (its elements marked data-result).
 async function attempt(errorElement, action) {
   clearError(errorElement);
   try {
     await action();
   } catch (error) {
+    const form = errorElement.closest("form");
+    for (const result of document.querySelectorAll(`[data-result="${form.id}"]`)) {
+      result.replaceChildren();
+    }
     showError(errorElement, error);
   }
 }
@@ -171,6 +166,7 @@ function showSpaces(spaces) {
     cells[4].textContent = statistics.writes;
     cells[5].textContent = statistics.takes;
     cells[6].textContent = statistics.reads;
+    cells[7].textContent = statistics.records;
     row.classList.toggle("selected", name === state.name);
   }
   if (state.name !== null) {
@@ -196,10 +192,10 @@ function newRow(name) {
   open.type = "button";
   open.className = "link";
   open.textContent = name;
-  open.addEventListener("click", () => openSpace(name));
+  open.addEventListener("click", () => showSpace(name));
   head.append(open);
   row.append(head);
-  for (let i = 0; i < 6; i++) {
+  for (let i = 0; i < 7; i++) {
     const cell = document.createElement("td");
     cell.className = "number";
     row.append(cell);
@@ -336,7 +332,7 @@ function openSpace(name) {
   $("space-arities").textContent = "…";
   $("feed").replaceChildren();
   $("query-tuples").replaceChildren();
-  $("record-rows").replaceChildren();
+  $("record-tree").replaceChildren();
   $("changes").replaceChildren();
   closeRecord();
   state.found = false;
@@ -360,29 +356,36 @@ function openSpace(name) {
   history.replaceState(null, "", `#${encodeURIComponent(name)}`);
 }
 
+// Open a space the person chose, and bring its panel into view with focus on its title.
+function showSpace(name) {
+  openSpace(name);
+  $("space-title").focus();
+  $("space").scrollIntoView({ block: "start" });
+}
+
 async function write(form) {
-  const tuple = decode(form.tuple.value);
+  const tuple = parseTuple(form.tuple.value);
   const lease = optionalNumber(form.lease);
   $("write-result").value = "";
   const written = await state.space.write(tuple, lease === null ? {} : { lease });
   const until =
     written.expiresAt === null ? "" : `, until ${new Date(written.expiresAt * 1000).toLocaleTimeString()}`;
-  $("write-result").value = `Written ${encode(tuple)} (lease ${written.id}${until})`;
+  $("write-result").value = `Written ${format(tuple)} (lease ${written.id}${until})`;
   poll();
 }
 
 async function take(form) {
-  const template = decodeTemplate(form.template.value);
+  const template = parseTemplate(form.template.value);
   const timeout = optionalNumber(form.timeout);
   const result = $("take-result");
   if (timeout === null) {
     result.value = "";
     const tuple = await state.space.tryTake(template);
-    result.value = tuple === null ? "Nothing matched." : `Took ${encode(tuple)}`;
+    result.value = tuple === null ? "Nothing matched." : `Took ${format(tuple)}`;
   } else {
     result.value = `Waiting up to ${timeout} s…`;
     try {
-      result.value = `Took ${encode(await state.space.take(template, { timeout }))}`;
+      result.value = `Took ${format(await state.space.take(template, { timeout }))}`;
     } catch (error) {
       if (!(error instanceof Timeout)) {
         result.value = "";
@@ -395,7 +398,7 @@ async function take(form) {
 }
 
 async function query(form, action) {
-  const template = decodeTemplate(form.template.value);
+  const template = parseTemplate(form.template.value);
   const list = $("query-tuples");
   if (action === "count") {
     const count = await state.space.count(template);
@@ -408,7 +411,7 @@ async function query(form, action) {
   list.replaceChildren(
     ...tuples.map((tuple) => {
       const item = document.createElement("li");
-      item.append(code(encode(tuple)));
+      item.append(code(format(tuple)));
       return item;
     }),
   );
@@ -417,14 +420,15 @@ async function query(form, action) {
 
 function browse(arity) {
   const form = $("query-form");
-  form.template.value = encodeTemplate(Array.from({ length: arity }, () => ANY));
+  form.template.value = `(${Array.from({ length: arity }, () => "?").join(", ")})`;
   attempt($("query-error"), () => query(form, "read"));
 }
 
 // -- the live feed -------------------------------------------------------------------
 
 async function watch(form) {
-  const template = decodeTemplate(form.template.value);
+  const text = form.template.value.trim();
+  const template = parseTemplate(text);
   const events = [...form.querySelectorAll("input[name=kind]:checked")].map((box) => box.value);
   if (events.length === 0) {
     throw new Error("Choose at least one kind of event.");
@@ -436,8 +440,8 @@ async function watch(form) {
   const stop = document.createElement("button");
   stop.type = "button";
   stop.textContent = "Stop";
-  stop.setAttribute("aria-label", `Stop watching ${encodeTemplate(template)}`);
-  item.append(code(encodeTemplate(template)), " ", stop);
+  stop.setAttribute("aria-label", `Stop watching ${text}`);
+  item.append(code(text), " ", stop);
   $("watches").append(item);
   const running = {
     stop() {
@@ -481,7 +485,7 @@ function showEvent(event) {
   const when = document.createElement("time");
   when.dateTime = date.toISOString();
   when.textContent = date.toLocaleTimeString();
-  addToFeed(event.kind, code(encode(event.tuple)), when);
+  addToFeed(event.kind, code(format(event.tuple)), when);
 }
 
 function showLost(error) {
@@ -507,75 +511,117 @@ function addItem(feed, kindName, parts) {
 
 // -- records -------------------------------------------------------------------------
 
-// A record's fields: a wire JSON object of tags and values.
-function decodeFields(text) {
-  const fields = decode(text);
-  if (typeName(fields) !== "map") {
-    throw new Error("Fields are a JSON object of tags and values.");
-  }
-  return fields;
-}
-
-// A record template: a wire JSON object of tags and template fields, read as the one
-// field of a tuple template.
-function decodeRecordTemplate(text) {
-  const fields = decodeTemplate(`[${text}]`);
-  const template = fields[0];
-  if (fields.length !== 1 || Object.getPrototypeOf(template ?? 0) !== Object.prototype) {
-    throw new Error("A record template is a JSON object of tags and template fields.");
-  }
-  return template;
-}
-
 function lifetimeText(lifetime) {
   return lifetime === null || lifetime === undefined ? "never ends" : `${round(lifetime.value)} s`;
 }
 
+// A record's path in the open space, from its address (…/spaces/<space>/<path>); null
+// for the address of anything else.
+function pathOf(text) {
+  const marker = `/spaces/${state.name}/`;
+  const at = text.indexOf(marker);
+  return at < 0 || text.includes("/$cap/") ? null : text.slice(at + marker.length);
+}
+
 async function findRecords(form) {
-  const template = decodeRecordTemplate(form.template.value);
+  const template = parseMapTemplate(form.template.value);
   const under = form.under.value.trim() || null;
   const limit = optionalNumber(form.limit);
   const records = await state.space.find(template, { under, limit });
   // A record destroyed between the find and its reading is left out.
   const snapshots = await Promise.all(records.map((rec) => rec.snapshot().catch(() => null)));
-  const rows = [];
+  const found = [];
   for (const [i, snap] of snapshots.entries()) {
     if (snap !== null) {
-      rows.push(recordRow(records[i], snap));
+      found.push({ rec: records[i], snap, path: pathOf(snap.address.text) ?? snap.address.text });
     }
   }
-  $("record-rows").replaceChildren(...rows);
+  $("record-tree").replaceChildren(...treeItems(pathTree(found)));
   state.found = true;
-  $("find-result").value = `${rows.length} record${rows.length === 1 ? "" : "s"} found`;
+  $("find-result").value = `${found.length} record${found.length === 1 ? "" : "s"} found`;
 }
 
-function recordRow(rec, snap) {
-  const row = document.createElement("tr");
-  row.dataset.address = snap.address.text;
-  const head = document.createElement("th");
-  head.scope = "row";
+// The records as a tree of their paths: a node per path segment, holding the record at
+// that path (if one was found) and the nodes below it.
+function pathTree(found) {
+  const root = { children: new Map() };
+  for (const entry of found.sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    let node = root;
+    for (const segment of entry.path.split("/")) {
+      if (!node.children.has(segment)) {
+        node.children.set(segment, { segment, entry: null, children: new Map() });
+      }
+      node = node.children.get(segment);
+    }
+    node.entry = entry;
+  }
+  return root;
+}
+
+function treeItems(node) {
+  return [...node.children.values()].map((child) => {
+    const item = document.createElement("li");
+    if (child.entry === null) {
+      item.append(`${child.segment}/`);
+    } else {
+      item.append(...recordNode(child.segment, child.entry));
+    }
+    if (child.children.size > 0) {
+      const list = document.createElement("ul");
+      list.append(...treeItems(child));
+      item.append(list);
+    }
+    return item;
+  });
+}
+
+function recordNode(segment, { rec, snap }) {
   const open = document.createElement("button");
   open.type = "button";
   open.className = "link";
-  open.textContent = snap.address.text;
+  open.textContent = segment;
+  open.dataset.address = snap.address.text;
   open.setAttribute("aria-label", `Open record ${snap.address.text}`);
   open.addEventListener("click", () => attempt($("find-error"), () => openRecord(rec)));
-  head.append(open);
-  const cells = [
-    String(snap.version),
-    code(encode(snap.fields)),
-    String(snap.computed.$credit ?? ""),
-    lifetimeText(snap.computed.$lifetime),
-  ].map((content, i) => {
-    const cell = document.createElement("td");
-    if (i !== 1) {
-      cell.className = "number";
+  const figures = document.createElement("span");
+  figures.className = "figures";
+  const money = snap.computed.$credit ?? "";
+  figures.textContent = `v${snap.version}${money === "" ? "" : `, $credit ${money}`}, ${lifetimeText(snap.computed.$lifetime)}`;
+  return [open, " ", fieldsView(snap.fields), " ", figures];
+}
+
+// A record's fields in the text form, where a field holding the address of a record
+// of this space is a link that opens that record: its containment.
+function fieldsView(fields) {
+  const view = document.createElement("code");
+  view.append("{");
+  for (const [i, [tag, value]] of Object.entries(fields).entries()) {
+    view.append(`${i ? ", " : ""}${JSON.stringify(tag)}: `);
+    const path = typeName(value) === "uri" ? pathOf(address(value)) : null;
+    if (path === null) {
+      view.append(format(value));
+    } else {
+      const link = document.createElement("button");
+      link.type = "button";
+      link.className = "link";
+      link.textContent = format(value);
+      link.setAttribute("aria-label", `Open contained record ${path}`);
+      link.addEventListener("click", () => attempt($("find-error"), () => openContained(address(value))));
+      view.append(link);
     }
-    cell.append(content);
-    return cell;
-  });
-  row.append(head, ...cells);
-  return row;
+  }
+  view.append("}");
+  return view;
+}
+
+// Open the record at `text` (an address): in the record panel, with focus on it in the tree
+// when the tree shows it.
+async function openContained(text) {
+  await openRecord(await state.space.record(text));
+  const node = [...$("record-tree").querySelectorAll("button[data-address]")].find(
+    (button) => button.dataset.address === text,
+  );
+  (node ?? $("record-title")).focus();
 }
 
 // After a change made here, the list shows the records as they are now.
@@ -586,7 +632,7 @@ async function refreshRecords() {
 }
 
 async function createRecord(form) {
-  const fields = decodeFields(form.fields.value);
+  const fields = parseMap(form.fields.value);
   const lease = optionalNumber(form.lease);
   const amount = form.credit.value.trim();
   const options = {};
@@ -617,7 +663,7 @@ async function showRecord() {
   $("record-version").textContent = snap.version;
   $("record-credit").textContent = String(snap.computed.$credit ?? "");
   $("record-lifetime").textContent = lifetimeText(snap.computed.$lifetime);
-  $("record-fields").textContent = encode(snap.fields);
+  $("record-fields").replaceChildren(fieldsView(snap.fields));
 }
 
 function closeRecord() {
@@ -635,7 +681,7 @@ async function changeRecord(form, action) {
     $("create-result").value = `Destroyed ${rec.address}`;
   } else {
     const tag = form.tag.value.trim();
-    const version = await rec.set(tag, decode(form.value.value));
+    const version = await rec.set(tag, parseValue(form.value.value));
     await showRecord();
     $("record-result").value = `Set ${tag}: version ${version}`;
   }
@@ -694,9 +740,9 @@ function showChange(change) {
   when.textContent = date.toLocaleTimeString();
   let what;
   if (change.kind === "create") {
-    what = encode(change.value);
+    what = format(change.value);
   } else if (change.kind === "update") {
-    what = `${change.tag} = ${encode(change.value)}`;
+    what = `${change.tag} = ${format(change.value)}`;
   } else if (change.kind === "move") {
     what = `from ${change.value}`;
   } else {
@@ -715,12 +761,21 @@ function onSubmit(id, action) {
   });
 }
 
+// Enter in a text area submits its form, as in a one-line field; Shift+Enter starts a new line.
+document.addEventListener("keydown", (event) => {
+  const area = event.target;
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing && area instanceof HTMLTextAreaElement) {
+    event.preventDefault();
+    area.form.requestSubmit(area.form.querySelector('[type="submit"]')); // its first action, as Enter in a field
+  }
+});
+
 onSubmit("token-form", (form) => useToken(form.token.value.trim()));
 $("token-clear").addEventListener("click", () => {
   $("token").value = "";
   useToken("");
 });
-onSubmit("open-form", (form) => openSpace(form.space.value.trim()));
+onSubmit("open-form", (form) => showSpace(form.space.value.trim()));
 onSubmit("write-form", (form) => attempt($("write-error"), () => write(form)));
 onSubmit("take-form", (form) => attempt($("take-error"), () => take(form)));
 onSubmit("query-form", (form, submitter) => attempt($("query-error"), () => query(form, submitter.value)));
