@@ -17,6 +17,7 @@ embedded :class:`~tuplespace.Space`, a remote one, and (the asyncio forms) an
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import inspect
 import logging
@@ -58,7 +59,7 @@ def _output(result: Any) -> list[Any]:
     return [result]
 
 
-class _Watching:
+class _Watching(abc.ABC):
     """What :class:`Worker` and :class:`AsyncWorker` share: the templates, grouped by
     arity, each group followed by one subscription (``existing=True``, write events)
     whose template covers the group's; the tuples it gives are handed on if one of
@@ -109,8 +110,9 @@ class _Watching:
         pending = sum(s.statistics()["pending"] for s in self._subscriptions)
         return {**self._stats, "pending": pending, "running": self._running()}
 
+    @abc.abstractmethod
     def _running(self) -> bool:
-        raise NotImplementedError
+        """Whether the worker runs."""
 
 
 class Worker(_Watching):
