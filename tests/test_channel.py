@@ -188,7 +188,8 @@ def test_a_channel_that_closes_while_its_take_waits_withdraws_the_wait(http_serv
 def test_requests_on_one_channel_are_answered_as_they_finish(http_server: LiveServer) -> None:
     url = http_server.space_url()
     space = url.rpartition("/")[2]
-    with channel(http_server) as ws, ts.connect(url) as observer:
+    # The observer creates the space: its statistics exist before the first take arrives.
+    with channel(http_server) as ws, ts.connect(url, order="fifo") as observer:
         send(ws, 7, f"POST /spaces/{space}/take", {"template": ["job", {"$formal": "int"}], "timeout": None})
         send(ws, 8, f"POST /spaces/{space}/take", {"template": ["never"], "timeout": None})
         wait_until(lambda: observer.statistics()["waiters"] == 2, "both takes to wait")
