@@ -3,7 +3,7 @@
 -- KEYS[1] is the space's key prefix, "{ts:<space>}": every key of the space starts
 -- with it, so all of them share one hash slot.
 local P = KEYS[1]
-local CFG, SEQ, TUP, IDX, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':idx', P .. ':exp'
+local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
 local CNT, CH = P .. ':cnt', P .. ':ch'
 
 local function now_ms()
@@ -14,27 +14,32 @@ end
 local capacity = tonumber(redis.call('HGET', CFG, 'capacity') or '')
 local removed = 0
 
+-- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
+-- (the canonical JSON encoding holds no newline).
+local function encoding(kept)
+  return string.sub(kept, 1, string.find(kept, '\n', 1, true) - 1)
+end
+
 -- Remove the tuple ``id``; its encoding, or false if it is not there.
 local function remove(id)
-  local data = redis.call('HGET', TUP, id)
-  if not data then
+  local kept = redis.call('HGET', TUP, id)
+  if not kept then
     return false
   end
-  for k in string.gmatch(redis.call('HGET', IDX, id), '[^\n]+') do
+  local cut = string.find(kept, '\n', 1, true)
+  for k in string.gmatch(string.sub(kept, cut + 1), '[^\n]+') do
     redis.call('ZREM', P .. ':' .. k, id)
   end
   redis.call('HDEL', TUP, id)
-  redis.call('HDEL', IDX, id)
   redis.call('ZREM', EXP, id)
   removed = removed + 1
-  return data
+  return string.sub(kept, 1, cut - 1)
 end
 
 -- Store a tuple: its encoding, its index keys (joined by newlines), its expiry (or false).
 local function put(data, keys, expires, now)
   local id = redis.call('INCR', SEQ)
-  redis.call('HSET', TUP, id, data)
-  redis.call('HSET', IDX, id, keys)
+  redis.call('HSET', TUP, id, data .. '\n' .. keys)
   for k in string.gmatch(keys, '[^\n]+') do
     redis.call('ZADD', P .. ':' .. k, id, id)
   end
@@ -169,7 +174,7 @@ while true do
         out[#out + 1] = remove(id)
       elseif mode ~= 'count' then
         out[#out + 1] = id
-        out[#out + 1] = redis.call('HGET', TUP, id)
+        out[#out + 1] = encoding(redis.call('HGET', TUP, id))
       end
       if found == limit then
         out[3] = found

@@ -9,7 +9,8 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 
 - ``cfg`` (hash): the space's options, set by the first process that opens it;
 - ``seq`` (string): the id of the latest tuple written; ids give the order;
-- ``tup`` and ``idx`` (hashes): id -> the tuple's wire encoding, and id -> its index keys;
+- ``tup`` (hash): id -> the tuple's wire encoding, a newline, and its index keys
+  joined by newlines;
 - ``a:<arity>`` (sorted set): the ids of the tuples of that arity, scored by id;
 - ``x:<arity>:<position>:<value>`` (sorted set): the ids of the tuples of that arity
   holding that value at that position (the value's wire encoding, or ``#`` and its
@@ -48,6 +49,7 @@ from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
 __all__ = [
     "BATCH",
     "SCRIPTS",
+    "SHAS",
     "AsyncGuard",
     "AsyncWake",
     "Guard",
@@ -81,6 +83,9 @@ def _load_scripts() -> dict[str, str]:
 SCRIPTS = _load_scripts()
 """The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, then
 one section per script)."""
+
+SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for name, s in SCRIPTS.items()}
+"""The SHA-1 of each script, by which ``EVALSHA`` runs it."""
 
 
 # -- the URL and the options ---------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from .._errors import InvalidValue, LimitReached, SpaceClosed, SpaceFull, Timeout, UnknownLease, Unreachable
@@ -34,6 +34,7 @@ from ..client._primitives import AsyncBackground, AsyncLock
 from ._redis import (
     BATCH,
     SCRIPTS,
+    SHAS,
     AsyncGuard,
     AsyncWake,
     Options,
@@ -87,14 +88,13 @@ class AsyncRedisSpace:
         self._key = prefix(options.space)
         self._channel = self._key + ":ch"
         retry = Retry(NoBackoff(), 0)  # a script is never run twice: a failure is the caller's to see
-        self._redis = Redis.from_url(
+        self._redis: Any = Redis.from_url(
             options.redis, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT, retry=retry
         )
         # The subscription waits for messages without a time limit, on a connection of its own.
         self._subscriber: Any = Redis.from_url(
             options.redis, socket_connect_timeout=CONNECT_TIMEOUT, retry=retry
         )
-        self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
@@ -512,7 +512,11 @@ class AsyncRedisSpace:
     async def _call(self, script: str, args: list[Any]) -> Any:
         self._check_open()
         try:
-            return await self._scripts[script](keys=[self._key], args=args)
+            try:
+                return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
+            except NoScriptError:  # a Redis that does not know the script yet, or forgot it
+                await self._redis.script_load(SCRIPTS[script])
+                return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
         except RedisError as exc:
             raise connection_error(self._options, exc, self._closed) from exc
 

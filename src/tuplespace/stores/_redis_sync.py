@@ -23,7 +23,7 @@ from typing import Any
 
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
 from .._errors import InvalidValue, LimitReached, SpaceClosed, SpaceFull, Timeout, UnknownLease, Unreachable
@@ -35,6 +35,7 @@ from ..client._primitives import Background, Lock
 from ._redis import (
     BATCH,
     SCRIPTS,
+    SHAS,
     Guard,
     Options,
     Waiter,
@@ -88,14 +89,13 @@ class RedisSpace:
         self._key = prefix(options.space)
         self._channel = self._key + ":ch"
         retry = Retry(NoBackoff(), 0)  # a script is never run twice: a failure is the caller's to see
-        self._redis = Redis.from_url(
+        self._redis: Any = Redis.from_url(
             options.redis, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT, retry=retry
         )
         # The subscription waits for messages without a time limit, on a connection of its own.
         self._subscriber: Any = Redis.from_url(
             options.redis, socket_connect_timeout=CONNECT_TIMEOUT, retry=retry
         )
-        self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
         self._writers: deque[Writer[Wake]] = deque()
@@ -509,7 +509,11 @@ class RedisSpace:
     def _call(self, script: str, args: list[Any]) -> Any:
         self._check_open()
         try:
-            return self._scripts[script](keys=[self._key], args=args)
+            try:
+                return self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
+            except NoScriptError:  # a Redis that does not know the script yet, or forgot it
+                self._redis.script_load(SCRIPTS[script])
+                return self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
         except RedisError as exc:
             raise connection_error(self._options, exc, self._closed) from exc
 
