@@ -111,6 +111,8 @@ def test_a_space_keeps_the_options_it_was_made_with(url: str, space: Any) -> Non
         ("order=newest", "order"),
         ("capacity=0", "capacity"),
         ("capacity=x", "capacity"),
+        ("event_retention=0", "event_retention"),
+        ("event_retention_bytes=-1", "event_retention_bytes"),
         ("space=a%7Bb%7D", "space"),
         ("durability=full", "durability"),
     ],
@@ -145,3 +147,44 @@ def test_a_redis_that_is_not_there_is_an_error_at_once(tmp_path: Path) -> None:
     server.kill()
     with pytest.raises(ts.Unreachable):
         ts.connect(server.space_url())
+
+
+def test_a_subscription_sees_the_events_of_every_process_and_another_resumes_after_it(
+    url: str, space: Any
+) -> None:
+    sub = space.subscribe(("job", int))
+    waiting = spawn(sub.get)
+    finished(run_child(url, 'space.write(("job", 1)); space.take(("job", 1))'))
+    events = [waiting.result(PATIENCE), sub.get(timeout=PATIENCE)]
+    assert [(e.kind, e.tuple) for e in events] == [("write", ("job", 1)), ("take", ("job", 1))]
+    assert events[1].seq == events[0].seq + 1
+    sub.close()
+    space.write(("job", 2))
+    code = f"""
+    e = space.subscribe(("job", int), since={sub.last_seq}).get(timeout=0)
+    print(e.seq, e.kind, e.tuple)
+    """
+    assert finished(run_child(url, code)) == f"{sub.last_seq + 1} write ('job', 2)\n"
+
+
+def test_the_event_log_in_redis_is_bounded_in_bytes(redis_server: RedisServer) -> None:
+    with ts.connect(redis_server.space_url(), event_retention_bytes=1 << 20) as space:
+        base = space.statistics()["last_event"]
+        sub = space.subscribe(("big", int, bytes), since=base)
+        payload = b"x" * 300_000
+        for i in range(5):
+            space.write(("big", i, payload))
+            space.take(("big", i, bytes))
+            stats = space.statistics()
+            assert stats["logged_bytes"] <= 1 << 20
+        assert stats["logged_events"] == 2  # 600 kB of the 3 MB written and taken
+        with pytest.raises(ts.EventsLost) as info:
+            sub.get(timeout=0)
+        assert (info.value.first_missing, info.value.oldest_available) == (base + 1, base + 9)
+        assert [(e.kind, e.tuple[1]) for e in (sub.get(timeout=0), sub.get(timeout=0))] == [
+            ("write", 4),
+            ("take", 4),
+        ]
+    with ts.connect(redis_server.space_url(), event_retention_bytes=0) as space:
+        space.write_many([("a",), ("b",)])
+        assert space.statistics()["logged_events"] == 1  # the latest event is always kept

@@ -4,15 +4,36 @@
 -- with it, so all of them share one hash slot.
 local P = KEYS[1]
 local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
-local CNT, CH = P .. ':cnt', P .. ':ch'
+local CNT, CH, EV, EVN, EVB = P .. ':cnt', P .. ':ch', P .. ':ev', P .. ':evn', P .. ':evb'
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local capacity = tonumber(redis.call('HGET', CFG, 'capacity') or '')
+local now = now_ms()
+local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes')
+local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local removed = 0
+
+-- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
+-- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples
+-- (``evb`` counts those it holds), and the latest one always.
+local function log(kind, data)
+  local seq = redis.call('INCR', EVN)
+  if not retention then
+    return
+  end
+  redis.call('XADD', EV, seq .. '-0', 'k', kind, 'd', data, 't', now)
+  local bytes = redis.call('INCRBY', EVB, #data)
+  local n = redis.call('XLEN', EV)
+  while n > 1 and (n > retention or bytes > budget) do
+    local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', EV, oldest[1])
+    bytes = redis.call('INCRBY', EVB, -#oldest[2][4])
+    n = n - 1
+  end
+end
 
 -- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
 -- (the canonical JSON encoding holds no newline).
@@ -20,8 +41,8 @@ local function encoding(kept)
   return string.sub(kept, 1, string.find(kept, '\n', 1, true) - 1)
 end
 
--- Remove the tuple ``id``; its encoding, or false if it is not there.
-local function remove(id)
+-- Remove the tuple ``id`` (an event of ``kind``); its encoding, or false if it is not there.
+local function remove(id, kind)
   local kept = redis.call('HGET', TUP, id)
   if not kept then
     return false
@@ -33,11 +54,13 @@ local function remove(id)
   redis.call('HDEL', TUP, id)
   redis.call('ZREM', EXP, id)
   removed = removed + 1
-  return string.sub(kept, 1, cut - 1)
+  local data = string.sub(kept, 1, cut - 1)
+  log(kind, data)
+  return data
 end
 
 -- Store a tuple: its encoding, its index keys (joined by newlines), its expiry (or false).
-local function put(data, keys, expires, now)
+local function put(data, keys, expires)
   local id = redis.call('INCR', SEQ)
   redis.call('HSET', TUP, id, data .. '\n' .. keys)
   for k in string.gmatch(keys, '[^\n]+') do
@@ -46,38 +69,40 @@ local function put(data, keys, expires, now)
   if expires then
     redis.call('ZADD', EXP, expires, id)
   end
+  log('write', data)
   redis.call('PUBLISH', CH, id .. ' ' .. data)
   return id
 end
 
 -- Remove what has expired (a bounded number per call; scans skip the others).
-local function expire_due(now)
+local function expire_due()
   local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
-    if remove(id) then
+    if remove(id, 'expire') then
       redis.call('HINCRBY', CNT, 'expired', 1)
     end
   end
 end
 
-local function alive(id, now)
+local function alive(id)
   local e = redis.call('ZSCORE', EXP, id)
   return (not e) or tonumber(e) > now
 end
 
--- Tell the processes with writers waiting for room how many tuples went.
+-- Tell the processes listening how many tuples went: writers waiting for room, and
+-- subscriptions waiting for the events it logged.
 local function tell_room()
-  if capacity and removed > 0 then
+  if removed > 0 then
     redis.call('PUBLISH', CH, 'r ' .. removed)
   end
 end
 
-local function live_count(now)
+local function live_count()
   return redis.call('HLEN', TUP) - redis.call('ZCOUNT', EXP, '-inf', now)
 end
 
 -- Milliseconds until the next lease ends, or -1 when no tuple has a lease.
-local function next_expiry(now)
+local function next_expiry()
   local first = redis.call('ZRANGE', EXP, 0, 0, 'WITHSCORES')
   if first[2] then
     return string.format('%.17g', math.max(tonumber(first[2]) - now, 0))
@@ -87,15 +112,15 @@ end
 
 --[[ open ]]
 if redis.call('EXISTS', CFG) == 0 then
-  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2])
+  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
+    'event_retention_bytes', ARGV[4])
 end
-return redis.call('HMGET', CFG, 'order', 'capacity')
+return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
 -- ms ('' for none), then each tuple's encoding and index keys.
-local now = now_ms()
-expire_due(now)
+expire_due()
 if ARGV[1] ~= '' then
   local last = redis.call('ZRANGE', P .. ':' .. ARGV[1], -1, -1)
   if last[1] and tonumber(last[1]) > tonumber(ARGV[2]) then
@@ -104,9 +129,9 @@ if ARGV[1] ~= '' then
   end
 end
 local n = (#ARGV - 3) / 2
-if capacity and live_count(now) + n > capacity then
+if capacity and live_count() + n > capacity then
   tell_room()
-  return {'full', next_expiry(now)}
+  return {'full', next_expiry()}
 end
 local expires = false
 if ARGV[3] ~= '' then
@@ -114,7 +139,7 @@ if ARGV[3] ~= '' then
 end
 local out = {'ok', expires and string.format('%.17g', expires) or ''}
 for i = 1, n do
-  out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires, now)
+  out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires)
 end
 tell_room()
 return out
@@ -122,8 +147,7 @@ return out
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, then the index keys whose intersection holds the candidates.
-local now = now_ms()
-expire_due(now)
+expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local seq = redis.call('GET', SEQ) or '0'
 local others, driver, size = {}, nil, nil
@@ -161,7 +185,7 @@ while true do
   end
   for _, id in ipairs(ids) do
     cursor = id
-    local ok = alive(id, now)
+    local ok = alive(id)
     for _, key in ipairs(others) do
       if ok and not redis.call('ZSCORE', key, id) then
         ok = false
@@ -171,7 +195,7 @@ while true do
       found = found + 1
       if mode == 'take' then
         out[#out + 1] = id
-        out[#out + 1] = remove(id)
+        out[#out + 1] = remove(id, 'take')
       elseif mode ~= 'count' then
         out[#out + 1] = id
         out[#out + 1] = encoding(redis.call('HGET', TUP, id))
@@ -198,11 +222,10 @@ return out
 
 --[[ take ]]
 -- ARGV: the ids to take, those still here.
-local now = now_ms()
-expire_due(now)
+expire_due()
 local out = {}
 for _, id in ipairs(ARGV) do
-  local data = alive(id, now) and remove(id)
+  local data = alive(id) and remove(id, 'take')
   if data then
     out[#out + 1] = id
     out[#out + 1] = data
@@ -213,9 +236,8 @@ return out
 
 --[[ replace ]]
 -- ARGV: the id to take, the successor's lease in ms ('' for none), encoding and index keys.
-local now = now_ms()
-expire_due(now)
-local old = alive(ARGV[1], now) and remove(ARGV[1])
+expire_due()
+local old = alive(ARGV[1]) and remove(ARGV[1], 'take')
 if not old then
   tell_room()
   return {}
@@ -225,17 +247,16 @@ local expires = false
 if ARGV[2] ~= '' then
   expires = now + tonumber(ARGV[2])
 end
-local id = put(ARGV[3], ARGV[4], expires, now)
+local id = put(ARGV[3], ARGV[4], expires)
 tell_room()
 return {old, id, expires and string.format('%.17g', expires) or ''}
 
 --[[ renew ]]
 -- ARGV: the id, its new lease in ms ('' for none).
-local now = now_ms()
-expire_due(now)
+expire_due()
 local id = ARGV[1]
 tell_room()
-if redis.call('HEXISTS', TUP, id) == 0 or not alive(id, now) then
+if redis.call('HEXISTS', TUP, id) == 0 or not alive(id) then
   return {0}
 end
 if ARGV[2] == '' then
@@ -248,9 +269,8 @@ return {1, string.format('%.17g', expires)}
 
 --[[ cancel ]]
 -- ARGV: the id.
-local now = now_ms()
-expire_due(now)
-local data = alive(ARGV[1], now) and remove(ARGV[1])
+expire_due()
+local data = alive(ARGV[1]) and remove(ARGV[1], 'cancel')
 if data then
   redis.call('HINCRBY', CNT, 'cancelled', 1)
 end
@@ -258,12 +278,33 @@ tell_room()
 return data and 1 or 0
 
 --[[ statistics ]]
-local now = now_ms()
-expire_due(now)
+expire_due()
 tell_room()
 return {
-  live_count(now),
+  live_count(),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
   redis.call('HGET', CNT, 'expired') or '0',
   redis.call('HGET', CNT, 'cancelled') or '0',
+  redis.call('GET', EVN) or '0',
+  redis.call('XLEN', EV),
+  redis.call('GET', EVB) or '0',
 }
+
+--[[ events ]]
+-- ARGV: the seq of the last event seen, how many events to return at most.
+-- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
+-- the next lease ends (-1: none), then seq, kind, encoding and time of each event after.
+expire_due()
+tell_room()
+local first = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)
+local out = {redis.call('GET', EVN) or '0', first[1] and string.match(first[1][1], '^%d+') or '0', next_expiry()}
+if tonumber(ARGV[2]) > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
+    local f = entry[2]
+    out[#out + 1] = string.match(entry[1], '^%d+')
+    out[#out + 1] = f[2]
+    out[#out + 1] = f[4]
+    out[#out + 1] = f[6]
+  end
+end
+return out

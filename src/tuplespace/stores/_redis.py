@@ -18,8 +18,12 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 - ``exp`` (sorted set): the ids of the tuples with a lease, scored by their expiry in
   milliseconds of Redis's clock (``TIME``);
 - ``cnt`` (hash): counts of expiries and cancellations;
+- ``evn`` (string) and ``ev`` (stream): the seq of the latest event, and the log of the
+  latest ``event_retention`` events holding at most ``event_retention_bytes`` of tuple
+  encodings (``evb`` counts them), entry ``<seq>-0`` holding ``k`` (kind), ``d`` (the
+  tuple's encoding) and ``t`` (milliseconds of Redis's clock);
 - ``ch``: the pub/sub channel on which each write is published, ``<id> <encoding>``,
-  and ``r <n>`` when ``n`` tuples left a space that has a capacity.
+  and ``r <n>`` when ``n`` tuples left the space.
 
 A template's candidates are the intersection of the sorted sets of its exact fields
 (or its arity's set); the scripts walk the smallest in the space's order.  A template
@@ -41,6 +45,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .._codec import decode, encode
+from .._engine import EVENT_RETENTION_BYTES
 from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
 from .._registry import Interest
 from .._templates import Template
@@ -71,7 +76,17 @@ BATCH = 256
 _LONGEST_KEY = 64  # longer value encodings are indexed by their SHA-1
 _SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the names a server accepts too
 _ORDERS = ("fifo", "lifo", "random")
-_OPTIONS = ("space", "order", "capacity", "max_waiters")
+_OPTIONS = (
+    "space",
+    "order",
+    "capacity",
+    "event_retention",
+    "event_retention_bytes",
+    "max_waiters",
+    "max_subscribers",
+)
+_NUMBERS = _OPTIONS[2:]
+_STORED = ("order", "capacity", "event_retention", "event_retention_bytes")  # the space's own
 
 
 def _load_scripts() -> dict[str, str]:
@@ -95,7 +110,17 @@ class Options:
     """Where the space is and how it behaves: ``redis`` is the URL of the Redis server
     (without the space's options), the rest are the options of the space."""
 
-    __slots__ = ("capacity", "given", "max_waiters", "order", "redis", "space")
+    __slots__ = (
+        "capacity",
+        "event_retention",
+        "event_retention_bytes",
+        "given",
+        "max_subscribers",
+        "max_waiters",
+        "order",
+        "redis",
+        "space",
+    )
 
     def __init__(self, redis: str, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -116,24 +141,38 @@ class Options:
         self.capacity: int | None = options.get("capacity")
         if self.capacity is not None and (not _is_int(self.capacity) or self.capacity < 1):
             raise ValueError(f"capacity must be a positive int or None, got {self.capacity!r}")
+        self.event_retention: int = options.get("event_retention", 10_000)
+        if not _is_int(self.event_retention) or self.event_retention < 1:
+            raise ValueError(
+                f"event_retention must be an int >= 1 (a space kept in Redis delivers its events "
+                f"from its log), got {self.event_retention!r}"
+            )
+        self.event_retention_bytes: int = options.get("event_retention_bytes", EVENT_RETENTION_BYTES)
+        if not _is_int(self.event_retention_bytes) or self.event_retention_bytes < 0:
+            raise ValueError(f"event_retention_bytes must be an int >= 0, got {self.event_retention_bytes!r}")
         self.max_waiters: int = options.get("max_waiters", 100_000)
         if not _is_int(self.max_waiters) or self.max_waiters < 0:
             raise ValueError(f"max_waiters must be an int >= 0, got {self.max_waiters!r}")
+        self.max_subscribers: int = options.get("max_subscribers", 10_000)
+        if not _is_int(self.max_subscribers) or self.max_subscribers < 0:
+            raise ValueError(f"max_subscribers must be an int >= 0, got {self.max_subscribers!r}")
         # The options of the space kept in Redis that the caller chose (the others
         # take what the space already has).
-        self.given = {k for k in ("order", "capacity") if k in options}
+        self.given = {k for k in _STORED if k in options}
 
     def stored(self) -> list[str]:
         """The options as the ``open`` script stores them for a new space."""
         capacity = "" if self.capacity is None else str(self.capacity)
-        return [self.order, capacity]
+        return [self.order, capacity, str(self.event_retention), str(self.event_retention_bytes)]
 
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others."""
-        order, capacity = (b"" if v is None else v for v in stored)
+        order, capacity, retention, budget = (b"" if v is None else v for v in stored)
         have: dict[str, Any] = {
             "order": order.decode(),
             "capacity": int(capacity) if capacity else None,
+            "event_retention": int(retention),
+            "event_retention_bytes": int(budget),
         }
         differ = [
             f"{k}={have[k]!r} (not {getattr(self, k)!r})"
@@ -143,6 +182,8 @@ class Options:
         if differ:
             raise ValueError(f"the space {self.space!r} in Redis exists with {', '.join(differ)}")
         self.order, self.capacity = have["order"], have["capacity"]
+        self.event_retention = have["event_retention"]
+        self.event_retention_bytes = have["event_retention_bytes"]
 
 
 def _is_int(v: object) -> bool:
@@ -157,7 +198,7 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Options:
         raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
     merged: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in ("capacity", "max_waiters"):
+        if name in _NUMBERS:
             try:
                 merged[name] = int(value)
             except ValueError:

@@ -25,12 +25,30 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
-from .._errors import InvalidValue, LimitReached, SpaceClosed, SpaceFull, Timeout, UnknownLease, Unreachable
+from .._errors import (
+    EventsLost,
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    SpaceFull,
+    Timeout,
+    UnknownLease,
+    Unreachable,
+)
+from .._events import EVENT_KINDS, Event
 from .._registry import Registry
 from .._templates import Template, compile_template
 from .._values import Value
-from ..client._common import AsyncLease, check_lease, check_limit, check_timeout
-from ..client._primitives import AsyncBackground, AsyncLock
+from ..client._common import (
+    AsyncLease,
+    check_kinds,
+    check_lease,
+    check_limit,
+    check_max_pending,
+    check_since,
+    check_timeout,
+)
+from ..client._primitives import AsyncBackground, AsyncLater, AsyncLock, AsyncOpenable, opened_later
 from ._redis import (
     BATCH,
     SCRIPTS,
@@ -49,7 +67,7 @@ from ._redis import (
     prefix,
 )
 
-__all__ = ["AsyncRedisSpace"]
+__all__ = ["AsyncRedisSpace", "AsyncRedisSubscription"]
 
 Tuple = tuple[Value, ...]
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
@@ -79,7 +97,10 @@ class AsyncRedisSpace:
     The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
-    count in Redis's clock.  A Redis that cannot be reached raises
+    count in Redis's clock.  ``event_retention`` and ``event_retention_bytes`` (the
+    space's too) bound the events its log in Redis keeps for subscribers, who read
+    their events from it.  A Redis
+    that cannot be reached raises
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
@@ -98,6 +119,7 @@ class AsyncRedisSpace:
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
+        self._subscriptions: set[AsyncRedisSubscription] = set()
         self._arrivals = itertools.count(1)
         self._listening = AsyncLock()
         self._pubsub: Any = None
@@ -127,6 +149,14 @@ class AsyncRedisSpace:
     @property
     def capacity(self) -> int | None:
         return self._options.capacity
+
+    @property
+    def event_retention(self) -> int:
+        return self._options.event_retention
+
+    @property
+    def event_retention_bytes(self) -> int:
+        return self._options.event_retention_bytes
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -378,6 +408,35 @@ class AsyncRedisSpace:
             if await self._write([data, keys], lease, 0, (arity, seen)) is not None:
                 return True
 
+    # -- events -------------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncRedisSubscription:
+        """The events of tuples matching ``template``; see :meth:`tuplespace.Space.subscribe`.
+
+        Events are read from the space's log in Redis, so they come from every process
+        using the space; ``since`` resumes after an event of any of them.  At most
+        ``max_pending`` events are read ahead.  The subscription begins at once in the
+        sync face; in the async one when it is awaited, entered or first read.
+        """
+        self._check_open()
+        subscription = AsyncRedisSubscription(
+            self,
+            compile_template(template),
+            frozenset(check_kinds(events)),
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_later(subscription)
+
     # -- leases ---------------------------------------------------------------------------------------
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
@@ -403,6 +462,22 @@ class AsyncRedisSpace:
             raise LimitReached(
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
+
+    def _add_subscription(self, subscription: AsyncRedisSubscription) -> None:
+        with self._guard:
+            self._check_open()
+            most = self._options.max_subscribers
+            if len(self._subscriptions) >= most:
+                raise LimitReached(
+                    f"{most} subscriptions are open already, the most allowed",
+                    limit="max_subscribers",
+                    maximum=most,
+                )
+            self._subscriptions.add(subscription)
+
+    def _remove_subscription(self, subscription: AsyncRedisSubscription) -> None:
+        with self._guard:
+            self._subscriptions.discard(subscription)
 
     def _add_waiter(self, template: Template, take: bool) -> Waiter[AsyncWake]:
         with self._guard:
@@ -477,9 +552,13 @@ class AsyncRedisSpace:
                 for w in [*self._waiters, *self._writers]:
                     w.error = error
                     w.wake.set()
+                for subscription in self._subscriptions:
+                    subscription._wake.set()  # its next read of the log meets the error
             await pubsub.aclose()
 
     def _dispatch(self, data: bytes) -> None:
+        for subscription in self._subscriptions:
+            subscription._wake.set()  # the change was logged: read on
         head, _, body = data.partition(b" ")
         if head == b"r":
             self._room(int(body))
@@ -526,6 +605,7 @@ class AsyncRedisSpace:
         """Counts of the space's tuples (in Redis) and of the calls waiting in this process."""
         with self._guard:
             local = {
+                "subscribers": len(self._subscriptions),
                 "waiters": self._waiters.count + len(self._writers),
                 "waiting_writers": len(self._writers),
                 "capacity": self._options.capacity,
@@ -534,12 +614,17 @@ class AsyncRedisSpace:
             }
         if self._closed:
             return local
-        tuples, leased, expired, cancelled = await self._call("statistics", [])
+        tuples, leased, expired, cancelled, last_event, logged, logged_bytes = await self._call(
+            "statistics", []
+        )
         return {
             "tuples": tuples,
             "leased_tuples": leased,
             "expired": int(expired),
             "cancelled": int(cancelled),
+            "last_event": int(last_event),
+            "logged_events": logged,
+            "logged_bytes": int(logged_bytes),
             **local,
         }
 
@@ -554,7 +639,10 @@ class AsyncRedisSpace:
             for w in [*self._waiters, *self._writers]:
                 w.error = error
                 w.wake.set()
+            subscriptions = list(self._subscriptions)
             pubsub, listener = self._pubsub, self._listener
+        for subscription in subscriptions:
+            await subscription.close()
         if pubsub is not None:
             await pubsub.aclose()  # ends the listener's wait for a message
         if listener is not None:
@@ -570,3 +658,170 @@ class AsyncRedisSpace:
 
     def __repr__(self) -> str:
         return f"AsyncRedisSpace({self._options.redis!r}, space={self._options.space!r})"
+
+
+class AsyncRedisSubscription(AsyncOpenable):
+    """The events of a subscription to a space kept in Redis; see
+    :class:`~tuplespace.Subscription`.  ``async for event in sub`` waits for the next
+    event, and ends when the subscription is closed (by :meth:`close`, its lease or
+    the space's handle closing).
+
+    A :meth:`get` reads the events after the last one delivered from the space's log
+    in Redis (at most ``max_pending`` at once), runs out the leases that have ended,
+    and waits for the space's listener to tell it of new events.  Events the log no
+    longer holds raise :class:`~tuplespace.EventsLost`; reading goes on after it.
+    """
+
+    def __init__(
+        self,
+        space: AsyncRedisSpace,
+        template: Template,
+        kinds: frozenset[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        self._space = space
+        self._template = template
+        self._kinds = kinds
+        self._since = since
+        self._max_pending = max_pending
+        self._lease = lease
+        self._lease_end = AsyncLater()
+        self._wake = AsyncWake()
+        self._pending: deque[Event] = deque()
+        self._read = 0  # the seq of the last event read from the log
+        self._last_seq = since or 0
+        self._delivered = 0
+        self._opening = AsyncLock()
+        self._opened = False
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event delivered: resume with ``since=`` it."""
+        return self._last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Events read ahead and delivered, and the last one."""
+        return {
+            "pending": len(self._pending),
+            "delivered": self._delivered,
+            "last_seq": self._last_seq,
+            "closed": self._closed,
+        }
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self._opened or self._closed:
+                return
+            space = self._space
+            await space._listen()  # from here on, every logged change wakes a waiting get
+            space._add_subscription(self)
+            try:
+                reply = await space._call("events", [0, 0])
+                last, first = int(reply[0]), int(reply[1])
+                since = last if self._since is None else self._since
+                if since > last:
+                    raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+                oldest = first or last + 1
+                if since + 1 < oldest:
+                    raise EventsLost(since + 1, oldest)
+            except BaseException:
+                space._remove_subscription(self)
+                raise
+            self._read = self._last_seq = since
+            self._opened = True
+            if self._lease is not None:
+                self._lease_end.schedule(self._lease, self.close)
+
+    async def _fetch(self) -> tuple[bool, float | None]:
+        """Read the next events of the log, keeping those asked for; whether any was
+        read, and the seconds until the next lease of the space ends (None: no lease)."""
+        reply = await self._space._call("events", [self._read, self._max_pending])
+        entries = reply[3:]
+        lost = None
+        if entries and int(entries[0]) > self._read + 1:
+            lost = EventsLost(self._read + 1, int(entries[0]))
+        for i in range(0, len(entries), 4):
+            seq, kind = int(entries[i]), entries[i + 1].decode()
+            self._read = seq
+            if kind in self._kinds:
+                t = decode_tuple(entries[i + 2])
+                if self._template.matches(t):
+                    self._pending.append(Event(seq, kind, t, int(entries[i + 3]) / 1000.0))
+        if lost is not None:
+            raise lost
+        expiry = float(reply[2]) / 1000.0
+        return bool(entries), None if expiry < 0 else expiry
+
+    async def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
+        after); None once the subscription has ended."""
+        wait = check_timeout(timeout)
+        await self._open()
+        deadline = None if wait is None else time.monotonic() + wait
+        while not self._closed:
+            if self._pending:
+                event = self._pending.popleft()
+                self._delivered += 1
+                self._last_seq = event.seq
+                return event
+            self._wake.clear()
+            try:
+                read, expiry = await self._fetch()
+            except Exception:
+                if self._closed:  # closed meanwhile, maybe with the space's connections
+                    break
+                raise
+            if read:
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout("no event in time")
+            if expiry is not None:  # a lease that ends is an event to log
+                left = expiry if left is None else min(left, expiry)
+            await self._wake.wait(left)
+        return None
+
+    def __aiter__(self) -> AsyncRedisSubscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.get()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def renew(self, lease: float | None) -> None:
+        """End the subscription ``lease`` seconds from now (None: never)."""
+        seconds = check_lease(lease)
+        if self._closed:
+            raise UnknownLease("the subscription has ended")
+        self._lease_end.cancel()
+        if seconds is not None:
+            self._lease_end.schedule(seconds, self.close)
+
+    async def close(self) -> None:
+        """End the subscription: a waiting :meth:`get` returns None."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lease_end.cancel()
+        self._pending.clear()
+        self._space._remove_subscription(self)
+        self._wake.set()
+
+    async def __aenter__(self) -> AsyncRedisSubscription:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
