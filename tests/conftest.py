@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, RedisServer
+from helpers import PATIENCE, RedisClusterServers, RedisServer
 from tuplespace._events import EVENT_KINDS
 from tuplespace.client import (
     AsyncLease,
@@ -561,6 +561,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """The Redis Cluster (3 masters, 3 replicas) the redis-cluster way uses, shared by the session."""
+    cluster = RedisClusterServers(str(tmp_path_factory.mktemp("redis-cluster")))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 # The options of :class:`tuplespace.Space` a space kept in Redis has.
 REDIS_OPTIONS = frozenset(
     {"order", "capacity", "event_retention", "event_retention_bytes", "max_subscribers"}
@@ -578,6 +588,17 @@ def _redis_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
 def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis, through :class:`tuplespace.stores.RedisSpace`."""
     space = ts.connect(server.space_url(), **_redis_options("redis", options))
+    assert isinstance(space, RedisSpace)
+    try:
+        yield space
+    finally:
+        space.close()
+
+
+@contextlib.contextmanager
+def redis_cluster_space(cluster: RedisClusterServers, **options: Any) -> Iterator[RedisSpace]:
+    """A new space in the session's Redis Cluster, through :class:`tuplespace.stores.RedisSpace`."""
+    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -628,8 +649,9 @@ WAYS: list[Way] = [
     Way("http-async", http_async_space, embedded=False, needs="http_server"),
     Way("redis", redis_space, embedded=False, needs="redis_server"),
     Way("redis-async", redis_async_space, embedded=False, needs="redis_server"),
+    Way("redis-cluster", redis_cluster_space, embedded=False, needs="redis_cluster"),
 ]
-REDIS_WAYS = frozenset({"redis", "redis-async"})
+REDIS_WAYS = frozenset({"redis", "redis-async", "redis-cluster"})
 
 
 # Tests that look, at once, at what a server shows only a moment later; each can run over

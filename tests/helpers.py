@@ -102,3 +102,78 @@ class RedisServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(PATIENCE)
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` ports of 127.0.0.1 free now (held open together, so all different)."""
+    probes = [socket.create_server(("127.0.0.1", 0)) for _ in range(n)]
+    try:
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+class RedisClusterServers:
+    """A real Redis Cluster on 127.0.0.1: 3 masters and 3 replicas, each a
+    ``redis-server --cluster-enabled yes`` on free ports (and free cluster bus ports),
+    joined by ``redis-cli --cluster create``; :meth:`stop` ends each by its PID."""
+
+    def __init__(self, directory: str) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            missing("redis-server and redis-cli are needed for a Redis Cluster (Debian: redis-server)")
+        ports = _free_ports(12)
+        self.ports, buses = ports[:6], ports[6:]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        try:
+            for port, bus in zip(self.ports, buses, strict=True):
+                options = ["--bind", "127.0.0.1", "--port", str(port), "--cluster-port", str(bus)]
+                options += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+                options += ["--save", "", "--appendonly", "no", "--dir", directory]
+                self.processes.append(
+                    subprocess.Popen([server, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                )
+            for port in self.ports:
+                wait_until(lambda port=port: self._answers(port), f"redis-server on port {port} to answer")
+            nodes = [f"127.0.0.1:{port}" for port in self.ports]
+            subprocess.run(
+                [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=PATIENCE,
+            )
+            for port in self.ports:
+                wait_until(
+                    lambda port=port: self._ready(cli, port), f"the cluster node on port {port} to be ready"
+                )
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    @staticmethod
+    def _answers(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16) == b"+PONG\r\n"
+        except OSError:
+            return False
+
+    @staticmethod
+    def _ready(cli: str, port: int) -> bool:
+        info = subprocess.run(
+            [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True, timeout=PATIENCE
+        ).stdout
+        return "cluster_state:ok" in info
+
+    def space_url(self, name: str | None = None) -> str:
+        """The URL of a space on this cluster; a new name each call unless ``name`` is given."""
+        return f"{self.url}?space={name or 'test-' + uuid.uuid4().hex[:16]}"
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(PATIENCE)

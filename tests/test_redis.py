@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 import tuplespace as ts
-from helpers import PATIENCE, RedisServer, spawn, wait_for_waiters
+from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters
 from tuplespace import ANY
 
 # A child process: opens the space at argv[1], runs the code given after it.
@@ -188,3 +189,27 @@ def test_the_event_log_in_redis_is_bounded_in_bytes(redis_server: RedisServer) -
     with ts.connect(redis_server.space_url(), event_retention_bytes=0) as space:
         space.write_many([("a",), ("b",)])
         assert space.statistics()["logged_events"] == 1  # the latest event is always kept
+
+
+def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url()
+    with ts.connect(url) as space:
+        child = run_child(url, 'space.write(("ready",)); print(space.take(("job", int))[1])')
+        assert space.take(("ready",), timeout=PATIENCE) == ("ready",)
+        sub = space.subscribe(("job", int), since=0)
+        space.write(("job", 42))
+        assert finished(child) == "42\n"
+        assert [(e.kind, e.tuple) for e in (sub.get(timeout=PATIENCE), sub.get(timeout=PATIENCE))] == [
+            ("write", ("job", 42)),
+            ("take", ("job", 42)),
+        ]
+        name = url.rpartition("=")[2]
+        held = {}
+        for port in redis_cluster.ports:
+            with redis.Redis(port=port) as node:
+                if node.info("replication")["role"] == "master":
+                    held[port] = node.keys("{ts:" + name + "}*")
+        assert len(held) == 3
+        assert sorted(len(keys) > 0 for keys in held.values()) == [False, False, True]

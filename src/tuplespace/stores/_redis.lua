@@ -70,7 +70,7 @@ local function put(data, keys, expires)
     redis.call('ZADD', EXP, expires, id)
   end
   log('write', data)
-  redis.call('PUBLISH', CH, id .. ' ' .. data)
+  redis.call('SPUBLISH', CH, id .. ' ' .. data)
   return id
 end
 
@@ -93,7 +93,7 @@ end
 -- subscriptions waiting for the events it logged.
 local function tell_room()
   if removed > 0 then
-    redis.call('PUBLISH', CH, 'r ' .. removed)
+    redis.call('SPUBLISH', CH, 'r ' .. removed)
   end
 end
 

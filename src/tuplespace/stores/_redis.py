@@ -22,8 +22,9 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
   latest ``event_retention`` events holding at most ``event_retention_bytes`` of tuple
   encodings (``evb`` counts them), entry ``<seq>-0`` holding ``k`` (kind), ``d`` (the
   tuple's encoding) and ``t`` (milliseconds of Redis's clock);
-- ``ch``: the pub/sub channel on which each write is published, ``<id> <encoding>``,
-  and ``r <n>`` when ``n`` tuples left the space.
+- ``ch``: the sharded pub/sub channel (``SPUBLISH``, so on a Cluster it lives on the
+  space's slot too) on which each write is published, ``<id> <encoding>``, and
+  ``r <n>`` when ``n`` tuples left the space.
 
 A template's candidates are the intersection of the sorted sets of its exact fields
 (or its arity's set); the scripts walk the smallest in the space's order.  A template
@@ -53,6 +54,7 @@ from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
+    "SCHEMES",
     "SCRIPTS",
     "SHAS",
     "AsyncGuard",
@@ -72,6 +74,9 @@ Tuple = tuple[Value, ...]
 
 BATCH = 256
 """How many candidates a scan brings back at once for matching in this process."""
+
+SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+"""The schemes of the URLs of spaces kept in Redis."""
 
 _LONGEST_KEY = 64  # longer value encodings are indexed by their SHA-1
 _SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the names a server accepts too
@@ -112,6 +117,7 @@ class Options:
 
     __slots__ = (
         "capacity",
+        "cluster",
         "event_retention",
         "event_retention_bytes",
         "given",
@@ -119,6 +125,7 @@ class Options:
         "max_waiters",
         "order",
         "redis",
+        "server",
         "space",
     )
 
@@ -129,6 +136,9 @@ class Options:
                 f"unknown option(s) {', '.join(unknown)} for a redis:// space; known: {', '.join(_OPTIONS)}"
             )
         self.redis = redis
+        # A Redis Cluster (``redis+cluster://``), reached first at ``server``.
+        self.cluster = "+cluster" in urlsplit(redis).scheme
+        self.server = redis.replace("+cluster", "", 1)
         self.space: str = options.get("space", "default")
         if not isinstance(self.space, str) or _SPACE_NAME.fullmatch(self.space) is None:
             raise ValueError(
@@ -192,10 +202,13 @@ def _is_int(v: object) -> bool:
 
 def parse_url(url: str, options: Mapping[str, Any]) -> Options:
     """The options of ``redis://host:port/db?space=jobs&order=lifo`` (``rediss://`` for
-    TLS); keyword ``options`` override those of the URL."""
+    TLS; ``redis+cluster://host:port?space=jobs`` for a Redis Cluster, reached first at
+    that node); keyword ``options`` override those of the URL."""
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"{url!r} is not a URL of Redis ({', '.join(s + '://' for s in SCHEMES)})")
+    if "+cluster" in parts.scheme and parts.path.strip("/") not in ("", "0"):
+        raise ValueError(f"{url!r}: a Redis Cluster has only database 0")
     merged: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name in _NUMBERS:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
@@ -108,14 +109,18 @@ class AsyncRedisSpace:
         self._options = options
         self._key = prefix(options.space)
         self._channel = self._key + ":ch"
-        retry = Retry(NoBackoff(), 0)  # a script is never run twice: a failure is the caller's to see
-        self._redis: Any = Redis.from_url(
-            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT, retry=retry
-        )
-        # The subscription waits for messages without a time limit, on a connection of its own.
-        self._subscriber: Any = Redis.from_url(
-            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, retry=retry
-        )
+        # A script is never run twice: a failure is the caller's to see.
+        self._connection: dict[str, Any] = {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        client = RedisCluster if options.cluster else Redis
+        self._redis: Any = client.from_url(options.server, socket_timeout=CONNECT_TIMEOUT, **self._connection)
+        # The subscription waits for messages without a time limit, on a connection of its
+        # own, to the node that holds the space's slot on a Cluster (found when needed).
+        self._subscriber: Any = None
+        if not options.cluster:
+            self._subscriber = Redis.from_url(options.server, **self._connection)
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
@@ -514,12 +519,20 @@ class AsyncRedisSpace:
             if self._listener is not None:
                 return
             self._check_open()
+            if self._options.cluster:
+                node = self._redis.get_node_from_key(self._channel)
+                old, self._subscriber = (
+                    self._subscriber,
+                    Redis(host=node.host, port=node.port, **self._connection),
+                )
+                if old is not None:
+                    await old.aclose()
             pubsub = self._subscriber.pubsub()
             try:
-                await pubsub.subscribe(self._channel)
+                await pubsub.ssubscribe(self._channel)
                 # Once Redis confirms the subscription, every later write reaches this process.
                 confirmed = await pubsub.get_message(timeout=CONNECT_TIMEOUT)
-                if confirmed is None or confirmed["type"] != "subscribe":
+                if confirmed is None or confirmed["type"] != "ssubscribe":
                     raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
             except (RedisError, Unreachable) as exc:
                 await pubsub.aclose()
@@ -539,7 +552,7 @@ class AsyncRedisSpace:
         try:
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                if message is not None and message["type"] == "message":
+                if message is not None and message["type"] == "smessage":
                     with self._guard:
                         self._dispatch(message["data"])
         except Exception as exc:
@@ -647,7 +660,8 @@ class AsyncRedisSpace:
             await pubsub.aclose()  # ends the listener's wait for a message
         if listener is not None:
             await listener.stop()
-        await self._subscriber.aclose()
+        if self._subscriber is not None:
+            await self._subscriber.aclose()
         await self._redis.aclose()
 
     async def __aenter__(self) -> AsyncRedisSpace:

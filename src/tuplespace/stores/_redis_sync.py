@@ -23,6 +23,7 @@ from typing import Any
 
 from redis import Redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 from redis.retry import Retry
 
@@ -109,14 +110,18 @@ class RedisSpace:
         self._options = options
         self._key = prefix(options.space)
         self._channel = self._key + ":ch"
-        retry = Retry(NoBackoff(), 0)  # a script is never run twice: a failure is the caller's to see
-        self._redis: Any = Redis.from_url(
-            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT, retry=retry
-        )
-        # The subscription waits for messages without a time limit, on a connection of its own.
-        self._subscriber: Any = Redis.from_url(
-            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, retry=retry
-        )
+        # A script is never run twice: a failure is the caller's to see.
+        self._connection: dict[str, Any] = {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        client = RedisCluster if options.cluster else Redis
+        self._redis: Any = client.from_url(options.server, socket_timeout=CONNECT_TIMEOUT, **self._connection)
+        # The subscription waits for messages without a time limit, on a connection of its
+        # own, to the node that holds the space's slot on a Cluster (found when needed).
+        self._subscriber: Any = None
+        if not options.cluster:
+            self._subscriber = Redis.from_url(options.server, **self._connection)
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
         self._writers: deque[Writer[Wake]] = deque()
@@ -511,12 +516,20 @@ class RedisSpace:
             if self._listener is not None:
                 return
             self._check_open()
+            if self._options.cluster:
+                node = self._redis.get_node_from_key(self._channel)
+                old, self._subscriber = (
+                    self._subscriber,
+                    Redis(host=node.host, port=node.port, **self._connection),
+                )
+                if old is not None:
+                    old.close()
             pubsub = self._subscriber.pubsub()
             try:
-                pubsub.subscribe(self._channel)
+                pubsub.ssubscribe(self._channel)
                 # Once Redis confirms the subscription, every later write reaches this process.
                 confirmed = pubsub.get_message(timeout=CONNECT_TIMEOUT)
-                if confirmed is None or confirmed["type"] != "subscribe":
+                if confirmed is None or confirmed["type"] != "ssubscribe":
                     raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
             except (RedisError, Unreachable) as exc:
                 pubsub.close()
@@ -536,7 +549,7 @@ class RedisSpace:
         try:
             while True:
                 message = pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                if message is not None and message["type"] == "message":
+                if message is not None and message["type"] == "smessage":
                     with self._guard:
                         self._dispatch(message["data"])
         except Exception as exc:
@@ -642,7 +655,8 @@ class RedisSpace:
             pubsub.close()  # ends the listener's wait for a message
         if listener is not None:
             listener.stop()
-        self._subscriber.close()
+        if self._subscriber is not None:
+            self._subscriber.close()
         self._redis.close()
 
     def __enter__(self) -> RedisSpace:
