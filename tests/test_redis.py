@@ -15,7 +15,7 @@ import pytest
 import redis
 
 import tuplespace as ts
-from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters
+from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
 
 # A child process: opens the space at argv[1], runs the code given after it.
@@ -213,3 +213,30 @@ def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
                     held[port] = node.keys("{ts:" + name + "}*")
         assert len(held) == 3
         assert sorted(len(keys) > 0 for keys in held.values()) == [False, False, True]
+
+
+def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(url: str, space: Any) -> None:
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+    children = []
+    for n in range(3):
+        children.append(run_child(url, 'print(space.take(("job", ANY))[1])'))
+        wait_until(lambda n=n: registered.hlen(waiting_in_redis) == n + 1, f"{n + 1} takes waiting in Redis")
+    space.write_many([("job", n) for n in range(3)])
+    assert [finished(child) for child in children] == ["0\n", "1\n", "2\n"]
+    assert registered.hlen(waiting_in_redis) == 0
+    assert space.count((ANY, ANY)) == 0
+    registered.close()
+
+
+def test_a_tuple_handed_to_a_take_whose_process_died_returns_to_the_space(url: str, space: Any) -> None:
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+    child = run_child(url, 'space.take(("job", ANY))')
+    wait_until(lambda: registered.hlen(waiting_in_redis) == 1, "the take waiting in Redis")
+    child.kill()
+    child.communicate(timeout=PATIENCE)
+    space.write(("job", 1))  # handed to the dead process's take, until its registration runs out
+    assert space.count(("job", ANY)) == 0
+    assert space.take(("job", ANY), timeout=PATIENCE) == ("job", 1)
+    registered.close()

@@ -5,6 +5,7 @@
 local P = KEYS[1]
 local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
 local CNT, CH, EV, EVN, EVB = P .. ':cnt', P .. ':ch', P .. ':ev', P .. ':evn', P .. ':evb'
+local W, WN, WEXP = P .. ':w', P .. ':wn', P .. ':wexp'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -59,23 +60,101 @@ local function remove(id, kind)
   return data
 end
 
--- Store a tuple: its encoding, its index keys (joined by newlines), its expiry (or false).
+-- Takers waiting in Redis, registered by the find script (mode 'take' with a hold):
+-- ``w`` maps each one's token to its template's index keys (joined by newlines);
+-- ``wq:<key>`` (sorted set, score = token) queues the tokens under their template's
+-- first key; ``wexp`` scores them by the end of their registration.  A tuple handed
+-- to one is pushed on ``r:<token>`` as "<id> <expiry>", a newline and what ``tup``
+-- would keep, for its process to pop; what is still there when the registration's
+-- time is over goes back into the space.
+local function unregister(token)
+  local keys = redis.call('HGET', W, token)
+  if keys then
+    redis.call('ZREM', P .. ':wq:' .. string.match(keys, '[^\n]+'), token)
+    redis.call('HDEL', W, token)
+  end
+end
+
+-- Hand a tuple being written to the first registered taker whose template it matches;
+-- the token of that taker, or false.
+local function hand_over(id, data, keys, expires)
+  if redis.call('HLEN', W) == 0 then
+    return false
+  end
+  local have = {}
+  for k in string.gmatch(keys, '[^\n]+') do
+    have[k] = true
+  end
+  local best
+  for k in pairs(have) do
+    for _, token in ipairs(redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1)) do
+      if best and tonumber(token) > best then
+        break
+      end
+      local fits = true
+      for t in string.gmatch(redis.call('HGET', W, token), '[^\n]+') do
+        if not have[t] then
+          fits = false
+          break
+        end
+      end
+      if fits then
+        best = tonumber(token)
+        break
+      end
+    end
+  end
+  if not best then
+    return false
+  end
+  unregister(best)
+  redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
+  log('take', data)
+  return best
+end
+
+-- Store a tuple, or hand it to a registered taker: its encoding, its index keys
+-- (joined by newlines), its expiry (or false).
 local function put(data, keys, expires)
   local id = redis.call('INCR', SEQ)
-  redis.call('HSET', TUP, id, data .. '\n' .. keys)
-  for k in string.gmatch(keys, '[^\n]+') do
-    redis.call('ZADD', P .. ':' .. k, id, id)
-  end
-  if expires then
-    redis.call('ZADD', EXP, expires, id)
-  end
   log('write', data)
-  redis.call('SPUBLISH', CH, id .. ' ' .. data)
+  local taker = hand_over(id, data, keys, expires)
+  if not taker then
+    redis.call('HSET', TUP, id, data .. '\n' .. keys)
+    for k in string.gmatch(keys, '[^\n]+') do
+      redis.call('ZADD', P .. ':' .. k, id, id)
+    end
+    if expires then
+      redis.call('ZADD', EXP, expires, id)
+    end
+  end
+  redis.call('SPUBLISH', CH, id .. (taker and '>' .. taker or '') .. ' ' .. data)
   return id
 end
 
--- Remove what has expired (a bounded number per call; scans skip the others).
+-- Put back what was handed to ``token`` and not taken (its call ended otherwise, or
+-- its process went away), as new writes.
+local function restore(token)
+  local inbox = P .. ':r:' .. token
+  for _, entry in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
+    local a = string.find(entry, '\n', 1, true)
+    local b = string.find(entry, '\n', a + 1, true)
+    local expires = tonumber(string.match(string.sub(entry, 1, a - 1), ' (%d+)$') or '')
+    if not expires or expires > now then
+      put(string.sub(entry, a + 1, b - 1), string.sub(entry, b + 1), expires or false)
+    end
+  end
+  redis.call('DEL', inbox)
+end
+
+-- Remove what has expired (a bounded number per call; scans skip the others), and
+-- the registrations of takers that ended without a word, giving back what they held.
 local function expire_due()
+  for _, token in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, 16)) do
+    redis.call('ZREM', WEXP, token)
+    unregister(token)
+    restore(token)
+  end
   local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
     if remove(id, 'expire') then
@@ -146,17 +225,32 @@ return out
 
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
--- the score to continue after, then the index keys whose intersection holds the candidates.
+-- the score to continue after, how many ms a take that finds nothing stays registered
+-- for a tuple to be handed over ('': it is not), then the index keys whose
+-- intersection holds the candidates.  Such a take's token is the first item returned.
 expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local seq = redis.call('GET', SEQ) or '0'
+
+local function none()
+  local out = {'', seq, 0}
+  if ARGV[6] ~= '' then
+    local token = redis.call('INCR', WN)
+    redis.call('HSET', W, token, table.concat(ARGV, '\n', 7))
+    redis.call('ZADD', P .. ':wq:' .. ARGV[7], token, token)
+    redis.call('ZADD', WEXP, now + tonumber(ARGV[6]), token)
+    out[1] = token
+  end
+  tell_room()
+  return out
+end
+
 local others, driver, size = {}, nil, nil
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local key = P .. ':' .. ARGV[i]
   local n = redis.call('ZCARD', key)
   if n == 0 then
-    tell_room()
-    return {'', seq, 0}
+    return none()
   end
   if not size or n < size then
     if driver then
@@ -216,6 +310,9 @@ while true do
   end
   step = math.min(step * 2, batch)
 end
+if found == 0 and ARGV[6] ~= '' then
+  return none()
+end
 out[3] = found
 tell_room()
 return out
@@ -233,6 +330,26 @@ for _, id in ipairs(ARGV) do
 end
 tell_room()
 return out
+
+--[[ unwait ]]
+-- ARGV: the token of a registered take, and 'restore' to give back what was handed to
+-- it, or 'close' to do so and wake it with an empty entry (its space is closing).
+-- Ends its registration; what was handed to it (false: nothing), unless restored.
+expire_due()
+unregister(ARGV[1])
+redis.call('ZREM', WEXP, ARGV[1])
+local got = false
+if ARGV[2] == 'close' then
+  restore(ARGV[1])
+  redis.call('RPUSH', P .. ':r:' .. ARGV[1], '')
+  redis.call('PEXPIRE', P .. ':r:' .. ARGV[1], 60000)
+elseif ARGV[2] == 'restore' then
+  restore(ARGV[1])
+else
+  got = redis.call('LPOP', P .. ':r:' .. ARGV[1])
+end
+tell_room()
+return got
 
 --[[ replace ]]
 -- ARGV: the id to take, the successor's lease in ms ('' for none), encoding and index keys.

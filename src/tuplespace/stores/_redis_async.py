@@ -13,6 +13,7 @@ takes it by its id, and waits again if another process was faster.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -33,6 +34,7 @@ from .._errors import (
     SpaceClosed,
     SpaceFull,
     Timeout,
+    TupleSpaceError,
     UnknownLease,
     Unreachable,
 )
@@ -76,6 +78,11 @@ Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 CONNECT_TIMEOUT = 10.0
 """Seconds to make a connection to Redis, and to wait for an answer to a call."""
 _START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
+HANDOVER_WAIT = 5.0
+"""Seconds a take registered in Redis waits in one ``BLPOP`` for a tuple handed over
+(well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
+three times as long, after which a script gives back what was handed to it, should
+its process have gone away."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -125,6 +132,8 @@ class AsyncRedisSpace:
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
         self._subscriptions: set[AsyncRedisSubscription] = set()
+        self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
+        self._tokens: dict[bytes, int] = {}  # their tokens in Redis -> their arrival here
         self._arrivals = itertools.count(1)
         self._listening = AsyncLock()
         self._pubsub: Any = None
@@ -283,7 +292,7 @@ class AsyncRedisSpace:
         compiled = compile_template(template)
         keys, trusted = candidates(compiled)
         if trusted:
-            reply = await self._call("find", ["count", "fifo", -1, BATCH, "-inf", *keys])
+            reply = await self._call("find", ["count", "fifo", -1, BATCH, "-inf", "", *keys])
             return int(reply[2])
         return len((await self._scan(compiled, keys, None, "fifo"))[0])
 
@@ -297,7 +306,7 @@ class AsyncRedisSpace:
         if trusted and order != "random":
             mode = "take" if take else "read"
             reply = await self._call(
-                "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], *keys]
+                "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], "", *keys]
             )
             return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
         if order != "random":
@@ -325,7 +334,7 @@ class AsyncRedisSpace:
         cursor = _START[order]
         seen = -1
         while True:
-            reply = await self._call("find", ["scan", order, -1, BATCH, cursor, *keys])
+            reply = await self._call("find", ["scan", order, -1, BATCH, cursor, "", *keys])
             if seen < 0:
                 seen = int(reply[1])
             matches = [(i, t) for i, data in pairs(reply[3:]) if template.matches(t := decode_tuple(data))]
@@ -340,6 +349,12 @@ class AsyncRedisSpace:
             cursor = reply[0]
 
     async def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+        if take and timeout != 0 and self._options.order != "random":
+            keys, trusted = candidates(template)
+            if trusted and not self._waiters.count:
+                # Handed over in Redis; not while calls wait here for what is published,
+                # so that those that came first are served first.
+                return await self._take_handed(template, keys, timeout)
         found = await self._select(template, take, 1)
         if found:
             return found[0][1]
@@ -370,6 +385,50 @@ class AsyncRedisSpace:
                 await waiter.wake.wait(left)
         finally:
             self._remove_waiter(waiter)
+
+    async def _take_handed(self, template: Template, keys: list[str], timeout: float | None) -> Tuple:
+        """A take whose template Redis matches alone: when nothing matches, the find
+        script registers it in Redis, a write hands it the first tuple that matches,
+        in the order the takes of every process registered, and it pops that tuple."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        order = self._options.order
+        hold = repr(HANDOVER_WAIT * 3000.0)
+        with self._guard:
+            self._check_waiters()
+            self._handed_takers += 1
+            arrival = next(self._arrivals)
+        tokens: list[bytes] = []
+        try:
+            while True:
+                reply = await self._call("find", ["take", order, 1, BATCH, _START[order], hold, *keys])
+                found = pairs(reply[3:])
+                if found:
+                    return decode_tuple(found[0][1])
+                token = reply[0]
+                with self._guard:
+                    self._tokens[token] = arrival
+                tokens.append(token)
+                left = None if deadline is None else deadline - time.monotonic()
+                wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
+                try:
+                    entry = await self._pop(f"{self._key}:r:{int(token)}", wait)
+                except BaseException:
+                    if not self._closed:
+                        with contextlib.suppress(TupleSpaceError):
+                            await self._call("unwait", [token, "restore"])
+                    raise
+                if entry is None:
+                    entry = await self._call("unwait", [token, ""])
+                if entry:
+                    return decode_tuple(entry.split(b"\n", 2)[1])
+                self._check_open()  # the space closing wakes it with an empty entry
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Timeout(f"no tuple matched {template.fields!r} in time")
+        finally:
+            with self._guard:
+                self._handed_takers -= 1
+                for token in tokens:
+                    del self._tokens[token]
 
     # -- atomic compound operations -----------------------------------------------------------------
 
@@ -402,7 +461,7 @@ class AsyncRedisSpace:
         while True:
             keys_of, trusted = candidates(compiled)
             if trusted:
-                reply = await self._call("find", ["count", "fifo", 1, BATCH, "-inf", *keys_of])
+                reply = await self._call("find", ["count", "fifo", 1, BATCH, "-inf", "", *keys_of])
                 seen, found = int(reply[1]), int(reply[2]) > 0
             else:
                 matches, seen = await self._scan(compiled, keys_of, 1, "fifo")
@@ -463,7 +522,7 @@ class AsyncRedisSpace:
     def _check_waiters(self) -> None:
         self._check_open()
         most = self._options.max_waiters
-        if self._waiters.count + len(self._writers) >= most:
+        if self._waiters.count + len(self._writers) + self._handed_takers >= most:
             raise LimitReached(
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
@@ -576,12 +635,20 @@ class AsyncRedisSpace:
         if head == b"r":
             self._room(int(body))
         elif self._waiters.count:
-            self._offer(int(head), decode_tuple(body))
+            seq, _, taker = head.partition(b">")
+            if not taker:
+                self._offer(int(seq), decode_tuple(body))
+            else:  # handed to a take registered in Redis, maybe from this process
+                self._offer(int(seq), decode_tuple(body), self._tokens.get(taker))
 
-    def _offer(self, seq: int, t: Tuple) -> None:
+    def _offer(self, seq: int, t: Tuple, taken: int | None = 0) -> None:
         """Hand ``t`` to the readers waiting for it and offer it to the first taker, in
-        arrival order (readers that came after that taker do not see it)."""
+        arrival order (readers that came after that taker do not see it).  ``taken``:
+        the tuple was handed over in Redis already, to a take of another process (None)
+        or to the one of this process that arrived ``taken``-th."""
         for w in self._waiters.matching(t):
+            if taken != 0 and (w.take or (taken is not None and w.seq > taken)):
+                return
             if not w.take:
                 w.result = t
                 self._waiters.remove(w)
@@ -604,13 +671,29 @@ class AsyncRedisSpace:
     async def _call(self, script: str, args: list[Any]) -> Any:
         self._check_open()
         try:
-            try:
-                return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
-            except NoScriptError:  # a Redis that does not know the script yet, or forgot it
-                await self._redis.script_load(SCRIPTS[script])
-                return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
-        except RedisError as exc:
-            raise connection_error(self._options, exc, self._closed) from exc
+            return await self._run(script, args)
+        except Exception as exc:  # the space closed meanwhile may have cut the connection
+            if self._closed or isinstance(exc, RedisError):
+                raise connection_error(self._options, exc, self._closed) from exc
+            raise
+
+    async def _run(self, script: str, args: list[Any]) -> Any:
+        try:
+            return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
+        except NoScriptError:  # a Redis that does not know the script yet, or forgot it
+            await self._redis.script_load(SCRIPTS[script])
+            return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
+
+    async def _pop(self, key: str, seconds: float) -> bytes | None:
+        """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
+        self._check_open()
+        try:
+            got = await self._redis.execute_command("BLPOP", key, repr(seconds))
+        except Exception as exc:  # the space closed meanwhile may have cut the connection
+            if self._closed or isinstance(exc, RedisError):
+                raise connection_error(self._options, exc, self._closed) from exc
+            raise
+        return None if got is None else bytes(got[1])
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -619,7 +702,7 @@ class AsyncRedisSpace:
         with self._guard:
             local = {
                 "subscribers": len(self._subscriptions),
-                "waiters": self._waiters.count + len(self._writers),
+                "waiters": self._waiters.count + len(self._writers) + self._handed_takers,
                 "waiting_writers": len(self._writers),
                 "capacity": self._options.capacity,
                 "order": self._options.order,
@@ -653,9 +736,13 @@ class AsyncRedisSpace:
                 w.error = error
                 w.wake.set()
             subscriptions = list(self._subscriptions)
+            tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
         for subscription in subscriptions:
             await subscription.close()
+        for token in tokens:  # wake the takes waiting in Redis, giving back what was handed to them
+            with contextlib.suppress(Exception):
+                await self._run("unwait", [token, "close"])
         if pubsub is not None:
             await pubsub.aclose()  # ends the listener's wait for a message
         if listener is not None:
