@@ -24,7 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
 from .._errors import (
@@ -121,8 +121,14 @@ class AsyncRedisSpace:
             "socket_connect_timeout": CONNECT_TIMEOUT,
             "retry": Retry(NoBackoff(), 0),
         }
-        client = RedisCluster if options.cluster else Redis
-        self._redis: Any = client.from_url(options.server, socket_timeout=CONNECT_TIMEOUT, **self._connection)
+        calls = {"socket_timeout": CONNECT_TIMEOUT, **self._connection}
+        self._redis: Any
+        self._pool: Any = None  # a Cluster's client finds the node of each call itself
+        if options.cluster:
+            self._redis = RedisCluster.from_url(options.server, **calls)
+        else:
+            self._redis = Redis.from_url(options.server, **calls)
+            self._pool = self._redis.connection_pool
         # The subscription waits for messages without a time limit, on a connection of its
         # own, to the node that holds the space's slot on a Cluster (found when needed).
         self._subscriber: Any = None
@@ -678,17 +684,36 @@ class AsyncRedisSpace:
             raise
 
     async def _run(self, script: str, args: list[Any]) -> Any:
+        command = ("EVALSHA", SHAS[script], 1, self._key, *args)
         try:
-            return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
+            return await self._send(command)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
             await self._redis.script_load(SCRIPTS[script])
-            return await self._redis.execute_command("EVALSHA", SHAS[script], 1, self._key, *args)
+            return await self._send(command)
+
+    async def _send(self, command: tuple[Any, ...]) -> Any:
+        """Send one command and read its answer on a connection of the pool (a Cluster's
+        client finds the node itself)."""
+        pool = self._pool
+        if pool is None:
+            return await self._redis.execute_command(*command)
+        connection = await pool.get_connection()
+        try:
+            await connection.send_command(*command)
+            return await connection.read_response()
+        except ResponseError:  # Redis answered: the connection is fine
+            raise
+        except BaseException:
+            await connection.disconnect()
+            raise
+        finally:
+            await pool.release(connection)
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
         self._check_open()
         try:
-            got = await self._redis.execute_command("BLPOP", key, repr(seconds))
+            got = await self._send(("BLPOP", key, repr(seconds)))
         except Exception as exc:  # the space closed meanwhile may have cut the connection
             if self._closed or isinstance(exc, RedisError):
                 raise connection_error(self._options, exc, self._closed) from exc
