@@ -7,6 +7,9 @@ its PID at the end, and prints one JSON line:
    then takes by a template with an exact field, ``("job", ANY, ANY)``; beside them, what
    Redis users do instead: LPUSH of the JSON text, then RPOP and decode.  Each call is one
    unpipelined round trip.  Target: >= 0.5x redis-py.
+   Beside each, the Redis time per operation (``INFO commandstats``: the ``usec`` of
+   LPUSH, RPOP or EVALSHA, whose figure holds the commands its script calls, over the
+   phase, divided by the operations).
 2. Blocking ping-pong between two processes: this one writes ``("ping", i)`` and takes
    ``("pong", ANY)``, a responder takes ``("ping", ANY)`` and writes ``("pong", i)``;
    beside it the same with LPUSH and BLPOP.  Target: >= 0.5x redis-py.
@@ -90,20 +93,32 @@ def main() -> None:
         url = f"redis://127.0.0.1:{port}/0?space=bench"
         space = ts.connect(url)
 
+        def redis_usec() -> dict[str, int]:
+            """Microseconds Redis has spent so far in each command."""
+            return {k: v["usec"] for k, v in r.info("commandstats").items()}
+
         def bulk() -> None:
-            t0 = now()
+            u0, t0 = redis_usec(), now()
             for i in range(N_BULK):
                 r.lpush("jobs", json.dumps(["job", i, "payload-string"]))
-            t1 = now()
+            u1, t1 = redis_usec(), now()
             for i in range(N_BULK):
                 assert json.loads(r.rpop("jobs"))[1] == i  # type: ignore[arg-type]
-            t2 = now()
+            u2, t2 = redis_usec(), now()
             for i in range(N_BULK):
                 space.write(("job", i, "payload-string"))
-            t3 = now()
+            u3, t3 = redis_usec(), now()
             for i in range(N_BULK):
                 assert space.take(("job", ANY, ANY))[1] == i
-            t4 = now()
+            u4, t4 = redis_usec(), now()
+            for name, command, before, after in (
+                ("lpush", "lpush", u0, u1),
+                ("rpop", "rpop", u1, u2),
+                ("write", "evalsha", u2, u3),
+                ("take", "evalsha", u3, u4),
+            ):
+                key = f"cmdstat_{command}"
+                res[f"redis_us_per_{name}"] = round((after[key] - before.get(key, 0)) / N_BULK, 1)
             res["lpush_ops_s"] = round(N_BULK / (t1 - t0))
             res["rpop_ops_s"] = round(N_BULK / (t2 - t1))
             res["write_ops_s"] = round(N_BULK / (t3 - t2))

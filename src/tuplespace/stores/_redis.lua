@@ -4,7 +4,7 @@
 -- with it, so all of them share one hash slot.
 local P = KEYS[1]
 local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
-local CNT, CH, EV, EVN, EVB = P .. ':cnt', P .. ':ch', P .. ':ev', P .. ':evn', P .. ':evb'
+local CNT, CH, EV = P .. ':cnt', P .. ':ch', P .. ':ev'
 local W, WN, WEXP = P .. ':w', P .. ':wn', P .. ':wexp'
 
 local function now_ms()
@@ -13,27 +13,32 @@ local function now_ms()
 end
 
 local now = now_ms()
-local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes')
+-- ``cfg`` holds the space's options, and the state of its event log: the seq of the
+-- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
+-- bytes of tuple encodings logged (``ev_bytes``).
+local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
+  'ev_first', 'ev_bytes')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
+local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local removed = 0
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
--- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples
--- (``evb`` counts those it holds), and the latest one always.
+-- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
+-- and the latest one always.  Seqs follow each other, so the oldest is ``ev_first``.
 local function log(kind, data)
-  local seq = redis.call('INCR', EVN)
-  if not retention then
-    return
+  ev_last = ev_last + 1
+  redis.call('XADD', EV, ev_last .. '-0', 'k', kind, 'd', data, 't', now)
+  ev_bytes = ev_bytes + #data
+  if ev_first == 0 then
+    ev_first = ev_last
   end
-  redis.call('XADD', EV, seq .. '-0', 'k', kind, 'd', data, 't', now)
-  local bytes = redis.call('INCRBY', EVB, #data)
-  local n = redis.call('XLEN', EV)
-  while n > 1 and (n > retention or bytes > budget) do
+  while ev_first < ev_last and (ev_last - ev_first >= retention or ev_bytes > budget) do
     local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)[1]
     redis.call('XDEL', EV, oldest[1])
-    bytes = redis.call('INCRBY', EVB, -#oldest[2][4])
-    n = n - 1
+    ev_bytes = ev_bytes - #oldest[2][4]
+    ev_first = ev_first + 1
   end
+  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes)
 end
 
 -- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
@@ -402,9 +407,9 @@ return {
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
   redis.call('HGET', CNT, 'expired') or '0',
   redis.call('HGET', CNT, 'cancelled') or '0',
-  redis.call('GET', EVN) or '0',
-  redis.call('XLEN', EV),
-  redis.call('GET', EVB) or '0',
+  ev_last,
+  ev_first > 0 and ev_last - ev_first + 1 or 0,
+  ev_bytes,
 }
 
 --[[ events ]]
@@ -413,8 +418,7 @@ return {
 -- the next lease ends (-1: none), then seq, kind, encoding and time of each event after.
 expire_due()
 tell_room()
-local first = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)
-local out = {redis.call('GET', EVN) or '0', first[1] and string.match(first[1][1], '^%d+') or '0', next_expiry()}
+local out = {ev_last, ev_first, next_expiry()}
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]

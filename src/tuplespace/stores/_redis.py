@@ -7,7 +7,9 @@ The faces (:class:`~tuplespace.stores.AsyncRedisSpace` in ``_redis_async.py`` an
 state of the space: it lives in Redis, under keys that all start with the space's
 hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 
-- ``cfg`` (hash): the space's options, set by the first process that opens it;
+- ``cfg`` (hash): the space's options, set by the first process that opens it, and the
+  state of its event log: ``ev_last`` (the seq of the latest event), ``ev_first`` (of
+  the oldest logged) and ``ev_bytes`` (the bytes of tuple encodings logged);
 - ``seq`` (string): the id of the latest tuple written; ids give the order;
 - ``tup`` (hash): id -> the tuple's wire encoding, a newline, and its index keys
   joined by newlines;
@@ -18,10 +20,11 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 - ``exp`` (sorted set): the ids of the tuples with a lease, scored by their expiry in
   milliseconds of Redis's clock (``TIME``);
 - ``cnt`` (hash): counts of expiries and cancellations;
-- ``evn`` (string) and ``ev`` (stream): the seq of the latest event, and the log of the
-  latest ``event_retention`` events holding at most ``event_retention_bytes`` of tuple
-  encodings (``evb`` counts them), entry ``<seq>-0`` holding ``k`` (kind), ``d`` (the
-  tuple's encoding) and ``t`` (milliseconds of Redis's clock);
+- ``ev`` (stream): the log of the latest ``event_retention`` events holding at most
+  ``event_retention_bytes`` of tuple encodings, entry ``<seq>-0`` holding ``k``
+  (kind), ``d`` (the tuple's encoding) and ``t`` (milliseconds of Redis's clock);
+- ``w``, ``wn``, ``wq:<key>``, ``wexp`` and ``r:<token>``: the takes waiting in Redis
+  for a write to hand them a tuple (see ``_redis.lua``);
 - ``ch``: the sharded pub/sub channel (``SPUBLISH``, so on a Cluster it lives on the
   space's slot too) on which each write is published, ``<id> <encoding>``, and
   ``r <n>`` when ``n`` tuples left the space.
