@@ -69,6 +69,7 @@ __all__ = [
     "candidates",
     "connection_error",
     "encode_tuple",
+    "pack",
     "parse_url",
     "prefix",
 ]
@@ -269,6 +270,17 @@ def decode_tuple(data: bytes) -> Tuple:
     t = decode(data)
     assert isinstance(t, tuple)
     return t
+
+
+def pack(command: Iterable[str | bytes | int | float]) -> bytes:
+    """A command in Redis's protocol (RESP): an array of bulk strings, numbers as text."""
+    parts = []
+    n = 0
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        n += 1
+    return b"*%d\r\n%s" % (n, b"".join(parts))
 
 
 def pairs(reply: Iterable[Any]) -> list[tuple[int, bytes]]:

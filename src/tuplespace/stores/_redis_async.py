@@ -65,6 +65,7 @@ from ._redis import (
     connection_error,
     decode_tuple,
     encode_tuple,
+    pack,
     pairs,
     parse_url,
     prefix,
@@ -129,6 +130,9 @@ class AsyncRedisSpace:
         else:
             self._redis = Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
+        # Connections taken from the pool once, for one call at a time; the pool still
+        # holds them, and closes them when the space closes.
+        self._idle: list[Any] = []
         # The subscription waits for messages without a time limit, on a connection of its
         # own, to the node that holds the space's slot on a Cluster (found when needed).
         self._subscriber: Any = None
@@ -692,22 +696,25 @@ class AsyncRedisSpace:
             return await self._send(command)
 
     async def _send(self, command: tuple[Any, ...]) -> Any:
-        """Send one command and read its answer on a connection of the pool (a Cluster's
-        client finds the node itself)."""
+        """Send one command and read its answer on a connection of the pool kept here
+        between calls (a Cluster's client finds the node itself)."""
         pool = self._pool
         if pool is None:
             return await self._redis.execute_command(*command)
-        connection = await pool.get_connection()
         try:
-            await connection.send_command(*command)
+            connection = self._idle.pop()
+        except IndexError:
+            connection = await pool.get_connection()
+        try:
+            await connection.send_packed_command([pack(command)], check_health=False)
             return await connection.read_response()
         except ResponseError:  # Redis answered: the connection is fine
             raise
         except BaseException:
-            await connection.disconnect()
+            await connection.disconnect()  # it connects again when next used
             raise
         finally:
-            await pool.release(connection)
+            self._idle.append(connection)
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""

@@ -66,6 +66,7 @@ from ._redis import (
     connection_error,
     decode_tuple,
     encode_tuple,
+    pack,
     pairs,
     parse_url,
     prefix,
@@ -130,6 +131,9 @@ class RedisSpace:
         else:
             self._redis = Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
+        # Connections taken from the pool once, for one call at a time; the pool still
+        # holds them, and closes them when the space closes.
+        self._idle: list[Any] = []
         # The subscription waits for messages without a time limit, on a connection of its
         # own, to the node that holds the space's slot on a Cluster (found when needed).
         self._subscriber: Any = None
@@ -689,22 +693,25 @@ class RedisSpace:
             return self._send(command)
 
     def _send(self, command: tuple[Any, ...]) -> Any:
-        """Send one command and read its answer on a connection of the pool (a Cluster's
-        client finds the node itself)."""
+        """Send one command and read its answer on a connection of the pool kept here
+        between calls (a Cluster's client finds the node itself)."""
         pool = self._pool
         if pool is None:
             return self._redis.execute_command(*command)
-        connection = pool.get_connection()
         try:
-            connection.send_command(*command)
+            connection = self._idle.pop()
+        except IndexError:
+            connection = pool.get_connection()
+        try:
+            connection.send_packed_command([pack(command)], check_health=False)
             return connection.read_response()
         except ResponseError:  # Redis answered: the connection is fine
             raise
         except BaseException:
-            connection.disconnect()
+            connection.disconnect()  # it connects again when next used
             raise
         finally:
-            pool.release(connection)
+            self._idle.append(connection)
 
     def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
