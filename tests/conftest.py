@@ -607,9 +607,9 @@ def redis_cluster_space(cluster: RedisClusterServers, **options: Any) -> Iterato
 
 
 @contextlib.contextmanager
-def redis_async_space(server: RedisServer, **options: Any) -> Iterator[SyncOverAsync]:
-    """A new space in the session's Redis, through :class:`tuplespace.stores.AsyncRedisSpace`
-    on an event loop of its own."""
+def redis_async_space(server: RedisServer | RedisClusterServers, **options: Any) -> Iterator[SyncOverAsync]:
+    """A new space in the session's Redis (or Redis Cluster), through
+    :class:`tuplespace.stores.AsyncRedisSpace` on an event loop of its own."""
     adapter = SyncOverAsync()
     try:
         adapter.aspace = adapter._run(
@@ -650,8 +650,9 @@ WAYS: list[Way] = [
     Way("redis", redis_space, embedded=False, needs="redis_server"),
     Way("redis-async", redis_async_space, embedded=False, needs="redis_server"),
     Way("redis-cluster", redis_cluster_space, embedded=False, needs="redis_cluster"),
+    Way("redis-cluster-async", redis_async_space, embedded=False, needs="redis_cluster"),
 ]
-REDIS_WAYS = frozenset({"redis", "redis-async", "redis-cluster"})
+REDIS_WAYS = frozenset({"redis", "redis-async", "redis-cluster", "redis-cluster-async"})
 
 
 # Tests that look, at once, at what a server shows only a moment later; each can run over
