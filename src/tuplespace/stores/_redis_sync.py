@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 import time
 from collections import deque
@@ -132,8 +133,10 @@ class RedisSpace:
             self._redis = Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
         # Connections taken from the pool once, for one call at a time; the pool still
-        # holds them, and closes them when the space closes.
+        # holds them, and closes them when the space closes.  A process forked from this
+        # one takes its own (the pool makes new ones there).
         self._idle: list[Any] = []
+        self._idle_pid = os.getpid()
         # The subscription waits for messages without a time limit, on a connection of its
         # own, to the node that holds the space's slot on a Cluster (found when needed).
         self._subscriber: Any = None
@@ -698,6 +701,8 @@ class RedisSpace:
         pool = self._pool
         if pool is None:
             return self._redis.execute_command(*command)
+        if self._idle_pid != os.getpid():
+            self._idle, self._idle_pid = [], os.getpid()
         try:
             connection = self._idle.pop()
         except IndexError:
