@@ -130,6 +130,9 @@ class RedisClusterServers:
             for port, bus in zip(self.ports, buses, strict=True):
                 options = ["--bind", "127.0.0.1", "--port", str(port), "--cluster-port", str(bus)]
                 options += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+                # A replica takes over 2 s after its master stops answering, whatever its lag.
+                options += ["--cluster-node-timeout", "2000", "--cluster-replica-validity-factor", "0"]
+                options += ["--repl-diskless-sync-delay", "0"]
                 options += ["--save", "", "--appendonly", "no", "--dir", directory]
                 self.processes.append(
                     subprocess.Popen([server, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -163,14 +166,26 @@ class RedisClusterServers:
 
     @staticmethod
     def _ready(cli: str, port: int) -> bool:
-        info = subprocess.run(
-            [cli, "-p", str(port), "cluster", "info"], capture_output=True, text=True, timeout=PATIENCE
-        ).stdout
-        return "cluster_state:ok" in info
+        """The node sees the cluster whole, and, if it is a replica, has its master's data."""
+
+        def info(*what: str) -> str:
+            return subprocess.run(
+                [cli, "-p", str(port), *what], capture_output=True, text=True, timeout=PATIENCE
+            ).stdout
+
+        replication = info("info", "replication")
+        synced = "role:master" in replication or "master_link_status:up" in replication
+        return synced and "cluster_state:ok" in info("cluster", "info")
 
     def space_url(self, name: str | None = None) -> str:
         """The URL of a space on this cluster; a new name each call unless ``name`` is given."""
         return f"{self.url}?space={name or 'test-' + uuid.uuid4().hex[:16]}"
+
+    def kill(self, port: int) -> None:
+        """End the node on ``port`` at once (SIGKILL), as a crash would."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(PATIENCE)
 
     def stop(self) -> None:
         for process in self.processes:

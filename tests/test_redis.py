@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,21 @@ def test_the_event_log_in_redis_is_bounded_in_bytes(redis_server: RedisServer) -
         assert space.statistics()["logged_events"] == 1  # the latest event is always kept
 
 
+def keys_by_master(cluster: RedisClusterServers, url: str) -> dict[int, list[bytes]]:
+    """The keys of the space ``url`` that each master of ``cluster`` holds, by its port."""
+    held = {}
+    for port in cluster.ports:
+        with redis.Redis(port=port) as node:
+            if node.info("replication")["role"] == "master":
+                held[port] = node.keys("{ts:" + url.rpartition("=")[2] + "}*")
+    return held
+
+
+def holder(cluster: RedisClusterServers, url: str) -> int:
+    """The port of the master that holds the space ``url``."""
+    return next(port for port, keys in keys_by_master(cluster, url).items() if keys)
+
+
 def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
     redis_cluster: RedisClusterServers,
 ) -> None:
@@ -205,12 +221,7 @@ def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
             ("write", ("job", 42)),
             ("take", ("job", 42)),
         ]
-        name = url.rpartition("=")[2]
-        held = {}
-        for port in redis_cluster.ports:
-            with redis.Redis(port=port) as node:
-                if node.info("replication")["role"] == "master":
-                    held[port] = node.keys("{ts:" + name + "}*")
+        held = keys_by_master(redis_cluster, url)
         assert len(held) == 3
         assert sorted(len(keys) > 0 for keys in held.values()) == [False, False, True]
 
@@ -240,3 +251,29 @@ def test_a_tuple_handed_to_a_take_whose_process_died_returns_to_the_space(url: s
     assert space.count(("job", ANY)) == 0
     assert space.take(("job", ANY), timeout=PATIENCE) == ("job", 1)
     registered.close()
+
+
+def test_a_killed_cluster_master_is_an_error_then_its_replica_serves_the_space(tmp_path: Path) -> None:
+    cluster = RedisClusterServers(str(tmp_path))  # one of its own: a node is killed
+    try:
+        url = cluster.space_url()
+        with ts.connect(url) as space:
+            space.write_many([("job", n) for n in range(3)])
+            taker = spawn(space.take, ("other",))
+            wait_for_waiters(space, 1)
+            cluster.kill(holder(cluster, url))
+            with pytest.raises(ts.Unreachable):
+                taker.result(PATIENCE)
+            deadline = time.monotonic() + PATIENCE
+            while True:  # until the replica has taken over the slot (2 s of silence, then a vote)
+                try:
+                    taken = space.take_all(("job", int))
+                    break
+                except ts.Unreachable:
+                    assert time.monotonic() < deadline, "no replica took over the space's slot"
+                    time.sleep(0.1)
+            assert taken == [("job", n) for n in range(3)]  # written before the crash: replicated
+            space.write(("job", 3))
+            assert space.take(("job", int), timeout=PATIENCE) == ("job", 3)
+    finally:
+        cluster.stop()

@@ -57,6 +57,8 @@ from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
+    "AsyncClient",
+    "Client",
     "SCHEMES",
     "SCRIPTS",
     "SHAS",
@@ -385,6 +387,26 @@ class Wake:
         """Wait until set, at most ``timeout`` seconds (None: no limit; a wait longer
         than threads can wait at once ends early, and the caller looks again)."""
         self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
+
+
+class AsyncClient:
+    """Closes a client of ``redis.asyncio``: every connection, to every node of a Cluster."""
+
+    @staticmethod
+    async def close(client: Any) -> None:
+        await client.aclose()
+
+
+class Client:
+    """Closes a client of ``redis``: every connection, to every node of a Cluster (whose
+    ``close`` leaves the connections of its nodes open)."""
+
+    @staticmethod
+    def close(client: Any) -> None:
+        client.close()
+        disconnect = getattr(client, "disconnect_connection_pools", None)
+        if disconnect is not None:
+            disconnect()
 
 
 AsyncGuard = contextlib.nullcontext

@@ -57,6 +57,7 @@ from ._redis import (
     BATCH,
     SCRIPTS,
     SHAS,
+    AsyncClient,
     AsyncGuard,
     AsyncWake,
     Options,
@@ -786,7 +787,7 @@ class AsyncRedisSpace:
             await listener.stop()
         if self._subscriber is not None:
             await self._subscriber.aclose()
-        await self._redis.aclose()
+        await AsyncClient.close(self._redis)
 
     async def __aenter__(self) -> AsyncRedisSpace:
         return self

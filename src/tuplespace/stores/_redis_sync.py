@@ -58,6 +58,7 @@ from ._redis import (
     BATCH,
     SCRIPTS,
     SHAS,
+    Client,
     Guard,
     Options,
     Waiter,
@@ -781,7 +782,7 @@ class RedisSpace:
             listener.stop()
         if self._subscriber is not None:
             self._subscriber.close()
-        self._redis.close()
+        Client.close(self._redis)
 
     def __enter__(self) -> RedisSpace:
         return self
