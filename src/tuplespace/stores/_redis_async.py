@@ -3,12 +3,15 @@
 Written once, for coroutines, in ``_redis_async.py``; ``scripts/unasync.py`` makes the
 sync twin, ``_redis_sync.py``, from it: edit the first, then run the script.
 
-Every change of the space is one Lua script, run atomically by Redis.  A call that
-must wait files a waiter in this process and listens on the space's pub/sub channel
-(one subscription per space and process, made by the first waiter): a write
-publishes its tuple there, and the listener hands it to the readers waiting for it
-and offers it to the first taker waiting for it, in arrival order; the taker then
-takes it by its id, and waits again if another process was faster.
+Every change of the space is one Lua script, run atomically by Redis.  A take whose
+template Redis matches alone waits in Redis: the script that finds nothing registers
+it, a write's script hands it the tuple, and it pops that with ``BLPOP``.  Any other
+call that must wait files a waiter in this process and listens on the space's
+sharded pub/sub channel (one subscription per space and process, made by the first
+waiter): a write publishes its tuple there, and the listener hands it to the readers
+waiting for it and offers it to the first taker waiting for it, in arrival order;
+the taker then takes it by its id, and waits again if another process was faster.
+Subscriptions read the space's event log, a Redis stream, woken by the listener.
 """
 
 from __future__ import annotations
