@@ -277,3 +277,14 @@ def test_a_killed_cluster_master_is_an_error_then_its_replica_serves_the_space(t
             assert space.take(("job", int), timeout=PATIENCE) == ("job", 3)
     finally:
         cluster.stop()
+
+
+def test_a_tuple_handed_to_a_take_waiting_in_redis_is_not_seen_by_readers_that_came_after(space: Any) -> None:
+    taker = spawn(space.take, ("job", ANY))
+    wait_for_waiters(space, 1)
+    reader = spawn(space.read, ("job", int))
+    wait_for_waiters(space, 2)
+    space.write(("job", 1))
+    space.write(("job", 2))
+    assert taker.result(PATIENCE) == ("job", 1)
+    assert reader.result(PATIENCE) == ("job", 2)

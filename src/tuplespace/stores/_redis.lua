@@ -66,22 +66,23 @@ local function remove(id, kind)
 end
 
 -- Takers waiting in Redis, registered by the find script (mode 'take' with a hold):
--- ``w`` maps each one's token to its template's index keys (joined by newlines);
+-- ``w`` maps each one's token to who waits (its process's own name for it), then its
+-- template's index keys, joined by newlines;
 -- ``wq:<key>`` (sorted set, score = token) queues the tokens under their template's
 -- first key; ``wexp`` scores them by the end of their registration.  A tuple handed
 -- to one is pushed on ``r:<token>`` as "<id> <expiry>", a newline and what ``tup``
 -- would keep, for its process to pop; what is still there when the registration's
 -- time is over goes back into the space.
 local function unregister(token)
-  local keys = redis.call('HGET', W, token)
-  if keys then
-    redis.call('ZREM', P .. ':wq:' .. string.match(keys, '[^\n]+'), token)
+  local waiting = redis.call('HGET', W, token)
+  if waiting then
+    redis.call('ZREM', P .. ':wq:' .. string.match(waiting, '\n([^\n]+)'), token)
     redis.call('HDEL', W, token)
   end
 end
 
 -- Hand a tuple being written to the first registered taker whose template it matches;
--- the token of that taker, or false.
+-- who that taker is, or false.
 local function hand_over(id, data, keys, expires)
   if redis.call('HLEN', W) == 0 then
     return false
@@ -90,21 +91,23 @@ local function hand_over(id, data, keys, expires)
   for k in string.gmatch(keys, '[^\n]+') do
     have[k] = true
   end
-  local best
+  local best, who
   for k in pairs(have) do
     for _, token in ipairs(redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1)) do
       if best and tonumber(token) > best then
         break
       end
+      local waiting = redis.call('HGET', W, token)
+      local cut = string.find(waiting, '\n', 1, true)
       local fits = true
-      for t in string.gmatch(redis.call('HGET', W, token), '[^\n]+') do
+      for t in string.gmatch(string.sub(waiting, cut + 1), '[^\n]+') do
         if not have[t] then
           fits = false
           break
         end
       end
       if fits then
-        best = tonumber(token)
+        best, who = tonumber(token), string.sub(waiting, 1, cut - 1)
         break
       end
     end
@@ -115,7 +118,7 @@ local function hand_over(id, data, keys, expires)
   unregister(best)
   redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
   log('take', data)
-  return best
+  return who
 end
 
 -- Store a tuple, or hand it to a registered taker: its encoding, its index keys
@@ -231,8 +234,9 @@ return out
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, how many ms a take that finds nothing stays registered
--- for a tuple to be handed over ('': it is not), then the index keys whose
--- intersection holds the candidates.  Such a take's token is the first item returned.
+-- for a tuple to be handed over and who it is ("<ms> <who>"; '': it is not), then the
+-- index keys whose intersection holds the candidates.  Such a take's token is the
+-- first item returned.
 expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local seq = redis.call('GET', SEQ) or '0'
@@ -241,9 +245,10 @@ local function none()
   local out = {'', seq, 0}
   if ARGV[6] ~= '' then
     local token = redis.call('INCR', WN)
-    redis.call('HSET', W, token, table.concat(ARGV, '\n', 7))
+    local hold, who = string.match(ARGV[6], '^(%S+) (%S+)$')
+    redis.call('HSET', W, token, who .. '\n' .. table.concat(ARGV, '\n', 7))
     redis.call('ZADD', P .. ':wq:' .. ARGV[7], token, token)
-    redis.call('ZADD', WEXP, now + tonumber(ARGV[6]), token)
+    redis.call('ZADD', WEXP, now + tonumber(hold), token)
     out[1] = token
   end
   tell_room()

@@ -21,6 +21,7 @@ import itertools
 import os
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -150,7 +151,9 @@ class AsyncRedisSpace:
         self._writers: deque[Writer[AsyncWake]] = deque()
         self._subscriptions: set[AsyncRedisSubscription] = set()
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
-        self._tokens: dict[bytes, int] = {}  # their tokens in Redis -> their arrival here
+        self._tokens: set[int] = set()  # their tokens in Redis
+        # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
+        self._name = uuid.uuid4().hex
         self._arrivals = itertools.count(1)
         self._listening = AsyncLock()
         self._pubsub: Any = None
@@ -409,26 +412,26 @@ class AsyncRedisSpace:
         in the order the takes of every process registered, and it pops that tuple."""
         deadline = None if timeout is None else time.monotonic() + timeout
         order = self._options.order
-        hold = repr(HANDOVER_WAIT * 3000.0)
         with self._guard:
             self._check_waiters()
             self._handed_takers += 1
             arrival = next(self._arrivals)
-        tokens: list[bytes] = []
+        tokens: list[int] = []
         try:
             while True:
+                hold = f"{HANDOVER_WAIT * 3000.0!r} {self._name}:{arrival}"
                 reply = await self._call("find", ["take", order, 1, BATCH, _START[order], hold, *keys])
                 found = pairs(reply[3:])
                 if found:
                     return decode_tuple(found[0][1])
-                token = reply[0]
+                token = int(reply[0])
                 with self._guard:
-                    self._tokens[token] = arrival
+                    self._tokens.add(token)
                 tokens.append(token)
                 left = None if deadline is None else deadline - time.monotonic()
                 wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
                 try:
-                    entry = await self._pop(f"{self._key}:r:{int(token)}", wait)
+                    entry = await self._pop(f"{self._key}:r:{token}", wait)
                 except BaseException:
                     if not self._closed:
                         with contextlib.suppress(TupleSpaceError):
@@ -445,7 +448,7 @@ class AsyncRedisSpace:
             with self._guard:
                 self._handed_takers -= 1
                 for token in tokens:
-                    del self._tokens[token]
+                    self._tokens.discard(token)
 
     # -- atomic compound operations -----------------------------------------------------------------
 
@@ -655,8 +658,9 @@ class AsyncRedisSpace:
             seq, _, taker = head.partition(b">")
             if not taker:
                 self._offer(int(seq), decode_tuple(body))
-            else:  # handed to a take registered in Redis, maybe from this process
-                self._offer(int(seq), decode_tuple(body), self._tokens.get(taker))
+            else:  # handed to a take waiting in Redis, maybe from this process
+                name, _, arrival = taker.decode().partition(":")
+                self._offer(int(seq), decode_tuple(body), int(arrival) if name == self._name else None)
 
     def _offer(self, seq: int, t: Tuple, taken: int | None = 0) -> None:
         """Hand ``t`` to the readers waiting for it and offer it to the first taker, in
