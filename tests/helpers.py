@@ -102,3 +102,93 @@ class RedisServer:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(PATIENCE)
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` ports of 127.0.0.1 free now (held open together, so all different)."""
+    probes = [socket.create_server(("127.0.0.1", 0)) for _ in range(n)]
+    try:
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
+class RedisClusterServers:
+    """A real Redis Cluster on 127.0.0.1: 3 masters and 3 replicas, each a
+    ``redis-server --cluster-enabled yes`` on free ports (and free cluster bus ports),
+    joined by ``redis-cli --cluster create``; :meth:`stop` ends each by its PID."""
+
+    def __init__(self, directory: str) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            missing("redis-server and redis-cli are needed for a Redis Cluster (Debian: redis-server)")
+        ports = _free_ports(12)
+        self.ports, buses = ports[:6], ports[6:]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        try:
+            for port, bus in zip(self.ports, buses, strict=True):
+                options = ["--bind", "127.0.0.1", "--port", str(port), "--cluster-port", str(bus)]
+                options += ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf"]
+                # A replica takes over 2 s after its master stops answering, whatever its lag.
+                options += ["--cluster-node-timeout", "2000", "--cluster-replica-validity-factor", "0"]
+                options += ["--repl-diskless-sync-delay", "0"]
+                options += ["--save", "", "--appendonly", "no", "--dir", directory]
+                self.processes.append(
+                    subprocess.Popen([server, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                )
+            for port in self.ports:
+                wait_until(lambda port=port: self._answers(port), f"redis-server on port {port} to answer")
+            nodes = [f"127.0.0.1:{port}" for port in self.ports]
+            subprocess.run(
+                [cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+                check=True,
+                capture_output=True,
+                timeout=PATIENCE,
+            )
+            for port in self.ports:
+                wait_until(
+                    lambda port=port: self._ready(cli, port), f"the cluster node on port {port} to be ready"
+                )
+        except BaseException:
+            self.stop()
+            raise
+        self.url = f"redis+cluster://127.0.0.1:{self.ports[0]}"
+
+    @staticmethod
+    def _answers(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=PATIENCE) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16) == b"+PONG\r\n"
+        except OSError:
+            return False
+
+    @staticmethod
+    def _ready(cli: str, port: int) -> bool:
+        """The node sees the cluster whole, and, if it is a replica, has its master's data."""
+
+        def info(*what: str) -> str:
+            return subprocess.run(
+                [cli, "-p", str(port), *what], capture_output=True, text=True, timeout=PATIENCE
+            ).stdout
+
+        replication = info("info", "replication")
+        synced = "role:master" in replication or "master_link_status:up" in replication
+        return synced and "cluster_state:ok" in info("cluster", "info")
+
+    def space_url(self, name: str | None = None) -> str:
+        """The URL of a space on this cluster; a new name each call unless ``name`` is given."""
+        return f"{self.url}?space={name or 'test-' + uuid.uuid4().hex[:16]}"
+
+    def kill(self, port: int) -> None:
+        """End the node on ``port`` at once (SIGKILL), as a crash would."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait(PATIENCE)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(PATIENCE)

@@ -7,14 +7,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 import tuplespace as ts
-from helpers import PATIENCE, RedisServer, spawn, wait_for_waiters
+from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
 
 # A child process: opens the space at argv[1], runs the code given after it.
@@ -111,6 +113,8 @@ def test_a_space_keeps_the_options_it_was_made_with(url: str, space: Any) -> Non
         ("order=newest", "order"),
         ("capacity=0", "capacity"),
         ("capacity=x", "capacity"),
+        ("event_retention=0", "event_retention"),
+        ("event_retention_bytes=-1", "event_retention_bytes"),
         ("space=a%7Bb%7D", "space"),
         ("durability=full", "durability"),
     ],
@@ -145,3 +149,142 @@ def test_a_redis_that_is_not_there_is_an_error_at_once(tmp_path: Path) -> None:
     server.kill()
     with pytest.raises(ts.Unreachable):
         ts.connect(server.space_url())
+
+
+def test_a_subscription_sees_the_events_of_every_process_and_another_resumes_after_it(
+    url: str, space: Any
+) -> None:
+    sub = space.subscribe(("job", int))
+    waiting = spawn(sub.get)
+    finished(run_child(url, 'space.write(("job", 1)); space.take(("job", 1))'))
+    events = [waiting.result(PATIENCE), sub.get(timeout=PATIENCE)]
+    assert [(e.kind, e.tuple) for e in events] == [("write", ("job", 1)), ("take", ("job", 1))]
+    assert events[1].seq == events[0].seq + 1
+    sub.close()
+    space.write(("job", 2))
+    code = f"""
+    e = space.subscribe(("job", int), since={sub.last_seq}).get(timeout=0)
+    print(e.seq, e.kind, e.tuple)
+    """
+    assert finished(run_child(url, code)) == f"{sub.last_seq + 1} write ('job', 2)\n"
+
+
+def test_the_event_log_in_redis_is_bounded_in_bytes(redis_server: RedisServer) -> None:
+    with ts.connect(redis_server.space_url(), event_retention_bytes=1 << 20) as space:
+        base = space.statistics()["last_event"]
+        sub = space.subscribe(("big", int, bytes), since=base)
+        payload = b"x" * 300_000
+        for i in range(5):
+            space.write(("big", i, payload))
+            space.take(("big", i, bytes))
+            stats = space.statistics()
+            assert stats["logged_bytes"] <= 1 << 20
+        assert stats["logged_events"] == 2  # 600 kB of the 3 MB written and taken
+        with pytest.raises(ts.EventsLost) as info:
+            sub.get(timeout=0)
+        assert (info.value.first_missing, info.value.oldest_available) == (base + 1, base + 9)
+        assert [(e.kind, e.tuple[1]) for e in (sub.get(timeout=0), sub.get(timeout=0))] == [
+            ("write", 4),
+            ("take", 4),
+        ]
+    with ts.connect(redis_server.space_url(), event_retention_bytes=0) as space:
+        space.write_many([("a",), ("b",)])
+        assert space.statistics()["logged_events"] == 1  # the latest event is always kept
+
+
+def keys_by_master(cluster: RedisClusterServers, url: str) -> dict[int, list[bytes]]:
+    """The keys of the space ``url`` that each master of ``cluster`` holds, by its port."""
+    held = {}
+    for port in cluster.ports:
+        with redis.Redis(port=port) as node:
+            if node.info("replication")["role"] == "master":
+                held[port] = node.keys("{ts:" + url.rpartition("=")[2] + "}*")
+    return held
+
+
+def holder(cluster: RedisClusterServers, url: str) -> int:
+    """The port of the master that holds the space ``url``."""
+    return next(port for port, keys in keys_by_master(cluster, url).items() if keys)
+
+
+def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url()
+    with ts.connect(url) as space:
+        child = run_child(url, 'space.write(("ready",)); print(space.take(("job", int))[1])')
+        assert space.take(("ready",), timeout=PATIENCE) == ("ready",)
+        sub = space.subscribe(("job", int), since=0)
+        space.write(("job", 42))
+        assert finished(child) == "42\n"
+        assert [(e.kind, e.tuple) for e in (sub.get(timeout=PATIENCE), sub.get(timeout=PATIENCE))] == [
+            ("write", ("job", 42)),
+            ("take", ("job", 42)),
+        ]
+        held = keys_by_master(redis_cluster, url)
+        assert len(held) == 3
+        assert sorted(len(keys) > 0 for keys in held.values()) == [False, False, True]
+
+
+def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(url: str, space: Any) -> None:
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+    children = []
+    for n in range(3):
+        children.append(run_child(url, 'print(space.take(("job", ANY))[1])'))
+        wait_until(lambda n=n: registered.hlen(waiting_in_redis) == n + 1, f"{n + 1} takes waiting in Redis")
+    space.write_many([("job", n) for n in range(3)])
+    assert [finished(child) for child in children] == ["0\n", "1\n", "2\n"]
+    assert registered.hlen(waiting_in_redis) == 0
+    assert space.count((ANY, ANY)) == 0
+    registered.close()
+
+
+def test_a_tuple_handed_to_a_take_whose_process_died_returns_to_the_space(url: str, space: Any) -> None:
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+    child = run_child(url, 'space.take(("job", ANY))')
+    wait_until(lambda: registered.hlen(waiting_in_redis) == 1, "the take waiting in Redis")
+    child.kill()
+    child.communicate(timeout=PATIENCE)
+    space.write(("job", 1))  # handed to the dead process's take, until its registration runs out
+    assert space.count(("job", ANY)) == 0
+    assert space.take(("job", ANY), timeout=PATIENCE) == ("job", 1)
+    registered.close()
+
+
+def test_a_killed_cluster_master_is_an_error_then_its_replica_serves_the_space(tmp_path: Path) -> None:
+    cluster = RedisClusterServers(str(tmp_path))  # one of its own: a node is killed
+    try:
+        url = cluster.space_url()
+        with ts.connect(url) as space:
+            space.write_many([("job", n) for n in range(3)])
+            taker = spawn(space.take, ("other",))
+            wait_for_waiters(space, 1)
+            cluster.kill(holder(cluster, url))
+            with pytest.raises(ts.Unreachable):
+                taker.result(PATIENCE)
+            deadline = time.monotonic() + PATIENCE
+            while True:  # until the replica has taken over the slot (2 s of silence, then a vote)
+                try:
+                    taken = space.take_all(("job", int))
+                    break
+                except ts.Unreachable:
+                    assert time.monotonic() < deadline, "no replica took over the space's slot"
+                    time.sleep(0.1)
+            assert taken == [("job", n) for n in range(3)]  # written before the crash: replicated
+            space.write(("job", 3))
+            assert space.take(("job", int), timeout=PATIENCE) == ("job", 3)
+    finally:
+        cluster.stop()
+
+
+def test_a_tuple_handed_to_a_take_waiting_in_redis_is_not_seen_by_readers_that_came_after(space: Any) -> None:
+    taker = spawn(space.take, ("job", ANY))
+    wait_for_waiters(space, 1)
+    reader = spawn(space.read, ("job", int))
+    wait_for_waiters(space, 2)
+    space.write(("job", 1))
+    space.write(("job", 2))
+    assert taker.result(PATIENCE) == ("job", 1)
+    assert reader.result(PATIENCE) == ("job", 2)

@@ -27,7 +27,8 @@ _INT_OPTIONS = {
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
 # Keywords of a remote space that are its own, not the options of the space on the server.
 _REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
-_SCHEMES = "memory:, sqlite:, http://, https://, redis://, rediss:// and coap://"
+_SCHEMES = "memory:, sqlite:, http://, https://, redis://, rediss://, redis+cluster:// and coap://"
+_REDIS = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 
 
 def _options(query: str) -> dict[str, Any]:
@@ -96,7 +97,7 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
                 remote.close()
                 raise
         return remote
-    if parts.scheme in ("redis", "rediss"):
+    if parts.scheme in _REDIS:
         from .stores import RedisSpace
 
         return RedisSpace.open(url, **options)
@@ -124,8 +125,8 @@ async def connect_async(
 ) -> AsyncSpace | AsyncRemoteSpace | AsyncRedisSpace:
     """Open the space that ``url`` names, for asyncio: what :func:`connect` opens, seen
     as an :class:`AsyncSpace`, or for an ``http://`` or ``https://`` URL a
-    :class:`tuplespace.client.AsyncRemoteSpace`, for a ``redis://`` or ``rediss://``
-    URL a :class:`tuplespace.stores.AsyncRedisSpace`.
+    :class:`tuplespace.client.AsyncRemoteSpace`, for a ``redis://``, ``rediss://`` or
+    ``redis+cluster://`` URL a :class:`tuplespace.stores.AsyncRedisSpace`.
 
     >>> space = await connect_async("http://127.0.0.1:8765/spaces/jobs", token="...")  # doctest: +SKIP
     >>> await space.take(("job", int), timeout=5)                                      # doctest: +SKIP
@@ -134,7 +135,7 @@ async def connect_async(
     scheme = urlsplit(url).scheme
     if scheme == "coap":
         raise ValueError("a coap:// space is opened with connect(); it has no asyncio face yet")
-    if scheme in ("redis", "rediss"):
+    if scheme in _REDIS:
         from .stores import AsyncRedisSpace
 
         return await AsyncRedisSpace.open(url, **options)

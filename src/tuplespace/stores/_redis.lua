@@ -3,76 +3,193 @@
 -- KEYS[1] is the space's key prefix, "{ts:<space>}": every key of the space starts
 -- with it, so all of them share one hash slot.
 local P = KEYS[1]
-local CFG, SEQ, TUP, IDX, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':idx', P .. ':exp'
-local CNT, CH = P .. ':cnt', P .. ':ch'
+local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
+local CNT, CH, EV = P .. ':cnt', P .. ':ch', P .. ':ev'
+local W, WN, WEXP = P .. ':w', P .. ':wn', P .. ':wexp'
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local capacity = tonumber(redis.call('HGET', CFG, 'capacity') or '')
+local now = now_ms()
+-- ``cfg`` holds the space's options, and the state of its event log: the seq of the
+-- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
+-- bytes of tuple encodings logged (``ev_bytes``).
+local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
+  'ev_first', 'ev_bytes')
+local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
+local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local removed = 0
 
--- Remove the tuple ``id``; its encoding, or false if it is not there.
-local function remove(id)
-  local data = redis.call('HGET', TUP, id)
-  if not data then
+-- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
+-- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
+-- and the latest one always.  Seqs follow each other, so the oldest is ``ev_first``.
+local function log(kind, data)
+  ev_last = ev_last + 1
+  redis.call('XADD', EV, ev_last .. '-0', 'k', kind, 'd', data, 't', now)
+  ev_bytes = ev_bytes + #data
+  if ev_first == 0 then
+    ev_first = ev_last
+  end
+  while ev_first < ev_last and (ev_last - ev_first >= retention or ev_bytes > budget) do
+    local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)[1]
+    redis.call('XDEL', EV, oldest[1])
+    ev_bytes = ev_bytes - #oldest[2][4]
+    ev_first = ev_first + 1
+  end
+  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes)
+end
+
+-- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
+-- (the canonical JSON encoding holds no newline).
+local function encoding(kept)
+  return string.sub(kept, 1, string.find(kept, '\n', 1, true) - 1)
+end
+
+-- Remove the tuple ``id`` (an event of ``kind``); its encoding, or false if it is not there.
+local function remove(id, kind)
+  local kept = redis.call('HGET', TUP, id)
+  if not kept then
     return false
   end
-  for k in string.gmatch(redis.call('HGET', IDX, id), '[^\n]+') do
+  local cut = string.find(kept, '\n', 1, true)
+  for k in string.gmatch(string.sub(kept, cut + 1), '[^\n]+') do
     redis.call('ZREM', P .. ':' .. k, id)
   end
   redis.call('HDEL', TUP, id)
-  redis.call('HDEL', IDX, id)
   redis.call('ZREM', EXP, id)
   removed = removed + 1
+  local data = string.sub(kept, 1, cut - 1)
+  log(kind, data)
   return data
 end
 
--- Store a tuple: its encoding, its index keys (joined by newlines), its expiry (or false).
-local function put(data, keys, expires, now)
-  local id = redis.call('INCR', SEQ)
-  redis.call('HSET', TUP, id, data)
-  redis.call('HSET', IDX, id, keys)
+-- Takers waiting in Redis, registered by the find script (mode 'take' with a hold):
+-- ``w`` maps each one's token to who waits (its process's own name for it), then its
+-- template's index keys, joined by newlines;
+-- ``wq:<key>`` (sorted set, score = token) queues the tokens under their template's
+-- first key; ``wexp`` scores them by the end of their registration.  A tuple handed
+-- to one is pushed on ``r:<token>`` as "<id> <expiry>", a newline and what ``tup``
+-- would keep, for its process to pop; what is still there when the registration's
+-- time is over goes back into the space.
+local function unregister(token)
+  local waiting = redis.call('HGET', W, token)
+  if waiting then
+    redis.call('ZREM', P .. ':wq:' .. string.match(waiting, '\n([^\n]+)'), token)
+    redis.call('HDEL', W, token)
+  end
+end
+
+-- Hand a tuple being written to the first registered taker whose template it matches;
+-- who that taker is, or false.
+local function hand_over(id, data, keys, expires)
+  if redis.call('HLEN', W) == 0 then
+    return false
+  end
+  local have = {}
   for k in string.gmatch(keys, '[^\n]+') do
-    redis.call('ZADD', P .. ':' .. k, id, id)
+    have[k] = true
   end
-  if expires then
-    redis.call('ZADD', EXP, expires, id)
+  local best, who
+  for k in pairs(have) do
+    for _, token in ipairs(redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1)) do
+      if best and tonumber(token) > best then
+        break
+      end
+      local waiting = redis.call('HGET', W, token)
+      local cut = string.find(waiting, '\n', 1, true)
+      local fits = true
+      for t in string.gmatch(string.sub(waiting, cut + 1), '[^\n]+') do
+        if not have[t] then
+          fits = false
+          break
+        end
+      end
+      if fits then
+        best, who = tonumber(token), string.sub(waiting, 1, cut - 1)
+        break
+      end
+    end
   end
-  redis.call('PUBLISH', CH, id .. ' ' .. data)
+  if not best then
+    return false
+  end
+  unregister(best)
+  redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
+  log('take', data)
+  return who
+end
+
+-- Store a tuple, or hand it to a registered taker: its encoding, its index keys
+-- (joined by newlines), its expiry (or false).
+local function put(data, keys, expires)
+  local id = redis.call('INCR', SEQ)
+  log('write', data)
+  local taker = hand_over(id, data, keys, expires)
+  if not taker then
+    redis.call('HSET', TUP, id, data .. '\n' .. keys)
+    for k in string.gmatch(keys, '[^\n]+') do
+      redis.call('ZADD', P .. ':' .. k, id, id)
+    end
+    if expires then
+      redis.call('ZADD', EXP, expires, id)
+    end
+  end
+  redis.call('SPUBLISH', CH, id .. (taker and '>' .. taker or '') .. ' ' .. data)
   return id
 end
 
--- Remove what has expired (a bounded number per call; scans skip the others).
-local function expire_due(now)
+-- Put back what was handed to ``token`` and not taken (its call ended otherwise, or
+-- its process went away), as new writes.
+local function restore(token)
+  local inbox = P .. ':r:' .. token
+  for _, entry in ipairs(redis.call('LRANGE', inbox, 0, -1)) do
+    local a = string.find(entry, '\n', 1, true)
+    local b = string.find(entry, '\n', a + 1, true)
+    local expires = tonumber(string.match(string.sub(entry, 1, a - 1), ' (%d+)$') or '')
+    if not expires or expires > now then
+      put(string.sub(entry, a + 1, b - 1), string.sub(entry, b + 1), expires or false)
+    end
+  end
+  redis.call('DEL', inbox)
+end
+
+-- Remove what has expired (a bounded number per call; scans skip the others), and
+-- the registrations of takers that ended without a word, giving back what they held.
+local function expire_due()
+  for _, token in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, 16)) do
+    redis.call('ZREM', WEXP, token)
+    unregister(token)
+    restore(token)
+  end
   local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)
   for _, id in ipairs(due) do
-    if remove(id) then
+    if remove(id, 'expire') then
       redis.call('HINCRBY', CNT, 'expired', 1)
     end
   end
 end
 
-local function alive(id, now)
+local function alive(id)
   local e = redis.call('ZSCORE', EXP, id)
   return (not e) or tonumber(e) > now
 end
 
--- Tell the processes with writers waiting for room how many tuples went.
+-- Tell the processes listening how many tuples went: writers waiting for room, and
+-- subscriptions waiting for the events it logged.
 local function tell_room()
-  if capacity and removed > 0 then
-    redis.call('PUBLISH', CH, 'r ' .. removed)
+  if removed > 0 then
+    redis.call('SPUBLISH', CH, 'r ' .. removed)
   end
 end
 
-local function live_count(now)
+local function live_count()
   return redis.call('HLEN', TUP) - redis.call('ZCOUNT', EXP, '-inf', now)
 end
 
 -- Milliseconds until the next lease ends, or -1 when no tuple has a lease.
-local function next_expiry(now)
+local function next_expiry()
   local first = redis.call('ZRANGE', EXP, 0, 0, 'WITHSCORES')
   if first[2] then
     return string.format('%.17g', math.max(tonumber(first[2]) - now, 0))
@@ -82,15 +199,15 @@ end
 
 --[[ open ]]
 if redis.call('EXISTS', CFG) == 0 then
-  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2])
+  redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
+    'event_retention_bytes', ARGV[4])
 end
-return redis.call('HMGET', CFG, 'order', 'capacity')
+return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
 -- ms ('' for none), then each tuple's encoding and index keys.
-local now = now_ms()
-expire_due(now)
+expire_due()
 if ARGV[1] ~= '' then
   local last = redis.call('ZRANGE', P .. ':' .. ARGV[1], -1, -1)
   if last[1] and tonumber(last[1]) > tonumber(ARGV[2]) then
@@ -99,9 +216,9 @@ if ARGV[1] ~= '' then
   end
 end
 local n = (#ARGV - 3) / 2
-if capacity and live_count(now) + n > capacity then
+if capacity and live_count() + n > capacity then
   tell_room()
-  return {'full', next_expiry(now)}
+  return {'full', next_expiry()}
 end
 local expires = false
 if ARGV[3] ~= '' then
@@ -109,25 +226,41 @@ if ARGV[3] ~= '' then
 end
 local out = {'ok', expires and string.format('%.17g', expires) or ''}
 for i = 1, n do
-  out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires, now)
+  out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires)
 end
 tell_room()
 return out
 
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
--- the score to continue after, then the index keys whose intersection holds the candidates.
-local now = now_ms()
-expire_due(now)
+-- the score to continue after, how many ms a take that finds nothing stays registered
+-- for a tuple to be handed over and who it is ("<ms> <who>"; '': it is not), then the
+-- index keys whose intersection holds the candidates.  Such a take's token is the
+-- first item returned.
+expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local seq = redis.call('GET', SEQ) or '0'
+
+local function none()
+  local out = {'', seq, 0}
+  if ARGV[6] ~= '' then
+    local token = redis.call('INCR', WN)
+    local hold, who = string.match(ARGV[6], '^(%S+) (%S+)$')
+    redis.call('HSET', W, token, who .. '\n' .. table.concat(ARGV, '\n', 7))
+    redis.call('ZADD', P .. ':wq:' .. ARGV[7], token, token)
+    redis.call('ZADD', WEXP, now + tonumber(hold), token)
+    out[1] = token
+  end
+  tell_room()
+  return out
+end
+
 local others, driver, size = {}, nil, nil
-for i = 6, #ARGV do
+for i = 7, #ARGV do
   local key = P .. ':' .. ARGV[i]
   local n = redis.call('ZCARD', key)
   if n == 0 then
-    tell_room()
-    return {'', seq, 0}
+    return none()
   end
   if not size or n < size then
     if driver then
@@ -156,7 +289,7 @@ while true do
   end
   for _, id in ipairs(ids) do
     cursor = id
-    local ok = alive(id, now)
+    local ok = alive(id)
     for _, key in ipairs(others) do
       if ok and not redis.call('ZSCORE', key, id) then
         ok = false
@@ -166,10 +299,10 @@ while true do
       found = found + 1
       if mode == 'take' then
         out[#out + 1] = id
-        out[#out + 1] = remove(id)
+        out[#out + 1] = remove(id, 'take')
       elseif mode ~= 'count' then
         out[#out + 1] = id
-        out[#out + 1] = redis.call('HGET', TUP, id)
+        out[#out + 1] = encoding(redis.call('HGET', TUP, id))
       end
       if found == limit then
         out[3] = found
@@ -187,17 +320,19 @@ while true do
   end
   step = math.min(step * 2, batch)
 end
+if found == 0 and ARGV[6] ~= '' then
+  return none()
+end
 out[3] = found
 tell_room()
 return out
 
 --[[ take ]]
 -- ARGV: the ids to take, those still here.
-local now = now_ms()
-expire_due(now)
+expire_due()
 local out = {}
 for _, id in ipairs(ARGV) do
-  local data = alive(id, now) and remove(id)
+  local data = alive(id) and remove(id, 'take')
   if data then
     out[#out + 1] = id
     out[#out + 1] = data
@@ -206,11 +341,30 @@ end
 tell_room()
 return out
 
+--[[ unwait ]]
+-- ARGV: the token of a registered take, and 'restore' to give back what was handed to
+-- it, or 'close' to do so and wake it with an empty entry (its space is closing).
+-- Ends its registration; what was handed to it (false: nothing), unless restored.
+expire_due()
+unregister(ARGV[1])
+redis.call('ZREM', WEXP, ARGV[1])
+local got = false
+if ARGV[2] == 'close' then
+  restore(ARGV[1])
+  redis.call('RPUSH', P .. ':r:' .. ARGV[1], '')
+  redis.call('PEXPIRE', P .. ':r:' .. ARGV[1], 60000)
+elseif ARGV[2] == 'restore' then
+  restore(ARGV[1])
+else
+  got = redis.call('LPOP', P .. ':r:' .. ARGV[1])
+end
+tell_room()
+return got
+
 --[[ replace ]]
 -- ARGV: the id to take, the successor's lease in ms ('' for none), encoding and index keys.
-local now = now_ms()
-expire_due(now)
-local old = alive(ARGV[1], now) and remove(ARGV[1])
+expire_due()
+local old = alive(ARGV[1]) and remove(ARGV[1], 'take')
 if not old then
   tell_room()
   return {}
@@ -220,17 +374,16 @@ local expires = false
 if ARGV[2] ~= '' then
   expires = now + tonumber(ARGV[2])
 end
-local id = put(ARGV[3], ARGV[4], expires, now)
+local id = put(ARGV[3], ARGV[4], expires)
 tell_room()
 return {old, id, expires and string.format('%.17g', expires) or ''}
 
 --[[ renew ]]
 -- ARGV: the id, its new lease in ms ('' for none).
-local now = now_ms()
-expire_due(now)
+expire_due()
 local id = ARGV[1]
 tell_room()
-if redis.call('HEXISTS', TUP, id) == 0 or not alive(id, now) then
+if redis.call('HEXISTS', TUP, id) == 0 or not alive(id) then
   return {0}
 end
 if ARGV[2] == '' then
@@ -243,9 +396,8 @@ return {1, string.format('%.17g', expires)}
 
 --[[ cancel ]]
 -- ARGV: the id.
-local now = now_ms()
-expire_due(now)
-local data = alive(ARGV[1], now) and remove(ARGV[1])
+expire_due()
+local data = alive(ARGV[1]) and remove(ARGV[1], 'cancel')
 if data then
   redis.call('HINCRBY', CNT, 'cancelled', 1)
 end
@@ -253,12 +405,32 @@ tell_room()
 return data and 1 or 0
 
 --[[ statistics ]]
-local now = now_ms()
-expire_due(now)
+expire_due()
 tell_room()
 return {
-  live_count(now),
+  live_count(),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
   redis.call('HGET', CNT, 'expired') or '0',
   redis.call('HGET', CNT, 'cancelled') or '0',
+  ev_last,
+  ev_first > 0 and ev_last - ev_first + 1 or 0,
+  ev_bytes,
 }
+
+--[[ events ]]
+-- ARGV: the seq of the last event seen, how many events to return at most.
+-- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
+-- the next lease ends (-1: none), then seq, kind, encoding and time of each event after.
+expire_due()
+tell_room()
+local out = {ev_last, ev_first, next_expiry()}
+if tonumber(ARGV[2]) > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
+    local f = entry[2]
+    out[#out + 1] = string.match(entry[1], '^%d+')
+    out[#out + 1] = f[2]
+    out[#out + 1] = f[4]
+    out[#out + 1] = f[6]
+  end
+end
+return out

@@ -7,9 +7,12 @@ The faces (:class:`~tuplespace.stores.AsyncRedisSpace` in ``_redis_async.py`` an
 state of the space: it lives in Redis, under keys that all start with the space's
 hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 
-- ``cfg`` (hash): the space's options, set by the first process that opens it;
+- ``cfg`` (hash): the space's options, set by the first process that opens it, and the
+  state of its event log: ``ev_last`` (the seq of the latest event), ``ev_first`` (of
+  the oldest logged) and ``ev_bytes`` (the bytes of tuple encodings logged);
 - ``seq`` (string): the id of the latest tuple written; ids give the order;
-- ``tup`` and ``idx`` (hashes): id -> the tuple's wire encoding, and id -> its index keys;
+- ``tup`` (hash): id -> the tuple's wire encoding, a newline, and its index keys
+  joined by newlines;
 - ``a:<arity>`` (sorted set): the ids of the tuples of that arity, scored by id;
 - ``x:<arity>:<position>:<value>`` (sorted set): the ids of the tuples of that arity
   holding that value at that position (the value's wire encoding, or ``#`` and its
@@ -17,8 +20,14 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 - ``exp`` (sorted set): the ids of the tuples with a lease, scored by their expiry in
   milliseconds of Redis's clock (``TIME``);
 - ``cnt`` (hash): counts of expiries and cancellations;
-- ``ch``: the pub/sub channel on which each write is published, ``<id> <encoding>``,
-  and ``r <n>`` when ``n`` tuples left a space that has a capacity.
+- ``ev`` (stream): the log of the latest ``event_retention`` events holding at most
+  ``event_retention_bytes`` of tuple encodings, entry ``<seq>-0`` holding ``k``
+  (kind), ``d`` (the tuple's encoding) and ``t`` (milliseconds of Redis's clock);
+- ``w``, ``wn``, ``wq:<key>``, ``wexp`` and ``r:<token>``: the takes waiting in Redis
+  for a write to hand them a tuple (see ``_redis.lua``);
+- ``ch``: the sharded pub/sub channel (``SPUBLISH``, so on a Cluster it lives on the
+  space's slot too) on which each write is published, ``<id> <encoding>``, and
+  ``r <n>`` when ``n`` tuples left the space.
 
 A template's candidates are the intersection of the sorted sets of its exact fields
 (or its arity's set); the scripts walk the smallest in the space's order.  A template
@@ -40,6 +49,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .._codec import decode, encode
+from .._engine import EVENT_RETENTION_BYTES
 from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
 from .._registry import Interest
 from .._templates import Template
@@ -47,7 +57,11 @@ from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
+    "AsyncClient",
+    "Client",
+    "SCHEMES",
     "SCRIPTS",
+    "SHAS",
     "AsyncGuard",
     "AsyncWake",
     "Guard",
@@ -57,6 +71,7 @@ __all__ = [
     "candidates",
     "connection_error",
     "encode_tuple",
+    "pack",
     "parse_url",
     "prefix",
 ]
@@ -66,10 +81,23 @@ Tuple = tuple[Value, ...]
 BATCH = 256
 """How many candidates a scan brings back at once for matching in this process."""
 
+SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
+"""The schemes of the URLs of spaces kept in Redis."""
+
 _LONGEST_KEY = 64  # longer value encodings are indexed by their SHA-1
 _SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the names a server accepts too
 _ORDERS = ("fifo", "lifo", "random")
-_OPTIONS = ("space", "order", "capacity", "max_waiters")
+_OPTIONS = (
+    "space",
+    "order",
+    "capacity",
+    "event_retention",
+    "event_retention_bytes",
+    "max_waiters",
+    "max_subscribers",
+)
+_NUMBERS = _OPTIONS[2:]
+_STORED = ("order", "capacity", "event_retention", "event_retention_bytes")  # the space's own
 
 
 def _load_scripts() -> dict[str, str]:
@@ -82,6 +110,9 @@ SCRIPTS = _load_scripts()
 """The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, then
 one section per script)."""
 
+SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for name, s in SCRIPTS.items()}
+"""The SHA-1 of each script, by which ``EVALSHA`` runs it."""
+
 
 # -- the URL and the options ---------------------------------------------------------------
 
@@ -90,7 +121,19 @@ class Options:
     """Where the space is and how it behaves: ``redis`` is the URL of the Redis server
     (without the space's options), the rest are the options of the space."""
 
-    __slots__ = ("capacity", "given", "max_waiters", "order", "redis", "space")
+    __slots__ = (
+        "capacity",
+        "cluster",
+        "event_retention",
+        "event_retention_bytes",
+        "given",
+        "max_subscribers",
+        "max_waiters",
+        "order",
+        "redis",
+        "server",
+        "space",
+    )
 
     def __init__(self, redis: str, options: Mapping[str, Any]) -> None:
         unknown = sorted(set(options) - set(_OPTIONS))
@@ -99,6 +142,9 @@ class Options:
                 f"unknown option(s) {', '.join(unknown)} for a redis:// space; known: {', '.join(_OPTIONS)}"
             )
         self.redis = redis
+        # A Redis Cluster (``redis+cluster://``), reached first at ``server``.
+        self.cluster = "+cluster" in urlsplit(redis).scheme
+        self.server = redis.replace("+cluster", "", 1)
         self.space: str = options.get("space", "default")
         if not isinstance(self.space, str) or _SPACE_NAME.fullmatch(self.space) is None:
             raise ValueError(
@@ -111,24 +157,38 @@ class Options:
         self.capacity: int | None = options.get("capacity")
         if self.capacity is not None and (not _is_int(self.capacity) or self.capacity < 1):
             raise ValueError(f"capacity must be a positive int or None, got {self.capacity!r}")
+        self.event_retention: int = options.get("event_retention", 10_000)
+        if not _is_int(self.event_retention) or self.event_retention < 1:
+            raise ValueError(
+                f"event_retention must be an int >= 1 (a space kept in Redis delivers its events "
+                f"from its log), got {self.event_retention!r}"
+            )
+        self.event_retention_bytes: int = options.get("event_retention_bytes", EVENT_RETENTION_BYTES)
+        if not _is_int(self.event_retention_bytes) or self.event_retention_bytes < 0:
+            raise ValueError(f"event_retention_bytes must be an int >= 0, got {self.event_retention_bytes!r}")
         self.max_waiters: int = options.get("max_waiters", 100_000)
         if not _is_int(self.max_waiters) or self.max_waiters < 0:
             raise ValueError(f"max_waiters must be an int >= 0, got {self.max_waiters!r}")
+        self.max_subscribers: int = options.get("max_subscribers", 10_000)
+        if not _is_int(self.max_subscribers) or self.max_subscribers < 0:
+            raise ValueError(f"max_subscribers must be an int >= 0, got {self.max_subscribers!r}")
         # The options of the space kept in Redis that the caller chose (the others
         # take what the space already has).
-        self.given = {k for k in ("order", "capacity") if k in options}
+        self.given = {k for k in _STORED if k in options}
 
     def stored(self) -> list[str]:
         """The options as the ``open`` script stores them for a new space."""
         capacity = "" if self.capacity is None else str(self.capacity)
-        return [self.order, capacity]
+        return [self.order, capacity, str(self.event_retention), str(self.event_retention_bytes)]
 
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others."""
-        order, capacity = (b"" if v is None else v for v in stored)
+        order, capacity, retention, budget = (b"" if v is None else v for v in stored)
         have: dict[str, Any] = {
             "order": order.decode(),
             "capacity": int(capacity) if capacity else None,
+            "event_retention": int(retention),
+            "event_retention_bytes": int(budget),
         }
         differ = [
             f"{k}={have[k]!r} (not {getattr(self, k)!r})"
@@ -138,6 +198,8 @@ class Options:
         if differ:
             raise ValueError(f"the space {self.space!r} in Redis exists with {', '.join(differ)}")
         self.order, self.capacity = have["order"], have["capacity"]
+        self.event_retention = have["event_retention"]
+        self.event_retention_bytes = have["event_retention_bytes"]
 
 
 def _is_int(v: object) -> bool:
@@ -146,13 +208,16 @@ def _is_int(v: object) -> bool:
 
 def parse_url(url: str, options: Mapping[str, Any]) -> Options:
     """The options of ``redis://host:port/db?space=jobs&order=lifo`` (``rediss://`` for
-    TLS); keyword ``options`` override those of the URL."""
+    TLS; ``redis+cluster://host:port?space=jobs`` for a Redis Cluster, reached first at
+    that node); keyword ``options`` override those of the URL."""
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss"):
-        raise ValueError(f"{url!r} is not a redis:// or rediss:// URL")
+    if parts.scheme not in SCHEMES:
+        raise ValueError(f"{url!r} is not a URL of Redis ({', '.join(s + '://' for s in SCHEMES)})")
+    if "+cluster" in parts.scheme and parts.path.strip("/") not in ("", "0"):
+        raise ValueError(f"{url!r}: a Redis Cluster has only database 0")
     merged: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in ("capacity", "max_waiters"):
+        if name in _NUMBERS:
             try:
                 merged[name] = int(value)
             except ValueError:
@@ -207,6 +272,17 @@ def decode_tuple(data: bytes) -> Tuple:
     t = decode(data)
     assert isinstance(t, tuple)
     return t
+
+
+def pack(command: Iterable[str | bytes | int | float]) -> bytes:
+    """A command in Redis's protocol (RESP): an array of bulk strings, numbers as text."""
+    parts = []
+    n = 0
+    for arg in command:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        n += 1
+    return b"*%d\r\n%s" % (n, b"".join(parts))
 
 
 def pairs(reply: Iterable[Any]) -> list[tuple[int, bytes]]:
@@ -311,6 +387,26 @@ class Wake:
         """Wait until set, at most ``timeout`` seconds (None: no limit; a wait longer
         than threads can wait at once ends early, and the caller looks again)."""
         self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
+
+
+class AsyncClient:
+    """Closes a client of ``redis.asyncio``: every connection, to every node of a Cluster."""
+
+    @staticmethod
+    async def close(client: Any) -> None:
+        await client.aclose()
+
+
+class Client:
+    """Closes a client of ``redis``: every connection, to every node of a Cluster (whose
+    ``close`` leaves the connections of its nodes open)."""
+
+    @staticmethod
+    def close(client: Any) -> None:
+        client.close()
+        disconnect = getattr(client, "disconnect_connection_pools", None)
+        if disconnect is not None:
+            disconnect()
 
 
 AsyncGuard = contextlib.nullcontext

@@ -4,37 +4,65 @@
 Written once, for coroutines, in ``_redis_async.py``; ``scripts/unasync.py`` makes the
 sync twin, ``_redis_sync.py``, from it: edit the first, then run the script.
 
-Every change of the space is one Lua script, run atomically by Redis.  A call that
-must wait files a waiter in this process and listens on the space's pub/sub channel
-(one subscription per space and process, made by the first waiter): a write
-publishes its tuple there, and the listener hands it to the readers waiting for it
-and offers it to the first taker waiting for it, in arrival order; the taker then
-takes it by its id, and waits again if another process was faster.
+Every change of the space is one Lua script, run atomically by Redis.  A take whose
+template Redis matches alone waits in Redis: the script that finds nothing registers
+it, a write's script hands it the tuple, and it pops that with ``BLPOP``.  Any other
+call that must wait files a waiter in this process and listens on the space's
+sharded pub/sub channel (one subscription per space and process, made by the first
+waiter): a write publishes its tuple there, and the listener hands it to the readers
+waiting for it and offers it to the first taker waiting for it, in arrival order;
+the taker then takes it by its id, and waits again if another process was faster.
+Subscriptions read the space's event log, a Redis stream, woken by the listener.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis import Redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
-from .._errors import InvalidValue, LimitReached, SpaceClosed, SpaceFull, Timeout, UnknownLease, Unreachable
+from .._errors import (
+    EventsLost,
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    SpaceFull,
+    Timeout,
+    TupleSpaceError,
+    UnknownLease,
+    Unreachable,
+)
+from .._events import EVENT_KINDS, Event
 from .._registry import Registry
 from .._templates import Template, compile_template
 from .._values import Value
-from ..client._common import Lease, check_lease, check_limit, check_timeout
-from ..client._primitives import Background, Lock
+from ..client._common import (
+    Lease,
+    check_kinds,
+    check_lease,
+    check_limit,
+    check_max_pending,
+    check_since,
+    check_timeout,
+)
+from ..client._primitives import Background, Later, Lock, Openable, opened_now
 from ._redis import (
     BATCH,
     SCRIPTS,
+    SHAS,
+    Client,
     Guard,
     Options,
     Waiter,
@@ -44,12 +72,13 @@ from ._redis import (
     connection_error,
     decode_tuple,
     encode_tuple,
+    pack,
     pairs,
     parse_url,
     prefix,
 )
 
-__all__ = ["RedisSpace"]
+__all__ = ["RedisSpace", "RedisSubscription"]
 
 Tuple = tuple[Value, ...]
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
@@ -57,6 +86,11 @@ Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 CONNECT_TIMEOUT = 10.0
 """Seconds to make a connection to Redis, and to wait for an answer to a call."""
 _START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
+HANDOVER_WAIT = 5.0
+"""Seconds a take registered in Redis waits in one ``BLPOP`` for a tuple handed over
+(well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
+three times as long, after which a script gives back what was handed to it, should
+its process have gone away."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -79,7 +113,10 @@ class RedisSpace:
     The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
-    count in Redis's clock.  A Redis that cannot be reached raises
+    count in Redis's clock.  ``event_retention`` and ``event_retention_bytes`` (the
+    space's too) bound the events its log in Redis keeps for subscribers, who read
+    their events from it.  A Redis
+    that cannot be reached raises
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
@@ -87,18 +124,37 @@ class RedisSpace:
         self._options = options
         self._key = prefix(options.space)
         self._channel = self._key + ":ch"
-        retry = Retry(NoBackoff(), 0)  # a script is never run twice: a failure is the caller's to see
-        self._redis = Redis.from_url(
-            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, socket_timeout=CONNECT_TIMEOUT, retry=retry
-        )
-        # The subscription waits for messages without a time limit, on a connection of its own.
-        self._subscriber: Any = Redis.from_url(
-            options.redis, socket_connect_timeout=CONNECT_TIMEOUT, retry=retry
-        )
-        self._scripts = {name: self._redis.register_script(source) for name, source in SCRIPTS.items()}
+        # A script is never run twice: a failure is the caller's to see.
+        self._connection: dict[str, Any] = {
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        calls = {"socket_timeout": CONNECT_TIMEOUT, **self._connection}
+        self._redis: Any
+        self._pool: Any = None  # a Cluster's client finds the node of each call itself
+        if options.cluster:
+            self._redis = RedisCluster.from_url(options.server, **calls)
+        else:
+            self._redis = Redis.from_url(options.server, **calls)
+            self._pool = self._redis.connection_pool
+        # Connections taken from the pool once, for one call at a time; the pool still
+        # holds them, and closes them when the space closes.  A process forked from this
+        # one takes its own (the pool makes new ones there).
+        self._idle: list[Any] = []
+        self._idle_pid = os.getpid()
+        # The subscription waits for messages without a time limit, on a connection of its
+        # own, to the node that holds the space's slot on a Cluster (found when needed).
+        self._subscriber: Any = None
+        if not options.cluster:
+            self._subscriber = Redis.from_url(options.server, **self._connection)
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
         self._writers: deque[Writer[Wake]] = deque()
+        self._subscriptions: set[RedisSubscription] = set()
+        self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
+        self._tokens: set[int] = set()  # their tokens in Redis
+        # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
+        self._name = uuid.uuid4().hex
         self._arrivals = itertools.count(1)
         self._listening = Lock()
         self._pubsub: Any = None
@@ -128,6 +184,14 @@ class RedisSpace:
     @property
     def capacity(self) -> int | None:
         return self._options.capacity
+
+    @property
+    def event_retention(self) -> int:
+        return self._options.event_retention
+
+    @property
+    def event_retention_bytes(self) -> int:
+        return self._options.event_retention_bytes
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -259,7 +323,7 @@ class RedisSpace:
         compiled = compile_template(template)
         keys, trusted = candidates(compiled)
         if trusted:
-            reply = self._call("find", ["count", "fifo", -1, BATCH, "-inf", *keys])
+            reply = self._call("find", ["count", "fifo", -1, BATCH, "-inf", "", *keys])
             return int(reply[2])
         return len((self._scan(compiled, keys, None, "fifo"))[0])
 
@@ -273,7 +337,7 @@ class RedisSpace:
         if trusted and order != "random":
             mode = "take" if take else "read"
             reply = self._call(
-                "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], *keys]
+                "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], "", *keys]
             )
             return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
         if order != "random":
@@ -301,7 +365,7 @@ class RedisSpace:
         cursor = _START[order]
         seen = -1
         while True:
-            reply = self._call("find", ["scan", order, -1, BATCH, cursor, *keys])
+            reply = self._call("find", ["scan", order, -1, BATCH, cursor, "", *keys])
             if seen < 0:
                 seen = int(reply[1])
             matches = [(i, t) for i, data in pairs(reply[3:]) if template.matches(t := decode_tuple(data))]
@@ -316,6 +380,12 @@ class RedisSpace:
             cursor = reply[0]
 
     def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+        if take and timeout != 0 and self._options.order != "random":
+            keys, trusted = candidates(template)
+            if trusted and not self._waiters.count:
+                # Handed over in Redis; not while calls wait here for what is published,
+                # so that those that came first are served first.
+                return self._take_handed(template, keys, timeout)
         found = self._select(template, take, 1)
         if found:
             return found[0][1]
@@ -346,6 +416,50 @@ class RedisSpace:
                 waiter.wake.wait(left)
         finally:
             self._remove_waiter(waiter)
+
+    def _take_handed(self, template: Template, keys: list[str], timeout: float | None) -> Tuple:
+        """A take whose template Redis matches alone: when nothing matches, the find
+        script registers it in Redis, a write hands it the first tuple that matches,
+        in the order the takes of every process registered, and it pops that tuple."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        order = self._options.order
+        with self._guard:
+            self._check_waiters()
+            self._handed_takers += 1
+            arrival = next(self._arrivals)
+        tokens: list[int] = []
+        try:
+            while True:
+                hold = f"{HANDOVER_WAIT * 3000.0!r} {self._name}:{arrival}"
+                reply = self._call("find", ["take", order, 1, BATCH, _START[order], hold, *keys])
+                found = pairs(reply[3:])
+                if found:
+                    return decode_tuple(found[0][1])
+                token = int(reply[0])
+                with self._guard:
+                    self._tokens.add(token)
+                tokens.append(token)
+                left = None if deadline is None else deadline - time.monotonic()
+                wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
+                try:
+                    entry = self._pop(f"{self._key}:r:{token}", wait)
+                except BaseException:
+                    if not self._closed:
+                        with contextlib.suppress(TupleSpaceError):
+                            self._call("unwait", [token, "restore"])
+                    raise
+                if entry is None:
+                    entry = self._call("unwait", [token, ""])
+                if entry:
+                    return decode_tuple(entry.split(b"\n", 2)[1])
+                self._check_open()  # the space closing wakes it with an empty entry
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Timeout(f"no tuple matched {template.fields!r} in time")
+        finally:
+            with self._guard:
+                self._handed_takers -= 1
+                for token in tokens:
+                    self._tokens.discard(token)
 
     # -- atomic compound operations -----------------------------------------------------------------
 
@@ -378,7 +492,7 @@ class RedisSpace:
         while True:
             keys_of, trusted = candidates(compiled)
             if trusted:
-                reply = self._call("find", ["count", "fifo", 1, BATCH, "-inf", *keys_of])
+                reply = self._call("find", ["count", "fifo", 1, BATCH, "-inf", "", *keys_of])
                 seen, found = int(reply[1]), int(reply[2]) > 0
             else:
                 matches, seen = self._scan(compiled, keys_of, 1, "fifo")
@@ -388,6 +502,35 @@ class RedisSpace:
             # Written only if no tuple of the template's arity came since the look.
             if self._write([data, keys], lease, 0, (arity, seen)) is not None:
                 return True
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> RedisSubscription:
+        """The events of tuples matching ``template``; see :meth:`tuplespace.Space.subscribe`.
+
+        Events are read from the space's log in Redis, so they come from every process
+        using the space; ``since`` resumes after an event of any of them.  At most
+        ``max_pending`` events are read ahead.  The subscription begins at once in the
+        sync face; in the async one when it is awaited, entered or first read.
+        """
+        self._check_open()
+        subscription = RedisSubscription(
+            self,
+            compile_template(template),
+            frozenset(check_kinds(events)),
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_now(subscription)
 
     # -- leases ---------------------------------------------------------------------------------------
 
@@ -410,10 +553,26 @@ class RedisSpace:
     def _check_waiters(self) -> None:
         self._check_open()
         most = self._options.max_waiters
-        if self._waiters.count + len(self._writers) >= most:
+        if self._waiters.count + len(self._writers) + self._handed_takers >= most:
             raise LimitReached(
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
+
+    def _add_subscription(self, subscription: RedisSubscription) -> None:
+        with self._guard:
+            self._check_open()
+            most = self._options.max_subscribers
+            if len(self._subscriptions) >= most:
+                raise LimitReached(
+                    f"{most} subscriptions are open already, the most allowed",
+                    limit="max_subscribers",
+                    maximum=most,
+                )
+            self._subscriptions.add(subscription)
+
+    def _remove_subscription(self, subscription: RedisSubscription) -> None:
+        with self._guard:
+            self._subscriptions.discard(subscription)
 
     def _add_waiter(self, template: Template, take: bool) -> Waiter[Wake]:
         with self._guard:
@@ -450,12 +609,20 @@ class RedisSpace:
             if self._listener is not None:
                 return
             self._check_open()
+            if self._options.cluster:
+                node = self._redis.get_node_from_key(self._channel)
+                old, self._subscriber = (
+                    self._subscriber,
+                    Redis(host=node.host, port=node.port, **self._connection),
+                )
+                if old is not None:
+                    old.close()
             pubsub = self._subscriber.pubsub()
             try:
-                pubsub.subscribe(self._channel)
+                pubsub.ssubscribe(self._channel)
                 # Once Redis confirms the subscription, every later write reaches this process.
                 confirmed = pubsub.get_message(timeout=CONNECT_TIMEOUT)
-                if confirmed is None or confirmed["type"] != "subscribe":
+                if confirmed is None or confirmed["type"] != "ssubscribe":
                     raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
             except (RedisError, Unreachable) as exc:
                 pubsub.close()
@@ -475,7 +642,7 @@ class RedisSpace:
         try:
             while True:
                 message = pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                if message is not None and message["type"] == "message":
+                if message is not None and message["type"] == "smessage":
                     with self._guard:
                         self._dispatch(message["data"])
         except Exception as exc:
@@ -488,19 +655,32 @@ class RedisSpace:
                 for w in [*self._waiters, *self._writers]:
                     w.error = error
                     w.wake.set()
+                for subscription in self._subscriptions:
+                    subscription._wake.set()  # its next read of the log meets the error
             pubsub.close()
 
     def _dispatch(self, data: bytes) -> None:
+        for subscription in self._subscriptions:
+            subscription._wake.set()  # the change was logged: read on
         head, _, body = data.partition(b" ")
         if head == b"r":
             self._room(int(body))
         elif self._waiters.count:
-            self._offer(int(head), decode_tuple(body))
+            seq, _, taker = head.partition(b">")
+            if not taker:
+                self._offer(int(seq), decode_tuple(body))
+            else:  # handed to a take waiting in Redis, maybe from this process
+                name, _, arrival = taker.decode().partition(":")
+                self._offer(int(seq), decode_tuple(body), int(arrival) if name == self._name else None)
 
-    def _offer(self, seq: int, t: Tuple) -> None:
+    def _offer(self, seq: int, t: Tuple, taken: int | None = 0) -> None:
         """Hand ``t`` to the readers waiting for it and offer it to the first taker, in
-        arrival order (readers that came after that taker do not see it)."""
+        arrival order (readers that came after that taker do not see it).  ``taken``:
+        the tuple was handed over in Redis already, to a take of another process (None)
+        or to the one of this process that arrived ``taken``-th."""
         for w in self._waiters.matching(t):
+            if taken != 0 and (w.take or (taken is not None and w.seq > taken)):
+                return
             if not w.take:
                 w.result = t
                 self._waiters.remove(w)
@@ -523,9 +703,53 @@ class RedisSpace:
     def _call(self, script: str, args: list[Any]) -> Any:
         self._check_open()
         try:
-            return self._scripts[script](keys=[self._key], args=args)
-        except RedisError as exc:
-            raise connection_error(self._options, exc, self._closed) from exc
+            return self._run(script, args)
+        except Exception as exc:  # the space closed meanwhile may have cut the connection
+            if self._closed or isinstance(exc, RedisError):
+                raise connection_error(self._options, exc, self._closed) from exc
+            raise
+
+    def _run(self, script: str, args: list[Any]) -> Any:
+        command = ("EVALSHA", SHAS[script], 1, self._key, *args)
+        try:
+            return self._send(command)
+        except NoScriptError:  # a Redis that does not know the script yet, or forgot it
+            self._redis.script_load(SCRIPTS[script])
+            return self._send(command)
+
+    def _send(self, command: tuple[Any, ...]) -> Any:
+        """Send one command and read its answer on a connection of the pool kept here
+        between calls (a Cluster's client finds the node itself)."""
+        pool = self._pool
+        if pool is None:
+            return self._redis.execute_command(*command)
+        if self._idle_pid != os.getpid():
+            self._idle, self._idle_pid = [], os.getpid()
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = pool.get_connection()
+        try:
+            connection.send_packed_command([pack(command)], check_health=False)
+            return connection.read_response()
+        except ResponseError:  # Redis answered: the connection is fine
+            raise
+        except BaseException:
+            connection.disconnect()  # it connects again when next used
+            raise
+        finally:
+            self._idle.append(connection)
+
+    def _pop(self, key: str, seconds: float) -> bytes | None:
+        """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
+        self._check_open()
+        try:
+            got = self._send(("BLPOP", key, repr(seconds)))
+        except Exception as exc:  # the space closed meanwhile may have cut the connection
+            if self._closed or isinstance(exc, RedisError):
+                raise connection_error(self._options, exc, self._closed) from exc
+            raise
+        return None if got is None else bytes(got[1])
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -533,7 +757,8 @@ class RedisSpace:
         """Counts of the space's tuples (in Redis) and of the calls waiting in this process."""
         with self._guard:
             local = {
-                "waiters": self._waiters.count + len(self._writers),
+                "subscribers": len(self._subscriptions),
+                "waiters": self._waiters.count + len(self._writers) + self._handed_takers,
                 "waiting_writers": len(self._writers),
                 "capacity": self._options.capacity,
                 "order": self._options.order,
@@ -541,12 +766,15 @@ class RedisSpace:
             }
         if self._closed:
             return local
-        tuples, leased, expired, cancelled = self._call("statistics", [])
+        tuples, leased, expired, cancelled, last_event, logged, logged_bytes = self._call("statistics", [])
         return {
             "tuples": tuples,
             "leased_tuples": leased,
             "expired": int(expired),
             "cancelled": int(cancelled),
+            "last_event": int(last_event),
+            "logged_events": logged,
+            "logged_bytes": int(logged_bytes),
             **local,
         }
 
@@ -561,13 +789,21 @@ class RedisSpace:
             for w in [*self._waiters, *self._writers]:
                 w.error = error
                 w.wake.set()
+            subscriptions = list(self._subscriptions)
+            tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
+        for subscription in subscriptions:
+            subscription.close()
+        for token in tokens:  # wake the takes waiting in Redis, giving back what was handed to them
+            with contextlib.suppress(Exception):
+                self._run("unwait", [token, "close"])
         if pubsub is not None:
             pubsub.close()  # ends the listener's wait for a message
         if listener is not None:
             listener.stop()
-        self._subscriber.close()
-        self._redis.close()
+        if self._subscriber is not None:
+            self._subscriber.close()
+        Client.close(self._redis)
 
     def __enter__(self) -> RedisSpace:
         return self
@@ -577,3 +813,170 @@ class RedisSpace:
 
     def __repr__(self) -> str:
         return f"RedisSpace({self._options.redis!r}, space={self._options.space!r})"
+
+
+class RedisSubscription(Openable):
+    """The events of a subscription to a space kept in Redis; see
+    :class:`~tuplespace.Subscription`.  ``for event in sub`` waits for the next
+    event, and ends when the subscription is closed (by :meth:`close`, its lease or
+    the space's handle closing).
+
+    A :meth:`get` reads the events after the last one delivered from the space's log
+    in Redis (at most ``max_pending`` at once), runs out the leases that have ended,
+    and waits for the space's listener to tell it of new events.  Events the log no
+    longer holds raise :class:`~tuplespace.EventsLost`; reading goes on after it.
+    """
+
+    def __init__(
+        self,
+        space: RedisSpace,
+        template: Template,
+        kinds: frozenset[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        self._space = space
+        self._template = template
+        self._kinds = kinds
+        self._since = since
+        self._max_pending = max_pending
+        self._lease = lease
+        self._lease_end = Later()
+        self._wake = Wake()
+        self._pending: deque[Event] = deque()
+        self._read = 0  # the seq of the last event read from the log
+        self._last_seq = since or 0
+        self._delivered = 0
+        self._opening = Lock()
+        self._opened = False
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last event delivered: resume with ``since=`` it."""
+        return self._last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Events read ahead and delivered, and the last one."""
+        return {
+            "pending": len(self._pending),
+            "delivered": self._delivered,
+            "last_seq": self._last_seq,
+            "closed": self._closed,
+        }
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._opened or self._closed:
+                return
+            space = self._space
+            space._listen()  # from here on, every logged change wakes a waiting get
+            space._add_subscription(self)
+            try:
+                reply = space._call("events", [0, 0])
+                last, first = int(reply[0]), int(reply[1])
+                since = last if self._since is None else self._since
+                if since > last:
+                    raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+                oldest = first or last + 1
+                if since + 1 < oldest:
+                    raise EventsLost(since + 1, oldest)
+            except BaseException:
+                space._remove_subscription(self)
+                raise
+            self._read = self._last_seq = since
+            self._opened = True
+            if self._lease is not None:
+                self._lease_end.schedule(self._lease, self.close)
+
+    def _fetch(self) -> tuple[bool, float | None]:
+        """Read the next events of the log, keeping those asked for; whether any was
+        read, and the seconds until the next lease of the space ends (None: no lease)."""
+        reply = self._space._call("events", [self._read, self._max_pending])
+        entries = reply[3:]
+        lost = None
+        if entries and int(entries[0]) > self._read + 1:
+            lost = EventsLost(self._read + 1, int(entries[0]))
+        for i in range(0, len(entries), 4):
+            seq, kind = int(entries[i]), entries[i + 1].decode()
+            self._read = seq
+            if kind in self._kinds:
+                t = decode_tuple(entries[i + 2])
+                if self._template.matches(t):
+                    self._pending.append(Event(seq, kind, t, int(entries[i + 3]) / 1000.0))
+        if lost is not None:
+            raise lost
+        expiry = float(reply[2]) / 1000.0
+        return bool(entries), None if expiry < 0 else expiry
+
+    def get(self, timeout: float | None = None) -> Event | None:
+        """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
+        after); None once the subscription has ended."""
+        wait = check_timeout(timeout)
+        self._open()
+        deadline = None if wait is None else time.monotonic() + wait
+        while not self._closed:
+            if self._pending:
+                event = self._pending.popleft()
+                self._delivered += 1
+                self._last_seq = event.seq
+                return event
+            self._wake.clear()
+            try:
+                read, expiry = self._fetch()
+            except Exception:
+                if self._closed:  # closed meanwhile, maybe with the space's connections
+                    break
+                raise
+            if read:
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout("no event in time")
+            if expiry is not None:  # a lease that ends is an event to log
+                left = expiry if left is None else min(left, expiry)
+            self._wake.wait(left)
+        return None
+
+    def __iter__(self) -> RedisSubscription:
+        return self
+
+    def __next__(self) -> Event:
+        event = self.get()
+        if event is None:
+            raise StopIteration
+        return event
+
+    def renew(self, lease: float | None) -> None:
+        """End the subscription ``lease`` seconds from now (None: never)."""
+        seconds = check_lease(lease)
+        if self._closed:
+            raise UnknownLease("the subscription has ended")
+        self._lease_end.cancel()
+        if seconds is not None:
+            self._lease_end.schedule(seconds, self.close)
+
+    def close(self) -> None:
+        """End the subscription: a waiting :meth:`get` returns None."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lease_end.cancel()
+        self._pending.clear()
+        self._space._remove_subscription(self)
+        self._wake.set()
+
+    def __enter__(self) -> RedisSubscription:
+        self._open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
