@@ -6,11 +6,13 @@ field, with the wire codec); they describe the API for clients and tools.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .._codec import _BASE64_TEXT, _INT_TEXT, _NUMBER_TEXT
 from .._templates import FORMAL_TYPES
 from ._auth import PERMISSIONS
 from ._hub import MAX_EVENT_RETENTION_BYTES
@@ -24,68 +26,168 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _tagged(tag: str, payload: Schema) -> Schema:
-    return {"type": "object", "properties": {tag: payload}, "required": [tag], "additionalProperties": False}
+def _tagged(tag: str, payload: Schema, description: str | None = None) -> Schema:
+    out: Schema = {
+        "type": "object",
+        "properties": {tag: payload},
+        "required": [tag],
+        "additionalProperties": False,
+    }
+    if description is not None:
+        out["description"] = description
+    return out
 
 
 def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _whole(pattern: re.Pattern[str]) -> str:
+    """A pattern of the codec as a JSON Schema ``pattern``, which searches rather than matches."""
+    return f"^(?:{pattern.pattern})$"
+
+
+def _inner(name: str) -> Schema:
+    """The recursive component ``name``, from inside itself.
+
+    To a validator ``not: {not: S}`` is S; to a code generator it is an untyped value, so
+    that generators that build a component before anything may refer to it (and give up on
+    a union that holds itself) still build the nested arrays and objects."""
+    return {"not": {"not": ref(name)}}
+
+
 _PLAIN_KEYS: Schema = {"not": {"pattern": "^\\$"}}
 
+# A bare JSON integer: one that fits in 64 bits (larger ones are {"$int": ...}).
+_INT: Schema = {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}
+
+# An instant as RFC 3339 text.  The server also takes 29 February, the years before 1000
+# and 9999; the pattern leaves them out so that every text it allows is a valid instant.
+_TIME = (
+    "^(?:[1-8][0-9]{3}|9(?:[0-8][0-9]{2}|9[0-8][0-9]|99[0-8]))-"
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+# An amount of credit as decimal text: at most 40 digits, so at most 40 significant ones.
+_DECIMAL = "^[0-9]{1,20}(?:\\.[0-9]{1,20})?$"
+
+# The values of the wire format (docs/wire-format.md) that JSON has no type for: each a
+# component of its own, which generated clients make a class of.
+_TAGGED_VALUES: dict[str, Schema] = {
+    "IntValue": _tagged("$int", {"type": "string", "pattern": _whole(_INT_TEXT)}, "An int beyond 64 bits."),
+    "FloatValue": _tagged(
+        "$float",
+        {"anyOf": [{"type": "string", "pattern": _whole(_NUMBER_TEXT)}, {"type": "number"}]},
+        "A float (finite).",
+    ),
+    "BytesValue": _tagged("$bytes", {"type": "string", "pattern": _whole(_BASE64_TEXT)}, "Bytes, in base64."),
+    "TimeValue": _tagged("$time", {"type": "string", "pattern": _TIME}, "An instant."),
+    "UriValue": _tagged(
+        "$uri",
+        {"type": "string", "minLength": 1, "maxLength": 8192, "pattern": "^[^\\x00-\\x20\\x7f]+$"},
+        "The address of a named tuple or record.",
+    ),
+    "CreditValue": _tagged("$credit", {"type": "string", "pattern": _DECIMAL}, "An amount of credit."),
+}
 _SCALARS: list[Schema] = [
     {"type": "null"},
     {"type": "boolean"},
-    {"type": "integer"},
+    _INT,
     {"type": "string"},
-    _tagged("$int", {"type": "string", "pattern": "^-?[0-9]+$"}),
-    _tagged("$float", {"anyOf": [{"type": "string"}, {"type": "number"}]}),
-    _tagged("$bytes", {"type": "string"}),
-    _tagged("$time", {"type": "string"}),
-    _tagged("$uri", {"type": "string", "minLength": 1}),
-    _tagged("$credit", {"type": "string"}),
+    *(ref(name) for name in _TAGGED_VALUES),
 ]
+
+
+def _maps(name: str, what: str) -> dict[str, Schema]:
+    """The components of the maps of ``name``, keys starting with $ or not."""
+    return {
+        f"Object{name}": {
+            "description": f"A map of {what}s (keys not starting with $).",
+            "type": "object",
+            "propertyNames": _PLAIN_KEYS,
+            "additionalProperties": ref(name),
+        },
+        f"Map{name}": _tagged(
+            "$map",
+            {"type": "object", "additionalProperties": ref(name)},
+            f"A map of {what}s, keys of any kind.",
+        ),
+    }
+
+
+def _containers(name: str) -> list[Schema]:
+    """The arrays and maps of the recursive component ``name``."""
+    return [{"type": "array", "items": _inner(name)}, ref(f"Object{name}"), ref(f"Map{name}")]
+
+
+def _bounds(kind: Schema) -> Schema:
+    """A ``$range`` between two values of one kind, at least one of them given."""
+    return {
+        "type": "object",
+        "properties": {"low": _nullable(kind), "high": _nullable(kind), "include_high": {"type": "boolean"}},
+        "additionalProperties": False,
+        "anyOf": [
+            {"properties": {"low": kind}, "required": ["low"]},
+            {"properties": {"high": kind}, "required": ["high"]},
+        ],
+    }
+
 
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
 
+_NUMBER: Schema = {"anyOf": [_INT, ref("IntValue"), ref("FloatValue"), ref("CreditValue")]}
+
+# The template fields that are not values, each a component of its own.
+_TEMPLATE_FIELDS: dict[str, Schema] = {
+    "AnyField": _tagged("$any", {"type": "boolean", "const": True}, "Every value."),
+    "FormalField": _tagged("$formal", {"enum": sorted(FORMAL_TYPES)}, "Every value of the type."),
+    "RangeField": _tagged(
+        "$range",
+        {
+            "anyOf": [
+                _bounds(_NUMBER),
+                _bounds({"type": "string"}),
+                _bounds(ref("BytesValue")),
+                _bounds(ref("TimeValue")),
+            ]
+        },
+        "The values from low to high (of one kind: numbers, str, bytes or times).",
+    ),
+    "RegexField": _tagged(
+        "$regex",
+        {"type": "string", "format": "regex", "maxLength": 4096},
+        "The str values the pattern finds.",
+    ),
+    "PrefixField": _tagged(
+        "$prefix",
+        {"anyOf": [{"type": "string"}, ref("BytesValue"), ref("UriValue")]},
+        "The str, bytes or uri values that start with it.",
+    ),
+    "OneOfField": _tagged(
+        "$oneof",
+        {"type": "array", "items": ref("Value"), "minItems": 1, "maxItems": 1024},
+        "One of the values.",
+    ),
+    "XPathField": _tagged(
+        "$xpath", {"type": "string", "minLength": 1, "maxLength": 4096}, "The XML documents it selects in."
+    ),
+}
+
 COMPONENTS: dict[str, Schema] = {
+    **_TAGGED_VALUES,
+    **_maps("Value", "value"),
     "Value": {
         "description": "A value in the wire format (docs/wire-format.md).",
-        "anyOf": [
-            *_SCALARS,
-            {"type": "array", "items": ref("Value")},
-            {"type": "object", "propertyNames": _PLAIN_KEYS, "additionalProperties": ref("Value")},
-            _tagged("$map", {"type": "object", "additionalProperties": ref("Value")}),
-        ],
+        "anyOf": [*_SCALARS, *_containers("Value")],
     },
     "Tuple": {"description": "A tuple: a JSON array of values.", "type": "array", "items": ref("Value")},
+    **_TEMPLATE_FIELDS,
+    **_maps("TemplateField", "template field"),
     "TemplateField": {
         "description": "A template field (docs/wire-format.md, Templates).",
-        "anyOf": [
-            *_SCALARS,
-            {"type": "array", "items": ref("TemplateField")},
-            {"type": "object", "propertyNames": _PLAIN_KEYS, "additionalProperties": ref("TemplateField")},
-            _tagged("$map", {"type": "object", "additionalProperties": ref("TemplateField")}),
-            _tagged("$any", {"const": True}),
-            _tagged("$formal", {"enum": sorted(FORMAL_TYPES)}),
-            _tagged(
-                "$range",
-                {
-                    "type": "object",
-                    "properties": {
-                        "low": ref("Value"),
-                        "high": ref("Value"),
-                        "include_high": {"type": "boolean"},
-                    },
-                    "additionalProperties": False,
-                },
-            ),
-            _tagged("$regex", {"type": "string", "maxLength": 4096}),
-            _tagged("$prefix", ref("Value")),
-            _tagged("$oneof", {"type": "array", "items": ref("Value"), "minItems": 1, "maxItems": 1024}),
-            _tagged("$xpath", {"type": "string", "maxLength": 4096}),
-        ],
+        "anyOf": [*_SCALARS, *_containers("TemplateField"), *(ref(n) for n in _TEMPLATE_FIELDS)],
     },
     "Template": {
         "description": "A template: a JSON array of template fields.",
@@ -141,9 +243,9 @@ COMPONENTS: dict[str, Schema] = {
     "Credit": {
         "description": "An amount of credit: a wire credit, a decimal string or an integer.",
         "anyOf": [
-            _tagged("$credit", {"type": "string"}),
-            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
-            {"type": "integer", "minimum": 0},
+            ref("CreditValue"),
+            {"type": "string", "pattern": _DECIMAL},
+            {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
         ],
     },
     "Ref": {
@@ -164,7 +266,7 @@ COMPONENTS: dict[str, Schema] = {
     "RecordData": {
         "type": "object",
         "properties": {
-            "address": _tagged("$uri", {"type": "string"}),
+            "address": ref("UriValue"),
             "version": {"type": "integer", "minimum": 0},
             "tags": {"type": "array", "items": {"type": "string"}},
             "fields": ref("Value"),
@@ -189,7 +291,7 @@ COMPONENTS: dict[str, Schema] = {
         "description": "A handle on a record: its address and what it allows.",
         "type": "object",
         "properties": {
-            "address": _tagged("$uri", {"type": "string"}),
+            "address": ref("UriValue"),
             "id": {"type": "integer", "minimum": 0},
             "operations": {"type": "array", "items": {"type": "string"}},
             "expires_at": _nullable({"type": "number"}),
@@ -246,10 +348,18 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Sc
     return {"type": "object", "properties": properties, "required": list(required)}
 
 
-_MORE = {"const": True, "description": "The wait was cut short: ask again for the time left."}
+_MORE = {
+    "type": "boolean",
+    "const": True,
+    "description": "The wait was cut short: ask again for the time left.",
+}
 _TUPLE_OR_NULL = _nullable(ref("Tuple"))
 _FOUND = _object({"tuple": _TUPLE_OR_NULL, "more": _MORE}, ("tuple",))
-_CUT = {"const": True, "description": "The answer was cut short by a limit of the server: more match."}
+_CUT = {
+    "type": "boolean",
+    "const": True,
+    "description": "The answer was cut short by a limit of the server: more match.",
+}
 _CURSOR = {
     "type": "string",
     "pattern": "^[0-9]{1,20}$",
@@ -641,7 +751,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The record's new address and version.",
                 _object(
-                    {"address": _tagged("$uri", {"type": "string"}), "version": {"type": "integer"}},
+                    {"address": ref("UriValue"), "version": {"type": "integer"}},
                     ("address", "version"),
                 ),
             )
@@ -721,7 +831,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The new balance.",
                 _object(
-                    {"principal": {"type": "string"}, "balance": _tagged("$credit", {"type": "string"})},
+                    {"principal": {"type": "string"}, "balance": ref("CreditValue")},
                     ("principal", "balance"),
                 ),
             )
@@ -734,7 +844,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The balance.",
                 _object(
-                    {"principal": {"type": "string"}, "balance": _tagged("$credit", {"type": "string"})},
+                    {"principal": {"type": "string"}, "balance": ref("CreditValue")},
                     ("principal", "balance"),
                 ),
             )
@@ -778,6 +888,16 @@ def operation(name: str) -> dict[str, Any]:
 
 _SPACE_NAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 
+_BEARER: Schema = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A token of the server's token file (docs/http-api.md, Authentication and permissions).",
+}
+# A request may come with a token or without one (then with the anonymous permissions).
+_TOKEN_OR_NONE: list[Schema] = [{"bearer": []}, {}]
+# The operations that read no token.
+_OPEN = frozenset({"health"})
+
 
 def install(app: FastAPI) -> None:
     """Give ``app`` an OpenAPI document with these schemas."""
@@ -788,13 +908,17 @@ def install(app: FastAPI) -> None:
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
-        components.update(COMPONENTS)
+            schemas.pop(unused, None)
+        schemas.update(COMPONENTS)
+        components["securitySchemes"] = {"bearer": _BEARER}
         for item in doc["paths"].values():
             for op in item.values():
                 op["responses"].pop("422", None)
+                if op["operationId"] not in _OPEN:
+                    op["security"] = _TOKEN_OR_NONE
                 for param in op.get("parameters", []):
                     if param["name"] == "space":
                         param["schema"] = _SPACE_NAME
