@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 import venv
@@ -132,3 +133,27 @@ def test_the_bearer_scheme_is_declared_on_the_operations_that_read_a_token(secur
         else:
             assert {"bearer": []} in op["security"], (method, path)
             assert {} in op["security"], (method, path)  # anonymous requests are answered too
+
+
+def test_a_method_a_path_does_not_take_is_answered_405_with_the_methods_it_takes(secured: Server) -> None:
+    doc = _document(secured)
+    patterns = {path: re.compile(re.sub(r"\{[^}]+\}", "[^/]+", path) + "$") for path in doc["paths"]}
+    with httpx.Client(base_url=secured.url, timeout=PATIENCE) as http:
+        for path in doc["paths"]:
+            concrete = re.sub(r"\{[^}]+\}", "a1", path)
+            # Its methods, and those of the paths it is an instance of too (credit/{principal}).
+            takes = sorted(
+                {
+                    method.upper()
+                    for other, item in doc["paths"].items()
+                    if patterns[other].match(concrete)
+                    for method in item
+                }
+            )
+            for method in METHODS:
+                if method in takes:
+                    continue
+                response = http.request(method, concrete)
+                assert response.status_code == 405, (method, path)
+                assert response.headers["Allow"] == ", ".join(takes), (method, path)
+                assert response.json()["error"]["code"] == "method_not_allowed"
