@@ -157,3 +157,76 @@ def test_a_method_a_path_does_not_take_is_answered_405_with_the_methods_it_takes
                 assert response.status_code == 405, (method, path)
                 assert response.headers["Allow"] == ", ".join(takes), (method, path)
                 assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+# What a server answers a request it refuses as malformed (positive_data_acceptance in
+# schemathesis: a request the document allows is never one of these).
+REFUSED = frozenset({400, 405, 413, 415, 422})
+
+
+def _as_written(obj: Any) -> Any:
+    """``obj`` with the whole floats schemathesis sends for integers (``2.0``) as integers.
+
+    JSON Schema cannot tell ``2.0`` from ``2``; the wire format can (``2.0`` is no value:
+    floats are ``{"$float": "2"}``), and the document's integers mean integers as written."""
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) < 2**53:
+        return int(obj)
+    if isinstance(obj, list):
+        return [_as_written(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: item if key == "$float" else _as_written(item) for key, item in obj.items()}
+    return obj
+
+
+def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuses(tmp_path: Path) -> None:
+    import hypothesis
+    import schemathesis
+    from hypothesis import strategies as st
+    from schemathesis.core.result import Ok
+    from schemathesis.specs.openapi.formats import register_string_format, unregister_string_format
+
+    # XPath 1.0 expressions (the format of "$xpath"), which schemathesis does not know.
+    step = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True)
+    register_string_format("xpath", st.lists(step, min_size=1, max_size=3).map(lambda s: "//" + "/".join(s)))
+    server = Server(create_app(tmp_path / "data", long_poll=0.01, claim_lease=0.05), port=0)
+    thread = server.start_in_thread()
+    try:
+        doc = _document(server)
+        schema = schemathesis.openapi.from_dict(doc)
+        refused: list[str] = []
+        with httpx.Client(base_url=server.url, timeout=PATIENCE) as http:
+            for result in schema.get_all_operations():
+                assert isinstance(result, Ok)
+                operation = result.ok()
+                if operation.path.endswith("/events"):
+                    continue  # a stream that lasts
+
+                @hypothesis.settings(
+                    max_examples=20,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    suppress_health_check=list(hypothesis.HealthCheck),
+                    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+                )
+                @hypothesis.given(
+                    case=operation.as_strategy(generation_mode=schemathesis.GenerationMode.POSITIVE)
+                )
+                def check(case: schemathesis.Case[Any]) -> None:
+                    # Requests on a space that exists, so that their bodies are read.
+                    if "space" in case.path_parameters and case.operation.path != "/spaces/{space}":
+                        case.path_parameters["space"] = "a"
+                        http.put("/spaces/a")
+                    case.body = _as_written(case.body)
+                    response = case.call(base_url=server.url, timeout=PATIENCE)
+                    if response.status_code in REFUSED:
+                        refused.append(
+                            f"{case.as_curl_command()}\n  -> {response.status_code} {response.text}"
+                        )
+
+                check()
+        assert not refused, "\n".join(refused)
+    finally:
+        unregister_string_format("xpath")
+        server.stop()
+        thread.join(PATIENCE)

@@ -7,12 +7,15 @@ field, with the wire codec); they describe the API for clients and tools.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .._codec import _BASE64_TEXT, _INT_TEXT, _NUMBER_TEXT
+from .._codec import _BASE64_TEXT, _INT_TEXT
+from .._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
+from .._records import COMPUTED_TAGS
 from .._templates import FORMAL_TYPES
 from ._auth import PERMISSIONS
 from ._hub import MAX_EVENT_RETENTION_BYTES
@@ -70,8 +73,42 @@ _TIME = (
     "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
     "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
 )
+
+
+def _digits_at_most(bound: str) -> str:
+    """A pattern of the (non-empty) digit strings that, after a decimal point, are at most ``bound``."""
+    below = [f"{bound[:i]}[0-{int(d) - 1}][0-9]*" for i, d in enumerate(bound) if d != "0"]
+    start = ""  # the beginnings of bound: 7, 79, 797, ...
+    for d in reversed(bound):
+        start = f"{d}(?:{start})?" if start else d
+    return f"(?:{'|'.join([*below, start])})"
+
+
+# A float as text (the JSON number grammar) that cannot round to infinity: below 1e221 in
+# any spelling, and up to the largest double (1.7976931348623157e+308) as d.ddde+NNN.
+_FLOAT = (
+    "^-?(?:(?:0|[1-9][0-9]{0,20})(?:\\.[0-9]+)?(?:[eE](?:-[0-9]+|\\+?(?:[0-9]{1,2}|1[0-9]{2})))?"
+    "|[1-9](?:\\.[0-9]+)?[eE]\\+?(?:2[0-9]{2}|30[0-7])"
+    f"|1(?:\\.{_digits_at_most(str(sys.float_info.max)[2:].split('e')[0])})?[eE]\\+?308)$"
+)
 # An amount of credit as decimal text: at most 40 digits, so at most 40 significant ones.
 _DECIMAL = "^[0-9]{1,20}(?:\\.[0-9]{1,20})?$"
+# A number a request counts with (a record's id, a limit): a JSON integer of at most 63 bits.
+_COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+# A number in a query: at most 18 digits.
+_SEQUENCE: Schema = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+_TAG: Schema = {"type": "string", "pattern": _whole(TAG_PATTERN)}
+_PATH: Schema = {
+    "type": "string",
+    "maxLength": MAX_PATH,
+    "pattern": f"^{SEGMENT_PATTERN.pattern}(?:/{SEGMENT_PATTERN.pattern}){{0,{MAX_SEGMENTS - 1}}}$",
+}
+# The address of a record (or a capability): a URI.
+_ADDRESS: Schema = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://[^\\x00-\\x20\\x7f]+$"}
+_CAPABILITY: Schema = {
+    "type": "string",
+    "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://[^\\x00-\\x20\\x7f]*/\\$cap/[^\\x00-\\x20\\x7f]+$",
+}
 
 # The values of the wire format (docs/wire-format.md) that JSON has no type for: each a
 # component of its own, which generated clients make a class of.
@@ -79,7 +116,7 @@ _TAGGED_VALUES: dict[str, Schema] = {
     "IntValue": _tagged("$int", {"type": "string", "pattern": _whole(_INT_TEXT)}, "An int beyond 64 bits."),
     "FloatValue": _tagged(
         "$float",
-        {"anyOf": [{"type": "string", "pattern": _whole(_NUMBER_TEXT)}, {"type": "number"}]},
+        {"anyOf": [{"type": "string", "pattern": _FLOAT}, {"type": "number"}]},
         "A float (finite).",
     ),
     "BytesValue": _tagged("$bytes", {"type": "string", "pattern": _whole(_BASE64_TEXT)}, "Bytes, in base64."),
@@ -137,6 +174,12 @@ def _bounds(kind: Schema) -> Schema:
 
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
 
+# An amount of credit as decimal text or a JSON integer.
+_AMOUNTS: list[Schema] = [
+    {"type": "string", "pattern": _DECIMAL},
+    {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+]
+
 _NUMBER: Schema = {"anyOf": [_INT, ref("IntValue"), ref("FloatValue"), ref("CreditValue")]}
 
 # The template fields that are not values, each a component of its own.
@@ -171,7 +214,9 @@ _TEMPLATE_FIELDS: dict[str, Schema] = {
         "One of the values.",
     ),
     "XPathField": _tagged(
-        "$xpath", {"type": "string", "minLength": 1, "maxLength": 4096}, "The XML documents it selects in."
+        "$xpath",
+        {"type": "string", "format": "xpath", "minLength": 1, "maxLength": 4096},
+        "The XML documents it selects in.",
     ),
 }
 
@@ -204,7 +249,7 @@ COMPONENTS: dict[str, Schema] = {
     },
     "Limit": {
         "description": "The most tuples to answer with.",
-        **_nullable({"type": "integer", "minimum": 0}),
+        **_nullable(_COUNTER),
     },
     "Permissions": {"type": "array", "items": {"enum": list(PERMISSIONS)}, "uniqueItems": True},
     "LeaseInfo": {
@@ -233,7 +278,7 @@ COMPONENTS: dict[str, Schema] = {
         "type": "object",
         "properties": {
             "order": {"enum": ["fifo", "lifo", "random"]},
-            "capacity": _nullable({"type": "integer", "minimum": 1}),
+            "capacity": _nullable({**_COUNTER, "minimum": 1}),
             "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
             "event_retention_bytes": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_RETENTION_BYTES},
             "store": {"enum": ["durable", "memory"]},
@@ -244,23 +289,26 @@ COMPONENTS: dict[str, Schema] = {
         "description": "An amount of credit: a wire credit, a decimal string or an integer.",
         "anyOf": [
             ref("CreditValue"),
-            {"type": "string", "pattern": _DECIMAL},
-            {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+            *_AMOUNTS,
         ],
     },
     "Ref": {
         "description": "A record: its path, its address, or a capability's address.",
-        "type": "string",
-        "minLength": 1,
+        "anyOf": [ref("Path"), _ADDRESS],
     },
+    "Path": {
+        "description": "A record's path: segments of A-Z a-z 0-9 . _ ~ - joined by /, none starting with .",
+        **_PATH,
+    },
+    "Tag": {"description": "The tag of a record's field.", **_TAG},
     "RecordId": {
         "description": "The record's number (from an answer): the request names that record only.",
-        "type": "integer",
-        "minimum": 0,
+        **_COUNTER,
     },
     "RecordTemplate": {
         "description": "A record template: a JSON object from tags to template fields.",
         "type": "object",
+        "propertyNames": _TAG,
         "additionalProperties": ref("TemplateField"),
     },
     "RecordData": {
@@ -319,22 +367,27 @@ COMPONENTS: dict[str, Schema] = {
 }
 
 
-def _body(properties: dict[str, Schema], required: tuple[str, ...] = (), optional: bool = False) -> Schema:
-    return {
-        "requestBody": {
-            "required": not optional,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": properties,
-                        "required": list(required),
-                        "additionalProperties": False,
-                    }
-                }
-            },
-        }
+def _body(
+    properties: dict[str, Schema],
+    required: tuple[str, ...] = (),
+    optional: bool = False,
+    some_of: tuple[str, ...] = (),
+    with_one: tuple[str, str] | None = None,
+) -> Schema:
+    """A JSON request body; ``some_of``: properties of which at least one is given, not null;
+    ``with_one``: a property that goes only with a one-item array of the other."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
     }
+    if some_of:
+        schema["not"] = {"properties": {name: {"type": "null"} for name in some_of}}
+    if with_one:
+        alone, many = with_one
+        schema["dependentSchemas"] = {alone: {"properties": {many: {"maxItems": 1}}, "required": [many]}}
+    return {"requestBody": {"required": not optional, "content": {"application/json": {"schema": schema}}}}
 
 
 def _answer(description: str, schema: Schema | None = None, media: str = "application/json") -> Schema:
@@ -371,6 +424,8 @@ _PAGE = _object(
 )
 _COUNT = _object({"count": {"type": "integer", "minimum": 0}}, ("count",))
 _EXPIRES = _object({"expires_at": _nullable({"type": "number"})}, ("expires_at",))
+# A balance: any amount of credit, in canonical form (docs/wire-format.md, credit).
+_BALANCE = _tagged("$credit", {"type": "string", "pattern": "^[0-9]+(?:\\.[0-9]+)?$", "maxLength": 100})
 _CLAIM = _object({"id": {"type": "string"}, "expires_at": {"type": "number"}}, ("id", "expires_at"))
 
 _ERRORS = {
@@ -400,12 +455,23 @@ _CLAIMING: dict[str, Any] = {"claim": {"type": "boolean"}, "confirm": _UNCONFIRM
 _ONLY_TEMPLATE = {"template": ref("Template")}
 _LEASE_BODY = {"lease": ref("Lease")}
 _NO_BODY: Schema = {}
-_AMOUNT: Schema = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+_AMOUNT: Schema = {"anyOf": _AMOUNTS}
 _REF = {"ref": ref("Ref"), "id": ref("RecordId")}
+_FIELDS: Schema = {
+    "description": "The record's fields: a JSON object from tags to values.",
+    "type": "object",
+    "propertyNames": _TAG,
+    "maxProperties": 256,
+    "additionalProperties": ref("Value"),
+}
 _RECORD = _object({"record": ref("Record")}, ("record",))
 _PAID = {"credit": ref("Credit"), "lease": ref("Lease"), "principal": {"type": "string", "minLength": 1}}
-_PATH = {"type": "string", "minLength": 1, "maxLength": 1024}
-_WHERE = {"template": ref("RecordTemplate"), "under": _nullable({"type": "string"})}
+_WHERE = {
+    "template": ref("RecordTemplate"),
+    "under": _nullable(
+        {"anyOf": [{"const": ""}, {"type": "string", "pattern": _PATH["pattern"][:-1] + "/*$"}]}
+    ),
+}
 _CHANGE_PARAMETERS: list[Schema] = [
     {
         "name": name,
@@ -417,9 +483,9 @@ _CHANGE_PARAMETERS: list[Schema] = [
     for name, description, schema in (
         ("under", "Only the records below this path.", {"type": "string"}),
         ("events", "Comma-separated kinds: create, update, move, destroy, expire.", {"type": "string"}),
-        ("since", "Resume after this event.", {"type": "integer", "minimum": 0}),
+        ("since", "Resume after this event.", _SEQUENCE),
         ("ref", "Watch this one record (a path, an address or a capability's address).", {"type": "string"}),
-        ("id", "The record's number (with a path or address).", {"type": "integer", "minimum": 0}),
+        ("id", "The record's number (with a path or address).", _SEQUENCE),
     )
 ] + [
     {
@@ -461,7 +527,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         _body(
             {
                 "order": {"enum": ["fifo", "lifo", "random"]},
-                "capacity": _nullable({"type": "integer", "minimum": 1}),
+                "capacity": _nullable({**_COUNTER, "minimum": 1}),
                 "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
                 "event_retention_bytes": {
                     "type": "integer",
@@ -667,7 +733,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                     "in": "query",
                     "required": False,
                     "description": "Resume after this event.",
-                    "schema": {"type": "integer", "minimum": 0},
+                    "schema": _SEQUENCE,
                 },
                 {
                     "name": "existing",
@@ -692,7 +758,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "create_record": (
         "Create a record.",
-        _body({"path": _PATH, "fields": {"type": "object"}, **_PAID}, ("path", "fields")),
+        _body({"path": ref("Path"), "fields": _FIELDS, **_PAID}, ("path", "fields")),
         {"201": _answer("Created.", _RECORD)},
     ),
     "open_record": (
@@ -705,10 +771,16 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         _body(
             {
                 **_REF,
-                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "tags": {
+                    "type": "array",
+                    "items": {"anyOf": [ref("Tag"), {"enum": list(COMPUTED_TAGS)}]},
+                    "minItems": 1,
+                    "maxItems": 256,
+                },
                 "default": ref("Value"),
             },
             ("ref",),
+            with_one=("default", "tags"),
         ),
         {
             "200": _answer(
@@ -724,7 +796,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "set_record": (
         "Set one field of a record, atomically.",
-        _body({**_REF, "tag": {"type": "string"}, "value": ref("Value")}, ("ref", "tag", "value")),
+        _body({**_REF, "tag": ref("Tag"), "value": ref("Value")}, ("ref", "tag", "value")),
         {
             "200": _answer(
                 "The record's new version.", _object({"version": {"type": "integer"}}, ("version",))
@@ -733,18 +805,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "refresh_record": (
         "Refinance a record: add credit, or give it a lease.",
-        _body({**_REF, **_PAID}, ("ref",)),
+        _body({**_REF, **_PAID}, ("ref",), some_of=("credit", "lease")),
         {"200": _answer("When it expires now.", _EXPIRES)},
     ),
     "clone_record": (
         "Copy a record to a new path.",
-        _body({**_REF, "path": _PATH, **_PAID}, ("ref", "path")),
+        _body({**_REF, "path": ref("Path"), **_PAID}, ("ref", "path")),
         {"201": _answer("The copy.", _RECORD)},
     ),
     "move_record": (
         "Give a record a new path; the old one redirects for redirect_lease seconds.",
         _body(
-            {**_REF, "path": _PATH, "redirect_lease": _nullable({"type": "number", "minimum": 0})},
+            {**_REF, "path": ref("Path"), "redirect_lease": _nullable({"type": "number", "minimum": 0})},
             ("ref", "path"),
         ),
         {
@@ -785,7 +857,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "revoke_capability": (
         "Revoke a capability.",
-        _body({"ref": ref("Ref")}, ("ref",)),
+        _body({"ref": {"description": "The capability's address.", **_CAPABILITY}}, ("ref",)),
         {"204": _answer("Revoked.")},
     ),
     "find_records": (
@@ -831,7 +903,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The new balance.",
                 _object(
-                    {"principal": {"type": "string"}, "balance": ref("CreditValue")},
+                    {"principal": {"type": "string"}, "balance": _BALANCE},
                     ("principal", "balance"),
                 ),
             )
@@ -844,7 +916,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The balance.",
                 _object(
-                    {"principal": {"type": "string"}, "balance": ref("CreditValue")},
+                    {"principal": {"type": "string"}, "balance": _BALANCE},
                     ("principal", "balance"),
                 ),
             )
