@@ -178,7 +178,7 @@ def _as_written(obj: Any) -> Any:
     return obj
 
 
-def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuses(tmp_path: Path) -> None:
+def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuses() -> None:
     import hypothesis
     import schemathesis
     from hypothesis import strategies as st
@@ -188,7 +188,7 @@ def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuse
     # XPath 1.0 expressions (the format of "$xpath"), which schemathesis does not know.
     step = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True)
     register_string_format("xpath", st.lists(step, min_size=1, max_size=3).map(lambda s: "//" + "/".join(s)))
-    server = Server(create_app(tmp_path / "data", long_poll=0.01, claim_lease=0.05), port=0)
+    server = Server(create_app(long_poll=0.01, claim_lease=0.05), port=0)  # no durable spaces
     thread = server.start_in_thread()
     try:
         doc = _document(server)
@@ -230,3 +230,12 @@ def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuse
         unregister_string_format("xpath")
         server.stop()
         thread.join(PATIENCE)
+
+
+def test_the_stores_a_space_may_ask_for_are_those_of_the_server(secured: Server, tmp_path: Path) -> None:
+    def stores(doc: dict[str, Any]) -> Any:
+        body = doc["paths"]["/spaces/{space}"]["put"]["requestBody"]["content"]["application/json"]["schema"]
+        return body["properties"]["store"]["enum"]
+
+    assert stores(_document(secured)) == ["memory"]  # no data directory
+    assert stores(create_app(tmp_path / "data").openapi()) == ["durable", "memory"]

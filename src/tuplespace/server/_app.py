@@ -138,7 +138,7 @@ def create_app(
     _routes(app, api)
     install_dashboard(app)
     _error_handlers(app, api)
-    schemas.install(app)
+    schemas.install(app, ("memory",) if data_dir is None else ("durable", "memory"))
     return app
 
 

@@ -971,8 +971,9 @@ _TOKEN_OR_NONE: list[Schema] = [{"bearer": []}, {}]
 _OPEN = frozenset({"health"})
 
 
-def install(app: FastAPI) -> None:
-    """Give ``app`` an OpenAPI document with these schemas."""
+def install(app: FastAPI, stores: tuple[str, ...]) -> None:
+    """Give ``app`` an OpenAPI document with these schemas; ``stores``: the stores its
+    spaces may ask for (durable ones need a data directory)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -991,6 +992,9 @@ def install(app: FastAPI) -> None:
                 op["responses"].pop("422", None)
                 if op["operationId"] not in _OPEN:
                     op["security"] = _TOKEN_OR_NONE
+                if op["operationId"] == "put_space":
+                    body = op["requestBody"]["content"]["application/json"]["schema"]
+                    body["properties"] = {**body["properties"], "store": {"enum": list(stores)}}
                 for param in op.get("parameters", []):
                     if param["name"] == "space":
                         param["schema"] = _SPACE_NAME
