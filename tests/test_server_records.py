@@ -150,6 +150,12 @@ def test_bad_input_is_refused_precisely_and_changes_nothing(acme: httpx.Client) 
     for route, body, status, code, field in cases:
         body_error = error(acme.post(R + route, json=body), status, code)
         assert body_error["field"] == field, (route, body, body_error)
+    waited = error(acme.post(R + "/take", json={"template": {}, "timeout": -1}), 400, "invalid_value")
+    assert waited == {
+        "code": "invalid_value",
+        "message": "timeout is a number of seconds >= 0 or null",
+        "field": "timeout",
+    }
     record = read(acme, "r")
     assert (record["version"], record["fields"]) == (1, {"n": 1})
     assert acme.post(R + "/find", json={"template": {}}).json()["records"] == [record]
