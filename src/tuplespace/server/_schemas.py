@@ -1,7 +1,11 @@
 """The OpenAPI document: JSON schemas of every request and answer.
 
 Requests are not validated against these schemas (handlers check them field by
-field, with the wire codec); they describe the API for clients and tools.
+field, with the wire codec); they describe the API for clients and tools, as strictly
+as the handlers check it: a request they allow is one the server takes (with the
+default limits), which tests/test_openapi.py has schemathesis look for.  Each tagged
+value and template field is a component of its own, so code generators make a class
+of each.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .._codec import _BASE64_TEXT, _INT_TEXT
+from .._codec import _BASE64_TEXT
 from .._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
 from .._records import COMPUTED_TAGS
 from .._templates import FORMAL_TYPES
+from .._values import DEFAULT_LIMITS, MAX_INT_BITS
 from ._auth import PERMISSIONS
 from ._hub import MAX_EVENT_RETENTION_BYTES
 
@@ -61,6 +66,10 @@ def _inner(name: str) -> Schema:
 
 _PLAIN_KEYS: Schema = {"not": {"pattern": "^\\$"}}
 
+# The most fields of a tuple or map, and items of an array (the server's default limit).
+_FIELDS_MAX = DEFAULT_LIMITS.max_fields
+# The digits of an int as text: any 308 digits are below 2^1024.
+_INT_DIGITS = len(str(2**MAX_INT_BITS)) - 1
 # A bare JSON integer: one that fits in 64 bits (larger ones are {"$int": ...}).
 _INT: Schema = {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}
 
@@ -113,7 +122,11 @@ _CAPABILITY: Schema = {
 # The values of the wire format (docs/wire-format.md) that JSON has no type for: each a
 # component of its own, which generated clients make a class of.
 _TAGGED_VALUES: dict[str, Schema] = {
-    "IntValue": _tagged("$int", {"type": "string", "pattern": _whole(_INT_TEXT)}, "An int beyond 64 bits."),
+    "IntValue": _tagged(
+        "$int",
+        {"type": "string", "pattern": f"^-?[0-9]{{1,{_INT_DIGITS}}}$"},
+        "An int of at most 1024 bits (past 2^53 written only so).",
+    ),
     "FloatValue": _tagged(
         "$float",
         {"anyOf": [{"type": "string", "pattern": _FLOAT}, {"type": "number"}]},
@@ -144,11 +157,12 @@ def _maps(name: str, what: str) -> dict[str, Schema]:
             "description": f"A map of {what}s (keys not starting with $).",
             "type": "object",
             "propertyNames": _PLAIN_KEYS,
+            "maxProperties": _FIELDS_MAX,
             "additionalProperties": ref(name),
         },
         f"Map{name}": _tagged(
             "$map",
-            {"type": "object", "additionalProperties": ref(name)},
+            {"type": "object", "maxProperties": _FIELDS_MAX, "additionalProperties": ref(name)},
             f"A map of {what}s, keys of any kind.",
         ),
     }
@@ -156,7 +170,11 @@ def _maps(name: str, what: str) -> dict[str, Schema]:
 
 def _containers(name: str) -> list[Schema]:
     """The arrays and maps of the recursive component ``name``."""
-    return [{"type": "array", "items": _inner(name)}, ref(f"Object{name}"), ref(f"Map{name}")]
+    return [
+        {"type": "array", "items": _inner(name), "maxItems": _FIELDS_MAX},
+        ref(f"Object{name}"),
+        ref(f"Map{name}"),
+    ]
 
 
 def _bounds(kind: Schema) -> Schema:
@@ -227,7 +245,12 @@ COMPONENTS: dict[str, Schema] = {
         "description": "A value in the wire format (docs/wire-format.md).",
         "anyOf": [*_SCALARS, *_containers("Value")],
     },
-    "Tuple": {"description": "A tuple: a JSON array of values.", "type": "array", "items": ref("Value")},
+    "Tuple": {
+        "description": "A tuple: a JSON array of values.",
+        "type": "array",
+        "items": ref("Value"),
+        "maxItems": _FIELDS_MAX,
+    },
     **_TEMPLATE_FIELDS,
     **_maps("TemplateField", "template field"),
     "TemplateField": {
@@ -238,6 +261,7 @@ COMPONENTS: dict[str, Schema] = {
         "description": "A template: a JSON array of template fields.",
         "type": "array",
         "items": ref("TemplateField"),
+        "maxItems": _FIELDS_MAX,
     },
     "Lease": {
         "description": "Seconds the tuple stays; null or absent: until it is taken.",
@@ -461,7 +485,7 @@ _FIELDS: Schema = {
     "description": "The record's fields: a JSON object from tags to values.",
     "type": "object",
     "propertyNames": _TAG,
-    "maxProperties": 256,
+    "maxProperties": _FIELDS_MAX,
     "additionalProperties": ref("Value"),
 }
 _RECORD = _object({"record": ref("Record")}, ("record",))
@@ -775,7 +799,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                     "type": "array",
                     "items": {"anyOf": [ref("Tag"), {"enum": list(COMPUTED_TAGS)}]},
                     "minItems": 1,
-                    "maxItems": 256,
+                    "maxItems": _FIELDS_MAX,
                 },
                 "default": ref("Value"),
             },
