@@ -40,7 +40,10 @@ def generator() -> Path:
     home = Path(sys.prefix) / "tools" / GENERATOR.replace("==", "-")
     program = home / "bin" / "openapi-python-client"
     if not program.exists():
-        venv.create(home, with_pip=True)
+        try:
+            venv.create(home, with_pip=True)
+        except OSError as exc:
+            missing(f"no environment for {GENERATOR} in {home}: {exc}")
         install = [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", GENERATOR]
         done = subprocess.run(install, capture_output=True, text=True, check=False)
         if done.returncode != 0 or not program.exists():
