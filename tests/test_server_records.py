@@ -105,34 +105,67 @@ def test_bad_input_is_refused_precisely_and_changes_nothing(acme: httpx.Client) 
             "wire_error",
             'fields["temp"]',
         ),
-        ("/create", {"path": "s", "fields": {"a.b": 1}}, 400, "invalid_value", None),
+        ("/create", {"path": "s", "fields": {"a.b": 1}}, 400, "invalid_value", 'fields["a.b"]'),
+        (
+            "/create",
+            {"path": "s", "fields": {"$map": {"$version": 1}}},
+            400,
+            "invalid_value",
+            'fields["$version"]',
+        ),
+        ("/create", {"path": "s/", "fields": {"n": 1}}, 400, "invalid_value", "path"),
+        ("/create", {"path": "s", "fields": {"n": 1}, "credit": "-1"}, 400, "invalid_value", "credit"),
         ("/create", {"path": "s", "fields": {"n": 1}, "lease": -1}, 400, "invalid_value", "lease"),
         ("/create", {"path": "s", "fields": {"n": 1}, "colour": 1}, 400, "bad_request", "colour"),
-        ("/set", {"ref": "r", "tag": "$version", "value": 1}, 400, "invalid_value", None),
+        ("/set", {"ref": "r", "tag": "$version", "value": 1}, 400, "invalid_value", "tag"),
+        ("/set", {"ref": "r", "tag": "", "value": 1}, 400, "invalid_value", "tag"),
+        ("/set", {"ref": "r", "tag": "n", "value": [1, {"$nope": 1}]}, 400, "wire_error", "value[1]"),
+        (
+            "/set",
+            {"ref": "r", "tag": "n", "value": {"a": {"$float": "nan"}}},
+            400,
+            "wire_error",
+            'value["a"]',
+        ),
         (
             "/set",
             {"ref": "r", "tag": "me", "value": {"$uri": "tuplespace://local/spaces/market/r"}},
             400,
             "containment_cycle",
-            None,
+            "value",
         ),
         ("/set", {"ref": "nowhere", "tag": "n", "value": 1}, 404, "record_not_found", "ref"),
         ("/set", {"ref": 5, "tag": "n", "value": 1}, 400, "bad_request", "ref"),
         ("/get", {"ref": "r", "tags": []}, 400, "bad_request", "tags"),
+        ("/get", {"ref": "r", "tags": ["n", "$nope"]}, 400, "invalid_value", "tags[1]"),
+        ("/get", {"ref": "r", "tags": ["a.b"]}, 400, "invalid_value", "tags[0]"),
         ("/get", {"ref": "r", "id": -1}, 400, "bad_request", "id"),
         ("/find", {"template": ["n"]}, 400, "invalid_template", "template"),
         ("/find", {"template": {"n": {"$range": 1}}}, 400, "wire_error", 'template["n"]'),
-        ("/move", {"ref": "r", "path": "bad path"}, 400, "invalid_value", None),
-        ("/capability", {"ref": "r", "operations": ["fly"]}, 400, "invalid_value", None),
+        ("/move", {"ref": "r", "path": "bad path"}, 400, "invalid_value", "path"),
+        ("/clone", {"ref": "r", "path": ".s"}, 400, "invalid_value", "path"),
+        ("/capability", {"ref": "r", "operations": ["fly"]}, 400, "invalid_value", "operations"),
         ("/revoke", {"ref": "r"}, 400, "bad_request", "ref"),
     ]
     for route, body, status, code, field in cases:
         body_error = error(acme.post(R + route, json=body), status, code)
-        if field is not None:
-            assert body_error["field"] == field, (route, body, body_error)
+        assert body_error["field"] == field, (route, body, body_error)
+    waited = error(acme.post(R + "/take", json={"template": {}, "timeout": -1}), 400, "invalid_value")
+    assert waited == {
+        "code": "invalid_value",
+        "message": "timeout is a number of seconds >= 0 or null",
+        "field": "timeout",
+    }
     record = read(acme, "r")
     assert (record["version"], record["fields"]) == (1, {"n": 1})
     assert acme.post(R + "/find", json={"template": {}}).json()["records"] == [record]
+
+
+def test_a_space_that_charges_blames_the_missing_credit(admin: httpx.Client) -> None:
+    admin.put("/spaces/bank", json={"charge_rate": "1024"})
+    refused = admin.post("/spaces/bank/records/create", json={"path": "r", "fields": {"n": 1}})
+    assert error(refused, 400, "invalid_value")["field"] == "credit"
+    assert admin.post("/spaces/bank/records/find", json={"template": {}}).json()["records"] == []
 
 
 def test_a_record_in_use_and_forced_destruction(acme: httpx.Client) -> None:

@@ -14,7 +14,17 @@ from typing import Final
 
 from ._errors import InvalidValue, UnsupportedType
 
-__all__ = ["KNOWN_TAGS", "MAX_PATH", "MAX_SEGMENTS", "MAX_TAG", "check_path", "check_tag", "path_prefix"]
+__all__ = [
+    "KNOWN_TAGS",
+    "MAX_PATH",
+    "MAX_SEGMENTS",
+    "MAX_TAG",
+    "SEGMENT_PATTERN",
+    "TAG_PATTERN",
+    "check_path",
+    "check_tag",
+    "path_prefix",
+]
 
 MAX_TAG: Final = 128
 MAX_PATH: Final = 1024
@@ -24,8 +34,8 @@ KNOWN_TAGS_KEPT = 4096
 KNOWN_TAGS: set[str] = set()
 """Tags found valid, so the common ones are checked once (at most ``KNOWN_TAGS_KEPT``)."""
 
-_TAG = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
+TAG_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+SEGMENT_PATTERN: Final = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9._~-]*")
 
 
 def check_tag(tag: object) -> str:
@@ -35,7 +45,7 @@ def check_tag(tag: object) -> str:
         raise UnsupportedType(f"a tag is a str, not {type(tag).__name__}")
     if tag in KNOWN_TAGS:
         return tag
-    if _TAG.fullmatch(tag) is None:
+    if TAG_PATTERN.fullmatch(tag) is None:
         if tag.startswith("$"):
             raise InvalidValue(f"{tag!r} is not a tag that can be set: tags starting with '$' are computed")
         raise InvalidValue(
@@ -58,7 +68,7 @@ def check_path(path: object) -> str:
     if len(parts) > MAX_SEGMENTS:
         raise InvalidValue(f"a record path has at most {MAX_SEGMENTS} segments, got {len(parts)}")
     for part in parts:
-        if _SEGMENT.fullmatch(part) is None:
+        if SEGMENT_PATTERN.fullmatch(part) is None:
             raise InvalidValue(
                 f"{path!r} is not a valid record path: segments are separated by '/', are not empty, "
                 "do not start with '.', and hold only A-Z a-z 0-9 . _ ~ -"

@@ -97,7 +97,7 @@ from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatche
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._templates import RecordTemplate
-from ._values import URI, Credit, Map, Value, check_tuple, footprint, handle_address
+from ._values import URI, Credit, Map, Value, _key_path, _prefix, check_tuple, footprint, handle_address
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -373,9 +373,14 @@ class RecordStore:
         """The values of several fields, in the order asked (None for a missing one)."""
         fields, rec = self._fields(rid, token)
         out = []
-        for tag in tags:
+        for i, tag in enumerate(tags):
             v = fields.get(tag, _MISSING)
-            out.append(v if v is not _MISSING else self._missing(rec, tag, None))
+            if v is _MISSING:
+                try:
+                    v = self._missing(rec, tag, None)
+                except InvalidValue as exc:
+                    raise _prefix(exc, f"[{i}]") from None
+            out.append(v)
         return tuple(out)
 
     def all(self, rid: int, token: str | None) -> Map:
@@ -432,7 +437,10 @@ class RecordStore:
             )
         out: dict[str, Value] = {}
         for tag, v in fields.items():
-            check_tag(tag)
+            try:
+                check_tag(tag)
+            except InvalidValue as exc:
+                raise _prefix(exc, _key_path(tag)) from None
             out[tag] = self._check_value(tag, v)
         return out
 

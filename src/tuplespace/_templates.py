@@ -609,7 +609,7 @@ class RecordTemplate:
                 try:
                     check_tag(tag)
                 except InvalidValue as exc:
-                    raise InvalidTemplate(str(exc)) from None
+                    raise InvalidTemplate(exc.reason, _key_path(tag)) from None
             # The common fields directly (as compile_template does for tuples), the others compiled.
             tf = type(f)
             if (tf is str and f.isascii()) or (tf is int and -_INT64 < f < _INT64):

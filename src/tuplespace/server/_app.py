@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from .. import __version__
 from .._errors import TupleSpaceError
@@ -137,7 +138,7 @@ def create_app(
     _routes(app, api)
     install_dashboard(app)
     _error_handlers(app, api)
-    schemas.install(app)
+    schemas.install(app, ("memory",) if data_dir is None else ("durable", "memory"))
     return app
 
 
@@ -214,7 +215,16 @@ def _error_handlers(app: FastAPI, api: Api) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "bad_request")
+        if exc.status_code == 405:
+            allowed = _methods_of(app, request)
+            error = ApiError(
+                405,
+                "method_not_allowed",
+                f"{request.url.path} takes {', '.join(allowed)}, not {request.method}",
+            )
+            error.headers["Allow"] = ", ".join(allowed)
+            return error_response(error)
+        code = {404: "not_found"}.get(exc.status_code, "bad_request")
         error = ApiError(exc.status_code, code, str(exc.detail))
         error.headers.update(exc.headers or {})
         return error_response(error)
@@ -236,3 +246,12 @@ def _error_handlers(app: FastAPI, api: Api) -> None:
     app.add_exception_handler(TupleSpaceError, on_space_error)
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+
+
+def _methods_of(app: FastAPI, request: Request) -> list[str]:
+    """The methods the routes of the request's path take (each method is a route of its own)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods or set()
+    return sorted(methods)

@@ -99,8 +99,8 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
     if isinstance(exc, ContainmentCycle):
         return ApiError(400, "containment_cycle", exc.reason, _field(field, exc.path))
     if isinstance(exc, InvalidValue):
-        # The engine names its arguments (lease, timeout, limit, since) in the path.
-        if exc.path in ("lease", "timeout", "limit", "since", "max_pending"):
+        # The engine names its arguments (lease, credit, timeout, limit, since) in the path.
+        if exc.path in ("lease", "credit", "timeout", "limit", "since", "max_pending"):
             return ApiError(400, "invalid_value", exc.reason, exc.path)
         return ApiError(400, "invalid_value", exc.reason, _field(field, exc.path))
     if isinstance(exc, SpaceFull):

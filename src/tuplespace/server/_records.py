@@ -22,6 +22,7 @@ from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
 from .._errors import InvalidTemplate, InvalidValue, NotAllowed, WireError
 from .._events import CHANGE_KINDS, Change
+from .._names import check_path, check_tag
 from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
 from .._templates import RecordTemplate
@@ -169,9 +170,13 @@ class RecordRoutes(EventRoutes):
         default = self._get_value(body, "default") if "default" in body else None
         try:
             if len(tags) == 1:
-                values: tuple[Value, ...] = (await handle.get(tags[0], default),)
+                try:
+                    values: tuple[Value, ...] = (await handle.get(tags[0], default),)
+                except InvalidValue as exc:
+                    exc.path = "[0]" + exc.path
+                    raise
             else:
-                values = await handle.view(*tags)
+                values = await handle.view(*tags)  # its errors name the tag: [2]
         except Exception as exc:
             raise api_error(exc, "tags") from None
         return json_response({"values": [to_wire(v) for v in values]})
@@ -183,9 +188,16 @@ class RecordRoutes(EventRoutes):
         tag = body["tag"]
         if type(tag) is not str:
             raise ApiError(400, "bad_request", "tag is a string", "tag")
+        try:
+            check_tag(tag)
+        except InvalidValue as exc:
+            raise api_error(exc, "tag") from None
         value = self._get_value(body, "value")
         try:
             version = await handle.set(tag, value)
+        except InvalidValue as exc:  # its path starts at the tag: ["tag"][1]
+            exc.path = exc.path.removeprefix(f'["{tag}"]')
+            raise api_error(exc, "value") from None
         except Exception as exc:
             raise api_error(exc, "value") from None
         return json_response({"version": version})
@@ -448,7 +460,10 @@ def _get_path(body: dict[str, Any]) -> str:
     path = body["path"]
     if type(path) is not str:
         raise ApiError(400, "bad_request", "path is a record's path, like sensors/kitchen", "path")
-    return path
+    try:
+        return check_path(path)
+    except InvalidValue as exc:
+        raise api_error(exc, "path") from None
 
 
 def _get_under(body: dict[str, Any]) -> str | None:

@@ -150,8 +150,8 @@ def _seconds(value: object, key: str, *, positive: bool) -> float:
         raise ApiError(400, "bad_request", f"{key} is a number of seconds or null", key)
     seconds = float(value)
     if math.isnan(seconds) or seconds < 0 or (positive and seconds == 0):
-        more = "positive" if positive else "at least 0"
-        raise ApiError(400, "invalid_value", f"{key} is a {more} number of seconds or null", key)
+        what = "a positive number of seconds" if positive else "a number of seconds >= 0"
+        raise ApiError(400, "invalid_value", f"{key} is {what} or null", key)
     return seconds
 
 

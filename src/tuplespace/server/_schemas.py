@@ -1,17 +1,27 @@
 """The OpenAPI document: JSON schemas of every request and answer.
 
 Requests are not validated against these schemas (handlers check them field by
-field, with the wire codec); they describe the API for clients and tools.
+field, with the wire codec); they describe the API for clients and tools, as strictly
+as the handlers check it: a request they allow is one the server takes (with the
+default limits), which tests/test_openapi.py has schemathesis look for.  Each tagged
+value and template field is a component of its own, so code generators make a class
+of each.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from .._codec import _BASE64_TEXT
+from .._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
+from .._records import COMPUTED_TAGS
 from .._templates import FORMAL_TYPES
+from .._values import DEFAULT_LIMITS, MAX_INT_BITS
 from ._auth import PERMISSIONS
 from ._hub import MAX_EVENT_RETENTION_BYTES
 
@@ -24,73 +34,234 @@ def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _tagged(tag: str, payload: Schema) -> Schema:
-    return {"type": "object", "properties": {tag: payload}, "required": [tag], "additionalProperties": False}
+def _tagged(tag: str, payload: Schema, description: str | None = None) -> Schema:
+    out: Schema = {
+        "type": "object",
+        "properties": {tag: payload},
+        "required": [tag],
+        "additionalProperties": False,
+    }
+    if description is not None:
+        out["description"] = description
+    return out
 
 
 def _nullable(schema: Schema) -> Schema:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
+def _whole(pattern: re.Pattern[str]) -> str:
+    """A pattern of the codec as a JSON Schema ``pattern``, which searches rather than matches."""
+    return f"^(?:{pattern.pattern})$"
+
+
+def _inner(name: str) -> Schema:
+    """The recursive component ``name``, from inside itself.
+
+    To a validator ``not: {not: S}`` is S; to a code generator it is an untyped value, so
+    that generators that build a component before anything may refer to it (and give up on
+    a union that holds itself) still build the nested arrays and objects."""
+    return {"not": {"not": ref(name)}}
+
+
 _PLAIN_KEYS: Schema = {"not": {"pattern": "^\\$"}}
 
+# The most fields of a tuple or map, and items of an array (the server's default limit).
+_FIELDS_MAX = DEFAULT_LIMITS.max_fields
+# The digits of an int as text: any 308 digits are below 2^1024.
+_INT_DIGITS = len(str(2**MAX_INT_BITS)) - 1
+# A bare JSON integer: one that fits in 64 bits (larger ones are {"$int": ...}).
+_INT: Schema = {"type": "integer", "minimum": -(2**63), "maximum": 2**64 - 1}
+
+# An instant as RFC 3339 text.  The server also takes 29 February, the years before 1000
+# and 9999; the pattern leaves them out so that every text it allows is a valid instant.
+_TIME = (
+    "^(?:[1-8][0-9]{3}|9(?:[0-8][0-9]{2}|9[0-8][0-9]|99[0-8]))-"
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+def _digits_at_most(bound: str) -> str:
+    """A pattern of the (non-empty) digit strings that, after a decimal point, are at most ``bound``."""
+    below = [f"{bound[:i]}[0-{int(d) - 1}][0-9]*" for i, d in enumerate(bound) if d != "0"]
+    start = ""  # the beginnings of bound: 7, 79, 797, ...
+    for d in reversed(bound):
+        start = f"{d}(?:{start})?" if start else d
+    return f"(?:{'|'.join([*below, start])})"
+
+
+# A float as text (the JSON number grammar) that cannot round to infinity: below 1e221 in
+# any spelling, and up to the largest double (1.7976931348623157e+308) as d.ddde+NNN.
+_FLOAT = (
+    "^-?(?:(?:0|[1-9][0-9]{0,20})(?:\\.[0-9]+)?(?:[eE](?:-[0-9]+|\\+?(?:[0-9]{1,2}|1[0-9]{2})))?"
+    "|[1-9](?:\\.[0-9]+)?[eE]\\+?(?:2[0-9]{2}|30[0-7])"
+    f"|1(?:\\.{_digits_at_most(str(sys.float_info.max)[2:].split('e')[0])})?[eE]\\+?308)$"
+)
+# An amount of credit as decimal text: at most 40 digits, so at most 40 significant ones.
+_DECIMAL = "^[0-9]{1,20}(?:\\.[0-9]{1,20})?$"
+# A number a request counts with (a record's id, a limit): a JSON integer of at most 63 bits.
+_COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+# A number in a query: at most 18 digits.
+_SEQUENCE: Schema = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
+_TAG: Schema = {"type": "string", "pattern": _whole(TAG_PATTERN)}
+_PATH: Schema = {
+    "type": "string",
+    "maxLength": MAX_PATH,
+    "pattern": f"^{SEGMENT_PATTERN.pattern}(?:/{SEGMENT_PATTERN.pattern}){{0,{MAX_SEGMENTS - 1}}}$",
+}
+# The address of a record (or a capability): a URI.
+_ADDRESS: Schema = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://[^\\x00-\\x20\\x7f]+$"}
+_CAPABILITY: Schema = {
+    "type": "string",
+    "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://[^\\x00-\\x20\\x7f]*/\\$cap/[^\\x00-\\x20\\x7f]+$",
+}
+
+# The values of the wire format (docs/wire-format.md) that JSON has no type for: each a
+# component of its own, which generated clients make a class of.
+_TAGGED_VALUES: dict[str, Schema] = {
+    "IntValue": _tagged(
+        "$int",
+        {"type": "string", "pattern": f"^-?[0-9]{{1,{_INT_DIGITS}}}$"},
+        "An int of at most 1024 bits (past 2^53 written only so).",
+    ),
+    "FloatValue": _tagged(
+        "$float",
+        {"anyOf": [{"type": "string", "pattern": _FLOAT}, {"type": "number"}]},
+        "A float (finite).",
+    ),
+    "BytesValue": _tagged("$bytes", {"type": "string", "pattern": _whole(_BASE64_TEXT)}, "Bytes, in base64."),
+    "TimeValue": _tagged("$time", {"type": "string", "pattern": _TIME}, "An instant."),
+    "UriValue": _tagged(
+        "$uri",
+        {"type": "string", "minLength": 1, "maxLength": 8192, "pattern": "^[^\\x00-\\x20\\x7f]+$"},
+        "The address of a named tuple or record.",
+    ),
+    "CreditValue": _tagged("$credit", {"type": "string", "pattern": _DECIMAL}, "An amount of credit."),
+}
 _SCALARS: list[Schema] = [
     {"type": "null"},
     {"type": "boolean"},
-    {"type": "integer"},
+    _INT,
     {"type": "string"},
-    _tagged("$int", {"type": "string", "pattern": "^-?[0-9]+$"}),
-    _tagged("$float", {"anyOf": [{"type": "string"}, {"type": "number"}]}),
-    _tagged("$bytes", {"type": "string"}),
-    _tagged("$time", {"type": "string"}),
-    _tagged("$uri", {"type": "string", "minLength": 1}),
-    _tagged("$credit", {"type": "string"}),
+    *(ref(name) for name in _TAGGED_VALUES),
 ]
+
+
+def _maps(name: str, what: str) -> dict[str, Schema]:
+    """The components of the maps of ``name``, keys starting with $ or not."""
+    return {
+        f"Object{name}": {
+            "description": f"A map of {what}s (keys not starting with $).",
+            "type": "object",
+            "propertyNames": _PLAIN_KEYS,
+            "maxProperties": _FIELDS_MAX,
+            "additionalProperties": ref(name),
+        },
+        f"Map{name}": _tagged(
+            "$map",
+            {"type": "object", "maxProperties": _FIELDS_MAX, "additionalProperties": ref(name)},
+            f"A map of {what}s, keys of any kind.",
+        ),
+    }
+
+
+def _containers(name: str) -> list[Schema]:
+    """The arrays and maps of the recursive component ``name``."""
+    return [
+        {"type": "array", "items": _inner(name), "maxItems": _FIELDS_MAX},
+        ref(f"Object{name}"),
+        ref(f"Map{name}"),
+    ]
+
+
+def _bounds(kind: Schema) -> Schema:
+    """A ``$range`` between two values of one kind, at least one of them given."""
+    return {
+        "type": "object",
+        "properties": {"low": _nullable(kind), "high": _nullable(kind), "include_high": {"type": "boolean"}},
+        "additionalProperties": False,
+        "anyOf": [
+            {"properties": {"low": kind}, "required": ["low"]},
+            {"properties": {"high": kind}, "required": ["high"]},
+        ],
+    }
+
 
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
 
+# An amount of credit as decimal text or a JSON integer.
+_AMOUNTS: list[Schema] = [
+    {"type": "string", "pattern": _DECIMAL},
+    {"type": "integer", "minimum": 0, "maximum": 2**64 - 1},
+]
+
+_NUMBER: Schema = {"anyOf": [_INT, ref("IntValue"), ref("FloatValue"), ref("CreditValue")]}
+
+# The template fields that are not values, each a component of its own.
+_TEMPLATE_FIELDS: dict[str, Schema] = {
+    "AnyField": _tagged("$any", {"type": "boolean", "const": True}, "Every value."),
+    "FormalField": _tagged("$formal", {"enum": sorted(FORMAL_TYPES)}, "Every value of the type."),
+    "RangeField": _tagged(
+        "$range",
+        {
+            "anyOf": [
+                _bounds(_NUMBER),
+                _bounds({"type": "string"}),
+                _bounds(ref("BytesValue")),
+                _bounds(ref("TimeValue")),
+            ]
+        },
+        "The values from low to high (of one kind: numbers, str, bytes or times).",
+    ),
+    "RegexField": _tagged(
+        "$regex",
+        {"type": "string", "format": "regex", "maxLength": 4096},
+        "The str values the pattern finds.",
+    ),
+    "PrefixField": _tagged(
+        "$prefix",
+        {"anyOf": [{"type": "string"}, ref("BytesValue"), ref("UriValue")]},
+        "The str, bytes or uri values that start with it.",
+    ),
+    "OneOfField": _tagged(
+        "$oneof",
+        {"type": "array", "items": ref("Value"), "minItems": 1, "maxItems": 1024},
+        "One of the values.",
+    ),
+    "XPathField": _tagged(
+        "$xpath",
+        {"type": "string", "format": "xpath", "minLength": 1, "maxLength": 4096},
+        "The XML documents it selects in.",
+    ),
+}
+
 COMPONENTS: dict[str, Schema] = {
+    **_TAGGED_VALUES,
+    **_maps("Value", "value"),
     "Value": {
         "description": "A value in the wire format (docs/wire-format.md).",
-        "anyOf": [
-            *_SCALARS,
-            {"type": "array", "items": ref("Value")},
-            {"type": "object", "propertyNames": _PLAIN_KEYS, "additionalProperties": ref("Value")},
-            _tagged("$map", {"type": "object", "additionalProperties": ref("Value")}),
-        ],
+        "anyOf": [*_SCALARS, *_containers("Value")],
     },
-    "Tuple": {"description": "A tuple: a JSON array of values.", "type": "array", "items": ref("Value")},
+    "Tuple": {
+        "description": "A tuple: a JSON array of values.",
+        "type": "array",
+        "items": ref("Value"),
+        "maxItems": _FIELDS_MAX,
+    },
+    **_TEMPLATE_FIELDS,
+    **_maps("TemplateField", "template field"),
     "TemplateField": {
         "description": "A template field (docs/wire-format.md, Templates).",
-        "anyOf": [
-            *_SCALARS,
-            {"type": "array", "items": ref("TemplateField")},
-            {"type": "object", "propertyNames": _PLAIN_KEYS, "additionalProperties": ref("TemplateField")},
-            _tagged("$map", {"type": "object", "additionalProperties": ref("TemplateField")}),
-            _tagged("$any", {"const": True}),
-            _tagged("$formal", {"enum": sorted(FORMAL_TYPES)}),
-            _tagged(
-                "$range",
-                {
-                    "type": "object",
-                    "properties": {
-                        "low": ref("Value"),
-                        "high": ref("Value"),
-                        "include_high": {"type": "boolean"},
-                    },
-                    "additionalProperties": False,
-                },
-            ),
-            _tagged("$regex", {"type": "string", "maxLength": 4096}),
-            _tagged("$prefix", ref("Value")),
-            _tagged("$oneof", {"type": "array", "items": ref("Value"), "minItems": 1, "maxItems": 1024}),
-            _tagged("$xpath", {"type": "string", "maxLength": 4096}),
-        ],
+        "anyOf": [*_SCALARS, *_containers("TemplateField"), *(ref(n) for n in _TEMPLATE_FIELDS)],
     },
     "Template": {
         "description": "A template: a JSON array of template fields.",
         "type": "array",
         "items": ref("TemplateField"),
+        "maxItems": _FIELDS_MAX,
     },
     "Lease": {
         "description": "Seconds the tuple stays; null or absent: until it is taken.",
@@ -102,7 +273,7 @@ COMPONENTS: dict[str, Schema] = {
     },
     "Limit": {
         "description": "The most tuples to answer with.",
-        **_nullable({"type": "integer", "minimum": 0}),
+        **_nullable(_COUNTER),
     },
     "Permissions": {"type": "array", "items": {"enum": list(PERMISSIONS)}, "uniqueItems": True},
     "LeaseInfo": {
@@ -131,7 +302,7 @@ COMPONENTS: dict[str, Schema] = {
         "type": "object",
         "properties": {
             "order": {"enum": ["fifo", "lifo", "random"]},
-            "capacity": _nullable({"type": "integer", "minimum": 1}),
+            "capacity": _nullable({**_COUNTER, "minimum": 1}),
             "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
             "event_retention_bytes": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_RETENTION_BYTES},
             "store": {"enum": ["durable", "memory"]},
@@ -141,30 +312,33 @@ COMPONENTS: dict[str, Schema] = {
     "Credit": {
         "description": "An amount of credit: a wire credit, a decimal string or an integer.",
         "anyOf": [
-            _tagged("$credit", {"type": "string"}),
-            {"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?$"},
-            {"type": "integer", "minimum": 0},
+            ref("CreditValue"),
+            *_AMOUNTS,
         ],
     },
     "Ref": {
         "description": "A record: its path, its address, or a capability's address.",
-        "type": "string",
-        "minLength": 1,
+        "anyOf": [ref("Path"), _ADDRESS],
     },
+    "Path": {
+        "description": "A record's path: segments of A-Z a-z 0-9 . _ ~ - joined by /, none starting with .",
+        **_PATH,
+    },
+    "Tag": {"description": "The tag of a record's field.", **_TAG},
     "RecordId": {
         "description": "The record's number (from an answer): the request names that record only.",
-        "type": "integer",
-        "minimum": 0,
+        **_COUNTER,
     },
     "RecordTemplate": {
         "description": "A record template: a JSON object from tags to template fields.",
         "type": "object",
+        "propertyNames": _TAG,
         "additionalProperties": ref("TemplateField"),
     },
     "RecordData": {
         "type": "object",
         "properties": {
-            "address": _tagged("$uri", {"type": "string"}),
+            "address": ref("UriValue"),
             "version": {"type": "integer", "minimum": 0},
             "tags": {"type": "array", "items": {"type": "string"}},
             "fields": ref("Value"),
@@ -189,7 +363,7 @@ COMPONENTS: dict[str, Schema] = {
         "description": "A handle on a record: its address and what it allows.",
         "type": "object",
         "properties": {
-            "address": _tagged("$uri", {"type": "string"}),
+            "address": ref("UriValue"),
             "id": {"type": "integer", "minimum": 0},
             "operations": {"type": "array", "items": {"type": "string"}},
             "expires_at": _nullable({"type": "number"}),
@@ -217,22 +391,27 @@ COMPONENTS: dict[str, Schema] = {
 }
 
 
-def _body(properties: dict[str, Schema], required: tuple[str, ...] = (), optional: bool = False) -> Schema:
-    return {
-        "requestBody": {
-            "required": not optional,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": properties,
-                        "required": list(required),
-                        "additionalProperties": False,
-                    }
-                }
-            },
-        }
+def _body(
+    properties: dict[str, Schema],
+    required: tuple[str, ...] = (),
+    optional: bool = False,
+    some_of: tuple[str, ...] = (),
+    with_one: tuple[str, str] | None = None,
+) -> Schema:
+    """A JSON request body; ``some_of``: properties of which at least one is given, not null;
+    ``with_one``: a property that goes only with a one-item array of the other."""
+    schema: Schema = {
+        "type": "object",
+        "properties": properties,
+        "required": list(required),
+        "additionalProperties": False,
     }
+    if some_of:
+        schema["not"] = {"properties": {name: {"type": "null"} for name in some_of}}
+    if with_one:
+        alone, many = with_one
+        schema["dependentSchemas"] = {alone: {"properties": {many: {"maxItems": 1}}, "required": [many]}}
+    return {"requestBody": {"required": not optional, "content": {"application/json": {"schema": schema}}}}
 
 
 def _answer(description: str, schema: Schema | None = None, media: str = "application/json") -> Schema:
@@ -246,10 +425,15 @@ def _object(properties: dict[str, Schema], required: tuple[str, ...] = ()) -> Sc
     return {"type": "object", "properties": properties, "required": list(required)}
 
 
-_MORE = {"const": True, "description": "The wait was cut short: ask again for the time left."}
+_MORE = {
+    "type": "boolean",
+    "const": True,
+    "description": "The wait was cut short: ask again for the time left.",
+}
 _TUPLE_OR_NULL = _nullable(ref("Tuple"))
 _FOUND = _object({"tuple": _TUPLE_OR_NULL, "more": _MORE}, ("tuple",))
 _CUT = {
+    "type": "boolean",
     "const": True,
     "description": "The answer was cut short by a limit of the server (more match), or, with no "
     "tuples, its wait was cut short: ask again (for the time left).",
@@ -265,6 +449,8 @@ _PAGE = _object(
 )
 _COUNT = _object({"count": {"type": "integer", "minimum": 0}}, ("count",))
 _EXPIRES = _object({"expires_at": _nullable({"type": "number"})}, ("expires_at",))
+# A balance: any amount of credit, in canonical form (docs/wire-format.md, credit).
+_BALANCE = _tagged("$credit", {"type": "string", "pattern": "^[0-9]+(?:\\.[0-9]+)?$", "maxLength": 100})
 _CLAIM = _object({"id": {"type": "string"}, "expires_at": {"type": "number"}}, ("id", "expires_at"))
 
 _ERRORS = {
@@ -294,12 +480,23 @@ _CLAIMING: dict[str, Any] = {"claim": {"type": "boolean"}, "confirm": _UNCONFIRM
 _ONLY_TEMPLATE = {"template": ref("Template")}
 _LEASE_BODY = {"lease": ref("Lease")}
 _NO_BODY: Schema = {}
-_AMOUNT: Schema = {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}
+_AMOUNT: Schema = {"anyOf": _AMOUNTS}
 _REF = {"ref": ref("Ref"), "id": ref("RecordId")}
+_FIELDS: Schema = {
+    "description": "The record's fields: a JSON object from tags to values.",
+    "type": "object",
+    "propertyNames": _TAG,
+    "maxProperties": _FIELDS_MAX,
+    "additionalProperties": ref("Value"),
+}
 _RECORD = _object({"record": ref("Record")}, ("record",))
 _PAID = {"credit": ref("Credit"), "lease": ref("Lease"), "principal": {"type": "string", "minLength": 1}}
-_PATH = {"type": "string", "minLength": 1, "maxLength": 1024}
-_WHERE = {"template": ref("RecordTemplate"), "under": _nullable({"type": "string"})}
+_WHERE = {
+    "template": ref("RecordTemplate"),
+    "under": _nullable(
+        {"anyOf": [{"const": ""}, {"type": "string", "pattern": _PATH["pattern"][:-1] + "/*$"}]}
+    ),
+}
 _CHANGE_PARAMETERS: list[Schema] = [
     {
         "name": name,
@@ -311,9 +508,9 @@ _CHANGE_PARAMETERS: list[Schema] = [
     for name, description, schema in (
         ("under", "Only the records below this path.", {"type": "string"}),
         ("events", "Comma-separated kinds: create, update, move, destroy, expire.", {"type": "string"}),
-        ("since", "Resume after this event.", {"type": "integer", "minimum": 0}),
+        ("since", "Resume after this event.", _SEQUENCE),
         ("ref", "Watch this one record (a path, an address or a capability's address).", {"type": "string"}),
-        ("id", "The record's number (with a path or address).", {"type": "integer", "minimum": 0}),
+        ("id", "The record's number (with a path or address).", _SEQUENCE),
     )
 ] + [
     {
@@ -355,7 +552,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         _body(
             {
                 "order": {"enum": ["fifo", "lifo", "random"]},
-                "capacity": _nullable({"type": "integer", "minimum": 1}),
+                "capacity": _nullable({**_COUNTER, "minimum": 1}),
                 "event_retention": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
                 "event_retention_bytes": {
                     "type": "integer",
@@ -563,7 +760,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                     "in": "query",
                     "required": False,
                     "description": "Resume after this event.",
-                    "schema": {"type": "integer", "minimum": 0},
+                    "schema": _SEQUENCE,
                 },
                 {
                     "name": "existing",
@@ -588,7 +785,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "create_record": (
         "Create a record.",
-        _body({"path": _PATH, "fields": {"type": "object"}, **_PAID}, ("path", "fields")),
+        _body({"path": ref("Path"), "fields": _FIELDS, **_PAID}, ("path", "fields")),
         {"201": _answer("Created.", _RECORD)},
     ),
     "open_record": (
@@ -601,10 +798,16 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         _body(
             {
                 **_REF,
-                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "tags": {
+                    "type": "array",
+                    "items": {"anyOf": [ref("Tag"), {"enum": list(COMPUTED_TAGS)}]},
+                    "minItems": 1,
+                    "maxItems": _FIELDS_MAX,
+                },
                 "default": ref("Value"),
             },
             ("ref",),
+            with_one=("default", "tags"),
         ),
         {
             "200": _answer(
@@ -620,7 +823,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "set_record": (
         "Set one field of a record, atomically.",
-        _body({**_REF, "tag": {"type": "string"}, "value": ref("Value")}, ("ref", "tag", "value")),
+        _body({**_REF, "tag": ref("Tag"), "value": ref("Value")}, ("ref", "tag", "value")),
         {
             "200": _answer(
                 "The record's new version.", _object({"version": {"type": "integer"}}, ("version",))
@@ -629,25 +832,25 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "refresh_record": (
         "Refinance a record: add credit, or give it a lease.",
-        _body({**_REF, **_PAID}, ("ref",)),
+        _body({**_REF, **_PAID}, ("ref",), some_of=("credit", "lease")),
         {"200": _answer("When it expires now.", _EXPIRES)},
     ),
     "clone_record": (
         "Copy a record to a new path.",
-        _body({**_REF, "path": _PATH, **_PAID}, ("ref", "path")),
+        _body({**_REF, "path": ref("Path"), **_PAID}, ("ref", "path")),
         {"201": _answer("The copy.", _RECORD)},
     ),
     "move_record": (
         "Give a record a new path; the old one redirects for redirect_lease seconds.",
         _body(
-            {**_REF, "path": _PATH, "redirect_lease": _nullable({"type": "number", "minimum": 0})},
+            {**_REF, "path": ref("Path"), "redirect_lease": _nullable({"type": "number", "minimum": 0})},
             ("ref", "path"),
         ),
         {
             "200": _answer(
                 "The record's new address and version.",
                 _object(
-                    {"address": _tagged("$uri", {"type": "string"}), "version": {"type": "integer"}},
+                    {"address": ref("UriValue"), "version": {"type": "integer"}},
                     ("address", "version"),
                 ),
             )
@@ -681,7 +884,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "revoke_capability": (
         "Revoke a capability.",
-        _body({"ref": ref("Ref")}, ("ref",)),
+        _body({"ref": {"description": "The capability's address.", **_CAPABILITY}}, ("ref",)),
         {"204": _answer("Revoked.")},
     ),
     "find_records": (
@@ -727,7 +930,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The new balance.",
                 _object(
-                    {"principal": {"type": "string"}, "balance": _tagged("$credit", {"type": "string"})},
+                    {"principal": {"type": "string"}, "balance": _BALANCE},
                     ("principal", "balance"),
                 ),
             )
@@ -740,7 +943,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "200": _answer(
                 "The balance.",
                 _object(
-                    {"principal": {"type": "string"}, "balance": _tagged("$credit", {"type": "string"})},
+                    {"principal": {"type": "string"}, "balance": _BALANCE},
                     ("principal", "balance"),
                 ),
             )
@@ -784,9 +987,20 @@ def operation(name: str) -> dict[str, Any]:
 
 _SPACE_NAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 
+_BEARER: Schema = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A token of the server's token file (docs/http-api.md, Authentication and permissions).",
+}
+# A request may come with a token or without one (then with the anonymous permissions).
+_TOKEN_OR_NONE: list[Schema] = [{"bearer": []}, {}]
+# The operations that read no token.
+_OPEN = frozenset({"health"})
 
-def install(app: FastAPI) -> None:
-    """Give ``app`` an OpenAPI document with these schemas."""
+
+def install(app: FastAPI, stores: tuple[str, ...]) -> None:
+    """Give ``app`` an OpenAPI document with these schemas; ``stores``: the stores its
+    spaces may ask for (durable ones need a data directory)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -794,13 +1008,20 @@ def install(app: FastAPI) -> None:
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        components = doc.setdefault("components", {}).setdefault("schemas", {})
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
         for unused in ("HTTPValidationError", "ValidationError"):
-            components.pop(unused, None)
-        components.update(COMPONENTS)
+            schemas.pop(unused, None)
+        schemas.update(COMPONENTS)
+        components["securitySchemes"] = {"bearer": _BEARER}
         for item in doc["paths"].values():
             for op in item.values():
                 op["responses"].pop("422", None)
+                if op["operationId"] not in _OPEN:
+                    op["security"] = _TOKEN_OR_NONE
+                if op["operationId"] == "put_space":
+                    body = op["requestBody"]["content"]["application/json"]["schema"]
+                    body["properties"] = {**body["properties"], "store": {"enum": list(stores)}}
                 for param in op.get("parameters", []):
                     if param["name"] == "space":
                         param["schema"] = _SPACE_NAME
