@@ -133,7 +133,7 @@ class SyncOverAsync:
                     since=since,
                     max_pending=max_pending,
                     lease=lease,
-                    **({"existing": True} if existing else {}),
+                    **({} if existing is False else {"existing": existing}),
                 )
             )
 

@@ -4,7 +4,8 @@ Every ```` ```python ```` block of a document runs, in order, in one namespace p
 (a block may use what an earlier one made), in a temporary working directory, with ``ts``
 imported.  Addresses of the servers the examples name are those of real servers the tests
 start: ``http://127.0.0.1:8765`` is a server on 127.0.0.1 whose admin token is ``ADMIN_TOKEN``
-(a name the examples may use), ``redis://127.0.0.1:6379/0`` a redis-server, and the CoAP
+(a name the examples may use), ``redis://127.0.0.1:6379/0`` a redis-server,
+``redis+cluster://127.0.0.1:7000`` a Redis Cluster, and the CoAP
 nodes of ``coap://127.0.0.1:5683/`` and ``:5684/`` listen on free ports.  Top-level
 ``await`` runs on an event loop.  A block that is a sketch, not a program (two parties that
 run at once, a path of the reader's machine), says so on the line before it:
@@ -29,7 +30,6 @@ import pytest
 
 import tuplespace as ts
 from conftest import LiveServer
-from helpers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -80,7 +80,6 @@ def _free_udp_port() -> int:
 @pytest.fixture(scope="module")
 def addresses(docs_server: LiveServer, request: pytest.FixtureRequest) -> Callable[[str], str]:
     """What a block's text becomes: the addresses it names, those of real servers."""
-    redis: list[RedisServer] = []
     coap_ports = {5683: _free_udp_port(), 5684: _free_udp_port()}
 
     def rewrite(code: str) -> str:
@@ -88,9 +87,10 @@ def addresses(docs_server: LiveServer, request: pytest.FixtureRequest) -> Callab
         for port, free in coap_ports.items():
             code = code.replace(f"coap://127.0.0.1:{port}/", f"coap://127.0.0.1:{free}/")
         if "redis://127.0.0.1:6379" in code:
-            if not redis:
-                redis.append(request.getfixturevalue("redis_server"))
-            code = code.replace("redis://127.0.0.1:6379/0", redis[0].url)
+            code = code.replace("redis://127.0.0.1:6379/0", request.getfixturevalue("redis_server").url)
+        if "redis+cluster://127.0.0.1:7000" in code:
+            cluster = request.getfixturevalue("redis_cluster").url
+            code = code.replace("redis+cluster://127.0.0.1:7000", cluster)
         return code
 
     return rewrite
