@@ -757,7 +757,7 @@ REDIS_LIMITS = {
     "test_a_waiting_take_all_woken_by_a_write_many_takes_after_the_writes": (
         "a waiting take_all is woken by the first write of a batch, not once by the batch"
     ),
-    "test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity": "subscribe(ANY)",
+    "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
 }
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a
@@ -771,13 +771,7 @@ REDIS_DOES = frozenset(
 
 def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the Redis ways do not run the test ``function`` of ``module`` (None: they do)."""
-    limit = REDIS_LIMITS_BY_MODULE.get(module) or REDIS_LIMITS.get(function.__name__)
-    if limit is None:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.keyword) and node.arg == "existing":
-                return "subscribe(existing=...): the tuples present, before the live events"
-    return limit
+    return REDIS_LIMITS_BY_MODULE.get(module) or REDIS_LIMITS.get(function.__name__)
 
 
 def needs_embedding(function: Callable[..., Any], fixtures: Iterator[str] | list[str]) -> str | None:

@@ -288,3 +288,62 @@ def test_a_tuple_handed_to_a_take_waiting_in_redis_is_not_seen_by_readers_that_c
     space.write(("job", 2))
     assert taker.result(PATIENCE) == ("job", 1)
     assert reader.result(PATIENCE) == ("job", 2)
+
+
+def test_present_tuples_matched_by_redis_are_looked_up_one_at_a_time(url: str, space: Any) -> None:
+    space.write_many([("job", 1), ("other", 1), ("job", 2), ("job", 3)])
+    sub = space.subscribe(("job", ANY), existing=True)
+    assert sub.statistics()["presenting"]
+    first = sub.get(timeout=PATIENCE)
+    finished(run_child(url, 'space.take(("job", 2)); space.write(("job", 4))'))
+    events = [first] + [sub.get(timeout=PATIENCE) for _ in range(3)]
+    assert [(e.kind, e.tuple) for e in events] == [
+        ("present", ("job", 1)),
+        ("present", ("job", 3)),
+        ("take", ("job", 2)),
+        ("write", ("job", 4)),
+    ]
+    assert not sub.statistics()["presenting"]
+    assert events[0].seq == events[1].seq == events[2].seq - 1
+    sub.close()
+
+
+@pytest.mark.parametrize("order", ["fifo", "lifo"])
+def test_present_tuples_are_found_past_batches_of_candidates_that_do_not_match(
+    redis_server: RedisServer, order: str
+) -> None:
+    with ts.connect(redis_server.space_url(), order=order) as space:
+        space.write_many([("job", "x")] * 600 + [("job", 1)] + [("job", "y")] * 600 + [("job", 2)])
+        with space.subscribe(("job", int), existing=True) as sub:
+            space.write(("job", 3))
+            events = [sub.get(timeout=PATIENCE) for _ in range(3)]
+    present = [("present", ("job", 1)), ("present", ("job", 2))]
+    assert [(e.kind, e.tuple) for e in events] == (present if order == "fifo" else present[::-1]) + [
+        ("write", ("job", 3))
+    ]
+
+
+def test_subscribe_any_presents_every_arity_in_order_skipping_tuples_whose_lease_ended(
+    redis_server: RedisServer, space: Any
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+
+    def leases_ended() -> bool:
+        seconds, micros = client.time()
+        last = client.zrange(f"{{ts:{space.name}}}:exp", -1, -1, withscores=True)
+        return not last or last[0][1] < seconds * 1000 + micros // 1000
+
+    space.write(("a",))
+    # More than the scripts of two lookups run out (64 each), so the third meets ended leases.
+    space.write_many([("leased", n) for n in range(200)], lease=0.5)
+    space.write_many([(), ("b", 1)])
+    with space.subscribe(ANY, existing=True) as sub:
+        wait_until(leases_ended, "the leases to end")
+        events = [sub.get(timeout=PATIENCE) for _ in range(203)]
+    client.close()
+    assert [(e.kind, e.tuple) for e in events[:3]] == [
+        ("present", ("a",)),
+        ("present", ()),
+        ("present", ("b", 1)),
+    ]
+    assert sorted(e.tuple[1] for e in events[3:] if e.kind == "expire") == list(range(200))

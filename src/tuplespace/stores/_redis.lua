@@ -420,10 +420,11 @@ return {
 --[[ events ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
 -- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
--- the next lease ends (-1: none), then seq, kind, encoding and time of each event after.
+-- the next lease ends (-1: none), the id of the latest tuple (every tuple of a later id
+-- was written after the latest event), then seq, kind, encoding and time of each event after.
 expire_due()
 tell_room()
-local out = {ev_last, ev_first, next_expiry()}
+local out = {ev_last, ev_first, next_expiry(), redis.call('GET', SEQ) or '0'}
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]
@@ -434,3 +435,40 @@ if tonumber(ARGV[2]) > 0 then
   end
 end
 return out
+
+--[[ first ]]
+-- ARGV: order, the id to continue after (before, in LIFO order), the id of the latest
+-- tuple to consider, then the index keys of the sets of candidates (any of them).
+-- Returns the id and encoding of the first tuple alive in one of those sets, in the
+-- space's order, or nothing.
+expire_due()
+tell_room()
+local lifo, after, upto = ARGV[1] == 'lifo', tonumber(ARGV[2]), tonumber(ARGV[3])
+local best
+for i = 4, #ARGV do
+  local key, from = P .. ':' .. ARGV[i], '(' .. after
+  local to = best or upto
+  while true do
+    local ids
+    if lifo then
+      ids = redis.call('ZREVRANGEBYSCORE', key, from, '(' .. (best or 0), 'LIMIT', 0, 16)
+    else
+      ids = redis.call('ZRANGEBYSCORE', key, from, to, 'LIMIT', 0, 16)
+    end
+    local found = false
+    for _, id in ipairs(ids) do
+      if alive(id) then
+        best, found = tonumber(id), true
+        break
+      end
+      from = '(' .. id
+    end
+    if found or #ids < 16 then
+      break
+    end
+  end
+end
+if not best then
+  return {}
+end
+return {best, encoding(redis.call('HGET', TUP, best))}

@@ -44,10 +44,10 @@ from .._errors import (
     UnknownLease,
     Unreachable,
 )
-from .._events import EVENT_KINDS, Event
+from .._events import EVENT_KINDS, Event, check_existing
 from .._registry import Registry
-from .._templates import Template, compile_template
-from .._values import Value
+from .._templates import ANY, Template, compile_template
+from .._values import DEFAULT_LIMITS, Value
 from ..client._common import (
     Lease,
     check_kinds,
@@ -91,6 +91,10 @@ HANDOVER_WAIT = 5.0
 (well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
 three times as long, after which a script gives back what was handed to it, should
 its process have gone away."""
+
+
+_EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
+"""The index keys of the tuples of each arity: together, every tuple."""
 
 
 def _ms(seconds: float | None) -> str:
@@ -513,22 +517,29 @@ class RedisSpace:
         since: int | None = None,
         max_pending: int = 1000,
         lease: float | None = None,
+        existing: bool = False,
     ) -> RedisSubscription:
-        """The events of tuples matching ``template``; see :meth:`tuplespace.Space.subscribe`.
+        """The events of tuples matching ``template`` (:data:`~tuplespace.ANY` alone:
+        every tuple); see :meth:`tuplespace.Space.subscribe`.
 
         Events are read from the space's log in Redis, so they come from every process
         using the space; ``since`` resumes after an event of any of them.  At most
-        ``max_pending`` events are read ahead.  The subscription begins at once in the
-        sync face; in the async one when it is awaited, entered or first read.
+        ``max_pending`` events are read ahead.  With ``existing``, the matching tuples
+        present when it begins come first (kind ``present``), each looked up in Redis
+        when its turn comes.  The subscription begins at once in the sync face; in the
+        async one when it is awaited, entered or first read.
         """
         self._check_open()
+        kinds = frozenset(check_kinds(events))
+        since = check_since(since)
         subscription = RedisSubscription(
             self,
-            compile_template(template),
-            frozenset(check_kinds(events)),
-            check_since(since),
+            template,
+            kinds,
+            since,
             check_max_pending(max_pending),
             check_lease(lease),
+            check_existing(existing, since),
         )
         return opened_now(subscription)
 
@@ -821,23 +832,32 @@ class RedisSubscription(Openable):
     event, and ends when the subscription is closed (by :meth:`close`, its lease or
     the space's handle closing).
 
-    A :meth:`get` reads the events after the last one delivered from the space's log
-    in Redis (at most ``max_pending`` at once), runs out the leases that have ended,
-    and waits for the space's listener to tell it of new events.  Events the log no
+    Opened with ``existing``, it first reports the matching tuples present when it
+    began: one script read the latest event's seq and the latest tuple's id, and each
+    :meth:`get` looks up the next tuple still in the space, in the space's order, of an
+    id up to that one and past the last reported.  Then a :meth:`get` reads the events
+    after the last one delivered from the space's log in Redis (at most
+    ``max_pending`` at once), runs out the leases that have ended, and waits for the
+    space's listener to tell it of new events.  Events the log no
     longer holds raise :class:`~tuplespace.EventsLost`; reading goes on after it.
     """
 
     def __init__(
         self,
         space: RedisSpace,
-        template: Template,
+        template: Any,
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
+        existing: bool,
     ) -> None:
         self._space = space
-        self._template = template
+        self._template = None if template is ANY else compile_template(template)  # None: every tuple
+        self._presenting = existing
+        self._present_after = 0  # the id of the last present tuple reported
+        self._present_upto = 0  # the id of the latest tuple when the subscription began
+        self._began = 0.0
         self._kinds = kinds
         self._since = since
         self._max_pending = max_pending
@@ -868,6 +888,7 @@ class RedisSubscription(Openable):
             "delivered": self._delivered,
             "last_seq": self._last_seq,
             "closed": self._closed,
+            "presenting": self._presenting,
         }
 
     def _open(self) -> None:
@@ -890,6 +911,9 @@ class RedisSubscription(Openable):
                 space._remove_subscription(self)
                 raise
             self._read = self._last_seq = since
+            self._present_upto = int(reply[3])
+            self._present_after = self._present_upto + 1 if space._options.order == "lifo" else 0
+            self._began = time.time()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
@@ -898,7 +922,7 @@ class RedisSubscription(Openable):
         """Read the next events of the log, keeping those asked for; whether any was
         read, and the seconds until the next lease of the space ends (None: no lease)."""
         reply = self._space._call("events", [self._read, self._max_pending])
-        entries = reply[3:]
+        entries = reply[4:]
         lost = None
         if entries and int(entries[0]) > self._read + 1:
             lost = EventsLost(self._read + 1, int(entries[0]))
@@ -907,12 +931,44 @@ class RedisSubscription(Openable):
             self._read = seq
             if kind in self._kinds:
                 t = decode_tuple(entries[i + 2])
-                if self._template.matches(t):
+                if self._wants(t):
                     self._pending.append(Event(seq, kind, t, int(entries[i + 3]) / 1000.0))
         if lost is not None:
             raise lost
         expiry = float(reply[2]) / 1000.0
         return bool(entries), None if expiry < 0 else expiry
+
+    def _wants(self, t: Tuple) -> bool:
+        return self._template is None or self._template.matches(t)
+
+    def _present(self) -> Tuple | None:
+        """The next tuple present when the subscription began that is still in the
+        space, in the space's order (None: there is none left)."""
+        space = self._space
+        order = "lifo" if space._options.order == "lifo" else "fifo"
+        upto = self._present_upto
+        template = self._template
+        if template is None:
+            reply = space._call("first", [order, self._present_after, upto, *_EVERY_ARITY])
+            if not reply:
+                return None
+            self._present_after = int(reply[0])
+            return decode_tuple(reply[1])
+        keys, trusted = candidates(template)
+        cursor = str(self._present_after)
+        while True:
+            mode, limit = ("read", 1) if trusted else ("scan", -1)
+            reply = space._call("find", [mode, order, limit, BATCH, cursor, "", *keys])
+            for i, data in pairs(reply[3:]):
+                if i > upto:  # written since it began, in FIFO order: the last ones are passed
+                    return None
+                t = decode_tuple(data)
+                if trusted or template.matches(t):
+                    self._present_after = i
+                    return t
+            if trusted or not reply[0]:
+                return None
+            cursor = reply[0]
 
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
@@ -928,6 +984,13 @@ class RedisSubscription(Openable):
                 return event
             self._wake.clear()
             try:
+                if self._presenting:
+                    t = self._present()
+                    if t is not None and not self._closed:
+                        self._delivered += 1
+                        return Event(self._last_seq, "present", t, self._began)
+                    self._presenting = False
+                    continue
                 read, expiry = self._fetch()
             except Exception:
                 if self._closed:  # closed meanwhile, maybe with the space's connections
