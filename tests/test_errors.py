@@ -123,3 +123,17 @@ def test_the_server_answers_an_exception_with_the_first_code_of_its_class() -> N
     assert (cycle.status, cycle.code, cycle.field) == (400, "invalid_value", "rule")
     with pytest.raises(ts.Timeout):
         api_error(ts.Timeout("nothing"))
+
+
+def test_the_server_answers_each_code_of_the_table_with_its_status() -> None:
+    status = {row.code: row.status for row in ERRORS}
+    src = Path(ts.__file__).parent
+    answers = [
+        (code, int(answered), path.name)
+        for path in sorted(src.rglob("*.py"))
+        for answered, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"(\w+)"', path.read_text())
+    ]
+    assert len(answers) > 100
+    head = ("value_too_large", 431)  # the head of a request is over its limit
+    wrong = [a for a in answers if a[0] in status and a[:2] != head and status[a[0]] != a[1]]
+    assert wrong == []
