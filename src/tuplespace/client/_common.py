@@ -303,6 +303,7 @@ def check_change_kinds(events: Iterable[str]) -> list[str]:
 
 # -- errors ------------------------------------------------------------------------------------
 
+# The class of each code the server answers (events_lost comes in an event stream).
 _CLASSES: dict[str, type[TupleSpaceError]] = {row.code: row.error for row in ERRORS}
 
 
