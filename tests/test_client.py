@@ -29,7 +29,7 @@ from tuplespace.client import (
     AsyncRemoteTransaction,
     RemoteSpace,
 )
-from tuplespace.client._common import error_from_answer
+from tuplespace.client._common import error_code, error_from_answer
 from tuplespace.server import ServerLimits
 
 Serve = Callable[..., Any]
@@ -190,8 +190,9 @@ def test_options_create_the_space_and_must_agree_with_it(http_server: Any) -> No
         assert (stats["order"], stats["capacity"]) == ("lifo", 5)
     with ts.connect(space_url, order="lifo") as again:
         assert again.count(("n", int)) == 2
-    with pytest.raises(ts.TupleSpaceError, match="space_exists"):
+    with pytest.raises(ts.Conflict, match="order") as info:
         ts.connect(space_url, order="fifo")
+    assert error_code(info.value) == "space_exists"
     http_server.delete(space_url)
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import orjson
 import pytest
 
 import tuplespace as ts
+from tuplespace._errors import ERRORS, WireCode
+from tuplespace.client._common import error_code, error_from_answer
+from tuplespace.server._errors import api_error
 
 TREE = [
     (ts.Timeout, ts.TupleSpaceError, TimeoutError),
@@ -54,3 +61,79 @@ def test_no_exception_shadows_a_builtin_name() -> None:
         obj = getattr(ts, name)
         if isinstance(obj, type) and issubclass(obj, BaseException):
             assert not hasattr(builtins, name), name
+
+
+# -- the error codes of the HTTP API -------------------------------------------------------------
+
+JS = Path(__file__).resolve().parent.parent / "clients" / "js" / "tuplespace.js"
+
+
+def _js_table() -> dict[str, str]:
+    """The JavaScript binding's table: error code -> the name of the class it raises."""
+    block = re.search(r"^const ERRORS = \{\n(.*?)^\};$", JS.read_text(), re.MULTILINE | re.DOTALL)
+    assert block is not None, "clients/js/tuplespace.js has no `const ERRORS = {...};`"
+    return dict(re.findall(r"^ +(\w+): (\w+),$", block.group(1), re.MULTILINE))
+
+
+def _public_parent(error: type) -> str:
+    return next(c.__name__ for c in error.__mro__[1:] if c.__name__ in ts.__all__ or c is Exception)
+
+
+def test_the_javascript_binding_raises_the_same_class_for_each_code() -> None:
+    assert _js_table() == {row.code: row.error.__name__ for row in ERRORS}
+
+
+def test_the_javascript_error_classes_form_the_same_tree() -> None:
+    section = JS.read_text().split("// -- errors -", 1)[1].split("// -- ", 1)[0]
+    classes = dict(re.findall(r"^export class (\w+) extends (\w+) \{", section, re.MULTILINE))
+    assert classes.pop("TupleSpaceError") == "Error"
+    for name, parent in classes.items():
+        assert name in ts.__all__, name
+        assert _public_parent(getattr(ts, name)) == parent, name
+
+
+def test_each_code_is_answered_with_one_status() -> None:
+    statuses: dict[str, set[int]] = {}
+    for row in ERRORS:
+        statuses.setdefault(row.code, set()).add(row.status)
+    assert all(len(s) == 1 for s in statuses.values()), statuses
+    assert len(statuses) == len(ERRORS)
+
+
+@pytest.mark.parametrize("row", ERRORS, ids=[row.code for row in ERRORS])
+def test_the_python_client_raises_the_class_of_each_code(row: WireCode) -> None:
+    body = orjson.dumps(
+        {"error": {"code": row.code, "message": "no", "field": None, "limit": "x", "maximum": 1}}
+    )
+    error = error_from_answer(row.status, body, "http://127.0.0.1:1/spaces/s")
+    assert type(error) is row.error
+    assert (error_code(error), str(error)) == (row.code, "no")
+
+
+def test_the_server_answers_an_exception_with_the_first_code_of_its_class() -> None:
+    assert api_error(ts.TransactionError("ended")).body()["error"]["code"] == "transaction_ended"
+    assert api_error(ts.InvalidValue("bad", "[1]"), "tuple").body()["error"] == {
+        "code": "invalid_value",
+        "message": "bad",
+        "field": "tuple[1]",
+    }
+    lost = api_error(ts.UnknownLease("gone"))
+    assert (lost.status, lost.code, lost.field) == (404, "unknown_lease", None)
+    cycle = api_error(ts.RuleCycle("loops", ["a", "b", "a"]), "rule")
+    assert (cycle.status, cycle.code, cycle.field) == (400, "invalid_value", "rule")
+    with pytest.raises(ts.Timeout):
+        api_error(ts.Timeout("nothing"))
+
+
+def test_the_server_answers_each_code_of_the_table_with_its_status() -> None:
+    status = {row.code: row.status for row in ERRORS}
+    src = Path(ts.__file__).parent
+    answers = [
+        (code, int(answered), path.name)
+        for path in sorted(src.rglob("*.py"))
+        for answered, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"(\w+)"', path.read_text())
+    ]
+    assert len(answers) > 100
+    head = ("value_too_large", 431)  # the head of a request is over its limit
+    wrong = [a for a in answers if a[0] in status and a[:2] != head and status[a[0]] != a[1]]
+    assert wrong == []

@@ -1523,6 +1523,8 @@ function templateWire(template) {
 
 // -- HTTP --------------------------------------------------------------------------------------
 
+// The class of each error code: the table ERRORS of the Python package (src/tuplespace/_errors.py),
+// which tests/test_errors.py checks this one against.
 const ERRORS = {
   wire_error: WireError,
   invalid_value: InvalidValue,

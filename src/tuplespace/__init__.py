@@ -25,6 +25,7 @@ from ._codec import (
 from ._connect import connect, connect_async, connect_server, connect_server_async
 from ._errors import (
     CapabilityRevoked,
+    Conflict,
     ContainmentCycle,
     EvaluationError,
     EventsLost,
@@ -78,6 +79,7 @@ __all__ = [
     "AsyncUpcall",
     "AsyncWorker",
     "CapabilityRevoked",
+    "Conflict",
     "Change",
     "Cleaner",
     "Clock",

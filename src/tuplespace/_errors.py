@@ -16,12 +16,12 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      │    └── SpaceFull                               the space is at its capacity
      ├── EvaluationError         (also ValueError)    an expression or a method failed as it ran
      ├── InsufficientCredit                           an account cannot pay for the operation
-     ├── UnknownLease            (also LookupError)   the leased thing is gone or expired
      ├── EventsLost                                   events a subscriber asked for are gone
      ├── TransactionError                             the transaction cannot go on
      │    └── TransactionAborted                      it was aborted (lease ran out, ...)
      ├── StoreError                                   the durable store cannot be opened or failed
      ├── SpaceClosed                                  the space was closed
+     ├── Conflict                                     a space or token of that name exists already
      ├── RecordExists                                 a record (or the root) has that path already
      ├── RecordInUse                                  a record that others contain cannot go
      ├── Unreachable             (also ConnectionError) the server cannot be reached
@@ -30,18 +30,27 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      ├── Forbidden               (also PermissionError) the token does not allow this
      │    └── NotAllowed                              the record handle does not allow this
      └── NotFound                (also LookupError)   the server has no such space
+          ├── UnknownLease                            the leased thing is gone or expired
           └── RecordNotFound                          no record at that address (any more)
 
 Errors about one part of a value carry ``path``: where in the tuple it is, written
 like ``[2]["temp"]`` (an empty string is the whole value).
+
+:data:`ERRORS` is the table of the HTTP API's error codes: for each, the status the
+server answers and the class a client raises.  The server answers an exception
+with the first code of its class (or of the nearest base class in the table); a
+code not in the table is raised as :class:`TupleSpaceError`.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NamedTuple
 
 __all__ = [
+    "ERRORS",
     "CapabilityRevoked",
+    "Conflict",
     "ContainmentCycle",
     "EvaluationError",
     "EventsLost",
@@ -69,6 +78,7 @@ __all__ = [
     "UnsupportedType",
     "ValueTooLarge",
     "WireError",
+    "WireCode",
 ]
 
 
@@ -152,10 +162,6 @@ class TransactionAborted(TransactionError):
     """The transaction was aborted: its writes are discarded and its takes put back."""
 
 
-class UnknownLease(TupleSpaceError, LookupError):
-    """The lease refers to something that is no longer there (taken, expired, cancelled)."""
-
-
 class StoreError(TupleSpaceError):
     """The durable store cannot be opened (in use, not ours, newer, damaged) or failed."""
 
@@ -177,7 +183,15 @@ class Forbidden(TupleSpaceError, PermissionError):
 
 
 class NotFound(TupleSpaceError, LookupError):
-    """The server has no such space (or route, claim or token)."""
+    """The server has no such space (or route, claim, lease or token)."""
+
+
+class UnknownLease(NotFound):
+    """The lease refers to something that is no longer there (taken, expired, cancelled)."""
+
+
+class Conflict(TupleSpaceError):
+    """The server has a space (with other options) or a token of that name already."""
 
 
 class RecordNotFound(NotFound):
@@ -241,3 +255,47 @@ class InsufficientCredit(TupleSpaceError):
         self.needed = needed
         self.available = available
         super().__init__(message)
+
+
+class WireCode(NamedTuple):
+    """An error code of the HTTP API: the ``status`` the server answers it with and
+    the ``error`` class a client raises for it."""
+
+    code: str
+    status: int
+    error: type[TupleSpaceError]
+
+
+#: The error codes of the HTTP API; the first row of a class is the code the server
+#: answers for it.  ``events_lost`` travels in an event stream, as ``first_missing``
+#: and ``oldest_available``, not as an answer (it decodes to :class:`EventsLost`).
+ERRORS: tuple[WireCode, ...] = (
+    WireCode("wire_error", 400, WireError),
+    WireCode("invalid_value", 400, InvalidValue),
+    WireCode("bad_request", 400, InvalidValue),
+    WireCode("unsupported_type", 400, UnsupportedType),
+    WireCode("invalid_template", 400, InvalidTemplate),
+    WireCode("containment_cycle", 400, ContainmentCycle),
+    WireCode("unauthorized", 401, Unauthorized),
+    WireCode("capability_revoked", 401, CapabilityRevoked),
+    WireCode("insufficient_credit", 402, InsufficientCredit),
+    WireCode("forbidden", 403, Forbidden),
+    WireCode("not_allowed", 403, NotAllowed),
+    WireCode("not_found", 404, NotFound),
+    WireCode("unknown_claim", 404, NotFound),
+    WireCode("unknown_lease", 404, UnknownLease),
+    WireCode("record_not_found", 404, RecordNotFound),
+    WireCode("transaction_ended", 409, TransactionError),
+    WireCode("transaction_aborted", 409, TransactionAborted),
+    WireCode("unknown_transaction", 404, TransactionError),
+    WireCode("space_exists", 409, Conflict),
+    WireCode("token_exists", 409, Conflict),
+    WireCode("record_exists", 409, RecordExists),
+    WireCode("record_in_use", 409, RecordInUse),
+    WireCode("value_too_large", 413, ValueTooLarge),
+    WireCode("limit_reached", 429, LimitReached),
+    WireCode("rate_limited", 429, LimitReached),
+    WireCode("space_full", 429, SpaceFull),
+    WireCode("shutting_down", 503, SpaceClosed),
+    WireCode("store_error", 503, StoreError),
+)

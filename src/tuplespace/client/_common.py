@@ -20,27 +20,15 @@ import orjson
 from .._codec import from_wire, template_to_wire, to_wire
 from .._credit import to_credit
 from .._errors import (
+    ERRORS,
     CapabilityRevoked,
-    ContainmentCycle,
     EventsLost,
-    Forbidden,
     InsufficientCredit,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
     NotAllowed,
-    NotFound,
-    RecordExists,
-    RecordInUse,
-    RecordNotFound,
-    SpaceClosed,
-    SpaceFull,
-    StoreError,
-    TransactionAborted,
-    TransactionError,
     TupleSpaceError,
-    Unauthorized,
-    UnknownLease,
     Unreachable,
     UnsupportedType,
     ValueTooLarge,
@@ -315,27 +303,8 @@ def check_change_kinds(events: Iterable[str]) -> list[str]:
 
 # -- errors ------------------------------------------------------------------------------------
 
-_PATH_ERRORS: dict[str, type[_PathError]] = {
-    "wire_error": WireError,
-    "invalid_value": InvalidValue,
-    "bad_request": InvalidValue,
-    "unsupported_type": UnsupportedType,
-    "invalid_template": InvalidTemplate,
-    "containment_cycle": ContainmentCycle,
-}
-_PLAIN_ERRORS: dict[str, type[TupleSpaceError]] = {
-    "unknown_lease": UnknownLease,
-    "transaction_aborted": TransactionAborted,
-    "transaction_ended": TransactionError,
-    "unknown_transaction": TransactionError,
-    "store_error": StoreError,
-    "shutting_down": SpaceClosed,
-    "unauthorized": Unauthorized,
-    "forbidden": Forbidden,
-    "not_found": NotFound,
-    "record_exists": RecordExists,
-    "record_in_use": RecordInUse,
-}
+# The class of each code the server answers (events_lost comes in an event stream).
+_CLASSES: dict[str, type[TupleSpaceError]] = {row.code: row.error for row in ERRORS}
 
 
 def _path(field: Any) -> str:
@@ -374,39 +343,35 @@ def error_code(exc: BaseException) -> str | None:
 
 
 def _error(code: str, message: str, error: dict[str, Any]) -> TupleSpaceError:
-    path = _path(error.get("field"))
-    if code == "value_too_large":
-        return ValueTooLarge(message, path, limit=str(error.get("limit")), maximum=_int(error.get("maximum")))
-    if code in ("limit_reached", "space_full", "rate_limited"):
-        kind = SpaceFull if code == "space_full" else LimitReached
+    if code == "events_lost":
+        return EventsLost(_int(error.get("first_missing")), _int(error.get("oldest_available")))
+    kind = _CLASSES.get(code)
+    if kind is None:
+        return TupleSpaceError(f"{message} ({code})")
+    if issubclass(kind, ValueTooLarge):
+        path = _path(error.get("field"))
+        return kind(message, path, limit=str(error.get("limit")), maximum=_int(error.get("maximum")))
+    if issubclass(kind, _PathError):
+        return kind(message, _path(error.get("field")))
+    if issubclass(kind, LimitReached):
         return kind(message, limit=str(error.get("limit", code)), maximum=_int(error.get("maximum")))
-    if code == "record_not_found":
-        return RecordNotFound(message)
-    if code == "not_allowed":
+    if issubclass(kind, NotAllowed):
         allowed = error.get("allowed")
-        return NotAllowed(
+        return kind(
             message,
             operation=str(error.get("operation")),
             allowed=frozenset(allowed) if isinstance(allowed, list) else frozenset(),
         )
-    if code == "capability_revoked":
-        return CapabilityRevoked(message, expired=error.get("expired") is True)
-    if code == "insufficient_credit":
-        return InsufficientCredit(
+    if issubclass(kind, CapabilityRevoked):
+        return kind(message, expired=error.get("expired") is True)
+    if issubclass(kind, InsufficientCredit):
+        return kind(
             message,
             principal=str(error.get("principal")),
             needed=_credit(error.get("needed")),
             available=_credit(error.get("available")),
         )
-    if code == "events_lost":
-        return EventsLost(_int(error.get("first_missing")), _int(error.get("oldest_available")))
-    path_error = _PATH_ERRORS.get(code)
-    if path_error is not None:
-        return path_error(message, path)
-    plain = _PLAIN_ERRORS.get(code)
-    if plain is not None:
-        return plain(message)
-    return TupleSpaceError(f"{message} ({code})")
+    return kind(message)
 
 
 def _credit(value: Any) -> Credit:

@@ -15,28 +15,19 @@ from starlette.responses import Response
 
 from .._codec import to_wire
 from .._errors import (
+    ERRORS,
     CapabilityRevoked,
-    ContainmentCycle,
-    Forbidden,
     InsufficientCredit,
-    InvalidTemplate,
-    InvalidValue,
     LimitReached,
     NotAllowed,
     NotFound,
     RecordExists,
-    RecordInUse,
     RecordNotFound,
     SpaceClosed,
-    SpaceFull,
-    StoreError,
-    TransactionAborted,
-    TransactionError,
-    Unauthorized,
-    UnknownLease,
-    UnsupportedType,
+    TupleSpaceError,
     ValueTooLarge,
-    WireError,
+    WireCode,
+    _PathError,
 )
 
 __all__ = ["ApiError", "api_error", "error_response", "limit_reached", "request_timeout"]
@@ -76,78 +67,65 @@ def _field(prefix: str | None, path: str) -> str | None:
     return prefix + path
 
 
+# The row of each class: its first one (reversed, so that the first one is written last).
+_ROWS: dict[type[TupleSpaceError], WireCode] = {row.error: row for row in reversed(ERRORS)}
+
+# The engine names its arguments in the path of an InvalidValue; such a path is the field.
+_ARGUMENTS = frozenset({"lease", "credit", "timeout", "limit", "since", "max_pending"})
+
+# The errors that name the part of the request at fault (the others name none, or their path).
+_NAMED = frozenset({NotFound, RecordNotFound, CapabilityRevoked})
+
+
+def _row_of(exc: Exception) -> WireCode | None:
+    for kind in type(exc).__mro__:
+        row = _ROWS.get(kind)
+        if row is not None:
+            return row
+    return None
+
+
+def _extra(exc: Exception) -> dict[str, Any]:
+    """The fields of an error body that some errors carry besides code, message and field."""
+    if isinstance(exc, (ValueTooLarge, LimitReached)):
+        return {"limit": exc.limit, "maximum": exc.maximum}
+    if isinstance(exc, InsufficientCredit):
+        return {
+            "principal": exc.principal,
+            "needed": to_wire(exc.needed),
+            "available": to_wire(exc.available),
+        }
+    if isinstance(exc, NotAllowed):
+        return {"operation": exc.operation, "allowed": sorted(exc.allowed)}
+    if isinstance(exc, CapabilityRevoked):
+        return {"expired": exc.expired}
+    return {}
+
+
 def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool = False) -> ApiError:
     """The :class:`ApiError` for an exception raised by a space while handling the
-    part ``field`` of a request."""
+    part ``field`` of a request: the code and status of its class in
+    :data:`~tuplespace._errors.ERRORS`.  An exception of no class there is raised again."""
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, ValueTooLarge):
-        return ApiError(
-            413,
-            "value_too_large",
-            exc.reason,
-            _field(field, exc.path),
-            limit=exc.limit,
-            maximum=exc.maximum,
-        )
-    if isinstance(exc, WireError):
-        return ApiError(400, "wire_error", exc.reason, _field(field, exc.path))
-    if isinstance(exc, UnsupportedType):
-        return ApiError(400, "unsupported_type", exc.reason, _field(field, exc.path))
-    if isinstance(exc, InvalidTemplate):
-        return ApiError(400, "invalid_template", exc.reason, _field(field, exc.path))
-    if isinstance(exc, ContainmentCycle):
-        return ApiError(400, "containment_cycle", exc.reason, _field(field, exc.path))
-    if isinstance(exc, InvalidValue):
-        # The engine names its arguments (lease, credit, timeout, limit, since) in the path.
-        if exc.path in ("lease", "credit", "timeout", "limit", "since", "max_pending"):
-            return ApiError(400, "invalid_value", exc.reason, exc.path)
-        return ApiError(400, "invalid_value", exc.reason, _field(field, exc.path))
-    if isinstance(exc, SpaceFull):
-        return ApiError(429, "space_full", str(exc), None, limit=exc.limit, maximum=exc.maximum)
-    if isinstance(exc, LimitReached):
-        return limit_reached(str(exc), exc.limit, exc.maximum)
-    if isinstance(exc, UnknownLease):
-        return ApiError(404, "unknown_lease", str(exc))
-    if isinstance(exc, TransactionAborted):
-        return ApiError(409, "transaction_aborted", str(exc))
-    if isinstance(exc, TransactionError):
-        return ApiError(409, "transaction_ended", str(exc))
-    if isinstance(exc, RecordNotFound):
-        return ApiError(404, "record_not_found", str(exc), field)
-    if isinstance(exc, RecordExists):
-        return ApiError(409, "record_exists", str(exc), "path")
-    if isinstance(exc, RecordInUse):
-        return ApiError(409, "record_in_use", str(exc))
-    if isinstance(exc, InsufficientCredit):
-        return ApiError(
-            402,
-            "insufficient_credit",
-            str(exc),
-            None,
-            principal=exc.principal,
-            needed=to_wire(exc.needed),
-            available=to_wire(exc.available),
-        )
-    if isinstance(exc, NotAllowed):
-        return ApiError(
-            403, "not_allowed", str(exc), None, operation=exc.operation, allowed=sorted(exc.allowed)
-        )
-    if isinstance(exc, CapabilityRevoked):
-        return ApiError(401, "capability_revoked", str(exc), field, expired=exc.expired)
-    if isinstance(exc, Unauthorized):
-        return ApiError(401, "unauthorized", str(exc))
-    if isinstance(exc, Forbidden):
-        return ApiError(403, "forbidden", str(exc))
-    if isinstance(exc, NotFound):
-        return ApiError(404, "not_found", str(exc), field)
-    if isinstance(exc, StoreError):
-        return ApiError(503, "store_error", str(exc))
-    if isinstance(exc, SpaceClosed):
-        if shutting_down:
-            return ApiError(503, "shutting_down", "the server is shutting down")
+    if isinstance(exc, SpaceClosed) and not shutting_down:
         return ApiError(404, "not_found", "the space was deleted")
-    raise exc
+    row = _row_of(exc)
+    if row is None:
+        raise exc
+    if isinstance(exc, SpaceClosed):
+        return ApiError(row.status, row.code, "the server is shutting down")
+    if isinstance(exc, _PathError):
+        if row.code == "invalid_value" and exc.path in _ARGUMENTS:
+            return ApiError(row.status, row.code, exc.reason, exc.path)
+        return ApiError(row.status, row.code, exc.reason, _field(field, exc.path), **_extra(exc))
+    if row.error in _NAMED:
+        where = field
+    elif row.error is RecordExists:
+        where = "path"
+    else:
+        where = None
+    return ApiError(row.status, row.code, str(exc), where, **_extra(exc))
 
 
 def error_response(error: ApiError) -> Response:
