@@ -26,11 +26,9 @@ from ._rules import Rules
 from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
 from ._upcall import AsyncUpcall
-from ._values import URI, Credit, Map, Value
+from ._values import URI, Credit, Map, Tuple, Value
 
 __all__ = ["AsyncRecord", "AsyncRecordWatch", "AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
-
-Tuple = tuple[Value, ...]
 
 
 class _Wakes:

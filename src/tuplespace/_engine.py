@@ -105,7 +105,7 @@ from ._journal import Journal
 from ._records import Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
-from ._values import DEFAULT_LIMITS, Limits, Value, check_tuple, footprint, value_key
+from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
 
 __all__ = ["EVENT_RETENTION_BYTES", "ORDERS", "Engine", "Entry", "GroupWaiter", "Txn", "Waiter"]
 
@@ -113,7 +113,6 @@ ORDERS: Final = ("fifo", "lifo", "random")
 EVENT_RETENTION_BYTES: Final = 64 << 20
 _BATCH: Final = 64  # matches find_page gives its fits at a time
 
-Tuple = tuple[Value, ...]
 E = TypeVar("E", Event, Change)
 
 

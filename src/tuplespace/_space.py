@@ -40,11 +40,10 @@ from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
-from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Value
+from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Tuple, Value
 
 __all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
 
-Tuple = tuple[Value, ...]
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
 

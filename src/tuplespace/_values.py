@@ -43,6 +43,7 @@ __all__ = [
     "Credit",
     "Limits",
     "Map",
+    "Tuple",
     "URI",
     "Value",
     "check_tuple",
@@ -54,6 +55,9 @@ __all__ = [
 
 Value: TypeAlias = Any
 """Any of the wire types (see the module docstring)."""
+
+Tuple: TypeAlias = tuple[Value, ...]
+"""A tuple of values, as a space stores it."""
 
 MAX_INT_BITS = 1024
 UTC = _dt.UTC

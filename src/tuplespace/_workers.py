@@ -30,13 +30,12 @@ from typing import Any
 from ._errors import EventsLost, Timeout, TransactionAborted
 from ._space import Transaction
 from ._templates import ANY, Template, compile_template
-from ._values import Value, value_key
+from ._values import Tuple, Value, value_key
 
 __all__ = ["AsyncCleaner", "AsyncWorker", "Cleaner", "Worker", "WorkerPool"]
 
 logger = logging.getLogger("tuplespace")
 
-Tuple = tuple[Value, ...]
 Handler = Callable[[Tuple], Any]
 _HANDLED = frozenset({"present", "write"})
 

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from .._codec import encode_template
 from .._errors import InvalidValue, Timeout
-from .._values import Value
+from .._values import Tuple, Value
 from ._cbor import CBOR, JSON, encode_cbor
 from ._loop import LoopThread
 from ._remote import _value
@@ -16,8 +16,6 @@ if TYPE_CHECKING:
     import aiocoap
 
 __all__ = ["CoapSpace"]
-
-Tuple = tuple[Value, ...]
 
 
 class CoapSpace:

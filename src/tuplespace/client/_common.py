@@ -39,7 +39,7 @@ from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from .._lease import Lease
 from .._record import RecordData
 from .._templates import RecordTemplate
-from .._values import URI, Credit, Limits, Map, Value, _key_path
+from .._values import URI, Credit, Limits, Map, Tuple, Value, _key_path
 
 __all__ = [
     "CONFIRM_DELAY",
@@ -80,7 +80,6 @@ __all__ = [
 
 logger = logging.getLogger("tuplespace")
 
-Tuple = tuple[Value, ...]
 
 CONFIRM_DELAY = 1.0
 """Seconds a confirmation waits for a take to ride on before it is sent alone."""

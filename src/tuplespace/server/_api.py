@@ -28,7 +28,7 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
-from .._values import DEFAULT_LIMITS, Limits, Value
+from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Tuple = tuple[Value, ...]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from .. import __version__
 from .._aio import AsyncTransaction
 from .._codec import to_wire
 from .._templates import Template
-from .._values import Value
+from .._values import Tuple
 from ._api import (
     COUNT_FIELDS,
     FIND_FIELDS,
@@ -52,8 +52,6 @@ from ._requests import (
 )
 
 __all__ = ["Operations"]
-
-Tuple = tuple[Value, ...]
 
 
 class Operations(ApiBase):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, WireError
 from .._templates import ANY, Template
-from .._values import Limits, Value
+from .._values import Limits, Tuple
 from ._errors import ApiError, api_error
 
 __all__ = [
@@ -32,8 +32,6 @@ __all__ = [
     "get_tuples",
     "parse_template_text",
 ]
-
-Tuple = tuple[Value, ...]
 
 
 async def read_body(request: Request, max_body: int, *, optional: bool = False) -> dict[str, Any]:

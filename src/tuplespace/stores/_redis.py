@@ -53,7 +53,7 @@ from .._engine import EVENT_RETENTION_BYTES
 from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
 from .._registry import Interest
 from .._templates import Template
-from .._values import DEFAULT_LIMITS, Value, check_tuple, check_value
+from .._values import DEFAULT_LIMITS, Tuple, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
@@ -76,7 +76,6 @@ __all__ = [
     "prefix",
 ]
 
-Tuple = tuple[Value, ...]
 
 BATCH = 256
 """How many candidates a scan brings back at once for matching in this process."""

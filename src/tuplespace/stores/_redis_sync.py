@@ -47,7 +47,7 @@ from .._errors import (
 from .._events import EVENT_KINDS, Event, check_existing
 from .._registry import Registry
 from .._templates import ANY, Template, compile_template
-from .._values import DEFAULT_LIMITS, Value
+from .._values import DEFAULT_LIMITS, Tuple, Value
 from ..client._common import (
     Lease,
     check_kinds,
@@ -80,7 +80,6 @@ from ._redis import (
 
 __all__ = ["RedisSpace", "RedisSubscription"]
 
-Tuple = tuple[Value, ...]
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
 CONNECT_TIMEOUT = 10.0
