@@ -473,6 +473,23 @@ def _resumed(open_feed: Callable[[int | None], Any], command: str, since: int | 
         return open_feed(exc.oldest_available - 1)
 
 
+def _follow(feed: Any, command: str, line: Callable[[Any], dict[str, Any]]) -> None:
+    """Print ``line(item)`` as JSON for each item of a subscription or watch until it ends;
+    items the server's log no longer holds are reported on stderr, and it goes on."""
+    from ._errors import EventsLost
+
+    while True:
+        try:
+            item = feed.get()
+        except EventsLost as exc:
+            typer.echo(f"tuplespace {command}: {_one_line(exc)}", err=True)
+            continue
+        if item is None:
+            return
+        _print_json(line(item))
+        sys.stdout.flush()
+
+
 @app.command()
 def watch(
     space: SpaceName,
@@ -500,7 +517,6 @@ def watch(
     Events the server's log no longer holds are reported on stderr, and watching goes on.
     """
     from ._codec import to_wire
-    from ._errors import EventsLost
     from ._events import EVENT_KINDS
 
     with _reporting("watch"):
@@ -525,23 +541,11 @@ def watch(
 
         try:
             with _space(url, token, space) as remote, _resumed(subscribe, "watch", since) as sub:
-                while True:
-                    try:
-                        event = sub.get()
-                    except EventsLost as exc:
-                        typer.echo(f"tuplespace watch: {_one_line(exc)}", err=True)
-                        continue
-                    if event is None:
-                        return
-                    _print_json(
-                        {
-                            "seq": event.seq,
-                            "kind": event.kind,
-                            "tuple": to_wire(event.tuple),
-                            "time": event.time,
-                        }
-                    )
-                    sys.stdout.flush()
+                _follow(
+                    sub,
+                    "watch",
+                    lambda e: {"seq": e.seq, "kind": e.kind, "tuple": to_wire(e.tuple), "time": e.time},
+                )
         except KeyboardInterrupt:
             return
 
@@ -784,7 +788,6 @@ def record_watch(
     Changes the server's log no longer holds are reported on stderr, and watching goes on.
     """
     from ._codec import to_wire
-    from ._errors import EventsLost
 
     with _reporting("record watch"):
         if ref is not None and under is not None:
@@ -800,16 +803,7 @@ def record_watch(
                     return remote.watch_records(under, since=after)
 
                 with _resumed(open_watch, "record watch", since) as changes:
-                    while True:
-                        try:
-                            change = changes.get()
-                        except EventsLost as exc:
-                            typer.echo(f"tuplespace record watch: {_one_line(exc)}", err=True)
-                            continue
-                        if change is None:
-                            return
-                        _print_json({**change._asdict(), "value": to_wire(change.value)})
-                        sys.stdout.flush()
+                    _follow(changes, "record watch", lambda c: {**c._asdict(), "value": to_wire(c.value)})
         except KeyboardInterrupt:
             return
 
