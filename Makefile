@@ -4,13 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench node redis coap
+.PHONY: run test lint bench constraints node redis coap
 
-$(STAMP): pyproject.toml
+# Every package at the version constraints.txt pins (pyproject.toml holds the ranges).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' -c constraints.txt
 	touch $(STAMP)
+
+# constraints.txt anew, after a change of pyproject.toml's ranges or extras: the versions of
+# this environment, with what the test and bench extras need added or changed.
+constraints:
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	{ echo "# The versions tested, pinned for CI and the benchmarks (make constraints writes this file)."; \
+	  $(BIN)/pip freeze --exclude-editable; } > constraints.txt
 
 run: $(STAMP)
 	$(BIN)/tuplespace serve
@@ -38,7 +47,7 @@ test: lint node redis coap
 # The benchmarks, each beside its references; figures and commands in bench/RESULTS.md.
 bench: $(STAMP)
 	@(command -v redis-server && command -v ruby) >/dev/null || (apt-get update -q && apt-get install -y -q redis-server ruby)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench]' -c constraints.txt
 	$(BIN)/python bench/run_all.py
 	$(BIN)/python bench/bench_coordination.py
 	$(BIN)/python bench/bench_durable.py

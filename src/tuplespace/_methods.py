@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import EvaluationError, InvalidValue, LimitReached, ValueTooLarge
+from ._extras import MissingExtra, require
 from ._names import check_tag
 from ._values import Map, Value
 
@@ -196,11 +197,9 @@ class Sandbox:
 
     def __init__(self) -> None:
         try:
-            from lupa import lua54
-        except ImportError:
-            raise EvaluationError(
-                "methods need the 'active' extra: pip install 'pytuplespace[active]' (lupa)"
-            ) from None
+            lua54 = require("active", "lupa.lua54")
+        except MissingExtra as exc:
+            raise EvaluationError(str(exc)) from None
         self._lupa = lua54
         self._lua = lua54.LuaRuntime(
             register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0

@@ -33,10 +33,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
-import re2
-
 from . import _xpath
 from ._errors import InvalidTemplate, InvalidValue
+from ._extras import require
 from ._names import KNOWN_TAGS, check_tag
 from ._values import DEFAULT_LIMITS, URI, Credit, Map, Value, _key_path, check_value, type_name, value_key
 
@@ -143,14 +142,14 @@ class Range:
         return True
 
 
-def _re2_options() -> Any:
+@functools.cache
+def _re2() -> tuple[Any, Any]:
+    """google-re2 and its options, loaded by the first Regex (the ``re2`` extra)."""
+    re2 = require("re2", "re2")
     options = re2.Options()
     options.log_errors = False
     options.max_mem = 8 << 20
-    return options
-
-
-_RE2_OPTIONS = _re2_options()
+    return re2, options
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +168,9 @@ class Regex:
             raise InvalidTemplate(f"Regex pattern must be str, not {type(self.pattern).__name__}")
         if len(self.pattern) > MAX_PATTERN:
             raise InvalidTemplate(f"Regex pattern is longer than {MAX_PATTERN} characters")
+        re2, options = _re2()
         try:
-            compiled = re2.compile(self.pattern, _RE2_OPTIONS)
+            compiled = re2.compile(self.pattern, options)
         except re2.error as exc:
             raise InvalidTemplate(f"invalid Regex {self.pattern!r}: {exc}") from None
         object.__setattr__(self, "_compiled", compiled)
@@ -240,12 +240,10 @@ class OneOf:
 
 @functools.cache
 def _etree() -> Any:
-    """lxml's etree, loaded by the first XPath: lxml is large, and most spaces never
-    match XML.  It only compiles expressions here, to check them; they are evaluated
-    by :mod:`tuplespace._xpath`."""
-    from lxml import etree
-
-    return etree
+    """lxml's etree, loaded by the first XPath (the ``xpath`` extra): lxml is large, and
+    most spaces never match XML.  It only compiles expressions here, to check them; they
+    are evaluated by :mod:`tuplespace._xpath`."""
+    return require("xpath", "lxml.etree")
 
 
 @dataclass(frozen=True, slots=True)

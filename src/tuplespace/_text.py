@@ -42,7 +42,6 @@ from ._errors import InvalidValue, UnsupportedType, WireError
 from ._record import RecordBase, RecordData
 from ._templates import _FORMAL_CHECKS, ANY, FORMAL_TYPES, compile_template
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Map, Value, check_value
-from ._xmlform import read_xml, write_xml
 
 if TYPE_CHECKING:
     import datetime
@@ -95,10 +94,13 @@ def format(value: Value | RecordData | RecordBase | _Snapshots, form: str = "tex
             raise TypeError("an async record handle: format(await record.snapshot())")
         value = data
     _check_form(form)
-    if isinstance(value, RecordData):
-        return write_xml(value) if form == "xml" else _record_text(value)
-    value = check_value(value)
-    return write_xml(value) if form == "xml" else _text(value)
+    if not isinstance(value, RecordData):
+        value = check_value(value)
+    if form == "xml":
+        from ._xmlform import write_xml  # lxml, the 'xpath' extra: loaded by the first use
+
+        return write_xml(value)
+    return _record_text(value) if isinstance(value, RecordData) else _text(value)
 
 
 def _check_form(form: object) -> None:
@@ -173,6 +175,8 @@ def parse(text: str, type: type | None = None, *, form: str = "text", limits: Li
         raise TypeError(f"type must be a wire type ({', '.join(FORMAL_TYPES)}), not {type!r}")
     _check_form(form)
     if form == "xml":
+        from ._xmlform import read_xml  # lxml, the 'xpath' extra: loaded by the first use
+
         out = read_xml(text, limits)
     elif len(text) > limits.max_bytes:
         raise WireError(f"the text is {len(text)} characters, more than {limits.max_bytes}")

@@ -21,14 +21,18 @@ import base64
 import re
 from typing import Any
 
-from lxml import etree
-
 from ._codec import _bytes_from, _credit_from, _credit_text, _time_from, _time_text
 from ._errors import InvalidValue, WireError
+from ._extras import missing
 from ._record import RecordData
 from ._values import URI, Credit, Limits, Map, Value
 
 __all__ = ["read_xml", "write_xml"]
+
+try:
+    from lxml import etree
+except ModuleNotFoundError as exc:
+    raise missing("xpath", exc) from exc
 
 # What XML 1.0 cannot hold in text (besides surrogates, which no str of a value holds).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")

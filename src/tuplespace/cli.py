@@ -25,9 +25,13 @@ from types import FrameType
 from typing import Annotated, Any, NoReturn
 from urllib.parse import quote
 
-import typer
-
 from . import __version__
+from ._extras import missing
+
+try:
+    import typer
+except ModuleNotFoundError as exc:
+    raise missing("cli", exc) from exc
 
 __all__ = ["app", "main"]
 

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from .._codec import encode_template
 from .._errors import InvalidValue, Timeout
+from .._extras import require
 from .._values import Tuple, Value
 from ._cbor import CBOR, JSON, encode_cbor
 from ._loop import LoopThread
@@ -39,6 +40,7 @@ class CoapSpace:
             raise InvalidValue(f"a space over CoAP is coap://host:port/spaces/<name>, got {url!r}")
         if not timeout > 0:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
+        require("federation", "aiocoap")
         self.url = url.rstrip("/")
         self.timeout = timeout
         self._runner = LoopThread("tuplespace-coap-client")

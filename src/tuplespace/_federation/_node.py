@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from .._errors import InvalidValue, Unreachable
+from .._extras import missing
 from .._names import check_path
 from .._space import Space
 from .._values import URI
@@ -69,10 +70,8 @@ class Node:
         self.timeout = timeout
         try:
             from ._resources import SpacesResource
-        except ImportError as exc:
-            raise ImportError(
-                f"a Node needs aiocoap: pip install 'pytuplespace[federation]' ({exc})"
-            ) from None
+        except ModuleNotFoundError as exc:
+            raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
         self._resource = SpacesResource(
             self._spaces,

@@ -11,13 +11,18 @@ space, over HTTP (docs/http-api.md), sync and async.
 ``https://`` URL, :class:`AsyncRemoteSpace` what ``tuplespace.connect_async`` does.
 """
 
-from ._async import AsyncRemoteRecord, AsyncRemoteSpace, AsyncRemoteTransaction
-from ._async_server import AsyncRemoteServer, AsyncTokens
-from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
-from ._common import AsyncLease, SpaceInfo, TokenInfo
-from ._sync import RemoteRecord, RemoteSpace, RemoteTransaction
-from ._sync_server import RemoteServer, Tokens
-from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
+from .._extras import missing
+
+try:
+    from ._async import AsyncRemoteRecord, AsyncRemoteSpace, AsyncRemoteTransaction
+    from ._async_server import AsyncRemoteServer, AsyncTokens
+    from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
+    from ._common import AsyncLease, SpaceInfo, TokenInfo
+    from ._sync import RemoteRecord, RemoteSpace, RemoteTransaction
+    from ._sync_server import RemoteServer, Tokens
+    from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
+except ModuleNotFoundError as exc:
+    raise missing("client", exc) from exc
 
 __all__ = [
     "AsyncLease",
