@@ -58,6 +58,18 @@ export class RecordExists extends TupleSpaceError {}
 export class RecordInUse extends TupleSpaceError {}
 /** A set that would make a record contain itself. */
 export class ContainmentCycle extends InvalidValue {}
+/** A rule that could trigger itself, directly or through others. */
+export class RuleCycle extends InvalidValue {
+  constructor(message: string, details?: ErrorDetails & { cycle?: readonly string[] });
+  /** The rules around the loop, the new one first and last. */
+  cycle: string[];
+}
+/** The space has a rule of that name already. */
+export class RuleExists extends InvalidValue {}
+/** The space has no rule of that name. */
+export class RuleNotFound extends NotFound {}
+/** An expression of a rule, or a method, failed as it ran. */
+export class EvaluationError extends TupleSpaceError {}
 /** The record handle (a capability) does not grant the operation. */
 export class NotAllowed extends Forbidden {
   constructor(message: string, details?: ErrorDetails & { operation?: string | null; allowed?: readonly string[] });

@@ -107,6 +107,20 @@ export class RecordInUse extends TupleSpaceError {}
 RecordInUse.code = "record_in_use";
 export class ContainmentCycle extends InvalidValue {}
 ContainmentCycle.code = "containment_cycle";
+export class RuleCycle extends InvalidValue {
+  constructor(message, details = {}) {
+    super(message, details);
+    /** The rules around the loop, the new one first and last. */
+    this.cycle = details.cycle ?? [];
+  }
+}
+RuleCycle.code = "rule_cycle";
+export class RuleExists extends InvalidValue {}
+RuleExists.code = "rule_exists";
+export class RuleNotFound extends NotFound {}
+RuleNotFound.code = "rule_not_found";
+export class EvaluationError extends TupleSpaceError {}
+EvaluationError.code = "evaluation_error";
 export class NotAllowed extends Forbidden {
   constructor(message, details = {}) {
     super(message, details);
@@ -1551,6 +1565,10 @@ const ERRORS = {
   record_exists: RecordExists,
   record_in_use: RecordInUse,
   containment_cycle: ContainmentCycle,
+  evaluation_error: EvaluationError,
+  rule_cycle: RuleCycle,
+  rule_exists: RuleExists,
+  rule_not_found: RuleNotFound,
   not_allowed: NotAllowed,
   capability_revoked: CapabilityRevoked,
   insufficient_credit: InsufficientCredit,
@@ -1613,6 +1631,7 @@ function recordDetails(error) {
     operation: typeof error.operation === "string" ? error.operation : null,
     allowed: Array.isArray(error.allowed) ? error.allowed.filter((op) => typeof op === "string") : [],
     expired: error.expired === true,
+    cycle: Array.isArray(error.cycle) ? error.cycle.filter((name) => typeof name === "string") : [],
     principal: typeof error.principal === "string" ? error.principal : null,
     needed: amount(error.needed),
     available: amount(error.available),

@@ -11,11 +11,11 @@ space, over HTTP (docs/http-api.md), sync and async.
 ``https://`` URL, :class:`AsyncRemoteSpace` what ``tuplespace.connect_async`` does.
 """
 
-from ._async import AsyncRemoteRecord, AsyncRemoteSpace, AsyncRemoteTransaction
+from ._async import AsyncRemoteRecord, AsyncRemoteRules, AsyncRemoteSpace, AsyncRemoteTransaction
 from ._async_server import AsyncRemoteServer, AsyncTokens
 from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
 from ._common import AsyncLease, SpaceInfo, TokenInfo
-from ._sync import RemoteRecord, RemoteSpace, RemoteTransaction
+from ._sync import RemoteRecord, RemoteRules, RemoteSpace, RemoteTransaction
 from ._sync_server import RemoteServer, Tokens
 from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 
@@ -23,6 +23,7 @@ __all__ = [
     "AsyncLease",
     "AsyncRemoteRecord",
     "AsyncRemoteRecordWatch",
+    "AsyncRemoteRules",
     "AsyncRemoteServer",
     "AsyncRemoteSpace",
     "AsyncRemoteSubscription",
@@ -30,6 +31,7 @@ __all__ = [
     "AsyncTokens",
     "RemoteRecord",
     "RemoteRecordWatch",
+    "RemoteRules",
     "RemoteServer",
     "RemoteSpace",
     "RemoteSubscription",
