@@ -1,6 +1,7 @@
 """The rule routes of the HTTP API (docs/http-api.md, "Rules"): permissions, the
 errors of bad rules and cycles, the server's bounds, principals, failures shown as
-error bodies, and rules kept by a durable server across a restart.  What rules mean
+error bodies, and rules kept by a durable server across a restart; and a space's
+simulated clock, moved by an admin (docs/http-api.md, "Simulated time").  What rules mean
 is tested over every way of running a space, the server's included, in test_active.py."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 import tuplespace as ts
 from test_server import client, error, running
+from tuplespace.client._common import error_code
 from tuplespace.server import Server, ServerLimits
 
 ADMIN = "admin-token-0123456789"
@@ -178,3 +180,49 @@ def test_a_durable_server_keeps_its_rules_across_a_restart(tmp_path: Path) -> No
     with running(tmp_path / "data") as server, ts.connect(server.url + "/spaces/plant") as plant:
         assert plant.count(("alarm", "hall")) == 2
         assert plant.record("house").get("warm") is True
+
+
+# -- simulated time -------------------------------------------------------------------------------
+
+
+def test_an_admin_moves_a_simulated_clock_and_leases_and_rules_follow(server: Server) -> None:
+    url = server.url + "/spaces/sim"
+    with ts.connect(url, token=ADMIN, store="memory", clock="simulated") as sim:
+        start = sim.clock.now()
+        assert start == ts.SimulatedClock().now()
+        sim.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+        sim.write(("job", 1), lease=10)
+        sim.clock.advance(9)
+        assert sim.count(("job", int)) == 1
+        sim.clock.advance(2)  # no real time passes: the lease ran out on the space's clock
+        assert sim.read_all((str, int)) == [("gone", 1)]
+        assert sim.clock.now() == start + 11
+    with client(server, ADMIN) as admin:
+        assert admin.get("/spaces/sim").json()["options"]["clock"] == "simulated"
+        assert admin.get("/spaces/sim/clock").json() == {"now": start + 11, "simulated": True}
+
+
+def test_only_an_admin_moves_only_a_simulated_clock(server: Server) -> None:
+    with client(server, ADMIN) as admin:
+        admin.put("/spaces/sim", json={"clock": "simulated"})
+        error(admin.post("/spaces/plant/clock", json={"advance": 5}), 409, "real_clock")
+        for bad in (0, -1, None, "5", 1e12):
+            assert error(admin.post("/spaces/sim/clock", json={"advance": bad}), 400, "bad_request")[
+                "field"
+            ] == ("advance")
+        assert admin.get("/spaces/sim/clock").json()["now"] == ts.SimulatedClock().now()
+        assert admin.get("/spaces/plant/clock").json()["simulated"] is False
+        error(admin.put("/spaces/odd", json={"clock": "fast"}), 400, "bad_request")
+    with ts.connect(server.url + "/spaces/plant", token=WRITER) as plant, pytest.raises(ts.Forbidden):
+        plant.clock.advance(5)
+    with ts.connect(server.url + "/spaces/plant", token=ADMIN) as plant:
+        with pytest.raises(ts.Conflict, match="system clock") as refused:
+            plant.clock.advance(5)
+        assert error_code(refused.value) == "real_clock"
+
+
+def test_a_durable_space_keeps_the_system_clock(tmp_path: Path) -> None:
+    with running(tmp_path / "data") as server, client(server) as http:
+        body = error(http.put("/spaces/sim", json={"clock": "simulated"}), 400, "bad_request")
+        assert body["field"] == "clock"
+        assert http.put("/spaces/sim", json={"clock": "simulated", "store": "memory"}).status_code == 201

@@ -1556,6 +1556,7 @@ const ERRORS = {
   transaction_ended: TransactionError,
   space_exists: Conflict,
   token_exists: Conflict,
+  real_clock: Conflict,
   limit_reached: LimitReached,
   rate_limited: LimitReached,
   space_full: SpaceFull,

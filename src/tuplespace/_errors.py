@@ -307,6 +307,7 @@ ERRORS: tuple[WireCode, ...] = (
     WireCode("unknown_transaction", 404, TransactionError),
     WireCode("space_exists", 409, Conflict),
     WireCode("token_exists", 409, Conflict),
+    WireCode("real_clock", 409, Conflict),
     WireCode("record_exists", 409, RecordExists),
     WireCode("record_in_use", 409, RecordInUse),
     WireCode("rule_cycle", 409, RuleCycle),

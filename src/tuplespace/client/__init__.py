@@ -11,16 +11,23 @@ space, over HTTP (docs/http-api.md), sync and async.
 ``https://`` URL, :class:`AsyncRemoteSpace` what ``tuplespace.connect_async`` does.
 """
 
-from ._async import AsyncRemoteRecord, AsyncRemoteRules, AsyncRemoteSpace, AsyncRemoteTransaction
+from ._async import (
+    AsyncRemoteClock,
+    AsyncRemoteRecord,
+    AsyncRemoteRules,
+    AsyncRemoteSpace,
+    AsyncRemoteTransaction,
+)
 from ._async_server import AsyncRemoteServer, AsyncTokens
 from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
 from ._common import AsyncLease, SpaceInfo, TokenInfo
-from ._sync import RemoteRecord, RemoteRules, RemoteSpace, RemoteTransaction
+from ._sync import RemoteClock, RemoteRecord, RemoteRules, RemoteSpace, RemoteTransaction
 from ._sync_server import RemoteServer, Tokens
 from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 
 __all__ = [
     "AsyncLease",
+    "AsyncRemoteClock",
     "AsyncRemoteRecord",
     "AsyncRemoteRecordWatch",
     "AsyncRemoteRules",
@@ -29,6 +36,7 @@ __all__ = [
     "AsyncRemoteSubscription",
     "AsyncRemoteTransaction",
     "AsyncTokens",
+    "RemoteClock",
     "RemoteRecord",
     "RemoteRecordWatch",
     "RemoteRules",

@@ -95,7 +95,13 @@ from ._common import (
 )
 from ._primitives import AsyncLater, AsyncLock, AsyncOpenable, opened_later
 
-__all__ = ["AsyncRemoteRecord", "AsyncRemoteRules", "AsyncRemoteSpace", "AsyncRemoteTransaction"]
+__all__ = [
+    "AsyncRemoteClock",
+    "AsyncRemoteRecord",
+    "AsyncRemoteRules",
+    "AsyncRemoteSpace",
+    "AsyncRemoteTransaction",
+]
 
 _JSON = {"Content-Type": "application/json"}
 # How much longer than the wait it asked for a call waits for the server's answer.
@@ -170,6 +176,7 @@ class AsyncRemoteSpace:
         self._transactions: set[AsyncRemoteTransaction] = set()
         self._subscriptions: set[AsyncRemoteStream[Any]] = set()
         self.rules = AsyncRemoteRules(self)
+        self.clock = AsyncRemoteClock(self)
         self._stats = dict.fromkeys(
             (
                 "requests",
@@ -1115,6 +1122,29 @@ class AsyncRemoteRules:
 
     def __repr__(self) -> str:
         return f"<AsyncRemoteRules of {self._space.url}>"
+
+
+class AsyncRemoteClock:
+    """The clock of a remote space (``space.clock``): its time, and, for a space
+    created with ``clock="simulated"`` (in memory), :meth:`advance`, as a
+    :class:`~tuplespace.SimulatedClock` has."""
+
+    def __init__(self, space: AsyncRemoteSpace) -> None:
+        self._space = space
+
+    async def now(self) -> float:
+        """The space's time, in seconds since the epoch."""
+        answer = await self._space._request("GET", "/clock", again=True)
+        return float(answer["now"])
+
+    async def advance(self, seconds: float) -> None:
+        """Move the space's simulated clock ``seconds`` forward and run what falls due
+        (leases, waits, rules).  Needs the ``admin`` permission on the space;
+        :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
+        await self._space._request("POST", "/clock", {"advance": seconds})
+
+    def __repr__(self) -> str:
+        return f"<AsyncRemoteClock of {self._space.url}>"
 
 
 class AsyncRemoteTransaction(AsyncOpenable):

@@ -96,7 +96,13 @@ from ._common import (
 from ._primitives import Later, Lock, Openable, opened_now
 from ._sync_subscription import RemoteRecordWatch, RemoteStream, RemoteSubscription
 
-__all__ = ["RemoteRecord", "RemoteRules", "RemoteSpace", "RemoteTransaction"]
+__all__ = [
+    "RemoteClock",
+    "RemoteRecord",
+    "RemoteRules",
+    "RemoteSpace",
+    "RemoteTransaction",
+]
 
 _JSON = {"Content-Type": "application/json"}
 # How much longer than the wait it asked for a call waits for the server's answer.
@@ -171,6 +177,7 @@ class RemoteSpace:
         self._transactions: set[RemoteTransaction] = set()
         self._subscriptions: set[RemoteStream[Any]] = set()
         self.rules = RemoteRules(self)
+        self.clock = RemoteClock(self)
         self._stats = dict.fromkeys(
             (
                 "requests",
@@ -1096,6 +1103,29 @@ class RemoteRules:
 
     def __repr__(self) -> str:
         return f"<RemoteRules of {self._space.url}>"
+
+
+class RemoteClock:
+    """The clock of a remote space (``space.clock``): its time, and, for a space
+    created with ``clock="simulated"`` (in memory), :meth:`advance`, as a
+    :class:`~tuplespace.SimulatedClock` has."""
+
+    def __init__(self, space: RemoteSpace) -> None:
+        self._space = space
+
+    def now(self) -> float:
+        """The space's time, in seconds since the epoch."""
+        answer = self._space._request("GET", "/clock", again=True)
+        return float(answer["now"])
+
+    def advance(self, seconds: float) -> None:
+        """Move the space's simulated clock ``seconds`` forward and run what falls due
+        (leases, waits, rules).  Needs the ``admin`` permission on the space;
+        :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
+        self._space._request("POST", "/clock", {"advance": seconds})
+
+    def __repr__(self) -> str:
+        return f"<RemoteClock of {self._space.url}>"
 
 
 class RemoteTransaction(Openable):

@@ -182,6 +182,8 @@ def _routes(app: FastAPI, api: Api) -> None:
     route("POST", "/spaces/{space}/rules", api.add_rule, "add_rule")
     route("GET", "/spaces/{space}/rules/{name}", api.get_rule, "get_rule")
     route("DELETE", "/spaces/{space}/rules/{name}", api.remove_rule, "remove_rule")
+    route("GET", "/spaces/{space}/clock", api.get_clock, "get_clock")
+    route("POST", "/spaces/{space}/clock", api.advance_clock, "advance_clock")
     route("GET", "/tokens", api.list_tokens, "list_tokens")
     route("POST", "/tokens", api.create_token, "create_token")
     route("DELETE", "/tokens/{name}", api.revoke_token, "revoke_token")

@@ -1,10 +1,15 @@
-"""The handlers of rules (docs/active.md over docs/http-api.md, "Rules").
+"""The handlers of rules and of a space's clock (docs/active.md over docs/http-api.md,
+"Rules" and "Simulated time").
 
 A rule travels as its JSON definition (:mod:`tuplespace._rulewire`): the data
 ``space.rules.add`` takes, values and templates in the wire format, expressions as
 strings.  Reading a space's rules needs ``read`` on it; adding and removing them
 ``write``.  A rule's firings are paid by its principal: the caller's own account,
 or another that only an admin of the space may name.
+
+A space created with ``"clock": "simulated"`` keeps its time on a
+:class:`~tuplespace.SimulatedClock`, which an admin of the space moves forward: its
+leases, waits, rules and credit then run faster than real time.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .._clock import SimulatedClock
 from .._errors import TupleSpaceError
 from .._rules import RuleInfo
 from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
@@ -24,6 +30,8 @@ from ._errors import ApiError, api_error
 from ._records import RecordRoutes
 
 __all__ = ["RuleRoutes", "rule_out"]
+
+_MOST_ADVANCE = 3.15e9  # a hundred years, in seconds
 
 
 def _error_out(exc: TupleSpaceError) -> dict[str, Any]:
@@ -42,7 +50,7 @@ def rule_out(info: RuleInfo) -> dict[str, Any]:
 
 
 class RuleRoutes(RecordRoutes):
-    """Rules: list, add, get and remove a space's rules."""
+    """Rules: list, add, get and remove a space's rules; and its clock."""
 
     async def list_rules(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
@@ -91,3 +99,31 @@ class RuleRoutes(RecordRoutes):
         except Exception as exc:
             raise api_error(exc) from None
         return no_content()
+
+    # -- simulated time ----------------------------------------------------------------------------
+
+    async def get_clock(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        clock = self._existing(self.authorize(caller, space, ("read",)), space).space.clock
+        return json_response({"now": clock.now(), "simulated": clock.simulated})
+
+    async def advance_clock(self, space: str, request: Request) -> Response:
+        _, info, body = await self._begin(request, space, ("admin",), frozenset({"advance"}), ("advance",))
+        seconds = body["advance"]
+        if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}",
+                "advance",
+            )
+        clock = self._existing(info, space).space.clock
+        if not isinstance(clock, SimulatedClock):
+            raise ApiError(
+                409,
+                "real_clock",
+                f'space {space!r} runs on the system clock; a space created with "clock": "simulated" '
+                "has a clock to move",
+            )
+        await asyncio.to_thread(clock.advance, seconds)
+        return json_response({"now": clock.now()})

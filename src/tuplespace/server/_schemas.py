@@ -307,6 +307,7 @@ COMPONENTS: dict[str, Schema] = {
             "event_retention_bytes": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_RETENTION_BYTES},
             "store": {"enum": ["durable", "memory"]},
             "anonymous": ref("Permissions"),
+            "clock": {"enum": ["system", "simulated"]},
         },
     },
     "Credit": {
@@ -702,6 +703,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "anonymous": ref("Permissions"),
                 "charge_rate": _AMOUNT,
                 "creation_charge": _AMOUNT,
+                "clock": {"enum": ["system", "simulated"]},
             },
             optional=True,
         ),
@@ -1104,6 +1106,21 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     ),
     "get_rule": ("A rule of the space.", _NO_BODY, {"200": _answer("The rule.", _RULE_ANSWER)}),
     "remove_rule": ("Remove a rule of the space.", _NO_BODY, {"204": _answer("Removed.")}),
+    "get_clock": (
+        "The space's time, and whether its clock is simulated.",
+        _NO_BODY,
+        {
+            "200": _answer(
+                "The time.",
+                _object({"now": {"type": "number"}, "simulated": {"type": "boolean"}}, ("now", "simulated")),
+            )
+        },
+    ),
+    "advance_clock": (
+        "Move a simulated clock forward (admin); 409 real_clock for a space on the system clock.",
+        _body({"advance": {"type": "number", "exclusiveMinimum": 0, "maximum": 3.15e9}}, ("advance",)),
+        {"200": _answer("The new time.", _object({"now": {"type": "number"}}, ("now",)))},
+    ),
     "list_tokens": (
         "The tokens (without their secrets).",
         _NO_BODY,
