@@ -141,14 +141,14 @@ def test_the_dashboard_is_served_with_its_types_and_policy_outside_the_api(
     serve: Serve,
 ) -> None:
     server = serve(store="memory", tokens=TOKENS)
-    module = (ROOT / "clients" / "js" / "tuplespace.js").read_bytes()
+    modules = sorted((ROOT / "clients" / "js" / "src").glob("*.js"))
     with httpx.Client(base_url=server.url, timeout=PATIENCE) as http:
         types = {
             "/": "text/html; charset=utf-8",
             "/dashboard/dashboard.js": "text/javascript; charset=utf-8",
             "/dashboard/dashboard.css": "text/css; charset=utf-8",
             "/dashboard/textform.js": "text/javascript; charset=utf-8",
-            "/js/tuplespace.js": "text/javascript; charset=utf-8",
+            **{f"/js/{module.name}": "text/javascript; charset=utf-8" for module in modules},
         }
         for path, media_type in types.items():
             r = http.get(path)  # no token: the files hold no data
@@ -157,10 +157,12 @@ def test_the_dashboard_is_served_with_its_types_and_policy_outside_the_api(
             assert "default-src 'none'" in r.headers["content-security-policy"]
             assert r.headers["x-content-type-options"] == "nosniff"
             assert http.head(path).status_code == 200
-        assert http.get("/js/tuplespace.js").content == module
+        assert {m.name for m in modules} >= {"index.js", "errors.js", "spaces.js"}
+        for module in modules:
+            assert http.get(f"/js/{module.name}").content == module.read_bytes()
         assert '<script type="module" src="dashboard/dashboard.js">' in http.get("/").text
         paths = http.get("/openapi.json", headers={"Authorization": f"Bearer {ADMIN}"}).json()["paths"]
-        assert not {"/", "/js/tuplespace.js"} & set(paths)
+        assert not {"/", "/js/index.js"} & set(paths)
         assert "/spaces/{space}/write" in paths
         missing = http.get("/dashboard/other.js")
         assert missing.status_code == 404

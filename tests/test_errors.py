@@ -65,13 +65,14 @@ def test_no_exception_shadows_a_builtin_name() -> None:
 
 # -- the error codes of the HTTP API -------------------------------------------------------------
 
-JS = Path(__file__).resolve().parent.parent / "clients" / "js" / "tuplespace.js"
+JS = Path(__file__).resolve().parent.parent / "clients" / "js" / "src"
 
 
 def _js_table() -> dict[str, str]:
     """The JavaScript binding's table: error code -> the name of the class it raises."""
-    block = re.search(r"^const ERRORS = \{\n(.*?)^\};$", JS.read_text(), re.MULTILINE | re.DOTALL)
-    assert block is not None, "clients/js/tuplespace.js has no `const ERRORS = {...};`"
+    module = (JS / "http.js").read_text()
+    block = re.search(r"^const ERRORS = \{\n(.*?)^\};$", module, re.MULTILINE | re.DOTALL)
+    assert block is not None, "clients/js/src/http.js has no `const ERRORS = {...};`"
     return dict(re.findall(r"^ +(\w+): (\w+),$", block.group(1), re.MULTILINE))
 
 
@@ -84,8 +85,8 @@ def test_the_javascript_binding_raises_the_same_class_for_each_code() -> None:
 
 
 def test_the_javascript_error_classes_form_the_same_tree() -> None:
-    section = JS.read_text().split("// -- errors -", 1)[1].split("// -- ", 1)[0]
-    classes = dict(re.findall(r"^export class (\w+) extends (\w+) \{", section, re.MULTILINE))
+    module = (JS / "errors.js").read_text()
+    classes = dict(re.findall(r"^export class (\w+) extends (\w+) \{", module, re.MULTILINE))
     assert classes.pop("TupleSpaceError") == "Error"
     for name, parent in classes.items():
         assert name in ts.__all__, name

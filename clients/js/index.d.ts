@@ -1,4 +1,4 @@
-// Types of tuplespace.js, the JavaScript binding of PyTupleSpace (see README.md).
+// Types of the JavaScript binding of PyTupleSpace, src/index.js (see README.md).
 
 // -- errors -------------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ANY, Unreachable, formal } from "../tuplespace.js";
+import { ANY, Unreachable, formal } from "tuplespace";
 import { opener, recordingFetch, servers, spaceUrl, waitUntil } from "./helpers.js";
 
 const open = opener();

@@ -28,7 +28,7 @@ import {
   time,
   uri,
   xpath,
-} from "../tuplespace.js";
+} from "tuplespace";
 
 const WHEN = time("2024-05-01T12:00:00.5Z");
 const later = (micros) => time((WHEN.seconds * 1e6 + WHEN.microseconds + micros) / 1e6);

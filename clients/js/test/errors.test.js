@@ -19,7 +19,7 @@ import {
   ValueTooLarge,
   connectServer,
   regex,
-} from "../tuplespace.js";
+} from "tuplespace";
 import { newName, opener, recordingFetch, servers, spaceUrl } from "./helpers.js";
 
 const open = opener();

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { ANY, EventsLost, InvalidValue, NotFound, connect, connectServer, formal } from "../tuplespace.js";
+import { ANY, EventsLost, InvalidValue, NotFound, connect, connectServer, formal } from "tuplespace";
 import { newName, opener, servers, spaceUrl, waitUntil } from "./helpers.js";
 
 const open = opener();

@@ -11,7 +11,7 @@
 
 import { after } from "node:test";
 
-import { connect } from "../tuplespace.js";
+import { connect } from "tuplespace";
 
 function env(name) {
   const value = process.env[name];

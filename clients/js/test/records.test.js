@@ -24,7 +24,7 @@ import {
   formal,
   range,
   uri,
-} from "../tuplespace.js";
+} from "tuplespace";
 import { newName, opener, servers, spaceUrl, waitUntil } from "./helpers.js";
 
 const open = opener();

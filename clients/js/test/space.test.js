@@ -24,7 +24,7 @@ import {
   range,
   time,
   uri,
-} from "../tuplespace.js";
+} from "tuplespace";
 import { newName, servers, spaceUrl, waitUntil } from "./helpers.js";
 
 const opened = [];

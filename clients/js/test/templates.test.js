@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, test } from "node:test";
 
-import { ANY, connect, decode, decodeTemplate, encode } from "../tuplespace.js";
+import { ANY, connect, decode, decodeTemplate, encode } from "tuplespace";
 import { spaceUrl } from "./helpers.js";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../../../docs/wire-vectors.json", import.meta.url), "utf8"));

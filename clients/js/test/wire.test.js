@@ -30,7 +30,7 @@ import {
   typeName,
   uri,
   xpath,
-} from "../tuplespace.js";
+} from "tuplespace";
 
 const VECTORS = JSON.parse(readFileSync(new URL("../../../docs/wire-vectors.json", import.meta.url), "utf8"));
 const utf8 = (text) => new TextEncoder().encode(text);

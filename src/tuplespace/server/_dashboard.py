@@ -2,13 +2,13 @@
 HTTP API in the browser, and the API's documentation at ``/docs``.
 
 The dashboard has no build step: ``index.html``, two ES modules and a style sheet from
-the ``dashboard`` folder beside this file, and the JavaScript binding
-(``clients/js/tuplespace.js``, reached through a link in that folder) at
-``/js/tuplespace.js``.  ``/docs`` is Swagger UI over ``/openapi.json``: its page and
-start-up script are in the same folder, and Swagger UI's own files come from the
-``fastapi-offline`` package, so the page needs nothing from elsewhere.  None of these
-routes is in the OpenAPI document, and none needs a token: the pages hold no data,
-and ask the API for it with the token the person gives them.  A strict
+the ``dashboard`` folder beside this file, and the ES modules of the JavaScript binding
+(``clients/js/src``, reached through the link ``dashboard/js``) at ``/js/<module>.js``.
+``/docs`` is Swagger UI over ``/openapi.json``: its page and start-up script are in
+the same folder, and Swagger UI's own files come from the ``fastapi-offline`` package,
+so the page needs nothing from elsewhere.  None of these routes is in the OpenAPI
+document, and none needs a token: the pages hold no data, and ask the API for it with
+the token the person gives them.  A strict
 Content-Security-Policy lets each page load nothing but these files and talk to
 nothing but this server.
 """
@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
@@ -39,12 +38,12 @@ FILES = {
     "/dashboard/dashboard.js": (DASHBOARD / "dashboard.js", _JS),
     "/dashboard/dashboard.css": (DASHBOARD / "dashboard.css", _CSS),
     "/dashboard/textform.js": (DASHBOARD / "textform.js", _JS),
-    "/js/tuplespace.js": (DASHBOARD / "tuplespace.js", _JS),
     "/docs": (DASHBOARD / "docs.html", _HTML),
     "/docs/docs.js": (DASHBOARD / "docs.js", _JS),
     "/docs/swagger-ui-bundle.js": (SWAGGER_UI / "swagger-ui-bundle.js", _JS),
     "/docs/swagger-ui.css": (SWAGGER_UI / "swagger-ui.css", _CSS),
     "/docs/favicon.png": (SWAGGER_UI / "favicon.png", "image/png"),
+    **{f"/js/{module.name}": (module, _JS) for module in sorted((DASHBOARD / "js").glob("*.js"))},
 }
 
 HEADERS = {
@@ -77,8 +76,6 @@ def install_dashboard(app: FastAPI) -> None:
 
 def _serve(file: Path, media_type: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        if not file.is_file():  # an installation without the JavaScript binding
-            raise HTTPException(404, f"{file.name} is not installed")
         return FileResponse(file, media_type=media_type, headers=HEADERS)
 
     return endpoint

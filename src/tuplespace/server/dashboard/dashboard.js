@@ -6,7 +6,7 @@
 // Tuples, templates, records and their templates are typed and shown in the text form
 // (docs/records.md, "The text form"; textform.js).
 
-import { EventsLost, Timeout, connectServer, credit, typeName } from "../js/tuplespace.js";
+import { EventsLost, Timeout, connectServer, credit, typeName } from "../js/index.js";
 import { address, format, parseMap, parseMapTemplate, parseTemplate, parseTuple, parseValue } from "./textform.js";
 
 const TOKEN_KEY = "tuplespace.token";

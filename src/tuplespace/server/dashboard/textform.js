@@ -7,7 +7,7 @@
 // Text is read into wire JSON and decoded by the binding, which checks every value
 // (canonical base64, RFC 3339 times, int sizes, ...) as it checks what the server sends.
 
-import { ANY, WireError, decode, decodeTemplate, time, typeName } from "../js/tuplespace.js";
+import { ANY, WireError, decode, decodeTemplate, time, typeName } from "../js/index.js";
 
 const MAX_NESTING = 100;
 const FORMALS = new Set(["null", "bool", "int", "float", "str", "bytes", "time", "uri", "credit", "tuple", "map"]);
