@@ -93,6 +93,14 @@ export function errorFromAnswer(status, body, headers, where) {
   } catch {
     return new TupleSpaceError(`${where}: the server answered ${status}: ${body.slice(0, 200)}`, { status });
   }
+  return errorOf(error, status, headers);
+}
+
+/**
+ * The error of the `error` object of an error body: an answer's, or the `last_error` of a
+ * rule (then without a status).
+ */
+export function errorOf(error, status = null, headers = null) {
   const { code, message } = error;
   const details = {
     code,
@@ -118,7 +126,7 @@ export function errorFromAnswer(status, body, headers, where) {
   return result;
 }
 
-/** The fields of the record errors: not_allowed, capability_revoked, insufficient_credit. */
+/** The fields of the errors that carry more: not_allowed, capability_revoked, insufficient_credit, rule_cycle. */
 function recordDetails(error) {
   const amount = (wire) => {
     try {

@@ -112,5 +112,6 @@ export { encode, encodeTemplate } from "./encoding.js";
 export { DEFAULT_LIMITS, decode, decodeTemplate } from "./decoding.js";
 export { Space, Lease, Transaction } from "./spaces.js";
 export { Record } from "./records.js";
+export { Rules, Clock } from "./rules.js";
 export { Subscription, RecordWatch } from "./events.js";
 export { connect, connectServer, Server } from "./connect.js";
