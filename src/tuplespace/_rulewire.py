@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
 from ._errors import InvalidTemplate, InvalidValue, TupleSpaceError, WireError
-from ._rules import Lit, RuleInfo
+from ._rules import _RECORD_KINDS, Lit, RuleInfo
 from ._values import Limits
 
 __all__ = ["RULE_KEYS", "definition_from_wire", "definition_to_wire", "info_from_wire", "info_to_wire"]
@@ -115,7 +115,7 @@ def info_from_wire(obj: dict[str, Any], last_error: TupleSpaceError | None, limi
     return RuleInfo(
         name=obj["name"],
         kind=obj["kind"],
-        on=frozenset({"create", "update", "destroy", "expire", "move"} if push else obj["on"]),
+        on=_RECORD_KINDS if push else frozenset(obj["on"]),
         template=None if template is None else template_from_wire(template, limits).fields,
         path=obj.get("path"),
         tag=obj.get("tag"),
