@@ -41,6 +41,7 @@ from tuplespace.client import (
     AsyncLease,
     AsyncRemoteRecord,
     AsyncRemoteRecordWatch,
+    AsyncRemoteRules,
     AsyncRemoteSpace,
     RemoteSpace,
 )
@@ -174,6 +175,13 @@ class SyncOverAsync:
     def account(self, principal: str) -> ts.Credit:
         return self._run(self.aspace.account(principal))
 
+    @property
+    def rules(self) -> Any:
+        """The space's rules: an embedded space's own (its calls never wait), or a
+        remote space's seen through the calls of :class:`tuplespace.Rules`."""
+        rules = self.aspace.rules
+        return rules if isinstance(rules, ts.Rules) else SyncRules(self, rules)
+
     def _wrap(self, result: Any) -> Any:
         if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
             return SyncRecord(self, result)
@@ -281,6 +289,27 @@ class SyncSubscription:
 
     def __exit__(self, *exc_info: object) -> None:
         self._adapter._run(self.subscription.__aexit__(*exc_info))
+
+
+class SyncRules:
+    """An :class:`tuplespace.client.AsyncRemoteRules` seen through the calls of
+    :class:`tuplespace.Rules`."""
+
+    def __init__(self, host: SyncOverAsync, rules: AsyncRemoteRules) -> None:
+        self._host = host
+        self._rules = rules
+
+    def add(self, name: str, **definition: Any) -> ts.RuleInfo:
+        return self._host._run(self._rules.add(name, **definition))
+
+    def list(self) -> list[ts.RuleInfo]:
+        return self._host._run(self._rules.list())
+
+    def get(self, name: str) -> ts.RuleInfo:
+        return self._host._run(self._rules.get(name))
+
+    def remove(self, name: str) -> None:
+        self._host._run(self._rules.remove(name))
 
 
 class SyncRecord:
@@ -744,6 +773,7 @@ REDIS_LIMITS_BY_MODULE = {
     "test_transactions": "transactions",
     "test_records": "records",
     "test_credit": "credit, which records pay",
+    "test_active": "rules",
 }
 REDIS_LIMITS = {
     "test_a_take_in_a_transaction_frees_room_and_an_abort_returns_even_into_a_full_space": "transactions",

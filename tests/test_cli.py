@@ -160,6 +160,7 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "anonymous": ["read", "subscribe"],
                 "charge_rate": "0",
                 "creation_charge": "0",
+                "clock": "system",
             }
             assert http.post("/spaces/s/read", json={"template": ["x"], "timeout": None}).json() == {
                 "tuple": None,
@@ -490,6 +491,47 @@ def test_record_commands(server_url: str) -> None:
     bad = cli(server_url, "record", "create", "house", "x", '["not", "an object"]')
     assert bad.returncode == 2
     assert "JSON object" in one_line_error(bad, "record create")
+
+
+def test_rules_commands(server_url: str) -> None:
+    hot = json.dumps(
+        {
+            "name": "hot",
+            "template": ["reading", {"$formal": "str"}, {"$formal": "float"}],
+            "when": "t[2] > 30.0",
+            "write": [["alarm", "t[1]"]],
+        }
+    )
+    added = cli(server_url, "rules", "add", "plant", hot)
+    assert added.returncode == 0, added.stderr
+    assert {k: json.loads(added.stdout)[k] for k in ("name", "kind", "level")} == {
+        "name": "hot",
+        "kind": "reaction",
+        "level": 1,
+    }
+    assert cli(server_url, "write", "plant", '["reading", "hall", {"$float": "31"}]').returncode == 0
+    assert cli(server_url, "read", "plant", '["alarm", {"$formal": "str"}]').stdout == '["alarm","hall"]\n'
+    listed = [json.loads(line) for line in cli(server_url, "rules", "list", "plant").stdout.splitlines()]
+    assert [(r["name"], r["fired"], r["last_error"]) for r in listed] == [("hot", 1, None)]
+
+    echo = json.dumps(
+        {
+            "name": "echo",
+            "template": ["alarm", {"$formal": "str"}],
+            "write": [["reading", "t[1]", {"$float": "31"}]],
+        }
+    )
+    refused = cli(server_url, "rules", "add", "plant", echo)
+    assert refused.returncode == 1
+    assert "echo -> hot -> echo" in one_line_error(refused, "rules add")
+    bad = cli(server_url, "rules", "add", "plant", '{"name": "x", "colour": "red"}')
+    assert bad.returncode == 2
+    assert "colour" in one_line_error(bad, "rules add")
+    assert cli(server_url, "rules", "remove", "plant", "hot").returncode == 0
+    assert cli(server_url, "rules", "list", "plant").stdout == ""
+    gone = cli(server_url, "rules", "remove", "plant", "hot")
+    assert gone.returncode == 1
+    assert "no rule named 'hot'" in one_line_error(gone, "rules remove")
 
 
 def test_token_commands(tmp_path: Path) -> None:

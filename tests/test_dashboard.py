@@ -593,6 +593,44 @@ def test_records_browse_as_a_tree_whose_address_fields_open_the_contained_record
     screenshot(page, "dashboard-record-tree.png")
 
 
+def test_a_spaces_rules_are_shown_and_removed_through_the_panel(page: Page, serve: Serve) -> None:
+    server = serve(store="memory")
+    with ts.connect(server.url + "/spaces/plant") as plant:
+        plant.rules.add(
+            "hot",
+            template=("reading", str, float),
+            when="t[2] > 30.0",
+            write=[("alarm", "t[1]", "t[2] - 30.0")],
+        )
+        plant.create("kitchen", {"temp": 21.0})
+        plant.create("house", {"comfort": None})
+        plant.rules.add("comfort", set="house.comfort", to="k.temp < 23.0", using={"k": "kitchen"})
+        plant.rules.add("ratio", template=("pair", int, int), write=[(ts.Lit("ratio"), "t[1] / t[2]")])
+        plant.write(("pair", 1, 0))
+    page.goto(server.url + "/")
+    open_space(page, "plant")
+    rules = page.get_by_role("list", name="Rules").locator("> li")
+    expect(page.locator("#rules-result")).to_have_text("3 rules")
+    expect(rules).to_have_text(
+        [
+            "comfort level 1, fired 1, failed 0 house.comfort := k.temp < 23.0 (with k = kitchen) Remove",
+            'hot level 1, fired 0, failed 0 on write of ("reading", ?str, ?float) when t[2] > 30.0: '
+            'write ("alarm", "t[1]", "t[2] - 30.0") Remove',
+            'ratio level 1, fired 0, failed 1 on write of ("pair", ?int, ?int): '
+            'write ("\'ratio\'", "t[1] / t[2]") last failure: evaluation_error: division by zero Remove',
+        ]
+    )
+    page.get_by_role("button", name="Remove rule hot").click()
+    expect(page.locator("#rules-result")).to_have_text("Removed rule hot; 2 rules")
+    expect(rules).to_have_count(2)
+    with ts.connect(server.url + "/spaces/plant") as plant:
+        assert [r.name for r in plant.rules.list()] == ["comfort", "ratio"]
+        plant.rules.add("hot", template=("reading", str, float), write=[("alarm", "t[1]")])
+    page.get_by_role("button", name="Show rules").click()
+    expect(page.locator("#rules-result")).to_have_text("3 rules")
+    screenshot(page, "dashboard-rules.png")
+
+
 def test_the_page_is_labelled_and_works_from_the_keyboard(page: Page, serve: Serve) -> None:
     server = serve(store="memory")
     page.goto(server.url + "/")

@@ -121,7 +121,8 @@ def test_the_server_answers_an_exception_with_the_first_code_of_its_class() -> N
     lost = api_error(ts.UnknownLease("gone"))
     assert (lost.status, lost.code, lost.field) == (404, "unknown_lease", None)
     cycle = api_error(ts.RuleCycle("loops", ["a", "b", "a"]), "rule")
-    assert (cycle.status, cycle.code, cycle.field) == (400, "invalid_value", "rule")
+    assert (cycle.status, cycle.code, cycle.field) == (409, "rule_cycle", "rule")
+    assert cycle.body()["error"]["cycle"] == ["a", "b", "a"]
     with pytest.raises(ts.Timeout):
         api_error(ts.Timeout("nothing"))
 

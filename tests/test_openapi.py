@@ -188,6 +188,8 @@ def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuse
     # XPath 1.0 expressions (the format of "$xpath"), which schemathesis does not know.
     step = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True)
     register_string_format("xpath", st.lists(step, min_size=1, max_size=3).map(lambda s: "//" + "/".join(s)))
+    # Expressions of rules (the format "cel"): CEL that reads no name, so valid in every rule.
+    register_string_format("cel", st.sampled_from(["1", "'word'", "1 + 2", "true", "2.5 * 2.0", "[1, 'a']"]))
     server = Server(create_app(long_poll=0.01, claim_lease=0.05), port=0)  # no durable spaces
     thread = server.start_in_thread()
     try:
@@ -230,6 +232,7 @@ def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuse
         assert not refused, "\n".join(refused)
     finally:
         unregister_string_format("xpath")
+        unregister_string_format("cel")
         server.stop()
         thread.join(PATIENCE)
 

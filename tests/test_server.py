@@ -141,6 +141,7 @@ def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
         "anonymous": [],
         "charge_rate": "0",
         "creation_charge": "0",
+        "clock": "system",
     }
     assert r.json() == {"name": "jobs", "options": options}
     assert http.put("/spaces/jobs", json={"order": "lifo"}).status_code == 200
@@ -209,6 +210,7 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "anonymous": ["read"],
             "charge_rate": "0.5",
             "creation_charge": "0",
+            "clock": "system",
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")

@@ -58,6 +58,18 @@ export class RecordExists extends TupleSpaceError {}
 export class RecordInUse extends TupleSpaceError {}
 /** A set that would make a record contain itself. */
 export class ContainmentCycle extends InvalidValue {}
+/** A rule that could trigger itself, directly or through others. */
+export class RuleCycle extends InvalidValue {
+  constructor(message: string, details?: ErrorDetails & { cycle?: readonly string[] });
+  /** The rules around the loop, the new one first and last. */
+  cycle: string[];
+}
+/** The space has a rule of that name already. */
+export class RuleExists extends InvalidValue {}
+/** The space has no rule of that name. */
+export class RuleNotFound extends NotFound {}
+/** An expression of a rule, or a method, failed as it ran. */
+export class EvaluationError extends TupleSpaceError {}
 /** The record handle (a capability) does not grant the operation. */
 export class NotAllowed extends Forbidden {
   constructor(message: string, details?: ErrorDetails & { operation?: string | null; allowed?: readonly string[] });
@@ -343,6 +355,8 @@ export interface SpaceOptions {
   charge_rate: string;
   /** Credit every record creation costs (decimal text). */
   creation_charge: string;
+  /** "simulated": the space's time moves only by `space.clock.advance` (a space in memory). */
+  clock: "system" | "simulated";
 }
 export interface SpaceInfo {
   name: string;
@@ -516,11 +530,66 @@ export class Transaction {
   renew(seconds: number, options?: CallOptions): Promise<void>;
 }
 
+export interface RuleDefinition extends CallOptions {
+  /** A reaction to tuples: `"write"` (default), `"take"`, `"expire"`, `"cancel"`, or several. */
+  on?: string | string[];
+  template?: Template;
+  /** A reaction to the changes of the record at this path (of the field `tag`). */
+  path?: string;
+  tag?: string | null;
+  /** An expression over the event (`t`, or `path`, `tag`, `value`, `kind`); must be true to fire. */
+  when?: string | null;
+  /** Tuples to write: a string in them is an expression (or a bare word); `"'text'"` a constant. */
+  write?: Tuple[];
+  /** Templates to take with, strings as in `write`. */
+  take?: Template[];
+  /** A reaction: `{"path.tag": expression}`; a Push Logic rule: the field `"path.tag"` it keeps. */
+  set?: string | { [target: string]: string };
+  /** A Push Logic rule: the expression over record fields its field is kept equal to. */
+  to?: string;
+  using?: { [name: string]: string };
+  /** Whose account pays its firings (default: the caller's own; another needs `admin`). */
+  principal?: string;
+}
+export interface RuleInfo {
+  name: string;
+  kind: "reaction" | "record" | "push";
+  principal: string;
+  level: number;
+  fired: number;
+  failed: number;
+  lastError: TupleSpaceError | null;
+  on?: string[];
+  template?: unknown[] | null;
+  path?: string | null;
+  tag?: string | null;
+  when?: string | null;
+  write?: DecodedTuple[];
+  take?: unknown[][];
+  set: string | { [target: string]: string };
+  to?: string;
+  using?: { [name: string]: string };
+}
+export class Rules {
+  private constructor();
+  add(name: string, definition: RuleDefinition): Promise<RuleInfo>;
+  list(options?: CallOptions): Promise<RuleInfo[]>;
+  get(name: string, options?: CallOptions): Promise<RuleInfo>;
+  remove(name: string, options?: CallOptions): Promise<void>;
+}
+export class Clock {
+  private constructor();
+  now(options?: CallOptions): Promise<number>;
+  advance(seconds: number, options?: CallOptions): Promise<void>;
+}
+
 export class Space {
   private constructor();
   readonly name: string;
   readonly url: string;
   readonly closed: boolean;
+  readonly rules: Rules;
+  readonly clock: Clock;
   write(tuple: Tuple, options?: WriteOptions): Promise<Lease>;
   writeMany(tuples: Iterable<Tuple>, options?: LeaseOptions): Promise<Lease[]>;
   read(template: Template, options?: WaitOptions): Promise<DecodedTuple>;

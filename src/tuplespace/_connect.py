@@ -70,8 +70,9 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
     - ``http://host:port/spaces/jobs`` (or ``https://``) — the space ``jobs`` of a
       server (``tuplespace serve``): a :class:`tuplespace.client.RemoteSpace`.
       ``token=`` is its bearer token.  Options (``order``, ``capacity``,
-      ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``) create
-      the space with them if it does not exist yet (which needs the ``admin`` permission).
+      ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``,
+      ``clock="simulated"``) create the space with them if it does not exist yet (which
+      needs the ``admin`` permission).
 
     - ``coap://host:port/spaces/jobs`` — the space ``jobs`` of a :class:`tuplespace.Node`,
       over CoAP: write, read, take and count (``timeout=`` bounds its wait for an

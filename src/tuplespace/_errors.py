@@ -9,7 +9,8 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      │    ├── UnsupportedType    (also TypeError)     a value of a type that does not travel
      │    ├── ValueTooLarge                           over a size, field-count or nesting limit
      │    ├── ContainmentCycle                        a record would contain itself
-     │    └── RuleCycle                               a rule could trigger itself
+     │    ├── RuleCycle                               a rule could trigger itself
+     │    └── RuleExists                              a rule of that name exists already
      ├── InvalidTemplate         (also ValueError)    a template that cannot be compiled
      ├── WireError               (also ValueError)    text that is not valid wire format
      ├── LimitReached                                 a resource limit (waiters, ...) is full
@@ -31,7 +32,8 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      │    └── NotAllowed                              the record handle does not allow this
      └── NotFound                (also LookupError)   the server has no such space
           ├── UnknownLease                            the leased thing is gone or expired
-          └── RecordNotFound                          no record at that address (any more)
+          ├── RecordNotFound                          no record at that address (any more)
+          └── RuleNotFound       (also KeyError)      the space has no rule of that name
 
 Errors about one part of a value carry ``path``: where in the tuple it is, written
 like ``[2]["temp"]`` (an empty string is the whole value).
@@ -65,6 +67,8 @@ __all__ = [
     "RecordInUse",
     "RecordNotFound",
     "RuleCycle",
+    "RuleExists",
+    "RuleNotFound",
     "SpaceClosed",
     "SpaceFull",
     "StoreError",
@@ -221,6 +225,17 @@ class RuleCycle(InvalidValue):
         super().__init__(message)
 
 
+class RuleExists(InvalidValue):
+    """The space has a rule of that name already: remove it first."""
+
+
+class RuleNotFound(NotFound, KeyError):
+    """The space has no rule of that name."""
+
+    def __str__(self) -> str:  # a message, not the repr of a missing key
+        return str(self.args[0]) if self.args else ""
+
+
 class EvaluationError(TupleSpaceError, ValueError):
     """An expression of a rule or a method failed as it ran (a type mismatch, a
     missing field, a division by zero, an error raised by the method)."""
@@ -276,6 +291,7 @@ ERRORS: tuple[WireCode, ...] = (
     WireCode("unsupported_type", 400, UnsupportedType),
     WireCode("invalid_template", 400, InvalidTemplate),
     WireCode("containment_cycle", 400, ContainmentCycle),
+    WireCode("evaluation_error", 400, EvaluationError),
     WireCode("unauthorized", 401, Unauthorized),
     WireCode("capability_revoked", 401, CapabilityRevoked),
     WireCode("insufficient_credit", 402, InsufficientCredit),
@@ -285,13 +301,17 @@ ERRORS: tuple[WireCode, ...] = (
     WireCode("unknown_claim", 404, NotFound),
     WireCode("unknown_lease", 404, UnknownLease),
     WireCode("record_not_found", 404, RecordNotFound),
+    WireCode("rule_not_found", 404, RuleNotFound),
     WireCode("transaction_ended", 409, TransactionError),
     WireCode("transaction_aborted", 409, TransactionAborted),
     WireCode("unknown_transaction", 404, TransactionError),
     WireCode("space_exists", 409, Conflict),
     WireCode("token_exists", 409, Conflict),
+    WireCode("real_clock", 409, Conflict),
     WireCode("record_exists", 409, RecordExists),
     WireCode("record_in_use", 409, RecordInUse),
+    WireCode("rule_cycle", 409, RuleCycle),
+    WireCode("rule_exists", 409, RuleExists),
     WireCode("value_too_large", 413, ValueTooLarge),
     WireCode("limit_reached", 429, LimitReached),
     WireCode("rate_limited", 429, LimitReached),

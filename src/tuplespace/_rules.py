@@ -57,6 +57,8 @@ from ._errors import (
     LimitReached,
     RecordNotFound,
     RuleCycle,
+    RuleExists,
+    RuleNotFound,
     TupleSpaceError,
 )
 from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
@@ -71,14 +73,14 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._space import Space
 
-__all__ = ["Lit", "RuleInfo", "Rules"]
+__all__ = ["MAX_RULES", "Lit", "RuleInfo", "Rules"]
 
 log = logging.getLogger("tuplespace")
 
 _TUPLE_EVENTS: Final = frozenset({"write", "take", "expire", "cancel"})
 _RECORD_KINDS: Final = frozenset({"create", "update", "destroy", "expire", "move"})
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
-_MAX_RULES: Final = 100_000
+MAX_RULES: Final = 100_000
 _T: Final = frozenset({"t"})  # a reaction to a tuple event reads the tuple
 _R: Final = frozenset({"path", "tag", "value", "kind"})  # one to a record event, the change
 
@@ -118,6 +120,7 @@ class RuleInfo:
     failed: int
     last_error: TupleSpaceError | None
     principal: str
+    using: Mapping[str, str]  # a Push Logic rule: its names of deeper record paths
 
 
 # CEL's own words, which are values rather than names.
@@ -219,6 +222,7 @@ class _Rule:
             failed=self.failed,
             last_error=self.last_error,
             principal=self.principal,
+            using=dict(self.using),
         )
 
 
@@ -441,6 +445,7 @@ class Rules:
 
     ``limits`` (:class:`ActiveLimits`) bounds the firings of one operation and what
     a method may do; set it with ``space.rules.limits = ts.ActiveLimits(...)``.
+    ``max_rules`` is the most rules the space holds (100,000; a server sets its own).
     """
 
     def __init__(self, space: Space) -> None:
@@ -466,6 +471,7 @@ class Rules:
         self._sandbox: Sandbox | None = None
         self._firing_charge = ZERO
         self.limits = ActiveLimits()
+        self.max_rules = MAX_RULES
 
     @property
     def firing_charge(self) -> Credit:
@@ -570,9 +576,10 @@ class Rules:
         ``definition`` in a durable space."""
         name = rule.name
         if name in self._rules:
-            raise InvalidValue(f"there is a rule named {name!r} already; remove it first", "name")
-        if len(self._rules) >= _MAX_RULES:
-            raise LimitReached(f"a space holds at most {_MAX_RULES} rules", limit="rules", maximum=_MAX_RULES)
+            raise RuleExists(f"there is a rule named {name!r} already; remove it first", "name")
+        most = self.max_rules
+        if len(self._rules) >= most:
+            raise LimitReached(f"a space holds at most {most} rules", limit="max_rules", maximum=most)
         self._link(rule)
         self._install(rule)
         self._rules[name] = rule
@@ -585,11 +592,11 @@ class Rules:
         return rule.info()
 
     def remove(self, name: str) -> None:
-        """Remove the rule ``name``; :class:`KeyError` if there is none."""
+        """Remove the rule ``name``; :class:`RuleNotFound` (a ``KeyError``) if there is none."""
         with self._space._lock:
             rule = self._rules.pop(name, None)
             if rule is None:
-                raise KeyError(f"no rule named {name!r}")
+                raise RuleNotFound(f"no rule named {name!r}")
             if rule.feed is not None:
                 self._engine.unsubscribe(rule.feed)
             for index, key in self._filed(rule):
@@ -610,11 +617,11 @@ class Rules:
             return sorted((r.info() for r in self._rules.values()), key=lambda i: (i.level, i.name))
 
     def get(self, name: str) -> RuleInfo:
-        """The rule ``name``; :class:`KeyError` if there is none."""
+        """The rule ``name``; :class:`RuleNotFound` (a ``KeyError``) if there is none."""
         with self._space._lock:
             rule = self._rules.get(name)
             if rule is None:
-                raise KeyError(f"no rule named {name!r}")
+                raise RuleNotFound(f"no rule named {name!r}")
             return rule.info()
 
     def statistics(self) -> dict[str, Any]:

@@ -827,6 +827,76 @@ def record_destroy(
         remote.record(ref).destroy(force=force)
 
 
+# -- rules -------------------------------------------------------------------------------------
+
+rules_app = typer.Typer(
+    help="The rules of a space (docs/active.md): given and printed as JSON definitions "
+    "(docs/http-api.md, Rules).",
+    no_args_is_help=True,
+)
+app.add_typer(rules_app, name="rules")
+
+
+@rules_app.command("list")
+def rules_list(space: SpaceName, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Print each rule, by level then name, as one JSON line: its definition, "kind",
+    "level", "fired", "failed" and "last_error" (the message of its latest failure, or null)."""
+    from ._rulewire import info_to_wire
+
+    with _reporting("rules list"), _space(url, token, space) as remote:
+        for info in remote.rules.list():
+            last = None if info.last_error is None else str(info.last_error)
+            _print_json({**info_to_wire(info), "last_error": last})
+
+
+@rules_app.command("add")
+def rules_add(
+    space: SpaceName,
+    rule_json: Annotated[
+        str,
+        typer.Argument(
+            metavar="RULE_JSON",
+            help='The rule, e.g. \'{"name": "hot", "template": ["reading", {"$formal": "float"}], '
+            '"when": "t[1] > 30.0", "write": [["alarm", "t[1]"]]}\'.',
+        ),
+    ],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Add a rule; print it as JSON.  A rule that could trigger itself is refused,
+    naming the cycle."""
+    from ._errors import TupleSpaceError
+    from ._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
+    from ._values import DEFAULT_LIMITS
+
+    with _reporting("rules add"):
+        wire = _json(rule_json, "rule")
+        if not isinstance(wire, dict):
+            raise _Failure(f"the rule must be a JSON object, not {_kind(wire)}", EXIT_USAGE)
+        unknown = sorted(set(wire) - RULE_KEYS)
+        if unknown:
+            raise _Failure(f"the rule has an unknown field {unknown[0]!r}", EXIT_USAGE)
+        try:
+            name, args = definition_from_wire(wire, DEFAULT_LIMITS)
+        except (TupleSpaceError, ValueError) as exc:
+            raise _Failure(f"the rule is not valid: {_one_line(exc)}", EXIT_USAGE) from None
+        with _space(url, token, space) as remote:
+            info = remote.rules.add(name, principal=wire.get("principal"), **args)
+            _print_json({**info_to_wire(info), "last_error": None})
+
+
+@rules_app.command("remove")
+def rules_remove(
+    space: SpaceName,
+    name: Annotated[str, typer.Argument(help="The rule's name.", show_default=False)],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Remove a rule."""
+    with _reporting("rules remove"), _space(url, token, space) as remote:
+        remote.rules.remove(name)
+
+
 # -- tokens ------------------------------------------------------------------------------------
 
 token_app = typer.Typer(

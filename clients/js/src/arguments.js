@@ -147,10 +147,10 @@ export function checkRef(ref) {
   return ref;
 }
 
-export function templateWire(template) {
+export function templateWire(template, field = "template") {
   try {
     return templateToWire(template);
   } catch (error) {
-    throw error instanceof TupleSpaceError ? about(error, "template") : error;
+    throw error instanceof TupleSpaceError ? about(error, field) : error;
   }
 }

@@ -501,3 +501,7 @@ export function tupleFromWire(o) {
   if (!Array.isArray(t)) throw new WireError(`the server answered ${typeName(t)} where a tuple belongs`);
   return t;
 }
+
+export function templateFromWire(o) {
+  return new TemplateDecoder(RECEIVED).fields(o, 1);
+}

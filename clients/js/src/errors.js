@@ -51,6 +51,20 @@ export class RecordInUse extends TupleSpaceError {}
 RecordInUse.code = "record_in_use";
 export class ContainmentCycle extends InvalidValue {}
 ContainmentCycle.code = "containment_cycle";
+export class RuleCycle extends InvalidValue {
+  constructor(message, details = {}) {
+    super(message, details);
+    /** The rules around the loop, the new one first and last. */
+    this.cycle = details.cycle ?? [];
+  }
+}
+RuleCycle.code = "rule_cycle";
+export class RuleExists extends InvalidValue {}
+RuleExists.code = "rule_exists";
+export class RuleNotFound extends NotFound {}
+RuleNotFound.code = "rule_not_found";
+export class EvaluationError extends TupleSpaceError {}
+EvaluationError.code = "evaluation_error";
 export class NotAllowed extends Forbidden {
   constructor(message, details = {}) {
     super(message, details);
@@ -130,6 +144,10 @@ for (const kind of [
   RecordExists,
   RecordInUse,
   ContainmentCycle,
+  RuleCycle,
+  RuleExists,
+  RuleNotFound,
+  EvaluationError,
   NotAllowed,
   CapabilityRevoked,
   InsufficientCredit,

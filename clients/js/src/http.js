@@ -5,6 +5,7 @@ import {
   CapabilityRevoked,
   Conflict,
   ContainmentCycle,
+  EvaluationError,
   EventsLost,
   Forbidden,
   InsufficientCredit,
@@ -16,6 +17,9 @@ import {
   RecordExists,
   RecordInUse,
   RecordNotFound,
+  RuleCycle,
+  RuleExists,
+  RuleNotFound,
   SpaceClosed,
   SpaceFull,
   StoreError,
@@ -52,6 +56,7 @@ const ERRORS = {
   transaction_ended: TransactionError,
   space_exists: Conflict,
   token_exists: Conflict,
+  real_clock: Conflict,
   limit_reached: LimitReached,
   rate_limited: LimitReached,
   space_full: SpaceFull,
@@ -61,6 +66,10 @@ const ERRORS = {
   record_exists: RecordExists,
   record_in_use: RecordInUse,
   containment_cycle: ContainmentCycle,
+  evaluation_error: EvaluationError,
+  rule_cycle: RuleCycle,
+  rule_exists: RuleExists,
+  rule_not_found: RuleNotFound,
   not_allowed: NotAllowed,
   capability_revoked: CapabilityRevoked,
   insufficient_credit: InsufficientCredit,
@@ -84,6 +93,14 @@ export function errorFromAnswer(status, body, headers, where) {
   } catch {
     return new TupleSpaceError(`${where}: the server answered ${status}: ${body.slice(0, 200)}`, { status });
   }
+  return errorOf(error, status, headers);
+}
+
+/**
+ * The error of the `error` object of an error body: an answer's, or the `last_error` of a
+ * rule (then without a status).
+ */
+export function errorOf(error, status = null, headers = null) {
   const { code, message } = error;
   const details = {
     code,
@@ -109,7 +126,7 @@ export function errorFromAnswer(status, body, headers, where) {
   return result;
 }
 
-/** The fields of the record errors: not_allowed, capability_revoked, insufficient_credit. */
+/** The fields of the errors that carry more: not_allowed, capability_revoked, insufficient_credit, rule_cycle. */
 function recordDetails(error) {
   const amount = (wire) => {
     try {
@@ -123,6 +140,7 @@ function recordDetails(error) {
     operation: typeof error.operation === "string" ? error.operation : null,
     allowed: Array.isArray(error.allowed) ? error.allowed.filter((op) => typeof op === "string") : [],
     expired: error.expired === true,
+    cycle: Array.isArray(error.cycle) ? error.cycle.filter((name) => typeof name === "string") : [],
     principal: typeof error.principal === "string" ? error.principal : null,
     needed: amount(error.needed),
     available: amount(error.available),

@@ -31,7 +31,9 @@
  *      ├── InvalidValue           a value or argument that cannot be used (also bad_request)
  *      │    ├── UnsupportedType   a JavaScript value that is not a wire type
  *      │    ├── ValueTooLarge     past a size, field-count or nesting limit
- *      │    └── ContainmentCycle  a set that would make a record contain itself
+ *      │    ├── ContainmentCycle  a set that would make a record contain itself
+ *      │    ├── RuleCycle         a rule that could trigger itself (.cycle names the loop)
+ *      │    └── RuleExists        a rule of that name exists already
  *      ├── InvalidTemplate        a template that cannot be used
  *      ├── WireError              text that is not in the wire format
  *      ├── Unauthorized           401: no token, or an unknown or revoked one
@@ -40,11 +42,13 @@
  *      │    └── NotAllowed        the record handle does not grant it (.operation, .allowed)
  *      ├── NotFound               404: no such space (or claim)
  *      │    ├── UnknownLease      the leased tuple is gone (taken, expired, cancelled)
- *      │    └── RecordNotFound    no record there, or the handle's record is gone
+ *      │    ├── RecordNotFound    no record there, or the handle's record is gone
+ *      │    └── RuleNotFound      no rule of that name
  *      ├── Conflict               409: the space or token exists already, otherwise
  *      ├── RecordExists           create, clone or move onto a path a record holds
  *      ├── RecordInUse            destroying a contained record without force
  *      ├── InsufficientCredit     the account cannot pay (.principal, .needed, .available)
+ *      ├── EvaluationError        an expression of a rule failed as it ran (a rule's lastError)
  *      ├── LimitReached           429: too many waiting calls, streams, transactions, requests
  *      │    └── SpaceFull         the space is at its capacity
  *      ├── EventsLost             events a subscriber asked for are no longer in the log
@@ -72,6 +76,10 @@ export {
   RecordExists,
   RecordInUse,
   ContainmentCycle,
+  RuleCycle,
+  RuleExists,
+  RuleNotFound,
+  EvaluationError,
   NotAllowed,
   CapabilityRevoked,
   InsufficientCredit,
@@ -104,5 +112,6 @@ export { encode, encodeTemplate } from "./encoding.js";
 export { DEFAULT_LIMITS, decode, decodeTemplate } from "./decoding.js";
 export { Space, Lease, Transaction } from "./spaces.js";
 export { Record } from "./records.js";
+export { Rules, Clock } from "./rules.js";
 export { Subscription, RecordWatch } from "./events.js";
 export { connect, connectServer, Server } from "./connect.js";

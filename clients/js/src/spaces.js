@@ -34,6 +34,7 @@ import {
 import { now, spacePath } from "./http.js";
 import { FULL, Record, addressFrom, recordDataFrom } from "./records.js";
 import { RecordWatch, Subscription } from "./events.js";
+import { Clock, Rules } from "./rules.js";
 
 /** Seconds a claim waits for the next take to carry its confirmation before it is sent alone. */
 const CONFIRM_DELAY = 1;
@@ -52,6 +53,8 @@ export class Space {
   #confirmTimer = null;
   #transactions = new Set();
   #subscriptions = new Set();
+  #rules = null;
+  #clock = null;
   #stats = { longPollsReissued: 0, claimsConfirmedRiding: 0, claimsConfirmedAlone: 0, claimsLost: 0 };
 
   /** @internal use connect() or Server.space() */
@@ -65,6 +68,18 @@ export class Space {
 
   get closed() {
     return this.#closed;
+  }
+
+  /** The space's rules (docs/active.md): `space.rules.add`, `list`, `get`, `remove`. */
+  get rules() {
+    this.#rules ??= new Rules(this);
+    return this.#rules;
+  }
+
+  /** The space's clock: `now()`, and `advance(seconds)` for a simulated one. */
+  get clock() {
+    this.#clock ??= new Clock(this);
+    return this.#clock;
   }
 
   /** @internal */

@@ -8,6 +8,7 @@ import {
   InsufficientCredit,
   NotAllowed,
   Float,
+  RuleInfo,
   LimitReached,
   Time,
   TupleSpaceError,
@@ -168,6 +169,24 @@ async function records(space: Space): Promise<void> {
   // @ts-expect-error: change kinds are those of records
   await space.watchRecords({ events: ["write"] });
   void [opened, root, temp, t1, unit, fields, tags, left, version, expires, ro, found, taken, waited, balance, mine];
+}
+
+async function rules(): Promise<void> {
+  const space = connect("http://127.0.0.1:8765/spaces/plant");
+  const hot: RuleInfo = await space.rules.add("hot", {
+    template: ["reading", formal("str"), formal("float")],
+    when: "t[2] > 30.0",
+    write: [["alarm", "t[1]", "t[2] - 30.0"]],
+  });
+  await space.rules.add("comfort", { set: "house.comfort", to: "k.temp < 23.0", using: { k: "kitchen" } });
+  const listed: RuleInfo[] = await space.rules.list();
+  const failure: TupleSpaceError | null = (await space.rules.get("hot")).lastError;
+  await space.rules.remove("hot");
+  const now: number = await space.clock.now();
+  await space.clock.advance(60);
+  // @ts-expect-error: a rule's name is a string
+  await space.rules.remove(1);
+  void [hot, listed, failure, now];
 }
 
 async function server(): Promise<void> {

@@ -14,11 +14,17 @@ space, over HTTP (docs/http-api.md), sync and async.
 from .._extras import missing
 
 try:
-    from ._async import AsyncRemoteRecord, AsyncRemoteSpace, AsyncRemoteTransaction
+    from ._async import (
+        AsyncRemoteClock,
+        AsyncRemoteRecord,
+        AsyncRemoteRules,
+        AsyncRemoteSpace,
+        AsyncRemoteTransaction,
+    )
     from ._async_server import AsyncRemoteServer, AsyncTokens
     from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
     from ._common import AsyncLease, SpaceInfo, TokenInfo
-    from ._sync import RemoteRecord, RemoteSpace, RemoteTransaction
+    from ._sync import RemoteClock, RemoteRecord, RemoteRules, RemoteSpace, RemoteTransaction
     from ._sync_server import RemoteServer, Tokens
     from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 except ModuleNotFoundError as exc:
@@ -26,15 +32,19 @@ except ModuleNotFoundError as exc:
 
 __all__ = [
     "AsyncLease",
+    "AsyncRemoteClock",
     "AsyncRemoteRecord",
     "AsyncRemoteRecordWatch",
+    "AsyncRemoteRules",
     "AsyncRemoteServer",
     "AsyncRemoteSpace",
     "AsyncRemoteSubscription",
     "AsyncRemoteTransaction",
     "AsyncTokens",
+    "RemoteClock",
     "RemoteRecord",
     "RemoteRecordWatch",
+    "RemoteRules",
     "RemoteServer",
     "RemoteSpace",
     "RemoteSubscription",

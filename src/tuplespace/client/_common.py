@@ -28,6 +28,7 @@ from .._errors import (
     InvalidValue,
     LimitReached,
     NotAllowed,
+    RuleCycle,
     TupleSpaceError,
     Unreachable,
     UnsupportedType,
@@ -38,6 +39,8 @@ from .._errors import (
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from .._lease import Lease
 from .._record import RecordData
+from .._rules import RuleInfo
+from .._rulewire import info_from_wire
 from .._templates import RecordTemplate
 from .._values import URI, Credit, Limits, Map, Tuple, Value, _key_path
 
@@ -56,6 +59,7 @@ __all__ = [
     "check_kinds",
     "credit_wire",
     "field_wire",
+    "rule_from_wire",
     "check_lease",
     "check_limit",
     "check_max_pending",
@@ -350,6 +354,9 @@ def _error(code: str, message: str, error: dict[str, Any]) -> TupleSpaceError:
     if issubclass(kind, ValueTooLarge):
         path = _path(error.get("field"))
         return kind(message, path, limit=str(error.get("limit")), maximum=_int(error.get("maximum")))
+    if issubclass(kind, RuleCycle):
+        cycle = error.get("cycle")
+        return kind(message, [str(c) for c in cycle] if isinstance(cycle, list) else [])
     if issubclass(kind, _PathError):
         return kind(message, _path(error.get("field")))
     if issubclass(kind, LimitReached):
@@ -371,6 +378,14 @@ def _error(code: str, message: str, error: dict[str, Any]) -> TupleSpaceError:
             available=_credit(error.get("available")),
         )
     return kind(message)
+
+
+def rule_from_wire(obj: dict[str, Any]) -> RuleInfo:
+    """The :class:`~tuplespace.RuleInfo` of a rule the server answered, its
+    ``last_error`` the exception of its code."""
+    error = obj.get("last_error")
+    last = None if error is None else _error(str(error["code"]), str(error["message"]), error)
+    return info_from_wire(obj, last, _RECEIVED)
 
 
 def _credit(value: Any) -> Credit:

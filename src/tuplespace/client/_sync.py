@@ -56,6 +56,8 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._record import RecordData, check_revocable
+from .._rules import RuleInfo
+from .._rulewire import definition_to_wire
 from .._templates import ANY, Template
 from .._upcall import Upcall
 from .._values import URI, Credit, Map, Value, handle_address
@@ -82,6 +84,7 @@ from ._common import (
     parse_url,
     record_data_from_wire,
     record_template_wire,
+    rule_from_wire,
     space_path,
     template_wire,
     tuple_from_wire,
@@ -93,7 +96,13 @@ from ._common import (
 from ._primitives import Later, Lock, Openable, opened_now
 from ._sync_subscription import RemoteRecordWatch, RemoteStream, RemoteSubscription
 
-__all__ = ["RemoteRecord", "RemoteSpace", "RemoteTransaction"]
+__all__ = [
+    "RemoteClock",
+    "RemoteRecord",
+    "RemoteRules",
+    "RemoteSpace",
+    "RemoteTransaction",
+]
 
 _JSON = {"Content-Type": "application/json"}
 # How much longer than the wait it asked for a call waits for the server's answer.
@@ -167,6 +176,8 @@ class RemoteSpace:
         self._closing = False
         self._transactions: set[RemoteTransaction] = set()
         self._subscriptions: set[RemoteStream[Any]] = set()
+        self.rules = RemoteRules(self)
+        self.clock = RemoteClock(self)
         self._stats = dict.fromkeys(
             (
                 "requests",
@@ -1026,6 +1037,95 @@ class RemoteRecord:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self._address)!r})"
+
+
+class RemoteRules:
+    """The rules of a remote space (``space.rules``), with the calls of
+    :class:`~tuplespace.Rules` that manage them and their errors
+    (:class:`~tuplespace.RuleCycle`, :class:`~tuplespace.RuleExists`,
+    :class:`~tuplespace.RuleNotFound`, :class:`~tuplespace.InvalidValue` naming the
+    field).  Adding and removing rules needs the ``write`` permission on the space,
+    listing them ``read``.  A rule's firings are paid by ``principal``: by default
+    the caller's own account (its token's name), another only for an admin of the space.
+    """
+
+    def __init__(self, space: RemoteSpace) -> None:
+        self._space = space
+
+    def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str | None = None,
+    ) -> RuleInfo:
+        """See :meth:`Rules.add <tuplespace.Rules.add>`; a constant str given as
+        ``Lit(s)`` comes back from :meth:`list` as the CEL literal ``"'s'"``."""
+        body = definition_to_wire(
+            name,
+            on=on,
+            template=template,
+            path=path,
+            tag=tag,
+            when=when,
+            write=write,
+            take=take,
+            set=set,
+            to=to,
+            using=using,
+            principal=principal,
+        )
+        answer = self._space._request("POST", "/rules", body)
+        return rule_from_wire(answer["rule"])
+
+    def list(self) -> list[RuleInfo]:
+        """Every rule, by level, then by name."""
+        answer = self._space._request("GET", "/rules", again=True)
+        return [rule_from_wire(r) for r in answer["rules"]]
+
+    def get(self, name: str) -> RuleInfo:
+        """The rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
+        answer = self._space._request("GET", "/rules/" + quote(name, safe=""), again=True)
+        return rule_from_wire(answer["rule"])
+
+    def remove(self, name: str) -> None:
+        """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
+        self._space._request("DELETE", "/rules/" + quote(name, safe=""))
+
+    def __repr__(self) -> str:
+        return f"<RemoteRules of {self._space.url}>"
+
+
+class RemoteClock:
+    """The clock of a remote space (``space.clock``): its time, and, for a space
+    created with ``clock="simulated"`` (in memory), :meth:`advance`, as a
+    :class:`~tuplespace.SimulatedClock` has."""
+
+    def __init__(self, space: RemoteSpace) -> None:
+        self._space = space
+
+    def now(self) -> float:
+        """The space's time, in seconds since the epoch."""
+        answer = self._space._request("GET", "/clock", again=True)
+        return float(answer["now"])
+
+    def advance(self, seconds: float) -> None:
+        """Move the space's simulated clock ``seconds`` forward and run what falls due
+        (leases, waits, rules).  Needs the ``admin`` permission on the space;
+        :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
+        self._space._request("POST", "/clock", {"advance": seconds})
+
+    def __repr__(self) -> str:
+        return f"<RemoteClock of {self._space.url}>"
 
 
 class RemoteTransaction(Openable):

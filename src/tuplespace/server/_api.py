@@ -28,6 +28,7 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
+from .._rules import MAX_RULES
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
@@ -84,6 +85,8 @@ class ServerLimits:
       or a frame (on a channel), must arrive in full once its first byte came.
     - ``idle_timeout``: seconds a connection may stay open with no request under
       way, before its first request or between two over HTTP.
+    - ``max_rules``: rules one space may hold (at most 100,000).
+    - ``max_rule_bytes``: bytes of the JSON definition of one rule.
     - ``wire``: the limits of a tuple (:class:`tuplespace.Limits`).
 
     A client is a token, or the address of a request without one.
@@ -102,6 +105,8 @@ class ServerLimits:
     max_connections: int = 64
     read_timeout: float = 10.0
     idle_timeout: float = 5.0
+    max_rules: int = 1_000
+    max_rule_bytes: int = 16 << 10
     wire: Limits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
@@ -109,6 +114,8 @@ class ServerLimits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive int, got {value!r}")
+        if self.max_rules > MAX_RULES:
+            raise ValueError(f"ServerLimits.max_rules is at most {MAX_RULES}, got {self.max_rules!r}")
         if self.rate is not None and not _positive(self.rate):
             raise ValueError(f"ServerLimits.rate must be a positive number or None, got {self.rate!r}")
         for name in _SECONDS:
@@ -157,6 +164,8 @@ _COUNTS = (
     "max_pending",
     "burst",
     "max_connections",
+    "max_rules",
+    "max_rule_bytes",
 )
 _SECONDS = ("read_timeout", "idle_timeout")
 _WIRE = ("max_fields", "max_depth", "max_bytes")

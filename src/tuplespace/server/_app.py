@@ -31,13 +31,13 @@ from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
 from ._hub import Hub
 from ._operations import Operations
-from ._records import RecordRoutes
+from ._rules import RuleRoutes
 from ._transactions import Transactions
 
 __all__ = ["Api", "create_app"]
 
 
-class Api(Operations, Transactions, RecordRoutes):
+class Api(Operations, Transactions, RuleRoutes):
     """The state of one server and the handlers of its routes."""
 
 
@@ -178,6 +178,12 @@ def _routes(app: FastAPI, api: Api) -> None:
     route("GET", "/spaces/{space}/records/events", api.record_events, "record_events")
     route("POST", "/spaces/{space}/credit/grant", api.grant_credit, "grant_credit")
     route("GET", "/spaces/{space}/credit/{principal}", api.get_account, "get_account")
+    route("GET", "/spaces/{space}/rules", api.list_rules, "list_rules")
+    route("POST", "/spaces/{space}/rules", api.add_rule, "add_rule")
+    route("GET", "/spaces/{space}/rules/{name}", api.get_rule, "get_rule")
+    route("DELETE", "/spaces/{space}/rules/{name}", api.remove_rule, "remove_rule")
+    route("GET", "/spaces/{space}/clock", api.get_clock, "get_clock")
+    route("POST", "/spaces/{space}/clock", api.advance_clock, "advance_clock")
     route("GET", "/tokens", api.list_tokens, "list_tokens")
     route("POST", "/tokens", api.create_token, "create_token")
     route("DELETE", "/tokens/{name}", api.revoke_token, "revoke_token")

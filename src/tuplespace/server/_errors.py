@@ -23,6 +23,7 @@ from .._errors import (
     NotFound,
     RecordExists,
     RecordNotFound,
+    RuleCycle,
     SpaceClosed,
     TupleSpaceError,
     ValueTooLarge,
@@ -99,6 +100,8 @@ def _extra(exc: Exception) -> dict[str, Any]:
         return {"operation": exc.operation, "allowed": sorted(exc.allowed)}
     if isinstance(exc, CapabilityRevoked):
         return {"expired": exc.expired}
+    if isinstance(exc, RuleCycle):
+        return {"cycle": exc.cycle}
     return {}
 
 

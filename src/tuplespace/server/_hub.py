@@ -38,6 +38,7 @@ except ImportError:  # Windows: SQLite's own lock still keeps a second server ou
     fcntl = None  # type: ignore[assignment]
 
 from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
+from .._clock import SimulatedClock
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
@@ -82,6 +83,7 @@ class SpaceInfo:
             "anonymous": sorted(self.anonymous),
             "charge_rate": credit_text(self.space.charge_rate),
             "creation_charge": credit_text(self.space.creation_charge),
+            "clock": "simulated" if self.space.clock.simulated else "system",
         }
 
 
@@ -187,6 +189,7 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
         "event_retention_bytes",
         "store",
         "anonymous",
+        "clock",
         *_CREDIT_OPTIONS,
     }
     for key in body:
@@ -225,6 +228,10 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
         if body["store"] not in ("durable", "memory"):
             raise ApiError(400, "bad_request", 'store is "durable" or "memory"', "store")
         out["store"] = body["store"]
+    if "clock" in body:
+        if body["clock"] not in ("system", "simulated"):
+            raise ApiError(400, "bad_request", 'clock is "system" or "simulated"', "clock")
+        out["clock"] = body["clock"]
     if "anonymous" in body:
         try:
             out["anonymous"] = check_permissions(body["anonymous"], "anonymous")
@@ -442,6 +449,15 @@ class Hub:
                 "creation_charge": options.get("creation_charge", "0"),
             }
             anonymous = options.get("anonymous", self.default_anonymous)
+            if options.get("clock") == "simulated":
+                if store == "durable":
+                    raise ApiError(
+                        400,
+                        "bad_request",
+                        'a space on a simulated clock is kept in memory: "store": "memory"',
+                        "clock",
+                    )
+                kwargs["clock"] = SimulatedClock()
             if store == "durable":
                 generation = self._retired.get(name, 0)
                 storage = name if generation == 0 else f"{name}~{generation}"

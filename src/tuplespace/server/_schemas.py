@@ -307,6 +307,7 @@ COMPONENTS: dict[str, Schema] = {
             "event_retention_bytes": {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_RETENTION_BYTES},
             "store": {"enum": ["durable", "memory"]},
             "anonymous": ref("Permissions"),
+            "clock": {"enum": ["system", "simulated"]},
         },
     },
     "Credit": {
@@ -522,6 +523,145 @@ _CHANGE_PARAMETERS: list[Schema] = [
     }
 ]
 
+# -- rules (docs/active.md) -------------------------------------------------------------------------
+
+_TUPLE_EVENTS = ["cancel", "expire", "take", "write"]
+_RECORD_EVENTS = ["create", "destroy", "expire", "move", "update"]
+_EXPRESSION: Schema = {
+    "description": "A CEL expression (docs/active.md, Expressions), or a bare word that names "
+    "nothing the rule knows (that word).",
+    "type": "string",
+    "format": "cel",
+    "minLength": 1,
+    "maxLength": 4096,
+}
+_PATH_INNER = _PATH["pattern"][1:-1]
+_TARGET: Schema = {
+    "description": "A record's field: its path, a dot, its tag.",
+    "type": "string",
+    "pattern": f"^{_PATH_INNER}\\.{TAG_PATTERN.pattern}$",
+}
+# What a reaction does: at least one of writing, taking and setting.
+_DOES: Schema = {
+    "anyOf": [
+        {"required": ["write"], "properties": {"write": {"minItems": 1}}},
+        {"required": ["take"], "properties": {"take": {"minItems": 1}}},
+        {"required": ["set"], "properties": {"set": {"minProperties": 1}}},
+    ]
+}
+
+
+def _on(kinds: list[str]) -> Schema:
+    return {"anyOf": [{"enum": kinds}, {"type": "array", "items": {"enum": kinds}, "minItems": 1}]}
+
+
+def _absent(*keys: str) -> list[Schema]:
+    return [{"not": {"required": [key]}} for key in keys]
+
+
+_REACTION: Schema = {
+    "when": _nullable(ref("Expression")),
+    "write": {"type": "array", "items": ref("RuleTuple")},
+    "take": {"type": "array", "items": ref("RuleTemplate")},
+    "set": {
+        "type": "object",
+        "propertyNames": _TARGET,
+        "additionalProperties": ref("Expression"),
+    },
+}
+_RULE_BODY: Schema = {
+    "type": "object",
+    "properties": {
+        "name": ref("RuleName"),
+        "on": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+        "template": ref("Template"),
+        "path": ref("Path"),
+        "tag": _nullable(ref("Tag")),
+        "when": _nullable(ref("Expression")),
+        "write": {"type": "array"},
+        "take": {"type": "array"},
+        "set": {"type": ["string", "object"]},
+        "to": ref("Expression"),
+        "using": {"type": "object", "additionalProperties": ref("Path")},
+        "principal": {"type": "string", "minLength": 1},
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+    "oneOf": [
+        {
+            "description": "A reaction to the events of tuples matching its template.",
+            "properties": {"on": _on(_TUPLE_EVENTS), **_REACTION},
+            "required": ["template"],
+            "allOf": [*_absent("path", "tag", "to", "using"), _DOES],
+        },
+        {
+            "description": "A reaction to the changes of the record at its path.",
+            "properties": {"on": _on(_RECORD_EVENTS), **_REACTION},
+            "required": ["path"],
+            "allOf": [*_absent("template", "to", "using"), _DOES],
+        },
+        {
+            "description": "A Push Logic rule: the field set is kept the value of to.",
+            "properties": {"set": _TARGET},
+            "required": ["set", "to"],
+            "allOf": _absent("on", "template", "path", "tag", "when", "write", "take"),
+        },
+    ],
+}
+_RULE_ANSWER = _object({"rule": ref("Rule")}, ("rule",))
+_RULE_COMPONENTS: dict[str, Schema] = {
+    "Expression": _EXPRESSION,
+    "RuleName": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$"},
+    "RuleField": {
+        "description": "A field of a tuple a rule writes: an expression (a string), or a constant.",
+        "anyOf": [
+            ref("Expression"),
+            *(x for x in _SCALARS if x != {"type": "string"}),
+            *_containers("Value"),
+        ],
+    },
+    "RuleTuple": {"type": "array", "items": ref("RuleField"), "maxItems": _FIELDS_MAX},
+    "RuleTemplateField": {
+        "description": "A field of a template a rule takes with: an expression (a string), "
+        "or a template field.",
+        "anyOf": [
+            ref("Expression"),
+            *(x for x in _SCALARS if x != {"type": "string"}),
+            *_containers("TemplateField"),
+            *(ref(n) for n in _TEMPLATE_FIELDS),
+        ],
+    },
+    "RuleTemplate": {"type": "array", "items": ref("RuleTemplateField"), "maxItems": _FIELDS_MAX},
+    "Rule": {
+        "description": "A rule: its definition, its level, how often it fired and failed, and its "
+        "last failure (an error body, or null).",
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "kind": {"enum": ["reaction", "record", "push"]},
+            "on": {"type": "array", "items": {"type": "string"}},
+            "template": _nullable(ref("Template")),
+            "path": _nullable({"type": "string"}),
+            "tag": _nullable({"type": "string"}),
+            "when": _nullable({"type": "string"}),
+            "write": {"type": "array", "items": ref("RuleTuple")},
+            "take": {"type": "array", "items": ref("RuleTemplate")},
+            "set": {
+                "anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]
+            },
+            "to": {"type": "string"},
+            "using": {"type": "object", "additionalProperties": {"type": "string"}},
+            "principal": {"type": "string"},
+            "level": {"type": "integer", "minimum": 1},
+            "fired": {"type": "integer", "minimum": 0},
+            "failed": {"type": "integer", "minimum": 0},
+            "last_error": _nullable({"type": "object"}),
+        },
+        "required": ["name", "kind", "principal", "level", "fired", "failed", "last_error"],
+    },
+}
+COMPONENTS.update(_RULE_COMPONENTS)
+
 _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     "health": (
         "Is the server up?",
@@ -563,6 +703,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "anonymous": ref("Permissions"),
                 "charge_rate": _AMOUNT,
                 "creation_charge": _AMOUNT,
+                "clock": {"enum": ["system", "simulated"]},
             },
             optional=True,
         ),
@@ -948,6 +1089,37 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 ),
             )
         },
+    ),
+    "list_rules": (
+        "The space's rules, by level, then by name.",
+        _NO_BODY,
+        {
+            "200": _answer(
+                "The rules.", _object({"rules": {"type": "array", "items": ref("Rule")}}, ("rules",))
+            )
+        },
+    ),
+    "add_rule": (
+        "Add a rule (docs/active.md); 409 rule_cycle if it could trigger itself, naming the cycle.",
+        {"requestBody": {"required": True, "content": {"application/json": {"schema": _RULE_BODY}}}},
+        {"201": _answer("The rule added.", _RULE_ANSWER)},
+    ),
+    "get_rule": ("A rule of the space.", _NO_BODY, {"200": _answer("The rule.", _RULE_ANSWER)}),
+    "remove_rule": ("Remove a rule of the space.", _NO_BODY, {"204": _answer("Removed.")}),
+    "get_clock": (
+        "The space's time, and whether its clock is simulated.",
+        _NO_BODY,
+        {
+            "200": _answer(
+                "The time.",
+                _object({"now": {"type": "number"}, "simulated": {"type": "boolean"}}, ("now", "simulated")),
+            )
+        },
+    ),
+    "advance_clock": (
+        "Move a simulated clock forward (admin); 409 real_clock for a space on the system clock.",
+        _body({"advance": {"type": "number", "exclusiveMinimum": 0, "maximum": 3.15e9}}, ("advance",)),
+        {"200": _answer("The new time.", _object({"now": {"type": "number"}}, ("now",)))},
     ),
     "list_tokens": (
         "The tokens (without their secrets).",

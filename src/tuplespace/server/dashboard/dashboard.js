@@ -6,7 +6,18 @@
 // Tuples, templates, records and their templates are typed and shown in the text form
 // (docs/records.md, "The text form"; textform.js).
 
-import { EventsLost, Timeout, connectServer, credit, typeName } from "../js/index.js";
+import {
+  ANY,
+  EventsLost,
+  Formal,
+  NotFound,
+  RuleNotFound,
+  Timeout,
+  connectServer,
+  credit,
+  encodeTemplate,
+  typeName,
+} from "../js/index.js";
 import { address, format, parseMap, parseMapTemplate, parseTemplate, parseTuple, parseValue } from "./textform.js";
 
 const TOKEN_KEY = "tuplespace.token";
@@ -29,6 +40,7 @@ const state = {
   watches: new Set(), // {stop()} of each running subscription and record watch
   record: null, // the open record's handle
   found: false, // whether the list of records shows a find, to be run again after changes
+  rulesShown: false, // whether the open space's rules were asked for since it was opened
   totals: null, // the counters at the last poll, and when
   rates: [], // per poll: {writes, takes, reads} per second
 };
@@ -173,6 +185,9 @@ function showSpaces(spaces) {
     const open = spaces.find((space) => space.name === state.name);
     $("space-unlisted").hidden = open !== undefined;
     showSpaceFigures(open?.statistics ?? { tuples: 0, arities: [] });
+    if (open !== undefined && !state.rulesShown) {
+      attempt($("rules-error"), showRules);
+    }
   }
   for (const [name, row] of state.rows) {
     if (!seen.has(name)) {
@@ -334,6 +349,8 @@ function openSpace(name) {
   $("query-tuples").replaceChildren();
   $("record-tree").replaceChildren();
   $("changes").replaceChildren();
+  $("rules-list").replaceChildren();
+  $("rules-result").value = "";
   closeRecord();
   state.found = false;
   for (const id of ["write-result", "take-result", "query-result", "find-result", "create-result"]) {
@@ -347,6 +364,7 @@ function openSpace(name) {
     "find-error",
     "create-error",
     "changes-error",
+    "rules-error",
   ]) {
     clearError($(id));
   }
@@ -354,6 +372,7 @@ function openSpace(name) {
     row.classList.toggle("selected", other === name);
   }
   history.replaceState(null, "", `#${encodeURIComponent(name)}`);
+  state.rulesShown = false; // shown once the space is listed: a space not created yet has none
 }
 
 // Open a space the person chose, and bring its panel into view with focus on its title.
@@ -752,6 +771,83 @@ function showChange(change) {
   addItem($("changes"), change.kind, [text, when]);
 }
 
+// -- rules ---------------------------------------------------------------------------
+
+// A template in the text form: `?` any value, `?int` any int, other fields as the wire has them.
+function templateText(fields) {
+  const field = (f) => {
+    if (f === ANY) return "?";
+    if (f instanceof Formal) return `?${f.type}`;
+    if (Array.isArray(f)) return templateText(f);
+    try {
+      return format(f);
+    } catch {
+      return encodeTemplate([f]).slice(1, -1);
+    }
+  };
+  return `(${fields.map(field).join(", ")})`;
+}
+
+// What a rule does, in one line: "on write of (…) when …: write (…); take (…); set {…}".
+function ruleText(rule) {
+  if (rule.kind === "push") {
+    const using = Object.entries(rule.using).map(([name, path]) => `${name} = ${path}`);
+    return `${rule.set} := ${rule.to}${using.length ? ` (with ${using.join(", ")})` : ""}`;
+  }
+  const source =
+    rule.kind === "reaction" ? `of ${templateText(rule.template)}` : `of ${rule.path}${rule.tag ? `.${rule.tag}` : ""}`;
+  const actions = [
+    ...rule.write.map((t) => `write ${format(t)}`),
+    ...rule.take.map((t) => `take ${templateText(t)}`),
+    ...Object.entries(rule.set).map(([target, expr]) => `set ${target} := ${expr}`),
+  ];
+  return `on ${rule.on.join(", ")} ${source}${rule.when ? ` when ${rule.when}` : ""}: ${actions.join("; ")}`;
+}
+
+function ruleItem(rule) {
+  const item = document.createElement("li");
+  const name = code(rule.name);
+  const figures = document.createElement("span");
+  figures.textContent = `level ${rule.level}, fired ${rule.fired}, failed ${rule.failed}`;
+  const what = code(ruleText(rule));
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "Remove";
+  remove.setAttribute("aria-label", `Remove rule ${rule.name}`);
+  remove.addEventListener("click", () => attempt($("rules-error"), () => removeRule(rule.name)));
+  item.append(name, " ", figures, " ", what);
+  if (rule.lastError) {
+    const failure = document.createElement("span");
+    failure.className = "error";
+    failure.textContent = `last failure: ${describe(rule.lastError)}`;
+    item.append(" ", failure);
+  }
+  item.append(" ", remove);
+  return item;
+}
+
+// The open space's rules; a space not created yet has none.
+async function showRules() {
+  const space = state.space;
+  state.rulesShown = true;
+  let rules;
+  try {
+    rules = await space.rules.list();
+  } catch (error) {
+    if (!(error instanceof NotFound) || error instanceof RuleNotFound) throw error;
+    rules = [];
+  }
+  if (space !== state.space) return; // another space was opened meanwhile
+  $("rules-list").replaceChildren(...rules.map(ruleItem));
+  $("rules-result").value = rules.length === 1 ? "1 rule" : `${rules.length} rules`;
+}
+
+async function removeRule(name) {
+  await state.space.rules.remove(name);
+  await showRules();
+  $("rules-result").value = `Removed rule ${name}; ${$("rules-result").value}`;
+}
+
 // -- wiring --------------------------------------------------------------------------
 
 function onSubmit(id, action) {
@@ -784,6 +880,7 @@ onSubmit("find-form", (form) => attempt($("find-error"), () => findRecords(form)
 onSubmit("create-form", (form) => attempt($("create-error"), () => createRecord(form)));
 onSubmit("record-form", (form, submitter) => attempt($("record-error"), () => changeRecord(form, submitter.value)));
 onSubmit("changes-form", (form) => attempt($("changes-error"), () => watchChanges(form)));
+onSubmit("rules-form", () => attempt($("rules-error"), showRules));
 
 $("token").value = state.token;
 state.server = connectServer(BASE, options());

@@ -1,0 +1,117 @@
+// Rules and the clock of a space: a reaction added, fired, listed and removed; a cycle refused
+// naming it; a Push Logic rule; a failure shown as an error; a simulated clock moved.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import {
+  Conflict,
+  EvaluationError,
+  InvalidValue,
+  RuleCycle,
+  RuleExists,
+  RuleNotFound,
+  connectServer,
+  float,
+  formal,
+} from "tuplespace";
+import { newName, opener, servers, spaceUrl } from "./helpers.js";
+
+const open = opener();
+
+const HOT = {
+  template: ["reading", formal("str"), formal("float")],
+  when: "t[2] > 30.0",
+  write: [["alarm", "t[1]", "t[2] - 30.0"]],
+};
+
+describe("rules", () => {
+  test("a reaction is added, fires, is listed and removed", async () => {
+    const space = open(spaceUrl());
+    const hot = await space.rules.add("hot", HOT);
+    assert.deepEqual(
+      { name: hot.name, kind: hot.kind, on: hot.on, level: hot.level, fired: hot.fired, lastError: hot.lastError },
+      { name: "hot", kind: "reaction", on: ["write"], level: 1, fired: 0, lastError: null },
+    );
+    assert.deepEqual(hot.write, [["alarm", "t[1]", "t[2] - 30.0"]]);
+    await space.write(["reading", "kitchen", float(31.5)]);
+    assert.deepEqual(await space.readAll(["alarm", formal("str"), formal("float")]), [
+      ["alarm", "kitchen", float(1.5)],
+    ]);
+    assert.equal((await space.rules.get("hot")).fired, 1);
+    assert.deepEqual(
+      (await space.rules.list()).map((r) => r.name),
+      ["hot"],
+    );
+    await space.rules.remove("hot");
+    assert.deepEqual(await space.rules.list(), []);
+    await assert.rejects(space.rules.get("hot"), RuleNotFound);
+    await assert.rejects(space.rules.remove("hot"), RuleNotFound);
+  });
+
+  test("a rule that could trigger itself is refused, naming the cycle", async () => {
+    const space = open(spaceUrl());
+    await space.rules.add("hot", HOT);
+    const echo = { template: ["alarm", formal("str"), formal("float")], write: [["reading", "t[1]", float(31)]] };
+    await assert.rejects(space.rules.add("echo", echo), (error) => {
+      assert.ok(error instanceof RuleCycle && error instanceof InvalidValue);
+      assert.deepEqual(error.cycle, ["echo", "hot", "echo"]);
+      assert.equal(error.code, "rule_cycle");
+      return true;
+    });
+    await assert.rejects(space.rules.add("hot", HOT), RuleExists);
+    await assert.rejects(space.rules.add("bad", { ...HOT, when: "t[2] >" }), (error) => {
+      assert.ok(error instanceof InvalidValue);
+      assert.equal(error.field, "when");
+      return true;
+    });
+    assert.deepEqual(
+      (await space.rules.list()).map((r) => r.name),
+      ["hot"],
+    );
+  });
+
+  test("a Push Logic rule keeps a field, and a failure is the rule's last error", async () => {
+    const space = open(spaceUrl());
+    const kitchen = await space.create("kitchen", { temp: float(21) });
+    const house = await space.create("house", { comfort: null });
+    const comfort = await space.rules.add("comfort", { set: "house.comfort", to: "k.temp < 23.0", using: { k: "kitchen" } });
+    assert.deepEqual(
+      { kind: comfort.kind, set: comfort.set, to: comfort.to, using: comfort.using },
+      { kind: "push", set: "house.comfort", to: "k.temp < 23.0", using: { k: "kitchen" } },
+    );
+    assert.equal(await house.get("comfort"), true);
+    await kitchen.set("temp", float(25));
+    assert.equal(await house.get("comfort"), false);
+
+    await space.rules.add("ratio", { template: ["pair", formal("int"), formal("int")], write: [["'ratio'", "t[1] / t[2]"]] });
+    await space.write(["pair", 1, 0]);
+    const ratio = await space.rules.get("ratio");
+    assert.equal(ratio.failed, 1);
+    assert.ok(ratio.lastError instanceof EvaluationError);
+    assert.match(ratio.lastError.message, /division by zero/);
+  });
+});
+
+describe("the clock", () => {
+  test("of a simulated space is moved by advance; leases and rules follow", async () => {
+    const name = newName();
+    await connectServer(servers.main).createSpace(name, { clock: "simulated", store: "memory" });
+    const space = open(`${servers.main}/spaces/${name}`);
+    const start = await space.clock.now();
+    await space.rules.add("gone", { on: "expire", template: ["job", formal("int")], write: [["'gone'", "t[1]"]] });
+    await space.write(["job", 1], { lease: 10 });
+    await space.clock.advance(11);
+    assert.deepEqual(await space.readAll(["gone", formal("int")]), [["gone", 1]]);
+    assert.equal(await space.clock.now(), start + 11);
+  });
+
+  test("of a space on the system clock is not moved", async () => {
+    const space = open(spaceUrl());
+    await space.write(["here"]);
+    await assert.rejects(space.clock.advance(5), (error) => {
+      assert.ok(error instanceof Conflict);
+      assert.equal(error.code, "real_clock");
+      return true;
+    });
+  });
+});

@@ -1,0 +1,129 @@
+"""The handlers of rules and of a space's clock (docs/active.md over docs/http-api.md,
+"Rules" and "Simulated time").
+
+A rule travels as its JSON definition (:mod:`tuplespace._rulewire`): the data
+``space.rules.add`` takes, values and templates in the wire format, expressions as
+strings.  Reading a space's rules needs ``read`` on it; adding and removing them
+``write``.  A rule's firings are paid by its principal: the caller's own account,
+or another that only an admin of the space may name.
+
+A space created with ``"clock": "simulated"`` keeps its time on a
+:class:`~tuplespace.SimulatedClock`, which an admin of the space moves forward: its
+leases, waits, rules and credit then run faster than real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .._clock import SimulatedClock
+from .._errors import TupleSpaceError
+from .._rules import RuleInfo
+from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
+from ._api import json_response, no_content
+from ._errors import ApiError, api_error
+from ._records import RecordRoutes
+
+__all__ = ["RuleRoutes", "rule_out"]
+
+_MOST_ADVANCE = 3.15e9  # a hundred years, in seconds
+
+
+def _error_out(exc: TupleSpaceError) -> dict[str, Any]:
+    try:
+        error: dict[str, Any] = api_error(exc).body()["error"]
+    except TupleSpaceError:  # a failure of no code of the error table
+        return {"code": "error", "message": str(exc), "field": None}
+    return error
+
+
+def rule_out(info: RuleInfo) -> dict[str, Any]:
+    """A rule as the API answers it: its definition, level, counts and last error."""
+    out = info_to_wire(info)
+    out["last_error"] = None if info.last_error is None else _error_out(info.last_error)
+    return out
+
+
+class RuleRoutes(RecordRoutes):
+    """Rules: list, add, get and remove a space's rules; and its clock."""
+
+    async def list_rules(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("read",)), space)
+        return json_response({"rules": [rule_out(r) for r in info.space.rules.list()]})
+
+    async def add_rule(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, ("write",), RULE_KEYS, ("name",))
+        size = len(orjson.dumps(body))
+        most = self.limits.max_rule_bytes
+        if size > most:
+            raise ApiError(
+                413,
+                "value_too_large",
+                f"the rule is {size} bytes of JSON, more than {most}",
+                limit="max_rule_bytes",
+                maximum=most,
+            )
+        try:
+            name, args = definition_from_wire(body, self.limits.wire)
+        except Exception as exc:
+            raise api_error(exc) from None
+        target = await self.space(caller, space, info)
+        principal = self._principal(caller, target, body)
+        rules = target.space.rules
+        rules.max_rules = self.limits.max_rules
+        try:
+            added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
+        except Exception as exc:
+            raise api_error(exc) from None
+        return json_response({"rule": rule_out(added)}, 201)
+
+    async def get_rule(self, space: str, name: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("read",)), space)
+        try:
+            return json_response({"rule": rule_out(info.space.rules.get(name))})
+        except Exception as exc:
+            raise api_error(exc) from None
+
+    async def remove_rule(self, space: str, name: str, request: Request) -> Response:
+        caller = self.caller(request)
+        info = self._existing(self.authorize(caller, space, ("write",)), space)
+        try:
+            await asyncio.to_thread(info.space.rules.remove, name)
+        except Exception as exc:
+            raise api_error(exc) from None
+        return no_content()
+
+    # -- simulated time ----------------------------------------------------------------------------
+
+    async def get_clock(self, space: str, request: Request) -> Response:
+        caller = self.caller(request)
+        clock = self._existing(self.authorize(caller, space, ("read",)), space).space.clock
+        return json_response({"now": clock.now(), "simulated": clock.simulated})
+
+    async def advance_clock(self, space: str, request: Request) -> Response:
+        _, info, body = await self._begin(request, space, ("admin",), frozenset({"advance"}), ("advance",))
+        seconds = body["advance"]
+        if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}",
+                "advance",
+            )
+        clock = self._existing(info, space).space.clock
+        if not isinstance(clock, SimulatedClock):
+            raise ApiError(
+                409,
+                "real_clock",
+                f'space {space!r} runs on the system clock; a space created with "clock": "simulated" '
+                "has a clock to move",
+            )
+        await asyncio.to_thread(clock.advance, seconds)
+        return json_response({"now": clock.now()})
