@@ -174,6 +174,9 @@ class SyncOverAsync:
     def account(self, principal: str) -> ts.Credit:
         return self._run(self.aspace.account(principal))
 
+    def transfer_credit(self, source: str, target: str, amount: Any) -> ts.Credit:
+        return self._run(self.aspace.transfer_credit(source, target, amount))
+
     def _wrap(self, result: Any) -> Any:
         if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
             return SyncRecord(self, result)

@@ -486,6 +486,11 @@ class AsyncSpace:
         """See :meth:`Space.account`."""
         return self.space.account(principal)
 
+    async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.transfer_credit`."""
+        balance: Credit = await _call(self.space, self.space._engine.records.transfer, source, target, amount)
+        return balance
+
     def transaction(self, lease: float | None = 60.0) -> AsyncTransaction:
         """See :meth:`Space.transaction`; use with ``async with``."""
         with self.space._lock:

@@ -102,7 +102,16 @@ from ._values import URI, Credit, Map, Value, _key_path, _prefix, check_tuple, f
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["COMPUTED_TAGS", "DEFAULT_PRINCIPAL", "ROOT_RID", "Rec", "RecordStore", "RecordTaker", "Redirect"]
+__all__ = [
+    "COMPUTED_TAGS",
+    "DEFAULT_OPERATOR",
+    "DEFAULT_PRINCIPAL",
+    "ROOT_RID",
+    "Rec",
+    "RecordStore",
+    "RecordTaker",
+    "Redirect",
+]
 
 COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", "$level")
 """Tags computed when read; no record stores them."""
@@ -114,6 +123,7 @@ ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
 """What the handle of the root record ``$`` may do."""
 
 DEFAULT_PRINCIPAL: Final = "default"
+DEFAULT_OPERATOR: Final = "operator"  # the principal whose account receives what is burned
 """The principal whose account pays when a call names none."""
 
 _MISSING: Any = object()
@@ -202,6 +212,7 @@ class RecordStore:
         base_uri: str,
         charge_rate: object,
         creation_charge: object,
+        operator: str = DEFAULT_OPERATOR,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a space's name is a non-empty str, got {name!r}")
@@ -222,7 +233,10 @@ class RecordStore:
                 raise ValueError(f"{option}: {exc}") from None
         self.charge_rate, self.creation_charge = amounts
         self.charging = self.charge_rate > 0 or self.creation_charge > 0
-        self.accounts = Accounts(engine)
+        try:
+            self.accounts = Accounts(engine, operator, self.drained)
+        except InvalidValue as exc:
+            raise ValueError(f"operator: {exc}") from None
         self.caps = Capabilities(engine)
         self._by_rid: dict[int, Rec] = {}
         self._by_path: dict[str, Rec] = {}
@@ -506,6 +520,7 @@ class RecordStore:
         given, expires = self._funding(size, credit, lease, now)
         if self.charging:
             self.accounts.debit(principal, given + self.creation_charge)
+            self.accounts.burn(self.creation_charge)
         self._last_rid += 1
         rec = Rec(self._last_rid, path, fields)
         rec.size = size
@@ -547,17 +562,46 @@ class RecordStore:
         """Account for the credit drained so far; from now on the record drains at
         the burn rate of ``size`` bytes."""
         now = self._engine.clock.now()
-        rec.credit = credit_left(rec.credit, rec.burn, now - rec.since)
+        left = credit_left(rec.credit, rec.burn, now - rec.since)
+        self.accounts.burn(rec.credit - left)
+        rec.credit = left
         rec.since = now
         rec.size = size
         rec.burn = burn_rate(self.charge_rate, size)
         rec.expires = now + lifetime(rec.credit, rec.burn)
         self._schedule(rec)
 
+    def drained(self) -> Decimal:
+        """The credit the records have drained since they last settled (the
+        operator's, not yet in its account)."""
+        if not self.charge_rate:
+            return ZERO
+        now = self._engine.clock.now()
+        return sum(
+            (
+                rec.credit - credit_left(rec.credit, rec.burn, now - rec.since)
+                for rec in self._by_rid.values()
+            ),
+            ZERO,
+        )
+
+    def settle_all(self) -> None:
+        """Settle every record: what they drained goes to the operator's account."""
+        if self.charge_rate:
+            for rec in self._by_rid.values():
+                if rec.rid not in self._held:
+                    self._settle(rec, rec.size)
+                    self._journal(rec)
+
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
         self._engine._check_open()
         return self.accounts.grant(principal, amount)
+
+    def transfer(self, source: str, target: str, amount: object) -> Credit:
+        """Move ``amount`` between two accounts; the new balance of ``source``."""
+        self._engine._check_open()
+        return self.accounts.transfer(source, target, amount)
 
     # -- changing ----------------------------------------------------------------
 
@@ -640,6 +684,7 @@ class RecordStore:
                     )
                 add = Credit(add + rounded(rec.burn * seconds(lease) - current, up=True))
             self.accounts.debit(principal, add)
+            self.accounts.burn(rec.credit - current)
             rec.credit = Credit(current + add)
             rec.since = now
             rec.expires = now + lifetime(rec.credit, rec.burn)
@@ -718,6 +763,8 @@ class RecordStore:
         self._remove(rec, "destroy")
 
     def _remove(self, rec: Rec, kind: str, emit: bool = True) -> None:
+        if self.charging:
+            self.accounts.burn(rec.credit)  # what it drained since it last settled, and what it held
         for tag, v in rec.fields.items():
             self._index.remove(rec, tag, v)
         for tag in list(rec.refs or ()):

@@ -889,7 +889,7 @@ class Rules:
             self._engine.records.accounts.check(rule.principal, charge)
         done = self._perform(rule, event)
         if done and charge:
-            self._engine.records.accounts.debit(rule.principal, charge)
+            self._engine.records.accounts.charge(rule.principal, charge)
         return done
 
     def _perform(self, rule: _Rule, event: Any) -> bool:

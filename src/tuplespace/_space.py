@@ -36,7 +36,7 @@ from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
 from ._record import Record, RecordData, RecordWatch
-from ._records import DEFAULT_PRINCIPAL, RecordTaker
+from ._records import DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
@@ -75,6 +75,8 @@ class Space:
     - ``charge_rate``: the credit a record pays per second for each KiB it stores;
       ``creation_charge``: the credit a creation costs.  Both 0 by default: credit
       is off.  See :meth:`create` and ``docs/records.md``.
+    - ``operator``: the principal whose account receives the credit the space
+      burns (``"operator"`` by default); see ``docs/active.md``.
 
     Timeouts are seconds: ``None`` waits forever, ``0`` never waits.  A blocking
     call that runs out of time raises :class:`Timeout` (also a ``TimeoutError``).
@@ -96,6 +98,7 @@ class Space:
         base_uri: str = "tuplespace://local/",
         charge_rate: Credit | int | str = 0,
         creation_charge: Credit | int | str = 0,
+        operator: str = DEFAULT_OPERATOR,
     ) -> None:
         self._engine = Engine(
             clock or SystemClock(),
@@ -111,6 +114,7 @@ class Space:
             base_uri=base_uri,
             charge_rate=charge_rate,
             creation_charge=creation_charge,
+            operator=operator,
         )
         self._lock = threading.Lock()
         self._timer: _Timer | None = None
@@ -155,6 +159,11 @@ class Space:
     def creation_charge(self) -> Credit:
         """Credit a creation costs, on top of the credit given to the new record."""
         return self._engine.records.creation_charge
+
+    @property
+    def operator(self) -> str:
+        """The principal whose account receives the credit the space burns."""
+        return self._engine.records.accounts.operator
 
     @property
     def rules(self) -> Rules:
@@ -500,6 +509,13 @@ class Space:
         """The credit in ``principal``'s account."""
         with self._lock:
             return self._engine.records.accounts.balance(principal)
+
+    def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """Move ``amount`` of credit from the account of ``source`` to that of
+        ``target``, at once and exactly; the new balance of ``source``.  Raises
+        :class:`InsufficientCredit` (and moves nothing) if ``source`` holds less."""
+        balance: Credit = self._call(self._engine.records.transfer, source, target, amount)
+        return balance
 
     # -- transactions ---------------------------------------------------------------
 
