@@ -683,10 +683,10 @@ class AsyncRecord(RecordBase):
         version: int = await self._call(self._store.set, self._rid, self._token, tag, value)
         return version
 
-    async def call(self, tag: str, *args: Value) -> Value:
+    async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """See :meth:`Record.call`."""
         space = self._space
-        result: Value = await self._call(space.rules.call, self._rid, self._token, tag, args)
+        result: Value = await self._call(space.rules.call, self._rid, self._token, tag, args, principal)
         return result
 
     async def refresh(

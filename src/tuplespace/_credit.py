@@ -32,6 +32,7 @@ __all__ = [
     "rounded",
     "seconds",
     "stored_size",
+    "times",
     "to_credit",
 ]
 
@@ -79,6 +80,11 @@ def credit_left(credit: Credit, burn: Decimal, elapsed: float) -> Credit:
     if not burn:
         return credit
     return rounded(credit - _CONTEXT.multiply(burn, seconds(elapsed)))
+
+
+def times(amount: Decimal, price: Decimal) -> int:
+    """How many times ``price`` (not 0) fits in ``amount``."""
+    return int(_CONTEXT.divide_int(amount, price))
 
 
 def lifetime(credit: Decimal, burn: Decimal) -> float:

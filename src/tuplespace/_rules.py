@@ -465,6 +465,7 @@ class Rules:
         self._storms = 0
         self._sandbox: Sandbox | None = None
         self._firing_charge = ZERO
+        self._step_charge = ZERO
         self.limits = ActiveLimits()
 
     @property
@@ -476,6 +477,16 @@ class Rules:
     @firing_charge.setter
     def firing_charge(self, amount: Credit | int | str) -> None:
         self._firing_charge = to_credit(amount, "firing_charge")
+
+    @property
+    def step_charge(self) -> Credit:
+        """The credit each step of a method costs the principal of the call (0: steps
+        are free).  Set it with ``space.rules.step_charge = "0.000001"``."""
+        return self._step_charge
+
+    @step_charge.setter
+    def step_charge(self, amount: Credit | int | str) -> None:
+        self._step_charge = to_credit(amount, "step_charge")
 
     # -- managing ------------------------------------------------------------------------
 
@@ -958,8 +969,11 @@ class Rules:
 
     # -- methods -----------------------------------------------------------------------------
 
-    def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...]) -> Value:
-        """Run the method of a record's field (see :meth:`Record.call`); with the lock held."""
+    def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...], principal: str) -> Value:
+        """Run the method of a record's field (see :meth:`Record.call`), paid by
+        ``principal``; with the lock held."""
         if self._sandbox is None:
             self._sandbox = Sandbox()
-        return call_method(self._engine, self._sandbox, self.limits, rid, token, tag, args)
+        return call_method(
+            self._engine, self._sandbox, self.limits, rid, token, tag, args, principal, self._step_charge
+        )

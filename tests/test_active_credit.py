@@ -1,0 +1,109 @@
+"""Credit powers active tuples (docs/active.md#credit): method steps and firings are
+paid by principals, burned credit goes to the operator's account, exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import tuplespace as ts
+
+SUM = "function(self, n) local s = 0 for i = 1, n do s = s + i end self.total = s return s end"
+
+
+@pytest.fixture
+def counter(make_thread_space: Callable[..., ts.Space]) -> tuple[ts.Space, ts.Record]:
+    """A record with methods, in a space whose method steps cost 0.001 credit each."""
+    space = make_thread_space()
+    space.rules.step_charge = "0.001"
+    return space, space.create(
+        "counter",
+        {
+            "target": 21.0,
+            "total": 0,
+            "bump": ts.Method("function(self, d) self.target = self.target + d return self.target end"),
+            "sum": ts.Method(SUM),
+            "spin": ts.Method("function(self) write('spun') while true do end end"),
+            "fail": ts.Method("function(self) self.target = 0.0 error('no') end"),
+        },
+    )
+
+
+def test_method_steps_cost_the_caller_in_hundreds(counter: tuple[ts.Space, ts.Record]) -> None:
+    space, rec = counter
+    space.grant_credit("ops", 10)
+    assert rec.call("bump", 0.5, principal="ops") == 21.5
+    assert space.account("ops") == ts.Credit("9.9")  # a short method pays for one hundred steps
+    assert space.account("operator") == ts.Credit("0.1")
+    assert rec.call("sum", 1000, principal="ops") == 500500
+    paid = ts.Credit("9.9") - space.account("ops")
+    assert paid > 1
+    assert paid % ts.Credit("0.1") == 0
+    assert space.account("ops") + space.account("operator") == 10
+    with pytest.raises(ts.InsufficientCredit):
+        rec.call("bump", 0.5)  # the default principal holds nothing
+    assert space.rules.step_charge == ts.Credit("0.001")
+    with pytest.raises(ts.InvalidValue):
+        space.rules.step_charge = "-0.1"
+
+
+def test_a_call_runs_only_the_steps_its_principal_can_pay_for(counter: tuple[ts.Space, ts.Record]) -> None:
+    space, rec = counter
+    space.grant_credit("ops", 1)  # ten hundreds: the method may run 900 steps
+    with pytest.raises(ts.InsufficientCredit) as info:
+        rec.call("sum", 100_000, principal="ops")
+    assert "ran out of credit" in str(info.value)
+    assert "900 steps" in str(info.value)
+    assert (info.value.principal, info.value.available) == ("ops", ts.Credit(1))
+    assert rec.get("total") == 0
+    assert space.account("ops") == 0  # the thousand steps it ran
+    assert space.account("operator") == 1
+
+
+def test_a_call_that_cannot_pay_a_hundred_steps_does_not_run(counter: tuple[ts.Space, ts.Record]) -> None:
+    space, rec = counter
+    space.grant_credit("ops", "0.099")
+    with pytest.raises(ts.InsufficientCredit) as info:
+        rec.call("bump", 1.0, principal="ops")
+    assert (info.value.needed, info.value.available) == (ts.Credit("0.1"), ts.Credit("0.099"))
+    assert "nothing ran" in str(info.value)
+    assert (rec.get("target"), space.account("ops"), space.account("operator")) == (
+        21.0,
+        ts.Credit("0.099"),
+        0,
+    )
+
+
+def test_a_stopped_or_failing_method_pays_for_what_it_ran(counter: tuple[ts.Space, ts.Record]) -> None:
+    space, rec = counter
+    space.rules.limits = ts.ActiveLimits(method_steps=1000)
+    space.grant_credit("ops", 100)
+    with pytest.raises(ts.LimitReached) as info:
+        rec.call("spin", principal="ops")
+    assert info.value.limit == "method_steps"
+    assert space.account("ops") == ts.Credit("98.9")  # stopped at the hook past 1000 steps: 1100
+    assert space.count(("spun",)) == 0
+    with pytest.raises(ts.EvaluationError):
+        rec.call("fail", principal="ops")
+    assert (rec.get("target"), space.account("ops")) == (21.0, ts.Credit("98.8"))
+    with pytest.raises(ts.InvalidValue):
+        rec.call("bump", [1], principal="ops")  # refused before it runs: free
+    assert space.account("ops") + space.account("operator") == 100
+
+
+def test_paid_steps_are_durable(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/spaces.db?space=s"
+    space = ts.connect(url)
+    space.rules.step_charge = "0.01"
+    space.grant_credit("ops", 5)
+    rec = space.create("r", {"n": 0, "inc": ts.Method("function(self) self.n = self.n + 1 end")})
+    rec.call("inc", principal="ops")
+    space.close()
+    space = ts.connect(url)
+    try:
+        assert (space.account("ops"), space.account("operator")) == (4, 1)
+        assert space.record("r").get("n") == 1
+    finally:
+        space.close()
