@@ -107,3 +107,27 @@ def test_paid_steps_are_durable(tmp_path: Path) -> None:
         assert space.record("r").get("n") == 1
     finally:
         space.close()
+
+
+def test_a_rule_without_credit_stops_and_says_so(make_thread_space: Callable[..., ts.Space]) -> None:
+    space = make_thread_space()
+    space.rules.firing_charge = "0.5"
+    space.rules.add(
+        "hot", template=("reading", float), when="t[1] > 30.0", write=[("alarm", "t[1]")], principal="ops"
+    )
+    space.grant_credit("ops", 1)
+    for reading in (31.0, 32.0, 33.0, 34.0):
+        space.write(("reading", reading))
+    assert space.read_all(("alarm", float)) == [("alarm", 31.0), ("alarm", 32.0)]
+    info = space.rules.get("hot")
+    assert (info.state, info.fired, info.failed) == ("stopped", 2, 2)
+    assert isinstance(info.last_error, ts.InsufficientCredit)
+    assert space.read_all(("rule_stopped", str, str)) == [("rule_stopped", "hot", "ops")]  # once per stop
+    assert space.account("operator") == 1
+    space.grant_credit("ops", "0.5")
+    assert space.rules.get("hot").state == "stopped"  # until a firing is paid
+    space.write(("reading", 35.0))
+    assert space.rules.list()[0].state == "active"
+    space.write(("reading", 36.0))
+    assert space.rules.get("hot").state == "stopped"  # stopped again, and says so again
+    assert space.count(("rule_stopped", "hot", "ops")) == 2

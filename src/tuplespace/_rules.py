@@ -52,6 +52,7 @@ from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
 from ._credit import ZERO, check_principal, to_credit
 from ._errors import (
     EvaluationError,
+    InsufficientCredit,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
@@ -79,6 +80,7 @@ _TUPLE_EVENTS: Final = frozenset({"write", "take", "expire", "cancel"})
 _RECORD_KINDS: Final = frozenset({"create", "update", "destroy", "expire", "move"})
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 _MAX_RULES: Final = 100_000
+_STOPPED: Final = "rule_stopped"  # the first field of the tuple written when a rule stops
 _T: Final = frozenset({"t"})  # a reaction to a tuple event reads the tuple
 _R: Final = frozenset({"path", "tag", "value", "kind"})  # one to a record event, the change
 
@@ -118,6 +120,7 @@ class RuleInfo:
     failed: int
     last_error: TupleSpaceError | None
     principal: str
+    state: str  # "active", or "stopped": its latest firing could not be paid (see Rules.add)
 
 
 # CEL's own words, which are values rather than names.
@@ -184,6 +187,7 @@ class _Rule:
         self.failed = 0
         self.last_error: TupleSpaceError | None = None
         self.principal = DEFAULT_PRINCIPAL  # whose account pays for its firings
+        self.stopped = False  # its latest firing could not be paid
         self.feed: _RuleFeed | None = None
 
     # -- what it reads and writes, for levels -------------------------------------------
@@ -219,6 +223,7 @@ class _Rule:
             failed=self.failed,
             last_error=self.last_error,
             principal=self.principal,
+            state="stopped" if self.stopped else "active",
         )
 
 
@@ -527,7 +532,9 @@ class Rules:
 
         Each firing costs :attr:`firing_charge` credit (0 by default) from the
         account of ``principal``; a firing it cannot pay for does nothing and fails
-        with :class:`InsufficientCredit`.
+        with :class:`InsufficientCredit`.  The rule is then ``"stopped"`` (its
+        :attr:`RuleInfo.state`) until a firing is paid again, and the space writes
+        the tuple ``("rule_stopped", name, principal)`` when it stops.
 
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
@@ -897,11 +904,25 @@ class Rules:
         was false (nothing done, nothing paid)."""
         charge = self._firing_charge
         if charge:
-            self._engine.records.accounts.check(rule.principal, charge)
+            try:
+                self._engine.records.accounts.check(rule.principal, charge)
+            except InsufficientCredit:
+                if not rule.stopped:
+                    rule.stopped = True
+                    self._say_stopped(rule)
+                raise
         done = self._perform(rule, event)
         if done and charge:
             self._engine.records.accounts.charge(rule.principal, charge)
+            rule.stopped = False
         return done
+
+    def _say_stopped(self, rule: _Rule) -> None:
+        """Write the tuple that tells that ``rule`` stopped for want of credit."""
+        try:
+            self._engine.write((_STOPPED, rule.name, rule.principal))
+        except TupleSpaceError as exc:  # a full space: the rule's state and the log still say it
+            log.warning("rule %r stopped; the space could not be told: %s", rule.name, exc)
 
     def _perform(self, rule: _Rule, event: Any) -> bool:
         engine = self._engine
