@@ -20,6 +20,7 @@ from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import Lease
+from ._mint import Challenge
 from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
@@ -489,6 +490,17 @@ class AsyncSpace:
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """See :meth:`Space.transfer_credit`."""
         balance: Credit = await _call(self.space, self.space._engine.records.transfer, source, target, amount)
+        return balance
+
+    async def credit_challenge(self) -> Challenge:
+        """See :meth:`Space.credit_challenge`."""
+        return self.space.credit_challenge()
+
+    async def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
+        """See :meth:`Space.mint_credit`."""
+        balance: Credit = await _call(
+            self.space, self.space._engine.records.mint_credit, challenge, nonce, principal
+        )
         return balance
 
     def transaction(self, lease: float | None = 60.0) -> AsyncTransaction:

@@ -102,7 +102,7 @@ from ._events import (
     check_existing,
 )
 from ._journal import Journal
-from ._records import DEFAULT_OPERATOR, Rec, RecordStore, Redirect
+from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
@@ -287,6 +287,8 @@ class Engine:
         charge_rate: object = 0,
         creation_charge: object = 0,
         operator: str = DEFAULT_OPERATOR,
+        mint_amount: object = 0,
+        mint_bits: object = DEFAULT_MINT_BITS,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
@@ -344,6 +346,8 @@ class Engine:
             charge_rate=charge_rate,
             creation_charge=creation_charge,
             operator=operator,
+            mint_amount=mint_amount,
+            mint_bits=mint_bits,
         )
 
     # -- time ---------------------------------------------------------------

@@ -76,6 +76,7 @@ from ._credit import (
     ZERO,
     Accounts,
     burn_rate,
+    check_principal,
     credit_left,
     lifetime,
     rounded,
@@ -94,6 +95,7 @@ from ._errors import (
     ValueTooLarge,
 )
 from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatchers
+from ._mint import Challenge, Mint
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._templates import RecordTemplate
@@ -104,6 +106,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPUTED_TAGS",
+    "DEFAULT_MINT_BITS",
     "DEFAULT_OPERATOR",
     "DEFAULT_PRINCIPAL",
     "ROOT_RID",
@@ -124,6 +127,7 @@ ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
 
 DEFAULT_PRINCIPAL: Final = "default"
 DEFAULT_OPERATOR: Final = "operator"  # the principal whose account receives what is burned
+DEFAULT_MINT_BITS: Final = 20  # the zero bits of a stamp: about a million hashes
 """The principal whose account pays when a call names none."""
 
 _MISSING: Any = object()
@@ -213,6 +217,8 @@ class RecordStore:
         charge_rate: object,
         creation_charge: object,
         operator: str = DEFAULT_OPERATOR,
+        mint_amount: object = 0,
+        mint_bits: object = DEFAULT_MINT_BITS,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a space's name is a non-empty str, got {name!r}")
@@ -237,6 +243,7 @@ class RecordStore:
             self.accounts = Accounts(engine, operator, self.drained)
         except InvalidValue as exc:
             raise ValueError(f"operator: {exc}") from None
+        self.mint = Mint(engine.clock, mint_amount, mint_bits)
         self.caps = Capabilities(engine)
         self._by_rid: dict[int, Rec] = {}
         self._by_path: dict[str, Rec] = {}
@@ -602,6 +609,17 @@ class RecordStore:
         """Move ``amount`` between two accounts; the new balance of ``source``."""
         self._engine._check_open()
         return self.accounts.transfer(source, target, amount)
+
+    def challenge(self) -> Challenge:
+        """The challenge that stamps are made on now (see :mod:`tuplespace._mint`)."""
+        self._engine._check_open()
+        return self.mint.challenge()
+
+    def mint_credit(self, challenge: object, nonce: object, principal: str) -> Credit:
+        """Spend a stamp: credit ``principal`` with what it mints; the new balance."""
+        self._engine._check_open()
+        check_principal(principal)
+        return self.accounts.grant(principal, self.mint.spend(challenge, nonce))
 
     # -- changing ----------------------------------------------------------------
 

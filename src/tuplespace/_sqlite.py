@@ -48,7 +48,7 @@ import orjson
 from ._codec import decode, encode
 from ._errors import InvalidValue, StoreError, WireError
 from ._journal import Journal
-from ._records import DEFAULT_OPERATOR
+from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from ._space import Space
 from ._values import Credit, Limits, Map, Value
 
@@ -60,12 +60,22 @@ APPLICATION_ID = 0x54535043  # "TSPC"
 SCHEMA_VERSION = 4
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
-_STORED_OPTIONS = ("order", "capacity", "charge_rate", "creation_charge", "operator")
-_CREDIT_OPTIONS = ("charge_rate", "creation_charge")  # stored as decimal text
+_STORED_OPTIONS = (
+    "order",
+    "capacity",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+    "mint_amount",
+    "mint_bits",
+)
+_CREDIT_OPTIONS = ("charge_rate", "creation_charge", "mint_amount")  # stored as decimal text
+# What older files lack.
 _OLDER_OPTIONS = {
     **dict.fromkeys(_CREDIT_OPTIONS, "0"),
     "operator": DEFAULT_OPERATOR,
-}  # what older files lack
+    "mint_bits": DEFAULT_MINT_BITS,
+}
 
 
 def _create_v1(db: sqlite3.Connection) -> None:
