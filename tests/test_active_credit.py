@@ -3,10 +3,15 @@ paid by principals, burned credit goes to the operator's account, exactly."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tuplespace as ts
 
@@ -131,3 +136,79 @@ def test_a_rule_without_credit_stops_and_says_so(make_thread_space: Callable[...
     space.write(("reading", 36.0))
     assert space.rules.get("hot").state == "stopped"  # stopped again, and says so again
     assert space.count(("rule_stopped", "hot", "ops")) == 2
+
+
+# -- conservation -------------------------------------------------------------------------------
+
+PRINCIPALS = ("a", "b", "operator")
+OPS = st.one_of(
+    st.tuples(st.just("grant"), st.sampled_from(PRINCIPALS), st.integers(0, 50)),
+    st.tuples(
+        st.just("transfer"), st.sampled_from(PRINCIPALS), st.sampled_from(PRINCIPALS), st.integers(0, 30)
+    ),
+    st.tuples(st.just("create"), st.sampled_from(PRINCIPALS), st.integers(0, 4), st.integers(1, 20)),
+    st.tuples(st.just("set"), st.integers(0, 4), st.text("xyz", max_size=30)),
+    st.tuples(st.just("refresh"), st.sampled_from(PRINCIPALS), st.integers(0, 4), st.integers(0, 9)),
+    st.tuples(st.just("destroy"), st.integers(0, 4)),
+    st.tuples(st.just("advance"), st.sampled_from((0.1, 0.37, 1.0, 2.5))),
+    st.tuples(st.just("reading"), st.floats(20.0, 40.0)),
+    st.tuples(st.just("call"), st.sampled_from(PRINCIPALS), st.integers(0, 300)),
+    st.just(("mint",)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(OPS, max_size=40))
+def test_credit_is_conserved(ops: list[tuple[Any, ...]]) -> None:
+    """What the accounts (the operator's too) and the records hold changes only by
+    what is granted and minted, whatever the space charges and burns, to the last
+    decimal, under a simulated clock."""
+    clock = ts.SimulatedClock()
+    space = ts.Space(clock=clock, charge_rate="0.3", creation_charge="0.07", mint_amount="0.013", mint_bits=1)
+    space.rules.firing_charge = "0.011"
+    space.rules.step_charge = "0.00007"
+    space.rules.add(
+        "hot", template=("reading", float), when="t[1] > 30.0", write=[("alarm", "t[1]")], principal="b"
+    )
+    paths = [f"r/{i}" for i in range(5)]
+    space.grant_credit("a", 100)
+    total = Decimal(100)
+
+    def held() -> Decimal:
+        out = sum((space.account(p) for p in PRINCIPALS), Decimal(0))
+        for path in [*paths, "calc"]:
+            with contextlib.suppress(ts.RecordNotFound):
+                out += space.record(path).get("$credit")
+        return out
+
+    space.create("calc", {"n": 0, "sum": ts.Method(SUM)}, credit=5, principal="a")
+    for op in ops:
+        kind = op[0]
+        try:
+            if kind == "grant":
+                space.grant_credit(op[1], op[2])
+                total += op[2]
+            elif kind == "transfer":
+                space.transfer_credit(op[1], op[2], op[3])
+            elif kind == "create":
+                space.create(paths[op[2]], {"v": "x"}, credit=op[3], principal=op[1])
+            elif kind == "set":
+                space.record(paths[op[1]]).set("v", op[2])
+            elif kind == "refresh":
+                space.record(paths[op[2]]).refresh(credit=op[3], principal=op[1])
+            elif kind == "destroy":
+                space.record(paths[op[1]]).destroy()
+            elif kind == "advance":
+                clock.advance(op[1])
+            elif kind == "reading":
+                space.write(("reading", op[1]))
+            elif kind == "call":
+                space.record("calc").call("sum", op[2], principal=op[1])
+            else:
+                c = space.credit_challenge()
+                space.mint_credit(c.challenge, ts.make_stamp(c.challenge, c.bits), principal="b")
+                total += Decimal("0.013")
+        except (ts.InsufficientCredit, ts.RecordNotFound, ts.RecordExists):
+            pass
+        assert held() == total, op
+    space.close()

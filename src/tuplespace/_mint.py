@@ -56,21 +56,23 @@ def stamp_bits(challenge: str, nonce: str) -> int:
 
 def make_stamp(challenge: str, bits: int) -> str:
     """A nonce that makes a stamp of ``bits`` zero bits on ``challenge`` (about
-    ``2 ** bits`` hashes of work): what :meth:`Space.mint_credit` takes.
+    ``2 ** bits`` hashes of work): what :meth:`Space.mint_credit` takes.  Each call
+    searches from a random start, so callers find different stamps.
 
     >>> c = space.credit_challenge()  # doctest: +SKIP
     >>> space.mint_credit(c.challenge, ts.make_stamp(c.challenge, c.bits))  # doctest: +SKIP
     """
     if isinstance(bits, bool) or not isinstance(bits, int) or not 0 <= bits <= MAX_BITS:
         raise InvalidValue(f"bits is an int from 0 to {MAX_BITS}, got {bits!r}", "bits")
-    prefix = hashlib.sha256(f"{challenge}:".encode())
+    start = secrets.token_hex(8)  # so that two callers find different stamps
+    prefix = hashlib.sha256(f"{challenge}:{start}".encode())
     limit = 1 << (256 - bits)
     for n in itertools.count():
         nonce = format(n, "x")
         h = prefix.copy()
         h.update(nonce.encode())
         if int.from_bytes(h.digest(), "big") < limit:
-            return nonce
+            return start + nonce
     raise AssertionError("unreachable")  # pragma: no cover
 
 
