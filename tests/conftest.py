@@ -511,7 +511,17 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
 
 # The options of :class:`tuplespace.Space` a server keeps for a space (PUT /spaces/{space}).
 REMOTE_OPTIONS = frozenset(
-    {"order", "capacity", "event_retention", "event_retention_bytes", "charge_rate", "creation_charge"}
+    {
+        "order",
+        "capacity",
+        "event_retention",
+        "event_retention_bytes",
+        "charge_rate",
+        "creation_charge",
+        "operator",
+        "mint_amount",
+        "mint_bits",
+    }
 )
 
 

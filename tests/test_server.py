@@ -141,6 +141,9 @@ def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
         "anonymous": [],
         "charge_rate": "0",
         "creation_charge": "0",
+        "operator": "operator",
+        "mint_amount": "0",
+        "mint_bits": 20,
     }
     assert r.json() == {"name": "jobs", "options": options}
     assert http.put("/spaces/jobs", json={"order": "lifo"}).status_code == 200
@@ -209,6 +212,9 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "anonymous": ["read"],
             "charge_rate": "0.5",
             "creation_charge": "0",
+            "operator": "operator",
+            "mint_amount": "0",
+            "mint_bits": 20,
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")

@@ -26,18 +26,18 @@ from .._errors import TupleSpaceError
 from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens
+from ._credit import CreditRoutes
 from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
 from ._hub import Hub
 from ._operations import Operations
-from ._records import RecordRoutes
 from ._transactions import Transactions
 
 __all__ = ["Api", "create_app"]
 
 
-class Api(Operations, Transactions, RecordRoutes):
+class Api(Operations, Transactions, CreditRoutes):
     """The state of one server and the handlers of its routes."""
 
 
@@ -177,6 +177,9 @@ def _routes(app: FastAPI, api: Api) -> None:
         route("POST", f"/spaces/{{space}}/records/{op}", getattr(api, handler), handler)
     route("GET", "/spaces/{space}/records/events", api.record_events, "record_events")
     route("POST", "/spaces/{space}/credit/grant", api.grant_credit, "grant_credit")
+    route("POST", "/spaces/{space}/credit/transfer", api.transfer_credit, "transfer_credit")
+    route("POST", "/spaces/{space}/credit/challenge", api.credit_challenge, "credit_challenge")
+    route("POST", "/spaces/{space}/credit/mint", api.mint_credit, "mint_credit")
     route("GET", "/spaces/{space}/credit/{principal}", api.get_account, "get_account")
     route("GET", "/tokens", api.list_tokens, "list_tokens")
     route("POST", "/tokens", api.create_token, "create_token")
