@@ -1,4 +1,4 @@
-"""Credit over HTTP (docs/http-api.md, "Credit"): transfers from the caller's own
+"""Credit over HTTP (docs/http-api.md, "Records"): transfers from the caller's own
 account, minting for proof of work without any token, and the Python client's
 methods of the same names as the embedded space's."""
 

@@ -1,4 +1,4 @@
-"""The handlers of credit transfers and minting (docs/http-api.md, "Credit").
+"""The handlers of credit transfers and minting (docs/http-api.md, "Records").
 
 A caller moves credit out of its own account (its token's name, or ``anonymous``);
 an admin of the space may name another as ``principal``.  Minting needs no
