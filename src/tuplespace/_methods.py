@@ -196,7 +196,7 @@ def _scalar(v: object) -> bool:
 class Sandbox:
     """The Lua state of one space, and the runner that calls methods in it."""
 
-    __slots__ = ("_lua", "_lupa", "_run", "_steps", "steps")
+    __slots__ = ("_lua", "_lupa", "_ran", "_run", "_steps")
 
     def __init__(self) -> None:
         try:
@@ -210,7 +210,17 @@ class Sandbox:
             register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0
         )
         self._run, self._steps = self._lua.execute(_RUNNER)
-        self.steps = 0  # what the latest call ran, as paid for: see run
+        self._ran: str | None = None  # how the latest call ended; None: it did not run
+
+    def steps(self) -> int:
+        """The steps the latest call ran, as they are paid for (0 if it did not run).
+        The hook counts them in hundreds: a method it stopped (``method_steps``,
+        ``method_ms``) ran what it counted, any other up to a hundred more, paid as a
+        hundred."""
+        if self._ran is None:
+            return 0
+        counted: int = self._steps()
+        return counted if self._ran in ("steps", "time") else counted + _HOOK_EVERY
 
     def run(
         self,
@@ -225,11 +235,8 @@ class Sandbox:
         changed, the tuples it wrote).  Raises LimitReached at a limit (``method_steps``
         at ``max_steps``), EvaluationError for an error of the method.
 
-        :attr:`steps` is then the steps the call ran, as they are paid for: the hook
-        counts them in hundreds, so a method stopped by the hook (``method_steps``,
-        ``method_ms``) ran what it counted, and any other ran up to a hundred more,
-        paid as a hundred (0 if it did not run)."""
-        self.steps = 0
+        :meth:`steps` then tells the steps it ran."""
+        self._ran = None
         lua = self._lua
         for i, a in enumerate(args):
             if not (_scalar(a) or a is None):
@@ -257,8 +264,7 @@ class Sandbox:
             lua.set_max_memory(0)
         if type(outcome) is not tuple:  # one value returned
             outcome = (outcome,)
-        status = outcome[0]
-        self.steps = self._steps() + (0 if status in ("steps", "time") else _HOOK_EVERY)
+        status = self._ran = outcome[0]
         if status == "ok":
             return outcome[1], _changes(visible, dict(self_table.items())), _spawned(outcome[2], outcome[3])
         lua.gccollect()
@@ -332,7 +338,7 @@ def call_method(
     together, only if it returns normally.  Call with the space's lock held.
 
     With a ``step_charge``, ``principal`` pays it for each step the method ran (see
-    :attr:`Sandbox.steps`), whether it returned or failed, and the method may run
+    :meth:`Sandbox.steps`), whether it returned or failed, and the method may run
     only the steps the principal's balance can pay for."""
     records = engine.records
     rec = records.target(rid, token, "set")
@@ -406,5 +412,6 @@ def _paid_run(
             ) from None
         raise
     finally:
-        if sandbox.steps:
-            accounts.charge(principal, step_charge * sandbox.steps)
+        steps = sandbox.steps()
+        if steps:
+            accounts.charge(principal, step_charge * steps)

@@ -596,9 +596,8 @@ class RecordStore:
         """Settle every record: what they drained goes to the operator's account."""
         if self.charge_rate:
             for rec in self._by_rid.values():
-                if rec.rid not in self._held:
-                    self._settle(rec, rec.size)
-                    self._journal(rec)
+                self._settle(rec, rec.size)
+                self._journal(rec)
 
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
