@@ -34,7 +34,9 @@ Credit (:mod:`tuplespace._credit`).  A record keeps the credit it held at time
 item in the engine's lease heap like a tuple's lease, so it expires exactly on
 time without a thread sweeping.  A set that changes its size settles the credit
 at the new burn rate and moves the expiry; a record has one live item in the heap
-however often its expiry moves.
+however often its expiry moves.  What a record burns goes to the operator's account:
+what it drained when it settles, all it held when it ends (see
+:class:`~tuplespace._credit.Accounts`).
 
 Capabilities (:mod:`tuplespace._capabilities`) and redirections (the old path of
 a moved record, answering for it until its lease ends) lapse through the lease
