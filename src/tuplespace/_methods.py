@@ -24,6 +24,10 @@ held before the call.  A method sees the record's fields that are null, bool, in
 float or str as ``self``; what it sets there, and the tuples it writes, are applied
 only when it returns normally, all together.  A method stopped by a limit or an
 error changes nothing.
+
+Credit: when the space charges for steps, the principal of the call pays for the
+steps the method ran (counted in hundreds by the hook), returned or failed, and
+the method may run only as many steps as the principal's balance pays for.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ._credit import Accounts, times
+from ._credit import Accounts, check_principal, times
 from ._errors import EvaluationError, InsufficientCredit, InvalidValue, LimitReached, ValueTooLarge
 from ._names import check_tag
 from ._values import Credit, Map, Value
@@ -385,6 +389,7 @@ def _paid_run(
     ``n + 1``.  So the method may run at most ``(k - 1) * 100`` steps when the
     balance pays for ``k`` hundreds, and a balance that cannot pay one hundred
     refuses the call before it runs."""
+    check_principal(principal)
     balance = accounts.balance(principal)
     hundred = Credit(step_charge * _HOOK_EVERY)
     hundreds = times(balance, hundred)
