@@ -182,6 +182,9 @@ class SyncOverAsync:
         rules = self.aspace.rules
         return rules if isinstance(rules, ts.Rules) else SyncRules(self, rules)
 
+    def transfer_credit(self, source: str, target: str, amount: Any) -> ts.Credit:
+        return self._run(self.aspace.transfer_credit(source, target, amount))
+
     def _wrap(self, result: Any) -> Any:
         if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
             return SyncRecord(self, result)
@@ -537,7 +540,17 @@ def serve() -> Iterator[Callable[..., LiveServer]]:
 
 # The options of :class:`tuplespace.Space` a server keeps for a space (PUT /spaces/{space}).
 REMOTE_OPTIONS = frozenset(
-    {"order", "capacity", "event_retention", "event_retention_bytes", "charge_rate", "creation_charge"}
+    {
+        "order",
+        "capacity",
+        "event_retention",
+        "event_retention_bytes",
+        "charge_rate",
+        "creation_charge",
+        "operator",
+        "mint_amount",
+        "mint_bits",
+    }
 )
 
 

@@ -161,6 +161,9 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "charge_rate": "0",
                 "creation_charge": "0",
                 "clock": "system",
+                "operator": "operator",
+                "mint_amount": "0",
+                "mint_bits": 20,
             }
             assert http.post("/spaces/s/read", json={"template": ["x"], "timeout": None}).json() == {
                 "tuple": None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -228,3 +229,77 @@ def test_the_charging_options_come_from_a_url() -> None:
     assert str(rec.address) == "tuplespace://n1.example/spaces/default/r"
     assert space.account("p") == ts.Credit("6.5")
     space.close()
+
+
+# -- transfers and the operator's account ---------------------------------------------------------
+
+
+def test_a_transfer_moves_credit_exactly_and_all_or_nothing(space: Any) -> None:
+    space.grant_credit("alice", "10.000000001")
+    assert space.transfer_credit("alice", "bob", "0.000000001") == ts.Credit(10)
+    assert (space.account("alice"), space.account("bob")) == (ts.Credit(10), ts.Credit("0.000000001"))
+    with pytest.raises(ts.InsufficientCredit) as info:
+        space.transfer_credit("alice", "bob", "10.5")
+    assert (info.value.needed, info.value.available) == (ts.Credit("10.5"), ts.Credit(10))
+    assert (space.account("alice"), space.account("bob")) == (ts.Credit(10), ts.Credit("0.000000001"))
+    for bad in (-1, 0.5, "x", None):
+        with pytest.raises(ts.InvalidValue):
+            space.transfer_credit("alice", "bob", bad)
+    with pytest.raises(ts.InvalidValue):
+        space.transfer_credit("alice", "", 1)
+    assert space.transfer_credit("alice", "alice", 10) == ts.Credit(10)
+    assert space.account("alice") == ts.Credit(10)
+
+
+def test_burned_credit_goes_to_the_operator(bank: Any, clock: ts.SimulatedClock) -> None:
+    bank.grant_credit("alice", 100)
+    rec = bank.create("r", {"n": 1}, credit=30, principal="alice")  # burns 3 credit/s
+    assert bank.account("operator") == ts.Credit(5)  # the creation charge
+    clock.advance(2)
+    assert bank.account("operator") == ts.Credit(11)  # and what the record drained
+    rec.set("n", 12)  # 4 bytes from now on: the record settles
+    clock.advance(1)
+    assert (rec.get("$credit"), bank.account("operator")) == (ts.Credit(20), ts.Credit(15))
+    rec.destroy()  # what it held is burned too
+    assert bank.account("operator") == ts.Credit(35)
+    assert bank.account("alice") + bank.account("operator") == 100
+    bank.transfer_credit("operator", "alice", 35)
+    assert (bank.account("operator"), bank.account("alice")) == (0, 100)
+
+
+def test_the_operator_can_spend_what_records_drained(make_space: Callable[..., Any]) -> None:
+    clock = ts.SimulatedClock()
+    space = make_space(clock=clock, charge_rate=RATE, operator="node")
+    assert ts.Space().operator == "operator"
+    space.grant_credit("alice", 100)
+    rec = space.create("r", {"n": 1}, credit=30, principal="alice")
+    clock.advance(4)
+    assert (space.account("node"), space.account("operator")) == (12, 0)
+    assert space.transfer_credit("node", "bob", 12) == 0  # the records settle first
+    assert (rec.get("$credit"), rec.get("$lifetime")) == (18, 6.0)
+    clock.advance(6)
+    with pytest.raises(ts.RecordNotFound):
+        rec.get("n")
+    assert (space.account("node"), space.account("bob"), space.account("alice")) == (18, 12, 70)
+
+
+def test_the_operator_and_its_account_survive_a_restart(tmp_path: Path) -> None:
+    clock = ts.SimulatedClock()
+    url = f"sqlite://{tmp_path}/spaces.db?space=s"
+    space = ts.connect(url, clock=clock, charge_rate=RATE, creation_charge=1, operator="node")
+    space.grant_credit("alice", 100)
+    space.create("r", {"n": 1}, credit=30, principal="alice")
+    clock.advance(2)
+    space.transfer_credit("alice", "bob", 9)
+    space.close()
+    with pytest.raises(ValueError, match="operator"):
+        ts.connect(url, clock=clock, operator="other")
+    clock.advance(3)
+    space = ts.connect(url, clock=clock)
+    try:
+        assert space.operator == "node"
+        assert (space.account("node"), space.account("alice"), space.account("bob")) == (16, 60, 9)
+        clock.advance(10)  # the record ran out: all it held was burned
+        assert space.account("node") == 31
+    finally:
+        space.close()

@@ -221,6 +221,10 @@ def test_schemathesis_finds_no_request_the_document_allows_and_the_server_refuse
                         http.put("/spaces/a")
                     case.body = _as_written(case.body)
                     response = case.call(base_url=server.url, timeout=PATIENCE)
+                    if response.status_code == 402:
+                        return  # understood, and refused for want of credit (a transfer from nothing)
+                    if response.status_code == 413 and response.json()["error"]["limit"] == "max_rule_bytes":
+                        return  # understood, and over a bound in bytes, which JSON Schema cannot state
                     try:  # refused as malformed: 400, 413, 415, 422...
                         case.validate_response(response, checks=[positive_data_acceptance])
                     except FailureGroup:

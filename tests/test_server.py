@@ -142,6 +142,9 @@ def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
         "charge_rate": "0",
         "creation_charge": "0",
         "clock": "system",
+        "operator": "operator",
+        "mint_amount": "0",
+        "mint_bits": 20,
     }
     assert r.json() == {"name": "jobs", "options": options}
     assert http.put("/spaces/jobs", json={"order": "lifo"}).status_code == 200
@@ -211,6 +214,9 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "charge_rate": "0.5",
             "creation_charge": "0",
             "clock": "system",
+            "operator": "operator",
+            "mint_amount": "0",
+            "mint_bits": 20,
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")

@@ -558,6 +558,8 @@ export interface RuleInfo {
   level: number;
   fired: number;
   failed: number;
+  /** "stopped" while its latest firing could not be paid. */
+  state: "active" | "stopped";
   lastError: TupleSpaceError | null;
   on?: string[];
   template?: unknown[] | null;

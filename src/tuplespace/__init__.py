@@ -60,6 +60,7 @@ from ._events import Change, Event
 from ._federation import Node, RemoteRecord, RemoteUpcall, decode_cbor, encode_cbor
 from ._lease import Lease
 from ._methods import ActiveLimits, Method
+from ._mint import Challenge, make_stamp
 from ._record import Record, RecordData, RecordWatch
 from ._rules import Lit, RuleInfo, Rules
 from ._space import Space, Subscription, Transaction
@@ -81,6 +82,7 @@ __all__ = [
     "AsyncUpcall",
     "AsyncWorker",
     "CapabilityRevoked",
+    "Challenge",
     "Conflict",
     "Change",
     "Cleaner",
@@ -158,6 +160,7 @@ __all__ = [
     "encode_template",
     "format",
     "from_wire",
+    "make_stamp",
     "parse",
     "parse_template",
     "template_from_wire",

@@ -20,6 +20,7 @@ from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import Lease
+from ._mint import Challenge
 from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
@@ -486,6 +487,22 @@ class AsyncSpace:
         """See :meth:`Space.account`."""
         return self.space.account(principal)
 
+    async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.transfer_credit`."""
+        balance: Credit = await _call(self.space, self.space._engine.records.transfer, source, target, amount)
+        return balance
+
+    async def credit_challenge(self) -> Challenge:
+        """See :meth:`Space.credit_challenge`."""
+        return self.space.credit_challenge()
+
+    async def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
+        """See :meth:`Space.mint_credit`."""
+        balance: Credit = await _call(
+            self.space, self.space._engine.records.mint_credit, challenge, nonce, principal
+        )
+        return balance
+
     def transaction(self, lease: float | None = 60.0) -> AsyncTransaction:
         """See :meth:`Space.transaction`; use with ``async with``."""
         with self.space._lock:
@@ -678,10 +695,10 @@ class AsyncRecord(RecordBase):
         version: int = await self._call(self._store.set, self._rid, self._token, tag, value)
         return version
 
-    async def call(self, tag: str, *args: Value) -> Value:
+    async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """See :meth:`Record.call`."""
         space = self._space
-        result: Value = await self._call(space.rules.call, self._rid, self._token, tag, args)
+        result: Value = await self._call(space.rules.call, self._rid, self._token, tag, args, principal)
         return result
 
     async def refresh(

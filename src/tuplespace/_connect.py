@@ -23,8 +23,18 @@ _INT_OPTIONS = {
     "event_retention",
     "event_retention_bytes",
     "seed",
+    "mint_bits",
 }
-_STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
+_STR_OPTIONS = {
+    "order",
+    "space",
+    "durability",
+    "base_uri",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+    "mint_amount",
+}
 # Keywords of a remote space that are its own, not the options of the space on the server.
 _REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
 _SCHEMES = "memory:, sqlite:, http://, https://, redis://, rediss://, redis+cluster:// and coap://"

@@ -11,7 +11,7 @@ rounded up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ __all__ = [
     "rounded",
     "seconds",
     "stored_size",
+    "times",
     "to_credit",
 ]
 
@@ -81,6 +82,11 @@ def credit_left(credit: Credit, burn: Decimal, elapsed: float) -> Credit:
     return rounded(credit - _CONTEXT.multiply(burn, seconds(elapsed)))
 
 
+def times(amount: Decimal, price: Decimal) -> int:
+    """How many times ``price`` (not 0) fits in ``amount``."""
+    return int(_CONTEXT.divide_int(amount, price))
+
+
 def lifetime(credit: Decimal, burn: Decimal) -> float:
     """The seconds ``credit`` lasts at ``burn`` per second (not 0)."""
     return float(_CONTEXT.divide(credit, burn))
@@ -93,22 +99,36 @@ def stored_size(path: str, fields: Mapping[str, Value]) -> int:
 
 class Accounts:
     """The credit of principals in one space.  Balances are journaled when the space
-    is durable; every method must be called with the shell's lock held."""
+    is durable; every method must be called with the shell's lock held.
 
-    def __init__(self, engine: Engine) -> None:
+    What the space **burns** goes to the account of its ``operator`` (the node
+    operator's principal): the firings and method steps paid, the creation charge,
+    and what records drain and hold when they end.  So the credit in the accounts,
+    the operator's included, plus what the records hold is conserved: only
+    :meth:`grant` and minting add to it.  The operator's balance counts the credit
+    the records have drained since they last settled (``drained``, which the
+    record store computes); it is read when asked for, not kept up to date.
+    """
+
+    def __init__(self, engine: Engine, operator: str, drained: Callable[[], Decimal]) -> None:
+        check_principal(operator)
         self._engine = engine
         self._balances: dict[str, Credit] = {}
+        self.operator = operator
+        self._drained = drained
 
     def balance(self, principal: str) -> Credit:
         """The credit of ``principal`` (0 for an account never granted any)."""
-        return self._balances.get(principal, ZERO)
+        balance = self._balances.get(principal, ZERO)
+        if principal == self.operator:
+            return Credit(balance + self._drained())
+        return balance
 
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
         check_principal(principal)
-        balance = Credit(self.balance(principal) + to_credit(amount, "amount"))
-        self._set(principal, balance)
-        return balance
+        self._add(principal, to_credit(amount, "amount"))
+        return self.balance(principal)
 
     def check(self, principal: str, cost: Decimal) -> None:
         """Raise InsufficientCredit unless ``principal`` can pay ``cost``."""
@@ -126,7 +146,36 @@ class Accounts:
         """Take ``cost`` from the account of ``principal`` (see :meth:`check`)."""
         self.check(principal, cost)
         if cost:
-            self._set(principal, Credit(self.balance(principal) - cost))
+            if principal == self.operator:
+                self._settle_drained()
+            self._set(principal, Credit(self._balances.get(principal, ZERO) - cost))
+
+    def charge(self, principal: str, cost: Decimal) -> None:
+        """Take ``cost`` from ``principal`` and burn it: it goes to the operator."""
+        self.debit(principal, cost)
+        self.burn(cost)
+
+    def burn(self, amount: Decimal) -> None:
+        """Credit the operator with ``amount`` that was burned."""
+        if amount:
+            self._add(self.operator, amount)
+
+    def transfer(self, source: str, target: str, amount: object) -> Credit:
+        """Move ``amount`` from the account of ``source`` to that of ``target``, all
+        or nothing; the new balance of ``source``.  InsufficientCredit if it holds less."""
+        check_principal(source)
+        check_principal(target)
+        amount = to_credit(amount, "amount")
+        self.debit(source, amount)
+        self._add(target, amount)
+        return self.balance(source)
+
+    def _add(self, principal: str, amount: Decimal) -> None:
+        self._set(principal, Credit(self._balances.get(principal, ZERO) + amount))
+
+    def _settle_drained(self) -> None:
+        """Make what the records drained part of the operator's kept balance."""
+        self._engine.records.settle_all()
 
     def _set(self, principal: str, balance: Credit) -> None:
         self._balances[principal] = balance

@@ -102,7 +102,7 @@ from ._events import (
     check_existing,
 )
 from ._journal import Journal
-from ._records import Rec, RecordStore, Redirect
+from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
@@ -286,6 +286,9 @@ class Engine:
         base_uri: str = "tuplespace://local/",
         charge_rate: object = 0,
         creation_charge: object = 0,
+        operator: str = DEFAULT_OPERATOR,
+        mint_amount: object = 0,
+        mint_bits: object = DEFAULT_MINT_BITS,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
@@ -337,7 +340,14 @@ class Engine:
         self._leased = 0
         self._counts = dict.fromkeys(("takes", "reads", "expired", "cancelled", "commits", "aborts"), 0)
         self.records = RecordStore(
-            self, name=name, base_uri=base_uri, charge_rate=charge_rate, creation_charge=creation_charge
+            self,
+            name=name,
+            base_uri=base_uri,
+            charge_rate=charge_rate,
+            creation_charge=creation_charge,
+            operator=operator,
+            mint_amount=mint_amount,
+            mint_bits=mint_bits,
         )
 
     # -- time ---------------------------------------------------------------

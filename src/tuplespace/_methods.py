@@ -24,6 +24,10 @@ held before the call.  A method sees the record's fields that are null, bool, in
 float or str as ``self``; what it sets there, and the tuples it writes, are applied
 only when it returns normally, all together.  A method stopped by a limit or an
 error changes nothing.
+
+Credit: when the space charges for steps, the principal of the call pays for the
+steps the method ran (counted in hundreds by the hook), returned or failed, and
+the method may run only as many steps as the principal's balance pays for.
 """
 
 from __future__ import annotations
@@ -33,10 +37,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from ._errors import EvaluationError, InvalidValue, LimitReached, ValueTooLarge
+from ._credit import Accounts, check_principal, times
+from ._errors import EvaluationError, InsufficientCredit, InvalidValue, LimitReached, ValueTooLarge
 from ._extras import MissingExtra, require
 from ._names import check_tag
-from ._values import Map, Value
+from ._values import Credit, Map, Value
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -155,12 +160,14 @@ local base = {
 }
 local globals = {__index = base, __metatable = false}
 local STOP = {}
-return function(source, self, args, nargs, max_steps, max_seconds, every)
+local steps = 0
+local function run(source, self, args, nargs, max_steps, max_seconds, every)
     local spawned, n = {}, 0
     local env = setmetatable({write = function(...) n = n + 1; spawned[n] = pack(...) end}, globals)
+    steps = 0
     local chunk, err = load("return " .. source, "=method", "t", env)
     if not chunk then return "syntax", err end
-    local steps, stop, why = 0, clock() + max_seconds, nil
+    local stop, why = clock() + max_seconds, nil
     sethook(function()
         steps = steps + every
         if steps > max_steps then why = "steps"; error(STOP) end
@@ -182,6 +189,7 @@ return function(source, self, args, nargs, max_steps, max_seconds, every)
     end
     return "ok", result, spawned, n
 end
+return run, function() return steps end
 """
 
 
@@ -193,7 +201,7 @@ def _scalar(v: object) -> bool:
 class Sandbox:
     """The Lua state of one space, and the runner that calls methods in it."""
 
-    __slots__ = ("_lua", "_lupa", "_run")
+    __slots__ = ("_lua", "_lupa", "_ran", "_run", "_steps")
 
     def __init__(self) -> None:
         try:
@@ -204,14 +212,34 @@ class Sandbox:
         self._lua = lua54.LuaRuntime(
             register_eval=False, register_builtins=False, unpack_returned_tuples=True, max_memory=0
         )
-        self._run = self._lua.execute(_RUNNER)
+        self._run, self._steps = self._lua.execute(_RUNNER)
+        self._ran: str | None = None  # how the latest call ended; None: it did not run
+
+    def steps(self) -> int:
+        """The steps the latest call ran, as they are paid for (0 if it did not run).
+        The hook counts them in hundreds: a method it stopped (``method_steps``,
+        ``method_ms``) ran what it counted, any other up to a hundred more, paid as a
+        hundred."""
+        if self._ran is None:
+            return 0
+        counted: int = self._steps()
+        return counted if self._ran in ("steps", "time") else counted + _HOOK_EVERY
 
     def run(
-        self, method: Method, fields: dict[str, Value], args: tuple[Any, ...], limits: ActiveLimits
+        self,
+        method: Method,
+        fields: dict[str, Value],
+        args: tuple[Any, ...],
+        limits: ActiveLimits,
+        max_steps: int | None = None,
     ) -> Any:
-        """Call ``method`` with ``self`` holding the scalar ``fields``; returns (result,
-        the fields it changed, the tuples it wrote).  Raises LimitReached at a limit,
-        EvaluationError for an error of the method."""
+        """Call ``method`` with ``self`` holding the scalar ``fields``, stopping it past
+        ``max_steps`` (default ``limits.method_steps``); returns (result, the fields it
+        changed, the tuples it wrote).  Raises LimitReached at a limit (``method_steps``
+        at ``max_steps``), EvaluationError for an error of the method.
+
+        :meth:`steps` then tells the steps it ran."""
+        self._ran = None
         lua = self._lua
         for i, a in enumerate(args):
             if not (_scalar(a) or a is None):
@@ -229,7 +257,7 @@ class Sandbox:
                 self_table,
                 args_table,
                 len(args),
-                limits.method_steps,
+                limits.method_steps if max_steps is None else max_steps,
                 limits.method_ms / 1000,
                 _HOOK_EVERY,
             )
@@ -239,7 +267,7 @@ class Sandbox:
             lua.set_max_memory(0)
         if type(outcome) is not tuple:  # one value returned
             outcome = (outcome,)
-        status = outcome[0]
+        status = self._ran = outcome[0]
         if status == "ok":
             return outcome[1], _changes(visible, dict(self_table.items())), _spawned(outcome[2], outcome[3])
         lua.gccollect()
@@ -306,16 +334,27 @@ def call_method(
     token: str | None,
     tag: str,
     args: tuple[Any, ...],
+    principal: str,
+    step_charge: Credit,
 ) -> Value:
     """Run the method in field ``tag`` of the record; apply what it changed, all
-    together, only if it returns normally.  Call with the space's lock held."""
+    together, only if it returns normally.  Call with the space's lock held.
+
+    With a ``step_charge``, ``principal`` pays it for each step the method ran (see
+    :meth:`Sandbox.steps`), whether it returned or failed, and the method may run
+    only the steps the principal's balance can pay for."""
     records = engine.records
     rec = records.target(rid, token, "set")
     check_tag(tag)
     method = Method.of(rec.fields.get(tag))
     if method is None:
         raise InvalidValue(f"the field {tag!r} holds no method", tag)
-    result, changed, spawned = sandbox.run(method, rec.fields, args, limits)
+    if not step_charge:
+        result, changed, spawned = sandbox.run(method, rec.fields, args, limits)
+    else:
+        result, changed, spawned = _paid_run(
+            records.accounts, sandbox, method, rec.fields, args, limits, principal, step_charge
+        )
     value = _from_lua(result, "the method's result")
     new_tags = [k for k in changed if k not in rec.fields]
     for k in new_tags:
@@ -331,3 +370,52 @@ def call_method(
     for k, v in checked.items():
         records.set(rid, None, k, v)
     return value
+
+
+def _paid_run(
+    accounts: Accounts,
+    sandbox: Sandbox,
+    method: Method,
+    fields: dict[str, Value],
+    args: tuple[Any, ...],
+    limits: ActiveLimits,
+    principal: str,
+    step_charge: Credit,
+) -> Any:
+    """:meth:`Sandbox.run`, bounded by what ``principal`` can pay and paid by it.
+
+    Steps are paid in hundreds; a call that ran ``n`` hundreds and more pays for
+    ``n + 1``.  So the method may run at most ``(k - 1) * 100`` steps when the
+    balance pays for ``k`` hundreds, and a balance that cannot pay one hundred
+    refuses the call before it runs."""
+    check_principal(principal)
+    balance = accounts.balance(principal)
+    hundred = Credit(step_charge * _HOOK_EVERY)
+    hundreds = times(balance, hundred)
+    if hundreds < 1:
+        raise InsufficientCredit(
+            f"{principal!r} holds {balance} credit; a method call needs at least {hundred} "
+            f"({_HOOK_EVERY} steps at {step_charge}); nothing ran",
+            principal=principal,
+            needed=hundred,
+            available=balance,
+        )
+    max_steps = (hundreds - 1) * _HOOK_EVERY
+    bounded = max_steps < limits.method_steps
+    try:
+        return sandbox.run(method, fields, args, limits, max_steps if bounded else None)
+    except LimitReached as exc:
+        if bounded and exc.limit == "method_steps":
+            needed = Credit(step_charge * (limits.method_steps + _HOOK_EVERY))
+            raise InsufficientCredit(
+                f"the method ran out of credit: {principal!r} held {balance}, which pays for "
+                f"{max_steps} steps, and was stopped; nothing changed but the payment",
+                principal=principal,
+                needed=needed,
+                available=balance,
+            ) from None
+        raise
+    finally:
+        steps = sandbox.steps()
+        if steps:
+            accounts.charge(principal, step_charge * steps)

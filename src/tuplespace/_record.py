@@ -244,7 +244,7 @@ class Record(RecordBase):
         version: int = space._call(space._engine.records.set, self._rid, self._token, tag, value)
         return version
 
-    def call(self, tag: str, *args: Value) -> Value:
+    def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """Run the method held in the field ``tag`` (a :class:`~tuplespace.Method`) with
         ``args`` (null, bool, int, float or str) and return its result.
 
@@ -254,11 +254,15 @@ class Record(RecordBase):
         (:class:`LimitReached`: ``method_steps``, ``method_ms``, ``method_memory``) or
         by an error (:class:`EvaluationError`) changes nothing.  Needs ``set``.
 
+        When the space charges for steps (``rules.step_charge``), ``principal``'s
+        account pays for the steps the method ran, and the method may run only as
+        many as it can pay for: :class:`InsufficientCredit` when it runs out.
+
         >>> thermo.call("bump", 0.5)  # doctest: +SKIP
         21.5
         """
         space = self._space
-        result: Value = space._call(space.rules.call, self._rid, self._token, tag, args)
+        result: Value = space._call(space.rules.call, self._rid, self._token, tag, args, principal)
         return result
 
     def refresh(

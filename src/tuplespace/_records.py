@@ -34,7 +34,9 @@ Credit (:mod:`tuplespace._credit`).  A record keeps the credit it held at time
 item in the engine's lease heap like a tuple's lease, so it expires exactly on
 time without a thread sweeping.  A set that changes its size settles the credit
 at the new burn rate and moves the expiry; a record has one live item in the heap
-however often its expiry moves.
+however often its expiry moves.  What a record burns goes to the operator's account:
+what it drained when it settles, all it held when it ends (see
+:class:`~tuplespace._credit.Accounts`).
 
 Capabilities (:mod:`tuplespace._capabilities`) and redirections (the old path of
 a moved record, answering for it until its lease ends) lapse through the lease
@@ -76,6 +78,7 @@ from ._credit import (
     ZERO,
     Accounts,
     burn_rate,
+    check_principal,
     credit_left,
     lifetime,
     rounded,
@@ -94,6 +97,7 @@ from ._errors import (
     ValueTooLarge,
 )
 from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatchers
+from ._mint import Challenge, Mint
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._templates import RecordTemplate
@@ -102,7 +106,17 @@ from ._values import URI, Credit, Map, Value, _key_path, _prefix, check_tuple, f
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["COMPUTED_TAGS", "DEFAULT_PRINCIPAL", "ROOT_RID", "Rec", "RecordStore", "RecordTaker", "Redirect"]
+__all__ = [
+    "COMPUTED_TAGS",
+    "DEFAULT_MINT_BITS",
+    "DEFAULT_OPERATOR",
+    "DEFAULT_PRINCIPAL",
+    "ROOT_RID",
+    "Rec",
+    "RecordStore",
+    "RecordTaker",
+    "Redirect",
+]
 
 COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", "$level")
 """Tags computed when read; no record stores them."""
@@ -114,6 +128,8 @@ ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
 """What the handle of the root record ``$`` may do."""
 
 DEFAULT_PRINCIPAL: Final = "default"
+DEFAULT_OPERATOR: Final = "operator"  # the principal whose account receives what is burned
+DEFAULT_MINT_BITS: Final = 20  # the zero bits of a stamp: about a million hashes
 """The principal whose account pays when a call names none."""
 
 _MISSING: Any = object()
@@ -202,6 +218,9 @@ class RecordStore:
         base_uri: str,
         charge_rate: object,
         creation_charge: object,
+        operator: str = DEFAULT_OPERATOR,
+        mint_amount: object = 0,
+        mint_bits: object = DEFAULT_MINT_BITS,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a space's name is a non-empty str, got {name!r}")
@@ -222,7 +241,11 @@ class RecordStore:
                 raise ValueError(f"{option}: {exc}") from None
         self.charge_rate, self.creation_charge = amounts
         self.charging = self.charge_rate > 0 or self.creation_charge > 0
-        self.accounts = Accounts(engine)
+        try:
+            self.accounts = Accounts(engine, operator, self.drained)
+        except InvalidValue as exc:
+            raise ValueError(f"operator: {exc}") from None
+        self.mint = Mint(engine.clock, mint_amount, mint_bits)
         self.caps = Capabilities(engine)
         self._by_rid: dict[int, Rec] = {}
         self._by_path: dict[str, Rec] = {}
@@ -506,6 +529,7 @@ class RecordStore:
         given, expires = self._funding(size, credit, lease, now)
         if self.charging:
             self.accounts.debit(principal, given + self.creation_charge)
+            self.accounts.burn(self.creation_charge)
         self._last_rid += 1
         rec = Rec(self._last_rid, path, fields)
         rec.size = size
@@ -547,17 +571,56 @@ class RecordStore:
         """Account for the credit drained so far; from now on the record drains at
         the burn rate of ``size`` bytes."""
         now = self._engine.clock.now()
-        rec.credit = credit_left(rec.credit, rec.burn, now - rec.since)
+        left = credit_left(rec.credit, rec.burn, now - rec.since)
+        self.accounts.burn(rec.credit - left)
+        rec.credit = left
         rec.since = now
         rec.size = size
         rec.burn = burn_rate(self.charge_rate, size)
         rec.expires = now + lifetime(rec.credit, rec.burn)
         self._schedule(rec)
 
+    def drained(self) -> Decimal:
+        """The credit the records have drained since they last settled (the
+        operator's, not yet in its account)."""
+        if not self.charge_rate:
+            return ZERO
+        now = self._engine.clock.now()
+        return sum(
+            (
+                rec.credit - credit_left(rec.credit, rec.burn, now - rec.since)
+                for rec in self._by_rid.values()
+            ),
+            ZERO,
+        )
+
+    def settle_all(self) -> None:
+        """Settle every record: what they drained goes to the operator's account."""
+        if self.charge_rate:
+            for rec in self._by_rid.values():
+                self._settle(rec, rec.size)
+                self._journal(rec)
+
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
         self._engine._check_open()
         return self.accounts.grant(principal, amount)
+
+    def transfer(self, source: str, target: str, amount: object) -> Credit:
+        """Move ``amount`` between two accounts; the new balance of ``source``."""
+        self._engine._check_open()
+        return self.accounts.transfer(source, target, amount)
+
+    def challenge(self) -> Challenge:
+        """The challenge that stamps are made on now (see :mod:`tuplespace._mint`)."""
+        self._engine._check_open()
+        return self.mint.challenge()
+
+    def mint_credit(self, challenge: object, nonce: object, principal: str) -> Credit:
+        """Spend a stamp: credit ``principal`` with what it mints; the new balance."""
+        self._engine._check_open()
+        check_principal(principal)
+        return self.accounts.grant(principal, self.mint.spend(challenge, nonce))
 
     # -- changing ----------------------------------------------------------------
 
@@ -640,6 +703,7 @@ class RecordStore:
                     )
                 add = Credit(add + rounded(rec.burn * seconds(lease) - current, up=True))
             self.accounts.debit(principal, add)
+            self.accounts.burn(rec.credit - current)
             rec.credit = Credit(current + add)
             rec.since = now
             rec.expires = now + lifetime(rec.credit, rec.burn)
@@ -718,6 +782,8 @@ class RecordStore:
         self._remove(rec, "destroy")
 
     def _remove(self, rec: Rec, kind: str, emit: bool = True) -> None:
+        if self.charging:
+            self.accounts.burn(rec.credit)  # what it drained since it last settled, and what it held
         for tag, v in rec.fields.items():
             self._index.remove(rec, tag, v)
         for tag in list(rec.refs or ()):

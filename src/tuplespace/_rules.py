@@ -52,6 +52,7 @@ from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
 from ._credit import ZERO, check_principal, to_credit
 from ._errors import (
     EvaluationError,
+    InsufficientCredit,
     InvalidTemplate,
     InvalidValue,
     LimitReached,
@@ -81,6 +82,7 @@ _TUPLE_EVENTS: Final = frozenset({"write", "take", "expire", "cancel"})
 _RECORD_KINDS: Final = frozenset({"create", "update", "destroy", "expire", "move"})
 _NAME_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 MAX_RULES: Final = 100_000
+_STOPPED: Final = "rule_stopped"  # the first field of the tuple written when a rule stops
 _T: Final = frozenset({"t"})  # a reaction to a tuple event reads the tuple
 _R: Final = frozenset({"path", "tag", "value", "kind"})  # one to a record event, the change
 
@@ -121,6 +123,7 @@ class RuleInfo:
     last_error: TupleSpaceError | None
     principal: str
     using: Mapping[str, str]  # a Push Logic rule: its names of deeper record paths
+    state: str  # "active", or "stopped": its latest firing could not be paid (see Rules.add)
 
 
 # CEL's own words, which are values rather than names.
@@ -187,6 +190,7 @@ class _Rule:
         self.failed = 0
         self.last_error: TupleSpaceError | None = None
         self.principal = DEFAULT_PRINCIPAL  # whose account pays for its firings
+        self.stopped = False  # its latest firing could not be paid
         self.feed: _RuleFeed | None = None
 
     # -- what it reads and writes, for levels -------------------------------------------
@@ -223,6 +227,7 @@ class _Rule:
             last_error=self.last_error,
             principal=self.principal,
             using=dict(self.using),
+            state="stopped" if self.stopped else "active",
         )
 
 
@@ -470,6 +475,7 @@ class Rules:
         self._storms = 0
         self._sandbox: Sandbox | None = None
         self._firing_charge = ZERO
+        self._step_charge = ZERO
         self.limits = ActiveLimits()
         self.max_rules = MAX_RULES
 
@@ -482,6 +488,16 @@ class Rules:
     @firing_charge.setter
     def firing_charge(self, amount: Credit | int | str) -> None:
         self._firing_charge = to_credit(amount, "firing_charge")
+
+    @property
+    def step_charge(self) -> Credit:
+        """The credit each step of a method costs the principal of the call (0: steps
+        are free).  Set it with ``space.rules.step_charge = "0.000001"``."""
+        return self._step_charge
+
+    @step_charge.setter
+    def step_charge(self, amount: Credit | int | str) -> None:
+        self._step_charge = to_credit(amount, "step_charge")
 
     # -- managing ------------------------------------------------------------------------
 
@@ -522,7 +538,9 @@ class Rules:
 
         Each firing costs :attr:`firing_charge` credit (0 by default) from the
         account of ``principal``; a firing it cannot pay for does nothing and fails
-        with :class:`InsufficientCredit`.
+        with :class:`InsufficientCredit`.  The rule is then ``"stopped"`` (its
+        :attr:`RuleInfo.state`) until a firing is paid again, and the space writes
+        the tuple ``("rule_stopped", name, principal)`` when it stops.
 
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
@@ -893,11 +911,25 @@ class Rules:
         was false (nothing done, nothing paid)."""
         charge = self._firing_charge
         if charge:
-            self._engine.records.accounts.check(rule.principal, charge)
+            try:
+                self._engine.records.accounts.check(rule.principal, charge)
+            except InsufficientCredit:
+                if not rule.stopped:
+                    rule.stopped = True
+                    self._say_stopped(rule)
+                raise
         done = self._perform(rule, event)
         if done and charge:
-            self._engine.records.accounts.debit(rule.principal, charge)
+            self._engine.records.accounts.charge(rule.principal, charge)
+            rule.stopped = False
         return done
+
+    def _say_stopped(self, rule: _Rule) -> None:
+        """Write the tuple that tells that ``rule`` stopped for want of credit."""
+        try:
+            self._engine.write((_STOPPED, rule.name, rule.principal))
+        except TupleSpaceError as exc:  # a full space: the rule's state and the log still say it
+            log.warning("rule %r stopped; the space could not be told: %s", rule.name, exc)
 
     def _perform(self, rule: _Rule, event: Any) -> bool:
         engine = self._engine
@@ -965,8 +997,11 @@ class Rules:
 
     # -- methods -----------------------------------------------------------------------------
 
-    def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...]) -> Value:
-        """Run the method of a record's field (see :meth:`Record.call`); with the lock held."""
+    def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...], principal: str) -> Value:
+        """Run the method of a record's field (see :meth:`Record.call`), paid by
+        ``principal``; with the lock held."""
         if self._sandbox is None:
             self._sandbox = Sandbox()
-        return call_method(self._engine, self._sandbox, self.limits, rid, token, tag, args)
+        return call_method(
+            self._engine, self._sandbox, self.limits, rid, token, tag, args, principal, self._step_charge
+        )

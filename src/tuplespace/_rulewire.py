@@ -103,7 +103,9 @@ def info_to_wire(info: RuleInfo) -> dict[str, Any]:
             take=_operations_out(info.take, True),
             set=dict(info.set),
         )
-    out.update(principal=info.principal, level=info.level, fired=info.fired, failed=info.failed)
+    out.update(
+        principal=info.principal, level=info.level, fired=info.fired, failed=info.failed, state=info.state
+    )
     return out
 
 
@@ -129,6 +131,7 @@ def info_from_wire(obj: dict[str, Any], last_error: TupleSpaceError | None, limi
         last_error=last_error,
         principal=obj["principal"],
         using=dict(obj.get("using", {})),
+        state=obj["state"],
     )
 
 

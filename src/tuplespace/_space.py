@@ -35,8 +35,9 @@ from ._errors import InvalidValue, SpaceClosed, SpaceFull, Timeout, TransactionA
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
+from ._mint import Challenge
 from ._record import Record, RecordData, RecordWatch
-from ._records import DEFAULT_PRINCIPAL, RecordTaker
+from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
@@ -75,6 +76,11 @@ class Space:
     - ``charge_rate``: the credit a record pays per second for each KiB it stores;
       ``creation_charge``: the credit a creation costs.  Both 0 by default: credit
       is off.  See :meth:`create` and ``docs/records.md``.
+    - ``operator``: the principal whose account receives the credit the space
+      burns (``"operator"`` by default); see ``docs/active.md``.
+    - ``mint_amount``: the credit a proof-of-work stamp mints (0, the default: the
+      space mints none); ``mint_bits``: the zero bits a stamp needs (20).  See
+      :meth:`mint_credit`.
 
     Timeouts are seconds: ``None`` waits forever, ``0`` never waits.  A blocking
     call that runs out of time raises :class:`Timeout` (also a ``TimeoutError``).
@@ -96,6 +102,9 @@ class Space:
         base_uri: str = "tuplespace://local/",
         charge_rate: Credit | int | str = 0,
         creation_charge: Credit | int | str = 0,
+        operator: str = DEFAULT_OPERATOR,
+        mint_amount: Credit | int | str = 0,
+        mint_bits: int = DEFAULT_MINT_BITS,
     ) -> None:
         self._engine = Engine(
             clock or SystemClock(),
@@ -111,6 +120,9 @@ class Space:
             base_uri=base_uri,
             charge_rate=charge_rate,
             creation_charge=creation_charge,
+            operator=operator,
+            mint_amount=mint_amount,
+            mint_bits=mint_bits,
         )
         self._lock = threading.Lock()
         self._timer: _Timer | None = None
@@ -155,6 +167,21 @@ class Space:
     def creation_charge(self) -> Credit:
         """Credit a creation costs, on top of the credit given to the new record."""
         return self._engine.records.creation_charge
+
+    @property
+    def operator(self) -> str:
+        """The principal whose account receives the credit the space burns."""
+        return self._engine.records.accounts.operator
+
+    @property
+    def mint_amount(self) -> Credit:
+        """The credit a proof-of-work stamp mints (0: the space mints none)."""
+        return self._engine.records.mint.amount
+
+    @property
+    def mint_bits(self) -> int:
+        """The leading zero bits the hash of a stamp needs."""
+        return self._engine.records.mint.bits
 
     @property
     def rules(self) -> Rules:
@@ -500,6 +527,35 @@ class Space:
         """The credit in ``principal``'s account."""
         with self._lock:
             return self._engine.records.accounts.balance(principal)
+
+    def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """Move ``amount`` of credit from the account of ``source`` to that of
+        ``target``, at once and exactly; the new balance of ``source``.  Raises
+        :class:`InsufficientCredit` (and moves nothing) if ``source`` holds less."""
+        balance: Credit = self._call(self._engine.records.transfer, source, target, amount)
+        return balance
+
+    def credit_challenge(self) -> Challenge:
+        """The challenge to make proof-of-work stamps on (a :class:`Challenge`: the
+        text, the zero ``bits`` a stamp needs, the ``amount`` it mints and until when
+        it is accepted).  :class:`Forbidden` if the space mints no credit."""
+        with self._lock:
+            return self._engine.records.challenge()
+
+    def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
+        """Mint the space's ``mint_amount`` into ``principal``'s account for a stamp:
+        a ``nonce`` whose hash with ``challenge`` has the zero bits asked for (make
+        one with :func:`make_stamp`); the new balance.  Each stamp mints once.
+
+        Raises :class:`InvalidValue` for a challenge that expired or is not the
+        space's (``challenge``), and for a stamp with too few zero bits or spent
+        already (``nonce``); :class:`Forbidden` if the space mints no credit.
+
+        >>> c = space.credit_challenge()  # doctest: +SKIP
+        >>> space.mint_credit(c.challenge, ts.make_stamp(c.challenge, c.bits))  # doctest: +SKIP
+        """
+        balance: Credit = self._call(self._engine.records.mint_credit, challenge, nonce, principal)
+        return balance
 
     # -- transactions ---------------------------------------------------------------
 

@@ -48,6 +48,7 @@ import orjson
 from ._codec import decode, encode
 from ._errors import InvalidValue, StoreError, WireError
 from ._journal import Journal
+from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from ._space import Space
 from ._values import Credit, Limits, Map, Value
 
@@ -59,8 +60,22 @@ APPLICATION_ID = 0x54535043  # "TSPC"
 SCHEMA_VERSION = 4
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
-_STORED_OPTIONS = ("order", "capacity", "charge_rate", "creation_charge")
-_CREDIT_OPTIONS = ("charge_rate", "creation_charge")  # stored as decimal text; "0" in older files
+_STORED_OPTIONS = (
+    "order",
+    "capacity",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+    "mint_amount",
+    "mint_bits",
+)
+_CREDIT_OPTIONS = ("charge_rate", "creation_charge", "mint_amount")  # stored as decimal text
+# What older files lack.
+_OLDER_OPTIONS = {
+    **dict.fromkeys(_CREDIT_OPTIONS, "0"),
+    "operator": DEFAULT_OPERATOR,
+    "mint_bits": DEFAULT_MINT_BITS,
+}
 
 
 def _create_v1(db: sqlite3.Connection) -> None:
@@ -219,7 +234,11 @@ class _File:
                 last_seq = last_event = 0
             else:
                 last_seq, last_event, text = row
-                stored = {**dict.fromkeys(_CREDIT_OPTIONS, "0"), **orjson.loads(text)}
+                stored = {
+                    **dict.fromkeys(_CREDIT_OPTIONS, "0"),
+                    "operator": DEFAULT_OPERATOR,
+                    **orjson.loads(text),
+                }
                 _check_options(name, options, stored)
                 space = Space(**{**options, **stored}, name=name)
         self._marks[name] = (last_seq, last_event)

@@ -840,7 +840,8 @@ app.add_typer(rules_app, name="rules")
 @rules_app.command("list")
 def rules_list(space: SpaceName, url: Url = DEFAULT_URL, token: Token = None) -> None:
     """Print each rule, by level then name, as one JSON line: its definition, "kind",
-    "level", "fired", "failed" and "last_error" (the message of its latest failure, or null)."""
+    "level", "fired", "failed", "state" ("active", or "stopped" for want of credit) and
+    "last_error" (the message of its latest failure, or null)."""
     from ._rulewire import info_to_wire
 
     with _reporting("rules list"), _space(url, token, space) as remote:

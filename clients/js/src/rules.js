@@ -26,6 +26,7 @@ function ruleFrom(wire) {
     level: wire.level,
     fired: wire.fired,
     failed: wire.failed,
+    state: wire.state,
     lastError: wire.last_error === null ? null : errorOf(wire.last_error),
   };
   if (wire.kind === "push") return { ...rule, set: wire.set, to: wire.to, using: wire.using };

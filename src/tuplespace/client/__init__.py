@@ -11,7 +11,7 @@ space, over HTTP (docs/http-api.md), sync and async.
 ``https://`` URL, :class:`AsyncRemoteSpace` what ``tuplespace.connect_async`` does.
 """
 
-from .._extras import missing
+from .._extras import missing as _missing
 
 try:
     from ._async import (
@@ -28,7 +28,7 @@ try:
     from ._sync_server import RemoteServer, Tokens
     from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 except ModuleNotFoundError as exc:
-    raise missing("client", exc) from exc
+    raise _missing("client", exc) from exc
 
 __all__ = [
     "AsyncLease",

@@ -54,6 +54,7 @@ from .._errors import (
     TupleSpaceError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
+from .._mint import Challenge
 from .._record import RecordData, check_revocable
 from .._rules import RuleInfo
 from .._rulewire import definition_to_wire
@@ -751,6 +752,29 @@ class AsyncRemoteSpace:
         if not isinstance(principal, str) or not principal:
             raise InvalidValue(f"a principal is a non-empty str, got {principal!r}", "principal")
         answer = await self._request("GET", "/credit/" + quote(principal, safe=""), again=True)
+        return _credit(answer["balance"])
+
+    async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.transfer_credit <tuplespace.Space.transfer_credit>`; a
+        ``source`` other than the caller's own account needs the ``admin`` permission
+        on the space."""
+        body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
+        answer = await self._request("POST", "/credit/transfer", body)
+        return _credit(answer["balance"])
+
+    async def credit_challenge(self) -> Challenge:
+        """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
+        answer = await self._request("POST", "/credit/challenge", again=True)
+        return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
+
+    async def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
+        """See :meth:`Space.mint_credit <tuplespace.Space.mint_credit>`: the credit goes
+        to the caller's account (its token's name, ``anonymous`` without a token);
+        ``principal`` names another, which needs the ``admin`` permission on the space."""
+        body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
+        if principal is not None:
+            body["principal"] = principal
+        answer = await self._request("POST", "/credit/mint", body)
         return _credit(answer["balance"])
 
     # -- statistics and closing -------------------------------------------------------------------

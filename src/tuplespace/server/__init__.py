@@ -7,13 +7,13 @@
 From the command line: ``tuplespace serve``.
 """
 
-from .._extras import missing
+from .._extras import missing as _missing
 
 try:
     from ._api import ServerLimits
     from ._app import create_app
     from ._runner import Server, run
 except ModuleNotFoundError as exc:
-    raise missing("server", exc) from exc
+    raise _missing("server", exc) from exc
 
 __all__ = ["Server", "ServerLimits", "create_app", "run"]

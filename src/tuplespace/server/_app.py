@@ -26,6 +26,7 @@ from .._errors import TupleSpaceError
 from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens
+from ._credit import CreditRoutes
 from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
@@ -37,7 +38,7 @@ from ._transactions import Transactions
 __all__ = ["Api", "create_app"]
 
 
-class Api(Operations, Transactions, RuleRoutes):
+class Api(Operations, Transactions, RuleRoutes, CreditRoutes):
     """The state of one server and the handlers of its routes."""
 
 
@@ -177,6 +178,9 @@ def _routes(app: FastAPI, api: Api) -> None:
         route("POST", f"/spaces/{{space}}/records/{op}", getattr(api, handler), handler)
     route("GET", "/spaces/{space}/records/events", api.record_events, "record_events")
     route("POST", "/spaces/{space}/credit/grant", api.grant_credit, "grant_credit")
+    route("POST", "/spaces/{space}/credit/transfer", api.transfer_credit, "transfer_credit")
+    route("POST", "/spaces/{space}/credit/challenge", api.credit_challenge, "credit_challenge")
+    route("POST", "/spaces/{space}/credit/mint", api.mint_credit, "mint_credit")
     route("GET", "/spaces/{space}/credit/{principal}", api.get_account, "get_account")
     route("GET", "/spaces/{space}/rules", api.list_rules, "list_rules")
     route("POST", "/spaces/{space}/rules", api.add_rule, "add_rule")

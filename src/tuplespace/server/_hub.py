@@ -43,6 +43,8 @@ from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, StoreError, TransactionError
+from .._mint import MAX_BITS
+from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._space import Space
 from .._sqlite import Catalog, open_catalog, open_space
 from .._templates import ANY, Template
@@ -84,6 +86,9 @@ class SpaceInfo:
             "charge_rate": credit_text(self.space.charge_rate),
             "creation_charge": credit_text(self.space.creation_charge),
             "clock": "simulated" if self.space.clock.simulated else "system",
+            "operator": self.space.operator,
+            "mint_amount": credit_text(self.space.mint_amount),
+            "mint_bits": self.space.mint_bits,
         }
 
 
@@ -190,6 +195,8 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
         "store",
         "anonymous",
         "clock",
+        "operator",
+        "mint_bits",
         *_CREDIT_OPTIONS,
     }
     for key in body:
@@ -237,6 +244,15 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
             out["anonymous"] = check_permissions(body["anonymous"], "anonymous")
         except ValueError as exc:
             raise ApiError(400, "bad_request", str(exc), "anonymous") from None
+    if "operator" in body:
+        if type(body["operator"]) is not str or not body["operator"]:
+            raise ApiError(400, "bad_request", "operator is the name of an account", "operator")
+        out["operator"] = body["operator"]
+    if "mint_bits" in body:
+        b = body["mint_bits"]
+        if type(b) is not int or not 1 <= b <= MAX_BITS:
+            raise ApiError(400, "bad_request", f"mint_bits is an integer from 1 to {MAX_BITS}", "mint_bits")
+        out["mint_bits"] = b
     for key in _CREDIT_OPTIONS:
         if key in body:
             amount = body[key]
@@ -249,8 +265,8 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# The options of a space that turn credit on (docs/records.md, Credit).
-_CREDIT_OPTIONS = ("charge_rate", "creation_charge")
+# The options of a space that are amounts of credit (docs/records.md, docs/active.md).
+_CREDIT_OPTIONS = ("charge_rate", "creation_charge", "mint_amount")
 
 
 class Hub:
@@ -447,6 +463,9 @@ class Hub:
                 "limits": self.wire_limits,
                 "charge_rate": options.get("charge_rate", "0"),
                 "creation_charge": options.get("creation_charge", "0"),
+                "operator": options.get("operator", DEFAULT_OPERATOR),
+                "mint_amount": options.get("mint_amount", "0"),
+                "mint_bits": options.get("mint_bits", DEFAULT_MINT_BITS),
             }
             anonymous = options.get("anonymous", self.default_anonymous)
             if options.get("clock") == "simulated":

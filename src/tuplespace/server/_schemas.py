@@ -654,10 +654,11 @@ _RULE_COMPONENTS: dict[str, Schema] = {
             "principal": {"type": "string"},
             "level": {"type": "integer", "minimum": 1},
             "fired": {"type": "integer", "minimum": 0},
+            "state": {"enum": ["active", "stopped"]},
             "failed": {"type": "integer", "minimum": 0},
             "last_error": _nullable({"type": "object"}),
         },
-        "required": ["name", "kind", "principal", "level", "fired", "failed", "last_error"],
+        "required": ["name", "kind", "principal", "level", "fired", "failed", "state", "last_error"],
     },
 }
 COMPONENTS.update(_RULE_COMPONENTS)
@@ -704,6 +705,9 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "charge_rate": _AMOUNT,
                 "creation_charge": _AMOUNT,
                 "clock": {"enum": ["system", "simulated"]},
+                "operator": {"type": "string", "minLength": 1},
+                "mint_amount": _AMOUNT,
+                "mint_bits": {"type": "integer", "minimum": 1, "maximum": 64},
             },
             optional=True,
         ),
@@ -1066,6 +1070,64 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         _body(
             {"principal": {"type": "string", "minLength": 1}, "amount": ref("Credit")},
             ("principal", "amount"),
+        ),
+        {
+            "200": _answer(
+                "The new balance.",
+                _object(
+                    {"principal": {"type": "string"}, "balance": _BALANCE},
+                    ("principal", "balance"),
+                ),
+            )
+        },
+    ),
+    "transfer_credit": (
+        "Move credit from the caller's account (or, for an admin, the principal's) to another.",
+        _body(
+            {
+                "principal": {"type": "string", "minLength": 1},
+                "to": {"type": "string", "minLength": 1},
+                "amount": ref("Credit"),
+            },
+            ("to", "amount"),
+        ),
+        {
+            "200": _answer(
+                "The new balance of the account the credit left.",
+                _object(
+                    {"principal": {"type": "string"}, "balance": _BALANCE},
+                    ("principal", "balance"),
+                ),
+            )
+        },
+    ),
+    "credit_challenge": (
+        "The challenge to make proof-of-work stamps on (docs/active.md, Minting).",
+        _NO_BODY,
+        {
+            "200": _answer(
+                "The challenge, the zero bits a stamp needs, what it mints and until when it is accepted.",
+                _object(
+                    {
+                        "challenge": {"type": "string"},
+                        "bits": {"type": "integer", "minimum": 1, "maximum": 64},
+                        "amount": _BALANCE,
+                        "expires": {"type": "number"},
+                    },
+                    ("challenge", "bits", "amount", "expires"),
+                ),
+            )
+        },
+    ),
+    "mint_credit": (
+        "Mint credit into the caller's account (or, for an admin, the principal's) for a stamp.",
+        _body(
+            {
+                "principal": {"type": "string", "minLength": 1},
+                "challenge": {"type": "string", "minLength": 1},
+                "nonce": {"type": "string", "minLength": 1, "maxLength": 64},
+            },
+            ("challenge", "nonce"),
         ),
         {
             "200": _answer(

@@ -1,0 +1,54 @@
+"""The handlers of credit transfers and minting (docs/http-api.md, "Records").
+
+A caller moves credit out of its own account (its token's name, or ``anonymous``);
+an admin of the space may name another as ``principal``.  Minting needs no
+permission on the space: a stamp is its own price (docs/active.md, "Minting").
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .._codec import to_wire
+from .._errors import InvalidValue
+from ._api import json_response
+from ._errors import ApiError, api_error
+from ._records import RecordRoutes, _get_credit
+
+__all__ = ["CreditRoutes"]
+
+_TRANSFER_FIELDS = frozenset({"principal", "to", "amount"})
+_MINT_FIELDS = frozenset({"principal", "challenge", "nonce"})
+
+
+class CreditRoutes(RecordRoutes):
+    """Credit: transfers between accounts, and minting for proof of work."""
+
+    async def transfer_credit(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, (), _TRANSFER_FIELDS, ("to", "amount"))
+        info = self._existing(info, space)
+        source = self._principal(caller, info, body)
+        target = body["to"]
+        if type(target) is not str or not target:
+            raise ApiError(400, "bad_request", "to is the name of an account", "to")
+        amount = _get_credit(body, "amount")
+        try:
+            balance = await info.aspace.transfer_credit(source, target, amount)
+        except InvalidValue as exc:
+            raise api_error(exc, "amount" if exc.path is None else None) from None
+        return json_response({"principal": source, "balance": to_wire(balance)})
+
+    async def credit_challenge(self, space: str, request: Request) -> Response:
+        info = self._existing(self.authorize(self.caller(request), space, ()), space)
+        c = await info.aspace.credit_challenge()
+        return json_response(
+            {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
+        )
+
+    async def mint_credit(self, space: str, request: Request) -> Response:
+        caller, info, body = await self._begin(request, space, (), _MINT_FIELDS, ("challenge", "nonce"))
+        info = self._existing(info, space)
+        principal = self._principal(caller, info, body)
+        balance = await info.aspace.mint_credit(body["challenge"], body["nonce"], principal=principal)
+        return json_response({"principal": principal, "balance": to_wire(balance)})
