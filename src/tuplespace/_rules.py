@@ -407,32 +407,6 @@ class _RecordChanges(RecordFeed):
                 pending.append((rule, change))
 
 
-class _ReactingLock:
-    """The space's lock once it has rules: releasing it first runs the firings that
-    the operation done under it set off."""
-
-    __slots__ = ("_lock", "_rules", "acquire", "locked")
-
-    def __init__(self, lock: Any, rules: Rules) -> None:
-        self._lock = lock
-        self._rules = rules
-        self.acquire = lock.acquire
-        self.locked = lock.locked
-
-    def release(self) -> None:
-        try:
-            if self._rules.pending:
-                self._rules.run_pending()
-        finally:
-            self._lock.release()
-
-    def __enter__(self) -> bool:
-        return bool(self._lock.acquire())
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
 class Rules:
     """The rules of a space (``space.rules``): add, list and remove them.
 
@@ -461,7 +435,6 @@ class Rules:
         self._takers: set[_Rule] = set()
         self._setters: dict[tuple[str, str], set[_Rule]] = {}
         self._running = False
-        self._reacting = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
         self._firing_charge = ZERO
@@ -524,6 +497,7 @@ class Rules:
         rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
         definition = None if self._engine.journal is None else _definition(rule)
         space = self._space
+        space.after_operations(self.run_pending)
         with space._lock:
             info = self._admit(rule, definition)
             ticket = space._ticket()
@@ -533,6 +507,7 @@ class Rules:
     def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
         """Add the rules a durable store kept: ``(name, definition)`` pairs, as
         :func:`_definition` wrote them.  Raises ValueError for one that is damaged."""
+        self._space.after_operations(self.run_pending)
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
             with self._space._lock:
@@ -712,11 +687,6 @@ class Rules:
                 engine.records._watchers.add(self._record_changes)
             for index, key in self._filed(rule):
                 index.setdefault(key, []).append(rule)
-        if not self._reacting:
-            # From now on, giving up the space's lock runs the firings queued under it.
-            space = self._space
-            space._lock = _ReactingLock(space._lock, self)  # type: ignore[assignment]
-            self._reacting = True
 
     def _filed(self, rule: _Rule) -> _Filing:
         """Where a rule that reads record changes is filed: (index, key) pairs."""
@@ -839,7 +809,7 @@ class Rules:
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
         space's lock held, by the operation that queued them.  Never raises."""
-        if self._running:
+        if self._running or not self.pending:
             return
         self._running = True
         pending = self.pending
