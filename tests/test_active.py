@@ -406,6 +406,11 @@ def test_async_records_call_methods_and_async_spaces_have_rules() -> None:
         ("t[1].startsWith('kit') && !t[1].endsWith('x')", True),
         ("b'ab' + b'c'", b"abc"),
         ("string(int(t[2]))", "31"),
+        ("t[2] * 2.0 + 1.0", 64.0),
+        ("t[2] >= 31 && t[2] < 31.6", True),
+        ("t[1] + '!'", "kitchen!"),
+        ("t[1] > 'a'", True),
+        ("[t[2], 1][1] - 3", -2),
     ],
 )
 def test_expressions_evaluate_with_the_spaces_values(source: str, value: object) -> None:
@@ -422,6 +427,10 @@ def test_expressions_evaluate_with_the_spaces_values(source: str, value: object)
         ("1 / 0", "division by zero"),
         ("9223372036854775807 + 1", "int overflow"),
         ("t[2] && true", "needs a bool"),
+        ("t[1] > 30.0", "no such overload: string > double"),
+        ("t[1] - 30.0", "no such overload: string - double"),
+        ("(t[2] + 0.5) / 0.0", "division by zero"),
+        ("true > 1", "no such overload: bool > int"),
     ],
 )
 def test_expression_errors_are_clear(source: str, message: str) -> None:

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -149,6 +149,26 @@ def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
     return tuple([f.run(env) if type(f) is Expr else f for f in fields])
 
 
+Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+def _builder(fields: tuple[Any, ...]) -> Builder:
+    """A function of a firing's names that makes the tuple ``fields`` describe: its
+    constants as they are, its expressions evaluated (compiled once, at ``add``)."""
+    runs = [(i, f.run) for i, f in enumerate(fields) if type(f) is Expr]
+    if not runs:
+        return lambda env: fields
+    template = list(fields)
+
+    def build(env: dict[str, Any]) -> tuple[Any, ...]:
+        out = template.copy()
+        for i, run in runs:
+            out[i] = run(env)
+        return tuple(out)
+
+    return build
+
+
 def _split(target: object, where: str) -> tuple[str, str]:
     if type(target) is not str or "." not in target:
         raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
@@ -169,6 +189,7 @@ class _Rule:
         self.template: Template | None = None
         self.when: Expr | None = None
         self.writes: list[tuple[Any, ...]] = []
+        self.builds: list[Builder] = []  # a builder of each tuple of writes
         self.takes: list[tuple[Any, ...]] = []
         self.sets: dict[tuple[str, str], Expr] = {}
         self.source: dict[str, Any] = {}
@@ -652,6 +673,7 @@ class Rules:
                 raise InvalidValue("a reaction's set= maps 'path.tag' to an expression", "set")
             for target, source in sets.items():
                 rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", names)
+        rule.builds = [_builder(w) for w in rule.writes]
         if not (rule.writes or rule.takes or rule.sets):
             raise InvalidValue("a reaction does something: write=, take= or set=", "write")
         rule.source = {"write": writes, "take": takes}
@@ -809,11 +831,13 @@ class Rules:
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
         space's lock held, by the operation that queued them.  Never raises."""
-        if self._running or not self.pending:
+        pending = self.pending
+        if not pending or self._running:
             return
         self._running = True
-        pending = self.pending
         budget = self.limits.max_firings
+        charge = self._firing_charge
+        perform = self._perform
         try:
             while pending:
                 rule, event = pending.popleft()
@@ -822,9 +846,13 @@ class Rules:
                     pending.clear()
                     break
                 budget -= 1
-                try:
-                    if self._fire(rule, event):
+                try:  # paid by the rule's principal, if the firing did something
+                    if charge:
+                        self._engine.records.accounts.check(rule.principal, charge)
+                    if perform(rule, event):
                         rule.fired += 1
+                        if charge:
+                            self._engine.records.accounts.debit(rule.principal, charge)
                 except TupleSpaceError as exc:
                     self._failed(rule, exc)
                 except RecursionError:
@@ -851,41 +879,31 @@ class Rules:
         rule.last_error = exc
         log.warning("rule %r failed: %s", rule.name, exc)
 
-    def _fire(self, rule: _Rule, event: Any) -> bool:
-        """Fire ``rule`` for ``event``, paid by its principal; False if its condition
-        was false (nothing done, nothing paid)."""
-        charge = self._firing_charge
-        if charge:
-            self._engine.records.accounts.check(rule.principal, charge)
-        done = self._perform(rule, event)
-        if done and charge:
-            self._engine.records.accounts.debit(rule.principal, charge)
-        return done
-
     def _perform(self, rule: _Rule, event: Any) -> bool:
+        """Do what ``rule`` does for ``event``; False if its condition was false."""
         engine = self._engine
-        if rule.kind == "push":
-            env = self._records_env(rule)
-            if env is None:
-                return False
-            (path, tag), expr = next(iter(rule.sets.items()))
-            value = check_value(expr.run(env))
-            rid = self._record(path)
-            fields = engine.records.all(rid, None)
-            if tag not in fields or value_key(fields[tag]) != value_key(value):
-                engine.records.set(rid, None, tag, value)
-            return True
-        if rule.kind == "reaction":
+        kind = rule.kind
+        if kind == "reaction":
             env = {"t": event.tuple}
-        else:
+        elif kind == "record":
             env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
-        if rule.when is not None:
-            ok = rule.when.run(env)
+        else:
+            return self._push(rule)
+        when = rule.when
+        if when is not None:
+            ok = when.run(env)
             if type(ok) is not bool:
                 raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
             if not ok:
                 return False
-        writes = [_fill(w, env) for w in rule.writes]  # checked by the engine as it writes
+        if not (rule.takes or rule.sets):  # writes alone: the common case
+            builds = rule.builds
+            if len(builds) == 1:
+                engine.write(builds[0](env))
+            else:
+                engine.write_many([build(env) for build in builds])
+            return True
+        writes = [build(env) for build in rule.builds]  # checked by the engine as it writes
         sets = (
             [(self._record(p), tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()]
             if rule.sets
@@ -909,6 +927,20 @@ class Rules:
             engine.write_many(writes)
         for rid, tag, value in sets:
             engine.records.set(rid, None, tag, value)
+        return True
+
+    def _push(self, rule: _Rule) -> bool:
+        """Fire a Push Logic rule: set its field, if the value changes."""
+        env = self._records_env(rule)
+        if env is None:
+            return False
+        (path, tag), expr = next(iter(rule.sets.items()))
+        value = check_value(expr.run(env))
+        rid = self._record(path)
+        records = self._engine.records
+        fields = records.all(rid, None)
+        if tag not in fields or value_key(fields[tag]) != value_key(value):
+            records.set(rid, None, tag, value)
         return True
 
     def _record(self, path: str) -> int:
