@@ -559,3 +559,45 @@ def test_a_bare_word_is_a_constant_unless_it_names_what_the_rule_knows() -> None
     space.rules.add("w", template=("x", int), write=[("word", "t", ts.Lit("t"), "'t[1]'", "true")])
     space.write(("x", 1))
     assert space.read_all(("word", ts.ANY, str, str, bool)) == [("word", ("x", 1), "t", "t[1]", True)]
+
+
+def test_a_reaction_reads_the_records_it_names_as_they_are_when_it_fires() -> None:
+    space = ts.Space()
+    farm = space.create("jobs/farm", {"total": 0, "done": 0})
+    space.rules.add(
+        "sum",
+        template=("result", int, int),
+        using={"farm": "jobs/farm"},
+        when="t[2] >= 0",
+        set={"jobs/farm.total": "farm.total + t[2]", "jobs/farm.done": "farm.done + 1"},
+    )
+    for job, value in ((1, 10), (2, 20), (3, -5), (4, 12)):
+        space.write(("result", job, value))
+    assert farm.get("total") == 42
+    assert farm.get("done") == 3
+    assert space.rules.get("sum").level == 1  # what it reads of the record does not fire it
+    with pytest.raises(ts.InvalidValue, match="using"):
+        space.rules.add("bad", template=("x",), using={"t": "jobs/farm"}, write=[("y",)])
+    with pytest.raises(ts.InvalidValue, match="using"):
+        space.rules.add("bad", template=("x",), using={"no-name": "jobs/farm"}, write=[("y",)])
+    space.rules.add("lost", template=("x",), using={"gone": "nowhere"}, write=[("y", "gone.a")])
+    space.write(("x",))
+    assert space.rules.get("lost").failed == 1
+    assert isinstance(space.rules.get("lost").last_error, ts.RecordNotFound)
+
+
+def test_what_a_reaction_names_with_using_is_kept_by_a_durable_space(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    space = ts.connect(url)
+    space.create("farm", {"total": 0})
+    space.rules.add(
+        "sum", template=("result", int), using={"f": "farm"}, set={"farm.total": "f.total + t[1]"}
+    )
+    space.write(("result", 5))
+    space.close()
+    space = ts.connect(url)
+    try:
+        space.write(("result", 7))
+        assert space.record("farm").get("total") == 12
+    finally:
+        space.close()

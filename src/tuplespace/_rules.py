@@ -169,6 +169,20 @@ def _builder(fields: tuple[Any, ...]) -> Builder:
     return build
 
 
+def _using(using: Mapping[str, str] | None) -> dict[str, str]:
+    """The records a rule's expressions name: name -> path."""
+    if using is None:
+        return {}
+    if not isinstance(using, Mapping):
+        raise InvalidValue("using= maps a name to the path of a record", "using")
+    out = {}
+    for name, path in using.items():
+        if type(name) is not str or not name.isidentifier():
+            raise InvalidValue(f"a name of using= is a name of the expressions, got {name!r}", "using")
+        out[name] = check_path(path)
+    return out
+
+
 def _split(target: object, where: str) -> tuple[str, str]:
     if type(target) is not str or "." not in target:
         raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
@@ -195,7 +209,7 @@ class _Rule:
         self.source: dict[str, Any] = {}
         self.path: str | None = None  # reactions to record events: the record, and the tag
         self.tag: str | None = None
-        self.using: dict[str, str] = {}  # push rules: expression name -> record path
+        self.using: dict[str, str] = {}  # the records its expressions name: name -> path
         self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
         self.checks: list[Template] = []  # a reaction's template, one field at a time
         self.succ: set[_Rule] = set()  # the rules it can trigger
@@ -353,6 +367,7 @@ def _definition(rule: _Rule) -> str:
                 write=[_wire_fields(w, False) for w in rule.writes],
                 take=[_wire_fields(t, True) for t in rule.takes],
                 set={f"{p}.{t}": e.source for (p, t), e in rule.sets.items()} or None,
+                using=rule.using or None,
             )
     except InvalidTemplate as exc:
         raise InvalidValue(f"a durable space keeps rules in the wire format: {exc}", "template") from None
@@ -381,6 +396,7 @@ def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
         "write": [[_field_from_wire(f, limits) for f in w] for w in d["write"]],
         "take": [[_field_from_wire(f, limits) for f in t] for t in d["take"]],
         "set": d["set"],
+        "using": d.get("using"),
         "principal": d["principal"],
     }
 
@@ -503,6 +519,10 @@ class Rules:
         sets each record field of ``set`` (a map from ``"path.tag"`` to an
         expression), all in one step: if one of them fails, none happens.
 
+        ``using`` (``{"farm": "jobs/farm"}``) names records whose fields a
+        reaction's expressions read as they are when it fires (``farm.total``); a
+        change of those fields does not fire it.
+
         A Push Logic rule has ``set="path.tag"`` and ``to``, an expression whose
         names are records (``kitchen.temp`` is the field ``temp`` of the record at
         path ``kitchen``; ``using={"kitchen": "sensors/kitchen"}`` names deeper
@@ -556,7 +576,7 @@ class Rules:
                 raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
             rule = self._push_rule(name, set, to, using)
         else:
-            rule = self._reaction(name, on, template, path, tag, when, write, take, set)
+            rule = self._reaction(name, on, template, path, tag, when, write, take, set, using)
         check_principal(principal)
         rule.principal = principal
         return rule
@@ -638,6 +658,7 @@ class Rules:
         write: Iterable[Iterable[Any]],
         take: Iterable[Iterable[Any]],
         sets: str | Mapping[str, str] | None,
+        using: Mapping[str, str] | None,
     ) -> _Rule:
         if (template is None) == (path is None):
             raise InvalidValue(
@@ -661,6 +682,11 @@ class Rules:
         if not kinds or not kinds <= allowed:
             raise InvalidValue(f"on= is one or more of {sorted(allowed)}, got {sorted(kinds)}", "on")
         rule.on = kinds
+        rule.using = _using(using)
+        clash = names & rule.using.keys()
+        if clash:
+            raise InvalidValue(f"using= names {sorted(clash)}, which the rule's event gives already", "using")
+        names = names | frozenset(rule.using)
         rule.when = None if when is None else compile_expr(when, "when", names)
         writes, takes = [tuple(w) for w in write], [tuple(t) for t in take]
         for i, w in enumerate(writes):
@@ -684,7 +710,7 @@ class Rules:
         rule.on = _RECORD_KINDS  # any change of a field it reads, or of its record
         path, tag = _split(target, "set")
         expr = compile_expr(to, "to")
-        rule.using = {k: check_path(v) for k, v in (using or {}).items()}
+        rule.using = _using(using)
         for var in expr.names:
             if not any(n == var for n, _ in expr.selects):
                 raise InvalidValue(f"{var!r} names a record: read its fields as {var}.tag", "to")
@@ -889,6 +915,10 @@ class Rules:
             env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
         else:
             return self._push(rule)
+        if rule.using:  # the fields of the records it names, as they are now
+            records = engine.records
+            for var, path in rule.using.items():
+                env[var] = records.all(self._record(path), None)
         when = rule.when
         if when is not None:
             ok = when.run(env)
