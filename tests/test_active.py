@@ -531,6 +531,77 @@ def test_a_reaction_is_committed_with_what_set_it_off_across_kills(tmp_path: Pat
             space.close()
 
 
+# The hook of this child is registered before the space has rules, so it runs before
+# theirs: when a write has set off a firing (its event queued it) that has not run yet.
+KILLED_BETWEEN = """
+import os, signal, sys, tuplespace as ts
+space = ts.connect(sys.argv[1])
+rules, kill_at, firings = space.rules, int(sys.argv[2]), [0]
+
+def kill_between_the_write_and_its_firing():
+    if rules.pending:
+        firings[0] += 1
+        if firings[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+space.after_operations(kill_between_the_write_and_its_firing)
+rules.add("hot", template=("reading", int, float), when="t[2] > 30.0", write=[("'alarm'", "t[1]")])
+for i in range(1_000_000):
+    space.write(("reading", i, 31.0 if i % 3 else 20.0))
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 59])
+def test_killed_between_a_write_and_its_firing_neither_is_kept(tmp_path: Path, kill_at: int) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN, url, str(kill_at)], capture_output=True, text=True
+    )
+    assert child.returncode == -9, child.stderr
+    acknowledged = [int(line) for line in child.stdout.split()]
+    assert acknowledged == list(range(kill_at - 1))  # the write of the kill_at-th never returned
+    hot = [i for i in acknowledged if i % 3]
+    space = ts.connect(url)
+    try:
+        readings = sorted(t[1] for t in space.read_all(("reading", int, float)) if t[2] > 30.0)
+        alarms = sorted(t[1] for t in space.read_all(("alarm", int)))
+        assert readings == alarms == hot  # each acknowledged write once, with its one reaction
+        space.write(("reading", -1, 40.0))  # and the rule goes on
+        assert space.count(("alarm", -1)) == 1
+    finally:
+        space.close()
+
+
+START = 1_700_000_000.0
+LEASED = """
+import os, signal, sys, tuplespace as ts
+space = ts.connect(sys.argv[1], clock=ts.SimulatedClock(float(sys.argv[2])))
+if sys.argv[3] == "write":
+    space.rules.add("close", on="expire", template=("auction", int), write=[("'closed'", "t[1]")])
+    for i in range(50):
+        space.write(("auction", i), lease=10)
+os.kill(os.getpid(), signal.SIGKILL)  # whether the store wrote what opening it did, or not
+"""
+
+
+def test_a_lease_that_ran_out_while_the_space_was_down_fires_its_reactions_once(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    wrote = subprocess.run([sys.executable, "-c", LEASED, url, str(START), "write"], capture_output=True)
+    assert wrote.returncode == -9, wrote.stderr
+    later = str(START + 20)  # every lease has run out: opened, and killed at once, twice
+    for _ in range(2):
+        opened = subprocess.run([sys.executable, "-c", LEASED, url, later, "open"], capture_output=True)
+        assert opened.returncode == -9, opened.stderr
+    for _ in range(2):
+        space = ts.connect(url, clock=ts.SimulatedClock(START + 20))
+        try:
+            assert space.count(("auction", int)) == 0
+            assert sorted(t[1] for t in space.read_all(("closed", int))) == list(range(50))
+        finally:
+            space.close()
+
+
 def test_a_durable_space_refuses_a_rule_it_cannot_keep(tmp_path: Path) -> None:
     space = ts.connect(f"sqlite://{tmp_path / 'spaces.db'}?space=s")
     try:
