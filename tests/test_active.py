@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import tuplespace as ts
+from helpers import PATIENCE
 from tuplespace._expr import compile_expr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,14 @@ def test_a_reaction_fires_on_takes_and_expiries_of_its_template() -> None:
     space.take(("job", 1))
     clock.advance(11)
     assert space.read_all(("gone", int)) == [("gone", 1), ("gone", 2)]
+
+
+def test_a_reaction_to_expiries_fires_on_the_real_clock_while_nobody_calls() -> None:
+    space = ts.Space()
+    space.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.write(("job", 1), lease=0.2)
+    assert space.take(("gone", int), timeout=PATIENCE) == ("gone", 1)  # waiting is not calling
+    space.close()
 
 
 def test_a_reactions_operations_are_one_step() -> None:

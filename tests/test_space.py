@@ -131,3 +131,19 @@ def test_a_hook_runs_at_the_end_of_every_operation_and_its_changes_belong_to_it(
     assert "a hook of a space failed" in caplog.text
     with pytest.raises(TypeError, match="callable"):
         space.after_operations(42)  # type: ignore[arg-type]
+
+
+def test_the_timer_ends_its_operations_with_the_hooks() -> None:
+    space = ts.Space()  # the real clock: a lease runs out while a take waits, on the timer's thread
+    noted = [0]
+
+    def note_expiries() -> None:
+        expired = space._engine.statistics()["expired"]
+        if expired > noted[0]:
+            noted[0] = expired
+            space._engine.write(("expired", expired))
+
+    space.after_operations(note_expiries)
+    space.subscribe(("short",), {"expire"})  # a subscriber to expiries starts the timer
+    space.write(("short",), lease=0.2)
+    assert space.take(("expired", int), timeout=PATIENCE) == ("expired", 1)

@@ -592,6 +592,8 @@ class Rules:
         self._link(rule)
         self._install(rule)
         self._rules[name] = rule
+        if "expire" in rule.on:  # expiries happen while nobody calls: the space's timer sees them
+            self._space._start_timer()
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row("rule", name, (definition,))
