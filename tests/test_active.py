@@ -588,8 +588,10 @@ import os, signal, sys, tuplespace as ts
 space = ts.connect(sys.argv[1], clock=ts.SimulatedClock(float(sys.argv[2])))
 if sys.argv[3] == "write":
     space.rules.add("close", on="expire", template=("auction", int), write=[("'closed'", "t[1]")])
+    space.rules.add("lapsed", path="lots/lamp", on="expire", write=[("'lapsed'", "path")])
     for i in range(50):
         space.write(("auction", i), lease=10)
+    space.create("lots/lamp", {"best": 12.0}, lease=10)
 os.kill(os.getpid(), signal.SIGKILL)  # whether the store wrote what opening it did, or not
 """
 
@@ -607,6 +609,8 @@ def test_a_lease_that_ran_out_while_the_space_was_down_fires_its_reactions_once(
         try:
             assert space.count(("auction", int)) == 0
             assert sorted(t[1] for t in space.read_all(("closed", int))) == list(range(50))
+            assert space.read_all(("lapsed", str)) == [("lapsed", "lots/lamp")]
+            assert space.find({"best": float}) == []
         finally:
             space.close()
 

@@ -22,7 +22,7 @@ time of its lease (NULL: forever) and ``seq`` its place in the order.  A record'
 ``fields`` are the canonical encoding of its fields as a map; ``credit`` (decimal
 text) is what it held at the time ``since``.  At start, the engine's indexes are
 rebuilt from these rows; what ran out while the process was down is deleted (a
-tuple expires then, with its event, once the space's rules are loaded).
+tuple or record expires then, with its event, once the space's rules are loaded).
 
 Durability (``?durability=``): ``normal`` (the default) writes through SQLite's
 write-ahead log with ``synchronous=NORMAL``: every acknowledged operation survives
@@ -259,12 +259,14 @@ class _File:
         # The loaded rows are on disk: a later delete of one must reach the file even
         # if a put of the same row (a renewal, an aborted take) is still pending.
         journal.swapped_seq = engine.last_seq
-        if expired:  # now that the rules are in place: their reactions are in the same batch
-            with space._lock:
+        if expired or expired_records:  # now that the rules are in place: their reactions
+            with space._lock:  # are journaled in the same batch as the deletions
                 engine.expire_loaded(expired)
+                engine.records.expire_loaded(expired_records)
+        if expired:
             logger.info("space %s: %d tuples expired while the store was closed", name, len(expired))
         if expired_records:
-            logger.info("space %s: %d records expired while the store was closed", name, expired_records)
+            logger.info("space %s: %d records expired while the store was closed", name, len(expired_records))
         space._journal = journal
         space._on_close = lambda: self._detach(name, space)
         self.spaces[name] = (space, journal)
