@@ -18,13 +18,14 @@ How rules run.  A reaction is registered with the engine like a subscription: it
 template goes into the engine's registry of feeds, so a write looks only at the
 rules filed under its own values (1,000 rules on distinct templates cost a write
 one lookup).  Rules that read record changes are found by path and tag through
-one feed of record changes.  A matching event appends the rule to the space's queue of firings;
-the queue is run by the space's hook at the end of every operation
-(:meth:`Space.after_operations`), as the operation that caused the events gives up
-the space's lock, before anyone else gets it, in event order, each firing's
-operations as one step (a transaction when it takes).  The events of a firing queue further firings
-at the end of the same queue.  So when ``space.write`` returns, every reaction it
-set off has run, and every rule sees the space as its predecessors left it.
+one feed of record changes.  A matching event appends the rule to the space's
+queue of firings; the queue is run by the space's hook at the end of every
+operation (:meth:`Space.after_operations`), as the operation that caused the
+events gives up the space's lock, before anyone else gets it, in event order,
+each firing's operations as one step (a transaction when it takes).  The events
+of a firing queue further firings at the end of the same queue.  So when
+``space.write`` returns, every reaction it set off has run, and every rule sees the
+space as its predecessors left it.
 
 Levels.  Each rule reads what triggers it (tuples like its template, record fields
 its expression names or its path and tag) and writes what its operations produce.  Rule A can trigger
