@@ -21,10 +21,19 @@ c) reactions: ``space.write(("reading", "kitchen", 31.0))`` into a space with th
 d) 1,000 rules on distinct templates ``("job", i)``, each writing ``("done", i)``:
    writes of ``("job", k)`` for random k (each fires its one rule) per second, and
    writes of ``("other", k)`` (firing none) against a space without rules.
+e) served: ``tuplespace serve --data-dir`` (a real server in a subprocess on
+   127.0.0.1) hosting a durable space that holds the rule ``hot`` (added to the
+   stored space while the server was stopped: rules are stored with the space).
+   N_SERVED times, through ``ts.connect(url)``: write a reading over HTTP, then take
+   its alarm with a blocking take over HTTP; the latency from the write's start to
+   the take's return, p50 and p99.  The write returns once the reaction has run
+   (it is part of the write's operation, in its commit), so this is two round trips;
+   beside it, the same two round trips for a tuple no rule reacts to (write it,
+   take it back), alternating.
 
 Env overrides: N_EXPR (100000), N_WRITES (100000 per round), N_CALLS (20000),
-RULES (1000), ROUNDS (3), SEED (12345), SKIP (comma-separated workloads to leave
-out: expr,methods,reactions,many).
+RULES (1000), N_SERVED (2000), ROUNDS (3), SEED (12345), SKIP (comma-separated
+workloads to leave out: expr,methods,reactions,many,served).
 """
 
 from __future__ import annotations
@@ -33,7 +42,10 @@ import gc
 import os
 import random
 import statistics
+import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import tuplespace as ts
@@ -44,6 +56,7 @@ N_EXPR = int(os.environ.get("N_EXPR", 100_000))
 N_WRITES = int(os.environ.get("N_WRITES", 100_000))
 N_CALLS = int(os.environ.get("N_CALLS", 20_000))
 RULES = int(os.environ.get("RULES", 1000))
+N_SERVED = int(os.environ.get("N_SERVED", 2000))
 ROUNDS = int(os.environ.get("ROUNDS", 3))
 SEED = int(os.environ.get("SEED", 12345))
 
@@ -235,6 +248,66 @@ def bench_many(res: dict[str, Any]) -> None:
     }
 
 
+# -- e) served ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def bench_served(res: dict[str, Any]) -> None:
+    from bench_server import SPACE, Served, free_port
+
+    with tempfile.TemporaryDirectory(prefix="tuplespace-bench-active-") as tmp:
+        data = Path(tmp) / "data"
+
+        def serve() -> Served:
+            argv = [sys.executable, "-m", "tuplespace", "serve", "--port", str(free_port())]
+            return Served([*argv, "--data-dir", str(data), "--log-level", "warning"], int(argv[-1]), tmp)
+
+        server = serve()  # makes the durable space, then stops
+        try:
+            with ts.connect(server.url) as space:
+                space.write(("made",))
+        finally:
+            server.stop()
+        stored = ts.connect(f"sqlite://{data / 'spaces.db'}?space={SPACE}")
+        stored.rules.add(
+            "hot",
+            template=("reading", str, float),
+            when="t[2] > 30.0",
+            write=[(ts.Lit("alarm"), "t[1]", "t[2] - 30.0")],
+        )
+        stored.close()
+        server = serve()
+        reacted, plain = [], []
+        try:
+            with ts.connect(server.url) as space:
+                for i in range(N_SERVED + 100):  # the first 100 warm up, untimed
+                    t0 = now()
+                    space.write(("reading", "kitchen", 31.0))
+                    assert space.take(("alarm", str, float), timeout=5) == ("alarm", "kitchen", 1.0)
+                    t1 = now()
+                    space.write(("plain", i))
+                    assert space.take(("plain", int), timeout=5) == ("plain", i)
+                    t2 = now()
+                    if i >= 100:
+                        reacted.append(t1 - t0)
+                        plain.append(t2 - t1)
+        finally:
+            server.stop()
+
+    def ms(values: list[float]) -> dict[str, float]:
+        return {"p50": round(percentile(values, 50) * 1e3, 3), "p99": round(percentile(values, 99) * 1e3, 3)}
+
+    res["served_ms"] = {
+        "n": N_SERVED,
+        "write_to_reaction_taken": ms(reacted),
+        "write_and_take_no_rule": ms(plain),
+    }
+
+
 def targets(res: dict[str, Any]) -> dict[str, Any]:
     out = {}
     if "reaction_ratio" in res:
@@ -253,6 +326,7 @@ def main() -> None:
             ("methods", lambda: bench_methods(res)),
             ("reactions", lambda: bench_reactions(res)),
             ("many", lambda: bench_many(res)),
+            ("served", lambda: bench_served(res)),
         ],
         log,
         targets,

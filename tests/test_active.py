@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
+from helpers import PATIENCE
 from tuplespace._expr import compile_expr
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,6 +67,14 @@ def test_a_reaction_fires_on_takes_and_expiries_of_its_template() -> None:
     space.take(("job", 1))
     clock.advance(11)
     assert space.read_all(("gone", int)) == [("gone", 1), ("gone", 2)]
+
+
+def test_a_reaction_to_expiries_fires_on_the_real_clock_while_nobody_calls() -> None:
+    space = ts.Space()
+    space.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.write(("job", 1), lease=0.2)
+    assert space.take(("gone", int), timeout=PATIENCE) == ("gone", 1)  # waiting is not calling
+    space.close()
 
 
 def test_a_reactions_operations_are_one_step(space: Any) -> None:
@@ -399,6 +408,11 @@ def test_async_records_call_methods_and_async_spaces_have_rules() -> None:
         ("t[1].startsWith('kit') && !t[1].endsWith('x')", True),
         ("b'ab' + b'c'", b"abc"),
         ("string(int(t[2]))", "31"),
+        ("t[2] * 2.0 + 1.0", 64.0),
+        ("t[2] >= 31 && t[2] < 31.6", True),
+        ("t[1] + '!'", "kitchen!"),
+        ("t[1] > 'a'", True),
+        ("[t[2], 1][1] - 3", -2),
     ],
 )
 def test_expressions_evaluate_with_the_spaces_values(source: str, value: object) -> None:
@@ -415,6 +429,10 @@ def test_expressions_evaluate_with_the_spaces_values(source: str, value: object)
         ("1 / 0", "division by zero"),
         ("9223372036854775807 + 1", "int overflow"),
         ("t[2] && true", "needs a bool"),
+        ("t[1] > 30.0", "no such overload: string > double"),
+        ("t[1] - 30.0", "no such overload: string - double"),
+        ("(t[2] + 0.5) / 0.0", "division by zero"),
+        ("true > 1", "no such overload: bool > int"),
     ],
 )
 def test_expression_errors_are_clear(source: str, message: str) -> None:
@@ -515,6 +533,81 @@ def test_a_reaction_is_committed_with_what_set_it_off_across_kills(tmp_path: Pat
             space.close()
 
 
+# The hook of this child is registered before the space has rules, so it runs before
+# theirs: when a write has set off a firing (its event queued it) that has not run yet.
+KILLED_BETWEEN = """
+import os, signal, sys, tuplespace as ts
+space = ts.connect(sys.argv[1])
+rules, kill_at, firings = space.rules, int(sys.argv[2]), [0]
+
+def kill_between_the_write_and_its_firing():
+    if rules.pending:
+        firings[0] += 1
+        if firings[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+space.after_operations(kill_between_the_write_and_its_firing)
+rules.add("hot", template=("reading", int, float), when="t[2] > 30.0", write=[("'alarm'", "t[1]")])
+for i in range(1_000_000):
+    space.write(("reading", i, 31.0 if i % 3 else 20.0))
+    print(i, flush=True)
+"""
+
+
+@pytest.mark.parametrize("kill_at", [1, 2, 3, 59])
+def test_killed_between_a_write_and_its_firing_neither_is_kept(tmp_path: Path, kill_at: int) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_BETWEEN, url, str(kill_at)], capture_output=True, text=True
+    )
+    assert child.returncode == -9, child.stderr
+    acknowledged = [int(line) for line in child.stdout.split()]
+    assert acknowledged == list(range(kill_at - 1))  # the write of the kill_at-th never returned
+    hot = [i for i in acknowledged if i % 3]
+    space = ts.connect(url)
+    try:
+        readings = sorted(t[1] for t in space.read_all(("reading", int, float)) if t[2] > 30.0)
+        alarms = sorted(t[1] for t in space.read_all(("alarm", int)))
+        assert readings == alarms == hot  # each acknowledged write once, with its one reaction
+        space.write(("reading", -1, 40.0))  # and the rule goes on
+        assert space.count(("alarm", -1)) == 1
+    finally:
+        space.close()
+
+
+START = 1_700_000_000.0
+LEASED = """
+import os, signal, sys, tuplespace as ts
+space = ts.connect(sys.argv[1], clock=ts.SimulatedClock(float(sys.argv[2])))
+if sys.argv[3] == "write":
+    space.rules.add("close", on="expire", template=("auction", int), write=[("'closed'", "t[1]")])
+    space.rules.add("lapsed", path="lots/lamp", on="expire", write=[("'lapsed'", "path")])
+    for i in range(50):
+        space.write(("auction", i), lease=10)
+    space.create("lots/lamp", {"best": 12.0}, lease=10)
+os.kill(os.getpid(), signal.SIGKILL)  # whether the store wrote what opening it did, or not
+"""
+
+
+def test_a_lease_that_ran_out_while_the_space_was_down_fires_its_reactions_once(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    wrote = subprocess.run([sys.executable, "-c", LEASED, url, str(START), "write"], capture_output=True)
+    assert wrote.returncode == -9, wrote.stderr
+    later = str(START + 20)  # every lease has run out: opened, and killed at once, twice
+    for _ in range(2):
+        opened = subprocess.run([sys.executable, "-c", LEASED, url, later, "open"], capture_output=True)
+        assert opened.returncode == -9, opened.stderr
+    for _ in range(2):
+        space = ts.connect(url, clock=ts.SimulatedClock(START + 20))
+        try:
+            assert space.count(("auction", int)) == 0
+            assert sorted(t[1] for t in space.read_all(("closed", int))) == list(range(50))
+            assert space.read_all(("lapsed", str)) == [("lapsed", "lots/lamp")]
+            assert space.find({"best": float}) == []
+        finally:
+            space.close()
+
+
 def test_a_durable_space_refuses_a_rule_it_cannot_keep(tmp_path: Path) -> None:
     space = ts.connect(f"sqlite://{tmp_path / 'spaces.db'}?space=s")
     try:
@@ -543,3 +636,45 @@ def test_a_bare_word_is_a_constant_unless_it_names_what_the_rule_knows() -> None
     space.rules.add("w", template=("x", int), write=[("word", "t", ts.Lit("t"), "'t[1]'", "true")])
     space.write(("x", 1))
     assert space.read_all(("word", ts.ANY, str, str, bool)) == [("word", ("x", 1), "t", "t[1]", True)]
+
+
+def test_a_reaction_reads_the_records_it_names_as_they_are_when_it_fires() -> None:
+    space = ts.Space()
+    farm = space.create("jobs/farm", {"total": 0, "done": 0})
+    space.rules.add(
+        "sum",
+        template=("result", int, int),
+        using={"farm": "jobs/farm"},
+        when="t[2] >= 0",
+        set={"jobs/farm.total": "farm.total + t[2]", "jobs/farm.done": "farm.done + 1"},
+    )
+    for job, value in ((1, 10), (2, 20), (3, -5), (4, 12)):
+        space.write(("result", job, value))
+    assert farm.get("total") == 42
+    assert farm.get("done") == 3
+    assert space.rules.get("sum").level == 1  # what it reads of the record does not fire it
+    with pytest.raises(ts.InvalidValue, match="using"):
+        space.rules.add("bad", template=("x",), using={"t": "jobs/farm"}, write=[("y",)])
+    with pytest.raises(ts.InvalidValue, match="using"):
+        space.rules.add("bad", template=("x",), using={"no-name": "jobs/farm"}, write=[("y",)])
+    space.rules.add("lost", template=("x",), using={"gone": "nowhere"}, write=[("y", "gone.a")])
+    space.write(("x",))
+    assert space.rules.get("lost").failed == 1
+    assert isinstance(space.rules.get("lost").last_error, ts.RecordNotFound)
+
+
+def test_what_a_reaction_names_with_using_is_kept_by_a_durable_space(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    space = ts.connect(url)
+    space.create("farm", {"total": 0})
+    space.rules.add(
+        "sum", template=("result", int), using={"f": "farm"}, set={"farm.total": "f.total + t[1]"}
+    )
+    space.write(("result", 5))
+    space.close()
+    space = ts.connect(url)
+    try:
+        space.write(("result", 7))
+        assert space.record("farm").get("total") == 12
+    finally:
+        space.close()

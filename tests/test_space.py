@@ -96,3 +96,54 @@ def test_one_clock_drives_many_spaces() -> None:
     for t in takers:
         with pytest.raises(ts.Timeout):
             t.result(PATIENCE)
+
+
+def test_a_hook_runs_at_the_end_of_every_operation_and_its_changes_belong_to_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ts.SimulatedClock()
+    space = ts.Space(clock=clock)
+    seen: list[int] = []
+
+    def count_and_mark() -> None:
+        # with the lock held, after the operation's events: what it writes is part of the operation
+        seen.append(space._engine.last_event)
+        if space._engine.last_seq == 1:
+            space._engine.write(("mark",))
+
+    space.after_operations(count_and_mark)
+    space.after_operations(count_and_mark)  # again: nothing more
+    space.write(("a",), lease=5)
+    assert space.try_read(("mark",)) == ("mark",)  # done when the write returned
+    assert seen[0] == 1
+    clock.advance(5)  # the expiry, on the clock's own call, ends an operation too
+    assert seen[-1] == space._engine.last_event == 3
+    before = len(seen)
+    space.count(("a",))
+    assert len(seen) == before + 1
+
+    def broken() -> None:
+        raise RuntimeError("boom")
+
+    space.after_operations(broken)
+    space.write(("b",))  # the write happened; the hook's failure is logged, not raised
+    assert space.count(("b",)) == 1
+    assert "a hook of a space failed" in caplog.text
+    with pytest.raises(TypeError, match="callable"):
+        space.after_operations(42)  # type: ignore[arg-type]
+
+
+def test_the_timer_ends_its_operations_with_the_hooks() -> None:
+    space = ts.Space()  # the real clock: a lease runs out while a take waits, on the timer's thread
+    noted = [0]
+
+    def note_expiries() -> None:
+        expired = space._engine.statistics()["expired"]
+        if expired > noted[0]:
+            noted[0] = expired
+            space._engine.write(("expired", expired))
+
+    space.after_operations(note_expiries)
+    space.subscribe(("short",), {"expire"})  # a subscriber to expiries starts the timer
+    space.write(("short",), lease=0.2)
+    assert space.take(("expired", int), timeout=PATIENCE) == ("expired", 1)

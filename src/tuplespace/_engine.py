@@ -551,11 +551,14 @@ class Engine:
         if feed.expires is not None:
             self._schedule(feed.expires, feed)
 
-    def load(self, rows: Iterable[tuple[int, Tuple, float | None]], last_seq: int, last_event: int) -> int:
+    def load(
+        self, rows: Iterable[tuple[int, Tuple, float | None]], last_seq: int, last_event: int
+    ) -> list[tuple[int, Tuple]]:
         """Fill an empty engine from a store: rows of (seq, tuple, expires) in seq order.
 
-        Rows whose lease has run out are not loaded (and are journaled as deleted);
-        returns how many those were.
+        Rows whose lease ran out while the store was closed are not loaded: they are
+        returned, (seq, tuple) in seq order, for :meth:`expire_loaded` to expire once
+        what reacts to their expiry (the rules of the space) is in place.
         """
         now = self.clock.now()
         expired = []
@@ -563,7 +566,7 @@ class Engine:
         try:
             for seq, t, expires in rows:
                 if expires is not None and expires <= now:
-                    expired.append(seq)
+                    expired.append((seq, t))
                     continue
                 shelf = self._shelves.get(len(t))
                 if shelf is None:
@@ -572,12 +575,20 @@ class Engine:
                 self.last_seq = seq
         finally:
             self.journal = journal
-        if journal is not None:
-            for seq in expired:
-                journal.delete(seq)
         self.last_seq = self._loaded_seq = max(self.last_seq, last_seq)
         self._event_seq = max(self._event_seq, last_event)
-        return len(expired)
+        return expired
+
+    def expire_loaded(self, rows: Iterable[tuple[int, Tuple]]) -> None:
+        """Expire the rows that :meth:`load` found run out: an ``expire`` event each,
+        in seq order, and their rows deleted from the store in the same batch as
+        what reacts to them, so that a store closed before that batch is written
+        finds them again, and expires them once, when it is next opened."""
+        for seq, t in rows:
+            self._counts["expired"] += 1
+            self._emit("expire", t)
+            if self.journal is not None:
+                self.journal.delete(seq)
 
     def next_event(self, feed: FeedBase[E]) -> E | None:
         """The feed's next event, or None if it has none yet; raises EventsLost."""

@@ -183,6 +183,7 @@ _BINARY: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "!=": lambda a, b: not _equal(a, b),
     "in": _in,
 }
+_FLOAT_OPS: Final = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 _LEVELS: Final = (("||",), ("&&",), ("==", "!=", "<", "<=", ">", ">=", "in"), ("+", "-"), ("*", "/", "%"))
 
 
@@ -279,6 +280,45 @@ def _at(code: Code, k: int) -> Code:
     return run
 
 
+def _at_name(name: str, k: int) -> Code:
+    """``name[k]``: the name's lookup and the index in one step (``t[2]``)."""
+
+    def run(env: Env) -> Any:
+        v = env[name]
+        if type(v) is tuple and k < len(v):
+            return v[k]
+        return _index(v, k)
+
+    return run
+
+
+def _with_constant(op: str, left: Code, c: Any) -> Code:
+    """``left op c`` for a constant ``c``, with the common case of numbers inline
+    (``t[2] > 30.0``, ``t[2] - 30.0``); every other case as ``_BINARY[op]`` does it."""
+    f = _BINARY[op]
+    compare = _COMPARE.get(op)
+    if compare is not None and type(c) in _NUMBERS:
+
+        def ordered(env: Env) -> Any:
+            a = left(env)
+            if type(a) is float or type(a) is int:
+                return compare(a, c)
+            return f(a, c)
+
+        return ordered
+    inline = _FLOAT_OPS.get(op)
+    if inline is not None and type(c) is float:
+
+        def arith(env: Env) -> Any:
+            a = left(env)
+            if type(a) is float:
+                return inline(a, c)
+            return f(a, c)
+
+        return arith
+    return lambda env: f(left(env), c)
+
+
 def _bool(v: Any, what: str) -> bool:
     if type(v) is not bool:
         raise EvaluationError(f"{what} needs a bool, got {_type(v)}")
@@ -293,6 +333,10 @@ class _Parser:
         self.names = names
         self.tokens: list[tuple[str, str, int]] = []
         self.used: set[str] = set()
+        # The closures of constants, with their values, and of bare names, with the
+        # name: the operations on them are compiled into one step.
+        self.constants: dict[Code, Any] = {}
+        self.bare: dict[Code, str] = {}
         self.selects: set[tuple[str, str]] = set()
         pos = 0
         source = source.rstrip()
@@ -349,7 +393,10 @@ class _Parser:
         while any(self.at(op) for op in _LEVELS[level]):
             op = self.take()[1]
             right = self.binary(level + 1)
-            left = self.combine(op, left, right)
+            if right in self.constants and op in _BINARY:
+                left = _with_constant(op, left, self.constants[right])
+            else:
+                left = self.combine(op, left, right)
         return left
 
     @staticmethod
@@ -372,7 +419,7 @@ class _Parser:
             if kind in ("int", "float"):  # a negative literal: -9223372036854775808 fits
                 self.take()
                 literal = -(int(value, 0) if kind == "int" else float(value))
-                return self.member(lambda env: literal)
+                return self.member(self.constant(literal))
             inner = self.unary()
             return lambda env: _arith("-")(0 if type(v := inner(env)) is int else 0.0, v)
         return self.member(self.primary())
@@ -400,7 +447,8 @@ class _Parser:
                 if kind == "int" and self.tokens[self.i + 1][1] == "]":  # t[2]: the common case
                     self.take()
                     self.take("]")
-                    code = _at(code, int(value, 0))
+                    at = int(value, 0)
+                    code = _at_name(self.bare[code], at) if code in self.bare else _at(code, at)
                     continue
                 key = self.expr()
                 self.take("]")
@@ -414,14 +462,14 @@ class _Parser:
             n = int(value, 0)
             if n > _INT_MAX:
                 raise self.error(f"int {value} is past 64 bits", offset)
-            return lambda env: n
+            return self.constant(n)
         if kind == "float":
             x = float(value)
-            return lambda env: x
+            return self.constant(x)
         if kind in ("str", "bytes"):
             s = self.unquote(value[1:-1], offset)
             literal: Value = s.encode() if kind == "bytes" else s
-            return lambda env: literal
+            return self.constant(literal)
         if kind == "op" and value == "(":
             inner = self.expr()
             self.take(")")
@@ -434,7 +482,7 @@ class _Parser:
         if kind == "name":
             if value in ("true", "false", "null"):
                 constant = {"true": True, "false": False, "null": None}[value]
-                return lambda env: constant
+                return self.constant(constant)
             if self.at("("):
                 function = _FUNCTIONS.get(value)
                 if function is None:
@@ -452,8 +500,15 @@ class _Parser:
             if self.at(".") and self.tokens[self.i + 1][0] == "name" and self.tokens[self.i + 2][1] != "(":
                 self.selects.add((value, self.tokens[self.i + 1][1]))
             name = value
-            return lambda env: env[name]
+            code = lambda env: env[name]  # noqa: E731
+            self.bare[code] = name
+            return code
         raise self.error(f"unexpected {value or 'end'!r}", offset)
+
+    def constant(self, value: Any) -> Code:
+        code = lambda env: value  # noqa: E731
+        self.constants[code] = value
+        return code
 
     def items(self, close: str) -> list[Code]:
         items: list[Code] = []

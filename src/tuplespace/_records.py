@@ -1119,10 +1119,10 @@ class RecordStore:
         accounts: Iterable[tuple[str, str]],
         caps: Iterable[tuple[str, int, str, float | None, bool]],
         redirects: Iterable[tuple[str, int, float | None]],
-    ) -> int:
+    ) -> list[Rec]:
         """Fill an empty store from a durable one; rows must be in rid order.  What
         ran out while the store was closed is removed now, without events; returns
-        how many records that was."""
+        the records that were, for :meth:`expire_loaded`."""
         engine = self._engine
         journal, engine.journal = engine.journal, None  # what is loaded is on disk already
         try:
@@ -1167,10 +1167,20 @@ class RecordStore:
             engine.journal = journal
         now = engine.clock.now()
         expired = [r for r in self._by_rid.values() if r.expires is not None and r.expires <= now]
+        removed = []
         for rec in expired:
             if self._by_rid.get(rec.rid) is rec:
                 self._remove(rec, "expire", emit=False)
-        return len(expired)
+                removed.append(rec)
+        return removed
+
+    def expire_loaded(self, recs: Iterable[Rec]) -> None:
+        """The ``expire`` events of the records :meth:`load` removed, once what reacts
+        to them (the rules of the space) is in place: what the reactions do is then
+        journaled in the same batch as the removals."""
+        for rec in recs:
+            self._counts["records_expired"] += 1
+            self._emit("expire", rec, None, None)
 
     # -- life cycle ----------------------------------------------------------------------
 

@@ -18,12 +18,14 @@ How rules run.  A reaction is registered with the engine like a subscription: it
 template goes into the engine's registry of feeds, so a write looks only at the
 rules filed under its own values (1,000 rules on distinct templates cost a write
 one lookup).  Rules that read record changes are found by path and tag through
-one feed of record changes.  A matching event appends the rule to the space's queue of firings;
-the queue is run when the operation that caused the events gives up the space's
-lock, before anyone else gets it, in event order, each firing's operations as one
-step (a transaction when it takes).  The events of a firing queue further firings
-at the end of the same queue.  So when ``space.write`` returns, every reaction it
-set off has run, and every rule sees the space as its predecessors left it.
+one feed of record changes.  A matching event appends the rule to the space's
+queue of firings; the queue is run by the space's hook at the end of every
+operation (:meth:`Space.after_operations`), as the operation that caused the
+events gives up the space's lock, before anyone else gets it, in event order,
+each firing's operations as one step (a transaction when it takes).  The events
+of a firing queue further firings at the end of the same queue.  So when
+``space.write`` returns, every reaction it set off has run, and every rule sees the
+space as its predecessors left it.
 
 Levels.  Each rule reads what triggers it (tuples like its template, record fields
 its expression names or its path and tag) and writes what its operations produce.  Rule A can trigger
@@ -42,7 +44,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -155,6 +157,40 @@ def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
     return tuple([f.run(env) if type(f) is Expr else f for f in fields])
 
 
+Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
+
+
+def _builder(fields: tuple[Any, ...]) -> Builder:
+    """A function of a firing's names that makes the tuple ``fields`` describe: its
+    constants as they are, its expressions evaluated (compiled once, at ``add``)."""
+    runs = [(i, f.run) for i, f in enumerate(fields) if type(f) is Expr]
+    if not runs:
+        return lambda env: fields
+    template = list(fields)
+
+    def build(env: dict[str, Any]) -> tuple[Any, ...]:
+        out = template.copy()
+        for i, run in runs:
+            out[i] = run(env)
+        return tuple(out)
+
+    return build
+
+
+def _using(using: Mapping[str, str] | None) -> dict[str, str]:
+    """The records a rule's expressions name: name -> path."""
+    if using is None:
+        return {}
+    if not isinstance(using, Mapping):
+        raise InvalidValue("using= maps a name to the path of a record", "using")
+    out = {}
+    for name, path in using.items():
+        if type(name) is not str or not name.isidentifier():
+            raise InvalidValue(f"a name of using= is a name of the expressions, got {name!r}", "using")
+        out[name] = check_path(path)
+    return out
+
+
 def _split(target: object, where: str) -> tuple[str, str]:
     if type(target) is not str or "." not in target:
         raise InvalidValue(f"a field is named 'path.tag', got {target!r}", where)
@@ -175,12 +211,13 @@ class _Rule:
         self.template: Template | None = None
         self.when: Expr | None = None
         self.writes: list[tuple[Any, ...]] = []
+        self.builds: list[Builder] = []  # a builder of each tuple of writes
         self.takes: list[tuple[Any, ...]] = []
         self.sets: dict[tuple[str, str], Expr] = {}
         self.source: dict[str, Any] = {}
         self.path: str | None = None  # reactions to record events: the record, and the tag
         self.tag: str | None = None
-        self.using: dict[str, str] = {}  # push rules: expression name -> record path
+        self.using: dict[str, str] = {}  # the records its expressions name: name -> path
         self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
         self.checks: list[Template] = []  # a reaction's template, one field at a time
         self.succ: set[_Rule] = set()  # the rules it can trigger
@@ -341,6 +378,7 @@ def _definition(rule: _Rule) -> str:
                 write=[_wire_fields(w, False) for w in rule.writes],
                 take=[_wire_fields(t, True) for t in rule.takes],
                 set={f"{p}.{t}": e.source for (p, t), e in rule.sets.items()} or None,
+                using=rule.using or None,
             )
     except InvalidTemplate as exc:
         raise InvalidValue(f"a durable space keeps rules in the wire format: {exc}", "template") from None
@@ -369,6 +407,7 @@ def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
         "write": [[_field_from_wire(f, limits) for f in w] for w in d["write"]],
         "take": [[_field_from_wire(f, limits) for f in t] for t in d["take"]],
         "set": d["set"],
+        "using": d.get("using"),
         "principal": d["principal"],
     }
 
@@ -416,32 +455,6 @@ class _RecordChanges(RecordFeed):
                 pending.append((rule, change))
 
 
-class _ReactingLock:
-    """The space's lock once it has rules: releasing it first runs the firings that
-    the operation done under it set off."""
-
-    __slots__ = ("_lock", "_rules", "acquire", "locked")
-
-    def __init__(self, lock: Any, rules: Rules) -> None:
-        self._lock = lock
-        self._rules = rules
-        self.acquire = lock.acquire
-        self.locked = lock.locked
-
-    def release(self) -> None:
-        try:
-            if self._rules.pending:
-                self._rules.run_pending()
-        finally:
-            self._lock.release()
-
-    def __enter__(self) -> bool:
-        return bool(self._lock.acquire())
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
-
-
 class Rules:
     """The rules of a space (``space.rules``): add, list and remove them.
 
@@ -471,7 +484,6 @@ class Rules:
         self._takers: set[_Rule] = set()
         self._setters: dict[tuple[str, str], set[_Rule]] = {}
         self._running = False
-        self._reacting = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
         self._firing_charge = ZERO
@@ -531,6 +543,10 @@ class Rules:
         sets each record field of ``set`` (a map from ``"path.tag"`` to an
         expression), all in one step: if one of them fails, none happens.
 
+        ``using`` (``{"farm": "jobs/farm"}``) names records whose fields a
+        reaction's expressions read as they are when it fires (``farm.total``); a
+        change of those fields does not fire it.
+
         A Push Logic rule has ``set="path.tag"`` and ``to``, an expression whose
         names are records (``kitchen.temp`` is the field ``temp`` of the record at
         path ``kitchen``; ``using={"kitchen": "sensors/kitchen"}`` names deeper
@@ -548,6 +564,7 @@ class Rules:
         rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
         definition = None if self._engine.journal is None else _definition(rule)
         space = self._space
+        space.after_operations(self.run_pending)
         with space._lock:
             info = self._admit(rule, definition)
             ticket = space._ticket()
@@ -557,6 +574,7 @@ class Rules:
     def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
         """Add the rules a durable store kept: ``(name, definition)`` pairs, as
         :func:`_definition` wrote them.  Raises ValueError for one that is damaged."""
+        self._space.after_operations(self.run_pending)
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
             with self._space._lock:
@@ -584,7 +602,7 @@ class Rules:
                 raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
             rule = self._push_rule(name, set, to, using)
         else:
-            rule = self._reaction(name, on, template, path, tag, when, write, take, set)
+            rule = self._reaction(name, on, template, path, tag, when, write, take, set, using)
         check_principal(principal)
         rule.principal = principal
         return rule
@@ -601,6 +619,8 @@ class Rules:
         self._link(rule)
         self._install(rule)
         self._rules[name] = rule
+        if "expire" in rule.on:  # expiries happen while nobody calls: the space's timer sees them
+            self._space._start_timer()
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row("rule", name, (definition,))
@@ -667,6 +687,7 @@ class Rules:
         write: Iterable[Iterable[Any]],
         take: Iterable[Iterable[Any]],
         sets: str | Mapping[str, str] | None,
+        using: Mapping[str, str] | None,
     ) -> _Rule:
         if (template is None) == (path is None):
             raise InvalidValue(
@@ -690,6 +711,11 @@ class Rules:
         if not kinds or not kinds <= allowed:
             raise InvalidValue(f"on= is one or more of {sorted(allowed)}, got {sorted(kinds)}", "on")
         rule.on = kinds
+        rule.using = _using(using)
+        clash = names & rule.using.keys()
+        if clash:
+            raise InvalidValue(f"using= names {sorted(clash)}, which the rule's event gives already", "using")
+        names = names | frozenset(rule.using)
         rule.when = None if when is None else compile_expr(when, "when", names)
         writes, takes = [tuple(w) for w in write], [tuple(t) for t in take]
         for i, w in enumerate(writes):
@@ -702,6 +728,7 @@ class Rules:
                 raise InvalidValue("a reaction's set= maps 'path.tag' to an expression", "set")
             for target, source in sets.items():
                 rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", names)
+        rule.builds = [_builder(w) for w in rule.writes]
         if not (rule.writes or rule.takes or rule.sets):
             raise InvalidValue("a reaction does something: write=, take= or set=", "write")
         rule.source = {"write": writes, "take": takes}
@@ -712,7 +739,7 @@ class Rules:
         rule.on = _RECORD_KINDS  # any change of a field it reads, or of its record
         path, tag = _split(target, "set")
         expr = compile_expr(to, "to")
-        rule.using = {k: check_path(v) for k, v in (using or {}).items()}
+        rule.using = _using(using)
         for var in expr.names:
             if not any(n == var for n, _ in expr.selects):
                 raise InvalidValue(f"{var!r} names a record: read its fields as {var}.tag", "to")
@@ -737,11 +764,6 @@ class Rules:
                 engine.records._watchers.add(self._record_changes)
             for index, key in self._filed(rule):
                 index.setdefault(key, []).append(rule)
-        if not self._reacting:
-            # From now on, giving up the space's lock runs the firings queued under it.
-            space = self._space
-            space._lock = _ReactingLock(space._lock, self)  # type: ignore[assignment]
-            self._reacting = True
 
     def _filed(self, rule: _Rule) -> _Filing:
         """Where a rule that reads record changes is filed: (index, key) pairs."""
@@ -864,11 +886,13 @@ class Rules:
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
         space's lock held, by the operation that queued them.  Never raises."""
-        if self._running:
+        pending = self.pending
+        if not pending or self._running:
             return
         self._running = True
-        pending = self.pending
         budget = self.limits.max_firings
+        charge = self._firing_charge
+        perform = self._perform
         try:
             while pending:
                 rule, event = pending.popleft()
@@ -877,9 +901,14 @@ class Rules:
                     pending.clear()
                     break
                 budget -= 1
-                try:
-                    if self._fire(rule, event):
+                try:  # paid by the rule's principal, if the firing did something
+                    if charge:
+                        self._can_pay(rule, charge)
+                    if perform(rule, event):
                         rule.fired += 1
+                        if charge:
+                            self._engine.records.accounts.charge(rule.principal, charge)
+                            rule.stopped = False
                 except TupleSpaceError as exc:
                     self._failed(rule, exc)
                 except RecursionError:
@@ -906,23 +935,16 @@ class Rules:
         rule.last_error = exc
         log.warning("rule %r failed: %s", rule.name, exc)
 
-    def _fire(self, rule: _Rule, event: Any) -> bool:
-        """Fire ``rule`` for ``event``, paid by its principal; False if its condition
-        was false (nothing done, nothing paid)."""
-        charge = self._firing_charge
-        if charge:
-            try:
-                self._engine.records.accounts.check(rule.principal, charge)
-            except InsufficientCredit:
-                if not rule.stopped:
-                    rule.stopped = True
-                    self._say_stopped(rule)
-                raise
-        done = self._perform(rule, event)
-        if done and charge:
-            self._engine.records.accounts.charge(rule.principal, charge)
-            rule.stopped = False
-        return done
+    def _can_pay(self, rule: _Rule, charge: Credit) -> None:
+        """Raise :class:`InsufficientCredit` if ``rule``'s principal cannot pay a firing;
+        the rule is then stopped, which the space is told once."""
+        try:
+            self._engine.records.accounts.check(rule.principal, charge)
+        except InsufficientCredit:
+            if not rule.stopped:
+                rule.stopped = True
+                self._say_stopped(rule)
+            raise
 
     def _say_stopped(self, rule: _Rule) -> None:
         """Write the tuple that tells that ``rule`` stopped for want of credit."""
@@ -932,29 +954,34 @@ class Rules:
             log.warning("rule %r stopped; the space could not be told: %s", rule.name, exc)
 
     def _perform(self, rule: _Rule, event: Any) -> bool:
+        """Do what ``rule`` does for ``event``; False if its condition was false."""
         engine = self._engine
-        if rule.kind == "push":
-            env = self._records_env(rule)
-            if env is None:
-                return False
-            (path, tag), expr = next(iter(rule.sets.items()))
-            value = check_value(expr.run(env))
-            rid = self._record(path)
-            fields = engine.records.all(rid, None)
-            if tag not in fields or value_key(fields[tag]) != value_key(value):
-                engine.records.set(rid, None, tag, value)
-            return True
-        if rule.kind == "reaction":
+        kind = rule.kind
+        if kind == "reaction":
             env = {"t": event.tuple}
-        else:
+        elif kind == "record":
             env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
-        if rule.when is not None:
-            ok = rule.when.run(env)
+        else:
+            return self._push(rule)
+        if rule.using:  # the fields of the records it names, as they are now
+            records = engine.records
+            for var, path in rule.using.items():
+                env[var] = records.all(self._record(path), None)
+        when = rule.when
+        if when is not None:
+            ok = when.run(env)
             if type(ok) is not bool:
                 raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
             if not ok:
                 return False
-        writes = [_fill(w, env) for w in rule.writes]  # checked by the engine as it writes
+        if not (rule.takes or rule.sets):  # writes alone: the common case
+            builds = rule.builds
+            if len(builds) == 1:
+                engine.write(builds[0](env))
+            else:
+                engine.write_many([build(env) for build in builds])
+            return True
+        writes = [build(env) for build in rule.builds]  # checked by the engine as it writes
         sets = (
             [(self._record(p), tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()]
             if rule.sets
@@ -978,6 +1005,20 @@ class Rules:
             engine.write_many(writes)
         for rid, tag, value in sets:
             engine.records.set(rid, None, tag, value)
+        return True
+
+    def _push(self, rule: _Rule) -> bool:
+        """Fire a Push Logic rule: set its field, if the value changes."""
+        env = self._records_env(rule)
+        if env is None:
+            return False
+        (path, tag), expr = next(iter(rule.sets.items()))
+        value = check_value(expr.run(env))
+        rid = self._record(path)
+        records = self._engine.records
+        fields = records.all(rid, None)
+        if tag not in fields or value_key(fields[tag]) != value_key(value):
+            records.set(rid, None, tag, value)
         return True
 
     def _record(self, path: str) -> int:

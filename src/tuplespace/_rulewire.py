@@ -103,6 +103,8 @@ def info_to_wire(info: RuleInfo) -> dict[str, Any]:
             take=_operations_out(info.take, True),
             set=dict(info.set),
         )
+        if info.using:
+            out["using"] = dict(info.using)
     out.update(
         principal=info.principal, level=info.level, fired=info.fired, failed=info.failed, state=info.state
     )

@@ -8,11 +8,17 @@ timed-out or interrupted call leaves no waiter behind and takes no tuple.
 Things that must happen when nobody calls (a transaction's lease running out,
 expire events for subscribers) are done by one timer thread per space, started
 on first need, which sleeps until the engine's next deadline.
+
+The seam for what acts on a space's events (the rules of ``space.rules``):
+:meth:`Space.after_operations` registers a hook that every operation calls as it
+gives up the space's lock, once its changes are made and its events delivered to
+the engine's feeds, before any other operation begins.
 """
 
 from __future__ import annotations
 
 import _thread
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +50,8 @@ from ._templates import RecordTemplate, Template, compile_template, feed_templat
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Tuple, Value
 
 __all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
+
+log = logging.getLogger("tuplespace")
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -124,7 +132,11 @@ class Space:
             mint_amount=mint_amount,
             mint_bits=mint_bits,
         )
-        self._lock = threading.Lock()
+        # Every operation holds _lock.  It is _plain, a plain lock, until a hook is
+        # registered (after_operations); then a _HookedLock around _plain.
+        self._plain = threading.Lock()
+        self._lock: threading.Lock | _HookedLock = self._plain
+        self._hooks: list[Callable[[], object]] = []
         self._timer: _Timer | None = None
         self._journal: Journal | None = None  # a durable store's; see _ticket
         self._on_close: Callable[[], None] | None = None
@@ -192,6 +204,35 @@ class Space:
                 if self._rules is None:
                     self._rules = Rules(self)
         return self._rules
+
+    def after_operations(self, hook: Callable[[], object]) -> None:
+        """From now on, call ``hook()`` at the end of every operation on the space.
+
+        The hook runs with the space's lock held, as the operation gives it up: the
+        operation's changes are made and its events delivered to the engine's feeds
+        (its subscriptions), and no other operation has begun.  What the hook does
+        to the space counts as part of that operation: a durable space writes it in
+        the same commit, and the operation's caller, once it returns, sees it done.
+        This is how the rules of :attr:`rules` run the reactions an operation set
+        off.  The hook must not block; what it raises is ignored after it is logged
+        (the operation it follows has happened).  Registering a hook again does
+        nothing.
+
+        A space without hooks pays nothing for them: its lock stays a plain lock
+        until the first one.  An operation that was already waiting for the lock
+        when the first hook came gives it up without calling it; what that
+        operation set off is then run at the end of the next one.
+        """
+        if not callable(hook):
+            raise TypeError(f"a hook is callable, got {hook!r}")
+        with self._plain:
+            if hook not in self._hooks:
+                self._hooks.append(hook)
+                self._lock = _HookedLock(self._plain, self._hooks)
+
+    def _run_hooks(self) -> None:
+        """Call the hooks (with the lock held), as giving up the lock does."""
+        _call_hooks(self._hooks)
 
     # -- writing ----------------------------------------------------------------
 
@@ -771,6 +812,43 @@ class Space:
         return f"Space(order={self.order!r}, tuples={len(self._engine)})"
 
 
+class _HookedLock:
+    """The lock of a space with hooks (see :meth:`Space.after_operations`): giving
+    it up first calls them.  Taking it is the plain lock's own ``acquire``."""
+
+    __slots__ = ("_plain", "_space_hooks", "acquire", "locked")
+
+    def __init__(self, plain: threading.Lock, hooks: list[Callable[[], object]]) -> None:
+        self._plain = plain
+        self._space_hooks = hooks
+        self.acquire = plain.acquire
+        self.locked = plain.locked
+
+    def release(self) -> None:
+        try:
+            for hook in self._space_hooks:  # _call_hooks, inlined: this is the hot path
+                try:
+                    hook()
+                except Exception:
+                    log.exception("a hook of a space failed")
+        finally:
+            self._plain.release()
+
+    def __enter__(self) -> bool:
+        return self._plain.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _call_hooks(hooks: list[Callable[[], object]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            log.exception("a hook of a space failed")
+
+
 def time_left(engine: Engine, deadline: float | None) -> float | None:
     """The seconds left until ``deadline`` (None: forever)."""
     return None if deadline is None else max(deadline - engine.clock.now(), 0.0)
@@ -795,7 +873,7 @@ class _Timer:
     closed or garbage (the thread holds the space only weakly)."""
 
     def __init__(self, space: Space) -> None:
-        self._cond = threading.Condition(space._lock)
+        self._cond = threading.Condition(space._plain)
         self._engine = space._engine
         self._space = weakref.ref(space)
         self._due = 0.0  # when the thread wakes next
@@ -812,8 +890,7 @@ class _Timer:
         with self._cond:
             while not engine.closed and (space := self._space()) is not None:
                 engine.tick()
-                if space._rules is not None:  # what expired may set off reactions
-                    space._rules.run_pending()
+                space._run_hooks()  # the timer's condition holds the plain lock
                 del space
                 deadline = engine.next_deadline()
                 wait = 5.0 if deadline is None else min(max(deadline - engine.clock.now(), 0.0), 5.0)

@@ -21,7 +21,8 @@ Layout (schema version 4; ``PRAGMA application_id`` marks the file as ours)::
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
 ``fields`` are the canonical encoding of its fields as a map; ``credit`` (decimal
 text) is what it held at the time ``since``.  At start, the engine's indexes are
-rebuilt from these rows; what ran out while the process was down is deleted.
+rebuilt from these rows; what ran out while the process was down is deleted (a
+tuple or record expires then, with its event, once the space's rules are loaded).
 
 Durability (``?durability=``): ``normal`` (the default) writes through SQLite's
 write-ahead log with ``synchronous=NORMAL``: every acknowledged operation survives
@@ -277,10 +278,14 @@ class _File:
         # The loaded rows are on disk: a later delete of one must reach the file even
         # if a put of the same row (a renewal, an aborted take) is still pending.
         journal.swapped_seq = engine.last_seq
+        if expired or expired_records:  # now that the rules are in place: their reactions
+            with space._lock:  # are journaled in the same batch as the deletions
+                engine.expire_loaded(expired)
+                engine.records.expire_loaded(expired_records)
         if expired:
-            logger.info("space %s: %d tuples expired while the store was closed", name, expired)
+            logger.info("space %s: %d tuples expired while the store was closed", name, len(expired))
         if expired_records:
-            logger.info("space %s: %d records expired while the store was closed", name, expired_records)
+            logger.info("space %s: %d records expired while the store was closed", name, len(expired_records))
         space._journal = journal
         space._on_close = lambda: self._detach(name, space)
         self.spaces[name] = (space, journal)

@@ -414,7 +414,8 @@ def check_tuple(t: object, limits: Limits = DEFAULT_LIMITS) -> tuple[Value, ...]
     past a limit and :class:`InvalidValue` otherwise, each naming the field.
     """
     if type(t) is tuple and len(t) <= limits.max_fields:
-        # Fast path: a flat tuple of ASCII str, 64-bit int and None is already normal.
+        # Fast path: a flat tuple of ASCII str, 64-bit int, None and finite non-zero
+        # floats is already normal (a zero may be -0.0, made 0.0 by the slow path).
         estimate = 2 + len(t)
         for x in t:
             tx = type(x)
@@ -426,6 +427,10 @@ def check_tuple(t: object, limits: Limits = DEFAULT_LIMITS) -> tuple[Value, ...]
                 if not -(1 << 63) < x < 1 << 63:
                     break
                 estimate += 24
+            elif tx is float:
+                if x == 0 or x - x != 0:  # zero, or not finite (inf - inf and nan - nan are nan)
+                    break
+                estimate += 40
             elif x is not None:
                 break
         else:

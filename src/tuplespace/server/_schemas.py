@@ -582,7 +582,11 @@ _RULE_BODY: Schema = {
         "take": {"type": "array"},
         "set": {"type": ["string", "object"]},
         "to": ref("Expression"),
-        "using": {"type": "object", "additionalProperties": ref("Path")},
+        "using": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": ref("Path"),
+        },
         "principal": {"type": "string", "minLength": 1},
     },
     "required": ["name"],
@@ -592,13 +596,13 @@ _RULE_BODY: Schema = {
             "description": "A reaction to the events of tuples matching its template.",
             "properties": {"on": _on(_TUPLE_EVENTS), **_REACTION},
             "required": ["template"],
-            "allOf": [*_absent("path", "tag", "to", "using"), _DOES],
+            "allOf": [*_absent("path", "tag", "to"), _DOES],
         },
         {
             "description": "A reaction to the changes of the record at its path.",
             "properties": {"on": _on(_RECORD_EVENTS), **_REACTION},
             "required": ["path"],
-            "allOf": [*_absent("template", "to", "using"), _DOES],
+            "allOf": [*_absent("template", "to"), _DOES],
         },
         {
             "description": "A Push Logic rule: the field set is kept the value of to.",
