@@ -51,6 +51,7 @@
  *      ├── TransactionError       the transaction has ended, or is unknown
  *      │    └── TransactionAborted  it was aborted (by abort, or its lease)
  *      ├── StoreError             the server's durable store failed
+ *      ├── NotSupported           501: the store that keeps the space lacks the operation
  *      ├── SpaceClosed            this handle was closed, or the server is shutting down
  *      └── Unreachable            no answer from the server
  */
@@ -166,6 +167,8 @@ export class TransactionAborted extends TransactionError {}
 TransactionAborted.code = "transaction_aborted";
 export class StoreError extends TupleSpaceError {}
 StoreError.code = "store_error";
+export class NotSupported extends TupleSpaceError {}
+NotSupported.code = "not_supported";
 export class SpaceClosed extends TupleSpaceError {}
 export class Unreachable extends TupleSpaceError {}
 
@@ -195,6 +198,7 @@ for (const kind of [
   TransactionError,
   TransactionAborted,
   StoreError,
+  NotSupported,
   SpaceClosed,
   Unreachable,
 ]) {
@@ -1546,6 +1550,7 @@ const ERRORS = {
   rate_limited: LimitReached,
   space_full: SpaceFull,
   store_error: StoreError,
+  not_supported: NotSupported,
   shutting_down: SpaceClosed,
   record_not_found: RecordNotFound,
   record_exists: RecordExists,

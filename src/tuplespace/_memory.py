@@ -43,10 +43,10 @@ class MemoryHost:
     def lookup(self, name: str) -> dict[str, Any] | None:
         return None
 
-    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any]]:
+    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
         space = Space(**options, limits=self._limits, name=name)
-        return Hosted(AsyncSpace(space), space), entry
+        return Hosted(AsyncSpace(space), space), None
 
     def drop(self, name: str, hosted: Hosted) -> None:
         assert hosted.space is not None

@@ -88,14 +88,16 @@ class Host(Protocol):
     def lookup(self, name: str) -> dict[str, Any] | None:
         """The entry of ``name`` in the catalog now, or None."""
 
-    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any]]:
+    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         """The space ``name`` of the catalog ``entry``, or with ``new``, a new space
         made with the options of ``entry`` and added to the catalog.  Returns the space
-        and its entry: another server's, should it have added ``name`` first.
+        and, should another server have added ``name`` first, its entry (else None).
         ``ValueError`` for options the store cannot keep."""
 
     def drop(self, name: str, hosted: Hosted) -> None:
-        """Remove the space ``name`` from the catalog and delete its tuples, then close it."""
+        """Remove the space ``name`` from the catalog and delete its tuples.  A space
+        kept in this process (``hosted.space``) is closed by it; one kept elsewhere was
+        closed before."""
 
     def close(self) -> None:
         """Close the spaces' store (the server closes each space first)."""

@@ -679,7 +679,7 @@ class SqliteHost:
     def lookup(self, name: str) -> dict[str, Any] | None:
         return None  # this server alone writes the catalog: it knows every entry
 
-    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any]]:
+    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         from ._aio import AsyncSpace
 
         if new:
@@ -693,7 +693,7 @@ class SqliteHost:
             except BaseException:
                 space.close()
                 raise
-        return Hosted(AsyncSpace(space), space), entry
+        return Hosted(AsyncSpace(space), space), None
 
     def _put(self, name: str, entry: dict[str, Any] | None) -> None:
         assert self._catalog is not None

@@ -90,7 +90,7 @@ class RedisHost:
             raise self._failed(exc) from None
         return None if entry is None else dict(orjson.loads(entry))
 
-    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any]]:
+    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         for key, free in _FREE.items():
             if entry.get(key, free) != free:
                 raise ValueError(f"{key}: a space kept in Redis has no credit yet")
@@ -101,13 +101,14 @@ class RedisHost:
             options = {k: getattr(space, k) for k in _KEPT}
         finally:
             space.close()
+        theirs = None
         if new:
             try:
                 if not self._redis.hsetnx(CATALOG, name, orjson.dumps(entry)):
-                    entry = self.lookup(name) or entry  # another server added it first
+                    theirs = self.lookup(name)  # another server added it first
             except RedisError as exc:
                 raise self._failed(exc) from None
-        return Hosted(AsyncRedisSpace(parse_url(self.url, {"space": name, **options})), None), entry
+        return Hosted(AsyncRedisSpace(parse_url(self.url, {"space": name, **options})), None), theirs
 
     def drop(self, name: str, hosted: Hosted) -> None:
         try:
