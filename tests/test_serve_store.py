@@ -205,3 +205,14 @@ def test_serve_refuses_a_store_it_cannot_use_in_one_line(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("tuplespace serve: ")
     assert message in lines[0]
+
+
+def test_a_released_claim_waits_for_room_in_a_space_filled_meanwhile(redis_served: LiveServer) -> None:
+    url = redis_served.space_url()
+    with ts.connect(url, store="durable", capacity=1) as space, httpx.Client(timeout=PATIENCE) as http:
+        space.write(("claimed",))
+        claimed = http.post(f"{url}/take", json={"template": ["claimed"], "claim": True}).json()
+        space.write(("filler",))
+        assert http.post(f"{url}/claims/{claimed['claim']['id']}/release").status_code == 204
+        assert space.take(("filler",)) == ("filler",)
+        assert space.take(("claimed",), timeout=PATIENCE) == ("claimed",)

@@ -23,6 +23,7 @@ import hashlib
 import itertools
 import logging
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, TransactionError
+from .._errors import InvalidValue, SpaceFull, TransactionError
 from .._memory import MemoryHost
 from .._schemes import Host, Hosted
 from .._space import Space
@@ -173,8 +174,9 @@ class HeldClaim:
     """A claimed take of a space kept elsewhere (Redis), which has no transactions: the
     server holds the tuples taken until :meth:`commit` drops them for good, or
     :meth:`abort` (or the claim's lease running out unconfirmed) writes them back, as
-    new writes: at the end of the space's order, without a lease.  Meanwhile this
-    server holds their only copy.  The face of a claim, as :class:`RecordClaim`."""
+    new writes: at the end of the space's order, without a lease (into a space filled
+    up meanwhile, as soon as there is room).  Meanwhile this server holds their only
+    copy.  The face of a claim, as :class:`RecordClaim`."""
 
     def __init__(self, aspace: AsyncSpace | AsyncRedisSpace, tuples: list[Tuple], lease: float) -> None:
         self._aspace = aspace
@@ -210,11 +212,22 @@ class HeldClaim:
             raise TransactionError(f"the claim is {self.state}")
 
     async def abort(self) -> None:
-        if self._end("aborted"):
+        if not self._end("aborted"):
+            return
+        try:
+            await self._aspace.write_many(self._tuples)
+        except SpaceFull:  # the room they left was taken meanwhile: they wait for room, as writes do
+            self._expiry = asyncio.get_running_loop().create_task(self._write_back())
+        except Exception:
+            logger.exception("giving back %d claimed tuples failed", len(self._tuples))
+
+    async def _write_back(self) -> None:
+        for i, t in enumerate(self._tuples):
             try:
-                await self._aspace.write_many(self._tuples)
+                await self._aspace.write(t)
             except Exception:
-                logger.exception("giving back %d claimed tuples failed", len(self._tuples))
+                logger.exception("giving back %d claimed tuples failed", len(self._tuples) - i)
+                return
 
 
 @dataclass(eq=False)
@@ -349,6 +362,7 @@ class Hub:
         self.clients: dict[str, ClientState] = {}
         self._ended: OrderedDict[str, _Ended] = OrderedDict()
         self._changing: asyncio.Lock | None = None  # made on the event loop, when first needed
+        self._starting = threading.Lock()
         self.started = False
         self.closed = False
         self.stopping = False
@@ -361,17 +375,18 @@ class Hub:
     def start(self) -> None:
         """Open the spaces of the store's catalog (once).  Blocks: call it before
         serving, or from a worker thread."""
-        if self.started:
-            return
-        self.started = True
-        if self.host is None:
-            return
-        try:
-            for name, entry in self.host.catalog().items():
-                self._add(name, entry, self.host.open(name, entry, False)[0], "durable")
-        except BaseException:
-            self.close()
-            raise
+        with self._starting:
+            if self.started:
+                return
+            self.started = True
+            if self.host is None:
+                return
+            try:
+                for name, entry in self.host.catalog().items():
+                    self._add(name, entry, self.host.open(name, entry, False)[0], "durable")
+            except BaseException:
+                self.close()
+                raise
 
     def _add(self, name: str, entry: dict[str, Any], hosted: Hosted, store: str) -> SpaceInfo:
         host = self.memory if store == "memory" or self.host is None else self.host

@@ -57,10 +57,8 @@ class RedisHost:
             raise ValueError(f"{url!r}: a server's Redis store takes no options (each space has its own)")
         self.url = url
         parse_url(url, {})  # checks the database of a Cluster
-        where = urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
-        if parts.port is not None:
-            where = urlunsplit((parts.scheme, f"{parts.hostname}:{parts.port}", parts.path, "", ""))
-        self.label = f"Redis at {where}"  # no password
+        place = f"{parts.hostname}:{parts.port}" if parts.port is not None else parts.hostname or ""
+        self.label = f"Redis at {urlunsplit((parts.scheme, place, parts.path, '', ''))}"  # no password
         server = url.replace("+cluster", "", 1)
         settings = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": CONNECT_TIMEOUT}
         self._redis: Any = (
