@@ -15,7 +15,7 @@ import pytest
 
 import tuplespace as ts
 from conftest import LiveServer
-from helpers import PATIENCE, RedisServer, serving, spawn, wait_until
+from helpers import PATIENCE, RedisClusterServers, RedisServer, serving, spawn, wait_until
 from tuplespace.server import ServerLimits
 
 
@@ -216,3 +216,18 @@ def test_a_released_claim_waits_for_room_in_a_space_filled_meanwhile(redis_serve
         assert http.post(f"{url}/claims/{claimed['claim']['id']}/release").status_code == 204
         assert space.take(("filler",)) == ("filler",)
         assert space.take(("claimed",), timeout=PATIENCE) == ("claimed",)
+
+
+def test_a_server_keeps_its_spaces_in_a_redis_cluster(
+    serve: Callable[..., LiveServer], redis_cluster: RedisClusterServers
+) -> None:
+    server = serve(store=redis_cluster.url)
+    name = _name()
+    with ts.connect(server.space_url(name), store="durable", order="lifo") as space:
+        space.write_many([("n", 1), ("n", 2)])
+        assert space.take(("n", int)) == ("n", 2)
+    with ts.connect(redis_cluster.space_url(name)) as embedded:
+        assert embedded.read_all(("n", int)) == [("n", 1)]
+    assert httpx.delete(server.space_url(name), timeout=PATIENCE).status_code == 204
+    with ts.connect(redis_cluster.space_url(name)) as embedded:
+        assert embedded.count(("n", int)) == 0
