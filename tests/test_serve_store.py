@@ -231,3 +231,19 @@ def test_a_server_keeps_its_spaces_in_a_redis_cluster(
     assert httpx.delete(server.space_url(name), timeout=PATIENCE).status_code == 204
     with ts.connect(redis_cluster.space_url(name)) as embedded:
         assert embedded.count(("n", int)) == 0
+
+
+def test_a_server_that_stops_gives_back_the_tuples_it_holds_under_claims(
+    redis_server: RedisServer,
+) -> None:
+    name = _name()
+    with LiveServer(store=redis_server.url, claim_lease=PATIENCE) as server:
+        url = server.space_url(name)
+        with ts.connect(url, store="durable") as space:
+            space.write(("job", 1))
+        taken = httpx.post(f"{url}/take", json={"template": ["job", 1], "claim": True}, timeout=PATIENCE)
+        assert "claim" in taken.json()
+        with ts.connect(redis_server.space_url(name)) as embedded:
+            assert embedded.count(("job", 1)) == 0
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.read_all(("job", int)) == [("job", 1)]
