@@ -182,18 +182,12 @@ class HeldClaim:
         self._aspace = aspace
         self._tuples = tuples
         self.state = "active"
-        self.expires_at: float | None = None
-        self._expiry: asyncio.Task[None] | None = None
-        self._timer = self._arm(lease)
+        self.expires_at: float | None = time.time() + lease
+        self._task: asyncio.Task[None] | None = None  # an abort or a write back under way
+        self._timer = asyncio.get_running_loop().call_later(lease, self._expire)
 
-    def _arm(self, seconds: float) -> asyncio.TimerHandle:
-        """Abort in ``seconds``."""
-        self.expires_at = time.time() + seconds
-
-        def expire() -> None:
-            self._expiry = asyncio.get_running_loop().create_task(self.abort())
-
-        return asyncio.get_running_loop().call_later(seconds, expire)
+    def _expire(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.abort())
 
     def _end(self, state: str) -> bool:
         if self.state != "active":
@@ -201,11 +195,6 @@ class HeldClaim:
         self.state = state
         self._timer.cancel()
         return True
-
-    async def renew(self, seconds: float) -> None:
-        """Hold the tuples ``seconds`` from now (a claimed take that waits)."""
-        self._timer.cancel()
-        self._timer = self._arm(seconds)
 
     async def commit(self) -> None:
         if not self._end("committed"):
@@ -217,7 +206,7 @@ class HeldClaim:
         try:
             await self._aspace.write_many(self._tuples)
         except SpaceFull:  # the room they left was taken meanwhile: they wait for room, as writes do
-            self._expiry = asyncio.get_running_loop().create_task(self._write_back())
+            self._task = asyncio.get_running_loop().create_task(self._write_back())
         except Exception:
             logger.exception("giving back %d claimed tuples failed", len(self._tuples))
 
