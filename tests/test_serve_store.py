@@ -192,6 +192,7 @@ def test_serve_takes_a_sqlite_store(tmp_path: Path) -> None:
         (["--store", "gopher://node"], 2, 'store is "durable", "memory" or the URL of a store'),
         (["--store", "redis://127.0.0.1:1/0?space=x"], 2, "takes no options"),
         (["--store", "redis://127.0.0.1:1/0"], 1, "cannot reach Redis at redis://127.0.0.1:1/0"),
+        (["--store", "redis+cluster://127.0.0.1:1"], 1, "cannot reach Redis at redis+cluster://127.0.0.1:1"),
     ],
 )
 def test_serve_refuses_a_store_it_cannot_use_in_one_line(

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .._errors import StoreError, Unreachable
 from .._schemes import Hosted, Scheme
@@ -61,11 +61,14 @@ class RedisHost:
         self.label = f"Redis at {urlunsplit((parts.scheme, place, parts.path, '', ''))}"  # no password
         server = url.replace("+cluster", "", 1)
         settings = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": CONNECT_TIMEOUT}
-        self._redis: Any = (
-            RedisCluster.from_url(server, **settings)
-            if "+cluster" in parts.scheme
-            else Redis.from_url(server, **settings)
-        )
+        try:  # a Cluster's client asks a node for the others at once
+            self._redis: Any = (
+                RedisCluster.from_url(server, **settings)
+                if "+cluster" in parts.scheme
+                else Redis.from_url(server, **settings)
+            )
+        except RedisClusterException as exc:
+            raise Unreachable(f"cannot reach {self.label}: {exc}") from None
 
     def _failed(self, exc: RedisError) -> StoreError | Unreachable:
         from redis.exceptions import ConnectionError, TimeoutError
