@@ -248,3 +248,20 @@ def test_a_server_that_stops_gives_back_the_tuples_it_holds_under_claims(
             assert embedded.count(("job", 1)) == 0
     with ts.connect(redis_server.space_url(name)) as embedded:
         assert embedded.read_all(("job", int)) == [("job", 1)]
+
+
+def test_a_redis_that_goes_away_is_a_store_error_not_a_failure_of_the_server(
+    serve: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    redis = RedisServer(str(tmp_path))
+    try:
+        server = serve(store=redis.url)
+        url = server.space_url()
+        assert httpx.put(url, timeout=PATIENCE).status_code == 201
+        redis.kill()
+        answer = httpx.post(f"{url}/write", json={"tuple": ["lost"]}, timeout=PATIENCE)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "store_error"
+        assert f"cannot reach Redis at {redis.url}" in answer.json()["error"]["message"]
+    finally:
+        redis.stop()
