@@ -81,7 +81,7 @@ def serve(
         Path | None,
         typer.Option(
             "--data-dir",
-            help="Where durable spaces are kept, in DATA_DIR/spaces.db [default: tuplespace-data].",
+            help="Where durable spaces are kept, in DATA_DIR/spaces.db (default: tuplespace-data).",
             file_okay=False,
         ),
     ] = None,
