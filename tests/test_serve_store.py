@@ -265,3 +265,19 @@ def test_a_redis_that_goes_away_is_a_store_error_not_a_failure_of_the_server(
         assert f"cannot reach Redis at {redis.url}" in answer.json()["error"]["message"]
     finally:
         redis.stop()
+
+
+def test_a_space_dropped_through_one_server_is_gone_from_the_other_and_its_waits_end(
+    redis_server: RedisServer, serve: Callable[..., LiveServer]
+) -> None:
+    first, second = serve(store=redis_server.url), serve(store=redis_server.url)
+    name = _name()
+    with ts.connect(second.space_url(name), store="durable") as space:
+        space.write(("job", 1))
+        waiting = spawn(space.take, ("other",), timeout=PATIENCE)
+        wait_until(lambda: httpx.get(second.space_url(name)).json()["statistics"]["waiters"] >= 1, "the take")
+        assert httpx.delete(first.space_url(name), timeout=PATIENCE).status_code == 204
+        with pytest.raises(ts.NotFound):
+            waiting.result(PATIENCE)
+    assert httpx.get(second.space_url(name), timeout=PATIENCE).status_code == 404
+    assert name not in {s["name"] for s in httpx.get(f"{second.url}/spaces").json()["spaces"]}

@@ -30,7 +30,6 @@ class MemoryHost:
     """Spaces a server keeps in its memory, in no catalog: they end with the server."""
 
     label = "memory"
-    shared = False
 
     def __init__(self, url: str, limits: Limits) -> None:
         if url.partition(":")[2]:
@@ -39,9 +38,6 @@ class MemoryHost:
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         return {}
-
-    def lookup(self, name: str) -> dict[str, Any] | None:
-        return None
 
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}

@@ -14,9 +14,9 @@ another process keeps: :func:`tuplespace.connect` handles them itself.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl
 
 from ._values import Limits
@@ -24,7 +24,7 @@ from ._values import Limits
 if TYPE_CHECKING:
     from ._space import Space
 
-__all__ = ["SCHEMES", "SPACE_OPTIONS", "Host", "Hosted", "Scheme", "scheme", "url_options"]
+__all__ = ["SCHEMES", "SPACE_OPTIONS", "Host", "Hosted", "Scheme", "SharedHost", "scheme", "url_options"]
 
 SCHEMES: dict[str, str] = {
     "memory": "tuplespace._memory",
@@ -77,16 +77,9 @@ class Host(Protocol):
     def label(self) -> str:
         """The store as an error names it (``the SQLite file data/spaces.db``)."""
 
-    @property
-    def shared(self) -> bool:
-        """Whether other servers change the catalog too (then a name this server does
-        not know is looked up in it)."""
-
     def catalog(self) -> dict[str, dict[str, Any]]:
-        """Open the store; the entries of its catalog, by space name."""
-
-    def lookup(self, name: str) -> dict[str, Any] | None:
-        """The entry of ``name`` in the catalog now, or None."""
+        """Open the store; the entries of its catalog, by space name.  A shared store's
+        is asked again, for the entries others made since."""
 
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         """The space ``name`` of the catalog ``entry``, or with ``new``, a new space
@@ -101,6 +94,18 @@ class Host(Protocol):
 
     def close(self) -> None:
         """Close the spaces' store (the server closes each space first)."""
+
+
+@runtime_checkable
+class SharedHost(Host, Protocol):
+    """A store whose catalog other servers change too (Redis): a server looks a space
+    it does not know up in it, and forgets those the others drop."""
+
+    def lookup(self, name: str) -> dict[str, Any] | None:
+        """The entry of ``name`` in the catalog now, or None."""
+
+    def dropped(self) -> AsyncIterator[str]:
+        """The names of the spaces other servers drop, as they drop them (on the event loop)."""
 
 
 @dataclass(frozen=True)

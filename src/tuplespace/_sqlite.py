@@ -621,8 +621,6 @@ class SqliteHost:
     it starts empty.
     """
 
-    shared = False
-
     def __init__(self, url: str, limits: Limits) -> None:
         query = url_options(urlsplit(url).query)
         unknown = sorted(set(query) - {"durability"})
@@ -675,9 +673,6 @@ class SqliteHost:
         catalog.put(entries, retired)
         os.replace(path, path + ".migrated")
         logger.info("moved the catalog of %d spaces from %s into %s", len(old["spaces"]), path, self.path)
-
-    def lookup(self, name: str) -> dict[str, Any] | None:
-        return None  # this server alone writes the catalog: it knows every entry
 
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         from ._aio import AsyncSpace

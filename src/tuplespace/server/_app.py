@@ -118,6 +118,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(hub.start)
+        hub.follow()
         try:
             yield
         finally:

@@ -35,7 +35,7 @@ from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, SpaceFull, TransactionError
 from .._memory import MemoryHost
-from .._schemes import Host, Hosted
+from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
 from .._values import Credit, Limits, Tuple
 from ._auth import check_permissions
@@ -51,6 +51,7 @@ logger = logging.getLogger("tuplespace.server")
 MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
+FOLLOW_AGAIN = 1.0  # seconds before listening again for spaces dropped by other servers
 
 
 @dataclass(eq=False)
@@ -341,6 +342,7 @@ class Hub:
         max_handles_per_client: int,
     ) -> None:
         self.host = host
+        self.shared = host if isinstance(host, SharedHost) else None
         self.memory = MemoryHost("memory:", wire_limits)
         self.store = store
         self.default_anonymous = default_anonymous
@@ -352,6 +354,7 @@ class Hub:
         self._ended: OrderedDict[str, _Ended] = OrderedDict()
         self._changing: asyncio.Lock | None = None  # made on the event loop, when first needed
         self._starting = threading.Lock()
+        self._following: asyncio.Task[None] | None = None
         self.started = False
         self.closed = False
         self.stopping = False
@@ -413,6 +416,9 @@ class Hub:
         (:meth:`close`, in a worker thread)."""
         if self.closed:
             return
+        if self._following is not None:
+            self._following.cancel()
+            await asyncio.wait([self._following])
         for handle in list(self.handles.values()):
             if isinstance(handle.tx, HeldClaim):  # its tuples go back before the space closes
                 await handle.tx.abort()
@@ -435,23 +441,24 @@ class Hub:
         if not self.started:
             await asyncio.to_thread(self.start)
             info = self.spaces.get(name)
-        if info is None and self.host is not None and self.host.shared and not self.stopping:
+        if info is None and self.shared is not None and not self.stopping:
             async with self._lock():
                 info = self.spaces.get(name)
                 if info is None:
-                    info = await asyncio.to_thread(self._adopt, self.host, name)
+                    info = await asyncio.to_thread(self._adopt, self.shared, name)
         return info
 
-    def _adopt(self, host: Host, name: str) -> SpaceInfo | None:
+    def _adopt(self, host: SharedHost, name: str) -> SpaceInfo | None:
         entry = host.lookup(name)
         if entry is None:
             return None
         return self._add(name, entry, host.open(name, entry, False)[0], "durable")
 
     async def refresh(self) -> None:
-        """Open here the spaces that other servers sharing the store added to its catalog."""
-        host = self.host
-        if host is None or not host.shared or self.stopping:
+        """Open here the spaces that other servers sharing the store added to its catalog,
+        and forget those they dropped."""
+        host = self.shared
+        if host is None or self.stopping:
             return
         async with self._lock():
             entries = await asyncio.to_thread(host.catalog)
@@ -459,6 +466,34 @@ class Hub:
                 if name not in self.spaces:
                     hosted, _ = await asyncio.to_thread(host.open, name, entry, False)
                     self._add(name, entry, hosted, "durable")
+            for info in [i for i in self.spaces.values() if i.store == "durable" and i.name not in entries]:
+                await self._forget_space(info)
+
+    def follow(self) -> None:
+        """Forget, as they go, the spaces other servers drop from a shared catalog (on
+        the event loop, until :meth:`aclose`)."""
+        if self.shared is not None and self._following is None:
+            self._following = asyncio.get_running_loop().create_task(self._follow(self.shared))
+
+    async def _follow(self, host: SharedHost) -> None:
+        while True:
+            try:
+                async for name in host.dropped():
+                    info = self.spaces.get(name)
+                    if info is not None and info.store == "durable":
+                        async with self._lock():
+                            await self._forget_space(info)
+            except Exception as exc:  # the store went away: listen again in a while
+                logger.warning("cannot hear of spaces dropped from %s: %s", host.label, exc)
+                await asyncio.sleep(FOLLOW_AGAIN)
+
+    async def _forget_space(self, info: SpaceInfo) -> None:
+        """Stop hosting ``info`` here (another server dropped it): calls waiting on it end (404)."""
+        info.deleted = True
+        del self.spaces[info.name]
+        await info.aspace.close()
+        for handle_id in [h.id for h in self.handles.values() if h.info is info]:
+            self.forget(handle_id)
 
     def _lock(self) -> asyncio.Lock:
         if self._changing is None:

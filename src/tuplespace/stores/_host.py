@@ -12,11 +12,14 @@ space of that name in Redis, which embedded processes may open as well
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -30,7 +33,8 @@ from ._redis_sync import RedisSpace
 __all__ = ["CATALOG", "SCHEME", "RedisHost"]
 
 CATALOG = "{ts}:catalog"
-"""The hash of a server's catalog: space name -> its entry."""
+"""The hash of a server's catalog: space name -> its entry; also the pub/sub channel on
+which a server that drops a space says so (``<server> <name>``)."""
 
 _KEPT = ("order", "capacity", "event_retention", "event_retention_bytes")  # the options Redis keeps
 _FREE = {"charge_rate": "0", "creation_charge": "0"}  # credit, which a space kept in Redis lacks
@@ -47,8 +51,6 @@ async def connect_async(url: str, options: dict[str, Any]) -> AsyncRedisSpace:
 class RedisHost:
     """A server's spaces kept in Redis (standalone or Cluster), and its catalog there."""
 
-    shared = True
-
     def __init__(self, url: str, limits: Limits) -> None:
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
@@ -60,6 +62,8 @@ class RedisHost:
         place = f"{parts.hostname}:{parts.port}" if parts.port is not None else parts.hostname or ""
         self.label = f"Redis at {urlunsplit((parts.scheme, place, parts.path, '', ''))}"  # no password
         server = url.replace("+cluster", "", 1)
+        self._server = server
+        self._name = uuid.uuid4().hex  # who this server is on the channel
         settings = {"socket_connect_timeout": CONNECT_TIMEOUT, "socket_timeout": CONNECT_TIMEOUT}
         try:  # a Cluster's client asks a node for the others at once
             self._redis: Any = (
@@ -114,6 +118,7 @@ class RedisHost:
     def drop(self, name: str, hosted: Hosted) -> None:
         try:
             self._redis.hdel(CATALOG, name)
+            self._redis.publish(CATALOG, f"{self._name} {name}")
             batch: list[bytes] = []
             for key in self._redis.scan_iter(match=prefix(name) + ":*", count=1000):
                 batch.append(key)
@@ -124,6 +129,21 @@ class RedisHost:
                 self._redis.delete(*batch)
         except RedisError as exc:
             raise self._failed(exc) from None
+
+    async def dropped(self) -> AsyncIterator[str]:
+        # A Cluster sends what is published (PUBLISH) to every node: one of them will do.
+        client = AsyncRedis.from_url(self._server, socket_connect_timeout=CONNECT_TIMEOUT)
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(CATALOG)
+                while True:
+                    message = await pubsub.get_message(timeout=None)
+                    if message is not None:
+                        who, _, name = message["data"].decode().partition(" ")
+                        if who != self._name:
+                            yield name
+        finally:
+            await client.aclose()
 
     def close(self) -> None:
         self._redis.close()
