@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from ._aio import AsyncSpace
 from ._codec import decode, encode
 from ._errors import InvalidValue, StoreError, WireError
 from ._journal import Journal
@@ -603,9 +604,7 @@ def connect(url: str, options: dict[str, Any]) -> Space:
     return open_space(path, merged.pop("space", "default"), merged.pop("durability", "normal"), **merged)
 
 
-async def connect_async(url: str, options: dict[str, Any]) -> Any:
-    from ._aio import AsyncSpace
-
+async def connect_async(url: str, options: dict[str, Any]) -> AsyncSpace:
     # Opening a space reads its file: done in a thread, off the event loop.
     return AsyncSpace(await asyncio.to_thread(connect, url, options))
 
@@ -675,8 +674,6 @@ class SqliteHost:
         logger.info("moved the catalog of %d spaces from %s into %s", len(old["spaces"]), path, self.path)
 
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
-        from ._aio import AsyncSpace
-
         if new:
             generation = self._retired.get(name, 0)
             entry = {**entry, "storage": name if generation == 0 else f"{name}~{generation}"}
