@@ -16,7 +16,7 @@ import pytest
 import tuplespace as ts
 from conftest import LiveServer
 from helpers import PATIENCE, RedisClusterServers, RedisServer, serving, spawn, wait_until
-from tuplespace.server import ServerLimits
+from tuplespace.server import ServerLimits, create_app
 
 
 @pytest.fixture
@@ -281,3 +281,20 @@ def test_a_space_dropped_through_one_server_is_gone_from_the_other_and_its_waits
             waiting.result(PATIENCE)
     assert httpx.get(second.space_url(name), timeout=PATIENCE).status_code == 404
     assert name not in {s["name"] for s in httpx.get(f"{second.url}/spaces").json()["spaces"]}
+
+
+def test_a_servers_sqlite_store_takes_its_durability_and_nothing_else(
+    serve: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="takes only durability="):
+        create_app(store=f"sqlite:{tmp_path / 'a.db'}?order=lifo")
+    with pytest.raises(ValueError, match="durability must be one of"):
+        create_app(store=f"sqlite:{tmp_path / 'a.db'}?durability=sometimes")
+    with pytest.raises(ValueError, match="a data_dir or a store URL, not both"):
+        create_app(tmp_path, store=f"sqlite:{tmp_path / 'a.db'}")
+    server = serve(store=f"sqlite:{tmp_path / 'full.db'}?durability=full")
+    with ts.connect(server.space_url("jobs"), store="durable") as space:
+        space.write(("job", 1))
+    server.stop()
+    with ts.connect(f"sqlite:{tmp_path / 'full.db'}?space=jobs") as space:
+        assert space.read_all(("job", int)) == [("job", 1)]
