@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+import redis
 
 import tuplespace as ts
 from conftest import LiveServer
 from helpers import PATIENCE, RedisClusterServers, RedisServer, serving, spawn, wait_until
 from tuplespace.server import ServerLimits, create_app
+from tuplespace.stores._host import CATALOG
 
 
 @pytest.fixture
@@ -298,3 +301,23 @@ def test_a_servers_sqlite_store_takes_its_durability_and_nothing_else(
     server.stop()
     with ts.connect(f"sqlite:{tmp_path / 'full.db'}?space=jobs") as space:
         assert space.read_all(("job", int)) == [("job", 1)]
+
+
+def test_a_catalog_entry_that_disagrees_with_its_space_in_redis_is_a_store_error(
+    redis_served: LiveServer, redis_server: RedisServer
+) -> None:
+    name = _name()
+    with ts.connect(redis_server.space_url(name), order="lifo"):
+        pass
+    entry = {"order": "fifo", "capacity": None, "event_retention": 10_000, "anonymous": []}
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.hset(CATALOG, name, orjson.dumps(entry))
+        try:
+            answer = httpx.get(redis_served.space_url(name), timeout=PATIENCE)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "store_error"
+            assert "order='lifo'" in answer.json()["error"]["message"]
+            listed = httpx.get(f"{redis_served.url}/spaces", timeout=PATIENCE)
+            assert listed.status_code == 503
+        finally:  # the session's other servers share this catalog
+            client.hdel(CATALOG, name)

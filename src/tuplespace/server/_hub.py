@@ -33,7 +33,7 @@ from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, SpaceFull, TransactionError
+from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
 from .._memory import MemoryHost
 from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
@@ -375,7 +375,7 @@ class Hub:
                 return
             try:
                 for name, entry in self.host.catalog().items():
-                    self._add(name, entry, self.host.open(name, entry, False)[0], "durable")
+                    self._add(name, entry, self._open(self.host, name, entry), "durable")
             except BaseException:
                 self.close()
                 raise
@@ -448,11 +448,21 @@ class Hub:
                     info = await asyncio.to_thread(self._adopt, self.shared, name)
         return info
 
-    def _adopt(self, host: SharedHost, name: str) -> SpaceInfo | None:
-        entry = host.lookup(name)
+    def _adopt(self, host: SharedHost, name: str, entry: dict[str, Any] | None = None) -> SpaceInfo | None:
+        """Host here the space ``name`` of the shared catalog (its ``entry``, else looked up)."""
+        entry = entry or host.lookup(name)
         if entry is None:
             return None
-        return self._add(name, entry, host.open(name, entry, False)[0], "durable")
+        return self._add(name, entry, self._open(host, name, entry), "durable")
+
+    @staticmethod
+    def _open(host: Host, name: str, entry: dict[str, Any]) -> Hosted:
+        """The space ``name`` of the catalog's ``entry``."""
+        try:
+            hosted, _ = host.open(name, entry, False)
+        except ValueError as exc:  # the space in the store and its entry disagree
+            raise StoreError(f"{host.label}: space {name!r}: {exc}") from None
+        return hosted
 
     async def refresh(self) -> None:
         """Open here the spaces that other servers sharing the store added to its catalog,
@@ -464,8 +474,7 @@ class Hub:
             entries = await asyncio.to_thread(host.catalog)
             for name, entry in entries.items():
                 if name not in self.spaces:
-                    hosted, _ = await asyncio.to_thread(host.open, name, entry, False)
-                    self._add(name, entry, hosted, "durable")
+                    await asyncio.to_thread(self._adopt, host, name, entry)
             for info in [i for i in self.spaces.values() if i.store == "durable" and i.name not in entries]:
                 await self._forget_space(info)
 
