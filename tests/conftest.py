@@ -680,6 +680,30 @@ def redis_async_space(server: RedisServer | RedisClusterServers, **options: Any)
         adapter.shutdown()
 
 
+@pytest.fixture(scope="session")
+def redis_http_server(redis_server: RedisServer) -> Iterator[LiveServer]:
+    """A server keeping its spaces in the session's Redis (``store="redis://..."``), for the
+    served-redis way."""
+    with LiveServer(store=redis_server.url) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def served_redis_space(server: LiveServer, **options: Any) -> Iterator[RemoteSpace]:
+    """A new space kept in Redis by ``server``, through :class:`tuplespace.client.RemoteSpace`."""
+    other = sorted(set(options) - REDIS_OPTIONS)
+    if other:
+        raise TypeError(f"the served-redis way cannot take the option(s) {', '.join(other)}")
+    url = server.space_url()
+    space = ts.connect(url, **{k: v for k, v in options.items() if k != "max_subscribers"}, store="durable")
+    assert isinstance(space, RemoteSpace)
+    try:
+        yield space
+    finally:
+        space.close()
+        server.delete(url)
+
+
 # -- a node's space over CoAP ------------------------------------------------------------------
 
 
@@ -762,8 +786,11 @@ WAYS: list[Way] = [
     Way("coap", coap_space, embedded=False, needs="coap_node"),
     Way("redis-cluster", redis_cluster_space, embedded=False, needs="redis_cluster"),
     Way("redis-cluster-async", redis_async_space, embedded=False, needs="redis_cluster"),
+    Way("served-redis", served_redis_space, embedded=False, needs="redis_http_server"),
 ]
 REDIS_WAYS = frozenset({"redis", "redis-async", "redis-cluster", "redis-cluster-async"})
+# The ways of spaces kept in Redis: the embedded faces above, and a server's space kept there.
+KEPT_IN_REDIS = REDIS_WAYS | {"served-redis"}
 
 
 # Tests that look, at once, at what a server shows only a moment later; each can run over
@@ -906,7 +933,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             w for w in WAYS if w.embedded or reason is None or (w.name in REDIS_WAYS and reason in REDIS_DOES)
         ]
         if redis_limit(metafunc.module.__name__, metafunc.function) is not None:
-            ways = [w for w in ways if w.name not in REDIS_WAYS]
+            ways = [w for w in ways if w.name not in KEPT_IN_REDIS]
         if coap_limit(metafunc.function) is not None:
             ways = [w for w in ways if w.name != "coap"]
         metafunc.parametrize("way", ways, ids=[w.name for w in ways], indirect=True)

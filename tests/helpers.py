@@ -1,17 +1,22 @@
 """Helpers for tests that coordinate threads (start one, wait for a condition) and
-start the programs they need (a redis-server)."""
+start the programs they need (a redis-server, a ``tuplespace serve``)."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
+import queue
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import pytest
@@ -192,3 +197,58 @@ class RedisClusterServers:
             process.terminate()
         for process in self.processes:
             process.wait(PATIENCE)
+
+
+class Process:
+    """A ``tuplespace`` process whose log lines are collected as they come."""
+
+    def __init__(self, args: list[str], cwd: Path) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.log: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern: str) -> re.Match[str]:
+        """The first log line matching ``pattern``; fails if the process ends first."""
+        while True:
+            line = self.lines.get(timeout=PATIENCE)
+            if line is None:
+                raise AssertionError("the process ended:\n" + "".join(self.log))
+            self.log.append(line)
+            found = re.search(pattern, line)
+            if found:
+                return found
+
+    def url(self) -> str:
+        return self.wait_for(r"serving on (http://\S+)").group(1)
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(PATIENCE)
+        self._reader.join(PATIENCE)
+        while (line := self.lines.get_nowait() if not self.lines.empty() else None) is not None:
+            self.log.append(line)
+        return code
+
+
+@contextlib.contextmanager
+def serving(args: list[str], cwd: Path) -> Iterator[Process]:
+    process = Process(args, cwd)
+    try:
+        yield process
+    finally:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(PATIENCE)
+        if process.proc.stdout is not None:
+            process.proc.stdout.close()

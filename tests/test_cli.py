@@ -6,12 +6,10 @@ import contextlib
 import json
 import os
 import queue
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,64 +17,9 @@ import httpx
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE
+from helpers import PATIENCE, serving
 
 SCRIPT = Path(sys.executable).with_name("tuplespace")
-
-
-class Process:
-    """A ``tuplespace`` process whose log lines are collected as they come."""
-
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.log: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        """The first log line matching ``pattern``; fails if the process ends first."""
-        while True:
-            line = self.lines.get(timeout=PATIENCE)
-            if line is None:
-                raise AssertionError("the process ended:\n" + "".join(self.log))
-            self.log.append(line)
-            found = re.search(pattern, line)
-            if found:
-                return found
-
-    def url(self) -> str:
-        return self.wait_for(r"serving on (http://\S+)").group(1)
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(PATIENCE)
-        self._reader.join(PATIENCE)
-        while (line := self.lines.get_nowait() if not self.lines.empty() else None) is not None:
-            self.log.append(line)
-        return code
-
-
-@contextlib.contextmanager
-def serving(args: list[str], cwd: Path) -> Iterator[Process]:
-    process = Process(args, cwd)
-    try:
-        yield process
-    finally:
-        if process.proc.poll() is None:
-            process.proc.kill()
-            process.proc.wait(PATIENCE)
-        if process.proc.stdout is not None:
-            process.proc.stdout.close()
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -47,3 +48,28 @@ def test_bad_urls_are_refused(url: str) -> None:
 def test_a_url_is_a_str(url: Any) -> None:
     with pytest.raises(TypeError):
         ts.connect(url)
+
+
+def test_a_store_is_one_module_and_one_row_of_the_scheme_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``connect`` and ``connect_async`` find a store by its scheme in one table: a row
+    naming a module that holds a ``SCHEME`` is all a new store needs (``memory:`` here,
+    under another name)."""
+    from tuplespace import _schemes
+
+    assert _schemes.SCHEMES["memory"] == "tuplespace._memory"
+    monkeypatch.setitem(_schemes.SCHEMES, "scratch", "tuplespace._memory")
+    space = ts.connect("scratch:?order=lifo")
+    assert isinstance(space, ts.Space)
+    assert space.order == "lifo"
+
+    async def main() -> None:
+        aspace = await ts.connect_async("scratch:", capacity=1)
+        assert isinstance(aspace, ts.AsyncSpace)
+        await aspace.write(("x",))
+        with pytest.raises(ts.SpaceFull):
+            await aspace.write(("y",), timeout=0)
+
+    asyncio.run(main())
+    monkeypatch.delitem(_schemes.SCHEMES, "scratch")
+    with pytest.raises(ValueError, match="unsupported space URL 'scratch:'"):
+        ts.connect("scratch:")

@@ -117,6 +117,8 @@ export class TransactionError extends TupleSpaceError {}
 export class TransactionAborted extends TransactionError {}
 /** The server's durable store failed. */
 export class StoreError extends TupleSpaceError {}
+/** The store that keeps the space lacks the operation (transactions, records, credit in Redis). */
+export class NotSupported extends TupleSpaceError {}
 /** This handle was closed, or the server is shutting down. */
 export class SpaceClosed extends TupleSpaceError {}
 /** No answer from the server. */

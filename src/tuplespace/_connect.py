@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from ._aio import AsyncSpace
+from ._schemes import SCHEMES
+from ._schemes import scheme as find_scheme
 from ._space import Space
 
 if TYPE_CHECKING:
@@ -16,45 +17,13 @@ if TYPE_CHECKING:
 
 __all__ = ["connect", "connect_async", "connect_server", "connect_server_async"]
 
-_INT_OPTIONS = {
-    "capacity",
-    "max_waiters",
-    "max_subscribers",
-    "event_retention",
-    "event_retention_bytes",
-    "seed",
-    "mint_bits",
-}
-_STR_OPTIONS = {
-    "order",
-    "space",
-    "durability",
-    "base_uri",
-    "charge_rate",
-    "creation_charge",
-    "operator",
-    "mint_amount",
-}
 # Keywords of a remote space that are its own, not the options of the space on the server.
 _REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
-_SCHEMES = "memory:, sqlite:, http://, https://, redis://, rediss://, redis+cluster:// and coap://"
-_REDIS = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 
 
-def _options(query: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for name, value in parse_qsl(query, keep_blank_values=True, strict_parsing=False):
-        if name in _STR_OPTIONS:
-            options[name] = value
-        elif name in _INT_OPTIONS:
-            try:
-                options[name] = int(value)
-            except ValueError:
-                raise ValueError(f"option {name} must be an integer, got {value!r}") from None
-        else:
-            known = ", ".join(sorted(_STR_OPTIONS | _INT_OPTIONS))
-            raise ValueError(f"unknown option {name!r} in the URL; known options: {known}")
-    return options
+def _unsupported(url: str) -> ValueError:
+    schemes = ", ".join(f"{name}:" for name in (*SCHEMES, "http", "https"))
+    return ValueError(f"unsupported space URL {url!r}: supported schemes are {schemes} and coap:")
 
 
 def _check_url(url: object) -> str:
@@ -80,15 +49,19 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
     - ``http://host:port/spaces/jobs`` (or ``https://``) — the space ``jobs`` of a
       server (``tuplespace serve``): a :class:`tuplespace.client.RemoteSpace`.
       ``token=`` is its bearer token.  Options (``order``, ``capacity``,
-      ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``,
-      ``clock="simulated"``) create the space with them if it does not exist yet (which
-      needs the ``admin`` permission).
+      ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``) create
+      the space with them if it does not exist yet (which needs the ``admin`` permission).
 
+    - ``redis://host:port/db?space=jobs`` (``rediss://``, ``redis+cluster://``) — the
+      space ``jobs`` kept in Redis, shared by every process that opens it: a
+      :class:`tuplespace.stores.RedisSpace` (docs/scaling.md).
     - ``coap://host:port/spaces/jobs`` — the space ``jobs`` of a :class:`tuplespace.Node`,
       over CoAP: write, read, take and count (``timeout=`` bounds its wait for an
       answer; docs/federation.md).
 
-    Keyword options (those of :class:`Space`) override options in the URL.
+    The stores (``memory:``, ``sqlite:``, ``redis:``...) are found by their scheme in
+    one table, ``tuplespace._schemes.SCHEMES``.  Keyword options (those of
+    :class:`Space`) override options in the URL.
 
     >>> space = connect("memory:?order=lifo")
     >>> space.order
@@ -108,27 +81,15 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
                 remote.close()
                 raise
         return remote
-    if parts.scheme in _REDIS:
-        from .stores import RedisSpace
-
-        return RedisSpace.open(url, **options)
     if parts.scheme == "coap":
         from ._federation._linda import CoapSpace
 
         return CoapSpace(url, **options)
-    merged = {**_options(parts.query), **options}
-    if parts.scheme == "memory":
-        if "space" in merged or "durability" in merged:
-            raise ValueError("space= and durability= are options of durable stores, not of memory:")
-        return Space(**merged)
-    if parts.scheme == "sqlite":
-        from ._sqlite import open_space
-
-        path = parts.netloc + parts.path
-        if not path:
-            raise ValueError(f"{url!r} names no file: write sqlite:///absolute/path.db or sqlite:relative.db")
-        return open_space(path, merged.pop("space", "default"), merged.pop("durability", "normal"), **merged)
-    raise ValueError(f"unsupported space URL {url!r}: supported schemes are {_SCHEMES}")
+    store = find_scheme(parts.scheme)
+    if store is None:
+        raise _unsupported(url)
+    space: Space | RedisSpace = store.connect(url, options)
+    return space
 
 
 async def connect_async(
@@ -146,10 +107,6 @@ async def connect_async(
     scheme = urlsplit(url).scheme
     if scheme == "coap":
         raise ValueError("a coap:// space is opened with connect(); it has no asyncio face yet")
-    if scheme in _REDIS:
-        from .stores import AsyncRedisSpace
-
-        return await AsyncRedisSpace.open(url, **options)
     if scheme in ("http", "https"):
         from .client import AsyncRemoteSpace
 
@@ -162,10 +119,11 @@ async def connect_async(
                 await remote.close()
                 raise
         return remote
-    # Opening a durable store reads its file: done in a thread, off the event loop.
-    space = await asyncio.to_thread(connect, url, **options)
-    assert isinstance(space, Space)
-    return AsyncSpace(space)
+    store = find_scheme(scheme)
+    if store is None:
+        raise _unsupported(url)
+    space: AsyncSpace | AsyncRedisSpace = await store.connect_async(url, options)
+    return space
 
 
 def connect_server(

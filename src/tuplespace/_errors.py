@@ -21,6 +21,7 @@ Where the meaning matches a built-in exception, the built-in is mixed in, so
      ├── TransactionError                             the transaction cannot go on
      │    └── TransactionAborted                      it was aborted (lease ran out, ...)
      ├── StoreError                                   the durable store cannot be opened or failed
+     ├── NotSupported            (also NotImplementedError) the space's store lacks the operation
      ├── SpaceClosed                                  the space was closed
      ├── Conflict                                     a space or token of that name exists already
      ├── RecordExists                                 a record (or the root) has that path already
@@ -63,6 +64,7 @@ __all__ = [
     "LimitReached",
     "NotAllowed",
     "NotFound",
+    "NotSupported",
     "RecordExists",
     "RecordInUse",
     "RecordNotFound",
@@ -168,6 +170,11 @@ class TransactionAborted(TransactionError):
 
 class StoreError(TupleSpaceError):
     """The durable store cannot be opened (in use, not ours, newer, damaged) or failed."""
+
+
+class NotSupported(TupleSpaceError, NotImplementedError):
+    """The store that keeps the space does not offer this operation (a space kept in
+    Redis has no transactions, records or credit yet); the message names the store."""
 
 
 class SpaceClosed(TupleSpaceError):
@@ -317,5 +324,6 @@ ERRORS: tuple[WireCode, ...] = (
     WireCode("rate_limited", 429, LimitReached),
     WireCode("space_full", 429, SpaceFull),
     WireCode("shutting_down", 503, SpaceClosed),
+    WireCode("not_supported", 501, NotSupported),
     WireCode("store_error", 503, StoreError),
 )

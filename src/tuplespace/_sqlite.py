@@ -35,6 +35,7 @@ arrived while the previous one was being written.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import logging
@@ -43,17 +44,34 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
+from ._aio import AsyncSpace
 from ._codec import decode, encode
 from ._errors import InvalidValue, StoreError, WireError
 from ._journal import Journal
 from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
+from ._schemes import SPACE_OPTIONS, Hosted, Scheme, url_options
 from ._space import Space
+from ._templates import ANY, Template
 from ._values import Credit, Limits, Map, Value
 
-__all__ = ["DURABILITY", "SCHEMA_VERSION", "Catalog", "open_catalog", "open_space"]
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's own lock still keeps a second server out
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "DURABILITY",
+    "SCHEMA_VERSION",
+    "SCHEME",
+    "Catalog",
+    "SqliteHost",
+    "open_catalog",
+    "open_space",
+]
 
 logger = logging.getLogger("tuplespace")
 
@@ -589,3 +607,132 @@ def open_catalog(path: str, durability: str = "normal") -> Catalog:
             file = _FILES[key] = _File(key, durability)
         file.catalogs += 1
         return Catalog(file)
+
+
+# -- the scheme: sqlite:PATH -------------------------------------------------------------------
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    path = parts.netloc + parts.path
+    if not path:
+        raise ValueError(f"{url!r} names no file: write sqlite:///absolute/path.db or sqlite:relative.db")
+    return path
+
+
+def connect(url: str, options: dict[str, Any]) -> Space:
+    """The space ``space`` (default ``default``) of the file ``url`` names, with the
+    options of ``url`` and ``options`` (which win)."""
+    merged = {**url_options(urlsplit(url).query), **options}
+    path = _path(url)
+    return open_space(path, merged.pop("space", "default"), merged.pop("durability", "normal"), **merged)
+
+
+async def connect_async(url: str, options: dict[str, Any]) -> AsyncSpace:
+    # Opening a space reads its file: done in a thread, off the event loop.
+    return AsyncSpace(await asyncio.to_thread(connect, url, options))
+
+
+class SqliteHost:
+    """A server's spaces in one SQLite file, listed by its catalog table.
+
+    While the server runs it holds an exclusive lock on ``lock`` beside the file, so a
+    second server on the same directory fails at once with a clear error.  A catalog
+    of an earlier version, ``spaces.json`` beside the file, is moved into the table
+    on start (and kept as ``spaces.json.migrated``).  A space made anew under a
+    deleted name is stored as ``name~N`` (``N``: the times the name was deleted), so
+    it starts empty.
+    """
+
+    def __init__(self, url: str, limits: Limits) -> None:
+        query = url_options(urlsplit(url).query)
+        unknown = sorted(set(query) - {"durability"})
+        if unknown:
+            raise ValueError(f"{url!r}: a server's SQLite store takes only durability=, not {unknown[0]}")
+        self.path = _path(url)
+        self._durability = query.get("durability", "normal")
+        if self._durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, got {self._durability!r}")
+        self.directory = os.path.dirname(self.path) or "."
+        self.label = f"the SQLite file {self.path}"
+        self._limits = limits
+        self._lock_fd: int | None = None
+        self._catalog: Catalog | None = None
+        self._retired: dict[str, int] = {}
+
+    def catalog(self) -> dict[str, dict[str, Any]]:
+        os.makedirs(self.directory, exist_ok=True)
+        self._lock_directory()
+        self._catalog = open_catalog(self.path, self._durability)
+        old = os.path.join(self.directory, "spaces.json")
+        if os.path.exists(old):
+            self._migrate(self._catalog, old)
+        entries, self._retired = self._catalog.read()
+        return entries
+
+    def _lock_directory(self) -> None:
+        path = os.path.join(self.directory, "lock")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StoreError(f"{self.directory} is in use by another server") from None
+        self._lock_fd = fd
+
+    def _migrate(self, catalog: Catalog, path: str) -> None:
+        """Move the entries of ``spaces.json`` into the catalog table (again, if the
+        server stopped before the file was renamed: the rows are the same)."""
+        try:
+            with open(path, "rb") as f:
+                old = orjson.loads(f.read())
+            entries: dict[str, dict[str, Any] | None] = dict(old["spaces"])
+            retired = {str(name): int(times) for name, times in old.get("retired", {}).items()}
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RuntimeError(f"cannot read the catalog {path}: {exc}") from None
+        for name in retired:
+            entries.setdefault(name, None)
+        catalog.put(entries, retired)
+        os.replace(path, path + ".migrated")
+        logger.info("moved the catalog of %d spaces from %s into %s", len(old["spaces"]), path, self.path)
+
+    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
+        if new:
+            generation = self._retired.get(name, 0)
+            entry = {**entry, "storage": name if generation == 0 else f"{name}~{generation}"}
+        options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
+        space = open_space(self.path, entry["storage"], self._durability, **options, limits=self._limits)
+        if new:
+            try:
+                self._put(name, entry)
+            except BaseException:
+                space.close()
+                raise
+        return Hosted(AsyncSpace(space), space), None
+
+    def _put(self, name: str, entry: dict[str, Any] | None) -> None:
+        assert self._catalog is not None
+        self._catalog.put({name: entry}, self._retired)
+
+    def drop(self, name: str, hosted: Hosted) -> None:
+        # The file keeps the space's row; a space made anew under this name is stored
+        # under a new name, so its options are its own.
+        space = hosted.space
+        assert space is not None
+        for arity in space.statistics()["arities"]:
+            space.take_all(Template((ANY,) * arity))
+        self._retired[name] = self._retired.get(name, 0) + 1
+        self._put(name, None)
+        space.close()
+
+    def close(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock on the directory
+            self._lock_fd = None
+
+
+SCHEME = Scheme(connect, connect_async, SqliteHost)

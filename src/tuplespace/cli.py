@@ -82,9 +82,25 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free port).", min=0, max=65535)] = 8765,
     data_dir: Annotated[
-        Path, typer.Option("--data-dir", help="Where durable spaces are kept.", file_okay=False)
-    ] = Path("tuplespace-data"),
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Where durable spaces are kept, in DATA_DIR/spaces.db (default: tuplespace-data).",
+            file_okay=False,
+        ),
+    ] = None,
     memory: Annotated[bool, typer.Option("--memory", help="Keep every space in memory only.")] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            metavar="URL",
+            help="The store of the spaces, instead of --data-dir or --memory: memory:, sqlite:PATH "
+            "(a SQLite file), redis://HOST:PORT/DB or redis+cluster://HOST:PORT (spaces and their "
+            "catalog kept in Redis: every server on the same Redis serves the same spaces; "
+            "docs/scaling.md).",
+        ),
+    ] = None,
     tokens: Annotated[
         Path | None,
         typer.Option(
@@ -151,10 +167,16 @@ def serve(
     --host without tokens exits with status 2 unless --insecure-no-tokens is given.
 
     Exit status: 0 once stopped by SIGINT or SIGTERM; 1 when it cannot start (the address
-    is in use, the data directory is in use by another server or cannot be opened); 2 for
-    bad options.  A failure to start is one line on stderr."""
-    from ._errors import StoreError
+    is in use, the data directory is in use by another server or cannot be opened, Redis
+    cannot be reached); 2 for bad options.  A failure to start is one line on stderr."""
+    from ._errors import StoreError, Unreachable
     from .server import ServerLimits, run
+
+    if store is not None and (memory or data_dir is not None):
+        _fail("serve", "give --store, --data-dir or --memory, one of them", EXIT_USAGE)
+    if store is None:
+        store = "memory" if memory else "durable"
+        data_dir = None if memory else data_dir or Path("tuplespace-data")
 
     if tokens is None and not insecure_no_tokens and not _is_loopback(host):
         _fail(
@@ -173,8 +195,8 @@ def serve(
             limits=limits,
             cors_origins=cors_origin or (),
             allowed_hosts=allowed_host or (),
-            data_dir=None if memory else data_dir,
-            store="memory" if memory else "durable",
+            data_dir=data_dir,
+            store=store,
             tokens=tokens,
             anonymous=_permissions(anonymous),
             long_poll=long_poll,
@@ -182,7 +204,7 @@ def serve(
         )
     except ValueError as exc:
         _fail("serve", _one_line(exc), EXIT_USAGE)
-    except StoreError as exc:
+    except (StoreError, Unreachable) as exc:
         _fail("serve", _one_line(exc), EXIT_ERROR)
     except OSError as exc:
         _fail("serve", f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_ERROR)

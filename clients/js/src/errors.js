@@ -124,6 +124,8 @@ export class TransactionAborted extends TransactionError {}
 TransactionAborted.code = "transaction_aborted";
 export class StoreError extends TupleSpaceError {}
 StoreError.code = "store_error";
+export class NotSupported extends TupleSpaceError {}
+NotSupported.code = "not_supported";
 export class SpaceClosed extends TupleSpaceError {}
 export class Unreachable extends TupleSpaceError {}
 
@@ -157,6 +159,7 @@ for (const kind of [
   TransactionError,
   TransactionAborted,
   StoreError,
+  NotSupported,
   SpaceClosed,
   Unreachable,
 ]) {

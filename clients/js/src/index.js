@@ -55,6 +55,7 @@
  *      ├── TransactionError       the transaction has ended, or is unknown
  *      │    └── TransactionAborted  it was aborted (by abort, or its lease)
  *      ├── StoreError             the server's durable store failed
+ *      ├── NotSupported           501: the store that keeps the space lacks the operation
  *      ├── SpaceClosed            this handle was closed, or the server is shutting down
  *      └── Unreachable            no answer from the server
  */
@@ -89,6 +90,7 @@ export {
   TransactionError,
   TransactionAborted,
   StoreError,
+  NotSupported,
   SpaceClosed,
   Unreachable,
 } from "./errors.js";

@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import orjson
 from starlette.requests import Request
@@ -29,11 +29,15 @@ from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
 from .._rules import MAX_RULES
+from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
 from ._requests import check_keys, read_body
+
+if TYPE_CHECKING:
+    from ..stores._redis_async import AsyncRedisSubscription
 
 __all__ = [
     "ALL_FIELDS",
@@ -348,7 +352,7 @@ class ApiBase:
         self.heartbeat = heartbeat
         self.stopping = False
         self._interrupts: set[Callable[[], object]] = set()  # of the long polls waiting
-        self.streams: set[AsyncSubscription | AsyncRecordWatch] = set()
+        self.streams: set[AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription] = set()
         self.token_work = TokenWork()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.requests = 0
@@ -368,7 +372,7 @@ class ApiBase:
 
     async def close(self) -> None:
         await self.begin_shutdown()
-        await asyncio.to_thread(self.hub.close)
+        await self.hub.aclose()
 
     # -- the prologue of every request ---------------------------------------------------
 
@@ -415,7 +419,7 @@ class ApiBase:
             403, "forbidden", f"the token {caller.grant.name!r} may not {needed} on space {space!r}"
         )
 
-    def authorize(self, caller: Caller, name: str, needs: tuple[str, ...]) -> SpaceInfo | None:
+    async def authorize(self, caller: Caller, name: str, needs: tuple[str, ...]) -> SpaceInfo | None:
         """The space ``name`` if it exists (None if the caller may create it), after
         checking the caller has every permission of ``needs`` on it."""
         if not valid_space_name(name):
@@ -425,7 +429,9 @@ class ApiBase:
                 "a space name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit",
                 "space",
             )
-        info = self.hub.get(name)
+        info = self.hub.spaces.get(name)
+        if info is None:  # not hosted here yet, maybe in the store's catalog
+            info = await self.hub.get(name)
         anonymous = self.hub.default_anonymous if info is None else info.anonymous
         perms = permissions_for(self.tokens, caller.grant, name, anonymous)
         for needed in needs:
@@ -433,6 +439,10 @@ class ApiBase:
                 raise self._denied(caller, needed, name)
         if info is None and "admin" not in perms:
             raise ApiError(404, "not_found", f"no space {name!r}")
+        if info is not None and info.space is None and asyncio.current_task() is None:
+            # A channel's request runs with no task until it first waits; a space kept
+            # elsewhere (its client's timeouts) needs one.
+            await asyncio.sleep(0)
         return info
 
     async def _begin(
@@ -447,7 +457,7 @@ class ApiBase:
         the permissions ``needs``), and the body, holding only ``allowed`` keys and
         every ``required`` one."""
         caller = self.caller(request)
-        info = self.authorize(caller, space, needs)
+        info = await self.authorize(caller, space, needs)
         body = await read_body(request, self.limits.max_body)
         check_keys(body, allowed, required)
         return caller, info, body
@@ -473,7 +483,7 @@ class ApiBase:
             return info
         if info is not None:
             raise ApiError(404, "not_found", f"no space {name!r}")
-        created, _ = await asyncio.to_thread(self.hub.create, name, {})
+        created, _ = await self.hub.create(name, {})
         return created
 
     # -- waiting ------------------------------------------------------------------------
@@ -690,7 +700,7 @@ def found_answer(t: Tuple | None, more: bool) -> dict[str, Any]:
     return out
 
 
-async def locked_call(info: SpaceInfo, operation: Callable[..., T], *args: Any) -> T:
+async def locked_call(space: Space, operation: Callable[..., T], *args: Any) -> T:
     """Run an engine operation under the space's lock; return once it is durable."""
-    result: T = await _aio_call(info.space, operation, *args)
+    result: T = await _aio_call(space, operation, *args)
     return result

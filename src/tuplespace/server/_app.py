@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,8 @@ from starlette.routing import Match, Route
 
 from .. import __version__
 from .._errors import TupleSpaceError
+from .._schemes import SCHEMES
+from .._schemes import scheme as find_scheme
 from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens
@@ -63,7 +66,12 @@ def create_app(
     - ``data_dir``: where durable spaces are kept (``spaces.db``, with the catalog of the
       server's spaces).
     - ``store``: ``"durable"`` or ``"memory"``, how spaces are kept unless they ask
-      otherwise; by default durable when there is a ``data_dir``, else memory.
+      otherwise; by default durable when there is a ``data_dir``, else memory.  Or the
+      URL of the store that keeps the server's spaces, instead of a ``data_dir``:
+      ``memory:``, ``sqlite:PATH`` (a SQLite file, as ``data_dir`` makes
+      ``DATA_DIR/spaces.db``), ``redis://host:port/db`` or ``redis+cluster://host:port``
+      (the spaces and their catalog kept in Redis, so every server on it hosts the
+      same spaces; see docs/scaling.md).
     - ``tokens``: a token file (a path) or its content (a dict); None: the server
       checks no tokens and every request may do everything.
     - ``anonymous``: permissions of requests without a token on spaces created
@@ -81,12 +89,7 @@ def create_app(
 
     Raises ``ValueError`` for invalid options or an invalid token file.
     """
-    if store is None:
-        store = "memory" if data_dir is None else "durable"
-    if store not in ("durable", "memory"):
-        raise ValueError(f'store is "durable" or "memory", not {store!r}')
-    if store == "durable" and data_dir is None:
-        raise ValueError("a durable server needs a data_dir")
+    store, host_url = _store(data_dir, store)
     for name, value in (("long_poll", long_poll), ("claim_lease", claim_lease), ("heartbeat", heartbeat)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -99,8 +102,13 @@ def create_app(
     origins = list(cors_origins)
     policy = Policy(allowed_hosts, origins)
     limits = limits or ServerLimits()
+    host = None
+    if host_url is not None:
+        found = find_scheme(urlsplit(host_url).scheme)
+        assert found is not None
+        host = found.host(host_url, limits.wire)
     hub = Hub(
-        None if data_dir is None else Path(data_dir),
+        host,
         store,
         default_anonymous,
         limits.wire,
@@ -111,6 +119,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(hub.start)
+        hub.follow()
         try:
             yield
         finally:
@@ -141,6 +150,33 @@ def create_app(
     _error_handlers(app, api)
     schemas.install(app, ("memory",) if data_dir is None else ("durable", "memory"))
     return app
+
+
+def _store(data_dir: str | Path | None, store: str | None) -> tuple[str, str | None]:
+    """How spaces are kept unless they ask otherwise (``"durable"`` or ``"memory"``),
+    and the URL of the store of durable spaces (None: the server keeps none)."""
+    if store is None:
+        store = "memory" if data_dir is None else "durable"
+    if store in ("durable", "memory"):
+        if data_dir is None:
+            if store == "durable":
+                raise ValueError("a durable server needs a data_dir or a store URL")
+            return store, None
+        path = str(Path(data_dir) / "spaces.db")
+        if "?" in path or "#" in path:
+            raise ValueError(f"the data directory {str(data_dir)!r} holds '?' or '#': give it another name")
+        return store, f"sqlite:{path}"
+    scheme = urlsplit(store).scheme
+    if find_scheme(scheme) is None or ":" not in store:
+        names = ", ".join(f"{name}:" for name in SCHEMES)
+        raise ValueError(f'store is "durable", "memory" or the URL of a store ({names}), not {store!r}')
+    if data_dir is not None:
+        raise ValueError("give a data_dir or a store URL, not both")
+    if scheme == "memory":
+        if store != "memory:":
+            raise ValueError(f"{store!r}: a server's memory store takes no options (write memory:)")
+        return "memory", None
+    return "durable", store
 
 
 def _routes(app: FastAPI, api: Api) -> None:

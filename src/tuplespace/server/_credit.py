@@ -34,14 +34,14 @@ class CreditRoutes(RecordRoutes):
             raise ApiError(400, "bad_request", "to is the name of an account", "to")
         amount = _get_credit(body, "amount")
         try:
-            balance = await info.aspace.transfer_credit(source, target, amount)
+            balance = await info.local("credit").transfer_credit(source, target, amount)
         except InvalidValue as exc:
             raise api_error(exc, "amount" if exc.path is None else None) from None
         return json_response({"principal": source, "balance": to_wire(balance)})
 
     async def credit_challenge(self, space: str, request: Request) -> Response:
-        info = self._existing(self.authorize(self.caller(request), space, ()), space)
-        c = await info.aspace.credit_challenge()
+        info = self._existing(await self.authorize(self.caller(request), space, ()), space)
+        c = await info.local("credit").credit_challenge()
         return json_response(
             {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
         )
@@ -50,5 +50,6 @@ class CreditRoutes(RecordRoutes):
         caller, info, body = await self._begin(request, space, (), _MINT_FIELDS, ("challenge", "nonce"))
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)
-        balance = await info.aspace.mint_credit(body["challenge"], body["nonce"], principal=principal)
+        aspace = info.local("credit")
+        balance = await aspace.mint_credit(body["challenge"], body["nonce"], principal=principal)
         return json_response({"principal": principal, "balance": to_wire(balance)})

@@ -26,6 +26,7 @@ from .._errors import (
     RuleCycle,
     SpaceClosed,
     TupleSpaceError,
+    Unreachable,
     ValueTooLarge,
     WireCode,
     _PathError,
@@ -113,6 +114,8 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
         return exc
     if isinstance(exc, SpaceClosed) and not shutting_down:
         return ApiError(404, "not_found", "the space was deleted")
+    if isinstance(exc, Unreachable):  # the store of a space kept elsewhere (Redis) is out of reach
+        return ApiError(503, "store_error", str(exc))
     row = _row_of(exc)
     if row is None:
         raise exc

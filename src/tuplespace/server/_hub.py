@@ -1,11 +1,11 @@
 """The spaces a server hosts, and the transactions and claims its clients hold.
 
-Durable spaces live in one SQLite file, ``<data_dir>/spaces.db``, whose catalog
-table lists them with the options the server keeps for them (event retention,
-anonymous permissions), one row per space: creating or deleting a space writes
-its row alone.  A catalog of an earlier version, ``<data_dir>/spaces.json``, is
-moved into the table on start (and kept as ``spaces.json.migrated``).  Memory
-spaces exist until the server stops.
+Durable spaces live in the server's store (``--store URL``: a SQLite file, or
+Redis), whose catalog lists them with the options the server keeps for them
+(event retention, anonymous permissions), one entry per space: creating or
+deleting a space writes its entry alone (see :class:`tuplespace._schemes.Host`).
+A store shared by several servers (Redis) is looked up for a space a server does
+not know yet.  Memory spaces exist until the server stops.
 
 A claim is a transaction the server starts for one ``take``: the taken tuple is
 held by it until the client confirms (commit) or releases (abort) it, or its
@@ -22,74 +22,104 @@ import base64
 import hashlib
 import itertools
 import logging
-import os
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
-import orjson
-
-try:
-    import fcntl
-except ImportError:  # Windows: SQLite's own lock still keeps a second server out
-    fcntl = None  # type: ignore[assignment]
+from typing import TYPE_CHECKING, Any
 
 from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
-from .._clock import SimulatedClock
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, StoreError, TransactionError
+from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
+from .._memory import MemoryHost
 from .._mint import MAX_BITS
 from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
+from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
-from .._sqlite import Catalog, open_catalog, open_space
-from .._templates import ANY, Template
-from .._values import Credit, Limits
+from .._values import Credit, Limits, Tuple
 from ._auth import check_permissions
 from ._errors import ApiError, limit_reached
 
-__all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "Hub", "RecordClaim", "SpaceInfo"]
+if TYPE_CHECKING:
+    from ..stores import AsyncRedisSpace
+
+__all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "HeldClaim", "Hub", "RecordClaim", "SpaceInfo"]
 
 logger = logging.getLogger("tuplespace.server")
 
 MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
+FOLLOW_AGAIN = 1.0  # seconds before listening again for spaces dropped by other servers
 
 
 @dataclass(eq=False)
 class SpaceInfo:
-    """A hosted space and its options."""
+    """A hosted space and its options: ``aspace`` is its asyncio face, ``space`` the
+    :class:`~tuplespace.Space` under it, or None when its state lives elsewhere
+    (Redis): then ``host`` names the store that lacks what needs one."""
 
     name: str
     store: str
     anonymous: frozenset[str]
     event_retention: int
     event_retention_bytes: int
-    storage: str  # the space's name in the SQLite file
-    space: Space
-    aspace: AsyncSpace
+    hosted: Hosted
+    host: str
     deleted: bool = False
 
+    @property
+    def aspace(self) -> AsyncSpace | AsyncRedisSpace:
+        face: AsyncSpace | AsyncRedisSpace = self.hosted.aspace
+        return face
+
+    @property
+    def space(self) -> Space | None:
+        return self.hosted.space
+
+    def embedded(self, what: str) -> Space:
+        """The space's :class:`~tuplespace.Space`, for ``what`` (``"transactions"``) that
+        needs one; ApiError 501 ``not_supported`` naming the store when it has none."""
+        if self.hosted.space is None:
+            raise ApiError(
+                501, "not_supported", f"space {self.name!r} is kept in {self.host}, which has no {what} yet"
+            )
+        return self.hosted.space
+
+    def local(self, what: str) -> AsyncSpace:
+        """The asyncio face of the space's :class:`~tuplespace.Space` (see :meth:`embedded`)."""
+        self.embedded(what)
+        face = self.hosted.aspace
+        assert isinstance(face, AsyncSpace)
+        return face
+
     def options(self) -> dict[str, Any]:
+        space = self.hosted.space
+        face = self.hosted.aspace if space is None else space
         return {
-            "order": self.space.order,
-            "capacity": self.space.capacity,
+            "order": face.order,
+            "capacity": face.capacity,
             "event_retention": self.event_retention,
             "event_retention_bytes": self.event_retention_bytes,
             "store": self.store,
             "anonymous": sorted(self.anonymous),
-            "charge_rate": credit_text(self.space.charge_rate),
-            "creation_charge": credit_text(self.space.creation_charge),
-            "clock": "simulated" if self.space.clock.simulated else "system",
-            "operator": self.space.operator,
-            "mint_amount": credit_text(self.space.mint_amount),
-            "mint_bits": self.space.mint_bits,
+            "charge_rate": "0" if space is None else credit_text(space.charge_rate),
+            "creation_charge": "0" if space is None else credit_text(space.creation_charge),
+            "clock": "simulated" if space is not None and space.clock.simulated else "system",
+            "operator": DEFAULT_OPERATOR if space is None else space.operator,
+            "mint_amount": "0" if space is None else credit_text(space.mint_amount),
+            "mint_bits": DEFAULT_MINT_BITS if space is None else space.mint_bits,
         }
+
+    async def statistics(self) -> dict[str, Any]:
+        """The space's statistics (see :meth:`tuplespace.Space.statistics`)."""
+        if self.hosted.space is not None:
+            return self.hosted.space.statistics()
+        found: dict[str, Any] = await self.hosted.aspace.statistics()
+        return found
 
 
 def credit_text(amount: Credit) -> str:
@@ -147,6 +177,55 @@ class RecordClaim:
             await _settle_now(self._space)
 
 
+class HeldClaim:
+    """A claimed take of a space kept elsewhere (Redis), which has no transactions: the
+    server holds the tuples taken until :meth:`commit` drops them for good, or
+    :meth:`abort` (or the claim's lease running out unconfirmed) writes them back, as
+    new writes: at the end of the space's order, without a lease (into a space filled
+    up meanwhile, as soon as there is room).  Meanwhile this server holds their only
+    copy.  The face of a claim, as :class:`RecordClaim`."""
+
+    def __init__(self, aspace: AsyncSpace | AsyncRedisSpace, tuples: list[Tuple], lease: float) -> None:
+        self._aspace = aspace
+        self._tuples = tuples
+        self.state = "active"
+        self.expires_at: float | None = time.time() + lease
+        self._task: asyncio.Task[None] | None = None  # an abort or a write back under way
+        self._timer = asyncio.get_running_loop().call_later(lease, self._expire)
+
+    def _expire(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.abort())
+
+    def _end(self, state: str) -> bool:
+        if self.state != "active":
+            return False
+        self.state = state
+        self._timer.cancel()
+        return True
+
+    async def commit(self) -> None:
+        if not self._end("committed"):
+            raise TransactionError(f"the claim is {self.state}")
+
+    async def abort(self) -> None:
+        if not self._end("aborted"):
+            return
+        try:
+            await self._aspace.write_many(self._tuples)
+        except SpaceFull:  # the room they left was taken meanwhile: they wait for room, as writes do
+            self._task = asyncio.get_running_loop().create_task(self._write_back())
+        except Exception:
+            logger.exception("giving back %d claimed tuples failed", len(self._tuples))
+
+    async def _write_back(self) -> None:
+        for i, t in enumerate(self._tuples):
+            try:
+                await self._aspace.write(t)
+            except Exception:
+                logger.exception("giving back %d claimed tuples failed", len(self._tuples) - i)
+                return
+
+
 @dataclass(eq=False)
 class Handle:
     """A transaction or a claim: ``kind`` is ``"transaction"`` or ``"claim"``."""
@@ -154,7 +233,7 @@ class Handle:
     id: str
     kind: str
     info: SpaceInfo
-    tx: AsyncTransaction | RecordClaim
+    tx: AsyncTransaction | RecordClaim | HeldClaim
     owner: str | None  # the token's name; None: whoever has the id
     client: str
 
@@ -270,17 +349,23 @@ _CREDIT_OPTIONS = ("charge_rate", "creation_charge", "mint_amount")
 
 
 class Hub:
-    """The spaces of one server, their transactions and claims, and its clients."""
+    """The spaces of one server, their transactions and claims, and its clients.
+
+    ``host`` is the server's store of durable spaces (None: it keeps none); spaces
+    created with ``store: "memory"`` are kept in this process whatever it is.
+    """
 
     def __init__(
         self,
-        data_dir: Path | None,
+        host: Host | None,
         store: str,
         default_anonymous: frozenset[str],
         wire_limits: Limits,
         max_handles_per_client: int,
     ) -> None:
-        self.data_dir = data_dir
+        self.host = host
+        self.shared = host if isinstance(host, SharedHost) else None
+        self.memory = MemoryHost("memory:", wire_limits)
         self.store = store
         self.default_anonymous = default_anonymous
         self.wire_limits = wire_limits
@@ -289,244 +374,241 @@ class Hub:
         self.handles: dict[str, Handle] = {}
         self.clients: dict[str, ClientState] = {}
         self._ended: OrderedDict[str, _Ended] = OrderedDict()
-        self._retired: dict[str, int] = {}
-        self._lock = threading.RLock()
+        self._changing: asyncio.Lock | None = None  # made on the event loop, when first needed
+        self._starting = threading.Lock()
+        self._following: asyncio.Task[None] | None = None
         self.started = False
         self.closed = False
         self.stopping = False
-        self._lock_fd: int | None = None
-        self._catalog: Catalog | None = None
         self._sweep_at = SWEEP_FROM
         self._id_key = secrets.token_bytes(32)
         self._id_count = itertools.count(1)
 
     # -- life cycle -------------------------------------------------------------
 
-    @property
-    def db_path(self) -> str:
-        assert self.data_dir is not None
-        return str(self.data_dir / "spaces.db")
-
-    @property
-    def old_catalog_path(self) -> Path:
-        assert self.data_dir is not None
-        return self.data_dir / "spaces.json"
-
     def start(self) -> None:
-        """Open the durable spaces of the catalog (once)."""
-        with self._lock:
-            if not self.started:
-                self._start()
+        """Open the spaces of the store's catalog (once).  Blocks: call it before
+        serving, or from a worker thread."""
+        with self._starting:
+            if self.started:
+                return
+            self.started = True
+            if self.host is None:
+                return
+            try:
+                for name, entry in self.host.catalog().items():
+                    self._add(name, entry, self._open(self.host, name, entry), "durable")
+            except BaseException:
+                self.close()
+                raise
 
-    def _start(self) -> None:
-        self.started = True
-        if self.data_dir is None:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._lock_data_dir()
-        try:
-            self._catalog = open_catalog(self.db_path)
-            if self.old_catalog_path.exists():
-                self._migrate_catalog(self._catalog)
-            entries, self._retired = self._catalog.read()
-            for name, entry in entries.items():
-                self._open_stored(name, entry)
-        except BaseException:
-            self.close()
-            raise
-
-    def _migrate_catalog(self, catalog: Catalog) -> None:
-        """Move the entries of ``spaces.json`` into the catalog table (again, if the
-        server stopped before the file was renamed: the rows are the same)."""
-        path = self.old_catalog_path
-        try:
-            old = orjson.loads(path.read_bytes())
-            entries: dict[str, dict[str, Any] | None] = dict(old["spaces"])
-            retired = {str(name): int(times) for name, times in old.get("retired", {}).items()}
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise RuntimeError(f"cannot read the catalog {path}: {exc}") from None
-        for name in retired:
-            entries.setdefault(name, None)
-        catalog.put(entries, retired)
-        os.replace(path, path.with_name(path.name + ".migrated"))
-        logger.info("moved the catalog of %d spaces from %s into %s", len(old["spaces"]), path, self.db_path)
-
-    def _lock_data_dir(self) -> None:
-        """Hold an exclusive lock on ``<data_dir>/lock`` while the server runs, so a
-        second server on the same directory fails at once with a clear error."""
-        assert self.data_dir is not None
-        path = self.data_dir / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise StoreError(f"{self.data_dir} is in use by another server") from None
-        self._lock_fd = fd
-
-    def _open_stored(self, name: str, entry: dict[str, Any]) -> None:
-        space = open_space(
-            self.db_path,
-            entry["storage"],
-            order=entry["order"],
-            capacity=entry["capacity"],
-            event_retention=entry["event_retention"],
-            event_retention_bytes=entry.get("event_retention_bytes", EVENT_RETENTION_BYTES),
-            limits=self.wire_limits,
-        )
-        self.spaces[name] = SpaceInfo(
+    def _add(self, name: str, entry: dict[str, Any], hosted: Hosted, store: str) -> SpaceInfo:
+        host = self.memory if store == "memory" or self.host is None else self.host
+        info = SpaceInfo(
             name,
-            "durable",
+            store,
             frozenset(entry["anonymous"]),
             entry["event_retention"],
-            space._engine.event_retention_bytes,
-            entry["storage"],
-            space,
-            AsyncSpace(space),
+            entry.get("event_retention_bytes", EVENT_RETENTION_BYTES),
+            hosted,
+            host.label,
         )
-
-    def _write_entry(self, info: SpaceInfo | None, name: str) -> None:
-        """Write the catalog row of ``name``: ``info``'s entry, or none (deleted)."""
-        assert self._catalog is not None
-        entry = None
-        if info is not None:
-            entry = {
-                "storage": info.storage,
-                "order": info.space.order,
-                "capacity": info.space.capacity,
-                "event_retention": info.event_retention,
-                "event_retention_bytes": info.event_retention_bytes,
-                "anonymous": sorted(info.anonymous),
-            }
-        self._catalog.put({name: entry}, self._retired)
+        self.spaces[name] = info
+        return info
 
     def close(self) -> None:
-        """Close every space (transactions and claims abort; the SQLite file is released)."""
+        """Close every space kept in this process (transactions and claims abort; the
+        SQLite file is released) and the store; see :meth:`aclose`."""
         if self.closed:
             return
         self.closed = True
         self.stopping = True
         for info in list(self.spaces.values()):
-            try:
-                info.space.close()
-            except Exception:
-                logger.exception("closing space %s failed", info.name)
+            if info.space is not None:
+                try:
+                    info.space.close()
+                except Exception:
+                    logger.exception("closing space %s failed", info.name)
         self.handles.clear()
-        if self._catalog is not None:
-            self._catalog.close()
-            self._catalog = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # releases the lock on the data directory
-            self._lock_fd = None
+        if self.host is not None:
+            self.host.close()
+
+    async def aclose(self) -> None:
+        """Close every space, those kept elsewhere (Redis) on the event loop, then the rest
+        (:meth:`close`, in a worker thread)."""
+        if self.closed:
+            return
+        if self._following is not None:
+            self._following.cancel()
+            await asyncio.wait([self._following])
+        for handle in list(self.handles.values()):
+            if isinstance(handle.tx, HeldClaim):  # its tuples go back before the space closes
+                await handle.tx.abort()
+        for info in list(self.spaces.values()):
+            if info.space is None:
+                try:
+                    await info.aspace.close()
+                except Exception:
+                    logger.exception("closing space %s failed", info.name)
+        await asyncio.to_thread(self.close)
 
     # -- spaces -----------------------------------------------------------------
 
-    def get(self, name: str) -> SpaceInfo | None:
+    async def get(self, name: str) -> SpaceInfo | None:
+        """The space ``name``: one this server hosts, or, with a store shared by other
+        servers, one they added to its catalog (it is opened here then)."""
+        info = self.spaces.get(name)
+        if info is not None:
+            return info
         if not self.started:
-            self.start()
-        return self.spaces.get(name)
+            await asyncio.to_thread(self.start)
+            info = self.spaces.get(name)
+        if info is None and self.shared is not None and not self.stopping:
+            async with self._lock():
+                info = self.spaces.get(name)
+                if info is None:
+                    info = await asyncio.to_thread(self._adopt, self.shared, name)
+        return info
 
-    def create(self, name: str, body: dict[str, Any]) -> tuple[SpaceInfo, bool]:
+    def _adopt(self, host: SharedHost, name: str, entry: dict[str, Any] | None = None) -> SpaceInfo | None:
+        """Host here the space ``name`` of the shared catalog (its ``entry``, else looked up)."""
+        entry = entry or host.lookup(name)
+        if entry is None:
+            return None
+        return self._add(name, entry, self._open(host, name, entry), "durable")
+
+    @staticmethod
+    def _open(host: Host, name: str, entry: dict[str, Any]) -> Hosted:
+        """The space ``name`` of the catalog's ``entry``."""
+        try:
+            hosted, _ = host.open(name, entry, False)
+        except ValueError as exc:  # the space in the store and its entry disagree
+            raise StoreError(f"{host.label}: space {name!r}: {exc}") from None
+        return hosted
+
+    async def refresh(self) -> None:
+        """Open here the spaces that other servers sharing the store added to its catalog,
+        and forget those they dropped."""
+        host = self.shared
+        if host is None or self.stopping:
+            return
+        async with self._lock():
+            entries = await asyncio.to_thread(host.catalog)
+            for name, entry in entries.items():
+                if name not in self.spaces:
+                    await asyncio.to_thread(self._adopt, host, name, entry)
+            for info in [i for i in self.spaces.values() if i.store == "durable" and i.name not in entries]:
+                await self._forget_space(info)
+
+    def follow(self) -> None:
+        """Forget, as they go, the spaces other servers drop from a shared catalog (on
+        the event loop, until :meth:`aclose`)."""
+        if self.shared is not None and self._following is None:
+            self._following = asyncio.get_running_loop().create_task(self._follow(self.shared))
+
+    async def _follow(self, host: SharedHost) -> None:
+        while True:
+            try:
+                async for name in host.dropped():
+                    info = self.spaces.get(name)
+                    if info is not None and info.store == "durable":
+                        async with self._lock():
+                            await self._forget_space(info)
+            except Exception as exc:  # the store went away: listen again in a while
+                logger.warning("cannot hear of spaces dropped from %s: %s", host.label, exc)
+                await asyncio.sleep(FOLLOW_AGAIN)
+
+    async def _forget_space(self, info: SpaceInfo) -> None:
+        """Stop hosting ``info`` here (another server dropped it): calls waiting on it end (404)."""
+        info.deleted = True
+        del self.spaces[info.name]
+        await info.aspace.close()
+        for handle_id in [h.id for h in self.handles.values() if h.info is info]:
+            self.forget(handle_id)
+
+    def _lock(self) -> asyncio.Lock:
+        if self._changing is None:
+            self._changing = asyncio.Lock()
+        return self._changing
+
+    async def create(self, name: str, body: dict[str, Any]) -> tuple[SpaceInfo, bool]:
         """The space ``name``, created with the options of ``body`` unless it exists;
-        and whether it was created.  409 if it exists with other options.
-
-        Opening a durable space reads its tuples: call it from a worker thread.
-        """
+        and whether it was created.  409 if it exists with other options."""
         options = _parse_options(body)
-        with self._lock:
-            info = self.get(name)
-            if info is not None:
-                current = info.options()
-                for key, value in options.items():
-                    shown = sorted(value) if key == "anonymous" else value
-                    if current[key] != shown:
-                        raise ApiError(
-                            409, "space_exists", f"space {name!r} exists with {key}={current[key]!r}", key
-                        )
-                return info, False
-            if self.closed or self.stopping:
-                raise ApiError(503, "shutting_down", "the server is shutting down")
-            store = options.get("store", self.store)
-            if store == "durable" and self.data_dir is None:
+        info = await self.get(name)
+        async with self._lock():
+            info = info or self.spaces.get(name)
+            if info is None:
+                if self.closed or self.stopping:
+                    raise ApiError(503, "shutting_down", "the server is shutting down")
+                info, created = await self._create(name, options)
+                if created:
+                    return info, True
+            current = info.options()
+            for key, value in options.items():
+                shown = sorted(value) if key == "anonymous" else value
+                if current[key] != shown:
+                    raise ApiError(
+                        409, "space_exists", f"space {name!r} exists with {key}={current[key]!r}", key
+                    )
+            return info, False
+
+    async def _create(self, name: str, options: dict[str, Any]) -> tuple[SpaceInfo, bool]:
+        store = options.get("store", self.store)
+        if store == "durable" and self.host is None:
+            raise ApiError(
+                400, "bad_request", "this server keeps no durable spaces (it has no store for them)", "store"
+            )
+        host = self.memory if store == "memory" or self.host is None else self.host
+        entry: dict[str, Any] = {
+            "order": options.get("order", "fifo"),
+            "capacity": options.get("capacity"),
+            "event_retention": options.get("event_retention", 10_000),
+            "event_retention_bytes": options.get("event_retention_bytes", EVENT_RETENTION_BYTES),
+            "charge_rate": options.get("charge_rate", "0"),
+            "creation_charge": options.get("creation_charge", "0"),
+            "operator": options.get("operator", DEFAULT_OPERATOR),
+            "mint_amount": options.get("mint_amount", "0"),
+            "mint_bits": options.get("mint_bits", DEFAULT_MINT_BITS),
+            "anonymous": sorted(options.get("anonymous", self.default_anonymous)),
+        }
+        if options.get("clock") == "simulated":
+            if host is not self.memory:
                 raise ApiError(
                     400,
                     "bad_request",
-                    "this server keeps no durable spaces (it has no data directory)",
-                    "store",
+                    'a space on a simulated clock is kept in memory: "store": "memory"',
+                    "clock",
                 )
-            kwargs: dict[str, Any] = {
-                "order": options.get("order", "fifo"),
-                "capacity": options.get("capacity"),
-                "event_retention": options.get("event_retention", 10_000),
-                "event_retention_bytes": options.get("event_retention_bytes", EVENT_RETENTION_BYTES),
-                "limits": self.wire_limits,
-                "charge_rate": options.get("charge_rate", "0"),
-                "creation_charge": options.get("creation_charge", "0"),
-                "operator": options.get("operator", DEFAULT_OPERATOR),
-                "mint_amount": options.get("mint_amount", "0"),
-                "mint_bits": options.get("mint_bits", DEFAULT_MINT_BITS),
-            }
-            anonymous = options.get("anonymous", self.default_anonymous)
-            if options.get("clock") == "simulated":
-                if store == "durable":
-                    raise ApiError(
-                        400,
-                        "bad_request",
-                        'a space on a simulated clock is kept in memory: "store": "memory"',
-                        "clock",
-                    )
-                kwargs["clock"] = SimulatedClock()
-            if store == "durable":
-                generation = self._retired.get(name, 0)
-                storage = name if generation == 0 else f"{name}~{generation}"
-                space = open_space(self.db_path, storage, **kwargs)
-            else:
-                storage = name
-                space = Space(**kwargs, name=name)
-            info = SpaceInfo(
-                name,
-                store,
-                anonymous,
-                kwargs["event_retention"],
-                kwargs["event_retention_bytes"],
-                storage,
-                space,
-                AsyncSpace(space),
-            )
-            self.spaces[name] = info
-            if store == "durable":
-                try:
-                    self._write_entry(info, name)
-                except BaseException:
-                    del self.spaces[name]
-                    space.close()
-                    raise
-            return info, True
+            entry["clock"] = "simulated"
 
-    def delete(self, info: SpaceInfo) -> None:
-        """Delete a space and its tuples; calls waiting on it end (404).
+        try:
+            hosted, theirs = await asyncio.to_thread(host.open, name, entry, True)
+        except ValueError as exc:
+            raise ApiError(400, "bad_request", f"{host.label}: {exc}") from None
+        return self._add(name, theirs or entry, hosted, store), theirs is None
 
-        Waits for the durable store: call it from a worker thread.
-        """
-        with self._lock:
+    async def delete(self, info: SpaceInfo) -> None:
+        """Delete a space and its tuples, through its store; calls waiting on it end (404)."""
+        async with self._lock():
             if info.deleted:
                 return
             info.deleted = True
             del self.spaces[info.name]
             space = info.space
-            with space._lock:
-                engine = space._engine
-                for txn in list(engine._txns.values()):
-                    engine.abort(txn)
-            if info.store == "durable":
-                # The file keeps the space's row; a space made anew under this name
-                # is stored under a new name, so its options are its own.
-                for arity in space.statistics()["arities"]:
-                    space.take_all(Template((ANY,) * arity))
-                self._retired[info.name] = self._retired.get(info.name, 0) + 1
-                self._write_entry(None, info.name)
-            space.close()
+            host = self.memory if info.store == "memory" or self.host is None else self.host
+
+            def drop() -> None:
+                if space is not None:
+                    with space._lock:
+                        engine = space._engine
+                        for txn in list(engine._txns.values()):
+                            engine.abort(txn)
+                host.drop(info.name, info.hosted)
+
+            if space is None:  # its state lives elsewhere: the calls waiting here end first
+                await info.aspace.close()
+            await asyncio.to_thread(drop)
             for handle_id in [h.id for h in self.handles.values() if h.info is info]:
                 self.forget(handle_id)
 
@@ -559,7 +641,12 @@ class Hub:
                 )
 
     def add(
-        self, kind: str, info: SpaceInfo, tx: AsyncTransaction | RecordClaim, owner: str | None, client: str
+        self,
+        kind: str,
+        info: SpaceInfo,
+        tx: AsyncTransaction | RecordClaim | HeldClaim,
+        owner: str | None,
+        client: str,
     ) -> Handle:
         if len(self.handles) >= self._sweep_at:
             self.sweep()

@@ -48,6 +48,8 @@ class _SpacesCollector(Collector):
             k: CounterMetricFamily(f"tuplespace_{k}", doc, labels=["space"]) for k, doc in _COUNTERS.items()
         }
         for name, info in sorted(api.hub.spaces.items()):
+            if info.space is None:  # kept elsewhere (Redis): its store has its own metrics
+                continue
             stats = info.space.statistics()
             for key, family in gauges.items():
                 family.add_metric([name], stats[key])

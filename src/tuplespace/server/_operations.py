@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
-from .._aio import AsyncTransaction
+from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
+from .._lease import Lease
 from .._templates import Template
 from .._values import Tuple
+from ..client._common import AsyncLease
 from ._api import (
     COUNT_FIELDS,
     FIND_FIELDS,
@@ -36,7 +38,7 @@ from ._api import (
 )
 from ._auth import permissions_for
 from ._errors import ApiError
-from ._hub import SpaceInfo
+from ._hub import HeldClaim, SpaceInfo
 from ._metrics import metrics_response
 from ._requests import (
     check_keys,
@@ -50,6 +52,9 @@ from ._requests import (
     get_tuples,
     read_body,
 )
+
+if TYPE_CHECKING:
+    from ..stores import AsyncRedisSpace
 
 __all__ = ["Operations"]
 
@@ -66,34 +71,35 @@ class Operations(ApiBase):
 
     async def list_spaces(self, request: Request) -> Response:
         caller = self.caller(request)
+        await self.hub.refresh()
         out = []
         for name, info in sorted(self.hub.spaces.items()):
             if "read" in permissions_for(self.tokens, caller.grant, name, info.anonymous):
-                out.append({"name": name, "options": info.options(), "statistics": info.space.statistics()})
+                out.append({"name": name, "options": info.options(), "statistics": await info.statistics()})
         return json_response({"spaces": out})
 
     async def put_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        self.authorize(caller, space, ("admin",))
+        await self.authorize(caller, space, ("admin",))
         body = await read_body(request, self.limits.max_body, optional=True)
-        info, created = await asyncio.to_thread(self.hub.create, space, body)
+        info, created = await self.hub.create(space, body)
         return json_response({"name": info.name, "options": info.options()}, 201 if created else 200)
 
     async def get_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self.authorize(caller, space, ("read",))
+        info = await self.authorize(caller, space, ("read",))
         if info is None:
             raise ApiError(404, "not_found", f"no space {space!r}")
         return json_response(
-            {"name": info.name, "options": info.options(), "statistics": info.space.statistics()}
+            {"name": info.name, "options": info.options(), "statistics": await info.statistics()}
         )
 
     async def delete_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self.authorize(caller, space, ("admin",))
+        info = await self.authorize(caller, space, ("admin",))
         if info is None:
             raise ApiError(404, "not_found", f"no space {space!r}")
-        await asyncio.to_thread(self.hub.delete, info)
+        await self.hub.delete(info)
         return no_content()
 
     # -- operations ----------------------------------------------------------------------
@@ -107,7 +113,11 @@ class Operations(ApiBase):
         if timeout == 0:
             written = await aspace.write(t, lease, 0)
             return json_response({"lease": lease_out(written.seq, written.expires_at)})
-        result, more = await self.poll(request, caller, timeout, lambda wait: aspace.write(t, lease, wait))
+
+        async def write(wait: float | None) -> Lease | AsyncLease:
+            return await aspace.write(t, lease, wait)
+
+        result, more = await self.poll(request, caller, timeout, write)
         if result is not None:
             return json_response({"lease": lease_out(result.seq, result.expires_at)})
         if more:
@@ -159,7 +169,9 @@ class Operations(ApiBase):
         self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
     ) -> dict[str, Any]:
         self.hub.check_handle_room(caller.client)
-        tx = info.aspace.transaction(lease=self.claim_lease)
+        if info.space is None:
+            return await self._held_take(request, caller, info, template, timeout)
+        tx = info.local("claims").transaction(lease=self.claim_lease)
         claimed = False
         try:
             found, more = await tx.try_take(template), False
@@ -181,14 +193,44 @@ class Operations(ApiBase):
             if not claimed:
                 await tx.abort()
 
+    async def _held_take(
+        self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
+    ) -> dict[str, Any]:
+        """A claimed take of a space kept elsewhere (Redis): the tuple taken is held here
+        (:class:`HeldClaim`) until the claim is confirmed."""
+        aspace = info.aspace
+        if timeout == 0:
+            found, more = await aspace.try_take(template), False
+        else:
+            found, more = await self.poll(request, caller, timeout, lambda wait: aspace.take(template, wait))
+        if found is None:
+            return found_answer(None, more)
+        claim = HeldClaim(aspace, [found], self.claim_lease)
+        handle = self.hub.add("claim", info, claim, caller.owner, caller.client)
+        return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": claim.expires_at}}
+
     async def read_all(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), READ_ALL_FIELDS, ("template",))
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         after = get_cursor(body)
         timeout = get_timeout(body)
-        aspace = (await self.space(caller, space, info)).aspace
+        target = await self.space(caller, space, info)
         page = Page(self.limits)
+        if target.space is None:
+            if after is not None:
+                raise ApiError(
+                    400, "bad_request", f"a space kept in {target.host} gives no cursors", "cursor"
+                )
+            kept = target.aspace
+            found, cut, more = await self.waiting_page(
+                request,
+                caller,
+                timeout,
+                lambda wait: self._kept_page(kept, template, False, limit, page, wait),
+            )
+            return page.answer(found, {"more": True} if cut is not None or more else {})
+        aspace = target.local("cursors")
         found, cursor, more = await self.waiting_page(
             request,
             caller,
@@ -208,8 +250,12 @@ class Operations(ApiBase):
         confirm = self._claim_ids(body)
         target = await self.space(caller, space, info)
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
-        aspace = target.aspace
         page = Page(self.limits)
+        if target.space is None:
+            return await self._held_take_all(
+                request, caller, target, template, limit, timeout, claim, page, unconfirmed
+            )
+        aspace = target.local("claims")
         if claim:
             self.hub.check_handle_room(caller.client)
             tx = aspace.transaction(lease=self.claim_lease)
@@ -239,6 +285,63 @@ class Operations(ApiBase):
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
         return page.answer(taken, out)
+
+    async def _held_take_all(
+        self,
+        request: Request,
+        caller: Caller,
+        info: SpaceInfo,
+        template: Template,
+        limit: int | None,
+        timeout: float | None,
+        claim: bool,
+        page: Page,
+        unconfirmed: list[str],
+    ) -> Response:
+        """A take_all of a space kept elsewhere (Redis); under a claim, the tuples taken
+        are held here (:class:`HeldClaim`) until it is confirmed."""
+        if claim:
+            self.hub.check_handle_room(caller.client)
+        aspace = info.aspace
+        taken, cut, more = await self.waiting_page(
+            request, caller, timeout, lambda wait: self._kept_page(aspace, template, True, limit, page, wait)
+        )
+        out: dict[str, Any] = {}
+        if cut is not None or more:
+            out["more"] = True
+        if claim and taken:
+            held = HeldClaim(aspace, taken, self.claim_lease)
+            handle = self.hub.add("claim", info, held, caller.owner, caller.client)
+            out["claim"] = {"id": handle.id, "expires_at": held.expires_at}
+        if unconfirmed:
+            out["unconfirmed"] = unconfirmed
+        return page.answer(taken, out)
+
+    async def _kept_page(
+        self,
+        aspace: AsyncSpace | AsyncRedisSpace,
+        template: Template,
+        take: bool,
+        limit: int | None,
+        page: Page,
+        wait: float | None,
+    ) -> tuple[list[Tuple], int | None]:
+        """A page of a read_all or take_all of a space kept elsewhere (Redis), which has
+        no cursors: the tuples found, as many as ``page`` keeps (a take writes the others
+        back at once), and how many matches were left out (0: there may be more to
+        take), or None when none were."""
+        most = self.limits.max_results if limit is None else min(limit, self.limits.max_results)
+        room = limit is None or limit > most
+        if take:
+            found = await aspace.take_all(template, most, wait)
+        else:  # one more than a page shows whether there is more than a page
+            found = await aspace.read_all(template, most + 1 if room else most, wait)
+        kept = page.fits(found)
+        if kept < len(found):
+            if take:
+                await aspace.write_many(found[kept:])
+            return found[:kept], len(found) - kept
+        return found, 0 if take and room and len(found) == most else None
 
     async def _claimed_page(
         self, tx: AsyncTransaction, template: Template, limit: int | None, page: Page, wait: float | None
@@ -283,7 +386,7 @@ class Operations(ApiBase):
 
     async def confirm_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("take",)), space)
+        info = self._existing(await self.authorize(caller, space, ("take",)), space)
         if not await self._confirm(info, caller, claim):
             raise ApiError(
                 404, "unknown_claim", f"no claim {claim} (it ran out or was released: its tuple went back)"
@@ -292,7 +395,7 @@ class Operations(ApiBase):
 
     async def release_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("take",)), space)
+        info = self._existing(await self.authorize(caller, space, ("take",)), space)
         handle = self.hub.find("claim", claim, info, caller.owner)
         if handle is None:
             state = self.hub.ended_state(claim)
@@ -309,17 +412,30 @@ class Operations(ApiBase):
 
     async def renew_lease(self, space: str, lease_id: int, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, ("write",)), space)
         body = await read_body(request, self.limits.max_body, optional=True)
         check_keys(body, LEASE_FIELDS)
         lease = get_lease(body)
-        expires = await locked_call(info, info.space._engine.renew, lease_id, lease)
+        local = info.space
+        if local is None:  # kept elsewhere: through the lease of its own face
+            aspace = info.aspace
+            assert not isinstance(aspace, AsyncSpace)
+            held = AsyncLease(aspace, lease_id, None)
+            await held.renew(lease)
+            return json_response({"expires_at": held.expires_at})
+        expires = await locked_call(local, local._engine.renew, lease_id, lease)
         return json_response({"expires_at": expires})
 
     async def cancel_lease(self, space: str, lease_id: int, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("write",)), space)
-        await locked_call(info, info.space._engine.cancel, lease_id)
+        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        local = info.space
+        if local is None:
+            aspace = info.aspace
+            assert not isinstance(aspace, AsyncSpace)
+            await AsyncLease(aspace, lease_id, None).cancel()
+        else:
+            await locked_call(local, local._engine.cancel, lease_id)
         return no_content()
 
     # -- tokens, metrics -----------------------------------------------------------------

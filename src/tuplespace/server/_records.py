@@ -80,7 +80,7 @@ class RecordRoutes(EventRoutes):
         the caller's rights) and the body."""
         caller = self.caller(request)
         if not valid_space_name(space):
-            self.authorize(caller, space, ())  # the 400 naming the space
+            await self.authorize(caller, space, ())  # the 400 naming the space
         body = await read_body(request, self.limits.max_body)
         check_keys(body, allowed | {"ref", "id"}, ("ref", *required))
         ref = body["ref"]
@@ -92,7 +92,7 @@ class RecordRoutes(EventRoutes):
         if _is_capability(ref):
             if rid is not None:
                 raise ApiError(400, "bad_request", "a capability names its record: give no id with it", "id")
-            info = self._existing(self.hub.get(space), space)
+            info = self._existing(await self.hub.get(space), space)
             handle = await self._resolve(info, ref)
             operation = _CAPABILITY_OPS.get(route)
             if route not in _CAPABILITY_OPS:
@@ -101,14 +101,14 @@ class RecordRoutes(EventRoutes):
             elif operation is not None and operation not in handle.operations:
                 raise api_error(_not_allowed(handle, operation))
             return caller, info, handle, body
-        info = self._existing(self.authorize(caller, space, _NEEDS[route]), space)
+        info = self._existing(await self.authorize(caller, space, _NEEDS[route]), space)
         if rid is not None:
-            return caller, info, AsyncRecord(info.space, rid), body
+            return caller, info, AsyncRecord(info.embedded("records"), rid), body
         return caller, info, await self._resolve(info, ref), body
 
     async def _resolve(self, info: SpaceInfo, ref: str) -> AsyncRecord:
         try:
-            return await info.aspace.record(ref)
+            return await info.local("records").record(ref)
         except Exception as exc:
             raise api_error(exc, "ref") from None
 
@@ -138,7 +138,7 @@ class RecordRoutes(EventRoutes):
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         try:
-            rec = await target.aspace.create(path, fields, credit, lease, principal=principal)
+            rec = await target.local("records").create(path, fields, credit, lease, principal=principal)
         except Exception as exc:
             raise api_error(exc, "fields") from None
         return json_response({"record": await _record_out(rec)}, 201)
@@ -260,14 +260,16 @@ class RecordRoutes(EventRoutes):
 
     async def revoke_capability(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, _NEEDS["revoke"]), space)
+        info = self._existing(await self.authorize(caller, space, _NEEDS["revoke"]), space)
         body = await read_body(request, self.limits.max_body)
         check_keys(body, frozenset({"ref"}), ("ref",))
         ref = body["ref"]
         if type(ref) is not str or not _is_capability(ref):
             raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
         handle = await self._resolve(info, ref)
-        owner = AsyncRecord(info.space, handle._rid, handle._token, handle.operations, owner=True)
+        owner = AsyncRecord(
+            info.embedded("records"), handle._rid, handle._token, handle.operations, owner=True
+        )
         await owner.revoke()
         return no_content()
 
@@ -282,7 +284,7 @@ class RecordRoutes(EventRoutes):
         limit = most if requested is None or requested > most else requested
         target = await self.space(caller, space, info)
         try:
-            found = await target.aspace.find(template.fields, under, limit + 1)
+            found = await target.local("records").find(template.fields, under, limit + 1)
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
         records: list[dict[str, Any]] = []
@@ -308,7 +310,7 @@ class RecordRoutes(EventRoutes):
         confirm = self._claim_ids(body)
         target = await self.space(caller, space, info)
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
-        aspace = target.aspace
+        aspace = target.local("records")
         held: list[RecordClaim] = []
 
         def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
@@ -358,32 +360,35 @@ class RecordRoutes(EventRoutes):
                         400, "bad_request", "a capability names its record: give no id with it", "id"
                     )
                 if not valid_space_name(space):
-                    self.authorize(caller, space, ())
-                target = self._existing(self.hub.get(space), space)
+                    await self.authorize(caller, space, ())
+                target = self._existing(await self.hub.get(space), space)
                 handle = await self._resolve(target, ref)
             else:
-                target = self._existing(self.authorize(caller, space, ("subscribe",)), space)
+                target = self._existing(await self.authorize(caller, space, ("subscribe",)), space)
                 rid = params.get("id")
                 if rid is not None:
                     if not rid.isdigit() or len(rid) > 18:
                         raise ApiError(400, "bad_request", "id is a record's number", "id")
-                    handle = AsyncRecord(target.space, int(rid))
+                    handle = AsyncRecord(target.embedded("records"), int(rid))
                 else:
                     handle = await self._resolve(target, ref)
         else:
             if "id" in params:
                 raise ApiError(400, "bad_request", "id goes with ref", "id")
-            info = self.authorize(caller, space, ("subscribe",))
+            info = await self.authorize(caller, space, ("subscribe",))
             under = params.get("under") or None
             target = await self.space(caller, space, info)
+            target.embedded("records")
 
         def open_watch(after: int | None) -> AsyncRecordWatch:
             if handle is not None:
                 return handle.watch(after, self.limits.max_pending)
-            return target.aspace.watch_records(under, kinds, since=after, max_pending=self.limits.max_pending)
+            return target.local("records").watch_records(
+                under, kinds, since=after, max_pending=self.limits.max_pending
+            )
 
         try:
-            return self.open_stream(caller, since, open_watch, change_message)
+            return await self.open_stream(caller, since, open_watch, change_message)
         except Exception as exc:
             raise api_error(exc, "under" if handle is None else "ref") from None
 
@@ -399,7 +404,7 @@ class RecordRoutes(EventRoutes):
         amount = _get_credit(body, "amount")
         target = await self.space(caller, space, info)
         try:
-            balance = await target.aspace.grant_credit(principal, amount)
+            balance = await target.local("credit").grant_credit(principal, amount)
         except InvalidValue as exc:
             raise api_error(exc, "amount" if exc.path != "principal" else None) from None
         return json_response({"principal": principal, "balance": to_wire(balance)})
@@ -408,8 +413,8 @@ class RecordRoutes(EventRoutes):
         caller = self.caller(request)
         own = "anonymous" if caller.grant is None else caller.grant.name
         needs: tuple[str, ...] = () if principal == own else ("admin",)
-        info = self._existing(self.authorize(caller, space, needs), space)
-        balance = await info.aspace.account(principal)
+        info = self._existing(await self.authorize(caller, space, needs), space)
+        balance = await info.local("credit").account(principal)
         return json_response({"principal": principal, "balance": to_wire(balance)})
 
     # -- reading the body ----------------------------------------------------------------------------

@@ -54,8 +54,8 @@ class RuleRoutes(RecordRoutes):
 
     async def list_rules(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("read",)), space)
-        return json_response({"rules": [rule_out(r) for r in info.space.rules.list()]})
+        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        return json_response({"rules": [rule_out(r) for r in info.embedded("rules").rules.list()]})
 
     async def add_rule(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("write",), RULE_KEYS, ("name",))
@@ -75,7 +75,7 @@ class RuleRoutes(RecordRoutes):
             raise api_error(exc) from None
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
-        rules = target.space.rules
+        rules = target.embedded("rules").rules
         rules.max_rules = self.limits.max_rules
         try:
             added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
@@ -85,17 +85,17 @@ class RuleRoutes(RecordRoutes):
 
     async def get_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, ("read",)), space)
         try:
-            return json_response({"rule": rule_out(info.space.rules.get(name))})
+            return json_response({"rule": rule_out(info.embedded("rules").rules.get(name))})
         except Exception as exc:
             raise api_error(exc) from None
 
     async def remove_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, ("write",)), space)
         try:
-            await asyncio.to_thread(info.space.rules.remove, name)
+            await asyncio.to_thread(info.embedded("rules").rules.remove, name)
         except Exception as exc:
             raise api_error(exc) from None
         return no_content()
@@ -104,7 +104,8 @@ class RuleRoutes(RecordRoutes):
 
     async def get_clock(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        clock = self._existing(self.authorize(caller, space, ("read",)), space).space.clock
+        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        clock = info.embedded("clock").clock
         return json_response({"now": clock.now(), "simulated": clock.simulated})
 
     async def advance_clock(self, space: str, request: Request) -> Response:
@@ -117,7 +118,7 @@ class RuleRoutes(RecordRoutes):
                 f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}",
                 "advance",
             )
-        clock = self._existing(info, space).space.clock
+        clock = self._existing(info, space).embedded("clock").clock
         if not isinstance(clock, SimulatedClock):
             raise ApiError(
                 409,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
 from starlette.datastructures import QueryParams
@@ -16,11 +16,15 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._codec import to_wire
 from .._errors import EventsLost, Timeout
 from .._events import EVENT_KINDS, Event
+from ..client._primitives import AsyncOpenable
 from ._api import ApiBase, Caller, disconnected
 from ._errors import ApiError
 from ._requests import (
     parse_template_text,
 )
+
+if TYPE_CHECKING:
+    from ..stores._redis_async import AsyncRedisSubscription
 
 __all__ = ["EventRoutes", "EventStream", "since_param"]
 
@@ -36,7 +40,7 @@ class Watch(Protocol[E]):
     async def close(self) -> None: ...
 
 
-W = TypeVar("W", AsyncSubscription, AsyncRecordWatch)
+W = TypeVar("W", bound="AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription")
 
 
 class EventRoutes(ApiBase):
@@ -46,7 +50,7 @@ class EventRoutes(ApiBase):
 
     async def events(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self.authorize(caller, space, ("subscribe",))
+        info = await self.authorize(caller, space, ("subscribe",))
         params, kinds, since = self.stream_params(
             request, ("template", "events", "since", "existing"), EVENT_KINDS
         )
@@ -66,7 +70,7 @@ class EventRoutes(ApiBase):
         # the present ones were sent before it.
         existing = existing and since is None
         target = await self.space(caller, space, info)
-        return self.open_stream(
+        return await self.open_stream(
             caller,
             since,
             lambda after: target.aspace.subscribe(
@@ -105,7 +109,7 @@ class EventRoutes(ApiBase):
             since = since_param(params.get("since"), "since")
         return params, kinds, since
 
-    def open_stream(
+    async def open_stream(
         self,
         caller: Caller,
         since: int | None,
@@ -115,13 +119,16 @@ class EventRoutes(ApiBase):
         """The event stream of ``open_watch(since)``: if the events after ``since`` are
         gone, it opens after the oldest left and says what was lost first.  It ends
         when its client goes away, the server shuts down or the caller's token is
-        revoked."""
+        revoked.  A watch that opens when awaited (a space kept in Redis) is opened
+        before the stream begins, so what it refuses is the request's answer."""
         self.token_work.check(caller.grant)
         state = self.stream_room(caller)
         lost: EventsLost | None = None
         while True:
             try:
                 watch = open_watch(since)
+                if isinstance(watch, AsyncOpenable):
+                    await watch
                 break
             except EventsLost as exc:
                 lost = exc

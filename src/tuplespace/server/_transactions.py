@@ -54,18 +54,18 @@ class Transactions(ApiBase):
             raise ApiError(409, "transaction_ended", f"transaction {tx_id} has ended")
         raise ApiError(404, "unknown_transaction", f"no transaction {tx_id} in space {info.name!r}")
 
-    def _authorize_any(self, caller: Caller, space: str) -> SpaceInfo | None:
+    async def _authorize_any(self, caller: Caller, space: str) -> SpaceInfo | None:
         """Authorize a use of a transaction: any of read, write and take will do (each
         operation in it then needs its own)."""
-        info = self.hub.get(space) if valid_space_name(space) else None
+        info = await self.hub.get(space) if valid_space_name(space) else None
         anonymous = self.hub.default_anonymous if info is None else info.anonymous
         perms = permissions_for(self.tokens, caller.grant, space, anonymous)
         needed = next((p for p in ("write", "take", "read") if p in perms), "read")
-        return self.authorize(caller, space, (needed,))
+        return await self.authorize(caller, space, (needed,))
 
     async def begin_transaction(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._authorize_any(caller, space)
+        info = await self._authorize_any(caller, space)
         body = await read_body(request, self.limits.max_body, optional=True)
         check_keys(body, LEASE_FIELDS)
         lease = 60.0 if "lease" not in body else get_lease(body)
@@ -75,7 +75,7 @@ class Transactions(ApiBase):
             )
         target = await self.space(caller, space, info)
         self.hub.check_handle_room(caller.client)
-        tx = target.aspace.transaction(lease)
+        tx = target.local("transactions").transaction(lease)
         handle = self.hub.add("transaction", target, tx, caller.owner, caller.client)
         return json_response({"id": handle.id, "expires_at": tx.expires_at})
 
@@ -89,7 +89,7 @@ class Transactions(ApiBase):
         required: tuple[str, ...],
     ) -> tuple[Caller, AsyncTransaction, dict[str, Any]]:
         caller = self.caller(request)
-        info = self._existing(self.authorize(caller, space, needs), space)
+        info = self._existing(await self.authorize(caller, space, needs), space)
         body = await read_body(request, self.limits.max_body)
         check_keys(body, allowed, required)
         return caller, self._transaction(caller, info, tx_id).transaction, body
@@ -156,7 +156,7 @@ class Transactions(ApiBase):
 
     async def _tx_handle(self, space: str, tx_id: str, request: Request) -> tuple[Handle, dict[str, Any]]:
         caller = self.caller(request)
-        info = self._existing(self._authorize_any(caller, space), space)
+        info = self._existing(await self._authorize_any(caller, space), space)
         body = await read_body(request, self.limits.max_body, optional=True)
         return self._transaction(caller, info, tx_id), body
 

@@ -1,0 +1,323 @@
+"""``tuplespace serve --store URL``: a server keeps its spaces, and their catalog, in the
+store a URL names; with Redis, any number of servers serve the same spaces."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import redis
+
+import tuplespace as ts
+from conftest import LiveServer
+from helpers import PATIENCE, RedisClusterServers, RedisServer, serving, spawn, wait_until
+from tuplespace.server import ServerLimits, create_app
+from tuplespace.stores._host import CATALOG
+
+
+@pytest.fixture
+def two_servers(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Two ``tuplespace serve --store redis://…`` processes on the session's Redis."""
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--store", redis_server.url]
+    with serving(args, tmp_path) as first, serving(args, tmp_path) as second:
+        yield first.url(), second.url()
+        assert first.stop(signal.SIGTERM) == 0, "".join(first.log)
+        assert second.stop(signal.SIGTERM) == 0, "".join(second.log)
+
+
+def _name() -> str:
+    return "jobs-" + uuid.uuid4().hex[:12]
+
+
+def test_a_take_waiting_behind_one_server_is_woken_by_a_write_through_the_other(
+    two_servers: tuple[str, str],
+) -> None:
+    first, second = two_servers
+    name = _name()
+    with (
+        ts.connect(f"{first}/spaces/{name}", store="durable") as taker,
+        ts.connect(f"{second}/spaces/{name}") as writer,
+    ):
+        taken = spawn(taker.take, ("job", int), timeout=PATIENCE)
+
+        def waiting() -> bool:
+            answer = httpx.get(f"{first}/spaces/{name}", timeout=PATIENCE).json()
+            return bool(answer["statistics"]["waiters"] >= 1)
+
+        wait_until(waiting, "the take to wait behind the first server")
+        assert not taken.done()
+        writer.write(("job", 7))
+        assert taken.result(PATIENCE) == ("job", 7)
+        assert writer.count(("job", int)) == 0
+
+
+def test_a_space_made_through_one_server_is_listed_and_served_by_the_other(
+    two_servers: tuple[str, str], redis_server: RedisServer
+) -> None:
+    first, second = two_servers
+    name = _name()
+    made = httpx.put(f"{first}/spaces/{name}", json={"order": "lifo", "capacity": 5}, timeout=PATIENCE)
+    assert made.status_code == 201, made.text
+    listed = {s["name"]: s for s in httpx.get(f"{second}/spaces", timeout=PATIENCE).json()["spaces"]}
+    assert listed[name]["options"]["order"] == "lifo"
+    assert listed[name]["options"]["capacity"] == 5
+    again = httpx.put(f"{second}/spaces/{name}", json={"order": "fifo"}, timeout=PATIENCE)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "space_exists"
+    with ts.connect(f"{second}/spaces/{name}") as other, ts.connect(f"{first}/spaces/{name}") as one:
+        other.write_many([("a",), ("b",)])
+        assert one.read_all((str,)) == [("b",), ("a",)]
+    # The space's state is the space of that name in Redis, which a process may open itself.
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.count((str,)) == 2
+        assert embedded.order == "lifo"
+    # Dropping it goes through the store: its tuples and its catalog entry leave Redis.
+    assert httpx.delete(f"{second}/spaces/{name}", timeout=PATIENCE).status_code == 204
+    listed = {s["name"] for s in httpx.get(f"{second}/spaces", timeout=PATIENCE).json()["spaces"]}
+    assert name not in listed
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.count((str,)) == 0
+
+
+@pytest.fixture
+def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) -> LiveServer:
+    """A server of its own (in this process) keeping its spaces in the session's Redis."""
+    return serve(store=redis_server.url, claim_lease=PATIENCE)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "what"),
+    [
+        ("POST", "transactions", {}, "transactions"),
+        ("POST", "records/create", {"path": "a", "fields": {}}, "records"),
+        ("POST", "records/find", {"template": {}}, "records"),
+        ("POST", "credit/grant", {"principal": "p", "amount": "1"}, "credit"),
+        ("GET", "credit/anonymous", None, "credit"),
+    ],
+)
+def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_store(
+    redis_served: LiveServer, redis_server: RedisServer, method: str, path: str, body: object, what: str
+) -> None:
+    url = redis_served.space_url()
+    assert httpx.put(url, timeout=PATIENCE).status_code == 201
+    answer = httpx.request(method, f"{url}/{path}", json=body, timeout=PATIENCE)
+    assert answer.status_code == 501, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "not_supported"
+    assert f"Redis at {redis_server.url}" in error["message"]
+    assert what in error["message"]
+
+
+def test_the_python_client_raises_not_supported_for_a_transaction(redis_served: LiveServer) -> None:
+    with ts.connect(redis_served.space_url(), store="durable") as space:
+        with pytest.raises(ts.NotSupported, match="no transactions"), space.transaction():
+            pass
+        space.write(("kept",))
+        assert space.take(("kept",)) == ("kept",)
+
+
+def test_credit_for_a_space_kept_in_redis_is_refused_when_it_is_made(redis_served: LiveServer) -> None:
+    answer = httpx.put(redis_served.space_url(), json={"charge_rate": "1"}, timeout=PATIENCE)
+    assert answer.status_code == 400
+    assert "no credit" in answer.json()["error"]["message"]
+
+
+def test_a_claimed_take_of_a_space_kept_in_redis_is_held_until_confirmed_or_released(
+    redis_served: LiveServer,
+) -> None:
+    url = redis_served.space_url()
+    with ts.connect(url, store="durable") as space:
+        space.write_many([("job", 1), ("job", 2)])
+    with httpx.Client(timeout=PATIENCE) as http:
+        first = http.post(f"{url}/take", json={"template": ["job", 1], "claim": True}).json()
+        second = http.post(f"{url}/take", json={"template": ["job", 2], "claim": True}).json()
+        assert first["tuple"] == ["job", 1]
+        assert second["tuple"] == ["job", 2]
+        assert http.post(f"{url}/count", json={"template": ["job", {"$formal": "int"}]}).json()["count"] == 0
+        released = http.post(f"{url}/claims/{first['claim']['id']}/release")
+        confirmed = http.post(f"{url}/claims/{second['claim']['id']}/confirm")
+        assert (released.status_code, confirmed.status_code) == (204, 204)
+        found = http.post(f"{url}/read_all", json={"template": ["job", {"$formal": "int"}]}).json()
+        assert found["tuples"] == [["job", 1]]
+
+
+def test_a_claim_that_runs_out_gives_its_tuples_back(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    server = serve(store=redis_server.url, claim_lease=0.05)
+    url = server.space_url()
+    with ts.connect(url, store="durable") as space:
+        space.write_many([("job", 1), ("job", 2)])
+        taken = httpx.post(
+            f"{url}/take_all", json={"template": ["job", {"$formal": "int"}], "claim": True}, timeout=PATIENCE
+        ).json()
+        assert taken["tuples"] == [["job", 1], ["job", 2]]
+        assert "claim" in taken
+        wait_until(lambda: space.count(("job", int)) == 2, "the claimed tuples to come back")
+
+
+def test_a_read_all_of_a_space_kept_in_redis_is_one_answer_and_a_take_all_goes_on(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    server = serve(store=redis_server.url, limits=ServerLimits(max_results=2))
+    with ts.connect(server.space_url(), store="durable") as space:
+        space.write_many([("n", i) for i in range(5)])
+        assert space.read_all(("n", int), limit=2) == [("n", 0), ("n", 1)]
+        with pytest.raises(ts.LimitReached, match="read them with a limit"):
+            space.read_all(("n", int))
+        assert space.take_all(("n", int)) == [("n", i) for i in range(5)]
+        assert space.count(("n", int)) == 0
+
+
+def test_serve_takes_a_sqlite_store(tmp_path: Path) -> None:
+    db = tmp_path / "kept.db"
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--store", f"sqlite:{db}"]
+    with serving(args, tmp_path) as process:
+        url = process.url()
+        with ts.connect(f"{url}/spaces/jobs", store="durable") as space:
+            space.write(("job", 1))
+        assert process.stop(signal.SIGTERM) == 0, "".join(process.log)
+    with ts.connect(f"sqlite:{db}?space=jobs") as space:
+        assert space.read_all(("job", int)) == [("job", 1)]
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        (["--store", "memory:", "--memory"], 2, "give --store, --data-dir or --memory, one of them"),
+        (["--store", "gopher://node"], 2, 'store is "durable", "memory" or the URL of a store'),
+        (["--store", "redis://127.0.0.1:1/0?space=x"], 2, "takes no options"),
+        (["--store", "redis://127.0.0.1:1/0"], 1, "cannot reach Redis at redis://127.0.0.1:1/0"),
+        (["--store", "redis+cluster://127.0.0.1:1"], 1, "cannot reach Redis at redis+cluster://127.0.0.1:1"),
+    ],
+)
+def test_serve_refuses_a_store_it_cannot_use_in_one_line(
+    tmp_path: Path, options: list[str], code: int, message: str
+) -> None:
+    command = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", *options]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=PATIENCE * 2, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tuplespace serve: ")
+    assert message in lines[0]
+
+
+def test_a_released_claim_waits_for_room_in_a_space_filled_meanwhile(redis_served: LiveServer) -> None:
+    url = redis_served.space_url()
+    with ts.connect(url, store="durable", capacity=1) as space, httpx.Client(timeout=PATIENCE) as http:
+        space.write(("claimed",))
+        claimed = http.post(f"{url}/take", json={"template": ["claimed"], "claim": True}).json()
+        space.write(("filler",))
+        assert http.post(f"{url}/claims/{claimed['claim']['id']}/release").status_code == 204
+        assert space.take(("filler",)) == ("filler",)
+        assert space.take(("claimed",), timeout=PATIENCE) == ("claimed",)
+
+
+def test_a_server_keeps_its_spaces_in_a_redis_cluster(
+    serve: Callable[..., LiveServer], redis_cluster: RedisClusterServers
+) -> None:
+    server = serve(store=redis_cluster.url)
+    name = _name()
+    with ts.connect(server.space_url(name), store="durable", order="lifo") as space:
+        space.write_many([("n", 1), ("n", 2)])
+        assert space.take(("n", int)) == ("n", 2)
+    with ts.connect(redis_cluster.space_url(name)) as embedded:
+        assert embedded.read_all(("n", int)) == [("n", 1)]
+    assert httpx.delete(server.space_url(name), timeout=PATIENCE).status_code == 204
+    with ts.connect(redis_cluster.space_url(name)) as embedded:
+        assert embedded.count(("n", int)) == 0
+
+
+def test_a_server_that_stops_gives_back_the_tuples_it_holds_under_claims(
+    redis_server: RedisServer,
+) -> None:
+    name = _name()
+    with LiveServer(store=redis_server.url, claim_lease=PATIENCE) as server:
+        url = server.space_url(name)
+        with ts.connect(url, store="durable") as space:
+            space.write(("job", 1))
+        taken = httpx.post(f"{url}/take", json={"template": ["job", 1], "claim": True}, timeout=PATIENCE)
+        assert "claim" in taken.json()
+        with ts.connect(redis_server.space_url(name)) as embedded:
+            assert embedded.count(("job", 1)) == 0
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.read_all(("job", int)) == [("job", 1)]
+
+
+def test_a_redis_that_goes_away_is_a_store_error_not_a_failure_of_the_server(
+    serve: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    redis = RedisServer(str(tmp_path))
+    try:
+        server = serve(store=redis.url)
+        url = server.space_url()
+        assert httpx.put(url, timeout=PATIENCE).status_code == 201
+        redis.kill()
+        answer = httpx.post(f"{url}/write", json={"tuple": ["lost"]}, timeout=PATIENCE)
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "store_error"
+        assert f"cannot reach Redis at {redis.url}" in answer.json()["error"]["message"]
+    finally:
+        redis.stop()
+
+
+def test_a_space_dropped_through_one_server_is_gone_from_the_other_and_its_waits_end(
+    redis_server: RedisServer, serve: Callable[..., LiveServer]
+) -> None:
+    first, second = serve(store=redis_server.url), serve(store=redis_server.url)
+    name = _name()
+    with ts.connect(second.space_url(name), store="durable") as space:
+        space.write(("job", 1))
+        waiting = spawn(space.take, ("other",), timeout=PATIENCE)
+        wait_until(lambda: httpx.get(second.space_url(name)).json()["statistics"]["waiters"] >= 1, "the take")
+        assert httpx.delete(first.space_url(name), timeout=PATIENCE).status_code == 204
+        with pytest.raises(ts.NotFound):
+            waiting.result(PATIENCE)
+    assert httpx.get(second.space_url(name), timeout=PATIENCE).status_code == 404
+    assert name not in {s["name"] for s in httpx.get(f"{second.url}/spaces").json()["spaces"]}
+
+
+def test_a_servers_sqlite_store_takes_its_durability_and_nothing_else(
+    serve: Callable[..., LiveServer], tmp_path: Path
+) -> None:
+    with pytest.raises(ValueError, match="takes only durability="):
+        create_app(store=f"sqlite:{tmp_path / 'a.db'}?order=lifo")
+    with pytest.raises(ValueError, match="durability must be one of"):
+        create_app(store=f"sqlite:{tmp_path / 'a.db'}?durability=sometimes")
+    with pytest.raises(ValueError, match="a data_dir or a store URL, not both"):
+        create_app(tmp_path, store=f"sqlite:{tmp_path / 'a.db'}")
+    server = serve(store=f"sqlite:{tmp_path / 'full.db'}?durability=full")
+    with ts.connect(server.space_url("jobs"), store="durable") as space:
+        space.write(("job", 1))
+    server.stop()
+    with ts.connect(f"sqlite:{tmp_path / 'full.db'}?space=jobs") as space:
+        assert space.read_all(("job", int)) == [("job", 1)]
+
+
+def test_a_catalog_entry_that_disagrees_with_its_space_in_redis_is_a_store_error(
+    redis_served: LiveServer, redis_server: RedisServer
+) -> None:
+    name = _name()
+    with ts.connect(redis_server.space_url(name), order="lifo"):
+        pass
+    entry = {"order": "fifo", "capacity": None, "event_retention": 10_000, "anonymous": []}
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.hset(CATALOG, name, orjson.dumps(entry))
+        try:
+            answer = httpx.get(redis_served.space_url(name), timeout=PATIENCE)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "store_error"
+            assert "order='lifo'" in answer.json()["error"]["message"]
+            listed = httpx.get(f"{redis_served.url}/spaces", timeout=PATIENCE)
+            assert listed.status_code == 503
+        finally:  # the session's other servers share this catalog
+            client.hdel(CATALOG, name)
