@@ -100,6 +100,13 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
         ("POST", "records/find", {"template": {}}, "records"),
         ("POST", "credit/grant", {"principal": "p", "amount": "1"}, "credit"),
         ("GET", "credit/anonymous", None, "credit"),
+        ("POST", "credit/transfer", {"to": "p", "amount": "1"}, "credit"),
+        ("POST", "credit/challenge", None, "credit"),
+        ("GET", "rules", None, "rules"),
+        ("POST", "rules", {"name": "r", "template": ["x"], "write": [["y"]]}, "rules"),
+        ("DELETE", "rules/r", None, "rules"),
+        ("GET", "clock", None, "clock"),
+        ("POST", "clock", {"advance": 1}, "clock"),
     ],
 )
 def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_store(
