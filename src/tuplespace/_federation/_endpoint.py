@@ -23,10 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import random
 import socket
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -122,7 +126,7 @@ class UdpNetwork:
                 else (socket.IPPROTO_IP, _IP_RECVERR)
             )
             sock.setsockopt(level, option, 1)
-            endpoint.errors = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        endpoint.sock = socket.fromfd(sock.fileno(), sock.family, sock.type)
         sockname: Address = sock.getsockname()
         return sockname
 
@@ -152,6 +156,31 @@ class _Waiting:
         self.notify: Callable[[Message], None] | None = None
         self.sequence = -1
         self.since = 0.0
+
+
+class _Blocking:
+    """A request of a thread outside the loop: the lock it waits on is released by
+    the loop with the answer or the error."""
+
+    __slots__ = ("acknowledged", "error", "lock", "message", "peer")
+
+    def __init__(self, peer: Address) -> None:
+        self.peer = peer
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.acknowledged = False
+        self.message: Message | None = None
+        self.error: Exception | None = None
+
+    def answer(self, message: Message) -> None:
+        if self.message is None and self.error is None:
+            self.message = message
+            self.lock.release()
+
+    def fail(self, error: Exception) -> None:
+        if self.message is None and self.error is None:
+            self.error = error
+            self.lock.release()
 
 
 class _Served:
@@ -217,13 +246,17 @@ class Endpoint(asyncio.DatagramProtocol):
         self.max_assemblies = max_assemblies
         self.max_exchanges = max_exchanges
         self.block_szx = block_szx
-        self.errors: socket.socket | None = None  # where ICMP errors are read, with their address
+        # The socket (a duplicate of the transport's): ICMP errors are read from it with the
+        # address they are about, and the requests of other threads sent through it.
+        self.sock: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._random = random.Random(os.urandom(16))
-        self._mid = self._random.getrandbits(16)
+        self._mids = itertools.count(self._random.getrandbits(16))  # next() is atomic: any thread
         self._transmissions: dict[int, _Transmission] = {}
-        self._waiting: dict[bytes, _Waiting] = {}
-        self._seen: dict[tuple[Address, int], _Served] = {}
+        self._waiting: dict[bytes, _Waiting | _Blocking] = {}
+        self._blocking: dict[int, _Blocking] = {}  # by message id, until acknowledged
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
         self._assemblies: dict[tuple[Any, ...], tuple[bytearray, float]] = {}
         self._bodies: dict[tuple[Address, bytes], bytes] = {}  # Block2 answers of non-GET requests
@@ -235,17 +268,18 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
+        self._loop = asyncio.get_running_loop()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error: fail at once what waits for the peer it names."""
-        if self.errors is None:
+        if self.sock is None or not hasattr(socket, "MSG_ERRQUEUE"):
             return
         while True:
             try:
-                _, _, _, peer = self.errors.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                _, _, _, peer = self.sock.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
             except OSError:
                 return
             self._unreachable(peer[:2], f"the peer's port is closed ({exc})")
@@ -277,8 +311,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._transport.sendto(data, peer)
 
     def _next_mid(self) -> int:
-        self._mid = (self._mid + 1) & 0xFFFF
-        return self._mid
+        return next(self._mids) & 0xFFFF
 
     def _confirmable(self, peer: Address, message: Message, done: Callable[[Message | None], None]) -> None:
         """Send ``message`` as confirmable, retransmitting until it is acknowledged."""
@@ -316,6 +349,13 @@ class Endpoint(asyncio.DatagramProtocol):
     def _acknowledged(self, message: Message, peer: Address) -> None:
         transmission = self._transmissions.get(message.mid)
         if transmission is None or transmission.peer != peer:
+            blocking = self._blocking.get(message.mid)
+            if blocking is not None and blocking.peer == peer:
+                del self._blocking[message.mid]
+                if message.mtype == RST:
+                    blocking.fail(Unreachable("the peer reset the request"))
+                else:
+                    blocking.acknowledged = True
             return
         del self._transmissions[message.mid]
         if transmission.handle is not None:
@@ -327,7 +367,11 @@ class Endpoint(asyncio.DatagramProtocol):
             if transmission.peer == peer:
                 self._give_up(mid)
         for waiting in list(self._waiting.values()):
-            if waiting.peer == peer and not waiting.future.done():
+            if waiting.peer != peer:
+                continue
+            if isinstance(waiting, _Blocking):
+                waiting.fail(Unreachable(why))
+            elif not waiting.future.done():
                 waiting.future.set_exception(Unreachable(why))
 
     # -- the client side -----------------------------------------------------------------
@@ -382,7 +426,9 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         if message.mtype == CON:
             self._send(peer, Message(ACK, 0, message.mid).encode())
-        if not waiting.future.done():
+        if isinstance(waiting, _Blocking):
+            waiting.answer(message)
+        elif not waiting.future.done():
             waiting.future.set_result(message)
         elif waiting.notify is not None:
             self._notification(waiting, message)
@@ -412,6 +458,84 @@ class Endpoint(asyncio.DatagramProtocol):
         message = Message(CON, code, 0, self._new_token(), options, payload)
         answer = await self._send_request(peer, message)
         return await self._blocks2(peer, message, answer)
+
+    def request_blocking(
+        self,
+        peer: Address,
+        code: int,
+        options: list[tuple[int, bytes]],
+        payload: bytes = b"",
+        timeout: float | None = None,
+    ) -> Message:
+        """:meth:`request` from a thread other than the endpoint's loop, waiting there:
+        the request is sent and retransmitted from the calling thread and its answer
+        handed over by the loop, which spares a request of one datagram each way
+        two passes through the loop.  :class:`~tuplespace.Unreachable` when no answer
+        comes within ``timeout`` seconds (None: no bound once acknowledged)."""
+        loop = self._loop
+        if loop is None or self.closed:
+            raise Unreachable("the endpoint is closed")
+        if len(payload) > 16 << self.block_szx:  # block by block: on the loop
+            return asyncio.run_coroutine_threadsafe(
+                _bounded(self.request(peer, code, options, payload), timeout), loop
+            ).result()
+        token = self._new_token()
+        mid = self._next_mid()
+        message = Message(CON, code, mid, token, options, payload)
+        data = message.encode()
+        blocking = _Blocking(peer)
+        self._waiting[token] = self._blocking[mid] = blocking
+        timers = self.timers
+        wait = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempts = 0
+        try:
+            self._send_from_thread(peer, data)
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Unreachable(f"no answer within {timeout} s")
+                if blocking.acknowledged:
+                    bound = -1.0 if left is None else left
+                else:
+                    bound = wait if left is None else min(wait, left)
+                if blocking.lock.acquire(timeout=bound):
+                    break
+                if blocking.acknowledged or (left is not None and left <= wait):
+                    continue
+                if attempts >= timers.max_retransmit:
+                    raise Unreachable(f"no acknowledgement within {timers.max_transmit_span:g} s")
+                attempts += 1
+                wait *= 2
+                self._send_from_thread(peer, data)
+        finally:
+            if self._waiting.get(token) is blocking:
+                del self._waiting[token]
+            self._blocking.pop(mid, None)
+        if blocking.error is not None:
+            raise blocking.error
+        assert blocking.message is not None
+        answer = blocking.message
+        block2 = answer.number(BLOCK2)
+        if block2 is not None and decode_block(block2)[1]:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            return asyncio.run_coroutine_threadsafe(
+                _bounded(self._blocks2(peer, message, answer), left), loop
+            ).result()
+        return answer
+
+    def _send_from_thread(self, peer: Address, data: bytes) -> None:
+        sock, loop = self.sock, self._loop
+        if sock is not None:  # the socket itself: the kernel makes one sendto safe from any thread
+            try:
+                sock.sendto(data, peer)
+                return
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                raise Unreachable(f"the peer cannot be reached: {exc}") from None
+        if loop is not None:
+            loop.call_soon_threadsafe(self._send, peer, data)
 
     async def _send_request(self, peer: Address, message: Message) -> Message:
         size = 16 << self.block_szx
@@ -486,7 +610,8 @@ class Endpoint(asyncio.DatagramProtocol):
                 notify(notification)
 
         first = await self._exchange(peer, message, deliver)
-        waiting = self._waiting.get(token)
+        found = self._waiting.get(token)
+        waiting = found if isinstance(found, _Waiting) else None
 
         def cancel() -> None:
             if waiting is None or self._waiting.get(token) is not waiting:
@@ -532,10 +657,10 @@ class Endpoint(asyncio.DatagramProtocol):
         now = asyncio.get_running_loop().time()
         horizon = now - self.timers.exchange_lifetime
         while seen:
-            oldest = next(iter(seen))
-            if len(seen) < self.max_exchanges and seen[oldest].at > horizon:
+            oldest = next(iter(seen.values()))
+            if len(seen) < self.max_exchanges and oldest.at > horizon:
                 break
-            del seen[oldest]
+            seen.popitem(last=False)
         served = seen[key] = _Served(now)
         return served
 
@@ -794,7 +919,9 @@ class Endpoint(asyncio.DatagramProtocol):
                 transmission.handle.cancel()
         self._transmissions.clear()
         for waiting in self._waiting.values():
-            if not waiting.future.done():
+            if isinstance(waiting, _Blocking):
+                waiting.fail(Unreachable("the endpoint is closed"))
+            elif not waiting.future.done():
                 waiting.future.set_exception(Unreachable("the endpoint is closed"))
         self._waiting.clear()
         for observed in list(self._observed.values()):
@@ -804,8 +931,9 @@ class Endpoint(asyncio.DatagramProtocol):
             task.cancel()
         if self._transport is not None:
             self._transport.close()
-        if self.errors is not None:
-            self.errors.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
     def __repr__(self) -> str:
         return f"Endpoint({'server' if self.site else 'client'})"
@@ -813,3 +941,10 @@ class Endpoint(asyncio.DatagramProtocol):
 
 def _nothing_done(reply: Message | None) -> None:
     pass
+
+
+async def _bounded(work: Awaitable[Message], timeout: float | None) -> Message:
+    try:
+        return await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise Unreachable(f"no answer within {timeout} s") from None

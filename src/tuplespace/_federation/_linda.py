@@ -66,7 +66,7 @@ class CoapSpace:
         options = [*self._path, *((URI_QUERY, q.encode()) for q in query), (ACCEPT, _CBOR)]
         options.insert(len(self._path), (CONTENT_FORMAT, _CBOR if code == POST else _JSON))
         within = None if wait is None else wait + self.timeout
-        response = self._runner.call(self._endpoint.request(self._peer, code, options, payload), within)
+        response = self._endpoint.request_blocking(self._peer, code, options, payload, within)
         return _value(response, self.url)
 
     def write(self, t: Any, lease: float | None = None) -> None:

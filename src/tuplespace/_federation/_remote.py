@@ -69,14 +69,12 @@ class RemoteRecord:
     def _uri(self, tag: str | None = None) -> str:
         return str(self._address) if tag is None else f"{self._address}/{tag}"
 
-    async def _options(
-        self, tag: str | None, query: str | None = None
-    ) -> tuple[Address, list[tuple[int, bytes]]]:
+    def _options(self, tag: str | None, query: str | None = None) -> tuple[Address, list[tuple[int, bytes]]]:
         """The peer's address and the options naming the record (or its field ``tag``)."""
         if self._target is None:
             from ._node import peer_of
 
-            self._target = await peer_of(str(self._address))
+            self._target = self._node.call(peer_of(str(self._address)))
         peer, options = self._target
         options = list(options)
         if tag is not None:
@@ -86,16 +84,14 @@ class RemoteRecord:
         options.append((ACCEPT, _CBOR))
         return peer, options
 
-    async def _call(self, code: int, tag: str | None, payload: bytes, query: str | None) -> Value:
-        peer, options = await self._options(tag, query)
+    def _request(self, code: int, tag: str | None, payload: bytes = b"", query: str | None = None) -> Value:
+        peer, options = self._options(tag, query)
         if payload:
             options.append((CONTENT_FORMAT, _CBOR))
             options.sort(key=_number)
-        response = await self._node.endpoint.request(peer, code, options, payload)
+        node = self._node
+        response = node.endpoint.request_blocking(peer, code, options, payload, node.timeout)
         return _value(response, self._uri(tag))
-
-    def _request(self, code: int, tag: str | None, payload: bytes = b"", query: str | None = None) -> Value:
-        return self._node.call(self._call(code, tag, payload, query))
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of the field ``tag`` (``default`` if the record has none), or of a
@@ -136,7 +132,8 @@ class RemoteRecord:
         in between.  Raises :class:`~tuplespace.LimitReached` when the peer observes
         as many as it may already."""
         upcall = RemoteUpcall(fn)
-        self._node.call(upcall.start(self._node, self, tag))
+        peer, options = self._options(tag)
+        self._node.call(upcall.start(self._node, peer, options, self._uri(tag)))
         return upcall
 
 
@@ -171,9 +168,7 @@ class RemoteUpcall:
         self._node: Node | None = None
         self._thread = threading.Thread(target=self._run, name="tuplespace-remote-upcall", daemon=True)
 
-    async def start(self, node: Node, record: RemoteRecord, tag: str | None) -> None:
-        peer, options = await record._options(tag)
-        uri = record._uri(tag)
+    async def start(self, node: Node, peer: Address, options: list[tuple[int, bytes]], uri: str) -> None:
 
         def notified(message: Message) -> None:
             try:

@@ -30,7 +30,7 @@ from .._events import Change
 from .._record import Record
 from .._space import Space
 from .._upcall import Upcall
-from .._values import URI, Map, Value
+from .._values import Map, Value
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._message import (
@@ -234,8 +234,9 @@ class SpacesResource:
             raise ApiError(404, "not_found", "name a record: /spaces/<space>/<path>[/<tag>]")
         return space, segments[1:]
 
-    def _address(self, space_name: str, path: tuple[str, ...]) -> URI:
-        return URI(f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}")
+    def _address(self, space_name: str, path: tuple[str, ...]) -> str:
+        """The address of a record as text (resolved without building a URI)."""
+        return f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}"
 
     def _target(self, segments: tuple[str, ...]) -> _Target:
         """The record the path names, or (when no record has the whole path) the
