@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import tuplespace as ts
 from coapnet import LossyNetwork
-from helpers import PATIENCE, wait_until
+from helpers import PATIENCE, spawn, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._endpoint import Endpoint, Timers
 from tuplespace._federation._message import (
@@ -255,6 +255,18 @@ def test_a_separate_answer_is_retransmitted_until_acknowledged(node: ts.Node, pe
     assert fields(again) == fields(first)
     peer.sendto(Message(ACK, 0, first.mid).encode(), address)
     wait_until(lambda: node.endpoint.statistics()["transmissions"] == 0, "the acknowledgement")
+
+
+def test_a_client_waits_for_an_answer_that_comes_apart(node: ts.Node) -> None:
+    jobs = node.space("jobs")
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE, **FAST) as space:
+        taken = spawn(space.take, ("job", int), PATIENCE)
+        # The take waits; the client repeats its request and is acknowledged without the answer.
+        wait_until(lambda: node.endpoint.statistics()["separate"] == 1, "the empty acknowledgement")
+        jobs.write(("job", 3))
+        assert taken.result(PATIENCE) == ("job", 3)
+        wait_until(lambda: node.endpoint.statistics()["transmissions"] == 0, "the answer acknowledged")
+    assert jobs.count(("job", int)) == 0
 
 
 def test_an_observation_ends_on_deregistration_reset_or_silence(node: ts.Node, peer: socket.socket) -> None:

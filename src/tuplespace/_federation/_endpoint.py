@@ -28,7 +28,6 @@ import logging
 import os
 import random
 import socket
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -68,6 +67,7 @@ _KNOWN = frozenset({3, 4, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 60})
 _BLOCK_OPTIONS = frozenset({BLOCK1, BLOCK2, SIZE1, SIZE2, OBSERVE})
 _IP_RECVERR, _IPV6_RECVERR = 11, 25  # Linux: ICMP errors with the address they are about
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
+MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
 
 
 class Timers:
@@ -158,31 +158,6 @@ class _Waiting:
         self.since = 0.0
 
 
-class _Blocking:
-    """A request of a thread outside the loop: the lock it waits on is released by
-    the loop with the answer or the error."""
-
-    __slots__ = ("acknowledged", "error", "lock", "message", "peer")
-
-    def __init__(self, peer: Address) -> None:
-        self.peer = peer
-        self.lock = threading.Lock()
-        self.lock.acquire()
-        self.acknowledged = False
-        self.message: Message | None = None
-        self.error: Exception | None = None
-
-    def answer(self, message: Message) -> None:
-        if self.message is None and self.error is None:
-            self.message = message
-            self.lock.release()
-
-    def fail(self, error: Exception) -> None:
-        if self.message is None and self.error is None:
-            self.error = error
-            self.lock.release()
-
-
 class _Served:
     """A request received: its answer's datagram once sent (None while being made)."""
 
@@ -253,8 +228,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self._random = random.Random(os.urandom(16))
         self._mids = itertools.count(self._random.getrandbits(16))  # next() is atomic: any thread
         self._transmissions: dict[int, _Transmission] = {}
-        self._waiting: dict[bytes, _Waiting | _Blocking] = {}
-        self._blocking: dict[int, _Blocking] = {}  # by message id, until acknowledged
+        self._waiting: dict[bytes, _Waiting] = {}
+        self._sockets: list[socket.socket] = []  # idle, for the requests of other threads
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
@@ -262,6 +237,7 @@ class Endpoint(asyncio.DatagramProtocol):
         self._bodies: dict[tuple[Address, bytes], bytes] = {}  # Block2 answers of non-GET requests
         self._tasks: set[asyncio.Task[Any]] = set()
         self._observe_sequence = 0
+        self._separate = 0
         self.closed = False
 
     # -- asyncio's interface -------------------------------------------------------------
@@ -349,13 +325,6 @@ class Endpoint(asyncio.DatagramProtocol):
     def _acknowledged(self, message: Message, peer: Address) -> None:
         transmission = self._transmissions.get(message.mid)
         if transmission is None or transmission.peer != peer:
-            blocking = self._blocking.get(message.mid)
-            if blocking is not None and blocking.peer == peer:
-                del self._blocking[message.mid]
-                if message.mtype == RST:
-                    blocking.fail(Unreachable("the peer reset the request"))
-                else:
-                    blocking.acknowledged = True
             return
         del self._transmissions[message.mid]
         if transmission.handle is not None:
@@ -367,11 +336,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if transmission.peer == peer:
                 self._give_up(mid)
         for waiting in list(self._waiting.values()):
-            if waiting.peer != peer:
-                continue
-            if isinstance(waiting, _Blocking):
-                waiting.fail(Unreachable(why))
-            elif not waiting.future.done():
+            if waiting.peer == peer and not waiting.future.done():
                 waiting.future.set_exception(Unreachable(why))
 
     # -- the client side -----------------------------------------------------------------
@@ -426,9 +391,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         if message.mtype == CON:
             self._send(peer, Message(ACK, 0, message.mid).encode())
-        if isinstance(waiting, _Blocking):
-            waiting.answer(message)
-        elif not waiting.future.done():
+        if not waiting.future.done():
             waiting.future.set_result(message)
         elif waiting.notify is not None:
             self._notification(waiting, message)
@@ -467,55 +430,33 @@ class Endpoint(asyncio.DatagramProtocol):
         payload: bytes = b"",
         timeout: float | None = None,
     ) -> Message:
-        """:meth:`request` from a thread other than the endpoint's loop, waiting there:
-        the request is sent and retransmitted from the calling thread and its answer
-        handed over by the loop, which spares a request of one datagram each way
-        two passes through the loop.  :class:`~tuplespace.Unreachable` when no answer
-        comes within ``timeout`` seconds (None: no bound once acknowledged)."""
+        """:meth:`request` from a thread other than the endpoint's loop, which waits
+        for the answer.  On UDP a request of one datagram each way is exchanged by
+        the calling thread itself, on a socket of its own for the time of the
+        request (at most ``MAX_IDLE_SOCKETS`` are kept for the next ones): no pass
+        through the loop.  :class:`~tuplespace.Unreachable` when no answer comes
+        within ``timeout`` seconds (None: no bound once the request is acknowledged)."""
         loop = self._loop
         if loop is None or self.closed:
             raise Unreachable("the endpoint is closed")
-        if len(payload) > 16 << self.block_szx:  # block by block: on the loop
+        if self.sock is None or len(payload) > 16 << self.block_szx:  # on the loop
             return asyncio.run_coroutine_threadsafe(
                 _bounded(self.request(peer, code, options, payload), timeout), loop
             ).result()
-        token = self._new_token()
-        mid = self._next_mid()
-        message = Message(CON, code, mid, token, options, payload)
-        data = message.encode()
-        blocking = _Blocking(peer)
-        self._waiting[token] = self._blocking[mid] = blocking
-        timers = self.timers
-        wait = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
         deadline = None if timeout is None else time.monotonic() + timeout
-        attempts = 0
+        message = Message(CON, code, self._next_mid(), self._new_token(), options, payload)
         try:
-            self._send_from_thread(peer, data)
-            while True:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    raise Unreachable(f"no answer within {timeout} s")
-                if blocking.acknowledged:
-                    bound = -1.0 if left is None else left
-                else:
-                    bound = wait if left is None else min(wait, left)
-                if blocking.lock.acquire(timeout=bound):
-                    break
-                if blocking.acknowledged or (left is not None and left <= wait):
-                    continue
-                if attempts >= timers.max_retransmit:
-                    raise Unreachable(f"no acknowledgement within {timers.max_transmit_span:g} s")
-                attempts += 1
-                wait *= 2
-                self._send_from_thread(peer, data)
+            sock = self._sockets.pop()
+        except IndexError:
+            sock = socket.socket(self.sock.family, socket.SOCK_DGRAM)
+            sock.bind((self.sock.getsockname()[0], 0))
+        try:
+            answer = self._exchange_on(sock, peer, message, timeout, deadline)
         finally:
-            if self._waiting.get(token) is blocking:
-                del self._waiting[token]
-            self._blocking.pop(mid, None)
-        if blocking.error is not None:
-            raise blocking.error
-        assert blocking.message is not None
-        answer = blocking.message
+            if len(self._sockets) < MAX_IDLE_SOCKETS and not self.closed:
+                self._sockets.append(sock)
+            else:
+                sock.close()
         block2 = answer.number(BLOCK2)
         if block2 is not None and decode_block(block2)[1]:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -524,18 +465,60 @@ class Endpoint(asyncio.DatagramProtocol):
             ).result()
         return answer
 
-    def _send_from_thread(self, peer: Address, data: bytes) -> None:
-        sock, loop = self.sock, self._loop
-        if sock is not None:  # the socket itself: the kernel makes one sendto safe from any thread
-            try:
-                sock.sendto(data, peer)
-                return
-            except BlockingIOError:
-                pass
-            except OSError as exc:
-                raise Unreachable(f"the peer cannot be reached: {exc}") from None
-        if loop is not None:
-            loop.call_soon_threadsafe(self._send, peer, data)
+    def _exchange_on(
+        self,
+        sock: socket.socket,
+        peer: Address,
+        message: Message,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> Message:
+        """One confirmable exchange on a blocking socket connected to the peer:
+        retransmitted with backoff until acknowledged, then the answer awaited."""
+        timers = self.timers
+        wait = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
+        data = message.encode()
+        mid, token = message.mid, message.token
+        acknowledged, attempts = False, 0
+        try:
+            sock.connect(peer)
+            sock.send(data)
+            resend = time.monotonic() + wait
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    raise Unreachable(f"no answer within {timeout} s")
+                if not acknowledged and now >= resend:
+                    if attempts >= timers.max_retransmit:
+                        raise Unreachable(f"no acknowledgement within {timers.max_transmit_span:g} s")
+                    attempts += 1
+                    wait *= 2
+                    resend = now + wait
+                    sock.send(data)
+                bound = deadline if acknowledged else resend if deadline is None else min(resend, deadline)
+                sock.settimeout(None if bound is None else max(bound - now, 0.0))
+                try:
+                    reply = Message.decode(sock.recv(65536))
+                except (TimeoutError, MessageError):
+                    continue
+                if reply.mtype in (ACK, RST) and reply.mid == mid:
+                    if reply.mtype == RST:
+                        raise Unreachable("the peer reset the request")
+                    acknowledged = True
+                    if reply.code == 0:
+                        continue  # the answer comes apart
+                if reply.code >= 64 and reply.token == token:
+                    if reply.mtype == CON:
+                        sock.send(Message(ACK, 0, reply.mid).encode())
+                    return reply
+                if reply.mtype == CON:  # an answer nobody waits for any more
+                    sock.send(Message(RST, 0, reply.mid).encode())
+        except ConnectionRefusedError as exc:
+            raise Unreachable(f"the peer's port is closed ({exc})") from None
+        except OSError as exc:
+            if self.closed:
+                raise Unreachable("the endpoint is closed") from None
+            raise Unreachable(f"the peer cannot be reached: {exc}") from None
 
     async def _send_request(self, peer: Address, message: Message) -> Message:
         size = 16 << self.block_szx
@@ -671,7 +654,9 @@ class Endpoint(asyncio.DatagramProtocol):
             if served.reply is not None:
                 self._send(peer, served.reply)
             elif message.mtype == CON:
-                served.separate = True
+                if not served.separate:
+                    served.separate = True
+                    self._separate += 1
                 self._send(peer, Message(ACK, 0, message.mid).encode())
             return
         served = self._remember(key)
@@ -899,8 +884,10 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def statistics(self) -> dict[str, int]:
         """Tables held: remembered message ids, confirmables under way, requests
-        waiting, observations served, assemblies and Block2 answers kept."""
+        waiting, observations served, assemblies and Block2 answers kept; and how
+        many requests were acknowledged before their answer, which came apart."""
         return {
+            "separate": self._separate,
             "exchanges": len(self._seen),
             "transmissions": len(self._transmissions),
             "waiting": len(self._waiting),
@@ -919,9 +906,7 @@ class Endpoint(asyncio.DatagramProtocol):
                 transmission.handle.cancel()
         self._transmissions.clear()
         for waiting in self._waiting.values():
-            if isinstance(waiting, _Blocking):
-                waiting.fail(Unreachable("the endpoint is closed"))
-            elif not waiting.future.done():
+            if not waiting.future.done():
                 waiting.future.set_exception(Unreachable("the endpoint is closed"))
         self._waiting.clear()
         for observed in list(self._observed.values()):
@@ -934,6 +919,8 @@ class Endpoint(asyncio.DatagramProtocol):
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+        while self._sockets:
+            self._sockets.pop().close()
 
     def __repr__(self) -> str:
         return f"Endpoint({'server' if self.site else 'client'})"
