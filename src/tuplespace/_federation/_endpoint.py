@@ -637,7 +637,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def _remember(self, key: tuple[Address, int]) -> _Served:
         seen = self._seen
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         horizon = now - self.timers.exchange_lifetime
         while seen:
             oldest = next(iter(seen.values()))

@@ -165,11 +165,14 @@ class Message:
         for number, value in self.options:
             delta, length = number - last, len(value)
             last = number
-            dn, dx = _nibble(delta)
-            ln, lx = _nibble(length)
-            out.append(dn << 4 | ln)
-            out += dx
-            out += lx
+            if delta < 13 and length < 13:
+                out.append(delta << 4 | length)
+            else:
+                dn, dx = _nibble(delta)
+                ln, lx = _nibble(length)
+                out.append(dn << 4 | ln)
+                out += dx
+                out += lx
             out += value
         if self.payload:
             out.append(0xFF)
@@ -203,8 +206,11 @@ class Message:
                     raise MessageError("a payload marker without a payload")
                 payload = data[pos:]
                 break
-            delta, pos = _extended(byte >> 4, data, pos)
-            length, pos = _extended(byte & 15, data, pos)
+            delta, length = byte >> 4, byte & 15
+            if delta > 12:
+                delta, pos = _extended(delta, data, pos)
+            if length > 12:
+                length, pos = _extended(length, data, pos)
             if pos + length > size:
                 raise MessageError("truncated option")
             number += delta
@@ -231,8 +237,6 @@ def _nibble(value: int) -> tuple[int, bytes]:
 
 
 def _extended(nibble: int, data: bytes, pos: int) -> tuple[int, int]:
-    if nibble < 13:
-        return nibble, pos
     if nibble == 13:
         if pos >= len(data):
             raise MessageError("truncated option header")
