@@ -158,6 +158,58 @@ class _Waiting:
         self.since = 0.0
 
 
+class _Blocks:
+    """The blocks of an answer (RFC 7959 §2.4) being fetched and joined: the first
+    given, :meth:`next_request` asks the next, :meth:`add` takes it."""
+
+    __slots__ = ("answer", "body", "endpoint", "more", "num", "options", "request", "szx", "tag")
+
+    def __init__(self, endpoint: Endpoint, request: Message, first: Message) -> None:
+        self.endpoint = endpoint
+        self.request = request
+        self.answer = first
+        self.body = bytearray(first.payload)
+        self.tag = first.get(ETAG)
+        self.options = [o for o in request.options if o[0] not in _BLOCK_OPTIONS]
+        block2 = first.number(BLOCK2)
+        self.num, self.more, self.szx = (0, False, 0) if block2 is None else decode_block(block2)
+
+    def next_request(self) -> Message | None:
+        """The request for the next block, or None when the answer is whole."""
+        if not self.more:
+            return None
+        if len(self.body) > self.endpoint.max_response_bytes:
+            raise Unreachable(f"the answer is larger than {self.endpoint.max_response_bytes} bytes")
+        self.num += len(self.answer.payload) >> (self.szx + 4)
+        # A GET is asked again; the answer of another method is kept under its token.
+        request = self.request
+        token = self.endpoint._new_token() if request.code == GET else request.token
+        part = Message(CON, request.code, 0, token, list(self.options))
+        return part.add(BLOCK2, block_value(self.num, False, self.szx))
+
+    def add(self, answer: Message) -> Message | None:
+        """Take the next block; an error answer ends the transfer and is returned."""
+        if not _success(answer.code):
+            return answer
+        if answer.get(ETAG) != self.tag:
+            raise MessageError("the answer changed while its blocks were fetched")
+        block2 = answer.number(BLOCK2)
+        if block2 is None:
+            raise MessageError("a block of the answer came without its Block2 option")
+        self.num, self.more, self.szx = decode_block(block2)
+        self.answer = answer
+        self.body += answer.payload
+        return None
+
+    def whole(self) -> Message:
+        """The answer, its blocks joined."""
+        answer = self.answer
+        if answer.number(BLOCK2) is not None:
+            answer.payload = bytes(self.body)
+            answer.remove(BLOCK2)
+        return answer
+
+
 class _Served:
     """A request received: its answer's datagram once sent (None while being made)."""
 
@@ -234,7 +286,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
         self._assemblies: dict[tuple[Any, ...], tuple[bytearray, float]] = {}
-        self._bodies: dict[tuple[Address, bytes], bytes] = {}  # Block2 answers of non-GET requests
+        # The answers of other requests than GET cut into blocks, for their next blocks.
+        self._bodies: dict[tuple[Address, bytes], Message] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._observe_sequence = 0
         self._separate = 0
@@ -444,26 +497,24 @@ class Endpoint(asyncio.DatagramProtocol):
                 _bounded(self.request(peer, code, options, payload), timeout), loop
             ).result()
         deadline = None if timeout is None else time.monotonic() + timeout
-        message = Message(CON, code, self._next_mid(), self._new_token(), options, payload)
+        message = Message(CON, code, 0, self._new_token(), options, payload)
         try:
             sock = self._sockets.pop()
         except IndexError:
             sock = socket.socket(self.sock.family, socket.SOCK_DGRAM)
             sock.bind((self.sock.getsockname()[0], 0))
         try:
-            answer = self._exchange_on(sock, peer, message, timeout, deadline)
+            blocks = _Blocks(self, message, self._exchange_on(sock, peer, message, timeout, deadline))
+            while (part := blocks.next_request()) is not None:  # the rest of a large answer
+                failed = blocks.add(self._exchange_on(sock, peer, part, timeout, deadline))
+                if failed is not None:
+                    return failed
+            return blocks.whole()
         finally:
             if len(self._sockets) < MAX_IDLE_SOCKETS and not self.closed:
                 self._sockets.append(sock)
             else:
                 sock.close()
-        block2 = answer.number(BLOCK2)
-        if block2 is not None and decode_block(block2)[1]:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return asyncio.run_coroutine_threadsafe(
-                _bounded(self._blocks2(peer, message, answer), left), loop
-            ).result()
-        return answer
 
     def _exchange_on(
         self,
@@ -477,8 +528,9 @@ class Endpoint(asyncio.DatagramProtocol):
         retransmitted with backoff until acknowledged, then the answer awaited."""
         timers = self.timers
         wait = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
+        mid = message.mid = self._next_mid()
         data = message.encode()
-        mid, token = message.mid, message.token
+        token = message.token
         acknowledged, attempts = False, 0
         try:
             sock.connect(peer)
@@ -544,34 +596,12 @@ class Endpoint(asyncio.DatagramProtocol):
 
     async def _blocks2(self, peer: Address, request: Message, answer: Message) -> Message:
         """The answer with the rest of its blocks (RFC 7959 §2.4) fetched and joined."""
-        block2 = answer.number(BLOCK2)
-        if block2 is None:
-            return answer
-        num, more, szx = decode_block(block2)
-        body = bytearray(answer.payload)
-        tag = answer.get(ETAG)
-        options = [o for o in request.options if o[0] not in _BLOCK_OPTIONS]
-        while more:
-            if len(body) > self.max_response_bytes:
-                raise Unreachable(f"the answer is larger than {self.max_response_bytes} bytes")
-            num += len(answer.payload) >> (szx + 4)
-            # A GET is asked again; the answer of another method is kept under its token.
-            token = self._new_token() if request.code == GET else request.token
-            part = Message(CON, request.code, 0, token, list(options))
-            part.add(BLOCK2, block_value(num, False, szx))
-            answer = await self._exchange(peer, part)
-            if not _success(answer.code):
-                return answer
-            if answer.get(ETAG) != tag:
-                raise MessageError("the answer changed while its blocks were fetched")
-            block2 = answer.number(BLOCK2)
-            if block2 is None:
-                raise MessageError("a block of the answer came without its Block2 option")
-            num, more, szx = decode_block(block2)
-            body += answer.payload
-        answer.payload = bytes(body)
-        answer.remove(BLOCK2)
-        return answer
+        blocks = _Blocks(self, request, answer)
+        while (part := blocks.next_request()) is not None:
+            failed = blocks.add(await self._exchange(peer, part))
+            if failed is not None:
+                return failed
+        return blocks.whole()
 
     async def observe(
         self, peer: Address, options: list[tuple[int, bytes]], notify: Callable[[Message], None]
@@ -758,7 +788,8 @@ class Endpoint(asyncio.DatagramProtocol):
             bodies = self._bodies
             while len(bodies) >= self.max_assemblies:
                 del bodies[next(iter(bodies))]
-            bodies[(peer, request.token)] = payload
+            kept = [o for o in answer.options if o[0] not in _BLOCK_OPTIONS]
+            bodies[(peer, request.token)] = Message(code=answer.code, options=kept, payload=payload)
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
         answer.add(ETAG, etag(payload))
@@ -779,11 +810,10 @@ class Endpoint(asyncio.DatagramProtocol):
             return self.site.too_large(maximum), None
         asked = message.number(BLOCK2)
         if asked is not None and message.code != GET and decode_block(asked)[0] > 0:
-            body = self._bodies.get((peer, message.token))
-            if body is None:
+            kept = self._bodies.get((peer, message.token))
+            if kept is None:
                 return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
-            answer = Message(code=69, payload=body)
-            return answer, None
+            return Message(code=kept.code, options=list(kept.options), payload=kept.payload), None
         block1 = message.number(BLOCK1)
         if block1 is None:
             if len(message.payload) > maximum:
