@@ -108,6 +108,11 @@ class Network(Protocol):
         """Attach ``endpoint`` (``connection_made``) to a transport bound at ``host``,
         ``port`` (0: any) and return the address bound."""
 
+    def socket(self, near: Address) -> Any:
+        """A blocking datagram socket (``connect``, ``send``, ``recv``, ``settimeout``,
+        ``close``; a timeout raises :class:`TimeoutError`) bound beside ``near``, the
+        address of an endpoint: what a thread exchanges its requests on."""
+
 
 class UdpNetwork:
     """Real UDP sockets, with ICMP errors reported with the address they are about."""
@@ -126,9 +131,14 @@ class UdpNetwork:
                 else (socket.IPPROTO_IP, _IP_RECVERR)
             )
             sock.setsockopt(level, option, 1)
-        endpoint.sock = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            endpoint.errors = socket.fromfd(sock.fileno(), sock.family, sock.type)
         sockname: Address = sock.getsockname()
         return sockname
+
+    def socket(self, near: Address) -> socket.socket:
+        sock = socket.socket(socket.AF_INET6 if ":" in near[0] else socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((near[0], 0))
+        return sock
 
 
 class _Transmission:
@@ -265,6 +275,7 @@ class Endpoint(asyncio.DatagramProtocol):
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
         block_szx: int = 6,
+        network: Network | None = None,
     ) -> None:
         self.site = site
         self.timers = timers or Timers()
@@ -273,9 +284,9 @@ class Endpoint(asyncio.DatagramProtocol):
         self.max_assemblies = max_assemblies
         self.max_exchanges = max_exchanges
         self.block_szx = block_szx
-        # The socket (a duplicate of the transport's): ICMP errors are read from it with the
-        # address they are about, and the requests of other threads sent through it.
-        self.sock: socket.socket | None = None
+        self.network = network or UdpNetwork()
+        self.address: Address = ()  # where it is bound, once open
+        self.errors: socket.socket | None = None  # where ICMP errors are read, with their address
         self._transport: asyncio.DatagramTransport | None = None
         self._random = random.Random(os.urandom(16))
         self._mids = itertools.count(self._random.getrandbits(16))  # next() is atomic: any thread
@@ -293,6 +304,11 @@ class Endpoint(asyncio.DatagramProtocol):
         self._separate = 0
         self.closed = False
 
+    async def open(self, host: str, port: int) -> Address:
+        """Bind to ``host``, ``port`` (0: any) on the endpoint's network; the address bound."""
+        self.address = await self.network.open(self, host, port)
+        return self.address
+
     # -- asyncio's interface -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -304,11 +320,11 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error: fail at once what waits for the peer it names."""
-        if self.sock is None or not hasattr(socket, "MSG_ERRQUEUE"):
+        if self.errors is None:
             return
         while True:
             try:
-                _, _, _, peer = self.sock.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+                _, _, _, peer = self.errors.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
             except OSError:
                 return
             self._unreachable(peer[:2], f"the peer's port is closed ({exc})")
@@ -492,7 +508,7 @@ class Endpoint(asyncio.DatagramProtocol):
         loop = self._loop
         if loop is None or self.closed:
             raise Unreachable("the endpoint is closed")
-        if self.sock is None or len(payload) > 16 << self.block_szx:  # on the loop
+        if len(payload) > 16 << self.block_szx:  # block by block: on the loop
             return asyncio.run_coroutine_threadsafe(
                 _bounded(self.request(peer, code, options, payload), timeout), loop
             ).result()
@@ -501,8 +517,7 @@ class Endpoint(asyncio.DatagramProtocol):
         try:
             sock = self._sockets.pop()
         except IndexError:
-            sock = socket.socket(self.sock.family, socket.SOCK_DGRAM)
-            sock.bind((self.sock.getsockname()[0], 0))
+            sock = self.network.socket(self.address)
         try:
             blocks = _Blocks(self, message, self._exchange_on(sock, peer, message, timeout, deadline))
             while (part := blocks.next_request()) is not None:  # the rest of a large answer
@@ -946,9 +961,9 @@ class Endpoint(asyncio.DatagramProtocol):
             task.cancel()
         if self._transport is not None:
             self._transport.close()
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
         while self._sockets:
             self._sockets.pop().close()
 

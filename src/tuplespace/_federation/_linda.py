@@ -9,7 +9,7 @@ from .._codec import encode_template
 from .._errors import InvalidValue, Timeout
 from .._values import Tuple, Value
 from ._cbor import CBOR, JSON, encode_cbor
-from ._endpoint import Address, Endpoint, Network, Timers, UdpNetwork
+from ._endpoint import Address, Endpoint, Network, Timers
 from ._loop import LoopThread
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, POST, URI_QUERY
 from ._node import peer_of
@@ -49,17 +49,17 @@ class CoapSpace:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit))
+        self._endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
         self._runner = LoopThread("tuplespace-coap-client")
         try:
-            self._peer, self._path = self._runner.call(self._open(network or UdpNetwork()), timeout)
+            self._peer, self._path = self._runner.call(self._open(), timeout)
         except BaseException:
             self._runner.stop()
             raise
 
-    async def _open(self, network: Network) -> tuple[Address, list[tuple[int, bytes]]]:
+    async def _open(self) -> tuple[Address, list[tuple[int, bytes]]]:
         peer, path = await peer_of(self.url)
-        await network.open(self._endpoint, "::" if ":" in peer[0] else "0.0.0.0", 0)
+        await self._endpoint.open("::" if ":" in peer[0] else "0.0.0.0", 0)
         return peer, path
 
     def _request(self, code: int, payload: bytes, query: list[str], wait: float | None = 0.0) -> Value:

@@ -13,7 +13,7 @@ from .._errors import InvalidValue, Unreachable
 from .._names import check_path
 from .._space import Space
 from .._values import URI
-from ._endpoint import Address, Endpoint, Network, Timers, UdpNetwork
+from ._endpoint import Address, Endpoint, Network, Timers
 from ._loop import LoopThread
 from ._message import URI_PATH, URI_QUERY
 from ._remote import RemoteRecord
@@ -88,11 +88,12 @@ class Node:
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
             max_exchanges=max_exchanges,
+            network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
         self._runner = LoopThread("tuplespace-coap")
         try:
-            sockname = self.call((network or UdpNetwork()).open(self._endpoint, bind_host, bind_port))
+            sockname = self.call(self._endpoint.open(bind_host, bind_port))
         except BaseException:
             self._runner.stop()
             raise
