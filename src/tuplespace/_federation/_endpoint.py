@@ -44,7 +44,9 @@ from ._message import (
     CONTINUE,
     ETAG,
     GET,
+    INTERNAL_SERVER_ERROR,
     NON,
+    NOT_FOUND,
     OBSERVE,
     REQUEST_ENTITY_INCOMPLETE,
     RST,
@@ -563,7 +565,7 @@ class Endpoint(asyncio.DatagramProtocol):
                     resend = now + wait
                     sock.send(data)
                 bound = deadline if acknowledged else resend if deadline is None else min(resend, deadline)
-                sock.settimeout(None if bound is None else max(bound - now, 0.0))
+                sock.settimeout(None if bound is None else max(bound - now, 1e-4))  # 0 is non-blocking
                 try:
                     reply = Message.decode(sock.recv(65536))
                 except (TimeoutError, MessageError):
@@ -638,8 +640,7 @@ class Endpoint(asyncio.DatagramProtocol):
                 notify(notification)
 
         first = await self._exchange(peer, message, deliver)
-        found = self._waiting.get(token)
-        waiting = found if isinstance(found, _Waiting) else None
+        waiting = self._waiting.get(token)
 
         def cancel() -> None:
             if waiting is None or self._waiting.get(token) is not waiting:
@@ -706,7 +707,9 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         served = self._remember(key)
         if self.site is None:
-            self._answer(message, peer, served, Message(code=132, payload=b"a client: nothing is served"))
+            self._answer(
+                message, peer, served, Message(code=NOT_FOUND, payload=b"a client: nothing is served")
+            )
             return
         try:
             early, echo = self._check(message, peer)
@@ -752,7 +755,7 @@ class Endpoint(asyncio.DatagramProtocol):
             result = self.site.render(request)
         except Exception:
             log.exception("coap: rendering %r failed", request)
-            result = Message(code=160, payload=b"internal error")
+            result = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
         if isinstance(result, Message):
             then(result)
         else:
@@ -764,7 +767,7 @@ class Endpoint(asyncio.DatagramProtocol):
             answer = await result
         except Exception:
             log.exception("coap: rendering failed")
-            answer = Message(code=160, payload=b"internal error")
+            answer = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
         then(answer)
 
     def _answer(self, request: Message, peer: Address, served: _Served, answer: Message) -> None:
