@@ -117,23 +117,31 @@ class Network(Protocol):
 
 
 class UdpNetwork:
-    """Real UDP sockets, with ICMP errors reported with the address they are about."""
+    """Real UDP sockets, read by the loop up to ``BATCH`` datagrams at each wake-up,
+    with ICMP errors reported with the address they are about."""
 
     async def open(self, endpoint: Endpoint, host: str, port: int) -> Address:
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_datagram_endpoint(lambda: endpoint, local_addr=(host, port))
+            found = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+            family, _, _, _, address = found[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
         except OSError as exc:
             raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
-        sock = transport.get_extra_info("socket")
+        try:
+            sock.setblocking(False)
+            sock.bind(address)
+        except OSError as exc:
+            sock.close()
+            raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
         if hasattr(socket, "MSG_ERRQUEUE"):
-            level, option = (
-                (socket.IPPROTO_IPV6, _IPV6_RECVERR)
-                if sock.family == socket.AF_INET6
-                else (socket.IPPROTO_IP, _IP_RECVERR)
-            )
+            v6 = family == socket.AF_INET6
+            level, option = (socket.IPPROTO_IPV6, _IPV6_RECVERR) if v6 else (socket.IPPROTO_IP, _IP_RECVERR)
             sock.setsockopt(level, option, 1)
-            endpoint.errors = socket.fromfd(sock.fileno(), sock.family, sock.type)
+            endpoint.errors = sock
+        transport = _UdpTransport(loop, sock, endpoint)
+        endpoint.connection_made(transport)  # type: ignore[arg-type]
+        loop.add_reader(sock.fileno(), transport.readable)
         sockname: Address = sock.getsockname()
         return sockname
 
@@ -141,6 +149,47 @@ class UdpNetwork:
         sock = socket.socket(socket.AF_INET6 if ":" in near[0] else socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind((near[0], 0))
         return sock
+
+
+class _UdpTransport:
+    """An endpoint's UDP socket on the loop: several datagrams read at each wake-up
+    (asyncio's datagram transport reads one), sent at once or dropped when the
+    kernel's queue is full (as a network may drop them)."""
+
+    BATCH = 64
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, endpoint: Endpoint) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._endpoint = endpoint
+
+    def readable(self) -> None:
+        receive, recvfrom = self._endpoint.datagram_received, self._sock.recvfrom
+        for _ in range(self.BATCH):
+            try:
+                data, address = recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error about a datagram sent before
+                self._endpoint.error_received(exc)
+                continue
+            receive(data, address)
+
+    def sendto(self, data: bytes, address: Address) -> None:
+        try:
+            self._sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self._endpoint.error_received(exc)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._sock.getsockname() if name == "sockname" else default
+
+    def close(self) -> None:
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
 
 
 class _Transmission:
@@ -964,9 +1013,7 @@ class Endpoint(asyncio.DatagramProtocol):
             task.cancel()
         if self._transport is not None:
             self._transport.close()
-        if self.errors is not None:
-            self.errors.close()
-            self.errors = None
+        self.errors = None
         while self._sockets:
             self._sockets.pop().close()
 
