@@ -540,6 +540,8 @@ class Endpoint(asyncio.DatagramProtocol):
         return the whole answer (its blocks fetched and joined)."""
         message = Message(CON, code, 0, self._new_token(), options, payload)
         answer = await self._send_request(peer, message)
+        if answer.number(BLOCK2) is None:
+            return answer
         return await self._blocks2(peer, message, answer)
 
     def request_blocking(
@@ -570,7 +572,10 @@ class Endpoint(asyncio.DatagramProtocol):
         except IndexError:
             sock = self.network.socket(self.address)
         try:
-            blocks = _Blocks(self, message, self._exchange_on(sock, peer, message, timeout, deadline))
+            answer = self._exchange_on(sock, peer, message, timeout, deadline)
+            if answer.number(BLOCK2) is None:
+                return answer
+            blocks = _Blocks(self, message, answer)
             while (part := blocks.next_request()) is not None:  # the rest of a large answer
                 failed = blocks.add(self._exchange_on(sock, peer, part, timeout, deadline))
                 if failed is not None:
@@ -867,21 +872,26 @@ class Endpoint(asyncio.DatagramProtocol):
         """An answer due before the site sees the request (a bad option, a block to
         assemble, a payload too large), and the Block1 option to echo in the answer
         once the payload is whole."""
-        for number, _ in message.options:
+        size1 = asked = block1 = None
+        for number, value in message.options:
             if number & 1 and number not in _KNOWN:
                 return Message(code=BAD_OPTION, payload=f"option {number} is not understood".encode()), None
+            if number > BLOCK2:
+                if number == BLOCK1:
+                    block1 = int.from_bytes(value, "big")
+                elif number == SIZE1:
+                    size1 = int.from_bytes(value, "big")
+            elif number == BLOCK2:
+                asked = int.from_bytes(value, "big")
         assert self.site is not None
         maximum = self.max_request_bytes
-        size1 = message.number(SIZE1)
         if size1 is not None and size1 > maximum:
             return self.site.too_large(maximum), None
-        asked = message.number(BLOCK2)
         if asked is not None and message.code != GET and decode_block(asked)[0] > 0:
             kept = self._bodies.get((peer, message.token))
             if kept is None:
                 return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
             return Message(code=kept.code, options=list(kept.options), payload=kept.payload), None
-        block1 = message.number(BLOCK1)
         if block1 is None:
             if len(message.payload) > maximum:
                 return self.site.too_large(maximum), None
