@@ -8,6 +8,8 @@ and is dropped (or reset) by the endpoint.  Codes are the integers of the wire
 
 from __future__ import annotations
 
+from .._errors import WireError
+
 __all__ = [
     "ACK",
     "CON",
@@ -39,8 +41,9 @@ BLOCK2, BLOCK1, SIZE2, SIZE1 = 23, 27, 28, 60
 _METHODS = {"GET": GET, "POST": POST, "PUT": PUT, "DELETE": DELETE, "FETCH": FETCH, "PATCH": 6, "IPATCH": 7}
 
 
-class MessageError(ValueError):
-    """A datagram that is not a well-formed CoAP message."""
+class MessageError(WireError):
+    """A datagram that is not a well-formed CoAP message, or a transfer of blocks
+    that does not hold together."""
 
 
 def code_text(code: int) -> str:

@@ -48,7 +48,6 @@ from ._message import (
     PUT,
     SIZE1,
     Message,
-    MessageError,
     code_text,
 )
 
@@ -176,10 +175,8 @@ class SpacesResource:
             raise ApiError(405, "method_not_allowed", f"{code_text(method)} is not a method of records")
         except ApiError as exc:
             return _error(exc)
-        except TupleSpaceError as exc:
+        except TupleSpaceError as exc:  # a MessageError too: an option that is not UTF-8
             return _error(api_error(exc))
-        except MessageError as exc:
-            return _error(ApiError(400, "bad_request", str(exc)))
 
     def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
         path = request.path
@@ -187,7 +184,7 @@ class SpacesResource:
             return None  # the render answers what it is
         try:
             target = self._target(path[1:])
-        except (ApiError, TupleSpaceError, MessageError):
+        except (ApiError, TupleSpaceError):
             return None  # the render answers the error
         watched = self._watched.get(target.key)
         if watched is None:
