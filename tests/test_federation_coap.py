@@ -363,6 +363,11 @@ def test_the_endpoint_tables_are_bounded() -> None:
     assert statistics["assemblies"] == 2
 
 
+def test_message_ids_remembered_are_fewer_than_a_peer_goes_through() -> None:
+    with pytest.raises(ts.InvalidValue, match="max_exchanges is 1 to 32768"):
+        ts.Node("coap://127.0.0.1:0/", max_exchanges=65536)
+
+
 class _Echo:
     def render(self, request: Message) -> Message:
         return Message(code=CONTENT, payload=request.payload)

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
-from .._errors import Unreachable
+from .._errors import InvalidValue, Unreachable
 from ._message import (
     ACK,
     BAD_OPTION,
@@ -70,6 +70,9 @@ _BLOCK_OPTIONS = frozenset({BLOCK1, BLOCK2, SIZE1, SIZE2, OBSERVE})
 _IP_RECVERR, _IPV6_RECVERR = 11, 25  # Linux: ICMP errors with the address they are about
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
+# Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
+# one, so that a new request is never taken for the repeat of an old one.
+MAX_EXCHANGES = 32768
 
 
 class Timers:
@@ -328,6 +331,10 @@ class Endpoint(asyncio.DatagramProtocol):
         block_szx: int = 6,
         network: Network | None = None,
     ) -> None:
+        if not 0 < max_exchanges <= MAX_EXCHANGES:
+            raise InvalidValue(
+                f"max_exchanges is 1 to {MAX_EXCHANGES} (message ids are 16 bits), got {max_exchanges!r}"
+            )
         self.site = site
         self.timers = timers or Timers()
         self.max_request_bytes = max_request_bytes
@@ -343,7 +350,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self._mids = itertools.count(self._random.getrandbits(16))  # next() is atomic: any thread
         self._transmissions: dict[int, _Transmission] = {}
         self._waiting: dict[bytes, _Waiting] = {}
-        self._sockets: list[socket.socket] = []  # idle, for the requests of other threads
+        # Idle sockets for the requests of other threads, with the peer each is connected to.
+        self._sockets: list[tuple[Any, Address]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
@@ -568,10 +576,16 @@ class Endpoint(asyncio.DatagramProtocol):
         deadline = None if timeout is None else time.monotonic() + timeout
         message = Message(CON, code, 0, self._new_token(), options, payload)
         try:
-            sock = self._sockets.pop()
+            sock, connected = self._sockets.pop()
         except IndexError:
-            sock = self.network.socket(self.address)
+            sock, connected = self.network.socket(self.address), ()
         try:
+            if connected != peer:
+                try:
+                    sock.connect(peer)
+                except OSError as exc:
+                    raise Unreachable(f"the peer cannot be reached: {exc}") from None
+                connected = peer
             answer = self._exchange_on(sock, peer, message, timeout, deadline)
             if answer.number(BLOCK2) is None:
                 return answer
@@ -583,7 +597,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return blocks.whole()
         finally:
             if len(self._sockets) < MAX_IDLE_SOCKETS and not self.closed:
-                self._sockets.append(sock)
+                self._sockets.append((sock, connected))
             else:
                 sock.close()
 
@@ -595,7 +609,7 @@ class Endpoint(asyncio.DatagramProtocol):
         timeout: float | None,
         deadline: float | None,
     ) -> Message:
-        """One confirmable exchange on a blocking socket connected to the peer:
+        """One confirmable exchange on a blocking socket connected to ``peer``:
         retransmitted with backoff until acknowledged, then the answer awaited."""
         timers = self.timers
         wait = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
@@ -604,7 +618,6 @@ class Endpoint(asyncio.DatagramProtocol):
         token = message.token
         acknowledged, attempts = False, 0
         try:
-            sock.connect(peer)
             sock.send(data)
             resend = time.monotonic() + wait
             while True:
@@ -1025,7 +1038,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._transport.close()
         self.errors = None
         while self._sockets:
-            self._sockets.pop().close()
+            self._sockets.pop()[0].close()
 
     def __repr__(self) -> str:
         return f"Endpoint({'server' if self.site else 'client'})"
