@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
 import logging
 import os
@@ -34,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
 from .._errors import InvalidValue, Unreachable
+from ._blockwise import BLOCK_OPTIONS, Blocks, etag
 from ._message import (
     ACK,
     BAD_OPTION,
@@ -57,17 +57,17 @@ from ._message import (
     MessageError,
     block_value,
     decode_block,
+    success,
 )
+from ._network import Address, Network, UdpNetwork
 
-__all__ = ["Endpoint", "Network", "Site", "Timers", "UdpNetwork"]
+__all__ = ["Address", "Endpoint", "Network", "Site", "Timers", "UdpNetwork"]
 
 log = logging.getLogger("tuplespace")
 
-Address = tuple[Any, ...]
 # Options a server understands; an unknown critical (odd-numbered) one is 4.02 (RFC 7252 §5.4.1).
 _KNOWN = frozenset({3, 4, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 60})
-_BLOCK_OPTIONS = frozenset({BLOCK1, BLOCK2, SIZE1, SIZE2, OBSERVE})
-_IP_RECVERR, _IPV6_RECVERR = 11, 25  # Linux: ICMP errors with the address they are about
+
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
@@ -106,95 +106,6 @@ class Site(Protocol):
         """The 4.13 answer to a request payload past ``maximum`` bytes."""
 
 
-class Network(Protocol):
-    """Where an endpoint's datagrams travel: :class:`UdpNetwork`, or a simulation."""
-
-    async def open(self, endpoint: Endpoint, host: str, port: int) -> Address:
-        """Attach ``endpoint`` (``connection_made``) to a transport bound at ``host``,
-        ``port`` (0: any) and return the address bound."""
-
-    def socket(self, near: Address) -> Any:
-        """A blocking datagram socket (``connect``, ``send``, ``recv``, ``settimeout``,
-        ``close``; a timeout raises :class:`TimeoutError`) bound beside ``near``, the
-        address of an endpoint: what a thread exchanges its requests on."""
-
-
-class UdpNetwork:
-    """Real UDP sockets, read by the loop up to ``BATCH`` datagrams at each wake-up,
-    with ICMP errors reported with the address they are about."""
-
-    async def open(self, endpoint: Endpoint, host: str, port: int) -> Address:
-        loop = asyncio.get_running_loop()
-        try:
-            found = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-            family, _, _, _, address = found[0]
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-        except OSError as exc:
-            raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
-        try:
-            sock.setblocking(False)
-            sock.bind(address)
-        except OSError as exc:
-            sock.close()
-            raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
-        if hasattr(socket, "MSG_ERRQUEUE"):
-            v6 = family == socket.AF_INET6
-            level, option = (socket.IPPROTO_IPV6, _IPV6_RECVERR) if v6 else (socket.IPPROTO_IP, _IP_RECVERR)
-            sock.setsockopt(level, option, 1)
-            endpoint.errors = sock
-        transport = _UdpTransport(loop, sock, endpoint)
-        endpoint.connection_made(transport)  # type: ignore[arg-type]
-        loop.add_reader(sock.fileno(), transport.readable)
-        sockname: Address = sock.getsockname()
-        return sockname
-
-    def socket(self, near: Address) -> socket.socket:
-        sock = socket.socket(socket.AF_INET6 if ":" in near[0] else socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((near[0], 0))
-        return sock
-
-
-class _UdpTransport:
-    """An endpoint's UDP socket on the loop: several datagrams read at each wake-up
-    (asyncio's datagram transport reads one), sent at once or dropped when the
-    kernel's queue is full (as a network may drop them)."""
-
-    BATCH = 64
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, endpoint: Endpoint) -> None:
-        self._loop = loop
-        self._sock = sock
-        self._endpoint = endpoint
-
-    def readable(self) -> None:
-        receive, recvfrom = self._endpoint.datagram_received, self._sock.recvfrom
-        for _ in range(self.BATCH):
-            try:
-                data, address = recvfrom(65536)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # an ICMP error about a datagram sent before
-                self._endpoint.error_received(exc)
-                continue
-            receive(data, address)
-
-    def sendto(self, data: bytes, address: Address) -> None:
-        try:
-            self._sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError as exc:
-            self._endpoint.error_received(exc)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._sock.getsockname() if name == "sockname" else default
-
-    def close(self) -> None:
-        if self._sock.fileno() >= 0:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-
-
 class _Transmission:
     """A confirmable message waiting for its ACK (or RST), retransmitted until then."""
 
@@ -220,58 +131,6 @@ class _Waiting:
         self.notify: Callable[[Message], None] | None = None
         self.sequence = -1
         self.since = 0.0
-
-
-class _Blocks:
-    """The blocks of an answer (RFC 7959 §2.4) being fetched and joined: the first
-    given, :meth:`next_request` asks the next, :meth:`add` takes it."""
-
-    __slots__ = ("answer", "body", "endpoint", "more", "num", "options", "request", "szx", "tag")
-
-    def __init__(self, endpoint: Endpoint, request: Message, first: Message) -> None:
-        self.endpoint = endpoint
-        self.request = request
-        self.answer = first
-        self.body = bytearray(first.payload)
-        self.tag = first.get(ETAG)
-        self.options = [o for o in request.options if o[0] not in _BLOCK_OPTIONS]
-        block2 = first.number(BLOCK2)
-        self.num, self.more, self.szx = (0, False, 0) if block2 is None else decode_block(block2)
-
-    def next_request(self) -> Message | None:
-        """The request for the next block, or None when the answer is whole."""
-        if not self.more:
-            return None
-        if len(self.body) > self.endpoint.max_response_bytes:
-            raise Unreachable(f"the answer is larger than {self.endpoint.max_response_bytes} bytes")
-        self.num += len(self.answer.payload) >> (self.szx + 4)
-        # A GET is asked again; the answer of another method is kept under its token.
-        request = self.request
-        token = self.endpoint._new_token() if request.code == GET else request.token
-        part = Message(CON, request.code, 0, token, list(self.options))
-        return part.add(BLOCK2, block_value(self.num, False, self.szx))
-
-    def add(self, answer: Message) -> Message | None:
-        """Take the next block; an error answer ends the transfer and is returned."""
-        if not _success(answer.code):
-            return answer
-        if answer.get(ETAG) != self.tag:
-            raise MessageError("the answer changed while its blocks were fetched")
-        block2 = answer.number(BLOCK2)
-        if block2 is None:
-            raise MessageError("a block of the answer came without its Block2 option")
-        self.num, self.more, self.szx = decode_block(block2)
-        self.answer = answer
-        self.body += answer.payload
-        return None
-
-    def whole(self) -> Message:
-        """The answer, its blocks joined."""
-        answer = self.answer
-        if answer.number(BLOCK2) is not None:
-            answer.payload = bytes(self.body)
-            answer.remove(BLOCK2)
-        return answer
 
 
 class _Served:
@@ -300,15 +159,6 @@ class _Observed:
 
 def _nothing() -> None:
     pass
-
-
-def _success(code: int) -> bool:
-    return code >> 5 == 2
-
-
-def etag(payload: bytes) -> bytes:
-    """The entity tag of a body sent block by block."""
-    return hashlib.blake2b(payload, digest_size=8).digest()
 
 
 class Endpoint(asyncio.DatagramProtocol):
@@ -526,7 +376,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def _notification(self, waiting: _Waiting, message: Message) -> None:
         sequence = message.number(OBSERVE)
-        if sequence is not None and _success(message.code):
+        if sequence is not None and success(message.code):
             now = asyncio.get_running_loop().time()
             v1, v2 = waiting.sequence, sequence
             fresher = (v1 < v2 and v2 - v1 < 1 << 23) or (v1 > v2 and v1 - v2 > 1 << 23)
@@ -589,7 +439,7 @@ class Endpoint(asyncio.DatagramProtocol):
             answer = self._exchange_on(sock, peer, message, timeout, deadline)
             if answer.number(BLOCK2) is None:
                 return answer
-            blocks = _Blocks(self, message, answer)
+            blocks = Blocks(message, answer, self.max_response_bytes, self._new_token)
             while (part := blocks.next_request()) is not None:  # the rest of a large answer
                 failed = blocks.add(self._exchange_on(sock, peer, part, timeout, deadline))
                 if failed is not None:
@@ -680,7 +530,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
     async def _blocks2(self, peer: Address, request: Message, answer: Message) -> Message:
         """The answer with the rest of its blocks (RFC 7959 §2.4) fetched and joined."""
-        blocks = _Blocks(self, request, answer)
+        blocks = Blocks(request, answer, self.max_response_bytes, self._new_token)
         while (part := blocks.next_request()) is not None:
             failed = blocks.add(await self._exchange(peer, part))
             if failed is not None:
@@ -723,7 +573,7 @@ class Endpoint(asyncio.DatagramProtocol):
         except BaseException:
             cancel()
             raise
-        if first.number(OBSERVE) is None or not _success(first.code) or waiting is None:
+        if first.number(OBSERVE) is None or not success(first.code) or waiting is None:
             if waiting is not None and self._waiting.get(token) is waiting:
                 del self._waiting[token]
             return first, _nothing
@@ -810,7 +660,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if echo is not None:
             answer.add(BLOCK1, echo)
         if observed is not None:
-            if _success(answer.code):
+            if success(answer.code):
                 answer.add(OBSERVE, self._sequence())
             else:
                 self._deregister(observed)
@@ -873,7 +723,7 @@ class Endpoint(asyncio.DatagramProtocol):
             bodies = self._bodies
             while len(bodies) >= self.max_assemblies:
                 del bodies[next(iter(bodies))]
-            kept = [o for o in answer.options if o[0] not in _BLOCK_OPTIONS]
+            kept = [o for o in answer.options if o[0] not in BLOCK_OPTIONS]
             bodies[(peer, request.token)] = Message(code=answer.code, options=kept, payload=payload)
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
@@ -911,7 +761,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return None, None
         num, more, szx = decode_block(block1)
         size = 16 << szx
-        key = (peer, message.code, *(o for o in message.options if o[0] not in _BLOCK_OPTIONS))
+        key = (peer, message.code, *(o for o in message.options if o[0] not in BLOCK_OPTIONS))
         assemblies = self._assemblies
         now = asyncio.get_running_loop().time()
         if num == 0:
@@ -985,7 +835,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         request = observed.request
         answer.token = request.token
-        last = not _success(answer.code)
+        last = not success(answer.code)
         if last:
             self._deregister(observed)
         else:

@@ -20,6 +20,7 @@ __all__ = [
     "block_value",
     "code_text",
     "decode_block",
+    "success",
     "uint",
 ]
 
@@ -49,6 +50,11 @@ class MessageError(WireError):
 def code_text(code: int) -> str:
     """``2.05`` for 69."""
     return f"{code >> 5}.{code & 31:02d}"
+
+
+def success(code: int) -> bool:
+    """Whether a response code is of class 2 (2.01 to 2.31)."""
+    return code >> 5 == 2
 
 
 def method(name: str) -> int:

@@ -12,7 +12,7 @@ from .._errors import InvalidValue, LimitReached, TupleSpaceError
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
-from ._message import ACCEPT, CONTENT_FORMAT, DELETE, GET, OBSERVE, PUT, URI_PATH, URI_QUERY, Message
+from ._message import ACCEPT, CONTENT_FORMAT, DELETE, GET, OBSERVE, PUT, URI_PATH, URI_QUERY, Message, success
 
 if TYPE_CHECKING:
     from ._node import Node
@@ -142,7 +142,7 @@ def _number(option: tuple[int, bytes]) -> int:
 
 
 def _value(response: Message, uri: str) -> Value:
-    if response.code >> 5 != 2:
+    if not success(response.code):
         from ..client._common import error_from_answer
 
         raise error_from_answer(_status(response.code), response.payload, uri)
