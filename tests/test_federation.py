@@ -3,6 +3,7 @@ handles on a peer's records (tuplespace.Node, docs/federation.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -33,19 +34,61 @@ def other() -> Iterator[ts.Node]:
 
 
 @pytest.fixture
-def coap() -> Iterator[Callable[..., Message]]:
-    """``coap(method, uri, payload, **options)``: one request from aiocoap, an
-    independent CoAP client, and its response."""
+def aiocoap_client() -> Iterator[tuple[LoopThread, aiocoap.Context]]:
+    """aiocoap, an independent CoAP client, on a loop of its own."""
     runner = LoopThread("aiocoap-client")
     context = runner.call(aiocoap.Context.create_client_context(transports=["udp6"]), PATIENCE)
+    yield runner, context
+    runner.stop(context.shutdown)
+
+
+@pytest.fixture
+def coap(aiocoap_client: tuple[LoopThread, aiocoap.Context]) -> Callable[..., Message]:
+    """``coap(method, uri, payload, **options)``: one request from aiocoap and its response."""
+    runner, context = aiocoap_client
 
     def request(method: str, uri: str, payload: bytes = b"", **options: Any) -> Message:
         message = Message(code=Code[method], uri=uri, payload=payload, **options)
         response: Message = runner.call(context.request(message).response, PATIENCE)
         return response
 
-    yield request
-    runner.stop(context.shutdown)
+    return request
+
+
+def test_aiocoap_observes_and_moves_values_block_by_block(
+    node: ts.Node, aiocoap_client: tuple[LoopThread, aiocoap.Context], coap: Callable[..., Message]
+) -> None:
+    runner, context = aiocoap_client
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    uri = f"{kitchen.address}/temp"
+    note = "n" * 3000
+    put = coap("PUT", f"{kitchen.address}/note", ts.encode_cbor(note), content_format=60)
+    assert put.code == Code.CHANGED  # sent in Block1 blocks by aiocoap
+    assert kitchen.get("note") == note
+    got = coap("GET", f"{kitchen.address}/note")
+    assert ts.decode_cbor(got.payload) == note  # fetched in Block2 blocks
+    assert got.opt.block2 is not None
+
+    async def observe() -> list[Any]:
+        request = context.request(Message(code=Code.GET, uri=uri, observe=0))
+        first = await request.response
+        states = [ts.decode_cbor(first.payload)]
+        assert first.opt.observe is not None
+        async for notification in request.observation:
+            states.append(ts.decode_cbor(notification.payload))
+            if states[-1] == 3.0:
+                request.observation.cancel()
+                break
+        return states
+
+    watching = asyncio.run_coroutine_threadsafe(observe(), runner.loop)
+    wait_until(lambda: node.statistics()["observations"] == 1, "the observation")
+    for value in (1.0, 2.0, 3.0):
+        kitchen.set("temp", value)
+    states = watching.result(PATIENCE)
+    assert states[0] == 21.5
+    assert states[-1] == 3.0
+    assert states[1:] == sorted(states[1:])  # never back in time
 
 
 def error_body(response: Message) -> dict[str, Any]:
