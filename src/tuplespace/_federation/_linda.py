@@ -30,6 +30,8 @@ class CoapSpace:
     raises :class:`~tuplespace.Unreachable`.  A take is done once however often its
     request is sent (CoAP's duplicate detection); an answer that never arrives after
     all retransmissions loses the tuple taken, as no claim protects it yet.
+    ``ack_timeout`` and ``max_retransmit`` are the retransmission timers (RFC 7252:
+    2 s, 4 times) and ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
     """
 
     def __init__(
