@@ -35,16 +35,21 @@ from typing import Any, Protocol, cast
 from .._errors import InvalidValue, Unreachable
 from ._blockwise import BLOCK_OPTIONS, Blocks, etag
 from ._message import (
+    ACCEPT,
     ACK,
     BAD_OPTION,
     BAD_REQUEST,
     BLOCK1,
     BLOCK2,
     CON,
+    CONTENT_FORMAT,
     CONTINUE,
     ETAG,
     GET,
     INTERNAL_SERVER_ERROR,
+    LOCATION_PATH,
+    LOCATION_QUERY,
+    MAX_AGE,
     NON,
     NOT_FOUND,
     OBSERVE,
@@ -53,6 +58,10 @@ from ._message import (
     SERVICE_UNAVAILABLE,
     SIZE1,
     SIZE2,
+    URI_HOST,
+    URI_PATH,
+    URI_PORT,
+    URI_QUERY,
     Message,
     MessageError,
     block_value,
@@ -66,7 +75,10 @@ __all__ = ["Address", "Endpoint", "Network", "Site", "Timers", "UdpNetwork"]
 log = logging.getLogger("tuplespace")
 
 # Options a server understands; an unknown critical (odd-numbered) one is 4.02 (RFC 7252 §5.4.1).
-_KNOWN = frozenset({3, 4, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 60})
+_KNOWN = frozenset(
+    {URI_HOST, ETAG, OBSERVE, URI_PORT, LOCATION_PATH, URI_PATH, CONTENT_FORMAT, MAX_AGE, URI_QUERY}
+    | {ACCEPT, LOCATION_QUERY, BLOCK2, BLOCK1, SIZE2, SIZE1}
+)
 
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads

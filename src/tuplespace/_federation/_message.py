@@ -29,7 +29,7 @@ CON, NON, ACK, RST = 0, 1, 2, 3
 # Request methods (0.xx).
 GET, POST, PUT, DELETE, FETCH = 1, 2, 3, 4, 5
 # Response codes.
-CREATED, DELETED, VALID, CHANGED, CONTENT, CONTINUE = 65, 66, 67, 68, 69, 95
+CREATED, DELETED, CHANGED, CONTENT, CONTINUE = 65, 66, 68, 69, 95
 BAD_REQUEST, BAD_OPTION, NOT_FOUND, METHOD_NOT_ALLOWED = 128, 130, 132, 133
 REQUEST_ENTITY_INCOMPLETE, REQUEST_ENTITY_TOO_LARGE = 136, 141
 INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE = 160, 163
@@ -38,8 +38,6 @@ INTERNAL_SERVER_ERROR, SERVICE_UNAVAILABLE = 160, 163
 URI_HOST, ETAG, OBSERVE, URI_PORT, LOCATION_PATH, URI_PATH = 3, 4, 6, 7, 8, 11
 CONTENT_FORMAT, MAX_AGE, URI_QUERY, ACCEPT, LOCATION_QUERY = 12, 14, 15, 17, 20
 BLOCK2, BLOCK1, SIZE2, SIZE1 = 23, 27, 28, 60
-
-_METHODS = {"GET": GET, "POST": POST, "PUT": PUT, "DELETE": DELETE, "FETCH": FETCH, "PATCH": 6, "IPATCH": 7}
 
 
 class MessageError(WireError):
@@ -55,11 +53,6 @@ def code_text(code: int) -> str:
 def success(code: int) -> bool:
     """Whether a response code is of class 2 (2.01 to 2.31)."""
     return code >> 5 == 2
-
-
-def method(name: str) -> int:
-    """The code of a request method: ``method("GET") == 1``."""
-    return _METHODS[name]
 
 
 def uint(value: int) -> bytes:
@@ -129,10 +122,6 @@ class Message:
                 return value
         return None
 
-    def all(self, number: int) -> list[bytes]:
-        """Every option of that number, in order."""
-        return [value for n, value in self.options if n == number]
-
     def number(self, number: int) -> int | None:
         """The unsigned integer of the first option of that number, or None."""
         value = self.get(number)
@@ -154,14 +143,6 @@ class Message:
     def query(self) -> tuple[str, ...]:
         """The Uri-Query items."""
         return self.texts(URI_QUERY)
-
-    @property
-    def is_request(self) -> bool:
-        return 1 <= self.code < 32
-
-    @property
-    def is_response(self) -> bool:
-        return self.code >= 64
 
     # -- the wire ------------------------------------------------------------------------
 
