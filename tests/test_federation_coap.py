@@ -367,6 +367,8 @@ def test_the_endpoint_tables_are_bounded() -> None:
 def test_message_ids_remembered_are_fewer_than_a_peer_goes_through() -> None:
     with pytest.raises(ts.InvalidValue, match="max_exchanges is 1 to 32768"):
         ts.Node("coap://127.0.0.1:0/", max_exchanges=65536)
+    with pytest.raises(ts.InvalidValue, match="max_age is 1 to"):
+        ts.Node("coap://127.0.0.1:0/", max_age=0)
 
 
 class _Echo:
@@ -488,6 +490,30 @@ def test_at_30_percent_loss_writes_and_takes_are_not_lost_or_doubled(lossy: Loss
     assert not set(taken) & set(left)
     # A take whose answer never arrived may have taken a tuple: at most one each.
     assert len(stored) - failed <= len(taken) + len(left) <= len(stored)
+
+
+def test_an_observer_that_hears_nothing_registers_again() -> None:
+    network = LossyNetwork(3)
+    with (
+        # Fresh for 3 s: longer than the node takes to give up a notification (1.1 s here).
+        ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, network=network, max_age=3, **FAST) as node,
+        ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, network=network, **FAST) as other,
+    ):
+        kitchen = node.space("home").create("kitchen", {"n": 0})
+        got: list[Any] = []
+        upcall = other.record(kitchen.address).on_change(got.append, tag="n")
+        network.loss = 1.0
+        kitchen.set("n", 1)  # its notification never arrives: the node drops the observation
+        wait_until(lambda: node.statistics()["observations"] == 0, "the observation to be dropped")
+        network.loss = 0.0
+        wait_until(lambda: got == [1], "the observer to register again and hear the state")
+        assert node.statistics()["observations"] == 1
+        kitchen.set("n", 2)
+        wait_until(lambda: got == [1, 2], "the next notification")
+        assert upcall.active
+        network.loss = 1.0  # the node is gone: the renewed registration is never answered
+        wait_until(lambda: not upcall.active, "the observation to end")
+        upcall.cancel()
 
 
 def test_reordered_and_repeated_notifications_never_go_back_in_time() -> None:

@@ -81,6 +81,7 @@ _KNOWN = frozenset(
 )
 
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
+DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
 # one, so that a new request is never taken for the repeat of an old one.
@@ -135,14 +136,15 @@ class _Transmission:
 class _Waiting:
     """A request of this endpoint waiting for its answer, or an observation followed."""
 
-    __slots__ = ("future", "notify", "peer", "sequence", "since")
+    __slots__ = ("future", "max_age", "notify", "peer", "sequence", "since")
 
     def __init__(self, peer: Address, future: asyncio.Future[Message]) -> None:
         self.peer = peer
         self.future = future
         self.notify: Callable[[Message], None] | None = None
         self.sequence = -1
-        self.since = 0.0
+        self.since = 0.0  # when the last fresh notification came
+        self.max_age = DEFAULT_MAX_AGE  # how long it is fresh (RFC 7252 §5.10.5)
 
 
 class _Served:
@@ -190,6 +192,7 @@ class Endpoint(asyncio.DatagramProtocol):
         max_response_bytes: int = 16 << 20,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
+        max_age: int = DEFAULT_MAX_AGE,
         block_szx: int = 6,
         network: Network | None = None,
     ) -> None:
@@ -197,12 +200,15 @@ class Endpoint(asyncio.DatagramProtocol):
             raise InvalidValue(
                 f"max_exchanges is 1 to {MAX_EXCHANGES} (message ids are 16 bits), got {max_exchanges!r}"
             )
+        if not 0 < max_age < 1 << 32:
+            raise InvalidValue(f"max_age is 1 to 2**32 - 1 seconds, got {max_age!r}")
         self.site = site
         self.timers = timers or Timers()
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
         self.max_assemblies = max_assemblies
         self.max_exchanges = max_exchanges
+        self.max_age = max_age
         self.block_szx = block_szx
         self.network = network or UdpNetwork()
         self.address: Address = ()  # where it is bound, once open
@@ -395,6 +401,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if not (fresher or now > waiting.since + 128 or v1 < 0):  # RFC 7641 §3.4
                 return
             waiting.sequence, waiting.since = sequence, now
+            waiting.max_age = message.number(MAX_AGE) or DEFAULT_MAX_AGE
         assert waiting.notify is not None
         waiting.notify(message)
 
@@ -550,12 +557,20 @@ class Endpoint(asyncio.DatagramProtocol):
         return blocks.whole()
 
     async def observe(
-        self, peer: Address, options: list[tuple[int, bytes]], notify: Callable[[Message], None]
+        self,
+        peer: Address,
+        options: list[tuple[int, bytes]],
+        notify: Callable[[Message], None],
+        lost: Callable[[str], None],
     ) -> tuple[Message, Callable[[], None]]:
         """Register an observation (GET with Observe 0) and return the first answer and
         the function that ends the observation.  ``notify`` is called on the loop with
         each fresher notification, its blocks joined; none comes when the first
-        answer came without Observe (the server did not register it)."""
+        answer came without Observe (the server did not register it).  When no fresh
+        notification came for the Max-Age of the last (60 s unless it said), the
+        client registers again (RFC 7641 §3.3.1): a server that dropped the
+        observation (a notification lost too often) takes it up again, and one that
+        does not answer calls ``lost`` with why."""
         message = Message(CON, GET, 0, self._new_token(), list(options))
         message.add(OBSERVE, 0)
         token = message.token
@@ -592,7 +607,47 @@ class Endpoint(asyncio.DatagramProtocol):
         if waiting.sequence < 0:
             waiting.sequence = first.number(OBSERVE) or 0
             waiting.since = asyncio.get_running_loop().time()
-        return first, cancel
+            waiting.max_age = first.number(MAX_AGE) or DEFAULT_MAX_AGE
+        keeping = asyncio.ensure_future(self._keep(peer, message, waiting, lost))
+        self._tasks.add(keeping)
+        keeping.add_done_callback(self._tasks.discard)
+
+        def end() -> None:
+            keeping.cancel()
+            cancel()
+
+        return first, end
+
+    async def _keep(
+        self, peer: Address, message: Message, waiting: _Waiting, lost: Callable[[str], None]
+    ) -> None:
+        """Register the observation again whenever its last notification is stale."""
+        loop = asyncio.get_running_loop()
+        while self._waiting.get(message.token) is waiting:
+            stale = waiting.since + waiting.max_age - loop.time()
+            if stale > 0:
+                await asyncio.sleep(stale)
+                continue
+            again = Message(CON, GET, 0, message.token, list(message.options))
+            reply = await self._acknowledgement(peer, again)  # the answer comes as a notification
+            if reply is None or reply.mtype == RST:
+                if self._waiting.get(message.token) is waiting:
+                    del self._waiting[message.token]
+                    span = self.timers.max_transmit_span
+                    lost(f"the peer did not answer a renewed registration within {span:g} s")
+                return
+            waiting.since = loop.time()
+
+    async def _acknowledgement(self, peer: Address, message: Message) -> Message | None:
+        """Send a confirmable and return its ACK or RST (None: neither came)."""
+        future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+
+        def done(reply: Message | None) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        self._confirmable(peer, message, done)
+        return await future
 
     async def _rest_of_notification(
         self, peer: Address, request: Message, first: Message, notify: Callable[[Message], None]
@@ -674,6 +729,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if observed is not None:
             if success(answer.code):
                 answer.add(OBSERVE, self._sequence())
+                self._fresh_for(answer)
             else:
                 self._deregister(observed)
         self._answer(message, peer, served, answer)
@@ -802,6 +858,12 @@ class Endpoint(asyncio.DatagramProtocol):
         message.payload = bytes(buffer)
         return None, block1
 
+    def _fresh_for(self, answer: Message) -> None:
+        """Say how long an observed state is fresh, when not the default: the time
+        after which an observer that heard nothing registers again."""
+        if self.max_age != DEFAULT_MAX_AGE:
+            answer.add(MAX_AGE, self.max_age)
+
     def _sequence(self) -> int:
         """The Observe value of a notification: increasing with each (24 bits)."""
         self._observe_sequence = (self._observe_sequence + 1) & 0xFFFFFF
@@ -852,6 +914,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._deregister(observed)
         else:
             answer.add(OBSERVE, self._sequence())
+            self._fresh_for(answer)
         first_block = Message(CON, GET, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
 

@@ -50,7 +50,10 @@ class Node:
     ``max_observers`` observations of one record (with its fields), ``max_observed``
     records observed at once, request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
-    message ids remembered to answer repeated requests.  ``network`` is where the
+    message ids remembered to answer repeated requests.  Notifications are fresh
+    for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
+    registers again, which takes up an observation the node dropped when a
+    notification was never acknowledged.  ``network`` is where the
     datagrams travel: UDP unless a simulation is given.  See docs/federation.md.
     """
 
@@ -65,6 +68,7 @@ class Node:
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
+        max_age: int = 60,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
         network: Network | None = None,
@@ -88,6 +92,7 @@ class Node:
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
             max_exchanges=max_exchanges,
+            max_age=max_age,
             network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes

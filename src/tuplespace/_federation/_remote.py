@@ -183,7 +183,11 @@ class RemoteUpcall:
             if message.number(OBSERVE) is None:  # the last notification
                 self._ended(node)
 
-        first, self._deregister = await node.endpoint.observe(peer, options, notified)
+        def lost(why: str) -> None:
+            log.info("the observation of %s ended: %s", uri, why)
+            self._ended(node)
+
+        first, self._deregister = await node.endpoint.observe(peer, options, notified, lost)
         _value(first, uri)
         if first.number(OBSERVE) is None:
             raise LimitReached(
