@@ -342,7 +342,6 @@ def test_a_silent_peer_is_unreachable_after_the_retransmissions(peer: socket.soc
 
 def test_the_endpoint_tables_are_bounded() -> None:
     async def scenario() -> dict[str, int]:
-        loop = asyncio.get_running_loop()
         endpoint = Endpoint(_Echo(), max_exchanges=10, max_assemblies=2)
         sent: list[bytes] = []
         endpoint.connection_made(_Recorder(sent))  # type: ignore[arg-type]
@@ -356,7 +355,6 @@ def test_the_endpoint_tables_are_bounded() -> None:
         assert len(sent) == 105
         assert Message.decode(sent[-1]).code == 163  # 5.03: too many being assembled
         endpoint.close()
-        del loop
         return endpoint.statistics()
 
     statistics = asyncio.run(scenario())
