@@ -3,12 +3,14 @@ handles on a peer's records (tuplespace.Node, docs/federation.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import aiocoap
 import orjson
 import pytest
 from aiocoap import CON, Message
@@ -16,6 +18,7 @@ from aiocoap.numbers.codes import Code
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
+from tuplespace._federation._loop import LoopThread
 
 
 @pytest.fixture
@@ -30,11 +33,62 @@ def other() -> Iterator[ts.Node]:
         yield n
 
 
-def request(node: ts.Node, method: str, uri: str, payload: bytes = b"", **options: Any) -> Message:
-    """One CoAP request sent from ``node``, and its response."""
-    message = Message(code=Code[method], uri=uri, payload=payload, **options)
-    response: Message = node.call(node.context.request(message).response)
-    return response
+@pytest.fixture
+def aiocoap_client() -> Iterator[tuple[LoopThread, aiocoap.Context]]:
+    """aiocoap, an independent CoAP client, on a loop of its own."""
+    runner = LoopThread("aiocoap-client")
+    context = runner.call(aiocoap.Context.create_client_context(transports=["udp6"]), PATIENCE)
+    yield runner, context
+    runner.stop(context.shutdown)
+
+
+@pytest.fixture
+def coap(aiocoap_client: tuple[LoopThread, aiocoap.Context]) -> Callable[..., Message]:
+    """``coap(method, uri, payload, **options)``: one request from aiocoap and its response."""
+    runner, context = aiocoap_client
+
+    def request(method: str, uri: str, payload: bytes = b"", **options: Any) -> Message:
+        message = Message(code=Code[method], uri=uri, payload=payload, **options)
+        response: Message = runner.call(context.request(message).response, PATIENCE)
+        return response
+
+    return request
+
+
+def test_aiocoap_observes_and_moves_values_block_by_block(
+    node: ts.Node, aiocoap_client: tuple[LoopThread, aiocoap.Context], coap: Callable[..., Message]
+) -> None:
+    runner, context = aiocoap_client
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    uri = f"{kitchen.address}/temp"
+    note = "n" * 3000
+    put = coap("PUT", f"{kitchen.address}/note", ts.encode_cbor(note), content_format=60)
+    assert put.code == Code.CHANGED  # sent in Block1 blocks by aiocoap
+    assert kitchen.get("note") == note
+    got = coap("GET", f"{kitchen.address}/note")
+    assert ts.decode_cbor(got.payload) == note  # fetched in Block2 blocks
+    assert got.opt.block2 is not None
+
+    async def observe() -> list[Any]:
+        request = context.request(Message(code=Code.GET, uri=uri, observe=0))
+        first = await request.response
+        states = [ts.decode_cbor(first.payload)]
+        assert first.opt.observe is not None
+        async for notification in request.observation:
+            states.append(ts.decode_cbor(notification.payload))
+            if states[-1] == 3.0:
+                request.observation.cancel()
+                break
+        return states
+
+    watching = asyncio.run_coroutine_threadsafe(observe(), runner.loop)
+    wait_until(lambda: node.statistics()["observations"] == 1, "the observation")
+    for value in (1.0, 2.0, 3.0):
+        kitchen.set("temp", value)
+    states = watching.result(PATIENCE)
+    assert states[0] == 21.5
+    assert states[-1] == 3.0
+    assert states[1:] == sorted(states[1:])  # never back in time
 
 
 def error_body(response: Message) -> dict[str, Any]:
@@ -229,52 +283,52 @@ def test_a_silent_peer_is_unreachable_after_the_timeout() -> None:
             node.record(f"coap://127.0.0.1:{port}/spaces/home/kitchen").get("temp")
 
 
-def test_records_are_created_and_destroyed_over_coap(node: ts.Node, other: ts.Node) -> None:
+def test_records_are_created_and_destroyed_over_coap(node: ts.Node, coap: Callable[..., Message]) -> None:
     home = node.space("home")
     uri = node.base_uri + "spaces/home/garden"
-    created = request(other, "POST", uri, ts.encode_cbor({"temp": 12.5}), content_format=60)
+    created = coap("POST", uri, ts.encode_cbor({"temp": 12.5}), content_format=60)
     assert created.code == Code.CREATED
     assert created.opt.location_path == ("spaces", "home", "garden")
     assert home.record("garden").all() == ts.Map({"temp": 12.5})
-    again = request(other, "POST", uri, ts.encode_cbor({}), content_format=60)
+    again = coap("POST", uri, ts.encode_cbor({}), content_format=60)
     assert again.code == Code.CONFLICT
     assert error_body(again)["code"] == "record_exists"
     home.create("house", {"garden": home.record("garden")})
-    in_use = request(other, "DELETE", uri)
+    in_use = coap("DELETE", uri)
     assert in_use.code == Code.CONFLICT
     assert error_body(in_use)["code"] == "record_in_use"
-    assert request(other, "DELETE", uri, uri_query=["force=1"]).code == Code.DELETED
+    assert coap("DELETE", uri, uri_query=["force=1"]).code == Code.DELETED
     with pytest.raises(ts.RecordNotFound):
         home.record("garden")
-    assert request(other, "DELETE", uri).code == Code.NOT_FOUND
+    assert coap("DELETE", uri).code == Code.NOT_FOUND
 
 
-def test_content_formats(node: ts.Node, other: ts.Node) -> None:
+def test_content_formats(node: ts.Node, coap: Callable[..., Message]) -> None:
     node.space("home").create("kitchen", {"temp": 21.5})
     uri = node.base_uri + "spaces/home/kitchen"
-    cbor = request(other, "GET", uri + "/temp")
+    cbor = coap("GET", uri + "/temp")
     assert cbor.code == Code.CONTENT
     assert cbor.opt.content_format == 60
     assert cbor.payload == bytes.fromhex("f94d60")
-    as_json = request(other, "GET", uri, accept=50)
+    as_json = coap("GET", uri, accept=50)
     assert as_json.opt.content_format == 50
     assert as_json.payload == b'{"temp":{"$float":"21.5"}}'
-    view = request(other, "GET", uri, accept=50, uri_query=["tags=temp,$version"])
+    view = coap("GET", uri, accept=50, uri_query=["tags=temp,$version"])
     assert view.payload == b'{"$map":{"$version":1,"temp":{"$float":"21.5"}}}'
-    put = request(other, "PUT", uri + "/temp", b'{"$float":"3"}', content_format=50, accept=50)
+    put = coap("PUT", uri + "/temp", b'{"$float":"3"}', content_format=50, accept=50)
     assert put.code == Code.CHANGED
     assert put.payload == b"2"
-    assert request(other, "GET", uri, accept=40).code == Code.NOT_ACCEPTABLE
-    unsupported = request(other, "PUT", uri + "/temp", b"3", content_format=0)
+    assert coap("GET", uri, accept=40).code == Code.NOT_ACCEPTABLE
+    unsupported = coap("PUT", uri + "/temp", b"3", content_format=0)
     assert unsupported.code == Code.UNSUPPORTED_CONTENT_FORMAT
-    garbage = request(other, "PUT", uri + "/temp", b"\x9f\x01", content_format=60)
+    garbage = coap("PUT", uri + "/temp", b"\x9f\x01", content_format=60)
     assert garbage.code == Code.BAD_REQUEST
     assert error_body(garbage)["code"] == "wire_error"
-    assert request(other, "PUT", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
-    assert request(other, "PATCH", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
-    assert request(other, "GET", uri, uri_query=["colour=red"]).code == Code.BAD_REQUEST
-    assert request(other, "GET", node.base_uri + "spaces/home").code == Code.METHOD_NOT_ALLOWED
-    assert request(other, "GET", node.base_uri + "spaces/nowhere/x").code == Code.NOT_FOUND
+    assert coap("PUT", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
+    assert coap("PATCH", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
+    assert coap("GET", uri, uri_query=["colour=red"]).code == Code.BAD_REQUEST
+    assert coap("GET", node.base_uri + "spaces/home").code == Code.METHOD_NOT_ALLOWED
+    assert coap("GET", node.base_uri + "spaces/nowhere/x").code == Code.NOT_FOUND
     assert node.space("home").record("kitchen").get("temp") == 3.0
 
 
@@ -292,14 +346,16 @@ def test_request_payloads_are_bounded(other: ts.Node) -> None:
         assert remote.get("note") == "x" * 2000  # block-wise answer
 
 
-def test_the_root_record_and_the_resource_list(node: ts.Node, other: ts.Node) -> None:
+def test_the_root_record_and_the_resource_list(
+    node: ts.Node, other: ts.Node, coap: Callable[..., Message]
+) -> None:
     kitchen = node.space("home").create("kitchen", {"temp": 21.5})
     root = other.record(node.base_uri + "spaces/home/$")
     assert root.get("TUPS") == ts.Map({"kitchen": kitchen.address})
     assert root.get("ME") == ts.URI(node.base_uri)
     with pytest.raises(ts.NotAllowed):
         root.set("ME", 1)
-    core = request(other, "GET", node.base_uri + ".well-known/core")
+    core = coap("GET", node.base_uri + ".well-known/core")
     assert core.code == Code.CONTENT
     assert b'</spaces/home>;rt="tuplespace.space";obs' in core.payload
 

@@ -143,7 +143,6 @@ parts = {
     "server": lambda: __import__("tuplespace.server"),
     "redis": lambda: ts.connect("redis://127.0.0.1:9/0?space=jobs"),
     "federation": lambda: ts.Node("coap://127.0.0.1:9/"),
-    "federation space": lambda: ts.connect("coap://127.0.0.1:9/spaces/jobs"),
     "cli": command,
     "active": method,
 }

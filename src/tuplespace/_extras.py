@@ -16,17 +16,16 @@ from types import ModuleType
 __all__ = ["EXTRAS", "MissingExtra", "missing", "require"]
 
 # Each extra: what needs it, and the top-level modules it installs that the package imports.
+_SERVER = ("fastapi", "fastapi_offline", "httptools", "prometheus_client", "starlette", "uvicorn")
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "server": (
-        "the server (tuplespace.server) needs",
-        ("fastapi", "fastapi_offline", "httptools", "prometheus_client", "starlette", "uvicorn"),
-    ),
+    "server": ("the server (tuplespace.server) needs", _SERVER),
     "client": ("remote spaces (tuplespace.client) need", ("httpx",)),
     "cli": ("the tuplespace command needs", ("typer", "rich")),
     "xpath": ("XPath templates and XML text need", ("lxml",)),
     "re2": ("Regex templates need", ("re2",)),
     "redis": ("spaces kept in Redis (tuplespace.stores) need", ("redis",)),
-    "federation": ("nodes and coap:// spaces (tuplespace.Node) need", ("aiocoap",)),
+    # CoAP is the package's own; a node answers with the server's errors.
+    "federation": ("nodes and coap:// spaces (tuplespace.Node) need", _SERVER),
     "active": ("methods held in records (tuplespace.Method) need", ("lupa",)),
 }
 

@@ -1,7 +1,7 @@
 """Federation: nodes that serve their spaces' records over CoAP and reach each other's.
 
-A :class:`Node` needs the ``federation`` extra (``pip install 'pytuplespace[federation]'``,
-for aiocoap); the CBOR codec needs nothing.  See docs/federation.md.
+CoAP (RFC 7252, with Observe and block-wise transfer) is the project's own message
+layer on asyncio's datagram transport: it needs no extra package.  See docs/federation.md.
 """
 
 from ._cbor import decode_cbor, encode_cbor

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._codec import encode_template
 from .._errors import InvalidValue, Timeout
-from .._extras import require
 from .._values import Tuple, Value
 from ._cbor import CBOR, JSON, encode_cbor
+from ._endpoint import Address, Endpoint, Network, Timers
 from ._loop import LoopThread
+from ._message import ACCEPT, CONTENT_FORMAT, FETCH, POST, URI_QUERY
+from ._node import peer_of
 from ._remote import _value
-
-if TYPE_CHECKING:
-    import aiocoap
 
 __all__ = ["CoapSpace"]
 
@@ -31,43 +30,54 @@ class CoapSpace:
     raises :class:`~tuplespace.Unreachable`.  A take is done once however often its
     request is sent (CoAP's duplicate detection); an answer that never arrives after
     all retransmissions loses the tuple taken, as no claim protects it yet.
+    ``ack_timeout`` and ``max_retransmit`` are the retransmission timers (RFC 7252:
+    2 s, 4 times) and ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
     """
 
-    def __init__(self, url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        ack_timeout: float = 2.0,
+        max_retransmit: int = 4,
+        network: Network | None = None,
+    ) -> None:
         parts = urlsplit(url)
         segments = parts.path.strip("/").split("/")
         if parts.scheme != "coap" or not parts.hostname or len(segments) != 2 or segments[0] != "spaces":
             raise InvalidValue(f"a space over CoAP is coap://host:port/spaces/<name>, got {url!r}")
         if not timeout > 0:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
-        require("federation", "aiocoap")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
         self._runner = LoopThread("tuplespace-coap-client")
         try:
-            self._context: aiocoap.Context = self._runner.call(_client(), timeout)
+            self._peer, self._path = self._runner.call(self._open(), timeout)
         except BaseException:
             self._runner.stop()
             raise
 
-    def _request(self, method: str, payload: bytes, query: list[str], wait: float | None = 0.0) -> Value:
-        from aiocoap import Message
-        from aiocoap.numbers.codes import Code
+    async def _open(self) -> tuple[Address, list[tuple[int, bytes]]]:
+        peer, path = await peer_of(self.url)
+        await self._endpoint.open("::" if ":" in peer[0] else "0.0.0.0", 0)
+        return peer, path
 
-        message = Message(code=Code[method], uri=self.url, payload=payload, accept=CBOR)
-        message.opt.content_format = CBOR if method == "POST" else JSON
-        message.opt.uri_query = query
+    def _request(self, code: int, payload: bytes, query: list[str], wait: float | None = 0.0) -> Value:
+        options = [*self._path, *((URI_QUERY, q.encode()) for q in query), (ACCEPT, _CBOR)]
+        options.insert(len(self._path), (CONTENT_FORMAT, _CBOR if code == POST else _JSON))
         within = None if wait is None else wait + self.timeout
-        response = self._runner.call(self._context.request(message).response, within)
+        response = self._endpoint.request_blocking(self._peer, code, options, payload, within)
         return _value(response, self.url)
 
     def write(self, t: Any, lease: float | None = None) -> None:
         """Write the tuple ``t`` (for ``lease`` seconds; None: until taken)."""
-        self._request("POST", encode_cbor(tuple(t)), [] if lease is None else [f"lease={lease!r}"])
+        self._request(POST, encode_cbor(tuple(t)), [] if lease is None else [f"lease={lease!r}"])
 
     def _fetch(self, template: Any, op: str, timeout: float | None) -> Value:
         query = [f"op={op}"] if timeout is None else [f"op={op}", f"timeout={timeout!r}"]
-        return self._request("FETCH", encode_template(template), query, timeout)
+        return self._request(FETCH, encode_template(template), query, timeout)
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """A copy of a tuple matching ``template``, waiting up to ``timeout`` seconds
@@ -90,7 +100,7 @@ class CoapSpace:
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
-        n: int = self._request("FETCH", encode_template(template), ["op=count"])
+        n: int = self._request(FETCH, encode_template(template), ["op=count"])
         return n
 
     @staticmethod
@@ -101,7 +111,10 @@ class CoapSpace:
 
     def close(self) -> None:
         """Close the client's socket."""
-        self._runner.stop(self._context.shutdown)
+        self._runner.stop(self._shutdown)
+
+    async def _shutdown(self) -> None:
+        self._endpoint.close()
 
     def __enter__(self) -> CoapSpace:
         return self
@@ -113,7 +126,4 @@ class CoapSpace:
         return f"CoapSpace({self.url!r})"
 
 
-async def _client() -> aiocoap.Context:
-    import aiocoap
-
-    return await aiocoap.Context.create_client_context(transports=["udp6"])
+_CBOR, _JSON = bytes((CBOR,)), bytes((JSON,))

@@ -1,4 +1,4 @@
-"""An asyncio event loop in a thread of its own, for the sync faces of CoAP (aiocoap is asyncio)."""
+"""An asyncio event loop in a thread of its own, for the sync faces of CoAP (its endpoints are asyncio)."""
 
 from __future__ import annotations
 
@@ -45,14 +45,10 @@ class LoopThread:
 
 
 async def _within(coroutine: Coroutine[Any, Any, _T], timeout: float | None) -> _T:
-    from aiocoap import error as coap_error
-
     try:
         return await asyncio.wait_for(coroutine, timeout)
     except TimeoutError:
         raise Unreachable(f"no answer within {timeout} s") from None
-    except coap_error.NetworkError as exc:
-        raise Unreachable(f"the peer cannot be reached ({type(exc).__name__}: {exc})") from None
 
 
 async def _finish(last: Callable[[], Coroutine[Any, Any, None]] | None) -> None:

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from .._errors import InvalidValue, Unreachable
 from .._extras import missing
 from .._names import check_path
 from .._space import Space
 from .._values import URI
+from ._endpoint import Address, Endpoint, Network, Timers
 from ._loop import LoopThread
+from ._message import URI_PATH, URI_QUERY
 from ._remote import RemoteRecord
 
 if TYPE_CHECKING:
-    import aiocoap
+    from ._remote import RemoteUpcall
 
 __all__ = ["Node"]
 
@@ -41,11 +45,17 @@ class Node:
     21.5
 
     A request to a peer that does not answer within ``timeout`` seconds raises
-    :class:`~tuplespace.Unreachable`.  Served resources are bounded: at most
+    :class:`~tuplespace.Unreachable`; confirmable messages are retransmitted after
+    ``ack_timeout`` seconds (RFC 7252: 2 to 3), then twice as long each time, up to
+    ``max_retransmit`` times.  Served resources are bounded: at most
     ``max_observers`` observations of one record (with its fields), ``max_observed``
     records observed at once, request payloads of ``max_request_bytes`` (4.13 past
-    it) and ``max_assemblies`` block-wise requests being assembled.  See
-    docs/federation.md for the resource layout and the content formats.
+    it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
+    message ids remembered to answer repeated requests.  Notifications are fresh
+    for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
+    registers again, which takes up an observation the node dropped when a
+    notification was never acknowledged.  ``network`` is where the
+    datagrams travel: UDP unless a simulation is given.  See docs/federation.md.
     """
 
     def __init__(
@@ -58,6 +68,11 @@ class Node:
         max_observed: int = 256,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
+        max_exchanges: int = 8192,
+        max_age: int = 60,
+        ack_timeout: float = 2.0,
+        max_retransmit: int = 4,
+        network: Network | None = None,
     ) -> None:
         parts = urlsplit(base_uri)
         if parts.scheme != "coap" or not parts.hostname or parts.path not in ("", "/") or parts.query:
@@ -73,37 +88,29 @@ class Node:
         except ModuleNotFoundError as exc:
             raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
-        self._resource = SpacesResource(
-            self._spaces,
-            max_observers=max_observers,
-            max_observed=max_observed,
+        self._resource = SpacesResource(self._spaces, max_observers=max_observers, max_observed=max_observed)
+        self._endpoint = Endpoint(
+            self._resource,
+            timers=Timers(ack_timeout, max_retransmit=max_retransmit),
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
+            max_exchanges=max_exchanges,
+            max_age=max_age,
+            network=network,
         )
+        self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
         self._runner = LoopThread("tuplespace-coap")
         try:
-            self._context: aiocoap.Context = self.call(self._serve(bind_host, bind_port))
+            sockname = self.call(self._endpoint.open(bind_host, bind_port))
         except BaseException:
             self._runner.stop()
             raise
-        self.port = bind_port or _bound_port(self._context)
+        self.port: int = sockname[1]
         """The UDP port the node listens on."""
         shown = f"[{host}]" if ":" in host else host
         self.base_uri = f"coap://{shown}:{port or self.port}/"
         """The node's name: every address of its records starts with it."""
         self._resource.base_uri = self.base_uri
-
-    async def _serve(self, host: str, port: int) -> aiocoap.Context:
-        import aiocoap
-        from aiocoap.resource import Site, WKCResource
-
-        site = Site()
-        site.add_resource((".well-known", "core"), WKCResource(site.get_resources_as_linkheader))
-        site.add_resource(("spaces",), self._resource)
-        try:
-            return await aiocoap.Context.create_server_context(site, bind=(host, port), transports=["udp6"])
-        except OSError as exc:
-            raise Unreachable(f"cannot listen on {host}:{port} (UDP): {exc}") from None
 
     def space(self, name: str, **options: Any) -> Space:
         """The node's space ``name`` (created on first use with ``options``, as for
@@ -134,9 +141,9 @@ class Node:
         return self._runner.call(coroutine, self.timeout)
 
     @property
-    def context(self) -> aiocoap.Context:
-        """The node's aiocoap context (server and client), used on its event loop."""
-        return self._context
+    def endpoint(self) -> Endpoint:
+        """The node's CoAP endpoint (server and client), used on its event loop."""
+        return self._endpoint
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -148,12 +155,14 @@ class Node:
         if self._runner.closed:
             return
         self._runner.stop(self._shutdown)
+        for upcall in list(self._upcalls):
+            upcall.cancel()
         for space in self._spaces.values():
             space.close()
 
     async def _shutdown(self) -> None:
         self._resource.close()
-        await self._context.shutdown()
+        self._endpoint.close()
 
     def __enter__(self) -> Node:
         return self
@@ -165,12 +174,24 @@ class Node:
         return f"Node({self.base_uri!r})"
 
 
-def _bound_port(context: aiocoap.Context) -> int:
-    """The UDP port the kernel gave the server socket bound to port 0 (aiocoap keeps
-    the socket inside its message layer)."""
-    for manager in context.request_interfaces:
-        transport = getattr(manager.token_interface.message_interface, "transport", None)
-        if transport is not None:
-            port: int = transport.get_extra_info("socket").getsockname()[1]
-            return port
-    raise Unreachable("the CoAP server has no UDP socket")
+async def peer_of(url: str) -> tuple[Address, list[tuple[int, bytes]]]:
+    """The UDP address of a ``coap://`` URL's host and port, and the Uri-Path and
+    Uri-Query options of its path and query."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = COAP_PORT if parts.port is None else parts.port
+    except ValueError:
+        raise InvalidValue(f"{url!r} has no valid port") from None
+    try:
+        ipaddress.ip_address(host)
+        address: Address = (host, port)
+    except ValueError:
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise Unreachable(f"{host!r} cannot be resolved: {exc}") from None
+        address = found[0][4][:2]
+    options = [(URI_PATH, unquote(s).encode()) for s in parts.path.split("/")[1:] if s]
+    options += [(URI_QUERY, unquote(q).encode()) for q in parts.query.split("&") if q]
+    return address, options

@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .._errors import InvalidValue, LimitReached, TupleSpaceError
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
+from ._endpoint import Address
+from ._message import ACCEPT, CONTENT_FORMAT, DELETE, GET, OBSERVE, PUT, URI_PATH, URI_QUERY, Message, success
 
 if TYPE_CHECKING:
-    from aiocoap import Message
-    from aiocoap.numbers.codes import Code
-
     from ._node import Node
 
 __all__ = ["RemoteRecord", "RemoteUpcall"]
 
 log = logging.getLogger("tuplespace")
+_CBOR = bytes((CBOR,))
 
 
-def _status(code: Code) -> int:
+def _status(code: int) -> int:
     """``4.04`` as 404: the HTTP API's statuses and CoAP's codes share their numbers."""
-    return int(code.dotted.replace(".", ""))
+    return (code >> 5) * 100 + (code & 31)
 
 
 class RemoteRecord:
@@ -40,7 +39,7 @@ class RemoteRecord:
     peer does not answer within the node's ``timeout``.
     """
 
-    __slots__ = ("_address", "_node")
+    __slots__ = ("_address", "_node", "_target")
 
     def __init__(self, node: Node, address: str | URI) -> None:
         text = str(address)
@@ -48,6 +47,7 @@ class RemoteRecord:
             raise InvalidValue(f"a remote record's address is a coap:// URI, got {text!r}")
         self._node = node
         self._address = URI(text)
+        self._target: tuple[Address, list[tuple[int, bytes]]] | None = None  # resolved on first use
 
     @property
     def address(self) -> URI:
@@ -69,18 +69,29 @@ class RemoteRecord:
     def _uri(self, tag: str | None = None) -> str:
         return str(self._address) if tag is None else f"{self._address}/{tag}"
 
-    def _request(self, method: str, uri: str, payload: bytes = b"", query: str | None = None) -> Value:
-        from aiocoap import Message
-        from aiocoap.numbers.codes import Code
+    def _options(self, tag: str | None, query: str | None = None) -> tuple[Address, list[tuple[int, bytes]]]:
+        """The peer's address and the options naming the record (or its field ``tag``)."""
+        if self._target is None:
+            from ._node import peer_of
 
-        code = Code[method]
-        message = Message(code=code, uri=uri, payload=payload, accept=CBOR)
-        if payload:
-            message.opt.content_format = CBOR
+            self._target = self._node.call(peer_of(str(self._address)))
+        peer, options = self._target
+        options = list(options)
+        if tag is not None:
+            options.append((URI_PATH, tag.encode()))
         if query is not None:
-            message.opt.uri_query = (query,)
-        response: Message = self._node.call(self._node.context.request(message).response)
-        return _value(response, uri)
+            options.append((URI_QUERY, query.encode()))
+        options.append((ACCEPT, _CBOR))
+        return peer, options
+
+    def _request(self, code: int, tag: str | None, payload: bytes = b"", query: str | None = None) -> Value:
+        peer, options = self._options(tag, query)
+        if payload:
+            options.append((CONTENT_FORMAT, _CBOR))
+            options.sort(key=_number)
+        node = self._node
+        response = node.endpoint.request_blocking(peer, code, options, payload, node.timeout)
+        return _value(response, self._uri(tag))
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of the field ``tag`` (``default`` if the record has none), or of a
@@ -88,7 +99,7 @@ class RemoteRecord:
         from ..client._common import error_code
 
         try:
-            return self._request("GET", self._uri(tag))
+            return self._request(GET, tag)
         except TupleSpaceError as exc:
             if error_code(exc) == "field_not_found":
                 return default
@@ -96,22 +107,22 @@ class RemoteRecord:
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        fields = self._request("GET", self._uri(), query="tags=" + ",".join(tags))
+        fields = self._request(GET, None, query="tags=" + ",".join(tags))
         return tuple(fields[t] for t in tags)
 
     def all(self) -> Map:
         """Every stored field."""
-        fields: Map = self._request("GET", self._uri())
+        fields: Map = self._request(GET, None)
         return fields
 
     def set(self, tag: str, value: Value) -> int:
         """Set one field; returns the record's new ``$version``."""
-        version: int = self._request("PUT", self._uri(tag), encode_cbor(value))
+        version: int = self._request(PUT, tag, encode_cbor(value))
         return version
 
     def destroy(self, force: bool = False) -> None:
         """Remove the record (see :meth:`tuplespace.Record.destroy`)."""
-        self._request("DELETE", self._uri(), query="force=1" if force else None)
+        self._request(DELETE, None, query="force=1" if force else None)
 
     def on_change(self, fn: Callable[[Value], object], tag: str | None = None) -> RemoteUpcall:
         """Observe the record (or its field ``tag``): call ``fn`` with its fields (a
@@ -121,22 +132,25 @@ class RemoteRecord:
         in between.  Raises :class:`~tuplespace.LimitReached` when the peer observes
         as many as it may already."""
         upcall = RemoteUpcall(fn)
-        uri = self._uri(tag)
-        self._node.call(upcall.start(self._node, uri))
+        peer, options = self._options(tag)
+        self._node.call(upcall.start(self._node, peer, options, self._uri(tag)))
         return upcall
 
 
+def _number(option: tuple[int, bytes]) -> int:
+    return option[0]
+
+
 def _value(response: Message, uri: str) -> Value:
-    if not response.code.is_successful():
+    if not success(response.code):
         from ..client._common import error_from_answer
 
         raise error_from_answer(_status(response.code), response.payload, uri)
     if not response.payload:
         return None
-    if response.opt.content_format not in (None, CBOR):
-        raise TupleSpaceError(
-            f"{uri}: the peer answered content format {response.opt.content_format}, not CBOR"
-        )
+    content_format = response.number(CONTENT_FORMAT)
+    if content_format not in (None, CBOR):
+        raise TupleSpaceError(f"{uri}: the peer answered content format {content_format}, not CBOR")
     return decode_cbor(response.payload)
 
 
@@ -150,42 +164,43 @@ class RemoteUpcall:
         self._pending: list[Value] = []  # the latest state not yet given to fn (at most one)
         self._active = True
         self._calls = self._errors = 0
-        self._observation: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deregister: Callable[[], None] | None = None
+        self._node: Node | None = None
         self._thread = threading.Thread(target=self._run, name="tuplespace-remote-upcall", daemon=True)
 
-    async def start(self, node: Node, uri: str) -> None:
-        from aiocoap import Message
-        from aiocoap.numbers.codes import Code
+    async def start(self, node: Node, peer: Address, options: list[tuple[int, bytes]], uri: str) -> None:
 
-        request = Message(code=Code.GET, uri=uri, observe=0, accept=CBOR)
-        pending = node.context.request(request)
-        first = await pending.response
+        def notified(message: Message) -> None:
+            try:
+                value = _value(message, uri)
+            except TupleSpaceError as exc:  # the record is gone
+                log.info("the observation of %s ended: %s", uri, exc)
+                self._ended(node)
+                return
+            with self._cond:
+                self._pending[:] = [value]
+                self._cond.notify()
+            if message.number(OBSERVE) is None:  # the last notification
+                self._ended(node)
+
+        def lost(why: str) -> None:
+            log.info("the observation of %s ended: %s", uri, why)
+            self._ended(node)
+
+        first, self._deregister = await node.endpoint.observe(peer, options, notified, lost)
         _value(first, uri)
-        if first.opt.observe is None:  # aiocoap has ended the observation already
+        if first.number(OBSERVE) is None:
             raise LimitReached(
                 f"{uri}: the peer did not accept the observation", limit="observers", maximum=0
             )
-        self._observation = pending.observation
-        self._loop = asyncio.get_running_loop()
+        self._node = node
+        node._upcalls.add(self)
         self._thread.start()
-        self._task = self._loop.create_task(self._follow(uri))
 
-    async def _follow(self, uri: str) -> None:
-        try:
-            async for response in self._observation:
-                try:
-                    value = _value(response, uri)
-                except TupleSpaceError:
-                    break
-                with self._cond:
-                    self._pending[:] = [value]
-                    self._cond.notify()
-        except Exception as exc:  # the observation ended: the record is gone, or the peer
-            log.info("the observation of %s ended: %s", uri, exc)
-        finally:  # cancelled too: by cancel() or when the node closes
-            self._end()
+    def _ended(self, node: Node) -> None:
+        """On the node's loop: the observation is over."""
+        node._upcalls.discard(self)
+        self._end()
 
     def _end(self) -> None:
         with self._cond:
@@ -207,12 +222,6 @@ class RemoteUpcall:
                 self._errors += 1
                 log.exception("the remote upcall %r raised", self._fn)
 
-    def _stop(self) -> None:
-        if not self._observation.cancelled:
-            self._observation.cancel()
-        if self._task is not None:
-            self._task.cancel()
-
     @property
     def active(self) -> bool:
         """Whether calls may still come."""
@@ -224,8 +233,11 @@ class RemoteUpcall:
 
     def cancel(self) -> None:
         """End the observation; returns once no call is under way."""
-        if self._task is not None and self._loop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop)
+        node, deregister = self._node, self._deregister
+        if node is not None:
+            node._upcalls.discard(self)
+            if deregister is not None and not node.loop.is_closed():
+                node.loop.call_soon_threadsafe(deregister)
         self._end()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join()

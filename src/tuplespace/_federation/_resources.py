@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
-from aiocoap import Message
-from aiocoap import error as coap_error
-from aiocoap.numbers.codes import Code
-from aiocoap.resource import ObservableResource, PathCapable
 
 from .._aio import AsyncSpace
 from .._codec import decode, decode_template, encode
@@ -34,48 +30,50 @@ from .._events import Change
 from .._record import Record
 from .._space import Space
 from .._upcall import Upcall
-from .._values import URI, Map, Value
+from .._values import Map, Value
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
-
-if TYPE_CHECKING:
-    from aiocoap.protocol import ServerObservation
+from ._message import (
+    ACCEPT,
+    CHANGED,
+    CONTENT,
+    CONTENT_FORMAT,
+    CREATED,
+    DELETE,
+    DELETED,
+    FETCH,
+    GET,
+    LOCATION_PATH,
+    POST,
+    PUT,
+    SIZE1,
+    Message,
+    code_text,
+)
 
 __all__ = ["SpacesResource", "coap_code"]
 
 log = logging.getLogger("tuplespace")
 
-_CODES = {
-    400: Code.BAD_REQUEST,
-    401: Code.UNAUTHORIZED,
-    402: Code.FORBIDDEN,  # CoAP's 4.02 is Bad Option; the body's code says insufficient_credit
-    403: Code.FORBIDDEN,
-    404: Code.NOT_FOUND,
-    405: Code.METHOD_NOT_ALLOWED,
-    406: Code.NOT_ACCEPTABLE,
-    409: Code.CONFLICT,
-    413: Code.REQUEST_ENTITY_TOO_LARGE,
-    415: Code.UNSUPPORTED_CONTENT_FORMAT,
-    429: Code.TOO_MANY_REQUESTS,
-    503: Code.SERVICE_UNAVAILABLE,
-}
 _MISSING = object()
 # Changes after which a field's observers are told, beside a set of that field.
 _ENDS = frozenset({"create", "move", "destroy", "expire"})
+LINK_FORMAT = 40
 
 
-def _nothing() -> None:
-    pass
-
-
-def coap_code(status: int) -> Code:
-    """The CoAP response code for an HTTP API status."""
-    return _CODES.get(status, Code.INTERNAL_SERVER_ERROR)
+def coap_code(status: int) -> int:
+    """The CoAP response code for an HTTP API status: 4.04 for 404; 4.03 for 402
+    (CoAP's 4.02 is Bad Option: the body's code says insufficient_credit)."""
+    if status == 402:
+        status = 403
+    if status not in (400, 401, 403, 404, 405, 406, 409, 413, 415, 429, 503):
+        status = 500
+    return (status // 100) << 5 | status % 100
 
 
 def _error(error: ApiError) -> Message:
     body = orjson.dumps(error.body())
-    return Message(code=coap_code(error.status), payload=body, content_format=JSON)
+    return Message(code=coap_code(error.status), options=[(CONTENT_FORMAT, b"\x32")], payload=body)
 
 
 class _Target:
@@ -96,47 +94,31 @@ class _Watched:
     __slots__ = ("observations", "upcall")
 
     def __init__(self) -> None:
-        self.observations: dict[ServerObservation, str | None] = {}
+        self.observations: dict[object, tuple[Callable[[], None], str | None]] = {}
         self.upcall: Upcall | None = None
 
     def notify(self, change: Change) -> None:
-        for observation, tag in list(self.observations.items()):
+        for notify, tag in list(self.observations.values()):
             if tag is None or change.tag == tag or change.kind in _ENDS:
-                observation.trigger()
+                notify()
 
 
-class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
-    """``/spaces/…`` of a node: GET, PUT, POST, DELETE and Observe on records and fields.
+class SpacesResource:
+    """``/spaces/…`` of a node: GET, PUT, POST, DELETE and Observe on records and fields
+    (the :class:`~tuplespace._federation._endpoint.Site` a node's endpoint serves).
 
     ``spaces`` maps the names of the node's spaces to them; ``max_observers`` bounds
     the observations of one record (its fields' included) and ``max_observed`` the
-    records observed at once (each has an upcall thread).  A request payload larger
-    than ``max_request_bytes`` is refused with 4.13, block-wise ones as soon as they
-    announce or pass that size, and at most ``max_assemblies`` block-wise requests are
-    assembled at once.
+    records observed at once (each has an upcall thread).
     """
 
-    def __init__(
-        self,
-        spaces: dict[str, Space],
-        *,
-        max_observers: int,
-        max_observed: int,
-        max_request_bytes: int,
-        max_assemblies: int,
-    ) -> None:
-        super().__init__()
+    def __init__(self, spaces: dict[str, Space], *, max_observers: int, max_observed: int) -> None:
         self._spaces = spaces
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
-        self._max_request_bytes = max_request_bytes
-        self._max_assemblies = max_assemblies
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
-        # Observations refused by the space, until their first render answers the error.
-        self._refused: dict[int, TupleSpaceError] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def statistics(self) -> dict[str, int]:
         """Observed records, and observations of records and fields."""
@@ -152,97 +134,90 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
                 watched.upcall.cancel()
         self._watched.clear()
 
-    # -- aiocoap's interface --------------------------------------------------------------
+    # -- the endpoint's interface ----------------------------------------------------------
 
-    def get_resources_as_linkheader(self) -> Any:
-        """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
-        from aiocoap.util.linkformat import Link, LinkFormat
+    def too_large(self, maximum: int) -> Message:
+        """4.13 for a request payload past the node's bound, with its Size1 and the JSON
+        error body (``value_too_large``, limit ``max_request_bytes``)."""
+        error = ApiError(
+            413,
+            "value_too_large",
+            f"request payloads are at most {maximum} bytes",
+            limit="max_request_bytes",
+            maximum=maximum,
+        )
+        return _error(error).add(SIZE1, maximum)
 
-        return LinkFormat([Link("/" + name, rt="tuplespace.space", obs=None) for name in self._spaces])
-
-    async def needs_blockwise_assembly(self, request: Message) -> bool:
-        block1 = request.opt.block1
-        announced = request.opt.size1
-        if announced is not None and announced > self._max_request_bytes:
-            raise _TooLarge(self._max_request_bytes)
-        if block1 is not None:
-            if block1.start + len(request.payload) > self._max_request_bytes:
-                raise _TooLarge(self._max_request_bytes)
-            # aiocoap's spool keeps each assembly (a finished one too) for MAX_TRANSMIT_WAIT.
-            assemblies = self._block1._assemblies._items
-            if block1.block_number == 0 and len(assemblies) >= self._max_assemblies:
-                raise coap_error.ServiceUnavailable("too many block-wise requests under way; retry later")
-        elif len(request.payload) > self._max_request_bytes:
-            raise _TooLarge(self._max_request_bytes)
-        return True
-
-    async def render(self, request: Message) -> Message:
-        refused = self._refused.pop(id(request), None)
-        if refused is not None:
-            return _error(api_error(refused))
+    def render(self, request: Message) -> Message | Awaitable[Message]:
         try:
-            accept = _format(request.opt.accept, Code.NOT_ACCEPTABLE)
+            path = request.path
+            if path == (".well-known", "core") and request.code == GET:
+                return self._links()
+            if not path or path[0] != "spaces":
+                raise ApiError(404, "not_found", "the resources of a node are under /spaces/")
+            segments = path[1:]
+            accept = _format(request.number(ACCEPT), 406)
             method = request.code
-            if len(request.opt.uri_path) == 1:
-                return await self._linda(request, accept)
-            if method == Code.POST:
-                return self._create(request)
-            target = self._target(request.opt.uri_path)
-            if method == Code.GET:
+            if len(segments) == 1:
+                return self._linda(request, segments[0], accept)
+            if method == POST:
+                return self._create(request, segments)
+            target = self._target(segments)
+            if method == GET:
                 return self._get(target, request, accept)
-            if method == Code.PUT:
+            if method == PUT:
                 return self._put(target, request, accept)
-            if method == Code.DELETE:
+            if method == DELETE:
                 if target.tag is not None:
                     raise ApiError(405, "method_not_allowed", "a field is not deleted; set it to null")
                 target.record.destroy(force=_query(request, ("force",)).get("force") == "1")
-                return Message(code=Code.DELETED)
-            raise ApiError(405, "method_not_allowed", f"{method} is not a method of records")
+                return Message(code=DELETED)
+            raise ApiError(405, "method_not_allowed", f"{code_text(method)} is not a method of records")
         except ApiError as exc:
             return _error(exc)
-        except TupleSpaceError as exc:
+        except TupleSpaceError as exc:  # a MessageError too: an option that is not UTF-8
             return _error(api_error(exc))
 
-    async def add_observation(self, request: Message, serverobservation: ServerObservation) -> None:
+    def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
+        path = request.path
+        if len(path) < 3 or path[0] != "spaces":
+            return None  # the render answers what it is
         try:
-            accepted = self._observe(request, serverobservation)
-        except TupleSpaceError as exc:  # the handle may not watch: the render answers why
-            self._refused[id(request)] = exc
-            accepted = False
-        if not accepted:
-            # Refused: the answer goes without Observe (RFC 7641 §4.1).  aiocoap calls the
-            # cancellation callback of every observation, so even a refused one has one.
-            serverobservation.accept(_nothing)
-            serverobservation.deregister()
-
-    def _observe(self, request: Message, serverobservation: ServerObservation) -> bool:
-        try:
-            target = self._target(request.opt.uri_path)
+            target = self._target(path[1:])
         except (ApiError, TupleSpaceError):
-            return False  # the render answers the error
+            return None  # the render answers the error
         watched = self._watched.get(target.key)
         if watched is None:
             if len(self._watched) >= self._max_observed:
                 log.warning("coap: %d records observed; answering without Observe", self._max_observed)
-                return False
-            watched = self._watched[target.key] = _Watched()
+                return None
+            watched = _Watched()
             loop = asyncio.get_running_loop()
-            watched.upcall = target.record.on_change(
-                lambda change: loop.call_soon_threadsafe(watched.notify, change)
-            )
+            try:
+                watched.upcall = target.record.on_change(
+                    lambda change: loop.call_soon_threadsafe(watched.notify, change)
+                )
+            except TupleSpaceError as exc:  # the handle may not watch
+                return _error(api_error(exc))
+            self._watched[target.key] = watched
         elif len(watched.observations) >= self._max_observers:
-            return False
-        watched.observations[serverobservation] = target.tag
+            return None
+        key = object()
+        watched.observations[key] = (notify, target.tag)
 
         def cancel() -> None:
-            watched.observations.pop(serverobservation, None)
+            watched.observations.pop(key, None)
             if not watched.observations and self._watched.get(target.key) is watched:
                 del self._watched[target.key]
                 if watched.upcall is not None:
                     watched.upcall.cancel()
 
-        serverobservation.accept(cancel)
-        return True
+        return cancel
+
+    def _links(self) -> Message:
+        """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
+        links = ",".join(f'</spaces/{name}>;rt="tuplespace.space";obs' for name in self._spaces)
+        return Message(code=CONTENT, payload=links.encode()).add(CONTENT_FORMAT, LINK_FORMAT)
 
     # -- requests ----------------------------------------------------------------------
 
@@ -256,8 +231,9 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
             raise ApiError(404, "not_found", "name a record: /spaces/<space>/<path>[/<tag>]")
         return space, segments[1:]
 
-    def _address(self, space_name: str, path: tuple[str, ...]) -> URI:
-        return URI(f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}")
+    def _address(self, space_name: str, path: tuple[str, ...]) -> str:
+        """The address of a record as text (resolved without building a URI)."""
+        return f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}"
 
     def _target(self, segments: tuple[str, ...]) -> _Target:
         """The record the path names, or (when no record has the whole path) the
@@ -288,91 +264,84 @@ class SpacesResource(ObservableResource, PathCapable):  # type: ignore[misc]
         if target.tag is None:
             raise ApiError(405, "method_not_allowed", "PUT sets a field: /spaces/<space>/<path>/<tag>")
         value = _payload(request, target.space)
-        return _answer(target.record.set(target.tag, value), accept, Code.CHANGED)
+        return _answer(target.record.set(target.tag, value), accept, CHANGED)
 
-    async def _linda(self, request: Message, accept: int) -> Message:
+    def _linda(self, request: Message, name: str, accept: int) -> Message | Awaitable[Message]:
         """``/spaces/<space>``: POST writes the tuple of the payload (``?lease=<s>``);
         FETCH with a template (JSON) reads, takes (``?op=take``) or counts
         (``?op=count``) its matches, waiting up to ``?timeout=<s>`` (none: as long as
         it takes; 0: not at all) and answering null when none came."""
-        name = request.opt.uri_path[0]
         space = self._spaces.get(name)
         if space is None:
             raise NotFound(f"this node has no space {name!r}")
-        aspace = self._async.get(name)
-        if aspace is None:
-            aspace = self._async[name] = AsyncSpace(space)
-        if request.code == Code.POST:
+        if request.code == POST:
             lease = _seconds(_query(request, ("lease",)), "lease")
-            await aspace.write(_payload(request, space), lease)
-            return Message(code=Code.CREATED)
-        if request.code != Code.FETCH:
+            value = _payload(request, space)
+            return self._done(self._aspace(name, space).write(value, lease), lambda _: Message(code=CREATED))
+        if request.code != FETCH:
             raise ApiError(
                 405, "method_not_allowed", "a space takes POST (write) and FETCH (read, take, count)"
             )
-        if request.opt.content_format != JSON:
+        if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
         query = _query(request, ("op", "timeout"))
         template = decode_template(request.payload, space.limits)
         op = query.get("op", "read")
+        aspace = self._aspace(name, space)
         if op == "count":
-            return _answer(await aspace.count(template), accept)
+            return self._done(aspace.count(template), lambda n: _answer(n, accept))
         if op not in ("read", "take"):
             raise ApiError(400, "bad_request", f"op is read, take or count, not {op!r}", "op")
         timeout = _seconds(query, "timeout")
-        try:
-            if timeout == 0:
-                found = await (aspace.try_take(template) if op == "take" else aspace.try_read(template))
-            else:
-                found = await (
-                    aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
-                )
-        except Timeout:
-            found = None
-        return _answer(found, accept)
+        if timeout == 0:
+            found = aspace.try_take(template) if op == "take" else aspace.try_read(template)
+        else:
+            found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
+        return self._done(found, lambda value: _answer(value, accept))
 
-    def _create(self, request: Message) -> Message:
-        space, path = self._space(request.opt.uri_path)
+    def _aspace(self, name: str, space: Space) -> AsyncSpace:
+        aspace = self._async.get(name)
+        if aspace is None:
+            aspace = self._async[name] = AsyncSpace(space)
+        return aspace
+
+    @staticmethod
+    async def _done(work: Awaitable[Any], answer: Callable[[Any], Message]) -> Message:
+        """The answer once ``work`` is done; its error (a timeout: null) answered."""
+        try:
+            return answer(await work)
+        except Timeout:
+            return answer(None)
+        except ApiError as exc:
+            return _error(exc)
+        except TupleSpaceError as exc:
+            return _error(api_error(exc))
+
+    def _create(self, request: Message, segments: tuple[str, ...]) -> Message:
+        space, path = self._space(segments)
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
         space.create("/".join(path), fields)
-        return Message(code=Code.CREATED, location_path=("spaces", *request.opt.uri_path))
+        answer = Message(code=CREATED)
+        for segment in ("spaces", *segments):
+            answer.add(LOCATION_PATH, segment)
+        return answer
 
 
-class _TooLarge(coap_error.ConstructionRenderableError):  # type: ignore[misc]
-    """4.13 for a request payload past the node's bound, with its Size1 and the JSON
-    error body (``value_too_large``, limit ``max_request_bytes``)."""
-
-    code = Code.REQUEST_ENTITY_TOO_LARGE
-
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        super().__init__(f"request payloads are at most {maximum} bytes")
-
-    def to_message(self) -> Message:
-        error = ApiError(
-            413, "value_too_large", self.message, limit="max_request_bytes", maximum=self.maximum
-        )
-        message = _error(error)
-        message.opt.size1 = self.maximum
-        return message
-
-
-def _format(option: int | None, refusal: Code) -> int:
+def _format(option: int | None, status: int) -> int:
     if option is None or option == CBOR:
         return CBOR
     if option == JSON:
         return JSON
-    status = 406 if refusal == Code.NOT_ACCEPTABLE else 415
     raise ApiError(
-        status, "content_format", f"content format {int(option)} is not served: use 60 (CBOR) or 50 (JSON)"
+        status, "content_format", f"content format {option} is not served: use 60 (CBOR) or 50 (JSON)"
     )
 
 
 def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in request.opt.uri_query:
+    for item in request.query:
         name, _, value = item.partition("=")
         if name not in allowed:
             raise ApiError(400, "bad_request", f"unknown query parameter {name!r}", name)
@@ -397,10 +366,13 @@ def _seconds(query: dict[str, str], name: str) -> float | None:
 
 
 def _payload(request: Message, space: Space) -> Value:
-    content_format = _format(request.opt.content_format, Code.UNSUPPORTED_CONTENT_FORMAT)
+    content_format = _format(request.number(CONTENT_FORMAT), 415)
     return _DECODERS[content_format](request.payload, space.limits)
 
 
-def _answer(value: Value, accept: int, code: Code = Code.CONTENT) -> Message:
+_FORMATS = {CBOR: bytes((CBOR,)), JSON: bytes((JSON,))}
+
+
+def _answer(value: Value, accept: int, code: int = CONTENT) -> Message:
     payload = encode_cbor(value) if accept == CBOR else encode(value)
-    return Message(code=code, payload=payload, content_format=accept)
+    return Message(code=code, options=[(CONTENT_FORMAT, _FORMATS[accept])], payload=payload)

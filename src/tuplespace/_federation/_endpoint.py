@@ -1,0 +1,980 @@
+"""A CoAP endpoint on a datagram transport: the message layer of RFC 7252 with
+Observe (RFC 7641) and block-wise transfer (RFC 7959), server and client in one.
+
+An :class:`Endpoint` is an asyncio datagram protocol.  As a server it hands each
+request to its :class:`Site` once, however often the request arrives (a bounded
+cache of recent message ids answers the repeats), piggybacks the answer on the
+ACK, or sends it apart (confirmable, retransmitted) when the request was repeated
+before its answer was ready; it assembles Block1 request payloads, cuts answers
+into Block2 blocks and sends Observe notifications.  As a client it sends
+confirmable requests, retransmits them with exponential backoff
+(``ACK_TIMEOUT``, ``ACK_RANDOM_FACTOR``, ``MAX_RETRANSMIT`` of :class:`Timers`),
+sends and fetches payloads block by block, follows observations, and raises
+:class:`~tuplespace.Unreachable` when the peer does not acknowledge within
+``MAX_TRANSMIT_SPAN`` or when an ICMP error says its port is closed.
+
+Every table an endpoint keeps is bounded: ``max_exchanges`` message ids
+remembered, ``max_assemblies`` Block1 payloads being assembled and as many Block2
+answers kept for the blocks still to be fetched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+import socket
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, cast
+
+from .._errors import InvalidValue, Unreachable
+from ._blockwise import BLOCK_OPTIONS, Blocks, etag
+from ._message import (
+    ACCEPT,
+    ACK,
+    BAD_OPTION,
+    BAD_REQUEST,
+    BLOCK1,
+    BLOCK2,
+    CON,
+    CONTENT_FORMAT,
+    CONTINUE,
+    ETAG,
+    GET,
+    INTERNAL_SERVER_ERROR,
+    LOCATION_PATH,
+    LOCATION_QUERY,
+    MAX_AGE,
+    NON,
+    NOT_FOUND,
+    OBSERVE,
+    REQUEST_ENTITY_INCOMPLETE,
+    RST,
+    SERVICE_UNAVAILABLE,
+    SIZE1,
+    SIZE2,
+    URI_HOST,
+    URI_PATH,
+    URI_PORT,
+    URI_QUERY,
+    Message,
+    MessageError,
+    block_value,
+    decode_block,
+    success,
+)
+from ._network import Address, Network, UdpNetwork
+
+__all__ = ["Address", "Endpoint", "Network", "Site", "Timers", "UdpNetwork"]
+
+log = logging.getLogger("tuplespace")
+
+# Options a server understands; an unknown critical (odd-numbered) one is 4.02 (RFC 7252 §5.4.1).
+_KNOWN = frozenset(
+    {URI_HOST, ETAG, OBSERVE, URI_PORT, LOCATION_PATH, URI_PATH, CONTENT_FORMAT, MAX_AGE, URI_QUERY}
+    | {ACCEPT, LOCATION_QUERY, BLOCK2, BLOCK1, SIZE2, SIZE1}
+)
+
+MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
+DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
+MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
+# Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
+# one, so that a new request is never taken for the repeat of an old one.
+MAX_EXCHANGES = 32768
+
+
+class Timers:
+    """The transmission parameters of RFC 7252 §4.8 and the times derived from them."""
+
+    def __init__(self, ack_timeout: float = 2.0, ack_random_factor: float = 1.5, max_retransmit: int = 4):
+        self.ack_timeout = ack_timeout
+        self.ack_random_factor = ack_random_factor
+        self.max_retransmit = max_retransmit
+        scale = ack_timeout * ack_random_factor
+        self.max_transmit_span = scale * (2**max_retransmit - 1)
+        """Seconds from the first transmission of a confirmable message to its last."""
+        self.max_transmit_wait = scale * (2 ** (max_retransmit + 1) - 1)
+        """Seconds from the first transmission until the sender gives up waiting."""
+        self.exchange_lifetime = self.max_transmit_span + 2 * MAX_LATENCY + ack_timeout
+        """Seconds a message id is remembered to recognise its repeats."""
+
+
+class Site(Protocol):
+    """What an endpoint serves."""
+
+    def render(self, request: Message) -> Message | Awaitable[Message]:
+        """The answer to a request (its code, options and payload), or an awaitable of it."""
+
+    def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
+        """Register an observation (RFC 7641) of what a GET names: ``notify()`` is to be
+        called on the endpoint's loop after each change.  Returns the function that
+        ends it, None to answer without Observe, or the answer refusing it."""
+
+    def too_large(self, maximum: int) -> Message:
+        """The 4.13 answer to a request payload past ``maximum`` bytes."""
+
+
+class _Transmission:
+    """A confirmable message waiting for its ACK (or RST), retransmitted until then."""
+
+    __slots__ = ("attempts", "data", "done", "handle", "peer", "timeout")
+
+    def __init__(self, peer: Address, data: bytes, timeout: float, done: Callable[[Message | None], None]):
+        self.peer = peer
+        self.data = data
+        self.timeout = timeout
+        self.done = done  # called with the ACK or RST, or None when it was never acknowledged
+        self.attempts = 0
+        self.handle: asyncio.TimerHandle | None = None
+
+
+class _Waiting:
+    """A request of this endpoint waiting for its answer, or an observation followed."""
+
+    __slots__ = ("future", "max_age", "notify", "peer", "sequence", "since")
+
+    def __init__(self, peer: Address, future: asyncio.Future[Message]) -> None:
+        self.peer = peer
+        self.future = future
+        self.notify: Callable[[Message], None] | None = None
+        self.sequence = -1
+        self.since = 0.0  # when the last fresh notification came
+        self.max_age = DEFAULT_MAX_AGE  # how long it is fresh (RFC 7252 §5.10.5)
+
+
+class _Served:
+    """A request received: its answer's datagram once sent (None while being made)."""
+
+    __slots__ = ("at", "reply", "separate")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.reply: bytes | None = None
+        self.separate = False  # acknowledged empty: the answer goes in a confirmable of its own
+
+
+class _Observed:
+    """An observation a peer registered here."""
+
+    __slots__ = ("cancel", "dirty", "inflight", "peer", "request")
+
+    def __init__(self, peer: Address, request: Message) -> None:
+        self.peer = peer
+        self.request = request
+        self.cancel: Callable[[], None] = _nothing
+        self.inflight = False
+        self.dirty = False
+
+
+def _nothing() -> None:
+    pass
+
+
+class Endpoint(asyncio.DatagramProtocol):
+    """One CoAP endpoint: serves ``site`` (None: a client only) and sends requests.
+
+    ``block_szx`` is the exponent of the block size it sends and asks for (6: 1024
+    bytes); a request payload past ``max_request_bytes`` is refused with 4.13 and an
+    answer past ``max_response_bytes`` raises :class:`~tuplespace.Unreachable`.
+    """
+
+    def __init__(
+        self,
+        site: Site | None = None,
+        *,
+        timers: Timers | None = None,
+        max_request_bytes: int = (1 << 20) + 1024,
+        max_response_bytes: int = 16 << 20,
+        max_assemblies: int = 64,
+        max_exchanges: int = 8192,
+        max_age: int = DEFAULT_MAX_AGE,
+        block_szx: int = 6,
+        network: Network | None = None,
+    ) -> None:
+        if not 0 < max_exchanges <= MAX_EXCHANGES:
+            raise InvalidValue(
+                f"max_exchanges is 1 to {MAX_EXCHANGES} (message ids are 16 bits), got {max_exchanges!r}"
+            )
+        if not 0 < max_age < 1 << 32:
+            raise InvalidValue(f"max_age is 1 to 2**32 - 1 seconds, got {max_age!r}")
+        self.site = site
+        self.timers = timers or Timers()
+        self.max_request_bytes = max_request_bytes
+        self.max_response_bytes = max_response_bytes
+        self.max_assemblies = max_assemblies
+        self.max_exchanges = max_exchanges
+        self.max_age = max_age
+        self.block_szx = block_szx
+        self.network = network or UdpNetwork()
+        self.address: Address = ()  # where it is bound, once open
+        self.errors: socket.socket | None = None  # where ICMP errors are read, with their address
+        self._transport: asyncio.DatagramTransport | None = None
+        self._random = random.Random(os.urandom(16))
+        self._mids = itertools.count(self._random.getrandbits(16))  # next() is atomic: any thread
+        self._transmissions: dict[int, _Transmission] = {}
+        self._waiting: dict[bytes, _Waiting] = {}
+        # Idle sockets for the requests of other threads, with the peer each is connected to.
+        self._sockets: list[tuple[Any, Address]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
+        self._observed: dict[tuple[Address, bytes], _Observed] = {}
+        self._assemblies: dict[tuple[Any, ...], tuple[bytearray, float]] = {}
+        # The answers of other requests than GET cut into blocks, for their next blocks.
+        self._bodies: dict[tuple[Address, bytes], Message] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._observe_sequence = 0
+        self._separate = 0
+        self.closed = False
+
+    async def open(self, host: str, port: int) -> Address:
+        """Bind to ``host``, ``port`` (0: any) on the endpoint's network; the address bound."""
+        self.address = await self.network.open(self, host, port)
+        return self.address
+
+    # -- asyncio's interface -------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+        self._loop = asyncio.get_running_loop()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+
+    def error_received(self, exc: Exception) -> None:
+        """An ICMP error: fail at once what waits for the peer it names."""
+        if self.errors is None:
+            return
+        while True:
+            try:
+                _, _, _, peer = self.errors.recvmsg(1, 1024, socket.MSG_ERRQUEUE | socket.MSG_DONTWAIT)
+            except OSError:
+                return
+            self._unreachable(peer[:2], f"the peer's port is closed ({exc})")
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        peer = addr[:2]
+        try:
+            message = Message.decode(data)
+        except MessageError:
+            if len(data) >= 4 and data[0] >> 4 == 4:  # a confirmable we cannot read: reset it
+                self._send(peer, Message(RST, 0, data[2] << 8 | data[3]).encode())
+            return
+        code = message.code
+        if code == 0:
+            if message.mtype == CON:  # a ping
+                self._send(peer, Message(RST, 0, message.mid).encode())
+            elif message.mtype in (ACK, RST):
+                self._acknowledged(message, peer)
+        elif code < 32:
+            if message.mtype in (CON, NON):
+                self._request(message, peer)
+        elif code >= 64:
+            self._response(message, peer)
+
+    # -- sending -------------------------------------------------------------------------
+
+    def _send(self, peer: Address, data: bytes) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, peer)
+
+    def _next_mid(self) -> int:
+        return next(self._mids) & 0xFFFF
+
+    def _confirmable(self, peer: Address, message: Message, done: Callable[[Message | None], None]) -> None:
+        """Send ``message`` as confirmable, retransmitting until it is acknowledged."""
+        message.mtype = CON
+        mid = message.mid = self._next_mid()
+        while mid in self._transmissions:  # 65536 confirmables under way: the oldest gives way
+            self._give_up(mid)
+        timers = self.timers
+        timeout = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
+        transmission = _Transmission(peer, message.encode(), timeout, done)
+        self._transmissions[mid] = transmission
+        self._send(peer, transmission.data)
+        loop = asyncio.get_running_loop()
+        transmission.handle = loop.call_later(timeout, self._retransmit, mid)
+
+    def _retransmit(self, mid: int) -> None:
+        transmission = self._transmissions.get(mid)
+        if transmission is None:
+            return
+        if transmission.attempts >= self.timers.max_retransmit:
+            self._give_up(mid)
+            return
+        transmission.attempts += 1
+        transmission.timeout *= 2
+        self._send(transmission.peer, transmission.data)
+        loop = asyncio.get_running_loop()
+        transmission.handle = loop.call_later(transmission.timeout, self._retransmit, mid)
+
+    def _give_up(self, mid: int) -> None:
+        transmission = self._transmissions.pop(mid)
+        if transmission.handle is not None:
+            transmission.handle.cancel()
+        transmission.done(None)
+
+    def _acknowledged(self, message: Message, peer: Address) -> None:
+        transmission = self._transmissions.get(message.mid)
+        if transmission is None or transmission.peer != peer:
+            return
+        del self._transmissions[message.mid]
+        if transmission.handle is not None:
+            transmission.handle.cancel()
+        transmission.done(message)
+
+    def _unreachable(self, peer: Address, why: str) -> None:
+        for mid, transmission in list(self._transmissions.items()):
+            if transmission.peer == peer:
+                self._give_up(mid)
+        for waiting in list(self._waiting.values()):
+            if waiting.peer == peer and not waiting.future.done():
+                waiting.future.set_exception(Unreachable(why))
+
+    # -- the client side -----------------------------------------------------------------
+
+    def _new_token(self) -> bytes:
+        token = self._random.getrandbits(64).to_bytes(8, "big")
+        while token in self._waiting:
+            token = self._random.getrandbits(64).to_bytes(8, "big")
+        return token
+
+    async def _exchange(
+        self, peer: Address, message: Message, notify: Callable[[Message], None] | None = None
+    ) -> Message:
+        """Send one confirmable request and return its answer (piggybacked or apart);
+        with ``notify``, the messages that come later with its token are given to it."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message] = loop.create_future()
+        token = message.token
+        self._waiting[token] = waiting = _Waiting(peer, future)
+        waiting.notify = notify
+        span = self.timers.max_transmit_span
+
+        def done(reply: Message | None) -> None:
+            if future.done():
+                return
+            if reply is None:
+                future.set_exception(Unreachable(f"no acknowledgement within {span:g} s"))
+            elif reply.mtype == RST:
+                future.set_exception(Unreachable("the peer reset the request"))
+
+        self._confirmable(peer, message, done)
+        mid = message.mid
+        try:
+            return await future
+        except BaseException:
+            if self._waiting.get(token) is waiting:
+                del self._waiting[token]
+            raise
+        finally:
+            if self._waiting.get(token) is waiting and notify is None:
+                del self._waiting[token]
+            if mid in self._transmissions and self._transmissions[mid].done is done:
+                self._give_up(mid)
+
+    def _response(self, message: Message, peer: Address) -> None:
+        if message.mtype == ACK:
+            self._acknowledged(message, peer)
+        waiting = self._waiting.get(message.token)
+        if waiting is None or waiting.peer != peer:
+            if message.mtype == CON:  # an answer nobody waits for, or an observation ended
+                self._send(peer, Message(RST, 0, message.mid).encode())
+            return
+        if message.mtype == CON:
+            self._send(peer, Message(ACK, 0, message.mid).encode())
+        if not waiting.future.done():
+            waiting.future.set_result(message)
+        elif waiting.notify is not None:
+            self._notification(waiting, message)
+
+    def _notification(self, waiting: _Waiting, message: Message) -> None:
+        sequence = message.number(OBSERVE)
+        if sequence is not None and success(message.code):
+            now = asyncio.get_running_loop().time()
+            v1, v2 = waiting.sequence, sequence
+            fresher = (v1 < v2 and v2 - v1 < 1 << 23) or (v1 > v2 and v1 - v2 > 1 << 23)
+            if not (fresher or now > waiting.since + 128 or v1 < 0):  # RFC 7641 §3.4
+                return
+            waiting.sequence, waiting.since = sequence, now
+            waiting.max_age = message.number(MAX_AGE) or DEFAULT_MAX_AGE
+        assert waiting.notify is not None
+        waiting.notify(message)
+
+    def _spawn(self, coroutine: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def request(
+        self, peer: Address, code: int, options: list[tuple[int, bytes]], payload: bytes = b""
+    ) -> Message:
+        """Send a request (block by block when its payload is larger than a block) and
+        return the whole answer (its blocks fetched and joined)."""
+        message = Message(CON, code, 0, self._new_token(), options, payload)
+        answer = await self._send_request(peer, message)
+        if answer.number(BLOCK2) is None:
+            return answer
+        return await self._blocks2(peer, message, answer)
+
+    def request_blocking(
+        self,
+        peer: Address,
+        code: int,
+        options: list[tuple[int, bytes]],
+        payload: bytes = b"",
+        timeout: float | None = None,
+    ) -> Message:
+        """:meth:`request` from a thread other than the endpoint's loop, which waits
+        for the answer.  On UDP a request of one datagram each way is exchanged by
+        the calling thread itself, on a socket of its own for the time of the
+        request (at most ``MAX_IDLE_SOCKETS`` are kept for the next ones): no pass
+        through the loop.  :class:`~tuplespace.Unreachable` when no answer comes
+        within ``timeout`` seconds (None: no bound once the request is acknowledged)."""
+        loop = self._loop
+        if loop is None or self.closed:
+            raise Unreachable("the endpoint is closed")
+        if len(payload) > 16 << self.block_szx:  # block by block: on the loop
+            return asyncio.run_coroutine_threadsafe(
+                _bounded(self.request(peer, code, options, payload), timeout), loop
+            ).result()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        message = Message(CON, code, 0, self._new_token(), options, payload)
+        try:
+            sock, connected = self._sockets.pop()
+        except IndexError:
+            sock, connected = self.network.socket(self.address), ()
+        try:
+            if connected != peer:
+                try:
+                    sock.connect(peer)
+                except OSError as exc:
+                    raise Unreachable(f"the peer cannot be reached: {exc}") from None
+                connected = peer
+            answer = self._exchange_on(sock, peer, message, timeout, deadline)
+            if answer.number(BLOCK2) is None:
+                return answer
+            blocks = Blocks(message, answer, self.max_response_bytes, self._new_token)
+            while (part := blocks.next_request()) is not None:  # the rest of a large answer
+                failed = blocks.add(self._exchange_on(sock, peer, part, timeout, deadline))
+                if failed is not None:
+                    return failed
+            return blocks.whole()
+        finally:
+            if len(self._sockets) < MAX_IDLE_SOCKETS and not self.closed:
+                self._sockets.append((sock, connected))
+            else:
+                sock.close()
+
+    def _exchange_on(
+        self,
+        sock: socket.socket,
+        peer: Address,
+        message: Message,
+        timeout: float | None,
+        deadline: float | None,
+    ) -> Message:
+        """One confirmable exchange on a blocking socket connected to ``peer``:
+        retransmitted with backoff until acknowledged, then the answer awaited."""
+        timers = self.timers
+        wait = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
+        mid = message.mid = self._next_mid()
+        data = message.encode()
+        token = message.token
+        acknowledged, attempts = False, 0
+        try:
+            sock.send(data)
+            resend = time.monotonic() + wait
+            while True:
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    raise Unreachable(f"no answer within {timeout} s")
+                if not acknowledged and now >= resend:
+                    if attempts >= timers.max_retransmit:
+                        raise Unreachable(f"no acknowledgement within {timers.max_transmit_span:g} s")
+                    attempts += 1
+                    wait *= 2
+                    resend = now + wait
+                    sock.send(data)
+                bound = deadline if acknowledged else resend if deadline is None else min(resend, deadline)
+                sock.settimeout(None if bound is None else max(bound - now, 1e-4))  # 0 is non-blocking
+                try:
+                    reply = Message.decode(sock.recv(65536))
+                except (TimeoutError, MessageError):
+                    continue
+                if reply.mtype in (ACK, RST) and reply.mid == mid:
+                    if reply.mtype == RST:
+                        raise Unreachable("the peer reset the request")
+                    acknowledged = True
+                    if reply.code == 0:
+                        continue  # the answer comes apart
+                if reply.code >= 64 and reply.token == token:
+                    if reply.mtype == CON:
+                        sock.send(Message(ACK, 0, reply.mid).encode())
+                    return reply
+                if reply.mtype == CON:  # an answer nobody waits for any more
+                    sock.send(Message(RST, 0, reply.mid).encode())
+        except ConnectionRefusedError as exc:
+            raise Unreachable(f"the peer's port is closed ({exc})") from None
+        except OSError as exc:
+            if self.closed:
+                raise Unreachable("the endpoint is closed") from None
+            raise Unreachable(f"the peer cannot be reached: {exc}") from None
+
+    async def _send_request(self, peer: Address, message: Message) -> Message:
+        size = 16 << self.block_szx
+        payload = message.payload
+        if len(payload) <= size:
+            return await self._exchange(peer, message)
+        szx, offset = self.block_szx, 0
+        while True:
+            chunk = payload[offset : offset + size]
+            more = offset + size < len(payload)
+            part = Message(CON, message.code, 0, self._new_token(), list(message.options), chunk)
+            part.add(BLOCK1, block_value(offset // size, more, szx))
+            if offset == 0:
+                part.add(SIZE1, len(payload))
+            answer = await self._exchange(peer, part)
+            if not more or answer.code != CONTINUE:
+                return answer
+            asked = answer.number(BLOCK1)
+            if asked is not None and decode_block(asked)[2] < szx:  # the server wants smaller blocks
+                szx = decode_block(asked)[2]
+            offset += size
+            size = 16 << szx
+
+    async def _blocks2(self, peer: Address, request: Message, answer: Message) -> Message:
+        """The answer with the rest of its blocks (RFC 7959 §2.4) fetched and joined."""
+        blocks = Blocks(request, answer, self.max_response_bytes, self._new_token)
+        while (part := blocks.next_request()) is not None:
+            failed = blocks.add(await self._exchange(peer, part))
+            if failed is not None:
+                return failed
+        return blocks.whole()
+
+    async def observe(
+        self,
+        peer: Address,
+        options: list[tuple[int, bytes]],
+        notify: Callable[[Message], None],
+        lost: Callable[[str], None],
+    ) -> tuple[Message, Callable[[], None]]:
+        """Register an observation (GET with Observe 0) and return the first answer and
+        the function that ends the observation.  ``notify`` is called on the loop with
+        each fresher notification, its blocks joined; none comes when the first
+        answer came without Observe (the server did not register it).  When no fresh
+        notification came for the Max-Age of the last (60 s unless it said), the
+        client registers again (RFC 7641 §3.3.1): a server that dropped the
+        observation (a notification lost too often) takes it up again, and one that
+        does not answer calls ``lost`` with why."""
+        message = Message(CON, GET, 0, self._new_token(), list(options))
+        message.add(OBSERVE, 0)
+        token = message.token
+        plain = Message(CON, GET, 0, token, list(options))  # what fetches the rest of a notification
+
+        def deliver(notification: Message) -> None:
+            block2 = notification.number(BLOCK2)
+            if block2 is not None and decode_block(block2)[1]:
+                self._spawn(self._rest_of_notification(peer, plain, notification, notify))
+            else:
+                notify(notification)
+
+        first = await self._exchange(peer, message, deliver)
+        waiting = self._waiting.get(token)
+
+        def cancel() -> None:
+            if waiting is None or self._waiting.get(token) is not waiting:
+                return
+            del self._waiting[token]
+            if not self.closed:  # deregister (RFC 7641 §3.6); the answer matters to nobody
+                ending = Message(CON, GET, 0, token, list(options))
+                ending.add(OBSERVE, 1)
+                self._spawn(self._quietly(peer, ending))
+
+        try:
+            first = await self._blocks2(peer, plain, first)
+        except BaseException:
+            cancel()
+            raise
+        if first.number(OBSERVE) is None or not success(first.code) or waiting is None:
+            if waiting is not None and self._waiting.get(token) is waiting:
+                del self._waiting[token]
+            return first, _nothing
+        if waiting.sequence < 0:
+            waiting.sequence = first.number(OBSERVE) or 0
+            waiting.since = asyncio.get_running_loop().time()
+            waiting.max_age = first.number(MAX_AGE) or DEFAULT_MAX_AGE
+        keeping = asyncio.ensure_future(self._keep(peer, message, waiting, lost))
+        self._tasks.add(keeping)
+        keeping.add_done_callback(self._tasks.discard)
+
+        def end() -> None:
+            keeping.cancel()
+            cancel()
+
+        return first, end
+
+    async def _keep(
+        self, peer: Address, message: Message, waiting: _Waiting, lost: Callable[[str], None]
+    ) -> None:
+        """Register the observation again whenever its last notification is stale."""
+        loop = asyncio.get_running_loop()
+        while self._waiting.get(message.token) is waiting:
+            stale = waiting.since + waiting.max_age - loop.time()
+            if stale > 0:
+                await asyncio.sleep(stale)
+                continue
+            again = Message(CON, GET, 0, message.token, list(message.options))
+            reply = await self._acknowledgement(peer, again)  # the answer comes as a notification
+            if reply is None or reply.mtype == RST:
+                if self._waiting.get(message.token) is waiting:
+                    del self._waiting[message.token]
+                    span = self.timers.max_transmit_span
+                    lost(f"the peer did not answer a renewed registration within {span:g} s")
+                return
+            waiting.since = loop.time()
+
+    async def _acknowledgement(self, peer: Address, message: Message) -> Message | None:
+        """Send a confirmable and return its ACK or RST (None: neither came)."""
+        future: asyncio.Future[Message | None] = asyncio.get_running_loop().create_future()
+
+        def done(reply: Message | None) -> None:
+            if not future.done():
+                future.set_result(reply)
+
+        self._confirmable(peer, message, done)
+        return await future
+
+    async def _rest_of_notification(
+        self, peer: Address, request: Message, first: Message, notify: Callable[[Message], None]
+    ) -> None:
+        try:
+            whole = await self._blocks2(peer, request, first)
+        except (Unreachable, MessageError) as exc:
+            log.info("coap: the rest of a notification could not be fetched: %s", exc)
+            return
+        notify(whole)
+
+    async def _quietly(self, peer: Address, message: Message) -> None:
+        with contextlib.suppress(Unreachable):
+            await self._exchange(peer, message)
+
+    # -- the server side -----------------------------------------------------------------
+
+    def _remember(self, key: tuple[Address, int]) -> _Served:
+        seen = self._seen
+        now = time.monotonic()
+        horizon = now - self.timers.exchange_lifetime
+        while seen:
+            oldest = next(iter(seen.values()))
+            if len(seen) < self.max_exchanges and oldest.at > horizon:
+                break
+            seen.popitem(last=False)
+        served = seen[key] = _Served(now)
+        return served
+
+    def _request(self, message: Message, peer: Address) -> None:
+        key = (peer, message.mid)
+        served = self._seen.get(key)
+        if served is not None:  # a repeat: the request takes effect once
+            if served.reply is not None:
+                self._send(peer, served.reply)
+            elif message.mtype == CON:
+                if not served.separate:
+                    served.separate = True
+                    self._separate += 1
+                self._send(peer, Message(ACK, 0, message.mid).encode())
+            return
+        served = self._remember(key)
+        if self.site is None:
+            self._answer(
+                message, peer, served, Message(code=NOT_FOUND, payload=b"a client: nothing is served")
+            )
+            return
+        try:
+            early, echo = self._check(message, peer)
+        except MessageError as exc:
+            early, echo = Message(code=BAD_REQUEST, payload=str(exc).encode()), None
+        if early is not None:
+            self._answer(message, peer, served, early)
+            return
+        observe = message.number(OBSERVE) if message.code == GET else None
+        observed: _Observed | None = None
+        if observe == 0:
+            observed, refusal = self._register(message, peer)
+            if refusal is not None:
+                self._answer(message, peer, served, refusal)
+                return
+        elif observe == 1:
+            ended = self._observed.pop((peer, message.token), None)
+            if ended is not None:
+                ended.cancel()
+        self._render(message, lambda answer: self._answered(message, peer, served, answer, echo, observed))
+
+    def _answered(
+        self,
+        message: Message,
+        peer: Address,
+        served: _Served,
+        answer: Message,
+        echo: int | None,
+        observed: _Observed | None,
+    ) -> None:
+        if echo is not None:
+            answer.add(BLOCK1, echo)
+        if observed is not None:
+            if success(answer.code):
+                answer.add(OBSERVE, self._sequence())
+                self._fresh_for(answer)
+            else:
+                self._deregister(observed)
+        self._answer(message, peer, served, answer)
+
+    def _render(self, request: Message, then: Callable[[Message], None]) -> None:
+        assert self.site is not None
+        try:
+            result = self.site.render(request)
+        except Exception:
+            log.exception("coap: rendering %r failed", request)
+            result = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
+        if isinstance(result, Message):
+            then(result)
+        else:
+            self._spawn(self._rendered(result, then))
+
+    @staticmethod
+    async def _rendered(result: Awaitable[Message], then: Callable[[Message], None]) -> None:
+        try:
+            answer = await result
+        except Exception:
+            log.exception("coap: rendering failed")
+            answer = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
+        then(answer)
+
+    def _answer(self, request: Message, peer: Address, served: _Served, answer: Message) -> None:
+        answer.token = request.token
+        self._cut(request, peer, answer)
+        if request.mtype == NON:
+            answer.mtype, answer.mid = NON, self._next_mid()
+            served.reply = answer.encode()
+            self._send(peer, served.reply)
+        elif served.separate:
+            served.reply = Message(ACK, 0, request.mid).encode()
+            self._confirmable(peer, answer, _nothing_done)
+        else:
+            answer.mtype, answer.mid = ACK, request.mid
+            served.reply = answer.encode()
+            self._send(peer, served.reply)
+
+    def _cut(self, request: Message, peer: Address, answer: Message) -> None:
+        """Cut a large answer into Block2 blocks (RFC 7959): the block asked for, or the
+        first; an answer to other than a GET is kept for its next blocks."""
+        asked = request.number(BLOCK2)
+        payload = answer.payload
+        szx, num = self.block_szx, 0
+        if asked is not None:
+            num, _, asked_szx = decode_block(asked)
+            szx = min(szx, asked_szx)
+        size = 16 << szx
+        if asked is None and len(payload) <= size:
+            return
+        start = num * size
+        if start and start >= len(payload):
+            answer.code, answer.options, answer.payload = BAD_OPTION, [], b"no such block"
+            return
+        more = start + size < len(payload)
+        if request.code != GET and num == 0 and more:
+            bodies = self._bodies
+            while len(bodies) >= self.max_assemblies:
+                del bodies[next(iter(bodies))]
+            kept = [o for o in answer.options if o[0] not in BLOCK_OPTIONS]
+            bodies[(peer, request.token)] = Message(code=answer.code, options=kept, payload=payload)
+        answer.payload = payload[start : start + size]
+        answer.add(BLOCK2, block_value(num, more, szx))
+        answer.add(ETAG, etag(payload))
+        if num == 0:
+            answer.add(SIZE2, len(payload))
+
+    def _check(self, message: Message, peer: Address) -> tuple[Message | None, int | None]:
+        """An answer due before the site sees the request (a bad option, a block to
+        assemble, a payload too large), and the Block1 option to echo in the answer
+        once the payload is whole."""
+        size1 = asked = block1 = None
+        for number, value in message.options:
+            if number & 1 and number not in _KNOWN:
+                return Message(code=BAD_OPTION, payload=f"option {number} is not understood".encode()), None
+            if number > BLOCK2:
+                if number == BLOCK1:
+                    block1 = int.from_bytes(value, "big")
+                elif number == SIZE1:
+                    size1 = int.from_bytes(value, "big")
+            elif number == BLOCK2:
+                asked = int.from_bytes(value, "big")
+        assert self.site is not None
+        maximum = self.max_request_bytes
+        if size1 is not None and size1 > maximum:
+            return self.site.too_large(maximum), None
+        if asked is not None and message.code != GET and decode_block(asked)[0] > 0:
+            kept = self._bodies.get((peer, message.token))
+            if kept is None:
+                return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
+            return Message(code=kept.code, options=list(kept.options), payload=kept.payload), None
+        if block1 is None:
+            if len(message.payload) > maximum:
+                return self.site.too_large(maximum), None
+            return None, None
+        num, more, szx = decode_block(block1)
+        size = 16 << szx
+        key = (peer, message.code, *(o for o in message.options if o[0] not in BLOCK_OPTIONS))
+        assemblies = self._assemblies
+        now = asyncio.get_running_loop().time()
+        if num == 0:
+            horizon = now - self.timers.max_transmit_wait
+            for old in [k for k, (_, at) in assemblies.items() if at < horizon]:
+                del assemblies[old]
+            if key not in assemblies and len(assemblies) >= self.max_assemblies:
+                return Message(code=SERVICE_UNAVAILABLE, payload=b"too many block-wise requests"), None
+            buffer = bytearray()
+        else:
+            buffer, _ = assemblies.get(key, (bytearray(), 0.0))
+            if len(buffer) != num * size:
+                assemblies.pop(key, None)
+                return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"a block is missing"), None
+        if more and len(message.payload) != size:
+            assemblies.pop(key, None)
+            return Message(code=BAD_REQUEST, payload=b"a block before the last is short"), None
+        buffer += message.payload
+        if len(buffer) > maximum:
+            assemblies.pop(key, None)
+            return self.site.too_large(maximum), None
+        if more:
+            assemblies[key] = (buffer, now)
+            return Message(code=CONTINUE).add(BLOCK1, block1), None
+        assemblies.pop(key, None)
+        message.payload = bytes(buffer)
+        return None, block1
+
+    def _fresh_for(self, answer: Message) -> None:
+        """Say how long an observed state is fresh, when not the default: the time
+        after which an observer that heard nothing registers again."""
+        if self.max_age != DEFAULT_MAX_AGE:
+            answer.add(MAX_AGE, self.max_age)
+
+    def _sequence(self) -> int:
+        """The Observe value of a notification: increasing with each (24 bits)."""
+        self._observe_sequence = (self._observe_sequence + 1) & 0xFFFFFF
+        return self._observe_sequence
+
+    def _register(self, message: Message, peer: Address) -> tuple[_Observed | None, Message | None]:
+        assert self.site is not None
+        key = (peer, message.token)
+        existing = self._observed.get(key)
+        if existing is not None:  # registered again (RFC 7641 §4.1): the same observation
+            existing.request = message
+            return existing, None
+        observed = _Observed(peer, message)
+        accepted = self.site.observe(message, lambda: self._notify(observed))
+        if accepted is None:
+            return None, None
+        if isinstance(accepted, Message):
+            return None, accepted
+        observed.cancel = accepted
+        self._observed[key] = observed
+        return observed, None
+
+    def _deregister(self, observed: _Observed) -> None:
+        key = (observed.peer, observed.request.token)
+        if self._observed.get(key) is observed:
+            del self._observed[key]
+        observed.cancel()
+
+    def _notify(self, observed: _Observed) -> None:
+        """Send the observer the current state, or (one being under way) once it is
+        acknowledged: at most one notification in flight per observation."""
+        if self._observed.get((observed.peer, observed.request.token)) is not observed:
+            return
+        if observed.inflight:
+            observed.dirty = True
+            return
+        observed.inflight, observed.dirty = True, False
+        request = observed.request
+        self._render(request, lambda answer: self._send_notification(observed, answer))
+
+    def _send_notification(self, observed: _Observed, answer: Message) -> None:
+        if self.closed:
+            return
+        request = observed.request
+        answer.token = request.token
+        last = not success(answer.code)
+        if last:
+            self._deregister(observed)
+        else:
+            answer.add(OBSERVE, self._sequence())
+            self._fresh_for(answer)
+        first_block = Message(CON, GET, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
+        self._cut(first_block, observed.peer, answer)
+
+        def done(reply: Message | None) -> None:
+            observed.inflight = False
+            if reply is None or reply.mtype == RST:  # the observer is gone or not interested
+                self._deregister(observed)
+            elif observed.dirty:
+                self._notify(observed)
+
+        self._confirmable(observed.peer, answer, done)
+
+    def statistics(self) -> dict[str, int]:
+        """Tables held: remembered message ids, confirmables under way, requests
+        waiting, observations served, assemblies and Block2 answers kept; and how
+        many requests were acknowledged before their answer, which came apart."""
+        return {
+            "separate": self._separate,
+            "exchanges": len(self._seen),
+            "transmissions": len(self._transmissions),
+            "waiting": len(self._waiting),
+            "observed": len(self._observed),
+            "assemblies": len(self._assemblies),
+            "bodies": len(self._bodies),
+        }
+
+    def close(self) -> None:
+        """Stop: cancel retransmissions and tasks, fail what waits, close the transport."""
+        if self.closed:
+            return
+        self.closed = True
+        for transmission in self._transmissions.values():
+            if transmission.handle is not None:
+                transmission.handle.cancel()
+        self._transmissions.clear()
+        for waiting in self._waiting.values():
+            if not waiting.future.done():
+                waiting.future.set_exception(Unreachable("the endpoint is closed"))
+        self._waiting.clear()
+        for observed in list(self._observed.values()):
+            observed.cancel()
+        self._observed.clear()
+        for task in self._tasks:
+            task.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        self.errors = None
+        while self._sockets:
+            self._sockets.pop()[0].close()
+
+    def __repr__(self) -> str:
+        return f"Endpoint({'server' if self.site else 'client'})"
+
+
+def _nothing_done(reply: Message | None) -> None:
+    pass
+
+
+async def _bounded(work: Awaitable[Message], timeout: float | None) -> Message:
+    try:
+        return await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise Unreachable(f"no answer within {timeout} s") from None
