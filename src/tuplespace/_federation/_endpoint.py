@@ -57,13 +57,14 @@ from ._message import (
     decode_block,
 )
 
-__all__ = ["Endpoint", "Network", "Site", "Timers", "UdpNetwork"]
+__all__ = ["Endpoint", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
 
 log = logging.getLogger("tuplespace")
 
 Address = tuple[Any, ...]
 # Options a server understands; an unknown critical (odd-numbered) one is 4.02 (RFC 7252 §5.4.1).
 _KNOWN = frozenset({3, 4, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 60})
+OSCORE = 9  # understood when a guard is there to open it
 _BLOCK_OPTIONS = frozenset({BLOCK1, BLOCK2, SIZE1, SIZE2, OBSERVE})
 _IP_RECVERR, _IPV6_RECVERR = 11, 25  # Linux: ICMP errors with the address they are about
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
@@ -99,6 +100,23 @@ class Site(Protocol):
 
     def too_large(self, maximum: int) -> Message:
         """The 4.13 answer to a request payload past ``maximum`` bytes."""
+
+
+Seal = Callable[[Message, bool], Message]
+
+
+class Guard(Protocol):
+    """What stands between an endpoint and its site: who may do what, and OSCORE
+    (:class:`tuplespace._federation._peers.Guard`)."""
+
+    def admit(self, request: Message, peer: Address) -> tuple[Message | None, Message, Seal | None]:
+        """``(refusal, inner, seal)``: the answer refusing a whole request (None:
+        serve it), the request to serve, and what protects its answers
+        (``seal(answer, fresh)``, fresh for notifications)."""
+
+    def protect(self, peer: Address, message: Message) -> tuple[Message, Callable[[Message], Message]] | None:
+        """The protected form of a request to ``peer`` and what opens its answers;
+        None to send it as it is."""
 
 
 class Network(Protocol):
@@ -172,7 +190,7 @@ class _Served:
 class _Observed:
     """An observation a peer registered here."""
 
-    __slots__ = ("cancel", "dirty", "inflight", "peer", "request")
+    __slots__ = ("cancel", "dirty", "inflight", "peer", "request", "seal")
 
     def __init__(self, peer: Address, request: Message) -> None:
         self.peer = peer
@@ -180,6 +198,7 @@ class _Observed:
         self.cancel: Callable[[], None] = _nothing
         self.inflight = False
         self.dirty = False
+        self.seal: Seal | None = None  # protects its notifications (OSCORE)
 
 
 def _nothing() -> None:
@@ -213,8 +232,11 @@ class Endpoint(asyncio.DatagramProtocol):
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
         block_szx: int = 6,
+        guard: Guard | None = None,
     ) -> None:
         self.site = site
+        self.guard = guard
+        self._known = _KNOWN if guard is None else _KNOWN | {OSCORE}
         self.timers = timers or Timers()
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
@@ -419,8 +441,12 @@ class Endpoint(asyncio.DatagramProtocol):
         """Send a request (block by block when its payload is larger than a block) and
         return the whole answer (its blocks fetched and joined)."""
         message = Message(CON, code, 0, self._new_token(), options, payload)
+        protected = None if self.guard is None else self.guard.protect(peer, message)
+        if protected is not None:
+            message = protected[0]
         answer = await self._send_request(peer, message)
-        return await self._blocks2(peer, message, answer)
+        answer = await self._blocks2(peer, message, answer)
+        return answer if protected is None else protected[1](answer)
 
     def request_blocking(
         self,
@@ -445,6 +471,9 @@ class Endpoint(asyncio.DatagramProtocol):
             ).result()
         deadline = None if timeout is None else time.monotonic() + timeout
         message = Message(CON, code, self._next_mid(), self._new_token(), options, payload)
+        protected = None if self.guard is None else self.guard.protect(peer, message)
+        if protected is not None:
+            message = protected[0]
         try:
             sock = self._sockets.pop()
         except IndexError:
@@ -460,10 +489,10 @@ class Endpoint(asyncio.DatagramProtocol):
         block2 = answer.number(BLOCK2)
         if block2 is not None and decode_block(block2)[1]:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            return asyncio.run_coroutine_threadsafe(
+            answer = asyncio.run_coroutine_threadsafe(
                 _bounded(self._blocks2(peer, message, answer), left), loop
             ).result()
-        return answer
+        return answer if protected is None else protected[1](answer)
 
     def _exchange_on(
         self,
@@ -584,8 +613,18 @@ class Endpoint(asyncio.DatagramProtocol):
         message.add(OBSERVE, 0)
         token = message.token
         plain = Message(CON, GET, 0, token, list(options))  # what fetches the rest of a notification
+        protected = None if self.guard is None else self.guard.protect(peer, message)
+        if protected is not None:  # notifications are opened whole: each fits in a datagram
+            message, opened = protected
+            plain = message
 
         def deliver(notification: Message) -> None:
+            if protected is not None:
+                try:
+                    notification = opened(notification)
+                except Unreachable as exc:
+                    log.info("coap: a notification was dropped: %s", exc)
+                    return
             block2 = notification.number(BLOCK2)
             if block2 is not None and decode_block(block2)[1]:
                 self._spawn(self._rest_of_notification(peer, plain, notification, notify))
@@ -603,10 +642,15 @@ class Endpoint(asyncio.DatagramProtocol):
             if not self.closed:  # deregister (RFC 7641 §3.6); the answer matters to nobody
                 ending = Message(CON, GET, 0, token, list(options))
                 ending.add(OBSERVE, 1)
+                if self.guard is not None:
+                    sealed = self.guard.protect(peer, ending)
+                    ending = ending if sealed is None else sealed[0]
                 self._spawn(self._quietly(peer, ending))
 
         try:
             first = await self._blocks2(peer, plain, first)
+            if protected is not None:
+                first = opened(first)
         except BaseException:
             cancel()
             raise
@@ -670,18 +714,28 @@ class Endpoint(asyncio.DatagramProtocol):
         if early is not None:
             self._answer(message, peer, served, early)
             return
-        observe = message.number(OBSERVE) if message.code == GET else None
+        inner, seal = message, None
+        if self.guard is not None:
+            refusal, inner, seal = self.guard.admit(message, peer)
+            if refusal is not None:
+                self._answer(message, peer, served, refusal if seal is None else seal(refusal, False))
+                return
+        observe = inner.number(OBSERVE) if inner.code == GET else None
         observed: _Observed | None = None
         if observe == 0:
-            observed, refusal = self._register(message, peer)
+            observed, refusal = self._register(inner, peer)
             if refusal is not None:
-                self._answer(message, peer, served, refusal)
+                self._answer(message, peer, served, refusal if seal is None else seal(refusal, False))
                 return
+            if observed is not None:
+                observed.seal = seal
         elif observe == 1:
             ended = self._observed.pop((peer, message.token), None)
             if ended is not None:
                 ended.cancel()
-        self._render(message, lambda answer: self._answered(message, peer, served, answer, echo, observed))
+        self._render(
+            inner, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
+        )
 
     def _answered(
         self,
@@ -691,14 +745,17 @@ class Endpoint(asyncio.DatagramProtocol):
         answer: Message,
         echo: int | None,
         observed: _Observed | None,
+        seal: Seal | None,
     ) -> None:
-        if echo is not None:
-            answer.add(BLOCK1, echo)
         if observed is not None:
             if _success(answer.code):
                 answer.add(OBSERVE, self._sequence())
             else:
                 self._deregister(observed)
+        if seal is not None:
+            answer = seal(answer, False)
+        if echo is not None:
+            answer.add(BLOCK1, echo)
         self._answer(message, peer, served, answer)
 
     def _render(self, request: Message, then: Callable[[Message], None]) -> None:
@@ -770,7 +827,7 @@ class Endpoint(asyncio.DatagramProtocol):
         assemble, a payload too large), and the Block1 option to echo in the answer
         once the payload is whole."""
         for number, _ in message.options:
-            if number & 1 and number not in _KNOWN:
+            if number & 1 and number not in self._known:
                 return Message(code=BAD_OPTION, payload=f"option {number} is not understood".encode()), None
         assert self.site is not None
         maximum = self.max_request_bytes
@@ -870,6 +927,8 @@ class Endpoint(asyncio.DatagramProtocol):
             self._deregister(observed)
         else:
             answer.add(OBSERVE, self._sequence())
+        if observed.seal is not None:
+            answer = observed.seal(answer, True)
         first_block = Message(CON, GET, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
 
