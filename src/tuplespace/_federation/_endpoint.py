@@ -43,6 +43,7 @@ from ._message import (
     CON,
     CONTINUE,
     ETAG,
+    FETCH,
     GET,
     NON,
     OBSERVE,
@@ -256,7 +257,9 @@ class Endpoint(asyncio.DatagramProtocol):
         self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
         self._assemblies: dict[tuple[Any, ...], tuple[bytearray, float]] = {}
-        self._bodies: dict[tuple[Address, bytes], bytes] = {}  # Block2 answers of non-GET requests
+        # Block2 answers of non-GET requests, by host and token: a client's thread may ask
+        # for the first block from a socket of its own and for the others from the node's.
+        self._bodies: dict[tuple[Any, bytes], bytes] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._observe_sequence = 0
         self._separate = 0
@@ -377,6 +380,9 @@ class Endpoint(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Message] = loop.create_future()
         token = message.token
+        # A block of a protected notification is asked for under the observation's token:
+        # the observation is waited for again once that block is in.
+        previous = self._waiting.get(token)
         self._waiting[token] = waiting = _Waiting(peer, future)
         waiting.notify = notify
         span = self.timers.max_transmit_span
@@ -395,13 +401,19 @@ class Endpoint(asyncio.DatagramProtocol):
             return await future
         except BaseException:
             if self._waiting.get(token) is waiting:
-                del self._waiting[token]
+                self._release(token, previous)
             raise
         finally:
             if self._waiting.get(token) is waiting and notify is None:
-                del self._waiting[token]
+                self._release(token, previous)
             if mid in self._transmissions and self._transmissions[mid].done is done:
                 self._give_up(mid)
+
+    def _release(self, token: bytes, previous: _Waiting | None) -> None:
+        if previous is None:
+            del self._waiting[token]
+        else:
+            self._waiting[token] = previous
 
     def _response(self, message: Message, peer: Address) -> None:
         if message.mtype == ACK:
@@ -577,6 +589,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if block2 is None:
             return answer
         num, more, szx = decode_block(block2)
+        first = answer  # its code and options are the whole answer's (OSCORE's among them)
         body = bytearray(answer.payload)
         tag = answer.get(ETAG)
         options = [o for o in request.options if o[0] not in _BLOCK_OPTIONS]
@@ -598,9 +611,9 @@ class Endpoint(asyncio.DatagramProtocol):
                 raise MessageError("a block of the answer came without its Block2 option")
             num, more, szx = decode_block(block2)
             body += answer.payload
-        answer.payload = bytes(body)
-        answer.remove(BLOCK2)
-        return answer
+        first.payload = bytes(body)
+        first.remove(BLOCK2)
+        return first
 
     async def observe(
         self, peer: Address, options: list[tuple[int, bytes]], notify: Callable[[Message], None]
@@ -614,22 +627,25 @@ class Endpoint(asyncio.DatagramProtocol):
         token = message.token
         plain = Message(CON, GET, 0, token, list(options))  # what fetches the rest of a notification
         protected = None if self.guard is None else self.guard.protect(peer, message)
-        if protected is not None:  # notifications are opened whole: each fits in a datagram
+        whole = notify
+        if protected is not None:  # the blocks of a protected answer are kept under its token
             message, opened = protected
             plain = message
 
-        def deliver(notification: Message) -> None:
-            if protected is not None:
+            def whole(notification: Message) -> None:
                 try:
                     notification = opened(notification)
                 except Unreachable as exc:
                     log.info("coap: a notification was dropped: %s", exc)
                     return
+                notify(notification)
+
+        def deliver(notification: Message) -> None:
             block2 = notification.number(BLOCK2)
             if block2 is not None and decode_block(block2)[1]:
-                self._spawn(self._rest_of_notification(peer, plain, notification, notify))
+                self._spawn(self._rest_of_notification(peer, plain, notification, whole))
             else:
-                notify(notification)
+                whole(notification)
 
         first = await self._exchange(peer, message, deliver)
         found = self._waiting.get(token)
@@ -815,7 +831,7 @@ class Endpoint(asyncio.DatagramProtocol):
             bodies = self._bodies
             while len(bodies) >= self.max_assemblies:
                 del bodies[next(iter(bodies))]
-            bodies[(peer, request.token)] = payload
+            bodies[(peer[0], request.token)] = payload
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
         answer.add(ETAG, etag(payload))
@@ -836,7 +852,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return self.site.too_large(maximum), None
         asked = message.number(BLOCK2)
         if asked is not None and message.code != GET and decode_block(asked)[0] > 0:
-            body = self._bodies.get((peer, message.token))
+            body = self._bodies.get((peer[0], message.token))
             if body is None:
                 return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
             answer = Message(code=69, payload=body)
@@ -929,7 +945,9 @@ class Endpoint(asyncio.DatagramProtocol):
             answer.add(OBSERVE, self._sequence())
         if observed.seal is not None:
             answer = observed.seal(answer, True)
-        first_block = Message(CON, GET, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
+        # A protected notification's blocks are asked for by a FETCH (its outer code): kept.
+        code = GET if observed.seal is None else FETCH
+        first_block = Message(CON, code, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
 
         def done(reply: Message | None) -> None:

@@ -39,6 +39,7 @@ import json
 import math
 import os
 import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ class _State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.lock = threading.Lock()  # written from the node's loop and its handles' threads
         try:
             self.data: dict[str, dict[str, int]] = json.loads(path.read_text())
         except FileNotFoundError:
@@ -119,14 +121,17 @@ class _State:
             raise InvalidValue(f"the OSCORE state file {str(self.path)!r} has {name}.{key} = {value!r}")
         return value
 
-    def write(self, name: str, key: str, value: int) -> None:
-        self.data.setdefault(name, {})[key] = value
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w") as out:
-            json.dump(self.data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, self.path)
+    def write(self, name: str, key: str, value: int, exact: bool = False) -> None:
+        """Write a number down: a larger one than the last, unless ``exact``."""
+        with self.lock:
+            numbers = self.data.setdefault(name, {})
+            numbers[key] = value if exact else max(value, numbers.get(key, value))
+            temporary = self.path.with_name(self.path.name + ".tmp")
+            with open(temporary, "w") as out:
+                json.dump(self.data, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temporary, self.path)
 
 
 def load_peers(path: str | os.PathLike[str]) -> tuple[list[Peer], _State]:
@@ -341,5 +346,5 @@ class Guard:
             return
         for peer in self._peers:
             with contextlib.suppress(OSError):
-                self._state.write(peer.name, "sender", peer.context.sequence)
-                self._state.write(peer.name, "recipient", peer.context.window.highest)
+                self._state.write(peer.name, "sender", peer.context.sequence, exact=True)
+                self._state.write(peer.name, "recipient", peer.context.window.highest, exact=True)
