@@ -478,9 +478,26 @@ def test_aiocoap_oscore_client_interoperates(secured: tuple[ts.Node, Path]) -> N
             Code.FETCH, "spaces/jobs", template, content_format=50, uri_query=["op=take", "timeout=0"]
         )
         assert taken.payload == encode_cbor((7,))
+        # Observe: each notification protected with a partial IV of the node's own
+        observing = aiocoap.Message(code=Code.GET, uri=node.base_uri + "spaces/home/kitchen/temp", observe=0)
+
+        async def observe() -> tuple[Any, aiocoap.Message, Any]:
+            pending = context.request(observing)
+            first = await pending.response
+            return pending.observation, first, pending.observation.__aiter__()
+
+        async def following(notifications: Any) -> aiocoap.Message:
+            notification: aiocoap.Message = await notifications.__anext__()
+            return notification
+
+        observation, first, notifications = runner.call(observe(), PATIENCE)
+        assert first.payload == encode_cbor(30.0)
+        kitchen.set("temp", 31.0)
+        assert runner.call(following(notifications), PATIENCE).payload == encode_cbor(31.0)
+        observation.cancel()
     finally:
         runner.stop(context.shutdown)
-    assert kitchen.get("temp") == 30.0
+    assert kitchen.get("temp") == 31.0
     assert node.statistics()["refused_oscore"] == 0
 
 

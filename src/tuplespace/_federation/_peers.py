@@ -251,7 +251,7 @@ class Guard:
                 peer.address = _resolve(peer.uri)
                 self._by_address[peer.address] = peer
         self._rates = None if rate is None else RateLimiter(rate, burst, max_clients=max_peers)
-        self.refused = {"rate": 0, "oscore": 0, "permission": 0}
+        self._refused = {"rate": 0, "oscore": 0, "permission": 0}
 
     # -- the server side ---------------------------------------------------------------
 
@@ -263,7 +263,7 @@ class Guard:
         if self._rates is not None:
             wait = self._rates.take(peer[0])
             if wait:
-                self.refused["rate"] += 1
+                self._refused["rate"] += 1
                 error = ApiError(429, "rate_limited", f"more than {self._rates.rate:g} requests per second")
                 return error_answer(error).add(MAX_AGE, math.ceil(wait)), request, None
         option = request.get(OSCORE)
@@ -277,7 +277,7 @@ class Guard:
                     raise OscoreError(129, "Security context not found")
                 inner = known.context.unprotect_request(request, partial_iv)
             except OscoreError as exc:
-                self.refused["oscore"] += 1
+                self._refused["oscore"] += 1
                 return Message(code=exc.code, payload=str(exc).encode()).add(MAX_AGE, 0), request, None
             self._accepted(known)
             context = known.context
@@ -289,7 +289,7 @@ class Guard:
         asks = needed(inner)
         if asks <= level:
             return None, inner, seal
-        self.refused["permission"] += 1
+        self._refused["permission"] += 1
         if who is None:
             error = ApiError(401, "unauthorized", f"anonymous peers may do {PERMISSIONS[level]}: use OSCORE")
         else:
@@ -337,7 +337,7 @@ class Guard:
         return {
             "oscore_peers": len(self._peers),
             "rate_buckets": clients,
-            **{f"refused_{k}": v for k, v in self.refused.items()},
+            **{f"refused_{k}": v for k, v in self._refused.items()},
         }
 
     def close(self) -> None:
