@@ -345,6 +345,41 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         assert node.statistics()["refused_permission"] == 3
 
 
+@pytest.mark.parametrize(
+    ("code", "path", "payload", "options", "allowed"),
+    [
+        (GET, "spaces/home/kitchen", b"", {}, True),
+        (GET, ".well-known/core", b"", {}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=count"}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=read"}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=take"}, False),
+        (POST, "spaces/jobs", encode_cbor((2,)), {}, False),
+        (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
+        (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),
+        (4, "spaces/home/kitchen", b"", {}, False),  # DELETE
+    ],
+)
+def test_what_read_allows(
+    code: int, path: str, payload: bytes, options: dict[str, Any], allowed: bool
+) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, anonymous="read") as node:
+        kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+        jobs = node.space("jobs")
+        jobs.write((1,))
+        raw = Raw(node.port)
+        try:
+            answer = raw.exchange(raw.make(code, path, payload, **options)[0])
+        finally:
+            raw.close()
+        assert (answer.code >> 5 == 2) is allowed
+        if not allowed:
+            assert _error(answer)["code"] == "unauthorized"
+        assert kitchen.all() == ts.Map({"temp": 21.5})
+        assert jobs.count((int,)) == 1
+        with pytest.raises(ts.RecordNotFound):
+            node.space("home").record("pantry")
+
+
 def test_the_default_for_anonymous_depends_on_the_bind_address(tmp_path: Path) -> None:
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as loopback:
         loopback.space("home").create("kitchen", {"temp": 1})
@@ -444,6 +479,17 @@ def test_the_keys_file_is_checked(tmp_path: Path) -> None:
         (json.dumps({"peers": [_entry("b", "0a", "0a")]}), "IDs of a context differ"),
         (json.dumps({"peers": [_entry("b", "0a", "0b"), _entry("c", "0a", "0b")]}), "two peers"),
         (json.dumps({"peers": [_entry("b", "0a", "0b", uri="http://x/")]}), "coap:// base URI"),
+        (
+            json.dumps(
+                {
+                    "peers": [
+                        _entry("b", "0a", "0b", uri="coap://127.0.0.1/"),
+                        _entry("c", "0a", "0c", uri="coap://127.0.0.1:5683/"),
+                    ]
+                }
+            ),
+            "two peers of the keys file are at",
+        ),
     ]
     for text, message in cases:
         (tmp_path / "k.json").write_text(text)

@@ -249,6 +249,8 @@ class Guard:
         for peer in peers:
             if peer.uri is not None:
                 peer.address = _resolve(peer.uri)
+                if peer.address in self._by_address:
+                    raise InvalidValue(f"two peers of the keys file are at {peer.uri!r}")
                 self._by_address[peer.address] = peer
         self._rates = None if rate is None else RateLimiter(rate, burst, max_clients=max_peers)
         self._refused = {"rate": 0, "oscore": 0, "permission": 0}
