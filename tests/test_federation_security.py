@@ -31,13 +31,14 @@ from tuplespace._federation._message import (
     FETCH,
     GET,
     MAX_AGE,
+    OSCORE,
     POST,
     PUT,
     URI_HOST,
     URI_PATH,
     Message,
 )
-from tuplespace._federation._oscore import OSCORE, Context, OscoreError, ReplayWindow, decode_option
+from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
 from tuplespace._rate import RateLimiter
 
 SECRET = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")

@@ -47,6 +47,7 @@ from ._message import (
     GET,
     NON,
     OBSERVE,
+    OSCORE,
     REQUEST_ENTITY_INCOMPLETE,
     RST,
     SERVICE_UNAVAILABLE,
@@ -64,8 +65,7 @@ log = logging.getLogger("tuplespace")
 
 Address = tuple[Any, ...]
 # Options a server understands; an unknown critical (odd-numbered) one is 4.02 (RFC 7252 §5.4.1).
-_KNOWN = frozenset({3, 4, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 60})
-OSCORE = 9  # understood when a guard is there to open it
+_KNOWN = frozenset({3, 4, 6, 7, 8, 11, 12, 14, 15, 17, 20, 23, 27, 28, 60})  # OSCORE: with a guard
 _BLOCK_OPTIONS = frozenset({BLOCK1, BLOCK2, SIZE1, SIZE2, OBSERVE})
 _IP_RECVERR, _IPV6_RECVERR = 11, 25  # Linux: ICMP errors with the address they are about
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2

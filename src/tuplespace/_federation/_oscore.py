@@ -24,14 +24,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ._cbor import encode_cbor
-from ._message import FETCH, OBSERVE, POST, Message, MessageError
+from ._message import FETCH, OBSERVE, OSCORE, POST, Message, MessageError
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESCCM
 
-__all__ = ["OSCORE", "Context", "OscoreError", "ReplayWindow", "decode_option", "encode_option"]
+__all__ = ["Context", "OscoreError", "ReplayWindow", "decode_option", "encode_option"]
 
-OSCORE = 9  # the option's number
 ALGORITHM = 10  # AES-CCM-16-64-128
 KEY_LENGTH, NONCE_LENGTH, TAG_LENGTH = 16, 13, 8
 MAX_SEQUENCE = (1 << 40) - 1  # a partial IV has at most 5 bytes

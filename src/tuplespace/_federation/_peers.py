@@ -49,8 +49,8 @@ from .._errors import InvalidValue, Unreachable
 from .._rate import RateLimiter
 from ..server._errors import ApiError
 from ._endpoint import Address
-from ._message import FETCH, GET, MAX_AGE, POST, PUT, Message, MessageError
-from ._oscore import OSCORE, Context, OscoreError, decode_option
+from ._message import FETCH, GET, MAX_AGE, OSCORE, POST, PUT, Message, MessageError
+from ._oscore import Context, OscoreError, decode_option
 from ._resources import _error as error_answer
 
 __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
