@@ -460,15 +460,32 @@ def test_the_replay_window_survives_a_restart(tmp_path: Path) -> None:
         raw.close()
 
 
-def test_an_unclean_stop_reuses_no_sequence_number(tmp_path: Path) -> None:
-    from tuplespace._federation._peers import SEQUENCE_STEP, load_peers
+def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_path: Path) -> None:
+    from tuplespace._federation._peers import SEQUENCE_STEP, Guard, load_peers
 
     keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
-    (peer,), _ = load_peers(keys)
-    used = {peer.context.next_sequence() for _ in range(3)}
-    (again,), _ = load_peers(keys)  # as after a crash: nothing written at the end
+    peers, state = load_peers(keys)
+    guard = Guard(peers, state, anonymous=0, rate=None, burst=1, max_peers=1)
+    used = {peers[0].context.next_sequence() for _ in range(3)}
+    b = Raw(0, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+    b.sock.close()
+    requests = [_write(b, (n,)) for n in range(3)]
+    for request in requests[:2]:
+        refusal, inner, _ = guard.admit(request, ("127.0.0.1", 1))
+        assert refusal is None
+        assert inner.path == ("spaces", "jobs")
+    # as after a crash: nothing more written
+    (again,), _ = load_peers(keys)
     assert again.context.sequence == SEQUENCE_STEP
     assert again.context.next_sequence() not in used
+    restarted = Guard([again], None, anonymous=0, rate=None, burst=1, max_peers=1)
+    for request in requests:  # replayed, or (the third) numbered within what was written ahead
+        refusal, _, _ = restarted.admit(request, ("127.0.0.1", 1))
+        assert refusal is not None
+        assert refusal.payload == b"Replay detected"
+    later = Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a", sequence=SEQUENCE_STEP + 1)
+    b.context = later
+    assert restarted.admit(_write(b, (4,)), ("127.0.0.1", 1))[0] is None
 
 
 def test_the_keys_file_is_checked(tmp_path: Path) -> None:
