@@ -461,7 +461,7 @@ def test_the_replay_window_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_path: Path) -> None:
-    from tuplespace._federation._peers import SEQUENCE_STEP, Guard, load_peers
+    from tuplespace._federation._peers import REPLAY_STEP, SEQUENCE_STEP, Guard, load_peers
 
     keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
     peers, state = load_peers(keys)
@@ -483,7 +483,7 @@ def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_pat
         refusal, _, _ = restarted.admit(request, ("127.0.0.1", 1))
         assert refusal is not None
         assert refusal.payload == b"Replay detected"
-    later = Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a", sequence=SEQUENCE_STEP + 1)
+    later = Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a", sequence=REPLAY_STEP + 1)
     b.context = later
     assert restarted.admit(_write(b, (4,)), ("127.0.0.1", 1))[0] is None
 

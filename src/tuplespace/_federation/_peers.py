@@ -27,8 +27,9 @@ Sequence numbers survive restarts through the state file: before the sender's
 sequence number passes the last number reserved there, the next
 :data:`SEQUENCE_STEP` are reserved (one write per step), so a restarted node
 never reuses a nonce.  The highest number accepted from each peer is written
-ahead the same way, and after a restart every number up to it is refused as a
-replay (a node that stopped cleanly writes the exact numbers).
+ahead the same way, :data:`REPLAY_STEP` at a time, and after a restart every
+number up to it is refused as a replay (a node that stopped cleanly writes the
+exact numbers).
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 #: FETCH take) and ``all`` (POST to create a record, DELETE).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
-SEQUENCE_STEP = 64
+SEQUENCE_STEP = 1024  # sequence numbers reserved per write of the state file
+REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]
 
 
@@ -302,7 +304,7 @@ class Guard:
         """Write the highest accepted sequence number ahead, before it passes the mark."""
         highest = peer.context.window.highest
         if highest > peer.mark and self._state is not None:
-            peer.mark = highest + SEQUENCE_STEP
+            peer.mark = highest + REPLAY_STEP
             self._state.write(peer.name, "recipient", peer.mark)
 
     # -- the client side ---------------------------------------------------------------
