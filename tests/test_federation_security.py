@@ -474,8 +474,8 @@ def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_pat
         refusal, inner, _ = guard.admit(request, ("127.0.0.1", 1))
         assert refusal is None
         assert inner.path == ("spaces", "jobs")
-    # as after a crash: nothing more written
-    (again,), _ = load_peers(keys)
+    (again,), _ = load_peers(keys)  # as after a crash: nothing more written
+    guard.close()
     assert again.context.sequence == SEQUENCE_STEP
     assert again.context.next_sequence() not in used
     restarted = Guard([again], None, anonymous=0, rate=None, burst=1, max_peers=1)
@@ -483,7 +483,7 @@ def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_pat
         refusal, _, _ = restarted.admit(request, ("127.0.0.1", 1))
         assert refusal is not None
         assert refusal.payload == b"Replay detected"
-    later = Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a", sequence=REPLAY_STEP + 1)
+    later = Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a", sequence=2 * REPLAY_STEP + 1)
     b.context = later
     assert restarted.admit(_write(b, (4,)), ("127.0.0.1", 1))[0] is None
 

@@ -38,6 +38,9 @@ MAX_ID = NONCE_LENGTH - 6  # the longest sender ID
 WINDOW = 32
 CHANGED, CONTENT = 68, 69
 BAD_REQUEST, UNAUTHORIZED, BAD_OPTION = 128, 129, 130
+_EMPTY = encode_cbor(b"")
+_EXTERNAL_HEAD = b"\x85" + encode_cbor(1) + encode_cbor((ALGORITHM,))  # an array of 5, then its first two
+_ENC_HEAD = b"\x83" + encode_cbor("Encrypt0") + _EMPTY
 # Options outside the encryption (class U, RFC 8613 §4.1): Uri-Host, Uri-Port, the
 # OSCORE option, Proxy-Uri, Proxy-Scheme, No-Response.  Observe is both inside and out;
 # the Block and Size options of the message layer are added outside, after protection.
@@ -190,9 +193,12 @@ class Context:
 
     @staticmethod
     def aad(request_kid: bytes, request_piv: bytes) -> bytes:
-        """The additional authenticated data (§5.4): the Enc_structure of COSE."""
-        external = encode_cbor((1, (ALGORITHM,), request_kid, request_piv, b""))
-        return encode_cbor(("Encrypt0", b"", external))
+        """The additional authenticated data (§5.4): the COSE Enc_structure
+        ``["Encrypt0", h'', external_aad]`` with ``external_aad`` the encoded
+        ``[1, [alg], request_kid, request_piv, h'']`` (the parts that never change
+        encoded once)."""
+        external = _EXTERNAL_HEAD + encode_cbor(request_kid) + encode_cbor(request_piv) + _EMPTY
+        return _ENC_HEAD + encode_cbor(external)
 
     def next_sequence(self) -> bytes:
         """The partial IV of the sender's next message (each number is used once)."""

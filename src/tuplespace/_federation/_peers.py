@@ -27,9 +27,10 @@ Sequence numbers survive restarts through the state file: before the sender's
 sequence number passes the last number reserved there, the next
 :data:`SEQUENCE_STEP` are reserved (one write per step), so a restarted node
 never reuses a nonce.  The highest number accepted from each peer is written
-ahead the same way, :data:`REPLAY_STEP` at a time, and after a restart every
-number up to it is refused as a replay (a node that stopped cleanly writes the
-exact numbers).
+ahead too, up to ``2 * REPLAY_STEP`` past it, by a thread of its own: a request
+waits for the disk only when a write is late.  After a restart every number up
+to what was written is refused as a replay (a node that stopped cleanly writes
+the exact numbers).
 """
 
 from __future__ import annotations
@@ -37,11 +38,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import logging
 import math
 import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,6 +56,8 @@ from ._endpoint import Address
 from ._message import FETCH, GET, MAX_AGE, OSCORE, POST, PUT, Message, MessageError
 from ._oscore import Context, OscoreError, decode_option
 from ._resources import _error as error_answer
+
+log = logging.getLogger("tuplespace")
 
 __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 
@@ -69,7 +74,7 @@ Seal = Callable[[Message, bool], Message]
 class Peer:
     """A peer of the keys file: its name, base URI, context and permissions."""
 
-    __slots__ = ("address", "context", "level", "mark", "name", "uri")
+    __slots__ = ("address", "context", "level", "mark", "name", "pending", "planned", "uri")
 
     def __init__(self, name: str, uri: str | None, context: Context, level: int) -> None:
         self.name = name
@@ -77,7 +82,10 @@ class Peer:
         self.context = context
         self.level = level
         self.address: Address | None = None  # the UDP address of ``uri``
-        self.mark = context.window.floor  # the highest accepted sequence number written down
+        # Accepted sequence numbers are written ahead: up to ``mark`` on the disk, up to
+        # ``planned`` once the write ``pending`` is done.
+        self.mark = self.planned = context.window.floor
+        self.pending: Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"Peer({self.name!r}, {PERMISSIONS[self.level]!r})"
@@ -255,6 +263,8 @@ class Guard:
                     raise InvalidValue(f"two peers of the keys file are at {peer.uri!r}")
                 self._by_address[peer.address] = peer
         self._rates = None if rate is None else RateLimiter(rate, burst, max_clients=max_peers)
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="tuplespace-oscore-state")
         self._refused = {"rate": 0, "oscore": 0, "permission": 0}
 
     # -- the server side ---------------------------------------------------------------
@@ -283,7 +293,13 @@ class Guard:
             except OscoreError as exc:
                 self._refused["oscore"] += 1
                 return Message(code=exc.code, payload=str(exc).encode()).add(MAX_AGE, 0), request, None
-            self._accepted(known)
+            try:
+                self._accepted(known)
+            except OSError as exc:
+                with self._lock:
+                    known.planned = known.mark  # the next request tries again
+                log.error("oscore: the state file cannot be written: %s", exc)
+                return Message(code=163, payload=b"the OSCORE state cannot be written"), request, None
             context = known.context
 
             def seal(answer: Message, fresh: bool) -> Message:
@@ -301,11 +317,26 @@ class Guard:
         return error_answer(error), inner, seal
 
     def _accepted(self, peer: Peer) -> None:
-        """Write the highest accepted sequence number ahead, before it passes the mark."""
+        """Keep the highest accepted sequence number written ahead: a write of the next
+        ``2 * REPLAY_STEP`` starts in the background when it comes within
+        ``REPLAY_STEP`` of what is planned, and is waited for only if it passes what
+        is on the disk (before the request acts)."""
+        state = self._state
         highest = peer.context.window.highest
-        if highest > peer.mark and self._state is not None:
-            peer.mark = highest + REPLAY_STEP
-            self._state.write(peer.name, "recipient", peer.mark)
+        if state is None or highest + REPLAY_STEP <= peer.planned:
+            return
+        with self._lock:
+            if highest + REPLAY_STEP > peer.planned:
+                planned = peer.planned = highest + 2 * REPLAY_STEP
+                peer.pending = self._writer.submit(self._write_mark, state, peer, planned)
+            pending = peer.pending
+        if highest > peer.mark and pending is not None:
+            pending.result()
+
+    @staticmethod
+    def _write_mark(state: _State, peer: Peer, planned: int) -> None:
+        state.write(peer.name, "recipient", planned)
+        peer.mark = max(peer.mark, planned)
 
     # -- the client side ---------------------------------------------------------------
 
@@ -346,6 +377,7 @@ class Guard:
 
     def close(self) -> None:
         """Write the exact sequence numbers down (a clean stop loses none)."""
+        self._writer.shutdown()
         if self._state is None:
             return
         for peer in self._peers:
