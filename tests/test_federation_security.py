@@ -669,3 +669,17 @@ def test_an_answer_of_several_blocks_to_a_thread_request_arrives_whole() -> None
             assert jobs.read((str,), timeout=0) == ("x" * 3000,)
         finally:
             jobs.close()
+
+
+def test_a_state_file_that_cannot_be_written_refuses_protected_requests(tmp_path: Path) -> None:
+    keys = {"state": "gone/a.state", "peers": [_entry("b", "0a", "0b")]}  # a folder that is not there
+    (tmp_path / "a.json").write_text(json.dumps(keys))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=tmp_path / "a.json") as node:
+        jobs = node.space("jobs")
+        raw = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+        try:
+            answer = raw.exchange(_write(raw, (1,)))
+        finally:
+            raw.close()
+        assert (answer.code, answer.payload) == (163, b"the OSCORE state cannot be written")
+        assert jobs.count((int,)) == 0
