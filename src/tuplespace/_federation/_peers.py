@@ -53,8 +53,18 @@ from .._errors import InvalidValue, Unreachable
 from .._rate import RateLimiter
 from ..server._errors import ApiError
 from ._endpoint import Address
-from ._message import FETCH, GET, MAX_AGE, OSCORE, POST, PUT, Message, MessageError
-from ._oscore import Context, OscoreError, decode_option
+from ._message import (
+    FETCH,
+    GET,
+    MAX_AGE,
+    OSCORE,
+    POST,
+    PUT,
+    SERVICE_UNAVAILABLE,
+    Message,
+    MessageError,
+)
+from ._oscore import UNAUTHORIZED, Context, OscoreError, decode_option
 from ._resources import _error as error_answer
 
 log = logging.getLogger("tuplespace")
@@ -288,7 +298,7 @@ class Guard:
                 partial_iv, kid, kid_context = decode_option(option)
                 known = self._by_kid.get((kid, kid_context)) if kid is not None else None
                 if known is None:
-                    raise OscoreError(129, "Security context not found")
+                    raise OscoreError(UNAUTHORIZED, "Security context not found")
                 inner = known.context.unprotect_request(request, partial_iv)
             except OscoreError as exc:
                 self._refused["oscore"] += 1
@@ -299,7 +309,8 @@ class Guard:
                 with self._lock:
                     known.planned = known.mark  # the next request tries again
                 log.error("oscore: the state file cannot be written: %s", exc)
-                return Message(code=163, payload=b"the OSCORE state cannot be written"), request, None
+                unavailable = Message(code=SERVICE_UNAVAILABLE, payload=b"the OSCORE state cannot be written")
+                return unavailable, request, None
             context = known.context
 
             def seal(answer: Message, fresh: bool) -> Message:
