@@ -71,6 +71,12 @@ def _derive(secret: bytes, salt: bytes, id_: bytes, context: bytes | None, kind:
     return hkdf(secret, salt, info, length)
 
 
+def _short_bytes(data: bytes) -> bytes:
+    """The CBOR of a byte string shorter than 24 bytes (its length in the head's
+    low bits, RFC 8949 §3): IDs, partial IVs and the external AAD always are."""
+    return bytes((0x40 | len(data),)) + data
+
+
 def encode_option(partial_iv: bytes, kid: bytes | None, kid_context: bytes | None = None) -> bytes:
     """The OSCORE option's value (§6.1): flags, partial IV, kid context, kid."""
     flags = len(partial_iv) | (8 if kid is not None else 0) | (16 if kid_context is not None else 0)
@@ -177,6 +183,7 @@ class Context:
         self.sender_key = _derive(master_secret, master_salt, sender_id, id_context, "Key", KEY_LENGTH)
         self.recipient_key = _derive(master_secret, master_salt, recipient_id, id_context, "Key", KEY_LENGTH)
         self.common_iv = _derive(master_secret, master_salt, b"", id_context, "IV", NONCE_LENGTH)
+        self._iv = int.from_bytes(self.common_iv, "big")
         self._sender = AESCCM(self.sender_key, TAG_LENGTH)
         self._recipient = AESCCM(self.recipient_key, TAG_LENGTH)
         self.sequence = sequence
@@ -189,7 +196,7 @@ class Context:
     def nonce(self, id_piv: bytes, partial_iv: bytes) -> bytes:
         """The AEAD nonce of a partial IV made by the peer whose ID is ``id_piv`` (§5.2)."""
         raw = bytes((len(id_piv),)) + id_piv.rjust(MAX_ID, b"\0") + partial_iv.rjust(5, b"\0")
-        return bytes(a ^ b for a, b in zip(raw, self.common_iv, strict=True))
+        return (int.from_bytes(raw, "big") ^ self._iv).to_bytes(NONCE_LENGTH, "big")
 
     @staticmethod
     def aad(request_kid: bytes, request_piv: bytes) -> bytes:
@@ -197,8 +204,8 @@ class Context:
         ``["Encrypt0", h'', external_aad]`` with ``external_aad`` the encoded
         ``[1, [alg], request_kid, request_piv, h'']`` (the parts that never change
         encoded once)."""
-        external = _EXTERNAL_HEAD + encode_cbor(request_kid) + encode_cbor(request_piv) + _EMPTY
-        return _ENC_HEAD + encode_cbor(external)
+        external = _EXTERNAL_HEAD + _short_bytes(request_kid) + _short_bytes(request_piv) + _EMPTY
+        return _ENC_HEAD + _short_bytes(external)
 
     def next_sequence(self) -> bytes:
         """The partial IV of the sender's next message (each number is used once)."""
