@@ -38,7 +38,19 @@ class Blocks:
     """The blocks of an answer (RFC 7959 §2.4) being fetched and joined: the first
     given, :meth:`next_request` asks the next, :meth:`add` takes it."""
 
-    __slots__ = ("answer", "body", "maximum", "more", "new_token", "num", "options", "request", "szx", "tag")
+    __slots__ = (
+        "answer",
+        "body",
+        "first",
+        "maximum",
+        "more",
+        "new_token",
+        "num",
+        "options",
+        "request",
+        "szx",
+        "tag",
+    )
 
     def __init__(
         self, request: Message, first: Message, maximum: int, new_token: Callable[[], bytes]
@@ -46,6 +58,7 @@ class Blocks:
         self.request = request
         self.maximum = maximum  # bytes the whole answer may have
         self.new_token = new_token
+        self.first = first  # its code and options are the whole answer's (OSCORE's among them)
         self.answer = first
         self.body = bytearray(first.payload)
         self.tag = first.get(ETAG)
@@ -82,7 +95,7 @@ class Blocks:
 
     def whole(self) -> Message:
         """The answer, its blocks joined."""
-        answer = self.answer
+        answer = self.first
         if answer.number(BLOCK2) is not None:
             answer.payload = bytes(self.body)
             answer.remove(BLOCK2)

@@ -45,6 +45,7 @@ from ._message import (
     CONTENT_FORMAT,
     CONTINUE,
     ETAG,
+    FETCH,
     GET,
     INTERNAL_SERVER_ERROR,
     LOCATION_PATH,
@@ -53,6 +54,7 @@ from ._message import (
     NON,
     NOT_FOUND,
     OBSERVE,
+    OSCORE,
     REQUEST_ENTITY_INCOMPLETE,
     RST,
     SERVICE_UNAVAILABLE,
@@ -70,7 +72,7 @@ from ._message import (
 )
 from ._network import Address, Network, UdpNetwork
 
-__all__ = ["Address", "Endpoint", "Network", "Site", "Timers", "UdpNetwork"]
+__all__ = ["Address", "Endpoint", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
 
 log = logging.getLogger("tuplespace")
 
@@ -119,6 +121,23 @@ class Site(Protocol):
         """The 4.13 answer to a request payload past ``maximum`` bytes."""
 
 
+Seal = Callable[[Message, bool], Message]
+
+
+class Guard(Protocol):
+    """What stands between an endpoint and its site: who may do what, and OSCORE
+    (:class:`tuplespace._federation._peers.Guard`)."""
+
+    def admit(self, request: Message, peer: Address) -> tuple[Message | None, Message, Seal | None]:
+        """``(refusal, inner, seal)``: the answer refusing a whole request (None:
+        serve it), the request to serve, and what protects its answers
+        (``seal(answer, fresh)``, fresh for notifications)."""
+
+    def protect(self, peer: Address, message: Message) -> tuple[Message, Callable[[Message], Message]] | None:
+        """The protected form of a request to ``peer`` and what opens its answers;
+        None to send it as it is."""
+
+
 class _Transmission:
     """A confirmable message waiting for its ACK (or RST), retransmitted until then."""
 
@@ -161,7 +180,7 @@ class _Served:
 class _Observed:
     """An observation a peer registered here."""
 
-    __slots__ = ("cancel", "dirty", "inflight", "peer", "request")
+    __slots__ = ("cancel", "dirty", "inflight", "peer", "request", "seal")
 
     def __init__(self, peer: Address, request: Message) -> None:
         self.peer = peer
@@ -169,6 +188,7 @@ class _Observed:
         self.cancel: Callable[[], None] = _nothing
         self.inflight = False
         self.dirty = False
+        self.seal: Seal | None = None  # protects its notifications (OSCORE)
 
 
 def _nothing() -> None:
@@ -195,6 +215,7 @@ class Endpoint(asyncio.DatagramProtocol):
         max_age: int = DEFAULT_MAX_AGE,
         block_szx: int = 6,
         network: Network | None = None,
+        guard: Guard | None = None,
     ) -> None:
         if not 0 < max_exchanges <= MAX_EXCHANGES:
             raise InvalidValue(
@@ -203,6 +224,8 @@ class Endpoint(asyncio.DatagramProtocol):
         if not 0 < max_age < 1 << 32:
             raise InvalidValue(f"max_age is 1 to 2**32 - 1 seconds, got {max_age!r}")
         self.site = site
+        self.guard = guard
+        self._known = _KNOWN if guard is None else _KNOWN | {OSCORE}
         self.timers = timers or Timers()
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
@@ -351,6 +374,9 @@ class Endpoint(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Message] = loop.create_future()
         token = message.token
+        # A block of a protected notification is asked for under the observation's token:
+        # the observation is waited for again once that block is in.
+        previous = self._waiting.get(token)
         self._waiting[token] = waiting = _Waiting(peer, future)
         waiting.notify = notify
         span = self.timers.max_transmit_span
@@ -369,13 +395,19 @@ class Endpoint(asyncio.DatagramProtocol):
             return await future
         except BaseException:
             if self._waiting.get(token) is waiting:
-                del self._waiting[token]
+                self._release(token, previous)
             raise
         finally:
             if self._waiting.get(token) is waiting and notify is None:
-                del self._waiting[token]
+                self._release(token, previous)
             if mid in self._transmissions and self._transmissions[mid].done is done:
                 self._give_up(mid)
+
+    def _release(self, token: bytes, previous: _Waiting | None) -> None:
+        if previous is None:
+            del self._waiting[token]
+        else:
+            self._waiting[token] = previous
 
     def _response(self, message: Message, peer: Address) -> None:
         if message.mtype == ACK:
@@ -416,10 +448,13 @@ class Endpoint(asyncio.DatagramProtocol):
         """Send a request (block by block when its payload is larger than a block) and
         return the whole answer (its blocks fetched and joined)."""
         message = Message(CON, code, 0, self._new_token(), options, payload)
+        protected = None if self.guard is None else self.guard.protect(peer, message)
+        if protected is not None:
+            message = protected[0]
         answer = await self._send_request(peer, message)
-        if answer.number(BLOCK2) is None:
-            return answer
-        return await self._blocks2(peer, message, answer)
+        if answer.number(BLOCK2) is not None:
+            answer = await self._blocks2(peer, message, answer)
+        return answer if protected is None else protected[1](answer)
 
     def request_blocking(
         self,
@@ -444,6 +479,9 @@ class Endpoint(asyncio.DatagramProtocol):
             ).result()
         deadline = None if timeout is None else time.monotonic() + timeout
         message = Message(CON, code, 0, self._new_token(), options, payload)
+        protected = None if self.guard is None else self.guard.protect(peer, message)
+        if protected is not None:
+            message = protected[0]
         try:
             sock, connected = self._sockets.pop()
         except IndexError:
@@ -456,19 +494,18 @@ class Endpoint(asyncio.DatagramProtocol):
                     raise Unreachable(f"the peer cannot be reached: {exc}") from None
                 connected = peer
             answer = self._exchange_on(sock, peer, message, timeout, deadline)
-            if answer.number(BLOCK2) is None:
-                return answer
-            blocks = Blocks(message, answer, self.max_response_bytes, self._new_token)
-            while (part := blocks.next_request()) is not None:  # the rest of a large answer
-                failed = blocks.add(self._exchange_on(sock, peer, part, timeout, deadline))
-                if failed is not None:
-                    return failed
-            return blocks.whole()
+            if answer.number(BLOCK2) is not None:
+                blocks = Blocks(message, answer, self.max_response_bytes, self._new_token)
+                failed = None
+                while failed is None and (part := blocks.next_request()) is not None:  # the rest
+                    failed = blocks.add(self._exchange_on(sock, peer, part, timeout, deadline))
+                answer = blocks.whole() if failed is None else failed
         finally:
             if len(self._sockets) < MAX_IDLE_SOCKETS and not self.closed:
                 self._sockets.append((sock, connected))
             else:
                 sock.close()
+        return answer if protected is None else protected[1](answer)
 
     def _exchange_on(
         self,
@@ -575,13 +612,26 @@ class Endpoint(asyncio.DatagramProtocol):
         message.add(OBSERVE, 0)
         token = message.token
         plain = Message(CON, GET, 0, token, list(options))  # what fetches the rest of a notification
+        protected = None if self.guard is None else self.guard.protect(peer, message)
+        whole = notify
+        if protected is not None:  # the blocks of a protected answer are kept under its token
+            message, opened = protected
+            plain = message
+
+            def whole(notification: Message) -> None:
+                try:
+                    notification = opened(notification)
+                except Unreachable as exc:
+                    log.info("coap: a notification was dropped: %s", exc)
+                    return
+                notify(notification)
 
         def deliver(notification: Message) -> None:
             block2 = notification.number(BLOCK2)
             if block2 is not None and decode_block(block2)[1]:
-                self._spawn(self._rest_of_notification(peer, plain, notification, notify))
+                self._spawn(self._rest_of_notification(peer, plain, notification, whole))
             else:
-                notify(notification)
+                whole(notification)
 
         first = await self._exchange(peer, message, deliver)
         waiting = self._waiting.get(token)
@@ -593,10 +643,15 @@ class Endpoint(asyncio.DatagramProtocol):
             if not self.closed:  # deregister (RFC 7641 §3.6); the answer matters to nobody
                 ending = Message(CON, GET, 0, token, list(options))
                 ending.add(OBSERVE, 1)
+                if self.guard is not None:
+                    sealed = self.guard.protect(peer, ending)
+                    ending = ending if sealed is None else sealed[0]
                 self._spawn(self._quietly(peer, ending))
 
         try:
             first = await self._blocks2(peer, plain, first)
+            if protected is not None:
+                first = opened(first)
         except BaseException:
             cancel()
             raise
@@ -702,18 +757,28 @@ class Endpoint(asyncio.DatagramProtocol):
         if early is not None:
             self._answer(message, peer, served, early)
             return
-        observe = message.number(OBSERVE) if message.code == GET else None
+        inner, seal = message, None
+        if self.guard is not None:
+            refusal, inner, seal = self.guard.admit(message, peer)
+            if refusal is not None:
+                self._answer(message, peer, served, refusal if seal is None else seal(refusal, False))
+                return
+        observe = inner.number(OBSERVE) if inner.code == GET else None
         observed: _Observed | None = None
         if observe == 0:
-            observed, refusal = self._register(message, peer)
+            observed, refusal = self._register(inner, peer)
             if refusal is not None:
-                self._answer(message, peer, served, refusal)
+                self._answer(message, peer, served, refusal if seal is None else seal(refusal, False))
                 return
+            if observed is not None:
+                observed.seal = seal
         elif observe == 1:
             ended = self._observed.pop((peer, message.token), None)
             if ended is not None:
                 ended.cancel()
-        self._render(message, lambda answer: self._answered(message, peer, served, answer, echo, observed))
+        self._render(
+            inner, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
+        )
 
     def _answered(
         self,
@@ -723,15 +788,18 @@ class Endpoint(asyncio.DatagramProtocol):
         answer: Message,
         echo: int | None,
         observed: _Observed | None,
+        seal: Seal | None,
     ) -> None:
-        if echo is not None:
-            answer.add(BLOCK1, echo)
         if observed is not None:
             if success(answer.code):
                 answer.add(OBSERVE, self._sequence())
                 self._fresh_for(answer)
             else:
                 self._deregister(observed)
+        if seal is not None:
+            answer = seal(answer, False)
+        if echo is not None:
+            answer.add(BLOCK1, echo)
         self._answer(message, peer, served, answer)
 
     def _render(self, request: Message, then: Callable[[Message], None]) -> None:
@@ -805,7 +873,7 @@ class Endpoint(asyncio.DatagramProtocol):
         once the payload is whole."""
         size1 = asked = block1 = None
         for number, value in message.options:
-            if number & 1 and number not in _KNOWN:
+            if number & 1 and number not in self._known:
                 return Message(code=BAD_OPTION, payload=f"option {number} is not understood".encode()), None
             if number > BLOCK2:
                 if number == BLOCK1:
@@ -915,7 +983,11 @@ class Endpoint(asyncio.DatagramProtocol):
         else:
             answer.add(OBSERVE, self._sequence())
             self._fresh_for(answer)
-        first_block = Message(CON, GET, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
+        if observed.seal is not None:
+            answer = observed.seal(answer, True)
+        # A protected notification's blocks are asked for by a FETCH (its outer code): kept.
+        code = GET if observed.seal is None else FETCH
+        first_block = Message(CON, code, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
 
         def done(reply: Message | None) -> None:

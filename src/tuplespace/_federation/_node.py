@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,6 +21,7 @@ from ._message import URI_PATH, URI_QUERY
 from ._remote import RemoteRecord
 
 if TYPE_CHECKING:
+    from ._peers import Guard
     from ._remote import RemoteUpcall
 
 __all__ = ["Node"]
@@ -55,7 +57,15 @@ class Node:
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
     registers again, which takes up an observation the node dropped when a
     notification was never acknowledged.  ``network`` is where the
-    datagrams travel: UDP unless a simulation is given.  See docs/federation.md.
+    datagrams travel: UDP unless a simulation is given.
+
+    Security (docs/federation.md, Security): ``peers`` is a keys file of OSCORE
+    peers (RFC 8613), each with what it may do; ``anonymous`` is what peers
+    without OSCORE may do, one of ``"none"``, ``"read"``, ``"read+write"`` and
+    ``"all"`` (by default ``"all"`` for a node bound to a loopback address,
+    ``"none"`` for any other); ``rate`` (None: no limit) and ``burst`` bound the
+    requests per second of each sending host, for ``max_peers`` hosts at once.
+    Capability addresses work from any peer.
     """
 
     def __init__(
@@ -73,6 +83,11 @@ class Node:
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
         network: Network | None = None,
+        peers: str | os.PathLike[str] | None = None,
+        anonymous: str | None = None,
+        rate: float | None = None,
+        burst: int = 100,
+        max_peers: int = 4096,
     ) -> None:
         parts = urlsplit(base_uri)
         if parts.scheme != "coap" or not parts.hostname or parts.path not in ("", "/") or parts.query:
@@ -89,8 +104,10 @@ class Node:
             raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
         self._resource = SpacesResource(self._spaces, max_observers=max_observers, max_observed=max_observed)
+        self._guard = _guard(peers, anonymous, bind_host, rate, burst, max_peers)
         self._endpoint = Endpoint(
             self._resource,
+            guard=self._guard,
             timers=Timers(ack_timeout, max_retransmit=max_retransmit),
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
@@ -132,8 +149,11 @@ class Node:
         return RemoteRecord(self, address)
 
     def statistics(self) -> dict[str, int]:
-        """Spaces hosted, observed records and observations being served."""
-        return {"spaces": len(self._spaces), **self._resource.statistics()}
+        """Spaces hosted, observed records and observations being served; with
+        security, the OSCORE peers, the hosts with a rate bucket and the requests
+        refused (``refused_rate``, ``refused_oscore``, ``refused_permission``)."""
+        guard = {} if self._guard is None else self._guard.statistics()
+        return {"spaces": len(self._spaces), **self._resource.statistics(), **guard}
 
     def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` on the node's event loop and return its result; a peer
@@ -163,6 +183,8 @@ class Node:
     async def _shutdown(self) -> None:
         self._resource.close()
         self._endpoint.close()
+        if self._guard is not None:
+            self._guard.close()
 
     def __enter__(self) -> Node:
         return self
@@ -172,6 +194,33 @@ class Node:
 
     def __repr__(self) -> str:
         return f"Node({self.base_uri!r})"
+
+
+def _guard(
+    peers: str | os.PathLike[str] | None,
+    anonymous: str | None,
+    bind_host: str,
+    rate: float | None,
+    burst: int,
+    max_peers: int,
+) -> Guard | None:
+    """The node's guard; None when every peer may do everything at any rate."""
+    from ._peers import Guard, load_peers, permission  # cryptography: imported when needed
+
+    if anonymous is None:
+        try:
+            loopback = ipaddress.ip_address(bind_host).is_loopback
+        except ValueError:
+            loopback = bind_host == "localhost"
+        level = permission("all" if loopback else "none", "anonymous")
+    else:
+        level = permission(anonymous, "anonymous")
+    if rate is not None and not (rate > 0 and burst >= 1 and max_peers >= 1):
+        raise InvalidValue(f"rate > 0, burst >= 1 and max_peers >= 1; got {rate!r}, {burst!r}, {max_peers!r}")
+    if peers is None and rate is None and level == permission("all", "anonymous"):
+        return None
+    found, state = load_peers(peers) if peers is not None else ([], None)
+    return Guard(found, state, anonymous=level, rate=rate, burst=burst, max_peers=max_peers)
 
 
 async def peer_of(url: str) -> tuple[Address, list[tuple[int, bytes]]]:

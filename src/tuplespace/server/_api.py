@@ -13,8 +13,6 @@ import asyncio
 import dataclasses
 import functools
 import math
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -28,6 +26,7 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
+from .._rate import RateLimiter
 from .._rules import MAX_RULES
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
@@ -354,7 +353,7 @@ class ApiBase:
         self._interrupts: set[Callable[[], object]] = set()  # of the long polls waiting
         self.streams: set[AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription] = set()
         self.token_work = TokenWork()
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._rates = None if limits.rate is None else RateLimiter(limits.rate, limits.burst)
         self.requests = 0
 
     # -- shutting down ----------------------------------------------------------------
@@ -384,33 +383,26 @@ class ApiBase:
         try:
             grant = self.tokens.authenticate(request.headers.get("authorization"))
         except ApiError:  # a bad token counts against its address: guessing is rate limited
-            if self.limits.rate is not None:
-                self._check_rate(_address(request), self.limits.rate)
+            if self._rates is not None:
+                self._check_rate(self._rates, _address(request))
             raise
         client = _address(request) if grant is None else "token:" + grant.name
-        if self.limits.rate is not None:
-            self._check_rate(client, self.limits.rate)
+        if self._rates is not None:
+            self._check_rate(self._rates, client)
         return Caller(grant, client)
 
-    def _check_rate(self, client: str, rate: float) -> None:
-        burst = float(self.limits.burst)
-        now = time.monotonic()
-        tokens, stamp = self._buckets.pop(client, (burst, now))
-        tokens = min(burst, tokens + (now - stamp) * rate)
-        if tokens < 1.0:
-            self._buckets[client] = (tokens, now)
+    def _check_rate(self, rates: RateLimiter, client: str) -> None:
+        wait = rates.take(client)
+        if wait:
             error = ApiError(
                 429,
                 "rate_limited",
-                f"more than {rate:g} requests per second",
+                f"more than {rates.rate:g} requests per second",
                 limit="rate",
                 maximum=self.limits.burst,
             )
-            error.headers["Retry-After"] = str(max(1, round((1.0 - tokens) / rate)))
+            error.headers["Retry-After"] = str(max(1, round(wait)))
             raise error
-        self._buckets[client] = (tokens - 1.0, now)
-        while len(self._buckets) > 10_000:
-            self._buckets.popitem(last=False)
 
     def _denied(self, caller: Caller, needed: str, space: str) -> ApiError:
         if caller.grant is None:

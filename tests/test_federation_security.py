@@ -1,0 +1,685 @@
+"""Security between nodes (tuplespace._federation._oscore, _peers): OSCORE against
+the vectors of RFC 8613 Appendix C and aiocoap's client, replayed and forged
+requests refused without effect, permissions of anonymous and authenticated
+peers, capability addresses from any peer, rate limits per peer, sequence
+numbers across restarts, and fuzzed datagrams against a real node."""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiocoap
+import orjson
+import pytest
+from aiocoap.numbers.codes import Code
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import tuplespace as ts
+from helpers import PATIENCE
+from tuplespace._codec import encode_template
+from tuplespace._federation._cbor import JSON, encode_cbor
+from tuplespace._federation._loop import LoopThread
+from tuplespace._federation._message import (
+    CON,
+    CONTENT_FORMAT,
+    FETCH,
+    GET,
+    MAX_AGE,
+    OSCORE,
+    POST,
+    PUT,
+    URI_HOST,
+    URI_PATH,
+    Message,
+)
+from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
+from tuplespace._rate import RateLimiter
+
+SECRET = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
+SALT = bytes.fromhex("9e7ca92223786340")
+UNAUTHORIZED, BAD_REQUEST, BAD_OPTION, FORBIDDEN, TOO_MANY = 129, 128, 130, 131, 157
+
+# -- RFC 8613 Appendix C -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sender", "recipient", "id_context", "sender_key", "recipient_key", "common_iv"),
+    [
+        # C.1.1 (client) and C.1.2 (server)
+        (
+            "",
+            "01",
+            None,
+            "f0910ed7295e6ad4b54fc793154302ff",
+            "ffb14e093c94c9cac9471648b4f98710",
+            "4622d4dd6d944168eefb54987c",
+        ),
+        (
+            "01",
+            "",
+            None,
+            "ffb14e093c94c9cac9471648b4f98710",
+            "f0910ed7295e6ad4b54fc793154302ff",
+            "4622d4dd6d944168eefb54987c",
+        ),
+        # C.3.1: with an ID context
+        (
+            "",
+            "01",
+            "37cbf3210017a2d3",
+            "af2a1300a5e95788b356336eeecd2b92",
+            "e39a0c7c77b43f03b4b39ab9a268699f",
+            "2ca58fb85ff1b81c0b7181b85e",
+        ),
+    ],
+)
+def test_key_derivation_follows_the_rfc_vectors(
+    sender: str, recipient: str, id_context: str | None, sender_key: str, recipient_key: str, common_iv: str
+) -> None:
+    context = Context(
+        SECRET,
+        SALT,
+        sender_id=bytes.fromhex(sender),
+        recipient_id=bytes.fromhex(recipient),
+        id_context=None if id_context is None else bytes.fromhex(id_context),
+    )
+    assert (context.sender_key.hex(), context.recipient_key.hex()) == (sender_key, recipient_key)
+    assert context.common_iv.hex() == common_iv
+
+
+def test_key_derivation_agrees_with_aiocoap(tmp_path: Path) -> None:
+    from aiocoap.oscore import FilesystemSecurityContext
+
+    _aiocoap_context(tmp_path, sender="0a0b", recipient="", salt="")
+    theirs = FilesystemSecurityContext(str(tmp_path))
+    ours = Context(SECRET, b"", sender_id=b"\x0a\x0b", recipient_id=b"")
+    assert (ours.sender_key, ours.recipient_key, ours.common_iv) == (
+        theirs.sender_key,
+        theirs.recipient_key,
+        theirs.common_iv,
+    )
+
+
+def test_a_request_and_its_answers_are_protected_as_the_rfc_vectors() -> None:
+    client = Context(SECRET, SALT, sender_id=b"", recipient_id=b"\x01", sequence=20)
+    server = Context(SECRET, SALT, sender_id=b"\x01", recipient_id=b"")
+    # C.4: GET coap://localhost/tv1, sequence number 20
+    request = Message.decode(bytes.fromhex("44015d1f00003974396c6f63616c686f737483747631"))
+    protected, partial_iv = client.protect_request(request)
+    assert protected.encode().hex() == (
+        "44025d1f00003974396c6f63616c686f7374620914ff612f1092f1776f1c1668b3825e"
+    )
+    inner = server.unprotect_request(protected, partial_iv)
+    assert (inner.code, inner.path, inner.get(URI_HOST)) == (GET, ("tv1",), b"localhost")
+    # C.7 (the request's nonce) and C.8 (a partial IV of the server's own, sequence number 0)
+    answer = Message.decode(bytes.fromhex("64455d1f00003974ff48656c6c6f20576f726c6421"))
+    sealed = server.protect_response(answer, partial_iv)
+    assert sealed.encode().hex() == "64445d1f0000397490ffdbaad1e9a7e7b2a813d3c31524378303cdafae119106"
+    fresh = server.protect_response(answer, partial_iv, fresh=True)
+    assert fresh.encode().hex() == "64445d1f00003974920100ff4d4c13669384b67354b2b6175ff4b8658c666a6cf88e"
+    for reply in (sealed, fresh):
+        opened = client.unprotect_response(reply, partial_iv)
+        assert (opened.code, opened.payload) == (69, b"Hello World!")
+
+
+def test_the_replay_window() -> None:
+    window = ReplayWindow()
+    for sequence in (0, 5, 3, 40):
+        window.check(sequence)
+        window.accept(sequence)
+    for replayed in (0, 5, 3, 40, 8):  # 8 is 32 below 40: too old to be told apart
+        with pytest.raises(OscoreError, match="Replay"):
+            window.check(replayed)
+    window.check(9)  # within the window, never seen
+    restarted = ReplayWindow(floor=100)
+    with pytest.raises(OscoreError):
+        restarted.check(100)
+    restarted.check(101)
+
+
+@pytest.mark.parametrize("value", ["06", "0214", "e0", "1914", "190102", "1801"])
+def test_a_malformed_oscore_option_is_refused(value: str) -> None:
+    with pytest.raises(OscoreError):
+        decode_option(bytes.fromhex(value))
+
+
+# -- nodes -----------------------------------------------------------------------------
+
+
+def _keys(path: Path, *peers: dict[str, Any]) -> Path:
+    path.write_text(json.dumps({"peers": list(peers)}))
+    return path
+
+
+def _entry(name: str, sender: str, recipient: str, **more: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "master_secret": SECRET.hex(),
+        "sender_id": sender,
+        "recipient_id": recipient,
+        **more,
+    }
+
+
+def _aiocoap_context(folder: Path, sender: str, recipient: str, salt: str = SALT.hex()) -> None:
+    folder.mkdir(exist_ok=True)
+    settings_ = {"sender-id_hex": sender, "recipient-id_hex": recipient, "secret_hex": SECRET.hex()}
+    if salt:
+        settings_["salt_hex"] = salt
+    (folder / "settings.json").write_text(json.dumps(settings_))
+
+
+@pytest.fixture
+def secured(tmp_path: Path) -> Iterator[tuple[ts.Node, Path]]:
+    """A node that lets anonymous peers read, knows the peers ``0b`` (read+write) and
+    ``0c`` (read), and limits nothing else; with the folder of its keys."""
+    keys = _keys(
+        tmp_path / "a.json",
+        _entry("b", "0a", "0b"),
+        _entry("c", "0a", "0c", permissions="read"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, anonymous="read") as node:
+        yield node, tmp_path
+
+
+def _peer_of(node: ts.Node, folder: Path, sender: str, **options: Any) -> ts.Node:
+    keys = _keys(folder / f"{sender}.json", _entry("a", sender, "0a", uri=node.base_uri))
+    return ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, **options)
+
+
+class Raw:
+    """A CoAP client on a socket of its own: requests protected (or not) by hand."""
+
+    def __init__(self, port: int, context: Context | None = None, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.settimeout(PATIENCE)
+        self.peer = ("127.0.0.1", port)
+        self.context = context
+        self.mid = 0
+
+    def make(self, code: int, path: str, payload: bytes = b"", **options: Any) -> tuple[Message, bytes]:
+        """The datagram of a request (protected with the context) and its partial IV."""
+        self.mid += 1
+        message = Message(CON, code, self.mid, self.mid.to_bytes(2, "big"))
+        for segment in path.split("/"):
+            message.add(URI_PATH, segment)
+        for number, value in options.items():
+            message.add(int(number.removeprefix("o")), value)
+        message.payload = payload
+        if self.context is None:
+            return message, b""
+        return self.context.protect_request(message)
+
+    def opened(self, message: Message, partial_iv: bytes) -> Message:
+        """Send a protected request and return its answer, opened."""
+        assert self.context is not None
+        return self.context.unprotect_response(self.exchange(message), partial_iv)
+
+    def exchange(self, message: Message) -> Message:
+        """Send a message and return the answer with its token."""
+        self.sock.sendto(message.encode(), self.peer)
+        return self.answer(message.token)
+
+    def answer(self, token: bytes) -> Message:
+        while True:
+            reply = Message.decode(self.sock.recv(65536))
+            if reply.token == token and reply.code:
+                return reply
+
+    def again(self, message: Message) -> Message:
+        """The same request under a new message id: not a repeat of the message layer."""
+        self.mid += 1
+        return Message(
+            message.mtype, message.code, self.mid, message.token, list(message.options), message.payload
+        )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _write(raw: Raw, value: Any) -> Message:
+    """A request writing ``value`` in the space ``jobs``."""
+    message, _ = raw.make(POST, "spaces/jobs", encode_cbor(value), o12=60)
+    return message
+
+
+def _error(answer: Message) -> dict[str, Any]:
+    assert answer.get(CONTENT_FORMAT) == bytes((JSON,))
+    error: dict[str, Any] = orjson.loads(answer.payload)["error"]
+    return error
+
+
+def test_peers_authenticated_with_oscore_get_set_and_observe(secured: tuple[ts.Node, Path]) -> None:
+    node, folder = secured
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    with _peer_of(node, folder, "0b") as b:
+        remote = b.record(kitchen.address)
+        assert remote.get("temp") == 21.5
+        assert remote.set("temp", 22.0) == 2
+        assert kitchen.get("temp") == 22.0
+        seen: queue.Queue[Any] = queue.Queue()
+        upcall = remote.on_change(seen.put, tag="temp")
+        kitchen.set("temp", 23.0)
+        assert seen.get(timeout=PATIENCE) == 23.0
+        upcall.cancel()
+        assert node.statistics()["refused_oscore"] == 0
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as anonymous:  # may read only
+        assert anonymous.record(kitchen.address).get("temp") == 23.0
+        with pytest.raises(ts.Unauthorized, match="anonymous peers may do read"):
+            anonymous.record(kitchen.address).set("temp", 0.0)
+    assert kitchen.get("temp") == 23.0
+
+
+def test_protected_answers_and_notifications_larger_than_a_block_arrive_whole(
+    secured: tuple[ts.Node, Path],
+) -> None:
+    node, folder = secured
+    kitchen = node.space("home").create("kitchen", {"note": "a" * 3000})
+    with _peer_of(node, folder, "0b") as b:
+        remote = b.record(kitchen.address)
+        assert remote.get("note") == "a" * 3000
+        seen: queue.Queue[Any] = queue.Queue()
+        upcall = remote.on_change(seen.put, tag="note")
+        kitchen.set("note", "b" * 3000)
+        assert seen.get(timeout=PATIENCE) == "b" * 3000
+        upcall.cancel()
+        assert remote.set("note", "c" * 3000) == 3  # a request payload sent block by block
+    assert kitchen.get("note") == "c" * 3000
+    assert node.statistics()["refused_oscore"] == 0
+
+
+def test_a_node_without_keys_refuses_protected_requests() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as node:
+        node.space("jobs")
+        raw = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+        try:
+            answer = raw.exchange(_write(raw, (1,)))
+        finally:
+            raw.close()
+        assert (answer.code, answer.payload) == (BAD_OPTION, b"option 9 is not understood")
+        assert node.space("jobs").count((int,)) == 0
+
+
+def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
+    keys = _keys(tmp_path / "a.json", _entry("c", "0a", "0c", permissions="read"), _entry("d", "0a", "0d"))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, anonymous="none") as node:
+        kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+        node.space("jobs")
+        anonymous = Raw(node.port)
+        c = Raw(node.port, Context(SECRET, sender_id=b"\x0c", recipient_id=b"\x0a"))
+        d = Raw(node.port, Context(SECRET, sender_id=b"\x0d", recipient_id=b"\x0a"))
+        try:
+            refused = anonymous.exchange(anonymous.make(GET, "spaces/home/kitchen/temp")[0])
+            assert refused.code == UNAUTHORIZED
+            assert _error(refused)["code"] == "unauthorized"
+            message, partial_iv = c.make(GET, "spaces/home/kitchen/temp")
+            answer = c.opened(message, partial_iv)
+            assert answer.payload == encode_cbor(21.5)
+            message, partial_iv = c.make(PUT, "spaces/home/kitchen/temp", encode_cbor(1.0))
+            answer = c.opened(message, partial_iv)
+            assert answer.code == FORBIDDEN  # protected, as the request was
+            assert _error(answer)["code"] == "forbidden"
+            assert _error(answer)["message"] == "the peer 'c' may do read"
+            # read+write: a tuple written and a field set; not a record created or destroyed
+            for code, path, payload in [
+                (POST, "spaces/jobs", encode_cbor((1,))),
+                (PUT, "spaces/home/kitchen/temp", encode_cbor(2.0)),
+                (POST, "spaces/home/pantry", encode_cbor(ts.Map({}))),
+            ]:
+                message, partial_iv = d.make(code, path, payload, o12=60)
+                answer = d.opened(message, partial_iv)
+                assert answer.code == (FORBIDDEN if path.endswith("pantry") else {POST: 65, PUT: 68}[code])
+        finally:
+            for raw in (anonymous, c, d):
+                raw.close()
+        assert kitchen.get("temp") == 2.0
+        assert node.space("jobs").count((int,)) == 1
+        with pytest.raises(ts.RecordNotFound):
+            node.space("home").record("pantry")
+        assert node.statistics()["refused_permission"] == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "path", "payload", "options", "allowed"),
+    [
+        (GET, "spaces/home/kitchen", b"", {}, True),
+        (GET, ".well-known/core", b"", {}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=count"}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=read"}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=take"}, False),
+        (POST, "spaces/jobs", encode_cbor((2,)), {}, False),
+        (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
+        (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),
+        (4, "spaces/home/kitchen", b"", {}, False),  # DELETE
+    ],
+)
+def test_what_read_allows(
+    code: int, path: str, payload: bytes, options: dict[str, Any], allowed: bool
+) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, anonymous="read") as node:
+        kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+        jobs = node.space("jobs")
+        jobs.write((1,))
+        raw = Raw(node.port)
+        try:
+            answer = raw.exchange(raw.make(code, path, payload, **options)[0])
+        finally:
+            raw.close()
+        assert (answer.code >> 5 == 2) is allowed
+        if not allowed:
+            assert _error(answer)["code"] == "unauthorized"
+        assert kitchen.all() == ts.Map({"temp": 21.5})
+        assert jobs.count((int,)) == 1
+        with pytest.raises(ts.RecordNotFound):
+            node.space("home").record("pantry")
+
+
+def test_the_default_for_anonymous_depends_on_the_bind_address(tmp_path: Path) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as loopback:
+        loopback.space("home").create("kitchen", {"temp": 1})
+        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as other:
+            assert other.record(loopback.base_uri + "spaces/home/kitchen").set("temp", 2) == 2
+    with ts.Node("coap://node.example:5683/", bind=("0.0.0.0", 0), timeout=PATIENCE) as wide:
+        wide.space("home").create("kitchen", {"temp": 1})
+        raw = Raw(wide.port)
+        try:
+            assert raw.exchange(raw.make(GET, "spaces/home/kitchen/temp")[0]).code == UNAUTHORIZED
+        finally:
+            raw.close()
+    with pytest.raises(ts.InvalidValue, match="anonymous is one of none, read, read\\+write, all"):
+        ts.Node("coap://127.0.0.1:0/", anonymous="write")
+
+
+def test_capability_addresses_work_from_any_peer(tmp_path: Path) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, anonymous="none") as node:
+        kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+        cap = kitchen.capability({"read", "set"})
+        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as other:
+            remote = other.record(cap.address)
+            assert remote.get("temp") == 21.5
+            remote.set("temp", 3.0)
+            with pytest.raises(ts.Unauthorized):
+                other.record(kitchen.address).get("temp")
+        assert kitchen.get("temp") == 3.0
+
+
+def test_a_replayed_forged_or_unknown_request_has_no_effect(secured: tuple[ts.Node, Path]) -> None:
+    node, _ = secured
+    jobs = node.space("jobs")
+    b = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+    stranger = Raw(node.port, Context(SECRET, sender_id=b"\x0e", recipient_id=b"\x0a"))
+    try:
+        message = _write(b, (1,))
+        assert b.exchange(message).code == 68  # 2.04 outside; 2.01 inside
+        assert b.exchange(message).code == 68  # a repeat of the message layer: the same answer
+        replayed = b.exchange(b.again(message))
+        assert (replayed.code, replayed.payload) == (UNAUTHORIZED, b"Replay detected")
+        assert replayed.get(OSCORE) is None  # an error of OSCORE itself is not protected
+        forged = b.again(_write(b, (2,)))
+        forged.payload = forged.payload[:-1] + bytes((forged.payload[-1] ^ 1,))
+        assert b.exchange(forged).code == BAD_REQUEST
+        unknown = stranger.exchange(_write(stranger, (3,)))
+        assert (unknown.code, unknown.payload) == (UNAUTHORIZED, b"Security context not found")
+        # the forged request's sequence number was not taken: the true one is accepted
+        assert b.exchange(b.again(_write(b, (4,)))).code == 68
+    finally:
+        b.close()
+        stranger.close()
+    assert jobs.count((int,)) == 2
+    assert jobs.try_read((2,)) is None
+    assert jobs.try_read((3,)) is None
+    assert node.statistics()["refused_oscore"] >= 3
+
+
+def test_the_replay_window_survives_a_restart(tmp_path: Path) -> None:
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
+    raw = Raw(0, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+    try:
+        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys) as node:
+            node.space("jobs")
+            raw.peer = ("127.0.0.1", node.port)
+            first = _write(raw, (1,))
+            assert raw.exchange(first).code == 68
+            port = node.port
+        # A clean stop writes the exact numbers (answers reuse the request's nonce: the
+        # node sent none of its own).
+        assert json.loads((tmp_path / "a.json.state").read_text()) == {"b": {"sender": 0, "recipient": 0}}
+        with ts.Node(f"coap://127.0.0.1:{port}/", timeout=PATIENCE, peers=keys) as node:
+            jobs = node.space("jobs")
+            assert raw.exchange(raw.again(first)).code == UNAUTHORIZED  # replayed after the restart
+            assert raw.exchange(_write(raw, (2,))).code == 68
+            assert jobs.count((int,)) == 1
+    finally:
+        raw.close()
+
+
+def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_path: Path) -> None:
+    from tuplespace._federation._peers import REPLAY_STEP, SEQUENCE_STEP, Guard, load_peers
+
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
+    peers, state = load_peers(keys)
+    guard = Guard(peers, state, anonymous=0, rate=None, burst=1, max_peers=1)
+    used = {peers[0].context.next_sequence() for _ in range(3)}
+    b = Raw(0, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+    b.sock.close()
+    requests = [_write(b, (n,)) for n in range(3)]
+    for request in requests[:2]:
+        refusal, inner, _ = guard.admit(request, ("127.0.0.1", 1))
+        assert refusal is None
+        assert inner.path == ("spaces", "jobs")
+    (again,), _ = load_peers(keys)  # as after a crash: nothing more written
+    guard.close()
+    assert again.context.sequence == SEQUENCE_STEP
+    assert again.context.next_sequence() not in used
+    restarted = Guard([again], None, anonymous=0, rate=None, burst=1, max_peers=1)
+    for request in requests:  # replayed, or (the third) numbered within what was written ahead
+        refusal, _, _ = restarted.admit(request, ("127.0.0.1", 1))
+        assert refusal is not None
+        assert refusal.payload == b"Replay detected"
+    later = Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a", sequence=2 * REPLAY_STEP + 1)
+    b.context = later
+    assert restarted.admit(_write(b, (4,)), ("127.0.0.1", 1))[0] is None
+
+
+def test_the_keys_file_is_checked(tmp_path: Path) -> None:
+    cases = [
+        ("[]", "an object with a list 'peers'"),
+        ('{"peers": [{"name": "b"}]}', "needs master_secret, sender_id and recipient_id"),
+        ('{"peers": [{"name": "b", "master_secret": "zz", "sender_id": "", "recipient_id": "01"}]}', "hex"),
+        (json.dumps({"peers": [_entry("b", "0a", "0b", permissions="root")]}), "permissions is one of"),
+        (json.dumps({"peers": [_entry("b", "0a", "0a")]}), "IDs of a context differ"),
+        (json.dumps({"peers": [_entry("b", "0a", "0b"), _entry("c", "0a", "0b")]}), "two peers"),
+        (json.dumps({"peers": [_entry("b", "0a", "0b", uri="http://x/")]}), "coap:// base URI"),
+        (
+            json.dumps(
+                {
+                    "peers": [
+                        _entry("b", "0a", "0b", uri="coap://127.0.0.1/"),
+                        _entry("c", "0a", "0c", uri="coap://127.0.0.1:5683/"),
+                    ]
+                }
+            ),
+            "two peers of the keys file are at",
+        ),
+    ]
+    for text, message in cases:
+        (tmp_path / "k.json").write_text(text)
+        with pytest.raises(ts.InvalidValue, match=message):
+            ts.Node("coap://127.0.0.1:0/", peers=tmp_path / "k.json")
+
+
+def test_aiocoap_oscore_client_interoperates(secured: tuple[ts.Node, Path]) -> None:
+    node, folder = secured
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    node.space("jobs")
+    _aiocoap_context(folder / "b-context", sender="0b", recipient="0a", salt="")
+    runner = LoopThread("aiocoap-oscore")
+    context = runner.call(aiocoap.Context.create_client_context(transports=["oscore", "udp6"]), PATIENCE)
+    context.client_credentials.load_from_dict(
+        {f"{node.base_uri}*": {"oscore": {"basedir": str(folder / "b-context")}}}
+    )
+
+    def request(code: Code, path: str, payload: bytes = b"", **options: Any) -> aiocoap.Message:
+        message = aiocoap.Message(code=code, uri=node.base_uri + path, payload=payload, **options)
+        response: aiocoap.Message = runner.call(context.request(message).response, PATIENCE)
+        return response
+
+    try:
+        got = request(Code.GET, "spaces/home/kitchen/temp", accept=50)
+        assert (got.code, got.payload) == (Code.CONTENT, b'{"$float":"21.5"}')
+        put = request(Code.PUT, "spaces/home/kitchen/temp", encode_cbor(30.0), content_format=60)
+        assert put.code == Code.CHANGED  # anonymous peers may only read: this one is "b"
+        template = encode_template((int,))
+        request(Code.POST, "spaces/jobs", encode_cbor((7,)), content_format=60)
+        taken = request(
+            Code.FETCH, "spaces/jobs", template, content_format=50, uri_query=["op=take", "timeout=0"]
+        )
+        assert taken.payload == encode_cbor((7,))
+        # Observe: each notification protected with a partial IV of the node's own
+        observing = aiocoap.Message(code=Code.GET, uri=node.base_uri + "spaces/home/kitchen/temp", observe=0)
+
+        async def observe() -> tuple[Any, aiocoap.Message, Any]:
+            pending = context.request(observing)
+            first = await pending.response
+            return pending.observation, first, pending.observation.__aiter__()
+
+        async def following(notifications: Any) -> aiocoap.Message:
+            notification: aiocoap.Message = await notifications.__anext__()
+            return notification
+
+        observation, first, notifications = runner.call(observe(), PATIENCE)
+        assert first.payload == encode_cbor(30.0)
+        kitchen.set("temp", 31.0)
+        assert runner.call(following(notifications), PATIENCE).payload == encode_cbor(31.0)
+        observation.cancel()
+    finally:
+        runner.stop(context.shutdown)
+    assert kitchen.get("temp") == 31.0
+    assert node.statistics()["refused_oscore"] == 0
+
+
+def test_rate_limits_per_peer_answer_429_with_max_age() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, rate=0.001, burst=2) as node:
+        node.space("home").create("kitchen", {"temp": 21.5})
+        one, two = Raw(node.port), Raw(node.port, host="127.0.0.2")
+        try:
+            codes = [one.exchange(one.make(GET, "spaces/home/kitchen/temp")[0]).code for _ in range(2)]
+            assert codes == [69, 69]
+            refused = one.exchange(one.make(GET, "spaces/home/kitchen/temp")[0])
+            assert refused.code == TOO_MANY
+            assert _error(refused)["code"] == "rate_limited"
+            assert refused.number(MAX_AGE) == 1000  # seconds until its next request may come
+            # another host has a bucket of its own
+            assert two.exchange(two.make(GET, "spaces/home/kitchen/temp")[0]).code == 69
+        finally:
+            one.close()
+            two.close()
+        assert node.statistics()["refused_rate"] == 1
+
+
+def test_the_table_of_rates_is_bounded() -> None:
+    clock = [0.0]
+    limiter = RateLimiter(1.0, 1, max_clients=2, clock=lambda: clock[0])
+    for host in ("a", "b", "c"):
+        assert limiter.take(host) == 0.0
+    assert limiter.statistics() == {"clients": 2}
+    assert limiter.take("c") == 1.0  # the latest are kept; "a" was dropped and starts full
+    assert limiter.take("a") == 0.0
+    clock[0] = 0.5
+    assert limiter.take("a") == 0.5
+
+
+# -- fuzzing ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ts.Node, Raw, Message]]:
+    """A node that lets only the peer ``0b`` in; the peer's socket, and a protected
+    write of the tuple (1,) that took effect (replayed by the fuzzer)."""
+    folder = tmp_path_factory.mktemp("fuzz")
+    keys = _keys(folder / "a.json", _entry("b", "0a", "0b"))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, anonymous="none") as node:
+        node.space("jobs")
+        node.space("home").create("kitchen", {"temp": 21.5})
+        raw = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+        first = _write(raw, (1,))
+        assert raw.exchange(first).code == 68
+        yield node, raw, first
+        raw.close()
+
+
+mutations = st.one_of(
+    st.tuples(st.just("truncate"), st.integers(0, 80)),
+    # Past the header and the token: OSCORE protects neither (nor the outer code), so a
+    # request with another message id or token is a request still.
+    st.tuples(st.just("flip"), st.integers(0, 80), st.integers(1, 255)),
+    st.tuples(st.just("garbage"), st.binary(max_size=80)),
+    st.tuples(st.just("replay"), st.just(0)),
+    st.tuples(st.just("unprotected"), st.sampled_from(["spaces/jobs", "spaces/home/kitchen/temp"])),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(mutation=mutations)
+def test_fuzzed_datagrams_change_nothing(
+    target: tuple[ts.Node, Raw, Message], mutation: tuple[Any, ...]
+) -> None:
+    node, raw, first = target
+    jobs, kitchen = node.space("jobs"), node.space("home").record("kitchen")
+    before = (jobs.count((int,)), kitchen.get("$version"), kitchen.all())
+    kind = mutation[0]
+    if kind == "replay":
+        datagram = raw.again(first).encode()
+    elif kind == "unprotected":
+        plain = Raw(node.port)
+        code = POST if mutation[1] == "spaces/jobs" else PUT
+        datagram = plain.make(code, mutation[1], encode_cbor((1,)))[0].encode()
+        plain.close()
+    else:
+        good = _write(raw, (1,)).encode()
+        if kind == "truncate":
+            datagram = good[: mutation[1] % len(good)]
+        elif kind == "flip":
+            i = 4 + len(first.token) + mutation[1] % (len(good) - 4 - len(first.token))
+            datagram = good[:i] + bytes((good[i] ^ mutation[2],)) + good[i + 1 :]
+        else:
+            datagram = mutation[1]
+    raw.sock.sendto(datagram, raw.peer)
+    # A probe after it: once it is answered the node has handled the datagram before it.
+    probe, partial_iv = raw.make(FETCH, "spaces/jobs", encode_template((int,)), o12=50, o15="op=count")
+    answer = raw.opened(probe, partial_iv)
+    assert answer.payload == encode_cbor(before[0])
+    assert (jobs.count((int,)), kitchen.get("$version"), kitchen.all()) == before
+
+
+def test_an_answer_of_several_blocks_to_a_thread_request_arrives_whole() -> None:
+    """The first block comes to the thread's socket, the others to the node's: both
+    are answered (blocks kept by host and token), as OSCORE's are."""
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as node:
+        node.space("jobs").write(("x" * 3000,))
+        jobs = ts.connect(node.base_uri + "spaces/jobs")
+        try:
+            assert jobs.read((str,), timeout=0) == ("x" * 3000,)
+        finally:
+            jobs.close()
+
+
+def test_a_state_file_that_cannot_be_written_refuses_protected_requests(tmp_path: Path) -> None:
+    keys = {"state": "gone/a.state", "peers": [_entry("b", "0a", "0b")]}  # a folder that is not there
+    (tmp_path / "a.json").write_text(json.dumps(keys))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=tmp_path / "a.json") as node:
+        jobs = node.space("jobs")
+        raw = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
+        try:
+            answer = raw.exchange(_write(raw, (1,)))
+        finally:
+            raw.close()
+        assert (answer.code, answer.payload) == (163, b"the OSCORE state cannot be written")
+        assert jobs.count((int,)) == 0
