@@ -241,6 +241,8 @@ class Record(RecordBase):
         make a record contain itself raises :class:`ContainmentCycle`.
         """
         space = self._space
+        if space._refer is not None:
+            space._refer(self, value)
         version: int = space._call(space._engine.records.set, self._rid, self._token, tag, value)
         return version
 

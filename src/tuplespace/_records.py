@@ -71,7 +71,7 @@ from urllib.parse import quote
 from . import _xpath
 from ._capabilities import READ_ONLY, Cap, Capabilities, operations
 from ._codec import encode
-from ._containment import check_cycle, link, relevel, unlink
+from ._containment import check_cycle, check_holder, link, relevel, unlink
 from ._credit import (
     ZERO,
     Accounts,
@@ -86,6 +86,7 @@ from ._credit import (
 from ._errors import (
     CapabilityRevoked,
     InvalidValue,
+    LimitReached,
     NotAllowed,
     RecordExists,
     RecordInUse,
@@ -132,10 +133,12 @@ class Rec:
         "credit",
         "expires",
         "fields",
+        "holders",
         "level",
         "path",
         "redirects",
         "refs",
+        "remote",
         "rid",
         "ro",
         "scheduled",
@@ -157,6 +160,8 @@ class Rec:
         self.size = 0  # bytes stored (kept only when the space charges for storage)
         self.refs: dict[str, int] | None = None
         self.containers: dict[int, int] | None = None
+        self.remote: dict[str, tuple[str, int]] | None = None  # tag -> (address, level) on other nodes
+        self.holders: dict[str, Hold] | None = None  # records of other nodes holding this one
         self.level = 0
         self.caps: set[str] | None = None
         self.redirects: set[str] | None = None
@@ -175,6 +180,19 @@ class Redirect:
         self.path = path
         self.rid = rid
         self.expires = expires
+
+
+class Hold:
+    """A record of another node (its address ``holder``) holding the record ``rid``: a
+    soft reference that lapses at ``expires`` unless refreshed before."""
+
+    __slots__ = ("expires", "holder", "rid", "scheduled")
+
+    def __init__(self, rid: int, holder: str, expires: float) -> None:
+        self.rid = rid
+        self.holder = holder
+        self.expires = expires
+        self.scheduled: float | None = None  # the time of its item in the lease heap
 
 
 class RecordTaker:
@@ -233,6 +251,12 @@ class RecordStore:
         self._held: set[int] = set()  # rids of records held for a take (see the module docstring)
         self._takers: dict[RecordTaker, None] = {}  # blocked takes, oldest first
         self._counts = dict.fromkeys(("record_scans", "records_expired"), 0)
+        # Federation (docs/federation.md): the level of another node's record whose
+        # address a field may hold, if this node registered it as a reference (None:
+        # a plain value); the records holding such references; the holds counted.
+        self.remote_level: Callable[[str], int | None] | None = None
+        self._holding: set[int] = set()
+        self._holds = 0
 
     # -- addresses --------------------------------------------------------------------
 
@@ -414,11 +438,13 @@ class RecordStore:
         if tag == "$lifetime":
             return None if rec.expires is None else max(rec.expires - self._engine.clock.now(), 0.0)
         if tag == "$refcount":
-            return 0 if rec.containers is None else len(rec.containers)
+            return (0 if rec.containers is None else len(rec.containers)) + (
+                0 if rec.holders is None else len(rec.holders)
+            )
         return rec.level
 
     def _root_fields(self) -> dict[str, Value]:
-        top = sorted(r.path for r in self._by_rid.values() if not r.containers)
+        top = sorted(r.path for r in self._by_rid.values() if not r.containers and not r.holders)
         return {"ME": URI(self.base_uri), "TUPS": _map({p: URI(self.prefix + p) for p in top})}
 
     # -- creating --------------------------------------------------------------------
@@ -464,15 +490,21 @@ class RecordStore:
             exc.args = (f"{exc.path}: {exc.reason}",)
             raise
 
-    def _links(self, fields: dict[str, Value]) -> dict[str, Rec]:
-        """The records that ``fields`` contain, by tag; their values become current addresses."""
+    def _links(self, fields: dict[str, Value]) -> tuple[dict[str, Rec], dict[str, tuple[str, int]]]:
+        """The records that ``fields`` contain, by tag (their values become current
+        addresses), and the records of other nodes they hold."""
         links: dict[str, Rec] = {}
+        far: dict[str, tuple[str, int]] = {}
         for tag, v in fields.items():
             if type(v) is URI:
                 fields[tag], child = self._contained(v)
                 if child is not None:
                     links[tag] = child
-        return links
+                elif self.remote_level is not None:
+                    level = self.remote_level(str(v))
+                    if level is not None:
+                        far[tag] = (str(v), level)
+        return links, far
 
     def create(
         self,
@@ -500,7 +532,7 @@ class RecordStore:
     def _create(
         self, path: str, fields: dict[str, Value], credit: object, lease: float | None, principal: str
     ) -> Rec:
-        links = self._links(fields)
+        links, far = self._links(fields)
         now = self._engine.clock.now()
         size = stored_size(path, fields) if self.charge_rate else 0
         given, expires = self._funding(size, credit, lease, now)
@@ -517,9 +549,12 @@ class RecordStore:
         self._drop_redirect(path)
         for tag, v in fields.items():
             self._index.add(rec, tag, v)
-        if links:
+        if links or far:
             for tag, child in links.items():
                 link(rec, tag, child)
+            if far:
+                rec.remote = far
+                self._holding.add(rec.rid)
             relevel(self._by_rid, rec)
         self._schedule(rec)
         self._journal(rec)
@@ -577,10 +612,13 @@ class RecordStore:
             check_tag(tag)
         v = self._check_value(tag, value)
         child = None
+        far = None
         if type(v) is URI:
             v, child = self._contained(v)
             if child is not None:
                 check_cycle(self._by_rid, rec, child)
+            elif self.remote_level is not None:
+                far = self.remote_level(str(v))
         limits = engine.limits
         if old is _MISSING and len(fields) >= limits.max_fields:
             raise ValueTooLarge(
@@ -597,11 +635,20 @@ class RecordStore:
         self._index.add(rec, tag, v)
         refs = rec.refs
         held = refs is not None and tag in refs
-        if held or child is not None:
+        remote = rec.remote
+        held_far = remote is not None and tag in remote
+        if held or child is not None or held_far or far is not None:
             if held:
                 unlink(self._by_rid, rec, tag)
+            if held_far:
+                self._unhold(rec, tag)
             if child is not None:
                 link(rec, tag, child)
+            if far is not None:
+                if rec.remote is None:
+                    rec.remote = {}
+                    self._holding.add(rec.rid)
+                rec.remote[tag] = (str(v), far)
             relevel(self._by_rid, rec)
         rec.version += 1
         self._journal(rec)
@@ -710,9 +757,10 @@ class RecordStore:
         """Remove the record.  One that other records contain is removed only if
         ``force``; their fields that held it become None."""
         rec = self.target(rid, token, "destroy")
-        if rec.containers and not force:
+        if (rec.containers or rec.holders) and not force:
+            refcount = self._computed(rec, "$refcount")
             raise RecordInUse(
-                f"{rec.path} is contained in {len(rec.containers)} record(s) ($refcount); "
+                f"{rec.path} is contained in {refcount} record(s) ($refcount); "
                 "destroy(force=True) removes it and sets their fields that held it to None"
             )
         self._remove(rec, "destroy")
@@ -722,6 +770,9 @@ class RecordStore:
             self._index.remove(rec, tag, v)
         for tag in list(rec.refs or ()):
             unlink(self._by_rid, rec, tag)
+        self._holding.discard(rec.rid)
+        if rec.holders:
+            self._holds -= len(rec.holders)
         del self._by_rid[rec.rid]
         del self._by_path[rec.path]
         for token in list(rec.caps or ()):
@@ -866,7 +917,7 @@ class RecordStore:
         record contains); its address, fields and version, or None."""
         self._tick()
         for rec in self._matching(template, path_prefix(under)):
-            if not rec.containers:
+            if not rec.containers and not rec.holders:
                 taken = (URI(self.prefix + rec.path), _map(rec.fields), rec.version)
                 self._remove(rec, "destroy")
                 return taken
@@ -900,7 +951,7 @@ class RecordStore:
         fields and version, or None.  The caller ends the hold (confirm or release)."""
         self._tick()
         for rec in self._matching(template, path_prefix(under)):
-            if not rec.containers:
+            if not rec.containers and not rec.holders:
                 return (rec.rid, *self.hold(rec))
         return None
 
@@ -944,7 +995,7 @@ class RecordStore:
 
     def _offer(self, rec: Rec) -> None:
         """Hand ``rec``, if it can be taken, to the oldest taker that wants it."""
-        if not self._takers or rec.containers or rec.rid in self._held:
+        if not self._takers or rec.containers or rec.holders or rec.rid in self._held:
             return
         for taker in list(self._takers):
             under = taker.under
@@ -1013,11 +1064,11 @@ class RecordStore:
             rec.scheduled = expires
             self._push(expires, rec)
 
-    def _push(self, when: float, item: Rec | Cap | Redirect) -> None:
+    def _push(self, when: float, item: Rec | Cap | Redirect | Hold) -> None:
         engine = self._engine
         heapq.heappush(engine._leases, (when, next(engine._tiebreak), item))
 
-    def lapse(self, item: Rec | Cap | Redirect, when: float) -> None:
+    def lapse(self, item: Rec | Cap | Redirect | Hold, when: float) -> None:
         """Called by the engine's tick when ``when``, the expiry of ``item``, has come."""
         if type(item) is Rec:
             if self._by_rid.get(item.rid) is not item or item.scheduled != when:
@@ -1026,15 +1077,104 @@ class RecordStore:
                 return  # a release schedules its expiry again
             item.scheduled = None
             if item.expires is not None and item.expires <= when:
-                self._counts["records_expired"] += 1
-                self._remove(item, "expire")
+                if not item.holders:  # held by other nodes: collected when the last lets go
+                    self._counts["records_expired"] += 1
+                    self._remove(item, "expire")
             else:
                 self._schedule(item)  # its expiry moved later
+        elif type(item) is Hold:
+            self._lapse_hold(item, when)
         elif type(item) is Cap:
             if self.caps.is_live(item) and item.expires == when:
                 self._end_cap(self._by_rid[item.rid], item.token, "expired")
         elif type(item) is Redirect and self._redirects.get(item.path) is item and item.expires == when:
             self._drop_redirect(item.path)
+
+    # -- references across nodes (docs/federation.md) --------------------------------
+
+    def hold_for(self, holder: str, level: int, path: str, lifetime: float, maximum: int) -> int:
+        """Let the record of another node at the address ``holder`` (at ``level``) hold
+        the record at ``path`` for ``lifetime`` seconds more (a new hold or a refresh);
+        the held record's level.  Raises RecordNotFound, ContainmentCycle for a new
+        hold that would close a cycle, LimitReached past ``maximum`` holds."""
+        self._tick()
+        rec = self._at(check_path(path))
+        if rec is None:
+            raise RecordNotFound(f"no record at {path!r}")
+        hold = rec.holders.get(holder) if rec.holders else None
+        if hold is None:
+            check_holder(self._by_rid, rec, holder, level, self.prefix + rec.path)
+            if self._holds >= maximum:
+                raise LimitReached(
+                    f"the space holds {maximum} references from other nodes",
+                    limit="references",
+                    maximum=maximum,
+                )
+            hold = Hold(rec.rid, holder, 0.0)
+            if rec.holders is None:
+                rec.holders = {}
+            rec.holders[holder] = hold
+            self._holds += 1
+        hold.expires = self._engine.clock.now() + lifetime
+        if hold.scheduled is None:
+            hold.scheduled = hold.expires
+            self._push(hold.expires, hold)
+        return rec.level
+
+    def _lapse_hold(self, hold: Hold, when: float) -> None:
+        rec = self._by_rid.get(hold.rid)
+        if rec is None or rec.holders is None or rec.holders.get(hold.holder) is not hold:
+            return
+        if hold.expires > when:  # refreshed since: wait for its new expiry
+            hold.scheduled = hold.expires
+            self._push(hold.expires, hold)
+            return
+        del rec.holders[hold.holder]
+        self._holds -= 1
+        if not rec.holders:
+            rec.holders = None
+            if rec.expires is not None and rec.expires <= when and not rec.containers:
+                self._counts["records_expired"] += 1
+                self._remove(rec, "expire")
+            else:
+                self._offer(rec)
+
+    def held_remotely(self) -> list[tuple[int, str, str, int, str]]:
+        """The references to other nodes' records that this space's records hold:
+        ``(rid, tag, holder address, holder level, held address)``."""
+        self._engine._check_open()
+        out = []
+        for rid in self._holding:
+            rec = self._by_rid[rid]
+            address = self.prefix + rec.path
+            for tag, (far, _) in rec.remote.items():  # type: ignore[union-attr]
+                out.append((rid, tag, address, rec.level, far))
+        return out
+
+    def remote_answered(self, rid: int, tag: str, address: str, level: int | None, gone: bool) -> None:
+        """The node of ``address``, held by the field ``tag`` of record ``rid``, answered
+        a refresh: the held record's ``level``, or None when it refused the reference
+        (the field then holds the address as a plain value) or ``gone`` (the record is
+        no more: the field becomes None, an ``update`` event)."""
+        rec = self._by_rid.get(rid)
+        if rec is None or rec.remote is None or rec.remote.get(tag, ("",))[0] != address:
+            return  # changed meanwhile
+        if level is not None:
+            if rec.remote[tag][1] != level:
+                rec.remote[tag] = (address, level)
+                relevel(self._by_rid, rec)
+            return
+        self._unhold(rec, tag)
+        if gone:
+            self._rewrite(rec, tag, None)
+        relevel(self._by_rid, rec)
+
+    def _unhold(self, rec: Rec, tag: str) -> None:
+        remote: dict[str, tuple[str, int]] = rec.remote  # type: ignore[assignment]
+        del remote[tag]
+        if not remote:
+            rec.remote = None
+            self._holding.discard(rec.rid)
 
     # -- durability ------------------------------------------------------------------
 

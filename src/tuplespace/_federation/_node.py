@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -51,7 +51,15 @@ class Node:
     records observed at once, request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
     message ids remembered to answer repeated requests.  ``network`` is where the
-    datagrams travel: UDP unless a simulation is given.  See docs/federation.md.
+    datagrams travel: UDP unless a simulation is given.
+
+    A field holding the address of another node's record holds that record (its
+    ``$refcount`` counts it): the node refreshes such references every
+    ``refresh_period`` seconds, batched per peer, and lets those of its own records
+    lapse ``reference_lifetime`` seconds after their last refresh; it holds at most
+    ``max_references`` references from others per space and knows at most
+    ``max_peers`` peers (``peers``: base URIs it probes each period, shown with their
+    liveness in ``/$sys/peers``).  See docs/federation.md.
     """
 
     def __init__(
@@ -67,6 +75,11 @@ class Node:
         max_exchanges: int = 8192,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
+        refresh_period: float = 30.0,
+        reference_lifetime: float = 90.0,
+        max_references: int = 100_000,
+        max_peers: int = 1024,
+        peers: Iterable[str] = (),
         network: Network | None = None,
     ) -> None:
         parts = urlsplit(base_uri)
@@ -78,7 +91,8 @@ class Node:
         port = COAP_PORT if parts.port is None else parts.port
         bind_host, bind_port = (host, port) if bind is None else bind
         self.timeout = timeout
-        from ._resources import SpacesResource  # the server's error table: imported on first use
+        from ._references import References  # the server's error table: imported on first use
+        from ._resources import SpacesResource
 
         self._spaces: dict[str, Space] = {}
         self._resource = SpacesResource(self._spaces, max_observers=max_observers, max_observed=max_observed)
@@ -90,6 +104,16 @@ class Node:
             max_exchanges=max_exchanges,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
+        self.references = References(
+            self,
+            refresh_period=refresh_period,
+            reference_lifetime=reference_lifetime,
+            max_references=max_references,
+            max_peers=max_peers,
+            peers=peers,
+        )
+        """The references of this node's records to other nodes' records and theirs to ours."""
+        self._resource.handlers.update({"$refs": self.references.answer, "$sys": self.references.system})
         self._runner = LoopThread("tuplespace-coap")
         try:
             sockname = self.call((network or UdpNetwork()).open(self._endpoint, bind_host, bind_port))
@@ -102,6 +126,7 @@ class Node:
         self.base_uri = f"coap://{shown}:{port or self.port}/"
         """The node's name: every address of its records starts with it."""
         self._resource.base_uri = self.base_uri
+        asyncio.run_coroutine_threadsafe(self.references.run(), self.loop)
 
     def space(self, name: str, **options: Any) -> Space:
         """The node's space ``name`` (created on first use with ``options``, as for
@@ -113,6 +138,7 @@ class Node:
         space = self._spaces.get(name)
         if space is None:
             space = self._spaces[name] = Space(name=name, base_uri=self.base_uri, **options)
+            self.references.attach(space)
         elif options:
             raise InvalidValue(f"the space {name!r} exists already; options are given only at creation")
         return space

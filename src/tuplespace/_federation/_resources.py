@@ -52,7 +52,7 @@ from ._message import (
     code_text,
 )
 
-__all__ = ["SpacesResource", "coap_code"]
+__all__ = ["SpacesResource", "coap_code", "error_message"]
 
 log = logging.getLogger("tuplespace")
 
@@ -72,7 +72,8 @@ def coap_code(status: int) -> int:
     return (status // 100) << 5 | status % 100
 
 
-def _error(error: ApiError) -> Message:
+def error_message(error: ApiError) -> Message:
+    """The answer of an error: its CoAP code, and the JSON error body as diagnostic payload."""
     body = orjson.dumps(error.body())
     return Message(code=coap_code(error.status), options=[(CONTENT_FORMAT, b"\x32")], payload=body)
 
@@ -120,6 +121,7 @@ class SpacesResource:
         self._max_observed = max_observed
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
+        self.handlers: dict[str, Callable[[Message], Message]] = {}  # by first segment: $refs, $sys
 
     def statistics(self) -> dict[str, int]:
         """Observed records, and observations of records and fields."""
@@ -147,13 +149,16 @@ class SpacesResource:
             limit="max_request_bytes",
             maximum=maximum,
         )
-        return _error(error).add(SIZE1, maximum)
+        return error_message(error).add(SIZE1, maximum)
 
     def render(self, request: Message) -> Message | Awaitable[Message]:
         try:
             path = request.path
             if path == (".well-known", "core") and request.code == GET:
                 return self._links()
+            handler = self.handlers.get(path[0]) if path else None
+            if handler is not None:
+                return handler(request)
             if not path or path[0] != "spaces":
                 raise ApiError(404, "not_found", "the resources of a node are under /spaces/")
             segments = path[1:]
@@ -175,11 +180,11 @@ class SpacesResource:
                 return Message(code=DELETED)
             raise ApiError(405, "method_not_allowed", f"{code_text(method)} is not a method of records")
         except ApiError as exc:
-            return _error(exc)
+            return error_message(exc)
         except TupleSpaceError as exc:
-            return _error(api_error(exc))
+            return error_message(api_error(exc))
         except MessageError as exc:
-            return _error(ApiError(400, "bad_request", str(exc)))
+            return error_message(ApiError(400, "bad_request", str(exc)))
 
     def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
         path = request.path
@@ -201,7 +206,7 @@ class SpacesResource:
                     lambda change: loop.call_soon_threadsafe(watched.notify, change)
                 )
             except TupleSpaceError as exc:  # the handle may not watch
-                return _error(api_error(exc))
+                return error_message(api_error(exc))
             self._watched[target.key] = watched
         elif len(watched.observations) >= self._max_observers:
             return None
@@ -316,9 +321,9 @@ class SpacesResource:
         except Timeout:
             return answer(None)
         except ApiError as exc:
-            return _error(exc)
+            return error_message(exc)
         except TupleSpaceError as exc:
-            return _error(api_error(exc))
+            return error_message(api_error(exc))
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message:
         space, path = self._space(segments)

@@ -1,0 +1,373 @@
+"""References across nodes: records holding records of other nodes, kept as soft state.
+
+A field of a node's record whose value is the ``coap://`` address of a record of
+another node (or another space) holds that record.  Before the field is set the
+holder's node registers the reference with the held record's node (``POST /$refs``,
+one entry), which refuses it when it would close a cycle and answers the held
+record's level.  Every ``refresh_period`` seconds the holder's node refreshes all
+its references, batched per peer node (``REFS_PER_REQUEST`` entries a request); the
+peer counts each holder in ``$refcount`` until ``reference_lifetime`` seconds pass
+without a refresh.  See docs/federation.md ("Containment across nodes").
+
+``POST /$refs`` carries ``{"from": <holder node's base URI>, "refs": [[holder path,
+holder level, held path], ...]}`` in CBOR, paths relative to the base URIs of their
+nodes; the answer (2.04) is an array with, for each entry, the held record's level
+or ``[status, error body]`` (the HTTP API's JSON error, as bytes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import orjson
+
+from .._errors import InvalidValue, NotFound, TupleSpaceError, Unreachable
+from .._record import Record
+from .._values import URI, UTC, Map, Value, handle_address
+from ..server._errors import ApiError, api_error
+from ._cbor import CBOR, decode_cbor, encode_cbor
+from ._endpoint import Address
+from ._message import ACCEPT, CHANGED, CONTENT, CONTENT_FORMAT, GET, POST, Message
+from ._resources import error_message
+
+if TYPE_CHECKING:
+    from .._space import Space
+    from ._node import Node
+
+__all__ = ["REFS_PER_REQUEST", "References"]
+
+log = logging.getLogger("tuplespace")
+
+REFS_PER_REQUEST = 256
+"""References in one refresh request: a request is a few blocks of 1 KiB."""
+_CBOR = bytes((CBOR,))
+
+
+class _Peer:
+    """A node this one holds references at, is held by, or was told of (peers.json)."""
+
+    __slots__ = ("address", "answered", "configured", "failed", "heard")
+
+    def __init__(self, configured: bool = False) -> None:
+        self.configured = configured
+        self.address: tuple[Address, list[tuple[int, bytes]]] | None = None  # resolved on first use
+        self.answered: float | None = None  # wall time of its last answer to a refresh
+        self.failed = False  # its last refresh went unanswered
+        self.heard: float | None = None  # wall time of its last refresh of our records
+
+
+class References:
+    """The references of a node's records to other nodes' records, and theirs to ours."""
+
+    def __init__(
+        self,
+        node: Node,
+        *,
+        refresh_period: float,
+        reference_lifetime: float,
+        max_references: int,
+        max_peers: int,
+        peers: Iterable[str],
+    ) -> None:
+        for name, seconds in (("refresh_period", refresh_period), ("reference_lifetime", reference_lifetime)):
+            if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < 1e9:
+                raise InvalidValue(f"{name} is a positive number of seconds, got {seconds!r}", name)
+        self._node = node
+        self.refresh_period = float(refresh_period)
+        self.reference_lifetime = float(reference_lifetime)
+        self._max_references = max_references
+        self._max_peers = max_peers
+        self._known: dict[str, tuple[int, float]] = {}  # held address -> (level, registered at)
+        self._peers: dict[str, _Peer] = {}
+        self.id = secrets.token_hex(8)
+        self.started = datetime.datetime.now(UTC)
+        for base in peers:
+            self._peers[_base_of(base)] = _Peer(configured=True)
+
+    # -- the holder's side ---------------------------------------------------------
+
+    def attach(self, space: Space) -> None:
+        """Let ``space``'s records hold records of other nodes."""
+        space._refer = lambda holder, value: self._refer(space, holder, value)
+        space._engine.records.remote_level = self._level
+
+    def _level(self, address: str) -> int | None:
+        known = self._known.get(address)
+        return None if known is None else known[0]
+
+    def _refer(self, space: Space, holder: Record | str, value: object) -> None:
+        """Register with its node the reference that storing ``value`` in ``holder``
+        (a record, or the path of one being created) makes, if it is the address of
+        a record of another node or space; raises what the peer refused it with."""
+        address = handle_address(value) or value
+        if type(address) is not URI:
+            return
+        text = str(address)
+        store = space._engine.records
+        if not text.startswith("coap://") or text.startswith(store.prefix):
+            return
+        base, path = _split(text)
+        if path is None:
+            return  # not a record's own address (a capability, the root, another resource)
+        if isinstance(holder, str):
+            holder_address, level = store.prefix + holder, 0
+        else:
+            pk, level = holder.view("$PK", "$level")
+            holder_address = str(pk)
+        node = self._node
+        peer = self._peer(base)
+        if peer is None:
+            raise InvalidValue(f"this node already knows {self._max_peers} peers (max_peers)", "max_peers")
+        entry = (holder_address[len(node.base_uri) :], level, path)
+        (answer,) = node.call(self._send(base, peer, [entry]))
+        if isinstance(answer, tuple):
+            from ..client._common import error_from_answer
+
+            status, body = answer
+            raise error_from_answer(int(status), bytes(body), text)
+        self._known[text] = (int(answer), time.monotonic())
+
+    def _peer(self, base: str) -> _Peer | None:
+        peer = self._peers.get(base)
+        if peer is None:
+            if len(self._peers) >= self._max_peers:
+                return None
+            peer = self._peers[base] = _Peer()
+        return peer
+
+    async def _send(self, base: str, peer: _Peer, entries: list[tuple[str, int, str]]) -> tuple[Value, ...]:
+        """One ``POST /$refs`` of ``entries`` to the node at ``base``; its answers."""
+        from ._node import peer_of
+
+        node = self._node
+        if peer.address is None:
+            peer.address = await peer_of(base + "$refs")
+        where, options = peer.address
+        payload = encode_cbor(Map({"from": node.base_uri, "refs": tuple(entries)}))
+        options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
+        try:
+            request = node.endpoint.request(where, POST, options, payload)
+            answer = await asyncio.wait_for(request, node.timeout)
+        except (TimeoutError, Unreachable) as exc:
+            peer.failed = True
+            raise Unreachable(f"{base}: {exc or 'no answer'}") from None
+        peer.failed = False
+        peer.answered = time.time()
+        if answer.code >> 5 != 2:
+            from ..client._common import error_from_answer
+
+            raise error_from_answer((answer.code >> 5) * 100 + (answer.code & 31), answer.payload, base)
+        answers = decode_cbor(answer.payload)
+        if not isinstance(answers, tuple) or len(answers) != len(entries):
+            raise TupleSpaceError(f"{base} answered {len(entries)} references with {answers!r}")
+        return answers
+
+    async def run(self) -> None:
+        """Refresh every ``refresh_period`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(self.refresh_period)
+            await self.refresh()
+
+    async def refresh(self) -> int:
+        """Refresh every reference this node's records hold, batched per peer, and
+        probe the configured peers that hold none; the number of requests sent."""
+        node = self._node
+        by_peer: dict[str, list[tuple[Space, tuple[int, str, str, int, str]]]] = {}
+        held: set[str] = set()
+        for space in list(node._spaces.values()):
+            try:
+                with space._lock:
+                    references = space._engine.records.held_remotely()
+            except TupleSpaceError:
+                continue  # closed
+            for reference in references:
+                base, path = _split(reference[4])
+                if path is not None and self._peer(base) is not None:
+                    by_peer.setdefault(base, []).append((space, reference))
+                    held.add(reference[4])
+        now = time.monotonic()
+        for address, (_, at) in list(self._known.items()):
+            if address not in held and at < now - self.refresh_period:
+                del self._known[address]
+        for base, peer in self._peers.items():
+            if peer.configured and base not in by_peer:
+                by_peer[base] = []
+        sent = 0
+        for base, batch in by_peer.items():
+            peer = self._peers[base]
+            for start in range(0, max(len(batch), 1), REFS_PER_REQUEST):
+                chunk = batch[start : start + REFS_PER_REQUEST]
+                entries = [
+                    (holder[len(node.base_uri) :], level, _split(far)[1] or "")
+                    for _, (_, _, holder, level, far) in chunk
+                ]
+                sent += 1
+                try:
+                    answers = await self._send(base, peer, entries)
+                except TupleSpaceError as exc:
+                    log.info("refreshing %d references at %s failed: %s", len(entries), base, exc)
+                    break  # the peer is not answering: try again next period
+                self._answered(chunk, answers)
+        return sent
+
+    def _answered(
+        self, chunk: list[tuple[Space, tuple[int, str, str, int, str]]], answers: tuple[Value, ...]
+    ) -> None:
+        for (space, (rid, tag, _, _, far)), answer in zip(chunk, answers, strict=True):
+            level: int | None = None
+            gone = False
+            if isinstance(answer, int) and not isinstance(answer, bool):
+                level = answer
+                self._known[far] = (answer, time.monotonic())
+            else:
+                gone = isinstance(answer, tuple) and answer[:1] == (404,)
+                log.info("%s no longer holds %s: %r", space.name, far, answer)
+            try:
+                space._call(space._engine.records.remote_answered, rid, tag, far, level, gone)
+            except TupleSpaceError:
+                return  # the space closed
+
+    # -- the held side ---------------------------------------------------------------
+
+    def answer(self, request: Message) -> Message:
+        """``POST /$refs``: hold or refresh the entries' records for ``reference_lifetime``."""
+        if request.code != POST:
+            return _error(405, "method_not_allowed", "/$refs takes POST")
+        try:
+            body = decode_cbor(request.payload)
+            holder_base = body["from"]
+            entries = body["refs"]
+            if not isinstance(holder_base, str) or not isinstance(entries, tuple):
+                raise TypeError
+            holder_base = _base_of(holder_base)
+        except (TupleSpaceError, KeyError, TypeError):
+            return _error(
+                400, "bad_request", '/$refs takes {"from": <base URI>, "refs": [[path, level, path]]}'
+            )
+        peer = self._peer(holder_base)
+        if peer is not None:
+            peer.heard = time.time()
+        answers = [self._hold(holder_base, entry) for entry in entries]
+        return Message(code=CHANGED, options=[(CONTENT_FORMAT, _CBOR)], payload=encode_cbor(tuple(answers)))
+
+    def _hold(self, holder_base: str, entry: Value) -> Value:
+        try:
+            if not (
+                isinstance(entry, tuple)
+                and len(entry) == 3
+                and isinstance(entry[0], str)
+                and type(entry[1]) is int
+                and isinstance(entry[2], str)
+            ):
+                raise InvalidValue("a reference is [holder path, holder level, held path]")
+            holder, level, held = entry
+            segments = held.split("/", 2)
+            if len(segments) < 3 or segments[0] != "spaces":
+                raise InvalidValue(f"{held!r} is not spaces/<space>/<path>")
+            space = self._node._spaces.get(segments[1])
+            if space is None:
+                raise NotFound(f"this node has no space {segments[1]!r}")
+            store = space._engine.records
+            with space._lock:
+                found: int = store.hold_for(
+                    holder_base + holder, level, segments[2], self.reference_lifetime, self._max_references
+                )
+                space._start_timer()
+            return found
+        except TupleSpaceError as exc:
+            error = api_error(exc)
+            return (error.status, orjson.dumps(error.body()))
+
+    # -- $sys ----------------------------------------------------------------------
+
+    def system(self, request: Message) -> Message:
+        """``GET /$sys/<record>[/<tag>]``: the node's system records (``node``,
+        ``peers``, ``clock``), rendered when asked; ``GET /$sys`` lists them."""
+        if request.code != GET:
+            return _error(405, "method_not_allowed", "the $sys records are read with GET")
+        path = request.path[1:]
+        records = {"node": self._node_record, "peers": self._peers_record, "clock": _clock_record}
+        if not path:
+            base = self._node.base_uri
+            return _answer(Map({name: URI(f"{base}$sys/{name}") for name in records}))
+        make = records.get(path[0])
+        if make is None or len(path) > 2:
+            return _error(404, "record_not_found", f"$sys has the records {', '.join(records)}")
+        fields = make()
+        if len(path) == 1:
+            return _answer(fields)
+        if path[1] not in fields:
+            return _error(404, "field_not_found", f"$sys/{path[0]} has no field {path[1]!r}")
+        return _answer(fields[path[1]])
+
+    def _node_record(self) -> Map:
+        node = self._node
+        return Map(
+            {
+                "id": self.id,
+                "base_uri": URI(node.base_uri),
+                "started": self.started,
+                "spaces": tuple(sorted(node._spaces)),
+                "refresh_period": self.refresh_period,
+                "reference_lifetime": self.reference_lifetime,
+            }
+        )
+
+    def _peers_record(self) -> Map:
+        now = time.time()
+        out: dict[str, Value] = {}
+        for base, peer in sorted(self._peers.items()):
+            answered = None if peer.answered is None else _time(peer.answered)
+            heard = None if peer.heard is None else _time(peer.heard)
+            recent = [t for t in (peer.answered, peer.heard) if t is not None]
+            alive = not peer.failed and bool(recent) and max(recent) > now - self.reference_lifetime
+            out[base] = Map(
+                {"alive": alive, "answered": answered, "heard": heard, "configured": peer.configured}
+            )
+        return Map(out)
+
+    def peers(self) -> list[str]:
+        """The base URIs of the peers this node knows."""
+        return sorted(self._peers)
+
+
+def _clock_record() -> Map:
+    return Map({"now": datetime.datetime.now(UTC), "monotonic": time.monotonic()})
+
+
+def _time(at: float) -> datetime.datetime:
+    return datetime.datetime.fromtimestamp(at, UTC)
+
+
+def _base_of(uri: str) -> str:
+    """``coap://host:port/`` of a URI (checked)."""
+    parts = urlsplit(uri)
+    if parts.scheme != "coap" or not parts.netloc:
+        raise InvalidValue(f"a peer is named by a coap://host:port/ URI, got {uri!r}")
+    return f"coap://{parts.netloc}/"
+
+
+def _split(address: str) -> tuple[str, str | None]:
+    """The base URI of a ``coap://`` address and its path, if it names a record of a
+    space (``spaces/<space>/<path>``, no ``$`` segment); else None for the path."""
+    base = _base_of(address)
+    path = address[len(base) :]
+    segments = path.split("/")
+    if len(segments) < 3 or segments[0] != "spaces" or any(s.startswith("$") for s in segments[2:]):
+        return base, None
+    return base, path
+
+
+def _answer(value: Value) -> Message:
+    return Message(code=CONTENT, options=[(CONTENT_FORMAT, _CBOR)], payload=encode_cbor(value))
+
+
+def _error(status: int, code: str, message: str) -> Message:
+    return error_message(ApiError(status, code, message))
