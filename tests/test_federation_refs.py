@@ -1,0 +1,235 @@
+"""Containment across nodes over real UDP on 127.0.0.1: references registered with the
+held record's node, cycles refused, levels carried, refreshes batched per peer, lapsed
+references and the records they kept collected, and the $sys records
+(docs/federation.md, "Containment across nodes" and "System records")."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, wait_until
+from tuplespace._federation._message import POST
+
+# Short timers: a test waits for what they make happen, never for a time.
+TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 2.0}
+QUIET = {"refresh_period": 3600, "reference_lifetime": 3600}  # nothing refreshed, nothing lapses
+NodeMaker = Callable[..., ts.Node]
+
+
+@pytest.fixture
+def make() -> Iterator[NodeMaker]:
+    nodes: list[ts.Node] = []
+
+    def make(**options: object) -> ts.Node:
+        node = ts.Node("coap://127.0.0.1:0/", **{**TIMERS, **options})  # type: ignore[arg-type]
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.close()
+
+
+def refcount(record: ts.Record) -> object:
+    return record.get("$refcount")
+
+
+def test_a_record_of_another_node_is_held_and_counted(make: NodeMaker) -> None:
+    a, b = make(**QUIET), make(**QUIET)
+    kitchen = a.space("home").create("kitchen", {"temp": 21.5})
+    house = b.space("house").create("house", {})
+    house.set("kitchen", b.record(kitchen.address))
+    assert house.get("kitchen") == kitchen.address
+    assert refcount(kitchen) == 1
+    assert house.get("$level") == 1
+    assert "kitchen" not in a.space("home").record("$").get("TUPS")
+    # Its address as a value holds it too, from a creation; one holder counts once.
+    flat = b.space("house").create("flat", {"k": kitchen.address, "again": kitchen.address})
+    assert refcount(kitchen) == 2
+    assert flat.get("$level") == 1
+    with pytest.raises(ts.RecordInUse, match=r"contained in 2 record"):
+        kitchen.destroy()
+    # A record of another space of the same node is held the same way.
+    shed = a.space("garden").create("shed", {"kitchen": kitchen.address})
+    assert refcount(kitchen) == 3
+    assert shed.get("$level") == 1
+
+
+def test_a_field_naming_no_record_of_the_peer_is_refused(make: NodeMaker) -> None:
+    a, b = make(), make()
+    a.space("home")
+    house = b.space("house").create("house", {})
+    with pytest.raises(ts.RecordNotFound):
+        house.set("kitchen", ts.URI(a.base_uri + "spaces/home/nothing"))
+    with pytest.raises(ts.RecordNotFound):
+        b.space("house").create("flat", {"k": ts.URI(a.base_uri + "spaces/home/nothing")})
+    assert "kitchen" not in house.all()
+    # A capability's address, the root's and a field's are values like any other.
+    kitchen = a.space("home").create("kitchen", {})
+    cap = kitchen.capability({"read"})
+    house.set("cap", cap.address)
+    house.set("root", ts.URI(a.base_uri + "spaces/home/$"))
+    assert refcount(kitchen) == 0
+    assert house.get("$level") == 0
+
+
+def test_a_cycle_across_nodes_is_refused_and_named(make: NodeMaker) -> None:
+    a, b = make(**QUIET), make(**QUIET)
+    kitchen = a.space("home").create("kitchen", {})
+    house = b.space("house").create("house", {"kitchen": kitchen.address})
+    with pytest.raises(ts.ContainmentCycle) as raised:
+        kitchen.set("house", house.address)
+    assert str(kitchen.address) in str(raised.value)
+    assert str(house.address) in str(raised.value)
+    assert "house" not in kitchen.all()
+    assert refcount(house) == 0
+    # Through records of the held record's node: kitchen -> shelf -> house -> kitchen.
+    shelf = a.space("home").create("shelf", {})
+    home = b.space("house").create("home", {})
+    shelf.set("home", home.address)
+    kitchen.set("shelf", shelf.address)
+    with pytest.raises(ts.ContainmentCycle, match="through shelf"):
+        home.set("kitchen", kitchen.address)
+    assert refcount(kitchen) == 1
+
+
+def test_levels_travel_with_the_refreshes(make: NodeMaker) -> None:
+    a, b = make(), make()
+    kitchen = a.space("home").create("kitchen", {})
+    house = b.space("house").create("house", {"kitchen": kitchen.address})
+    street = b.space("house").create("street", {"house": house.address})
+    assert (house.get("$level"), street.get("$level")) == (1, 2)
+    pantry = a.space("home").create("pantry", {})
+    kitchen.set("pantry", pantry.address)
+    assert kitchen.get("$level") == 1
+    wait_until(lambda: street.get("$level") == 3, "the kitchen's new level to reach the street")
+    assert house.get("$level") == 2
+
+
+def test_refreshes_are_batched_per_peer(make: NodeMaker) -> None:
+    a, b, holder = make(**QUIET), make(**QUIET), make(**QUIET)
+    at_a = [a.space("home").create(f"r{i}", {}) for i in range(300)]
+    at_b = b.space("home").create("only", {})
+    space = holder.space("house")
+    for i, rec in enumerate(at_a):
+        space.create(f"h{i}", {"x": rec.address})
+    space.create("hb", {"x": at_b.address})
+    # 300 references at a: two requests of at most 256; one at b: one request.
+    assert holder.call(holder.references.refresh()) == 3
+    assert {refcount(r) for r in at_a} == {1}
+    assert refcount(at_b) == 1
+
+
+def test_a_reference_lapses_when_its_holder_drops_it_or_dies(make: NodeMaker) -> None:
+    a, b = make(), make()
+    kitchen = a.space("home").create("kitchen", {})
+    house = b.space("house").create("house", {"kitchen": kitchen.address})
+    flat = b.space("house").create("flat", {"kitchen": kitchen.address})
+    assert refcount(kitchen) == 2
+    house.set("kitchen", None)
+    wait_until(lambda: refcount(kitchen) == 1, "the dropped reference to lapse")
+    b.close()
+    wait_until(lambda: refcount(kitchen) == 0, "the dead holder's reference to lapse")
+    assert "kitchen" in a.space("home").record("$").get("TUPS")
+    del flat
+
+
+def test_a_held_record_outlives_its_lease_and_is_collected_when_let_go(make: NodeMaker) -> None:
+    a, b = make(), make()
+    kitchen = a.space("home").create("kitchen", {"temp": 21.5}, lease=3600)
+    house = b.space("house").create("house", {"kitchen": kitchen.address})
+    kitchen.refresh(lease=0.001)
+    wait_until(lambda: kitchen.get("$lifetime") == 0, "the kitchen's lease to end")
+    assert kitchen.get("temp") == 21.5  # held: not collected
+    events = kitchen.watch()
+    house.set("kitchen", None)
+    change = events.get(timeout=PATIENCE)
+    assert change.kind == "expire"
+    with pytest.raises(ts.RecordNotFound):
+        kitchen.get("temp")
+
+
+def test_a_destroyed_held_record_leaves_none_in_its_holder(make: NodeMaker) -> None:
+    a, b = make(), make()
+    kitchen = a.space("home").create("kitchen", {})
+    house = b.space("house").create("house", {"kitchen": kitchen.address, "keep": 1})
+    kitchen.destroy(force=True)
+    wait_until(lambda: house.get("kitchen") is None, "the holder to learn the kitchen is gone")
+    assert house.get("$level") == 0
+
+
+def test_references_are_bounded(make: NodeMaker) -> None:
+    a, b = make(max_references=1, **QUIET), make(max_peers=1, **QUIET)
+    kitchen = a.space("home").create("kitchen", {})
+    b.space("house").create("house", {"kitchen": kitchen.address})
+    with pytest.raises(ts.LimitReached) as raised:
+        b.space("house").create("flat", {"kitchen": kitchen.address})
+    assert raised.value.limit == "references"
+    assert refcount(kitchen) == 1
+    c = make()
+    elsewhere = c.space("home").create("x", {})
+    with pytest.raises(ts.InvalidValue, match="max_peers"):
+        b.space("house").create("far", {"x": elsewhere.address})
+
+
+def test_garbage_sent_to_refs_is_refused(make: NodeMaker) -> None:
+    a = make()
+    kitchen = a.space("home").create("kitchen", {})
+    for payload in (b"", b"\xff", ts.encode_cbor({"from": "x"}), ts.encode_cbor({"from": 1, "refs": ()})):
+        answer = a.endpoint.request_blocking(peer_address(a), POST, refs_options(), payload, PATIENCE)
+        assert answer.code == 0x80  # 4.00
+    # An entry that is not a reference is answered as refused; the others are held.
+    good = ("spaces/house/h", 0, "spaces/home/kitchen")
+    body = ts.encode_cbor({"from": "coap://127.0.0.1:1/", "refs": (("x",), good, (1, 2, 3))})
+    answer = a.endpoint.request_blocking(peer_address(a), POST, refs_options(), body, PATIENCE)
+    first, second, third = ts.decode_cbor(answer.payload)  # type: ignore[misc]
+    assert first[0] == 400
+    assert second == 0
+    assert third[0] == 400
+    assert refcount(kitchen) == 1
+
+
+def peer_address(node: ts.Node) -> tuple[str, int]:
+    return ("127.0.0.1", node.port)
+
+
+def refs_options() -> list[tuple[int, bytes]]:
+    from tuplespace._federation._message import CONTENT_FORMAT, URI_PATH
+
+    return [(URI_PATH, b"$refs"), (CONTENT_FORMAT, b"\x3c")]
+
+
+def test_sys_records_tell_the_node_its_peers_and_the_time(make: NodeMaker) -> None:
+    gone = make()
+    gone_base = gone.base_uri
+    gone.close()
+    b = make()
+    a = make(peers=[b.base_uri, gone_base])
+    node = a.record(a.base_uri + "$sys/node").all()
+    assert node["base_uri"] == ts.URI(a.base_uri)
+    assert node["refresh_period"] == 0.05
+    assert node["reference_lifetime"] == 2.0
+    assert isinstance(node["id"], str)
+    assert len(node["id"]) == 16
+    clock = b.record(a.base_uri + "$sys/clock").get("now")
+    assert isinstance(clock, datetime.datetime)
+    assert clock.tzinfo is not None
+
+    def peers() -> ts.Map:
+        found: ts.Map = b.record(a.base_uri + "$sys/peers").all()
+        return found
+
+    wait_until(lambda: peers()[b.base_uri]["alive"] is True, "the live peer to answer a probe")
+    assert peers()[gone_base]["alive"] is False
+    assert peers()[gone_base]["answered"] is None
+    assert peers()[b.base_uri]["configured"] is True
+    listing = a.record(a.base_uri + "$sys").all()
+    assert listing["clock"] == ts.URI(a.base_uri + "$sys/clock")
+    with pytest.raises(ts.RecordNotFound):
+        a.record(a.base_uri + "$sys/nothing").all()
+    with pytest.raises(ts.TupleSpaceError):
+        a.record(a.base_uri + "$sys/node").set("id", "x")
