@@ -34,8 +34,8 @@ from .._values import URI, UTC, Map, Value, handle_address
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
-from ._message import ACCEPT, CHANGED, CONTENT, CONTENT_FORMAT, GET, POST, Message
-from ._resources import error_message
+from ._message import ACCEPT, CHANGED, CONTENT_FORMAT, GET, POST, Message
+from ._resources import answer_value, content_format, error_message
 
 if TYPE_CHECKING:
     from .._space import Space
@@ -292,20 +292,24 @@ class References:
         ``peers``, ``clock``), rendered when asked; ``GET /$sys`` lists them."""
         if request.code != GET:
             return _error(405, "method_not_allowed", "the $sys records are read with GET")
+        try:
+            accept = content_format(request.number(ACCEPT), 406)
+        except ApiError as exc:
+            return error_message(exc)
         path = request.path[1:]
         records = {"node": self._node_record, "peers": self._peers_record, "clock": _clock_record}
         if not path:
             base = self._node.base_uri
-            return _answer(Map({name: URI(f"{base}$sys/{name}") for name in records}))
+            return answer_value(Map({name: URI(f"{base}$sys/{name}") for name in records}), accept)
         make = records.get(path[0])
         if make is None or len(path) > 2:
             return _error(404, "record_not_found", f"$sys has the records {', '.join(records)}")
         fields = make()
         if len(path) == 1:
-            return _answer(fields)
+            return answer_value(fields, accept)
         if path[1] not in fields:
             return _error(404, "field_not_found", f"$sys/{path[0]} has no field {path[1]!r}")
-        return _answer(fields[path[1]])
+        return answer_value(fields[path[1]], accept)
 
     def _node_record(self) -> Map:
         node = self._node
@@ -363,10 +367,6 @@ def _split(address: str) -> tuple[str, str | None]:
     if len(segments) < 3 or segments[0] != "spaces" or any(s.startswith("$") for s in segments[2:]):
         return base, None
     return base, path
-
-
-def _answer(value: Value) -> Message:
-    return Message(code=CONTENT, options=[(CONTENT_FORMAT, _CBOR)], payload=encode_cbor(value))
 
 
 def _error(status: int, code: str, message: str) -> Message:

@@ -52,7 +52,7 @@ from ._message import (
     code_text,
 )
 
-__all__ = ["SpacesResource", "coap_code", "error_message"]
+__all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message"]
 
 log = logging.getLogger("tuplespace")
 
@@ -162,7 +162,7 @@ class SpacesResource:
             if not path or path[0] != "spaces":
                 raise ApiError(404, "not_found", "the resources of a node are under /spaces/")
             segments = path[1:]
-            accept = _format(request.number(ACCEPT), 406)
+            accept = content_format(request.number(ACCEPT), 406)
             method = request.code
             if len(segments) == 1:
                 return self._linda(request, segments[0], accept)
@@ -261,18 +261,18 @@ class SpacesResource:
             value = record.get(target.tag, _MISSING)
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
-            return _answer(value, accept)
+            return answer_value(value, accept)
         tags = _query(request, ("tags",)).get("tags")
         if tags is None:
-            return _answer(record.all(), accept)
+            return answer_value(record.all(), accept)
         names = [t for t in tags.split(",") if t]
-        return _answer(Map(dict(zip(names, record.view(*names), strict=True))), accept)
+        return answer_value(Map(dict(zip(names, record.view(*names), strict=True))), accept)
 
     def _put(self, target: _Target, request: Message, accept: int) -> Message:
         if target.tag is None:
             raise ApiError(405, "method_not_allowed", "PUT sets a field: /spaces/<space>/<path>/<tag>")
         value = _payload(request, target.space)
-        return _answer(target.record.set(target.tag, value), accept, CHANGED)
+        return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
     def _linda(self, request: Message, name: str, accept: int) -> Message | Awaitable[Message]:
         """``/spaces/<space>``: POST writes the tuple of the payload (``?lease=<s>``);
@@ -297,7 +297,7 @@ class SpacesResource:
         op = query.get("op", "read")
         aspace = self._aspace(name, space)
         if op == "count":
-            return self._done(aspace.count(template), lambda n: _answer(n, accept))
+            return self._done(aspace.count(template), lambda n: answer_value(n, accept))
         if op not in ("read", "take"):
             raise ApiError(400, "bad_request", f"op is read, take or count, not {op!r}", "op")
         timeout = _seconds(query, "timeout")
@@ -305,7 +305,7 @@ class SpacesResource:
             found = aspace.try_take(template) if op == "take" else aspace.try_read(template)
         else:
             found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
-        return self._done(found, lambda value: _answer(value, accept))
+        return self._done(found, lambda value: answer_value(value, accept))
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
         aspace = self._async.get(name)
@@ -337,7 +337,9 @@ class SpacesResource:
         return answer
 
 
-def _format(option: int | None, status: int) -> int:
+def content_format(option: int | None, status: int) -> int:
+    """The format an Accept or Content-Format option asks for (none: CBOR); ``status``
+    (406 or 415) for one not served."""
     if option is None or option == CBOR:
         return CBOR
     if option == JSON:
@@ -374,13 +376,14 @@ def _seconds(query: dict[str, str], name: str) -> float | None:
 
 
 def _payload(request: Message, space: Space) -> Value:
-    content_format = _format(request.number(CONTENT_FORMAT), 415)
-    return _DECODERS[content_format](request.payload, space.limits)
+    given = content_format(request.number(CONTENT_FORMAT), 415)
+    return _DECODERS[given](request.payload, space.limits)
 
 
 _FORMATS = {CBOR: bytes((CBOR,)), JSON: bytes((JSON,))}
 
 
-def _answer(value: Value, accept: int, code: int = CONTENT) -> Message:
+def answer_value(value: Value, accept: int, code: int = CONTENT) -> Message:
+    """An answer carrying ``value`` in the format ``accept`` (CBOR or JSON)."""
     payload = encode_cbor(value) if accept == CBOR else encode(value)
     return Message(code=code, options=[(CONTENT_FORMAT, _FORMATS[accept])], payload=payload)
