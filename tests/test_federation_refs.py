@@ -12,7 +12,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
-from tuplespace._federation._message import POST
+from tuplespace._federation._message import CONTENT_FORMAT, POST, URI_PATH, Message
 
 # Short timers: a test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 2.0}
@@ -176,16 +176,24 @@ def test_references_are_bounded(make: NodeMaker) -> None:
         b.space("house").create("far", {"x": elsewhere.address})
 
 
+def post_refs(node: ts.Node, payload: bytes) -> Message:
+    """``POST /$refs`` to ``node``, as a holder's node sends it."""
+    options = [(URI_PATH, b"$refs"), (CONTENT_FORMAT, bytes((60,)))]
+    return node.endpoint.request_blocking(("127.0.0.1", node.port), POST, options, payload, PATIENCE)
+
+
+def refs(holder_base: str, *entries: tuple[object, ...]) -> bytes:
+    return ts.encode_cbor({"from": holder_base, "refs": entries})  # type: ignore[arg-type]
+
+
 def test_garbage_sent_to_refs_is_refused(make: NodeMaker) -> None:
     a = make()
     kitchen = a.space("home").create("kitchen", {})
     for payload in (b"", b"\xff", ts.encode_cbor({"from": "x"}), ts.encode_cbor({"from": 1, "refs": ()})):
-        answer = a.endpoint.request_blocking(peer_address(a), POST, refs_options(), payload, PATIENCE)
-        assert answer.code == 0x80  # 4.00
+        assert post_refs(a, payload).code == 0x80  # 4.00
     # An entry that is not a reference is answered as refused; the others are held.
     good = ("spaces/house/h", 0, "spaces/home/kitchen")
-    body = ts.encode_cbor({"from": "coap://127.0.0.1:1/", "refs": (("x",), good, (1, 2, 3))})
-    answer = a.endpoint.request_blocking(peer_address(a), POST, refs_options(), body, PATIENCE)
+    answer = post_refs(a, refs("coap://127.0.0.1:1/", ("x",), good, (1, 2, 3)))
     first, second, third = ts.decode_cbor(answer.payload)  # type: ignore[misc]
     assert first[0] == 400
     assert second == 0
@@ -193,14 +201,22 @@ def test_garbage_sent_to_refs_is_refused(make: NodeMaker) -> None:
     assert refcount(kitchen) == 1
 
 
-def peer_address(node: ts.Node) -> tuple[str, int]:
-    return ("127.0.0.1", node.port)
-
-
-def refs_options() -> list[tuple[int, bytes]]:
-    from tuplespace._federation._message import CONTENT_FORMAT, URI_PATH
-
-    return [(URI_PATH, b"$refs"), (CONTENT_FORMAT, b"\x3c")]
+def test_a_cycle_two_nodes_make_at_once_is_broken_at_the_next_refresh(make: NodeMaker) -> None:
+    a, b = make(**QUIET), make(**QUIET)
+    kitchen = a.space("home").create("kitchen", {})
+    house = b.space("house").create("house", {})
+    # a registers its kitchen as a holder of the house (as it does before setting a field) ...
+    entry = ("spaces/home/kitchen", 0, "spaces/house/house")
+    assert ts.decode_cbor(post_refs(b, refs(a.base_uri, entry)).payload) == (0,)
+    # ... and before that set is done, the house is set to hold the kitchen: both pass.
+    house.set("kitchen", kitchen.address)
+    assert refcount(house) == 1
+    assert refcount(kitchen) == 1
+    # The next refresh of the kitchen's hold finds the cycle: refused, and the hold dropped.
+    ((status, body),) = ts.decode_cbor(post_refs(b, refs(a.base_uri, entry)).payload)  # type: ignore[misc]
+    assert status == 400
+    assert b'"containment_cycle"' in body
+    assert refcount(house) == 0
 
 
 def test_sys_records_tell_the_node_its_peers_and_the_time(make: NodeMaker) -> None:

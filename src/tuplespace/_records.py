@@ -85,6 +85,7 @@ from ._credit import (
 )
 from ._errors import (
     CapabilityRevoked,
+    ContainmentCycle,
     InvalidValue,
     LimitReached,
     NotAllowed,
@@ -1095,15 +1096,21 @@ class RecordStore:
     def hold_for(self, holder: str, level: int, path: str, lifetime: float, maximum: int) -> int:
         """Let the record of another node at the address ``holder`` (at ``level``) hold
         the record at ``path`` for ``lifetime`` seconds more (a new hold or a refresh);
-        the held record's level.  Raises RecordNotFound, ContainmentCycle for a new
-        hold that would close a cycle, LimitReached past ``maximum`` holds."""
+        the held record's level.  Raises RecordNotFound, ContainmentCycle when the
+        holder is below the record (a refreshed hold is dropped then: two nodes let
+        each other's records hold theirs at once), LimitReached past ``maximum`` holds."""
         self._tick()
         rec = self._at(check_path(path))
         if rec is None:
             raise RecordNotFound(f"no record at {path!r}")
         hold = rec.holders.get(holder) if rec.holders else None
-        if hold is None:
+        try:
             check_holder(self._by_rid, rec, holder, level, self.prefix + rec.path)
+        except ContainmentCycle:
+            if hold is not None:  # two nodes let each other hold at once: this one lets go
+                self._drop_hold(rec, hold)
+            raise
+        if hold is None:
             if self._holds >= maximum:
                 raise LimitReached(
                     f"the space holds {maximum} references from other nodes",
@@ -1129,11 +1136,16 @@ class RecordStore:
             hold.scheduled = hold.expires
             self._push(hold.expires, hold)
             return
-        del rec.holders[hold.holder]
+        self._drop_hold(rec, hold)
+
+    def _drop_hold(self, rec: Rec, hold: Hold) -> None:
+        """The record ``hold`` holds no more: collect it if its lease or credit has
+        ended and nothing else holds it."""
+        del rec.holders[hold.holder]  # type: ignore[union-attr]
         self._holds -= 1
         if not rec.holders:
             rec.holders = None
-            if rec.expires is not None and rec.expires <= when and not rec.containers:
+            if rec.expires is not None and rec.expires <= self._engine.clock.now() and not rec.containers:
                 self._counts["records_expired"] += 1
                 self._remove(rec, "expire")
             else:
