@@ -249,3 +249,20 @@ def test_sys_records_tell_the_node_its_peers_and_the_time(make: NodeMaker) -> No
         a.record(a.base_uri + "$sys/nothing").all()
     with pytest.raises(ts.TupleSpaceError):
         a.record(a.base_uri + "$sys/node").set("id", "x")
+
+
+def test_a_peer_sets_a_reference_over_coap(make: NodeMaker) -> None:
+    a, b, client = make(), make(), make()
+    kitchen = a.space("home").create("kitchen", {})
+    house = b.space("house").create("house", {})
+    assert client.record(house.address).set("kitchen", client.record(kitchen.address)) == 2
+    assert refcount(kitchen) == 1
+    assert house.get("$level") == 1
+    options = [(URI_PATH, s.encode()) for s in ("spaces", "house", "flat")]
+    options.append((CONTENT_FORMAT, bytes((60,))))
+    payload = ts.encode_cbor({"kitchen": kitchen.address})
+    created = client.endpoint.request_blocking(("127.0.0.1", b.port), POST, options, payload, PATIENCE)
+    assert created.code == 0x41  # 2.01
+    assert refcount(kitchen) == 2
+    with pytest.raises(ts.ContainmentCycle):
+        client.record(kitchen.address).set("house", house.address)

@@ -30,7 +30,7 @@ from .._events import Change
 from .._record import Record
 from .._space import Space
 from .._upcall import Upcall
-from .._values import Map, Value
+from .._values import URI, Map, Value
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._message import (
@@ -268,10 +268,15 @@ class SpacesResource:
         names = [t for t in tags.split(",") if t]
         return answer_value(Map(dict(zip(names, record.view(*names), strict=True))), accept)
 
-    def _put(self, target: _Target, request: Message, accept: int) -> Message:
+    def _put(self, target: _Target, request: Message, accept: int) -> Message | Awaitable[Message]:
         if target.tag is None:
             raise ApiError(405, "method_not_allowed", "PUT sets a field: /spaces/<space>/<path>/<tag>")
         value = _payload(request, target.space)
+        if type(value) is URI and target.space._refer is not None:
+            # It may hold another node's record, registered there first: from a thread,
+            # the loop being free to send that request and receive its answer.
+            work = asyncio.to_thread(target.record.set, target.tag, value)
+            return self._done(work, lambda version: answer_value(version, accept, CHANGED))
         return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
     def _linda(self, request: Message, name: str, accept: int) -> Message | Awaitable[Message]:
@@ -325,15 +330,17 @@ class SpacesResource:
         except TupleSpaceError as exc:
             return error_message(api_error(exc))
 
-    def _create(self, request: Message, segments: tuple[str, ...]) -> Message:
+    def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
-        space.create("/".join(path), fields)
         answer = Message(code=CREATED)
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
+        if space._refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
+            return self._done(asyncio.to_thread(space.create, "/".join(path), fields), lambda _: answer)
+        space.create("/".join(path), fields)
         return answer
 
 
