@@ -5,6 +5,8 @@ references and the records they kept collected, and the $sys records
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import datetime
 from collections.abc import Callable, Iterator
 
@@ -266,3 +268,17 @@ def test_a_peer_sets_a_reference_over_coap(make: NodeMaker) -> None:
     assert refcount(kitchen) == 2
     with pytest.raises(ts.ContainmentCycle):
         client.record(kitchen.address).set("house", house.address)
+
+
+def test_the_node_loop_never_waits_on_itself(make: NodeMaker) -> None:
+    a = make()
+    said: concurrent.futures.Future[str] = concurrent.futures.Future()
+
+    def inside() -> None:
+        try:
+            a.call(asyncio.sleep(0))
+        except RuntimeError as exc:
+            said.set_result(str(exc))
+
+    a.loop.call_soon_threadsafe(inside)
+    assert "it would wait on itself" in said.result(PATIENCE)
