@@ -10,11 +10,12 @@ import concurrent.futures
 import datetime
 from collections.abc import Callable, Iterator
 
+import orjson
 import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
-from tuplespace._federation._message import CONTENT_FORMAT, POST, URI_PATH, Message
+from tuplespace._federation._message import CONTENT_FORMAT, GET, POST, URI_PATH, Message
 
 # Short timers: a test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 2.0}
@@ -282,3 +283,59 @@ def test_the_node_loop_never_waits_on_itself(make: NodeMaker) -> None:
 
     a.loop.call_soon_threadsafe(inside)
     assert "it would wait on itself" in said.result(PATIENCE)
+
+
+def test_a_record_moves_to_another_node(make: NodeMaker) -> None:
+    a, b, c = make(), make(), make()
+    home = a.space("home")
+    kitchen = home.create("kitchen", {"temp": 21.5})
+    house = home.create("house", {"kitchen": kitchen.address})
+    street = c.space("city").create("street", {"kitchen": kitchen.address})
+    remote = c.record(kitchen.address)
+    b.space("house")
+    changes = kitchen.watch()
+    new_address = ts.URI(b.base_uri + "spaces/house/kitchen")
+    kitchen.move(str(new_address))
+    change = changes.get(timeout=PATIENCE)
+    assert change is not None
+    assert (change.kind, change.value) == ("move", new_address)
+    moved = b.space("house").record("kitchen")
+    assert moved.get("temp") == 21.5
+    # The record that contained it here holds it there; a remote handle follows it.
+    assert house.get("kitchen") == new_address
+    assert house.get("$level") == 1
+    assert remote.get("temp") == 21.5
+    assert remote.address == new_address
+    assert remote.set("temp", 22.0) == 2
+    # A holder on a third node follows at its next refresh, and is counted there.
+    wait_until(lambda: street.get("kitchen") == new_address, "the street to follow the kitchen")
+    wait_until(lambda: moved.get("$refcount") == 2, "the street to hold the kitchen where it is")
+    with pytest.raises(ts.RecordNotFound):
+        kitchen.get("temp")
+    assert "kitchen" not in home.record("$").get("TUPS")
+    # The old address answers with the new one.
+    old = [(URI_PATH, s.encode()) for s in ("spaces", "home", "kitchen", "temp")]
+    answer = c.endpoint.request_blocking(("127.0.0.1", a.port), GET, old, b"", PATIENCE)
+    assert answer.code == 0x84  # 4.04
+    assert orjson.loads(answer.payload)["error"]["moved_to"] == str(new_address)
+
+
+def test_a_move_without_redirection_or_onto_a_taken_path(make: NodeMaker) -> None:
+    a, b = make(), make()
+    home = a.space("home")
+    pantry = home.create("pantry", {"jam": 3})
+    b.space("house").create("taken", {})
+    with pytest.raises(ts.RecordExists):
+        pantry.move(b.base_uri + "spaces/house/taken")
+    assert pantry.get("jam") == 3
+    with pytest.raises(ts.InvalidValue, match="spaces/<space>/<path>"):
+        pantry.move(b.base_uri + "elsewhere")
+    remote = b.record(pantry.address)
+    pantry.move(b.base_uri + "spaces/house/pantry", redirect_lease=0)
+    with pytest.raises(ts.RecordNotFound):
+        remote.get("jam")
+    assert b.space("house").record("pantry").get("jam") == 3
+    # An address of its own space is a move within it.
+    shelf = home.create("shelf", {})
+    shelf.move(a.base_uri + "spaces/home/shelf2")
+    assert shelf.address == ts.URI(a.base_uri + "spaces/home/shelf2")

@@ -173,14 +173,16 @@ class Rec:
 
 
 class Redirect:
-    """The old ``path`` of a moved record, answering for ``rid`` until ``expires``."""
+    """The old ``path`` of a moved record, answering for ``rid`` until ``expires``; or,
+    for a record moved to another node, for its address there, ``to``."""
 
-    __slots__ = ("expires", "path", "rid")
+    __slots__ = ("expires", "path", "rid", "to")
 
-    def __init__(self, path: str, rid: int, expires: float | None) -> None:
+    def __init__(self, path: str, rid: int, expires: float | None, to: str | None = None) -> None:
         self.path = path
         self.rid = rid
         self.expires = expires
+        self.to = to
 
 
 class Hold:
@@ -258,6 +260,7 @@ class RecordStore:
         self.remote_level: Callable[[str], int | None] | None = None
         self._holding: set[int] = set()
         self._holds = 0
+        self.moved: dict[str, Redirect] = {}  # paths of records moved to other nodes
 
     # -- addresses --------------------------------------------------------------------
 
@@ -855,6 +858,8 @@ class RecordStore:
             journal.put_row("redirect", redirect.path, (redirect.rid, redirect.expires))
 
     def _drop_redirect(self, path: str) -> None:
+        if self.moved:
+            self.moved.pop(path, None)
         redirect = self._redirects.pop(path, None)
         if redirect is not None:
             rec = self._by_rid.get(redirect.rid)
@@ -1088,8 +1093,11 @@ class RecordStore:
         elif type(item) is Cap:
             if self.caps.is_live(item) and item.expires == when:
                 self._end_cap(self._by_rid[item.rid], item.token, "expired")
-        elif type(item) is Redirect and self._redirects.get(item.path) is item and item.expires == when:
-            self._drop_redirect(item.path)
+        elif type(item) is Redirect and item.expires == when:
+            if self._redirects.get(item.path) is item:
+                self._drop_redirect(item.path)
+            elif self.moved.get(item.path) is item:
+                del self.moved[item.path]
 
     # -- references across nodes (docs/federation.md) --------------------------------
 
@@ -1163,14 +1171,21 @@ class RecordStore:
                 out.append((rid, tag, address, rec.level, far))
         return out
 
-    def remote_answered(self, rid: int, tag: str, address: str, level: int | None, gone: bool) -> None:
+    def remote_answered(
+        self, rid: int, tag: str, address: str, level: int | None, gone: bool, moved: str | None = None
+    ) -> None:
         """The node of ``address``, held by the field ``tag`` of record ``rid``, answered
         a refresh: the held record's ``level``, or None when it refused the reference
         (the field then holds the address as a plain value) or ``gone`` (the record is
-        no more: the field becomes None, an ``update`` event)."""
+        no more: the field becomes None, an ``update`` event), or the record ``moved``
+        to that address (the field holds it there, an ``update`` event)."""
         rec = self._by_rid.get(rid)
         if rec is None or rec.remote is None or rec.remote.get(tag, ("",))[0] != address:
             return  # changed meanwhile
+        if moved is not None:
+            rec.remote[tag] = (moved, rec.remote[tag][1])
+            self._rewrite(rec, tag, URI(moved))
+            return
         if level is not None:
             if rec.remote[tag][1] != level:
                 rec.remote[tag] = (address, level)
@@ -1180,6 +1195,49 @@ class RecordStore:
         if gone:
             self._rewrite(rec, tag, None)
         relevel(self._by_rid, rec)
+
+    def holders_here(self, rid: int) -> list[tuple[str, int]]:
+        """The addresses and levels of the records of this space that contain ``rid``."""
+        rec = self.target(rid, None, "move")
+        return [(self.prefix + self._by_rid[c].path, self._by_rid[c].level) for c in rec.containers or ()]
+
+    def move_away(self, rid: int, address: str, redirect_lease: float | None) -> None:
+        """The record ``rid`` moved to ``address`` on another node (created there with
+        its fields): remove it here, with a ``move`` event whose value is its new
+        address; the fields of this space that contained it hold it there now; its
+        path answers with ``address`` (:meth:`moved_to`) for ``redirect_lease`` seconds
+        (None: until a record takes the path; 0: not at all)."""
+        rec = self.target(rid, None, "move")
+        new = URI(address)
+        level = rec.level
+        for container in list(rec.containers or ()):
+            c = self._by_rid[container]
+            for tag, child in list((c.refs or {}).items()):
+                if child == rid:
+                    unlink(self._by_rid, c, tag)
+                    self._rewrite(c, tag, new)
+                    if c.remote is None:
+                        c.remote = {}
+                        self._holding.add(c.rid)
+                    c.remote[tag] = (address, level)
+            relevel(self._by_rid, c)
+        self._emit("move", rec, None, new)
+        path = rec.path
+        self._remove(rec, "move", emit=False)
+        if redirect_lease != 0:
+            redirect = Redirect(path, 0, self._engine.expiry(redirect_lease), to=address)
+            self.moved[path] = redirect
+            if redirect.expires is not None:
+                self._push(redirect.expires, redirect)
+
+    def moved_to(self, path: str) -> str | None:
+        """The address on another node of the record that moved away from ``path``, while
+        its redirection lasts."""
+        if not self.moved:
+            return None
+        self._tick()
+        redirect = self.moved.get(path)
+        return None if redirect is None else redirect.to
 
     def _unhold(self, rec: Rec, tag: str) -> None:
         remote: dict[str, tuple[str, int]] = rec.remote  # type: ignore[assignment]

@@ -121,6 +121,8 @@ class Space:
         # created) and each value about to be stored in it, to register the references
         # it makes to records of other nodes.
         self._refer: Callable[[Record | str, object], None] | None = None
+        # A node's: moves a record to an address on another node (Record.move).
+        self._move_away: Callable[[Record, str, float | None], None] | None = None
         attach = getattr(self._engine.clock, "attach", None)
         if self._engine.clock.simulated and attach is not None:
             attach(self)

@@ -28,14 +28,15 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .._errors import InvalidValue, NotFound, TupleSpaceError, Unreachable
+from .._errors import InvalidValue, NotFound, RecordNotFound, TupleSpaceError, Unreachable
 from .._record import Record
 from .._values import URI, UTC, Map, Value, handle_address
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
-from ._message import ACCEPT, CHANGED, CONTENT_FORMAT, GET, POST, Message
-from ._resources import answer_value, content_format, error_message
+from ._message import ACCEPT, CHANGED, CONTENT_FORMAT, GET, NOT_FOUND, POST, Message
+from ._remote import moved_to
+from ._resources import answer_value, content_format, error_message, moved_away
 
 if TYPE_CHECKING:
     from .._space import Space
@@ -94,9 +95,43 @@ class References:
     # -- the holder's side ---------------------------------------------------------
 
     def attach(self, space: Space) -> None:
-        """Let ``space``'s records hold records of other nodes."""
+        """Let ``space``'s records hold records of other nodes and move to them."""
         space._refer = lambda holder, value: self._refer(space, holder, value)
+        space._move_away = lambda record, address, lease: self._move_away(space, record, address, lease)
         space._engine.records.remote_level = self._level
+
+    def _move_away(self, space: Space, record: Record, address: str, redirect_lease: float | None) -> None:
+        """Move ``record`` to ``address`` on another node: create it there with its
+        fields, let the records here that contained it hold it there, then remove it
+        here, its path redirecting to ``address`` for ``redirect_lease`` seconds."""
+        store = space._engine.records
+        if address.startswith(store.prefix):
+            record.move(address[len(store.prefix) :], redirect_lease)
+            return
+        base, path = _split(address)
+        if path is None:
+            raise InvalidValue(f"a record moves to coap://host:port/spaces/<space>/<path>, not {address!r}")
+        peer = self._peer(base)
+        if peer is None:
+            raise InvalidValue(f"this node already knows {self._max_peers} peers (max_peers)", "max_peers")
+        node = self._node
+        fields = record.all()
+        holders: list[tuple[str, int]] = space._call(store.holders_here, record._rid)
+        from ._node import peer_of
+
+        where, options = node.call(peer_of(address))
+        options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
+        created = node.endpoint.request_blocking(where, POST, options, encode_cbor(fields), node.timeout)
+        if created.code >> 5 != 2:
+            from ..client._common import error_from_answer
+
+            raise error_from_answer((created.code >> 5) * 100 + (created.code & 31), created.payload, address)
+        if holders:
+            entries = [(holder[len(node.base_uri) :], level, path) for holder, level in holders]
+            answers = node.call(self._send(base, peer, entries))
+            level = next((a for a in answers if isinstance(a, int) and not isinstance(a, bool)), 0)
+            self._known[address] = (level, time.monotonic())
+        space._call(store.move_away, record._rid, address, redirect_lease)
 
     def _level(self, address: str) -> int | None:
         known = self._known.get(address)
@@ -223,14 +258,16 @@ class References:
         for (space, (rid, tag, _, _, far)), answer in zip(chunk, answers, strict=True):
             level: int | None = None
             gone = False
+            moved = None
             if isinstance(answer, int) and not isinstance(answer, bool):
                 level = answer
                 self._known[far] = (answer, time.monotonic())
-            else:
-                gone = isinstance(answer, tuple) and answer[:1] == (404,)
-                log.info("%s no longer holds %s: %r", space.name, far, answer)
+            elif isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[1], bytes):
+                moved = moved_to(Message(code=NOT_FOUND, payload=answer[1])) if answer[0] == 404 else None
+                gone = moved is None and answer[0] == 404
+                log.info("%s holds %s no more: %s", space.name, far, answer[1][:200].decode(errors="replace"))
             try:
-                space._call(space._engine.records.remote_answered, rid, tag, far, level, gone)
+                space._call(space._engine.records.remote_answered, rid, tag, far, level, gone, moved)
             except TupleSpaceError:
                 return  # the space closed
 
@@ -275,11 +312,21 @@ class References:
             if space is None:
                 raise NotFound(f"this node has no space {segments[1]!r}")
             store = space._engine.records
-            with space._lock:
-                found: int = store.hold_for(
-                    holder_base + holder, level, segments[2], self.reference_lifetime, self._max_references
-                )
-                space._start_timer()
+            try:
+                with space._lock:
+                    found: int = store.hold_for(
+                        holder_base + holder,
+                        level,
+                        segments[2],
+                        self.reference_lifetime,
+                        self._max_references,
+                    )
+                    space._start_timer()
+            except RecordNotFound:
+                moved = moved_away(space, segments[2])
+                if moved is None:
+                    raise
+                return (moved.status, orjson.dumps(moved.body()))
             return found
         except TupleSpaceError as exc:
             error = api_error(exc)

@@ -52,7 +52,7 @@ from ._message import (
     code_text,
 )
 
-__all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message"]
+__all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message", "moved_away"]
 
 log = logging.getLogger("tuplespace")
 
@@ -250,9 +250,18 @@ class SpacesResource:
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
+            moved = moved_away(space, "/".join(path))
+            if moved is not None:
+                raise moved from None
             if len(path) < 2:
                 raise
-            record = space.record(self._address(segments[0], path[:-1]))
+            try:
+                record = space.record(self._address(segments[0], path[:-1]))
+            except RecordNotFound:
+                moved = moved_away(space, "/".join(path[:-1]))
+                if moved is not None:
+                    raise moved from None
+                raise
             return _Target(space, record, path[-1], segments[:-1])
 
     def _get(self, target: _Target, request: Message, accept: int) -> Message:
@@ -342,6 +351,19 @@ class SpacesResource:
             return self._done(asyncio.to_thread(space.create, "/".join(path), fields), lambda _: answer)
         space.create("/".join(path), fields)
         return answer
+
+
+def moved_away(space: Space, path: str) -> ApiError | None:
+    """The redirection of ``path`` if a record moved from there to another node: a 404
+    with its new address as ``moved_to``, which remote handles follow."""
+    store = space._engine.records
+    if not store.moved:  # the common case, without the lock: no record moved away
+        return None
+    with space._lock:
+        moved = store.moved_to(path)
+    if moved is None:
+        return None
+    return ApiError(404, "record_not_found", f"the record moved to {moved}", moved_to=moved)
 
 
 def content_format(option: int | None, status: int) -> int:
