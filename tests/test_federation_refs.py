@@ -339,3 +339,44 @@ def test_a_move_without_redirection_or_onto_a_taken_path(make: NodeMaker) -> Non
     shelf = home.create("shelf", {})
     shelf.move(a.base_uri + "spaces/home/shelf2")
     assert shelf.address == ts.URI(a.base_uri + "spaces/home/shelf2")
+
+
+def test_a_cycle_through_a_third_node_is_refused(make: NodeMaker) -> None:
+    a, b, c = make(), make(), make()
+    x = a.space("s").create("x", {})
+    y = b.space("s").create("y", {})
+    z = c.space("s").create("z", {})
+    y.set("z", z.address)
+    x.set("y", y.address)
+    with pytest.raises(ts.ContainmentCycle, match=f"through {y.address}"):
+        z.set("x", x.address)
+    assert refcount(x) == 0
+    # The way back may end in the setter's own space: x -> y -> w, w set to hold x.
+    w = a.space("s").create("w", {})
+    y.set("w", w.address)
+    wait_until(lambda: x.get("$level") == 2, "y's level to reach x")
+    with pytest.raises(ts.ContainmentCycle, match=f"through {y.address}"):
+        w.set("x", x.address)
+    assert "x" not in w.all()
+
+
+def test_a_cycle_closed_on_stale_levels_is_broken_by_the_refreshes(make: NodeMaker) -> None:
+    a, b, c = make(**QUIET), make(**QUIET), make(**QUIET)
+    x = a.space("s").create("x", {})
+    y = b.space("s").create("y", {})
+    z = c.space("s").create("z", {})
+    x.set("y", y.address)  # x learns y's level, 0
+    y.set("z", z.address)  # y is at level 1 now, which x does not know yet
+    z.set("x", x.address)  # so the search below x stops at y: the cycle closes
+    assert (refcount(x), refcount(y), refcount(z)) == (1, 1, 1)
+    nodes = (a, b, c)
+
+    def broken() -> bool:
+        for node in nodes:
+            node.call(node.references.refresh())
+        return 0 in (refcount(x), refcount(y), refcount(z))
+
+    wait_until(broken, "a refresh to find the cycle")
+    holders = [r for r in (x, y, z) if any(isinstance(v, ts.URI) for v in r.all().values())]
+    assert len(holders) == 3  # the fields keep their addresses; one is a plain value now
+    assert max(r.get("$level") for r in (x, y, z)) <= 3

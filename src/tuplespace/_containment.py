@@ -15,7 +15,8 @@ Across nodes (docs/federation.md) a record may hold a record of another node
 (``remote``: tag -> its address and level, as its node last answered) and be held
 by records of other nodes (``holders``).  Levels travel with those references, so
 a holder at level L asking to hold B is refused when B, or a record below B whose
-level is above L, holds the holder's address.
+level is above L, holds the holder's address; the records of other nodes found
+below B at levels above L are searched in turn by their nodes.
 """
 
 from __future__ import annotations
@@ -52,25 +53,31 @@ def check_cycle(by_rid: dict[int, Rec], rec: Rec, child: Rec) -> None:
                 stack.append(below)
 
 
-def check_holder(by_rid: dict[int, Rec], child: Rec, holder: str, level: int, name: str) -> None:
-    """Raise ContainmentCycle if the record of another node at the address ``holder``,
-    at ``level``, may not hold ``child`` (named ``name``): ``child`` holds it, directly
-    or through records of this space."""
+def check_holder(by_rid: dict[int, Rec], child: Rec, holder: str, level: int, name: str) -> list[str]:
+    """Raise ContainmentCycle if the record at the address ``holder`` (of another node,
+    or of this space), at ``level``, may not hold ``child`` (named ``name``): ``child``
+    holds it, directly or through records of this space.  Otherwise the addresses of
+    the records of other nodes below ``child`` whose level is above ``level``: the
+    holder may be below them, which only their nodes can tell."""
     if child.level <= level:
-        return
+        return []
     stack = [child]
     seen = set()
+    further: list[str] = []
     while stack:
         r = stack.pop()
-        for address, _ in (r.remote or {}).values():
+        for address, far in (r.remote or {}).values():
             if address == holder:
                 through = "" if r is child else f" through {r.path}"
                 raise ContainmentCycle(f"{holder} cannot contain {name}: {name} contains {holder}{through}")
+            if far > level:
+                further.append(address)
         for rid in (r.refs or {}).values():
             below = by_rid[rid]
             if below.level > level and rid not in seen:
                 seen.add(rid)
                 stack.append(below)
+    return further
 
 
 def link(rec: Rec, tag: str, child: Rec) -> None:

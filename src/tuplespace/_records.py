@@ -1101,23 +1101,53 @@ class RecordStore:
 
     # -- references across nodes (docs/federation.md) --------------------------------
 
-    def hold_for(self, holder: str, level: int, path: str, lifetime: float, maximum: int) -> int:
-        """Let the record of another node at the address ``holder`` (at ``level``) hold
-        the record at ``path`` for ``lifetime`` seconds more (a new hold or a refresh);
-        the held record's level.  Raises RecordNotFound, ContainmentCycle when the
-        holder is below the record (a refreshed hold is dropped then: two nodes let
-        each other's records hold theirs at once), LimitReached past ``maximum`` holds."""
+    def holds_elsewhere(self) -> bool:
+        """Whether a record of this space holds a record of another node or space."""
+        return bool(self._holding)
+
+    def below(self, path: str, holder: str, level: int, refresh: bool) -> tuple[list[str], int]:
+        """Raise ContainmentCycle if the record at ``path`` holds ``holder`` (a record
+        address, at ``level``) through records of this space; else the addresses of the
+        records of other nodes below it that their nodes must search, and the level
+        that prunes their search (see :func:`~tuplespace._containment.check_holder`).
+
+        For a ``refresh`` of a holder that holds it already there is nothing to search
+        while the holder's level is above the record's; when it is not (levels not
+        yet carried, or a cycle closed by two nodes at once, whose levels climb at
+        each refresh) everything below is searched, and on a cycle the holder lets go."""
         self._tick()
         rec = self._at(check_path(path))
         if rec is None:
             raise RecordNotFound(f"no record at {path!r}")
         hold = rec.holders.get(holder) if rec.holders else None
+        if refresh and hold is not None:
+            if level > rec.level:
+                return [], level
+            level = -1
         try:
-            check_holder(self._by_rid, rec, holder, level, self.prefix + rec.path)
+            return check_holder(self._by_rid, rec, holder, level, self.prefix + rec.path), level
         except ContainmentCycle:
-            if hold is not None:  # two nodes let each other hold at once: this one lets go
+            if refresh and hold is not None:
                 self._drop_hold(rec, hold)
             raise
+
+    def let_go(self, path: str, holder: str) -> None:
+        """End the hold of ``holder`` on the record at ``path`` (found in a cycle)."""
+        rec = self._at(path)
+        hold = rec.holders.get(holder) if rec is not None and rec.holders else None
+        if hold is not None:
+            self._drop_hold(rec, hold)  # type: ignore[arg-type]
+
+    def hold_for(self, holder: str, level: int, path: str, lifetime: float, maximum: int) -> int:
+        """Let the record of another node at the address ``holder`` (at ``level``) hold
+        the record at ``path`` for ``lifetime`` seconds more (a new hold or a refresh),
+        once :meth:`below` found no cycle; the held record's level.  Raises
+        RecordNotFound, LimitReached past ``maximum`` holds."""
+        self._tick()
+        rec = self._at(check_path(path))
+        if rec is None:
+            raise RecordNotFound(f"no record at {path!r}")
+        hold = rec.holders.get(holder) if rec.holders else None
         if hold is None:
             if self._holds >= maximum:
                 raise LimitReached(

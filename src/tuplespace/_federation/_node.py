@@ -113,7 +113,9 @@ class Node:
             peers=peers,
         )
         """The references of this node's records to other nodes' records and theirs to ours."""
-        self._resource.handlers.update({"$refs": self.references.answer, "$sys": self.references.system})
+        self._resource.handlers.update(
+            {"$refs": self.references.answer, "$reach": self.references.reach, "$sys": self.references.system}
+        )
         self._runner = LoopThread("tuplespace-coap")
         try:
             sockname = self.call((network or UdpNetwork()).open(self._endpoint, bind_host, bind_port))

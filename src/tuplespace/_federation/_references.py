@@ -22,13 +22,21 @@ import datetime
 import logging
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import orjson
 
-from .._errors import InvalidValue, NotFound, RecordNotFound, TupleSpaceError, Unreachable
+from .._errors import (
+    ContainmentCycle,
+    InvalidValue,
+    LimitReached,
+    NotFound,
+    RecordNotFound,
+    TupleSpaceError,
+    Unreachable,
+)
 from .._record import Record
 from .._values import URI, UTC, Map, Value, handle_address
 from ..server._errors import ApiError, api_error
@@ -48,6 +56,9 @@ log = logging.getLogger("tuplespace")
 
 REFS_PER_REQUEST = 256
 """References in one refresh request: a request is a few blocks of 1 KiB."""
+MAX_HOPS = 16
+"""Nodes a search for a cycle goes through, one after another, before it gives up."""
+LIMIT_REACHED = 4 << 5 | 29
 _CBOR = bytes((CBOR,))
 
 
@@ -146,16 +157,15 @@ class References:
             return
         text = str(address)
         store = space._engine.records
-        if not text.startswith("coap://") or text.startswith(store.prefix):
+        if not text.startswith("coap://"):
+            return
+        if text.startswith(store.prefix):
+            self._below_here(space, holder, text[len(store.prefix) :])
             return
         base, path = _split(text)
         if path is None:
             return  # not a record's own address (a capability, the root, another resource)
-        if isinstance(holder, str):
-            holder_address, level = store.prefix + holder, 0
-        else:
-            pk, level = holder.view("$PK", "$level")
-            holder_address = str(pk)
+        holder_address, level = _holder(space, holder)
         node = self._node
         peer = self._peer(base)
         if peer is None:
@@ -168,6 +178,19 @@ class References:
             status, body = answer
             raise error_from_answer(int(status), bytes(body), text)
         self._known[text] = (int(answer), time.monotonic())
+
+    def _below_here(self, space: Space, holder: Record | str, path: str) -> None:
+        """Raise ContainmentCycle if the record at ``path`` of ``space`` holds ``holder``
+        through records of other nodes (the space checks the rest as it sets)."""
+        store = space._engine.records
+        if path.startswith("$") or not store.holds_elsewhere():
+            return
+        holder_address, level = _holder(space, holder)
+        further, prune = space._call(store.below, path, holder_address, level, False)
+        if further:
+            through = self._node.call(self._reach(holder_address, prune, further, MAX_HOPS))
+            if through is not None:
+                raise _cycle(holder_address, store.prefix + path, through)
 
     def _peer(self, base: str) -> _Peer | None:
         peer = self._peers.get(base)
@@ -273,7 +296,7 @@ class References:
 
     # -- the held side ---------------------------------------------------------------
 
-    def answer(self, request: Message) -> Message:
+    def answer(self, request: Message) -> Message | Awaitable[Message]:
         """``POST /$refs``: hold or refresh the entries' records for ``reference_lifetime``."""
         if request.code != POST:
             return _error(405, "method_not_allowed", "/$refs takes POST")
@@ -291,10 +314,13 @@ class References:
         peer = self._peer(holder_base)
         if peer is not None:
             peer.heard = time.time()
-        answers = [self._hold(holder_base, entry) for entry in entries]
+        return self._answers(holder_base, entries)
+
+    async def _answers(self, holder_base: str, entries: tuple[Value, ...]) -> Message:
+        answers = [await self._hold(holder_base, entry) for entry in entries]
         return Message(code=CHANGED, options=[(CONTENT_FORMAT, _CBOR)], payload=encode_cbor(tuple(answers)))
 
-    def _hold(self, holder_base: str, entry: Value) -> Value:
+    async def _hold(self, holder_base: str, entry: Value) -> Value:
         try:
             if not (
                 isinstance(entry, tuple)
@@ -312,10 +338,19 @@ class References:
             if space is None:
                 raise NotFound(f"this node has no space {segments[1]!r}")
             store = space._engine.records
+            holder_address = holder_base + holder
             try:
                 with space._lock:
+                    further, prune = store.below(segments[2], holder_address, level, refresh=True)
+                if further:  # records of other nodes below, which may hold the holder
+                    through = await self._reach(holder_address, prune, further, MAX_HOPS)
+                    if through is not None:
+                        with space._lock:
+                            store.let_go(segments[2], holder_address)
+                        raise _cycle(holder_address, self._node.base_uri + held, through)
+                with space._lock:
                     found: int = store.hold_for(
-                        holder_base + holder,
+                        holder_address,
                         level,
                         segments[2],
                         self.reference_lifetime,
@@ -331,6 +366,103 @@ class References:
         except TupleSpaceError as exc:
             error = api_error(exc)
             return (error.status, orjson.dumps(error.body()))
+
+    # -- cycles through other nodes ------------------------------------------------------
+
+    async def _reach(self, holder: str, level: int, addresses: list[str], hops: int) -> str | None:
+        """The address of a record among ``addresses`` (records of any node, this one
+        too) or below them that holds ``holder`` (at ``level``), searched by their
+        nodes, ``hops`` nodes deep at most; None if none does.  A node that does not
+        answer is taken as holding none (its references lapse where it is gone)."""
+        by_base: dict[str, list[str]] = {}
+        for address in dict.fromkeys(addresses):
+            base, path = _split(address)
+            if path is not None:
+                by_base.setdefault(base, []).append(path)
+        for base, paths in by_base.items():
+            if base == self._node.base_uri:
+                found = await self._search(holder, level, paths, hops)
+            else:
+                found = await self._ask(base, holder, level, paths, hops)
+            if found is not None:
+                return found
+        return None
+
+    async def _search(self, holder: str, level: int, paths: list[str], hops: int) -> str | None:
+        """:meth:`_reach` for records of this node (``spaces/<space>/<path>``)."""
+        further: list[str] = []
+        for path in paths:
+            _, name, rest = path.split("/", 2)
+            space = self._node._spaces.get(name)
+            if space is None:
+                continue
+            try:
+                with space._lock:
+                    further += space._engine.records.below(rest, holder, level, refresh=False)[0]
+            except ContainmentCycle:
+                return self._node.base_uri + path
+            except TupleSpaceError:
+                continue  # gone meanwhile
+        if not further:
+            return None
+        if hops <= 0:
+            raise LimitReached(
+                f"the records below go through more than {MAX_HOPS} nodes: a cycle cannot be ruled out",
+                limit="hops",
+                maximum=MAX_HOPS,
+            )
+        return await self._reach(holder, level, further, hops - 1)
+
+    async def _ask(self, base: str, holder: str, level: int, paths: list[str], hops: int) -> str | None:
+        """:meth:`_reach` asked of the node at ``base`` (``POST /$reach``)."""
+        from ._node import peer_of
+
+        node = self._node
+        where, options = await peer_of(base + "$reach")
+        options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
+        body = Map({"holder": holder, "level": level, "records": tuple(paths), "hops": hops})
+        try:
+            answer = await asyncio.wait_for(
+                node.endpoint.request(where, POST, options, encode_cbor(body)), node.timeout
+            )
+        except (TimeoutError, Unreachable) as exc:
+            log.info("%s did not answer a search for %s: %s", base, holder, exc or "no answer")
+            return None
+        if answer.code == LIMIT_REACHED:
+            from ..client._common import error_from_answer
+
+            raise error_from_answer(429, answer.payload, base)
+        found = decode_cbor(answer.payload) if answer.code >> 5 == 2 else None
+        return found if isinstance(found, str) else None
+
+    def reach(self, request: Message) -> Message | Awaitable[Message]:
+        """``POST /$reach``: whether one of the records (``spaces/<space>/<path>``) holds
+        ``holder``, at ``level``, searching ``hops`` nodes further: the address of the
+        record through which it does, or null."""
+        if request.code != POST:
+            return _error(405, "method_not_allowed", "/$reach takes POST")
+        try:
+            body = decode_cbor(request.payload)
+            holder, level, paths, hops = body["holder"], body["level"], body["records"], body["hops"]
+            if not (
+                isinstance(holder, str)
+                and type(level) is int
+                and type(hops) is int
+                and isinstance(paths, tuple)
+                and all(isinstance(p, str) and p.count("/") >= 2 and p.startswith("spaces/") for p in paths)
+            ):
+                raise TypeError
+        except (TupleSpaceError, KeyError, TypeError):
+            shape = '{"holder": <address>, "level": <int>, "records": [spaces/<space>/<path>], "hops": <int>}'
+            return _error(400, "bad_request", f"/$reach takes {shape}")
+        return self._reached(holder, level, list(paths), min(hops, MAX_HOPS))
+
+    async def _reached(self, holder: str, level: int, paths: list[str], hops: int) -> Message:
+        try:
+            found = await self._search(holder, level, paths, hops)
+        except LimitReached as exc:
+            return error_message(api_error(exc))
+        return Message(code=CHANGED, options=[(CONTENT_FORMAT, _CBOR)], payload=encode_cbor(found))
 
     # -- $sys ----------------------------------------------------------------------
 
@@ -387,6 +519,18 @@ class References:
     def peers(self) -> list[str]:
         """The base URIs of the peers this node knows."""
         return sorted(self._peers)
+
+
+def _holder(space: Space, holder: Record | str) -> tuple[str, int]:
+    """The address and level of a record about to hold another (a path: being created)."""
+    if isinstance(holder, str):
+        return space._engine.records.prefix + holder, 0
+    pk, level = holder.view("$PK", "$level")
+    return str(pk), level
+
+
+def _cycle(holder: str, name: str, through: str) -> ContainmentCycle:
+    return ContainmentCycle(f"{holder} cannot contain {name}: {name} contains {holder} through {through}")
 
 
 def _clock_record() -> Map:

@@ -121,7 +121,9 @@ class SpacesResource:
         self._max_observed = max_observed
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
-        self.handlers: dict[str, Callable[[Message], Message]] = {}  # by first segment: $refs, $sys
+        self.handlers: dict[
+            str, Callable[[Message], Message | Awaitable[Message]]
+        ] = {}  # by first segment: $refs, $sys
 
     def statistics(self) -> dict[str, int]:
         """Observed records, and observations of records and fields."""
