@@ -202,6 +202,24 @@ def test_garbage_sent_to_refs_is_refused(make: NodeMaker) -> None:
     assert second == 0
     assert third[0] == 400
     assert refcount(kitchen) == 1
+    options = [(URI_PATH, b"$reach"), (CONTENT_FORMAT, bytes((60,)))]
+    for body in (
+        b"",
+        ts.encode_cbor({"holder": "x"}),
+        ts.encode_cbor({"holder": "x", "level": 0, "records": ("a",), "hops": 1}),
+    ):
+        answer = a.endpoint.request_blocking(("127.0.0.1", a.port), POST, options, body, PATIENCE)
+        assert answer.code == 0x80  # 4.00
+    search = {
+        "holder": "coap://127.0.0.1:1/spaces/s/r",
+        "level": -1,
+        "records": ("spaces/home/kitchen",),
+        "hops": 0,
+    }
+    answer = a.endpoint.request_blocking(
+        ("127.0.0.1", a.port), POST, options, ts.encode_cbor(search), PATIENCE
+    )
+    assert ts.decode_cbor(answer.payload) is None
 
 
 def test_a_cycle_two_nodes_make_at_once_is_broken_at_the_next_refresh(make: NodeMaker) -> None:
