@@ -43,7 +43,8 @@ from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
 from ._message import ACCEPT, CHANGED, CONTENT_FORMAT, GET, NOT_FOUND, POST, Message
-from ._remote import moved_to
+from ._node import peer_of
+from ._remote import error_of, http_status, moved_to
 from ._resources import answer_value, content_format, error_message, moved_away
 
 if TYPE_CHECKING:
@@ -122,21 +123,15 @@ class References:
         base, path = _split(address)
         if path is None:
             raise InvalidValue(f"a record moves to coap://host:port/spaces/<space>/<path>, not {address!r}")
-        peer = self._peer(base)
-        if peer is None:
-            raise InvalidValue(f"this node already knows {self._max_peers} peers (max_peers)", "max_peers")
+        peer = self._new_peer(base)
         node = self._node
         fields = record.all()
         holders: list[tuple[str, int]] = space._call(store.holders_here, record._rid)
-        from ._node import peer_of
-
         where, options = node.call(peer_of(address))
         options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
         created = node.endpoint.request_blocking(where, POST, options, encode_cbor(fields), node.timeout)
         if created.code >> 5 != 2:
-            from ..client._common import error_from_answer
-
-            raise error_from_answer((created.code >> 5) * 100 + (created.code & 31), created.payload, address)
+            raise error_of(http_status(created.code), created.payload, address)
         if holders:
             entries = [(holder[len(node.base_uri) :], level, path) for holder, level in holders]
             answers = node.call(self._send(base, peer, entries))
@@ -167,16 +162,11 @@ class References:
             return  # not a record's own address (a capability, the root, another resource)
         holder_address, level = _holder(space, holder)
         node = self._node
-        peer = self._peer(base)
-        if peer is None:
-            raise InvalidValue(f"this node already knows {self._max_peers} peers (max_peers)", "max_peers")
         entry = (holder_address[len(node.base_uri) :], level, path)
-        (answer,) = node.call(self._send(base, peer, [entry]))
+        (answer,) = node.call(self._send(base, self._new_peer(base), [entry]))
         if isinstance(answer, tuple):
-            from ..client._common import error_from_answer
-
             status, body = answer
-            raise error_from_answer(int(status), bytes(body), text)
+            raise error_of(int(status), bytes(body), text)
         self._known[text] = (int(answer), time.monotonic())
 
     def _below_here(self, space: Space, holder: Record | str, path: str) -> None:
@@ -192,6 +182,13 @@ class References:
             if through is not None:
                 raise _cycle(holder_address, store.prefix + path, through)
 
+    def _new_peer(self, base: str) -> _Peer:
+        """:meth:`_peer`, raising InvalidValue past ``max_peers``."""
+        peer = self._peer(base)
+        if peer is None:
+            raise InvalidValue(f"this node already knows {self._max_peers} peers (max_peers)", "max_peers")
+        return peer
+
     def _peer(self, base: str) -> _Peer | None:
         peer = self._peers.get(base)
         if peer is None:
@@ -202,8 +199,6 @@ class References:
 
     async def _send(self, base: str, peer: _Peer, entries: list[tuple[str, int, str]]) -> tuple[Value, ...]:
         """One ``POST /$refs`` of ``entries`` to the node at ``base``; its answers."""
-        from ._node import peer_of
-
         node = self._node
         if peer.address is None:
             peer.address = await peer_of(base + "$refs")
@@ -219,9 +214,7 @@ class References:
         peer.failed = False
         peer.answered = time.time()
         if answer.code >> 5 != 2:
-            from ..client._common import error_from_answer
-
-            raise error_from_answer((answer.code >> 5) * 100 + (answer.code & 31), answer.payload, base)
+            raise error_of(http_status(answer.code), answer.payload, base)
         answers = decode_cbor(answer.payload)
         if not isinstance(answers, tuple) or len(answers) != len(entries):
             raise TupleSpaceError(f"{base} answered {len(entries)} references with {answers!r}")
@@ -415,8 +408,6 @@ class References:
 
     async def _ask(self, base: str, holder: str, level: int, paths: list[str], hops: int) -> str | None:
         """:meth:`_reach` asked of the node at ``base`` (``POST /$reach``)."""
-        from ._node import peer_of
-
         node = self._node
         where, options = await peer_of(base + "$reach")
         options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
@@ -429,9 +420,7 @@ class References:
             log.info("%s did not answer a search for %s: %s", base, holder, exc or "no answer")
             return None
         if answer.code == LIMIT_REACHED:
-            from ..client._common import error_from_answer
-
-            raise error_from_answer(429, answer.payload, base)
+            raise error_of(429, answer.payload, base)
         found = decode_cbor(answer.payload) if answer.code >> 5 == 2 else None
         return found if isinstance(found, str) else None
 

@@ -30,13 +30,13 @@ from ._message import (
 if TYPE_CHECKING:
     from ._node import Node
 
-__all__ = ["RemoteRecord", "RemoteUpcall"]
+__all__ = ["RemoteRecord", "RemoteUpcall", "error_of", "http_status", "moved_to"]
 
 log = logging.getLogger("tuplespace")
 _CBOR = bytes((CBOR,))
 
 
-def _status(code: int) -> int:
+def http_status(code: int) -> int:
     """``4.04`` as 404: the HTTP API's statuses and CoAP's codes share their numbers."""
     return (code >> 5) * 100 + (code & 31)
 
@@ -176,11 +176,17 @@ def _number(option: tuple[int, bytes]) -> int:
     return option[0]
 
 
+def error_of(status: int, body: bytes, where: str) -> TupleSpaceError:
+    """The exception of the space for an error a node answered: its HTTP API ``status``
+    and JSON error ``body`` (the error table of the HTTP binding decodes it)."""
+    from ..client._common import error_from_answer
+
+    return error_from_answer(status, body, where)
+
+
 def _value(response: Message, uri: str) -> Value:
     if response.code >> 5 != 2:
-        from ..client._common import error_from_answer
-
-        raise error_from_answer(_status(response.code), response.payload, uri)
+        raise error_of(http_status(response.code), response.payload, uri)
     if not response.payload:
         return None
     content_format = response.number(CONTENT_FORMAT)
