@@ -224,7 +224,10 @@ class References:
         """Refresh every ``refresh_period`` seconds, until cancelled."""
         while True:
             await asyncio.sleep(self.refresh_period)
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:  # the next period tries again: soft state must not stop
+                log.exception("refreshing the references of %s failed", self._node.base_uri)
 
     async def refresh(self) -> int:
         """Refresh every reference this node's records hold, batched per peer, and
@@ -247,25 +250,32 @@ class References:
         for address, (_, at) in list(self._known.items()):
             if address not in held and at < now - self.refresh_period:
                 del self._known[address]
-        for base, peer in self._peers.items():
+        for base, peer in list(self._peers.items()):  # other threads add peers
             if peer.configured and base not in by_peer:
                 by_peer[base] = []
+        # The peers at once: one that does not answer delays no other.
+        sent = await asyncio.gather(*(self._refresh_at(base, batch) for base, batch in by_peer.items()))
+        return sum(sent)
+
+    async def _refresh_at(self, base: str, batch: list[tuple[Space, tuple[int, str, str, int, str]]]) -> int:
+        """Refresh the references of ``batch`` at the node ``base``, in requests of
+        ``REFS_PER_REQUEST``, one after another; the number of requests sent."""
+        node = self._node
+        peer = self._peers[base]
         sent = 0
-        for base, batch in by_peer.items():
-            peer = self._peers[base]
-            for start in range(0, max(len(batch), 1), REFS_PER_REQUEST):
-                chunk = batch[start : start + REFS_PER_REQUEST]
-                entries = [
-                    (holder[len(node.base_uri) :], level, _split(far)[1] or "")
-                    for _, (_, _, holder, level, far) in chunk
-                ]
-                sent += 1
-                try:
-                    answers = await self._send(base, peer, entries)
-                except TupleSpaceError as exc:
-                    log.info("refreshing %d references at %s failed: %s", len(entries), base, exc)
-                    break  # the peer is not answering: try again next period
-                self._answered(chunk, answers)
+        for start in range(0, max(len(batch), 1), REFS_PER_REQUEST):
+            chunk = batch[start : start + REFS_PER_REQUEST]
+            entries = [
+                (holder[len(node.base_uri) :], level, _split(far)[1] or "")
+                for _, (_, _, holder, level, far) in chunk
+            ]
+            sent += 1
+            try:
+                answers = await self._send(base, peer, entries)
+            except TupleSpaceError as exc:
+                log.info("refreshing %d references at %s failed: %s", len(entries), base, exc)
+                break  # the peer is not answering: try again next period
+            self._answered(chunk, answers)
         return sent
 
     def _answered(
@@ -495,7 +505,7 @@ class References:
     def _peers_record(self) -> Map:
         now = time.time()
         out: dict[str, Value] = {}
-        for base, peer in sorted(self._peers.items()):
+        for base, peer in sorted(list(self._peers.items())):
             answered = None if peer.answered is None else _time(peer.answered)
             heard = None if peer.heard is None else _time(peer.heard)
             recent = [t for t in (peer.answered, peer.heard) if t is not None]
