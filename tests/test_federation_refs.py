@@ -306,11 +306,11 @@ def test_the_node_loop_never_waits_on_itself(make: NodeMaker) -> None:
 def test_a_record_moves_to_another_node(make: NodeMaker) -> None:
     a, b, c = make(), make(), make()
     home = a.space("home")
-    kitchen = home.create("kitchen", {"temp": 21.5})
+    kitchen = home.create("kitchen", {"temp": 21.5}, lease=3600)
     house = home.create("house", {"kitchen": kitchen.address})
     street = c.space("city").create("street", {"kitchen": kitchen.address})
     remote = c.record(kitchen.address)
-    b.space("house")
+    b.space("house").create("taken", {})
     changes = kitchen.watch()
     new_address = ts.URI(b.base_uri + "spaces/house/kitchen")
     kitchen.move(str(new_address))
@@ -319,6 +319,8 @@ def test_a_record_moves_to_another_node(make: NodeMaker) -> None:
     assert (change.kind, change.value) == ("move", new_address)
     moved = b.space("house").record("kitchen")
     assert moved.get("temp") == 21.5
+    assert 0 < moved.get("$lifetime") <= 3600  # type: ignore[operator]  # the lease it had left
+    assert b.space("house").record("taken").get("$lifetime") is None
     # The record that contained it here holds it there; a remote handle follows it.
     assert house.get("kitchen") == new_address
     assert house.get("$level") == 1

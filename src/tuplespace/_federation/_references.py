@@ -42,7 +42,7 @@ from .._values import URI, UTC, Map, Value, handle_address
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
-from ._message import ACCEPT, CHANGED, CONTENT_FORMAT, GET, NOT_FOUND, POST, Message
+from ._message import ACCEPT, CHANGED, CONTENT_FORMAT, GET, NOT_FOUND, POST, URI_QUERY, Message
 from ._node import peer_of
 from ._remote import error_of, http_status, moved_to
 from ._resources import answer_value, content_format, error_message, moved_away
@@ -114,7 +114,7 @@ class References:
 
     def _move_away(self, space: Space, record: Record, address: str, redirect_lease: float | None) -> None:
         """Move ``record`` to ``address`` on another node: create it there with its
-        fields, let the records here that contained it hold it there, then remove it
+        fields and the lease it has left, let the records here that contained it hold it there, then remove it
         here, its path redirecting to ``address`` for ``redirect_lease`` seconds."""
         store = space._engine.records
         if address.startswith(store.prefix):
@@ -125,10 +125,13 @@ class References:
             raise InvalidValue(f"a record moves to coap://host:port/spaces/<space>/<path>, not {address!r}")
         peer = self._new_peer(base)
         node = self._node
-        fields = record.all()
+        fields, lifetime = record.all(), record.get("$lifetime")
         holders: list[tuple[str, int]] = space._call(store.holders_here, record._rid)
         where, options = node.call(peer_of(address))
         options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
+        if lifetime is not None:  # the lease it has left
+            options.append((URI_QUERY, f"lease={lifetime!r}".encode()))
+        options.sort(key=lambda option: option[0])  # in option number order
         created = node.endpoint.request_blocking(where, POST, options, encode_cbor(fields), node.timeout)
         if created.code >> 5 != 2:
             raise error_of(http_status(created.code), created.payload, address)

@@ -343,6 +343,7 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
+        lease = _seconds(_query(request, ("lease",)), "lease")
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
@@ -350,8 +351,9 @@ class SpacesResource:
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
         if space._refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
-            return self._done(asyncio.to_thread(space.create, "/".join(path), fields), lambda _: answer)
-        space.create("/".join(path), fields)
+            work = asyncio.to_thread(space.create, "/".join(path), fields, lease=lease)
+            return self._done(work, lambda _: answer)
+        space.create("/".join(path), fields, lease=lease)
         return answer
 
 
