@@ -400,3 +400,19 @@ def test_a_cycle_closed_on_stale_levels_is_broken_by_the_refreshes(make: NodeMak
     holders = [r for r in (x, y, z) if any(isinstance(v, ts.URI) for v in r.all().values())]
     assert len(holders) == 3  # the fields keep their addresses; one is a plain value now
     assert max(r.get("$level") for r in (x, y, z)) <= 3
+
+
+def test_a_held_record_whose_credit_ran_out_is_collected_when_let_go(make: NodeMaker) -> None:
+    a, b = make(), make()
+    home = a.space("home", charge_rate=1)
+    home.grant_credit("default", 10)
+    kitchen = home.create("kitchen", {"temp": 21.5}, credit=5)  # minutes at its size
+    house = b.space("house").create("house", {"kitchen": kitchen.address})
+    kitchen.set("blob", "x" * 100_000)  # about 100 credit a second now: gone in 0.05 s
+    wait_until(lambda: kitchen.get("$credit") == 0, "the kitchen's credit to run out")
+    assert kitchen.get("temp") == 21.5  # held: not collected
+    events = kitchen.watch()
+    house.set("kitchen", None)
+    change = events.get(timeout=PATIENCE)
+    assert change is not None
+    assert change.kind == "expire"
