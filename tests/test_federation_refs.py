@@ -416,3 +416,17 @@ def test_a_held_record_whose_credit_ran_out_is_collected_when_let_go(make: NodeM
     change = events.get(timeout=PATIENCE)
     assert change is not None
     assert change.kind == "expire"
+
+
+def test_the_timers_and_bounds_are_checked() -> None:
+    for option, bad in [
+        ("refresh_period", 0),
+        ("reference_lifetime", -1),
+        ("refresh_period", True),
+        ("max_references", 0),
+        ("max_peers", 1.5),
+    ]:
+        with pytest.raises(ts.InvalidValue, match=option):
+            ts.Node("coap://127.0.0.1:0/", **{option: bad})  # type: ignore[arg-type]
+    with pytest.raises(ts.InvalidValue, match="a peer is named by a coap://host:port/ URI"):
+        ts.Node("coap://127.0.0.1:0/", peers=["http://x/"])

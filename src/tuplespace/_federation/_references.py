@@ -12,7 +12,9 @@ without a refresh.  See docs/federation.md ("Containment across nodes").
 ``POST /$refs`` carries ``{"from": <holder node's base URI>, "refs": [[holder path,
 holder level, held path], ...]}`` in CBOR, paths relative to the base URIs of their
 nodes; the answer (2.04) is an array with, for each entry, the held record's level
-or ``[status, error body]`` (the HTTP API's JSON error, as bytes).
+or ``[status, error body]`` (the HTTP API's JSON error, as bytes).  ``POST /$reach``
+asks a node to search below some of its records for a holder, to refuse cycles that
+go through several nodes.  ``GET /$sys/…`` renders the node's system records.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ REFS_PER_REQUEST = 256
 """References in one refresh request: a request is a few blocks of 1 KiB."""
 MAX_HOPS = 16
 """Nodes a search for a cycle goes through, one after another, before it gives up."""
-LIMIT_REACHED = 4 << 5 | 29
+LIMIT_REACHED = 4 << 5 | 29  # 4.29, the code of LimitReached
 _CBOR = bytes((CBOR,))
 
 
@@ -92,6 +94,9 @@ class References:
         for name, seconds in (("refresh_period", refresh_period), ("reference_lifetime", reference_lifetime)):
             if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < 1e9:
                 raise InvalidValue(f"{name} is a positive number of seconds, got {seconds!r}", name)
+        for name, count in (("max_references", max_references), ("max_peers", max_peers)):
+            if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+                raise InvalidValue(f"{name} is a positive int, got {count!r}", name)
         self._node = node
         self.refresh_period = float(refresh_period)
         self.reference_lifetime = float(reference_lifetime)
