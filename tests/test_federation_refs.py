@@ -310,6 +310,8 @@ def test_a_record_moves_to_another_node(make: NodeMaker) -> None:
     house = home.create("house", {"kitchen": kitchen.address})
     street = c.space("city").create("street", {"kitchen": kitchen.address})
     remote = c.record(kitchen.address)
+    reader_address = kitchen.capability({"read"}, lease=3600).address
+    read_only = c.record(reader_address)
     b.space("house").create("taken", {})
     changes = kitchen.watch()
     new_address = ts.URI(b.base_uri + "spaces/house/kitchen")
@@ -333,6 +335,12 @@ def test_a_record_moves_to_another_node(make: NodeMaker) -> None:
     with pytest.raises(ts.RecordNotFound):
         kitchen.get("temp")
     assert "kitchen" not in home.record("$").get("TUPS")
+    # Its capabilities were made again there: their old addresses lead to them.
+    assert read_only.get("temp") == 22.0
+    assert read_only.address != reader_address
+    assert str(read_only.address).startswith(b.base_uri + "spaces/house/$cap/")
+    with pytest.raises(ts.NotAllowed):
+        read_only.set("temp", 1.0)
     # The old address answers with the new one.
     old = [(URI_PATH, s.encode()) for s in ("spaces", "home", "kitchen", "temp")]
     answer = c.endpoint.request_blocking(("127.0.0.1", a.port), GET, old, b"", PATIENCE)

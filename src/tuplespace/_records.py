@@ -1231,12 +1231,26 @@ class RecordStore:
         rec = self.target(rid, None, "move")
         return [(self.prefix + self._by_rid[c].path, self._by_rid[c].level) for c in rec.containers or ()]
 
-    def move_away(self, rid: int, address: str, redirect_lease: float | None) -> None:
+    def capabilities_of(self, rid: int) -> list[tuple[str, frozenset[str], float | None]]:
+        """The live capabilities of the record ``rid``: token, operations and the
+        seconds left (None: no end)."""
+        rec = self.target(rid, None, "move")
+        now = self._engine.clock.now()
+        out = []
+        for token in rec.caps or ():
+            cap = self.caps.get(token)
+            out.append((token, cap.ops, None if cap.expires is None else max(cap.expires - now, 0.0)))
+        return out
+
+    def move_away(
+        self, rid: int, address: str, redirect_lease: float | None, caps: Mapping[str, str] | None = None
+    ) -> None:
         """The record ``rid`` moved to ``address`` on another node (created there with
         its fields): remove it here, with a ``move`` event whose value is its new
         address; the fields of this space that contained it hold it there now; its
         path answers with ``address`` (:meth:`moved_to`) for ``redirect_lease`` seconds
-        (None: until a record takes the path; 0: not at all)."""
+        (None: until a record takes the path; 0: not at all), and so do the addresses
+        of its capabilities with those of their copies there (``caps``: token -> address)."""
         rec = self.target(rid, None, "move")
         new = URI(address)
         level = rec.level
@@ -1255,10 +1269,12 @@ class RecordStore:
         path = rec.path
         self._remove(rec, "move", emit=False)
         if redirect_lease != 0:
-            redirect = Redirect(path, 0, self._engine.expiry(redirect_lease), to=address)
-            self.moved[path] = redirect
-            if redirect.expires is not None:
-                self._push(redirect.expires, redirect)
+            expires = self._engine.expiry(redirect_lease)
+            for old, to in [(path, address), *((f"$cap/{t}", a) for t, a in (caps or {}).items())]:
+                redirect = Redirect(old, 0, expires, to=to)
+                self.moved[old] = redirect
+                if expires is not None:
+                    self._push(expires, redirect)
 
     def moved_to(self, path: str) -> str | None:
         """The address on another node of the record that moved away from ``path``, while

@@ -132,6 +132,7 @@ class References:
         node = self._node
         fields, lifetime = record.all(), record.get("$lifetime")
         holders: list[tuple[str, int]] = space._call(store.holders_here, record._rid)
+        caps: list[tuple[str, frozenset[str], float | None]] = space._call(store.capabilities_of, record._rid)
         where, options = node.call(peer_of(address))
         options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
         if lifetime is not None:  # the lease it has left
@@ -140,12 +141,24 @@ class References:
         created = node.endpoint.request_blocking(where, POST, options, encode_cbor(fields), node.timeout)
         if created.code >> 5 != 2:
             raise error_of(http_status(created.code), created.payload, address)
+        copies = {}  # its capabilities, made again there
+        for token, ops, left in caps:
+            query = [(URI_QUERY, f"capability={','.join(sorted(ops))}".encode())]
+            if left is not None:
+                query.append((URI_QUERY, f"lease={left!r}".encode()))
+            asked = [*(o for o in options if o[0] != URI_QUERY), *query]
+            asked.sort(key=lambda option: option[0])
+            made = node.endpoint.request_blocking(where, POST, asked, b"", node.timeout)
+            if made.code >> 5 == 2:
+                copies[token] = str(decode_cbor(made.payload))
+            else:
+                log.warning("%s: a capability could not be made again: %r", address, made.payload[:200])
         if holders:
             entries = [(holder[len(node.base_uri) :], level, path) for holder, level in holders]
             answers = node.call(self._send(base, peer, entries))
             level = next((a for a in answers if isinstance(a, int) and not isinstance(a, bool)), 0)
             self._known[address] = (level, time.monotonic())
-        space._call(store.move_away, record._rid, address, redirect_lease)
+        space._call(store.move_away, record._rid, address, redirect_lease, copies)
 
     def _level(self, address: str) -> int | None:
         known = self._known.get(address)

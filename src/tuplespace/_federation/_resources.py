@@ -343,7 +343,13 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        lease = _seconds(_query(request, ("lease",)), "lease")
+        query = _query(request, ("lease", "capability"))
+        lease = _seconds(query, "lease")
+        if "capability" in query:  # a capability on the record: its address
+            record = self._target(segments).record
+            ops = {op for op in query["capability"].split(",") if op}
+            accept = content_format(request.number(ACCEPT), 406)
+            return answer_value(record.capability(ops, lease=lease).address, accept, CREATED)
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
