@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime
+import socket
 from collections.abc import Callable, Iterator
 
 import orjson
@@ -438,3 +439,22 @@ def test_the_timers_and_bounds_are_checked() -> None:
             ts.Node("coap://127.0.0.1:0/", **{option: bad})  # type: ignore[arg-type]
     with pytest.raises(ts.InvalidValue, match="a peer is named by a coap://host:port/ URI"):
         ts.Node("coap://127.0.0.1:0/", peers=["http://x/"])
+
+
+def test_a_peer_slow_to_answer_delays_no_other(make: NodeMaker) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # reads nothing, answers nothing
+        silent.bind(("127.0.0.1", 0))
+        b = make()
+        holder = make(timeout=4 * PATIENCE, peers=[f"coap://127.0.0.1:{silent.getsockname()[1]}/"])
+        kitchen = b.space("home").create("kitchen", {})
+        holder.space("house").create("house", {"kitchen": kitchen.address})
+
+        def answered() -> datetime.datetime:
+            peers = holder.record(holder.base_uri + "$sys/peers").all()
+            when: datetime.datetime = peers[b.base_uri]["answered"]
+            return when
+
+        # Round after round b answers, while the probe of the silent peer waits.
+        for _ in range(3):
+            before = answered()
+            wait_until(lambda: answered() > before, "b to be refreshed again")  # noqa: B023

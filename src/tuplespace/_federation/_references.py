@@ -24,7 +24,7 @@ import datetime
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -104,6 +104,7 @@ class References:
         self._max_peers = max_peers
         self._known: dict[str, tuple[int, float]] = {}  # held address -> (level, registered at)
         self._peers: dict[str, _Peer] = {}
+        self._busy: set[str] = set()  # peers whose refresh is under way
         self.id = secrets.token_hex(8)
         self.started = datetime.datetime.now(UTC)
         for base in peers:
@@ -242,13 +243,24 @@ class References:
         return answers
 
     async def run(self) -> None:
-        """Refresh every ``refresh_period`` seconds, until cancelled."""
+        """Refresh every ``refresh_period`` seconds, until cancelled: each round on its
+        own, so that a peer slow to answer delays neither the others nor the next round
+        (which leaves it out while its refresh is under way)."""
+        rounds: set[asyncio.Task[int]] = set()
         while True:
             await asyncio.sleep(self.refresh_period)
-            try:
-                await self.refresh()
-            except Exception:  # the next period tries again: soft state must not stop
-                log.exception("refreshing the references of %s failed", self._node.base_uri)
+            task = asyncio.create_task(self.refresh())
+            rounds.add(task)
+            task.add_done_callback(self._round_done(rounds))
+
+    def _round_done(self, rounds: set[asyncio.Task[int]]) -> Callable[[asyncio.Task[int]], None]:
+        def done(task: asyncio.Task[int]) -> None:
+            rounds.discard(task)
+            error = None if task.cancelled() else task.exception()
+            if error is not None:  # the next round tries again
+                log.error("refreshing the references of %s failed", self._node.base_uri, exc_info=error)
+
+        return done
 
     async def refresh(self) -> int:
         """Refresh every reference this node's records hold, batched per peer, and
@@ -274,15 +286,26 @@ class References:
         for base, peer in list(self._peers.items()):  # other threads add peers
             if peer.configured and base not in by_peer:
                 by_peer[base] = []
-        # The peers at once: one that does not answer delays no other.
-        sent = await asyncio.gather(*(self._refresh_at(base, batch) for base, batch in by_peer.items()))
+        # The peers at once, but not one whose refresh is still under way.
+        busy = self._busy
+        sent = await asyncio.gather(
+            *(self._refresh_at(base, batch) for base, batch in by_peer.items() if base not in busy)
+        )
         return sum(sent)
 
     async def _refresh_at(self, base: str, batch: list[tuple[Space, tuple[int, str, str, int, str]]]) -> int:
         """Refresh the references of ``batch`` at the node ``base``, in requests of
         ``REFS_PER_REQUEST``, one after another; the number of requests sent."""
+        self._busy.add(base)
+        try:
+            return await self._refresh_chunks(base, self._peers[base], batch)
+        finally:
+            self._busy.discard(base)
+
+    async def _refresh_chunks(
+        self, base: str, peer: _Peer, batch: list[tuple[Space, tuple[int, str, str, int, str]]]
+    ) -> int:
         node = self._node
-        peer = self._peers[base]
         sent = 0
         for start in range(0, max(len(batch), 1), REFS_PER_REQUEST):
             chunk = batch[start : start + REFS_PER_REQUEST]
