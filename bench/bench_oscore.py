@@ -42,10 +42,10 @@ def one_round(n: int, protected: bool) -> Result:
     out: Result = {}
     with tempfile.TemporaryDirectory() as folder:
         keys = _keys(Path(folder) / "node.json", "0a", "0b")
-        with ts.Node("coap://127.0.0.1:0/", peers=keys) as node:
+        with ts.Node("coap://127.0.0.1:0/", keys=keys) as node:
             kitchen = node.space("home").create("kitchen", {"temp": 21.5})
             mine = _keys(Path(folder) / "other.json", "0b", "0a", uri=node.base_uri) if protected else None
-            with ts.Node("coap://127.0.0.1:0/", peers=mine) as other:
+            with ts.Node("coap://127.0.0.1:0/", keys=mine) as other:
                 remote = other.record(kitchen.address)
                 sequential(remote.get, remote.set, n, out)
             if kitchen.get("$version") != 1 + n:

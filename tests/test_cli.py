@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, serving
+from helpers import PATIENCE, serving, wait_until
 
 SCRIPT = Path(sys.executable).with_name("tuplespace")
 
@@ -537,3 +537,63 @@ def test_serve_failures_to_start_are_one_line_and_exit_1(tmp_path: Path) -> None
         assert unreadable.returncode == 1
         assert "cannot open the data directory" in one_line_error(unreadable, "serve")
         assert first.stop(signal.SIGTERM) == 0
+
+
+def test_serve_coap_runs_a_node_beside_the_http_server(tmp_path: Path) -> None:
+    from tuplespace._federation._message import CONTENT_FORMAT, POST, URI_PATH
+
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, refresh_period=0.05) as peer:
+        peers = tmp_path / "peers.json"
+        peers.write_text(json.dumps({"peers": [peer.base_uri]}))
+        serve = [sys.executable, "-m", "tuplespace", "serve", "--memory", "--port", "0"]
+        coap = ["--coap", "127.0.0.1:0", "--peers", str(peers), "--coap-space", "home"]
+        with serving([*serve, *coap], tmp_path) as process:
+            base = process.wait_for(r"node (coap://\S+) serving CoAP").group(1)
+            port = int(base.rstrip("/").rpartition(":")[2])
+            with httpx.Client(base_url=process.url(), timeout=PATIENCE) as http:
+                assert http.post("/spaces/s/write", json={"tuple": ["x"]}).status_code == 200
+            node = peer.record(base + "$sys/node").all()
+            assert node["base_uri"] == ts.URI(base)
+            assert node["spaces"] == ("home",)
+            options = [
+                (URI_PATH, b"spaces"),
+                (URI_PATH, b"home"),
+                (URI_PATH, b"kitchen"),
+                (CONTENT_FORMAT, b"<"),
+            ]
+            created = peer.endpoint.request_blocking(
+                ("127.0.0.1", port), POST, options, ts.encode_cbor({"temp": 21.5}), PATIENCE
+            )
+            assert created.code == 0x41  # 2.01
+            kitchen = peer.record(base + "spaces/home/kitchen")
+            peer.space("house").create("house", {"kitchen": kitchen})
+            assert kitchen.get("$refcount") == 1
+
+            def alive() -> object:
+                return peer.record(base + "$sys/peers").all()[peer.base_uri]["alive"]
+
+            wait_until(alive, "the node to find its configured peer alive")
+            assert process.stop(signal.SIGTERM) == 0
+
+
+def test_serve_coap_options_are_checked(tmp_path: Path) -> None:
+    serve = [sys.executable, "-m", "tuplespace", "serve", "--memory", "--port", "0"]
+    named = [*serve, "--coap", "127.0.0.1:0", "--base-uri", "coap://gateway.example:5683/"]
+    with serving(named, tmp_path) as process:
+        process.wait_for(r"node coap://gateway\.example:5683/ serving CoAP on UDP 127\.0\.0\.1:\d+")
+        process.url()  # serving, its signals handled
+        assert process.stop(signal.SIGTERM) == 0
+    bad_peers = tmp_path / "peers.json"
+    bad_peers.write_text('{"peers": ["http://x/"]}')
+    for options, message in [
+        (["--coap", "0.0.0.0:5683"], "refusing to serve CoAP on 0.0.0.0"),
+        (["--coap", "5683"], "--coap is HOST:PORT"),
+        (["--coap", "127.0.0.1:0", "--base-uri", "http://x/"], "a node's base URI is coap://host:port/"),
+        (["--coap", "127.0.0.1:0", "--peers", str(bad_peers)], "a peer is named by a coap://host:port/ URI"),
+        (["--coap", "127.0.0.1:0", "--coap-space", "a/b"], "--coap-space: a space name is one path segment"),
+    ]:
+        result = subprocess.run(
+            [*serve, *options], cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE
+        )
+        assert result.returncode == 2, (options, result.stderr)
+        assert message in result.stderr, result.stderr

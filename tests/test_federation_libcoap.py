@@ -106,3 +106,15 @@ def test_a_request_past_the_bound_is_refused(client: str, kitchen: ts.Record, tm
     assert answer.stderr.startswith(b"4.13 ")
     assert b'"limit":"max_request_bytes"' in answer.stderr
     assert kitchen.get("note") is None
+
+
+def test_the_sys_records(client: str, node: ts.Node) -> None:
+    base = node.base_uri
+    answer = coap(client, "-m", "get", "-A", "50", base + "$sys/node/base_uri")
+    assert answer.stdout == ts.encode(ts.URI(base)) + b"\n"
+    clock = ts.decode_cbor(coap(client, "-m", "get", base + "$sys/clock").stdout[:-1])
+    assert isinstance(clock, ts.Map)
+    assert set(clock) == {"now", "monotonic"}
+    assert coap(client, "-m", "get", base + "$sys/peers").stdout == ts.encode_cbor({}) + b"\n"
+    answer = coap(client, "-m", "put", "-e", "1", base + "$sys/node/id")
+    assert answer.stderr.startswith(b'4.05 {"error":{"code":"method_not_allowed"')

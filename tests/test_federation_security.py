@@ -184,13 +184,13 @@ def secured(tmp_path: Path) -> Iterator[tuple[ts.Node, Path]]:
         _entry("b", "0a", "0b"),
         _entry("c", "0a", "0c", permissions="read"),
     )
-    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, anonymous="read") as node:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="read") as node:
         yield node, tmp_path
 
 
 def _peer_of(node: ts.Node, folder: Path, sender: str, **options: Any) -> ts.Node:
     keys = _keys(folder / f"{sender}.json", _entry("a", sender, "0a", uri=node.base_uri))
-    return ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, **options)
+    return ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, **options)
 
 
 class Raw:
@@ -309,7 +309,7 @@ def test_a_node_without_keys_refuses_protected_requests() -> None:
 
 def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
     keys = _keys(tmp_path / "a.json", _entry("c", "0a", "0c", permissions="read"), _entry("d", "0a", "0d"))
-    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, anonymous="none") as node:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="none") as node:
         kitchen = node.space("home").create("kitchen", {"temp": 21.5})
         node.space("jobs")
         anonymous = Raw(node.port)
@@ -442,7 +442,7 @@ def test_the_replay_window_survives_a_restart(tmp_path: Path) -> None:
     keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
     raw = Raw(0, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
     try:
-        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys) as node:
+        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys) as node:
             node.space("jobs")
             raw.peer = ("127.0.0.1", node.port)
             first = _write(raw, (1,))
@@ -451,7 +451,7 @@ def test_the_replay_window_survives_a_restart(tmp_path: Path) -> None:
         # A clean stop writes the exact numbers (answers reuse the request's nonce: the
         # node sent none of its own).
         assert json.loads((tmp_path / "a.json.state").read_text()) == {"b": {"sender": 0, "recipient": 0}}
-        with ts.Node(f"coap://127.0.0.1:{port}/", timeout=PATIENCE, peers=keys) as node:
+        with ts.Node(f"coap://127.0.0.1:{port}/", timeout=PATIENCE, keys=keys) as node:
             jobs = node.space("jobs")
             assert raw.exchange(raw.again(first)).code == UNAUTHORIZED  # replayed after the restart
             assert raw.exchange(_write(raw, (2,))).code == 68
@@ -465,7 +465,7 @@ def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_pat
 
     keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
     peers, state = load_peers(keys)
-    guard = Guard(peers, state, anonymous=0, rate=None, burst=1, max_peers=1)
+    guard = Guard(peers, state, anonymous=0, rate=None, burst=1, max_hosts=1)
     used = {peers[0].context.next_sequence() for _ in range(3)}
     b = Raw(0, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
     b.sock.close()
@@ -478,7 +478,7 @@ def test_an_unclean_stop_reuses_no_sequence_number_and_accepts_no_replay(tmp_pat
     guard.close()
     assert again.context.sequence == SEQUENCE_STEP
     assert again.context.next_sequence() not in used
-    restarted = Guard([again], None, anonymous=0, rate=None, burst=1, max_peers=1)
+    restarted = Guard([again], None, anonymous=0, rate=None, burst=1, max_hosts=1)
     for request in requests:  # replayed, or (the third) numbered within what was written ahead
         refusal, _, _ = restarted.admit(request, ("127.0.0.1", 1))
         assert refusal is not None
@@ -512,7 +512,7 @@ def test_the_keys_file_is_checked(tmp_path: Path) -> None:
     for text, message in cases:
         (tmp_path / "k.json").write_text(text)
         with pytest.raises(ts.InvalidValue, match=message):
-            ts.Node("coap://127.0.0.1:0/", peers=tmp_path / "k.json")
+            ts.Node("coap://127.0.0.1:0/", keys=tmp_path / "k.json")
 
 
 def test_aiocoap_oscore_client_interoperates(secured: tuple[ts.Node, Path]) -> None:
@@ -605,7 +605,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ts.Node, 
     write of the tuple (1,) that took effect (replayed by the fuzzer)."""
     folder = tmp_path_factory.mktemp("fuzz")
     keys = _keys(folder / "a.json", _entry("b", "0a", "0b"))
-    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=keys, anonymous="none") as node:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="none") as node:
         node.space("jobs")
         node.space("home").create("kitchen", {"temp": 21.5})
         raw = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
@@ -674,7 +674,7 @@ def test_an_answer_of_several_blocks_to_a_thread_request_arrives_whole() -> None
 def test_a_state_file_that_cannot_be_written_refuses_protected_requests(tmp_path: Path) -> None:
     keys = {"state": "gone/a.state", "peers": [_entry("b", "0a", "0b")]}  # a folder that is not there
     (tmp_path / "a.json").write_text(json.dumps(keys))
-    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, peers=tmp_path / "a.json") as node:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=tmp_path / "a.json") as node:
         jobs = node.space("jobs")
         raw = Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a"))
         try:

@@ -10,6 +10,13 @@ Every record below a record has a lower level than it, so whether letting A
 contain B closes a cycle is decided without a search when B's level is not above
 A's, and otherwise by a search below B that never enters records whose level is
 not above A's: the level prunes what the search has to visit.
+
+Across nodes (docs/federation.md) a record may hold a record of another node
+(``remote``: tag -> its address and level, as its node last answered) and be held
+by records of other nodes (``holders``).  Levels travel with those references, so
+a holder at level L asking to hold B is refused when B, or a record below B whose
+level is above L, holds the holder's address; the records of other nodes found
+below B at levels above L are searched in turn by their nodes.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from ._errors import ContainmentCycle
 if TYPE_CHECKING:
     from ._records import Rec
 
-__all__ = ["check_cycle", "link", "relevel", "unlink"]
+__all__ = ["check_cycle", "check_holder", "link", "relevel", "unlink"]
 
 
 def check_cycle(by_rid: dict[int, Rec], rec: Rec, child: Rec) -> None:
@@ -44,6 +51,33 @@ def check_cycle(by_rid: dict[int, Rec], rec: Rec, child: Rec) -> None:
             if below.level > rec.level and rid not in seen:
                 seen.add(rid)
                 stack.append(below)
+
+
+def check_holder(by_rid: dict[int, Rec], child: Rec, holder: str, level: int, name: str) -> list[str]:
+    """Raise ContainmentCycle if the record at the address ``holder`` (of another node,
+    or of this space), at ``level``, may not hold ``child`` (named ``name``): ``child``
+    holds it, directly or through records of this space.  Otherwise the addresses of
+    the records of other nodes below ``child`` whose level is above ``level``: the
+    holder may be below them, which only their nodes can tell."""
+    if child.level <= level:
+        return []
+    stack = [child]
+    seen = set()
+    further: list[str] = []
+    while stack:
+        r = stack.pop()
+        for address, far in (r.remote or {}).values():
+            if address == holder:
+                through = "" if r is child else f" through {r.path}"
+                raise ContainmentCycle(f"{holder} cannot contain {name}: {name} contains {holder}{through}")
+            if far > level:
+                further.append(address)
+        for rid in (r.refs or {}).values():
+            below = by_rid[rid]
+            if below.level > level and rid not in seen:
+                seen.add(rid)
+                stack.append(below)
+    return further
 
 
 def link(rec: Rec, tag: str, child: Rec) -> None:
@@ -78,6 +112,8 @@ def relevel(by_rid: dict[int, Rec], rec: Rec) -> None:
     while stack:
         r = stack.pop()
         level = 1 + max((by_rid[c].level for c in r.refs.values()), default=-1) if r.refs else 0
+        if r.remote:
+            level = max(level, 1 + max(far for _, far in r.remote.values()))
         if level != r.level:
             r.level = level
             if r.containers:

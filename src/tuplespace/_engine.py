@@ -102,7 +102,7 @@ from ._events import (
     check_existing,
 )
 from ._journal import Journal
-from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Rec, RecordStore, Redirect
+from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Hold, Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
@@ -318,7 +318,7 @@ class Engine:
         self.journal: Journal | None = None  # set by a durable store: changes to persist
         self._shelves: dict[int, _Shelf] = {}
         self._by_seq: dict[int, Entry] = {}
-        self._leases: list[tuple[float, int, Entry | Rec | Cap | Redirect]] = []
+        self._leases: list[tuple[float, int, Entry | Rec | Cap | Redirect | Hold]] = []
         self._deadlines: list[tuple[float, int, Waiter | Txn | FeedBase[Any]]] = []
         self._tiebreak = itertools.count()
         self._interest_seq = itertools.count(1)

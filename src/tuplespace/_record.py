@@ -241,6 +241,8 @@ class Record(RecordBase):
         make a record contain itself raises :class:`ContainmentCycle`.
         """
         space = self._space
+        if space._refer is not None:
+            space._refer(self, value)
         version: int = space._call(space._engine.records.set, self._rid, self._token, tag, value)
         return version
 
@@ -284,9 +286,19 @@ class Record(RecordBase):
         """Give the record the new ``path``.  The old path keeps answering for it
         (:meth:`Space.record` follows it) for ``redirect_lease`` seconds (None: as long
         as the record lives, 0: not at all).  Fields of other records that contain it
-        are changed to its new address.  Only the full handle can move a record."""
+        are changed to its new address.  Only the full handle can move a record.
+
+        A record of a :class:`~tuplespace.Node`'s space moves to another node when
+        ``path`` is an address there (``coap://…/spaces/<space>/<path>``): it is
+        created there with its fields and removed here (a ``move`` event whose value
+        is the new address); this handle is then gone, and the old address answers
+        with the new one, which remote handles follow (docs/federation.md, Migration)."""
         self._full("move")
-        self._space._call(self._store.move, self._rid, path, redirect_lease)
+        space = self._space
+        if space._move_away is not None and str(path).startswith("coap://"):
+            space._move_away(self, str(path), redirect_lease)
+            return
+        space._call(self._store.move, self._rid, path, redirect_lease)
 
     def destroy(self, force: bool = False) -> None:
         """Remove the record.  One contained in other records raises

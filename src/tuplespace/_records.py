@@ -73,7 +73,7 @@ from urllib.parse import quote
 from . import _xpath
 from ._capabilities import READ_ONLY, Cap, Capabilities, operations
 from ._codec import encode
-from ._containment import check_cycle, link, relevel, unlink
+from ._containment import check_cycle, check_holder, link, relevel, unlink
 from ._credit import (
     ZERO,
     Accounts,
@@ -88,7 +88,9 @@ from ._credit import (
 )
 from ._errors import (
     CapabilityRevoked,
+    ContainmentCycle,
     InvalidValue,
+    LimitReached,
     NotAllowed,
     RecordExists,
     RecordInUse,
@@ -148,10 +150,12 @@ class Rec:
         "credit",
         "expires",
         "fields",
+        "holders",
         "level",
         "path",
         "redirects",
         "refs",
+        "remote",
         "rid",
         "ro",
         "scheduled",
@@ -173,6 +177,8 @@ class Rec:
         self.size = 0  # bytes stored (kept only when the space charges for storage)
         self.refs: dict[str, int] | None = None
         self.containers: dict[int, int] | None = None
+        self.remote: dict[str, tuple[str, int]] | None = None  # tag -> (address, level) on other nodes
+        self.holders: dict[str, Hold] | None = None  # records of other nodes holding this one
         self.level = 0
         self.caps: set[str] | None = None
         self.redirects: set[str] | None = None
@@ -183,14 +189,29 @@ class Rec:
 
 
 class Redirect:
-    """The old ``path`` of a moved record, answering for ``rid`` until ``expires``."""
+    """The old ``path`` of a moved record, answering for ``rid`` until ``expires``; or,
+    for a record moved to another node, for its address there, ``to``."""
 
-    __slots__ = ("expires", "path", "rid")
+    __slots__ = ("expires", "path", "rid", "to")
 
-    def __init__(self, path: str, rid: int, expires: float | None) -> None:
+    def __init__(self, path: str, rid: int, expires: float | None, to: str | None = None) -> None:
         self.path = path
         self.rid = rid
         self.expires = expires
+        self.to = to
+
+
+class Hold:
+    """A record of another node (its address ``holder``) holding the record ``rid``: a
+    soft reference that lapses at ``expires`` unless refreshed before."""
+
+    __slots__ = ("expires", "holder", "rid", "scheduled")
+
+    def __init__(self, rid: int, holder: str, expires: float) -> None:
+        self.rid = rid
+        self.holder = holder
+        self.expires = expires
+        self.scheduled: float | None = None  # the time of its item in the lease heap
 
 
 class RecordTaker:
@@ -256,6 +277,13 @@ class RecordStore:
         self._held: set[int] = set()  # rids of records held for a take (see the module docstring)
         self._takers: dict[RecordTaker, None] = {}  # blocked takes, oldest first
         self._counts = dict.fromkeys(("record_scans", "records_expired"), 0)
+        # Federation (docs/federation.md): the level of another node's record whose
+        # address a field may hold, if this node registered it as a reference (None:
+        # a plain value); the records holding such references; the holds counted.
+        self.remote_level: Callable[[str], int | None] | None = None
+        self._holding: set[int] = set()
+        self._holds = 0
+        self.moved: dict[str, Redirect] = {}  # paths of records moved to other nodes
 
     # -- addresses --------------------------------------------------------------------
 
@@ -437,11 +465,13 @@ class RecordStore:
         if tag == "$lifetime":
             return None if rec.expires is None else max(rec.expires - self._engine.clock.now(), 0.0)
         if tag == "$refcount":
-            return 0 if rec.containers is None else len(rec.containers)
+            return (0 if rec.containers is None else len(rec.containers)) + (
+                0 if rec.holders is None else len(rec.holders)
+            )
         return rec.level
 
     def _root_fields(self) -> dict[str, Value]:
-        top = sorted(r.path for r in self._by_rid.values() if not r.containers)
+        top = sorted(r.path for r in self._by_rid.values() if not r.containers and not r.holders)
         return {"ME": URI(self.base_uri), "TUPS": _map({p: URI(self.prefix + p) for p in top})}
 
     # -- creating --------------------------------------------------------------------
@@ -487,15 +517,21 @@ class RecordStore:
             exc.args = (f"{exc.path}: {exc.reason}",)
             raise
 
-    def _links(self, fields: dict[str, Value]) -> dict[str, Rec]:
-        """The records that ``fields`` contain, by tag; their values become current addresses."""
+    def _links(self, fields: dict[str, Value]) -> tuple[dict[str, Rec], dict[str, tuple[str, int]]]:
+        """The records that ``fields`` contain, by tag (their values become current
+        addresses), and the records of other nodes they hold."""
         links: dict[str, Rec] = {}
+        far: dict[str, tuple[str, int]] = {}
         for tag, v in fields.items():
             if type(v) is URI:
                 fields[tag], child = self._contained(v)
                 if child is not None:
                     links[tag] = child
-        return links
+                elif self.remote_level is not None:
+                    level = self.remote_level(str(v))
+                    if level is not None:
+                        far[tag] = (str(v), level)
+        return links, far
 
     def create(
         self,
@@ -523,7 +559,7 @@ class RecordStore:
     def _create(
         self, path: str, fields: dict[str, Value], credit: object, lease: float | None, principal: str
     ) -> Rec:
-        links = self._links(fields)
+        links, far = self._links(fields)
         now = self._engine.clock.now()
         size = stored_size(path, fields) if self.charge_rate else 0
         given, expires = self._funding(size, credit, lease, now)
@@ -541,9 +577,12 @@ class RecordStore:
         self._drop_redirect(path)
         for tag, v in fields.items():
             self._index.add(rec, tag, v)
-        if links:
+        if links or far:
             for tag, child in links.items():
                 link(rec, tag, child)
+            if far:
+                rec.remote = far
+                self._holding.add(rec.rid)
             relevel(self._by_rid, rec)
         self._schedule(rec)
         self._journal(rec)
@@ -640,10 +679,13 @@ class RecordStore:
             check_tag(tag)
         v = self._check_value(tag, value)
         child = None
+        far = None
         if type(v) is URI:
             v, child = self._contained(v)
             if child is not None:
                 check_cycle(self._by_rid, rec, child)
+            elif self.remote_level is not None:
+                far = self.remote_level(str(v))
         limits = engine.limits
         if old is _MISSING and len(fields) >= limits.max_fields:
             raise ValueTooLarge(
@@ -660,11 +702,20 @@ class RecordStore:
         self._index.add(rec, tag, v)
         refs = rec.refs
         held = refs is not None and tag in refs
-        if held or child is not None:
+        remote = rec.remote
+        held_far = remote is not None and tag in remote
+        if held or child is not None or held_far or far is not None:
             if held:
                 unlink(self._by_rid, rec, tag)
+            if held_far:
+                self._unhold(rec, tag)
             if child is not None:
                 link(rec, tag, child)
+            if far is not None:
+                if rec.remote is None:
+                    rec.remote = {}
+                    self._holding.add(rec.rid)
+                rec.remote[tag] = (str(v), far)
             relevel(self._by_rid, rec)
         rec.version += 1
         self._journal(rec)
@@ -774,9 +825,10 @@ class RecordStore:
         """Remove the record.  One that other records contain is removed only if
         ``force``; their fields that held it become None."""
         rec = self.target(rid, token, "destroy")
-        if rec.containers and not force:
+        if (rec.containers or rec.holders) and not force:
+            refcount = self._computed(rec, "$refcount")
             raise RecordInUse(
-                f"{rec.path} is contained in {len(rec.containers)} record(s) ($refcount); "
+                f"{rec.path} is contained in {refcount} record(s) ($refcount); "
                 "destroy(force=True) removes it and sets their fields that held it to None"
             )
         self._remove(rec, "destroy")
@@ -788,6 +840,9 @@ class RecordStore:
             self._index.remove(rec, tag, v)
         for tag in list(rec.refs or ()):
             unlink(self._by_rid, rec, tag)
+        self._holding.discard(rec.rid)
+        if rec.holders:
+            self._holds -= len(rec.holders)
         del self._by_rid[rec.rid]
         del self._by_path[rec.path]
         for token in list(rec.caps or ()):
@@ -869,6 +924,8 @@ class RecordStore:
             journal.put_row("redirect", redirect.path, (redirect.rid, redirect.expires))
 
     def _drop_redirect(self, path: str) -> None:
+        if self.moved:
+            self.moved.pop(path, None)
         redirect = self._redirects.pop(path, None)
         if redirect is not None:
             rec = self._by_rid.get(redirect.rid)
@@ -932,7 +989,7 @@ class RecordStore:
         record contains); its address, fields and version, or None."""
         self._tick()
         for rec in self._matching(template, path_prefix(under)):
-            if not rec.containers:
+            if not rec.containers and not rec.holders:
                 taken = (URI(self.prefix + rec.path), _map(rec.fields), rec.version)
                 self._remove(rec, "destroy")
                 return taken
@@ -966,7 +1023,7 @@ class RecordStore:
         fields and version, or None.  The caller ends the hold (confirm or release)."""
         self._tick()
         for rec in self._matching(template, path_prefix(under)):
-            if not rec.containers:
+            if not rec.containers and not rec.holders:
                 return (rec.rid, *self.hold(rec))
         return None
 
@@ -1010,7 +1067,7 @@ class RecordStore:
 
     def _offer(self, rec: Rec) -> None:
         """Hand ``rec``, if it can be taken, to the oldest taker that wants it."""
-        if not self._takers or rec.containers or rec.rid in self._held:
+        if not self._takers or rec.containers or rec.holders or rec.rid in self._held:
             return
         for taker in list(self._takers):
             under = taker.under
@@ -1079,11 +1136,11 @@ class RecordStore:
             rec.scheduled = expires
             self._push(expires, rec)
 
-    def _push(self, when: float, item: Rec | Cap | Redirect) -> None:
+    def _push(self, when: float, item: Rec | Cap | Redirect | Hold) -> None:
         engine = self._engine
         heapq.heappush(engine._leases, (when, next(engine._tiebreak), item))
 
-    def lapse(self, item: Rec | Cap | Redirect, when: float) -> None:
+    def lapse(self, item: Rec | Cap | Redirect | Hold, when: float) -> None:
         """Called by the engine's tick when ``when``, the expiry of ``item``, has come."""
         if type(item) is Rec:
             if self._by_rid.get(item.rid) is not item or item.scheduled != when:
@@ -1092,15 +1149,214 @@ class RecordStore:
                 return  # a release schedules its expiry again
             item.scheduled = None
             if item.expires is not None and item.expires <= when:
-                self._counts["records_expired"] += 1
-                self._remove(item, "expire")
+                if not item.holders:  # held by other nodes: collected when the last lets go
+                    self._counts["records_expired"] += 1
+                    self._remove(item, "expire")
             else:
                 self._schedule(item)  # its expiry moved later
+        elif type(item) is Hold:
+            self._lapse_hold(item, when)
         elif type(item) is Cap:
             if self.caps.is_live(item) and item.expires == when:
                 self._end_cap(self._by_rid[item.rid], item.token, "expired")
-        elif type(item) is Redirect and self._redirects.get(item.path) is item and item.expires == when:
-            self._drop_redirect(item.path)
+        elif type(item) is Redirect and item.expires == when:
+            if self._redirects.get(item.path) is item:
+                self._drop_redirect(item.path)
+            elif self.moved.get(item.path) is item:
+                del self.moved[item.path]
+
+    # -- references across nodes (docs/federation.md) --------------------------------
+
+    def holds_elsewhere(self) -> bool:
+        """Whether a record of this space holds a record of another node or space."""
+        return bool(self._holding)
+
+    def below(self, path: str, holder: str, level: int, refresh: bool) -> tuple[list[str], int]:
+        """Raise ContainmentCycle if the record at ``path`` holds ``holder`` (a record
+        address, at ``level``) through records of this space; else the addresses of the
+        records of other nodes below it that their nodes must search, and the level
+        that prunes their search (see :func:`~tuplespace._containment.check_holder`).
+
+        For a ``refresh`` of a holder that holds it already there is nothing to search
+        while the holder's level is above the record's; when it is not (levels not
+        yet carried, or a cycle closed by two nodes at once, whose levels climb at
+        each refresh) everything below is searched, and on a cycle the holder lets go."""
+        self._tick()
+        rec = self._at(check_path(path))
+        if rec is None:
+            raise RecordNotFound(f"no record at {path!r}")
+        hold = rec.holders.get(holder) if rec.holders else None
+        if refresh and hold is not None:
+            if level > rec.level:
+                return [], level
+            level = -1
+        try:
+            return check_holder(self._by_rid, rec, holder, level, self.prefix + rec.path), level
+        except ContainmentCycle:
+            if refresh and hold is not None:
+                self._drop_hold(rec, hold)
+            raise
+
+    def let_go(self, path: str, holder: str) -> None:
+        """End the hold of ``holder`` on the record at ``path`` (found in a cycle)."""
+        rec = self._at(path)
+        hold = rec.holders.get(holder) if rec is not None and rec.holders else None
+        if hold is not None:
+            self._drop_hold(rec, hold)  # type: ignore[arg-type]
+
+    def hold_for(self, holder: str, level: int, path: str, lifetime: float, maximum: int) -> int:
+        """Let the record of another node at the address ``holder`` (at ``level``) hold
+        the record at ``path`` for ``lifetime`` seconds more (a new hold or a refresh),
+        once :meth:`below` found no cycle; the held record's level.  Raises
+        RecordNotFound, LimitReached past ``maximum`` holds."""
+        self._tick()
+        rec = self._at(check_path(path))
+        if rec is None:
+            raise RecordNotFound(f"no record at {path!r}")
+        hold = rec.holders.get(holder) if rec.holders else None
+        if hold is None:
+            if self._holds >= maximum:
+                raise LimitReached(
+                    f"the space holds {maximum} references from other nodes",
+                    limit="references",
+                    maximum=maximum,
+                )
+            hold = Hold(rec.rid, holder, 0.0)
+            if rec.holders is None:
+                rec.holders = {}
+            rec.holders[holder] = hold
+            self._holds += 1
+        hold.expires = self._engine.clock.now() + lifetime
+        if hold.scheduled is None:
+            hold.scheduled = hold.expires
+            self._push(hold.expires, hold)
+        return rec.level
+
+    def _lapse_hold(self, hold: Hold, when: float) -> None:
+        rec = self._by_rid.get(hold.rid)
+        if rec is None or rec.holders is None or rec.holders.get(hold.holder) is not hold:
+            return
+        if hold.expires > when:  # refreshed since: wait for its new expiry
+            hold.scheduled = hold.expires
+            self._push(hold.expires, hold)
+            return
+        self._drop_hold(rec, hold)
+
+    def _drop_hold(self, rec: Rec, hold: Hold) -> None:
+        """The record ``hold`` holds no more: collect it if its lease or credit has
+        ended and nothing else holds it."""
+        del rec.holders[hold.holder]  # type: ignore[union-attr]
+        self._holds -= 1
+        if not rec.holders:
+            rec.holders = None
+            if rec.expires is not None and rec.expires <= self._engine.clock.now() and not rec.containers:
+                self._counts["records_expired"] += 1
+                self._remove(rec, "expire")
+            else:
+                self._offer(rec)
+
+    def held_remotely(self) -> list[tuple[int, str, str, int, str]]:
+        """The references to other nodes' records that this space's records hold:
+        ``(rid, tag, holder address, holder level, held address)``."""
+        self._engine._check_open()
+        out = []
+        for rid in self._holding:
+            rec = self._by_rid[rid]
+            address = self.prefix + rec.path
+            for tag, (far, _) in rec.remote.items():  # type: ignore[union-attr]
+                out.append((rid, tag, address, rec.level, far))
+        return out
+
+    def remote_answered(
+        self, rid: int, tag: str, address: str, level: int | None, gone: bool, moved: str | None = None
+    ) -> None:
+        """The node of ``address``, held by the field ``tag`` of record ``rid``, answered
+        a refresh: the held record's ``level``, or None when it refused the reference
+        (the field then holds the address as a plain value) or ``gone`` (the record is
+        no more: the field becomes None, an ``update`` event), or the record ``moved``
+        to that address (the field holds it there, an ``update`` event)."""
+        rec = self._by_rid.get(rid)
+        if rec is None or rec.remote is None or rec.remote.get(tag, ("",))[0] != address:
+            return  # changed meanwhile
+        if moved is not None:
+            rec.remote[tag] = (moved, rec.remote[tag][1])
+            self._rewrite(rec, tag, URI(moved))
+            return
+        if level is not None:
+            if rec.remote[tag][1] != level:
+                rec.remote[tag] = (address, level)
+                relevel(self._by_rid, rec)
+            return
+        self._unhold(rec, tag)
+        if gone:
+            self._rewrite(rec, tag, None)
+        relevel(self._by_rid, rec)
+
+    def holders_here(self, rid: int) -> list[tuple[str, int]]:
+        """The addresses and levels of the records of this space that contain ``rid``."""
+        rec = self.target(rid, None, "move")
+        return [(self.prefix + self._by_rid[c].path, self._by_rid[c].level) for c in rec.containers or ()]
+
+    def capabilities_of(self, rid: int) -> list[tuple[str, frozenset[str], float | None]]:
+        """The live capabilities of the record ``rid``: token, operations and the
+        seconds left (None: no end)."""
+        rec = self.target(rid, None, "move")
+        now = self._engine.clock.now()
+        out = []
+        for token in rec.caps or ():
+            cap = self.caps.get(token)
+            out.append((token, cap.ops, None if cap.expires is None else max(cap.expires - now, 0.0)))
+        return out
+
+    def move_away(
+        self, rid: int, address: str, redirect_lease: float | None, caps: Mapping[str, str] | None = None
+    ) -> None:
+        """The record ``rid`` moved to ``address`` on another node (created there with
+        its fields): remove it here, with a ``move`` event whose value is its new
+        address; the fields of this space that contained it hold it there now; its
+        path answers with ``address`` (:meth:`moved_to`) for ``redirect_lease`` seconds
+        (None: until a record takes the path; 0: not at all), and so do the addresses
+        of its capabilities with those of their copies there (``caps``: token -> address)."""
+        rec = self.target(rid, None, "move")
+        new = URI(address)
+        level = rec.level
+        for container in list(rec.containers or ()):
+            c = self._by_rid[container]
+            for tag, child in list((c.refs or {}).items()):
+                if child == rid:
+                    unlink(self._by_rid, c, tag)
+                    self._rewrite(c, tag, new)
+                    if c.remote is None:
+                        c.remote = {}
+                        self._holding.add(c.rid)
+                    c.remote[tag] = (address, level)
+            relevel(self._by_rid, c)
+        self._emit("move", rec, None, new)
+        path = rec.path
+        self._remove(rec, "move", emit=False)
+        if redirect_lease != 0:
+            expires = self._engine.expiry(redirect_lease)
+            for old, to in [(path, address), *((f"$cap/{t}", a) for t, a in (caps or {}).items())]:
+                redirect = Redirect(old, 0, expires, to=to)
+                self.moved[old] = redirect
+                if expires is not None:
+                    self._push(expires, redirect)
+
+    def moved_to(self, path: str) -> str | None:
+        """The address on another node of the record that moved away from ``path``, while
+        its redirection lasts."""
+        if not self.moved:
+            return None
+        self._tick()
+        redirect = self.moved.get(path)
+        return None if redirect is None else redirect.to
+
+    def _unhold(self, rec: Rec, tag: str) -> None:
+        remote: dict[str, tuple[str, int]] = rec.remote  # type: ignore[assignment]
+        del remote[tag]
+        if not remote:
+            rec.remote = None
+            self._holding.discard(rec.rid)
 
     # -- durability ------------------------------------------------------------------
 

@@ -141,6 +141,12 @@ class Space:
         self._journal: Journal | None = None  # a durable store's; see _ticket
         self._on_close: Callable[[], None] | None = None
         self._rules: Rules | None = None
+        # A node's (docs/federation.md): called with the record (or the path being
+        # created) and each value about to be stored in it, to register the references
+        # it makes to records of other nodes.
+        self._refer: Callable[[Record | str, object], None] | None = None
+        # A node's: moves a record to an address on another node (Record.move).
+        self._move_away: Callable[[Record, str, float | None], None] | None = None
         attach = getattr(self._engine.clock, "attach", None)
         if self._engine.clock.simulated and attach is not None:
             attach(self)
@@ -451,6 +457,9 @@ class Space:
         bad path, tag or value, :class:`RecordNotFound` for a field holding the address
         of no record; nothing is created then.
         """
+        if self._refer is not None and isinstance(fields, Mapping):
+            for value in fields.values():
+                self._refer(path, value)
         rid: int = self._call(self._engine.records.create, path, fields, credit, lease, principal)
         return Record(self, rid)
 

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import quote
 
 from . import __version__
@@ -32,6 +32,9 @@ try:
     import typer
 except ModuleNotFoundError as exc:
     raise missing("cli", exc) from exc
+
+if TYPE_CHECKING:
+    from . import Node
 
 __all__ = ["app", "main"]
 
@@ -160,11 +163,38 @@ def serve(
         ),
     ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    coap: Annotated[
+        str | None,
+        typer.Option(
+            "--coap",
+            help="HOST:PORT: also run a federation node there, serving its spaces over CoAP (UDP).",
+        ),
+    ] = None,
+    base_uri: Annotated[
+        str | None,
+        typer.Option("--base-uri", help="The node's name, coap://host:port/ (default: from --coap)."),
+    ] = None,
+    peers: Annotated[
+        Path | None,
+        typer.Option(
+            "--peers",
+            help='A JSON file {"peers": ["coap://host:port/", ...]}: nodes to probe, listed in $sys.',
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    coap_space: Annotated[
+        list[str] | None,
+        typer.Option("--coap-space", help="A space of the node (repeatable; default: default)."),
+    ] = None,
 ) -> None:
-    """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM.
+    """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM; with --coap,
+    a federation node beside it (docs/federation.md).
 
     Without --tokens it serves only the loopback (127.0.0.1, ::1, localhost): another
     --host without tokens exits with status 2 unless --insecure-no-tokens is given.
+    The node has no tokens: a --coap host other than the loopback needs
+    --insecure-no-tokens too.
 
     Exit status: 0 once stopped by SIGINT or SIGTERM; 1 when it cannot start (the address
     is in use, the data directory is in use by another server or cannot be opened, Redis
@@ -186,6 +216,8 @@ def serve(
             EXIT_USAGE,
         )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    spaces = coap_space or ["default"]
+    node = None if coap is None else _node(coap, base_uri, peers, spaces, insecure_no_tokens)
     try:
         limits = ServerLimits.parse(limit or ())
         run(
@@ -208,6 +240,56 @@ def serve(
         _fail("serve", _one_line(exc), EXIT_ERROR)
     except OSError as exc:
         _fail("serve", f"cannot listen on {host}:{port}: {exc.strerror or exc}", EXIT_ERROR)
+    finally:
+        if node is not None:
+            node.close()
+
+
+def _node(coap: str, base_uri: str | None, peers: Path | None, spaces: list[str], insecure: bool) -> Node:
+    """The node of ``serve --coap``, serving ``spaces``; exits on bad options (2) or
+    an address it cannot bind (1)."""
+    from . import InvalidValue, Node
+
+    host, _, port_text = coap.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        _fail("serve", f"--coap is HOST:PORT, got {coap!r}", EXIT_USAGE)
+    if not insecure and not _is_loopback(host):
+        _fail(
+            "serve",
+            f"refusing to serve CoAP on {host}: the node checks no tokens, every peer on its network "
+            "could read, set and destroy every record (give --insecure-no-tokens to serve it anyway)",
+            EXIT_USAGE,
+        )
+    port = int(port_text)
+    known: list[str] = []
+    if peers is not None:
+        import orjson
+
+        try:
+            listed = orjson.loads(peers.read_text())["peers"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            _fail("serve", f"--peers {peers}: {_one_line(exc)}", EXIT_USAGE)
+        if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+            _fail("serve", f'--peers {peers}: "peers" is a list of coap:// URIs', EXIT_USAGE)
+        known = listed
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        node = Node(base_uri or f"coap://{shown}:{port}/", bind=(host, port), peers=known)
+    except (InvalidValue, ValueError) as exc:
+        _fail("serve", _one_line(exc), EXIT_USAGE)
+    except OSError as exc:
+        _fail("serve", f"cannot listen on UDP {coap}: {exc.strerror or exc}", EXIT_ERROR)
+    try:
+        for name in spaces:
+            node.space(name)
+    except InvalidValue as exc:
+        node.close()
+        _fail("serve", f"--coap-space: {_one_line(exc)}", EXIT_USAGE)
+    logging.getLogger("tuplespace").info(
+        "PyTupleSpace node %s serving CoAP on UDP %s:%d", node.base_uri, host, node.port
+    )
+    return node
 
 
 def _is_loopback(host: str) -> bool:

@@ -31,6 +31,9 @@ class LoopThread:
         if self.closed:
             coroutine.close()
             raise Unreachable("closed")
+        if threading.current_thread() is self._thread:
+            coroutine.close()
+            raise RuntimeError("called from the loop's own thread: it would wait on itself")
         return asyncio.run_coroutine_threadsafe(_within(coroutine, timeout), self.loop).result()
 
     def stop(self, last: Callable[[], Coroutine[Any, Any, None]] | None = None) -> None:

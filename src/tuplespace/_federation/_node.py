@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import os
 import socket
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -59,13 +59,21 @@ class Node:
     notification was never acknowledged.  ``network`` is where the
     datagrams travel: UDP unless a simulation is given.
 
-    Security (docs/federation.md, Security): ``peers`` is a keys file of OSCORE
+    A field holding the address of another node's record holds that record (its
+    ``$refcount`` counts it): the node refreshes such references every
+    ``refresh_period`` seconds, batched per peer, and lets those of its own records
+    lapse ``reference_lifetime`` seconds after their last refresh; it holds at most
+    ``max_references`` references from others per space and knows at most
+    ``max_peers`` peers (``peers``: base URIs it probes each period, shown with their
+    liveness in ``/$sys/peers``).
+
+    Security (docs/federation.md, Security): ``keys`` is a keys file of OSCORE
     peers (RFC 8613), each with what it may do; ``anonymous`` is what peers
     without OSCORE may do, one of ``"none"``, ``"read"``, ``"read+write"`` and
     ``"all"`` (by default ``"all"`` for a node bound to a loopback address,
     ``"none"`` for any other); ``rate`` (None: no limit) and ``burst`` bound the
-    requests per second of each sending host, for ``max_peers`` hosts at once.
-    Capability addresses work from any peer.
+    requests per second of each sending host, for ``max_hosts`` hosts at once.
+    Capability addresses work from any peer.  See docs/federation.md.
     """
 
     def __init__(
@@ -82,12 +90,17 @@ class Node:
         max_age: int = 60,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
+        refresh_period: float = 30.0,
+        reference_lifetime: float = 90.0,
+        max_references: int = 100_000,
+        max_peers: int = 1024,
+        peers: Iterable[str] = (),
         network: Network | None = None,
-        peers: str | os.PathLike[str] | None = None,
+        keys: str | os.PathLike[str] | None = None,
         anonymous: str | None = None,
         rate: float | None = None,
         burst: int = 100,
-        max_peers: int = 4096,
+        max_hosts: int = 4096,
     ) -> None:
         parts = urlsplit(base_uri)
         if parts.scheme != "coap" or not parts.hostname or parts.path not in ("", "/") or parts.query:
@@ -99,12 +112,13 @@ class Node:
         bind_host, bind_port = (host, port) if bind is None else bind
         self.timeout = timeout
         try:
+            from ._references import References
             from ._resources import SpacesResource
-        except ModuleNotFoundError as exc:
+        except ModuleNotFoundError as exc:  # the server's error table
             raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
         self._resource = SpacesResource(self._spaces, max_observers=max_observers, max_observed=max_observed)
-        self._guard = _guard(peers, anonymous, bind_host, rate, burst, max_peers)
+        self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(
             self._resource,
             guard=self._guard,
@@ -116,6 +130,18 @@ class Node:
             network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
+        self.references = References(
+            self,
+            refresh_period=refresh_period,
+            reference_lifetime=reference_lifetime,
+            max_references=max_references,
+            max_peers=max_peers,
+            peers=peers,
+        )
+        """The references of this node's records to other nodes' records and theirs to ours."""
+        self._resource.handlers.update(
+            {"$refs": self.references.answer, "$reach": self.references.reach, "$sys": self.references.system}
+        )
         self._runner = LoopThread("tuplespace-coap")
         try:
             sockname = self.call(self._endpoint.open(bind_host, bind_port))
@@ -128,6 +154,7 @@ class Node:
         self.base_uri = f"coap://{shown}:{port or self.port}/"
         """The node's name: every address of its records starts with it."""
         self._resource.base_uri = self.base_uri
+        asyncio.run_coroutine_threadsafe(self.references.run(), self.loop)
 
     def space(self, name: str, **options: Any) -> Space:
         """The node's space ``name`` (created on first use with ``options``, as for
@@ -139,6 +166,7 @@ class Node:
         space = self._spaces.get(name)
         if space is None:
             space = self._spaces[name] = Space(name=name, base_uri=self.base_uri, **options)
+            self.references.attach(space)
         elif options:
             raise InvalidValue(f"the space {name!r} exists already; options are given only at creation")
         return space
@@ -197,12 +225,12 @@ class Node:
 
 
 def _guard(
-    peers: str | os.PathLike[str] | None,
+    keys: str | os.PathLike[str] | None,
     anonymous: str | None,
     bind_host: str,
     rate: float | None,
     burst: int,
-    max_peers: int,
+    max_hosts: int,
 ) -> Guard | None:
     """The node's guard; None when every peer may do everything at any rate."""
     from ._peers import Guard, load_peers, permission  # cryptography: imported when needed
@@ -215,12 +243,12 @@ def _guard(
         level = permission("all" if loopback else "none", "anonymous")
     else:
         level = permission(anonymous, "anonymous")
-    if rate is not None and not (rate > 0 and burst >= 1 and max_peers >= 1):
-        raise InvalidValue(f"rate > 0, burst >= 1 and max_peers >= 1; got {rate!r}, {burst!r}, {max_peers!r}")
-    if peers is None and rate is None and level == permission("all", "anonymous"):
+    if rate is not None and not (rate > 0 and burst >= 1 and max_hosts >= 1):
+        raise InvalidValue(f"rate > 0, burst >= 1 and max_hosts >= 1; got {rate!r}, {burst!r}, {max_hosts!r}")
+    if keys is None and rate is None and level == permission("all", "anonymous"):
         return None
-    found, state = load_peers(peers) if peers is not None else ([], None)
-    return Guard(found, state, anonymous=level, rate=rate, burst=burst, max_peers=max_peers)
+    found, state = load_peers(keys) if keys is not None else ([], None)
+    return Guard(found, state, anonymous=level, rate=rate, burst=burst, max_hosts=max_hosts)
 
 
 async def peer_of(url: str) -> tuple[Address, list[tuple[int, bytes]]]:

@@ -65,7 +65,7 @@ from ._message import (
     MessageError,
 )
 from ._oscore import UNAUTHORIZED, Context, OscoreError, decode_option
-from ._resources import _error as error_answer
+from ._resources import error_message as error_answer
 
 log = logging.getLogger("tuplespace")
 
@@ -249,7 +249,7 @@ class Guard:
     """The security of a node (see the module's docstring): ``peers`` from a keys file
     (:func:`load_peers`), what ``anonymous`` peers may do (a level of
     :data:`PERMISSIONS`), and ``rate`` requests per second with bursts of ``burst``
-    per sending host (None: no limit), for at most ``max_peers`` hosts at once."""
+    per sending host (None: no limit), for at most ``max_hosts`` hosts at once."""
 
     def __init__(
         self,
@@ -259,7 +259,7 @@ class Guard:
         anonymous: int,
         rate: float | None,
         burst: int,
-        max_peers: int,
+        max_hosts: int,
     ) -> None:
         self.anonymous = anonymous
         self._state = state
@@ -272,7 +272,7 @@ class Guard:
                 if peer.address in self._by_address:
                     raise InvalidValue(f"two peers of the keys file are at {peer.uri!r}")
                 self._by_address[peer.address] = peer
-        self._rates = None if rate is None else RateLimiter(rate, burst, max_clients=max_peers)
+        self._rates = None if rate is None else RateLimiter(rate, burst, max_clients=max_hosts)
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="tuplespace-oscore-state")
         self._refused = {"rate": 0, "oscore": 0, "permission": 0}

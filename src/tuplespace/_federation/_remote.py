@@ -8,22 +8,36 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import orjson
+
 from .._errors import InvalidValue, LimitReached, TupleSpaceError
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
-from ._message import ACCEPT, CONTENT_FORMAT, DELETE, GET, OBSERVE, PUT, URI_PATH, URI_QUERY, Message, success
+from ._message import (
+    ACCEPT,
+    CONTENT_FORMAT,
+    DELETE,
+    GET,
+    NOT_FOUND,
+    OBSERVE,
+    PUT,
+    URI_PATH,
+    URI_QUERY,
+    Message,
+    success,
+)
 
 if TYPE_CHECKING:
     from ._node import Node
 
-__all__ = ["RemoteRecord", "RemoteUpcall"]
+__all__ = ["RemoteRecord", "RemoteUpcall", "error_of", "http_status", "moved_to"]
 
 log = logging.getLogger("tuplespace")
 _CBOR = bytes((CBOR,))
 
 
-def _status(code: int) -> int:
+def http_status(code: int) -> int:
     """``4.04`` as 404: the HTTP API's statuses and CoAP's codes share their numbers."""
     return (code >> 5) * 100 + (code & 31)
 
@@ -36,26 +50,28 @@ class RemoteRecord:
 
     Raises what the peer's space raised (:class:`~tuplespace.RecordNotFound`,
     :class:`~tuplespace.NotAllowed`, …) and :class:`~tuplespace.Unreachable` when the
-    peer does not answer within the node's ``timeout``.
+    peer does not answer within the node's ``timeout``.  A record that moved to another
+    node is followed there: :attr:`address` is then its new address.
     """
 
-    __slots__ = ("_address", "_node", "_target")
+    __slots__ = ("_address", "_location", "_node", "_target")
 
     def __init__(self, node: Node, address: str | URI) -> None:
         text = str(address)
         if urlsplit(text).scheme != "coap":
             raise InvalidValue(f"a remote record's address is a coap:// URI, got {text!r}")
         self._node = node
-        self._address = URI(text)
+        self._address = URI(text)  # what the handle was made with: its identity
+        self._location = self._address  # where the record is, once followed
         self._target: tuple[Address, list[tuple[int, bytes]]] | None = None  # resolved on first use
 
     @property
     def address(self) -> URI:
-        """The record's address."""
-        return self._address
+        """The record's address (where it moved to, once a request followed it)."""
+        return self._location
 
     def __tuplespace_uri__(self) -> URI:
-        return self._address
+        return self._location
 
     def __repr__(self) -> str:
         return f"RemoteRecord({str(self._address)!r})"
@@ -67,14 +83,14 @@ class RemoteRecord:
         return hash((RemoteRecord, self._address))
 
     def _uri(self, tag: str | None = None) -> str:
-        return str(self._address) if tag is None else f"{self._address}/{tag}"
+        return str(self._location) if tag is None else f"{self._location}/{tag}"
 
     def _options(self, tag: str | None, query: str | None = None) -> tuple[Address, list[tuple[int, bytes]]]:
         """The peer's address and the options naming the record (or its field ``tag``)."""
         if self._target is None:
             from ._node import peer_of
 
-            self._target = self._node.call(peer_of(str(self._address)))
+            self._target = self._node.call(peer_of(str(self._location)))
         peer, options = self._target
         options = list(options)
         if tag is not None:
@@ -85,13 +101,18 @@ class RemoteRecord:
         return peer, options
 
     def _request(self, code: int, tag: str | None, payload: bytes = b"", query: str | None = None) -> Value:
-        peer, options = self._options(tag, query)
-        if payload:
-            options.append((CONTENT_FORMAT, _CBOR))
-            options.sort(key=_number)
         node = self._node
-        response = node.endpoint.request_blocking(peer, code, options, payload, node.timeout)
-        return _value(response, self._uri(tag))
+        for _ in range(MAX_REDIRECTIONS):
+            peer, options = self._options(tag, query)
+            if payload:
+                options.append((CONTENT_FORMAT, _CBOR))
+                options.sort(key=_number)
+            response = node.endpoint.request_blocking(peer, code, options, payload, node.timeout)
+            moved = moved_to(response)
+            if moved is None:
+                return _value(response, self._uri(tag))
+            self._location, self._target = URI(moved), None
+        raise TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of the field ``tag`` (``default`` if the record has none), or of a
@@ -137,15 +158,36 @@ class RemoteRecord:
         return upcall
 
 
+MAX_REDIRECTIONS = 8
+"""Moves a request follows (a record moved from node to node) before it gives up."""
+
+
+def moved_to(response: Message) -> str | None:
+    """The new address a 4.04 answer gives for a record that moved to another node."""
+    if response.code != NOT_FOUND or not response.payload.startswith(b'{"error"'):
+        return None
+    try:
+        moved = orjson.loads(response.payload)["error"].get("moved_to")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
+    return moved if isinstance(moved, str) and moved.startswith("coap://") else None
+
+
 def _number(option: tuple[int, bytes]) -> int:
     return option[0]
 
 
+def error_of(status: int, body: bytes, where: str) -> TupleSpaceError:
+    """The exception of the space for an error a node answered: its HTTP API ``status``
+    and JSON error ``body`` (the error table of the HTTP binding decodes it)."""
+    from ..client._common import error_from_answer
+
+    return error_from_answer(status, body, where)
+
+
 def _value(response: Message, uri: str) -> Value:
     if not success(response.code):
-        from ..client._common import error_from_answer
-
-        raise error_from_answer(_status(response.code), response.payload, uri)
+        raise error_of(http_status(response.code), response.payload, uri)
     if not response.payload:
         return None
     content_format = response.number(CONTENT_FORMAT)

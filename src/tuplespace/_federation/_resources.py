@@ -30,7 +30,7 @@ from .._events import Change
 from .._record import Record
 from .._space import Space
 from .._upcall import Upcall
-from .._values import Map, Value
+from .._values import URI, Map, Value
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._message import (
@@ -51,7 +51,7 @@ from ._message import (
     code_text,
 )
 
-__all__ = ["SpacesResource", "coap_code"]
+__all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message", "moved_away"]
 
 log = logging.getLogger("tuplespace")
 
@@ -71,7 +71,8 @@ def coap_code(status: int) -> int:
     return (status // 100) << 5 | status % 100
 
 
-def _error(error: ApiError) -> Message:
+def error_message(error: ApiError) -> Message:
+    """The answer of an error: its CoAP code, and the JSON error body as diagnostic payload."""
     body = orjson.dumps(error.body())
     return Message(code=coap_code(error.status), options=[(CONTENT_FORMAT, b"\x32")], payload=body)
 
@@ -119,6 +120,9 @@ class SpacesResource:
         self._max_observed = max_observed
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
+        self.handlers: dict[
+            str, Callable[[Message], Message | Awaitable[Message]]
+        ] = {}  # by first segment: $refs, $sys
 
     def statistics(self) -> dict[str, int]:
         """Observed records, and observations of records and fields."""
@@ -146,17 +150,20 @@ class SpacesResource:
             limit="max_request_bytes",
             maximum=maximum,
         )
-        return _error(error).add(SIZE1, maximum)
+        return error_message(error).add(SIZE1, maximum)
 
     def render(self, request: Message) -> Message | Awaitable[Message]:
         try:
             path = request.path
             if path == (".well-known", "core") and request.code == GET:
                 return self._links()
+            handler = self.handlers.get(path[0]) if path else None
+            if handler is not None:
+                return handler(request)
             if not path or path[0] != "spaces":
                 raise ApiError(404, "not_found", "the resources of a node are under /spaces/")
             segments = path[1:]
-            accept = _format(request.number(ACCEPT), 406)
+            accept = content_format(request.number(ACCEPT), 406)
             method = request.code
             if len(segments) == 1:
                 return self._linda(request, segments[0], accept)
@@ -174,9 +181,9 @@ class SpacesResource:
                 return Message(code=DELETED)
             raise ApiError(405, "method_not_allowed", f"{code_text(method)} is not a method of records")
         except ApiError as exc:
-            return _error(exc)
+            return error_message(exc)
         except TupleSpaceError as exc:  # a MessageError too: an option that is not UTF-8
-            return _error(api_error(exc))
+            return error_message(api_error(exc))
 
     def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
         path = request.path
@@ -198,7 +205,7 @@ class SpacesResource:
                     lambda change: loop.call_soon_threadsafe(watched.notify, change)
                 )
             except TupleSpaceError as exc:  # the handle may not watch
-                return _error(api_error(exc))
+                return error_message(api_error(exc))
             self._watched[target.key] = watched
         elif len(watched.observations) >= self._max_observers:
             return None
@@ -242,9 +249,18 @@ class SpacesResource:
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
+            moved = moved_away(space, "/".join(path))
+            if moved is not None:
+                raise moved from None
             if len(path) < 2:
                 raise
-            record = space.record(self._address(segments[0], path[:-1]))
+            try:
+                record = space.record(self._address(segments[0], path[:-1]))
+            except RecordNotFound:
+                moved = moved_away(space, "/".join(path[:-1]))
+                if moved is not None:
+                    raise moved from None
+                raise
             return _Target(space, record, path[-1], segments[:-1])
 
     def _get(self, target: _Target, request: Message, accept: int) -> Message:
@@ -253,18 +269,23 @@ class SpacesResource:
             value = record.get(target.tag, _MISSING)
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
-            return _answer(value, accept)
+            return answer_value(value, accept)
         tags = _query(request, ("tags",)).get("tags")
         if tags is None:
-            return _answer(record.all(), accept)
+            return answer_value(record.all(), accept)
         names = [t for t in tags.split(",") if t]
-        return _answer(Map(dict(zip(names, record.view(*names), strict=True))), accept)
+        return answer_value(Map(dict(zip(names, record.view(*names), strict=True))), accept)
 
-    def _put(self, target: _Target, request: Message, accept: int) -> Message:
+    def _put(self, target: _Target, request: Message, accept: int) -> Message | Awaitable[Message]:
         if target.tag is None:
             raise ApiError(405, "method_not_allowed", "PUT sets a field: /spaces/<space>/<path>/<tag>")
         value = _payload(request, target.space)
-        return _answer(target.record.set(target.tag, value), accept, CHANGED)
+        if type(value) is URI and target.space._refer is not None:
+            # It may hold another node's record, registered there first: from a thread,
+            # the loop being free to send that request and receive its answer.
+            work = asyncio.to_thread(target.record.set, target.tag, value)
+            return self._done(work, lambda version: answer_value(version, accept, CHANGED))
+        return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
     def _linda(self, request: Message, name: str, accept: int) -> Message | Awaitable[Message]:
         """``/spaces/<space>``: POST writes the tuple of the payload (``?lease=<s>``);
@@ -289,7 +310,7 @@ class SpacesResource:
         op = query.get("op", "read")
         aspace = self._aspace(name, space)
         if op == "count":
-            return self._done(aspace.count(template), lambda n: _answer(n, accept))
+            return self._done(aspace.count(template), lambda n: answer_value(n, accept))
         if op not in ("read", "take"):
             raise ApiError(400, "bad_request", f"op is read, take or count, not {op!r}", "op")
         timeout = _seconds(query, "timeout")
@@ -297,7 +318,7 @@ class SpacesResource:
             found = aspace.try_take(template) if op == "take" else aspace.try_read(template)
         else:
             found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
-        return self._done(found, lambda value: _answer(value, accept))
+        return self._done(found, lambda value: answer_value(value, accept))
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
         aspace = self._async.get(name)
@@ -313,23 +334,48 @@ class SpacesResource:
         except Timeout:
             return answer(None)
         except ApiError as exc:
-            return _error(exc)
+            return error_message(exc)
         except TupleSpaceError as exc:
-            return _error(api_error(exc))
+            return error_message(api_error(exc))
 
-    def _create(self, request: Message, segments: tuple[str, ...]) -> Message:
+    def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
+        query = _query(request, ("lease", "capability"))
+        lease = _seconds(query, "lease")
+        if "capability" in query:  # a capability on the record: its address
+            record = self._target(segments).record
+            ops = {op for op in query["capability"].split(",") if op}
+            accept = content_format(request.number(ACCEPT), 406)
+            return answer_value(record.capability(ops, lease=lease).address, accept, CREATED)
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
-        space.create("/".join(path), fields)
         answer = Message(code=CREATED)
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
+        if space._refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
+            work = asyncio.to_thread(space.create, "/".join(path), fields, lease=lease)
+            return self._done(work, lambda _: answer)
+        space.create("/".join(path), fields, lease=lease)
         return answer
 
 
-def _format(option: int | None, status: int) -> int:
+def moved_away(space: Space, path: str) -> ApiError | None:
+    """The redirection of ``path`` if a record moved from there to another node: a 404
+    with its new address as ``moved_to``, which remote handles follow."""
+    store = space._engine.records
+    if not store.moved:  # the common case, without the lock: no record moved away
+        return None
+    with space._lock:
+        moved = store.moved_to(path)
+    if moved is None:
+        return None
+    return ApiError(404, "record_not_found", f"the record moved to {moved}", moved_to=moved)
+
+
+def content_format(option: int | None, status: int) -> int:
+    """The format an Accept or Content-Format option asks for (none: CBOR); ``status``
+    (406 or 415) for one not served."""
     if option is None or option == CBOR:
         return CBOR
     if option == JSON:
@@ -366,13 +412,14 @@ def _seconds(query: dict[str, str], name: str) -> float | None:
 
 
 def _payload(request: Message, space: Space) -> Value:
-    content_format = _format(request.number(CONTENT_FORMAT), 415)
-    return _DECODERS[content_format](request.payload, space.limits)
+    given = content_format(request.number(CONTENT_FORMAT), 415)
+    return _DECODERS[given](request.payload, space.limits)
 
 
 _FORMATS = {CBOR: bytes((CBOR,)), JSON: bytes((JSON,))}
 
 
-def _answer(value: Value, accept: int, code: int = CONTENT) -> Message:
+def answer_value(value: Value, accept: int, code: int = CONTENT) -> Message:
+    """An answer carrying ``value`` in the format ``accept`` (CBOR or JSON)."""
     payload = encode_cbor(value) if accept == CBOR else encode(value)
     return Message(code=code, options=[(CONTENT_FORMAT, _FORMATS[accept])], payload=payload)
