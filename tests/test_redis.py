@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,3 +348,98 @@ def test_subscribe_any_presents_every_arity_in_order_skipping_tuples_whose_lease
         ("present", ("b", 1)),
     ]
     assert sorted(e.tuple[1] for e in events[3:] if e.kind == "expire") == list(range(200))
+
+
+# -- a space spread over partitions ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ("partitions=0&route=0", "partitions must be an int from 1 to 256, got 0"),
+        ("partitions=257&route=0", "partitions must be an int from 1 to 256, got 257"),
+        ("partitions=x&route=0", "option partitions must be an integer, got 'x'"),
+        ("partitions=4", "route must name the field"),
+        ("partitions=4&route=-1", "route must be an int from 0 to 255"),
+        ("partitions=4&route=256", "route must be an int from 0 to 255"),
+        ("partitions=4&route=one", "option route must be an integer, got 'one'"),
+        ("route=1", "route=1 needs partitions > 1"),
+        ("partitions=4&route=0&capacity=10", "a partitioned space has no capacity"),
+    ],
+)
+def test_invalid_partitions_are_refused(redis_server: RedisServer, options: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        ts.connect(f"{redis_server.url}?{options}")
+
+
+def test_a_partitioned_space_keeps_each_tuple_in_the_partition_of_its_route_field(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    name = "spread-" + uuid.uuid4().hex[:8]
+    url = redis_cluster.space_url(name) + "&partitions=8&route=1"
+    raw = redis.RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    with ts.connect(url) as space:
+        space.write_many([("job", f"key-{n}", n) for n in range(40)])
+        held = {i: raw.hlen("{ts:" + name + (f":{i}" if i else "") + "}:tup") for i in range(8)}
+        assert sum(held.values()) == 40
+        assert sum(n > 0 for n in held.values()) > 1
+        masters = {str(raw.get_node_from_key("{ts:" + name + (f":{i}" if i else "") + "}")) for i in range(8)}
+        assert len(masters) > 1  # the partitions' slots are on several masters
+        assert space.count(("job", ANY, ANY)) == 40
+        assert space.statistics()["tuples"] == 40
+        with pytest.raises(ts.InvalidValue, match="exact value"):
+            space.subscribe(("job", str, int))
+        with pytest.raises(ts.InvalidValue, match="another partition"):
+            space.replace(("job", "key-1", ANY), ("job", "key-2", 1), timeout=0)
+        assert space.read(("job", "key-7", int), timeout=0) == ("job", "key-7", 7)
+        assert space.take(("job", "key-8", ANY), timeout=0) == ("job", "key-8", 8)
+        taken = space.take_all(("job", str, int), limit=30)
+        assert len(set(taken)) == len(taken) == 30
+        assert sorted(t[2] for t in taken + space.take_all(("job", ANY, ANY))) == sorted(set(range(40)) - {8})
+        with pytest.raises(ValueError, match="partitions=8, route=1"):
+            ts.connect(redis_cluster.space_url(name))
+        with pytest.raises(ValueError, match="partitions=8, route=1"):
+            ts.connect(redis_cluster.space_url(name) + "&partitions=4&route=1")
+    raw.close()
+
+
+def test_takes_without_the_route_field_wait_on_every_partition_and_never_take_twice(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1"
+    code = """
+    got = []
+    while True:
+        t = space.take(("job", ANY))
+        if t[1] is None:
+            break
+        got.append(t[1])
+    print(" ".join(map(str, got)))
+    """
+    with ts.connect(url) as space:
+        here = [spawn(space.take, ("job", int)) for _ in range(2)]
+        wait_for_waiters(space, 2)
+        assert space.statistics()["waiters"] == 2  # each waits in all 4 partitions, counted once
+        children = [run_child(url, code) for _ in range(2)]
+        for n in range(200):
+            space.write(("job", n))
+        # Partitions are served in turn, not in the order of writes: the ends come last.
+        wait_until(lambda: space.count(("job", ANY)) == 0, "every job taken")
+        space.write_many([("job", None), ("job", None)])
+        taken = [t[1] for t in (here[0].result(PATIENCE), here[1].result(PATIENCE))]
+        taken += [int(n) for child in children for n in finished(child).split()]
+        assert sorted(taken) == list(range(200))
+        assert space.count(("job", ANY)) == 0
+        assert space.statistics()["waiters"] == 0
+
+
+def test_a_read_without_the_route_field_is_woken_by_a_write_to_any_partition(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=0"
+    with ts.connect(url) as space:
+        readers = [spawn(space.read, (str, int)) for _ in range(2)]
+        wait_for_waiters(space, 2)
+        finished(run_child(url, 'space.write(("b", 2))'))
+        assert [r.result(PATIENCE) for r in readers] == [("b", 2), ("b", 2)]
+        assert space.take((str, int), timeout=0) == ("b", 2)

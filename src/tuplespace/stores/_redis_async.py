@@ -75,9 +75,11 @@ from ._redis import (
     pairs,
     parse_url,
     prefix,
+    route_of_template,
+    route_of_tuple,
 )
 
-__all__ = ["AsyncRedisSpace", "AsyncRedisSubscription"]
+__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscription"]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -90,6 +92,20 @@ HANDOVER_WAIT = 5.0
 three times as long, after which a script gives back what was handed to it, should
 its process have gone away."""
 
+
+_SUMMED = (
+    "tuples",
+    "leased_tuples",
+    "expired",
+    "cancelled",
+    "last_event",
+    "logged_events",
+    "logged_bytes",
+    "subscribers",
+    "waiters",
+    "waiting_writers",
+)
+"""The statistics of a partitioned space that sum those of its partitions."""
 
 _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
@@ -122,9 +138,9 @@ class AsyncRedisSpace:
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, partition: int = 0, client: Any = None) -> None:
         self._options = options
-        self._key = prefix(options.space)
+        self._key = prefix(options.space, partition)
         self._channel = self._key + ":ch"
         # A script is never run twice: a failure is the caller's to see.
         self._connection: dict[str, Any] = {
@@ -132,12 +148,13 @@ class AsyncRedisSpace:
             "retry": Retry(NoBackoff(), 0),
         }
         calls = {"socket_timeout": CONNECT_TIMEOUT, **self._connection}
-        self._redis: Any
+        self._redis: Any = client
+        self._owns_client = client is None  # the partitions of a space share its client
         self._pool: Any = None  # a Cluster's client finds the node of each call itself
         if options.cluster:
-            self._redis = RedisCluster.from_url(options.server, **calls)
+            self._redis = client or RedisCluster.from_url(options.server, **calls)
         else:
-            self._redis = Redis.from_url(options.server, **calls)
+            self._redis = client or Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
         # Connections taken from the pool once, for one call at a time; the pool still
         # holds them, and closes them when the space closes.  A process forked from this
@@ -166,10 +183,13 @@ class AsyncRedisSpace:
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> AsyncRedisSpace:
-        """Open the space that ``url`` names (``redis://host:port/db?space=jobs``)."""
-        space = cls(parse_url(url, options))
+        """Open the space that ``url`` names (``redis://host:port/db?space=jobs``; with
+        ``partitions=N&route=K``, an :class:`AsyncPartitionedRedisSpace`)."""
+        parsed = parse_url(url, options)
+        space = cls(parsed) if parsed.partitions == 1 else AsyncPartitionedRedisSpace(parsed)
         try:
-            space._options.adopt(await space._call("open", space._options.stored()))
+            for part in space._serving(None):
+                part._options.adopt(await part._call("open", part._options.stored()))
         except BaseException:
             await space.close()
             raise
@@ -487,15 +507,23 @@ class AsyncRedisSpace:
         timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = await self._select(compiled, False, 1)
-            if found:
-                seq, old = found[0]
-                _, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
-                if await self._call("replace", [seq, _ms(lease), data, keys]):
-                    return old
-                continue  # another process took it first
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            await self._block(compiled, False, left)
+            for part in self._serving(compiled):
+                found = await part._select(compiled, False, 1)
+                if found:
+                    seq, old = found[0]
+                    new, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
+                    if self._keeper(new) is not part:
+                        raise InvalidValue(
+                            f"the successor {new!r} belongs to another partition than {old!r}: "
+                            f"a replace keeps the value of the route field",
+                            "successor",
+                        )
+                    if await part._call("replace", [seq, _ms(lease), data, keys]):
+                        return old
+                    break  # another process took it first
+            else:
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                await self._block(compiled, False, left)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
@@ -565,6 +593,16 @@ class AsyncRedisSpace:
         if not await self._call("cancel", [seq]):
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
 
+    # -- partitions ---------------------------------------------------------------------------------
+
+    def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
+        """The partitions that can hold matches of ``template`` (None: every partition)."""
+        return [self]
+
+    def _keeper(self, t: Tuple) -> AsyncRedisSpace:
+        """The partition that keeps the checked tuple ``t``."""
+        return self
+
     # -- calls waiting in this process ------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -595,13 +633,22 @@ class AsyncRedisSpace:
         with self._guard:
             self._subscriptions.discard(subscription)
 
-    def _add_waiter(self, template: Template, take: bool) -> Waiter[AsyncWake]:
+    def _add_waiter(self, template: Template, take: bool, wake: AsyncWake | None = None) -> Waiter[AsyncWake]:
         with self._guard:
             self._check_waiters()
-            waiter = Waiter(next(self._arrivals), template, take, AsyncWake())
+            waiter = Waiter(next(self._arrivals), template, take, wake or AsyncWake())
             self._waiters.add(waiter)
             waiter.filed = True
         return waiter
+
+    def _refile(self, waiter: Waiter[AsyncWake]) -> None:
+        """File again a reader handed a tuple, to wait for the next one."""
+        with self._guard:
+            self._check_open()
+            if not waiter.filed:
+                waiter.result = None
+                self._waiters.add(waiter)
+                waiter.filed = True
 
     def _remove_waiter(self, waiter: Waiter[AsyncWake]) -> None:
         with self._guard:
@@ -826,7 +873,8 @@ class AsyncRedisSpace:
             await listener.stop()
         if self._subscriber is not None:
             await self._subscriber.aclose()
-        await AsyncClient.close(self._redis)
+        if self._owns_client:
+            await AsyncClient.close(self._redis)
 
     async def __aenter__(self) -> AsyncRedisSpace:
         return self
@@ -836,6 +884,209 @@ class AsyncRedisSpace:
 
     def __repr__(self) -> str:
         return f"AsyncRedisSpace({self._options.redis!r}, space={self._options.space!r})"
+
+
+class AsyncPartitionedRedisSpace(AsyncRedisSpace):
+    """A space kept in Redis spread over ``partitions`` hash slots (so over the masters
+    of a Cluster) by the value of its field ``route``: what
+    ``redis+cluster://host:port?space=jobs&partitions=16&route=1`` opens.  Each partition is a space of
+    its own in Redis (keys ``{ts:jobs}``, ``{ts:jobs:1}``, ...), with its own order,
+    leases, waiting takes and event log; a tuple is kept in the partition of the SHA-1
+    of its route field's encoding (the first one if it has no such field).
+
+    A template with an exact value at the route field is served by its partition
+    alone, as by an unpartitioned space.  Any other is served across every partition,
+    in turn from the first: the space's order holds within each partition, not across
+    them.  Such a read or take can wait: it is filed among the waiting calls of each
+    partition, in its arrival order there, and takes at most one tuple, in one
+    partition.  Counts,
+    ``read_all`` and ``take_all`` sum and join the partitions.  ``write_many`` writes
+    the tuples of each partition at once (all or none in each partition).  Events
+    are numbered in each partition: ``subscribe`` needs a template with an exact
+    value at the route field.  ``replace`` keeps the route field's value and
+    ``write_if_absent`` needs the template and the tuple in one partition: each is
+    atomic inside one partition.  A partitioned space has no capacity.
+    """
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        # This object holds the client the partitions share, and closes it last.
+        self._parts = [AsyncRedisSpace(options, i, self._redis) for i in range(options.partitions)]
+        # The readers filed in each partition for each call waiting across partitions.
+        self._across: list[list[Waiter[AsyncWake]]] = []
+
+    def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
+        if template is None:
+            return self._parts
+        i = route_of_template(template, self._options)
+        return self._parts if i is None else [self._parts[i]]
+
+    def _keeper(self, t: Tuple) -> AsyncRedisSpace:
+        return self._parts[route_of_tuple(t, self._options)]
+
+    def _routed(self, template: Template | None, what: str) -> AsyncRedisSpace:
+        """The one partition of ``template`` (None: ANY); InvalidValue if it has none."""
+        parts = self._serving(template)
+        if len(parts) > 1:
+            fields = "ANY" if template is None else repr(template.fields)
+            raise InvalidValue(
+                f"{what} in a space partitioned by field {self._options.route} needs a template "
+                f"with an exact value there, got {fields}",
+                "template",
+            )
+        return parts[0]
+
+    async def _write(
+        self,
+        items: list[str | bytes],
+        lease: float | None,
+        timeout: float | None,
+        guard: tuple[str, int] = ("", 0),
+    ) -> list[AsyncLease] | None:
+        """Write the encoded tuples, those of each partition at once, in the order of
+        their partitions' first tuples; their leases in the order given."""
+        groups: dict[int, list[str | bytes]] = {}
+        places: list[tuple[int, int]] = []
+        for i in range(0, len(items), 2):
+            data = items[i]
+            assert isinstance(data, bytes)
+            n = route_of_tuple(decode_tuple(data), self._options)
+            group = groups.setdefault(n, [])
+            places.append((n, len(group) // 2))
+            group += items[i : i + 2]
+        written: dict[int, list[AsyncLease]] = {}
+        for n, group in groups.items():
+            leases = await self._parts[n]._write(group, lease, timeout, guard)
+            assert leases is not None  # no guard: none is refused
+            written[n] = leases
+        return [written[n][k] for n, k in places]
+
+    async def write(
+        self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
+    ) -> AsyncLease:
+        """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
+        checked, data, keys = encode_tuple(t)
+        leases = await self._keeper(checked)._write([data, keys], check_lease(lease), check_timeout(timeout))
+        assert leases is not None
+        return leases[0]
+
+    async def _select(self, template: Template, take: bool, limit: int | None) -> list[tuple[int, Tuple]]:
+        found: list[tuple[int, Tuple]] = []
+        for part in self._serving(template):
+            found += await part._select(template, take, None if limit is None else limit - len(found))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    async def count(self, template: Any) -> int:
+        """How many tuples match ``template``, in every partition that can hold one."""
+        compiled = compile_template(template)
+        return sum([await part.count(compiled) for part in self._serving(compiled)])
+
+    async def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+        parts = self._serving(template)
+        if len(parts) == 1:
+            return await parts[0]._block(template, take, timeout)
+        found = await self._select(template, take, 1)
+        if found:
+            return found[0][1]
+        if timeout == 0:
+            raise Timeout(f"no tuple matches {template.fields!r}")
+        # A waiter filed in each partition, in its arrival order there, wakes this call
+        # at a write to any of them; a take takes one tuple offered (the offers it does
+        # not take pass on to the next takers when it ends), or looks in every partition.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wake = AsyncWake()
+        waiters: list[tuple[AsyncRedisSpace, Waiter[AsyncWake]]] = []
+        filed = [waiter for _, waiter in waiters]
+        self._across.append(filed)
+        try:
+            for part in parts:
+                waiters.append((part, part._add_waiter(template, take, wake)))
+                filed.append(waiters[-1][1])
+                await part._listen()
+            while True:
+                wake.clear()
+                for part, waiter in waiters:
+                    if waiter.error is not None:
+                        raise waiter.error
+                    if not take:
+                        if waiter.result is not None:
+                            return waiter.result
+                        part._refile(waiter)
+                        continue
+                    with part._guard:
+                        offer, waiter.offer = waiter.offer, None
+                    if offer is not None and await part._call("take", [offer[0]]):
+                        return offer[1]
+                found = await self._select(template, take, 1)
+                if found:
+                    return found[0][1]
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout(f"no tuple matched {template.fields!r} in time")
+                await wake.wait(left)
+        finally:
+            self._across.remove(filed)
+            for part, waiter in waiters:
+                part._remove_waiter(waiter)
+
+    async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
+        """Write ``t`` only if no tuple matches ``template``, atomically, in their one
+        partition; see :meth:`AsyncRedisSpace.write_if_absent`."""
+        compiled = compile_template(template)
+        part = self._routed(compiled, "write_if_absent")
+        checked, _, _ = encode_tuple(t)
+        if self._keeper(checked) is not part:
+            raise InvalidValue(
+                f"write_if_absent: the tuple {checked!r} belongs to another partition than the template "
+                f"{compiled.fields!r}",
+                "tuple",
+            )
+        return await part.write_if_absent(compiled, checked, lease)
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> AsyncRedisSubscription:
+        """The events of the partition of ``template`` (an exact value at the route
+        field), numbered in that partition; see :meth:`AsyncRedisSpace.subscribe`."""
+        self._check_open()
+        part = self._routed(None if template is ANY else compile_template(template), "subscribe")
+        return part.subscribe(
+            template, events, since=since, max_pending=max_pending, lease=lease, existing=existing
+        )
+
+    async def statistics(self) -> dict[str, Any]:
+        """The counts of every partition, summed (``last_event``: the events of all of
+        them), and ``partitions``."""
+        if self._closed:
+            return await super().statistics()
+        each = [await part.statistics() for part in self._parts]
+        total = each[0]
+        for stats in each[1:]:
+            for name in _SUMMED:
+                total[name] += stats[name]
+        # A call waiting across partitions is one waiter, filed in each partition.
+        total["waiters"] += sum(1 - sum(w.filed for w in filed) for filed in self._across)
+        return {**total, "partitions": len(self._parts)}
+
+    async def close(self) -> None:
+        """Stop using the space (its tuples stay in Redis); see :meth:`AsyncRedisSpace.close`."""
+        for part in self._parts:
+            await part.close()
+        await super().close()
+
+    def __repr__(self) -> str:
+        o = self._options
+        where = f"{o.redis!r}, space={o.space!r}"
+        return f"{type(self).__name__}({where}, partitions={o.partitions}, route={o.route})"
 
 
 class AsyncRedisSubscription(AsyncOpenable):
