@@ -443,3 +443,64 @@ def test_a_read_without_the_route_field_is_woken_by_a_write_to_any_partition(
         finished(run_child(url, 'space.write(("b", 2))'))
         assert [r.result(PATIENCE) for r in readers] == [("b", 2), ("b", 2)]
         assert space.take((str, int), timeout=0) == ("b", 2)
+
+
+# -- durability -------------------------------------------------------------------------------------
+
+
+def replica_of(cluster: RedisClusterServers, master: int) -> int:
+    """The port of the replica of the master on port ``master``."""
+    for port in cluster.ports:
+        with redis.Redis(port=port) as node:
+            replication = node.info("replication")
+            if replication["role"] == "slave" and replication["master_port"] == master:
+                return port
+    raise AssertionError(f"the master on port {master} has no replica")
+
+
+def test_a_replicated_change_is_acknowledged_once_a_replica_has_it(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    plain = redis_cluster.space_url()
+    url = plain + "&durability=replicated"
+    with ts.connect(url) as space:
+        space.write(("job", 0))
+        key = "{ts:" + plain.rpartition("=")[2] + "}:tup"
+        replica = redis.Redis(
+            port=replica_of(redis_cluster, holder(redis_cluster, plain)), single_connection_client=True
+        )
+        replica.execute_command("READONLY")
+        for n in range(1, 20):
+            space.write(("job", n))
+            assert replica.hlen(key) == n + 1  # there as soon as the write returned
+        taker = spawn(space.take, ("done", int))
+        wait_for_waiters(space, 1)
+        finished(run_child(url, 'space.write(("done", 1))'))
+        assert taker.result(PATIENCE) == ("done", 1)
+        assert len(space.take_all(("job", int))) == 20
+        assert replica.hlen(key) == 0
+        replica.close()
+
+
+def test_a_replicated_change_that_no_replica_acknowledged_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "master").mkdir()
+    (tmp_path / "replica").mkdir()
+    master = RedisServer(str(tmp_path / "master"))
+    replica = RedisServer(str(tmp_path / "replica"))
+    try:
+        url = master.space_url()
+        with pytest.raises(ts.StoreError, match="no replica acknowledged the change"):
+            ts.connect(url + "&durability=replicated")  # a Redis without replicas
+        with redis.Redis(port=replica.port) as node:
+            node.replicaof("127.0.0.1", master.port)
+            wait_until(lambda: node.info("replication")["master_link_status"] == "up", "the replica to sync")
+        with ts.connect(url + "&durability=replicated") as space:
+            space.write(("job", 1))
+            replica.kill()
+            with pytest.raises(ts.StoreError, match="no replica acknowledged the change"):
+                space.write(("job", 2))
+        with ts.connect(url) as plain:
+            assert plain.take_all(("job", int)) == [("job", 1), ("job", 2)]  # the second: on the master only
+    finally:
+        replica.kill()
+        master.kill()

@@ -467,11 +467,22 @@ class Wake:
 
 
 class AsyncClient:
-    """Closes a client of ``redis.asyncio``: every connection, to every node of a Cluster."""
+    """Closes a client of ``redis.asyncio``: every connection, to every node of a Cluster;
+    finds the master of a key on a Cluster."""
 
     @staticmethod
     async def close(client: Any) -> None:
         await client.aclose()
+
+    @staticmethod
+    async def master_of(client: Any, key: str, refresh: bool) -> tuple[str, int]:
+        """The host and port of the master of ``key``'s slot (``refresh``: asking the
+        Cluster again, after that master failed or moved the slot)."""
+        await client.initialize()
+        if refresh:
+            await client.nodes_manager.initialize()
+        node = client.get_node_from_key(key)
+        return node.host, node.port
 
 
 class Client:
@@ -484,6 +495,15 @@ class Client:
         disconnect = getattr(client, "disconnect_connection_pools", None)
         if disconnect is not None:
             disconnect()
+
+    @staticmethod
+    def master_of(client: Any, key: str, refresh: bool) -> tuple[str, int]:
+        """The host and port of the master of ``key``'s slot (``refresh``: asking the
+        Cluster again, after that master failed or moved the slot)."""
+        if refresh:
+            client.nodes_manager.initialize()
+        node = client.get_node_from_key(key)
+        return node.host, node.port
 
 
 AsyncGuard = contextlib.nullcontext

@@ -38,6 +38,7 @@ from .._errors import (
     LimitReached,
     SpaceClosed,
     SpaceFull,
+    StoreError,
     Timeout,
     TupleSpaceError,
     UnknownLease,
@@ -86,6 +87,9 @@ Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 CONNECT_TIMEOUT = 10.0
 """Seconds to make a connection to Redis, and to wait for an answer to a call."""
 _START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
+REPLICA_WAIT = 1.0
+"""Seconds a call of a space with ``durability=replicated`` waits for a replica to
+acknowledge its change (``WAIT 1``) before it raises :class:`~tuplespace.StoreError`."""
 HANDOVER_WAIT = 5.0
 """Seconds a take registered in Redis waits in one ``BLPOP`` for a tuple handed over
 (well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
@@ -148,6 +152,14 @@ class AsyncRedisSpace:
             "retry": Retry(NoBackoff(), 0),
         }
         calls = {"socket_timeout": CONNECT_TIMEOUT, **self._connection}
+        self._calls = calls
+        # durability=replicated: each command is followed, on its connection, by a WAIT
+        # for one replica; on a Cluster, on a connection to the master of the space's slot.
+        self._wait = (
+            [pack(("WAIT", 1, int(REPLICA_WAIT * 1000)))] if options.durability == "replicated" else []
+        )
+        self._master: Any = None
+        self._master_failed = False
         self._redis: Any = client
         self._owns_client = client is None  # the partitions of a space share its client
         self._pool: Any = None  # a Cluster's client finds the node of each call itself
@@ -787,10 +799,13 @@ class AsyncRedisSpace:
 
     async def _send(self, command: tuple[Any, ...]) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
-        between calls (a Cluster's client finds the node itself)."""
+        between calls (a Cluster's client finds the node itself), followed by a WAIT
+        for a replica with ``durability=replicated``."""
         pool = self._pool
         if pool is None:
-            return await self._redis.execute_command(*command)
+            if not self._wait:
+                return await self._redis.execute_command(*command)
+            pool = await self._master_pool()
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
         try:
@@ -798,15 +813,47 @@ class AsyncRedisSpace:
         except IndexError:
             connection = await pool.get_connection()
         try:
-            await connection.send_packed_command([pack(command)], check_health=False)
-            return await connection.read_response()
-        except ResponseError:  # Redis answered: the connection is fine
+            await connection.send_packed_command([pack(command), *self._wait], check_health=False)
+            try:
+                reply = await connection.read_response()
+            except ResponseError:
+                if self._wait:
+                    await connection.read_response()  # the WAIT's answer
+                raise
+            acknowledged = await connection.read_response() if self._wait else 1
+        except ResponseError as exc:  # Redis answered: the connection is fine
+            if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
+                await self._forget_master()
             raise
         except BaseException:
             await connection.disconnect()  # it connects again when next used
+            if self._master is not None:
+                await self._forget_master()
             raise
         finally:
             self._idle.append(connection)
+        if acknowledged < 1:
+            raise StoreError(
+                f"no replica acknowledged the change to space {self._options.space!r} within "
+                f"{REPLICA_WAIT} s (durability=replicated): it was made on the master only, "
+                f"and is lost if that master fails before a replica has it"
+            )
+        return reply
+
+    async def _master_pool(self) -> Any:
+        """The pool of connections to the master of the space's slot on a Cluster (a
+        WAIT waits for the changes made on its own connection)."""
+        if self._master is None:
+            host, port = await AsyncClient.master_of(self._redis, self._key, self._master_failed)
+            self._master = Redis(host=host, port=port, **self._calls)
+            self._idle = []
+        return self._master.connection_pool
+
+    async def _forget_master(self) -> None:
+        """The master of the slot failed or moved it: the next call asks the Cluster."""
+        master, self._master = self._master, None
+        self._idle, self._master_failed = [], True
+        await master.aclose()
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
@@ -873,6 +920,8 @@ class AsyncRedisSpace:
             await listener.stop()
         if self._subscriber is not None:
             await self._subscriber.aclose()
+        if self._master is not None:
+            await self._master.aclose()
         if self._owns_client:
             await AsyncClient.close(self._redis)
 
