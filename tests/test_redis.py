@@ -4,9 +4,12 @@ never a hang.  Every test talks to a real redis-server."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -504,3 +507,126 @@ def test_a_replicated_change_that_no_replica_acknowledged_is_a_store_error(tmp_p
     finally:
         replica.kill()
         master.kill()
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+WRITER = """
+n = 0
+try:
+    while True:
+        space.write(("job", n))
+        print(n, flush=True)  # acknowledged
+        n += 1
+except ts.Unreachable:
+    pass
+"""
+
+
+def test_every_acknowledged_write_survives_a_sigkill_of_redis_with_appendfsync_always(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path), persist=True)
+    url = server.space_url() + "&partitions=4&route=1"
+    try:
+        with ts.connect(url) as space:
+            waiting = spawn(space.take, ("never", ANY))  # across the 4 partitions
+            wait_for_waiters(space, 1)
+            writer = run_child(url, WRITER)
+            assert writer.stdout is not None
+            for _ in range(300):
+                writer.stdout.readline()
+            server.kill()
+            with pytest.raises(ts.Unreachable):
+                waiting.result(PATIENCE)
+            acknowledged = {int(n) for n in finished(writer).split()} | set(range(300))
+        server = RedisServer(str(tmp_path), persist=True, port=server.port)
+        with ts.connect(url) as space:
+            present = [t[1] for t in space.read_all(("job", int))]
+        assert len(set(present)) == len(present)
+        assert acknowledged <= set(present)  # nothing acknowledged is lost
+        assert set(present) <= acknowledged | {max(acknowledged) + 1}  # and the one in flight, maybe
+    finally:
+        server.kill()
+
+
+def test_a_redis_that_stops_answering_is_an_error_within_the_call_timeout(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with (
+            ts.connect(server.space_url()) as space,
+            ts.connect(server.space_url() + "&partitions=2&route=0") as spread,
+        ):
+            space.write(("job", 1))
+            waiting = [spawn(space.take, ("other",))]  # waits in Redis
+            wait_for_waiters(space, 1)
+            waiting.append(spawn(space.read, (str, float)))  # waits for what is published
+            wait_for_waiters(space, 2)
+            waiting.append(spawn(spread.take, (str,)))  # waits for what any partition publishes
+            wait_for_waiters(spread, 1)
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                calls = [*waiting, spawn(space.write, ("job", 2)), spawn(space.take, ("job", 1))]
+                for call in calls:  # within 5 s (a look) and CONNECT_TIMEOUT (10 s), not a hang
+                    with pytest.raises(ts.Unreachable, match="cannot reach Redis"):
+                        call.result(PATIENCE)
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        server.kill()
+
+
+def test_a_cluster_master_killed_under_load_loses_no_replicated_write(tmp_path: Path) -> None:
+    cluster = RedisClusterServers(str(tmp_path))  # one of its own: a node is killed
+    try:
+        plain = cluster.space_url()
+        urls = {"async": plain, "replicated": plain + "&durability=replicated"}  # one space, two ways
+        acknowledged: dict[str, list[int]] = {kind: [] for kind in urls}
+        failed = dict.fromkeys(urls, 0)
+        unreplicated = threading.Event()  # a replicated write refused: its master has no replica
+        attempted = dict.fromkeys(urls, 0)
+        stop = threading.Event()
+
+        def load(kind: str) -> None:
+            with ts.connect(urls[kind]) as space:
+                while not stop.is_set():
+                    n = attempted[kind]
+                    attempted[kind] += 1
+                    try:
+                        space.write((kind, n))
+                        acknowledged[kind].append(n)
+                    except (ts.Unreachable, ts.StoreError) as exc:
+                        failed[kind] += 1  # in doubt: made or not
+                        if "no replica acknowledged" in str(exc):
+                            unreplicated.set()
+                        stop.wait(0.05)
+
+        writers = [spawn(load, kind) for kind in urls]
+        wait_until(lambda: min(map(len, acknowledged.values())) >= 200, "writes before the crash")
+        cluster.kill(holder(cluster, plain))
+        crashed = len(acknowledged["async"])
+        # The replica took over: the space takes writes again, but a replicated write is
+        # refused (StoreError), the new master having no replica of its own.
+        wait_until(lambda: len(acknowledged["async"]) >= crashed + 200, "writes after the failover")
+        wait_until(unreplicated.is_set, "a replicated write refused after the failover")
+        stop.set()
+        for writer in writers:
+            writer.result(PATIENCE)
+        with ts.connect(plain) as space:
+            present = {kind: [t[1] for t in space.read_all((kind, int))] for kind in urls}
+        report = {
+            kind: {
+                "attempted": attempted[kind],
+                "acknowledged": len(acknowledged[kind]),
+                "failed": failed[kind],
+                "present": len(present[kind]),
+                "acknowledged_lost": len(set(acknowledged[kind]) - set(present[kind])),
+            }
+            for kind in urls
+        }
+        print(report)  # docs/scaling.md reports a run
+        for kind in urls:
+            assert len(set(present[kind])) == len(present[kind])  # no write made twice
+            assert set(present[kind]) <= set(range(attempted[kind]))
+            assert len(present[kind]) >= len(acknowledged[kind]) - report[kind]["acknowledged_lost"]
+        assert report["replicated"]["acknowledged_lost"] == 0
+    finally:
+        cluster.stop()

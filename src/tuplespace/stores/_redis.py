@@ -373,11 +373,11 @@ def connection_error(options: Options, exc: BaseException, closed: bool) -> Tupl
     be reached, or it refused (a script error, a full memory)."""
     if closed:
         return SpaceClosed("the space was closed")
-    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.exceptions import ConnectionError, RedisClusterException, TimeoutError
 
     if isinstance(exc, Unreachable):
         return exc
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError, RedisClusterException)):
         return Unreachable(f"cannot reach Redis at {options.redis} for space {options.space!r}: {exc}")
     return StoreError(f"Redis failed for space {options.space!r}: {type(exc).__name__}: {exc}")
 
@@ -437,13 +437,14 @@ class AsyncWake:
     def clear(self) -> None:
         self._event.clear()
 
-    async def wait(self, timeout: float | None) -> None:
-        """Wait until set, at most ``timeout`` seconds (None: no limit)."""
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait until set, at most ``timeout`` seconds (None: no limit); whether it was set."""
         try:
             async with asyncio.timeout(timeout):
                 await self._event.wait()
         except TimeoutError:
-            pass
+            return False
+        return True
 
 
 class Wake:
@@ -460,10 +461,11 @@ class Wake:
     def clear(self) -> None:
         self._event.clear()
 
-    def wait(self, timeout: float | None) -> None:
+    def wait(self, timeout: float | None) -> bool:
         """Wait until set, at most ``timeout`` seconds (None: no limit; a wait longer
-        than threads can wait at once ends early, and the caller looks again)."""
-        self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
+        than threads can wait at once ends early, and the caller looks again); whether
+        it was set."""
+        return self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
 
 
 class AsyncClient:

@@ -29,7 +29,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
 from .._errors import (
@@ -84,6 +84,9 @@ __all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscript
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
+_FAILURES = (RedisError, RedisClusterException)
+"""What the clients of Redis raise when a call fails (RedisClusterException: no node
+of a Cluster answers, or none serves the space's slot)."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to make a connection to Redis, and to wait for an answer to a call."""
 _START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
@@ -155,7 +158,7 @@ class AsyncRedisSpace:
         self._calls = calls
         # durability=replicated: each command is followed, on its connection, by a WAIT
         # for one replica; on a Cluster, on a connection to the master of the space's slot.
-        self._wait = (
+        self._replica_wait = (
             [pack(("WAIT", 1, int(REPLICA_WAIT * 1000)))] if options.durability == "replicated" else []
         )
         self._master: Any = None
@@ -305,7 +308,7 @@ class AsyncRedisSpace:
                 expiry = float(reply[1]) / 1000.0  # a lease that ends makes room too
                 if expiry >= 0:
                     left = expiry if left is None else min(left, expiry)
-                await writer.wake.wait(left)
+                await self._wait(writer.wake, None if left is None else time.monotonic() + left)
                 if writer.error is not None:
                     raise writer.error
         finally:
@@ -459,7 +462,7 @@ class AsyncRedisSpace:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
-                await waiter.wake.wait(left)
+                await self._wait(waiter.wake, deadline)
         finally:
             self._remove_waiter(waiter)
 
@@ -785,7 +788,7 @@ class AsyncRedisSpace:
         try:
             return await self._run(script, args)
         except Exception as exc:  # the space closed meanwhile may have cut the connection
-            if self._closed or isinstance(exc, RedisError):
+            if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
 
@@ -803,7 +806,7 @@ class AsyncRedisSpace:
         for a replica with ``durability=replicated``."""
         pool = self._pool
         if pool is None:
-            if not self._wait:
+            if not self._replica_wait:
                 return await self._redis.execute_command(*command)
             pool = await self._master_pool()
         if self._idle_pid != os.getpid():
@@ -811,16 +814,21 @@ class AsyncRedisSpace:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = await pool.get_connection()
+            try:
+                connection = await pool.get_connection()
+            except BaseException:
+                if self._master is not None:
+                    await self._forget_master()
+                raise
         try:
-            await connection.send_packed_command([pack(command), *self._wait], check_health=False)
+            await connection.send_packed_command([pack(command), *self._replica_wait], check_health=False)
             try:
                 reply = await connection.read_response()
             except ResponseError:
-                if self._wait:
+                if self._replica_wait:
                     await connection.read_response()  # the WAIT's answer
                 raise
-            acknowledged = await connection.read_response() if self._wait else 1
+            acknowledged = await connection.read_response() if self._replica_wait else 1
         except ResponseError as exc:  # Redis answered: the connection is fine
             if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
                 await self._forget_master()
@@ -857,14 +865,34 @@ class AsyncRedisSpace:
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
+        got = await self._command("BLPOP", key, repr(seconds))
+        return None if got is None else bytes(got[1])
+
+    async def _command(self, *command: Any) -> Any:
+        """The answer of Redis to one command other than a script."""
         self._check_open()
         try:
-            got = await self._send(("BLPOP", key, repr(seconds)))
+            return await self._send(command)
         except Exception as exc:  # the space closed meanwhile may have cut the connection
-            if self._closed or isinstance(exc, RedisError):
+            if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
-        return None if got is None else bytes(got[1])
+
+    async def _ping(self) -> None:
+        """Make sure the Redis that holds the space answers (Unreachable if not)."""
+        await self._command("EXISTS", self._key + ":cfg")
+
+    async def _wait(self, wake: AsyncWake, deadline: float | None) -> None:
+        """Wait until ``wake`` is set or ``deadline`` (None: no limit) has come, asking
+        Redis every HANDOVER_WAIT seconds whether it still answers: a Redis that stops
+        answering is an error within CONNECT_TIMEOUT more, not a wait without end."""
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            if await wake.wait(HANDOVER_WAIT if left is None else min(left, HANDOVER_WAIT)):
+                return
+            await self._ping()
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -1074,11 +1102,15 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
-                await wake.wait(left)
+                await self._wait(wake, deadline)
         finally:
             self._across.remove(filed)
             for part, waiter in waiters:
                 part._remove_waiter(waiter)
+
+    async def _ping(self) -> None:
+        for part in self._parts:
+            await part._ping()
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically, in their one
@@ -1122,8 +1154,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
-        # A call waiting across partitions is one waiter, filed in each partition.
-        total["waiters"] += sum(1 - sum(w.filed for w in filed) for filed in self._across)
+        # A call waiting across partitions is one waiter once filed in each partition.
+        n = len(self._parts)
+        total["waiters"] += sum((len(filed) == n) - sum(w.filed for w in filed) for filed in self._across)
         return {**total, "partitions": len(self._parts)}
 
     async def close(self) -> None:
@@ -1315,7 +1348,7 @@ class AsyncRedisSubscription(AsyncOpenable):
                 raise Timeout("no event in time")
             if expiry is not None:  # a lease that ends is an event to log
                 left = expiry if left is None else min(left, expiry)
-            await self._wake.wait(left)
+            await self._space._wait(self._wake, None if left is None else time.monotonic() + left)
         return None
 
     def __aiter__(self) -> AsyncRedisSubscription:

@@ -30,7 +30,7 @@ from typing import Any
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
 from .._errors import (
@@ -85,6 +85,9 @@ __all__ = ["PartitionedRedisSpace", "RedisSpace", "RedisSubscription"]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
+_FAILURES = (RedisError, RedisClusterException)
+"""What the clients of Redis raise when a call fails (RedisClusterException: no node
+of a Cluster answers, or none serves the space's slot)."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to make a connection to Redis, and to wait for an answer to a call."""
 _START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
@@ -156,7 +159,7 @@ class RedisSpace:
         self._calls = calls
         # durability=replicated: each command is followed, on its connection, by a WAIT
         # for one replica; on a Cluster, on a connection to the master of the space's slot.
-        self._wait = (
+        self._replica_wait = (
             [pack(("WAIT", 1, int(REPLICA_WAIT * 1000)))] if options.durability == "replicated" else []
         )
         self._master: Any = None
@@ -302,7 +305,7 @@ class RedisSpace:
                 expiry = float(reply[1]) / 1000.0  # a lease that ends makes room too
                 if expiry >= 0:
                     left = expiry if left is None else min(left, expiry)
-                writer.wake.wait(left)
+                self._wait(writer.wake, None if left is None else time.monotonic() + left)
                 if writer.error is not None:
                     raise writer.error
         finally:
@@ -448,7 +451,7 @@ class RedisSpace:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
-                waiter.wake.wait(left)
+                self._wait(waiter.wake, deadline)
         finally:
             self._remove_waiter(waiter)
 
@@ -774,7 +777,7 @@ class RedisSpace:
         try:
             return self._run(script, args)
         except Exception as exc:  # the space closed meanwhile may have cut the connection
-            if self._closed or isinstance(exc, RedisError):
+            if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
 
@@ -792,7 +795,7 @@ class RedisSpace:
         for a replica with ``durability=replicated``."""
         pool = self._pool
         if pool is None:
-            if not self._wait:
+            if not self._replica_wait:
                 return self._redis.execute_command(*command)
             pool = self._master_pool()
         if self._idle_pid != os.getpid():
@@ -800,16 +803,21 @@ class RedisSpace:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = pool.get_connection()
+            try:
+                connection = pool.get_connection()
+            except BaseException:
+                if self._master is not None:
+                    self._forget_master()
+                raise
         try:
-            connection.send_packed_command([pack(command), *self._wait], check_health=False)
+            connection.send_packed_command([pack(command), *self._replica_wait], check_health=False)
             try:
                 reply = connection.read_response()
             except ResponseError:
-                if self._wait:
+                if self._replica_wait:
                     connection.read_response()  # the WAIT's answer
                 raise
-            acknowledged = connection.read_response() if self._wait else 1
+            acknowledged = connection.read_response() if self._replica_wait else 1
         except ResponseError as exc:  # Redis answered: the connection is fine
             if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
                 self._forget_master()
@@ -846,14 +854,34 @@ class RedisSpace:
 
     def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
+        got = self._command("BLPOP", key, repr(seconds))
+        return None if got is None else bytes(got[1])
+
+    def _command(self, *command: Any) -> Any:
+        """The answer of Redis to one command other than a script."""
         self._check_open()
         try:
-            got = self._send(("BLPOP", key, repr(seconds)))
+            return self._send(command)
         except Exception as exc:  # the space closed meanwhile may have cut the connection
-            if self._closed or isinstance(exc, RedisError):
+            if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
-        return None if got is None else bytes(got[1])
+
+    def _ping(self) -> None:
+        """Make sure the Redis that holds the space answers (Unreachable if not)."""
+        self._command("EXISTS", self._key + ":cfg")
+
+    def _wait(self, wake: Wake, deadline: float | None) -> None:
+        """Wait until ``wake`` is set or ``deadline`` (None: no limit) has come, asking
+        Redis every HANDOVER_WAIT seconds whether it still answers: a Redis that stops
+        answering is an error within CONNECT_TIMEOUT more, not a wait without end."""
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            if wake.wait(HANDOVER_WAIT if left is None else min(left, HANDOVER_WAIT)):
+                return
+            self._ping()
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -1059,11 +1087,15 @@ class PartitionedRedisSpace(RedisSpace):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
-                wake.wait(left)
+                self._wait(wake, deadline)
         finally:
             self._across.remove(filed)
             for part, waiter in waiters:
                 part._remove_waiter(waiter)
+
+    def _ping(self) -> None:
+        for part in self._parts:
+            part._ping()
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically, in their one
@@ -1107,8 +1139,9 @@ class PartitionedRedisSpace(RedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
-        # A call waiting across partitions is one waiter, filed in each partition.
-        total["waiters"] += sum(1 - sum(w.filed for w in filed) for filed in self._across)
+        # A call waiting across partitions is one waiter once filed in each partition.
+        n = len(self._parts)
+        total["waiters"] += sum((len(filed) == n) - sum(w.filed for w in filed) for filed in self._across)
         return {**total, "partitions": len(self._parts)}
 
     def close(self) -> None:
@@ -1300,7 +1333,7 @@ class RedisSubscription(Openable):
                 raise Timeout("no event in time")
             if expiry is not None:  # a lease that ends is an event to log
                 left = expiry if left is None else min(left, expiry)
-            self._wake.wait(left)
+            self._space._wait(self._wake, None if left is None else time.monotonic() + left)
         return None
 
     def __iter__(self) -> RedisSubscription:
