@@ -163,6 +163,7 @@ class AsyncRedisSpace:
         )
         self._master: Any = None
         self._master_failed = False
+        self._pinged = 0.0  # when a waiting call last asked Redis whether it answers
         self._redis: Any = client
         self._owns_client = client is None  # the partitions of a space share its client
         self._pool: Any = None  # a Cluster's client finds the node of each call itself
@@ -879,13 +880,18 @@ class AsyncRedisSpace:
             raise
 
     async def _ping(self) -> None:
-        """Make sure the Redis that holds the space answers (Unreachable if not)."""
-        await self._command("EXISTS", self._key + ":cfg")
+        """Make sure the Redis that holds the space answers (Unreachable if not), once
+        in HANDOVER_WAIT seconds for all the calls waiting here."""
+        now = time.monotonic()
+        if now - self._pinged >= HANDOVER_WAIT:
+            self._pinged = now
+            await self._command("EXISTS", self._key + ":cfg")
 
     async def _wait(self, wake: AsyncWake, deadline: float | None) -> None:
         """Wait until ``wake`` is set or ``deadline`` (None: no limit) has come, asking
         Redis every HANDOVER_WAIT seconds whether it still answers: a Redis that stops
-        answering is an error within CONNECT_TIMEOUT more, not a wait without end."""
+        answering is an error within 2 HANDOVER_WAIT and CONNECT_TIMEOUT more, not a
+        wait without end."""
         while True:
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
