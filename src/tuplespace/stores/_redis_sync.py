@@ -158,16 +158,18 @@ class RedisSpace:
         calls = {"socket_timeout": CONNECT_TIMEOUT, **self._connection}
         self._calls = calls
         # durability=replicated: each command is followed, on its connection, by a WAIT
-        # for one replica; on a Cluster, on a connection to the master of the space's slot.
+        # for one replica.
         self._replica_wait = (
             [pack(("WAIT", 1, int(REPLICA_WAIT * 1000)))] if options.durability == "replicated" else []
         )
+        # On a Cluster, a client of the master of the space's slot (every key of the
+        # space is there), found from the Cluster's client; asked again when it fails.
         self._master: Any = None
         self._master_failed = False
         self._pinged = 0.0  # when a waiting call last asked Redis whether it answers
         self._redis: Any = client
         self._owns_client = client is None  # the partitions of a space share its client
-        self._pool: Any = None  # a Cluster's client finds the node of each call itself
+        self._pool: Any = None  # on a Cluster: the pool of the master of the space's slot, found when needed
         if options.cluster:
             self._redis = client or RedisCluster.from_url(options.server, **calls)
         else:
@@ -787,17 +789,16 @@ class RedisSpace:
         try:
             return self._send(command)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
-            self._redis.script_load(SCRIPTS[script])
+            loader = self._redis if self._master is None else self._master
+            loader.script_load(SCRIPTS[script])
             return self._send(command)
 
     def _send(self, command: tuple[Any, ...]) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
-        between calls (a Cluster's client finds the node itself), followed by a WAIT
-        for a replica with ``durability=replicated``."""
+        between calls (on a Cluster, of the master of the space's slot), followed by a
+        WAIT for a replica with ``durability=replicated``."""
         pool = self._pool
         if pool is None:
-            if not self._replica_wait:
-                return self._redis.execute_command(*command)
             pool = self._master_pool()
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
@@ -839,8 +840,9 @@ class RedisSpace:
         return reply
 
     def _master_pool(self) -> Any:
-        """The pool of connections to the master of the space's slot on a Cluster (a
-        WAIT waits for the changes made on its own connection)."""
+        """The pool of connections to the master of the space's slot on a Cluster: each
+        command is packed and sent as on a single Redis, and a WAIT follows on the
+        connection that made the change."""
         if self._master is None:
             host, port = Client.master_of(self._redis, self._key, self._master_failed)
             self._master = Redis(host=host, port=port, **self._calls)
