@@ -808,13 +808,14 @@ class AsyncRedisSpace:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
         WAIT for a replica with ``durability=replicated``."""
-        pool = self._pool
-        if pool is None:
-            pool = await self._master_pool()
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
+        # The idle connections of this pool: a master forgotten meanwhile takes its list along.
+        pool, idle = self._pool, self._idle
+        if pool is None:
+            pool, idle = await self._master_pool()
         try:
-            connection = self._idle.pop()
+            connection = idle.pop()
         except IndexError:
             try:
                 connection = await pool.get_connection()
@@ -841,7 +842,7 @@ class AsyncRedisSpace:
                 await self._forget_master()
             raise
         finally:
-            self._idle.append(connection)
+            idle.append(connection)
         if acknowledged < 1:
             raise StoreError(
                 f"no replica acknowledged the change to space {self._options.space!r} within "
@@ -850,21 +851,31 @@ class AsyncRedisSpace:
             )
         return reply
 
-    async def _master_pool(self) -> Any:
-        """The pool of connections to the master of the space's slot on a Cluster: each
-        command is packed and sent as on a single Redis, and a WAIT follows on the
-        connection that made the change."""
+    async def _master_pool(self) -> tuple[Any, list[Any]]:
+        """The pool of connections to the master of the space's slot on a Cluster, and
+        its idle connections: each command is packed and sent as on a single Redis, and
+        a WAIT follows on the connection that made the change."""
         if self._master is None:
             host, port = await AsyncClient.master_of(self._redis, self._key, self._master_failed)
-            self._master = Redis(host=host, port=port, **self._calls)
-            self._idle = []
-        return self._master.connection_pool
+            with self._guard:
+                if self._master is None:
+                    self._master = Redis(host=host, port=port, **self._calls)
+                    self._idle = []
+        with self._guard:
+            master, idle = self._master, self._idle
+        if master is None:  # forgotten meanwhile, by a call that failed
+            raise Unreachable(
+                f"the master of space {self._options.space!r} failed: the next call asks the Cluster"
+            )
+        return master.connection_pool, idle
 
     async def _forget_master(self) -> None:
         """The master of the slot failed or moved it: the next call asks the Cluster."""
-        master, self._master = self._master, None
-        self._idle, self._master_failed = [], True
-        await master.aclose()
+        with self._guard:
+            master, self._master = self._master, None
+            self._idle, self._master_failed = [], True
+        if master is not None:
+            await master.aclose()
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
