@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import inspect
 import tempfile
 import textwrap
@@ -45,7 +46,7 @@ from tuplespace.client import (
     RemoteSpace,
 )
 from tuplespace.server import Server, create_app
-from tuplespace.stores import AsyncRedisSpace, PartitionedRedisSpace, RedisSpace
+from tuplespace.stores import AsyncPartitionedRedisSpace, AsyncRedisSpace, PartitionedRedisSpace, RedisSpace
 
 T = TypeVar("T")
 
@@ -637,15 +638,17 @@ def redis_partitioned_space(cluster: RedisClusterServers, **options: Any) -> Ite
 
 
 @contextlib.contextmanager
-def redis_async_space(server: RedisServer | RedisClusterServers, **options: Any) -> Iterator[SyncOverAsync]:
-    """A new space in the session's Redis (or Redis Cluster), through
-    :class:`tuplespace.stores.AsyncRedisSpace` on an event loop of its own."""
+def redis_async_space(
+    server: RedisServer | RedisClusterServers, partitioned: bool = False, **options: Any
+) -> Iterator[SyncOverAsync]:
+    """A new space in the session's Redis (or Redis Cluster; ``partitioned`` as the
+    redis-partitioned way's), through :class:`tuplespace.stores.AsyncRedisSpace` on an
+    event loop of its own."""
+    url = server.space_url() + ("&partitions=4&route=0" if partitioned else "")
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(
-            ts.connect_async(server.space_url(), **_redis_options("redis-async", options))
-        )
-        assert isinstance(adapter.aspace, AsyncRedisSpace)
+        adapter.aspace = adapter._run(ts.connect_async(url, **_redis_options("redis-async", options)))
+        assert isinstance(adapter.aspace, AsyncPartitionedRedisSpace if partitioned else AsyncRedisSpace)
         yield adapter
     finally:
         adapter.shutdown()
@@ -734,8 +737,24 @@ WAYS: list[Way] = [
     Way("redis-cluster", redis_cluster_space, embedded=False, needs="redis_cluster"),
     Way("redis-cluster-async", redis_async_space, embedded=False, needs="redis_cluster"),
     Way("redis-partitioned", redis_partitioned_space, embedded=False, needs="redis_cluster"),
+    Way(
+        "redis-partitioned-async",
+        functools.partial(redis_async_space, partitioned=True),
+        embedded=False,
+        needs="redis_cluster",
+    ),
 ]
-REDIS_WAYS = frozenset({"redis", "redis-async", "redis-cluster", "redis-cluster-async", "redis-partitioned"})
+REDIS_WAYS = frozenset(
+    {
+        "redis",
+        "redis-async",
+        "redis-cluster",
+        "redis-cluster-async",
+        "redis-partitioned",
+        "redis-partitioned-async",
+    }
+)
+PARTITIONED_WAYS = frozenset({"redis-partitioned", "redis-partitioned-async"})
 
 
 # Tests that look, at once, at what a server shows only a moment later; each can run over
@@ -896,7 +915,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             ways = [w for w in ways if w.name not in REDIS_WAYS]
         module = metafunc.module.__name__
         if module in PARTITIONED_LIMITS_BY_MODULE or metafunc.function.__name__ in PARTITIONED_LIMITS:
-            ways = [w for w in ways if w.name != "redis-partitioned"]
+            ways = [w for w in ways if w.name not in PARTITIONED_WAYS]
         if coap_limit(metafunc.function) is not None:
             ways = [w for w in ways if w.name != "coap"]
         metafunc.parametrize("way", ways, ids=[w.name for w in ways], indirect=True)

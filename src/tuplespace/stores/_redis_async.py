@@ -1008,8 +1008,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         super().__init__(options)
         # This object holds the client the partitions share, and closes it last.
         self._parts = [AsyncRedisSpace(options, i, self._redis) for i in range(options.partitions)]
-        # The readers filed in each partition for each call waiting across partitions.
+        # The waiters filed in the partitions for each call waiting across them, and how
+        # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[AsyncWake]]] = []
+        self._waiting_across = 0
 
     def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
         if template is None:
@@ -1094,8 +1096,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = AsyncWake()
         waiters: list[tuple[AsyncRedisSpace, Waiter[AsyncWake]]] = []
-        filed = [waiter for _, waiter in waiters]
+        filed: list[Waiter[AsyncWake]] = []
         self._across.append(filed)
+        looked = False
         try:
             for part in parts:
                 waiters.append((part, part._add_waiter(template, take, wake)))
@@ -1121,9 +1124,15 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
+                if not looked:  # filed everywhere and looked everywhere: now it waits
+                    looked = True
+                    with self._guard:
+                        self._waiting_across += 1
                 await self._wait(wake, deadline)
         finally:
-            self._across.remove(filed)
+            with self._guard:
+                self._waiting_across -= looked
+                self._across.remove(filed)
             for part, waiter in waiters:
                 part._remove_waiter(waiter)
 
@@ -1173,9 +1182,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
-        # A call waiting across partitions is one waiter once filed in each partition.
-        n = len(self._parts)
-        total["waiters"] += sum((len(filed) == n) - sum(w.filed for w in filed) for filed in self._across)
+        # A call waiting across partitions is one waiter, once it has looked in each.
+        with self._guard:
+            total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
         return {**total, "partitions": len(self._parts)}
 
     async def close(self) -> None:

@@ -995,8 +995,10 @@ class PartitionedRedisSpace(RedisSpace):
         super().__init__(options)
         # This object holds the client the partitions share, and closes it last.
         self._parts = [RedisSpace(options, i, self._redis) for i in range(options.partitions)]
-        # The readers filed in each partition for each call waiting across partitions.
+        # The waiters filed in the partitions for each call waiting across them, and how
+        # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[Wake]]] = []
+        self._waiting_across = 0
 
     def _serving(self, template: Template | None) -> list[RedisSpace]:
         if template is None:
@@ -1079,8 +1081,9 @@ class PartitionedRedisSpace(RedisSpace):
         deadline = None if timeout is None else time.monotonic() + timeout
         wake = Wake()
         waiters: list[tuple[RedisSpace, Waiter[Wake]]] = []
-        filed = [waiter for _, waiter in waiters]
+        filed: list[Waiter[Wake]] = []
         self._across.append(filed)
+        looked = False
         try:
             for part in parts:
                 waiters.append((part, part._add_waiter(template, take, wake)))
@@ -1106,9 +1109,15 @@ class PartitionedRedisSpace(RedisSpace):
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
+                if not looked:  # filed everywhere and looked everywhere: now it waits
+                    looked = True
+                    with self._guard:
+                        self._waiting_across += 1
                 self._wait(wake, deadline)
         finally:
-            self._across.remove(filed)
+            with self._guard:
+                self._waiting_across -= looked
+                self._across.remove(filed)
             for part, waiter in waiters:
                 part._remove_waiter(waiter)
 
@@ -1158,9 +1167,9 @@ class PartitionedRedisSpace(RedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
-        # A call waiting across partitions is one waiter once filed in each partition.
-        n = len(self._parts)
-        total["waiters"] += sum((len(filed) == n) - sum(w.filed for w in filed) for filed in self._across)
+        # A call waiting across partitions is one waiter, once it has looked in each.
+        with self._guard:
+            total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
         return {**total, "partitions": len(self._parts)}
 
     def close(self) -> None:
