@@ -169,7 +169,7 @@ class RedisSpace:
         self._pinged = 0.0  # when a waiting call last asked Redis whether it answers
         self._redis: Any = client
         self._owns_client = client is None  # the partitions of a space share its client
-        self._pool: Any = None  # on a Cluster: the pool of the master of the space's slot, found when needed
+        self._pool: Any = None  # a single Redis's (on a Cluster, the pool of self._master)
         if options.cluster:
             self._redis = client or RedisCluster.from_url(options.server, **calls)
         else:
@@ -972,23 +972,24 @@ class RedisSpace:
 class PartitionedRedisSpace(RedisSpace):
     """A space kept in Redis spread over ``partitions`` hash slots (so over the masters
     of a Cluster) by the value of its field ``route``: what
-    ``redis+cluster://host:port?space=jobs&partitions=16&route=1`` opens.  Each partition is a space of
-    its own in Redis (keys ``{ts:jobs}``, ``{ts:jobs:1}``, ...), with its own order,
-    leases, waiting takes and event log; a tuple is kept in the partition of the SHA-1
-    of its route field's encoding (the first one if it has no such field).
+    ``redis+cluster://host:port?space=jobs&partitions=16&route=1`` opens.  Each
+    partition is a space of its own in Redis (keys ``{ts:jobs}``, ``{ts:jobs:1}``, ...),
+    with its own order, leases, waiting takes and event log; a tuple is kept in the
+    partition of the SHA-1 of its route field's encoding (the first one if it has no
+    such field).
 
     A template with an exact value at the route field is served by its partition
     alone, as by an unpartitioned space.  Any other is served across every partition,
     in turn from the first: the space's order holds within each partition, not across
     them.  Such a read or take can wait: it is filed among the waiting calls of each
     partition, in its arrival order there, and takes at most one tuple, in one
-    partition.  Counts,
-    ``read_all`` and ``take_all`` sum and join the partitions.  ``write_many`` writes
-    the tuples of each partition at once (all or none in each partition).  Events
-    are numbered in each partition: ``subscribe`` needs a template with an exact
-    value at the route field.  ``replace`` keeps the route field's value and
-    ``write_if_absent`` needs the template and the tuple in one partition: each is
-    atomic inside one partition.  A partitioned space has no capacity.
+    partition.  Counts, ``read_all`` and ``take_all`` sum and join the partitions.
+    ``write_many`` writes the tuples of each partition at once (all or none in each
+    partition).  Events are numbered in each partition: ``subscribe`` needs a template
+    with an exact value at the route field.  ``replace`` keeps the route field's value
+    and ``write_if_absent`` needs the template and the tuple in one partition: each is
+    atomic inside one partition.  A partitioned space has no capacity.  See
+    ``docs/scaling.md``, "Partitions".
     """
 
     def __init__(self, options: Options) -> None:
