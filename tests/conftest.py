@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import functools
 import inspect
 import tempfile
 import textwrap
@@ -46,7 +47,7 @@ from tuplespace.client import (
     RemoteSpace,
 )
 from tuplespace.server import Server, create_app
-from tuplespace.stores import AsyncRedisSpace, RedisSpace
+from tuplespace.stores import AsyncPartitionedRedisSpace, AsyncRedisSpace, PartitionedRedisSpace, RedisSpace
 
 T = TypeVar("T")
 
@@ -666,15 +667,30 @@ def redis_cluster_space(cluster: RedisClusterServers, **options: Any) -> Iterato
 
 
 @contextlib.contextmanager
-def redis_async_space(server: RedisServer | RedisClusterServers, **options: Any) -> Iterator[SyncOverAsync]:
-    """A new space in the session's Redis (or Redis Cluster), through
-    :class:`tuplespace.stores.AsyncRedisSpace` on an event loop of its own."""
+def redis_partitioned_space(cluster: RedisClusterServers, **options: Any) -> Iterator[PartitionedRedisSpace]:
+    """A new space in the session's Redis Cluster spread over 4 partitions by its field 0,
+    through :class:`tuplespace.stores.PartitionedRedisSpace`."""
+    url = cluster.space_url() + "&partitions=4&route=0"
+    space = ts.connect(url, **_redis_options("redis-partitioned", options))
+    assert isinstance(space, PartitionedRedisSpace)
+    try:
+        yield space
+    finally:
+        space.close()
+
+
+@contextlib.contextmanager
+def redis_async_space(
+    server: RedisServer | RedisClusterServers, partitioned: bool = False, **options: Any
+) -> Iterator[SyncOverAsync]:
+    """A new space in the session's Redis (or Redis Cluster; ``partitioned`` as the
+    redis-partitioned way's), through :class:`tuplespace.stores.AsyncRedisSpace` on an
+    event loop of its own."""
+    url = server.space_url() + ("&partitions=4&route=0" if partitioned else "")
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(
-            ts.connect_async(server.space_url(), **_redis_options("redis-async", options))
-        )
-        assert isinstance(adapter.aspace, AsyncRedisSpace)
+        adapter.aspace = adapter._run(ts.connect_async(url, **_redis_options("redis-async", options)))
+        assert isinstance(adapter.aspace, AsyncPartitionedRedisSpace if partitioned else AsyncRedisSpace)
         yield adapter
     finally:
         adapter.shutdown()
@@ -787,8 +803,25 @@ WAYS: list[Way] = [
     Way("redis-cluster", redis_cluster_space, embedded=False, needs="redis_cluster"),
     Way("redis-cluster-async", redis_async_space, embedded=False, needs="redis_cluster"),
     Way("served-redis", served_redis_space, embedded=False, needs="redis_http_server"),
+    Way("redis-partitioned", redis_partitioned_space, embedded=False, needs="redis_cluster"),
+    Way(
+        "redis-partitioned-async",
+        functools.partial(redis_async_space, partitioned=True),
+        embedded=False,
+        needs="redis_cluster",
+    ),
 ]
-REDIS_WAYS = frozenset({"redis", "redis-async", "redis-cluster", "redis-cluster-async"})
+REDIS_WAYS = frozenset(
+    {
+        "redis",
+        "redis-async",
+        "redis-cluster",
+        "redis-cluster-async",
+        "redis-partitioned",
+        "redis-partitioned-async",
+    }
+)
+PARTITIONED_WAYS = frozenset({"redis-partitioned", "redis-partitioned-async"})
 # The ways of spaces kept in Redis: the embedded faces above, and a server's space kept there.
 KEPT_IN_REDIS = REDIS_WAYS | {"served-redis"}
 
@@ -829,6 +862,22 @@ REDIS_LIMITS = {
     ),
     "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
 }
+
+# What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
+# the tests that the redis-partitioned way skips, and why.
+PARTITIONED_LIMITS_BY_MODULE = {"test_capacity": "capacity, which a partitioned space does not have"}
+PARTITIONED_LIMITS = {
+    "test_write_if_absent_writes_only_when_nothing_matches": (
+        "write_if_absent of a tuple in another partition than its template"
+    ),
+    "test_a_template_filters_the_events": "events of a template without the route field (since= a number)",
+    "test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity": (
+        "events of every partition in one subscription"
+    ),
+    "test_since_zero_replays_the_whole_log": "events of every partition in one subscription",
+    "test_since_the_latest_event_replays_nothing": "events of every partition in one subscription",
+}
+
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a
 # subscription to a space kept in Redis reads the log in Redis when asked, so an event is
@@ -934,6 +983,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         ]
         if redis_limit(metafunc.module.__name__, metafunc.function) is not None:
             ways = [w for w in ways if w.name not in KEPT_IN_REDIS]
+        module = metafunc.module.__name__
+        if module in PARTITIONED_LIMITS_BY_MODULE or metafunc.function.__name__ in PARTITIONED_LIMITS:
+            ways = [w for w in ways if w.name not in PARTITIONED_WAYS]
         if coap_limit(metafunc.function) is not None:
             ways = [w for w in ways if w.name != "coap"]
         metafunc.parametrize("way", ways, ids=[w.name for w in ways], indirect=True)

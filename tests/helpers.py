@@ -67,16 +67,21 @@ def missing(problem: str) -> NoReturn:
 
 
 class RedisServer:
-    """A real ``redis-server`` on 127.0.0.1 and a free port, keeping nothing on disk,
-    its working directory ``directory``; :meth:`stop` ends it by its PID."""
+    """A real ``redis-server`` on 127.0.0.1 and a free port (or ``port``), keeping
+    nothing on disk unless ``persist`` (then an append-only file, written through at
+    every change: ``appendfsync always``), its working directory ``directory``;
+    :meth:`stop` ends it by its PID."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, persist: bool = False, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             missing("redis-server is needed for spaces kept in Redis (Debian: apt-get install redis-server)")
-        with socket.create_server(("127.0.0.1", 0)) as probe:
-            self.port = probe.getsockname()[1]
-        options = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        if port is None:
+            with socket.create_server(("127.0.0.1", 0)) as probe:
+                port = probe.getsockname()[1]
+        self.port = port
+        options = ["--bind", "127.0.0.1", "--port", str(self.port), "--save", ""]
+        options += ["--appendonly", "yes", "--appendfsync", "always"] if persist else ["--appendonly", "no"]
         self.process = subprocess.Popen(
             [binary, *options, "--dir", directory],
             stdout=subprocess.DEVNULL,

@@ -4,9 +4,12 @@ never a hang.  Every test talks to a real redis-server."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -347,3 +350,282 @@ def test_subscribe_any_presents_every_arity_in_order_skipping_tuples_whose_lease
         ("present", ("b", 1)),
     ]
     assert sorted(e.tuple[1] for e in events[3:] if e.kind == "expire") == list(range(200))
+
+
+# -- a space spread over partitions ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ("partitions=0&route=0", "partitions must be an int from 1 to 256, got 0"),
+        ("partitions=257&route=0", "partitions must be an int from 1 to 256, got 257"),
+        ("partitions=x&route=0", "option partitions must be an integer, got 'x'"),
+        ("partitions=4", "route must name the field"),
+        ("partitions=4&route=-1", "route must be an int from 0 to 255"),
+        ("partitions=4&route=256", "route must be an int from 0 to 255"),
+        ("partitions=4&route=one", "option route must be an integer, got 'one'"),
+        ("route=1", "route=1 needs partitions > 1"),
+        ("partitions=4&route=0&capacity=10", "a partitioned space has no capacity"),
+    ],
+)
+def test_invalid_partitions_are_refused(redis_server: RedisServer, options: str, named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        ts.connect(f"{redis_server.url}?{options}")
+
+
+def test_a_partitioned_space_keeps_each_tuple_in_the_partition_of_its_route_field(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    name = "spread"  # its 8 slots (840 to 14539) are on each of the 3 masters
+    url = redis_cluster.space_url(name) + "&partitions=8&route=1"
+    raw = redis.RedisCluster(host="127.0.0.1", port=redis_cluster.ports[0])
+    with ts.connect(url) as space:
+        space.write_many([("job", f"key-{n}", n) for n in range(40)])
+        held = {i: raw.hlen("{ts:" + name + (f":{i}" if i else "") + "}:tup") for i in range(8)}
+        assert sum(held.values()) == 40
+        assert sum(n > 0 for n in held.values()) > 1
+        masters = {str(raw.get_node_from_key("{ts:" + name + (f":{i}" if i else "") + "}")) for i in range(8)}
+        assert len(masters) == 3  # the partitions are on every master
+        assert space.count(("job", ANY, ANY)) == 40
+        assert space.statistics()["tuples"] == 40
+        with pytest.raises(ts.InvalidValue, match="exact value"):
+            space.subscribe(("job", str, int))
+        with pytest.raises(ts.InvalidValue, match="another partition"):
+            space.replace(("job", "key-1", ANY), ("job", "key-2", 1), timeout=0)
+        assert space.read(("job", "key-7", int), timeout=0) == ("job", "key-7", 7)
+        assert space.take(("job", "key-8", ANY), timeout=0) == ("job", "key-8", 8)
+        taken = space.take_all(("job", str, int), limit=30)
+        assert len(set(taken)) == len(taken) == 30
+        assert sorted(t[2] for t in taken + space.take_all(("job", ANY, ANY))) == sorted(set(range(40)) - {8})
+        with pytest.raises(ValueError, match="partitions=8, route=1"):
+            ts.connect(redis_cluster.space_url(name))
+        with pytest.raises(ValueError, match="partitions=8, route=1"):
+            ts.connect(redis_cluster.space_url(name) + "&partitions=4&route=1")
+    raw.close()
+
+
+def test_takes_without_the_route_field_wait_on_every_partition_and_never_take_twice(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1"
+    code = """
+    got = []
+    while True:
+        t = space.take(("job", ANY))
+        if t[1] is None:
+            break
+        got.append(t[1])
+    print(" ".join(map(str, got)))
+    """
+    with ts.connect(url) as space:
+        here = [spawn(space.take, ("job", int)) for _ in range(2)]
+        wait_for_waiters(space, 2)
+        assert space.statistics()["waiters"] == 2  # each waits in all 4 partitions, counted once
+        children = [run_child(url, code) for _ in range(2)]
+        for n in range(200):
+            space.write(("job", n))
+        # Partitions are served in turn, not in the order of writes: the ends come last.
+        wait_until(lambda: space.count(("job", ANY)) == 0, "every job taken")
+        space.write_many([("job", None), ("job", None)])
+        taken = [t[1] for t in (here[0].result(PATIENCE), here[1].result(PATIENCE))]
+        taken += [int(n) for child in children for n in finished(child).split()]
+        assert sorted(taken) == list(range(200))
+        assert space.count(("job", ANY)) == 0
+        assert space.statistics()["waiters"] == 0
+
+
+def test_a_read_without_the_route_field_is_woken_by_a_write_to_any_partition(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=0"
+    with ts.connect(url) as space:
+        readers = [spawn(space.read, (str, int)) for _ in range(2)]
+        wait_for_waiters(space, 2)
+        finished(run_child(url, 'space.write(("b", 2))'))
+        assert [r.result(PATIENCE) for r in readers] == [("b", 2), ("b", 2)]
+        assert space.take((str, int), timeout=0) == ("b", 2)
+
+
+# -- durability -------------------------------------------------------------------------------------
+
+
+def replica_of(cluster: RedisClusterServers, master: int) -> int:
+    """The port of the replica of the master on port ``master``."""
+    for port in cluster.ports:
+        with redis.Redis(port=port) as node:
+            replication = node.info("replication")
+            if replication["role"] == "slave" and replication["master_port"] == master:
+                return port
+    raise AssertionError(f"the master on port {master} has no replica")
+
+
+def test_a_replicated_change_is_acknowledged_once_a_replica_has_it(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    plain = redis_cluster.space_url()
+    url = plain + "&durability=replicated"
+    with ts.connect(url) as space:
+        space.write(("job", 0))
+        key = "{ts:" + plain.rpartition("=")[2] + "}:tup"
+        replica = redis.Redis(
+            port=replica_of(redis_cluster, holder(redis_cluster, plain)), single_connection_client=True
+        )
+        replica.execute_command("READONLY")
+        for n in range(1, 20):
+            space.write(("job", n))
+            assert replica.hlen(key) == n + 1  # there as soon as the write returned
+        taker = spawn(space.take, ("done", int))
+        wait_for_waiters(space, 1)
+        finished(run_child(url, 'space.write(("done", 1))'))
+        assert taker.result(PATIENCE) == ("done", 1)
+        assert len(space.take_all(("job", int))) == 20
+        assert replica.hlen(key) == 0
+        replica.close()
+
+
+def test_a_replicated_change_that_no_replica_acknowledged_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "master").mkdir()
+    (tmp_path / "replica").mkdir()
+    master = RedisServer(str(tmp_path / "master"))
+    replica = RedisServer(str(tmp_path / "replica"))
+    try:
+        url = master.space_url()
+        with pytest.raises(ts.StoreError, match="no replica acknowledged the change"):
+            ts.connect(url + "&durability=replicated")  # a Redis without replicas
+        with redis.Redis(port=replica.port) as node:
+            node.replicaof("127.0.0.1", master.port)
+            wait_until(lambda: node.info("replication")["master_link_status"] == "up", "the replica to sync")
+        with ts.connect(url + "&durability=replicated") as space:
+            space.write(("job", 1))
+            replica.kill()
+            with pytest.raises(ts.StoreError, match="no replica acknowledged the change"):
+                space.write(("job", 2))
+        with ts.connect(url) as plain:
+            assert plain.take_all(("job", int)) == [("job", 1), ("job", 2)]  # the second: on the master only
+    finally:
+        replica.kill()
+        master.kill()
+
+
+# -- failures ---------------------------------------------------------------------------------------
+
+WRITER = """
+n = 0
+try:
+    while True:
+        space.write(("job", n))
+        print(n, flush=True)  # acknowledged
+        n += 1
+except ts.Unreachable:
+    pass
+"""
+
+
+def test_every_acknowledged_write_survives_a_sigkill_of_redis_with_appendfsync_always(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path), persist=True)
+    url = server.space_url() + "&partitions=4&route=1"
+    try:
+        with ts.connect(url) as space:
+            waiting = spawn(space.take, ("never", ANY))  # across the 4 partitions
+            wait_for_waiters(space, 1)
+            writer = run_child(url, WRITER)
+            assert writer.stdout is not None
+            for _ in range(300):
+                writer.stdout.readline()
+            server.kill()
+            with pytest.raises(ts.Unreachable):
+                waiting.result(PATIENCE)
+            acknowledged = {int(n) for n in finished(writer).split()} | set(range(300))
+        server = RedisServer(str(tmp_path), persist=True, port=server.port)
+        with ts.connect(url) as space:
+            present = [t[1] for t in space.read_all(("job", int))]
+        assert len(set(present)) == len(present)
+        assert acknowledged <= set(present)  # nothing acknowledged is lost
+        assert set(present) <= acknowledged | {max(acknowledged) + 1}  # and the one in flight, maybe
+    finally:
+        server.kill()
+
+
+def test_a_redis_that_stops_answering_is_an_error_within_the_call_timeout(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with (
+            ts.connect(server.space_url()) as space,
+            ts.connect(server.space_url() + "&partitions=2&route=0") as spread,
+        ):
+            space.write(("job", 1))
+            waiting = [spawn(space.take, ("other",))]  # waits in Redis
+            wait_for_waiters(space, 1)
+            waiting.append(spawn(space.read, (str, float)))  # waits for what is published
+            wait_for_waiters(space, 2)
+            waiting.append(spawn(spread.take, (str,)))  # waits for what any partition publishes
+            wait_for_waiters(spread, 1)
+            os.kill(server.process.pid, signal.SIGSTOP)
+            try:
+                calls = [*waiting, spawn(space.write, ("job", 2)), spawn(space.take, ("job", 1))]
+                for call in calls:  # within 5 s (a look) and CONNECT_TIMEOUT (10 s), not a hang
+                    with pytest.raises(ts.Unreachable, match="cannot reach Redis"):
+                        call.result(PATIENCE)
+            finally:
+                os.kill(server.process.pid, signal.SIGCONT)
+    finally:
+        server.kill()
+
+
+def test_a_cluster_master_killed_under_load_loses_no_replicated_write(tmp_path: Path) -> None:
+    cluster = RedisClusterServers(str(tmp_path))  # one of its own: a node is killed
+    try:
+        plain = cluster.space_url()
+        urls = {"async": plain, "replicated": plain + "&durability=replicated"}  # one space, two ways
+        acknowledged: dict[str, list[int]] = {kind: [] for kind in urls}
+        failed = dict.fromkeys(urls, 0)
+        unreplicated = threading.Event()  # a replicated write refused: its master has no replica
+        attempted = dict.fromkeys(urls, 0)
+        stop = threading.Event()
+
+        def load(kind: str) -> None:
+            with ts.connect(urls[kind]) as space:
+                while not stop.is_set():
+                    n = attempted[kind]
+                    attempted[kind] += 1
+                    try:
+                        space.write((kind, n))
+                        acknowledged[kind].append(n)
+                    except (ts.Unreachable, ts.StoreError) as exc:
+                        failed[kind] += 1  # in doubt: made or not
+                        if "no replica acknowledged" in str(exc):
+                            unreplicated.set()
+                        stop.wait(0.05)
+
+        writers = [spawn(load, kind) for kind in urls]
+        wait_until(lambda: min(map(len, acknowledged.values())) >= 200, "writes before the crash")
+        cluster.kill(holder(cluster, plain))
+        crashed = len(acknowledged["async"])
+        # The replica took over: the space takes writes again, but a replicated write is
+        # refused (StoreError), the new master having no replica of its own.
+        wait_until(lambda: len(acknowledged["async"]) >= crashed + 200, "writes after the failover")
+        wait_until(unreplicated.is_set, "a replicated write refused after the failover")
+        stop.set()
+        for writer in writers:
+            writer.result(PATIENCE)
+        with ts.connect(plain) as space:
+            present = {kind: [t[1] for t in space.read_all((kind, int))] for kind in urls}
+        report = {
+            kind: {
+                "attempted": attempted[kind],
+                "acknowledged": len(acknowledged[kind]),
+                "failed": failed[kind],
+                "present": len(present[kind]),
+                "acknowledged_lost": len(set(acknowledged[kind]) - set(present[kind])),
+            }
+            for kind in urls
+        }
+        print(report)  # docs/scaling.md reports a run
+        for kind in urls:
+            assert len(set(present[kind])) == len(present[kind])  # no write made twice
+            assert set(present[kind]) <= set(range(attempted[kind]))
+            assert len(present[kind]) >= len(acknowledged[kind]) - report[kind]["acknowledged_lost"]
+        assert report["replicated"]["acknowledged_lost"] == 0
+    finally:
+        cluster.stop()

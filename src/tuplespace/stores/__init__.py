@@ -1,14 +1,16 @@
 """Spaces whose state lives outside this process, shared by every process that opens
 them: :class:`RedisSpace` and :class:`AsyncRedisSpace` keep a space in Redis
-(``tuplespace.connect("redis://127.0.0.1:6379/0?space=jobs")``).  See
+(``tuplespace.connect("redis://127.0.0.1:6379/0?space=jobs")``), spread over several
+hash slots by :class:`PartitionedRedisSpace` and :class:`AsyncPartitionedRedisSpace`
+(``...&partitions=16&route=1``).  See
 ``docs/scaling.md``."""
 
 from .._extras import missing as _missing
 
 try:
-    from ._redis_async import AsyncRedisSpace
-    from ._redis_sync import RedisSpace
+    from ._redis_async import AsyncPartitionedRedisSpace, AsyncRedisSpace
+    from ._redis_sync import PartitionedRedisSpace, RedisSpace
 except ModuleNotFoundError as exc:
     raise _missing("redis", exc) from exc
 
-__all__ = ["AsyncRedisSpace", "RedisSpace"]
+__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "PartitionedRedisSpace", "RedisSpace"]

@@ -198,11 +198,13 @@ local function next_expiry()
 end
 
 --[[ open ]]
+-- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
-    'event_retention_bytes', ARGV[4])
+    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6])
 end
-return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes')
+return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
+  'route')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in

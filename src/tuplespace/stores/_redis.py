@@ -73,7 +73,10 @@ __all__ = [
     "encode_tuple",
     "pack",
     "parse_url",
+    "partition_of",
     "prefix",
+    "route_of_template",
+    "route_of_tuple",
 ]
 
 
@@ -94,9 +97,16 @@ _OPTIONS = (
     "event_retention_bytes",
     "max_waiters",
     "max_subscribers",
+    "partitions",
+    "route",
+    "durability",
 )
-_NUMBERS = _OPTIONS[2:]
+_NUMBERS = _OPTIONS[2:9]
 _STORED = ("order", "capacity", "event_retention", "event_retention_bytes")  # the space's own
+MAX_PARTITIONS = 256
+"""The most partitions a space may have (a call that waits across partitions listens on
+each, on a connection of its own)."""
+_DURABILITIES = ("redis", "replicated")
 
 
 def _load_scripts() -> dict[str, str]:
@@ -123,13 +133,16 @@ class Options:
     __slots__ = (
         "capacity",
         "cluster",
+        "durability",
         "event_retention",
         "event_retention_bytes",
         "given",
         "max_subscribers",
         "max_waiters",
         "order",
+        "partitions",
         "redis",
+        "route",
         "server",
         "space",
     )
@@ -171,6 +184,27 @@ class Options:
         self.max_subscribers: int = options.get("max_subscribers", 10_000)
         if not _is_int(self.max_subscribers) or self.max_subscribers < 0:
             raise ValueError(f"max_subscribers must be an int >= 0, got {self.max_subscribers!r}")
+        self.partitions: int = options.get("partitions", 1)
+        if not _is_int(self.partitions) or not 1 <= self.partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be an int from 1 to {MAX_PARTITIONS}, got {self.partitions!r}")
+        self.route: int | None = options.get("route")
+        if self.partitions > 1:
+            if self.route is None:
+                raise ValueError("route must name the field (0, 1, ...) by which partitions are chosen")
+            if not _is_int(self.route) or not 0 <= self.route < DEFAULT_LIMITS.max_fields:
+                raise ValueError(
+                    f"route must be an int from 0 to {DEFAULT_LIMITS.max_fields - 1} "
+                    f"(a field's position), got {self.route!r}"
+                )
+            if self.capacity is not None:
+                raise ValueError(
+                    "capacity: a partitioned space has no capacity (each partition is counted apart)"
+                )
+        elif self.route is not None:
+            raise ValueError(f"route={self.route!r} needs partitions > 1")
+        self.durability: str = options.get("durability", "redis")
+        if self.durability not in _DURABILITIES:
+            raise ValueError(f"durability must be one of {', '.join(_DURABILITIES)}; got {self.durability!r}")
         # The options of the space kept in Redis that the caller chose (the others
         # take what the space already has).
         self.given = {k for k in _STORED if k in options}
@@ -178,11 +212,26 @@ class Options:
     def stored(self) -> list[str]:
         """The options as the ``open`` script stores them for a new space."""
         capacity = "" if self.capacity is None else str(self.capacity)
-        return [self.order, capacity, str(self.event_retention), str(self.event_retention_bytes)]
+        route = "" if self.route is None else str(self.route)
+        return [
+            self.order,
+            capacity,
+            str(self.event_retention),
+            str(self.event_retention_bytes),
+            str(self.partitions),
+            route,
+        ]
 
     def adopt(self, stored: list[bytes | None]) -> None:
-        """Take the options the space has in Redis; ValueError if the caller chose others."""
-        order, capacity, retention, budget = (b"" if v is None else v for v in stored)
+        """Take the options the space has in Redis; ValueError if the caller chose others,
+        or other partitions (a space's partitioning is part of what it is)."""
+        order, capacity, retention, budget, partitions, route = (b"" if v is None else v for v in stored)
+        laid = (int(partitions or b"1"), int(route) if route else None)
+        if laid != (self.partitions, self.route):
+            raise ValueError(
+                f"the space {self.space!r} in Redis exists with partitions={laid[0]}, route={laid[1]!r} "
+                f"(not partitions={self.partitions}, route={self.route!r}): open it with those"
+            )
         have: dict[str, Any] = {
             "order": order.decode(),
             "capacity": int(capacity) if capacity else None,
@@ -227,9 +276,38 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Options:
     return Options(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), merged)
 
 
-def prefix(space: str) -> str:
-    """The start of every key of ``space``: its hash tag."""
-    return "{ts:" + space + "}"
+def prefix(space: str, partition: int = 0) -> str:
+    """The start of every key of ``space`` (of its ``partition``, after the first): its
+    hash tag, so each partition has a slot of its own."""
+    return "{ts:" + space + (f":{partition}" if partition else "") + "}"
+
+
+def partition_of(value: Value, partitions: int) -> int:
+    """The partition of the tuples holding ``value`` at the route field: from the SHA-1
+    of its canonical encoding, so every process routes a value alike."""
+    digest = hashlib.sha1(encode(value), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big") % partitions
+
+
+def route_of_tuple(t: Tuple, options: Options) -> int:
+    """The partition that keeps the checked tuple ``t`` (the first, when ``t`` has no
+    route field)."""
+    route = options.route
+    if route is None or len(t) <= route:
+        return 0
+    return partition_of(t[route], options.partitions)
+
+
+def route_of_template(template: Template, options: Options) -> int | None:
+    """The one partition that can hold the matches of ``template`` (an exact value at
+    the route field, or too few fields to have one), or None: every partition can."""
+    route = options.route
+    if route is None or template.arity <= route:
+        return 0
+    for pos, _ in template.exact:
+        if pos == route:
+            return partition_of(check_value(template.fields[pos]), options.partitions)
+    return None
 
 
 # -- tuples and templates ---------------------------------------------------------------------
@@ -295,11 +373,11 @@ def connection_error(options: Options, exc: BaseException, closed: bool) -> Tupl
     be reached, or it refused (a script error, a full memory)."""
     if closed:
         return SpaceClosed("the space was closed")
-    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.exceptions import ConnectionError, RedisClusterException, TimeoutError
 
     if isinstance(exc, Unreachable):
         return exc
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError)):
+    if isinstance(exc, (ConnectionError, TimeoutError, OSError, RedisClusterException)):
         return Unreachable(f"cannot reach Redis at {options.redis} for space {options.space!r}: {exc}")
     return StoreError(f"Redis failed for space {options.space!r}: {type(exc).__name__}: {exc}")
 
@@ -359,13 +437,14 @@ class AsyncWake:
     def clear(self) -> None:
         self._event.clear()
 
-    async def wait(self, timeout: float | None) -> None:
-        """Wait until set, at most ``timeout`` seconds (None: no limit)."""
+    async def wait(self, timeout: float | None) -> bool:
+        """Wait until set, at most ``timeout`` seconds (None: no limit); whether it was set."""
         try:
             async with asyncio.timeout(timeout):
                 await self._event.wait()
         except TimeoutError:
-            pass
+            return False
+        return True
 
 
 class Wake:
@@ -382,18 +461,30 @@ class Wake:
     def clear(self) -> None:
         self._event.clear()
 
-    def wait(self, timeout: float | None) -> None:
+    def wait(self, timeout: float | None) -> bool:
         """Wait until set, at most ``timeout`` seconds (None: no limit; a wait longer
-        than threads can wait at once ends early, and the caller looks again)."""
-        self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
+        than threads can wait at once ends early, and the caller looks again); whether
+        it was set."""
+        return self._event.wait(None if timeout is None else min(timeout, threading.TIMEOUT_MAX))
 
 
 class AsyncClient:
-    """Closes a client of ``redis.asyncio``: every connection, to every node of a Cluster."""
+    """Closes a client of ``redis.asyncio``: every connection, to every node of a Cluster;
+    finds the master of a key on a Cluster."""
 
     @staticmethod
     async def close(client: Any) -> None:
         await client.aclose()
+
+    @staticmethod
+    async def master_of(client: Any, key: str, refresh: bool) -> tuple[str, int]:
+        """The host and port of the master of ``key``'s slot (``refresh``: asking the
+        Cluster again, after that master failed or moved the slot)."""
+        await client.initialize()
+        if refresh:
+            await client.nodes_manager.initialize()
+        node = client.get_node_from_key(key)
+        return node.host, node.port
 
 
 class Client:
@@ -406,6 +497,15 @@ class Client:
         disconnect = getattr(client, "disconnect_connection_pools", None)
         if disconnect is not None:
             disconnect()
+
+    @staticmethod
+    def master_of(client: Any, key: str, refresh: bool) -> tuple[str, int]:
+        """The host and port of the master of ``key``'s slot (``refresh``: asking the
+        Cluster again, after that master failed or moved the slot)."""
+        if refresh:
+            client.nodes_manager.initialize()
+        node = client.get_node_from_key(key)
+        return node.host, node.port
 
 
 AsyncGuard = contextlib.nullcontext

@@ -29,7 +29,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
 from .._errors import (
@@ -38,6 +38,7 @@ from .._errors import (
     LimitReached,
     SpaceClosed,
     SpaceFull,
+    StoreError,
     Timeout,
     TupleSpaceError,
     UnknownLease,
@@ -75,21 +76,43 @@ from ._redis import (
     pairs,
     parse_url,
     prefix,
+    route_of_template,
+    route_of_tuple,
 )
 
-__all__ = ["AsyncRedisSpace", "AsyncRedisSubscription"]
+__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscription"]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
+_FAILURES = (RedisError, RedisClusterException)
+"""What the clients of Redis raise when a call fails (RedisClusterException: no node
+of a Cluster answers, or none serves the space's slot)."""
 CONNECT_TIMEOUT = 10.0
 """Seconds to make a connection to Redis, and to wait for an answer to a call."""
 _START = {"fifo": "-inf", "lifo": "+inf", "random": "-inf"}
+REPLICA_WAIT = 1.0
+"""Seconds a call of a space with ``durability=replicated`` waits for a replica to
+acknowledge its change (``WAIT 1``) before it raises :class:`~tuplespace.StoreError`."""
 HANDOVER_WAIT = 5.0
 """Seconds a take registered in Redis waits in one ``BLPOP`` for a tuple handed over
 (well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
 three times as long, after which a script gives back what was handed to it, should
 its process have gone away."""
 
+
+_SUMMED = (
+    "tuples",
+    "leased_tuples",
+    "expired",
+    "cancelled",
+    "last_event",
+    "logged_events",
+    "logged_bytes",
+    "subscribers",
+    "waiters",
+    "waiting_writers",
+)
+"""The statistics of a partitioned space that sum those of its partitions."""
 
 _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
@@ -122,9 +145,9 @@ class AsyncRedisSpace:
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, partition: int = 0, client: Any = None) -> None:
         self._options = options
-        self._key = prefix(options.space)
+        self._key = prefix(options.space, partition)
         self._channel = self._key + ":ch"
         # A script is never run twice: a failure is the caller's to see.
         self._connection: dict[str, Any] = {
@@ -132,12 +155,24 @@ class AsyncRedisSpace:
             "retry": Retry(NoBackoff(), 0),
         }
         calls = {"socket_timeout": CONNECT_TIMEOUT, **self._connection}
-        self._redis: Any
-        self._pool: Any = None  # a Cluster's client finds the node of each call itself
+        self._calls = calls
+        # durability=replicated: each command is followed, on its connection, by a WAIT
+        # for one replica.
+        self._replica_wait = (
+            [pack(("WAIT", 1, int(REPLICA_WAIT * 1000)))] if options.durability == "replicated" else []
+        )
+        # On a Cluster, a client of the master of the space's slot (every key of the
+        # space is there), found from the Cluster's client; asked again when it fails.
+        self._master: Any = None
+        self._master_failed = False
+        self._pinged = 0.0  # when a waiting call last asked Redis whether it answers
+        self._redis: Any = client
+        self._owns_client = client is None  # the partitions of a space share its client
+        self._pool: Any = None  # a single Redis's (on a Cluster, the pool of self._master)
         if options.cluster:
-            self._redis = RedisCluster.from_url(options.server, **calls)
+            self._redis = client or RedisCluster.from_url(options.server, **calls)
         else:
-            self._redis = Redis.from_url(options.server, **calls)
+            self._redis = client or Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
         # Connections taken from the pool once, for one call at a time; the pool still
         # holds them, and closes them when the space closes.  A process forked from this
@@ -166,10 +201,13 @@ class AsyncRedisSpace:
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> AsyncRedisSpace:
-        """Open the space that ``url`` names (``redis://host:port/db?space=jobs``)."""
-        space = cls(parse_url(url, options))
+        """Open the space that ``url`` names (``redis://host:port/db?space=jobs``; with
+        ``partitions=N&route=K``, an :class:`AsyncPartitionedRedisSpace`)."""
+        parsed = parse_url(url, options)
+        space = cls(parsed) if parsed.partitions == 1 else AsyncPartitionedRedisSpace(parsed)
         try:
-            space._options.adopt(await space._call("open", space._options.stored()))
+            for part in space._serving(None):
+                part._options.adopt(await part._call("open", part._options.stored()))
         except BaseException:
             await space.close()
             raise
@@ -273,7 +311,7 @@ class AsyncRedisSpace:
                 expiry = float(reply[1]) / 1000.0  # a lease that ends makes room too
                 if expiry >= 0:
                     left = expiry if left is None else min(left, expiry)
-                await writer.wake.wait(left)
+                await self._wait(writer.wake, None if left is None else time.monotonic() + left)
                 if writer.error is not None:
                     raise writer.error
         finally:
@@ -427,7 +465,7 @@ class AsyncRedisSpace:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
-                await waiter.wake.wait(left)
+                await self._wait(waiter.wake, deadline)
         finally:
             self._remove_waiter(waiter)
 
@@ -487,15 +525,23 @@ class AsyncRedisSpace:
         timeout = check_timeout(timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = await self._select(compiled, False, 1)
-            if found:
-                seq, old = found[0]
-                _, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
-                if await self._call("replace", [seq, _ms(lease), data, keys]):
-                    return old
-                continue  # another process took it first
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-            await self._block(compiled, False, left)
+            for part in self._serving(compiled):
+                found = await part._select(compiled, False, 1)
+                if found:
+                    seq, old = found[0]
+                    new, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
+                    if self._keeper(new) is not part:
+                        raise InvalidValue(
+                            f"the successor {new!r} belongs to another partition than {old!r}: "
+                            f"a replace keeps the value of the route field",
+                            "successor",
+                        )
+                    if await part._call("replace", [seq, _ms(lease), data, keys]):
+                        return old
+                    break  # another process took it first
+            else:
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                await self._block(compiled, False, left)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
@@ -565,6 +611,16 @@ class AsyncRedisSpace:
         if not await self._call("cancel", [seq]):
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
 
+    # -- partitions ---------------------------------------------------------------------------------
+
+    def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
+        """The partitions that can hold matches of ``template`` (None: every partition)."""
+        return [self]
+
+    def _keeper(self, t: Tuple) -> AsyncRedisSpace:
+        """The partition that keeps the checked tuple ``t``."""
+        return self
+
     # -- calls waiting in this process ------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -595,13 +651,22 @@ class AsyncRedisSpace:
         with self._guard:
             self._subscriptions.discard(subscription)
 
-    def _add_waiter(self, template: Template, take: bool) -> Waiter[AsyncWake]:
+    def _add_waiter(self, template: Template, take: bool, wake: AsyncWake | None = None) -> Waiter[AsyncWake]:
         with self._guard:
             self._check_waiters()
-            waiter = Waiter(next(self._arrivals), template, take, AsyncWake())
+            waiter = Waiter(next(self._arrivals), template, take, wake or AsyncWake())
             self._waiters.add(waiter)
             waiter.filed = True
         return waiter
+
+    def _refile(self, waiter: Waiter[AsyncWake]) -> None:
+        """File again a reader handed a tuple, to wait for the next one."""
+        with self._guard:
+            self._check_open()
+            if not waiter.filed:
+                waiter.result = None
+                self._waiters.add(waiter)
+                waiter.filed = True
 
     def _remove_waiter(self, waiter: Waiter[AsyncWake]) -> None:
         with self._guard:
@@ -726,7 +791,7 @@ class AsyncRedisSpace:
         try:
             return await self._run(script, args)
         except Exception as exc:  # the space closed meanwhile may have cut the connection
-            if self._closed or isinstance(exc, RedisError):
+            if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
 
@@ -735,42 +800,118 @@ class AsyncRedisSpace:
         try:
             return await self._send(command)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
-            await self._redis.script_load(SCRIPTS[script])
+            loader = self._redis if self._master is None else self._master
+            await loader.script_load(SCRIPTS[script])
             return await self._send(command)
 
     async def _send(self, command: tuple[Any, ...]) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
-        between calls (a Cluster's client finds the node itself)."""
-        pool = self._pool
-        if pool is None:
-            return await self._redis.execute_command(*command)
+        between calls (on a Cluster, of the master of the space's slot), followed by a
+        WAIT for a replica with ``durability=replicated``."""
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
+        # The idle connections of this pool: a master forgotten meanwhile takes its list along.
+        pool, idle = self._pool, self._idle
+        if pool is None:
+            pool, idle = await self._master_pool()
         try:
-            connection = self._idle.pop()
+            connection = idle.pop()
         except IndexError:
-            connection = await pool.get_connection()
+            try:
+                connection = await pool.get_connection()
+            except BaseException:
+                if self._master is not None:
+                    await self._forget_master()
+                raise
         try:
-            await connection.send_packed_command([pack(command)], check_health=False)
-            return await connection.read_response()
-        except ResponseError:  # Redis answered: the connection is fine
+            await connection.send_packed_command([pack(command), *self._replica_wait], check_health=False)
+            try:
+                reply = await connection.read_response()
+            except ResponseError:
+                if self._replica_wait:
+                    await connection.read_response()  # the WAIT's answer
+                raise
+            acknowledged = await connection.read_response() if self._replica_wait else 1
+        except ResponseError as exc:  # Redis answered: the connection is fine
+            if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
+                await self._forget_master()
             raise
         except BaseException:
             await connection.disconnect()  # it connects again when next used
+            if self._master is not None:
+                await self._forget_master()
             raise
         finally:
-            self._idle.append(connection)
+            idle.append(connection)
+        if acknowledged < 1:
+            raise StoreError(
+                f"no replica acknowledged the change to space {self._options.space!r} within "
+                f"{REPLICA_WAIT} s (durability=replicated): it was made on the master only, "
+                f"and is lost if that master fails before a replica has it"
+            )
+        return reply
+
+    async def _master_pool(self) -> tuple[Any, list[Any]]:
+        """The pool of connections to the master of the space's slot on a Cluster, and
+        its idle connections: each command is packed and sent as on a single Redis, and
+        a WAIT follows on the connection that made the change."""
+        if self._master is None:
+            host, port = await AsyncClient.master_of(self._redis, self._key, self._master_failed)
+            with self._guard:
+                if self._master is None:
+                    self._master = Redis(host=host, port=port, **self._calls)
+                    self._idle = []
+        with self._guard:
+            master, idle = self._master, self._idle
+        if master is None:  # forgotten meanwhile, by a call that failed
+            raise Unreachable(
+                f"the master of space {self._options.space!r} failed: the next call asks the Cluster"
+            )
+        return master.connection_pool, idle
+
+    async def _forget_master(self) -> None:
+        """The master of the slot failed or moved it: the next call asks the Cluster."""
+        with self._guard:
+            master, self._master = self._master, None
+            self._idle, self._master_failed = [], True
+        if master is not None:
+            await master.aclose()
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
+        got = await self._command("BLPOP", key, repr(seconds))
+        return None if got is None else bytes(got[1])
+
+    async def _command(self, *command: Any) -> Any:
+        """The answer of Redis to one command other than a script."""
         self._check_open()
         try:
-            got = await self._send(("BLPOP", key, repr(seconds)))
+            return await self._send(command)
         except Exception as exc:  # the space closed meanwhile may have cut the connection
-            if self._closed or isinstance(exc, RedisError):
+            if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
-        return None if got is None else bytes(got[1])
+
+    async def _ping(self) -> None:
+        """Make sure the Redis that holds the space answers (Unreachable if not), once
+        in HANDOVER_WAIT seconds for all the calls waiting here."""
+        now = time.monotonic()
+        if now - self._pinged >= HANDOVER_WAIT:
+            self._pinged = now
+            await self._command("EXISTS", self._key + ":cfg")
+
+    async def _wait(self, wake: AsyncWake, deadline: float | None) -> None:
+        """Wait until ``wake`` is set or ``deadline`` (None: no limit) has come, asking
+        Redis every HANDOVER_WAIT seconds whether it still answers: a Redis that stops
+        answering is an error within 2 HANDOVER_WAIT and CONNECT_TIMEOUT more, not a
+        wait without end."""
+        while True:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return
+            if await wake.wait(HANDOVER_WAIT if left is None else min(left, HANDOVER_WAIT)):
+                return
+            await self._ping()
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -826,7 +967,10 @@ class AsyncRedisSpace:
             await listener.stop()
         if self._subscriber is not None:
             await self._subscriber.aclose()
-        await AsyncClient.close(self._redis)
+        if self._master is not None:
+            await self._master.aclose()
+        if self._owns_client:
+            await AsyncClient.close(self._redis)
 
     async def __aenter__(self) -> AsyncRedisSpace:
         return self
@@ -836,6 +980,224 @@ class AsyncRedisSpace:
 
     def __repr__(self) -> str:
         return f"AsyncRedisSpace({self._options.redis!r}, space={self._options.space!r})"
+
+
+class AsyncPartitionedRedisSpace(AsyncRedisSpace):
+    """A space kept in Redis spread over ``partitions`` hash slots (so over the masters
+    of a Cluster) by the value of its field ``route``: what
+    ``redis+cluster://host:port?space=jobs&partitions=16&route=1`` opens.  Each
+    partition is a space of its own in Redis (keys ``{ts:jobs}``, ``{ts:jobs:1}``, ...),
+    with its own order, leases, waiting takes and event log; a tuple is kept in the
+    partition of the SHA-1 of its route field's encoding (the first one if it has no
+    such field).
+
+    A template with an exact value at the route field is served by its partition
+    alone, as by an unpartitioned space.  Any other is served across every partition,
+    in turn from the first: the space's order holds within each partition, not across
+    them.  Such a read or take can wait: it is filed among the waiting calls of each
+    partition, in its arrival order there, and takes at most one tuple, in one
+    partition.  Counts, ``read_all`` and ``take_all`` sum and join the partitions.
+    ``write_many`` writes the tuples of each partition at once (all or none in each
+    partition).  Events are numbered in each partition: ``subscribe`` needs a template
+    with an exact value at the route field.  ``replace`` keeps the route field's value
+    and ``write_if_absent`` needs the template and the tuple in one partition: each is
+    atomic inside one partition.  A partitioned space has no capacity.  See
+    ``docs/scaling.md``, "Partitions".
+    """
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        # This object holds the client the partitions share, and closes it last.
+        self._parts = [AsyncRedisSpace(options, i, self._redis) for i in range(options.partitions)]
+        # The waiters filed in the partitions for each call waiting across them, and how
+        # many of those calls have looked once and wait (each counts as one waiter).
+        self._across: list[list[Waiter[AsyncWake]]] = []
+        self._waiting_across = 0
+
+    def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
+        if template is None:
+            return self._parts
+        i = route_of_template(template, self._options)
+        return self._parts if i is None else [self._parts[i]]
+
+    def _keeper(self, t: Tuple) -> AsyncRedisSpace:
+        return self._parts[route_of_tuple(t, self._options)]
+
+    def _routed(self, template: Template | None, what: str) -> AsyncRedisSpace:
+        """The one partition of ``template`` (None: ANY); InvalidValue if it has none."""
+        parts = self._serving(template)
+        if len(parts) > 1:
+            fields = "ANY" if template is None else repr(template.fields)
+            raise InvalidValue(
+                f"{what} in a space partitioned by field {self._options.route} needs a template "
+                f"with an exact value there, got {fields}",
+                "template",
+            )
+        return parts[0]
+
+    async def _write(
+        self,
+        items: list[str | bytes],
+        lease: float | None,
+        timeout: float | None,
+        guard: tuple[str, int] = ("", 0),
+    ) -> list[AsyncLease] | None:
+        """Write the encoded tuples, those of each partition at once, in the order of
+        their partitions' first tuples; their leases in the order given."""
+        groups: dict[int, list[str | bytes]] = {}
+        places: list[tuple[int, int]] = []
+        for i in range(0, len(items), 2):
+            data = items[i]
+            assert isinstance(data, bytes)
+            n = route_of_tuple(decode_tuple(data), self._options)
+            group = groups.setdefault(n, [])
+            places.append((n, len(group) // 2))
+            group += items[i : i + 2]
+        written: dict[int, list[AsyncLease]] = {}
+        for n, group in groups.items():
+            leases = await self._parts[n]._write(group, lease, timeout, guard)
+            assert leases is not None  # no guard: none is refused
+            written[n] = leases
+        return [written[n][k] for n, k in places]
+
+    async def write(
+        self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
+    ) -> AsyncLease:
+        """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
+        checked, data, keys = encode_tuple(t)
+        leases = await self._keeper(checked)._write([data, keys], check_lease(lease), check_timeout(timeout))
+        assert leases is not None
+        return leases[0]
+
+    async def _select(self, template: Template, take: bool, limit: int | None) -> list[tuple[int, Tuple]]:
+        found: list[tuple[int, Tuple]] = []
+        for part in self._serving(template):
+            found += await part._select(template, take, None if limit is None else limit - len(found))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    async def count(self, template: Any) -> int:
+        """How many tuples match ``template``, in every partition that can hold one."""
+        compiled = compile_template(template)
+        return sum([await part.count(compiled) for part in self._serving(compiled)])
+
+    async def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+        parts = self._serving(template)
+        if len(parts) == 1:
+            return await parts[0]._block(template, take, timeout)
+        found = await self._select(template, take, 1)
+        if found:
+            return found[0][1]
+        if timeout == 0:
+            raise Timeout(f"no tuple matches {template.fields!r}")
+        # A waiter filed in each partition, in its arrival order there, wakes this call
+        # at a write to any of them; a take takes one tuple offered (the offers it does
+        # not take pass on to the next takers when it ends), or looks in every partition.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wake = AsyncWake()
+        waiters: list[tuple[AsyncRedisSpace, Waiter[AsyncWake]]] = []
+        filed: list[Waiter[AsyncWake]] = []
+        self._across.append(filed)
+        looked = False
+        try:
+            for part in parts:
+                waiters.append((part, part._add_waiter(template, take, wake)))
+                filed.append(waiters[-1][1])
+                await part._listen()
+            while True:
+                wake.clear()
+                for part, waiter in waiters:
+                    if waiter.error is not None:
+                        raise waiter.error
+                    if not take:
+                        if waiter.result is not None:
+                            return waiter.result
+                        part._refile(waiter)
+                        continue
+                    with part._guard:
+                        offer, waiter.offer = waiter.offer, None
+                    if offer is not None and await part._call("take", [offer[0]]):
+                        return offer[1]
+                found = await self._select(template, take, 1)
+                if found:
+                    return found[0][1]
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout(f"no tuple matched {template.fields!r} in time")
+                if not looked:  # filed everywhere and looked everywhere: now it waits
+                    looked = True
+                    with self._guard:
+                        self._waiting_across += 1
+                await self._wait(wake, deadline)
+        finally:
+            with self._guard:
+                self._waiting_across -= looked
+                self._across.remove(filed)
+            for part, waiter in waiters:
+                part._remove_waiter(waiter)
+
+    async def _ping(self) -> None:
+        for part in self._parts:
+            await part._ping()
+
+    async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
+        """Write ``t`` only if no tuple matches ``template``, atomically, in their one
+        partition; see :meth:`AsyncRedisSpace.write_if_absent`."""
+        compiled = compile_template(template)
+        part = self._routed(compiled, "write_if_absent")
+        checked, _, _ = encode_tuple(t)
+        if self._keeper(checked) is not part:
+            raise InvalidValue(
+                f"write_if_absent: the tuple {checked!r} belongs to another partition than the template "
+                f"{compiled.fields!r}",
+                "tuple",
+            )
+        return await part.write_if_absent(compiled, checked, lease)
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> AsyncRedisSubscription:
+        """The events of the partition of ``template`` (an exact value at the route
+        field), numbered in that partition; see :meth:`AsyncRedisSpace.subscribe`."""
+        self._check_open()
+        part = self._routed(None if template is ANY else compile_template(template), "subscribe")
+        return part.subscribe(
+            template, events, since=since, max_pending=max_pending, lease=lease, existing=existing
+        )
+
+    async def statistics(self) -> dict[str, Any]:
+        """The counts of every partition, summed (``last_event``: the events of all of
+        them), and ``partitions``."""
+        if self._closed:
+            return await super().statistics()
+        each = [await part.statistics() for part in self._parts]
+        total = each[0]
+        for stats in each[1:]:
+            for name in _SUMMED:
+                total[name] += stats[name]
+        # A call waiting across partitions is one waiter, once it has looked in each.
+        with self._guard:
+            total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
+        return {**total, "partitions": len(self._parts)}
+
+    async def close(self) -> None:
+        """Stop using the space (its tuples stay in Redis); see :meth:`AsyncRedisSpace.close`."""
+        for part in self._parts:
+            await part.close()
+        await super().close()
+
+    def __repr__(self) -> str:
+        o = self._options
+        where = f"{o.redis!r}, space={o.space!r}"
+        return f"{type(self).__name__}({where}, partitions={o.partitions}, route={o.route})"
 
 
 class AsyncRedisSubscription(AsyncOpenable):
@@ -1015,7 +1377,7 @@ class AsyncRedisSubscription(AsyncOpenable):
                 raise Timeout("no event in time")
             if expiry is not None:  # a lease that ends is an event to log
                 left = expiry if left is None else min(left, expiry)
-            await self._wake.wait(left)
+            await self._space._wait(self._wake, None if left is None else time.monotonic() + left)
         return None
 
     def __aiter__(self) -> AsyncRedisSubscription:
