@@ -565,6 +565,28 @@ def http_async_space(server: LiveServer, **options: Any) -> Iterator[SyncOverAsy
         server.delete(url)
 
 
+@pytest.fixture(scope="session")
+def in_process_app() -> Any:
+    """The server application the in-process way calls, shared by the whole session."""
+    return create_app(store="memory")
+
+
+@contextlib.contextmanager
+def in_process_space(app: Any, **options: Any) -> Iterator[RemoteSpace]:
+    """A new space of ``app``, through a :class:`tuplespace.client.RemoteSpace` that calls
+    the application in this process, without sockets (``app=``)."""
+    space = ts.connect(
+        f"http://localhost/spaces/test-{uuid.uuid4().hex[:16]}",
+        app=app,
+        **_remote_options("in-process", options),
+    )
+    assert isinstance(space, RemoteSpace)
+    try:
+        yield space
+    finally:
+        space.close()
+
+
 # -- spaces kept in Redis: one redis-server per session ------------------------------------------
 
 
@@ -715,6 +737,7 @@ WAYS: list[Way] = [
     Way("http", http_space, embedded=False, needs="http_server"),
     Way("http-plain", http_plain_space, embedded=False, needs="http_server"),
     Way("http-async", http_async_space, embedded=False, needs="http_server"),
+    Way("in-process", in_process_space, embedded=False, needs="in_process_app"),
     Way("redis", redis_space, embedded=False, needs="redis_server"),
     Way("redis-async", redis_async_space, embedded=False, needs="redis_server"),
     Way("coap", coap_space, embedded=False, needs="coap_node"),

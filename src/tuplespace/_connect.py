@@ -26,7 +26,7 @@ _INT_OPTIONS = {
 }
 _STR_OPTIONS = {"order", "space", "durability", "base_uri", "charge_rate", "creation_charge"}
 # Keywords of a remote space that are its own, not the options of the space on the server.
-_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
+_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin", "transport", "app"}
 _SCHEMES = "memory:, sqlite:, http://, https://, redis://, rediss://, redis+cluster:// and coap://"
 _REDIS = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 
@@ -72,6 +72,11 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
       ``token=`` is its bearer token.  Options (``order``, ``capacity``,
       ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``) create
       the space with them if it does not exist yet (which needs the ``admin`` permission).
+      ``transport=`` names how requests travel: ``"channel"`` (the default: the
+      server's channel, else HTTP), ``"http"`` or ``"in-process"``; ``app=`` (an
+      application of :func:`tuplespace.server.create_app`) chooses ``"in-process"``:
+      that application is called in this process, without sockets (the URL's host
+      is then only a name: ``connect("http://app/spaces/jobs", app=app)``).
 
     - ``coap://host:port/spaces/jobs`` — the space ``jobs`` of a :class:`tuplespace.Node`,
       over CoAP: write, read, take and count (``timeout=`` bounds its wait for an

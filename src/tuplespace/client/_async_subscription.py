@@ -118,16 +118,8 @@ class AsyncRemoteStream(AsyncOpenable, Generic[E]):
         headers = dict(_EVENT_STREAM)
         if self._received is not None:
             headers["Last-Event-ID"] = str(self._received)
-        request = space._client.build_request(
-            "GET",
-            space._path + self._route,
-            params=self._params,
-            headers=headers,
-            timeout=httpx.Timeout(space._connect_timeout, read=None),
-            extensions=space._extensions,
-        )
         try:
-            response = await space._client.send(request, stream=True)
+            response = await space._transport.stream(space._path + self._route, self._params, headers)
         except (httpx.TransportError, RuntimeError) as exc:
             if space._closed or self._closed:
                 raise SpaceClosed("the space was closed") from None

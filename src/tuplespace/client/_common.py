@@ -10,7 +10,7 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -485,15 +485,13 @@ class Confirmations:
     the server answers that the take is final.
     """
 
-    def __init__(self, url: str, base: str, path: str, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, url: str, path: str, client: Callable[[], httpx.Client]) -> None:
         self._lock = threading.Lock()
         self._ids: list[str] = []
         self._sending: dict[int, list[str]] = {}  # id of a list given by pop_all -> the list
         self._url = url
-        self._base = base
         self._path = path
-        self._headers = headers
-        self._timeout = timeout
+        self._client = client
 
     def add(self, claim_id: str) -> None:
         with self._lock:
@@ -532,7 +530,7 @@ class Confirmations:
         if not ids:
             return
         try:
-            with httpx.Client(base_url=self._base, headers=self._headers, timeout=self._timeout) as client:
+            with self._client() as client:
                 for claim_id in ids:
                     response = client.post(f"{self._path}/claims/{claim_id}/confirm")
                     if response.status_code < 400:

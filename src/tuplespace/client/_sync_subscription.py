@@ -119,16 +119,8 @@ class RemoteStream(Openable, Generic[E]):
         headers = dict(_EVENT_STREAM)
         if self._received is not None:
             headers["Last-Event-ID"] = str(self._received)
-        request = space._client.build_request(
-            "GET",
-            space._path + self._route,
-            params=self._params,
-            headers=headers,
-            timeout=httpx.Timeout(space._connect_timeout, read=None),
-            extensions=space._extensions,
-        )
         try:
-            response = space._client.send(request, stream=True)
+            response = space._transport.stream(space._path + self._route, self._params, headers)
         except (httpx.TransportError, RuntimeError) as exc:
             if space._closed or self._closed:
                 raise SpaceClosed("the space was closed") from None
