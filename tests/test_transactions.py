@@ -515,7 +515,7 @@ def test_async_with_commits_aborts_and_waits() -> None:
         async with aspace.transaction() as tx:
             task = asyncio.create_task(tx.take(("late", int)))
             async with asyncio.timeout(PATIENCE):
-                while aspace.statistics()["waiters"] != 1:
+                while (await aspace.statistics())["waiters"] != 1:
                     await asyncio.sleep(0)
             await aspace.write(("late", 1))
             assert await task == ("late", 1)
@@ -524,11 +524,11 @@ def test_async_with_commits_aborts_and_waits() -> None:
         tx = aspace.transaction()
         task = asyncio.create_task(tx.take(("never",)))
         async with asyncio.timeout(PATIENCE):
-            while aspace.statistics()["waiters"] != 1:
+            while (await aspace.statistics())["waiters"] != 1:
                 await asyncio.sleep(0)
         await tx.abort()
         with pytest.raises(ts.TransactionAborted):
             await task
-        assert aspace.statistics()["transactions"] == 0
+        assert (await aspace.statistics())["transactions"] == 0
 
     asyncio.run(main())

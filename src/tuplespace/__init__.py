@@ -56,7 +56,7 @@ from ._errors import (
 )
 from ._events import Change, Event
 from ._federation import Node, RemoteRecord, RemoteUpcall, decode_cbor, encode_cbor
-from ._lease import Lease
+from ._lease import AsyncLease, Lease
 from ._methods import ActiveLimits, Method
 from ._record import Record, RecordData, RecordWatch
 from ._rules import Lit, RuleInfo, Rules
@@ -71,6 +71,7 @@ __all__ = [
     "ANY",
     "ActiveLimits",
     "AsyncCleaner",
+    "AsyncLease",
     "AsyncRecord",
     "AsyncRecordWatch",
     "AsyncSpace",

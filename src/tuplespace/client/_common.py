@@ -36,7 +36,7 @@ from .._errors import (
     _PathError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
-from .._lease import Lease
+from .._lease import AsyncLease, Lease
 from .._record import RecordData
 from .._templates import RecordTemplate
 from .._values import URI, Credit, Limits, Map, Tuple, Value, _key_path
@@ -553,36 +553,3 @@ class Confirmations:
 
 
 # -- leases --------------------------------------------------------------------------------------
-
-
-class _AsyncLeaseHost(Protocol):
-    async def _renew(self, seq: int, seconds: float | None) -> float | None: ...
-
-    async def _cancel(self, seq: int) -> None: ...
-
-
-class AsyncLease:
-    """The lease of a tuple written through an :class:`AsyncRemoteSpace`; see
-    :class:`~tuplespace.Lease`, whose methods these are, awaited.
-
-    >>> lease = await space.write(("presence", "node-7"), lease=30)   # doctest: +SKIP
-    >>> await lease.renew(30)                                          # doctest: +SKIP
-    """
-
-    __slots__ = ("_host", "expires_at", "seq")
-
-    def __init__(self, host: _AsyncLeaseHost, seq: int, expires_at: float | None) -> None:
-        self._host = host
-        self.seq = seq
-        self.expires_at = expires_at
-
-    async def renew(self, seconds: float | None) -> None:
-        """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
-        self.expires_at = await self._host._renew(self.seq, seconds)
-
-    async def cancel(self) -> None:
-        """Remove the tuple from the space now."""
-        await self._host._cancel(self.seq)
-
-    def __repr__(self) -> str:
-        return f"AsyncLease(seq={self.seq}, expires_at={self.expires_at})"

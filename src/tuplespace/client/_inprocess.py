@@ -5,13 +5,14 @@ process, called without sockets (as httpx's ``ASGITransport`` calls an applicati
 >>> space = tuplespace.connect("http://localhost/spaces/jobs", app=app)  # doctest: +SKIP
 >>> space.write(("job", 1))                                              # doctest: +SKIP
 
-The URL names the server only (its host must be one the server serves: localhost).  The application (an ASGI application,
-what :func:`tuplespace.server.create_app` returns) runs on an event loop of its own, in a
-thread, from its first space on: its lifespan starts there (the store opens) and ends
-at interpreter exit, so every space, sync or async, of one application sees the same
-server.  Each request is an ASGI call whose answer streams back as it is sent (a
-subscription's events arrive one by one); closing a space ends the calls it still waits
-on, and the server learns that their client went away, as it does from a socket.
+The URL only names the server (its host must be one the server serves: localhost).
+The application (an ASGI application, what :func:`tuplespace.server.create_app`
+returns) runs on an event loop of its own, in a thread, from its first space on: its
+lifespan starts there (the store opens) and ends at interpreter exit, so every space,
+sync or async, of one application sees the same server.  Each request is an ASGI call
+whose answer streams back as it is sent (a subscription's events arrive one by one);
+closing a space ends the calls it still waits on, and the server learns that their
+client went away, as it does from a socket.
 """
 
 from __future__ import annotations
