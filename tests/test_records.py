@@ -2,7 +2,7 @@
 capabilities, watches and associative lookup.
 
 Written once against the ``space`` fixture; they run over every way of running a space,
-the remote ones included, except where conftest's ``needs_embedding`` says why not.
+the remote ones included, except where ``tuplespace.testing.needs_embedding`` says why not.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 remote space reaches its server, chosen by ``transport=`` or ``app=``.
 
 What a space does over each transport is the contract suite's (the http, http-plain
-and in-process ways of conftest.py); here is what only the transports show.
+and in-process ways of the conformance kit); here is what only the transports show.
 """
 
 from __future__ import annotations
