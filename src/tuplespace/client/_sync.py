@@ -125,6 +125,10 @@ class RemoteSpace:
     how long a call of the sync binding checks for its answer before its thread
     sleeps, when answers to that operation have come that fast (200 µs by default
     with more than one CPU, else 0; 0 never spins); the async binding never spins.
+    ``transport`` names how requests travel (``TRANSPORTS``, see
+    :mod:`tuplespace.client._sync_transport`): ``"channel"`` (the default), ``"http"``
+    (as ``channel=False``) or ``"in-process"``, which ``app`` chooses: an application
+    of :func:`tuplespace.server.create_app` called in this process, without sockets.
 
     Leases are :class:`Lease` (``lease.renew(30)``).  ``subscribe`` and
     ``transaction`` give handles that need the server to open: the sync binding opens
