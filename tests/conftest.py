@@ -205,7 +205,8 @@ def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
     return coap_limit(function)
 
 
-REDIS_WAYS: list[Way] = [
+# The ways this project adds to the kit's: Redis (a server, a cluster; sync and async) and CoAP.
+ADDED_WAYS: list[Way] = [
     Way("redis", redis_space, embedded=False, needs="redis_server", does=REDIS_DOES, lacks=redis_limit),
     Way(
         "redis-async",
@@ -234,8 +235,9 @@ REDIS_WAYS: list[Way] = [
     ),
 ]
 # Every way of running a space, in the order of their tests' ids.
-WAYS: list[Way] = [*BUILTIN_WAYS, *REDIS_WAYS]
+WAYS: list[Way] = [*BUILTIN_WAYS, *ADDED_WAYS]
 
 
 def pytest_tuplespace_ways(config: pytest.Config) -> list[Way]:
-    return REDIS_WAYS
+    """The ways of running a space that the contract tests run over, besides the kit's."""
+    return ADDED_WAYS
