@@ -94,6 +94,28 @@ def test_a_closed_subscription_is_ended_on_the_server(in_process_app: Any) -> No
         wait_until(lambda: space.statistics()["subscribers"] == 0, "the server to end the subscription")
 
 
+def test_an_async_space_of_an_application_streams_its_events_and_ends_its_subscription(
+    in_process_app: Any,
+) -> None:
+    async def main() -> None:
+        async with await ts.connect_async(_url(), app=in_process_app, order="fifo") as space:
+            assert isinstance(space, AsyncRemoteSpace)
+            async with space.subscribe(("job", int)) as subscription:
+                await space.write(("job", 1))
+                await space.write(("job", 2))
+                first = await subscription.get(timeout=PATIENCE)
+                second = await subscription.get(timeout=PATIENCE)
+                assert first is not None
+                assert second is not None
+                assert [first.tuple, second.tuple] == [("job", 1), ("job", 2)]
+                assert (await space.statistics())["subscribers"] == 1
+            async with asyncio.timeout(PATIENCE):
+                while (await space.statistics())["subscribers"] != 0:
+                    await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+
+
 def test_transport_names_how_requests_travel(http_server: Any) -> None:
     with ts.connect(http_server.space_url(), transport="http", order="fifo") as space:
         space.write(("job", 1))
