@@ -22,7 +22,6 @@ from ._common import (
     error_from_answer,
     event_from_wire,
     logger,
-    shutdown,
     unreachable,
 )
 from ._primitives import Background, Later, Lock, Mailbox, Openable, Signal
@@ -267,11 +266,8 @@ class RemoteStream(Openable, Generic[E]):
         # The server learns first, so that it has ended the subscription by the
         # time a waiting get returns None (as soon as it can, that is: it learns
         # from the connection closing).
-        response = self._response
-        if response is not None:
-            stream = response.extensions.get("network_stream")
-            if stream is not None:
-                shutdown(stream.get_extra_info("socket"))
+        if self._response is not None:
+            self._space._transport.interrupt(self._response)
         self._mailbox.close()
         if self._pump is not None:
             self._pump.stop()

@@ -27,7 +27,7 @@ import httpx
 
 from .._errors import SpaceClosed
 from ._channel import ChannelRefused, Channels
-from ._common import Sockets, logger, unreachable
+from ._common import Sockets, logger, shutdown, unreachable
 
 __all__ = ["ChannelTransport", "HTTPTransport"]
 
@@ -128,6 +128,13 @@ class HTTPTransport:
             extensions=self._extensions,
         )
         return self.client.send(request, stream=True)
+
+    def interrupt(self, response: httpx.Response) -> None:
+        """Wake a read of the stream ``response`` waiting in another task or thread (it
+        ends as a broken stream), and tell the server its client went away."""
+        stream = response.extensions.get("network_stream")
+        if stream is not None:
+            shutdown(stream.get_extra_info("socket"))
 
     def statistics(self) -> dict[str, Any]:
         """What the transport counts of its own (channels opened)."""
