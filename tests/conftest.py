@@ -3,7 +3,7 @@
 The contract tests (tuplespace/testing/contract.py, and the modules here that use the
 ``space`` fixture) run over every way of running a space: the ways of the conformance
 kit's plugin (:mod:`tuplespace.testing`: memory, memory-async, sqlite, http, http-plain,
-http-async, in-process) and those added here, with the ``pytest_tuplespace_ways`` hook:
+http-async, in-process, in-process-async) and those added here, with the ``pytest_tuplespace_ways`` hook:
 spaces kept in a real redis-server (and a Redis Cluster), and a node's space over CoAP,
 each with what it does not do yet.
 """

@@ -4,8 +4,8 @@ What a space does (docs/semantics.md) is written once, as tests of a ``space`` (
 ``make_space``) fixture, in :mod:`tuplespace.testing.contract`; the kit's pytest plugin
 (:mod:`tuplespace.testing.plugin`, loaded wherever pytuplespace is installed) runs each
 over every *way* of running a space: embedded in memory, asyncio, SQLite, remote over
-HTTP or the channel, in-process, and the ways a conftest.py adds.  A store, a space
-backend or a transport is done when it passes the suite.  To run it over yours, give its
+HTTP or the channel, in-process (sync and async), and the ways a conftest.py adds.  A
+store, a space backend or a transport is done when it passes the suite.  To run it over yours, give its
 way (a context manager factory, and the fixture it needs, a server of yours say) and
 collect the suite in a test module::
 

@@ -204,6 +204,22 @@ def in_process_space(app: Any, **options: Any) -> Iterator[RemoteSpace]:
         space.close()
 
 
+@contextlib.contextmanager
+def in_process_async_space(app: Any, **options: Any) -> Iterator[SyncOverAsync]:
+    """A new space of ``app``, through an :class:`tuplespace.client.AsyncRemoteSpace` that
+    calls the application in this process (``app=``), on an event loop of its own."""
+    url = f"http://localhost/spaces/test-{uuid.uuid4().hex[:16]}"
+    adapter = SyncOverAsync()
+    try:
+        adapter.aspace = adapter._run(
+            ts.connect_async(url, app=app, **remote_options("in-process-async", options))
+        )
+        assert isinstance(adapter.aspace, AsyncRemoteSpace)
+        yield adapter
+    finally:
+        adapter.shutdown()
+
+
 BUILTIN_WAYS: list[Way] = [
     Way("memory", memory_space, embedded=True),
     Way("memory-async", memory_async_space, embedded=True),
@@ -212,6 +228,7 @@ BUILTIN_WAYS: list[Way] = [
     Way("http-plain", http_plain_space, embedded=False, needs="http_server"),
     Way("http-async", http_async_space, embedded=False, needs="http_server"),
     Way("in-process", in_process_space, embedded=False, needs="in_process_app"),
+    Way("in-process-async", in_process_async_space, embedded=False, needs="in_process_app"),
 ]
 
 
