@@ -25,6 +25,7 @@ PAIRS = [
     (CLIENT / "_async.py", CLIENT / "_sync.py"),
     (CLIENT / "_async_subscription.py", CLIENT / "_sync_subscription.py"),
     (CLIENT / "_async_server.py", CLIENT / "_sync_server.py"),
+    (CLIENT / "_async_transport.py", CLIENT / "_sync_transport.py"),
     (STORES / "_redis_async.py", STORES / "_redis_sync.py"),
 ]
 
@@ -49,6 +50,7 @@ SUBS = [
     ("connect_async", "connect"),
     ("_async_subscription", "_sync_subscription"),
     ("_async_server", "_sync_server"),
+    ("_async_transport", "_sync_transport"),
     ("_async", "_sync"),
     (r"redis\.asyncio", "redis"),
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from conftest import LiveServer
+from tuplespace.testing import LiveServer
 
 Serve = Callable[..., LiveServer]
 ADMIN = "admin-token-0123456789"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -12,16 +13,10 @@ import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
 
 
-async def until(condition: Callable[[], object], what: str = "the condition") -> None:
-    """Yield to the loop until ``condition`` holds (at most PATIENCE seconds)."""
-    async with asyncio.timeout(PATIENCE):
-        while not condition():
-            await asyncio.sleep(0)
-    assert condition(), what
-
-
 async def waiters(aspace: ts.AsyncSpace, n: int) -> None:
-    await until(lambda: aspace.statistics()["waiters"] == n, f"{n} waiters")
+    async with asyncio.timeout(PATIENCE):
+        while (await aspace.statistics())["waiters"] != n:
+            await asyncio.sleep(0)
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:
@@ -128,7 +123,7 @@ def test_cancelling_a_waiting_call_leaves_no_waiter_and_takes_nothing(op: str, t
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
         await aspace.write(("job", 1))
         assert await aspace.read_all(("job", int)) == [("job", 1)]
 
@@ -144,18 +139,18 @@ def test_a_take_all_cancelled_after_the_handover_puts_every_tuple_back_in_its_pl
         await waiters(aspace, 1)
         # Handed to the task, which has not resumed yet.
         await aspace.write_many([("job", 1, "a"), ("job", 2), ("job", 3, "b")])
-        assert aspace.statistics()["tuples"] == 2
+        assert (await aspace.statistics())["tuples"] == 2
         await aspace.write(("job", 4, "c"))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
         expected = [("job", 1, "a"), ("job", 3, "b"), ("job", 4, "c")]
         if order == "lifo":
             expected.reverse()
         assert await aspace.read_all(("job", int, str)) == expected
         assert await aspace.take_all(("job", int, str)) == expected
-        assert aspace.statistics()["takes"] == 3  # a take its caller never received is no take
+        assert (await aspace.statistics())["takes"] == 3  # a take its caller never received is no take
 
     run(main)
 
@@ -172,7 +167,7 @@ def test_a_take_all_cancelled_after_the_handover_gives_its_tuples_to_the_next_ta
         with pytest.raises(asyncio.CancelledError):
             await group
         assert await second == [("job", 1), ("job", 2)]
-        assert aspace.statistics()["tuples"] == 0
+        assert (await aspace.statistics())["tuples"] == 0
 
     run(main)
 
@@ -188,13 +183,13 @@ def test_a_take_cancelled_after_the_handover_puts_the_tuple_back_in_its_place(
         task = asyncio.create_task(aspace.take(("job", 1), timeout=timeout))
         await waiters(aspace, 1)
         await aspace.write(("job", 1))  # handed to the task, which has not resumed yet
-        assert aspace.statistics()["tuples"] == 1
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["tuples"] == 1
+        assert (await aspace.statistics())["waiters"] == 0
         await aspace.write(("job", 2))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
         expected = [("job", 0), ("job", 1), ("job", 2)]
         if order == "lifo":
             expected.reverse()
@@ -216,8 +211,8 @@ def test_a_tuple_put_back_goes_to_the_next_waiting_taker() -> None:
         with pytest.raises(asyncio.CancelledError):
             await first
         assert await second == ("job", 1)
-        assert aspace.statistics()["tuples"] == 0
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["tuples"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
 
     run(main)
 
@@ -248,8 +243,8 @@ def test_a_tuple_handed_to_a_cancelled_take_after_its_lease_ran_out_is_gone() ->
         with pytest.raises(asyncio.CancelledError):
             await task
         assert await aspace.try_read(("job", int)) is None
-        assert aspace.statistics()["tuples"] == 0
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["tuples"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
 
     run(main)
 
@@ -274,7 +269,7 @@ def test_a_take_raced_by_cancellation_and_a_writing_thread_never_loses_a_tuple()
             except asyncio.CancelledError:
                 pass
             await writer
-            assert aspace.statistics()["waiters"] == 0
+            assert (await aspace.statistics())["waiters"] == 0
         left = await aspace.take_all(("job", int))
         assert received + len(left) == rounds
         assert sorted(left) == left
@@ -290,7 +285,7 @@ def test_wait_for_timing_out_leaves_no_waiter_and_takes_nothing() -> None:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.01):
                 await aspace.read(("job", int))
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
         await aspace.write(("job", 1))
         assert await aspace.count(("job", int)) == 1
 
@@ -304,7 +299,7 @@ def test_a_timeout_raises_timeout() -> None:
             await aspace.take(("job", int), timeout=0.01)
         with pytest.raises(TimeoutError):
             await aspace.read(("job", int), timeout=0)
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
 
     run(main)
 
@@ -321,7 +316,7 @@ def test_a_wait_on_a_simulated_clock_times_out_when_the_clock_passes() -> None:
         clock.advance(0.1)
         with pytest.raises(ts.Timeout):
             await task
-        assert aspace.statistics()["waiters"] == 0
+        assert (await aspace.statistics())["waiters"] == 0
 
     run(main)
 
@@ -345,7 +340,7 @@ def test_async_with_closes_the_space() -> None:
     async def main() -> None:
         async with ts.AsyncSpace() as aspace:
             await aspace.write(("a",))
-        assert aspace.statistics()["closed"] is True
+        assert (await aspace.statistics())["closed"] is True
         with pytest.raises(ts.SpaceClosed):
             await aspace.write(("a",))
 
@@ -377,3 +372,25 @@ def test_a_waiter_whose_event_loop_is_gone_does_not_swallow_a_tuple() -> None:
     assert not task.done()
     del task
     gc.collect()
+
+
+def test_an_async_space_gives_async_leases_and_awaited_statistics(tmp_path: Path) -> None:
+    async def main() -> None:
+        aspace = await ts.connect_async(f"sqlite:///{tmp_path}/spaces.db?space=jobs")
+        assert isinstance(aspace, ts.AsyncSpace)
+        lease = await aspace.write(("job", 1), lease=60)
+        assert isinstance(lease, ts.AsyncLease)
+        (other,) = await aspace.write_many([("job", 2)], lease=60)
+        assert isinstance(other, ts.AsyncLease)
+        await lease.renew(None)  # written down by the durable space, awaited
+        assert lease.expires_at is None
+        await other.cancel()
+        stats = await aspace.statistics()
+        assert stats["tuples"] == 1
+        assert stats["leased_tuples"] == 0
+        await aspace.close()
+        reopened = ts.connect(f"sqlite:///{tmp_path}/spaces.db?space=jobs")
+        assert reopened.read_all(("job", int)) == [("job", 1)]
+        reopened.close()
+
+    asyncio.run(main())

@@ -1,7 +1,7 @@
 """Atomic compound operations: replace and write_if_absent, alone and under threads.
 
 Written once against the ``space`` fixtures, so they run over every way of running
-a space (the asyncio way through the adapter of ``conftest.py``).
+a space (the asyncio way through the adapter of the conformance kit, ``tuplespace.testing``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Capacity: a full space pushes back; waiting writers are admitted in arrival order.
 
 Written once against the ``make_space`` fixture, so they run over every way of
-running a space (the asyncio way through the adapter of ``conftest.py``).
+running a space (the asyncio way through the adapter of the conformance kit, ``tuplespace.testing``).
 """
 
 from __future__ import annotations

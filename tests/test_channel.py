@@ -16,9 +16,9 @@ import pytest
 import uvloop
 
 import tuplespace as ts
-from conftest import LiveServer
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._framing import MAGIC, frame
+from tuplespace.testing import LiveServer
 
 Serve = Callable[..., LiveServer]
 

@@ -20,8 +20,8 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Locator, Page, expect, sync_playwright
 
 import tuplespace as ts
-from conftest import LiveServer
 from helpers import PATIENCE, missing
+from tuplespace.testing import LiveServer
 
 Serve = Callable[..., LiveServer]
 

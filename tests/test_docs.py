@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from conftest import LiveServer
+from tuplespace.testing import LiveServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

@@ -1,7 +1,7 @@
 """Events: every change of a space, numbered, logged, and fed to subscribers.
 
 Written once against the ``space`` fixtures, so they run over every way of running
-a space (the asyncio way through the adapter of ``conftest.py``).
+a space (the asyncio way through the adapter of the conformance kit, ``tuplespace.testing``).
 """
 
 from __future__ import annotations
@@ -488,6 +488,7 @@ def test_a_renewed_subscription_lease_lasts_longer(sim_space: Any, clock: ts.Sim
         sub.renew(10)
 
 
+@pytest.mark.embedded("the count of subscriptions just after one ended")
 def test_a_subscription_lease_ends_a_waiting_iteration_with_nobody_calling(space: Any) -> None:
     sub = space.subscribe(("job", int), lease=0.05)
     iteration = spawn(list, sub)
@@ -496,6 +497,7 @@ def test_a_subscription_lease_ends_a_waiting_iteration_with_nobody_calling(space
     assert space.statistics()["subscribers"] == 0
 
 
+@pytest.mark.embedded("the count of subscriptions just after one ended")
 def test_close_ends_an_iteration_in_another_thread(space: Any) -> None:
     sub = space.subscribe(("job", int))
     iteration = spawn(lambda: [e.tuple for e in sub])
@@ -511,6 +513,7 @@ def test_close_ends_an_iteration_in_another_thread(space: Any) -> None:
     sub.close()  # closing twice is harmless
 
 
+@pytest.mark.embedded("the count of subscriptions just after one ended")
 def test_a_subscription_is_a_context_manager(space: Any) -> None:
     with space.subscribe(("job", int)) as sub:
         space.write(("job", 1))
@@ -635,7 +638,7 @@ def test_async_for_over_an_async_subscription() -> None:
         await asyncio.wait_for(task, PATIENCE)  # leaving the block closed it: the loop ended
         assert seen == [("write", ("job", 1)), ("take", ("job", 1)), ("write", ("job", 2))]
         assert sub.closed
-        assert aspace.statistics()["subscribers"] == 0
+        assert (await aspace.statistics())["subscribers"] == 0
 
     asyncio.run(main())
 

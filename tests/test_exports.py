@@ -36,7 +36,15 @@ def test_every_public_name_is_in_all() -> None:
 
 
 # The subpackages a user imports by name; everything inside them is private too.
-PUBLIC_MODULES = {"tuplespace.cli", "tuplespace.client", "tuplespace.server", "tuplespace.stores"}
+PUBLIC_MODULES = {
+    "tuplespace.cli",
+    "tuplespace.client",
+    "tuplespace.server",
+    "tuplespace.stores",
+    "tuplespace.testing",
+    "tuplespace.testing.contract",  # the contract suite, collected with import *
+    "tuplespace.testing.plugin",  # the pytest plugin (entry point pytest11)
+}
 
 
 def test_modules_are_private() -> None:

@@ -2,7 +2,7 @@
 capabilities, watches and associative lookup.
 
 Written once against the ``space`` fixture; they run over every way of running a space,
-the remote ones included, except where conftest's ``needs_embedding`` says why not.
+the remote ones included, except where ``tuplespace.testing.needs_embedding`` says why not.
 """
 
 from __future__ import annotations
@@ -971,7 +971,7 @@ def test_async_records_are_awaited_and_watched_with_async_for() -> None:
         assert (await waiter).fields == {"kind": "job"}
         with pytest.raises(ts.Timeout):
             await aspace.take_record({"kind": "job"}, timeout=0.01)
-        assert aspace.statistics()["record_takers"] == 0
+        assert (await aspace.statistics())["record_takers"] == 0
         await aspace.close()
 
     asyncio.run(main())
@@ -984,12 +984,12 @@ def test_async_blocked_record_takes_are_served_in_arrival_order() -> None:
         for i in range(4):
             takers.append(asyncio.create_task(aspace.take_record({"kind": "job"}, timeout=PATIENCE)))
             await asyncio.sleep(0)
-            assert aspace.statistics()["record_takers"] == i + 1
+            assert (await aspace.statistics())["record_takers"] == i + 1
         for i in range(4):
             await aspace.create(f"jobs/{i}", {"kind": "job", "n": i})
             assert (await takers[i]).fields == {"kind": "job", "n": i}
             assert all(not t.done() for t in takers[i + 1 :])
-        assert aspace.statistics()["record_takers"] == 0
+        assert (await aspace.statistics())["record_takers"] == 0
         await aspace.close()
 
     asyncio.run(main())
@@ -1004,7 +1004,7 @@ def test_a_record_handed_to_a_cancelled_taker_goes_to_the_next_one_intact() -> N
         second = asyncio.create_task(aspace.take_record({"kind": "job"}))
         await asyncio.sleep(0)
         aspace.space.create("jobs/1", {"kind": "job"})  # handed to the first taker, which has not run yet
-        assert aspace.statistics()["records_held"] == 1
+        assert (await aspace.statistics())["records_held"] == 1
         assert await aspace.find({"kind": "job"}) == []  # held: no lookup sees it
         first.cancel()
         taken = await second
@@ -1016,7 +1016,7 @@ def test_a_record_handed_to_a_cancelled_taker_goes_to_the_next_one_intact() -> N
         with pytest.raises(asyncio.CancelledError):
             await first
         assert [(await watch.get(timeout=PATIENCE)).kind for _ in range(2)] == ["create", "destroy"]
-        stats = aspace.statistics()
+        stats = await aspace.statistics()
         assert (stats["record_takers"], stats["records_held"], stats["records"]) == (0, 0, 0)
         await aspace.close()
 

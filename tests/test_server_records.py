@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 import tuplespace as ts
-from conftest import LiveServer
 from helpers import PATIENCE
 from test_client import Proxy, new_name
 from test_server import client, error, running
 from tuplespace.server import Server, ServerLimits
+from tuplespace.testing import LiveServer
 
 ADMIN = "admin-token-0123456789"
 WRITER = "writer-token-0123456789"

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from conftest import LiveServer
 from helpers import PATIENCE
+from tuplespace.testing import LiveServer
 
 LEASE = 2.0  # the server's claim lease: how long an unconfirmed take holds its tuple
 

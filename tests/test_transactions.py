@@ -1,7 +1,7 @@
 """Transactions: isolation, commit, abort, leases, and waiting inside a transaction.
 
 Written once against the ``space`` fixtures, so they run over every way of running
-a space (the asyncio way through the adapter of ``conftest.py``).
+a space (the asyncio way through the adapter of the conformance kit, ``tuplespace.testing``).
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def test_leaving_the_block_commits(space: Any) -> None:
     assert (stats["commits"], stats["aborts"], stats["transactions"]) == (1, 0, 0)
 
 
+@pytest.mark.embedded("the count of commits after plain takes (the server counts their claims)")
 def test_an_exception_in_the_block_aborts_and_puts_everything_back_in_place(space: Any) -> None:
     space.write_many(JOBS)
     tx = space.transaction()
@@ -515,7 +516,7 @@ def test_async_with_commits_aborts_and_waits() -> None:
         async with aspace.transaction() as tx:
             task = asyncio.create_task(tx.take(("late", int)))
             async with asyncio.timeout(PATIENCE):
-                while aspace.statistics()["waiters"] != 1:
+                while (await aspace.statistics())["waiters"] != 1:
                     await asyncio.sleep(0)
             await aspace.write(("late", 1))
             assert await task == ("late", 1)
@@ -524,11 +525,11 @@ def test_async_with_commits_aborts_and_waits() -> None:
         tx = aspace.transaction()
         task = asyncio.create_task(tx.take(("never",)))
         async with asyncio.timeout(PATIENCE):
-            while aspace.statistics()["waiters"] != 1:
+            while (await aspace.statistics())["waiters"] != 1:
                 await asyncio.sleep(0)
         await tx.abort()
         with pytest.raises(ts.TransactionAborted):
             await task
-        assert aspace.statistics()["transactions"] == 0
+        assert (await aspace.statistics())["transactions"] == 0
 
     asyncio.run(main())

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from conftest import LiveServer
 from helpers import PATIENCE, wait_until
+from tuplespace.testing import LiveServer
 
 
 @contextlib.contextmanager

@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from conftest import WAYS, SyncOverAsync, Way, _maker
+from conftest import WAYS
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
+from tuplespace.testing import SyncOverAsync, Way
+from tuplespace.testing.plugin import maker
 
 MakeSpace = Callable[..., ts.Space]
 
@@ -34,13 +36,13 @@ EVERY_KIND = ("memory", "sqlite", "http", "memory-async", "http-async")
 @pytest.fixture(params=[w for w in WAYS if w.name in EVERY_KIND], ids=lambda w: w.name)
 def every_way(request: pytest.FixtureRequest) -> Way:
     """Every kind of space a worker runs on: embedded (memory, SQLite) and remote, sync
-    and asyncio (seen through the sync adapter of ``conftest.py``)."""
+    and asyncio (seen through the sync adapter of ``tuplespace.testing``)."""
     return request.param  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def make_any_space(every_way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
-    with _maker(every_way, request) as make:
+    with maker(every_way, request) as make:
         yield make
 
 

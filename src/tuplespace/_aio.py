@@ -19,7 +19,7 @@ from ._capabilities import READ_ONLY
 from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
-from ._lease import Lease
+from ._lease import AsyncLease
 from ._mint import Challenge
 from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
@@ -229,8 +229,8 @@ class AsyncSpace:
 
     async def write(
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
-    ) -> Lease:
-        """See :meth:`Space.write`."""
+    ) -> AsyncLease:
+        """See :meth:`Space.write`; the lease is an :class:`AsyncLease`."""
         space = self.space
         engine = space._engine
         entry = None
@@ -251,16 +251,25 @@ class AsyncSpace:
         if entry is not None:
             if ticket:
                 await space._journal.wait_async(ticket)  # type: ignore[union-attr]
-            return Lease(space, entry.seq, entry.expires)
+            return AsyncLease(self, entry.seq, entry.expires)
         await _wait(space, w, fut)
         assert w.entry is not None
         await _settle_now(space)
-        return Lease(space, w.entry.seq, w.entry.expires)
+        return AsyncLease(self, w.entry.seq, w.entry.expires)
 
-    async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
-        """See :meth:`Space.write_many`."""
+    async def write_many(
+        self, tuples: Iterable[Iterable[Value]], lease: float | None = None
+    ) -> list[AsyncLease]:
+        """See :meth:`Space.write_many`; the leases are :class:`AsyncLease`."""
         entries = await _call(self.space, self.space._engine.write_many, tuples, lease)
-        return [Lease(self.space, e.seq, e.expires) for e in entries]
+        return [AsyncLease(self, e.seq, e.expires) for e in entries]
+
+    async def _renew(self, seq: int, seconds: float | None) -> float | None:
+        expires: float | None = await _call(self.space, self.space._engine.renew, seq, seconds)
+        return expires
+
+    async def _cancel(self, seq: int) -> None:
+        await _call(self.space, self.space._engine.cancel, seq)
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read`."""
@@ -518,8 +527,8 @@ class AsyncSpace:
         """See :meth:`Space.remove_lifetime`."""
         self.space.remove_lifetime(template, max_age)
 
-    def statistics(self) -> dict[str, Any]:
-        """See :meth:`Space.statistics`."""
+    async def statistics(self) -> dict[str, Any]:
+        """See :meth:`Space.statistics`; awaited, as every asyncio space's."""
         return self.space.statistics()
 
     async def close(self) -> None:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["connect", "connect_async", "connect_server", "connect_server_async"]
 
 # Keywords of a remote space that are its own, not the options of the space on the server.
-_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin"}
+_REMOTE_KEYWORDS = {"token", "connect_timeout", "confirm_delay", "channel", "spin", "transport", "app"}
 
 
 def _unsupported(url: str) -> ValueError:
@@ -51,6 +51,11 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
       ``token=`` is its bearer token.  Options (``order``, ``capacity``,
       ``event_retention``, ``event_retention_bytes``, ``store``, ``anonymous``) create
       the space with them if it does not exist yet (which needs the ``admin`` permission).
+      ``transport=`` names how requests travel: ``"channel"`` (the default: the
+      server's channel, else HTTP), ``"http"`` or ``"in-process"``; ``app=`` (an
+      application of :func:`tuplespace.server.create_app`) chooses ``"in-process"``:
+      that application is called in this process, without sockets (the URL's host
+      is then only a name: ``connect("http://app/spaces/jobs", app=app)``).
 
     - ``redis://host:port/db?space=jobs`` (``rediss://``, ``redis+cluster://``) — the
       space ``jobs`` kept in Redis, shared by every process that opens it: a

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Lease"]
+__all__ = ["AsyncLease", "Lease"]
 
 
 class _LeaseHost(Protocol):
@@ -44,3 +44,37 @@ class Lease:
 
     def __repr__(self) -> str:
         return f"Lease(seq={self.seq}, expires_at={self.expires_at})"
+
+
+class _AsyncLeaseHost(Protocol):
+    async def _renew(self, seq: int, seconds: float | None) -> float | None: ...
+
+    async def _cancel(self, seq: int) -> None: ...
+
+
+class AsyncLease:
+    """The lease of a tuple written through an asyncio space (:class:`~tuplespace.AsyncSpace`,
+    :class:`~tuplespace.client.AsyncRemoteSpace`...); see :class:`Lease`, whose methods
+    these are, awaited: a renewal that a durable space writes down waits off the event loop.
+
+    >>> lease = await space.write(("presence", "node-7"), lease=30)   # doctest: +SKIP
+    >>> await lease.renew(30)                                          # doctest: +SKIP
+    """
+
+    __slots__ = ("_host", "expires_at", "seq")
+
+    def __init__(self, host: _AsyncLeaseHost, seq: int, expires_at: float | None) -> None:
+        self._host = host
+        self.seq = seq
+        self.expires_at = expires_at
+
+    async def renew(self, seconds: float | None) -> None:
+        """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
+        self.expires_at = await self._host._renew(self.seq, seconds)
+
+    async def cancel(self) -> None:
+        """Remove the tuple from the space now."""
+        await self._host._cancel(self.seq)
+
+    def __repr__(self) -> str:
+        return f"AsyncLease(seq={self.seq}, expires_at={self.expires_at})"

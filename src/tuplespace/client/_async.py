@@ -62,12 +62,12 @@ from .._templates import ANY, Template
 from .._upcall import AsyncUpcall
 from .._values import URI, Credit, Map, Value, handle_address
 from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteStream, AsyncRemoteSubscription
-from ._channel import SPIN, AsyncChannels, ChannelRefused
+from ._async_transport import AsyncChannelTransport, AsyncHTTPTransport
+from ._channel import SPIN
 from ._common import (
     CONFIRM_DELAY,
     AsyncLease,
     Confirmations,
-    Sockets,
     Tuple,
     check_change_kinds,
     check_kinds,
@@ -94,6 +94,7 @@ from ._common import (
     unreachable,
     value_from_wire,
 )
+from ._inprocess import AsyncInProcessTransport
 from ._primitives import AsyncLater, AsyncLock, AsyncOpenable, opened_later
 
 __all__ = [
@@ -104,15 +105,12 @@ __all__ = [
     "AsyncRemoteTransaction",
 ]
 
-_JSON = {"Content-Type": "application/json"}
-# How much longer than the wait it asked for a call waits for the server's answer.
-_ANSWER_MARGIN = 30.0
-_LONGEST_ANSWER = 86_400.0  # waits longer than this wait for the answer without a limit
-# Failures after which a request that changes nothing (or only takes under a claim)
-# is sent again at once: a kept-alive connection the server had just closed.
-_STALE = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
-# Requests larger than this go over HTTP: a channel gains them nothing.
-_CHANNEL_MOST = 1 << 20
+# The transports a space may use, by name (see _async_transport.py).
+TRANSPORTS: dict[str, type[AsyncHTTPTransport]] = {
+    "http": AsyncHTTPTransport,
+    "channel": AsyncChannelTransport,
+    "in-process": AsyncInProcessTransport,
+}
 
 
 def _monotonic() -> float:
@@ -136,6 +134,10 @@ class AsyncRemoteSpace:
     how long a call of the sync binding checks for its answer before its thread
     sleeps, when answers to that operation have come that fast (200 µs by default
     with more than one CPU, else 0; 0 never spins); the async binding never spins.
+    ``transport`` names how requests travel (``TRANSPORTS``, see
+    :mod:`tuplespace.client._async_transport`): ``"channel"`` (the default), ``"http"``
+    (as ``channel=False``) or ``"in-process"``, which ``app`` chooses: an application
+    of :func:`tuplespace.server.create_app` called in this process, without sockets.
 
     Leases are :class:`AsyncLease` (``await lease.renew(30)``).  ``subscribe`` and
     ``transaction`` give handles that need the server to open: the sync binding opens
@@ -153,21 +155,25 @@ class AsyncRemoteSpace:
         confirm_delay: float = CONFIRM_DELAY,
         channel: bool = True,
         spin: float = SPIN,
+        transport: str | None = None,
+        app: Any = None,
     ) -> None:
         base, name = parse_url(url)
         self.url = url
         self.name = name
         self._path = space_path(name)
         self._headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        self._connect_timeout = connect_timeout
-        self._timeout = httpx.Timeout(connect_timeout)
-        self._client = self._new_client(base)
-        self._base = base
-        self._sockets = Sockets()
-        self._use_channel = channel
-        self._channels = AsyncChannels(base, self._headers, connect_timeout, check_spin(spin))
-        self._extensions = {"trace": self._trace}
-        self._confirmations = Confirmations(url, base, self._path, self._headers, connect_timeout)
+        if app is not None:
+            transport = "in-process"
+        elif transport is None:
+            transport = "channel" if channel else "http"
+        if transport not in TRANSPORTS:
+            raise ValueError(f"unknown transport {transport!r}; known transports: {', '.join(TRANSPORTS)}")
+        options: dict[str, Any] = {"app": app} if app is not None else {}
+        if transport == "channel":
+            options["spin"] = check_spin(spin)
+        self._transport = TRANSPORTS[transport](url, base, self._headers, connect_timeout, **options)
+        self._confirmations = Confirmations(url, self._path, self._transport.sync_client)
         self._confirm_delay = confirm_delay
         self._confirm_later = AsyncLater(self._confirmations.end)
         # The last resort of a space dropped, or still open at interpreter exit.
@@ -181,21 +187,12 @@ class AsyncRemoteSpace:
         self._stats = dict.fromkeys(
             (
                 "requests",
-                "channels_opened",
                 "long_polls_reissued",
                 "claims_confirmed_riding",
                 "claims_confirmed_alone",
                 "claims_lost",
             ),
             0,
-        )
-
-    def _new_client(self, base: str) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            base_url=base,
-            headers=self._headers,
-            timeout=self._timeout,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
         )
 
     @property
@@ -209,19 +206,9 @@ class AsyncRemoteSpace:
 
     # -- requests ---------------------------------------------------------------------------
 
-    async def _trace(self, name: str, info: dict[str, Any]) -> None:
-        if name == "connection.connect_tcp.complete":
-            self._sockets.add(info["return_value"])
-
     def _check_open(self) -> None:
         if self._closed:
             raise SpaceClosed("the space was closed")
-
-    def _answer_limit(self, wait: float | None) -> float | None:
-        """How long to wait for the answer to a request the server may hold ``wait`` seconds."""
-        if wait == 0:
-            return self._connect_timeout
-        return None if wait is None or wait > _LONGEST_ANSWER else wait + _ANSWER_MARGIN
 
     async def _request(
         self,
@@ -240,71 +227,10 @@ class AsyncRemoteSpace:
         self._check_open()
         content = None if body is None else orjson.dumps(body)
         self._stats["requests"] += 1
-        if self._use_channel and (content is None or len(content) <= _CHANNEL_MOST):
-            status, data = await self._exchange(method, path, content, wait, again)
-        else:
-            status, data = await self._http(method, path, content, wait, again)
+        status, data = await self._transport.request(method, self._path + path, content, wait, again)
         if status >= 400:
             raise error_from_answer(status, data, self.url)
         return orjson.loads(data) if data else None
-
-    async def _exchange(
-        self, method: str, path: str, content: bytes | None, wait: float | None, again: bool
-    ) -> tuple[int, bytes]:
-        """Send a request on a channel (see :class:`AsyncChannels`)."""
-        request = f"{method} {self._path}{path}\n".encode() + (content or b"")
-        while True:
-            try:
-                channel, fresh = await self._channels.get()
-            except ChannelRefused as exc:
-                logger.info("%s opens no channel (%s): requests go over HTTP", self._base, exc)
-                self._use_channel = False
-                return await self._http(method, path, content, wait, again)
-            except OSError as exc:
-                raise unreachable(self.url, exc) from exc
-            if fresh:
-                self._stats["channels_opened"] += 1
-                self._sockets.add_socket(channel.socket)
-            try:
-                answer = await channel.exchange(request, self._answer_limit(wait))
-            except OSError as exc:  # broken, or no answer in time (TimeoutError)
-                self._channels.failed(channel)
-                if self._closed:
-                    raise SpaceClosed("the space was closed while the call was waiting") from None
-                if fresh or not again or isinstance(exc, TimeoutError):
-                    raise unreachable(self.url, exc) from exc
-                again = False
-                continue
-            except BaseException:  # cancelled: the request is withdrawn
-                self._channels.failed(channel)
-                raise
-            self._channels.release(channel)
-            return answer
-
-    async def _http(
-        self, method: str, path: str, content: bytes | None, wait: float | None, again: bool
-    ) -> tuple[int, bytes]:
-        timeout = self._timeout
-        if wait != 0:
-            timeout = httpx.Timeout(self._connect_timeout, read=self._answer_limit(wait))
-        while True:
-            try:
-                response = await self._client.request(
-                    method,
-                    self._path + path,
-                    content=content,
-                    headers=_JSON if content is not None else None,
-                    timeout=timeout,
-                    extensions=self._extensions,
-                )
-                break
-            except (httpx.TransportError, RuntimeError) as exc:
-                if self._closed:
-                    raise SpaceClosed("the space was closed while the call was waiting") from None
-                if not (again and isinstance(exc, _STALE)):
-                    raise unreachable(self.url, exc) from exc
-                again = False
-        return response.status_code, response.content
 
     async def _long_poll(
         self,
@@ -786,7 +712,7 @@ class AsyncRemoteSpace:
 
         A closed handle still answers, on a connection of its own."""
         if self._closed:
-            async with self._new_client(self._base) as client:
+            async with self._transport.new_client() as client:
                 try:
                     response = await client.get(self._path)
                 except httpx.TransportError as exc:
@@ -805,7 +731,12 @@ class AsyncRemoteSpace:
         """What this handle did: requests, channels opened, long polls asked again, claims confirmed
         riding on a take or sent alone, claims that ran out before their confirmation,
         and claims still to confirm.  Asks the server nothing."""
-        return {**self._stats, "unconfirmed_claims": len(self._confirmations), "closed": self._closed}
+        return {
+            **self._stats,
+            **self._transport.statistics(),
+            "unconfirmed_claims": len(self._confirmations),
+            "closed": self._closed,
+        }
 
     async def close(self) -> None:
         """Close this handle: claims received are confirmed, its open transactions abort,
@@ -822,9 +753,7 @@ class AsyncRemoteSpace:
         self._closed = True
         for sub in list(self._subscriptions):
             await sub.close()
-        self._sockets.shutdown()
-        self._channels.close()
-        await self._client.aclose()
+        await self._transport.close()
 
     async def __aenter__(self) -> AsyncRemoteSpace:
         return self

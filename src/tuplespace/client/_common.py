@@ -10,7 +10,7 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -37,7 +37,7 @@ from .._errors import (
     _PathError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
-from .._lease import Lease
+from .._lease import AsyncLease, Lease
 from .._record import RecordData
 from .._rules import RuleInfo
 from .._rulewire import info_from_wire
@@ -500,15 +500,13 @@ class Confirmations:
     the server answers that the take is final.
     """
 
-    def __init__(self, url: str, base: str, path: str, headers: dict[str, str], timeout: float) -> None:
+    def __init__(self, url: str, path: str, client: Callable[[], httpx.Client]) -> None:
         self._lock = threading.Lock()
         self._ids: list[str] = []
         self._sending: dict[int, list[str]] = {}  # id of a list given by pop_all -> the list
         self._url = url
-        self._base = base
         self._path = path
-        self._headers = headers
-        self._timeout = timeout
+        self._client = client
 
     def add(self, claim_id: str) -> None:
         with self._lock:
@@ -547,7 +545,7 @@ class Confirmations:
         if not ids:
             return
         try:
-            with httpx.Client(base_url=self._base, headers=self._headers, timeout=self._timeout) as client:
+            with self._client() as client:
                 for claim_id in ids:
                     response = client.post(f"{self._path}/claims/{claim_id}/confirm")
                     if response.status_code < 400:
@@ -570,36 +568,3 @@ class Confirmations:
 
 
 # -- leases --------------------------------------------------------------------------------------
-
-
-class _AsyncLeaseHost(Protocol):
-    async def _renew(self, seq: int, seconds: float | None) -> float | None: ...
-
-    async def _cancel(self, seq: int) -> None: ...
-
-
-class AsyncLease:
-    """The lease of a tuple written through an :class:`AsyncRemoteSpace`; see
-    :class:`~tuplespace.Lease`, whose methods these are, awaited.
-
-    >>> lease = await space.write(("presence", "node-7"), lease=30)   # doctest: +SKIP
-    >>> await lease.renew(30)                                          # doctest: +SKIP
-    """
-
-    __slots__ = ("_host", "expires_at", "seq")
-
-    def __init__(self, host: _AsyncLeaseHost, seq: int, expires_at: float | None) -> None:
-        self._host = host
-        self.seq = seq
-        self.expires_at = expires_at
-
-    async def renew(self, seconds: float | None) -> None:
-        """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
-        self.expires_at = await self._host._renew(self.seq, seconds)
-
-    async def cancel(self) -> None:
-        """Remove the tuple from the space now."""
-        await self._host._cancel(self.seq)
-
-    def __repr__(self) -> str:
-        return f"AsyncLease(seq={self.seq}, expires_at={self.expires_at})"

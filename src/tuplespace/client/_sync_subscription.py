@@ -22,7 +22,6 @@ from ._common import (
     error_from_answer,
     event_from_wire,
     logger,
-    shutdown,
     unreachable,
 )
 from ._primitives import Background, Later, Lock, Mailbox, Openable, Signal
@@ -119,16 +118,8 @@ class RemoteStream(Openable, Generic[E]):
         headers = dict(_EVENT_STREAM)
         if self._received is not None:
             headers["Last-Event-ID"] = str(self._received)
-        request = space._client.build_request(
-            "GET",
-            space._path + self._route,
-            params=self._params,
-            headers=headers,
-            timeout=httpx.Timeout(space._connect_timeout, read=None),
-            extensions=space._extensions,
-        )
         try:
-            response = space._client.send(request, stream=True)
+            response = space._transport.stream(space._path + self._route, self._params, headers)
         except (httpx.TransportError, RuntimeError) as exc:
             if space._closed or self._closed:
                 raise SpaceClosed("the space was closed") from None
@@ -275,11 +266,8 @@ class RemoteStream(Openable, Generic[E]):
         # The server learns first, so that it has ended the subscription by the
         # time a waiting get returns None (as soon as it can, that is: it learns
         # from the connection closing).
-        response = self._response
-        if response is not None:
-            stream = response.extensions.get("network_stream")
-            if stream is not None:
-                shutdown(stream.get_extra_info("socket"))
+        if self._response is not None:
+            self._space._transport.interrupt(self._response)
         self._mailbox.close()
         if self._pump is not None:
             self._pump.stop()

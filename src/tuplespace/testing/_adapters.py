@@ -1,0 +1,434 @@
+"""Asyncio spaces seen through the method names of :class:`tuplespace.Space`, so that the
+contract suite, written once with blocking calls, runs over them too.
+
+:class:`SyncOverAsync` runs each coroutine of an asyncio space (:class:`tuplespace.AsyncSpace`,
+:class:`tuplespace.client.AsyncRemoteSpace`, a Redis space's...) on an event loop in a
+background thread and waits for its result; its subscriptions, transactions, records and
+leases are wrapped the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from collections.abc import Awaitable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import tuplespace as ts
+
+from .._events import EVENT_KINDS
+from .._lease import AsyncLease
+from ..client import AsyncRemoteRecord, AsyncRemoteRecordWatch, AsyncRemoteRules
+from ._threads import PATIENCE
+
+__all__ = [
+    "SyncOverAsync",
+    "SyncRecord",
+    "SyncRecordWatch",
+    "SyncRules",
+    "SyncSubscription",
+    "SyncTransaction",
+]
+
+T = TypeVar("T")
+
+
+class SyncOverAsync:
+    """An :class:`tuplespace.AsyncSpace` seen through the method names of
+    :class:`tuplespace.Space`: each call runs the coroutine on an event loop in a
+    background thread and waits for its result, so a blocking call really waits
+    as a coroutine on that loop.
+
+    Its leases (:class:`tuplespace.AsyncLease`) are seen as :class:`tuplespace.Lease`;
+    the subscriptions and transactions of a remote space open when awaited.
+    """
+
+    def __init__(self, aspace: Any = None) -> None:
+        self.aspace = aspace
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="space-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def _lease(self, lease: ts.Lease | AsyncLease) -> ts.Lease:
+        if isinstance(lease, AsyncLease):
+            return ts.Lease(_AsyncLeaseHost(self, lease), lease.seq, lease.expires_at)
+        return lease
+
+    def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> ts.Lease:
+        return self._lease(self._run(self.aspace.write(t, lease, timeout)))
+
+    def write_many(self, tuples: Any, lease: float | None = None) -> list[ts.Lease]:
+        return [self._lease(x) for x in self._run(self.aspace.write_many(tuples, lease))]
+
+    def read(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
+        return self._run(self.aspace.read(template, timeout))
+
+    def take(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
+        return self._run(self.aspace.take(template, timeout))
+
+    def try_read(self, template: Any) -> tuple[Any, ...] | None:
+        return self._run(self.aspace.try_read(template))
+
+    def try_take(self, template: Any) -> tuple[Any, ...] | None:
+        return self._run(self.aspace.try_take(template))
+
+    def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.aspace.read_all(template, limit, timeout))
+
+    def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.aspace.take_all(template, limit, timeout))
+
+    def count(self, template: Any) -> int:
+        return self._run(self.aspace.count(template))
+
+    def replace(
+        self, template: Any, successor: Any, lease: float | None = None, timeout: float | None = None
+    ) -> tuple[Any, ...]:
+        return self._run(self.aspace.replace(template, successor, lease, timeout))
+
+    def write_if_absent(self, template: Any, t: Any, lease: float | None = None) -> bool:
+        return self._run(self.aspace.write_if_absent(template, t, lease))
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Any = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> SyncSubscription:
+        async def subscribe() -> Any:
+            return await _opened(
+                self.aspace.subscribe(
+                    template,
+                    events,
+                    since=since,
+                    max_pending=max_pending,
+                    lease=lease,
+                    **({} if existing is False else {"existing": existing}),
+                )
+            )
+
+        return SyncSubscription(self, self._run(subscribe()))
+
+    def transaction(self, lease: float | None = 60.0) -> SyncTransaction:
+        async def begin() -> Any:
+            return await _opened(self.aspace.transaction(lease))
+
+        return SyncTransaction(self, self._run(begin()))
+
+    # -- records: AsyncRecord handles, seen as tuplespace.Record ---------------------------
+
+    def create(
+        self, path: str, fields: Any, credit: Any = None, lease: float | None = None, **kw: Any
+    ) -> Any:
+        return self._wrap(self._run(self.aspace.create(path, fields, credit, lease, **kw)))
+
+    def record(self, ref: Any) -> Any:
+        return self._wrap(self._run(self.aspace.record(ref)))
+
+    def find(self, template: Any, under: str | None = None, limit: int | None = None) -> list[Any]:
+        found: list[Any] = self._wrap(self._run(self.aspace.find(template, under, limit)))
+        return found
+
+    def try_take_record(self, template: Any, under: str | None = None) -> Any:
+        return self._run(self.aspace.try_take_record(template, under))
+
+    def take_record(self, template: Any, under: str | None = None, timeout: float | None = None) -> Any:
+        return self._run(self.aspace.take_record(template, under, timeout))
+
+    def watch_records(self, under: str | None = None, **kw: Any) -> Any:
+        return self._wrap(self._run(_opened(self.aspace.watch_records(under, **kw))))
+
+    def grant_credit(self, principal: str, amount: Any) -> ts.Credit:
+        return self._run(self.aspace.grant_credit(principal, amount))
+
+    def account(self, principal: str) -> ts.Credit:
+        return self._run(self.aspace.account(principal))
+
+    @property
+    def rules(self) -> Any:
+        """The space's rules: an embedded space's own (its calls never wait), or a
+        remote space's seen through the calls of :class:`tuplespace.Rules`."""
+        rules = self.aspace.rules
+        return rules if isinstance(rules, ts.Rules) else SyncRules(self, rules)
+
+    def transfer_credit(self, source: str, target: str, amount: Any) -> ts.Credit:
+        return self._run(self.aspace.transfer_credit(source, target, amount))
+
+    def _wrap(self, result: Any) -> Any:
+        if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
+            return SyncRecord(self, result)
+        if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)):
+            return SyncRecordWatch(self, result)
+        if isinstance(result, list):
+            return [self._wrap(x) for x in result]
+        return result
+
+    def statistics(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self._run(self.aspace.statistics())
+        return stats
+
+    def close(self) -> None:
+        self._run(self.aspace.close())
+
+    def shutdown(self) -> None:
+        """Close the space, then stop the loop once every task on it has finished."""
+
+        async def finish() -> None:
+            if self.aspace is not None:
+                await self.aspace.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self._run(finish())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(PATIENCE)
+            if not self._thread.is_alive():
+                self.loop.close()
+
+
+async def _opened(handle: Any) -> Any:
+    """A subscription or transaction, opened if it opens when awaited (a remote one)."""
+    return await handle if inspect.isawaitable(handle) else handle
+
+
+async def _awaited(result: Awaitable[T]) -> T:
+    return await result
+
+
+class _AsyncLeaseHost:
+    """Renews and cancels an :class:`AsyncLease` for a :class:`tuplespace.Lease`."""
+
+    def __init__(self, adapter: SyncOverAsync, lease: AsyncLease) -> None:
+        self._adapter = adapter
+        self._lease = lease
+
+    def _renew(self, seq: int, seconds: float | None) -> float | None:
+        self._adapter._run(self._lease.renew(seconds))
+        return self._lease.expires_at
+
+    def _cancel(self, seq: int) -> None:
+        self._adapter._run(self._lease.cancel())
+
+
+class SyncRules:
+    """An :class:`tuplespace.client.AsyncRemoteRules` seen through the calls of
+    :class:`tuplespace.Rules`."""
+
+    def __init__(self, host: SyncOverAsync, rules: AsyncRemoteRules) -> None:
+        self._host = host
+        self._rules = rules
+
+    def add(self, name: str, **definition: Any) -> ts.RuleInfo:
+        return self._host._run(self._rules.add(name, **definition))
+
+    def list(self) -> list[ts.RuleInfo]:
+        return self._host._run(self._rules.list())
+
+    def get(self, name: str) -> ts.RuleInfo:
+        return self._host._run(self._rules.get(name))
+
+    def remove(self, name: str) -> None:
+        self._host._run(self._rules.remove(name))
+
+
+class SyncSubscription:
+    """An :class:`tuplespace.AsyncSubscription` seen through the names of
+    :class:`tuplespace.Subscription`; its coroutines run on the adapter's loop."""
+
+    def __init__(self, adapter: SyncOverAsync, subscription: ts.AsyncSubscription) -> None:
+        self._adapter = adapter
+        self.subscription = subscription
+
+    @property
+    def last_seq(self) -> int:
+        return self.subscription.last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self.subscription.closed
+
+    def get(self, timeout: float | None = None) -> ts.Event | None:
+        return self._adapter._run(self.subscription.get(timeout))
+
+    def __iter__(self) -> SyncSubscription:
+        return self
+
+    def __next__(self) -> ts.Event:
+        async def anext() -> ts.Event:
+            return await self.subscription.__anext__()
+
+        try:
+            return self._adapter._run(anext())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def renew(self, lease: float | None) -> None:
+        self._adapter._run(self.subscription.renew(lease))
+
+    def close(self) -> None:
+        self._adapter._run(self.subscription.close())
+
+    def statistics(self) -> dict[str, Any]:
+        return self.subscription.statistics()
+
+    def __enter__(self) -> SyncSubscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._adapter._run(self.subscription.__aexit__(*exc_info))
+
+
+class SyncRecord:
+    """An :class:`tuplespace.AsyncRecord` (or a remote one) seen through the names of
+    :class:`tuplespace.Record`: each awaited method runs on the adapter's loop (a watch
+    is opened there); its properties are read as they are."""
+
+    def __init__(self, adapter: SyncOverAsync, record: ts.AsyncRecord | AsyncRemoteRecord) -> None:
+        self._adapter = adapter
+        self.record = record
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.record, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attribute(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = self._adapter._run(_awaited(result))
+            return self._adapter._wrap(result)
+
+        return call
+
+    def __tuplespace_uri__(self) -> ts.URI:
+        """Where a value goes, the adapter is the handle it wraps."""
+        return self.record.__tuplespace_uri__()
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SyncRecord) and other.record == self.record
+
+    def __hash__(self) -> int:
+        return hash(self.record)
+
+
+class SyncRecordWatch:
+    """An :class:`tuplespace.AsyncRecordWatch` (or a remote one) seen through the names of
+    :class:`tuplespace.RecordWatch`."""
+
+    def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch | AsyncRemoteRecordWatch) -> None:
+        self._run = adapter._run
+        self.watch = watch
+
+    @property
+    def last_seq(self) -> int:
+        return self.watch.last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self.watch.closed
+
+    def get(self, timeout: float | None = None) -> ts.Change | None:
+        return self._run(self.watch.get(timeout))
+
+    def __iter__(self) -> Iterator[ts.Change]:
+        return self
+
+    def __next__(self) -> ts.Change:
+        change = self.get()
+        if change is None:
+            raise StopIteration
+        return change
+
+    def renew(self, lease: float | None) -> None:
+        self._run(self.watch.renew(lease))
+
+    def close(self) -> None:
+        self._run(self.watch.close())
+
+    def statistics(self) -> dict[str, Any]:
+        return self.watch.statistics()
+
+    def __enter__(self) -> SyncRecordWatch:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class SyncTransaction:
+    """An :class:`tuplespace.AsyncTransaction` seen through the names of
+    :class:`tuplespace.Transaction`; its coroutines run on the adapter's loop."""
+
+    def __init__(self, adapter: SyncOverAsync, transaction: ts.AsyncTransaction) -> None:
+        self._run = adapter._run
+        self.transaction = transaction
+
+    @property
+    def state(self) -> str:
+        return self.transaction.state
+
+    @property
+    def expires_at(self) -> float | None:
+        return self.transaction.expires_at
+
+    def write(self, t: Any, lease: float | None = None) -> None:
+        self._run(self.transaction.write(t, lease))
+
+    def write_many(self, tuples: Any, lease: float | None = None) -> None:
+        self._run(self.transaction.write_many(tuples, lease))
+
+    def read(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
+        return self._run(self.transaction.read(template, timeout))
+
+    def take(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
+        return self._run(self.transaction.take(template, timeout))
+
+    def try_read(self, template: Any) -> tuple[Any, ...] | None:
+        return self._run(self.transaction.try_read(template))
+
+    def try_take(self, template: Any) -> tuple[Any, ...] | None:
+        return self._run(self.transaction.try_take(template))
+
+    def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.transaction.read_all(template, limit, timeout))
+
+    def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[tuple[Any, ...]]:
+        return self._run(self.transaction.take_all(template, limit, timeout))
+
+    def count(self, template: Any) -> int:
+        return self._run(self.transaction.count(template))
+
+    def commit(self) -> None:
+        self._run(self.transaction.commit())
+
+    def abort(self) -> None:
+        self._run(self.transaction.abort())
+
+    def renew(self, lease: float | None) -> None:
+        self._run(self.transaction.renew(lease))
+
+    def __enter__(self) -> SyncTransaction:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._run(self.transaction.__aexit__(*exc_info))

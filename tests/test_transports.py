@@ -1,0 +1,141 @@
+"""The client transports (tuplespace/client/_async_transport.py, _inprocess.py): how a
+remote space reaches its server, chosen by ``transport=`` or ``app=``.
+
+What a space does over each transport is the contract suite's (the http, http-plain
+and in-process ways of the conformance kit); here is what only the transports show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from typing import Any
+
+import pytest
+
+import tuplespace as ts
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
+from tuplespace.client import AsyncRemoteSpace, RemoteSpace
+
+
+def _free_port() -> int:
+    """A port of 127.0.0.1 on which nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _url() -> str:
+    return f"http://127.0.0.1:{_free_port()}/spaces/test-{uuid.uuid4().hex[:16]}"
+
+
+def test_app_calls_the_application_in_this_process_without_a_socket(in_process_app: Any) -> None:
+    # Nothing listens at the URL's port: only the application can answer.
+    with ts.connect(_url(), app=in_process_app, order="lifo") as space:
+        assert isinstance(space, RemoteSpace)
+        space.write(("job", 1))
+        space.write(("job", 2))
+        assert space.take(("job", int)) == ("job", 2)  # lifo: the option reached the server
+        assert space.client_statistics()["channels_opened"] == 0
+        assert space.statistics()["writes"] == 2
+
+
+def test_sync_and_async_spaces_of_one_application_share_its_spaces(in_process_app: Any) -> None:
+    url = _url()
+    with ts.connect(url, app=in_process_app, order="fifo") as space:
+        space.write(("from", "sync"))
+
+        async def main() -> Any:
+            async with await ts.connect_async(url, app=in_process_app) as aspace:
+                assert isinstance(aspace, AsyncRemoteSpace)
+                await aspace.write(("from", "async"))
+                return await aspace.take(("from", "sync"))
+
+        assert asyncio.run(main()) == ("from", "sync")
+        assert space.take(("from", str)) == ("from", "async")
+
+
+def test_a_waiting_take_is_served_by_a_write_of_another_space(in_process_app: Any) -> None:
+    url = _url()
+    with (
+        ts.connect(url, app=in_process_app, order="fifo") as taker,
+        ts.connect(url, app=in_process_app) as writer,
+    ):
+        took = spawn(taker.take, ("job", int), timeout=PATIENCE)
+        wait_for_waiters(writer, 1)
+        writer.write(("job", 7))
+        assert took.result(PATIENCE) == ("job", 7)
+
+
+def test_closing_a_space_wakes_its_waiting_take_and_the_server_forgets_it(in_process_app: Any) -> None:
+    url = _url()
+    with ts.connect(url, app=in_process_app, order="fifo") as observer:
+        space = ts.connect(url, app=in_process_app)
+        took = spawn(space.take, ("job", int))
+        wait_for_waiters(observer, 1)
+        space.close()
+        with pytest.raises(ts.SpaceClosed):
+            took.result(PATIENCE)
+        wait_until(lambda: observer.statistics()["waiters"] == 0, "the server to drop the waiting take")
+        observer.write(("job", 1))
+        assert observer.count(("job", int)) == 1  # nobody took it
+
+
+def test_a_closed_subscription_is_ended_on_the_server(in_process_app: Any) -> None:
+    with ts.connect(_url(), app=in_process_app, order="fifo") as space:
+        subscription = space.subscribe(("job", int))
+        space.write(("job", 1))
+        event = subscription.get(timeout=PATIENCE)
+        assert event is not None
+        assert event.tuple == ("job", 1)
+        assert space.statistics()["subscribers"] == 1
+        subscription.close()
+        wait_until(lambda: space.statistics()["subscribers"] == 0, "the server to end the subscription")
+
+
+def test_an_async_space_of_an_application_streams_its_events_and_ends_its_subscription(
+    in_process_app: Any,
+) -> None:
+    async def main() -> None:
+        async with await ts.connect_async(_url(), app=in_process_app, order="fifo") as space:
+            assert isinstance(space, AsyncRemoteSpace)
+            async with space.subscribe(("job", int)) as subscription:
+                await space.write(("job", 1))
+                await space.write(("job", 2))
+                first = await subscription.get(timeout=PATIENCE)
+                second = await subscription.get(timeout=PATIENCE)
+                assert first is not None
+                assert second is not None
+                assert [first.tuple, second.tuple] == [("job", 1), ("job", 2)]
+                assert (await space.statistics())["subscribers"] == 1
+            async with asyncio.timeout(PATIENCE):
+                while (await space.statistics())["subscribers"] != 0:
+                    await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+
+
+def test_transport_names_how_requests_travel(http_server: Any) -> None:
+    with ts.connect(http_server.space_url(), transport="http", order="fifo") as space:
+        space.write(("job", 1))
+        assert space.take(("job", int)) == ("job", 1)
+        assert space.client_statistics()["channels_opened"] == 0
+    with ts.connect(http_server.space_url(), transport="channel", order="fifo") as space:
+        space.write(("job", 1))
+        assert space.client_statistics()["channels_opened"] == 1
+
+
+def test_an_unknown_transport_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown transport 'carrier-pigeon'.*http, channel, in-process"):
+        ts.connect(_url(), transport="carrier-pigeon")
+
+
+def test_an_application_that_fails_to_start_says_so() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "lifespan"
+        await receive()
+        await send({"type": "lifespan.startup.failed", "message": "no store"})
+
+    with pytest.raises(RuntimeError, match="the application did not start: no store"):
+        ts.connect(_url(), app=app)
