@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import tuplespace as ts
-from test_server import client, error, running
+from test_server import all_tuples, client, error, running
 from tuplespace.client._common import error_code
 from tuplespace.server import Server, ServerLimits
 
@@ -163,6 +163,21 @@ def test_a_failure_of_a_rule_is_shown_as_an_error_body(server: Server) -> None:
     with client(server, WRITER) as acme:
         last = acme.get(RULES + "/ratio").json()["rule"]["last_error"]
         assert last["code"] == "evaluation_error"
+
+
+def test_an_expression_builds_no_value_past_max_built(acme: httpx.Client) -> None:
+    # three references to a 400,000-character field would build 1.2 million characters; a few
+    # thousand such references would hold the space's lock for minutes and take gigabytes
+    grow = {"name": "grow", "template": ["big", {"$formal": "str"}], "when": "size(t[1] + t[1] + t[1]) > 0"}
+    assert acme.post(RULES, json={**grow, "write": [["seen"]]}).status_code == 201
+    written = acme.post("/spaces/plant/write", json={"tuple": ["big", "a" * 400_000]})
+    assert written.status_code == 200, written.text
+    rule = acme.get(RULES + "/grow").json()["rule"]
+    assert (rule["fired"], rule["failed"]) == (0, 1)
+    last = rule["last_error"]
+    assert (last["code"], last["limit"], last["maximum"]) == ("value_too_large", "max_built", 1 << 20)
+    assert "string + string would build a string of 1200000 characters" in last["message"]
+    assert [t[0] for t in all_tuples(acme, "plant", 2)] == ["big"]  # the write happened
 
 
 def test_a_durable_server_keeps_its_rules_across_a_restart(tmp_path: Path) -> None:

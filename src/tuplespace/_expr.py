@@ -28,10 +28,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ._errors import EvaluationError, InvalidValue
+from ._errors import EvaluationError, InvalidValue, ValueTooLarge
 from ._values import URI, Credit, Map, Value, value_key
 
-__all__ = ["Expr", "compile_expr"]
+__all__ = ["MAX_BUILT", "Expr", "compile_expr"]
 
 Env = Mapping[str, Any]
 Code = Callable[[Env], Any]
@@ -39,6 +39,10 @@ Code = Callable[[Env], Any]
 _INT_MIN: Final = -(1 << 63)
 _INT_MAX: Final = (1 << 63) - 1
 _MAX_SOURCE: Final = 4096
+#: The most characters, bytes or items of a string, bytes or list that ``+`` builds:
+#: without it, an expression of a few thousand characters adding a large field to
+#: itself would build gigabytes, quadratically, under the space's lock.
+MAX_BUILT: Final = 1 << 20
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -94,16 +98,26 @@ def _same(op: str, a: object, b: object) -> str:
     return ta
 
 
+_UNITS: Final = {"string": "characters", "bytes": "bytes", "list": "items"}
+
+
 def _add(a: Any, b: Any) -> Any:
     if type(a) is float and type(b) is float:  # the common case
         return a + b
     t = _same("+", a, b)
     if t == "int":
         return _int(a + b)
-    if t in ("double", "string", "bytes"):
+    if t == "double":
         return a + b
-    if t == "list":
-        return (*a, *b)
+    if t in ("string", "bytes", "list"):
+        n = len(a) + len(b)
+        if n > MAX_BUILT:
+            raise ValueTooLarge(
+                f"{t} + {t} would build a {t} of {n} {_UNITS[t]}, more than {MAX_BUILT}",
+                limit="max_built",
+                maximum=MAX_BUILT,
+            )
+        return (*a, *b) if t == "list" else a + b
     raise EvaluationError(f"no such overload: {t} + {t}")
 
 
