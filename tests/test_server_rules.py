@@ -180,6 +180,24 @@ def test_an_expression_builds_no_value_past_max_built(acme: httpx.Client) -> Non
     assert [t[0] for t in all_tuples(acme, "plant", 2)] == ["big"]  # the write happened
 
 
+def test_a_push_rule_whose_record_is_destroyed_fails_naming_it(server: Server) -> None:
+    with ts.connect(server.url + "/spaces/plant", token=ADMIN) as plant:
+        kitchen = plant.create("kitchen", {"temp": 20.0})
+        house = plant.create("house", {"comfort": None})
+        plant.rules.add("comfort", set="house.comfort", to="kitchen.temp > 19.0")
+        kitchen.destroy()
+        info = plant.rules.get("comfort")
+        assert (info.fired, info.failed) == (1, 1)
+        assert isinstance(info.last_error, ts.RecordNotFound)
+        assert "kitchen" in str(info.last_error)
+        assert house.get("comfort") is True  # as the last firing left it
+        plant.create("kitchen", {"temp": 10.0})
+        assert house.get("comfort") is False
+        assert plant.rules.get("comfort").fired == 2
+    with client(server, WRITER) as acme:
+        assert acme.get(RULES + "/comfort").json()["rule"]["last_error"]["code"] == "record_not_found"
+
+
 def test_a_durable_server_keeps_its_rules_across_a_restart(tmp_path: Path) -> None:
     for restart in range(2):
         with running(tmp_path / "data") as server, ts.connect(server.url + "/spaces/plant") as plant:

@@ -56,7 +56,6 @@ from ._errors import (
     InvalidTemplate,
     InvalidValue,
     LimitReached,
-    RecordNotFound,
     RuleCycle,
     RuleExists,
     RuleNotFound,
@@ -935,8 +934,6 @@ class Rules:
         engine = self._engine
         if rule.kind == "push":
             env = self._records_env(rule)
-            if env is None:
-                return False
             (path, tag), expr = next(iter(rule.sets.items()))
             value = check_value(expr.run(env))
             rid = self._record(path)
@@ -984,16 +981,12 @@ class Rules:
         rid, _, _ = self._engine.records.resolve(path)
         return rid
 
-    def _records_env(self, rule: _Rule) -> dict[str, Any] | None:
-        """The fields of the records a push rule reads, by name; None if one is missing."""
-        env: dict[str, Any] = {}
+    def _records_env(self, rule: _Rule) -> dict[str, Any]:
+        """The fields of the records a push rule reads, by name; RecordNotFound if one
+        is missing, a failure of the firing."""
         records = self._engine.records
-        for var in {v for v, _ in next(iter(rule.sets.values())).selects}:
-            try:
-                env[var] = records.all(self._record(rule.using.get(var, var)), None)
-            except RecordNotFound:
-                return None
-        return env
+        names = {v for v, _ in next(iter(rule.sets.values())).selects}
+        return {var: records.all(self._record(rule.using.get(var, var)), None) for var in names}
 
     # -- methods -----------------------------------------------------------------------------
 
