@@ -143,6 +143,19 @@ def test_a_space_holds_at_most_max_rules_of_at_most_max_rule_bytes(acme: httpx.C
     assert [r["name"] for r in acme.get(RULES).json()["rules"]] == ["hot-1", "hot-2"]
 
 
+def test_a_rule_that_takes_needs_take_as_its_author_would(server: Server, acme: httpx.Client) -> None:
+    with client(server, ADMIN) as admin:
+        assert admin.post("/spaces/plant/write", json={"tuple": ["secret", "code"]}).status_code == 200
+        steal = {"name": "steal", "template": ["go"], "take": [["secret", {"$formal": "str"}]]}
+        error(acme.post("/spaces/plant/take", json={"template": ["secret", None]}), 403, "forbidden")
+        body = error(acme.post(RULES, json=steal), 403, "forbidden")
+        assert "may not take" in body["message"]
+        assert acme.post("/spaces/plant/write", json={"tuple": ["go"]}).status_code == 200
+        assert acme.get(RULES).json() == {"rules": []}
+        assert [t[0] for t in all_tuples(admin, "plant", 2)] == ["secret"]  # nothing taken
+        assert admin.post(RULES, json=steal).status_code == 201  # the admin may take
+
+
 def test_only_an_admin_names_another_principal(server: Server, acme: httpx.Client) -> None:
     error(acme.post(RULES, json={**HOT, "principal": "ops"}), 403, "forbidden")
     with client(server, ADMIN) as admin:
