@@ -193,6 +193,27 @@ def test_an_expression_builds_no_value_past_max_built(acme: httpx.Client) -> Non
     assert [t[0] for t in all_tuples(acme, "plant", 2)] == ["big"]  # the write happened
 
 
+def test_the_error_a_rule_keeps_shows_the_values_of_its_event_abbreviated(server: Server) -> None:
+    # each rule keeps its last error, and the list of rules answers them all: a message that
+    # held the event's value whole would keep a megabyte per rule
+    field = {"$formal": "str"}
+    with client(server, ADMIN) as admin:
+        rules = (
+            {"name": "take", "template": ["x", field], "take": [["none", "t[1]"]]},
+            {"name": "int", "template": ["x", field], "write": [["y", "int(t[1])"]]},
+            {"name": "key", "template": ["x", field], "write": [["y", "{'a': 1}[t[1]]"]]},
+        )
+        for rule in rules:
+            assert admin.post(RULES, json=rule).status_code == 201
+        assert admin.post("/spaces/plant/write", json={"tuple": ["x", "z" * 1_000_000]}).status_code == 200
+        messages = {r["name"]: r["last_error"]["message"] for r in admin.get(RULES).json()["rules"]}
+    assert messages == {
+        "take": "take: no tuple matches ('none', 'zzzzzzzzzzzz...zzzzzzzzzzzzz')",
+        "int": "int('zzzzzzzzzzzz...zzzzzzzzzzzzz'): not an int",
+        "key": "no such key: 'zzzzzzzzzzzz...zzzzzzzzzzzzz'",
+    }
+
+
 def test_a_push_rule_whose_record_is_destroyed_fails_naming_it(server: Server) -> None:
     with ts.connect(server.url + "/spaces/plant", token=ADMIN) as plant:
         kitchen = plant.create("kitchen", {"temp": 20.0})

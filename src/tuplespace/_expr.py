@@ -17,7 +17,8 @@ function of a dict of names; evaluating it raises :class:`~tuplespace.Evaluation
 for a type mismatch, a missing key or index, a division by zero or an int past 64
 bits.  Values are those of the space: ``==`` is its typed equality (``1 == 1.0``
 is false), ints and doubles are ordered together, and arithmetic needs operands of
-one type, as in CEL.
+one type, as in CEL.  An error shows the values it names abbreviated (:mod:`reprlib`),
+so its message stays short whatever the event held.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -212,13 +214,13 @@ def _to_int(v: Any) -> int:
         return int(v)
     if t == "double":
         if v != v or not _INT_MIN <= v <= _INT_MAX:
-            raise EvaluationError(f"int({v!r}): out of range")
+            raise EvaluationError(f"int({reprlib.repr(v)}): out of range")
         return int(v)
     if t == "string":
         try:
             return _int(int(v, 10))
         except ValueError:
-            raise EvaluationError(f"int({v!r}): not an int") from None
+            raise EvaluationError(f"int({reprlib.repr(v)}): not an int") from None
     raise EvaluationError(f"no such overload: int({t})")
 
 
@@ -230,7 +232,7 @@ def _to_double(v: Any) -> float:
         try:
             return float(v)
         except ValueError:
-            raise EvaluationError(f"double({v!r}): not a number") from None
+            raise EvaluationError(f"double({reprlib.repr(v)}): not a number") from None
     raise EvaluationError(f"no such overload: double({t})")
 
 
@@ -278,7 +280,7 @@ def _index(v: Any, k: Any) -> Any:
         if type(k) is not str:
             raise EvaluationError(f"no such overload: map[{_type(k)}]")
         if k not in v:
-            raise EvaluationError(f"no such key: {k!r}")
+            raise EvaluationError(f"no such key: {reprlib.repr(k)}")
         return v[k]
     raise EvaluationError(f"no such overload: {tv}[{_type(k)}]")
 

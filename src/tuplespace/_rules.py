@@ -41,6 +41,7 @@ logged, and the space goes on.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -963,7 +964,7 @@ class Rules:
             try:
                 for template in takes:
                     if engine.find(template, True, txn) is None:
-                        raise EvaluationError(f"take: no tuple matches {template.fields!r}")
+                        raise EvaluationError(f"take: no tuple matches {reprlib.repr(template.fields)}")
                 engine.write_many(writes, None, txn)
             except BaseException:
                 engine.abort(txn)
