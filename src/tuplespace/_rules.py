@@ -385,7 +385,7 @@ class _RuleFeed(Feed):
 
     def push(self, event: Event) -> None:
         if event.kind in self.kinds:
-            self.rules.pending.append((self.rule, event))
+            self.rules.queue(self.rule, event)
 
 
 _Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
@@ -410,10 +410,9 @@ class _RecordChanges(RecordFeed):
             readers = [*rules.path_readers.get(path, ())]
             if kind == "move":
                 readers.extend(rules.path_readers.get(change.value, ()))
-        pending = rules.pending
         for rule in readers:
             if kind in rule.on:
-                pending.append((rule, change))
+                rules.queue(rule, change)
 
 
 class _ReactingLock:
@@ -458,6 +457,7 @@ class Rules:
         self._engine: Engine = space._engine
         self._rules: dict[str, _Rule] = {}
         self.pending: deque[tuple[_Rule, Any]] = deque()
+        self._unqueued = 0  # firings past max_firings in the queue: counted, not kept
         # Rules by what record changes they read: an update of (path, tag), any update
         # of a path, the other changes of a path.
         self.readers: dict[tuple[str, str], list[_Rule]] = {}
@@ -861,6 +861,17 @@ class Rules:
 
     # -- firing ------------------------------------------------------------------------------
 
+    def queue(self, rule: _Rule, event: Any) -> None:
+        """Queue a firing of ``rule`` for ``event``.  An operation runs at most
+        ``max_firings`` of them, in order, so one queued behind as many others would
+        never run: it is counted, not kept, and the queue of a write of many tuples that
+        many rules watch stays small."""
+        pending = self.pending
+        if len(pending) > self.limits.max_firings:
+            self._unqueued += 1
+        else:
+            pending.append((rule, event))
+
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
         space's lock held, by the operation that queued them.  Never raises."""
@@ -873,7 +884,7 @@ class Rules:
             while pending:
                 rule, event = pending.popleft()
                 if budget == 0:
-                    self._storm(rule, len(pending) + 1)
+                    self._storm(rule, len(pending) + 1 + self._unqueued)
                     pending.clear()
                     break
                 budget -= 1
@@ -888,6 +899,7 @@ class Rules:
                     self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
         finally:
             self._running = False
+            self._unqueued = 0
 
     def _storm(self, rule: _Rule, dropped: int) -> None:
         limit = self.limits.max_firings
