@@ -34,7 +34,7 @@ class CreditRoutes(RecordRoutes):
         try:
             check_principal(target)
         except InvalidValue as exc:
-            raise ApiError(400, "bad_request", f"to is the name of an account: {exc}", "to") from None
+            raise ApiError(400, "bad_request", f"to is the name of an account: {exc.reason}", "to") from None
         amount = _get_credit(body, "amount")
         if amount is None:
             raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
