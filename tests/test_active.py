@@ -6,6 +6,7 @@ import asyncio
 import re
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -217,6 +218,25 @@ def test_a_storm_stops_at_max_firings_with_a_clear_error() -> None:
     assert space.rules.statistics()["storms"] == 1
     space.write(("a", 2))  # each operation has its own budget
     assert space.count(("c", int)) == 6
+
+
+def test_a_write_of_many_tuples_many_rules_watch_keeps_no_more_firings_than_it_can_run() -> None:
+    space = ts.Space()
+    space.rules.limits = ts.ActiveLimits(max_firings=10)
+    for i in range(100):
+        space.rules.add(f"r{i:02}", template=("x", int), when="t[1] < 0", write=[(ts.Lit("y"), "t[1]")])
+    batch = [("x", i) for i in range(2000)]  # 200,000 firings, of which 10 can run
+    tracemalloc.start()
+    try:
+        space.write_many(batch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4_000_000  # a queue of 200,000 firings would hold more than 12 MB
+    error = space.rules.get("r10").last_error
+    assert isinstance(error, ts.LimitReached)
+    assert "199990 firings were not run, from rule 'r10' on" in str(error)
+    assert space.count(("x", int)) == 2000
 
 
 def test_each_firing_costs_its_principal_credit_and_stops_without_it() -> None:

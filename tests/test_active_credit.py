@@ -144,7 +144,7 @@ PRINCIPALS = ("a", "b", "operator")
 OPS = st.one_of(
     st.tuples(st.just("grant"), st.sampled_from(PRINCIPALS), st.integers(0, 50)),
     st.tuples(
-        st.just("transfer"), st.sampled_from(PRINCIPALS), st.sampled_from(PRINCIPALS), st.integers(0, 30)
+        st.just("transfer"), st.sampled_from(PRINCIPALS), st.sampled_from(PRINCIPALS), st.integers(1, 30)
     ),
     st.tuples(st.just("create"), st.sampled_from(PRINCIPALS), st.integers(0, 4), st.integers(1, 20)),
     st.tuples(st.just("set"), st.integers(0, 4), st.text("xyz", max_size=30)),

@@ -12,6 +12,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE
+from tuplespace._credit import MAX_ACCOUNTS, MAX_PRINCIPAL
 
 # charge_rate 1024 credit per second per KiB is 1 credit per second per byte, so a
 # record's burn rate is its size: "r" + "n" + "1" stores 3 bytes, burns 3 credit/s.
@@ -249,6 +250,41 @@ def test_a_transfer_moves_credit_exactly_and_all_or_nothing(space: Any) -> None:
         space.transfer_credit("alice", "", 1)
     assert space.transfer_credit("alice", "alice", 10) == ts.Credit(10)
     assert space.account("alice") == ts.Credit(10)
+
+
+def test_a_space_keeps_at_most_max_accounts() -> None:
+    space = ts.Space(mint_amount="1", mint_bits=1)
+    most = MAX_ACCOUNTS
+    for i in range(most - 1):
+        space.grant_credit(f"p{i}", 1)
+    space.grant_credit("alice", 3)
+    with pytest.raises(ts.LimitReached) as info:
+        space.transfer_credit("alice", "newcomer", 1)
+    assert (info.value.limit, info.value.maximum) == ("max_accounts", most)
+    assert space.account("alice") == ts.Credit(3)  # all or nothing
+    with pytest.raises(ts.LimitReached):
+        space.grant_credit("newcomer", 1)
+    c = space.credit_challenge()
+    with pytest.raises(ts.LimitReached):
+        space.mint_credit(c.challenge, ts.make_stamp(c.challenge, c.bits), principal="newcomer")
+    assert space.transfer_credit("alice", "p0", 1) == ts.Credit(2)  # an account kept takes more
+    space.transfer_credit("alice", space.operator, 1)  # the operator's account is always kept
+    assert space.statistics()["accounts"] == most + 1
+
+
+def test_a_transfer_moves_more_than_nothing_between_named_accounts(space: Any) -> None:
+    space.grant_credit("alice", 1)
+    for nothing in (0, "0", "-0", ts.Credit(0)):
+        with pytest.raises(ts.InvalidValue) as info:
+            space.transfer_credit("alice", "bob", nothing)
+        assert info.value.path == "amount"
+    with pytest.raises(ts.InvalidValue) as info:
+        space.transfer_credit("alice", "b" * (MAX_PRINCIPAL + 1), 1)
+    assert f"1 to {MAX_PRINCIPAL} characters" in str(info.value)
+    with pytest.raises(ts.InvalidValue):
+        space.grant_credit("b" * (MAX_PRINCIPAL + 1), 1)
+    assert space.statistics()["accounts"] == 1  # nothing made an account for bob
+    assert space.transfer_credit("alice", "b" * MAX_PRINCIPAL, 1) == 0
 
 
 def test_burned_credit_goes_to_the_operator(bank: Any, clock: ts.SimulatedClock) -> None:

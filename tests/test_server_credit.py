@@ -81,6 +81,34 @@ def test_a_caller_transfers_from_its_own_account(server: Server, admin: httpx.Cl
     assert admin.get("/spaces/bank/credit/acme").json()["balance"] == {"$credit": "10"}
 
 
+def test_a_transfer_of_nothing_to_a_long_name_or_of_no_amount_is_refused_naming_its_field(
+    server: Server, admin: httpx.Client
+) -> None:
+    transfer = "/spaces/bank/credit/transfer"
+    accounts = admin.get("/spaces/bank").json()["statistics"]["accounts"]
+    with client(server, WRITER) as acme:
+        for nothing in (0, "0", "-0", {"$credit": "0"}):
+            body = error(acme.post(transfer, json={"to": "bob", "amount": nothing}), 400, "invalid_value")
+            assert (body["field"], body["message"]) == (
+                "amount",
+                "a transfer moves an amount of credit more than 0",
+            )
+        body = error(acme.post(transfer, json={"to": "bob", "amount": None}), 400, "bad_request")
+        assert body["field"] == "amount"
+        body = error(acme.post(transfer, json={"to": "b" * 129, "amount": 1}), 400, "bad_request")
+        assert body["field"] == "to"
+        assert "1 to 128 characters" in body["message"]
+        assert admin.get("/spaces/bank").json()["statistics"]["accounts"] == accounts  # none made
+        assert acme.post(transfer, json={"to": "b" * 128, "amount": 1}).status_code == 200
+    body = error(
+        admin.post("/spaces/bank/credit/grant", json={"principal": "b" * 129, "amount": 1}),
+        400,
+        "invalid_value",
+    )
+    assert body["field"] == "principal"
+    assert admin.get("/spaces/bank/credit/acme").json()["balance"] == {"$credit": "9"}
+
+
 def test_an_anonymous_caller_mints_by_proof_of_work(server: Server, admin: httpx.Client) -> None:
     options = admin.get("/spaces/bank").json()["options"]
     assert (options["mint_amount"], options["mint_bits"], options["operator"]) == ("0.5", 6, "node")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import tuplespace as ts
-from test_server import client, error, running
+from test_server import all_tuples, client, error, running
 from tuplespace.client._common import error_code
 from tuplespace.server import Server, ServerLimits
 
@@ -143,6 +143,19 @@ def test_a_space_holds_at_most_max_rules_of_at_most_max_rule_bytes(acme: httpx.C
     assert [r["name"] for r in acme.get(RULES).json()["rules"]] == ["hot-1", "hot-2"]
 
 
+def test_a_rule_that_takes_needs_take_as_its_author_would(server: Server, acme: httpx.Client) -> None:
+    with client(server, ADMIN) as admin:
+        assert admin.post("/spaces/plant/write", json={"tuple": ["secret", "code"]}).status_code == 200
+        steal = {"name": "steal", "template": ["go"], "take": [["secret", {"$formal": "str"}]]}
+        error(acme.post("/spaces/plant/take", json={"template": ["secret", None]}), 403, "forbidden")
+        body = error(acme.post(RULES, json=steal), 403, "forbidden")
+        assert "may not take" in body["message"]
+        assert acme.post("/spaces/plant/write", json={"tuple": ["go"]}).status_code == 200
+        assert acme.get(RULES).json() == {"rules": []}
+        assert [t[0] for t in all_tuples(admin, "plant", 2)] == ["secret"]  # nothing taken
+        assert admin.post(RULES, json=steal).status_code == 201  # the admin may take
+
+
 def test_only_an_admin_names_another_principal(server: Server, acme: httpx.Client) -> None:
     error(acme.post(RULES, json={**HOT, "principal": "ops"}), 403, "forbidden")
     with client(server, ADMIN) as admin:
@@ -163,6 +176,60 @@ def test_a_failure_of_a_rule_is_shown_as_an_error_body(server: Server) -> None:
     with client(server, WRITER) as acme:
         last = acme.get(RULES + "/ratio").json()["rule"]["last_error"]
         assert last["code"] == "evaluation_error"
+
+
+def test_an_expression_builds_no_value_past_max_built(acme: httpx.Client) -> None:
+    # three references to a 400,000-character field would build 1.2 million characters; a few
+    # thousand such references would hold the space's lock for minutes and take gigabytes
+    grow = {"name": "grow", "template": ["big", {"$formal": "str"}], "when": "size(t[1] + t[1] + t[1]) > 0"}
+    assert acme.post(RULES, json={**grow, "write": [["seen"]]}).status_code == 201
+    written = acme.post("/spaces/plant/write", json={"tuple": ["big", "a" * 400_000]})
+    assert written.status_code == 200, written.text
+    rule = acme.get(RULES + "/grow").json()["rule"]
+    assert (rule["fired"], rule["failed"]) == (0, 1)
+    last = rule["last_error"]
+    assert (last["code"], last["limit"], last["maximum"]) == ("value_too_large", "max_built", 1 << 20)
+    assert "string + string would build a string of 1200000 characters" in last["message"]
+    assert [t[0] for t in all_tuples(acme, "plant", 2)] == ["big"]  # the write happened
+
+
+def test_the_error_a_rule_keeps_shows_the_values_of_its_event_abbreviated(server: Server) -> None:
+    # each rule keeps its last error, and the list of rules answers them all: a message that
+    # held the event's value whole would keep a megabyte per rule
+    field = {"$formal": "str"}
+    with client(server, ADMIN) as admin:
+        rules = (
+            {"name": "take", "template": ["x", field], "take": [["none", "t[1]"]]},
+            {"name": "int", "template": ["x", field], "write": [["y", "int(t[1])"]]},
+            {"name": "key", "template": ["x", field], "write": [["y", "{'a': 1}[t[1]]"]]},
+        )
+        for rule in rules:
+            assert admin.post(RULES, json=rule).status_code == 201
+        assert admin.post("/spaces/plant/write", json={"tuple": ["x", "z" * 1_000_000]}).status_code == 200
+        messages = {r["name"]: r["last_error"]["message"] for r in admin.get(RULES).json()["rules"]}
+    assert messages == {
+        "take": "take: no tuple matches ('none', 'zzzzzzzzzzzz...zzzzzzzzzzzzz')",
+        "int": "int('zzzzzzzzzzzz...zzzzzzzzzzzzz'): not an int",
+        "key": "no such key: 'zzzzzzzzzzzz...zzzzzzzzzzzzz'",
+    }
+
+
+def test_a_push_rule_whose_record_is_destroyed_fails_naming_it(server: Server) -> None:
+    with ts.connect(server.url + "/spaces/plant", token=ADMIN) as plant:
+        kitchen = plant.create("kitchen", {"temp": 20.0})
+        house = plant.create("house", {"comfort": None})
+        plant.rules.add("comfort", set="house.comfort", to="kitchen.temp > 19.0")
+        kitchen.destroy()
+        info = plant.rules.get("comfort")
+        assert (info.fired, info.failed) == (1, 1)
+        assert isinstance(info.last_error, ts.RecordNotFound)
+        assert "kitchen" in str(info.last_error)
+        assert house.get("comfort") is True  # as the last firing left it
+        plant.create("kitchen", {"temp": 10.0})
+        assert house.get("comfort") is False
+        assert plant.rules.get("comfort").fired == 2
+    with client(server, WRITER) as acme:
+        assert acme.get(RULES + "/comfort").json()["rule"]["last_error"]["code"] == "record_not_found"
 
 
 def test_a_durable_server_keeps_its_rules_across_a_restart(tmp_path: Path) -> None:

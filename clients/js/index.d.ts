@@ -633,6 +633,11 @@ export class Space {
   /** The new balance. */
   grantCredit(principal: string, amount: Amount, options?: CallOptions): Promise<Credit>;
   account(principal: string, options?: CallOptions): Promise<Credit>;
+  /** The new balance of `source`. */
+  transferCredit(source: string, target: string, amount: Amount, options?: CallOptions): Promise<Credit>;
+  creditChallenge(options?: CallOptions): Promise<Challenge>;
+  /** The new balance of the account minted into. */
+  mintCredit(challenge: string, nonce: string, options?: CallOptions & { principal?: string | null }): Promise<Credit>;
   statistics(options?: CallOptions): Promise<SpaceStatistics>;
   clientStatistics(): ClientStatistics;
   close(): Promise<void>;
@@ -654,6 +659,19 @@ export class Server {
 }
 
 /** A space of a server, from its URL `http://host:port/spaces/NAME`. */
+/** What a space asks of a stamp (docs/active.md#minting). */
+export interface Challenge {
+  challenge: string;
+  /** The leading zero bits of the stamp's SHA-256 digest. */
+  bits: number;
+  /** What one stamp mints. */
+  amount: Credit;
+  /** Seconds since the epoch, on the space's clock, until which stamps on it are accepted. */
+  expires: number;
+}
+/** A nonce that makes a stamp of `bits` zero bits on `challenge`: what `mintCredit` takes. */
+export function makeStamp(challenge: string, bits: number, options?: CallOptions): Promise<string>;
+
 export function connect(url: string, options?: ConnectOptions): Space;
 /** A server, from its base URL `http://host:port`. */
 export function connectServer(url: string, options?: ConnectOptions): Server;

@@ -16,13 +16,15 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Context, Decimal
 from typing import TYPE_CHECKING
 
 from ._codec import encode
-from ._errors import InsufficientCredit, InvalidValue, UnsupportedType
+from ._errors import InsufficientCredit, InvalidValue, LimitReached, UnsupportedType
 from ._values import Credit, Value
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
 __all__ = [
+    "MAX_ACCOUNTS",
+    "MAX_PRINCIPAL",
     "ZERO",
     "Accounts",
     "burn_rate",
@@ -37,6 +39,8 @@ __all__ = [
 ]
 
 ZERO = Credit(0)
+MAX_ACCOUNTS = 100_000  # accounts of one space, besides the operator's
+MAX_PRINCIPAL = 128  # characters of a principal's name, as of a token's
 _NANO = Decimal("1e-9")
 _CONTEXT = Context(prec=80)  # wide enough for any product or quotient of two credits
 
@@ -127,7 +131,9 @@ class Accounts:
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
         check_principal(principal)
-        self._add(principal, to_credit(amount, "amount"))
+        amount = to_credit(amount, "amount")
+        self._check_room(principal)
+        self._add(principal, amount)
         return self.balance(principal)
 
     def check(self, principal: str, cost: Decimal) -> None:
@@ -161,14 +167,29 @@ class Accounts:
             self._add(self.operator, amount)
 
     def transfer(self, source: str, target: str, amount: object) -> Credit:
-        """Move ``amount`` from the account of ``source`` to that of ``target``, all
-        or nothing; the new balance of ``source``.  InsufficientCredit if it holds less."""
+        """Move ``amount`` (more than 0) from the account of ``source`` to that of
+        ``target``, all or nothing; the new balance of ``source``.  InsufficientCredit
+        if it holds less; LimitReached if ``target`` would be an account past
+        ``MAX_ACCOUNTS``."""
         check_principal(source)
         check_principal(target)
         amount = to_credit(amount, "amount")
+        if not amount:
+            raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
+        self._check_room(target)
         self.debit(source, amount)
         self._add(target, amount)
         return self.balance(source)
+
+    def _check_room(self, principal: str) -> None:
+        """LimitReached if ``principal`` would be a new account past ``MAX_ACCOUNTS``."""
+        if principal in self._balances or principal == self.operator or len(self._balances) < MAX_ACCOUNTS:
+            return
+        raise LimitReached(
+            f"a space keeps at most {MAX_ACCOUNTS} accounts; {principal!r} is not one of them",
+            limit="max_accounts",
+            maximum=MAX_ACCOUNTS,
+        )
 
     def _add(self, principal: str, amount: Decimal) -> None:
         self._set(principal, Credit(self._balances.get(principal, ZERO) + amount))
@@ -192,6 +213,9 @@ class Accounts:
 
 
 def check_principal(principal: object) -> None:
-    """InvalidValue unless ``principal`` names an account (a non-empty str)."""
-    if not isinstance(principal, str) or not principal:
-        raise InvalidValue(f"a principal is a non-empty str, got {principal!r}", "principal")
+    """InvalidValue unless ``principal`` names an account (a str of 1 to
+    ``MAX_PRINCIPAL`` characters)."""
+    if not isinstance(principal, str) or not 0 < len(principal) <= MAX_PRINCIPAL:
+        raise InvalidValue(
+            f"a principal is a str of 1 to {MAX_PRINCIPAL} characters, got {principal!r:.200}", "principal"
+        )

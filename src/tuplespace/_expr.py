@@ -17,7 +17,8 @@ function of a dict of names; evaluating it raises :class:`~tuplespace.Evaluation
 for a type mismatch, a missing key or index, a division by zero or an int past 64
 bits.  Values are those of the space: ``==`` is its typed equality (``1 == 1.0``
 is false), ints and doubles are ordered together, and arithmetic needs operands of
-one type, as in CEL.
+one type, as in CEL.  An error shows the values it names abbreviated (:mod:`reprlib`),
+so its message stays short whatever the event held.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from __future__ import annotations
 import datetime as _dt
 import operator
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ._errors import EvaluationError, InvalidValue
+from ._errors import EvaluationError, InvalidValue, ValueTooLarge
 from ._values import URI, Credit, Map, Value, value_key
 
-__all__ = ["Expr", "compile_expr"]
+__all__ = ["MAX_BUILT", "Expr", "compile_expr"]
 
 Env = Mapping[str, Any]
 Code = Callable[[Env], Any]
@@ -39,6 +41,10 @@ Code = Callable[[Env], Any]
 _INT_MIN: Final = -(1 << 63)
 _INT_MAX: Final = (1 << 63) - 1
 _MAX_SOURCE: Final = 4096
+#: The most characters, bytes or items of a string, bytes or list that ``+`` builds:
+#: without it, an expression of a few thousand characters adding a large field to
+#: itself would build gigabytes, quadratically, under the space's lock.
+MAX_BUILT: Final = 1 << 20
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -94,16 +100,26 @@ def _same(op: str, a: object, b: object) -> str:
     return ta
 
 
+_UNITS: Final = {"string": "characters", "bytes": "bytes", "list": "items"}
+
+
 def _add(a: Any, b: Any) -> Any:
     if type(a) is float and type(b) is float:  # the common case
         return a + b
     t = _same("+", a, b)
     if t == "int":
         return _int(a + b)
-    if t in ("double", "string", "bytes"):
+    if t == "double":
         return a + b
-    if t == "list":
-        return (*a, *b)
+    if t in ("string", "bytes", "list"):
+        n = len(a) + len(b)
+        if n > MAX_BUILT:
+            raise ValueTooLarge(
+                f"{t} + {t} would build a {t} of {n} {_UNITS[t]}, more than {MAX_BUILT}",
+                limit="max_built",
+                maximum=MAX_BUILT,
+            )
+        return (*a, *b) if t == "list" else a + b
     raise EvaluationError(f"no such overload: {t} + {t}")
 
 
@@ -199,13 +215,13 @@ def _to_int(v: Any) -> int:
         return int(v)
     if t == "double":
         if v != v or not _INT_MIN <= v <= _INT_MAX:
-            raise EvaluationError(f"int({v!r}): out of range")
+            raise EvaluationError(f"int({reprlib.repr(v)}): out of range")
         return int(v)
     if t == "string":
         try:
             return _int(int(v, 10))
         except ValueError:
-            raise EvaluationError(f"int({v!r}): not an int") from None
+            raise EvaluationError(f"int({reprlib.repr(v)}): not an int") from None
     raise EvaluationError(f"no such overload: int({t})")
 
 
@@ -217,7 +233,7 @@ def _to_double(v: Any) -> float:
         try:
             return float(v)
         except ValueError:
-            raise EvaluationError(f"double({v!r}): not a number") from None
+            raise EvaluationError(f"double({reprlib.repr(v)}): not a number") from None
     raise EvaluationError(f"no such overload: double({t})")
 
 
@@ -265,7 +281,7 @@ def _index(v: Any, k: Any) -> Any:
         if type(k) is not str:
             raise EvaluationError(f"no such overload: map[{_type(k)}]")
         if k not in v:
-            raise EvaluationError(f"no such key: {k!r}")
+            raise EvaluationError(f"no such key: {reprlib.repr(k)}")
         return v[k]
     raise EvaluationError(f"no such overload: {tv}[{_type(k)}]")
 

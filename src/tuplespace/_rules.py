@@ -43,6 +43,7 @@ logged, and the space goes on.
 from __future__ import annotations
 
 import logging
+import reprlib
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -58,7 +59,6 @@ from ._errors import (
     InvalidTemplate,
     InvalidValue,
     LimitReached,
-    RecordNotFound,
     RuleCycle,
     RuleExists,
     RuleNotFound,
@@ -424,7 +424,7 @@ class _RuleFeed(Feed):
 
     def push(self, event: Event) -> None:
         if event.kind in self.kinds:
-            self.rules.pending.append((self.rule, event))
+            self.rules.queue(self.rule, event)
 
 
 _Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
@@ -449,10 +449,9 @@ class _RecordChanges(RecordFeed):
             readers = [*rules.path_readers.get(path, ())]
             if kind == "move":
                 readers.extend(rules.path_readers.get(change.value, ()))
-        pending = rules.pending
         for rule in readers:
             if kind in rule.on:
-                pending.append((rule, change))
+                rules.queue(rule, change)
 
 
 class Rules:
@@ -471,6 +470,7 @@ class Rules:
         self._engine: Engine = space._engine
         self._rules: dict[str, _Rule] = {}
         self.pending: deque[tuple[_Rule, Any]] = deque()
+        self._unqueued = 0  # firings past max_firings in the queue: counted, not kept
         # Rules by what record changes they read: an update of (path, tag), any update
         # of a path, the other changes of a path.
         self.readers: dict[tuple[str, str], list[_Rule]] = {}
@@ -883,6 +883,17 @@ class Rules:
 
     # -- firing ------------------------------------------------------------------------------
 
+    def queue(self, rule: _Rule, event: Any) -> None:
+        """Queue a firing of ``rule`` for ``event``.  An operation runs at most
+        ``max_firings`` of them, in order, so one queued behind as many others would
+        never run: it is counted, not kept, and the queue of a write of many tuples that
+        many rules watch stays small."""
+        pending = self.pending
+        if len(pending) > self.limits.max_firings:
+            self._unqueued += 1
+        else:
+            pending.append((rule, event))
+
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
         space's lock held, by the operation that queued them.  Never raises."""
@@ -897,7 +908,7 @@ class Rules:
             while pending:
                 rule, event = pending.popleft()
                 if budget == 0:
-                    self._storm(rule, len(pending) + 1)
+                    self._storm(rule, len(pending) + 1 + self._unqueued)
                     pending.clear()
                     break
                 budget -= 1
@@ -917,6 +928,7 @@ class Rules:
                     self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
         finally:
             self._running = False
+            self._unqueued = 0
 
     def _storm(self, rule: _Rule, dropped: int) -> None:
         limit = self.limits.max_firings
@@ -993,7 +1005,7 @@ class Rules:
             try:
                 for template in takes:
                     if engine.find(template, True, txn) is None:
-                        raise EvaluationError(f"take: no tuple matches {template.fields!r}")
+                        raise EvaluationError(f"take: no tuple matches {reprlib.repr(template.fields)}")
                 engine.write_many(writes, None, txn)
             except BaseException:
                 engine.abort(txn)
@@ -1010,8 +1022,6 @@ class Rules:
     def _push(self, rule: _Rule) -> bool:
         """Fire a Push Logic rule: set its field, if the value changes."""
         env = self._records_env(rule)
-        if env is None:
-            return False
         (path, tag), expr = next(iter(rule.sets.items()))
         value = check_value(expr.run(env))
         rid = self._record(path)
@@ -1025,16 +1035,12 @@ class Rules:
         rid, _, _ = self._engine.records.resolve(path)
         return rid
 
-    def _records_env(self, rule: _Rule) -> dict[str, Any] | None:
-        """The fields of the records a push rule reads, by name; None if one is missing."""
-        env: dict[str, Any] = {}
+    def _records_env(self, rule: _Rule) -> dict[str, Any]:
+        """The fields of the records a push rule reads, by name; RecordNotFound if one
+        is missing, a failure of the firing."""
         records = self._engine.records
-        for var in {v for v, _ in next(iter(rule.sets.values())).selects}:
-            try:
-                env[var] = records.all(self._record(rule.using.get(var, var)), None)
-            except RecordNotFound:
-                return None
-        return env
+        names = {v for v, _ in next(iter(rule.sets.values())).selects}
+        return {var: records.all(self._record(rule.using.get(var, var)), None) for var in names}
 
     # -- methods -----------------------------------------------------------------------------
 

@@ -115,5 +115,6 @@ export { DEFAULT_LIMITS, decode, decodeTemplate } from "./decoding.js";
 export { Space, Lease, Transaction } from "./spaces.js";
 export { Record } from "./records.js";
 export { Rules, Clock } from "./rules.js";
+export { makeStamp } from "./minting.js";
 export { Subscription, RecordWatch } from "./events.js";
 export { connect, connectServer, Server } from "./connect.js";

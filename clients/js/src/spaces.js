@@ -496,6 +496,38 @@ export class Space {
     return creditFrom((await this._request("GET", path, undefined, { again: true, signal })).balance.$credit);
   }
 
+  /**
+   * Move `amount` from the account of `source` to that of `target`, all or nothing; the new
+   * balance of `source`. A `source` other than the caller's own account (its token's name,
+   * `anonymous` without a token) needs `admin`; InsufficientCredit if it holds less.
+   */
+  async transferCredit(source, target, amount, { signal } = {}) {
+    const body = { principal: source, to: target, amount: creditWire(amount, "amount") };
+    return creditFrom((await this._request("POST", "/credit/transfer", body, { signal })).balance.$credit);
+  }
+
+  /**
+   * The challenge of the moment to make stamps on (docs/active.md#minting): `{challenge, bits,
+   * amount, expires}`, `amount` a `Credit` and `expires` seconds since the epoch on the space's
+   * clock. Forbidden if the space mints nothing.
+   */
+  async creditChallenge({ signal } = {}) {
+    const answer = await this._request("POST", "/credit/challenge", undefined, { again: true, signal });
+    const { challenge, bits, amount, expires } = answer;
+    return { challenge, bits, amount: creditFrom(amount.$credit), expires };
+  }
+
+  /**
+   * Mint credit for the stamp `nonce` on `challenge` (see `makeStamp`); the new balance. The
+   * credit goes to the caller's own account; `principal` names another, which needs `admin`.
+   * InvalidValue (`field` "challenge" or "nonce") for a stale challenge or a bad or spent stamp.
+   */
+  async mintCredit(challenge, nonce, { principal, signal } = {}) {
+    const body = { challenge, nonce };
+    if (principal !== undefined && principal !== null) body.principal = principal;
+    return creditFrom((await this._request("POST", "/credit/mint", body, { signal })).balance.$credit);
+  }
+
   // -- statistics and closing
 
   /**

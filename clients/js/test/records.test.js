@@ -9,8 +9,10 @@ import {
   ContainmentCycle,
   Credit,
   Float,
+  Forbidden,
   InsufficientCredit,
   InvalidTemplate,
+  InvalidValue,
   NotAllowed,
   RecordExists,
   RecordInUse,
@@ -22,6 +24,7 @@ import {
   credit,
   float,
   formal,
+  makeStamp,
   range,
   uri,
 } from "tuplespace";
@@ -345,6 +348,55 @@ describe("credit", () => {
     const { computed } = await rec.snapshot();
     assert.ok(computed.$credit instanceof Credit);
     assert.ok(computed.$lifetime.value > 3500 && computed.$lifetime.value <= 3600, String(computed.$lifetime));
+  });
+
+  test("a caller transfers from its own account; only an admin from another's", async () => {
+    const name = newName("transfer");
+    const admin = open(`${servers.tokens}/spaces/${name}`, { token: servers.secrets.admin });
+    await admin.grantCredit("worker", "10");
+    const worker = open(`${servers.tokens}/spaces/${name}`, { token: servers.secrets.worker });
+    assert.deepEqual(await worker.transferCredit("worker", "bob", "2.5"), credit("7.5"));
+    assert.deepEqual(await admin.account("bob"), credit("2.5"));
+    await assert.rejects(worker.transferCredit("worker", "bob", 8), (e) => {
+      assert.ok(e instanceof InsufficientCredit, String(e));
+      assert.deepEqual([e.principal, e.needed, e.available], ["worker", credit("8"), credit("7.5")]);
+      return true;
+    });
+    await assert.rejects(worker.transferCredit("bob", "worker", 1), Forbidden);
+    await assert.rejects(worker.transferCredit("worker", "bob", 0), (e) => {
+      assert.ok(e instanceof InvalidValue, String(e));
+      assert.equal(e.field, "amount");
+      return true;
+    });
+    assert.deepEqual(await admin.transferCredit("bob", "worker", "2.5"), credit("0"));
+    assert.deepEqual(await worker.account("worker"), credit("10"));
+  });
+
+  test("an anonymous caller mints by proof of work, once per stamp", async () => {
+    const name = newName("mint");
+    await connectServer(servers.main).createSpace(name, { mint_amount: "0.5", mint_bits: 6 });
+    const space = open(`${servers.main}/spaces/${name}`);
+    const c = await space.creditChallenge();
+    assert.deepEqual([c.bits, c.amount], [6, credit("0.5")]);
+    assert.ok(c.amount instanceof Credit);
+    assert.ok(typeof c.challenge === "string" && c.expires > Date.now() / 1000, JSON.stringify(c));
+    const nonce = await makeStamp(c.challenge, c.bits);
+    const other = await makeStamp(c.challenge, c.bits);
+    assert.notEqual(nonce, other); // each search starts at random
+    assert.deepEqual(await space.mintCredit(c.challenge, nonce), credit("0.5"));
+    assert.deepEqual(await space.mintCredit(c.challenge, other, { principal: "anonymous" }), credit("1"));
+    const refused = (field) => (e) => {
+      assert.ok(e instanceof InvalidValue, String(e));
+      assert.equal(e.field, field);
+      return true;
+    };
+    await assert.rejects(space.mintCredit(c.challenge, nonce), refused("nonce")); // spent already
+    await assert.rejects(space.mintCredit("0".repeat(32), nonce), refused("challenge"));
+    await assert.rejects(makeStamp(c.challenge, 65), refused("bits"));
+    assert.deepEqual(await space.account("anonymous"), credit("1"));
+    const plain = newName("plain");
+    await connectServer(servers.main).createSpace(plain, {});
+    await assert.rejects(open(`${servers.main}/spaces/${plain}`).creditChallenge(), Forbidden);
   });
 });
 

@@ -13,6 +13,7 @@ import {
   Time,
   TupleSpaceError,
   connect,
+  makeStamp,
   connectServer,
   credit,
   decode,
@@ -31,6 +32,7 @@ import {
   xpath,
   type Decoded,
   type DecodedTuple,
+  type Challenge,
   type Change,
   type Event,
   type Lease,
@@ -161,6 +163,11 @@ async function records(space: Space): Promise<void> {
   one.close();
   const balance: Credit = await space.grantCredit("acme", "12.5");
   const mine: Credit = await space.account("acme");
+  const kept: Credit = await space.transferCredit("acme", "bob", credit("2.5"), { signal });
+  const c: Challenge = await space.creditChallenge();
+  const nonce: string = await makeStamp(c.challenge, c.bits, { signal });
+  const minted: Credit = await space.mintCredit(c.challenge, nonce, { principal: "acme" });
+  void [kept, minted, c.amount.text, c.expires];
   await copy.destroy({ force: true });
   // @ts-expect-error: a capability grants record operations only
   await rec.capability(["move"]);

@@ -43,6 +43,7 @@ import httpx
 import orjson
 
 from .._codec import to_wire
+from .._credit import check_principal
 from .._errors import (
     EventsLost,
     InvalidValue,
@@ -662,8 +663,7 @@ class RemoteSpace:
     def account(self, principal: str) -> Credit:
         """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
         the caller's own needs the ``admin`` permission on the space."""
-        if not isinstance(principal, str) or not principal:
-            raise InvalidValue(f"a principal is a non-empty str, got {principal!r}", "principal")
+        check_principal(principal)
         answer = self._request("GET", "/credit/" + quote(principal, safe=""), again=True)
         return _credit(answer["balance"])
 

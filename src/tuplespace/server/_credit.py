@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._codec import to_wire
+from .._credit import check_principal
 from .._errors import InvalidValue
 from ._api import json_response
 from ._errors import ApiError, api_error
@@ -30,9 +31,13 @@ class CreditRoutes(RecordRoutes):
         info = self._existing(info, space)
         source = self._principal(caller, info, body)
         target = body["to"]
-        if type(target) is not str or not target:
-            raise ApiError(400, "bad_request", "to is the name of an account", "to")
+        try:
+            check_principal(target)
+        except InvalidValue as exc:
+            raise ApiError(400, "bad_request", f"to is the name of an account: {exc.reason}", "to") from None
         amount = _get_credit(body, "amount")
+        if amount is None:
+            raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
         try:
             balance = await info.local("credit").transfer_credit(source, target, amount)
         except InvalidValue as exc:

@@ -4,8 +4,9 @@
 A rule travels as its JSON definition (:mod:`tuplespace._rulewire`): the data
 ``space.rules.add`` takes, values and templates in the wire format, expressions as
 strings.  Reading a space's rules needs ``read`` on it; adding and removing them
-``write``.  A rule's firings are paid by its principal: the caller's own account,
-or another that only an admin of the space may name.
+``write``, and adding one that takes tuples ``take`` too.  A rule's firings are paid
+by its principal: the caller's own account, or another that only an admin of the
+space may name.
 
 A space created with ``"clock": "simulated"`` keeps its time on a
 :class:`~tuplespace.SimulatedClock`, which an admin of the space moves forward: its
@@ -73,6 +74,8 @@ class RuleRoutes(RecordRoutes):
             name, args = definition_from_wire(body, self.limits.wire)
         except Exception as exc:
             raise api_error(exc) from None
+        if args.get("take"):  # a rule that takes does what its author may do: take
+            await self.authorize(caller, space, ("take",))
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         rules = target.embedded("rules").rules

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from .._codec import _BASE64_TEXT
+from .._credit import MAX_PRINCIPAL
 from .._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
 from .._records import COMPUTED_TAGS
 from .._templates import FORMAL_TYPES
@@ -102,6 +103,10 @@ _FLOAT = (
 )
 # An amount of credit as decimal text: at most 40 digits, so at most 40 significant ones.
 _DECIMAL = "^[0-9]{1,20}(?:\\.[0-9]{1,20})?$"
+# The same, above 0: a digit other than 0 before the point, or after it.
+_POSITIVE = "^(?:0{0,19}[1-9][0-9]{0,19}(?:\\.[0-9]{1,20})?|0{1,20}\\.[0-9]{0,19}[1-9][0-9]{0,19})$"
+# The name of an account: what a token is named, or another an admin names.
+_PRINCIPAL: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_PRINCIPAL}
 # A number a request counts with (a record's id, a limit): a JSON integer of at most 63 bits.
 _COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 # A number in a query: at most 18 digits.
@@ -317,6 +322,14 @@ COMPONENTS: dict[str, Schema] = {
             *_AMOUNTS,
         ],
     },
+    "PositiveCredit": {
+        "description": "An amount of credit above 0: a wire credit, a decimal string or an integer.",
+        "anyOf": [
+            _tagged("$credit", {"type": "string", "pattern": _POSITIVE}),
+            {"type": "string", "pattern": _POSITIVE},
+            {"type": "integer", "minimum": 1, "maximum": 2**64 - 1},
+        ],
+    },
     "Ref": {
         "description": "A record: its path, its address, or a capability's address.",
         "anyOf": [ref("Path"), _ADDRESS],
@@ -491,7 +504,7 @@ _FIELDS: Schema = {
     "additionalProperties": ref("Value"),
 }
 _RECORD = _object({"record": ref("Record")}, ("record",))
-_PAID = {"credit": ref("Credit"), "lease": ref("Lease"), "principal": {"type": "string", "minLength": 1}}
+_PAID = {"credit": ref("Credit"), "lease": ref("Lease"), "principal": _PRINCIPAL}
 _WHERE = {
     "template": ref("RecordTemplate"),
     "under": _nullable(
@@ -587,7 +600,7 @@ _RULE_BODY: Schema = {
             "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
             "additionalProperties": ref("Path"),
         },
-        "principal": {"type": "string", "minLength": 1},
+        "principal": _PRINCIPAL,
     },
     "required": ["name"],
     "additionalProperties": False,
@@ -1072,7 +1085,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
     "grant_credit": (
         "Add credit to an account.",
         _body(
-            {"principal": {"type": "string", "minLength": 1}, "amount": ref("Credit")},
+            {"principal": _PRINCIPAL, "amount": ref("Credit")},
             ("principal", "amount"),
         ),
         {
@@ -1089,9 +1102,9 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         "Move credit from the caller's account (or, for an admin, the principal's) to another.",
         _body(
             {
-                "principal": {"type": "string", "minLength": 1},
-                "to": {"type": "string", "minLength": 1},
-                "amount": ref("Credit"),
+                "principal": _PRINCIPAL,
+                "to": _PRINCIPAL,
+                "amount": ref("PositiveCredit"),
             },
             ("to", "amount"),
         ),
@@ -1127,7 +1140,7 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         "Mint credit into the caller's account (or, for an admin, the principal's) for a stamp.",
         _body(
             {
-                "principal": {"type": "string", "minLength": 1},
+                "principal": _PRINCIPAL,
                 "challenge": {"type": "string", "minLength": 1},
                 "nonce": {"type": "string", "minLength": 1, "maxLength": 64},
             },
