@@ -635,12 +635,25 @@ class Engine:
         if self._leases or self._deadlines:
             self.tick()
         if self.capacity is not None and len(self._by_seq) >= self.capacity:
-            raise SpaceFull(
-                f"the space holds {self.capacity} tuples, its capacity",
-                limit="capacity",
-                maximum=self.capacity,
-            )
+            raise self._full(self.capacity)
         return self._write(t, expires)
+
+    def write_derived(self, t: object) -> Entry:
+        """Write ``t``, without a lease, outside any transaction, from within an
+        operation that has already ticked the clock (a rule's firing): the tuple is
+        checked, and the space's capacity holds, as for :meth:`write`."""
+        if self.closed:
+            raise SpaceClosed("the space is closed")
+        t = check_tuple(t, self.limits)
+        if self.capacity is not None and len(self._by_seq) >= self.capacity:
+            raise self._full(self.capacity)
+        return self._write(t, None)
+
+    @staticmethod
+    def _full(capacity: int) -> SpaceFull:
+        return SpaceFull(
+            f"the space holds {capacity} tuples, its capacity", limit="capacity", maximum=capacity
+        )
 
     def _write(self, t: Tuple, expires: float | None) -> Entry:
         if self._lifetimes:
