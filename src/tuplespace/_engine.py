@@ -664,8 +664,12 @@ class Engine:
         event_seq = self._event_seq = self._event_seq + 1
         raw = (event_seq, "write", t, self._now())
         self._log.append(raw)  # the log keeps plain tuples; Events are made for subscribers
-        if self._feeds.count:
-            self._deliver(raw)
+        if self._feeds.count:  # _deliver(raw), inlined
+            matched = self._feeds.matching(t)
+            if matched:
+                event = _new_event(Event, raw)
+                for ft in matched:
+                    ft.feed.push(event)
         if self._waiters.count and self._serve_waiters(entry) is not None:
             return entry
         shelf = self._shelves.get(len(t))

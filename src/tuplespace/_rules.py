@@ -167,6 +167,14 @@ def _builder(fields: tuple[Any, ...]) -> Builder:
     runs = [(i, f.run) for i, f in enumerate(fields) if type(f) is Expr]
     if not runs:
         return lambda env: fields
+    head = fields[: len(fields) - len(runs)]
+    if all(type(f) is Expr for f in fields[len(head) :]):  # constants, then expressions: the usual shape
+        if len(runs) == 1:
+            ((_, r0),) = runs
+            return lambda env: head + (r0(env),)  # noqa: RUF005 (faster than unpacking)
+        if len(runs) == 2:
+            (_, r0), (_, r1) = runs
+            return lambda env: head + (r0(env), r1(env))  # noqa: RUF005
     template = list(fields)
 
     def build(env: dict[str, Any]) -> tuple[Any, ...]:
