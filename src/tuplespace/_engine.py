@@ -639,9 +639,9 @@ class Engine:
         return self._write(t, expires)
 
     def write_derived(self, t: object) -> Entry:
-        """Write ``t``, without a lease, outside any transaction, from within an
-        operation that has already ticked the clock (a rule's firing): the tuple is
-        checked, and the space's capacity holds, as for :meth:`write`."""
+        """Write ``t`` from within an operation under way (a rule's firing): no lease,
+        no transaction, no tick of its own (expiries are left to the operations); the
+        tuple is checked, and the space's capacity holds, as for :meth:`write`."""
         if self.closed:
             raise SpaceClosed("the space is closed")
         t = check_tuple(t, self.limits)
