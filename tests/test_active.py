@@ -143,6 +143,50 @@ def test_a_removed_rule_fires_no_more(space: Any) -> None:
         space.rules.get("hot")
 
 
+def test_removing_a_rule_leaves_the_others_firing(space: Any) -> None:
+    hot(space)
+    space.rules.add("cold", template=READING, when="t[2] < 10.0", write=[("frost", "t[1]")])
+    space.rules.remove("cold")
+    space.write(("reading", "kitchen", 31.0))
+    assert space.read_all(("alarm", str, float)) == [("alarm", "kitchen", 1.0)]
+
+
+def test_a_reactions_tuple_is_checked_and_bounded_like_any_write() -> None:
+    space = ts.Space(capacity=3, limits=ts.Limits(max_bytes=200))
+
+    def react(*fields: str) -> ts.RuleInfo:
+        if space.rules.list():
+            space.rules.remove("hot")
+        space.rules.add("hot", template=READING, when="t[2] > 30.0", write=[(ts.Lit("alarm"), *fields)])
+        space.write(("reading", "x" * 60, 31.0))
+        space.take(("reading", str, float))
+        return space.rules.get("hot")
+
+    info = react("t[1]", "t[2] * 1e308")
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.InvalidValue)
+    assert "finite" in str(info.last_error)
+    info = react("t[1] + t[1] + t[1]", "t[2] - 30.0")  # 180 characters: past max_bytes
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.ValueTooLarge)
+    space.write(("reading", "hall", 1.0))
+    space.write(("reading", "attic", 2.0))
+    info = react("t[2] - 30.0")  # the third tuple: its alarm finds the space full
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.SpaceFull)
+    assert space.count(("alarm", ts.ANY)) == space.count(("alarm", ts.ANY, ts.ANY)) == 0
+    assert space.count(READING) == 2
+
+
+def test_a_condition_that_is_not_a_bool_is_a_failed_firing(space: Any) -> None:
+    space.rules.add("odd", template=READING, when="t[1]", write=[(ts.Lit("alarm"), "t[1]")])
+    space.write(("reading", "kitchen", 31.0))
+    info = space.rules.get("odd")
+    assert (info.fired, info.failed) == (0, 1)
+    assert "when= gave str, not bool" in str(info.last_error)
+    assert space.count(("alarm", str)) == 0
+
+
 def test_a_reaction_to_record_events_reads_the_change(space: Any) -> None:
     space.rules.add(
         "log",
@@ -439,6 +483,26 @@ def test_expressions_evaluate_with_the_spaces_values(source: str, value: object)
     result = compile_expr(source, "e")({"t": ("reading", "kitchen", 31.5)})
     assert result == value
     assert type(result) is type(value)
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">=", "+", "-", "*"])
+@pytest.mark.parametrize("constant", ["30", "30.0"])
+def test_an_indexed_name_against_a_constant_means_what_any_operand_does(op: str, constant: str) -> None:
+    # t[0] op c is evaluated in one step; [t[0]][0] op c takes the general way
+    one_step = compile_expr(f"t[0] {op} {constant}", "e")
+    general = compile_expr(f"[t[0]][0] {op} {constant}", "e")
+    for value in (31.5, 29, 30, 1 << 62, True, "x", None, (1,)):
+        env = {"t": (value,)}
+        assert outcome(one_step, env) == outcome(general, env), value
+
+
+def outcome(expr: Any, env: dict[str, Any]) -> tuple[type, object]:
+    """What ``expr`` gives over ``env``: the type and value, or the error's type and text."""
+    try:
+        result = expr(env)
+    except ts.EvaluationError as exc:
+        return type(exc), str(exc)
+    return type(result), result
 
 
 @pytest.mark.parametrize(

@@ -432,3 +432,22 @@ def test_cached_templates_match_like_fresh_ones(
 def test_an_xpath_with_a_control_character_is_an_invalid_template() -> None:
     with pytest.raises(ts.InvalidTemplate):
         XPath("/a\x00b")
+
+
+@pytest.mark.parametrize("make", [Template, compile_template], ids=["Template", "compile_template"])
+def test_a_formal_type_matches_values_of_that_type_only(make: Any) -> None:
+    values: list[Any] = [1, 1.5, True, "s", b"b", (1,), None, Credit("1")]
+    expected = {
+        int: [1],
+        float: [1.5],
+        bool: [True],
+        str: ["s"],
+        bytes: [b"b"],
+        tuple: [(1,)],
+        list: [(1,)],
+        Credit: [Credit("1")],
+    }
+    for kind, matching in expected.items():
+        template = make(("k", kind, ANY, float))
+        assert [v for v in values if template.matches(("k", v, 0, 2.5))] == matching, kind
+        assert not template.matches(("k", matching[0], 0, 2))  # the second formal fails

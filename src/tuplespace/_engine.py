@@ -635,12 +635,25 @@ class Engine:
         if self._leases or self._deadlines:
             self.tick()
         if self.capacity is not None and len(self._by_seq) >= self.capacity:
-            raise SpaceFull(
-                f"the space holds {self.capacity} tuples, its capacity",
-                limit="capacity",
-                maximum=self.capacity,
-            )
+            raise self._full(self.capacity)
         return self._write(t, expires)
+
+    def write_derived(self, t: object) -> Entry:
+        """Write ``t`` from within an operation under way (a rule's firing): no lease,
+        no transaction, no tick of its own (expiries are left to the operations); the
+        tuple is checked, and the space's capacity holds, as for :meth:`write`."""
+        if self.closed:
+            raise SpaceClosed("the space is closed")
+        t = check_tuple(t, self.limits)
+        if self.capacity is not None and len(self._by_seq) >= self.capacity:
+            raise self._full(self.capacity)
+        return self._write(t, None)
+
+    @staticmethod
+    def _full(capacity: int) -> SpaceFull:
+        return SpaceFull(
+            f"the space holds {capacity} tuples, its capacity", limit="capacity", maximum=capacity
+        )
 
     def _write(self, t: Tuple, expires: float | None) -> Entry:
         if self._lifetimes:
@@ -651,8 +664,12 @@ class Engine:
         event_seq = self._event_seq = self._event_seq + 1
         raw = (event_seq, "write", t, self._now())
         self._log.append(raw)  # the log keeps plain tuples; Events are made for subscribers
-        if self._feeds.count:
-            self._deliver(raw)
+        if self._feeds.count:  # _deliver(raw), inlined
+            matched = self._feeds.matching(t)
+            if matched:
+                event = _new_event(Event, raw)
+                for ft in matched:
+                    ft.feed.push(event)
         if self._waiters.count and self._serve_waiters(entry) is not None:
             return entry
         shelf = self._shelves.get(len(t))

@@ -308,6 +308,37 @@ def _at_name(name: str, k: int) -> Code:
     return run
 
 
+def _at_name_with_constant(name: str, k: int, op: str, c: Any) -> Code:
+    """``name[k] op c`` in one step (``t[2] > 30.0``) when ``name[k]`` is a number, else
+    as :func:`_with_constant` does it."""
+    general = _with_constant(op, _at_name(name, k), c)
+    compare = _COMPARE.get(op)
+    if compare is not None and type(c) in _NUMBERS:
+
+        def ordered(env: Env) -> Any:
+            v = env[name]
+            if type(v) is tuple and k < len(v):
+                a = v[k]
+                if type(a) is float or type(a) is int:
+                    return compare(a, c)
+            return general(env)
+
+        return ordered
+    inline = _FLOAT_OPS.get(op)
+    if inline is not None and type(c) is float:
+
+        def arith(env: Env) -> Any:
+            v = env[name]
+            if type(v) is tuple and k < len(v):
+                a = v[k]
+                if type(a) is float:
+                    return inline(a, c)
+            return general(env)
+
+        return arith
+    return general
+
+
 def _with_constant(op: str, left: Code, c: Any) -> Code:
     """``left op c`` for a constant ``c``, with the common case of numbers inline
     (``t[2] > 30.0``, ``t[2] - 30.0``); every other case as ``_BINARY[op]`` does it."""
@@ -353,6 +384,7 @@ class _Parser:
         # name: the operations on them are compiled into one step.
         self.constants: dict[Code, Any] = {}
         self.bare: dict[Code, str] = {}
+        self.indexed: dict[Code, tuple[str, int]] = {}  # name[k] codes: (name, k)
         self.selects: set[tuple[str, str]] = set()
         pos = 0
         source = source.rstrip()
@@ -410,7 +442,9 @@ class _Parser:
             op = self.take()[1]
             right = self.binary(level + 1)
             if right in self.constants and op in _BINARY:
-                left = _with_constant(op, left, self.constants[right])
+                c = self.constants[right]
+                at = self.indexed.get(left)
+                left = _with_constant(op, left, c) if at is None else _at_name_with_constant(*at, op, c)
             else:
                 left = self.combine(op, left, right)
         return left
@@ -464,7 +498,12 @@ class _Parser:
                     self.take()
                     self.take("]")
                     at = int(value, 0)
-                    code = _at_name(self.bare[code], at) if code in self.bare else _at(code, at)
+                    if code in self.bare:
+                        name = self.bare[code]
+                        code = _at_name(name, at)
+                        self.indexed[code] = (name, at)
+                    else:
+                        code = _at(code, at)
                     continue
                 key = self.expr()
                 self.take("]")

@@ -42,6 +42,7 @@ logged, and the space goes on.
 
 from __future__ import annotations
 
+import functools
 import logging
 import reprlib
 from collections import deque
@@ -166,6 +167,14 @@ def _builder(fields: tuple[Any, ...]) -> Builder:
     runs = [(i, f.run) for i, f in enumerate(fields) if type(f) is Expr]
     if not runs:
         return lambda env: fields
+    head = fields[: len(fields) - len(runs)]
+    if all(type(f) is Expr for f in fields[len(head) :]):  # constants, then expressions: the usual shape
+        if len(runs) == 1:
+            ((_, r0),) = runs
+            return lambda env: head + (r0(env),)  # noqa: RUF005 (faster than unpacking)
+        if len(runs) == 2:
+            (_, r0), (_, r1) = runs
+            return lambda env: head + (r0(env), r1(env))  # noqa: RUF005
     template = list(fields)
 
     def build(env: dict[str, Any]) -> tuple[Any, ...]:
@@ -202,6 +211,8 @@ def _split(target: object, where: str) -> tuple[str, str]:
 
 class _Rule:
     """A rule as the space keeps it."""
+
+    fire: Callable[[Any], bool]  # does the rule for an event, set as it is installed (Rules._firing)
 
     def __init__(self, name: str, kind: str) -> None:
         self.name = name
@@ -415,16 +426,16 @@ def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
 class _RuleFeed(Feed):
     """A reaction's interest in the events of its template: queues the rule's firings."""
 
-    __slots__ = ("rule", "rules")
+    __slots__ = ("enqueue", "rule")
 
     def __init__(self, seq: int, rule: _Rule, rules: Rules) -> None:
         super().__init__(seq, [], rule.on, 1, None)
         self.rule = rule
-        self.rules = rules
+        self.enqueue = rules.queue
 
     def push(self, event: Event) -> None:
-        if event.kind in self.kinds:
-            self.rules.queue(self.rule, event)
+        if event[1] in self.kinds:  # event.kind
+            self.enqueue(self.rule, event)
 
 
 _Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
@@ -641,7 +652,9 @@ class Rules:
                 index[key].remove(rule)
                 if not index[key]:
                     del index[key]
-            self.pending = deque(p for p in self.pending if p[0] is not rule)
+            kept = [p for p in self.pending if p[0] is not rule]  # kept in place, as run_pending holds it
+            self.pending.clear()
+            self.pending.extend(kept)
             self._unlink(rule)
             journal = self._engine.journal
             if journal is not None:
@@ -750,6 +763,7 @@ class Rules:
 
     def _install(self, rule: _Rule) -> None:
         engine = self._engine
+        rule.fire = self._firing(rule)
         if rule.kind == "reaction":
             assert rule.template is not None
             feed = rule.feed = _RuleFeed(next(engine._interest_seq), rule, self)
@@ -894,6 +908,29 @@ class Rules:
         else:
             pending.append((rule, event))
 
+    def _firing(self, rule: _Rule) -> Callable[[Any], bool]:
+        """What ``rule`` does for an event, True if it did it (see :meth:`_perform`): for
+        the common reaction (a condition on the tuple, one tuple written) a function
+        that does just that."""
+        if rule.kind != "reaction" or rule.using or rule.takes or rule.sets or len(rule.builds) != 1:
+            return functools.partial(self._perform, rule)
+        when = None if rule.when is None else rule.when.run
+        build = rule.builds[0]
+        write = self._engine.write_derived
+
+        def fire(event: Event) -> bool:
+            env = {"t": event[2]}  # event.tuple
+            if when is not None:
+                ok = when(env)
+                if ok is not True:
+                    if ok is False:
+                        return False
+                    raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
+            write(build(env))
+            return True
+
+        return fire
+
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
         space's lock held, by the operation that queued them.  Never raises."""
@@ -903,7 +940,6 @@ class Rules:
         self._running = True
         budget = self.limits.max_firings
         charge = self._firing_charge
-        perform = self._perform
         try:
             while pending:
                 rule, event = pending.popleft()
@@ -915,7 +951,7 @@ class Rules:
                 try:  # paid by the rule's principal, if the firing did something
                     if charge:
                         self._can_pay(rule, charge)
-                    if perform(rule, event):
+                    if rule.fire(event):
                         rule.fired += 1
                         if charge:
                             self._engine.records.accounts.charge(rule.principal, charge)
@@ -989,7 +1025,7 @@ class Rules:
         if not (rule.takes or rule.sets):  # writes alone: the common case
             builds = rule.builds
             if len(builds) == 1:
-                engine.write(builds[0](env))
+                engine.write_derived(builds[0](env))
             else:
                 engine.write_many([build(env) for build in builds])
             return True
@@ -1012,7 +1048,7 @@ class Rules:
                 raise
             engine.commit(txn)
         elif len(writes) == 1:
-            engine.write(writes[0])
+            engine.write_derived(writes[0])
         elif writes:
             engine.write_many(writes)
         for rid, tag, value in sets:

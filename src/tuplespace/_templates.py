@@ -323,7 +323,7 @@ class Template:
     engine matches it within a budget (:func:`tuplespace._xpath.budget`).
     """
 
-    __slots__ = ("arity", "checks", "costly", "exact", "fields", "plain", "wire_safe")
+    __slots__ = ("arity", "checks", "costly", "exact", "fields", "plain", "types", "wire_safe")
 
     def __init__(self, fields: Iterable[Any] | Template) -> None:
         if isinstance(fields, Template):
@@ -350,6 +350,7 @@ class Template:
         keys = tuple(key for _, key in self.exact)
         plain = len(keys) == self.arity and all(type(k) is str or type(k) is int for k in keys)
         self.plain = keys if plain else None
+        self.types = _types(self.checks)
 
     def _compile_field(self, pos: int, f: Any, depth: int) -> None:
         check = self._field_check(f, depth)
@@ -435,6 +436,12 @@ class Template:
             # A str or int is its own key; keys of other types never equal one.
             if v != key if tv is str or tv is int else value_key(v) != key:
                 return False
+        types = self.types
+        if types is not None:  # every check a formal type: no call per field
+            for pos, kind in types:
+                if not isinstance(t[pos], kind):
+                    return False
+            return True
         for pos, check in self.checks:  # a loop, not all(): this is the hot path
             if not check(t[pos]):
                 return False
@@ -507,6 +514,18 @@ _FORMAL_CHECKS: dict[type, _Check] = {
     list: _instance_of(tuple),
 }
 _INT64 = 1 << 63
+# The formal checks that are an isinstance test, and its type.
+_INSTANCE_TYPES: dict[_Check, type] = {
+    check: tuple if kind is list else kind
+    for kind, check in _FORMAL_CHECKS.items()
+    if kind in (bool, float, str, bytes, _dt.datetime, URI, Credit, tuple, list)
+}
+
+
+def _types(checks: list[tuple[int, _Check]]) -> list[tuple[int, type]] | None:
+    """``checks`` as (position, type) pairs if each one is an isinstance test, else None."""
+    types = [(pos, _INSTANCE_TYPES.get(check)) for pos, check in checks]
+    return None if any(kind is None for _, kind in types) else types  # type: ignore[return-value]
 
 
 def compile_template(fields: Any) -> Template:
@@ -542,6 +561,7 @@ def compile_template(fields: Any) -> Template:
     template.arity = len(fields)
     template.exact = exact
     template.checks = checks
+    template.types = _types(checks)
     template.plain = fields if len(exact) == len(fields) else None
     template.wire_safe = True
     template.costly = False
