@@ -260,8 +260,9 @@ def test_a_killed_cluster_master_is_an_error_then_its_replica_serves_the_space(t
     cluster = RedisClusterServers(str(tmp_path))  # one of its own: a node is killed
     try:
         url = cluster.space_url()
+        with ts.connect(url + "&durability=replicated") as replicated:  # on the replica before the kill
+            replicated.write_many([("job", n) for n in range(3)])
         with ts.connect(url) as space:
-            space.write_many([("job", n) for n in range(3)])
             taker = spawn(space.take, ("other",))
             wait_for_waiters(space, 1)
             cluster.kill(holder(cluster, url))
