@@ -42,6 +42,7 @@ _CAPABILITY_OPS = {
     "open": None,
     "get": "read",
     "set": "set",
+    "call": "set",  # a method may set the record's fields
     "refresh": "refresh",
     "clone": "clone",
     "destroy": "destroy",
@@ -51,6 +52,7 @@ _NEEDS = {
     "open": ("read",),
     "get": ("read",),
     "set": ("write",),
+    "call": ("write",),
     "refresh": ("write",),
     "clone": ("write",),
     "move": ("write",),
@@ -68,7 +70,7 @@ def _is_capability(ref: str) -> bool:
 
 
 class RecordRoutes(EventRoutes):
-    """Records: create, open, read, set, refresh, clone, move, destroy, find, take,
+    """Records: create, open, read, set, call a method, refresh, clone, move, destroy, find, take,
     capabilities, their changes as Server-Sent Events, and credit accounts."""
 
     # -- naming a record --------------------------------------------------------------------
@@ -201,6 +203,29 @@ class RecordRoutes(EventRoutes):
         except Exception as exc:
             raise api_error(exc, "value") from None
         return json_response({"version": version})
+
+    async def call_record(self, space: str, request: Request) -> Response:
+        caller, info, handle, body = await self._record_request(
+            request, space, "call", _CALL_FIELDS, ("tag",)
+        )
+        tag = body["tag"]
+        if type(tag) is not str:
+            raise ApiError(400, "bad_request", "tag is a string", "tag")
+        args: Value = ()
+        if body.get("args") is not None:
+            if type(body["args"]) is not list:
+                raise ApiError(400, "bad_request", "args is a list of values", "args")
+            args = self._get_value(body, "args")
+        assert isinstance(args, tuple)
+        principal = self._principal(caller, info, body)
+        try:
+            result = await handle.call(tag, *args, principal=principal)
+        except InvalidValue as exc:  # the path names an argument (args[1]) or the tag
+            if not exc.path.startswith("args"):
+                exc.path = ""
+                raise api_error(exc, "tag") from None
+            raise api_error(exc) from None
+        return json_response({"value": to_wire(result)})
 
     async def refresh_record(self, space: str, request: Request) -> Response:
         caller, info, handle, body = await self._record_request(
@@ -556,6 +581,7 @@ def change_message(change: Change) -> bytes:
 _CREATE_FIELDS = frozenset({"path", "fields", "credit", "lease", "principal"})
 _GET_FIELDS = frozenset({"tags", "default"})
 _SET_FIELDS = frozenset({"tag", "value"})
+_CALL_FIELDS = frozenset({"tag", "args", "principal"})
 _REFRESH_FIELDS = frozenset({"credit", "lease", "principal"})
 _CLONE_FIELDS = frozenset({"path", "credit", "lease", "principal"})
 _MOVE_FIELDS = frozenset({"path", "redirect_lease"})

@@ -992,6 +992,20 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
+    "call_record": (
+        "Run the method a field of a record holds, in the sandbox; the caller's account (or the"
+        " principal an admin names) pays for its steps.",
+        _body(
+            {
+                **_REF,
+                "tag": ref("Tag"),
+                "args": _nullable({"type": "array", "items": ref("Value"), "maxItems": _FIELDS_MAX}),
+                "principal": _PRINCIPAL,
+            },
+            ("ref", "tag"),
+        ),
+        {"200": _answer("What the method returned.", _object({"value": ref("Value")}, ("value",)))},
+    ),
     "refresh_record": (
         "Refinance a record: add credit, or give it a lease.",
         _body({**_REF, **_PAID}, ("ref",), some_of=("credit", "lease")),
