@@ -24,7 +24,7 @@ from .._records import COMPUTED_TAGS
 from .._templates import FORMAL_TYPES
 from .._values import DEFAULT_LIMITS, MAX_INT_BITS
 from ._auth import PERMISSIONS
-from ._hub import MAX_EVENT_RETENTION_BYTES
+from ._hub import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 
 __all__ = ["COMPONENTS", "install", "operation"]
 
@@ -725,6 +725,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "operator": {"type": "string", "minLength": 1},
                 "mint_amount": _AMOUNT,
                 "mint_bits": {"type": "integer", "minimum": 1, "maximum": 64},
+                "redirect_charge": _AMOUNT,
+                "firing_charge": _AMOUNT,
+                "step_charge": _AMOUNT,
+                "max_firings": {"type": "integer", "minimum": 1, "maximum": MAX_API_FIRINGS},
             },
             optional=True,
         ),
