@@ -136,7 +136,9 @@ export class Record {
    * its payer cannot pay for with InsufficientCredit; then it changed nothing.
    */
   async call(tag, args = [], { principal, signal } = {}) {
-    if (!Array.isArray(args)) throw new UnsupportedType(`args are an array of values, not ${typeName(args)}`, { field: "args" });
+    if (!Array.isArray(args)) {
+      throw new UnsupportedType(`args are an array of values, not ${typeName(args)}`, { field: "args" });
+    }
     const body = this.#body({ tag, args: args.map((a, i) => valueWire(a, `args[${i}]`)), principal });
     return valueFrom((await this.#post("call", body, signal)).value);
   }
