@@ -377,7 +377,7 @@ class AsyncSpace:
             rid, token, operations = await _call(space, records.resolve, ref, principal)
         else:
             with space._lock:
-                rid, token, operations = records.resolve(ref)
+                rid, token, operations = records.resolve(ref, principal)
         return AsyncRecord(space, rid, token, operations)
 
     async def find(

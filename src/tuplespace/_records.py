@@ -301,12 +301,13 @@ class RecordStore:
         return URI(self.prefix + self._rec(rid).path)
 
     def resolve(
-        self, ref: object, principal: str = DEFAULT_PRINCIPAL
+        self, ref: object, principal: str | None = None
     ) -> tuple[int, str | None, frozenset[str] | None]:
         """What ``ref`` (a path, ``"$"``, or an address of this space) names:
         ``(rid, token, operations)``; token and operations are None for a full handle.
         A path left by a move is followed to the record that moved, for which
-        ``principal`` pays ``redirect_charge``; a record handle stands for its address."""
+        ``principal`` (a caller's; None for the space's own lookups) pays
+        ``redirect_charge``; a record handle stands for its address."""
         self._tick()
         ref = handle_address(ref) or ref
         if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
@@ -330,7 +331,7 @@ class RecordStore:
         if rec is None:
             check_path(ref)
             raise RecordNotFound(f"no record at {ref!r}")
-        if self.redirect_charge and rec.path != ref:
+        if self.redirect_charge and principal is not None and rec.path != ref:
             self.accounts.charge(principal, self.redirect_charge)
         return rec.rid, None, None
 

@@ -519,7 +519,7 @@ class Space:
             rid, token, operations = self._call(records.resolve, ref, principal)
         else:
             with self._lock:
-                rid, token, operations = records.resolve(ref)
+                rid, token, operations = records.resolve(ref, principal)
         return Record(self, rid, token, operations)
 
     def find(
