@@ -337,12 +337,11 @@ def test_a_push_rule_keeps_a_field_a_function_of_others(space: Any) -> None:
 BUMP = "function(self, d) self.target = self.target + d return self.target end"
 
 
-def thermostat(space: ts.Space, source: str = BUMP) -> ts.Record:
+def thermostat(space: Any, source: str = BUMP) -> Any:
     return space.create("thermostat", {"target": 21.0, "mode": "heat", "bump": ts.Method(source)})
 
 
-def test_a_method_reads_and_sets_the_records_fields() -> None:
-    space = ts.Space()
+def test_a_method_reads_and_sets_the_records_fields(space: Any) -> None:
     thermo = thermostat(space)
     assert thermo.call("bump", 0.5) == 21.5
     assert thermo.get("target") == 21.5
@@ -403,6 +402,24 @@ def test_each_limit_stops_a_runaway_method_and_nothing_changes(
 
 
 @pytest.mark.parametrize(
+    ("source", "limits"),
+    [
+        ("function(self) self.target = 0 while true do end end", ("method_steps", "method_ms")),
+        ("function(self) self.target = 0 return string.rep('x', 1 << 21) end", ("method_memory",)),
+    ],
+    ids=["loop", "memory"],
+)
+def test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing(
+    space: Any, source: str, limits: tuple[str, ...]
+) -> None:
+    thermo = thermostat(space, source)
+    with pytest.raises(ts.LimitReached, match="nothing changed") as info:
+        thermo.call("bump")
+    assert info.value.limit in limits
+    assert thermo.get("target") == 21.0
+
+
+@pytest.mark.parametrize(
     "body",
     [
         "return os.time()",
@@ -427,8 +444,7 @@ def test_the_sandbox_has_no_way_out(body: str) -> None:
     assert thermo.get("target") == 21.0
 
 
-def test_a_failing_method_changes_nothing_and_bad_calls_say_why() -> None:
-    space = ts.Space()
+def test_a_failing_method_changes_nothing_and_bad_calls_say_why(space: Any) -> None:
     thermo = thermostat(space, "function(self) self.target = 99 error('boom') end")
     with pytest.raises(ts.EvaluationError, match="boom"):
         thermo.call("bump")

@@ -114,6 +114,58 @@ def test_paid_steps_are_durable(tmp_path: Path) -> None:
         space.close()
 
 
+def test_a_space_starts_with_the_charges_and_max_firings_it_was_made_with_and_keeps_them(
+    tmp_path: Path,
+) -> None:
+    options = {"firing_charge": "0.5", "step_charge": "0.001", "max_firings": 7, "redirect_charge": "2"}
+    url = f"sqlite://{tmp_path}/spaces.db?space=s"
+    space = ts.connect(url, **options)
+    try:
+        rules = space.rules
+        assert (rules.firing_charge, rules.step_charge, rules.limits.max_firings) == (
+            ts.Credit("0.5"),
+            ts.Credit("0.001"),
+            7,
+        )
+        assert space.redirect_charge == ts.Credit(2)
+    finally:
+        space.close()
+    space = ts.connect(url)  # the file keeps them
+    try:
+        assert (space.firing_charge, space.step_charge, space.max_firings, space.redirect_charge) == (
+            ts.Credit("0.5"),
+            ts.Credit("0.001"),
+            7,
+            ts.Credit(2),
+        )
+    finally:
+        space.close()
+    with pytest.raises(ValueError, match="was created with max_firings=7"):
+        ts.connect(url, max_firings=8)
+    for bad in ({"firing_charge": "-1"}, {"step_charge": "x"}, {"max_firings": 0}, {"redirect_charge": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ts.Space(**bad)
+
+
+def test_a_path_a_record_moved_away_from_costs_its_caller_the_redirect_charge() -> None:
+    space = ts.Space(redirect_charge="0.25")
+    space.create("offers/1", {"price": 9})
+    space.record("offers/1").move("sold/1")
+    space.grant_credit("buyer", 1)
+    assert space.record("offers/1", principal="buyer").get("price") == 9
+    assert (space.account("buyer"), space.account("operator")) == (ts.Credit("0.75"), ts.Credit("0.25"))
+    space.record("sold/1", principal="buyer").set("price", 10)  # its own path: free
+    assert space.account("buyer") == ts.Credit("0.75")
+    space.record("tuplespace://local/spaces/default/offers/1", principal="buyer")  # its old address
+    assert space.account("buyer") == ts.Credit("0.5")
+    with pytest.raises(ts.InsufficientCredit) as info:
+        space.record("offers/1")  # the default principal holds nothing
+    assert (info.value.principal, info.value.needed) == ("default", ts.Credit("0.25"))
+    free = ts.Space()  # without the charge, a redirection is followed for nothing
+    free.create("a", {"n": 1}).move("b")
+    assert free.record("a").get("n") == 1
+
+
 def test_a_rule_without_credit_stops_and_says_so(make_thread_space: Callable[..., ts.Space]) -> None:
     space = make_thread_space()
     space.rules.firing_charge = "0.5"

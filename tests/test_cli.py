@@ -107,6 +107,10 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "operator": "operator",
                 "mint_amount": "0",
                 "mint_bits": 20,
+                "redirect_charge": "0",
+                "firing_charge": "0",
+                "step_charge": "0",
+                "max_firings": 1000,
             }
             assert http.post("/spaces/s/read", json={"template": ["x"], "timeout": None}).json() == {
                 "tuple": None,

@@ -130,8 +130,11 @@ def test_the_python_client_raises_not_supported_for_a_transaction(redis_served: 
         assert space.take(("kept",)) == ("kept",)
 
 
-def test_credit_for_a_space_kept_in_redis_is_refused_when_it_is_made(redis_served: LiveServer) -> None:
-    answer = httpx.put(redis_served.space_url(), json={"charge_rate": "1"}, timeout=PATIENCE)
+@pytest.mark.parametrize("option", ["charge_rate", "redirect_charge", "firing_charge", "step_charge"])
+def test_credit_for_a_space_kept_in_redis_is_refused_when_it_is_made(
+    redis_served: LiveServer, option: str
+) -> None:
+    answer = httpx.put(redis_served.space_url(), json={option: "1"}, timeout=PATIENCE)
     assert answer.status_code == 400
     assert "no credit" in answer.json()["error"]["message"]
 

@@ -145,6 +145,10 @@ def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
         "operator": "operator",
         "mint_amount": "0",
         "mint_bits": 20,
+        "redirect_charge": "0",
+        "firing_charge": "0",
+        "step_charge": "0",
+        "max_firings": 1000,
     }
     assert r.json() == {"name": "jobs", "options": options}
     assert http.put("/spaces/jobs", json={"order": "lifo"}).status_code == 200
@@ -198,7 +202,16 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
     with running(data) as server, client(server) as http:
         http.put(
             "/spaces/kept",
-            json={"order": "lifo", "event_retention": 7, "anonymous": ["read"], "charge_rate": "0.50"},
+            json={
+                "order": "lifo",
+                "event_retention": 7,
+                "anonymous": ["read"],
+                "charge_rate": "0.50",
+                "redirect_charge": "0.25",
+                "firing_charge": "0.01",
+                "step_charge": "0.000001",
+                "max_firings": 50,
+            },
         )
         http.put("/spaces/gone", json={"store": "memory"})
         http.post("/spaces/kept/write", json={"tuple": ["a", {"$bytes": "AP8="}]})
@@ -217,6 +230,10 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "operator": "operator",
             "mint_amount": "0",
             "mint_bits": 20,
+            "redirect_charge": "0.25",
+            "firing_charge": "0.01",
+            "step_charge": "0.000001",
+            "max_firings": 50,
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")

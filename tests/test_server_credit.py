@@ -1,6 +1,7 @@
 """Credit over HTTP (docs/http-api.md, "Records"): transfers from the caller's own
-account, minting for proof of work without any token, and the Python client's
-methods of the same names as the embedded space's."""
+account, minting for proof of work without any token, the Python client's
+methods of the same names as the embedded space's, and what a space's options
+charge for: a method's steps, a rule's firings, a path a record moved from."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ WRITER = "writer-token-0123456789"
 TOKENS = {
     "tokens": [
         {"name": "ops", "token": ADMIN, "admin": True},
-        {"name": "acme", "token": WRITER, "spaces": {"bank": ["read", "write"]}},
+        {"name": "acme", "token": WRITER, "spaces": {"bank": ["read", "write"], "works": ["read", "write"]}},
     ]
 }
 
@@ -148,3 +149,126 @@ def test_the_python_client_transfers_and_mints(server: Server, admin: httpx.Clie
         with pytest.raises(ts.InvalidValue):
             space.mint_credit(c.challenge, "not-a-stamp-" * 6)
         assert space.account("acme") == ts.Credit("7.5")
+
+
+# -- what a space charges for -------------------------------------------------------------------
+
+BUMP = ts.Method("function(self, d) self.target = self.target + d return self.target end")
+PAID = {"step_charge": "0.001", "firing_charge": "0.5", "redirect_charge": "0.25", "operator": "node"}
+
+
+@pytest.fixture
+def works(server: Server) -> Iterator[httpx.Client]:
+    """A space whose steps, firings and redirections cost credit; acme holds 10."""
+    with client(server, ADMIN) as admin:
+        assert (
+            admin.put("/spaces/works", json=PAID).json()["options"] | PAID
+            == admin.get("/spaces/works").json()["options"]
+        )
+        admin.post("/spaces/works/credit/grant", json={"principal": "acme", "amount": 10})
+        yield admin
+
+
+def balances(admin: httpx.Client, *principals: str) -> list[str]:
+    return [admin.get(f"/spaces/works/credit/{p}").json()["balance"]["$credit"] for p in principals]
+
+
+def test_a_method_called_over_http_is_paid_by_the_caller(server: Server, works: httpx.Client) -> None:
+    with ts.connect(server.url + "/spaces/works", token=WRITER) as acme:
+        thermo = acme.create("thermostat", {"target": 21.0, "bump": BUMP})
+        assert thermo.call("bump", 0.5) == 21.5  # a short method pays for one hundred steps
+        assert thermo.get("target") == 21.5
+        assert balances(works, "acme", "node") == ["9.9", "0.1"]
+        with pytest.raises(ts.Forbidden):
+            thermo.call("bump", 0.5, principal="ops")  # only an admin charges another account
+        cap = thermo.capability(["set"])
+    with ts.connect(server.url + "/spaces/works") as nobody:  # a capability needs no token...
+        with pytest.raises(ts.InsufficientCredit) as info:
+            nobody.record(cap.address).call("bump", 1.0)
+        assert info.value.principal == "anonymous"  # ...and its caller pays
+    assert balances(works, "acme", "node") == ["9.9", "0.1"]
+    with ts.connect(server.url + "/spaces/works", token=ADMIN) as admin:
+        assert admin.record("thermostat").call("bump", 1.0, principal="acme") == 22.5
+    assert balances(works, "acme", "node") == ["9.8", "0.2"]
+
+
+def test_a_call_over_http_says_what_stopped_it_and_changes_nothing(
+    server: Server, works: httpx.Client
+) -> None:
+    with ts.connect(server.url + "/spaces/works", token=WRITER) as acme:
+        acme.create(
+            "m",
+            {
+                "target": 1.0,
+                "bump": BUMP,
+                "loop": ts.Method("function(self) self.target = 0 while true do end end"),
+            },
+        )
+    with client(server, WRITER) as http:
+        call = "/spaces/works/records/call"
+        assert (
+            error(http.post(call, json={"ref": "m", "tag": "target"}), 400, "invalid_value")["field"] == "tag"
+        )
+        body = error(http.post(call, json={"ref": "m", "tag": "bump", "args": [[1]]}), 400, "invalid_value")
+        assert body["field"] == "args[0]"
+        assert error(http.post(call, json={"ref": "m", "tag": "bump", "args": 1}), 400, "bad_request")[
+            "field"
+        ] == ("args")
+        error(http.post(call, json={"ref": "m"}), 400, "bad_request")
+        body = error(http.post(call, json={"ref": "m", "tag": "loop"}), 402, "insufficient_credit")
+        assert body["principal"] == "acme"  # 10 credit pays for 9,900 of the 100,000 steps allowed
+        error(http.post(call, json={"ref": "nothing", "tag": "bump"}), 404, "record_not_found")
+        got = http.post("/spaces/works/records/get", json={"ref": "m", "tags": ["target"]})
+        assert got.json() == {"values": [{"$float": "1"}]}  # the loop changed nothing
+
+
+def test_a_path_a_record_moved_from_costs_the_caller_the_redirect_charge(
+    server: Server, works: httpx.Client
+) -> None:
+    with client(server, WRITER) as http:
+        http.post("/spaces/works/records/create", json={"path": "offers/1", "fields": {"n": 1}})
+        http.post("/spaces/works/records/move", json={"ref": "offers/1", "path": "sold/1"})
+        assert balances(works, "acme", "node") == ["10", "0"]
+        assert http.post("/spaces/works/records/get", json={"ref": "offers/1"}).json()["record"][
+            "fields"
+        ] == {"n": 1}
+        assert balances(works, "acme", "node") == ["9.75", "0.25"]
+        http.post("/spaces/works/records/set", json={"ref": "sold/1", "tag": "n", "value": 2})  # its own path
+        http.post("/spaces/works/records/set", json={"ref": "offers/1", "tag": "n", "value": 3})
+        assert balances(works, "acme", "node") == ["9.5", "0.5"]
+    with ts.connect(server.url + "/spaces/works", token=WRITER) as acme:
+        rec = acme.record("offers/1")  # the handle follows the record by its number from then on
+        assert (rec.get("n"), rec.get("n")) == (3, 3)
+        assert balances(works, "acme") == ["9.25"]
+    with client(server) as nobody:
+        error(nobody.post("/spaces/works/records/get", json={"ref": "offers/1"}), 401, "unauthorized")
+
+
+def test_a_rules_firings_are_paid_at_the_spaces_firing_charge(server: Server, works: httpx.Client) -> None:
+    with ts.connect(server.url + "/spaces/works", token=WRITER) as acme:
+        acme.rules.add("hot", template=("reading", float), when="t[1] > 30.0", write=[("alarm", "t[1]")])
+        acme.write(("reading", 31.0))
+        acme.write(("reading", 32.0))
+        assert acme.count(("alarm", float)) == 2
+    assert balances(works, "acme", "node") == ["9", "1"]
+
+
+def test_a_spaces_max_firings_is_set_over_http_within_bounds(server: Server) -> None:
+    with client(server, ADMIN) as admin:
+        assert admin.put("/spaces/storm", json={"max_firings": 2}).json()["options"]["max_firings"] == 2
+        for bad in (0, 100_001, "5", 2.0):
+            assert error(admin.put("/spaces/x", json={"max_firings": bad}), 400, "bad_request")["field"] == (
+                "max_firings"
+            )
+        for key in ("redirect_charge", "firing_charge", "step_charge"):
+            assert error(admin.put("/spaces/x", json={key: "-1"}), 400, "invalid_value")["field"] == key
+    with ts.connect(server.url + "/spaces/storm", token=ADMIN) as storm:
+        storm.rules.add(
+            "fan", template=("a", int), write=[(ts.Lit("b"), f"t[1] * 10 + {i}") for i in range(3)]
+        )
+        storm.rules.add("leaf", template=("b", int), write=[(ts.Lit("c"), "t[1]")])
+        storm.write(("a", 1))
+        assert storm.read_all(("c", int)) == [("c", 10)]  # fan and one leaf: two firings
+        error_body = storm.rules.get("leaf").last_error
+        assert isinstance(error_body, ts.LimitReached)
+        assert error_body.limit == "max_firings"

@@ -164,6 +164,22 @@ def test_only_an_admin_names_another_principal(server: Server, acme: httpx.Clien
         assert added.json()["rule"]["principal"] == "acme"
 
 
+def test_the_rules_of_a_revoked_token_are_removed_and_fire_no_more(
+    server: Server, acme: httpx.Client
+) -> None:
+    assert acme.post(RULES, json=HOT).status_code == 201
+    seen = {"name": "seen", "template": HOT["template"], "write": [["seen", "t[1]"]]}
+    with client(server, ADMIN) as admin:
+        assert admin.post(RULES, json=seen).status_code == 201
+        assert admin.post(RULES, json={**seen, "name": "paid", "principal": "acme"}).status_code == 201
+        assert admin.delete("/tokens/acme").status_code == 204
+        assert [(r["name"], r["principal"]) for r in admin.get(RULES).json()["rules"]] == [("seen", "ops")]
+        admin.post("/spaces/plant/write", json={"tuple": ["reading", "kitchen", {"$float": "31.5"}]})
+        assert all_tuples(admin, "plant", 3) == [["reading", "kitchen", {"$float": "31.5"}]]
+        assert all_tuples(admin, "plant", 2) == [["seen", "kitchen"]]
+    error(acme.get(RULES), 401, "unauthorized")
+
+
 def test_a_failure_of_a_rule_is_shown_as_an_error_body(server: Server) -> None:
     with ts.connect(server.url + "/spaces/plant", token=WRITER) as plant:
         plant.rules.add("ratio", template=("pair", int, int), write=[(ts.Lit("ratio"), "t[1] / t[2]")])

@@ -487,6 +487,8 @@ export class Record {
   snapshot(options?: CallOptions): Promise<RecordSnapshot>;
   /** The new `$version`. */
   set(tag: string, value: Value, options?: CallOptions): Promise<number>;
+  /** What the method held in the field `tag` returns, run in the server's sandbox. */
+  call(tag: string, args?: Value[], options?: CallOptions & { principal?: string }): Promise<Decoded>;
   /** When the record expires now, or null. */
   refresh(options?: PayOptions): Promise<number | null>;
   clone(path: string, options?: PayOptions): Promise<Record>;

@@ -369,11 +369,15 @@ class AsyncSpace:
         rid: int = await _call(space, space._engine.records.create, path, fields, credit, lease, principal)
         return AsyncRecord(space, rid)
 
-    async def record(self, ref: str | URI) -> AsyncRecord:
+    async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRecord:
         """See :meth:`Space.record`."""
         space = self.space
-        with space._lock:
-            rid, token, operations = space._engine.records.resolve(ref)
+        records = space._engine.records
+        if records.redirect_charge:
+            rid, token, operations = await _call(space, records.resolve, ref, principal)
+        else:
+            with space._lock:
+                rid, token, operations = records.resolve(ref, principal)
         return AsyncRecord(space, rid, token, operations)
 
     async def find(

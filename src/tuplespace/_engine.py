@@ -289,6 +289,7 @@ class Engine:
         operator: str = DEFAULT_OPERATOR,
         mint_amount: object = 0,
         mint_bits: object = DEFAULT_MINT_BITS,
+        redirect_charge: object = 0,
     ) -> None:
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}; got {order!r}")
@@ -348,6 +349,7 @@ class Engine:
             operator=operator,
             mint_amount=mint_amount,
             mint_bits=mint_bits,
+            redirect_charge=redirect_charge,
         )
 
     # -- time ---------------------------------------------------------------

@@ -52,6 +52,7 @@ _KEY: Final = "$method"
 _LANGS: Final = ("lua",)
 _MAX_SOURCE: Final = 64 << 10
 _HOOK_EVERY: Final = 100  # VM instructions between two checks of the limits
+MAX_FIRINGS: Final = 1000  # firings one operation may set off, unless a space says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,7 @@ class ActiveLimits:
     - ``method_memory``: bytes a method may allocate beyond what the sandbox held.
     """
 
-    max_firings: int = 1000
+    max_firings: int = MAX_FIRINGS
     method_steps: int = 100_000
     method_ms: int = 100
     method_memory: int = 1 << 20

@@ -242,6 +242,7 @@ class RecordStore:
         operator: str = DEFAULT_OPERATOR,
         mint_amount: object = 0,
         mint_bits: object = DEFAULT_MINT_BITS,
+        redirect_charge: object = 0,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a space's name is a non-empty str, got {name!r}")
@@ -255,12 +256,16 @@ class RecordStore:
         self.base_uri = base_uri
         self.prefix = f"{base_uri}spaces/{quote(name, safe='')}/"
         amounts = []
-        for option, amount in (("charge_rate", charge_rate), ("creation_charge", creation_charge)):
+        for option, amount in (
+            ("charge_rate", charge_rate),
+            ("creation_charge", creation_charge),
+            ("redirect_charge", redirect_charge),
+        ):
             try:
                 amounts.append(to_credit(amount, option))
             except InvalidValue as exc:
                 raise ValueError(f"{option}: {exc}") from None
-        self.charge_rate, self.creation_charge = amounts
+        self.charge_rate, self.creation_charge, self.redirect_charge = amounts
         self.charging = self.charge_rate > 0 or self.creation_charge > 0
         try:
             self.accounts = Accounts(engine, operator, self.drained)
@@ -295,11 +300,14 @@ class RecordStore:
             return URI(self.prefix + "$")
         return URI(self.prefix + self._rec(rid).path)
 
-    def resolve(self, ref: object) -> tuple[int, str | None, frozenset[str] | None]:
+    def resolve(
+        self, ref: object, principal: str | None = None
+    ) -> tuple[int, str | None, frozenset[str] | None]:
         """What ``ref`` (a path, ``"$"``, or an address of this space) names:
         ``(rid, token, operations)``; token and operations are None for a full handle.
-        A path left by a move is followed to the record that moved; a record handle
-        stands for its address."""
+        A path left by a move is followed to the record that moved, for which
+        ``principal`` (a caller's; None for the space's own lookups) pays
+        ``redirect_charge``; a record handle stands for its address."""
         self._tick()
         ref = handle_address(ref) or ref
         if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
@@ -323,6 +331,8 @@ class RecordStore:
         if rec is None:
             check_path(ref)
             raise RecordNotFound(f"no record at {ref!r}")
+        if self.redirect_charge and principal is not None and rec.path != ref:
+            self.accounts.charge(principal, self.redirect_charge)
         return rec.rid, None, None
 
     def _at(self, path: str) -> Rec | None:

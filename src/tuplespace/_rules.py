@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
-from ._credit import ZERO, check_principal, to_credit
+from ._credit import check_principal, to_credit
 from ._errors import (
     EvaluationError,
     InsufficientCredit,
@@ -67,7 +67,7 @@ from ._errors import (
 )
 from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
 from ._expr import Expr, compile_expr
-from ._methods import ActiveLimits, Sandbox, call_method
+from ._methods import Sandbox, call_method
 from ._names import check_path, check_tag
 from ._records import DEFAULT_PRINCIPAL
 from ._templates import ANY, Template, compile_template
@@ -497,9 +497,7 @@ class Rules:
         self._running = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
-        self._firing_charge = ZERO
-        self._step_charge = ZERO
-        self.limits = ActiveLimits()
+        self._firing_charge, self._step_charge, self.limits = space._active
         self.max_rules = MAX_RULES
 
     @property

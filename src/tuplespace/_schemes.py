@@ -46,6 +46,10 @@ SPACE_OPTIONS = (
     "operator",
     "mint_amount",
     "mint_bits",
+    "redirect_charge",
+    "firing_charge",
+    "step_charge",
+    "max_firings",
 )
 """The options of a space a server keeps in its catalog entry (with its own: ``anonymous``)."""
 
@@ -57,6 +61,7 @@ _INT_OPTIONS = {
     "event_retention_bytes",
     "seed",
     "mint_bits",
+    "max_firings",
 }
 _STR_OPTIONS = {
     "order",
@@ -67,6 +72,9 @@ _STR_OPTIONS = {
     "creation_charge",
     "operator",
     "mint_amount",
+    "redirect_charge",
+    "firing_charge",
+    "step_charge",
 }
 
 

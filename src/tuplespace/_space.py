@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._clock import Clock, SystemClock, wait_event
+from ._credit import to_credit
 from ._engine import (
     ABORTED,
     CLOSED,
@@ -41,6 +42,7 @@ from ._errors import InvalidValue, SpaceClosed, SpaceFull, Timeout, TransactionA
 from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
 from ._journal import Journal
 from ._lease import Lease
+from ._methods import MAX_FIRINGS, ActiveLimits
 from ._mint import Challenge
 from ._record import Record, RecordData, RecordWatch
 from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
@@ -89,6 +91,14 @@ class Space:
     - ``mint_amount``: the credit a proof-of-work stamp mints (0, the default: the
       space mints none); ``mint_bits``: the zero bits a stamp needs (20).  See
       :meth:`mint_credit`.
+    - ``redirect_charge``: the credit a caller pays each time it names a record by
+      a path the record moved away from (0, the default: a redirection is free);
+      see :meth:`record`.
+    - ``firing_charge``, ``step_charge`` and ``max_firings``: the credit each firing
+      of a rule and each step of a method cost (0 by default), and the most firings
+      one operation may set off (1000); the initial values of :attr:`rules`'
+      ``firing_charge``, ``step_charge`` and ``limits.max_firings``.  A durable
+      space stores them with its other options.  See ``docs/active.md``.
 
     Timeouts are seconds: ``None`` waits forever, ``0`` never waits.  A blocking
     call that runs out of time raises :class:`Timeout` (also a ``TimeoutError``).
@@ -113,7 +123,19 @@ class Space:
         operator: str = DEFAULT_OPERATOR,
         mint_amount: Credit | int | str = 0,
         mint_bits: int = DEFAULT_MINT_BITS,
+        redirect_charge: Credit | int | str = 0,
+        firing_charge: Credit | int | str = 0,
+        step_charge: Credit | int | str = 0,
+        max_firings: int = MAX_FIRINGS,
     ) -> None:
+        charges = []
+        for option, amount in (("firing_charge", firing_charge), ("step_charge", step_charge)):
+            try:
+                charges.append(to_credit(amount, option))
+            except InvalidValue as exc:
+                raise ValueError(f"{option}: {exc}") from None
+        # What :attr:`rules` starts with: the charges of a firing and of a step, the limits.
+        self._active = (charges[0], charges[1], ActiveLimits(max_firings=max_firings))
         self._engine = Engine(
             clock or SystemClock(),
             order=order,
@@ -131,6 +153,7 @@ class Space:
             operator=operator,
             mint_amount=mint_amount,
             mint_bits=mint_bits,
+            redirect_charge=redirect_charge,
         )
         # Every operation holds _lock.  It is _plain, a plain lock, until a hook is
         # registered (after_operations); then a _HookedLock around _plain.
@@ -185,6 +208,26 @@ class Space:
     def creation_charge(self) -> Credit:
         """Credit a creation costs, on top of the credit given to the new record."""
         return self._engine.records.creation_charge
+
+    @property
+    def redirect_charge(self) -> Credit:
+        """Credit a caller pays for naming a record by a path it moved away from."""
+        return self._engine.records.redirect_charge
+
+    @property
+    def firing_charge(self) -> Credit:
+        """Credit each firing of a rule costs (see :attr:`Rules.firing_charge`)."""
+        return self.rules.firing_charge
+
+    @property
+    def step_charge(self) -> Credit:
+        """Credit each step of a method costs (see :attr:`Rules.step_charge`)."""
+        return self.rules.step_charge
+
+    @property
+    def max_firings(self) -> int:
+        """The most firings one operation may set off (``rules.limits.max_firings``)."""
+        return self.rules.limits.max_firings
 
     @property
     def operator(self) -> str:
@@ -463,14 +506,20 @@ class Space:
         rid: int = self._call(self._engine.records.create, path, fields, credit, lease, principal)
         return Record(self, rid)
 
-    def record(self, ref: str | URI) -> Record:
+    def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> Record:
         """The handle of the record at the path or address ``ref``: a path (``"a/b"``),
         ``"$"`` (the root record: ``TUPS``, its top-level records, and ``ME``, the
         node's base URI), the record's address, or a capability's address (a handle
         allowing what the capability allows).  A path a record moved away from is
-        followed while its redirection lasts.  Raises :class:`RecordNotFound`."""
-        with self._lock:
-            rid, token, operations = self._engine.records.resolve(ref)
+        followed while its redirection lasts, and costs ``principal`` the space's
+        ``redirect_charge`` (:class:`InsufficientCredit` if it cannot pay).  Raises
+        :class:`RecordNotFound`."""
+        records = self._engine.records
+        if records.redirect_charge:
+            rid, token, operations = self._call(records.resolve, ref, principal)
+        else:
+            with self._lock:
+                rid, token, operations = records.resolve(ref, principal)
         return Record(self, rid, token, operations)
 
     def find(

@@ -52,6 +52,7 @@ from ._aio import AsyncSpace
 from ._codec import decode, encode
 from ._errors import InvalidValue, StoreError, WireError
 from ._journal import Journal
+from ._methods import MAX_FIRINGS
 from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from ._schemes import SPACE_OPTIONS, Hosted, Scheme, url_options
 from ._space import Space
@@ -87,13 +88,26 @@ _STORED_OPTIONS = (
     "operator",
     "mint_amount",
     "mint_bits",
+    "redirect_charge",
+    "firing_charge",
+    "step_charge",
+    "max_firings",
 )
-_CREDIT_OPTIONS = ("charge_rate", "creation_charge", "mint_amount")  # stored as decimal text
+# Stored as decimal text.
+_CREDIT_OPTIONS = (
+    "charge_rate",
+    "creation_charge",
+    "mint_amount",
+    "redirect_charge",
+    "firing_charge",
+    "step_charge",
+)
 # What older files lack.
 _OLDER_OPTIONS = {
     **dict.fromkeys(_CREDIT_OPTIONS, "0"),
     "operator": DEFAULT_OPERATOR,
     "mint_bits": DEFAULT_MINT_BITS,
+    "max_firings": MAX_FIRINGS,
 }
 
 
@@ -253,11 +267,7 @@ class _File:
                 last_seq = last_event = 0
             else:
                 last_seq, last_event, text = row
-                stored = {
-                    **dict.fromkeys(_CREDIT_OPTIONS, "0"),
-                    "operator": DEFAULT_OPERATOR,
-                    **orjson.loads(text),
-                }
+                stored = {**_OLDER_OPTIONS, **orjson.loads(text)}
                 _check_options(name, options, stored)
                 space = Space(**{**options, **stored}, name=name)
         self._marks[name] = (last_seq, last_event)

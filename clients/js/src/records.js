@@ -1,6 +1,6 @@
 // Records (docs/records.md): handles on them, and what a record held.
 
-import { NotAllowed, WireError } from "./errors.js";
+import { NotAllowed, UnsupportedType, WireError } from "./errors.js";
 import { Uri, typeName } from "./values.js";
 import { define } from "./encoding.js";
 import { Decoder, RECEIVED } from "./decoding.js";
@@ -124,6 +124,23 @@ export class Record {
   /** Set one field, atomically (SetValue); the record's new `$version`. */
   async set(tag, value, { signal } = {}) {
     return (await this.#post("set", this.#body({ tag, value: valueWire(value, "value") }), signal)).version;
+  }
+
+  /**
+   * Run the method held in the field `tag` (a map `{$method: {lang: "lua", source}}`) with
+   * `args` (null, booleans, numbers, strings), in the server's sandbox; what it returns.
+   * The caller's account pays for its steps when the space charges for them (an admin may
+   * name another `principal`). It needs `set`: a method may set the record's fields, all
+   * together when it returns. A method stopped at a limit rejects with LimitReached (naming
+   * `method_steps`, `method_ms` or `method_memory`), one that fails with EvaluationError, one
+   * its payer cannot pay for with InsufficientCredit; then it changed nothing.
+   */
+  async call(tag, args = [], { principal, signal } = {}) {
+    if (!Array.isArray(args)) {
+      throw new UnsupportedType(`args are an array of values, not ${typeName(args)}`, { field: "args" });
+    }
+    const body = this.#body({ tag, args: args.map((a, i) => valueWire(a, `args[${i}]`)), principal });
+    return valueFrom((await this.#post("call", body, signal)).value);
   }
 
   /**

@@ -7,6 +7,8 @@ import {
   Conflict,
   EvaluationError,
   InvalidValue,
+  LimitReached,
+  NotAllowed,
   RuleCycle,
   RuleExists,
   RuleNotFound,
@@ -89,6 +91,35 @@ describe("rules", () => {
     assert.equal(ratio.failed, 1);
     assert.ok(ratio.lastError instanceof EvaluationError);
     assert.match(ratio.lastError.message, /division by zero/);
+  });
+});
+
+describe("methods", () => {
+  const BUMP = { $method: { lang: "lua", source: "function(self, d) self.target = self.target + d return self.target end" } };
+
+  test("a record's method runs on the server and sets its fields", async () => {
+    const space = open(spaceUrl());
+    const thermo = await space.create("thermostat", { target: float(21), bump: BUMP });
+    assert.deepEqual(await thermo.call("bump", [float(0.5)]), float(21.5));
+    assert.deepEqual(await thermo.get("target"), float(21.5));
+  });
+
+  test("a runaway or failing method changes nothing, and a read-only handle may not call", async () => {
+    const space = open(spaceUrl());
+    const loop = { $method: { lang: "lua", source: "function(self) self.target = 0 while true do end end" } };
+    const boom = { $method: { lang: "lua", source: "function(self) self.target = 0 error('boom') end" } };
+    const thermo = await space.create("thermostat", { target: float(21), bump: BUMP, loop, boom });
+    await assert.rejects(thermo.call("loop"), (e) => {
+      assert.ok(e instanceof LimitReached);
+      assert.ok(["method_steps", "method_ms"].includes(e.limit), e.limit);
+      return true;
+    });
+    await assert.rejects(thermo.call("boom"), (e) => e instanceof EvaluationError && /boom/.test(e.message));
+    await assert.rejects(thermo.call("bump", [[1, 2]]), (e) => e instanceof InvalidValue && e.field === "args[0]");
+    await assert.rejects(thermo.call("bump", 1), (e) => e instanceof InvalidValue && e.field === "args");
+    assert.deepEqual(await thermo.get("target"), float(21));
+    const reader = await space.record((await thermo.readOnly()).address);
+    await assert.rejects(reader.call("bump", [float(1)]), (e) => e instanceof NotAllowed && e.operation === "set");
   });
 });
 

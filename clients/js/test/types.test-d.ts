@@ -147,6 +147,7 @@ async function records(space: Space): Promise<void> {
   const left: Credit | undefined = snap.computed.$credit;
   const version: number = (await rec.set("temp", 22)) + (await rec.move("sensors/k1", { redirectLease: null }));
   const expires: number | null = await rec.refresh({ credit: 50n, lease: 10 });
+  const bumped: Decoded = await rec.call("bump", [float(0.5), "x", null], { principal: "ops" });
   const copy: Record = await rec.clone("sensors/k2", { lease: 30 });
   const ro: Record = await rec.readOnly();
   const cap: Record = await rec.capability(["read", "set"], { lease: 600 });
@@ -175,7 +176,7 @@ async function records(space: Space): Promise<void> {
   await space.create("x", [1, 2]);
   // @ts-expect-error: change kinds are those of records
   await space.watchRecords({ events: ["write"] });
-  void [opened, root, temp, t1, unit, fields, tags, left, version, expires, ro, found, taken, waited, balance, mine];
+  void [opened, root, temp, t1, unit, fields, tags, left, version, expires, bumped, ro, found, taken, waited, balance, mine];
 }
 
 async function rules(): Promise<void> {

@@ -73,9 +73,11 @@ class AsyncRemoteServer:
     async def create_space(self, name: str, **options: Any) -> SpaceInfo:
         """Create the space ``name`` with ``options`` (``order``, ``capacity``,
         ``event_retention``, ``store``, ``anonymous``, ``charge_rate``,
-        ``creation_charge``); a space that exists with these options is left as it is,
-        one with other options raises :class:`tuplespace.TupleSpaceError` (its ``code`` is
-        ``space_exists``, its message names the first option that differs)."""
+        ``creation_charge``, ``redirect_charge``, ``firing_charge``, ``step_charge``,
+        ``max_firings``...: docs/http-api.md, "Spaces"); a space that exists with these
+        options is left as it is, one with other options raises
+        :class:`tuplespace.TupleSpaceError` (its ``code`` is ``space_exists``, its message
+        names the first option that differs)."""
         s = await self._call("PUT", space_path(name), options)
         return SpaceInfo(s["name"], s["options"])
 

@@ -890,6 +890,16 @@ class RemoteRecord:
         version: int = answer["version"]
         return version
 
+    def call(self, tag: str, *args: Value, principal: str | None = None) -> Value:
+        """See :meth:`Record.call <tuplespace.Record.call>`: the method runs on the
+        server, in its sandbox, and the caller's account pays for its steps (or the
+        ``principal`` an admin of the space names)."""
+        body = self._body(tag=tag, args=[to_wire(a) for a in args])
+        if principal is not None:
+            body["principal"] = principal
+        answer = self._post("call", body)
+        return value_from_wire(answer["value"])
+
     def refresh(
         self,
         credit: Credit | int | str | None = None,

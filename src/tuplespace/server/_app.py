@@ -239,6 +239,7 @@ _RECORD_ROUTES = {
     "open": "open_record",
     "get": "get_record",
     "set": "set_record",
+    "call": "call_record",
     "refresh": "refresh_record",
     "clone": "clone_record",
     "move": "move_record",

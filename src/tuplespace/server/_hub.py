@@ -35,6 +35,7 @@ from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
 from .._memory import MemoryHost
+from .._methods import MAX_FIRINGS
 from .._mint import MAX_BITS
 from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._schemes import Host, Hosted, SharedHost
@@ -112,6 +113,10 @@ class SpaceInfo:
             "operator": DEFAULT_OPERATOR if space is None else space.operator,
             "mint_amount": "0" if space is None else credit_text(space.mint_amount),
             "mint_bits": DEFAULT_MINT_BITS if space is None else space.mint_bits,
+            "redirect_charge": "0" if space is None else credit_text(space.redirect_charge),
+            "firing_charge": "0" if space is None else credit_text(space.firing_charge),
+            "step_charge": "0" if space is None else credit_text(space.step_charge),
+            "max_firings": MAX_FIRINGS if space is None else space.max_firings,
         }
 
     async def statistics(self) -> dict[str, Any]:
@@ -276,6 +281,7 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
         "clock",
         "operator",
         "mint_bits",
+        "max_firings",
         *_CREDIT_OPTIONS,
     }
     for key in body:
@@ -332,6 +338,13 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
         if type(b) is not int or not 1 <= b <= MAX_BITS:
             raise ApiError(400, "bad_request", f"mint_bits is an integer from 1 to {MAX_BITS}", "mint_bits")
         out["mint_bits"] = b
+    if "max_firings" in body:
+        m = body["max_firings"]
+        if type(m) is not int or not 1 <= m <= MAX_API_FIRINGS:
+            raise ApiError(
+                400, "bad_request", f"max_firings is an integer from 1 to {MAX_API_FIRINGS}", "max_firings"
+            )
+        out["max_firings"] = m
     for key in _CREDIT_OPTIONS:
         if key in body:
             amount = body[key]
@@ -345,7 +358,16 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
 
 
 # The options of a space that are amounts of credit (docs/records.md, docs/active.md).
-_CREDIT_OPTIONS = ("charge_rate", "creation_charge", "mint_amount")
+_CREDIT_OPTIONS = (
+    "charge_rate",
+    "creation_charge",
+    "mint_amount",
+    "redirect_charge",
+    "firing_charge",
+    "step_charge",
+)
+# The most firings one operation of a served space may set off (each queued one is held).
+MAX_API_FIRINGS = 100_000
 
 
 class Hub:
@@ -570,6 +592,10 @@ class Hub:
             "operator": options.get("operator", DEFAULT_OPERATOR),
             "mint_amount": options.get("mint_amount", "0"),
             "mint_bits": options.get("mint_bits", DEFAULT_MINT_BITS),
+            "redirect_charge": options.get("redirect_charge", "0"),
+            "firing_charge": options.get("firing_charge", "0"),
+            "step_charge": options.get("step_charge", "0"),
+            "max_firings": options.get("max_firings", MAX_FIRINGS),
             "anonymous": sorted(options.get("anonymous", self.default_anonymous)),
         }
         if options.get("clock") == "simulated":

@@ -52,6 +52,7 @@ from ._requests import (
     get_tuples,
     read_body,
 )
+from ._rules import remove_rules_of
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisSpace
@@ -471,6 +472,8 @@ class Operations(ApiBase):
         self._token_admin(request)
         grant = await asyncio.to_thread(self.tokens.revoke, name)
         await self.token_work.end(grant)
+        spaces = [info.hosted.space for info in self.hub.spaces.values() if info.hosted.space is not None]
+        await asyncio.to_thread(remove_rules_of, spaces, grant.name)
         return no_content()
 
     async def metrics(self, request: Request) -> Response:

@@ -42,6 +42,7 @@ _CAPABILITY_OPS = {
     "open": None,
     "get": "read",
     "set": "set",
+    "call": "set",  # a method may set the record's fields
     "refresh": "refresh",
     "clone": "clone",
     "destroy": "destroy",
@@ -51,6 +52,7 @@ _NEEDS = {
     "open": ("read",),
     "get": ("read",),
     "set": ("write",),
+    "call": ("write",),
     "refresh": ("write",),
     "clone": ("write",),
     "move": ("write",),
@@ -68,7 +70,7 @@ def _is_capability(ref: str) -> bool:
 
 
 class RecordRoutes(EventRoutes):
-    """Records: create, open, read, set, refresh, clone, move, destroy, find, take,
+    """Records: create, open, read, set, call a method, refresh, clone, move, destroy, find, take,
     capabilities, their changes as Server-Sent Events, and credit accounts."""
 
     # -- naming a record --------------------------------------------------------------------
@@ -93,7 +95,7 @@ class RecordRoutes(EventRoutes):
             if rid is not None:
                 raise ApiError(400, "bad_request", "a capability names its record: give no id with it", "id")
             info = self._existing(await self.hub.get(space), space)
-            handle = await self._resolve(info, ref)
+            handle = await self._resolve(info, ref, caller)
             operation = _CAPABILITY_OPS.get(route)
             if route not in _CAPABILITY_OPS:
                 # NotAllowed: only the record's full handle can
@@ -104,18 +106,21 @@ class RecordRoutes(EventRoutes):
         info = self._existing(await self.authorize(caller, space, _NEEDS[route]), space)
         if rid is not None:
             return caller, info, AsyncRecord(info.embedded("records"), rid), body
-        return caller, info, await self._resolve(info, ref), body
+        return caller, info, await self._resolve(info, ref, caller), body
 
-    async def _resolve(self, info: SpaceInfo, ref: str) -> AsyncRecord:
+    async def _resolve(self, info: SpaceInfo, ref: str, caller: Caller) -> AsyncRecord:
+        """The handle ``ref`` names; a path a record moved away from costs ``caller``'s
+        own account the space's ``redirect_charge``."""
+        principal = _own(caller)
         try:
-            return await info.local("records").record(ref)
+            return await info.local("records").record(ref, principal=principal)
         except Exception as exc:
             raise api_error(exc, "ref") from None
 
     def _principal(self, caller: Caller, info: SpaceInfo, body: dict[str, Any]) -> str:
         """Whose account pays: the caller's (its token's name, or ``anonymous``), or the
         ``principal`` named in the body by an admin of the space."""
-        own = "anonymous" if caller.grant is None else caller.grant.name
+        own = _own(caller)
         named = body.get("principal")
         if named is None or named == own:
             return own
@@ -202,6 +207,29 @@ class RecordRoutes(EventRoutes):
             raise api_error(exc, "value") from None
         return json_response({"version": version})
 
+    async def call_record(self, space: str, request: Request) -> Response:
+        caller, info, handle, body = await self._record_request(
+            request, space, "call", _CALL_FIELDS, ("tag",)
+        )
+        tag = body["tag"]
+        if type(tag) is not str:
+            raise ApiError(400, "bad_request", "tag is a string", "tag")
+        args: Value = ()
+        if body.get("args") is not None:
+            if type(body["args"]) is not list:
+                raise ApiError(400, "bad_request", "args is a list of values", "args")
+            args = self._get_value(body, "args")
+        assert isinstance(args, tuple)
+        principal = self._principal(caller, info, body)
+        try:
+            result = await handle.call(tag, *args, principal=principal)
+        except InvalidValue as exc:  # the path names an argument (args[1]) or the tag
+            if not exc.path.startswith("args"):
+                exc.path = ""
+                raise api_error(exc, "tag") from None
+            raise api_error(exc) from None
+        return json_response({"value": to_wire(result)})
+
     async def refresh_record(self, space: str, request: Request) -> Response:
         caller, info, handle, body = await self._record_request(
             request, space, "refresh", _REFRESH_FIELDS, ()
@@ -266,7 +294,7 @@ class RecordRoutes(EventRoutes):
         ref = body["ref"]
         if type(ref) is not str or not _is_capability(ref):
             raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
-        handle = await self._resolve(info, ref)
+        handle = await self._resolve(info, ref, caller)
         owner = AsyncRecord(
             info.embedded("records"), handle._rid, handle._token, handle.operations, owner=True
         )
@@ -362,7 +390,7 @@ class RecordRoutes(EventRoutes):
                 if not valid_space_name(space):
                     await self.authorize(caller, space, ())
                 target = self._existing(await self.hub.get(space), space)
-                handle = await self._resolve(target, ref)
+                handle = await self._resolve(target, ref, caller)
             else:
                 target = self._existing(await self.authorize(caller, space, ("subscribe",)), space)
                 rid = params.get("id")
@@ -371,7 +399,7 @@ class RecordRoutes(EventRoutes):
                         raise ApiError(400, "bad_request", "id is a record's number", "id")
                     handle = AsyncRecord(target.embedded("records"), int(rid))
                 else:
-                    handle = await self._resolve(target, ref)
+                    handle = await self._resolve(target, ref, caller)
         else:
             if "id" in params:
                 raise ApiError(400, "bad_request", "id goes with ref", "id")
@@ -411,7 +439,7 @@ class RecordRoutes(EventRoutes):
 
     async def get_account(self, space: str, principal: str, request: Request) -> Response:
         caller = self.caller(request)
-        own = "anonymous" if caller.grant is None else caller.grant.name
+        own = _own(caller)
         needs: tuple[str, ...] = () if principal == own else ("admin",)
         info = self._existing(await self.authorize(caller, space, needs), space)
         balance = await info.local("credit").account(principal)
@@ -451,6 +479,11 @@ class RecordRoutes(EventRoutes):
             raise api_error(exc, "template") from None
         except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
             raise ApiError(400, "invalid_template", str(exc), "template") from None
+
+
+def _own(caller: Caller) -> str:
+    """The caller's own account: its token's name, or ``anonymous``."""
+    return "anonymous" if caller.grant is None else caller.grant.name
 
 
 def _not_allowed(handle: RecordBase, operation: str) -> NotAllowed:
@@ -556,6 +589,7 @@ def change_message(change: Change) -> bytes:
 _CREATE_FIELDS = frozenset({"path", "fields", "credit", "lease", "principal"})
 _GET_FIELDS = frozenset({"tags", "default"})
 _SET_FIELDS = frozenset({"tag", "value"})
+_CALL_FIELDS = frozenset({"tag", "args", "principal"})
 _REFRESH_FIELDS = frozenset({"credit", "lease", "principal"})
 _CLONE_FIELDS = frozenset({"path", "credit", "lease", "principal"})
 _MOVE_FIELDS = frozenset({"path", "redirect_lease"})

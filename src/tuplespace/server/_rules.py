@@ -16,6 +16,7 @@ leases, waits, rules and credit then run faster than real time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import orjson
@@ -23,14 +24,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._clock import SimulatedClock
-from .._errors import TupleSpaceError
+from .._errors import RuleNotFound, TupleSpaceError
 from .._rules import RuleInfo
 from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
+from .._space import Space
 from ._api import json_response, no_content
 from ._errors import ApiError, api_error
 from ._records import RecordRoutes
 
-__all__ = ["RuleRoutes", "rule_out"]
+__all__ = ["RuleRoutes", "remove_rules_of", "rule_out"]
 
 _MOST_ADVANCE = 3.15e9  # a hundred years, in seconds
 
@@ -41,6 +43,17 @@ def _error_out(exc: TupleSpaceError) -> dict[str, Any]:
     except TupleSpaceError:  # a failure of no code of the error table
         return {"code": "error", "message": str(exc), "field": None}
     return error
+
+
+def remove_rules_of(spaces: list[Space], principal: str) -> None:
+    """Remove from ``spaces`` the rules whose principal is ``principal`` (a token of that
+    name was revoked: what it set running stops).  Blocks: call it from a worker thread."""
+    for space in spaces:
+        rules = space.rules
+        for rule in rules.list():
+            if rule.principal == principal:
+                with contextlib.suppress(RuleNotFound):  # removed meanwhile by a request
+                    rules.remove(rule.name)
 
 
 def rule_out(info: RuleInfo) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from .._records import COMPUTED_TAGS
 from .._templates import FORMAL_TYPES
 from .._values import DEFAULT_LIMITS, MAX_INT_BITS
 from ._auth import PERMISSIONS
-from ._hub import MAX_EVENT_RETENTION_BYTES
+from ._hub import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 
 __all__ = ["COMPONENTS", "install", "operation"]
 
@@ -725,6 +725,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "operator": {"type": "string", "minLength": 1},
                 "mint_amount": _AMOUNT,
                 "mint_bits": {"type": "integer", "minimum": 1, "maximum": 64},
+                "redirect_charge": _AMOUNT,
+                "firing_charge": _AMOUNT,
+                "step_charge": _AMOUNT,
+                "max_firings": {"type": "integer", "minimum": 1, "maximum": MAX_API_FIRINGS},
             },
             optional=True,
         ),
@@ -991,6 +995,20 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
                 "The record's new version.", _object({"version": {"type": "integer"}}, ("version",))
             )
         },
+    ),
+    "call_record": (
+        "Run the method a field of a record holds, in the sandbox; the caller's account (or the"
+        " principal an admin names) pays for its steps.",
+        _body(
+            {
+                **_REF,
+                "tag": ref("Tag"),
+                "args": _nullable({"type": "array", "items": ref("Value"), "maxItems": _FIELDS_MAX}),
+                "principal": _PRINCIPAL,
+            },
+            ("ref", "tag"),
+        ),
+        {"200": _answer("What the method returned.", _object({"value": ref("Value")}, ("value",)))},
     ),
     "refresh_record": (
         "Refinance a record: add credit, or give it a lease.",

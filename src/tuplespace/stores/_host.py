@@ -39,7 +39,11 @@ which a server that drops a space says so (``<server> <name>``)."""
 
 _KEPT = ("order", "capacity", "event_retention", "event_retention_bytes")  # the options Redis keeps
 # Credit, which a space kept in Redis lacks.
-_FREE = {"charge_rate": "0", "creation_charge": "0", "mint_amount": "0", "operator": DEFAULT_OPERATOR}
+_FREE = {
+    **dict.fromkeys(("charge_rate", "creation_charge", "mint_amount", "redirect_charge"), "0"),
+    **dict.fromkeys(("firing_charge", "step_charge"), "0"),
+    "operator": DEFAULT_OPERATOR,
+}
 
 
 def connect(url: str, options: dict[str, Any]) -> RedisSpace:

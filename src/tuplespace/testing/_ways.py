@@ -141,6 +141,10 @@ REMOTE_OPTIONS = frozenset(
         "operator",
         "mint_amount",
         "mint_bits",
+        "redirect_charge",
+        "firing_charge",
+        "step_charge",
+        "max_firings",
     }
 )
 
