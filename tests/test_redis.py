@@ -229,6 +229,57 @@ def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
         assert sorted(len(keys) > 0 for keys in held.values()) == [False, False, True]
 
 
+def test_a_transaction_whose_process_was_killed_gives_its_tuples_back_at_their_place(
+    url: str, space: Any
+) -> None:
+    jobs = [("job", n) for n in range(5)]
+    space.write_many(jobs)
+    child = run_child(
+        url,
+        """
+        import time
+        tx = space.transaction(lease=3)
+        tx.take(("job", 1))
+        tx.take(("job", int))
+        tx.write(("result", 1))
+        print("held", flush=True)
+        time.sleep(600)
+        """,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "held\n"
+    assert space.read_all((str, int)) == [("job", 2), ("job", 3), ("job", 4)]
+    assert space.statistics()["transactions"] == 1
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=PATIENCE)
+    # No process looks after the dead one's transaction: the next call past its lease gives
+    # its tuples back, and the take waiting here is woken by them.
+    assert space.take(("job", 1), timeout=PATIENCE) == ("job", 1)
+    assert space.read_all((str, int)) == jobs[:1] + jobs[2:]
+    stats = space.statistics()
+    assert (stats["transactions"], stats["aborts"]) == (0, 1)
+
+
+def test_a_transaction_in_one_process_hides_its_takes_and_writes_from_another_until_commit(
+    url: str, space: Any
+) -> None:
+    space.write_many([("job", 1), ("job", 2)])
+    tx = space.transaction()
+    assert tx.take(("job", int)) == ("job", 1)
+    tx.write(("result", 1))
+    assert finished(run_child(url, "print(space.read_all((str, int)))")) == "[('job', 2)]\n"
+    tx.commit()
+    assert finished(run_child(url, "print(space.read_all((str, int)))")) == "[('job', 2), ('result', 1)]\n"
+
+
+def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
+    with ts.connect(redis_cluster.space_url() + "&partitions=4&route=1") as space:
+        with pytest.raises(ts.NotSupported, match="partitioned by field 1"):
+            space.transaction()
+        space.write(("job", 1))  # the space serves on
+        assert space.take(("job", 1)) == ("job", 1)
+
+
 def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(url: str, space: Any) -> None:
     registered = redis.Redis.from_url(url.partition("?")[0])
     waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"

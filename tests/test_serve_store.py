@@ -95,7 +95,6 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
 @pytest.mark.parametrize(
     ("method", "path", "body", "what"),
     [
-        ("POST", "transactions", {}, "transactions"),
         ("POST", "records/create", {"path": "a", "fields": {}}, "records"),
         ("POST", "records/find", {"template": {}}, "records"),
         ("POST", "credit/grant", {"principal": "p", "amount": "1"}, "credit"),
@@ -122,12 +121,29 @@ def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_s
     assert what in error["message"]
 
 
-def test_the_python_client_raises_not_supported_for_a_transaction(redis_served: LiveServer) -> None:
-    with ts.connect(redis_served.space_url(), store="durable") as space:
-        with pytest.raises(ts.NotSupported, match="no transactions"), space.transaction():
-            pass
-        space.write(("kept",))
-        assert space.take(("kept",)) == ("kept",)
+def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other(
+    two_servers: tuple[str, str], redis_server: RedisServer
+) -> None:
+    first, second = two_servers
+    name = _name()
+    with (
+        ts.connect(f"{first}/spaces/{name}", store="durable") as one,
+        ts.connect(f"{second}/spaces/{name}") as other,
+    ):
+        one.write_many([("job", n) for n in range(3)])
+        tx = one.transaction()
+        assert tx.take(("job", 1)) == ("job", 1)
+        tx.write(("result", 1))
+        assert other.read_all((str, int)) == [("job", 0), ("job", 2)]
+        tx.abort()
+        assert other.read_all((str, int)) == [("job", n) for n in range(3)]
+        with one.transaction() as tx:
+            assert tx.take(("job", 1)) == ("job", 1)
+            tx.write(("result", 1))
+        assert other.read_all((str, int)) == [("job", 0), ("job", 2), ("result", 1)]
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        stats = embedded.statistics()
+        assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
 
 
 def test_credit_for_a_space_kept_in_redis_is_refused_when_it_is_made(redis_served: LiveServer) -> None:

@@ -33,18 +33,19 @@ from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
+from .._errors import InvalidValue, NotSupported, SpaceFull, StoreError, TransactionError
 from .._memory import MemoryHost
 from .._mint import MAX_BITS
 from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
 from .._values import Credit, Limits, Tuple
+from ..client._primitives import AsyncOpenable
 from ._auth import check_permissions
 from ._errors import ApiError, limit_reached
 
 if TYPE_CHECKING:
-    from ..stores import AsyncRedisSpace
+    from ..stores import AsyncRedisSpace, AsyncRedisTransaction
 
 __all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "HeldClaim", "Hub", "RecordClaim", "SpaceInfo"]
 
@@ -88,6 +89,17 @@ class SpaceInfo:
                 501, "not_supported", f"space {self.name!r} is kept in {self.host}, which has no {what} yet"
             )
         return self.hosted.space
+
+    async def transaction(self, lease: float | None) -> AsyncTransaction | AsyncRedisTransaction:
+        """Begin a transaction on the space, embedded or kept in Redis; ApiError 501
+        ``not_supported`` when its store has none (a space partitioned in Redis)."""
+        try:
+            tx = self.aspace.transaction(lease)
+        except NotSupported as exc:
+            raise ApiError(501, "not_supported", str(exc)) from None
+        if isinstance(tx, AsyncOpenable):
+            await tx  # begun in Redis
+        return tx
 
     def local(self, what: str) -> AsyncSpace:
         """The asyncio face of the space's :class:`~tuplespace.Space` (see :meth:`embedded`)."""
@@ -233,7 +245,7 @@ class Handle:
     id: str
     kind: str
     info: SpaceInfo
-    tx: AsyncTransaction | RecordClaim | HeldClaim
+    tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | HeldClaim
     owner: str | None  # the token's name; None: whoever has the id
     client: str
 
@@ -242,10 +254,10 @@ class Handle:
         return self.tx.state
 
     @property
-    def transaction(self) -> AsyncTransaction:
+    def transaction(self) -> AsyncTransaction | AsyncRedisTransaction:
         """The transaction of a ``"transaction"`` handle."""
-        assert isinstance(self.tx, AsyncTransaction)
-        return self.tx
+        assert self.kind == "transaction"
+        return self.tx  # type: ignore[return-value]
 
 
 @dataclass
@@ -644,7 +656,7 @@ class Hub:
         self,
         kind: str,
         info: SpaceInfo,
-        tx: AsyncTransaction | RecordClaim | HeldClaim,
+        tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | HeldClaim,
         owner: str | None,
         client: str,
     ) -> Handle:

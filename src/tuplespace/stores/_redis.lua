@@ -181,27 +181,37 @@ local function take_for(id, tx)
   return hold(id, tx)
 end
 
--- Abort the transaction ``tx``: every tuple it holds goes back to its place in the
--- order (or expires, if its lease ran out meanwhile), without an event.
-local function abort(tx)
-  local held = P .. ':h:' .. tx
-  local entries = redis.call('HGETALL', held)
+-- Put the tuple ``id`` that the holding set ``held`` holds back at its place in the
+-- order (or let it expire, if its lease ran out meanwhile), without an event.
+local function give_back(held, id)
+  local e, kept = string.match(redis.call('HGET', held, id), '^(%S*) (.*)$')
+  local cut = string.find(kept, '\n', 1, true)
+  local data = string.sub(kept, 1, cut - 1)
+  local expires = tonumber(e)
+  if expires and expires <= now then
+    redis.call('HINCRBY', CNT, 'expired', 1)
+    log('expire', data)
+  else
+    place(id, data, string.sub(kept, cut + 1), expires or false)
+  end
+  redis.call('HDEL', held, id)
+end
+
+-- The ids of the tuples the holding set ``held`` holds, in their order.
+local function held_ids(held)
   local ids = {}
-  for i = 1, #entries, 2 do
-    ids[#ids + 1] = tonumber(entries[i])
+  for _, id in ipairs(redis.call('HKEYS', held)) do
+    ids[#ids + 1] = tonumber(id)
   end
   table.sort(ids)
-  for _, id in ipairs(ids) do
-    local e, kept = string.match(redis.call('HGET', held, id), '^(%S*) (.*)$')
-    local cut = string.find(kept, '\n', 1, true)
-    local data = string.sub(kept, 1, cut - 1)
-    local expires = tonumber(e)
-    if expires and expires <= now then
-      redis.call('HINCRBY', CNT, 'expired', 1)
-      log('expire', data)
-    else
-      place(id, data, string.sub(kept, cut + 1), expires or false)
-    end
+  return ids
+end
+
+-- Abort the transaction ``tx``: every tuple it holds goes back to its place.
+local function abort(tx)
+  local held = P .. ':h:' .. tx
+  for _, id in ipairs(held_ids(held)) do
+    give_back(held, id)
   end
   redis.call('DEL', held)
   redis.call('ZREM', TXEXP, tx)
@@ -585,13 +595,7 @@ if not txn_open(tx) then
   return 0
 end
 local held = P .. ':h:' .. tx
-local entries = redis.call('HGETALL', held)
-local ids = {}
-for i = 1, #entries, 2 do
-  ids[#ids + 1] = tonumber(entries[i])
-end
-table.sort(ids)
-for _, id in ipairs(ids) do
+for _, id in ipairs(held_ids(held)) do
   local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
   log('take', encoding(kept))
 end
@@ -614,6 +618,24 @@ if open then
 end
 tell_room()
 return open and 1 or 0
+
+--[[ release ]]
+-- ARGV: the transaction, then the ids of tuples it holds to put back at their place.
+-- 1, or 0 if the transaction is not open.
+expire_due()
+local tx = ARGV[1]
+if not txn_open(tx) then
+  tell_room()
+  return 0
+end
+local held = P .. ':h:' .. tx
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', held, ARGV[i]) == 1 then
+    give_back(held, ARGV[i])
+  end
+end
+tell_room()
+return 1
 
 --[[ renew_txn ]]
 -- ARGV: the transaction, its new lease in ms ('' for none).  Its expiry ('' for none),

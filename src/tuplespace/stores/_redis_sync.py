@@ -350,24 +350,26 @@ class RedisSpace:
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         """All matching tuples (at most ``limit``), in the order of the space; see
         :meth:`tuplespace.Space.read_all` for the ``timeout``."""
-        return self._group(compile_template(template), False, check_limit(limit), check_timeout(timeout))
+        found = self._group(compile_template(template), False, check_limit(limit), check_timeout(timeout))
+        return [t for _, t in found]
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         """Remove and return all matching tuples (at most ``limit``), in order; see
         :meth:`tuplespace.Space.take_all` for the ``timeout``."""
-        return self._group(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+        found = self._group(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+        return [t for _, t in found]
 
     def _group(
         self, template: Template, take: bool, limit: int | None, timeout: float | None, tx: str = ""
-    ) -> list[Tuple]:
-        """Select up to ``limit`` matches (taken for the transaction ``tx``, if not '');
-        if there are none, wait as a read does for a first one and select again
-        (another process may have taken it first)."""
+    ) -> list[tuple[int, Tuple]]:
+        """Select up to ``limit`` matches with their ids (taken for the transaction
+        ``tx``, if not ''); if there are none, wait as a read does for a first one and
+        select again (another process may have taken it first)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             found = self._select(template, take, limit, tx)
             if found or timeout == 0 or limit == 0:
-                return [t for _, t in found]
+                return found
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
                 self._block(template, False, left, tx)
@@ -1274,6 +1276,15 @@ class PartitionedRedisSpace(RedisSpace):
         return f"{type(self).__name__}({where}, partitions={o.partitions}, route={o.route})"
 
 
+_Own = tuple[Tuple, bytes, str, str, int]
+"""A write of a transaction until it commits: the tuple, its encoding, its index keys,
+its lease in ms ('' for none) and its rank among the transaction's writes."""
+
+
+def _rank(own: _Own) -> int:
+    return own[4]
+
+
 MAX_TRANSACTION_BYTES = 16 * 1024 * 1024
 """Bytes of encodings the writes of one transaction of a space kept in Redis may hold
 until it commits."""
@@ -1301,8 +1312,10 @@ class RedisTransaction(Openable):
         self._expires: float | None = None
         self._deadline: float | None = None
         self._state = "active"
-        self._writes: list[tuple[Tuple, bytes, str, str]] = []  # tuple, encoding, index keys, lease
+        # Its own writes, in order: tuple, encoding, index keys, lease, their rank.
+        self._writes: list[_Own] = []
         self._bytes = 0
+        self._ranks = itertools.count()
 
     @property
     def state(self) -> str:
@@ -1352,7 +1365,7 @@ class RedisTransaction(Openable):
         """Write several tuples at commit (all or none)."""
         self._check()
         ms = _ms(check_lease(lease))
-        added: list[tuple[Tuple, bytes, str, str]] = []
+        added: list[_Own] = []
         size = self._bytes
         for i, t in enumerate(tuples):
             try:
@@ -1368,33 +1381,33 @@ class RedisTransaction(Openable):
                     limit="transaction_bytes",
                     maximum=MAX_TRANSACTION_BYTES,
                 )
-            added.append((checked, data, keys, ms))
+            added.append((checked, data, keys, ms, next(self._ranks)))
         self._writes += added
         self._bytes = size
 
-    def _pick(self, template: Template, take: bool, limit: int | None) -> list[Tuple]:
+    def _pick(self, template: Template, take: bool, limit: int | None) -> list[tuple[int | _Own, Tuple]]:
         """Up to ``limit`` matches among the space's tuples (taken for this transaction
-        if ``take``) and its own writes: after the space's in FIFO order, before them
-        in LIFO order."""
+        if ``take``) and its own writes, each with its id in the space or its write:
+        after the space's in FIFO order, before them in LIFO order."""
         self._check()
         own = [w for w in self._writes if template.matches(w[0])]
         lifo = self._space._options.order == "lifo"
         if lifo:
             own.reverse()
-        found: list[Tuple] = []
+        found: list[tuple[int | _Own, Tuple]] = []
 
-        def mine(n: int | None) -> list[Tuple]:
+        def mine(n: int | None) -> list[tuple[int | _Own, Tuple]]:
             chosen = own if n is None else own[:n]
             if take:
                 self._writes = [w for w in self._writes if not any(w is c for c in chosen)]
                 self._bytes -= sum(len(c[1]) + len(c[2]) for c in chosen)
-            return [c[0] for c in chosen]
+            return [(c, c[0]) for c in chosen]
 
         if lifo:
             found += mine(limit)
         left = None if limit is None else limit - len(found)
         if left != 0:
-            found += [t for _, t in self._held(self._space._select(template, take, left, self._id))]
+            found += self._held(self._space._select(template, take, left, self._id))
         if not lifo:
             found += mine(None if limit is None else limit - len(found))
         return found
@@ -1404,21 +1417,45 @@ class RedisTransaction(Openable):
         timeout = check_timeout(timeout)
         found = self._pick(compiled, take, 1)
         if found:
-            return found[0]
+            return found[0][1]
         if timeout == 0:
             raise Timeout(f"no tuple matches {compiled.fields!r}")
         found_later: Tuple = self._held(self._space._block(compiled, take, timeout, self._id))
         return found_later
 
-    def _all(self, template: Any, take: bool, limit: int | None, timeout: float | None) -> list[Tuple]:
-        compiled = compile_template(template)
-        limit = check_limit(limit)
-        timeout = check_timeout(timeout)
-        found = self._pick(compiled, take, limit)
+    def _all(
+        self, template: Template, take: bool, limit: int | None, timeout: float | None
+    ) -> list[tuple[int | _Own, Tuple]]:
+        found = self._pick(template, take, limit)
         if found or timeout == 0 or limit == 0:
             return found
-        later: list[Tuple] = self._held(self._space._group(compiled, take, limit, timeout, self._id))
+        later: list[tuple[int | _Own, Tuple]] = self._held(
+            self._space._group(template, take, limit, timeout, self._id)
+        )
         return later
+
+    def _find_page(
+        self,
+        template: Template,
+        take: bool,
+        limit: int | None,
+        fits: Callable[[list[Tuple]], int],
+        timeout: float | None = 0,
+    ) -> tuple[list[Tuple], int | None]:
+        """:meth:`read_all` or :meth:`take_all` for an answer of bounded size (the
+        server's): the matches that ``fits`` keeps, in order; a take gives back the
+        others at once, the tuples of the space to their place, its own writes to its
+        writes.  Its pages are not resumed."""
+        found = self._all(template, take, limit, timeout)
+        kept = fits([t for _, t in found])
+        if take and kept < len(found):
+            rest = found[kept:]
+            self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
+            self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
+            ids = [i for i, _ in rest if isinstance(i, int)]
+            if ids and not self._space._call("release", [self._id, *ids]):
+                self._end("aborted")
+        return [t for _, t in found[:kept]], None
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         return self._one(template, False, timeout)
@@ -1428,17 +1465,19 @@ class RedisTransaction(Openable):
 
     def try_read(self, template: Any) -> Tuple | None:
         found = self._pick(compile_template(template), False, 1)
-        return found[0] if found else None
+        return found[0][1] if found else None
 
     def try_take(self, template: Any) -> Tuple | None:
         found = self._pick(compile_template(template), True, 1)
-        return found[0] if found else None
+        return found[0][1] if found else None
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        return self._all(template, False, limit, timeout)
+        found = self._all(compile_template(template), False, check_limit(limit), check_timeout(timeout))
+        return [t for _, t in found]
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        return self._all(template, True, limit, timeout)
+        found = self._all(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+        return [t for _, t in found]
 
     def count(self, template: Any) -> int:
         self._check()
@@ -1449,7 +1488,7 @@ class RedisTransaction(Openable):
         """Make the takes final and the writes visible, in one script."""
         self._check()
         args: list[str | bytes] = [self._id]
-        for _, data, keys, ms in self._writes:
+        for _, data, keys, ms, _ in self._writes:
             args += (ms, data, keys)
         committed = self._space._call("commit", args)
         self._end("committed" if committed else "aborted")
