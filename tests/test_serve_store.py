@@ -199,6 +199,22 @@ def test_a_read_all_of_a_space_kept_in_redis_is_one_answer_and_a_take_all_goes_o
         assert space.count(("n", int)) == 0
 
 
+def test_a_take_all_in_a_transaction_of_a_space_kept_in_redis_gives_back_what_each_answer_leaves_out(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    server = serve(store=redis_server.url, limits=ServerLimits(max_results=2))
+    with ts.connect(server.space_url(), store="durable") as space:
+        space.write_many([("n", i) for i in range(5)])
+        tx = space.transaction()
+        tx.write(("n", 5))
+        assert tx.take_all(("n", int)) == [("n", i) for i in range(6)]  # three answers
+        assert tx.count(("n", int)) == 0
+        assert space.count(("n", int)) == 0
+        tx.abort()
+        assert space.count(("n", int)) == 5
+        assert space.take_all(("n", int)) == [("n", i) for i in range(5)]  # each at its place
+
+
 def test_serve_takes_a_sqlite_store(tmp_path: Path) -> None:
     db = tmp_path / "kept.db"
     args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--store", f"sqlite:{db}"]

@@ -33,7 +33,7 @@ from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, NotSupported, SpaceFull, StoreError, TransactionError
+from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
 from .._memory import MemoryHost
 from .._mint import MAX_BITS
 from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
@@ -91,12 +91,8 @@ class SpaceInfo:
         return self.hosted.space
 
     async def transaction(self, lease: float | None) -> AsyncTransaction | AsyncRedisTransaction:
-        """Begin a transaction on the space, embedded or kept in Redis; ApiError 501
-        ``not_supported`` when its store has none (a space partitioned in Redis)."""
-        try:
-            tx = self.aspace.transaction(lease)
-        except NotSupported as exc:
-            raise ApiError(501, "not_supported", str(exc)) from None
+        """Begin a transaction on the space, embedded or kept in Redis."""
+        tx = self.aspace.transaction(lease)
         if isinstance(tx, AsyncOpenable):
             await tx  # begun in Redis
         return tx

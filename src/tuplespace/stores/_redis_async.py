@@ -1458,9 +1458,9 @@ class AsyncRedisTransaction(AsyncOpenable):
         timeout: float | None = 0,
     ) -> tuple[list[Tuple], int | None]:
         """:meth:`read_all` or :meth:`take_all` for an answer of bounded size (the
-        server's): the matches that ``fits`` keeps, in order; a take gives back the
-        others at once, the tuples of the space to their place, its own writes to its
-        writes.  Its pages are not resumed."""
+        server's): the matches that ``fits`` keeps, in order, and how many it left out
+        (None: none); a take gives back those at once, the tuples of the space to their
+        place, its own writes to its writes.  Its pages are not resumed."""
         found = await self._all(template, take, limit, timeout)
         kept = fits([t for _, t in found])
         if take and kept < len(found):
@@ -1470,7 +1470,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             ids = [i for i, _ in rest if isinstance(i, int)]
             if ids and not await self._space._call("release", [self._id, *ids]):
                 self._end("aborted")
-        return [t for _, t in found[:kept]], None
+        return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         return await self._one(template, False, timeout)
