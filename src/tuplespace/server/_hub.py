@@ -186,12 +186,12 @@ class RecordClaim:
 
 
 class HeldClaim:
-    """A claimed take of a space kept elsewhere (Redis), which has no transactions: the
-    server holds the tuples taken until :meth:`commit` drops them for good, or
-    :meth:`abort` (or the claim's lease running out unconfirmed) writes them back, as
-    new writes: at the end of the space's order, without a lease (into a space filled
-    up meanwhile, as soon as there is room).  Meanwhile this server holds their only
-    copy.  The face of a claim, as :class:`RecordClaim`."""
+    """A claimed take of a space kept elsewhere (Redis): the server holds the tuples
+    taken until :meth:`commit` drops them for good, or :meth:`abort` (or the claim's
+    lease running out unconfirmed) writes them back, as new writes: at the end of the
+    space's order, without a lease (into a space filled up meanwhile, as soon as there
+    is room).  Meanwhile this server holds their only copy.  The face of a claim, as
+    :class:`RecordClaim`."""
 
     def __init__(self, aspace: AsyncSpace | AsyncRedisSpace, tuples: list[Tuple], lease: float) -> None:
         self._aspace = aspace

@@ -16,11 +16,13 @@ end
 local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
--- bytes of tuple encodings logged (``ev_bytes``).
+-- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
+-- (``txns``).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes')
+  'ev_first', 'ev_bytes', 'txns')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
+local txns = tonumber(cfg[7] or '0')
 local removed = 0
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
@@ -216,6 +218,7 @@ local function abort(tx)
   redis.call('DEL', held)
   redis.call('ZREM', TXEXP, tx)
   redis.call('HINCRBY', CNT, 'aborts', 1)
+  txns = redis.call('HINCRBY', CFG, 'txns', -1)
 end
 
 -- Put back what was handed to ``token`` and not taken (its call ended otherwise, or
@@ -236,8 +239,10 @@ end
 -- Remove what has expired (a bounded number per call; scans skip the others), and
 -- the registrations of takers that ended without a word, giving back what they held.
 local function expire_due()
-  for _, tx in ipairs(redis.call('ZRANGEBYSCORE', TXEXP, '-inf', now, 'LIMIT', 0, 16)) do
-    abort(tx)
+  if txns > 0 then
+    for _, tx in ipairs(redis.call('ZRANGEBYSCORE', TXEXP, '-inf', now, 'LIMIT', 0, 16)) do
+      abort(tx)
+    end
   end
   for _, token in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, 16)) do
     redis.call('ZREM', WEXP, token)
@@ -579,6 +584,7 @@ tell_room()
 local tx = redis.call('INCR', TXN)
 local expires = ARGV[1] ~= '' and now + tonumber(ARGV[1]) or false
 redis.call('ZADD', TXEXP, expires or '+inf', tx)
+redis.call('HINCRBY', CFG, 'txns', 1)
 return {tx, expires and string.format('%.17g', expires) or ''}
 
 --[[ commit ]]
@@ -602,6 +608,7 @@ end
 redis.call('DEL', held)
 redis.call('ZREM', TXEXP, tx)
 redis.call('HINCRBY', CNT, 'commits', 1)
+redis.call('HINCRBY', CFG, 'txns', -1)
 for i = 2, #ARGV, 3 do
   local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
   put(ARGV[i + 1], ARGV[i + 2], expires)
