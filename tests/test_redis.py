@@ -272,6 +272,24 @@ def test_a_transaction_in_one_process_hides_its_takes_and_writes_from_another_un
     assert finished(run_child(url, "print(space.read_all((str, int)))")) == "[('job', 2), ('result', 1)]\n"
 
 
+def test_calls_waiting_inside_a_transaction_end_when_it_is_aborted_or_its_lease_runs_out(space: Any) -> None:
+    tx = space.transaction()
+    waiting = [spawn(tx.take, ("job", int)), spawn(tx.read, ("other",), timeout=600)]
+    waiting.append(spawn(tx.take_all, ("job", int), timeout=600))
+    wait_for_waiters(space, 3)
+    tx.abort()
+    for call in waiting:
+        with pytest.raises(ts.TransactionAborted):
+            call.result(PATIENCE)
+    assert space.statistics()["waiters"] == 0
+    short = space.transaction(lease=1)
+    with pytest.raises(ts.TransactionAborted, match="lease ran out"):
+        short.take(("job", int))
+    assert short.state == "aborted"
+    space.write(("job", 1))
+    assert space.read_all(("job", int)) == [("job", 1)]
+
+
 def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
     with ts.connect(redis_cluster.space_url() + "&partitions=4&route=1") as space:
         with pytest.raises(ts.NotSupported, match="partitioned by field 1"):

@@ -473,6 +473,7 @@ class AsyncRedisSpace:
             raise Timeout(f"no tuple matches {template.fields!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         waiter = self._add_waiter(template, take)
+        waiter.tx = tx
         try:
             await self._listen()
             while True:
@@ -717,6 +718,14 @@ class AsyncRedisSpace:
             self._waiters.add(waiter)
             waiter.filed = True
         return waiter
+
+    def _end_waits(self, tx: str, error: TupleSpaceError) -> None:
+        """End the calls waiting here inside the transaction ``tx``, with ``error``."""
+        with self._guard:
+            for w in self._waiters:
+                if w.tx == tx:
+                    w.error = error
+                    w.wake.set()
 
     def _refile(self, waiter: Waiter[AsyncWake]) -> None:
         """File again a reader handed a tuple, to wait for the next one."""
@@ -1329,6 +1338,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._writes: list[_Own] = []
         self._bytes = 0
         self._ranks = itertools.count()
+        self._waiting = 0  # calls waiting inside it
 
     @property
     def state(self) -> str:
@@ -1361,6 +1371,12 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._writes = []
         with self._space._guard:
             self._space._transactions.discard(self)
+        if self._waiting:
+            error = TransactionAborted("the transaction was aborted while waiting")
+            self._space._end_waits(
+                self._id,
+                error if state == "aborted" else TransactionError(f"the transaction {state} while waiting"),
+            )
 
     async def _held(self, call: Any) -> Any:
         """The result of the awaitable ``call``; an abort seen in Redis ends this transaction."""
@@ -1435,8 +1451,30 @@ class AsyncRedisTransaction(AsyncOpenable):
             return found[0][1]
         if timeout == 0:
             raise Timeout(f"no tuple matches {compiled.fields!r}")
-        found_later: Tuple = await self._held(self._space._block(compiled, take, timeout, self._id))
+        self._waiting += 1
+        try:
+            found_later: Tuple = await self._held(
+                self._space._block(compiled, take, self._bound(timeout), self._id)
+            )
+        except Timeout:
+            self._check_lease()
+            raise
+        finally:
+            self._waiting -= 1
         return found_later
+
+    def _bound(self, timeout: float | None) -> float | None:
+        """``timeout``, cut at the end of the transaction's lease."""
+        if self._deadline is None:
+            return timeout
+        left = max(self._deadline - time.monotonic(), 0.0)
+        return left if timeout is None else min(timeout, left)
+
+    def _check_lease(self) -> None:
+        """TransactionAborted if the transaction's lease has run out (a wait ended by it)."""
+        if self.state == "aborted":
+            self._end("aborted")
+            raise TransactionAborted("the transaction's lease ran out while waiting: it was aborted")
 
     async def _all(
         self, template: Template, take: bool, limit: int | None, timeout: float | None
@@ -1444,9 +1482,15 @@ class AsyncRedisTransaction(AsyncOpenable):
         found = await self._pick(template, take, limit)
         if found or timeout == 0 or limit == 0:
             return found
-        later: list[tuple[int | _Own, Tuple]] = await self._held(
-            self._space._group(template, take, limit, timeout, self._id)
-        )
+        self._waiting += 1
+        try:
+            later: list[tuple[int | _Own, Tuple]] = await self._held(
+                self._space._group(template, take, limit, self._bound(timeout), self._id)
+            )
+        finally:
+            self._waiting -= 1
+        if not later:
+            self._check_lease()
         return later
 
     async def _find_page(
