@@ -286,6 +286,8 @@ def test_calls_waiting_inside_a_transaction_end_when_it_is_aborted_or_its_lease_
     with pytest.raises(ts.TransactionAborted, match="lease ran out"):
         short.take(("job", int))
     assert short.state == "aborted"
+    with pytest.raises(ts.InvalidValue, match="should its process die"):
+        space.transaction(lease=None)
     space.write(("job", 1))
     assert space.read_all(("job", int)) == [("job", 1)]
 

@@ -148,8 +148,8 @@ local function put(data, keys, expires)
   return id
 end
 
--- Transactions: ``txexp`` scores each open transaction by the end of its lease (+inf:
--- none); ``h:<tx>`` holds the tuples it took, each id mapped to its expiry ('' for
+-- Transactions: ``txexp`` scores each open transaction by the end of its lease;
+-- ``h:<tx>`` holds the tuples it took, each id mapped to its expiry ('' for
 -- none), a space and what ``tup`` kept.  Their take events are logged at commit.
 local function txn_open(tx)
   local e = redis.call('ZSCORE', TXEXP, tx)
@@ -578,14 +578,14 @@ end
 return {best, encoding(redis.call('HGET', TUP, best))}
 
 --[[ begin ]]
--- ARGV: the transaction's lease in ms ('' for none).  Its id and expiry ('' for none).
+-- ARGV: the transaction's lease in ms.  Its id and expiry.
 expire_due()
 tell_room()
 local tx = redis.call('INCR', TXN)
-local expires = ARGV[1] ~= '' and now + tonumber(ARGV[1]) or false
-redis.call('ZADD', TXEXP, expires or '+inf', tx)
+local expires = now + tonumber(ARGV[1])
+redis.call('ZADD', TXEXP, expires, tx)
 redis.call('HINCRBY', CFG, 'txns', 1)
-return {tx, expires and string.format('%.17g', expires) or ''}
+return {tx, string.format('%.17g', expires)}
 
 --[[ commit ]]
 -- ARGV: the transaction, then the lease in ms ('' for none), encoding and index keys of
@@ -645,16 +645,15 @@ tell_room()
 return 1
 
 --[[ renew_txn ]]
--- ARGV: the transaction, its new lease in ms ('' for none).  Its expiry ('' for none),
--- or false if it is not open.
+-- ARGV: the transaction, its new lease in ms.  Its expiry, or false if it is not open.
 expire_due()
 tell_room()
 if not txn_open(ARGV[1]) then
   return false
 end
-local expires = ARGV[2] ~= '' and now + tonumber(ARGV[2]) or false
-redis.call('ZADD', TXEXP, expires or '+inf', ARGV[1])
-return expires and string.format('%.17g', expires) or ''
+local expires = now + tonumber(ARGV[2])
+redis.call('ZADD', TXEXP, expires, ARGV[1])
+return string.format('%.17g', expires)
 
 --[[ expire ]]
 -- Run out the leases that have ended (of tuples, registered takes and transactions).

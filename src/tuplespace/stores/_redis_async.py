@@ -597,13 +597,13 @@ class AsyncRedisSpace:
     def transaction(self, lease: float | None = 60.0) -> AsyncRedisTransaction:
         """A transaction, whose takes Redis holds for it and whose writes wait in this
         process until it commits; see :class:`AsyncRedisTransaction`.  ``lease``
-        (seconds, in Redis's clock; None: no end) bounds how long it lasts.  It begins
-        at once in the sync face; in the async one when it is awaited, entered or
-        first used."""
+        (seconds, in Redis's clock) bounds how long it lasts: it has one, so that what
+        it holds returns should its process die.  It begins at once in the sync face;
+        in the async one when it is awaited, entered or first used."""
         self._check_open()
-        return opened_later(AsyncRedisTransaction(self, check_lease(lease)))
+        return opened_later(AsyncRedisTransaction(self, _txn_lease(lease)))
 
-    async def _begin(self, tx: AsyncRedisTransaction, lease: float | None) -> tuple[str, float | None]:
+    async def _begin(self, tx: AsyncRedisTransaction, lease: float) -> tuple[str, float | None]:
         """Begin ``tx`` in Redis: its id and expiry."""
         with self._guard:
             self._check_open()
@@ -1307,6 +1307,18 @@ def _rank(own: _Own) -> int:
     return own[4]
 
 
+def _txn_lease(lease: float | None) -> float:
+    """The lease of a transaction, in seconds: a positive number (InvalidValue if not)."""
+    seconds = check_lease(lease)
+    if seconds is None:
+        raise InvalidValue(
+            "a transaction of a space kept in Redis has a lease (a positive number of seconds), "
+            "so that what it holds returns should its process die",
+            "lease",
+        )
+    return seconds
+
+
 MAX_TRANSACTION_BYTES = 16 * 1024 * 1024
 """Bytes of encodings the writes of one transaction of a space kept in Redis may hold
 until it commits."""
@@ -1326,7 +1338,7 @@ class AsyncRedisTransaction(AsyncOpenable):
     ``async with``, it commits when the block ends and aborts on an exception.
     """
 
-    def __init__(self, space: AsyncRedisSpace, lease: float | None) -> None:
+    def __init__(self, space: AsyncRedisSpace, lease: float) -> None:
         self._space = space
         self._lease = lease
         self._opening = AsyncLock()
@@ -1356,7 +1368,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             if self._id or self._state != "active":
                 return
             self._id, self._expires = await self._space._begin(self, self._lease)
-            self._deadline = None if self._lease is None else time.monotonic() + self._lease
+            self._deadline = time.monotonic() + self._lease
 
     async def _check(self) -> None:
         await self._open()
@@ -1567,15 +1579,15 @@ class AsyncRedisTransaction(AsyncOpenable):
             await self._space._call("abort", [self._id])
 
     async def renew(self, lease: float | None) -> None:
-        """Give the transaction ``lease`` more seconds from now (None: no end)."""
+        """Give the transaction ``lease`` more seconds from now."""
         await self._check()
-        seconds = check_lease(lease)
+        seconds = _txn_lease(lease)
         reply = await self._space._call("renew_txn", [self._id, _ms(seconds)])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
         self._expires = _seconds(reply)
-        self._deadline = None if seconds is None else time.monotonic() + seconds
+        self._deadline = time.monotonic() + seconds
 
     async def __aenter__(self) -> AsyncRedisTransaction:
         await self._open()
