@@ -4,6 +4,7 @@ never a hang.  Every test talks to a real redis-server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -290,6 +291,37 @@ def test_calls_waiting_inside_a_transaction_end_when_it_is_aborted_or_its_lease_
         space.transaction(lease=None)
     space.write(("job", 1))
     assert space.read_all(("job", int)) == [("job", 1)]
+
+
+def test_an_async_transaction_begins_when_entered_and_commits_or_aborts_with_its_block(url: str) -> None:
+    async def main() -> None:
+        aspace = await ts.connect_async(url)
+        try:
+            await aspace.write_many([("job", 1), ("job", 2)])
+            tx = aspace.transaction()
+            assert (await aspace.statistics())["transactions"] == 0  # not begun yet
+            async with tx:
+                assert (await aspace.statistics())["transactions"] == 1
+                assert await tx.take(("job", int)) == ("job", 1)
+                await tx.write(("result", 1))
+                assert await aspace.read_all((str, int)) == [("job", 2)]
+            assert tx.state == "committed"
+            assert await aspace.read_all((str, int)) == [("job", 2), ("result", 1)]
+            failing = aspace.transaction()
+
+            async def fail_inside() -> None:
+                async with failing:
+                    assert await failing.take(("job", int)) == ("job", 2)
+                    raise RuntimeError("failed")
+
+            with pytest.raises(RuntimeError):
+                await fail_inside()
+            assert failing.state == "aborted"
+            assert await aspace.read_all((str, int)) == [("job", 2), ("result", 1)]
+        finally:
+            await aspace.close()
+
+    asyncio.run(main())
 
 
 def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
