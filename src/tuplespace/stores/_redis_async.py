@@ -1383,7 +1383,12 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._writes = []
         with self._space._guard:
             self._space._transactions.discard(self)
+        self._release_waits()
+
+    def _release_waits(self) -> None:
+        """End the calls waiting inside the transaction, which has ended."""
         if self._waiting:
+            state = self._state
             error = TransactionAborted("the transaction was aborted while waiting")
             self._space._end_waits(
                 self._id,
@@ -1577,6 +1582,8 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._end("aborted")
         if self._id:
             await self._space._call("abort", [self._id])
+            # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
+            self._release_waits()
 
     async def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""

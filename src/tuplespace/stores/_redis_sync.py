@@ -1370,7 +1370,12 @@ class RedisTransaction(Openable):
         self._writes = []
         with self._space._guard:
             self._space._transactions.discard(self)
+        self._release_waits()
+
+    def _release_waits(self) -> None:
+        """End the calls waiting inside the transaction, which has ended."""
         if self._waiting:
+            state = self._state
             error = TransactionAborted("the transaction was aborted while waiting")
             self._space._end_waits(
                 self._id,
@@ -1558,6 +1563,8 @@ class RedisTransaction(Openable):
         self._end("aborted")
         if self._id:
             self._space._call("abort", [self._id])
+            # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
+            self._release_waits()
 
     def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""
