@@ -324,6 +324,17 @@ def test_an_async_transaction_begins_when_entered_and_commits_or_aborts_with_its
     asyncio.run(main())
 
 
+def test_the_transactions_open_in_a_process_are_bounded_and_those_run_out_make_room(url: str) -> None:
+    with ts.connect(url, max_waiters=2) as space:
+        open_ones = [space.transaction(lease=1), space.transaction(lease=1)]
+        with pytest.raises(ts.LimitReached, match="transactions are open"):
+            space.transaction()
+        wait_until(lambda: all(tx.state == "aborted" for tx in open_ones), "their leases to run out")
+        with space.transaction() as tx:
+            tx.write(("job", 1))
+        assert space.read_all(("job", int)) == [("job", 1)]
+
+
 def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
     with ts.connect(redis_cluster.space_url() + "&partitions=4&route=1") as space:
         with pytest.raises(ts.NotSupported, match="partitioned by field 1"):

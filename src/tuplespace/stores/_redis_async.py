@@ -608,6 +608,8 @@ class AsyncRedisSpace:
         with self._guard:
             self._check_open()
             most = self._options.max_waiters
+            if len(self._transactions) >= most:  # forget those whose lease ran out unused
+                self._transactions = {t for t in self._transactions if t.state == "active"}
             if len(self._transactions) >= most:
                 raise LimitReached(
                     f"{most} transactions are open in this process already, the most allowed",
