@@ -209,24 +209,18 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
 # What a space kept in Redis does not do yet (docs/scaling.md): the tests of a module, or
 # one test by its name, that the Redis ways skip, and why.
 REDIS_LIMITS_BY_MODULE = {
-    "test_transactions": "transactions",
     "test_records": "records",
     "test_credit": "credit, which records pay",
     "test_active": "rules",
 }
 REDIS_LIMITS = {
-    "test_a_take_in_a_transaction_frees_room_and_an_abort_returns_even_into_a_full_space": "transactions",
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
     ),
-    "test_events_of_a_transaction_appear_at_commit_only": "transactions",
-    "test_an_aborted_transaction_emits_no_event": "transactions",
-    "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",
     "test_a_waiting_read_served_by_a_write_is_counted_as_a_read": "counts of reads and takes",
     "test_a_waiting_take_all_woken_by_a_write_many_takes_after_the_writes": (
         "a waiting take_all is woken by the first write of a batch, not once by the batch"
     ),
-    "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
 }
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a
@@ -245,8 +239,15 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 
 # What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
 # the tests that the redis-partitioned ways skip, and why.
-PARTITIONED_LIMITS_BY_MODULE = {"test_capacity": "capacity, which a partitioned space does not have"}
+PARTITIONED_LIMITS_BY_MODULE = {
+    "test_capacity": "capacity, which a partitioned space does not have",
+    "test_transactions": "transactions, which a partitioned space does not have",
+}
 PARTITIONED_LIMITS = {
+    "test_events_of_a_transaction_appear_at_commit_only": "transactions",
+    "test_an_aborted_transaction_emits_no_event": "transactions",
+    "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",
+    "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
     "test_write_if_absent_writes_only_when_nothing_matches": (
         "write_if_absent of a tuple in another partition than its template"
     ),

@@ -4,6 +4,7 @@ never a hang.  Every test talks to a real redis-server."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -227,6 +228,119 @@ def test_a_space_on_a_redis_cluster_lives_on_one_node_and_wakes_other_processes(
         held = keys_by_master(redis_cluster, url)
         assert len(held) == 3
         assert sorted(len(keys) > 0 for keys in held.values()) == [False, False, True]
+
+
+def test_a_transaction_whose_process_was_killed_gives_its_tuples_back_at_their_place(
+    url: str, space: Any
+) -> None:
+    jobs = [("job", n) for n in range(5)]
+    space.write_many(jobs)
+    child = run_child(
+        url,
+        """
+        import time
+        tx = space.transaction(lease=3)
+        tx.take(("job", 1))
+        tx.take(("job", int))
+        tx.write(("result", 1))
+        print("held", flush=True)
+        time.sleep(600)
+        """,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "held\n"
+    assert space.read_all((str, int)) == [("job", 2), ("job", 3), ("job", 4)]
+    assert space.statistics()["transactions"] == 1
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=PATIENCE)
+    # No process looks after the dead one's transaction: the next call past its lease gives
+    # its tuples back, and the take waiting here is woken by them.
+    assert space.take(("job", 1), timeout=PATIENCE) == ("job", 1)
+    assert space.read_all((str, int)) == jobs[:1] + jobs[2:]
+    stats = space.statistics()
+    assert (stats["transactions"], stats["aborts"]) == (0, 1)
+
+
+def test_a_transaction_in_one_process_hides_its_takes_and_writes_from_another_until_commit(
+    url: str, space: Any
+) -> None:
+    space.write_many([("job", 1), ("job", 2)])
+    tx = space.transaction()
+    assert tx.take(("job", int)) == ("job", 1)
+    tx.write(("result", 1))
+    assert finished(run_child(url, "print(space.read_all((str, int)))")) == "[('job', 2)]\n"
+    tx.commit()
+    assert finished(run_child(url, "print(space.read_all((str, int)))")) == "[('job', 2), ('result', 1)]\n"
+
+
+def test_calls_waiting_inside_a_transaction_end_when_it_is_aborted_or_its_lease_runs_out(space: Any) -> None:
+    tx = space.transaction()
+    waiting = [spawn(tx.take, ("job", int)), spawn(tx.read, ("other",), timeout=600)]
+    waiting.append(spawn(tx.take_all, ("job", int), timeout=600))
+    wait_for_waiters(space, 3)
+    tx.abort()
+    for call in waiting:
+        with pytest.raises(ts.TransactionAborted):
+            call.result(PATIENCE)
+    assert space.statistics()["waiters"] == 0
+    short = space.transaction(lease=1)
+    with pytest.raises(ts.TransactionAborted, match="lease ran out"):
+        short.take(("job", int))
+    assert short.state == "aborted"
+    with pytest.raises(ts.InvalidValue, match="should its process die"):
+        space.transaction(lease=None)
+    space.write(("job", 1))
+    assert space.read_all(("job", int)) == [("job", 1)]
+
+
+def test_an_async_transaction_begins_when_entered_and_commits_or_aborts_with_its_block(url: str) -> None:
+    async def main() -> None:
+        aspace = await ts.connect_async(url)
+        try:
+            await aspace.write_many([("job", 1), ("job", 2)])
+            tx = aspace.transaction()
+            assert (await aspace.statistics())["transactions"] == 0  # not begun yet
+            async with tx:
+                assert (await aspace.statistics())["transactions"] == 1
+                assert await tx.take(("job", int)) == ("job", 1)
+                await tx.write(("result", 1))
+                assert await aspace.read_all((str, int)) == [("job", 2)]
+            assert tx.state == "committed"
+            assert await aspace.read_all((str, int)) == [("job", 2), ("result", 1)]
+            failing = aspace.transaction()
+
+            async def fail_inside() -> None:
+                async with failing:
+                    assert await failing.take(("job", int)) == ("job", 2)
+                    raise RuntimeError("failed")
+
+            with pytest.raises(RuntimeError):
+                await fail_inside()
+            assert failing.state == "aborted"
+            assert await aspace.read_all((str, int)) == [("job", 2), ("result", 1)]
+        finally:
+            await aspace.close()
+
+    asyncio.run(main())
+
+
+def test_the_transactions_open_in_a_process_are_bounded_and_those_run_out_make_room(url: str) -> None:
+    with ts.connect(url, max_waiters=2) as space:
+        open_ones = [space.transaction(lease=1), space.transaction(lease=1)]
+        with pytest.raises(ts.LimitReached, match="transactions are open"):
+            space.transaction()
+        wait_until(lambda: all(tx.state == "aborted" for tx in open_ones), "their leases to run out")
+        with space.transaction() as tx:
+            tx.write(("job", 1))
+        assert space.read_all(("job", int)) == [("job", 1)]
+
+
+def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
+    with ts.connect(redis_cluster.space_url() + "&partitions=4&route=1") as space:
+        with pytest.raises(ts.NotSupported, match="partitioned by field 1"):
+            space.transaction()
+        space.write(("job", 1))  # the space serves on
+        assert space.take(("job", 1)) == ("job", 1)
 
 
 def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(url: str, space: Any) -> None:

@@ -95,7 +95,6 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
 @pytest.mark.parametrize(
     ("method", "path", "body", "what"),
     [
-        ("POST", "transactions", {}, "transactions"),
         ("POST", "records/create", {"path": "a", "fields": {}}, "records"),
         ("POST", "records/find", {"template": {}}, "records"),
         ("POST", "credit/grant", {"principal": "p", "amount": "1"}, "credit"),
@@ -122,12 +121,29 @@ def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_s
     assert what in error["message"]
 
 
-def test_the_python_client_raises_not_supported_for_a_transaction(redis_served: LiveServer) -> None:
-    with ts.connect(redis_served.space_url(), store="durable") as space:
-        with pytest.raises(ts.NotSupported, match="no transactions"), space.transaction():
-            pass
-        space.write(("kept",))
-        assert space.take(("kept",)) == ("kept",)
+def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other(
+    two_servers: tuple[str, str], redis_server: RedisServer
+) -> None:
+    first, second = two_servers
+    name = _name()
+    with (
+        ts.connect(f"{first}/spaces/{name}", store="durable") as one,
+        ts.connect(f"{second}/spaces/{name}") as other,
+    ):
+        one.write_many([("job", n) for n in range(3)])
+        tx = one.transaction()
+        assert tx.take(("job", 1)) == ("job", 1)
+        tx.write(("result", 1))
+        assert other.read_all((str, int)) == [("job", 0), ("job", 2)]
+        tx.abort()
+        assert other.read_all((str, int)) == [("job", n) for n in range(3)]
+        with one.transaction() as tx:
+            assert tx.take(("job", 1)) == ("job", 1)
+            tx.write(("result", 1))
+        assert other.read_all((str, int)) == [("job", 0), ("job", 2), ("result", 1)]
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        stats = embedded.statistics()
+        assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
 
 
 @pytest.mark.parametrize("option", ["charge_rate", "redirect_charge", "firing_charge", "step_charge"])
@@ -184,6 +200,22 @@ def test_a_read_all_of_a_space_kept_in_redis_is_one_answer_and_a_take_all_goes_o
             space.read_all(("n", int))
         assert space.take_all(("n", int)) == [("n", i) for i in range(5)]
         assert space.count(("n", int)) == 0
+
+
+def test_a_take_all_in_a_transaction_of_a_space_kept_in_redis_gives_back_what_each_answer_leaves_out(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    server = serve(store=redis_server.url, limits=ServerLimits(max_results=2))
+    with ts.connect(server.space_url(), store="durable") as space:
+        space.write_many([("n", i) for i in range(5)])
+        tx = space.transaction()
+        tx.write(("n", 5))
+        assert tx.take_all(("n", int)) == [("n", i) for i in range(6)]  # three answers
+        assert tx.count(("n", int)) == 0
+        assert space.count(("n", int)) == 0
+        tx.abort()
+        assert space.count(("n", int)) == 5
+        assert space.take_all(("n", int)) == [("n", i) for i in range(5)]  # each at its place
 
 
 def test_serve_takes_a_sqlite_store(tmp_path: Path) -> None:

@@ -174,7 +174,8 @@ class StoreError(TupleSpaceError):
 
 class NotSupported(TupleSpaceError, NotImplementedError):
     """The store that keeps the space does not offer this operation (a space kept in
-    Redis has no transactions, records or credit yet); the message names the store."""
+    Redis has no records or credit yet, a partitioned one no transactions); the
+    message names the store or the partitioning."""
 
 
 class SpaceClosed(TupleSpaceError):

@@ -385,7 +385,7 @@ if TYPE_CHECKING:
     from ._aio import AsyncSpace
     from ._space import Space
     from .client import AsyncRemoteSpace, RemoteSpace
-    from .stores import AsyncRedisSpace, RedisSpace
+    from .stores import AsyncRedisSpace, AsyncRedisTransaction, RedisSpace, RedisTransaction
 
     def _space(space: Space) -> SpaceAPI:
         return space
@@ -404,3 +404,9 @@ if TYPE_CHECKING:
 
     def _async_redis_space(space: AsyncRedisSpace) -> AsyncTupleSpaceAPI:
         return space
+
+    def _redis_transaction(tx: RedisTransaction) -> TransactionAPI:
+        return tx
+
+    def _async_redis_transaction(tx: AsyncRedisTransaction) -> AsyncTransactionAPI:
+        return tx

@@ -41,11 +41,12 @@ from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
 from .._values import Credit, Limits, Tuple
+from ..client._primitives import AsyncOpenable
 from ._auth import check_permissions
 from ._errors import ApiError, limit_reached
 
 if TYPE_CHECKING:
-    from ..stores import AsyncRedisSpace
+    from ..stores import AsyncRedisSpace, AsyncRedisTransaction
 
 __all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "HeldClaim", "Hub", "RecordClaim", "SpaceInfo"]
 
@@ -89,6 +90,13 @@ class SpaceInfo:
                 501, "not_supported", f"space {self.name!r} is kept in {self.host}, which has no {what} yet"
             )
         return self.hosted.space
+
+    async def transaction(self, lease: float | None) -> AsyncTransaction | AsyncRedisTransaction:
+        """Begin a transaction on the space, embedded or kept in Redis."""
+        tx = self.aspace.transaction(lease)
+        if isinstance(tx, AsyncOpenable):
+            await tx  # begun in Redis
+        return tx
 
     def local(self, what: str) -> AsyncSpace:
         """The asyncio face of the space's :class:`~tuplespace.Space` (see :meth:`embedded`)."""
@@ -183,12 +191,12 @@ class RecordClaim:
 
 
 class HeldClaim:
-    """A claimed take of a space kept elsewhere (Redis), which has no transactions: the
-    server holds the tuples taken until :meth:`commit` drops them for good, or
-    :meth:`abort` (or the claim's lease running out unconfirmed) writes them back, as
-    new writes: at the end of the space's order, without a lease (into a space filled
-    up meanwhile, as soon as there is room).  Meanwhile this server holds their only
-    copy.  The face of a claim, as :class:`RecordClaim`."""
+    """A claimed take of a space kept elsewhere (Redis): the server holds the tuples
+    taken until :meth:`commit` drops them for good, or :meth:`abort` (or the claim's
+    lease running out unconfirmed) writes them back, as new writes: at the end of the
+    space's order, without a lease (into a space filled up meanwhile, as soon as there
+    is room).  Meanwhile this server holds their only copy.  The face of a claim, as
+    :class:`RecordClaim`."""
 
     def __init__(self, aspace: AsyncSpace | AsyncRedisSpace, tuples: list[Tuple], lease: float) -> None:
         self._aspace = aspace
@@ -238,7 +246,7 @@ class Handle:
     id: str
     kind: str
     info: SpaceInfo
-    tx: AsyncTransaction | RecordClaim | HeldClaim
+    tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | HeldClaim
     owner: str | None  # the token's name; None: whoever has the id
     client: str
 
@@ -247,10 +255,10 @@ class Handle:
         return self.tx.state
 
     @property
-    def transaction(self) -> AsyncTransaction:
+    def transaction(self) -> AsyncTransaction | AsyncRedisTransaction:
         """The transaction of a ``"transaction"`` handle."""
-        assert isinstance(self.tx, AsyncTransaction)
-        return self.tx
+        assert self.kind == "transaction"
+        return self.tx  # type: ignore[return-value]
 
 
 @dataclass
@@ -670,7 +678,7 @@ class Hub:
         self,
         kind: str,
         info: SpaceInfo,
-        tx: AsyncTransaction | RecordClaim | HeldClaim,
+        tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | HeldClaim,
         owner: str | None,
         client: str,
     ) -> Handle:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,6 +36,9 @@ from ._requests import (
     get_tuples,
     read_body,
 )
+
+if TYPE_CHECKING:
+    from ..stores import AsyncRedisTransaction
 
 __all__ = ["Transactions"]
 
@@ -75,7 +78,7 @@ class Transactions(ApiBase):
             )
         target = await self.space(caller, space, info)
         self.hub.check_handle_room(caller.client)
-        tx = target.local("transactions").transaction(lease)
+        tx = await target.transaction(lease)
         handle = self.hub.add("transaction", target, tx, caller.owner, caller.client)
         return json_response({"id": handle.id, "expires_at": tx.expires_at})
 
@@ -87,7 +90,7 @@ class Transactions(ApiBase):
         needs: tuple[str, ...],
         allowed: frozenset[str],
         required: tuple[str, ...],
-    ) -> tuple[Caller, AsyncTransaction, dict[str, Any]]:
+    ) -> tuple[Caller, AsyncTransaction | AsyncRedisTransaction, dict[str, Any]]:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, needs), space)
         body = await read_body(request, self.limits.max_body)
@@ -133,7 +136,12 @@ class Transactions(ApiBase):
         return await self._tx_page(request, caller, tx, body, True)
 
     async def _tx_page(
-        self, request: Request, caller: Caller, tx: AsyncTransaction, body: dict[str, Any], take: bool
+        self,
+        request: Request,
+        caller: Caller,
+        tx: AsyncTransaction | AsyncRedisTransaction,
+        body: dict[str, Any],
+        take: bool,
     ) -> Response:
         """A read_all or take_all in a transaction: one page, ``"more": true`` when it is
         cut short (or its wait is); a take_all is asked again for the rest, a read_all

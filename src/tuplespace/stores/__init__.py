@@ -8,9 +8,16 @@ hash slots by :class:`PartitionedRedisSpace` and :class:`AsyncPartitionedRedisSp
 from .._extras import missing as _missing
 
 try:
-    from ._redis_async import AsyncPartitionedRedisSpace, AsyncRedisSpace
-    from ._redis_sync import PartitionedRedisSpace, RedisSpace
+    from ._redis_async import AsyncPartitionedRedisSpace, AsyncRedisSpace, AsyncRedisTransaction
+    from ._redis_sync import PartitionedRedisSpace, RedisSpace, RedisTransaction
 except ModuleNotFoundError as exc:
     raise _missing("redis", exc) from exc
 
-__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "PartitionedRedisSpace", "RedisSpace"]
+__all__ = [
+    "AsyncPartitionedRedisSpace",
+    "AsyncRedisSpace",
+    "AsyncRedisTransaction",
+    "PartitionedRedisSpace",
+    "RedisSpace",
+    "RedisTransaction",
+]

@@ -6,6 +6,7 @@ local P = KEYS[1]
 local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
 local CNT, CH, EV = P .. ':cnt', P .. ':ch', P .. ':ev'
 local W, WN, WEXP = P .. ':w', P .. ':wn', P .. ':wexp'
+local TXN, TXEXP = P .. ':txn', P .. ':txexp'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -15,11 +16,13 @@ end
 local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
--- bytes of tuple encodings logged (``ev_bytes``).
+-- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
+-- (``txns``).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes')
+  'ev_first', 'ev_bytes', 'txns')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
+local txns = tonumber(cfg[7] or '0')
 local removed = 0
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
@@ -121,11 +124,9 @@ local function hand_over(id, data, keys, expires)
   return who
 end
 
--- Store a tuple, or hand it to a registered taker: its encoding, its index keys
--- (joined by newlines), its expiry (or false).
-local function put(data, keys, expires)
-  local id = redis.call('INCR', SEQ)
-  log('write', data)
+-- Store the tuple ``id`` (its encoding, its index keys joined by newlines, its expiry
+-- or false) at its place in the order, or hand it to a registered taker.
+local function place(id, data, keys, expires)
   local taker = hand_over(id, data, keys, expires)
   if not taker then
     redis.call('HSET', TUP, id, data .. '\n' .. keys)
@@ -137,7 +138,87 @@ local function put(data, keys, expires)
     end
   end
   redis.call('SPUBLISH', CH, id .. (taker and '>' .. taker or '') .. ' ' .. data)
+end
+
+-- Store a new tuple, or hand it to a registered taker; its id.
+local function put(data, keys, expires)
+  local id = redis.call('INCR', SEQ)
+  log('write', data)
+  place(id, data, keys, expires)
   return id
+end
+
+-- Transactions: ``txexp`` scores each open transaction by the end of its lease;
+-- ``h:<tx>`` holds the tuples it took, each id mapped to its expiry ('' for
+-- none), a space and what ``tup`` kept.  Their take events are logged at commit.
+local function txn_open(tx)
+  local e = redis.call('ZSCORE', TXEXP, tx)
+  return e and tonumber(e) > now
+end
+
+-- Move the tuple ``id`` into the holding set of the transaction ``tx``; its encoding,
+-- or false if it is not there.
+local function hold(id, tx)
+  local kept = redis.call('HGET', TUP, id)
+  if not kept then
+    return false
+  end
+  local cut = string.find(kept, '\n', 1, true)
+  for k in string.gmatch(string.sub(kept, cut + 1), '[^\n]+') do
+    redis.call('ZREM', P .. ':' .. k, id)
+  end
+  local e = redis.call('ZSCORE', EXP, id)
+  redis.call('HDEL', TUP, id)
+  redis.call('ZREM', EXP, id)
+  redis.call('HSET', P .. ':h:' .. tx, id, (e or '') .. ' ' .. kept)
+  removed = removed + 1
+  return string.sub(kept, 1, cut - 1)
+end
+
+-- Take the tuple ``id`` for the transaction ``tx`` ('': for good).
+local function take_for(id, tx)
+  if tx == '' then
+    return remove(id, 'take')
+  end
+  return hold(id, tx)
+end
+
+-- Put the tuple ``id`` that the holding set ``held`` holds back at its place in the
+-- order (or let it expire, if its lease ran out meanwhile), without an event.
+local function give_back(held, id)
+  local e, kept = string.match(redis.call('HGET', held, id), '^(%S*) (.*)$')
+  local cut = string.find(kept, '\n', 1, true)
+  local data = string.sub(kept, 1, cut - 1)
+  local expires = tonumber(e)
+  if expires and expires <= now then
+    redis.call('HINCRBY', CNT, 'expired', 1)
+    log('expire', data)
+  else
+    place(id, data, string.sub(kept, cut + 1), expires or false)
+  end
+  redis.call('HDEL', held, id)
+end
+
+-- The ids of the tuples the holding set ``held`` holds, in their order.
+local function held_ids(held)
+  local ids = {}
+  for _, id in ipairs(redis.call('HKEYS', held)) do
+    ids[#ids + 1] = tonumber(id)
+  end
+  table.sort(ids)
+  return ids
+end
+
+-- Abort the transaction ``tx``: every tuple it holds goes back to its place.
+local function abort(tx)
+  local held = P .. ':h:' .. tx
+  for _, id in ipairs(held_ids(held)) do
+    give_back(held, id)
+  end
+  redis.call('DEL', held)
+  redis.call('ZREM', TXEXP, tx)
+  redis.call('HINCRBY', CNT, 'aborts', 1)
+  txns = redis.call('HINCRBY', CFG, 'txns', -1)
 end
 
 -- Put back what was handed to ``token`` and not taken (its call ended otherwise, or
@@ -158,6 +239,11 @@ end
 -- Remove what has expired (a bounded number per call; scans skip the others), and
 -- the registrations of takers that ended without a word, giving back what they held.
 local function expire_due()
+  if txns > 0 then
+    for _, tx in ipairs(redis.call('ZRANGEBYSCORE', TXEXP, '-inf', now, 'LIMIT', 0, 16)) do
+      abort(tx)
+    end
+  end
   for _, token in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, 16)) do
     redis.call('ZREM', WEXP, token)
     unregister(token)
@@ -236,11 +322,17 @@ return out
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, how many ms a take that finds nothing stays registered
--- for a tuple to be handed over and who it is ("<ms> <who>"; '': it is not), then the
--- index keys whose intersection holds the candidates.  Such a take's token is the
--- first item returned.
+-- for a tuple to be handed over and who it is ("<ms> <who>"; '': it is not), the
+-- transaction a take holds its tuples for ('': none), then the index keys whose
+-- intersection holds the candidates.  Such a take's token is the first item returned;
+-- {'aborted'} if the transaction is not open.
 expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local tx = ARGV[7]
+if tx ~= '' and not txn_open(tx) then
+  tell_room()
+  return {'aborted'}
+end
 local seq = redis.call('GET', SEQ) or '0'
 
 local function none()
@@ -248,8 +340,8 @@ local function none()
   if ARGV[6] ~= '' then
     local token = redis.call('INCR', WN)
     local hold, who = string.match(ARGV[6], '^(%S+) (%S+)$')
-    redis.call('HSET', W, token, who .. '\n' .. table.concat(ARGV, '\n', 7))
-    redis.call('ZADD', P .. ':wq:' .. ARGV[7], token, token)
+    redis.call('HSET', W, token, who .. '\n' .. table.concat(ARGV, '\n', 8))
+    redis.call('ZADD', P .. ':wq:' .. ARGV[8], token, token)
     redis.call('ZADD', WEXP, now + tonumber(hold), token)
     out[1] = token
   end
@@ -258,7 +350,7 @@ local function none()
 end
 
 local others, driver, size = {}, nil, nil
-for i = 7, #ARGV do
+for i = 8, #ARGV do
   local key = P .. ':' .. ARGV[i]
   local n = redis.call('ZCARD', key)
   if n == 0 then
@@ -301,7 +393,7 @@ while true do
       found = found + 1
       if mode == 'take' then
         out[#out + 1] = id
-        out[#out + 1] = remove(id, 'take')
+        out[#out + 1] = take_for(id, tx)
       elseif mode ~= 'count' then
         out[#out + 1] = id
         out[#out + 1] = encoding(redis.call('HGET', TUP, id))
@@ -330,11 +422,18 @@ tell_room()
 return out
 
 --[[ take ]]
--- ARGV: the ids to take, those still here.
+-- ARGV: the transaction to hold them for ('': none), then the ids to take.  Returns
+-- the id and encoding of those still here; {'aborted'} if the transaction is not open.
 expire_due()
+local tx = ARGV[1]
+if tx ~= '' and not txn_open(tx) then
+  tell_room()
+  return {'aborted'}
+end
 local out = {}
-for _, id in ipairs(ARGV) do
-  local data = alive(id) and remove(id, 'take')
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local data = alive(id) and take_for(id, tx)
   if data then
     out[#out + 1] = id
     out[#out + 1] = data
@@ -417,6 +516,9 @@ return {
   ev_last,
   ev_first > 0 and ev_last - ev_first + 1 or 0,
   ev_bytes,
+  redis.call('ZCARD', TXEXP),
+  redis.call('HGET', CNT, 'commits') or '0',
+  redis.call('HGET', CNT, 'aborts') or '0',
 }
 
 --[[ events ]]
@@ -474,3 +576,87 @@ if not best then
   return {}
 end
 return {best, encoding(redis.call('HGET', TUP, best))}
+
+--[[ begin ]]
+-- ARGV: the transaction's lease in ms.  Its id and expiry.
+expire_due()
+tell_room()
+local tx = redis.call('INCR', TXN)
+local expires = now + tonumber(ARGV[1])
+redis.call('ZADD', TXEXP, expires, tx)
+redis.call('HINCRBY', CFG, 'txns', 1)
+return {tx, string.format('%.17g', expires)}
+
+--[[ commit ]]
+-- ARGV: the transaction, then the lease in ms ('' for none), encoding and index keys of
+-- each tuple it writes.  Logs the take events of the tuples it holds, then writes its
+-- own; 1, or 0 if the transaction is not open (its lease ran out: it was aborted).
+expire_due()
+local tx = ARGV[1]
+if not txn_open(tx) then
+  if redis.call('ZSCORE', TXEXP, tx) then
+    abort(tx)
+  end
+  tell_room()
+  return 0
+end
+local held = P .. ':h:' .. tx
+for _, id in ipairs(held_ids(held)) do
+  local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
+  log('take', encoding(kept))
+end
+redis.call('DEL', held)
+redis.call('ZREM', TXEXP, tx)
+redis.call('HINCRBY', CNT, 'commits', 1)
+redis.call('HINCRBY', CFG, 'txns', -1)
+for i = 2, #ARGV, 3 do
+  local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
+  put(ARGV[i + 1], ARGV[i + 2], expires)
+end
+tell_room()
+return 1
+
+--[[ abort ]]
+-- ARGV: the transaction.  1 if it was open, else 0.
+expire_due()
+local open = redis.call('ZSCORE', TXEXP, ARGV[1])
+if open then
+  abort(ARGV[1])
+end
+tell_room()
+return open and 1 or 0
+
+--[[ release ]]
+-- ARGV: the transaction, then the ids of tuples it holds to put back at their place.
+-- 1, or 0 if the transaction is not open.
+expire_due()
+local tx = ARGV[1]
+if not txn_open(tx) then
+  tell_room()
+  return 0
+end
+local held = P .. ':h:' .. tx
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', held, ARGV[i]) == 1 then
+    give_back(held, ARGV[i])
+  end
+end
+tell_room()
+return 1
+
+--[[ renew_txn ]]
+-- ARGV: the transaction, its new lease in ms.  Its expiry, or false if it is not open.
+expire_due()
+tell_room()
+if not txn_open(ARGV[1]) then
+  return false
+end
+local expires = now + tonumber(ARGV[2])
+redis.call('ZADD', TXEXP, expires, ARGV[1])
+return string.format('%.17g', expires)
+
+--[[ expire ]]
+-- Run out the leases that have ended (of tuples, registered takes and transactions).
+expire_due()
+tell_room()
+return 1

@@ -391,9 +391,10 @@ W = TypeVar("W", "AsyncWake", "Wake")
 class Waiter(Interest, Generic[W]):
     """A read or take waiting in this process.  The listener of the space's channel hands
     a reader the tuple it waits for (``result``) and offers a taker the id of a tuple
-    to take (``offer``); an error that ends every wait is put in ``error``."""
+    to take (``offer``); an error that ends every wait is put in ``error``.  ``tx``: the
+    transaction it waits in ('': none)."""
 
-    __slots__ = ("error", "filed", "offer", "result", "take", "wake")
+    __slots__ = ("error", "filed", "offer", "result", "take", "tx", "wake")
 
     def __init__(self, seq: int, template: Template, take: bool, wake: W) -> None:
         super().__init__(seq, template)
@@ -403,6 +404,7 @@ class Waiter(Interest, Generic[W]):
         self.result: Tuple | None = None
         self.offer: tuple[int, Tuple] | None = None
         self.error: TupleSpaceError | None = None
+        self.tx = ""
 
 
 class Writer(Generic[W]):

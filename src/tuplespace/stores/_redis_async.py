@@ -36,10 +36,13 @@ from .._errors import (
     EventsLost,
     InvalidValue,
     LimitReached,
+    NotSupported,
     SpaceClosed,
     SpaceFull,
     StoreError,
     Timeout,
+    TransactionAborted,
+    TransactionError,
     TupleSpaceError,
     UnknownLease,
     Unreachable,
@@ -80,7 +83,7 @@ from ._redis import (
     route_of_tuple,
 )
 
-__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscription"]
+__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscription", "AsyncRedisTransaction"]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -124,6 +127,14 @@ def _ms(seconds: float | None) -> str:
 
 def _seconds(ms: bytes) -> float | None:
     return float(ms) / 1000.0 if ms else None
+
+
+def _held(reply: Any) -> Any:
+    """The reply of a find or take script, TransactionAborted if it says the transaction
+    it holds tuples for is not open (it was aborted: its lease ran out)."""
+    if len(reply) == 1:
+        raise TransactionAborted("the transaction was aborted: its lease ran out")
+    return reply
 
 
 class AsyncRedisSpace:
@@ -188,6 +199,7 @@ class AsyncRedisSpace:
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
         self._subscriptions: set[AsyncRedisSubscription] = set()
+        self._transactions: set[AsyncRedisTransaction] = set()  # those begun here and open
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
         self._tokens: set[int] = set()  # their tokens in Redis
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
@@ -343,30 +355,35 @@ class AsyncRedisSpace:
     ) -> list[Tuple]:
         """All matching tuples (at most ``limit``), in the order of the space; see
         :meth:`tuplespace.Space.read_all` for the ``timeout``."""
-        return await self._group(
+        found = await self._group(
             compile_template(template), False, check_limit(limit), check_timeout(timeout)
         )
+        return [t for _, t in found]
 
     async def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
         """Remove and return all matching tuples (at most ``limit``), in order; see
         :meth:`tuplespace.Space.take_all` for the ``timeout``."""
-        return await self._group(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+        found = await self._group(
+            compile_template(template), True, check_limit(limit), check_timeout(timeout)
+        )
+        return [t for _, t in found]
 
     async def _group(
-        self, template: Template, take: bool, limit: int | None, timeout: float | None
-    ) -> list[Tuple]:
-        """Select up to ``limit`` matches; if there are none, wait as a read does for a
-        first one and select again (another process may have taken it first)."""
+        self, template: Template, take: bool, limit: int | None, timeout: float | None, tx: str = ""
+    ) -> list[tuple[int, Tuple]]:
+        """Select up to ``limit`` matches with their ids (taken for the transaction
+        ``tx``, if not ''); if there are none, wait as a read does for a first one and
+        select again (another process may have taken it first)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = await self._select(template, take, limit)
+            found = await self._select(template, take, limit, tx)
             if found or timeout == 0 or limit == 0:
-                return [t for _, t in found]
+                return found
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                await self._block(template, False, left)
+                await self._block(template, False, left, tx)
             except Timeout:
                 return []
 
@@ -375,12 +392,15 @@ class AsyncRedisSpace:
         compiled = compile_template(template)
         keys, trusted = candidates(compiled)
         if trusted:
-            reply = await self._call("find", ["count", "fifo", -1, BATCH, "-inf", "", *keys])
+            reply = await self._call("find", ["count", "fifo", -1, BATCH, "-inf", "", "", *keys])
             return int(reply[2])
         return len((await self._scan(compiled, keys, None, "fifo"))[0])
 
-    async def _select(self, template: Template, take: bool, limit: int | None) -> list[tuple[int, Tuple]]:
-        """Up to ``limit`` matches in the space's order, with their ids; taken if ``take``."""
+    async def _select(
+        self, template: Template, take: bool, limit: int | None, tx: str = ""
+    ) -> list[tuple[int, Tuple]]:
+        """Up to ``limit`` matches in the space's order, with their ids; taken if ``take``
+        (held by the transaction ``tx``, if not '')."""
         if limit == 0:
             self._check_open()
             return []
@@ -388,12 +408,14 @@ class AsyncRedisSpace:
         order = self._options.order
         if trusted and order != "random":
             mode = "take" if take else "read"
-            reply = await self._call(
-                "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], "", *keys]
+            reply = _held(
+                await self._call(
+                    "find", [mode, order, -1 if limit is None else limit, BATCH, _START[order], "", tx, *keys]
+                )
             )
             return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
         if order != "random":
-            return (await self._scan(template, keys, limit, order, take))[0]
+            return (await self._scan(template, keys, limit, order, take, tx))[0]
         found = (await self._scan(template, keys, None, "fifo"))[0]
         self._random.shuffle(found)
         if not take:
@@ -403,48 +425,55 @@ class AsyncRedisSpace:
             # What another process took meanwhile is skipped.
             n = BATCH if limit is None else limit - len(taken)
             chosen, found = found[:n], found[n:]
-            got = {i for i, _ in pairs(await self._call("take", [i for i, _ in chosen]))}
+            got = {i for i, _ in pairs(_held(await self._call("take", [tx, *(i for i, _ in chosen)])))}
             taken += [(i, t) for i, t in chosen if i in got]
         return taken
 
     async def _scan(
-        self, template: Template, keys: list[str], limit: int | None, order: str, take: bool = False
+        self,
+        template: Template,
+        keys: list[str],
+        limit: int | None,
+        order: str,
+        take: bool = False,
+        tx: str = "",
     ) -> tuple[list[tuple[int, Tuple]], int]:
         """Up to ``limit`` matches of ``template`` among the candidates in ``keys``,
-        matched here, batch by batch (taken if ``take``); and the id of the latest tuple
-        written when the scan began."""
+        matched here, batch by batch (taken if ``take``, for the transaction ``tx`` if
+        not ''); and the id of the latest tuple written when the scan began."""
         found: list[tuple[int, Tuple]] = []
         cursor = _START[order]
         seen = -1
         while True:
-            reply = await self._call("find", ["scan", order, -1, BATCH, cursor, "", *keys])
+            reply = await self._call("find", ["scan", order, -1, BATCH, cursor, "", "", *keys])
             if seen < 0:
                 seen = int(reply[1])
             matches = [(i, t) for i, data in pairs(reply[3:]) if template.matches(t := decode_tuple(data))]
             if limit is not None:
                 matches = matches[: limit - len(found)]
             if take and matches:
-                got = {i for i, _ in pairs(await self._call("take", [i for i, _ in matches]))}
+                got = {i for i, _ in pairs(_held(await self._call("take", [tx, *(i for i, _ in matches)])))}
                 matches = [(i, t) for i, t in matches if i in got]
             found += matches
             if len(found) == limit or not reply[0]:
                 return found, seen
             cursor = reply[0]
 
-    async def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
-        if take and timeout != 0 and self._options.order != "random":
+    async def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+        if take and timeout != 0 and self._options.order != "random" and not tx:
             keys, trusted = candidates(template)
             if trusted and not self._waiters.count:
                 # Handed over in Redis; not while calls wait here for what is published,
                 # so that those that came first are served first.
                 return await self._take_handed(template, keys, timeout)
-        found = await self._select(template, take, 1)
+        found = await self._select(template, take, 1, tx)
         if found:
             return found[0][1]
         if timeout == 0:
             raise Timeout(f"no tuple matches {template.fields!r}")
         deadline = None if timeout is None else time.monotonic() + timeout
         waiter = self._add_waiter(template, take)
+        waiter.tx = tx
         try:
             await self._listen()
             while True:
@@ -456,10 +485,10 @@ class AsyncRedisSpace:
                 if result is not None:
                     return result
                 if offer is not None:
-                    reply = await self._call("take", [offer[0]])
+                    reply = _held(await self._call("take", [tx, offer[0]]))
                     if reply:
                         return offer[1]
-                found = await self._select(template, take, 1)
+                found = await self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
                 left = None if deadline is None else deadline - time.monotonic()
@@ -483,7 +512,7 @@ class AsyncRedisSpace:
         try:
             while True:
                 hold = f"{HANDOVER_WAIT * 3000.0!r} {self._name}:{arrival}"
-                reply = await self._call("find", ["take", order, 1, BATCH, _START[order], hold, *keys])
+                reply = await self._call("find", ["take", order, 1, BATCH, _START[order], hold, "", *keys])
                 found = pairs(reply[3:])
                 if found:
                     return decode_tuple(found[0][1])
@@ -552,7 +581,7 @@ class AsyncRedisSpace:
         while True:
             keys_of, trusted = candidates(compiled)
             if trusted:
-                reply = await self._call("find", ["count", "fifo", 1, BATCH, "-inf", "", *keys_of])
+                reply = await self._call("find", ["count", "fifo", 1, BATCH, "-inf", "", "", *keys_of])
                 seen, found = int(reply[1]), int(reply[2]) > 0
             else:
                 matches, seen = await self._scan(compiled, keys_of, 1, "fifo")
@@ -562,6 +591,39 @@ class AsyncRedisSpace:
             # Written only if no tuple of the template's arity came since the look.
             if await self._write([data, keys], lease, 0, (arity, seen)) is not None:
                 return True
+
+    # -- transactions ---------------------------------------------------------------------------
+
+    def transaction(self, lease: float | None = 60.0) -> AsyncRedisTransaction:
+        """A transaction, whose takes Redis holds for it and whose writes wait in this
+        process until it commits; see :class:`AsyncRedisTransaction`.  ``lease``
+        (seconds, in Redis's clock) bounds how long it lasts: it has one, so that what
+        it holds returns should its process die.  It begins at once in the sync face;
+        in the async one when it is awaited, entered or first used."""
+        self._check_open()
+        return opened_later(AsyncRedisTransaction(self, _txn_lease(lease)))
+
+    async def _begin(self, tx: AsyncRedisTransaction, lease: float) -> tuple[str, float | None]:
+        """Begin ``tx`` in Redis: its id and expiry."""
+        with self._guard:
+            self._check_open()
+            most = self._options.max_waiters
+            if len(self._transactions) >= most:  # forget those whose lease ran out unused
+                self._transactions = {t for t in self._transactions if t.state == "active"}
+            if len(self._transactions) >= most:
+                raise LimitReached(
+                    f"{most} transactions are open in this process already, the most allowed",
+                    limit="max_waiters",
+                    maximum=most,
+                )
+            self._transactions.add(tx)
+        try:
+            reply = await self._call("begin", [_ms(lease)])
+        except BaseException:
+            with self._guard:
+                self._transactions.discard(tx)
+            raise
+        return str(int(reply[0])), _seconds(reply[1])
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -658,6 +720,14 @@ class AsyncRedisSpace:
             self._waiters.add(waiter)
             waiter.filed = True
         return waiter
+
+    def _end_waits(self, tx: str, error: TupleSpaceError) -> None:
+        """End the calls waiting here inside the transaction ``tx``, with ``error``."""
+        with self._guard:
+            for w in self._waiters:
+                if w.tx == tx:
+                    w.error = error
+                    w.wake.set()
 
     def _refile(self, waiter: Waiter[AsyncWake]) -> None:
         """File again a reader handed a tuple, to wait for the next one."""
@@ -894,11 +964,13 @@ class AsyncRedisSpace:
 
     async def _ping(self) -> None:
         """Make sure the Redis that holds the space answers (Unreachable if not), once
-        in HANDOVER_WAIT seconds for all the calls waiting here."""
+        in HANDOVER_WAIT seconds for all the calls waiting here, running out the leases
+        that have ended meanwhile: a transaction's gives back what it held, which wakes
+        the calls waiting for it."""
         now = time.monotonic()
         if now - self._pinged >= HANDOVER_WAIT:
             self._pinged = now
-            await self._command("EXISTS", self._key + ":cfg")
+            await self._call("expire", [])
 
     async def _wait(self, wake: AsyncWake, deadline: float | None) -> None:
         """Wait until ``wake`` is set or ``deadline`` (None: no limit) has come, asking
@@ -928,10 +1000,22 @@ class AsyncRedisSpace:
             }
         if self._closed:
             return local
-        tuples, leased, expired, cancelled, last_event, logged, logged_bytes = await self._call(
-            "statistics", []
-        )
+        (
+            tuples,
+            leased,
+            expired,
+            cancelled,
+            last_event,
+            logged,
+            logged_bytes,
+            txns,
+            commits,
+            aborts,
+        ) = await self._call("statistics", [])
         return {
+            "transactions": txns,
+            "commits": int(commits),
+            "aborts": int(aborts),
             "tuples": tuples,
             "leased_tuples": leased,
             "expired": int(expired),
@@ -954,10 +1038,16 @@ class AsyncRedisSpace:
                 w.error = error
                 w.wake.set()
             subscriptions = list(self._subscriptions)
+            transactions = list(self._transactions)
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
         for subscription in subscriptions:
             await subscription.close()
+        for tx in transactions:  # abort, giving back what they hold
+            tx._state = "aborted"
+            if tx._id:
+                with contextlib.suppress(Exception):
+                    await self._run("abort", [tx._id])
         for token in tokens:  # wake the takes waiting in Redis, giving back what was handed to them
             with contextlib.suppress(Exception):
                 await self._run("unwait", [token, "close"])
@@ -1069,7 +1159,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         assert leases is not None
         return leases[0]
 
-    async def _select(self, template: Template, take: bool, limit: int | None) -> list[tuple[int, Tuple]]:
+    async def _select(
+        self, template: Template, take: bool, limit: int | None, tx: str = ""
+    ) -> list[tuple[int, Tuple]]:
         found: list[tuple[int, Tuple]] = []
         for part in self._serving(template):
             found += await part._select(template, take, None if limit is None else limit - len(found))
@@ -1077,12 +1169,20 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 break
         return found
 
+    def transaction(self, lease: float | None = 60.0) -> AsyncRedisTransaction:
+        """Not for a partitioned space: NotSupported (a transaction is kept in one
+        partition, and nothing confines its operations to it)."""
+        raise NotSupported(
+            f"transactions on a space partitioned by field {self._options.route}: open the space "
+            f"without partitions for them"
+        )
+
     async def count(self, template: Any) -> int:
         """How many tuples match ``template``, in every partition that can hold one."""
         compiled = compile_template(template)
         return sum([await part.count(compiled) for part in self._serving(compiled)])
 
-    async def _block(self, template: Template, take: bool, timeout: float | None) -> Tuple:
+    async def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
         parts = self._serving(template)
         if len(parts) == 1:
             return await parts[0]._block(template, take, timeout)
@@ -1117,7 +1217,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                         continue
                     with part._guard:
                         offer, waiter.offer = waiter.offer, None
-                    if offer is not None and await part._call("take", [offer[0]]):
+                    if offer is not None and await part._call("take", ["", offer[0]]):
                         return offer[1]
                 found = await self._select(template, take, 1)
                 if found:
@@ -1198,6 +1298,318 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         o = self._options
         where = f"{o.redis!r}, space={o.space!r}"
         return f"{type(self).__name__}({where}, partitions={o.partitions}, route={o.route})"
+
+
+_Own = tuple[Tuple, bytes, str, str, int]
+"""A write of a transaction until it commits: the tuple, its encoding, its index keys,
+its lease in ms ('' for none) and its rank among the transaction's writes."""
+
+
+def _rank(own: _Own) -> int:
+    return own[4]
+
+
+def _txn_lease(lease: float | None) -> float:
+    """The lease of a transaction, in seconds: a positive number (InvalidValue if not)."""
+    seconds = check_lease(lease)
+    if seconds is None:
+        raise InvalidValue(
+            "a transaction of a space kept in Redis has a lease (a positive number of seconds), "
+            "so that what it holds returns should its process die",
+            "lease",
+        )
+    return seconds
+
+
+MAX_TRANSACTION_BYTES = 16 * 1024 * 1024
+"""Bytes of encodings the writes of one transaction of a space kept in Redis may hold
+until it commits."""
+
+
+class AsyncRedisTransaction(AsyncOpenable):
+    """A transaction on a space kept in Redis; made by :meth:`AsyncRedisSpace.transaction`,
+    with the meaning of :class:`~tuplespace.Transaction` (docs/semantics.md).
+
+    Its takes move the tuples, in one script each, out of the space into a holding
+    set in Redis that belongs to it; its writes wait in this process.  Commit is one
+    script: it logs the take events of the tuples held, drops them, and writes its
+    own tuples (their leases count from then).  Abort, or its lease running out in
+    Redis's clock, puts every tuple held back at its place in the order: a process
+    that dies with a transaction open loses nothing, since the next script that runs
+    on the space after the lease has run out gives its tuples back.  Used with
+    ``async with``, it commits when the block ends and aborts on an exception.
+    """
+
+    def __init__(self, space: AsyncRedisSpace, lease: float) -> None:
+        self._space = space
+        self._lease = lease
+        self._opening = AsyncLock()
+        self._id = ""  # its id in Redis, once begun
+        self._expires: float | None = None
+        self._deadline: float | None = None
+        self._state = "active"
+        # Its own writes, in order: tuple, encoding, index keys, lease, their rank.
+        self._writes: list[_Own] = []
+        self._bytes = 0
+        self._ranks = itertools.count()
+        self._waiting = 0  # calls waiting inside it
+
+    @property
+    def state(self) -> str:
+        """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
+        if self._state == "active" and self._deadline is not None and time.monotonic() >= self._deadline:
+            self._state = "aborted"
+        return self._state
+
+    @property
+    def expires_at(self) -> float | None:
+        return self._expires
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self._id or self._state != "active":
+                return
+            self._id, self._expires = await self._space._begin(self, self._lease)
+            self._deadline = time.monotonic() + self._lease
+
+    async def _check(self) -> None:
+        await self._open()
+        state = self.state
+        if state == "aborted":
+            raise TransactionAborted("the transaction was aborted")
+        if state != "active":
+            raise TransactionError(f"the transaction is {state}")
+
+    def _end(self, state: str) -> None:
+        self._state = state
+        self._writes = []
+        with self._space._guard:
+            self._space._transactions.discard(self)
+        self._release_waits()
+
+    def _release_waits(self) -> None:
+        """End the calls waiting inside the transaction, which has ended."""
+        if self._waiting:
+            state = self._state
+            error = TransactionAborted("the transaction was aborted while waiting")
+            self._space._end_waits(
+                self._id,
+                error if state == "aborted" else TransactionError(f"the transaction {state} while waiting"),
+            )
+
+    async def _held(self, call: Any) -> Any:
+        """The result of the awaitable ``call``; an abort seen in Redis ends this transaction."""
+        try:
+            return await call
+        except TransactionAborted:
+            self._end("aborted")
+            raise
+
+    async def write(self, t: Iterable[Value], lease: float | None = None) -> None:
+        """Write ``t`` at commit; its ``lease`` counts from then."""
+        await self.write_many([t], lease)
+
+    async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
+        """Write several tuples at commit (all or none)."""
+        await self._check()
+        ms = _ms(check_lease(lease))
+        added: list[_Own] = []
+        size = self._bytes
+        for i, t in enumerate(tuples):
+            try:
+                checked, data, keys = encode_tuple(t)
+            except InvalidValue as exc:
+                exc.path = f"tuples[{i}]{exc.path}"
+                exc.args = (f"{exc.path}: {exc.reason}",)
+                raise
+            size += len(data) + len(keys)
+            if size > MAX_TRANSACTION_BYTES:
+                raise LimitReached(
+                    f"a transaction holds at most {MAX_TRANSACTION_BYTES} bytes of writes until it commits",
+                    limit="transaction_bytes",
+                    maximum=MAX_TRANSACTION_BYTES,
+                )
+            added.append((checked, data, keys, ms, next(self._ranks)))
+        self._writes += added
+        self._bytes = size
+
+    async def _pick(
+        self, template: Template, take: bool, limit: int | None
+    ) -> list[tuple[int | _Own, Tuple]]:
+        """Up to ``limit`` matches among the space's tuples (taken for this transaction
+        if ``take``) and its own writes, each with its id in the space or its write:
+        after the space's in FIFO order, before them in LIFO order."""
+        await self._check()
+        own = [w for w in self._writes if template.matches(w[0])]
+        lifo = self._space._options.order == "lifo"
+        if lifo:
+            own.reverse()
+        found: list[tuple[int | _Own, Tuple]] = []
+
+        def mine(n: int | None) -> list[tuple[int | _Own, Tuple]]:
+            chosen = own if n is None else own[:n]
+            if take:
+                self._writes = [w for w in self._writes if not any(w is c for c in chosen)]
+                self._bytes -= sum(len(c[1]) + len(c[2]) for c in chosen)
+            return [(c, c[0]) for c in chosen]
+
+        if lifo:
+            found += mine(limit)
+        left = None if limit is None else limit - len(found)
+        if left != 0:
+            found += await self._held(self._space._select(template, take, left, self._id))
+        if not lifo:
+            found += mine(None if limit is None else limit - len(found))
+        return found
+
+    async def _one(self, template: Any, take: bool, timeout: float | None) -> Tuple:
+        compiled = compile_template(template)
+        timeout = check_timeout(timeout)
+        found = await self._pick(compiled, take, 1)
+        if found:
+            return found[0][1]
+        if timeout == 0:
+            raise Timeout(f"no tuple matches {compiled.fields!r}")
+        self._waiting += 1
+        try:
+            found_later: Tuple = await self._held(
+                self._space._block(compiled, take, self._bound(timeout), self._id)
+            )
+        except Timeout:
+            self._check_lease()
+            raise
+        finally:
+            self._waiting -= 1
+        return found_later
+
+    def _bound(self, timeout: float | None) -> float | None:
+        """``timeout``, cut at the end of the transaction's lease."""
+        if self._deadline is None:
+            return timeout
+        left = max(self._deadline - time.monotonic(), 0.0)
+        return left if timeout is None else min(timeout, left)
+
+    def _check_lease(self) -> None:
+        """TransactionAborted if the transaction's lease has run out (a wait ended by it)."""
+        if self.state == "aborted":
+            self._end("aborted")
+            raise TransactionAborted("the transaction's lease ran out while waiting: it was aborted")
+
+    async def _all(
+        self, template: Template, take: bool, limit: int | None, timeout: float | None
+    ) -> list[tuple[int | _Own, Tuple]]:
+        found = await self._pick(template, take, limit)
+        if found or timeout == 0 or limit == 0:
+            return found
+        self._waiting += 1
+        try:
+            later: list[tuple[int | _Own, Tuple]] = await self._held(
+                self._space._group(template, take, limit, self._bound(timeout), self._id)
+            )
+        finally:
+            self._waiting -= 1
+        if not later:
+            self._check_lease()
+        return later
+
+    async def _find_page(
+        self,
+        template: Template,
+        take: bool,
+        limit: int | None,
+        fits: Callable[[list[Tuple]], int],
+        timeout: float | None = 0,
+    ) -> tuple[list[Tuple], int | None]:
+        """:meth:`read_all` or :meth:`take_all` for an answer of bounded size (the
+        server's): the matches that ``fits`` keeps, in order, and how many it left out
+        (None: none); a take gives back those at once, the tuples of the space to their
+        place, its own writes to its writes.  Its pages are not resumed."""
+        found = await self._all(template, take, limit, timeout)
+        kept = fits([t for _, t in found])
+        if take and kept < len(found):
+            rest = found[kept:]
+            self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
+            self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
+            ids = [i for i, _ in rest if isinstance(i, int)]
+            if ids and not await self._space._call("release", [self._id, *ids]):
+                self._end("aborted")
+        return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
+
+    async def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        return await self._one(template, False, timeout)
+
+    async def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        return await self._one(template, True, timeout)
+
+    async def try_read(self, template: Any) -> Tuple | None:
+        found = await self._pick(compile_template(template), False, 1)
+        return found[0][1] if found else None
+
+    async def try_take(self, template: Any) -> Tuple | None:
+        found = await self._pick(compile_template(template), True, 1)
+        return found[0][1] if found else None
+
+    async def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        found = await self._all(compile_template(template), False, check_limit(limit), check_timeout(timeout))
+        return [t for _, t in found]
+
+    async def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        found = await self._all(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+        return [t for _, t in found]
+
+    async def count(self, template: Any) -> int:
+        await self._check()
+        compiled = compile_template(template)
+        return await self._space.count(compiled) + sum(1 for w in self._writes if compiled.matches(w[0]))
+
+    async def commit(self) -> None:
+        """Make the takes final and the writes visible, in one script."""
+        await self._check()
+        args: list[str | bytes] = [self._id]
+        for _, data, keys, ms, _ in self._writes:
+            args += (ms, data, keys)
+        committed = await self._space._call("commit", args)
+        self._end("committed" if committed else "aborted")
+        if not committed:
+            raise TransactionAborted("the transaction was aborted: its lease ran out")
+
+    async def abort(self) -> None:
+        """Discard the writes and put every taken tuple back at its place."""
+        if self._state != "active":
+            return
+        self._end("aborted")
+        if self._id:
+            await self._space._call("abort", [self._id])
+            # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
+            self._release_waits()
+
+    async def renew(self, lease: float | None) -> None:
+        """Give the transaction ``lease`` more seconds from now."""
+        await self._check()
+        seconds = _txn_lease(lease)
+        reply = await self._space._call("renew_txn", [self._id, _ms(seconds)])
+        if reply is None:
+            self._end("aborted")
+            raise TransactionAborted("the transaction was aborted: its lease ran out")
+        self._expires = _seconds(reply)
+        self._deadline = time.monotonic() + seconds
+
+    async def __aenter__(self) -> AsyncRedisTransaction:
+        await self._open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None and self.state == "active":
+            await self.commit()
+        else:
+            await self.abort()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._id}, {self.state})"
 
 
 class AsyncRedisSubscription(AsyncOpenable):
@@ -1332,7 +1744,7 @@ class AsyncRedisSubscription(AsyncOpenable):
         cursor = str(self._present_after)
         while True:
             mode, limit = ("read", 1) if trusted else ("scan", -1)
-            reply = await space._call("find", [mode, order, limit, BATCH, cursor, "", *keys])
+            reply = await space._call("find", [mode, order, limit, BATCH, cursor, "", "", *keys])
             for i, data in pairs(reply[3:]):
                 if i > upto:  # written since it began, in FIFO order: the last ones are passed
                     return None
