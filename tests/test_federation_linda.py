@@ -145,3 +145,18 @@ def test_the_asyncio_face_runs_on_the_callers_loop(node: ts.Node) -> None:
             await jobs.count(("job", int))
 
     asyncio.run(main())
+
+
+def test_a_close_releases_the_calls_waiting_for_an_answer(node: ts.Node) -> None:
+    served = node.space("jobs", capacity=1)
+    served.write(("full",))
+    jobs = ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE)
+    taken = spawn(jobs.take, ("job", int))
+    written = spawn(jobs.write, ("job", 1))
+    wait_for_waiters(served, 2)
+    jobs.close()
+    for call in (taken, written):
+        with pytest.raises(ts.SpaceClosed):
+            call.result(PATIENCE)
+    with pytest.raises(ts.SpaceClosed):
+        jobs.try_read(("job", int))
