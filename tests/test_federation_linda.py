@@ -4,15 +4,12 @@ against a real node on 127.0.0.1 (the contract tests run over it too: the ``coap
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
-from tuplespace._federation._cbor import JSON, decode_cbor
-from tuplespace._federation._message import ACK, CON, CONTENT_FORMAT, FETCH, RST, URI_PATH, URI_QUERY, Message
+from helpers import PATIENCE, spawn, wait_for_waiters
 
 
 @pytest.fixture
@@ -163,36 +160,3 @@ def test_a_close_releases_the_calls_waiting_for_an_answer(node: ts.Node) -> None
             call.result(PATIENCE)
     with pytest.raises(ts.SpaceClosed):
         jobs.try_read(("job", int))
-
-
-@pytest.mark.parametrize("reply", ["ack", "reset", "nothing"])
-def test_a_take_is_final_once_its_answer_is_acknowledged(reply: str) -> None:
-    # A client that takes and never acknowledges the answer (gone, or its answer lost on the
-    # way at every retransmission) or resets it gets nothing: the tuple goes back.
-    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, ack_timeout=0.05, max_retransmit=1) as node:
-        served = node.space("jobs")
-        served.write(("job", 1))
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.settimeout(PATIENCE)
-        sock.connect(("127.0.0.1", node.port))
-        try:
-            request = Message(CON, FETCH, 1, b"take")
-            for segment in ("spaces", "jobs"):
-                request.add(URI_PATH, segment)
-            request.add(CONTENT_FORMAT, JSON)
-            request.add(URI_QUERY, "op=take")
-            request.add(URI_QUERY, "claim")
-            request.payload = ts.encode_template(("job", int))
-            sock.send(request.encode())
-            answer = Message.decode(sock.recv(65536))
-            while answer.mtype != CON:  # the acknowledgement of the request comes first
-                answer = Message.decode(sock.recv(65536))
-            assert answer.token == b"take"
-            assert decode_cbor(answer.payload) == ("job", 1)
-            assert served.count(("job", int)) == 0
-            if reply != "nothing":
-                sock.send(Message(ACK if reply == "ack" else RST, 0, answer.mid).encode())
-            wait_until(lambda: served.statistics()["transactions"] == 0, "the claim settled")
-        finally:
-            sock.close()
-        assert served.count(("job", int)) == (0 if reply == "ack" else 1)

@@ -28,7 +28,7 @@ import os
 import random
 import socket
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -85,7 +85,6 @@ _KNOWN = frozenset(
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
-MAX_ACKED = 1024  # confirmable answers remembered, to acknowledge their repeats again
 CLOSE_CHECK = 1.0  # seconds a thread waits for an answer before it checks the endpoint is open
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
 # one, so that a new request is never taken for the repeat of an old one.
@@ -193,20 +192,6 @@ class _Observed:
         self.seal: Seal | None = None  # protects its notifications (OSCORE)
 
 
-class Delivered(Message):
-    """An answer whose delivery matters (a tuple taken under a claim): sent apart from
-    the request's acknowledgement as a confirmable message, and ``settle(True)`` called
-    once the client acknowledges it (its first block, when it is cut into blocks), or
-    ``settle(False)`` when it never does (reset, or retransmissions given up).  To a
-    non-confirmable request it is sent once and settled at once."""
-
-    __slots__ = ("settle",)
-
-    def __init__(self, answer: Message, settle: Callable[[bool], None]) -> None:
-        super().__init__(answer.mtype, answer.code, answer.mid, answer.token, answer.options, answer.payload)
-        self.settle = settle
-
-
 def _nothing() -> None:
     pass
 
@@ -259,9 +244,6 @@ class Endpoint(asyncio.DatagramProtocol):
         self._waiting: dict[bytes, _Waiting] = {}
         # Idle sockets for the requests of other threads, with the peer each is connected to.
         self._sockets: list[tuple[Any, Address]] = []
-        # The confirmable answers acknowledged last: a repeat (the acknowledgement was lost)
-        # is acknowledged again, not reset, so the peer knows it was received (RFC 7252 §4.5).
-        self._acked: deque[tuple[Address, int]] = deque(maxlen=MAX_ACKED)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
@@ -433,12 +415,11 @@ class Endpoint(asyncio.DatagramProtocol):
             self._acknowledged(message, peer)
         waiting = self._waiting.get(message.token)
         if waiting is None or waiting.peer != peer:
-            if message.mtype == CON:  # a repeat, an answer nobody waits for, an observation ended
-                self._send(peer, self._unexpected(peer, message.mid))
+            if message.mtype == CON:  # an answer nobody waits for, or an observation ended
+                self._send(peer, Message(RST, 0, message.mid).encode())
             return
         if message.mtype == CON:
             self._send(peer, Message(ACK, 0, message.mid).encode())
-            self._acked.append((peer, message.mid))
         if not waiting.future.done():
             waiting.future.set_result(message)
         elif waiting.notify is not None:
@@ -456,11 +437,6 @@ class Endpoint(asyncio.DatagramProtocol):
             waiting.max_age = message.number(MAX_AGE) or DEFAULT_MAX_AGE
         assert waiting.notify is not None
         waiting.notify(message)
-
-    def _unexpected(self, peer: Address, mid: int) -> bytes:
-        """The reply to a confirmable answer no request waits for: ACK to the repeat of
-        one acknowledged (a tuple taken under a claim stays taken), else RST."""
-        return Message(ACK if (peer, mid) in self._acked else RST, 0, mid).encode()
 
     def _spawn(self, coroutine: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coroutine)
@@ -581,10 +557,9 @@ class Endpoint(asyncio.DatagramProtocol):
                 if reply.code >= 64 and reply.token == token:
                     if reply.mtype == CON:
                         sock.send(Message(ACK, 0, reply.mid).encode())
-                        self._acked.append((peer, reply.mid))
                     return reply
-                if reply.mtype == CON:  # a repeat, or an answer nobody waits for any more
-                    sock.send(self._unexpected(peer, reply.mid))
+                if reply.mtype == CON:  # an answer nobody waits for any more
+                    sock.send(Message(RST, 0, reply.mid).encode())
         except ConnectionRefusedError as exc:
             raise Unreachable(f"the peer's port is closed ({exc})") from None
         except OSError as exc:
@@ -820,7 +795,6 @@ class Endpoint(asyncio.DatagramProtocol):
         observed: _Observed | None,
         seal: Seal | None,
     ) -> None:
-        settle = answer.settle if isinstance(answer, Delivered) else None
         if observed is not None:
             if success(answer.code):
                 answer.add(OBSERVE, self._sequence())
@@ -831,7 +805,7 @@ class Endpoint(asyncio.DatagramProtocol):
             answer = seal(answer, False)
         if echo is not None:
             answer.add(BLOCK1, echo)
-        self._answer(message, peer, served, answer, settle)
+        self._answer(message, peer, served, answer)
 
     def _render(self, request: Message, then: Callable[[Message], None]) -> None:
         assert self.site is not None
@@ -854,28 +828,16 @@ class Endpoint(asyncio.DatagramProtocol):
             answer = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
         then(answer)
 
-    def _answer(
-        self,
-        request: Message,
-        peer: Address,
-        served: _Served,
-        answer: Message,
-        settle: Callable[[bool], None] | None = None,
-    ) -> None:
+    def _answer(self, request: Message, peer: Address, served: _Served, answer: Message) -> None:
         answer.token = request.token
         self._cut(request, peer, answer)
         if request.mtype == NON:
             answer.mtype, answer.mid = NON, self._next_mid()
             served.reply = answer.encode()
             self._send(peer, served.reply)
-            if settle is not None:
-                settle(True)
-        elif served.separate or settle is not None:
+        elif served.separate:
             served.reply = Message(ACK, 0, request.mid).encode()
-            if not served.separate:  # acknowledged now, the answer sent apart
-                self._send(peer, served.reply)
-            done = _nothing_done if settle is None else _settling(settle)
-            self._confirmable(peer, answer, done)
+            self._confirmable(peer, answer, _nothing_done)
         else:
             answer.mtype, answer.mid = ACK, request.mid
             served.reply = answer.encode()
@@ -1086,13 +1048,6 @@ class Endpoint(asyncio.DatagramProtocol):
 
 def _nothing_done(reply: Message | None) -> None:
     pass
-
-
-def _settling(settle: Callable[[bool], None]) -> Callable[[Message | None], None]:
-    def done(reply: Message | None) -> None:
-        settle(reply is not None and reply.mtype == ACK)
-
-    return done
 
 
 async def _bounded(work: Awaitable[Message], timeout: float | None) -> Message:

@@ -73,11 +73,8 @@ def _cancel(seq: int) -> _Ask:
 
 
 def _fetch(template: Any, op: str, timeout: float | None) -> _Ask:
-    """A read, or a take under a claim (the node commits it once this client acknowledges
-    the answer)."""
     wait = check_timeout(timeout)
-    claim = ("claim",) if op == "take" else ()
-    return _Ask(FETCH, encode_template(template), (f"op={op}", *claim, *_seconds("timeout", wait)), wait)
+    return _Ask(FETCH, encode_template(template), (f"op={op}", *_seconds("timeout", wait)), wait)
 
 
 def _count(template: Any) -> _Ask:
@@ -204,9 +201,8 @@ class CoapSpace(_Space):
     Tuples travel in CBOR, templates in the JSON wire format.  A request the node does
     not answer within ``timeout`` seconds (beyond the time a read or take may wait)
     raises :class:`~tuplespace.Unreachable`.  A take is done once however often its
-    request is sent (CoAP's duplicate detection), under a claim: the node answers it
-    apart, as a confirmable message, and puts the tuple back if that answer is never
-    acknowledged (docs/federation.md).
+    request is sent (CoAP's duplicate detection); an answer that never arrives after
+    all retransmissions loses the tuple taken, as no claim protects it.
     ``ack_timeout`` and ``max_retransmit`` are the retransmission timers (RFC 7252:
     2 s, 4 times) and ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
     """

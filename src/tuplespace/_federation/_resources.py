@@ -30,13 +30,11 @@ from .._events import Change
 from .._lease import AsyncLease
 from .._record import Record
 from .._space import Space
-from .._templates import Template
 from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
-from ._endpoint import Delivered
 from ._message import (
     ACCEPT,
     CHANGED,
@@ -137,7 +135,6 @@ class SpacesResource:
         self._max_observed = max_observed
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
-        self._settling: set[asyncio.Future[None]] = set()  # claims being committed or aborted
         self.handlers: dict[
             str, Callable[[Message], Message | Awaitable[Message]]
         ] = {}  # by first segment: $refs, $sys
@@ -329,7 +326,7 @@ class SpacesResource:
             )
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout", "limit", "after", "lease", "claim"))
+        query = _query(request, ("op", "timeout", "limit", "after", "lease"))
         op = query.get("op", "read")
         if op not in FETCH_OPS:
             raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
@@ -358,8 +355,6 @@ class SpacesResource:
             return self._done(
                 work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
             )
-        if op == "take" and "claim" in query:
-            return self._claimed(aspace, template, timeout, accept)
         if timeout == 0:
             found = aspace.try_take(template) if op == "take" else aspace.try_read(template)
         else:
@@ -388,39 +383,6 @@ class SpacesResource:
                 lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
             )
         raise ApiError(400, "bad_request", f"op is write, write_many, renew or cancel, not {op!r}", "op")
-
-    async def _claimed(
-        self, aspace: AsyncSpace, template: Template, timeout: float | None, accept: int
-    ) -> Message:
-        """A take under a claim (``?claim``): in a transaction of its own, committed once
-        the client acknowledges the answer, aborted (the tuple back in the space) when it
-        never does, so an answer lost after all retransmissions loses nothing."""
-        tx = aspace.transaction(lease=None)  # it ends with the answer's delivery
-        try:
-            found = await (tx.try_take(template) if timeout == 0 else tx.take(template, timeout))
-        except Timeout:
-            found = None
-        except TupleSpaceError as exc:
-            await tx.abort()
-            return error_message(api_error(exc))
-        except BaseException:
-            await tx.abort()
-            raise
-        if found is None:
-            await tx.abort()
-            return answer_value(None, accept)
-
-        def settle(delivered: bool) -> None:
-            task = asyncio.ensure_future(tx.commit() if delivered else tx.abort())
-            self._settling.add(task)
-            task.add_done_callback(self._settled)
-
-        return Delivered(answer_value(found, accept), settle)
-
-    def _settled(self, task: asyncio.Future[None]) -> None:
-        self._settling.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("coap: a claim was not settled: %s", task.exception())
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
         aspace = self._async.get(name)
