@@ -327,7 +327,10 @@ def test_content_formats(node: ts.Node, coap: Callable[..., Message]) -> None:
     assert coap("PUT", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
     assert coap("PATCH", uri, ts.encode_cbor(1)).code == Code.METHOD_NOT_ALLOWED
     assert coap("GET", uri, uri_query=["colour=red"]).code == Code.BAD_REQUEST
-    assert coap("GET", node.base_uri + "spaces/home").code == Code.METHOD_NOT_ALLOWED
+    assert coap("DELETE", node.base_uri + "spaces/home").code == Code.METHOD_NOT_ALLOWED
+    statistics = coap("GET", node.base_uri + "spaces/home", accept=50)  # a space's
+    assert statistics.code == Code.CONTENT
+    assert b'"records":1' in statistics.payload
     assert coap("GET", node.base_uri + "spaces/nowhere/x").code == Code.NOT_FOUND
     assert node.space("home").record("kitchen").get("temp") == 3.0
 

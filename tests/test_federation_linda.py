@@ -78,5 +78,85 @@ def test_errors_over_coap(node: ts.Node) -> None:
         nowhere.write(("a",))
     with pytest.raises(ts.InvalidValue):
         ts.connect(node.base_uri + "jobs")
-    with pytest.raises(ValueError, match="no asyncio face"):
-        asyncio.run(ts.connect_async(node.base_uri + "spaces/jobs"))
+    with pytest.raises(ts.InvalidValue):
+        asyncio.run(ts.connect_async(node.base_uri + "jobs"))
+
+
+def test_write_many_is_all_or_none_and_its_leases_renew_and_cancel(node: ts.Node) -> None:
+    clock = ts.SimulatedClock()
+    served = node.space("jobs", clock=clock)
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        with pytest.raises(ts.InvalidValue) as caught:
+            jobs.write_many([("job", 1), ("job", float("nan"))])
+        assert caught.value.path == "tuples[1][1]"
+        assert served.count(("job", ts.ANY)) == 0
+        first, second = jobs.write_many([("job", 1), ("job", 2)], lease=10)
+        assert first.expires_at == clock.now() + 10
+        lease = jobs.write(("job", 3), lease=10)
+        first.renew(100)
+        assert first.expires_at == clock.now() + 100
+        second.cancel()
+        clock.advance(50)
+        assert jobs.read_all(("job", int)) == [("job", 1)]
+        with pytest.raises(ts.UnknownLease):
+            lease.renew(10)
+        with pytest.raises(ts.UnknownLease):
+            second.cancel()
+        assert jobs.statistics()["tuples"] == served.statistics()["tuples"] == 1
+
+
+def test_large_answers_come_block_by_block_and_page_by_page() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_results=4, max_answer=3000) as node:
+        served = node.space("jobs")
+        rows = [("job", n, "x" * 400) for n in range(10)]
+        served.write_many(rows)
+        with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+            assert jobs.read_all(("job", int, str)) == rows  # 4 answers of at most 3000 bytes
+            assert jobs.read_all(("job", int, str), limit=5) == rows[:5]
+            assert jobs.take_all(("job", int, str), limit=7) == rows[:7]
+            assert jobs.take_all(("job", int, str)) == rows[7:]
+            assert jobs.take_all(("job", int, str), timeout=0.1) == []
+        assert served.count(("job", ts.ANY, ts.ANY)) == 0
+
+
+def test_the_asyncio_face_runs_on_the_callers_loop(node: ts.Node) -> None:
+    served = node.space("jobs")
+
+    async def main() -> None:
+        jobs = await ts.connect_async(node.base_uri + "spaces/jobs", timeout=PATIENCE)
+        assert repr(jobs).startswith("AsyncCoapSpace(")
+        taken = asyncio.ensure_future(jobs.take(("job", int)))
+        await asyncio.to_thread(wait_for_waiters, served, 1)
+        lease = await jobs.write(("job", 1), lease=60)
+        assert await taken == ("job", 1)
+        with pytest.raises(ts.UnknownLease):
+            await lease.cancel()
+        await jobs.write_many([("job", 2), ("job", 3)])
+        assert await jobs.write_if_absent(("job", 2), ("job", 4)) is False
+        assert await jobs.replace(("job", 3), ("job", 5)) == ("job", 3)
+        assert await jobs.take_all(("job", int)) == [("job", 2), ("job", 5)]
+        assert (await jobs.statistics())["waiters"] == 0
+        waiting = asyncio.ensure_future(jobs.read(("never",)))
+        await asyncio.to_thread(wait_for_waiters, served, 1)
+        await jobs.close()
+        with pytest.raises(ts.SpaceClosed):
+            await waiting
+        with pytest.raises(ts.SpaceClosed):
+            await jobs.count(("job", int))
+
+    asyncio.run(main())
+
+
+def test_a_close_releases_the_calls_waiting_for_an_answer(node: ts.Node) -> None:
+    served = node.space("jobs", capacity=1)
+    served.write(("full",))
+    jobs = ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE)
+    taken = spawn(jobs.take, ("job", int))
+    written = spawn(jobs.write, ("job", 1))
+    wait_for_waiters(served, 2)
+    jobs.close()
+    for call in (taken, written):
+        with pytest.raises(ts.SpaceClosed):
+            call.result(PATIENCE)
+    with pytest.raises(ts.SpaceClosed):
+        jobs.try_read(("job", int))

@@ -354,6 +354,11 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=count"}, True),
         (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=read"}, True),
         (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=take"}, False),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=read_all"}, True),
+        (FETCH, "spaces/jobs", encode_template((int,)), {"o12": 50, "o15": "op=take_all"}, False),
+        (FETCH, "spaces/jobs", b"[[2],[2]]", {"o12": 50, "o15": "op=write_if_absent"}, False),
+        (FETCH, "spaces/jobs", b'[[1],["x"]]', {"o12": 50, "o15": "op=replace"}, False),
+        (GET, "spaces/jobs", b"", {}, True),  # statistics
         (POST, "spaces/jobs", encode_cbor((2,)), {}, False),
         (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
         (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),

@@ -11,7 +11,7 @@ from ._schemes import scheme as find_scheme
 from ._space import Space
 
 if TYPE_CHECKING:
-    from ._federation._linda import CoapSpace
+    from ._federation._linda import AsyncCoapSpace, CoapSpace
     from .client import AsyncRemoteServer, AsyncRemoteSpace, RemoteServer, RemoteSpace
     from .stores import AsyncRedisSpace, RedisSpace
 
@@ -61,8 +61,8 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
       space ``jobs`` kept in Redis, shared by every process that opens it: a
       :class:`tuplespace.stores.RedisSpace` (docs/scaling.md).
     - ``coap://host:port/spaces/jobs`` — the space ``jobs`` of a :class:`tuplespace.Node`,
-      over CoAP: write, read, take and count (``timeout=`` bounds its wait for an
-      answer; docs/federation.md).
+      over CoAP: the Linda operations of :class:`Space` that docs/federation.md lists
+      (``timeout=`` bounds its wait for an answer).
 
     The stores (``memory:``, ``sqlite:``, ``redis:``...) are found by their scheme in
     one table, ``tuplespace._schemes.SCHEMES``.  Keyword options (those of
@@ -99,11 +99,12 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
 
 async def connect_async(
     url: str = "memory:", **options: Any
-) -> AsyncSpace | AsyncRemoteSpace | AsyncRedisSpace:
+) -> AsyncSpace | AsyncRemoteSpace | AsyncRedisSpace | AsyncCoapSpace:
     """Open the space that ``url`` names, for asyncio: what :func:`connect` opens, seen
     as an :class:`AsyncSpace`, or for an ``http://`` or ``https://`` URL a
     :class:`tuplespace.client.AsyncRemoteSpace`, for a ``redis://``, ``rediss://`` or
-    ``redis+cluster://`` URL a :class:`tuplespace.stores.AsyncRedisSpace`.
+    ``redis+cluster://`` URL a :class:`tuplespace.stores.AsyncRedisSpace`, for a
+    ``coap://`` URL an ``AsyncCoapSpace`` on the running event loop (docs/federation.md).
 
     >>> space = await connect_async("http://127.0.0.1:8765/spaces/jobs", token="...")  # doctest: +SKIP
     >>> await space.take(("job", int), timeout=5)                                      # doctest: +SKIP
@@ -111,7 +112,9 @@ async def connect_async(
     url = _check_url(url)
     scheme = urlsplit(url).scheme
     if scheme == "coap":
-        raise ValueError("a coap:// space is opened with connect(); it has no asyncio face yet")
+        from ._federation._linda import open_async
+
+        return await open_async(url, **options)
     if scheme in ("http", "https"):
         from .client import AsyncRemoteSpace
 

@@ -85,6 +85,7 @@ _KNOWN = frozenset(
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
+CLOSE_CHECK = 1.0  # seconds a thread waits for an answer before it checks the endpoint is open
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
 # one, so that a new request is never taken for the repeat of an old one.
 MAX_EXCHANGES = 32768
@@ -469,7 +470,8 @@ class Endpoint(asyncio.DatagramProtocol):
         the calling thread itself, on a socket of its own for the time of the
         request (at most ``MAX_IDLE_SOCKETS`` are kept for the next ones): no pass
         through the loop.  :class:`~tuplespace.Unreachable` when no answer comes
-        within ``timeout`` seconds (None: no bound once the request is acknowledged)."""
+        within ``timeout`` seconds (None: no bound once the request is acknowledged),
+        or when the endpoint is closed meanwhile (seen within ``CLOSE_CHECK`` seconds)."""
         loop = self._loop
         if loop is None or self.closed:
             raise Unreachable("the endpoint is closed")
@@ -537,8 +539,11 @@ class Endpoint(asyncio.DatagramProtocol):
                     wait *= 2
                     resend = now + wait
                     sock.send(data)
+                if self.closed:
+                    raise Unreachable("the endpoint is closed")
                 bound = deadline if acknowledged else resend if deadline is None else min(resend, deadline)
-                sock.settimeout(None if bound is None else max(bound - now, 1e-4))  # 0 is non-blocking
+                # 0 is non-blocking; a long wait is cut to see a close() from another thread
+                sock.settimeout(CLOSE_CHECK if bound is None else min(max(bound - now, 1e-4), CLOSE_CHECK))
                 try:
                     reply = Message.decode(sock.recv(65536))
                 except (TimeoutError, MessageError):

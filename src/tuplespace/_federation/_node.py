@@ -51,7 +51,9 @@ class Node:
     ``ack_timeout`` seconds (RFC 7252: 2 to 3), then twice as long each time, up to
     ``max_retransmit`` times.  Served resources are bounded: at most
     ``max_observers`` observations of one record (with its fields), ``max_observed``
-    records observed at once, request payloads of ``max_request_bytes`` (4.13 past
+    records observed at once, ``read_all`` and ``take_all`` answers of
+    ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
+    rest), request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
     message ids remembered to answer repeated requests.  Notifications are fresh
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
@@ -84,6 +86,8 @@ class Node:
         timeout: float = 10.0,
         max_observers: int = 64,
         max_observed: int = 256,
+        max_results: int = 10_000,
+        max_answer: int = 16 << 20,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
@@ -117,7 +121,13 @@ class Node:
         except ModuleNotFoundError as exc:  # the server's error table
             raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
-        self._resource = SpacesResource(self._spaces, max_observers=max_observers, max_observed=max_observed)
+        self._resource = SpacesResource(
+            self._spaces,
+            max_observers=max_observers,
+            max_observed=max_observed,
+            max_results=max_results,
+            max_answer=max_answer,
+        )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(
             self._resource,

@@ -72,10 +72,12 @@ log = logging.getLogger("tuplespace")
 __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
-#: (GET, Observe, FETCH read and count), ``read+write`` (PUT a field, POST a tuple,
-#: FETCH take) and ``all`` (POST to create a record, DELETE).
+#: (GET, Observe, FETCH read, count and read_all), ``read+write`` (PUT a field, POST
+#: to a space, FETCH take, take_all, write_if_absent and replace) and ``all`` (POST to
+#: create a record, DELETE).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
+_READING = frozenset({"op=read", "op=count", "op=read_all"})  # FETCHes that change nothing
 SEQUENCE_STEP = 1024  # sequence numbers reserved per write of the state file
 REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]
@@ -222,7 +224,8 @@ def needed(request: Message) -> int:
         if code == GET:
             return READ
         if code == FETCH:
-            return WRITE if "op=take" in request.query else READ
+            reading = all(q in _READING for q in request.query if q.startswith("op="))
+            return READ if reading else WRITE
         if code == PUT or (code == POST and len(path) == 2):
             return WRITE
     except MessageError:

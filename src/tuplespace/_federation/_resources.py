@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from .._aio import AsyncSpace
-from .._codec import decode, decode_template, encode
+from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire
 from .._errors import (
     CapabilityRevoked,
     InvalidValue,
@@ -27,10 +27,12 @@ from .._errors import (
     WireError,
 )
 from .._events import Change
+from .._lease import AsyncLease
 from .._record import Record
 from .._space import Space
 from .._upcall import Upcall
 from .._values import URI, Map, Value
+from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._message import (
@@ -59,6 +61,8 @@ _MISSING = object()
 # Changes after which a field's observers are told, beside a set of that field.
 _ENDS = frozenset({"create", "move", "destroy", "expire"})
 LINK_FORMAT = 40
+# What FETCH does on a space, with ?op=.
+FETCH_OPS = ("read", "take", "count", "read_all", "take_all", "write_if_absent", "replace")
 
 
 def coap_code(status: int) -> int:
@@ -110,11 +114,22 @@ class SpacesResource:
 
     ``spaces`` maps the names of the node's spaces to them; ``max_observers`` bounds
     the observations of one record (its fields' included) and ``max_observed`` the
-    records observed at once (each has an upcall thread).
+    records observed at once (each has an upcall thread).  A ``read_all`` or
+    ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
+    their JSON form) at a time, and the cursor of the rest.
     """
 
-    def __init__(self, spaces: dict[str, Space], *, max_observers: int, max_observed: int) -> None:
+    def __init__(
+        self,
+        spaces: dict[str, Space],
+        *,
+        max_observers: int,
+        max_observed: int,
+        max_results: int = 10_000,
+        max_answer: int = 16 << 20,
+    ) -> None:
         self._spaces = spaces
+        self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
@@ -288,37 +303,86 @@ class SpacesResource:
         return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
     def _linda(self, request: Message, name: str, accept: int) -> Message | Awaitable[Message]:
-        """``/spaces/<space>``: POST writes the tuple of the payload (``?lease=<s>``);
-        FETCH with a template (JSON) reads, takes (``?op=take``) or counts
-        (``?op=count``) its matches, waiting up to ``?timeout=<s>`` (none: as long as
-        it takes; 0: not at all) and answering null when none came."""
+        """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
+        answers the space's statistics; POST writes (``?op=write``, the default: the
+        payload's tuple; ``?op=write_many``: its array of tuples, all or none) for
+        ``?lease=<s>`` and answers the leases, or renews (``?op=renew&id=<lease>``) or
+        cancels (``?op=cancel&id=<lease>``) one; FETCH, with a payload in the JSON wire
+        format, does the ``?op=`` of :data:`FETCH_OPS` (read when none)."""
         space = self._spaces.get(name)
         if space is None:
             raise NotFound(f"this node has no space {name!r}")
+        aspace = self._aspace(name, space)
+        if request.code == GET:
+            _query(request, ())
+            return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
-            lease = _seconds(_query(request, ("lease",)), "lease")
-            value = _payload(request, space)
-            return self._done(self._aspace(name, space).write(value, lease), lambda _: Message(code=CREATED))
+            return self._post(request, space, aspace, accept)
         if request.code != FETCH:
             raise ApiError(
-                405, "method_not_allowed", "a space takes POST (write) and FETCH (read, take, count)"
+                405,
+                "method_not_allowed",
+                "a space takes GET (statistics), POST (writes) and FETCH (the rest)",
             )
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout"))
-        template = decode_template(request.payload, space.limits)
+        query = _query(request, ("op", "timeout", "limit", "after", "lease"))
         op = query.get("op", "read")
-        aspace = self._aspace(name, space)
+        if op not in FETCH_OPS:
+            raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
+        timeout = _seconds(query, "timeout")
+        if op in ("write_if_absent", "replace"):
+            wire = _loads(request.payload, space.limits)
+            if not isinstance(wire, list) or len(wire) != 2:
+                raise WireError("the payload of write_if_absent or replace is [template, tuple]")
+            template = template_from_wire(wire[0], space.limits)
+            successor = from_wire(wire[1], space.limits)
+            lease = _seconds(query, "lease")
+            if op == "write_if_absent":
+                return self._done(
+                    aspace.write_if_absent(template, successor, lease), lambda w: answer_value(w, accept)
+                )
+            return self._done(
+                aspace.replace(template, successor, lease, timeout), lambda t: answer_value(t, accept)
+            )
+        template = decode_template(request.payload, space.limits)
         if op == "count":
             return self._done(aspace.count(template), lambda n: answer_value(n, accept))
-        if op not in ("read", "take"):
-            raise ApiError(400, "bad_request", f"op is read, take or count, not {op!r}", "op")
-        timeout = _seconds(query, "timeout")
+        if op in ("read_all", "take_all"):
+            limit, after = _whole(query, "limit"), _whole(query, "after")
+            fits = Page(self._answer_limits).fits
+            work = aspace._find_page(template, op == "take_all", limit, fits, after, timeout)
+            return self._done(
+                work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
+            )
         if timeout == 0:
             found = aspace.try_take(template) if op == "take" else aspace.try_read(template)
         else:
             found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
         return self._done(found, lambda value: answer_value(value, accept))
+
+    def _post(self, request: Message, space: Space, aspace: AsyncSpace, accept: int) -> Awaitable[Message]:
+        query = _query(request, ("op", "lease", "id", "timeout"))
+        op = query.get("op", "write")
+        lease = _seconds(query, "lease")
+        if op in ("renew", "cancel"):
+            seq = _whole(query, "id")
+            if seq is None:
+                raise ApiError(400, "bad_request", f"{op} names its lease: ?id=<lease>", "id")
+            change = aspace._renew(seq, lease) if op == "renew" else aspace._cancel(seq)
+            return self._done(change, lambda expires: answer_value(expires, accept, CHANGED))
+        value = _payload(request, space)
+        if op == "write":
+            work = aspace.write(value, lease, _seconds(query, "timeout"))
+            return self._done(work, lambda one: _written(one, accept))
+        if op == "write_many":
+            if not isinstance(value, tuple):
+                raise WireError("write_many writes an array of tuples")
+            return self._done(
+                aspace.write_many(value, lease),
+                lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
+            )
+        raise ApiError(400, "bad_request", f"op is write, write_many, renew or cancel, not {op!r}", "op")
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
         aspace = self._async.get(name)
@@ -396,6 +460,26 @@ def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}
+
+
+def _whole(query: dict[str, str], name: str) -> int | None:
+    text = query.get(name)
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 20:
+        raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
+    return int(text)
+
+
+def _written(lease: AsyncLease | None, accept: int) -> Message:
+    if lease is None:  # a write that waited for room
+        return error_message(api_error(Timeout("the space stayed full: no room for the tuple in time")))
+    return answer_value(_lease(lease), accept, CREATED)
+
+
+def _lease(lease: AsyncLease) -> tuple[int, float | None]:
+    """A lease as it travels: its id and when it ends (None: never)."""
+    return (lease.seq, lease.expires_at)
 
 
 def _seconds(query: dict[str, str], name: str) -> float | None:
