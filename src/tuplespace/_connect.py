@@ -81,7 +81,7 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
         remote = RemoteSpace(url, **own)
         if space_options:
             try:
-                remote._create(space_options)
+                remote.create_space(space_options)
             except BaseException:
                 remote.close()
                 raise
@@ -119,7 +119,7 @@ async def connect_async(
         remote = AsyncRemoteSpace(url, **own)
         if space_options:
             try:
-                await remote._create(space_options)
+                await remote.create_space(space_options)
             except BaseException:
                 await remote.close()
                 raise

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import os
 import socket
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -187,6 +187,11 @@ class Node:
         """Run ``coroutine`` on the node's event loop and return its result; a peer
         that does not answer within :attr:`timeout` raises :class:`~tuplespace.Unreachable`."""
         return self._runner.call(coroutine, self.timeout)
+
+    @property
+    def spaces(self) -> Mapping[str, Space]:
+        """The spaces the node holds, by name (made by :meth:`space`)."""
+        return self._spaces
 
     @property
     def endpoint(self) -> Endpoint:

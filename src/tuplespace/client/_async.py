@@ -200,7 +200,7 @@ class AsyncRemoteSpace:
     def closed(self) -> bool:
         return self._closed
 
-    async def _create(self, options: dict[str, Any]) -> None:
+    async def create_space(self, options: dict[str, Any]) -> None:
         """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
         exists; raise if it exists with other options.  Needs the ``admin`` permission."""
         await self._request("PUT", "", options)

@@ -201,7 +201,7 @@ class RemoteSpace:
     def closed(self) -> bool:
         return self._closed
 
-    def _create(self, options: dict[str, Any]) -> None:
+    def create_space(self, options: dict[str, Any]) -> None:
         """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
         exists; raise if it exists with other options.  Needs the ``admin`` permission."""
         self._request("PUT", "", options)
