@@ -122,7 +122,7 @@ def redis_async_space(
     url = server.space_url() + ("&partitions=4&route=0" if partitioned else "")
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(ts.connect_async(url, **_redis_options("redis-async", options)))
+        adapter.aspace = adapter.run(ts.connect_async(url, **_redis_options("redis-async", options)))
         assert isinstance(adapter.aspace, AsyncPartitionedRedisSpace if partitioned else AsyncRedisSpace)
         yield adapter
     finally:

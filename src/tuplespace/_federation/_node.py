@@ -194,6 +194,12 @@ class Node:
         return self._spaces
 
     @property
+    def upcalls(self) -> set[RemoteUpcall]:
+        """The upcalls of remote records this node follows (each adds and removes
+        itself), ended when the node closes."""
+        return self._upcalls
+
+    @property
     def endpoint(self) -> Endpoint:
         """The node's CoAP endpoint (server and client), used on its event loop."""
         return self._endpoint
