@@ -246,8 +246,9 @@ class Record(RecordBase):
         make a record contain itself raises :class:`ContainmentCycle`.
         """
         space = self._space
-        if space.core.refer is not None:
-            space.core.refer(self, value)
+        refer = space.core.refer
+        if refer is not None:
+            refer(self, value)
         version: int = space.core.call(space.core.engine.records.set, self._rid, self._token, tag, value)
         return version
 
@@ -300,8 +301,9 @@ class Record(RecordBase):
         with the new one, which remote handles follow (docs/federation.md, Migration)."""
         self._full("move")
         space = self._space
-        if space.core.move_away is not None and str(path).startswith("coap://"):
-            space.core.move_away(self, str(path), redirect_lease)
+        move_away = space.core.move_away
+        if move_away is not None and str(path).startswith("coap://"):
+            move_away(self, str(path), redirect_lease)
             return
         space.core.call(self._store.move, self._rid, path, redirect_lease)
 
