@@ -122,7 +122,7 @@ def redis_async_space(
     url = server.space_url() + ("&partitions=4&route=0" if partitioned else "")
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(ts.connect_async(url, **_redis_options("redis-async", options)))
+        adapter.aspace = adapter.run(ts.connect_async(url, **_redis_options("redis-async", options)))
         assert isinstance(adapter.aspace, AsyncPartitionedRedisSpace if partitioned else AsyncRedisSpace)
         yield adapter
     finally:
@@ -285,8 +285,12 @@ COAP_LIMITS = {
 }
 
 
+# Whole modules a space over CoAP does not run: rules and methods, which it does not serve yet.
+COAP_LIMITS_BY_MODULE = {"test_active": "rules and methods, which a space over CoAP does not have yet"}
+
+
 def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
-    return COAP_LIMITS.get(function.__name__) or coap_limit(function)
+    return COAP_LIMITS_BY_MODULE.get(module) or COAP_LIMITS.get(function.__name__) or coap_limit(function)
 
 
 # The ways this project adds to the kit's: Redis (a server, a cluster; sync and async) and CoAP.

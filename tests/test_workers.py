@@ -53,13 +53,13 @@ class Running:
     def __init__(self, space: Any, templates: list[Any], handler: Callable[..., Any], **options: Any) -> None:
         self.space = space
         if isinstance(space, SyncOverAsync):
-            self.worker: Any = space._run(ts.AsyncWorker(space.aspace, templates, handler, **options).start())
+            self.worker: Any = space.run(ts.AsyncWorker(space.aspace, templates, handler, **options).start())
         else:
             self.worker = ts.Worker(space, templates, handler, **options).start()
 
     def stop(self) -> None:
         if isinstance(self.space, SyncOverAsync):
-            self.space._run(self.worker.stop())
+            self.space.run(self.worker.stop())
         else:
             self.worker.stop()
 
@@ -72,11 +72,11 @@ def cleaning(space: Any, template: Any, max_age: float) -> Iterator[Any]:
     """A :class:`tuplespace.Cleaner`, or an :class:`tuplespace.AsyncCleaner` on the event
     loop of an asyncio space, until the block ends."""
     if isinstance(space, SyncOverAsync):
-        cleaner = space._run(ts.AsyncCleaner(space.aspace, template, max_age).start())
+        cleaner = space.run(ts.AsyncCleaner(space.aspace, template, max_age).start())
         try:
             yield cleaner
         finally:
-            space._run(cleaner.stop())
+            space.run(cleaner.stop())
     else:
         with ts.Cleaner(space, template, max_age) as cleaner:
             yield cleaner

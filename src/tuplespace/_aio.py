@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from ._capabilities import READ_ONLY
+from ._core import Core
 from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
@@ -61,7 +62,7 @@ class _Wakes:
         loop is closed (nobody will ever see ``fut``)."""
         self.scheduled = True
         try:
-            if asyncio._get_running_loop() is self.loop:
+            if asyncio._get_running_loop() is self.loop:  # noqa: SLF001 (exported by asyncio; None off a loop)
                 self.loop.call_soon(self.flush)
             else:
                 self.loop.call_soon_threadsafe(self.flush)
@@ -99,9 +100,9 @@ class _Wake(asyncio.Future[None]):
         return wakes.scheduled or wakes.schedule(self)
 
 
-async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
+async def _wait(core: Core, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
     """Await the end of ``w``; cancellation withdraws it and puts back what it took."""
-    engine = space._engine
+    engine = core.engine
     received = False
     try:
         if w.deadline is None or engine.clock.simulated:
@@ -113,39 +114,38 @@ async def _wait(space: Space, w: Waiter, fut: asyncio.Future[None]) -> Tuple:
                     await asyncio.wait((fut,), timeout=remaining)
                     if fut.done():
                         break
-                if space._wait_ended(w):
+                if core.wait_ended(w):
                     break
         received = True
     finally:
-        space._end_wait(w, received)
+        core.end_wait(w, received)
     return outcome(w)
 
 
-async def _call(space: Space, operation: Callable[..., Any], *args: Any) -> Any:
+async def _call(core: Core, operation: Callable[..., Any], *args: Any) -> Any:
     """Run an engine operation under the lock; return once its changes are durable."""
-    with space._lock:
+    with core.lock:
         result = operation(*args)
-        if space._timer is not None:  # the operation may have made a lease that ends sooner
-            space._timer.poke()
-        ticket = 0 if space._journal is None else space._ticket()
+        core.poke_timer()  # the operation may have made a lease that ends sooner
+        journal = core.journal
+        ticket = 0 if journal is None else core.ticket()
     if ticket:
-        await space._journal.wait_async(ticket)  # type: ignore[union-attr]
+        await journal.wait_async(ticket)  # type: ignore[union-attr]
     return result
 
 
-async def _settle_now(space: Space) -> None:
-    if space._journal is not None:
-        with space._lock:
-            ticket = space._ticket()
+async def _settle_now(core: Core) -> None:
+    journal = core.journal
+    if journal is not None:
+        with core.lock:
+            ticket = core.ticket()
         if ticket:
-            await space._journal.wait_async(ticket)
+            await journal.wait_async(ticket)
 
 
-async def _block(
-    space: Space, template: Template, take: bool, timeout: float | None, txn: Txn | None
-) -> Tuple:
-    engine = space._engine
-    with space._lock:
+async def _block(core: Core, template: Template, take: bool, timeout: float | None, txn: Txn | None) -> Tuple:
+    engine = core.engine
+    with core.lock:
         deadline = engine.deadline(timeout)
         found = engine.find(template, take, txn)
         if found is None:
@@ -156,16 +156,16 @@ async def _block(
             w = engine.add_waiter(template, take, deadline, fut, txn)
     if found is not None:
         if take:
-            await _settle_now(space)
+            await _settle_now(core)
         return found
-    result = await _wait(space, w, fut)
+    result = await _wait(core, w, fut)
     if take:
-        await _settle_now(space)
+        await _settle_now(core)
     return result
 
 
 async def _group(
-    space: Space,
+    core: Core,
     template: Template,
     take: bool,
     limit: int | None,
@@ -178,9 +178,9 @@ async def _group(
     <tuplespace.Space._group>`), waiting up to ``timeout`` for a first match; and the
     cursor of the next page (see :meth:`Engine.find_page
     <tuplespace._engine.Engine.find_page>`), not None when the page left matches out."""
-    engine = space._engine
+    engine = core.engine
     while True:
-        with space._lock:
+        with core.lock:
             deadline = engine.deadline(timeout)
             found, cursor = engine.find_page(template, take, limit, fits, after, txn)
             if found or timeout == 0 or limit == 0:
@@ -192,15 +192,15 @@ async def _group(
             else:
                 w = engine.add_waiter(template, False, deadline, fut, txn)
         try:
-            await _wait(space, w, fut)
+            await _wait(core, w, fut)
         except Timeout:
             return [], None
         if take:
-            await _settle_now(space)
+            await _settle_now(core)
             return group.got, 0 if group.full else None
         timeout = time_left(engine, deadline)
     if take:
-        await _settle_now(space)
+        await _settle_now(core)
     return found, cursor
 
 
@@ -221,6 +221,7 @@ class AsyncSpace:
         if space is not None and options:
             raise TypeError("give either a space or options for a new one, not both")
         self.space = space if space is not None else Space(**options)
+        self.core = self.space.core
 
     @property
     def rules(self) -> Rules:
@@ -231,10 +232,10 @@ class AsyncSpace:
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
     ) -> AsyncLease:
         """See :meth:`Space.write`; the lease is an :class:`AsyncLease`."""
-        space = self.space
-        engine = space._engine
+        core = self.core
+        engine = core.engine
         entry = None
-        with space._lock:
+        with core.lock:
             try:
                 entry = engine.write(t, lease)
             except SpaceFull:
@@ -243,41 +244,42 @@ class AsyncSpace:
                 loop = asyncio.get_running_loop()
                 fut = _Wake(loop)
                 w = engine.add_writer(t, lease, engine.deadline(timeout), fut)
-                space._start_timer()  # an expiry may make room while nobody calls
+                core.start_timer()  # an expiry may make room while nobody calls
             else:
-                if space._timer is not None and entry is not None and entry.expires is not None:
-                    space._timer.poke()
-                ticket = 0 if space._journal is None else space._ticket()
+                if entry is not None and entry.expires is not None:
+                    core.poke_timer()
+                journal = core.journal
+                ticket = 0 if journal is None else core.ticket()
         if entry is not None:
             if ticket:
-                await space._journal.wait_async(ticket)  # type: ignore[union-attr]
+                await journal.wait_async(ticket)  # type: ignore[union-attr]
             return AsyncLease(self, entry.seq, entry.expires)
-        await _wait(space, w, fut)
+        await _wait(core, w, fut)
         assert w.entry is not None
-        await _settle_now(space)
+        await _settle_now(core)
         return AsyncLease(self, w.entry.seq, w.entry.expires)
 
     async def write_many(
         self, tuples: Iterable[Iterable[Value]], lease: float | None = None
     ) -> list[AsyncLease]:
         """See :meth:`Space.write_many`; the leases are :class:`AsyncLease`."""
-        entries = await _call(self.space, self.space._engine.write_many, tuples, lease)
+        entries = await _call(self.core, self.core.engine.write_many, tuples, lease)
         return [AsyncLease(self, e.seq, e.expires) for e in entries]
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
-        expires: float | None = await _call(self.space, self.space._engine.renew, seq, seconds)
+        expires: float | None = await _call(self.core, self.core.engine.renew, seq, seconds)
         return expires
 
     async def _cancel(self, seq: int) -> None:
-        await _call(self.space, self.space._engine.cancel, seq)
+        await _call(self.core, self.core.engine.cancel, seq)
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read`."""
-        return await _block(self.space, compile_template(template), False, timeout, None)
+        return await _block(self.core, compile_template(template), False, timeout, None)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.take`."""
-        return await _block(self.space, compile_template(template), True, timeout, None)
+        return await _block(self.core, compile_template(template), True, timeout, None)
 
     async def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read`."""
@@ -285,24 +287,22 @@ class AsyncSpace:
 
     async def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take`."""
-        found: Tuple | None = await _call(
-            self.space, self.space._engine.find, compile_template(template), True
-        )
+        found: Tuple | None = await _call(self.core, self.core.engine.find, compile_template(template), True)
         return found
 
     async def read_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
         """See :meth:`Space.read_all`."""
-        return (await _group(self.space, compile_template(template), False, limit, timeout, None))[0]
+        return (await _group(self.core, compile_template(template), False, limit, timeout, None))[0]
 
     async def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
         """See :meth:`Space.take_all`."""
-        return (await _group(self.space, compile_template(template), True, limit, timeout, None))[0]
+        return (await _group(self.core, compile_template(template), True, limit, timeout, None))[0]
 
-    async def _find_page(
+    async def find_page(
         self,
         template: Template,
         take: bool,
@@ -314,7 +314,7 @@ class AsyncSpace:
         """:meth:`read_all` or :meth:`take_all` for an answer of bounded size, a page at
         a time (see :meth:`Engine.find_page <tuplespace._engine.Engine.find_page>`): the
         server's."""
-        return await _group(self.space, template, take, limit, timeout, None, fits, after)
+        return await _group(self.core, template, take, limit, timeout, None, fits, after)
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count`."""
@@ -325,19 +325,19 @@ class AsyncSpace:
     ) -> Tuple:
         """See :meth:`Space.replace`."""
         compiled = compile_template(template)
-        space = self.space
-        with space._lock:
-            deadline = space._engine.deadline(timeout)
+        core = self.core
+        with self.core.lock:
+            deadline = core.engine.deadline(timeout)
         while True:
-            old: Tuple | None = await _call(space, space._engine.replace, compiled, successor, lease)
+            old: Tuple | None = await _call(core, core.engine.replace, compiled, successor, lease)
             if old is not None:
                 return old
-            await _block(space, compiled, False, time_left(space._engine, deadline), None)
+            await _block(core, compiled, False, time_left(core.engine, deadline), None)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """See :meth:`Space.write_if_absent`."""
         written = await _call(
-            self.space, self.space._engine.write_if_absent, compile_template(template), t, lease
+            self.core, self.core.engine.write_if_absent, compile_template(template), t, lease
         )
         return written is not None
 
@@ -352,7 +352,7 @@ class AsyncSpace:
         existing: bool = False,
     ) -> AsyncSubscription:
         """See :meth:`Space.subscribe`; iterate with ``async for``."""
-        feed = self.space._subscribe(feed_templates(template), events, since, max_pending, lease, existing)
+        feed = self.core.subscribe(feed_templates(template), events, since, max_pending, lease, existing)
         return AsyncSubscription(self.space, feed)
 
     async def create(
@@ -366,17 +366,19 @@ class AsyncSpace:
     ) -> AsyncRecord:
         """See :meth:`Space.create`."""
         space = self.space
-        rid: int = await _call(space, space._engine.records.create, path, fields, credit, lease, principal)
+        rid: int = await _call(
+            self.core, self.core.engine.records.create, path, fields, credit, lease, principal
+        )
         return AsyncRecord(space, rid)
 
     async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRecord:
         """See :meth:`Space.record`."""
         space = self.space
-        records = space._engine.records
+        records = self.core.engine.records
         if records.redirect_charge:
-            rid, token, operations = await _call(space, records.resolve, ref, principal)
+            rid, token, operations = await _call(self.core, records.resolve, ref, principal)
         else:
-            with space._lock:
+            with self.core.lock:
                 rid, token, operations = records.resolve(ref, principal)
         return AsyncRecord(space, rid, token, operations)
 
@@ -387,20 +389,19 @@ class AsyncSpace:
         space = self.space
         exact = one_exact(template) if under is None and limit is None else None
         if exact is not None:
-            with space._lock:
-                rids = space._engine.records.find_value(*exact)
+            with self.core.lock:
+                rids = self.core.engine.records.find_value(*exact)
         else:
             compiled = RecordTemplate(template)
-            with space._lock:
-                rids = space._engine.records.find(compiled, under, limit)
+            with self.core.lock:
+                rids = self.core.engine.records.find(compiled, under, limit)
         return [AsyncRecord(space, rid) for rid in rids]
 
     async def try_take_record(
         self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
     ) -> RecordData | None:
         """See :meth:`Space.try_take_record`."""
-        space = self.space
-        taken = await _call(space, space._engine.records.take, RecordTemplate(template), under)
+        taken = await _call(self.core, self.core.engine.records.take, RecordTemplate(template), under)
         return None if taken is None else RecordData(*taken)
 
     async def take_record(
@@ -422,8 +423,7 @@ class AsyncSpace:
         """:meth:`take_record`; with ``hold``, the record is held, not removed, and
         ``hold(rid)`` is called under the lock as soon as it is: the caller then
         confirms or releases it (a claimed take over HTTP)."""
-        space = self.space
-        records = space._engine.records
+        records = self.core.engine.records
         loop = asyncio.get_running_loop()
         fut = _Wake(loop)
 
@@ -450,7 +450,7 @@ class AsyncSpace:
                 return taken, None
             return None, records.add_taker(compiled, under, fut)
 
-        taken, taker = await _call(space, first)
+        taken, taker = await _call(self.core, first)
         if taken is not None:
             return RecordData(*taken)
         if taker is None:
@@ -460,17 +460,17 @@ class AsyncSpace:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while True:  # the store hands this take its record, oldest taker first
-                        with space._lock:
+                        with self.core.lock:
                             if taker.rec is not None:
                                 break
-                            space._engine._check_open()
+                            self.core.check_open()
                         await fut
             received = True  # a timeout leaves the caller here to receive a record handed meanwhile
         finally:
             # Removed for good only now; released to the next taker if this call is cancelled.
-            with space._lock:
+            with self.core.lock:
                 taken = end(taker, received)
-        await _settle_now(space)
+        await _settle_now(self.core)
         if taken is None:
             raise Timeout(f"no record matched {compiled.fields!r} in time")
         return RecordData(*taken)
@@ -486,14 +486,14 @@ class AsyncSpace:
     ) -> AsyncRecordWatch:
         """See :meth:`Space.watch_records`; iterate with ``async for``."""
         space = self.space
-        with space._lock:
-            feed = space._engine.records.watch_all(under, events, since, max_pending, lease)
-            space._start_timer()
+        with self.core.lock:
+            feed = self.core.engine.records.watch_all(under, events, since, max_pending, lease)
+            self.core.start_timer()
         return AsyncRecordWatch(space, feed)
 
     async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
         """See :meth:`Space.grant_credit`."""
-        balance: Credit = await _call(self.space, self.space._engine.records.grant, principal, amount)
+        balance: Credit = await _call(self.core, self.core.engine.records.grant, principal, amount)
         return balance
 
     async def account(self, principal: str) -> Credit:
@@ -502,7 +502,7 @@ class AsyncSpace:
 
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """See :meth:`Space.transfer_credit`."""
-        balance: Credit = await _call(self.space, self.space._engine.records.transfer, source, target, amount)
+        balance: Credit = await _call(self.core, self.core.engine.records.transfer, source, target, amount)
         return balance
 
     async def credit_challenge(self) -> Challenge:
@@ -512,15 +512,15 @@ class AsyncSpace:
     async def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
         """See :meth:`Space.mint_credit`."""
         balance: Credit = await _call(
-            self.space, self.space._engine.records.mint_credit, challenge, nonce, principal
+            self.core, self.core.engine.records.mint_credit, challenge, nonce, principal
         )
         return balance
 
     def transaction(self, lease: float | None = 60.0) -> AsyncTransaction:
         """See :meth:`Space.transaction`; use with ``async with``."""
-        with self.space._lock:
-            txn = self.space._engine.begin(lease)
-            self.space._start_timer()
+        with self.core.lock:
+            txn = self.core.engine.begin(lease)
+            self.core.start_timer()
         return AsyncTransaction(self.space, txn)
 
     async def add_lifetime(self, template: Any, max_age: float) -> None:
@@ -559,10 +559,10 @@ class AsyncTransaction(TransactionBase):
         self._write_many(tuples, lease)
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
-        return await _block(self._space, compile_template(template), False, timeout, self._txn)
+        return await _block(self._space.core, compile_template(template), False, timeout, self._txn)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
-        return await _block(self._space, compile_template(template), True, timeout, self._txn)
+        return await _block(self._space.core, compile_template(template), True, timeout, self._txn)
 
     async def try_read(self, template: Any) -> Tuple | None:
         return self._find(template, False)
@@ -573,14 +573,18 @@ class AsyncTransaction(TransactionBase):
     async def read_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
-        return (await _group(self._space, compile_template(template), False, limit, timeout, self._txn))[0]
+        return (await _group(self._space.core, compile_template(template), False, limit, timeout, self._txn))[
+            0
+        ]
 
     async def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
-        return (await _group(self._space, compile_template(template), True, limit, timeout, self._txn))[0]
+        return (await _group(self._space.core, compile_template(template), True, limit, timeout, self._txn))[
+            0
+        ]
 
-    async def _find_page(
+    async def find_page(
         self,
         template: Template,
         take: bool,
@@ -588,14 +592,14 @@ class AsyncTransaction(TransactionBase):
         fits: Callable[[list[Tuple]], int],
         timeout: float | None = 0,
     ) -> tuple[list[Tuple], int | None]:
-        """See :meth:`AsyncSpace._find_page`; a transaction's pages are not resumed."""
-        return await _group(self._space, template, take, limit, timeout, self._txn, fits)
+        """See :meth:`AsyncSpace.find_page`; a transaction's pages are not resumed."""
+        return await _group(self._space.core, template, take, limit, timeout, self._txn, fits)
 
     async def count(self, template: Any) -> int:
         return self._count(template)
 
     async def commit(self) -> None:
-        await _call(self._space, self._space._engine.commit, self._txn)
+        await _call(self._space.core, self._space.core.engine.commit, self._txn)
 
     async def abort(self) -> None:
         self._abort()
@@ -614,11 +618,11 @@ class AsyncTransaction(TransactionBase):
             await self.abort()
 
 
-async def anext_from(space: Space, feed: FeedBase[E], loop: asyncio.AbstractEventLoop) -> E | None:
+async def anext_from(core: Core, feed: FeedBase[E], loop: asyncio.AbstractEventLoop) -> E | None:
     """The next item of ``feed``, awaited on ``loop``; None once the feed has ended."""
-    engine = space._engine
+    engine = core.engine
     while True:
-        with space._lock:
+        with core.lock:
             feed.wake = nothing
             event = engine.next_event(feed)
             if event is not None:
@@ -630,7 +634,7 @@ async def anext_from(space: Space, feed: FeedBase[E], loop: asyncio.AbstractEven
         try:
             await fut
         finally:
-            with space._lock:
+            with core.lock:
                 feed.wake = nothing
 
 
@@ -647,7 +651,7 @@ class AsyncSubscription(SubscriptionBase):
             raise Timeout("no event in time") from None
 
     async def _next(self, loop: asyncio.AbstractEventLoop) -> Event | None:
-        return await anext_from(self._space, self._feed, loop)
+        return await anext_from(self._space.core, self._feed, loop)
 
     def __aiter__(self) -> AsyncSubscription:
         return self
@@ -701,7 +705,7 @@ class AsyncRecord(RecordBase):
         return self._snapshot()
 
     async def _call(self, operation: Any, *args: Any) -> Any:
-        return await _call(self._space, operation, *args)
+        return await _call(self._space.core, operation, *args)
 
     async def set(self, tag: str, value: Value) -> int:
         """See :meth:`Record.set`."""
@@ -762,9 +766,9 @@ class AsyncRecord(RecordBase):
     ) -> AsyncRecordWatch:
         """See :meth:`Record.watch`; iterate with ``async for``."""
         space = self._space
-        with space._lock:
+        with space.core.lock:
             feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
-            space._start_timer()
+            space.core.start_timer()
         return AsyncRecordWatch(space, feed)
 
     async def on_change(
@@ -790,7 +794,7 @@ class AsyncRecordWatch(SubscriptionBase):
         feed: FeedBase[Change] = self._feed
         try:
             async with asyncio.timeout(timeout):
-                return await anext_from(self._space, feed, asyncio.get_running_loop())
+                return await anext_from(self._space.core, feed, asyncio.get_running_loop())
         except TimeoutError:
             raise Timeout("no change in time") from None
 

@@ -545,7 +545,7 @@ class _Decoder:
             except (InvalidValue, WireError) as exc:
                 raise _at(exc, _key_path(k)) from None
         m = Map.__new__(Map)
-        m._data = data
+        m._data = data  # noqa: SLF001 (a Map over items just decoded, not copied again)
         return m
 
 

@@ -81,7 +81,7 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
         remote = RemoteSpace(url, **own)
         if space_options:
             try:
-                remote._create(space_options)
+                remote.create_space(space_options)
             except BaseException:
                 remote.close()
                 raise
@@ -112,9 +112,9 @@ async def connect_async(
     url = _check_url(url)
     scheme = urlsplit(url).scheme
     if scheme == "coap":
-        from ._federation._linda import open_async
+        from ._federation._linda import AsyncCoapSpace
 
-        return await open_async(url, **options)
+        return await AsyncCoapSpace.open(url, **options)
     if scheme in ("http", "https"):
         from .client import AsyncRemoteSpace
 
@@ -122,7 +122,7 @@ async def connect_async(
         remote = AsyncRemoteSpace(url, **own)
         if space_options:
             try:
-                await remote._create(space_options)
+                await remote.create_space(space_options)
             except BaseException:
                 await remote.close()
                 raise

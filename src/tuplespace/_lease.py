@@ -7,6 +7,9 @@ from typing import Protocol
 __all__ = ["AsyncLease", "Lease"]
 
 
+# A lease renews and cancels through its host (the space that wrote the tuple), whose
+# methods for it stay private: on a space's public face they would read as a second
+# way to renew a tuple.
 class _LeaseHost(Protocol):
     def _renew(self, seq: int, seconds: float | None) -> float | None: ...
 
@@ -36,11 +39,11 @@ class Lease:
 
     def renew(self, seconds: float | None) -> None:
         """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
-        self.expires_at = self._host._renew(self.seq, seconds)
+        self.expires_at = self._host._renew(self.seq, seconds)  # noqa: SLF001 (the host's lease protocol, above)
 
     def cancel(self) -> None:
         """Remove the tuple from the space now."""
-        self._host._cancel(self.seq)
+        self._host._cancel(self.seq)  # noqa: SLF001 (the host's lease protocol, above)
 
     def __repr__(self) -> str:
         return f"Lease(seq={self.seq}, expires_at={self.expires_at})"
@@ -70,11 +73,11 @@ class AsyncLease:
 
     async def renew(self, seconds: float | None) -> None:
         """Extend (or shorten) the lease to ``seconds`` from now; None means forever."""
-        self.expires_at = await self._host._renew(self.seq, seconds)
+        self.expires_at = await self._host._renew(self.seq, seconds)  # noqa: SLF001 (the host's lease protocol, above)
 
     async def cancel(self) -> None:
         """Remove the tuple from the space now."""
-        await self._host._cancel(self.seq)
+        await self._host._cancel(self.seq)  # noqa: SLF001 (the host's lease protocol, above)
 
     def __repr__(self) -> str:
         return f"AsyncLease(seq={self.seq}, expires_at={self.expires_at})"

@@ -111,17 +111,17 @@ class RecordBase:
 
     @property
     def _store(self) -> RecordStore:
-        return self._space._engine.records
+        return self._space.core.engine.records
 
     def _locked(self, operation: Any, *args: Any) -> Any:
-        with self._space._lock:
+        with self._space.core.lock:
             return operation(self._rid, self._token, *args)
 
     @property
     def address(self) -> URI:
         """The address of this handle: the record's (the node's base URI, the space
         and the record's path) for a full handle, the capability's for a capability."""
-        with self._space._lock:
+        with self._space.core.lock:
             return self._store.address(self._rid, self._token)
 
     def __tuplespace_uri__(self) -> URI:
@@ -130,6 +130,11 @@ class RecordBase:
         being written): the address is one dictionary lookup, and a handle whose record
         moves meanwhile gives the old address, which redirects to it."""
         return self._store.address(self._rid, self._token)
+
+    @property
+    def rid(self) -> int:
+        """The record's number in its space's record store (a capability shares it)."""
+        return self._rid
 
     @property
     def operations(self) -> frozenset[str]:
@@ -145,7 +150,7 @@ class RecordBase:
     @property
     def expires_at(self) -> float | None:
         """When this capability ends (None: never, and for a full handle)."""
-        with self._space._lock:
+        with self._space.core.lock:
             expires: float | None = self._store.expires_at(self._rid, self._token)
             return expires
 
@@ -206,8 +211,8 @@ class Record(RecordBase):
         computed tag: ``$PK`` (the address), ``$version``, ``$credit``, ``$lifetime``
         (seconds left, None: forever), ``$refcount`` or ``$level``."""
         space = self._space
-        with space._lock:
-            return space._engine.records.get(self._rid, self._token, tag, default)
+        with space.core.lock:
+            return space.core.engine.records.get(self._rid, self._token, tag, default)
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
@@ -231,7 +236,7 @@ class Record(RecordBase):
     # -- changing ---------------------------------------------------------------------
 
     def _call(self, operation: Any, *args: Any) -> Any:
-        return self._space._call(operation, self._rid, self._token, *args)
+        return self._space.core.call(operation, self._rid, self._token, *args)
 
     def set(self, tag: str, value: Value) -> int:
         """Set one field, atomically; returns the record's new ``$version``.
@@ -241,9 +246,10 @@ class Record(RecordBase):
         make a record contain itself raises :class:`ContainmentCycle`.
         """
         space = self._space
-        if space._refer is not None:
-            space._refer(self, value)
-        version: int = space._call(space._engine.records.set, self._rid, self._token, tag, value)
+        refer = space.core.refer
+        if refer is not None:
+            refer(self, value)
+        version: int = space.core.call(space.core.engine.records.set, self._rid, self._token, tag, value)
         return version
 
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -264,7 +270,7 @@ class Record(RecordBase):
         21.5
         """
         space = self._space
-        result: Value = space._call(space.rules.call, self._rid, self._token, tag, args, principal)
+        result: Value = space.core.call(space.rules.call, self._rid, self._token, tag, args, principal)
         return result
 
     def refresh(
@@ -295,10 +301,11 @@ class Record(RecordBase):
         with the new one, which remote handles follow (docs/federation.md, Migration)."""
         self._full("move")
         space = self._space
-        if space._move_away is not None and str(path).startswith("coap://"):
-            space._move_away(self, str(path), redirect_lease)
+        move_away = space.core.move_away
+        if move_away is not None and str(path).startswith("coap://"):
+            move_away(self, str(path), redirect_lease)
             return
-        space._call(self._store.move, self._rid, path, redirect_lease)
+        space.core.call(self._store.move, self._rid, path, redirect_lease)
 
     def destroy(self, force: bool = False) -> None:
         """Remove the record.  One contained in other records raises
@@ -311,7 +318,7 @@ class Record(RecordBase):
         """The record's read-only handle (``$RO``): reads and watches, nothing else.
         The same one every time, until it is revoked."""
         self._full("capability")
-        token: str = self._space._call(self._store.read_only, self._rid)
+        token: str = self._space.core.call(self._store.read_only, self._rid)
         return Record(self._space, self._rid, token, READ_ONLY, owner=True)
 
     def capability(self, operations: Iterable[str], lease: float | None = None) -> Record:
@@ -321,14 +328,14 @@ class Record(RecordBase):
         :attr:`address` to whoever should have those rights; :meth:`revoke` ends them."""
         self._full("capability")
         ops = frozenset({operations} if isinstance(operations, str) else operations)
-        token: str = self._space._call(self._store.capability, self._rid, ops, lease)
+        token: str = self._space.core.call(self._store.capability, self._rid, ops, lease)
         return Record(self._space, self._rid, token, ops, owner=True)
 
     def revoke(self) -> None:
         """End this capability (one made by :meth:`capability` or :meth:`read_only`):
         every handle on its address raises :class:`CapabilityRevoked` from now on."""
         check_revocable(self._token is not None, self._owner, self._operations)
-        self._space._call(self._store.revoke, self._rid, self._token)
+        self._space.core.call(self._store.revoke, self._rid, self._token)
 
     # -- watching --------------------------------------------------------------------
 
@@ -340,9 +347,9 @@ class Record(RecordBase):
         iteration ends.  ``since``: resume after the event numbered ``since``; other
         arguments as for :meth:`Space.subscribe`."""
         space = self._space
-        with space._lock:
+        with space.core.lock:
             feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
-            space._start_timer()
+            space.core.start_timer()
         return RecordWatch(space, feed)
 
     def on_change(

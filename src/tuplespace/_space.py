@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._clock import Clock, SystemClock, wait_event
+from ._core import Core
 from ._credit import to_credit
 from ._engine import (
     ABORTED,
@@ -170,6 +171,7 @@ class Space:
         self._refer: Callable[[Record | str, object], None] | None = None
         # A node's: moves a record to an address on another node (Record.move).
         self._move_away: Callable[[Record, str, float | None], None] | None = None
+        self.core = Core(self)  # what the package's other parts use of this space
         attach = getattr(self._engine.clock, "attach", None)
         if self._engine.clock.simulated and attach is not None:
             attach(self)

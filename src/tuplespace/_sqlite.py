@@ -250,7 +250,7 @@ class _File:
             raise StoreError(f"the durable store {self.path} failed: {self.error}")
         if name in self.spaces:
             space = self.spaces[name][0]
-            if not space._engine.closed:
+            if not space.core.engine.closed:
                 _check_options(name, options, _options_of(space))
                 return space
         with self.lock:  # the row is made in a transaction of its own, not in a commit under way
@@ -273,7 +273,7 @@ class _File:
         self._marks[name] = (last_seq, last_event)
         self._closing.discard(name)
         journal = Journal(functools.partial(self.kick, name))
-        engine = space._engine
+        engine = space.core.engine
         engine.journal = journal  # rows found expired are deleted from the file
         # Rebuilding the indexes makes millions of objects that all live on; the
         # cyclic garbage collector would scan them again and again for nothing.
@@ -307,15 +307,14 @@ class _File:
         # if a put of the same row (a renewal, an aborted take) is still pending.
         journal.swapped_seq = engine.last_seq
         if expired or expired_records:  # now that the rules are in place: their reactions
-            with space._lock:  # are journaled in the same batch as the deletions
+            with space.core.lock:  # are journaled in the same batch as the deletions
                 engine.expire_loaded(expired)
                 engine.records.expire_loaded(expired_records)
         if expired:
             logger.info("space %s: %d tuples expired while the store was closed", name, len(expired))
         if expired_records:
             logger.info("space %s: %d records expired while the store was closed", name, len(expired_records))
-        space._journal = journal
-        space._on_close = lambda: self._detach(name, space)
+        space.core.attach_journal(journal, lambda: self._detach(name, space))
         self.spaces[name] = (space, journal)
         self.kick(name)
         return space
@@ -354,7 +353,7 @@ class _File:
         entry = self.spaces.get(name)
         if entry is None or entry[0] is not space:  # closed before: this name may be open anew
             return
-        with entry[0]._lock:
+        with entry[0].core.lock:
             batch = entry[1].batch
             self._closing.add(name)
         self.kick(name)
@@ -403,9 +402,9 @@ class _File:
                 if entry is None:
                     continue
                 space, journal = entry
-                with space._lock:
+                with space.core.lock:
                     batch, changes, rows = journal.swap()
-                    meta = (space._engine.last_seq, space._engine.last_event, name)
+                    meta = (space.core.engine.last_seq, space.core.engine.last_event, name)
                 batches.append((journal, batch, changes, rows, meta))
             if self.error is None:
                 try:

@@ -25,15 +25,15 @@ __all__ = ["Subscription", "SubscriptionBase", "next_from"]
 def next_from(space: Space, feed: FeedBase[E], timeout: float | None) -> E | None:
     """The next item of ``feed``, waiting up to ``timeout`` seconds (:class:`Timeout`
     after); None once the feed has ended."""
-    engine = space._engine
-    with space._lock:
+    engine = space.core.engine
+    with space.core.lock:
         event = engine.next_event(feed)
         if event is not None:
             return event
         deadline = engine.deadline(timeout)
     ready = threading.Event()
     while True:
-        with space._lock:
+        with space.core.lock:
             feed.wake = nothing
             event = engine.next_event(feed)
             if event is not None:
@@ -66,17 +66,17 @@ class SubscriptionBase:
 
     def statistics(self) -> dict[str, Any]:
         """Pending and delivered events, overflows and where the gap is."""
-        with self._space._lock:
+        with self._space.core.lock:
             return self._feed.statistics()
 
     def _renew(self, lease: float | None) -> None:
-        with self._space._lock:
-            self._space._engine.renew_feed(self._feed, lease)
-            self._space._start_timer()
+        with self._space.core.lock:
+            self._space.core.engine.renew_feed(self._feed, lease)
+            self._space.core.start_timer()
 
     def _close(self) -> None:
-        with self._space._lock:
-            self._space._engine.unsubscribe(self._feed)
+        with self._space.core.lock:
+            self._space.core.engine.unsubscribe(self._feed)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_seq={self.last_seq}, closed={self.closed})"

@@ -86,7 +86,7 @@ def format(value: Value | RecordData | RecordBase | _Snapshots, form: str = "tex
     and ``TypeError`` for an async remote handle (``format(await rec.snapshot())``).
     """
     if isinstance(value, RecordBase):
-        value = value._snapshot()
+        value = value._snapshot()  # noqa: SLF001 (either face's embedded handle reads it at once)
     elif isinstance(value, _Snapshots):
         data = value.snapshot()
         if inspect.iscoroutine(data):

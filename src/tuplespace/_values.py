@@ -77,7 +77,7 @@ class URI:
 
     def __init__(self, text: str | URI) -> None:
         if isinstance(text, URI):
-            text = text._text
+            text = text._text  # noqa: SLF001 (same class: another URI's text)
         if not isinstance(text, str):
             raise UnsupportedType(f"URI text must be str, not {type(text).__name__}")
         if not text:
@@ -400,7 +400,7 @@ def _check_map(v: Mapping[Any, Value], depth: int, limits: Limits, size: list[in
         except InvalidValue as exc:
             raise _prefix(exc, _key_path(k)) from None
     m = Map.__new__(Map)
-    m._data = out
+    m._data = out  # noqa: SLF001 (a Map over items just checked, not copied again)
     return m
 
 

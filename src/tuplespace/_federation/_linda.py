@@ -27,7 +27,7 @@ from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_QUERY, Messa
 from ._node import peer_of
 from ._remote import _value
 
-__all__ = ["AsyncCoapSpace", "CoapSpace", "open_async"]
+__all__ = ["AsyncCoapSpace", "CoapSpace"]
 
 
 class _Ask(NamedTuple):
@@ -426,26 +426,26 @@ class AsyncCoapSpace(_Space):
         self.closed = True
         self._endpoint.close()
 
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> AsyncCoapSpace:
+        """An :class:`AsyncCoapSpace` on ``url``, its socket bound on the running loop
+        (:class:`~tuplespace.Unreachable` when its host is not resolved within ``timeout``)."""
+        space = cls(url, **options)
+        try:
+            await asyncio.wait_for(space._open(), space.timeout)
+        except TimeoutError:
+            space._endpoint.close()
+            raise Unreachable(f"{url}: its host was not resolved within {space.timeout} s") from None
+        except BaseException:
+            space._endpoint.close()
+            raise
+        return space
+
     async def __aenter__(self) -> AsyncCoapSpace:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-async def open_async(url: str, **options: Any) -> AsyncCoapSpace:
-    """An :class:`AsyncCoapSpace` on ``url``, its socket bound on the running loop
-    (:class:`~tuplespace.Unreachable` when its host is not resolved within ``timeout``)."""
-    space = AsyncCoapSpace(url, **options)
-    try:
-        await asyncio.wait_for(space._open(), space.timeout)
-    except TimeoutError:
-        space._endpoint.close()
-        raise Unreachable(f"{url}: its host was not resolved within {space.timeout} s") from None
-    except BaseException:
-        space._endpoint.close()
-        raise
-    return space
 
 
 _CBOR, _JSON = bytes((CBOR,)), bytes((JSON,))

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import os
 import socket
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -197,6 +197,17 @@ class Node:
         """Run ``coroutine`` on the node's event loop and return its result; a peer
         that does not answer within :attr:`timeout` raises :class:`~tuplespace.Unreachable`."""
         return self._runner.call(coroutine, self.timeout)
+
+    @property
+    def spaces(self) -> Mapping[str, Space]:
+        """The spaces the node holds, by name (made by :meth:`space`)."""
+        return self._spaces
+
+    @property
+    def upcalls(self) -> set[RemoteUpcall]:
+        """The upcalls of remote records this node follows (each adds and removes
+        itself), ended when the node closes."""
+        return self._upcalls
 
     @property
     def endpoint(self) -> Endpoint:

@@ -114,15 +114,17 @@ class References:
 
     def attach(self, space: Space) -> None:
         """Let ``space``'s records hold records of other nodes and move to them."""
-        space._refer = lambda holder, value: self._refer(space, holder, value)
-        space._move_away = lambda record, address, lease: self._move_away(space, record, address, lease)
-        space._engine.records.remote_level = self._level
+        space.core.attach_references(
+            lambda holder, value: self._refer(space, holder, value),
+            lambda record, address, lease: self._move_away(space, record, address, lease),
+        )
+        space.core.engine.records.remote_level = self._level
 
     def _move_away(self, space: Space, record: Record, address: str, redirect_lease: float | None) -> None:
         """Move ``record`` to ``address`` on another node: create it there with its
         fields and the lease it has left, let the records here that contained it hold it there, then remove it
         here, its path redirecting to ``address`` for ``redirect_lease`` seconds."""
-        store = space._engine.records
+        store = space.core.engine.records
         if address.startswith(store.prefix):
             record.move(address[len(store.prefix) :], redirect_lease)
             return
@@ -132,8 +134,10 @@ class References:
         peer = self._new_peer(base)
         node = self._node
         fields, lifetime = record.all(), record.get("$lifetime")
-        holders: list[tuple[str, int]] = space._call(store.holders_here, record._rid)
-        caps: list[tuple[str, frozenset[str], float | None]] = space._call(store.capabilities_of, record._rid)
+        holders: list[tuple[str, int]] = space.core.call(store.holders_here, record.rid)
+        caps: list[tuple[str, frozenset[str], float | None]] = space.core.call(
+            store.capabilities_of, record.rid
+        )
         where, options = node.call(peer_of(address))
         options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
         if lifetime is not None:  # the lease it has left
@@ -159,7 +163,7 @@ class References:
             answers = node.call(self._send(base, peer, entries))
             level = next((a for a in answers if isinstance(a, int) and not isinstance(a, bool)), 0)
             self._known[address] = (level, time.monotonic())
-        space._call(store.move_away, record._rid, address, redirect_lease, copies)
+        space.core.call(store.move_away, record.rid, address, redirect_lease, copies)
 
     def _level(self, address: str) -> int | None:
         known = self._known.get(address)
@@ -173,7 +177,7 @@ class References:
         if type(address) is not URI:
             return
         text = str(address)
-        store = space._engine.records
+        store = space.core.engine.records
         if not text.startswith("coap://"):
             return
         if text.startswith(store.prefix):
@@ -194,11 +198,11 @@ class References:
     def _below_here(self, space: Space, holder: Record | str, path: str) -> None:
         """Raise ContainmentCycle if the record at ``path`` of ``space`` holds ``holder``
         through records of other nodes (the space checks the rest as it sets)."""
-        store = space._engine.records
+        store = space.core.engine.records
         if path.startswith("$") or not store.holds_elsewhere():
             return
         holder_address, level = _holder(space, holder)
-        further, prune = space._call(store.below, path, holder_address, level, False)
+        further, prune = space.core.call(store.below, path, holder_address, level, False)
         if further:
             through = self._node.call(self._reach(holder_address, prune, further, MAX_HOPS))
             if through is not None:
@@ -268,10 +272,10 @@ class References:
         node = self._node
         by_peer: dict[str, list[tuple[Space, tuple[int, str, str, int, str]]]] = {}
         held: set[str] = set()
-        for space in list(node._spaces.values()):
+        for space in list(node.spaces.values()):
             try:
-                with space._lock:
-                    references = space._engine.records.held_remotely()
+                with space.core.lock:
+                    references = space.core.engine.records.held_remotely()
             except TupleSpaceError:
                 continue  # closed
             for reference in references:
@@ -337,7 +341,7 @@ class References:
                 gone = moved is None and answer[0] == 404
                 log.info("%s holds %s no more: %s", space.name, far, answer[1][:200].decode(errors="replace"))
             try:
-                space._call(space._engine.records.remote_answered, rid, tag, far, level, gone, moved)
+                space.core.call(space.core.engine.records.remote_answered, rid, tag, far, level, gone, moved)
             except TupleSpaceError:
                 return  # the space closed
 
@@ -381,21 +385,21 @@ class References:
             segments = held.split("/", 2)
             if len(segments) < 3 or segments[0] != "spaces":
                 raise InvalidValue(f"{held!r} is not spaces/<space>/<path>")
-            space = self._node._spaces.get(segments[1])
+            space = self._node.spaces.get(segments[1])
             if space is None:
                 raise NotFound(f"this node has no space {segments[1]!r}")
-            store = space._engine.records
+            store = space.core.engine.records
             holder_address = holder_base + holder
             try:
-                with space._lock:
+                with space.core.lock:
                     further, prune = store.below(segments[2], holder_address, level, refresh=True)
                 if further:  # records of other nodes below, which may hold the holder
                     through = await self._reach(holder_address, prune, further, MAX_HOPS)
                     if through is not None:
-                        with space._lock:
+                        with space.core.lock:
                             store.let_go(segments[2], holder_address)
                         raise _cycle(holder_address, self._node.base_uri + held, through)
-                with space._lock:
+                with space.core.lock:
                     found: int = store.hold_for(
                         holder_address,
                         level,
@@ -403,7 +407,7 @@ class References:
                         self.reference_lifetime,
                         self._max_references,
                     )
-                    space._start_timer()
+                    space.core.start_timer()
             except RecordNotFound:
                 moved = moved_away(space, segments[2])
                 if moved is None:
@@ -440,12 +444,12 @@ class References:
         further: list[str] = []
         for path in paths:
             _, name, rest = path.split("/", 2)
-            space = self._node._spaces.get(name)
+            space = self._node.spaces.get(name)
             if space is None:
                 continue
             try:
-                with space._lock:
-                    further += space._engine.records.below(rest, holder, level, refresh=False)[0]
+                with space.core.lock:
+                    further += space.core.engine.records.below(rest, holder, level, refresh=False)[0]
             except ContainmentCycle:
                 return self._node.base_uri + path
             except TupleSpaceError:
@@ -540,7 +544,7 @@ class References:
                 "id": self.id,
                 "base_uri": URI(node.base_uri),
                 "started": self.started,
-                "spaces": tuple(sorted(node._spaces)),
+                "spaces": tuple(sorted(node.spaces)),
                 "refresh_period": self.refresh_period,
                 "reference_lifetime": self.reference_lifetime,
             }
@@ -567,7 +571,7 @@ class References:
 def _holder(space: Space, holder: Record | str) -> tuple[str, int]:
     """The address and level of a record about to hold another (a path: being created)."""
     if isinstance(holder, str):
-        return space._engine.records.prefix + holder, 0
+        return space.core.engine.records.prefix + holder, 0
     pk, level = holder.view("$PK", "$level")
     return str(pk), level
 

@@ -236,12 +236,12 @@ class RemoteUpcall:
                 f"{uri}: the peer did not accept the observation", limit="observers", maximum=0
             )
         self._node = node
-        node._upcalls.add(self)
+        node.upcalls.add(self)
         self._thread.start()
 
     def _ended(self, node: Node) -> None:
         """On the node's loop: the observation is over."""
-        node._upcalls.discard(self)
+        node.upcalls.discard(self)
         self._end()
 
     def _end(self) -> None:
@@ -277,7 +277,7 @@ class RemoteUpcall:
         """End the observation; returns once no call is under way."""
         node, deregister = self._node, self._deregister
         if node is not None:
-            node._upcalls.discard(self)
+            node.upcalls.discard(self)
             if deregister is not None and not node.loop.is_closed():
                 node.loop.call_soon_threadsafe(deregister)
         self._end()

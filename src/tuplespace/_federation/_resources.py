@@ -351,7 +351,7 @@ class SpacesResource:
         if op in ("read_all", "take_all"):
             limit, after = _whole(query, "limit"), _whole(query, "after")
             fits = Page(self._answer_limits).fits
-            work = aspace._find_page(template, op == "take_all", limit, fits, after, timeout)
+            work = aspace.find_page(template, op == "take_all", limit, fits, after, timeout)
             return self._done(
                 work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
             )

@@ -181,8 +181,9 @@ class AsyncRemoteSpace:
         weakref.finalize(self, self._confirmations.end)
         self._closed = False
         self._closing = False
-        self._transactions: set[AsyncRemoteTransaction] = set()
-        self._subscriptions: set[AsyncRemoteStream[Any]] = set()
+        # The handles that end with this one (close); each adds and removes itself.
+        self.open_transactions: set[AsyncRemoteTransaction] = set()
+        self.open_streams: set[AsyncRemoteStream[Any]] = set()
         self.rules = AsyncRemoteRules(self)
         self.clock = AsyncRemoteClock(self)
         self._stats = dict.fromkeys(
@@ -200,18 +201,19 @@ class AsyncRemoteSpace:
     def closed(self) -> bool:
         return self._closed
 
-    async def _create(self, options: dict[str, Any]) -> None:
+    async def create_space(self, options: dict[str, Any]) -> None:
         """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
         exists; raise if it exists with other options.  Needs the ``admin`` permission."""
-        await self._request("PUT", "", options)
+        await self.request("PUT", "", options)
 
-    # -- requests ---------------------------------------------------------------------------
+    # -- requests: the seam the space's handles (records, transactions, streams) use --------
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.SpaceClosed` once this handle is closed."""
         if self._closed:
             raise SpaceClosed("the space was closed")
 
-    async def _request(
+    async def request(
         self,
         method: str,
         path: str,
@@ -225,7 +227,7 @@ class AsyncRemoteSpace:
         ``wait``: how long the server may hold it.  ``again``: the request may be sent
         a second time if the connection fails before an answer.
         """
-        self._check_open()
+        self.check_open()
         content = None if body is None else orjson.dumps(body)
         self._stats["requests"] += 1
         status, data = await self._transport.request(method, self._path + path, content, wait, again)
@@ -233,7 +235,7 @@ class AsyncRemoteSpace:
             raise error_from_answer(status, data, self.url)
         return orjson.loads(data) if data else None
 
-    async def _long_poll(
+    async def long_poll(
         self,
         path: str,
         body: dict[str, Any],
@@ -253,10 +255,21 @@ class AsyncRemoteSpace:
             if claim:
                 answer = await self._claiming(path, body, left)
             else:
-                answer = await self._request("POST", path, body, wait=left, again=again)
+                answer = await self.request("POST", path, body, wait=left, again=again)
             if answer.get(key) is not None or not answer.get("more"):
                 return answer
             self._stats["long_polls_reissued"] += 1
+
+    async def open_stream(
+        self, route: str, params: dict[str, Any], headers: dict[str, str]
+    ) -> httpx.Response:
+        """Open the server's event stream at ``route`` (under this space's path): the
+        response, whose lines are read as they come."""
+        return await self._transport.stream(self._path + route, params, headers)
+
+    def interrupt_stream(self, response: httpx.Response) -> None:
+        """End an event stream opened by :meth:`open_stream`, from any task."""
+        self._transport.interrupt(response)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -266,7 +279,7 @@ class AsyncRemoteSpace:
         """See :meth:`Space.write <tuplespace.Space.write>`; the lease is an :class:`AsyncLease`."""
         body = {"tuple": tuple_wire(t), "lease": check_lease(lease)}
         try:
-            answer = await self._long_poll("/write", body, timeout, "lease")
+            answer = await self.long_poll("/write", body, timeout, "lease")
         except SpaceFull:
             if timeout == 0:
                 raise
@@ -279,7 +292,7 @@ class AsyncRemoteSpace:
     ) -> list[AsyncLease]:
         """See :meth:`Space.write_many <tuplespace.Space.write_many>`."""
         body = {"tuples": tuples_wire(tuples), "lease": check_lease(lease)}
-        answer = await self._request("POST", "/write_many", body)
+        answer = await self.request("POST", "/write_many", body)
         return [self._lease(x) for x in answer["leases"]]
 
     def _lease(self, wire: dict[str, Any]) -> AsyncLease:
@@ -287,18 +300,18 @@ class AsyncRemoteSpace:
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
         body = {"lease": check_lease(seconds)}
-        answer = await self._request("POST", f"/leases/{seq}/renew", body)
+        answer = await self.request("POST", f"/leases/{seq}/renew", body)
         expires: float | None = answer["expires_at"]
         return expires
 
     async def _cancel(self, seq: int) -> None:
-        await self._request("DELETE", f"/leases/{seq}")
+        await self.request("DELETE", f"/leases/{seq}")
 
     # -- reading and taking -------------------------------------------------------------------
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read <tuplespace.Space.read>`."""
-        return _found(await self._read("", template, timeout), template)
+        return _found(await self.read_at("", template, timeout), template)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.take <tuplespace.Space.take>`."""
@@ -306,7 +319,7 @@ class AsyncRemoteSpace:
 
     async def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read <tuplespace.Space.try_read>`."""
-        return await self._read("", template, 0)
+        return await self.read_at("", template, 0)
 
     async def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take <tuplespace.Space.try_take>`."""
@@ -320,7 +333,7 @@ class AsyncRemoteSpace:
         gathered, each going on where the one before stopped (see :meth:`read_pages`).
         A wait (``timeout``) is a long poll, asked again for the time left when the
         server cuts it short."""
-        return await self._all("", "/read_all", template, limit, timeout)
+        return await self.all_at("", "/read_all", template, limit, timeout)
 
     def read_pages(self, template: Any, limit: int | None = None) -> AsyncIterator[list[Tuple]]:
         """The tuples :meth:`read_all` returns, one answer of the server at a time, each
@@ -342,21 +355,22 @@ class AsyncRemoteSpace:
         """See :meth:`Space.take_all <tuplespace.Space.take_all>`.  The tuples come under
         a claim, as a take's do, waited for or not: an answer lost on the way puts them
         back."""
-        return await self._all("", "/take_all", template, limit, timeout)
+        return await self.all_at("", "/take_all", template, limit, timeout)
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count <tuplespace.Space.count>`."""
-        return await self._count("", template)
+        return await self.count_at("", template)
 
-    async def _read(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
+    async def read_at(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
+        """A read under ``prefix`` ("": the space's; a transaction's path), None on timeout."""
         body = {"template": template_wire(template)}
-        answer = await self._long_poll(prefix + "/read", body, timeout, "tuple", again=True)
+        answer = await self.long_poll(prefix + "/read", body, timeout, "tuple", again=True)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     async def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": template_wire(template), "claim": True}
-        answer = await self._long_poll("/take", body, timeout, "tuple", claim=True)
+        answer = await self.long_poll("/take", body, timeout, "tuple", claim=True)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     async def _claiming(self, path: str, body: dict[str, Any], wait: float | None) -> Any:
@@ -368,7 +382,7 @@ class AsyncRemoteSpace:
         else:
             body.pop("confirm", None)
         try:
-            answer = await self._request("POST", path, body, wait=wait, again=True)
+            answer = await self.request("POST", path, body, wait=wait, again=True)
         except BaseException:
             self._confirmations.settle(confirm, confirm)
             if confirm:
@@ -397,7 +411,7 @@ class AsyncRemoteSpace:
         while claims := self._confirmations.pop_all():
             for i, claim_id in enumerate(claims):
                 try:
-                    await self._request("POST", f"/claims/{claim_id}/confirm", again=True)
+                    await self.request("POST", f"/claims/{claim_id}/confirm", again=True)
                 except TupleSpaceError as exc:
                     if error_code(exc) == "unknown_claim":
                         self._claim_lost(claim_id)
@@ -415,9 +429,10 @@ class AsyncRemoteSpace:
                 self._stats["claims_confirmed_alone"] += 1
             self._confirmations.settle(claims)
 
-    async def _all(
+    async def all_at(
         self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> list[Tuple]:
+        """``read_all`` or ``take_all`` (``operation``) under ``prefix``, page after page."""
         found: list[Tuple] = []
         async for page in self._pages(prefix, operation, template, limit, timeout):
             found += page
@@ -453,7 +468,7 @@ class AsyncRemoteSpace:
             if claiming:
                 answer = await self._claiming(operation, body, left)
             else:
-                answer = await self._request("POST", prefix + operation, body, wait=left, again=reading)
+                answer = await self.request("POST", prefix + operation, body, wait=left, again=reading)
             page = [tuple_from_wire(t) for t in answer["tuples"]]
             if waiting and not page and answer.get("more"):
                 self._stats["long_polls_reissued"] += 1
@@ -469,8 +484,9 @@ class AsyncRemoteSpace:
             if limit is not None:
                 body["limit"] = limit - got
 
-    async def _count(self, prefix: str, template: Any) -> int:
-        answer = await self._request(
+    async def count_at(self, prefix: str, template: Any) -> int:
+        """A count under ``prefix`` (see :meth:`read_at`)."""
+        answer = await self.request(
             "POST", prefix + "/count", {"template": template_wire(template)}, again=True
         )
         n: int = answer["count"]
@@ -500,13 +516,13 @@ class AsyncRemoteSpace:
             "tuple": tuple_wire(successor),
             "lease": check_lease(lease),
         }
-        answer = await self._long_poll("/replace", body, timeout, "tuple")
+        answer = await self.long_poll("/replace", body, timeout, "tuple")
         return _found(None if answer["tuple"] is None else tuple_from_wire(answer["tuple"]), template)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """See :meth:`Space.write_if_absent <tuplespace.Space.write_if_absent>`."""
         body = {"template": template_wire(template), "tuple": tuple_wire(t), "lease": check_lease(lease)}
-        answer = await self._request("POST", "/write_if_absent", body)
+        answer = await self.request("POST", "/write_if_absent", body)
         return bool(answer["written"])
 
     # -- events and transactions ----------------------------------------------------------------
@@ -532,7 +548,7 @@ class AsyncRemoteSpace:
         with the live events after the last event received, without present events
         again.
         """
-        self._check_open()
+        self.check_open()
         subscription = AsyncRemoteSubscription(
             self,
             {"$any": True} if template is ANY else template_wire(template),
@@ -552,7 +568,7 @@ class AsyncRemoteSpace:
         number of seconds: a transaction on a server always has one, so that it aborts
         by itself if this side goes away.
         """
-        self._check_open()
+        self.check_open()
         seconds = check_lease(lease)
         if seconds is None:
             raise InvalidValue(
@@ -584,10 +600,11 @@ class AsyncRemoteSpace:
         }
         if principal is not None:
             body["principal"] = principal
-        answer = await self._request("POST", "/records/create", body)
-        return self._record_handle(answer["record"])
+        answer = await self.request("POST", "/records/create", body)
+        return self.record_handle(answer["record"])
 
-    def _record_handle(self, wire: dict[str, Any]) -> AsyncRemoteRecord:
+    def record_handle(self, wire: dict[str, Any]) -> AsyncRemoteRecord:
+        """The handle of the record a server's answer describes."""
         return AsyncRemoteRecord(self, _uri(wire["address"]), wire.get("id"), _FULL, None)
 
     async def record(self, ref: str | URI) -> AsyncRemoteRecord:
@@ -598,7 +615,7 @@ class AsyncRemoteSpace:
             raise TypeError(
                 f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
             )
-        answer = await self._request("POST", "/records/open", {"ref": str(ref)}, again=True)
+        answer = await self.request("POST", "/records/open", {"ref": str(ref)}, again=True)
         handle = answer["handle"]
         return AsyncRemoteRecord(
             self,
@@ -614,10 +631,10 @@ class AsyncRemoteSpace:
         """See :meth:`Space.find <tuplespace.Space.find>`; needs the ``read`` permission on
         the space (capabilities find nothing)."""
         body = {"template": record_template_wire(template), "under": under, "limit": check_limit(limit)}
-        answer = await self._request("POST", "/records/find", body, again=True)
+        answer = await self.request("POST", "/records/find", body, again=True)
         if answer.get("more"):
             raise _cut(len(answer["records"]), "records")
-        return [self._record_handle(r) for r in answer["records"]]
+        return [self.record_handle(r) for r in answer["records"]]
 
     async def try_take_record(self, template: Any, under: str | None = None) -> RecordData | None:
         """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
@@ -638,7 +655,7 @@ class AsyncRemoteSpace:
     ) -> RecordData | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": record_template_wire(template), "under": under, "claim": True}
-        answer = await self._long_poll("/records/take", body, timeout, "record", claim=True)
+        answer = await self.long_poll("/records/take", body, timeout, "record", claim=True)
         return None if answer["record"] is None else record_data_from_wire(answer["record"])
 
     def watch_records(
@@ -652,15 +669,16 @@ class AsyncRemoteSpace:
     ) -> AsyncRemoteRecordWatch:
         """See :meth:`Space.watch_records <tuplespace.Space.watch_records>`; opens as
         :meth:`subscribe` does."""
-        self._check_open()
+        self.check_open()
         params = {"events": ",".join(check_change_kinds(events))}
         if under is not None:
             params["under"] = under
-        return self._watch(params, since, max_pending, lease)
+        return self.record_watch(params, since, max_pending, lease)
 
-    def _watch(
+    def record_watch(
         self, params: dict[str, str], since: int | None, max_pending: int, lease: float | None
     ) -> AsyncRemoteRecordWatch:
+        """A watch of records (all, or one: ``params``), opened when first used."""
         watch = AsyncRemoteRecordWatch(
             self, params, check_since(since), check_max_pending(max_pending), check_lease(lease)
         )
@@ -670,14 +688,14 @@ class AsyncRemoteSpace:
         """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
         ``admin`` permission on the space."""
         body = {"principal": principal, "amount": credit_wire(amount, "amount")}
-        answer = await self._request("POST", "/credit/grant", body)
+        answer = await self.request("POST", "/credit/grant", body)
         return _credit(answer["balance"])
 
     async def account(self, principal: str) -> Credit:
         """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
         the caller's own needs the ``admin`` permission on the space."""
         check_principal(principal)
-        answer = await self._request("GET", "/credit/" + quote(principal, safe=""), again=True)
+        answer = await self.request("GET", "/credit/" + quote(principal, safe=""), again=True)
         return _credit(answer["balance"])
 
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
@@ -685,12 +703,12 @@ class AsyncRemoteSpace:
         ``source`` other than the caller's own account needs the ``admin`` permission
         on the space."""
         body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
-        answer = await self._request("POST", "/credit/transfer", body)
+        answer = await self.request("POST", "/credit/transfer", body)
         return _credit(answer["balance"])
 
     async def credit_challenge(self) -> Challenge:
         """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
-        answer = await self._request("POST", "/credit/challenge", again=True)
+        answer = await self.request("POST", "/credit/challenge", again=True)
         return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
 
     async def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
@@ -700,7 +718,7 @@ class AsyncRemoteSpace:
         body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
         if principal is not None:
             body["principal"] = principal
-        answer = await self._request("POST", "/credit/mint", body)
+        answer = await self.request("POST", "/credit/mint", body)
         return _credit(answer["balance"])
 
     # -- statistics and closing -------------------------------------------------------------------
@@ -722,7 +740,7 @@ class AsyncRemoteSpace:
             answer = orjson.loads(response.content)
         else:
             await self._confirm_pending()  # this handle's takes are final in what it reports
-            answer = await self._request("GET", "", again=True)
+            answer = await self.request("GET", "", again=True)
         stats: dict[str, Any] = dict(answer["statistics"])
         stats["closed"] = self._closed
         return stats
@@ -748,10 +766,10 @@ class AsyncRemoteSpace:
         self._closing = True
         self._confirm_later.cancel()
         await self._confirm_pending()
-        for tx in list(self._transactions):
-            await tx._abort_quietly()
+        for tx in list(self.open_transactions):
+            await tx.abort_quietly()
         self._closed = True
-        for sub in list(self._subscriptions):
+        for sub in list(self.open_streams):
             await sub.close()
         await self._transport.close()
 
@@ -860,7 +878,7 @@ class AsyncRemoteRecord:
         return body
 
     async def _post(self, operation: str, body: dict[str, Any], again: bool = False) -> Any:
-        return await self._space._request("POST", "/records/" + operation, body, again=again)
+        return await self._space.request("POST", "/records/" + operation, body, again=again)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -942,7 +960,7 @@ class AsyncRemoteRecord:
         if principal is not None:
             body["principal"] = principal
         answer = await self._post("clone", body)
-        return self._space._record_handle(answer["record"])
+        return self._space.record_handle(answer["record"])
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`Record.move <tuplespace.Record.move>`."""
@@ -984,11 +1002,11 @@ class AsyncRemoteRecord:
         """See :meth:`Record.watch <tuplespace.Record.watch>`; opens as
         :meth:`AsyncRemoteSpace.subscribe` does, and ends after the record's
         ``destroy`` or ``expire``."""
-        self._space._check_open()
+        self._space.check_open()
         params = {"ref": str(self._address)}
         if self._id is not None:
             params["id"] = str(self._id)
-        return self._space._watch(params, since, max_pending, lease)
+        return self._space.record_watch(params, since, max_pending, lease)
 
     async def on_change(
         self,
@@ -1066,22 +1084,22 @@ class AsyncRemoteRules:
             using=using,
             principal=principal,
         )
-        answer = await self._space._request("POST", "/rules", body)
+        answer = await self._space.request("POST", "/rules", body)
         return rule_from_wire(answer["rule"])
 
     async def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""
-        answer = await self._space._request("GET", "/rules", again=True)
+        answer = await self._space.request("GET", "/rules", again=True)
         return [rule_from_wire(r) for r in answer["rules"]]
 
     async def get(self, name: str) -> RuleInfo:
         """The rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        answer = await self._space._request("GET", "/rules/" + quote(name, safe=""), again=True)
+        answer = await self._space.request("GET", "/rules/" + quote(name, safe=""), again=True)
         return rule_from_wire(answer["rule"])
 
     async def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        await self._space._request("DELETE", "/rules/" + quote(name, safe=""))
+        await self._space.request("DELETE", "/rules/" + quote(name, safe=""))
 
     def __repr__(self) -> str:
         return f"<AsyncRemoteRules of {self._space.url}>"
@@ -1097,14 +1115,14 @@ class AsyncRemoteClock:
 
     async def now(self) -> float:
         """The space's time, in seconds since the epoch."""
-        answer = await self._space._request("GET", "/clock", again=True)
+        answer = await self._space.request("GET", "/clock", again=True)
         return float(answer["now"])
 
     async def advance(self, seconds: float) -> None:
         """Move the space's simulated clock ``seconds`` forward and run what falls due
         (leases, waits, rules).  Needs the ``admin`` permission on the space;
         :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
-        await self._space._request("POST", "/clock", {"advance": seconds})
+        await self._space.request("POST", "/clock", {"advance": seconds})
 
     def __repr__(self) -> str:
         return f"<AsyncRemoteClock of {self._space.url}>"
@@ -1132,10 +1150,10 @@ class AsyncRemoteTransaction(AsyncOpenable):
             if self._prefix or self._state != "active":
                 return
             asked = _monotonic()
-            answer = await self._space._request("POST", "/transactions", {"lease": self._lease})
+            answer = await self._space.request("POST", "/transactions", {"lease": self._lease})
             self._prefix = f"/transactions/{answer['id']}"
             self._set_lease(answer["expires_at"], self._lease, asked)
-            self._space._transactions.add(self)
+            self._space.open_transactions.add(self)
 
     def _set_lease(self, expires_at: float | None, lease: float | None, asked: float) -> None:
         self._expires_at = expires_at
@@ -1156,7 +1174,7 @@ class AsyncRemoteTransaction(AsyncOpenable):
 
     def _ended(self, state: str) -> None:
         self._state = state
-        self._space._transactions.discard(self)
+        self._space.open_transactions.discard(self)
 
     async def _ready(self) -> str:
         """Check the transaction can still be used, opening it; its path on the server."""
@@ -1172,7 +1190,7 @@ class AsyncRemoteTransaction(AsyncOpenable):
     async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         prefix = await self._ready()
         try:
-            return await self._space._request(method, prefix + path, body)
+            return await self._space.request(method, prefix + path, body)
         except TransactionAborted:
             self._ended("aborted")
             raise
@@ -1194,14 +1212,14 @@ class AsyncRemoteTransaction(AsyncOpenable):
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         prefix = await self._ready()
-        return _found(await self._watch(self._space._read(prefix, template, timeout)), template)
+        return _found(await self._watch(self._space.read_at(prefix, template, timeout)), template)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         return _found(await self._take(template, timeout), template)
 
     async def try_read(self, template: Any) -> Tuple | None:
         prefix = await self._ready()
-        found: Tuple | None = await self._watch(self._space._read(prefix, template, 0))
+        found: Tuple | None = await self._watch(self._space.read_at(prefix, template, 0))
         return found
 
     async def try_take(self, template: Any) -> Tuple | None:
@@ -1211,7 +1229,7 @@ class AsyncRemoteTransaction(AsyncOpenable):
         # No claim: a tuple taken in a transaction is held by it, and returns if it aborts.
         prefix = await self._ready()
         body = {"template": template_wire(template)}
-        answer = await self._watch(self._space._long_poll(prefix + "/take", body, timeout, "tuple"))
+        answer = await self._watch(self._space.long_poll(prefix + "/take", body, timeout, "tuple"))
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     async def read_all(
@@ -1219,7 +1237,7 @@ class AsyncRemoteTransaction(AsyncOpenable):
     ) -> list[Tuple]:
         prefix = await self._ready()
         found: list[Tuple] = await self._watch(
-            self._space._all(prefix, "/read_all", template, limit, timeout)
+            self._space.all_at(prefix, "/read_all", template, limit, timeout)
         )
         return found
 
@@ -1228,13 +1246,13 @@ class AsyncRemoteTransaction(AsyncOpenable):
     ) -> list[Tuple]:
         prefix = await self._ready()
         taken: list[Tuple] = await self._watch(
-            self._space._all(prefix, "/take_all", template, limit, timeout)
+            self._space.all_at(prefix, "/take_all", template, limit, timeout)
         )
         return taken
 
     async def count(self, template: Any) -> int:
         prefix = await self._ready()
-        n: int = await self._watch(self._space._count(prefix, template))
+        n: int = await self._watch(self._space.count_at(prefix, template))
         return n
 
     async def commit(self) -> None:
@@ -1251,10 +1269,10 @@ class AsyncRemoteTransaction(AsyncOpenable):
         if self.state != "active":
             return
         with contextlib.suppress(TransactionError):  # it ended on the server already
-            await self._space._request("POST", self._prefix + "/abort")
+            await self._space.request("POST", self._prefix + "/abort")
         self._ended("aborted")
 
-    async def _abort_quietly(self) -> None:
+    async def abort_quietly(self) -> None:
         """Abort while the space closes; a failure only means the lease will end it."""
         try:
             await self.abort()

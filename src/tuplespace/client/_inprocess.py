@@ -158,7 +158,7 @@ class _Application:
         # At exit, before the thread pools stop (atexit is too late: the lifespan's end
         # runs the store's closing in a thread); the hooks run in reverse order of
         # registration, so this one runs before that of concurrent.futures.
-        threading._register_atexit(self.stop)  # type: ignore[attr-defined]
+        threading._register_atexit(self.stop)  # type: ignore[attr-defined]  # noqa: SLF001 (no public hook runs so early)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)

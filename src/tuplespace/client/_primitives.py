@@ -107,7 +107,7 @@ def opened_later(handle: H) -> H:
 
 
 def opened_now(handle: S) -> S:
-    handle._open()
+    handle._open()  # noqa: SLF001 (the helper of the Openable protocol it belongs to)
     return handle
 
 

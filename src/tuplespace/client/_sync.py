@@ -182,8 +182,9 @@ class RemoteSpace:
         weakref.finalize(self, self._confirmations.end)
         self._closed = False
         self._closing = False
-        self._transactions: set[RemoteTransaction] = set()
-        self._subscriptions: set[RemoteStream[Any]] = set()
+        # The handles that end with this one (close); each adds and removes itself.
+        self.open_transactions: set[RemoteTransaction] = set()
+        self.open_streams: set[RemoteStream[Any]] = set()
         self.rules = RemoteRules(self)
         self.clock = RemoteClock(self)
         self._stats = dict.fromkeys(
@@ -201,18 +202,19 @@ class RemoteSpace:
     def closed(self) -> bool:
         return self._closed
 
-    def _create(self, options: dict[str, Any]) -> None:
+    def create_space(self, options: dict[str, Any]) -> None:
         """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
         exists; raise if it exists with other options.  Needs the ``admin`` permission."""
-        self._request("PUT", "", options)
+        self.request("PUT", "", options)
 
-    # -- requests ---------------------------------------------------------------------------
+    # -- requests: the seam the space's handles (records, transactions, streams) use --------
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.SpaceClosed` once this handle is closed."""
         if self._closed:
             raise SpaceClosed("the space was closed")
 
-    def _request(
+    def request(
         self,
         method: str,
         path: str,
@@ -226,7 +228,7 @@ class RemoteSpace:
         ``wait``: how long the server may hold it.  ``again``: the request may be sent
         a second time if the connection fails before an answer.
         """
-        self._check_open()
+        self.check_open()
         content = None if body is None else orjson.dumps(body)
         self._stats["requests"] += 1
         status, data = self._transport.request(method, self._path + path, content, wait, again)
@@ -234,7 +236,7 @@ class RemoteSpace:
             raise error_from_answer(status, data, self.url)
         return orjson.loads(data) if data else None
 
-    def _long_poll(
+    def long_poll(
         self,
         path: str,
         body: dict[str, Any],
@@ -254,10 +256,19 @@ class RemoteSpace:
             if claim:
                 answer = self._claiming(path, body, left)
             else:
-                answer = self._request("POST", path, body, wait=left, again=again)
+                answer = self.request("POST", path, body, wait=left, again=again)
             if answer.get(key) is not None or not answer.get("more"):
                 return answer
             self._stats["long_polls_reissued"] += 1
+
+    def open_stream(self, route: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """Open the server's event stream at ``route`` (under this space's path): the
+        response, whose lines are read as they come."""
+        return self._transport.stream(self._path + route, params, headers)
+
+    def interrupt_stream(self, response: httpx.Response) -> None:
+        """End an event stream opened by :meth:`open_stream`, from any task."""
+        self._transport.interrupt(response)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -265,7 +276,7 @@ class RemoteSpace:
         """See :meth:`Space.write <tuplespace.Space.write>`; the lease is an :class:`Lease`."""
         body = {"tuple": tuple_wire(t), "lease": check_lease(lease)}
         try:
-            answer = self._long_poll("/write", body, timeout, "lease")
+            answer = self.long_poll("/write", body, timeout, "lease")
         except SpaceFull:
             if timeout == 0:
                 raise
@@ -276,7 +287,7 @@ class RemoteSpace:
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
         """See :meth:`Space.write_many <tuplespace.Space.write_many>`."""
         body = {"tuples": tuples_wire(tuples), "lease": check_lease(lease)}
-        answer = self._request("POST", "/write_many", body)
+        answer = self.request("POST", "/write_many", body)
         return [self._lease(x) for x in answer["leases"]]
 
     def _lease(self, wire: dict[str, Any]) -> Lease:
@@ -284,18 +295,18 @@ class RemoteSpace:
 
     def _renew(self, seq: int, seconds: float | None) -> float | None:
         body = {"lease": check_lease(seconds)}
-        answer = self._request("POST", f"/leases/{seq}/renew", body)
+        answer = self.request("POST", f"/leases/{seq}/renew", body)
         expires: float | None = answer["expires_at"]
         return expires
 
     def _cancel(self, seq: int) -> None:
-        self._request("DELETE", f"/leases/{seq}")
+        self.request("DELETE", f"/leases/{seq}")
 
     # -- reading and taking -------------------------------------------------------------------
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read <tuplespace.Space.read>`."""
-        return _found(self._read("", template, timeout), template)
+        return _found(self.read_at("", template, timeout), template)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.take <tuplespace.Space.take>`."""
@@ -303,7 +314,7 @@ class RemoteSpace:
 
     def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read <tuplespace.Space.try_read>`."""
-        return self._read("", template, 0)
+        return self.read_at("", template, 0)
 
     def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take <tuplespace.Space.try_take>`."""
@@ -315,7 +326,7 @@ class RemoteSpace:
         gathered, each going on where the one before stopped (see :meth:`read_pages`).
         A wait (``timeout``) is a long poll, asked again for the time left when the
         server cuts it short."""
-        return self._all("", "/read_all", template, limit, timeout)
+        return self.all_at("", "/read_all", template, limit, timeout)
 
     def read_pages(self, template: Any, limit: int | None = None) -> Iterator[list[Tuple]]:
         """The tuples :meth:`read_all` returns, one answer of the server at a time, each
@@ -335,21 +346,22 @@ class RemoteSpace:
         """See :meth:`Space.take_all <tuplespace.Space.take_all>`.  The tuples come under
         a claim, as a take's do, waited for or not: an answer lost on the way puts them
         back."""
-        return self._all("", "/take_all", template, limit, timeout)
+        return self.all_at("", "/take_all", template, limit, timeout)
 
     def count(self, template: Any) -> int:
         """See :meth:`Space.count <tuplespace.Space.count>`."""
-        return self._count("", template)
+        return self.count_at("", template)
 
-    def _read(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
+    def read_at(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
+        """A read under ``prefix`` ("": the space's; a transaction's path), None on timeout."""
         body = {"template": template_wire(template)}
-        answer = self._long_poll(prefix + "/read", body, timeout, "tuple", again=True)
+        answer = self.long_poll(prefix + "/read", body, timeout, "tuple", again=True)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": template_wire(template), "claim": True}
-        answer = self._long_poll("/take", body, timeout, "tuple", claim=True)
+        answer = self.long_poll("/take", body, timeout, "tuple", claim=True)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     def _claiming(self, path: str, body: dict[str, Any], wait: float | None) -> Any:
@@ -361,7 +373,7 @@ class RemoteSpace:
         else:
             body.pop("confirm", None)
         try:
-            answer = self._request("POST", path, body, wait=wait, again=True)
+            answer = self.request("POST", path, body, wait=wait, again=True)
         except BaseException:
             self._confirmations.settle(confirm, confirm)
             if confirm:
@@ -390,7 +402,7 @@ class RemoteSpace:
         while claims := self._confirmations.pop_all():
             for i, claim_id in enumerate(claims):
                 try:
-                    self._request("POST", f"/claims/{claim_id}/confirm", again=True)
+                    self.request("POST", f"/claims/{claim_id}/confirm", again=True)
                 except TupleSpaceError as exc:
                     if error_code(exc) == "unknown_claim":
                         self._claim_lost(claim_id)
@@ -408,9 +420,10 @@ class RemoteSpace:
                 self._stats["claims_confirmed_alone"] += 1
             self._confirmations.settle(claims)
 
-    def _all(
+    def all_at(
         self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> list[Tuple]:
+        """``read_all`` or ``take_all`` (``operation``) under ``prefix``, page after page."""
         found: list[Tuple] = []
         for page in self._pages(prefix, operation, template, limit, timeout):
             found += page
@@ -446,7 +459,7 @@ class RemoteSpace:
             if claiming:
                 answer = self._claiming(operation, body, left)
             else:
-                answer = self._request("POST", prefix + operation, body, wait=left, again=reading)
+                answer = self.request("POST", prefix + operation, body, wait=left, again=reading)
             page = [tuple_from_wire(t) for t in answer["tuples"]]
             if waiting and not page and answer.get("more"):
                 self._stats["long_polls_reissued"] += 1
@@ -462,8 +475,9 @@ class RemoteSpace:
             if limit is not None:
                 body["limit"] = limit - got
 
-    def _count(self, prefix: str, template: Any) -> int:
-        answer = self._request("POST", prefix + "/count", {"template": template_wire(template)}, again=True)
+    def count_at(self, prefix: str, template: Any) -> int:
+        """A count under ``prefix`` (see :meth:`read_at`)."""
+        answer = self.request("POST", prefix + "/count", {"template": template_wire(template)}, again=True)
         n: int = answer["count"]
         return n
 
@@ -491,13 +505,13 @@ class RemoteSpace:
             "tuple": tuple_wire(successor),
             "lease": check_lease(lease),
         }
-        answer = self._long_poll("/replace", body, timeout, "tuple")
+        answer = self.long_poll("/replace", body, timeout, "tuple")
         return _found(None if answer["tuple"] is None else tuple_from_wire(answer["tuple"]), template)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """See :meth:`Space.write_if_absent <tuplespace.Space.write_if_absent>`."""
         body = {"template": template_wire(template), "tuple": tuple_wire(t), "lease": check_lease(lease)}
-        answer = self._request("POST", "/write_if_absent", body)
+        answer = self.request("POST", "/write_if_absent", body)
         return bool(answer["written"])
 
     # -- events and transactions ----------------------------------------------------------------
@@ -523,7 +537,7 @@ class RemoteSpace:
         with the live events after the last event received, without present events
         again.
         """
-        self._check_open()
+        self.check_open()
         subscription = RemoteSubscription(
             self,
             {"$any": True} if template is ANY else template_wire(template),
@@ -543,7 +557,7 @@ class RemoteSpace:
         number of seconds: a transaction on a server always has one, so that it aborts
         by itself if this side goes away.
         """
-        self._check_open()
+        self.check_open()
         seconds = check_lease(lease)
         if seconds is None:
             raise InvalidValue(
@@ -575,10 +589,11 @@ class RemoteSpace:
         }
         if principal is not None:
             body["principal"] = principal
-        answer = self._request("POST", "/records/create", body)
-        return self._record_handle(answer["record"])
+        answer = self.request("POST", "/records/create", body)
+        return self.record_handle(answer["record"])
 
-    def _record_handle(self, wire: dict[str, Any]) -> RemoteRecord:
+    def record_handle(self, wire: dict[str, Any]) -> RemoteRecord:
+        """The handle of the record a server's answer describes."""
         return RemoteRecord(self, _uri(wire["address"]), wire.get("id"), _FULL, None)
 
     def record(self, ref: str | URI) -> RemoteRecord:
@@ -589,7 +604,7 @@ class RemoteSpace:
             raise TypeError(
                 f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
             )
-        answer = self._request("POST", "/records/open", {"ref": str(ref)}, again=True)
+        answer = self.request("POST", "/records/open", {"ref": str(ref)}, again=True)
         handle = answer["handle"]
         return RemoteRecord(
             self,
@@ -603,10 +618,10 @@ class RemoteSpace:
         """See :meth:`Space.find <tuplespace.Space.find>`; needs the ``read`` permission on
         the space (capabilities find nothing)."""
         body = {"template": record_template_wire(template), "under": under, "limit": check_limit(limit)}
-        answer = self._request("POST", "/records/find", body, again=True)
+        answer = self.request("POST", "/records/find", body, again=True)
         if answer.get("more"):
             raise _cut(len(answer["records"]), "records")
-        return [self._record_handle(r) for r in answer["records"]]
+        return [self.record_handle(r) for r in answer["records"]]
 
     def try_take_record(self, template: Any, under: str | None = None) -> RecordData | None:
         """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
@@ -625,7 +640,7 @@ class RemoteSpace:
     def _take_record(self, template: Any, under: str | None, timeout: float | None) -> RecordData | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": record_template_wire(template), "under": under, "claim": True}
-        answer = self._long_poll("/records/take", body, timeout, "record", claim=True)
+        answer = self.long_poll("/records/take", body, timeout, "record", claim=True)
         return None if answer["record"] is None else record_data_from_wire(answer["record"])
 
     def watch_records(
@@ -639,15 +654,16 @@ class RemoteSpace:
     ) -> RemoteRecordWatch:
         """See :meth:`Space.watch_records <tuplespace.Space.watch_records>`; opens as
         :meth:`subscribe` does."""
-        self._check_open()
+        self.check_open()
         params = {"events": ",".join(check_change_kinds(events))}
         if under is not None:
             params["under"] = under
-        return self._watch(params, since, max_pending, lease)
+        return self.record_watch(params, since, max_pending, lease)
 
-    def _watch(
+    def record_watch(
         self, params: dict[str, str], since: int | None, max_pending: int, lease: float | None
     ) -> RemoteRecordWatch:
+        """A watch of records (all, or one: ``params``), opened when first used."""
         watch = RemoteRecordWatch(
             self, params, check_since(since), check_max_pending(max_pending), check_lease(lease)
         )
@@ -657,14 +673,14 @@ class RemoteSpace:
         """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
         ``admin`` permission on the space."""
         body = {"principal": principal, "amount": credit_wire(amount, "amount")}
-        answer = self._request("POST", "/credit/grant", body)
+        answer = self.request("POST", "/credit/grant", body)
         return _credit(answer["balance"])
 
     def account(self, principal: str) -> Credit:
         """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
         the caller's own needs the ``admin`` permission on the space."""
         check_principal(principal)
-        answer = self._request("GET", "/credit/" + quote(principal, safe=""), again=True)
+        answer = self.request("GET", "/credit/" + quote(principal, safe=""), again=True)
         return _credit(answer["balance"])
 
     def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
@@ -672,12 +688,12 @@ class RemoteSpace:
         ``source`` other than the caller's own account needs the ``admin`` permission
         on the space."""
         body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
-        answer = self._request("POST", "/credit/transfer", body)
+        answer = self.request("POST", "/credit/transfer", body)
         return _credit(answer["balance"])
 
     def credit_challenge(self) -> Challenge:
         """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
-        answer = self._request("POST", "/credit/challenge", again=True)
+        answer = self.request("POST", "/credit/challenge", again=True)
         return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
 
     def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
@@ -687,7 +703,7 @@ class RemoteSpace:
         body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
         if principal is not None:
             body["principal"] = principal
-        answer = self._request("POST", "/credit/mint", body)
+        answer = self.request("POST", "/credit/mint", body)
         return _credit(answer["balance"])
 
     # -- statistics and closing -------------------------------------------------------------------
@@ -709,7 +725,7 @@ class RemoteSpace:
             answer = orjson.loads(response.content)
         else:
             self._confirm_pending()  # this handle's takes are final in what it reports
-            answer = self._request("GET", "", again=True)
+            answer = self.request("GET", "", again=True)
         stats: dict[str, Any] = dict(answer["statistics"])
         stats["closed"] = self._closed
         return stats
@@ -735,10 +751,10 @@ class RemoteSpace:
         self._closing = True
         self._confirm_later.cancel()
         self._confirm_pending()
-        for tx in list(self._transactions):
-            tx._abort_quietly()
+        for tx in list(self.open_transactions):
+            tx.abort_quietly()
         self._closed = True
-        for sub in list(self._subscriptions):
+        for sub in list(self.open_streams):
             sub.close()
         self._transport.close()
 
@@ -847,7 +863,7 @@ class RemoteRecord:
         return body
 
     def _post(self, operation: str, body: dict[str, Any], again: bool = False) -> Any:
-        return self._space._request("POST", "/records/" + operation, body, again=again)
+        return self._space.request("POST", "/records/" + operation, body, again=again)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -929,7 +945,7 @@ class RemoteRecord:
         if principal is not None:
             body["principal"] = principal
         answer = self._post("clone", body)
-        return self._space._record_handle(answer["record"])
+        return self._space.record_handle(answer["record"])
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`Record.move <tuplespace.Record.move>`."""
@@ -971,11 +987,11 @@ class RemoteRecord:
         """See :meth:`Record.watch <tuplespace.Record.watch>`; opens as
         :meth:`RemoteSpace.subscribe` does, and ends after the record's
         ``destroy`` or ``expire``."""
-        self._space._check_open()
+        self._space.check_open()
         params = {"ref": str(self._address)}
         if self._id is not None:
             params["id"] = str(self._id)
-        return self._space._watch(params, since, max_pending, lease)
+        return self._space.record_watch(params, since, max_pending, lease)
 
     def on_change(
         self,
@@ -1047,22 +1063,22 @@ class RemoteRules:
             using=using,
             principal=principal,
         )
-        answer = self._space._request("POST", "/rules", body)
+        answer = self._space.request("POST", "/rules", body)
         return rule_from_wire(answer["rule"])
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""
-        answer = self._space._request("GET", "/rules", again=True)
+        answer = self._space.request("GET", "/rules", again=True)
         return [rule_from_wire(r) for r in answer["rules"]]
 
     def get(self, name: str) -> RuleInfo:
         """The rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        answer = self._space._request("GET", "/rules/" + quote(name, safe=""), again=True)
+        answer = self._space.request("GET", "/rules/" + quote(name, safe=""), again=True)
         return rule_from_wire(answer["rule"])
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        self._space._request("DELETE", "/rules/" + quote(name, safe=""))
+        self._space.request("DELETE", "/rules/" + quote(name, safe=""))
 
     def __repr__(self) -> str:
         return f"<RemoteRules of {self._space.url}>"
@@ -1078,14 +1094,14 @@ class RemoteClock:
 
     def now(self) -> float:
         """The space's time, in seconds since the epoch."""
-        answer = self._space._request("GET", "/clock", again=True)
+        answer = self._space.request("GET", "/clock", again=True)
         return float(answer["now"])
 
     def advance(self, seconds: float) -> None:
         """Move the space's simulated clock ``seconds`` forward and run what falls due
         (leases, waits, rules).  Needs the ``admin`` permission on the space;
         :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
-        self._space._request("POST", "/clock", {"advance": seconds})
+        self._space.request("POST", "/clock", {"advance": seconds})
 
     def __repr__(self) -> str:
         return f"<RemoteClock of {self._space.url}>"
@@ -1113,10 +1129,10 @@ class RemoteTransaction(Openable):
             if self._prefix or self._state != "active":
                 return
             asked = _monotonic()
-            answer = self._space._request("POST", "/transactions", {"lease": self._lease})
+            answer = self._space.request("POST", "/transactions", {"lease": self._lease})
             self._prefix = f"/transactions/{answer['id']}"
             self._set_lease(answer["expires_at"], self._lease, asked)
-            self._space._transactions.add(self)
+            self._space.open_transactions.add(self)
 
     def _set_lease(self, expires_at: float | None, lease: float | None, asked: float) -> None:
         self._expires_at = expires_at
@@ -1137,7 +1153,7 @@ class RemoteTransaction(Openable):
 
     def _ended(self, state: str) -> None:
         self._state = state
-        self._space._transactions.discard(self)
+        self._space.open_transactions.discard(self)
 
     def _ready(self) -> str:
         """Check the transaction can still be used, opening it; its path on the server."""
@@ -1153,7 +1169,7 @@ class RemoteTransaction(Openable):
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         prefix = self._ready()
         try:
-            return self._space._request(method, prefix + path, body)
+            return self._space.request(method, prefix + path, body)
         except TransactionAborted:
             self._ended("aborted")
             raise
@@ -1175,14 +1191,14 @@ class RemoteTransaction(Openable):
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         prefix = self._ready()
-        return _found(self._watch(self._space._read(prefix, template, timeout)), template)
+        return _found(self._watch(self._space.read_at(prefix, template, timeout)), template)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         return _found(self._take(template, timeout), template)
 
     def try_read(self, template: Any) -> Tuple | None:
         prefix = self._ready()
-        found: Tuple | None = self._watch(self._space._read(prefix, template, 0))
+        found: Tuple | None = self._watch(self._space.read_at(prefix, template, 0))
         return found
 
     def try_take(self, template: Any) -> Tuple | None:
@@ -1192,22 +1208,22 @@ class RemoteTransaction(Openable):
         # No claim: a tuple taken in a transaction is held by it, and returns if it aborts.
         prefix = self._ready()
         body = {"template": template_wire(template)}
-        answer = self._watch(self._space._long_poll(prefix + "/take", body, timeout, "tuple"))
+        answer = self._watch(self._space.long_poll(prefix + "/take", body, timeout, "tuple"))
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         prefix = self._ready()
-        found: list[Tuple] = self._watch(self._space._all(prefix, "/read_all", template, limit, timeout))
+        found: list[Tuple] = self._watch(self._space.all_at(prefix, "/read_all", template, limit, timeout))
         return found
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         prefix = self._ready()
-        taken: list[Tuple] = self._watch(self._space._all(prefix, "/take_all", template, limit, timeout))
+        taken: list[Tuple] = self._watch(self._space.all_at(prefix, "/take_all", template, limit, timeout))
         return taken
 
     def count(self, template: Any) -> int:
         prefix = self._ready()
-        n: int = self._watch(self._space._count(prefix, template))
+        n: int = self._watch(self._space.count_at(prefix, template))
         return n
 
     def commit(self) -> None:
@@ -1224,10 +1240,10 @@ class RemoteTransaction(Openable):
         if self.state != "active":
             return
         with contextlib.suppress(TransactionError):  # it ended on the server already
-            self._space._request("POST", self._prefix + "/abort")
+            self._space.request("POST", self._prefix + "/abort")
         self._ended("aborted")
 
-    def _abort_quietly(self) -> None:
+    def abort_quietly(self) -> None:
         """Abort while the space closes; a failure only means the lease will end it."""
         try:
             self.abort()

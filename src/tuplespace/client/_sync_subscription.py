@@ -102,10 +102,10 @@ class RemoteStream(Openable, Generic[E]):
         with self._opening:
             if self._opened or self._closed:
                 return
-            self._space._check_open()
+            self._space.check_open()
             self._connect(initial=True)
             self._opened = True
-            self._space._subscriptions.add(self)
+            self._space.open_streams.add(self)
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
             self._pump = Background(self._read_events)
@@ -119,9 +119,9 @@ class RemoteStream(Openable, Generic[E]):
         if self._received is not None:
             headers["Last-Event-ID"] = str(self._received)
         try:
-            response = space._transport.stream(space._path + self._route, self._params, headers)
+            response = space.open_stream(self._route, self._params, headers)
         except (httpx.TransportError, RuntimeError) as exc:
-            if space._closed or self._closed:
+            if space.closed or self._closed:
                 raise SpaceClosed("the space was closed") from None
             raise unreachable(space.url, exc) from exc
         if response.status_code >= 400:
@@ -135,7 +135,7 @@ class RemoteStream(Openable, Generic[E]):
             kind, data = self._next_message()
         except (EOFError, httpx.TransportError) as exc:
             self._drop_stream()
-            if space._closed or self._closed:
+            if space.closed or self._closed:
                 raise SpaceClosed("the space was closed") from None
             raise unreachable(space.url, exc) from exc
         if kind == "lost" and initial:
@@ -162,7 +162,7 @@ class RemoteStream(Openable, Generic[E]):
         if kind != "lost" and kind not in self._kinds:
             return
         try:
-            item: Any = _lost(data) if kind == "lost" else type(self)._decode(orjson.loads(data))
+            item: Any = _lost(data) if kind == "lost" else self._decode(orjson.loads(data))
         except (TupleSpaceError, ValueError, KeyError, TypeError) as exc:
             item = TupleSpaceError(f"an event from {self._space.url} cannot be read: {exc}")
         self._mailbox.put(item)
@@ -262,12 +262,12 @@ class RemoteStream(Openable, Generic[E]):
         self._closed = True
         self._lease_end.cancel()
         self._stopping.set()
-        self._space._subscriptions.discard(self)
+        self._space.open_streams.discard(self)
         # The server learns first, so that it has ended the subscription by the
         # time a waiting get returns None (as soon as it can, that is: it learns
         # from the connection closing).
         if self._response is not None:
-            self._space._transport.interrupt(self._response)
+            self._space.interrupt_stream(self._response)
         self._mailbox.close()
         if self._pump is not None:
             self._pump.stop()

@@ -694,5 +694,5 @@ def found_answer(t: Tuple | None, more: bool) -> dict[str, Any]:
 
 async def locked_call(space: Space, operation: Callable[..., T], *args: Any) -> T:
     """Run an engine operation under the space's lock; return once it is durable."""
-    result: T = await _aio_call(space, operation, *args)
+    result: T = await _aio_call(space.core, operation, *args)
     return result

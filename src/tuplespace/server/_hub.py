@@ -151,7 +151,7 @@ class RecordClaim:
         self._space = space
         self._rid = rid
         self.state = "active"
-        self.expires_at: float | None = space._engine.clock.now() + lease
+        self.expires_at: float | None = space.core.engine.clock.now() + lease
         self._timer = asyncio.get_running_loop().call_later(lease, self._expire)
 
     def _end(self, state: str) -> bool:
@@ -163,11 +163,10 @@ class RecordClaim:
 
     def _release(self) -> None:
         space = self._space
-        with space._lock:
-            if not space._engine.closed:  # a closed space keeps the record as it was stored
-                space._engine.records.release(self._rid)
-                if space._timer is not None:
-                    space._timer.poke()
+        with space.core.lock:
+            if not space.core.engine.closed:  # a closed space keeps the record as it was stored
+                space.core.engine.records.release(self._rid)
+                space.core.poke_timer()
 
     def _expire(self) -> None:
         if self._end("aborted"):
@@ -179,15 +178,15 @@ class RecordClaim:
         space = self._space
 
         def confirm() -> None:
-            space._engine._check_open()
-            space._engine.records.confirm(self._rid)
+            space.core.check_open()
+            space.core.engine.records.confirm(self._rid)
 
-        await _call(space, confirm)
+        await _call(space.core, confirm)
 
     async def abort(self) -> None:
         if self._end("aborted"):
             self._release()
-            await _settle_now(self._space)
+            await _settle_now(self._space.core)
 
 
 class HeldClaim:
@@ -634,10 +633,8 @@ class Hub:
 
             def drop() -> None:
                 if space is not None:
-                    with space._lock:
-                        engine = space._engine
-                        for txn in list(engine._txns.values()):
-                            engine.abort(txn)
+                    with space.core.lock:
+                        space.core.abort_transactions()
                 host.drop(info.name, info.hosted)
 
             if space is None:  # its state lives elsewhere: the calls waiting here end first

@@ -236,7 +236,7 @@ class Operations(ApiBase):
             request,
             caller,
             timeout,
-            lambda wait: aspace._find_page(template, False, limit, page.fits, after, wait),
+            lambda wait: aspace.find_page(template, False, limit, page.fits, after, wait),
         )
         if cursor is not None:
             return page.answer(found, {"more": True, "cursor": str(cursor)})
@@ -272,7 +272,7 @@ class Operations(ApiBase):
                 request,
                 caller,
                 timeout,
-                lambda wait: aspace._find_page(template, True, limit, page.fits, None, wait),
+                lambda wait: aspace.find_page(template, True, limit, page.fits, None, wait),
             )
         out: dict[str, Any] = {}
         if cut is not None or more:
@@ -351,7 +351,7 @@ class Operations(ApiBase):
         cannot run out before the take."""
         if wait != 0:
             await tx.renew(self.claim_lease + self.long_poll)
-        return await tx._find_page(template, True, limit, page.fits, wait)
+        return await tx.find_page(template, True, limit, page.fits, wait)
 
     async def count(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), COUNT_FIELDS, ("template",))
@@ -424,7 +424,7 @@ class Operations(ApiBase):
             held = AsyncLease(aspace, lease_id, None)
             await held.renew(lease)
             return json_response({"expires_at": held.expires_at})
-        expires = await locked_call(local, local._engine.renew, lease_id, lease)
+        expires = await locked_call(local, local.core.engine.renew, lease_id, lease)
         return json_response({"expires_at": expires})
 
     async def cancel_lease(self, space: str, lease_id: int, request: Request) -> Response:
@@ -436,7 +436,7 @@ class Operations(ApiBase):
             assert not isinstance(aspace, AsyncSpace)
             await AsyncLease(aspace, lease_id, None).cancel()
         else:
-            await locked_call(local, local._engine.cancel, lease_id)
+            await locked_call(local, local.core.engine.cancel, lease_id)
         return no_content()
 
     # -- tokens, metrics -----------------------------------------------------------------

@@ -153,7 +153,7 @@ class Transactions(ApiBase):
             request,
             caller,
             get_timeout(body),
-            lambda wait: tx._find_page(template, take, limit, page.fits, wait),
+            lambda wait: tx.find_page(template, take, limit, page.fits, wait),
         )
         return page.answer(found, {"more": True} if cut is not None or more else {})
 

@@ -1512,7 +1512,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             self._check_lease()
         return later
 
-    async def _find_page(
+    async def find_page(
         self,
         template: Template,
         take: bool,

@@ -1497,7 +1497,7 @@ class RedisTransaction(Openable):
             self._check_lease()
         return later
 
-    def _find_page(
+    def find_page(
         self,
         template: Template,
         take: bool,

@@ -50,7 +50,8 @@ class SyncOverAsync:
         self._thread = threading.Thread(target=self.loop.run_forever, name="space-loop", daemon=True)
         self._thread.start()
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the adapter's event loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def _lease(self, lease: ts.Lease | AsyncLease) -> ts.Lease:
@@ -59,43 +60,43 @@ class SyncOverAsync:
         return lease
 
     def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> ts.Lease:
-        return self._lease(self._run(self.aspace.write(t, lease, timeout)))
+        return self._lease(self.run(self.aspace.write(t, lease, timeout)))
 
     def write_many(self, tuples: Any, lease: float | None = None) -> list[ts.Lease]:
-        return [self._lease(x) for x in self._run(self.aspace.write_many(tuples, lease))]
+        return [self._lease(x) for x in self.run(self.aspace.write_many(tuples, lease))]
 
     def read(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
-        return self._run(self.aspace.read(template, timeout))
+        return self.run(self.aspace.read(template, timeout))
 
     def take(self, template: Any, timeout: float | None = None) -> tuple[Any, ...]:
-        return self._run(self.aspace.take(template, timeout))
+        return self.run(self.aspace.take(template, timeout))
 
     def try_read(self, template: Any) -> tuple[Any, ...] | None:
-        return self._run(self.aspace.try_read(template))
+        return self.run(self.aspace.try_read(template))
 
     def try_take(self, template: Any) -> tuple[Any, ...] | None:
-        return self._run(self.aspace.try_take(template))
+        return self.run(self.aspace.try_take(template))
 
     def read_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[tuple[Any, ...]]:
-        return self._run(self.aspace.read_all(template, limit, timeout))
+        return self.run(self.aspace.read_all(template, limit, timeout))
 
     def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[tuple[Any, ...]]:
-        return self._run(self.aspace.take_all(template, limit, timeout))
+        return self.run(self.aspace.take_all(template, limit, timeout))
 
     def count(self, template: Any) -> int:
-        return self._run(self.aspace.count(template))
+        return self.run(self.aspace.count(template))
 
     def replace(
         self, template: Any, successor: Any, lease: float | None = None, timeout: float | None = None
     ) -> tuple[Any, ...]:
-        return self._run(self.aspace.replace(template, successor, lease, timeout))
+        return self.run(self.aspace.replace(template, successor, lease, timeout))
 
     def write_if_absent(self, template: Any, t: Any, lease: float | None = None) -> bool:
-        return self._run(self.aspace.write_if_absent(template, t, lease))
+        return self.run(self.aspace.write_if_absent(template, t, lease))
 
     def subscribe(
         self,
@@ -119,42 +120,42 @@ class SyncOverAsync:
                 )
             )
 
-        return SyncSubscription(self, self._run(subscribe()))
+        return SyncSubscription(self, self.run(subscribe()))
 
     def transaction(self, lease: float | None = 60.0) -> SyncTransaction:
         async def begin() -> Any:
             return await _opened(self.aspace.transaction(lease))
 
-        return SyncTransaction(self, self._run(begin()))
+        return SyncTransaction(self, self.run(begin()))
 
     # -- records: AsyncRecord handles, seen as tuplespace.Record ---------------------------
 
     def create(
         self, path: str, fields: Any, credit: Any = None, lease: float | None = None, **kw: Any
     ) -> Any:
-        return self._wrap(self._run(self.aspace.create(path, fields, credit, lease, **kw)))
+        return self.wrap(self.run(self.aspace.create(path, fields, credit, lease, **kw)))
 
     def record(self, ref: Any) -> Any:
-        return self._wrap(self._run(self.aspace.record(ref)))
+        return self.wrap(self.run(self.aspace.record(ref)))
 
     def find(self, template: Any, under: str | None = None, limit: int | None = None) -> list[Any]:
-        found: list[Any] = self._wrap(self._run(self.aspace.find(template, under, limit)))
+        found: list[Any] = self.wrap(self.run(self.aspace.find(template, under, limit)))
         return found
 
     def try_take_record(self, template: Any, under: str | None = None) -> Any:
-        return self._run(self.aspace.try_take_record(template, under))
+        return self.run(self.aspace.try_take_record(template, under))
 
     def take_record(self, template: Any, under: str | None = None, timeout: float | None = None) -> Any:
-        return self._run(self.aspace.take_record(template, under, timeout))
+        return self.run(self.aspace.take_record(template, under, timeout))
 
     def watch_records(self, under: str | None = None, **kw: Any) -> Any:
-        return self._wrap(self._run(_opened(self.aspace.watch_records(under, **kw))))
+        return self.wrap(self.run(_opened(self.aspace.watch_records(under, **kw))))
 
     def grant_credit(self, principal: str, amount: Any) -> ts.Credit:
-        return self._run(self.aspace.grant_credit(principal, amount))
+        return self.run(self.aspace.grant_credit(principal, amount))
 
     def account(self, principal: str) -> ts.Credit:
-        return self._run(self.aspace.account(principal))
+        return self.run(self.aspace.account(principal))
 
     @property
     def rules(self) -> Any:
@@ -164,23 +165,24 @@ class SyncOverAsync:
         return rules if isinstance(rules, ts.Rules) else SyncRules(self, rules)
 
     def transfer_credit(self, source: str, target: str, amount: Any) -> ts.Credit:
-        return self._run(self.aspace.transfer_credit(source, target, amount))
+        return self.run(self.aspace.transfer_credit(source, target, amount))
 
-    def _wrap(self, result: Any) -> Any:
+    def wrap(self, result: Any) -> Any:
+        """``result`` with its async record handles and watches seen as sync ones."""
         if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
             return SyncRecord(self, result)
         if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)):
             return SyncRecordWatch(self, result)
         if isinstance(result, list):
-            return [self._wrap(x) for x in result]
+            return [self.wrap(x) for x in result]
         return result
 
     def statistics(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self._run(self.aspace.statistics())
+        stats: dict[str, Any] = self.run(self.aspace.statistics())
         return stats
 
     def close(self) -> None:
-        self._run(self.aspace.close())
+        self.run(self.aspace.close())
 
     def shutdown(self) -> None:
         """Close the space, then stop the loop once every task on it has finished."""
@@ -194,7 +196,7 @@ class SyncOverAsync:
             await asyncio.gather(*tasks, return_exceptions=True)
 
         try:
-            self._run(finish())
+            self.run(finish())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(PATIENCE)
@@ -219,11 +221,11 @@ class _AsyncLeaseHost:
         self._lease = lease
 
     def _renew(self, seq: int, seconds: float | None) -> float | None:
-        self._adapter._run(self._lease.renew(seconds))
+        self._adapter.run(self._lease.renew(seconds))
         return self._lease.expires_at
 
     def _cancel(self, seq: int) -> None:
-        self._adapter._run(self._lease.cancel())
+        self._adapter.run(self._lease.cancel())
 
 
 class SyncRules:
@@ -235,16 +237,16 @@ class SyncRules:
         self._rules = rules
 
     def add(self, name: str, **definition: Any) -> ts.RuleInfo:
-        return self._host._run(self._rules.add(name, **definition))
+        return self._host.run(self._rules.add(name, **definition))
 
     def list(self) -> list[ts.RuleInfo]:
-        return self._host._run(self._rules.list())
+        return self._host.run(self._rules.list())
 
     def get(self, name: str) -> ts.RuleInfo:
-        return self._host._run(self._rules.get(name))
+        return self._host.run(self._rules.get(name))
 
     def remove(self, name: str) -> None:
-        self._host._run(self._rules.remove(name))
+        self._host.run(self._rules.remove(name))
 
 
 class SyncSubscription:
@@ -264,7 +266,7 @@ class SyncSubscription:
         return self.subscription.closed
 
     def get(self, timeout: float | None = None) -> ts.Event | None:
-        return self._adapter._run(self.subscription.get(timeout))
+        return self._adapter.run(self.subscription.get(timeout))
 
     def __iter__(self) -> SyncSubscription:
         return self
@@ -274,15 +276,15 @@ class SyncSubscription:
             return await self.subscription.__anext__()
 
         try:
-            return self._adapter._run(anext())
+            return self._adapter.run(anext())
         except StopAsyncIteration:
             raise StopIteration from None
 
     def renew(self, lease: float | None) -> None:
-        self._adapter._run(self.subscription.renew(lease))
+        self._adapter.run(self.subscription.renew(lease))
 
     def close(self) -> None:
-        self._adapter._run(self.subscription.close())
+        self._adapter.run(self.subscription.close())
 
     def statistics(self) -> dict[str, Any]:
         return self.subscription.statistics()
@@ -291,7 +293,7 @@ class SyncSubscription:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._adapter._run(self.subscription.__aexit__(*exc_info))
+        self._adapter.run(self.subscription.__aexit__(*exc_info))
 
 
 class SyncRecord:
@@ -311,8 +313,8 @@ class SyncRecord:
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attribute(*args, **kwargs)
             if inspect.isawaitable(result):
-                result = self._adapter._run(_awaited(result))
-            return self._adapter._wrap(result)
+                result = self._adapter.run(_awaited(result))
+            return self._adapter.wrap(result)
 
         return call
 
@@ -332,7 +334,7 @@ class SyncRecordWatch:
     :class:`tuplespace.RecordWatch`."""
 
     def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch | AsyncRemoteRecordWatch) -> None:
-        self._run = adapter._run
+        self._run = adapter.run
         self.watch = watch
 
     @property
@@ -376,7 +378,7 @@ class SyncTransaction:
     :class:`tuplespace.Transaction`; its coroutines run on the adapter's loop."""
 
     def __init__(self, adapter: SyncOverAsync, transaction: ts.AsyncTransaction) -> None:
-        self._run = adapter._run
+        self._run = adapter.run
         self.transaction = transaction
 
     @property

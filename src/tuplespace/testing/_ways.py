@@ -194,7 +194,7 @@ def http_async_space(server: LiveServer, **options: Any) -> Iterator[SyncOverAsy
     url = server.space_url()
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(ts.connect_async(url, **remote_options("http-async", options)))
+        adapter.aspace = adapter.run(ts.connect_async(url, **remote_options("http-async", options)))
         assert isinstance(adapter.aspace, AsyncRemoteSpace)
         yield adapter
     finally:
@@ -225,7 +225,7 @@ def in_process_async_space(app: Any, **options: Any) -> Iterator[SyncOverAsync]:
     url = f"http://localhost/spaces/test-{uuid.uuid4().hex[:16]}"
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(
+        adapter.aspace = adapter.run(
             ts.connect_async(url, app=app, **remote_options("in-process-async", options))
         )
         assert isinstance(adapter.aspace, AsyncRemoteSpace)

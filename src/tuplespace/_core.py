@@ -1,0 +1,133 @@
+"""The kernel of a space that its faces and handles share.
+
+A :class:`~tuplespace.Space` owns an engine, the lock that guards it, the timer
+that ends leases while nobody calls, and the journal of a durable store.  The
+asyncio face (:class:`~tuplespace.AsyncSpace`), the handles (records, leases,
+subscriptions), the durable store and the server reach them through the space's
+:class:`Core` (``space.core``), never through the space's own attributes.  This
+module is the one place that knows how the space keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SpaceClosed
+
+if TYPE_CHECKING:
+    from ._engine import Engine, Waiter
+    from ._events import Feed
+    from ._journal import Journal
+    from ._record import Record
+    from ._space import Space
+    from ._templates import Template
+
+__all__ = ["Core"]
+
+# Every access below is to the space whose core this is: the core is the space's
+# own state seen by the package's other parts, so it alone reads the space's slots.
+
+
+class Core:
+    """The engine, lock, timer and journal of one space, for the package's parts.
+
+    ``engine`` is the space's :class:`~tuplespace._engine.Engine`; ``lock`` the lock
+    every engine call is made under (it changes when the space gains an
+    ``after_operations`` hook, so it is read each time).  :meth:`call` runs an engine
+    operation under the lock and returns once its changes are durable.
+    """
+
+    __slots__ = ("engine", "space")
+
+    def __init__(self, space: Space) -> None:
+        self.space = space
+        self.engine: Engine = space._engine  # noqa: SLF001 (the core's own space)
+
+    @property
+    def lock(self) -> Any:
+        """The lock to hold around engine calls (a context manager)."""
+        return self.space._lock  # noqa: SLF001 (the core's own space)
+
+    @property
+    def journal(self) -> Journal | None:
+        """The durable store's journal, None for a space kept in memory only."""
+        return self.space._journal  # noqa: SLF001 (the core's own space)
+
+    def attach_journal(self, journal: Journal, on_close: Callable[[], None]) -> None:
+        """Make the space durable through ``journal``; ``on_close`` runs when it closes."""
+        space = self.space
+        space._journal = journal  # noqa: SLF001 (the core's own space)
+        space._on_close = on_close  # noqa: SLF001 (the core's own space)
+
+    def attach_references(
+        self,
+        refer: Callable[[Record | str, object], None],
+        move_away: Callable[[Record, str, float | None], None],
+    ) -> None:
+        """Have the space count the references its records hold to other nodes
+        (``refer``) and move records to other nodes (``move_away``)."""
+        space = self.space
+        space._refer = refer  # noqa: SLF001 (the core's own space)
+        space._move_away = move_away  # noqa: SLF001 (the core's own space)
+
+    @property
+    def refer(self) -> Callable[[Record | str, object], None] | None:
+        """The hook told of each value stored in a record (see :meth:`attach_references`)."""
+        return self.space._refer  # noqa: SLF001 (the core's own space)
+
+    @property
+    def move_away(self) -> Callable[[Record, str, float | None], None] | None:
+        """The hook that moves a record to another node (see :meth:`attach_references`)."""
+        return self.space._move_away  # noqa: SLF001 (the core's own space)
+
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.SpaceClosed` if the space is closed."""
+        if self.engine.closed:
+            raise SpaceClosed("the space is closed")
+
+    def abort_transactions(self) -> None:
+        """With the lock held: abort every transaction still open."""
+        engine = self.engine
+        for txn in list(engine._txns.values()):  # noqa: SLF001 (the engine lists them for nobody else)
+            engine.abort(txn)
+
+    def ticket(self) -> int:
+        """With the lock held: the journal batch to await before acknowledging what was
+        just done (0: nothing to wait for)."""
+        return self.space._ticket()  # noqa: SLF001 (the core's own space)
+
+    def call(self, operation: Callable[..., Any], *args: Any) -> Any:
+        """Run an engine operation under the lock; return once its changes are durable."""
+        return self.space._call(operation, *args)  # noqa: SLF001 (the core's own space)
+
+    def poke_timer(self) -> None:
+        """With the lock held: have the timer look again at the next expiry (a lease
+        may now end sooner)."""
+        timer = self.space._timer  # noqa: SLF001 (the core's own space)
+        if timer is not None:
+            timer.poke()
+
+    def start_timer(self) -> None:
+        """With the lock held: make sure expiries are applied while nobody calls."""
+        self.space._start_timer()  # noqa: SLF001 (the core's own space)
+
+    def wait_ended(self, w: Waiter) -> bool:
+        """Whether the waiter ``w`` is over (served, or its deadline passed)."""
+        return self.space._wait_ended(w)  # noqa: SLF001 (the core's own space)
+
+    def end_wait(self, w: Waiter, received: bool) -> None:
+        """Withdraw ``w``; one that took a tuple the caller never received puts it back."""
+        self.space._end_wait(w, received)  # noqa: SLF001 (the core's own space)
+
+    def subscribe(
+        self,
+        templates: list[Template],
+        events: Iterable[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+        existing: bool = False,
+    ) -> Feed:
+        """A new feed of the space's events (see :meth:`Space.subscribe <tuplespace.Space.subscribe>`)."""
+        return self.space._subscribe(templates, events, since, max_pending, lease, existing)  # noqa: SLF001 (the core's own space)
