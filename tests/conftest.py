@@ -184,7 +184,7 @@ def coap_async_space(node: ts.Node, **options: Any) -> Iterator[SyncOverAsync]:
     node.space(name, **options)
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter._run(ts.connect_async(f"{node.base_uri}spaces/{name}", timeout=PATIENCE))
+        adapter.aspace = adapter.run(ts.connect_async(f"{node.base_uri}spaces/{name}", timeout=PATIENCE))
         assert isinstance(adapter.aspace, AsyncCoapSpace)
         yield adapter
     finally:
