@@ -83,7 +83,13 @@ from ._redis import (
     route_of_tuple,
 )
 
-__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscription", "AsyncRedisTransaction"]
+__all__ = [
+    "AsyncPartitionedRedisSpace",
+    "AsyncRedisCore",
+    "AsyncRedisSpace",
+    "AsyncRedisSubscription",
+    "AsyncRedisTransaction",
+]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 

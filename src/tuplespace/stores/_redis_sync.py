@@ -84,7 +84,13 @@ from ._redis import (
     route_of_tuple,
 )
 
-__all__ = ["PartitionedRedisSpace", "RedisSpace", "RedisSubscription", "RedisTransaction"]
+__all__ = [
+    "PartitionedRedisSpace",
+    "RedisCore",
+    "RedisSpace",
+    "RedisSubscription",
+    "RedisTransaction",
+]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
