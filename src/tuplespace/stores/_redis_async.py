@@ -83,7 +83,13 @@ from ._redis import (
     route_of_tuple,
 )
 
-__all__ = ["AsyncPartitionedRedisSpace", "AsyncRedisSpace", "AsyncRedisSubscription", "AsyncRedisTransaction"]
+__all__ = [
+    "AsyncPartitionedRedisSpace",
+    "AsyncRedisCore",
+    "AsyncRedisSpace",
+    "AsyncRedisSubscription",
+    "AsyncRedisTransaction",
+]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -135,6 +141,94 @@ def _held(reply: Any) -> Any:
     if len(reply) == 1:
         raise TransactionAborted("the transaction was aborted: its lease ran out")
     return reply
+
+
+class AsyncRedisCore:
+    """What a Redis space gives the handles it makes (transactions, subscriptions) and,
+    in a partitioned space, what each partition gives the space across them: the
+    space's options, the guard of its state in this process, and its operations, each
+    bound to the space once (``space.core``).  A handle holds it, never the space's own
+    attributes; its operations are the space's:
+
+    ``call(script, args)`` runs a script on the space's keys; ``select``, ``block`` and
+    ``group`` find (and take) tuples for a transaction id (``""``: none), at once, with
+    a wait, or a group of them; ``write`` writes encoded tuples; ``begin``,
+    ``end_transaction`` and ``end_waits`` follow a transaction of this process;
+    ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
+    wake while asking Redis (``ping``) whether it answers; ``add_subscription`` and
+    ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
+    ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
+    partitions, or itself) that serve a template; ``closed()`` whether the space
+    was closed.
+    """
+
+    __slots__ = (
+        "add_subscription",
+        "add_waiter",
+        "begin",
+        "block",
+        "call",
+        "closed",
+        "end_transaction",
+        "end_waits",
+        "group",
+        "guard",
+        "listen",
+        "options",
+        "ping",
+        "refile",
+        "remove_subscription",
+        "remove_waiter",
+        "select",
+        "serving",
+        "wait",
+        "write",
+    )
+
+    def __init__(
+        self,
+        *,
+        options: Options,
+        guard: contextlib.AbstractContextManager[Any],
+        call: Callable[[str, list[Any]], Any],
+        select: Callable[[Template, bool, int | None, str], Any],
+        block: Callable[[Template, bool, float | None, str], Any],
+        group: Callable[[Template, bool, int | None, float | None, str], Any],
+        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
+        begin: Callable[[AsyncRedisTransaction, float], Any],
+        end_transaction: Callable[[AsyncRedisTransaction], None],
+        end_waits: Callable[[str, TupleSpaceError], None],
+        listen: Callable[[], Any],
+        wait: Callable[[AsyncWake, float | None], Any],
+        ping: Callable[[], Any],
+        add_subscription: Callable[[AsyncRedisSubscription, AsyncWake], None],
+        remove_subscription: Callable[[AsyncRedisSubscription], None],
+        add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
+        refile: Callable[[Waiter[AsyncWake]], None],
+        remove_waiter: Callable[[Waiter[AsyncWake]], None],
+        serving: Callable[[Template | None], list[AsyncRedisSpace]],
+        closed: Callable[[], bool],
+    ) -> None:
+        self.options = options
+        self.guard = guard
+        self.call = call
+        self.select = select
+        self.block = block
+        self.group = group
+        self.write = write
+        self.begin = begin
+        self.end_transaction = end_transaction
+        self.end_waits = end_waits
+        self.listen = listen
+        self.wait = wait
+        self.ping = ping
+        self.add_subscription = add_subscription
+        self.remove_subscription = remove_subscription
+        self.add_waiter = add_waiter
+        self.refile = refile
+        self.remove_waiter = remove_waiter
+        self.serving = serving
+        self.closed = closed
 
 
 class AsyncRedisSpace:
@@ -198,8 +292,8 @@ class AsyncRedisSpace:
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
-        self._subscriptions: set[AsyncRedisSubscription] = set()
-        self._transactions: set[AsyncRedisTransaction] = set()  # those begun here and open
+        self._subscriptions: dict[AsyncRedisSubscription, AsyncWake] = {}  # each with the wake of its gets
+        self._transactions: dict[AsyncRedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
         self._tokens: set[int] = set()  # their tokens in Redis
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
@@ -210,6 +304,28 @@ class AsyncRedisSpace:
         self._listener: AsyncBackground | None = None
         self._random = random.Random()
         self._closed = False
+        self.core = AsyncRedisCore(  # what the space's handles and partitioned spaces use of it
+            options=options,
+            guard=self._guard,
+            call=self._call,
+            select=self._select,
+            block=self._block,
+            group=self._group,
+            write=self._write,
+            begin=self._begin,
+            end_transaction=self._end_transaction,
+            end_waits=self._end_waits,
+            listen=self._listen,
+            wait=self._wait,
+            ping=self._ping,
+            add_subscription=self._add_subscription,
+            remove_subscription=self._remove_subscription,
+            add_waiter=self._add_waiter,
+            refile=self._refile,
+            remove_waiter=self._remove_waiter,
+            serving=self._serving,
+            closed=self._is_closed,
+        )
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> AsyncRedisSpace:
@@ -218,8 +334,8 @@ class AsyncRedisSpace:
         parsed = parse_url(url, options)
         space = cls(parsed) if parsed.partitions == 1 else AsyncPartitionedRedisSpace(parsed)
         try:
-            for part in space._serving(None):
-                part._options.adopt(await part._call("open", part._options.stored()))
+            for part in space.core.serving(None):
+                part.core.options.adopt(await part.core.call("open", part.core.options.stored()))
         except BaseException:
             await space.close()
             raise
@@ -555,7 +671,7 @@ class AsyncRedisSpace:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             for part in self._serving(compiled):
-                found = await part._select(compiled, False, 1)
+                found: list[tuple[int, Tuple]] = await part.core.select(compiled, False, 1, "")
                 if found:
                     seq, old = found[0]
                     new, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
@@ -565,7 +681,7 @@ class AsyncRedisSpace:
                             f"a replace keeps the value of the route field",
                             "successor",
                         )
-                    if await part._call("replace", [seq, _ms(lease), data, keys]):
+                    if await part.core.call("replace", [seq, _ms(lease), data, keys]):
                         return old
                     break  # another process took it first
             else:
@@ -609,21 +725,32 @@ class AsyncRedisSpace:
             self._check_open()
             most = self._options.max_waiters
             if len(self._transactions) >= most:  # forget those whose lease ran out unused
-                self._transactions = {t for t in self._transactions if t.state == "active"}
+                self._transactions = {t: i for t, i in self._transactions.items() if t.state == "active"}
             if len(self._transactions) >= most:
                 raise LimitReached(
                     f"{most} transactions are open in this process already, the most allowed",
                     limit="max_waiters",
                     maximum=most,
                 )
-            self._transactions.add(tx)
+            self._transactions[tx] = ""
         try:
             reply = await self._call("begin", [_ms(lease)])
         except BaseException:
-            with self._guard:
-                self._transactions.discard(tx)
+            self._end_transaction(tx)
             raise
-        return str(int(reply[0])), _seconds(reply[1])
+        tx_id = str(int(reply[0]))
+        with self._guard:
+            if tx in self._transactions:
+                self._transactions[tx] = tx_id
+        return tx_id, _seconds(reply[1])
+
+    def _end_transaction(self, tx: AsyncRedisTransaction) -> None:
+        """Forget ``tx``, which has ended."""
+        with self._guard:
+            self._transactions.pop(tx, None)
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -697,7 +824,7 @@ class AsyncRedisSpace:
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
 
-    def _add_subscription(self, subscription: AsyncRedisSubscription) -> None:
+    def _add_subscription(self, subscription: AsyncRedisSubscription, wake: AsyncWake) -> None:
         with self._guard:
             self._check_open()
             most = self._options.max_subscribers
@@ -707,11 +834,11 @@ class AsyncRedisSpace:
                     limit="max_subscribers",
                     maximum=most,
                 )
-            self._subscriptions.add(subscription)
+            self._subscriptions[subscription] = wake
 
     def _remove_subscription(self, subscription: AsyncRedisSubscription) -> None:
         with self._guard:
-            self._subscriptions.discard(subscription)
+            self._subscriptions.pop(subscription, None)
 
     def _add_waiter(self, template: Template, take: bool, wake: AsyncWake | None = None) -> Waiter[AsyncWake]:
         with self._guard:
@@ -811,13 +938,13 @@ class AsyncRedisSpace:
                 for w in [*self._waiters, *self._writers]:
                     w.error = error
                     w.wake.set()
-                for subscription in self._subscriptions:
-                    subscription._wake.set()  # its next read of the log meets the error
+                for wake in self._subscriptions.values():
+                    wake.set()  # its next read of the log meets the error
             await pubsub.aclose()
 
     def _dispatch(self, data: bytes) -> None:
-        for subscription in self._subscriptions:
-            subscription._wake.set()  # the change was logged: read on
+        for wake in self._subscriptions.values():
+            wake.set()  # the change was logged: read on
         head, _, body = data.partition(b" ")
         if head == b"r":
             self._room(int(body))
@@ -1038,16 +1165,14 @@ class AsyncRedisSpace:
                 w.error = error
                 w.wake.set()
             subscriptions = list(self._subscriptions)
-            transactions = list(self._transactions)
+            transactions = [tx_id for tx_id in self._transactions.values() if tx_id]
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
         for subscription in subscriptions:
             await subscription.close()
-        for tx in transactions:  # abort, giving back what they hold
-            tx._state = "aborted"
-            if tx._id:
-                with contextlib.suppress(Exception):
-                    await self._run("abort", [tx._id])
+        for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
+            with contextlib.suppress(Exception):
+                await self._run("abort", [tx_id])
         for token in tokens:  # wake the takes waiting in Redis, giving back what was handed to them
             with contextlib.suppress(Exception):
                 await self._run("unwait", [token, "close"])
@@ -1145,7 +1270,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             group += items[i : i + 2]
         written: dict[int, list[AsyncLease]] = {}
         for n, group in groups.items():
-            leases = await self._parts[n]._write(group, lease, timeout, guard)
+            leases = await self._parts[n].core.write(group, lease, timeout, guard)
             assert leases is not None  # no guard: none is refused
             written[n] = leases
         return [written[n][k] for n, k in places]
@@ -1155,7 +1280,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     ) -> AsyncLease:
         """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
         checked, data, keys = encode_tuple(t)
-        leases = await self._keeper(checked)._write([data, keys], check_lease(lease), check_timeout(timeout))
+        leases: list[AsyncLease] | None = await self._keeper(checked).core.write(
+            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0)
+        )
         assert leases is not None
         return leases[0]
 
@@ -1164,7 +1291,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     ) -> list[tuple[int, Tuple]]:
         found: list[tuple[int, Tuple]] = []
         for part in self._serving(template):
-            found += await part._select(template, take, None if limit is None else limit - len(found))
+            found += await part.core.select(template, take, None if limit is None else limit - len(found), "")
             if limit is not None and len(found) >= limit:
                 break
         return found
@@ -1185,7 +1312,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     async def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
         parts = self._serving(template)
         if len(parts) == 1:
-            return await parts[0]._block(template, take, timeout)
+            found_there: Tuple = await parts[0].core.block(template, take, timeout, "")
+            return found_there
         found = await self._select(template, take, 1)
         if found:
             return found[0][1]
@@ -1202,9 +1330,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         looked = False
         try:
             for part in parts:
-                waiters.append((part, part._add_waiter(template, take, wake)))
+                waiters.append((part, part.core.add_waiter(template, take, wake)))
                 filed.append(waiters[-1][1])
-                await part._listen()
+                await part.core.listen()
             while True:
                 wake.clear()
                 for part, waiter in waiters:
@@ -1213,11 +1341,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                     if not take:
                         if waiter.result is not None:
                             return waiter.result
-                        part._refile(waiter)
+                        part.core.refile(waiter)
                         continue
-                    with part._guard:
+                    with part.core.guard:
                         offer, waiter.offer = waiter.offer, None
-                    if offer is not None and await part._call("take", ["", offer[0]]):
+                    if offer is not None and await part.core.call("take", ["", offer[0]]):
                         return offer[1]
                 found = await self._select(template, take, 1)
                 if found:
@@ -1235,11 +1363,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 self._waiting_across -= looked
                 self._across.remove(filed)
             for part, waiter in waiters:
-                part._remove_waiter(waiter)
+                part.core.remove_waiter(waiter)
 
     async def _ping(self) -> None:
         for part in self._parts:
-            await part._ping()
+            await part.core.ping()
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically, in their one
@@ -1342,6 +1470,7 @@ class AsyncRedisTransaction(AsyncOpenable):
 
     def __init__(self, space: AsyncRedisSpace, lease: float) -> None:
         self._space = space
+        self._core = space.core
         self._lease = lease
         self._opening = AsyncLock()
         self._id = ""  # its id in Redis, once begun
@@ -1357,7 +1486,9 @@ class AsyncRedisTransaction(AsyncOpenable):
     @property
     def state(self) -> str:
         """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
-        if self._state == "active" and self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._state == "active" and (
+            self._core.closed() or (self._deadline is not None and time.monotonic() >= self._deadline)
+        ):
             self._state = "aborted"
         return self._state
 
@@ -1369,7 +1500,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         async with self._opening:
             if self._id or self._state != "active":
                 return
-            self._id, self._expires = await self._space._begin(self, self._lease)
+            self._id, self._expires = await self._core.begin(self, self._lease)
             self._deadline = time.monotonic() + self._lease
 
     async def _check(self) -> None:
@@ -1383,8 +1514,7 @@ class AsyncRedisTransaction(AsyncOpenable):
     def _end(self, state: str) -> None:
         self._state = state
         self._writes = []
-        with self._space._guard:
-            self._space._transactions.discard(self)
+        self._core.end_transaction(self)
         self._release_waits()
 
     def _release_waits(self) -> None:
@@ -1392,7 +1522,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         if self._waiting:
             state = self._state
             error = TransactionAborted("the transaction was aborted while waiting")
-            self._space._end_waits(
+            self._core.end_waits(
                 self._id,
                 error if state == "aborted" else TransactionError(f"the transaction {state} while waiting"),
             )
@@ -1441,7 +1571,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         after the space's in FIFO order, before them in LIFO order."""
         await self._check()
         own = [w for w in self._writes if template.matches(w[0])]
-        lifo = self._space._options.order == "lifo"
+        lifo = self._core.options.order == "lifo"
         if lifo:
             own.reverse()
         found: list[tuple[int | _Own, Tuple]] = []
@@ -1457,7 +1587,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             found += mine(limit)
         left = None if limit is None else limit - len(found)
         if left != 0:
-            found += await self._held(self._space._select(template, take, left, self._id))
+            found += await self._held(self._core.select(template, take, left, self._id))
         if not lifo:
             found += mine(None if limit is None else limit - len(found))
         return found
@@ -1473,7 +1603,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._waiting += 1
         try:
             found_later: Tuple = await self._held(
-                self._space._block(compiled, take, self._bound(timeout), self._id)
+                self._core.block(compiled, take, self._bound(timeout), self._id)
             )
         except Timeout:
             self._check_lease()
@@ -1504,7 +1634,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._waiting += 1
         try:
             later: list[tuple[int | _Own, Tuple]] = await self._held(
-                self._space._group(template, take, limit, self._bound(timeout), self._id)
+                self._core.group(template, take, limit, self._bound(timeout), self._id)
             )
         finally:
             self._waiting -= 1
@@ -1531,7 +1661,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
             self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
             ids = [i for i, _ in rest if isinstance(i, int)]
-            if ids and not await self._space._call("release", [self._id, *ids]):
+            if ids and not await self._core.call("release", [self._id, *ids]):
                 self._end("aborted")
         return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
 
@@ -1572,7 +1702,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         args: list[str | bytes] = [self._id]
         for _, data, keys, ms, _ in self._writes:
             args += (ms, data, keys)
-        committed = await self._space._call("commit", args)
+        committed = await self._core.call("commit", args)
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -1583,7 +1713,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             return
         self._end("aborted")
         if self._id:
-            await self._space._call("abort", [self._id])
+            await self._core.call("abort", [self._id])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
 
@@ -1591,7 +1721,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         """Give the transaction ``lease`` more seconds from now."""
         await self._check()
         seconds = _txn_lease(lease)
-        reply = await self._space._call("renew_txn", [self._id, _ms(seconds)])
+        reply = await self._core.call("renew_txn", [self._id, _ms(seconds)])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -1638,7 +1768,7 @@ class AsyncRedisSubscription(AsyncOpenable):
         lease: float | None,
         existing: bool,
     ) -> None:
-        self._space = space
+        self._core = space.core
         self._template = None if template is ANY else compile_template(template)  # None: every tuple
         self._presenting = existing
         self._present_after = 0  # the id of the last present tuple reported
@@ -1681,11 +1811,11 @@ class AsyncRedisSubscription(AsyncOpenable):
         async with self._opening:
             if self._opened or self._closed:
                 return
-            space = self._space
-            await space._listen()  # from here on, every logged change wakes a waiting get
-            space._add_subscription(self)
+            core = self._core
+            await core.listen()  # from here on, every logged change wakes a waiting get
+            core.add_subscription(self, self._wake)
             try:
-                reply = await space._call("events", [0, 0])
+                reply = await core.call("events", [0, 0])
                 last, first = int(reply[0]), int(reply[1])
                 since = last if self._since is None else self._since
                 if since > last:
@@ -1694,11 +1824,11 @@ class AsyncRedisSubscription(AsyncOpenable):
                 if since + 1 < oldest:
                     raise EventsLost(since + 1, oldest)
             except BaseException:
-                space._remove_subscription(self)
+                core.remove_subscription(self)
                 raise
             self._read = self._last_seq = since
             self._present_upto = int(reply[3])
-            self._present_after = self._present_upto + 1 if space._options.order == "lifo" else 0
+            self._present_after = self._present_upto + 1 if core.options.order == "lifo" else 0
             self._began = time.time()
             self._opened = True
             if self._lease is not None:
@@ -1707,7 +1837,7 @@ class AsyncRedisSubscription(AsyncOpenable):
     async def _fetch(self) -> tuple[bool, float | None]:
         """Read the next events of the log, keeping those asked for; whether any was
         read, and the seconds until the next lease of the space ends (None: no lease)."""
-        reply = await self._space._call("events", [self._read, self._max_pending])
+        reply = await self._core.call("events", [self._read, self._max_pending])
         entries = reply[4:]
         lost = None
         if entries and int(entries[0]) > self._read + 1:
@@ -1730,12 +1860,12 @@ class AsyncRedisSubscription(AsyncOpenable):
     async def _present(self) -> Tuple | None:
         """The next tuple present when the subscription began that is still in the
         space, in the space's order (None: there is none left)."""
-        space = self._space
-        order = "lifo" if space._options.order == "lifo" else "fifo"
+        core = self._core
+        order = "lifo" if core.options.order == "lifo" else "fifo"
         upto = self._present_upto
         template = self._template
         if template is None:
-            reply = await space._call("first", [order, self._present_after, upto, *_EVERY_ARITY])
+            reply = await core.call("first", [order, self._present_after, upto, *_EVERY_ARITY])
             if not reply:
                 return None
             self._present_after = int(reply[0])
@@ -1744,7 +1874,7 @@ class AsyncRedisSubscription(AsyncOpenable):
         cursor = str(self._present_after)
         while True:
             mode, limit = ("read", 1) if trusted else ("scan", -1)
-            reply = await space._call("find", [mode, order, limit, BATCH, cursor, "", "", *keys])
+            reply = await core.call("find", [mode, order, limit, BATCH, cursor, "", "", *keys])
             for i, data in pairs(reply[3:]):
                 if i > upto:  # written since it began, in FIFO order: the last ones are passed
                     return None
@@ -1789,7 +1919,7 @@ class AsyncRedisSubscription(AsyncOpenable):
                 raise Timeout("no event in time")
             if expiry is not None:  # a lease that ends is an event to log
                 left = expiry if left is None else min(left, expiry)
-            await self._space._wait(self._wake, None if left is None else time.monotonic() + left)
+            await self._core.wait(self._wake, None if left is None else time.monotonic() + left)
         return None
 
     def __aiter__(self) -> AsyncRedisSubscription:
@@ -1817,7 +1947,7 @@ class AsyncRedisSubscription(AsyncOpenable):
         self._closed = True
         self._lease_end.cancel()
         self._pending.clear()
-        self._space._remove_subscription(self)
+        self._core.remove_subscription(self)
         self._wake.set()
 
     async def __aenter__(self) -> AsyncRedisSubscription:

@@ -84,7 +84,13 @@ from ._redis import (
     route_of_tuple,
 )
 
-__all__ = ["PartitionedRedisSpace", "RedisSpace", "RedisSubscription", "RedisTransaction"]
+__all__ = [
+    "PartitionedRedisSpace",
+    "RedisCore",
+    "RedisSpace",
+    "RedisSubscription",
+    "RedisTransaction",
+]
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -136,6 +142,94 @@ def _held(reply: Any) -> Any:
     if len(reply) == 1:
         raise TransactionAborted("the transaction was aborted: its lease ran out")
     return reply
+
+
+class RedisCore:
+    """What a Redis space gives the handles it makes (transactions, subscriptions) and,
+    in a partitioned space, what each partition gives the space across them: the
+    space's options, the guard of its state in this process, and its operations, each
+    bound to the space once (``space.core``).  A handle holds it, never the space's own
+    attributes; its operations are the space's:
+
+    ``call(script, args)`` runs a script on the space's keys; ``select``, ``block`` and
+    ``group`` find (and take) tuples for a transaction id (``""``: none), at once, with
+    a wait, or a group of them; ``write`` writes encoded tuples; ``begin``,
+    ``end_transaction`` and ``end_waits`` follow a transaction of this process;
+    ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
+    wake while asking Redis (``ping``) whether it answers; ``add_subscription`` and
+    ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
+    ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
+    partitions, or itself) that serve a template; ``closed()`` whether the space
+    was closed.
+    """
+
+    __slots__ = (
+        "add_subscription",
+        "add_waiter",
+        "begin",
+        "block",
+        "call",
+        "closed",
+        "end_transaction",
+        "end_waits",
+        "group",
+        "guard",
+        "listen",
+        "options",
+        "ping",
+        "refile",
+        "remove_subscription",
+        "remove_waiter",
+        "select",
+        "serving",
+        "wait",
+        "write",
+    )
+
+    def __init__(
+        self,
+        *,
+        options: Options,
+        guard: contextlib.AbstractContextManager[Any],
+        call: Callable[[str, list[Any]], Any],
+        select: Callable[[Template, bool, int | None, str], Any],
+        block: Callable[[Template, bool, float | None, str], Any],
+        group: Callable[[Template, bool, int | None, float | None, str], Any],
+        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
+        begin: Callable[[RedisTransaction, float], Any],
+        end_transaction: Callable[[RedisTransaction], None],
+        end_waits: Callable[[str, TupleSpaceError], None],
+        listen: Callable[[], Any],
+        wait: Callable[[Wake, float | None], Any],
+        ping: Callable[[], Any],
+        add_subscription: Callable[[RedisSubscription, Wake], None],
+        remove_subscription: Callable[[RedisSubscription], None],
+        add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
+        refile: Callable[[Waiter[Wake]], None],
+        remove_waiter: Callable[[Waiter[Wake]], None],
+        serving: Callable[[Template | None], list[RedisSpace]],
+        closed: Callable[[], bool],
+    ) -> None:
+        self.options = options
+        self.guard = guard
+        self.call = call
+        self.select = select
+        self.block = block
+        self.group = group
+        self.write = write
+        self.begin = begin
+        self.end_transaction = end_transaction
+        self.end_waits = end_waits
+        self.listen = listen
+        self.wait = wait
+        self.ping = ping
+        self.add_subscription = add_subscription
+        self.remove_subscription = remove_subscription
+        self.add_waiter = add_waiter
+        self.refile = refile
+        self.remove_waiter = remove_waiter
+        self.serving = serving
+        self.closed = closed
 
 
 class RedisSpace:
@@ -199,8 +293,8 @@ class RedisSpace:
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
         self._writers: deque[Writer[Wake]] = deque()
-        self._subscriptions: set[RedisSubscription] = set()
-        self._transactions: set[RedisTransaction] = set()  # those begun here and open
+        self._subscriptions: dict[RedisSubscription, Wake] = {}  # each with the wake of its gets
+        self._transactions: dict[RedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
         self._tokens: set[int] = set()  # their tokens in Redis
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
@@ -211,6 +305,28 @@ class RedisSpace:
         self._listener: Background | None = None
         self._random = random.Random()
         self._closed = False
+        self.core = RedisCore(  # what the space's handles and partitioned spaces use of it
+            options=options,
+            guard=self._guard,
+            call=self._call,
+            select=self._select,
+            block=self._block,
+            group=self._group,
+            write=self._write,
+            begin=self._begin,
+            end_transaction=self._end_transaction,
+            end_waits=self._end_waits,
+            listen=self._listen,
+            wait=self._wait,
+            ping=self._ping,
+            add_subscription=self._add_subscription,
+            remove_subscription=self._remove_subscription,
+            add_waiter=self._add_waiter,
+            refile=self._refile,
+            remove_waiter=self._remove_waiter,
+            serving=self._serving,
+            closed=self._is_closed,
+        )
 
     @classmethod
     def open(cls, url: str, **options: Any) -> RedisSpace:
@@ -219,8 +335,8 @@ class RedisSpace:
         parsed = parse_url(url, options)
         space = cls(parsed) if parsed.partitions == 1 else PartitionedRedisSpace(parsed)
         try:
-            for part in space._serving(None):
-                part._options.adopt(part._call("open", part._options.stored()))
+            for part in space.core.serving(None):
+                part.core.options.adopt(part.core.call("open", part.core.options.stored()))
         except BaseException:
             space.close()
             raise
@@ -544,7 +660,7 @@ class RedisSpace:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             for part in self._serving(compiled):
-                found = part._select(compiled, False, 1)
+                found: list[tuple[int, Tuple]] = part.core.select(compiled, False, 1, "")
                 if found:
                     seq, old = found[0]
                     new, data, keys = encode_tuple(successor(old) if callable(successor) else successor)
@@ -554,7 +670,7 @@ class RedisSpace:
                             f"a replace keeps the value of the route field",
                             "successor",
                         )
-                    if part._call("replace", [seq, _ms(lease), data, keys]):
+                    if part.core.call("replace", [seq, _ms(lease), data, keys]):
                         return old
                     break  # another process took it first
             else:
@@ -598,21 +714,32 @@ class RedisSpace:
             self._check_open()
             most = self._options.max_waiters
             if len(self._transactions) >= most:  # forget those whose lease ran out unused
-                self._transactions = {t for t in self._transactions if t.state == "active"}
+                self._transactions = {t: i for t, i in self._transactions.items() if t.state == "active"}
             if len(self._transactions) >= most:
                 raise LimitReached(
                     f"{most} transactions are open in this process already, the most allowed",
                     limit="max_waiters",
                     maximum=most,
                 )
-            self._transactions.add(tx)
+            self._transactions[tx] = ""
         try:
             reply = self._call("begin", [_ms(lease)])
         except BaseException:
-            with self._guard:
-                self._transactions.discard(tx)
+            self._end_transaction(tx)
             raise
-        return str(int(reply[0])), _seconds(reply[1])
+        tx_id = str(int(reply[0]))
+        with self._guard:
+            if tx in self._transactions:
+                self._transactions[tx] = tx_id
+        return tx_id, _seconds(reply[1])
+
+    def _end_transaction(self, tx: RedisTransaction) -> None:
+        """Forget ``tx``, which has ended."""
+        with self._guard:
+            self._transactions.pop(tx, None)
+
+    def _is_closed(self) -> bool:
+        return self._closed
 
     # -- events -------------------------------------------------------------------------------------
 
@@ -686,7 +813,7 @@ class RedisSpace:
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
 
-    def _add_subscription(self, subscription: RedisSubscription) -> None:
+    def _add_subscription(self, subscription: RedisSubscription, wake: Wake) -> None:
         with self._guard:
             self._check_open()
             most = self._options.max_subscribers
@@ -696,11 +823,11 @@ class RedisSpace:
                     limit="max_subscribers",
                     maximum=most,
                 )
-            self._subscriptions.add(subscription)
+            self._subscriptions[subscription] = wake
 
     def _remove_subscription(self, subscription: RedisSubscription) -> None:
         with self._guard:
-            self._subscriptions.discard(subscription)
+            self._subscriptions.pop(subscription, None)
 
     def _add_waiter(self, template: Template, take: bool, wake: Wake | None = None) -> Waiter[Wake]:
         with self._guard:
@@ -800,13 +927,13 @@ class RedisSpace:
                 for w in [*self._waiters, *self._writers]:
                     w.error = error
                     w.wake.set()
-                for subscription in self._subscriptions:
-                    subscription._wake.set()  # its next read of the log meets the error
+                for wake in self._subscriptions.values():
+                    wake.set()  # its next read of the log meets the error
             pubsub.close()
 
     def _dispatch(self, data: bytes) -> None:
-        for subscription in self._subscriptions:
-            subscription._wake.set()  # the change was logged: read on
+        for wake in self._subscriptions.values():
+            wake.set()  # the change was logged: read on
         head, _, body = data.partition(b" ")
         if head == b"r":
             self._room(int(body))
@@ -1027,16 +1154,14 @@ class RedisSpace:
                 w.error = error
                 w.wake.set()
             subscriptions = list(self._subscriptions)
-            transactions = list(self._transactions)
+            transactions = [tx_id for tx_id in self._transactions.values() if tx_id]
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
         for subscription in subscriptions:
             subscription.close()
-        for tx in transactions:  # abort, giving back what they hold
-            tx._state = "aborted"
-            if tx._id:
-                with contextlib.suppress(Exception):
-                    self._run("abort", [tx._id])
+        for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
+            with contextlib.suppress(Exception):
+                self._run("abort", [tx_id])
         for token in tokens:  # wake the takes waiting in Redis, giving back what was handed to them
             with contextlib.suppress(Exception):
                 self._run("unwait", [token, "close"])
@@ -1134,7 +1259,7 @@ class PartitionedRedisSpace(RedisSpace):
             group += items[i : i + 2]
         written: dict[int, list[Lease]] = {}
         for n, group in groups.items():
-            leases = self._parts[n]._write(group, lease, timeout, guard)
+            leases = self._parts[n].core.write(group, lease, timeout, guard)
             assert leases is not None  # no guard: none is refused
             written[n] = leases
         return [written[n][k] for n, k in places]
@@ -1142,7 +1267,9 @@ class PartitionedRedisSpace(RedisSpace):
     def write(self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None) -> Lease:
         """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
         checked, data, keys = encode_tuple(t)
-        leases = self._keeper(checked)._write([data, keys], check_lease(lease), check_timeout(timeout))
+        leases: list[Lease] | None = self._keeper(checked).core.write(
+            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0)
+        )
         assert leases is not None
         return leases[0]
 
@@ -1151,7 +1278,7 @@ class PartitionedRedisSpace(RedisSpace):
     ) -> list[tuple[int, Tuple]]:
         found: list[tuple[int, Tuple]] = []
         for part in self._serving(template):
-            found += part._select(template, take, None if limit is None else limit - len(found))
+            found += part.core.select(template, take, None if limit is None else limit - len(found), "")
             if limit is not None and len(found) >= limit:
                 break
         return found
@@ -1172,7 +1299,8 @@ class PartitionedRedisSpace(RedisSpace):
     def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
         parts = self._serving(template)
         if len(parts) == 1:
-            return parts[0]._block(template, take, timeout)
+            found_there: Tuple = parts[0].core.block(template, take, timeout, "")
+            return found_there
         found = self._select(template, take, 1)
         if found:
             return found[0][1]
@@ -1189,9 +1317,9 @@ class PartitionedRedisSpace(RedisSpace):
         looked = False
         try:
             for part in parts:
-                waiters.append((part, part._add_waiter(template, take, wake)))
+                waiters.append((part, part.core.add_waiter(template, take, wake)))
                 filed.append(waiters[-1][1])
-                part._listen()
+                part.core.listen()
             while True:
                 wake.clear()
                 for part, waiter in waiters:
@@ -1200,11 +1328,11 @@ class PartitionedRedisSpace(RedisSpace):
                     if not take:
                         if waiter.result is not None:
                             return waiter.result
-                        part._refile(waiter)
+                        part.core.refile(waiter)
                         continue
-                    with part._guard:
+                    with part.core.guard:
                         offer, waiter.offer = waiter.offer, None
-                    if offer is not None and part._call("take", ["", offer[0]]):
+                    if offer is not None and part.core.call("take", ["", offer[0]]):
                         return offer[1]
                 found = self._select(template, take, 1)
                 if found:
@@ -1222,11 +1350,11 @@ class PartitionedRedisSpace(RedisSpace):
                 self._waiting_across -= looked
                 self._across.remove(filed)
             for part, waiter in waiters:
-                part._remove_waiter(waiter)
+                part.core.remove_waiter(waiter)
 
     def _ping(self) -> None:
         for part in self._parts:
-            part._ping()
+            part.core.ping()
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically, in their one
@@ -1329,6 +1457,7 @@ class RedisTransaction(Openable):
 
     def __init__(self, space: RedisSpace, lease: float) -> None:
         self._space = space
+        self._core = space.core
         self._lease = lease
         self._opening = Lock()
         self._id = ""  # its id in Redis, once begun
@@ -1344,7 +1473,9 @@ class RedisTransaction(Openable):
     @property
     def state(self) -> str:
         """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
-        if self._state == "active" and self._deadline is not None and time.monotonic() >= self._deadline:
+        if self._state == "active" and (
+            self._core.closed() or (self._deadline is not None and time.monotonic() >= self._deadline)
+        ):
             self._state = "aborted"
         return self._state
 
@@ -1356,7 +1487,7 @@ class RedisTransaction(Openable):
         with self._opening:
             if self._id or self._state != "active":
                 return
-            self._id, self._expires = self._space._begin(self, self._lease)
+            self._id, self._expires = self._core.begin(self, self._lease)
             self._deadline = time.monotonic() + self._lease
 
     def _check(self) -> None:
@@ -1370,8 +1501,7 @@ class RedisTransaction(Openable):
     def _end(self, state: str) -> None:
         self._state = state
         self._writes = []
-        with self._space._guard:
-            self._space._transactions.discard(self)
+        self._core.end_transaction(self)
         self._release_waits()
 
     def _release_waits(self) -> None:
@@ -1379,7 +1509,7 @@ class RedisTransaction(Openable):
         if self._waiting:
             state = self._state
             error = TransactionAborted("the transaction was aborted while waiting")
-            self._space._end_waits(
+            self._core.end_waits(
                 self._id,
                 error if state == "aborted" else TransactionError(f"the transaction {state} while waiting"),
             )
@@ -1426,7 +1556,7 @@ class RedisTransaction(Openable):
         after the space's in FIFO order, before them in LIFO order."""
         self._check()
         own = [w for w in self._writes if template.matches(w[0])]
-        lifo = self._space._options.order == "lifo"
+        lifo = self._core.options.order == "lifo"
         if lifo:
             own.reverse()
         found: list[tuple[int | _Own, Tuple]] = []
@@ -1442,7 +1572,7 @@ class RedisTransaction(Openable):
             found += mine(limit)
         left = None if limit is None else limit - len(found)
         if left != 0:
-            found += self._held(self._space._select(template, take, left, self._id))
+            found += self._held(self._core.select(template, take, left, self._id))
         if not lifo:
             found += mine(None if limit is None else limit - len(found))
         return found
@@ -1457,9 +1587,7 @@ class RedisTransaction(Openable):
             raise Timeout(f"no tuple matches {compiled.fields!r}")
         self._waiting += 1
         try:
-            found_later: Tuple = self._held(
-                self._space._block(compiled, take, self._bound(timeout), self._id)
-            )
+            found_later: Tuple = self._held(self._core.block(compiled, take, self._bound(timeout), self._id))
         except Timeout:
             self._check_lease()
             raise
@@ -1489,7 +1617,7 @@ class RedisTransaction(Openable):
         self._waiting += 1
         try:
             later: list[tuple[int | _Own, Tuple]] = self._held(
-                self._space._group(template, take, limit, self._bound(timeout), self._id)
+                self._core.group(template, take, limit, self._bound(timeout), self._id)
             )
         finally:
             self._waiting -= 1
@@ -1516,7 +1644,7 @@ class RedisTransaction(Openable):
             self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
             self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
             ids = [i for i, _ in rest if isinstance(i, int)]
-            if ids and not self._space._call("release", [self._id, *ids]):
+            if ids and not self._core.call("release", [self._id, *ids]):
                 self._end("aborted")
         return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
 
@@ -1553,7 +1681,7 @@ class RedisTransaction(Openable):
         args: list[str | bytes] = [self._id]
         for _, data, keys, ms, _ in self._writes:
             args += (ms, data, keys)
-        committed = self._space._call("commit", args)
+        committed = self._core.call("commit", args)
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -1564,7 +1692,7 @@ class RedisTransaction(Openable):
             return
         self._end("aborted")
         if self._id:
-            self._space._call("abort", [self._id])
+            self._core.call("abort", [self._id])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
 
@@ -1572,7 +1700,7 @@ class RedisTransaction(Openable):
         """Give the transaction ``lease`` more seconds from now."""
         self._check()
         seconds = _txn_lease(lease)
-        reply = self._space._call("renew_txn", [self._id, _ms(seconds)])
+        reply = self._core.call("renew_txn", [self._id, _ms(seconds)])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -1619,7 +1747,7 @@ class RedisSubscription(Openable):
         lease: float | None,
         existing: bool,
     ) -> None:
-        self._space = space
+        self._core = space.core
         self._template = None if template is ANY else compile_template(template)  # None: every tuple
         self._presenting = existing
         self._present_after = 0  # the id of the last present tuple reported
@@ -1662,11 +1790,11 @@ class RedisSubscription(Openable):
         with self._opening:
             if self._opened or self._closed:
                 return
-            space = self._space
-            space._listen()  # from here on, every logged change wakes a waiting get
-            space._add_subscription(self)
+            core = self._core
+            core.listen()  # from here on, every logged change wakes a waiting get
+            core.add_subscription(self, self._wake)
             try:
-                reply = space._call("events", [0, 0])
+                reply = core.call("events", [0, 0])
                 last, first = int(reply[0]), int(reply[1])
                 since = last if self._since is None else self._since
                 if since > last:
@@ -1675,11 +1803,11 @@ class RedisSubscription(Openable):
                 if since + 1 < oldest:
                     raise EventsLost(since + 1, oldest)
             except BaseException:
-                space._remove_subscription(self)
+                core.remove_subscription(self)
                 raise
             self._read = self._last_seq = since
             self._present_upto = int(reply[3])
-            self._present_after = self._present_upto + 1 if space._options.order == "lifo" else 0
+            self._present_after = self._present_upto + 1 if core.options.order == "lifo" else 0
             self._began = time.time()
             self._opened = True
             if self._lease is not None:
@@ -1688,7 +1816,7 @@ class RedisSubscription(Openable):
     def _fetch(self) -> tuple[bool, float | None]:
         """Read the next events of the log, keeping those asked for; whether any was
         read, and the seconds until the next lease of the space ends (None: no lease)."""
-        reply = self._space._call("events", [self._read, self._max_pending])
+        reply = self._core.call("events", [self._read, self._max_pending])
         entries = reply[4:]
         lost = None
         if entries and int(entries[0]) > self._read + 1:
@@ -1711,12 +1839,12 @@ class RedisSubscription(Openable):
     def _present(self) -> Tuple | None:
         """The next tuple present when the subscription began that is still in the
         space, in the space's order (None: there is none left)."""
-        space = self._space
-        order = "lifo" if space._options.order == "lifo" else "fifo"
+        core = self._core
+        order = "lifo" if core.options.order == "lifo" else "fifo"
         upto = self._present_upto
         template = self._template
         if template is None:
-            reply = space._call("first", [order, self._present_after, upto, *_EVERY_ARITY])
+            reply = core.call("first", [order, self._present_after, upto, *_EVERY_ARITY])
             if not reply:
                 return None
             self._present_after = int(reply[0])
@@ -1725,7 +1853,7 @@ class RedisSubscription(Openable):
         cursor = str(self._present_after)
         while True:
             mode, limit = ("read", 1) if trusted else ("scan", -1)
-            reply = space._call("find", [mode, order, limit, BATCH, cursor, "", "", *keys])
+            reply = core.call("find", [mode, order, limit, BATCH, cursor, "", "", *keys])
             for i, data in pairs(reply[3:]):
                 if i > upto:  # written since it began, in FIFO order: the last ones are passed
                     return None
@@ -1770,7 +1898,7 @@ class RedisSubscription(Openable):
                 raise Timeout("no event in time")
             if expiry is not None:  # a lease that ends is an event to log
                 left = expiry if left is None else min(left, expiry)
-            self._space._wait(self._wake, None if left is None else time.monotonic() + left)
+            self._core.wait(self._wake, None if left is None else time.monotonic() + left)
         return None
 
     def __iter__(self) -> RedisSubscription:
@@ -1798,7 +1926,7 @@ class RedisSubscription(Openable):
         self._closed = True
         self._lease_end.cancel()
         self._pending.clear()
-        self._space._remove_subscription(self)
+        self._core.remove_subscription(self)
         self._wake.set()
 
     def __enter__(self) -> RedisSubscription:
