@@ -957,7 +957,7 @@ class Rules:
         if not pending or self._running:
             return
         self._running = True
-        budget = self.limits.max_firings
+        budget = self.max_queued  # limits.max_firings
         charge = self._firing_charge
         try:
             while pending:
