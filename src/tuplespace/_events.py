@@ -48,9 +48,9 @@ __all__ = [
     "check_existing",
 ]
 
-_new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
 CHANGE_KINDS = frozenset({"create", "update", "move", "destroy", "expire"})
+_new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
 
 
 class Event(NamedTuple):

@@ -65,7 +65,7 @@ from ._errors import (
     RuleNotFound,
     TupleSpaceError,
 )
-from ._events import Change, Event, Feed, FeedTemplate, RawEvent, RecordFeed
+from ._events import Change, Feed, FeedTemplate, RawEvent, RecordFeed
 from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_path, check_tag
@@ -434,7 +434,7 @@ class _RuleFeed(Feed):
         self.rule = rule
         self.rules = rules
 
-    def push(self, event: Event | RawEvent) -> None:
+    def push(self, event: RawEvent) -> None:
         if event[1] in self.kinds:  # its kind; Rules.queue, inlined: this is the hot path
             rules = self.rules
             pending = rules.pending
