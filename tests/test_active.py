@@ -264,6 +264,13 @@ def test_a_storm_stops_at_max_firings_with_a_clear_error() -> None:
     assert space.count(("c", int)) == 6
 
 
+def test_limits_are_an_active_limits_and_a_bad_one_changes_nothing() -> None:
+    space = ts.Space()
+    with pytest.raises(ts.InvalidValue, match="limits is an ActiveLimits, got dict"):
+        space.rules.limits = {"max_firings": 5}  # type: ignore[assignment]
+    assert space.rules.limits == ts.ActiveLimits()
+
+
 def test_a_write_of_many_tuples_many_rules_watch_keeps_no_more_firings_than_it_can_run() -> None:
     space = ts.Space()
     space.rules.limits = ts.ActiveLimits(max_firings=10)

@@ -468,11 +468,8 @@ class Engine:
 
     def _deliver(self, raw: RawEvent) -> None:
         """Push the event to the feeds whose templates match its tuple."""
-        matched = self._feeds.matching(raw[2])
-        if matched:
-            event = _new_event(Event, raw)
-            for ft in matched:
-                ft.feed.push(event)
+        for ft in self._feeds.matching(raw[2]):
+            ft.feed.push(raw)
 
     @property
     def last_event(self) -> int:
@@ -665,13 +662,10 @@ class Engine:
         # _emit("write", t), inlined: this is the hot path
         event_seq = self._event_seq = self._event_seq + 1
         raw = (event_seq, "write", t, self._now())
-        self._log.append(raw)  # the log keeps plain tuples; Events are made for subscribers
+        self._log.append(raw)  # the log keeps plain tuples; each feed makes what it delivers
         if self._feeds.count:  # _deliver(raw), inlined
-            matched = self._feeds.matching(t)
-            if matched:
-                event = _new_event(Event, raw)
-                for ft in matched:
-                    ft.feed.push(event)
+            for ft in self._feeds.matching(t):
+                ft.feed.push(raw)
         if self._waiters.count and self._serve_waiters(entry) is not None:
             return entry
         shelf = self._shelves.get(len(t))
@@ -1462,9 +1456,6 @@ class Engine:
             **self._counts,
             **self.records.statistics(),
         }
-
-
-_new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
 
 
 def _entry_seq(e: Entry) -> int:

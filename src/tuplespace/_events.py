@@ -50,6 +50,7 @@ __all__ = [
 
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
 CHANGE_KINDS = frozenset({"create", "update", "move", "destroy", "expire"})
+_new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
 
 
 class Event(NamedTuple):
@@ -173,7 +174,7 @@ class FeedBase(abc.ABC, Generic[E]):
     def push(self, event: E) -> None:
         if self.gap is not None or event.kind not in self.kinds:
             return
-        if self.queue and self.queue[-1] is event:  # matched by two of its templates
+        if self.queue and self.queue[-1].seq == event.seq:  # matched by two of its templates
             return
         if len(self.queue) >= self.max_pending:
             self.gap = event.seq
@@ -325,6 +326,11 @@ class Feed(FeedBase[Event]):
     def statistics(self) -> dict[str, Any]:
         """See :meth:`FeedBase.statistics`; ``presenting``: present events are still to come."""
         return {**super().statistics(), "presenting": self.present is not None}
+
+    def push(self, event: Event | RawEvent) -> None:
+        """Queue the event ``event`` (the engine hands its raw events to the feeds of
+        its tuples, and each feed that wants one makes its :class:`Event`)."""
+        super().push(_new_event(Event, event))
 
     def wants(self, raw: RawEvent) -> bool:
         what = raw[2]

@@ -65,7 +65,7 @@ from ._errors import (
     RuleNotFound,
     TupleSpaceError,
 )
-from ._events import Change, Event, Feed, FeedTemplate, RecordFeed
+from ._events import Change, Feed, FeedTemplate, RawEvent, RecordFeed
 from ._expr import Expr, compile_expr
 from ._methods import Sandbox, call_method
 from ._names import check_path, check_tag
@@ -424,18 +424,24 @@ def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
 
 
 class _RuleFeed(Feed):
-    """A reaction's interest in the events of its template: queues the rule's firings."""
+    """A reaction's interest in the events of its template: queues the rule's firings
+    (of the raw events the engine hands it, see :meth:`Rules.queue`)."""
 
-    __slots__ = ("enqueue", "rule")
+    __slots__ = ("rule", "rules")
 
     def __init__(self, seq: int, rule: _Rule, rules: Rules) -> None:
         super().__init__(seq, [], rule.on, 1, None)
         self.rule = rule
-        self.enqueue = rules.queue
+        self.rules = rules
 
-    def push(self, event: Event) -> None:
-        if event[1] in self.kinds:  # event.kind
-            self.enqueue(self.rule, event)
+    def push(self, event: RawEvent) -> None:
+        if event[1] in self.kinds:  # its kind; Rules.queue, inlined: this is the hot path
+            rules = self.rules
+            pending = rules.pending
+            if len(pending) > rules.max_queued:
+                rules.unqueued += 1
+            else:
+                pending.append((self.rule, event))
 
 
 _Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
@@ -481,7 +487,7 @@ class Rules:
         self._engine: Engine = space._engine
         self._rules: dict[str, _Rule] = {}
         self.pending: deque[tuple[_Rule, Any]] = deque()
-        self._unqueued = 0  # firings past max_firings in the queue: counted, not kept
+        self.unqueued = 0  # firings past max_firings in the queue: counted, not kept
         # Rules by what record changes they read: an update of (path, tag), any update
         # of a path, the other changes of a path.
         self.readers: dict[tuple[str, str], list[_Rule]] = {}
@@ -499,6 +505,18 @@ class Rules:
         self._sandbox: Sandbox | None = None
         self._firing_charge, self._step_charge, self.limits = space._active
         self.max_rules = MAX_RULES
+
+    @property
+    def limits(self) -> ActiveLimits:
+        """The bounds on firings and methods (see :class:`ActiveLimits`)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: ActiveLimits) -> None:
+        if not isinstance(limits, ActiveLimits):
+            raise InvalidValue(f"limits is an ActiveLimits, got {type(limits).__name__}", "limits")
+        self._limits = limits
+        self.max_queued = limits.max_firings  # the queue holds one more, see queue()
 
     @property
     def firing_charge(self) -> Credit:
@@ -896,13 +914,14 @@ class Rules:
     # -- firing ------------------------------------------------------------------------------
 
     def queue(self, rule: _Rule, event: Any) -> None:
-        """Queue a firing of ``rule`` for ``event``.  An operation runs at most
+        """Queue a firing of ``rule`` for ``event`` (a record's :class:`Change`, or a
+        tuple's raw event: ``event[2]`` is its tuple).  An operation runs at most
         ``max_firings`` of them, in order, so one queued behind as many others would
         never run: it is counted, not kept, and the queue of a write of many tuples that
         many rules watch stays small."""
         pending = self.pending
-        if len(pending) > self.limits.max_firings:
-            self._unqueued += 1
+        if len(pending) > self.max_queued:
+            self.unqueued += 1
         else:
             pending.append((rule, event))
 
@@ -916,8 +935,8 @@ class Rules:
         build = rule.builds[0]
         write = self._engine.write_derived
 
-        def fire(event: Event) -> bool:
-            env = {"t": event[2]}  # event.tuple
+        def fire(event: RawEvent) -> bool:
+            env = {"t": event[2]}  # the tuple of its raw event
             if when is not None:
                 ok = when(env)
                 if ok is not True:
@@ -936,13 +955,13 @@ class Rules:
         if not pending or self._running:
             return
         self._running = True
-        budget = self.limits.max_firings
+        budget = self.max_queued  # limits.max_firings
         charge = self._firing_charge
         try:
             while pending:
                 rule, event = pending.popleft()
                 if budget == 0:
-                    self._storm(rule, len(pending) + 1 + self._unqueued)
+                    self._storm(rule, len(pending) + 1 + self.unqueued)
                     pending.clear()
                     break
                 budget -= 1
@@ -962,7 +981,7 @@ class Rules:
                     self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
         finally:
             self._running = False
-            self._unqueued = 0
+            self.unqueued = 0
 
     def _storm(self, rule: _Rule, dropped: int) -> None:
         limit = self.limits.max_firings
@@ -1004,7 +1023,7 @@ class Rules:
         engine = self._engine
         kind = rule.kind
         if kind == "reaction":
-            env = {"t": event.tuple}
+            env = {"t": event[2]}  # the tuple of its raw event
         elif kind == "record":
             env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
         else:
