@@ -97,6 +97,10 @@ class Core:
         just done (0: nothing to wait for)."""
         return self.space._ticket()  # noqa: SLF001 (the core's own space)
 
+    def settle(self, ticket: int) -> None:
+        """Return once the journal batch ``ticket`` (see :meth:`ticket`) is durable."""
+        self.space._settle(ticket)  # noqa: SLF001 (the core's own space)
+
     def call(self, operation: Callable[..., Any], *args: Any) -> Any:
         """Run an engine operation under the lock; return once its changes are durable."""
         return self.space._call(operation, *args)  # noqa: SLF001 (the core's own space)

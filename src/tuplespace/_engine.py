@@ -493,7 +493,7 @@ class Engine:
         ``present``, see :class:`~tuplespace._events.Presence`): every tuple is then
         seen exactly once, as present or by its write event.
         """
-        self._check_open()
+        self.check_open()
         kinds = frozenset(kinds)
         if not kinds or not kinds <= EVENT_KINDS:
             raise InvalidValue(
@@ -521,7 +521,7 @@ class Engine:
         """Count ``feed`` as a subscription ending after ``lease`` seconds, delivering
         the events after ``since`` (None: from now); raises EventsLost at once if the
         log no longer reaches back that far.  The caller routes events to it."""
-        self._check_open()
+        self.check_open()
         max_pending = feed.max_pending
         if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
             raise InvalidValue(f"max_pending must be a positive int, got {max_pending!r}", "max_pending")
@@ -679,7 +679,7 @@ class Engine:
     ) -> list[Entry]:
         """Write every tuple, in order; nothing is written if any of them is invalid or
         if they do not all fit in the space's capacity."""
-        self._check_open()
+        self.check_open()
         checked = []
         for i, t in enumerate(tuples):
             try:
@@ -926,7 +926,7 @@ class Engine:
                     self._offer(entry)
 
     def _check_waiters(self) -> None:
-        self._check_open()
+        self.check_open()
         if self._waiters.count + len(self._writers) >= self.max_waiters:
             raise LimitReached(
                 f"this space already has {self.max_waiters} waiting calls",
@@ -1181,7 +1181,7 @@ class Engine:
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidValue(f"limit must be an int >= 0 or None, got {limit!r}", "limit")
-        self._check_open()
+        self.check_open()
         self.tick()
         if txn is not None:
             self._check_txn(txn)
@@ -1238,7 +1238,7 @@ class Engine:
 
     def count(self, template: Template, txn: Txn | None = None) -> int:
         """How many tuples match ``template`` (in a transaction: with its own writes)."""
-        self._check_open()
+        self.check_open()
         if txn is not None:
             self._check_txn(txn)
         self.tick()
@@ -1351,7 +1351,7 @@ class Engine:
 
     def begin(self, lease: float | None) -> Txn:
         """Start a transaction; it aborts by itself when its lease runs out."""
-        self._check_open()
+        self.check_open()
         txn = Txn(next(self._txn_seq), self.expiry(lease))
         self._txns[txn.seq] = txn
         if txn.expires is not None:
@@ -1413,7 +1413,37 @@ class Engine:
 
     # -- life cycle -----------------------------------------------------------------
 
-    def _check_open(self) -> None:
+    # -- the seam of the record store: time, interests, the event log ----------------------------
+
+    @property
+    def timing(self) -> bool:
+        """Whether leases or deadlines are waiting for their time (a change may then
+        have to wake the space's timer)."""
+        return bool(self._leases or self._deadlines)
+
+    def schedule(self, when: float, item: Rec | Cap | Redirect | Hold) -> None:
+        """File ``item`` in the lease heap, to lapse at ``when`` (the record store's items)."""
+        heapq.heappush(self._leases, (when, next(self._tiebreak), item))
+
+    def next_interest(self) -> int:
+        """The sequence number of a new feed (a watch of records)."""
+        return next(self._interest_seq)
+
+    def file_feed(self, ft: FeedTemplate) -> None:
+        """File the template of a feed with those the space's writes are matched against."""
+        self._feeds.add(ft)
+
+    def new_event(self) -> tuple[int, float]:
+        """The sequence number and time of a new event, which the caller logs with
+        :meth:`log_event`."""
+        seq = self._event_seq = self._event_seq + 1
+        return seq, self._now()
+
+    def log_event(self, raw: tuple[int, str, Any, float]) -> None:
+        """Keep the event ``raw`` (seq, kind, payload, time) in the space's log."""
+        self._log.append(raw)
+
+    def check_open(self) -> None:
         if self.closed:
             raise SpaceClosed("the space is closed")
 

@@ -366,7 +366,7 @@ def call_method(
             limit="max_fields",
             maximum=engine.limits.max_fields,
         )
-    checked = {k: records._check_value(k, v) for k, v in changed.items()}
+    checked = {k: records._check_value(k, v) for k, v in changed.items()}  # noqa: SLF001 (a method sets fields as Record.set does)
     engine.write_many(spawned)  # all of them or none (invalid, or no room): before any set
     for k, v in checked.items():
         records.set(rid, None, k, v)

@@ -64,7 +64,6 @@ before it received its record releases it.
 from __future__ import annotations
 
 import contextlib
-import heapq
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
@@ -367,8 +366,8 @@ class RecordStore:
 
     def _tick(self) -> None:
         engine = self._engine
-        engine._check_open()
-        if engine._leases or engine._deadlines:
+        engine.check_open()
+        if engine.timing:
             engine.tick()
 
     def _rec(self, rid: int) -> Rec:
@@ -412,7 +411,7 @@ class RecordStore:
         """The value of one field (a computed one for a tag starting with ``$``)."""
         if token is None:  # the full handle's path, inlined: reads are the hot path
             engine = self._engine
-            if engine.closed or engine._leases or engine._deadlines:
+            if engine.closed or engine.timing:
                 self._tick()
             rec = self._by_rid.get(rid)
             if rec is not None:
@@ -652,22 +651,22 @@ class RecordStore:
 
     def grant(self, principal: str, amount: object) -> Credit:
         """Add ``amount`` to the account of ``principal``; its new balance."""
-        self._engine._check_open()
+        self._engine.check_open()
         return self.accounts.grant(principal, amount)
 
     def transfer(self, source: str, target: str, amount: object) -> Credit:
         """Move ``amount`` between two accounts; the new balance of ``source``."""
-        self._engine._check_open()
+        self._engine.check_open()
         return self.accounts.transfer(source, target, amount)
 
     def challenge(self) -> Challenge:
         """The challenge that stamps are made on now (see :mod:`tuplespace._mint`)."""
-        self._engine._check_open()
+        self._engine.check_open()
         return self.mint.challenge()
 
     def mint_credit(self, challenge: object, nonce: object, principal: str) -> Credit:
         """Spend a stamp: credit ``principal`` with what it mints; the new balance."""
-        self._engine._check_open()
+        self._engine.check_open()
         check_principal(principal)
         return self.accounts.grant(principal, self.mint.spend(challenge, nonce))
 
@@ -677,7 +676,7 @@ class RecordStore:
         """Set one field; the record's new version."""
         engine = self._engine
         rec = None
-        if token is None and not (engine.closed or engine._leases or engine._deadlines):
+        if token is None and not (engine.closed or engine.timing):
             rec = self._by_rid.get(rid)  # the full handle's path, inlined: set is a hot path
         if rec is None or (self._held and rid in self._held):
             rec = self.target(rid, token, "set")
@@ -965,7 +964,7 @@ class RecordStore:
         """The rids of the records matching ``template`` below ``under``, oldest first."""
         _check_limit(limit)
         engine = self._engine
-        if engine.closed or engine._leases or engine._deadlines:
+        if engine.closed or engine.timing:
             self._tick()
         if template.trivial and under is None:
             return self.find_value(*template.exact[0], limit)
@@ -981,7 +980,7 @@ class RecordStore:
         """The rids of the records whose field ``tag`` has the value of typed key
         ``key``, oldest first: one bucket of the index is the answer."""
         engine = self._engine
-        if engine.closed or engine._leases or engine._deadlines:
+        if engine.closed or engine.timing:
             self._tick()
         b = self._index.bucket(tag, key)
         if b is None:
@@ -1012,7 +1011,7 @@ class RecordStore:
     ) -> RecordTaker:
         """Queue a blocked take (after its :meth:`take` found nothing); it is handed
         the first record that comes to match while no older taker wants it."""
-        self._engine._check_open()
+        self._engine.check_open()
         taker = RecordTaker(template, path_prefix(under), wake)
         self._takers[taker] = None
         return taker
@@ -1100,10 +1099,14 @@ class RecordStore:
             return self.watch_all(None, CHANGE_KINDS, since, max_pending, lease)
         rec = self.target(rid, token, "watch")
         engine = self._engine
-        feed = RecordFeed(next(engine._interest_seq), rec.rid, None, CHANGE_KINDS, max_pending, token)
+        feed = RecordFeed(engine.next_interest(), rec.rid, None, CHANGE_KINDS, max_pending, token)
         engine.add_feed(feed, since, lease)
         self._watchers.add(feed)
         return feed
+
+    def add_watcher(self, feed: RecordFeed) -> None:
+        """Deliver the changes of every record to ``feed`` (the rules' reader of them)."""
+        self._watchers.add(feed)
 
     def watch_all(
         self,
@@ -1114,24 +1117,23 @@ class RecordStore:
         lease: float | None,
     ) -> RecordFeed:
         """A feed of the changes (of ``kinds``) of every record whose path is below ``under``."""
-        self._engine._check_open()
+        self._engine.check_open()
         wanted = frozenset({kinds} if isinstance(kinds, str) else kinds)
         if not wanted or not wanted <= CHANGE_KINDS:
             raise InvalidValue(
                 f"events must be a non-empty subset of {sorted(CHANGE_KINDS)}, got {sorted(wanted)}"
             )
         engine = self._engine
-        feed = RecordFeed(next(engine._interest_seq), None, path_prefix(under), wanted, max_pending)
+        feed = RecordFeed(engine.next_interest(), None, path_prefix(under), wanted, max_pending)
         engine.add_feed(feed, since, lease)
         self._watchers.add(feed)
         return feed
 
     def _emit(self, kind: str, rec: Rec, tag: str | None, value: Value) -> None:
         engine = self._engine
-        seq = engine._event_seq = engine._event_seq + 1
-        now = engine._now()
+        seq, now = engine.new_event()
         change = _new_change(Change, (seq, kind, rec.path, tag, value, rec.version, now))
-        engine._log.append((seq, kind, RecordEvent(rec.rid, change), now))
+        engine.log_event((seq, kind, RecordEvent(rec.rid, change), now))
         engine.charge_event(seq, footprint((rec.path, value)))
         if self._watchers:
             self._watchers.deliver(rec.rid, change)
@@ -1147,8 +1149,7 @@ class RecordStore:
             self._push(expires, rec)
 
     def _push(self, when: float, item: Rec | Cap | Redirect | Hold) -> None:
-        engine = self._engine
-        heapq.heappush(engine._leases, (when, next(engine._tiebreak), item))
+        self._engine.schedule(when, item)
 
     def lapse(self, item: Rec | Cap | Redirect | Hold, when: float) -> None:
         """Called by the engine's tick when ``when``, the expiry of ``item``, has come."""
@@ -1268,7 +1269,7 @@ class RecordStore:
     def held_remotely(self) -> list[tuple[int, str, str, int, str]]:
         """The references to other nodes' records that this space's records hold:
         ``(rid, tag, holder address, holder level, held address)``."""
-        self._engine._check_open()
+        self._engine.check_open()
         out = []
         for rid in self._holding:
             rec = self._by_rid[rid]
@@ -1482,5 +1483,5 @@ def _check_limit(limit: object) -> None:
 
 def _map(fields: Mapping[str, Value]) -> Map:
     m = Map.__new__(Map)
-    m._data = dict(fields)
+    m._data = dict(fields)  # noqa: SLF001 (a Map of fields already checked, built without copying them again)
     return m

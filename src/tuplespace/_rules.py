@@ -67,7 +67,7 @@ from ._errors import (
 )
 from ._events import Change, Feed, FeedTemplate, RawEvent, RecordFeed
 from ._expr import Expr, compile_expr
-from ._methods import Sandbox, call_method
+from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_path, check_tag
 from ._records import DEFAULT_PRINCIPAL
 from ._templates import ANY, Template, compile_template
@@ -482,9 +482,10 @@ class Rules:
     ``max_rules`` is the most rules the space holds (100,000; a server sets its own).
     """
 
-    def __init__(self, space: Space) -> None:
+    def __init__(self, space: Space, active: tuple[Credit, Credit, ActiveLimits]) -> None:
         self._space = space
-        self._engine: Engine = space._engine
+        self._core = space.core
+        self._engine: Engine = space.core.engine
         self._rules: dict[str, _Rule] = {}
         self.pending: deque[tuple[_Rule, Any]] = deque()
         self.unqueued = 0  # firings past max_firings in the queue: counted, not kept
@@ -503,7 +504,7 @@ class Rules:
         self._running = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
-        self._firing_charge, self._step_charge, self.limits = space._active
+        self._firing_charge, self._step_charge, self.limits = active
         self.max_rules = MAX_RULES
 
     @property
@@ -590,12 +591,12 @@ class Rules:
         """
         rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
         definition = None if self._engine.journal is None else _definition(rule)
-        space = self._space
-        space.after_operations(self.run_pending)
-        with space._lock:
+        self._space.after_operations(self.run_pending)
+        core = self._core
+        with core.lock:
             info = self._admit(rule, definition)
-            ticket = space._ticket()
-        space._settle(ticket)
+            ticket = core.ticket()
+        core.settle(ticket)
         return info
 
     def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
@@ -604,7 +605,7 @@ class Rules:
         self._space.after_operations(self.run_pending)
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
-            with self._space._lock:
+            with self._core.lock:
                 self._admit(rule, None)
 
     def _build(
@@ -647,7 +648,7 @@ class Rules:
         self._install(rule)
         self._rules[name] = rule
         if "expire" in rule.on:  # expiries happen while nobody calls: the space's timer sees them
-            self._space._start_timer()
+            self._core.start_timer()
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row("rule", name, (definition,))
@@ -658,7 +659,7 @@ class Rules:
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`RuleNotFound` (a ``KeyError``) if there is none."""
-        with self._space._lock:
+        with self._core.lock:
             rule = self._rules.pop(name, None)
             if rule is None:
                 raise RuleNotFound(f"no rule named {name!r}")
@@ -675,17 +676,17 @@ class Rules:
             journal = self._engine.journal
             if journal is not None:
                 journal.put_row("rule", name, None)
-            ticket = self._space._ticket()
-        self._space._settle(ticket)
+            ticket = self._core.ticket()
+        self._core.settle(ticket)
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""
-        with self._space._lock:
+        with self._core.lock:
             return sorted((r.info() for r in self._rules.values()), key=lambda i: (i.level, i.name))
 
     def get(self, name: str) -> RuleInfo:
         """The rule ``name``; :class:`RuleNotFound` (a ``KeyError``) if there is none."""
-        with self._space._lock:
+        with self._core.lock:
             rule = self._rules.get(name)
             if rule is None:
                 raise RuleNotFound(f"no rule named {name!r}")
@@ -693,7 +694,7 @@ class Rules:
 
     def statistics(self) -> dict[str, Any]:
         """Rules, firings and failures, and the storms stopped at ``max_firings``."""
-        with self._space._lock:
+        with self._core.lock:
             rules = self._rules.values()
             return {
                 "rules": len(self._rules),
@@ -782,16 +783,16 @@ class Rules:
         rule.fire = self._firing(rule)
         if rule.kind == "reaction":
             assert rule.template is not None
-            feed = rule.feed = _RuleFeed(next(engine._interest_seq), rule, self)
+            feed = rule.feed = _RuleFeed(engine.next_interest(), rule, self)
             engine.add_feed(feed, None, None)
-            ft = FeedTemplate(next(engine._interest_seq), rule.template, feed)
+            ft = FeedTemplate(engine.next_interest(), rule.template, feed)
             feed.templates = [ft]
-            engine._feeds.add(ft)
+            engine.file_feed(ft)
         else:
             if self._record_changes is None:
-                self._record_changes = _RecordChanges(next(engine._interest_seq), self)
+                self._record_changes = _RecordChanges(engine.next_interest(), self)
                 engine.add_feed(self._record_changes, None, None)
-                engine.records._watchers.add(self._record_changes)
+                engine.records.add_watcher(self._record_changes)
             for index, key in self._filed(rule):
                 index.setdefault(key, []).append(rule)
 

@@ -253,7 +253,7 @@ class Space:
         if self._rules is None:
             with self._lock:
                 if self._rules is None:
-                    self._rules = Rules(self)
+                    self._rules = Rules(self, self._active)
         return self._rules
 
     def after_operations(self, hook: Callable[[], object]) -> None:
@@ -588,7 +588,7 @@ class Space:
                 with self._lock:
                     if taker.rec is not None:
                         break
-                    engine._check_open()
+                    engine.check_open()
                     if deadline is not None and engine.clock.now() >= deadline:
                         break
                     ready.clear()
@@ -933,8 +933,8 @@ class _Timer:
     closed or garbage (the thread holds the space only weakly)."""
 
     def __init__(self, space: Space) -> None:
-        self._cond = threading.Condition(space._plain)
-        self._engine = space._engine
+        self._cond = threading.Condition(space._plain)  # noqa: SLF001 (the space's own timer waits on its lock)
+        self._engine = space.core.engine
         self._space = weakref.ref(space)
         self._due = 0.0  # when the thread wakes next
         threading.Thread(target=self._run, name="tuplespace-timer", daemon=True).start()
@@ -950,7 +950,7 @@ class _Timer:
         with self._cond:
             while not engine.closed and (space := self._space()) is not None:
                 engine.tick()
-                space._run_hooks()  # the timer's condition holds the plain lock
+                space._run_hooks()  # noqa: SLF001 (the space's own timer; its condition holds the plain lock)
                 del space
                 deadline = engine.next_deadline()
                 wait = 5.0 if deadline is None else min(max(deadline - engine.clock.now(), 0.0), 5.0)
@@ -979,32 +979,32 @@ class TransactionBase:
         return self._txn.expires
 
     def _locked(self, operation: Callable[..., Any], *args: Any) -> Any:
-        with self._space._lock:
+        with self._space.core.lock:
             return operation(*args)
 
     def _write(self, t: Iterable[Value], lease: float | None) -> None:
-        self._locked(self._space._engine.write, t, lease, self._txn)
+        self._locked(self._space.core.engine.write, t, lease, self._txn)
 
     def _write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None) -> None:
-        self._locked(self._space._engine.write_many, tuples, lease, self._txn)
+        self._locked(self._space.core.engine.write_many, tuples, lease, self._txn)
 
     def _find(self, template: Any, take: bool) -> Tuple | None:
         found: Tuple | None = self._locked(
-            self._space._engine.find, compile_template(template), take, self._txn
+            self._space.core.engine.find, compile_template(template), take, self._txn
         )
         return found
 
     def _count(self, template: Any) -> int:
-        n: int = self._locked(self._space._engine.count, compile_template(template), self._txn)
+        n: int = self._locked(self._space.core.engine.count, compile_template(template), self._txn)
         return n
 
     def _abort(self) -> None:
-        self._locked(self._space._engine.abort, self._txn)
+        self._locked(self._space.core.engine.abort, self._txn)
 
     def _renew(self, lease: float | None) -> None:
-        with self._space._lock:
-            self._space._engine.renew_txn(self._txn, lease)
-            self._space._start_timer()
+        with self._space.core.lock:
+            self._space.core.engine.renew_txn(self._txn, lease)
+            self._space.core.start_timer()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._txn.seq}, {self.state})"
@@ -1028,10 +1028,14 @@ class Transaction(TransactionBase):
         self._write_many(tuples, lease)
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
-        return self._space._block(compile_template(template), False, timeout, self._txn)
+        return self._space._block(  # noqa: SLF001 (a transaction waits as its space does)
+            compile_template(template), False, timeout, self._txn
+        )
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
-        return self._space._block(compile_template(template), True, timeout, self._txn)
+        return self._space._block(  # noqa: SLF001 (a transaction waits as its space does)
+            compile_template(template), True, timeout, self._txn
+        )
 
     def try_read(self, template: Any) -> Tuple | None:
         return self._find(template, False)
@@ -1040,17 +1044,21 @@ class Transaction(TransactionBase):
         return self._find(template, True)
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        return self._space._group(compile_template(template), False, limit, timeout, self._txn)
+        return self._space._group(  # noqa: SLF001 (a transaction waits as its space does)
+            compile_template(template), False, limit, timeout, self._txn
+        )
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        return self._space._group(compile_template(template), True, limit, timeout, self._txn)
+        return self._space._group(  # noqa: SLF001 (a transaction waits as its space does)
+            compile_template(template), True, limit, timeout, self._txn
+        )
 
     def count(self, template: Any) -> int:
         return self._count(template)
 
     def commit(self) -> None:
         """Make the takes final and the writes visible, atomically."""
-        self._space._call(self._space._engine.commit, self._txn)
+        self._space.core.call(self._space.core.engine.commit, self._txn)
 
     def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place."""
