@@ -295,7 +295,7 @@ class SpacesResource:
         if target.tag is None:
             raise ApiError(405, "method_not_allowed", "PUT sets a field: /spaces/<space>/<path>/<tag>")
         value = _payload(request, target.space)
-        if type(value) is URI and target.space._refer is not None:
+        if type(value) is URI and target.space.core.refer is not None:
             # It may hold another node's record, registered there first: from a thread,
             # the loop being free to send that request and receive its answer.
             work = asyncio.to_thread(target.record.set, target.tag, value)
@@ -369,7 +369,8 @@ class SpacesResource:
             seq = _whole(query, "id")
             if seq is None:
                 raise ApiError(400, "bad_request", f"{op} names its lease: ?id=<lease>", "id")
-            change = aspace._renew(seq, lease) if op == "renew" else aspace._cancel(seq)
+            renew, cancel = aspace._renew, aspace._cancel  # noqa: SLF001 (the lease host's own, as AsyncLease's)
+            change = renew(seq, lease) if op == "renew" else cancel(seq)
             return self._done(change, lambda expires: answer_value(expires, accept, CHANGED))
         value = _payload(request, space)
         if op == "write":
@@ -417,7 +418,7 @@ class SpacesResource:
         answer = Message(code=CREATED)
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
-        if space._refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
+        if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
             work = asyncio.to_thread(space.create, "/".join(path), fields, lease=lease)
             return self._done(work, lambda _: answer)
         space.create("/".join(path), fields, lease=lease)
@@ -427,10 +428,10 @@ class SpacesResource:
 def moved_away(space: Space, path: str) -> ApiError | None:
     """The redirection of ``path`` if a record moved from there to another node: a 404
     with its new address as ``moved_to``, which remote handles follow."""
-    store = space._engine.records
+    store = space.core.engine.records
     if not store.moved:  # the common case, without the lock: no record moved away
         return None
-    with space._lock:
+    with space.core.lock:
         moved = store.moved_to(path)
     if moved is None:
         return None

@@ -99,7 +99,7 @@ class RecordRoutes(EventRoutes):
             operation = _CAPABILITY_OPS.get(route)
             if route not in _CAPABILITY_OPS:
                 # NotAllowed: only the record's full handle can
-                handle._full("capability" if route == "read_only" else route)
+                handle._full("capability" if route == "read_only" else route)  # noqa: SLF001 (the handle's own check)
             elif operation is not None and operation not in handle.operations:
                 raise api_error(_not_allowed(handle, operation))
             return caller, info, handle, body
@@ -296,7 +296,11 @@ class RecordRoutes(EventRoutes):
             raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
         handle = await self._resolve(info, ref, caller)
         owner = AsyncRecord(
-            info.embedded("records"), handle._rid, handle._token, handle.operations, owner=True
+            info.embedded("records"),
+            handle.rid,
+            handle._token,  # noqa: SLF001 (a capability's secret, kept by the handle the server made)
+            handle.operations,
+            owner=True,
         )
         await owner.revoke()
         return no_content()
@@ -349,7 +353,10 @@ class RecordRoutes(EventRoutes):
         try:
             if claim:
                 taken, more = await self.poll(
-                    request, caller, timeout, lambda wait: aspace._take_record(template, under, wait, hold)
+                    request,
+                    caller,
+                    timeout,
+                    lambda wait: aspace._take_record(template, under, wait, hold),  # noqa: SLF001 (held for a claim)
                 )
             elif timeout == 0:
                 taken, more = await aspace.try_take_record(template, under), False
@@ -544,7 +551,7 @@ def _handle_out(handle: RecordBase) -> dict[str, Any]:
         "expires_at": handle.expires_at,
     }
     if not handle.is_capability:
-        out["id"] = handle._rid
+        out["id"] = handle.rid
     return out
 
 
@@ -559,14 +566,15 @@ def _data_out(data: RecordData) -> dict[str, Any]:
 
 async def _record_out(handle: AsyncRecord) -> dict[str, Any]:
     """What a record holds, and its computed tags, read at one instant."""
-    store, rid, token = handle._store, handle._rid, handle._token
-    with handle._space._lock:
+    store, rid = handle._store, handle.rid  # noqa: SLF001 (the handle's record store)
+    token = handle._token  # noqa: SLF001 (a capability's secret, kept by the handle)
+    with handle._space.core.lock:  # noqa: SLF001 (the handle's space)
         address, fields, version = store.snapshot(rid, token)
         computed = () if rid == ROOT_RID else store.view(rid, token, _COMPUTED)
     out = _data_out(RecordData(address, fields, version))
     out["computed"] = {tag: to_wire(v) for tag, v in zip(_COMPUTED, computed, strict=False)}
     if not handle.is_capability:
-        out["id"] = handle._rid
+        out["id"] = handle.rid
     return out
 
 
