@@ -38,16 +38,27 @@ class Core:
     operation under the lock and returns once its changes are durable.
     """
 
-    __slots__ = ("engine", "space")
+    __slots__ = ("call", "engine", "lock", "move_away", "refer", "settle", "space", "start_timer", "ticket")
 
     def __init__(self, space: Space) -> None:
         self.space = space
         self.engine: Engine = space._engine  # noqa: SLF001 (the core's own space)
-
-    @property
-    def lock(self) -> Any:
-        """The lock to hold around engine calls (a context manager)."""
-        return self.space._lock  # noqa: SLF001 (the core's own space)
+        # The lock to hold around engine calls (a context manager); the space sets it
+        # anew when its first hook makes it a lock that runs hooks on release.
+        self.lock: Any = space._lock  # noqa: SLF001 (the core's own space)
+        # The space's own steps, bound once (a call through the core costs no more than
+        # the space's): ``call(operation, *args)`` runs an engine operation under the
+        # lock and returns once its changes are durable; with the lock held, ``ticket()``
+        # is the journal batch to await before acknowledging what was just done (0:
+        # nothing) and ``start_timer()`` makes sure expiries are applied while nobody
+        # calls; ``settle(ticket)`` returns once that batch is durable.
+        self.call: Callable[..., Any] = space._call  # noqa: SLF001 (the core's own space)
+        self.ticket: Callable[[], int] = space._ticket  # noqa: SLF001 (the core's own space)
+        self.settle: Callable[[int], None] = space._settle  # noqa: SLF001 (the core's own space)
+        self.start_timer: Callable[[], None] = space._start_timer  # noqa: SLF001 (the core's own space)
+        # A node's hooks (see :meth:`attach_references`), None until one attaches them.
+        self.refer: Callable[[Record | str, object], None] | None = None
+        self.move_away: Callable[[Record, str, float | None], None] | None = None
 
     @property
     def journal(self) -> Journal | None:
@@ -66,20 +77,10 @@ class Core:
         move_away: Callable[[Record, str, float | None], None],
     ) -> None:
         """Have the space count the references its records hold to other nodes
-        (``refer``) and move records to other nodes (``move_away``)."""
-        space = self.space
-        space._refer = refer  # noqa: SLF001 (the core's own space)
-        space._move_away = move_away  # noqa: SLF001 (the core's own space)
-
-    @property
-    def refer(self) -> Callable[[Record | str, object], None] | None:
-        """The hook told of each value stored in a record (see :meth:`attach_references`)."""
-        return self.space._refer  # noqa: SLF001 (the core's own space)
-
-    @property
-    def move_away(self) -> Callable[[Record, str, float | None], None] | None:
-        """The hook that moves a record to another node (see :meth:`attach_references`)."""
-        return self.space._move_away  # noqa: SLF001 (the core's own space)
+        (``refer``: told of the record, or the path being created, and each value about
+        to be stored in it) and move records to other nodes (``move_away``)."""
+        self.refer = refer
+        self.move_away = move_away
 
     def check_open(self) -> None:
         """Raise :class:`~tuplespace.SpaceClosed` if the space is closed."""
@@ -92,29 +93,12 @@ class Core:
         for txn in list(engine._txns.values()):  # noqa: SLF001 (the engine lists them for nobody else)
             engine.abort(txn)
 
-    def ticket(self) -> int:
-        """With the lock held: the journal batch to await before acknowledging what was
-        just done (0: nothing to wait for)."""
-        return self.space._ticket()  # noqa: SLF001 (the core's own space)
-
-    def settle(self, ticket: int) -> None:
-        """Return once the journal batch ``ticket`` (see :meth:`ticket`) is durable."""
-        self.space._settle(ticket)  # noqa: SLF001 (the core's own space)
-
-    def call(self, operation: Callable[..., Any], *args: Any) -> Any:
-        """Run an engine operation under the lock; return once its changes are durable."""
-        return self.space._call(operation, *args)  # noqa: SLF001 (the core's own space)
-
     def poke_timer(self) -> None:
         """With the lock held: have the timer look again at the next expiry (a lease
         may now end sooner)."""
         timer = self.space._timer  # noqa: SLF001 (the core's own space)
         if timer is not None:
             timer.poke()
-
-    def start_timer(self) -> None:
-        """With the lock held: make sure expiries are applied while nobody calls."""
-        self.space._start_timer()  # noqa: SLF001 (the core's own space)
 
     def wait_ended(self, w: Waiter) -> bool:
         """Whether the waiter ``w`` is over (served, or its deadline passed)."""

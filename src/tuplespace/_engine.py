@@ -319,8 +319,11 @@ class Engine:
         self.journal: Journal | None = None  # set by a durable store: changes to persist
         self._shelves: dict[int, _Shelf] = {}
         self._by_seq: dict[int, Entry] = {}
-        self._leases: list[tuple[float, int, Entry | Rec | Cap | Redirect | Hold]] = []
-        self._deadlines: list[tuple[float, int, Waiter | Txn | FeedBase[Any]]] = []
+        # Heaps of what falls due: leases (the record store files its own items with
+        # schedule()) and the deadlines of waits, transactions and feeds.  Either one not
+        # empty means a tick may be due, which the record store's reads check inline.
+        self.leases: list[tuple[float, int, Entry | Rec | Cap | Redirect | Hold]] = []
+        self.deadlines: list[tuple[float, int, Waiter | Txn | FeedBase[Any]]] = []
         self._tiebreak = itertools.count()
         self._interest_seq = itertools.count(1)
         self._waiters: Registry[Waiter] = Registry()
@@ -357,7 +360,7 @@ class Engine:
     def tick(self) -> None:
         """Expire leases and end waits, transactions and subscriptions that are due."""
         now = self.clock.now()
-        leases = self._leases
+        leases = self.leases
         while leases and leases[0][0] <= now:
             expires, _, entry = heapq.heappop(leases)
             if not isinstance(entry, Entry):
@@ -366,7 +369,7 @@ class Engine:
                 self._counts["expired"] += 1
                 self._emit("expire", self._remove(entry))
         self._admit()
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         while deadlines and deadlines[0][0] <= now:
             _, _, item = heapq.heappop(deadlines)
             if isinstance(item, Waiter):
@@ -380,8 +383,8 @@ class Engine:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has something to do (None: nothing is scheduled)."""
-        lease = self._leases[0][0] if self._leases else None
-        other = self._deadlines[0][0] if self._deadlines else None
+        lease = self.leases[0][0] if self.leases else None
+        other = self.deadlines[0][0] if self.deadlines else None
         if lease is None or (other is not None and other < lease):
             return other
         return lease
@@ -405,12 +408,12 @@ class Engine:
         return self.clock.now() + timeout
 
     def _schedule(self, when: float, item: Waiter | Txn | FeedBase[Any]) -> None:
-        heapq.heappush(self._deadlines, (when, next(self._tiebreak), item))
+        heapq.heappush(self.deadlines, (when, next(self._tiebreak), item))
 
     def _prune(self) -> None:
         """Drop deadlines of waits, transactions and feeds that have already ended, so
         an idle heap costs later operations nothing."""
-        deadlines = self._deadlines
+        deadlines = self.deadlines
         while deadlines:
             item = deadlines[0][2]
             if isinstance(item, Waiter):
@@ -591,7 +594,7 @@ class Engine:
 
     def next_event(self, feed: FeedBase[E]) -> E | None:
         """The feed's next event, or None if it has none yet; raises EventsLost."""
-        if self._leases or self._deadlines:
+        if self.leases or self.deadlines:
             self.tick()
         return feed.pop(self._log, self._event_seq + 1)
 
@@ -631,7 +634,7 @@ class Engine:
             txn.writes.append((t, lease))
             return None
         expires = None if lease is None else self.expiry(lease)
-        if self._leases or self._deadlines:
+        if self.leases or self.deadlines:
             self.tick()
         if self.capacity is not None and len(self._by_seq) >= self.capacity:
             raise self._full(self.capacity)
@@ -770,7 +773,7 @@ class Engine:
         self._by_seq[entry.seq] = entry
         if entry.expires is not None:
             self._leased += 1
-            heapq.heappush(self._leases, (entry.expires, next(self._tiebreak), entry))
+            heapq.heappush(self.leases, (entry.expires, next(self._tiebreak), entry))
         if self.journal is not None:
             self.journal.put(entry.seq, t, entry.expires)
 
@@ -843,8 +846,8 @@ class Engine:
 
     def _unschedule(self, w: Waiter) -> None:
         """Drop the deadline of a wait that has just ended, if it is the next one."""
-        if self._deadlines[0][2] is w:
-            heapq.heappop(self._deadlines)
+        if self.deadlines[0][2] is w:
+            heapq.heappop(self.deadlines)
             self._prune()
 
     def _gather(self, w: GroupWaiter, entry: Entry) -> bool:
@@ -1091,7 +1094,7 @@ class Engine:
         """
         if self.closed:
             raise SpaceClosed("the space is closed")
-        if self._leases or self._deadlines:
+        if self.leases or self.deadlines:
             self.tick()
         own: list[int] = []
         if txn is not None:
@@ -1265,7 +1268,7 @@ class Engine:
         ``successor`` is a tuple or a function of the taken tuple that returns one.
         If it raises or returns an invalid tuple, nothing changes.
         """
-        if self._leases or self._deadlines:
+        if self.leases or self.deadlines:
             self.tick()
         expires = self.expiry(lease)
         entry = self._first(template)
@@ -1286,7 +1289,7 @@ class Engine:
         return self.write(t, lease)
 
     def _first_any(self, template: Template) -> bool:
-        if self._leases or self._deadlines:
+        if self.leases or self.deadlines:
             self.tick()
         return next(self._matches(template), None) is not None
 
@@ -1302,7 +1305,7 @@ class Engine:
         self._leased += (expires is not None) - (entry.expires is not None)
         entry.expires = expires
         if expires is not None:
-            heapq.heappush(self._leases, (expires, next(self._tiebreak), entry))
+            heapq.heappush(self.leases, (expires, next(self._tiebreak), entry))
         if self.journal is not None:
             self.journal.put(seq, entry.tuple, expires)  # type: ignore[arg-type]
         return expires
@@ -1327,7 +1330,7 @@ class Engine:
             if entry.expires is None or entry.expires > limit:
                 self._leased += entry.expires is None
                 entry.expires = limit
-                heapq.heappush(self._leases, (limit, next(self._tiebreak), entry))
+                heapq.heappush(self.leases, (limit, next(self._tiebreak), entry))
                 if self.journal is not None:
                     self.journal.put(entry.seq, entry.tuple, limit)  # type: ignore[arg-type]
 
@@ -1415,15 +1418,9 @@ class Engine:
 
     # -- the seam of the record store: time, interests, the event log ----------------------------
 
-    @property
-    def timing(self) -> bool:
-        """Whether leases or deadlines are waiting for their time (a change may then
-        have to wake the space's timer)."""
-        return bool(self._leases or self._deadlines)
-
     def schedule(self, when: float, item: Rec | Cap | Redirect | Hold) -> None:
         """File ``item`` in the lease heap, to lapse at ``when`` (the record store's items)."""
-        heapq.heappush(self._leases, (when, next(self._tiebreak), item))
+        heapq.heappush(self.leases, (when, next(self._tiebreak), item))
 
     def next_interest(self) -> int:
         """The sequence number of a new feed (a watch of records)."""

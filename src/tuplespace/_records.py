@@ -367,7 +367,7 @@ class RecordStore:
     def _tick(self) -> None:
         engine = self._engine
         engine.check_open()
-        if engine.timing:
+        if engine.leases or engine.deadlines:
             engine.tick()
 
     def _rec(self, rid: int) -> Rec:
@@ -411,7 +411,7 @@ class RecordStore:
         """The value of one field (a computed one for a tag starting with ``$``)."""
         if token is None:  # the full handle's path, inlined: reads are the hot path
             engine = self._engine
-            if engine.closed or engine.timing:
+            if engine.closed or engine.leases or engine.deadlines:
                 self._tick()
             rec = self._by_rid.get(rid)
             if rec is not None:
@@ -676,7 +676,7 @@ class RecordStore:
         """Set one field; the record's new version."""
         engine = self._engine
         rec = None
-        if token is None and not (engine.closed or engine.timing):
+        if token is None and not (engine.closed or engine.leases or engine.deadlines):
             rec = self._by_rid.get(rid)  # the full handle's path, inlined: set is a hot path
         if rec is None or (self._held and rid in self._held):
             rec = self.target(rid, token, "set")
@@ -964,7 +964,7 @@ class RecordStore:
         """The rids of the records matching ``template`` below ``under``, oldest first."""
         _check_limit(limit)
         engine = self._engine
-        if engine.closed or engine.timing:
+        if engine.closed or engine.leases or engine.deadlines:
             self._tick()
         if template.trivial and under is None:
             return self.find_value(*template.exact[0], limit)
@@ -980,7 +980,7 @@ class RecordStore:
         """The rids of the records whose field ``tag`` has the value of typed key
         ``key``, oldest first: one bucket of the index is the answer."""
         engine = self._engine
-        if engine.closed or engine.timing:
+        if engine.closed or engine.leases or engine.deadlines:
             self._tick()
         b = self._index.bucket(tag, key)
         if b is None:

@@ -165,12 +165,6 @@ class Space:
         self._journal: Journal | None = None  # a durable store's; see _ticket
         self._on_close: Callable[[], None] | None = None
         self._rules: Rules | None = None
-        # A node's (docs/federation.md): called with the record (or the path being
-        # created) and each value about to be stored in it, to register the references
-        # it makes to records of other nodes.
-        self._refer: Callable[[Record | str, object], None] | None = None
-        # A node's: moves a record to an address on another node (Record.move).
-        self._move_away: Callable[[Record, str, float | None], None] | None = None
         self.core = Core(self)  # what the package's other parts use of this space
         attach = getattr(self._engine.clock, "attach", None)
         if self._engine.clock.simulated and attach is not None:
@@ -279,7 +273,7 @@ class Space:
         with self._plain:
             if hook not in self._hooks:
                 self._hooks.append(hook)
-                self._lock = _HookedLock(self._plain, self._hooks)
+                self._lock = self.core.lock = _HookedLock(self._plain, self._hooks)
 
     def _run_hooks(self) -> None:
         """Call the hooks (with the lock held), as giving up the lock does."""
@@ -502,9 +496,10 @@ class Space:
         bad path, tag or value, :class:`RecordNotFound` for a field holding the address
         of no record; nothing is created then.
         """
-        if self._refer is not None and isinstance(fields, Mapping):
+        refer = self.core.refer
+        if refer is not None and isinstance(fields, Mapping):
             for value in fields.values():
-                self._refer(path, value)
+                refer(path, value)
         rid: int = self._call(self._engine.records.create, path, fields, credit, lease, principal)
         return Record(self, rid)
 

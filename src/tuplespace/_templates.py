@@ -537,6 +537,7 @@ def compile_template(fields: Any) -> Template:
         return Template(fields)
     exact: list[tuple[int, Any]] = []
     checks: list[tuple[int, _Check]] = []
+    types: list[tuple[int, type]] | None = []  # (see _types), made in the same pass
     for pos, f in enumerate(fields):
         tf = type(f)
         if tf is str:
@@ -554,6 +555,9 @@ def compile_template(fields: Any) -> Template:
             if check is None:
                 return Template(fields)
             checks.append((pos, check))
+            if types is not None:
+                kind = _INSTANCE_TYPES.get(check)
+                types = None if kind is None else [*types, (pos, kind)]
         else:
             return Template(fields)
     template = Template.__new__(Template)
@@ -561,7 +565,7 @@ def compile_template(fields: Any) -> Template:
     template.arity = len(fields)
     template.exact = exact
     template.checks = checks
-    template.types = _types(checks)
+    template.types = types
     template.plain = fields if len(exact) == len(fields) else None
     template.wire_safe = True
     template.costly = False
