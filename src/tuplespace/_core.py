@@ -33,9 +33,10 @@ class Core:
     """The engine, lock, timer and journal of one space, for the package's parts.
 
     ``engine`` is the space's :class:`~tuplespace._engine.Engine`; ``lock`` the lock
-    every engine call is made under (it changes when the space gains an
-    ``after_operations`` hook, so it is read each time).  :meth:`call` runs an engine
-    operation under the lock and returns once its changes are durable.
+    every engine call is made under (the space sets it anew when it gains its first
+    ``after_operations`` hook, so hold ``core.lock``, not a copy kept from before).
+    ``call`` runs an engine operation under the lock and returns once its changes are
+    durable.
     """
 
     __slots__ = ("call", "engine", "lock", "move_away", "refer", "settle", "space", "start_timer", "ticket")
