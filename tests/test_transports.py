@@ -17,6 +17,8 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace.client import AsyncRemoteSpace, RemoteSpace
+from tuplespace.client._inprocess import _application
+from tuplespace.server import create_app
 
 
 def _free_port() -> int:
@@ -139,3 +141,38 @@ def test_an_application_that_fails_to_start_says_so() -> None:
 
     with pytest.raises(RuntimeError, match="the application did not start: no store"):
         ts.connect(_url(), app=app)
+
+
+def test_a_space_dropped_on_its_applications_own_loop_confirms_its_claims_without_blocking_it() -> None:
+    # The garbage collector runs a dropped space's finalizer on whatever thread it
+    # interrupts, the application's own loop among them: the claims still waiting are
+    # confirmed from another thread, not by a request that would wait on that loop.
+    app = create_app(store="memory")
+    url = _url()
+    with ts.connect(url, app=app) as observer:
+        space = ts.connect(url, app=app, confirm_delay=3600)
+        space.write(("job", 1))
+        assert space.take(("job", int)) == ("job", 1)
+        assert space.client_statistics()["unconfirmed_claims"] == 1
+        assert observer.statistics()["commits"] == 0
+        held = [space]
+        del space
+
+        async def drop() -> None:
+            held.clear()  # the last reference: the space is finalized here, on the loop
+
+        _application(app).run(drop()).result(PATIENCE)
+        wait_until(lambda: observer.statistics()["commits"] == 1, "the claim to be confirmed")
+        assert observer.count(("job", int)) == 0
+
+
+def test_a_blocking_request_on_the_applications_own_loop_is_refused() -> None:
+    app = create_app(store="memory")
+    url = _url()
+    with ts.connect(url, app=app) as space:
+
+        async def call() -> Any:
+            return space.count(("job", int))
+
+        with pytest.raises(ts.Unreachable, match="would wait forever: use an async space"):
+            _application(app).run(call()).result(PATIENCE)

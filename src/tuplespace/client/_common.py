@@ -5,6 +5,7 @@ but :meth:`Confirmations.end`, the last resort of a space that ends without bein
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import math
@@ -562,6 +563,18 @@ class Confirmations:
                 type(exc).__name__,
                 exc,
             )
+
+    def end_soon(self) -> None:
+        """:meth:`end`, for a finalizer: in a thread of its own when called on an event
+        loop's thread (the garbage collector runs finalizers on whatever thread it
+        interrupts, and a blocking request there would stall that loop, or wait forever
+        on a server run by it), at once otherwise (at interpreter exit, say)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.end()
+        else:
+            threading.Thread(target=self.end, name="tuplespace-confirm").start()
 
     def __len__(self) -> int:
         return len(self._ids)

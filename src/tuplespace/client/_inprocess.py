@@ -144,10 +144,10 @@ class _Application:
         self.app = app
         self.loop = asyncio.new_event_loop()
         self._state: dict[str, Any] = {}
-        self._thread = threading.Thread(
+        self.thread = threading.Thread(
             target=self.loop.run_forever, name="tuplespace-in-process", daemon=True
         )
-        self._thread.start()
+        self.thread.start()
         self._messages: asyncio.Queue[Message] | None = None
         self._lifespan: Future[None] | None = None
         try:
@@ -195,8 +195,8 @@ class _Application:
 
     def _stop_loop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(_SHUTDOWN_WAIT)
-        if not self._thread.is_alive():
+        self.thread.join(_SHUTDOWN_WAIT)
+        if not self.thread.is_alive():
             self.loop.close()
 
     async def open(self, request: httpx.Request, body: bytes) -> _Call:
@@ -305,6 +305,11 @@ class _ASGITransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         application = self._calls.application
+        if threading.current_thread() is application.thread:
+            raise RuntimeError(
+                "a blocking request to an application in this process, made on that application's "
+                "own event loop, would wait forever: use an async space there"
+            )
         call = application.run(application.open(request, request.read())).result()
         self._calls.add(call)
         try:

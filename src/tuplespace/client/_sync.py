@@ -179,7 +179,7 @@ class RemoteSpace:
         self._confirm_delay = confirm_delay
         self._confirm_later = Later(self._confirmations.end)
         # The last resort of a space dropped, or still open at interpreter exit.
-        weakref.finalize(self, self._confirmations.end)
+        weakref.finalize(self, self._confirmations.end_soon)
         self._closed = False
         self._closing = False
         # The handles that end with this one (close); each adds and removes itself.
