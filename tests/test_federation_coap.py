@@ -370,7 +370,7 @@ def test_message_ids_remembered_are_fewer_than_a_peer_goes_through() -> None:
 
 
 class _Echo:
-    def render(self, request: Message) -> Message:
+    def render(self, request: Message, peer: Any) -> Message:
         return Message(code=CONTENT, payload=request.payload)
 
     def observe(self, request: Message, notify: Any) -> None:

@@ -110,8 +110,9 @@ class Timers:
 class Site(Protocol):
     """What an endpoint serves."""
 
-    def render(self, request: Message) -> Message | Awaitable[Message]:
-        """The answer to a request (its code, options and payload), or an awaitable of it."""
+    def render(self, request: Message, peer: Address) -> Message | Awaitable[Message]:
+        """The answer to a request from ``peer`` (its code, options and payload), or an
+        awaitable of it."""
 
     def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
         """Register an observation (RFC 7641) of what a GET names: ``notify()`` is to be
@@ -782,7 +783,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if ended is not None:
                 ended.cancel()
         self._render(
-            inner, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
+            inner, peer, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
         )
 
     def _answered(
@@ -807,10 +808,10 @@ class Endpoint(asyncio.DatagramProtocol):
             answer.add(BLOCK1, echo)
         self._answer(message, peer, served, answer)
 
-    def _render(self, request: Message, then: Callable[[Message], None]) -> None:
+    def _render(self, request: Message, peer: Address, then: Callable[[Message], None]) -> None:
         assert self.site is not None
         try:
-            result = self.site.render(request)
+            result = self.site.render(request, peer)
         except Exception:
             log.exception("coap: rendering %r failed", request)
             result = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
@@ -975,7 +976,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         observed.inflight, observed.dirty = True, False
         request = observed.request
-        self._render(request, lambda answer: self._send_notification(observed, answer))
+        self._render(request, observed.peer, lambda answer: self._send_notification(observed, answer))
 
     def _send_notification(self, observed: _Observed, answer: Message) -> None:
         if self.closed:

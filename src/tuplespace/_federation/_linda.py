@@ -3,23 +3,45 @@
 
 What each operation sends and how its answer is read is written once, here, as an
 :class:`_Ask`; the two classes only send it, one from the caller's thread, the other
-on the caller's event loop.
+on the caller's event loop.  So do their transactions (:class:`CoapTransaction`,
+:class:`AsyncCoapTransaction`).
+
+A take (and each answer of a take_all) is claimed: the node holds what it took until
+the client confirms the claim with a request of its own, sent again until the node
+answers it, for as long as the claim's lease lasts.  A take whose answer never
+arrived is never confirmed, and the node puts its tuple back when the claim runs
+out; the call then raises :class:`~tuplespace.Unreachable`.  So a tuple is neither
+lost nor taken twice; a take costs two exchanges.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
 
 from .._codec import encode_template, template_to_wire, to_wire
-from .._errors import InvalidValue, SpaceClosed, Timeout, TupleSpaceError, Unreachable, UnsupportedType
+from .._errors import (
+    InvalidValue,
+    LimitReached,
+    SpaceClosed,
+    Timeout,
+    TransactionAborted,
+    TransactionError,
+    TupleSpaceError,
+    Unreachable,
+    UnsupportedType,
+)
 from .._lease import AsyncLease, Lease
 from .._values import Map, Tuple, Value
-from ..client._common import _prefixed, check_lease, check_limit, check_timeout
+from ..client._common import _prefixed, check_lease, check_limit, check_timeout, error_code
+from ..client._primitives import AsyncLock, AsyncOpenable
 from ._cbor import CBOR, JSON, encode_cbor
 from ._endpoint import Address, Endpoint, Network, Timers, _bounded
 from ._loop import LoopThread
@@ -27,7 +49,9 @@ from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_QUERY, Messa
 from ._node import peer_of
 from ._remote import _value
 
-__all__ = ["AsyncCoapSpace", "CoapSpace"]
+__all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
+
+log = logging.getLogger("tuplespace")
 
 
 class _Ask(NamedTuple):
@@ -112,8 +136,12 @@ class _Pages:
     (``next``); the next request goes on from there (a take: asks again), for the limit
     left and without waiting, until an answer has no cursor."""
 
-    def __init__(self, op: str, template: Any, limit: int | None, timeout: float | None) -> None:
+    def __init__(
+        self, op: str, template: Any, limit: int | None, timeout: float | None, resumable: bool = True
+    ) -> None:
         self.found: list[Tuple] = []
+        self.claimed = resumable and op == "take_all"  # a take_all of the space, not of a transaction
+        self._resumable = resumable
         self._op = op
         self._template = encode_template(template)
         self._limit = check_limit(limit)
@@ -140,10 +168,129 @@ class _Pages:
         page: tuple[Tuple, ...] = answer["tuples"]
         self.found.extend(page)
         cursor = answer.get("next")
+        if cursor is not None and self._op == "read_all" and not self._resumable:
+            raise LimitReached(
+                f"the node answered {len(self.found)} tuples at once (its max_results or max_answer) "
+                "and more match, past where a transaction can go on: read them with a limit",
+                limit="max_results",
+                maximum=len(self.found),
+            )
         self._after = cursor if isinstance(cursor, int) else None
         self._done = (
             cursor is None or not page or (self._limit is not None and len(self.found) >= self._limit)
         )
+
+
+def _claimed(ask: _Ask) -> _Ask:
+    """A take or take_all asked under a claim."""
+    return ask._replace(query=(*ask.query, "claim=1"))
+
+
+class _Confirmation:
+    """The confirmation of a claimed take's answer: a request of its own (``ask``;
+    None when nothing was taken), asked again until the node answers it, while the
+    claim's lease lasts (counted from the take's request, which came before the take)."""
+
+    def __init__(self, answer: Value, sent: float, url: str) -> None:
+        if not isinstance(answer, Map):
+            raise TupleSpaceError(f"the node answered {answer!r} where a claimed take's answer belongs")
+        self.answer = answer
+        self._url = url
+        claim, lease = answer.get("claim"), answer.get("lease")
+        if claim is None:
+            self.ask: _Ask | None = None
+            return
+        if not isinstance(claim, str) or not isinstance(lease, (int, float)):
+            raise TupleSpaceError(f"the node answered {answer!r}: a claim is an id and a lease")
+        self.ask = _Ask(POST, b"", ("op=confirm", f"claim={claim}"))
+        self._deadline = sent + lease
+
+    def failed(self, exc: TupleSpaceError) -> TupleSpaceError | None:
+        """What the take raises after the confirmation failed with ``exc``; None to ask
+        again.  A claim that ran out put its tuples back: the take did not happen."""
+        if error_code(exc) == "unknown_claim":
+            return Unreachable(f"{self._url}: the take's answer came too late, what it took went back")
+        if isinstance(exc, Unreachable) and time.monotonic() < self._deadline:
+            return None
+        return exc
+
+
+class _Transaction:
+    """What both faces of a transaction share: its id on the node, its state as this
+    side knows it (``"aborted"`` once it aborted it, the node said so, or its lease ran
+    out on this side's clock) and its requests, each the space's with ``tx=<id>``."""
+
+    def __init__(self, url: str, lease: float, forget: Callable[[Any], None]) -> None:
+        self._url = url
+        self._lease = lease
+        self._forget = forget  # the space stops holding it (to abort it when closed)
+        self.id = ""
+        """The transaction's id on the node ("" until it is begun)."""
+        self._state = "active"
+        self._expires_at: float | None = None
+        self._ends = 0.0
+
+    def _begin(self) -> _Ask:
+        return _Ask(POST, b"", ("op=begin", f"lease={self._lease!r}"))
+
+    def _begun(self, answer: Value, asked: float) -> None:
+        if not isinstance(answer, tuple) or len(answer) != 2 or not isinstance(answer[0], str):
+            raise TupleSpaceError(f"{self._url}: the node answered {answer!r} where a transaction belongs")
+        self.id, self._expires_at = answer
+        # Counted from the request: the node's lease ends a moment later (by then it
+        # aborts the transaction itself), and this side refuses to use it from now on.
+        self._ends = asked + self._lease
+
+    def _renewed(self, expires_at: Value, lease: float, asked: float) -> None:
+        self._expires_at = expires_at if isinstance(expires_at, float) else None
+        self._lease = lease
+        self._ends = asked + lease
+
+    @property
+    def state(self) -> str:
+        """``"active"``, ``"committed"`` or ``"aborted"``."""
+        if self._state == "active" and self.id and time.monotonic() >= self._ends:
+            self._ended("aborted")
+        return self._state
+
+    @property
+    def expires_at(self) -> float | None:
+        """When its lease runs out, in seconds since the epoch (on the node's clock)."""
+        return self._expires_at
+
+    def _ended(self, state: str) -> None:
+        self._state = state
+        self._forget(self)
+
+    def _in(self, ask: _Ask) -> _Ask:
+        """``ask`` done in this transaction; it must still be active."""
+        state = self.state
+        if state == "aborted":
+            raise TransactionAborted("the transaction was aborted")
+        if state == "committed":
+            raise TransactionError("the transaction has ended: it was committed")
+        return ask._replace(query=(*ask.query, f"tx={self.id}"))
+
+    def _abort_ask(self) -> _Ask | None:
+        """The request aborting it, None when there is nothing to abort."""
+        if not self.id:  # never begun
+            self._ended("aborted")
+            return None
+        return self._in(_Ask(POST, b"", ("op=abort",))) if self.state == "active" else None
+
+    def _renew_ask(self, lease: float | None) -> tuple[_Ask, float]:
+        seconds = _lease_of_transaction(lease)
+        return _Ask(POST, b"", ("op=renew", f"lease={seconds!r}")), seconds
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id or 'not begun'}, {self._state})"
+
+
+def _lease_of_transaction(lease: float | None) -> float:
+    seconds = check_lease(lease)
+    if not seconds:
+        raise InvalidValue("a transaction's lease over CoAP is a positive number of seconds", "lease")
+    return seconds
 
 
 class _Space:
@@ -163,6 +310,7 @@ class _Space:
         self._endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
         self._peer: Address = ()
         self._path: list[tuple[int, bytes]] = []
+        self._transactions: set[Any] = set()  # open: aborted when the space is closed
         self.closed = False
 
     def _check_open(self) -> None:
@@ -258,8 +406,9 @@ class CoapSpace(_Space):
         return _found(self._do(_fetch(template, "read", timeout)), timeout)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
-        """Remove and return a tuple matching ``template``, as :meth:`read` waits."""
-        return _found(self._do(_fetch(template, "take", timeout)), timeout)
+        """Remove and return a tuple matching ``template``, as :meth:`read` waits; the
+        take is claimed, and final once the node has the claim's confirmation."""
+        return _found(self._claim(_fetch(template, "take", timeout))["tuple"], timeout)
 
     def try_read(self, template: Any) -> Tuple | None:
         """A copy of a tuple matching ``template``, or None at once."""
@@ -267,9 +416,23 @@ class CoapSpace(_Space):
         return found
 
     def try_take(self, template: Any) -> Tuple | None:
-        """Remove and return a tuple matching ``template``, or None at once."""
-        found: Tuple | None = self._do(_fetch(template, "take", 0))
+        """Remove and return a tuple matching ``template``, or None at once (claimed as
+        :meth:`take`)."""
+        found: Tuple | None = self._claim(_fetch(template, "take", 0))["tuple"]
         return found
+
+    def _claim(self, ask: _Ask) -> Map:
+        """The answer of a claimed take, once its claim is confirmed."""
+        confirmation = _Confirmation(self._do(_claimed(ask)), time.monotonic(), self.url)
+        while confirmation.ask is not None:
+            try:
+                self._do(confirmation.ask)
+                break
+            except TupleSpaceError as exc:
+                failure = confirmation.failed(exc)
+                if failure is not None:
+                    raise failure from None
+        return confirmation.answer
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         """See :meth:`Space.read_all <tuplespace.Space.read_all>`; a large answer comes
@@ -277,12 +440,13 @@ class CoapSpace(_Space):
         return self._all(_Pages("read_all", template, limit, timeout))
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        """See :meth:`Space.take_all <tuplespace.Space.take_all>`, answered as :meth:`read_all`."""
+        """See :meth:`Space.take_all <tuplespace.Space.take_all>`, answered as
+        :meth:`read_all`; each answer is claimed, as a :meth:`take`."""
         return self._all(_Pages("take_all", template, limit, timeout))
 
     def _all(self, pages: _Pages) -> list[Tuple]:
         while (ask := pages.ask()) is not None:
-            pages.add(self._do(ask))
+            pages.add(self._claim(ask) if pages.claimed else self._do(ask))
         return pages.found
 
     def count(self, template: Any) -> int:
@@ -306,8 +470,22 @@ class CoapSpace(_Space):
         <tuplespace.Space.statistics>`)."""
         return _statistics(self._do(_Ask(GET)))
 
+    def transaction(self, lease: float = 60.0) -> CoapTransaction:
+        """Begin a transaction on the node's space (see :meth:`Space.transaction
+        <tuplespace.Space.transaction>`; use with ``with``).  Its ``lease`` is a positive
+        number of seconds: if this side goes away, the node aborts it when the lease runs
+        out, and every tuple it took returns to its place."""
+        tx = CoapTransaction(self.url, _lease_of_transaction(lease), self._transactions.discard, self._do)
+        tx.begin()
+        self._transactions.add(tx)
+        return tx
+
     def close(self) -> None:
-        """Close the client's socket; later calls raise :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions and close the client's socket; later calls raise
+        :class:`~tuplespace.SpaceClosed`."""
+        if not self.closed:
+            for tx in list(self._transactions):
+                tx.abort_quietly()
         self.closed = True
         self._runner.stop(self._shutdown)
 
@@ -372,7 +550,7 @@ class AsyncCoapSpace(_Space):
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`CoapSpace.take`."""
-        return _found(await self._do(_fetch(template, "take", timeout)), timeout)
+        return _found((await self._claim(_fetch(template, "take", timeout)))["tuple"], timeout)
 
     async def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`CoapSpace.try_read`."""
@@ -381,8 +559,21 @@ class AsyncCoapSpace(_Space):
 
     async def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`CoapSpace.try_take`."""
-        found: Tuple | None = await self._do(_fetch(template, "take", 0))
+        found: Tuple | None = (await self._claim(_fetch(template, "take", 0)))["tuple"]
         return found
+
+    async def _claim(self, ask: _Ask) -> Map:
+        """See :meth:`CoapSpace._claim`."""
+        confirmation = _Confirmation(await self._do(_claimed(ask)), time.monotonic(), self.url)
+        while confirmation.ask is not None:
+            try:
+                await self._do(confirmation.ask)
+                break
+            except TupleSpaceError as exc:
+                failure = confirmation.failed(exc)
+                if failure is not None:
+                    raise failure from None
+        return confirmation.answer
 
     async def read_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
@@ -398,7 +589,7 @@ class AsyncCoapSpace(_Space):
 
     async def _all(self, pages: _Pages) -> list[Tuple]:
         while (ask := pages.ask()) is not None:
-            pages.add(await self._do(ask))
+            pages.add(await self._claim(ask) if pages.claimed else await self._do(ask))
         return pages.found
 
     async def count(self, template: Any) -> int:
@@ -420,9 +611,22 @@ class AsyncCoapSpace(_Space):
         """See :meth:`CoapSpace.statistics`."""
         return _statistics(await self._do(_Ask(GET)))
 
+    def transaction(self, lease: float = 60.0) -> AsyncCoapTransaction:
+        """See :meth:`CoapSpace.transaction`; use with ``async with``.  It begins when
+        it is awaited, entered or first used."""
+        self._check_open()
+        tx = AsyncCoapTransaction(
+            self.url, _lease_of_transaction(lease), self._transactions.discard, self._do
+        )
+        self._transactions.add(tx)
+        return tx
+
     async def close(self) -> None:
-        """Close the client's socket; calls waiting for an answer and later calls raise
-        :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions and close the client's socket; calls waiting for
+        an answer and later calls raise :class:`~tuplespace.SpaceClosed`."""
+        if not self.closed:
+            for tx in list(self._transactions):
+                await tx.abort_quietly()
         self.closed = True
         self._endpoint.close()
 
@@ -446,6 +650,225 @@ class AsyncCoapSpace(_Space):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class CoapTransaction(_Transaction):
+    """A transaction on a node's space over CoAP (:meth:`CoapSpace.transaction`); see
+    :class:`~tuplespace.Transaction`.  Used with ``with``, it commits when the block
+    ends and aborts on an exception.
+
+    >>> with jobs.transaction(lease=30) as tx:          # doctest: +SKIP
+    ...     job = tx.take(("job", int))
+    ...     tx.write(("done", job[1]))
+
+    Its writes get their leases at commit; what it takes is held by it (no claim) and
+    returns to its place if it aborts, by :meth:`abort` or its lease running out.  An
+    operation on an aborted one raises :class:`~tuplespace.TransactionAborted`, on a
+    committed one :class:`~tuplespace.TransactionError`.
+    """
+
+    def __init__(
+        self, url: str, lease: float, forget: Callable[[Any], None], send: Callable[[_Ask], Value]
+    ) -> None:
+        super().__init__(url, lease, forget)
+        self._send = send
+
+    def begin(self) -> None:
+        """Begin it on the node (:meth:`CoapSpace.transaction` does)."""
+        asked = time.monotonic()
+        self._begun(self._send(self._begin()), asked)
+
+    def _call(self, ask: _Ask) -> Value:
+        try:
+            return self._send(self._in(ask))
+        except TransactionAborted:
+            self._ended("aborted")
+            raise
+
+    def write(self, t: Any, lease: float | None = None) -> None:
+        """Write ``t`` at commit; its ``lease`` counts from then."""
+        self._call(_write(t, lease, None))
+
+    def write_many(self, tuples: Iterable[Any], lease: float | None = None) -> None:
+        """Write several tuples at commit (all or none)."""
+        self._call(_write_many(tuples, lease))
+
+    def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        return _found(self._call(_fetch(template, "read", timeout)), timeout)
+
+    def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        return _found(self._call(_fetch(template, "take", timeout)), timeout)
+
+    def try_read(self, template: Any) -> Tuple | None:
+        found: Tuple | None = self._call(_fetch(template, "read", 0))
+        return found
+
+    def try_take(self, template: Any) -> Tuple | None:
+        found: Tuple | None = self._call(_fetch(template, "take", 0))
+        return found
+
+    def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        """See :meth:`CoapSpace.read_all`; more matches than one answer holds raise
+        :class:`~tuplespace.LimitReached` (read them with a ``limit``)."""
+        return self._all(_Pages("read_all", template, limit, timeout, resumable=False))
+
+    def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
+        return self._all(_Pages("take_all", template, limit, timeout, resumable=False))
+
+    def _all(self, pages: _Pages) -> list[Tuple]:
+        while (ask := pages.ask()) is not None:
+            pages.add(self._call(ask))
+        return pages.found
+
+    def count(self, template: Any) -> int:
+        n: int = self._call(_count(template))
+        return n
+
+    def commit(self) -> None:
+        """Make the takes final and the writes visible, atomically."""
+        self._call(_Ask(POST, b"", ("op=commit",)))
+        self._ended("committed")
+
+    def abort(self) -> None:
+        """Discard the writes and put every taken tuple back at its place; nothing
+        happens to a transaction that has already ended."""
+        ask = self._abort_ask()
+        if ask is None:
+            return
+        with contextlib.suppress(TransactionError):  # it ended on the node already
+            self._send(ask)
+        self._ended("aborted")
+
+    def abort_quietly(self) -> None:
+        """Abort while the space closes; a failure only means its lease will end it."""
+        try:
+            self.abort()
+        except TupleSpaceError as exc:
+            log.warning("aborting a transaction of %s failed: %s", self._url, exc)
+            self._ended("aborted")
+
+    def renew(self, lease: float | None) -> None:
+        """Give the transaction ``lease`` more seconds from now."""
+        ask, seconds = self._renew_ask(lease)
+        asked = time.monotonic()
+        self._renewed(self._call(ask), seconds, asked)
+
+    def __enter__(self) -> CoapTransaction:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None and self.state == "active":
+            self.commit()
+        else:
+            self.abort()
+
+
+class AsyncCoapTransaction(_Transaction, AsyncOpenable):
+    """:class:`CoapTransaction` for asyncio (:meth:`AsyncCoapSpace.transaction`): the
+    same methods, awaited; used with ``async with``.  It begins on the node when it
+    is awaited, entered or first used."""
+
+    def __init__(
+        self, url: str, lease: float, forget: Callable[[Any], None], send: Callable[[_Ask], Any]
+    ) -> None:
+        super().__init__(url, lease, forget)
+        self._send = send
+        self._opening = AsyncLock()
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self.id or self._state != "active":
+                return
+            asked = time.monotonic()
+            self._begun(await self._send(self._begin()), asked)
+
+    async def _call(self, ask: _Ask) -> Any:
+        await self._open()
+        try:
+            return await self._send(self._in(ask))
+        except TransactionAborted:
+            self._ended("aborted")
+            raise
+
+    async def write(self, t: Any, lease: float | None = None) -> None:
+        """See :meth:`CoapTransaction.write`."""
+        await self._call(_write(t, lease, None))
+
+    async def write_many(self, tuples: Iterable[Any], lease: float | None = None) -> None:
+        """See :meth:`CoapTransaction.write_many`."""
+        await self._call(_write_many(tuples, lease))
+
+    async def read(self, template: Any, timeout: float | None = None) -> Tuple:
+        return _found(await self._call(_fetch(template, "read", timeout)), timeout)
+
+    async def take(self, template: Any, timeout: float | None = None) -> Tuple:
+        return _found(await self._call(_fetch(template, "take", timeout)), timeout)
+
+    async def try_read(self, template: Any) -> Tuple | None:
+        found: Tuple | None = await self._call(_fetch(template, "read", 0))
+        return found
+
+    async def try_take(self, template: Any) -> Tuple | None:
+        found: Tuple | None = await self._call(_fetch(template, "take", 0))
+        return found
+
+    async def read_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        """See :meth:`CoapTransaction.read_all`."""
+        return await self._all(_Pages("read_all", template, limit, timeout, resumable=False))
+
+    async def take_all(
+        self, template: Any, limit: int | None = None, timeout: float | None = 0
+    ) -> list[Tuple]:
+        return await self._all(_Pages("take_all", template, limit, timeout, resumable=False))
+
+    async def _all(self, pages: _Pages) -> list[Tuple]:
+        while (ask := pages.ask()) is not None:
+            pages.add(await self._call(ask))
+        return pages.found
+
+    async def count(self, template: Any) -> int:
+        n: int = await self._call(_count(template))
+        return n
+
+    async def commit(self) -> None:
+        """See :meth:`CoapTransaction.commit`."""
+        await self._call(_Ask(POST, b"", ("op=commit",)))
+        self._ended("committed")
+
+    async def abort(self) -> None:
+        """See :meth:`CoapTransaction.abort`."""
+        ask = self._abort_ask()
+        if ask is None:
+            return
+        with contextlib.suppress(TransactionError):
+            await self._send(ask)
+        self._ended("aborted")
+
+    async def abort_quietly(self) -> None:
+        """See :meth:`CoapTransaction.abort_quietly`."""
+        try:
+            await self.abort()
+        except TupleSpaceError as exc:
+            log.warning("aborting a transaction of %s failed: %s", self._url, exc)
+            self._ended("aborted")
+
+    async def renew(self, lease: float | None) -> None:
+        """See :meth:`CoapTransaction.renew`."""
+        ask, seconds = self._renew_ask(lease)
+        asked = time.monotonic()
+        self._renewed(await self._call(ask), seconds, asked)
+
+    async def __aenter__(self) -> AsyncCoapTransaction:
+        await self._open()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        if exc_type is None and self.state == "active":
+            await self.commit()
+        else:
+            await self.abort()
 
 
 _CBOR, _JSON = bytes((CBOR,)), bytes((JSON,))

@@ -53,13 +53,17 @@ class Node:
     ``max_observers`` observations of one record (with its fields), ``max_observed``
     records observed at once, ``read_all`` and ``take_all`` answers of
     ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
-    rest), request payloads of ``max_request_bytes`` (4.13 past
+    rest), ``max_transactions`` transactions and claims held for each sending host,
+    request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
     message ids remembered to answer repeated requests.  Notifications are fresh
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
     registers again, which takes up an observation the node dropped when a
     notification was never acknowledged.  ``network`` is where the
-    datagrams travel: UDP unless a simulation is given.
+    datagrams travel: UDP unless a simulation is given.  A take over CoAP is held
+    under a claim for ``claim_lease`` seconds until its taker confirms it: a take
+    whose answer never arrived returns to its place then (keep it longer than a
+    client's retries of its confirmation).
 
     A field holding the address of another node's record holds that record (its
     ``$refcount`` counts it): the node refreshes such references every
@@ -88,6 +92,8 @@ class Node:
         max_observed: int = 256,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
+        max_transactions: int = 10_000,
+        claim_lease: float = 30.0,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
@@ -127,6 +133,8 @@ class Node:
             max_observed=max_observed,
             max_results=max_results,
             max_answer=max_answer,
+            max_transactions=max_transactions,
+            claim_lease=claim_lease,
         )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .._aio import AsyncSpace
+from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire
 from .._errors import (
     CapabilityRevoked,
@@ -30,11 +30,13 @@ from .._events import Change
 from .._lease import AsyncLease
 from .._record import Record
 from .._space import Space
+from .._templates import Template
 from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
+from ._held import HeldTable
 from ._message import (
     ACCEPT,
     CHANGED,
@@ -52,6 +54,7 @@ from ._message import (
     Message,
     code_text,
 )
+from ._network import Address
 
 __all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message", "moved_away"]
 
@@ -63,6 +66,7 @@ _ENDS = frozenset({"create", "move", "destroy", "expire"})
 LINK_FORMAT = 40
 # What FETCH does on a space, with ?op=.
 FETCH_OPS = ("read", "take", "count", "read_all", "take_all", "write_if_absent", "replace")
+_POST_OPS = "write, write_many, renew, cancel, begin or confirm"
 
 
 def coap_code(status: int) -> int:
@@ -116,7 +120,9 @@ class SpacesResource:
     the observations of one record (its fields' included) and ``max_observed`` the
     records observed at once (each has an upcall thread).  A ``read_all`` or
     ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
-    their JSON form) at a time, and the cursor of the rest.
+    their JSON form) at a time, and the cursor of the rest.  Each sending host holds at
+    most ``max_transactions`` transactions and claims; a claimed take is held for
+    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).
     """
 
     def __init__(
@@ -127,8 +133,17 @@ class SpacesResource:
         max_observed: int,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
+        max_transactions: int = 10_000,
+        claim_lease: float = 30.0,
     ) -> None:
+        if not (max_transactions >= 1 and 0 < claim_lease < float("inf")):
+            raise InvalidValue(
+                f"max_transactions >= 1 and a claim_lease of positive seconds; "
+                f"got {max_transactions!r}, {claim_lease!r}"
+            )
         self._spaces = spaces
+        self._held = HeldTable(max_transactions)
+        self.claim_lease = claim_lease
         self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
@@ -140,10 +155,12 @@ class SpacesResource:
         ] = {}  # by first segment: $refs, $sys
 
     def statistics(self) -> dict[str, int]:
-        """Observed records, and observations of records and fields."""
+        """Observed records, observations of records and fields, and the transactions
+        and claims held for peers."""
         return {
             "observed_records": len(self._watched),
             "observations": sum(len(w.observations) for w in self._watched.values()),
+            **self._held.statistics(),
         }
 
     def close(self) -> None:
@@ -167,7 +184,7 @@ class SpacesResource:
         )
         return error_message(error).add(SIZE1, maximum)
 
-    def render(self, request: Message) -> Message | Awaitable[Message]:
+    def render(self, request: Message, peer: Address) -> Message | Awaitable[Message]:
         try:
             path = request.path
             if path == (".well-known", "core") and request.code == GET:
@@ -181,7 +198,7 @@ class SpacesResource:
             accept = content_format(request.number(ACCEPT), 406)
             method = request.code
             if len(segments) == 1:
-                return self._linda(request, segments[0], accept)
+                return self._linda(request, segments[0], accept, str(peer[0]))
             if method == POST:
                 return self._create(request, segments)
             target = self._target(segments)
@@ -302,13 +319,17 @@ class SpacesResource:
             return self._done(work, lambda version: answer_value(version, accept, CHANGED))
         return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
-    def _linda(self, request: Message, name: str, accept: int) -> Message | Awaitable[Message]:
+    def _linda(self, request: Message, name: str, accept: int, host: str) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
         answers the space's statistics; POST writes (``?op=write``, the default: the
         payload's tuple; ``?op=write_many``: its array of tuples, all or none) for
         ``?lease=<s>`` and answers the leases, or renews (``?op=renew&id=<lease>``) or
-        cancels (``?op=cancel&id=<lease>``) one; FETCH, with a payload in the JSON wire
-        format, does the ``?op=`` of :data:`FETCH_OPS` (read when none)."""
+        cancels (``?op=cancel&id=<lease>``) one, begins a transaction (``?op=begin``)
+        or confirms a claim (``?op=confirm&claim=<id>``); FETCH, with a payload in the
+        JSON wire format, does the ``?op=`` of :data:`FETCH_OPS` (read when none).  With
+        ``?tx=<id>`` an operation is done in that transaction (and ``commit``,
+        ``abort`` and ``renew`` end or renew it); with ``?claim=1`` a take or take_all
+        is held under a claim for its taker to confirm."""
         space = self._spaces.get(name)
         if space is None:
             raise NotFound(f"this node has no space {name!r}")
@@ -317,7 +338,7 @@ class SpacesResource:
             _query(request, ())
             return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
-            return self._post(request, space, aspace, accept)
+            return self._post(request, name, space, aspace, accept, host)
         if request.code != FETCH:
             raise ApiError(
                 405,
@@ -326,12 +347,15 @@ class SpacesResource:
             )
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout", "limit", "after", "lease"))
+        query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim"))
         op = query.get("op", "read")
         if op not in FETCH_OPS:
             raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
         timeout = _seconds(query, "timeout")
+        tx_id, claim = query.get("tx"), _claim_asked(query, op)
         if op in ("write_if_absent", "replace"):
+            if tx_id is not None:
+                raise ApiError(400, "bad_request", f"{op} is not done in a transaction", "tx")
             wire = _loads(request.payload, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
                 raise WireError("the payload of write_if_absent or replace is [template, tuple]")
@@ -346,6 +370,15 @@ class SpacesResource:
                 aspace.replace(template, successor, lease, timeout), lambda t: answer_value(t, accept)
             )
         template = decode_template(request.payload, space.limits)
+        if tx_id is not None:
+            if claim:
+                raise ApiError(400, "bad_request", "what a transaction takes it holds: no claim", "claim")
+            tx = self._held.find("transaction", tx_id, name).tx
+            return self._in_transaction(tx, op, template, query, timeout, accept)
+        if claim:
+            limit = _whole(query, "limit")
+            claimed = self._claim(name, aspace, op == "take_all", template, limit, timeout, host)
+            return self._done(claimed, lambda answer: answer_value(answer, accept))
         if op == "count":
             return self._done(aspace.count(template), lambda n: answer_value(n, accept))
         if op in ("read_all", "take_all"):
@@ -361,11 +394,101 @@ class SpacesResource:
             found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
         return self._done(found, lambda value: answer_value(value, accept))
 
-    def _post(self, request: Message, space: Space, aspace: AsyncSpace, accept: int) -> Awaitable[Message]:
-        query = _query(request, ("op", "lease", "id", "timeout"))
+    def _in_transaction(
+        self,
+        tx: AsyncTransaction,
+        op: str,
+        template: Template,
+        query: dict[str, str],
+        timeout: float | None,
+        accept: int,
+    ) -> Awaitable[Message]:
+        """A FETCH in a transaction; a read_all or take_all page that leaves matches
+        out has a ``next`` that is not null, but no cursor to go on from (the
+        transaction's own writes have no place in the space's order)."""
+        if "after" in query:
+            raise ApiError(400, "bad_request", "a transaction's read_all is not resumed: no after", "after")
+        if op == "count":
+            return self._done(tx.count(template), lambda n: answer_value(n, accept))
+        if op in ("read_all", "take_all"):
+            fits = Page(self._answer_limits).fits
+            work = tx.find_page(template, op == "take_all", _whole(query, "limit"), fits, timeout)
+            return self._done(
+                work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
+            )
+        if timeout == 0:
+            found = tx.try_take(template) if op == "take" else tx.try_read(template)
+        else:
+            found = tx.take(template, timeout) if op == "take" else tx.read(template, timeout)
+        return self._done(found, lambda value: answer_value(value, accept))
+
+    async def _claim(
+        self,
+        name: str,
+        aspace: AsyncSpace,
+        take_all: bool,
+        template: Template,
+        limit: int | None,
+        timeout: float | None,
+        host: str,
+    ) -> Map:
+        """A take (``{"tuple": t}``) or a page of a take_all (``{"tuples": [...], "next":
+        cursor}``) under a claim: when something was taken, the answer has the claim's
+        id (``"claim"``) and its lease in seconds (``"lease"``), counted from the take."""
+        self._held.check_room(host)
+        # The claim's lease covers the wait too, so that it cannot run out before the take.
+        tx = aspace.transaction(None if timeout is None else self.claim_lease + timeout)
+        claimed = False
+        try:
+            if take_all:
+                fits = Page(self._answer_limits).fits
+                taken, cursor = await tx.find_page(template, True, limit, fits, timeout)
+                answer: dict[str, Value] = {"tuples": tuple(taken), "next": cursor}
+            else:
+                try:
+                    found = await (tx.try_take(template) if timeout == 0 else tx.take(template, timeout))
+                except Timeout:
+                    found = None
+                taken = [] if found is None else [found]
+                answer = {"tuple": found}
+            if taken:
+                await tx.renew(self.claim_lease)
+                held = self._held.add("claim", name, tx, host)
+                answer.update(claim=held.id, lease=self.claim_lease)
+                claimed = True
+        finally:
+            if not claimed:
+                await tx.abort()
+        return Map(answer)
+
+    def _post(
+        self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
+    ) -> Message | Awaitable[Message]:
+        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim"))
         op = query.get("op", "write")
         lease = _seconds(query, "lease")
-        if op in ("renew", "cancel"):
+        tx_id = query.get("tx")
+        if op == "begin":
+            if lease is None:
+                lease = 60.0
+            _positive(lease)
+            self._held.check_room(host)
+            held = self._held.add("transaction", name, aspace.transaction(lease), host)
+            return answer_value((held.id, held.tx.expires_at), accept, CREATED)
+        if op == "confirm":
+            claim_id = query.get("claim")
+            if claim_id is None:
+                raise ApiError(400, "bad_request", "confirm names its claim: ?claim=<id>", "claim")
+            return self._done(self._confirm(name, claim_id), lambda _: Message(code=CHANGED))
+        if tx_id is not None:
+            held = self._held.find("transaction", tx_id, name)
+            if op in ("commit", "abort"):
+                return self._done(self._end(held.id, held.tx, op), lambda _: Message(code=CHANGED))
+            if op == "renew":
+                _positive(lease)
+                renewed = held.tx.renew(lease)
+                return self._done(renewed, lambda _: answer_value(held.tx.expires_at, accept, CHANGED))
+        elif op in ("renew", "cancel"):
             seq = _whole(query, "id")
             if seq is None:
                 raise ApiError(400, "bad_request", f"{op} names its lease: ?id=<lease>", "id")
@@ -374,16 +497,35 @@ class SpacesResource:
             return self._done(change, lambda expires: answer_value(expires, accept, CHANGED))
         value = _payload(request, space)
         if op == "write":
+            if tx_id is not None:
+                return self._done(held.tx.write(value, lease), lambda _: Message(code=CHANGED))
             work = aspace.write(value, lease, _seconds(query, "timeout"))
             return self._done(work, lambda one: _written(one, accept))
         if op == "write_many":
             if not isinstance(value, tuple):
                 raise WireError("write_many writes an array of tuples")
+            if tx_id is not None:
+                return self._done(held.tx.write_many(value, lease), lambda _: Message(code=CHANGED))
             return self._done(
                 aspace.write_many(value, lease),
                 lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
             )
-        raise ApiError(400, "bad_request", f"op is write, write_many, renew or cancel, not {op!r}", "op")
+        ops = "write, write_many, commit, abort or renew" if tx_id is not None else _POST_OPS
+        raise ApiError(400, "bad_request", f"op is {ops}, not {op!r}", "op")
+
+    async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:
+        """Commit or abort a transaction, and stop holding it."""
+        try:
+            await (tx.commit() if op == "commit" else tx.abort())
+        finally:
+            self._held.forget(held_id)
+
+    async def _confirm(self, name: str, claim_id: str) -> None:
+        """Make a claimed take final; confirming it again changes nothing."""
+        if self._held.ended_state(claim_id) == "committed":
+            return
+        held = self._held.find("claim", claim_id, name)
+        await self._end(held.id, held.tx, "commit")
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
         aspace = self._async.get(name)
@@ -481,6 +623,23 @@ def _written(lease: AsyncLease | None, accept: int) -> Message:
 def _lease(lease: AsyncLease) -> tuple[int, float | None]:
     """A lease as it travels: its id and when it ends (None: never)."""
     return (lease.seq, lease.expires_at)
+
+
+def _positive(lease: float | None) -> None:
+    if lease is None or lease == 0:
+        raise ApiError(400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease")
+
+
+def _claim_asked(query: dict[str, str], op: str) -> bool:
+    """Whether ``?claim=1`` asks for the take (or take_all) to be claimed."""
+    flag = query.get("claim")
+    if flag is None:
+        return False
+    if flag != "1":
+        raise ApiError(400, "invalid_value", f"claim is 1 when given, not {flag!r}", "claim")
+    if op not in ("take", "take_all"):
+        raise ApiError(400, "bad_request", f"a {op} is not claimed: only take and take_all are", "claim")
+    return True
 
 
 def _seconds(query: dict[str, str], name: str) -> float | None:

@@ -1,0 +1,118 @@
+"""The transactions and claims a node holds for its peers (docs/federation.md,
+"Transactions and claims over CoAP").
+
+A transaction is begun by a peer with a lease and used by its id; a claim is a
+transaction the node begins for one ``take`` or one answer of a ``take_all``: what it
+took is held until the peer confirms the claim (the take is then final), and returns
+to its place when the claim's lease runs out unconfirmed, as when the answer never
+reached the peer.  Both are embedded transactions, which end by themselves at their
+lease.  Ids are unguessable; the transactions and claims of one sending host are
+bounded, and the states of those that ended are remembered (a bounded number) to
+answer a late request precisely: an abort, a commit, a confirmation sent again.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .._aio import AsyncTransaction
+from ..server._errors import ApiError, limit_reached
+from ..server._hub import ENDED_KEPT, SWEEP_FROM
+
+__all__ = ["Held", "HeldTable"]
+
+
+@dataclass(eq=False)
+class Held:
+    """A transaction (``kind`` ``"transaction"``) or a claim (``"claim"``) of the space
+    ``space``, begun by the host ``host``."""
+
+    id: str
+    kind: str
+    space: str
+    tx: AsyncTransaction
+    host: str
+
+
+class HeldTable:
+    """The transactions and claims of a node, at most ``max_per_host`` per sending host."""
+
+    def __init__(self, max_per_host: int) -> None:
+        self.max_per_host = max_per_host
+        self._held: dict[str, Held] = {}
+        self._by_host: dict[str, set[str]] = {}
+        self._ended: OrderedDict[str, str] = OrderedDict()  # id -> its state when it ended
+        self._sweep_at = SWEEP_FROM
+
+    def statistics(self) -> dict[str, int]:
+        """Transactions and claims held (those whose lease ran out until swept)."""
+        claims = sum(1 for h in self._held.values() if h.kind == "claim")
+        return {"held_transactions": len(self._held) - claims, "held_claims": claims}
+
+    def check_room(self, host: str) -> None:
+        """4.29 ``limit_reached`` when ``host`` holds as many as it may (after
+        forgetting those of its that ended by themselves)."""
+        ids = self._by_host.get(host, set())
+        if len(ids) >= self.max_per_host:
+            for held_id in [i for i in ids if self._held[i].tx.state != "active"]:
+                self.forget(held_id)
+            if len(self._by_host.get(host, ())) >= self.max_per_host:
+                raise limit_reached(
+                    f"this host already holds {self.max_per_host} transactions and claims",
+                    "max_transactions",
+                    self.max_per_host,
+                )
+
+    def add(self, kind: str, space: str, tx: AsyncTransaction, host: str) -> Held:
+        """Hold ``tx`` under a new id (call :meth:`check_room` before beginning it)."""
+        if len(self._held) >= self._sweep_at:
+            for held_id in [h.id for h in self._held.values() if h.tx.state != "active"]:
+                self.forget(held_id)
+            self._sweep_at = max(SWEEP_FROM, 2 * len(self._held))
+        held = Held(secrets.token_urlsafe(18), kind, space, tx, host)
+        self._held[held.id] = held
+        self._by_host.setdefault(host, set()).add(held.id)
+        return held
+
+    def find(self, kind: str, held_id: str, space: str) -> Held:
+        """The active transaction or claim ``held_id`` of ``space``; else the error
+        saying what became of it: 409 ``transaction_aborted`` or ``transaction_ended``
+        for a transaction, 404 ``unknown_transaction`` or ``unknown_claim`` for none."""
+        held = self._held.get(held_id)
+        if held is not None and held.kind == kind and held.space == space:
+            if held.tx.state == "active":
+                return held
+            self.forget(held_id)
+        state = self.ended_state(held_id)
+        if kind == "claim":
+            raise ApiError(
+                404, "unknown_claim", f"no claim {held_id} (it ran out or was released: its tuple went back)"
+            )
+        if state == "aborted":
+            raise ApiError(409, "transaction_aborted", f"transaction {held_id} was aborted")
+        if state is not None:
+            raise ApiError(409, "transaction_ended", f"transaction {held_id} has ended")
+        raise ApiError(404, "unknown_transaction", f"no transaction {held_id} in space {space!r}")
+
+    def ended_state(self, held_id: str) -> str | None:
+        """How ``held_id`` ended (``"committed"``, ``"aborted"``), if it is remembered."""
+        held = self._held.get(held_id)
+        if held is not None and held.tx.state != "active":
+            self.forget(held_id)
+        return self._ended.get(held_id)
+
+    def forget(self, held_id: str) -> None:
+        """Stop holding ``held_id``, remembering how it ended."""
+        held = self._held.pop(held_id, None)
+        if held is None:
+            return
+        self._ended[held_id] = held.tx.state
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
+        ids = self._by_host.get(held.host)
+        if ids is not None:
+            ids.discard(held_id)
+            if not ids:
+                del self._by_host[held.host]
