@@ -459,8 +459,9 @@ def test_at_30_percent_loss_sets_complete_or_fail_clearly_and_count_once(lossy: 
 
 
 def test_at_30_percent_loss_writes_and_takes_are_not_lost_or_doubled(lossy: LossyNetwork) -> None:
+    clock = ts.SimulatedClock()
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, network=lossy, **FAST) as node:
-        jobs = node.space("jobs")
+        jobs = node.space("jobs", clock=clock)
         space = ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE, network=lossy, **FAST)
         written: set[int] = set()
         unsure: set[int] = set()
@@ -483,11 +484,55 @@ def test_at_30_percent_loss_writes_and_takes_are_not_lost_or_doubled(lossy: Loss
             except ts.Unreachable:
                 failed += 1
         space.close()
+        # A take whose answer never arrived was never confirmed: its claim runs out
+        # and its tuple returns.
+        clock.advance(30)
         left = [t[1] for t in jobs.read_all(("job", int))]
+        assert node.statistics()["held_claims"] == 0
     assert len(taken) == len(set(taken))  # no tuple taken twice
-    assert not set(taken) & set(left)
-    # A take whose answer never arrived may have taken a tuple: at most one each.
-    assert len(stored) - failed <= len(taken) + len(left) <= len(stored)
+    assert sorted(taken + left) == sorted(stored)  # none lost
+    assert failed > 0
+    assert lossy.lost > 0
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_take_whose_answer_is_lost_returns_when_its_claim_runs_out(face: str) -> None:
+    network = LossyNetwork(7)
+    clock = ts.SimulatedClock()
+    options: dict[str, Any] = {"timeout": PATIENCE, "network": network, **FAST}
+    with ts.Node("coap://127.0.0.1:0/", claim_lease=20, **options) as node:
+        jobs = node.space("jobs", clock=clock)
+        jobs.write_many([("job", 1), ("job", 2)])
+        url = node.base_uri + "spaces/jobs"
+
+        def take_muted_then_again() -> tuple[Any, ...]:
+            async def main() -> tuple[Any, ...]:
+                async with await ts.connect_async(url, **options) as space:
+                    return await answers(lambda: space.take(("job", int)))
+
+            if face == "async":
+                return asyncio.run(main())
+            with ts.connect(url, **options) as space:
+                return asyncio.run(answers(lambda: asyncio.to_thread(space.take, ("job", int))))
+
+        async def answers(take: Any) -> tuple[Any, ...]:
+            network.muted.add(("127.0.0.1", node.port))  # the node's answers are lost
+            with pytest.raises(ts.Unreachable):
+                await take()
+            network.muted.clear()
+            held = node.statistics()["held_claims"]
+            seen = jobs.read_all(("job", int))  # the tuple taken is held, out of everyone's view
+            clock.advance(20)
+            back = jobs.read_all(("job", int))  # back at its place
+            return held, seen, back, await take()
+
+        held, seen, back, again = take_muted_then_again()
+        assert (held, seen) == (1, [("job", 2)])
+        assert back == [("job", 1), ("job", 2)]
+        assert again == ("job", 1)  # taken again, and confirmed: the claim is over
+        assert node.statistics()["held_claims"] == 0
+        clock.advance(20)
+        assert jobs.read_all(("job", int)) == [("job", 2)]
 
 
 def test_an_observer_that_hears_nothing_registers_again() -> None:

@@ -105,6 +105,65 @@ def test_write_many_is_all_or_none_and_its_leases_renew_and_cancel(node: ts.Node
         assert jobs.statistics()["tuples"] == served.statistics()["tuples"] == 1
 
 
+def test_a_transaction_whose_client_went_away_aborts_at_its_lease_on_the_node(node: ts.Node) -> None:
+    clock = ts.SimulatedClock()
+    served = node.space("jobs", clock=clock)
+    served.write_many([("job", 1), ("job", 2)])
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        tx = jobs.transaction(lease=10)
+        assert tx.expires_at == clock.now() + 10
+        assert tx.take(("job", int)) == ("job", 1)
+        tx.write(("result", 1))
+        assert node.statistics()["held_transactions"] == 1
+        # Nothing more comes from the client: the node's clock ends the lease.
+        clock.advance(10)
+        assert served.read_all((str, int)) == [("job", 1), ("job", 2)]
+        assert node.statistics()["held_transactions"] == 0
+        with pytest.raises(ts.TransactionAborted):
+            tx.try_read(("job", int))
+
+
+def test_operations_on_a_transaction_the_node_ended_say_how_it_ended(node: ts.Node) -> None:
+    clock = ts.SimulatedClock()
+    served = node.space("jobs", clock=clock)
+    served.write(("job", 1))
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        ran_out = jobs.transaction(lease=10)
+        assert ran_out.take(("job", int)) == ("job", 1)
+        clock.advance(10)  # the node aborts it; this side does not know yet
+        with pytest.raises(ts.TransactionAborted):
+            ran_out.write(("result", 1))
+        assert ran_out.state == "aborted"
+        with pytest.raises(ts.InvalidValue, match="positive number of seconds"):
+            jobs.transaction(lease=0)
+        with jobs.transaction() as tx:
+            with pytest.raises(ts.InvalidValue, match="positive number of seconds"):
+                tx.renew(None)
+            tx.renew(30)
+            assert tx.expires_at == clock.now() + 30
+    assert served.read_all(("job", int)) == [("job", 1)]
+
+
+def test_transactions_and_claims_are_bounded_per_host() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_transactions=2) as node:
+        served = node.space("jobs")
+        served.write_many([("job", 1), ("job", 2)])
+        with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+            first, second = jobs.transaction(), jobs.transaction()
+            with pytest.raises(ts.LimitReached) as caught:
+                jobs.transaction()
+            assert (caught.value.limit, caught.value.maximum) == ("max_transactions", 2)
+            with pytest.raises(ts.LimitReached):
+                jobs.take(("job", int))  # a take's claim is held too
+            assert served.count(("job", int)) == 2  # and nothing was taken
+            first.commit()
+            second.abort()
+            assert jobs.take(("job", int)) == ("job", 1)
+            assert node.statistics()["held_transactions"] == node.statistics()["held_claims"] == 0
+    with pytest.raises(ts.InvalidValue, match="claim_lease"):
+        ts.Node("coap://127.0.0.1:0/", claim_lease=0)
+
+
 def test_large_answers_come_block_by_block_and_page_by_page() -> None:
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_results=4, max_answer=3000) as node:
         served = node.space("jobs")

@@ -47,9 +47,10 @@ class HeldTable:
         self._sweep_at = SWEEP_FROM
 
     def statistics(self) -> dict[str, int]:
-        """Transactions and claims held (those whose lease ran out until swept)."""
-        claims = sum(1 for h in self._held.values() if h.kind == "claim")
-        return {"held_transactions": len(self._held) - claims, "held_claims": claims}
+        """The active transactions and claims held."""
+        active = [h.kind for h in self._held.values() if h.tx.state == "active"]
+        claims = active.count("claim")
+        return {"held_transactions": len(active) - claims, "held_claims": claims}
 
     def check_room(self, host: str) -> None:
         """4.29 ``limit_reached`` when ``host`` holds as many as it may (after
