@@ -349,8 +349,10 @@ class CoapSpace(_Space):
     Tuples travel in CBOR, templates in the JSON wire format.  A request the node does
     not answer within ``timeout`` seconds (beyond the time a read or take may wait)
     raises :class:`~tuplespace.Unreachable`.  A take is done once however often its
-    request is sent (CoAP's duplicate detection); an answer that never arrives after
-    all retransmissions loses the tuple taken, as no claim protects it.
+    request is sent (CoAP's duplicate detection), under a claim that this side
+    confirms before the call returns: a take whose answer never arrives raises
+    ``Unreachable``, and its tuple returns to the space when the claim runs out
+    (docs/federation.md, "No lost tuples: claims").
     ``ack_timeout`` and ``max_retransmit`` are the retransmission timers (RFC 7252:
     2 s, 4 times) and ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
     """
@@ -423,7 +425,8 @@ class CoapSpace(_Space):
 
     def _claim(self, ask: _Ask) -> Map:
         """The answer of a claimed take, once its claim is confirmed."""
-        confirmation = _Confirmation(self._do(_claimed(ask)), time.monotonic(), self.url)
+        sent = time.monotonic()
+        confirmation = _Confirmation(self._do(_claimed(ask)), sent, self.url)
         while confirmation.ask is not None:
             try:
                 self._do(confirmation.ask)
@@ -564,7 +567,8 @@ class AsyncCoapSpace(_Space):
 
     async def _claim(self, ask: _Ask) -> Map:
         """See :meth:`CoapSpace._claim`."""
-        confirmation = _Confirmation(await self._do(_claimed(ask)), time.monotonic(), self.url)
+        sent = time.monotonic()
+        confirmation = _Confirmation(await self._do(_claimed(ask)), sent, self.url)
         while confirmation.ask is not None:
             try:
                 await self._do(confirmation.ask)

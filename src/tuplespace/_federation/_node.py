@@ -195,9 +195,11 @@ class Node:
         return RemoteRecord(self, address)
 
     def statistics(self) -> dict[str, int]:
-        """Spaces hosted, observed records and observations being served; with
-        security, the OSCORE peers, the hosts with a rate bucket and the requests
-        refused (``refused_rate``, ``refused_oscore``, ``refused_permission``)."""
+        """Spaces hosted, observed records and observations being served, the
+        transactions and claims held for peers (``held_transactions``,
+        ``held_claims``); with security, the OSCORE peers, the hosts with a rate
+        bucket and the requests refused (``refused_rate``, ``refused_oscore``,
+        ``refused_permission``)."""
         guard = {} if self._guard is None else self._guard.statistics()
         return {"spaces": len(self._spaces), **self._resource.statistics(), **guard}
 
