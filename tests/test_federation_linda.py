@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import orjson
 import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters
+from tuplespace._codec import encode_template
+from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, URI_PATH, URI_QUERY, Message
 
 
 @pytest.fixture
@@ -162,6 +165,53 @@ def test_transactions_and_claims_are_bounded_per_host() -> None:
             assert node.statistics()["held_transactions"] == node.statistics()["held_claims"] == 0
     with pytest.raises(ts.InvalidValue, match="claim_lease"):
         ts.Node("coap://127.0.0.1:0/", claim_lease=0)
+
+
+def ask(node: ts.Node, code: int, *query: str, template: object = None) -> Message:
+    """A request to the node's space ``jobs`` with ``query``; a FETCH carries ``template``."""
+    options = [(URI_PATH, b"spaces"), (URI_PATH, b"jobs")]
+    payload = b""
+    if code == FETCH:
+        options.append((CONTENT_FORMAT, bytes((50,))))
+        payload = encode_template(template)
+    options += [(URI_QUERY, q.encode()) for q in query]
+    return node.endpoint.request_blocking(("127.0.0.1", node.port), code, options, payload, PATIENCE)
+
+
+def test_the_node_answers_claims_and_transactions_precisely(node: ts.Node) -> None:
+    served = node.space("jobs")
+    served.write(("job", 1))
+    job = ("job", int)
+    refused = {
+        "bad_request": [
+            ask(node, POST, "op=confirm"),
+            ask(node, FETCH, "op=read", "claim=1", template=job),
+            ask(node, FETCH, "op=replace", "tx=x", template=job),
+            ask(node, POST, "op=frobnicate"),
+        ],
+        "invalid_value": [
+            ask(node, FETCH, "op=take", "claim=yes", template=job),
+            ask(node, POST, "op=begin", "lease=0"),
+        ],
+        "unknown_transaction": [
+            ask(node, FETCH, "op=take", "tx=nope", template=job),
+            ask(node, POST, "op=commit", "tx=nope"),
+        ],
+        "unknown_claim": [ask(node, POST, "op=confirm", "claim=nope")],
+    }
+    for code, answers in refused.items():
+        for answer in answers:
+            assert answer.code >> 5 == 4, (code, answer)
+            assert orjson.loads(answer.payload)["error"]["code"] == code
+    assert served.read_all(job) == [("job", 1)]
+    nothing = ts.decode_cbor(ask(node, FETCH, "op=take", "claim=1", "timeout=0", template=("other",)).payload)
+    assert nothing == {"tuple": None}  # nothing taken: no claim
+    taken = ts.decode_cbor(ask(node, FETCH, "op=take", "claim=1", "timeout=0", template=job).payload)
+    assert (taken["tuple"], taken["lease"]) == (("job", 1), 30)
+    for _ in range(2):  # confirmed again: still final
+        assert ask(node, POST, "op=confirm", f"claim={taken['claim']}").code == 0x44  # 2.04
+    assert served.read_all(job) == []
+    assert node.statistics()["held_claims"] == 0
 
 
 def test_large_answers_come_block_by_block_and_page_by_page() -> None:

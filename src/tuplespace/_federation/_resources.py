@@ -495,23 +495,23 @@ class SpacesResource:
             renew, cancel = aspace._renew, aspace._cancel  # noqa: SLF001 (the lease host's own, as AsyncLease's)
             change = renew(seq, lease) if op == "renew" else cancel(seq)
             return self._done(change, lambda expires: answer_value(expires, accept, CHANGED))
+        if op not in ("write", "write_many"):
+            ops = "write, write_many, commit, abort or renew" if tx_id is not None else _POST_OPS
+            raise ApiError(400, "bad_request", f"op is {ops}, not {op!r}", "op")
         value = _payload(request, space)
         if op == "write":
             if tx_id is not None:
                 return self._done(held.tx.write(value, lease), lambda _: Message(code=CHANGED))
             work = aspace.write(value, lease, _seconds(query, "timeout"))
             return self._done(work, lambda one: _written(one, accept))
-        if op == "write_many":
-            if not isinstance(value, tuple):
-                raise WireError("write_many writes an array of tuples")
-            if tx_id is not None:
-                return self._done(held.tx.write_many(value, lease), lambda _: Message(code=CHANGED))
-            return self._done(
-                aspace.write_many(value, lease),
-                lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
-            )
-        ops = "write, write_many, commit, abort or renew" if tx_id is not None else _POST_OPS
-        raise ApiError(400, "bad_request", f"op is {ops}, not {op!r}", "op")
+        if not isinstance(value, tuple):
+            raise WireError("write_many writes an array of tuples")
+        if tx_id is not None:
+            return self._done(held.tx.write_many(value, lease), lambda _: Message(code=CHANGED))
+        return self._done(
+            aspace.write_many(value, lease),
+            lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
+        )
 
     async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:
         """Commit or abort a transaction, and stop holding it."""
