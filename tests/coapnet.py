@@ -26,7 +26,8 @@ from tuplespace._federation._endpoint import Address, Endpoint
 class LossyNetwork:
     """Each datagram is lost with probability ``loss``, else delivered, and again
     with probability ``duplicate``; each copy comes up to ``delay`` seconds late,
-    so datagrams overtake each other.  What the addresses in ``muted`` send is lost."""
+    so datagrams overtake each other.  A datagram for which ``drop(source, data)`` is
+    true is lost too."""
 
     def __init__(self, seed: int, *, loss: float = 0.0, duplicate: float = 0.0, delay: float = 0.0) -> None:
         self.loss = loss
@@ -37,7 +38,7 @@ class LossyNetwork:
         # How a datagram reaches each address: (data, source, delay) -> None.
         self._receivers: dict[Address, Callable[[bytes, Address, float], None]] = {}
         self._port = 20000
-        self.muted: set[Address] = set()
+        self.drop: Callable[[Address, bytes], bool] = lambda source, data: False
         self.sent = self.lost = self.duplicated = 0
 
     def _bind(self, host: str, port: int, receiver: Callable[[bytes, Address, float], None]) -> Address:
@@ -69,7 +70,7 @@ class LossyNetwork:
         with self._lock:
             self.sent += 1
             receiver = self._receivers.get(destination[:2])
-            if source[:2] in self.muted or self._random.random() < self.loss:
+            if self.drop(source[:2], data) or self._random.random() < self.loss:
                 self.lost += 1
                 return
             copies = 1

@@ -25,7 +25,7 @@ import tuplespace as ts
 from coapnet import LossyNetwork
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._codec import encode_template
-from tuplespace._federation._endpoint import Endpoint, Timers
+from tuplespace._federation._endpoint import Address, Endpoint, Timers
 from tuplespace._federation._message import (
     ACK,
     BLOCK2,
@@ -49,6 +49,7 @@ from tuplespace._federation._message import (
 from tuplespace._federation._resources import SpacesResource
 
 FAST = {"ack_timeout": 0.05}  # the RFC's backoff, scaled down: each test checks behaviour, not time
+FAST_RETRANSMIT = 2  # retransmissions of a request, where a test lets a whole exchange fail
 
 # -- messages -----------------------------------------------------------------------------
 
@@ -495,6 +496,33 @@ def test_at_30_percent_loss_writes_and_takes_are_not_lost_or_doubled(lossy: Loss
     assert lossy.lost > 0
 
 
+def test_a_confirmation_that_cannot_get_through_is_sent_again() -> None:
+    network = LossyNetwork(11)
+    dropped: list[bytes] = []
+
+    def first_confirmations(source: Address, data: bytes) -> bool:
+        if b"op=confirm" in data and len(dropped) < 1 + FAST_RETRANSMIT:  # one whole exchange
+            dropped.append(data)
+            return True
+        return False
+
+    options: dict[str, Any] = {
+        "timeout": PATIENCE,
+        "network": network,
+        "max_retransmit": FAST_RETRANSMIT,
+        **FAST,
+    }
+    with ts.Node("coap://127.0.0.1:0/", **options) as node:
+        jobs = node.space("jobs")
+        jobs.write(("job", 1))
+        with ts.connect(node.base_uri + "spaces/jobs", **options) as space:
+            network.drop = first_confirmations
+            assert space.take(("job", int)) == ("job", 1)
+        assert len(dropped) == 1 + FAST_RETRANSMIT
+        assert node.statistics()["held_claims"] == 0  # confirmed by the second exchange
+        assert jobs.read_all(("job", int)) == []
+
+
 @pytest.mark.parametrize("face", ["sync", "async"])
 def test_a_take_whose_answer_is_lost_returns_when_its_claim_runs_out(face: str) -> None:
     network = LossyNetwork(7)
@@ -516,10 +544,10 @@ def test_a_take_whose_answer_is_lost_returns_when_its_claim_runs_out(face: str) 
                 return asyncio.run(answers(lambda: asyncio.to_thread(space.take, ("job", int))))
 
         async def answers(take: Any) -> tuple[Any, ...]:
-            network.muted.add(("127.0.0.1", node.port))  # the node's answers are lost
+            network.drop = lambda source, data: source == ("127.0.0.1", node.port)  # its answers
             with pytest.raises(ts.Unreachable):
                 await take()
-            network.muted.clear()
+            network.drop = lambda source, data: False
             held = node.statistics()["held_claims"]
             seen = jobs.read_all(("job", int))  # the tuple taken is held, out of everyone's view
             clock.advance(20)

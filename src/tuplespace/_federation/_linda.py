@@ -207,7 +207,9 @@ class _Confirmation:
 
     def failed(self, exc: TupleSpaceError) -> TupleSpaceError | None:
         """What the take raises after the confirmation failed with ``exc``; None to ask
-        again.  A claim that ran out put its tuples back: the take did not happen."""
+        again (after a pause of the retransmission timer: a node that refuses at once,
+        its port closed, is not asked in a tight loop).  A claim that ran out put its
+        tuples back: the take did not happen."""
         if error_code(exc) == "unknown_claim":
             return Unreachable(f"{self._url}: the take's answer came too late, what it took went back")
         if isinstance(exc, Unreachable) and time.monotonic() < self._deadline:
@@ -435,6 +437,7 @@ class CoapSpace(_Space):
                 failure = confirmation.failed(exc)
                 if failure is not None:
                     raise failure from None
+            time.sleep(self._endpoint.timers.ack_timeout)
         return confirmation.answer
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
@@ -577,6 +580,7 @@ class AsyncCoapSpace(_Space):
                 failure = confirmation.failed(exc)
                 if failure is not None:
                     raise failure from None
+            await asyncio.sleep(self._endpoint.timers.ack_timeout)
         return confirmation.answer
 
     async def read_all(
