@@ -188,6 +188,7 @@ def test_the_node_answers_claims_and_transactions_precisely(node: ts.Node) -> No
             ask(node, FETCH, "op=read", "claim=1", template=job),
             ask(node, FETCH, "op=replace", "tx=x", template=job),
             ask(node, POST, "op=frobnicate"),
+            ask(node, POST, "op=write", "claim=x"),
         ],
         "invalid_value": [
             ask(node, FETCH, "op=take", "claim=yes", template=job),

@@ -468,6 +468,8 @@ class SpacesResource:
         op = query.get("op", "write")
         lease = _seconds(query, "lease")
         tx_id = query.get("tx")
+        if "claim" in query and op != "confirm":
+            raise ApiError(400, "bad_request", "a claim is named to confirm it: ?op=confirm", "claim")
         if op == "begin":
             if lease is None:
                 lease = 60.0
