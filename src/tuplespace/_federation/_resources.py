@@ -28,12 +28,13 @@ from .._errors import (
 )
 from .._events import Change
 from .._lease import AsyncLease
-from .._record import Record
+from .._record import Record, RecordData
 from .._space import Space
 from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
+from ..server._records import record_template_from_wire
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._message import (
     ACCEPT,
@@ -62,7 +63,17 @@ _MISSING = object()
 _ENDS = frozenset({"create", "move", "destroy", "expire"})
 LINK_FORMAT = 40
 # What FETCH does on a space, with ?op=.
-FETCH_OPS = ("read", "take", "count", "read_all", "take_all", "write_if_absent", "replace")
+FETCH_OPS = (
+    "read",
+    "take",
+    "count",
+    "read_all",
+    "take_all",
+    "write_if_absent",
+    "replace",
+    "find",
+    "take_record",
+)
 
 
 def coap_code(status: int) -> int:
@@ -326,11 +337,13 @@ class SpacesResource:
             )
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout", "limit", "after", "lease"))
+        query = _query(request, ("op", "timeout", "limit", "after", "lease", "under"))
         op = query.get("op", "read")
         if op not in FETCH_OPS:
             raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
         timeout = _seconds(query, "timeout")
+        if op in ("find", "take_record"):
+            return self._records(request, space, aspace, op, query, accept)
         if op in ("write_if_absent", "replace"):
             wire = _loads(request.payload, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
@@ -360,6 +373,31 @@ class SpacesResource:
         else:
             found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
         return self._done(found, lambda value: answer_value(value, accept))
+
+    def _records(
+        self, request: Message, space: Space, aspace: AsyncSpace, op: str, query: dict[str, str], accept: int
+    ) -> Message | Awaitable[Message]:
+        """FETCH ``?op=find`` (the addresses of the matching records, at most ``limit``
+        and the node's ``max_results``; ``more`` when more match past a bound the caller
+        did not set) or ``?op=take_record`` (what the record taken held, or null), the
+        payload a record template in the JSON wire format, below ``?under=`` if given."""
+        template = record_template_from_wire(_loads(request.payload, space.limits), space.limits).fields
+        under = query.get("under")
+        if op == "take_record":
+            timeout = _seconds(query, "timeout")
+            taken = (
+                aspace.try_take_record(template, under)
+                if timeout == 0
+                else aspace.take_record(template, under, timeout)
+            )
+            return self._done(taken, lambda data: answer_value(_record_data(data), accept))
+        requested = _whole(query, "limit")
+        most = self._answer_limits.max_results
+        limit = most if requested is None or requested > most else requested
+        found = space.find(template, under, limit + 1)
+        more = len(found) > limit and (requested is None or requested > most)
+        addresses = tuple(record.address for record in found[:limit])
+        return answer_value(Map({"records": addresses, "more": more}), accept)
 
     def _post(self, request: Message, space: Space, aspace: AsyncSpace, accept: int) -> Awaitable[Message]:
         query = _query(request, ("op", "lease", "id", "timeout"))
@@ -405,8 +443,15 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        query = _query(request, ("lease", "capability"))
+        query = _query(request, ("lease", "capability", "credit", "op"))
         lease = _seconds(query, "lease")
+        credit = query.get("credit")
+        op = query.get("op", "create")
+        if op == "refresh":
+            expires = self._target(segments).record.refresh(credit, lease)
+            return answer_value(expires, content_format(request.number(ACCEPT), 406), CHANGED)
+        if op != "create":
+            raise ApiError(400, "bad_request", f"op is create or refresh, not {op!r}", "op")
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
@@ -419,9 +464,9 @@ class SpacesResource:
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
         if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
-            work = asyncio.to_thread(space.create, "/".join(path), fields, lease=lease)
+            work = asyncio.to_thread(space.create, "/".join(path), fields, credit, lease)
             return self._done(work, lambda _: answer)
-        space.create("/".join(path), fields, lease=lease)
+        space.create("/".join(path), fields, credit, lease)
         return answer
 
 
@@ -470,6 +515,16 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     if not text.isdigit() or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
+
+
+def _record_data(data: RecordData | None) -> Value:
+    """What a record taken held, as it travels: its address, tags (in their order),
+    fields and version; None when none was taken."""
+    if data is None:
+        return None
+    return Map(
+        {"address": data.address, "tags": tuple(data.fields), "fields": data.fields, "version": data.version}
+    )
 
 
 def _written(lease: AsyncLease | None, accept: int) -> Message:
