@@ -264,7 +264,8 @@ class _Space:
         """The client's CoAP endpoint, which its record handles send their requests through."""
         return self._endpoint
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.SpaceClosed` once the space is closed."""
         if self.closed:
             raise SpaceClosed(f"{self.url}: this handle is closed")
 
@@ -327,14 +328,14 @@ class CoapSpace(_Space):
             raise
 
     def _do(self, ask: _Ask) -> Value:
-        self._check_open()
+        self.check_open()
         options = self._options(ask)
         try:
             response = self._endpoint.request_blocking(
                 self._peer, ask.code, options, ask.payload, self._within(ask)
             )
         except Unreachable:
-            self._check_open()  # closed meanwhile
+            self.check_open()  # closed meanwhile
             raise
         return self._answer(response)
 
@@ -501,12 +502,12 @@ class AsyncCoapSpace(_Space):
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
 
     async def _do(self, ask: _Ask) -> Value:
-        self._check_open()
+        self.check_open()
         work = self._endpoint.request(self._peer, ask.code, self._options(ask), ask.payload)
         try:
             response = await _bounded(work, self._within(ask))
         except Unreachable:
-            self._check_open()  # closed meanwhile: what waited is released
+            self.check_open()  # closed meanwhile: what waited is released
             raise
         return self._answer(response)
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .._errors import InvalidValue, LimitReached, TupleSpaceError
+from .._errors import InvalidValue, LimitReached, TupleSpaceError, Unreachable
 from .._names import check_tag
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
@@ -69,6 +69,8 @@ class Host(Protocol):
 
     def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T: ...
 
+    def check_open(self) -> None: ...
+
 
 class AsyncHost(Protocol):
     """What an :class:`AsyncRemoteRecord` sends its requests through, on the caller's loop."""
@@ -77,6 +79,8 @@ class AsyncHost(Protocol):
 
     @property
     def endpoint(self) -> Endpoint: ...
+
+    def check_open(self) -> None: ...
 
 
 class _Ask(NamedTuple):
@@ -215,8 +219,13 @@ class RemoteRecord(_Handle):
     def _do(self, ask: _Ask) -> Value:
         node = self._node
         for _ in range(MAX_REDIRECTIONS):
+            node.check_open()
             peer, options = self._resolved(ask)
-            response = node.endpoint.request_blocking(peer, ask.code, options, ask.payload, node.timeout)
+            try:
+                response = node.endpoint.request_blocking(peer, ask.code, options, ask.payload, node.timeout)
+            except Unreachable:
+                node.check_open()  # closed meanwhile
+                raise
             done, value = self._answer(response, ask)
             if done:
                 return value
@@ -286,11 +295,18 @@ class AsyncRemoteRecord(_Handle):
 
         host = self._host
         for _ in range(MAX_REDIRECTIONS):
+            host.check_open()
             if self._target is None:
                 self._target = await peer_of(str(self._location))
             peer, options = self._request(ask)
-            work = host.endpoint.request(peer, ask.code, options, ask.payload)
-            done, value = self._answer(await _bounded(work, host.timeout), ask)
+            try:
+                response = await _bounded(
+                    host.endpoint.request(peer, ask.code, options, ask.payload), host.timeout
+                )
+            except Unreachable:
+                host.check_open()  # closed meanwhile
+                raise
+            done, value = self._answer(response, ask)
             if done:
                 return value
         raise self._too_far()
