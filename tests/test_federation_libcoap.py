@@ -151,3 +151,16 @@ def test_find_take_and_refresh_records(client: str, node: ts.Node, kitchen: ts.R
     assert 3000 < lifetime <= 3600
     coap(client, "-m", "post", "-t", "50", "-e", '{"n":1}', space + "/pantry?credit=2.5")
     assert home.record("pantry").get("$credit") == ts.Credit("2.5")
+
+
+def test_a_snapshot_keeps_the_order_of_the_tags(client: str, kitchen: ts.Record) -> None:
+    kitchen.set("alpha", 1)  # after temp: a CBOR map would put it first
+    answer = coap(client, "-m", "get", f"{kitchen.address}?snapshot").stdout
+    assert ts.decode_cbor(answer[:-1]) == {
+        "address": kitchen.address,
+        "tags": ("temp", "alpha"),
+        "fields": {"temp": 21.5, "alpha": 1},
+        "version": 2,
+    }
+    answer = coap(client, "-m", "get", f"{kitchen.address}?order")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')

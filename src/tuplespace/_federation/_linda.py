@@ -38,7 +38,7 @@ from ._endpoint import Address, Endpoint, Network, Timers, _bounded
 from ._loop import LoopThread
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_PATH, URI_QUERY, Message
 from ._node import peer_of
-from ._remote import AsyncRemoteRecord, RemoteRecord, RemoteUpcall, _value
+from ._remote import AsyncRemoteRecord, RemoteRecord, RemoteUpcall, _value, data_of
 
 __all__ = ["AsyncCoapSpace", "CoapSpace"]
 
@@ -170,16 +170,6 @@ def _take_record(template: Any, under: str | None, timeout: float | None) -> _As
     wait = check_timeout(timeout)
     payload = orjson.dumps(record_template_wire(template))
     return _Ask(FETCH, payload, ("op=take_record", *_under(under), *_seconds("timeout", wait)), wait)
-
-
-def _taken(answer: Value) -> RecordData | None:
-    """What a record taken held, from the node's answer (None: none was taken)."""
-    if answer is None:
-        return None
-    if not isinstance(answer, Map) or not isinstance(answer.get("fields"), Map):
-        raise TupleSpaceError(f"the node answered {answer!r} where a record taken belongs")
-    fields: Map = answer["fields"]
-    return RecordData(answer["address"], Map({tag: fields[tag] for tag in answer["tags"]}), answer["version"])
 
 
 def _record_found(taken: RecordData | None, timeout: float | None) -> RecordData:
@@ -438,14 +428,14 @@ class CoapSpace(_Space):
 
     def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
         """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
-        return _taken(self._do(_take_record(template, under, 0)))
+        return data_of(self._do(_take_record(template, under, 0)))
 
     def take_record(
         self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
     ) -> RecordData:
         """See :meth:`Space.take_record <tuplespace.Space.take_record>`; taken as
         :meth:`take` takes a tuple (no claim protects it)."""
-        return _record_found(_taken(self._do(_take_record(template, under, timeout))), timeout)
+        return _record_found(data_of(self._do(_take_record(template, under, timeout))), timeout)
 
     # -- what its record handles use (see tuplespace._federation._remote.Host) -----------------
 
@@ -606,13 +596,13 @@ class AsyncCoapSpace(_Space):
         self, template: Mapping[str, Any], under: str | None = None
     ) -> RecordData | None:
         """See :meth:`CoapSpace.try_take_record`."""
-        return _taken(await self._do(_take_record(template, under, 0)))
+        return data_of(await self._do(_take_record(template, under, 0)))
 
     async def take_record(
         self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
     ) -> RecordData:
         """See :meth:`CoapSpace.take_record`."""
-        return _record_found(_taken(await self._do(_take_record(template, under, timeout))), timeout)
+        return _record_found(data_of(await self._do(_take_record(template, under, timeout))), timeout)
 
     async def close(self) -> None:
         """Close the client's socket; calls waiting for an answer and later calls raise

@@ -13,6 +13,7 @@ import orjson
 
 from .._errors import InvalidValue, LimitReached, TupleSpaceError, Unreachable
 from .._names import check_tag
+from .._record import RecordData
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address, Endpoint, _bounded
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncHost",
     "AsyncRemoteRecord",
     "Host",
+    "data_of",
     "RemoteRecord",
     "RemoteUpcall",
     "error_of",
@@ -121,6 +123,26 @@ def _refresh(credit: Any, lease: float | None) -> _Ask:
     if seconds is not None:
         query.append(f"lease={seconds!r}")
     return _Ask(POST, None, b"", tuple(query))
+
+
+def data_of(answer: Value) -> RecordData | None:
+    """What a record held, from a node's answer (see ``record_data``; None: no record)."""
+    if answer is None:
+        return None
+    if not isinstance(answer, Map) or not isinstance(answer.get("fields"), Map):
+        raise TupleSpaceError(f"the node answered {answer!r} where what a record holds belongs")
+    fields: Map = answer["fields"]
+    return RecordData(answer["address"], Map({tag: fields[tag] for tag in answer["tags"]}), answer["version"])
+
+
+def _snapshot(answer: Value) -> RecordData:
+    data = data_of(answer)
+    if data is None:
+        raise TupleSpaceError("the node answered null where a record's snapshot belongs")
+    return data
+
+
+_SNAPSHOT = _Ask(GET, None, b"", ("snapshot",))
 
 
 def _missing_field(exc: TupleSpaceError) -> bool:
@@ -251,6 +273,15 @@ class RemoteRecord(_Handle):
         fields: Map = self._do(_Ask(GET))
         return fields
 
+    def tags(self) -> list[str]:
+        """The stored tags, in the order they were first set."""
+        return list(self.snapshot().fields)
+
+    def snapshot(self) -> RecordData:
+        """The record's address, fields (in the order of their tags) and version, read
+        at one instant."""
+        return _snapshot(self._do(_SNAPSHOT))
+
     def set(self, tag: str, value: Value) -> int:
         """Set one field; returns the record's new ``$version``."""
         version: int = self._do(_set(tag, value))
@@ -329,6 +360,14 @@ class AsyncRemoteRecord(_Handle):
         """See :meth:`RemoteRecord.all`."""
         fields: Map = await self._do(_Ask(GET))
         return fields
+
+    async def tags(self) -> list[str]:
+        """See :meth:`RemoteRecord.tags`."""
+        return list((await self.snapshot()).fields)
+
+    async def snapshot(self) -> RecordData:
+        """See :meth:`RemoteRecord.snapshot`."""
+        return _snapshot(await self._do(_SNAPSHOT))
 
     async def set(self, tag: str, value: Value) -> int:
         """See :meth:`RemoteRecord.set`."""

@@ -54,7 +54,15 @@ from ._message import (
     code_text,
 )
 
-__all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message", "moved_away"]
+__all__ = [
+    "SpacesResource",
+    "answer_value",
+    "coap_code",
+    "content_format",
+    "error_message",
+    "moved_away",
+    "record_data",
+]
 
 log = logging.getLogger("tuplespace")
 
@@ -296,7 +304,10 @@ class SpacesResource:
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return answer_value(value, accept)
-        tags = _query(request, ("tags",)).get("tags")
+        query = _query(request, ("tags", "snapshot"))
+        if "snapshot" in query:
+            return answer_value(record_data(record.snapshot()), accept)
+        tags = query.get("tags")
         if tags is None:
             return answer_value(record.all(), accept)
         names = [t for t in tags.split(",") if t]
@@ -390,7 +401,7 @@ class SpacesResource:
                 if timeout == 0
                 else aspace.take_record(template, under, timeout)
             )
-            return self._done(taken, lambda data: answer_value(_record_data(data), accept))
+            return self._done(taken, lambda data: answer_value(record_data(data), accept))
         requested = _whole(query, "limit")
         most = self._answer_limits.max_results
         limit = most if requested is None or requested > most else requested
@@ -517,9 +528,10 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     return int(text)
 
 
-def _record_data(data: RecordData | None) -> Value:
-    """What a record taken held, as it travels: its address, tags (in their order),
-    fields and version; None when none was taken."""
+def record_data(data: RecordData | None) -> Value:
+    """What a record holds (a snapshot, or what a record taken held) as it travels: its
+    address, tags (in their order: CBOR maps sort their keys), fields and version; None
+    for none."""
     if data is None:
         return None
     return Map(
