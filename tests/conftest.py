@@ -280,7 +280,6 @@ def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
 # What a remote record handle (tuplespace.RemoteRecord) does not do yet, for COAP_LIMITS.
 _WATCH = "a record's watch, which a remote record handle does not have (on_change observes states)"
 _CAPABILITY = "capabilities and read-only handles, which a remote record handle does not make yet"
-_MOVE = "move within a space, which a remote record handle does not do yet"
 _BASE_URI = "the base URI tuplespace://local/: a node's space names its records under the node's"
 
 # The tests the coap ways skip by name, and why.
@@ -295,7 +294,6 @@ COAP_LIMITS = {
         "a handle naming one record: a remote handle names an address, which a new record may take"
     ),
     "test_the_root_can_only_be_read_and_watched": "operations, clone and move of a remote record handle",
-    "test_clone_copies_the_fields_into_a_new_record": "clone, which a remote record handle does not do yet",
     "test_watch_gives_every_change_in_order": _WATCH,
     "test_a_watch_resumes_after_a_sequence_number": _WATCH,
     "test_a_watch_sees_only_its_record": _WATCH,
@@ -303,10 +301,6 @@ COAP_LIMITS = {
     "test_a_watch_waits_for_a_change_in_another_thread": _WATCH,
     "test_a_contained_record_is_destroyed_only_when_forced": _WATCH,
     "test_a_moved_record_is_watched_and_found_at_its_new_path": _WATCH,
-    "test_a_move_can_leave_no_redirection_or_a_lasting_one": _MOVE,
-    "test_move_to_a_taken_path_is_refused": _MOVE,
-    "test_a_move_changes_the_addresses_its_containers_hold": _MOVE,
-    "test_a_redirected_address_is_stored_as_the_current_one": _MOVE,
     "test_a_capability_follows_its_record_through_a_move": _CAPABILITY,
     "test_a_capability_has_an_unguessable_address_of_its_own": _CAPABILITY,
     "test_whoever_opens_a_capability_address_gets_its_rights": _CAPABILITY,

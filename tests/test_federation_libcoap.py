@@ -164,3 +164,18 @@ def test_a_snapshot_keeps_the_order_of_the_tags(client: str, kitchen: ts.Record)
     }
     answer = coap(client, "-m", "get", f"{kitchen.address}?order")
     assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
+
+
+def test_clone_and_move_a_record(client: str, node: ts.Node, kitchen: ts.Record) -> None:
+    home = node.space("home")
+    space = node.base_uri + "spaces/home"
+    answer = coap(client, "-m", "post", f"{kitchen.address}?op=clone&to=copy").stdout
+    assert ts.decode_cbor(answer[:-1]) == ts.URI(space + "/copy")
+    assert home.record("copy").all() == {"temp": 21.5}
+    answer = coap(client, "-m", "post", f"{kitchen.address}?op=move&to=rooms/kitchen&redirect_lease=0").stdout
+    assert ts.decode_cbor(answer[:-1]) == ts.URI(space + "/rooms/kitchen")
+    assert kitchen.address == ts.URI(space + "/rooms/kitchen")
+    with pytest.raises(ts.RecordNotFound):
+        home.record("kitchen")
+    answer = coap(client, "-m", "post", f"{kitchen.address}?op=move")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')

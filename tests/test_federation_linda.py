@@ -225,3 +225,22 @@ def test_the_asyncio_face_has_records(node: ts.Node) -> None:
                 await home.take_record({"state": "done"}, timeout=0)
 
     asyncio.run(main())
+
+
+def test_a_record_handle_over_coap_moves_its_record_to_another_node(node: ts.Node) -> None:
+    node.space("home")
+    with (
+        ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as other,
+        ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home,
+    ):
+        house = other.space("house")
+        rec = home.create("kitchen", {"temp": 21.5})
+        to = other.base_uri + "spaces/house/kitchen"
+        rec.move(to)
+        assert rec.address == ts.URI(to)
+        assert rec.set("temp", 22.0) == 2  # at the other node now
+        assert house.record("kitchen").get("temp") == 22.0
+        assert home.record("kitchen").address == ts.URI(to)  # the old address redirects
+        copy = rec.clone("pantry")
+        assert copy.address == ts.URI(other.base_uri + "spaces/house/pantry")
+        assert house.record("pantry").all() == {"temp": 22.0}

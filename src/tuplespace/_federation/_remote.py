@@ -114,14 +114,10 @@ def _destroy(force: bool) -> _Ask:
 
 
 def _refresh(credit: Any, lease: float | None) -> _Ask:
-    from ..client._common import check_lease
-
     query = ["op=refresh"]
     if credit is not None:
         query.append(f"credit={credit}")
-    seconds = check_lease(lease)
-    if seconds is not None:
-        query.append(f"lease={seconds!r}")
+    query.extend(_seconds("lease", lease))
     return _Ask(POST, None, b"", tuple(query))
 
 
@@ -143,6 +139,36 @@ def _snapshot(answer: Value) -> RecordData:
 
 
 _SNAPSHOT = _Ask(GET, None, b"", ("snapshot",))
+
+
+def _clone(path: str, credit: Any, lease: float | None) -> _Ask:
+    query = ["op=clone", f"to={path}"]
+    if credit is not None:
+        query.append(f"credit={credit}")
+    query.extend(_seconds("lease", lease))
+    return _Ask(POST, None, b"", tuple(query))
+
+
+def _move(path: str, redirect_lease: float | None) -> _Ask:
+    from ..client._common import check_lease
+
+    redirect = 0 if redirect_lease == 0 else check_lease(redirect_lease, "redirect_lease")
+    text = "null" if redirect is None else repr(redirect)  # null: as long as the record lives
+    return _Ask(POST, None, b"", ("op=move", f"to={path}", f"redirect_lease={text}"))
+
+
+def _seconds(name: str, seconds: float | None) -> tuple[str, ...]:
+    """``name=<seconds>`` for a lease given (checked), nothing for None."""
+    from ..client._common import check_lease
+
+    checked = check_lease(seconds, name)
+    return () if checked is None else (f"{name}={checked!r}",)
+
+
+def _address_answered(answer: Value) -> URI:
+    if type(answer) is not URI:
+        raise TupleSpaceError(f"the node answered {answer!r} where an address belongs")
+    return answer
 
 
 def _missing_field(exc: TupleSpaceError) -> bool:
@@ -207,6 +233,10 @@ class _Handle:
             return True, _value(response, self._uri(ask.tag))
         self._location, self._target = URI(moved), None
         return False, None
+
+    def _moved(self, answer: Value) -> None:
+        """The record moved to the address the node answered: the handle follows it."""
+        self._location, self._target = _address_answered(answer), None
 
     def _too_far(self) -> TupleSpaceError:
         return TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
@@ -293,6 +323,17 @@ class RemoteRecord(_Handle):
         expires: float | None = self._do(_refresh(credit, lease))
         return expires
 
+    def clone(self, path: str, credit: Any = None, lease: float | None = None) -> RemoteRecord:
+        """A new record at ``path`` of the record's space with its fields (see
+        :meth:`tuplespace.Record.clone`)."""
+        return RemoteRecord(self._node, _address_answered(self._do(_clone(path, credit, lease))))
+
+    def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """Give the record the new ``path`` in its space, or move it to another node
+        (``path`` a ``coap://`` address there); see :meth:`tuplespace.Record.move`.  The
+        handle follows it: :attr:`address` is its new address."""
+        self._moved(self._do(_move(path, redirect_lease)))
+
     def destroy(self, force: bool = False) -> None:
         """Remove the record (see :meth:`tuplespace.Record.destroy`)."""
         self._do(_destroy(force))
@@ -378,6 +419,14 @@ class AsyncRemoteRecord(_Handle):
         """See :meth:`RemoteRecord.refresh`."""
         expires: float | None = await self._do(_refresh(credit, lease))
         return expires
+
+    async def clone(self, path: str, credit: Any = None, lease: float | None = None) -> AsyncRemoteRecord:
+        """See :meth:`RemoteRecord.clone`."""
+        return AsyncRemoteRecord(self._host, _address_answered(await self._do(_clone(path, credit, lease))))
+
+    async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """See :meth:`RemoteRecord.move`."""
+        self._moved(await self._do(_move(path, redirect_lease)))
 
     async def destroy(self, force: bool = False) -> None:
         """See :meth:`RemoteRecord.destroy`."""

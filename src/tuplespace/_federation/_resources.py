@@ -454,15 +454,14 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        query = _query(request, ("lease", "capability", "credit", "op"))
+        query = _query(request, ("lease", "capability", "credit", "op", "to", "redirect_lease"))
         lease = _seconds(query, "lease")
         credit = query.get("credit")
         op = query.get("op", "create")
-        if op == "refresh":
-            expires = self._target(segments).record.refresh(credit, lease)
-            return answer_value(expires, content_format(request.number(ACCEPT), 406), CHANGED)
+        if op in ("refresh", "clone", "move"):
+            return self._change(self._target(segments).record, op, query, lease, credit, request)
         if op != "create":
-            raise ApiError(400, "bad_request", f"op is create or refresh, not {op!r}", "op")
+            raise ApiError(400, "bad_request", f"op is create, refresh, clone or move, not {op!r}", "op")
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
@@ -479,6 +478,38 @@ class SpacesResource:
             return self._done(work, lambda _: answer)
         space.create("/".join(path), fields, credit, lease)
         return answer
+
+    def _change(
+        self,
+        record: Record,
+        op: str,
+        query: dict[str, str],
+        lease: float | None,
+        credit: str | None,
+        request: Message,
+    ) -> Message | Awaitable[Message]:
+        """POST ``?op=refresh`` (answers the record's new expiry), ``?op=clone&to=<path>``
+        (the clone's address) or ``?op=move&to=<path or address>`` (the record's new
+        address) on a record."""
+        accept = content_format(request.number(ACCEPT), 406)
+        if op == "refresh":
+            return answer_value(record.refresh(credit, lease), accept, CHANGED)
+        to = query.get("to")
+        if to is None:
+            raise ApiError(400, "bad_request", f"{op} names its new path: ?to=<path>", "to")
+        if op == "clone":
+            return answer_value(record.clone(to, credit, lease).address, accept, CREATED)
+        redirect = {} if "redirect_lease" not in query else {"redirect_lease": _redirect(query)}
+        if to.startswith("coap://"):  # to another node: requests of its own, from a thread (as in _put)
+            work = asyncio.to_thread(record.move, to, **redirect)
+            return self._done(work, lambda _: answer_value(URI(to), accept, CHANGED))
+        record.move(to, **redirect)
+        return answer_value(record.address, accept, CHANGED)
+
+
+def _redirect(query: dict[str, str]) -> float | None:
+    """``?redirect_lease=<s>`` of a move; ``null``: as long as the record lives."""
+    return None if query["redirect_lease"] == "null" else _seconds(query, "redirect_lease")
 
 
 def moved_away(space: Space, path: str) -> ApiError | None:
