@@ -244,3 +244,15 @@ def test_a_record_handle_over_coap_moves_its_record_to_another_node(node: ts.Nod
         copy = rec.clone("pantry")
         assert copy.address == ts.URI(other.base_uri + "spaces/house/pantry")
         assert house.record("pantry").all() == {"temp": 22.0}
+
+
+def test_record_takes_waiting_at_the_node_are_bounded(node: ts.Node) -> None:
+    served = node.space("home", max_waiters=1)
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+        taker = spawn(home.take_record, {"kind": "job"}, None, PATIENCE)
+        wait_until(lambda: served.statistics()["record_takers"] == 1, "the taker to wait")
+        with pytest.raises(ts.LimitReached) as info:
+            home.take_record({"kind": "job"})
+        assert info.value.limit == "max_waiters"
+        served.create("jobs/1", {"kind": "job"})
+        assert taker.result(PATIENCE).fields == {"kind": "job"}
