@@ -293,7 +293,7 @@ COAP_LIMITS = {
     "test_destroy_removes_the_record": (
         "a handle naming one record: a remote handle names an address, which a new record may take"
     ),
-    "test_the_root_can_only_be_read_and_watched": "operations, clone and move of a remote record handle",
+    "test_the_root_can_only_be_read_and_watched": "operations, which a remote record handle does not know",
     "test_watch_gives_every_change_in_order": _WATCH,
     "test_a_watch_resumes_after_a_sequence_number": _WATCH,
     "test_a_watch_sees_only_its_record": _WATCH,
