@@ -192,7 +192,7 @@ def coap_async_space(node: ts.Node, **options: Any) -> Iterator[SyncOverAsync]:
 
 
 # What a space over CoAP does not do yet (docs/federation.md): a test that uses a method of
-# ts.Space that CoapSpace lacks (subscribe, transaction, records, ...) runs without the coap ways.
+# ts.Space that CoapSpace lacks (subscribe, transaction, watch_records, ...) runs without the coap ways.
 COAP_LACKS = {
     name: f"{name}, which a space over CoAP does not have yet"
     for name in dir(ts.Space)
@@ -285,11 +285,39 @@ def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     )
 
 
+# What a remote record handle (tuplespace.RemoteRecord) does not do yet, for COAP_LIMITS.
+_WATCH = "a record's watch, which a remote record handle does not have (on_change observes states)"
+_CAPABILITY = "capabilities and read-only handles, which a remote record handle does not make yet"
+_BASE_URI = "the base URI tuplespace://local/: a node's space names its records under the node's"
+
 # The tests the coap ways skip by name, and why.
 COAP_LIMITS = {
     "test_close_releases_waiting_calls_with_space_closed": (
         "the node's waiting calls, which a client's close does not end (CoAP has no cancel of a request)"
     ),
+    # test_records
+    "test_the_address_is_the_base_uri_the_space_and_the_path": _BASE_URI,
+    "test_the_root_lists_the_top_level_records_and_the_base_uri": _BASE_URI,
+    "test_destroy_removes_the_record": (
+        "a handle naming one record: a remote handle names an address, which a new record may take"
+    ),
+    "test_the_root_can_only_be_read_and_watched": "operations, which a remote record handle does not know",
+    "test_watch_gives_every_change_in_order": _WATCH,
+    "test_a_watch_resumes_after_a_sequence_number": _WATCH,
+    "test_a_watch_sees_only_its_record": _WATCH,
+    "test_a_watch_ends_when_the_record_is_destroyed": _WATCH,
+    "test_a_watch_waits_for_a_change_in_another_thread": _WATCH,
+    "test_a_contained_record_is_destroyed_only_when_forced": _WATCH,
+    "test_a_moved_record_is_watched_and_found_at_its_new_path": _WATCH,
+    "test_a_capability_follows_its_record_through_a_move": _CAPABILITY,
+    "test_a_capability_has_an_unguessable_address_of_its_own": _CAPABILITY,
+    "test_whoever_opens_a_capability_address_gets_its_rights": _CAPABILITY,
+    "test_the_read_only_handle_is_one_per_record_until_revoked": _CAPABILITY,
+    "test_a_full_handle_cannot_be_revoked": _CAPABILITY,
+    "test_capabilities_of_a_destroyed_record_are_gone": _CAPABILITY,
+    "test_a_capability_cannot_grant_what_is_not_an_operation": _CAPABILITY,
+    "test_statistics_count_records": _CAPABILITY,
+    "test_a_handle_stands_for_its_address_wherever_one_goes": _CAPABILITY,
 }
 
 

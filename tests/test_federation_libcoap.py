@@ -118,3 +118,64 @@ def test_the_sys_records(client: str, node: ts.Node) -> None:
     assert coap(client, "-m", "get", base + "$sys/peers").stdout == ts.encode_cbor({}) + b"\n"
     answer = coap(client, "-m", "put", "-e", "1", base + "$sys/node/id")
     assert answer.stderr.startswith(b'4.05 {"error":{"code":"method_not_allowed"')
+
+
+def test_find_take_and_refresh_records(client: str, node: ts.Node, kitchen: ts.Record) -> None:
+    home = node.space("home")
+    home.create("jobs/1", {"kind": "job", "n": 1})
+    home.create("jobs/2", {"kind": "job", "n": 2})
+    space = node.base_uri + "spaces/home"
+    template = '{"kind":"job"}'
+    found = coap(client, "-m", "fetch", "-t", "50", "-e", template, space + "?op=find&under=jobs").stdout
+    addresses = (ts.URI(space + "/jobs/1"), ts.URI(space + "/jobs/2"))
+    assert ts.decode_cbor(found[:-1]) == {"records": addresses, "more": False}
+    taken = coap(
+        client, "-m", "fetch", "-t", "50", "-e", template, space + "?op=take_record&timeout=0"
+    ).stdout
+    assert ts.decode_cbor(taken[:-1]) == {
+        "address": addresses[0],
+        "tags": ("kind", "n"),
+        "fields": {"kind": "job", "n": 1},
+        "version": 1,
+    }
+    with pytest.raises(ts.RecordNotFound):
+        home.record("jobs/1")
+    answer = coap(client, "-m", "fetch", "-t", "50", "-e", "[1]", space + "?op=find")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"invalid_template"')
+    expires = ts.decode_cbor(
+        coap(client, "-m", "post", f"{kitchen.address}?op=refresh&lease=3600").stdout[:-1]
+    )
+    assert isinstance(expires, float)
+    lifetime = kitchen.get("$lifetime")
+    assert isinstance(lifetime, float)
+    assert 3000 < lifetime <= 3600
+    coap(client, "-m", "post", "-t", "50", "-e", '{"n":1}', space + "/pantry?credit=2.5")
+    assert home.record("pantry").get("$credit") == ts.Credit("2.5")
+
+
+def test_a_snapshot_keeps_the_order_of_the_tags(client: str, kitchen: ts.Record) -> None:
+    kitchen.set("alpha", 1)  # after temp: a CBOR map would put it first
+    answer = coap(client, "-m", "get", f"{kitchen.address}?snapshot").stdout
+    assert ts.decode_cbor(answer[:-1]) == {
+        "address": kitchen.address,
+        "tags": ("temp", "alpha"),
+        "fields": {"temp": 21.5, "alpha": 1},
+        "version": 2,
+    }
+    answer = coap(client, "-m", "get", f"{kitchen.address}?order")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
+
+
+def test_clone_and_move_a_record(client: str, node: ts.Node, kitchen: ts.Record) -> None:
+    home = node.space("home")
+    space = node.base_uri + "spaces/home"
+    answer = coap(client, "-m", "post", f"{kitchen.address}?op=clone&to=copy").stdout
+    assert ts.decode_cbor(answer[:-1]) == ts.URI(space + "/copy")
+    assert home.record("copy").all() == {"temp": 21.5}
+    answer = coap(client, "-m", "post", f"{kitchen.address}?op=move&to=rooms/kitchen&redirect_lease=0").stdout
+    assert ts.decode_cbor(answer[:-1]) == ts.URI(space + "/rooms/kitchen")
+    assert kitchen.address == ts.URI(space + "/rooms/kitchen")
+    with pytest.raises(ts.RecordNotFound):
+        home.record("kitchen")
+    answer = coap(client, "-m", "post", f"{kitchen.address}?op=move")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')

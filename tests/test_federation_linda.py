@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, spawn, wait_for_waiters
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, URI_PATH, URI_QUERY, Message
 
@@ -270,3 +270,99 @@ def test_a_close_releases_the_calls_waiting_for_an_answer(node: ts.Node) -> None
             call.result(PATIENCE)
     with pytest.raises(ts.SpaceClosed):
         jobs.try_read(("job", int))
+
+
+def test_records_over_coap_are_remote_handles_that_refresh_and_observe(node: ts.Node) -> None:
+    served = node.space("home")
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+        rec = home.create("kitchen", {"temp": 21.5}, lease=10)
+        assert isinstance(rec, ts.RemoteRecord)
+        assert rec == home.record("kitchen") == home.record(rec.address) == home.record(rec)
+        assert rec.address == served.record("kitchen").address
+        expires = rec.refresh(lease=3600)
+        assert isinstance(expires, float)
+        lifetime = served.record("kitchen").get("$lifetime")
+        assert isinstance(lifetime, float)
+        assert 3000 < lifetime <= 3600
+        with pytest.raises(ts.InvalidValue):
+            rec.refresh()
+        with pytest.raises(ts.RecordNotFound):
+            home.record("tuplespace://local/spaces/home/kitchen")
+        seen: list[ts.Value] = []
+        upcall = rec.on_change(seen.append, tag="temp")
+        served.record("kitchen").set("temp", 22.0)
+        wait_until(lambda: seen[-1:] == [22.0], "the observed set")
+        assert upcall.active
+    assert not upcall.active  # the space's close ended it
+    with pytest.raises(ts.SpaceClosed):
+        rec.get("temp")
+
+
+def test_find_past_the_nodes_max_results_asks_for_a_limit() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_results=3) as node:
+        served = node.space("home")
+        for n in range(5):
+            served.create(f"r/{n}", {"kind": "x", "n": n})
+        with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+            with pytest.raises(ts.LimitReached) as info:
+                home.find({"kind": "x"})
+            assert (info.value.limit, info.value.maximum) == ("max_results", 3)
+            assert [r.get("n") for r in home.find({"kind": "x"}, limit=3)] == [0, 1, 2]
+            assert len(home.find({"kind": "x"}, under="r", limit=2)) == 2
+            assert home.try_take_record({"n": 4}, under="r") == ts.RecordData(
+                served.base_uri + "spaces/home/r/4", {"kind": "x", "n": 4}
+            )
+            assert home.take_record({"n": 3}, timeout=0).fields == {"kind": "x", "n": 3}
+            assert [r.get("n") for r in home.find({"kind": "x"})] == [0, 1, 2]  # no more than 3
+
+
+def test_the_asyncio_face_has_records(node: ts.Node) -> None:
+    served = node.space("home")
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+            rec = await home.create("jobs/1", {"state": "new"})
+            assert await rec.set("state", "ready") == 2
+            assert await rec.view("state", "$version") == ("ready", 2)
+            assert (await home.find({"state": "ready"})) == [rec]
+            taker = asyncio.ensure_future(home.take_record({"state": "done"}, "jobs", PATIENCE))
+            await asyncio.to_thread(wait_until, lambda: served.statistics()["record_takers"] == 1, "a taker")
+            await rec.set("state", "done")
+            assert (await taker).fields == {"state": "done"}
+            with pytest.raises(ts.RecordNotFound):
+                await rec.all()
+            with pytest.raises(ts.Timeout):
+                await home.take_record({"state": "done"}, timeout=0)
+
+    asyncio.run(main())
+
+
+def test_a_record_handle_over_coap_moves_its_record_to_another_node(node: ts.Node) -> None:
+    node.space("home")
+    with (
+        ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as other,
+        ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home,
+    ):
+        house = other.space("house")
+        rec = home.create("kitchen", {"temp": 21.5})
+        to = other.base_uri + "spaces/house/kitchen"
+        rec.move(to)
+        assert rec.address == ts.URI(to)
+        assert rec.set("temp", 22.0) == 2  # at the other node now
+        assert house.record("kitchen").get("temp") == 22.0
+        assert home.record("kitchen").address == ts.URI(to)  # the old address redirects
+        copy = rec.clone("pantry")
+        assert copy.address == ts.URI(other.base_uri + "spaces/house/pantry")
+        assert house.record("pantry").all() == {"temp": 22.0}
+
+
+def test_record_takes_waiting_at_the_node_are_bounded(node: ts.Node) -> None:
+    served = node.space("home", max_waiters=1)
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+        taker = spawn(home.take_record, {"kind": "job"}, None, PATIENCE)
+        wait_until(lambda: served.statistics()["record_takers"] == 1, "the taker to wait")
+        with pytest.raises(ts.LimitReached) as info:
+            home.take_record({"kind": "job"})
+        assert info.value.limit == "max_waiters"
+        served.create("jobs/1", {"kind": "job"})
+        assert taker.result(PATIENCE).fields == {"kind": "job"}

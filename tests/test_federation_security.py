@@ -359,6 +359,7 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         (FETCH, "spaces/jobs", b"[[2],[2]]", {"o12": 50, "o15": "op=write_if_absent"}, False),
         (FETCH, "spaces/jobs", b'[[1],["x"]]', {"o12": 50, "o15": "op=replace"}, False),
         (GET, "spaces/jobs", b"", {}, True),  # statistics
+        (FETCH, "spaces/home", b'{"temp":{"$formal":"float"}}', {"o12": 50, "o15": "op=find"}, True),
         (POST, "spaces/jobs", encode_cbor((2,)), {}, False),
         (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
         (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),

@@ -405,6 +405,19 @@ def test_take_record_times_out(space: Any) -> None:
     assert space.statistics()["record_takers"] == 0
 
 
+def test_waiting_record_takes_are_bounded(make_space: Callable[..., Any]) -> None:
+    space = make_space(max_waiters=1)
+    taker = spawn(space.take_record, {"kind": "job"}, None, PATIENCE)
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the taker to wait")
+    with pytest.raises(ts.LimitReached) as info:
+        space.take_record({"kind": "job"}, timeout=PATIENCE)
+    assert (info.value.limit, info.value.maximum) == ("max_waiters", 1)
+    assert space.try_take_record({"kind": "job"}) is None  # one that does not wait is not bounded
+    space.create("jobs/1", {"kind": "job"})
+    assert taker.result(PATIENCE).fields == {"kind": "job"}
+    assert space.statistics()["record_takers"] == 0
+
+
 def test_blocked_record_takes_are_served_in_arrival_order(space: Any) -> None:
     takers = []
     for i in range(4):

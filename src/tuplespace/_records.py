@@ -1010,8 +1010,16 @@ class RecordStore:
         self, template: RecordTemplate, under: str | None, wake: Callable[[], object]
     ) -> RecordTaker:
         """Queue a blocked take (after its :meth:`take` found nothing); it is handed
-        the first record that comes to match while no older taker wants it."""
-        self._engine.check_open()
+        the first record that comes to match while no older taker wants it.  At most
+        the space's ``max_waiters`` wait at once (:class:`LimitReached` past it)."""
+        engine = self._engine
+        engine.check_open()
+        if len(self._takers) >= engine.max_waiters:
+            raise LimitReached(
+                f"this space already has {engine.max_waiters} waiting record takes",
+                limit="max_waiters",
+                maximum=engine.max_waiters,
+            )
         taker = RecordTaker(template, path_prefix(under), wake)
         self._takers[taker] = None
         return taker

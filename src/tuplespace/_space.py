@@ -75,8 +75,9 @@ class Space:
     - ``clock``: where time comes from (:class:`SimulatedClock` for simulations).
     - ``limits``: :class:`Limits` on the tuples written.
     - ``capacity``: the most tuples the space holds; writers then wait for room.
-    - ``max_waiters``, ``max_subscribers``: how many calls may wait, and how many
-      subscriptions may exist, at once (:class:`LimitReached` beyond).
+    - ``max_waiters``, ``max_subscribers``: how many calls may wait (and, apart, how
+      many record takes), and how many subscriptions may exist, at once
+      (:class:`LimitReached` beyond).
     - ``event_retention``: how many past events are kept for subscribers to resume;
       ``event_retention_bytes``: how many bytes of values the kept events may hold
       (64 MiB by default): the oldest go first past either.

@@ -20,9 +20,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote, urlsplit
 
 import orjson
 
@@ -30,6 +30,8 @@ from .._codec import encode_template, template_to_wire, to_wire
 from .._errors import (
     InvalidValue,
     LimitReached,
+    NotAllowed,
+    RecordNotFound,
     SpaceClosed,
     Timeout,
     TransactionAborted,
@@ -39,29 +41,42 @@ from .._errors import (
     UnsupportedType,
 )
 from .._lease import AsyncLease, Lease
-from .._values import Map, Tuple, Value
-from ..client._common import _prefixed, check_lease, check_limit, check_timeout, error_code
+from .._names import check_path
+from .._record import RecordData
+from .._values import URI, Map, Tuple, Value, handle_address
+from ..client._common import (
+    _prefixed,
+    check_lease,
+    check_limit,
+    check_timeout,
+    error_code,
+    record_template_wire,
+)
 from ..client._primitives import AsyncLock, AsyncOpenable
 from ._cbor import CBOR, JSON, encode_cbor
 from ._endpoint import Address, Endpoint, Network, Timers, _bounded
 from ._loop import LoopThread
-from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_QUERY, Message
+from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_PATH, URI_QUERY, Message
 from ._node import peer_of
-from ._remote import _value
+from ._remote import AsyncRemoteRecord, RemoteRecord, RemoteUpcall, _value, data_of
 
 __all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
 
 log = logging.getLogger("tuplespace")
 
+_T = TypeVar("_T")
+
 
 class _Ask(NamedTuple):
-    """One request to the space's resource: its method, payload (CBOR for POST, the JSON
-    wire format for FETCH), query, and how long the node may wait before it answers."""
+    """One request to the space's resource (or to its record ``path``): its method,
+    payload (CBOR for POST, the JSON wire format for FETCH), query, and how long the
+    node may wait before it answers."""
 
     code: int
     payload: bytes = b""
     query: tuple[str, ...] = ()
     wait: float | None = 0.0
+    path: str | None = None
 
 
 def _tuple(t: Any) -> tuple[Value, ...]:
@@ -116,6 +131,73 @@ def _pair(op: str, template: Any, t: Any, lease: float | None, timeout: float | 
     payload = orjson.dumps([template_to_wire(template), to_wire(_tuple(t))])
     query = (f"op={op}", *_seconds("lease", check_lease(lease)), *_seconds("timeout", wait))
     return _Ask(FETCH, payload, query, wait)
+
+
+def _create(path: str, fields: Any, credit: Any, lease: float | None) -> _Ask:
+    check_path(path)
+    if not isinstance(fields, Mapping):
+        raise InvalidValue(
+            f"a record's fields are a mapping from tags to values, not {type(fields).__name__}"
+        )
+    query = (*(() if credit is None else (f"credit={credit}",)), *_seconds("lease", check_lease(lease)))
+    return _Ask(POST, encode_cbor(fields), query, path=path)
+
+
+def _address(url: str, ref: Any) -> str:
+    """The address of the record ``ref`` names: a path of the space at ``url``, an
+    address, or a handle."""
+    address = handle_address(ref)
+    if address is not None or isinstance(ref, URI):
+        return str(address or ref)
+    if type(ref) is not str:
+        raise UnsupportedType(
+            f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
+        )
+    if "://" not in ref:
+        return f"{url}/{quote(ref, safe='/$')}"
+    if not ref.startswith("coap://"):
+        raise RecordNotFound(f"no record at {ref!r}: a space over CoAP holds coap:// addresses")
+    return ref
+
+
+def _under(under: str | None) -> tuple[str, ...]:
+    if under is None:
+        return ()
+    if type(under) is not str:
+        raise InvalidValue(f"under is a record path, not {type(under).__name__}")
+    return (f"under={under}",)
+
+
+def _find(template: Any, under: str | None, limit: int | None) -> _Ask:
+    limit = check_limit(limit)
+    query = ("op=find", *_under(under), *(() if limit is None else (f"limit={limit}",)))
+    return _Ask(FETCH, orjson.dumps(record_template_wire(template)), query)
+
+
+def _found_records(answer: Value) -> tuple[URI, ...]:
+    if not isinstance(answer, Map) or not isinstance(answer.get("records"), tuple):
+        raise TupleSpaceError(f"the node answered {answer!r} where records belong")
+    if answer.get("more"):
+        n = len(answer["records"])
+        raise LimitReached(
+            f"the node answered {n} records at once (its max_results) and more match: find them with a limit",
+            limit="max_results",
+            maximum=n,
+        )
+    found: tuple[URI, ...] = answer["records"]
+    return found
+
+
+def _take_record(template: Any, under: str | None, timeout: float | None) -> _Ask:
+    wait = check_timeout(timeout)
+    payload = orjson.dumps(record_template_wire(template))
+    return _Ask(FETCH, payload, ("op=take_record", *_under(under), *_seconds("timeout", wait)), wait)
+
+
+def _record_found(taken: RecordData | None, timeout: float | None) -> RecordData:
+    if taken is None:
+        raise Timeout(f"no record matched within {timeout} s")
+    return taken
 
 
 def _found(found: Tuple | None, timeout: float | None) -> Tuple:
@@ -315,7 +397,13 @@ class _Space:
         self._transactions: set[Any] = set()  # open: aborted when the space is closed
         self.closed = False
 
-    def _check_open(self) -> None:
+    @property
+    def endpoint(self) -> Endpoint:
+        """The client's CoAP endpoint, which its record handles send their requests through."""
+        return self._endpoint
+
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.SpaceClosed` once the space is closed."""
         if self.closed:
             raise SpaceClosed(f"{self.url}: this handle is closed")
 
@@ -324,9 +412,11 @@ class _Space:
         await self._endpoint.open("::" if ":" in self._peer[0] else "0.0.0.0", 0)
 
     def _options(self, ask: _Ask) -> list[tuple[int, bytes]]:
-        options = [*self._path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, _CBOR)]
+        below = () if ask.path is None else ask.path.split("/")
+        path = [*self._path, *((URI_PATH, segment.encode()) for segment in below)]
+        options = [*path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, _CBOR)]
         if ask.code != GET:
-            options.insert(len(self._path), (CONTENT_FORMAT, _CBOR if ask.code == POST else _JSON))
+            options.insert(len(path), (CONTENT_FORMAT, _CBOR if ask.code == POST else _JSON))
         return options
 
     def _within(self, ask: _Ask) -> float | None:
@@ -369,6 +459,7 @@ class CoapSpace(_Space):
         network: Network | None = None,
     ) -> None:
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
+        self._upcalls: set[RemoteUpcall] = set()
         self._runner = LoopThread("tuplespace-coap-client")
         try:
             self._runner.call(self._open(), timeout)
@@ -377,14 +468,14 @@ class CoapSpace(_Space):
             raise
 
     def _do(self, ask: _Ask) -> Value:
-        self._check_open()
+        self.check_open()
         options = self._options(ask)
         try:
             response = self._endpoint.request_blocking(
                 self._peer, ask.code, options, ask.payload, self._within(ask)
             )
         except Unreachable:
-            self._check_open()  # closed meanwhile
+            self.check_open()  # closed meanwhile
             raise
         return self._answer(response)
 
@@ -486,14 +577,71 @@ class CoapSpace(_Space):
         self._transactions.add(tx)
         return tx
 
+    # -- records ---------------------------------------------------------------------------
+
+    def create(
+        self, path: str, fields: Mapping[str, Value], credit: Any = None, lease: float | None = None
+    ) -> RemoteRecord:
+        """See :meth:`Space.create <tuplespace.Space.create>`; the handle is a
+        :class:`~tuplespace.RemoteRecord` on the record's address."""
+        self._do(_create(path, fields, credit, lease))
+        return RemoteRecord(self, f"{self.url}/{path}")
+
+    def record(self, ref: str | URI) -> RemoteRecord:
+        """See :meth:`Space.record <tuplespace.Space.record>`: a path of this space,
+        ``"$"``, a ``coap://`` address (a capability's too) or a handle; raises
+        :class:`~tuplespace.RecordNotFound` when no record is there."""
+        handle = RemoteRecord(self, _address(self.url, ref))
+        with contextlib.suppress(NotAllowed):  # a capability that may not read: the record is there
+            handle.get("$PK")
+        return handle
+
+    def find(
+        self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
+    ) -> list[RemoteRecord]:
+        """See :meth:`Space.find <tuplespace.Space.find>`: at most the node's
+        ``max_results`` at once (:class:`~tuplespace.LimitReached` when more match
+        and no smaller ``limit`` was asked)."""
+        return [RemoteRecord(self, a) for a in _found_records(self._do(_find(template, under, limit)))]
+
+    def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
+        """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
+        return data_of(self._do(_take_record(template, under, 0)))
+
+    def take_record(
+        self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
+    ) -> RecordData:
+        """See :meth:`Space.take_record <tuplespace.Space.take_record>`; taken
+        without a claim (an answer lost after all retransmissions loses the record)."""
+        return _record_found(data_of(self._do(_take_record(template, under, timeout))), timeout)
+
+    # -- what its record handles use (see tuplespace._federation._remote.Host) -----------------
+
+    def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
+        """Run ``coroutine`` on the client's event loop (a thread of its own) and return
+        its result; :class:`~tuplespace.Unreachable` after :attr:`timeout`."""
+        return self._runner.call(coroutine, self.timeout)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The client's event loop, in a thread of its own."""
+        return self._runner.loop
+
+    @property
+    def upcalls(self) -> set[RemoteUpcall]:
+        """The upcalls of its record handles (``on_change``), ended when the space closes."""
+        return self._upcalls
+
     def close(self) -> None:
-        """Abort the open transactions and close the client's socket; later calls raise
-        :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions, close the client's socket and end its record
+        handles' upcalls; later calls raise :class:`~tuplespace.SpaceClosed`."""
         if not self.closed:
             for tx in list(self._transactions):
                 tx.abort_quietly()
         self.closed = True
         self._runner.stop(self._shutdown)
+        for upcall in list(self._upcalls):
+            upcall.cancel()
 
     async def _shutdown(self) -> None:
         self._endpoint.close()
@@ -525,12 +673,12 @@ class AsyncCoapSpace(_Space):
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
 
     async def _do(self, ask: _Ask) -> Value:
-        self._check_open()
+        self.check_open()
         work = self._endpoint.request(self._peer, ask.code, self._options(ask), ask.payload)
         try:
             response = await _bounded(work, self._within(ask))
         except Unreachable:
-            self._check_open()  # closed meanwhile: what waited is released
+            self.check_open()  # closed meanwhile: what waited is released
             raise
         return self._answer(response)
 
@@ -622,12 +770,45 @@ class AsyncCoapSpace(_Space):
     def transaction(self, lease: float = 60.0) -> AsyncCoapTransaction:
         """See :meth:`CoapSpace.transaction`; use with ``async with``.  It begins when
         it is awaited, entered or first used."""
-        self._check_open()
+        self.check_open()
         tx = AsyncCoapTransaction(
             self.url, _lease_of_transaction(lease), self._transactions.discard, self._do
         )
         self._transactions.add(tx)
         return tx
+
+    async def create(
+        self, path: str, fields: Mapping[str, Value], credit: Any = None, lease: float | None = None
+    ) -> AsyncRemoteRecord:
+        """See :meth:`CoapSpace.create`."""
+        await self._do(_create(path, fields, credit, lease))
+        return AsyncRemoteRecord(self, f"{self.url}/{path}")
+
+    async def record(self, ref: str | URI) -> AsyncRemoteRecord:
+        """See :meth:`CoapSpace.record`."""
+        handle = AsyncRemoteRecord(self, _address(self.url, ref))
+        with contextlib.suppress(NotAllowed):
+            await handle.get("$PK")
+        return handle
+
+    async def find(
+        self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
+    ) -> list[AsyncRemoteRecord]:
+        """See :meth:`CoapSpace.find`."""
+        found = _found_records(await self._do(_find(template, under, limit)))
+        return [AsyncRemoteRecord(self, a) for a in found]
+
+    async def try_take_record(
+        self, template: Mapping[str, Any], under: str | None = None
+    ) -> RecordData | None:
+        """See :meth:`CoapSpace.try_take_record`."""
+        return data_of(await self._do(_take_record(template, under, 0)))
+
+    async def take_record(
+        self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
+    ) -> RecordData:
+        """See :meth:`CoapSpace.take_record`."""
+        return _record_found(data_of(await self._do(_take_record(template, under, timeout))), timeout)
 
     async def close(self) -> None:
         """Abort the open transactions and close the client's socket; calls waiting for

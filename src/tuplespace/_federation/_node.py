@@ -203,6 +203,12 @@ class Node:
         guard = {} if self._guard is None else self._guard.statistics()
         return {"spaces": len(self._spaces), **self._resource.statistics(), **guard}
 
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.Unreachable` once the node is closed: its handles
+        have no socket left to reach their records."""
+        if self._runner.closed:
+            raise Unreachable(f"{self!r} is closed")
+
     def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T:
         """Run ``coroutine`` on the node's event loop and return its result; a peer
         that does not answer within :attr:`timeout` raises :class:`~tuplespace.Unreachable`."""

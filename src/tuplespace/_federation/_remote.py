@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 
-from .._errors import InvalidValue, LimitReached, TupleSpaceError
+from .._errors import InvalidValue, LimitReached, TupleSpaceError, Unreachable
+from .._names import check_tag
+from .._record import RecordData
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
-from ._endpoint import Address
+from ._endpoint import Address, Endpoint, _bounded
 from ._message import (
     ACCEPT,
     CONTENT_FORMAT,
@@ -21,6 +24,7 @@ from ._message import (
     GET,
     NOT_FOUND,
     OBSERVE,
+    POST,
     PUT,
     URI_PATH,
     URI_QUERY,
@@ -28,13 +32,21 @@ from ._message import (
     success,
 )
 
-if TYPE_CHECKING:
-    from ._node import Node
-
-__all__ = ["RemoteRecord", "RemoteUpcall", "error_of", "http_status", "moved_to"]
+__all__ = [
+    "AsyncHost",
+    "AsyncRemoteRecord",
+    "Host",
+    "data_of",
+    "RemoteRecord",
+    "RemoteUpcall",
+    "error_of",
+    "http_status",
+    "moved_to",
+]
 
 log = logging.getLogger("tuplespace")
 _CBOR = bytes((CBOR,))
+_T = TypeVar("_T")
 
 
 def http_status(code: int) -> int:
@@ -42,25 +54,139 @@ def http_status(code: int) -> int:
     return (code >> 5) * 100 + (code & 31)
 
 
-class RemoteRecord:
-    """A handle on a record of a node, reached over CoAP; a value standing for its address.
+class Host(Protocol):
+    """What a remote record handle sends its requests through: a :class:`~tuplespace.Node`,
+    or a space reached over CoAP (``ts.connect("coap://…")``)."""
 
-    >>> remote = node.record("coap://127.0.0.1:5683/spaces/home/kitchen")   # doctest: +SKIP
-    >>> remote.get("temp"); remote.set("temp", 22.0); remote.on_change(print) # doctest: +SKIP
+    timeout: float
 
-    Raises what the peer's space raised (:class:`~tuplespace.RecordNotFound`,
-    :class:`~tuplespace.NotAllowed`, …) and :class:`~tuplespace.Unreachable` when the
-    peer does not answer within the node's ``timeout``.  A record that moved to another
-    node is followed there: :attr:`address` is then its new address.
-    """
+    @property
+    def endpoint(self) -> Endpoint: ...
 
-    __slots__ = ("_address", "_location", "_node", "_target")
+    @property
+    def upcalls(self) -> set[RemoteUpcall]: ...
 
-    def __init__(self, node: Node, address: str | URI) -> None:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop: ...
+
+    def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T: ...
+
+    def check_open(self) -> None: ...
+
+
+class AsyncHost(Protocol):
+    """What an :class:`AsyncRemoteRecord` sends its requests through, on the caller's loop."""
+
+    timeout: float
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    def check_open(self) -> None: ...
+
+
+class _Ask(NamedTuple):
+    """One request to a record (or its field ``tag``): its method, payload and query."""
+
+    code: int
+    tag: str | None = None
+    payload: bytes = b""
+    query: tuple[str, ...] = ()
+
+
+def _view(tags: tuple[str, ...]) -> _Ask:
+    return _Ask(GET, None, b"", ("tags=" + ",".join(tags),))
+
+
+def _set(tag: str, value: Value) -> _Ask:
+    """A set, refused as the embedded space refuses it: a bad tag, a value naming its field."""
+    from ..client._common import _prefixed
+
+    check_tag(tag)
+    try:
+        return _Ask(PUT, tag, encode_cbor(value))
+    except InvalidValue as exc:
+        raise _prefixed(exc, f'["{tag}"]') from None
+
+
+def _destroy(force: bool) -> _Ask:
+    return _Ask(DELETE, None, b"", ("force=1",) if force else ())
+
+
+def _refresh(credit: Any, lease: float | None) -> _Ask:
+    query = ["op=refresh"]
+    if credit is not None:
+        query.append(f"credit={credit}")
+    query.extend(_seconds("lease", lease))
+    return _Ask(POST, None, b"", tuple(query))
+
+
+def data_of(answer: Value) -> RecordData | None:
+    """What a record held, from a node's answer (see ``record_data``; None: no record)."""
+    if answer is None:
+        return None
+    if not isinstance(answer, Map) or not isinstance(answer.get("fields"), Map):
+        raise TupleSpaceError(f"the node answered {answer!r} where what a record holds belongs")
+    fields: Map = answer["fields"]
+    return RecordData(answer["address"], Map({tag: fields[tag] for tag in answer["tags"]}), answer["version"])
+
+
+def _snapshot(answer: Value) -> RecordData:
+    data = data_of(answer)
+    if data is None:
+        raise TupleSpaceError("the node answered null where a record's snapshot belongs")
+    return data
+
+
+_SNAPSHOT = _Ask(GET, None, b"", ("snapshot",))
+
+
+def _clone(path: str, credit: Any, lease: float | None) -> _Ask:
+    query = ["op=clone", f"to={path}"]
+    if credit is not None:
+        query.append(f"credit={credit}")
+    query.extend(_seconds("lease", lease))
+    return _Ask(POST, None, b"", tuple(query))
+
+
+def _move(path: str, redirect_lease: float | None) -> _Ask:
+    from ..client._common import check_lease
+
+    redirect = 0 if redirect_lease == 0 else check_lease(redirect_lease, "redirect_lease")
+    text = "null" if redirect is None else repr(redirect)  # null: as long as the record lives
+    return _Ask(POST, None, b"", ("op=move", f"to={path}", f"redirect_lease={text}"))
+
+
+def _seconds(name: str, seconds: float | None) -> tuple[str, ...]:
+    """``name=<seconds>`` for a lease given (checked), nothing for None."""
+    from ..client._common import check_lease
+
+    checked = check_lease(seconds, name)
+    return () if checked is None else (f"{name}={checked!r}",)
+
+
+def _address_answered(answer: Value) -> URI:
+    if type(answer) is not URI:
+        raise TupleSpaceError(f"the node answered {answer!r} where an address belongs")
+    return answer
+
+
+def _missing_field(exc: TupleSpaceError) -> bool:
+    from ..client._common import error_code
+
+    return error_code(exc) == "field_not_found"
+
+
+class _Handle:
+    """What both faces of a remote record share: its address, where it is once followed,
+    and how a request names it and its answer is read."""
+
+    __slots__ = ("_address", "_location", "_target")
+
+    def __init__(self, address: str | URI) -> None:
         text = str(address)
         if urlsplit(text).scheme != "coap":
             raise InvalidValue(f"a remote record's address is a coap:// URI, got {text!r}")
-        self._node = node
         self._address = URI(text)  # what the handle was made with: its identity
         self._location = self._address  # where the record is, once followed
         self._target: tuple[Address, list[tuple[int, bytes]]] | None = None  # resolved on first use
@@ -74,76 +200,143 @@ class RemoteRecord:
         return self._location
 
     def __repr__(self) -> str:
-        return f"RemoteRecord({str(self._address)!r})"
+        return f"{type(self).__name__}({str(self._address)!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RemoteRecord) and other._address == self._address
+        return type(other) is type(self) and other._address == self._address
 
     def __hash__(self) -> int:
-        return hash((RemoteRecord, self._address))
+        return hash((type(self), self._address))
 
     def _uri(self, tag: str | None = None) -> str:
         return str(self._location) if tag is None else f"{self._location}/{tag}"
 
-    def _options(self, tag: str | None, query: str | None = None) -> tuple[Address, list[tuple[int, bytes]]]:
-        """The peer's address and the options naming the record (or its field ``tag``)."""
+    def _request(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
+        """The peer's address and the options of ``ask`` (the record's path resolved)."""
+        assert self._target is not None
+        peer, options = self._target
+        options = list(options)
+        if ask.tag is not None:
+            options.append((URI_PATH, ask.tag.encode()))
+        options.extend((URI_QUERY, q.encode()) for q in ask.query)
+        options.append((ACCEPT, _CBOR))
+        if ask.payload:
+            options.append((CONTENT_FORMAT, _CBOR))
+            options.sort(key=_number)
+        return peer, options
+
+    def _answer(self, response: Message, ask: _Ask) -> tuple[bool, Value]:
+        """Whether ``response`` is the answer (and its value) or a redirection, which
+        the handle follows from now on."""
+        moved = moved_to(response)
+        if moved is None:
+            return True, _value(response, self._uri(ask.tag))
+        self._location, self._target = URI(moved), None
+        return False, None
+
+    def _moved(self, answer: Value) -> None:
+        """The record moved to the address the node answered: the handle follows it."""
+        self._location, self._target = _address_answered(answer), None
+
+    def _too_far(self) -> TupleSpaceError:
+        return TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
+
+
+class RemoteRecord(_Handle):
+    """A handle on a record of a node, reached over CoAP; a value standing for its address.
+
+    >>> remote = node.record("coap://127.0.0.1:5683/spaces/home/kitchen")   # doctest: +SKIP
+    >>> remote.get("temp"); remote.set("temp", 22.0); remote.on_change(print) # doctest: +SKIP
+
+    Raises what the peer's space raised (:class:`~tuplespace.RecordNotFound`,
+    :class:`~tuplespace.NotAllowed`, …) and :class:`~tuplespace.Unreachable` when the
+    peer does not answer within the node's ``timeout``.  A record that moved to another
+    node is followed there: :attr:`address` is then its new address.  The handles of
+    ``ts.connect("coap://…")`` are these too, their requests sent by that space.
+    """
+
+    __slots__ = ("_node",)
+
+    def __init__(self, node: Host, address: str | URI) -> None:
+        super().__init__(address)
+        self._node = node
+
+    def _resolved(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
         if self._target is None:
             from ._node import peer_of
 
             self._target = self._node.call(peer_of(str(self._location)))
-        peer, options = self._target
-        options = list(options)
-        if tag is not None:
-            options.append((URI_PATH, tag.encode()))
-        if query is not None:
-            options.append((URI_QUERY, query.encode()))
-        options.append((ACCEPT, _CBOR))
-        return peer, options
+        return self._request(ask)
 
-    def _request(self, code: int, tag: str | None, payload: bytes = b"", query: str | None = None) -> Value:
+    def _do(self, ask: _Ask) -> Value:
         node = self._node
         for _ in range(MAX_REDIRECTIONS):
-            peer, options = self._options(tag, query)
-            if payload:
-                options.append((CONTENT_FORMAT, _CBOR))
-                options.sort(key=_number)
-            response = node.endpoint.request_blocking(peer, code, options, payload, node.timeout)
-            moved = moved_to(response)
-            if moved is None:
-                return _value(response, self._uri(tag))
-            self._location, self._target = URI(moved), None
-        raise TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
+            node.check_open()
+            peer, options = self._resolved(ask)
+            try:
+                response = node.endpoint.request_blocking(peer, ask.code, options, ask.payload, node.timeout)
+            except Unreachable:
+                node.check_open()  # closed meanwhile
+                raise
+            done, value = self._answer(response, ask)
+            if done:
+                return value
+        raise self._too_far()
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of the field ``tag`` (``default`` if the record has none), or of a
         computed tag (``$version``, ``$PK``, …)."""
-        from ..client._common import error_code
-
         try:
-            return self._request(GET, tag)
+            return self._do(_Ask(GET, tag))
         except TupleSpaceError as exc:
-            if error_code(exc) == "field_not_found":
+            if _missing_field(exc):
                 return default
             raise
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        fields = self._request(GET, None, query="tags=" + ",".join(tags))
+        fields = self._do(_view(tags))
         return tuple(fields[t] for t in tags)
 
     def all(self) -> Map:
         """Every stored field."""
-        fields: Map = self._request(GET, None)
+        fields: Map = self._do(_Ask(GET))
         return fields
+
+    def tags(self) -> list[str]:
+        """The stored tags, in the order they were first set."""
+        return list(self.snapshot().fields)
+
+    def snapshot(self) -> RecordData:
+        """The record's address, fields (in the order of their tags) and version, read
+        at one instant."""
+        return _snapshot(self._do(_SNAPSHOT))
 
     def set(self, tag: str, value: Value) -> int:
         """Set one field; returns the record's new ``$version``."""
-        version: int = self._request(PUT, tag, encode_cbor(value))
+        version: int = self._do(_set(tag, value))
         return version
+
+    def refresh(self, credit: Any = None, lease: float | None = None) -> float | None:
+        """Refinance the record (see :meth:`tuplespace.Record.refresh`): add ``credit``
+        or give it ``lease`` more seconds; returns its expiry time."""
+        expires: float | None = self._do(_refresh(credit, lease))
+        return expires
+
+    def clone(self, path: str, credit: Any = None, lease: float | None = None) -> RemoteRecord:
+        """A new record at ``path`` of the record's space with its fields (see
+        :meth:`tuplespace.Record.clone`)."""
+        return RemoteRecord(self._node, _address_answered(self._do(_clone(path, credit, lease))))
+
+    def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """Give the record the new ``path`` in its space, or move it to another node
+        (``path`` a ``coap://`` address there); see :meth:`tuplespace.Record.move`.  The
+        handle follows it: :attr:`address` is its new address."""
+        self._moved(self._do(_move(path, redirect_lease)))
 
     def destroy(self, force: bool = False) -> None:
         """Remove the record (see :meth:`tuplespace.Record.destroy`)."""
-        self._request(DELETE, None, query="force=1" if force else None)
+        self._do(_destroy(force))
 
     def on_change(self, fn: Callable[[Value], object], tag: str | None = None) -> RemoteUpcall:
         """Observe the record (or its field ``tag``): call ``fn`` with its fields (a
@@ -153,9 +346,91 @@ class RemoteRecord:
         in between.  Raises :class:`~tuplespace.LimitReached` when the peer observes
         as many as it may already."""
         upcall = RemoteUpcall(fn)
-        peer, options = self._options(tag)
+        ask = _Ask(GET, tag)
+        peer, options = self._resolved(ask)
         self._node.call(upcall.start(self._node, peer, options, self._uri(tag)))
         return upcall
+
+
+class AsyncRemoteRecord(_Handle):
+    """:class:`RemoteRecord` for asyncio: the handles of ``ts.connect_async("coap://…")``,
+    the same methods awaited on the caller's event loop (``on_change`` aside)."""
+
+    __slots__ = ("_host",)
+
+    def __init__(self, host: AsyncHost, address: str | URI) -> None:
+        super().__init__(address)
+        self._host = host
+
+    async def _do(self, ask: _Ask) -> Value:
+        from ._node import peer_of
+
+        host = self._host
+        for _ in range(MAX_REDIRECTIONS):
+            host.check_open()
+            if self._target is None:
+                self._target = await peer_of(str(self._location))
+            peer, options = self._request(ask)
+            try:
+                response = await _bounded(
+                    host.endpoint.request(peer, ask.code, options, ask.payload), host.timeout
+                )
+            except Unreachable:
+                host.check_open()  # closed meanwhile
+                raise
+            done, value = self._answer(response, ask)
+            if done:
+                return value
+        raise self._too_far()
+
+    async def get(self, tag: str, default: Value = None) -> Value:
+        """See :meth:`RemoteRecord.get`."""
+        try:
+            return await self._do(_Ask(GET, tag))
+        except TupleSpaceError as exc:
+            if _missing_field(exc):
+                return default
+            raise
+
+    async def view(self, *tags: str) -> tuple[Value, ...]:
+        """See :meth:`RemoteRecord.view`."""
+        fields = await self._do(_view(tags))
+        return tuple(fields[t] for t in tags)
+
+    async def all(self) -> Map:
+        """See :meth:`RemoteRecord.all`."""
+        fields: Map = await self._do(_Ask(GET))
+        return fields
+
+    async def tags(self) -> list[str]:
+        """See :meth:`RemoteRecord.tags`."""
+        return list((await self.snapshot()).fields)
+
+    async def snapshot(self) -> RecordData:
+        """See :meth:`RemoteRecord.snapshot`."""
+        return _snapshot(await self._do(_SNAPSHOT))
+
+    async def set(self, tag: str, value: Value) -> int:
+        """See :meth:`RemoteRecord.set`."""
+        version: int = await self._do(_set(tag, value))
+        return version
+
+    async def refresh(self, credit: Any = None, lease: float | None = None) -> float | None:
+        """See :meth:`RemoteRecord.refresh`."""
+        expires: float | None = await self._do(_refresh(credit, lease))
+        return expires
+
+    async def clone(self, path: str, credit: Any = None, lease: float | None = None) -> AsyncRemoteRecord:
+        """See :meth:`RemoteRecord.clone`."""
+        return AsyncRemoteRecord(self._host, _address_answered(await self._do(_clone(path, credit, lease))))
+
+    async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """See :meth:`RemoteRecord.move`."""
+        self._moved(await self._do(_move(path, redirect_lease)))
+
+    async def destroy(self, force: bool = False) -> None:
+        """See :meth:`RemoteRecord.destroy`."""
+        await self._do(_destroy(force))
 
 
 MAX_REDIRECTIONS = 8
@@ -207,10 +482,10 @@ class RemoteUpcall:
         self._active = True
         self._calls = self._errors = 0
         self._deregister: Callable[[], None] | None = None
-        self._node: Node | None = None
+        self._node: Host | None = None
         self._thread = threading.Thread(target=self._run, name="tuplespace-remote-upcall", daemon=True)
 
-    async def start(self, node: Node, peer: Address, options: list[tuple[int, bytes]], uri: str) -> None:
+    async def start(self, node: Host, peer: Address, options: list[tuple[int, bytes]], uri: str) -> None:
 
         def notified(message: Message) -> None:
             try:
@@ -239,7 +514,7 @@ class RemoteUpcall:
         node.upcalls.add(self)
         self._thread.start()
 
-    def _ended(self, node: Node) -> None:
+    def _ended(self, node: Host) -> None:
         """On the node's loop: the observation is over."""
         node.upcalls.discard(self)
         self._end()

@@ -28,13 +28,14 @@ from .._errors import (
 )
 from .._events import Change
 from .._lease import AsyncLease
-from .._record import Record
+from .._record import Record, RecordData
 from .._space import Space
 from .._templates import Template
 from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
+from ..server._records import record_template_from_wire
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._held import HeldTable
 from ._message import (
@@ -56,7 +57,15 @@ from ._message import (
 )
 from ._network import Address
 
-__all__ = ["SpacesResource", "answer_value", "coap_code", "content_format", "error_message", "moved_away"]
+__all__ = [
+    "SpacesResource",
+    "answer_value",
+    "coap_code",
+    "content_format",
+    "error_message",
+    "moved_away",
+    "record_data",
+]
 
 log = logging.getLogger("tuplespace")
 
@@ -65,7 +74,17 @@ _MISSING = object()
 _ENDS = frozenset({"create", "move", "destroy", "expire"})
 LINK_FORMAT = 40
 # What FETCH does on a space, with ?op=.
-FETCH_OPS = ("read", "take", "count", "read_all", "take_all", "write_if_absent", "replace")
+FETCH_OPS = (
+    "read",
+    "take",
+    "count",
+    "read_all",
+    "take_all",
+    "write_if_absent",
+    "replace",
+    "find",
+    "take_record",
+)
 _POST_OPS = "write, write_many, renew, cancel, begin or confirm"
 
 
@@ -302,7 +321,10 @@ class SpacesResource:
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return answer_value(value, accept)
-        tags = _query(request, ("tags",)).get("tags")
+        query = _query(request, ("tags", "snapshot"))
+        if "snapshot" in query:
+            return answer_value(record_data(record.snapshot()), accept)
+        tags = query.get("tags")
         if tags is None:
             return answer_value(record.all(), accept)
         names = [t for t in tags.split(",") if t]
@@ -347,15 +369,17 @@ class SpacesResource:
             )
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim"))
+        query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under"))
         op = query.get("op", "read")
         if op not in FETCH_OPS:
             raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
         timeout = _seconds(query, "timeout")
         tx_id, claim = query.get("tx"), _claim_asked(query, op)
+        if tx_id is not None and op in ("write_if_absent", "replace", "find", "take_record"):
+            raise ApiError(400, "bad_request", f"{op} is not done in a transaction", "tx")
+        if op in ("find", "take_record"):
+            return self._records(request, space, aspace, op, query, accept)
         if op in ("write_if_absent", "replace"):
-            if tx_id is not None:
-                raise ApiError(400, "bad_request", f"{op} is not done in a transaction", "tx")
             wire = _loads(request.payload, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
                 raise WireError("the payload of write_if_absent or replace is [template, tuple]")
@@ -461,6 +485,31 @@ class SpacesResource:
                 await tx.abort()
         return Map(answer)
 
+    def _records(
+        self, request: Message, space: Space, aspace: AsyncSpace, op: str, query: dict[str, str], accept: int
+    ) -> Message | Awaitable[Message]:
+        """FETCH ``?op=find`` (the addresses of the matching records, at most ``limit``
+        and the node's ``max_results``; ``more`` when more match past a bound the caller
+        did not set) or ``?op=take_record`` (what the record taken held, or null), the
+        payload a record template in the JSON wire format, below ``?under=`` if given."""
+        template = record_template_from_wire(_loads(request.payload, space.limits), space.limits).fields
+        under = query.get("under")
+        if op == "take_record":
+            timeout = _seconds(query, "timeout")
+            taken = (
+                aspace.try_take_record(template, under)
+                if timeout == 0
+                else aspace.take_record(template, under, timeout)
+            )
+            return self._done(taken, lambda data: answer_value(record_data(data), accept))
+        requested = _whole(query, "limit")
+        most = self._answer_limits.max_results
+        limit = most if requested is None or requested > most else requested
+        found = space.find(template, under, limit + 1)
+        more = len(found) > limit and (requested is None or requested > most)
+        addresses = tuple(record.address for record in found[:limit])
+        return answer_value(Map({"records": addresses, "more": more}), accept)
+
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
     ) -> Message | Awaitable[Message]:
@@ -549,8 +598,14 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        query = _query(request, ("lease", "capability"))
+        query = _query(request, ("lease", "capability", "credit", "op", "to", "redirect_lease"))
         lease = _seconds(query, "lease")
+        credit = query.get("credit")
+        op = query.get("op", "create")
+        if op in ("refresh", "clone", "move"):
+            return self._change(self._target(segments).record, op, query, lease, credit, request)
+        if op != "create":
+            raise ApiError(400, "bad_request", f"op is create, refresh, clone or move, not {op!r}", "op")
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
@@ -563,10 +618,42 @@ class SpacesResource:
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
         if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
-            work = asyncio.to_thread(space.create, "/".join(path), fields, lease=lease)
+            work = asyncio.to_thread(space.create, "/".join(path), fields, credit, lease)
             return self._done(work, lambda _: answer)
-        space.create("/".join(path), fields, lease=lease)
+        space.create("/".join(path), fields, credit, lease)
         return answer
+
+    def _change(
+        self,
+        record: Record,
+        op: str,
+        query: dict[str, str],
+        lease: float | None,
+        credit: str | None,
+        request: Message,
+    ) -> Message | Awaitable[Message]:
+        """POST ``?op=refresh`` (answers the record's new expiry), ``?op=clone&to=<path>``
+        (the clone's address) or ``?op=move&to=<path or address>`` (the record's new
+        address) on a record."""
+        accept = content_format(request.number(ACCEPT), 406)
+        if op == "refresh":
+            return answer_value(record.refresh(credit, lease), accept, CHANGED)
+        to = query.get("to")
+        if to is None:
+            raise ApiError(400, "bad_request", f"{op} names its new path: ?to=<path>", "to")
+        if op == "clone":
+            return answer_value(record.clone(to, credit, lease).address, accept, CREATED)
+        redirect = {} if "redirect_lease" not in query else {"redirect_lease": _redirect(query)}
+        if to.startswith("coap://"):  # to another node: requests of its own, from a thread (as in _put)
+            work = asyncio.to_thread(record.move, to, **redirect)
+            return self._done(work, lambda _: answer_value(URI(to), accept, CHANGED))
+        record.move(to, **redirect)
+        return answer_value(record.address, accept, CHANGED)
+
+
+def _redirect(query: dict[str, str]) -> float | None:
+    """``?redirect_lease=<s>`` of a move; ``null``: as long as the record lives."""
+    return None if query["redirect_lease"] == "null" else _seconds(query, "redirect_lease")
 
 
 def moved_away(space: Space, path: str) -> ApiError | None:
@@ -614,6 +701,17 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     if not text.isdigit() or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
+
+
+def record_data(data: RecordData | None) -> Value:
+    """What a record holds (a snapshot, or what a record taken held) as it travels: its
+    address, tags (in their order: CBOR maps sort their keys), fields and version; None
+    for none."""
+    if data is None:
+        return None
+    return Map(
+        {"address": data.address, "tags": tuple(data.fields), "fields": data.fields, "version": data.version}
+    )
 
 
 def _written(lease: AsyncLease | None, accept: int) -> Message:

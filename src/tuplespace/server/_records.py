@@ -26,7 +26,7 @@ from .._names import check_path, check_tag
 from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
 from .._templates import RecordTemplate
-from .._values import Map, Value
+from .._values import Limits, Map, Value
 from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
 from ._errors import ApiError, api_error
@@ -34,7 +34,7 @@ from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._streams import EventRoutes
 
-__all__ = ["RecordRoutes", "change_message"]
+__all__ = ["RecordRoutes", "change_message", "record_template_from_wire"]
 
 _COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
 # Record operations that a capability may allow, by the route that does them.
@@ -470,22 +470,28 @@ class RecordRoutes(EventRoutes):
         return value
 
     def _get_record_template(self, body: dict[str, Any]) -> RecordTemplate:
-        obj = body["template"]
-        if type(obj) is not dict:
-            raise ApiError(
-                400,
-                "invalid_template",
-                "a record template is a JSON object of tags and template fields",
-                "template",
-            )
-        try:
-            fields = template_from_wire([obj], self.limits.wire).fields[0]
-            return RecordTemplate(fields)
-        except (WireError, InvalidValue, InvalidTemplate) as exc:
-            exc.path = exc.path.removeprefix("[0]")
-            raise api_error(exc, "template") from None
-        except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
-            raise ApiError(400, "invalid_template", str(exc), "template") from None
+        return record_template_from_wire(body["template"], self.limits.wire)
+
+
+def record_template_from_wire(obj: Any, limits: Limits) -> RecordTemplate:
+    """The record template that the parsed JSON ``obj`` (an object of tags and template
+    fields) encodes; :class:`ApiError` ``invalid_template`` (field ``template``) if it
+    is none, naming the path of the offending field."""
+    if type(obj) is not dict:
+        raise ApiError(
+            400,
+            "invalid_template",
+            "a record template is a JSON object of tags and template fields",
+            "template",
+        )
+    try:
+        fields = template_from_wire([obj], limits).fields[0]
+        return RecordTemplate(fields)
+    except (WireError, InvalidValue, InvalidTemplate) as exc:
+        exc.path = exc.path.removeprefix("[0]")
+        raise api_error(exc, "template") from None
+    except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
+        raise ApiError(400, "invalid_template", str(exc), "template") from None
 
 
 def _own(caller: Caller) -> str:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import tuplespace as ts
 
 from .._events import EVENT_KINDS
+from .._federation._remote import AsyncRemoteRecord as AsyncCoapRecord
 from .._lease import AsyncLease
 from ..client import AsyncRemoteRecord, AsyncRemoteRecordWatch, AsyncRemoteRules
 from ._threads import PATIENCE
@@ -169,7 +170,7 @@ class SyncOverAsync:
 
     def wrap(self, result: Any) -> Any:
         """``result`` with its async record handles and watches seen as sync ones."""
-        if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord)):
+        if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord, AsyncCoapRecord)):
             return SyncRecord(self, result)
         if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)):
             return SyncRecordWatch(self, result)
@@ -301,7 +302,9 @@ class SyncRecord:
     :class:`tuplespace.Record`: each awaited method runs on the adapter's loop (a watch
     is opened there); its properties are read as they are."""
 
-    def __init__(self, adapter: SyncOverAsync, record: ts.AsyncRecord | AsyncRemoteRecord) -> None:
+    def __init__(
+        self, adapter: SyncOverAsync, record: ts.AsyncRecord | AsyncRemoteRecord | AsyncCoapRecord
+    ) -> None:
         self._adapter = adapter
         self.record = record
 
