@@ -595,6 +595,8 @@ def test_serve_coap_options_are_checked(tmp_path: Path) -> None:
         (["--coap", "127.0.0.1:0", "--base-uri", "http://x/"], "a node's base URI is coap://host:port/"),
         (["--coap", "127.0.0.1:0", "--peers", str(bad_peers)], "a peer is named by a coap://host:port/ URI"),
         (["--coap", "127.0.0.1:0", "--coap-space", "a/b"], "--coap-space: a space name is one path segment"),
+        (["--coap", "127.0.0.1:0", "--coap-anonymous", "some"], "anonymous is one of none, read"),
+        (["--coap", "127.0.0.1:0", "--keys", str(bad_peers)], "peers[0] is an object"),
     ]:
         result = subprocess.run(
             [*serve, *options], cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE
