@@ -1,21 +1,25 @@
 """``tuplespace serve --coap``, run as a real process: its OSCORE peers (``--keys``)
-checked with aiocoap's OSCORE client."""
+checked with aiocoap's OSCORE client, and the same spaces over HTTP and CoAP (written
+over one, taken over the other; read by libcoap's client)."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiocoap
+import httpx
 import pytest
 from aiocoap.numbers.codes import Code
 from aiocoap.oscore import NotAProtectedMessage
 
 import tuplespace as ts
-from helpers import PATIENCE, Process, serving
+from helpers import PATIENCE, Process, missing, serving
 from test_federation_security import _aiocoap_context, _entry, _keys
 from tuplespace._codec import encode_template
 from tuplespace._federation._loop import LoopThread
@@ -95,3 +99,43 @@ def test_serve_with_keys_refuses_a_wrong_or_absent_key(keyed: tuple[Process, str
     finally:
         for client in (anonymous, wrong, right):
             client.close()
+
+
+@pytest.fixture(scope="module")
+def libcoap() -> str:
+    binary = shutil.which("coap-client-notls")
+    if binary is None:
+        missing("coap-client-notls is needed for interoperability (Debian: apt-get install libcoap3-bin)")
+    return binary
+
+
+def test_http_and_coap_serve_the_same_spaces(tmp_path: Path, libcoap: str) -> None:
+    with serving([*SERVE, "--memory", "--coap", "127.0.0.1:0", "--coap-space", "jobs"], tmp_path) as process:
+        base = process.wait_for(r"node (coap://\S+) serving CoAP").group(1)
+        with (
+            httpx.Client(base_url=process.url(), timeout=PATIENCE) as http,
+            ts.connect(base + "spaces/jobs", timeout=PATIENCE) as jobs,
+        ):
+            assert http.post("/spaces/jobs/write", json={"tuple": ["http", 1]}).status_code == 200
+            assert jobs.take(("http", int), timeout=0) == ("http", 1)
+            jobs.write(("coap", 2))
+            template = ["coap", {"$formal": "int"}]
+            taken = http.post("/spaces/jobs/take", json={"template": template, "timeout": 0})
+            assert taken.json()["tuple"] == ["coap", 2]
+            # a space made over HTTP is served over CoAP too, its records named by the node
+            kitchen = {"path": "kitchen", "fields": {"temp": {"$float": "21.5"}}}
+            made = http.post("/spaces/home/records/create", json=kitchen)
+            assert made.status_code == 201, made.text
+            address = made.json()["record"]["address"]["$uri"]
+            assert address == base + "spaces/home/kitchen"
+            got = subprocess.run(
+                [libcoap, "-m", "get", "-A", "50", address + "/temp"],
+                capture_output=True,
+                timeout=PATIENCE,
+                check=True,
+            )
+            assert got.stdout == b'{"$float":"21.5"}\n'
+            with ts.connect(base + "spaces/home", timeout=PATIENCE) as home:
+                home.write(("from", "coap"))
+            assert http.post("/spaces/home/count", json={"template": ["from", "coap"]}).json()["count"] == 1
+        assert process.stop(signal.SIGTERM) == 0

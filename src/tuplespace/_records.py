@@ -109,6 +109,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPUTED_TAGS",
+    "DEFAULT_BASE_URI",
     "DEFAULT_MINT_BITS",
     "DEFAULT_OPERATOR",
     "DEFAULT_PRINCIPAL",
@@ -129,6 +130,7 @@ ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
 """What the handle of the root record ``$`` may do."""
 
 DEFAULT_PRINCIPAL: Final = "default"
+DEFAULT_BASE_URI: Final = "tuplespace://local/"  # a space's records' base URI when no node names them
 DEFAULT_OPERATOR: Final = "operator"  # the principal whose account receives what is burned
 DEFAULT_MINT_BITS: Final = 20  # the zero bits of a stamp: about a million hashes
 """The principal whose account pays when a call names none."""

@@ -186,7 +186,11 @@ def serve(
     ] = None,
     coap_space: Annotated[
         list[str] | None,
-        typer.Option("--coap-space", help="A space of the node (repeatable; default: default)."),
+        typer.Option(
+            "--coap-space",
+            help="A space made at start unless it exists, for CoAP clients, which cannot make one "
+            "(repeatable; default: default).",
+        ),
     ] = None,
     keys: Annotated[
         Path | None,
@@ -208,7 +212,8 @@ def serve(
     ] = None,
 ) -> None:
     """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM; with --coap,
-    a federation node beside it (docs/federation.md).
+    a federation node beside it (docs/federation.md) serving the same spaces over CoAP,
+    their records named under its base URI (--base-uri).
 
     Without --tokens it serves only the loopback (127.0.0.1, ::1, localhost): another
     --host without tokens exits with status 2 unless --insecure-no-tokens is given.
@@ -236,11 +241,9 @@ def serve(
             EXIT_USAGE,
         )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spaces = coap_space or ["default"]
     node = None
     if coap is not None:
-        security = _Security(keys, coap_anonymous, insecure_no_tokens)
-        node = _node(coap, base_uri, peers, spaces, security)
+        node = _node(coap, base_uri, peers, _Security(keys, coap_anonymous, insecure_no_tokens))
     try:
         limits = ServerLimits.parse(limit or ())
         run(
@@ -256,6 +259,8 @@ def serve(
             anonymous=_permissions(anonymous),
             long_poll=long_poll,
             claim_lease=claim_lease,
+            node=node,
+            spaces=() if node is None else coap_space or ["default"],
         )
     except ValueError as exc:
         _fail("serve", _one_line(exc), EXIT_USAGE)
@@ -277,11 +282,9 @@ class _Security:
     insecure: bool
 
 
-def _node(
-    coap: str, base_uri: str | None, peers: Path | None, spaces: list[str], security: _Security
-) -> Node:
-    """The node of ``serve --coap``, serving ``spaces``; exits on bad options (2) or
-    an address it cannot bind (1)."""
+def _node(coap: str, base_uri: str | None, peers: Path | None, security: _Security) -> Node:
+    """The node of ``serve --coap``; exits on bad options (2) or an address it cannot
+    bind (1)."""
     from . import InvalidValue, Node
 
     host, _, port_text = coap.rpartition(":")
@@ -321,12 +324,6 @@ def _node(
         _fail("serve", _one_line(exc), EXIT_USAGE)
     except OSError as exc:
         _fail("serve", f"cannot listen on UDP {coap}: {exc.strerror or exc}", EXIT_ERROR)
-    try:
-        for name in spaces:
-            node.space(name)
-    except InvalidValue as exc:
-        node.close()
-        _fail("serve", f"--coap-space: {_one_line(exc)}", EXIT_USAGE)
     logging.getLogger("tuplespace").info(
         "PyTupleSpace node %s serving CoAP on UDP %s:%d", node.base_uri, host, node.port
     )

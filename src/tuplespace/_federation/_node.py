@@ -181,6 +181,32 @@ class Node:
             raise InvalidValue(f"the space {name!r} exists already; options are given only at creation")
         return space
 
+    def add_space(self, name: str, space: Space) -> None:
+        """Serve ``space``, an embedded space made elsewhere (a server's, kept in its
+        store), as the node's space ``name``: it must have been made with
+        ``base_uri=node.base_uri`` (and ``name=name``), so that its records' addresses
+        are the node's.  A server serving HTTP beside the node adds its spaces so.
+
+        >>> space = ts.Space(name="jobs", base_uri=node.base_uri)       # doctest: +SKIP
+        >>> node.add_space("jobs", space)                               # doctest: +SKIP
+        """
+        check_path(name)
+        if "/" in name:
+            raise InvalidValue(f"a space name is one path segment, got {name!r}")
+        if space.base_uri != self.base_uri:
+            raise InvalidValue(
+                f"the space {name!r} names its records under {space.base_uri}, not under the node's "
+                f"{self.base_uri}: make it with base_uri=node.base_uri"
+            )
+        if name in self._spaces:
+            raise InvalidValue(f"the node has a space {name!r} already")
+        self.references.attach(space)
+        self._spaces[name] = space
+
+    def remove_space(self, name: str) -> None:
+        """Stop serving the space ``name`` (the caller closes it); nothing if there is none."""
+        self._spaces.pop(name, None)
+
     def record(self, address: str | URI) -> RemoteRecord:
         """A handle on the record at ``address`` (``coap://…/spaces/<space>/<path>``) on
         any node, this one included: its calls are CoAP requests to that node."""
