@@ -139,3 +139,29 @@ def test_http_and_coap_serve_the_same_spaces(tmp_path: Path, libcoap: str) -> No
                 home.write(("from", "coap"))
             assert http.post("/spaces/home/count", json={"template": ["from", "coap"]}).json()["count"] == 1
         assert process.stop(signal.SIGTERM) == 0
+
+
+def test_served_spaces_kept_in_the_data_dir_outlive_a_restart(tmp_path: Path, libcoap: str) -> None:
+    data = ["--data-dir", str(tmp_path / "data")]
+    with serving([*SERVE, *data, "--coap", "127.0.0.1:0", "--coap-space", "jobs"], tmp_path) as process:
+        base = process.wait_for(r"node (coap://\S+) serving CoAP").group(1)
+        with httpx.Client(base_url=process.url(), timeout=PATIENCE) as http:
+            kitchen = {"path": "kitchen", "fields": {"temp": {"$float": "21.5"}}}
+            assert http.post("/spaces/home/records/create", json=kitchen).status_code == 201
+        with ts.connect(base + "spaces/jobs", timeout=PATIENCE) as jobs:
+            jobs.write(("job", 1))
+        assert process.stop(signal.SIGTERM) == 0
+    coap = ["--coap", base.removeprefix("coap://").rstrip("/")]  # the same address: the same names
+    with serving([*SERVE, *data, *coap], tmp_path) as process:
+        assert process.wait_for(r"node (coap://\S+) serving CoAP").group(1) == base
+        process.url()
+        with ts.connect(base + "spaces/jobs", timeout=PATIENCE) as jobs:
+            assert jobs.take(("job", int), timeout=0) == ("job", 1)
+        got = subprocess.run(
+            [libcoap, "-m", "get", "-A", "50", base + "spaces/home/kitchen/temp"],
+            capture_output=True,
+            timeout=PATIENCE,
+            check=True,
+        )
+        assert got.stdout == b'{"$float":"21.5"}\n'
+        assert process.stop(signal.SIGTERM) == 0

@@ -1268,6 +1268,24 @@ class RecordStore:
             else:
                 self._offer(rec)
 
+    def hold_again(self, far: Callable[[str], bool]) -> list[str]:
+        """Once the space is read back from its store: each field whose value is an
+        address that is ``far`` (another node's record) holds that record again, at
+        level 0 until its node answers the next refresh; the addresses held."""
+        self._engine.check_open()
+        held = []
+        for rec in self._by_rid.values():
+            for tag, v in rec.fields.items():
+                if type(v) is URI and not (rec.refs and tag in rec.refs) and far(str(v)):
+                    if rec.remote is None:
+                        rec.remote = {}
+                        self._holding.add(rec.rid)
+                    rec.remote[tag] = (str(v), 0)
+                    held.append(str(v))
+            if rec.remote:
+                relevel(self._by_rid, rec)
+        return held
+
     def held_remotely(self) -> list[tuple[int, str, str, int, str]]:
         """The references to other nodes' records that this space's records hold:
         ``(rid, tag, holder address, holder level, held address)``."""
