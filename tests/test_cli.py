@@ -603,3 +603,7 @@ def test_serve_coap_options_are_checked(tmp_path: Path) -> None:
         )
         assert result.returncode == 2, (options, result.stderr)
         assert message in result.stderr, result.stderr
+    redis = [*serve[:4], "--port", "0", "--store", "redis://127.0.0.1:1/0", "--coap", "127.0.0.1:0"]
+    result = subprocess.run(redis, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE)
+    assert result.returncode == 2, result.stderr
+    assert "serves no space kept in Redis" in result.stderr

@@ -57,3 +57,12 @@ def test_a_nodes_store_is_checked(tmp_path: Path) -> None:
         with pytest.raises(ts.InvalidValue, match="takes only the options order, capacity"):
             node.space("jobs", seed=3)
         assert node.spaces == {}
+        with pytest.raises(ts.InvalidValue, match=r"make it with base_uri=node\.base_uri"):
+            node.add_space("jobs", ts.Space(name="jobs"))
+        served = ts.Space(name="jobs", base_uri=node.base_uri)
+        node.add_space("jobs", served)
+        with pytest.raises(ts.InvalidValue, match="has a space 'jobs' already"):
+            node.add_space("jobs", served)
+        node.remove_space("jobs")
+        assert node.spaces == {}
+        served.close()

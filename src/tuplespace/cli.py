@@ -168,7 +168,8 @@ def serve(
         str | None,
         typer.Option(
             "--coap",
-            help="HOST:PORT: also run a federation node there, serving its spaces over CoAP (UDP).",
+            help="HOST:PORT: also run a federation node there, serving the same spaces over CoAP (UDP), "
+            "their records named under its base URI.",
         ),
     ] = None,
     base_uri: Annotated[

@@ -209,7 +209,10 @@ class Node:
                     f"{', '.join(SPACE_OPTIONS)}, not {unknown[0]}",
                     unknown[0],
                 )
-            hosted, _ = self._host.open(name, entry, new)
+            try:
+                hosted, _ = self._host.open(name, entry, new)
+            except ValueError as exc:  # options the store cannot keep
+                raise InvalidValue(f"the space {name!r}: {exc}") from None
             assert hosted.space is not None  # a node's store keeps its spaces in this process
             space = hosted.space
         self.add_space(name, space)

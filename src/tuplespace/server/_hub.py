@@ -56,6 +56,7 @@ logger = logging.getLogger("tuplespace.server")
 MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
+EVENT_RETENTION = 10_000  # events a space keeps unless it asks otherwise
 FOLLOW_AGAIN = 1.0  # seconds before listening again for spaces dropped by other servers
 
 
@@ -441,8 +442,8 @@ class Hub:
         info = SpaceInfo(
             name,
             store,
-            frozenset(entry["anonymous"]),
-            entry["event_retention"],
+            frozenset(entry.get("anonymous", self.default_anonymous)),  # a node's entries have none
+            entry.get("event_retention", EVENT_RETENTION),
             entry.get("event_retention_bytes", EVENT_RETENTION_BYTES),
             hosted,
             host.label,
@@ -604,7 +605,7 @@ class Hub:
         entry: dict[str, Any] = {
             "order": options.get("order", "fifo"),
             "capacity": options.get("capacity"),
-            "event_retention": options.get("event_retention", 10_000),
+            "event_retention": options.get("event_retention", EVENT_RETENTION),
             "event_retention_bytes": options.get("event_retention_bytes", EVENT_RETENTION_BYTES),
             "charge_rate": options.get("charge_rate", "0"),
             "creation_charge": options.get("creation_charge", "0"),
