@@ -137,7 +137,11 @@ def test_http_and_coap_serve_the_same_spaces(tmp_path: Path, libcoap: str) -> No
             assert got.stdout == b'{"$float":"21.5"}\n'
             with ts.connect(base + "spaces/home", timeout=PATIENCE) as home:
                 home.write(("from", "coap"))
-            assert http.post("/spaces/home/count", json={"template": ["from", "coap"]}).json()["count"] == 1
+                counted = http.post("/spaces/home/count", json={"template": ["from", "coap"]})
+                assert counted.json()["count"] == 1
+                assert http.delete("/spaces/home").status_code == 204  # served no more, either way
+                with pytest.raises(ts.NotFound, match="no space 'home'"):
+                    home.count(("from", "coap"))
         assert process.stop(signal.SIGTERM) == 0
 
 
