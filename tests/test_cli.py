@@ -558,7 +558,7 @@ def test_serve_coap_runs_a_node_beside_the_http_server(tmp_path: Path) -> None:
                 assert http.post("/spaces/s/write", json={"tuple": ["x"]}).status_code == 200
             node = peer.record(base + "$sys/node").all()
             assert node["base_uri"] == ts.URI(base)
-            assert node["spaces"] == ("home",)
+            assert node["spaces"] == ("home", "s")  # the HTTP server's spaces
             options = [
                 (URI_PATH, b"spaces"),
                 (URI_PATH, b"home"),
@@ -594,10 +594,16 @@ def test_serve_coap_options_are_checked(tmp_path: Path) -> None:
         (["--coap", "5683"], "--coap is HOST:PORT"),
         (["--coap", "127.0.0.1:0", "--base-uri", "http://x/"], "a node's base URI is coap://host:port/"),
         (["--coap", "127.0.0.1:0", "--peers", str(bad_peers)], "a peer is named by a coap://host:port/ URI"),
-        (["--coap", "127.0.0.1:0", "--coap-space", "a/b"], "--coap-space: a space name is one path segment"),
+        (["--coap", "127.0.0.1:0", "--coap-space", "a/b"], "is not a space name"),
+        (["--coap", "127.0.0.1:0", "--coap-anonymous", "some"], "anonymous is one of none, read"),
+        (["--coap", "127.0.0.1:0", "--keys", str(bad_peers)], "peers[0] is an object"),
     ]:
         result = subprocess.run(
             [*serve, *options], cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE
         )
         assert result.returncode == 2, (options, result.stderr)
         assert message in result.stderr, result.stderr
+    redis = [*serve[:4], "--port", "0", "--store", "redis://127.0.0.1:1/0", "--coap", "127.0.0.1:0"]
+    result = subprocess.run(redis, cwd=tmp_path, capture_output=True, text=True, timeout=PATIENCE)
+    assert result.returncode == 2, result.stderr
+    assert "serves no space kept in Redis" in result.stderr

@@ -102,7 +102,7 @@ from ._events import (
     check_existing,
 )
 from ._journal import Journal
-from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Hold, Rec, RecordStore, Redirect
+from ._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Hold, Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
@@ -283,7 +283,7 @@ class Engine:
         event_retention_bytes: int = EVENT_RETENTION_BYTES,
         seed: int | None = None,
         name: str = "default",
-        base_uri: str = "tuplespace://local/",
+        base_uri: str = DEFAULT_BASE_URI,
         charge_rate: object = 0,
         creation_charge: object = 0,
         operator: str = DEFAULT_OPERATOR,

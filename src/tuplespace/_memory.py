@@ -32,10 +32,11 @@ class MemoryHost:
 
     label = "memory"
 
-    def __init__(self, url: str, limits: Limits) -> None:
+    def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
         if url.partition(":")[2]:
             raise ValueError(f"{url!r}: a server's memory store takes no options (write memory:)")
         self._limits = limits
+        self._base_uri = base_uri
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         return {}
@@ -44,7 +45,7 @@ class MemoryHost:
         options: dict[str, Any] = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
         if entry.get("clock") == "simulated":  # moved by an admin (POST /spaces/{space}/clock)
             options["clock"] = SimulatedClock()
-        space = Space(**options, limits=self._limits, name=name)
+        space = Space(**options, limits=self._limits, name=name, base_uri=self._base_uri)
         return Hosted(AsyncSpace(space), space), None
 
     def drop(self, name: str, hosted: Hosted) -> None:

@@ -109,6 +109,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPUTED_TAGS",
+    "DEFAULT_BASE_URI",
     "DEFAULT_MINT_BITS",
     "DEFAULT_OPERATOR",
     "DEFAULT_PRINCIPAL",
@@ -129,6 +130,7 @@ ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
 """What the handle of the root record ``$`` may do."""
 
 DEFAULT_PRINCIPAL: Final = "default"
+DEFAULT_BASE_URI: Final = "tuplespace://local/"  # a space's records' base URI when no node names them
 DEFAULT_OPERATOR: Final = "operator"  # the principal whose account receives what is burned
 DEFAULT_MINT_BITS: Final = 20  # the zero bits of a stamp: about a million hashes
 """The principal whose account pays when a call names none."""
@@ -1273,6 +1275,24 @@ class RecordStore:
                 self._remove(rec, "expire")
             else:
                 self._offer(rec)
+
+    def hold_again(self, far: Callable[[str], bool]) -> list[str]:
+        """Once the space is read back from its store: each field whose value is an
+        address that is ``far`` (another node's record) holds that record again, at
+        level 0 until its node answers the next refresh; the addresses held."""
+        self._engine.check_open()
+        held = []
+        for rec in self._by_rid.values():
+            for tag, v in rec.fields.items():
+                if type(v) is URI and not (rec.refs and tag in rec.refs) and far(str(v)):
+                    if rec.remote is None:
+                        rec.remote = {}
+                        self._holding.add(rec.rid)
+                    rec.remote[tag] = (str(v), 0)
+                    held.append(str(v))
+            if rec.remote:
+                relevel(self._by_rid, rec)
+        return held
 
     def held_remotely(self) -> list[tuple[int, str, str, int, str]]:
         """The references to other nodes' records that this space's records hold:

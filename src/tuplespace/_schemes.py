@@ -2,8 +2,8 @@
 
 Each store is one module holding a :class:`Scheme` named ``SCHEME``: how to open one
 of its spaces for threads (:func:`tuplespace.connect`) and for asyncio
-(:func:`tuplespace.connect_async`), and how a server keeps its spaces in it
-(``tuplespace serve --store URL``: a :class:`Host`).  A module is imported when its
+(:func:`tuplespace.connect_async`), and how a server or a node keeps its spaces in it
+(``tuplespace serve --store URL``, ``Node(store=URL)``: a :class:`Host`).  A module is imported when its
 scheme is first used, so a store's dependencies (``redis``) are needed only by those
 who use it.  Adding a store is one module and one row of :data:`SCHEMES`.
 
@@ -133,12 +133,13 @@ class SharedHost(Host, Protocol):
 class Scheme:
     """A store, as :data:`SCHEMES` finds it: ``connect(url, options)`` opens one of its
     spaces for threads, ``connect_async(url, options)`` for asyncio, and
-    ``host(url, limits)`` is the :class:`Host` of a server that keeps its spaces there
-    (``limits``: the limits of a tuple)."""
+    ``host(url, limits, base_uri)`` is the :class:`Host` of a server that keeps its spaces
+    there (``limits``: the limits of a tuple; ``base_uri``: the base URI of their records'
+    addresses, a node's when they are served over CoAP too)."""
 
     connect: Callable[[str, dict[str, Any]], Any]
     connect_async: Callable[[str, dict[str, Any]], Awaitable[Any]]
-    host: Callable[[str, Limits], Host]
+    host: Callable[[str, Limits, str], Host]
 
 
 def scheme(name: str) -> Scheme | None:

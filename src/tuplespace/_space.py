@@ -46,7 +46,7 @@ from ._lease import Lease
 from ._methods import MAX_FIRINGS, ActiveLimits
 from ._mint import Challenge
 from ._record import Record, RecordData, RecordWatch
-from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
+from ._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
@@ -119,7 +119,7 @@ class Space:
         event_retention_bytes: int = EVENT_RETENTION_BYTES,
         seed: int | None = None,
         name: str = "default",
-        base_uri: str = "tuplespace://local/",
+        base_uri: str = DEFAULT_BASE_URI,
         charge_rate: Credit | int | str = 0,
         creation_charge: Credit | int | str = 0,
         operator: str = DEFAULT_OPERATOR,

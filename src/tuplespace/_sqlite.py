@@ -653,7 +653,7 @@ class SqliteHost:
     it starts empty.
     """
 
-    def __init__(self, url: str, limits: Limits) -> None:
+    def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
         query = url_options(urlsplit(url).query)
         unknown = sorted(set(query) - {"durability"})
         if unknown:
@@ -665,6 +665,7 @@ class SqliteHost:
         self.directory = os.path.dirname(self.path) or "."
         self.label = f"the SQLite file {self.path}"
         self._limits = limits
+        self._base_uri = base_uri
         self._lock_fd: int | None = None
         self._catalog: Catalog | None = None
         self._retired: dict[str, int] = {}
@@ -711,7 +712,8 @@ class SqliteHost:
             generation = self._retired.get(name, 0)
             entry = {**entry, "storage": name if generation == 0 else f"{name}~{generation}"}
         options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
-        space = open_space(self.path, entry["storage"], self._durability, **options, limits=self._limits)
+        options.update(limits=self._limits, base_uri=self._base_uri)
+        space = open_space(self.path, entry["storage"], self._durability, **options)
         if new:
             try:
                 self._put(name, entry)

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -167,7 +168,8 @@ def serve(
         str | None,
         typer.Option(
             "--coap",
-            help="HOST:PORT: also run a federation node there, serving its spaces over CoAP (UDP).",
+            help="HOST:PORT: also run a federation node there, serving the same spaces over CoAP (UDP), "
+            "their records named under its base URI.",
         ),
     ] = None,
     base_uri: Annotated[
@@ -185,16 +187,40 @@ def serve(
     ] = None,
     coap_space: Annotated[
         list[str] | None,
-        typer.Option("--coap-space", help="A space of the node (repeatable; default: default)."),
+        typer.Option(
+            "--coap-space",
+            help="A space made at start unless it exists, for CoAP clients, which cannot make one "
+            "(repeatable; default: default).",
+        ),
+    ] = None,
+    keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--keys",
+            help="A JSON keys file of the node's OSCORE peers, each with its permissions "
+            "(docs/federation.md, Security).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    coap_anonymous: Annotated[
+        str | None,
+        typer.Option(
+            "--coap-anonymous",
+            help="What CoAP peers without OSCORE may do: none, read, read+write or all "
+            "(default: none with --keys, else all).",
+        ),
     ] = None,
 ) -> None:
     """Serve spaces over HTTP (docs/http-api.md) until SIGINT or SIGTERM; with --coap,
-    a federation node beside it (docs/federation.md).
+    a federation node beside it (docs/federation.md) serving the same spaces over CoAP,
+    their records named under its base URI (--base-uri).
 
     Without --tokens it serves only the loopback (127.0.0.1, ::1, localhost): another
     --host without tokens exits with status 2 unless --insecure-no-tokens is given.
-    The node has no tokens: a --coap host other than the loopback needs
-    --insecure-no-tokens too.
+    The node checks no tokens: its peers authenticate with OSCORE (--keys), and
+    those without may do what --coap-anonymous says; a --coap host other than the
+    loopback needs --keys or --insecure-no-tokens.
 
     Exit status: 0 once stopped by SIGINT or SIGTERM; 1 when it cannot start (the address
     is in use, the data directory is in use by another server or cannot be opened, Redis
@@ -216,8 +242,9 @@ def serve(
             EXIT_USAGE,
         )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    spaces = coap_space or ["default"]
-    node = None if coap is None else _node(coap, base_uri, peers, spaces, insecure_no_tokens)
+    node = None
+    if coap is not None:
+        node = _node(coap, base_uri, peers, _Security(keys, coap_anonymous, insecure_no_tokens))
     try:
         limits = ServerLimits.parse(limit or ())
         run(
@@ -233,6 +260,8 @@ def serve(
             anonymous=_permissions(anonymous),
             long_poll=long_poll,
             claim_lease=claim_lease,
+            node=node,
+            spaces=() if node is None else coap_space or ["default"],
         )
     except ValueError as exc:
         _fail("serve", _one_line(exc), EXIT_USAGE)
@@ -245,22 +274,32 @@ def serve(
             node.close()
 
 
-def _node(coap: str, base_uri: str | None, peers: Path | None, spaces: list[str], insecure: bool) -> Node:
-    """The node of ``serve --coap``, serving ``spaces``; exits on bad options (2) or
-    an address it cannot bind (1)."""
+@dataclass(frozen=True)
+class _Security:
+    """The options of ``serve --coap`` that say who may do what."""
+
+    keys: Path | None
+    anonymous: str | None
+    insecure: bool
+
+
+def _node(coap: str, base_uri: str | None, peers: Path | None, security: _Security) -> Node:
+    """The node of ``serve --coap``; exits on bad options (2) or an address it cannot
+    bind (1)."""
     from . import InvalidValue, Node
 
     host, _, port_text = coap.rpartition(":")
     host = host.strip("[]")
     if not host or not port_text.isdigit() or int(port_text) > 65535:
         _fail("serve", f"--coap is HOST:PORT, got {coap!r}", EXIT_USAGE)
-    if not insecure and not _is_loopback(host):
+    if security.keys is None and not security.insecure and not _is_loopback(host):
         _fail(
             "serve",
-            f"refusing to serve CoAP on {host}: the node checks no tokens, every peer on its network "
-            "could read, set and destroy every record (give --insecure-no-tokens to serve it anyway)",
+            f"refusing to serve CoAP on {host} without --keys: every peer on its network could read, "
+            "set and destroy every record (give --keys FILE, or --insecure-no-tokens to serve it anyway)",
             EXIT_USAGE,
         )
+    anonymous = security.anonymous or ("all" if security.keys is None else "none")
     port = int(port_text)
     known: list[str] = []
     if peers is not None:
@@ -275,17 +314,17 @@ def _node(coap: str, base_uri: str | None, peers: Path | None, spaces: list[str]
         known = listed
     shown = f"[{host}]" if ":" in host else host
     try:
-        node = Node(base_uri or f"coap://{shown}:{port}/", bind=(host, port), peers=known)
+        node = Node(
+            base_uri or f"coap://{shown}:{port}/",
+            bind=(host, port),
+            peers=known,
+            keys=security.keys,
+            anonymous=anonymous,
+        )
     except (InvalidValue, ValueError) as exc:
         _fail("serve", _one_line(exc), EXIT_USAGE)
     except OSError as exc:
         _fail("serve", f"cannot listen on UDP {coap}: {exc.strerror or exc}", EXIT_ERROR)
-    try:
-        for name in spaces:
-            node.space(name)
-    except InvalidValue as exc:
-        node.close()
-        _fail("serve", f"--coap-space: {_one_line(exc)}", EXIT_USAGE)
     logging.getLogger("tuplespace").info(
         "PyTupleSpace node %s serving CoAP on UDP %s:%d", node.base_uri, host, node.port
     )

@@ -12,9 +12,11 @@ from urllib.parse import unquote, urlsplit
 
 from .._errors import InvalidValue, Unreachable
 from .._extras import missing
+from .._memory import MemoryHost
 from .._names import check_path
+from .._schemes import SPACE_OPTIONS, Host, scheme
 from .._space import Space
-from .._values import URI
+from .._values import URI, Limits
 from ._endpoint import Address, Endpoint, Network, Timers
 from ._loop import LoopThread
 from ._message import URI_PATH, URI_QUERY
@@ -80,6 +82,11 @@ class Node:
     ``"none"`` for any other); ``rate`` (None: no limit) and ``burst`` bound the
     requests per second of each sending host, for ``max_hosts`` hosts at once.
     Capability addresses work from any peer.  See docs/federation.md.
+
+    ``store`` keeps the node's spaces: ``"memory:"`` (the default: they end with the
+    node) or ``"sqlite:PATH"``, a SQLite file that keeps them, their tuples and their
+    records across a restart under the same base URI; the references their records
+    hold to other nodes' records are held again and counted there at the next refresh.
     """
 
     def __init__(
@@ -111,6 +118,7 @@ class Node:
         rate: float | None = None,
         burst: int = 100,
         max_hosts: int = 4096,
+        store: str = "memory:",
     ) -> None:
         parts = urlsplit(base_uri)
         if parts.scheme != "coap" or not parts.hostname or parts.path not in ("", "/") or parts.query:
@@ -127,6 +135,7 @@ class Node:
         except ModuleNotFoundError as exc:  # the server's error table
             raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
+        self._host: Host | None = None  # the store of its spaces, opened once its name is known
         self._resource = SpacesResource(
             self._spaces,
             max_observers=max_observers,
@@ -172,6 +181,13 @@ class Node:
         self.base_uri = f"coap://{shown}:{port or self.port}/"
         """The node's name: every address of its records starts with it."""
         self._resource.base_uri = self.base_uri
+        try:
+            self._host = _host(store, self.base_uri)
+            for name, entry in self._host.catalog().items():
+                self._open(name, entry, False)
+        except BaseException:
+            self.close()
+            raise
         asyncio.run_coroutine_threadsafe(self.references.run(), self.loop)
 
     def space(self, name: str, **options: Any) -> Space:
@@ -183,11 +199,58 @@ class Node:
             raise InvalidValue(f"a space name is one path segment, got {name!r}")
         space = self._spaces.get(name)
         if space is None:
-            space = self._spaces[name] = Space(name=name, base_uri=self.base_uri, **options)
-            self.references.attach(space)
+            space = self._open(name, options, True)
         elif options:
             raise InvalidValue(f"the space {name!r} exists already; options are given only at creation")
         return space
+
+    def _open(self, name: str, entry: dict[str, Any], new: bool) -> Space:
+        """The space ``name`` of the store (``new``: made with the options ``entry``), served."""
+        assert self._host is not None
+        if new and isinstance(self._host, MemoryHost):
+            space = Space(name=name, base_uri=self.base_uri, **entry)  # any options of a Space
+        else:
+            unknown = sorted(set(entry) - set(SPACE_OPTIONS)) if new else []
+            if unknown:
+                raise InvalidValue(
+                    f"a space kept in {self._host.label} takes only the options "
+                    f"{', '.join(SPACE_OPTIONS)}, not {unknown[0]}",
+                    unknown[0],
+                )
+            try:
+                hosted, _ = self._host.open(name, entry, new)
+            except ValueError as exc:  # options the store cannot keep
+                raise InvalidValue(f"the space {name!r}: {exc}") from None
+            assert hosted.space is not None  # a node's store keeps its spaces in this process
+            space = hosted.space
+        self.add_space(name, space)
+        return space
+
+    def add_space(self, name: str, space: Space) -> None:
+        """Serve ``space``, an embedded space made elsewhere (a server's, kept in its
+        store), as the node's space ``name``: it must have been made with
+        ``base_uri=node.base_uri`` (and ``name=name``), so that its records' addresses
+        are the node's.  A server serving HTTP beside the node adds its spaces so.
+
+        >>> space = ts.Space(name="jobs", base_uri=node.base_uri)       # doctest: +SKIP
+        >>> node.add_space("jobs", space)                               # doctest: +SKIP
+        """
+        check_path(name)
+        if "/" in name:
+            raise InvalidValue(f"a space name is one path segment, got {name!r}")
+        if space.base_uri != self.base_uri:
+            raise InvalidValue(
+                f"the space {name!r} names its records under {space.base_uri}, not under the node's "
+                f"{self.base_uri}: make it with base_uri=node.base_uri"
+            )
+        if name in self._spaces:
+            raise InvalidValue(f"the node has a space {name!r} already")
+        self.references.attach(space)
+        self._spaces[name] = space
+
+    def remove_space(self, name: str) -> None:
+        """Stop serving the space ``name`` (the caller closes it); nothing if there is none."""
+        self._spaces.pop(name, None)
 
     def record(self, address: str | URI) -> RemoteRecord:
         """A handle on the record at ``address`` (``coap://…/spaces/<space>/<path>``) on
@@ -244,6 +307,8 @@ class Node:
             upcall.cancel()
         for space in self._spaces.values():
             space.close()
+        if self._host is not None:
+            self._host.close()
 
     async def _shutdown(self) -> None:
         self._resource.close()
@@ -286,6 +351,17 @@ def _guard(
         return None
     found, state = load_peers(keys) if keys is not None else ([], None)
     return Guard(found, state, anonymous=level, rate=rate, burst=burst, max_hosts=max_hosts)
+
+
+def _host(store: str, base_uri: str) -> Host:
+    """The store of a node's spaces, by its URL (``memory:``, ``sqlite:PATH``)."""
+    found = scheme(urlsplit(store).scheme) if isinstance(store, str) and ":" in store else None
+    if found is None:
+        raise InvalidValue(f"a node's store is memory: or sqlite:PATH, got {store!r}", "store")
+    try:
+        return found.host(store, Limits(), base_uri)
+    except ValueError as exc:
+        raise InvalidValue(f"store: {exc}", "store") from None
 
 
 async def peer_of(url: str) -> tuple[Address, list[tuple[int, bytes]]]:

@@ -113,12 +113,27 @@ class References:
     # -- the holder's side ---------------------------------------------------------
 
     def attach(self, space: Space) -> None:
-        """Let ``space``'s records hold records of other nodes and move to them."""
+        """Let ``space``'s records hold records of other nodes and move to them.  A
+        space read back from its store holds again the records of other nodes its
+        fields name (soft state: their nodes count them again at the next refresh)."""
         space.core.attach_references(
             lambda holder, value: self._refer(space, holder, value),
             lambda record, address, lease: self._move_away(space, record, address, lease),
         )
-        space.core.engine.records.remote_level = self._level
+        store = space.core.engine.records
+
+        def far(text: str) -> bool:
+            return (
+                text.startswith("coap://")
+                and not text.startswith(store.prefix)
+                and _split(text)[1] is not None
+            )
+
+        held = space.core.call(store.hold_again, far)
+        now = time.monotonic()
+        for address in held:
+            self._known.setdefault(address, (0, now))
+        store.remote_level = self._level
 
     def _move_away(self, space: Space, record: Record, address: str, redirect_lease: float | None) -> None:
         """Move ``record`` to ``address`` on another node: create it there with its

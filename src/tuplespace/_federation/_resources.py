@@ -168,7 +168,7 @@ class SpacesResource:
         self._max_observers = max_observers
         self._max_observed = max_observed
         self._watched: dict[tuple[str, ...], _Watched] = {}
-        self._async: dict[str, AsyncSpace] = {}  # the spaces' faces on the node's loop
+        self._async: dict[str, tuple[Space, AsyncSpace]] = {}  # the spaces' faces on the node's loop
         self.handlers: dict[
             str, Callable[[Message], Message | Awaitable[Message]]
         ] = {}  # by first segment: $refs, $sys
@@ -579,10 +579,10 @@ class SpacesResource:
         await self._end(held.id, held.tx, "commit")
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
-        aspace = self._async.get(name)
-        if aspace is None:
-            aspace = self._async[name] = AsyncSpace(space)
-        return aspace
+        known = self._async.get(name)
+        if known is None or known[0] is not space:  # a space of that name made anew
+            known = self._async[name] = (space, AsyncSpace(space))
+        return known[1]
 
     @staticmethod
     async def _done(work: Awaitable[Any], answer: Callable[[Any], Message]) -> Message:

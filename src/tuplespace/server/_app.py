@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -24,11 +24,12 @@ from starlette.routing import Match, Route
 
 from .. import __version__
 from .._errors import TupleSpaceError
+from .._records import DEFAULT_BASE_URI
 from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
 from . import _schemas as schemas
 from ._api import ServerLimits
-from ._auth import ALL, Tokens
+from ._auth import ALL, Tokens, valid_space_name
 from ._credit import CreditRoutes
 from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
@@ -37,6 +38,9 @@ from ._hub import Hub
 from ._operations import Operations
 from ._rules import RuleRoutes
 from ._transactions import Transactions
+
+if TYPE_CHECKING:
+    from .._federation import Node
 
 __all__ = ["Api", "create_app"]
 
@@ -57,6 +61,8 @@ def create_app(
     heartbeat: float = 15.0,
     cors_origins: Iterable[str] = (),
     allowed_hosts: Iterable[str] = (),
+    node: Node | None = None,
+    spaces: Iterable[str] = (),
 ) -> FastAPI:
     """The ASGI application of a PyTupleSpace server (see docs/http-api.md).
 
@@ -86,6 +92,11 @@ def create_app(
     - ``allowed_hosts``: the names (``tuples.example``, or ``*``) a request's ``Host``
       may give besides IP addresses and ``localhost``; others are refused, against
       DNS rebinding.
+    - ``node``: a :class:`tuplespace.Node` that serves the server's spaces over CoAP
+      too (docs/federation.md, Serving a node): every space kept in this process, the
+      same space over HTTP and CoAP, its records named under the node's base URI.
+    - ``spaces``: names of spaces made at start (in the default store) unless they
+      exist, for clients that cannot make one (CoAP's).
 
     Raises ``ValueError`` for invalid options or an invalid token file.
     """
@@ -99,6 +110,13 @@ def create_app(
         raise ValueError(
             f"unknown permission {sorted(unknown)[0]!r}; permissions are {', '.join(sorted(ALL))}"
         )
+    made = list(spaces)
+    for name in made:
+        if not valid_space_name(name):
+            raise ValueError(
+                f"{name!r} is not a space name: 1 to 128 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
     origins = list(cors_origins)
     policy = Policy(allowed_hosts, origins)
     limits = limits or ServerLimits()
@@ -106,20 +124,16 @@ def create_app(
     if host_url is not None:
         found = find_scheme(urlsplit(host_url).scheme)
         assert found is not None
-        host = found.host(host_url, limits.wire)
-    hub = Hub(
-        host,
-        store,
-        default_anonymous,
-        limits.wire,
-        limits.max_transactions,
-    )
+        host = found.host(host_url, limits.wire, DEFAULT_BASE_URI if node is None else node.base_uri)
+    hub = Hub(host, store, default_anonymous, limits.wire, limits.max_transactions, node)
     api = Api(hub, Tokens(tokens), limits, float(long_poll), float(claim_lease), float(heartbeat))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(hub.start)
         hub.follow()
+        for name in made:
+            await hub.create(name, {})
         try:
             yield
         finally:

@@ -37,7 +37,7 @@ from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
 from .._memory import MemoryHost
 from .._methods import MAX_FIRINGS
 from .._mint import MAX_BITS
-from .._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
+from .._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
 from .._values import Credit, Limits, Tuple
@@ -46,6 +46,7 @@ from ._auth import check_permissions
 from ._errors import ApiError, limit_reached
 
 if TYPE_CHECKING:
+    from .._federation import Node
     from ..stores import AsyncRedisSpace, AsyncRedisTransaction
 
 __all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "HeldClaim", "Hub", "RecordClaim", "SpaceInfo"]
@@ -55,6 +56,7 @@ logger = logging.getLogger("tuplespace.server")
 MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
+EVENT_RETENTION = 10_000  # events a space keeps unless it asks otherwise
 FOLLOW_AGAIN = 1.0  # seconds before listening again for spaces dropped by other servers
 
 
@@ -381,7 +383,9 @@ class Hub:
     """The spaces of one server, their transactions and claims, and its clients.
 
     ``host`` is the server's store of durable spaces (None: it keeps none); spaces
-    created with ``store: "memory"`` are kept in this process whatever it is.
+    created with ``store: "memory"`` are kept in this process whatever it is.  With a
+    ``node``, the node serves every space kept in this process over CoAP as well, and
+    their records are named under its base URI.
     """
 
     def __init__(
@@ -391,10 +395,12 @@ class Hub:
         default_anonymous: frozenset[str],
         wire_limits: Limits,
         max_handles_per_client: int,
+        node: Node | None = None,
     ) -> None:
         self.host = host
         self.shared = host if isinstance(host, SharedHost) else None
-        self.memory = MemoryHost("memory:", wire_limits)
+        self.node = node
+        self.memory = MemoryHost("memory:", wire_limits, DEFAULT_BASE_URI if node is None else node.base_uri)
         self.store = store
         self.default_anonymous = default_anonymous
         self.wire_limits = wire_limits
@@ -436,14 +442,22 @@ class Hub:
         info = SpaceInfo(
             name,
             store,
-            frozenset(entry["anonymous"]),
-            entry["event_retention"],
+            frozenset(entry.get("anonymous", self.default_anonymous)),  # a node's entries have none
+            entry.get("event_retention", EVENT_RETENTION),
             entry.get("event_retention_bytes", EVENT_RETENTION_BYTES),
             hosted,
             host.label,
         )
         self.spaces[name] = info
+        if self.node is not None and hosted.space is not None:
+            self.node.add_space(name, hosted.space)
         return info
+
+    def _remove(self, info: SpaceInfo) -> None:
+        info.deleted = True
+        del self.spaces[info.name]
+        if self.node is not None:
+            self.node.remove_space(info.name)
 
     def close(self) -> None:
         """Close every space kept in this process (transactions and claims abort; the
@@ -549,8 +563,7 @@ class Hub:
 
     async def _forget_space(self, info: SpaceInfo) -> None:
         """Stop hosting ``info`` here (another server dropped it): calls waiting on it end (404)."""
-        info.deleted = True
-        del self.spaces[info.name]
+        self._remove(info)
         await info.aspace.close()
         for handle_id in [h.id for h in self.handles.values() if h.info is info]:
             self.forget(handle_id)
@@ -592,7 +605,7 @@ class Hub:
         entry: dict[str, Any] = {
             "order": options.get("order", "fifo"),
             "capacity": options.get("capacity"),
-            "event_retention": options.get("event_retention", 10_000),
+            "event_retention": options.get("event_retention", EVENT_RETENTION),
             "event_retention_bytes": options.get("event_retention_bytes", EVENT_RETENTION_BYTES),
             "charge_rate": options.get("charge_rate", "0"),
             "creation_charge": options.get("creation_charge", "0"),
@@ -626,8 +639,7 @@ class Hub:
         async with self._lock():
             if info.deleted:
                 return
-            info.deleted = True
-            del self.spaces[info.name]
+            self._remove(info)
             space = info.space
             host = self.memory if info.store == "memory" or self.host is None else self.host
 

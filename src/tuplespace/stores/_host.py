@@ -24,7 +24,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from .._errors import StoreError, Unreachable
-from .._records import DEFAULT_OPERATOR
+from .._records import DEFAULT_BASE_URI, DEFAULT_OPERATOR
 from .._schemes import Hosted, Scheme
 from .._values import Limits
 from ._redis import SCHEMES, parse_url, prefix
@@ -57,7 +57,9 @@ async def connect_async(url: str, options: dict[str, Any]) -> AsyncRedisSpace:
 class RedisHost:
     """A server's spaces kept in Redis (standalone or Cluster), and its catalog there."""
 
-    def __init__(self, url: str, limits: Limits) -> None:
+    def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
+        if base_uri != DEFAULT_BASE_URI:
+            raise ValueError(f"a node ({base_uri}) serves no space kept in Redis: they have no records")
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
             raise ValueError(f"{url!r} is not a URL of Redis ({', '.join(s + '://' for s in SCHEMES)})")
