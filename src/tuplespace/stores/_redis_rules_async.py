@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, TupleSpaceError
 from .._records import DEFAULT_PRINCIPAL
-from .._rules import RuleInfo, failure_from_json, failure_to_json, no_match
+from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value
 from ..client._primitives import AsyncLock
@@ -62,6 +62,8 @@ class AsyncRedisRules:
     The methods of :class:`~tuplespace.Rules` for reactions to tuple events (``write``
     and ``take`` operations): a reaction fires once for each event it matches, in
     the order of the events, its operations as one step, whichever process runs it.
+    ``max_rules`` is the most rules :meth:`add` lets the space hold (100,000; a
+    server sets its own).
     """
 
     def __init__(self, core: AsyncRedisCore) -> None:
@@ -72,6 +74,7 @@ class AsyncRedisRules:
         self._since: dict[str, int] = {}  # each rule's first event: the events after this seq
         self._counts: dict[bytes, bytes] = {}  # the counts in Redis, as last read
         self._firing = AsyncLock()  # one run of the pending reactions at a time in this process
+        self.max_rules = MAX_RULES
 
     @property
     def known(self) -> bool:
@@ -103,6 +106,7 @@ class AsyncRedisRules:
         while True:
             await self._follow()
             rules = self._model.rules
+            rules.max_rules = self.max_rules
             rules.add(name, on=on, template=template, when=when, write=write, take=take, principal=principal)
             try:
                 definition = rules.definition(name)

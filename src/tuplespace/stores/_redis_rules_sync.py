@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, TupleSpaceError
 from .._records import DEFAULT_PRINCIPAL
-from .._rules import RuleInfo, failure_from_json, failure_to_json, no_match
+from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value
 from ..client._primitives import Lock
@@ -63,6 +63,8 @@ class RedisRules:
     The methods of :class:`~tuplespace.Rules` for reactions to tuple events (``write``
     and ``take`` operations): a reaction fires once for each event it matches, in
     the order of the events, its operations as one step, whichever process runs it.
+    ``max_rules`` is the most rules :meth:`add` lets the space hold (100,000; a
+    server sets its own).
     """
 
     def __init__(self, core: RedisCore) -> None:
@@ -73,6 +75,7 @@ class RedisRules:
         self._since: dict[str, int] = {}  # each rule's first event: the events after this seq
         self._counts: dict[bytes, bytes] = {}  # the counts in Redis, as last read
         self._firing = Lock()  # one run of the pending reactions at a time in this process
+        self.max_rules = MAX_RULES
 
     @property
     def known(self) -> bool:
@@ -104,6 +107,7 @@ class RedisRules:
         while True:
             self._follow()
             rules = self._model.rules
+            rules.max_rules = self.max_rules
             rules.add(name, on=on, template=template, when=when, write=write, take=take, principal=principal)
             try:
                 definition = rules.definition(name)
