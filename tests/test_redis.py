@@ -852,3 +852,28 @@ def test_async_rules_of_a_space_kept_in_redis(url: str, space: Any) -> None:
     assert asyncio.run(main()) == [("alarm", "kitchen")]
     space.write(("reading", "hall", 2.0))  # a sync process fires the rule an async one added
     assert space.read_all(("alarm", str)) == [("alarm", "kitchen"), ("alarm", "hall")]
+
+
+def test_a_process_killed_while_it_writes_and_fires_leaves_each_reaction_done_once_or_to_do(
+    url: str, space: Any
+) -> None:
+    space.rules.add("hot", template=("reading", int), write=[("alarm", "t[1]")])
+    child = run_child(url, "i = 0\nwhile True:\n    space.write(('reading', i))\n    i += 1")
+    wait_until(lambda: space.count(("alarm", int)) >= 50, "the child's reactions to run")
+    child.kill()  # wherever it is: between a write and its firing, or in a firing
+    child.communicate(timeout=PATIENCE)
+    space.rules.fire()  # what it left undone
+    readings = space.read_all(("reading", int))
+    alarms = space.read_all(("alarm", int))
+    assert [t[1] for t in alarms] == [t[1] for t in readings]
+    assert space.rules.get("hot").fired == len(readings)
+
+
+def test_one_call_runs_the_reactions_of_at_most_max_firings_events(url: str, space: Any) -> None:
+    space.rules.add("gone", on="take", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.write_many([("job", 1), ("job", 2)])
+    finished(run_child(url, 'space.take_all(("job", int))'))  # a process that knows no rules
+    space.rules.limits = ts.ActiveLimits(max_firings=3)
+    assert space.rules.fire() == 3  # the two takes, the write of ("gone", 1)
+    assert space.rules.fire() == 1  # the write of ("gone", 2)
+    assert space.read_all(("gone", int)) == [("gone", 1), ("gone", 2)]

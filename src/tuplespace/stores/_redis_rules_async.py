@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, TupleSpaceError
+from .._methods import ActiveLimits
 from .._records import DEFAULT_PRINCIPAL
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
@@ -63,7 +64,8 @@ class AsyncRedisRules:
     and ``take`` operations): a reaction fires once for each event it matches, in
     the order of the events, its operations as one step, whichever process runs it.
     ``max_rules`` is the most rules :meth:`add` lets the space hold (100,000; a
-    server sets its own).
+    server sets its own); ``limits.max_firings`` the most events whose reactions one
+    call runs (see :meth:`fire`).
     """
 
     def __init__(self, core: AsyncRedisCore) -> None:
@@ -75,6 +77,7 @@ class AsyncRedisRules:
         self._counts: dict[bytes, bytes] = {}  # the counts in Redis, as last read
         self._firing = AsyncLock()  # one run of the pending reactions at a time in this process
         self.max_rules = MAX_RULES
+        self.limits = ActiveLimits()
 
     @property
     def known(self) -> bool:
@@ -173,11 +176,14 @@ class AsyncRedisRules:
     # -- firing --------------------------------------------------------------------------------
 
     async def fire(self) -> int:
-        """Run the reactions of the events whose reactions have not run yet, here; the
-        number of events whose reactions this process ran."""
+        """Run the reactions of the events whose reactions have not run yet, here, up
+        to those of ``limits.max_firings`` events (see :class:`~tuplespace.ActiveLimits`;
+        the next call runs the others); the number of events whose reactions this
+        process ran."""
         ran = 0
         async with self._firing:
-            while True:
+            most = self.limits.max_firings
+            while ran < most:
                 reply = await self._core.call("rule_pending", [EVENTS_READ])
                 if reply[0] != self._version:
                     await self._follow()
@@ -191,11 +197,12 @@ class AsyncRedisRules:
                 entries = reply[3:]
                 if not entries:
                     return ran
-                for i in range(0, len(entries), 3):
+                for i in range(0, min(len(entries), 3 * (most - ran)), 3):
                     seq = int(entries[i])
                     if not await self._fire_event(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2])):
                         break  # another process ran it, or the rules changed: read again
                     ran += 1
+            return ran
 
     async def _fire_event(self, seq: int, kind: str, t: tuple[Value, ...]) -> bool:
         """Run the reactions to the event ``seq``; False if another process did, or

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, TupleSpaceError
+from .._methods import ActiveLimits
 from .._records import DEFAULT_PRINCIPAL
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
@@ -64,7 +65,8 @@ class RedisRules:
     and ``take`` operations): a reaction fires once for each event it matches, in
     the order of the events, its operations as one step, whichever process runs it.
     ``max_rules`` is the most rules :meth:`add` lets the space hold (100,000; a
-    server sets its own).
+    server sets its own); ``limits.max_firings`` the most events whose reactions one
+    call runs (see :meth:`fire`).
     """
 
     def __init__(self, core: RedisCore) -> None:
@@ -76,6 +78,7 @@ class RedisRules:
         self._counts: dict[bytes, bytes] = {}  # the counts in Redis, as last read
         self._firing = Lock()  # one run of the pending reactions at a time in this process
         self.max_rules = MAX_RULES
+        self.limits = ActiveLimits()
 
     @property
     def known(self) -> bool:
@@ -174,11 +177,14 @@ class RedisRules:
     # -- firing --------------------------------------------------------------------------------
 
     def fire(self) -> int:
-        """Run the reactions of the events whose reactions have not run yet, here; the
-        number of events whose reactions this process ran."""
+        """Run the reactions of the events whose reactions have not run yet, here, up
+        to those of ``limits.max_firings`` events (see :class:`~tuplespace.ActiveLimits`;
+        the next call runs the others); the number of events whose reactions this
+        process ran."""
         ran = 0
         with self._firing:
-            while True:
+            most = self.limits.max_firings
+            while ran < most:
                 reply = self._core.call("rule_pending", [EVENTS_READ])
                 if reply[0] != self._version:
                     self._follow()
@@ -192,11 +198,12 @@ class RedisRules:
                 entries = reply[3:]
                 if not entries:
                     return ran
-                for i in range(0, len(entries), 3):
+                for i in range(0, min(len(entries), 3 * (most - ran)), 3):
                     seq = int(entries[i])
                     if not self._fire_event(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2])):
                         break  # another process ran it, or the rules changed: read again
                     ran += 1
+            return ran
 
     def _fire_event(self, seq: int, kind: str, t: tuple[Value, ...]) -> bool:
         """Run the reactions to the event ``seq``; False if another process did, or
