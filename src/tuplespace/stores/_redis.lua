@@ -291,6 +291,30 @@ local function next_expiry()
   return '-1'
 end
 
+-- The version of the rules, the seq of the latest event whose reactions have run, how
+-- many events passed out of the log before their reactions ran (skipped now), then seq,
+-- kind and encoding of the events after (at most ``n``).
+local function pending(n)
+  local fired = tonumber(redis.call('HGET', CFG, 'fired') or '0')
+  local lost = 0
+  if rules > 0 and ev_first > fired + 1 then
+    lost = ev_first - 1 - fired
+    fired = ev_first - 1
+    redis.call('HSET', CFG, 'fired', fired)
+    redis.call('HINCRBY', CNT, 'rules_lost', lost)
+  end
+  local out = {redis.call('HGET', CFG, 'rulev') or '0', fired, lost}
+  if rules > 0 then
+    for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. fired .. '-0', '+', 'COUNT', n)) do
+      local f = entry[2]
+      out[#out + 1] = string.match(entry[1], '^%d+')
+      out[#out + 1] = f[2]
+      out[#out + 1] = f[4]
+    end
+  end
+  return out
+end
+
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
 if redis.call('EXISTS', CFG) == 0 then
@@ -717,49 +741,31 @@ end
 return out
 
 --[[ rule_pending ]]
--- ARGV: how many events to return at most.  Returns the version of the rules, the seq of
--- the latest event whose reactions have run, how many events passed out of the log
--- before their reactions ran (skipped now), then seq, kind and encoding of the events after.
+-- ARGV: how many events to return at most.  See pending().
 expire_due()
 tell_room()
-local fired = tonumber(redis.call('HGET', CFG, 'fired') or '0')
-local lost = 0
-if rules > 0 and ev_first > fired + 1 then
-  lost = ev_first - 1 - fired
-  fired = ev_first - 1
-  redis.call('HSET', CFG, 'fired', fired)
-  redis.call('HINCRBY', CNT, 'rules_lost', lost)
-end
-local out = {redis.call('HGET', CFG, 'rulev') or '0', fired, lost}
-if rules > 0 then
-  for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. fired .. '-0', '+', 'COUNT', ARGV[1])) do
-    local f = entry[2]
-    out[#out + 1] = string.match(entry[1], '^%d+')
-    out[#out + 1] = f[2]
-    out[#out + 1] = f[4]
-  end
-end
-return out
+return pending(ARGV[1])
 
 --[[ rule_fire ]]
--- ARGV: the seq of the event whose reactions these are (the next after ``fired``), the
--- version of the rules they were found with, then each firing: the rule's name, '' or
--- its failure (JSON), how many tuples it takes and their ids, how many it writes and
--- their encodings and index keys.  All of them happen, in one step, and ``fired``
--- becomes the seq; or none: {'moved'} (another process ran them), {'stale'} (the rules
--- changed), {'retry'} (a tuple to take is gone).  A firing whose tuples do not fit in
--- the space fails with SpaceFull, changing nothing.
+-- ARGV: ``fired`` as the caller read it, the seq of the event whose reactions these are
+-- (those between have none), the version of the rules they were found with, how many
+-- events to return at most, then each firing: the rule's name, '' or its failure
+-- (JSON), how many tuples it takes and their ids, how many it writes and their
+-- encodings and index keys.  All of them happen, in one step, ``fired`` becomes the
+-- seq, and the answer is pending()'s; or none: {'moved'} (another process ran them),
+-- {'stale'} (the rules changed), {'retry'} (a tuple to take is gone).  A firing whose
+-- tuples do not fit in the space fails with SpaceFull, changing nothing.
 expire_due()
-local seq = tonumber(ARGV[1])
-if tonumber(redis.call('HGET', CFG, 'fired') or '0') ~= seq - 1 then
+local seq = tonumber(ARGV[2])
+if tonumber(redis.call('HGET', CFG, 'fired') or '0') ~= tonumber(ARGV[1]) then
   tell_room()
   return {'moved'}
 end
-if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[2] then
+if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[3] then
   tell_room()
   return {'stale'}
 end
-local firings, i = {}, 3
+local firings, i = {}, 5
 while i <= #ARGV do
   local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}}
   local n = tonumber(ARGV[i + 2])
@@ -800,4 +806,4 @@ for _, f in ipairs(firings) do
 end
 redis.call('HSET', CFG, 'fired', seq)
 tell_room()
-return {'ok'}
+return pending(ARGV[4])

@@ -184,10 +184,13 @@ class RedisRules:
         ran = 0
         with self._firing:
             most = self.limits.max_firings
-            while ran < most:
-                reply = self._core.call("rule_pending", [EVENTS_READ])
-                if reply[0] != self._version:
-                    self._follow()
+            reply = self._core.call("rule_pending", [EVENTS_READ])
+            while True:
+                if len(reply) == 1 or reply[0] != self._version:
+                    # another process ran them, a tuple to take is gone, or the rules changed
+                    if len(reply) > 1 or reply[0] == b"stale":
+                        self._follow()
+                    reply = self._core.call("rule_pending", [EVENTS_READ])
                     continue
                 if int(reply[2]):
                     log.warning(
@@ -195,29 +198,27 @@ class RedisRules:
                         int(reply[2]),
                         self._core.options.space,
                     )
-                entries = reply[3:]
-                if not entries:
+                fired, entries = int(reply[1]), reply[3:]
+                if not entries or ran == most:
                     return ran
+                # The events up to the first that fires a rule, run in one script.
+                seq, firings = fired, []
                 for i in range(0, min(len(entries), 3 * (most - ran)), 3):
                     seq = int(entries[i])
-                    if not self._fire_event(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2])):
-                        break  # another process ran it, or the rules changed: read again
-                    ran += 1
-            return ran
+                    firings = self._firings(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2]))
+                    if firings:
+                        break
+                reply = self._core.call("rule_fire", [fired, seq, self._version, EVENTS_READ, *firings])
+                if len(reply) > 1:
+                    ran += seq - fired
 
-    def _fire_event(self, seq: int, kind: str, t: tuple[Value, ...]) -> bool:
-        """Run the reactions to the event ``seq``; False if another process did, or
-        the rules changed meanwhile."""
-        while True:
-            args: _Args = [seq, self._version]
-            for name in self._order:
-                if self._since[name] < seq:
-                    args += self._firing_of(name, kind, t)
-            reply = self._core.call("rule_fire", args)
-            if reply[0] == b"ok":
-                return True
-            if reply[0] != b"retry":  # "moved", "stale"
-                return False
+    def _firings(self, seq: int, kind: str, t: tuple[Value, ...]) -> _Args:
+        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
+        args: _Args = []
+        for name in self._order:
+            if self._since[name] < seq:
+                args += self._firing_of(name, kind, t)
+        return args
 
     def _firing_of(self, name: str, kind: str, t: tuple[Value, ...]) -> _Args:
         """What ``rule_fire`` needs of the firing of ``name`` for an event (nothing if
