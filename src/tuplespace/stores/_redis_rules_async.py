@@ -76,6 +76,7 @@ class AsyncRedisRules:
         self._since: dict[str, int] = {}  # each rule's first event: the events after this seq
         self._counts: dict[bytes, bytes] = {}  # the counts in Redis, as last read
         self._firing = AsyncLock()  # one run of the pending reactions at a time in this process
+        self._modelling = AsyncLock()  # held while the model is read again, or added to
         self.max_rules = MAX_RULES
         self.limits = ActiveLimits()
 
@@ -106,6 +107,19 @@ class AsyncRedisRules:
         if path is not None or tag is not None or set is not None or to is not None or using:
             raise NotSupported(_RECORDS)
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
+        async with self._modelling:
+            return await self._add(name, on, template, when, write, take, principal)
+
+    async def _add(
+        self,
+        name: str,
+        on: str | Iterable[str] | None,
+        template: Iterable[Any] | None,
+        when: str | None,
+        write: _Args,
+        take: _Args,
+        principal: str,
+    ) -> RuleInfo:
         while True:
             await self._follow()
             rules = self._model.rules
@@ -132,12 +146,14 @@ class AsyncRedisRules:
 
     async def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name, with its counts in Redis."""
-        await self._follow()
+        async with self._modelling:
+            await self._follow()
         return [self._info(info) for info in self._model.rules.list()]
 
     async def get(self, name: str) -> RuleInfo:
         """The rule ``name``; :class:`~tuplespace.RuleNotFound` if there is none."""
-        await self._follow()
+        async with self._modelling:
+            await self._follow()
         return self._info(self._model.rules.get(name))
 
     def _info(self, info: RuleInfo) -> RuleInfo:
@@ -151,7 +167,9 @@ class AsyncRedisRules:
         )
 
     async def _follow(self) -> None:
-        """Read the counts of the rules, and the rules too if they changed."""
+        """Read the counts of the rules, and the rules too if they changed (with
+        ``_modelling`` held: one call at a time builds the model, and an add checks a
+        rule against the model whose version it stores it with)."""
         reply = await self._core.call("rule_list", [self._version])
         n = int(reply[1])
         if reply[0] != self._version:
@@ -188,7 +206,8 @@ class AsyncRedisRules:
                 if len(reply) == 1 or reply[0] != self._version:
                     # another process ran them, a tuple to take is gone, or the rules changed
                     if len(reply) > 1 or reply[0] == b"stale":
-                        await self._follow()
+                        async with self._modelling:
+                            await self._follow()
                     reply = await self._core.call("rule_pending", [EVENTS_READ])
                     continue
                 if int(reply[2]):
