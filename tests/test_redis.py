@@ -877,3 +877,21 @@ def test_one_call_runs_the_reactions_of_at_most_max_firings_events(url: str, spa
     assert space.rules.fire() == 3  # the two takes, the write of ("gone", 1)
     assert space.rules.fire() == 1  # the write of ("gone", 2)
     assert space.read_all(("gone", int)) == [("gone", 1), ("gone", 2)]
+
+
+def test_a_damaged_rule_in_redis_is_a_store_error_naming_it_and_writes_go_on(
+    url: str, space: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    space.rules.add("hot", template=("reading", int), write=[("alarm", "t[1]")])
+    key = "{ts:" + url.rsplit("=", 1)[1] + "}"
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.hset(key + ":rules", "broken", "3 0 {not json")
+    raw.hincrby(key + ":cfg", "rulev", 1)
+    raw.close()
+    with pytest.raises(ts.StoreError, match=r"the rule 'broken' of space .* in Redis is damaged"):
+        space.rules.list()
+    with ts.connect(url) as other, caplog.at_level("WARNING", "tuplespace"):
+        other.write(("reading", 1))  # written; its reactions wait for rules that can be read
+        assert "were not run" in caplog.text
+        assert "'broken'" in caplog.text
+    assert space.read_all(("reading", int)) == [("reading", 1)]

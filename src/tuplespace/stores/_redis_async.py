@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import random
 import time
@@ -84,6 +85,8 @@ from ._redis import (
     route_of_tuple,
 )
 from ._redis_rules_async import AsyncRedisRules
+
+log = logging.getLogger("tuplespace")
 
 __all__ = [
     "AsyncPartitionedRedisSpace",
@@ -425,7 +428,7 @@ class AsyncRedisSpace:
                     wrote = True
                     expires = _seconds(reply[1])
                     if reply[0] == b"fire":  # the space has rules: run their reactions
-                        await self.rules.fire()
+                        await self._fire()
                     return [AsyncLease(self, int(seq), expires) for seq in reply[2:]]
                 if reply[0] == b"retry":
                     return None
@@ -737,7 +740,16 @@ class AsyncRedisSpace:
     async def _react(self) -> None:
         """Run the reactions not run yet, if this process knows of rules."""
         if self._rules is not None and self._rules.known:
-            await self._rules.fire()
+            await self._fire()
+
+    async def _fire(self) -> None:
+        """Run the reactions not run yet, after an operation: what stops them (Redis out
+        of reach, the space closed meanwhile) is logged, not raised, as the operation
+        happened; the next process that runs them does them."""
+        try:
+            await self.rules.fire()
+        except TupleSpaceError as exc:
+            log.warning("the reactions of space %r were not run: %s", self._options.space, exc)
 
     # -- transactions ---------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, TupleSpaceError
+from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
 from .._methods import ActiveLimits
 from .._records import DEFAULT_PRINCIPAL
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
@@ -177,19 +177,35 @@ class AsyncRedisRules:
         self._counts = dict(zip(reply[2 + n :: 2], reply[3 + n :: 2], strict=True))
 
     def _load(self, version: bytes, kept: _Args) -> None:
-        """Make the model hold the rules ``kept`` (name, then what Redis keeps of it)."""
+        """Make the model hold the rules ``kept`` (name, then what Redis keeps of it);
+        StoreError naming a rule that Redis does not keep as a rule is kept."""
         rules = []
-        for name, entry in zip(kept[::2], kept[1::2], strict=True):
-            number, since, definition = entry.split(b" ", 2)
-            rules.append((int(number), name.decode(), int(since), definition.decode()))
-        rules.sort()
         model = Space()
-        model.rules.load([(name, definition) for _, name, _, definition in rules], DEFAULT_LIMITS)
+        try:
+            for name, entry in zip(kept[::2], kept[1::2], strict=True):
+                try:
+                    number, since, definition = entry.split(b" ", 2)
+                    rules.append((int(number), name.decode(), int(since), definition.decode()))
+                except ValueError:
+                    raise self._damaged(name.decode(), "not '<number> <seq> <definition>'") from None
+            rules.sort()
+            for _, name, _, definition in rules:
+                try:
+                    model.rules.load([(name, definition)], DEFAULT_LIMITS)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise self._damaged(name, str(exc)) from None
+        except BaseException:
+            model.close()
+            raise
         self._model.close()
         self._model = model
         self._order = [name for _, name, _, _ in rules]
         self._since = {name: since for _, name, since, _ in rules}
         self._version = version
+
+    def _damaged(self, name: str, why: str) -> StoreError:
+        space = self._core.options.space
+        return StoreError(f"the rule {name!r} of space {space!r} in Redis is damaged: {why}")
 
     # -- firing --------------------------------------------------------------------------------
 

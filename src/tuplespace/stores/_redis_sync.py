@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import random
 import time
@@ -85,6 +86,8 @@ from ._redis import (
     route_of_tuple,
 )
 from ._redis_rules_sync import RedisRules
+
+log = logging.getLogger("tuplespace")
 
 __all__ = [
     "PartitionedRedisSpace",
@@ -422,7 +425,7 @@ class RedisSpace:
                     wrote = True
                     expires = _seconds(reply[1])
                     if reply[0] == b"fire":  # the space has rules: run their reactions
-                        self.rules.fire()
+                        self._fire()
                     return [Lease(self, int(seq), expires) for seq in reply[2:]]
                 if reply[0] == b"retry":
                     return None
@@ -726,7 +729,16 @@ class RedisSpace:
     def _react(self) -> None:
         """Run the reactions not run yet, if this process knows of rules."""
         if self._rules is not None and self._rules.known:
-            self._rules.fire()
+            self._fire()
+
+    def _fire(self) -> None:
+        """Run the reactions not run yet, after an operation: what stops them (Redis out
+        of reach, the space closed meanwhile) is logged, not raised, as the operation
+        happened; the next process that runs them does them."""
+        try:
+            self.rules.fire()
+        except TupleSpaceError as exc:
+            log.warning("the reactions of space %r were not run: %s", self._options.space, exc)
 
     # -- transactions ---------------------------------------------------------------------------
 
