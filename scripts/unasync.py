@@ -27,6 +27,7 @@ PAIRS = [
     (CLIENT / "_async_server.py", CLIENT / "_sync_server.py"),
     (CLIENT / "_async_transport.py", CLIENT / "_sync_transport.py"),
     (STORES / "_redis_async.py", STORES / "_redis_sync.py"),
+    (STORES / "_redis_rules_async.py", STORES / "_redis_rules_sync.py"),
 ]
 
 # Whole tokens only: a rule never matches inside a longer name.  ``(^|\b)`` is the
@@ -52,6 +53,8 @@ SUBS = [
     ("_async_server", "_sync_server"),
     ("_async_transport", "_sync_transport"),
     ("_async", "_sync"),
+    ("_redis_async", "_redis_sync"),
+    ("_redis_rules_async", "_redis_rules_sync"),
     (r"redis\.asyncio", "redis"),
 ]
 COMPILED = [(re.compile(r"(^|\b)" + pattern + r"($|\b)"), replacement) for pattern, replacement in SUBS]

@@ -227,9 +227,18 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
 REDIS_LIMITS_BY_MODULE = {
     "test_records": "records",
     "test_credit": "credit, which records pay",
-    "test_active": "rules",
 }
+# Rules on records (reactions to record events, reactions that set fields, Push Logic
+# rules) and methods need records, which a space kept in Redis does not have yet.
+_RECORD_RULES = "rules on records and methods, which need records"
 REDIS_LIMITS = {
+    "test_a_reaction_to_record_events_reads_the_change": _RECORD_RULES,
+    "test_rules_on_record_fields_are_refused_in_a_cycle": _RECORD_RULES,
+    "test_push_rules_on_fields_are_refused_in_a_cycle": _RECORD_RULES,
+    "test_a_push_rule_keeps_a_field_a_function_of_others": _RECORD_RULES,
+    "test_a_method_reads_and_sets_the_records_fields": _RECORD_RULES,
+    "test_a_failing_method_changes_nothing_and_bad_calls_say_why": _RECORD_RULES,
+    "test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing": _RECORD_RULES,
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
     ),
@@ -258,6 +267,7 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 PARTITIONED_LIMITS_BY_MODULE = {
     "test_capacity": "capacity, which a partitioned space does not have",
     "test_transactions": "transactions, which a partitioned space does not have",
+    "test_active": "rules, which a partitioned space does not have",
 }
 PARTITIONED_LIMITS = {
     "test_events_of_a_transaction_appear_at_commit_only": "transactions",

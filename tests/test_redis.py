@@ -746,3 +746,152 @@ def test_a_cluster_master_killed_under_load_loses_no_replicated_write(tmp_path: 
         assert report["replicated"]["acknowledged_lost"] == 0
     finally:
         cluster.stop()
+
+
+# -- rules ----------------------------------------------------------------------------------------
+
+HOT = """
+space.rules.add("hot", template=("reading", str, float), when="t[2] > 30.0",
+                write=[("alarm", "t[1]", "t[2] - 30.0")])
+"""
+
+
+def test_a_write_in_one_process_fires_a_rule_added_in_another_and_the_rule_outlives_it(
+    url: str, space: Any
+) -> None:
+    space.write(("reading", "before", 40.0))  # before the rule: nothing to fire
+    finished(run_child(url, HOT))
+    space.write(("reading", "kitchen", 31.5))
+    assert space.read_all(("alarm", str, float)) == [("alarm", "kitchen", 1.5)]  # when write returned
+    with ts.connect(url) as again:  # a process that opens the space later has the rule
+        assert [(r.name, r.level, r.fired) for r in again.rules.list()] == [("hot", 1, 1)]
+        again.rules.remove("hot")
+    space.write(("reading", "hall", 50.0))
+    assert space.count(("alarm", str, float)) == 1
+    assert space.rules.list() == []
+
+
+def test_two_processes_writing_at_once_fire_each_reaction_exactly_once_in_event_order(
+    url: str, space: Any
+) -> None:
+    space.rules.add("hot", template=("reading", str, int), write=[("alarm", "t[1]", "t[2]")])
+    code = """
+        space.write(("ready", "{who}"))
+        space.read(("go",))
+        for i in range(100):
+            space.write(("reading", "{who}", i))
+        """
+    writers = [run_child(url, code.format(who=who)) for who in "ab"]
+    for _ in writers:
+        space.take(("ready", str), timeout=PATIENCE)
+    space.write(("go",))  # both write from here on, each running the reactions it can
+    for child in writers:
+        finished(child)
+    alarms = space.read_all(("alarm", str, int))
+    assert sorted(alarms) == sorted(("alarm", who, i) for who in "ab" for i in range(100))
+    assert space.rules.get("hot").fired == 200
+    with space.subscribe((str, str, int), since=0) as events:
+        logged = [events.get(timeout=0).tuple for _ in range(400)]  # type: ignore[union-attr]
+    readings = [t[1:] for t in logged if t[0] == "reading"]
+    assert [t[1:] for t in logged if t[0] == "alarm"] == readings  # in the order of their events
+
+
+def test_a_take_in_a_process_that_knows_no_rules_is_reacted_to_by_another(url: str, space: Any) -> None:
+    space.rules.add("gone", on="take", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.write(("job", 1))
+    assert finished(run_child(url, 'print(space.take(("job", int), timeout=0))')) == "('job', 1)\n"
+    assert space.count(("gone", int)) == 0  # nobody ran the reaction yet
+    assert space.rules.fire() == 2  # the events of the take, then of the write of ("gone", 1)
+    assert space.rules.fire() == 0  # once
+    assert space.read_all(("gone", int)) == [("gone", 1)]
+    info = space.rules.get("gone")
+    assert (info.fired, info.failed) == (1, 0)
+
+
+def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space: Any) -> None:
+    finished(
+        run_child(
+            url,
+            """
+            space.rules.add("claim", template=("order", int), take=[(ts.Lit("stock"), "t[1]")],
+                            write=[(ts.Lit("shipped"), "t[1]")])
+            space.write(("order", 5))
+            """,
+        )
+    )
+    info = space.rules.get("claim")
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.EvaluationError)
+    assert "take: no tuple matches" in str(info.last_error)
+    assert space.read_all((ANY, ANY)) == [("order", 5)]
+
+
+def test_rules_on_records_and_on_a_partitioned_space_are_not_supported(
+    url: str, space: Any, redis_server: RedisServer
+) -> None:
+    with pytest.raises(ts.NotSupported, match="rules on records"):
+        space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
+    with pytest.raises(ts.NotSupported, match="rules on records"):
+        space.rules.add("log", path="sensors/kitchen", tag="temp", write=[("hot", "value")])
+    assert space.rules.list() == []
+    with (
+        ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
+        pytest.raises(ts.NotSupported, match="rules on a space partitioned"),
+    ):
+        spread.rules.add("hot", template=("reading", str, float), write=[("alarm",)])
+
+
+def test_async_rules_of_a_space_kept_in_redis(url: str, space: Any) -> None:
+    async def main() -> list[ts.Tuple]:
+        async with await ts.connect_async(url) as aspace:
+            await aspace.rules.add("hot", template=("reading", str, float), write=[("alarm", "t[1]")])
+            await aspace.write(("reading", "kitchen", 1.0))
+            assert [r.name for r in await aspace.rules.list()] == ["hot"]
+            return await aspace.read_all(("alarm", str))
+
+    assert asyncio.run(main()) == [("alarm", "kitchen")]
+    space.write(("reading", "hall", 2.0))  # a sync process fires the rule an async one added
+    assert space.read_all(("alarm", str)) == [("alarm", "kitchen"), ("alarm", "hall")]
+
+
+def test_a_process_killed_while_it_writes_and_fires_leaves_each_reaction_done_once_or_to_do(
+    url: str, space: Any
+) -> None:
+    space.rules.add("hot", template=("reading", int), write=[("alarm", "t[1]")])
+    child = run_child(url, "i = 0\nwhile True:\n    space.write(('reading', i))\n    i += 1")
+    wait_until(lambda: space.count(("alarm", int)) >= 50, "the child's reactions to run")
+    child.kill()  # wherever it is: between a write and its firing, or in a firing
+    child.communicate(timeout=PATIENCE)
+    space.rules.fire()  # what it left undone
+    readings = space.read_all(("reading", int))
+    alarms = space.read_all(("alarm", int))
+    assert [t[1] for t in alarms] == [t[1] for t in readings]
+    assert space.rules.get("hot").fired == len(readings)
+
+
+def test_one_call_runs_the_reactions_of_at_most_max_firings_events(url: str, space: Any) -> None:
+    space.rules.add("gone", on="take", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.write_many([("job", 1), ("job", 2)])
+    finished(run_child(url, 'space.take_all(("job", int))'))  # a process that knows no rules
+    space.rules.limits = ts.ActiveLimits(max_firings=3)
+    assert space.rules.fire() == 3  # the two takes, the write of ("gone", 1)
+    assert space.rules.fire() == 1  # the write of ("gone", 2)
+    assert space.read_all(("gone", int)) == [("gone", 1), ("gone", 2)]
+
+
+def test_a_damaged_rule_in_redis_is_a_store_error_naming_it_and_writes_go_on(
+    url: str, space: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    space.rules.add("hot", template=("reading", int), write=[("alarm", "t[1]")])
+    key = "{ts:" + url.rsplit("=", 1)[1] + "}"
+    raw = redis.Redis.from_url(redis_server.url)
+    raw.hset(key + ":rules", "broken", "3 0 {not json")
+    raw.hincrby(key + ":cfg", "rulev", 1)
+    raw.close()
+    with pytest.raises(ts.StoreError, match=r"the rule 'broken' of space .* in Redis is damaged"):
+        space.rules.list()
+    with ts.connect(url) as other, caplog.at_level("WARNING", "tuplespace"):
+        other.write(("reading", 1))  # written; its reactions wait for rules that can be read
+        assert "were not run" in caplog.text
+        assert "'broken'" in caplog.text
+    assert space.read_all(("reading", int)) == [("reading", 1)]

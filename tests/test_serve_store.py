@@ -101,9 +101,6 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
         ("GET", "credit/anonymous", None, "credit"),
         ("POST", "credit/transfer", {"to": "p", "amount": "1"}, "credit"),
         ("POST", "credit/challenge", None, "credit"),
-        ("GET", "rules", None, "rules"),
-        ("POST", "rules", {"name": "r", "template": ["x"], "write": [["y"]]}, "rules"),
-        ("DELETE", "rules/r", None, "rules"),
         ("GET", "clock", None, "clock"),
         ("POST", "clock", {"advance": 1}, "clock"),
     ],
@@ -119,6 +116,47 @@ def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_s
     assert error["code"] == "not_supported"
     assert f"Redis at {redis_server.url}" in error["message"]
     assert what in error["message"]
+
+
+def test_a_rule_added_through_one_server_fires_on_a_write_through_the_other(
+    two_servers: tuple[str, str],
+) -> None:
+    first, second = two_servers
+    name = _name()
+    with ts.connect(f"{first}/spaces/{name}") as one, ts.connect(f"{second}/spaces/{name}") as other:
+        one.rules.add("hot", template=("reading", str, float), when="t[2] > 30.0", write=[("alarm", "t[1]")])
+        other.write(("reading", "kitchen", 31.5))
+        assert other.read_all(("alarm", str)) == [("alarm", "kitchen")]  # when the write returned
+        assert [(r.name, r.fired) for r in other.rules.list()] == [("hot", 1)]
+        with pytest.raises(ts.NotSupported, match="rules on records"):
+            other.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
+        other.rules.remove("hot")
+        assert one.rules.list() == []
+
+
+def test_the_rules_of_a_revoked_token_are_removed_from_the_spaces_kept_in_redis(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    tokens = {
+        "tokens": [
+            {"name": "ops", "token": "admin-token-0123456789", "admin": True},
+            {"name": "acme", "token": "writer-token-0123456789", "spaces": {"plant": ["read", "write"]}},
+        ]
+    }
+    server = serve(store=redis_server.url, tokens=tokens)
+    url = f"{server.url}/spaces/plant"
+    with ts.connect(url, token="admin-token-0123456789") as admin:
+        admin.write(("made",))
+        with ts.connect(url, token="writer-token-0123456789") as acme:
+            acme.rules.add("hot", template=("reading", str), write=[("alarm", "t[1]")])
+        admin.rules.add("seen", template=("reading", str), write=[("seen", "t[1]")])
+        assert httpx.delete(
+            f"{server.url}/tokens/acme", headers={"Authorization": "Bearer admin-token-0123456789"}
+        ).is_success
+        assert [(r.name, r.principal) for r in admin.rules.list()] == [("seen", "ops")]
+        admin.write(("reading", "kitchen"))
+        assert admin.read_all((str, str)) == [("reading", "kitchen"), ("seen", "kitchen")]
+    assert httpx.delete(url, headers={"Authorization": "Bearer admin-token-0123456789"}).status_code == 204
 
 
 def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other(

@@ -63,7 +63,9 @@ from ._errors import (
     RuleCycle,
     RuleExists,
     RuleNotFound,
+    SpaceFull,
     TupleSpaceError,
+    ValueTooLarge,
 )
 from ._events import Change, Feed, FeedTemplate, RawEvent, RecordFeed
 from ._expr import Expr, compile_expr
@@ -77,7 +79,16 @@ if TYPE_CHECKING:
     from ._engine import Engine
     from ._space import Space
 
-__all__ = ["MAX_RULES", "Lit", "RuleInfo", "Rules"]
+__all__ = [
+    "MAX_RULES",
+    "Lit",
+    "RuleInfo",
+    "Rules",
+    "failure",
+    "failure_from_json",
+    "failure_to_json",
+    "no_match",
+]
 
 log = logging.getLogger("tuplespace")
 
@@ -159,6 +170,8 @@ def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
 
 
 Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
+#: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it takes.
+Outcome = tuple[list[tuple[Any, ...]], list[Template]]
 
 
 def _builder(fields: tuple[Any, ...]) -> Builder:
@@ -207,6 +220,66 @@ def _split(target: object, where: str) -> tuple[str, str]:
     check_tag(tag)
     check_path(path)
     return path, tag
+
+
+def _holds(when: Expr | None, env: dict[str, Any]) -> bool:
+    """Whether a firing's condition holds; EvaluationError if it is not a bool."""
+    if when is None:
+        return True
+    ok = when.run(env)
+    if type(ok) is not bool:
+        raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
+    return ok
+
+
+def no_match(template: Template) -> EvaluationError:
+    """The failure of a firing whose take finds no tuple matching ``template``."""
+    return EvaluationError(f"take: no tuple matches {reprlib.repr(template.fields)}")
+
+
+def failure(exc: Exception) -> TupleSpaceError:
+    """What a firing that raised ``exc`` failed with: a TupleSpaceError as it is,
+    anything else (a value no operation accepts) the rule's EvaluationError."""
+    if isinstance(exc, TupleSpaceError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return EvaluationError("an expression nests too deeply")
+    return EvaluationError(f"{type(exc).__name__}: {exc}")
+
+
+def failure_to_json(exc: TupleSpaceError) -> str:
+    """A firing's failure as a store that keeps it for other processes writes it:
+    its class, its message and what the class adds (a limit, a path)."""
+    out: dict[str, Any] = {"class": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, (LimitReached, ValueTooLarge)):
+        out.update(limit=exc.limit, maximum=exc.maximum)
+    if isinstance(exc, (InvalidValue, InvalidTemplate)):
+        out.update(reason=exc.reason, path=exc.path)
+    return orjson.dumps(out).decode()
+
+
+def failure_from_json(text: str | bytes) -> TupleSpaceError:
+    """The failure that :func:`failure_to_json` wrote, of its class where that is one
+    of a firing's failures (else a TupleSpaceError with its message)."""
+    d = orjson.loads(text)
+    message = d["message"]
+    kind = _FAILURES.get(d["class"])
+    if kind is None:
+        return TupleSpaceError(message)
+    if issubclass(kind, ValueTooLarge):
+        return kind(d["reason"], d["path"], limit=d["limit"], maximum=d["maximum"])
+    if issubclass(kind, LimitReached):
+        return kind(message, limit=d["limit"], maximum=d["maximum"])
+    if issubclass(kind, (InvalidValue, InvalidTemplate)):
+        return kind(d["reason"], d["path"])
+    return kind(message)
+
+
+# The failures a firing has, by class name, as failure_from_json rebuilds them.
+_FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
+    k.__name__: k
+    for k in (EvaluationError, InvalidValue, InvalidTemplate, ValueTooLarge, LimitReached, SpaceFull)
+}
 
 
 class _Rule:
@@ -704,6 +777,36 @@ class Rules:
                 "levels": max((r.level for r in rules), default=0),
             }
 
+    def definition(self, name: str) -> str:
+        """The rule ``name`` as a store that keeps rules for others writes it (JSON,
+        which :meth:`load` reads); RuleNotFound if there is none, InvalidValue for
+        one that cannot be kept (a ``Pred``)."""
+        with self._core.lock:
+            rule = self._rules.get(name)
+            if rule is None:
+                raise RuleNotFound(f"no rule named {name!r}")
+        return _definition(rule)
+
+    def outcome(self, name: str, kind: str, t: tuple[Any, ...]) -> Outcome | None:
+        """What the reaction ``name`` does for the event ``kind`` of the tuple ``t`` in
+        a space kept elsewhere (Redis), which performs it: the tuples it writes and the
+        templates it takes, in its order; None if it does not fire (another kind, a
+        tuple its template does not match, its condition false).  Raises the
+        TupleSpaceError the firing fails with (see :func:`failure`)."""
+        rule = self._rules[name]
+        template = rule.template
+        if kind not in rule.on or template is None or not template.matches(t):
+            return None
+        env = {"t": t}
+        try:
+            if not _holds(rule.when, env):
+                return None
+            return [build(env) for build in rule.builds], [
+                compile_template(_fill(f, env)) for f in rule.takes
+            ]
+        except Exception as exc:
+            raise failure(exc) from None
+
     # -- building rules --------------------------------------------------------------------
 
     def _reaction(
@@ -974,12 +1077,8 @@ class Rules:
                         if charge:
                             self._engine.records.accounts.charge(rule.principal, charge)
                             rule.stopped = False
-                except TupleSpaceError as exc:
-                    self._failed(rule, exc)
-                except RecursionError:
-                    self._failed(rule, EvaluationError("an expression nests too deeply"))
-                except Exception as exc:  # a value no operation accepts: the rule's fault, not the writer's
-                    self._failed(rule, EvaluationError(f"{type(exc).__name__}: {exc}"))
+                except Exception as exc:
+                    self._failed(rule, failure(exc))
         finally:
             self._running = False
             self.unqueued = 0
@@ -1033,13 +1132,8 @@ class Rules:
             records = engine.records
             for var, path in rule.using.items():
                 env[var] = records.all(self._record(path), None)
-        when = rule.when
-        if when is not None:
-            ok = when.run(env)
-            if type(ok) is not bool:
-                raise EvaluationError(f"when= gave {type(ok).__name__}, not bool")
-            if not ok:
-                return False
+        if not _holds(rule.when, env):
+            return False
         if not (rule.takes or rule.sets):  # writes alone: the common case
             builds = rule.builds
             if len(builds) == 1:
@@ -1059,7 +1153,7 @@ class Rules:
             try:
                 for template in takes:
                     if engine.find(template, True, txn) is None:
-                        raise EvaluationError(f"take: no tuple matches {reprlib.repr(template.fields)}")
+                        raise no_match(template)
                 engine.write_many(writes, None, txn)
             except BaseException:
                 engine.abort(txn)

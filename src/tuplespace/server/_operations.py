@@ -52,7 +52,7 @@ from ._requests import (
     get_tuples,
     read_body,
 )
-from ._rules import remove_rules_of
+from ._rules import remove_kept_rules_of, remove_rules_of
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisSpace
@@ -474,6 +474,7 @@ class Operations(ApiBase):
         await self.token_work.end(grant)
         spaces = [info.hosted.space for info in self.hub.spaces.values() if info.hosted.space is not None]
         await asyncio.to_thread(remove_rules_of, spaces, grant.name)
+        await remove_kept_rules_of(list(self.hub.spaces.values()), grant.name)
         return no_content()
 
     async def metrics(self, request: Request) -> Response:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from .._aio import AsyncSpace
 from .._clock import SimulatedClock
 from .._errors import RuleNotFound, TupleSpaceError
 from .._rules import RuleInfo
@@ -30,9 +31,13 @@ from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
 from .._space import Space
 from ._api import json_response, no_content
 from ._errors import ApiError, api_error
+from ._hub import SpaceInfo
 from ._records import RecordRoutes
 
-__all__ = ["RuleRoutes", "remove_rules_of", "rule_out"]
+if TYPE_CHECKING:
+    from ..stores import AsyncRedisRules
+
+__all__ = ["RuleRoutes", "kept_rules", "remove_kept_rules_of", "remove_rules_of", "rule_out"]
 
 _MOST_ADVANCE = 3.15e9  # a hundred years, in seconds
 
@@ -56,6 +61,28 @@ def remove_rules_of(spaces: list[Space], principal: str) -> None:
                     rules.remove(rule.name)
 
 
+async def remove_kept_rules_of(infos: list[SpaceInfo], principal: str) -> None:
+    """Remove from the spaces kept in Redis among ``infos`` the rules whose principal is
+    ``principal`` (see :func:`remove_rules_of`)."""
+    for info in infos:
+        kept = kept_rules(info)
+        if kept is None:
+            continue
+        for rule in await kept.list():
+            if rule.principal == principal:
+                with contextlib.suppress(RuleNotFound):  # removed meanwhile, through any server
+                    await kept.remove(rule.name)
+
+
+def kept_rules(info: SpaceInfo) -> AsyncRedisRules | None:
+    """The rules of a space kept in Redis (None: an embedded space, ``space.rules``)."""
+    if info.space is not None:
+        return None
+    face = info.aspace
+    assert not isinstance(face, AsyncSpace)
+    return face.rules
+
+
 def rule_out(info: RuleInfo) -> dict[str, Any]:
     """A rule as the API answers it: its definition, level, counts and last error."""
     out = info_to_wire(info)
@@ -69,7 +96,9 @@ class RuleRoutes(RecordRoutes):
     async def list_rules(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, ("read",)), space)
-        return json_response({"rules": [rule_out(r) for r in info.embedded("rules").rules.list()]})
+        kept = kept_rules(info)
+        rules = info.embedded("rules").rules.list() if kept is None else await kept.list()
+        return json_response({"rules": [rule_out(r) for r in rules]})
 
     async def add_rule(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("write",), RULE_KEYS, ("name",))
@@ -91,10 +120,15 @@ class RuleRoutes(RecordRoutes):
             await self.authorize(caller, space, ("take",))
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
-        rules = target.embedded("rules").rules
-        rules.max_rules = self.limits.max_rules
+        kept = kept_rules(target)
         try:
-            added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
+            if kept is None:
+                rules = target.embedded("rules").rules
+                rules.max_rules = self.limits.max_rules
+                added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
+            else:
+                kept.max_rules = self.limits.max_rules
+                added = await kept.add(name, principal=principal, **args)
         except Exception as exc:
             raise api_error(exc) from None
         return json_response({"rule": rule_out(added)}, 201)
@@ -102,16 +136,22 @@ class RuleRoutes(RecordRoutes):
     async def get_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        kept = kept_rules(info)
         try:
-            return json_response({"rule": rule_out(info.embedded("rules").rules.get(name))})
+            rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
+            return json_response({"rule": rule_out(rule)})
         except Exception as exc:
             raise api_error(exc) from None
 
     async def remove_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        kept = kept_rules(info)
         try:
-            await asyncio.to_thread(info.embedded("rules").rules.remove, name)
+            if kept is None:
+                await asyncio.to_thread(info.embedded("rules").rules.remove, name)
+            else:
+                await kept.remove(name)
         except Exception as exc:
             raise api_error(exc) from None
         return no_content()

@@ -7,6 +7,13 @@ local CFG, SEQ, TUP, EXP = P .. ':cfg', P .. ':seq', P .. ':tup', P .. ':exp'
 local CNT, CH, EV = P .. ':cnt', P .. ':ch', P .. ':ev'
 local W, WN, WEXP = P .. ':w', P .. ':wn', P .. ':wexp'
 local TXN, TXEXP = P .. ':txn', P .. ':txexp'
+local RULES, RST = P .. ':rules', P .. ':rst'
+-- Rules (src/tuplespace/stores/_redis_rules_async.py): ``rules`` maps each rule's name to
+-- "<its number> <the seq of the latest event when it was added> <its definition>";
+-- ``cfg`` holds their version (``rulev``, one more at each change), how many there are
+-- (``rules``), the numbers given (``rulen``) and the seq of the latest event whose
+-- reactions have run (``fired``).  ``rst`` holds each rule's counts, "<name> f" (fired)
+-- and "<name> x" (failed), and its latest failure, "<name> e".
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -17,12 +24,13 @@ local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
 -- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
--- (``txns``).
+-- (``txns``); and how many rules the space has (``rules``).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns')
+  'ev_first', 'ev_bytes', 'txns', 'rules')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
+local rules = tonumber(cfg[8] or '0')
 local removed = 0
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
@@ -283,6 +291,30 @@ local function next_expiry()
   return '-1'
 end
 
+-- The version of the rules, the seq of the latest event whose reactions have run, how
+-- many events passed out of the log before their reactions ran (skipped now), then seq,
+-- kind and encoding of the events after (at most ``n``).
+local function pending(n)
+  local fired = tonumber(redis.call('HGET', CFG, 'fired') or '0')
+  local lost = 0
+  if rules > 0 and ev_first > fired + 1 then
+    lost = ev_first - 1 - fired
+    fired = ev_first - 1
+    redis.call('HSET', CFG, 'fired', fired)
+    redis.call('HINCRBY', CNT, 'rules_lost', lost)
+  end
+  local out = {redis.call('HGET', CFG, 'rulev') or '0', fired, lost}
+  if rules > 0 then
+    for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. fired .. '-0', '+', 'COUNT', n)) do
+      local f = entry[2]
+      out[#out + 1] = string.match(entry[1], '^%d+')
+      out[#out + 1] = f[2]
+      out[#out + 1] = f[4]
+    end
+  end
+  return out
+end
+
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
 if redis.call('EXISTS', CFG) == 0 then
@@ -312,7 +344,8 @@ local expires = false
 if ARGV[3] ~= '' then
   expires = now + tonumber(ARGV[3])
 end
-local out = {'ok', expires and string.format('%.17g', expires) or ''}
+-- 'fire': written, and the space has rules, which the writer runs (rule_pending).
+local out = {rules > 0 and 'fire' or 'ok', expires and string.format('%.17g', expires) or ''}
 for i = 1, n do
   out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires)
 end
@@ -660,3 +693,117 @@ return string.format('%.17g', expires)
 expire_due()
 tell_room()
 return 1
+
+--[[ rule_add ]]
+-- ARGV: name, the version of the rules the caller checked it against, definition.
+-- {'ok', version}, {'stale'} (the rules changed meanwhile) or {'exists'}.
+local v = tonumber(redis.call('HGET', CFG, 'rulev') or '0')
+if v ~= tonumber(ARGV[2]) then
+  return {'stale'}
+end
+if redis.call('HEXISTS', RULES, ARGV[1]) == 1 then
+  return {'exists'}
+end
+if rules == 0 then  -- the first rule fires from the next event on
+  redis.call('HSET', CFG, 'fired', ev_last)
+end
+local n = redis.call('HINCRBY', CFG, 'rulen', 1)
+redis.call('HSET', RULES, ARGV[1], n .. ' ' .. ev_last .. ' ' .. ARGV[3])
+redis.call('HSET', CFG, 'rulev', v + 1, 'rules', rules + 1)
+return {'ok', v + 1}
+
+--[[ rule_remove ]]
+-- ARGV: name.  1 if it was there, 0 if not.
+if redis.call('HDEL', RULES, ARGV[1]) == 0 then
+  return 0
+end
+redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e')
+redis.call('HINCRBY', CFG, 'rulev', 1)
+redis.call('HSET', CFG, 'rules', rules - 1)
+return 1
+
+--[[ rule_list ]]
+-- ARGV: the version of the rules the caller has.  The version, then (if it is another)
+-- the rules, name and what ``rules`` keeps of each; and the counts of ``rst``, field and
+-- value.
+local out = {redis.call('HGET', CFG, 'rulev') or '0'}
+local all = {}
+if out[1] ~= ARGV[1] then
+  all = redis.call('HGETALL', RULES)
+end
+out[2] = #all
+for _, x in ipairs(all) do
+  out[#out + 1] = x
+end
+for _, x in ipairs(redis.call('HGETALL', RST)) do
+  out[#out + 1] = x
+end
+return out
+
+--[[ rule_pending ]]
+-- ARGV: how many events to return at most.  See pending().
+expire_due()
+tell_room()
+return pending(ARGV[1])
+
+--[[ rule_fire ]]
+-- ARGV: ``fired`` as the caller read it, the seq of the event whose reactions these are
+-- (those between have none), the version of the rules they were found with, how many
+-- events to return at most, then each firing: the rule's name, '' or its failure
+-- (JSON), how many tuples it takes and their ids, how many it writes and their
+-- encodings and index keys.  All of them happen, in one step, ``fired`` becomes the
+-- seq, and the answer is pending()'s; or none: {'moved'} (another process ran them),
+-- {'stale'} (the rules changed), {'retry'} (a tuple to take is gone).  A firing whose
+-- tuples do not fit in the space fails with SpaceFull, changing nothing.
+expire_due()
+local seq = tonumber(ARGV[2])
+if tonumber(redis.call('HGET', CFG, 'fired') or '0') ~= tonumber(ARGV[1]) then
+  tell_room()
+  return {'moved'}
+end
+if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[3] then
+  tell_room()
+  return {'stale'}
+end
+local firings, i = {}, 5
+while i <= #ARGV do
+  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}}
+  local n = tonumber(ARGV[i + 2])
+  for j = 1, n do
+    local id = ARGV[i + 2 + j]
+    if not (alive(id) and redis.call('HEXISTS', TUP, id) == 1) then
+      tell_room()
+      return {'retry'}
+    end
+    f.takes[j] = id
+  end
+  i = i + 3 + n
+  local m = tonumber(ARGV[i])
+  for j = 1, m do
+    f.writes[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
+  end
+  i = i + 1 + 2 * m
+  firings[#firings + 1] = f
+end
+for _, f in ipairs(firings) do
+  local failure = f.failure
+  if failure == '' and capacity and live_count() - #f.takes + #f.writes > capacity then
+    failure = cjson.encode({class = 'SpaceFull', limit = 'capacity', maximum = capacity,
+      message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
+  end
+  if failure == '' then
+    for _, id in ipairs(f.takes) do
+      remove(id, 'take')
+    end
+    for _, w in ipairs(f.writes) do
+      put(w[1], w[2], false)
+    end
+    redis.call('HINCRBY', RST, f.name .. ' f', 1)
+  else
+    redis.call('HINCRBY', RST, f.name .. ' x', 1)
+    redis.call('HSET', RST, f.name .. ' e', failure)
+  end
+end
+redis.call('HSET', CFG, 'fired', seq)
+tell_room()
+return pending(ARGV[4])

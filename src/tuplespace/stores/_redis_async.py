@@ -1,7 +1,8 @@
 """A space whose state lives in Redis: :class:`AsyncRedisSpace` and its sync twin.
 
-Written once, for coroutines, in ``_redis_async.py``; ``scripts/unasync.py`` makes the
-sync twin, ``_redis_sync.py``, from it: edit the first, then run the script.
+Written once, for coroutines, in the module whose name ends in ``_async``;
+``scripts/unasync.py`` makes its sync twin (``_sync``) from it: edit the first, then run
+the script.
 
 Every change of the space is one Lua script, run atomically by Redis.  A take whose
 template Redis matches alone waits in Redis: the script that finds nothing registers
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import random
 import time
@@ -82,6 +84,9 @@ from ._redis import (
     route_of_template,
     route_of_tuple,
 )
+from ._redis_rules_async import AsyncRedisRules
+
+log = logging.getLogger("tuplespace")
 
 __all__ = [
     "AsyncPartitionedRedisSpace",
@@ -155,7 +160,8 @@ class AsyncRedisCore:
     a wait, or a group of them; ``write`` writes encoded tuples; ``begin``,
     ``end_transaction`` and ``end_waits`` follow a transaction of this process;
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
-    wake while asking Redis (``ping``) whether it answers; ``add_subscription`` and
+    wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
+    to the space's events not run yet, if the process knows of rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``closed()`` whether the space
@@ -176,6 +182,7 @@ class AsyncRedisCore:
         "listen",
         "options",
         "ping",
+        "react",
         "refile",
         "remove_subscription",
         "remove_waiter",
@@ -201,6 +208,7 @@ class AsyncRedisCore:
         listen: Callable[[], Any],
         wait: Callable[[AsyncWake, float | None], Any],
         ping: Callable[[], Any],
+        react: Callable[[], Any],
         add_subscription: Callable[[AsyncRedisSubscription, AsyncWake], None],
         remove_subscription: Callable[[AsyncRedisSubscription], None],
         add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
@@ -222,6 +230,7 @@ class AsyncRedisCore:
         self.listen = listen
         self.wait = wait
         self.ping = ping
+        self.react = react
         self.add_subscription = add_subscription
         self.remove_subscription = remove_subscription
         self.add_waiter = add_waiter
@@ -303,6 +312,7 @@ class AsyncRedisSpace:
         self._pubsub: Any = None
         self._listener: AsyncBackground | None = None
         self._random = random.Random()
+        self._rules: AsyncRedisRules | None = None
         self._closed = False
         self.core = AsyncRedisCore(  # what the space's handles and partitioned spaces use of it
             options=options,
@@ -318,6 +328,7 @@ class AsyncRedisSpace:
             listen=self._listen,
             wait=self._wait,
             ping=self._ping,
+            react=self._react,
             add_subscription=self._add_subscription,
             remove_subscription=self._remove_subscription,
             add_waiter=self._add_waiter,
@@ -413,9 +424,11 @@ class AsyncRedisSpace:
                     with self._guard:
                         writer.trying, writer.room = writer.room, 0
                 reply = await self._call("write", args)
-                if reply[0] == b"ok":
+                if reply[0] == b"ok" or reply[0] == b"fire":
                     wrote = True
                     expires = _seconds(reply[1])
+                    if reply[0] == b"fire":  # the space has rules: run their reactions
+                        await self._fire()
                     return [AsyncLease(self, int(seq), expires) for seq in reply[2:]]
                 if reply[0] == b"retry":
                     return None
@@ -454,7 +467,9 @@ class AsyncRedisSpace:
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """Remove and return a matching tuple, waiting up to ``timeout`` seconds for one."""
-        return await self._block(compile_template(template), True, check_timeout(timeout))
+        taken = await self._block(compile_template(template), True, check_timeout(timeout))
+        await self._react()
+        return taken
 
     async def try_read(self, template: Any) -> Tuple | None:
         """A matching tuple, or None at once if there is none."""
@@ -464,6 +479,7 @@ class AsyncRedisSpace:
     async def try_take(self, template: Any) -> Tuple | None:
         """Remove and return a matching tuple, or None at once if there is none."""
         found = await self._select(compile_template(template), True, 1)
+        await self._react()
         return found[0][1] if found else None
 
     async def read_all(
@@ -484,6 +500,7 @@ class AsyncRedisSpace:
         found = await self._group(
             compile_template(template), True, check_limit(limit), check_timeout(timeout)
         )
+        await self._react()
         return [t for _, t in found]
 
     async def _group(
@@ -682,6 +699,7 @@ class AsyncRedisSpace:
                             "successor",
                         )
                     if await part.core.call("replace", [seq, _ms(lease), data, keys]):
+                        await self._react()
                         return old
                     break  # another process took it first
             else:
@@ -707,6 +725,31 @@ class AsyncRedisSpace:
             # Written only if no tuple of the template's arity came since the look.
             if await self._write([data, keys], lease, 0, (arity, seen)) is not None:
                 return True
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> AsyncRedisRules:
+        """The space's rules, kept in Redis for every process that opens it: reactions
+        to its tuples' events (see :class:`AsyncRedisRules` and ``docs/scaling.md``)."""
+        if self._rules is None:
+            self._check_open()
+            self._rules = AsyncRedisRules(self.core)
+        return self._rules
+
+    async def _react(self) -> None:
+        """Run the reactions not run yet, if this process knows of rules."""
+        if self._rules is not None and self._rules.known:
+            await self._fire()
+
+    async def _fire(self) -> None:
+        """Run the reactions not run yet, after an operation: what stops them (Redis out
+        of reach, the space closed meanwhile) is logged, not raised, as the operation
+        happened; the next process that runs them does them."""
+        try:
+            await self.rules.fire()
+        except TupleSpaceError as exc:
+            log.warning("the reactions of space %r were not run: %s", self._options.space, exc)
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -1168,6 +1211,8 @@ class AsyncRedisSpace:
             transactions = [tx_id for tx_id in self._transactions.values() if tx_id]
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
+        if self._rules is not None:
+            self._rules.close()
         for subscription in subscriptions:
             await subscription.close()
         for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
@@ -1295,6 +1340,15 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+    @property
+    def rules(self) -> AsyncRedisRules:
+        """Not for a partitioned space: NotSupported (its partitions number their events
+        each on its own, and a reaction runs in the order of the events)."""
+        raise NotSupported(
+            f"rules on a space partitioned by field {self._options.route}: open the space "
+            f"without partitions for them"
+        )
 
     def transaction(self, lease: float | None = 60.0) -> AsyncRedisTransaction:
         """Not for a partitioned space: NotSupported (a transaction is kept in one
@@ -1706,6 +1760,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
+        await self._core.react()
 
     async def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place."""

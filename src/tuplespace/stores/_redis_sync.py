@@ -1,8 +1,9 @@
 # Made from _redis_async.py by scripts/unasync.py: edit _redis_async.py, then run the script.
 """A space whose state lives in Redis: :class:`RedisSpace` and its sync twin.
 
-Written once, for coroutines, in ``_redis_async.py``; ``scripts/unasync.py`` makes the
-sync twin, ``_redis_sync.py``, from it: edit the first, then run the script.
+Written once, for coroutines, in the module whose name ends in ``_sync``;
+``scripts/unasync.py`` makes its sync twin (``_sync``) from it: edit the first, then run
+the script.
 
 Every change of the space is one Lua script, run atomically by Redis.  A take whose
 template Redis matches alone waits in Redis: the script that finds nothing registers
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import random
 import time
@@ -83,6 +85,9 @@ from ._redis import (
     route_of_template,
     route_of_tuple,
 )
+from ._redis_rules_sync import RedisRules
+
+log = logging.getLogger("tuplespace")
 
 __all__ = [
     "PartitionedRedisSpace",
@@ -156,7 +161,8 @@ class RedisCore:
     a wait, or a group of them; ``write`` writes encoded tuples; ``begin``,
     ``end_transaction`` and ``end_waits`` follow a transaction of this process;
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
-    wake while asking Redis (``ping``) whether it answers; ``add_subscription`` and
+    wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
+    to the space's events not run yet, if the process knows of rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``closed()`` whether the space
@@ -177,6 +183,7 @@ class RedisCore:
         "listen",
         "options",
         "ping",
+        "react",
         "refile",
         "remove_subscription",
         "remove_waiter",
@@ -202,6 +209,7 @@ class RedisCore:
         listen: Callable[[], Any],
         wait: Callable[[Wake, float | None], Any],
         ping: Callable[[], Any],
+        react: Callable[[], Any],
         add_subscription: Callable[[RedisSubscription, Wake], None],
         remove_subscription: Callable[[RedisSubscription], None],
         add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
@@ -223,6 +231,7 @@ class RedisCore:
         self.listen = listen
         self.wait = wait
         self.ping = ping
+        self.react = react
         self.add_subscription = add_subscription
         self.remove_subscription = remove_subscription
         self.add_waiter = add_waiter
@@ -304,6 +313,7 @@ class RedisSpace:
         self._pubsub: Any = None
         self._listener: Background | None = None
         self._random = random.Random()
+        self._rules: RedisRules | None = None
         self._closed = False
         self.core = RedisCore(  # what the space's handles and partitioned spaces use of it
             options=options,
@@ -319,6 +329,7 @@ class RedisSpace:
             listen=self._listen,
             wait=self._wait,
             ping=self._ping,
+            react=self._react,
             add_subscription=self._add_subscription,
             remove_subscription=self._remove_subscription,
             add_waiter=self._add_waiter,
@@ -410,9 +421,11 @@ class RedisSpace:
                     with self._guard:
                         writer.trying, writer.room = writer.room, 0
                 reply = self._call("write", args)
-                if reply[0] == b"ok":
+                if reply[0] == b"ok" or reply[0] == b"fire":
                     wrote = True
                     expires = _seconds(reply[1])
+                    if reply[0] == b"fire":  # the space has rules: run their reactions
+                        self._fire()
                     return [Lease(self, int(seq), expires) for seq in reply[2:]]
                 if reply[0] == b"retry":
                     return None
@@ -451,7 +464,9 @@ class RedisSpace:
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """Remove and return a matching tuple, waiting up to ``timeout`` seconds for one."""
-        return self._block(compile_template(template), True, check_timeout(timeout))
+        taken = self._block(compile_template(template), True, check_timeout(timeout))
+        self._react()
+        return taken
 
     def try_read(self, template: Any) -> Tuple | None:
         """A matching tuple, or None at once if there is none."""
@@ -461,6 +476,7 @@ class RedisSpace:
     def try_take(self, template: Any) -> Tuple | None:
         """Remove and return a matching tuple, or None at once if there is none."""
         found = self._select(compile_template(template), True, 1)
+        self._react()
         return found[0][1] if found else None
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
@@ -473,6 +489,7 @@ class RedisSpace:
         """Remove and return all matching tuples (at most ``limit``), in order; see
         :meth:`tuplespace.Space.take_all` for the ``timeout``."""
         found = self._group(compile_template(template), True, check_limit(limit), check_timeout(timeout))
+        self._react()
         return [t for _, t in found]
 
     def _group(
@@ -671,6 +688,7 @@ class RedisSpace:
                             "successor",
                         )
                     if part.core.call("replace", [seq, _ms(lease), data, keys]):
+                        self._react()
                         return old
                     break  # another process took it first
             else:
@@ -696,6 +714,31 @@ class RedisSpace:
             # Written only if no tuple of the template's arity came since the look.
             if self._write([data, keys], lease, 0, (arity, seen)) is not None:
                 return True
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    @property
+    def rules(self) -> RedisRules:
+        """The space's rules, kept in Redis for every process that opens it: reactions
+        to its tuples' events (see :class:`RedisRules` and ``docs/scaling.md``)."""
+        if self._rules is None:
+            self._check_open()
+            self._rules = RedisRules(self.core)
+        return self._rules
+
+    def _react(self) -> None:
+        """Run the reactions not run yet, if this process knows of rules."""
+        if self._rules is not None and self._rules.known:
+            self._fire()
+
+    def _fire(self) -> None:
+        """Run the reactions not run yet, after an operation: what stops them (Redis out
+        of reach, the space closed meanwhile) is logged, not raised, as the operation
+        happened; the next process that runs them does them."""
+        try:
+            self.rules.fire()
+        except TupleSpaceError as exc:
+            log.warning("the reactions of space %r were not run: %s", self._options.space, exc)
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -1157,6 +1200,8 @@ class RedisSpace:
             transactions = [tx_id for tx_id in self._transactions.values() if tx_id]
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
+        if self._rules is not None:
+            self._rules.close()
         for subscription in subscriptions:
             subscription.close()
         for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
@@ -1282,6 +1327,15 @@ class PartitionedRedisSpace(RedisSpace):
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+    @property
+    def rules(self) -> RedisRules:
+        """Not for a partitioned space: NotSupported (its partitions number their events
+        each on its own, and a reaction runs in the order of the events)."""
+        raise NotSupported(
+            f"rules on a space partitioned by field {self._options.route}: open the space "
+            f"without partitions for them"
+        )
 
     def transaction(self, lease: float | None = 60.0) -> RedisTransaction:
         """Not for a partitioned space: NotSupported (a transaction is kept in one
@@ -1685,6 +1739,7 @@ class RedisTransaction(Openable):
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
+        self._core.react()
 
     def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place."""

@@ -1,0 +1,284 @@
+# Made from _redis_rules_async.py by scripts/unasync.py: edit _redis_rules_async.py, then run the script.
+"""The rules of a space kept in Redis (``space.rules`` of :class:`RedisSpace`).
+
+Written once, for coroutines, in the module whose name ends in ``_sync``;
+``scripts/unasync.py`` makes its sync twin (``_sync``) from it.
+
+The definitions live in Redis (the hash ``rules``, see ``_redis.lua``), so every process
+that opens the space has the same rules, and they outlive every process.  Each process
+keeps a model of them: an embedded space holding the same rules, whose engine checks a
+new rule (its fields, its name, the cycle it would close) and gives each its level, as
+for any embedded space.  The model follows the version of the rules in Redis, and is
+built again from Redis when it changed.
+
+Firing.  Redis keeps ``fired``, the seq of the latest event of the space's log whose
+reactions have run.  Any process with the space open may run the next ones: it reads
+the events after ``fired``, works out what each reaction to the first does (from its
+model: the condition, the tuples to write, the tuples to take, found by their ids) and
+sends it all to one script, ``rule_fire``, which performs every firing of that event and
+moves ``fired`` on by one, atomically, if ``fired`` is still what the process read and
+the rules are those it used.  Otherwise it performs nothing and the process reads again:
+so each event's reactions run once, in the order of the events, whichever processes
+run them, and a process that dies leaves either all of an event's firings done or none.
+The writes of a firing are events too, whose reactions run after those of the events
+before them.  A write (of any process) whose space has rules runs them before it
+returns, as does a take of a process that knows of rules; :meth:`RedisRules.fire`
+runs them on demand (reactions to expiries, to takes of other processes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
+from .._methods import ActiveLimits
+from .._records import DEFAULT_PRINCIPAL
+from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
+from .._space import Space
+from .._values import DEFAULT_LIMITS, Value
+from ..client._primitives import Lock
+from ._redis import decode_tuple, encode_tuple
+
+if TYPE_CHECKING:
+    from ._redis_sync import RedisCore
+
+__all__ = ["RedisRules"]
+
+log = logging.getLogger("tuplespace")
+
+EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
+_Args = list[Any]  # the arguments of a script
+_RECORDS = "rules on records (path=, set=, to=, using=), which a space kept in Redis does not have yet"
+
+
+class RedisRules:
+    """The rules of a space kept in Redis: reactions to its tuples' events, kept in
+    Redis for every process that opens the space (``space.rules``).
+
+    >>> space.rules.add("hot", template=("reading", str, float),  # doctest: +SKIP
+    ...                       when="t[2] > 30.0", write=[("alarm", "t[1]", "t[2] - 30.0")])
+
+    The methods of :class:`~tuplespace.Rules` for reactions to tuple events (``write``
+    and ``take`` operations): a reaction fires once for each event it matches, in
+    the order of the events, its operations as one step, whichever process runs it.
+    ``max_rules`` is the most rules :meth:`add` lets the space hold (100,000; a
+    server sets its own); ``limits.max_firings`` the most events whose reactions one
+    call runs (see :meth:`fire`).
+    """
+
+    def __init__(self, core: RedisCore) -> None:
+        self._core = core
+        self._model = Space()
+        self._version = b""  # of the rules in Redis the model holds ('': none read yet)
+        self._order: list[str] = []  # the names of the rules, in the order they were added
+        self._since: dict[str, int] = {}  # each rule's first event: the events after this seq
+        self._counts: dict[bytes, bytes] = {}  # the counts in Redis, as last read
+        self._firing = Lock()  # one run of the pending reactions at a time in this process
+        self._modelling = Lock()  # held while the model is read again, or added to
+        self.max_rules = MAX_RULES
+        self.limits = ActiveLimits()
+
+    @property
+    def known(self) -> bool:
+        """Whether this process knows of rules in the space (as of its latest look)."""
+        return bool(self._order)
+
+    def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> RuleInfo:
+        """Add a reaction to tuple events (see :meth:`tuplespace.Rules.add`); returns
+        what :meth:`list` tells of it.  Rules on records (``path``, ``set``, ``to``,
+        ``using``) raise :class:`~tuplespace.NotSupported`."""
+        if path is not None or tag is not None or set is not None or to is not None or using:
+            raise NotSupported(_RECORDS)
+        write, take = [tuple(w) for w in write], [tuple(t) for t in take]
+        with self._modelling:
+            return self._add(name, on, template, when, write, take, principal)
+
+    def _add(
+        self,
+        name: str,
+        on: str | Iterable[str] | None,
+        template: Iterable[Any] | None,
+        when: str | None,
+        write: _Args,
+        take: _Args,
+        principal: str,
+    ) -> RuleInfo:
+        while True:
+            self._follow()
+            rules = self._model.rules
+            rules.max_rules = self.max_rules
+            rules.add(name, on=on, template=template, when=when, write=write, take=take, principal=principal)
+            try:
+                definition = rules.definition(name)
+            except InvalidValue:
+                rules.remove(name)
+                raise
+            reply = self._core.call("rule_add", [name, self._version, definition])
+            if reply[0] == b"ok":
+                self._version = b""  # the model is read again, with the rule's first event
+                return rules.get(name)
+            if reply[0] == b"exists":
+                rules.remove(name)
+                raise RuleExists(f"there is a rule named {name!r} already; remove it first", "name")
+            self._version = b""  # stale: read them again
+
+    def remove(self, name: str) -> None:
+        """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` if there is none."""
+        if not self._core.call("rule_remove", [name]):
+            raise RuleNotFound(f"no rule named {name!r}")
+
+    def list(self) -> list[RuleInfo]:
+        """Every rule, by level, then by name, with its counts in Redis."""
+        with self._modelling:
+            self._follow()
+        return [self._info(info) for info in self._model.rules.list()]
+
+    def get(self, name: str) -> RuleInfo:
+        """The rule ``name``; :class:`~tuplespace.RuleNotFound` if there is none."""
+        with self._modelling:
+            self._follow()
+        return self._info(self._model.rules.get(name))
+
+    def _info(self, info: RuleInfo) -> RuleInfo:
+        counts, prefix = self._counts, info.name.encode() + b" "
+        error = counts.get(prefix + b"e")
+        return dataclasses.replace(
+            info,
+            fired=int(counts.get(prefix + b"f", 0)),
+            failed=int(counts.get(prefix + b"x", 0)),
+            last_error=None if error is None else failure_from_json(error),
+        )
+
+    def _follow(self) -> None:
+        """Read the counts of the rules, and the rules too if they changed (with
+        ``_modelling`` held: one call at a time builds the model, and an add checks a
+        rule against the model whose version it stores it with)."""
+        reply = self._core.call("rule_list", [self._version])
+        n = int(reply[1])
+        if reply[0] != self._version:
+            self._load(reply[0], reply[2 : 2 + n])
+        self._counts = dict(zip(reply[2 + n :: 2], reply[3 + n :: 2], strict=True))
+
+    def _load(self, version: bytes, kept: _Args) -> None:
+        """Make the model hold the rules ``kept`` (name, then what Redis keeps of it);
+        StoreError naming a rule that Redis does not keep as a rule is kept."""
+        rules = []
+        model = Space()
+        try:
+            for name, entry in zip(kept[::2], kept[1::2], strict=True):
+                try:
+                    number, since, definition = entry.split(b" ", 2)
+                    rules.append((int(number), name.decode(), int(since), definition.decode()))
+                except ValueError:
+                    raise self._damaged(name.decode(), "not '<number> <seq> <definition>'") from None
+            rules.sort()
+            for _, name, _, definition in rules:
+                try:
+                    model.rules.load([(name, definition)], DEFAULT_LIMITS)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise self._damaged(name, str(exc)) from None
+        except BaseException:
+            model.close()
+            raise
+        self._model.close()
+        self._model = model
+        self._order = [name for _, name, _, _ in rules]
+        self._since = {name: since for _, name, since, _ in rules}
+        self._version = version
+
+    def _damaged(self, name: str, why: str) -> StoreError:
+        space = self._core.options.space
+        return StoreError(f"the rule {name!r} of space {space!r} in Redis is damaged: {why}")
+
+    # -- firing --------------------------------------------------------------------------------
+
+    def fire(self) -> int:
+        """Run the reactions of the events whose reactions have not run yet, here, up
+        to those of ``limits.max_firings`` events (see :class:`~tuplespace.ActiveLimits`;
+        the next call runs the others); the number of events whose reactions this
+        process ran."""
+        ran = 0
+        with self._firing:
+            most = self.limits.max_firings
+            reply = self._core.call("rule_pending", [EVENTS_READ])
+            while True:
+                if len(reply) == 1 or reply[0] != self._version:
+                    # another process ran them, a tuple to take is gone, or the rules changed
+                    if len(reply) > 1 or reply[0] == b"stale":
+                        with self._modelling:
+                            self._follow()
+                    reply = self._core.call("rule_pending", [EVENTS_READ])
+                    continue
+                if int(reply[2]):
+                    log.warning(
+                        "%s events left the log of space %r before their reactions ran",
+                        int(reply[2]),
+                        self._core.options.space,
+                    )
+                fired, entries = int(reply[1]), reply[3:]
+                if not entries or ran == most:
+                    return ran
+                # The events up to the first that fires a rule, run in one script.
+                seq, firings = fired, []
+                for i in range(0, min(len(entries), 3 * (most - ran)), 3):
+                    seq = int(entries[i])
+                    firings = self._firings(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2]))
+                    if firings:
+                        break
+                reply = self._core.call("rule_fire", [fired, seq, self._version, EVENTS_READ, *firings])
+                if len(reply) > 1:
+                    ran += seq - fired
+
+    def _firings(self, seq: int, kind: str, t: tuple[Value, ...]) -> _Args:
+        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
+        args: _Args = []
+        for name in self._order:
+            if self._since[name] < seq:
+                args += self._firing_of(name, kind, t)
+        return args
+
+    def _firing_of(self, name: str, kind: str, t: tuple[Value, ...]) -> _Args:
+        """What ``rule_fire`` needs of the firing of ``name`` for an event (nothing if
+        it does not fire): its name, its failure or '', the ids it takes, the tuples
+        it writes."""
+        try:
+            outcome = self._model.rules.outcome(name, kind, t)
+            if outcome is None:
+                return []
+            writes, takes = outcome
+            ids: _Args = []
+            for template in takes:
+                some = self._core.select(template, False, len(ids) + 1, "")
+                found = [i for i, _ in some if i not in ids]
+                if not found:
+                    raise no_match(template)
+                ids.append(found[0])
+            items: _Args = []
+            for w in writes:
+                _, data, keys = encode_tuple(w)
+                items += (data, keys)
+        except TupleSpaceError as exc:
+            return [name, failure_to_json(exc), 0, 0]
+        return [name, "", len(ids), *ids, len(writes), *items]
+
+    def close(self) -> None:
+        """Let go of the model of the rules."""
+        self._model.close()
