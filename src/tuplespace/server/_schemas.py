@@ -1,4 +1,9 @@
-"""The OpenAPI document: JSON schemas of every request and answer.
+"""The operation table of the HTTP API, and its OpenAPI document.
+
+:data:`OPERATIONS` names each operation once: its method, its literal path, the
+fields of its request with their types and limits (as JSON schemas), and its
+answers.  The application's routes, the OpenAPI document, the fields each handler
+allows and the channel's dispatch are all made from it.
 
 Requests are not validated against these schemas (handlers check them field by
 field, with the wire codec); they describe the API for clients and tools, as strictly
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
@@ -26,9 +32,48 @@ from .._values import DEFAULT_LIMITS, MAX_INT_BITS
 from ._auth import PERMISSIONS
 from ._hub import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 
-__all__ = ["COMPONENTS", "install", "operation"]
+__all__ = ["COMPONENTS", "OPERATION", "OPERATIONS", "Operation", "install"]
 
 Schema = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the HTTP API, served by the handler of its ``name``.
+
+    ``request`` is the OpenAPI of its request (a JSON body, or parameters);
+    ``answers`` its answers by status, the first the one of success.  ``fields``
+    and ``required`` are the keys its JSON body may and must hold."""
+
+    name: str
+    method: str
+    path: str
+    summary: str
+    request: Schema
+    answers: dict[str, Schema]
+    fields: frozenset[str] = field(init=False)
+    required: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        body = self.request.get("requestBody", {}).get("content", {}).get("application/json", {})
+        schema = body.get("schema", {})
+        object.__setattr__(self, "fields", frozenset(schema.get("properties", ())))
+        object.__setattr__(self, "required", tuple(schema.get("required", ())))
+
+    def route(self) -> dict[str, Any]:
+        """The keyword arguments of its FastAPI route, documenting it."""
+        responses: dict[int | str, Any] = {}
+        responses.update(self.answers)
+        responses.update(_ERRORS)
+        return {
+            "methods": [self.method],
+            "name": self.name,
+            "operation_id": self.name,
+            "summary": self.summary,
+            "openapi_extra": self.request or None,
+            "responses": responses,
+            "status_code": int(next(iter(self.answers))),
+        }
 
 
 def ref(name: str) -> Schema:
@@ -680,8 +725,11 @@ _RULE_COMPONENTS: dict[str, Schema] = {
 }
 COMPONENTS.update(_RULE_COMPONENTS)
 
-_OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
-    "health": (
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "health",
+        "GET",
+        "/health",
         "Is the server up?",
         _NO_BODY,
         {
@@ -691,12 +739,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "metrics": (
+    Operation(
+        "metrics",
+        "GET",
+        "/metrics",
         "Metrics for Prometheus.",
         _NO_BODY,
         {"200": _answer("Metrics in the Prometheus text format.", {"type": "string"}, "text/plain")},
     ),
-    "list_spaces": (
+    Operation(
+        "list_spaces",
+        "GET",
+        "/spaces",
         "The spaces the token may read.",
         _NO_BODY,
         {
@@ -705,7 +759,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "put_space": (
+    Operation(
+        "put_space",
+        "PUT",
+        "/spaces/{space}",
         "Create a space (or find it with these options).",
         _body(
             {
@@ -737,13 +794,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "201": _answer("Created.", ref("Space")),
         },
     ),
-    "get_space": (
+    Operation(
+        "get_space",
+        "GET",
+        "/spaces/{space}",
         "A space, its options and statistics.",
         _NO_BODY,
         {"200": _answer("The space.", ref("Space"))},
     ),
-    "delete_space": ("Delete a space and its tuples.", _NO_BODY, {"204": _answer("Deleted.")}),
-    "write": (
+    Operation(
+        "delete_space",
+        "DELETE",
+        "/spaces/{space}",
+        "Delete a space and its tuples.",
+        _NO_BODY,
+        {"204": _answer("Deleted.")},
+    ),
+    Operation(
+        "write",
+        "POST",
+        "/spaces/{space}/write",
         "Write a tuple.",
         _body({**_WRITE, "timeout": ref("Timeout")}, ("tuple",)),
         {
@@ -753,7 +823,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "write_many": (
+    Operation(
+        "write_many",
+        "POST",
+        "/spaces/{space}/write_many",
         "Write several tuples, all or none.",
         _body(_WRITE_MANY, ("tuples",)),
         {
@@ -762,12 +835,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "read": (
+    Operation(
+        "read",
+        "POST",
+        "/spaces/{space}/read",
         "Read a matching tuple (a long poll with a timeout).",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
     ),
-    "take": (
+    Operation(
+        "take",
+        "POST",
+        "/spaces/{space}/take",
         "Take a matching tuple (a long poll with a timeout), optionally under a claim.",
         _body(
             {**_FIND, **_CLAIMING},
@@ -788,14 +867,20 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "read_all": (
+    Operation(
+        "read_all",
+        "POST",
+        "/spaces/{space}/read_all",
         "Read every matching tuple (at most limit), an answer at a time: one cut short by "
         "max_results or max_answer gives a cursor to read on from.  With a timeout, a long poll: "
         "waits for a first match when there is none.",
         _body({**_ALL, "cursor": _nullable(_CURSOR)}, ("template",)),
         {"200": _answer("The tuples.", _PAGE)},
     ),
-    "take_all": (
+    Operation(
+        "take_all",
+        "POST",
+        "/spaces/{space}/take_all",
         "Take every matching tuple (at most limit), optionally under a claim; an answer cut short "
         "by max_results or max_answer says more: ask again for the rest.  With a timeout, a long "
         "poll: when nothing matches, the first write that brings matches answers with them all.",
@@ -815,12 +900,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "count": (
+    Operation(
+        "count",
+        "POST",
+        "/spaces/{space}/count",
         "Count the matching tuples.",
         _body(_ONLY_TEMPLATE, ("template",)),
         {"200": _answer("The count.", _COUNT)},
     ),
-    "replace": (
+    Operation(
+        "replace",
+        "POST",
+        "/spaces/{space}/replace",
         "Take a matching tuple and write another, atomically.",
         _body(
             {
@@ -833,22 +924,52 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"200": _answer("The tuple taken, or null.", _FOUND)},
     ),
-    "write_if_absent": (
+    Operation(
+        "write_if_absent",
+        "POST",
+        "/spaces/{space}/write_if_absent",
         "Write a tuple unless one matches the template, atomically.",
         _body(
             {"template": ref("Template"), "tuple": ref("Tuple"), "lease": ref("Lease")}, ("template", "tuple")
         ),
         {"200": _answer("Whether it was written.", _object({"written": {"type": "boolean"}}, ("written",)))},
     ),
-    "confirm_claim": ("Make a claimed take final.", _NO_BODY, {"204": _answer("Confirmed.")}),
-    "release_claim": ("Put a claimed tuple back now.", _NO_BODY, {"204": _answer("Released.")}),
-    "renew_lease": (
+    Operation(
+        "confirm_claim",
+        "POST",
+        "/spaces/{space}/claims/{claim}/confirm",
+        "Make a claimed take final.",
+        _NO_BODY,
+        {"204": _answer("Confirmed.")},
+    ),
+    Operation(
+        "release_claim",
+        "POST",
+        "/spaces/{space}/claims/{claim}/release",
+        "Put a claimed tuple back now.",
+        _NO_BODY,
+        {"204": _answer("Released.")},
+    ),
+    Operation(
+        "renew_lease",
+        "POST",
+        "/spaces/{space}/leases/{lease_id}/renew",
         "Renew the lease of a tuple.",
         _body(_LEASE_BODY, optional=True),
         {"200": _answer("The new expiry.", _EXPIRES)},
     ),
-    "cancel_lease": ("Remove a tuple by its lease.", _NO_BODY, {"204": _answer("Removed.")}),
-    "begin_transaction": (
+    Operation(
+        "cancel_lease",
+        "DELETE",
+        "/spaces/{space}/leases/{lease_id}",
+        "Remove a tuple by its lease.",
+        _NO_BODY,
+        {"204": _answer("Removed.")},
+    ),
+    Operation(
+        "begin_transaction",
+        "POST",
+        "/spaces/{space}/transactions",
         "Start a transaction.",
         _body(
             {"lease": {**_SECONDS, "description": "Seconds until it aborts by itself (default 60)."}},
@@ -861,49 +982,90 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "tx_write": (
+    Operation(
+        "tx_write",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/write",
         "Write a tuple at commit.",
         _body(_WRITE, ("tuple",)),
         {"204": _answer("Written at commit.")},
     ),
-    "tx_write_many": (
+    Operation(
+        "tx_write_many",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/write_many",
         "Write several tuples at commit.",
         _body(_WRITE_MANY, ("tuples",)),
         {"204": _answer("Written at commit.")},
     ),
-    "tx_read": (
+    Operation(
+        "tx_read",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/read",
         "Read in the transaction.",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
     ),
-    "tx_take": (
+    Operation(
+        "tx_take",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/take",
         "Take in the transaction.",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
     ),
-    "tx_read_all": (
+    Operation(
+        "tx_read_all",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/read_all",
         "Read all in the transaction.",
         _body(_ALL, ("template",)),
         {"200": _answer("The tuples.", _TUPLES)},
     ),
-    "tx_take_all": (
+    Operation(
+        "tx_take_all",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/take_all",
         "Take all in the transaction.",
         _body(_ALL, ("template",)),
         {"200": _answer("The tuples.", _TUPLES)},
     ),
-    "tx_count": (
+    Operation(
+        "tx_count",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/count",
         "Count in the transaction.",
         _body(_ONLY_TEMPLATE, ("template",)),
         {"200": _answer("The count.", _COUNT)},
     ),
-    "tx_commit": ("Commit.", _body({}, optional=True), {"204": _answer("Committed.")}),
-    "tx_abort": ("Abort.", _body({}, optional=True), {"204": _answer("Aborted.")}),
-    "tx_renew": (
+    Operation(
+        "tx_commit",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/commit",
+        "Commit.",
+        _body({}, optional=True),
+        {"204": _answer("Committed.")},
+    ),
+    Operation(
+        "tx_abort",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/abort",
+        "Abort.",
+        _body({}, optional=True),
+        {"204": _answer("Aborted.")},
+    ),
+    Operation(
+        "tx_renew",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/renew",
         "Renew the transaction's lease.",
         _body({"lease": _SECONDS}, ("lease",)),
         {"200": _answer("The new expiry.", _object({"expires_at": {"type": "number"}}, ("expires_at",)))},
     ),
-    "events": (
+    Operation(
+        "events",
+        "GET",
+        "/spaces/{space}/events",
         "The events of matching tuples, as Server-Sent Events.",
         {
             "parameters": [
@@ -949,17 +1111,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         },
         {"200": _answer("A stream of events.", {"type": "string"}, "text/event-stream")},
     ),
-    "create_record": (
+    Operation(
+        "create_record",
+        "POST",
+        "/spaces/{space}/records/create",
         "Create a record.",
         _body({"path": ref("Path"), "fields": _FIELDS, **_PAID}, ("path", "fields")),
         {"201": _answer("Created.", _RECORD)},
     ),
-    "open_record": (
+    Operation(
+        "open_record",
+        "POST",
+        "/spaces/{space}/records/open",
         "Open a record by path, address or capability address.",
         _body(_REF, ("ref",)),
         {"200": _answer("The handle.", _object({"handle": ref("Handle")}, ("handle",)))},
     ),
-    "get_record": (
+    Operation(
+        "get_record",
+        "POST",
+        "/spaces/{space}/records/get",
         "Read a record whole, or some of its fields (and computed tags).",
         _body(
             {
@@ -987,7 +1158,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "set_record": (
+    Operation(
+        "set_record",
+        "POST",
+        "/spaces/{space}/records/set",
         "Set one field of a record, atomically.",
         _body({**_REF, "tag": ref("Tag"), "value": ref("Value")}, ("ref", "tag", "value")),
         {
@@ -996,7 +1170,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "call_record": (
+    Operation(
+        "call_record",
+        "POST",
+        "/spaces/{space}/records/call",
         "Run the method a field of a record holds, in the sandbox; the caller's account (or the"
         " principal an admin names) pays for its steps.",
         _body(
@@ -1010,17 +1187,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"200": _answer("What the method returned.", _object({"value": ref("Value")}, ("value",)))},
     ),
-    "refresh_record": (
+    Operation(
+        "refresh_record",
+        "POST",
+        "/spaces/{space}/records/refresh",
         "Refinance a record: add credit, or give it a lease.",
         _body({**_REF, **_PAID}, ("ref",), some_of=("credit", "lease")),
         {"200": _answer("When it expires now.", _EXPIRES)},
     ),
-    "clone_record": (
+    Operation(
+        "clone_record",
+        "POST",
+        "/spaces/{space}/records/clone",
         "Copy a record to a new path.",
         _body({**_REF, "path": ref("Path"), **_PAID}, ("ref", "path")),
         {"201": _answer("The copy.", _RECORD)},
     ),
-    "move_record": (
+    Operation(
+        "move_record",
+        "POST",
+        "/spaces/{space}/records/move",
         "Give a record a new path; the old one redirects for redirect_lease seconds.",
         _body(
             {**_REF, "path": ref("Path"), "redirect_lease": _nullable({"type": "number", "minimum": 0})},
@@ -1036,12 +1222,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "destroy_record": (
+    Operation(
+        "destroy_record",
+        "POST",
+        "/spaces/{space}/records/destroy",
         "Destroy a record.",
         _body({**_REF, "force": {"type": "boolean"}}, ("ref",)),
         {"204": _answer("Destroyed.")},
     ),
-    "make_capability": (
+    Operation(
+        "make_capability",
+        "POST",
+        "/spaces/{space}/records/capability",
         "Make a capability: an address that allows some operations on the record.",
         _body(
             {
@@ -1057,17 +1249,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"201": _answer("The capability.", ref("Handle"))},
     ),
-    "read_only_record": (
+    Operation(
+        "read_only_record",
+        "POST",
+        "/spaces/{space}/records/read_only",
         "The record's read-only capability ($RO).",
         _body(_REF, ("ref",)),
         {"200": _answer("The capability.", ref("Handle"))},
     ),
-    "revoke_capability": (
+    Operation(
+        "revoke_capability",
+        "POST",
+        "/spaces/{space}/records/revoke",
         "Revoke a capability.",
         _body({"ref": {"description": "The capability's address.", **_CAPABILITY}}, ("ref",)),
         {"204": _answer("Revoked.")},
     ),
-    "find_records": (
+    Operation(
+        "find_records",
+        "POST",
+        "/spaces/{space}/records/find",
         "The records matching a template (oldest first).",
         _body({**_WHERE, "limit": ref("Limit")}, ("template",)),
         {
@@ -1077,7 +1278,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "take_record": (
+    Operation(
+        "take_record",
+        "POST",
+        "/spaces/{space}/records/take",
         "Take the oldest matching record (a long poll with a timeout), optionally under a claim.",
         _body({**_WHERE, "timeout": ref("Timeout"), **_CLAIMING}, ("template",)),
         {
@@ -1095,12 +1299,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "record_events": (
+    Operation(
+        "record_events",
+        "GET",
+        "/spaces/{space}/records/events",
         "The changes of records, as Server-Sent Events.",
         {"parameters": _CHANGE_PARAMETERS},
         {"200": _answer("A stream of changes.", {"type": "string"}, "text/event-stream")},
     ),
-    "grant_credit": (
+    Operation(
+        "grant_credit",
+        "POST",
+        "/spaces/{space}/credit/grant",
         "Add credit to an account.",
         _body(
             {"principal": _PRINCIPAL, "amount": ref("Credit")},
@@ -1116,7 +1326,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "transfer_credit": (
+    Operation(
+        "transfer_credit",
+        "POST",
+        "/spaces/{space}/credit/transfer",
         "Move credit from the caller's account (or, for an admin, the principal's) to another.",
         _body(
             {
@@ -1136,7 +1349,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "credit_challenge": (
+    Operation(
+        "credit_challenge",
+        "POST",
+        "/spaces/{space}/credit/challenge",
         "The challenge to make proof-of-work stamps on (docs/active.md, Minting).",
         _NO_BODY,
         {
@@ -1154,7 +1370,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "mint_credit": (
+    Operation(
+        "mint_credit",
+        "POST",
+        "/spaces/{space}/credit/mint",
         "Mint credit into the caller's account (or, for an admin, the principal's) for a stamp.",
         _body(
             {
@@ -1174,7 +1393,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "get_account": (
+    Operation(
+        "get_account",
+        "GET",
+        "/spaces/{space}/credit/{principal}",
         "The credit in an account.",
         _NO_BODY,
         {
@@ -1187,7 +1409,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "list_rules": (
+    Operation(
+        "list_rules",
+        "GET",
+        "/spaces/{space}/rules",
         "The space's rules, by level, then by name.",
         _NO_BODY,
         {
@@ -1196,14 +1421,34 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "add_rule": (
+    Operation(
+        "add_rule",
+        "POST",
+        "/spaces/{space}/rules",
         "Add a rule (docs/active.md); 409 rule_cycle if it could trigger itself, naming the cycle.",
         {"requestBody": {"required": True, "content": {"application/json": {"schema": _RULE_BODY}}}},
         {"201": _answer("The rule added.", _RULE_ANSWER)},
     ),
-    "get_rule": ("A rule of the space.", _NO_BODY, {"200": _answer("The rule.", _RULE_ANSWER)}),
-    "remove_rule": ("Remove a rule of the space.", _NO_BODY, {"204": _answer("Removed.")}),
-    "get_clock": (
+    Operation(
+        "get_rule",
+        "GET",
+        "/spaces/{space}/rules/{name}",
+        "A rule of the space.",
+        _NO_BODY,
+        {"200": _answer("The rule.", _RULE_ANSWER)},
+    ),
+    Operation(
+        "remove_rule",
+        "DELETE",
+        "/spaces/{space}/rules/{name}",
+        "Remove a rule of the space.",
+        _NO_BODY,
+        {"204": _answer("Removed.")},
+    ),
+    Operation(
+        "get_clock",
+        "GET",
+        "/spaces/{space}/clock",
         "The space's time, and whether its clock is simulated.",
         _NO_BODY,
         {
@@ -1213,12 +1458,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "advance_clock": (
+    Operation(
+        "advance_clock",
+        "POST",
+        "/spaces/{space}/clock",
         "Move a simulated clock forward (admin); 409 real_clock for a space on the system clock.",
         _body({"advance": {"type": "number", "exclusiveMinimum": 0, "maximum": 3.15e9}}, ("advance",)),
         {"200": _answer("The new time.", _object({"now": {"type": "number"}}, ("now",)))},
     ),
-    "list_tokens": (
+    Operation(
+        "list_tokens",
+        "GET",
+        "/tokens",
         "The tokens (without their secrets).",
         _NO_BODY,
         {
@@ -1227,7 +1478,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "create_token": (
+    Operation(
+        "create_token",
+        "POST",
+        "/tokens",
         "Create a token.",
         _body(
             {
@@ -1240,18 +1494,19 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"201": _answer("The token, with its secret (shown once).", {**ref("TokenGrant")})},
     ),
-    "revoke_token": ("Revoke a token, at once.", _NO_BODY, {"204": _answer("Revoked.")}),
-}
+    Operation(
+        "revoke_token",
+        "DELETE",
+        "/tokens/{name}",
+        "Revoke a token, at once.",
+        _NO_BODY,
+        {"204": _answer("Revoked.")},
+    ),
+)
 
 
-def operation(name: str) -> dict[str, Any]:
-    """The keyword arguments documenting the route ``name``."""
-    summary, extra, answers = _OPERATIONS[name]
-    status = int(next(iter(answers)))
-    responses: dict[int | str, Any] = {}
-    responses.update(answers)
-    responses.update(_ERRORS)
-    return {"summary": summary, "openapi_extra": extra or None, "responses": responses, "status_code": status}
+# The operations by name.
+OPERATION: dict[str, Operation] = {op.name: op for op in OPERATIONS}
 
 
 _SPACE_NAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
