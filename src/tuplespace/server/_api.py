@@ -34,23 +34,12 @@ from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
 from ._requests import check_keys, read_body
+from ._schemas import Operation
 
 if TYPE_CHECKING:
     from ..stores._redis_async import AsyncRedisSubscription
 
 __all__ = [
-    "ALL_FIELDS",
-    "COUNT_FIELDS",
-    "FIND_FIELDS",
-    "IF_ABSENT_FIELDS",
-    "LEASE_FIELDS",
-    "READ_ALL_FIELDS",
-    "REPLACE_FIELDS",
-    "TAKE_ALL_FIELDS",
-    "TAKE_FIELDS",
-    "TX_WRITE_FIELDS",
-    "WRITE_FIELDS",
-    "WRITE_MANY_FIELDS",
     "ApiBase",
     "Caller",
     "Page",
@@ -316,21 +305,6 @@ def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Calla
     return unwatch
 
 
-# The fields each request body may hold.
-WRITE_FIELDS = frozenset({"tuple", "lease", "timeout"})
-WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
-FIND_FIELDS = frozenset({"template", "timeout"})
-TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
-ALL_FIELDS = frozenset({"template", "limit", "timeout"})
-READ_ALL_FIELDS = ALL_FIELDS | {"cursor"}
-TAKE_ALL_FIELDS = ALL_FIELDS | {"claim", "confirm"}
-COUNT_FIELDS = frozenset({"template"})
-REPLACE_FIELDS = frozenset({"template", "tuple", "lease", "timeout"})
-IF_ABSENT_FIELDS = frozenset({"template", "tuple", "lease"})
-LEASE_FIELDS = frozenset({"lease"})
-TX_WRITE_FIELDS = frozenset({"tuple", "lease"})
-
-
 class ApiBase:
     """The state of one server, and what every handler does first."""
 
@@ -442,16 +416,20 @@ class ApiBase:
         request: Request,
         space: str,
         needs: tuple[str, ...],
-        allowed: frozenset[str],
-        required: tuple[str, ...],
+        allowed: Operation | frozenset[str],
+        required: tuple[str, ...] = (),
     ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
         """The prologue of an operation: who asks, the space if it exists (after checking
-        the permissions ``needs``), and the body, holding only ``allowed`` keys and
-        every ``required`` one."""
+        the permissions ``needs``), and the body, holding only the fields of the
+        operation ``allowed`` and every one it requires (or only the keys ``allowed``
+        and every ``required`` one)."""
         caller = self.caller(request)
         info = await self.authorize(caller, space, needs)
         body = await read_body(request, self.limits.max_body)
-        check_keys(body, allowed, required)
+        if isinstance(allowed, Operation):
+            check_keys(body, allowed.fields, allowed.required)
+        else:
+            check_keys(body, allowed, required)
         return caller, info, body
 
     def stream_room(self, caller: Caller) -> ClientState:
