@@ -18,7 +18,7 @@ import uvloop
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._framing import MAGIC, frame
-from tuplespace.server._schemas import OPERATIONS
+from tuplespace._httpapi import OPERATIONS
 from tuplespace.testing import LiveServer
 
 Serve = Callable[..., LiveServer]

@@ -24,8 +24,8 @@ import httpx
 import pytest
 
 from helpers import PATIENCE, missing
+from tuplespace._httpapi import OPERATIONS
 from tuplespace.server import Server, create_app
-from tuplespace.server._schemas import OPERATIONS
 
 # openapi-python-client pins typer below the version the project's command line uses, so it
 # lives in an environment of its own, made once beside the project's (under sys.prefix).

@@ -26,6 +26,7 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
+from .._httpapi import Operation
 from .._rate import RateLimiter
 from .._rules import MAX_RULES
 from .._space import Space
@@ -34,7 +35,6 @@ from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
 from ._requests import check_keys, read_body
-from ._schemas import Operation
 
 if TYPE_CHECKING:
     from ..stores._redis_async import AsyncRedisSubscription

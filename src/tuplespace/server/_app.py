@@ -24,9 +24,9 @@ from starlette.routing import Match, Route
 
 from .. import __version__
 from .._errors import TupleSpaceError
+from .._httpapi import OPERATIONS
 from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
-from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens
 from ._credit import CreditRoutes
@@ -34,6 +34,7 @@ from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
 from ._hub import Hub
+from ._openapi import install as install_openapi
 from ._operations import Operations
 from ._rules import RuleRoutes
 from ._transactions import Transactions
@@ -148,7 +149,7 @@ def create_app(
     _routes(app, api)
     install_dashboard(app)
     _error_handlers(app, api)
-    schemas.install(app, ("memory",) if data_dir is None else ("durable", "memory"))
+    install_openapi(app, ("memory",) if data_dir is None else ("durable", "memory"))
     return app
 
 
@@ -181,7 +182,7 @@ def _store(data_dir: str | Path | None, store: str | None) -> tuple[str, str | N
 
 def _routes(app: FastAPI, api: Api) -> None:
     """A route for each operation of the table, to the handler of its name."""
-    for op in schemas.OPERATIONS:
+    for op in OPERATIONS:
         app.add_api_route(op.path, getattr(api, op.name), response_class=Response, **op.route())
 
 

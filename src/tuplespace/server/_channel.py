@@ -47,10 +47,10 @@ from .. import __version__
 from .._errors import TupleSpaceError
 from .._framing import LENGTH as _LENGTH
 from .._framing import frame
+from .._httpapi import OPERATIONS, Operation
 from ._api import ApiBase
 from ._errors import ApiError, api_error, error_response, limit_reached, request_timeout
 from ._guard import Policy
-from ._schemas import OPERATIONS, Operation
 
 __all__: list[str] = []  # the door of _connections opens channels
 
@@ -75,7 +75,7 @@ Endpoint = Callable[..., Awaitable[Response]]
 
 class _Routes:
     """Which handler of ``api`` serves ``METHOD /path``: the operation of the table
-    (``_schemas.OPERATIONS``) whose path it is, with its path parameters converted to
+    (``tuplespace._httpapi.OPERATIONS``) whose path it is, with its path parameters converted to
     the types the handler's signature asks for."""
 
     def __init__(self, api: ApiBase) -> None:

@@ -13,10 +13,10 @@ from starlette.responses import Response
 from .._codec import to_wire
 from .._credit import check_principal
 from .._errors import InvalidValue
+from .._httpapi import OPERATION
 from ._api import json_response
 from ._errors import ApiError, api_error
 from ._records import RecordRoutes, _get_credit
-from ._schemas import OPERATION
 
 __all__ = ["CreditRoutes"]
 

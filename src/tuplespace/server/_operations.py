@@ -11,6 +11,7 @@ from starlette.responses import Response
 from .. import __version__
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
+from .._httpapi import OPERATION
 from .._lease import Lease
 from .._templates import Template
 from .._values import Tuple
@@ -43,7 +44,6 @@ from ._requests import (
     read_body,
 )
 from ._rules import remove_rules_of
-from ._schemas import OPERATION
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisSpace

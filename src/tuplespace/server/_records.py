@@ -22,6 +22,7 @@ from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
 from .._errors import InvalidTemplate, InvalidValue, NotAllowed, WireError
 from .._events import CHANGE_KINDS, Change
+from .._httpapi import OPERATION, Operation
 from .._names import check_path, check_tag
 from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
@@ -32,7 +33,6 @@ from ._auth import permissions_for, valid_space_name
 from ._errors import ApiError, api_error
 from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
-from ._schemas import OPERATION, Operation
 from ._streams import EventRoutes
 
 __all__ = ["RecordRoutes", "change_message"]

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncTransaction
+from .._httpapi import OPERATION, Operation
 from ._api import (
     ApiBase,
     Caller,
@@ -30,7 +31,6 @@ from ._requests import (
     get_tuples,
     read_body,
 )
-from ._schemas import OPERATION, Operation
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisTransaction

@@ -1,9 +1,11 @@
-"""The operation table of the HTTP API, and its OpenAPI document.
+"""The HTTP API as data: the operation table, and the JSON schemas of every request and answer.
 
 :data:`OPERATIONS` names each operation once: its method, its literal path, the
 fields of its request with their types and limits (as JSON schemas), and its
-answers.  The application's routes, the OpenAPI document, the fields each handler
-allows and the channel's dispatch are all made from it.
+answers.  The server's routes, its OpenAPI document (``server/_openapi.py``), the
+fields each handler allows, the channel's dispatch and the Python client's
+requests are all made from it.  It needs nothing but the wire format's own
+modules, so the client imports it without the server's dependencies.
 
 Requests are not validated against these schemas (handlers check them field by
 field, with the wire codec); they describe the API for clients and tools, as strictly
@@ -20,21 +22,31 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
+from ._codec import _BASE64_TEXT
+from ._credit import MAX_PRINCIPAL
+from ._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
+from ._records import COMPUTED_TAGS
+from ._templates import FORMAL_TYPES
+from ._values import DEFAULT_LIMITS, MAX_INT_BITS
 
-from .._codec import _BASE64_TEXT
-from .._credit import MAX_PRINCIPAL
-from .._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
-from .._records import COMPUTED_TAGS
-from .._templates import FORMAL_TYPES
-from .._values import DEFAULT_LIMITS, MAX_INT_BITS
-from ._auth import PERMISSIONS
-from ._hub import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
-
-__all__ = ["COMPONENTS", "OPERATION", "OPERATIONS", "Operation", "install"]
+__all__ = [
+    "COMPONENTS",
+    "MAX_API_FIRINGS",
+    "MAX_EVENT_RETENTION_BYTES",
+    "OPERATION",
+    "OPERATIONS",
+    "PERMISSIONS",
+    "Operation",
+]
 
 Schema = dict[str, Any]
+
+# What a token may do on a space.
+PERMISSIONS = ("read", "write", "take", "subscribe", "admin")
+# The most a client may ask a space to keep of its events, in bytes.
+MAX_EVENT_RETENTION_BYTES = 1 << 30
+# The most firings of rules a client may let one operation of a space set off.
+MAX_API_FIRINGS = 100_000
 
 
 @dataclass(frozen=True)
@@ -1507,49 +1519,3 @@ OPERATIONS: tuple[Operation, ...] = (
 
 # The operations by name.
 OPERATION: dict[str, Operation] = {op.name: op for op in OPERATIONS}
-
-
-_SPACE_NAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
-
-_BEARER: Schema = {
-    "type": "http",
-    "scheme": "bearer",
-    "description": "A token of the server's token file (docs/http-api.md, Authentication and permissions).",
-}
-# A request may come with a token or without one (then with the anonymous permissions).
-_TOKEN_OR_NONE: list[Schema] = [{"bearer": []}, {}]
-# The operations that read no token.
-_OPEN = frozenset({"health"})
-
-
-def install(app: FastAPI, stores: tuple[str, ...]) -> None:
-    """Give ``app`` an OpenAPI document with these schemas; ``stores``: the stores its
-    spaces may ask for (durable ones need a data directory)."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        doc = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = doc.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(unused, None)
-        schemas.update(COMPONENTS)
-        components["securitySchemes"] = {"bearer": _BEARER}
-        for item in doc["paths"].values():
-            for op in item.values():
-                op["responses"].pop("422", None)
-                if op["operationId"] not in _OPEN:
-                    op["security"] = _TOKEN_OR_NONE
-                if op["operationId"] == "put_space":
-                    body = op["requestBody"]["content"]["application/json"]["schema"]
-                    body["properties"] = {**body["properties"], "store": {"enum": list(stores)}}
-                for param in op.get("parameters", []):
-                    if param["name"] == "space":
-                        param["schema"] = _SPACE_NAME
-        app.openapi_schema = doc
-        return doc
-
-    app.openapi = openapi  # type: ignore[method-assign]
