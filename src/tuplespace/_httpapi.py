@@ -31,6 +31,7 @@ from ._values import DEFAULT_LIMITS, MAX_INT_BITS
 
 __all__ = [
     "COMPONENTS",
+    "ERROR_ANSWERS",
     "MAX_API_FIRINGS",
     "MAX_EVENT_RETENTION_BYTES",
     "OPERATION",
@@ -45,7 +46,7 @@ Schema = dict[str, Any]
 PERMISSIONS = ("read", "write", "take", "subscribe", "admin")
 # The most a client may ask a space to keep of its events, in bytes.
 MAX_EVENT_RETENTION_BYTES = 1 << 30
-# The most firings of rules a client may let one operation of a space set off.
+# The most firings one operation of a served space may set off (each queued one is held).
 MAX_API_FIRINGS = 100_000
 
 
@@ -71,21 +72,6 @@ class Operation:
         schema = body.get("schema", {})
         object.__setattr__(self, "fields", frozenset(schema.get("properties", ())))
         object.__setattr__(self, "required", tuple(schema.get("required", ())))
-
-    def route(self) -> dict[str, Any]:
-        """The keyword arguments of its FastAPI route, documenting it."""
-        responses: dict[int | str, Any] = {}
-        responses.update(self.answers)
-        responses.update(_ERRORS)
-        return {
-            "methods": [self.method],
-            "name": self.name,
-            "operation_id": self.name,
-            "summary": self.summary,
-            "openapi_extra": self.request or None,
-            "responses": responses,
-            "status_code": int(next(iter(self.answers))),
-        }
 
 
 def ref(name: str) -> Schema:
@@ -524,7 +510,8 @@ _EXPIRES = _object({"expires_at": _nullable({"type": "number"})}, ("expires_at",
 _BALANCE = _tagged("$credit", {"type": "string", "pattern": "^[0-9]+(?:\\.[0-9]+)?$", "maxLength": 100})
 _CLAIM = _object({"id": {"type": "string"}, "expires_at": {"type": "number"}}, ("id", "expires_at"))
 
-_ERRORS = {
+# The answers of errors, every operation's.
+ERROR_ANSWERS = {
     status: _answer(text, ref("Error"))
     for status, text in (
         ("400", "The request is malformed; nothing changed."),

@@ -35,6 +35,7 @@ from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
 from ._hub import Hub
 from ._openapi import install as install_openapi
+from ._openapi import route_options
 from ._operations import Operations
 from ._rules import RuleRoutes
 from ._transactions import Transactions
@@ -183,7 +184,7 @@ def _store(data_dir: str | Path | None, store: str | None) -> tuple[str, str | N
 def _routes(app: FastAPI, api: Api) -> None:
     """A route for each operation of the table, to the handler of its name."""
     for op in OPERATIONS:
-        app.add_api_route(op.path, getattr(api, op.name), response_class=Response, **op.route())
+        app.add_api_route(op.path, getattr(api, op.name), response_class=Response, **route_options(op))
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:

@@ -8,9 +8,26 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from .._httpapi import COMPONENTS, Schema
+from .._httpapi import COMPONENTS, ERROR_ANSWERS, Operation, Schema
 
-__all__ = ["install"]
+__all__ = ["install", "route_options"]
+
+
+def route_options(op: Operation) -> dict[str, Any]:
+    """The keyword arguments of the FastAPI route of ``op``, documenting it."""
+    responses: dict[int | str, Any] = {}
+    responses.update(op.answers)
+    responses.update(ERROR_ANSWERS)
+    return {
+        "methods": [op.method],
+        "name": op.name,
+        "operation_id": op.name,
+        "summary": op.summary,
+        "openapi_extra": op.request or None,
+        "responses": responses,
+        "status_code": int(next(iter(op.answers))),
+    }
+
 
 _SPACE_NAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
 
