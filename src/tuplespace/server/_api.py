@@ -34,7 +34,7 @@ from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
-from ._requests import check_keys, read_body
+from ._requests import Incoming, check_keys, read_body
 
 if TYPE_CHECKING:
     from ..stores._redis_async import AsyncRedisSubscription
@@ -175,7 +175,7 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
         raise ValueError(f"limit {name} is {what}, not {text!r}") from None
 
 
-def _address(request: Request) -> str:
+def _address(request: Incoming) -> str:
     """The key of a request's client address, under which its limits are counted."""
     return "address:" + (request.client.host if request.client else "-")
 
@@ -284,7 +284,7 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
-def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Callable[[], None]:
+def _watch_disconnect(request: Incoming, callback: Callable[[], object]) -> Callable[[], None]:
     """Call ``callback`` when the client of ``request`` goes away; returns what stops
     the watch.  A request of a channel is told by its channel; an HTTP request is
     watched by a task that waits for its disconnection."""
@@ -295,7 +295,7 @@ def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Calla
     def gone_away(_: object) -> None:
         callback()
 
-    gone = asyncio.get_running_loop().create_task(disconnected(request.receive))
+    gone = asyncio.get_running_loop().create_task(disconnected(cast(Request, request).receive))
     gone.add_done_callback(gone_away)
 
     def unwatch() -> None:
@@ -349,7 +349,7 @@ class ApiBase:
 
     # -- the prologue of every request ---------------------------------------------------
 
-    def caller(self, request: Request) -> Caller:
+    def caller(self, request: Incoming) -> Caller:
         """Who is asking: 503 while shutting down, 401 for a bad token, 429 past the rate."""
         self.requests += 1
         if self.stopping:
@@ -413,7 +413,7 @@ class ApiBase:
 
     async def _begin(
         self,
-        request: Request,
+        request: Incoming,
         space: str,
         needs: tuple[str, ...],
         allowed: Operation | frozenset[str],
@@ -459,7 +459,7 @@ class ApiBase:
     # -- waiting ------------------------------------------------------------------------
 
     async def _race(
-        self, request: Request, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
+        self, request: Incoming, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
     ) -> T:
         """Await ``work`` for at most ``wait`` seconds (then Timeout), unless the client
         goes away or the server stops first (then _Interrupted), or the token ``grant``
@@ -539,7 +539,7 @@ class ApiBase:
 
     async def poll(
         self,
-        request: Request,
+        request: Incoming,
         caller: Caller,
         timeout: float | None,
         call: Callable[[float | None], Coroutine[Any, Any, T]],
@@ -582,7 +582,7 @@ class ApiBase:
 
     async def waiting_page(
         self,
-        request: Request,
+        request: Incoming,
         caller: Caller,
         timeout: float | None,
         find: Callable[[float | None], Coroutine[Any, Any, tuple[list[Tuple], int | None]]],

@@ -51,6 +51,7 @@ from .._httpapi import OPERATIONS, Operation
 from ._api import ApiBase
 from ._errors import ApiError, api_error, error_response, limit_reached, request_timeout
 from ._guard import Policy
+from ._requests import Incoming
 
 __all__: list[str] = []  # the door of _connections opens channels
 
@@ -161,10 +162,10 @@ def _param_types(endpoint: Endpoint) -> dict[str, Callable[[str], Any]]:
     return {name: _CONVERT[kind] for name, kind in hints.items() if kind in _CONVERT}
 
 
-class _Request:
-    """A request of a channel as the handlers read it: what they use of starlette's
-    ``Request`` (the authorization, the client's address and the body), and
-    ``watch_disconnect`` for a request that waits (see ``_api._watch_disconnect``)."""
+class _ChannelRequest:
+    """A request of a channel as the handlers read it (an ``Incoming``: the hello's
+    authorization, the client's address and the body), and ``watch_disconnect`` for a
+    request that waits (see ``_api._watch_disconnect``)."""
 
     __slots__ = ("_body", "_channel", "client", "headers")
 
@@ -224,7 +225,7 @@ class _Service:
             if not path.startswith("/") or not method.isupper():
                 raise ApiError(400, "bad_request", 'a channel request is "ID METHOD /path\\n" and its body')
             endpoint, params = self.routes.find(method, path)
-            request = _Request(channel, body)
+            request: Incoming = _ChannelRequest(channel, body)
             response = await endpoint(**params, request=request)
         except ApiError as exc:
             response = error_response(exc)
