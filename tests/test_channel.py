@@ -18,6 +18,7 @@ import uvloop
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._framing import MAGIC, frame
+from tuplespace._httpapi import OPERATIONS
 from tuplespace.testing import LiveServer
 
 Serve = Callable[..., LiveServer]
@@ -141,6 +142,42 @@ def test_bad_requests_get_the_errors_of_http(
         assert (over_http.status_code, error["code"], error["field"]) == (status, code, field)
     # The channel stays open and nothing was written.
     assert ask(ws, "POST /spaces/s/count", {"template": ["x", {"$any": True}]})[1] == {"count": 0}
+
+
+def test_each_operation_of_the_table_is_answered_on_the_channel_as_over_http(
+    http_server: LiveServer, ws: Conn
+) -> None:
+    """Each operation, asked of a space that does not exist with a field it does not
+    take: the channel finds its handler in the table and answers what HTTP answers."""
+    params = {
+        "space": "nowhere",
+        "tx_id": "t1",
+        "claim": "c1",
+        "lease_id": "7",
+        "name": "n",
+        "principal": "p",
+    }
+    body = {"colour": 1}
+    for op in OPERATIONS:
+        path = op.path.format(**params)
+        send(ws, 1, f"{op.method} {path}", body)
+        head, _, data = ws.recv().partition(b"\n")
+        status = int(head.split(b" ")[1])
+        error = json.loads(data)["error"] if status >= 400 else {}
+        if op.name in ("events", "record_events"):  # streams stay on HTTP
+            assert (status, error["code"]) == (400, "bad_request")
+            continue
+        over_http = httpx.request(op.method, http_server.url + path, json=body, timeout=PATIENCE)
+        assert not error.get("message", "").startswith("no route"), op.name
+        expected = over_http.json()["error"] if over_http.status_code >= 400 else {}
+        assert (status, error.get("code"), error.get("field")) == (
+            over_http.status_code,
+            expected.get("code"),
+            expected.get("field"),
+        ), op.name
+        if op.fields and op.path.count("{") == 1 and op.name not in ("put_space", "revoke_capability"):
+            assert (status, error["field"]) == (400, "colour"), op.name  # refused before acting
+    assert ask(ws, "GET /spaces/nowhere")[0] == 404
 
 
 def test_the_token_of_the_handshake_holds_for_every_request_and_its_revocation_at_once(serve: Serve) -> None:

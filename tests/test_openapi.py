@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from helpers import PATIENCE, missing
+from tuplespace._httpapi import OPERATIONS
 from tuplespace.server import Server, create_app
 
 # openapi-python-client pins typer below the version the project's command line uses, so it
@@ -124,6 +125,19 @@ def test_a_generated_client_has_every_operation_and_writes_and_takes_a_tuple(
         refused = write.sync("jobs", client=stranger, body=WriteBody(tuple_=["job"]))
     assert isinstance(refused, Error)
     assert refused.error.code == "unauthorized"
+
+
+def test_the_document_holds_each_operation_of_the_table_at_its_path_with_its_fields(secured: Server) -> None:
+    doc = _document(secured)
+    listed = {(path, method.upper(), op["operationId"]) for path, method, op in _operations(doc)}
+    assert listed == {(op.path, op.method, op.name) for op in OPERATIONS}
+    for op in OPERATIONS:
+        described = doc["paths"][op.path][op.method.lower()]
+        assert described["summary"] == op.summary
+        assert set(described["responses"]) >= set(op.answers)
+        body = described.get("requestBody", {}).get("content", {}).get("application/json", {})
+        assert set(body.get("schema", {}).get("properties", ())) == op.fields, op.name
+        assert tuple(body.get("schema", {}).get("required", ())) == op.required, op.name
 
 
 def test_the_bearer_scheme_is_declared_on_the_operations_that_read_a_token(secured: Server) -> None:

@@ -8,6 +8,7 @@ and in-process ways of the conformance kit); here is what only the transports sh
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import uuid
 from typing import Any
@@ -16,7 +17,9 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
+from tuplespace._httpapi import OPERATIONS
 from tuplespace.client import AsyncRemoteSpace, RemoteSpace
+from tuplespace.client._common import route
 from tuplespace.client._inprocess import _application
 from tuplespace.server import create_app
 
@@ -41,6 +44,46 @@ def test_app_calls_the_application_in_this_process_without_a_socket(in_process_a
         assert space.take(("job", int)) == ("job", 2)  # lifo: the option reached the server
         assert space.client_statistics()["channels_opened"] == 0
         assert space.statistics()["writes"] == 2
+
+
+def test_the_client_sends_each_request_as_an_operation_of_the_table() -> None:
+    """Every request of a remote space, its transactions, leases, claims, rules and
+    server is the method and path of a row of the operation table, its names quoted."""
+    app = create_app(store="memory")
+    asked: list[tuple[str, str]] = []
+
+    async def recording(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            asked.append((scope["method"], scope["raw_path"].decode()))
+        await app(scope, receive, send)
+
+    patterns = [
+        (op.method, re.compile(re.sub(r"\\{[a-z_]+\\}", "[^/]+", re.escape(op.path)) + "$"), op.name)
+        for op in OPERATIONS
+    ]
+    with ts.connect("http://localhost/spaces/a.b-c_1", app=recording) as space:
+        lease = space.write(("job", 1), lease=60)
+        lease.renew(30)
+        space.write_many([("job", 2), ("job", 3)])
+        assert space.take(("job", int)) == ("job", 1)
+        assert space.read_all(("job", int)) == [("job", 2), ("job", 3)]
+        assert space.count(("job", int)) == 2
+        with space.transaction() as tx:
+            tx.write(("done", 1))
+            assert tx.take(("job", 2)) == ("job", 2)
+            assert tx.count(("job", int)) == 1
+        space.statistics()
+        space.write(("gone",), lease=60).cancel()
+    used = set()
+    for method, path in asked:
+        found = [name for want, pattern, name in patterns if want == method and pattern.match(path)]
+        assert found, (method, path)
+        used |= set(found)
+    assert used >= {"write", "renew_lease", "write_many", "take", "read_all", "count", "begin_transaction"}
+    assert used >= {"tx_write", "tx_take", "tx_count", "tx_commit", "get_space", "cancel_lease"}
+    assert all(path.startswith("/spaces/a.b-c_1") for _, path in asked)
+    assert route("revoke_token", name="a b/c") == ("DELETE", "/tokens/a%20b%2Fc")
+    assert route("renew_lease", space="s", lease_id=7) == ("POST", "/spaces/s/leases/7/renew")
 
 
 def test_sync_and_async_spaces_of_one_application_share_its_spaces(in_process_app: Any) -> None:

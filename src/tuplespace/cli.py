@@ -28,6 +28,7 @@ from urllib.parse import quote
 
 from . import __version__
 from ._extras import missing
+from ._httpapi import PERMISSIONS
 
 try:
     import typer
@@ -53,8 +54,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_PERMISSIONS = ("read", "write", "take", "subscribe", "admin")
-
 
 def _version(value: bool) -> None:
     if value:
@@ -73,10 +72,10 @@ def _root(
 
 def _permissions(text: str) -> set[str]:
     perms = {p.strip() for p in text.split(",") if p.strip()}
-    unknown = sorted(perms - set(_PERMISSIONS))
+    unknown = sorted(perms - set(PERMISSIONS))
     if unknown:
         raise typer.BadParameter(
-            f"unknown permission {unknown[0]!r}; permissions are {', '.join(_PERMISSIONS)}"
+            f"unknown permission {unknown[0]!r}; permissions are {', '.join(PERMISSIONS)}"
         )
     return perms
 

@@ -36,7 +36,6 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -82,12 +81,13 @@ from ._common import (
     error_code,
     error_from_answer,
     field_wire,
+    fill,
     logger,
     parse_url,
     record_data_from_wire,
     record_template_wire,
     rule_from_wire,
-    space_path,
+    space_routes,
     template_wire,
     tuple_from_wire,
     tuple_wire,
@@ -162,7 +162,7 @@ class AsyncRemoteSpace:
         base, name = parse_url(url)
         self.url = url
         self.name = name
-        self._path = space_path(name)
+        self._routes = space_routes(name)
         self._headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         if app is not None:
             transport = "in-process"
@@ -174,7 +174,8 @@ class AsyncRemoteSpace:
         if transport == "channel":
             options["spin"] = check_spin(spin)
         self._transport = TRANSPORTS[transport](url, base, self._headers, connect_timeout, **options)
-        self._confirmations = Confirmations(url, self._path, self._transport.sync_client)
+        confirm = self._routes["confirm_claim"][1]
+        self._confirmations = Confirmations(url, confirm, self._transport.sync_client)
         self._confirm_delay = confirm_delay
         self._confirm_later = AsyncLater(self._confirmations.end)
         # The last resort of a space dropped, or still open at interpreter exit.
@@ -204,7 +205,7 @@ class AsyncRemoteSpace:
     async def create_space(self, options: dict[str, Any]) -> None:
         """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
         exists; raise if it exists with other options.  Needs the ``admin`` permission."""
-        await self.request("PUT", "", options)
+        await self.request("put_space", options)
 
     # -- requests: the seam the space's handles (records, transactions, streams) use --------
 
@@ -215,34 +216,40 @@ class AsyncRemoteSpace:
 
     async def request(
         self,
-        method: str,
-        path: str,
+        operation: str,
         body: dict[str, Any] | None = None,
         *,
+        params: dict[str, str | int] | None = None,
         wait: float | None = 0.0,
         again: bool = False,
     ) -> Any:
-        """Send a request about this space; its JSON answer (None when it has none).
+        """Send the request of ``operation`` (its name in the operation table of the HTTP
+        API) about this space; its JSON answer (None when it has none).
 
+        ``params``: the other parameters of its path (a transaction's ``tx_id``, ...).
         ``wait``: how long the server may hold it.  ``again``: the request may be sent
         a second time if the connection fails before an answer.
         """
         self.check_open()
+        method, path = self._routes[operation]
+        if params:
+            path = fill(path, params)
         content = None if body is None else orjson.dumps(body)
         self._stats["requests"] += 1
-        status, data = await self._transport.request(method, self._path + path, content, wait, again)
+        status, data = await self._transport.request(method, path, content, wait, again)
         if status >= 400:
             raise error_from_answer(status, data, self.url)
         return orjson.loads(data) if data else None
 
     async def long_poll(
         self,
-        path: str,
+        operation: str,
         body: dict[str, Any],
         timeout: float | None,
         key: str,
         again: bool = False,
         claim: bool = False,
+        params: dict[str, str | int] | None = None,
     ) -> Any:
         """Post until the answer holds ``key``, or says the wait is over: the server cuts a
         long wait at its long-poll maximum (``"more": true``) and it is asked again for
@@ -253,19 +260,19 @@ class AsyncRemoteSpace:
             left = None if deadline is None else max(deadline - _monotonic(), 0.0)
             body["timeout"] = left
             if claim:
-                answer = await self._claiming(path, body, left)
+                answer = await self._claiming(operation, body, left)
             else:
-                answer = await self.request("POST", path, body, wait=left, again=again)
+                answer = await self.request(operation, body, params=params, wait=left, again=again)
             if answer.get(key) is not None or not answer.get("more"):
                 return answer
             self._stats["long_polls_reissued"] += 1
 
     async def open_stream(
-        self, route: str, params: dict[str, Any], headers: dict[str, str]
+        self, operation: str, params: dict[str, Any], headers: dict[str, str]
     ) -> httpx.Response:
-        """Open the server's event stream at ``route`` (under this space's path): the
-        response, whose lines are read as they come."""
-        return await self._transport.stream(self._path + route, params, headers)
+        """Open the event stream of ``operation`` (``events`` or ``record_events``) of
+        this space: the response, whose lines are read as they come."""
+        return await self._transport.stream(self._routes[operation][1], params, headers)
 
     def interrupt_stream(self, response: httpx.Response) -> None:
         """End an event stream opened by :meth:`open_stream`, from any task."""
@@ -279,7 +286,7 @@ class AsyncRemoteSpace:
         """See :meth:`Space.write <tuplespace.Space.write>`; the lease is an :class:`AsyncLease`."""
         body = {"tuple": tuple_wire(t), "lease": check_lease(lease)}
         try:
-            answer = await self.long_poll("/write", body, timeout, "lease")
+            answer = await self.long_poll("write", body, timeout, "lease")
         except SpaceFull:
             if timeout == 0:
                 raise
@@ -292,7 +299,7 @@ class AsyncRemoteSpace:
     ) -> list[AsyncLease]:
         """See :meth:`Space.write_many <tuplespace.Space.write_many>`."""
         body = {"tuples": tuples_wire(tuples), "lease": check_lease(lease)}
-        answer = await self.request("POST", "/write_many", body)
+        answer = await self.request("write_many", body)
         return [self._lease(x) for x in answer["leases"]]
 
     def _lease(self, wire: dict[str, Any]) -> AsyncLease:
@@ -300,18 +307,18 @@ class AsyncRemoteSpace:
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
         body = {"lease": check_lease(seconds)}
-        answer = await self.request("POST", f"/leases/{seq}/renew", body)
+        answer = await self.request("renew_lease", body, params={"lease_id": seq})
         expires: float | None = answer["expires_at"]
         return expires
 
     async def _cancel(self, seq: int) -> None:
-        await self.request("DELETE", f"/leases/{seq}")
+        await self.request("cancel_lease", params={"lease_id": seq})
 
     # -- reading and taking -------------------------------------------------------------------
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read <tuplespace.Space.read>`."""
-        return _found(await self.read_at("", template, timeout), template)
+        return _found(await self.read_at(None, template, timeout), template)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.take <tuplespace.Space.take>`."""
@@ -319,7 +326,7 @@ class AsyncRemoteSpace:
 
     async def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read <tuplespace.Space.try_read>`."""
-        return await self.read_at("", template, 0)
+        return await self.read_at(None, template, 0)
 
     async def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take <tuplespace.Space.try_take>`."""
@@ -333,7 +340,7 @@ class AsyncRemoteSpace:
         gathered, each going on where the one before stopped (see :meth:`read_pages`).
         A wait (``timeout``) is a long poll, asked again for the time left when the
         server cuts it short."""
-        return await self.all_at("", "/read_all", template, limit, timeout)
+        return await self.all_at(None, "read_all", template, limit, timeout)
 
     def read_pages(self, template: Any, limit: int | None = None) -> AsyncIterator[list[Tuple]]:
         """The tuples :meth:`read_all` returns, one answer of the server at a time, each
@@ -347,7 +354,7 @@ class AsyncRemoteSpace:
         >>> async for page in space.read_pages(("job", int, str)):   # doctest: +SKIP
         ...     print(len(page))
         """
-        return self._pages("", "/read_all", template, limit)
+        return self._pages(None, "read_all", template, limit)
 
     async def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
@@ -355,25 +362,26 @@ class AsyncRemoteSpace:
         """See :meth:`Space.take_all <tuplespace.Space.take_all>`.  The tuples come under
         a claim, as a take's do, waited for or not: an answer lost on the way puts them
         back."""
-        return await self.all_at("", "/take_all", template, limit, timeout)
+        return await self.all_at(None, "take_all", template, limit, timeout)
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count <tuplespace.Space.count>`."""
-        return await self.count_at("", template)
+        return await self.count_at(None, template)
 
-    async def read_at(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
-        """A read under ``prefix`` ("": the space's; a transaction's path), None on timeout."""
+    async def read_at(self, tx_id: str | None, template: Any, timeout: float | None) -> Tuple | None:
+        """A read of the space (``tx_id`` None) or in its transaction ``tx_id``, None on timeout."""
         body = {"template": template_wire(template)}
-        answer = await self.long_poll(prefix + "/read", body, timeout, "tuple", again=True)
+        operation, params = _in("read", tx_id)
+        answer = await self.long_poll(operation, body, timeout, "tuple", again=True, params=params)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     async def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": template_wire(template), "claim": True}
-        answer = await self.long_poll("/take", body, timeout, "tuple", claim=True)
+        answer = await self.long_poll("take", body, timeout, "tuple", claim=True)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
-    async def _claiming(self, path: str, body: dict[str, Any], wait: float | None) -> Any:
+    async def _claiming(self, operation: str, body: dict[str, Any], wait: float | None) -> Any:
         """Send a take under a claim, with the claims of earlier takes riding along to
         be confirmed; keep the new claim to confirm later."""
         confirm = self._confirmations.pop_all()
@@ -382,7 +390,7 @@ class AsyncRemoteSpace:
         else:
             body.pop("confirm", None)
         try:
-            answer = await self.request("POST", path, body, wait=wait, again=True)
+            answer = await self.request(operation, body, wait=wait, again=True)
         except BaseException:
             self._confirmations.settle(confirm, confirm)
             if confirm:
@@ -411,7 +419,7 @@ class AsyncRemoteSpace:
         while claims := self._confirmations.pop_all():
             for i, claim_id in enumerate(claims):
                 try:
-                    await self.request("POST", f"/claims/{claim_id}/confirm", again=True)
+                    await self.request("confirm_claim", params={"claim": claim_id}, again=True)
                 except TupleSpaceError as exc:
                     if error_code(exc) == "unknown_claim":
                         self._claim_lost(claim_id)
@@ -430,16 +438,17 @@ class AsyncRemoteSpace:
             self._confirmations.settle(claims)
 
     async def all_at(
-        self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
+        self, tx_id: str | None, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> list[Tuple]:
-        """``read_all`` or ``take_all`` (``operation``) under ``prefix``, page after page."""
+        """``read_all`` or ``take_all`` (``operation``) of the space or in its transaction
+        ``tx_id``, page after page."""
         found: list[Tuple] = []
-        async for page in self._pages(prefix, operation, template, limit, timeout):
+        async for page in self._pages(tx_id, operation, template, limit, timeout):
             found += page
         return found
 
     async def _pages(
-        self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
+        self, tx_id: str | None, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> AsyncIterator[list[Tuple]]:
         """The answers of a ``read_all`` or ``take_all``.  A server answers so many tuples
         at a time (then ``"more": true``): a read goes on from the cursor of the answer
@@ -451,9 +460,10 @@ class AsyncRemoteSpace:
         body: dict[str, Any] = {"template": template_wire(template), "limit": check_limit(limit)}
         wait = check_timeout(timeout)
         deadline = None if wait is None else _monotonic() + wait
-        reading = operation == "/read_all"
+        reading = operation == "read_all"
         # Takes in a transaction are held by it; others are claimed, as take's are.
-        claiming = not reading and not prefix
+        claiming = not reading and tx_id is None
+        operation, params = _in(operation, tx_id)
         if claiming:
             body["claim"] = True
         got = 0
@@ -468,7 +478,7 @@ class AsyncRemoteSpace:
             if claiming:
                 answer = await self._claiming(operation, body, left)
             else:
-                answer = await self.request("POST", prefix + operation, body, wait=left, again=reading)
+                answer = await self.request(operation, body, params=params, wait=left, again=reading)
             page = [tuple_from_wire(t) for t in answer["tuples"]]
             if waiting and not page and answer.get("more"):
                 self._stats["long_polls_reissued"] += 1
@@ -484,11 +494,11 @@ class AsyncRemoteSpace:
             if limit is not None:
                 body["limit"] = limit - got
 
-    async def count_at(self, prefix: str, template: Any) -> int:
-        """A count under ``prefix`` (see :meth:`read_at`)."""
-        answer = await self.request(
-            "POST", prefix + "/count", {"template": template_wire(template)}, again=True
-        )
+    async def count_at(self, tx_id: str | None, template: Any) -> int:
+        """A count of the space or in its transaction ``tx_id`` (see :meth:`read_at`)."""
+        operation, params = _in("count", tx_id)
+        body = {"template": template_wire(template)}
+        answer = await self.request(operation, body, params=params, again=True)
         n: int = answer["count"]
         return n
 
@@ -516,13 +526,13 @@ class AsyncRemoteSpace:
             "tuple": tuple_wire(successor),
             "lease": check_lease(lease),
         }
-        answer = await self.long_poll("/replace", body, timeout, "tuple")
+        answer = await self.long_poll("replace", body, timeout, "tuple")
         return _found(None if answer["tuple"] is None else tuple_from_wire(answer["tuple"]), template)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """See :meth:`Space.write_if_absent <tuplespace.Space.write_if_absent>`."""
         body = {"template": template_wire(template), "tuple": tuple_wire(t), "lease": check_lease(lease)}
-        answer = await self.request("POST", "/write_if_absent", body)
+        answer = await self.request("write_if_absent", body)
         return bool(answer["written"])
 
     # -- events and transactions ----------------------------------------------------------------
@@ -600,7 +610,7 @@ class AsyncRemoteSpace:
         }
         if principal is not None:
             body["principal"] = principal
-        answer = await self.request("POST", "/records/create", body)
+        answer = await self.request("create_record", body)
         return self.record_handle(answer["record"])
 
     def record_handle(self, wire: dict[str, Any]) -> AsyncRemoteRecord:
@@ -615,7 +625,7 @@ class AsyncRemoteSpace:
             raise TypeError(
                 f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
             )
-        answer = await self.request("POST", "/records/open", {"ref": str(ref)}, again=True)
+        answer = await self.request("open_record", {"ref": str(ref)}, again=True)
         handle = answer["handle"]
         return AsyncRemoteRecord(
             self,
@@ -631,7 +641,7 @@ class AsyncRemoteSpace:
         """See :meth:`Space.find <tuplespace.Space.find>`; needs the ``read`` permission on
         the space (capabilities find nothing)."""
         body = {"template": record_template_wire(template), "under": under, "limit": check_limit(limit)}
-        answer = await self.request("POST", "/records/find", body, again=True)
+        answer = await self.request("find_records", body, again=True)
         if answer.get("more"):
             raise _cut(len(answer["records"]), "records")
         return [self.record_handle(r) for r in answer["records"]]
@@ -655,7 +665,7 @@ class AsyncRemoteSpace:
     ) -> RecordData | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": record_template_wire(template), "under": under, "claim": True}
-        answer = await self.long_poll("/records/take", body, timeout, "record", claim=True)
+        answer = await self.long_poll("take_record", body, timeout, "record", claim=True)
         return None if answer["record"] is None else record_data_from_wire(answer["record"])
 
     def watch_records(
@@ -688,14 +698,14 @@ class AsyncRemoteSpace:
         """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
         ``admin`` permission on the space."""
         body = {"principal": principal, "amount": credit_wire(amount, "amount")}
-        answer = await self.request("POST", "/credit/grant", body)
+        answer = await self.request("grant_credit", body)
         return _credit(answer["balance"])
 
     async def account(self, principal: str) -> Credit:
         """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
         the caller's own needs the ``admin`` permission on the space."""
         check_principal(principal)
-        answer = await self.request("GET", "/credit/" + quote(principal, safe=""), again=True)
+        answer = await self.request("get_account", params={"principal": principal}, again=True)
         return _credit(answer["balance"])
 
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
@@ -703,12 +713,12 @@ class AsyncRemoteSpace:
         ``source`` other than the caller's own account needs the ``admin`` permission
         on the space."""
         body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
-        answer = await self.request("POST", "/credit/transfer", body)
+        answer = await self.request("transfer_credit", body)
         return _credit(answer["balance"])
 
     async def credit_challenge(self) -> Challenge:
         """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
-        answer = await self.request("POST", "/credit/challenge", again=True)
+        answer = await self.request("credit_challenge", again=True)
         return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
 
     async def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
@@ -718,7 +728,7 @@ class AsyncRemoteSpace:
         body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
         if principal is not None:
             body["principal"] = principal
-        answer = await self.request("POST", "/credit/mint", body)
+        answer = await self.request("mint_credit", body)
         return _credit(answer["balance"])
 
     # -- statistics and closing -------------------------------------------------------------------
@@ -732,7 +742,7 @@ class AsyncRemoteSpace:
         if self._closed:
             async with self._transport.new_client() as client:
                 try:
-                    response = await client.get(self._path)
+                    response = await client.get(self._routes["get_space"][1])
                 except httpx.TransportError as exc:
                     raise unreachable(self.url, exc) from exc
             if response.status_code >= 400:
@@ -740,7 +750,7 @@ class AsyncRemoteSpace:
             answer = orjson.loads(response.content)
         else:
             await self._confirm_pending()  # this handle's takes are final in what it reports
-            answer = await self.request("GET", "", again=True)
+            answer = await self.request("get_space", again=True)
         stats: dict[str, Any] = dict(answer["statistics"])
         stats["closed"] = self._closed
         return stats
@@ -781,6 +791,11 @@ class AsyncRemoteSpace:
 
     def __repr__(self) -> str:
         return f"AsyncRemoteSpace({self.url!r}{', closed' if self._closed else ''})"
+
+
+def _in(operation: str, tx_id: str | None) -> tuple[str, dict[str, str | int] | None]:
+    """The operation of the space named ``operation``, or its twin in the transaction ``tx_id``."""
+    return (operation, None) if tx_id is None else ("tx_" + operation, {"tx_id": tx_id})
 
 
 def _found(t: Tuple | None, template: Any) -> Tuple:
@@ -878,7 +893,7 @@ class AsyncRemoteRecord:
         return body
 
     async def _post(self, operation: str, body: dict[str, Any], again: bool = False) -> Any:
-        return await self._space.request("POST", "/records/" + operation, body, again=again)
+        return await self._space.request(operation, body, again=again)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -887,18 +902,18 @@ class AsyncRemoteRecord:
         body = self._body(tags=[tag])
         if default is not None:
             body["default"] = to_wire(default)
-        answer = await self._post("get", body, again=True)
+        answer = await self._post("get_record", body, again=True)
         return value_from_wire(answer["values"][0])
 
     async def view(self, *tags: str) -> tuple[Value, ...]:
         """See :meth:`Record.view <tuplespace.Record.view>`."""
         if not tags:
             return ()
-        answer = await self._post("get", self._body(tags=list(tags)), again=True)
+        answer = await self._post("get_record", self._body(tags=list(tags)), again=True)
         return tuple(value_from_wire(v) for v in answer["values"])
 
     async def _read(self) -> RecordData:
-        answer = await self._post("get", self._body(), again=True)
+        answer = await self._post("get_record", self._body(), again=True)
         return record_data_from_wire(answer["record"])
 
     async def all(self) -> Map:
@@ -917,7 +932,7 @@ class AsyncRemoteRecord:
 
     async def set(self, tag: str, value: Value) -> int:
         """See :meth:`Record.set <tuplespace.Record.set>`."""
-        answer = await self._post("set", self._body(tag=tag, value=field_wire(tag, value)))
+        answer = await self._post("set_record", self._body(tag=tag, value=field_wire(tag, value)))
         version: int = answer["version"]
         return version
 
@@ -928,7 +943,7 @@ class AsyncRemoteRecord:
         body = self._body(tag=tag, args=[to_wire(a) for a in args])
         if principal is not None:
             body["principal"] = principal
-        answer = await self._post("call", body)
+        answer = await self._post("call_record", body)
         return value_from_wire(answer["value"])
 
     async def refresh(
@@ -943,7 +958,7 @@ class AsyncRemoteRecord:
         body = self._body(credit=credit_wire(credit, "credit"), lease=check_lease(lease))
         if principal is not None:
             body["principal"] = principal
-        answer = await self._post("refresh", body)
+        answer = await self._post("refresh_record", body)
         expires: float | None = answer["expires_at"]
         return expires
 
@@ -959,18 +974,18 @@ class AsyncRemoteRecord:
         body = self._body(path=path, credit=credit_wire(credit, "credit"), lease=check_lease(lease))
         if principal is not None:
             body["principal"] = principal
-        answer = await self._post("clone", body)
+        answer = await self._post("clone_record", body)
         return self._space.record_handle(answer["record"])
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`Record.move <tuplespace.Record.move>`."""
         redirect = 0 if redirect_lease == 0 else check_lease(redirect_lease, "redirect_lease")
-        answer = await self._post("move", self._body(path=path, redirect_lease=redirect))
+        answer = await self._post("move_record", self._body(path=path, redirect_lease=redirect))
         self._address = _uri(answer["address"])
 
     async def destroy(self, force: bool = False) -> None:
         """See :meth:`Record.destroy <tuplespace.Record.destroy>`."""
-        await self._post("destroy", self._body(force=force))
+        await self._post("destroy_record", self._body(force=force))
 
     # -- capabilities ----------------------------------------------------------------------------
 
@@ -980,19 +995,19 @@ class AsyncRemoteRecord:
 
     async def read_only(self) -> AsyncRemoteRecord:
         """See :meth:`Record.read_only <tuplespace.Record.read_only>`."""
-        return self._capability(await self._post("read_only", self._body()))
+        return self._capability(await self._post("read_only_record", self._body()))
 
     async def capability(self, operations: Iterable[str], lease: float | None = None) -> AsyncRemoteRecord:
         """See :meth:`Record.capability <tuplespace.Record.capability>`."""
         ops = sorted({operations} if isinstance(operations, str) else set(operations))
-        answer = await self._post("capability", self._body(operations=ops, lease=check_lease(lease)))
+        answer = await self._post("make_capability", self._body(operations=ops, lease=check_lease(lease)))
         return self._capability(answer)
 
     async def revoke(self) -> None:
         """See :meth:`Record.revoke <tuplespace.Record.revoke>`; needs the ``write``
         permission on the space."""
         check_revocable(self.is_capability, self._owner, self._operations)
-        await self._post("revoke", {"ref": str(self._address)})
+        await self._post("revoke_capability", {"ref": str(self._address)})
 
     # -- watching -----------------------------------------------------------------------------------
 
@@ -1084,22 +1099,22 @@ class AsyncRemoteRules:
             using=using,
             principal=principal,
         )
-        answer = await self._space.request("POST", "/rules", body)
+        answer = await self._space.request("add_rule", body)
         return rule_from_wire(answer["rule"])
 
     async def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""
-        answer = await self._space.request("GET", "/rules", again=True)
+        answer = await self._space.request("list_rules", again=True)
         return [rule_from_wire(r) for r in answer["rules"]]
 
     async def get(self, name: str) -> RuleInfo:
         """The rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        answer = await self._space.request("GET", "/rules/" + quote(name, safe=""), again=True)
+        answer = await self._space.request("get_rule", params={"name": name}, again=True)
         return rule_from_wire(answer["rule"])
 
     async def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        await self._space.request("DELETE", "/rules/" + quote(name, safe=""))
+        await self._space.request("remove_rule", params={"name": name})
 
     def __repr__(self) -> str:
         return f"<AsyncRemoteRules of {self._space.url}>"
@@ -1115,14 +1130,14 @@ class AsyncRemoteClock:
 
     async def now(self) -> float:
         """The space's time, in seconds since the epoch."""
-        answer = await self._space.request("GET", "/clock", again=True)
+        answer = await self._space.request("get_clock", again=True)
         return float(answer["now"])
 
     async def advance(self, seconds: float) -> None:
         """Move the space's simulated clock ``seconds`` forward and run what falls due
         (leases, waits, rules).  Needs the ``admin`` permission on the space;
         :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
-        await self._space.request("POST", "/clock", {"advance": seconds})
+        await self._space.request("advance_clock", {"advance": seconds})
 
     def __repr__(self) -> str:
         return f"<AsyncRemoteClock of {self._space.url}>"
@@ -1140,18 +1155,18 @@ class AsyncRemoteTransaction(AsyncOpenable):
         self._space = space
         self._lease = lease
         self._opening = AsyncLock()
-        self._prefix = ""
+        self._id: str | None = None  # on the server, once begun
         self._state = "active"
         self._expires_at: float | None = None
         self._ends: float | None = None  # when the lease runs out, on this side's clock
 
     async def _open(self) -> None:
         async with self._opening:
-            if self._prefix or self._state != "active":
+            if self._id is not None or self._state != "active":
                 return
             asked = _monotonic()
-            answer = await self._space.request("POST", "/transactions", {"lease": self._lease})
-            self._prefix = f"/transactions/{answer['id']}"
+            answer = await self._space.request("begin_transaction", {"lease": self._lease})
+            self._id = answer["id"]
             self._set_lease(answer["expires_at"], self._lease, asked)
             self._space.open_transactions.add(self)
 
@@ -1177,7 +1192,7 @@ class AsyncRemoteTransaction(AsyncOpenable):
         self._space.open_transactions.discard(self)
 
     async def _ready(self) -> str:
-        """Check the transaction can still be used, opening it; its path on the server."""
+        """Check the transaction can still be used, opening it; its id on the server."""
         if self._state == "active":
             await self._open()
         state = self.state
@@ -1185,12 +1200,14 @@ class AsyncRemoteTransaction(AsyncOpenable):
             raise TransactionAborted("the transaction was aborted")
         if state == "committed":
             raise TransactionError("the transaction has ended: it was committed")
-        return self._prefix
+        assert self._id is not None
+        return self._id
 
-    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        prefix = await self._ready()
+    async def _call(self, operation: str, body: dict[str, Any] | None = None) -> Any:
+        """The request of ``operation`` (``tx_write``, ...) in this transaction."""
+        tx_id = await self._ready()
         try:
-            return await self._space.request(method, prefix + path, body)
+            return await self._space.request(operation, body, params={"tx_id": tx_id})
         except TransactionAborted:
             self._ended("aborted")
             raise
@@ -1204,22 +1221,22 @@ class AsyncRemoteTransaction(AsyncOpenable):
 
     async def write(self, t: Iterable[Value], lease: float | None = None) -> None:
         """Write ``t`` at commit; its ``lease`` counts from then."""
-        await self._call("POST", "/write", {"tuple": tuple_wire(t), "lease": check_lease(lease)})
+        await self._call("tx_write", {"tuple": tuple_wire(t), "lease": check_lease(lease)})
 
     async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
         """Write several tuples at commit (all or none)."""
-        await self._call("POST", "/write_many", {"tuples": tuples_wire(tuples), "lease": check_lease(lease)})
+        await self._call("tx_write_many", {"tuples": tuples_wire(tuples), "lease": check_lease(lease)})
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
-        prefix = await self._ready()
-        return _found(await self._watch(self._space.read_at(prefix, template, timeout)), template)
+        tx_id = await self._ready()
+        return _found(await self._watch(self._space.read_at(tx_id, template, timeout)), template)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
         return _found(await self._take(template, timeout), template)
 
     async def try_read(self, template: Any) -> Tuple | None:
-        prefix = await self._ready()
-        found: Tuple | None = await self._watch(self._space.read_at(prefix, template, 0))
+        tx_id = await self._ready()
+        found: Tuple | None = await self._watch(self._space.read_at(tx_id, template, 0))
         return found
 
     async def try_take(self, template: Any) -> Tuple | None:
@@ -1227,49 +1244,50 @@ class AsyncRemoteTransaction(AsyncOpenable):
 
     async def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         # No claim: a tuple taken in a transaction is held by it, and returns if it aborts.
-        prefix = await self._ready()
+        tx_id = await self._ready()
         body = {"template": template_wire(template)}
-        answer = await self._watch(self._space.long_poll(prefix + "/take", body, timeout, "tuple"))
+        params: dict[str, str | int] = {"tx_id": tx_id}
+        answer = await self._watch(self._space.long_poll("tx_take", body, timeout, "tuple", params=params))
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     async def read_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
-        prefix = await self._ready()
+        tx_id = await self._ready()
         found: list[Tuple] = await self._watch(
-            self._space.all_at(prefix, "/read_all", template, limit, timeout)
+            self._space.all_at(tx_id, "read_all", template, limit, timeout)
         )
         return found
 
     async def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
-        prefix = await self._ready()
+        tx_id = await self._ready()
         taken: list[Tuple] = await self._watch(
-            self._space.all_at(prefix, "/take_all", template, limit, timeout)
+            self._space.all_at(tx_id, "take_all", template, limit, timeout)
         )
         return taken
 
     async def count(self, template: Any) -> int:
-        prefix = await self._ready()
-        n: int = await self._watch(self._space.count_at(prefix, template))
+        tx_id = await self._ready()
+        n: int = await self._watch(self._space.count_at(tx_id, template))
         return n
 
     async def commit(self) -> None:
         """Make the takes final and the writes visible, atomically."""
-        await self._call("POST", "/commit")
+        await self._call("tx_commit")
         self._ended("committed")
 
     async def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place; nothing
         happens to a transaction that has already ended."""
-        if not self._prefix:  # never begun: nothing to undo
+        if self._id is None:  # never begun: nothing to undo
             self._ended("aborted")
             return
         if self.state != "active":
             return
         with contextlib.suppress(TransactionError):  # it ended on the server already
-            await self._space.request("POST", self._prefix + "/abort")
+            await self._space.request("tx_abort", params={"tx_id": self._id})
         self._ended("aborted")
 
     async def abort_quietly(self) -> None:
@@ -1284,7 +1302,7 @@ class AsyncRemoteTransaction(AsyncOpenable):
         """Give the transaction ``lease`` more seconds from now."""
         seconds = check_lease(lease)
         asked = _monotonic()
-        answer = await self._call("POST", "/renew", {"lease": seconds})
+        answer = await self._call("tx_renew", {"lease": seconds})
         self._set_lease(answer["expires_at"], seconds, asked)
 
     async def __aenter__(self) -> AsyncRemoteTransaction:
@@ -1298,4 +1316,4 @@ class AsyncRemoteTransaction(AsyncOpenable):
             await self.abort()
 
     def __repr__(self) -> str:
-        return f"AsyncRemoteTransaction({self._prefix.rpartition('/')[2] or 'not begun'}, {self._state})"
+        return f"AsyncRemoteTransaction({self._id or 'not begun'}, {self._state})"

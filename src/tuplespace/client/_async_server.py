@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
 from ._async import AsyncRemoteSpace
-from ._common import SpaceInfo, TokenInfo, error_from_answer, space_path, unreachable
+from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, unreachable
 
 __all__ = ["AsyncRemoteServer", "AsyncTokens"]
 
@@ -43,7 +43,10 @@ class AsyncRemoteServer:
         self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=connect_timeout)
         self.tokens = AsyncTokens(self._call)
 
-    async def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    async def _call(self, operation: str, body: Mapping[str, Any] | None = None, **params: str) -> Any:
+        """The answer to the request of ``operation`` (its name in the operation table of
+        the HTTP API), ``params`` the parameters of its path."""
+        method, path = route(operation, **params)
         content = None if body is None else orjson.dumps(body)
         headers = None if body is None else {"Content-Type": "application/json"}
         try:
@@ -57,17 +60,17 @@ class AsyncRemoteServer:
     async def health(self) -> dict[str, Any]:
         """``{"status": "ok", "version": ...}``; :class:`tuplespace.SpaceClosed` while
         the server stops."""
-        answer: dict[str, Any] = await self._call("GET", "/health")
+        answer: dict[str, Any] = await self._call("health")
         return answer
 
     async def spaces(self) -> list[SpaceInfo]:
         """The spaces the token may read, with their options and statistics."""
-        answer = await self._call("GET", "/spaces")
+        answer = await self._call("list_spaces")
         return [SpaceInfo(s["name"], s["options"], s.get("statistics")) for s in answer["spaces"]]
 
     async def space_info(self, name: str) -> SpaceInfo:
         """One space's options and statistics (:class:`tuplespace.NotFound` if none)."""
-        s = await self._call("GET", space_path(name))
+        s = await self._call("get_space", space=name)
         return SpaceInfo(s["name"], s["options"], s.get("statistics"))
 
     async def create_space(self, name: str, **options: Any) -> SpaceInfo:
@@ -78,12 +81,12 @@ class AsyncRemoteServer:
         options is left as it is, one with other options raises
         :class:`tuplespace.TupleSpaceError` (its ``code`` is ``space_exists``, its message
         names the first option that differs)."""
-        s = await self._call("PUT", space_path(name), options)
+        s = await self._call("put_space", options, space=name)
         return SpaceInfo(s["name"], s["options"])
 
     async def delete_space(self, name: str) -> None:
         """Delete the space and its tuples (:class:`tuplespace.NotFound` if none)."""
-        await self._call("DELETE", space_path(name))
+        await self._call("delete_space", space=name)
 
     def space(self, name: str) -> AsyncRemoteSpace:
         """The space ``name`` of this server, with this server's token."""
@@ -123,14 +126,14 @@ class AsyncTokens:
             body["spaces"] = {space: list(perms) for space, perms in spaces.items()}
         if token is not None:
             body["token"] = token
-        t = await self._call("POST", "/tokens", body)
+        t = await self._call("create_token", body)
         return TokenInfo(t["name"], t["admin"], t["spaces"], t["token"])
 
     async def list(self) -> list[TokenInfo]:
         """The tokens, without their secrets."""
-        answer = await self._call("GET", "/tokens")
+        answer = await self._call("list_tokens")
         return [TokenInfo(t["name"], t["admin"], t["spaces"]) for t in answer["tokens"]]
 
     async def revoke(self, name: str) -> None:
         """Revoke the token ``name``: its next request is ``401``."""
-        await self._call("DELETE", "/tokens/" + quote(name, safe=""))
+        await self._call("revoke_token", name=name)

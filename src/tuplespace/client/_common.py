@@ -38,6 +38,7 @@ from .._errors import (
     _PathError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
+from .._httpapi import OPERATION, OPERATIONS
 from .._lease import AsyncLease, Lease
 from .._record import RecordData
 from .._rules import RuleInfo
@@ -60,6 +61,7 @@ __all__ = [
     "check_kinds",
     "credit_wire",
     "field_wire",
+    "fill",
     "rule_from_wire",
     "check_lease",
     "check_limit",
@@ -73,8 +75,10 @@ __all__ = [
     "parse_url",
     "record_data_from_wire",
     "record_template_wire",
+    "route",
     "shutdown",
     "space_path",
+    "space_routes",
     "template_wire",
     "tuple_from_wire",
     "tuple_wire",
@@ -131,6 +135,28 @@ def parse_url(url: str) -> tuple[str, str]:
 
 def space_path(name: str) -> str:
     return "/spaces/" + quote(name, safe="")
+
+
+def route(operation: str, /, **params: str | int) -> tuple[str, str]:
+    """The method and the path of ``operation`` of the HTTP API (its row of the
+    operation table, ``tuplespace._httpapi.OPERATIONS``), ``params`` quoted into the
+    path."""
+    op = OPERATION[operation]
+    return op.method, fill(op.path, params)
+
+
+def space_routes(name: str) -> dict[str, tuple[str, str]]:
+    """The method and the path of each operation of the HTTP API on the space ``name``,
+    by the operation's name; a path's other parameters are left to :func:`fill`."""
+    space = quote(name, safe="")
+    return {op.name: (op.method, op.path.replace("{space}", space)) for op in OPERATIONS}
+
+
+def fill(path: str, params: Mapping[str, str | int]) -> str:
+    """``path`` with each of its ``{name}`` the value of ``params`` of that name, quoted."""
+    if not params:
+        return path
+    return path.format_map({key: quote(str(value), safe="") for key, value in params.items()})
 
 
 # -- arguments -------------------------------------------------------------------------------
@@ -501,12 +527,12 @@ class Confirmations:
     the server answers that the take is final.
     """
 
-    def __init__(self, url: str, path: str, client: Callable[[], httpx.Client]) -> None:
+    def __init__(self, url: str, confirm: str, client: Callable[[], httpx.Client]) -> None:
         self._lock = threading.Lock()
         self._ids: list[str] = []
         self._sending: dict[int, list[str]] = {}  # id of a list given by pop_all -> the list
         self._url = url
-        self._path = path
+        self._confirm = confirm  # the path of confirm_claim on the space
         self._client = client
 
     def add(self, claim_id: str) -> None:
@@ -548,7 +574,7 @@ class Confirmations:
         try:
             with self._client() as client:
                 for claim_id in ids:
-                    response = client.post(f"{self._path}/claims/{claim_id}/confirm")
+                    response = client.post(fill(self._confirm, {"claim": claim_id}))
                     if response.status_code < 400:
                         continue
                     exc = error_from_answer(response.status_code, response.content, self._url)

@@ -37,7 +37,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -81,12 +80,13 @@ from ._common import (
     error_code,
     error_from_answer,
     field_wire,
+    fill,
     logger,
     parse_url,
     record_data_from_wire,
     record_template_wire,
     rule_from_wire,
-    space_path,
+    space_routes,
     template_wire,
     tuple_from_wire,
     tuple_wire,
@@ -163,7 +163,7 @@ class RemoteSpace:
         base, name = parse_url(url)
         self.url = url
         self.name = name
-        self._path = space_path(name)
+        self._routes = space_routes(name)
         self._headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
         if app is not None:
             transport = "in-process"
@@ -175,7 +175,8 @@ class RemoteSpace:
         if transport == "channel":
             options["spin"] = check_spin(spin)
         self._transport = TRANSPORTS[transport](url, base, self._headers, connect_timeout, **options)
-        self._confirmations = Confirmations(url, self._path, self._transport.sync_client)
+        confirm = self._routes["confirm_claim"][1]
+        self._confirmations = Confirmations(url, confirm, self._transport.sync_client)
         self._confirm_delay = confirm_delay
         self._confirm_later = Later(self._confirmations.end)
         # The last resort of a space dropped, or still open at interpreter exit.
@@ -205,7 +206,7 @@ class RemoteSpace:
     def create_space(self, options: dict[str, Any]) -> None:
         """Create the space with ``options`` (those of ``PUT /spaces/{space}``) unless it
         exists; raise if it exists with other options.  Needs the ``admin`` permission."""
-        self.request("PUT", "", options)
+        self.request("put_space", options)
 
     # -- requests: the seam the space's handles (records, transactions, streams) use --------
 
@@ -216,34 +217,40 @@ class RemoteSpace:
 
     def request(
         self,
-        method: str,
-        path: str,
+        operation: str,
         body: dict[str, Any] | None = None,
         *,
+        params: dict[str, str | int] | None = None,
         wait: float | None = 0.0,
         again: bool = False,
     ) -> Any:
-        """Send a request about this space; its JSON answer (None when it has none).
+        """Send the request of ``operation`` (its name in the operation table of the HTTP
+        API) about this space; its JSON answer (None when it has none).
 
+        ``params``: the other parameters of its path (a transaction's ``tx_id``, ...).
         ``wait``: how long the server may hold it.  ``again``: the request may be sent
         a second time if the connection fails before an answer.
         """
         self.check_open()
+        method, path = self._routes[operation]
+        if params:
+            path = fill(path, params)
         content = None if body is None else orjson.dumps(body)
         self._stats["requests"] += 1
-        status, data = self._transport.request(method, self._path + path, content, wait, again)
+        status, data = self._transport.request(method, path, content, wait, again)
         if status >= 400:
             raise error_from_answer(status, data, self.url)
         return orjson.loads(data) if data else None
 
     def long_poll(
         self,
-        path: str,
+        operation: str,
         body: dict[str, Any],
         timeout: float | None,
         key: str,
         again: bool = False,
         claim: bool = False,
+        params: dict[str, str | int] | None = None,
     ) -> Any:
         """Post until the answer holds ``key``, or says the wait is over: the server cuts a
         long wait at its long-poll maximum (``"more": true``) and it is asked again for
@@ -254,17 +261,17 @@ class RemoteSpace:
             left = None if deadline is None else max(deadline - _monotonic(), 0.0)
             body["timeout"] = left
             if claim:
-                answer = self._claiming(path, body, left)
+                answer = self._claiming(operation, body, left)
             else:
-                answer = self.request("POST", path, body, wait=left, again=again)
+                answer = self.request(operation, body, params=params, wait=left, again=again)
             if answer.get(key) is not None or not answer.get("more"):
                 return answer
             self._stats["long_polls_reissued"] += 1
 
-    def open_stream(self, route: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
-        """Open the server's event stream at ``route`` (under this space's path): the
-        response, whose lines are read as they come."""
-        return self._transport.stream(self._path + route, params, headers)
+    def open_stream(self, operation: str, params: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """Open the event stream of ``operation`` (``events`` or ``record_events``) of
+        this space: the response, whose lines are read as they come."""
+        return self._transport.stream(self._routes[operation][1], params, headers)
 
     def interrupt_stream(self, response: httpx.Response) -> None:
         """End an event stream opened by :meth:`open_stream`, from any task."""
@@ -276,7 +283,7 @@ class RemoteSpace:
         """See :meth:`Space.write <tuplespace.Space.write>`; the lease is an :class:`Lease`."""
         body = {"tuple": tuple_wire(t), "lease": check_lease(lease)}
         try:
-            answer = self.long_poll("/write", body, timeout, "lease")
+            answer = self.long_poll("write", body, timeout, "lease")
         except SpaceFull:
             if timeout == 0:
                 raise
@@ -287,7 +294,7 @@ class RemoteSpace:
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
         """See :meth:`Space.write_many <tuplespace.Space.write_many>`."""
         body = {"tuples": tuples_wire(tuples), "lease": check_lease(lease)}
-        answer = self.request("POST", "/write_many", body)
+        answer = self.request("write_many", body)
         return [self._lease(x) for x in answer["leases"]]
 
     def _lease(self, wire: dict[str, Any]) -> Lease:
@@ -295,18 +302,18 @@ class RemoteSpace:
 
     def _renew(self, seq: int, seconds: float | None) -> float | None:
         body = {"lease": check_lease(seconds)}
-        answer = self.request("POST", f"/leases/{seq}/renew", body)
+        answer = self.request("renew_lease", body, params={"lease_id": seq})
         expires: float | None = answer["expires_at"]
         return expires
 
     def _cancel(self, seq: int) -> None:
-        self.request("DELETE", f"/leases/{seq}")
+        self.request("cancel_lease", params={"lease_id": seq})
 
     # -- reading and taking -------------------------------------------------------------------
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read <tuplespace.Space.read>`."""
-        return _found(self.read_at("", template, timeout), template)
+        return _found(self.read_at(None, template, timeout), template)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.take <tuplespace.Space.take>`."""
@@ -314,7 +321,7 @@ class RemoteSpace:
 
     def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read <tuplespace.Space.try_read>`."""
-        return self.read_at("", template, 0)
+        return self.read_at(None, template, 0)
 
     def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take <tuplespace.Space.try_take>`."""
@@ -326,7 +333,7 @@ class RemoteSpace:
         gathered, each going on where the one before stopped (see :meth:`read_pages`).
         A wait (``timeout``) is a long poll, asked again for the time left when the
         server cuts it short."""
-        return self.all_at("", "/read_all", template, limit, timeout)
+        return self.all_at(None, "read_all", template, limit, timeout)
 
     def read_pages(self, template: Any, limit: int | None = None) -> Iterator[list[Tuple]]:
         """The tuples :meth:`read_all` returns, one answer of the server at a time, each
@@ -340,31 +347,32 @@ class RemoteSpace:
         >>> for page in space.read_pages(("job", int, str)):   # doctest: +SKIP
         ...     print(len(page))
         """
-        return self._pages("", "/read_all", template, limit)
+        return self._pages(None, "read_all", template, limit)
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         """See :meth:`Space.take_all <tuplespace.Space.take_all>`.  The tuples come under
         a claim, as a take's do, waited for or not: an answer lost on the way puts them
         back."""
-        return self.all_at("", "/take_all", template, limit, timeout)
+        return self.all_at(None, "take_all", template, limit, timeout)
 
     def count(self, template: Any) -> int:
         """See :meth:`Space.count <tuplespace.Space.count>`."""
-        return self.count_at("", template)
+        return self.count_at(None, template)
 
-    def read_at(self, prefix: str, template: Any, timeout: float | None) -> Tuple | None:
-        """A read under ``prefix`` ("": the space's; a transaction's path), None on timeout."""
+    def read_at(self, tx_id: str | None, template: Any, timeout: float | None) -> Tuple | None:
+        """A read of the space (``tx_id`` None) or in its transaction ``tx_id``, None on timeout."""
         body = {"template": template_wire(template)}
-        answer = self.long_poll(prefix + "/read", body, timeout, "tuple", again=True)
+        operation, params = _in("read", tx_id)
+        answer = self.long_poll(operation, body, timeout, "tuple", again=True, params=params)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": template_wire(template), "claim": True}
-        answer = self.long_poll("/take", body, timeout, "tuple", claim=True)
+        answer = self.long_poll("take", body, timeout, "tuple", claim=True)
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
-    def _claiming(self, path: str, body: dict[str, Any], wait: float | None) -> Any:
+    def _claiming(self, operation: str, body: dict[str, Any], wait: float | None) -> Any:
         """Send a take under a claim, with the claims of earlier takes riding along to
         be confirmed; keep the new claim to confirm later."""
         confirm = self._confirmations.pop_all()
@@ -373,7 +381,7 @@ class RemoteSpace:
         else:
             body.pop("confirm", None)
         try:
-            answer = self.request("POST", path, body, wait=wait, again=True)
+            answer = self.request(operation, body, wait=wait, again=True)
         except BaseException:
             self._confirmations.settle(confirm, confirm)
             if confirm:
@@ -402,7 +410,7 @@ class RemoteSpace:
         while claims := self._confirmations.pop_all():
             for i, claim_id in enumerate(claims):
                 try:
-                    self.request("POST", f"/claims/{claim_id}/confirm", again=True)
+                    self.request("confirm_claim", params={"claim": claim_id}, again=True)
                 except TupleSpaceError as exc:
                     if error_code(exc) == "unknown_claim":
                         self._claim_lost(claim_id)
@@ -421,16 +429,17 @@ class RemoteSpace:
             self._confirmations.settle(claims)
 
     def all_at(
-        self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
+        self, tx_id: str | None, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> list[Tuple]:
-        """``read_all`` or ``take_all`` (``operation``) under ``prefix``, page after page."""
+        """``read_all`` or ``take_all`` (``operation``) of the space or in its transaction
+        ``tx_id``, page after page."""
         found: list[Tuple] = []
-        for page in self._pages(prefix, operation, template, limit, timeout):
+        for page in self._pages(tx_id, operation, template, limit, timeout):
             found += page
         return found
 
     def _pages(
-        self, prefix: str, operation: str, template: Any, limit: int | None, timeout: float | None = 0
+        self, tx_id: str | None, operation: str, template: Any, limit: int | None, timeout: float | None = 0
     ) -> Iterator[list[Tuple]]:
         """The answers of a ``read_all`` or ``take_all``.  A server answers so many tuples
         at a time (then ``"more": true``): a read goes on from the cursor of the answer
@@ -442,9 +451,10 @@ class RemoteSpace:
         body: dict[str, Any] = {"template": template_wire(template), "limit": check_limit(limit)}
         wait = check_timeout(timeout)
         deadline = None if wait is None else _monotonic() + wait
-        reading = operation == "/read_all"
+        reading = operation == "read_all"
         # Takes in a transaction are held by it; others are claimed, as take's are.
-        claiming = not reading and not prefix
+        claiming = not reading and tx_id is None
+        operation, params = _in(operation, tx_id)
         if claiming:
             body["claim"] = True
         got = 0
@@ -459,7 +469,7 @@ class RemoteSpace:
             if claiming:
                 answer = self._claiming(operation, body, left)
             else:
-                answer = self.request("POST", prefix + operation, body, wait=left, again=reading)
+                answer = self.request(operation, body, params=params, wait=left, again=reading)
             page = [tuple_from_wire(t) for t in answer["tuples"]]
             if waiting and not page and answer.get("more"):
                 self._stats["long_polls_reissued"] += 1
@@ -475,9 +485,11 @@ class RemoteSpace:
             if limit is not None:
                 body["limit"] = limit - got
 
-    def count_at(self, prefix: str, template: Any) -> int:
-        """A count under ``prefix`` (see :meth:`read_at`)."""
-        answer = self.request("POST", prefix + "/count", {"template": template_wire(template)}, again=True)
+    def count_at(self, tx_id: str | None, template: Any) -> int:
+        """A count of the space or in its transaction ``tx_id`` (see :meth:`read_at`)."""
+        operation, params = _in("count", tx_id)
+        body = {"template": template_wire(template)}
+        answer = self.request(operation, body, params=params, again=True)
         n: int = answer["count"]
         return n
 
@@ -505,13 +517,13 @@ class RemoteSpace:
             "tuple": tuple_wire(successor),
             "lease": check_lease(lease),
         }
-        answer = self.long_poll("/replace", body, timeout, "tuple")
+        answer = self.long_poll("replace", body, timeout, "tuple")
         return _found(None if answer["tuple"] is None else tuple_from_wire(answer["tuple"]), template)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """See :meth:`Space.write_if_absent <tuplespace.Space.write_if_absent>`."""
         body = {"template": template_wire(template), "tuple": tuple_wire(t), "lease": check_lease(lease)}
-        answer = self.request("POST", "/write_if_absent", body)
+        answer = self.request("write_if_absent", body)
         return bool(answer["written"])
 
     # -- events and transactions ----------------------------------------------------------------
@@ -589,7 +601,7 @@ class RemoteSpace:
         }
         if principal is not None:
             body["principal"] = principal
-        answer = self.request("POST", "/records/create", body)
+        answer = self.request("create_record", body)
         return self.record_handle(answer["record"])
 
     def record_handle(self, wire: dict[str, Any]) -> RemoteRecord:
@@ -604,7 +616,7 @@ class RemoteSpace:
             raise TypeError(
                 f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
             )
-        answer = self.request("POST", "/records/open", {"ref": str(ref)}, again=True)
+        answer = self.request("open_record", {"ref": str(ref)}, again=True)
         handle = answer["handle"]
         return RemoteRecord(
             self,
@@ -618,7 +630,7 @@ class RemoteSpace:
         """See :meth:`Space.find <tuplespace.Space.find>`; needs the ``read`` permission on
         the space (capabilities find nothing)."""
         body = {"template": record_template_wire(template), "under": under, "limit": check_limit(limit)}
-        answer = self.request("POST", "/records/find", body, again=True)
+        answer = self.request("find_records", body, again=True)
         if answer.get("more"):
             raise _cut(len(answer["records"]), "records")
         return [self.record_handle(r) for r in answer["records"]]
@@ -640,7 +652,7 @@ class RemoteSpace:
     def _take_record(self, template: Any, under: str | None, timeout: float | None) -> RecordData | None:
         """Take under a claim; the claims of earlier takes ride along to be confirmed."""
         body: dict[str, Any] = {"template": record_template_wire(template), "under": under, "claim": True}
-        answer = self.long_poll("/records/take", body, timeout, "record", claim=True)
+        answer = self.long_poll("take_record", body, timeout, "record", claim=True)
         return None if answer["record"] is None else record_data_from_wire(answer["record"])
 
     def watch_records(
@@ -673,14 +685,14 @@ class RemoteSpace:
         """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
         ``admin`` permission on the space."""
         body = {"principal": principal, "amount": credit_wire(amount, "amount")}
-        answer = self.request("POST", "/credit/grant", body)
+        answer = self.request("grant_credit", body)
         return _credit(answer["balance"])
 
     def account(self, principal: str) -> Credit:
         """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
         the caller's own needs the ``admin`` permission on the space."""
         check_principal(principal)
-        answer = self.request("GET", "/credit/" + quote(principal, safe=""), again=True)
+        answer = self.request("get_account", params={"principal": principal}, again=True)
         return _credit(answer["balance"])
 
     def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
@@ -688,12 +700,12 @@ class RemoteSpace:
         ``source`` other than the caller's own account needs the ``admin`` permission
         on the space."""
         body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
-        answer = self.request("POST", "/credit/transfer", body)
+        answer = self.request("transfer_credit", body)
         return _credit(answer["balance"])
 
     def credit_challenge(self) -> Challenge:
         """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
-        answer = self.request("POST", "/credit/challenge", again=True)
+        answer = self.request("credit_challenge", again=True)
         return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
 
     def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
@@ -703,7 +715,7 @@ class RemoteSpace:
         body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
         if principal is not None:
             body["principal"] = principal
-        answer = self.request("POST", "/credit/mint", body)
+        answer = self.request("mint_credit", body)
         return _credit(answer["balance"])
 
     # -- statistics and closing -------------------------------------------------------------------
@@ -717,7 +729,7 @@ class RemoteSpace:
         if self._closed:
             with self._transport.new_client() as client:
                 try:
-                    response = client.get(self._path)
+                    response = client.get(self._routes["get_space"][1])
                 except httpx.TransportError as exc:
                     raise unreachable(self.url, exc) from exc
             if response.status_code >= 400:
@@ -725,7 +737,7 @@ class RemoteSpace:
             answer = orjson.loads(response.content)
         else:
             self._confirm_pending()  # this handle's takes are final in what it reports
-            answer = self.request("GET", "", again=True)
+            answer = self.request("get_space", again=True)
         stats: dict[str, Any] = dict(answer["statistics"])
         stats["closed"] = self._closed
         return stats
@@ -766,6 +778,11 @@ class RemoteSpace:
 
     def __repr__(self) -> str:
         return f"RemoteSpace({self.url!r}{', closed' if self._closed else ''})"
+
+
+def _in(operation: str, tx_id: str | None) -> tuple[str, dict[str, str | int] | None]:
+    """The operation of the space named ``operation``, or its twin in the transaction ``tx_id``."""
+    return (operation, None) if tx_id is None else ("tx_" + operation, {"tx_id": tx_id})
 
 
 def _found(t: Tuple | None, template: Any) -> Tuple:
@@ -863,7 +880,7 @@ class RemoteRecord:
         return body
 
     def _post(self, operation: str, body: dict[str, Any], again: bool = False) -> Any:
-        return self._space.request("POST", "/records/" + operation, body, again=again)
+        return self._space.request(operation, body, again=again)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -872,18 +889,18 @@ class RemoteRecord:
         body = self._body(tags=[tag])
         if default is not None:
             body["default"] = to_wire(default)
-        answer = self._post("get", body, again=True)
+        answer = self._post("get_record", body, again=True)
         return value_from_wire(answer["values"][0])
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """See :meth:`Record.view <tuplespace.Record.view>`."""
         if not tags:
             return ()
-        answer = self._post("get", self._body(tags=list(tags)), again=True)
+        answer = self._post("get_record", self._body(tags=list(tags)), again=True)
         return tuple(value_from_wire(v) for v in answer["values"])
 
     def _read(self) -> RecordData:
-        answer = self._post("get", self._body(), again=True)
+        answer = self._post("get_record", self._body(), again=True)
         return record_data_from_wire(answer["record"])
 
     def all(self) -> Map:
@@ -902,7 +919,7 @@ class RemoteRecord:
 
     def set(self, tag: str, value: Value) -> int:
         """See :meth:`Record.set <tuplespace.Record.set>`."""
-        answer = self._post("set", self._body(tag=tag, value=field_wire(tag, value)))
+        answer = self._post("set_record", self._body(tag=tag, value=field_wire(tag, value)))
         version: int = answer["version"]
         return version
 
@@ -913,7 +930,7 @@ class RemoteRecord:
         body = self._body(tag=tag, args=[to_wire(a) for a in args])
         if principal is not None:
             body["principal"] = principal
-        answer = self._post("call", body)
+        answer = self._post("call_record", body)
         return value_from_wire(answer["value"])
 
     def refresh(
@@ -928,7 +945,7 @@ class RemoteRecord:
         body = self._body(credit=credit_wire(credit, "credit"), lease=check_lease(lease))
         if principal is not None:
             body["principal"] = principal
-        answer = self._post("refresh", body)
+        answer = self._post("refresh_record", body)
         expires: float | None = answer["expires_at"]
         return expires
 
@@ -944,18 +961,18 @@ class RemoteRecord:
         body = self._body(path=path, credit=credit_wire(credit, "credit"), lease=check_lease(lease))
         if principal is not None:
             body["principal"] = principal
-        answer = self._post("clone", body)
+        answer = self._post("clone_record", body)
         return self._space.record_handle(answer["record"])
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`Record.move <tuplespace.Record.move>`."""
         redirect = 0 if redirect_lease == 0 else check_lease(redirect_lease, "redirect_lease")
-        answer = self._post("move", self._body(path=path, redirect_lease=redirect))
+        answer = self._post("move_record", self._body(path=path, redirect_lease=redirect))
         self._address = _uri(answer["address"])
 
     def destroy(self, force: bool = False) -> None:
         """See :meth:`Record.destroy <tuplespace.Record.destroy>`."""
-        self._post("destroy", self._body(force=force))
+        self._post("destroy_record", self._body(force=force))
 
     # -- capabilities ----------------------------------------------------------------------------
 
@@ -965,19 +982,19 @@ class RemoteRecord:
 
     def read_only(self) -> RemoteRecord:
         """See :meth:`Record.read_only <tuplespace.Record.read_only>`."""
-        return self._capability(self._post("read_only", self._body()))
+        return self._capability(self._post("read_only_record", self._body()))
 
     def capability(self, operations: Iterable[str], lease: float | None = None) -> RemoteRecord:
         """See :meth:`Record.capability <tuplespace.Record.capability>`."""
         ops = sorted({operations} if isinstance(operations, str) else set(operations))
-        answer = self._post("capability", self._body(operations=ops, lease=check_lease(lease)))
+        answer = self._post("make_capability", self._body(operations=ops, lease=check_lease(lease)))
         return self._capability(answer)
 
     def revoke(self) -> None:
         """See :meth:`Record.revoke <tuplespace.Record.revoke>`; needs the ``write``
         permission on the space."""
         check_revocable(self.is_capability, self._owner, self._operations)
-        self._post("revoke", {"ref": str(self._address)})
+        self._post("revoke_capability", {"ref": str(self._address)})
 
     # -- watching -----------------------------------------------------------------------------------
 
@@ -1063,22 +1080,22 @@ class RemoteRules:
             using=using,
             principal=principal,
         )
-        answer = self._space.request("POST", "/rules", body)
+        answer = self._space.request("add_rule", body)
         return rule_from_wire(answer["rule"])
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""
-        answer = self._space.request("GET", "/rules", again=True)
+        answer = self._space.request("list_rules", again=True)
         return [rule_from_wire(r) for r in answer["rules"]]
 
     def get(self, name: str) -> RuleInfo:
         """The rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        answer = self._space.request("GET", "/rules/" + quote(name, safe=""), again=True)
+        answer = self._space.request("get_rule", params={"name": name}, again=True)
         return rule_from_wire(answer["rule"])
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` (a ``KeyError``) if there is none."""
-        self._space.request("DELETE", "/rules/" + quote(name, safe=""))
+        self._space.request("remove_rule", params={"name": name})
 
     def __repr__(self) -> str:
         return f"<RemoteRules of {self._space.url}>"
@@ -1094,14 +1111,14 @@ class RemoteClock:
 
     def now(self) -> float:
         """The space's time, in seconds since the epoch."""
-        answer = self._space.request("GET", "/clock", again=True)
+        answer = self._space.request("get_clock", again=True)
         return float(answer["now"])
 
     def advance(self, seconds: float) -> None:
         """Move the space's simulated clock ``seconds`` forward and run what falls due
         (leases, waits, rules).  Needs the ``admin`` permission on the space;
         :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
-        self._space.request("POST", "/clock", {"advance": seconds})
+        self._space.request("advance_clock", {"advance": seconds})
 
     def __repr__(self) -> str:
         return f"<RemoteClock of {self._space.url}>"
@@ -1119,18 +1136,18 @@ class RemoteTransaction(Openable):
         self._space = space
         self._lease = lease
         self._opening = Lock()
-        self._prefix = ""
+        self._id: str | None = None  # on the server, once begun
         self._state = "active"
         self._expires_at: float | None = None
         self._ends: float | None = None  # when the lease runs out, on this side's clock
 
     def _open(self) -> None:
         with self._opening:
-            if self._prefix or self._state != "active":
+            if self._id is not None or self._state != "active":
                 return
             asked = _monotonic()
-            answer = self._space.request("POST", "/transactions", {"lease": self._lease})
-            self._prefix = f"/transactions/{answer['id']}"
+            answer = self._space.request("begin_transaction", {"lease": self._lease})
+            self._id = answer["id"]
             self._set_lease(answer["expires_at"], self._lease, asked)
             self._space.open_transactions.add(self)
 
@@ -1156,7 +1173,7 @@ class RemoteTransaction(Openable):
         self._space.open_transactions.discard(self)
 
     def _ready(self) -> str:
-        """Check the transaction can still be used, opening it; its path on the server."""
+        """Check the transaction can still be used, opening it; its id on the server."""
         if self._state == "active":
             self._open()
         state = self.state
@@ -1164,12 +1181,14 @@ class RemoteTransaction(Openable):
             raise TransactionAborted("the transaction was aborted")
         if state == "committed":
             raise TransactionError("the transaction has ended: it was committed")
-        return self._prefix
+        assert self._id is not None
+        return self._id
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        prefix = self._ready()
+    def _call(self, operation: str, body: dict[str, Any] | None = None) -> Any:
+        """The request of ``operation`` (``tx_write``, ...) in this transaction."""
+        tx_id = self._ready()
         try:
-            return self._space.request(method, prefix + path, body)
+            return self._space.request(operation, body, params={"tx_id": tx_id})
         except TransactionAborted:
             self._ended("aborted")
             raise
@@ -1183,22 +1202,22 @@ class RemoteTransaction(Openable):
 
     def write(self, t: Iterable[Value], lease: float | None = None) -> None:
         """Write ``t`` at commit; its ``lease`` counts from then."""
-        self._call("POST", "/write", {"tuple": tuple_wire(t), "lease": check_lease(lease)})
+        self._call("tx_write", {"tuple": tuple_wire(t), "lease": check_lease(lease)})
 
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
         """Write several tuples at commit (all or none)."""
-        self._call("POST", "/write_many", {"tuples": tuples_wire(tuples), "lease": check_lease(lease)})
+        self._call("tx_write_many", {"tuples": tuples_wire(tuples), "lease": check_lease(lease)})
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
-        prefix = self._ready()
-        return _found(self._watch(self._space.read_at(prefix, template, timeout)), template)
+        tx_id = self._ready()
+        return _found(self._watch(self._space.read_at(tx_id, template, timeout)), template)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         return _found(self._take(template, timeout), template)
 
     def try_read(self, template: Any) -> Tuple | None:
-        prefix = self._ready()
-        found: Tuple | None = self._watch(self._space.read_at(prefix, template, 0))
+        tx_id = self._ready()
+        found: Tuple | None = self._watch(self._space.read_at(tx_id, template, 0))
         return found
 
     def try_take(self, template: Any) -> Tuple | None:
@@ -1206,41 +1225,42 @@ class RemoteTransaction(Openable):
 
     def _take(self, template: Any, timeout: float | None) -> Tuple | None:
         # No claim: a tuple taken in a transaction is held by it, and returns if it aborts.
-        prefix = self._ready()
+        tx_id = self._ready()
         body = {"template": template_wire(template)}
-        answer = self._watch(self._space.long_poll(prefix + "/take", body, timeout, "tuple"))
+        params: dict[str, str | int] = {"tx_id": tx_id}
+        answer = self._watch(self._space.long_poll("tx_take", body, timeout, "tuple", params=params))
         return None if answer["tuple"] is None else tuple_from_wire(answer["tuple"])
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        prefix = self._ready()
-        found: list[Tuple] = self._watch(self._space.all_at(prefix, "/read_all", template, limit, timeout))
+        tx_id = self._ready()
+        found: list[Tuple] = self._watch(self._space.all_at(tx_id, "read_all", template, limit, timeout))
         return found
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        prefix = self._ready()
-        taken: list[Tuple] = self._watch(self._space.all_at(prefix, "/take_all", template, limit, timeout))
+        tx_id = self._ready()
+        taken: list[Tuple] = self._watch(self._space.all_at(tx_id, "take_all", template, limit, timeout))
         return taken
 
     def count(self, template: Any) -> int:
-        prefix = self._ready()
-        n: int = self._watch(self._space.count_at(prefix, template))
+        tx_id = self._ready()
+        n: int = self._watch(self._space.count_at(tx_id, template))
         return n
 
     def commit(self) -> None:
         """Make the takes final and the writes visible, atomically."""
-        self._call("POST", "/commit")
+        self._call("tx_commit")
         self._ended("committed")
 
     def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place; nothing
         happens to a transaction that has already ended."""
-        if not self._prefix:  # never begun: nothing to undo
+        if self._id is None:  # never begun: nothing to undo
             self._ended("aborted")
             return
         if self.state != "active":
             return
         with contextlib.suppress(TransactionError):  # it ended on the server already
-            self._space.request("POST", self._prefix + "/abort")
+            self._space.request("tx_abort", params={"tx_id": self._id})
         self._ended("aborted")
 
     def abort_quietly(self) -> None:
@@ -1255,7 +1275,7 @@ class RemoteTransaction(Openable):
         """Give the transaction ``lease`` more seconds from now."""
         seconds = check_lease(lease)
         asked = _monotonic()
-        answer = self._call("POST", "/renew", {"lease": seconds})
+        answer = self._call("tx_renew", {"lease": seconds})
         self._set_lease(answer["expires_at"], seconds, asked)
 
     def __enter__(self) -> RemoteTransaction:
@@ -1269,4 +1289,4 @@ class RemoteTransaction(Openable):
             self.abort()
 
     def __repr__(self) -> str:
-        return f"RemoteTransaction({self._prefix.rpartition('/')[2] or 'not begun'}, {self._state})"
+        return f"RemoteTransaction({self._id or 'not begun'}, {self._state})"

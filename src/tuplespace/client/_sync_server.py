@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from ._common import SpaceInfo, TokenInfo, error_from_answer, space_path, unreachable
+from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, unreachable
 from ._sync import RemoteSpace
 
 __all__ = ["RemoteServer", "Tokens"]
@@ -44,7 +44,10 @@ class RemoteServer:
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=connect_timeout)
         self.tokens = Tokens(self._call)
 
-    def _call(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Any:
+    def _call(self, operation: str, body: Mapping[str, Any] | None = None, **params: str) -> Any:
+        """The answer to the request of ``operation`` (its name in the operation table of
+        the HTTP API), ``params`` the parameters of its path."""
+        method, path = route(operation, **params)
         content = None if body is None else orjson.dumps(body)
         headers = None if body is None else {"Content-Type": "application/json"}
         try:
@@ -58,17 +61,17 @@ class RemoteServer:
     def health(self) -> dict[str, Any]:
         """``{"status": "ok", "version": ...}``; :class:`tuplespace.SpaceClosed` while
         the server stops."""
-        answer: dict[str, Any] = self._call("GET", "/health")
+        answer: dict[str, Any] = self._call("health")
         return answer
 
     def spaces(self) -> list[SpaceInfo]:
         """The spaces the token may read, with their options and statistics."""
-        answer = self._call("GET", "/spaces")
+        answer = self._call("list_spaces")
         return [SpaceInfo(s["name"], s["options"], s.get("statistics")) for s in answer["spaces"]]
 
     def space_info(self, name: str) -> SpaceInfo:
         """One space's options and statistics (:class:`tuplespace.NotFound` if none)."""
-        s = self._call("GET", space_path(name))
+        s = self._call("get_space", space=name)
         return SpaceInfo(s["name"], s["options"], s.get("statistics"))
 
     def create_space(self, name: str, **options: Any) -> SpaceInfo:
@@ -79,12 +82,12 @@ class RemoteServer:
         options is left as it is, one with other options raises
         :class:`tuplespace.TupleSpaceError` (its ``code`` is ``space_exists``, its message
         names the first option that differs)."""
-        s = self._call("PUT", space_path(name), options)
+        s = self._call("put_space", options, space=name)
         return SpaceInfo(s["name"], s["options"])
 
     def delete_space(self, name: str) -> None:
         """Delete the space and its tuples (:class:`tuplespace.NotFound` if none)."""
-        self._call("DELETE", space_path(name))
+        self._call("delete_space", space=name)
 
     def space(self, name: str) -> RemoteSpace:
         """The space ``name`` of this server, with this server's token."""
@@ -124,14 +127,14 @@ class Tokens:
             body["spaces"] = {space: list(perms) for space, perms in spaces.items()}
         if token is not None:
             body["token"] = token
-        t = self._call("POST", "/tokens", body)
+        t = self._call("create_token", body)
         return TokenInfo(t["name"], t["admin"], t["spaces"], t["token"])
 
     def list(self) -> list[TokenInfo]:
         """The tokens, without their secrets."""
-        answer = self._call("GET", "/tokens")
+        answer = self._call("list_tokens")
         return [TokenInfo(t["name"], t["admin"], t["spaces"]) for t in answer["tokens"]]
 
     def revoke(self, name: str) -> None:
         """Revoke the token ``name``: its next request is ``401``."""
-        self._call("DELETE", "/tokens/" + quote(name, safe=""))
+        self._call("revoke_token", name=name)

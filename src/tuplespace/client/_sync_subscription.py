@@ -47,7 +47,7 @@ class RemoteStream(Openable, Generic[E]):
     :class:`~tuplespace.EventsLost`, and iteration can go on after it.
     """
 
-    _route = "/events"
+    _route = "events"
     _kinds: frozenset[str] = EVENT_KINDS
     _decode: Callable[[dict[str, Any]], E]
 
@@ -315,7 +315,7 @@ class RemoteRecordWatch(RemoteStream[Change]):
     :class:`~tuplespace.RecordWatch`.  The watch of one record ends after its
     ``destroy`` or ``expire``."""
 
-    _route = "/records/events"
+    _route = "record_events"
     _kinds = CHANGE_KINDS
     _decode = staticmethod(change_from_wire)
 

@@ -26,6 +26,7 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
+from .._httpapi import Operation
 from .._rate import RateLimiter
 from .._rules import MAX_RULES
 from .._space import Space
@@ -33,24 +34,12 @@ from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
 from ._hub import ClientState, Hub, SpaceInfo
-from ._requests import check_keys, read_body
+from ._requests import Incoming, check_keys, read_body
 
 if TYPE_CHECKING:
     from ..stores._redis_async import AsyncRedisSubscription
 
 __all__ = [
-    "ALL_FIELDS",
-    "COUNT_FIELDS",
-    "FIND_FIELDS",
-    "IF_ABSENT_FIELDS",
-    "LEASE_FIELDS",
-    "READ_ALL_FIELDS",
-    "REPLACE_FIELDS",
-    "TAKE_ALL_FIELDS",
-    "TAKE_FIELDS",
-    "TX_WRITE_FIELDS",
-    "WRITE_FIELDS",
-    "WRITE_MANY_FIELDS",
     "ApiBase",
     "Caller",
     "Page",
@@ -186,7 +175,7 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
         raise ValueError(f"limit {name} is {what}, not {text!r}") from None
 
 
-def _address(request: Request) -> str:
+def _address(request: Incoming) -> str:
     """The key of a request's client address, under which its limits are counted."""
     return "address:" + (request.client.host if request.client else "-")
 
@@ -295,7 +284,7 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
-def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Callable[[], None]:
+def _watch_disconnect(request: Incoming, callback: Callable[[], object]) -> Callable[[], None]:
     """Call ``callback`` when the client of ``request`` goes away; returns what stops
     the watch.  A request of a channel is told by its channel; an HTTP request is
     watched by a task that waits for its disconnection."""
@@ -306,7 +295,7 @@ def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Calla
     def gone_away(_: object) -> None:
         callback()
 
-    gone = asyncio.get_running_loop().create_task(disconnected(request.receive))
+    gone = asyncio.get_running_loop().create_task(disconnected(cast(Request, request).receive))
     gone.add_done_callback(gone_away)
 
     def unwatch() -> None:
@@ -314,21 +303,6 @@ def _watch_disconnect(request: Request, callback: Callable[[], object]) -> Calla
         gone.cancel()
 
     return unwatch
-
-
-# The fields each request body may hold.
-WRITE_FIELDS = frozenset({"tuple", "lease", "timeout"})
-WRITE_MANY_FIELDS = frozenset({"tuples", "lease"})
-FIND_FIELDS = frozenset({"template", "timeout"})
-TAKE_FIELDS = frozenset({"template", "timeout", "claim", "confirm"})
-ALL_FIELDS = frozenset({"template", "limit", "timeout"})
-READ_ALL_FIELDS = ALL_FIELDS | {"cursor"}
-TAKE_ALL_FIELDS = ALL_FIELDS | {"claim", "confirm"}
-COUNT_FIELDS = frozenset({"template"})
-REPLACE_FIELDS = frozenset({"template", "tuple", "lease", "timeout"})
-IF_ABSENT_FIELDS = frozenset({"template", "tuple", "lease"})
-LEASE_FIELDS = frozenset({"lease"})
-TX_WRITE_FIELDS = frozenset({"tuple", "lease"})
 
 
 class ApiBase:
@@ -375,7 +349,7 @@ class ApiBase:
 
     # -- the prologue of every request ---------------------------------------------------
 
-    def caller(self, request: Request) -> Caller:
+    def caller(self, request: Incoming) -> Caller:
         """Who is asking: 503 while shutting down, 401 for a bad token, 429 past the rate."""
         self.requests += 1
         if self.stopping:
@@ -439,19 +413,23 @@ class ApiBase:
 
     async def _begin(
         self,
-        request: Request,
+        request: Incoming,
         space: str,
         needs: tuple[str, ...],
-        allowed: frozenset[str],
-        required: tuple[str, ...],
+        allowed: Operation | frozenset[str],
+        required: tuple[str, ...] = (),
     ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
         """The prologue of an operation: who asks, the space if it exists (after checking
-        the permissions ``needs``), and the body, holding only ``allowed`` keys and
-        every ``required`` one."""
+        the permissions ``needs``), and the body, holding only the fields of the
+        operation ``allowed`` and every one it requires (or only the keys ``allowed``
+        and every ``required`` one)."""
         caller = self.caller(request)
         info = await self.authorize(caller, space, needs)
         body = await read_body(request, self.limits.max_body)
-        check_keys(body, allowed, required)
+        if isinstance(allowed, Operation):
+            check_keys(body, allowed.fields, allowed.required)
+        else:
+            check_keys(body, allowed, required)
         return caller, info, body
 
     def stream_room(self, caller: Caller) -> ClientState:
@@ -481,7 +459,7 @@ class ApiBase:
     # -- waiting ------------------------------------------------------------------------
 
     async def _race(
-        self, request: Request, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
+        self, request: Incoming, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
     ) -> T:
         """Await ``work`` for at most ``wait`` seconds (then Timeout), unless the client
         goes away or the server stops first (then _Interrupted), or the token ``grant``
@@ -561,7 +539,7 @@ class ApiBase:
 
     async def poll(
         self,
-        request: Request,
+        request: Incoming,
         caller: Caller,
         timeout: float | None,
         call: Callable[[float | None], Coroutine[Any, Any, T]],
@@ -604,7 +582,7 @@ class ApiBase:
 
     async def waiting_page(
         self,
-        request: Request,
+        request: Incoming,
         caller: Caller,
         timeout: float | None,
         find: Callable[[float | None], Coroutine[Any, Any, tuple[list[Tuple], int | None]]],

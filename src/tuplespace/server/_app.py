@@ -8,7 +8,7 @@ for the OpenAPI document only).  Every request is checked whole before it acts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,10 +24,10 @@ from starlette.routing import Match, Route
 
 from .. import __version__
 from .._errors import TupleSpaceError
+from .._httpapi import OPERATIONS
 from .._records import DEFAULT_BASE_URI
 from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
-from . import _schemas as schemas
 from ._api import ServerLimits
 from ._auth import ALL, Tokens, valid_space_name
 from ._credit import CreditRoutes
@@ -35,6 +35,8 @@ from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
 from ._hub import Hub
+from ._openapi import install as install_openapi
+from ._openapi import route_options
 from ._operations import Operations
 from ._rules import RuleRoutes
 from ._transactions import Transactions
@@ -162,7 +164,7 @@ def create_app(
     _routes(app, api)
     install_dashboard(app)
     _error_handlers(app, api)
-    schemas.install(app, ("memory",) if data_dir is None else ("durable", "memory"))
+    install_openapi(app, ("memory",) if data_dir is None else ("durable", "memory"))
     return app
 
 
@@ -194,76 +196,9 @@ def _store(data_dir: str | Path | None, store: str | None) -> tuple[str, str | N
 
 
 def _routes(app: FastAPI, api: Api) -> None:
-    def route(
-        method: str, path: str, endpoint: Callable[..., Awaitable[Response]], name: str, **extra: Any
-    ) -> None:
-        app.add_api_route(
-            path,
-            endpoint,
-            methods=[method],
-            name=name,
-            operation_id=name,
-            response_class=Response,
-            **schemas.operation(name),
-            **extra,
-        )
-
-    route("GET", "/health", api.health, "health")
-    route("GET", "/metrics", api.metrics, "metrics")
-    route("GET", "/spaces", api.list_spaces, "list_spaces")
-    route("PUT", "/spaces/{space}", api.put_space, "put_space")
-    route("GET", "/spaces/{space}", api.get_space, "get_space")
-    route("DELETE", "/spaces/{space}", api.delete_space, "delete_space")
-    for op in (*_IN_TRANSACTIONS, "replace", "write_if_absent"):
-        route("POST", f"/spaces/{{space}}/{op}", getattr(api, op), op)
-    route("POST", "/spaces/{space}/claims/{claim}/confirm", api.confirm_claim, "confirm_claim")
-    route("POST", "/spaces/{space}/claims/{claim}/release", api.release_claim, "release_claim")
-    route("POST", "/spaces/{space}/leases/{lease_id}/renew", api.renew_lease, "renew_lease")
-    route("DELETE", "/spaces/{space}/leases/{lease_id}", api.cancel_lease, "cancel_lease")
-    route("POST", "/spaces/{space}/transactions", api.begin_transaction, "begin_transaction")
-    for op in (*_IN_TRANSACTIONS, "commit", "abort", "renew"):
-        route("POST", f"/spaces/{{space}}/transactions/{{tx_id}}/{op}", getattr(api, f"tx_{op}"), f"tx_{op}")
-    route("GET", "/spaces/{space}/events", api.events, "events")
-    for op, handler in _RECORD_ROUTES.items():
-        route("POST", f"/spaces/{{space}}/records/{op}", getattr(api, handler), handler)
-    route("GET", "/spaces/{space}/records/events", api.record_events, "record_events")
-    route("POST", "/spaces/{space}/credit/grant", api.grant_credit, "grant_credit")
-    route("POST", "/spaces/{space}/credit/transfer", api.transfer_credit, "transfer_credit")
-    route("POST", "/spaces/{space}/credit/challenge", api.credit_challenge, "credit_challenge")
-    route("POST", "/spaces/{space}/credit/mint", api.mint_credit, "mint_credit")
-    route("GET", "/spaces/{space}/credit/{principal}", api.get_account, "get_account")
-    route("GET", "/spaces/{space}/rules", api.list_rules, "list_rules")
-    route("POST", "/spaces/{space}/rules", api.add_rule, "add_rule")
-    route("GET", "/spaces/{space}/rules/{name}", api.get_rule, "get_rule")
-    route("DELETE", "/spaces/{space}/rules/{name}", api.remove_rule, "remove_rule")
-    route("GET", "/spaces/{space}/clock", api.get_clock, "get_clock")
-    route("POST", "/spaces/{space}/clock", api.advance_clock, "advance_clock")
-    route("GET", "/tokens", api.list_tokens, "list_tokens")
-    route("POST", "/tokens", api.create_token, "create_token")
-    route("DELETE", "/tokens/{name}", api.revoke_token, "revoke_token")
-
-
-# The operations a transaction offers; a space offers these and a few more.
-_IN_TRANSACTIONS = ("write", "write_many", "read", "take", "read_all", "take_all", "count")
-
-
-# The record routes, ``POST /spaces/{space}/records/<op>``, and their handlers.
-_RECORD_ROUTES = {
-    "create": "create_record",
-    "open": "open_record",
-    "get": "get_record",
-    "set": "set_record",
-    "call": "call_record",
-    "refresh": "refresh_record",
-    "clone": "clone_record",
-    "move": "move_record",
-    "destroy": "destroy_record",
-    "capability": "make_capability",
-    "read_only": "read_only_record",
-    "revoke": "revoke_capability",
-    "find": "find_records",
-    "take": "take_record",
-}
+    """A route for each operation of the table, to the handler of its name."""
+    for op in OPERATIONS:
+        app.add_api_route(op.path, getattr(api, op.name), response_class=Response, **route_options(op))
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from .._httpapi import PERMISSIONS
 from ._errors import ApiError
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "valid_space_name",
 ]
 
-PERMISSIONS = ("read", "write", "take", "subscribe", "admin")
 ALL = frozenset(PERMISSIONS)
 MIN_TOKEN_LENGTH = 16
 _SPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

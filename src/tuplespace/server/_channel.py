@@ -39,19 +39,19 @@ from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from starlette.datastructures import Address
 from starlette.responses import Response
-from starlette.routing import Match
 from uvicorn.server import ServerState
 
 from .. import __version__
 from .._errors import TupleSpaceError
 from .._framing import LENGTH as _LENGTH
 from .._framing import frame
+from .._httpapi import OPERATIONS, Operation
 from ._api import ApiBase
 from ._errors import ApiError, api_error, error_response, limit_reached, request_timeout
 from ._guard import Policy
+from ._requests import Incoming
 
 __all__: list[str] = []  # the door of _connections opens channels
 
@@ -75,13 +75,23 @@ Endpoint = Callable[..., Awaitable[Response]]
 
 
 class _Routes:
-    """Which handler serves ``METHOD /path``, with its path parameters converted
-    to the types its signature asks for."""
+    """Which handler of ``api`` serves ``METHOD /path``: the operation of the table
+    (``tuplespace._httpapi.OPERATIONS``) whose path it is, with its path parameters converted to
+    the types the handler's signature asks for."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self._routes = [r for r in app.router.routes if isinstance(r, APIRoute)]
-        self._streams = {r.endpoint for r in self._routes if r.name in _STREAMS}
-        self._types = {r.endpoint: _param_types(r.endpoint) for r in self._routes}
+    def __init__(self, api: ApiBase) -> None:
+        # By the number of segments of the path: each segment, a literal or None (a
+        # parameter); the parameters' names and converters; the operation and its handler.
+        self._by_length: dict[int, list[_Route]] = {}
+        for op in OPERATIONS:
+            endpoint: Endpoint = getattr(api, op.name)
+            segments = op.path.split("/")
+            literal = tuple(None if s.startswith("{") else s for s in segments)
+            kinds = _param_types(endpoint)
+            params = tuple(
+                (i, s[1:-1], kinds.get(s[1:-1], str)) for i, s in enumerate(segments) if s[0:1] == "{"
+            )
+            self._by_length.setdefault(len(segments), []).append(_Route(op, endpoint, literal, params))
         self._seen: OrderedDict[tuple[str, str], tuple[Endpoint, dict[str, Any]]] = OrderedDict()
 
     def find(self, method: str, path: str) -> tuple[Endpoint, dict[str, Any]]:
@@ -90,16 +100,18 @@ class _Routes:
         if found is not None:
             self._seen.move_to_end(key)
             return found
-        scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+        segments = path.split("/")
         allowed = False
-        for route in self._routes:
-            match, child = route.matches(scope)
-            if match is Match.FULL:
-                if route.endpoint in self._streams:
-                    raise ApiError(400, "bad_request", f"{path} streams: open it over HTTP, not on a channel")
-                found = (route.endpoint, self._convert(route.endpoint, child["path_params"]))
-                break
-            allowed = allowed or match is Match.PARTIAL
+        for route in self._by_length.get(len(segments), ()):
+            if not route.matches(segments):
+                continue
+            if route.op.method != method:
+                allowed = True
+                continue
+            if route.op.name in _STREAMS:
+                raise ApiError(400, "bad_request", f"{path} streams: open it over HTTP, not on a channel")
+            found = (route.endpoint, route.params_of(segments))
+            break
         if found is None:
             if allowed:
                 raise ApiError(405, "method_not_allowed", f"{method} is not allowed on {path}")
@@ -109,12 +121,37 @@ class _Routes:
             self._seen.popitem(last=False)
         return found
 
-    def _convert(self, endpoint: Endpoint, params: dict[str, str]) -> dict[str, Any]:
-        types = self._types[endpoint]
+
+class _Route:
+    """An operation of the table as the channel matches it."""
+
+    __slots__ = ("endpoint", "literal", "op", "params")
+
+    def __init__(
+        self,
+        op: Operation,
+        endpoint: Endpoint,
+        literal: tuple[str | None, ...],
+        params: tuple[tuple[int, str, Callable[[str], Any]], ...],
+    ) -> None:
+        self.op = op
+        self.endpoint = endpoint
+        self.literal = literal  # each segment of the path, None for a parameter
+        self.params = params  # where each parameter is, its name and converter
+
+    def matches(self, segments: list[str]) -> bool:
+        """Whether a path of as many segments is this one's (a parameter is any segment but an empty one)."""
+        for want, got in zip(self.literal, segments, strict=True):
+            if got != want and (want is not None or not got):
+                return False
+        return True
+
+    def params_of(self, segments: list[str]) -> dict[str, Any]:
         out = {}
-        for name, text in params.items():
+        for i, name, kind in self.params:
+            text = segments[i]
             try:
-                out[name] = types.get(name, str)(text)
+                out[name] = kind(text)
             except ValueError:
                 raise ApiError(400, "bad_request", f"{name} is an integer, not {text!r}", name) from None
         return out
@@ -125,10 +162,10 @@ def _param_types(endpoint: Endpoint) -> dict[str, Callable[[str], Any]]:
     return {name: _CONVERT[kind] for name, kind in hints.items() if kind in _CONVERT}
 
 
-class _Request:
-    """A request of a channel as the handlers read it: what they use of starlette's
-    ``Request`` (the authorization, the client's address and the body), and
-    ``watch_disconnect`` for a request that waits (see ``_api._watch_disconnect``)."""
+class _ChannelRequest:
+    """A request of a channel as the handlers read it (an ``Incoming``: the hello's
+    authorization, the client's address and the body), and ``watch_disconnect`` for a
+    request that waits (see ``_api._watch_disconnect``)."""
 
     __slots__ = ("_body", "_channel", "client", "headers")
 
@@ -171,20 +208,13 @@ class _Body:
 
 
 class _Service:
-    """What every channel of one application shares: its state and its routes
-    (found once every route is added)."""
+    """What every channel of one application shares: its state and its routes."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.api: ApiBase = app.state.api
         self.policy: Policy = app.state.policy
-        self._routes: _Routes | None = None
-
-    @property
-    def routes(self) -> _Routes:
-        if self._routes is None:
-            self._routes = _Routes(self.app)
-        return self._routes
+        self.routes = _Routes(self.api)
 
     async def answer(self, channel: _Channel, data: bytes) -> bytes:
         """The answer frame (without its id) to a request frame (without its id)."""
@@ -195,7 +225,7 @@ class _Service:
             if not path.startswith("/") or not method.isupper():
                 raise ApiError(400, "bad_request", 'a channel request is "ID METHOD /path\\n" and its body')
             endpoint, params = self.routes.find(method, path)
-            request = _Request(channel, body)
+            request: Incoming = _ChannelRequest(channel, body)
             response = await endpoint(**params, request=request)
         except ApiError as exc:
             response = error_response(exc)

@@ -13,21 +13,19 @@ from starlette.responses import Response
 from .._codec import to_wire
 from .._credit import check_principal
 from .._errors import InvalidValue
+from .._httpapi import OPERATION
 from ._api import json_response
 from ._errors import ApiError, api_error
 from ._records import RecordRoutes, _get_credit
 
 __all__ = ["CreditRoutes"]
 
-_TRANSFER_FIELDS = frozenset({"principal", "to", "amount"})
-_MINT_FIELDS = frozenset({"principal", "challenge", "nonce"})
-
 
 class CreditRoutes(RecordRoutes):
     """Credit: transfers between accounts, and minting for proof of work."""
 
     async def transfer_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, (), _TRANSFER_FIELDS, ("to", "amount"))
+        caller, info, body = await self._begin(request, space, (), OPERATION["transfer_credit"])
         info = self._existing(info, space)
         source = self._principal(caller, info, body)
         target = body["to"]
@@ -52,7 +50,7 @@ class CreditRoutes(RecordRoutes):
         )
 
     async def mint_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, (), _MINT_FIELDS, ("challenge", "nonce"))
+        caller, info, body = await self._begin(request, space, (), OPERATION["mint_credit"])
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)
         aspace = info.local("credit")

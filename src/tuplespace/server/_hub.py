@@ -34,6 +34,7 @@ from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
+from .._httpapi import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 from .._memory import MemoryHost
 from .._methods import MAX_FIRINGS
 from .._mint import MAX_BITS
@@ -53,7 +54,6 @@ __all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "HeldClaim", "Hub", "RecordCla
 
 logger = logging.getLogger("tuplespace.server")
 
-MAX_EVENT_RETENTION_BYTES = 1 << 30  # the most a client may ask a space to keep of its events
 ENDED_KEPT = 10_000  # ended transactions and claims remembered, to answer precisely
 SWEEP_FROM = 1024  # handles held before those that ended by themselves are swept out
 EVENT_RETENTION = 10_000  # events a space keeps unless it asks otherwise
@@ -375,8 +375,6 @@ _CREDIT_OPTIONS = (
     "firing_charge",
     "step_charge",
 )
-# The most firings one operation of a served space may set off (each queued one is held).
-MAX_API_FIRINGS = 100_000
 
 
 class Hub:

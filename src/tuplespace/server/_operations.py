@@ -11,21 +11,12 @@ from starlette.responses import Response
 from .. import __version__
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
+from .._httpapi import OPERATION
 from .._lease import Lease
 from .._templates import Template
 from .._values import Tuple
 from ..client._common import AsyncLease
 from ._api import (
-    COUNT_FIELDS,
-    FIND_FIELDS,
-    IF_ABSENT_FIELDS,
-    LEASE_FIELDS,
-    READ_ALL_FIELDS,
-    REPLACE_FIELDS,
-    TAKE_ALL_FIELDS,
-    TAKE_FIELDS,
-    WRITE_FIELDS,
-    WRITE_MANY_FIELDS,
     ApiBase,
     Caller,
     Page,
@@ -106,7 +97,7 @@ class Operations(ApiBase):
     # -- operations ----------------------------------------------------------------------
 
     async def write(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), WRITE_FIELDS, ("tuple",))
+        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
         timeout = get_timeout(body)
@@ -126,7 +117,7 @@ class Operations(ApiBase):
         raise ApiError(429, "space_full", "the space stayed full: no room for the tuple in time")
 
     async def write_many(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), WRITE_MANY_FIELDS, ("tuples",))
+        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         lease = get_lease(body)
         aspace = (await self.space(caller, space, info)).aspace
@@ -134,7 +125,7 @@ class Operations(ApiBase):
         return json_response({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
 
     async def read(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), FIND_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("read",), OPERATION["read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         aspace = (await self.space(caller, space, info)).aspace
@@ -144,7 +135,7 @@ class Operations(ApiBase):
         return json_response(found_answer(found, more))
 
     async def take(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), TAKE_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         claim = get_bool(body, "claim")
@@ -211,7 +202,7 @@ class Operations(ApiBase):
         return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": claim.expires_at}}
 
     async def read_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), READ_ALL_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("read",), OPERATION["read_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         after = get_cursor(body)
@@ -243,7 +234,7 @@ class Operations(ApiBase):
         return page.answer(found, {"more": True} if more else {})
 
     async def take_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), TAKE_ALL_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         timeout = get_timeout(body)
@@ -354,15 +345,13 @@ class Operations(ApiBase):
         return await tx.find_page(template, True, limit, page.fits, wait)
 
     async def count(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), COUNT_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("read",), OPERATION["count"])
         template = get_template(body, "template", self.limits.wire)
         aspace = (await self.space(caller, space, info)).aspace
         return json_response({"count": await aspace.count(template)})
 
     async def replace(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(
-            request, space, ("take", "write"), REPLACE_FIELDS, ("template", "tuple")
-        )
+        caller, info, body = await self._begin(request, space, ("take", "write"), OPERATION["replace"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -374,9 +363,7 @@ class Operations(ApiBase):
         return json_response(found_answer(old, more))
 
     async def write_if_absent(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(
-            request, space, ("write",), IF_ABSENT_FIELDS, ("template", "tuple")
-        )
+        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write_if_absent"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -415,7 +402,7 @@ class Operations(ApiBase):
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, ("write",)), space)
         body = await read_body(request, self.limits.max_body, optional=True)
-        check_keys(body, LEASE_FIELDS)
+        check_keys(body, OPERATION["renew_lease"].fields)
         lease = get_lease(body)
         local = info.space
         if local is None:  # kept elsewhere: through the lease of its own face

@@ -22,6 +22,7 @@ from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
 from .._errors import InvalidTemplate, InvalidValue, NotAllowed, WireError
 from .._events import CHANGE_KINDS, Change
+from .._httpapi import OPERATION, Operation
 from .._names import check_path, check_tag
 from .._record import RecordBase, RecordData
 from .._records import ROOT_RID
@@ -76,7 +77,7 @@ class RecordRoutes(EventRoutes):
     # -- naming a record --------------------------------------------------------------------
 
     async def _record_request(
-        self, request: Request, space: str, route: str, allowed: frozenset[str], required: tuple[str, ...]
+        self, request: Request, space: str, route: str, op: Operation
     ) -> tuple[Caller, SpaceInfo, AsyncRecord, dict[str, Any]]:
         """Who asks, the space, the handle the request's ``ref`` names (checked against
         the caller's rights) and the body."""
@@ -84,7 +85,7 @@ class RecordRoutes(EventRoutes):
         if not valid_space_name(space):
             await self.authorize(caller, space, ())  # the 400 naming the space
         body = await read_body(request, self.limits.max_body)
-        check_keys(body, allowed | {"ref", "id"}, ("ref", *required))
+        check_keys(body, op.fields, op.required)
         ref = body["ref"]
         if type(ref) is not str or not ref:
             raise ApiError(400, "bad_request", "ref is a path, a record's address or a capability's", "ref")
@@ -135,7 +136,7 @@ class RecordRoutes(EventRoutes):
     # -- creating, opening, reading ----------------------------------------------------------
 
     async def create_record(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), _CREATE_FIELDS, ("path", "fields"))
+        caller, info, body = await self._begin(request, space, ("write",), OPERATION["create_record"])
         path = _get_path(body)
         fields = self._get_fields(body)
         credit = _get_credit(body, "credit")
@@ -149,11 +150,11 @@ class RecordRoutes(EventRoutes):
         return json_response({"record": await _record_out(rec)}, 201)
 
     async def open_record(self, space: str, request: Request) -> Response:
-        _, _, handle, _ = await self._record_request(request, space, "open", frozenset(), ())
+        _, _, handle, _ = await self._record_request(request, space, "open", OPERATION["open_record"])
         return json_response({"handle": _handle_out(handle)})
 
     async def get_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "get", _GET_FIELDS, ())
+        _, _, handle, body = await self._record_request(request, space, "get", OPERATION["get_record"])
         if "tags" not in body:
             if "default" in body:
                 raise ApiError(400, "bad_request", "default goes with tags", "default")
@@ -189,7 +190,7 @@ class RecordRoutes(EventRoutes):
     # -- changing ---------------------------------------------------------------------------
 
     async def set_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "set", _SET_FIELDS, ("tag", "value"))
+        _, _, handle, body = await self._record_request(request, space, "set", OPERATION["set_record"])
         tag = body["tag"]
         if type(tag) is not str:
             raise ApiError(400, "bad_request", "tag is a string", "tag")
@@ -209,7 +210,7 @@ class RecordRoutes(EventRoutes):
 
     async def call_record(self, space: str, request: Request) -> Response:
         caller, info, handle, body = await self._record_request(
-            request, space, "call", _CALL_FIELDS, ("tag",)
+            request, space, "call", OPERATION["call_record"]
         )
         tag = body["tag"]
         if type(tag) is not str:
@@ -232,7 +233,7 @@ class RecordRoutes(EventRoutes):
 
     async def refresh_record(self, space: str, request: Request) -> Response:
         caller, info, handle, body = await self._record_request(
-            request, space, "refresh", _REFRESH_FIELDS, ()
+            request, space, "refresh", OPERATION["refresh_record"]
         )
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
@@ -242,7 +243,7 @@ class RecordRoutes(EventRoutes):
 
     async def clone_record(self, space: str, request: Request) -> Response:
         caller, info, handle, body = await self._record_request(
-            request, space, "clone", _CLONE_FIELDS, ("path",)
+            request, space, "clone", OPERATION["clone_record"]
         )
         path = _get_path(body)
         credit = _get_credit(body, "credit")
@@ -255,14 +256,16 @@ class RecordRoutes(EventRoutes):
         return json_response({"record": await _record_out(copy)}, 201)
 
     async def move_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "move", _MOVE_FIELDS, ("path",))
+        _, _, handle, body = await self._record_request(request, space, "move", OPERATION["move_record"])
         path = _get_path(body)
         redirect = 3600.0 if "redirect_lease" not in body else _get_redirect(body)
         await handle.move(path, redirect)
         return json_response({"address": to_wire(handle.address), "version": await handle.get("$version")})
 
     async def destroy_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "destroy", _DESTROY_FIELDS, ())
+        _, _, handle, body = await self._record_request(
+            request, space, "destroy", OPERATION["destroy_record"]
+        )
         await handle.destroy(get_bool(body, "force"))
         return no_content()
 
@@ -270,7 +273,7 @@ class RecordRoutes(EventRoutes):
 
     async def make_capability(self, space: str, request: Request) -> Response:
         _, _, handle, body = await self._record_request(
-            request, space, "capability", _CAPABILITY_FIELDS, ("operations",)
+            request, space, "capability", OPERATION["make_capability"]
         )
         ops = body["operations"]
         if type(ops) is not list or not all(type(op) is str for op in ops):
@@ -283,14 +286,17 @@ class RecordRoutes(EventRoutes):
         return json_response(_handle_out(cap), 201)
 
     async def read_only_record(self, space: str, request: Request) -> Response:
-        _, _, handle, _ = await self._record_request(request, space, "read_only", frozenset(), ())
+        _, _, handle, _ = await self._record_request(
+            request, space, "read_only", OPERATION["read_only_record"]
+        )
         return json_response(_handle_out(await handle.read_only()))
 
     async def revoke_capability(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, _NEEDS["revoke"]), space)
         body = await read_body(request, self.limits.max_body)
-        check_keys(body, frozenset({"ref"}), ("ref",))
+        op = OPERATION["revoke_capability"]
+        check_keys(body, op.fields, op.required)
         ref = body["ref"]
         if type(ref) is not str or not _is_capability(ref):
             raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
@@ -308,7 +314,7 @@ class RecordRoutes(EventRoutes):
     # -- finding and taking -----------------------------------------------------------------------
 
     async def find_records(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), _FIND_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("read",), OPERATION["find_records"])
         template = self._get_record_template(body)
         under = _get_under(body)
         requested = get_limit(body)
@@ -334,7 +340,7 @@ class RecordRoutes(EventRoutes):
         return json_response(out)
 
     async def take_record(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), _TAKE_FIELDS, ("template",))
+        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take_record"])
         template = self._get_record_template(body)
         under = _get_under(body)
         timeout = get_timeout(body)
@@ -430,9 +436,7 @@ class RecordRoutes(EventRoutes):
     # -- credit ------------------------------------------------------------------------------------
 
     async def grant_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(
-            request, space, ("admin",), _GRANT_FIELDS, ("principal", "amount")
-        )
+        caller, info, body = await self._begin(request, space, ("admin",), OPERATION["grant_credit"])
         principal = body["principal"]
         if type(principal) is not str:
             raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
@@ -598,17 +602,3 @@ def change_message(change: Change) -> bytes:
         }
     )
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
-
-
-_CREATE_FIELDS = frozenset({"path", "fields", "credit", "lease", "principal"})
-_GET_FIELDS = frozenset({"tags", "default"})
-_SET_FIELDS = frozenset({"tag", "value"})
-_CALL_FIELDS = frozenset({"tag", "args", "principal"})
-_REFRESH_FIELDS = frozenset({"credit", "lease", "principal"})
-_CLONE_FIELDS = frozenset({"path", "credit", "lease", "principal"})
-_MOVE_FIELDS = frozenset({"path", "redirect_lease"})
-_DESTROY_FIELDS = frozenset({"force"})
-_CAPABILITY_FIELDS = frozenset({"operations", "lease"})
-_FIND_FIELDS = frozenset({"template", "under", "limit"})
-_TAKE_FIELDS = frozenset({"template", "under", "timeout", "claim", "confirm"})
-_GRANT_FIELDS = frozenset({"principal", "amount"})

@@ -8,10 +8,11 @@ request is refused whole, naming the offending field, and never changes a space.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 import orjson
-from starlette.requests import Request
+from starlette.datastructures import Address
 
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, WireError
@@ -20,6 +21,7 @@ from .._values import Limits, Tuple
 from ._errors import ApiError, api_error
 
 __all__ = [
+    "Incoming",
     "check_keys",
     "read_body",
     "get_bool",
@@ -34,7 +36,25 @@ __all__ = [
 ]
 
 
-async def read_body(request: Request, max_body: int, *, optional: bool = False) -> dict[str, Any]:
+class Incoming(Protocol):
+    """What the handlers read of a request, whatever transport brought it: starlette's
+    ``Request`` over HTTP, a channel's request (``_channel._ChannelRequest``) on a
+    channel.  A request that waits is also watched for its client going away
+    (``_api._watch_disconnect``)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Its headers, by lower-case name (a channel has its hello's authorization alone)."""
+
+    @property
+    def client(self) -> Address | None:
+        """The address of its client."""
+
+    def stream(self) -> AsyncIterator[bytes]:
+        """Its body, as it arrives."""
+
+
+async def read_body(request: Incoming, max_body: int, *, optional: bool = False) -> dict[str, Any]:
     """The request's body: a JSON object of at most ``max_body`` bytes.
 
     An empty body is ``{}`` when ``optional``.  413 past the size, 400 otherwise.

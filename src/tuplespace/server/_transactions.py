@@ -8,13 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncTransaction
+from .._httpapi import OPERATION, Operation
 from ._api import (
-    ALL_FIELDS,
-    COUNT_FIELDS,
-    FIND_FIELDS,
-    LEASE_FIELDS,
-    TX_WRITE_FIELDS,
-    WRITE_MANY_FIELDS,
     ApiBase,
     Caller,
     Page,
@@ -70,7 +65,7 @@ class Transactions(ApiBase):
         caller = self.caller(request)
         info = await self._authorize_any(caller, space)
         body = await read_body(request, self.limits.max_body, optional=True)
-        check_keys(body, LEASE_FIELDS)
+        check_keys(body, OPERATION["begin_transaction"].fields)
         lease = 60.0 if "lease" not in body else get_lease(body)
         if lease is None:
             raise ApiError(
@@ -88,29 +83,28 @@ class Transactions(ApiBase):
         space: str,
         tx_id: str,
         needs: tuple[str, ...],
-        allowed: frozenset[str],
-        required: tuple[str, ...],
+        op: Operation,
     ) -> tuple[Caller, AsyncTransaction | AsyncRedisTransaction, dict[str, Any]]:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, needs), space)
         body = await read_body(request, self.limits.max_body)
-        check_keys(body, allowed, required)
+        check_keys(body, op.fields, op.required)
         return caller, self._transaction(caller, info, tx_id).transaction, body
 
     async def tx_write(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), TX_WRITE_FIELDS, ("tuple",))
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), OPERATION["tx_write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         await tx.write(t, get_lease(body))
         return no_content()
 
     async def tx_write_many(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), WRITE_MANY_FIELDS, ("tuples",))
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), OPERATION["tx_write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         await tx.write_many(tuples, get_lease(body))
         return no_content()
 
     async def tx_read(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), FIND_FIELDS, ("template",))
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), OPERATION["tx_read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         if timeout == 0:
@@ -119,7 +113,7 @@ class Transactions(ApiBase):
         return json_response(found_answer(found, more))
 
     async def tx_take(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), FIND_FIELDS, ("template",))
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), OPERATION["tx_take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         if timeout == 0:
@@ -128,11 +122,11 @@ class Transactions(ApiBase):
         return json_response(found_answer(found, more))
 
     async def tx_read_all(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), ALL_FIELDS, ("template",))
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), OPERATION["tx_read_all"])
         return await self._tx_page(request, caller, tx, body, False)
 
     async def tx_take_all(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), ALL_FIELDS, ("template",))
+        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), OPERATION["tx_take_all"])
         return await self._tx_page(request, caller, tx, body, True)
 
     async def _tx_page(
@@ -158,7 +152,7 @@ class Transactions(ApiBase):
         return page.answer(found, {"more": True} if cut is not None or more else {})
 
     async def tx_count(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), COUNT_FIELDS, ("template",))
+        _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), OPERATION["tx_count"])
         template = get_template(body, "template", self.limits.wire)
         return json_response({"count": await tx.count(template)})
 
@@ -170,7 +164,7 @@ class Transactions(ApiBase):
 
     async def tx_commit(self, space: str, tx_id: str, request: Request) -> Response:
         handle, body = await self._tx_handle(space, tx_id, request)
-        check_keys(body, frozenset())
+        check_keys(body, OPERATION["tx_commit"].fields)
         try:
             await handle.tx.commit()
         finally:
@@ -179,14 +173,15 @@ class Transactions(ApiBase):
 
     async def tx_abort(self, space: str, tx_id: str, request: Request) -> Response:
         handle, body = await self._tx_handle(space, tx_id, request)
-        check_keys(body, frozenset())
+        check_keys(body, OPERATION["tx_abort"].fields)
         await handle.tx.abort()
         self.hub.forget(handle.id)
         return no_content()
 
     async def tx_renew(self, space: str, tx_id: str, request: Request) -> Response:
         handle, body = await self._tx_handle(space, tx_id, request)
-        check_keys(body, LEASE_FIELDS, ("lease",))
+        op = OPERATION["tx_renew"]
+        check_keys(body, op.fields, op.required)
         lease = get_lease(body)
         if lease is None:
             raise ApiError(

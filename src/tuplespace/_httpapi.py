@@ -1,4 +1,11 @@
-"""The OpenAPI document: JSON schemas of every request and answer.
+"""The HTTP API as data: the operation table, and the JSON schemas of every request and answer.
+
+:data:`OPERATIONS` names each operation once: its method, its literal path, the
+fields of its request with their types and limits (as JSON schemas), and its
+answers.  The server's routes, its OpenAPI document (``server/_openapi.py``), the
+fields each handler allows, the channel's dispatch and the Python client's
+requests are all made from it.  It needs nothing but the wire format's own
+modules, so the client imports it without the server's dependencies.
 
 Requests are not validated against these schemas (handlers check them field by
 field, with the wire codec); they describe the API for clients and tools, as strictly
@@ -12,23 +19,59 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
+from ._codec import _BASE64_TEXT
+from ._credit import MAX_PRINCIPAL
+from ._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
+from ._records import COMPUTED_TAGS
+from ._templates import FORMAL_TYPES
+from ._values import DEFAULT_LIMITS, MAX_INT_BITS
 
-from .._codec import _BASE64_TEXT
-from .._credit import MAX_PRINCIPAL
-from .._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
-from .._records import COMPUTED_TAGS
-from .._templates import FORMAL_TYPES
-from .._values import DEFAULT_LIMITS, MAX_INT_BITS
-from ._auth import PERMISSIONS
-from ._hub import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
-
-__all__ = ["COMPONENTS", "install", "operation"]
+__all__ = [
+    "COMPONENTS",
+    "ERROR_ANSWERS",
+    "MAX_API_FIRINGS",
+    "MAX_EVENT_RETENTION_BYTES",
+    "OPERATION",
+    "OPERATIONS",
+    "PERMISSIONS",
+    "Operation",
+]
 
 Schema = dict[str, Any]
+
+# What a token may do on a space.
+PERMISSIONS = ("read", "write", "take", "subscribe", "admin")
+# The most a client may ask a space to keep of its events, in bytes.
+MAX_EVENT_RETENTION_BYTES = 1 << 30
+# The most firings one operation of a served space may set off (each queued one is held).
+MAX_API_FIRINGS = 100_000
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the HTTP API, served by the handler of its ``name``.
+
+    ``request`` is the OpenAPI of its request (a JSON body, or parameters);
+    ``answers`` its answers by status, the first the one of success.  ``fields``
+    and ``required`` are the keys its JSON body may and must hold."""
+
+    name: str
+    method: str
+    path: str
+    summary: str
+    request: Schema
+    answers: dict[str, Schema]
+    fields: frozenset[str] = field(init=False)
+    required: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        body = self.request.get("requestBody", {}).get("content", {}).get("application/json", {})
+        schema = body.get("schema", {})
+        object.__setattr__(self, "fields", frozenset(schema.get("properties", ())))
+        object.__setattr__(self, "required", tuple(schema.get("required", ())))
 
 
 def ref(name: str) -> Schema:
@@ -467,7 +510,8 @@ _EXPIRES = _object({"expires_at": _nullable({"type": "number"})}, ("expires_at",
 _BALANCE = _tagged("$credit", {"type": "string", "pattern": "^[0-9]+(?:\\.[0-9]+)?$", "maxLength": 100})
 _CLAIM = _object({"id": {"type": "string"}, "expires_at": {"type": "number"}}, ("id", "expires_at"))
 
-_ERRORS = {
+# The answers of errors, every operation's.
+ERROR_ANSWERS = {
     status: _answer(text, ref("Error"))
     for status, text in (
         ("400", "The request is malformed; nothing changed."),
@@ -680,8 +724,11 @@ _RULE_COMPONENTS: dict[str, Schema] = {
 }
 COMPONENTS.update(_RULE_COMPONENTS)
 
-_OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
-    "health": (
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "health",
+        "GET",
+        "/health",
         "Is the server up?",
         _NO_BODY,
         {
@@ -691,12 +738,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "metrics": (
+    Operation(
+        "metrics",
+        "GET",
+        "/metrics",
         "Metrics for Prometheus.",
         _NO_BODY,
         {"200": _answer("Metrics in the Prometheus text format.", {"type": "string"}, "text/plain")},
     ),
-    "list_spaces": (
+    Operation(
+        "list_spaces",
+        "GET",
+        "/spaces",
         "The spaces the token may read.",
         _NO_BODY,
         {
@@ -705,7 +758,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "put_space": (
+    Operation(
+        "put_space",
+        "PUT",
+        "/spaces/{space}",
         "Create a space (or find it with these options).",
         _body(
             {
@@ -737,13 +793,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             "201": _answer("Created.", ref("Space")),
         },
     ),
-    "get_space": (
+    Operation(
+        "get_space",
+        "GET",
+        "/spaces/{space}",
         "A space, its options and statistics.",
         _NO_BODY,
         {"200": _answer("The space.", ref("Space"))},
     ),
-    "delete_space": ("Delete a space and its tuples.", _NO_BODY, {"204": _answer("Deleted.")}),
-    "write": (
+    Operation(
+        "delete_space",
+        "DELETE",
+        "/spaces/{space}",
+        "Delete a space and its tuples.",
+        _NO_BODY,
+        {"204": _answer("Deleted.")},
+    ),
+    Operation(
+        "write",
+        "POST",
+        "/spaces/{space}/write",
         "Write a tuple.",
         _body({**_WRITE, "timeout": ref("Timeout")}, ("tuple",)),
         {
@@ -753,7 +822,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "write_many": (
+    Operation(
+        "write_many",
+        "POST",
+        "/spaces/{space}/write_many",
         "Write several tuples, all or none.",
         _body(_WRITE_MANY, ("tuples",)),
         {
@@ -762,12 +834,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "read": (
+    Operation(
+        "read",
+        "POST",
+        "/spaces/{space}/read",
         "Read a matching tuple (a long poll with a timeout).",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
     ),
-    "take": (
+    Operation(
+        "take",
+        "POST",
+        "/spaces/{space}/take",
         "Take a matching tuple (a long poll with a timeout), optionally under a claim.",
         _body(
             {**_FIND, **_CLAIMING},
@@ -788,14 +866,20 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "read_all": (
+    Operation(
+        "read_all",
+        "POST",
+        "/spaces/{space}/read_all",
         "Read every matching tuple (at most limit), an answer at a time: one cut short by "
         "max_results or max_answer gives a cursor to read on from.  With a timeout, a long poll: "
         "waits for a first match when there is none.",
         _body({**_ALL, "cursor": _nullable(_CURSOR)}, ("template",)),
         {"200": _answer("The tuples.", _PAGE)},
     ),
-    "take_all": (
+    Operation(
+        "take_all",
+        "POST",
+        "/spaces/{space}/take_all",
         "Take every matching tuple (at most limit), optionally under a claim; an answer cut short "
         "by max_results or max_answer says more: ask again for the rest.  With a timeout, a long "
         "poll: when nothing matches, the first write that brings matches answers with them all.",
@@ -815,12 +899,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "count": (
+    Operation(
+        "count",
+        "POST",
+        "/spaces/{space}/count",
         "Count the matching tuples.",
         _body(_ONLY_TEMPLATE, ("template",)),
         {"200": _answer("The count.", _COUNT)},
     ),
-    "replace": (
+    Operation(
+        "replace",
+        "POST",
+        "/spaces/{space}/replace",
         "Take a matching tuple and write another, atomically.",
         _body(
             {
@@ -833,22 +923,52 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"200": _answer("The tuple taken, or null.", _FOUND)},
     ),
-    "write_if_absent": (
+    Operation(
+        "write_if_absent",
+        "POST",
+        "/spaces/{space}/write_if_absent",
         "Write a tuple unless one matches the template, atomically.",
         _body(
             {"template": ref("Template"), "tuple": ref("Tuple"), "lease": ref("Lease")}, ("template", "tuple")
         ),
         {"200": _answer("Whether it was written.", _object({"written": {"type": "boolean"}}, ("written",)))},
     ),
-    "confirm_claim": ("Make a claimed take final.", _NO_BODY, {"204": _answer("Confirmed.")}),
-    "release_claim": ("Put a claimed tuple back now.", _NO_BODY, {"204": _answer("Released.")}),
-    "renew_lease": (
+    Operation(
+        "confirm_claim",
+        "POST",
+        "/spaces/{space}/claims/{claim}/confirm",
+        "Make a claimed take final.",
+        _NO_BODY,
+        {"204": _answer("Confirmed.")},
+    ),
+    Operation(
+        "release_claim",
+        "POST",
+        "/spaces/{space}/claims/{claim}/release",
+        "Put a claimed tuple back now.",
+        _NO_BODY,
+        {"204": _answer("Released.")},
+    ),
+    Operation(
+        "renew_lease",
+        "POST",
+        "/spaces/{space}/leases/{lease_id}/renew",
         "Renew the lease of a tuple.",
         _body(_LEASE_BODY, optional=True),
         {"200": _answer("The new expiry.", _EXPIRES)},
     ),
-    "cancel_lease": ("Remove a tuple by its lease.", _NO_BODY, {"204": _answer("Removed.")}),
-    "begin_transaction": (
+    Operation(
+        "cancel_lease",
+        "DELETE",
+        "/spaces/{space}/leases/{lease_id}",
+        "Remove a tuple by its lease.",
+        _NO_BODY,
+        {"204": _answer("Removed.")},
+    ),
+    Operation(
+        "begin_transaction",
+        "POST",
+        "/spaces/{space}/transactions",
         "Start a transaction.",
         _body(
             {"lease": {**_SECONDS, "description": "Seconds until it aborts by itself (default 60)."}},
@@ -861,49 +981,90 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "tx_write": (
+    Operation(
+        "tx_write",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/write",
         "Write a tuple at commit.",
         _body(_WRITE, ("tuple",)),
         {"204": _answer("Written at commit.")},
     ),
-    "tx_write_many": (
+    Operation(
+        "tx_write_many",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/write_many",
         "Write several tuples at commit.",
         _body(_WRITE_MANY, ("tuples",)),
         {"204": _answer("Written at commit.")},
     ),
-    "tx_read": (
+    Operation(
+        "tx_read",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/read",
         "Read in the transaction.",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
     ),
-    "tx_take": (
+    Operation(
+        "tx_take",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/take",
         "Take in the transaction.",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
     ),
-    "tx_read_all": (
+    Operation(
+        "tx_read_all",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/read_all",
         "Read all in the transaction.",
         _body(_ALL, ("template",)),
         {"200": _answer("The tuples.", _TUPLES)},
     ),
-    "tx_take_all": (
+    Operation(
+        "tx_take_all",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/take_all",
         "Take all in the transaction.",
         _body(_ALL, ("template",)),
         {"200": _answer("The tuples.", _TUPLES)},
     ),
-    "tx_count": (
+    Operation(
+        "tx_count",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/count",
         "Count in the transaction.",
         _body(_ONLY_TEMPLATE, ("template",)),
         {"200": _answer("The count.", _COUNT)},
     ),
-    "tx_commit": ("Commit.", _body({}, optional=True), {"204": _answer("Committed.")}),
-    "tx_abort": ("Abort.", _body({}, optional=True), {"204": _answer("Aborted.")}),
-    "tx_renew": (
+    Operation(
+        "tx_commit",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/commit",
+        "Commit.",
+        _body({}, optional=True),
+        {"204": _answer("Committed.")},
+    ),
+    Operation(
+        "tx_abort",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/abort",
+        "Abort.",
+        _body({}, optional=True),
+        {"204": _answer("Aborted.")},
+    ),
+    Operation(
+        "tx_renew",
+        "POST",
+        "/spaces/{space}/transactions/{tx_id}/renew",
         "Renew the transaction's lease.",
         _body({"lease": _SECONDS}, ("lease",)),
         {"200": _answer("The new expiry.", _object({"expires_at": {"type": "number"}}, ("expires_at",)))},
     ),
-    "events": (
+    Operation(
+        "events",
+        "GET",
+        "/spaces/{space}/events",
         "The events of matching tuples, as Server-Sent Events.",
         {
             "parameters": [
@@ -949,17 +1110,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         },
         {"200": _answer("A stream of events.", {"type": "string"}, "text/event-stream")},
     ),
-    "create_record": (
+    Operation(
+        "create_record",
+        "POST",
+        "/spaces/{space}/records/create",
         "Create a record.",
         _body({"path": ref("Path"), "fields": _FIELDS, **_PAID}, ("path", "fields")),
         {"201": _answer("Created.", _RECORD)},
     ),
-    "open_record": (
+    Operation(
+        "open_record",
+        "POST",
+        "/spaces/{space}/records/open",
         "Open a record by path, address or capability address.",
         _body(_REF, ("ref",)),
         {"200": _answer("The handle.", _object({"handle": ref("Handle")}, ("handle",)))},
     ),
-    "get_record": (
+    Operation(
+        "get_record",
+        "POST",
+        "/spaces/{space}/records/get",
         "Read a record whole, or some of its fields (and computed tags).",
         _body(
             {
@@ -987,7 +1157,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "set_record": (
+    Operation(
+        "set_record",
+        "POST",
+        "/spaces/{space}/records/set",
         "Set one field of a record, atomically.",
         _body({**_REF, "tag": ref("Tag"), "value": ref("Value")}, ("ref", "tag", "value")),
         {
@@ -996,7 +1169,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "call_record": (
+    Operation(
+        "call_record",
+        "POST",
+        "/spaces/{space}/records/call",
         "Run the method a field of a record holds, in the sandbox; the caller's account (or the"
         " principal an admin names) pays for its steps.",
         _body(
@@ -1010,17 +1186,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"200": _answer("What the method returned.", _object({"value": ref("Value")}, ("value",)))},
     ),
-    "refresh_record": (
+    Operation(
+        "refresh_record",
+        "POST",
+        "/spaces/{space}/records/refresh",
         "Refinance a record: add credit, or give it a lease.",
         _body({**_REF, **_PAID}, ("ref",), some_of=("credit", "lease")),
         {"200": _answer("When it expires now.", _EXPIRES)},
     ),
-    "clone_record": (
+    Operation(
+        "clone_record",
+        "POST",
+        "/spaces/{space}/records/clone",
         "Copy a record to a new path.",
         _body({**_REF, "path": ref("Path"), **_PAID}, ("ref", "path")),
         {"201": _answer("The copy.", _RECORD)},
     ),
-    "move_record": (
+    Operation(
+        "move_record",
+        "POST",
+        "/spaces/{space}/records/move",
         "Give a record a new path; the old one redirects for redirect_lease seconds.",
         _body(
             {**_REF, "path": ref("Path"), "redirect_lease": _nullable({"type": "number", "minimum": 0})},
@@ -1036,12 +1221,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "destroy_record": (
+    Operation(
+        "destroy_record",
+        "POST",
+        "/spaces/{space}/records/destroy",
         "Destroy a record.",
         _body({**_REF, "force": {"type": "boolean"}}, ("ref",)),
         {"204": _answer("Destroyed.")},
     ),
-    "make_capability": (
+    Operation(
+        "make_capability",
+        "POST",
+        "/spaces/{space}/records/capability",
         "Make a capability: an address that allows some operations on the record.",
         _body(
             {
@@ -1057,17 +1248,26 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"201": _answer("The capability.", ref("Handle"))},
     ),
-    "read_only_record": (
+    Operation(
+        "read_only_record",
+        "POST",
+        "/spaces/{space}/records/read_only",
         "The record's read-only capability ($RO).",
         _body(_REF, ("ref",)),
         {"200": _answer("The capability.", ref("Handle"))},
     ),
-    "revoke_capability": (
+    Operation(
+        "revoke_capability",
+        "POST",
+        "/spaces/{space}/records/revoke",
         "Revoke a capability.",
         _body({"ref": {"description": "The capability's address.", **_CAPABILITY}}, ("ref",)),
         {"204": _answer("Revoked.")},
     ),
-    "find_records": (
+    Operation(
+        "find_records",
+        "POST",
+        "/spaces/{space}/records/find",
         "The records matching a template (oldest first).",
         _body({**_WHERE, "limit": ref("Limit")}, ("template",)),
         {
@@ -1077,7 +1277,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "take_record": (
+    Operation(
+        "take_record",
+        "POST",
+        "/spaces/{space}/records/take",
         "Take the oldest matching record (a long poll with a timeout), optionally under a claim.",
         _body({**_WHERE, "timeout": ref("Timeout"), **_CLAIMING}, ("template",)),
         {
@@ -1095,12 +1298,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "record_events": (
+    Operation(
+        "record_events",
+        "GET",
+        "/spaces/{space}/records/events",
         "The changes of records, as Server-Sent Events.",
         {"parameters": _CHANGE_PARAMETERS},
         {"200": _answer("A stream of changes.", {"type": "string"}, "text/event-stream")},
     ),
-    "grant_credit": (
+    Operation(
+        "grant_credit",
+        "POST",
+        "/spaces/{space}/credit/grant",
         "Add credit to an account.",
         _body(
             {"principal": _PRINCIPAL, "amount": ref("Credit")},
@@ -1116,7 +1325,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "transfer_credit": (
+    Operation(
+        "transfer_credit",
+        "POST",
+        "/spaces/{space}/credit/transfer",
         "Move credit from the caller's account (or, for an admin, the principal's) to another.",
         _body(
             {
@@ -1136,7 +1348,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "credit_challenge": (
+    Operation(
+        "credit_challenge",
+        "POST",
+        "/spaces/{space}/credit/challenge",
         "The challenge to make proof-of-work stamps on (docs/active.md, Minting).",
         _NO_BODY,
         {
@@ -1154,7 +1369,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "mint_credit": (
+    Operation(
+        "mint_credit",
+        "POST",
+        "/spaces/{space}/credit/mint",
         "Mint credit into the caller's account (or, for an admin, the principal's) for a stamp.",
         _body(
             {
@@ -1174,7 +1392,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "get_account": (
+    Operation(
+        "get_account",
+        "GET",
+        "/spaces/{space}/credit/{principal}",
         "The credit in an account.",
         _NO_BODY,
         {
@@ -1187,7 +1408,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "list_rules": (
+    Operation(
+        "list_rules",
+        "GET",
+        "/spaces/{space}/rules",
         "The space's rules, by level, then by name.",
         _NO_BODY,
         {
@@ -1196,14 +1420,34 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "add_rule": (
+    Operation(
+        "add_rule",
+        "POST",
+        "/spaces/{space}/rules",
         "Add a rule (docs/active.md); 409 rule_cycle if it could trigger itself, naming the cycle.",
         {"requestBody": {"required": True, "content": {"application/json": {"schema": _RULE_BODY}}}},
         {"201": _answer("The rule added.", _RULE_ANSWER)},
     ),
-    "get_rule": ("A rule of the space.", _NO_BODY, {"200": _answer("The rule.", _RULE_ANSWER)}),
-    "remove_rule": ("Remove a rule of the space.", _NO_BODY, {"204": _answer("Removed.")}),
-    "get_clock": (
+    Operation(
+        "get_rule",
+        "GET",
+        "/spaces/{space}/rules/{name}",
+        "A rule of the space.",
+        _NO_BODY,
+        {"200": _answer("The rule.", _RULE_ANSWER)},
+    ),
+    Operation(
+        "remove_rule",
+        "DELETE",
+        "/spaces/{space}/rules/{name}",
+        "Remove a rule of the space.",
+        _NO_BODY,
+        {"204": _answer("Removed.")},
+    ),
+    Operation(
+        "get_clock",
+        "GET",
+        "/spaces/{space}/clock",
         "The space's time, and whether its clock is simulated.",
         _NO_BODY,
         {
@@ -1213,12 +1457,18 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "advance_clock": (
+    Operation(
+        "advance_clock",
+        "POST",
+        "/spaces/{space}/clock",
         "Move a simulated clock forward (admin); 409 real_clock for a space on the system clock.",
         _body({"advance": {"type": "number", "exclusiveMinimum": 0, "maximum": 3.15e9}}, ("advance",)),
         {"200": _answer("The new time.", _object({"now": {"type": "number"}}, ("now",)))},
     ),
-    "list_tokens": (
+    Operation(
+        "list_tokens",
+        "GET",
+        "/tokens",
         "The tokens (without their secrets).",
         _NO_BODY,
         {
@@ -1227,7 +1477,10 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
             )
         },
     ),
-    "create_token": (
+    Operation(
+        "create_token",
+        "POST",
+        "/tokens",
         "Create a token.",
         _body(
             {
@@ -1240,61 +1493,16 @@ _OPERATIONS: dict[str, tuple[str, Schema, dict[str, Schema]]] = {
         ),
         {"201": _answer("The token, with its secret (shown once).", {**ref("TokenGrant")})},
     ),
-    "revoke_token": ("Revoke a token, at once.", _NO_BODY, {"204": _answer("Revoked.")}),
-}
+    Operation(
+        "revoke_token",
+        "DELETE",
+        "/tokens/{name}",
+        "Revoke a token, at once.",
+        _NO_BODY,
+        {"204": _answer("Revoked.")},
+    ),
+)
 
 
-def operation(name: str) -> dict[str, Any]:
-    """The keyword arguments documenting the route ``name``."""
-    summary, extra, answers = _OPERATIONS[name]
-    status = int(next(iter(answers)))
-    responses: dict[int | str, Any] = {}
-    responses.update(answers)
-    responses.update(_ERRORS)
-    return {"summary": summary, "openapi_extra": extra or None, "responses": responses, "status_code": status}
-
-
-_SPACE_NAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
-
-_BEARER: Schema = {
-    "type": "http",
-    "scheme": "bearer",
-    "description": "A token of the server's token file (docs/http-api.md, Authentication and permissions).",
-}
-# A request may come with a token or without one (then with the anonymous permissions).
-_TOKEN_OR_NONE: list[Schema] = [{"bearer": []}, {}]
-# The operations that read no token.
-_OPEN = frozenset({"health"})
-
-
-def install(app: FastAPI, stores: tuple[str, ...]) -> None:
-    """Give ``app`` an OpenAPI document with these schemas; ``stores``: the stores its
-    spaces may ask for (durable ones need a data directory)."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        doc = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
-        )
-        components = doc.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
-        for unused in ("HTTPValidationError", "ValidationError"):
-            schemas.pop(unused, None)
-        schemas.update(COMPONENTS)
-        components["securitySchemes"] = {"bearer": _BEARER}
-        for item in doc["paths"].values():
-            for op in item.values():
-                op["responses"].pop("422", None)
-                if op["operationId"] not in _OPEN:
-                    op["security"] = _TOKEN_OR_NONE
-                if op["operationId"] == "put_space":
-                    body = op["requestBody"]["content"]["application/json"]["schema"]
-                    body["properties"] = {**body["properties"], "store": {"enum": list(stores)}}
-                for param in op.get("parameters", []):
-                    if param["name"] == "space":
-                        param["schema"] = _SPACE_NAME
-        app.openapi_schema = doc
-        return doc
-
-    app.openapi = openapi  # type: ignore[method-assign]
+# The operations by name.
+OPERATION: dict[str, Operation] = {op.name: op for op in OPERATIONS}
