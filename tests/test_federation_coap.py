@@ -373,7 +373,7 @@ class _Echo:
     def render(self, request: Message) -> Message:
         return Message(code=CONTENT, payload=request.payload)
 
-    def observe(self, request: Message, notify: Any) -> None:
+    def observe(self, request: Message, notify: Any, peer: Any) -> None:
         return None
 
     def too_large(self, maximum: int) -> Message:

@@ -72,7 +72,7 @@ from ._message import (
 )
 from ._network import Address, Network, UdpNetwork
 
-__all__ = ["Address", "Endpoint", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
+__all__ = ["Address", "Endpoint", "Feed", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
 
 log = logging.getLogger("tuplespace")
 
@@ -113,13 +113,28 @@ class Site(Protocol):
     def render(self, request: Message) -> Message | Awaitable[Message]:
         """The answer to a request (its code, options and payload), or an awaitable of it."""
 
-    def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
-        """Register an observation (RFC 7641) of what a GET names: ``notify()`` is to be
-        called on the endpoint's loop after each change.  Returns the function that
-        ends it, None to answer without Observe, or the answer refusing it."""
+    def observe(
+        self, request: Message, notify: Callable[[], None], peer: Address
+    ) -> Callable[[], None] | Feed | Message | None:
+        """Register an observation (RFC 7641) of what a GET (or a FETCH, RFC 8132)
+        names, for ``peer``: ``notify()`` is to be called on the endpoint's loop after
+        each change.  Returns the function that ends it (the request is rendered
+        again for each notification), a :class:`Feed` (which renders them), None to
+        answer without Observe, or the answer refusing it."""
 
     def too_large(self, maximum: int) -> Message:
         """The 4.13 answer to a request payload past ``maximum`` bytes."""
+
+
+class Feed(Protocol):
+    """An observation whose notifications the site renders itself (a stream of a
+    space's events: each notification says what came since the last)."""
+
+    def render(self, request: Message) -> Message | Awaitable[Message]:
+        """The next notification (or the answer to the registration)."""
+
+    def cancel(self) -> None:
+        """End the observation."""
 
 
 Seal = Callable[[Message, bool], Message]
@@ -181,12 +196,13 @@ class _Served:
 class _Observed:
     """An observation a peer registered here."""
 
-    __slots__ = ("cancel", "dirty", "inflight", "peer", "request", "seal")
+    __slots__ = ("cancel", "dirty", "inflight", "peer", "render", "request", "seal")
 
     def __init__(self, peer: Address, request: Message) -> None:
         self.peer = peer
         self.request = request
         self.cancel: Callable[[], None] = _nothing
+        self.render: Callable[[Message], Message | Awaitable[Message]] | None = None  # a Feed's
         self.inflight = False
         self.dirty = False
         self.seal: Seal | None = None  # protects its notifications (OSCORE)
@@ -604,19 +620,23 @@ class Endpoint(asyncio.DatagramProtocol):
         options: list[tuple[int, bytes]],
         notify: Callable[[Message], None],
         lost: Callable[[str], None],
+        code: int = GET,
+        payload: bytes = b"",
     ) -> tuple[Message, Callable[[], None]]:
-        """Register an observation (GET with Observe 0) and return the first answer and
-        the function that ends the observation.  ``notify`` is called on the loop with
-        each fresher notification, its blocks joined; none comes when the first
-        answer came without Observe (the server did not register it).  When no fresh
+        """Register an observation (a GET with Observe 0, or ``code`` with ``payload``:
+        a FETCH) and return the first answer and the function that ends the
+        observation.  ``notify`` is called on the loop with each fresher notification,
+        its blocks joined; none comes when the first answer came without Observe (the
+        server did not register it).  When no fresh
         notification came for the Max-Age of the last (60 s unless it said), the
         client registers again (RFC 7641 §3.3.1): a server that dropped the
         observation (a notification lost too often) takes it up again, and one that
         does not answer calls ``lost`` with why."""
-        message = Message(CON, GET, 0, self._new_token(), list(options))
+        message = Message(CON, code, 0, self._new_token(), list(options), payload)
         message.add(OBSERVE, 0)
         token = message.token
-        plain = Message(CON, GET, 0, token, list(options))  # what fetches the rest of a notification
+        # What fetches the rest of a notification.
+        plain = Message(CON, code, 0, token, list(options), payload)
         protected = None if self.guard is None else self.guard.protect(peer, message)
         whole = notify
         if protected is not None:  # the blocks of a protected answer are kept under its token
@@ -646,7 +666,7 @@ class Endpoint(asyncio.DatagramProtocol):
                 return
             del self._waiting[token]
             if not self.closed:  # deregister (RFC 7641 §3.6); the answer matters to nobody
-                ending = Message(CON, GET, 0, token, list(options))
+                ending = Message(CON, code, 0, token, list(options), payload)
                 ending.add(OBSERVE, 1)
                 if self.guard is not None:
                     sealed = self.guard.protect(peer, ending)
@@ -688,7 +708,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if stale > 0:
                 await asyncio.sleep(stale)
                 continue
-            again = Message(CON, GET, 0, message.token, list(message.options))
+            again = Message(CON, message.code, 0, message.token, list(message.options), message.payload)
             reply = await self._acknowledgement(peer, again)  # the answer comes as a notification
             if reply is None or reply.mtype == RST:
                 if self._waiting.get(message.token) is waiting:
@@ -768,7 +788,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if refusal is not None:
                 self._answer(message, peer, served, refusal if seal is None else seal(refusal, False))
                 return
-        observe = inner.number(OBSERVE) if inner.code == GET else None
+        observe = inner.number(OBSERVE) if inner.code in (GET, FETCH) else None
         observed: _Observed | None = None
         if observe == 0:
             observed, refusal = self._register(inner, peer)
@@ -782,7 +802,9 @@ class Endpoint(asyncio.DatagramProtocol):
             if ended is not None:
                 ended.cancel()
         self._render(
-            inner, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
+            inner,
+            lambda answer: self._answered(message, peer, served, answer, echo, observed, seal),
+            observed,
         )
 
     def _answered(
@@ -807,10 +829,13 @@ class Endpoint(asyncio.DatagramProtocol):
             answer.add(BLOCK1, echo)
         self._answer(message, peer, served, answer)
 
-    def _render(self, request: Message, then: Callable[[Message], None]) -> None:
+    def _render(
+        self, request: Message, then: Callable[[Message], None], observed: _Observed | None = None
+    ) -> None:
         assert self.site is not None
+        render = self.site.render if observed is None or observed.render is None else observed.render
         try:
-            result = self.site.render(request)
+            result = render(request)
         except Exception:
             log.exception("coap: rendering %r failed", request)
             result = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
@@ -950,12 +975,15 @@ class Endpoint(asyncio.DatagramProtocol):
             existing.request = message
             return existing, None
         observed = _Observed(peer, message)
-        accepted = self.site.observe(message, lambda: self._notify(observed))
+        accepted = self.site.observe(message, lambda: self._notify(observed), peer)
         if accepted is None:
             return None, None
         if isinstance(accepted, Message):
             return None, accepted
-        observed.cancel = accepted
+        if callable(accepted):
+            observed.cancel = accepted
+        else:
+            observed.cancel, observed.render = accepted.cancel, accepted.render
         self._observed[key] = observed
         return observed, None
 
@@ -975,7 +1003,7 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         observed.inflight, observed.dirty = True, False
         request = observed.request
-        self._render(request, lambda answer: self._send_notification(observed, answer))
+        self._render(request, lambda answer: self._send_notification(observed, answer), observed)
 
     def _send_notification(self, observed: _Observed, answer: Message) -> None:
         if self.closed:
@@ -991,7 +1019,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if observed.seal is not None:
             answer = observed.seal(answer, True)
         # A protected notification's blocks are asked for by a FETCH (its outer code): kept.
-        code = GET if observed.seal is None else FETCH
+        code = request.code if observed.seal is None else FETCH
         first_block = Message(CON, code, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
 

@@ -9,7 +9,7 @@ on the caller's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -17,15 +17,26 @@ import orjson
 
 from .._codec import encode_template, template_to_wire, to_wire
 from .._errors import InvalidValue, SpaceClosed, Timeout, TupleSpaceError, Unreachable, UnsupportedType
+from .._events import EVENT_KINDS, check_existing
 from .._lease import AsyncLease, Lease
+from .._templates import ANY
 from .._values import Map, Tuple, Value
-from ..client._common import _prefixed, check_lease, check_limit, check_timeout
+from ..client._common import (
+    _prefixed,
+    check_kinds,
+    check_lease,
+    check_limit,
+    check_max_pending,
+    check_since,
+    check_timeout,
+)
 from ._cbor import CBOR, JSON, encode_cbor
 from ._endpoint import Address, Endpoint, Network, Timers, _bounded
 from ._loop import LoopThread
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_QUERY, Message
 from ._node import peer_of
 from ._remote import _value
+from ._subscribe import AsyncCoapSubscription, CoapSubscription, _Stream
 
 __all__ = ["AsyncCoapSpace", "CoapSpace"]
 
@@ -94,6 +105,25 @@ def _pair(op: str, template: Any, t: Any, lease: float | None, timeout: float | 
     return _Ask(FETCH, payload, query, wait)
 
 
+def _subscription(
+    template: Any,
+    events: Iterable[str],
+    since: int | None,
+    max_pending: int,
+    lease: float | None,
+    existing: bool,
+) -> dict[str, Any]:
+    """What a subscription is made of, checked as the embedded space checks it."""
+    return {
+        "template": b'{"$any":true}' if template is ANY else encode_template(template),
+        "kinds": check_kinds(events),
+        "since": check_since(since),
+        "max_pending": check_max_pending(max_pending),
+        "existing": check_existing(existing, since),
+        "lease": check_lease(lease),
+    }
+
+
 def _found(found: Tuple | None, timeout: float | None) -> Tuple:
     if found is None:
         raise Timeout(f"no matching tuple within {timeout} s")
@@ -160,9 +190,14 @@ class _Space:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
-        self._peer: Address = ()
-        self._path: list[tuple[int, bytes]] = []
+        self.endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
+        """The client's CoAP endpoint."""
+        self.peer: Address = ()
+        """The node's address, once resolved."""
+        self.path: list[tuple[int, bytes]] = []
+        """The Uri-Path options of the space's resource."""
+        self.streams: set[_Stream] = set()
+        """The subscriptions open, ended when the space is closed."""
         self.closed = False
 
     def _check_open(self) -> None:
@@ -170,18 +205,22 @@ class _Space:
             raise SpaceClosed(f"{self.url}: this handle is closed")
 
     async def _open(self) -> None:
-        self._peer, self._path = await peer_of(self.url)
-        await self._endpoint.open("::" if ":" in self._peer[0] else "0.0.0.0", 0)
+        self.peer, self.path = await peer_of(self.url)
+        await self.endpoint.open("::" if ":" in self.peer[0] else "0.0.0.0", 0)
 
     def _options(self, ask: _Ask) -> list[tuple[int, bytes]]:
-        options = [*self._path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, _CBOR)]
+        options = [*self.path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, _CBOR)]
         if ask.code != GET:
-            options.insert(len(self._path), (CONTENT_FORMAT, _CBOR if ask.code == POST else _JSON))
+            options.insert(len(self.path), (CONTENT_FORMAT, _CBOR if ask.code == POST else _JSON))
         return options
 
     def _within(self, ask: _Ask) -> float | None:
         """How long an answer may take: the node's wait and the space's ``timeout``."""
         return None if ask.wait is None else ask.wait + self.timeout
+
+    def _end_streams(self) -> None:
+        for stream in list(self.streams):
+            stream.stop()
 
     def _answer(self, response: Message) -> Value:
         return _value(response, self.url)
@@ -228,8 +267,8 @@ class CoapSpace(_Space):
         self._check_open()
         options = self._options(ask)
         try:
-            response = self._endpoint.request_blocking(
-                self._peer, ask.code, options, ask.payload, self._within(ask)
+            response = self.endpoint.request_blocking(
+                self.peer, ask.code, options, ask.payload, self._within(ask)
             )
         except Unreachable:
             self._check_open()  # closed meanwhile
@@ -301,6 +340,30 @@ class CoapSpace(_Space):
         tuple (a function cannot travel: ``TypeError``)."""
         return _found(self._do(_pair("replace", template, successor, lease, timeout)), timeout)
 
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> CoapSubscription:
+        """See :meth:`Space.subscribe <tuplespace.Space.subscribe>`: the events come
+        in notifications of an observation of the space (RFC 7641), each going on
+        from the one before; after one that went missing, the subscription registers
+        again from the last event it has (docs/federation.md, "Subscriptions over
+        Observe").  At most ``max_pending`` events wait here: past that the
+        observation ends until the reader has caught up, and resumes from the
+        node's event log.  ``lease`` is kept here."""
+        self._check_open()
+        made = _subscription(template, events, since, max_pending, lease, existing)
+        seconds = made.pop("lease")
+        subscription = CoapSubscription(self, self._runner.loop, **made)
+        self._runner.call(subscription.begin(seconds), self.timeout)
+        return subscription
+
     def statistics(self) -> dict[str, Any]:
         """The space's statistics, as the node keeps them (see :meth:`Space.statistics
         <tuplespace.Space.statistics>`)."""
@@ -312,7 +375,8 @@ class CoapSpace(_Space):
         self._runner.stop(self._shutdown)
 
     async def _shutdown(self) -> None:
-        self._endpoint.close()
+        self._end_streams()
+        self.endpoint.close()
 
     def __enter__(self) -> CoapSpace:
         return self
@@ -342,7 +406,7 @@ class AsyncCoapSpace(_Space):
 
     async def _do(self, ask: _Ask) -> Value:
         self._check_open()
-        work = self._endpoint.request(self._peer, ask.code, self._options(ask), ask.payload)
+        work = self.endpoint.request(self.peer, ask.code, self._options(ask), ask.payload)
         try:
             response = await _bounded(work, self._within(ask))
         except Unreachable:
@@ -416,6 +480,24 @@ class AsyncCoapSpace(_Space):
         """See :meth:`CoapSpace.replace`."""
         return _found(await self._do(_pair("replace", template, successor, lease, timeout)), timeout)
 
+    async def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> AsyncCoapSubscription:
+        """See :meth:`CoapSpace.subscribe`; iterate with ``async for``."""
+        self._check_open()
+        made = _subscription(template, events, since, max_pending, lease, existing)
+        seconds = made.pop("lease")
+        subscription = AsyncCoapSubscription(self, **made)
+        await _bounded_call(subscription.begin(seconds), self.timeout)
+        return subscription
+
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
         return _statistics(await self._do(_Ask(GET)))
@@ -424,7 +506,8 @@ class AsyncCoapSpace(_Space):
         """Close the client's socket; calls waiting for an answer and later calls raise
         :class:`~tuplespace.SpaceClosed`."""
         self.closed = True
-        self._endpoint.close()
+        self._end_streams()
+        self.endpoint.close()
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> AsyncCoapSpace:
@@ -434,10 +517,10 @@ class AsyncCoapSpace(_Space):
         try:
             await asyncio.wait_for(space._open(), space.timeout)
         except TimeoutError:
-            space._endpoint.close()
+            space.endpoint.close()
             raise Unreachable(f"{url}: its host was not resolved within {space.timeout} s") from None
         except BaseException:
-            space._endpoint.close()
+            space.endpoint.close()
             raise
         return space
 
@@ -446,6 +529,13 @@ class AsyncCoapSpace(_Space):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _bounded_call(work: Awaitable[None], timeout: float) -> None:
+    try:
+        await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise Unreachable(f"no answer within {timeout} s") from None
 
 
 _CBOR, _JSON = bytes((CBOR,)), bytes((JSON,))

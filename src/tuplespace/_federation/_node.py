@@ -55,7 +55,9 @@ class Node:
     ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
     rest), request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
-    message ids remembered to answer repeated requests.  Notifications are fresh
+    message ids remembered to answer repeated requests; a peer subscribes to the
+    events of at most ``max_subscriptions`` spaces at once, each holding at most
+    ``max_notification_bytes`` of events for its next notification.  Notifications are fresh
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
     registers again, which takes up an observation the node dropped when a
     notification was never acknowledged.  ``network`` is where the
@@ -88,6 +90,8 @@ class Node:
         max_observed: int = 256,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
+        max_subscriptions: int = 64,
+        max_notification_bytes: int = 64 << 10,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
@@ -127,6 +131,8 @@ class Node:
             max_observed=max_observed,
             max_results=max_results,
             max_answer=max_answer,
+            max_subscriptions=max_subscriptions,
+            max_notification_bytes=max_notification_bytes,
         )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(

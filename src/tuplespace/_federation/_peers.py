@@ -72,12 +72,12 @@ log = logging.getLogger("tuplespace")
 __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
-#: (GET, Observe, FETCH read, count and read_all), ``read+write`` (PUT a field, POST
+#: (GET, Observe, FETCH read, count, read_all and subscribe), ``read+write`` (PUT a field, POST
 #: to a space, FETCH take, take_all, write_if_absent and replace) and ``all`` (POST to
 #: create a record, DELETE).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
-_READING = frozenset({"op=read", "op=count", "op=read_all"})  # FETCHes that change nothing
+_READING = frozenset({"op=read", "op=count", "op=read_all", "op=subscribe"})  # FETCHes that change nothing
 SEQUENCE_STEP = 1024  # sequence numbers reserved per write of the state file
 REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]
