@@ -28,7 +28,7 @@ import os
 import random
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -84,6 +84,7 @@ _KNOWN = frozenset(
 
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
+MAX_BEHIND = 16  # notifications kept while an earlier one's blocks are fetched, the oldest giving way
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
 CLOSE_CHECK = 1.0  # seconds a thread waits for an answer before it checks the endpoint is open
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
@@ -171,12 +172,13 @@ class _Transmission:
 class _Waiting:
     """A request of this endpoint waiting for its answer, or an observation followed."""
 
-    __slots__ = ("future", "max_age", "notify", "peer", "sequence", "since")
+    __slots__ = ("future", "max_age", "notify", "peer", "replaced", "sequence", "since")
 
     def __init__(self, peer: Address, future: asyncio.Future[Message]) -> None:
         self.peer = peer
         self.future = future
         self.notify: Callable[[Message], None] | None = None
+        self.replaced: _Waiting | None = None  # the observation whose token a block is asked under
         self.sequence = -1
         self.since = 0.0  # when the last fresh notification came
         self.max_age = DEFAULT_MAX_AGE  # how long it is fresh (RFC 7252 §5.10.5)
@@ -196,7 +198,7 @@ class _Served:
 class _Observed:
     """An observation a peer registered here."""
 
-    __slots__ = ("cancel", "dirty", "inflight", "peer", "render", "request", "seal")
+    __slots__ = ("cancel", "dirty", "inflight", "peer", "render", "request", "rest", "seal")
 
     def __init__(self, peer: Address, request: Message) -> None:
         self.peer = peer
@@ -206,6 +208,9 @@ class _Observed:
         self.inflight = False
         self.dirty = False
         self.seal: Seal | None = None  # protects its notifications (OSCORE)
+        # While the blocks of a notification kept under its token are fetched: the time
+        # after which the next may replace it anyway.
+        self.rest: asyncio.TimerHandle | None = None
 
 
 def _nothing() -> None:
@@ -358,14 +363,16 @@ class Endpoint(asyncio.DatagramProtocol):
             transmission.handle.cancel()
         transmission.done(None)
 
-    def _acknowledged(self, message: Message, peer: Address) -> None:
+    def _acknowledged(self, message: Message, peer: Address) -> bool:
+        """Whether ``message`` acknowledged a confirmable under way (not a repeat)."""
         transmission = self._transmissions.get(message.mid)
         if transmission is None or transmission.peer != peer:
-            return
+            return False
         del self._transmissions[message.mid]
         if transmission.handle is not None:
             transmission.handle.cancel()
         transmission.done(message)
+        return True
 
     def _unreachable(self, peer: Address, why: str) -> None:
         for mid, transmission in list(self._transmissions.items()):
@@ -396,6 +403,7 @@ class Endpoint(asyncio.DatagramProtocol):
         previous = self._waiting.get(token)
         self._waiting[token] = waiting = _Waiting(peer, future)
         waiting.notify = notify
+        waiting.replaced = previous
         span = self.timers.max_transmit_span
 
         def done(reply: Message | None) -> None:
@@ -427,9 +435,11 @@ class Endpoint(asyncio.DatagramProtocol):
             self._waiting[token] = previous
 
     def _response(self, message: Message, peer: Address) -> None:
-        if message.mtype == ACK:
-            self._acknowledged(message, peer)
+        # An answer to a request under way; one repeated (an ACK again) is not a notification.
+        repeated = message.mtype == ACK and not self._acknowledged(message, peer)
         waiting = self._waiting.get(message.token)
+        if waiting is not None and waiting.replaced is not None and message.number(OBSERVE) is not None:
+            waiting = waiting.replaced  # a notification, while a block of an earlier one is asked for
         if waiting is None or waiting.peer != peer:
             if message.mtype == CON:  # an answer nobody waits for, or an observation ended
                 self._send(peer, Message(RST, 0, message.mid).encode())
@@ -438,7 +448,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._send(peer, Message(ACK, 0, message.mid).encode())
         if not waiting.future.done():
             waiting.future.set_result(message)
-        elif waiting.notify is not None:
+        elif waiting.notify is not None and not repeated and not _later_block(message):
             self._notification(waiting, message)
 
     def _notification(self, waiting: _Waiting, message: Message) -> None:
@@ -651,12 +661,31 @@ class Endpoint(asyncio.DatagramProtocol):
                     return
                 notify(notification)
 
+        # Notifications that came while the blocks of an earlier one are fetched, given
+        # in order once it is whole (None: no blocks being fetched).
+        behind: deque[Message] | None = None
+
         def deliver(notification: Message) -> None:
+            nonlocal behind
+            if behind is not None:
+                if len(behind) >= MAX_BEHIND:
+                    behind.popleft()
+                behind.append(notification)
+                return
             block2 = notification.number(BLOCK2)
             if block2 is not None and decode_block(block2)[1]:
-                self._spawn(self._rest_of_notification(peer, plain, notification, whole))
+                behind = deque()
+                self._spawn(self._rest_of_notification(peer, plain, notification, whole, caught_up))
             else:
                 whole(notification)
+
+        def caught_up() -> None:
+            nonlocal behind
+            waiting, behind = behind or deque(), None
+            while waiting and behind is None:
+                deliver(waiting.popleft())
+            if behind is not None:
+                behind.extend(waiting)
 
         first = await self._exchange(peer, message, deliver)
         waiting = self._waiting.get(token)
@@ -730,14 +759,21 @@ class Endpoint(asyncio.DatagramProtocol):
         return await future
 
     async def _rest_of_notification(
-        self, peer: Address, request: Message, first: Message, notify: Callable[[Message], None]
+        self,
+        peer: Address,
+        request: Message,
+        first: Message,
+        notify: Callable[[Message], None],
+        then: Callable[[], None],
     ) -> None:
         try:
             whole = await self._blocks2(peer, request, first)
         except (Unreachable, MessageError) as exc:
             log.info("coap: the rest of a notification could not be fetched: %s", exc)
-            return
-        notify(whole)
+        else:
+            notify(whole)
+        finally:
+            then()
 
     async def _quietly(self, peer: Address, message: Message) -> None:
         with contextlib.suppress(Unreachable):
@@ -920,6 +956,9 @@ class Endpoint(asyncio.DatagramProtocol):
             kept = self._bodies.get((peer, message.token))
             if kept is None:
                 return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
+            num, _, szx = decode_block(asked)
+            if (num + 1) * (16 << min(szx, self.block_szx)) >= len(kept.payload):  # the last block
+                self._fetched(peer, message.token)
             return Message(code=kept.code, options=list(kept.options), payload=kept.payload), None
         if block1 is None:
             if len(message.payload) > maximum:
@@ -991,6 +1030,8 @@ class Endpoint(asyncio.DatagramProtocol):
         key = (observed.peer, observed.request.token)
         if self._observed.get(key) is observed:
             del self._observed[key]
+        if observed.rest is not None:
+            observed.rest.cancel()
         observed.cancel()
 
     def _notify(self, observed: _Observed) -> None:
@@ -1023,14 +1064,36 @@ class Endpoint(asyncio.DatagramProtocol):
         first_block = Message(CON, code, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
 
+        block2 = answer.number(BLOCK2)
+        blocks = code != GET and block2 is not None and decode_block(block2)[1]  # kept for its blocks
+
         def done(reply: Message | None) -> None:
             observed.inflight = False
             if reply is None or reply.mtype == RST:  # the observer is gone or not interested
                 self._deregister(observed)
+                return
+            if blocks:  # the next notification would replace the blocks being fetched
+                observed.inflight = True
+                wait = self.timers.max_transmit_wait
+                observed.rest = asyncio.get_running_loop().call_later(
+                    wait, self._fetched, observed.peer, request.token
+                )
             elif observed.dirty:
                 self._notify(observed)
 
         self._confirmable(observed.peer, answer, done)
+
+    def _fetched(self, peer: Address, token: bytes) -> None:
+        """The last block of a notification was asked for (or the time to ask is over):
+        the next notification may go."""
+        observed = self._observed.get((peer, token))
+        if observed is None or observed.rest is None:
+            return
+        observed.rest.cancel()
+        observed.rest = None
+        observed.inflight = False
+        if observed.dirty:
+            self._notify(observed)
 
     def statistics(self) -> dict[str, int]:
         """Tables held: remembered message ids, confirmables under way, requests
@@ -1076,6 +1139,12 @@ class Endpoint(asyncio.DatagramProtocol):
 
 def _nothing_done(reply: Message | None) -> None:
     pass
+
+
+def _later_block(message: Message) -> bool:
+    """Whether ``message`` is a block of an answer other than its first."""
+    block2 = message.number(BLOCK2)
+    return block2 is not None and decode_block(block2)[0] > 0
 
 
 async def _bounded(work: Awaitable[Message], timeout: float | None) -> Message:

@@ -89,14 +89,21 @@ class _Stream:
             (ACCEPT, _CBOR),
         ]
 
-    async def register(self, first: bool = False) -> None:
+    async def register(self, first: bool = False) -> bool:
         """Observe the space's events after the last one queued; on the ``first``
-        registration, events already lost raise :class:`~tuplespace.EventsLost`."""
+        registration, events already lost raise :class:`~tuplespace.EventsLost`.
+        Whether the observation stands (it may have been dropped at once, its first
+        notifications not going on from where it began)."""
         self._generation += 1
         generation = self._generation
+        early: list[Message] = []  # notifications come before the answer is read
 
         def notified(message: Message) -> None:
-            if generation == self._generation:
+            if generation != self._generation:
+                return
+            if self._end is _nothing:
+                early.append(message)
+            else:
                 self._notified(message)
 
         def lost(why: str) -> None:
@@ -108,9 +115,9 @@ class _Stream:
         answer, end = await space.endpoint.observe(
             space.peer, self._options(), notified, lost, FETCH, self._template
         )
-        if generation != self._generation:  # closed or registered again meanwhile
+        if generation != self._generation:  # closed meanwhile
             end()
-            return
+            return False
         self._end = end
         body = _value(answer, space.url)
         if answer.number(OBSERVE) is None:
@@ -123,6 +130,10 @@ class _Stream:
                 self.stop()
                 raise EventsLost(events[0]["first_missing"], events[0]["oldest_available"])
         self._notified(answer)
+        for message in early:
+            if generation == self._generation:
+                self._notified(message)
+        return generation == self._generation
 
     def _notified(self, message: Message) -> None:
         """Queue the events of a notification that goes on from the last one queued;
@@ -176,8 +187,9 @@ class _Stream:
             while not self.closed and not self.paused:
                 await asyncio.sleep(RETRY_DELAYS[min(failures, len(RETRY_DELAYS) - 1)])
                 try:
-                    await self.register()
-                    return
+                    if await self.register():
+                        return
+                    failures = 0  # dropped at once: registered again from where it got
                 except Unreachable:
                     failures += 1
                 except TupleSpaceError as exc:  # the node refuses it: the subscription ends
