@@ -181,6 +181,20 @@ def test_a_template_the_node_cannot_read_or_an_unknown_space_is_refused(node: ts
     assert node.statistics()["subscriptions"] == 0
 
 
+def test_a_space_closed_at_the_node_ends_its_subscriptions(node: ts.Node) -> None:
+    jobs = node.space("jobs")
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as space:
+        sub = space.subscribe(("job", int))
+        jobs.write(("job", 1))
+        assert next(sub).tuple == ("job", 1)
+        jobs.close()
+        with pytest.raises(ts.NotFound, match="its space is closed"):
+            next(sub)
+        assert list(sub) == []
+        assert sub.closed
+        assert node.statistics()["subscriptions"] == 0
+
+
 def test_the_asyncio_face_iterates_on_the_callers_loop(node: ts.Node) -> None:
     jobs = node.space("jobs")
 
