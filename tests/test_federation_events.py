@@ -31,10 +31,11 @@ def test_events_come_in_order_once_each(node: ts.Node) -> None:
         sub = space.subscribe(("job", int), existing=True)
         begun = sub.last_seq
         assert begun == jobs.statistics()["last_event"]
+        events = [next(sub)]  # read before the take: a tuple gone before its turn is not present
         jobs.write(("job", 1))
         jobs.write(("other", 1))
         jobs.take(("job", 0))
-        events = [next(sub) for _ in range(3)]
+        events += [next(sub) for _ in range(2)]
         assert [(e.kind, e.tuple) for e in events] == [
             ("present", ("job", 0)),
             ("write", ("job", 1)),

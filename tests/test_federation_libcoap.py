@@ -101,7 +101,7 @@ def test_observe_a_spaces_events(client: str, node: ts.Node) -> None:
         try:
             wait_until(lambda: len(lines) == 1, "the first answer")
             assert node.statistics()["subscriptions"] == 1
-            assert ts.decode(lines[0]) == {"after": 0, "events": ()}
+            assert ts.decode(lines[0]) == {"after": 0, "events": (), "new": True}
             jobs.write(("job", 1))
             wait_until(lambda: len(lines) == 2, "a notification")
             jobs.write(("other", 1))  # not a job: no notification

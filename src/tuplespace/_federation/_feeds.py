@@ -5,7 +5,8 @@ A peer registers with a FETCH of ``/spaces/<space>?op=subscribe`` carrying Obser
 and a template; the node opens a subscription of the embedded space for it, reads
 its events as they come into what the next notification carries, and notifies.
 Each notification is ``{"after": n, "events": [...]}``: the events (and the news of
-events lost) that came since the notification before, which ended with event ``n``.
+events lost) that came since the notification before, which ended with event ``n``;
+the answer to the registration says ``"new": true`` too.
 A notification is retransmitted until acknowledged, one at a time; one never
 acknowledged ends the observation, and the peer, seeing that the next one does not
 go on from where it is, registers again from there (``since=``).
@@ -73,6 +74,7 @@ class EventFeed:
         self._answer = answer
         self._release = release
         self._ended = False
+        self._new = True
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
@@ -108,7 +110,10 @@ class EventFeed:
         after, self._after = self._after, self._next_after
         self._bytes = 0
         self._room.set()
-        return self._answer(Map({"after": after, "events": tuple(items)}))
+        body = {"after": after, "events": tuple(items)}
+        if self._new:
+            body["new"], self._new = True, False
+        return self._answer(Map(body))
 
     def cancel(self) -> None:
         """End the observation and the subscription it reads."""

@@ -129,15 +129,17 @@ class _Stream:
             if events and isinstance(events[0], Map) and "first_missing" in events[0]:
                 self.stop()
                 raise EventsLost(events[0]["first_missing"], events[0]["oldest_available"])
-        self._notified(answer)
+        self._notified(answer, own=True)
         for message in early:
             if generation == self._generation:
                 self._notified(message)
         return generation == self._generation
 
-    def _notified(self, message: Message) -> None:
+    def _notified(self, message: Message, own: bool = False) -> None:
         """Queue the events of a notification that goes on from the last one queued;
-        register again after a gap."""
+        register again after a gap, or when the node began the observation anew (a
+        registration renewed after the node dropped it: ``own`` is the answer to
+        :meth:`register`)."""
         try:
             body = _value(message, self.space.url)
             after, items = body["after"], body["events"]
@@ -149,7 +151,7 @@ class _Stream:
             return
         if self.cursor is None:
             self.cursor = after
-        if after != self.cursor:  # a notification went missing
+        if after != self.cursor or ("new" in body and not own):  # a notification went missing
             self._again()
             return
         for item in items:
@@ -206,7 +208,7 @@ class _Stream:
 
     def taken(self) -> None:
         """From the reader, after it took an item: resume once it has caught up."""
-        if self.paused and len(self.items) <= self.max_pending // 2:
+        if self.paused and not self.closed and len(self.items) <= self.max_pending // 2:
             self._loop.call_soon_threadsafe(self.resume)
 
     def _fail(self, exc: TupleSpaceError) -> None:
