@@ -142,7 +142,8 @@ class _Stream:
         :meth:`register`)."""
         try:
             body = _value(message, self.space.url)
-            after, items = body["after"], body["events"]
+            after = body["after"]
+            items = [_item(item) for item in body["events"]]
         except TupleSpaceError as exc:  # the space is gone or closed: the subscription ends
             self._fail(exc)
             return
@@ -155,15 +156,13 @@ class _Stream:
             self._again()
             return
         for item in items:
-            if "first_missing" in item:
-                self.items.append(EventsLost(item["first_missing"], item["oldest_available"]))
-                self.cursor = item["oldest_available"] - 1
+            self.items.append(item)
+            if isinstance(item, EventsLost):
+                self.cursor = item.oldest_available - 1
                 continue
-            t: Tuple = item["tuple"]
-            self.items.append(Event(item["seq"], item["kind"], t, item["time"]))
             self.queued += 1
-            if item["kind"] != "present":
-                self.cursor = item["seq"]
+            if item.kind != "present":
+                self.cursor = item.seq
         if items:
             self._wake()
         if len(self.items) >= self.max_pending and not self.paused:
@@ -395,6 +394,14 @@ class AsyncCoapSubscription(_Face):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _item(item: Map) -> Event | EventsLost:
+    """An event of a notification, or the news of events lost."""
+    if "first_missing" in item:
+        return EventsLost(item["first_missing"], item["oldest_available"])
+    t: Tuple = item["tuple"]
+    return Event(item["seq"], item["kind"], t, item["time"])
 
 
 async def _call(function: Callable[..., None], *args: Any) -> None:
