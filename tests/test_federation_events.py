@@ -146,6 +146,18 @@ def test_a_peer_subscribes_to_a_bounded_number_of_streams() -> None:
             assert next(mine).tuple == next(theirs).tuple == ("c",)
 
 
+def test_the_spaces_bound_on_subscribers_holds_for_every_peer(node: ts.Node) -> None:
+    node.space("jobs", max_subscribers=1)
+    url = node.base_uri + "spaces/jobs"
+    with ts.connect(url, timeout=PATIENCE) as one, ts.connect(url, timeout=PATIENCE) as other:
+        one.subscribe(("a",))
+        with pytest.raises(ts.LimitReached) as info:
+            other.subscribe(("a",))
+        assert (info.value.limit, info.value.maximum) == ("max_subscribers", 1)
+    # Closing the space deregisters its subscriptions at the node.
+    wait_until(lambda: node.statistics()["subscriptions"] == 0, "the node to end the subscription")
+
+
 def test_events_wait_at_the_node_bounded_in_bytes_and_all_arrive() -> None:
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_notification_bytes=1) as node:
         jobs = node.space("jobs")

@@ -218,9 +218,11 @@ class _Space:
         """How long an answer may take: the node's wait and the space's ``timeout``."""
         return None if ask.wait is None else ask.wait + self.timeout
 
-    def _end_streams(self) -> None:
+    async def _end_streams(self) -> None:
+        """End the subscriptions, their deregistrations sent (once: the socket closes next)."""
         for stream in list(self.streams):
             stream.stop()
+        await asyncio.sleep(0)
 
     def _answer(self, response: Message) -> Value:
         return _value(response, self.url)
@@ -375,7 +377,7 @@ class CoapSpace(_Space):
         self._runner.stop(self._shutdown)
 
     async def _shutdown(self) -> None:
-        self._end_streams()
+        await self._end_streams()
         self.endpoint.close()
 
     def __enter__(self) -> CoapSpace:
@@ -506,7 +508,7 @@ class AsyncCoapSpace(_Space):
         """Close the client's socket; calls waiting for an answer and later calls raise
         :class:`~tuplespace.SpaceClosed`."""
         self.closed = True
-        self._end_streams()
+        await self._end_streams()
         self.endpoint.close()
 
     @classmethod
