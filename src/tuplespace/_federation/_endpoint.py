@@ -435,8 +435,8 @@ class Endpoint(asyncio.DatagramProtocol):
             self._waiting[token] = previous
 
     def _response(self, message: Message, peer: Address) -> None:
-        # An answer to a request under way; one repeated (an ACK again) is not a notification.
-        repeated = message.mtype == ACK and not self._acknowledged(message, peer)
+        if message.mtype == ACK and not self._acknowledged(message, peer):
+            return  # a repeated answer: what it answered has it already
         waiting = self._waiting.get(message.token)
         if waiting is not None and waiting.replaced is not None and message.number(OBSERVE) is not None:
             waiting = waiting.replaced  # a notification, while a block of an earlier one is asked for
@@ -448,7 +448,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._send(peer, Message(ACK, 0, message.mid).encode())
         if not waiting.future.done():
             waiting.future.set_result(message)
-        elif waiting.notify is not None and not repeated and not _later_block(message):
+        elif waiting.notify is not None and not _later_block(message):
             self._notification(waiting, message)
 
     def _notification(self, waiting: _Waiting, message: Message) -> None:
