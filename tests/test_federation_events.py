@@ -218,8 +218,13 @@ def test_the_asyncio_face_iterates_on_the_callers_loop(node: ts.Node) -> None:
     jobs = node.space("jobs")
 
     async def main() -> list[Any]:
+        async with await ts.connect_async(node.base_uri + "spaces/gone", timeout=PATIENCE) as gone:
+            pending = gone.subscribe(("job", int))  # begins when awaited, entered or first read
+            with pytest.raises(ts.NotFound):
+                await pending
+            assert pending.closed
         async with await ts.connect_async(node.base_uri + "spaces/jobs", timeout=PATIENCE) as space:
-            async with await space.subscribe(("job", int)) as sub:
+            async with space.subscribe(("job", int)) as sub:
                 await space.write(("job", 1))
                 jobs.write(("job", 2))
                 seen = []

@@ -9,7 +9,7 @@ on the caller's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -482,7 +482,7 @@ class AsyncCoapSpace(_Space):
         """See :meth:`CoapSpace.replace`."""
         return _found(await self._do(_pair("replace", template, successor, lease, timeout)), timeout)
 
-    async def subscribe(
+    def subscribe(
         self,
         template: Any,
         events: Iterable[str] = EVENT_KINDS,
@@ -492,13 +492,12 @@ class AsyncCoapSpace(_Space):
         lease: float | None = None,
         existing: bool = False,
     ) -> AsyncCoapSubscription:
-        """See :meth:`CoapSpace.subscribe`; iterate with ``async for``."""
+        """See :meth:`CoapSpace.subscribe`; iterate with ``async for``.  The
+        subscription begins when it is awaited, entered with ``async with`` or first
+        read (as those of :class:`~tuplespace.client.AsyncRemoteSpace`)."""
         self._check_open()
         made = _subscription(template, events, since, max_pending, lease, existing)
-        seconds = made.pop("lease")
-        subscription = AsyncCoapSubscription(self, **made)
-        await _bounded_call(subscription.begin(seconds), self.timeout)
-        return subscription
+        return AsyncCoapSubscription(self, **made)
 
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
@@ -531,13 +530,6 @@ class AsyncCoapSpace(_Space):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-async def _bounded_call(work: Awaitable[None], timeout: float) -> None:
-    try:
-        await asyncio.wait_for(work, timeout)
-    except TimeoutError:
-        raise Unreachable(f"no answer within {timeout} s") from None
 
 
 _CBOR, _JSON = bytes((CBOR,)), bytes((JSON,))

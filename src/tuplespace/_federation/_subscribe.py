@@ -23,6 +23,7 @@ from .._errors import EventsLost, LimitReached, Timeout, TupleSpaceError, Unknow
 from .._events import Event
 from .._values import Map, Tuple
 from ..client._common import check_lease, check_timeout
+from ..client._primitives import AsyncOpenable
 from ._cbor import CBOR, JSON
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, OBSERVE, URI_QUERY, Message
 from ._remote import _value
@@ -50,7 +51,7 @@ class _Stream:
     def __init__(
         self,
         space: _Space,
-        loop: asyncio.AbstractEventLoop,
+        loop: asyncio.AbstractEventLoop | None,
         template: bytes,
         kinds: list[str],
         since: int | None,
@@ -59,7 +60,7 @@ class _Stream:
         wake: Callable[[], None],
     ) -> None:
         self.space = space
-        self._loop = loop
+        self.loop = loop  # where it runs (the asyncio face's: once it opens)
         self._template = template
         self._kinds = ",".join(sorted(kinds))
         self._existing = existing
@@ -75,6 +76,11 @@ class _Stream:
         self.registrations = 0
         self.queued = 0  # events queued since it began
         self._lease: asyncio.TimerHandle | None = None
+
+    def _begun(self) -> asyncio.AbstractEventLoop:
+        """The loop it runs on (it has begun: it is what calls this)."""
+        assert self.loop is not None
+        return self.loop
 
     def _options(self) -> list[tuple[int, bytes]]:
         query = ["op=subscribe", f"events={self._kinds}"]
@@ -180,7 +186,7 @@ class _Stream:
         self._drop()
         if not self.closed and not self.paused and not self._registering:
             self._registering = True
-            self._loop.create_task(self._retry())
+            self._begun().create_task(self._retry())
 
     async def _retry(self) -> None:
         failures = 0
@@ -208,7 +214,7 @@ class _Stream:
     def taken(self) -> None:
         """From the reader, after it took an item: resume once it has caught up."""
         if self.paused and not self.closed and len(self.items) <= self.max_pending // 2:
-            self._loop.call_soon_threadsafe(self.resume)
+            self._begun().call_soon_threadsafe(self.resume)
 
     def _fail(self, exc: TupleSpaceError) -> None:
         if not self.closed:
@@ -233,7 +239,7 @@ class _Stream:
             raise UnknownLease("the subscription has ended")
         if self._lease is not None:
             self._lease.cancel()
-        self._lease = None if lease is None else self._loop.call_later(lease, self.stop)
+        self._lease = None if lease is None else self._begun().call_later(lease, self.stop)
 
 
 class _Face:
@@ -269,6 +275,7 @@ class _Face:
         """On the stream's loop: register the observation (raising what the node
         refuses), and end the subscription ``lease`` seconds from now."""
         stream = self._stream
+        stream.loop = asyncio.get_running_loop()
         stream.space.streams.add(stream)
         try:
             await stream.register(first=True)
@@ -349,20 +356,33 @@ class CoapSubscription(_Face):
         self.close()
 
 
-class AsyncCoapSubscription(_Face):
+class AsyncCoapSubscription(_Face, AsyncOpenable):
     """The events of a subscription to a space over CoAP, on the caller's event loop
     (:meth:`AsyncCoapSpace.subscribe <tuplespace.AsyncCoapSpace.subscribe>`):
-    ``async for event in sub``; see :class:`~tuplespace.Subscription`."""
+    ``async for event in sub``; see :class:`~tuplespace.Subscription`.  It begins when
+    it is awaited, entered with ``async with`` or first read, raising then what the
+    node refuses."""
 
-    def __init__(self, space: _Space, since: int | None, **stream: Any) -> None:
+    def __init__(self, space: _Space, since: int | None, lease: float | None, **stream: Any) -> None:
         self._changed = asyncio.Event()
-        super().__init__(
-            _Stream(space, asyncio.get_running_loop(), since=since, wake=self._changed.set, **stream), since
-        )
+        self._lease_seconds = lease
+        self._opened = False
+        super().__init__(_Stream(space, None, since=since, wake=self._changed.set, **stream), since)
+
+    async def _open(self) -> None:
+        if self._opened:
+            return
+        self._opened = True
+        space = self._stream.space
+        try:
+            await asyncio.wait_for(self.begin(self._lease_seconds), space.timeout)
+        except TimeoutError:
+            raise Unreachable(f"{space.url}: no answer within {space.timeout} s") from None
 
     async def get(self, timeout: float | None = None) -> Event | None:
         """See :meth:`CoapSubscription.get`."""
         wait = check_timeout(timeout)
+        await self._open()
         try:
             async with asyncio.timeout(wait):
                 while not self._stream.items:
@@ -383,13 +403,17 @@ class AsyncCoapSubscription(_Face):
 
     async def renew(self, lease: float | None) -> None:
         """See :meth:`CoapSubscription.renew`."""
-        self._stream.renew(check_lease(lease))
+        seconds = check_lease(lease)
+        await self._open()
+        self._stream.renew(seconds)
 
     async def close(self) -> None:
         """See :meth:`CoapSubscription.close`."""
+        self._opened = True  # never to begin
         self._stream.stop()
 
     async def __aenter__(self) -> AsyncCoapSubscription:
+        await self._open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
