@@ -193,7 +193,8 @@ class Node:
         return RemoteRecord(self, address)
 
     def statistics(self) -> dict[str, int]:
-        """Spaces hosted, observed records and observations being served; with
+        """Spaces hosted, observed records and observations being served, the
+        subscriptions of peers to the spaces' events (``subscriptions``); with
         security, the OSCORE peers, the hosts with a rate bucket and the requests
         refused (``refused_rate``, ``refused_oscore``, ``refused_permission``)."""
         guard = {} if self._guard is None else self._guard.statistics()
