@@ -192,7 +192,7 @@ def coap_async_space(node: ts.Node, **options: Any) -> Iterator[SyncOverAsync]:
 
 
 # What a space over CoAP does not do yet (docs/federation.md): a test that uses a method of
-# ts.Space that CoapSpace lacks (subscribe, transaction, watch_records, ...) runs without the coap ways.
+# ts.Space that CoapSpace lacks (watch_records, rules, ...) runs without the coap ways.
 COAP_LACKS = {
     name: f"{name}, which a space over CoAP does not have yet"
     for name in dir(ts.Space)

@@ -25,6 +25,7 @@ import tuplespace as ts
 from coapnet import LossyNetwork
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._codec import encode_template
+from tuplespace._federation._blockwise import Blocks
 from tuplespace._federation._endpoint import Address, Endpoint, Timers
 from tuplespace._federation._message import (
     ACK,
@@ -85,6 +86,25 @@ def test_block_options() -> None:
     assert decode_block(0x2E) == (2, True, 6)
     with pytest.raises(MessageError, match="BERT"):
         decode_block(0x07)
+
+
+def test_a_block_other_than_the_one_asked_for_is_refused() -> None:
+    # The blocks of a FETCH's answer are asked for under its token: a late repeat of an
+    # earlier block must not be joined as the next one.
+    request = Message(CON, FETCH, 1, b"t", [(URI_PATH, b"x")], b"[]")
+    tag = [(4, b"etag")]
+    first = Message(ACK, CONTENT, 1, b"t", [*tag, (BLOCK2, bytes((block_value(0, True, 0),)))], b"a" * 16)
+    blocks = Blocks(request, first, 1 << 20, lambda: b"new")
+    asked = blocks.next_request()
+    assert asked is not None
+    assert asked.token == b"t"
+    assert decode_block(asked.number(BLOCK2) or 0)[0] == 1
+    again = Message(ACK, CONTENT, 2, b"t", [*tag, (BLOCK2, bytes((block_value(0, True, 0),)))], b"a" * 16)
+    with pytest.raises(MessageError, match="other than the one asked for"):
+        blocks.add(again)
+    last = Message(ACK, CONTENT, 3, b"t", [*tag, (BLOCK2, bytes((block_value(1, False, 0),)))], b"b" * 3)
+    assert blocks.add(last) is None
+    assert blocks.whole().payload == b"a" * 16 + b"b" * 3
 
 
 messages = st.builds(
@@ -374,7 +394,7 @@ class _Echo:
     def render(self, request: Message, peer: Any) -> Message:
         return Message(code=CONTENT, payload=request.payload)
 
-    def observe(self, request: Message, notify: Any) -> None:
+    def observe(self, request: Message, notify: Any, peer: Any) -> None:
         return None
 
     def too_large(self, maximum: int) -> Message:

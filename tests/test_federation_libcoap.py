@@ -1,6 +1,6 @@
 """An independent CoAP client, libcoap's ``coap-client-notls`` (Debian: libcoap3-bin),
-against a node: GET and PUT of a field in CBOR and JSON, Observe, block-wise
-transfer both ways, and the errors it is answered."""
+against a node: GET and PUT of a field in CBOR and JSON, Observe of a field and of a
+space's events, block-wise transfer both ways, and the errors it is answered."""
 
 from __future__ import annotations
 
@@ -86,6 +86,39 @@ def test_observe_a_field(client: str, node: ts.Node, kitchen: ts.Record) -> None
         finally:
             process.terminate()
             reader.join()
+
+
+def test_observe_a_spaces_events(client: str, node: ts.Node) -> None:
+    jobs = node.space("jobs")
+    # A FETCH with Observe (-s) and the template in the JSON wire format; JSON answers (-A 50).
+    command = ["stdbuf", "-oL", client, "-w", "-m", "fetch", "-s", str(int(PATIENCE)), "-A", "50"]
+    template = ["-t", "50", "-e", '["job",{"$formal":"int"}]']
+    uri = f"{node.base_uri}spaces/jobs?op=subscribe&events=write,take"
+    lines: list[bytes] = []
+    with subprocess.Popen([*command, *template, uri], stdout=subprocess.PIPE) as process:
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()))
+        reader.start()
+        try:
+            wait_until(lambda: len(lines) == 1, "the first answer")
+            assert node.statistics()["subscriptions"] == 1
+            assert ts.decode(lines[0]) == {"after": 0, "events": (), "new": True}
+            jobs.write(("job", 1))
+            wait_until(lambda: len(lines) == 2, "a notification")
+            jobs.write(("other", 1))  # not a job: no notification
+            jobs.take(("job", 1))
+            wait_until(lambda: len(lines) == 3, "a second notification")
+        finally:
+            process.terminate()
+            reader.join()
+    notes = [ts.decode(line) for line in lines[1:3]]
+    assert [note["after"] for note in notes] == [0, 1]
+    assert [(e["seq"], e["kind"], e["tuple"]) for n in notes for e in n["events"]] == [
+        (1, "write", ("job", 1)),
+        (3, "take", ("job", 1)),
+    ]
+    # Without Observe a subscription is refused: its events come in notifications.
+    answer = coap(client, "-m", "fetch", *template, f"{node.base_uri}spaces/jobs?op=subscribe")
+    assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
 
 
 def test_blockwise_both_ways(client: str, kitchen: ts.Record, tmp_path: Path) -> None:

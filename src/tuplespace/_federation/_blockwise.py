@@ -88,7 +88,10 @@ class Blocks:
         block2 = answer.number(BLOCK2)
         if block2 is None:
             raise MessageError("a block of the answer came without its Block2 option")
-        self.num, self.more, self.szx = decode_block(block2)
+        num, more, szx = decode_block(block2)
+        if num << (szx + 4) != self.num << (self.szx + 4):  # a repeat of another block
+            raise MessageError("a block of the answer came other than the one asked for")
+        self.num, self.more, self.szx = num, more, szx
         self.answer = answer
         self.body += answer.payload
         return None

@@ -28,7 +28,7 @@ import os
 import random
 import socket
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -72,7 +72,7 @@ from ._message import (
 )
 from ._network import Address, Network, UdpNetwork
 
-__all__ = ["Address", "Endpoint", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
+__all__ = ["Address", "Endpoint", "Feed", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
 
 log = logging.getLogger("tuplespace")
 
@@ -84,6 +84,7 @@ _KNOWN = frozenset(
 
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
+MAX_BEHIND = 16  # notifications kept while an earlier one's blocks are fetched, the oldest giving way
 MAX_IDLE_SOCKETS = 16  # kept by an endpoint for the requests of threads
 CLOSE_CHECK = 1.0  # seconds a thread waits for an answer before it checks the endpoint is open
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
@@ -114,13 +115,28 @@ class Site(Protocol):
         """The answer to a request from ``peer`` (its code, options and payload), or an
         awaitable of it."""
 
-    def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
-        """Register an observation (RFC 7641) of what a GET names: ``notify()`` is to be
-        called on the endpoint's loop after each change.  Returns the function that
-        ends it, None to answer without Observe, or the answer refusing it."""
+    def observe(
+        self, request: Message, notify: Callable[[], None], peer: Address
+    ) -> Callable[[], None] | Feed | Message | None:
+        """Register an observation (RFC 7641) of what a GET (or a FETCH, RFC 8132)
+        names, for ``peer``: ``notify()`` is to be called on the endpoint's loop after
+        each change.  Returns the function that ends it (the request is rendered
+        again for each notification), a :class:`Feed` (which renders them), None to
+        answer without Observe, or the answer refusing it."""
 
     def too_large(self, maximum: int) -> Message:
         """The 4.13 answer to a request payload past ``maximum`` bytes."""
+
+
+class Feed(Protocol):
+    """An observation whose notifications the site renders itself (a stream of a
+    space's events: each notification says what came since the last)."""
+
+    def render(self, request: Message) -> Message | Awaitable[Message]:
+        """The next notification (or the answer to the registration)."""
+
+    def cancel(self) -> None:
+        """End the observation."""
 
 
 Seal = Callable[[Message, bool], Message]
@@ -157,12 +173,13 @@ class _Transmission:
 class _Waiting:
     """A request of this endpoint waiting for its answer, or an observation followed."""
 
-    __slots__ = ("future", "max_age", "notify", "peer", "sequence", "since")
+    __slots__ = ("future", "max_age", "notify", "peer", "replaced", "sequence", "since")
 
     def __init__(self, peer: Address, future: asyncio.Future[Message]) -> None:
         self.peer = peer
         self.future = future
         self.notify: Callable[[Message], None] | None = None
+        self.replaced: _Waiting | None = None  # the observation whose token a block is asked under
         self.sequence = -1
         self.since = 0.0  # when the last fresh notification came
         self.max_age = DEFAULT_MAX_AGE  # how long it is fresh (RFC 7252 §5.10.5)
@@ -182,15 +199,19 @@ class _Served:
 class _Observed:
     """An observation a peer registered here."""
 
-    __slots__ = ("cancel", "dirty", "inflight", "peer", "request", "seal")
+    __slots__ = ("cancel", "dirty", "inflight", "peer", "render", "request", "rest", "seal")
 
     def __init__(self, peer: Address, request: Message) -> None:
         self.peer = peer
         self.request = request
         self.cancel: Callable[[], None] = _nothing
+        self.render: Callable[[Message], Message | Awaitable[Message]] | None = None  # a Feed's
         self.inflight = False
         self.dirty = False
         self.seal: Seal | None = None  # protects its notifications (OSCORE)
+        # While the blocks of a notification kept under its token are fetched: the time
+        # after which the next may replace it anyway.
+        self.rest: asyncio.TimerHandle | None = None
 
 
 def _nothing() -> None:
@@ -343,14 +364,16 @@ class Endpoint(asyncio.DatagramProtocol):
             transmission.handle.cancel()
         transmission.done(None)
 
-    def _acknowledged(self, message: Message, peer: Address) -> None:
+    def _acknowledged(self, message: Message, peer: Address) -> bool:
+        """Whether ``message`` acknowledged a confirmable under way (not a repeat)."""
         transmission = self._transmissions.get(message.mid)
         if transmission is None or transmission.peer != peer:
-            return
+            return False
         del self._transmissions[message.mid]
         if transmission.handle is not None:
             transmission.handle.cancel()
         transmission.done(message)
+        return True
 
     def _unreachable(self, peer: Address, why: str) -> None:
         for mid, transmission in list(self._transmissions.items()):
@@ -381,6 +404,7 @@ class Endpoint(asyncio.DatagramProtocol):
         previous = self._waiting.get(token)
         self._waiting[token] = waiting = _Waiting(peer, future)
         waiting.notify = notify
+        waiting.replaced = previous
         span = self.timers.max_transmit_span
 
         def done(reply: Message | None) -> None:
@@ -412,9 +436,11 @@ class Endpoint(asyncio.DatagramProtocol):
             self._waiting[token] = previous
 
     def _response(self, message: Message, peer: Address) -> None:
-        if message.mtype == ACK:
-            self._acknowledged(message, peer)
+        if message.mtype == ACK and not self._acknowledged(message, peer):
+            return  # a repeated answer: what it answered has it already
         waiting = self._waiting.get(message.token)
+        if waiting is not None and waiting.replaced is not None and message.number(OBSERVE) is not None:
+            waiting = waiting.replaced  # a notification, while a block of an earlier one is asked for
         if waiting is None or waiting.peer != peer:
             if message.mtype == CON:  # an answer nobody waits for, or an observation ended
                 self._send(peer, Message(RST, 0, message.mid).encode())
@@ -423,7 +449,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._send(peer, Message(ACK, 0, message.mid).encode())
         if not waiting.future.done():
             waiting.future.set_result(message)
-        elif waiting.notify is not None:
+        elif waiting.notify is not None and not _later_block(message):
             self._notification(waiting, message)
 
     def _notification(self, waiting: _Waiting, message: Message) -> None:
@@ -605,19 +631,23 @@ class Endpoint(asyncio.DatagramProtocol):
         options: list[tuple[int, bytes]],
         notify: Callable[[Message], None],
         lost: Callable[[str], None],
+        code: int = GET,
+        payload: bytes = b"",
     ) -> tuple[Message, Callable[[], None]]:
-        """Register an observation (GET with Observe 0) and return the first answer and
-        the function that ends the observation.  ``notify`` is called on the loop with
-        each fresher notification, its blocks joined; none comes when the first
-        answer came without Observe (the server did not register it).  When no fresh
+        """Register an observation (a GET with Observe 0, or ``code`` with ``payload``:
+        a FETCH) and return the first answer and the function that ends the
+        observation.  ``notify`` is called on the loop with each fresher notification,
+        its blocks joined; none comes when the first answer came without Observe (the
+        server did not register it).  When no fresh
         notification came for the Max-Age of the last (60 s unless it said), the
         client registers again (RFC 7641 §3.3.1): a server that dropped the
         observation (a notification lost too often) takes it up again, and one that
         does not answer calls ``lost`` with why."""
-        message = Message(CON, GET, 0, self._new_token(), list(options))
+        message = Message(CON, code, 0, self._new_token(), list(options), payload)
         message.add(OBSERVE, 0)
         token = message.token
-        plain = Message(CON, GET, 0, token, list(options))  # what fetches the rest of a notification
+        # What fetches the rest of a notification.
+        plain = Message(CON, code, 0, token, list(options), payload)
         protected = None if self.guard is None else self.guard.protect(peer, message)
         whole = notify
         if protected is not None:  # the blocks of a protected answer are kept under its token
@@ -632,12 +662,31 @@ class Endpoint(asyncio.DatagramProtocol):
                     return
                 notify(notification)
 
+        # Notifications that came while the blocks of an earlier one are fetched, given
+        # in order once it is whole (None: no blocks being fetched).
+        behind: deque[Message] | None = None
+
         def deliver(notification: Message) -> None:
+            nonlocal behind
+            if behind is not None:
+                if len(behind) >= MAX_BEHIND:
+                    behind.popleft()
+                behind.append(notification)
+                return
             block2 = notification.number(BLOCK2)
             if block2 is not None and decode_block(block2)[1]:
-                self._spawn(self._rest_of_notification(peer, plain, notification, whole))
+                behind = deque()
+                self._spawn(self._rest_of_notification(peer, plain, notification, whole, caught_up))
             else:
                 whole(notification)
+
+        def caught_up() -> None:
+            nonlocal behind
+            waiting, behind = behind or deque(), None
+            while waiting and behind is None:
+                deliver(waiting.popleft())
+            if behind is not None:
+                behind.extend(waiting)
 
         first = await self._exchange(peer, message, deliver)
         waiting = self._waiting.get(token)
@@ -647,7 +696,7 @@ class Endpoint(asyncio.DatagramProtocol):
                 return
             del self._waiting[token]
             if not self.closed:  # deregister (RFC 7641 §3.6); the answer matters to nobody
-                ending = Message(CON, GET, 0, token, list(options))
+                ending = Message(CON, code, 0, token, list(options), payload)
                 ending.add(OBSERVE, 1)
                 if self.guard is not None:
                     sealed = self.guard.protect(peer, ending)
@@ -689,7 +738,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if stale > 0:
                 await asyncio.sleep(stale)
                 continue
-            again = Message(CON, GET, 0, message.token, list(message.options))
+            again = Message(CON, message.code, 0, message.token, list(message.options), message.payload)
             reply = await self._acknowledgement(peer, again)  # the answer comes as a notification
             if reply is None or reply.mtype == RST:
                 if self._waiting.get(message.token) is waiting:
@@ -711,14 +760,21 @@ class Endpoint(asyncio.DatagramProtocol):
         return await future
 
     async def _rest_of_notification(
-        self, peer: Address, request: Message, first: Message, notify: Callable[[Message], None]
+        self,
+        peer: Address,
+        request: Message,
+        first: Message,
+        notify: Callable[[Message], None],
+        then: Callable[[], None],
     ) -> None:
         try:
             whole = await self._blocks2(peer, request, first)
         except (Unreachable, MessageError) as exc:
             log.info("coap: the rest of a notification could not be fetched: %s", exc)
-            return
-        notify(whole)
+        else:
+            notify(whole)
+        finally:
+            then()
 
     async def _quietly(self, peer: Address, message: Message) -> None:
         with contextlib.suppress(Unreachable):
@@ -769,7 +825,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if refusal is not None:
                 self._answer(message, peer, served, refusal if seal is None else seal(refusal, False))
                 return
-        observe = inner.number(OBSERVE) if inner.code == GET else None
+        observe = inner.number(OBSERVE) if inner.code in (GET, FETCH) else None
         observed: _Observed | None = None
         if observe == 0:
             observed, refusal = self._register(inner, peer)
@@ -783,7 +839,10 @@ class Endpoint(asyncio.DatagramProtocol):
             if ended is not None:
                 ended.cancel()
         self._render(
-            inner, peer, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
+            inner,
+            peer,
+            lambda answer: self._answered(message, peer, served, answer, echo, observed, seal),
+            observed,
         )
 
     def _answered(
@@ -808,10 +867,17 @@ class Endpoint(asyncio.DatagramProtocol):
             answer.add(BLOCK1, echo)
         self._answer(message, peer, served, answer)
 
-    def _render(self, request: Message, peer: Address, then: Callable[[Message], None]) -> None:
+    def _render(
+        self,
+        request: Message,
+        peer: Address,
+        then: Callable[[Message], None],
+        observed: _Observed | None = None,
+    ) -> None:
         assert self.site is not None
+        own = None if observed is None else observed.render  # a Feed's observation renders itself
         try:
-            result = self.site.render(request, peer)
+            result = self.site.render(request, peer) if own is None else own(request)
         except Exception:
             log.exception("coap: rendering %r failed", request)
             result = Message(code=INTERNAL_SERVER_ERROR, payload=b"internal error")
@@ -896,6 +962,9 @@ class Endpoint(asyncio.DatagramProtocol):
             kept = self._bodies.get((peer, message.token))
             if kept is None:
                 return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
+            num, _, szx = decode_block(asked)
+            if (num + 1) * (16 << min(szx, self.block_szx)) >= len(kept.payload):  # the last block
+                self._fetched(peer, message.token)
             return Message(code=kept.code, options=list(kept.options), payload=kept.payload), None
         if block1 is None:
             if len(message.payload) > maximum:
@@ -951,12 +1020,15 @@ class Endpoint(asyncio.DatagramProtocol):
             existing.request = message
             return existing, None
         observed = _Observed(peer, message)
-        accepted = self.site.observe(message, lambda: self._notify(observed))
+        accepted = self.site.observe(message, lambda: self._notify(observed), peer)
         if accepted is None:
             return None, None
         if isinstance(accepted, Message):
             return None, accepted
-        observed.cancel = accepted
+        if callable(accepted):
+            observed.cancel = accepted
+        else:
+            observed.cancel, observed.render = accepted.cancel, accepted.render
         self._observed[key] = observed
         return observed, None
 
@@ -964,6 +1036,8 @@ class Endpoint(asyncio.DatagramProtocol):
         key = (observed.peer, observed.request.token)
         if self._observed.get(key) is observed:
             del self._observed[key]
+        if observed.rest is not None:
+            observed.rest.cancel()
         observed.cancel()
 
     def _notify(self, observed: _Observed) -> None:
@@ -976,7 +1050,9 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         observed.inflight, observed.dirty = True, False
         request = observed.request
-        self._render(request, observed.peer, lambda answer: self._send_notification(observed, answer))
+        self._render(
+            request, observed.peer, lambda answer: self._send_notification(observed, answer), observed
+        )
 
     def _send_notification(self, observed: _Observed, answer: Message) -> None:
         if self.closed:
@@ -992,18 +1068,40 @@ class Endpoint(asyncio.DatagramProtocol):
         if observed.seal is not None:
             answer = observed.seal(answer, True)
         # A protected notification's blocks are asked for by a FETCH (its outer code): kept.
-        code = GET if observed.seal is None else FETCH
+        code = request.code if observed.seal is None else FETCH
         first_block = Message(CON, code, 0, request.token, [o for o in request.options if o[0] != BLOCK2])
         self._cut(first_block, observed.peer, answer)
+
+        block2 = answer.number(BLOCK2)
+        blocks = code != GET and block2 is not None and decode_block(block2)[1]  # kept for its blocks
 
         def done(reply: Message | None) -> None:
             observed.inflight = False
             if reply is None or reply.mtype == RST:  # the observer is gone or not interested
                 self._deregister(observed)
+                return
+            if blocks:  # the next notification would replace the blocks being fetched
+                observed.inflight = True
+                wait = self.timers.max_transmit_wait
+                observed.rest = asyncio.get_running_loop().call_later(
+                    wait, self._fetched, observed.peer, request.token
+                )
             elif observed.dirty:
                 self._notify(observed)
 
         self._confirmable(observed.peer, answer, done)
+
+    def _fetched(self, peer: Address, token: bytes) -> None:
+        """The last block of a notification was asked for (or the time to ask is over):
+        the next notification may go."""
+        observed = self._observed.get((peer, token))
+        if observed is None or observed.rest is None:
+            return
+        observed.rest.cancel()
+        observed.rest = None
+        observed.inflight = False
+        if observed.dirty:
+            self._notify(observed)
 
     def statistics(self) -> dict[str, int]:
         """Tables held: remembered message ids, confirmables under way, requests
@@ -1049,6 +1147,12 @@ class Endpoint(asyncio.DatagramProtocol):
 
 def _nothing_done(reply: Message | None) -> None:
     pass
+
+
+def _later_block(message: Message) -> bool:
+    """Whether ``message`` is a block of an answer other than its first."""
+    block2 = message.number(BLOCK2)
+    return block2 is not None and decode_block(block2)[0] > 0
 
 
 async def _bounded(work: Awaitable[Message], timeout: float | None) -> Message:

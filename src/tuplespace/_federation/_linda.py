@@ -40,14 +40,19 @@ from .._errors import (
     Unreachable,
     UnsupportedType,
 )
+from .._events import EVENT_KINDS, check_existing
 from .._lease import AsyncLease, Lease
 from .._names import check_path
 from .._record import RecordData
+from .._templates import ANY
 from .._values import URI, Map, Tuple, Value, handle_address
 from ..client._common import (
     _prefixed,
+    check_kinds,
     check_lease,
     check_limit,
+    check_max_pending,
+    check_since,
     check_timeout,
     error_code,
     record_template_wire,
@@ -59,6 +64,7 @@ from ._loop import LoopThread
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_PATH, URI_QUERY, Message
 from ._node import peer_of
 from ._remote import AsyncRemoteRecord, RemoteRecord, RemoteUpcall, _value, data_of
+from ._subscribe import AsyncCoapSubscription, CoapSubscription, _Stream
 
 __all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
 
@@ -198,6 +204,25 @@ def _record_found(taken: RecordData | None, timeout: float | None) -> RecordData
     if taken is None:
         raise Timeout(f"no record matched within {timeout} s")
     return taken
+
+
+def _subscription(
+    template: Any,
+    events: Iterable[str],
+    since: int | None,
+    max_pending: int,
+    lease: float | None,
+    existing: bool,
+) -> dict[str, Any]:
+    """What a subscription is made of, checked as the embedded space checks it."""
+    return {
+        "template": b'{"$any":true}' if template is ANY else encode_template(template),
+        "kinds": check_kinds(events),
+        "since": check_since(since),
+        "max_pending": check_max_pending(max_pending),
+        "existing": check_existing(existing, since),
+        "lease": check_lease(lease),
+    }
 
 
 def _found(found: Tuple | None, timeout: float | None) -> Tuple:
@@ -391,16 +416,16 @@ class _Space:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
-        self._peer: Address = ()
-        self._path: list[tuple[int, bytes]] = []
+        self.endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
+        """The client's CoAP endpoint, which its subscriptions and record handles send through."""
+        self.peer: Address = ()
+        """The node's address, once resolved."""
+        self.path: list[tuple[int, bytes]] = []
+        """The Uri-Path options of the space's resource."""
+        self.streams: set[_Stream] = set()
+        """The subscriptions open, ended when the space is closed."""
         self._transactions: set[Any] = set()  # open: aborted when the space is closed
         self.closed = False
-
-    @property
-    def endpoint(self) -> Endpoint:
-        """The client's CoAP endpoint, which its record handles send their requests through."""
-        return self._endpoint
 
     def check_open(self) -> None:
         """Raise :class:`~tuplespace.SpaceClosed` once the space is closed."""
@@ -408,12 +433,12 @@ class _Space:
             raise SpaceClosed(f"{self.url}: this handle is closed")
 
     async def _open(self) -> None:
-        self._peer, self._path = await peer_of(self.url)
-        await self._endpoint.open("::" if ":" in self._peer[0] else "0.0.0.0", 0)
+        self.peer, self.path = await peer_of(self.url)
+        await self.endpoint.open("::" if ":" in self.peer[0] else "0.0.0.0", 0)
 
     def _options(self, ask: _Ask) -> list[tuple[int, bytes]]:
         below = () if ask.path is None else ask.path.split("/")
-        path = [*self._path, *((URI_PATH, segment.encode()) for segment in below)]
+        path = [*self.path, *((URI_PATH, segment.encode()) for segment in below)]
         options = [*path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, _CBOR)]
         if ask.code != GET:
             options.insert(len(path), (CONTENT_FORMAT, _CBOR if ask.code == POST else _JSON))
@@ -422,6 +447,12 @@ class _Space:
     def _within(self, ask: _Ask) -> float | None:
         """How long an answer may take: the node's wait and the space's ``timeout``."""
         return None if ask.wait is None else ask.wait + self.timeout
+
+    async def _end_streams(self) -> None:
+        """End the subscriptions, their deregistrations sent (once: the socket closes next)."""
+        for stream in list(self.streams):
+            stream.stop()
+        await asyncio.sleep(0)
 
     def _answer(self, response: Message) -> Value:
         return _value(response, self.url)
@@ -471,8 +502,8 @@ class CoapSpace(_Space):
         self.check_open()
         options = self._options(ask)
         try:
-            response = self._endpoint.request_blocking(
-                self._peer, ask.code, options, ask.payload, self._within(ask)
+            response = self.endpoint.request_blocking(
+                self.peer, ask.code, options, ask.payload, self._within(ask)
             )
         except Unreachable:
             self.check_open()  # closed meanwhile
@@ -528,7 +559,7 @@ class CoapSpace(_Space):
                 failure = confirmation.failed(exc)
                 if failure is not None:
                     raise failure from None
-            time.sleep(self._endpoint.timers.ack_timeout)
+            time.sleep(self.endpoint.timers.ack_timeout)
         return confirmation.answer
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
@@ -561,6 +592,30 @@ class CoapSpace(_Space):
         """See :meth:`Space.replace <tuplespace.Space.replace>`; ``successor`` is the new
         tuple (a function cannot travel: ``TypeError``)."""
         return _found(self._do(_pair("replace", template, successor, lease, timeout)), timeout)
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> CoapSubscription:
+        """See :meth:`Space.subscribe <tuplespace.Space.subscribe>`: the events come
+        in notifications of an observation of the space (RFC 7641), each going on
+        from the one before; after one that went missing, the subscription registers
+        again from the last event it has (docs/federation.md, "Subscriptions over
+        Observe").  At most ``max_pending`` events wait here: past that the
+        observation ends until the reader has caught up, and resumes from the
+        node's event log.  ``lease`` is kept here."""
+        self.check_open()
+        made = _subscription(template, events, since, max_pending, lease, existing)
+        seconds = made.pop("lease")
+        subscription = CoapSubscription(self, self._runner.loop, **made)
+        self._runner.call(subscription.begin(seconds), self.timeout)
+        return subscription
 
     def statistics(self) -> dict[str, Any]:
         """The space's statistics, as the node keeps them (see :meth:`Space.statistics
@@ -633,8 +688,8 @@ class CoapSpace(_Space):
         return self._upcalls
 
     def close(self) -> None:
-        """Abort the open transactions, close the client's socket and end its record
-        handles' upcalls; later calls raise :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions, end the subscriptions, close the client's socket
+        and end its record handles' upcalls; later calls raise :class:`~tuplespace.SpaceClosed`."""
         if not self.closed:
             for tx in list(self._transactions):
                 tx.abort_quietly()
@@ -644,7 +699,8 @@ class CoapSpace(_Space):
             upcall.cancel()
 
     async def _shutdown(self) -> None:
-        self._endpoint.close()
+        await self._end_streams()
+        self.endpoint.close()
 
     def __enter__(self) -> CoapSpace:
         return self
@@ -674,7 +730,7 @@ class AsyncCoapSpace(_Space):
 
     async def _do(self, ask: _Ask) -> Value:
         self.check_open()
-        work = self._endpoint.request(self._peer, ask.code, self._options(ask), ask.payload)
+        work = self.endpoint.request(self.peer, ask.code, self._options(ask), ask.payload)
         try:
             response = await _bounded(work, self._within(ask))
         except Unreachable:
@@ -728,7 +784,7 @@ class AsyncCoapSpace(_Space):
                 failure = confirmation.failed(exc)
                 if failure is not None:
                     raise failure from None
-            await asyncio.sleep(self._endpoint.timers.ack_timeout)
+            await asyncio.sleep(self.endpoint.timers.ack_timeout)
         return confirmation.answer
 
     async def read_all(
@@ -762,6 +818,23 @@ class AsyncCoapSpace(_Space):
     ) -> Tuple:
         """See :meth:`CoapSpace.replace`."""
         return _found(await self._do(_pair("replace", template, successor, lease, timeout)), timeout)
+
+    def subscribe(
+        self,
+        template: Any,
+        events: Iterable[str] = EVENT_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+        existing: bool = False,
+    ) -> AsyncCoapSubscription:
+        """See :meth:`CoapSpace.subscribe`; iterate with ``async for``.  The
+        subscription begins when it is awaited, entered with ``async with`` or first
+        read (as those of :class:`~tuplespace.client.AsyncRemoteSpace`)."""
+        self.check_open()
+        made = _subscription(template, events, since, max_pending, lease, existing)
+        return AsyncCoapSubscription(self, **made)
 
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
@@ -811,13 +884,14 @@ class AsyncCoapSpace(_Space):
         return _record_found(data_of(await self._do(_take_record(template, under, timeout))), timeout)
 
     async def close(self) -> None:
-        """Abort the open transactions and close the client's socket; calls waiting for
-        an answer and later calls raise :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions, end the subscriptions and close the client's
+        socket; calls waiting for an answer and later calls raise :class:`~tuplespace.SpaceClosed`."""
         if not self.closed:
             for tx in list(self._transactions):
                 await tx.abort_quietly()
         self.closed = True
-        self._endpoint.close()
+        await self._end_streams()
+        self.endpoint.close()
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> AsyncCoapSpace:
@@ -827,10 +901,10 @@ class AsyncCoapSpace(_Space):
         try:
             await asyncio.wait_for(space._open(), space.timeout)
         except TimeoutError:
-            space._endpoint.close()
+            space.endpoint.close()
             raise Unreachable(f"{url}: its host was not resolved within {space.timeout} s") from None
         except BaseException:
-            space._endpoint.close()
+            space.endpoint.close()
             raise
         return space
 

@@ -58,7 +58,9 @@ class Node:
     rest), ``max_transactions`` transactions and claims held for each sending host,
     request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
-    message ids remembered to answer repeated requests.  Notifications are fresh
+    message ids remembered to answer repeated requests; a peer subscribes to the
+    events of at most ``max_subscriptions`` spaces at once, each holding at most
+    ``max_notification_bytes`` of events for its next notification.  Notifications are fresh
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
     registers again, which takes up an observation the node dropped when a
     notification was never acknowledged.  ``network`` is where the
@@ -101,6 +103,8 @@ class Node:
         max_answer: int = 16 << 20,
         max_transactions: int = 10_000,
         claim_lease: float = 30.0,
+        max_subscriptions: int = 64,
+        max_notification_bytes: int = 64 << 10,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
@@ -144,6 +148,8 @@ class Node:
             max_answer=max_answer,
             max_transactions=max_transactions,
             claim_lease=claim_lease,
+            max_subscriptions=max_subscriptions,
+            max_notification_bytes=max_notification_bytes,
         )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(
@@ -260,7 +266,8 @@ class Node:
     def statistics(self) -> dict[str, int]:
         """Spaces hosted, observed records and observations being served, the
         transactions and claims held for peers (``held_transactions``,
-        ``held_claims``); with security, the OSCORE peers, the hosts with a rate
+        ``held_claims``), subscriptions of peers to the spaces' events
+        (``subscriptions``); with security, the OSCORE peers, the hosts with a rate
         bucket and the requests refused (``refused_rate``, ``refused_oscore``,
         ``refused_permission``)."""
         guard = {} if self._guard is None else self._guard.statistics()

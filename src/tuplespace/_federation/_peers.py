@@ -72,12 +72,13 @@ log = logging.getLogger("tuplespace")
 __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
-#: (GET, Observe, FETCH read, count, read_all and find), ``read+write`` (PUT a field,
-#: POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
+#: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
+#: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
 #: ``all`` (POST to create or refresh a record, DELETE).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
-_READING = frozenset({"op=read", "op=count", "op=read_all", "op=find"})  # FETCHes that change nothing
+# FETCHes that change nothing
+_READING = frozenset({"op=read", "op=count", "op=read_all", "op=find", "op=subscribe"})
 SEQUENCE_STEP = 1024  # sequence numbers reserved per write of the state file
 REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]

@@ -19,14 +19,16 @@ from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire
 from .._errors import (
     CapabilityRevoked,
+    EventsLost,
     InvalidValue,
+    LimitReached,
     NotFound,
     RecordNotFound,
     Timeout,
     TupleSpaceError,
     WireError,
 )
-from .._events import Change
+from .._events import EVENT_KINDS, Change, check_existing
 from .._lease import AsyncLease
 from .._record import Record, RecordData
 from .._space import Space
@@ -36,7 +38,10 @@ from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ..server._records import record_template_from_wire
+from ..server._requests import parse_template_text
+from ..server._streams import since_param
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
+from ._feeds import EventFeed
 from ._held import HeldTable
 from ._message import (
     ACCEPT,
@@ -141,7 +146,9 @@ class SpacesResource:
     ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
     their JSON form) at a time, and the cursor of the rest.  Each sending host holds at
     most ``max_transactions`` transactions and claims; a claimed take is held for
-    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).
+    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).  A peer
+    subscribes to at most ``max_subscriptions`` spaces' events at once, each holding at
+    most ``max_notification_bytes`` of events for its next notification.
     """
 
     def __init__(
@@ -154,6 +161,8 @@ class SpacesResource:
         max_answer: int = 16 << 20,
         max_transactions: int = 10_000,
         claim_lease: float = 30.0,
+        max_subscriptions: int = 64,
+        max_notification_bytes: int = 64 << 10,
     ) -> None:
         if not (max_transactions >= 1 and 0 < claim_lease < float("inf")):
             raise InvalidValue(
@@ -163,6 +172,9 @@ class SpacesResource:
         self._spaces = spaces
         self._held = HeldTable(max_transactions)
         self.claim_lease = claim_lease
+        self._max_subscriptions = max_subscriptions
+        self._max_notification_bytes = max_notification_bytes
+        self._subscriptions: dict[Address, int] = {}  # by peer
         self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
@@ -180,6 +192,7 @@ class SpacesResource:
             "observed_records": len(self._watched),
             "observations": sum(len(w.observations) for w in self._watched.values()),
             **self._held.statistics(),
+            "subscriptions": sum(self._subscriptions.values()),
         }
 
     def close(self) -> None:
@@ -236,9 +249,18 @@ class SpacesResource:
         except TupleSpaceError as exc:  # a MessageError too: an option that is not UTF-8
             return error_message(api_error(exc))
 
-    def observe(self, request: Message, notify: Callable[[], None]) -> Callable[[], None] | Message | None:
+    def observe(
+        self, request: Message, notify: Callable[[], None], peer: Address
+    ) -> Callable[[], None] | EventFeed | Message | None:
         path = request.path
-        if len(path) < 3 or path[0] != "spaces":
+        if len(path) == 2 and path[0] == "spaces" and request.code == FETCH:
+            try:
+                return self._subscribe(request, path[1], notify, peer)
+            except ApiError as exc:
+                return error_message(exc)
+            except TupleSpaceError as exc:
+                return error_message(api_error(exc))
+        if len(path) < 3 or path[0] != "spaces" or request.code != GET:
             return None  # the render answers what it is
         try:
             target = self._target(path[1:])
@@ -271,6 +293,69 @@ class SpacesResource:
                     watched.upcall.cancel()
 
         return cancel
+
+    def _subscribe(self, request: Message, name: str, notify: Callable[[], None], peer: Address) -> EventFeed:
+        """A peer's subscription to the events of the space ``name``: FETCH
+        ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
+        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
+        tuple) as payload."""
+        space = self._spaces.get(name)
+        if space is None:
+            raise NotFound(f"this node has no space {name!r}")
+        accept = content_format(request.number(ACCEPT), 406)
+        query = _query(request, ("op", "events", "since", "existing"))
+        if query.get("op") != "subscribe":
+            raise ApiError(400, "bad_request", "a space's observable FETCH is ?op=subscribe", "op")
+        if request.number(CONTENT_FORMAT) != JSON:
+            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        kinds = EVENT_KINDS
+        if "events" in query:
+            kinds = frozenset(k for k in query["events"].split(",") if k)
+            if not kinds or not kinds <= EVENT_KINDS:
+                known = ", ".join(sorted(EVENT_KINDS))
+                raise ApiError(400, "bad_request", f"events is a comma-separated list of {known}", "events")
+        since = since_param(query.get("since"), "since")
+        existing = query.get("existing", "false")
+        if existing not in ("true", "false"):
+            raise ApiError(400, "bad_request", "existing is true or false", "existing")
+        check_existing(existing == "true", since)
+        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        held = self._subscriptions.get(peer, 0)
+        if held >= self._max_subscriptions:
+            raise LimitReached(
+                f"a peer subscribes to at most {self._max_subscriptions} event streams of this node",
+                limit="subscriptions",
+                maximum=self._max_subscriptions,
+            )
+        aspace = self._aspace(name, space)
+        lost = None
+        try:
+            subscription = aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+        except EventsLost as exc:  # told first; the subscription goes on from the oldest left
+            lost = exc
+            subscription = aspace.subscribe(template, kinds, since=exc.oldest_available - 1)
+        self._subscriptions[peer] = held + 1
+
+        def release() -> None:
+            left = self._subscriptions[peer] - 1
+            if left:
+                self._subscriptions[peer] = left
+            else:
+                del self._subscriptions[peer]
+
+        def answer(body: Map | ApiError) -> Message:
+            return error_message(body) if isinstance(body, ApiError) else answer_value(body, accept)
+
+        after = subscription.last_seq if since is None else since
+        return EventFeed(
+            subscription,
+            after,
+            lost,
+            notify=notify,
+            answer=answer,
+            max_bytes=self._max_notification_bytes,
+            release=release,
+        )
 
     def _links(self) -> Message:
         """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
@@ -367,6 +452,8 @@ class SpacesResource:
                 "method_not_allowed",
                 "a space takes GET (statistics), POST (writes) and FETCH (the rest)",
             )
+        if "op=subscribe" in request.query:
+            raise ApiError(400, "bad_request", "op=subscribe is observed: send it with Observe 0", "op")
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
         query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under"))

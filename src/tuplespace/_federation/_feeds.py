@@ -1,0 +1,122 @@
+"""A space's events observed over CoAP (the server side of ``subscribe`` on a
+``coap://`` space; docs/federation.md, "Subscriptions over Observe").
+
+A peer registers with a FETCH of ``/spaces/<space>?op=subscribe`` carrying Observe 0
+and a template; the node opens a subscription of the embedded space for it, reads
+its events as they come into what the next notification carries, and notifies.
+Each notification is ``{"after": n, "events": [...]}``: the events (and the news of
+events lost) that came since the notification before, which ended with event ``n``;
+the answer to the registration says ``"new": true`` too.
+A notification is retransmitted until acknowledged, one at a time; one never
+acknowledged ends the observation, and the peer, seeing that the next one does not
+go on from where it is, registers again from there (``since=``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from .._aio import AsyncSubscription
+from .._errors import EventsLost
+from .._values import Map, Value, footprint
+from ..server._errors import ApiError
+from ._message import Message
+
+__all__ = ["EventFeed", "event_item", "lost_item"]
+
+# Bytes counted for an event beside its tuple's footprint: its number, kind and time.
+EVENT_OVERHEAD = 48
+
+
+def event_item(seq: int, kind: str, t: tuple[Value, ...], time: float) -> Map:
+    """An event as a notification carries it (the fields of the HTTP API's event stream)."""
+    return Map({"seq": seq, "kind": kind, "tuple": t, "time": time})
+
+
+def lost_item(exc: EventsLost) -> Map:
+    """The news that events are lost, as a notification carries it."""
+    return Map({"first_missing": exc.first_missing, "oldest_available": exc.oldest_available})
+
+
+class EventFeed:
+    """One peer's observation of a space's events: a :class:`~._endpoint.Feed`.
+
+    Events are read from ``subscription`` as they come, while those waiting for the
+    next notification hold less than ``max_bytes`` (their tuples' footprint): past
+    that the embedded subscription holds back, and catches up from the space's
+    event log.  ``after`` is the event the peer's subscription goes on from;
+    ``lost``, events it asked for that the log no longer has (told first).
+    ``answer`` renders a notification's map in the format the peer asked for, or
+    the error that ends the observation;
+    ``release`` is called once the observation ends.
+    """
+
+    def __init__(
+        self,
+        subscription: AsyncSubscription,
+        after: int,
+        lost: EventsLost | None,
+        *,
+        notify: Callable[[], None],
+        answer: Callable[[Map | ApiError], Message],
+        max_bytes: int,
+        release: Callable[[], None],
+    ) -> None:
+        self._subscription = subscription
+        self._after = after
+        self._items: list[Map] = [] if lost is None else [lost_item(lost)]
+        self._next_after = after if lost is None else lost.oldest_available - 1
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._room = asyncio.Event()
+        self._notify = notify
+        self._answer = answer
+        self._release = release
+        self._ended = False
+        self._new = True
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        """Read the subscription's events into the next notification, and notify."""
+        subscription = self._subscription
+        while True:
+            while self._bytes >= self._max_bytes:
+                self._room.clear()
+                await self._room.wait()
+            try:
+                event = await subscription.get()
+            except EventsLost as exc:
+                self._items.append(lost_item(exc))
+                self._next_after = exc.oldest_available - 1
+                self._notify()
+                continue
+            if event is None:  # the space closed, or the node ended the subscription
+                self._ended = True
+                self._notify()
+                return
+            self._items.append(event_item(event.seq, event.kind, event.tuple, event.time))
+            if event.kind != "present":
+                self._next_after = event.seq
+            self._bytes += footprint(event.tuple) + EVENT_OVERHEAD
+            self._notify()
+
+    def render(self, request: Message) -> Message:
+        """The events since the last notification (the answer to a registration: those
+        since it began), after which the peer is at the last of them."""
+        if self._ended and not self._items:
+            return self._answer(ApiError(404, "not_found", "the subscription ended: its space is closed"))
+        items, self._items = self._items, []
+        after, self._after = self._after, self._next_after
+        self._bytes = 0
+        self._room.set()
+        body = {"after": after, "events": tuple(items)}
+        if self._new:
+            body["new"], self._new = True, False
+        return self._answer(Map(body))
+
+    def cancel(self) -> None:
+        """End the observation and the subscription it reads."""
+        self._reader.cancel()
+        asyncio.get_running_loop().create_task(self._subscription.close())
+        self._release()
