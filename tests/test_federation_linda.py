@@ -461,6 +461,13 @@ def test_the_rules_resource_refuses_bad_requests_clearly(node: ts.Node) -> None:
         answer = send(POST, ("home", "$rules"), payload, json)
         assert answer.code == 0x80  # 4.00
         assert orjson.loads(answer.payload)["error"]["field"] == field
+    thermo = served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+    # a call names the field of its method; a principal pays for a call, nothing else
+    for query, field in [("op=call", "tag"), ("principal=ops", "principal")]:
+        answer = send(POST, ("home", "thermostat"), b"", (URI_QUERY, query.encode()))
+        assert answer.code == 0x80
+        assert orjson.loads(answer.payload)["error"]["field"] == field
+    assert thermo.all() == ts.Map({"target": 21.0, "bump": ts.Method(BUMP)})
     assert send(POST, ("home", "$rules", "r"), rule, json).code == 0x85  # 4.05
     assert send(FETCH, ("home", "$rules"), rule, json).code == 0x85
     assert send(POST, ("nowhere", "$rules"), rule, json).code == 0x84  # 4.04

@@ -610,6 +610,10 @@ class SpacesResource:
         lease = _seconds(query, "lease")
         credit = query.get("credit")
         op = query.get("op", "create")
+        if "principal" in query and op != "call":
+            raise ApiError(
+                400, "bad_request", "principal names who pays a method's steps: ?op=call", "principal"
+            )
         if op in ("refresh", "clone", "move"):
             return self._change(self._target(segments).record, op, query, lease, credit, request)
         if op == "call":
