@@ -206,12 +206,13 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
     a parametrize list, called by getattr; not the names of the parameters)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
     parameters = {
-        id(node.args[0])
+        id(name)  # a name, or each name of a tuple of them
         for node in ast.walk(tree)
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "parametrize"
         and node.args
+        for name in ast.walk(node.args[0])
     }
     for node in ast.walk(tree):
         name = node.attr if isinstance(node, ast.Attribute) else None
@@ -238,6 +239,7 @@ REDIS_LIMITS = {
     "test_a_push_rule_keeps_a_field_a_function_of_others": _RECORD_RULES,
     "test_a_method_reads_and_sets_the_records_fields": _RECORD_RULES,
     "test_a_failing_method_changes_nothing_and_bad_calls_say_why": _RECORD_RULES,
+    "test_a_read_only_handle_calls_no_method": _RECORD_RULES,
     "test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing": _RECORD_RULES,
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
@@ -328,15 +330,13 @@ COAP_LIMITS = {
     "test_a_capability_cannot_grant_what_is_not_an_operation": _CAPABILITY,
     "test_statistics_count_records": _CAPABILITY,
     "test_a_handle_stands_for_its_address_wherever_one_goes": _CAPABILITY,
+    # test_active
+    "test_a_read_only_handle_calls_no_method": _CAPABILITY,
 }
 
 
-# Whole modules a space over CoAP does not run: rules and methods, which it does not serve yet.
-COAP_LIMITS_BY_MODULE = {"test_active": "rules and methods, which a space over CoAP does not have yet"}
-
-
 def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
-    return COAP_LIMITS_BY_MODULE.get(module) or COAP_LIMITS.get(function.__name__) or coap_limit(function)
+    return COAP_LIMITS.get(function.__name__) or coap_limit(function)
 
 
 # The ways this project adds to the kit's: Redis (a server, a cluster; sync and async) and CoAP.

@@ -461,8 +461,13 @@ def test_a_failing_method_changes_nothing_and_bad_calls_say_why(space: Any) -> N
     with pytest.raises(ts.InvalidValue) as info:
         thermo.call("bump", [1, 2])
     assert info.value.path == "args[0]"
+
+
+def test_a_read_only_handle_calls_no_method(space: Any) -> None:
+    thermo = thermostat(space)
     with pytest.raises(ts.NotAllowed):
         space.record(thermo.read_only().address).call("bump")
+    assert thermo.get("target") == 21.0
 
 
 def test_async_records_call_methods_and_async_spaces_have_rules() -> None:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 import tuplespace as ts
@@ -212,3 +213,31 @@ def test_clone_and_move_a_record(client: str, node: ts.Node, kitchen: ts.Record)
         home.record("kitchen")
     answer = coap(client, "-m", "post", f"{kitchen.address}?op=move")
     assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
+
+
+def test_add_list_and_remove_a_rule_and_call_a_method(client: str, node: ts.Node) -> None:
+    home = node.space("home")
+    rules = node.base_uri + "spaces/home/$rules"
+    rule = '{"name":"hot","template":["reading",{"$formal":"str"},{"$formal":"float"}],'
+    rule += '"when":"t[2] > 30.0","write":[["alarm","t[1]"]]}'
+    added = orjson.loads(coap(client, "-m", "post", "-t", "50", "-e", rule, rules).stdout)["rule"]
+    assert (added["name"], added["kind"], added["level"], added["fired"]) == ("hot", "reaction", 1, 0)
+    home.write(("reading", "kitchen", 31.0))
+    assert home.read_all(("alarm", str)) == [("alarm", "kitchen")]
+    listed = orjson.loads(coap(client, "-m", "get", rules).stdout)["rules"]
+    assert [(r["name"], r["when"], r["fired"], r["last_error"]) for r in listed] == [
+        ("hot", "t[2] > 30.0", 1, None)
+    ]
+    answer = coap(client, "-m", "post", "-t", "50", "-e", rule, rules)
+    assert answer.stderr.startswith(b'4.09 {"error":{"code":"rule_exists"')
+    coap(client, "-m", "delete", rules + "/hot")
+    assert home.rules.list() == []
+    answer = coap(client, "-m", "get", rules + "/hot")
+    assert answer.stderr.startswith(b'4.04 {"error":{"code":"rule_not_found"')
+    bump = "function(self, d) self.target = self.target + d return self.target end"
+    thermo = home.create("thermostat", {"target": 21.0, "bump": ts.Method(bump)})
+    called = coap(
+        client, "-m", "post", "-t", "50", "-e", '[{"$float":"0.5"}]', f"{thermo.address}/bump?op=call"
+    )
+    assert called.stdout == ts.encode_cbor(21.5) + b"\n"
+    assert thermo.get("target") == 21.5

@@ -366,3 +366,130 @@ def test_record_takes_waiting_at_the_node_are_bounded(node: ts.Node) -> None:
         assert info.value.limit == "max_waiters"
         served.create("jobs/1", {"kind": "job"})
         assert taker.result(PATIENCE).fields == {"kind": "job"}
+
+
+# -- rules and methods -----------------------------------------------------------------------
+
+
+HOT = {"template": ("reading", str, float), "when": "t[2] > 30.0", "write": [("alarm", "t[1]")]}
+BUMP = "function(self, d) self.target = self.target + d return self.target end"
+
+
+def test_rules_and_methods_follow_the_nodes_permissions() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, anonymous="read") as reader:
+        served = reader.space("home")
+        served.rules.add("hot", **HOT)
+        thermo = served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+        with ts.connect(reader.base_uri + "spaces/home", timeout=PATIENCE) as home:
+            assert [(r.name, r.fired) for r in home.rules.list()] == [("hot", 0)]
+            assert home.rules.get("hot").when == "t[2] > 30.0"
+            with pytest.raises(ts.Unauthorized):
+                home.rules.add("cold", template=("reading", str, float), write=[("frost", "t[1]")])
+            with pytest.raises(ts.Unauthorized):
+                home.rules.remove("hot")
+            with pytest.raises(ts.Unauthorized):
+                home.record("thermostat").call("bump", 1.0)
+        assert [r.name for r in served.rules.list()] == ["hot"]
+        assert thermo.get("target") == 21.0
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, anonymous="read+write") as writer:
+        served = writer.space("home")
+        thermo = served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+        with ts.connect(writer.base_uri + "spaces/home", timeout=PATIENCE) as home:
+            assert home.rules.add("hot", **HOT).principal == served.rules.get("hot").principal
+            with pytest.raises(ts.Unauthorized):  # another account pays: for a peer allowed all
+                home.rules.add(
+                    "cold", template=("reading", str, float), write=[("frost", "t[1]")], principal="ops"
+                )
+            assert home.record("thermostat").call("bump", 1.0) == 22.0
+            with pytest.raises(ts.Unauthorized):
+                home.record("thermostat").call("bump", 1.0, principal="ops")
+            home.rules.remove("hot")
+        assert served.rules.list() == []
+        assert thermo.get("target") == 22.0
+
+
+def test_a_rule_added_over_coap_fires_counts_and_names_its_principal(node: ts.Node) -> None:
+    served = node.space("home")
+    served.grant_credit("ops", 1)
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+        added = home.rules.add("hot", principal="ops", **HOT)
+        assert (added.principal, added.level, added.kind) == ("ops", 1, "reaction")
+        home.write(("reading", "kitchen", 31.0))
+        home.write(("reading", "hall", 12.0))
+        assert home.read_all(("alarm", str)) == [("alarm", "kitchen")]
+        home.rules.add("odd", template=("odd", int), when="t[1]", write=[("never",)])
+        home.write(("odd", 1))
+        hot, odd = home.rules.get("hot"), home.rules.get("odd")
+        assert (hot.fired, hot.failed, hot.last_error) == (1, 0, None)
+        assert (odd.fired, odd.failed) == (0, 1)
+        assert isinstance(odd.last_error, ts.EvaluationError)
+        assert [r.name for r in home.rules.list()] == [r.name for r in served.rules.list()] == ["hot", "odd"]
+        with pytest.raises(ts.RuleExists):
+            home.rules.add("hot", **HOT)
+        with pytest.raises(ts.RuleNotFound):
+            home.rules.get("nothing")
+        with pytest.raises(ts.RuleNotFound):
+            home.rules.remove("nothing")
+
+
+def test_a_space_over_coap_holds_at_most_its_max_rules(node: ts.Node) -> None:
+    node.space("home").rules.max_rules = 2
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+        home.rules.add("a", template=("a",), write=[("x",)])
+        home.rules.add("b", template=("b",), write=[("y",)])
+        with pytest.raises(ts.LimitReached) as caught:
+            home.rules.add("c", template=("c",), write=[("z",)])
+        assert (caught.value.limit, caught.value.maximum) == ("max_rules", 2)
+        assert [r.name for r in home.rules.list()] == ["a", "b"]
+
+
+def test_the_rules_resource_refuses_bad_requests_clearly(node: ts.Node) -> None:
+    served = node.space("home")
+
+    def send(code: int, path: tuple[str, ...], payload: bytes, *options: tuple[int, bytes]) -> Message:
+        request = [*((URI_PATH, s.encode()) for s in ("spaces", *path)), *options]
+        return node.endpoint.request_blocking(("127.0.0.1", node.port), code, request, payload, PATIENCE)
+
+    rule = b'{"name":"r","template":[{"$formal":"int"}],"write":[["done"]]}'
+    json = (CONTENT_FORMAT, b"\x32")
+    assert send(POST, ("home", "$rules"), rule).code == 0x8F  # 4.15: a rule is JSON
+    for payload, field in [
+        (b'{"name":"r","template":[{"$formal":"int"}],"write":[["done"]],"principal":"ops"}', "principal"),
+        (b'{"name":"r","template":[{"$formal":"int"}],"writes":[["done"]]}', "writes"),
+        (b'{"name":"r","template":[{"$formal":"int"}],"write":[[{"$float":"x"}]]}', "write[0][0]"),
+    ]:
+        answer = send(POST, ("home", "$rules"), payload, json)
+        assert answer.code == 0x80  # 4.00
+        assert orjson.loads(answer.payload)["error"]["field"] == field
+    thermo = served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+    # a call names the field of its method; a principal pays for a call, nothing else
+    for query, field in [("op=call", "tag"), ("principal=ops", "principal")]:
+        answer = send(POST, ("home", "thermostat"), b"", (URI_QUERY, query.encode()))
+        assert answer.code == 0x80
+        assert orjson.loads(answer.payload)["error"]["field"] == field
+    assert thermo.all() == ts.Map({"target": 21.0, "bump": ts.Method(BUMP)})
+    assert send(POST, ("home", "$rules", "r"), rule, json).code == 0x85  # 4.05
+    assert send(FETCH, ("home", "$rules"), rule, json).code == 0x85
+    assert send(POST, ("nowhere", "$rules"), rule, json).code == 0x84  # 4.04
+    assert served.rules.list() == []
+    assert send(POST, ("home", "$rules"), rule, json).code == 0x41  # 2.01
+    assert [r.name for r in served.rules.list()] == ["r"]
+
+
+def test_the_asyncio_face_has_rules_and_calls_methods(node: ts.Node) -> None:
+    served = node.space("home")
+    served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+            await home.rules.add("hot", **HOT)
+            await home.write(("reading", "kitchen", 31.0))
+            assert (await home.rules.get("hot")).fired == 1
+            assert [r.name for r in await home.rules.list()] == ["hot"]
+            await home.rules.remove("hot")
+            thermo = await home.record("thermostat")
+            assert await thermo.call("bump", 0.5) == 21.5
+
+    asyncio.run(main())
+    assert served.rules.list() == []
+    assert served.read_all(("alarm", str)) == [("alarm", "kitchen")]

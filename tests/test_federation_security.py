@@ -364,6 +364,11 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
         (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),
         (4, "spaces/home/kitchen", b"", {}, False),  # DELETE
+        (GET, "spaces/jobs/$rules", b"", {}, True),
+        (GET, "spaces/jobs/$rules/r", b"", {}, True),
+        (POST, "spaces/jobs/$rules", b'{"name":"s","template":[{"$formal":"int"}]}', {"o12": 50}, False),
+        (4, "spaces/jobs/$rules/r", b"", {}, False),
+        (POST, "spaces/home/kitchen/bump", encode_cbor(()), {"o15": "op=call"}, False),
     ],
 )
 def test_what_read_allows(
@@ -373,6 +378,7 @@ def test_what_read_allows(
         kitchen = node.space("home").create("kitchen", {"temp": 21.5})
         jobs = node.space("jobs")
         jobs.write((1,))
+        jobs.rules.add("r", template=("job", int), write=[("done", "t[1]")])
         raw = Raw(node.port)
         try:
             answer = raw.exchange(raw.make(code, path, payload, **options)[0])
@@ -383,6 +389,7 @@ def test_what_read_allows(
             assert _error(answer)["code"] == "unauthorized"
         assert kitchen.all() == ts.Map({"temp": 21.5})
         assert jobs.count((int,)) == 1
+        assert [r.name for r in jobs.rules.list()] == ["r"]
         with pytest.raises(ts.RecordNotFound):
             node.space("home").record("pantry")
 

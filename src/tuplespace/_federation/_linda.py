@@ -46,6 +46,7 @@ from .._names import check_path
 from .._record import RecordData
 from .._templates import ANY
 from .._values import URI, Map, Tuple, Value, handle_address
+from ..client import AsyncRemoteRules, RemoteRules
 from ..client._common import (
     _prefixed,
     check_kinds,
@@ -61,9 +62,18 @@ from ..client._primitives import AsyncLock, AsyncOpenable
 from ._cbor import CBOR, JSON, encode_cbor
 from ._endpoint import Address, Endpoint, Network, Timers, _bounded
 from ._loop import LoopThread
-from ._message import ACCEPT, CONTENT_FORMAT, FETCH, GET, POST, URI_PATH, URI_QUERY, Message
+from ._message import ACCEPT, CONTENT_FORMAT, DELETE, FETCH, GET, POST, URI_PATH, URI_QUERY, Message, success
 from ._node import peer_of
-from ._remote import AsyncRemoteRecord, RemoteRecord, RemoteUpcall, _value, data_of
+from ._remote import (
+    RULES,
+    AsyncRemoteRecord,
+    RemoteRecord,
+    RemoteUpcall,
+    _value,
+    data_of,
+    error_of,
+    http_status,
+)
 from ._subscribe import AsyncCoapSubscription, CoapSubscription, _Stream
 
 __all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
@@ -74,15 +84,16 @@ _T = TypeVar("_T")
 
 
 class _Ask(NamedTuple):
-    """One request to the space's resource (or to its record ``path``): its method,
-    payload (CBOR for POST, the JSON wire format for FETCH), query, and how long the
-    node may wait before it answers."""
+    """One request to the space's resource (or to what is at ``path`` below it): its
+    method, payload (CBOR for POST, the JSON wire format for FETCH; JSON both ways
+    with ``json``), query, and how long the node may wait before it answers."""
 
     code: int
     payload: bytes = b""
     query: tuple[str, ...] = ()
     wait: float | None = 0.0
     path: str | None = None
+    json: bool = False
 
 
 def _tuple(t: Any) -> tuple[Value, ...]:
@@ -147,6 +158,57 @@ def _create(path: str, fields: Any, credit: Any, lease: float | None) -> _Ask:
         )
     query = (*(() if credit is None else (f"credit={credit}",)), *_seconds("lease", check_lease(lease)))
     return _Ask(POST, encode_cbor(fields), query, path=path)
+
+
+def _rule_ask(operation: str, body: dict[str, Any] | None, params: dict[str, str | int] | None) -> _Ask:
+    """The request to the space's ``$rules`` resource of a rules operation of the HTTP
+    API's table, as :class:`~tuplespace.client.RemoteRules` sends it; the principal
+    of a rule added travels in the query, where the node's permissions see it."""
+    if operation == "list_rules":
+        return _Ask(GET, path=RULES, json=True)
+    if operation == "add_rule":
+        assert body is not None
+        definition = dict(body)
+        principal = definition.pop("principal", None)
+        query = () if principal is None else (f"principal={principal}",)
+        return _Ask(POST, orjson.dumps(definition), query, path=RULES, json=True)
+    assert params is not None
+    assert operation in ("get_rule", "remove_rule")
+    code = GET if operation == "get_rule" else DELETE
+    return _Ask(code, path=f"{RULES}/{params['name']}", json=True)
+
+
+class _RuleRequests:
+    """The rules operations of a :class:`CoapSpace`, for its :class:`~tuplespace.client.RemoteRules`."""
+
+    def __init__(self, url: str, send: Callable[[_Ask], Any]) -> None:
+        self.url = url
+        self._send = send
+
+    def request(
+        self,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str | int] | None = None,
+        again: bool = False,
+    ) -> Any:
+        return self._send(_rule_ask(operation, body, params))
+
+
+class _AsyncRuleRequests(_RuleRequests):
+    """The rules operations of an :class:`AsyncCoapSpace`, for its
+    :class:`~tuplespace.client.AsyncRemoteRules`."""
+
+    async def request(
+        self,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str | int] | None = None,
+        again: bool = False,
+    ) -> Any:
+        return await self._send(_rule_ask(operation, body, params))
 
 
 def _address(url: str, ref: Any) -> str:
@@ -439,9 +501,11 @@ class _Space:
     def _options(self, ask: _Ask) -> list[tuple[int, bytes]]:
         below = () if ask.path is None else ask.path.split("/")
         path = [*self.path, *((URI_PATH, segment.encode()) for segment in below)]
-        options = [*path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, _CBOR)]
-        if ask.code != GET:
-            options.insert(len(path), (CONTENT_FORMAT, _CBOR if ask.code == POST else _JSON))
+        accept = _JSON if ask.json else _CBOR
+        options = [*path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, accept)]
+        if ask.payload or ask.code not in (GET, DELETE):
+            cbor = ask.code == POST and not ask.json
+            options.insert(len(path), (CONTENT_FORMAT, _CBOR if cbor else _JSON))
         return options
 
     def _within(self, ask: _Ask) -> float | None:
@@ -454,8 +518,12 @@ class _Space:
             stream.stop()
         await asyncio.sleep(0)
 
-    def _answer(self, response: Message) -> Value:
-        return _value(response, self.url)
+    def _answer(self, response: Message, ask: _Ask) -> Any:
+        if not ask.json:
+            return _value(response, self.url)
+        if not success(response.code):
+            raise error_of(http_status(response.code), response.payload, self.url)
+        return orjson.loads(response.payload) if response.payload else None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r})"
@@ -490,6 +558,7 @@ class CoapSpace(_Space):
         network: Network | None = None,
     ) -> None:
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
+        self._rules = RemoteRules(_RuleRequests(self.url, self._do))
         self._upcalls: set[RemoteUpcall] = set()
         self._runner = LoopThread("tuplespace-coap-client")
         try:
@@ -508,7 +577,7 @@ class CoapSpace(_Space):
         except Unreachable:
             self.check_open()  # closed meanwhile
             raise
-        return self._answer(response)
+        return self._answer(response, ask)
 
     def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> Lease:
         """See :meth:`Space.write <tuplespace.Space.write>`."""
@@ -632,6 +701,17 @@ class CoapSpace(_Space):
         self._transactions.add(tx)
         return tx
 
+    @property
+    def rules(self) -> RemoteRules:
+        """The space's rules (see :class:`~tuplespace.Rules`): add, list, get and remove
+        them, through its ``$rules`` resource (docs/federation.md, "Rules and methods
+        over CoAP").  Adding and removing them needs ``read+write`` on the node, naming
+        a ``principal`` other than the space's default account ``all``.
+
+        >>> jobs.rules.add("done", template=("job", int), write=[("done", "t[1]")])  # doctest: +SKIP
+        """
+        return self._rules
+
     # -- records ---------------------------------------------------------------------------
 
     def create(
@@ -727,6 +807,7 @@ class AsyncCoapSpace(_Space):
         network: Network | None = None,
     ) -> None:
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
+        self._rules = AsyncRemoteRules(_AsyncRuleRequests(self.url, self._do))
 
     async def _do(self, ask: _Ask) -> Value:
         self.check_open()
@@ -736,7 +817,7 @@ class AsyncCoapSpace(_Space):
         except Unreachable:
             self.check_open()  # closed meanwhile: what waited is released
             raise
-        return self._answer(response)
+        return self._answer(response, ask)
 
     async def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> AsyncLease:
         """See :meth:`CoapSpace.write`."""
@@ -839,6 +920,11 @@ class AsyncCoapSpace(_Space):
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
         return _statistics(await self._do(_Ask(GET)))
+
+    @property
+    def rules(self) -> AsyncRemoteRules:
+        """See :attr:`CoapSpace.rules`; its calls awaited."""
+        return self._rules
 
     def transaction(self, lease: float = 60.0) -> AsyncCoapTransaction:
         """See :meth:`CoapSpace.transaction`; use with ``async with``.  It begins when

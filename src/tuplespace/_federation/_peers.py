@@ -54,6 +54,7 @@ from .._rate import RateLimiter
 from ..server._errors import ApiError
 from ._endpoint import Address
 from ._message import (
+    DELETE,
     FETCH,
     GET,
     MAX_AGE,
@@ -224,6 +225,11 @@ def needed(request: Message) -> int:
             return NONE
         if code == GET:
             return READ
+        # Adding or removing a rule, or calling a method, writes; charging another
+        # account than the space's default is for a peer allowed everything.
+        if (len(path) > 2 and path[0] == "spaces" and path[2] == "$rules") or "op=call" in request.query:
+            names = any(q.startswith("principal=") for q in request.query)
+            return ALL if names or code not in (POST, DELETE) else WRITE
         if code == FETCH:
             reading = all(q in _READING for q in request.query if q.startswith("op="))
             return READ if reading else WRITE

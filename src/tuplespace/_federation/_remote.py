@@ -33,6 +33,7 @@ from ._message import (
 )
 
 __all__ = [
+    "RULES",
     "AsyncHost",
     "AsyncRemoteRecord",
     "Host",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("tuplespace")
+RULES = "$rules"
+"""The segment below a space's name of the resource of its rules (``/spaces/<space>/$rules``)."""
 _CBOR = bytes((CBOR,))
 _T = TypeVar("_T")
 
@@ -107,6 +110,19 @@ def _set(tag: str, value: Value) -> _Ask:
         return _Ask(PUT, tag, encode_cbor(value))
     except InvalidValue as exc:
         raise _prefixed(exc, f'["{tag}"]') from None
+
+
+def _call(tag: str, args: tuple[Value, ...], principal: str | None) -> _Ask:
+    """A call of the method held in the field ``tag``, its arguments an array (CBOR)."""
+    from ..client._common import _prefixed
+
+    check_tag(tag)
+    try:
+        payload = encode_cbor(args)
+    except InvalidValue as exc:  # named as the embedded space names it: args[i]
+        raise _prefixed(exc, "args") from None
+    query = ("op=call",) if principal is None else ("op=call", f"principal={principal}")
+    return _Ask(POST, tag, payload, query)
 
 
 def _destroy(force: bool) -> _Ask:
@@ -317,6 +333,13 @@ class RemoteRecord(_Handle):
         version: int = self._do(_set(tag, value))
         return version
 
+    def call(self, tag: str, *args: Value, principal: str | None = None) -> Value:
+        """Run the method held in the field ``tag`` with ``args`` on the record's node,
+        in its sandbox (see :meth:`tuplespace.Record.call`), and return its result.
+        Its steps are paid by the space's default account, or by ``principal``, which
+        only a peer the node allows ``all`` may name."""
+        return self._do(_call(tag, args, principal))
+
     def refresh(self, credit: Any = None, lease: float | None = None) -> float | None:
         """Refinance the record (see :meth:`tuplespace.Record.refresh`): add ``credit``
         or give it ``lease`` more seconds; returns its expiry time."""
@@ -414,6 +437,10 @@ class AsyncRemoteRecord(_Handle):
         """See :meth:`RemoteRecord.set`."""
         version: int = await self._do(_set(tag, value))
         return version
+
+    async def call(self, tag: str, *args: Value, principal: str | None = None) -> Value:
+        """See :meth:`RemoteRecord.call`."""
+        return await self._do(_call(tag, args, principal))
 
     async def refresh(self, credit: Any = None, lease: float | None = None) -> float | None:
         """See :meth:`RemoteRecord.refresh`."""

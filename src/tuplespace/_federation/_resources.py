@@ -1,9 +1,11 @@
 """The records of a node's spaces as CoAP resources (the server side of docs/federation.md).
 
 ``/spaces/<space>/<path>`` is a record and ``/spaces/<space>/<path>/<tag>`` one of
-its fields.  A request is decoded here, done by the embedded space, and its answer
-or error encoded here: nothing below knows CoAP.  Errors answer with the CoAP code
-of the HTTP API's status and the same JSON error body as the diagnostic payload.
+its fields; ``/spaces/<space>/$rules`` holds the space's rules, in the JSON form the
+HTTP API gives them (:mod:`tuplespace._rulewire`).  A request is decoded here, done
+by the embedded space, and its answer or error encoded here: nothing below knows
+CoAP.  Errors answer with the CoAP code of the HTTP API's status and the same JSON
+error body as the diagnostic payload.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from .._errors import (
 from .._events import EVENT_KINDS, Change, check_existing
 from .._lease import AsyncLease
 from .._record import Record, RecordData
+from .._records import DEFAULT_PRINCIPAL
+from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
 from .._templates import Template
 from .._upcall import Upcall
@@ -39,6 +43,7 @@ from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ..server._records import record_template_from_wire
 from ..server._requests import parse_template_text
+from ..server._rules import rule_out
 from ..server._streams import since_param
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._feeds import EventFeed
@@ -61,6 +66,7 @@ from ._message import (
     code_text,
 )
 from ._network import Address
+from ._remote import RULES
 
 __all__ = [
     "SpacesResource",
@@ -231,6 +237,8 @@ class SpacesResource:
             method = request.code
             if len(segments) == 1:
                 return self._linda(request, segments[0], accept, str(peer[0]))
+            if segments[1] == RULES:
+                return self._rules(request, segments[0], segments[2:])
             if method == POST:
                 return self._create(request, segments)
             target = self._target(segments)
@@ -685,14 +693,22 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        query = _query(request, ("lease", "capability", "credit", "op", "to", "redirect_lease"))
+        query = _query(request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal"))
         lease = _seconds(query, "lease")
         credit = query.get("credit")
         op = query.get("op", "create")
+        if "principal" in query and op != "call":
+            raise ApiError(
+                400, "bad_request", "principal names who pays a method's steps: ?op=call", "principal"
+            )
         if op in ("refresh", "clone", "move"):
             return self._change(self._target(segments).record, op, query, lease, credit, request)
+        if op == "call":
+            return self._call(self._target(segments), query, request)
         if op != "create":
-            raise ApiError(400, "bad_request", f"op is create, refresh, clone or move, not {op!r}", "op")
+            raise ApiError(
+                400, "bad_request", f"op is create, refresh, clone, move or call, not {op!r}", "op"
+            )
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
@@ -736,6 +752,81 @@ class SpacesResource:
             return self._done(work, lambda _: answer_value(URI(to), accept, CHANGED))
         record.move(to, **redirect)
         return answer_value(record.address, accept, CHANGED)
+
+    def _call(self, target: _Target, query: dict[str, str], request: Message) -> Awaitable[Message]:
+        """POST ``?op=call`` on a field holding a method: run it in the space's sandbox
+        with the arguments of the payload (an array; none without one), paid by
+        ``?principal=`` (the space's default account when not named), and answer what
+        it returned (see :meth:`tuplespace.Record.call`)."""
+        if target.tag is None:
+            raise ApiError(
+                400, "bad_request", "a method is called at its field: /spaces/<space>/<path>/<tag>", "tag"
+            )
+        args = _payload(request, target.space) if request.payload else ()
+        if not isinstance(args, tuple):
+            raise InvalidValue("a call's payload is the array of its arguments", "args")
+        accept = content_format(request.number(ACCEPT), 406)
+        work = asyncio.to_thread(target.record.call, target.tag, *args, principal=_principal(query))
+        return self._done(work, lambda value: answer_value(value, accept, CHANGED))
+
+    def _rules(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
+        """``/spaces/<space>/$rules`` (docs/federation.md, "Rules and methods over
+        CoAP"): GET lists the space's rules, POST adds one (its JSON definition, paid
+        by ``?principal=``, the space's default account when not named);
+        ``/spaces/<space>/$rules/<name>``: GET tells of that rule, DELETE removes it.
+        Rules travel in JSON (content format 50), as the HTTP API gives them; a space
+        holds at most its ``rules.max_rules``."""
+        space = self._spaces.get(name)
+        if space is None:
+            raise NotFound(f"this node has no space {name!r}")
+        if request.number(ACCEPT) not in (None, JSON):
+            raise ApiError(406, "content_format", "rules are answered in JSON (content format 50)")
+        rules, method = space.rules, request.code
+        if len(below) > 1:
+            raise ApiError(404, "not_found", "a rule is /spaces/<space>/$rules/<name>")
+        if below:
+            _query(request, ())
+            if method == GET:
+                return _json(CONTENT, {"rule": rule_out(rules.get(below[0]))})
+            if method == DELETE:
+                return self._done(asyncio.to_thread(rules.remove, below[0]), lambda _: Message(code=DELETED))
+            raise ApiError(405, "method_not_allowed", "a rule takes GET and DELETE")
+        if method == GET:
+            _query(request, ())
+            return _json(CONTENT, {"rules": [rule_out(rule) for rule in rules.list()]})
+        if method != POST:
+            raise ApiError(405, "method_not_allowed", "the rules take GET (list) and POST (add)")
+        query = _query(request, ("principal",))
+        if request.number(CONTENT_FORMAT) != JSON:
+            raise ApiError(415, "content_format", "a rule travels as its JSON definition (content format 50)")
+        body = _loads(request.payload, space.limits)
+        if type(body) is not dict:
+            raise ApiError(400, "bad_request", "a rule is a JSON object: its definition")
+        if "principal" in body:
+            named = "the principal is named with ?principal=<name>, not in the rule"
+            raise ApiError(400, "bad_request", named, "principal")
+        unknown = sorted(set(body) - RULE_KEYS)
+        if unknown:
+            raise ApiError(400, "bad_request", f"a rule has no field {unknown[0]!r}", unknown[0])
+        rule_name, args = definition_from_wire(body, space.limits)
+        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query), **args)
+        return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
+
+
+def _principal(query: dict[str, str]) -> str:
+    """Whose account pays a rule's firings or a method's steps: ``?principal=`` (which
+    the node's permissions let only a peer allowed ``all`` name), else the space's default."""
+    named = query.get("principal")
+    if named is None:
+        return DEFAULT_PRINCIPAL
+    if not named:
+        raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+    return named
+
+
+def _json(code: int, answer: dict[str, Any]) -> Message:
+    """An answer carrying ``answer`` as JSON (content format 50)."""
+    return Message(code=code, options=[(CONTENT_FORMAT, _FORMATS[JSON])], payload=orjson.dumps(answer))
 
 
 def _redirect(query: dict[str, str]) -> float | None:

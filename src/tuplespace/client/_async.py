@@ -35,7 +35,7 @@ import contextlib
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -104,6 +104,7 @@ __all__ = [
     "AsyncRemoteRules",
     "AsyncRemoteSpace",
     "AsyncRemoteTransaction",
+    "AsyncRulesHost",
 ]
 
 # The transports a space may use, by name (see _async_transport.py).
@@ -1054,17 +1055,38 @@ class AsyncRemoteRecord:
         return f"{type(self).__name__}({str(self._address)!r})"
 
 
+class AsyncRulesHost(Protocol):
+    """What :class:`AsyncRemoteRules` sends its requests through: a remote space over
+    HTTP, or a space over CoAP (its ``$rules`` resource, docs/federation.md).  It sends
+    the rules operations of the HTTP API's table (``add_rule``, ``list_rules``,
+    ``get_rule``, ``remove_rule``) and answers their JSON."""
+
+    @property
+    def url(self) -> str: ...
+
+    async def request(
+        self,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str | int] | None = None,
+        again: bool = False,
+    ) -> Any: ...
+
+
 class AsyncRemoteRules:
     """The rules of a remote space (``space.rules``), with the calls of
     :class:`~tuplespace.Rules` that manage them and their errors
     (:class:`~tuplespace.RuleCycle`, :class:`~tuplespace.RuleExists`,
     :class:`~tuplespace.RuleNotFound`, :class:`~tuplespace.InvalidValue` naming the
-    field).  Adding and removing rules needs the ``write`` permission on the space,
-    listing them ``read``.  A rule's firings are paid by ``principal``: by default
-    the caller's own account (its token's name), another only for an admin of the space.
+    field, :class:`~tuplespace.LimitReached` past the space's ``max_rules``).  Adding
+    and removing rules needs the ``write`` permission on the space, listing them
+    ``read``.  A rule's firings are paid by ``principal``: by default the caller's own
+    account (its token's name; over CoAP the space's default account), another only
+    for an admin of the space (over CoAP: a peer with the ``all`` permission).
     """
 
-    def __init__(self, space: AsyncRemoteSpace) -> None:
+    def __init__(self, space: AsyncRulesHost) -> None:
         self._space = space
 
     async def add(

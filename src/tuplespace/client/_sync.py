@@ -36,7 +36,7 @@ import contextlib
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -105,6 +105,7 @@ __all__ = [
     "RemoteRules",
     "RemoteSpace",
     "RemoteTransaction",
+    "RulesHost",
 ]
 
 # The transports a space may use, by name (see _sync_transport.py).
@@ -1035,17 +1036,38 @@ class RemoteRecord:
         return f"{type(self).__name__}({str(self._address)!r})"
 
 
+class RulesHost(Protocol):
+    """What :class:`RemoteRules` sends its requests through: a remote space over
+    HTTP, or a space over CoAP (its ``$rules`` resource, docs/federation.md).  It sends
+    the rules operations of the HTTP API's table (``add_rule``, ``list_rules``,
+    ``get_rule``, ``remove_rule``) and answers their JSON."""
+
+    @property
+    def url(self) -> str: ...
+
+    def request(
+        self,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str | int] | None = None,
+        again: bool = False,
+    ) -> Any: ...
+
+
 class RemoteRules:
     """The rules of a remote space (``space.rules``), with the calls of
     :class:`~tuplespace.Rules` that manage them and their errors
     (:class:`~tuplespace.RuleCycle`, :class:`~tuplespace.RuleExists`,
     :class:`~tuplespace.RuleNotFound`, :class:`~tuplespace.InvalidValue` naming the
-    field).  Adding and removing rules needs the ``write`` permission on the space,
-    listing them ``read``.  A rule's firings are paid by ``principal``: by default
-    the caller's own account (its token's name), another only for an admin of the space.
+    field, :class:`~tuplespace.LimitReached` past the space's ``max_rules``).  Adding
+    and removing rules needs the ``write`` permission on the space, listing them
+    ``read``.  A rule's firings are paid by ``principal``: by default the caller's own
+    account (its token's name; over CoAP the space's default account), another only
+    for an admin of the space (over CoAP: a peer with the ``all`` permission).
     """
 
-    def __init__(self, space: RemoteSpace) -> None:
+    def __init__(self, space: RulesHost) -> None:
         self._space = space
 
     def add(
