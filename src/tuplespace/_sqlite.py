@@ -52,12 +52,13 @@ from ._committer import Committer
 from ._errors import InvalidValue, StoreError, WireError
 from ._methods import MAX_FIRINGS
 from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
-from ._schemes import SPACE_OPTIONS, Hosted, Scheme, url_options
+from ._schemes import SPACE_OPTIONS, Scheme, url_options
 from ._space import Space
 from ._store import (
     AccountRow,
     CapabilityRow,
     Changes,
+    Hosted,
     RecordRow,
     RedirectRow,
     Row,
@@ -65,7 +66,6 @@ from ._store import (
     SpaceRows,
     TupleRow,
 )
-from ._templates import ANY, Template
 from ._values import Credit, Limits, Map
 
 try:
@@ -176,6 +176,8 @@ _TABLES: dict[type[Row], tuple[str, str]] = {
     RedirectRow: ("redirections", "path"),
     RuleRow: ("rules", "name"),
 }
+# The tables holding the rows of a space (and ``spaces``, its numbers and options).
+_SPACE_TABLES = ("tuples", *(table for table, _ in _TABLES.values()))
 
 
 class _File:
@@ -461,7 +463,8 @@ class Catalog:
     def __init__(self, file: _File) -> None:
         self._file: _File | None = file
 
-    def _run(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _run(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run each ``(sql, rows)`` of ``statements``, in one transaction."""
         file = self._file
         if file is None:
             raise StoreError("the catalog is closed")
@@ -470,7 +473,8 @@ class Catalog:
             db = file.db
             db.execute("BEGIN")
             try:
-                db.executemany(sql, rows)
+                for sql, rows in statements:
+                    db.executemany(sql, rows)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -500,7 +504,19 @@ class Catalog:
             (name, retired.get(name, 0), None if entry is None else orjson.dumps(entry).decode())
             for name, entry in entries.items()
         ]
-        self._run("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", rows)
+        self._run([("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", rows)])
+
+    def drop(self, name: str, storage: str, retired: int) -> None:
+        """Delete the space ``name``, stored as ``storage`` (closed): its rows of every
+        table, and its entry, noting that the name was deleted ``retired`` times, in
+        one transaction."""
+        self._run(
+            [(f"DELETE FROM {table} WHERE space = ?", [(storage,)]) for table in _SPACE_TABLES]
+            + [
+                ("DELETE FROM spaces WHERE name = ?", [(storage,)]),
+                ("INSERT OR REPLACE INTO catalog VALUES (?, ?, NULL)", [(name, retired)]),
+            ]
+        )
 
     def close(self) -> None:
         file, self._file = self._file, None
@@ -618,27 +634,23 @@ class SqliteHost:
         options.update(limits=self._limits, base_uri=self._base_uri)
         space = open_space(self.path, entry["storage"], self._durability, **options)
         if new:
+            assert self._catalog is not None
             try:
-                self._put(name, entry)
+                self._catalog.put({name: entry}, self._retired)
             except BaseException:
                 space.close()
                 raise
         return Hosted(AsyncSpace(space), space), None
 
-    def _put(self, name: str, entry: dict[str, Any] | None) -> None:
-        assert self._catalog is not None
-        self._catalog.put({name: entry}, self._retired)
-
     def drop(self, name: str, hosted: Hosted) -> None:
-        # The file keeps the space's row; a space made anew under this name is stored
-        # under a new name, so its options are its own.
+        # The space closes (its last batch is written), then its rows go with its
+        # catalog entry in one transaction, without a change of the space each.
         space = hosted.space
         assert space is not None
-        for arity in space.statistics()["arities"]:
-            space.take_all(Template((ANY,) * arity))
-        self._retired[name] = self._retired.get(name, 0) + 1
-        self._put(name, None)
+        assert self._catalog is not None
         space.close()
+        self._retired[name] = self._retired.get(name, 0) + 1
+        self._catalog.drop(name, space.name, self._retired[name])
 
     def close(self) -> None:
         if self._catalog is not None:
