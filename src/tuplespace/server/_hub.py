@@ -436,7 +436,7 @@ class Hub:
                 raise
 
     def _add(self, name: str, entry: dict[str, Any], hosted: Hosted, store: str) -> SpaceInfo:
-        host = self.memory if store == "memory" or self.host is None else self.host
+        host = self.store_of(store)
         info = SpaceInfo(
             name,
             store,
@@ -450,6 +450,10 @@ class Hub:
         if self.node is not None and hosted.space is not None:
             self.node.add_space(name, hosted.space)
         return info
+
+    def store_of(self, store: str) -> Store:
+        """The store of a space kept in ``store`` (``"memory"`` or ``"durable"``)."""
+        return self.memory if store == "memory" or self.host is None else self.host
 
     def _remove(self, info: SpaceInfo) -> None:
         info.deleted = True
@@ -599,7 +603,7 @@ class Hub:
             raise ApiError(
                 400, "bad_request", "this server keeps no durable spaces (it has no store for them)", "store"
             )
-        host = self.memory if store == "memory" or self.host is None else self.host
+        host = self.store_of(store)
         entry: dict[str, Any] = {
             "order": options.get("order", "fifo"),
             "capacity": options.get("capacity"),
@@ -639,7 +643,7 @@ class Hub:
                 return
             self._remove(info)
             space = info.space
-            host = self.memory if info.store == "memory" or self.host is None else self.host
+            host = self.store_of(info.store)
 
             def drop() -> None:
                 if space is not None:
