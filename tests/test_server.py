@@ -197,6 +197,30 @@ def test_a_deleted_durable_space_can_be_made_anew_with_other_options(http: httpx
     assert all_tuples(http, "s", 2) == []
 
 
+def test_a_deleted_durable_space_leaves_no_row_in_the_store(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running(data) as server, client(server) as http:
+        assert http.put("/spaces/gone", json={}).status_code == 201
+        assert http.post("/spaces/gone/write", json={"tuple": ["a", 1]}).status_code == 200
+        assert (
+            http.post("/spaces/gone/records/create", json={"path": "p/1", "fields": {"n": 1}}).status_code
+            == 201
+        )
+        assert http.post("/spaces/gone/records/move", json={"ref": "p/1", "path": "p/2"}).status_code == 200
+        assert http.put("/spaces/kept", json={}).status_code == 201
+        assert http.post("/spaces/kept/write", json={"tuple": ["b"]}).status_code == 200
+        assert http.delete("/spaces/gone").status_code == 204
+    con = sqlite3.connect(data / "spaces.db")
+    try:
+        spaces = [r[0] for r in con.execute("SELECT name FROM spaces")]
+        assert spaces == ["kept"]
+        for table in ("tuples", "records", "redirections"):
+            assert [r[0] for r in con.execute(f"SELECT DISTINCT space FROM {table}")] in ([], ["kept"]), table
+        assert con.execute("SELECT retired, entry FROM catalog WHERE name = 'gone'").fetchall() == [(1, None)]
+    finally:
+        con.close()
+
+
 def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with running(data) as server, client(server) as http:

@@ -101,14 +101,14 @@ class Gate:
         self.opened = threading.Event()
         self.held = threading.Event()  # the committer has come to the gate
         file = the_file(path)
-        write = file._write
+        write = file.write
 
         def gated(*args: Any) -> None:
             self.held.set()
             self.opened.wait(PATIENCE)
             write(*args)
 
-        monkeypatch.setattr(file, "_write", gated)
+        monkeypatch.setattr(file, "write", gated)
 
     def open(self) -> None:
         self.opened.set()
@@ -758,7 +758,7 @@ def test_after_a_failed_commit_every_operation_raises_and_closing_releases_the_f
     def fail(*args: Any) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(the_file(db), "_write", fail)
+    monkeypatch.setattr(the_file(db), "write", fail)
     with pytest.raises(ts.StoreError, match="disk I/O error"):
         spawn(space.write, ("lost",)).result(PATIENCE)
     with pytest.raises(ts.StoreError):

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
 from ._errors import CapabilityRevoked, InvalidValue, RecordNotFound
+from ._store import CapabilityRow
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -93,17 +94,18 @@ class Capabilities:
             del self._ended[next(iter(self._ended))]
         journal = self._engine.journal
         if journal is not None:
-            journal.put_row("cap", token, None)
+            journal.delete_row(CapabilityRow, token)
         return cap
 
     def _journal(self, cap: Cap) -> None:
         journal = self._engine.journal
         if journal is not None:
-            journal.put_row("cap", cap.token, (cap.rid, ",".join(sorted(cap.ops)), cap.expires, cap.ro))
+            journal.put_row(CapabilityRow(cap.token, cap.rid, ",".join(sorted(cap.ops)), cap.expires, cap.ro))
 
-    def restore(self, token: str, rid: int, ops: str, expires: float | None, ro: bool) -> Cap:
+    def restore(self, row: CapabilityRow) -> Cap:
         """A capability read from a durable store."""
-        cap = self._caps[token] = Cap(token, rid, frozenset(ops.split(",")), expires, bool(ro))
+        cap = Cap(row.token, row.rid, frozenset(row.operations.split(",")), row.expires, bool(row.read_only))
+        self._caps[row.token] = cap
         return cap
 
     def __len__(self) -> int:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ._codec import encode
 from ._errors import InsufficientCredit, InvalidValue, LimitReached, UnsupportedType
+from ._store import AccountRow
 from ._values import Credit, Value
 
 if TYPE_CHECKING:
@@ -202,9 +203,9 @@ class Accounts:
         self._balances[principal] = balance
         journal = self._engine.journal
         if journal is not None:
-            journal.put_row("account", principal, (str(balance),))
+            journal.put_row(AccountRow(principal, str(balance)))
 
-    def load(self, rows: Iterable[tuple[str, str]]) -> None:
+    def load(self, rows: Iterable[AccountRow]) -> None:
         for principal, balance in rows:
             self._balances[principal] = Credit(balance)
 

@@ -104,6 +104,7 @@ from ._events import (
 from ._journal import Journal
 from ._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Hold, Rec, RecordStore, Redirect
 from ._registry import Interest, Registry
+from ._store import TupleRow
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
 
@@ -553,22 +554,21 @@ class Engine:
         if feed.expires is not None:
             self._schedule(feed.expires, feed)
 
-    def load(
-        self, rows: Iterable[tuple[int, Tuple, float | None]], last_seq: int, last_event: int
-    ) -> list[tuple[int, Tuple]]:
-        """Fill an empty engine from a store: rows of (seq, tuple, expires) in seq order.
+    def load(self, rows: Iterable[TupleRow], last_seq: int, last_event: int) -> list[TupleRow]:
+        """Fill an empty engine from a store: its tuples' rows in seq order.
 
         Rows whose lease ran out while the store was closed are not loaded: they are
-        returned, (seq, tuple) in seq order, for :meth:`expire_loaded` to expire once
-        what reacts to their expiry (the rules of the space) is in place.
+        returned, in seq order, for :meth:`expire_loaded` to expire once what reacts
+        to their expiry (the rules of the space) is in place.
         """
         now = self.clock.now()
         expired = []
         journal, self.journal = self.journal, None  # loaded rows are on disk already
         try:
-            for seq, t, expires in rows:
+            for row in rows:
+                seq, t, expires = row
                 if expires is not None and expires <= now:
-                    expired.append((seq, t))
+                    expired.append(row)
                     continue
                 shelf = self._shelves.get(len(t))
                 if shelf is None:
@@ -581,12 +581,12 @@ class Engine:
         self._event_seq = max(self._event_seq, last_event)
         return expired
 
-    def expire_loaded(self, rows: Iterable[tuple[int, Tuple]]) -> None:
+    def expire_loaded(self, rows: Iterable[TupleRow]) -> None:
         """Expire the rows that :meth:`load` found run out: an ``expire`` event each,
         in seq order, and their rows deleted from the store in the same batch as
         what reacts to them, so that a store closed before that batch is written
         finds them again, and expires them once, when it is next opened."""
-        for seq, t in rows:
+        for seq, t, _ in rows:
             self._counts["expired"] += 1
             self._emit("expire", t)
             if self.journal is not None:

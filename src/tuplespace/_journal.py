@@ -11,8 +11,9 @@ serving many spaces swaps only the journals of those that changed.
 A row written and deleted before it ever reached the disk (a tuple handed straight
 to a waiting taker, or taken at once) costs the disk nothing.
 
-Records, credit accounts, capabilities and redirections are journaled as rows of
-their own tables (:meth:`Journal.put_row`), keyed by table and key: the latest
+Tuples are journaled as :class:`~tuplespace._store.TupleRow`; records, credit
+accounts, capabilities, redirections and rules as the typed rows of
+:mod:`tuplespace._store` (:meth:`Journal.put_row`), keyed by kind and key: the latest
 row of a key in a batch is what the store writes.
 """
 
@@ -24,20 +25,18 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import StoreError
-from ._values import Value
+from ._store import Row, TupleRow
+from ._values import Tuple
 
 __all__ = ["Journal"]
-
-Row = tuple[tuple[Value, ...], float | None]
-TableRow = tuple[Any, ...]
 
 
 class Journal:
     """Pending changes of one space, and what is durable already."""
 
     def __init__(self, kick: Callable[[], None]) -> None:
-        self.pending: dict[int, Row | None] = {}  # seq -> row to put, or None to delete
-        self.rows: dict[tuple[str, Any], TableRow | None] = {}  # (table, key) -> row, or None to delete
+        self.pending: dict[int, TupleRow | None] = {}  # seq -> row to put, or None to delete
+        self.rows: dict[tuple[type[Row], Any], Row | None] = {}  # (kind, key) -> row, or None to delete
         self.batch = 1  # the batch now collecting changes
         self.durable = 0  # the last batch written
         self.swapped_seq = 0  # no seq above this has been in a batch: such rows are not on disk
@@ -53,8 +52,8 @@ class Journal:
             self.queued = True
             self._kick()
 
-    def put(self, seq: int, t: tuple[Value, ...], expires: float | None) -> None:
-        self.pending[seq] = (t, expires)
+    def put(self, seq: int, t: Tuple, expires: float | None) -> None:
+        self.pending[seq] = TupleRow(seq, t, expires)
         self._changed()
 
     def delete(self, seq: int) -> None:
@@ -64,12 +63,17 @@ class Journal:
             self.pending[seq] = None
         self._changed()
 
-    def put_row(self, table: str, key: Any, row: TableRow | None) -> None:
-        """Write ``row`` as the row of ``key`` in ``table`` (None: delete it)."""
-        self.rows[table, key] = row
+    def put_row(self, row: Row) -> None:
+        """Write ``row`` (in place of the row of its kind with its key, if any)."""
+        self.rows[type(row), row[0]] = row
         self._changed()
 
-    def swap(self) -> tuple[int, dict[int, Row | None], dict[tuple[str, Any], TableRow | None]]:
+    def delete_row(self, kind: type[Row], key: Any) -> None:
+        """Delete the row of ``kind`` whose key is ``key``."""
+        self.rows[kind, key] = None
+        self._changed()
+
+    def swap(self) -> tuple[int, dict[int, TupleRow | None], dict[tuple[type[Row], Any], Row | None]]:
         """Take the pending changes as a batch (with the space's lock held)."""
         batch, changes, rows = self.batch, self.pending, self.rows
         self.batch += 1

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 from ._aio import AsyncSpace
 from ._clock import SimulatedClock
-from ._schemes import SPACE_OPTIONS, Hosted, Scheme, url_options
+from ._schemes import SPACE_OPTIONS, Scheme, url_options
 from ._space import Space
+from ._store import Hosted
 from ._values import Limits
 
 __all__ = ["SCHEME", "MemoryHost"]

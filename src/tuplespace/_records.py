@@ -101,6 +101,7 @@ from ._events import CHANGE_KINDS, Change, RecordEvent, RecordFeed, RecordWatche
 from ._mint import Challenge, Mint
 from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
+from ._store import AccountRow, CapabilityRow, RecordRow, RedirectRow
 from ._templates import RecordTemplate
 from ._values import URI, Credit, Map, Value, _key_path, _prefix, check_tuple, footprint, handle_address
 
@@ -862,9 +863,9 @@ class RecordStore:
         for path in rec.redirects or ():
             del self._redirects[path]
             if journal is not None:
-                journal.put_row("redirect", path, None)
+                journal.delete_row(RedirectRow, path)
         if journal is not None:
-            journal.put_row("record", rec.rid, None)
+            journal.delete_row(RecordRow, rec.rid)
         if emit:
             self._emit(kind, rec, None, None)
         for feed in self._watchers.pop(rec.rid):
@@ -932,7 +933,7 @@ class RecordStore:
             self._push(redirect.expires, redirect)
         journal = self._engine.journal
         if journal is not None:
-            journal.put_row("redirect", redirect.path, (redirect.rid, redirect.expires))
+            journal.put_row(RedirectRow(redirect.path, redirect.rid, redirect.expires))
 
     def _drop_redirect(self, path: str) -> None:
         if self.moved:
@@ -944,7 +945,7 @@ class RecordStore:
                 rec.redirects.discard(path)
             journal = self._engine.journal
             if journal is not None:
-                journal.put_row("redirect", path, None)
+                journal.delete_row(RedirectRow, path)
 
     # -- finding -------------------------------------------------------------------
 
@@ -1403,17 +1404,17 @@ class RecordStore:
         journal = self._engine.journal
         if journal is not None:
             journal.put_row(
-                "record",
-                rec.rid,
-                (rec.path, dict(rec.fields), rec.version, str(rec.credit), rec.since, rec.expires),
+                RecordRow(
+                    rec.rid, rec.path, dict(rec.fields), rec.version, str(rec.credit), rec.since, rec.expires
+                )
             )
 
     def load(
         self,
-        records: Iterable[tuple[int, str, Map, int, str, float, float | None]],
-        accounts: Iterable[tuple[str, str]],
-        caps: Iterable[tuple[str, int, str, float | None, bool]],
-        redirects: Iterable[tuple[str, int, float | None]],
+        records: Iterable[RecordRow],
+        accounts: Iterable[AccountRow],
+        caps: Iterable[CapabilityRow],
+        redirects: Iterable[RedirectRow],
     ) -> list[Rec]:
         """Fill an empty store from a durable one; rows must be in rid order.  What
         ran out while the store was closed is removed now, without events; returns
@@ -1443,17 +1444,17 @@ class RecordStore:
                     relevel(self._by_rid, rec)
                 self._schedule(rec)
             self.accounts.load(accounts)
-            for token, rid, ops, cap_expires, ro in caps:
-                owner = self._by_rid.get(rid)
+            for row in caps:
+                owner = self._by_rid.get(row.rid)
                 if owner is not None:
-                    cap = self.caps.restore(token, rid, ops, cap_expires, ro)
+                    cap = self.caps.restore(row)
                     if owner.caps is None:
                         owner.caps = set()
-                    owner.caps.add(token)
+                    owner.caps.add(cap.token)
                     if cap.ro:
-                        owner.ro = token
-                    if cap_expires is not None:
-                        self._push(cap_expires, cap)
+                        owner.ro = cap.token
+                    if cap.expires is not None:
+                        self._push(cap.expires, cap)
             for path, rid, redirect_expires in redirects:
                 owner = self._by_rid.get(rid)
                 if owner is not None and path not in self._by_path:

@@ -72,6 +72,7 @@ from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_path, check_tag
 from ._records import DEFAULT_PRINCIPAL
+from ._store import RuleRow
 from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key
 
@@ -673,8 +674,9 @@ class Rules:
         return info
 
     def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
-        """Add the rules a durable store kept: ``(name, definition)`` pairs, as
-        :func:`_definition` wrote them.  Raises ValueError for one that is damaged."""
+        """Add the rules a store kept: (name, definition) pairs (a
+        :class:`~tuplespace._store.RuleRow` is one), as :func:`_definition` wrote
+        them.  Raises ValueError for one that is damaged."""
         self._space.after_operations(self.run_pending)
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
@@ -724,7 +726,7 @@ class Rules:
             self._core.start_timer()
         journal = self._engine.journal
         if journal is not None and definition is not None:
-            journal.put_row("rule", name, (definition,))
+            journal.put_row(RuleRow(name, definition))
         if rule.kind == "push":
             self.pending.append((rule, None))  # establish the field now
             self.run_pending()
@@ -748,7 +750,7 @@ class Rules:
             self._unlink(rule)
             journal = self._engine.journal
             if journal is not None:
-                journal.put_row("rule", name, None)
+                journal.delete_row(RuleRow, name)
             ticket = self._core.ticket()
         self._core.settle(ticket)
 

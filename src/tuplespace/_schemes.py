@@ -3,9 +3,10 @@
 Each store is one module holding a :class:`Scheme` named ``SCHEME``: how to open one
 of its spaces for threads (:func:`tuplespace.connect`) and for asyncio
 (:func:`tuplespace.connect_async`), and how a server or a node keeps its spaces in it
-(``tuplespace serve --store URL``, ``Node(store=URL)``: a :class:`Host`).  A module is imported when its
-scheme is first used, so a store's dependencies (``redis``) are needed only by those
-who use it.  Adding a store is one module and one row of :data:`SCHEMES`.
+(``tuplespace serve --store URL``, ``Node(store=URL)``: a
+:class:`~tuplespace._store.Store`; mypy checks that each store's is one).  A module
+is imported when its scheme is first used, so a store's dependencies (``redis``) are
+needed only by those who use it.  Adding a store is one module and one row of :data:`SCHEMES`.
 
 ``http://``, ``https://`` and ``coap://`` are not stores but ways to reach a space
 another process keeps: :func:`tuplespace.connect` handles them itself.
@@ -14,17 +15,15 @@ another process keeps: :func:`tuplespace.connect` handles them itself.
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import parse_qsl
 
+from ._store import Hosted, Store  # Hosted: named here for the stores that return one
 from ._values import Limits
 
-if TYPE_CHECKING:
-    from ._space import Space
-
-__all__ = ["SCHEMES", "SPACE_OPTIONS", "Host", "Hosted", "Scheme", "SharedHost", "scheme", "url_options"]
+__all__ = ["SCHEMES", "SPACE_OPTIONS", "Hosted", "Scheme", "scheme", "url_options"]
 
 SCHEMES: dict[str, str] = {
     "memory": "tuplespace._memory",
@@ -79,67 +78,16 @@ _STR_OPTIONS = {
 
 
 @dataclass(frozen=True)
-class Hosted:
-    """A space a server hosts: ``aspace``, its asyncio face, which every operation on
-    tuples goes through; ``space``, the :class:`~tuplespace.Space` under it when the
-    store keeps the space in this process (transactions, claims, records and credit
-    need one), None when its state lives elsewhere."""
-
-    aspace: Any
-    space: Space | None
-
-
-class Host(Protocol):
-    """Where a server keeps spaces and the catalog of them (name -> entry, a JSON
-    object of the options of :data:`SPACE_OPTIONS`, ``anonymous``, and what the store
-    adds).  Every method may block: the server calls them from worker threads."""
-
-    @property
-    def label(self) -> str:
-        """The store as an error names it (``the SQLite file data/spaces.db``)."""
-
-    def catalog(self) -> dict[str, dict[str, Any]]:
-        """Open the store; the entries of its catalog, by space name.  A shared store's
-        is asked again, for the entries others made since."""
-
-    def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
-        """The space ``name`` of the catalog ``entry``, or with ``new``, a new space
-        made with the options of ``entry`` and added to the catalog.  Returns the space
-        and, should another server have added ``name`` first, its entry (else None).
-        ``ValueError`` for options the store cannot keep."""
-
-    def drop(self, name: str, hosted: Hosted) -> None:
-        """Remove the space ``name`` from the catalog and delete its tuples.  A space
-        kept in this process (``hosted.space``) is closed by it; one kept elsewhere was
-        closed before."""
-
-    def close(self) -> None:
-        """Close the spaces' store (the server closes each space first)."""
-
-
-@runtime_checkable
-class SharedHost(Host, Protocol):
-    """A store whose catalog other servers change too (Redis): a server looks a space
-    it does not know up in it, and forgets those the others drop."""
-
-    def lookup(self, name: str) -> dict[str, Any] | None:
-        """The entry of ``name`` in the catalog now, or None."""
-
-    def dropped(self) -> AsyncIterator[str]:
-        """The names of the spaces other servers drop, as they drop them (on the event loop)."""
-
-
-@dataclass(frozen=True)
 class Scheme:
     """A store, as :data:`SCHEMES` finds it: ``connect(url, options)`` opens one of its
     spaces for threads, ``connect_async(url, options)`` for asyncio, and
-    ``host(url, limits, base_uri)`` is the :class:`Host` of a server that keeps its spaces
+    ``host(url, limits, base_uri)`` is the :class:`~tuplespace._store.Store` of a server that keeps its spaces
     there (``limits``: the limits of a tuple; ``base_uri``: the base URI of their records'
     addresses, a node's when they are served over CoAP too)."""
 
     connect: Callable[[str, dict[str, Any]], Any]
     connect_async: Callable[[str, dict[str, Any]], Awaitable[Any]]
-    host: Callable[[str, Limits, str], Host]
+    host: Callable[[str, Limits, str], Store]
 
 
 def scheme(name: str) -> Scheme | None:

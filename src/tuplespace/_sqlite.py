@@ -36,28 +36,37 @@ arrived while the previous one was being written.
 from __future__ import annotations
 
 import asyncio
-import functools
-import gc
 import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 
 from ._aio import AsyncSpace
 from ._codec import decode, encode
+from ._committer import Committer
 from ._errors import InvalidValue, StoreError, WireError
-from ._journal import Journal
 from ._methods import MAX_FIRINGS
 from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
-from ._schemes import SPACE_OPTIONS, Hosted, Scheme, url_options
+from ._schemes import SPACE_OPTIONS, Scheme, url_options
 from ._space import Space
-from ._templates import ANY, Template
-from ._values import Credit, Limits, Map, Value
+from ._store import (
+    AccountRow,
+    CapabilityRow,
+    Changes,
+    Hosted,
+    RecordRow,
+    RedirectRow,
+    Row,
+    RuleRow,
+    SpaceRows,
+    TupleRow,
+)
+from ._values import Credit, Limits, Map
 
 try:
     import fcntl
@@ -75,11 +84,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tuplespace")
+_R = TypeVar("_R")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
 SCHEMA_VERSION = 4
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
-RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water marks
 _STORED_OPTIONS = (
     "order",
     "capacity",
@@ -159,33 +168,28 @@ def _add_rules_v4(db: sqlite3.Connection) -> None:
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
 MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4}
 
-# How each kind of journaled row is written: (table, its key column, the other columns).
-_TABLES = {
-    "record": ("records", "rid", ("path", "fields", "version", "credit", "since", "expires")),
-    "account": ("accounts", "principal", ("balance",)),
-    "cap": ("capabilities", "token", ("rid", "operations", "expires", "read_only")),
-    "redirect": ("redirections", "path", ("rid", "expires")),
-    "rule": ("rules", "name", ("definition",)),
+# Where each kind of row is kept: (table, its key column).
+_TABLES: dict[type[Row], tuple[str, str]] = {
+    RecordRow: ("records", "rid"),
+    AccountRow: ("accounts", "principal"),
+    CapabilityRow: ("capabilities", "token"),
+    RedirectRow: ("redirections", "path"),
+    RuleRow: ("rules", "name"),
 }
+# The tables holding the rows of a space (and ``spaces``, its numbers and options).
+_SPACE_TABLES = ("tuples", *(table for table, _ in _TABLES.values()))
 
 
 class _File:
-    """One SQLite file, open in this process, and the spaces in it."""
+    """One SQLite file, open in this process, the spaces in it and their committer
+    (a :class:`~tuplespace._store.RowStore`)."""
 
     def __init__(self, path: str, durability: str) -> None:
-        self.path = path
+        self.path = self.label = path
         self.durability = durability
-        self.spaces: dict[str, tuple[Space, Journal]] = {}
-        self._marks: dict[str, tuple[int, int]] = {}  # stored high-water marks of seq and event numbers
-        self._closing: set[str] = set()
-        self._dirty: set[str] = set()  # spaces whose journals hold changes (or that close)
-        self._dirty_lock = threading.Lock()
-        self._kick = threading.Event()
         self.catalogs = 0  # open catalogs, which keep the file open as spaces do
         # One transaction at a time on the connection: the committer's, or a catalog's.
         self.lock = threading.Lock()
-        self._closed = False
-        self.error: Exception | None = None  # why a commit failed; nothing is written after
         try:
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
         except sqlite3.Error as exc:
@@ -195,8 +199,8 @@ class _File:
         except BaseException:
             self.db.close()
             raise
-        self._thread = threading.Thread(target=self._run, name=f"tuplespace-sqlite:{path}", daemon=True)
-        self._thread.start()
+        self.committer = Committer(self)
+        self.spaces = self.committer.spaces
 
     def _prepare(self) -> None:
         db = self.db
@@ -246,8 +250,7 @@ class _File:
     # -- spaces -------------------------------------------------------------------
 
     def open(self, name: str, options: dict[str, Any]) -> Space:
-        if self.error is not None:
-            raise StoreError(f"the durable store {self.path} failed: {self.error}")
+        self.committer.check()
         if name in self.spaces:
             space = self.spaces[name][0]
             if not space.core.engine.closed:
@@ -270,75 +273,50 @@ class _File:
                 stored = {**_OLDER_OPTIONS, **orjson.loads(text)}
                 _check_options(name, options, stored)
                 space = Space(**{**options, **stored}, name=name)
-        self._marks[name] = (last_seq, last_event)
-        self._closing.discard(name)
-        journal = Journal(functools.partial(self.kick, name))
-        engine = space.core.engine
-        engine.journal = journal  # rows found expired are deleted from the file
-        # Rebuilding the indexes makes millions of objects that all live on; the
-        # cyclic garbage collector would scan them again and again for nothing.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            expired = engine.load(self._rows(name, space.limits), last_seq, last_event)
-            expired_records = engine.records.load(
-                self._record_rows(name, space.limits),
-                self.db.execute("SELECT principal, balance FROM accounts WHERE space = ?", (name,)),
-                self.db.execute(
-                    "SELECT token, rid, operations, expires, read_only FROM capabilities WHERE space = ?",
-                    (name,),
-                ),
-                self.db.execute("SELECT path, rid, expires FROM redirections WHERE space = ?", (name,)),
-            )
-            rules = self.db.execute(
-                "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", (name,)
-            ).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is damaged: {exc}") from None
-        finally:
-            if collecting:
-                gc.enable()
-        if rules:
-            try:
-                space.rules.load(rules, space.limits)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise StoreError(f"{self.path} is damaged: a rule of space {name!r}: {exc}") from None
-        # The loaded rows are on disk: a later delete of one must reach the file even
-        # if a put of the same row (a renewal, an aborted take) is still pending.
-        journal.swapped_seq = engine.last_seq
-        if expired or expired_records:  # now that the rules are in place: their reactions
-            with space.core.lock:  # are journaled in the same batch as the deletions
-                engine.expire_loaded(expired)
-                engine.records.expire_loaded(expired_records)
-        if expired:
-            logger.info("space %s: %d tuples expired while the store was closed", name, len(expired))
-        if expired_records:
-            logger.info("space %s: %d records expired while the store was closed", name, len(expired_records))
-        space.core.attach_journal(journal, lambda: self._detach(name, space))
-        self.spaces[name] = (space, journal)
-        self.kick(name)
+        rows = SpaceRows(
+            last_seq,
+            last_event,
+            self._tuples(name, space.limits),
+            self._records(name, space.limits),
+            self._read(name, "SELECT principal, balance FROM accounts WHERE space = ?", AccountRow._make),
+            self._read(
+                name,
+                "SELECT token, rid, operations, expires, read_only FROM capabilities WHERE space = ?",
+                CapabilityRow._make,
+            ),
+            self._read(
+                name, "SELECT path, rid, expires FROM redirections WHERE space = ?", RedirectRow._make
+            ),
+            self._read(
+                name, "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", RuleRow._make
+            ),
+        )
+        self.committer.attach(name, space, rows, lambda: self._detach(name, space))
         return space
 
-    def _rows(self, name: str, limits: Limits) -> Iterator[tuple[int, tuple[Value, ...], float | None]]:
-        cursor = self.db.execute(
-            "SELECT seq, data, expires FROM tuples WHERE space = ? ORDER BY seq", (name,)
-        )
-        for seq, data, expires in cursor:
+    def _read(self, name: str, sql: str, make: Callable[[Any], _R]) -> Iterator[_R]:
+        """The rows of space ``name`` that ``sql`` selects, each made by ``make``."""
+        try:
+            for row in self.db.execute(sql, (name,)):
+                yield make(row)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is damaged: {exc}") from None
+
+    def _tuples(self, name: str, limits: Limits) -> Iterator[TupleRow]:
+        sql = "SELECT seq, data, expires FROM tuples WHERE space = ? ORDER BY seq"
+        for seq, data, expires in self._read(name, sql, tuple):
             try:
                 t = decode(data, limits)
             except WireError as exc:
                 raise StoreError(f"{self.path} is damaged: tuple {seq} of space {name!r}: {exc}") from None
-            yield seq, t, expires
+            yield TupleRow(seq, t, expires)
 
-    def _record_rows(
-        self, name: str, limits: Limits
-    ) -> Iterator[tuple[int, str, Map, int, str, float, float | None]]:
-        cursor = self.db.execute(
+    def _records(self, name: str, limits: Limits) -> Iterator[RecordRow]:
+        sql = (
             "SELECT rid, path, fields, version, credit, since, expires FROM records WHERE space = ?"
-            " ORDER BY rid",
-            (name,),
+            " ORDER BY rid"
         )
-        for rid, path, data, version, credit, since, expires in cursor:
+        for rid, path, data, version, credit, since, expires in self._read(name, sql, tuple):
             try:
                 fields = decode(data, limits)
             except WireError as exc:
@@ -347,150 +325,78 @@ class _File:
                 ) from None
             if not isinstance(fields, Map):
                 raise StoreError(f"{self.path} is damaged: record {path!r} of space {name!r} holds no map")
-            yield rid, path, fields, version, credit, since, expires
+            yield RecordRow(rid, path, fields, version, credit, since, expires)
 
     def _detach(self, name: str, space: Space) -> None:
         entry = self.spaces.get(name)
         if entry is None or entry[0] is not space:  # closed before: this name may be open anew
             return
-        with entry[0].core.lock:
-            batch = entry[1].batch
-            self._closing.add(name)
-        self.kick(name)
         try:
-            entry[1].wait(batch)  # raises StoreError if the store failed
+            self.committer.detach(name)  # raises StoreError if the store failed
         finally:
             with _FILES_LOCK:
-                del self.spaces[name]
+                self.committer.forget(name)
                 self.release_if_unused()
 
     def release_if_unused(self) -> None:
         """Release the file once no space and no catalog has it open (with
         ``_FILES_LOCK`` held), before another thread may open it anew."""
         if not self.spaces and not self.catalogs:
-            self.release()
+            self.committer.stop()
+            self.db.close()
             del _FILES[self.path]
 
-    def release(self) -> None:
-        """Stop the committer and close the file (with none of its spaces open)."""
-        self._closed = True
-        self.kick()
-        self._thread.join()
+    # -- writing ------------------------------------------------------------------------
 
-    def kick(self, name: str | None = None) -> None:
-        """Wake the committer: the space ``name`` has changes to write (None: to stop)."""
-        if name is not None:
-            with self._dirty_lock:
-                self._dirty.add(name)
-        if not self._kick.is_set():
-            self._kick.set()
-
-    # -- the committer -----------------------------------------------------------------
-
-    def _run(self) -> None:
-        while True:
-            self._kick.wait()
-            self._kick.clear()
-            if self._closed:
-                self.db.close()
-                return
-            with self._dirty_lock:
-                dirty, self._dirty = self._dirty, set()
-            batches = []
-            for name in dirty:
-                entry = self.spaces.get(name)
-                if entry is None:
-                    continue
-                space, journal = entry
-                with space.core.lock:
-                    batch, changes, rows = journal.swap()
-                    meta = (space.core.engine.last_seq, space.core.engine.last_event, name)
-                batches.append((journal, batch, changes, rows, meta))
-            if self.error is None:
-                try:
-                    self._write(batches)
-                except Exception as exc:
-                    # The changes of the batches are lost from memory: writing later
-                    # ones would make the file inconsistent.  It keeps its last
-                    # commit; every operation from now on raises StoreError.
-                    logger.exception("the store %s failed", self.path)
-                    self.error = exc
-            for journal, batch, *_ in batches:
-                journal.written(batch, self.error)
-
-    def _write(
-        self,
-        batches: list[tuple[Journal, int, dict[int, Any], dict[tuple[str, Any], Any], tuple[int, int, str]]],
-    ) -> None:
-        # The spaces row holds high-water marks of the sequence numbers, raised by
-        # RESERVE at a time, so most commits need not touch it; a clean close
-        # writes the exact numbers.  After a crash, numbers jump but never repeat.
-        work = []
-        for _, _, changes, rows, (last_seq, last_event, name) in batches:
-            seq_mark, event_mark = self._marks[name]
-            marks = None
-            if name in self._closing:
-                marks = (last_seq, last_event)
-            elif last_seq > seq_mark or last_event > event_mark:
-                marks = (last_seq + RESERVE, last_event + RESERVE)
-            if changes or rows or marks:
-                work.append((name, changes, rows, marks))
-        if not work:
-            return
-        with self.lock:
-            self._commit(work)
-        for name, _, _, marks in work:
-            if marks:
-                self._marks[name] = marks
-
-    def _commit(
-        self, work: list[tuple[str, dict[int, Any], dict[tuple[str, Any], Any], tuple[int, int] | None]]
-    ) -> None:
+    def write(self, batch: Sequence[Changes]) -> None:
+        """Write the changes of a batch of the committer in one transaction."""
         db = self.db
-        db.execute("BEGIN")
-        try:
-            for name, changes, rows, marks in work:
-                puts = [
-                    (name, seq, encode(row[0]), row[1]) for seq, row in changes.items() if row is not None
-                ]
-                deletes = [(name, seq) for seq, row in changes.items() if row is None]
-                if puts:
-                    db.executemany("INSERT OR REPLACE INTO tuples VALUES (?, ?, ?, ?)", puts)
-                if deletes:
-                    db.executemany("DELETE FROM tuples WHERE space = ? AND seq = ?", deletes)
-                if rows:
-                    _write_rows(db, name, rows)
-                if marks:
-                    db.execute(
-                        "UPDATE spaces SET last_seq = ?, last_event = ? WHERE name = ?", (*marks, name)
-                    )
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
+        with self.lock:
+            db.execute("BEGIN")
+            try:
+                for changes in batch:
+                    name = changes.space
+                    puts = [
+                        (name, seq, encode(row.tuple), row.expires)
+                        for seq, row in changes.tuples.items()
+                        if row is not None
+                    ]
+                    deletes = [(name, seq) for seq, row in changes.tuples.items() if row is None]
+                    if puts:
+                        db.executemany("INSERT OR REPLACE INTO tuples VALUES (?, ?, ?, ?)", puts)
+                    if deletes:
+                        db.executemany("DELETE FROM tuples WHERE space = ? AND seq = ?", deletes)
+                    if changes.rows:
+                        _write_rows(db, name, changes.rows)
+                    if changes.marks:
+                        db.execute(
+                            "UPDATE spaces SET last_seq = ?, last_event = ? WHERE name = ?",
+                            (*changes.marks, name),
+                        )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
 
-def _write_rows(db: sqlite3.Connection, name: str, rows: dict[tuple[str, Any], Any]) -> None:
-    """Write the journaled rows of records, accounts, capabilities and redirections."""
-    puts: dict[str, list[tuple[Any, ...]]] = {}
-    deletes: dict[str, list[tuple[Any, ...]]] = {}
+def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row], Any], Row | None]) -> None:
+    """Write the journaled rows of records, accounts, capabilities, redirections and rules."""
+    puts: dict[type[Row], list[tuple[Any, ...]]] = {}
+    deletes: dict[type[Row], list[tuple[str, Any]]] = {}
     for (kind, key), row in rows.items():
         if row is None:
             deletes.setdefault(kind, []).append((name, key))
-        elif kind == "record":
-            path, fields, version, credit, since, expires = row
-            puts.setdefault(kind, []).append(
-                (name, key, path, encode(fields), version, credit, since, expires)
-            )
+        elif type(row) is RecordRow:
+            puts.setdefault(kind, []).append((name, row.rid, row.path, encode(row.fields), *row[3:]))
         else:
-            puts.setdefault(kind, []).append((name, key, *row))
+            puts.setdefault(kind, []).append((name, *row))
     for kind, keys in deletes.items():
-        table, key_column, _ = _TABLES[kind]
+        table, key_column = _TABLES[kind]
         db.executemany(f"DELETE FROM {table} WHERE space = ? AND {key_column} = ?", keys)
     for kind, values in puts.items():
-        table, _, columns = _TABLES[kind]
-        marks = ", ".join("?" * (len(columns) + 2))
+        table, _ = _TABLES[kind]
+        marks = ", ".join("?" * (len(kind._fields) + 1))
         db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
 
 
@@ -557,17 +463,18 @@ class Catalog:
     def __init__(self, file: _File) -> None:
         self._file: _File | None = file
 
-    def _run(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    def _run(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run each ``(sql, rows)`` of ``statements``, in one transaction."""
         file = self._file
         if file is None:
             raise StoreError("the catalog is closed")
-        if file.error is not None:
-            raise StoreError(f"the durable store {file.path} failed: {file.error}")
+        file.committer.check()
         with file.lock:
             db = file.db
             db.execute("BEGIN")
             try:
-                db.executemany(sql, rows)
+                for sql, rows in statements:
+                    db.executemany(sql, rows)
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
@@ -597,7 +504,19 @@ class Catalog:
             (name, retired.get(name, 0), None if entry is None else orjson.dumps(entry).decode())
             for name, entry in entries.items()
         ]
-        self._run("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", rows)
+        self._run([("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", rows)])
+
+    def drop(self, name: str, storage: str, retired: int) -> None:
+        """Delete the space ``name``, stored as ``storage`` (closed): its rows of every
+        table, and its entry, noting that the name was deleted ``retired`` times, in
+        one transaction."""
+        self._run(
+            [(f"DELETE FROM {table} WHERE space = ?", [(storage,)]) for table in _SPACE_TABLES]
+            + [
+                ("DELETE FROM spaces WHERE name = ?", [(storage,)]),
+                ("INSERT OR REPLACE INTO catalog VALUES (?, ?, NULL)", [(name, retired)]),
+            ]
+        )
 
     def close(self) -> None:
         file, self._file = self._file, None
@@ -715,27 +634,23 @@ class SqliteHost:
         options.update(limits=self._limits, base_uri=self._base_uri)
         space = open_space(self.path, entry["storage"], self._durability, **options)
         if new:
+            assert self._catalog is not None
             try:
-                self._put(name, entry)
+                self._catalog.put({name: entry}, self._retired)
             except BaseException:
                 space.close()
                 raise
         return Hosted(AsyncSpace(space), space), None
 
-    def _put(self, name: str, entry: dict[str, Any] | None) -> None:
-        assert self._catalog is not None
-        self._catalog.put({name: entry}, self._retired)
-
     def drop(self, name: str, hosted: Hosted) -> None:
-        # The file keeps the space's row; a space made anew under this name is stored
-        # under a new name, so its options are its own.
+        # The space closes (its last batch is written), then its rows go with its
+        # catalog entry in one transaction, without a change of the space each.
         space = hosted.space
         assert space is not None
-        for arity in space.statistics()["arities"]:
-            space.take_all(Template((ANY,) * arity))
-        self._retired[name] = self._retired.get(name, 0) + 1
-        self._put(name, None)
+        assert self._catalog is not None
         space.close()
+        self._retired[name] = self._retired.get(name, 0) + 1
+        self._catalog.drop(name, space.name, self._retired[name])
 
     def close(self) -> None:
         if self._catalog is not None:

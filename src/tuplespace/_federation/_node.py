@@ -14,8 +14,9 @@ from .._errors import InvalidValue, Unreachable
 from .._extras import missing
 from .._memory import MemoryHost
 from .._names import check_path
-from .._schemes import SPACE_OPTIONS, Host, scheme
+from .._schemes import SPACE_OPTIONS, scheme
 from .._space import Space
+from .._store import Store
 from .._values import URI, Limits
 from ._endpoint import Address, Endpoint, Network, Timers
 from ._loop import LoopThread
@@ -139,7 +140,7 @@ class Node:
         except ModuleNotFoundError as exc:  # the server's error table
             raise missing("federation", exc) from None
         self._spaces: dict[str, Space] = {}
-        self._host: Host | None = None  # the store of its spaces, opened once its name is known
+        self._host: Store | None = None  # the store of its spaces, opened once its name is known
         self._resource = SpacesResource(
             self._spaces,
             max_observers=max_observers,
@@ -360,7 +361,7 @@ def _guard(
     return Guard(found, state, anonymous=level, rate=rate, burst=burst, max_hosts=max_hosts)
 
 
-def _host(store: str, base_uri: str) -> Host:
+def _host(store: str, base_uri: str) -> Store:
     """The store of a node's spaces, by its URL (``memory:``, ``sqlite:PATH``)."""
     found = scheme(urlsplit(store).scheme) if isinstance(store, str) and ":" in store else None
     if found is None:

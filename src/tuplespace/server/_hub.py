@@ -3,7 +3,7 @@
 Durable spaces live in the server's store (``--store URL``: a SQLite file, or
 Redis), whose catalog lists them with the options the server keeps for them
 (event retention, anonymous permissions), one entry per space: creating or
-deleting a space writes its entry alone (see :class:`tuplespace._schemes.Host`).
+deleting a space writes its entry alone (see :class:`tuplespace._store.Store`).
 A store shared by several servers (Redis) is looked up for a space a server does
 not know yet.  Memory spaces exist until the server stops.
 
@@ -39,8 +39,8 @@ from .._memory import MemoryHost
 from .._methods import MAX_FIRINGS
 from .._mint import MAX_BITS
 from .._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
-from .._schemes import Host, Hosted, SharedHost
 from .._space import Space
+from .._store import Hosted, SharedStore, Store
 from .._values import Credit, Limits, Tuple
 from ..client._primitives import AsyncOpenable
 from ._auth import check_permissions
@@ -388,7 +388,7 @@ class Hub:
 
     def __init__(
         self,
-        host: Host | None,
+        host: Store | None,
         store: str,
         default_anonymous: frozenset[str],
         wire_limits: Limits,
@@ -396,7 +396,7 @@ class Hub:
         node: Node | None = None,
     ) -> None:
         self.host = host
-        self.shared = host if isinstance(host, SharedHost) else None
+        self.shared = host if isinstance(host, SharedStore) else None
         self.node = node
         self.memory = MemoryHost("memory:", wire_limits, DEFAULT_BASE_URI if node is None else node.base_uri)
         self.store = store
@@ -436,7 +436,7 @@ class Hub:
                 raise
 
     def _add(self, name: str, entry: dict[str, Any], hosted: Hosted, store: str) -> SpaceInfo:
-        host = self.memory if store == "memory" or self.host is None else self.host
+        host = self.store_of(store)
         info = SpaceInfo(
             name,
             store,
@@ -450,6 +450,10 @@ class Hub:
         if self.node is not None and hosted.space is not None:
             self.node.add_space(name, hosted.space)
         return info
+
+    def store_of(self, store: str) -> Store:
+        """The store of a space kept in ``store`` (``"memory"`` or ``"durable"``)."""
+        return self.memory if store == "memory" or self.host is None else self.host
 
     def _remove(self, info: SpaceInfo) -> None:
         info.deleted = True
@@ -511,7 +515,7 @@ class Hub:
                     info = await asyncio.to_thread(self._adopt, self.shared, name)
         return info
 
-    def _adopt(self, host: SharedHost, name: str, entry: dict[str, Any] | None = None) -> SpaceInfo | None:
+    def _adopt(self, host: SharedStore, name: str, entry: dict[str, Any] | None = None) -> SpaceInfo | None:
         """Host here the space ``name`` of the shared catalog (its ``entry``, else looked up)."""
         entry = entry or host.lookup(name)
         if entry is None:
@@ -519,7 +523,7 @@ class Hub:
         return self._add(name, entry, self._open(host, name, entry), "durable")
 
     @staticmethod
-    def _open(host: Host, name: str, entry: dict[str, Any]) -> Hosted:
+    def _open(host: Store, name: str, entry: dict[str, Any]) -> Hosted:
         """The space ``name`` of the catalog's ``entry``."""
         try:
             hosted, _ = host.open(name, entry, False)
@@ -547,7 +551,7 @@ class Hub:
         if self.shared is not None and self._following is None:
             self._following = asyncio.get_running_loop().create_task(self._follow(self.shared))
 
-    async def _follow(self, host: SharedHost) -> None:
+    async def _follow(self, host: SharedStore) -> None:
         while True:
             try:
                 async for name in host.dropped():
@@ -599,7 +603,7 @@ class Hub:
             raise ApiError(
                 400, "bad_request", "this server keeps no durable spaces (it has no store for them)", "store"
             )
-        host = self.memory if store == "memory" or self.host is None else self.host
+        host = self.store_of(store)
         entry: dict[str, Any] = {
             "order": options.get("order", "fifo"),
             "capacity": options.get("capacity"),
@@ -639,7 +643,7 @@ class Hub:
                 return
             self._remove(info)
             space = info.space
-            host = self.memory if info.store == "memory" or self.host is None else self.host
+            host = self.store_of(info.store)
 
             def drop() -> None:
                 if space is not None:
