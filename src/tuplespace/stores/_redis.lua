@@ -217,6 +217,20 @@ local function held_ids(held)
   return ids
 end
 
+-- Make the takes of the open transaction ``tx`` final: the take events of the tuples
+-- it holds, in their order.
+local function settle(tx)
+  local held = P .. ':h:' .. tx
+  for _, id in ipairs(held_ids(held)) do
+    local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
+    log('take', encoding(kept))
+  end
+  redis.call('DEL', held)
+  redis.call('ZREM', TXEXP, tx)
+  redis.call('HINCRBY', CNT, 'commits', 1)
+  txns = redis.call('HINCRBY', CFG, 'txns', -1)
+end
+
 -- Abort the transaction ``tx``: every tuple it holds goes back to its place.
 local function abort(tx)
   local held = P .. ':h:' .. tx
@@ -633,15 +647,7 @@ if not txn_open(tx) then
   tell_room()
   return 0
 end
-local held = P .. ':h:' .. tx
-for _, id in ipairs(held_ids(held)) do
-  local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
-  log('take', encoding(kept))
-end
-redis.call('DEL', held)
-redis.call('ZREM', TXEXP, tx)
-redis.call('HINCRBY', CNT, 'commits', 1)
-redis.call('HINCRBY', CFG, 'txns', -1)
+settle(tx)
 for i = 2, #ARGV, 3 do
   local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
   put(ARGV[i + 1], ARGV[i + 2], expires)
@@ -658,6 +664,49 @@ if open then
 end
 tell_room()
 return open and 1 or 0
+
+--[[ claim ]]
+-- ARGV: an open transaction, the tag of the claim it is, how many ms past its lease the
+-- claim's outcome is remembered.  The transaction becomes the claim: ``cl:<tx>`` holds
+-- 'a ' and the tag (then 'c ' once confirmed, 'r ' once released or run out).  1, or 0 if
+-- the transaction is not open.
+expire_due()
+tell_room()
+local e = redis.call('ZSCORE', TXEXP, ARGV[1])
+if not (e and tonumber(e) > now) then
+  return 0
+end
+redis.call('SET', P .. ':cl:' .. ARGV[1], 'a ' .. ARGV[2], 'PX', math.floor(tonumber(e) - now) + tonumber(ARGV[3]))
+return 1
+
+--[[ end_claim ]]
+-- ARGV: the transaction of a claim, its tag, 'confirm' or 'release', how many ms the
+-- claim's outcome is remembered.  Confirming commits the transaction (its takes become
+-- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
+-- 'aborted' (released, or its lease ran out), or false if there is no such claim (none
+-- with that tag, or forgotten).
+expire_due()
+local key = P .. ':cl:' .. ARGV[1]
+local claim = redis.call('GET', key)
+if not claim or string.sub(claim, 3) ~= ARGV[2] then
+  tell_room()
+  return false
+end
+local state = string.sub(claim, 1, 1)
+if state == 'a' then
+  if ARGV[3] == 'confirm' and txn_open(ARGV[1]) then
+    settle(ARGV[1])
+    state = 'c'
+  else
+    if redis.call('ZSCORE', TXEXP, ARGV[1]) then
+      abort(ARGV[1])
+    end
+    state = 'r'
+  end
+  redis.call('SET', key, state .. ' ' .. ARGV[2], 'PX', ARGV[4])
+end
+tell_room()
+return state == 'c' and 'committed' or 'aborted'
 
 --[[ release ]]
 -- ARGV: the transaction, then the ids of tuples it holds to put back at their place.

@@ -136,6 +136,10 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else repr(seconds * 1000.0)
 
 
+def _ms_int(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000.0)))
+
+
 def _seconds(ms: bytes) -> float | None:
     return float(ms) / 1000.0 if ms else None
 
@@ -786,6 +790,18 @@ class AsyncRedisSpace:
             if tx in self._transactions:
                 self._transactions[tx] = tx_id
         return tx_id, _seconds(reply[1])
+
+    async def end_claim(self, tx_id: str, tag: str, confirm: bool, remember: float) -> str | None:
+        """End the claim that the transaction ``tx_id`` was made with ``tag`` (see
+        :meth:`AsyncRedisTransaction.claim`), from any process: confirming commits it if
+        it is still open, releasing aborts it.  The claim's outcome, ``"committed"`` or
+        ``"aborted"`` (released, or its lease ran out: its tuples went back), remembered
+        in Redis ``remember`` seconds more; None if there is no such claim (another tag,
+        or its outcome forgotten)."""
+        reply = await self._call(
+            "end_claim", [tx_id, tag, "confirm" if confirm else "release", _ms_int(remember)]
+        )
+        return None if reply is None else reply.decode()
 
     def _end_transaction(self, tx: AsyncRedisTransaction) -> None:
         """Forget ``tx``, which has ended."""
@@ -1771,6 +1787,31 @@ class AsyncRedisTransaction(AsyncOpenable):
             await self._core.call("abort", [self._id])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
+
+    @property
+    def id(self) -> str:
+        """Its id in Redis (``""`` until it has begun)."""
+        return self._id
+
+    async def claim(self, tag: str, remember: float) -> None:
+        """Make this transaction, which takes and writes nothing more, a claim named
+        in Redis by its id and ``tag``: then any process can confirm (commit) or release
+        (abort) it with :meth:`AsyncRedisSpace.end_claim`, and its outcome is remembered
+        there for ``remember`` seconds past its lease.  TransactionAborted if it is no
+        longer open; TransactionError if it holds writes (a claim holds takes only)."""
+        await self._check()
+        if self._writes:
+            raise TransactionError("a claim holds takes only: this transaction holds writes")
+        if not await self._core.call("claim", [self._id, tag, _ms_int(remember)]):
+            self._end("aborted")
+            raise TransactionAborted("the transaction was aborted: its lease ran out")
+
+    async def end_claim(self, tag: str, confirm: bool, remember: float) -> str | None:
+        """:meth:`AsyncRedisSpace.end_claim` for this transaction's claim, which ends here too."""
+        state = await self._space.end_claim(self._id, tag, confirm, remember)
+        if state is not None and self._state == "active":
+            self._end(state)
+        return state
 
     async def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""
