@@ -261,6 +261,32 @@ def test_a_transaction_whose_process_was_killed_gives_its_tuples_back_at_their_p
     assert (stats["transactions"], stats["aborts"]) == (0, 1)
 
 
+def test_a_claim_is_ended_from_any_process_by_its_transaction_and_tag_and_its_outcome_kept(
+    url: str, space: Any
+) -> None:
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    kept, gone = space.transaction(lease=PATIENCE * 4), space.transaction(lease=PATIENCE * 4)
+    assert kept.take(("job", 1)) == ("job", 1)
+    assert gone.take_all(("job", int)) == [("job", 2), ("job", 3)]
+    kept.claim("tag-1", PATIENCE)
+    gone.claim("tag-2", PATIENCE)
+    with ts.connect(url) as other:  # as another process (another server) would
+        assert other.end_claim(kept.id, "tag-2", True, PATIENCE) is None  # another claim's tag
+        assert other.end_claim(kept.id, "tag-1", True, PATIENCE) == "committed"
+        assert other.end_claim(gone.id, "tag-2", False, PATIENCE) == "aborted"
+        assert other.end_claim(kept.id, "tag-1", False, PATIENCE) == "committed"  # as it was
+        assert other.end_claim(gone.id, "tag-2", True, PATIENCE) == "aborted"
+        assert other.end_claim("999999", "tag-1", True, PATIENCE) is None
+    assert space.read_all((str, int)) == [("job", 2), ("job", 3)]
+    stats = space.statistics()
+    assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
+    writing = space.transaction()
+    writing.write(("result", 1))
+    with pytest.raises(ts.TransactionError, match="takes only"):
+        writing.claim("tag-3", PATIENCE)
+    writing.abort()
+
+
 def test_a_transaction_in_one_process_hides_its_takes_and_writes_from_another_until_commit(
     url: str, space: Any
 ) -> None:
