@@ -545,9 +545,10 @@ class ApiBase:
         self, info: SpaceInfo, caller: Caller, claim_id: str, confirm: bool
     ) -> str | None:
         """Confirm or release the claim ``claim_id`` of a space kept in Redis, made by this
-        server or by another on that Redis (its id starts with its transaction's there):
+        server or by another on that Redis (its id is its transaction's there, a dot and
+        its secret):
         its outcome, ``"committed"`` or ``"aborted"``; None if there is no such claim."""
-        tx_id, dot, _ = claim_id.partition(".")
+        tx_id, dot, secret = claim_id.partition(".")
         if not dot or not tx_id.isascii() or not tx_id.isdigit() or len(tx_id) > MAX_TX_DIGITS:
             return None
         handle = self.hub.find("claim", claim_id, info, caller.owner)
@@ -558,7 +559,7 @@ class ApiBase:
                 self.hub.forget(claim_id)
         aspace = info.aspace
         assert not isinstance(aspace, AsyncSpace)
-        return await aspace.end_claim(tx_id, claim_tag(claim_id, caller.owner), confirm, self.claim_lease)
+        return await aspace.end_claim(tx_id, claim_tag(secret, caller.owner), confirm, self.claim_lease)
 
     async def poll(
         self,

@@ -205,10 +205,10 @@ class RecordClaim:
 class KeptClaim:
     """A claimed take of a space kept in Redis: a Redis transaction, its lease the
     claim's, holds the tuples taken in Redis, named there by its id and ``tag`` (the
-    digest of the claim's id and owner, :func:`claim_tag`), so that any server on that
-    Redis confirms or releases it (:meth:`AsyncRedisSpace.end_claim`), and a server that
-    dies holding it loses nothing: its lease gives the tuples back, at their place.
-    The face of a claim, as :class:`RecordClaim`, ended by :meth:`end`."""
+    digest of the secret of the claim's id and its owner, :func:`claim_tag`), so that
+    any server on that Redis confirms or releases it (:meth:`AsyncRedisSpace.end_claim`),
+    and a server that dies holding it loses nothing: its lease gives the tuples back, at
+    their place.  The face of a claim, as :class:`RecordClaim`, ended by :meth:`end`."""
 
     def __init__(self, tx: AsyncRedisTransaction, tag: str, remember: float) -> None:
         self.tx = tx
@@ -236,10 +236,10 @@ class KeptClaim:
         await self.end(False)
 
 
-def claim_tag(claim_id: str, owner: str | None) -> str:
-    """What names the claim ``claim_id`` of ``owner`` in Redis: a digest, so that the
-    keys of a space do not show the ids that confirm its claims."""
-    return hashlib.sha256(orjson.dumps([claim_id, owner])).hexdigest()
+def claim_tag(secret: str, owner: str | None) -> str:
+    """What names a claim kept in Redis, whose id holds ``secret``, made by ``owner``:
+    a digest, so that Redis holds neither the ids that end claims nor who made them."""
+    return hashlib.sha256(orjson.dumps([secret, owner])).hexdigest()
 
 
 @dataclass(eq=False)

@@ -161,7 +161,7 @@ class Operations(ApiBase):
         self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
     ) -> dict[str, Any]:
         self.hub.check_handle_room(caller.client)
-        tx = await info.transaction(self.claim_lease)
+        tx, secret = self._claiming(caller, info)
         claimed = False
         try:
             found, more = await tx.try_take(template), False
@@ -176,28 +176,38 @@ class Operations(ApiBase):
                     await tx.renew(self.claim_lease)
             if found is None:
                 return found_answer(None, more)
-            out = {"tuple": to_wire(found), "claim": await self._claim(caller, info, tx)}
+            out = {"tuple": to_wire(found), "claim": self._claim(caller, info, tx, secret)}
             claimed = True
             return out
         finally:
             if not claimed:
                 await tx.abort()
 
-    async def _claim(
-        self, caller: Caller, info: SpaceInfo, tx: AsyncTransaction | AsyncRedisTransaction
+    def _claiming(
+        self, caller: Caller, info: SpaceInfo
+    ) -> tuple[AsyncTransaction | AsyncRedisTransaction, str]:
+        """A transaction with the claim lease for a claimed take, and the secret of its
+        claim's id.  On a space kept in Redis it is a claim there from its beginning
+        (:class:`KeptClaim`), named by its tag, the digest of the secret and its owner;
+        its outcome is remembered a claim lease past a wait."""
+        aspace = info.aspace
+        if isinstance(aspace, AsyncSpace):
+            return aspace.transaction(lease=self.claim_lease), ""
+        secret = self.hub.new_id()
+        tag = claim_tag(secret, caller.owner)
+        return aspace.claim(tag, self.claim_lease, self.claim_lease + self.long_poll), secret
+
+    def _claim(
+        self, caller: Caller, info: SpaceInfo, tx: AsyncTransaction | AsyncRedisTransaction, secret: str
     ) -> dict[str, Any]:
         """Hold ``tx``, whose takes a claimed take answers, as the caller's claim: its id
-        and expiry.  A transaction of a space kept in Redis becomes a claim there
-        (:class:`KeptClaim`), whose id starts with the transaction's."""
+        and expiry.  The id of a claim kept in Redis is its transaction's there, a dot and
+        the secret (see :meth:`_claiming`)."""
         if isinstance(tx, AsyncTransaction):
             handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
         else:
-            claim_id = self.hub.new_id(f"{tx.id}.")
-            tag = claim_tag(claim_id, caller.owner)
-            await tx.claim(tag, self.claim_lease)
-            handle = self.hub.add(
-                "claim", info, KeptClaim(tx, tag, self.claim_lease), caller.owner, caller.client, claim_id
-            )
+            claim = KeptClaim(tx, claim_tag(secret, caller.owner), self.claim_lease)
+            handle = self.hub.add("claim", info, claim, caller.owner, caller.client, f"{tx.id}.{secret}")
         return {"id": handle.id, "expires_at": tx.expires_at}
 
     async def read_all(self, space: str, request: Request) -> Response:
@@ -244,7 +254,7 @@ class Operations(ApiBase):
         page = Page(self.limits)
         if claim:
             self.hub.check_handle_room(caller.client)
-            tx = await target.transaction(self.claim_lease)
+            tx, secret = self._claiming(caller, target)
             claimed = False
             try:
                 taken, cut, more = await self.waiting_page(
@@ -253,7 +263,7 @@ class Operations(ApiBase):
                 out: dict[str, Any] = {"more": True} if cut is not None or more else {}
                 if taken:
                     await tx.renew(self.claim_lease)
-                    out["claim"] = await self._claim(caller, target, tx)
+                    out["claim"] = self._claim(caller, target, tx, secret)
                     claimed = True
             finally:
                 if not claimed:

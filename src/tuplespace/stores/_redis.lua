@@ -625,13 +625,19 @@ end
 return {best, encoding(redis.call('HGET', TUP, best))}
 
 --[[ begin ]]
--- ARGV: the transaction's lease in ms.  Its id and expiry.
+-- ARGV: the transaction's lease in ms; for a claim (a server's claimed take), its tag and
+-- how many ms past the lease its outcome is remembered.  Its id and expiry.  A claim's
+-- ``cl:<tx>`` holds 'a ' and its tag (then 'c ' once confirmed, 'r ' once released or
+-- run out: see end_claim).
 expire_due()
 tell_room()
 local tx = redis.call('INCR', TXN)
 local expires = now + tonumber(ARGV[1])
 redis.call('ZADD', TXEXP, expires, tx)
 redis.call('HINCRBY', CFG, 'txns', 1)
+if ARGV[2] then
+  redis.call('SET', P .. ':cl:' .. tx, 'a ' .. ARGV[2], 'PX', math.ceil(tonumber(ARGV[1]) + tonumber(ARGV[3])))
+end
 return {tx, string.format('%.17g', expires)}
 
 --[[ commit ]]
@@ -656,32 +662,22 @@ tell_room()
 return 1
 
 --[[ abort ]]
--- ARGV: the transaction.  1 if it was open, else 0.
+-- ARGV: the transaction, and 'forget' to forget the claim it is (it was given to nobody).
+-- 1 if it was open, else 0.
 expire_due()
 local open = redis.call('ZSCORE', TXEXP, ARGV[1])
 if open then
   abort(ARGV[1])
 end
+if ARGV[2] == 'forget' then
+  redis.call('DEL', P .. ':cl:' .. ARGV[1])
+end
 tell_room()
 return open and 1 or 0
 
---[[ claim ]]
--- ARGV: an open transaction, the tag of the claim it is, how many ms past its lease the
--- claim's outcome is remembered.  The transaction becomes the claim: ``cl:<tx>`` holds
--- 'a ' and the tag (then 'c ' once confirmed, 'r ' once released or run out).  1, or 0 if
--- the transaction is not open.
-expire_due()
-tell_room()
-local e = redis.call('ZSCORE', TXEXP, ARGV[1])
-if not (e and tonumber(e) > now) then
-  return 0
-end
-redis.call('SET', P .. ':cl:' .. ARGV[1], 'a ' .. ARGV[2], 'PX', math.floor(tonumber(e) - now) + tonumber(ARGV[3]))
-return 1
-
 --[[ end_claim ]]
--- ARGV: the transaction of a claim, its tag, 'confirm' or 'release', how many ms the
--- claim's outcome is remembered.  Confirming commits the transaction (its takes become
+-- ARGV: the transaction of a claim (see begin), its tag, 'confirm' or 'release', how many
+-- ms the claim's outcome is remembered.  Confirming commits the transaction (its takes become
 -- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
 -- 'aborted' (released, or its lease ran out), or false if there is no such claim (none
 -- with that tag, or forgotten).
