@@ -261,6 +261,32 @@ def test_a_transaction_whose_process_was_killed_gives_its_tuples_back_at_their_p
     assert (stats["transactions"], stats["aborts"]) == (0, 1)
 
 
+def test_a_claim_is_ended_from_any_process_by_its_transaction_and_tag_and_its_outcome_kept(
+    url: str, space: Any
+) -> None:
+    space.write_many([("job", 1), ("job", 2), ("job", 3)])
+    kept, gone = space.claim("tag-1", PATIENCE * 4, PATIENCE), space.claim("tag-2", PATIENCE * 4, PATIENCE)
+    assert kept.take(("job", 1)) == ("job", 1)
+    assert gone.take_all(("job", int)) == [("job", 2), ("job", 3)]
+    with ts.connect(url) as other:  # as another process (another server) would
+        assert other.end_claim(kept.id, "tag-2", True, PATIENCE) is None  # another claim's tag
+        assert other.end_claim(kept.id, "tag-1", True, PATIENCE) == "committed"
+        assert other.end_claim(gone.id, "tag-2", False, PATIENCE) == "aborted"
+        assert other.end_claim(kept.id, "tag-1", False, PATIENCE) == "committed"  # as it was
+        assert other.end_claim(gone.id, "tag-2", True, PATIENCE) == "aborted"
+        assert other.end_claim("999999", "tag-1", True, PATIENCE) is None
+    assert space.read_all((str, int)) == [("job", 2), ("job", 3)]
+    stats = space.statistics()
+    assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
+    given_to_nobody = space.claim("tag-3", PATIENCE * 4, PATIENCE)
+    with pytest.raises(ts.TransactionError, match="takes only"):
+        given_to_nobody.write(("result", 1))
+    assert given_to_nobody.take(("job", 2)) == ("job", 2)
+    given_to_nobody.abort()  # the tuple goes back, and the claim is forgotten
+    assert space.end_claim(given_to_nobody.id, "tag-3", True, PATIENCE) is None
+    assert space.read_all((str, int)) == [("job", 2), ("job", 3)]
+
+
 def test_a_transaction_in_one_process_hides_its_takes_and_writes_from_another_until_commit(
     url: str, space: Any
 ) -> None:

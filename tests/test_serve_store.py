@@ -3,6 +3,7 @@ store a URL names; with Redis, any number of servers serve the same spaces."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import redis
 
 import tuplespace as ts
 from conftest import LiveServer
-from helpers import PATIENCE, RedisClusterServers, RedisServer, serving, spawn, wait_until
+from helpers import PATIENCE, Process, RedisClusterServers, RedisServer, serving, spawn, wait_until
 from tuplespace.server import ServerLimits, create_app
 from tuplespace.stores._host import CATALOG
 
@@ -291,15 +292,16 @@ def test_serve_refuses_a_store_it_cannot_use_in_one_line(
     assert message in lines[0]
 
 
-def test_a_released_claim_waits_for_room_in_a_space_filled_meanwhile(redis_served: LiveServer) -> None:
+def test_a_released_claim_returns_to_its_place_even_into_a_space_filled_meanwhile(
+    redis_served: LiveServer,
+) -> None:
     url = redis_served.space_url()
     with ts.connect(url, store="durable", capacity=1) as space, httpx.Client(timeout=PATIENCE) as http:
         space.write(("claimed",))
         claimed = http.post(f"{url}/take", json={"template": ["claimed"], "claim": True}).json()
         space.write(("filler",))
         assert http.post(f"{url}/claims/{claimed['claim']['id']}/release").status_code == 204
-        assert space.take(("filler",)) == ("filler",)
-        assert space.take(("claimed",), timeout=PATIENCE) == ("claimed",)
+        assert space.read_all((str,)) == [("claimed",), ("filler",)]  # as an aborted transaction's takes
 
 
 def test_a_server_keeps_its_spaces_in_a_redis_cluster(
@@ -401,3 +403,109 @@ def test_a_catalog_entry_that_disagrees_with_its_space_in_redis_is_a_store_error
             assert listed.status_code == 503
         finally:  # the session's other servers share this catalog
             client.hdel(CATALOG, name)
+
+
+@contextlib.contextmanager
+def _servers_on_redis(
+    redis_server: RedisServer, tmp_path: Path, claim_lease: float
+) -> Iterator[list[Process]]:
+    """Two ``tuplespace serve --store redis://…`` processes on the session's Redis, with
+    that ``--claim-lease``; either may be killed by the test."""
+    args = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--store", redis_server.url]
+    args += ["--claim-lease", str(claim_lease)]
+    with serving(args, tmp_path) as first, serving(args, tmp_path) as second:
+        yield [first, second]
+
+
+def test_claims_of_a_server_killed_before_their_confirmation_give_their_tuples_back_at_their_place(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    name = _name()
+    with _servers_on_redis(redis_server, tmp_path, 1.0) as (doomed, other):
+        url, other_url = f"{doomed.url()}/spaces/{name}", f"{other.url()}/spaces/{name}"
+        with ts.connect(other_url, store="durable") as space:
+            space.write_many([("job", 1), ("job", 2), ("job", 3)])
+        with httpx.Client(timeout=PATIENCE) as http:
+            one = http.post(f"{url}/take", json={"template": ["job", 1], "claim": True}).json()
+            rest = http.post(f"{url}/take_all", json={"template": ["job", {"$formal": "int"}], "claim": True})
+        assert one["tuple"] == ["job", 1]
+        assert rest.json()["tuples"] == [["job", 2], ["job", 3]]
+        doomed.proc.kill()  # SIGKILL: answered, never confirmed, nothing written back by it
+        doomed.proc.wait(PATIENCE)
+        with ts.connect(redis_server.space_url(name)) as embedded:
+            assert embedded.count(("job", int)) == 0
+            wait_until(lambda: embedded.count(("job", int)) == 3, "the claimed tuples to come back")
+        with ts.connect(other_url) as space:
+            assert space.take_all(("job", int)) == [("job", 1), ("job", 2), ("job", 3)]
+
+
+def test_claims_taken_through_a_server_killed_since_are_confirmed_through_another(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    name = _name()
+    with _servers_on_redis(redis_server, tmp_path, PATIENCE * 4) as (doomed, other):
+        url, other_url = f"{doomed.url()}/spaces/{name}", f"{other.url()}/spaces/{name}"
+        with ts.connect(other_url, store="durable") as space:
+            space.write_many([("job", 1), ("job", 2), ("job", 3), ("job", 4)])
+        with httpx.Client(timeout=PATIENCE) as http:
+            one = http.post(f"{url}/take", json={"template": ["job", 1], "claim": True}).json()["claim"]["id"]
+            two = http.post(f"{url}/take", json={"template": ["job", 2], "claim": True}).json()["claim"]["id"]
+            rest = http.post(f"{url}/take_all", json={"template": ["job", {"$formal": "int"}], "claim": True})
+            group = rest.json()["claim"]["id"]
+            doomed.proc.kill()
+            doomed.proc.wait(PATIENCE)
+            # The client's retries go to the other server: the claims' ids name them in Redis.
+            assert http.post(f"{other_url}/claims/{one}/confirm").status_code == 204
+            riding = http.post(
+                f"{other_url}/take", json={"template": ["none"], "timeout": 0, "confirm": [group]}
+            )
+            assert riding.json() == {"tuple": None}
+            assert http.post(f"{other_url}/claims/{two}/release").status_code == 204
+            # Each claim's outcome holds whichever server is asked.
+            assert http.post(f"{other_url}/claims/{one}/confirm").status_code == 204
+            refused = http.post(f"{other_url}/claims/{group}/release")
+            assert (refused.status_code, refused.json()["error"]["code"]) == (409, "transaction_ended")
+            gone = http.post(f"{other_url}/claims/{two}/confirm")
+            assert (gone.status_code, gone.json()["error"]["code"]) == (404, "unknown_claim")
+            forged = http.post(f"{other_url}/claims/{one[:-2]}AA/confirm")
+            assert (forged.status_code, forged.json()["error"]["code"]) == (404, "unknown_claim")
+        with ts.connect(redis_server.space_url(name)) as embedded:
+            assert embedded.statistics()["transactions"] == 0  # nothing more comes back
+            assert embedded.read_all(("job", int)) == [("job", 2)]
+            events = embedded.subscribe(ts.ANY, events=["take"], since=0)
+            taken = [events.get(timeout=PATIENCE) for _ in range(3)]
+            assert [e.tuple for e in taken if e is not None] == [("job", 1), ("job", 3), ("job", 4)]
+            events.close()
+
+
+def test_a_claim_through_one_server_is_ended_through_another_only_with_its_token(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    tokens = {
+        "tokens": [
+            {
+                "name": "one",
+                "token": "token-one-0123456789",
+                "spaces": {"*": ["read", "write", "take", "admin"]},
+            },
+            {"name": "two", "token": "token-two-0123456789", "spaces": {"*": ["read", "write", "take"]}},
+        ]
+    }
+    first = serve(store=redis_server.url, tokens=tokens, claim_lease=PATIENCE * 4)
+    second = serve(store=redis_server.url, tokens=tokens, claim_lease=PATIENCE * 4)
+    name = _name()
+    one = {"Authorization": "Bearer token-one-0123456789"}
+    two = {"Authorization": "Bearer token-two-0123456789"}
+    with httpx.Client(timeout=PATIENCE) as http:
+        assert http.put(first.space_url(name), json={}, headers=one).status_code == 201
+        http.post(f"{first.space_url(name)}/write", json={"tuple": ["job", 1]}, headers=one)
+        taken = http.post(
+            f"{first.space_url(name)}/take", json={"template": ["job", 1], "claim": True}, headers=one
+        )
+        claim = taken.json()["claim"]["id"]
+        for server in (first, second):
+            stranger = http.post(f"{server.space_url(name)}/claims/{claim}/release", headers=two)
+            assert (stranger.status_code, stranger.json()["error"]["code"]) == (404, "unknown_claim")
+        assert http.post(f"{second.space_url(name)}/claims/{claim}/release", headers=one).status_code == 204
+        back = http.post(f"{first.space_url(name)}/read_all", json={"template": ["job", 1]}, headers=one)
+        assert back.json()["tuples"] == [["job", 1]]

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from .._aio import AsyncRecordWatch, AsyncSubscription
+from .._aio import AsyncRecordWatch, AsyncSpace, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import SpaceFull, Timeout, TransactionError
@@ -33,7 +33,7 @@ from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import ApiError, limit_reached
-from ._hub import ClientState, Hub, SpaceInfo
+from ._hub import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
 from ._requests import Incoming, check_keys, read_body
 
 if TYPE_CHECKING:
@@ -54,6 +54,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+MAX_TX_DIGITS = 20  # digits of a transaction's id in Redis (a 64-bit count)
 
 
 @dataclass(frozen=True)
@@ -526,6 +528,8 @@ class ApiBase:
 
     async def _confirm(self, info: SpaceInfo, caller: Caller, claim_id: str) -> bool:
         """Make a claimed take final; False if the claim is gone (its tuple went back)."""
+        if info.space is None:  # kept in Redis: the claim is there, whichever server made it
+            return await self._end_kept_claim(info, caller, claim_id, True) == "committed"
         handle = self.hub.find("claim", claim_id, info, caller.owner)
         if handle is None:
             return self.hub.ended_state(claim_id) == "committed"
@@ -536,6 +540,26 @@ class ApiBase:
         finally:
             self.hub.forget(claim_id)
         return True
+
+    async def _end_kept_claim(
+        self, info: SpaceInfo, caller: Caller, claim_id: str, confirm: bool
+    ) -> str | None:
+        """Confirm or release the claim ``claim_id`` of a space kept in Redis, made by this
+        server or by another on that Redis (its id is its transaction's there, a dot and
+        its secret):
+        its outcome, ``"committed"`` or ``"aborted"``; None if there is no such claim."""
+        tx_id, dot, secret = claim_id.partition(".")
+        if not dot or not tx_id.isascii() or not tx_id.isdigit() or len(tx_id) > MAX_TX_DIGITS:
+            return None
+        handle = self.hub.find("claim", claim_id, info, caller.owner)
+        if handle is not None and isinstance(handle.tx, KeptClaim):
+            try:
+                return await handle.tx.end(confirm)
+            finally:
+                self.hub.forget(claim_id)
+        aspace = info.aspace
+        assert not isinstance(aspace, AsyncSpace)
+        return await aspace.end_claim(tx_id, claim_tag(secret, caller.owner), confirm, self.claim_lease)
 
     async def poll(
         self,

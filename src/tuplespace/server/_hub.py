@@ -11,8 +11,10 @@ A claim is a transaction the server starts for one ``take``: the taken tuple is
 held by it until the client confirms (commit) or releases (abort) it, or its
 lease runs out (abort, by the space's own timer), so a tuple whose answer never
 reached its client returns to its place.  A claimed take of a record holds the
-record instead (:class:`RecordClaim`, the same face).  Transactions and claims are known by
-unguessable ids; a token's transaction can only be used with that token.
+record instead (:class:`RecordClaim`, the same face); one of a space kept in Redis is a
+Redis transaction (:class:`KeptClaim`), which any server on that Redis can end.
+Transactions and claims are known by unguessable ids; a token's transaction can only be
+used with that token.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ import itertools
 import logging
 import secrets
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, SpaceFull, StoreError, TransactionError
+from .._errors import InvalidValue, StoreError, TransactionError
 from .._httpapi import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 from .._memory import MemoryHost
 from .._methods import MAX_FIRINGS
@@ -41,7 +44,7 @@ from .._mint import MAX_BITS
 from .._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._space import Space
 from .._store import Hosted, SharedStore, Store
-from .._values import Credit, Limits, Tuple
+from .._values import Credit, Limits
 from ..client._primitives import AsyncOpenable
 from ._auth import check_permissions
 from ._errors import ApiError, limit_reached
@@ -50,7 +53,15 @@ if TYPE_CHECKING:
     from .._federation import Node
     from ..stores import AsyncRedisSpace, AsyncRedisTransaction
 
-__all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "HeldClaim", "Hub", "RecordClaim", "SpaceInfo"]
+__all__ = [
+    "MAX_EVENT_RETENTION_BYTES",
+    "Handle",
+    "Hub",
+    "KeptClaim",
+    "RecordClaim",
+    "SpaceInfo",
+    "claim_tag",
+]
 
 logger = logging.getLogger("tuplespace.server")
 
@@ -191,53 +202,44 @@ class RecordClaim:
             await _settle_now(self._space.core)
 
 
-class HeldClaim:
-    """A claimed take of a space kept elsewhere (Redis): the server holds the tuples
-    taken until :meth:`commit` drops them for good, or :meth:`abort` (or the claim's
-    lease running out unconfirmed) writes them back, as new writes: at the end of the
-    space's order, without a lease (into a space filled up meanwhile, as soon as there
-    is room).  Meanwhile this server holds their only copy.  The face of a claim, as
-    :class:`RecordClaim`."""
+class KeptClaim:
+    """A claimed take of a space kept in Redis: a Redis transaction, its lease the
+    claim's, holds the tuples taken in Redis, named there by its id and ``tag`` (the
+    digest of the secret of the claim's id and its owner, :func:`claim_tag`), so that
+    any server on that Redis confirms or releases it (:meth:`AsyncRedisSpace.end_claim`),
+    and a server that dies holding it loses nothing: its lease gives the tuples back, at
+    their place.  The face of a claim, as :class:`RecordClaim`, ended by :meth:`end`."""
 
-    def __init__(self, aspace: AsyncSpace | AsyncRedisSpace, tuples: list[Tuple], lease: float) -> None:
-        self._aspace = aspace
-        self._tuples = tuples
-        self.state = "active"
-        self.expires_at: float | None = time.time() + lease
-        self._task: asyncio.Task[None] | None = None  # an abort or a write back under way
-        self._timer = asyncio.get_running_loop().call_later(lease, self._expire)
+    def __init__(self, tx: AsyncRedisTransaction, tag: str, remember: float) -> None:
+        self.tx = tx
+        self.tag = tag
+        self.remember = remember  # seconds its outcome is remembered in Redis once ended
 
-    def _expire(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self.abort())
+    @property
+    def state(self) -> str:
+        return self.tx.state
 
-    def _end(self, state: str) -> bool:
-        if self.state != "active":
-            return False
-        self.state = state
-        self._timer.cancel()
-        return True
+    @property
+    def expires_at(self) -> float | None:
+        return self.tx.expires_at
+
+    async def end(self, confirm: bool) -> str | None:
+        """Confirm or release the claim: its outcome, as :meth:`AsyncRedisSpace.end_claim`."""
+        return await self.tx.end_claim(self.tag, confirm, self.remember)
 
     async def commit(self) -> None:
-        if not self._end("committed"):
-            raise TransactionError(f"the claim is {self.state}")
+        state = await self.end(True)
+        if state != "committed":
+            raise TransactionError(f"the claim is {state or 'gone'}")
 
     async def abort(self) -> None:
-        if not self._end("aborted"):
-            return
-        try:
-            await self._aspace.write_many(self._tuples)
-        except SpaceFull:  # the room they left was taken meanwhile: they wait for room, as writes do
-            self._task = asyncio.get_running_loop().create_task(self._write_back())
-        except Exception:
-            logger.exception("giving back %d claimed tuples failed", len(self._tuples))
+        await self.end(False)
 
-    async def _write_back(self) -> None:
-        for i, t in enumerate(self._tuples):
-            try:
-                await self._aspace.write(t)
-            except Exception:
-                logger.exception("giving back %d claimed tuples failed", len(self._tuples) - i)
-                return
+
+def claim_tag(secret: str, owner: str | None) -> str:
+    """What names a claim kept in Redis, whose id holds ``secret``, made by ``owner``:
+    a digest, so that Redis holds neither the ids that end claims nor who made them."""
+    return hashlib.sha256(orjson.dumps([secret, owner])).hexdigest()
 
 
 @dataclass(eq=False)
@@ -247,7 +249,7 @@ class Handle:
     id: str
     kind: str
     info: SpaceInfo
-    tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | HeldClaim
+    tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | KeptClaim
     owner: str | None  # the token's name; None: whoever has the id
     client: str
 
@@ -486,9 +488,6 @@ class Hub:
         if self._following is not None:
             self._following.cancel()
             await asyncio.wait([self._following])
-        for handle in list(self.handles.values()):
-            if isinstance(handle.tx, HeldClaim):  # its tuples go back before the space closes
-                await handle.tx.abort()
         for info in list(self.spaces.values()):
             if info.space is None:
                 try:
@@ -689,24 +688,28 @@ class Hub:
         self,
         kind: str,
         info: SpaceInfo,
-        tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | HeldClaim,
+        tx: AsyncTransaction | AsyncRedisTransaction | RecordClaim | KeptClaim,
         owner: str | None,
         client: str,
+        handle_id: str | None = None,
     ) -> Handle:
+        """Hold ``tx`` for ``client``, under ``handle_id`` (made by :meth:`new_id`; by
+        default a new one)."""
         if len(self.handles) >= self._sweep_at:
             self.sweep()
             self._sweep_at = max(SWEEP_FROM, 2 * len(self.handles))
-        handle = Handle(self._new_id(), kind, info, tx, owner, client)
+        handle = Handle(handle_id or self.new_id(), kind, info, tx, owner, client)
         self.handles[handle.id] = handle
         self.client(client).handles.add(handle.id)
         return handle
 
-    def _new_id(self) -> str:
-        """An id nobody can guess, as ``secrets.token_urlsafe(24)`` gives, but made
-        without a system call (one per take would be): the keyed BLAKE2b of a count."""
+    def new_id(self, prefix: str = "") -> str:
+        """An id nobody can guess after ``prefix``, as ``secrets.token_urlsafe(24)``
+        gives, but made without a system call (one per take would be): the keyed BLAKE2b
+        of a count."""
         count = next(self._id_count).to_bytes(8, "big")
         digest = hashlib.blake2b(count, key=self._id_key, digest_size=24).digest()
-        return base64.urlsafe_b64encode(digest).decode()
+        return prefix + base64.urlsafe_b64encode(digest).decode()
 
     def forget(self, handle_id: str) -> None:
         handle = self.handles.pop(handle_id, None)

@@ -29,7 +29,7 @@ from ._api import (
 )
 from ._auth import permissions_for
 from ._errors import ApiError
-from ._hub import HeldClaim, SpaceInfo
+from ._hub import KeptClaim, SpaceInfo, claim_tag
 from ._metrics import metrics_response
 from ._requests import (
     check_keys,
@@ -46,7 +46,7 @@ from ._requests import (
 from ._rules import remove_kept_rules_of, remove_rules_of
 
 if TYPE_CHECKING:
-    from ..stores import AsyncRedisSpace
+    from ..stores import AsyncRedisSpace, AsyncRedisTransaction
 
 __all__ = ["Operations"]
 
@@ -161,9 +161,7 @@ class Operations(ApiBase):
         self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
     ) -> dict[str, Any]:
         self.hub.check_handle_room(caller.client)
-        if info.space is None:
-            return await self._held_take(request, caller, info, template, timeout)
-        tx = info.local("claims").transaction(lease=self.claim_lease)
+        tx, secret = self._claiming(caller, info)
         claimed = False
         try:
             found, more = await tx.try_take(template), False
@@ -178,28 +176,39 @@ class Operations(ApiBase):
                     await tx.renew(self.claim_lease)
             if found is None:
                 return found_answer(None, more)
-            handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
+            out = {"tuple": to_wire(found), "claim": self._claim(caller, info, tx, secret)}
             claimed = True
-            return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": tx.expires_at}}
+            return out
         finally:
             if not claimed:
                 await tx.abort()
 
-    async def _held_take(
-        self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
-    ) -> dict[str, Any]:
-        """A claimed take of a space kept elsewhere (Redis): the tuple taken is held here
-        (:class:`HeldClaim`) until the claim is confirmed."""
+    def _claiming(
+        self, caller: Caller, info: SpaceInfo
+    ) -> tuple[AsyncTransaction | AsyncRedisTransaction, str]:
+        """A transaction with the claim lease for a claimed take, and the secret of its
+        claim's id.  On a space kept in Redis it is a claim there from its beginning
+        (:class:`KeptClaim`), named by its tag, the digest of the secret and its owner;
+        its outcome is remembered a claim lease past a wait."""
         aspace = info.aspace
-        if timeout == 0:
-            found, more = await aspace.try_take(template), False
+        if isinstance(aspace, AsyncSpace):
+            return aspace.transaction(lease=self.claim_lease), ""
+        secret = self.hub.new_id()
+        tag = claim_tag(secret, caller.owner)
+        return aspace.claim(tag, self.claim_lease, self.claim_lease + self.long_poll), secret
+
+    def _claim(
+        self, caller: Caller, info: SpaceInfo, tx: AsyncTransaction | AsyncRedisTransaction, secret: str
+    ) -> dict[str, Any]:
+        """Hold ``tx``, whose takes a claimed take answers, as the caller's claim: its id
+        and expiry.  The id of a claim kept in Redis is its transaction's there, a dot and
+        the secret (see :meth:`_claiming`)."""
+        if isinstance(tx, AsyncTransaction):
+            handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
         else:
-            found, more = await self.poll(request, caller, timeout, lambda wait: aspace.take(template, wait))
-        if found is None:
-            return found_answer(None, more)
-        claim = HeldClaim(aspace, [found], self.claim_lease)
-        handle = self.hub.add("claim", info, claim, caller.owner, caller.client)
-        return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": claim.expires_at}}
+            claim = KeptClaim(tx, claim_tag(secret, caller.owner), self.claim_lease)
+            handle = self.hub.add("claim", info, claim, caller.owner, caller.client, f"{tx.id}.{secret}")
+        return {"id": handle.id, "expires_at": tx.expires_at}
 
     async def read_all(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, ("read",), OPERATION["read_all"])
@@ -243,68 +252,40 @@ class Operations(ApiBase):
         target = await self.space(caller, space, info)
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
         page = Page(self.limits)
-        if target.space is None:
-            return await self._held_take_all(
-                request, caller, target, template, limit, timeout, claim, page, unconfirmed
-            )
-        aspace = target.local("claims")
         if claim:
             self.hub.check_handle_room(caller.client)
-            tx = aspace.transaction(lease=self.claim_lease)
+            tx, secret = self._claiming(caller, target)
+            claimed = False
             try:
                 taken, cut, more = await self.waiting_page(
                     request, caller, timeout, lambda wait: self._claimed_page(tx, template, limit, page, wait)
                 )
-            except BaseException:
-                await tx.abort()
-                raise
+                out: dict[str, Any] = {"more": True} if cut is not None or more else {}
+                if taken:
+                    await tx.renew(self.claim_lease)
+                    out["claim"] = self._claim(caller, target, tx, secret)
+                    claimed = True
+            finally:
+                if not claimed:
+                    await tx.abort()
+        elif target.space is None:
+            kept = target.aspace
+            taken, cut, more = await self.waiting_page(
+                request,
+                caller,
+                timeout,
+                lambda wait: self._kept_page(kept, template, True, limit, page, wait),
+            )
+            out = {"more": True} if cut is not None or more else {}
         else:
+            aspace = target.local("claims")
             taken, cut, more = await self.waiting_page(
                 request,
                 caller,
                 timeout,
                 lambda wait: aspace.find_page(template, True, limit, page.fits, None, wait),
             )
-        out: dict[str, Any] = {}
-        if cut is not None or more:
-            out["more"] = True
-        if claim and taken:
-            await tx.renew(self.claim_lease)
-            handle = self.hub.add("claim", target, tx, caller.owner, caller.client)
-            out["claim"] = {"id": handle.id, "expires_at": tx.expires_at}
-        elif claim:
-            await tx.abort()
-        if unconfirmed:
-            out["unconfirmed"] = unconfirmed
-        return page.answer(taken, out)
-
-    async def _held_take_all(
-        self,
-        request: Request,
-        caller: Caller,
-        info: SpaceInfo,
-        template: Template,
-        limit: int | None,
-        timeout: float | None,
-        claim: bool,
-        page: Page,
-        unconfirmed: list[str],
-    ) -> Response:
-        """A take_all of a space kept elsewhere (Redis); under a claim, the tuples taken
-        are held here (:class:`HeldClaim`) until it is confirmed."""
-        if claim:
-            self.hub.check_handle_room(caller.client)
-        aspace = info.aspace
-        taken, cut, more = await self.waiting_page(
-            request, caller, timeout, lambda wait: self._kept_page(aspace, template, True, limit, page, wait)
-        )
-        out: dict[str, Any] = {}
-        if cut is not None or more:
-            out["more"] = True
-        if claim and taken:
-            held = HeldClaim(aspace, taken, self.claim_lease)
-            handle = self.hub.add("claim", info, held, caller.owner, caller.client)
-            out["claim"] = {"id": handle.id, "expires_at": held.expires_at}
+            out = {"more": True} if cut is not None or more else {}
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
         return page.answer(taken, out)
@@ -336,7 +317,12 @@ class Operations(ApiBase):
         return found, 0 if take and room and len(found) == most else None
 
     async def _claimed_page(
-        self, tx: AsyncTransaction, template: Template, limit: int | None, page: Page, wait: float | None
+        self,
+        tx: AsyncTransaction | AsyncRedisTransaction,
+        template: Template,
+        limit: int | None,
+        page: Page,
+        wait: float | None,
     ) -> tuple[list[Tuple], int | None]:
         """A page of a take_all under a claim; the claim's lease covers a wait too, so it
         cannot run out before the take."""
@@ -384,6 +370,13 @@ class Operations(ApiBase):
     async def release_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, ("take",)), space)
+        if info.space is None:  # kept in Redis: the claim is there, whichever server made it
+            state = await self._end_kept_claim(info, caller, claim, False)
+            if state == "committed":
+                raise ApiError(409, "transaction_ended", f"claim {claim} was confirmed: the take is final")
+            if state is None:
+                raise ApiError(404, "unknown_claim", f"no claim {claim}")
+            return no_content()
         handle = self.hub.find("claim", claim, info, caller.owner)
         if handle is None:
             state = self.hub.ended_state(claim)

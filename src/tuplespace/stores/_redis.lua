@@ -217,6 +217,20 @@ local function held_ids(held)
   return ids
 end
 
+-- Make the takes of the open transaction ``tx`` final: the take events of the tuples
+-- it holds, in their order.
+local function settle(tx)
+  local held = P .. ':h:' .. tx
+  for _, id in ipairs(held_ids(held)) do
+    local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
+    log('take', encoding(kept))
+  end
+  redis.call('DEL', held)
+  redis.call('ZREM', TXEXP, tx)
+  redis.call('HINCRBY', CNT, 'commits', 1)
+  txns = redis.call('HINCRBY', CFG, 'txns', -1)
+end
+
 -- Abort the transaction ``tx``: every tuple it holds goes back to its place.
 local function abort(tx)
   local held = P .. ':h:' .. tx
@@ -611,13 +625,19 @@ end
 return {best, encoding(redis.call('HGET', TUP, best))}
 
 --[[ begin ]]
--- ARGV: the transaction's lease in ms.  Its id and expiry.
+-- ARGV: the transaction's lease in ms; for a claim (a server's claimed take), its tag and
+-- how many ms past the lease its outcome is remembered.  Its id and expiry.  A claim's
+-- ``cl:<tx>`` holds 'a ' and its tag (then 'c ' once confirmed, 'r ' once released or
+-- run out: see end_claim).
 expire_due()
 tell_room()
 local tx = redis.call('INCR', TXN)
 local expires = now + tonumber(ARGV[1])
 redis.call('ZADD', TXEXP, expires, tx)
 redis.call('HINCRBY', CFG, 'txns', 1)
+if ARGV[2] then
+  redis.call('SET', P .. ':cl:' .. tx, 'a ' .. ARGV[2], 'PX', math.ceil(tonumber(ARGV[1]) + tonumber(ARGV[3])))
+end
 return {tx, string.format('%.17g', expires)}
 
 --[[ commit ]]
@@ -633,15 +653,7 @@ if not txn_open(tx) then
   tell_room()
   return 0
 end
-local held = P .. ':h:' .. tx
-for _, id in ipairs(held_ids(held)) do
-  local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
-  log('take', encoding(kept))
-end
-redis.call('DEL', held)
-redis.call('ZREM', TXEXP, tx)
-redis.call('HINCRBY', CNT, 'commits', 1)
-redis.call('HINCRBY', CFG, 'txns', -1)
+settle(tx)
 for i = 2, #ARGV, 3 do
   local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
   put(ARGV[i + 1], ARGV[i + 2], expires)
@@ -650,14 +662,47 @@ tell_room()
 return 1
 
 --[[ abort ]]
--- ARGV: the transaction.  1 if it was open, else 0.
+-- ARGV: the transaction, and 'forget' to forget the claim it is (it was given to nobody).
+-- 1 if it was open, else 0.
 expire_due()
 local open = redis.call('ZSCORE', TXEXP, ARGV[1])
 if open then
   abort(ARGV[1])
 end
+if ARGV[2] == 'forget' then
+  redis.call('DEL', P .. ':cl:' .. ARGV[1])
+end
 tell_room()
 return open and 1 or 0
+
+--[[ end_claim ]]
+-- ARGV: the transaction of a claim (see begin), its tag, 'confirm' or 'release', how many
+-- ms the claim's outcome is remembered.  Confirming commits the transaction (its takes become
+-- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
+-- 'aborted' (released, or its lease ran out), or false if there is no such claim (none
+-- with that tag, or forgotten).
+expire_due()
+local key = P .. ':cl:' .. ARGV[1]
+local claim = redis.call('GET', key)
+if not claim or string.sub(claim, 3) ~= ARGV[2] then
+  tell_room()
+  return false
+end
+local state = string.sub(claim, 1, 1)
+if state == 'a' then
+  if ARGV[3] == 'confirm' and txn_open(ARGV[1]) then
+    settle(ARGV[1])
+    state = 'c'
+  else
+    if redis.call('ZSCORE', TXEXP, ARGV[1]) then
+      abort(ARGV[1])
+    end
+    state = 'r'
+  end
+  redis.call('SET', key, state .. ' ' .. ARGV[2], 'PX', ARGV[4])
+end
+tell_room()
+return state == 'c' and 'committed' or 'aborted'
 
 --[[ release ]]
 -- ARGV: the transaction, then the ids of tuples it holds to put back at their place.

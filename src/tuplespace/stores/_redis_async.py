@@ -136,6 +136,10 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else repr(seconds * 1000.0)
 
 
+def _ms_int(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000.0)))
+
+
 def _seconds(ms: bytes) -> float | None:
     return float(ms) / 1000.0 if ms else None
 
@@ -202,7 +206,7 @@ class AsyncRedisCore:
         block: Callable[[Template, bool, float | None, str], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
         write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
-        begin: Callable[[AsyncRedisTransaction, float], Any],
+        begin: Callable[[AsyncRedisTransaction, float, list[str]], Any],
         end_transaction: Callable[[AsyncRedisTransaction], None],
         end_waits: Callable[[str, TupleSpaceError], None],
         listen: Callable[[], Any],
@@ -762,8 +766,21 @@ class AsyncRedisSpace:
         self._check_open()
         return opened_later(AsyncRedisTransaction(self, _txn_lease(lease)))
 
-    async def _begin(self, tx: AsyncRedisTransaction, lease: float) -> tuple[str, float | None]:
-        """Begin ``tx`` in Redis: its id and expiry."""
+    def claim(self, tag: str, lease: float, remember: float) -> AsyncRedisTransaction:
+        """A transaction that is a claim (a server's claimed take: it takes, and writes
+        nothing), named in Redis by its id and ``tag`` from when it begins, so that any
+        process can confirm or release it with :meth:`end_claim`; its outcome is
+        remembered there ``remember`` seconds past its ``lease`` (or past its end).
+        Aborting it (:meth:`AsyncRedisTransaction.abort`) forgets the claim: it was given
+        to nobody."""
+        self._check_open()
+        return opened_later(AsyncRedisTransaction(self, _txn_lease(lease), [tag, _ms_int(remember)]))
+
+    async def _begin(
+        self, tx: AsyncRedisTransaction, lease: float, claim: list[str]
+    ) -> tuple[str, float | None]:
+        """Begin ``tx`` in Redis, as the claim ``claim`` (its tag and ms remembered) if
+        any: its id and expiry."""
         with self._guard:
             self._check_open()
             most = self._options.max_waiters
@@ -777,7 +794,7 @@ class AsyncRedisSpace:
                 )
             self._transactions[tx] = ""
         try:
-            reply = await self._call("begin", [_ms(lease)])
+            reply = await self._call("begin", [_ms(lease), *claim])
         except BaseException:
             self._end_transaction(tx)
             raise
@@ -786,6 +803,18 @@ class AsyncRedisSpace:
             if tx in self._transactions:
                 self._transactions[tx] = tx_id
         return tx_id, _seconds(reply[1])
+
+    async def end_claim(self, tx_id: str, tag: str, confirm: bool, remember: float) -> str | None:
+        """End the claim that the transaction ``tx_id`` is, made with ``tag`` (see
+        :meth:`claim`), from any process: confirming commits it if
+        it is still open, releasing aborts it.  The claim's outcome, ``"committed"`` or
+        ``"aborted"`` (released, or its lease ran out: its tuples went back), remembered
+        in Redis ``remember`` seconds more; None if there is no such claim (another tag,
+        or its outcome forgotten)."""
+        reply = await self._call(
+            "end_claim", [tx_id, tag, "confirm" if confirm else "release", _ms_int(remember)]
+        )
+        return None if reply is None else reply.decode()
 
     def _end_transaction(self, tx: AsyncRedisTransaction) -> None:
         """Forget ``tx``, which has ended."""
@@ -1358,6 +1387,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             f"without partitions for them"
         )
 
+    def claim(self, tag: str, lease: float, remember: float) -> AsyncRedisTransaction:
+        """Not for a partitioned space: NotSupported, as :meth:`transaction`."""
+        return self.transaction(lease)
+
     async def count(self, template: Any) -> int:
         """How many tuples match ``template``, in every partition that can hold one."""
         compiled = compile_template(template)
@@ -1522,8 +1555,9 @@ class AsyncRedisTransaction(AsyncOpenable):
     ``async with``, it commits when the block ends and aborts on an exception.
     """
 
-    def __init__(self, space: AsyncRedisSpace, lease: float) -> None:
+    def __init__(self, space: AsyncRedisSpace, lease: float, claim: list[str] | None = None) -> None:
         self._space = space
+        self._claim = claim or []  # a claim's tag and the ms its outcome is remembered
         self._core = space.core
         self._lease = lease
         self._opening = AsyncLock()
@@ -1554,7 +1588,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         async with self._opening:
             if self._id or self._state != "active":
                 return
-            self._id, self._expires = await self._core.begin(self, self._lease)
+            self._id, self._expires = await self._core.begin(self, self._lease, self._claim)
             self._deadline = time.monotonic() + self._lease
 
     async def _check(self) -> None:
@@ -1596,6 +1630,8 @@ class AsyncRedisTransaction(AsyncOpenable):
     async def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
         """Write several tuples at commit (all or none)."""
         await self._check()
+        if self._claim:
+            raise TransactionError("a claim holds takes only: it writes nothing")
         ms = _ms(check_lease(lease))
         added: list[_Own] = []
         size = self._bytes
@@ -1763,14 +1799,27 @@ class AsyncRedisTransaction(AsyncOpenable):
         await self._core.react()
 
     async def abort(self) -> None:
-        """Discard the writes and put every taken tuple back at its place."""
+        """Discard the writes and put every taken tuple back at its place (a claim is
+        forgotten: see :meth:`AsyncRedisSpace.claim`)."""
         if self._state != "active":
             return
         self._end("aborted")
         if self._id:
-            await self._core.call("abort", [self._id])
+            await self._core.call("abort", [self._id, "forget"] if self._claim else [self._id])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
+
+    @property
+    def id(self) -> str:
+        """Its id in Redis (``""`` until it has begun)."""
+        return self._id
+
+    async def end_claim(self, tag: str, confirm: bool, remember: float) -> str | None:
+        """:meth:`AsyncRedisSpace.end_claim` for this transaction's claim, which ends here too."""
+        state = await self._space.end_claim(self._id, tag, confirm, remember)
+        if state is not None and self._state == "active":
+            self._end(state)
+        return state
 
     async def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""

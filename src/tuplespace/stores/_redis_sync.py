@@ -137,6 +137,10 @@ def _ms(seconds: float | None) -> str:
     return "" if seconds is None else repr(seconds * 1000.0)
 
 
+def _ms_int(seconds: float) -> str:
+    return str(max(1, round(seconds * 1000.0)))
+
+
 def _seconds(ms: bytes) -> float | None:
     return float(ms) / 1000.0 if ms else None
 
@@ -203,7 +207,7 @@ class RedisCore:
         block: Callable[[Template, bool, float | None, str], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
         write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
-        begin: Callable[[RedisTransaction, float], Any],
+        begin: Callable[[RedisTransaction, float, list[str]], Any],
         end_transaction: Callable[[RedisTransaction], None],
         end_waits: Callable[[str, TupleSpaceError], None],
         listen: Callable[[], Any],
@@ -751,8 +755,19 @@ class RedisSpace:
         self._check_open()
         return opened_now(RedisTransaction(self, _txn_lease(lease)))
 
-    def _begin(self, tx: RedisTransaction, lease: float) -> tuple[str, float | None]:
-        """Begin ``tx`` in Redis: its id and expiry."""
+    def claim(self, tag: str, lease: float, remember: float) -> RedisTransaction:
+        """A transaction that is a claim (a server's claimed take: it takes, and writes
+        nothing), named in Redis by its id and ``tag`` from when it begins, so that any
+        process can confirm or release it with :meth:`end_claim`; its outcome is
+        remembered there ``remember`` seconds past its ``lease`` (or past its end).
+        Aborting it (:meth:`RedisTransaction.abort`) forgets the claim: it was given
+        to nobody."""
+        self._check_open()
+        return opened_now(RedisTransaction(self, _txn_lease(lease), [tag, _ms_int(remember)]))
+
+    def _begin(self, tx: RedisTransaction, lease: float, claim: list[str]) -> tuple[str, float | None]:
+        """Begin ``tx`` in Redis, as the claim ``claim`` (its tag and ms remembered) if
+        any: its id and expiry."""
         with self._guard:
             self._check_open()
             most = self._options.max_waiters
@@ -766,7 +781,7 @@ class RedisSpace:
                 )
             self._transactions[tx] = ""
         try:
-            reply = self._call("begin", [_ms(lease)])
+            reply = self._call("begin", [_ms(lease), *claim])
         except BaseException:
             self._end_transaction(tx)
             raise
@@ -775,6 +790,16 @@ class RedisSpace:
             if tx in self._transactions:
                 self._transactions[tx] = tx_id
         return tx_id, _seconds(reply[1])
+
+    def end_claim(self, tx_id: str, tag: str, confirm: bool, remember: float) -> str | None:
+        """End the claim that the transaction ``tx_id`` is, made with ``tag`` (see
+        :meth:`claim`), from any process: confirming commits it if
+        it is still open, releasing aborts it.  The claim's outcome, ``"committed"`` or
+        ``"aborted"`` (released, or its lease ran out: its tuples went back), remembered
+        in Redis ``remember`` seconds more; None if there is no such claim (another tag,
+        or its outcome forgotten)."""
+        reply = self._call("end_claim", [tx_id, tag, "confirm" if confirm else "release", _ms_int(remember)])
+        return None if reply is None else reply.decode()
 
     def _end_transaction(self, tx: RedisTransaction) -> None:
         """Forget ``tx``, which has ended."""
@@ -1345,6 +1370,10 @@ class PartitionedRedisSpace(RedisSpace):
             f"without partitions for them"
         )
 
+    def claim(self, tag: str, lease: float, remember: float) -> RedisTransaction:
+        """Not for a partitioned space: NotSupported, as :meth:`transaction`."""
+        return self.transaction(lease)
+
     def count(self, template: Any) -> int:
         """How many tuples match ``template``, in every partition that can hold one."""
         compiled = compile_template(template)
@@ -1509,8 +1538,9 @@ class RedisTransaction(Openable):
     ``with``, it commits when the block ends and aborts on an exception.
     """
 
-    def __init__(self, space: RedisSpace, lease: float) -> None:
+    def __init__(self, space: RedisSpace, lease: float, claim: list[str] | None = None) -> None:
         self._space = space
+        self._claim = claim or []  # a claim's tag and the ms its outcome is remembered
         self._core = space.core
         self._lease = lease
         self._opening = Lock()
@@ -1541,7 +1571,7 @@ class RedisTransaction(Openable):
         with self._opening:
             if self._id or self._state != "active":
                 return
-            self._id, self._expires = self._core.begin(self, self._lease)
+            self._id, self._expires = self._core.begin(self, self._lease, self._claim)
             self._deadline = time.monotonic() + self._lease
 
     def _check(self) -> None:
@@ -1583,6 +1613,8 @@ class RedisTransaction(Openable):
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> None:
         """Write several tuples at commit (all or none)."""
         self._check()
+        if self._claim:
+            raise TransactionError("a claim holds takes only: it writes nothing")
         ms = _ms(check_lease(lease))
         added: list[_Own] = []
         size = self._bytes
@@ -1742,14 +1774,27 @@ class RedisTransaction(Openable):
         self._core.react()
 
     def abort(self) -> None:
-        """Discard the writes and put every taken tuple back at its place."""
+        """Discard the writes and put every taken tuple back at its place (a claim is
+        forgotten: see :meth:`RedisSpace.claim`)."""
         if self._state != "active":
             return
         self._end("aborted")
         if self._id:
-            self._core.call("abort", [self._id])
+            self._core.call("abort", [self._id, "forget"] if self._claim else [self._id])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
+
+    @property
+    def id(self) -> str:
+        """Its id in Redis (``""`` until it has begun)."""
+        return self._id
+
+    def end_claim(self, tag: str, confirm: bool, remember: float) -> str | None:
+        """:meth:`RedisSpace.end_claim` for this transaction's claim, which ends here too."""
+        state = self._space.end_claim(self._id, tag, confirm, remember)
+        if state is not None and self._state == "active":
+            self._end(state)
+        return state
 
     def renew(self, lease: float | None) -> None:
         """Give the transaction ``lease`` more seconds from now."""
