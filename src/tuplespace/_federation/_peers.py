@@ -76,7 +76,8 @@ __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
 #: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
 #: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
-#: ``all`` (POST to create or refresh a record, DELETE).
+#: ``all`` (POST to create or refresh a record, DELETE).  A space's ``$rules`` and
+#: ``$credit`` resources say what each of theirs needs (:func:`needed`).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
 # FETCHes that change nothing
