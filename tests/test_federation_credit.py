@@ -152,3 +152,79 @@ def test_the_asyncio_face_has_the_credit_calls(node: ts.Node) -> None:
 
     assert asyncio.run(main()) == [1, 2, 1]
     assert (served.account("default"), served.account("alice"), served.account("bob")) == (1, 1, 1)
+
+
+# -- migration -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two() -> Iterator[tuple[ts.Node, ts.Node]]:
+    with (
+        ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as a,
+        ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as b,
+    ):
+        yield a, b
+
+
+def test_a_record_moving_to_another_node_carries_its_credit(two: tuple[ts.Node, ts.Node]) -> None:
+    a, b = two
+    clock = ts.SimulatedClock()
+    home = a.space("home", clock=clock, charge_rate=RATE, creation_charge="1")
+    house = b.space("house", clock=clock, charge_rate=RATE, creation_charge="2")
+    free = b.space("free")
+    home.grant_credit("alice", 100)
+    kitchen = home.create("r", {"n": 1}, credit=30, principal="alice")
+    pantry = home.create("p", {"n": 2}, credit=30, principal="alice")
+    clock.advance(4)  # each stores 3 bytes: drained 4 s * 3 credit/s, 18 left
+    with pytest.raises(ts.InsufficientCredit) as info:  # the creation charge there: nobody pays it
+        kitchen.move(b.base_uri + "spaces/house/r")
+    assert (info.value.principal, info.value.needed) == ("default", 2)
+    assert (kitchen.get("$credit"), home.account("operator")) == (18, 26)
+    with pytest.raises(ts.RecordNotFound):
+        house.record("r")
+    house.grant_credit("default", 2)
+    kitchen.move(b.base_uri + "spaces/house/r")
+    moved = house.record("r")
+    assert (moved.get("$credit"), moved.get("$lifetime")) == (18, 6.0)
+    assert (house.account("default"), house.account("operator")) == (0, 2)
+    # Here, what it drained was burned and what it held left: alice + operator + pantry + 18 = 100.
+    assert (home.account("alice"), home.account("operator"), pantry.get("$credit")) == (38, 26, 18)
+    pantry.move(b.base_uri + "spaces/free/p")  # a space that does not charge keeps it as it is
+    assert (free.record("p").get("$credit"), free.record("p").get("$lifetime")) == (18, None)
+    assert (home.account("operator"), home.statistics()["records"]) == (26, 0)
+    clock.advance(6)
+    with pytest.raises(ts.RecordNotFound):
+        moved.get("n")
+    assert house.account("operator") == 20  # the creation charge, and the 18 it burned there
+
+
+def test_a_redirected_access_to_a_record_that_moved_away_pays_the_redirect_charge(
+    two: tuple[ts.Node, ts.Node],
+) -> None:
+    a, b = two
+    home = a.space("home", redirect_charge="0.5")
+    b.space("house")
+    home.grant_credit("default", 1)
+    jam = home.create("jam", {"jars": 3})
+    jam.move(b.base_uri + "spaces/house/jam")
+    old = [(URI_PATH, s.encode()) for s in ("spaces", "home", "jam", "jars")]
+
+    def access() -> Message:
+        return b.endpoint.request_blocking(("127.0.0.1", a.port), GET, old, b"", PATIENCE)
+
+    for left in ("0.5", "0"):
+        answer = access()
+        assert answer.code == 0x84  # 4.04, and where it went
+        assert orjson.loads(answer.payload)["error"]["moved_to"] == b.base_uri + "spaces/house/jam"
+        assert home.account("default") == ts.Credit(left)
+    answer = access()
+    assert answer.code == 0x83  # 4.03
+    assert orjson.loads(answer.payload)["error"]["code"] == "insufficient_credit"
+    with ts.connect(a.base_uri + "spaces/home", timeout=PATIENCE) as remote_home:
+        with pytest.raises(ts.InsufficientCredit):
+            remote_home.record("jam")
+        home.grant_credit("default", 1)
+        followed = remote_home.record("jam")  # a handle follows the redirection, paid once
+        assert followed.get("jars") == 3
+        assert str(followed.address) == b.base_uri + "spaces/house/jam"
+    assert home.account("default") == ts.Credit("0.5")

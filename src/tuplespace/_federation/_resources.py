@@ -396,7 +396,7 @@ class SpacesResource:
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
-            moved = moved_away(space, "/".join(path))
+            moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
             if moved is not None:
                 raise moved from None
             if len(path) < 2:
@@ -404,7 +404,7 @@ class SpacesResource:
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
             except RecordNotFound:
-                moved = moved_away(space, "/".join(path[:-1]))
+                moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
                 if moved is not None:
                     raise moved from None
                 raise
@@ -696,7 +696,9 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        query = _query(request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal"))
+        query = _query(
+            request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal", "carried")
+        )
         lease = _seconds(query, "lease")
         credit = query.get("credit")
         op = query.get("op", "create")
@@ -712,6 +714,9 @@ class SpacesResource:
             raise ApiError(
                 400, "bad_request", f"op is create, refresh, clone, move or call, not {op!r}", "op"
             )
+        carried = "carried" in query  # a record moving here brings its credit (see _references)
+        if carried and (query["carried"] != "1" or credit is None):
+            raise ApiError(400, "bad_request", "carried=1 says the credit= comes with the record", "carried")
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
@@ -725,10 +730,16 @@ class SpacesResource:
             answer.add(LOCATION_PATH, segment)
         if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
             work = asyncio.to_thread(
-                space.create, "/".join(path), fields, credit, lease, principal=_principal(query)
+                space.create,
+                "/".join(path),
+                fields,
+                credit,
+                lease,
+                principal=_principal(query),
+                carried=carried,
             )
             return self._done(work, lambda _: answer)
-        space.create("/".join(path), fields, credit, lease, principal=_principal(query))
+        space.create("/".join(path), fields, credit, lease, principal=_principal(query), carried=carried)
         return answer
 
     def _change(
@@ -921,9 +932,11 @@ def _redirect(query: dict[str, str]) -> float | None:
     return None if query["redirect_lease"] == "null" else _seconds(query, "redirect_lease")
 
 
-def moved_away(space: Space, path: str) -> ApiError | None:
+def moved_away(space: Space, path: str, principal: str | None = None) -> ApiError | None:
     """The redirection of ``path`` if a record moved from there to another node: a 404
-    with its new address as ``moved_to``, which remote handles follow."""
+    with its new address as ``moved_to``, which remote handles follow.  A caller's
+    access (``principal``: its account; None for the node's own lookups) pays the
+    space's ``redirect_charge``, or the redirection is refused with InsufficientCredit."""
     store = space.core.engine.records
     if not store.moved:  # the common case, without the lock: no record moved away
         return None
@@ -931,6 +944,8 @@ def moved_away(space: Space, path: str) -> ApiError | None:
         moved = store.moved_to(path)
     if moved is None:
         return None
+    if principal is not None and store.redirect_charge:
+        space.core.call(store.accounts.charge, principal, store.redirect_charge)
     return ApiError(404, "record_not_found", f"the record moved to {moved}", moved_to=moved)
 
 
