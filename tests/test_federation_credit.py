@@ -126,6 +126,11 @@ def test_the_credit_resource_refuses_bad_requests_clearly(node: ts.Node) -> None
     assert field(
         send(POST, ("bank", "$credit", "grant"), b'{"amount":"1"}', json, (URI_QUERY, b"principal="))
     ) == ("principal")
+    for carried in (b"carried=2", b"carried=1"):  # carried=1 goes with credit=, for a record moving here
+        created = send(POST, ("bank", "r"), b"\xa0", (CONTENT_FORMAT, b"\x3c"), (URI_QUERY, carried))
+        assert field(created) == "carried"
+    with pytest.raises(ts.RecordNotFound):
+        served.record("r")
     assert send(GET, transfer, b"").code == 0x85  # 4.05
     assert send(DELETE, ("bank", "$credit"), b"").code == 0x85
     assert send(GET, ("bank", "$credit", "nothing"), b"").code == 0x84  # 4.04
