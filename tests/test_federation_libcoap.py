@@ -241,3 +241,20 @@ def test_add_list_and_remove_a_rule_and_call_a_method(client: str, node: ts.Node
     )
     assert called.stdout == ts.encode_cbor(21.5) + b"\n"
     assert thermo.get("target") == 21.5
+
+
+def test_mint_and_transfer_credit(client: str, node: ts.Node) -> None:
+    bank = node.space("bank", mint_amount="0.5", mint_bits=4)
+    credit = node.base_uri + "spaces/bank/$credit"
+    c = orjson.loads(coap(client, "-m", "get", credit + "/challenge").stdout)
+    assert (c["bits"], c["amount"]) == (4, {"$credit": "0.5"})
+    stamp = orjson.dumps({"challenge": c["challenge"], "nonce": ts.make_stamp(c["challenge"], c["bits"])})
+    minted = coap(client, "-m", "post", "-t", "50", "-e", stamp.decode(), credit + "/mint")
+    assert orjson.loads(minted.stdout) == {"principal": "default", "balance": {"$credit": "0.5"}}
+    moved = coap(client, "-m", "post", "-t", "50", "-e", '{"to":"ops","amount":"0.2"}', credit + "/transfer")
+    assert orjson.loads(moved.stdout)["balance"] == {"$credit": "0.3"}
+    answer = coap(client, "-m", "get", credit + "?principal=ops")
+    assert orjson.loads(answer.stdout) == {"principal": "ops", "balance": {"$credit": "0.2"}}
+    answer = coap(client, "-m", "post", "-t", "50", "-e", '{"to":"ops","amount":"9"}', credit + "/transfer")
+    assert answer.stderr.startswith(b'4.03 {"error":{"code":"insufficient_credit"')
+    assert (bank.account("default"), bank.account("ops")) == (ts.Credit("0.3"), ts.Credit("0.2"))

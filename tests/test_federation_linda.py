@@ -462,9 +462,9 @@ def test_the_rules_resource_refuses_bad_requests_clearly(node: ts.Node) -> None:
         assert answer.code == 0x80  # 4.00
         assert orjson.loads(answer.payload)["error"]["field"] == field
     thermo = served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
-    # a call names the field of its method; a principal pays for a call, nothing else
-    for query, field in [("op=call", "tag"), ("principal=ops", "principal")]:
-        answer = send(POST, ("home", "thermostat"), b"", (URI_QUERY, query.encode()))
+    # a call names the field of its method; a principal pays, not for a move
+    for queries, field in [(("op=call",), "tag"), (("op=move", "principal=ops", "to=t"), "principal")]:
+        answer = send(POST, ("home", "thermostat"), b"", *((URI_QUERY, q.encode()) for q in queries))
         assert answer.code == 0x80
         assert orjson.loads(answer.payload)["error"]["field"] == field
     assert thermo.all() == ts.Map({"target": 21.0, "bump": ts.Method(BUMP)})

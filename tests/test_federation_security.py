@@ -369,6 +369,11 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         (POST, "spaces/jobs/$rules", b'{"name":"s","template":[{"$formal":"int"}]}', {"o12": 50}, False),
         (4, "spaces/jobs/$rules/r", b"", {}, False),
         (POST, "spaces/home/kitchen/bump", encode_cbor(()), {"o15": "op=call"}, False),
+        (GET, "spaces/jobs/$credit", b"", {}, True),
+        (GET, "spaces/jobs/$credit", b"", {"o15": "principal=default"}, True),
+        (GET, "spaces/jobs/$credit", b"", {"o15": "principal=ops"}, False),
+        (POST, "spaces/jobs/$credit/transfer", b'{"to":"ops","amount":"1"}', {"o12": 50}, False),
+        (POST, "spaces/jobs/$credit/grant", b'{"amount":"1"}', {"o12": 50}, False),
     ],
 )
 def test_what_read_allows(

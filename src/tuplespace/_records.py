@@ -552,12 +552,15 @@ class RecordStore:
         credit: object = None,
         lease: float | None = None,
         principal: str = DEFAULT_PRINCIPAL,
+        carried: bool = False,
     ) -> int:
         """Create a record at ``path``; its rid.  Raises RecordExists, InvalidValue,
-        RecordNotFound (a field naming no record) or InsufficientCredit, doing nothing."""
+        RecordNotFound (a field naming no record) or InsufficientCredit, doing nothing.
+        ``carried``: the credit comes with the record from another node and enters the
+        space; ``principal`` pays the rest (a lease's, and the creation charge)."""
         self._tick()
         path = self._free(path)
-        rec = self._create(path, self._check_fields(fields), credit, lease, principal)
+        rec = self._create(path, self._check_fields(fields), credit, lease, principal, carried)
         self._offer(rec)
         return rec.rid
 
@@ -569,14 +572,21 @@ class RecordStore:
         return path
 
     def _create(
-        self, path: str, fields: dict[str, Value], credit: object, lease: float | None, principal: str
+        self,
+        path: str,
+        fields: dict[str, Value],
+        credit: object,
+        lease: float | None,
+        principal: str,
+        carried: bool = False,
     ) -> Rec:
         links, far = self._links(fields)
         now = self._engine.clock.now()
         size = stored_size(path, fields) if self.charge_rate else 0
         given, expires = self._funding(size, credit, lease, now)
         if self.charging:
-            self.accounts.debit(principal, given + self.creation_charge)
+            paid = given - to_credit(credit, "credit") if carried and credit is not None else given
+            self.accounts.debit(principal, paid + self.creation_charge)
             self.accounts.burn(self.creation_charge)
         self._last_rid += 1
         rec = Rec(self._last_rid, path, fields)
@@ -1349,15 +1359,25 @@ class RecordStore:
         return out
 
     def move_away(
-        self, rid: int, address: str, redirect_lease: float | None, caps: Mapping[str, str] | None = None
+        self,
+        rid: int,
+        address: str,
+        redirect_lease: float | None,
+        caps: Mapping[str, str] | None = None,
+        carried: Credit | None = None,
     ) -> None:
         """The record ``rid`` moved to ``address`` on another node (created there with
-        its fields): remove it here, with a ``move`` event whose value is its new
-        address; the fields of this space that contained it hold it there now; its
+        its fields, and ``carried``, the credit it held when it was read): remove it
+        here, with a ``move`` event whose value is its new address; what it drained
+        until it was read is burned, what it carried leaves the space; the fields of
+        this space that contained it hold it there now; its
         path answers with ``address`` (:meth:`moved_to`) for ``redirect_lease`` seconds
         (None: until a record takes the path; 0: not at all), and so do the addresses
         of its capabilities with those of their copies there (``caps``: token -> address)."""
         rec = self.target(rid, None, "move")
+        if carried is not None and self.charging:
+            self.accounts.burn(max(rec.credit - carried, ZERO))
+            rec.credit = ZERO
         new = URI(address)
         level = rec.level
         for container in list(rec.containers or ()):

@@ -479,6 +479,7 @@ class Space:
         lease: float | None = None,
         *,
         principal: str = DEFAULT_PRINCIPAL,
+        carried: bool = False,
     ) -> Record:
         """Create the record ``path`` (like ``sensors/kitchen``) with ``fields``, a
         mapping from tags (``A-Z a-z 0-9 _ -``) to values; returns its full handle.
@@ -492,6 +493,9 @@ class Space:
         record lives, and the record expires when it runs out (a ``lease`` then buys
         that many seconds).  When the space charges, ``principal``'s account pays the
         credit and the ``creation_charge``, or :class:`InsufficientCredit` is raised.
+        ``carried=True``: the credit comes with a record moving here from another node
+        (docs/federation.md, "Migration") and enters the space; ``principal`` pays the
+        rest (a lease's seconds, the creation charge).
 
         Raises :class:`RecordExists` if the path is taken, :class:`InvalidValue` for a
         bad path, tag or value, :class:`RecordNotFound` for a field holding the address
@@ -501,7 +505,8 @@ class Space:
         if refer is not None and isinstance(fields, Mapping):
             for value in fields.values():
                 refer(path, value)
-        rid: int = self._call(self._engine.records.create, path, fields, credit, lease, principal)
+        records = self._engine.records
+        rid: int = self._call(records.create, path, fields, credit, lease, principal, carried)
         return Record(self, rid)
 
     def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> Record:

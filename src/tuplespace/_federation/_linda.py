@@ -46,7 +46,7 @@ from .._names import check_path
 from .._record import RecordData
 from .._templates import ANY
 from .._values import URI, Map, Tuple, Value, handle_address
-from ..client import AsyncRemoteRules, RemoteRules
+from ..client import AsyncCreditCalls, AsyncRemoteRules, CreditCalls, RemoteRules
 from ..client._common import (
     _prefixed,
     check_kinds,
@@ -65,6 +65,7 @@ from ._loop import LoopThread
 from ._message import ACCEPT, CONTENT_FORMAT, DELETE, FETCH, GET, POST, URI_PATH, URI_QUERY, Message, success
 from ._node import peer_of
 from ._remote import (
+    CREDIT,
     RULES,
     AsyncRemoteRecord,
     RemoteRecord,
@@ -150,13 +151,17 @@ def _pair(op: str, template: Any, t: Any, lease: float | None, timeout: float | 
     return _Ask(FETCH, payload, query, wait)
 
 
-def _create(path: str, fields: Any, credit: Any, lease: float | None) -> _Ask:
+def _create(path: str, fields: Any, credit: Any, lease: float | None, principal: str | None) -> _Ask:
     check_path(path)
     if not isinstance(fields, Mapping):
         raise InvalidValue(
             f"a record's fields are a mapping from tags to values, not {type(fields).__name__}"
         )
-    query = (*(() if credit is None else (f"credit={credit}",)), *_seconds("lease", check_lease(lease)))
+    query = (
+        *(() if credit is None else (f"credit={credit}",)),
+        *_seconds("lease", check_lease(lease)),
+        *(() if principal is None else (f"principal={principal}",)),
+    )
     return _Ask(POST, encode_cbor(fields), query, path=path)
 
 
@@ -178,37 +183,43 @@ def _rule_ask(operation: str, body: dict[str, Any] | None, params: dict[str, str
     return _Ask(code, path=f"{RULES}/{params['name']}", json=True)
 
 
-class _RuleRequests:
-    """The rules operations of a :class:`CoapSpace`, for its :class:`~tuplespace.client.RemoteRules`."""
-
-    def __init__(self, url: str, send: Callable[[_Ask], Any]) -> None:
-        self.url = url
-        self._send = send
-
-    def request(
-        self,
-        operation: str,
-        body: dict[str, Any] | None = None,
-        *,
-        params: dict[str, str | int] | None = None,
-        again: bool = False,
-    ) -> Any:
-        return self._send(_rule_ask(operation, body, params))
+# The credit operations of the HTTP API's table, and what each is below ``$credit``.
+_CREDIT_OPS = {
+    "get_account": "",
+    "credit_challenge": "/challenge",
+    "grant_credit": "/grant",
+    "transfer_credit": "/transfer",
+    "mint_credit": "/mint",
+}
 
 
-class _AsyncRuleRequests(_RuleRequests):
-    """The rules operations of an :class:`AsyncCoapSpace`, for its
-    :class:`~tuplespace.client.AsyncRemoteRules`."""
+def _credit_ask(operation: str, body: dict[str, Any] | None, params: dict[str, str | int] | None) -> _Ask:
+    """The request to the space's ``$credit`` resource of a credit operation of the HTTP
+    API's table, as :class:`~tuplespace.client.CreditCalls` sends it: the account it
+    names travels in the query, where the node's permissions see it; the rest of its
+    body is the JSON payload."""
+    path = CREDIT + _CREDIT_OPS[operation]
+    if operation == "get_account":
+        assert params is not None
+        return _Ask(GET, query=(f"principal={params['principal']}",), path=path, json=True)
+    if body is None:
+        return _Ask(GET, path=path, json=True)
+    rest = dict(body)
+    principal = rest.pop("principal", None)
+    if principal is not None and type(principal) is not str:
+        raise InvalidValue(
+            f"a principal is the name of an account, not {type(principal).__name__}", "principal"
+        )
+    query = () if principal is None else (f"principal={principal}",)
+    return _Ask(POST, orjson.dumps(rest), query, path=path, json=True)
 
-    async def request(
-        self,
-        operation: str,
-        body: dict[str, Any] | None = None,
-        *,
-        params: dict[str, str | int] | None = None,
-        again: bool = False,
-    ) -> Any:
-        return await self._send(_rule_ask(operation, body, params))
+
+def _request_ask(operation: str, body: dict[str, Any] | None, params: dict[str, str | int] | None) -> _Ask:
+    """The request of an operation of the HTTP API's table that a space over CoAP
+    carries: a rules or a credit operation."""
+    if operation in _CREDIT_OPS:
+        return _credit_ask(operation, body, params)
+    return _rule_ask(operation, body, params)
 
 
 def _address(url: str, ref: Any) -> str:
@@ -529,7 +540,7 @@ class _Space:
         return f"{type(self).__name__}({self.url!r})"
 
 
-class CoapSpace(_Space):
+class CoapSpace(_Space, CreditCalls):
     """The space ``jobs`` of a node, reached over CoAP, with the methods of
     :class:`~tuplespace.Space` that docs/federation.md lists ("Linda operations over CoAP").
 
@@ -558,7 +569,7 @@ class CoapSpace(_Space):
         network: Network | None = None,
     ) -> None:
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
-        self._rules = RemoteRules(_RuleRequests(self.url, self._do))
+        self._rules = RemoteRules(self)
         self._upcalls: set[RemoteUpcall] = set()
         self._runner = LoopThread("tuplespace-coap-client")
         try:
@@ -578,6 +589,20 @@ class CoapSpace(_Space):
             self.check_open()  # closed meanwhile
             raise
         return self._answer(response, ask)
+
+    def request(
+        self,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str | int] | None = None,
+        again: bool = False,
+    ) -> Any:
+        """Send a rules or credit operation of the HTTP API's table (``add_rule``,
+        ``grant_credit``, ...) to the space's ``$rules`` or ``$credit`` resource, and
+        answer its JSON, as :meth:`RemoteSpace.request
+        <tuplespace.client.RemoteSpace.request>` does over HTTP."""
+        return self._do(_request_ask(operation, body, params))
 
     def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> Lease:
         """See :meth:`Space.write <tuplespace.Space.write>`."""
@@ -715,11 +740,18 @@ class CoapSpace(_Space):
     # -- records ---------------------------------------------------------------------------
 
     def create(
-        self, path: str, fields: Mapping[str, Value], credit: Any = None, lease: float | None = None
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Any = None,
+        lease: float | None = None,
+        *,
+        principal: str | None = None,
     ) -> RemoteRecord:
         """See :meth:`Space.create <tuplespace.Space.create>`; the handle is a
-        :class:`~tuplespace.RemoteRecord` on the record's address."""
-        self._do(_create(path, fields, credit, lease))
+        :class:`~tuplespace.RemoteRecord` on the record's address.  The space's default
+        account pays, or ``principal``, which only a peer the node allows ``all`` may name."""
+        self._do(_create(path, fields, credit, lease, principal))
         return RemoteRecord(self, f"{self.url}/{path}")
 
     def record(self, ref: str | URI) -> RemoteRecord:
@@ -789,7 +821,7 @@ class CoapSpace(_Space):
         self.close()
 
 
-class AsyncCoapSpace(_Space):
+class AsyncCoapSpace(_Space, AsyncCreditCalls):
     """:class:`CoapSpace` for asyncio, on the caller's event loop: the same methods,
     awaited (``ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")``).
 
@@ -807,7 +839,7 @@ class AsyncCoapSpace(_Space):
         network: Network | None = None,
     ) -> None:
         super().__init__(url, timeout, ack_timeout, max_retransmit, network)
-        self._rules = AsyncRemoteRules(_AsyncRuleRequests(self.url, self._do))
+        self._rules = AsyncRemoteRules(self)
 
     async def _do(self, ask: _Ask) -> Value:
         self.check_open()
@@ -818,6 +850,17 @@ class AsyncCoapSpace(_Space):
             self.check_open()  # closed meanwhile: what waited is released
             raise
         return self._answer(response, ask)
+
+    async def request(
+        self,
+        operation: str,
+        body: dict[str, Any] | None = None,
+        *,
+        params: dict[str, str | int] | None = None,
+        again: bool = False,
+    ) -> Any:
+        """See :meth:`CoapSpace.request`."""
+        return await self._do(_request_ask(operation, body, params))
 
     async def write(self, t: Any, lease: float | None = None, timeout: float | None = None) -> AsyncLease:
         """See :meth:`CoapSpace.write`."""
@@ -937,10 +980,16 @@ class AsyncCoapSpace(_Space):
         return tx
 
     async def create(
-        self, path: str, fields: Mapping[str, Value], credit: Any = None, lease: float | None = None
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Any = None,
+        lease: float | None = None,
+        *,
+        principal: str | None = None,
     ) -> AsyncRemoteRecord:
         """See :meth:`CoapSpace.create`."""
-        await self._do(_create(path, fields, credit, lease))
+        await self._do(_create(path, fields, credit, lease, principal))
         return AsyncRemoteRecord(self, f"{self.url}/{path}")
 
     async def record(self, ref: str | URI) -> AsyncRemoteRecord:

@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 
 from .._errors import InvalidValue, Unreachable
 from .._rate import RateLimiter
+from .._records import DEFAULT_PRINCIPAL
 from ..server._errors import ApiError
 from ._endpoint import Address
 from ._message import (
@@ -75,7 +76,8 @@ __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
 #: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
 #: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
-#: ``all`` (POST to create or refresh a record, DELETE).
+#: ``all`` (POST to create or refresh a record, DELETE).  A space's ``$rules`` and
+#: ``$credit`` resources say what each of theirs needs (:func:`needed`).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
 # FETCHes that change nothing
@@ -223,6 +225,8 @@ def needed(request: Message) -> int:
         code = request.code
         if len(path) > 2 and path[0] == "spaces" and path[2] == "$cap":
             return NONE
+        if len(path) > 2 and path[0] == "spaces" and path[2] == "$credit":
+            return _credit_needed(path[3:], request.query)
         if code == GET:
             return READ
         # Adding or removing a rule, or calling a method, writes; charging another
@@ -238,6 +242,20 @@ def needed(request: Message) -> int:
     except MessageError:
         pass
     return ALL
+
+
+def _credit_needed(below: tuple[str, ...], query: tuple[str, ...]) -> int:
+    """The permission a request to a space's ``$credit`` resources needs: anyone may
+    ask for a challenge and mint credit by proof of work, a peer allowed ``read`` may
+    read the space's default account and one allowed ``read+write`` spend from it;
+    granting credit, and naming another account, is for a peer allowed ``all``."""
+    names = any(q.startswith("principal=") and q != f"principal={DEFAULT_PRINCIPAL}" for q in query)
+    what = below[0] if below else ""
+    if names or what == "grant":
+        return ALL
+    if what in ("challenge", "mint"):
+        return NONE
+    return WRITE if what == "transfer" else READ
 
 
 def _resolve(uri: str) -> Address:

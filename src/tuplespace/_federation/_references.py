@@ -40,7 +40,7 @@ from .._errors import (
     Unreachable,
 )
 from .._record import Record
-from .._values import URI, UTC, Map, Value, handle_address
+from .._values import URI, UTC, Credit, Map, Value, handle_address
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address
@@ -137,8 +137,11 @@ class References:
 
     def _move_away(self, space: Space, record: Record, address: str, redirect_lease: float | None) -> None:
         """Move ``record`` to ``address`` on another node: create it there with its
-        fields and the lease it has left, let the records here that contained it hold it there, then remove it
-        here, its path redirecting to ``address`` for ``redirect_lease`` seconds."""
+        fields, the lease it has left and the credit it holds (``carried``: it enters
+        that space, and leaves this one), let the records here that contained it hold
+        it there, then remove it here, its path redirecting to ``address`` for
+        ``redirect_lease`` seconds.  What the other space refuses (a creation charge
+        its default account cannot pay: InsufficientCredit) leaves the record here."""
         store = space.core.engine.records
         if address.startswith(store.prefix):
             record.move(address[len(store.prefix) :], redirect_lease)
@@ -148,15 +151,18 @@ class References:
             raise InvalidValue(f"a record moves to coap://host:port/spaces/<space>/<path>, not {address!r}")
         peer = self._new_peer(base)
         node = self._node
-        fields, lifetime = record.all(), record.get("$lifetime")
+        fields, lifetime, credit = record.all(), record.get("$lifetime"), record.get("$credit")
         holders: list[tuple[str, int]] = space.core.call(store.holders_here, record.rid)
         caps: list[tuple[str, frozenset[str], float | None]] = space.core.call(
             store.capabilities_of, record.rid
         )
         where, options = node.call(peer_of(address))
         options = [*options, (CONTENT_FORMAT, _CBOR), (ACCEPT, _CBOR)]
-        if lifetime is not None:  # the lease it has left
+        if lifetime is not None and not store.charge_rate:  # the lease it has left
             options.append((URI_QUERY, f"lease={lifetime!r}".encode()))
+        carried = credit if isinstance(credit, Credit) and credit else None
+        if carried is not None:  # where credit pays for storage, its lifetime is its credit's
+            options += [(URI_QUERY, f"credit={carried}".encode()), (URI_QUERY, b"carried=1")]
         options.sort(key=lambda option: option[0])  # in option number order
         created = node.endpoint.request_blocking(where, POST, options, encode_cbor(fields), node.timeout)
         if created.code >> 5 != 2:
@@ -178,7 +184,7 @@ class References:
             answers = node.call(self._send(base, peer, entries))
             level = next((a for a in answers if isinstance(a, int) and not isinstance(a, bool)), 0)
             self._known[address] = (level, time.monotonic())
-        space.core.call(store.move_away, record.rid, address, redirect_lease, copies)
+        space.core.call(store.move_away, record.rid, address, redirect_lease, copies, carried)
 
     def _level(self, address: str) -> int | None:
         known = self._known.get(address)

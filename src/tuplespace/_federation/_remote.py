@@ -33,6 +33,7 @@ from ._message import (
 )
 
 __all__ = [
+    "CREDIT",
     "RULES",
     "AsyncHost",
     "AsyncRemoteRecord",
@@ -48,6 +49,8 @@ __all__ = [
 log = logging.getLogger("tuplespace")
 RULES = "$rules"
 """The segment below a space's name of the resource of its rules (``/spaces/<space>/$rules``)."""
+CREDIT = "$credit"
+"""The segment below a space's name of the resource of its accounts (``/spaces/<space>/$credit``)."""
 _CBOR = bytes((CBOR,))
 _T = TypeVar("_T")
 
@@ -129,12 +132,19 @@ def _destroy(force: bool) -> _Ask:
     return _Ask(DELETE, None, b"", ("force=1",) if force else ())
 
 
-def _refresh(credit: Any, lease: float | None) -> _Ask:
-    query = ["op=refresh"]
+def _paid(query: list[str], credit: Any, lease: float | None, principal: str | None) -> _Ask:
+    """A POST on the record with ``query``, funded with ``credit`` or ``lease`` by
+    ``principal`` (the space's default account when None)."""
     if credit is not None:
         query.append(f"credit={credit}")
     query.extend(_seconds("lease", lease))
+    if principal is not None:
+        query.append(f"principal={principal}")
     return _Ask(POST, None, b"", tuple(query))
+
+
+def _refresh(credit: Any, lease: float | None, principal: str | None) -> _Ask:
+    return _paid(["op=refresh"], credit, lease, principal)
 
 
 def data_of(answer: Value) -> RecordData | None:
@@ -157,12 +167,8 @@ def _snapshot(answer: Value) -> RecordData:
 _SNAPSHOT = _Ask(GET, None, b"", ("snapshot",))
 
 
-def _clone(path: str, credit: Any, lease: float | None) -> _Ask:
-    query = ["op=clone", f"to={path}"]
-    if credit is not None:
-        query.append(f"credit={credit}")
-    query.extend(_seconds("lease", lease))
-    return _Ask(POST, None, b"", tuple(query))
+def _clone(path: str, credit: Any, lease: float | None, principal: str | None) -> _Ask:
+    return _paid(["op=clone", f"to={path}"], credit, lease, principal)
 
 
 def _move(path: str, redirect_lease: float | None) -> _Ask:
@@ -340,16 +346,23 @@ class RemoteRecord(_Handle):
         only a peer the node allows ``all`` may name."""
         return self._do(_call(tag, args, principal))
 
-    def refresh(self, credit: Any = None, lease: float | None = None) -> float | None:
+    def refresh(
+        self, credit: Any = None, lease: float | None = None, *, principal: str | None = None
+    ) -> float | None:
         """Refinance the record (see :meth:`tuplespace.Record.refresh`): add ``credit``
-        or give it ``lease`` more seconds; returns its expiry time."""
-        expires: float | None = self._do(_refresh(credit, lease))
+        or give it ``lease`` more seconds, paid by the space's default account or by
+        ``principal``, which only a peer the node allows ``all`` may name; returns its
+        expiry time."""
+        expires: float | None = self._do(_refresh(credit, lease, principal))
         return expires
 
-    def clone(self, path: str, credit: Any = None, lease: float | None = None) -> RemoteRecord:
+    def clone(
+        self, path: str, credit: Any = None, lease: float | None = None, *, principal: str | None = None
+    ) -> RemoteRecord:
         """A new record at ``path`` of the record's space with its fields (see
-        :meth:`tuplespace.Record.clone`)."""
-        return RemoteRecord(self._node, _address_answered(self._do(_clone(path, credit, lease))))
+        :meth:`tuplespace.Record.clone`), funded as :meth:`refresh` is."""
+        answer = self._do(_clone(path, credit, lease, principal))
+        return RemoteRecord(self._node, _address_answered(answer))
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the new ``path`` in its space, or move it to another node
@@ -442,14 +455,19 @@ class AsyncRemoteRecord(_Handle):
         """See :meth:`RemoteRecord.call`."""
         return await self._do(_call(tag, args, principal))
 
-    async def refresh(self, credit: Any = None, lease: float | None = None) -> float | None:
+    async def refresh(
+        self, credit: Any = None, lease: float | None = None, *, principal: str | None = None
+    ) -> float | None:
         """See :meth:`RemoteRecord.refresh`."""
-        expires: float | None = await self._do(_refresh(credit, lease))
+        expires: float | None = await self._do(_refresh(credit, lease, principal))
         return expires
 
-    async def clone(self, path: str, credit: Any = None, lease: float | None = None) -> AsyncRemoteRecord:
+    async def clone(
+        self, path: str, credit: Any = None, lease: float | None = None, *, principal: str | None = None
+    ) -> AsyncRemoteRecord:
         """See :meth:`RemoteRecord.clone`."""
-        return AsyncRemoteRecord(self._host, _address_answered(await self._do(_clone(path, credit, lease))))
+        answer = await self._do(_clone(path, credit, lease, principal))
+        return AsyncRemoteRecord(self._host, _address_answered(answer))
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`RemoteRecord.move`."""

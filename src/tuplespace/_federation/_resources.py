@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from .._aio import AsyncSpace, AsyncTransaction
-from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire
+from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire, to_wire
+from .._credit import check_principal
 from .._errors import (
     CapabilityRevoked,
     EventsLost,
@@ -41,7 +42,7 @@ from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
-from ..server._records import record_template_from_wire
+from ..server._records import _get_credit, record_template_from_wire
 from ..server._requests import parse_template_text
 from ..server._rules import rule_out
 from ..server._streams import since_param
@@ -66,7 +67,7 @@ from ._message import (
     code_text,
 )
 from ._network import Address
-from ._remote import RULES
+from ._remote import CREDIT, RULES
 
 __all__ = [
     "SpacesResource",
@@ -239,6 +240,8 @@ class SpacesResource:
                 return self._linda(request, segments[0], accept, str(peer[0]))
             if segments[1] == RULES:
                 return self._rules(request, segments[0], segments[2:])
+            if segments[1] == CREDIT:
+                return self._credit(request, segments[0], segments[2:])
             if method == POST:
                 return self._create(request, segments)
             target = self._target(segments)
@@ -393,7 +396,7 @@ class SpacesResource:
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
-            moved = moved_away(space, "/".join(path))
+            moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
             if moved is not None:
                 raise moved from None
             if len(path) < 2:
@@ -401,7 +404,7 @@ class SpacesResource:
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
             except RecordNotFound:
-                moved = moved_away(space, "/".join(path[:-1]))
+                moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
                 if moved is not None:
                     raise moved from None
                 raise
@@ -693,13 +696,15 @@ class SpacesResource:
 
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
-        query = _query(request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal"))
+        query = _query(
+            request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal", "carried")
+        )
         lease = _seconds(query, "lease")
         credit = query.get("credit")
         op = query.get("op", "create")
-        if "principal" in query and op != "call":
+        if "principal" in query and (op == "move" or "capability" in query):
             raise ApiError(
-                400, "bad_request", "principal names who pays a method's steps: ?op=call", "principal"
+                400, "bad_request", "principal names who pays: a create, refresh, clone or call", "principal"
             )
         if op in ("refresh", "clone", "move"):
             return self._change(self._target(segments).record, op, query, lease, credit, request)
@@ -709,6 +714,9 @@ class SpacesResource:
             raise ApiError(
                 400, "bad_request", f"op is create, refresh, clone, move or call, not {op!r}", "op"
             )
+        carried = "carried" in query  # a record moving here brings its credit (see _references)
+        if carried and (query["carried"] != "1" or credit is None):
+            raise ApiError(400, "bad_request", "carried=1 says the credit= comes with the record", "carried")
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
@@ -721,9 +729,17 @@ class SpacesResource:
         for segment in ("spaces", *segments):
             answer.add(LOCATION_PATH, segment)
         if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
-            work = asyncio.to_thread(space.create, "/".join(path), fields, credit, lease)
+            work = asyncio.to_thread(
+                space.create,
+                "/".join(path),
+                fields,
+                credit,
+                lease,
+                principal=_principal(query),
+                carried=carried,
+            )
             return self._done(work, lambda _: answer)
-        space.create("/".join(path), fields, credit, lease)
+        space.create("/".join(path), fields, credit, lease, principal=_principal(query), carried=carried)
         return answer
 
     def _change(
@@ -740,12 +756,13 @@ class SpacesResource:
         address) on a record."""
         accept = content_format(request.number(ACCEPT), 406)
         if op == "refresh":
-            return answer_value(record.refresh(credit, lease), accept, CHANGED)
+            return answer_value(record.refresh(credit, lease, principal=_principal(query)), accept, CHANGED)
         to = query.get("to")
         if to is None:
             raise ApiError(400, "bad_request", f"{op} names its new path: ?to=<path>", "to")
         if op == "clone":
-            return answer_value(record.clone(to, credit, lease).address, accept, CREATED)
+            clone = record.clone(to, credit, lease, principal=_principal(query))
+            return answer_value(clone.address, accept, CREATED)
         redirect = {} if "redirect_lease" not in query else {"redirect_lease": _redirect(query)}
         if to.startswith("coap://"):  # to another node: requests of its own, from a thread (as in _put)
             work = asyncio.to_thread(record.move, to, **redirect)
@@ -812,9 +829,90 @@ class SpacesResource:
         work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query), **args)
         return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
 
+    def _credit(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
+        """``/spaces/<space>/$credit`` (docs/federation.md, "Credit over CoAP"): GET
+        answers the balance of ``?principal=`` (the space's default account when not
+        named); GET ``$credit/challenge`` the challenge to make stamps on; POST
+        ``$credit/grant``, ``$credit/transfer`` and ``$credit/mint`` grant, transfer and
+        mint credit, their JSON body as the HTTP API's without the principal, which
+        is ``?principal=``.  Answers are the HTTP API's, in JSON (content format 50)."""
+        space = self._spaces.get(name)
+        if space is None:
+            raise NotFound(f"this node has no space {name!r}")
+        if request.number(ACCEPT) not in (None, JSON):
+            raise ApiError(406, "content_format", "credit is answered in JSON (content format 50)")
+        what, method = "/".join(below), request.code
+        if what not in _CREDIT_METHODS:
+            raise ApiError(
+                404,
+                "not_found",
+                "the credit resources are $credit and $credit/<challenge, grant, transfer or mint>",
+            )
+        if method != _CREDIT_METHODS[what]:
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"$credit{'/' if what else ''}{what} takes {code_text(_CREDIT_METHODS[what])}",
+            )
+        if what == "challenge":
+            _query(request, ())
+            c = space.credit_challenge()
+            answer = {
+                "challenge": c.challenge,
+                "bits": c.bits,
+                "amount": to_wire(c.amount),
+                "expires": c.expires,
+            }
+            return _json(CONTENT, answer)
+        principal = _principal(_query(request, ("principal",)))
+        if method == GET:
+            return _json(CONTENT, {"principal": principal, "balance": to_wire(space.account(principal))})
+        if request.number(CONTENT_FORMAT) != JSON:
+            raise ApiError(415, "content_format", f"$credit/{what} takes a JSON body (content format 50)")
+        body = _loads(request.payload, space.limits)
+        if type(body) is not dict:
+            raise ApiError(400, "bad_request", f"$credit/{what} takes a JSON object")
+        unknown = sorted(set(body) - _CREDIT_KEYS[what])
+        if unknown:
+            where = "?principal=" if unknown[0] == "principal" else "its body"
+            raise ApiError(
+                400, "bad_request", f"$credit/{what} takes no {unknown[0]!r} in {where}", unknown[0]
+            )
+        work: Awaitable[Any]
+        if what == "mint":
+            challenge, nonce = body.get("challenge", ""), body.get("nonce", "")
+            work = asyncio.to_thread(space.mint_credit, challenge, nonce, principal=principal)
+        else:
+            amount = _get_credit(body, "amount")
+            if amount is None:
+                raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
+            if what == "grant":
+                work = asyncio.to_thread(space.grant_credit, principal, amount)
+            else:
+                target = body.get("to", "")
+                try:
+                    check_principal(target)
+                except InvalidValue as exc:
+                    raise ApiError(
+                        400, "bad_request", f"to is the name of an account: {exc.reason}", "to"
+                    ) from None
+                work = asyncio.to_thread(space.transfer_credit, principal, target, amount)
+        return self._done(
+            work, lambda balance: _json(CHANGED, {"principal": principal, "balance": to_wire(balance)})
+        )
+
+
+# The credit resources below ``$credit``, the method each takes, and the keys of their bodies.
+_CREDIT_METHODS = {"": GET, "challenge": GET, "grant": POST, "transfer": POST, "mint": POST}
+_CREDIT_KEYS = {
+    "grant": frozenset({"amount"}),
+    "transfer": frozenset({"to", "amount"}),
+    "mint": frozenset({"challenge", "nonce"}),
+}
+
 
 def _principal(query: dict[str, str]) -> str:
-    """Whose account pays a rule's firings or a method's steps: ``?principal=`` (which
+    """Whose account pays a rule's firings, a method's steps or a record's credit: ``?principal=`` (which
     the node's permissions let only a peer allowed ``all`` name), else the space's default."""
     named = query.get("principal")
     if named is None:
@@ -834,9 +932,11 @@ def _redirect(query: dict[str, str]) -> float | None:
     return None if query["redirect_lease"] == "null" else _seconds(query, "redirect_lease")
 
 
-def moved_away(space: Space, path: str) -> ApiError | None:
+def moved_away(space: Space, path: str, principal: str | None = None) -> ApiError | None:
     """The redirection of ``path`` if a record moved from there to another node: a 404
-    with its new address as ``moved_to``, which remote handles follow."""
+    with its new address as ``moved_to``, which remote handles follow.  A caller's
+    access (``principal``: its account; None for the node's own lookups) pays the
+    space's ``redirect_charge``, or the redirection is refused with InsufficientCredit."""
     store = space.core.engine.records
     if not store.moved:  # the common case, without the lock: no record moved away
         return None
@@ -844,6 +944,8 @@ def moved_away(space: Space, path: str) -> ApiError | None:
         moved = store.moved_to(path)
     if moved is None:
         return None
+    if principal is not None and store.redirect_charge:
+        space.core.call(store.accounts.charge, principal, store.redirect_charge)
     return ApiError(404, "record_not_found", f"the record moved to {moved}", moved_to=moved)
 
 

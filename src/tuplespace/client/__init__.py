@@ -15,6 +15,7 @@ from .._extras import missing as _missing
 
 try:
     from ._async import (
+        AsyncCreditCalls,
         AsyncRemoteClock,
         AsyncRemoteRecord,
         AsyncRemoteRules,
@@ -24,13 +25,14 @@ try:
     from ._async_server import AsyncRemoteServer, AsyncTokens
     from ._async_subscription import AsyncRemoteRecordWatch, AsyncRemoteSubscription
     from ._common import AsyncLease, SpaceInfo, TokenInfo
-    from ._sync import RemoteClock, RemoteRecord, RemoteRules, RemoteSpace, RemoteTransaction
+    from ._sync import CreditCalls, RemoteClock, RemoteRecord, RemoteRules, RemoteSpace, RemoteTransaction
     from ._sync_server import RemoteServer, Tokens
     from ._sync_subscription import RemoteRecordWatch, RemoteSubscription
 except ModuleNotFoundError as exc:
     raise _missing("client", exc) from exc
 
 __all__ = [
+    "AsyncCreditCalls",
     "AsyncLease",
     "AsyncRemoteClock",
     "AsyncRemoteRecord",
@@ -41,6 +43,7 @@ __all__ = [
     "AsyncRemoteSubscription",
     "AsyncRemoteTransaction",
     "AsyncTokens",
+    "CreditCalls",
     "RemoteClock",
     "RemoteRecord",
     "RemoteRecordWatch",

@@ -99,6 +99,7 @@ from ._inprocess import AsyncInProcessTransport
 from ._primitives import AsyncLater, AsyncLock, AsyncOpenable, opened_later
 
 __all__ = [
+    "AsyncCreditCalls",
     "AsyncRemoteClock",
     "AsyncRemoteRecord",
     "AsyncRemoteRules",
@@ -119,7 +120,58 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-class AsyncRemoteSpace:
+class AsyncCreditCalls:
+    """The credit calls of :class:`~tuplespace.Space` for a remote space: over HTTP
+    (:class:`AsyncRemoteSpace`) or over CoAP (the space's ``$credit`` resource,
+    docs/federation.md), each sent as an operation of the HTTP API's table through
+    the space's ``request``.  Over HTTP the caller's own account is its token's name
+    (``anonymous`` without one) and another account is for an ``admin`` of the space;
+    over CoAP the caller's own account is the space's default one and another is for
+    a peer allowed ``all``."""
+
+    async def grant_credit(self: AsyncRulesHost, principal: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
+        ``admin`` permission on the space."""
+        body = {"principal": principal, "amount": credit_wire(amount, "amount")}
+        answer = await self.request("grant_credit", body)
+        return _credit(answer["balance"])
+
+    async def account(self: AsyncRulesHost, principal: str) -> Credit:
+        """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
+        the caller's own needs the ``admin`` permission on the space."""
+        check_principal(principal)
+        answer = await self.request("get_account", params={"principal": principal}, again=True)
+        return _credit(answer["balance"])
+
+    async def transfer_credit(
+        self: AsyncRulesHost, source: str, target: str, amount: Credit | int | str
+    ) -> Credit:
+        """See :meth:`Space.transfer_credit <tuplespace.Space.transfer_credit>`; a
+        ``source`` other than the caller's own account needs the ``admin`` permission
+        on the space."""
+        body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
+        answer = await self.request("transfer_credit", body)
+        return _credit(answer["balance"])
+
+    async def credit_challenge(self: AsyncRulesHost) -> Challenge:
+        """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
+        answer = await self.request("credit_challenge", again=True)
+        return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
+
+    async def mint_credit(
+        self: AsyncRulesHost, challenge: str, nonce: str, *, principal: str | None = None
+    ) -> Credit:
+        """See :meth:`Space.mint_credit <tuplespace.Space.mint_credit>`: the credit goes
+        to the caller's account (its token's name, ``anonymous`` without a token);
+        ``principal`` names another, which needs the ``admin`` permission on the space."""
+        body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
+        if principal is not None:
+            body["principal"] = principal
+        answer = await self.request("mint_credit", body)
+        return _credit(answer["balance"])
+
+
+class AsyncRemoteSpace(AsyncCreditCalls):
     """A space on a server, with the methods of :class:`~tuplespace.AsyncSpace`.
 
     >>> space = await tuplespace.connect_async("http://127.0.0.1:8765/spaces/jobs")  # doctest: +SKIP
@@ -695,43 +747,6 @@ class AsyncRemoteSpace:
         )
         return opened_later(watch)
 
-    async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
-        """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
-        ``admin`` permission on the space."""
-        body = {"principal": principal, "amount": credit_wire(amount, "amount")}
-        answer = await self.request("grant_credit", body)
-        return _credit(answer["balance"])
-
-    async def account(self, principal: str) -> Credit:
-        """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
-        the caller's own needs the ``admin`` permission on the space."""
-        check_principal(principal)
-        answer = await self.request("get_account", params={"principal": principal}, again=True)
-        return _credit(answer["balance"])
-
-    async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
-        """See :meth:`Space.transfer_credit <tuplespace.Space.transfer_credit>`; a
-        ``source`` other than the caller's own account needs the ``admin`` permission
-        on the space."""
-        body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
-        answer = await self.request("transfer_credit", body)
-        return _credit(answer["balance"])
-
-    async def credit_challenge(self) -> Challenge:
-        """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
-        answer = await self.request("credit_challenge", again=True)
-        return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
-
-    async def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
-        """See :meth:`Space.mint_credit <tuplespace.Space.mint_credit>`: the credit goes
-        to the caller's account (its token's name, ``anonymous`` without a token);
-        ``principal`` names another, which needs the ``admin`` permission on the space."""
-        body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
-        if principal is not None:
-            body["principal"] = principal
-        answer = await self.request("mint_credit", body)
-        return _credit(answer["balance"])
-
     # -- statistics and closing -------------------------------------------------------------------
 
     async def statistics(self) -> dict[str, Any]:
@@ -1056,10 +1071,12 @@ class AsyncRemoteRecord:
 
 
 class AsyncRulesHost(Protocol):
-    """What :class:`AsyncRemoteRules` sends its requests through: a remote space over
-    HTTP, or a space over CoAP (its ``$rules`` resource, docs/federation.md).  It sends
-    the rules operations of the HTTP API's table (``add_rule``, ``list_rules``,
-    ``get_rule``, ``remove_rule``) and answers their JSON."""
+    """What :class:`AsyncRemoteRules` and :class:`AsyncCreditCalls` send their requests
+    through: a remote space over HTTP, or a space over CoAP (its ``$rules`` and
+    ``$credit`` resources, docs/federation.md).  It sends the rules operations of the
+    HTTP API's table (``add_rule``, ``list_rules``, ``get_rule``, ``remove_rule``) and
+    its credit operations (``get_account``, ``grant_credit``, ``transfer_credit``,
+    ``credit_challenge``, ``mint_credit``), and answers their JSON."""
 
     @property
     def url(self) -> str: ...

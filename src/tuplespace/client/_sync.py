@@ -100,6 +100,7 @@ from ._sync_subscription import RemoteRecordWatch, RemoteStream, RemoteSubscript
 from ._sync_transport import ChannelTransport, HTTPTransport
 
 __all__ = [
+    "CreditCalls",
     "RemoteClock",
     "RemoteRecord",
     "RemoteRules",
@@ -120,7 +121,54 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-class RemoteSpace:
+class CreditCalls:
+    """The credit calls of :class:`~tuplespace.Space` for a remote space: over HTTP
+    (:class:`RemoteSpace`) or over CoAP (the space's ``$credit`` resource,
+    docs/federation.md), each sent as an operation of the HTTP API's table through
+    the space's ``request``.  Over HTTP the caller's own account is its token's name
+    (``anonymous`` without one) and another account is for an ``admin`` of the space;
+    over CoAP the caller's own account is the space's default one and another is for
+    a peer allowed ``all``."""
+
+    def grant_credit(self: RulesHost, principal: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
+        ``admin`` permission on the space."""
+        body = {"principal": principal, "amount": credit_wire(amount, "amount")}
+        answer = self.request("grant_credit", body)
+        return _credit(answer["balance"])
+
+    def account(self: RulesHost, principal: str) -> Credit:
+        """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
+        the caller's own needs the ``admin`` permission on the space."""
+        check_principal(principal)
+        answer = self.request("get_account", params={"principal": principal}, again=True)
+        return _credit(answer["balance"])
+
+    def transfer_credit(self: RulesHost, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """See :meth:`Space.transfer_credit <tuplespace.Space.transfer_credit>`; a
+        ``source`` other than the caller's own account needs the ``admin`` permission
+        on the space."""
+        body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
+        answer = self.request("transfer_credit", body)
+        return _credit(answer["balance"])
+
+    def credit_challenge(self: RulesHost) -> Challenge:
+        """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
+        answer = self.request("credit_challenge", again=True)
+        return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
+
+    def mint_credit(self: RulesHost, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
+        """See :meth:`Space.mint_credit <tuplespace.Space.mint_credit>`: the credit goes
+        to the caller's account (its token's name, ``anonymous`` without a token);
+        ``principal`` names another, which needs the ``admin`` permission on the space."""
+        body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
+        if principal is not None:
+            body["principal"] = principal
+        answer = self.request("mint_credit", body)
+        return _credit(answer["balance"])
+
+
+class RemoteSpace(CreditCalls):
     """A space on a server, with the methods of :class:`~tuplespace.Space`.
 
     >>> space = tuplespace.connect("http://127.0.0.1:8765/spaces/jobs")  # doctest: +SKIP
@@ -682,43 +730,6 @@ class RemoteSpace:
         )
         return opened_now(watch)
 
-    def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
-        """See :meth:`Space.grant_credit <tuplespace.Space.grant_credit>`; needs the
-        ``admin`` permission on the space."""
-        body = {"principal": principal, "amount": credit_wire(amount, "amount")}
-        answer = self.request("grant_credit", body)
-        return _credit(answer["balance"])
-
-    def account(self, principal: str) -> Credit:
-        """See :meth:`Space.account <tuplespace.Space.account>`; an account other than
-        the caller's own needs the ``admin`` permission on the space."""
-        check_principal(principal)
-        answer = self.request("get_account", params={"principal": principal}, again=True)
-        return _credit(answer["balance"])
-
-    def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
-        """See :meth:`Space.transfer_credit <tuplespace.Space.transfer_credit>`; a
-        ``source`` other than the caller's own account needs the ``admin`` permission
-        on the space."""
-        body = {"principal": source, "to": target, "amount": credit_wire(amount, "amount")}
-        answer = self.request("transfer_credit", body)
-        return _credit(answer["balance"])
-
-    def credit_challenge(self) -> Challenge:
-        """See :meth:`Space.credit_challenge <tuplespace.Space.credit_challenge>`."""
-        answer = self.request("credit_challenge", again=True)
-        return Challenge(answer["challenge"], answer["bits"], _credit(answer["amount"]), answer["expires"])
-
-    def mint_credit(self, challenge: str, nonce: str, *, principal: str | None = None) -> Credit:
-        """See :meth:`Space.mint_credit <tuplespace.Space.mint_credit>`: the credit goes
-        to the caller's account (its token's name, ``anonymous`` without a token);
-        ``principal`` names another, which needs the ``admin`` permission on the space."""
-        body: dict[str, Any] = {"challenge": challenge, "nonce": nonce}
-        if principal is not None:
-            body["principal"] = principal
-        answer = self.request("mint_credit", body)
-        return _credit(answer["balance"])
-
     # -- statistics and closing -------------------------------------------------------------------
 
     def statistics(self) -> dict[str, Any]:
@@ -1037,10 +1048,12 @@ class RemoteRecord:
 
 
 class RulesHost(Protocol):
-    """What :class:`RemoteRules` sends its requests through: a remote space over
-    HTTP, or a space over CoAP (its ``$rules`` resource, docs/federation.md).  It sends
-    the rules operations of the HTTP API's table (``add_rule``, ``list_rules``,
-    ``get_rule``, ``remove_rule``) and answers their JSON."""
+    """What :class:`RemoteRules` and :class:`CreditCalls` send their requests
+    through: a remote space over HTTP, or a space over CoAP (its ``$rules`` and
+    ``$credit`` resources, docs/federation.md).  It sends the rules operations of the
+    HTTP API's table (``add_rule``, ``list_rules``, ``get_rule``, ``remove_rule``) and
+    its credit operations (``get_account``, ``grant_credit``, ``transfer_credit``,
+    ``credit_challenge``, ``mint_credit``), and answers their JSON."""
 
     @property
     def url(self) -> str: ...
