@@ -283,6 +283,69 @@ local function next_expiry()
   return '-1'
 end
 
+
+-- Records (see docs/scaling.md, Records): ``rec`` maps each record's rid to its
+-- version and path ("<version> <path>"), a newline, the encoding of its fields (a
+-- tuple of tags and values, in the order the tags were first set), a newline and its
+-- index keys joined by newlines: ``ra`` (every record) and ``rx:<tag>:<value>``
+-- (sorted sets of rids, score = rid); ``rpath`` maps paths to rids, ``rn`` holds the
+-- latest rid and ``rexp`` scores the leased ones by their expiry.  Their events are
+-- logged as "r.<kind>", "<rid> <version> <path>", a newline, the tag, a newline and
+-- the value's encoding; each script that changes a record publishes "R" on the channel.
+local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
+local rchanged = false
+
+local function rsplit(kept)
+  local a = string.find(kept, '\n', 1, true)
+  local b = string.find(kept, '\n', a + 1, true)
+  local version, path = string.match(string.sub(kept, 1, a - 1), '^(%d+) (.*)$')
+  return version, path, string.sub(kept, a + 1, b - 1), string.sub(kept, b + 1)
+end
+
+local function rlog(kind, rid, version, path, tag, value)
+  log('r.' .. kind, rid .. ' ' .. version .. ' ' .. path .. '\n' .. tag .. '\n' .. value)
+  rchanged = true
+end
+
+local function ralive(rid)
+  local e = redis.call('ZSCORE', REXP, rid)
+  return (not e) or tonumber(e) > now
+end
+
+-- Remove the record ``rid`` (an event of ``kind``): {version, path, fields}, or false.
+local function rremove(rid, kind)
+  local kept = redis.call('HGET', REC, rid)
+  if not kept then
+    return false
+  end
+  local version, path, fields, keys = rsplit(kept)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZREM', P .. ':' .. k, rid)
+  end
+  redis.call('HDEL', REC, rid)
+  redis.call('HDEL', RPATH, path)
+  redis.call('ZREM', REXP, rid)
+  rlog(kind, rid, version, path, '', '')
+  return {version, path, fields}
+end
+
+local function expire_records()
+  for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
+    rremove(rid, 'expire')
+  end
+end
+
+local function tell_records()
+  if rchanged then
+    redis.call('SPUBLISH', CH, 'R')
+  end
+end
+
+-- The record ``rid`` if it is there and alive, else false.
+local function rget(rid)
+  return rid and ralive(rid) and redis.call('HGET', REC, rid)
+end
+
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
 if redis.call('EXISTS', CFG) == 0 then
@@ -507,7 +570,9 @@ return data and 1 or 0
 
 --[[ statistics ]]
 expire_due()
+expire_records()
 tell_room()
+tell_records()
 return {
   live_count(),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
@@ -519,16 +584,28 @@ return {
   redis.call('ZCARD', TXEXP),
   redis.call('HGET', CNT, 'commits') or '0',
   redis.call('HGET', CNT, 'aborts') or '0',
+  redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
 }
 
 --[[ events ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
 -- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
--- the next lease ends (-1: none), the id of the latest tuple (every tuple of a later id
--- was written after the latest event), then seq, kind, encoding and time of each event after.
+-- the next lease of a tuple or a record ends (-1: none), the id of the latest tuple (every
+-- tuple of a later id was written after the latest event), then seq, kind, encoding and
+-- time of each event after.
 expire_due()
+expire_records()
 tell_room()
-local out = {ev_last, ev_first, next_expiry(), redis.call('GET', SEQ) or '0'}
+tell_records()
+local soonest = next_expiry()
+local first = redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')
+if first[2] then
+  local ms = math.max(tonumber(first[2]) - now, 0)
+  if soonest == '-1' or ms < tonumber(soonest) then
+    soonest = string.format('%.17g', ms)
+  end
+end
+local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0'}
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]
@@ -656,7 +733,156 @@ redis.call('ZADD', TXEXP, expires, ARGV[1])
 return string.format('%.17g', expires)
 
 --[[ expire ]]
--- Run out the leases that have ended (of tuples, registered takes and transactions).
+-- Run out the leases that have ended (of tuples, registered takes, transactions and records).
 expire_due()
+expire_records()
 tell_room()
+tell_records()
 return 1
+
+--[[ rcreate ]]
+-- ARGV: path, lease in ms ('' for none), the encoding of the fields, their index keys.
+-- {rid}, or {'exists'} if a record has the path.
+expire_records()
+local path = ARGV[1]
+if rget(redis.call('HGET', RPATH, path)) then
+  tell_records()
+  return {'exists'}
+end
+local rid = redis.call('INCR', RN)
+redis.call('HSET', REC, rid, '1 ' .. path .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
+redis.call('HSET', RPATH, path, rid)
+for k in string.gmatch(ARGV[4], '[^\n]+') do
+  redis.call('ZADD', P .. ':' .. k, rid, rid)
+end
+if ARGV[2] ~= '' then
+  redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
+end
+rlog('create', rid, 1, path, '', ARGV[3])
+tell_records()
+return {rid}
+
+--[[ rget ]]
+-- ARGV: 'rid' or 'path', then the rid or the path.  {rid, what ``rec`` keeps, the ms
+-- left of its lease ('' for none)}, or {} if no record is there.
+expire_records()
+tell_records()
+local rid = ARGV[2]
+if ARGV[1] == 'path' then
+  rid = redis.call('HGET', RPATH, rid)
+end
+local kept = rget(rid)
+if not kept then
+  return {}
+end
+local e = redis.call('ZSCORE', REXP, rid)
+return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or ''}
+
+--[[ rset ]]
+-- ARGV: rid, the version the new fields were made from, the tag set, its value's
+-- encoding, the encoding of the new fields, their index keys.  {the new version},
+-- {'retry'} if the record changed meanwhile, {} if it is gone.
+expire_records()
+local rid = ARGV[1]
+local kept = rget(rid)
+if not kept then
+  tell_records()
+  return {}
+end
+local version, path, _, keys = rsplit(kept)
+if version ~= ARGV[2] then
+  tell_records()
+  return {'retry'}
+end
+for k in string.gmatch(keys, '[^\n]+') do
+  redis.call('ZREM', P .. ':' .. k, rid)
+end
+for k in string.gmatch(ARGV[6], '[^\n]+') do
+  redis.call('ZADD', P .. ':' .. k, rid, rid)
+end
+version = tonumber(version) + 1
+redis.call('HSET', REC, rid, version .. ' ' .. path .. '\n' .. ARGV[5] .. '\n' .. ARGV[6])
+rlog('update', rid, version, path, ARGV[3], ARGV[4])
+tell_records()
+return {version}
+
+--[[ rdestroy ]]
+-- ARGV: rid, the version it must have ('' for any).  {version, path, fields} of the
+-- record removed, {'retry'} if its version is another, {} if it is gone.
+expire_records()
+local kept = rget(ARGV[1])
+local out = {}
+if kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
+  out = {'retry'}
+elseif kept then
+  out = rremove(ARGV[1], 'destroy')
+end
+tell_records()
+return out
+
+--[[ rrenew ]]
+-- ARGV: rid, its new lease in ms ('' for none).  1, or 0 if it is gone.
+expire_records()
+tell_records()
+if not rget(ARGV[1]) then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('ZREM', REXP, ARGV[1])
+else
+  redis.call('ZADD', REXP, now + tonumber(ARGV[2]), ARGV[1])
+end
+return 1
+
+--[[ rscan ]]
+-- ARGV: how many candidates to look at, then groups of: the rid to continue after, the
+-- index keys whose intersection holds the candidates, ''.  For each group, at one
+-- instant: {the rid to continue after ('': none left), then rid and what ``rec``
+-- keeps of each candidate alive}, oldest first.
+expire_records()
+tell_records()
+local batch = tonumber(ARGV[1])
+
+local function scan(after, first, last)
+  local others, driver, size = {}, nil, nil
+  for i = first, last do
+    local key = P .. ':' .. ARGV[i]
+    local n = redis.call('ZCARD', key)
+    if n == 0 then
+      return {''}
+    end
+    if not size or n < size then
+      if driver then
+        others[#others + 1] = driver
+      end
+      driver, size = key, n
+    else
+      others[#others + 1] = key
+    end
+  end
+  local rids = redis.call('ZRANGEBYSCORE', driver, '(' .. after, '+inf', 'LIMIT', 0, batch)
+  local out = {rids[batch] or ''}
+  for _, rid in ipairs(rids) do
+    local ok = ralive(rid)
+    for _, key in ipairs(others) do
+      if ok and not redis.call('ZSCORE', key, rid) then
+        ok = false
+      end
+    end
+    if ok then
+      out[#out + 1] = rid
+      out[#out + 1] = redis.call('HGET', REC, rid)
+    end
+  end
+  return out
+end
+
+local out, start = {}, 2
+for i = 2, #ARGV do
+  if ARGV[i] == '' then
+    out[#out + 1] = scan(ARGV[start], start + 1, i - 1)
+    start = i + 1
+  end
+end
+return out
+

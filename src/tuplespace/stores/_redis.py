@@ -51,9 +51,10 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from .._codec import decode, encode
 from .._engine import EVENT_RETENTION_BYTES
 from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
+from .._events import Change
 from .._registry import Interest
-from .._templates import Template
-from .._values import DEFAULT_LIMITS, Tuple, Value, check_tuple, check_value
+from .._templates import RecordTemplate, Template
+from .._values import DEFAULT_LIMITS, Map, Tuple, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
@@ -70,11 +71,15 @@ __all__ = [
     "Waiter",
     "candidates",
     "connection_error",
+    "decode_change",
+    "decode_record",
+    "encode_record",
     "encode_tuple",
     "pack",
     "parse_url",
     "partition_of",
     "prefix",
+    "record_candidates",
     "route_of_template",
     "route_of_tuple",
 ]
@@ -349,6 +354,54 @@ def decode_tuple(data: bytes) -> Tuple:
     t = decode(data)
     assert isinstance(t, tuple)
     return t
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def encode_record(fields: Mapping[str, Value]) -> tuple[bytes, str]:
+    """The encoding of a record's checked fields (a tuple of tags and values, so the
+    order of the tags is kept) and their index keys joined by newlines."""
+    keys = ["ra"]
+    keys.extend(f"rx:{tag}:{_value_key(v)[0]}" for tag, v in fields.items())
+    return encode(tuple(x for item in fields.items() for x in item)), "\n".join(keys)
+
+
+def decode_fields(data: bytes) -> dict[str, Value]:
+    """The fields of a record from their encoding."""
+    flat = decode_tuple(data)
+    return {str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def decode_record(kept: bytes) -> tuple[int, str, dict[str, Value]]:
+    """The version, path and fields of a record from what Redis keeps of it."""
+    head, fields, _ = kept.split(b"\n", 2)
+    version, _, path = head.decode().partition(" ")
+    return int(version), path, decode_fields(fields)
+
+
+def decode_change(seq: int, kind: str, data: bytes, ms: int) -> tuple[int, Change]:
+    """A record's change, and its rid, from an entry of the log (kind ``r.<kind>``)."""
+    head, tag, value = data.split(b"\n", 2)
+    rid, version, path = head.decode().split(" ", 2)
+    kind = kind[2:]
+    v: Value = None
+    if kind == "create":
+        v = Map(decode_fields(value))
+    elif kind == "update":
+        v = decode(value)
+    return int(rid), Change(seq, kind, path, tag.decode() or None, v, int(version), ms / 1000.0)
+
+
+def record_candidates(template: RecordTemplate) -> list[str]:
+    """The index keys whose intersection holds the candidates of a record template:
+    those of its fields that are plain str or int values (every record without any)."""
+    keys = [
+        f"rx:{tag}:{_value_key(f)[0]}"
+        for tag, f in template.fields.items()
+        if type(f) is str or type(f) is int
+    ]
+    return keys or ["ra"]
 
 
 def pack(command: Iterable[str | bytes | int | float]) -> bytes:

@@ -23,8 +23,9 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -32,11 +33,15 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
+from .._codec import encode
 from .._errors import (
     EventsLost,
     InvalidValue,
     LimitReached,
+    NotAllowed,
     NotSupported,
+    RecordExists,
+    RecordNotFound,
     SpaceClosed,
     SpaceFull,
     StoreError,
@@ -46,11 +51,16 @@ from .._errors import (
     TupleSpaceError,
     UnknownLease,
     Unreachable,
+    UnsupportedType,
+    ValueTooLarge,
 )
-from .._events import EVENT_KINDS, Event, check_existing
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
+from .._names import check_path, check_tag, path_prefix
+from .._record import RecordData
+from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
 from .._registry import Registry
-from .._templates import ANY, Template, compile_template
-from .._values import DEFAULT_LIMITS, Tuple, Value
+from .._templates import ANY, RecordTemplate, Template, compile_template
+from .._values import DEFAULT_LIMITS, URI, Credit, Map, Tuple, Value, handle_address
 from ..client._common import (
     AsyncLease,
     check_kinds,
@@ -73,12 +83,16 @@ from ._redis import (
     Writer,
     candidates,
     connection_error,
+    decode_change,
+    decode_record,
     decode_tuple,
+    encode_record,
     encode_tuple,
     pack,
     pairs,
     parse_url,
     prefix,
+    record_candidates,
     route_of_template,
     route_of_tuple,
 )
@@ -86,6 +100,8 @@ from ._redis import (
 __all__ = [
     "AsyncPartitionedRedisSpace",
     "AsyncRedisCore",
+    "AsyncRedisRecord",
+    "AsyncRedisRecordWatch",
     "AsyncRedisSpace",
     "AsyncRedisSubscription",
     "AsyncRedisTransaction",
@@ -133,6 +149,67 @@ def _ms(seconds: float | None) -> str:
 
 def _seconds(ms: bytes) -> float | None:
     return float(ms) / 1000.0 if ms else None
+
+
+ROOT_URI = "tuplespace://local/"
+"""The base URI of the addresses of records kept in Redis (the node's, for an embedded space)."""
+_ROOT_OPERATIONS = frozenset({"read", "watch"})
+_OPERATIONS = frozenset({"read", "set", "refresh", "clone", "destroy", "watch"})
+
+
+def _records_prefix(options: Options) -> str:
+    """The start of the addresses of the records of a space."""
+    return f"{ROOT_URI}spaces/{quote(options.space, safe='')}/"
+
+
+async def _create(
+    core: AsyncRedisCore,
+    path: str,
+    fields: dict[str, Value],
+    credit: Credit | int | str | None,
+    lease: float | None,
+) -> AsyncRedisRecord:
+    """Create the record ``path`` with the checked ``fields``; its handle."""
+    _no_credit(credit)
+    data, keys = encode_record(fields)
+    reply = await core.call("rcreate", [path, _ms(check_lease(lease)), data, keys])
+    if reply[0] == b"exists":
+        raise RecordExists(f"a record is at {path!r} already")
+    return AsyncRedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+
+
+def _no_credit(credit: object) -> None:
+    if credit is not None:
+        raise NotSupported("credit: a space kept in Redis does not hold credit (docs/scaling.md)")
+
+
+async def _log_start(core: AsyncRedisCore, since: int | None) -> tuple[int, list[Any]]:
+    """Where a reader of the space's log begins: after ``since`` (None: the latest
+    event), :class:`~tuplespace.EventsLost` if the log no longer reaches back there;
+    and the reply of the script ``events``."""
+    reply = await core.call("events", [0, 0])
+    last, first = int(reply[0]), int(reply[1])
+    since = last if since is None else since
+    if since > last:
+        raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+    oldest = first or last + 1
+    if since + 1 < oldest:
+        raise EventsLost(since + 1, oldest)
+    return since, reply
+
+
+def _matches(
+    reply: list[Any], template: RecordTemplate, below: str | None
+) -> tuple[list[tuple[int, int, str, dict[str, Value]]], int | None]:
+    """The records matching ``template`` below the path prefix ``below`` among those of
+    a group of the script ``rscan`` (rid, version, path, fields), and the rid to go on
+    after (None: no more)."""
+    found = []
+    for rid, kept in pairs(reply[1:]):
+        version, path, fields = decode_record(kept)
+        if (below is None or path.startswith(below)) and template.matches(fields):
+            found.append((rid, version, path, fields))
+    return found, int(reply[0]) if reply[0] else None
 
 
 def _held(reply: Any) -> Any:
@@ -201,8 +278,8 @@ class AsyncRedisCore:
         listen: Callable[[], Any],
         wait: Callable[[AsyncWake, float | None], Any],
         ping: Callable[[], Any],
-        add_subscription: Callable[[AsyncRedisSubscription, AsyncWake], None],
-        remove_subscription: Callable[[AsyncRedisSubscription], None],
+        add_subscription: Callable[[AsyncRedisSubscription | AsyncRedisRecordWatch, AsyncWake], None],
+        remove_subscription: Callable[[AsyncRedisSubscription | AsyncRedisRecordWatch], None],
         add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
@@ -292,9 +369,16 @@ class AsyncRedisSpace:
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
-        self._subscriptions: dict[AsyncRedisSubscription, AsyncWake] = {}  # each with the wake of its gets
+        self._subscriptions: dict[
+            AsyncRedisSubscription | AsyncRedisRecordWatch, AsyncWake
+        ] = {}  # each with the wake of its gets
         self._transactions: dict[AsyncRedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
+        self._record_takers: list[_RecordTaker] = []  # the take_record calls waiting here, in arrival order
+        self._record_changes = 0  # how many changes of records this process was told of
+        self._round_changes = 0  # how many of them the latest round of record takes came after
+        self._record_rounds = AsyncLock()  # one round at a time
+        self._records_prefix = _records_prefix(options)
         self._tokens: set[int] = set()  # their tokens in Redis
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
         self._name = uuid.uuid4().hex
@@ -788,6 +872,224 @@ class AsyncRedisSpace:
         )
         return opened_later(subscription)
 
+    # -- records ----------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> AsyncRedisRecord:
+        """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
+        its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
+        A space kept in Redis holds no credit: ``credit`` is :class:`~tuplespace.NotSupported`,
+        and ``principal`` pays nothing.  :class:`~tuplespace.RecordExists` if the path is taken."""
+        self._check_open()
+        check_path(path)
+        return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
+
+    async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRedisRecord:
+        """The handle of the record at the path or address ``ref`` (or ``"$"``, the root
+        record: ``TUPS`` and ``ME``); :class:`~tuplespace.RecordNotFound` if none is there."""
+        self._check_open()
+        ref = handle_address(ref) or ref
+        here = self._records_prefix
+        if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
+            text = str(ref)
+            if not text.startswith(here):
+                raise RecordNotFound(f"{text} is not an address in this space (its addresses start {here})")
+            ref = text[len(here) :]
+        elif not isinstance(ref, str):
+            raise UnsupportedType(
+                f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
+            )
+        if ref == "$":
+            return AsyncRedisRecord(self.core, ROOT_RID, URI(here + "$"))
+        reply = await self._call("rget", ["path", ref])
+        if not reply:
+            check_path(ref)
+            raise RecordNotFound(f"no record at {ref!r}")
+        return AsyncRedisRecord(self.core, int(reply[0]), URI(here + ref))
+
+    async def _matching(
+        self, template: RecordTemplate, under: str | None, after: int
+    ) -> tuple[list[tuple[int, int, str, dict[str, Value]]], int | None]:
+        """The records matching ``template`` below ``under`` among the next candidates
+        of a rid above ``after`` (rid, version, path, fields, oldest first), and the rid
+        to go on after (None: no more)."""
+        reply = await self._call("rscan", [BATCH, after, *record_candidates(template), ""])
+        return _matches(reply[0], template, path_prefix(under))
+
+    async def find(
+        self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
+    ) -> list[AsyncRedisRecord]:
+        """The records matching ``template`` below ``under``, oldest first, at most
+        ``limit`` (see :meth:`tuplespace.Space.find`).  The candidates are those holding
+        the template's str and int values (looked up in Redis's index); they are matched
+        in this process, 256 at a time."""
+        compiled = RecordTemplate(template)
+        check_limit(limit)
+        path_prefix(under)
+        out: list[AsyncRedisRecord] = []
+        after: int | None = 0
+        while after is not None and len(out) != limit:
+            found, after = await self._matching(compiled, under, after)
+            for rid, _, path, _ in found[: None if limit is None else limit - len(out)]:
+                out.append(AsyncRedisRecord(self.core, rid, URI(self._records_prefix + path)))
+        return out
+
+    async def try_take_record(
+        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+    ) -> RecordData | None:
+        """Remove the oldest record matching ``template`` below ``under`` and return what
+        it held, or None at once if none matches."""
+        compiled = RecordTemplate(template)
+        path_prefix(under)
+        return await self._take_record(compiled, under)
+
+    async def _take_record(
+        self, template: RecordTemplate, under: str | None, after: int = 0
+    ) -> RecordData | None:
+        """Take the oldest record matching ``template`` below ``under`` of a rid above ``after``."""
+        start: int | None = after
+        while start is not None:
+            found, more = await self._matching(template, under, start)
+            for rid, version, path, fields in found:
+                taken = await self._take_changed(rid, version, path, fields)
+                if taken is not None:
+                    return taken
+                if await self._call("rget", ["rid", rid]):  # changed since it was matched: again
+                    more = rid - 1
+                    break
+            start = more
+        return None
+
+    async def _take_changed(
+        self, rid: int, version: int, path: str, fields: dict[str, Value]
+    ) -> RecordData | None:
+        """Take the record ``rid`` if it is still at ``version``; what it held, or None."""
+        reply = await self._call("rdestroy", [rid, version])
+        if not reply or reply[0] == b"retry":
+            return None
+        return RecordData(URI(self._records_prefix + path), Map(fields), version)
+
+    async def take_record(
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        timeout: float | None = None,
+    ) -> RecordData:
+        """Remove the oldest record matching ``template`` below ``under`` and return what
+        it held, waiting up to ``timeout`` seconds (None: forever) for a record to be
+        created or set so that it matches (:class:`~tuplespace.Timeout` after).  The
+        takes waiting in this process look in turn, in their order of arrival, after
+        each change of a record in any process; the first look to reach Redis wins."""
+        compiled = RecordTemplate(template)
+        path_prefix(under)
+        wait = check_timeout(timeout)
+        if wait == 0:
+            taken = await self._take_record(compiled, under)
+            if taken is None:
+                raise Timeout("no record matched")
+            return taken
+        deadline = None if wait is None else time.monotonic() + wait
+        await self._listen()  # from here on, every change of a record wakes the takers
+        taker = _RecordTaker(compiled, under)
+        with self._guard:
+            self._check_waiters()
+            self._record_takers.append(taker)
+        try:
+            while True:
+                taker.wake.clear()
+                with self._guard:
+                    if taker.result is not None:
+                        return taker.result
+                    if taker.error is not None:
+                        raise taker.error
+                    due = not taker.covered or self._round_changes < self._record_changes
+                if due:
+                    await self._record_round()
+                    continue
+                if deadline is not None and deadline <= time.monotonic():
+                    with self._guard:  # unless a round is taking a record for it
+                        if not taker.busy and taker.result is None:
+                            taker.error = Timeout("no record matched in time")
+                    continue
+                await self._wait(taker.wake, None if taker.busy else deadline)
+        finally:
+            with self._guard:
+                self._record_takers.remove(taker)
+
+    async def _record_round(self) -> None:
+        """One look for every take_record waiting here, in their order of arrival, at
+        the candidates of each read from Redis at one instant: the first taker a record
+        matches takes it.  A round runs once every change this process was told of."""
+        async with self._record_rounds:
+            with self._guard:
+                changes = self._record_changes
+                takers = [t for t in self._record_takers if t.result is None and t.error is None]
+                if all(t.covered for t in takers) and self._round_changes >= changes:
+                    return
+            groups: list[Any] = [BATCH]
+            for taker in takers:
+                groups.extend((0, *record_candidates(taker.template), ""))
+            reply = await self._call("rscan", groups)
+            taken: set[int] = set()
+            for taker, group in zip(takers, reply, strict=True):
+                found, more = _matches(group, taker.template, path_prefix(taker.under))
+                with self._guard:
+                    if taker.error is not None:  # it ended meanwhile
+                        continue
+                    taker.busy = True
+                got = None
+                for rid, version, path, fields in found:
+                    if rid not in taken:
+                        taken.add(rid)  # changed since the scan, it is looked at in the next round
+                        got = await self._take_changed(rid, version, path, fields)
+                        if got is not None:
+                            break
+                if got is None and more is not None:  # more candidates than one scan brings
+                    got = await self._take_record(taker.template, taker.under, more)
+                with self._guard:
+                    taker.covered, taker.busy, taker.result = True, False, got
+                    taker.wake.set()
+            with self._guard:
+                self._round_changes = max(self._round_changes, changes)
+                for t in self._record_takers:
+                    t.wake.set()
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncRedisRecordWatch:
+        """The changes of every record below ``under`` (None: all), of the kinds in
+        ``events``, from every process, read from the space's log in Redis; arguments
+        as for :meth:`subscribe`."""
+        self._check_open()
+        kinds = frozenset({events} if isinstance(events, str) else events)
+        if not kinds or not kinds <= CHANGE_KINDS:
+            raise InvalidValue(
+                f"events must be a non-empty subset of {sorted(CHANGE_KINDS)}, got {sorted(kinds)}"
+            )
+        watch = AsyncRedisRecordWatch(
+            self.core,
+            None,
+            path_prefix(under),
+            kinds,
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_later(watch)
+
     # -- leases ---------------------------------------------------------------------------------------
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
@@ -819,12 +1121,14 @@ class AsyncRedisSpace:
     def _check_waiters(self) -> None:
         self._check_open()
         most = self._options.max_waiters
-        if self._waiters.count + len(self._writers) + self._handed_takers >= most:
+        if self._waiters.count + len(self._writers) + self._handed_takers + len(self._record_takers) >= most:
             raise LimitReached(
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
 
-    def _add_subscription(self, subscription: AsyncRedisSubscription, wake: AsyncWake) -> None:
+    def _add_subscription(
+        self, subscription: AsyncRedisSubscription | AsyncRedisRecordWatch, wake: AsyncWake
+    ) -> None:
         with self._guard:
             self._check_open()
             most = self._options.max_subscribers
@@ -836,7 +1140,7 @@ class AsyncRedisSpace:
                 )
             self._subscriptions[subscription] = wake
 
-    def _remove_subscription(self, subscription: AsyncRedisSubscription) -> None:
+    def _remove_subscription(self, subscription: AsyncRedisSubscription | AsyncRedisRecordWatch) -> None:
         with self._guard:
             self._subscriptions.pop(subscription, None)
 
@@ -935,7 +1239,7 @@ class AsyncRedisSpace:
                 self._listener = None
                 self._pubsub = None
                 error = connection_error(self._options, exc, False)
-                for w in [*self._waiters, *self._writers]:
+                for w in [*self._waiters, *self._writers, *self._record_takers]:
                     w.error = error
                     w.wake.set()
                 for wake in self._subscriptions.values():
@@ -948,6 +1252,10 @@ class AsyncRedisSpace:
         head, _, body = data.partition(b" ")
         if head == b"r":
             self._room(int(body))
+        elif head == b"R":  # a record changed: the takers waiting here look again, in turn
+            self._record_changes += 1
+            for waiting in self._record_takers:
+                waiting.wake.set()
         elif self._waiters.count:
             seq, _, taker = head.partition(b">")
             if not taker:
@@ -1121,6 +1429,8 @@ class AsyncRedisSpace:
                 "subscribers": len(self._subscriptions),
                 "waiters": self._waiters.count + len(self._writers) + self._handed_takers,
                 "waiting_writers": len(self._writers),
+                "record_takers": len(self._record_takers),
+                "records_held": 0,
                 "capacity": self._options.capacity,
                 "order": self._options.order,
                 "closed": self._closed,
@@ -1138,8 +1448,10 @@ class AsyncRedisSpace:
             txns,
             commits,
             aborts,
+            records,
         ) = await self._call("statistics", [])
         return {
+            "records": records,
             "transactions": txns,
             "commits": int(commits),
             "aborts": int(aborts),
@@ -1161,7 +1473,7 @@ class AsyncRedisSpace:
                 return
             self._closed = True
             error = SpaceClosed("the space was closed while waiting")
-            for w in [*self._waiters, *self._writers]:
+            for w in [*self._waiters, *self._writers, *self._record_takers]:
                 w.error = error
                 w.wake.set()
             subscriptions = list(self._subscriptions)
@@ -1414,6 +1726,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
+            # The records are the first partition's, their takers this object's.
+            total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}
 
     async def close(self) -> None:
@@ -1815,14 +2129,7 @@ class AsyncRedisSubscription(AsyncOpenable):
             await core.listen()  # from here on, every logged change wakes a waiting get
             core.add_subscription(self, self._wake)
             try:
-                reply = await core.call("events", [0, 0])
-                last, first = int(reply[0]), int(reply[1])
-                since = last if self._since is None else self._since
-                if since > last:
-                    raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
-                oldest = first or last + 1
-                if since + 1 < oldest:
-                    raise EventsLost(since + 1, oldest)
+                since, reply = await _log_start(core, self._since)
             except BaseException:
                 core.remove_subscription(self)
                 raise
@@ -1951,6 +2258,362 @@ class AsyncRedisSubscription(AsyncOpenable):
         self._wake.set()
 
     async def __aenter__(self) -> AsyncRedisSubscription:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
+
+
+class _RecordTaker:
+    """A :meth:`AsyncRedisSpace.take_record` waiting in this process, looked for by the
+    rounds of the space (see :meth:`AsyncRedisSpace._record_round`)."""
+
+    __slots__ = ("busy", "covered", "error", "result", "template", "under", "wake")
+
+    def __init__(self, template: RecordTemplate, under: str | None) -> None:
+        self.template = template
+        self.under = under
+        self.wake = AsyncWake()
+        self.covered = False  # whether a round has looked for it
+        self.busy = False  # whether a round is taking a record for it
+        self.result: RecordData | None = None
+        self.error: TupleSpaceError | None = None
+
+
+class AsyncRedisRecord:
+    """The handle of a record of a space kept in Redis; the methods of
+    :class:`~tuplespace.AsyncRecord` that such a space has (see docs/scaling.md).  It
+    names the record by its rid: after the record is destroyed or expired every call
+    raises :class:`~tuplespace.RecordNotFound`, even if a new record takes the path.
+    Each read is one script in Redis; a set reads the record, then sets it if no other
+    set came in between (else reads again)."""
+
+    __slots__ = ("_core", "address", "rid")
+
+    def __init__(self, core: AsyncRedisCore, rid: int, address: URI) -> None:
+        self._core = core
+        self.rid = rid
+        self.address = address
+
+    def __tuplespace_uri__(self) -> URI:
+        """Where a value goes, a handle is its address."""
+        return self.address
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """What this handle allows: every operation a space kept in Redis has, or for
+        the root record ``read`` and ``watch``."""
+        return _ROOT_OPERATIONS if self.rid == ROOT_RID else _OPERATIONS
+
+    async def _load(self) -> tuple[int, dict[str, Value], float | None]:
+        """The record's version, fields and seconds left of its lease (None: none)."""
+        if self.rid == ROOT_RID:
+            fields: dict[str, Value] = {"ME": URI(ROOT_URI), "TUPS": await self._top()}
+            return 0, fields, None
+        reply = await self._core.call("rget", ["rid", self.rid])
+        if not reply:
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        version, _, fields = decode_record(reply[1])
+        return version, fields, float(reply[2]) / 1000.0 if reply[2] else None
+
+    async def _top(self) -> Map:
+        """Every record's path and address (no record contains another in Redis), by path."""
+        here = str(self.address)[:-1]
+        found: dict[str, Value] = {}
+        after = b"0"
+        while after:
+            reply = (await self._core.call("rscan", [BATCH, after, "ra", ""]))[0]
+            for _, kept in pairs(reply[1:]):
+                path = decode_record(kept)[1]
+                found[path] = URI(here + path)
+            after = reply[0]
+        return Map(dict(sorted(found.items())))
+
+    def _value(self, tag: str, version: int, fields: dict[str, Value], left: float | None) -> Value:
+        if tag in fields:
+            return fields[tag]
+        if not (isinstance(tag, str) and tag.startswith("$")):
+            check_tag(tag)
+            return None
+        if tag not in COMPUTED_TAGS:
+            raise InvalidValue(f"{tag!r} is not a computed tag; they are {', '.join(COMPUTED_TAGS)}")
+        if tag == "$PK":
+            return self.address
+        if self.rid == ROOT_RID:
+            return None
+        return {"$version": version, "$credit": Credit(0), "$lifetime": left}.get(tag, 0)
+
+    async def get(self, tag: str, default: Value = None) -> Value:
+        """The value of one field (a computed one for a tag starting with ``$``)."""
+        version, fields, left = await self._load()
+        v = self._value(tag, version, fields, left)
+        return default if v is None and tag not in fields and not tag.startswith("$") else v
+
+    async def view(self, *tags: str) -> tuple[Value, ...]:
+        """The values of several fields at one instant, in the order asked."""
+        version, fields, left = await self._load()
+        return tuple(self._value(tag, version, fields, left) for tag in tags)
+
+    async def all(self) -> Map:
+        """Every stored field, in the order the tags were first set."""
+        return Map((await self._load())[1])
+
+    async def tags(self) -> list[str]:
+        """The stored tags, in the order they were first set."""
+        return list((await self._load())[1])
+
+    async def snapshot(self) -> RecordData:
+        """The record's address, fields and version at one instant."""
+        version, fields, _ = await self._load()
+        return RecordData(self.address, fields, version)
+
+    def _full(self, operation: str) -> None:
+        if self.rid == ROOT_RID:
+            raise NotAllowed(
+                f"the root record $ cannot {operation}", operation=operation, allowed=_ROOT_OPERATIONS
+            )
+
+    async def set(self, tag: str, value: Value) -> int:
+        """Set one field, atomically; the record's new ``$version``."""
+        self._full("set")
+        check_tag(tag)
+        v = check_field(tag, value, DEFAULT_LIMITS)
+        most = DEFAULT_LIMITS.max_fields
+        while True:
+            version, fields, _ = await self._load()
+            if tag not in fields and len(fields) >= most:
+                raise ValueTooLarge(
+                    f"the record has {len(fields)} tags already, the most it may have",
+                    limit="max_fields",
+                    maximum=most,
+                )
+            fields[tag] = v
+            data, keys = encode_record(fields)
+            reply = await self._core.call("rset", [self.rid, version, tag, encode(v), data, keys])
+            if not reply:
+                raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+            if reply[0] != b"retry":
+                return int(reply[0])
+
+    async def refresh(
+        self,
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> None:
+        """Give the record a lease of ``lease`` seconds from now, in Redis's clock
+        (credit is :class:`~tuplespace.NotSupported`)."""
+        self._full("refresh")
+        _no_credit(credit)
+        if lease is None:
+            raise InvalidValue("refresh needs credit= or lease=")
+        if not await self._core.call("rrenew", [self.rid, _ms(check_lease(lease))]):
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+
+    async def clone(
+        self,
+        path: str,
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> AsyncRedisRecord:
+        """A new record at ``path`` with this one's fields (read at one instant); its
+        handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
+        self._full("clone")
+        check_path(path)
+        return await _create(self._core, path, (await self._load())[1], credit, lease)
+
+    async def destroy(self, force: bool = False) -> None:
+        """Remove the record (a ``destroy`` event)."""
+        self._full("destroy")
+        if not await self._core.call("rdestroy", [self.rid, ""]):
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> AsyncRedisRecordWatch:
+        """The record's changes, in order, from every process; it ends after the
+        record's ``destroy`` or ``expire``.  The root record's watch has the changes of
+        every record."""
+        watch = AsyncRedisRecordWatch(
+            self._core,
+            None if self.rid == ROOT_RID else self.rid,
+            None,
+            CHANGE_KINDS,
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_later(watch)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncRedisRecord) and (other.rid, other.address) == (self.rid, self.address)
+
+    def __hash__(self) -> int:
+        return hash(self.rid)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.address)!r})"
+
+
+class AsyncRedisRecordWatch(AsyncOpenable):
+    """The changes of a record, or of the records below a path, of a space kept in
+    Redis: read from the space's log, as a subscription's events are, woken by the
+    space's listener.  It ends when closed, when its lease runs out, and, watching one
+    record, after that record's ``destroy`` or ``expire``."""
+
+    def __init__(
+        self,
+        core: AsyncRedisCore,
+        rid: int | None,
+        under: str | None,
+        kinds: frozenset[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        self._core = core
+        self._rid = rid
+        self._under = under
+        self._kinds = kinds
+        self._since = since
+        self._max_pending = max_pending
+        self._lease = lease
+        self._lease_end = AsyncLater()
+        self._wake = AsyncWake()
+        self._pending: deque[Change] = deque()
+        self._read = 0
+        self._last_seq = since or 0
+        self._delivered = 0
+        self._opening = AsyncLock()
+        self._opened = False
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last change delivered: resume with ``since=`` it."""
+        return self._last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Changes read ahead and delivered, and the last one."""
+        return {
+            "pending": len(self._pending),
+            "delivered": self._delivered,
+            "last_seq": self._last_seq,
+            "closed": self._closed,
+        }
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self._opened or self._closed:
+                return
+            core = self._core
+            await core.listen()
+            core.add_subscription(self, self._wake)
+            try:
+                if self._rid is not None and not await core.call("rget", ["rid", self._rid]):
+                    raise RecordNotFound(f"record {self._rid} is gone (destroyed or expired)")
+                self._read = self._last_seq = (await _log_start(core, self._since))[0]
+            except BaseException:
+                core.remove_subscription(self)
+                raise
+            self._opened = True
+            if self._lease is not None:
+                self._lease_end.schedule(self._lease, self.close)
+
+    async def _fetch(self) -> tuple[bool, float | None]:
+        """Read the next events of the log, keeping the changes asked for; whether any
+        was read, and the seconds until the next lease of the space ends (None: none)."""
+        reply = await self._core.call("events", [self._read, self._max_pending])
+        entries = reply[4:]
+        lost = None
+        if entries and int(entries[0]) > self._read + 1:
+            lost = EventsLost(self._read + 1, int(entries[0]))
+        under = self._under
+        for i in range(0, len(entries), 4):
+            seq, kind = int(entries[i]), entries[i + 1].decode()
+            self._read = seq
+            if kind.startswith("r.") and kind[2:] in self._kinds:
+                rid, change = decode_change(seq, kind, entries[i + 2], int(entries[i + 3]))
+                if rid == self._rid or (
+                    self._rid is None and (under is None or change.path.startswith(under))
+                ):
+                    self._pending.append(change)
+        if lost is not None:
+            raise lost
+        expiry = float(reply[2]) / 1000.0
+        return bool(entries), None if expiry < 0 else expiry
+
+    async def get(self, timeout: float | None = None) -> Change | None:
+        """The next change, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
+        after); None once the watch has ended."""
+        wait = check_timeout(timeout)
+        await self._open()
+        deadline = None if wait is None else time.monotonic() + wait
+        while not self._closed:
+            if self._pending:
+                change = self._pending.popleft()
+                self._delivered += 1
+                self._last_seq = change.seq
+                if self._rid is not None and change.kind in ("destroy", "expire"):
+                    await self.close()  # the record is gone: this was its last change
+                return change
+            self._wake.clear()
+            try:
+                read, expiry = await self._fetch()
+            except Exception:
+                if self._closed:
+                    break
+                raise
+            if read:
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout("no change in time")
+            if expiry is not None:
+                left = expiry if left is None else min(left, expiry)
+            await self._core.wait(self._wake, None if left is None else time.monotonic() + left)
+        return None
+
+    def __aiter__(self) -> AsyncRedisRecordWatch:
+        return self
+
+    async def __anext__(self) -> Change:
+        change = await self.get()
+        if change is None:
+            raise StopAsyncIteration
+        return change
+
+    async def renew(self, lease: float | None) -> None:
+        """End the watch ``lease`` seconds from now (None: never)."""
+        seconds = check_lease(lease)
+        if self._closed:
+            raise UnknownLease("the watch has ended")
+        self._lease_end.cancel()
+        if seconds is not None:
+            self._lease_end.schedule(seconds, self.close)
+
+    async def close(self) -> None:
+        """End the watch: a waiting :meth:`get` returns None."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lease_end.cancel()
+        self._pending.clear()
+        self._core.remove_subscription(self)
+        self._wake.set()
+
+    async def __aenter__(self) -> AsyncRedisRecordWatch:
         await self._open()
         return self
 
