@@ -102,6 +102,65 @@ def test_takers_in_two_processes_share_the_tuples_without_duplicates(url: str, s
     assert space.count(("job", ANY)) == 0
 
 
+# -- records, shared by every process on the Redis ------------------------------------------------
+
+
+def test_a_record_created_in_another_process_is_found_set_and_watched_here(url: str, space: Any) -> None:
+    finished(run_child(url, 'space.create("sensors/kitchen", {"temp": 21.5, "unit": "C"})'))
+    [rec] = space.find({"unit": "C"}, under="sensors")
+    assert rec == space.record("sensors/kitchen")
+    with rec.watch() as watch:
+        assert finished(run_child(url, 'print(space.record("sensors/kitchen").set("temp", 22.0))')) == "2\n"
+        change = watch.get(timeout=PATIENCE)
+    assert (change.kind, change.path, change.tag, change.value, change.version) == (
+        "update",
+        "sensors/kitchen",
+        "temp",
+        22.0,
+        2,
+    )
+    assert rec.all() == {"temp": 22.0, "unit": "C"}
+    assert space.find({"temp": 21.5}) == []
+
+
+def test_a_record_take_waiting_here_is_woken_by_a_set_in_another_process(url: str, space: Any) -> None:
+    space.create("job", {"state": "new"})
+    taker = spawn(space.take_record, {"state": "ready"}, None, PATIENCE)
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the taker to wait")
+    finished(run_child(url, 'space.record("job").set("state", "ready")'))
+    assert taker.result(PATIENCE).fields == {"state": "ready"}
+    assert space.statistics()["records"] == 0
+
+
+def test_record_takers_in_two_processes_share_the_records_without_duplicates(url: str, space: Any) -> None:
+    code = """
+    got = []
+    while True:
+        n = space.take_record({"kind": "job"}).fields["n"]
+        if n is None:
+            break
+        got.append(n)
+    print(" ".join(map(str, got)))
+    """
+    children = [run_child(url, code) for _ in range(2)]
+    for n in range(50):
+        space.create(f"jobs/{n}", {"kind": "job", "n": n})
+    space.create("end/1", {"kind": "job", "n": None})
+    space.create("end/2", {"kind": "job", "n": None})
+    taken = [int(n) for child in children for n in finished(child).split()]
+    assert sorted(taken) == list(range(50))
+    assert space.find({"kind": "job"}) == []
+
+
+def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
+    with space.watch_records() as watch:
+        finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))
+        assert [watch.get(timeout=PATIENCE).kind for _ in range(2)] == ["create", "expire"]
+    with pytest.raises(ts.RecordNotFound):
+        space.record("brief")
+    assert space.statistics()["records"] == 0
+
+
 def test_a_space_keeps_the_options_it_was_made_with(url: str, space: Any) -> None:
     with pytest.raises(ValueError, match="order='fifo'"):
         ts.connect(url, order="lifo")
