@@ -222,13 +222,9 @@ REDIS_LIMITS_BY_MODULE = {
 }
 _CONTAINMENT = "containment, which a space kept in Redis does not have yet"
 _CAPABILITIES = "capabilities, which a space kept in Redis does not have yet"
-_MOVES = "moves, which a space kept in Redis does not have yet"
 REDIS_LIMITS = {
     "test_the_root_lists_the_top_level_records_and_the_base_uri": _CONTAINMENT,
-    "test_the_root_can_only_be_read_and_watched": _MOVES,
-    "test_a_move_can_leave_no_redirection_or_a_lasting_one": _MOVES,
-    "test_move_to_a_taken_path_is_refused": _MOVES,
-    "test_a_moved_record_is_watched_and_found_at_its_new_path": _MOVES,
+    "test_the_root_can_only_be_read_and_watched": _CONTAINMENT,
     "test_a_field_holding_an_address_contains_that_record": _CONTAINMENT,
     "test_a_record_cannot_contain_itself": _CONTAINMENT,
     "test_a_cycle_through_a_long_chain_is_found": _CONTAINMENT,

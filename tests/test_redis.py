@@ -152,6 +152,20 @@ def test_record_takers_in_two_processes_share_the_records_without_duplicates(url
     assert space.find({"kind": "job"}) == []
 
 
+def test_a_record_moved_in_another_process_is_found_at_its_new_path_and_its_old_one(
+    url: str, space: Any
+) -> None:
+    rec = space.create("inbox/1", {"n": 1})
+    finished(run_child(url, 'space.record("inbox/1").move("done/1", redirect_lease=None)'))
+    assert space.record("done/1") == rec
+    assert str(space.record("inbox/1").address).endswith("/done/1")
+    assert rec.get("$version") == 2
+    assert space.find({"n": 1}, under="done") == [rec]
+    assert space.find({"n": 1}, under="inbox") == []
+    space.create("inbox/1", {"n": 2})  # takes the path over from the redirection
+    assert space.record("inbox/1").get("n") == 2
+
+
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
     with space.watch_records() as watch:
         finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))

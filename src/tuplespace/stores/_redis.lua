@@ -292,7 +292,11 @@ end
 -- latest rid and ``rexp`` scores the leased ones by their expiry.  Their events are
 -- logged as "r.<kind>", "<rid> <version> <path>", a newline, the tag, a newline and
 -- the value's encoding; each script that changes a record publishes "R" on the channel.
+-- The path a record moved from answers for it while its redirection lasts: ``rdir`` maps
+-- it to the rid, ``rdirexp`` scores it by its end (none: as long as the record lives),
+-- ``rd:<rid>`` holds the paths redirected to a record.
 local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
+local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
 local rchanged = false
 
 local function rsplit(kept)
@@ -313,10 +317,22 @@ local function ralive(rid)
 end
 
 -- Remove the record ``rid`` (an event of ``kind``): {version, path, fields}, or false.
+local function drop_redirect(path)
+  local rid = redis.call('HGET', RDIR, path)
+  if rid then
+    redis.call('SREM', P .. ':rd:' .. rid, path)
+    redis.call('HDEL', RDIR, path)
+    redis.call('ZREM', RDIREXP, path)
+  end
+end
+
 local function rremove(rid, kind)
   local kept = redis.call('HGET', REC, rid)
   if not kept then
     return false
+  end
+  for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
+    drop_redirect(from)
   end
   local version, path, fields, keys = rsplit(kept)
   for k in string.gmatch(keys, '[^\n]+') do
@@ -332,6 +348,9 @@ end
 local function expire_records()
   for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
     rremove(rid, 'expire')
+  end
+  for _, path in ipairs(redis.call('ZRANGEBYSCORE', RDIREXP, '-inf', now, 'LIMIT', 0, 64)) do
+    drop_redirect(path)
   end
 end
 
@@ -749,6 +768,7 @@ if rget(redis.call('HGET', RPATH, path)) then
   tell_records()
   return {'exists'}
 end
+drop_redirect(path)  -- a record created at a path a record moved from takes it over
 local rid = redis.call('INCR', RN)
 redis.call('HSET', REC, rid, '1 ' .. path .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
 redis.call('HSET', RPATH, path, rid)
@@ -769,7 +789,11 @@ expire_records()
 tell_records()
 local rid = ARGV[2]
 if ARGV[1] == 'path' then
-  rid = redis.call('HGET', RPATH, rid)
+  rid = redis.call('HGET', RPATH, ARGV[2])
+  if not rget(rid) then
+    local e = redis.call('ZSCORE', RDIREXP, ARGV[2])
+    rid = (not e or tonumber(e) > now) and redis.call('HGET', RDIR, ARGV[2])
+  end
 end
 local kept = rget(rid)
 if not kept then
@@ -816,6 +840,35 @@ if kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
   out = {'retry'}
 elseif kept then
   out = rremove(ARGV[1], 'destroy')
+end
+tell_records()
+return out
+
+--[[ rmove ]]
+-- ARGV: rid, its new path, how many ms the old path redirects to it ('': as long as it
+-- lives).  {its new version}, {'exists'} if a record has the path, {} if it is gone.
+expire_records()
+local rid, to = ARGV[1], ARGV[2]
+local kept = rget(rid)
+local out = {}
+if kept and rget(redis.call('HGET', RPATH, to)) then
+  out = {'exists'}
+elseif kept then
+  local version, path, fields, keys = rsplit(kept)
+  version = tonumber(version) + 1
+  redis.call('HSET', REC, rid, version .. ' ' .. to .. '\n' .. fields .. '\n' .. keys)
+  redis.call('HDEL', RPATH, path)
+  redis.call('HSET', RPATH, to, rid)
+  drop_redirect(to)
+  if ARGV[3] ~= '0' then
+    redis.call('HSET', RDIR, path, rid)
+    redis.call('SADD', P .. ':rd:' .. rid, path)
+    if ARGV[3] ~= '' then
+      redis.call('ZADD', RDIREXP, now + tonumber(ARGV[3]), path)
+    end
+  end
+  rlog('move', rid, version, to, '', '"' .. path .. '"')
+  out = {version}
 end
 tell_records()
 return out

@@ -388,7 +388,7 @@ def decode_change(seq: int, kind: str, data: bytes, ms: int) -> tuple[int, Chang
     v: Value = None
     if kind == "create":
         v = Map(decode_fields(value))
-    elif kind == "update":
+    elif kind in ("update", "move"):  # the value set, the path left
         v = decode(value)
     return int(rid), Change(seq, kind, path, tag.decode() or None, v, int(version), ms / 1000.0)
 

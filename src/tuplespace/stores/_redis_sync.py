@@ -155,7 +155,7 @@ def _seconds(ms: bytes) -> float | None:
 ROOT_URI = "tuplespace://local/"
 """The base URI of the addresses of records kept in Redis (the node's, for an embedded space)."""
 _ROOT_OPERATIONS = frozenset({"read", "watch"})
-_OPERATIONS = frozenset({"read", "set", "refresh", "clone", "destroy", "watch"})
+_OPERATIONS = frozenset({"read", "set", "refresh", "clone", "destroy", "watch", "move"})
 
 
 def _records_prefix(options: Options) -> str:
@@ -901,7 +901,7 @@ class RedisSpace:
         if not reply:
             check_path(ref)
             raise RecordNotFound(f"no record at {ref!r}")
-        return RedisRecord(self.core, int(reply[0]), URI(here + ref))
+        return RedisRecord(self.core, int(reply[0]), URI(here + decode_record(reply[1])[1]))
 
     def _matching(
         self, template: RecordTemplate, under: str | None, after: int
@@ -2265,12 +2265,13 @@ class RedisRecord:
     Each read is one script in Redis; a set reads the record, then sets it if no other
     set came in between (else reads again)."""
 
-    __slots__ = ("_core", "address", "rid")
+    __slots__ = ("_core", "address", "rid", "space")
 
     def __init__(self, core: RedisCore, rid: int, address: URI) -> None:
         self._core = core
         self.rid = rid
         self.address = address
+        self.space = core.options.space
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -2372,6 +2373,22 @@ class RedisRecord:
             if reply[0] != b"retry":
                 return int(reply[0])
 
+    def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """Give the record the path ``path`` (its ``$version`` goes up; a ``move``
+        event).  For ``redirect_lease`` seconds (None: as long as the record lives; 0:
+        not at all) the old path opens it.  This handle's address follows; other
+        handles keep the address they were opened with, and still name the record.
+        :class:`~tuplespace.RecordExists` if a record has the path."""
+        self._full("move")
+        check_path(path)
+        redirect = "0" if redirect_lease == 0 else _ms(check_lease(redirect_lease, "redirect_lease"))
+        reply = self._core.call("rmove", [self.rid, path, redirect])
+        if not reply:
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        if reply[0] == b"exists":
+            raise RecordExists(f"a record is at {path!r} already")
+        self.address = URI(_records_prefix(self._core.options) + path)
+
     def refresh(
         self,
         credit: Credit | int | str | None = None,
@@ -2426,7 +2443,7 @@ class RedisRecord:
         return opened_now(watch)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RedisRecord) and (other.rid, other.address) == (self.rid, self.address)
+        return isinstance(other, RedisRecord) and (other.rid, other.space) == (self.rid, self.space)
 
     def __hash__(self) -> int:
         return hash(self.rid)
