@@ -166,6 +166,30 @@ def test_a_record_moved_in_another_process_is_found_at_its_new_path_and_its_old_
     assert space.record("inbox/1").get("n") == 2
 
 
+def test_containment_holds_across_processes(url: str, space: Any) -> None:
+    part = space.create("parts/1", {"kind": "bolt"})
+    code = """
+    part = space.record("parts/1")
+    order = space.create("orders/1", {"part": part})
+    print(part.get("$refcount"), order.get("$level"))
+    try:
+        part.set("loop", order)
+    except ts.ContainmentCycle:
+        print("cycle refused")
+    """
+    assert finished(run_child(url, code)) == "1 1\ncycle refused\n"
+    with pytest.raises(ts.RecordInUse):
+        part.destroy()
+    order = space.record("orders/1")
+    assert order.get("part") == part.address
+    assert space.record("$").get("TUPS") == {"orders/1": order.address}
+    part.move("parts/2")
+    assert order.get("part") == part.address
+    part.destroy(force=True)
+    assert order.get("part") is None
+    assert order.get("$level") == 0
+
+
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
     with space.watch_records() as watch:
         finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))

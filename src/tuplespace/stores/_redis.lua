@@ -285,18 +285,22 @@ end
 
 
 -- Records (see docs/scaling.md, Records): ``rec`` maps each record's rid to its
--- version and path ("<version> <path>"), a newline, the encoding of its fields (a
--- tuple of tags and values, in the order the tags were first set), a newline and its
--- index keys joined by newlines: ``ra`` (every record) and ``rx:<tag>:<value>``
--- (sorted sets of rids, score = rid); ``rpath`` maps paths to rids, ``rn`` holds the
--- latest rid and ``rexp`` scores the leased ones by their expiry.  Their events are
--- logged as "r.<kind>", "<rid> <version> <path>", a newline, the tag, a newline and
--- the value's encoding; each script that changes a record publishes "R" on the channel.
--- The path a record moved from answers for it while its redirection lasts: ``rdir`` maps
--- it to the rid, ``rdirexp`` scores it by its end (none: as long as the record lives),
--- ``rd:<rid>`` holds the paths redirected to a record.
+-- version and path ("<version> <path>"), a newline, its fields, a newline and its index
+-- keys joined by newlines: ``ra`` (every record) and ``rx:<tag>:<value>`` (sorted sets of
+-- rids, score = rid).  The fields are "<tag>\t<encoding of the value>" joined by \31, in
+-- the order the tags were first set (canonical JSON holds neither a tab nor a control
+-- character).  ``rpath`` maps paths to rids, ``rn`` holds the latest rid and ``rexp``
+-- scores the leased ones by their expiry.  Containment: ``rk:<rid>`` maps each tag of a
+-- record holding the address of another to that one's rid, ``rc:<rid>`` each record
+-- containing it to how many of its fields do.  Their events are logged as "r.<kind>",
+-- "<rid> <version> <path>", a newline, the tag, a newline and the value's encoding; each
+-- script that changes a record publishes "R" on the channel.  The path a record moved
+-- from answers for it while its redirection lasts: ``rdir`` maps it to the rid,
+-- ``rdirexp`` scores it by its end (none: as long as the record lives), ``rd:<rid>``
+-- holds the paths redirected to a record.
 local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
 local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
+local FIELD = '([^\t\31]+)\t([^\31]+)'
 local rchanged = false
 
 local function rsplit(kept)
@@ -316,7 +320,134 @@ local function ralive(rid)
   return (not e) or tonumber(e) > now
 end
 
--- Remove the record ``rid`` (an event of ``kind``): {version, path, fields}, or false.
+-- The record ``rid`` if it is there and alive, else false.
+local function rget(rid)
+  return rid and ralive(rid) and redis.call('HGET', REC, rid)
+end
+
+-- The index key of a field (as encode_record makes it).
+local function fkey(tag, enc)
+  if #enc > 64 then
+    enc = '#' .. redis.sha1hex(enc)
+  end
+  return 'rx:' .. tag .. ':' .. enc
+end
+
+local function rkeys(fields)
+  local keys = {'ra'}
+  for tag, enc in string.gmatch(fields, FIELD) do
+    keys[#keys + 1] = fkey(tag, enc)
+  end
+  return table.concat(keys, '\n')
+end
+
+-- Store the new record ``rid``.
+local function rstore(rid, path, fields)
+  local keys = rkeys(fields)
+  redis.call('HSET', REC, rid, '1 ' .. path .. '\n' .. fields .. '\n' .. keys)
+  redis.call('HSET', RPATH, path, rid)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZADD', P .. ':' .. k, rid, rid)
+  end
+end
+
+-- Set the field ``tag`` of the record ``rid`` to the encoding ``enc`` (an update event),
+-- unless it would have more than ``most`` fields; its new version, or false.
+local function rwrite(rid, tag, enc, most)
+  local version, path, fields, keys = rsplit(redis.call('HGET', REC, rid))
+  local out, old = {}, nil
+  for t, e in string.gmatch(fields, FIELD) do
+    if t == tag then
+      old, e = e, enc
+    end
+    out[#out + 1] = t .. '\t' .. e
+  end
+  if not old then
+    if most and #out >= most then
+      return false
+    end
+    out[#out + 1] = tag .. '\t' .. enc
+  else
+    redis.call('ZREM', P .. ':' .. fkey(tag, old), rid)
+  end
+  redis.call('ZADD', P .. ':' .. fkey(tag, enc), rid, rid)
+  fields = table.concat(out, '\31')
+  version = tonumber(version) + 1
+  redis.call('HSET', REC, rid, version .. ' ' .. path .. '\n' .. fields .. '\n' .. rkeys(fields))
+  rlog('update', rid, version, path, tag, enc)
+  return version
+end
+
+local function link(rid, tag, child)
+  redis.call('HSET', P .. ':rk:' .. rid, tag, child)
+  redis.call('HINCRBY', P .. ':rc:' .. child, rid, 1)
+end
+
+local function unlink(rid, tag)
+  local child = redis.call('HGET', P .. ':rk:' .. rid, tag)
+  if child then
+    redis.call('HDEL', P .. ':rk:' .. rid, tag)
+    if redis.call('HINCRBY', P .. ':rc:' .. child, rid, -1) <= 0 then
+      redis.call('HDEL', P .. ':rc:' .. child, rid)
+    end
+  end
+end
+
+-- Whether the record ``from`` is ``target`` or contains it, directly or through others.
+local function reaches(from, target)
+  local seen, stack = {}, {from}
+  while #stack > 0 do
+    local x = table.remove(stack)
+    if x == target then
+      return true
+    end
+    if not seen[x] then
+      seen[x] = true
+      for _, child in ipairs(redis.call('HVALS', P .. ':rk:' .. x)) do
+        stack[#stack + 1] = child
+      end
+    end
+  end
+  return false
+end
+
+-- One more than the highest level of the records ``rid`` contains, 0 if none.
+local function level(rid)
+  local top = 0
+  for _, child in ipairs(redis.call('HVALS', P .. ':rk:' .. rid)) do
+    top = math.max(top, level(child) + 1)
+  end
+  return top
+end
+
+-- The fields of the records containing ``rid`` that hold it, as {container, tag}.
+local function holders(rid)
+  local out = {}
+  for _, c in ipairs(redis.call('HKEYS', P .. ':rc:' .. rid)) do
+    local links = redis.call('HGETALL', P .. ':rk:' .. c)
+    for i = 1, #links, 2 do
+      if links[i + 1] == rid then
+        out[#out + 1] = {c, links[i]}
+      end
+    end
+  end
+  return out
+end
+
+-- Check the links "<tag> <rid> <path>" (joined by newlines) that a caller resolved: each
+-- record is alive and still at that path.  {tag, rid} of each, or false.
+local function checked_links(text)
+  local out = {}
+  for tag, rid, path in string.gmatch(text, '(%S+) (%d+) ([^\n]+)') do
+    local kept = rget(rid)
+    if not kept or select(2, rsplit(kept)) ~= path then
+      return false
+    end
+    out[#out + 1] = {tag, rid}
+  end
+  return out
+end
+
 local function drop_redirect(path)
   local rid = redis.call('HGET', RDIR, path)
   if rid then
@@ -326,13 +457,13 @@ local function drop_redirect(path)
   end
 end
 
+-- Remove the record ``rid`` (an event of ``kind``): {version, path, fields}, or false.
+-- The records it contains are contained by one record less; the fields that held it
+-- become null (an update event each).
 local function rremove(rid, kind)
   local kept = redis.call('HGET', REC, rid)
   if not kept then
     return false
-  end
-  for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
-    drop_redirect(from)
   end
   local version, path, fields, keys = rsplit(kept)
   for k in string.gmatch(keys, '[^\n]+') do
@@ -341,7 +472,17 @@ local function rremove(rid, kind)
   redis.call('HDEL', REC, rid)
   redis.call('HDEL', RPATH, path)
   redis.call('ZREM', REXP, rid)
+  for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
+    drop_redirect(from)
+  end
+  for _, tag in ipairs(redis.call('HKEYS', P .. ':rk:' .. rid)) do
+    unlink(rid, tag)
+  end
   rlog(kind, rid, version, path, '', '')
+  for _, held in ipairs(holders(rid)) do
+    unlink(held[1], held[2])
+    rwrite(held[1], held[2], 'null')
+  end
   return {version, path, fields}
 end
 
@@ -358,11 +499,6 @@ local function tell_records()
   if rchanged then
     redis.call('SPUBLISH', CH, 'R')
   end
-end
-
--- The record ``rid`` if it is there and alive, else false.
-local function rget(rid)
-  return rid and ralive(rid) and redis.call('HGET', REC, rid)
 end
 
 --[[ open ]]
@@ -760,31 +896,37 @@ tell_records()
 return 1
 
 --[[ rcreate ]]
--- ARGV: path, lease in ms ('' for none), the encoding of the fields, their index keys.
--- {rid}, or {'exists'} if a record has the path.
+-- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
+-- <path>" joined by newlines, see checked_links).  {rid}, {'exists'} if a record has
+-- the path, {'retry'} if a record linked to moved or ended meanwhile.
 expire_records()
 local path = ARGV[1]
+local links = checked_links(ARGV[4])
+local out
 if rget(redis.call('HGET', RPATH, path)) then
-  tell_records()
-  return {'exists'}
+  out = {'exists'}
+elseif not links then
+  out = {'retry'}
+else
+  drop_redirect(path)  -- a record created at a path a record moved from takes it over
+  local rid = redis.call('INCR', RN)
+  rstore(rid, path, ARGV[3])
+  for _, l in ipairs(links) do
+    link(rid, l[1], l[2])
+  end
+  if ARGV[2] ~= '' then
+    redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
+  end
+  rlog('create', rid, 1, path, '', ARGV[3])
+  out = {rid}
 end
-drop_redirect(path)  -- a record created at a path a record moved from takes it over
-local rid = redis.call('INCR', RN)
-redis.call('HSET', REC, rid, '1 ' .. path .. '\n' .. ARGV[3] .. '\n' .. ARGV[4])
-redis.call('HSET', RPATH, path, rid)
-for k in string.gmatch(ARGV[4], '[^\n]+') do
-  redis.call('ZADD', P .. ':' .. k, rid, rid)
-end
-if ARGV[2] ~= '' then
-  redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
-end
-rlog('create', rid, 1, path, '', ARGV[3])
 tell_records()
-return {rid}
+return out
 
 --[[ rget ]]
--- ARGV: 'rid' or 'path', then the rid or the path.  {rid, what ``rec`` keeps, the ms
--- left of its lease ('' for none)}, or {} if no record is there.
+-- ARGV: 'rid' or 'path', then the rid or the path, and '1' to compute its level.  {rid,
+-- what ``rec`` keeps, the ms left of its lease ('' for none), how many records contain
+-- it, its level (0 unless asked)}, or {} if no record is there.
 expire_records()
 tell_records()
 local rid = ARGV[2]
@@ -800,44 +942,54 @@ if not kept then
   return {}
 end
 local e = redis.call('ZSCORE', REXP, rid)
-return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or ''}
+return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.call('HLEN', P .. ':rc:' .. rid),
+  ARGV[3] == '1' and level(rid) or 0}
 
 --[[ rset ]]
--- ARGV: rid, the version the new fields were made from, the tag set, its value's
--- encoding, the encoding of the new fields, their index keys.  {the new version},
--- {'retry'} if the record changed meanwhile, {} if it is gone.
+-- ARGV: rid, the tag, its value's encoding, the most fields a record may have, and the
+-- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
+-- version}; {} if the record is gone, {'full'} if it has that many fields already,
+-- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
+-- ended meanwhile.
 expire_records()
-local rid = ARGV[1]
-local kept = rget(rid)
-if not kept then
-  tell_records()
-  return {}
+local rid, tag = ARGV[1], ARGV[2]
+local links = checked_links(ARGV[5])
+local out
+if not rget(rid) then
+  out = {}
+elseif not links then
+  out = {'retry'}
+elseif links[1] and reaches(links[1][2], rid) then
+  out = {'cycle'}
+else
+  local held = redis.call('HGET', P .. ':rk:' .. rid, tag)
+  local version = rwrite(rid, tag, ARGV[3], tonumber(ARGV[4]))
+  if not version then
+    out = {'full'}
+  else
+    if held then
+      unlink(rid, tag)
+    end
+    if links[1] then
+      link(rid, tag, links[1][2])
+    end
+    out = {version}
+  end
 end
-local version, path, _, keys = rsplit(kept)
-if version ~= ARGV[2] then
-  tell_records()
-  return {'retry'}
-end
-for k in string.gmatch(keys, '[^\n]+') do
-  redis.call('ZREM', P .. ':' .. k, rid)
-end
-for k in string.gmatch(ARGV[6], '[^\n]+') do
-  redis.call('ZADD', P .. ':' .. k, rid, rid)
-end
-version = tonumber(version) + 1
-redis.call('HSET', REC, rid, version .. ' ' .. path .. '\n' .. ARGV[5] .. '\n' .. ARGV[6])
-rlog('update', rid, version, path, ARGV[3], ARGV[4])
 tell_records()
-return {version}
+return out
 
 --[[ rdestroy ]]
--- ARGV: rid, the version it must have ('' for any).  {version, path, fields} of the
--- record removed, {'retry'} if its version is another, {} if it is gone.
+-- ARGV: rid, the version it must have ('' for any), 'force' to destroy it even if records
+-- contain it.  {version, path, fields} of the record removed, {'retry'} if its version is
+-- another, {'inuse'} if records contain it, {} if it is gone.
 expire_records()
 local kept = rget(ARGV[1])
 local out = {}
 if kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
   out = {'retry'}
+elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. ARGV[1]) == 1 then
+  out = {'inuse'}
 elseif kept then
   out = rremove(ARGV[1], 'destroy')
 end
@@ -846,7 +998,9 @@ return out
 
 --[[ rmove ]]
 -- ARGV: rid, its new path, how many ms the old path redirects to it ('': as long as it
--- lives).  {its new version}, {'exists'} if a record has the path, {} if it is gone.
+-- lives; '0': not at all), the start of the addresses of the space's records.  {its new
+-- version}, {'exists'} if a record has the path, {} if it is gone.  The fields that hold
+-- it get its new address (an update event each).
 expire_records()
 local rid, to = ARGV[1], ARGV[2]
 local kept = rget(rid)
@@ -868,9 +1022,27 @@ elseif kept then
     end
   end
   rlog('move', rid, version, to, '', '"' .. path .. '"')
+  for _, held in ipairs(holders(rid)) do
+    rwrite(held[1], held[2], '{"$uri":"' .. ARGV[4] .. to .. '"}')
+  end
   out = {version}
 end
 tell_records()
+return out
+
+--[[ rtop ]]
+-- ARGV: the rid to continue after, how many records to look at.  {the rid to continue
+-- after ('': none left), then the path of each record alive that no record contains}.
+expire_records()
+tell_records()
+local batch = tonumber(ARGV[2])
+local rids = redis.call('ZRANGEBYSCORE', P .. ':ra', '(' .. ARGV[1], '+inf', 'LIMIT', 0, batch)
+local out = {rids[batch] or ''}
+for _, rid in ipairs(rids) do
+  if ralive(rid) and redis.call('EXISTS', P .. ':rc:' .. rid) == 0 then
+    out[#out + 1] = select(2, rsplit(redis.call('HGET', REC, rid)))
+  end
+end
 return out
 
 --[[ rrenew ]]

@@ -359,18 +359,21 @@ def decode_tuple(data: bytes) -> Tuple:
 # -- records -------------------------------------------------------------------------------------
 
 
-def encode_record(fields: Mapping[str, Value]) -> tuple[bytes, str]:
-    """The encoding of a record's checked fields (a tuple of tags and values, so the
-    order of the tags is kept) and their index keys joined by newlines."""
-    keys = ["ra"]
-    keys.extend(f"rx:{tag}:{_value_key(v)[0]}" for tag, v in fields.items())
-    return encode(tuple(x for item in fields.items() for x in item)), "\n".join(keys)
+def encode_record(fields: Mapping[str, Value]) -> bytes:
+    """The fields of a record as Redis keeps them: ``<tag>\\t<encoding>`` joined by
+    ``\\x1f``, in the order of the tags (canonical JSON holds neither a tab nor a
+    control character); the script that stores them indexes them."""
+    return b"\x1f".join(tag.encode() + b"\t" + encode(v) for tag, v in fields.items())
 
 
 def decode_fields(data: bytes) -> dict[str, Value]:
-    """The fields of a record from their encoding."""
-    flat = decode_tuple(data)
-    return {str(flat[i]): flat[i + 1] for i in range(0, len(flat), 2)}
+    """The fields of a record from what Redis keeps of them."""
+    out: dict[str, Value] = {}
+    if data:
+        for item in data.split(b"\x1f"):
+            tag, _, value = item.partition(b"\t")
+            out[tag.decode()] = decode(value)
+    return out
 
 
 def decode_record(kept: bytes) -> tuple[int, str, dict[str, Value]]:

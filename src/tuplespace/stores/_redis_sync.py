@@ -25,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from redis import Redis
@@ -36,12 +36,14 @@ from redis.retry import Retry
 
 from .._codec import encode
 from .._errors import (
+    ContainmentCycle,
     EventsLost,
     InvalidValue,
     LimitReached,
     NotAllowed,
     NotSupported,
     RecordExists,
+    RecordInUse,
     RecordNotFound,
     SpaceClosed,
     SpaceFull,
@@ -172,11 +174,37 @@ def _create(
 ) -> RedisRecord:
     """Create the record ``path`` with the checked ``fields``; its handle."""
     _no_credit(credit)
-    data, keys = encode_record(fields)
-    reply = core.call("rcreate", [path, _ms(check_lease(lease)), data, keys])
-    if reply[0] == b"exists":
-        raise RecordExists(f"a record is at {path!r} already")
-    return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+    ms = _ms(check_lease(lease))
+    while True:
+        links = []
+        for tag, v in fields.items():
+            fields[tag], link = _linked(core, tag, v)
+            if link:
+                links.append(link)
+        reply = core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links)])
+        if reply[0] == b"exists":
+            raise RecordExists(f"a record is at {path!r} already")
+        if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
+            return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+
+
+def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
+    """A field's value, and the link it is if it is the address of a record of this space
+    (``<tag> <rid> <path>``; "" if not): then the value is that record's current address.
+    The root and records that do not exist cannot be held."""
+    here = _records_prefix(core.options)
+    if type(v) is not URI or not str(v).startswith(here):
+        return v, ""
+    path = str(v)[len(here) :]
+    if path == "$":
+        raise InvalidValue("the root record $ cannot be contained in a record")
+    if path.startswith("$"):
+        return v, ""  # a capability's address: a value like any other
+    reply = core.call("rget", ["path", path])
+    if not reply:
+        raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
+    current = decode_record(reply[1])[1]
+    return URI(here + current), f"{tag} {int(reply[0])} {current}"
 
 
 def _no_credit(credit: object) -> None:
@@ -945,21 +973,24 @@ class RedisSpace:
         while start is not None:
             found, more = self._matching(template, under, start)
             for rid, version, path, fields in found:
-                taken = self._take_changed(rid, version, path, fields)
+                taken, changed = self._take_changed(rid, version, path, fields)
                 if taken is not None:
                     return taken
-                if self._call("rget", ["rid", rid]):  # changed since it was matched: again
+                if changed:  # since it was matched: look at it again
                     more = rid - 1
                     break
             start = more
         return None
 
-    def _take_changed(self, rid: int, version: int, path: str, fields: dict[str, Value]) -> RecordData | None:
-        """Take the record ``rid`` if it is still at ``version``; what it held, or None."""
-        reply = self._call("rdestroy", [rid, version])
-        if not reply or reply[0] == b"retry":
-            return None
-        return RecordData(URI(self._records_prefix + path), Map(fields), version)
+    def _take_changed(
+        self, rid: int, version: int, path: str, fields: dict[str, Value]
+    ) -> tuple[RecordData | None, bool]:
+        """Take the record ``rid`` if it is still at ``version`` and no record contains
+        it: what it held (or None), and whether it changed since that version."""
+        reply = self._call("rdestroy", [rid, version, ""])
+        if not reply or reply[0] in (b"retry", b"inuse"):
+            return None, bool(reply) and reply[0] == b"retry"
+        return RecordData(URI(self._records_prefix + path), Map(fields), version), False
 
     def take_record(
         self,
@@ -1033,7 +1064,7 @@ class RedisSpace:
                 for rid, version, path, fields in found:
                     if rid not in taken:
                         taken.add(rid)  # changed since the scan, it is looked at in the next round
-                        got = self._take_changed(rid, version, path, fields)
+                        got = (self._take_changed(rid, version, path, fields))[0]
                         if got is not None:
                             break
                 if got is None and more is not None:  # more candidates than one scan brings
@@ -2257,13 +2288,23 @@ class _RecordTaker:
         self.error: TupleSpaceError | None = None
 
 
+class _Loaded(NamedTuple):
+    """A record as read at one instant."""
+
+    version: int
+    fields: dict[str, Value]
+    lifetime: float | None
+    refcount: int
+    level: int
+
+
 class RedisRecord:
     """The handle of a record of a space kept in Redis; the methods of
     :class:`~tuplespace.Record` that such a space has (see docs/scaling.md).  It
     names the record by its rid: after the record is destroyed or expired every call
     raises :class:`~tuplespace.RecordNotFound`, even if a new record takes the path.
-    Each read is one script in Redis; a set reads the record, then sets it if no other
-    set came in between (else reads again)."""
+    Each read and each set is one script in Redis (a value that is the address of a
+    record of the space is looked up first)."""
 
     __slots__ = ("_core", "address", "rid", "space")
 
@@ -2283,31 +2324,32 @@ class RedisRecord:
         the root record ``read`` and ``watch``."""
         return _ROOT_OPERATIONS if self.rid == ROOT_RID else _OPERATIONS
 
-    def _load(self) -> tuple[int, dict[str, Value], float | None]:
-        """The record's version, fields and seconds left of its lease (None: none)."""
+    def _load(self, level: bool = False) -> _Loaded:
+        """The record's version, fields, seconds left of its lease (None: none), how many
+        records contain it and (if asked for) its level."""
         if self.rid == ROOT_RID:
             fields: dict[str, Value] = {"ME": URI(ROOT_URI), "TUPS": self._top()}
-            return 0, fields, None
-        reply = self._core.call("rget", ["rid", self.rid])
+            return _Loaded(0, fields, None, 0, 0)
+        reply = self._core.call("rget", ["rid", self.rid, "1" if level else ""])
         if not reply:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
         version, _, fields = decode_record(reply[1])
-        return version, fields, float(reply[2]) / 1000.0 if reply[2] else None
+        return _Loaded(version, fields, float(reply[2]) / 1000.0 if reply[2] else None, reply[3], reply[4])
 
     def _top(self) -> Map:
-        """Every record's path and address (no record contains another in Redis), by path."""
+        """The path and address of every record that no record contains, by path."""
         here = str(self.address)[:-1]
         found: dict[str, Value] = {}
         after = b"0"
         while after:
-            reply = (self._core.call("rscan", [BATCH, after, "ra", ""]))[0]
-            for _, kept in pairs(reply[1:]):
-                path = decode_record(kept)[1]
-                found[path] = URI(here + path)
+            reply = self._core.call("rtop", [after, BATCH])
+            for path in reply[1:]:
+                found[path.decode()] = URI(here + path.decode())
             after = reply[0]
         return Map(dict(sorted(found.items())))
 
-    def _value(self, tag: str, version: int, fields: dict[str, Value], left: float | None) -> Value:
+    def _value(self, tag: str, loaded: _Loaded) -> Value:
+        fields = loaded.fields
         if tag in fields:
             return fields[tag]
         if not (isinstance(tag, str) and tag.startswith("$")):
@@ -2319,31 +2361,37 @@ class RedisRecord:
             return self.address
         if self.rid == ROOT_RID:
             return None
-        return {"$version": version, "$credit": Credit(0), "$lifetime": left}.get(tag, 0)
+        computed: dict[str, Value] = {
+            "$version": loaded.version,
+            "$credit": Credit(0),
+            "$lifetime": loaded.lifetime,
+            "$refcount": loaded.refcount,
+        }
+        return computed.get(tag, loaded.level)
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of one field (a computed one for a tag starting with ``$``)."""
-        version, fields, left = self._load()
-        v = self._value(tag, version, fields, left)
-        return default if v is None and tag not in fields and not tag.startswith("$") else v
+        loaded = self._load(tag == "$level")
+        v = self._value(tag, loaded)
+        return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        version, fields, left = self._load()
-        return tuple(self._value(tag, version, fields, left) for tag in tags)
+        loaded = self._load("$level" in tags)
+        return tuple(self._value(tag, loaded) for tag in tags)
 
     def all(self) -> Map:
         """Every stored field, in the order the tags were first set."""
-        return Map((self._load())[1])
+        return Map((self._load()).fields)
 
     def tags(self) -> list[str]:
         """The stored tags, in the order they were first set."""
-        return list((self._load())[1])
+        return list((self._load()).fields)
 
     def snapshot(self) -> RecordData:
         """The record's address, fields and version at one instant."""
-        version, fields, _ = self._load()
-        return RecordData(self.address, fields, version)
+        loaded = self._load()
+        return RecordData(self.address, loaded.fields, loaded.version)
 
     def _full(self, operation: str) -> None:
         if self.rid == ROOT_RID:
@@ -2355,22 +2403,22 @@ class RedisRecord:
         """Set one field, atomically; the record's new ``$version``."""
         self._full("set")
         check_tag(tag)
-        v = check_field(tag, value, DEFAULT_LIMITS)
+        checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
         while True:
-            version, fields, _ = self._load()
-            if tag not in fields and len(fields) >= most:
+            v, link = _linked(self._core, tag, checked)
+            reply = self._core.call("rset", [self.rid, tag, encode(v), most, link])
+            if not reply:
+                raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+            if reply[0] == b"full":
                 raise ValueTooLarge(
-                    f"the record has {len(fields)} tags already, the most it may have",
+                    f"the record has {most} tags already, the most it may have",
                     limit="max_fields",
                     maximum=most,
                 )
-            fields[tag] = v
-            data, keys = encode_record(fields)
-            reply = self._core.call("rset", [self.rid, version, tag, encode(v), data, keys])
-            if not reply:
-                raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
-            if reply[0] != b"retry":
+            if reply[0] == b"cycle":
+                raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
+            if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
                 return int(reply[0])
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
@@ -2382,12 +2430,13 @@ class RedisRecord:
         self._full("move")
         check_path(path)
         redirect = "0" if redirect_lease == 0 else _ms(check_lease(redirect_lease, "redirect_lease"))
-        reply = self._core.call("rmove", [self.rid, path, redirect])
+        here = _records_prefix(self._core.options)
+        reply = self._core.call("rmove", [self.rid, path, redirect, here])
         if not reply:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
-        self.address = URI(_records_prefix(self._core.options) + path)
+        self.address = URI(here + path)
 
     def refresh(
         self,
@@ -2417,13 +2466,20 @@ class RedisRecord:
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
         self._full("clone")
         check_path(path)
-        return _create(self._core, path, (self._load())[1], credit, lease)
+        return _create(self._core, path, (self._load()).fields, credit, lease)
 
     def destroy(self, force: bool = False) -> None:
-        """Remove the record (a ``destroy`` event)."""
+        """Remove the record (a ``destroy`` event).  A record that other records contain
+        raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
+        hold it become None (an ``update`` event each)."""
         self._full("destroy")
-        if not self._core.call("rdestroy", [self.rid, ""]):
+        reply = self._core.call("rdestroy", [self.rid, "", "force" if force else ""])
+        if not reply:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        if reply[0] == b"inuse":
+            raise RecordInUse(
+                f"{self.address} is contained by other records: destroy(force=True) empties their fields"
+            )
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
