@@ -220,18 +220,7 @@ REDIS_LIMITS_BY_MODULE = {
     "test_credit": "credit, which records pay",
     "test_active": "rules",
 }
-_CAPABILITIES = "capabilities, which a space kept in Redis does not have yet"
 REDIS_LIMITS = {
-    "test_a_capability_has_an_unguessable_address_of_its_own": _CAPABILITIES,
-    "test_whoever_opens_a_capability_address_gets_its_rights": _CAPABILITIES,
-    "test_a_capability_follows_its_record_through_a_move": _CAPABILITIES,
-    "test_the_read_only_handle_is_one_per_record_until_revoked": _CAPABILITIES,
-    "test_a_full_handle_cannot_be_revoked": _CAPABILITIES,
-    "test_capabilities_of_a_destroyed_record_are_gone": _CAPABILITIES,
-    "test_a_capability_cannot_grant_what_is_not_an_operation": _CAPABILITIES,
-    "test_an_unknown_capability_address_is_refused": _CAPABILITIES,
-    "test_statistics_count_records": _CAPABILITIES,
-    "test_a_handle_stands_for_its_address_wherever_one_goes": _CAPABILITIES,
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
     ),

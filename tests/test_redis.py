@@ -190,6 +190,30 @@ def test_containment_holds_across_processes(url: str, space: Any) -> None:
     assert order.get("$level") == 0
 
 
+def test_a_capability_made_here_gives_its_rights_in_another_process(url: str, space: Any) -> None:
+    rec = space.create("offers/1", {"price": 10})
+    cap = rec.capability({"read", "set"})
+    code = f"""
+    offer = space.record({str(cap.address)!r})
+    print(sorted(offer.operations), offer.get("price"), offer.set("price", 9))
+    try:
+        offer.destroy()
+    except ts.NotAllowed:
+        print("destroy refused")
+    """
+    assert finished(run_child(url, code)) == "['read', 'set'] 10 2\ndestroy refused\n"
+    assert rec.get("price") == 9
+    cap.revoke()
+    code = f"""
+    try:
+        space.record({str(cap.address)!r})
+    except ts.CapabilityRevoked:
+        print("revoked")
+    """
+    assert finished(run_child(url, code)) == "revoked\n"
+    assert space.statistics()["capabilities"] == 0
+
+
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
     with space.watch_records() as watch:
         finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))

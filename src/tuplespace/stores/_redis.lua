@@ -297,9 +297,14 @@ end
 -- script that changes a record publishes "R" on the channel.  The path a record moved
 -- from answers for it while its redirection lasts: ``rdir`` maps it to the rid,
 -- ``rdirexp`` scores it by its end (none: as long as the record lives), ``rd:<rid>``
--- holds the paths redirected to a record.
+-- holds the paths redirected to a record.  Capabilities: ``caps`` maps each token to
+-- "<rid> <operations joined by commas>", ``capexp`` scores those with a lease by their
+-- end, ``rcaps:<rid>`` holds a record's tokens and ``ro`` maps a rid to the token of its
+-- read-only handle.  A script given a record as "$<token>" acts on the capability's
+-- record while the capability lasts.
 local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
 local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
+local CAPS, CAPEXP, RO = P .. ':caps', P .. ':capexp', P .. ':ro'
 local FIELD = '([^\t\31]+)\t([^\31]+)'
 local rchanged = false
 
@@ -448,6 +453,37 @@ local function checked_links(text)
   return out
 end
 
+local function drop_cap(token)
+  local cap = redis.call('HGET', CAPS, token)
+  if cap then
+    local rid = string.match(cap, '^(%d+)')
+    redis.call('SREM', P .. ':rcaps:' .. rid, token)
+    if redis.call('HGET', RO, rid) == token then
+      redis.call('HDEL', RO, rid)
+    end
+    redis.call('HDEL', CAPS, token)
+    redis.call('ZREM', CAPEXP, token)
+  end
+end
+
+-- The rid a handle names: its record's ("<rid>"), or its capability's ("$<token>")
+-- while the capability lasts; else false and why ('revoked' or 'expired').
+local function rresolve(ref)
+  if string.sub(ref, 1, 1) ~= '$' then
+    return ref
+  end
+  local token = string.sub(ref, 2)
+  local cap = redis.call('HGET', CAPS, token)
+  if not cap then
+    return false, 'revoked'
+  end
+  local e = redis.call('ZSCORE', CAPEXP, token)
+  if e and tonumber(e) <= now then
+    return false, 'expired'
+  end
+  return string.match(cap, '^(%d+)')
+end
+
 local function drop_redirect(path)
   local rid = redis.call('HGET', RDIR, path)
   if rid then
@@ -475,6 +511,9 @@ local function rremove(rid, kind)
   for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
     drop_redirect(from)
   end
+  for _, token in ipairs(redis.call('SMEMBERS', P .. ':rcaps:' .. rid)) do
+    drop_cap(token)
+  end
   for _, tag in ipairs(redis.call('HKEYS', P .. ':rk:' .. rid)) do
     unlink(rid, tag)
   end
@@ -492,6 +531,14 @@ local function expire_records()
   end
   for _, path in ipairs(redis.call('ZRANGEBYSCORE', RDIREXP, '-inf', now, 'LIMIT', 0, 64)) do
     drop_redirect(path)
+  end
+end
+
+-- Capabilities whose lease ended are dropped by the scripts that count them (a handle on
+-- one learns it expired until then).
+local function expire_caps()
+  for _, token in ipairs(redis.call('ZRANGEBYSCORE', CAPEXP, '-inf', now, 'LIMIT', 0, 64)) do
+    drop_cap(token)
   end
 end
 
@@ -726,6 +773,7 @@ return data and 1 or 0
 --[[ statistics ]]
 expire_due()
 expire_records()
+expire_caps()
 tell_room()
 tell_records()
 return {
@@ -740,6 +788,7 @@ return {
   redis.call('HGET', CNT, 'commits') or '0',
   redis.call('HGET', CNT, 'aborts') or '0',
   redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
+  redis.call('HLEN', CAPS),
 }
 
 --[[ events ]]
@@ -924,13 +973,19 @@ tell_records()
 return out
 
 --[[ rget ]]
--- ARGV: 'rid' or 'path', then the rid or the path, and '1' to compute its level.  {rid,
--- what ``rec`` keeps, the ms left of its lease ('' for none), how many records contain
--- it, its level (0 unless asked)}, or {} if no record is there.
+-- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
+-- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
+-- records contain it, its level (0 unless asked)}, {} if no record is there, {'revoked'}
+-- or {'expired'} if the capability has ended.
 expire_records()
 tell_records()
-local rid = ARGV[2]
-if ARGV[1] == 'path' then
+local rid, why = ARGV[2], nil
+if ARGV[1] == 'rid' then
+  rid, why = rresolve(ARGV[2])
+  if not rid then
+    return {why}
+  end
+elseif ARGV[1] == 'path' then
   rid = redis.call('HGET', RPATH, ARGV[2])
   if not rget(rid) then
     local e = redis.call('ZSCORE', RDIREXP, ARGV[2])
@@ -946,16 +1001,19 @@ return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.
   ARGV[3] == '1' and level(rid) or 0}
 
 --[[ rset ]]
--- ARGV: rid, the tag, its value's encoding, the most fields a record may have, and the
+-- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
 -- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
 -- version}; {} if the record is gone, {'full'} if it has that many fields already,
 -- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
--- ended meanwhile.
+-- ended meanwhile; {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
-local rid, tag = ARGV[1], ARGV[2]
+local rid, why = rresolve(ARGV[1])
+local tag = ARGV[2]
 local links = checked_links(ARGV[5])
 local out
-if not rget(rid) then
+if not rid then
+  out = {why}
+elseif not rget(rid) then
   out = {}
 elseif not links then
   out = {'retry'}
@@ -980,18 +1038,22 @@ tell_records()
 return out
 
 --[[ rdestroy ]]
--- ARGV: rid, the version it must have ('' for any), 'force' to destroy it even if records
--- contain it.  {version, path, fields} of the record removed, {'retry'} if its version is
--- another, {'inuse'} if records contain it, {} if it is gone.
+-- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
+-- even if records contain it.  {version, path, fields} of the record removed, {'retry'}
+-- if its version is another, {'inuse'} if records contain it, {} if it is gone,
+-- {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
-local kept = rget(ARGV[1])
+local rid, why = rresolve(ARGV[1])
+local kept = rid and rget(rid)
 local out = {}
-if kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
+if not rid then
+  out = {why}
+elseif kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
   out = {'retry'}
-elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. ARGV[1]) == 1 then
+elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. rid) == 1 then
   out = {'inuse'}
 elseif kept then
-  out = rremove(ARGV[1], 'destroy')
+  out = rremove(rid, 'destroy')
 end
 tell_records()
 return out
@@ -1046,17 +1108,66 @@ end
 return out
 
 --[[ rrenew ]]
--- ARGV: rid, its new lease in ms ('' for none).  1, or 0 if it is gone.
+-- ARGV: rid (or "$<token>"), its new lease in ms ('' for none).  {1}, {0} if it is gone,
+-- {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
 tell_records()
-if not rget(ARGV[1]) then
-  return 0
+local rid, why = rresolve(ARGV[1])
+if not rid then
+  return {why}
+end
+if not rget(rid) then
+  return {0}
 end
 if ARGV[2] == '' then
-  redis.call('ZREM', REXP, ARGV[1])
+  redis.call('ZREM', REXP, rid)
 else
-  redis.call('ZADD', REXP, now + tonumber(ARGV[2]), ARGV[1])
+  redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
 end
+return {1}
+
+--[[ rgrant ]]
+-- ARGV: rid, the operations joined by commas, the lease in ms ('' for none), a new
+-- token, 'ro' for the record's read-only handle (the one it has, if any).  {token},
+-- or {} if the record is gone.
+expire_records()
+tell_records()
+local rid = ARGV[1]
+if not rget(rid) then
+  return {}
+end
+if ARGV[5] == 'ro' then
+  local token = redis.call('HGET', RO, rid)
+  if token then
+    return {token}
+  end
+  redis.call('HSET', RO, rid, ARGV[4])
+end
+redis.call('HSET', CAPS, ARGV[4], rid .. ' ' .. ARGV[2])
+redis.call('SADD', P .. ':rcaps:' .. rid, ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('ZADD', CAPEXP, now + tonumber(ARGV[3]), ARGV[4])
+end
+return {ARGV[4]}
+
+--[[ rcap ]]
+-- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for
+-- none)}, or {'revoked'} or {'expired'} if the capability has ended.
+expire_records()
+tell_records()
+local rid, why = rresolve('$' .. ARGV[1])
+if not rid then
+  return {why}
+end
+local e = redis.call('ZSCORE', CAPEXP, ARGV[1])
+return {rid, string.match(redis.call('HGET', CAPS, ARGV[1]), ' (.*)$'),
+  e and string.format('%.17g', tonumber(e) - now) or ''}
+
+--[[ rrevoke ]]
+-- ARGV: a token.  End that capability.
+expire_records()
+tell_records()
+drop_cap(ARGV[1])
 return 1
 
 --[[ rscan ]]

@@ -21,6 +21,7 @@ import contextlib
 import itertools
 import os
 import random
+import secrets
 import time
 import uuid
 from collections import deque
@@ -34,8 +35,11 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
+from .._capabilities import OPERATIONS, READ_ONLY
+from .._capabilities import operations as granted
 from .._codec import encode
 from .._errors import (
+    CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
     InvalidValue,
@@ -59,7 +63,7 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._names import check_path, check_tag, path_prefix
-from .._record import RecordData
+from .._record import RecordData, check_revocable
 from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
 from .._registry import Registry
 from .._templates import ANY, RecordTemplate, Template, compile_template
@@ -157,7 +161,7 @@ def _seconds(ms: bytes) -> float | None:
 ROOT_URI = "tuplespace://local/"
 """The base URI of the addresses of records kept in Redis (the node's, for an embedded space)."""
 _ROOT_OPERATIONS = frozenset({"read", "watch"})
-_OPERATIONS = frozenset({"read", "set", "refresh", "clone", "destroy", "watch", "move"})
+_FULL_OPERATIONS = OPERATIONS | {"move", "capability"}
 
 
 def _records_prefix(options: Options) -> str:
@@ -205,6 +209,21 @@ def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
         raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
     current = decode_record(reply[1])[1]
     return URI(here + current), f"{tag} {int(reply[0])} {current}"
+
+
+def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
+    """The reply of a script run on a handle's record: RecordNotFound if the record is
+    gone, CapabilityRevoked if the handle's capability has ended."""
+    if reply and reply[0] in (b"revoked", b"expired"):
+        if not core.call("rget", ["rid", rid]):
+            raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
+        expired = reply[0] == b"expired"
+        raise CapabilityRevoked(
+            "the capability's lease ran out" if expired else "the capability was revoked", expired=expired
+        )
+    if not reply:
+        raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
+    return reply
 
 
 def _no_credit(credit: object) -> None:
@@ -925,6 +944,13 @@ class RedisSpace:
             )
         if ref == "$":
             return RedisRecord(self.core, ROOT_RID, URI(here + "$"))
+        if ref.startswith("$cap/"):
+            reply = self._call("rcap", [ref[5:]])
+            if reply[0] in (b"revoked", b"expired"):
+                expired = reply[0] == b"expired"
+                raise CapabilityRevoked(f"{here}{ref}: no capability has this address now", expired=expired)
+            allowed = frozenset(reply[1].decode().split(","))
+            return RedisRecord(self.core, int(reply[0]), URI(here + ref), ref[5:], allowed)
         reply = self._call("rget", ["path", ref])
         if not reply:
             check_path(ref)
@@ -1097,6 +1123,7 @@ class RedisSpace:
             )
         watch = RedisRecordWatch(
             self.core,
+            None,
             None,
             path_prefix(under),
             kinds,
@@ -1463,9 +1490,12 @@ class RedisSpace:
             commits,
             aborts,
             records,
+            capabilities,
         ) = self._call("statistics", [])
         return {
             "records": records,
+            "capabilities": capabilities,
+            "accounts": 0,
             "transactions": txns,
             "commits": int(commits),
             "aborts": int(aborts),
@@ -2306,13 +2336,27 @@ class RedisRecord:
     Each read and each set is one script in Redis (a value that is the address of a
     record of the space is looked up first)."""
 
-    __slots__ = ("_core", "address", "rid", "space")
+    __slots__ = ("_core", "_operations", "_owner", "_ref", "address", "rid", "space", "token")
 
-    def __init__(self, core: RedisCore, rid: int, address: URI) -> None:
+    def __init__(
+        self,
+        core: RedisCore,
+        rid: int,
+        address: URI,
+        token: str | None = None,
+        allowed: frozenset[str] | None = None,
+        owner: bool = False,
+    ) -> None:
         self._core = core
         self.rid = rid
         self.address = address
         self.space = core.options.space
+        self.token = token  # a capability's, or None for a full handle
+        if allowed is None:
+            allowed = _ROOT_OPERATIONS if rid == ROOT_RID else _FULL_OPERATIONS
+        self._operations = allowed
+        self._owner = owner  # made by capability() or read_only(): it may revoke
+        self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -2320,9 +2364,15 @@ class RedisRecord:
 
     @property
     def operations(self) -> frozenset[str]:
-        """What this handle allows: every operation a space kept in Redis has, or for
-        the root record ``read`` and ``watch``."""
-        return _ROOT_OPERATIONS if self.rid == ROOT_RID else _OPERATIONS
+        """What this handle allows: for a capability a subset of ``read``, ``set``,
+        ``refresh``, ``clone``, ``destroy`` and ``watch``; a full handle may also
+        ``move`` the record and make ``capability`` handles; the root record's ``read``
+        and ``watch``."""
+        return self._operations
+
+    @property
+    def is_capability(self) -> bool:
+        return self.token is not None
 
     def _load(self, level: bool = False) -> _Loaded:
         """The record's version, fields, seconds left of its lease (None: none), how many
@@ -2330,9 +2380,9 @@ class RedisRecord:
         if self.rid == ROOT_RID:
             fields: dict[str, Value] = {"ME": URI(ROOT_URI), "TUPS": self._top()}
             return _Loaded(0, fields, None, 0, 0)
-        reply = self._core.call("rget", ["rid", self.rid, "1" if level else ""])
-        if not reply:
-            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        reply = _checked(
+            self._core, self.rid, self._core.call("rget", ["rid", self._ref, "1" if level else ""])
+        )
         version, _, fields = decode_record(reply[1])
         return _Loaded(version, fields, float(reply[2]) / 1000.0 if reply[2] else None, reply[3], reply[4])
 
@@ -2371,32 +2421,42 @@ class RedisRecord:
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of one field (a computed one for a tag starting with ``$``)."""
+        self._full("read")
         loaded = self._load(tag == "$level")
         v = self._value(tag, loaded)
         return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
+        self._full("read")
         loaded = self._load("$level" in tags)
         return tuple(self._value(tag, loaded) for tag in tags)
 
     def all(self) -> Map:
         """Every stored field, in the order the tags were first set."""
+        self._full("read")
         return Map((self._load()).fields)
 
     def tags(self) -> list[str]:
         """The stored tags, in the order they were first set."""
+        self._full("read")
         return list((self._load()).fields)
 
     def snapshot(self) -> RecordData:
         """The record's address, fields and version at one instant."""
+        self._full("read")
         loaded = self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
 
     def _full(self, operation: str) -> None:
-        if self.rid == ROOT_RID:
+        """NotAllowed unless this handle allows ``operation``."""
+        allowed = self._operations
+        if operation not in allowed:
+            what = "the root record $ cannot" if self.rid == ROOT_RID else "this handle does not allow"
             raise NotAllowed(
-                f"the root record $ cannot {operation}", operation=operation, allowed=_ROOT_OPERATIONS
+                f"{what} {operation} (it allows {', '.join(sorted(allowed))})",
+                operation=operation,
+                allowed=allowed,
             )
 
     def set(self, tag: str, value: Value) -> int:
@@ -2407,9 +2467,8 @@ class RedisRecord:
         most = DEFAULT_LIMITS.max_fields
         while True:
             v, link = _linked(self._core, tag, checked)
-            reply = self._core.call("rset", [self.rid, tag, encode(v), most, link])
-            if not reply:
-                raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+            reply = self._core.call("rset", [self._ref, tag, encode(v), most, link])
+            _checked(self._core, self.rid, reply)
             if reply[0] == b"full":
                 raise ValueTooLarge(
                     f"the record has {most} tags already, the most it may have",
@@ -2451,7 +2510,8 @@ class RedisRecord:
         _no_credit(credit)
         if lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
-        if not self._core.call("rrenew", [self.rid, _ms(check_lease(lease))]):
+        reply = self._core.call("rrenew", [self._ref, _ms(check_lease(lease))])
+        if not (_checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
 
     def clone(
@@ -2473,9 +2533,8 @@ class RedisRecord:
         raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
         hold it become None (an ``update`` event each)."""
         self._full("destroy")
-        reply = self._core.call("rdestroy", [self.rid, "", "force" if force else ""])
-        if not reply:
-            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        reply = self._core.call("rdestroy", [self._ref, "", "force" if force else ""])
+        _checked(self._core, self.rid, reply)
         if reply[0] == b"inuse":
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
@@ -2487,9 +2546,12 @@ class RedisRecord:
         """The record's changes, in order, from every process; it ends after the
         record's ``destroy`` or ``expire``.  The root record's watch has the changes of
         every record."""
+        self._full("watch")
+        root = self.rid == ROOT_RID
         watch = RedisRecordWatch(
             self._core,
-            None if self.rid == ROOT_RID else self.rid,
+            None if root else self.rid,
+            None if root else self._ref,
             None,
             CHANGE_KINDS,
             check_since(since),
@@ -2498,8 +2560,40 @@ class RedisRecord:
         )
         return opened_now(watch)
 
+    def capability(self, operations: Iterable[str], lease: float | None = None) -> RedisRecord:
+        """A new capability: a handle with an unguessable address of its own that
+        allows only ``operations`` (of ``read``, ``set``, ``refresh``, ``clone``,
+        ``destroy``, ``watch``), for ``lease`` seconds (None: until revoked)."""
+        self._full("capability")
+        return self._grant(granted(operations), _ms(check_lease(lease)), "")
+
+    def read_only(self) -> RedisRecord:
+        """The record's read-only handle (``$RO``): reads and watches, nothing else.
+        The same one every time, until it is revoked."""
+        self._full("capability")
+        return self._grant(READ_ONLY, "", "ro")
+
+    def _grant(self, allowed: frozenset[str], lease: str, ro: str) -> RedisRecord:
+        token = secrets.token_urlsafe(24)
+        reply = self._core.call("rgrant", [self.rid, ",".join(sorted(allowed)), lease, token, ro])
+        if not reply:
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        token = reply[0].decode()
+        address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
+        return RedisRecord(self._core, self.rid, address, token, allowed, owner=True)
+
+    def revoke(self) -> None:
+        """End this capability (one made by :meth:`capability` or :meth:`read_only`):
+        every handle on its address raises :class:`~tuplespace.CapabilityRevoked` from now on."""
+        check_revocable(self.token is not None, self._owner, self._operations)
+        self._core.call("rrevoke", [self.token])
+
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RedisRecord) and (other.rid, other.space) == (self.rid, self.space)
+        return isinstance(other, RedisRecord) and (other.rid, other.space, other.token) == (
+            self.rid,
+            self.space,
+            self.token,
+        )
 
     def __hash__(self) -> int:
         return hash(self.rid)
@@ -2518,6 +2612,7 @@ class RedisRecordWatch(Openable):
         self,
         core: RedisCore,
         rid: int | None,
+        ref: str | None,
         under: str | None,
         kinds: frozenset[str],
         since: int | None,
@@ -2526,6 +2621,7 @@ class RedisRecordWatch(Openable):
     ) -> None:
         self._core = core
         self._rid = rid
+        self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
         self._kinds = kinds
         self._since = since
@@ -2567,8 +2663,8 @@ class RedisRecordWatch(Openable):
             core.listen()
             core.add_subscription(self, self._wake)
             try:
-                if self._rid is not None and not core.call("rget", ["rid", self._rid]):
-                    raise RecordNotFound(f"record {self._rid} is gone (destroyed or expired)")
+                if self._rid is not None and self._ref is not None:
+                    _checked(core, self._rid, core.call("rget", ["rid", self._ref]))
                 self._read = self._last_seq = (_log_start(core, self._since))[0]
             except BaseException:
                 core.remove_subscription(self)
