@@ -284,6 +284,9 @@ local function next_expiry()
 end
 
 
+--[[ _records ]]
+-- What the scripts marked "+records" share besides the prelude (the others do not
+-- define it, so that a step on tuples costs Redis nothing more for records).
 -- Records (see docs/scaling.md, Records): ``rec`` maps each record's rid to its
 -- version and path ("<version> <path>"), a newline, its fields, a newline and its index
 -- keys joined by newlines: ``ra`` (every record) and ``rx:<tag>:<value>`` (sorted sets of
@@ -770,7 +773,7 @@ end
 tell_room()
 return data and 1 or 0
 
---[[ statistics ]]
+--[[ statistics +records ]]
 expire_due()
 expire_records()
 expire_caps()
@@ -791,7 +794,7 @@ return {
   redis.call('HLEN', CAPS),
 }
 
---[[ events ]]
+--[[ events +records ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
 -- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
 -- the next lease of a tuple or a record ends (-1: none), the id of the latest tuple (every
@@ -936,7 +939,7 @@ local expires = now + tonumber(ARGV[2])
 redis.call('ZADD', TXEXP, expires, ARGV[1])
 return string.format('%.17g', expires)
 
---[[ expire ]]
+--[[ expire +records ]]
 -- Run out the leases that have ended (of tuples, registered takes, transactions and records).
 expire_due()
 expire_records()
@@ -944,7 +947,7 @@ tell_room()
 tell_records()
 return 1
 
---[[ rcreate ]]
+--[[ rcreate +records ]]
 -- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
 -- <path>" joined by newlines, see checked_links).  {rid}, {'exists'} if a record has
 -- the path, {'retry'} if a record linked to moved or ended meanwhile.
@@ -972,7 +975,7 @@ end
 tell_records()
 return out
 
---[[ rget ]]
+--[[ rget +records ]]
 -- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
 -- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
 -- records contain it, its level (0 unless asked)}, {} if no record is there, {'revoked'}
@@ -1000,7 +1003,7 @@ local e = redis.call('ZSCORE', REXP, rid)
 return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.call('HLEN', P .. ':rc:' .. rid),
   ARGV[3] == '1' and level(rid) or 0}
 
---[[ rset ]]
+--[[ rset +records ]]
 -- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
 -- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
 -- version}; {} if the record is gone, {'full'} if it has that many fields already,
@@ -1037,7 +1040,7 @@ end
 tell_records()
 return out
 
---[[ rdestroy ]]
+--[[ rdestroy +records ]]
 -- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
 -- even if records contain it.  {version, path, fields} of the record removed, {'retry'}
 -- if its version is another, {'inuse'} if records contain it, {} if it is gone,
@@ -1058,7 +1061,7 @@ end
 tell_records()
 return out
 
---[[ rmove ]]
+--[[ rmove +records ]]
 -- ARGV: rid, its new path, how many ms the old path redirects to it ('': as long as it
 -- lives; '0': not at all), the start of the addresses of the space's records.  {its new
 -- version}, {'exists'} if a record has the path, {} if it is gone.  The fields that hold
@@ -1092,7 +1095,7 @@ end
 tell_records()
 return out
 
---[[ rtop ]]
+--[[ rtop +records ]]
 -- ARGV: the rid to continue after, how many records to look at.  {the rid to continue
 -- after ('': none left), then the path of each record alive that no record contains}.
 expire_records()
@@ -1107,7 +1110,7 @@ for _, rid in ipairs(rids) do
 end
 return out
 
---[[ rrenew ]]
+--[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none).  {1}, {0} if it is gone,
 -- {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
@@ -1126,7 +1129,7 @@ else
 end
 return {1}
 
---[[ rgrant ]]
+--[[ rgrant +records ]]
 -- ARGV: rid, the operations joined by commas, the lease in ms ('' for none), a new
 -- token, 'ro' for the record's read-only handle (the one it has, if any).  {token},
 -- or {} if the record is gone.
@@ -1150,7 +1153,7 @@ if ARGV[3] ~= '' then
 end
 return {ARGV[4]}
 
---[[ rcap ]]
+--[[ rcap +records ]]
 -- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for
 -- none)}, or {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
@@ -1163,14 +1166,14 @@ local e = redis.call('ZSCORE', CAPEXP, ARGV[1])
 return {rid, string.match(redis.call('HGET', CAPS, ARGV[1]), ' (.*)$'),
   e and string.format('%.17g', tonumber(e) - now) or ''}
 
---[[ rrevoke ]]
+--[[ rrevoke +records ]]
 -- ARGV: a token.  End that capability.
 expire_records()
 tell_records()
 drop_cap(ARGV[1])
 return 1
 
---[[ rscan ]]
+--[[ rscan +records ]]
 -- ARGV: how many candidates to look at, then groups of: the rid to continue after, the
 -- index keys whose intersection holds the candidates, ''.  For each group, at one
 -- instant: {the rid to continue after ('': none left), then rid and what ``rec``

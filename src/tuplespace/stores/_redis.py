@@ -116,13 +116,16 @@ _DURABILITIES = ("redis", "replicated")
 
 def _load_scripts() -> dict[str, str]:
     text = resources.files(__package__).joinpath("_redis.lua").read_text(encoding="utf-8")
-    prelude, *parts = re.split(r"^--\[\[ (\w+) \]\]\n", text, flags=re.MULTILINE)
-    return {parts[i]: prelude + parts[i + 1] for i in range(0, len(parts), 2)}
+    prelude, *parts = re.split(r"^--\[\[ (\w+)( \+records)? \]\]\n", text, flags=re.MULTILINE)
+    sections = {parts[i]: (bool(parts[i + 1]), parts[i + 2]) for i in range(0, len(parts), 3)}
+    records = sections.pop("_records")[1]
+    return {name: prelude + (records if marked else "") + body for name, (marked, body) in sections.items()}
 
 
 SCRIPTS = _load_scripts()
-"""The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, then
-one section per script)."""
+"""The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, what the
+scripts on records share, then one section per script, marked ``+records`` when it
+needs the second)."""
 
 SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for name, s in SCRIPTS.items()}
 """The SHA-1 of each script, by which ``EVALSHA`` runs it."""
