@@ -214,6 +214,18 @@ def test_a_capability_made_here_gives_its_rights_in_another_process(url: str, sp
     assert space.statistics()["capabilities"] == 0
 
 
+def test_closing_the_space_ends_its_waiting_record_takes_and_watches(url: str) -> None:
+    space = ts.connect(url)
+    takers = [spawn(space.take_record, {"state": "ready"}, None, PATIENCE) for _ in range(2)]
+    wait_until(lambda: space.statistics()["record_takers"] == 2, "the takers to wait")
+    watch = space.watch_records()
+    space.close()
+    for taker in takers:
+        with pytest.raises(ts.SpaceClosed):
+            taker.result(PATIENCE)
+    assert watch.get(timeout=PATIENCE) is None
+
+
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
     with space.watch_records() as watch:
         finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))

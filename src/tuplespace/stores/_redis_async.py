@@ -1100,17 +1100,19 @@ class AsyncRedisSpace:
                         continue
                     taker.busy = True
                 got = None
-                for rid, version, path, fields in found:
-                    if rid not in taken:
-                        taken.add(rid)  # changed since the scan, it is looked at in the next round
-                        got = (await self._take_changed(rid, version, path, fields))[0]
-                        if got is not None:
-                            break
-                if got is None and more is not None:  # more candidates than one scan brings
-                    got = await self._take_record(taker.template, taker.under, more)
-                with self._guard:
-                    taker.covered, taker.busy, taker.result = True, False, got
-                    taker.wake.set()
+                try:
+                    for rid, version, path, fields in found:
+                        if rid not in taken:
+                            taken.add(rid)  # changed since the scan, it is looked at in the next round
+                            got = (await self._take_changed(rid, version, path, fields))[0]
+                            if got is not None:
+                                break
+                    if got is None and more is not None:  # more candidates than one scan brings
+                        got = await self._take_record(taker.template, taker.under, more)
+                finally:  # also when the round fails: the taker waits, or times out, again
+                    with self._guard:
+                        taker.covered, taker.busy, taker.result = True, False, got
+                        taker.wake.set()
             with self._guard:
                 self._round_changes = max(self._round_changes, changes)
                 for t in self._record_takers:
