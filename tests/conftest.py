@@ -217,10 +217,12 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
 # What a space kept in Redis does not do yet (docs/scaling.md): the tests of a module, or
 # one test by its name, that the Redis ways skip, and why.
 REDIS_LIMITS_BY_MODULE = {
-    "test_credit": "credit, which records pay",
     "test_active": "rules",
 }
 REDIS_LIMITS = {
+    "test_a_creation_charge_alone_does_not_drain": (
+        "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
+    ),
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
     ),
@@ -246,7 +248,10 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 
 # What a server keeping its spaces in Redis does not serve, beyond REDIS_LIMITS: its record
 # routes work on an embedded space's record store (rids, holds of claimed takes).
-SERVED_REDIS_LIMITS_BY_MODULE = {"test_records": "records, which the server serves from embedded spaces only"}
+SERVED_REDIS_LIMITS_BY_MODULE = {
+    "test_records": "records, which the server serves from embedded spaces only",
+    "test_credit": "credit, which the server serves from embedded spaces only",
+}
 
 
 def served_redis_limit(module: str, function: Callable[..., Any]) -> str | None:

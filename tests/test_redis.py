@@ -226,6 +226,23 @@ def test_closing_the_space_ends_its_waiting_record_takes_and_watches(url: str) -
     assert watch.get(timeout=PATIENCE) is None
 
 
+def test_transfers_from_two_processes_move_credit_exactly(url: str, space: Any) -> None:
+    space.grant_credit("alice", "100.000000001")
+    code = """
+    for _ in range(50):
+        space.transfer_credit("alice", "bob", "0.5")
+    """
+    children = [run_child(url, code) for _ in range(2)]
+    for child in children:
+        finished(child)
+    assert (space.account("alice"), space.account("bob")) == (ts.Credit("50.000000001"), ts.Credit(50))
+    with pytest.raises(ts.InsufficientCredit):
+        space.transfer_credit("alice", "bob", 51)
+    rec = space.create("r", {"n": 1}, credit="2.5")
+    rec.refresh(credit=1)
+    assert finished(run_child(url, 'print(space.record("r").get("$credit"))')) == "3.5\n"
+
+
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
     with space.watch_records() as watch:
         finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))

@@ -304,10 +304,12 @@ end
 -- "<rid> <operations joined by commas>", ``capexp`` scores those with a lease by their
 -- end, ``rcaps:<rid>`` holds a record's tokens and ``ro`` maps a rid to the token of its
 -- read-only handle.  A script given a record as "$<token>" acts on the capability's
--- record while the capability lasts.
+-- record while the capability lasts.  Credit, in units of 1e-9 (an integer): ``rcr``
+-- maps a rid to what the record holds, ``acct`` a principal to its balance.
 local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
 local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
 local CAPS, CAPEXP, RO = P .. ':caps', P .. ':capexp', P .. ':ro'
+local RCR, ACCT = P .. ':rcr', P .. ':acct'
 local FIELD = '([^\t\31]+)\t([^\31]+)'
 local rchanged = false
 
@@ -511,6 +513,7 @@ local function rremove(rid, kind)
   redis.call('HDEL', REC, rid)
   redis.call('HDEL', RPATH, path)
   redis.call('ZREM', REXP, rid)
+  redis.call('HDEL', RCR, rid)
   for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
     drop_redirect(from)
   end
@@ -792,6 +795,7 @@ return {
   redis.call('HGET', CNT, 'aborts') or '0',
   redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
   redis.call('HLEN', CAPS),
+  redis.call('HLEN', ACCT),
 }
 
 --[[ events +records ]]
@@ -949,7 +953,7 @@ return 1
 
 --[[ rcreate +records ]]
 -- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
--- <path>" joined by newlines, see checked_links).  {rid}, {'exists'} if a record has
+-- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}, {'exists'} if a record has
 -- the path, {'retry'} if a record linked to moved or ended meanwhile.
 expire_records()
 local path = ARGV[1]
@@ -969,6 +973,9 @@ else
   if ARGV[2] ~= '' then
     redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
   end
+  if ARGV[5] ~= '' then
+    redis.call('HSET', RCR, rid, ARGV[5])
+  end
   rlog('create', rid, 1, path, '', ARGV[3])
   out = {rid}
 end
@@ -978,8 +985,8 @@ return out
 --[[ rget +records ]]
 -- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
 -- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
--- records contain it, its level (0 unless asked)}, {} if no record is there, {'revoked'}
--- or {'expired'} if the capability has ended.
+-- records contain it, its level (0 unless asked), the credit it holds}, {} if no record
+-- is there, {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = ARGV[2], nil
@@ -1001,7 +1008,7 @@ if not kept then
 end
 local e = redis.call('ZSCORE', REXP, rid)
 return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.call('HLEN', P .. ':rc:' .. rid),
-  ARGV[3] == '1' and level(rid) or 0}
+  ARGV[3] == '1' and level(rid) or 0, redis.call('HGET', RCR, rid) or '0'}
 
 --[[ rset +records ]]
 -- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
@@ -1111,8 +1118,9 @@ end
 return out
 
 --[[ rrenew +records ]]
--- ARGV: rid (or "$<token>"), its new lease in ms ('' for none).  {1}, {0} if it is gone,
--- {'revoked'} or {'expired'} if the capability has ended.
+-- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
+-- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'} or
+-- {'expired'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = rresolve(ARGV[1])
@@ -1124,8 +1132,11 @@ if not rget(rid) then
 end
 if ARGV[2] == '' then
   redis.call('ZREM', REXP, rid)
-else
+elseif ARGV[2] ~= 'keep' then
   redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
+end
+if ARGV[3] ~= '' then
+  redis.call('HINCRBY', RCR, rid, ARGV[3])
 end
 return {1}
 
@@ -1225,3 +1236,45 @@ for i = 2, #ARGV do
 end
 return out
 
+
+--[[ account +records ]]
+-- ARGV: a principal.  Its balance.
+return redis.call('HGET', ACCT, ARGV[1]) or '0'
+
+--[[ grant +records ]]
+-- ARGV: a principal, an amount, the most accounts the space keeps, the largest balance.
+-- {its new balance}, {'full'} if it would be an account past the most, {'large'} if the
+-- balance would be larger than allowed.
+local have = redis.call('HGET', ACCT, ARGV[1])
+if not have and redis.call('HLEN', ACCT) >= tonumber(ARGV[3]) then
+  return {'full'}
+end
+if tonumber(have or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
+  return {'large'}
+end
+return {tostring(redis.call('HINCRBY', ACCT, ARGV[1], ARGV[2]))}
+
+--[[ transfer +records ]]
+-- ARGV: source, target, an amount, the most accounts the space keeps, the largest
+-- balance.  {the new balance of source}, {'short', its balance} if it holds less,
+-- {'full'} or {'large'} as for grant.
+local function less(a, b)  -- of two integers written in decimal, without sign
+  if #a ~= #b then
+    return #a < #b
+  end
+  return a < b
+end
+local have = redis.call('HGET', ACCT, ARGV[1]) or '0'
+if less(have, ARGV[3]) then
+  return {'short', have}
+end
+local other = redis.call('HGET', ACCT, ARGV[2])
+if not other and redis.call('HLEN', ACCT) >= tonumber(ARGV[4]) then
+  return {'full'}
+end
+if ARGV[1] ~= ARGV[2] and tonumber(other or '0') + tonumber(ARGV[3]) > tonumber(ARGV[5]) then
+  return {'large'}
+end
+redis.call('HINCRBY', ACCT, ARGV[1], '-' .. ARGV[3])
+redis.call('HINCRBY', ACCT, ARGV[2], ARGV[3])
+return {redis.call('HGET', ACCT, ARGV[1])}

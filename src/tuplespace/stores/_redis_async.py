@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -37,10 +38,12 @@ from redis.retry import Retry
 from .._capabilities import OPERATIONS, READ_ONLY
 from .._capabilities import operations as granted
 from .._codec import encode
+from .._credit import MAX_ACCOUNTS, check_principal, to_credit
 from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
+    InsufficientCredit,
     InvalidValue,
     LimitReached,
     NotAllowed,
@@ -176,7 +179,7 @@ async def _create(
     lease: float | None,
 ) -> AsyncRedisRecord:
     """Create the record ``path`` with the checked ``fields``; its handle."""
-    _no_credit(credit)
+    held = "" if credit is None else str(_nanos(credit, "credit"))
     ms = _ms(check_lease(lease))
     while True:
         links = []
@@ -184,7 +187,7 @@ async def _create(
             fields[tag], link = await _linked(core, tag, v)
             if link:
                 links.append(link)
-        reply = await core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links)])
+        reply = await core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held])
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
@@ -225,9 +228,43 @@ async def _checked(core: AsyncRedisCore, rid: int, reply: Any) -> Any:
     return reply
 
 
-def _no_credit(credit: object) -> None:
-    if credit is not None:
-        raise NotSupported("credit: a space kept in Redis does not hold credit (docs/scaling.md)")
+_MOST_NANOS = 1 << 62
+"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
+
+
+def _nanos(amount: object, name: str) -> int:
+    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
+    credit = to_credit(amount, name)
+    nanos = credit.scaleb(9)
+    if nanos != nanos.to_integral_value():
+        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
+    if nanos > _MOST_NANOS:
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
+            limit="credit",
+            maximum=_MOST_NANOS,
+        )
+    return int(nanos)
+
+
+def _credit(nanos: bytes | int) -> Credit:
+    """Credit counted in units of 1e-9, written with no more digits than it needs."""
+    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+
+
+def _balance(reply: Any) -> Credit:
+    """The balance a script ``grant`` or ``transfer`` answered (or why it refused)."""
+    if reply[0] == b"full":
+        raise LimitReached(
+            f"a space keeps at most {MAX_ACCOUNTS} accounts", limit="max_accounts", maximum=MAX_ACCOUNTS
+        )
+    if reply[0] == b"large":
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one account",
+            limit="credit",
+            maximum=_MOST_NANOS,
+        )
+    return _credit(reply[0])
 
 
 async def _log_start(core: AsyncRedisCore, since: int | None) -> tuple[int, list[Any]]:
@@ -932,8 +969,9 @@ class AsyncRedisSpace:
     ) -> AsyncRedisRecord:
         """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
         its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
-        A space kept in Redis holds no credit: ``credit`` is :class:`~tuplespace.NotSupported`,
-        and ``principal`` pays nothing.  :class:`~tuplespace.RecordExists` if the path is taken."""
+        ``credit``: what the record holds; a space kept in Redis does not charge, so
+        ``principal`` pays nothing and the credit does not drain.
+        :class:`~tuplespace.RecordExists` if the path is taken."""
         self._check_open()
         check_path(path)
         return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
@@ -1147,6 +1185,42 @@ class AsyncRedisSpace:
             check_lease(lease),
         )
         return opened_later(watch)
+
+    async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
+        """Add ``amount`` to the credit account of ``principal``; its new balance.  A
+        space kept in Redis counts credit to 1e-9, and holds at most 2**62 of those in
+        an account."""
+        check_principal(principal)
+        return _balance(
+            await self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS])
+        )
+
+    async def account(self, principal: str) -> Credit:
+        """The credit of ``principal`` (0 for an account never granted any)."""
+        check_principal(principal)
+        return _credit(await self._call("account", [principal]))
+
+    async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """Move ``amount`` (more than 0) from the account of ``source`` to that of
+        ``target``, at once, all or nothing; the new balance of ``source``
+        (:class:`~tuplespace.InsufficientCredit` if it holds less)."""
+        check_principal(source)
+        check_principal(target)
+        credit = to_credit(amount, "amount")
+        if not credit:
+            raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
+        reply = await self._call(
+            "transfer", [source, target, _nanos(credit, "amount"), MAX_ACCOUNTS, _MOST_NANOS]
+        )
+        if reply[0] == b"short":
+            available = _credit(reply[1])
+            raise InsufficientCredit(
+                f"{source!r} holds {available} credit; this costs {credit}",
+                principal=source,
+                needed=Credit(credit),
+                available=available,
+            )
+        return _balance(reply)
 
     # -- leases ---------------------------------------------------------------------------------------
 
@@ -1508,11 +1582,12 @@ class AsyncRedisSpace:
             aborts,
             records,
             capabilities,
+            accounts,
         ) = await self._call("statistics", [])
         return {
             "records": records,
             "capabilities": capabilities,
-            "accounts": 0,
+            "accounts": accounts,
             "transactions": txns,
             "commits": int(commits),
             "aborts": int(aborts),
@@ -2353,6 +2428,7 @@ class _Loaded(NamedTuple):
     lifetime: float | None
     refcount: int
     level: int
+    credit: Credit
 
 
 class AsyncRedisRecord:
@@ -2406,12 +2482,13 @@ class AsyncRedisRecord:
         records contain it and (if asked for) its level."""
         if self.rid == ROOT_RID:
             fields: dict[str, Value] = {"ME": URI(ROOT_URI), "TUPS": await self._top()}
-            return _Loaded(0, fields, None, 0, 0)
+            return _Loaded(0, fields, None, 0, 0, Credit(0))
         reply = await _checked(
             self._core, self.rid, await self._core.call("rget", ["rid", self._ref, "1" if level else ""])
         )
         version, _, fields = decode_record(reply[1])
-        return _Loaded(version, fields, float(reply[2]) / 1000.0 if reply[2] else None, reply[3], reply[4])
+        left = float(reply[2]) / 1000.0 if reply[2] else None
+        return _Loaded(version, fields, left, reply[3], reply[4], _credit(reply[5]))
 
     async def _top(self) -> Map:
         """The path and address of every record that no record contains, by path."""
@@ -2440,7 +2517,7 @@ class AsyncRedisRecord:
             return None
         computed: dict[str, Value] = {
             "$version": loaded.version,
-            "$credit": Credit(0),
+            "$credit": loaded.credit,
             "$lifetime": loaded.lifetime,
             "$refcount": loaded.refcount,
         }
@@ -2531,13 +2608,15 @@ class AsyncRedisRecord:
         *,
         principal: str = DEFAULT_PRINCIPAL,
     ) -> None:
-        """Give the record a lease of ``lease`` seconds from now, in Redis's clock
-        (credit is :class:`~tuplespace.NotSupported`)."""
+        """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
+        add ``credit`` to what it holds (a space kept in Redis does not charge: nobody
+        pays it, and it does not drain)."""
         self._full("refresh")
-        _no_credit(credit)
-        if lease is None:
+        if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
-        reply = await self._core.call("rrenew", [self._ref, _ms(check_lease(lease))])
+        more = "" if credit is None else str(_nanos(credit, "credit"))
+        ms = "keep" if lease is None else _ms(check_lease(lease))
+        reply = await self._core.call("rrenew", [self._ref, ms, more])
         if not (await _checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
 

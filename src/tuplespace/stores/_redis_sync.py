@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -38,10 +39,12 @@ from redis.retry import Retry
 from .._capabilities import OPERATIONS, READ_ONLY
 from .._capabilities import operations as granted
 from .._codec import encode
+from .._credit import MAX_ACCOUNTS, check_principal, to_credit
 from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
+    InsufficientCredit,
     InvalidValue,
     LimitReached,
     NotAllowed,
@@ -177,7 +180,7 @@ def _create(
     lease: float | None,
 ) -> RedisRecord:
     """Create the record ``path`` with the checked ``fields``; its handle."""
-    _no_credit(credit)
+    held = "" if credit is None else str(_nanos(credit, "credit"))
     ms = _ms(check_lease(lease))
     while True:
         links = []
@@ -185,7 +188,7 @@ def _create(
             fields[tag], link = _linked(core, tag, v)
             if link:
                 links.append(link)
-        reply = core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links)])
+        reply = core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held])
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
@@ -226,9 +229,43 @@ def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
     return reply
 
 
-def _no_credit(credit: object) -> None:
-    if credit is not None:
-        raise NotSupported("credit: a space kept in Redis does not hold credit (docs/scaling.md)")
+_MOST_NANOS = 1 << 62
+"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
+
+
+def _nanos(amount: object, name: str) -> int:
+    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
+    credit = to_credit(amount, name)
+    nanos = credit.scaleb(9)
+    if nanos != nanos.to_integral_value():
+        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
+    if nanos > _MOST_NANOS:
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
+            limit="credit",
+            maximum=_MOST_NANOS,
+        )
+    return int(nanos)
+
+
+def _credit(nanos: bytes | int) -> Credit:
+    """Credit counted in units of 1e-9, written with no more digits than it needs."""
+    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+
+
+def _balance(reply: Any) -> Credit:
+    """The balance a script ``grant`` or ``transfer`` answered (or why it refused)."""
+    if reply[0] == b"full":
+        raise LimitReached(
+            f"a space keeps at most {MAX_ACCOUNTS} accounts", limit="max_accounts", maximum=MAX_ACCOUNTS
+        )
+    if reply[0] == b"large":
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one account",
+            limit="credit",
+            maximum=_MOST_NANOS,
+        )
+    return _credit(reply[0])
 
 
 def _log_start(core: RedisCore, since: int | None) -> tuple[int, list[Any]]:
@@ -921,8 +958,9 @@ class RedisSpace:
     ) -> RedisRecord:
         """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
         its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
-        A space kept in Redis holds no credit: ``credit`` is :class:`~tuplespace.NotSupported`,
-        and ``principal`` pays nothing.  :class:`~tuplespace.RecordExists` if the path is taken."""
+        ``credit``: what the record holds; a space kept in Redis does not charge, so
+        ``principal`` pays nothing and the credit does not drain.
+        :class:`~tuplespace.RecordExists` if the path is taken."""
         self._check_open()
         check_path(path)
         return _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
@@ -1134,6 +1172,38 @@ class RedisSpace:
             check_lease(lease),
         )
         return opened_now(watch)
+
+    def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
+        """Add ``amount`` to the credit account of ``principal``; its new balance.  A
+        space kept in Redis counts credit to 1e-9, and holds at most 2**62 of those in
+        an account."""
+        check_principal(principal)
+        return _balance(self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS]))
+
+    def account(self, principal: str) -> Credit:
+        """The credit of ``principal`` (0 for an account never granted any)."""
+        check_principal(principal)
+        return _credit(self._call("account", [principal]))
+
+    def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """Move ``amount`` (more than 0) from the account of ``source`` to that of
+        ``target``, at once, all or nothing; the new balance of ``source``
+        (:class:`~tuplespace.InsufficientCredit` if it holds less)."""
+        check_principal(source)
+        check_principal(target)
+        credit = to_credit(amount, "amount")
+        if not credit:
+            raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
+        reply = self._call("transfer", [source, target, _nanos(credit, "amount"), MAX_ACCOUNTS, _MOST_NANOS])
+        if reply[0] == b"short":
+            available = _credit(reply[1])
+            raise InsufficientCredit(
+                f"{source!r} holds {available} credit; this costs {credit}",
+                principal=source,
+                needed=Credit(credit),
+                available=available,
+            )
+        return _balance(reply)
 
     # -- leases ---------------------------------------------------------------------------------------
 
@@ -1493,11 +1563,12 @@ class RedisSpace:
             aborts,
             records,
             capabilities,
+            accounts,
         ) = self._call("statistics", [])
         return {
             "records": records,
             "capabilities": capabilities,
-            "accounts": 0,
+            "accounts": accounts,
             "transactions": txns,
             "commits": int(commits),
             "aborts": int(aborts),
@@ -2328,6 +2399,7 @@ class _Loaded(NamedTuple):
     lifetime: float | None
     refcount: int
     level: int
+    credit: Credit
 
 
 class RedisRecord:
@@ -2381,12 +2453,13 @@ class RedisRecord:
         records contain it and (if asked for) its level."""
         if self.rid == ROOT_RID:
             fields: dict[str, Value] = {"ME": URI(ROOT_URI), "TUPS": self._top()}
-            return _Loaded(0, fields, None, 0, 0)
+            return _Loaded(0, fields, None, 0, 0, Credit(0))
         reply = _checked(
             self._core, self.rid, self._core.call("rget", ["rid", self._ref, "1" if level else ""])
         )
         version, _, fields = decode_record(reply[1])
-        return _Loaded(version, fields, float(reply[2]) / 1000.0 if reply[2] else None, reply[3], reply[4])
+        left = float(reply[2]) / 1000.0 if reply[2] else None
+        return _Loaded(version, fields, left, reply[3], reply[4], _credit(reply[5]))
 
     def _top(self) -> Map:
         """The path and address of every record that no record contains, by path."""
@@ -2415,7 +2488,7 @@ class RedisRecord:
             return None
         computed: dict[str, Value] = {
             "$version": loaded.version,
-            "$credit": Credit(0),
+            "$credit": loaded.credit,
             "$lifetime": loaded.lifetime,
             "$refcount": loaded.refcount,
         }
@@ -2506,13 +2579,15 @@ class RedisRecord:
         *,
         principal: str = DEFAULT_PRINCIPAL,
     ) -> None:
-        """Give the record a lease of ``lease`` seconds from now, in Redis's clock
-        (credit is :class:`~tuplespace.NotSupported`)."""
+        """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
+        add ``credit`` to what it holds (a space kept in Redis does not charge: nobody
+        pays it, and it does not drain)."""
         self._full("refresh")
-        _no_credit(credit)
-        if lease is None:
+        if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
-        reply = self._core.call("rrenew", [self._ref, _ms(check_lease(lease))])
+        more = "" if credit is None else str(_nanos(credit, "credit"))
+        ms = "keep" if lease is None else _ms(check_lease(lease))
+        reply = self._core.call("rrenew", [self._ref, ms, more])
         if not (_checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
 
