@@ -102,6 +102,156 @@ def test_takers_in_two_processes_share_the_tuples_without_duplicates(url: str, s
     assert space.count(("job", ANY)) == 0
 
 
+# -- records, shared by every process on the Redis ------------------------------------------------
+
+
+def test_a_record_created_in_another_process_is_found_set_and_watched_here(url: str, space: Any) -> None:
+    finished(run_child(url, 'space.create("sensors/kitchen", {"temp": 21.5, "unit": "C"})'))
+    [rec] = space.find({"unit": "C"}, under="sensors")
+    assert rec == space.record("sensors/kitchen")
+    with rec.watch() as watch:
+        assert finished(run_child(url, 'print(space.record("sensors/kitchen").set("temp", 22.0))')) == "2\n"
+        change = watch.get(timeout=PATIENCE)
+    assert (change.kind, change.path, change.tag, change.value, change.version) == (
+        "update",
+        "sensors/kitchen",
+        "temp",
+        22.0,
+        2,
+    )
+    assert rec.all() == {"temp": 22.0, "unit": "C"}
+    assert space.find({"temp": 21.5}) == []
+
+
+def test_a_record_take_waiting_here_is_woken_by_a_set_in_another_process(url: str, space: Any) -> None:
+    space.create("job", {"state": "new"})
+    taker = spawn(space.take_record, {"state": "ready"}, None, PATIENCE)
+    wait_until(lambda: space.statistics()["record_takers"] == 1, "the taker to wait")
+    finished(run_child(url, 'space.record("job").set("state", "ready")'))
+    assert taker.result(PATIENCE).fields == {"state": "ready"}
+    assert space.statistics()["records"] == 0
+
+
+def test_record_takers_in_two_processes_share_the_records_without_duplicates(url: str, space: Any) -> None:
+    code = """
+    got = []
+    while True:
+        n = space.take_record({"kind": "job"}).fields["n"]
+        if n is None:
+            break
+        got.append(n)
+    print(" ".join(map(str, got)))
+    """
+    children = [run_child(url, code) for _ in range(2)]
+    for n in range(50):
+        space.create(f"jobs/{n}", {"kind": "job", "n": n})
+    space.create("end/1", {"kind": "job", "n": None})
+    space.create("end/2", {"kind": "job", "n": None})
+    taken = [int(n) for child in children for n in finished(child).split()]
+    assert sorted(taken) == list(range(50))
+    assert space.find({"kind": "job"}) == []
+
+
+def test_a_record_moved_in_another_process_is_found_at_its_new_path_and_its_old_one(
+    url: str, space: Any
+) -> None:
+    rec = space.create("inbox/1", {"n": 1})
+    finished(run_child(url, 'space.record("inbox/1").move("done/1", redirect_lease=None)'))
+    assert space.record("done/1") == rec
+    assert str(space.record("inbox/1").address).endswith("/done/1")
+    assert rec.get("$version") == 2
+    assert space.find({"n": 1}, under="done") == [rec]
+    assert space.find({"n": 1}, under="inbox") == []
+    space.create("inbox/1", {"n": 2})  # takes the path over from the redirection
+    assert space.record("inbox/1").get("n") == 2
+
+
+def test_containment_holds_across_processes(url: str, space: Any) -> None:
+    part = space.create("parts/1", {"kind": "bolt"})
+    code = """
+    part = space.record("parts/1")
+    order = space.create("orders/1", {"part": part})
+    print(part.get("$refcount"), order.get("$level"))
+    try:
+        part.set("loop", order)
+    except ts.ContainmentCycle:
+        print("cycle refused")
+    """
+    assert finished(run_child(url, code)) == "1 1\ncycle refused\n"
+    with pytest.raises(ts.RecordInUse):
+        part.destroy()
+    order = space.record("orders/1")
+    assert order.get("part") == part.address
+    assert space.record("$").get("TUPS") == {"orders/1": order.address}
+    part.move("parts/2")
+    assert order.get("part") == part.address
+    part.destroy(force=True)
+    assert order.get("part") is None
+    assert order.get("$level") == 0
+
+
+def test_a_capability_made_here_gives_its_rights_in_another_process(url: str, space: Any) -> None:
+    rec = space.create("offers/1", {"price": 10})
+    cap = rec.capability({"read", "set"})
+    code = f"""
+    offer = space.record({str(cap.address)!r})
+    print(sorted(offer.operations), offer.get("price"), offer.set("price", 9))
+    try:
+        offer.destroy()
+    except ts.NotAllowed:
+        print("destroy refused")
+    """
+    assert finished(run_child(url, code)) == "['read', 'set'] 10 2\ndestroy refused\n"
+    assert rec.get("price") == 9
+    cap.revoke()
+    code = f"""
+    try:
+        space.record({str(cap.address)!r})
+    except ts.CapabilityRevoked:
+        print("revoked")
+    """
+    assert finished(run_child(url, code)) == "revoked\n"
+    assert space.statistics()["capabilities"] == 0
+
+
+def test_closing_the_space_ends_its_waiting_record_takes_and_watches(url: str) -> None:
+    space = ts.connect(url)
+    takers = [spawn(space.take_record, {"state": "ready"}, None, PATIENCE) for _ in range(2)]
+    wait_until(lambda: space.statistics()["record_takers"] == 2, "the takers to wait")
+    watch = space.watch_records()
+    space.close()
+    for taker in takers:
+        with pytest.raises(ts.SpaceClosed):
+            taker.result(PATIENCE)
+    assert watch.get(timeout=PATIENCE) is None
+
+
+def test_transfers_from_two_processes_move_credit_exactly(url: str, space: Any) -> None:
+    space.grant_credit("alice", "100.000000001")
+    code = """
+    for _ in range(50):
+        space.transfer_credit("alice", "bob", "0.5")
+    """
+    children = [run_child(url, code) for _ in range(2)]
+    for child in children:
+        finished(child)
+    assert (space.account("alice"), space.account("bob")) == (ts.Credit("50.000000001"), ts.Credit(50))
+    with pytest.raises(ts.InsufficientCredit):
+        space.transfer_credit("alice", "bob", 51)
+    rec = space.create("r", {"n": 1}, credit="2.5")
+    rec.refresh(credit=1)
+    assert finished(run_child(url, 'print(space.record("r").get("$credit"))')) == "3.5\n"
+
+
+def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
+    with space.watch_records() as watch:
+        finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))
+        assert [watch.get(timeout=PATIENCE).kind for _ in range(2)] == ["create", "expire"]
+    with pytest.raises(ts.RecordNotFound):
+        space.record("brief")
+    assert space.statistics()["records"] == 0
+
+
 def test_a_space_keeps_the_options_it_was_made_with(url: str, space: Any) -> None:
     with pytest.raises(ValueError, match="order='fifo'"):
         ts.connect(url, order="lifo")

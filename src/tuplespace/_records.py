@@ -103,7 +103,18 @@ from ._names import KNOWN_TAGS, check_path, check_tag, path_prefix
 from ._recordindex import RecordIndex
 from ._store import AccountRow, CapabilityRow, RecordRow, RedirectRow
 from ._templates import RecordTemplate
-from ._values import URI, Credit, Map, Value, _key_path, _prefix, check_tuple, footprint, handle_address
+from ._values import (
+    URI,
+    Credit,
+    Limits,
+    Map,
+    Value,
+    _key_path,
+    _prefix,
+    check_tuple,
+    footprint,
+    handle_address,
+)
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -119,6 +130,8 @@ __all__ = [
     "RecordStore",
     "RecordTaker",
     "Redirect",
+    "check_field",
+    "check_fields",
 ]
 
 COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", "$level")
@@ -489,45 +502,10 @@ class RecordStore:
     # -- creating --------------------------------------------------------------------
 
     def _check_fields(self, fields: object) -> dict[str, Value]:
-        if not isinstance(fields, Mapping):
-            raise UnsupportedType(
-                f"a record's fields are a mapping from tags to values, not {type(fields).__name__}"
-            )
-        limits = self._engine.limits
-        if len(fields) > limits.max_fields:
-            raise ValueTooLarge(
-                f"{len(fields)} tags, more than {limits.max_fields}",
-                limit="max_fields",
-                maximum=limits.max_fields,
-            )
-        out: dict[str, Value] = {}
-        for tag, v in fields.items():
-            try:
-                check_tag(tag)
-            except InvalidValue as exc:
-                raise _prefix(exc, _key_path(tag)) from None
-            out[tag] = self._check_value(tag, v)
-        return out
+        return check_fields(fields, self._engine.limits)
 
     def _check_value(self, tag: str, v: object) -> Value:
-        tv = type(v)
-        # The common scalars directly: set is a hot path.
-        if tv is float:
-            if v - v == 0.0:  # type: ignore[operator]  # finite
-                return v + 0.0  # type: ignore[operator]  # -0.0 becomes 0.0
-        elif (
-            (tv is str and v.isascii() and 6 * len(v) < self._engine.limits.max_bytes)  # type: ignore[attr-defined,arg-type]
-            or (tv is int and -_INT64 < v < _INT64)  # type: ignore[operator]
-            or v is None
-            or tv is bool
-        ):
-            return v
-        try:
-            return check_tuple((v,), self._engine.limits)[0]
-        except InvalidValue as exc:
-            exc.path = f'["{tag}"]' + exc.path[3:]  # the value's path, under its tag
-            exc.args = (f"{exc.path}: {exc.reason}",)
-            raise
+        return check_field(tag, v, self._engine.limits)
 
     def _links(self, fields: dict[str, Value]) -> tuple[dict[str, Rec], dict[str, tuple[str, int]]]:
         """The records that ``fields`` contain, by tag (their values become current
@@ -1523,6 +1501,51 @@ class RecordStore:
 
 
 _new_change = tuple.__new__  # a Change without NamedTuple's Python-level __new__
+
+
+def check_fields(fields: object, limits: Limits) -> dict[str, Value]:
+    """A record's fields, checked: a mapping of at most ``limits.max_fields`` tags to
+    values of the wire types (:class:`InvalidValue` naming the tag otherwise)."""
+    if not isinstance(fields, Mapping):
+        raise UnsupportedType(
+            f"a record's fields are a mapping from tags to values, not {type(fields).__name__}"
+        )
+    if len(fields) > limits.max_fields:
+        raise ValueTooLarge(
+            f"{len(fields)} tags, more than {limits.max_fields}",
+            limit="max_fields",
+            maximum=limits.max_fields,
+        )
+    out: dict[str, Value] = {}
+    for tag, v in fields.items():
+        try:
+            check_tag(tag)
+        except InvalidValue as exc:
+            raise _prefix(exc, _key_path(tag)) from None
+        out[tag] = check_field(tag, v, limits)
+    return out
+
+
+def check_field(tag: str, v: object, limits: Limits) -> Value:
+    """The value ``v`` of field ``tag``, checked against ``limits`` and normalized."""
+    tv = type(v)
+    # The common scalars directly: set is a hot path.
+    if tv is float:
+        if v - v == 0.0:  # type: ignore[operator]  # finite
+            return v + 0.0  # type: ignore[operator]  # -0.0 becomes 0.0
+    elif (
+        (tv is str and v.isascii() and 6 * len(v) < limits.max_bytes)  # type: ignore[attr-defined,arg-type]
+        or (tv is int and -_INT64 < v < _INT64)  # type: ignore[operator]
+        or v is None
+        or tv is bool
+    ):
+        return v
+    try:
+        return check_tuple((v,), limits)[0]
+    except InvalidValue as exc:
+        exc.path = f'["{tag}"]' + exc.path[3:]  # the value's path, under its tag
+        exc.args = (f"{exc.path}: {exc.reason}",)
+        raise
 
 
 def _check_limit(limit: object) -> None:

@@ -9,19 +9,35 @@ hash slots by :class:`PartitionedRedisSpace` and :class:`AsyncPartitionedRedisSp
 from .._extras import missing as _missing
 
 try:
-    from ._redis_async import AsyncPartitionedRedisSpace, AsyncRedisSpace, AsyncRedisTransaction
+    from ._redis_async import (
+        AsyncPartitionedRedisSpace,
+        AsyncRedisRecord,
+        AsyncRedisRecordWatch,
+        AsyncRedisSpace,
+        AsyncRedisTransaction,
+    )
     from ._redis_rules_async import AsyncRedisRules
     from ._redis_rules_sync import RedisRules
-    from ._redis_sync import PartitionedRedisSpace, RedisSpace, RedisTransaction
+    from ._redis_sync import (
+        PartitionedRedisSpace,
+        RedisRecord,
+        RedisRecordWatch,
+        RedisSpace,
+        RedisTransaction,
+    )
 except ModuleNotFoundError as exc:
     raise _missing("redis", exc) from exc
 
 __all__ = [
     "AsyncPartitionedRedisSpace",
+    "AsyncRedisRecord",
+    "AsyncRedisRecordWatch",
     "AsyncRedisRules",
     "AsyncRedisSpace",
     "AsyncRedisTransaction",
     "PartitionedRedisSpace",
+    "RedisRecord",
+    "RedisRecordWatch",
     "RedisRules",
     "RedisSpace",
     "RedisTransaction",

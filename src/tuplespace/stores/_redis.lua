@@ -329,6 +329,276 @@ local function pending(n)
   return out
 end
 
+--[[ _records ]]
+-- What the scripts marked "+records" share besides the prelude (the others do not
+-- define it, so that a step on tuples costs Redis nothing more for records).
+-- Records (see docs/scaling.md, Records): ``rec`` maps each record's rid to its
+-- version and path ("<version> <path>"), a newline, its fields, a newline and its index
+-- keys joined by newlines: ``ra`` (every record) and ``rx:<tag>:<value>`` (sorted sets of
+-- rids, score = rid).  The fields are "<tag>\t<encoding of the value>" joined by \31, in
+-- the order the tags were first set (canonical JSON holds neither a tab nor a control
+-- character).  ``rpath`` maps paths to rids, ``rn`` holds the latest rid and ``rexp``
+-- scores the leased ones by their expiry.  Containment: ``rk:<rid>`` maps each tag of a
+-- record holding the address of another to that one's rid, ``rc:<rid>`` each record
+-- containing it to how many of its fields do.  Their events are logged as "r.<kind>",
+-- "<rid> <version> <path>", a newline, the tag, a newline and the value's encoding; each
+-- script that changes a record publishes "R" on the channel.  The path a record moved
+-- from answers for it while its redirection lasts: ``rdir`` maps it to the rid,
+-- ``rdirexp`` scores it by its end (none: as long as the record lives), ``rd:<rid>``
+-- holds the paths redirected to a record.  Capabilities: ``caps`` maps each token to
+-- "<rid> <operations joined by commas>", ``capexp`` scores those with a lease by their
+-- end, ``rcaps:<rid>`` holds a record's tokens and ``ro`` maps a rid to the token of its
+-- read-only handle.  A script given a record as "$<token>" acts on the capability's
+-- record while the capability lasts.  Credit, in units of 1e-9 (an integer): ``rcr``
+-- maps a rid to what the record holds, ``acct`` a principal to its balance.
+local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
+local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
+local CAPS, CAPEXP, RO = P .. ':caps', P .. ':capexp', P .. ':ro'
+local RCR, ACCT = P .. ':rcr', P .. ':acct'
+local FIELD = '([^\t\31]+)\t([^\31]+)'
+local rchanged = false
+
+local function rsplit(kept)
+  local a = string.find(kept, '\n', 1, true)
+  local b = string.find(kept, '\n', a + 1, true)
+  local version, path = string.match(string.sub(kept, 1, a - 1), '^(%d+) (.*)$')
+  return version, path, string.sub(kept, a + 1, b - 1), string.sub(kept, b + 1)
+end
+
+local function rlog(kind, rid, version, path, tag, value)
+  log('r.' .. kind, rid .. ' ' .. version .. ' ' .. path .. '\n' .. tag .. '\n' .. value)
+  rchanged = true
+end
+
+local function ralive(rid)
+  local e = redis.call('ZSCORE', REXP, rid)
+  return (not e) or tonumber(e) > now
+end
+
+-- The record ``rid`` if it is there and alive, else false.
+local function rget(rid)
+  return rid and ralive(rid) and redis.call('HGET', REC, rid)
+end
+
+-- The index key of a field (as encode_record makes it).
+local function fkey(tag, enc)
+  if #enc > 64 then
+    enc = '#' .. redis.sha1hex(enc)
+  end
+  return 'rx:' .. tag .. ':' .. enc
+end
+
+local function rkeys(fields)
+  local keys = {'ra'}
+  for tag, enc in string.gmatch(fields, FIELD) do
+    keys[#keys + 1] = fkey(tag, enc)
+  end
+  return table.concat(keys, '\n')
+end
+
+-- Store the new record ``rid``.
+local function rstore(rid, path, fields)
+  local keys = rkeys(fields)
+  redis.call('HSET', REC, rid, '1 ' .. path .. '\n' .. fields .. '\n' .. keys)
+  redis.call('HSET', RPATH, path, rid)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZADD', P .. ':' .. k, rid, rid)
+  end
+end
+
+-- Set the field ``tag`` of the record ``rid`` to the encoding ``enc`` (an update event),
+-- unless it would have more than ``most`` fields; its new version, or false.
+local function rwrite(rid, tag, enc, most)
+  local version, path, fields, keys = rsplit(redis.call('HGET', REC, rid))
+  local out, old = {}, nil
+  for t, e in string.gmatch(fields, FIELD) do
+    if t == tag then
+      old, e = e, enc
+    end
+    out[#out + 1] = t .. '\t' .. e
+  end
+  if not old then
+    if most and #out >= most then
+      return false
+    end
+    out[#out + 1] = tag .. '\t' .. enc
+  else
+    redis.call('ZREM', P .. ':' .. fkey(tag, old), rid)
+  end
+  redis.call('ZADD', P .. ':' .. fkey(tag, enc), rid, rid)
+  fields = table.concat(out, '\31')
+  version = tonumber(version) + 1
+  redis.call('HSET', REC, rid, version .. ' ' .. path .. '\n' .. fields .. '\n' .. rkeys(fields))
+  rlog('update', rid, version, path, tag, enc)
+  return version
+end
+
+local function link(rid, tag, child)
+  redis.call('HSET', P .. ':rk:' .. rid, tag, child)
+  redis.call('HINCRBY', P .. ':rc:' .. child, rid, 1)
+end
+
+local function unlink(rid, tag)
+  local child = redis.call('HGET', P .. ':rk:' .. rid, tag)
+  if child then
+    redis.call('HDEL', P .. ':rk:' .. rid, tag)
+    if redis.call('HINCRBY', P .. ':rc:' .. child, rid, -1) <= 0 then
+      redis.call('HDEL', P .. ':rc:' .. child, rid)
+    end
+  end
+end
+
+-- Whether the record ``from`` is ``target`` or contains it, directly or through others.
+local function reaches(from, target)
+  local seen, stack = {}, {from}
+  while #stack > 0 do
+    local x = table.remove(stack)
+    if x == target then
+      return true
+    end
+    if not seen[x] then
+      seen[x] = true
+      for _, child in ipairs(redis.call('HVALS', P .. ':rk:' .. x)) do
+        stack[#stack + 1] = child
+      end
+    end
+  end
+  return false
+end
+
+-- One more than the highest level of the records ``rid`` contains, 0 if none.
+local function level(rid)
+  local top = 0
+  for _, child in ipairs(redis.call('HVALS', P .. ':rk:' .. rid)) do
+    top = math.max(top, level(child) + 1)
+  end
+  return top
+end
+
+-- The fields of the records containing ``rid`` that hold it, as {container, tag}.
+local function holders(rid)
+  local out = {}
+  for _, c in ipairs(redis.call('HKEYS', P .. ':rc:' .. rid)) do
+    local links = redis.call('HGETALL', P .. ':rk:' .. c)
+    for i = 1, #links, 2 do
+      if links[i + 1] == rid then
+        out[#out + 1] = {c, links[i]}
+      end
+    end
+  end
+  return out
+end
+
+-- Check the links "<tag> <rid> <path>" (joined by newlines) that a caller resolved: each
+-- record is alive and still at that path.  {tag, rid} of each, or false.
+local function checked_links(text)
+  local out = {}
+  for tag, rid, path in string.gmatch(text, '(%S+) (%d+) ([^\n]+)') do
+    local kept = rget(rid)
+    if not kept or select(2, rsplit(kept)) ~= path then
+      return false
+    end
+    out[#out + 1] = {tag, rid}
+  end
+  return out
+end
+
+local function drop_cap(token)
+  local cap = redis.call('HGET', CAPS, token)
+  if cap then
+    local rid = string.match(cap, '^(%d+)')
+    redis.call('SREM', P .. ':rcaps:' .. rid, token)
+    if redis.call('HGET', RO, rid) == token then
+      redis.call('HDEL', RO, rid)
+    end
+    redis.call('HDEL', CAPS, token)
+    redis.call('ZREM', CAPEXP, token)
+  end
+end
+
+-- The rid a handle names: its record's ("<rid>"), or its capability's ("$<token>")
+-- while the capability lasts; else false and why ('revoked' or 'expired').
+local function rresolve(ref)
+  if string.sub(ref, 1, 1) ~= '$' then
+    return ref
+  end
+  local token = string.sub(ref, 2)
+  local cap = redis.call('HGET', CAPS, token)
+  if not cap then
+    return false, 'revoked'
+  end
+  local e = redis.call('ZSCORE', CAPEXP, token)
+  if e and tonumber(e) <= now then
+    return false, 'expired'
+  end
+  return string.match(cap, '^(%d+)')
+end
+
+local function drop_redirect(path)
+  local rid = redis.call('HGET', RDIR, path)
+  if rid then
+    redis.call('SREM', P .. ':rd:' .. rid, path)
+    redis.call('HDEL', RDIR, path)
+    redis.call('ZREM', RDIREXP, path)
+  end
+end
+
+-- Remove the record ``rid`` (an event of ``kind``): {version, path, fields}, or false.
+-- The records it contains are contained by one record less; the fields that held it
+-- become null (an update event each).
+local function rremove(rid, kind)
+  local kept = redis.call('HGET', REC, rid)
+  if not kept then
+    return false
+  end
+  local version, path, fields, keys = rsplit(kept)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZREM', P .. ':' .. k, rid)
+  end
+  redis.call('HDEL', REC, rid)
+  redis.call('HDEL', RPATH, path)
+  redis.call('ZREM', REXP, rid)
+  redis.call('HDEL', RCR, rid)
+  for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
+    drop_redirect(from)
+  end
+  for _, token in ipairs(redis.call('SMEMBERS', P .. ':rcaps:' .. rid)) do
+    drop_cap(token)
+  end
+  for _, tag in ipairs(redis.call('HKEYS', P .. ':rk:' .. rid)) do
+    unlink(rid, tag)
+  end
+  rlog(kind, rid, version, path, '', '')
+  for _, held in ipairs(holders(rid)) do
+    unlink(held[1], held[2])
+    rwrite(held[1], held[2], 'null')
+  end
+  return {version, path, fields}
+end
+
+local function expire_records()
+  for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
+    rremove(rid, 'expire')
+  end
+  for _, path in ipairs(redis.call('ZRANGEBYSCORE', RDIREXP, '-inf', now, 'LIMIT', 0, 64)) do
+    drop_redirect(path)
+  end
+end
+
+-- Capabilities whose lease ended are dropped by the scripts that count them (a handle on
+-- one learns it expired until then).
+local function expire_caps()
+  for _, token in ipairs(redis.call('ZRANGEBYSCORE', CAPEXP, '-inf', now, 'LIMIT', 0, 64)) do
+    drop_cap(token)
+  end
+end
+
+local function tell_records()
+  if rchanged then
+    redis.call('SPUBLISH', CH, 'R')
+  end
+end
+
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
 if redis.call('EXISTS', CFG) == 0 then
@@ -552,9 +822,12 @@ end
 tell_room()
 return data and 1 or 0
 
---[[ statistics ]]
+--[[ statistics +records ]]
 expire_due()
+expire_records()
+expire_caps()
 tell_room()
+tell_records()
 return {
   live_count(),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
@@ -566,16 +839,30 @@ return {
   redis.call('ZCARD', TXEXP),
   redis.call('HGET', CNT, 'commits') or '0',
   redis.call('HGET', CNT, 'aborts') or '0',
+  redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
+  redis.call('HLEN', CAPS),
+  redis.call('HLEN', ACCT),
 }
 
---[[ events ]]
+--[[ events +records ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
 -- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
--- the next lease ends (-1: none), the id of the latest tuple (every tuple of a later id
--- was written after the latest event), then seq, kind, encoding and time of each event after.
+-- the next lease of a tuple or a record ends (-1: none), the id of the latest tuple (every
+-- tuple of a later id was written after the latest event), then seq, kind, encoding and
+-- time of each event after.
 expire_due()
+expire_records()
 tell_room()
-local out = {ev_last, ev_first, next_expiry(), redis.call('GET', SEQ) or '0'}
+tell_records()
+local soonest = next_expiry()
+local first = redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')
+if first[2] then
+  local ms = math.max(tonumber(first[2]) - now, 0)
+  if soonest == '-1' or ms < tonumber(soonest) then
+    soonest = string.format('%.17g', ms)
+  end
+end
+local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0'}
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]
@@ -733,10 +1020,12 @@ local expires = now + tonumber(ARGV[2])
 redis.call('ZADD', TXEXP, expires, ARGV[1])
 return string.format('%.17g', expires)
 
---[[ expire ]]
--- Run out the leases that have ended (of tuples, registered takes and transactions).
+--[[ expire +records ]]
+-- Run out the leases that have ended (of tuples, registered takes, transactions and records).
 expire_due()
+expire_records()
 tell_room()
+tell_records()
 return 1
 
 --[[ rule_add ]]
@@ -852,3 +1141,331 @@ end
 redis.call('HSET', CFG, 'fired', seq)
 tell_room()
 return pending(ARGV[4])
+
+--[[ rcreate +records ]]
+-- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
+-- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}, {'exists'} if a record has
+-- the path, {'retry'} if a record linked to moved or ended meanwhile.
+expire_records()
+local path = ARGV[1]
+local links = checked_links(ARGV[4])
+local out
+if rget(redis.call('HGET', RPATH, path)) then
+  out = {'exists'}
+elseif not links then
+  out = {'retry'}
+else
+  drop_redirect(path)  -- a record created at a path a record moved from takes it over
+  local rid = redis.call('INCR', RN)
+  rstore(rid, path, ARGV[3])
+  for _, l in ipairs(links) do
+    link(rid, l[1], l[2])
+  end
+  if ARGV[2] ~= '' then
+    redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
+  end
+  if ARGV[5] ~= '' then
+    redis.call('HSET', RCR, rid, ARGV[5])
+  end
+  rlog('create', rid, 1, path, '', ARGV[3])
+  out = {rid}
+end
+tell_records()
+return out
+
+--[[ rget +records ]]
+-- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
+-- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
+-- records contain it, its level (0 unless asked), the credit it holds}, {} if no record
+-- is there, {'revoked'} or {'expired'} if the capability has ended.
+expire_records()
+tell_records()
+local rid, why = ARGV[2], nil
+if ARGV[1] == 'rid' then
+  rid, why = rresolve(ARGV[2])
+  if not rid then
+    return {why}
+  end
+elseif ARGV[1] == 'path' then
+  rid = redis.call('HGET', RPATH, ARGV[2])
+  if not rget(rid) then
+    local e = redis.call('ZSCORE', RDIREXP, ARGV[2])
+    rid = (not e or tonumber(e) > now) and redis.call('HGET', RDIR, ARGV[2])
+  end
+end
+local kept = rget(rid)
+if not kept then
+  return {}
+end
+local e = redis.call('ZSCORE', REXP, rid)
+return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.call('HLEN', P .. ':rc:' .. rid),
+  ARGV[3] == '1' and level(rid) or 0, redis.call('HGET', RCR, rid) or '0'}
+
+--[[ rset +records ]]
+-- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
+-- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
+-- version}; {} if the record is gone, {'full'} if it has that many fields already,
+-- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
+-- ended meanwhile; {'revoked'} or {'expired'} if the capability has ended.
+expire_records()
+local rid, why = rresolve(ARGV[1])
+local tag = ARGV[2]
+local links = checked_links(ARGV[5])
+local out
+if not rid then
+  out = {why}
+elseif not rget(rid) then
+  out = {}
+elseif not links then
+  out = {'retry'}
+elseif links[1] and reaches(links[1][2], rid) then
+  out = {'cycle'}
+else
+  local held = redis.call('HGET', P .. ':rk:' .. rid, tag)
+  local version = rwrite(rid, tag, ARGV[3], tonumber(ARGV[4]))
+  if not version then
+    out = {'full'}
+  else
+    if held then
+      unlink(rid, tag)
+    end
+    if links[1] then
+      link(rid, tag, links[1][2])
+    end
+    out = {version}
+  end
+end
+tell_records()
+return out
+
+--[[ rdestroy +records ]]
+-- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
+-- even if records contain it.  {version, path, fields} of the record removed, {'retry'}
+-- if its version is another, {'inuse'} if records contain it, {} if it is gone,
+-- {'revoked'} or {'expired'} if the capability has ended.
+expire_records()
+local rid, why = rresolve(ARGV[1])
+local kept = rid and rget(rid)
+local out = {}
+if not rid then
+  out = {why}
+elseif kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
+  out = {'retry'}
+elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. rid) == 1 then
+  out = {'inuse'}
+elseif kept then
+  out = rremove(rid, 'destroy')
+end
+tell_records()
+return out
+
+--[[ rmove +records ]]
+-- ARGV: rid, its new path, how many ms the old path redirects to it ('': as long as it
+-- lives; '0': not at all), the start of the addresses of the space's records.  {its new
+-- version}, {'exists'} if a record has the path, {} if it is gone.  The fields that hold
+-- it get its new address (an update event each).
+expire_records()
+local rid, to = ARGV[1], ARGV[2]
+local kept = rget(rid)
+local out = {}
+if kept and rget(redis.call('HGET', RPATH, to)) then
+  out = {'exists'}
+elseif kept then
+  local version, path, fields, keys = rsplit(kept)
+  version = tonumber(version) + 1
+  redis.call('HSET', REC, rid, version .. ' ' .. to .. '\n' .. fields .. '\n' .. keys)
+  redis.call('HDEL', RPATH, path)
+  redis.call('HSET', RPATH, to, rid)
+  drop_redirect(to)
+  if ARGV[3] ~= '0' then
+    redis.call('HSET', RDIR, path, rid)
+    redis.call('SADD', P .. ':rd:' .. rid, path)
+    if ARGV[3] ~= '' then
+      redis.call('ZADD', RDIREXP, now + tonumber(ARGV[3]), path)
+    end
+  end
+  rlog('move', rid, version, to, '', '"' .. path .. '"')
+  for _, held in ipairs(holders(rid)) do
+    rwrite(held[1], held[2], '{"$uri":"' .. ARGV[4] .. to .. '"}')
+  end
+  out = {version}
+end
+tell_records()
+return out
+
+--[[ rtop +records ]]
+-- ARGV: the rid to continue after, how many records to look at.  {the rid to continue
+-- after ('': none left), then the path of each record alive that no record contains}.
+expire_records()
+tell_records()
+local batch = tonumber(ARGV[2])
+local rids = redis.call('ZRANGEBYSCORE', P .. ':ra', '(' .. ARGV[1], '+inf', 'LIMIT', 0, batch)
+local out = {rids[batch] or ''}
+for _, rid in ipairs(rids) do
+  if ralive(rid) and redis.call('EXISTS', P .. ':rc:' .. rid) == 0 then
+    out[#out + 1] = select(2, rsplit(redis.call('HGET', REC, rid)))
+  end
+end
+return out
+
+--[[ rrenew +records ]]
+-- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
+-- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'} or
+-- {'expired'} if the capability has ended.
+expire_records()
+tell_records()
+local rid, why = rresolve(ARGV[1])
+if not rid then
+  return {why}
+end
+if not rget(rid) then
+  return {0}
+end
+if ARGV[2] == '' then
+  redis.call('ZREM', REXP, rid)
+elseif ARGV[2] ~= 'keep' then
+  redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
+end
+if ARGV[3] ~= '' then
+  redis.call('HINCRBY', RCR, rid, ARGV[3])
+end
+return {1}
+
+--[[ rgrant +records ]]
+-- ARGV: rid, the operations joined by commas, the lease in ms ('' for none), a new
+-- token, 'ro' for the record's read-only handle (the one it has, if any).  {token},
+-- or {} if the record is gone.
+expire_records()
+tell_records()
+local rid = ARGV[1]
+if not rget(rid) then
+  return {}
+end
+if ARGV[5] == 'ro' then
+  local token = redis.call('HGET', RO, rid)
+  if token then
+    return {token}
+  end
+  redis.call('HSET', RO, rid, ARGV[4])
+end
+redis.call('HSET', CAPS, ARGV[4], rid .. ' ' .. ARGV[2])
+redis.call('SADD', P .. ':rcaps:' .. rid, ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('ZADD', CAPEXP, now + tonumber(ARGV[3]), ARGV[4])
+end
+return {ARGV[4]}
+
+--[[ rcap +records ]]
+-- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for
+-- none)}, or {'revoked'} or {'expired'} if the capability has ended.
+expire_records()
+tell_records()
+local rid, why = rresolve('$' .. ARGV[1])
+if not rid then
+  return {why}
+end
+local e = redis.call('ZSCORE', CAPEXP, ARGV[1])
+return {rid, string.match(redis.call('HGET', CAPS, ARGV[1]), ' (.*)$'),
+  e and string.format('%.17g', tonumber(e) - now) or ''}
+
+--[[ rrevoke +records ]]
+-- ARGV: a token.  End that capability.
+expire_records()
+tell_records()
+drop_cap(ARGV[1])
+return 1
+
+--[[ rscan +records ]]
+-- ARGV: how many candidates to look at, then groups of: the rid to continue after, the
+-- index keys whose intersection holds the candidates, ''.  For each group, at one
+-- instant: {the rid to continue after ('': none left), then rid and what ``rec``
+-- keeps of each candidate alive}, oldest first.
+expire_records()
+tell_records()
+local batch = tonumber(ARGV[1])
+
+local function scan(after, first, last)
+  local others, driver, size = {}, nil, nil
+  for i = first, last do
+    local key = P .. ':' .. ARGV[i]
+    local n = redis.call('ZCARD', key)
+    if n == 0 then
+      return {''}
+    end
+    if not size or n < size then
+      if driver then
+        others[#others + 1] = driver
+      end
+      driver, size = key, n
+    else
+      others[#others + 1] = key
+    end
+  end
+  local rids = redis.call('ZRANGEBYSCORE', driver, '(' .. after, '+inf', 'LIMIT', 0, batch)
+  local out = {rids[batch] or ''}
+  for _, rid in ipairs(rids) do
+    local ok = ralive(rid)
+    for _, key in ipairs(others) do
+      if ok and not redis.call('ZSCORE', key, rid) then
+        ok = false
+      end
+    end
+    if ok then
+      out[#out + 1] = rid
+      out[#out + 1] = redis.call('HGET', REC, rid)
+    end
+  end
+  return out
+end
+
+local out, start = {}, 2
+for i = 2, #ARGV do
+  if ARGV[i] == '' then
+    out[#out + 1] = scan(ARGV[start], start + 1, i - 1)
+    start = i + 1
+  end
+end
+return out
+
+
+--[[ account +records ]]
+-- ARGV: a principal.  Its balance.
+return redis.call('HGET', ACCT, ARGV[1]) or '0'
+
+--[[ grant +records ]]
+-- ARGV: a principal, an amount, the most accounts the space keeps, the largest balance.
+-- {its new balance}, {'full'} if it would be an account past the most, {'large'} if the
+-- balance would be larger than allowed.
+local have = redis.call('HGET', ACCT, ARGV[1])
+if not have and redis.call('HLEN', ACCT) >= tonumber(ARGV[3]) then
+  return {'full'}
+end
+if tonumber(have or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
+  return {'large'}
+end
+return {tostring(redis.call('HINCRBY', ACCT, ARGV[1], ARGV[2]))}
+
+--[[ transfer +records ]]
+-- ARGV: source, target, an amount, the most accounts the space keeps, the largest
+-- balance.  {the new balance of source}, {'short', its balance} if it holds less,
+-- {'full'} or {'large'} as for grant.
+local function less(a, b)  -- of two integers written in decimal, without sign
+  if #a ~= #b then
+    return #a < #b
+  end
+  return a < b
+end
+local have = redis.call('HGET', ACCT, ARGV[1]) or '0'
+if less(have, ARGV[3]) then
+  return {'short', have}
+end
+local other = redis.call('HGET', ACCT, ARGV[2])
+if not other and redis.call('HLEN', ACCT) >= tonumber(ARGV[4]) then
+  return {'full'}
+end
+if ARGV[1] ~= ARGV[2] and tonumber(other or '0') + tonumber(ARGV[3]) > tonumber(ARGV[5]) then
+  return {'large'}
+end
+redis.call('HINCRBY', ACCT, ARGV[1], '-' .. ARGV[3])
+redis.call('HINCRBY', ACCT, ARGV[2], ARGV[3])
+return {redis.call('HGET', ACCT, ARGV[1])}

@@ -51,9 +51,10 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from .._codec import decode, encode
 from .._engine import EVENT_RETENTION_BYTES
 from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
+from .._events import Change
 from .._registry import Interest
-from .._templates import Template
-from .._values import DEFAULT_LIMITS, Tuple, Value, check_tuple, check_value
+from .._templates import RecordTemplate, Template
+from .._values import DEFAULT_LIMITS, Map, Tuple, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
@@ -70,11 +71,15 @@ __all__ = [
     "Waiter",
     "candidates",
     "connection_error",
+    "decode_change",
+    "decode_record",
+    "encode_record",
     "encode_tuple",
     "pack",
     "parse_url",
     "partition_of",
     "prefix",
+    "record_candidates",
     "route_of_template",
     "route_of_tuple",
 ]
@@ -111,13 +116,16 @@ _DURABILITIES = ("redis", "replicated")
 
 def _load_scripts() -> dict[str, str]:
     text = resources.files(__package__).joinpath("_redis.lua").read_text(encoding="utf-8")
-    prelude, *parts = re.split(r"^--\[\[ (\w+) \]\]\n", text, flags=re.MULTILINE)
-    return {parts[i]: prelude + parts[i + 1] for i in range(0, len(parts), 2)}
+    prelude, *parts = re.split(r"^--\[\[ (\w+)( \+records)? \]\]\n", text, flags=re.MULTILINE)
+    sections = {parts[i]: (bool(parts[i + 1]), parts[i + 2]) for i in range(0, len(parts), 3)}
+    records = sections.pop("_records")[1]
+    return {name: prelude + (records if marked else "") + body for name, (marked, body) in sections.items()}
 
 
 SCRIPTS = _load_scripts()
-"""The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, then
-one section per script)."""
+"""The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, what the
+scripts on records share, then one section per script, marked ``+records`` when it
+needs the second)."""
 
 SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for name, s in SCRIPTS.items()}
 """The SHA-1 of each script, by which ``EVALSHA`` runs it."""
@@ -349,6 +357,57 @@ def decode_tuple(data: bytes) -> Tuple:
     t = decode(data)
     assert isinstance(t, tuple)
     return t
+
+
+# -- records -------------------------------------------------------------------------------------
+
+
+def encode_record(fields: Mapping[str, Value]) -> bytes:
+    """The fields of a record as Redis keeps them: ``<tag>\\t<encoding>`` joined by
+    ``\\x1f``, in the order of the tags (canonical JSON holds neither a tab nor a
+    control character); the script that stores them indexes them."""
+    return b"\x1f".join(tag.encode() + b"\t" + encode(v) for tag, v in fields.items())
+
+
+def decode_fields(data: bytes) -> dict[str, Value]:
+    """The fields of a record from what Redis keeps of them."""
+    out: dict[str, Value] = {}
+    if data:
+        for item in data.split(b"\x1f"):
+            tag, _, value = item.partition(b"\t")
+            out[tag.decode()] = decode(value)
+    return out
+
+
+def decode_record(kept: bytes) -> tuple[int, str, dict[str, Value]]:
+    """The version, path and fields of a record from what Redis keeps of it."""
+    head, fields, _ = kept.split(b"\n", 2)
+    version, _, path = head.decode().partition(" ")
+    return int(version), path, decode_fields(fields)
+
+
+def decode_change(seq: int, kind: str, data: bytes, ms: int) -> tuple[int, Change]:
+    """A record's change, and its rid, from an entry of the log (kind ``r.<kind>``)."""
+    head, tag, value = data.split(b"\n", 2)
+    rid, version, path = head.decode().split(" ", 2)
+    kind = kind[2:]
+    v: Value = None
+    if kind == "create":
+        v = Map(decode_fields(value))
+    elif kind in ("update", "move"):  # the value set, the path left
+        v = decode(value)
+    return int(rid), Change(seq, kind, path, tag.decode() or None, v, int(version), ms / 1000.0)
+
+
+def record_candidates(template: RecordTemplate) -> list[str]:
+    """The index keys whose intersection holds the candidates of a record template:
+    those of its fields that are plain str or int values (every record without any)."""
+    keys = [
+        f"rx:{tag}:{_value_key(f)[0]}"
+        for tag, f in template.fields.items()
+        if type(f) is str or type(f) is int
+    ]
+    return keys or ["ra"]
 
 
 def pack(command: Iterable[str | bytes | int | float]) -> bytes:

@@ -22,11 +22,14 @@ import itertools
 import logging
 import os
 import random
+import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import Any, NamedTuple
+from urllib.parse import quote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -34,11 +37,22 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
+from .._capabilities import OPERATIONS, READ_ONLY
+from .._capabilities import operations as granted
+from .._codec import encode
+from .._credit import MAX_ACCOUNTS, check_principal, to_credit
 from .._errors import (
+    CapabilityRevoked,
+    ContainmentCycle,
     EventsLost,
+    InsufficientCredit,
     InvalidValue,
     LimitReached,
+    NotAllowed,
     NotSupported,
+    RecordExists,
+    RecordInUse,
+    RecordNotFound,
     SpaceClosed,
     SpaceFull,
     StoreError,
@@ -48,11 +62,16 @@ from .._errors import (
     TupleSpaceError,
     UnknownLease,
     Unreachable,
+    UnsupportedType,
+    ValueTooLarge,
 )
-from .._events import EVENT_KINDS, Event, check_existing
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
+from .._names import check_path, check_tag, path_prefix
+from .._record import RecordData, check_revocable
+from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
 from .._registry import Registry
-from .._templates import ANY, Template, compile_template
-from .._values import DEFAULT_LIMITS, Tuple, Value
+from .._templates import ANY, RecordTemplate, Template, compile_template
+from .._values import DEFAULT_LIMITS, URI, Credit, Map, Tuple, Value, handle_address
 from ..client._common import (
     AsyncLease,
     check_kinds,
@@ -75,12 +94,16 @@ from ._redis import (
     Writer,
     candidates,
     connection_error,
+    decode_change,
+    decode_record,
     decode_tuple,
+    encode_record,
     encode_tuple,
     pack,
     pairs,
     parse_url,
     prefix,
+    record_candidates,
     route_of_template,
     route_of_tuple,
 )
@@ -91,6 +114,8 @@ log = logging.getLogger("tuplespace")
 __all__ = [
     "AsyncPartitionedRedisSpace",
     "AsyncRedisCore",
+    "AsyncRedisRecord",
+    "AsyncRedisRecordWatch",
     "AsyncRedisSpace",
     "AsyncRedisSubscription",
     "AsyncRedisTransaction",
@@ -142,6 +167,142 @@ def _ms_int(seconds: float) -> str:
 
 def _seconds(ms: bytes) -> float | None:
     return float(ms) / 1000.0 if ms else None
+
+
+ROOT_URI = "tuplespace://local/"
+"""The base URI of the addresses of records kept in Redis (the node's, for an embedded space)."""
+_ROOT_OPERATIONS = frozenset({"read", "watch"})
+_FULL_OPERATIONS = OPERATIONS | {"move", "capability"}
+
+
+def _records_prefix(options: Options) -> str:
+    """The start of the addresses of the records of a space."""
+    return f"{ROOT_URI}spaces/{quote(options.space, safe='')}/"
+
+
+async def _create(
+    core: AsyncRedisCore,
+    path: str,
+    fields: dict[str, Value],
+    credit: Credit | int | str | None,
+    lease: float | None,
+) -> AsyncRedisRecord:
+    """Create the record ``path`` with the checked ``fields``; its handle."""
+    held = "" if credit is None else str(_nanos(credit, "credit"))
+    ms = _ms(check_lease(lease))
+    while True:
+        links = []
+        for tag, v in fields.items():
+            fields[tag], link = await _linked(core, tag, v)
+            if link:
+                links.append(link)
+        reply = await core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held])
+        if reply[0] == b"exists":
+            raise RecordExists(f"a record is at {path!r} already")
+        if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
+            return AsyncRedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+
+
+async def _linked(core: AsyncRedisCore, tag: str, v: Value) -> tuple[Value, str]:
+    """A field's value, and the link it is if it is the address of a record of this space
+    (``<tag> <rid> <path>``; "" if not): then the value is that record's current address.
+    The root and records that do not exist cannot be held."""
+    here = _records_prefix(core.options)
+    if type(v) is not URI or not str(v).startswith(here):
+        return v, ""
+    path = str(v)[len(here) :]
+    if path == "$":
+        raise InvalidValue("the root record $ cannot be contained in a record")
+    if path.startswith("$"):
+        return v, ""  # a capability's address: a value like any other
+    reply = await core.call("rget", ["path", path])
+    if not reply:
+        raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
+    current = decode_record(reply[1])[1]
+    return URI(here + current), f"{tag} {int(reply[0])} {current}"
+
+
+async def _checked(core: AsyncRedisCore, rid: int, reply: Any) -> Any:
+    """The reply of a script run on a handle's record: RecordNotFound if the record is
+    gone, CapabilityRevoked if the handle's capability has ended."""
+    if reply and reply[0] in (b"revoked", b"expired"):
+        if not await core.call("rget", ["rid", rid]):
+            raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
+        expired = reply[0] == b"expired"
+        raise CapabilityRevoked(
+            "the capability's lease ran out" if expired else "the capability was revoked", expired=expired
+        )
+    if not reply:
+        raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
+    return reply
+
+
+_MOST_NANOS = 1 << 62
+"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
+
+
+def _nanos(amount: object, name: str) -> int:
+    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
+    credit = to_credit(amount, name)
+    nanos = credit.scaleb(9)
+    if nanos != nanos.to_integral_value():
+        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
+    if nanos > _MOST_NANOS:
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
+            limit="credit",
+            maximum=_MOST_NANOS,
+        )
+    return int(nanos)
+
+
+def _credit(nanos: bytes | int) -> Credit:
+    """Credit counted in units of 1e-9, written with no more digits than it needs."""
+    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+
+
+def _balance(reply: Any) -> Credit:
+    """The balance a script ``grant`` or ``transfer`` answered (or why it refused)."""
+    if reply[0] == b"full":
+        raise LimitReached(
+            f"a space keeps at most {MAX_ACCOUNTS} accounts", limit="max_accounts", maximum=MAX_ACCOUNTS
+        )
+    if reply[0] == b"large":
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one account",
+            limit="credit",
+            maximum=_MOST_NANOS,
+        )
+    return _credit(reply[0])
+
+
+async def _log_start(core: AsyncRedisCore, since: int | None) -> tuple[int, list[Any]]:
+    """Where a reader of the space's log begins: after ``since`` (None: the latest
+    event), :class:`~tuplespace.EventsLost` if the log no longer reaches back there;
+    and the reply of the script ``events``."""
+    reply = await core.call("events", [0, 0])
+    last, first = int(reply[0]), int(reply[1])
+    since = last if since is None else since
+    if since > last:
+        raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+    oldest = first or last + 1
+    if since + 1 < oldest:
+        raise EventsLost(since + 1, oldest)
+    return since, reply
+
+
+def _matches(
+    reply: list[Any], template: RecordTemplate, below: str | None
+) -> tuple[list[tuple[int, int, str, dict[str, Value]]], int | None]:
+    """The records matching ``template`` below the path prefix ``below`` among those of
+    a group of the script ``rscan`` (rid, version, path, fields), and the rid to go on
+    after (None: no more)."""
+    found = []
+    for rid, kept in pairs(reply[1:]):
+        version, path, fields = decode_record(kept)
+        if (below is None or path.startswith(below)) and template.matches(fields):
+            found.append((rid, version, path, fields))
+    return found, int(reply[0]) if reply[0] else None
 
 
 def _held(reply: Any) -> Any:
@@ -213,8 +374,8 @@ class AsyncRedisCore:
         wait: Callable[[AsyncWake, float | None], Any],
         ping: Callable[[], Any],
         react: Callable[[], Any],
-        add_subscription: Callable[[AsyncRedisSubscription, AsyncWake], None],
-        remove_subscription: Callable[[AsyncRedisSubscription], None],
+        add_subscription: Callable[[AsyncRedisSubscription | AsyncRedisRecordWatch, AsyncWake], None],
+        remove_subscription: Callable[[AsyncRedisSubscription | AsyncRedisRecordWatch], None],
         add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
@@ -305,9 +466,16 @@ class AsyncRedisSpace:
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
         self._writers: deque[Writer[AsyncWake]] = deque()
-        self._subscriptions: dict[AsyncRedisSubscription, AsyncWake] = {}  # each with the wake of its gets
+        self._subscriptions: dict[
+            AsyncRedisSubscription | AsyncRedisRecordWatch, AsyncWake
+        ] = {}  # each with the wake of its gets
         self._transactions: dict[AsyncRedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
+        self._record_takers: list[_RecordTaker] = []  # the take_record calls waiting here, in arrival order
+        self._record_changes = 0  # how many changes of records this process was told of
+        self._round_changes = 0  # how many of them the latest round of record takes came after
+        self._record_rounds = AsyncLock()  # one round at a time
+        self._records_prefix = _records_prefix(options)
         self._tokens: set[int] = set()  # their tokens in Redis
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
         self._name = uuid.uuid4().hex
@@ -860,6 +1028,272 @@ class AsyncRedisSpace:
         )
         return opened_later(subscription)
 
+    # -- records ----------------------------------------------------------------------------------
+
+    async def create(
+        self,
+        path: str,
+        fields: Mapping[str, Value],
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> AsyncRedisRecord:
+        """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
+        its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
+        ``credit``: what the record holds; a space kept in Redis does not charge, so
+        ``principal`` pays nothing and the credit does not drain.
+        :class:`~tuplespace.RecordExists` if the path is taken."""
+        self._check_open()
+        check_path(path)
+        return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
+
+    async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRedisRecord:
+        """The handle of the record at the path or address ``ref`` (or ``"$"``, the root
+        record: ``TUPS`` and ``ME``); :class:`~tuplespace.RecordNotFound` if none is there."""
+        self._check_open()
+        ref = handle_address(ref) or ref
+        here = self._records_prefix
+        if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
+            text = str(ref)
+            if not text.startswith(here):
+                raise RecordNotFound(f"{text} is not an address in this space (its addresses start {here})")
+            ref = text[len(here) :]
+        elif not isinstance(ref, str):
+            raise UnsupportedType(
+                f"a record is named by a path, a URI, a str or a handle, not {type(ref).__name__}"
+            )
+        if ref == "$":
+            return AsyncRedisRecord(self.core, ROOT_RID, URI(here + "$"))
+        if ref.startswith("$cap/"):
+            reply = await self._call("rcap", [ref[5:]])
+            if reply[0] in (b"revoked", b"expired"):
+                expired = reply[0] == b"expired"
+                raise CapabilityRevoked(f"{here}{ref}: no capability has this address now", expired=expired)
+            allowed = frozenset(reply[1].decode().split(","))
+            return AsyncRedisRecord(self.core, int(reply[0]), URI(here + ref), ref[5:], allowed)
+        reply = await self._call("rget", ["path", ref])
+        if not reply:
+            check_path(ref)
+            raise RecordNotFound(f"no record at {ref!r}")
+        return AsyncRedisRecord(self.core, int(reply[0]), URI(here + decode_record(reply[1])[1]))
+
+    async def _matching(
+        self, template: RecordTemplate, under: str | None, after: int
+    ) -> tuple[list[tuple[int, int, str, dict[str, Value]]], int | None]:
+        """The records matching ``template`` below ``under`` among the next candidates
+        of a rid above ``after`` (rid, version, path, fields, oldest first), and the rid
+        to go on after (None: no more)."""
+        reply = await self._call("rscan", [BATCH, after, *record_candidates(template), ""])
+        return _matches(reply[0], template, path_prefix(under))
+
+    async def find(
+        self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
+    ) -> list[AsyncRedisRecord]:
+        """The records matching ``template`` below ``under``, oldest first, at most
+        ``limit`` (see :meth:`tuplespace.Space.find`).  The candidates are those holding
+        the template's str and int values (looked up in Redis's index); they are matched
+        in this process, 256 at a time."""
+        compiled = RecordTemplate(template)
+        check_limit(limit)
+        path_prefix(under)
+        out: list[AsyncRedisRecord] = []
+        after: int | None = 0
+        while after is not None and len(out) != limit:
+            found, after = await self._matching(compiled, under, after)
+            for rid, _, path, _ in found[: None if limit is None else limit - len(out)]:
+                out.append(AsyncRedisRecord(self.core, rid, URI(self._records_prefix + path)))
+        return out
+
+    async def try_take_record(
+        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+    ) -> RecordData | None:
+        """Remove the oldest record matching ``template`` below ``under`` and return what
+        it held, or None at once if none matches."""
+        compiled = RecordTemplate(template)
+        path_prefix(under)
+        return await self._take_record(compiled, under)
+
+    async def _take_record(
+        self, template: RecordTemplate, under: str | None, after: int = 0
+    ) -> RecordData | None:
+        """Take the oldest record matching ``template`` below ``under`` of a rid above ``after``."""
+        start: int | None = after
+        while start is not None:
+            found, more = await self._matching(template, under, start)
+            for rid, version, path, fields in found:
+                taken, changed = await self._take_changed(rid, version, path, fields)
+                if taken is not None:
+                    return taken
+                if changed:  # since it was matched: look at it again
+                    more = rid - 1
+                    break
+            start = more
+        return None
+
+    async def _take_changed(
+        self, rid: int, version: int, path: str, fields: dict[str, Value]
+    ) -> tuple[RecordData | None, bool]:
+        """Take the record ``rid`` if it is still at ``version`` and no record contains
+        it: what it held (or None), and whether it changed since that version."""
+        reply = await self._call("rdestroy", [rid, version, ""])
+        if not reply or reply[0] in (b"retry", b"inuse"):
+            return None, bool(reply) and reply[0] == b"retry"
+        return RecordData(URI(self._records_prefix + path), Map(fields), version), False
+
+    async def take_record(
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        timeout: float | None = None,
+    ) -> RecordData:
+        """Remove the oldest record matching ``template`` below ``under`` and return what
+        it held, waiting up to ``timeout`` seconds (None: forever) for a record to be
+        created or set so that it matches (:class:`~tuplespace.Timeout` after).  The
+        takes waiting in this process look in turn, in their order of arrival, after
+        each change of a record in any process; the first look to reach Redis wins."""
+        compiled = RecordTemplate(template)
+        path_prefix(under)
+        wait = check_timeout(timeout)
+        if wait == 0:
+            taken = await self._take_record(compiled, under)
+            if taken is None:
+                raise Timeout("no record matched")
+            return taken
+        deadline = None if wait is None else time.monotonic() + wait
+        await self._listen()  # from here on, every change of a record wakes the takers
+        taker = _RecordTaker(compiled, under)
+        with self._guard:
+            self._check_waiters()
+            self._record_takers.append(taker)
+        try:
+            while True:
+                taker.wake.clear()
+                with self._guard:
+                    if taker.result is not None:
+                        return taker.result
+                    if taker.error is not None:
+                        raise taker.error
+                    due = not taker.covered or self._round_changes < self._record_changes
+                if due:
+                    await self._record_round()
+                    continue
+                if deadline is not None and deadline <= time.monotonic():
+                    with self._guard:  # unless a round is taking a record for it
+                        if not taker.busy and taker.result is None:
+                            taker.error = Timeout("no record matched in time")
+                    continue
+                await self._wait(taker.wake, None if taker.busy else deadline)
+        finally:
+            with self._guard:
+                self._record_takers.remove(taker)
+
+    async def _record_round(self) -> None:
+        """One look for every take_record waiting here, in their order of arrival, at
+        the candidates of each read from Redis at one instant: the first taker a record
+        matches takes it.  A round runs once every change this process was told of."""
+        async with self._record_rounds:
+            with self._guard:
+                changes = self._record_changes
+                takers = [t for t in self._record_takers if t.result is None and t.error is None]
+                if all(t.covered for t in takers) and self._round_changes >= changes:
+                    return
+            groups: list[Any] = [BATCH]
+            for taker in takers:
+                groups.extend((0, *record_candidates(taker.template), ""))
+            reply = await self._call("rscan", groups)
+            taken: set[int] = set()
+            for taker, group in zip(takers, reply, strict=True):
+                found, more = _matches(group, taker.template, path_prefix(taker.under))
+                with self._guard:
+                    if taker.error is not None:  # it ended meanwhile
+                        continue
+                    taker.busy = True
+                got = None
+                try:
+                    for rid, version, path, fields in found:
+                        if rid not in taken:
+                            taken.add(rid)  # changed since the scan, it is looked at in the next round
+                            got = (await self._take_changed(rid, version, path, fields))[0]
+                            if got is not None:
+                                break
+                    if got is None and more is not None:  # more candidates than one scan brings
+                        got = await self._take_record(taker.template, taker.under, more)
+                finally:  # also when the round fails: the taker waits, or times out, again
+                    with self._guard:
+                        taker.covered, taker.busy, taker.result = True, False, got
+                        taker.wake.set()
+            with self._guard:
+                self._round_changes = max(self._round_changes, changes)
+                for t in self._record_takers:
+                    t.wake.set()
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncRedisRecordWatch:
+        """The changes of every record below ``under`` (None: all), of the kinds in
+        ``events``, from every process, read from the space's log in Redis; arguments
+        as for :meth:`subscribe`."""
+        self._check_open()
+        kinds = frozenset({events} if isinstance(events, str) else events)
+        if not kinds or not kinds <= CHANGE_KINDS:
+            raise InvalidValue(
+                f"events must be a non-empty subset of {sorted(CHANGE_KINDS)}, got {sorted(kinds)}"
+            )
+        watch = AsyncRedisRecordWatch(
+            self.core,
+            None,
+            None,
+            path_prefix(under),
+            kinds,
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_later(watch)
+
+    async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
+        """Add ``amount`` to the credit account of ``principal``; its new balance.  A
+        space kept in Redis counts credit to 1e-9, and holds at most 2**62 of those in
+        an account."""
+        check_principal(principal)
+        return _balance(
+            await self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS])
+        )
+
+    async def account(self, principal: str) -> Credit:
+        """The credit of ``principal`` (0 for an account never granted any)."""
+        check_principal(principal)
+        return _credit(await self._call("account", [principal]))
+
+    async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
+        """Move ``amount`` (more than 0) from the account of ``source`` to that of
+        ``target``, at once, all or nothing; the new balance of ``source``
+        (:class:`~tuplespace.InsufficientCredit` if it holds less)."""
+        check_principal(source)
+        check_principal(target)
+        credit = to_credit(amount, "amount")
+        if not credit:
+            raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
+        reply = await self._call(
+            "transfer", [source, target, _nanos(credit, "amount"), MAX_ACCOUNTS, _MOST_NANOS]
+        )
+        if reply[0] == b"short":
+            available = _credit(reply[1])
+            raise InsufficientCredit(
+                f"{source!r} holds {available} credit; this costs {credit}",
+                principal=source,
+                needed=Credit(credit),
+                available=available,
+            )
+        return _balance(reply)
+
     # -- leases ---------------------------------------------------------------------------------------
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
@@ -891,12 +1325,14 @@ class AsyncRedisSpace:
     def _check_waiters(self) -> None:
         self._check_open()
         most = self._options.max_waiters
-        if self._waiters.count + len(self._writers) + self._handed_takers >= most:
+        if self._waiters.count + len(self._writers) + self._handed_takers + len(self._record_takers) >= most:
             raise LimitReached(
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
 
-    def _add_subscription(self, subscription: AsyncRedisSubscription, wake: AsyncWake) -> None:
+    def _add_subscription(
+        self, subscription: AsyncRedisSubscription | AsyncRedisRecordWatch, wake: AsyncWake
+    ) -> None:
         with self._guard:
             self._check_open()
             most = self._options.max_subscribers
@@ -908,7 +1344,7 @@ class AsyncRedisSpace:
                 )
             self._subscriptions[subscription] = wake
 
-    def _remove_subscription(self, subscription: AsyncRedisSubscription) -> None:
+    def _remove_subscription(self, subscription: AsyncRedisSubscription | AsyncRedisRecordWatch) -> None:
         with self._guard:
             self._subscriptions.pop(subscription, None)
 
@@ -1007,7 +1443,7 @@ class AsyncRedisSpace:
                 self._listener = None
                 self._pubsub = None
                 error = connection_error(self._options, exc, False)
-                for w in [*self._waiters, *self._writers]:
+                for w in [*self._waiters, *self._writers, *self._record_takers]:
                     w.error = error
                     w.wake.set()
                 for wake in self._subscriptions.values():
@@ -1020,6 +1456,10 @@ class AsyncRedisSpace:
         head, _, body = data.partition(b" ")
         if head == b"r":
             self._room(int(body))
+        elif head == b"R":  # a record changed: the takers waiting here look again, in turn
+            self._record_changes += 1
+            for waiting in self._record_takers:
+                waiting.wake.set()
         elif self._waiters.count:
             seq, _, taker = head.partition(b">")
             if not taker:
@@ -1193,6 +1633,8 @@ class AsyncRedisSpace:
                 "subscribers": len(self._subscriptions),
                 "waiters": self._waiters.count + len(self._writers) + self._handed_takers,
                 "waiting_writers": len(self._writers),
+                "record_takers": len(self._record_takers),
+                "records_held": 0,
                 "capacity": self._options.capacity,
                 "order": self._options.order,
                 "closed": self._closed,
@@ -1210,8 +1652,14 @@ class AsyncRedisSpace:
             txns,
             commits,
             aborts,
+            records,
+            capabilities,
+            accounts,
         ) = await self._call("statistics", [])
         return {
+            "records": records,
+            "capabilities": capabilities,
+            "accounts": accounts,
             "transactions": txns,
             "commits": int(commits),
             "aborts": int(aborts),
@@ -1233,7 +1681,7 @@ class AsyncRedisSpace:
                 return
             self._closed = True
             error = SpaceClosed("the space was closed while waiting")
-            for w in [*self._waiters, *self._writers]:
+            for w in [*self._waiters, *self._writers, *self._record_takers]:
                 w.error = error
                 w.wake.set()
             subscriptions = list(self._subscriptions)
@@ -1501,6 +1949,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
+            # The records are the first partition's, their takers this object's.
+            total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}
 
     async def close(self) -> None:
@@ -1919,14 +2369,7 @@ class AsyncRedisSubscription(AsyncOpenable):
             await core.listen()  # from here on, every logged change wakes a waiting get
             core.add_subscription(self, self._wake)
             try:
-                reply = await core.call("events", [0, 0])
-                last, first = int(reply[0]), int(reply[1])
-                since = last if self._since is None else self._since
-                if since > last:
-                    raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
-                oldest = first or last + 1
-                if since + 1 < oldest:
-                    raise EventsLost(since + 1, oldest)
+                since, reply = await _log_start(core, self._since)
             except BaseException:
                 core.remove_subscription(self)
                 raise
@@ -2055,6 +2498,474 @@ class AsyncRedisSubscription(AsyncOpenable):
         self._wake.set()
 
     async def __aenter__(self) -> AsyncRedisSubscription:
+        await self._open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
+
+
+class _RecordTaker:
+    """A :meth:`AsyncRedisSpace.take_record` waiting in this process, looked for by the
+    rounds of the space (see :meth:`AsyncRedisSpace._record_round`)."""
+
+    __slots__ = ("busy", "covered", "error", "result", "template", "under", "wake")
+
+    def __init__(self, template: RecordTemplate, under: str | None) -> None:
+        self.template = template
+        self.under = under
+        self.wake = AsyncWake()
+        self.covered = False  # whether a round has looked for it
+        self.busy = False  # whether a round is taking a record for it
+        self.result: RecordData | None = None
+        self.error: TupleSpaceError | None = None
+
+
+class _Loaded(NamedTuple):
+    """A record as read at one instant."""
+
+    version: int
+    fields: dict[str, Value]
+    lifetime: float | None
+    refcount: int
+    level: int
+    credit: Credit
+
+
+class AsyncRedisRecord:
+    """The handle of a record of a space kept in Redis; the methods of
+    :class:`~tuplespace.AsyncRecord` that such a space has (see docs/scaling.md).  It
+    names the record by its rid: after the record is destroyed or expired every call
+    raises :class:`~tuplespace.RecordNotFound`, even if a new record takes the path.
+    Each read and each set is one script in Redis (a value that is the address of a
+    record of the space is looked up first)."""
+
+    __slots__ = ("_core", "_operations", "_owner", "_ref", "address", "rid", "space", "token")
+
+    def __init__(
+        self,
+        core: AsyncRedisCore,
+        rid: int,
+        address: URI,
+        token: str | None = None,
+        allowed: frozenset[str] | None = None,
+        owner: bool = False,
+    ) -> None:
+        self._core = core
+        self.rid = rid
+        self.address = address
+        self.space = core.options.space
+        self.token = token  # a capability's, or None for a full handle
+        if allowed is None:
+            allowed = _ROOT_OPERATIONS if rid == ROOT_RID else _FULL_OPERATIONS
+        self._operations = allowed
+        self._owner = owner  # made by capability() or read_only(): it may revoke
+        self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
+
+    def __tuplespace_uri__(self) -> URI:
+        """Where a value goes, a handle is its address."""
+        return self.address
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """What this handle allows: for a capability a subset of ``read``, ``set``,
+        ``refresh``, ``clone``, ``destroy`` and ``watch``; a full handle may also
+        ``move`` the record and make ``capability`` handles; the root record's ``read``
+        and ``watch``."""
+        return self._operations
+
+    @property
+    def is_capability(self) -> bool:
+        return self.token is not None
+
+    async def _load(self, level: bool = False) -> _Loaded:
+        """The record's version, fields, seconds left of its lease (None: none), how many
+        records contain it and (if asked for) its level."""
+        if self.rid == ROOT_RID:
+            fields: dict[str, Value] = {"ME": URI(ROOT_URI), "TUPS": await self._top()}
+            return _Loaded(0, fields, None, 0, 0, Credit(0))
+        reply = await _checked(
+            self._core, self.rid, await self._core.call("rget", ["rid", self._ref, "1" if level else ""])
+        )
+        version, _, fields = decode_record(reply[1])
+        left = float(reply[2]) / 1000.0 if reply[2] else None
+        return _Loaded(version, fields, left, reply[3], reply[4], _credit(reply[5]))
+
+    async def _top(self) -> Map:
+        """The path and address of every record that no record contains, by path."""
+        here = str(self.address)[:-1]
+        found: dict[str, Value] = {}
+        after = b"0"
+        while after:
+            reply = await self._core.call("rtop", [after, BATCH])
+            for path in reply[1:]:
+                found[path.decode()] = URI(here + path.decode())
+            after = reply[0]
+        return Map(dict(sorted(found.items())))
+
+    def _value(self, tag: str, loaded: _Loaded) -> Value:
+        fields = loaded.fields
+        if tag in fields:
+            return fields[tag]
+        if not (isinstance(tag, str) and tag.startswith("$")):
+            check_tag(tag)
+            return None
+        if tag not in COMPUTED_TAGS:
+            raise InvalidValue(f"{tag!r} is not a computed tag; they are {', '.join(COMPUTED_TAGS)}")
+        if tag == "$PK":
+            return self.address
+        if self.rid == ROOT_RID:
+            return None
+        computed: dict[str, Value] = {
+            "$version": loaded.version,
+            "$credit": loaded.credit,
+            "$lifetime": loaded.lifetime,
+            "$refcount": loaded.refcount,
+        }
+        return computed.get(tag, loaded.level)
+
+    async def get(self, tag: str, default: Value = None) -> Value:
+        """The value of one field (a computed one for a tag starting with ``$``)."""
+        self._full("read")
+        loaded = await self._load(tag == "$level")
+        v = self._value(tag, loaded)
+        return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
+
+    async def view(self, *tags: str) -> tuple[Value, ...]:
+        """The values of several fields at one instant, in the order asked."""
+        self._full("read")
+        loaded = await self._load("$level" in tags)
+        return tuple(self._value(tag, loaded) for tag in tags)
+
+    async def all(self) -> Map:
+        """Every stored field, in the order the tags were first set."""
+        self._full("read")
+        return Map((await self._load()).fields)
+
+    async def tags(self) -> list[str]:
+        """The stored tags, in the order they were first set."""
+        self._full("read")
+        return list((await self._load()).fields)
+
+    async def snapshot(self) -> RecordData:
+        """The record's address, fields and version at one instant."""
+        self._full("read")
+        loaded = await self._load()
+        return RecordData(self.address, loaded.fields, loaded.version)
+
+    def _full(self, operation: str) -> None:
+        """NotAllowed unless this handle allows ``operation``."""
+        allowed = self._operations
+        if operation not in allowed:
+            what = "the root record $ cannot" if self.rid == ROOT_RID else "this handle does not allow"
+            raise NotAllowed(
+                f"{what} {operation} (it allows {', '.join(sorted(allowed))})",
+                operation=operation,
+                allowed=allowed,
+            )
+
+    async def set(self, tag: str, value: Value) -> int:
+        """Set one field, atomically; the record's new ``$version``."""
+        self._full("set")
+        check_tag(tag)
+        checked = check_field(tag, value, DEFAULT_LIMITS)
+        most = DEFAULT_LIMITS.max_fields
+        while True:
+            v, link = await _linked(self._core, tag, checked)
+            reply = await self._core.call("rset", [self._ref, tag, encode(v), most, link])
+            await _checked(self._core, self.rid, reply)
+            if reply[0] == b"full":
+                raise ValueTooLarge(
+                    f"the record has {most} tags already, the most it may have",
+                    limit="max_fields",
+                    maximum=most,
+                )
+            if reply[0] == b"cycle":
+                raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
+            if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
+                return int(reply[0])
+
+    async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
+        """Give the record the path ``path`` (its ``$version`` goes up; a ``move``
+        event).  For ``redirect_lease`` seconds (None: as long as the record lives; 0:
+        not at all) the old path opens it.  This handle's address follows; other
+        handles keep the address they were opened with, and still name the record.
+        :class:`~tuplespace.RecordExists` if a record has the path."""
+        self._full("move")
+        check_path(path)
+        redirect = "0" if redirect_lease == 0 else _ms(check_lease(redirect_lease, "redirect_lease"))
+        here = _records_prefix(self._core.options)
+        reply = await self._core.call("rmove", [self.rid, path, redirect, here])
+        if not reply:
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        if reply[0] == b"exists":
+            raise RecordExists(f"a record is at {path!r} already")
+        self.address = URI(here + path)
+
+    async def refresh(
+        self,
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> None:
+        """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
+        add ``credit`` to what it holds (a space kept in Redis does not charge: nobody
+        pays it, and it does not drain)."""
+        self._full("refresh")
+        if credit is None and lease is None:
+            raise InvalidValue("refresh needs credit= or lease=")
+        more = "" if credit is None else str(_nanos(credit, "credit"))
+        ms = "keep" if lease is None else _ms(check_lease(lease))
+        reply = await self._core.call("rrenew", [self._ref, ms, more])
+        if not (await _checked(self._core, self.rid, reply))[0]:
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+
+    async def clone(
+        self,
+        path: str,
+        credit: Credit | int | str | None = None,
+        lease: float | None = None,
+        *,
+        principal: str = DEFAULT_PRINCIPAL,
+    ) -> AsyncRedisRecord:
+        """A new record at ``path`` with this one's fields (read at one instant); its
+        handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
+        self._full("clone")
+        check_path(path)
+        return await _create(self._core, path, (await self._load()).fields, credit, lease)
+
+    async def destroy(self, force: bool = False) -> None:
+        """Remove the record (a ``destroy`` event).  A record that other records contain
+        raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
+        hold it become None (an ``update`` event each)."""
+        self._full("destroy")
+        reply = await self._core.call("rdestroy", [self._ref, "", "force" if force else ""])
+        await _checked(self._core, self.rid, reply)
+        if reply[0] == b"inuse":
+            raise RecordInUse(
+                f"{self.address} is contained by other records: destroy(force=True) empties their fields"
+            )
+
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> AsyncRedisRecordWatch:
+        """The record's changes, in order, from every process; it ends after the
+        record's ``destroy`` or ``expire``.  The root record's watch has the changes of
+        every record."""
+        self._full("watch")
+        root = self.rid == ROOT_RID
+        watch = AsyncRedisRecordWatch(
+            self._core,
+            None if root else self.rid,
+            None if root else self._ref,
+            None,
+            CHANGE_KINDS,
+            check_since(since),
+            check_max_pending(max_pending),
+            check_lease(lease),
+        )
+        return opened_later(watch)
+
+    async def capability(self, operations: Iterable[str], lease: float | None = None) -> AsyncRedisRecord:
+        """A new capability: a handle with an unguessable address of its own that
+        allows only ``operations`` (of ``read``, ``set``, ``refresh``, ``clone``,
+        ``destroy``, ``watch``), for ``lease`` seconds (None: until revoked)."""
+        self._full("capability")
+        return await self._grant(granted(operations), _ms(check_lease(lease)), "")
+
+    async def read_only(self) -> AsyncRedisRecord:
+        """The record's read-only handle (``$RO``): reads and watches, nothing else.
+        The same one every time, until it is revoked."""
+        self._full("capability")
+        return await self._grant(READ_ONLY, "", "ro")
+
+    async def _grant(self, allowed: frozenset[str], lease: str, ro: str) -> AsyncRedisRecord:
+        token = secrets.token_urlsafe(24)
+        reply = await self._core.call("rgrant", [self.rid, ",".join(sorted(allowed)), lease, token, ro])
+        if not reply:
+            raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        token = reply[0].decode()
+        address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
+        return AsyncRedisRecord(self._core, self.rid, address, token, allowed, owner=True)
+
+    async def revoke(self) -> None:
+        """End this capability (one made by :meth:`capability` or :meth:`read_only`):
+        every handle on its address raises :class:`~tuplespace.CapabilityRevoked` from now on."""
+        check_revocable(self.token is not None, self._owner, self._operations)
+        await self._core.call("rrevoke", [self.token])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncRedisRecord) and (other.rid, other.space, other.token) == (
+            self.rid,
+            self.space,
+            self.token,
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.rid)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.address)!r})"
+
+
+class AsyncRedisRecordWatch(AsyncOpenable):
+    """The changes of a record, or of the records below a path, of a space kept in
+    Redis: read from the space's log, as a subscription's events are, woken by the
+    space's listener.  It ends when closed, when its lease runs out, and, watching one
+    record, after that record's ``destroy`` or ``expire``."""
+
+    def __init__(
+        self,
+        core: AsyncRedisCore,
+        rid: int | None,
+        ref: str | None,
+        under: str | None,
+        kinds: frozenset[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        self._core = core
+        self._rid = rid
+        self._ref = ref  # how the scripts name the record watched (None: every record below under)
+        self._under = under
+        self._kinds = kinds
+        self._since = since
+        self._max_pending = max_pending
+        self._lease = lease
+        self._lease_end = AsyncLater()
+        self._wake = AsyncWake()
+        self._pending: deque[Change] = deque()
+        self._read = 0
+        self._last_seq = since or 0
+        self._delivered = 0
+        self._opening = AsyncLock()
+        self._opened = False
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last change delivered: resume with ``since=`` it."""
+        return self._last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Changes read ahead and delivered, and the last one."""
+        return {
+            "pending": len(self._pending),
+            "delivered": self._delivered,
+            "last_seq": self._last_seq,
+            "closed": self._closed,
+        }
+
+    async def _open(self) -> None:
+        async with self._opening:
+            if self._opened or self._closed:
+                return
+            core = self._core
+            await core.listen()
+            core.add_subscription(self, self._wake)
+            try:
+                if self._rid is not None and self._ref is not None:
+                    await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
+                self._read = self._last_seq = (await _log_start(core, self._since))[0]
+            except BaseException:
+                core.remove_subscription(self)
+                raise
+            self._opened = True
+            if self._lease is not None:
+                self._lease_end.schedule(self._lease, self.close)
+
+    async def _fetch(self) -> tuple[bool, float | None]:
+        """Read the next events of the log, keeping the changes asked for; whether any
+        was read, and the seconds until the next lease of the space ends (None: none)."""
+        reply = await self._core.call("events", [self._read, self._max_pending])
+        entries = reply[4:]
+        lost = None
+        if entries and int(entries[0]) > self._read + 1:
+            lost = EventsLost(self._read + 1, int(entries[0]))
+        under = self._under
+        for i in range(0, len(entries), 4):
+            seq, kind = int(entries[i]), entries[i + 1].decode()
+            self._read = seq
+            if kind.startswith("r.") and kind[2:] in self._kinds:
+                rid, change = decode_change(seq, kind, entries[i + 2], int(entries[i + 3]))
+                if rid == self._rid or (
+                    self._rid is None and (under is None or change.path.startswith(under))
+                ):
+                    self._pending.append(change)
+        if lost is not None:
+            raise lost
+        expiry = float(reply[2]) / 1000.0
+        return bool(entries), None if expiry < 0 else expiry
+
+    async def get(self, timeout: float | None = None) -> Change | None:
+        """The next change, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
+        after); None once the watch has ended."""
+        wait = check_timeout(timeout)
+        await self._open()
+        deadline = None if wait is None else time.monotonic() + wait
+        while not self._closed:
+            if self._pending:
+                change = self._pending.popleft()
+                self._delivered += 1
+                self._last_seq = change.seq
+                if self._rid is not None and change.kind in ("destroy", "expire"):
+                    await self.close()  # the record is gone: this was its last change
+                return change
+            self._wake.clear()
+            try:
+                read, expiry = await self._fetch()
+            except Exception:
+                if self._closed:
+                    break
+                raise
+            if read:
+                continue
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise Timeout("no change in time")
+            if expiry is not None:
+                left = expiry if left is None else min(left, expiry)
+            await self._core.wait(self._wake, None if left is None else time.monotonic() + left)
+        return None
+
+    def __aiter__(self) -> AsyncRedisRecordWatch:
+        return self
+
+    async def __anext__(self) -> Change:
+        change = await self.get()
+        if change is None:
+            raise StopAsyncIteration
+        return change
+
+    async def renew(self, lease: float | None) -> None:
+        """End the watch ``lease`` seconds from now (None: never)."""
+        seconds = check_lease(lease)
+        if self._closed:
+            raise UnknownLease("the watch has ended")
+        self._lease_end.cancel()
+        if seconds is not None:
+            self._lease_end.schedule(seconds, self.close)
+
+    async def close(self) -> None:
+        """End the watch: a waiting :meth:`get` returns None."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lease_end.cancel()
+        self._pending.clear()
+        self._core.remove_subscription(self)
+        self._wake.set()
+
+    async def __aenter__(self) -> AsyncRedisRecordWatch:
         await self._open()
         return self
 

@@ -170,9 +170,10 @@ class SyncOverAsync:
 
     def wrap(self, result: Any) -> Any:
         """``result`` with its async record handles and watches seen as sync ones."""
-        if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord, AsyncCoapRecord)):
+        handles, watches = _record_types()
+        if isinstance(result, handles):
             return SyncRecord(self, result)
-        if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)):
+        if isinstance(result, watches):
             return SyncRecordWatch(self, result)
         if isinstance(result, list):
             return [self.wrap(x) for x in result]
@@ -203,6 +204,18 @@ class SyncOverAsync:
             self._thread.join(PATIENCE)
             if not self._thread.is_alive():
                 self.loop.close()
+
+
+def _record_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """The classes of async record handles and of their watches: the embedded, remote
+    (over HTTP and CoAP) and, with the ``redis`` extra installed, Redis ones."""
+    handles: tuple[type, ...] = (ts.AsyncRecord, AsyncRemoteRecord, AsyncCoapRecord)
+    watches: tuple[type, ...] = (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)
+    try:
+        from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch
+    except ImportError:
+        return handles, watches
+    return (*handles, AsyncRedisRecord), (*watches, AsyncRedisRecordWatch)
 
 
 async def _opened(handle: Any) -> Any:
@@ -302,9 +315,7 @@ class SyncRecord:
     :class:`tuplespace.Record`: each awaited method runs on the adapter's loop (a watch
     is opened there); its properties are read as they are."""
 
-    def __init__(
-        self, adapter: SyncOverAsync, record: ts.AsyncRecord | AsyncRemoteRecord | AsyncCoapRecord
-    ) -> None:
+    def __init__(self, adapter: SyncOverAsync, record: Any) -> None:
         self._adapter = adapter
         self.record = record
 
@@ -336,7 +347,7 @@ class SyncRecordWatch:
     """An :class:`tuplespace.AsyncRecordWatch` (or a remote one) seen through the names of
     :class:`tuplespace.RecordWatch`."""
 
-    def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch | AsyncRemoteRecordWatch) -> None:
+    def __init__(self, adapter: SyncOverAsync, watch: Any) -> None:
         self._run = adapter.run
         self.watch = watch
 
