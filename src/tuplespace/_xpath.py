@@ -266,6 +266,7 @@ class _Evaluator:
     def statistics(self) -> dict[str, Any]:
         return {
             "running": self._proc is not None,
+            "pid": None if self._proc is None else self._proc.pid,
             "started": self.started,
             "killed": self.killed,
             "cached_documents": len(self._docs),
@@ -324,6 +325,6 @@ def evaluate(expression: str, value: str | bytes) -> bool:
 
 
 def statistics() -> dict[str, Any]:
-    """The XPath process (``running``, how often ``started`` and ``killed``) and its
+    """The XPath process (``running``, its ``pid``, how often ``started`` and ``killed``) and its
     cache of parsed documents (``cached_documents``, ``cached_bytes``)."""
     return _evaluator.statistics()
