@@ -75,6 +75,7 @@ try:
     _NS_PER_TICK = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 except (AttributeError, ValueError, OSError):  # no sysconf: the wall clock stands for CPU time
     _NS_PER_TICK = 0
+_TICK_SECONDS = _NS_PER_TICK / 1e9  # the shortest wait worth a look at /proc
 
 
 def _cpu_ns(pid: int) -> int | None:
@@ -177,7 +178,11 @@ class _Evaluator:
                 + b"".join(FORGET.pack(i) for i in forget)
             )
             proc.stdin.flush()
-            self._wait(proc, allowance)
+            sent = time.monotonic()
+            wait = min(allowance.cpu_ns / 1e9, allowance.deadline - sent)
+            ready, _, _ = select.select([proc.stdout], [], [], max(wait, _TICK_SECONDS))
+            if not ready:
+                self._wait_longer(proc, allowance, sent)
             answer = _read_answer(proc.stdout.fileno())
             if answer is None:
                 logger.error("the XPath process ended unexpectedly; %r did not match", expression)
@@ -194,18 +199,14 @@ class _Evaluator:
         finally:
             self._lock.release()
 
-    def _wait(self, proc: subprocess.Popen[bytes], allowance: _Allowance) -> None:
-        """Wait until the process answers, or stop it and raise _OutOfTime when the
-        allowance runs out.  The process uses no more CPU time than the wall-clock
+    def _wait_longer(self, proc: subprocess.Popen[bytes], allowance: _Allowance, sent: float) -> None:
+        """The process has not answered the request ``sent`` (``time.monotonic()``)
+        within the CPU time left in ``allowance``, counted as wall-clock time: wait
+        for what it has really used to reach that, or for the deadline, then stop it
+        and raise _OutOfTime.  The process uses no more CPU time than the wall-clock
         time that passes, so waiting for what is left of its CPU time is safe."""
         assert proc.stdout is not None
-        sent = now = time.monotonic()
-        left_ns = allowance.cpu_ns
         while True:
-            wait = min(left_ns / 1e9, allowance.deadline - now)
-            ready, _, _ = select.select([proc.stdout], [], [], max(wait, _NS_PER_TICK / 1e9))
-            if ready:
-                return
             now = time.monotonic()
             cpu_ns = _cpu_ns(proc.pid)
             used_ns = round((now - sent) * 1e9) if cpu_ns is None else cpu_ns - self._cpu_ns
@@ -214,6 +215,10 @@ class _Evaluator:
                 self.killed += 1
                 self._stop()
                 raise _OutOfTime(wall=left_ns > 0)
+            wait = min(left_ns / 1e9, allowance.deadline - now)
+            ready, _, _ = select.select([proc.stdout], [], [], max(wait, _TICK_SECONDS))
+            if ready:
+                return
 
     def _hold(self, value: str | bytes, size: int) -> tuple[int, int]:
         """Make room for a document of ``size`` bytes and count it as held."""
