@@ -110,9 +110,12 @@ def test_health_answers_while_a_costly_xpath_runs_and_that_ends_at_its_limit(
     with client(server) as other:
         while not all(a.done() for a in answers):
             assert other.get("/health").status_code == 200
+    limits = set()
     for answer in answers:
         body = error(answer.result(), 429, "limit_reached")
-        assert (body["limit"], body["maximum"]) == ("max_match_ms", 100)
+        limits.add((body["limit"], body["maximum"]))
+    # Each evaluates in turn: on a loaded machine, the last may reach the wall-clock cap waiting.
+    assert ("max_match_ms", 100) in limits <= {("max_match_ms", 100), ("max_match_wall_ms", 1000)}
     assert http.post("/spaces/xml/count", json={"template": ["doc", {"$formal": "str"}]}).json() == {
         "count": 1
     }

@@ -1,14 +1,24 @@
 """XPath matching at a bounded cost (tuplespace._xpath): the size limit of XML
-values, the budget of an operation, and the cache of parsed documents in bytes."""
+values, the budget of an operation (CPU time of the evaluating process, capped in
+wall-clock time), and the cache of parsed documents in bytes."""
 
 from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import struct
+import termios
+import time
+from collections.abc import Iterator
 
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, spawn, wait_for_waiters
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import XPath
-from tuplespace._xpath import MAX_MATCH_MS, MAX_XML_BYTES, XML_CACHE_BYTES, statistics
+from tuplespace._xpath import MAX_MATCH_MS, MAX_MATCH_WALL_MS, MAX_XML_BYTES, XML_CACHE_BYTES, statistics
 
 # Seconds of evaluation over this document (every element against every element),
 # far beyond any budget.
@@ -73,3 +83,53 @@ def test_the_parsed_documents_kept_are_bounded_in_bytes() -> None:
         assert space.count(("doc", mark, XPath(f"/r[@m='{mark}']"))) == 1
         assert statistics()["cached_bytes"] <= XML_CACHE_BYTES
     assert statistics()["cached_bytes"] > 3 * size  # the latest documents are kept
+
+
+@contextlib.contextmanager
+def stopped_xpath_process(space: ts.Space) -> Iterator[int]:
+    """The XPath process, started and then stopped (SIGSTOP: it uses no CPU time)
+    until the block ends; its pid."""
+    space.write(("started", "<r/>"))
+    assert space.count(("started", XPath("/r"))) == 1
+    pid = statistics()["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # killed at a limit
+            os.kill(pid, signal.SIGCONT)
+
+
+def bytes_sent_to(pid: int) -> int:
+    """How many bytes wait in the standard input (a pipe) of the process ``pid``."""
+    fd = os.open(f"/proc/{pid}/fd/0", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        (n,) = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))
+    finally:
+        os.close(fd)
+    return int(n)
+
+
+def test_a_cheap_evaluation_is_not_refused_while_its_process_waits_for_a_cpu() -> None:
+    space = ts.Space()
+    space.write(("doc", "<r><a/></r>"))
+    killed = statistics()["killed"]
+    with stopped_xpath_process(space) as pid:
+        counting = spawn(space.count, ("doc", XPath("/r/a")))
+        wait_until(lambda: bytes_sent_to(pid) > 0, "the request to the XPath process")
+        # Wall-clock time well beyond the budget passes, but no CPU time.
+        time.sleep(3 * MAX_MATCH_MS / 1000)
+    assert counting.result(PATIENCE) == 1
+    assert statistics()["killed"] == killed
+
+
+def test_an_evaluation_that_gets_no_cpu_ends_at_the_wall_clock_cap() -> None:
+    space = ts.Space()
+    space.write(("doc", "<r><a/></r>"))
+    killed = statistics()["killed"]
+    with stopped_xpath_process(space), pytest.raises(ts.LimitReached) as info:
+        space.count(("doc", XPath("/r/a")))
+    assert (info.value.limit, info.value.maximum) == ("max_match_wall_ms", MAX_MATCH_WALL_MS)
+    assert "wall" in str(info.value)
+    assert statistics()["killed"] == killed + 1
+    assert space.count(("doc", XPath("/r/a"))) == 1  # in a new process

@@ -253,8 +253,9 @@ class XPath:
     string).  Values that are not well-formed XML do not match.
 
     Evaluation is bounded (:mod:`tuplespace._xpath`): values over 1 MiB are not
-    parsed, and an operation of a space evaluates XPath for at most 100 ms; within
-    a read, take or count, reaching either raises :class:`LimitReached` naming it.
+    parsed, and an operation of a space evaluates XPath for at most 100 ms of CPU
+    time (and waits for it at most 1 s); within a read, take or count, reaching a
+    limit raises :class:`LimitReached` naming it.
 
     >>> XPath("/order[@state='open']").matches("<order state='open'/>")
     True

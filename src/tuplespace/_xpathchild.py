@@ -1,8 +1,9 @@
 """The process that evaluates XPath expressions for :mod:`tuplespace._xpath`.
 
 Run as a script (``python -I _xpathchild.py``), not imported: it needs lxml and
-nothing of the package.  It reads requests from stdin and answers each with one
-byte on stdout (:data:`MATCH` or :data:`NO_MATCH`), after a first :data:`READY`.
+nothing of the package.  It reads requests from stdin and answers each on stdout
+(:data:`ANSWER`: :data:`MATCH` or :data:`NO_MATCH`, then the CPU time this process
+has used so far, in nanoseconds), after a first answer :data:`READY`.
 A request is a header (:data:`HEADER`: the lengths of the expression and of the
 document, the document's id, how many ids to forget), the expression, the
 document (absent when this process holds the id already) and the ids of the
@@ -15,10 +16,12 @@ from __future__ import annotations
 import math
 import struct
 import sys
+import time
 from typing import Any, BinaryIO
 
 HEADER = struct.Struct("<IIQI")
 FORGET = struct.Struct("<Q")
+ANSWER = struct.Struct("<cQ")
 READY, MATCH, NO_MATCH = b"R", b"1", b"0"
 COMPILED_KEPT = 256  # compiled expressions kept, each at most 4096 characters long
 
@@ -59,7 +62,7 @@ def main() -> None:
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     docs: dict[int, Any] = {}
     compiled: dict[str, Any] = {}
-    stdout.write(READY)
+    stdout.write(ANSWER.pack(READY, time.process_time_ns()))
     stdout.flush()
     while True:
         try:
@@ -81,7 +84,7 @@ def main() -> None:
             selects = doc is not None and _selects(xpath(doc))
         except etree.XPathEvalError:
             selects = False
-        stdout.write(MATCH if selects else NO_MATCH)
+        stdout.write(ANSWER.pack(MATCH if selects else NO_MATCH, time.process_time_ns()))
         stdout.flush()
 
 
