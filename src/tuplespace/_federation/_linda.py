@@ -30,7 +30,6 @@ from .._codec import encode_template, template_to_wire, to_wire
 from .._errors import (
     InvalidValue,
     LimitReached,
-    NotAllowed,
     RecordNotFound,
     SpaceClosed,
     Timeout,
@@ -43,7 +42,7 @@ from .._errors import (
 from .._events import EVENT_KINDS, check_existing
 from .._lease import AsyncLease, Lease
 from .._names import check_path
-from .._record import RecordData
+from .._record import FULL_OPERATIONS, RecordData
 from .._templates import ANY
 from .._values import URI, Map, Tuple, Value, handle_address
 from ..client import AsyncRemoteRules, RemoteRules
@@ -720,15 +719,14 @@ class CoapSpace(_Space):
         """See :meth:`Space.create <tuplespace.Space.create>`; the handle is a
         :class:`~tuplespace.RemoteRecord` on the record's address."""
         self._do(_create(path, fields, credit, lease))
-        return RemoteRecord(self, f"{self.url}/{path}")
+        return RemoteRecord(self, f"{self.url}/{path}", FULL_OPERATIONS)
 
     def record(self, ref: str | URI) -> RemoteRecord:
         """See :meth:`Space.record <tuplespace.Space.record>`: a path of this space,
         ``"$"``, a ``coap://`` address (a capability's too) or a handle; raises
         :class:`~tuplespace.RecordNotFound` when no record is there."""
         handle = RemoteRecord(self, _address(self.url, ref))
-        with contextlib.suppress(NotAllowed):  # a capability that may not read: the record is there
-            handle.get("$PK")
+        handle.ask()
         return handle
 
     def find(
@@ -737,7 +735,8 @@ class CoapSpace(_Space):
         """See :meth:`Space.find <tuplespace.Space.find>`: at most the node's
         ``max_results`` at once (:class:`~tuplespace.LimitReached` when more match
         and no smaller ``limit`` was asked)."""
-        return [RemoteRecord(self, a) for a in _found_records(self._do(_find(template, under, limit)))]
+        found = _found_records(self._do(_find(template, under, limit)))
+        return [RemoteRecord(self, a, FULL_OPERATIONS) for a in found]
 
     def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
         """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
@@ -946,8 +945,7 @@ class AsyncCoapSpace(_Space):
     async def record(self, ref: str | URI) -> AsyncRemoteRecord:
         """See :meth:`CoapSpace.record`."""
         handle = AsyncRemoteRecord(self, _address(self.url, ref))
-        with contextlib.suppress(NotAllowed):
-            await handle.get("$PK")
+        await handle.ask()
         return handle
 
     async def find(

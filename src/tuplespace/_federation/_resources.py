@@ -96,7 +96,7 @@ FETCH_OPS = (
     "find",
     "take_record",
 )
-_POST_OPS = "write, write_many, renew, cancel, begin or confirm"
+_POST_OPS = "write, write_many, renew, cancel, begin, confirm or revoke"
 
 
 def coap_code(status: int) -> int:
@@ -396,7 +396,7 @@ class SpacesResource:
             moved = moved_away(space, "/".join(path))
             if moved is not None:
                 raise moved from None
-            if len(path) < 2:
+            if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
                 raise
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
@@ -414,7 +414,9 @@ class SpacesResource:
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return answer_value(value, accept)
-        query = _query(request, ("tags", "snapshot"))
+        query = _query(request, ("tags", "snapshot", "handle"))
+        if "handle" in query:  # what the handle the path names allows
+            return answer_value(Map({"operations": tuple(sorted(record.operations))}), accept)
         if "snapshot" in query:
             return answer_value(record_data(record.snapshot()), accept)
         tags = query.get("tags")
@@ -608,8 +610,10 @@ class SpacesResource:
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
     ) -> Message | Awaitable[Message]:
-        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim"))
+        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability"))
         op = query.get("op", "write")
+        if op == "revoke":
+            return self._revoke(name, space, query.get("capability"))
         lease = _seconds(query, "lease")
         tx_id = query.get("tx")
         if "claim" in query and op != "confirm":
@@ -659,6 +663,17 @@ class SpacesResource:
             lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
         )
 
+    def _revoke(self, name: str, space: Space, token: str | None) -> Message:
+        """POST ``?op=revoke&capability=<token>`` on a space: end the capability
+        ``/spaces/<space>/$cap/<token>`` (see :meth:`tuplespace.Record.revoke`)."""
+        if not token:
+            raise ApiError(
+                400, "bad_request", "revoke names its capability: ?capability=<token>", "capability"
+            )
+        handle = space.record(self._address(name, ("$cap", token)))
+        Record(space, handle.rid, token, handle.operations, owner=True).revoke()
+        return Message(code=CHANGED)
+
     async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:
         """Commit or abort a transaction, and stop holding it."""
         try:
@@ -705,15 +720,18 @@ class SpacesResource:
             return self._change(self._target(segments).record, op, query, lease, credit, request)
         if op == "call":
             return self._call(self._target(segments), query, request)
-        if op != "create":
+        if op not in ("create", "read_only"):
             raise ApiError(
-                400, "bad_request", f"op is create, refresh, clone, move or call, not {op!r}", "op"
+                400, "bad_request", f"op is create, refresh, clone, move, call or read_only, not {op!r}", "op"
             )
         if "capability" in query:  # a capability on the record: its address
             record = self._target(segments).record
             ops = {op for op in query["capability"].split(",") if op}
             accept = content_format(request.number(ACCEPT), 406)
             return answer_value(record.capability(ops, lease=lease).address, accept, CREATED)
+        if op == "read_only":  # the record's $RO handle: its address
+            accept = content_format(request.number(ACCEPT), 406)
+            return answer_value(self._target(segments).record.read_only().address, accept, CREATED)
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
