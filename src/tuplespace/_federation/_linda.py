@@ -39,7 +39,7 @@ from .._errors import (
     Unreachable,
     UnsupportedType,
 )
-from .._events import EVENT_KINDS, check_existing
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._lease import AsyncLease, Lease
 from .._names import check_path
 from .._record import FULL_OPERATIONS, RecordData
@@ -48,11 +48,10 @@ from .._values import URI, Map, Tuple, Value, handle_address
 from ..client import AsyncRemoteRules, RemoteRules
 from ..client._common import (
     _prefixed,
+    check_change_kinds,
     check_kinds,
     check_lease,
     check_limit,
-    check_max_pending,
-    check_since,
     check_timeout,
     error_code,
     record_template_wire,
@@ -73,7 +72,7 @@ from ._remote import (
     error_of,
     http_status,
 )
-from ._subscribe import AsyncCoapSubscription, CoapSubscription, _Stream
+from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream, stream_arguments
 
 __all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
 
@@ -268,6 +267,7 @@ def _record_found(taken: RecordData | None, timeout: float | None) -> RecordData
 
 
 def _subscription(
+    space: _Space,
     template: Any,
     events: Iterable[str],
     since: int | None,
@@ -275,15 +275,25 @@ def _subscription(
     lease: float | None,
     existing: bool,
 ) -> dict[str, Any]:
-    """What a subscription is made of, checked as the embedded space checks it."""
-    return {
-        "template": b'{"$any":true}' if template is ANY else encode_template(template),
-        "kinds": check_kinds(events),
-        "since": check_since(since),
-        "max_pending": check_max_pending(max_pending),
-        "existing": check_existing(existing, since),
-        "lease": check_lease(lease),
-    }
+    """What a subscription to the space's events is made of, checked as the embedded
+    space checks it."""
+    payload = b'{"$any":true}' if template is ANY else encode_template(template)
+    query = ("op=subscribe", f"events={','.join(check_kinds(events))}")
+    observed = Observed(space.peer, space.path, space.url, query, payload)
+    return stream_arguments(observed, since, max_pending, lease, check_existing(existing, since))
+
+
+def _record_changes(
+    space: _Space,
+    under: str | None,
+    events: Iterable[str],
+    since: int | None,
+    max_pending: int,
+    lease: float | None,
+) -> dict[str, Any]:
+    """What a watch of the space's records is made of, checked as the embedded space checks it."""
+    query = ("op=watch_records", f"events={','.join(check_change_kinds(events))}", *_under(under))
+    return stream_arguments(Observed(space.peer, space.path, space.url, query), since, max_pending, lease)
 
 
 def _found(found: Tuple | None, timeout: float | None) -> Tuple:
@@ -670,7 +680,7 @@ class CoapSpace(_Space):
         max_pending: int = 1000,
         lease: float | None = None,
         existing: bool = False,
-    ) -> CoapSubscription:
+    ) -> CoapSubscription[Event]:
         """See :meth:`Space.subscribe <tuplespace.Space.subscribe>`: the events come
         in notifications of an observation of the space (RFC 7641), each going on
         from the one before; after one that went missing, the subscription registers
@@ -679,9 +689,25 @@ class CoapSpace(_Space):
         observation ends until the reader has caught up, and resumes from the
         node's event log.  ``lease`` is kept here."""
         self.check_open()
-        made = _subscription(template, events, since, max_pending, lease, existing)
+        return self._stream(_subscription(self, template, events, since, max_pending, lease, existing))
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> CoapSubscription[Change]:
+        """See :meth:`Space.watch_records <tuplespace.Space.watch_records>`: the changes
+        come as a subscription's events do (see :meth:`subscribe`)."""
+        self.check_open()
+        return self._stream(_record_changes(self, under, events, since, max_pending, lease))
+
+    def _stream(self, made: dict[str, Any]) -> CoapSubscription[Any]:
         seconds = made.pop("lease")
-        subscription = CoapSubscription(self, self._runner.loop, **made)
+        subscription: CoapSubscription[Any] = CoapSubscription(self, self._runner.loop, **made)
         self._runner.call(subscription.begin(seconds), self.timeout)
         return subscription
 
@@ -908,13 +934,27 @@ class AsyncCoapSpace(_Space):
         max_pending: int = 1000,
         lease: float | None = None,
         existing: bool = False,
-    ) -> AsyncCoapSubscription:
+    ) -> AsyncCoapSubscription[Event]:
         """See :meth:`CoapSpace.subscribe`; iterate with ``async for``.  The
         subscription begins when it is awaited, entered with ``async with`` or first
         read (as those of :class:`~tuplespace.client.AsyncRemoteSpace`)."""
         self.check_open()
-        made = _subscription(template, events, since, max_pending, lease, existing)
-        return AsyncCoapSubscription(self, **made)
+        return AsyncCoapSubscription(
+            self, **_subscription(self, template, events, since, max_pending, lease, existing)
+        )
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncCoapSubscription[Change]:
+        """See :meth:`CoapSpace.watch_records`; it begins as :meth:`subscribe`'s do."""
+        self.check_open()
+        return AsyncCoapSubscription(self, **_record_changes(self, under, events, since, max_pending, lease))
 
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""

@@ -163,6 +163,8 @@ class Node:
             network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
+        self.streams: set[Any] = set()
+        """The watches of remote records open through this node, ended when it closes."""
         self.references = References(
             self,
             refresh_period=refresh_period,
@@ -318,6 +320,9 @@ class Node:
             self._host.close()
 
     async def _shutdown(self) -> None:
+        for stream in list(self.streams):
+            stream.stop()
+        await asyncio.sleep(0)  # their deregistrations sent
         self._resource.close()
         self._endpoint.close()
         if self._guard is not None:

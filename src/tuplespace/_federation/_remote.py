@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -33,6 +33,10 @@ from ._message import (
     Message,
     success,
 )
+
+if TYPE_CHECKING:
+    from .._events import Change
+    from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream
 
 __all__ = [
     "RULES",
@@ -73,6 +77,9 @@ class Host(Protocol):
     def upcalls(self) -> set[RemoteUpcall]: ...
 
     @property
+    def streams(self) -> set[_Stream]: ...
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
     def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T: ...
@@ -87,6 +94,9 @@ class AsyncHost(Protocol):
 
     @property
     def endpoint(self) -> Endpoint: ...
+
+    @property
+    def streams(self) -> set[_Stream]: ...
 
     def check_open(self) -> None: ...
 
@@ -275,6 +285,12 @@ class _Handle:
         """The record moved to the address the node answered: the handle follows it."""
         self._location, self._target = _address_answered(answer), None
 
+    def _watched(self) -> Observed:
+        """What a watch of the record observes (see :meth:`RemoteRecord.watch`)."""
+        from ._subscribe import RECORD_ENDS, Observed
+
+        return Observed(None, [], str(self._location), ("op=watch",), ends=RECORD_ENDS)
+
     def _too_far(self) -> TupleSpaceError:
         return TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
 
@@ -422,6 +438,24 @@ class RemoteRecord(_Handle):
         peer, options = _request(node.call(peer_of(space)), ask)
         _value(node.endpoint.request_blocking(peer, ask.code, options, ask.payload, node.timeout), space)
 
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> CoapSubscription[Change]:
+        """The record's changes, in order (see :meth:`tuplespace.Record.watch`): every
+        set, and its move, destruction or expiry, after which it ends.  They come as
+        the events of a space's subscription do (docs/federation.md, "Subscriptions over
+        Observe"): resumed from the node's log after a notification went missing, at
+        most ``max_pending`` waiting here."""
+        from ._subscribe import CoapSubscription, stream_arguments
+
+        node = self._node
+        node.check_open()
+        made = stream_arguments(self._watched(), since, max_pending, lease)
+        seconds = made.pop("lease")
+        watch: CoapSubscription[Change] = CoapSubscription(node, node.loop, **made)
+        node.call(watch.begin(seconds))
+        return watch
+
     def on_change(self, fn: Callable[[Value], object], tag: str | None = None) -> RemoteUpcall:
         """Observe the record (or its field ``tag``): call ``fn`` with its fields (a
         :class:`~tuplespace.Map`), or the field's value, after each change, in a thread
@@ -536,6 +570,18 @@ class AsyncRemoteRecord(_Handle):
     async def destroy(self, force: bool = False) -> None:
         """See :meth:`RemoteRecord.destroy`."""
         await self._do(_destroy(force))
+
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> AsyncCoapSubscription[Change]:
+        """See :meth:`RemoteRecord.watch`; it begins when it is awaited, entered with
+        ``async with`` or first read."""
+        from ._subscribe import AsyncCoapSubscription, stream_arguments
+
+        self._host.check_open()
+        return AsyncCoapSubscription(
+            self._host, **stream_arguments(self._watched(), since, max_pending, lease)
+        )
 
     async def read_only(self) -> AsyncRemoteRecord:
         """See :meth:`RemoteRecord.read_only`."""

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .._aio import AsyncSpace, AsyncTransaction
+from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
 from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire
 from .._errors import (
     CapabilityRevoked,
@@ -30,7 +30,7 @@ from .._errors import (
     TupleSpaceError,
     WireError,
 )
-from .._events import EVENT_KINDS, Change, check_existing
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._lease import AsyncLease
 from .._record import Record, RecordData
 from .._records import DEFAULT_PRINCIPAL
@@ -261,9 +261,9 @@ class SpacesResource:
         self, request: Message, notify: Callable[[], None], peer: Address
     ) -> Callable[[], None] | EventFeed | Message | None:
         path = request.path
-        if len(path) == 2 and path[0] == "spaces" and request.code == FETCH:
+        if len(path) >= 2 and path[0] == "spaces" and request.code == FETCH:
             try:
-                return self._subscribe(request, path[1], notify, peer)
+                return self._stream(request, path[1:], notify, peer)
             except ApiError as exc:
                 return error_message(exc)
             except TupleSpaceError as exc:
@@ -302,32 +302,38 @@ class SpacesResource:
 
         return cancel
 
-    def _subscribe(self, request: Message, name: str, notify: Callable[[], None], peer: Address) -> EventFeed:
-        """A peer's subscription to the events of the space ``name``: FETCH
-        ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
-        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
-        tuple) as payload."""
-        space = self._spaces.get(name)
-        if space is None:
-            raise NotFound(f"this node has no space {name!r}")
+    def _stream(
+        self, request: Message, segments: tuple[str, ...], notify: Callable[[], None], peer: Address
+    ) -> EventFeed:
+        """A peer's observation of events: a FETCH with Observe 0 on a space, of its
+        tuple events (``?op=subscribe``, see :meth:`_subscription`) or of its records'
+        changes (``?op=watch_records[&events=create,update][&under=<path>][&since=<seq>]``),
+        or on a record, of its changes (``?op=watch[&since=<seq>]``)."""
         accept = content_format(request.number(ACCEPT), 406)
-        query = _query(request, ("op", "events", "since", "existing"))
-        if query.get("op") != "subscribe":
-            raise ApiError(400, "bad_request", "a space's observable FETCH is ?op=subscribe", "op")
-        if request.number(CONTENT_FORMAT) != JSON:
-            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        kinds = EVENT_KINDS
-        if "events" in query:
-            kinds = frozenset(k for k in query["events"].split(",") if k)
-            if not kinds or not kinds <= EVENT_KINDS:
-                known = ", ".join(sorted(EVENT_KINDS))
-                raise ApiError(400, "bad_request", f"events is a comma-separated list of {known}", "events")
-        since = since_param(query.get("since"), "since")
-        existing = query.get("existing", "false")
-        if existing not in ("true", "false"):
-            raise ApiError(400, "bad_request", "existing is true or false", "existing")
-        check_existing(existing == "true", since)
-        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        op = next((q[3:] for q in request.query if q.startswith("op=")), None)
+        ended = _WATCH_ENDED
+        opened: Callable[[int | None], AsyncSubscription | AsyncRecordWatch]
+        if len(segments) > 1:
+            if op != "watch":
+                raise ApiError(400, "bad_request", "a record's observable FETCH is ?op=watch", "op")
+            opened, since = self._record_watch(request, segments)
+        else:
+            space = self._spaces.get(segments[0])
+            if space is None:
+                raise NotFound(f"this node has no space {segments[0]!r}")
+            aspace = self._aspace(segments[0], space)
+            if op == "subscribe":
+                opened, since = self._subscription(request, space, aspace)
+                ended = _SPACE_CLOSED
+            elif op == "watch_records":
+                opened, since = _record_changes(request, aspace)
+            else:
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    "a space's observable FETCH is ?op=subscribe or ?op=watch_records",
+                    "op",
+                )
         held = self._subscriptions.get(peer, 0)
         if held >= self._max_subscriptions:
             raise LimitReached(
@@ -335,13 +341,12 @@ class SpacesResource:
                 limit="subscriptions",
                 maximum=self._max_subscriptions,
             )
-        aspace = self._aspace(name, space)
         lost = None
         try:
-            subscription = aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+            subscription = opened(since)
         except EventsLost as exc:  # told first; the subscription goes on from the oldest left
             lost = exc
-            subscription = aspace.subscribe(template, kinds, since=exc.oldest_available - 1)
+            subscription = opened(exc.oldest_available - 1)
         self._subscriptions[peer] = held + 1
 
         def release() -> None:
@@ -361,9 +366,51 @@ class SpacesResource:
             lost,
             notify=notify,
             answer=answer,
+            ended=ended,
             max_bytes=self._max_notification_bytes,
             release=release,
         )
+
+    def _record_watch(
+        self, request: Message, segments: tuple[str, ...]
+    ) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
+        """A peer's watch of a record (``?op=watch``), through the handle its path
+        names (a capability's too): what opens it after an event, and the event asked for."""
+        since = since_param(_query(request, ("op", "since")).get("since"), "since")
+        target = self._target(segments)
+        if target.tag is not None:
+            raise ApiError(400, "bad_request", "a field is not watched: observe it with GET", "op")
+        record = target.record
+        token = target.key[-1] if record.is_capability else None  # its path is $cap/<token>
+        watched = AsyncRecord(target.space, record.rid, token, record.operations)
+
+        def opened(since: int | None) -> AsyncRecordWatch:
+            return watched.watch(since)
+
+        return opened, since
+
+    def _subscription(
+        self, request: Message, space: Space, aspace: AsyncSpace
+    ) -> tuple[Callable[[int | None], AsyncSubscription], int | None]:
+        """A peer's subscription to the events of a space: FETCH
+        ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
+        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
+        tuple) as payload.  What opens it after an event, and the event asked for."""
+        query = _query(request, ("op", "events", "since", "existing"))
+        if request.number(CONTENT_FORMAT) != JSON:
+            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        kinds = _kinds(query, EVENT_KINDS)
+        since = since_param(query.get("since"), "since")
+        existing = query.get("existing", "false")
+        if existing not in ("true", "false"):
+            raise ApiError(400, "bad_request", "existing is true or false", "existing")
+        check_existing(existing == "true", since)
+        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+
+        def opened(since: int | None) -> AsyncSubscription:
+            return aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+
+        return opened, since
 
     def _links(self) -> Message:
         """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
@@ -462,8 +509,9 @@ class SpacesResource:
                 "method_not_allowed",
                 "a space takes GET (statistics), POST (writes) and FETCH (the rest)",
             )
-        if "op=subscribe" in request.query:
-            raise ApiError(400, "bad_request", "op=subscribe is observed: send it with Observe 0", "op")
+        observed = {"op=subscribe", "op=watch_records"} & set(request.query)
+        if observed:
+            raise ApiError(400, "bad_request", f"{min(observed)} is observed: send it with Observe 0", "op")
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
         query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under"))
@@ -829,6 +877,40 @@ class SpacesResource:
         rule_name, args = definition_from_wire(body, space.limits)
         work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query), **args)
         return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
+
+
+_SPACE_CLOSED = ApiError(404, "not_found", "the subscription ended: its space is closed")
+_WATCH_ENDED = ApiError(
+    404, "watch_ended", "the watch ended: its record is gone, its capability ended, or its space closed"
+)
+"""The last notification of a watch (not an error to its watcher: the watch is over)."""
+
+
+def _kinds(query: dict[str, str], known: frozenset[str]) -> frozenset[str]:
+    """The kinds of events ``?events=a,b`` asks for (every one of ``known`` when not given)."""
+    if "events" not in query:
+        return known
+    kinds = frozenset(k for k in query["events"].split(",") if k)
+    if not kinds or not kinds <= known:
+        raise ApiError(
+            400, "bad_request", f"events is a comma-separated list of {', '.join(sorted(known))}", "events"
+        )
+    return kinds
+
+
+def _record_changes(
+    request: Message, aspace: AsyncSpace
+) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
+    """A peer's watch of the records of a space (``?op=watch_records``): what opens
+    it after an event, and the event asked for."""
+    query = _query(request, ("op", "events", "since", "under"))
+    kinds = _kinds(query, CHANGE_KINDS)
+    under = query.get("under")
+
+    def opened(since: int | None) -> AsyncRecordWatch:
+        return aspace.watch_records(under, kinds, since=since)
+
+    return opened, since_param(query.get("since"), "since")
 
 
 def _principal(query: dict[str, str]) -> str:

@@ -19,6 +19,7 @@ import tuplespace as ts
 
 from .._events import EVENT_KINDS
 from .._federation._remote import AsyncRemoteRecord as AsyncCoapRecord
+from .._federation._subscribe import AsyncCoapSubscription
 from .._lease import AsyncLease
 from ..client import AsyncRemoteRecord, AsyncRemoteRecordWatch, AsyncRemoteRules
 from ._threads import PATIENCE
@@ -172,7 +173,7 @@ class SyncOverAsync:
         """``result`` with its async record handles and watches seen as sync ones."""
         if isinstance(result, (ts.AsyncRecord, AsyncRemoteRecord, AsyncCoapRecord)):
             return SyncRecord(self, result)
-        if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)):
+        if isinstance(result, (ts.AsyncRecordWatch, AsyncRemoteRecordWatch, AsyncCoapSubscription)):
             return SyncRecordWatch(self, result)
         if isinstance(result, list):
             return [self.wrap(x) for x in result]
@@ -336,7 +337,11 @@ class SyncRecordWatch:
     """An :class:`tuplespace.AsyncRecordWatch` (or a remote one) seen through the names of
     :class:`tuplespace.RecordWatch`."""
 
-    def __init__(self, adapter: SyncOverAsync, watch: ts.AsyncRecordWatch | AsyncRemoteRecordWatch) -> None:
+    def __init__(
+        self,
+        adapter: SyncOverAsync,
+        watch: ts.AsyncRecordWatch | AsyncRemoteRecordWatch | AsyncCoapSubscription[ts.Change],
+    ) -> None:
         self._run = adapter.run
         self.watch = watch
 
