@@ -90,6 +90,7 @@ class EventFeed:
         self._end = ended
         self._release = release
         self._ended = False
+        self._cancelled = False
         self._new = True
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -135,7 +136,11 @@ class EventFeed:
         return self._answer(Map(body))
 
     def cancel(self) -> None:
-        """End the observation and the subscription it reads."""
+        """End the observation and the subscription it reads (once: its last
+        notification ends it, and so may that notification going unacknowledged)."""
+        if self._cancelled:
+            return
+        self._cancelled = True
         self._reader.cancel()
         asyncio.get_running_loop().create_task(self._subscription.close())
         self._release()
