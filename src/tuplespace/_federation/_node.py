@@ -25,6 +25,7 @@ from ._remote import RemoteRecord
 if TYPE_CHECKING:
     from ._peers import Guard
     from ._remote import RemoteUpcall
+    from ._subscribe import _Stream
 
 __all__ = ["Node"]
 
@@ -163,7 +164,7 @@ class Node:
             network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
-        self.streams: set[Any] = set()
+        self.streams: set[_Stream] = set()
         """The watches of remote records open through this node, ended when it closes."""
         self.references = References(
             self,
