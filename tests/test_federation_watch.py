@@ -146,6 +146,11 @@ def test_a_peer_allowed_only_to_read_uses_capabilities_but_neither_makes_nor_rev
                 full.capability({"read"})
             with pytest.raises(ts.Unauthorized):
                 full.read_only()
+            # Even a handle made as its owner's: revoking needs write on the node.
+            forged = ts.RemoteRecord(space, cap.address, frozenset({"read", "set"}), owner=True)
+            with pytest.raises(ts.Unauthorized):
+                forged.revoke()
+            assert theirs.get("n") == 2
         assert node.spaces["home"].statistics()["capabilities"] == 1
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as node:
         node.space("home").create("kitchen", {"n": 1})
