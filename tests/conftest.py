@@ -296,7 +296,7 @@ def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     )
 
 
-# What a remote record handle (tuplespace.RemoteRecord) does not do yet, for COAP_LIMITS.
+# What a node's space does not do yet, for COAP_LIMITS.
 _BASE_URI = "the base URI tuplespace://local/: a node's space names its records under the node's"
 
 # The tests the coap ways skip by name, and why.
@@ -314,7 +314,6 @@ COAP_LIMITS = {
         "a handle naming one record: a moved remote handle is still equal to the handles on the address"
         " it was made with, not to those found at its new one"
     ),
-    # test_active
 }
 
 
