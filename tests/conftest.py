@@ -235,7 +235,6 @@ REDIS_LIMITS = {
     "test_a_push_rule_keeps_a_field_a_function_of_others": _RECORD_RULES,
     "test_a_method_reads_and_sets_the_records_fields": _RECORD_RULES,
     "test_a_failing_method_changes_nothing_and_bad_calls_say_why": _RECORD_RULES,
-    "test_a_read_only_handle_calls_no_method": _RECORD_RULES,
     "test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing": _RECORD_RULES,
     "test_a_creation_charge_alone_does_not_drain": (
         "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
@@ -312,9 +311,7 @@ def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     )
 
 
-# What a remote record handle (tuplespace.RemoteRecord) does not do yet, for COAP_LIMITS.
-_WATCH = "a record's watch, which a remote record handle does not have (on_change observes states)"
-_CAPABILITY = "capabilities and read-only handles, which a remote record handle does not make yet"
+# What a node's space does not do yet, for COAP_LIMITS.
 _BASE_URI = "the base URI tuplespace://local/: a node's space names its records under the node's"
 
 # The tests the coap ways skip by name, and why.
@@ -328,25 +325,10 @@ COAP_LIMITS = {
     "test_destroy_removes_the_record": (
         "a handle naming one record: a remote handle names an address, which a new record may take"
     ),
-    "test_the_root_can_only_be_read_and_watched": "operations, which a remote record handle does not know",
-    "test_watch_gives_every_change_in_order": _WATCH,
-    "test_a_watch_resumes_after_a_sequence_number": _WATCH,
-    "test_a_watch_sees_only_its_record": _WATCH,
-    "test_a_watch_ends_when_the_record_is_destroyed": _WATCH,
-    "test_a_watch_waits_for_a_change_in_another_thread": _WATCH,
-    "test_a_contained_record_is_destroyed_only_when_forced": _WATCH,
-    "test_a_moved_record_is_watched_and_found_at_its_new_path": _WATCH,
-    "test_a_capability_follows_its_record_through_a_move": _CAPABILITY,
-    "test_a_capability_has_an_unguessable_address_of_its_own": _CAPABILITY,
-    "test_whoever_opens_a_capability_address_gets_its_rights": _CAPABILITY,
-    "test_the_read_only_handle_is_one_per_record_until_revoked": _CAPABILITY,
-    "test_a_full_handle_cannot_be_revoked": _CAPABILITY,
-    "test_capabilities_of_a_destroyed_record_are_gone": _CAPABILITY,
-    "test_a_capability_cannot_grant_what_is_not_an_operation": _CAPABILITY,
-    "test_statistics_count_records": _CAPABILITY,
-    "test_a_handle_stands_for_its_address_wherever_one_goes": _CAPABILITY,
-    # test_active
-    "test_a_read_only_handle_calls_no_method": _CAPABILITY,
+    "test_a_moved_record_is_watched_and_found_at_its_new_path": (
+        "a handle naming one record: a moved remote handle is still equal to the handles on the address"
+        " it was made with, not to those found at its new one"
+    ),
 }
 
 

@@ -1,6 +1,6 @@
 """An independent CoAP client, libcoap's ``coap-client-notls`` (Debian: libcoap3-bin),
-against a node: GET and PUT of a field in CBOR and JSON, Observe of a field and of a
-space's events, block-wise transfer both ways, and the errors it is answered."""
+against a node: GET and PUT of a field in CBOR and JSON, Observe of a field, of a
+space's events and of a record's changes, block-wise transfer both ways, and the errors it is answered."""
 
 from __future__ import annotations
 
@@ -120,6 +120,40 @@ def test_observe_a_spaces_events(client: str, node: ts.Node) -> None:
     # Without Observe a subscription is refused: its events come in notifications.
     answer = coap(client, "-m", "fetch", *template, f"{node.base_uri}spaces/jobs?op=subscribe")
     assert answer.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
+
+
+def test_watch_a_records_changes(client: str, node: ts.Node, kitchen: ts.Record) -> None:
+    # A FETCH with Observe (-s) and no payload on the record, ?op=watch; JSON answers (-A 50).
+    command = ["stdbuf", "-oL", client, "-w", "-m", "fetch", "-s", str(int(PATIENCE)), "-A", "50"]
+    lines: list[bytes] = []
+    begun = kitchen.get("$version")
+    with subprocess.Popen([*command, f"{kitchen.address}?op=watch"], stdout=subprocess.PIPE) as process:
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()))
+        reader.start()
+        try:
+            wait_until(lambda: len(lines) == 1, "the first answer")
+            assert node.statistics()["subscriptions"] == 1
+            first = ts.decode(lines[0])
+            assert (first["events"], first["new"]) == ((), True)
+            kitchen.set("temp", 22.0)
+            wait_until(lambda: len(lines) == 2, "a notification")
+            kitchen.set("unit", "C")
+            wait_until(lambda: len(lines) == 3, "a second notification")
+            kitchen.destroy()
+            wait_until(lambda: len(lines) == 4, "the notification of its destruction")
+            # Then the watch ends (a 4.04 watch_ended, on stderr): the node holds it no more.
+            wait_until(lambda: node.statistics()["subscriptions"] == 0, "the watch to end")
+        finally:
+            process.terminate()
+            reader.join()
+    notes = [ts.decode(line) for line in lines[1:4]]
+    changes = [change for note in notes for change in note["events"]]
+    assert [(c["kind"], c["path"], c["tag"], c["value"], c["version"]) for c in changes] == [
+        ("update", "kitchen", "temp", 22.0, begun + 1),
+        ("update", "kitchen", "unit", "C", begun + 2),
+        ("destroy", "kitchen", None, None, begun + 2),
+    ]
+    assert [note["after"] for note in notes] == [c["seq"] - 1 for c in changes]
 
 
 def test_blockwise_both_ways(client: str, kitchen: ts.Record, tmp_path: Path) -> None:

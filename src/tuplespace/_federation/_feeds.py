@@ -1,5 +1,6 @@
 """A space's events observed over CoAP (the server side of ``subscribe`` on a
-``coap://`` space; docs/federation.md, "Subscriptions over Observe").
+``coap://`` space, and of ``watch_records`` and a record's ``watch``, whose changes
+travel the same way; docs/federation.md, "Subscriptions over Observe").
 
 A peer registers with a FETCH of ``/spaces/<space>?op=subscribe`` carrying Observe 0
 and a template; the node opens a subscription of the embedded space for it, reads
@@ -17,13 +18,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from .._aio import AsyncSubscription
+from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._errors import EventsLost
+from .._events import Change, Event
 from .._values import Map, Value, footprint
 from ..server._errors import ApiError
 from ._message import Message
 
-__all__ = ["EventFeed", "event_item", "lost_item"]
+__all__ = ["EventFeed", "change_item", "event_item", "lost_item"]
 
 # Bytes counted for an event beside its tuple's footprint: its number, kind and time.
 EVENT_OVERHEAD = 48
@@ -32,6 +34,18 @@ EVENT_OVERHEAD = 48
 def event_item(seq: int, kind: str, t: tuple[Value, ...], time: float) -> Map:
     """An event as a notification carries it (the fields of the HTTP API's event stream)."""
     return Map({"seq": seq, "kind": kind, "tuple": t, "time": time})
+
+
+def change_item(change: Change) -> Map:
+    """A record's change as a notification carries it (the fields of :class:`~tuplespace.Change`)."""
+    return Map(change._asdict())
+
+
+def _item(event: Event | Change) -> tuple[Map, int]:
+    """What a notification carries of an event or a change, and the bytes it counts."""
+    if isinstance(event, Change):
+        return change_item(event), footprint((event.path, event.tag, event.value)) + EVENT_OVERHEAD
+    return event_item(event.seq, event.kind, event.tuple, event.time), footprint(event.tuple) + EVENT_OVERHEAD
 
 
 def lost_item(exc: EventsLost) -> Map:
@@ -48,18 +62,19 @@ class EventFeed:
     event log.  ``after`` is the event the peer's subscription goes on from;
     ``lost``, events it asked for that the log no longer has (told first).
     ``answer`` renders a notification's map in the format the peer asked for, or
-    the error that ends the observation;
+    the error that ends the observation: ``ended`` once the subscription has ended;
     ``release`` is called once the observation ends.
     """
 
     def __init__(
         self,
-        subscription: AsyncSubscription,
+        subscription: AsyncSubscription | AsyncRecordWatch,
         after: int,
         lost: EventsLost | None,
         *,
         notify: Callable[[], None],
         answer: Callable[[Map | ApiError], Message],
+        ended: ApiError,
         max_bytes: int,
         release: Callable[[], None],
     ) -> None:
@@ -72,8 +87,10 @@ class EventFeed:
         self._room = asyncio.Event()
         self._notify = notify
         self._answer = answer
+        self._end = ended
         self._release = release
         self._ended = False
+        self._cancelled = False
         self._new = True
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -91,22 +108,25 @@ class EventFeed:
                 self._next_after = exc.oldest_available - 1
                 self._notify()
                 continue
-            if event is None:  # the space closed, or the node ended the subscription
+            if event is None:  # the space closed, the record is gone, or the node ended it
                 self._ended = True
                 self._notify()
                 return
-            self._items.append(event_item(event.seq, event.kind, event.tuple, event.time))
+            item, size = _item(event)
+            self._items.append(item)
             if event.kind != "present":
                 self._next_after = event.seq
-            self._bytes += footprint(event.tuple) + EVENT_OVERHEAD
+            self._bytes += size
             self._notify()
 
     def render(self, request: Message) -> Message:
         """The events since the last notification (the answer to a registration: those
         since it began), after which the peer is at the last of them."""
         if self._ended and not self._items:
-            return self._answer(ApiError(404, "not_found", "the subscription ended: its space is closed"))
+            return self._answer(self._end)
         items, self._items = self._items, []
+        if self._ended:  # the end follows, in a notification of its own
+            self._notify()
         after, self._after = self._after, self._next_after
         self._bytes = 0
         self._room.set()
@@ -116,7 +136,11 @@ class EventFeed:
         return self._answer(Map(body))
 
     def cancel(self) -> None:
-        """End the observation and the subscription it reads."""
+        """End the observation and the subscription it reads (once: its last
+        notification ends it, and so may that notification going unacknowledged)."""
+        if self._cancelled:
+            return
+        self._cancelled = True
         self._reader.cancel()
         asyncio.get_running_loop().create_task(self._subscription.close())
         self._release()

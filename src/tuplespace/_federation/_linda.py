@@ -30,7 +30,6 @@ from .._codec import encode_template, template_to_wire, to_wire
 from .._errors import (
     InvalidValue,
     LimitReached,
-    NotAllowed,
     RecordNotFound,
     SpaceClosed,
     Timeout,
@@ -40,20 +39,19 @@ from .._errors import (
     Unreachable,
     UnsupportedType,
 )
-from .._events import EVENT_KINDS, check_existing
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._lease import AsyncLease, Lease
 from .._names import check_path
-from .._record import RecordData
+from .._record import FULL_OPERATIONS, RecordData
 from .._templates import ANY
 from .._values import URI, Map, Tuple, Value, handle_address
 from ..client import AsyncCreditCalls, AsyncRemoteRules, CreditCalls, RemoteRules
 from ..client._common import (
     _prefixed,
+    check_change_kinds,
     check_kinds,
     check_lease,
     check_limit,
-    check_max_pending,
-    check_since,
     check_timeout,
     error_code,
     record_template_wire,
@@ -75,7 +73,7 @@ from ._remote import (
     error_of,
     http_status,
 )
-from ._subscribe import AsyncCoapSubscription, CoapSubscription, _Stream
+from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream, stream_arguments
 
 __all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
 
@@ -280,6 +278,7 @@ def _record_found(taken: RecordData | None, timeout: float | None) -> RecordData
 
 
 def _subscription(
+    space: _Space,
     template: Any,
     events: Iterable[str],
     since: int | None,
@@ -287,15 +286,25 @@ def _subscription(
     lease: float | None,
     existing: bool,
 ) -> dict[str, Any]:
-    """What a subscription is made of, checked as the embedded space checks it."""
-    return {
-        "template": b'{"$any":true}' if template is ANY else encode_template(template),
-        "kinds": check_kinds(events),
-        "since": check_since(since),
-        "max_pending": check_max_pending(max_pending),
-        "existing": check_existing(existing, since),
-        "lease": check_lease(lease),
-    }
+    """What a subscription to the space's events is made of, checked as the embedded
+    space checks it."""
+    payload = b'{"$any":true}' if template is ANY else encode_template(template)
+    query = ("op=subscribe", f"events={','.join(check_kinds(events))}")
+    observed = Observed(space.peer, space.path, space.url, query, payload)
+    return stream_arguments(observed, since, max_pending, lease, check_existing(existing, since))
+
+
+def _record_changes(
+    space: _Space,
+    under: str | None,
+    events: Iterable[str],
+    since: int | None,
+    max_pending: int,
+    lease: float | None,
+) -> dict[str, Any]:
+    """What a watch of the space's records is made of, checked as the embedded space checks it."""
+    query = ("op=watch_records", f"events={','.join(check_change_kinds(events))}", *_under(under))
+    return stream_arguments(Observed(space.peer, space.path, space.url, query), since, max_pending, lease)
 
 
 def _found(found: Tuple | None, timeout: float | None) -> Tuple:
@@ -696,7 +705,7 @@ class CoapSpace(_Space, CreditCalls):
         max_pending: int = 1000,
         lease: float | None = None,
         existing: bool = False,
-    ) -> CoapSubscription:
+    ) -> CoapSubscription[Event]:
         """See :meth:`Space.subscribe <tuplespace.Space.subscribe>`: the events come
         in notifications of an observation of the space (RFC 7641), each going on
         from the one before; after one that went missing, the subscription registers
@@ -705,9 +714,25 @@ class CoapSpace(_Space, CreditCalls):
         observation ends until the reader has caught up, and resumes from the
         node's event log.  ``lease`` is kept here."""
         self.check_open()
-        made = _subscription(template, events, since, max_pending, lease, existing)
+        return self._stream(_subscription(self, template, events, since, max_pending, lease, existing))
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> CoapSubscription[Change]:
+        """See :meth:`Space.watch_records <tuplespace.Space.watch_records>`: the changes
+        come as a subscription's events do (see :meth:`subscribe`)."""
+        self.check_open()
+        return self._stream(_record_changes(self, under, events, since, max_pending, lease))
+
+    def _stream(self, made: dict[str, Any]) -> CoapSubscription[Any]:
         seconds = made.pop("lease")
-        subscription = CoapSubscription(self, self._runner.loop, **made)
+        subscription: CoapSubscription[Any] = CoapSubscription(self, self._runner.loop, **made)
         self._runner.call(subscription.begin(seconds), self.timeout)
         return subscription
 
@@ -752,15 +777,14 @@ class CoapSpace(_Space, CreditCalls):
         :class:`~tuplespace.RemoteRecord` on the record's address.  The space's default
         account pays, or ``principal``, which only a peer the node allows ``all`` may name."""
         self._do(_create(path, fields, credit, lease, principal))
-        return RemoteRecord(self, f"{self.url}/{path}")
+        return RemoteRecord(self, f"{self.url}/{path}", FULL_OPERATIONS)
 
     def record(self, ref: str | URI) -> RemoteRecord:
         """See :meth:`Space.record <tuplespace.Space.record>`: a path of this space,
         ``"$"``, a ``coap://`` address (a capability's too) or a handle; raises
         :class:`~tuplespace.RecordNotFound` when no record is there."""
         handle = RemoteRecord(self, _address(self.url, ref))
-        with contextlib.suppress(NotAllowed):  # a capability that may not read: the record is there
-            handle.get("$PK")
+        handle.ask()
         return handle
 
     def find(
@@ -769,7 +793,8 @@ class CoapSpace(_Space, CreditCalls):
         """See :meth:`Space.find <tuplespace.Space.find>`: at most the node's
         ``max_results`` at once (:class:`~tuplespace.LimitReached` when more match
         and no smaller ``limit`` was asked)."""
-        return [RemoteRecord(self, a) for a in _found_records(self._do(_find(template, under, limit)))]
+        found = _found_records(self._do(_find(template, under, limit)))
+        return [RemoteRecord(self, a, FULL_OPERATIONS) for a in found]
 
     def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
         """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
@@ -952,13 +977,27 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         max_pending: int = 1000,
         lease: float | None = None,
         existing: bool = False,
-    ) -> AsyncCoapSubscription:
+    ) -> AsyncCoapSubscription[Event]:
         """See :meth:`CoapSpace.subscribe`; iterate with ``async for``.  The
         subscription begins when it is awaited, entered with ``async with`` or first
         read (as those of :class:`~tuplespace.client.AsyncRemoteSpace`)."""
         self.check_open()
-        made = _subscription(template, events, since, max_pending, lease, existing)
-        return AsyncCoapSubscription(self, **made)
+        return AsyncCoapSubscription(
+            self, **_subscription(self, template, events, since, max_pending, lease, existing)
+        )
+
+    def watch_records(
+        self,
+        under: str | None = None,
+        events: Iterable[str] = CHANGE_KINDS,
+        *,
+        since: int | None = None,
+        max_pending: int = 1000,
+        lease: float | None = None,
+    ) -> AsyncCoapSubscription[Change]:
+        """See :meth:`CoapSpace.watch_records`; it begins as :meth:`subscribe`'s do."""
+        self.check_open()
+        return AsyncCoapSubscription(self, **_record_changes(self, under, events, since, max_pending, lease))
 
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
@@ -995,8 +1034,7 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
     async def record(self, ref: str | URI) -> AsyncRemoteRecord:
         """See :meth:`CoapSpace.record`."""
         handle = AsyncRemoteRecord(self, _address(self.url, ref))
-        with contextlib.suppress(NotAllowed):
-            await handle.get("$PK")
+        await handle.ask()
         return handle
 
     async def find(

@@ -26,6 +26,7 @@ from ._remote import RemoteRecord
 if TYPE_CHECKING:
     from ._peers import Guard
     from ._remote import RemoteUpcall
+    from ._subscribe import _Stream
 
 __all__ = ["Node"]
 
@@ -164,6 +165,8 @@ class Node:
             network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
+        self.streams: set[_Stream] = set()
+        """The watches of remote records open through this node, ended when it closes."""
         self.references = References(
             self,
             refresh_period=refresh_period,
@@ -319,6 +322,9 @@ class Node:
             self._host.close()
 
     async def _shutdown(self) -> None:
+        for stream in list(self.streams):
+            stream.stop()
+        await asyncio.sleep(0)  # their deregistrations sent
         self._resource.close()
         self._endpoint.close()
         if self._guard is not None:

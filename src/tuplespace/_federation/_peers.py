@@ -81,7 +81,9 @@ __all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
 # FETCHes that change nothing
-_READING = frozenset({"op=read", "op=count", "op=read_all", "op=find", "op=subscribe"})
+_READING = frozenset(
+    {"op=read", "op=count", "op=read_all", "op=find", "op=subscribe", "op=watch", "op=watch_records"}
+)
 SEQUENCE_STEP = 1024  # sequence numbers reserved per write of the state file
 REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]

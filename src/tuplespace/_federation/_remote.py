@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, NamedTuple, Protocol, TypeVar
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 
+from .._capabilities import READ_ONLY
+from .._capabilities import operations as granted
 from .._errors import InvalidValue, LimitReached, TupleSpaceError, Unreachable
 from .._names import check_tag
-from .._record import RecordData
+from .._record import FULL_OPERATIONS, RecordData, check_revocable
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address, Endpoint, _bounded
@@ -32,6 +34,10 @@ from ._message import (
     success,
 )
 
+if TYPE_CHECKING:
+    from .._events import Change
+    from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream
+
 __all__ = [
     "CREDIT",
     "RULES",
@@ -47,6 +53,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("tuplespace")
+_CAP = "/$cap/"  # in the address of a capability, before its token
 RULES = "$rules"
 """The segment below a space's name of the resource of its rules (``/spaces/<space>/$rules``)."""
 CREDIT = "$credit"
@@ -73,6 +80,9 @@ class Host(Protocol):
     def upcalls(self) -> set[RemoteUpcall]: ...
 
     @property
+    def streams(self) -> set[_Stream]: ...
+
+    @property
     def loop(self) -> asyncio.AbstractEventLoop: ...
 
     def call(self, coroutine: Coroutine[Any, Any, _T]) -> _T: ...
@@ -87,6 +97,9 @@ class AsyncHost(Protocol):
 
     @property
     def endpoint(self) -> Endpoint: ...
+
+    @property
+    def streams(self) -> set[_Stream]: ...
 
     def check_open(self) -> None: ...
 
@@ -165,6 +178,19 @@ def _snapshot(answer: Value) -> RecordData:
 
 
 _SNAPSHOT = _Ask(GET, None, b"", ("snapshot",))
+_HANDLE = _Ask(GET, None, b"", ("handle",))
+_READ_ONLY = _Ask(POST, None, b"", ("op=read_only",))
+
+
+def _operations(answer: Value) -> frozenset[str]:
+    """What a handle allows, from the node's answer to ``?handle``."""
+    if not isinstance(answer, Map) or not isinstance(answer.get("operations"), tuple):
+        raise TupleSpaceError(f"the node answered {answer!r} where what a handle allows belongs")
+    return frozenset(answer["operations"])
+
+
+def _capability(ops: frozenset[str], lease: float | None) -> _Ask:
+    return _Ask(POST, None, b"", (f"capability={','.join(sorted(ops))}", *_seconds("lease", lease)))
 
 
 def _clone(path: str, credit: Any, lease: float | None, principal: str | None) -> _Ask:
@@ -203,15 +229,29 @@ class _Handle:
     """What both faces of a remote record share: its address, where it is once followed,
     and how a request names it and its answer is read."""
 
-    __slots__ = ("_address", "_location", "_target")
+    __slots__ = ("_address", "_location", "_operations", "_owner", "_target")
 
-    def __init__(self, address: str | URI) -> None:
+    def __init__(self, address: str | URI, operations: frozenset[str] | None, owner: bool) -> None:
         text = str(address)
         if urlsplit(text).scheme != "coap":
             raise InvalidValue(f"a remote record's address is a coap:// URI, got {text!r}")
         self._address = URI(text)  # what the handle was made with: its identity
         self._location = self._address  # where the record is, once followed
         self._target: tuple[Address, list[tuple[int, bytes]]] | None = None  # resolved on first use
+        self._operations = operations  # what it allows (None: not asked yet)
+        self._owner = owner  # made by capability() or read_only(): it may revoke itself
+
+    @property
+    def is_capability(self) -> bool:
+        """Whether the handle is a capability (its address one of ``…/$cap/<token>``)."""
+        return _CAP in str(self._address)
+
+    def _revocation(self) -> tuple[str, _Ask]:
+        """The address of the capability's space and the request that revokes it there
+        (see :meth:`RemoteRecord.revoke`)."""
+        check_revocable(self.is_capability, self._owner, self._operations or frozenset())
+        space, token = str(self._address).rsplit(_CAP, 1)
+        return space, _Ask(POST, None, b"", ("op=revoke", f"capability={token}"))
 
     @property
     def address(self) -> URI:
@@ -236,16 +276,7 @@ class _Handle:
     def _request(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
         """The peer's address and the options of ``ask`` (the record's path resolved)."""
         assert self._target is not None
-        peer, options = self._target
-        options = list(options)
-        if ask.tag is not None:
-            options.append((URI_PATH, ask.tag.encode()))
-        options.extend((URI_QUERY, q.encode()) for q in ask.query)
-        options.append((ACCEPT, _CBOR))
-        if ask.payload:
-            options.append((CONTENT_FORMAT, _CBOR))
-            options.sort(key=_number)
-        return peer, options
+        return _request(self._target, ask)
 
     def _answer(self, response: Message, ask: _Ask) -> tuple[bool, Value]:
         """Whether ``response`` is the answer (and its value) or a redirection, which
@@ -259,6 +290,12 @@ class _Handle:
     def _moved(self, answer: Value) -> None:
         """The record moved to the address the node answered: the handle follows it."""
         self._location, self._target = _address_answered(answer), None
+
+    def _watched(self) -> Observed:
+        """What a watch of the record observes (see :meth:`RemoteRecord.watch`)."""
+        from ._subscribe import RECORD_ENDS, Observed
+
+        return Observed(None, [], str(self._location), ("op=watch",), ends=RECORD_ENDS)
 
     def _too_far(self) -> TupleSpaceError:
         return TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
@@ -279,9 +316,26 @@ class RemoteRecord(_Handle):
 
     __slots__ = ("_node",)
 
-    def __init__(self, node: Host, address: str | URI) -> None:
-        super().__init__(address)
+    def __init__(
+        self, node: Host, address: str | URI, operations: frozenset[str] | None = None, owner: bool = False
+    ) -> None:
+        super().__init__(address, operations, owner)
         self._node = node
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """What this handle allows, as the node says (see :attr:`tuplespace.Record.operations`):
+        asked of the node once when the handle was not made knowing it."""
+        if self._operations is None:
+            return self.ask()
+        return self._operations
+
+    def ask(self) -> frozenset[str]:
+        """Ask the node what this handle allows, now: raises
+        :class:`~tuplespace.RecordNotFound` (or :class:`~tuplespace.CapabilityRevoked`)
+        when it names no record."""
+        self._operations = _operations(self._do(_HANDLE))
+        return self._operations
 
     def _resolved(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
         if self._target is None:
@@ -362,7 +416,7 @@ class RemoteRecord(_Handle):
         """A new record at ``path`` of the record's space with its fields (see
         :meth:`tuplespace.Record.clone`), funded as :meth:`refresh` is."""
         answer = self._do(_clone(path, credit, lease, principal))
-        return RemoteRecord(self._node, _address_answered(answer))
+        return RemoteRecord(self._node, _address_answered(answer), FULL_OPERATIONS)
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the new ``path`` in its space, or move it to another node
@@ -373,6 +427,46 @@ class RemoteRecord(_Handle):
     def destroy(self, force: bool = False) -> None:
         """Remove the record (see :meth:`tuplespace.Record.destroy`)."""
         self._do(_destroy(force))
+
+    def read_only(self) -> RemoteRecord:
+        """The record's read-only handle (see :meth:`tuplespace.Record.read_only`)."""
+        return RemoteRecord(self._node, _address_answered(self._do(_READ_ONLY)), READ_ONLY, owner=True)
+
+    def capability(self, operations: Iterable[str], lease: float | None = None) -> RemoteRecord:
+        """A new capability on the record, allowing only ``operations`` for ``lease``
+        seconds (see :meth:`tuplespace.Record.capability`)."""
+        ops = granted(operations)
+        address = _address_answered(self._do(_capability(ops, lease)))
+        return RemoteRecord(self._node, address, ops, owner=True)
+
+    def revoke(self) -> None:
+        """End this capability, made by :meth:`capability` or :meth:`read_only` (see
+        :meth:`tuplespace.Record.revoke`); needs ``write`` on the node's space."""
+        from ._node import peer_of
+
+        space, ask = self._revocation()
+        node = self._node
+        node.check_open()
+        peer, options = _request(node.call(peer_of(space)), ask)
+        _value(node.endpoint.request_blocking(peer, ask.code, options, ask.payload, node.timeout), space)
+
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> CoapSubscription[Change]:
+        """The record's changes, in order (see :meth:`tuplespace.Record.watch`): every
+        set, and its move, destruction or expiry, after which it ends.  They come as
+        the events of a space's subscription do (docs/federation.md, "Subscriptions over
+        Observe"): resumed from the node's log after a notification went missing, at
+        most ``max_pending`` waiting here."""
+        from ._subscribe import CoapSubscription, stream_arguments
+
+        node = self._node
+        node.check_open()
+        made = stream_arguments(self._watched(), since, max_pending, lease)
+        seconds = made.pop("lease")
+        watch: CoapSubscription[Change] = CoapSubscription(node, node.loop, **made)
+        node.call(watch.begin(seconds))
+        return watch
 
     def on_change(self, fn: Callable[[Value], object], tag: str | None = None) -> RemoteUpcall:
         """Observe the record (or its field ``tag``): call ``fn`` with its fields (a
@@ -394,9 +488,26 @@ class AsyncRemoteRecord(_Handle):
 
     __slots__ = ("_host",)
 
-    def __init__(self, host: AsyncHost, address: str | URI) -> None:
-        super().__init__(address)
+    def __init__(
+        self,
+        host: AsyncHost,
+        address: str | URI,
+        operations: frozenset[str] = FULL_OPERATIONS,
+        owner: bool = False,
+    ) -> None:
+        super().__init__(address, operations, owner)
         self._host = host
+
+    @property
+    def operations(self) -> frozenset[str]:
+        """See :attr:`RemoteRecord.operations`: known when the handle was made, or
+        since :meth:`ask`."""
+        return self._operations or frozenset()
+
+    async def ask(self) -> frozenset[str]:
+        """See :meth:`RemoteRecord.ask`."""
+        self._operations = _operations(await self._do(_HANDLE))
+        return self._operations
 
     async def _do(self, ask: _Ask) -> Value:
         from ._node import peer_of
@@ -477,6 +588,39 @@ class AsyncRemoteRecord(_Handle):
         """See :meth:`RemoteRecord.destroy`."""
         await self._do(_destroy(force))
 
+    def watch(
+        self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
+    ) -> AsyncCoapSubscription[Change]:
+        """See :meth:`RemoteRecord.watch`; it begins when it is awaited, entered with
+        ``async with`` or first read."""
+        from ._subscribe import AsyncCoapSubscription, stream_arguments
+
+        self._host.check_open()
+        return AsyncCoapSubscription(
+            self._host, **stream_arguments(self._watched(), since, max_pending, lease)
+        )
+
+    async def read_only(self) -> AsyncRemoteRecord:
+        """See :meth:`RemoteRecord.read_only`."""
+        return AsyncRemoteRecord(self._host, _address_answered(await self._do(_READ_ONLY)), READ_ONLY, True)
+
+    async def capability(self, operations: Iterable[str], lease: float | None = None) -> AsyncRemoteRecord:
+        """See :meth:`RemoteRecord.capability`."""
+        ops = granted(operations)
+        address = _address_answered(await self._do(_capability(ops, lease)))
+        return AsyncRemoteRecord(self._host, address, ops, owner=True)
+
+    async def revoke(self) -> None:
+        """See :meth:`RemoteRecord.revoke`."""
+        from ._node import peer_of
+
+        space, ask = self._revocation()
+        host = self._host
+        host.check_open()
+        peer, options = _request(await peer_of(space), ask)
+        response = await _bounded(host.endpoint.request(peer, ask.code, options, ask.payload), host.timeout)
+        _value(response, space)
+
 
 MAX_REDIRECTIONS = 8
 """Moves a request follows (a record moved from node to node) before it gives up."""
@@ -491,6 +635,23 @@ def moved_to(response: Message) -> str | None:
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
     return moved if isinstance(moved, str) and moved.startswith("coap://") else None
+
+
+def _request(
+    target: tuple[Address, list[tuple[int, bytes]]], ask: _Ask
+) -> tuple[Address, list[tuple[int, bytes]]]:
+    """The peer's address and the options of ``ask`` sent to ``target``: a peer and
+    the Uri-Path options of a resource there."""
+    peer, options = target
+    options = list(options)
+    if ask.tag is not None:
+        options.append((URI_PATH, ask.tag.encode()))
+    options.extend((URI_QUERY, q.encode()) for q in ask.query)
+    options.append((ACCEPT, _CBOR))
+    if ask.payload:
+        options.append((CONTENT_FORMAT, _CBOR))
+        options.sort(key=_number)
+    return peer, options
 
 
 def _number(option: tuple[int, bytes]) -> int:

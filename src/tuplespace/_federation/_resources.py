@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from .._aio import AsyncSpace, AsyncTransaction
+from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
 from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire, to_wire
 from .._credit import check_principal
 from .._errors import (
@@ -31,7 +31,7 @@ from .._errors import (
     TupleSpaceError,
     WireError,
 )
-from .._events import EVENT_KINDS, Change, check_existing
+from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._lease import AsyncLease
 from .._record import Record, RecordData
 from .._records import DEFAULT_PRINCIPAL
@@ -97,7 +97,7 @@ FETCH_OPS = (
     "find",
     "take_record",
 )
-_POST_OPS = "write, write_many, renew, cancel, begin or confirm"
+_POST_OPS = "write, write_many, renew, cancel, begin, confirm or revoke"
 
 
 def coap_code(status: int) -> int:
@@ -264,9 +264,9 @@ class SpacesResource:
         self, request: Message, notify: Callable[[], None], peer: Address
     ) -> Callable[[], None] | EventFeed | Message | None:
         path = request.path
-        if len(path) == 2 and path[0] == "spaces" and request.code == FETCH:
+        if len(path) >= 2 and path[0] == "spaces" and request.code == FETCH:
             try:
-                return self._subscribe(request, path[1], notify, peer)
+                return self._stream(request, path[1:], notify, peer)
             except ApiError as exc:
                 return error_message(exc)
             except TupleSpaceError as exc:
@@ -305,32 +305,38 @@ class SpacesResource:
 
         return cancel
 
-    def _subscribe(self, request: Message, name: str, notify: Callable[[], None], peer: Address) -> EventFeed:
-        """A peer's subscription to the events of the space ``name``: FETCH
-        ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
-        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
-        tuple) as payload."""
-        space = self._spaces.get(name)
-        if space is None:
-            raise NotFound(f"this node has no space {name!r}")
+    def _stream(
+        self, request: Message, segments: tuple[str, ...], notify: Callable[[], None], peer: Address
+    ) -> EventFeed:
+        """A peer's observation of events: a FETCH with Observe 0 on a space, of its
+        tuple events (``?op=subscribe``, see :meth:`_subscription`) or of its records'
+        changes (``?op=watch_records[&events=create,update][&under=<path>][&since=<seq>]``),
+        or on a record, of its changes (``?op=watch[&since=<seq>]``)."""
         accept = content_format(request.number(ACCEPT), 406)
-        query = _query(request, ("op", "events", "since", "existing"))
-        if query.get("op") != "subscribe":
-            raise ApiError(400, "bad_request", "a space's observable FETCH is ?op=subscribe", "op")
-        if request.number(CONTENT_FORMAT) != JSON:
-            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        kinds = EVENT_KINDS
-        if "events" in query:
-            kinds = frozenset(k for k in query["events"].split(",") if k)
-            if not kinds or not kinds <= EVENT_KINDS:
-                known = ", ".join(sorted(EVENT_KINDS))
-                raise ApiError(400, "bad_request", f"events is a comma-separated list of {known}", "events")
-        since = since_param(query.get("since"), "since")
-        existing = query.get("existing", "false")
-        if existing not in ("true", "false"):
-            raise ApiError(400, "bad_request", "existing is true or false", "existing")
-        check_existing(existing == "true", since)
-        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        op = next((q[3:] for q in request.query if q.startswith("op=")), None)
+        ended = _WATCH_ENDED
+        opened: Callable[[int | None], AsyncSubscription | AsyncRecordWatch]
+        if len(segments) > 1:
+            if op != "watch":
+                raise ApiError(400, "bad_request", "a record's observable FETCH is ?op=watch", "op")
+            opened, since = self._record_watch(request, segments)
+        else:
+            space = self._spaces.get(segments[0])
+            if space is None:
+                raise NotFound(f"this node has no space {segments[0]!r}")
+            aspace = self._aspace(segments[0], space)
+            if op == "subscribe":
+                opened, since = self._subscription(request, space, aspace)
+                ended = _SPACE_CLOSED
+            elif op == "watch_records":
+                opened, since = _record_changes(request, aspace)
+            else:
+                raise ApiError(
+                    400,
+                    "bad_request",
+                    "a space's observable FETCH is ?op=subscribe or ?op=watch_records",
+                    "op",
+                )
         held = self._subscriptions.get(peer, 0)
         if held >= self._max_subscriptions:
             raise LimitReached(
@@ -338,13 +344,12 @@ class SpacesResource:
                 limit="subscriptions",
                 maximum=self._max_subscriptions,
             )
-        aspace = self._aspace(name, space)
         lost = None
         try:
-            subscription = aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+            subscription = opened(since)
         except EventsLost as exc:  # told first; the subscription goes on from the oldest left
             lost = exc
-            subscription = aspace.subscribe(template, kinds, since=exc.oldest_available - 1)
+            subscription = opened(exc.oldest_available - 1)
         self._subscriptions[peer] = held + 1
 
         def release() -> None:
@@ -364,9 +369,51 @@ class SpacesResource:
             lost,
             notify=notify,
             answer=answer,
+            ended=ended,
             max_bytes=self._max_notification_bytes,
             release=release,
         )
+
+    def _record_watch(
+        self, request: Message, segments: tuple[str, ...]
+    ) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
+        """A peer's watch of a record (``?op=watch``), through the handle its path
+        names (a capability's too): what opens it after an event, and the event asked for."""
+        since = since_param(_query(request, ("op", "since")).get("since"), "since")
+        target = self._target(segments)
+        if target.tag is not None:
+            raise ApiError(400, "bad_request", "a field is not watched: observe it with GET", "op")
+        record = target.record
+        token = target.key[-1] if record.is_capability else None  # its path is $cap/<token>
+        watched = AsyncRecord(target.space, record.rid, token, record.operations)
+
+        def opened(since: int | None) -> AsyncRecordWatch:
+            return watched.watch(since)
+
+        return opened, since
+
+    def _subscription(
+        self, request: Message, space: Space, aspace: AsyncSpace
+    ) -> tuple[Callable[[int | None], AsyncSubscription], int | None]:
+        """A peer's subscription to the events of a space: FETCH
+        ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
+        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
+        tuple) as payload.  What opens it after an event, and the event asked for."""
+        query = _query(request, ("op", "events", "since", "existing"))
+        if request.number(CONTENT_FORMAT) != JSON:
+            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        kinds = _kinds(query, EVENT_KINDS)
+        since = since_param(query.get("since"), "since")
+        existing = query.get("existing", "false")
+        if existing not in ("true", "false"):
+            raise ApiError(400, "bad_request", "existing is true or false", "existing")
+        check_existing(existing == "true", since)
+        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+
+        def opened(since: int | None) -> AsyncSubscription:
+            return aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+
+        return opened, since
 
     def _links(self) -> Message:
         """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
@@ -399,7 +446,7 @@ class SpacesResource:
             moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
             if moved is not None:
                 raise moved from None
-            if len(path) < 2:
+            if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
                 raise
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
@@ -417,7 +464,9 @@ class SpacesResource:
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return answer_value(value, accept)
-        query = _query(request, ("tags", "snapshot"))
+        query = _query(request, ("tags", "snapshot", "handle"))
+        if "handle" in query:  # what the handle the path names allows
+            return answer_value(Map({"operations": tuple(sorted(record.operations))}), accept)
         if "snapshot" in query:
             return answer_value(record_data(record.snapshot()), accept)
         tags = query.get("tags")
@@ -463,8 +512,9 @@ class SpacesResource:
                 "method_not_allowed",
                 "a space takes GET (statistics), POST (writes) and FETCH (the rest)",
             )
-        if "op=subscribe" in request.query:
-            raise ApiError(400, "bad_request", "op=subscribe is observed: send it with Observe 0", "op")
+        observed = {"op=subscribe", "op=watch_records"} & set(request.query)
+        if observed:
+            raise ApiError(400, "bad_request", f"{min(observed)} is observed: send it with Observe 0", "op")
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
         query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under"))
@@ -611,8 +661,10 @@ class SpacesResource:
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
     ) -> Message | Awaitable[Message]:
-        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim"))
+        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability"))
         op = query.get("op", "write")
+        if op == "revoke":
+            return self._revoke(name, space, query.get("capability"))
         lease = _seconds(query, "lease")
         tx_id = query.get("tx")
         if "claim" in query and op != "confirm":
@@ -662,6 +714,17 @@ class SpacesResource:
             lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
         )
 
+    def _revoke(self, name: str, space: Space, token: str | None) -> Message:
+        """POST ``?op=revoke&capability=<token>`` on a space: end the capability
+        ``/spaces/<space>/$cap/<token>`` (see :meth:`tuplespace.Record.revoke`)."""
+        if not token:
+            raise ApiError(
+                400, "bad_request", "revoke names its capability: ?capability=<token>", "capability"
+            )
+        handle = space.record(self._address(name, ("$cap", token)))
+        Record(space, handle.rid, token, handle.operations, owner=True).revoke()
+        return Message(code=CHANGED)
+
     async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:
         """Commit or abort a transaction, and stop holding it."""
         try:
@@ -710,9 +773,9 @@ class SpacesResource:
             return self._change(self._target(segments).record, op, query, lease, credit, request)
         if op == "call":
             return self._call(self._target(segments), query, request)
-        if op != "create":
+        if op not in ("create", "read_only"):
             raise ApiError(
-                400, "bad_request", f"op is create, refresh, clone, move or call, not {op!r}", "op"
+                400, "bad_request", f"op is create, refresh, clone, move, call or read_only, not {op!r}", "op"
             )
         carried = "carried" in query  # a record moving here brings its credit (see _references)
         if carried and (query["carried"] != "1" or credit is None):
@@ -722,6 +785,9 @@ class SpacesResource:
             ops = {op for op in query["capability"].split(",") if op}
             accept = content_format(request.number(ACCEPT), 406)
             return answer_value(record.capability(ops, lease=lease).address, accept, CREATED)
+        if op == "read_only":  # the record's $RO handle: its address
+            accept = content_format(request.number(ACCEPT), 406)
+            return answer_value(self._target(segments).record.read_only().address, accept, CREATED)
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
@@ -909,6 +975,40 @@ _CREDIT_KEYS = {
     "transfer": frozenset({"to", "amount"}),
     "mint": frozenset({"challenge", "nonce"}),
 }
+
+
+_SPACE_CLOSED = ApiError(404, "not_found", "the subscription ended: its space is closed")
+_WATCH_ENDED = ApiError(
+    404, "watch_ended", "the watch ended: its record is gone, its capability ended, or its space closed"
+)
+"""The last notification of a watch (not an error to its watcher: the watch is over)."""
+
+
+def _kinds(query: dict[str, str], known: frozenset[str]) -> frozenset[str]:
+    """The kinds of events ``?events=a,b`` asks for (every one of ``known`` when not given)."""
+    if "events" not in query:
+        return known
+    kinds = frozenset(k for k in query["events"].split(",") if k)
+    if not kinds or not kinds <= known:
+        raise ApiError(
+            400, "bad_request", f"events is a comma-separated list of {', '.join(sorted(known))}", "events"
+        )
+    return kinds
+
+
+def _record_changes(
+    request: Message, aspace: AsyncSpace
+) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
+    """A peer's watch of the records of a space (``?op=watch_records``): what opens
+    it after an event, and the event asked for."""
+    query = _query(request, ("op", "events", "since", "under"))
+    kinds = _kinds(query, CHANGE_KINDS)
+    under = query.get("under")
+
+    def opened(since: int | None) -> AsyncRecordWatch:
+        return aspace.watch_records(under, kinds, since=since)
+
+    return opened, since_param(query.get("since"), "since")
 
 
 def _principal(query: dict[str, str]) -> str:

@@ -1,6 +1,9 @@
-"""Subscriptions to a space over CoAP: ``CoapSpace.subscribe`` (:class:`CoapSubscription`)
+r"""Subscriptions to a space over CoAP: ``CoapSpace.subscribe`` (:class:`CoapSubscription`)
 and ``AsyncCoapSpace.subscribe`` (:class:`AsyncCoapSubscription`), carried by Observe
-(RFC 7641) on the space's resource (docs/federation.md, "Subscriptions over Observe").
+(RFC 7641) on the space's resource (docs/federation.md, "Subscriptions over Observe");
+and watches of records, their changes carried the same way: ``watch_records`` of a
+space and ``watch`` of a remote record handle (the same classes, of
+:class:`~tuplespace.Change`\ s).
 
 What both share is a :class:`_Stream`, on the event loop of the space's endpoint: it
 registers the observation, reads each notification into the events waiting for the
@@ -17,21 +20,21 @@ import asyncio
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from .._errors import EventsLost, LimitReached, Timeout, TupleSpaceError, UnknownLease, Unreachable
-from .._events import Event
+from .._events import Change, Event
 from .._values import Map, Tuple
-from ..client._common import check_lease, check_timeout
+from ..client._common import check_lease, check_max_pending, check_since, check_timeout, error_code
 from ..client._primitives import AsyncOpenable
 from ._cbor import CBOR, JSON
+from ._endpoint import Address, Endpoint
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, OBSERVE, URI_QUERY, Message
 from ._remote import _value
 
-if TYPE_CHECKING:
-    from ._linda import _Space
+__all__ = ["AsyncCoapSubscription", "CoapSubscription", "Observed", "StreamHost"]
 
-__all__ = ["AsyncCoapSubscription", "CoapSubscription"]
+E = TypeVar("E", Event, Change)
 
 # Seconds before registering again after the node did not answer, the n-th time in a row.
 RETRY_DELAYS = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -44,16 +47,62 @@ def _nothing() -> None:
     pass
 
 
+class StreamHost(Protocol):
+    """What a subscription sends through: a space over CoAP, or a :class:`~tuplespace.Node`."""
+
+    timeout: float
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    @property
+    def streams(self) -> set[_Stream]:
+        """The subscriptions open, ended when it closes."""
+        ...
+
+
+class Observed(NamedTuple):
+    """What a subscription observes: the resource (its node, Uri-Path options and
+    URL), the query asking for its events, and the payload (a template in the JSON
+    wire format; none for records' changes).  After a change of a kind in ``ends``
+    (a record's destroy or expire) nothing more comes: the subscription ends."""
+
+    peer: Address | None  # None: resolved from the URL when it registers
+    path: list[tuple[int, bytes]]
+    url: str
+    query: tuple[str, ...]
+    payload: bytes = b""
+    ends: frozenset[str] = frozenset()
+
+
+_WATCH_ENDED = "watch_ended"  # the code of a watch's last notification: it is over
+RECORD_ENDS = frozenset({"destroy", "expire"})
+"""The changes after which a record's watch ends."""
+
+
+def stream_arguments(
+    observed: Observed, since: int | None, max_pending: int, lease: float | None, existing: bool = False
+) -> dict[str, Any]:
+    """What a subscription is made of, checked as the embedded space checks it
+    (``lease`` is kept here, and given to ``begin``)."""
+    return {
+        "observed": observed,
+        "since": check_since(since),
+        "max_pending": check_max_pending(max_pending),
+        "existing": existing,
+        "lease": check_lease(lease),
+    }
+
+
 class _Stream:
     """A subscription's observations of a space's events, run on ``loop``; ``wake``
     is called (on the loop) when an item is queued or the stream ends."""
 
     def __init__(
         self,
-        space: _Space,
+        space: StreamHost,
         loop: asyncio.AbstractEventLoop | None,
-        template: bytes,
-        kinds: list[str],
+        observed: Observed,
         since: int | None,
         existing: bool,
         max_pending: int,
@@ -61,8 +110,7 @@ class _Stream:
     ) -> None:
         self.space = space
         self.loop = loop  # where it runs (the asyncio face's: once it opens)
-        self._template = template
-        self._kinds = ",".join(sorted(kinds))
+        self.observed = observed
         self._existing = existing
         self.max_pending = max_pending
         self._wake = wake
@@ -83,14 +131,15 @@ class _Stream:
         return self.loop
 
     def _options(self) -> list[tuple[int, bytes]]:
-        query = ["op=subscribe", f"events={self._kinds}"]
+        observed = self.observed
+        query = list(observed.query)
         if self.cursor is not None:
             query.append(f"since={self.cursor}")
         elif self._existing:
             query.append("existing=true")
         return [
-            *self.space.path,
-            (CONTENT_FORMAT, _JSON),
+            *observed.path,
+            *(((CONTENT_FORMAT, _JSON),) if observed.payload else ()),
             *((URI_QUERY, q.encode()) for q in query),
             (ACCEPT, _CBOR),
         ]
@@ -116,19 +165,25 @@ class _Stream:
             if generation == self._generation:
                 self._again()
 
-        space = self.space
+        observed = self.observed
+        if observed.peer is None:
+            from ._node import peer_of
+
+            peer, path = await peer_of(observed.url)
+            observed = self.observed = observed._replace(peer=peer, path=path)
+        assert observed.peer is not None
         self.registrations += 1
-        answer, end = await space.endpoint.observe(
-            space.peer, self._options(), notified, lost, FETCH, self._template
+        answer, end = await self.space.endpoint.observe(
+            observed.peer, self._options(), notified, lost, FETCH, observed.payload
         )
         if generation != self._generation:  # closed meanwhile
             end()
             return False
         self._end = end
-        body = _value(answer, space.url)
+        body = _value(answer, observed.url)
         if answer.number(OBSERVE) is None:
             raise LimitReached(
-                f"{space.url}: the node did not accept the subscription", limit="subscriptions", maximum=0
+                f"{observed.url}: the node did not accept the subscription", limit="subscriptions", maximum=0
             )
         if first:
             events = body.get("events") if isinstance(body, Map) else None
@@ -146,15 +201,19 @@ class _Stream:
         register again after a gap, or when the node began the observation anew (a
         registration renewed after the node dropped it: ``own`` is the answer to
         :meth:`register`)."""
+        url = self.observed.url
         try:
-            body = _value(message, self.space.url)
+            body = _value(message, url)
             after = body["after"]
             items = [_item(item) for item in body["events"]]
         except TupleSpaceError as exc:  # the space is gone or closed: the subscription ends
-            self._fail(exc)
+            if error_code(exc) == _WATCH_ENDED:
+                self.stop()
+            else:
+                self._fail(exc)
             return
         except (TypeError, KeyError) as exc:
-            self._fail(TupleSpaceError(f"a notification from {self.space.url} cannot be read: {exc}"))
+            self._fail(TupleSpaceError(f"a notification from {url} cannot be read: {exc}"))
             return
         if self.cursor is None:
             self.cursor = after
@@ -169,6 +228,9 @@ class _Stream:
             self.queued += 1
             if item.kind != "present":
                 self.cursor = item.seq
+            if item.kind in self.observed.ends:
+                self.stop()
+                return
         if items:
             self._wake()
         if len(self.items) >= self.max_pending and not self.paused:
@@ -242,7 +304,7 @@ class _Stream:
         self._lease = None if lease is None else self._begun().call_later(lease, self.stop)
 
 
-class _Face:
+class _Face(Generic[E]):
     """What both faces share: the stream, and what is read without waiting."""
 
     def __init__(self, stream: _Stream, since: int | None) -> None:
@@ -286,7 +348,7 @@ class _Face:
             self._last_seq = stream.cursor
         stream.renew(lease)
 
-    def _next(self) -> Event | None:
+    def _next(self) -> E | None:
         """The item the stream has ready (the stream has one)."""
         stream = self._stream
         item = stream.items.popleft()
@@ -299,19 +361,23 @@ class _Face:
             raise item
         self._delivered += 1
         self._last_seq = item.seq
-        event: Event = item
+        event: E = item
         return event
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self.closed})"
 
 
-class CoapSubscription(_Face):
-    """The events of a subscription to a space over CoAP (:meth:`CoapSpace.subscribe
-    <tuplespace.CoapSpace.subscribe>`); see :class:`~tuplespace.Subscription`."""
+class CoapSubscription(_Face[E]):
+    r"""The events of a subscription to a space over CoAP (:meth:`CoapSpace.subscribe
+    <tuplespace.CoapSpace.subscribe>`); see :class:`~tuplespace.Subscription`.  A watch
+    of records over CoAP is one too, of :class:`~tuplespace.Change`\ s
+    (:meth:`CoapSpace.watch_records <tuplespace.CoapSpace.watch_records>`,
+    :meth:`RemoteRecord.watch <tuplespace.RemoteRecord.watch>`): see
+    :class:`~tuplespace.RecordWatch`."""
 
     def __init__(
-        self, space: _Space, loop: asyncio.AbstractEventLoop, since: int | None, **stream: Any
+        self, space: StreamHost, loop: asyncio.AbstractEventLoop, since: int | None, **stream: Any
     ) -> None:
         self._changed = threading.Condition()
         self._runner_loop = loop
@@ -321,7 +387,7 @@ class CoapSubscription(_Face):
         with self._changed:
             self._changed.notify_all()
 
-    def get(self, timeout: float | None = None) -> Event | None:
+    def get(self, timeout: float | None = None) -> E | None:
         """The next event, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
         after); None once the subscription has ended."""
         wait = check_timeout(timeout)
@@ -330,10 +396,10 @@ class CoapSubscription(_Face):
                 raise Timeout("no event in time")
             return self._next()
 
-    def __iter__(self) -> CoapSubscription:
+    def __iter__(self) -> CoapSubscription[E]:
         return self
 
-    def __next__(self) -> Event:
+    def __next__(self) -> E:
         event = self.get()
         if event is None:
             raise StopIteration
@@ -349,21 +415,21 @@ class CoapSubscription(_Face):
         if not self._stream.closed and not self._runner_loop.is_closed():
             asyncio.run_coroutine_threadsafe(_call(self._stream.stop), self._runner_loop).result()
 
-    def __enter__(self) -> CoapSubscription:
+    def __enter__(self) -> CoapSubscription[E]:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-class AsyncCoapSubscription(_Face, AsyncOpenable):
+class AsyncCoapSubscription(_Face[E], AsyncOpenable):
     """The events of a subscription to a space over CoAP, on the caller's event loop
     (:meth:`AsyncCoapSpace.subscribe <tuplespace.AsyncCoapSpace.subscribe>`):
     ``async for event in sub``; see :class:`~tuplespace.Subscription`.  It begins when
     it is awaited, entered with ``async with`` or first read, raising then what the
     node refuses."""
 
-    def __init__(self, space: _Space, since: int | None, lease: float | None, **stream: Any) -> None:
+    def __init__(self, space: StreamHost, since: int | None, lease: float | None, **stream: Any) -> None:
         self._changed = asyncio.Event()
         self._lease_seconds = lease
         self._opened = False
@@ -373,13 +439,13 @@ class AsyncCoapSubscription(_Face, AsyncOpenable):
         if self._opened:
             return
         self._opened = True
-        space = self._stream.space
+        timeout = self._stream.space.timeout
         try:
-            await asyncio.wait_for(self.begin(self._lease_seconds), space.timeout)
+            await asyncio.wait_for(self.begin(self._lease_seconds), timeout)
         except TimeoutError:
-            raise Unreachable(f"{space.url}: no answer within {space.timeout} s") from None
+            raise Unreachable(f"{self._stream.observed.url}: no answer within {timeout} s") from None
 
-    async def get(self, timeout: float | None = None) -> Event | None:
+    async def get(self, timeout: float | None = None) -> E | None:
         """See :meth:`CoapSubscription.get`."""
         wait = check_timeout(timeout)
         await self._open()
@@ -392,10 +458,10 @@ class AsyncCoapSubscription(_Face, AsyncOpenable):
             raise Timeout("no event in time") from None
         return self._next()
 
-    def __aiter__(self) -> AsyncCoapSubscription:
+    def __aiter__(self) -> AsyncCoapSubscription[E]:
         return self
 
-    async def __anext__(self) -> Event:
+    async def __anext__(self) -> E:
         event = await self.get()
         if event is None:
             raise StopAsyncIteration
@@ -412,7 +478,7 @@ class AsyncCoapSubscription(_Face, AsyncOpenable):
         self._opened = True  # never to begin
         self._stream.stop()
 
-    async def __aenter__(self) -> AsyncCoapSubscription:
+    async def __aenter__(self) -> AsyncCoapSubscription[E]:
         await self._open()
         return self
 
@@ -420,10 +486,12 @@ class AsyncCoapSubscription(_Face, AsyncOpenable):
         await self.close()
 
 
-def _item(item: Map) -> Event | EventsLost:
-    """An event of a notification, or the news of events lost."""
+def _item(item: Map) -> Event | Change | EventsLost:
+    """An event or a record's change of a notification, or the news of events lost."""
     if "first_missing" in item:
         return EventsLost(item["first_missing"], item["oldest_available"])
+    if "path" in item:
+        return Change(*(item[field] for field in Change._fields))
     t: Tuple = item["tuple"]
     return Event(item["seq"], item["kind"], t, item["time"])
 

@@ -19,6 +19,7 @@ import tuplespace as ts
 
 from .._events import EVENT_KINDS
 from .._federation._remote import AsyncRemoteRecord as AsyncCoapRecord
+from .._federation._subscribe import AsyncCoapSubscription
 from .._lease import AsyncLease
 from ..client import AsyncRemoteRecord, AsyncRemoteRecordWatch, AsyncRemoteRules
 from ._threads import PATIENCE
@@ -210,7 +211,7 @@ def _record_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     """The classes of async record handles and of their watches: the embedded, remote
     (over HTTP and CoAP) and, with the ``redis`` extra installed, Redis ones."""
     handles: tuple[type, ...] = (ts.AsyncRecord, AsyncRemoteRecord, AsyncCoapRecord)
-    watches: tuple[type, ...] = (ts.AsyncRecordWatch, AsyncRemoteRecordWatch)
+    watches: tuple[type, ...] = (ts.AsyncRecordWatch, AsyncRemoteRecordWatch, AsyncCoapSubscription)
     try:
         from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch
     except ImportError:
