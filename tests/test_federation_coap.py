@@ -48,7 +48,8 @@ from tuplespace._federation._message import (
 )
 from tuplespace._federation._resources import SpacesResource
 
-FAST = {"ack_timeout": 0.05}  # the RFC's backoff, scaled down: each test checks behaviour, not time
+# The RFC's backoff and probing rate, scaled down: each test checks behaviour, not time.
+FAST = {"ack_timeout": 0.05, "probing_rate": 40.0}
 FAST_RETRANSMIT = 2  # retransmissions of a request, where a test lets a whole exchange fail
 
 # -- messages -----------------------------------------------------------------------------
