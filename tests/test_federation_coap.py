@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import threading
 import time
@@ -619,23 +620,26 @@ def test_reordered_and_repeated_notifications_never_go_back_in_time() -> None:
 
 class _Outstanding:
     """Watches a network (as its ``drop``, dropping nothing): the confirmable
-    requests sent to ``server`` and not yet acknowledged by it, and the most at once
-    (a retransmission sent before the client heard the ACK does not open it again)."""
+    requests sent to ``server`` (or with ``notifications``, the confirmable answers
+    it sends) not yet acknowledged, and the most at once (a retransmission sent
+    before the ACK was heard does not open it again)."""
 
-    def __init__(self, server: Address) -> None:
+    def __init__(self, server: Address, notifications: bool = False) -> None:
         self.server = server
+        self.notifications = notifications
         self.open: set[int] = set()
         self.acknowledged: set[int] = set()
         self.most = 0
 
     def __call__(self, source: Address, data: bytes) -> bool:
         message = Message.decode(data)
-        if source == self.server:
+        if (source == self.server) != self.notifications:
             if message.mtype in (ACK, RST):
                 self.open.discard(message.mid)
                 self.acknowledged.add(message.mid)
-        elif message.mtype == CON and 0 < message.code < 32 and message.mid not in self.acknowledged:
-            self.open.add(message.mid)
+        elif message.mtype == CON and message.code and (message.code >= 64) == self.notifications:
+            if message.mid not in self.acknowledged:
+                self.open.add(message.mid)
             self.most = max(self.most, len(self.open))
         return False
 
@@ -747,3 +751,26 @@ def test_a_peer_that_stopped_answering_is_probed_at_the_probing_rate() -> None:
     probes = [size for at, size in sent[before:]]
     assert len(probes) == 4 * 3  # each request, then twice again
     assert sum(probes) <= rate * (end - start) + max(probes)
+
+
+def test_notifications_to_an_observer_wait_for_its_acknowledgements() -> None:
+    network = LossyNetwork(43, delay=0.01)
+    options: dict[str, Any] = {"timeout": PATIENCE, "network": network, **FAST}
+    with (
+        ts.Node("coap://127.0.0.1:0/", nstart=1, **options) as node,
+        ts.Node("coap://127.0.0.1:0/", **options) as other,
+    ):
+        records = [node.space("home").create(f"r{i}", {"n": 0}) for i in range(5)]
+        latest: dict[int, Any] = {}
+        upcalls = [
+            other.record(rec.address).on_change(functools.partial(latest.__setitem__, i), tag="n")
+            for i, rec in enumerate(records)
+        ]
+        watch = network.drop = _Outstanding(("127.0.0.1", node.port), notifications=True)
+        for n in range(1, 6):
+            for rec in records:
+                rec.set("n", n)
+        wait_until(lambda: latest == dict.fromkeys(range(5), 5), "the last state of every record")
+        for upcall in upcalls:
+            upcall.cancel()
+    assert watch.most == 1  # five observations of one observer, one notification outstanding
