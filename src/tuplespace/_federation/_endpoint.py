@@ -512,7 +512,18 @@ class Endpoint(asyncio.DatagramProtocol):
         timeout = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
         transmission = _Transmission(peer, message.encode(), timeout, done)
         loop = asyncio.get_running_loop()
-        turn = transmission.turn = _Turn(lambda: loop.call_soon_threadsafe(self._emit, mid, transmission))
+
+        def wake() -> None:  # on the loop when a confirmable gave its turn, else from a thread
+            try:
+                here = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                here = False
+            if here:
+                self._emit(mid, transmission)
+            else:
+                loop.call_soon_threadsafe(self._emit, mid, transmission)
+
+        turn = transmission.turn = _Turn(wake)
         now = self._congestion.enter(peer, turn, bounded)
         self._transmissions[mid] = transmission
         if now:
