@@ -105,6 +105,7 @@ MAX_EXCHANGES = 32768
 # NSTART = 1 where the path is known, and a loopback path has no congestion to avoid.
 LOOPBACK_NSTART = 32
 MAX_SILENT = 4096  # silent peers remembered (the least recently silent forgotten)
+MAX_PEERS = 4096  # peers whose turns are counted, past which the idle ones are forgotten
 
 
 class Timers:
@@ -223,6 +224,9 @@ class _Congestion:
         with self._lock:
             state = self._peers.get(peer)
             if state is None:
+                if len(self._peers) >= MAX_PEERS:
+                    for idle in [p for p, s in self._peers.items() if not s.outstanding and not s.queue]:
+                        del self._peers[idle]
                 nstart = self.nstart
                 if nstart is None:
                     nstart = LOOPBACK_NSTART if _loopback(peer[0]) else 1
@@ -257,8 +261,6 @@ class _Congestion:
             elif turn.queued:
                 turn.queued = False
                 state.queue.remove(turn)
-                if not state.outstanding and not state.queue:
-                    del self._peers[peer]
         for waiting in woken:
             waiting.wake()
 
@@ -270,8 +272,6 @@ class _Congestion:
             turn.queued, turn.granted = False, True
             state.outstanding += 1
             woken.append(turn)
-        if not state.outstanding and not state.queue:
-            del self._peers[peer]
         return woken
 
     def lost(self, peer: Address, size: int) -> None:
@@ -311,6 +311,8 @@ class _Congestion:
     def clear(self) -> None:
         """Forget every turn (the endpoint is closed: nothing more is sent)."""
         with self._lock:
+            for state in self._peers.values():
+                state.queue.clear()
             self._peers.clear()
 
     def queued(self) -> int:
@@ -810,9 +812,12 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def _turn(self, peer: Address, timeout: float | None, deadline: float | None) -> _Turn:
         """Wait, in a thread, for the turn of a request to ``peer`` (NSTART)."""
-        ready = threading.Event()
-        turn = _Turn(ready.set)
+        turn = _Turn(_nothing)
         if self._congestion.enter(peer, turn, True):
+            return turn
+        ready = threading.Event()
+        turn.wake = ready.set
+        if turn.granted:  # given before it could be woken
             return turn
         try:
             while not ready.wait(
