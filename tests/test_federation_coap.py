@@ -774,3 +774,23 @@ def test_notifications_to_an_observer_wait_for_its_acknowledgements() -> None:
         for upcall in upcalls:
             upcall.cancel()
     assert watch.most == 1  # five observations of one observer, one notification outstanding
+
+
+def test_a_silent_peer_that_answers_again_is_no_longer_probed() -> None:
+    network = LossyNetwork(47)
+    options: dict[str, Any] = {"timeout": PATIENCE, "network": network, "max_retransmit": 1, **FAST}
+    with (
+        ts.Node("coap://127.0.0.1:0/", **options) as node,
+        ts.Node("coap://127.0.0.1:0/", **options) as other,
+    ):
+        kitchen = node.space("home").create("kitchen", {"n": 0})
+        remote = other.record(kitchen.address)
+        network.drop = lambda source, data: source == ("127.0.0.1", node.port)  # the node is mute
+        with pytest.raises(ts.Unreachable, match="no acknowledgement"):
+            remote.set("n", 1)
+        assert other.endpoint.statistics()["silent"] == 1
+        network.drop = lambda source, data: False
+        assert remote.set("n", 2) == 3  # the probe is answered (the first set took effect, once)
+        assert other.endpoint.statistics()["silent"] == 0
+        assert [remote.set("n", n) for n in range(3, 6)] == [4, 5, 6]
+        assert kitchen.get("n") == 5
