@@ -794,3 +794,15 @@ def test_a_silent_peer_that_answers_again_is_no_longer_probed() -> None:
         assert other.endpoint.statistics()["silent"] == 0
         assert [remote.set("n", n) for n in range(3, 6)] == [4, 5, 6]
         assert kitchen.get("n") == 5
+
+
+def test_a_take_waiting_for_a_tuple_is_acknowledged_and_holds_no_turn() -> None:
+    # No retransmission: the take is acknowledged empty while it waits, or it fails.
+    options: dict[str, Any] = {"timeout": PATIENCE, "max_retransmit": 0}
+    with ts.Node("coap://127.0.0.1:0/", **options) as node:
+        node.space("jobs")
+        with ts.connect(node.base_uri + "spaces/jobs", nstart=1, **options) as space:
+            taken = spawn(space.take, ("job", int), PATIENCE)
+            wait_until(lambda: node.endpoint.statistics()["separate"] == 1, "the take acknowledged empty")
+            space.write(("job", 1))  # its turn: the take is no longer outstanding
+            assert taken.result(PATIENCE) == ("job", 1)

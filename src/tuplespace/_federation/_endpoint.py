@@ -104,6 +104,8 @@ MAX_EXCHANGES = 32768
 # Outstanding confirmables to a loopback peer by default: RFC 7252 §4.7 allows more than
 # NSTART = 1 where the path is known, and a loopback path has no congestion to avoid.
 LOOPBACK_NSTART = 32
+# Seconds a server waits for an answer before acknowledging its request empty (as aiocoap).
+EMPTY_ACK_DELAY = 0.1
 MAX_SILENT = 4096  # silent peers remembered (the least recently silent forgotten)
 MAX_PEERS = 4096  # peers whose turns are counted, past which the idle ones are forgotten
 
@@ -1024,10 +1026,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if served.reply is not None:
                 self._send(peer, served.reply)
             elif message.mtype == CON:
-                if not served.separate:
-                    served.separate = True
-                    self._separate += 1
-                self._send(peer, Message(ACK, 0, message.mid).encode())
+                self._acknowledge_empty(message, peer, served)
             return
         served = self._remember(key)
         if self.site is None:
@@ -1064,6 +1063,21 @@ class Endpoint(asyncio.DatagramProtocol):
         self._render(
             inner, peer, lambda answer: self._answered(message, peer, served, answer, echo, observed, seal)
         )
+        if served.reply is None and message.mtype == CON:  # the answer takes a while (a take waiting)
+            asyncio.get_running_loop().call_later(
+                EMPTY_ACK_DELAY, self._acknowledge_empty, message, peer, served
+            )
+
+    def _acknowledge_empty(self, message: Message, peer: Address, served: _Served) -> None:
+        """Acknowledge a request whose answer is not ready: the client stops
+        retransmitting it, it is no longer outstanding (NSTART), and the answer comes
+        apart."""
+        if served.reply is not None:
+            return
+        if not served.separate:
+            served.separate = True
+            self._separate += 1
+        self._send(peer, Message(ACK, 0, message.mid).encode())
 
     def _answered(
         self,
