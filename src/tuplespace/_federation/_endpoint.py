@@ -227,7 +227,9 @@ class _Congestion:
             state = self._peers.get(peer)
             if state is None:
                 if len(self._peers) >= MAX_PEERS:
-                    for idle in [p for p, s in self._peers.items() if not s.outstanding and not s.queue]:
+                    for idle in [
+                        a for a, known in self._peers.items() if not known.outstanding and not known.queue
+                    ]:
                         del self._peers[idle]
                 nstart = self.nstart
                 if nstart is None:
