@@ -11,7 +11,8 @@ asyncio client ``ts.connect_async``).  Ops/s and the 99th percentile of the
 latency of a call (µs).  Rounds alternate which side goes first; medians are
 reported (shared, noisy machines).
 
-Env overrides: N_OPS (2000 per round, operation and way), ROUNDS (3), SKIP (coap,http).
+Env overrides: N_OPS (2000 per round, operation and way), ROUNDS (3), SKIP (coap,http),
+NSTART (the requesting node's ``nstart``; its default: 32 to 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tuplespace.server import Server, create_app
 N_OPS = int(os.environ.get("N_OPS", 2000))
 ROUNDS = int(os.environ.get("ROUNDS", 3))
 OUTSTANDING = 100
+NSTART = int(os.environ["NSTART"]) if os.environ.get("NSTART") else None
 
 log = logger("bench_coap")
 
@@ -75,7 +77,7 @@ async def _worker(call: Callable[[int], Awaitable[Any]], share: int, latencies: 
 
 def coap_round(n: int) -> Result:
     out: Result = {}
-    with ts.Node("coap://127.0.0.1:0/") as node, ts.Node("coap://127.0.0.1:0/") as other:
+    with ts.Node("coap://127.0.0.1:0/") as node, ts.Node("coap://127.0.0.1:0/", nstart=NSTART) as other:
         kitchen = node.space("home").create("kitchen", {"temp": 21.5})
         remote = other.record(kitchen.address)
         sequential(remote.get, remote.set, n, out)
@@ -137,6 +139,7 @@ def bench(res: dict[str, Any]) -> None:
                 got[name].append(fn(N_OPS))
     res["n_ops"] = N_OPS
     res["outstanding"] = OUTSTANDING
+    res["nstart"] = NSTART
     for name, results in got.items():
         for key in results[0] if results else ():
             res[f"{name}_{key}"] = round(statistics.median(r[key] for r in results), 1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,8 +30,10 @@ from tuplespace._codec import encode_template
 from tuplespace._federation._blockwise import Blocks
 from tuplespace._federation._endpoint import Address, Endpoint, Timers
 from tuplespace._federation._message import (
+    ACCEPT,
     ACK,
     BLOCK2,
+    CHANGED,
     CON,
     CONTENT,
     CONTENT_FORMAT,
@@ -47,9 +51,11 @@ from tuplespace._federation._message import (
     block_value,
     decode_block,
 )
+from tuplespace._federation._node import peer_of
 from tuplespace._federation._resources import SpacesResource
 
-FAST = {"ack_timeout": 0.05}  # the RFC's backoff, scaled down: each test checks behaviour, not time
+# The RFC's backoff and probing rate, scaled down: each test checks behaviour, not time.
+FAST = {"ack_timeout": 0.05, "probing_rate": 40.0}
 FAST_RETRANSMIT = 2  # retransmissions of a request, where a test lets a whole exchange fail
 
 # -- messages -----------------------------------------------------------------------------
@@ -627,3 +633,196 @@ def test_reordered_and_repeated_notifications_never_go_back_in_time() -> None:
         wait_until(lambda: got[-1:] == [29], "the last state")
         upcall.cancel()
     assert got == sorted(got)
+
+
+# -- congestion control (RFC 7252 §4.7) -------------------------------------------------------
+
+
+class _Outstanding:
+    """Watches a network (as its ``drop``, dropping nothing): the confirmable
+    requests sent to ``server`` (or with ``notifications``, the confirmable answers
+    it sends) not yet acknowledged, and the most at once (a retransmission sent
+    before the ACK was heard does not open it again)."""
+
+    def __init__(self, server: Address, notifications: bool = False) -> None:
+        self.server = server
+        self.notifications = notifications
+        self.open: set[int] = set()
+        self.acknowledged: set[int] = set()
+        self.most = 0
+
+    def __call__(self, source: Address, data: bytes) -> bool:
+        message = Message.decode(data)
+        if (source == self.server) != self.notifications:
+            if message.mtype in (ACK, RST):
+                self.open.discard(message.mid)
+                self.acknowledged.add(message.mid)
+        elif message.mtype == CON and message.code and (message.code >= 64) == self.notifications:
+            if message.mid not in self.acknowledged:
+                self.open.add(message.mid)
+            self.most = max(self.most, len(self.open))
+        return False
+
+
+def _calls(node: ts.Node, other: ts.Node, address: str, coroutines: int, threads: int) -> list[Any]:
+    """Sets of one field of ``address`` from ``other``: ``coroutines`` at once on its
+    loop and ``threads`` at once from threads; their results."""
+    remote = other.record(address)
+
+    async def many() -> list[Any]:
+        peer, options = await peer_of(f"{address}/n")
+        options = [*options, (CONTENT_FORMAT, b"<"), (ACCEPT, b"<")]
+        endpoint = other.endpoint
+        answers = await asyncio.gather(
+            *(endpoint.request(peer, PUT, options, ts.encode_cbor(i)) for i in range(coroutines))
+        )
+        return [answer.code for answer in answers]
+
+    futures = [spawn(remote.set, "n", -i) for i in range(threads)]
+    codes = other.call(many())
+    return [*codes, *(future.result(PATIENCE) for future in futures)]
+
+
+def test_never_more_than_nstart_requests_are_outstanding_to_a_peer() -> None:
+    network = LossyNetwork(29, delay=0.01)
+    options: dict[str, Any] = {"timeout": PATIENCE, "network": network, **FAST}
+    with (
+        ts.Node("coap://127.0.0.1:0/", **options) as node,
+        ts.Node("coap://127.0.0.1:0/", nstart=3, **options) as other,
+    ):
+        kitchen = node.space("home").create("kitchen", {"n": 0})
+        watch = network.drop = _Outstanding(("127.0.0.1", node.port))
+        results = _calls(node, other, str(kitchen.address), coroutines=40, threads=8)
+        assert results[:40] == [CHANGED] * 40
+        assert all(version >= 2 for version in results[40:])
+        assert kitchen.get("$version") == 1 + 48
+    assert watch.most == 3
+
+
+def test_many_calls_complete_at_30_percent_loss_nstart_at_a_time() -> None:
+    network = LossyNetwork(31, loss=0.3, delay=0.02)
+    # Enough retransmissions that no call fails: each effect is checked below.
+    options: dict[str, Any] = {
+        "timeout": PATIENCE,
+        "network": network,
+        "ack_timeout": 0.01,
+        "max_retransmit": 16,
+    }
+    with (
+        ts.Node("coap://127.0.0.1:0/", **options) as node,
+        ts.Node("coap://127.0.0.1:0/", nstart=2, **options) as other,
+    ):
+        kitchen = node.space("home").create("kitchen", {"n": 0})
+        watch = network.drop = _Outstanding(("127.0.0.1", node.port))
+        results = _calls(node, other, str(kitchen.address), coroutines=50, threads=10)
+        assert results[:50] == [CHANGED] * 50
+        assert kitchen.get("$version") == 1 + 60
+    assert network.lost > 0
+    assert watch.most <= 2
+
+
+def test_requests_past_the_queue_of_a_peer_are_refused() -> None:
+    network = LossyNetwork(37)
+    options: dict[str, Any] = {"network": network, "ack_timeout": 0.01, "max_retransmit": 1}
+    with ts.Node("coap://127.0.0.1:0/", nstart=1, max_queued=5, probing_rate=1e6, **options) as node:
+
+        async def many() -> list[Any]:
+            peer, path = await peer_of("coap://127.0.0.1:29999/spaces/home/kitchen/n")  # nobody there
+            calls = (node.endpoint.request(peer, GET, path) for _ in range(20))
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        results = node.call(many())
+    refused = [r for r in results if isinstance(r, ts.LimitReached)]
+    assert len(refused) == 14  # one outstanding, five waiting their turn
+    assert refused[0].limit == "queued"
+    assert refused[0].maximum == 5
+    assert all(isinstance(r, ts.Unreachable) for r in results if r not in refused)
+
+
+def test_a_peer_that_stopped_answering_is_probed_at_the_probing_rate() -> None:
+    network = LossyNetwork(41)
+    sent: list[tuple[float, int]] = []  # when each datagram to the silent peer left, its size
+
+    def record(source: Address, data: bytes) -> bool:
+        sent.append((time.monotonic(), len(data)))
+        return False
+
+    network.drop = record
+    rate = 200.0  # bytes per second
+    options: dict[str, Any] = {"network": network, "ack_timeout": 0.01, "max_retransmit": 2}
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, probing_rate=rate, **options) as node:
+        address = "coap://127.0.0.1:29999/spaces/home/kitchen"  # nobody there
+        remote = node.record(address)
+        with pytest.raises(ts.Unreachable, match="no acknowledgement"):
+            remote.get("n")
+        assert node.endpoint.statistics()["silent"] == 1
+        start, before = time.monotonic(), len(sent)
+        for _ in range(2):  # from a thread, then from the node's loop
+            with pytest.raises(ts.Unreachable, match="no acknowledgement"):
+                remote.get("n")
+
+            async def get() -> Any:
+                peer, path = await peer_of(f"{address}/n")
+                return await node.endpoint.request(peer, GET, path)
+
+            with pytest.raises(ts.Unreachable, match="no acknowledgement"):
+                node.call(get())
+        end = time.monotonic()
+    probes = [size for at, size in sent[before:]]
+    assert len(probes) == 4 * 3  # each request, then twice again
+    assert sum(probes) <= rate * (end - start) + max(probes)
+
+
+def test_notifications_to_an_observer_wait_for_its_acknowledgements() -> None:
+    network = LossyNetwork(43, delay=0.01)
+    options: dict[str, Any] = {"timeout": PATIENCE, "network": network, **FAST}
+    with (
+        ts.Node("coap://127.0.0.1:0/", nstart=1, **options) as node,
+        ts.Node("coap://127.0.0.1:0/", **options) as other,
+    ):
+        records = [node.space("home").create(f"r{i}", {"n": 0}) for i in range(5)]
+        latest: dict[int, Any] = {}
+        upcalls = [
+            other.record(rec.address).on_change(functools.partial(latest.__setitem__, i), tag="n")
+            for i, rec in enumerate(records)
+        ]
+        watch = network.drop = _Outstanding(("127.0.0.1", node.port), notifications=True)
+        for n in range(1, 6):
+            for rec in records:
+                rec.set("n", n)
+        wait_until(lambda: latest == dict.fromkeys(range(5), 5), "the last state of every record")
+        for upcall in upcalls:
+            upcall.cancel()
+    assert watch.most == 1  # five observations of one observer, one notification outstanding
+
+
+def test_a_silent_peer_that_answers_again_is_no_longer_probed() -> None:
+    network = LossyNetwork(47)
+    options: dict[str, Any] = {"timeout": PATIENCE, "network": network, "max_retransmit": 1, **FAST}
+    with (
+        ts.Node("coap://127.0.0.1:0/", **options) as node,
+        ts.Node("coap://127.0.0.1:0/", **options) as other,
+    ):
+        kitchen = node.space("home").create("kitchen", {"n": 0})
+        remote = other.record(kitchen.address)
+        network.drop = lambda source, data: source == ("127.0.0.1", node.port)  # the node is mute
+        with pytest.raises(ts.Unreachable, match="no acknowledgement"):
+            remote.set("n", 1)
+        assert other.endpoint.statistics()["silent"] == 1
+        network.drop = lambda source, data: False
+        assert remote.set("n", 2) == 3  # the probe is answered (the first set took effect, once)
+        assert other.endpoint.statistics()["silent"] == 0
+        assert [remote.set("n", n) for n in range(3, 6)] == [4, 5, 6]
+        assert kitchen.get("n") == 5
+
+
+def test_a_take_waiting_for_a_tuple_is_acknowledged_and_holds_no_turn() -> None:
+    # No retransmission: the take is acknowledged empty while it waits, or it fails.
+    options: dict[str, Any] = {"timeout": PATIENCE, "max_retransmit": 0}
+    with ts.Node("coap://127.0.0.1:0/", **options) as node:
+        node.space("jobs")
+        with ts.connect(node.base_uri + "spaces/jobs", nstart=1, **options) as space:
+            taken = spawn(space.take, ("job", int), PATIENCE)
+            wait_until(lambda: node.endpoint.statistics()["separate"] == 1, "the take acknowledged empty")
+            space.write(("job", 1))  # its turn: the take is no longer outstanding
+            assert taken.result(PATIENCE) == ("job", 1)

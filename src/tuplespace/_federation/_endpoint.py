@@ -13,26 +13,38 @@ sends and fetches payloads block by block, follows observations, and raises
 :class:`~tuplespace.Unreachable` when the peer does not acknowledge within
 ``MAX_TRANSMIT_SPAN`` or when an ICMP error says its port is closed.
 
+Congestion control (RFC 7252 §4.7): at most ``NSTART`` confirmables are
+outstanding to one peer (sent and not yet acknowledged), requests, separate
+answers and notifications alike, whether sent on the loop or by the threads
+exchanging their own requests; the others wait their turn in one FIFO queue per
+peer.  A peer that acknowledged nothing in ``MAX_TRANSMIT_SPAN`` is silent: until
+a datagram comes from it again it is sent at most one confirmable at a time, and
+no more than ``PROBING_RATE`` bytes per second.
+
 Every table an endpoint keeps is bounded: ``max_exchanges`` message ids
 remembered, ``max_assemblies`` Block1 payloads being assembled and as many Block2
-answers kept for the blocks still to be fetched.
+answers kept for the blocks still to be fetched, ``max_queued`` requests waiting
+for their turn per peer, ``MAX_SILENT`` silent peers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import itertools
 import logging
 import os
 import random
 import socket
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
-from .._errors import InvalidValue, Unreachable
+from .._errors import InvalidValue, LimitReached, Unreachable
 from ._blockwise import BLOCK_OPTIONS, Blocks, etag
 from ._message import (
     ACCEPT,
@@ -90,15 +102,38 @@ CLOSE_CHECK = 1.0  # seconds a thread waits for an answer before it checks the e
 # Message ids remembered at most: fewer than the 65,536 a peer goes through before reusing
 # one, so that a new request is never taken for the repeat of an old one.
 MAX_EXCHANGES = 32768
+# Outstanding confirmables to a loopback peer by default: RFC 7252 §4.7 allows more than
+# NSTART = 1 where the path is known, and a loopback path has no congestion to avoid.
+LOOPBACK_NSTART = 32
+# Seconds a server waits for an answer before acknowledging its request empty (as aiocoap).
+EMPTY_ACK_DELAY = 0.1
+MAX_SILENT = 4096  # silent peers remembered (the least recently silent forgotten)
+MAX_PEERS = 4096  # peers whose turns are counted, past which the idle ones are forgotten
 
 
 class Timers:
     """The transmission parameters of RFC 7252 §4.8 and the times derived from them."""
 
-    def __init__(self, ack_timeout: float = 2.0, ack_random_factor: float = 1.5, max_retransmit: int = 4):
+    def __init__(
+        self,
+        ack_timeout: float = 2.0,
+        ack_random_factor: float = 1.5,
+        max_retransmit: int = 4,
+        nstart: int | None = None,
+        probing_rate: float = 1.0,
+    ):
+        if nstart is not None and not (isinstance(nstart, int) and nstart >= 1):
+            raise InvalidValue(f"nstart is a number of messages, at least 1, got {nstart!r}")
+        if not probing_rate > 0:
+            raise InvalidValue(f"probing_rate is positive bytes per second, got {probing_rate!r}")
         self.ack_timeout = ack_timeout
         self.ack_random_factor = ack_random_factor
         self.max_retransmit = max_retransmit
+        self.nstart = nstart
+        """Confirmables outstanding to one peer at most (None: 1, LOOPBACK_NSTART to a
+        loopback address)."""
+        self.probing_rate = probing_rate
+        """Bytes per second, at most, sent to a peer that stopped answering."""
         scale = ack_timeout * ack_random_factor
         self.max_transmit_span = scale * (2**max_retransmit - 1)
         """Seconds from the first transmission of a confirmable message to its last."""
@@ -156,10 +191,160 @@ class Guard(Protocol):
         None to send it as it is."""
 
 
-class _Transmission:
-    """A confirmable message waiting for its ACK (or RST), retransmitted until then."""
+class _Turn:
+    """A confirmable's turn to be outstanding to its peer: ``wake()`` is called, from
+    any thread, when a queued one is given it."""
 
-    __slots__ = ("attempts", "data", "done", "handle", "peer", "timeout")
+    __slots__ = ("granted", "queued", "wake")
+
+    def __init__(self, wake: Callable[[], object]) -> None:
+        self.granted = False
+        self.queued = False
+        self.wake = wake
+
+
+class _Peer:
+    """The confirmables outstanding to one peer and those waiting for their turn."""
+
+    __slots__ = ("nstart", "outstanding", "queue")
+
+    def __init__(self, nstart: int) -> None:
+        self.nstart = nstart
+        self.outstanding = 0
+        self.queue: deque[_Turn] = deque()
+
+
+@functools.lru_cache(maxsize=1024)
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Congestion:
+    """NSTART and PROBING_RATE (RFC 7252 §4.7) per peer, for the endpoint's loop and
+    the threads that exchange their own requests alike (under one lock)."""
+
+    def __init__(self, timers: Timers, max_queued: int) -> None:
+        self.nstart = timers.nstart
+        self.probing_rate = timers.probing_rate
+        self.max_queued = max_queued
+        self._lock = threading.Lock()
+        self._peers: dict[Address, _Peer] = {}
+        # Peers that stopped answering, with when the next byte may be sent to each.
+        self.silent: OrderedDict[Address, float] = OrderedDict()
+
+    def enter(self, peer: Address, turn: _Turn, bounded: bool) -> bool:
+        """Whether a confirmable to ``peer`` may be sent now; if not, ``turn`` waits in
+        the peer's queue (:class:`~tuplespace.LimitReached` when ``bounded`` and
+        ``max_queued`` wait already)."""
+        with self._lock:
+            state = self._peers.get(peer)
+            if state is None:
+                if len(self._peers) >= MAX_PEERS:
+                    for idle in [
+                        a for a, known in self._peers.items() if not known.outstanding and not known.queue
+                    ]:
+                        del self._peers[idle]
+                nstart = self.nstart
+                if nstart is None:
+                    nstart = LOOPBACK_NSTART if _loopback(peer[0]) else 1
+                state = self._peers[peer] = _Peer(nstart)
+            limit = 1 if peer in self.silent else state.nstart
+            if state.outstanding < limit and not state.queue:
+                state.outstanding += 1
+                turn.granted = True
+                return True
+            if bounded and len(state.queue) >= self.max_queued:
+                raise LimitReached(
+                    f"{len(state.queue)} requests to {peer[0]}:{peer[1]} wait for their turn already",
+                    limit="queued",
+                    maximum=self.max_queued,
+                )
+            state.queue.append(turn)
+            turn.queued = True
+            return False
+
+    def leave(self, peer: Address, turn: _Turn) -> None:
+        """``turn`` is over (acknowledged, given up or abandoned): the next waiting is
+        given it."""
+        with self._lock:
+            state = self._peers.get(peer)
+            if state is None:
+                return
+            woken = []
+            if turn.granted:
+                turn.granted = False
+                state.outstanding -= 1
+                woken = self._next(peer, state)
+            elif turn.queued:
+                turn.queued = False
+                state.queue.remove(turn)
+        for waiting in woken:
+            waiting.wake()
+
+    def _next(self, peer: Address, state: _Peer) -> list[_Turn]:
+        limit = 1 if peer in self.silent else state.nstart
+        woken = []
+        while state.queue and state.outstanding < limit:
+            turn = state.queue.popleft()
+            turn.queued, turn.granted = False, True
+            state.outstanding += 1
+            woken.append(turn)
+        return woken
+
+    def lost(self, peer: Address, size: int) -> None:
+        """``peer`` acknowledged nothing: probe it from now on."""
+        with self._lock:
+            if peer not in self.silent:
+                self.silent[peer] = time.monotonic() + size / self.probing_rate
+                while len(self.silent) > MAX_SILENT:
+                    self.silent.popitem(last=False)
+
+    def heard(self, peer: Address) -> None:
+        """A datagram came from ``peer``: it is not silent (any more)."""
+        if peer not in self.silent:
+            return
+        with self._lock:
+            if self.silent.pop(peer, None) is None:
+                return
+            state = self._peers.get(peer)
+            woken = [] if state is None else self._next(peer, state)
+        for waiting in woken:
+            waiting.wake()
+
+    def pace(self, peer: Address, size: int) -> float:
+        """Seconds to wait before a confirmable of ``size`` bytes goes to ``peer`` (0
+        unless it is silent), the time taken."""
+        if peer not in self.silent:
+            return 0.0
+        with self._lock:
+            at = self.silent.get(peer)
+            if at is None:
+                return 0.0
+            now = time.monotonic()
+            start = max(now, at)
+            self.silent[peer] = start + size / self.probing_rate
+            return start - now
+
+    def clear(self) -> None:
+        """Forget every turn (the endpoint is closed: nothing more is sent)."""
+        with self._lock:
+            for state in self._peers.values():
+                state.queue.clear()
+            self._peers.clear()
+
+    def queued(self) -> int:
+        with self._lock:
+            return sum(len(state.queue) for state in self._peers.values())
+
+
+class _Transmission:
+    """A confirmable message waiting for its turn, then for its ACK (or RST),
+    retransmitted until then."""
+
+    __slots__ = ("attempts", "data", "done", "handle", "peer", "timeout", "turn")
 
     def __init__(self, peer: Address, data: bytes, timeout: float, done: Callable[[Message | None], None]):
         self.peer = peer
@@ -168,6 +353,7 @@ class _Transmission:
         self.done = done  # called with the ACK or RST, or None when it was never acknowledged
         self.attempts = 0
         self.handle: asyncio.TimerHandle | None = None
+        self.turn: _Turn | None = None
 
 
 class _Waiting:
@@ -223,7 +409,9 @@ class Endpoint(asyncio.DatagramProtocol):
 
     ``block_szx`` is the exponent of the block size it sends and asks for (6: 1024
     bytes); a request payload past ``max_request_bytes`` is refused with 4.13 and an
-    answer past ``max_response_bytes`` raises :class:`~tuplespace.Unreachable`.
+    answer past ``max_response_bytes`` raises :class:`~tuplespace.Unreachable`.  A
+    request finding ``max_queued`` others waiting for their turn to its peer (at
+    most ``timers.nstart`` outstanding) raises :class:`~tuplespace.LimitReached`.
     """
 
     def __init__(
@@ -236,6 +424,7 @@ class Endpoint(asyncio.DatagramProtocol):
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
         max_age: int = DEFAULT_MAX_AGE,
+        max_queued: int = 1024,
         block_szx: int = 6,
         network: Network | None = None,
         guard: Guard | None = None,
@@ -246,10 +435,13 @@ class Endpoint(asyncio.DatagramProtocol):
             )
         if not 0 < max_age < 1 << 32:
             raise InvalidValue(f"max_age is 1 to 2**32 - 1 seconds, got {max_age!r}")
+        if not max_queued >= 0:
+            raise InvalidValue(f"max_queued is a number of requests, at least 0, got {max_queued!r}")
         self.site = site
         self.guard = guard
         self._known = _KNOWN if guard is None else _KNOWN | {OSCORE}
         self.timers = timers or Timers()
+        self._congestion = _Congestion(self.timers, max_queued)
         self.max_request_bytes = max_request_bytes
         self.max_response_bytes = max_response_bytes
         self.max_assemblies = max_assemblies
@@ -304,6 +496,8 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         peer = addr[:2]
+        if self._congestion.silent:
+            self._congestion.heard(peer)
         try:
             message = Message.decode(data)
         except MessageError:
@@ -331,8 +525,12 @@ class Endpoint(asyncio.DatagramProtocol):
     def _next_mid(self) -> int:
         return next(self._mids) & 0xFFFF
 
-    def _confirmable(self, peer: Address, message: Message, done: Callable[[Message | None], None]) -> None:
-        """Send ``message`` as confirmable, retransmitting until it is acknowledged."""
+    def _confirmable(
+        self, peer: Address, message: Message, done: Callable[[Message | None], None], bounded: bool = False
+    ) -> None:
+        """Send ``message`` as confirmable, once its turn comes (NSTART), retransmitting
+        until it is acknowledged; ``bounded``: a request, refused with
+        :class:`~tuplespace.LimitReached` when ``max_queued`` wait for their turn."""
         message.mtype = CON
         mid = message.mid = self._next_mid()
         while mid in self._transmissions:  # 65536 confirmables under way: the oldest gives way
@@ -340,28 +538,58 @@ class Endpoint(asyncio.DatagramProtocol):
         timers = self.timers
         timeout = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
         transmission = _Transmission(peer, message.encode(), timeout, done)
-        self._transmissions[mid] = transmission
-        self._send(peer, transmission.data)
         loop = asyncio.get_running_loop()
-        transmission.handle = loop.call_later(timeout, self._retransmit, mid)
+
+        def wake() -> None:  # on the loop when a confirmable gave its turn, else from a thread
+            try:
+                here = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                here = False
+            if here:
+                self._emit(mid, transmission)
+            else:
+                loop.call_soon_threadsafe(self._emit, mid, transmission)
+
+        turn = transmission.turn = _Turn(wake)
+        now = self._congestion.enter(peer, turn, bounded)
+        self._transmissions[mid] = transmission
+        if now:
+            self._emit(mid, transmission)
+
+    def _emit(self, mid: int, transmission: _Transmission, paced: bool = False) -> None:
+        """Send (again) a confirmable whose turn it is, at the probing rate to a
+        silent peer, and wait for its acknowledgement."""
+        if self._transmissions.get(mid) is not transmission:
+            return
+        loop = asyncio.get_running_loop()
+        if not paced:
+            wait = self._congestion.pace(transmission.peer, len(transmission.data))
+            if wait > 0:
+                transmission.handle = loop.call_later(wait, self._emit, mid, transmission, True)
+                return
+        self._send(transmission.peer, transmission.data)
+        transmission.handle = loop.call_later(transmission.timeout, self._retransmit, mid)
 
     def _retransmit(self, mid: int) -> None:
         transmission = self._transmissions.get(mid)
         if transmission is None:
             return
         if transmission.attempts >= self.timers.max_retransmit:
-            self._give_up(mid)
+            self._give_up(mid, lost=True)
             return
         transmission.attempts += 1
         transmission.timeout *= 2
-        self._send(transmission.peer, transmission.data)
-        loop = asyncio.get_running_loop()
-        transmission.handle = loop.call_later(transmission.timeout, self._retransmit, mid)
+        self._emit(mid, transmission)
 
-    def _give_up(self, mid: int) -> None:
+    def _give_up(self, mid: int, lost: bool = False) -> None:
+        """Stop sending a confirmable; ``lost``: its peer never acknowledged it."""
         transmission = self._transmissions.pop(mid)
         if transmission.handle is not None:
             transmission.handle.cancel()
+        if lost:
+            self._congestion.lost(transmission.peer, len(transmission.data))
+        if transmission.turn is not None:
+            self._congestion.leave(transmission.peer, transmission.turn)
         transmission.done(None)
 
     def _acknowledged(self, message: Message, peer: Address) -> bool:
@@ -372,6 +600,8 @@ class Endpoint(asyncio.DatagramProtocol):
         del self._transmissions[message.mid]
         if transmission.handle is not None:
             transmission.handle.cancel()
+        if transmission.turn is not None:
+            self._congestion.leave(peer, transmission.turn)
         transmission.done(message)
         return True
 
@@ -415,7 +645,11 @@ class Endpoint(asyncio.DatagramProtocol):
             elif reply.mtype == RST:
                 future.set_exception(Unreachable("the peer reset the request"))
 
-        self._confirmable(peer, message, done)
+        try:
+            self._confirmable(peer, message, done, bounded=True)
+        except LimitReached:
+            self._release(token, previous)
+            raise
         mid = message.mid
         try:
             return await future
@@ -552,8 +786,10 @@ class Endpoint(asyncio.DatagramProtocol):
         data = message.encode()
         token = message.token
         acknowledged, attempts = False, 0
+        congestion = self._congestion
+        turn = self._turn(peer, timeout, deadline)
         try:
-            sock.send(data)
+            self._paced(sock, peer, data, timeout, deadline)
             resend = time.monotonic() + wait
             while True:
                 now = time.monotonic()
@@ -561,24 +797,32 @@ class Endpoint(asyncio.DatagramProtocol):
                     raise Unreachable(f"no answer within {timeout} s")
                 if not acknowledged and now >= resend:
                     if attempts >= timers.max_retransmit:
+                        congestion.lost(peer, len(data))
                         raise Unreachable(f"no acknowledgement within {timers.max_transmit_span:g} s")
                     attempts += 1
                     wait *= 2
-                    resend = now + wait
-                    sock.send(data)
+                    self._paced(sock, peer, data, timeout, deadline)
+                    resend = time.monotonic() + wait
                 if self.closed:
                     raise Unreachable("the endpoint is closed")
                 bound = deadline if acknowledged else resend if deadline is None else min(resend, deadline)
                 # 0 is non-blocking; a long wait is cut to see a close() from another thread
                 sock.settimeout(CLOSE_CHECK if bound is None else min(max(bound - now, 1e-4), CLOSE_CHECK))
                 try:
-                    reply = Message.decode(sock.recv(65536))
-                except (TimeoutError, MessageError):
+                    datagram = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if congestion.silent:
+                    congestion.heard(peer)
+                try:
+                    reply = Message.decode(datagram)
+                except MessageError:
                     continue
                 if reply.mtype in (ACK, RST) and reply.mid == mid:
                     if reply.mtype == RST:
                         raise Unreachable("the peer reset the request")
                     acknowledged = True
+                    congestion.leave(peer, turn)  # no longer outstanding (RFC 7252 §4.7)
                     if reply.code == 0:
                         continue  # the answer comes apart
                 if reply.code >= 64 and reply.token == token:
@@ -593,6 +837,45 @@ class Endpoint(asyncio.DatagramProtocol):
             if self.closed:
                 raise Unreachable("the endpoint is closed") from None
             raise Unreachable(f"the peer cannot be reached: {exc}") from None
+        finally:
+            congestion.leave(peer, turn)
+
+    def _turn(self, peer: Address, timeout: float | None, deadline: float | None) -> _Turn:
+        """Wait, in a thread, for the turn of a request to ``peer`` (NSTART)."""
+        turn = _Turn(_nothing)
+        if self._congestion.enter(peer, turn, True):
+            return turn
+        ready = threading.Event()
+        turn.wake = ready.set
+        if turn.granted:  # given before it could be woken
+            return turn
+        try:
+            while not ready.wait(
+                CLOSE_CHECK if deadline is None else min(CLOSE_CHECK, deadline - time.monotonic())
+            ):
+                if self.closed:
+                    raise Unreachable("the endpoint is closed")
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise Unreachable(f"no answer within {timeout} s")
+        except BaseException:
+            self._congestion.leave(peer, turn)
+            raise
+        return turn
+
+    def _paced(
+        self, sock: socket.socket, peer: Address, data: bytes, timeout: float | None, deadline: float | None
+    ) -> None:
+        """Send a confirmable from a thread, at the probing rate to a silent peer."""
+        wait = self._congestion.pace(peer, len(data))
+        if wait > 0:
+            if deadline is not None and time.monotonic() + wait > deadline:
+                raise Unreachable(f"no answer within {timeout} s")
+            until = time.monotonic() + wait
+            while (left := until - time.monotonic()) > 0:
+                if self.closed:
+                    raise Unreachable("the endpoint is closed")
+                time.sleep(min(left, CLOSE_CHECK))
+        sock.send(data)
 
     async def _send_request(self, peer: Address, message: Message) -> Message:
         size = 16 << self.block_szx
@@ -777,7 +1060,7 @@ class Endpoint(asyncio.DatagramProtocol):
             then()
 
     async def _quietly(self, peer: Address, message: Message) -> None:
-        with contextlib.suppress(Unreachable):
+        with contextlib.suppress(Unreachable, LimitReached):
             await self._exchange(peer, message)
 
     # -- the server side -----------------------------------------------------------------
@@ -801,10 +1084,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if served.reply is not None:
                 self._send(peer, served.reply)
             elif message.mtype == CON:
-                if not served.separate:
-                    served.separate = True
-                    self._separate += 1
-                self._send(peer, Message(ACK, 0, message.mid).encode())
+                self._acknowledge_empty(message, peer, served)
             return
         served = self._remember(key)
         if self.site is None:
@@ -844,6 +1124,21 @@ class Endpoint(asyncio.DatagramProtocol):
             lambda answer: self._answered(message, peer, served, answer, echo, observed, seal),
             observed,
         )
+        if served.reply is None and message.mtype == CON:  # the answer takes a while (a take waiting)
+            asyncio.get_running_loop().call_later(
+                EMPTY_ACK_DELAY, self._acknowledge_empty, message, peer, served
+            )
+
+    def _acknowledge_empty(self, message: Message, peer: Address, served: _Served) -> None:
+        """Acknowledge a request whose answer is not ready: the client stops
+        retransmitting it, it is no longer outstanding (NSTART), and the answer comes
+        apart."""
+        if served.reply is not None:
+            return
+        if not served.separate:
+            served.separate = True
+            self._separate += 1
+        self._send(peer, Message(ACK, 0, message.mid).encode())
 
     def _answered(
         self,
@@ -1106,7 +1401,8 @@ class Endpoint(asyncio.DatagramProtocol):
     def statistics(self) -> dict[str, int]:
         """Tables held: remembered message ids, confirmables under way, requests
         waiting, observations served, assemblies and Block2 answers kept; and how
-        many requests were acknowledged before their answer, which came apart."""
+        many requests were acknowledged before their answer, which came apart;
+        confirmables waiting for their turn (NSTART) and peers that stopped answering."""
         return {
             "separate": self._separate,
             "exchanges": len(self._seen),
@@ -1115,6 +1411,8 @@ class Endpoint(asyncio.DatagramProtocol):
             "observed": len(self._observed),
             "assemblies": len(self._assemblies),
             "bodies": len(self._bodies),
+            "queued": self._congestion.queued(),
+            "silent": len(self._congestion.silent),
         }
 
     def close(self) -> None:
@@ -1126,6 +1424,7 @@ class Endpoint(asyncio.DatagramProtocol):
             if transmission.handle is not None:
                 transmission.handle.cancel()
         self._transmissions.clear()
+        self._congestion.clear()
         for waiting in self._waiting.values():
             if not waiting.future.done():
                 waiting.future.set_exception(Unreachable("the endpoint is closed"))

@@ -487,9 +487,7 @@ def _lease_of_transaction(lease: float | None) -> float:
 class _Space:
     """What both faces share: the URL checked, the peer, the options of a request."""
 
-    def __init__(
-        self, url: str, timeout: float, ack_timeout: float, max_retransmit: int, network: Network | None
-    ):
+    def __init__(self, url: str, timeout: float, timers: Timers, network: Network | None):
         parts = urlsplit(url)
         segments = parts.path.strip("/").split("/")
         if parts.scheme != "coap" or not parts.hostname or len(segments) != 2 or segments[0] != "spaces":
@@ -498,7 +496,7 @@ class _Space:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self.endpoint = Endpoint(timers=Timers(ack_timeout, max_retransmit=max_retransmit), network=network)
+        self.endpoint = Endpoint(timers=timers, network=network)
         """The client's CoAP endpoint, which its subscriptions and record handles send through."""
         self.peer: Address = ()
         """The node's address, once resolved."""
@@ -565,7 +563,8 @@ class CoapSpace(_Space, CreditCalls):
     ``Unreachable``, and its tuple returns to the space when the claim runs out
     (docs/federation.md, "No lost tuples: claims").
     ``ack_timeout`` and ``max_retransmit`` are the retransmission timers (RFC 7252:
-    2 s, 4 times) and ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
+    2 s, 4 times), ``nstart`` and ``probing_rate`` its congestion control and
+    ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
     """
 
     def __init__(
@@ -575,9 +574,12 @@ class CoapSpace(_Space, CreditCalls):
         timeout: float = 10.0,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
+        nstart: int | None = None,
+        probing_rate: float = 1.0,
         network: Network | None = None,
     ) -> None:
-        super().__init__(url, timeout, ack_timeout, max_retransmit, network)
+        timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
+        super().__init__(url, timeout, timers, network)
         self._rules = RemoteRules(self)
         self._upcalls: set[RemoteUpcall] = set()
         self._runner = LoopThread("tuplespace-coap-client")
@@ -861,9 +863,12 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         timeout: float = 10.0,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
+        nstart: int | None = None,
+        probing_rate: float = 1.0,
         network: Network | None = None,
     ) -> None:
-        super().__init__(url, timeout, ack_timeout, max_retransmit, network)
+        timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
+        super().__init__(url, timeout, timers, network)
         self._rules = AsyncRemoteRules(self)
 
     async def _do(self, ask: _Ask) -> Value:

@@ -53,7 +53,12 @@ class Node:
     A request to a peer that does not answer within ``timeout`` seconds raises
     :class:`~tuplespace.Unreachable`; confirmable messages are retransmitted after
     ``ack_timeout`` seconds (RFC 7252: 2 to 3), then twice as long each time, up to
-    ``max_retransmit`` times.  Served resources are bounded: at most
+    ``max_retransmit`` times.  At most ``nstart`` confirmables are outstanding to one
+    peer (RFC 7252 §4.7; None: 1, or 32 to a loopback address), the others waiting
+    their turn in order, ``max_queued`` at most per peer (past it a request raises
+    :class:`~tuplespace.LimitReached`); a peer that stopped answering is sent no
+    more than ``probing_rate`` bytes per second until it answers again.  Served
+    resources are bounded: at most
     ``max_observers`` observations of one record (with its fields), ``max_observed``
     records observed at once, ``read_all`` and ``take_all`` answers of
     ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
@@ -113,6 +118,9 @@ class Node:
         max_age: int = 60,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
+        nstart: int | None = None,
+        probing_rate: float = 1.0,
+        max_queued: int = 1024,
         refresh_period: float = 30.0,
         reference_lifetime: float = 90.0,
         max_references: int = 100_000,
@@ -157,11 +165,14 @@ class Node:
         self._endpoint = Endpoint(
             self._resource,
             guard=self._guard,
-            timers=Timers(ack_timeout, max_retransmit=max_retransmit),
+            timers=Timers(
+                ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate
+            ),
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
             max_exchanges=max_exchanges,
             max_age=max_age,
+            max_queued=max_queued,
             network=network,
         )
         self._upcalls: set[RemoteUpcall] = set()  # followed by this node, ended when it closes
