@@ -22,6 +22,10 @@ from typing import Any
 
 from tuplespace._federation._endpoint import Address, Endpoint
 
+# The RFC's backoff and probing rate, scaled down for the nodes and clients of a test: each
+# test checks behaviour, not time.
+FAST = {"ack_timeout": 0.05, "probing_rate": 40.0}
+
 
 class LossyNetwork:
     """Each datagram is lost with probability ``loss``, else delivered, and again

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tuplespace as ts
-from coapnet import LossyNetwork
+from coapnet import FAST, LossyNetwork
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._blockwise import Blocks
@@ -54,8 +54,6 @@ from tuplespace._federation._message import (
 from tuplespace._federation._node import peer_of
 from tuplespace._federation._resources import SpacesResource
 
-# The RFC's backoff and probing rate, scaled down: each test checks behaviour, not time.
-FAST = {"ack_timeout": 0.05, "probing_rate": 40.0}
 FAST_RETRANSMIT = 2  # retransmissions of a request, where a test lets a whole exchange fail
 
 # -- messages -----------------------------------------------------------------------------

@@ -13,10 +13,8 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from coapnet import LossyNetwork
+from coapnet import FAST, LossyNetwork
 from helpers import PATIENCE, wait_until
-
-FAST = {"ack_timeout": 0.05}  # the RFC's backoff, scaled down: each test checks behaviour, not time
 
 
 @pytest.fixture
