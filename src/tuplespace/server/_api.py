@@ -385,9 +385,12 @@ class ApiBase:
             403, "forbidden", f"the token {caller.grant.name!r} may not {needed} on space {space!r}"
         )
 
-    async def authorize(self, caller: Caller, name: str, needs: tuple[str, ...]) -> SpaceInfo | None:
+    async def authorize(
+        self, caller: Caller, name: str, needs: Operation | tuple[str, ...]
+    ) -> SpaceInfo | None:
         """The space ``name`` if it exists (None if the caller may create it), after
-        checking the caller has every permission of ``needs`` on it."""
+        checking the caller has the permissions of the operation ``needs`` on it (its
+        ``needs`` and ``one_of`` in the operation table), or every one of ``needs``."""
         if not valid_space_name(name):
             raise ApiError(
                 400,
@@ -400,6 +403,10 @@ class ApiBase:
             info = await self.hub.get(name)
         anonymous = self.hub.default_anonymous if info is None else info.anonymous
         perms = permissions_for(self.tokens, caller.grant, name, anonymous)
+        if isinstance(needs, Operation):
+            if needs.one_of and perms.isdisjoint(needs.one_of):
+                raise self._denied(caller, needs.one_of[0], name)
+            needs = needs.needs
         for needed in needs:
             if needed not in perms:
                 raise self._denied(caller, needed, name)
@@ -412,24 +419,15 @@ class ApiBase:
         return info
 
     async def _begin(
-        self,
-        request: Incoming,
-        space: str,
-        needs: tuple[str, ...],
-        allowed: Operation | frozenset[str],
-        required: tuple[str, ...] = (),
+        self, request: Incoming, space: str, op: Operation, fields: frozenset[str] | None = None
     ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
-        """The prologue of an operation: who asks, the space if it exists (after checking
-        the permissions ``needs``), and the body, holding only the fields of the
-        operation ``allowed`` and every one it requires (or only the keys ``allowed``
-        and every ``required`` one)."""
+        """The prologue of the operation ``op``: who asks, the space if it exists (after
+        checking the permissions ``op`` needs), and the body, holding only the fields of
+        ``op`` (or the keys ``fields``) and every one it requires."""
         caller = self.caller(request)
-        info = await self.authorize(caller, space, needs)
+        info = await self.authorize(caller, space, op)
         body = await read_body(request, self.limits.max_body)
-        if isinstance(allowed, Operation):
-            check_keys(body, allowed.fields, allowed.required)
-        else:
-            check_keys(body, allowed, required)
+        check_keys(body, op.fields if fields is None else fields, op.required)
         return caller, info, body
 
     def stream_room(self, caller: Caller) -> ClientState:

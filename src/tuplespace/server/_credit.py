@@ -25,7 +25,7 @@ class CreditRoutes(RecordRoutes):
     """Credit: transfers between accounts, and minting for proof of work."""
 
     async def transfer_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, (), OPERATION["transfer_credit"])
+        caller, info, body = await self._begin(request, space, OPERATION["transfer_credit"])
         info = self._existing(info, space)
         source = self._principal(caller, info, body)
         target = body["to"]
@@ -43,14 +43,16 @@ class CreditRoutes(RecordRoutes):
         return json_response({"principal": source, "balance": to_wire(balance)})
 
     async def credit_challenge(self, space: str, request: Request) -> Response:
-        info = self._existing(await self.authorize(self.caller(request), space, ()), space)
+        info = self._existing(
+            await self.authorize(self.caller(request), space, OPERATION["credit_challenge"]), space
+        )
         c = await info.local("credit").credit_challenge()
         return json_response(
             {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
         )
 
     async def mint_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, (), OPERATION["mint_credit"])
+        caller, info, body = await self._begin(request, space, OPERATION["mint_credit"])
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)
         aspace = info.local("credit")

@@ -72,14 +72,14 @@ class Operations(ApiBase):
 
     async def put_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        await self.authorize(caller, space, ("admin",))
+        await self.authorize(caller, space, OPERATION["put_space"])
         body = await read_body(request, self.limits.max_body, optional=True)
         info, created = await self.hub.create(space, body)
         return json_response({"name": info.name, "options": info.options()}, 201 if created else 200)
 
     async def get_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self.authorize(caller, space, ("read",))
+        info = await self.authorize(caller, space, OPERATION["get_space"])
         if info is None:
             raise ApiError(404, "not_found", f"no space {space!r}")
         return json_response(
@@ -88,7 +88,7 @@ class Operations(ApiBase):
 
     async def delete_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self.authorize(caller, space, ("admin",))
+        info = await self.authorize(caller, space, OPERATION["delete_space"])
         if info is None:
             raise ApiError(404, "not_found", f"no space {space!r}")
         await self.hub.delete(info)
@@ -97,7 +97,7 @@ class Operations(ApiBase):
     # -- operations ----------------------------------------------------------------------
 
     async def write(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write"])
+        caller, info, body = await self._begin(request, space, OPERATION["write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
         timeout = get_timeout(body)
@@ -117,7 +117,7 @@ class Operations(ApiBase):
         raise ApiError(429, "space_full", "the space stayed full: no room for the tuple in time")
 
     async def write_many(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write_many"])
+        caller, info, body = await self._begin(request, space, OPERATION["write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         lease = get_lease(body)
         aspace = (await self.space(caller, space, info)).aspace
@@ -125,7 +125,7 @@ class Operations(ApiBase):
         return json_response({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
 
     async def read(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["read"])
+        caller, info, body = await self._begin(request, space, OPERATION["read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         aspace = (await self.space(caller, space, info)).aspace
@@ -135,7 +135,7 @@ class Operations(ApiBase):
         return json_response(found_answer(found, more))
 
     async def take(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take"])
+        caller, info, body = await self._begin(request, space, OPERATION["take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         claim = get_bool(body, "claim")
@@ -202,7 +202,7 @@ class Operations(ApiBase):
         return {"tuple": to_wire(found), "claim": {"id": handle.id, "expires_at": claim.expires_at}}
 
     async def read_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["read_all"])
+        caller, info, body = await self._begin(request, space, OPERATION["read_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         after = get_cursor(body)
@@ -234,7 +234,7 @@ class Operations(ApiBase):
         return page.answer(found, {"more": True} if more else {})
 
     async def take_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take_all"])
+        caller, info, body = await self._begin(request, space, OPERATION["take_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         timeout = get_timeout(body)
@@ -345,13 +345,13 @@ class Operations(ApiBase):
         return await tx.find_page(template, True, limit, page.fits, wait)
 
     async def count(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["count"])
+        caller, info, body = await self._begin(request, space, OPERATION["count"])
         template = get_template(body, "template", self.limits.wire)
         aspace = (await self.space(caller, space, info)).aspace
         return json_response({"count": await aspace.count(template)})
 
     async def replace(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take", "write"), OPERATION["replace"])
+        caller, info, body = await self._begin(request, space, OPERATION["replace"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -363,7 +363,7 @@ class Operations(ApiBase):
         return json_response(found_answer(old, more))
 
     async def write_if_absent(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write_if_absent"])
+        caller, info, body = await self._begin(request, space, OPERATION["write_if_absent"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -374,7 +374,7 @@ class Operations(ApiBase):
 
     async def confirm_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("take",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["confirm_claim"]), space)
         if not await self._confirm(info, caller, claim):
             raise ApiError(
                 404, "unknown_claim", f"no claim {claim} (it ran out or was released: its tuple went back)"
@@ -383,7 +383,7 @@ class Operations(ApiBase):
 
     async def release_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("take",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["release_claim"]), space)
         handle = self.hub.find("claim", claim, info, caller.owner)
         if handle is None:
             state = self.hub.ended_state(claim)
@@ -400,7 +400,7 @@ class Operations(ApiBase):
 
     async def renew_lease(self, space: str, lease_id: int, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["renew_lease"]), space)
         body = await read_body(request, self.limits.max_body, optional=True)
         check_keys(body, OPERATION["renew_lease"].fields)
         lease = get_lease(body)
@@ -416,7 +416,7 @@ class Operations(ApiBase):
 
     async def cancel_lease(self, space: str, lease_id: int, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["cancel_lease"]), space)
         local = info.space
         if local is None:
             aspace = info.aspace

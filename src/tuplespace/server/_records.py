@@ -48,20 +48,6 @@ _CAPABILITY_OPS = {
     "clone": "clone",
     "destroy": "destroy",
 }
-# The permission on the space each route needs when the record is named by path or address.
-_NEEDS = {
-    "open": ("read",),
-    "get": ("read",),
-    "set": ("write",),
-    "call": ("write",),
-    "refresh": ("write",),
-    "clone": ("write",),
-    "move": ("write",),
-    "destroy": ("write",),
-    "capability": ("write",),
-    "read_only": ("write",),
-    "revoke": ("write",),
-}
 
 
 def _is_capability(ref: str) -> bool:
@@ -104,7 +90,7 @@ class RecordRoutes(EventRoutes):
             elif operation is not None and operation not in handle.operations:
                 raise api_error(_not_allowed(handle, operation))
             return caller, info, handle, body
-        info = self._existing(await self.authorize(caller, space, _NEEDS[route]), space)
+        info = self._existing(await self.authorize(caller, space, op), space)
         if rid is not None:
             return caller, info, AsyncRecord(info.embedded("records"), rid), body
         return caller, info, await self._resolve(info, ref, caller), body
@@ -136,7 +122,7 @@ class RecordRoutes(EventRoutes):
     # -- creating, opening, reading ----------------------------------------------------------
 
     async def create_record(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["create_record"])
+        caller, info, body = await self._begin(request, space, OPERATION["create_record"])
         path = _get_path(body)
         fields = self._get_fields(body)
         credit = _get_credit(body, "credit")
@@ -293,7 +279,7 @@ class RecordRoutes(EventRoutes):
 
     async def revoke_capability(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, _NEEDS["revoke"]), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["revoke_capability"]), space)
         body = await read_body(request, self.limits.max_body)
         op = OPERATION["revoke_capability"]
         check_keys(body, op.fields, op.required)
@@ -314,7 +300,7 @@ class RecordRoutes(EventRoutes):
     # -- finding and taking -----------------------------------------------------------------------
 
     async def find_records(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["find_records"])
+        caller, info, body = await self._begin(request, space, OPERATION["find_records"])
         template = self._get_record_template(body)
         under = _get_under(body)
         requested = get_limit(body)
@@ -340,7 +326,7 @@ class RecordRoutes(EventRoutes):
         return json_response(out)
 
     async def take_record(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take_record"])
+        caller, info, body = await self._begin(request, space, OPERATION["take_record"])
         template = self._get_record_template(body)
         under = _get_under(body)
         timeout = get_timeout(body)
@@ -405,7 +391,9 @@ class RecordRoutes(EventRoutes):
                 target = self._existing(await self.hub.get(space), space)
                 handle = await self._resolve(target, ref, caller)
             else:
-                target = self._existing(await self.authorize(caller, space, ("subscribe",)), space)
+                target = self._existing(
+                    await self.authorize(caller, space, OPERATION["record_events"]), space
+                )
                 rid = params.get("id")
                 if rid is not None:
                     if not rid.isdigit() or len(rid) > 18:
@@ -416,7 +404,7 @@ class RecordRoutes(EventRoutes):
         else:
             if "id" in params:
                 raise ApiError(400, "bad_request", "id goes with ref", "id")
-            info = await self.authorize(caller, space, ("subscribe",))
+            info = await self.authorize(caller, space, OPERATION["record_events"])
             under = params.get("under") or None
             target = await self.space(caller, space, info)
             target.embedded("records")
@@ -436,7 +424,7 @@ class RecordRoutes(EventRoutes):
     # -- credit ------------------------------------------------------------------------------------
 
     async def grant_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("admin",), OPERATION["grant_credit"])
+        caller, info, body = await self._begin(request, space, OPERATION["grant_credit"])
         principal = body["principal"]
         if type(principal) is not str:
             raise ApiError(400, "bad_request", "principal is the name of an account", "principal")

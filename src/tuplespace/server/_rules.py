@@ -26,6 +26,7 @@ from starlette.responses import Response
 from .._aio import AsyncSpace
 from .._clock import SimulatedClock
 from .._errors import RuleNotFound, TupleSpaceError
+from .._httpapi import OPERATION
 from .._rules import RuleInfo
 from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
 from .._space import Space
@@ -95,13 +96,13 @@ class RuleRoutes(RecordRoutes):
 
     async def list_rules(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["list_rules"]), space)
         kept = kept_rules(info)
         rules = info.embedded("rules").rules.list() if kept is None else await kept.list()
         return json_response({"rules": [rule_out(r) for r in rules]})
 
     async def add_rule(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), RULE_KEYS, ("name",))
+        caller, info, body = await self._begin(request, space, OPERATION["add_rule"], RULE_KEYS)
         size = len(orjson.dumps(body))
         most = self.limits.max_rule_bytes
         if size > most:
@@ -135,7 +136,7 @@ class RuleRoutes(RecordRoutes):
 
     async def get_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["get_rule"]), space)
         kept = kept_rules(info)
         try:
             rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
@@ -145,7 +146,7 @@ class RuleRoutes(RecordRoutes):
 
     async def remove_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["remove_rule"]), space)
         kept = kept_rules(info)
         try:
             if kept is None:
@@ -160,12 +161,12 @@ class RuleRoutes(RecordRoutes):
 
     async def get_clock(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["get_clock"]), space)
         clock = info.embedded("clock").clock
         return json_response({"now": clock.now(), "simulated": clock.simulated})
 
     async def advance_clock(self, space: str, request: Request) -> Response:
-        _, info, body = await self._begin(request, space, ("admin",), frozenset({"advance"}), ("advance",))
+        _, info, body = await self._begin(request, space, OPERATION["advance_clock"])
         seconds = body["advance"]
         if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
             raise ApiError(

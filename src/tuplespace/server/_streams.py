@@ -16,6 +16,7 @@ from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._codec import to_wire
 from .._errors import EventsLost, Timeout
 from .._events import EVENT_KINDS, Event
+from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
 from ._api import ApiBase, Caller, disconnected
 from ._errors import ApiError
@@ -50,7 +51,7 @@ class EventRoutes(ApiBase):
 
     async def events(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self.authorize(caller, space, ("subscribe",))
+        info = await self.authorize(caller, space, OPERATION["events"])
         params, kinds, since = self.stream_params(
             request, ("template", "events", "since", "existing"), EVENT_KINDS
         )
