@@ -11,7 +11,7 @@ import pytest
 import tuplespace as ts
 from tuplespace._errors import ERRORS, WireCode
 from tuplespace.client._common import error_code, error_from_answer
-from tuplespace.server._errors import api_error
+from tuplespace.server._errors import api_error, coded
 
 TREE = [
     (ts.Timeout, ts.TupleSpaceError, TimeoutError),
@@ -125,6 +125,26 @@ def test_the_server_answers_an_exception_with_the_first_code_of_its_class() -> N
     assert cycle.body()["error"]["cycle"] == ["a", "b", "a"]
     with pytest.raises(ts.Timeout):
         api_error(ts.Timeout("nothing"))
+
+
+def test_the_server_answers_an_exception_with_the_code_it_carries_if_its_class_has_it() -> None:
+    """A handler raises an error of the tree, with one of the codes of its class if not
+    the first; the server answers the code and status of that row of the table."""
+    claim = api_error(coded(ts.NotFound("no claim c"), "unknown_claim"), "confirm")
+    assert (claim.status, claim.body()) == (
+        404,
+        {"error": {"code": "unknown_claim", "message": "no claim c", "field": "confirm"}},
+    )
+    cursor = api_error(coded(ts.InvalidValue("no cursors here", "cursor"), "bad_request"))
+    assert (cursor.status, cursor.code, cursor.message, cursor.field) == (
+        400,
+        "bad_request",
+        "no cursors here",
+        "cursor",
+    )
+    assert api_error(coded(ts.NotFound("gone"), "forbidden")).code == "not_found"  # not a code of NotFound
+    raised = error_from_answer(404, orjson.dumps(claim.body()), "http://127.0.0.1:1/spaces/s")
+    assert (type(raised), raised.code) == (ts.NotFound, "unknown_claim")
 
 
 def test_the_server_answers_each_code_of_the_table_with_its_status() -> None:

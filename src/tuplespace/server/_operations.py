@@ -11,6 +11,7 @@ from starlette.responses import Response
 from .. import __version__
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
+from .._errors import Forbidden, InvalidValue, NotFound, SpaceClosed, TransactionError, Unauthorized
 from .._httpapi import OPERATION
 from .._lease import Lease
 from .._templates import Template
@@ -28,7 +29,7 @@ from ._api import (
     wire_or_null,
 )
 from ._auth import permissions_for
-from ._errors import ApiError
+from ._errors import ApiError, coded
 from ._hub import HeldClaim, SpaceInfo
 from ._metrics import metrics_response
 from ._requests import (
@@ -58,7 +59,7 @@ class Operations(ApiBase):
 
     async def health(self, request: Request) -> Response:
         if self.stopping:
-            raise ApiError(503, "shutting_down", "the server is shutting down")
+            raise SpaceClosed("the server is shutting down")
         return json_response({"status": "ok", "version": __version__})
 
     async def list_spaces(self, request: Request) -> Response:
@@ -81,7 +82,7 @@ class Operations(ApiBase):
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["get_space"])
         if info is None:
-            raise ApiError(404, "not_found", f"no space {space!r}")
+            raise NotFound(f"no space {space!r}")
         return json_response(
             {"name": info.name, "options": info.options(), "statistics": await info.statistics()}
         )
@@ -90,7 +91,7 @@ class Operations(ApiBase):
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["delete_space"])
         if info is None:
-            raise ApiError(404, "not_found", f"no space {space!r}")
+            raise NotFound(f"no space {space!r}")
         await self.hub.delete(info)
         return no_content()
 
@@ -211,9 +212,8 @@ class Operations(ApiBase):
         page = Page(self.limits)
         if target.space is None:
             if after is not None:
-                raise ApiError(
-                    400, "bad_request", f"a space kept in {target.host} gives no cursors", "cursor"
-                )
+                message = f"a space kept in {target.host} gives no cursors"
+                raise coded(InvalidValue(message, "cursor"), "bad_request")
             kept = target.aspace
             found, cut, more = await self.waiting_page(
                 request,
@@ -376,9 +376,8 @@ class Operations(ApiBase):
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["confirm_claim"]), space)
         if not await self._confirm(info, caller, claim):
-            raise ApiError(
-                404, "unknown_claim", f"no claim {claim} (it ran out or was released: its tuple went back)"
-            )
+            message = f"no claim {claim} (it ran out or was released: its tuple went back)"
+            raise coded(NotFound(message), "unknown_claim")
         return no_content()
 
     async def release_claim(self, space: str, claim: str, request: Request) -> Response:
@@ -388,9 +387,9 @@ class Operations(ApiBase):
         if handle is None:
             state = self.hub.ended_state(claim)
             if state == "committed":
-                raise ApiError(409, "transaction_ended", f"claim {claim} was confirmed: the take is final")
+                raise TransactionError(f"claim {claim} was confirmed: the take is final")
             if state is None:
-                raise ApiError(404, "unknown_claim", f"no claim {claim}")
+                raise coded(NotFound(f"no claim {claim}"), "unknown_claim")
             return no_content()
         await handle.tx.abort()
         self.hub.forget(claim)
@@ -431,13 +430,11 @@ class Operations(ApiBase):
     def _token_admin(self, request: Request) -> Caller:
         caller = self.caller(request)
         if not self.tokens.enabled:
-            raise ApiError(
-                404, "not_found", "this server checks no tokens (start it with tokens to use this API)"
-            )
+            raise NotFound("this server checks no tokens (start it with tokens to use this API)")
         if caller.grant is None:
-            raise ApiError(401, "unauthorized", "the token API needs an admin token")
+            raise Unauthorized("the token API needs an admin token")
         if not caller.grant.admin:
-            raise ApiError(403, "forbidden", f"the token {caller.grant.name!r} is not an admin token")
+            raise Forbidden(f"the token {caller.grant.name!r} is not an admin token")
         return caller
 
     async def list_tokens(self, request: Request) -> Response:
@@ -450,9 +447,8 @@ class Operations(ApiBase):
         try:
             grant, secret = await asyncio.to_thread(self.tokens.create, body)
         except ValueError as exc:
-            raise ApiError(
-                400, "bad_request", str(exc).removeprefix("body: ").removeprefix("body.")
-            ) from None
+            message = str(exc).removeprefix("body: ").removeprefix("body.")
+            raise coded(InvalidValue(message), "bad_request") from None
         return json_response({**grant.describe(), "token": secret}, 201)
 
     async def revoke_token(self, name: str, request: Request) -> Response:
