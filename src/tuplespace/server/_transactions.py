@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncTransaction
+from .._errors import InvalidValue, TransactionAborted, TransactionError
 from .._httpapi import OPERATION, Operation
 from ._api import (
     ApiBase,
@@ -18,7 +19,7 @@ from ._api import (
     no_content,
     wire_or_null,
 )
-from ._errors import ApiError
+from ._errors import coded
 from ._hub import Handle, SpaceInfo
 from ._requests import (
     check_keys,
@@ -46,10 +47,11 @@ class Transactions(ApiBase):
             return handle
         state = self.hub.ended_state(tx_id)
         if state == "aborted":
-            raise ApiError(409, "transaction_aborted", f"transaction {tx_id} was aborted")
+            raise TransactionAborted(f"transaction {tx_id} was aborted")
         if state is not None:
-            raise ApiError(409, "transaction_ended", f"transaction {tx_id} has ended")
-        raise ApiError(404, "unknown_transaction", f"no transaction {tx_id} in space {info.name!r}")
+            raise TransactionError(f"transaction {tx_id} has ended")
+        message = f"no transaction {tx_id} in space {info.name!r}"
+        raise coded(TransactionError(message), "unknown_transaction")
 
     async def begin_transaction(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
@@ -58,9 +60,7 @@ class Transactions(ApiBase):
         check_keys(body, OPERATION["begin_transaction"].fields)
         lease = 60.0 if "lease" not in body else get_lease(body)
         if lease is None:
-            raise ApiError(
-                400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
-            )
+            raise InvalidValue("a transaction's lease is a positive number of seconds", "lease")
         target = await self.space(caller, space, info)
         self.hub.check_handle_room(caller.client)
         tx = await target.transaction(lease)
@@ -177,8 +177,6 @@ class Transactions(ApiBase):
         check_keys(body, op.fields, op.required)
         lease = get_lease(body)
         if lease is None:
-            raise ApiError(
-                400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
-            )
+            raise InvalidValue("a transaction's lease is a positive number of seconds", "lease")
         await handle.transaction.renew(lease)
         return json_response({"expires_at": handle.transaction.expires_at})
