@@ -15,7 +15,7 @@ from .._credit import check_principal
 from .._errors import InvalidValue
 from .._httpapi import OPERATION
 from ._api import json_response
-from ._errors import ApiError, api_error
+from ._errors import api_error, coded
 from ._records import RecordRoutes, _get_credit
 
 __all__ = ["CreditRoutes"]
@@ -32,10 +32,11 @@ class CreditRoutes(RecordRoutes):
         try:
             check_principal(target)
         except InvalidValue as exc:
-            raise ApiError(400, "bad_request", f"to is the name of an account: {exc.reason}", "to") from None
+            message = f"to is the name of an account: {exc.reason}"
+            raise coded(InvalidValue(message, "to"), "bad_request") from None
         amount = _get_credit(body, "amount")
         if amount is None:
-            raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
+            raise coded(InvalidValue("amount is an amount of credit", "amount"), "bad_request")
         try:
             balance = await info.local("credit").transfer_credit(source, target, amount)
         except InvalidValue as exc:
