@@ -63,11 +63,12 @@ class Operation:
 
     ``needs`` are the permissions (of :data:`PERMISSIONS`) the caller's token must
     grant on the space, every one of them, and ``one_of`` those of which it must
-    grant one at least; the server checks them before it reads the request.  An
+    grant one at least; the server checks them before the operation acts.  An
     operation whose path names no space needs an admin token when ``needs`` holds
-    ``"admin"``.  A record named by a capability's address needs no permission (the
-    capability is one); what depends on the request (an admin to name another's
-    account, take for a rule that takes) the handler checks besides."""
+    ``"admin"`` (on a server that checks tokens).  A record named by a capability's
+    address needs no permission (the capability is one); what depends on the request
+    (an admin to name another's account, take for a rule that takes) the handler
+    checks besides."""
 
     name: str
     method: str
