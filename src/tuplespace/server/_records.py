@@ -38,16 +38,19 @@ from ._streams import EventRoutes
 __all__ = ["RecordRoutes", "change_message", "record_template_from_wire"]
 
 _COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
-# Record operations that a capability may allow, by the route that does them.
+# What a capability must allow for each operation of the table on a record (None: any
+# capability will do).
 _CAPABILITY_OPS = {
-    "open": None,
-    "get": "read",
-    "set": "set",
-    "call": "set",  # a method may set the record's fields
-    "refresh": "refresh",
-    "clone": "clone",
-    "destroy": "destroy",
+    "open_record": None,
+    "get_record": "read",
+    "set_record": "set",
+    "call_record": "set",  # a method may set the record's fields
+    "refresh_record": "refresh",
+    "clone_record": "clone",
+    "destroy_record": "destroy",
 }
+# The operations on a record that only its full handle may do, as NotAllowed names them.
+_FULL_HANDLE_OPS = {"move_record": "move", "make_capability": "capability", "read_only_record": "capability"}
 
 
 def _is_capability(ref: str) -> bool:
@@ -63,10 +66,10 @@ class RecordRoutes(EventRoutes):
     # -- naming a record --------------------------------------------------------------------
 
     async def _record_request(
-        self, request: Request, space: str, route: str, op: Operation
+        self, request: Request, space: str, op: Operation
     ) -> tuple[Caller, SpaceInfo, AsyncRecord, dict[str, Any]]:
         """Who asks, the space, the handle the request's ``ref`` names (checked against
-        the caller's rights) and the body."""
+        the caller's rights to do ``op``) and the body."""
         caller = self.caller(request)
         if not valid_space_name(space):
             await self.authorize(caller, space, ())  # the 400 naming the space
@@ -83,12 +86,14 @@ class RecordRoutes(EventRoutes):
                 raise ApiError(400, "bad_request", "a capability names its record: give no id with it", "id")
             info = self._existing(await self.hub.get(space), space)
             handle = await self._resolve(info, ref, caller)
-            operation = _CAPABILITY_OPS.get(route)
-            if route not in _CAPABILITY_OPS:
+            full = _FULL_HANDLE_OPS.get(op.name)
+            if full is not None:
                 # NotAllowed: only the record's full handle can
-                handle._full("capability" if route == "read_only" else route)  # noqa: SLF001 (the handle's own check)
-            elif operation is not None and operation not in handle.operations:
-                raise api_error(_not_allowed(handle, operation))
+                handle._full(full)  # noqa: SLF001 (the handle's own check)
+            else:
+                operation = _CAPABILITY_OPS[op.name]
+                if operation is not None and operation not in handle.operations:
+                    raise api_error(_not_allowed(handle, operation))
             return caller, info, handle, body
         info = self._existing(await self.authorize(caller, space, op), space)
         if rid is not None:
@@ -136,11 +141,11 @@ class RecordRoutes(EventRoutes):
         return json_response({"record": await _record_out(rec)}, 201)
 
     async def open_record(self, space: str, request: Request) -> Response:
-        _, _, handle, _ = await self._record_request(request, space, "open", OPERATION["open_record"])
+        _, _, handle, _ = await self._record_request(request, space, OPERATION["open_record"])
         return json_response({"handle": _handle_out(handle)})
 
     async def get_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "get", OPERATION["get_record"])
+        _, _, handle, body = await self._record_request(request, space, OPERATION["get_record"])
         if "tags" not in body:
             if "default" in body:
                 raise ApiError(400, "bad_request", "default goes with tags", "default")
@@ -176,7 +181,7 @@ class RecordRoutes(EventRoutes):
     # -- changing ---------------------------------------------------------------------------
 
     async def set_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "set", OPERATION["set_record"])
+        _, _, handle, body = await self._record_request(request, space, OPERATION["set_record"])
         tag = body["tag"]
         if type(tag) is not str:
             raise ApiError(400, "bad_request", "tag is a string", "tag")
@@ -195,9 +200,7 @@ class RecordRoutes(EventRoutes):
         return json_response({"version": version})
 
     async def call_record(self, space: str, request: Request) -> Response:
-        caller, info, handle, body = await self._record_request(
-            request, space, "call", OPERATION["call_record"]
-        )
+        caller, info, handle, body = await self._record_request(request, space, OPERATION["call_record"])
         tag = body["tag"]
         if type(tag) is not str:
             raise ApiError(400, "bad_request", "tag is a string", "tag")
@@ -218,9 +221,7 @@ class RecordRoutes(EventRoutes):
         return json_response({"value": to_wire(result)})
 
     async def refresh_record(self, space: str, request: Request) -> Response:
-        caller, info, handle, body = await self._record_request(
-            request, space, "refresh", OPERATION["refresh_record"]
-        )
+        caller, info, handle, body = await self._record_request(request, space, OPERATION["refresh_record"])
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
         principal = self._principal(caller, info, body)
@@ -228,9 +229,7 @@ class RecordRoutes(EventRoutes):
         return json_response({"expires_at": expires})
 
     async def clone_record(self, space: str, request: Request) -> Response:
-        caller, info, handle, body = await self._record_request(
-            request, space, "clone", OPERATION["clone_record"]
-        )
+        caller, info, handle, body = await self._record_request(request, space, OPERATION["clone_record"])
         path = _get_path(body)
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
@@ -242,25 +241,21 @@ class RecordRoutes(EventRoutes):
         return json_response({"record": await _record_out(copy)}, 201)
 
     async def move_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "move", OPERATION["move_record"])
+        _, _, handle, body = await self._record_request(request, space, OPERATION["move_record"])
         path = _get_path(body)
         redirect = 3600.0 if "redirect_lease" not in body else _get_redirect(body)
         await handle.move(path, redirect)
         return json_response({"address": to_wire(handle.address), "version": await handle.get("$version")})
 
     async def destroy_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(
-            request, space, "destroy", OPERATION["destroy_record"]
-        )
+        _, _, handle, body = await self._record_request(request, space, OPERATION["destroy_record"])
         await handle.destroy(get_bool(body, "force"))
         return no_content()
 
     # -- capabilities ---------------------------------------------------------------------------
 
     async def make_capability(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(
-            request, space, "capability", OPERATION["make_capability"]
-        )
+        _, _, handle, body = await self._record_request(request, space, OPERATION["make_capability"])
         ops = body["operations"]
         if type(ops) is not list or not all(type(op) is str for op in ops):
             raise ApiError(400, "bad_request", "operations is a list of operations", "operations")
@@ -272,9 +267,7 @@ class RecordRoutes(EventRoutes):
         return json_response(_handle_out(cap), 201)
 
     async def read_only_record(self, space: str, request: Request) -> Response:
-        _, _, handle, _ = await self._record_request(
-            request, space, "read_only", OPERATION["read_only_record"]
-        )
+        _, _, handle, _ = await self._record_request(request, space, OPERATION["read_only_record"])
         return json_response(_handle_out(await handle.read_only()))
 
     async def revoke_capability(self, space: str, request: Request) -> Response:
