@@ -148,14 +148,25 @@ def test_the_server_answers_an_exception_with_the_code_it_carries_if_its_class_h
 
 
 def test_the_server_answers_each_code_of_the_table_with_its_status() -> None:
+    """An ``ApiError`` of a code of the table has its status; an error of the tree named by a
+    code (``coded(NotFound(…), "unknown_claim")``) has a code of its class."""
     status = {row.code: row.status for row in ERRORS}
     src = Path(ts.__file__).parent
+    texts = {path.name: path.read_text() for path in sorted(src.rglob("*.py"))}
     answers = [
-        (code, int(answered), path.name)
-        for path in sorted(src.rglob("*.py"))
-        for answered, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"(\w+)"', path.read_text())
+        (code, int(answered), name)
+        for name, text in texts.items()
+        for answered, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"(\w+)"', text)
     ]
-    assert len(answers) > 100
+    named = [
+        (kind, code, name)
+        for name, text in texts.items()
+        for kind, code in re.findall(r'coded\(\s*(\w+)\((?:[^()]|\([^()]*\))*\),\s*"(\w+)"\)', text)
+    ]
+    assert len(answers) > 50
+    assert len(named) > 30
     head = ("value_too_large", 431)  # the head of a request is over its limit
     wrong = [a for a in answers if a[0] in status and a[:2] != head and status[a[0]] != a[1]]
     assert wrong == []
+    rows = {(row.error.__name__, row.code) for row in ERRORS}
+    assert [n for n in named if n[:2] not in rows] == []

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from .._aio import AsyncRecord, AsyncRecordWatch
 from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
-from .._errors import InvalidTemplate, InvalidValue, NotAllowed, WireError
+from .._errors import Forbidden, InvalidTemplate, InvalidValue, NotAllowed, ValueTooLarge, WireError
 from .._events import CHANGE_KINDS, Change
 from .._httpapi import OPERATION, Operation
 from .._names import check_path, check_tag
@@ -30,7 +30,7 @@ from .._templates import RecordTemplate
 from .._values import Limits, Map, Value
 from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
-from ._errors import ApiError, api_error
+from ._errors import ApiError, api_error, coded
 from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._streams import EventRoutes
@@ -77,13 +77,15 @@ class RecordRoutes(EventRoutes):
         check_keys(body, op.fields, op.required)
         ref = body["ref"]
         if type(ref) is not str or not ref:
-            raise ApiError(400, "bad_request", "ref is a path, a record's address or a capability's", "ref")
+            message = "ref is a path, a record's address or a capability's"
+            raise coded(InvalidValue(message, "ref"), "bad_request")
         rid = body.get("id")
         if rid is not None and (type(rid) is not int or rid < 0):
-            raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+            raise coded(InvalidValue("id is a record's number (an integer >= 0)", "id"), "bad_request")
         if _is_capability(ref):
             if rid is not None:
-                raise ApiError(400, "bad_request", "a capability names its record: give no id with it", "id")
+                message = "a capability names its record: give no id with it"
+                raise coded(InvalidValue(message, "id"), "bad_request")
             info = self._existing(await self.hub.get(space), space)
             handle = await self._resolve(info, ref, caller)
             full = _FULL_HANDLE_OPS.get(op.name)
@@ -117,11 +119,9 @@ class RecordRoutes(EventRoutes):
         if named is None or named == own:
             return own
         if type(named) is not str or not named:
-            raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+            raise coded(InvalidValue("principal is the name of an account", "principal"), "bad_request")
         if "admin" not in permissions_for(self.tokens, caller.grant, info.name, info.anonymous):
-            raise ApiError(
-                403, "forbidden", f"only an admin of space {info.name!r} may charge another account"
-            )
+            raise Forbidden(f"only an admin of space {info.name!r} may charge another account")
         return named
 
     # -- creating, opening, reading ----------------------------------------------------------
@@ -148,22 +148,17 @@ class RecordRoutes(EventRoutes):
         _, _, handle, body = await self._record_request(request, space, OPERATION["get_record"])
         if "tags" not in body:
             if "default" in body:
-                raise ApiError(400, "bad_request", "default goes with tags", "default")
+                raise coded(InvalidValue("default goes with tags", "default"), "bad_request")
             return json_response({"record": await _record_out(handle)})
         tags = body["tags"]
         if type(tags) is not list or not tags or not all(type(t) is str for t in tags):
-            raise ApiError(400, "bad_request", "tags is a non-empty list of tags", "tags")
+            raise coded(InvalidValue("tags is a non-empty list of tags", "tags"), "bad_request")
         if len(tags) > self.limits.wire.max_fields:
-            raise ApiError(
-                413,
-                "value_too_large",
-                f"{len(tags)} tags, more than {self.limits.wire.max_fields}",
-                "tags",
-                limit="max_fields",
-                maximum=self.limits.wire.max_fields,
-            )
+            most = self.limits.wire.max_fields
+            message = f"{len(tags)} tags, more than {most}"
+            raise ValueTooLarge(message, "tags", limit="max_fields", maximum=most)
         if "default" in body and len(tags) > 1:
-            raise ApiError(400, "bad_request", "default goes with one tag", "default")
+            raise coded(InvalidValue("default goes with one tag", "default"), "bad_request")
         default = self._get_value(body, "default") if "default" in body else None
         try:
             if len(tags) == 1:
@@ -184,7 +179,7 @@ class RecordRoutes(EventRoutes):
         _, _, handle, body = await self._record_request(request, space, OPERATION["set_record"])
         tag = body["tag"]
         if type(tag) is not str:
-            raise ApiError(400, "bad_request", "tag is a string", "tag")
+            raise coded(InvalidValue("tag is a string", "tag"), "bad_request")
         try:
             check_tag(tag)
         except InvalidValue as exc:
@@ -203,11 +198,11 @@ class RecordRoutes(EventRoutes):
         caller, info, handle, body = await self._record_request(request, space, OPERATION["call_record"])
         tag = body["tag"]
         if type(tag) is not str:
-            raise ApiError(400, "bad_request", "tag is a string", "tag")
+            raise coded(InvalidValue("tag is a string", "tag"), "bad_request")
         args: Value = ()
         if body.get("args") is not None:
             if type(body["args"]) is not list:
-                raise ApiError(400, "bad_request", "args is a list of values", "args")
+                raise coded(InvalidValue("args is a list of values", "args"), "bad_request")
             args = self._get_value(body, "args")
         assert isinstance(args, tuple)
         principal = self._principal(caller, info, body)
@@ -258,7 +253,7 @@ class RecordRoutes(EventRoutes):
         _, _, handle, body = await self._record_request(request, space, OPERATION["make_capability"])
         ops = body["operations"]
         if type(ops) is not list or not all(type(op) is str for op in ops):
-            raise ApiError(400, "bad_request", "operations is a list of operations", "operations")
+            raise coded(InvalidValue("operations is a list of operations", "operations"), "bad_request")
         lease = get_lease(body)
         try:
             cap = await handle.capability(frozenset(ops), lease)
@@ -278,7 +273,7 @@ class RecordRoutes(EventRoutes):
         check_keys(body, op.fields, op.required)
         ref = body["ref"]
         if type(ref) is not str or not _is_capability(ref):
-            raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
+            raise coded(InvalidValue("ref is the address of a capability", "ref"), "bad_request")
         handle = await self._resolve(info, ref, caller)
         owner = AsyncRecord(
             info.embedded("records"),
@@ -373,12 +368,12 @@ class RecordRoutes(EventRoutes):
         if ref is not None:
             if "under" in params or "events" in params:
                 field = "under" if "under" in params else "events"
-                raise ApiError(400, "bad_request", "a record's watch takes neither under nor events", field)
+                message = "a record's watch takes neither under nor events"
+                raise coded(InvalidValue(message, field), "bad_request")
             if _is_capability(ref):
                 if "id" in params:
-                    raise ApiError(
-                        400, "bad_request", "a capability names its record: give no id with it", "id"
-                    )
+                    message = "a capability names its record: give no id with it"
+                    raise coded(InvalidValue(message, "id"), "bad_request")
                 if not valid_space_name(space):
                     await self.authorize(caller, space, ())
                 target = self._existing(await self.hub.get(space), space)
@@ -390,13 +385,13 @@ class RecordRoutes(EventRoutes):
                 rid = params.get("id")
                 if rid is not None:
                     if not rid.isdigit() or len(rid) > 18:
-                        raise ApiError(400, "bad_request", "id is a record's number", "id")
+                        raise coded(InvalidValue("id is a record's number", "id"), "bad_request")
                     handle = AsyncRecord(target.embedded("records"), int(rid))
                 else:
                     handle = await self._resolve(target, ref, caller)
         else:
             if "id" in params:
-                raise ApiError(400, "bad_request", "id goes with ref", "id")
+                raise coded(InvalidValue("id goes with ref", "id"), "bad_request")
             info = await self.authorize(caller, space, OPERATION["record_events"])
             under = params.get("under") or None
             target = await self.space(caller, space, info)
@@ -420,7 +415,7 @@ class RecordRoutes(EventRoutes):
         caller, info, body = await self._begin(request, space, OPERATION["grant_credit"])
         principal = body["principal"]
         if type(principal) is not str:
-            raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+            raise coded(InvalidValue("principal is the name of an account", "principal"), "bad_request")
         amount = _get_credit(body, "amount")
         target = await self.space(caller, space, info)
         try:
@@ -448,10 +443,10 @@ class RecordRoutes(EventRoutes):
     def _get_fields(self, body: dict[str, Any]) -> Map:
         obj = body["fields"]
         if type(obj) is not dict:
-            raise ApiError(400, "wire_error", "fields is a JSON object of tags and values", "fields")
+            raise WireError("fields is a JSON object of tags and values", "fields")
         value = self._get_value(body, "fields")
         if not isinstance(value, Map):
-            raise ApiError(400, "wire_error", "fields is a JSON object of tags and values", "fields")
+            raise WireError("fields is a JSON object of tags and values", "fields")
         return value
 
     def _get_record_template(self, body: dict[str, Any]) -> RecordTemplate:
@@ -495,7 +490,7 @@ def _not_allowed(handle: RecordBase, operation: str) -> NotAllowed:
 def _get_path(body: dict[str, Any]) -> str:
     path = body["path"]
     if type(path) is not str:
-        raise ApiError(400, "bad_request", "path is a record's path, like sensors/kitchen", "path")
+        raise coded(InvalidValue("path is a record's path, like sensors/kitchen", "path"), "bad_request")
     try:
         return check_path(path)
     except InvalidValue as exc:
@@ -505,7 +500,7 @@ def _get_path(body: dict[str, Any]) -> str:
 def _get_under(body: dict[str, Any]) -> str | None:
     under = body.get("under")
     if under is not None and type(under) is not str:
-        raise ApiError(400, "bad_request", "under is a path or null", "under")
+        raise coded(InvalidValue("under is a path or null", "under"), "bad_request")
     return under
 
 
@@ -521,11 +516,11 @@ def _get_credit(body: dict[str, Any], key: str) -> Any:
         except (WireError, InvalidValue) as exc:
             raise api_error(exc, key) from None
     if type(obj) is bool or not isinstance(obj, (int, str, Decimal)):
-        raise ApiError(400, "bad_request", f"{key} is an amount of credit", key)
+        raise coded(InvalidValue(f"{key} is an amount of credit", key), "bad_request")
     try:
         return to_credit(obj, key)
     except (InvalidValue, ArithmeticError, ValueError) as exc:
-        raise ApiError(400, "invalid_value", f"{key} is an amount of credit: {exc}", key) from None
+        raise InvalidValue(f"{key} is an amount of credit: {exc}", key) from None
 
 
 def _get_redirect(body: dict[str, Any]) -> float | None:
