@@ -11,7 +11,7 @@ import pytest
 import tuplespace as ts
 from tuplespace._errors import ERRORS, WireCode
 from tuplespace.client._common import error_code, error_from_answer
-from tuplespace.server._errors import api_error
+from tuplespace.server._errors import api_error, coded
 
 TREE = [
     (ts.Timeout, ts.TupleSpaceError, TimeoutError),
@@ -127,15 +127,46 @@ def test_the_server_answers_an_exception_with_the_first_code_of_its_class() -> N
         api_error(ts.Timeout("nothing"))
 
 
+def test_the_server_answers_an_exception_with_the_code_it_carries_if_its_class_has_it() -> None:
+    """A handler raises an error of the tree, with one of the codes of its class if not
+    the first; the server answers the code and status of that row of the table."""
+    claim = api_error(coded(ts.NotFound("no claim c"), "unknown_claim"), "confirm")
+    assert (claim.status, claim.body()) == (
+        404,
+        {"error": {"code": "unknown_claim", "message": "no claim c", "field": "confirm"}},
+    )
+    cursor = api_error(coded(ts.InvalidValue("no cursors here", "cursor"), "bad_request"))
+    assert (cursor.status, cursor.code, cursor.message, cursor.field) == (
+        400,
+        "bad_request",
+        "no cursors here",
+        "cursor",
+    )
+    assert api_error(coded(ts.NotFound("gone"), "forbidden")).code == "not_found"  # not a code of NotFound
+    raised = error_from_answer(404, orjson.dumps(claim.body()), "http://127.0.0.1:1/spaces/s")
+    assert (type(raised), raised.code) == (ts.NotFound, "unknown_claim")
+
+
 def test_the_server_answers_each_code_of_the_table_with_its_status() -> None:
+    """An ``ApiError`` of a code of the table has its status; an error of the tree named by a
+    code (``coded(NotFound(…), "unknown_claim")``) has a code of its class."""
     status = {row.code: row.status for row in ERRORS}
     src = Path(ts.__file__).parent
+    texts = {path.name: path.read_text() for path in sorted(src.rglob("*.py"))}
     answers = [
-        (code, int(answered), path.name)
-        for path in sorted(src.rglob("*.py"))
-        for answered, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"(\w+)"', path.read_text())
+        (code, int(answered), name)
+        for name, text in texts.items()
+        for answered, code in re.findall(r'ApiError\(\s*(\d{3}),\s*"(\w+)"', text)
     ]
-    assert len(answers) > 100
+    named = [
+        (kind, code, name)
+        for name, text in texts.items()
+        for kind, code in re.findall(r'coded\(\s*(\w+)\((?:[^()]|\([^()]*\))*\),\s*"(\w+)"\)', text)
+    ]
+    assert len(answers) > 50
+    assert len(named) > 30
     head = ("value_too_large", 431)  # the head of a request is over its limit
     wrong = [a for a in answers if a[0] in status and a[:2] != head and status[a[0]] != a[1]]
     assert wrong == []
+    rows = {(row.error.__name__, row.code) for row in ERRORS}
+    assert [n for n in named if n[:2] not in rows] == []

@@ -18,9 +18,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import missing
+from tuplespace._httpapi import OPERATIONS
 
 JS = Path(__file__).resolve().parent.parent / "clients" / "js"
 CROSS = JS / "test" / "cross-language.js"
@@ -79,18 +82,48 @@ def run(command: list[str], cwd: Path, timeout: float, env: dict[str, str] | Non
     return output
 
 
-def test_npm_test_starts_its_own_servers_and_passes(installed: Path) -> None:
+# The operations of the table the binding does not send: the token API and the metrics (an
+# administrator's, from the command line or the dashboard), and the release of a claim (the
+# binding confirms each claim with its next take, or lets it run out).
+_NOT_IN_THE_BINDING = {"metrics", "list_tokens", "create_token", "revoke_token", "release_claim"}
+
+
+def _operation_of(method: str, path: str) -> str | None:
+    """The name of the row of the operation table that takes ``method`` on ``path``."""
+    for op in OPERATIONS:
+        pattern = "[^/]+".join(map(re.escape, re.split(r"\{\w+\}", op.path)))
+        if op.method == method and re.fullmatch(pattern, path):
+            return op.name
+    return None
+
+
+def test_npm_test_starts_its_own_servers_and_passes(installed: Path, tmp_path: Path) -> None:
     """``npm test``: ``tsc`` checks the type declarations, then ``test/run.js`` starts the
-    servers of the node suite with the ``tuplespace`` command of this environment."""
+    servers of the node suite with the ``tuplespace`` command of this environment.
+
+    Every request the suite sends (recorded by ``test/record-requests.js``) is a row of the
+    operation table, by its method and path, and the binding sends every row but those of
+    the administrator."""
     npm = _tool("npm")
     env = {**os.environ, "TUPLESPACE_COMMAND": str(Path(sys.executable).with_name("tuplespace"))}
     for name in [n for n in env if n.startswith("TUPLESPACE_TEST_")]:
-        del env[name]  # the suite is given nothing but the command
+        del env[name]  # the suite is given nothing but the command, and where to log its requests
+    requests = tmp_path / "requests.log"
+    env["TUPLESPACE_TEST_REQUESTS"] = str(requests)
+    recorder = (installed / "test" / "record-requests.js").as_uri()
+    env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} --import={recorder}".strip()
     output = run([npm, "test"], cwd=installed, timeout=300, env=env)
     for line in ("# fail 0", "# cancelled 0", "# skipped 0"):
         assert line in output, output
     assert "# pass 0" not in output, output
     assert len(list((installed / "test").glob("*.test.js"))) >= 6
+    sent: set[str] = set()
+    for line in requests.read_text().splitlines():
+        method, url = line.split(" ", 1)
+        name = _operation_of(method, urllib.parse.urlsplit(url).path)
+        assert name is not None, f"the binding sent {method} {url}, which no row of the operation table takes"
+        sent.add(name)
+    assert sent == {op.name for op in OPERATIONS} - _NOT_IN_THE_BINDING
 
 
 def test_npm_test_names_the_command_it_needs_when_there_is_none(installed: Path, tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
+from tuplespace._httpapi import OPERATIONS, PERMISSIONS
 from tuplespace.server import Server, ServerLimits, create_app
 
 ANY = {"$any": True}
@@ -1582,3 +1583,63 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path: Pa
                 continue
             tested += 1
         assert tested >= 60
+
+
+# The operations that need no permission: each checks what it needs from its request.
+_OPEN_TO_ALL = {
+    "health",
+    "list_spaces",  # lists the spaces the caller may read
+    "transfer_credit",  # an admin to move another's credit
+    "credit_challenge",
+    "mint_credit",  # a stamp is its own price; an admin to mint into another's account
+    "get_account",  # an admin to see another's account
+}
+
+
+def test_every_operation_answers_403_naming_the_permission_its_row_of_the_table_needs() -> None:
+    """A token with every permission but one the operation table says the operation
+    needs (or with none of those it needs one of) is refused, naming the permission; a
+    token with just those it needs is not refused."""
+    asks: list[tuple[Any, str, tuple[str, ...]]] = []  # operation, permission named, token's
+    enough: list[tuple[Any, tuple[str, ...]]] = []  # operation, token's
+    for op in OPERATIONS:
+        if "{space}" not in op.path:
+            if op.needs:
+                asks.append((op, "admin", tuple(PERMISSIONS)))
+            continue
+        for needed in op.needs:
+            asks.append((op, f"may not {needed} ", tuple(p for p in PERMISSIONS if p != needed)))
+        if op.one_of:
+            others = tuple(p for p in PERMISSIONS if p not in op.one_of)
+            asks.append((op, f"may not {op.one_of[0]} ", others))
+        enough += [(op, op.needs)] if op.needs else [(op, (p,)) for p in op.one_of]
+    assert {op.name for op in OPERATIONS if not op.needs and not op.one_of} == _OPEN_TO_ALL
+    enough.sort(key=lambda ask: ask[0].name == "delete_space")  # the space stays to the end
+    grants: dict[tuple[str, ...], str] = {}
+    for perms in [perms for _, _, perms in asks] + [perms for _, perms in enough]:
+        grants.setdefault(perms, f"token-{len(grants)}-0123456789abcdef")
+    tokens = {
+        "tokens": [
+            {"name": "admin", "token": ADMIN, "admin": True},
+            *(
+                {"name": f"t{i}", "token": t, "spaces": {"*": list(p)}}
+                for i, (p, t) in enumerate(grants.items())
+            ),
+        ]
+    }
+    params = {"space": "s", "tx_id": "x", "claim": "x", "lease_id": "1", "name": "r", "principal": "p"}
+    with running(tokens=tokens) as server:
+        with client(server, ADMIN) as admin:
+            assert admin.put("/spaces/s").status_code == 201
+        for op, named, perms in asks:
+            with client(server, grants[perms]) as http:
+                body = {key: "a" for key in op.required} if op.fields else None
+                answer = http.request(op.method, op.path.format(**params), json=body)
+                error = answer.json()["error"]
+                assert (answer.status_code, error["code"]) == (403, "forbidden"), (op.name, perms)
+                assert named in error["message"], (op.name, error["message"])
+        for op, perms in enough:
+            with client(server, grants[perms]) as http:
+                body = {key: "a" for key in op.required} if op.fields else None
+                with http.stream(op.method, op.path.format(**params), json=body) as answer:
+                    assert answer.status_code not in (401, 403), (op.name, perms, answer.read())

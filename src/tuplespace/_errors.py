@@ -89,7 +89,13 @@ __all__ = [
 
 
 class TupleSpaceError(Exception):
-    """The root of every error raised by PyTupleSpace."""
+    """The root of every error raised by PyTupleSpace.
+
+    ``code`` is its error code of the HTTP API, one that :data:`ERRORS` gives its class:
+    the code a server answered, on an exception a client raises; on one a server
+    raises, the code it answers with (None: the first of its class)."""
+
+    code: str | None = None
 
 
 class Timeout(TupleSpaceError, TimeoutError):

@@ -46,6 +46,9 @@ Schema = dict[str, Any]
 PERMISSIONS = ("read", "write", "take", "subscribe", "admin")
 # The most a client may ask a space to keep of its events, in bytes.
 MAX_EVENT_RETENTION_BYTES = 1 << 30
+# The permissions one of which lets a caller begin, commit, abort or renew a transaction
+# (each operation in it then needs its own).
+_TRANSACTION = ("read", "take", "write")
 # The most firings one operation of a served space may set off (each queued one is held).
 MAX_API_FIRINGS = 100_000
 
@@ -56,7 +59,16 @@ class Operation:
 
     ``request`` is the OpenAPI of its request (a JSON body, or parameters);
     ``answers`` its answers by status, the first the one of success.  ``fields``
-    and ``required`` are the keys its JSON body may and must hold."""
+    and ``required`` are the keys its JSON body may and must hold.
+
+    ``needs`` are the permissions (of :data:`PERMISSIONS`) the caller's token must
+    grant on the space, every one of them, and ``one_of`` those of which it must
+    grant one at least; the server checks them before the operation acts.  An
+    operation whose path names no space needs an admin token when ``needs`` holds
+    ``"admin"`` (on a server that checks tokens).  A record named by a capability's
+    address needs no permission (the capability is one); what depends on the request
+    (an admin to name another's account, take for a rule that takes) the handler
+    checks besides."""
 
     name: str
     method: str
@@ -64,6 +76,8 @@ class Operation:
     summary: str
     request: Schema
     answers: dict[str, Schema]
+    needs: tuple[str, ...] = ()
+    one_of: tuple[str, ...] = ()
     fields: frozenset[str] = field(init=False)
     required: tuple[str, ...] = field(init=False)
 
@@ -745,6 +759,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Metrics for Prometheus.",
         _NO_BODY,
         {"200": _answer("Metrics in the Prometheus text format.", {"type": "string"}, "text/plain")},
+        needs=("admin",),
     ),
     Operation(
         "list_spaces",
@@ -792,6 +807,7 @@ OPERATIONS: tuple[Operation, ...] = (
             "200": _answer("The space exists with these options.", ref("Space")),
             "201": _answer("Created.", ref("Space")),
         },
+        needs=("admin",),
     ),
     Operation(
         "get_space",
@@ -800,6 +816,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "A space, its options and statistics.",
         _NO_BODY,
         {"200": _answer("The space.", ref("Space"))},
+        needs=("read",),
     ),
     Operation(
         "delete_space",
@@ -808,6 +825,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Delete a space and its tuples.",
         _NO_BODY,
         {"204": _answer("Deleted.")},
+        needs=("admin",),
     ),
     Operation(
         "write",
@@ -821,6 +839,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 _object({"lease": _nullable(ref("LeaseInfo")), "more": _MORE}, ("lease",)),
             )
         },
+        needs=("write",),
     ),
     Operation(
         "write_many",
@@ -833,6 +852,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "Written.", _object({"leases": {"type": "array", "items": ref("LeaseInfo")}}, ("leases",))
             )
         },
+        needs=("write",),
     ),
     Operation(
         "read",
@@ -841,6 +861,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Read a matching tuple (a long poll with a timeout).",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
+        needs=("read",),
     ),
     Operation(
         "take",
@@ -865,6 +886,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
             )
         },
+        needs=("take",),
     ),
     Operation(
         "read_all",
@@ -875,6 +897,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "waits for a first match when there is none.",
         _body({**_ALL, "cursor": _nullable(_CURSOR)}, ("template",)),
         {"200": _answer("The tuples.", _PAGE)},
+        needs=("read",),
     ),
     Operation(
         "take_all",
@@ -898,6 +921,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
             )
         },
+        needs=("take",),
     ),
     Operation(
         "count",
@@ -906,6 +930,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Count the matching tuples.",
         _body(_ONLY_TEMPLATE, ("template",)),
         {"200": _answer("The count.", _COUNT)},
+        needs=("read",),
     ),
     Operation(
         "replace",
@@ -922,6 +947,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ("template", "tuple"),
         ),
         {"200": _answer("The tuple taken, or null.", _FOUND)},
+        needs=("take", "write"),
     ),
     Operation(
         "write_if_absent",
@@ -932,6 +958,7 @@ OPERATIONS: tuple[Operation, ...] = (
             {"template": ref("Template"), "tuple": ref("Tuple"), "lease": ref("Lease")}, ("template", "tuple")
         ),
         {"200": _answer("Whether it was written.", _object({"written": {"type": "boolean"}}, ("written",)))},
+        needs=("write",),
     ),
     Operation(
         "confirm_claim",
@@ -940,6 +967,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Make a claimed take final.",
         _NO_BODY,
         {"204": _answer("Confirmed.")},
+        needs=("take",),
     ),
     Operation(
         "release_claim",
@@ -948,6 +976,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Put a claimed tuple back now.",
         _NO_BODY,
         {"204": _answer("Released.")},
+        needs=("take",),
     ),
     Operation(
         "renew_lease",
@@ -956,6 +985,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Renew the lease of a tuple.",
         _body(_LEASE_BODY, optional=True),
         {"200": _answer("The new expiry.", _EXPIRES)},
+        needs=("write",),
     ),
     Operation(
         "cancel_lease",
@@ -964,6 +994,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Remove a tuple by its lease.",
         _NO_BODY,
         {"204": _answer("Removed.")},
+        needs=("write",),
     ),
     Operation(
         "begin_transaction",
@@ -980,6 +1011,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 _object({"id": {"type": "string"}, "expires_at": {"type": "number"}}, ("id", "expires_at")),
             )
         },
+        one_of=_TRANSACTION,
     ),
     Operation(
         "tx_write",
@@ -988,6 +1020,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Write a tuple at commit.",
         _body(_WRITE, ("tuple",)),
         {"204": _answer("Written at commit.")},
+        needs=("write",),
     ),
     Operation(
         "tx_write_many",
@@ -996,6 +1029,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Write several tuples at commit.",
         _body(_WRITE_MANY, ("tuples",)),
         {"204": _answer("Written at commit.")},
+        needs=("write",),
     ),
     Operation(
         "tx_read",
@@ -1004,6 +1038,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Read in the transaction.",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
+        needs=("read",),
     ),
     Operation(
         "tx_take",
@@ -1012,6 +1047,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Take in the transaction.",
         _body(_FIND, ("template",)),
         {"200": _answer("The tuple, or null.", _FOUND)},
+        needs=("take",),
     ),
     Operation(
         "tx_read_all",
@@ -1020,6 +1056,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Read all in the transaction.",
         _body(_ALL, ("template",)),
         {"200": _answer("The tuples.", _TUPLES)},
+        needs=("read",),
     ),
     Operation(
         "tx_take_all",
@@ -1028,6 +1065,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Take all in the transaction.",
         _body(_ALL, ("template",)),
         {"200": _answer("The tuples.", _TUPLES)},
+        needs=("take",),
     ),
     Operation(
         "tx_count",
@@ -1036,6 +1074,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Count in the transaction.",
         _body(_ONLY_TEMPLATE, ("template",)),
         {"200": _answer("The count.", _COUNT)},
+        needs=("read",),
     ),
     Operation(
         "tx_commit",
@@ -1044,6 +1083,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Commit.",
         _body({}, optional=True),
         {"204": _answer("Committed.")},
+        one_of=_TRANSACTION,
     ),
     Operation(
         "tx_abort",
@@ -1052,6 +1092,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Abort.",
         _body({}, optional=True),
         {"204": _answer("Aborted.")},
+        one_of=_TRANSACTION,
     ),
     Operation(
         "tx_renew",
@@ -1060,6 +1101,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Renew the transaction's lease.",
         _body({"lease": _SECONDS}, ("lease",)),
         {"200": _answer("The new expiry.", _object({"expires_at": {"type": "number"}}, ("expires_at",)))},
+        one_of=_TRANSACTION,
     ),
     Operation(
         "events",
@@ -1109,6 +1151,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ]
         },
         {"200": _answer("A stream of events.", {"type": "string"}, "text/event-stream")},
+        needs=("subscribe",),
     ),
     Operation(
         "create_record",
@@ -1117,6 +1160,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Create a record.",
         _body({"path": ref("Path"), "fields": _FIELDS, **_PAID}, ("path", "fields")),
         {"201": _answer("Created.", _RECORD)},
+        needs=("write",),
     ),
     Operation(
         "open_record",
@@ -1125,6 +1169,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Open a record by path, address or capability address.",
         _body(_REF, ("ref",)),
         {"200": _answer("The handle.", _object({"handle": ref("Handle")}, ("handle",)))},
+        needs=("read",),
     ),
     Operation(
         "get_record",
@@ -1156,6 +1201,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 },
             )
         },
+        needs=("read",),
     ),
     Operation(
         "set_record",
@@ -1168,6 +1214,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "The record's new version.", _object({"version": {"type": "integer"}}, ("version",))
             )
         },
+        needs=("write",),
     ),
     Operation(
         "call_record",
@@ -1185,6 +1232,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ("ref", "tag"),
         ),
         {"200": _answer("What the method returned.", _object({"value": ref("Value")}, ("value",)))},
+        needs=("write",),
     ),
     Operation(
         "refresh_record",
@@ -1193,6 +1241,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Refinance a record: add credit, or give it a lease.",
         _body({**_REF, **_PAID}, ("ref",), some_of=("credit", "lease")),
         {"200": _answer("When it expires now.", _EXPIRES)},
+        needs=("write",),
     ),
     Operation(
         "clone_record",
@@ -1201,6 +1250,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Copy a record to a new path.",
         _body({**_REF, "path": ref("Path"), **_PAID}, ("ref", "path")),
         {"201": _answer("The copy.", _RECORD)},
+        needs=("write",),
     ),
     Operation(
         "move_record",
@@ -1220,6 +1270,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
             )
         },
+        needs=("write",),
     ),
     Operation(
         "destroy_record",
@@ -1228,6 +1279,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Destroy a record.",
         _body({**_REF, "force": {"type": "boolean"}}, ("ref",)),
         {"204": _answer("Destroyed.")},
+        needs=("write",),
     ),
     Operation(
         "make_capability",
@@ -1247,6 +1299,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ("ref", "operations"),
         ),
         {"201": _answer("The capability.", ref("Handle"))},
+        needs=("write",),
     ),
     Operation(
         "read_only_record",
@@ -1255,6 +1308,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The record's read-only capability ($RO).",
         _body(_REF, ("ref",)),
         {"200": _answer("The capability.", ref("Handle"))},
+        needs=("write",),
     ),
     Operation(
         "revoke_capability",
@@ -1263,6 +1317,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Revoke a capability.",
         _body({"ref": {"description": "The capability's address.", **_CAPABILITY}}, ("ref",)),
         {"204": _answer("Revoked.")},
+        needs=("write",),
     ),
     Operation(
         "find_records",
@@ -1276,6 +1331,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 _object({"records": {"type": "array", "items": ref("Record")}, "more": _CUT}, ("records",)),
             )
         },
+        needs=("read",),
     ),
     Operation(
         "take_record",
@@ -1297,6 +1353,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
             )
         },
+        needs=("take",),
     ),
     Operation(
         "record_events",
@@ -1305,6 +1362,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The changes of records, as Server-Sent Events.",
         {"parameters": _CHANGE_PARAMETERS},
         {"200": _answer("A stream of changes.", {"type": "string"}, "text/event-stream")},
+        needs=("subscribe",),
     ),
     Operation(
         "grant_credit",
@@ -1324,6 +1382,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 ),
             )
         },
+        needs=("admin",),
     ),
     Operation(
         "transfer_credit",
@@ -1419,6 +1478,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "The rules.", _object({"rules": {"type": "array", "items": ref("Rule")}}, ("rules",))
             )
         },
+        needs=("read",),
     ),
     Operation(
         "add_rule",
@@ -1427,6 +1487,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Add a rule (docs/active.md); 409 rule_cycle if it could trigger itself, naming the cycle.",
         {"requestBody": {"required": True, "content": {"application/json": {"schema": _RULE_BODY}}}},
         {"201": _answer("The rule added.", _RULE_ANSWER)},
+        needs=("write",),
     ),
     Operation(
         "get_rule",
@@ -1435,6 +1496,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "A rule of the space.",
         _NO_BODY,
         {"200": _answer("The rule.", _RULE_ANSWER)},
+        needs=("read",),
     ),
     Operation(
         "remove_rule",
@@ -1443,6 +1505,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Remove a rule of the space.",
         _NO_BODY,
         {"204": _answer("Removed.")},
+        needs=("write",),
     ),
     Operation(
         "get_clock",
@@ -1456,6 +1519,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 _object({"now": {"type": "number"}, "simulated": {"type": "boolean"}}, ("now", "simulated")),
             )
         },
+        needs=("read",),
     ),
     Operation(
         "advance_clock",
@@ -1464,6 +1528,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Move a simulated clock forward (admin); 409 real_clock for a space on the system clock.",
         _body({"advance": {"type": "number", "exclusiveMinimum": 0, "maximum": 3.15e9}}, ("advance",)),
         {"200": _answer("The new time.", _object({"now": {"type": "number"}}, ("now",)))},
+        needs=("admin",),
     ),
     Operation(
         "list_tokens",
@@ -1476,6 +1541,7 @@ OPERATIONS: tuple[Operation, ...] = (
                 "The tokens.", _object({"tokens": {"type": "array", "items": ref("TokenGrant")}}, ("tokens",))
             )
         },
+        needs=("admin",),
     ),
     Operation(
         "create_token",
@@ -1492,6 +1558,7 @@ OPERATIONS: tuple[Operation, ...] = (
             ("name",),
         ),
         {"201": _answer("The token, with its secret (shown once).", {**ref("TokenGrant")})},
+        needs=("admin",),
     ),
     Operation(
         "revoke_token",
@@ -1500,6 +1567,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Revoke a token, at once.",
         _NO_BODY,
         {"204": _answer("Revoked.")},
+        needs=("admin",),
     ),
 )
 

@@ -362,7 +362,7 @@ def error_from_answer(status: int, content: bytes, where: str) -> TupleSpaceErro
         text = content[:200].decode("utf-8", "replace")
         return TupleSpaceError(f"{where}: the server answered {status}: {text}")
     exc = _error(code, message, error)
-    exc.code = code  # type: ignore[attr-defined]
+    exc.code = code
     return exc
 
 

@@ -25,14 +25,25 @@ from starlette.types import Receive
 from .._aio import AsyncRecordWatch, AsyncSpace, AsyncSubscription
 from .._aio import _call as _aio_call
 from .._codec import to_wire
-from .._errors import SpaceFull, Timeout, TransactionError
+from .._errors import (
+    Forbidden,
+    InvalidValue,
+    LimitReached,
+    NotFound,
+    SpaceFull,
+    Timeout,
+    TransactionError,
+    TupleSpaceError,
+    Unauthorized,
+    ValueTooLarge,
+)
 from .._httpapi import Operation
 from .._rate import RateLimiter
 from .._rules import MAX_RULES
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
-from ._errors import ApiError, limit_reached
+from ._errors import ApiError, coded
 from ._hub import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
 from ._requests import Incoming, check_keys, read_body
 
@@ -380,16 +391,17 @@ class ApiBase:
             error.headers["Retry-After"] = str(max(1, round(wait)))
             raise error
 
-    def _denied(self, caller: Caller, needed: str, space: str) -> ApiError:
+    def _denied(self, caller: Caller, needed: str, space: str) -> TupleSpaceError:
         if caller.grant is None:
-            return ApiError(401, "unauthorized", f"{needed} on space {space!r} needs a token")
-        return ApiError(
-            403, "forbidden", f"the token {caller.grant.name!r} may not {needed} on space {space!r}"
-        )
+            return Unauthorized(f"{needed} on space {space!r} needs a token")
+        return Forbidden(f"the token {caller.grant.name!r} may not {needed} on space {space!r}")
 
-    async def authorize(self, caller: Caller, name: str, needs: tuple[str, ...]) -> SpaceInfo | None:
+    async def authorize(
+        self, caller: Caller, name: str, needs: Operation | tuple[str, ...]
+    ) -> SpaceInfo | None:
         """The space ``name`` if it exists (None if the caller may create it), after
-        checking the caller has every permission of ``needs`` on it."""
+        checking the caller has the permissions of the operation ``needs`` on it (its
+        ``needs`` and ``one_of`` in the operation table), or every one of ``needs``."""
         if not valid_space_name(name):
             raise ApiError(
                 400,
@@ -402,11 +414,15 @@ class ApiBase:
             info = await self.hub.get(name)
         anonymous = self.hub.default_anonymous if info is None else info.anonymous
         perms = permissions_for(self.tokens, caller.grant, name, anonymous)
+        if isinstance(needs, Operation):
+            if needs.one_of and perms.isdisjoint(needs.one_of):
+                raise self._denied(caller, needs.one_of[0], name)
+            needs = needs.needs
         for needed in needs:
             if needed not in perms:
                 raise self._denied(caller, needed, name)
         if info is None and "admin" not in perms:
-            raise ApiError(404, "not_found", f"no space {name!r}")
+            raise NotFound(f"no space {name!r}")
         if info is not None and info.space is None and asyncio.current_task() is None:
             # A channel's request runs with no task until it first waits; a space kept
             # elsewhere (its client's timeouts) needs one.
@@ -414,24 +430,15 @@ class ApiBase:
         return info
 
     async def _begin(
-        self,
-        request: Incoming,
-        space: str,
-        needs: tuple[str, ...],
-        allowed: Operation | frozenset[str],
-        required: tuple[str, ...] = (),
+        self, request: Incoming, space: str, op: Operation, fields: frozenset[str] | None = None
     ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
-        """The prologue of an operation: who asks, the space if it exists (after checking
-        the permissions ``needs``), and the body, holding only the fields of the
-        operation ``allowed`` and every one it requires (or only the keys ``allowed``
-        and every ``required`` one)."""
+        """The prologue of the operation ``op``: who asks, the space if it exists (after
+        checking the permissions ``op`` needs), and the body, holding only the fields of
+        ``op`` (or the keys ``fields``) and every one it requires."""
         caller = self.caller(request)
-        info = await self.authorize(caller, space, needs)
+        info = await self.authorize(caller, space, op)
         body = await read_body(request, self.limits.max_body)
-        if isinstance(allowed, Operation):
-            check_keys(body, allowed.fields, allowed.required)
-        else:
-            check_keys(body, allowed, required)
+        check_keys(body, op.fields if fields is None else fields, op.required)
         return caller, info, body
 
     def stream_room(self, caller: Caller) -> ClientState:
@@ -447,14 +454,14 @@ class ApiBase:
         maximum: int = getattr(self.limits, limit)
         if used >= maximum:
             self.hub.release_client(caller.client)
-            raise limit_reached(f"this client already has {maximum} {what}", limit, maximum)
+            raise LimitReached(f"this client already has {maximum} {what}", limit=limit, maximum=maximum)
 
     async def space(self, caller: Caller, name: str, info: SpaceInfo | None) -> SpaceInfo:
         """``info``, or the space ``name`` created with the server's default options."""
         if info is not None and not info.deleted:
             return info
         if info is not None:
-            raise ApiError(404, "not_found", f"no space {name!r}")
+            raise NotFound(f"no space {name!r}")
         created, _ = await self.hub.create(name, {})
         return created
 
@@ -514,11 +521,9 @@ class ApiBase:
     def _claim_ids(self, body: dict[str, Any]) -> list[str]:
         ids = body.get("confirm", [])
         if type(ids) is not list or not all(type(x) is str for x in ids):
-            raise ApiError(400, "bad_request", "confirm is a list of claim ids", "confirm")
+            raise coded(InvalidValue("confirm is a list of claim ids", "confirm"), "bad_request")
         if len(ids) > self.limits.max_batch:
-            raise ApiError(
-                413,
-                "value_too_large",
+            raise ValueTooLarge(
                 f"{len(ids)} claims, more than {self.limits.max_batch} in one request",
                 "confirm",
                 limit="max_batch",
@@ -627,7 +632,7 @@ class ApiBase:
     @staticmethod
     def _existing(info: SpaceInfo | None, name: str) -> SpaceInfo:
         if info is None or info.deleted:
-            raise ApiError(404, "not_found", f"no space {name!r}")
+            raise NotFound(f"no space {name!r}")
         return info
 
 

@@ -15,7 +15,7 @@ from .._credit import check_principal
 from .._errors import InvalidValue
 from .._httpapi import OPERATION
 from ._api import json_response
-from ._errors import ApiError, api_error
+from ._errors import api_error, coded
 from ._records import RecordRoutes, _get_credit
 
 __all__ = ["CreditRoutes"]
@@ -25,17 +25,18 @@ class CreditRoutes(RecordRoutes):
     """Credit: transfers between accounts, and minting for proof of work."""
 
     async def transfer_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, (), OPERATION["transfer_credit"])
+        caller, info, body = await self._begin(request, space, OPERATION["transfer_credit"])
         info = self._existing(info, space)
         source = self._principal(caller, info, body)
         target = body["to"]
         try:
             check_principal(target)
         except InvalidValue as exc:
-            raise ApiError(400, "bad_request", f"to is the name of an account: {exc.reason}", "to") from None
+            message = f"to is the name of an account: {exc.reason}"
+            raise coded(InvalidValue(message, "to"), "bad_request") from None
         amount = _get_credit(body, "amount")
         if amount is None:
-            raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
+            raise coded(InvalidValue("amount is an amount of credit", "amount"), "bad_request")
         try:
             balance = await info.local("credit").transfer_credit(source, target, amount)
         except InvalidValue as exc:
@@ -43,14 +44,16 @@ class CreditRoutes(RecordRoutes):
         return json_response({"principal": source, "balance": to_wire(balance)})
 
     async def credit_challenge(self, space: str, request: Request) -> Response:
-        info = self._existing(await self.authorize(self.caller(request), space, ()), space)
+        info = self._existing(
+            await self.authorize(self.caller(request), space, OPERATION["credit_challenge"]), space
+        )
         c = await info.local("credit").credit_challenge()
         return json_response(
             {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
         )
 
     async def mint_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, (), OPERATION["mint_credit"])
+        caller, info, body = await self._begin(request, space, OPERATION["mint_credit"])
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)
         aspace = info.local("credit")

@@ -8,7 +8,7 @@ from (``tuple[2]["temp"]``, ``template[1]``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from starlette.responses import Response
@@ -32,7 +32,9 @@ from .._errors import (
     _PathError,
 )
 
-__all__ = ["ApiError", "api_error", "error_response", "limit_reached", "request_timeout"]
+__all__ = ["ApiError", "api_error", "coded", "error_response", "limit_reached", "request_timeout"]
+
+E = TypeVar("E", bound=TupleSpaceError)
 
 
 class ApiError(Exception):
@@ -50,6 +52,13 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, "field": self.field, **self.extra}}
+
+
+def coded(error: E, code: str) -> E:
+    """``error``, to be answered with ``code`` (one that :data:`~tuplespace._errors.ERRORS`
+    gives its class) rather than the first code of its class."""
+    error.code = code
+    return error
 
 
 def limit_reached(message: str, limit: str, maximum: int) -> ApiError:
@@ -71,6 +80,8 @@ def _field(prefix: str | None, path: str) -> str | None:
 
 # The row of each class: its first one (reversed, so that the first one is written last).
 _ROWS: dict[type[TupleSpaceError], WireCode] = {row.error: row for row in reversed(ERRORS)}
+# The row of each code.
+_CODES: dict[str, WireCode] = {row.code: row for row in ERRORS}
 
 # The engine names its arguments in the path of an InvalidValue; such a path is the field.
 _ARGUMENTS = frozenset({"lease", "credit", "timeout", "limit", "since", "max_pending"})
@@ -80,6 +91,10 @@ _NAMED = frozenset({NotFound, RecordNotFound, CapabilityRevoked})
 
 
 def _row_of(exc: Exception) -> WireCode | None:
+    if isinstance(exc, TupleSpaceError) and exc.code is not None:
+        row = _CODES.get(exc.code)
+        if row is not None and isinstance(exc, row.error):
+            return row
     for kind in type(exc).__mro__:
         row = _ROWS.get(kind)
         if row is not None:

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from .. import __version__
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
+from .._errors import Forbidden, InvalidValue, NotFound, SpaceClosed, TransactionError, Unauthorized
 from .._httpapi import OPERATION
 from .._lease import Lease
 from .._templates import Template
@@ -28,7 +29,7 @@ from ._api import (
     wire_or_null,
 )
 from ._auth import permissions_for
-from ._errors import ApiError
+from ._errors import ApiError, coded
 from ._hub import KeptClaim, SpaceInfo, claim_tag
 from ._metrics import metrics_response
 from ._requests import (
@@ -58,7 +59,7 @@ class Operations(ApiBase):
 
     async def health(self, request: Request) -> Response:
         if self.stopping:
-            raise ApiError(503, "shutting_down", "the server is shutting down")
+            raise SpaceClosed("the server is shutting down")
         return json_response({"status": "ok", "version": __version__})
 
     async def list_spaces(self, request: Request) -> Response:
@@ -72,32 +73,32 @@ class Operations(ApiBase):
 
     async def put_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        await self.authorize(caller, space, ("admin",))
+        await self.authorize(caller, space, OPERATION["put_space"])
         body = await read_body(request, self.limits.max_body, optional=True)
         info, created = await self.hub.create(space, body)
         return json_response({"name": info.name, "options": info.options()}, 201 if created else 200)
 
     async def get_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self.authorize(caller, space, ("read",))
+        info = await self.authorize(caller, space, OPERATION["get_space"])
         if info is None:
-            raise ApiError(404, "not_found", f"no space {space!r}")
+            raise NotFound(f"no space {space!r}")
         return json_response(
             {"name": info.name, "options": info.options(), "statistics": await info.statistics()}
         )
 
     async def delete_space(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self.authorize(caller, space, ("admin",))
+        info = await self.authorize(caller, space, OPERATION["delete_space"])
         if info is None:
-            raise ApiError(404, "not_found", f"no space {space!r}")
+            raise NotFound(f"no space {space!r}")
         await self.hub.delete(info)
         return no_content()
 
     # -- operations ----------------------------------------------------------------------
 
     async def write(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write"])
+        caller, info, body = await self._begin(request, space, OPERATION["write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
         timeout = get_timeout(body)
@@ -117,7 +118,7 @@ class Operations(ApiBase):
         raise ApiError(429, "space_full", "the space stayed full: no room for the tuple in time")
 
     async def write_many(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write_many"])
+        caller, info, body = await self._begin(request, space, OPERATION["write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         lease = get_lease(body)
         aspace = (await self.space(caller, space, info)).aspace
@@ -125,7 +126,7 @@ class Operations(ApiBase):
         return json_response({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
 
     async def read(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["read"])
+        caller, info, body = await self._begin(request, space, OPERATION["read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         aspace = (await self.space(caller, space, info)).aspace
@@ -135,7 +136,7 @@ class Operations(ApiBase):
         return json_response(found_answer(found, more))
 
     async def take(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take"])
+        caller, info, body = await self._begin(request, space, OPERATION["take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         claim = get_bool(body, "claim")
@@ -211,7 +212,7 @@ class Operations(ApiBase):
         return {"id": handle.id, "expires_at": tx.expires_at}
 
     async def read_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["read_all"])
+        caller, info, body = await self._begin(request, space, OPERATION["read_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         after = get_cursor(body)
@@ -220,9 +221,8 @@ class Operations(ApiBase):
         page = Page(self.limits)
         if target.space is None:
             if after is not None:
-                raise ApiError(
-                    400, "bad_request", f"a space kept in {target.host} gives no cursors", "cursor"
-                )
+                message = f"a space kept in {target.host} gives no cursors"
+                raise coded(InvalidValue(message, "cursor"), "bad_request")
             kept = target.aspace
             found, cut, more = await self.waiting_page(
                 request,
@@ -243,7 +243,7 @@ class Operations(ApiBase):
         return page.answer(found, {"more": True} if more else {})
 
     async def take_all(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take_all"])
+        caller, info, body = await self._begin(request, space, OPERATION["take_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
         timeout = get_timeout(body)
@@ -331,13 +331,13 @@ class Operations(ApiBase):
         return await tx.find_page(template, True, limit, page.fits, wait)
 
     async def count(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["count"])
+        caller, info, body = await self._begin(request, space, OPERATION["count"])
         template = get_template(body, "template", self.limits.wire)
         aspace = (await self.space(caller, space, info)).aspace
         return json_response({"count": await aspace.count(template)})
 
     async def replace(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take", "write"), OPERATION["replace"])
+        caller, info, body = await self._begin(request, space, OPERATION["replace"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -349,7 +349,7 @@ class Operations(ApiBase):
         return json_response(found_answer(old, more))
 
     async def write_if_absent(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["write_if_absent"])
+        caller, info, body = await self._begin(request, space, OPERATION["write_if_absent"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -360,40 +360,35 @@ class Operations(ApiBase):
 
     async def confirm_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("take",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["confirm_claim"]), space)
         if not await self._confirm(info, caller, claim):
-            raise ApiError(
-                404, "unknown_claim", f"no claim {claim} (it ran out or was released: its tuple went back)"
-            )
+            message = f"no claim {claim} (it ran out or was released: its tuple went back)"
+            raise coded(NotFound(message), "unknown_claim")
         return no_content()
 
     async def release_claim(self, space: str, claim: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("take",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["release_claim"]), space)
         if info.space is None:  # kept in Redis: the claim is there, whichever server made it
             state = await self._end_kept_claim(info, caller, claim, False)
-            if state == "committed":
-                raise ApiError(409, "transaction_ended", f"claim {claim} was confirmed: the take is final")
-            if state is None:
-                raise ApiError(404, "unknown_claim", f"no claim {claim}")
-            return no_content()
-        handle = self.hub.find("claim", claim, info, caller.owner)
-        if handle is None:
+        else:
+            handle = self.hub.find("claim", claim, info, caller.owner)
+            if handle is not None:
+                await handle.tx.abort()
+                self.hub.forget(claim)
+                return no_content()
             state = self.hub.ended_state(claim)
-            if state == "committed":
-                raise ApiError(409, "transaction_ended", f"claim {claim} was confirmed: the take is final")
-            if state is None:
-                raise ApiError(404, "unknown_claim", f"no claim {claim}")
-            return no_content()
-        await handle.tx.abort()
-        self.hub.forget(claim)
+        if state == "committed":
+            raise TransactionError(f"claim {claim} was confirmed: the take is final")
+        if state is None:
+            raise coded(NotFound(f"no claim {claim}"), "unknown_claim")
         return no_content()
 
     # -- leases ---------------------------------------------------------------------------
 
     async def renew_lease(self, space: str, lease_id: int, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["renew_lease"]), space)
         body = await read_body(request, self.limits.max_body, optional=True)
         check_keys(body, OPERATION["renew_lease"].fields)
         lease = get_lease(body)
@@ -409,7 +404,7 @@ class Operations(ApiBase):
 
     async def cancel_lease(self, space: str, lease_id: int, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["cancel_lease"]), space)
         local = info.space
         if local is None:
             aspace = info.aspace
@@ -424,13 +419,11 @@ class Operations(ApiBase):
     def _token_admin(self, request: Request) -> Caller:
         caller = self.caller(request)
         if not self.tokens.enabled:
-            raise ApiError(
-                404, "not_found", "this server checks no tokens (start it with tokens to use this API)"
-            )
+            raise NotFound("this server checks no tokens (start it with tokens to use this API)")
         if caller.grant is None:
-            raise ApiError(401, "unauthorized", "the token API needs an admin token")
+            raise Unauthorized("the token API needs an admin token")
         if not caller.grant.admin:
-            raise ApiError(403, "forbidden", f"the token {caller.grant.name!r} is not an admin token")
+            raise Forbidden(f"the token {caller.grant.name!r} is not an admin token")
         return caller
 
     async def list_tokens(self, request: Request) -> Response:
@@ -443,9 +436,8 @@ class Operations(ApiBase):
         try:
             grant, secret = await asyncio.to_thread(self.tokens.create, body)
         except ValueError as exc:
-            raise ApiError(
-                400, "bad_request", str(exc).removeprefix("body: ").removeprefix("body.")
-            ) from None
+            message = str(exc).removeprefix("body: ").removeprefix("body.")
+            raise coded(InvalidValue(message), "bad_request") from None
         return json_response({**grant.describe(), "token": secret}, 201)
 
     async def revoke_token(self, name: str, request: Request) -> Response:

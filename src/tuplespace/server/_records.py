@@ -20,7 +20,7 @@ from starlette.responses import Response
 from .._aio import AsyncRecord, AsyncRecordWatch
 from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
-from .._errors import InvalidTemplate, InvalidValue, NotAllowed, WireError
+from .._errors import Forbidden, InvalidTemplate, InvalidValue, NotAllowed, ValueTooLarge, WireError
 from .._events import CHANGE_KINDS, Change
 from .._httpapi import OPERATION, Operation
 from .._names import check_path, check_tag
@@ -30,7 +30,7 @@ from .._templates import RecordTemplate
 from .._values import Limits, Map, Value
 from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
-from ._errors import ApiError, api_error
+from ._errors import ApiError, api_error, coded
 from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._streams import EventRoutes
@@ -38,30 +38,19 @@ from ._streams import EventRoutes
 __all__ = ["RecordRoutes", "change_message", "record_template_from_wire"]
 
 _COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
-# Record operations that a capability may allow, by the route that does them.
+# What a capability must allow for each operation of the table on a record (None: any
+# capability will do).
 _CAPABILITY_OPS = {
-    "open": None,
-    "get": "read",
-    "set": "set",
-    "call": "set",  # a method may set the record's fields
-    "refresh": "refresh",
-    "clone": "clone",
-    "destroy": "destroy",
+    "open_record": None,
+    "get_record": "read",
+    "set_record": "set",
+    "call_record": "set",  # a method may set the record's fields
+    "refresh_record": "refresh",
+    "clone_record": "clone",
+    "destroy_record": "destroy",
 }
-# The permission on the space each route needs when the record is named by path or address.
-_NEEDS = {
-    "open": ("read",),
-    "get": ("read",),
-    "set": ("write",),
-    "call": ("write",),
-    "refresh": ("write",),
-    "clone": ("write",),
-    "move": ("write",),
-    "destroy": ("write",),
-    "capability": ("write",),
-    "read_only": ("write",),
-    "revoke": ("write",),
-}
+# The operations on a record that only its full handle may do, as NotAllowed names them.
+_FULL_HANDLE_OPS = {"move_record": "move", "make_capability": "capability", "read_only_record": "capability"}
 
 
 def _is_capability(ref: str) -> bool:
@@ -77,10 +66,10 @@ class RecordRoutes(EventRoutes):
     # -- naming a record --------------------------------------------------------------------
 
     async def _record_request(
-        self, request: Request, space: str, route: str, op: Operation
+        self, request: Request, space: str, op: Operation
     ) -> tuple[Caller, SpaceInfo, AsyncRecord, dict[str, Any]]:
         """Who asks, the space, the handle the request's ``ref`` names (checked against
-        the caller's rights) and the body."""
+        the caller's rights to do ``op``) and the body."""
         caller = self.caller(request)
         if not valid_space_name(space):
             await self.authorize(caller, space, ())  # the 400 naming the space
@@ -88,23 +77,27 @@ class RecordRoutes(EventRoutes):
         check_keys(body, op.fields, op.required)
         ref = body["ref"]
         if type(ref) is not str or not ref:
-            raise ApiError(400, "bad_request", "ref is a path, a record's address or a capability's", "ref")
+            message = "ref is a path, a record's address or a capability's"
+            raise coded(InvalidValue(message, "ref"), "bad_request")
         rid = body.get("id")
         if rid is not None and (type(rid) is not int or rid < 0):
-            raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+            raise coded(InvalidValue("id is a record's number (an integer >= 0)", "id"), "bad_request")
         if _is_capability(ref):
             if rid is not None:
-                raise ApiError(400, "bad_request", "a capability names its record: give no id with it", "id")
+                message = "a capability names its record: give no id with it"
+                raise coded(InvalidValue(message, "id"), "bad_request")
             info = self._existing(await self.hub.get(space), space)
             handle = await self._resolve(info, ref, caller)
-            operation = _CAPABILITY_OPS.get(route)
-            if route not in _CAPABILITY_OPS:
+            full = _FULL_HANDLE_OPS.get(op.name)
+            if full is not None:
                 # NotAllowed: only the record's full handle can
-                handle._full("capability" if route == "read_only" else route)  # noqa: SLF001 (the handle's own check)
-            elif operation is not None and operation not in handle.operations:
-                raise api_error(_not_allowed(handle, operation))
+                handle._full(full)  # noqa: SLF001 (the handle's own check)
+            else:
+                operation = _CAPABILITY_OPS[op.name]
+                if operation is not None and operation not in handle.operations:
+                    raise api_error(_not_allowed(handle, operation))
             return caller, info, handle, body
-        info = self._existing(await self.authorize(caller, space, _NEEDS[route]), space)
+        info = self._existing(await self.authorize(caller, space, op), space)
         if rid is not None:
             return caller, info, AsyncRecord(info.embedded("records"), rid), body
         return caller, info, await self._resolve(info, ref, caller), body
@@ -126,17 +119,15 @@ class RecordRoutes(EventRoutes):
         if named is None or named == own:
             return own
         if type(named) is not str or not named:
-            raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+            raise coded(InvalidValue("principal is the name of an account", "principal"), "bad_request")
         if "admin" not in permissions_for(self.tokens, caller.grant, info.name, info.anonymous):
-            raise ApiError(
-                403, "forbidden", f"only an admin of space {info.name!r} may charge another account"
-            )
+            raise Forbidden(f"only an admin of space {info.name!r} may charge another account")
         return named
 
     # -- creating, opening, reading ----------------------------------------------------------
 
     async def create_record(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), OPERATION["create_record"])
+        caller, info, body = await self._begin(request, space, OPERATION["create_record"])
         path = _get_path(body)
         fields = self._get_fields(body)
         credit = _get_credit(body, "credit")
@@ -150,29 +141,24 @@ class RecordRoutes(EventRoutes):
         return json_response({"record": await _record_out(rec)}, 201)
 
     async def open_record(self, space: str, request: Request) -> Response:
-        _, _, handle, _ = await self._record_request(request, space, "open", OPERATION["open_record"])
+        _, _, handle, _ = await self._record_request(request, space, OPERATION["open_record"])
         return json_response({"handle": _handle_out(handle)})
 
     async def get_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "get", OPERATION["get_record"])
+        _, _, handle, body = await self._record_request(request, space, OPERATION["get_record"])
         if "tags" not in body:
             if "default" in body:
-                raise ApiError(400, "bad_request", "default goes with tags", "default")
+                raise coded(InvalidValue("default goes with tags", "default"), "bad_request")
             return json_response({"record": await _record_out(handle)})
         tags = body["tags"]
         if type(tags) is not list or not tags or not all(type(t) is str for t in tags):
-            raise ApiError(400, "bad_request", "tags is a non-empty list of tags", "tags")
+            raise coded(InvalidValue("tags is a non-empty list of tags", "tags"), "bad_request")
         if len(tags) > self.limits.wire.max_fields:
-            raise ApiError(
-                413,
-                "value_too_large",
-                f"{len(tags)} tags, more than {self.limits.wire.max_fields}",
-                "tags",
-                limit="max_fields",
-                maximum=self.limits.wire.max_fields,
-            )
+            most = self.limits.wire.max_fields
+            message = f"{len(tags)} tags, more than {most}"
+            raise ValueTooLarge(message, "tags", limit="max_fields", maximum=most)
         if "default" in body and len(tags) > 1:
-            raise ApiError(400, "bad_request", "default goes with one tag", "default")
+            raise coded(InvalidValue("default goes with one tag", "default"), "bad_request")
         default = self._get_value(body, "default") if "default" in body else None
         try:
             if len(tags) == 1:
@@ -190,10 +176,10 @@ class RecordRoutes(EventRoutes):
     # -- changing ---------------------------------------------------------------------------
 
     async def set_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "set", OPERATION["set_record"])
+        _, _, handle, body = await self._record_request(request, space, OPERATION["set_record"])
         tag = body["tag"]
         if type(tag) is not str:
-            raise ApiError(400, "bad_request", "tag is a string", "tag")
+            raise coded(InvalidValue("tag is a string", "tag"), "bad_request")
         try:
             check_tag(tag)
         except InvalidValue as exc:
@@ -209,16 +195,14 @@ class RecordRoutes(EventRoutes):
         return json_response({"version": version})
 
     async def call_record(self, space: str, request: Request) -> Response:
-        caller, info, handle, body = await self._record_request(
-            request, space, "call", OPERATION["call_record"]
-        )
+        caller, info, handle, body = await self._record_request(request, space, OPERATION["call_record"])
         tag = body["tag"]
         if type(tag) is not str:
-            raise ApiError(400, "bad_request", "tag is a string", "tag")
+            raise coded(InvalidValue("tag is a string", "tag"), "bad_request")
         args: Value = ()
         if body.get("args") is not None:
             if type(body["args"]) is not list:
-                raise ApiError(400, "bad_request", "args is a list of values", "args")
+                raise coded(InvalidValue("args is a list of values", "args"), "bad_request")
             args = self._get_value(body, "args")
         assert isinstance(args, tuple)
         principal = self._principal(caller, info, body)
@@ -232,9 +216,7 @@ class RecordRoutes(EventRoutes):
         return json_response({"value": to_wire(result)})
 
     async def refresh_record(self, space: str, request: Request) -> Response:
-        caller, info, handle, body = await self._record_request(
-            request, space, "refresh", OPERATION["refresh_record"]
-        )
+        caller, info, handle, body = await self._record_request(request, space, OPERATION["refresh_record"])
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
         principal = self._principal(caller, info, body)
@@ -242,9 +224,7 @@ class RecordRoutes(EventRoutes):
         return json_response({"expires_at": expires})
 
     async def clone_record(self, space: str, request: Request) -> Response:
-        caller, info, handle, body = await self._record_request(
-            request, space, "clone", OPERATION["clone_record"]
-        )
+        caller, info, handle, body = await self._record_request(request, space, OPERATION["clone_record"])
         path = _get_path(body)
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
@@ -256,28 +236,24 @@ class RecordRoutes(EventRoutes):
         return json_response({"record": await _record_out(copy)}, 201)
 
     async def move_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(request, space, "move", OPERATION["move_record"])
+        _, _, handle, body = await self._record_request(request, space, OPERATION["move_record"])
         path = _get_path(body)
         redirect = 3600.0 if "redirect_lease" not in body else _get_redirect(body)
         await handle.move(path, redirect)
         return json_response({"address": to_wire(handle.address), "version": await handle.get("$version")})
 
     async def destroy_record(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(
-            request, space, "destroy", OPERATION["destroy_record"]
-        )
+        _, _, handle, body = await self._record_request(request, space, OPERATION["destroy_record"])
         await handle.destroy(get_bool(body, "force"))
         return no_content()
 
     # -- capabilities ---------------------------------------------------------------------------
 
     async def make_capability(self, space: str, request: Request) -> Response:
-        _, _, handle, body = await self._record_request(
-            request, space, "capability", OPERATION["make_capability"]
-        )
+        _, _, handle, body = await self._record_request(request, space, OPERATION["make_capability"])
         ops = body["operations"]
         if type(ops) is not list or not all(type(op) is str for op in ops):
-            raise ApiError(400, "bad_request", "operations is a list of operations", "operations")
+            raise coded(InvalidValue("operations is a list of operations", "operations"), "bad_request")
         lease = get_lease(body)
         try:
             cap = await handle.capability(frozenset(ops), lease)
@@ -286,20 +262,18 @@ class RecordRoutes(EventRoutes):
         return json_response(_handle_out(cap), 201)
 
     async def read_only_record(self, space: str, request: Request) -> Response:
-        _, _, handle, _ = await self._record_request(
-            request, space, "read_only", OPERATION["read_only_record"]
-        )
+        _, _, handle, _ = await self._record_request(request, space, OPERATION["read_only_record"])
         return json_response(_handle_out(await handle.read_only()))
 
     async def revoke_capability(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, _NEEDS["revoke"]), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["revoke_capability"]), space)
         body = await read_body(request, self.limits.max_body)
         op = OPERATION["revoke_capability"]
         check_keys(body, op.fields, op.required)
         ref = body["ref"]
         if type(ref) is not str or not _is_capability(ref):
-            raise ApiError(400, "bad_request", "ref is the address of a capability", "ref")
+            raise coded(InvalidValue("ref is the address of a capability", "ref"), "bad_request")
         handle = await self._resolve(info, ref, caller)
         owner = AsyncRecord(
             info.embedded("records"),
@@ -314,7 +288,7 @@ class RecordRoutes(EventRoutes):
     # -- finding and taking -----------------------------------------------------------------------
 
     async def find_records(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("read",), OPERATION["find_records"])
+        caller, info, body = await self._begin(request, space, OPERATION["find_records"])
         template = self._get_record_template(body)
         under = _get_under(body)
         requested = get_limit(body)
@@ -340,7 +314,7 @@ class RecordRoutes(EventRoutes):
         return json_response(out)
 
     async def take_record(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("take",), OPERATION["take_record"])
+        caller, info, body = await self._begin(request, space, OPERATION["take_record"])
         template = self._get_record_template(body)
         under = _get_under(body)
         timeout = get_timeout(body)
@@ -394,29 +368,31 @@ class RecordRoutes(EventRoutes):
         if ref is not None:
             if "under" in params or "events" in params:
                 field = "under" if "under" in params else "events"
-                raise ApiError(400, "bad_request", "a record's watch takes neither under nor events", field)
+                message = "a record's watch takes neither under nor events"
+                raise coded(InvalidValue(message, field), "bad_request")
             if _is_capability(ref):
                 if "id" in params:
-                    raise ApiError(
-                        400, "bad_request", "a capability names its record: give no id with it", "id"
-                    )
+                    message = "a capability names its record: give no id with it"
+                    raise coded(InvalidValue(message, "id"), "bad_request")
                 if not valid_space_name(space):
                     await self.authorize(caller, space, ())
                 target = self._existing(await self.hub.get(space), space)
                 handle = await self._resolve(target, ref, caller)
             else:
-                target = self._existing(await self.authorize(caller, space, ("subscribe",)), space)
+                target = self._existing(
+                    await self.authorize(caller, space, OPERATION["record_events"]), space
+                )
                 rid = params.get("id")
                 if rid is not None:
                     if not rid.isdigit() or len(rid) > 18:
-                        raise ApiError(400, "bad_request", "id is a record's number", "id")
+                        raise coded(InvalidValue("id is a record's number", "id"), "bad_request")
                     handle = AsyncRecord(target.embedded("records"), int(rid))
                 else:
                     handle = await self._resolve(target, ref, caller)
         else:
             if "id" in params:
-                raise ApiError(400, "bad_request", "id goes with ref", "id")
-            info = await self.authorize(caller, space, ("subscribe",))
+                raise coded(InvalidValue("id goes with ref", "id"), "bad_request")
+            info = await self.authorize(caller, space, OPERATION["record_events"])
             under = params.get("under") or None
             target = await self.space(caller, space, info)
             target.embedded("records")
@@ -436,10 +412,10 @@ class RecordRoutes(EventRoutes):
     # -- credit ------------------------------------------------------------------------------------
 
     async def grant_credit(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("admin",), OPERATION["grant_credit"])
+        caller, info, body = await self._begin(request, space, OPERATION["grant_credit"])
         principal = body["principal"]
         if type(principal) is not str:
-            raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+            raise coded(InvalidValue("principal is the name of an account", "principal"), "bad_request")
         amount = _get_credit(body, "amount")
         target = await self.space(caller, space, info)
         try:
@@ -467,10 +443,10 @@ class RecordRoutes(EventRoutes):
     def _get_fields(self, body: dict[str, Any]) -> Map:
         obj = body["fields"]
         if type(obj) is not dict:
-            raise ApiError(400, "wire_error", "fields is a JSON object of tags and values", "fields")
+            raise WireError("fields is a JSON object of tags and values", "fields")
         value = self._get_value(body, "fields")
         if not isinstance(value, Map):
-            raise ApiError(400, "wire_error", "fields is a JSON object of tags and values", "fields")
+            raise WireError("fields is a JSON object of tags and values", "fields")
         return value
 
     def _get_record_template(self, body: dict[str, Any]) -> RecordTemplate:
@@ -514,7 +490,7 @@ def _not_allowed(handle: RecordBase, operation: str) -> NotAllowed:
 def _get_path(body: dict[str, Any]) -> str:
     path = body["path"]
     if type(path) is not str:
-        raise ApiError(400, "bad_request", "path is a record's path, like sensors/kitchen", "path")
+        raise coded(InvalidValue("path is a record's path, like sensors/kitchen", "path"), "bad_request")
     try:
         return check_path(path)
     except InvalidValue as exc:
@@ -524,7 +500,7 @@ def _get_path(body: dict[str, Any]) -> str:
 def _get_under(body: dict[str, Any]) -> str | None:
     under = body.get("under")
     if under is not None and type(under) is not str:
-        raise ApiError(400, "bad_request", "under is a path or null", "under")
+        raise coded(InvalidValue("under is a path or null", "under"), "bad_request")
     return under
 
 
@@ -540,11 +516,11 @@ def _get_credit(body: dict[str, Any], key: str) -> Any:
         except (WireError, InvalidValue) as exc:
             raise api_error(exc, key) from None
     if type(obj) is bool or not isinstance(obj, (int, str, Decimal)):
-        raise ApiError(400, "bad_request", f"{key} is an amount of credit", key)
+        raise coded(InvalidValue(f"{key} is an amount of credit", key), "bad_request")
     try:
         return to_credit(obj, key)
     except (InvalidValue, ArithmeticError, ValueError) as exc:
-        raise ApiError(400, "invalid_value", f"{key} is an amount of credit: {exc}", key) from None
+        raise InvalidValue(f"{key} is an amount of credit: {exc}", key) from None
 
 
 def _get_redirect(body: dict[str, Any]) -> float | None:

@@ -15,10 +15,10 @@ import orjson
 from starlette.datastructures import Address
 
 from .._codec import from_wire, template_from_wire
-from .._errors import InvalidTemplate, InvalidValue, WireError
+from .._errors import InvalidTemplate, InvalidValue, ValueTooLarge, WireError
 from .._templates import ANY, Template
 from .._values import Limits, Tuple
-from ._errors import ApiError, api_error
+from ._errors import ApiError, api_error, coded
 
 __all__ = [
     "Incoming",
@@ -73,24 +73,19 @@ async def read_body(request: Incoming, max_body: int, *, optional: bool = False)
     if not data.strip():
         if optional:
             return {}
-        raise ApiError(400, "bad_request", "the body is a JSON object")
+        raise coded(InvalidValue("the body is a JSON object"), "bad_request")
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "wire_error", f"the body is not valid JSON: {exc}") from None
+        raise WireError(f"the body is not valid JSON: {exc}") from None
     if type(body) is not dict:
-        raise ApiError(400, "bad_request", "the body is a JSON object")
+        raise coded(InvalidValue("the body is a JSON object"), "bad_request")
     return body
 
 
-def _too_big(size: int, max_body: int) -> ApiError:
-    return ApiError(
-        413,
-        "value_too_large",
-        f"the request body is {size} bytes or more, more than {max_body}",
-        limit="max_body",
-        maximum=max_body,
-    )
+def _too_big(size: int, max_body: int) -> ValueTooLarge:
+    message = f"the request body is {size} bytes or more, more than {max_body}"
+    return ValueTooLarge(message, limit="max_body", maximum=max_body)
 
 
 def check_keys(body: dict[str, Any], allowed: frozenset[str], required: tuple[str, ...] = ()) -> None:
@@ -107,7 +102,7 @@ def check_keys(body: dict[str, Any], allowed: frozenset[str], required: tuple[st
 def get_tuple(body: dict[str, Any], key: str, limits: Limits) -> Tuple:
     obj = body[key]
     if type(obj) is not list:
-        raise ApiError(400, "wire_error", "a tuple is a JSON array", key)
+        raise WireError("a tuple is a JSON array", key)
     try:
         t = from_wire(obj, limits)
     except (WireError, InvalidValue) as exc:
@@ -119,20 +114,14 @@ def get_tuple(body: dict[str, Any], key: str, limits: Limits) -> Tuple:
 def get_tuples(body: dict[str, Any], key: str, limits: Limits, max_batch: int) -> list[Tuple]:
     items = body[key]
     if type(items) is not list:
-        raise ApiError(400, "bad_request", "a JSON array of tuples", key)
+        raise coded(InvalidValue("a JSON array of tuples", key), "bad_request")
     if len(items) > max_batch:
-        raise ApiError(
-            413,
-            "value_too_large",
-            f"{len(items)} tuples, more than {max_batch} in one request",
-            key,
-            limit="max_batch",
-            maximum=max_batch,
-        )
+        message = f"{len(items)} tuples, more than {max_batch} in one request"
+        raise ValueTooLarge(message, key, limit="max_batch", maximum=max_batch)
     out = []
     for i, obj in enumerate(items):
         if type(obj) is not list:
-            raise ApiError(400, "wire_error", "a tuple is a JSON array", f"{key}[{i}]")
+            raise WireError("a tuple is a JSON array", f"{key}[{i}]")
         try:
             t = from_wire(obj, limits)
         except (WireError, InvalidValue) as exc:
@@ -148,7 +137,7 @@ def get_template(body: dict[str, Any], key: str, limits: Limits) -> Template:
     except (WireError, InvalidValue, InvalidTemplate) as exc:
         raise api_error(exc, key) from None
     except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
-        raise ApiError(400, "invalid_template", str(exc), key) from None
+        raise InvalidTemplate(str(exc), key) from None
 
 
 def parse_template_text(text: str, limits: Limits, field: str = "template") -> Any:
@@ -157,7 +146,7 @@ def parse_template_text(text: str, limits: Limits, field: str = "template") -> A
     try:
         obj = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, "wire_error", f"the template is not valid JSON: {exc}", field) from None
+        raise WireError(f"the template is not valid JSON: {exc}", field) from None
     if obj == {"$any": True}:
         return ANY
     return get_template({field: obj}, field, limits)
@@ -165,11 +154,11 @@ def parse_template_text(text: str, limits: Limits, field: str = "template") -> A
 
 def _seconds(value: object, key: str, *, positive: bool) -> float:
     if type(value) is not int and type(value) is not float:
-        raise ApiError(400, "bad_request", f"{key} is a number of seconds or null", key)
+        raise coded(InvalidValue(f"{key} is a number of seconds or null", key), "bad_request")
     seconds = float(value)
     if math.isnan(seconds) or seconds < 0 or (positive and seconds == 0):
         what = "a positive number of seconds" if positive else "a number of seconds >= 0"
-        raise ApiError(400, "invalid_value", f"{key} is {what} or null", key)
+        raise InvalidValue(f"{key} is {what} or null", key)
     return seconds
 
 
@@ -192,7 +181,7 @@ def get_limit(body: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if type(value) is not int or value < 0:
-        raise ApiError(400, "bad_request", "limit is an integer >= 0 or null", "limit")
+        raise coded(InvalidValue("limit is an integer >= 0 or null", "limit"), "bad_request")
     return value
 
 
@@ -203,12 +192,13 @@ def get_cursor(body: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if type(value) is not str or not 0 < len(value) <= 20 or not (value.isascii() and value.isdigit()):
-        raise ApiError(400, "bad_request", "cursor is the cursor an earlier answer gave, or null", "cursor")
+        message = "cursor is the cursor an earlier answer gave, or null"
+        raise coded(InvalidValue(message, "cursor"), "bad_request")
     return int(value)
 
 
 def get_bool(body: dict[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if type(value) is not bool:
-        raise ApiError(400, "bad_request", f"{key} is true or false", key)
+        raise coded(InvalidValue(f"{key} is true or false", key), "bad_request")
     return value

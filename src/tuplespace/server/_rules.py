@@ -25,12 +25,13 @@ from starlette.responses import Response
 
 from .._aio import AsyncSpace
 from .._clock import SimulatedClock
-from .._errors import RuleNotFound, TupleSpaceError
+from .._errors import Conflict, InvalidValue, RuleNotFound, TupleSpaceError, ValueTooLarge
+from .._httpapi import OPERATION
 from .._rules import RuleInfo
 from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
 from .._space import Space
 from ._api import json_response, no_content
-from ._errors import ApiError, api_error
+from ._errors import api_error, coded
 from ._hub import SpaceInfo
 from ._records import RecordRoutes
 
@@ -95,23 +96,18 @@ class RuleRoutes(RecordRoutes):
 
     async def list_rules(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["list_rules"]), space)
         kept = kept_rules(info)
         rules = info.embedded("rules").rules.list() if kept is None else await kept.list()
         return json_response({"rules": [rule_out(r) for r in rules]})
 
     async def add_rule(self, space: str, request: Request) -> Response:
-        caller, info, body = await self._begin(request, space, ("write",), RULE_KEYS, ("name",))
+        caller, info, body = await self._begin(request, space, OPERATION["add_rule"], RULE_KEYS)
         size = len(orjson.dumps(body))
         most = self.limits.max_rule_bytes
         if size > most:
-            raise ApiError(
-                413,
-                "value_too_large",
-                f"the rule is {size} bytes of JSON, more than {most}",
-                limit="max_rule_bytes",
-                maximum=most,
-            )
+            message = f"the rule is {size} bytes of JSON, more than {most}"
+            raise ValueTooLarge(message, limit="max_rule_bytes", maximum=most)
         try:
             name, args = definition_from_wire(body, self.limits.wire)
         except Exception as exc:
@@ -135,7 +131,7 @@ class RuleRoutes(RecordRoutes):
 
     async def get_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["get_rule"]), space)
         kept = kept_rules(info)
         try:
             rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
@@ -145,7 +141,7 @@ class RuleRoutes(RecordRoutes):
 
     async def remove_rule(self, space: str, name: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("write",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["remove_rule"]), space)
         kept = kept_rules(info)
         try:
             if kept is None:
@@ -160,27 +156,22 @@ class RuleRoutes(RecordRoutes):
 
     async def get_clock(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, ("read",)), space)
+        info = self._existing(await self.authorize(caller, space, OPERATION["get_clock"]), space)
         clock = info.embedded("clock").clock
         return json_response({"now": clock.now(), "simulated": clock.simulated})
 
     async def advance_clock(self, space: str, request: Request) -> Response:
-        _, info, body = await self._begin(request, space, ("admin",), frozenset({"advance"}), ("advance",))
+        _, info, body = await self._begin(request, space, OPERATION["advance_clock"])
         seconds = body["advance"]
         if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
-            raise ApiError(
-                400,
-                "bad_request",
-                f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}",
-                "advance",
-            )
+            message = f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}"
+            raise coded(InvalidValue(message, "advance"), "bad_request")
         clock = self._existing(info, space).embedded("clock").clock
         if not isinstance(clock, SimulatedClock):
-            raise ApiError(
-                409,
-                "real_clock",
+            message = (
                 f'space {space!r} runs on the system clock; a space created with "clock": "simulated" '
-                "has a clock to move",
+                "has a clock to move"
             )
+            raise coded(Conflict(message), "real_clock")
         await asyncio.to_thread(clock.advance, seconds)
         return json_response({"now": clock.now()})

@@ -14,11 +14,12 @@ from starlette.types import Receive, Scope, Send
 
 from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._codec import to_wire
-from .._errors import EventsLost, Timeout
+from .._errors import EventsLost, InvalidValue, Timeout
 from .._events import EVENT_KINDS, Event
+from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
 from ._api import ApiBase, Caller, disconnected
-from ._errors import ApiError
+from ._errors import ApiError, coded
 from ._requests import (
     parse_template_text,
 )
@@ -50,22 +51,20 @@ class EventRoutes(ApiBase):
 
     async def events(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self.authorize(caller, space, ("subscribe",))
+        info = await self.authorize(caller, space, OPERATION["events"])
         params, kinds, since = self.stream_params(
             request, ("template", "events", "since", "existing"), EVENT_KINDS
         )
         text = params.get("template")
         if text is None:
-            raise ApiError(400, "bad_request", "template is required", "template")
+            raise coded(InvalidValue("template is required", "template"), "bad_request")
         template = parse_template_text(text, self.limits.wire)
         existing = _existing(params.get("existing"))
         if existing and "since" in params:
-            raise ApiError(
-                400,
-                "bad_request",
-                "existing=true starts a stream with the tuples present; since resumes one: give one of them",
-                "existing",
+            message = (
+                "existing=true starts a stream with the tuples present; since resumes one: give one of them"
             )
+            raise coded(InvalidValue(message, "existing"), "bad_request")
         # A stream resumed after an event (Last-Event-ID) goes on with the live events:
         # the present ones were sent before it.
         existing = existing and since is None
@@ -98,12 +97,8 @@ class EventRoutes(ApiBase):
         if "events" in params:
             kinds = frozenset(k for k in params["events"].split(",") if k)
             if not kinds or not kinds <= all_kinds:
-                raise ApiError(
-                    400,
-                    "bad_request",
-                    f"events is a comma-separated list of {', '.join(sorted(all_kinds))}",
-                    "events",
-                )
+                message = f"events is a comma-separated list of {', '.join(sorted(all_kinds))}"
+                raise coded(InvalidValue(message, "events"), "bad_request")
         since = since_param(request.headers.get("last-event-id"), "Last-Event-ID")
         if since is None:
             since = since_param(params.get("since"), "since")
@@ -178,7 +173,7 @@ def since_param(value: str | None, field: str) -> int | None:
     if not value:  # absent, or the empty Last-Event-ID of a stream that had no event yet
         return None
     if not value.isdigit() or len(value) > 18:
-        raise ApiError(400, "bad_request", f"{field} is an event sequence number", field)
+        raise coded(InvalidValue(f"{field} is an event sequence number", field), "bad_request")
     return int(value)
 
 
@@ -187,7 +182,7 @@ def _existing(value: str | None) -> bool:
         return False
     if value == "true":
         return True
-    raise ApiError(400, "bad_request", "existing is true or false", "existing")
+    raise coded(InvalidValue("existing is true or false", "existing"), "bad_request")
 
 
 def _event(event: Event) -> bytes:

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncTransaction
+from .._errors import InvalidValue, TransactionAborted, TransactionError
 from .._httpapi import OPERATION, Operation
 from ._api import (
     ApiBase,
@@ -18,8 +19,7 @@ from ._api import (
     no_content,
     wire_or_null,
 )
-from ._auth import permissions_for, valid_space_name
-from ._errors import ApiError
+from ._errors import coded
 from ._hub import Handle, SpaceInfo
 from ._requests import (
     check_keys,
@@ -47,30 +47,20 @@ class Transactions(ApiBase):
             return handle
         state = self.hub.ended_state(tx_id)
         if state == "aborted":
-            raise ApiError(409, "transaction_aborted", f"transaction {tx_id} was aborted")
+            raise TransactionAborted(f"transaction {tx_id} was aborted")
         if state is not None:
-            raise ApiError(409, "transaction_ended", f"transaction {tx_id} has ended")
-        raise ApiError(404, "unknown_transaction", f"no transaction {tx_id} in space {info.name!r}")
-
-    async def _authorize_any(self, caller: Caller, space: str) -> SpaceInfo | None:
-        """Authorize a use of a transaction: any of read, write and take will do (each
-        operation in it then needs its own)."""
-        info = await self.hub.get(space) if valid_space_name(space) else None
-        anonymous = self.hub.default_anonymous if info is None else info.anonymous
-        perms = permissions_for(self.tokens, caller.grant, space, anonymous)
-        needed = next((p for p in ("write", "take", "read") if p in perms), "read")
-        return await self.authorize(caller, space, (needed,))
+            raise TransactionError(f"transaction {tx_id} has ended")
+        message = f"no transaction {tx_id} in space {info.name!r}"
+        raise coded(TransactionError(message), "unknown_transaction")
 
     async def begin_transaction(self, space: str, request: Request) -> Response:
         caller = self.caller(request)
-        info = await self._authorize_any(caller, space)
+        info = await self.authorize(caller, space, OPERATION["begin_transaction"])
         body = await read_body(request, self.limits.max_body, optional=True)
         check_keys(body, OPERATION["begin_transaction"].fields)
         lease = 60.0 if "lease" not in body else get_lease(body)
         if lease is None:
-            raise ApiError(
-                400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
-            )
+            raise InvalidValue("a transaction's lease is a positive number of seconds", "lease")
         target = await self.space(caller, space, info)
         self.hub.check_handle_room(caller.client)
         tx = await target.transaction(lease)
@@ -82,29 +72,28 @@ class Transactions(ApiBase):
         request: Request,
         space: str,
         tx_id: str,
-        needs: tuple[str, ...],
         op: Operation,
     ) -> tuple[Caller, AsyncTransaction | AsyncRedisTransaction, dict[str, Any]]:
         caller = self.caller(request)
-        info = self._existing(await self.authorize(caller, space, needs), space)
+        info = self._existing(await self.authorize(caller, space, op), space)
         body = await read_body(request, self.limits.max_body)
         check_keys(body, op.fields, op.required)
         return caller, self._transaction(caller, info, tx_id).transaction, body
 
     async def tx_write(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), OPERATION["tx_write"])
+        _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         await tx.write(t, get_lease(body))
         return no_content()
 
     async def tx_write_many(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("write",), OPERATION["tx_write_many"])
+        _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         await tx.write_many(tuples, get_lease(body))
         return no_content()
 
     async def tx_read(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), OPERATION["tx_read"])
+        caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         if timeout == 0:
@@ -113,7 +102,7 @@ class Transactions(ApiBase):
         return json_response(found_answer(found, more))
 
     async def tx_take(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), OPERATION["tx_take"])
+        caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         if timeout == 0:
@@ -122,11 +111,11 @@ class Transactions(ApiBase):
         return json_response(found_answer(found, more))
 
     async def tx_read_all(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("read",), OPERATION["tx_read_all"])
+        caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_read_all"])
         return await self._tx_page(request, caller, tx, body, False)
 
     async def tx_take_all(self, space: str, tx_id: str, request: Request) -> Response:
-        caller, tx, body = await self._tx_begin(request, space, tx_id, ("take",), OPERATION["tx_take_all"])
+        caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_take_all"])
         return await self._tx_page(request, caller, tx, body, True)
 
     async def _tx_page(
@@ -152,19 +141,22 @@ class Transactions(ApiBase):
         return page.answer(found, {"more": True} if cut is not None or more else {})
 
     async def tx_count(self, space: str, tx_id: str, request: Request) -> Response:
-        _, tx, body = await self._tx_begin(request, space, tx_id, ("read",), OPERATION["tx_count"])
+        _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_count"])
         template = get_template(body, "template", self.limits.wire)
         return json_response({"count": await tx.count(template)})
 
-    async def _tx_handle(self, space: str, tx_id: str, request: Request) -> tuple[Handle, dict[str, Any]]:
+    async def _tx_handle(
+        self, space: str, tx_id: str, request: Request, op: Operation
+    ) -> tuple[Handle, dict[str, Any]]:
         caller = self.caller(request)
-        info = self._existing(await self._authorize_any(caller, space), space)
+        info = self._existing(await self.authorize(caller, space, op), space)
         body = await read_body(request, self.limits.max_body, optional=True)
         return self._transaction(caller, info, tx_id), body
 
     async def tx_commit(self, space: str, tx_id: str, request: Request) -> Response:
-        handle, body = await self._tx_handle(space, tx_id, request)
-        check_keys(body, OPERATION["tx_commit"].fields)
+        op = OPERATION["tx_commit"]
+        handle, body = await self._tx_handle(space, tx_id, request, op)
+        check_keys(body, op.fields)
         try:
             await handle.tx.commit()
         finally:
@@ -172,20 +164,19 @@ class Transactions(ApiBase):
         return no_content()
 
     async def tx_abort(self, space: str, tx_id: str, request: Request) -> Response:
-        handle, body = await self._tx_handle(space, tx_id, request)
-        check_keys(body, OPERATION["tx_abort"].fields)
+        op = OPERATION["tx_abort"]
+        handle, body = await self._tx_handle(space, tx_id, request, op)
+        check_keys(body, op.fields)
         await handle.tx.abort()
         self.hub.forget(handle.id)
         return no_content()
 
     async def tx_renew(self, space: str, tx_id: str, request: Request) -> Response:
-        handle, body = await self._tx_handle(space, tx_id, request)
         op = OPERATION["tx_renew"]
+        handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields, op.required)
         lease = get_lease(body)
         if lease is None:
-            raise ApiError(
-                400, "invalid_value", "a transaction's lease is a positive number of seconds", "lease"
-            )
+            raise InvalidValue("a transaction's lease is a positive number of seconds", "lease")
         await handle.transaction.renew(lease)
         return json_response({"expires_at": handle.transaction.expires_at})
