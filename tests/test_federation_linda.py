@@ -24,6 +24,7 @@ def node() -> Iterator[ts.Node]:
 def test_write_read_take_over_coap(node: ts.Node) -> None:
     served = node.space("jobs")
     with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        assert jobs.name == served.name == "jobs"
         jobs.write(("job", 1, 1.0, True, ts.Credit("2.5")))
         assert served.read(("job", int, float, bool, ts.Credit)) == ("job", 1, 1.0, True, ts.Credit("2.5"))
         assert jobs.count(("job", ts.ANY, ts.ANY, ts.ANY, ts.ANY)) == 1
@@ -235,6 +236,7 @@ def test_the_asyncio_face_runs_on_the_callers_loop(node: ts.Node) -> None:
     async def main() -> None:
         jobs = await ts.connect_async(node.base_uri + "spaces/jobs", timeout=PATIENCE)
         assert repr(jobs).startswith("AsyncCoapSpace(")
+        assert jobs.name == served.name == "jobs"
         taken = asyncio.ensure_future(jobs.take(("job", int)))
         await asyncio.to_thread(wait_for_waiters, served, 1)
         lease = await jobs.write(("job", 1), lease=60)

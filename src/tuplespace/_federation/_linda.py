@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import orjson
 
@@ -495,6 +495,7 @@ class _Space:
         if not timeout > 0:
             raise InvalidValue(f"timeout must be positive seconds, got {timeout!r}")
         self.url = url.rstrip("/")
+        self._name = unquote(segments[1])
         self.timeout = timeout
         self.endpoint = Endpoint(timers=timers, network=network)
         """The client's CoAP endpoint, which its subscriptions and record handles send through."""
@@ -506,6 +507,11 @@ class _Space:
         """The subscriptions open, ended when the space is closed."""
         self._transactions: set[Any] = set()  # open: aborted when the space is closed
         self.closed = False
+
+    @property
+    def name(self) -> str:
+        """The space's name on its node, as :attr:`Space.name <tuplespace.Space.name>`."""
+        return self._name
 
     def check_open(self) -> None:
         """Raise :class:`~tuplespace.SpaceClosed` once the space is closed."""
