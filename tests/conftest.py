@@ -202,9 +202,14 @@ COAP_LACKS = {
 
 def coap_limit(function: Callable[..., Any]) -> str | None:
     """Why the coap way does not run the test ``function`` (None: it does): it uses an
-    attribute of a space that CoapSpace lacks, or names one in a string (a method named in
-    a parametrize list, called by getattr; not the names of the parameters)."""
+    attribute of a space that CoapSpace lacks, or, calling getattr, names one in a string
+    (a method named in a parametrize list; not the names of the parameters, nor the
+    strings of a test that calls no getattr: its data, such as a tuple ``("order", 1)``)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    by_name = any(
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "getattr"
+        for node in ast.walk(tree)
+    )
     parameters = {
         id(name)  # a name, or each name of a tuple of them
         for node in ast.walk(tree)
@@ -216,7 +221,12 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
     }
     for node in ast.walk(tree):
         name = node.attr if isinstance(node, ast.Attribute) else None
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in parameters:
+        if (
+            by_name
+            and isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in parameters
+        ):
             name = node.value
         if name in COAP_LACKS:
             return COAP_LACKS[name]
