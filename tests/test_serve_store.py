@@ -114,6 +114,38 @@ def test_a_record_made_through_one_server_is_found_set_and_watched_through_the_o
         assert embedded.record("sensors/kitchen").get("value") == 22
 
 
+def test_a_capability_made_through_one_server_serves_and_is_revoked_through_the_other(
+    two_servers: tuple[str, str],
+) -> None:
+    first, second = two_servers
+    name = _name()
+    with ts.connect(f"{first}/spaces/{name}") as one, ts.connect(f"{second}/spaces/{name}") as other:
+        rec = one.create("jobs/1", {"n": 1})
+        cap = rec.capability({"set", "refresh"}, lease=3600)
+        assert cap.expires_at is not None
+        opened = other.record(cap.address)
+        assert opened.operations == {"set", "refresh"}
+        assert opened.set("n", 2) == 2
+        ends = opened.refresh(lease=60)
+        assert ends is not None
+        assert ends < cap.expires_at  # the record's lease, not the capability's
+        with pytest.raises(ts.NotAllowed):
+            opened.get("n")
+        pinned = other.record("jobs/1")
+        revoked = httpx.post(
+            f"{second}/spaces/{name}/records/revoke", json={"ref": str(cap.address)}, timeout=PATIENCE
+        )
+        assert revoked.status_code == 204, revoked.text
+        with pytest.raises(ts.CapabilityRevoked):
+            one.record(cap.address)
+        rec.move("jobs/2")
+        assert pinned.get("n") == 2  # a handle names its record by its id, through either server
+        one.create("jobs/1", {"n": 9})
+        rec.destroy()
+        with pytest.raises(ts.RecordNotFound):
+            pinned.get("n")
+
+
 @pytest.fixture
 def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) -> LiveServer:
     """A server of its own (in this process) keeping its spaces in the session's Redis."""
