@@ -107,6 +107,13 @@ def test_a_record_made_through_one_server_is_found_set_and_watched_through_the_o
             ]
             assert below.get(timeout=PATIENCE).value == 21
         assert made.get("value") == 22
+        one.create("jobs/1", {"kind": "job"})
+        taken = httpx.post(
+            f"{second}/spaces/{name}/records/take", json={"template": {"kind": "job"}}, timeout=PATIENCE
+        )
+        assert taken.status_code == 200, taken.text
+        assert taken.json()["record"]["fields"] == {"kind": "job"}
+        assert one.find({"kind": "job"}) == []
         other.grant_credit("alice", 5)
         assert one.account("alice") == 5
     # The record is the record of that path in Redis, which a process may open itself.
