@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import orjson
 from starlette.requests import Request
@@ -48,7 +48,9 @@ from ._hub import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
 from ._requests import Incoming, check_keys, read_body
 
 if TYPE_CHECKING:
-    from ..stores._redis_async import AsyncRedisSubscription
+    from ..stores._redis_async import AsyncRedisRecordWatch, AsyncRedisSubscription
+
+    Stream: TypeAlias = AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription | AsyncRedisRecordWatch
 
 __all__ = [
     "ApiBase",
@@ -338,7 +340,7 @@ class ApiBase:
         self.heartbeat = heartbeat
         self.stopping = False
         self._interrupts: set[Callable[[], object]] = set()  # of the long polls waiting
-        self.streams: set[AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription] = set()
+        self.streams: set[Stream] = set()
         self.token_work = TokenWork()
         self._rates = None if limits.rate is None else RateLimiter(limits.rate, limits.burst)
         self.requests = 0

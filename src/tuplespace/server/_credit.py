@@ -38,7 +38,7 @@ class CreditRoutes(RecordRoutes):
         if amount is None:
             raise coded(InvalidValue("amount is an amount of credit", "amount"), "bad_request")
         try:
-            balance = await info.local("credit").transfer_credit(source, target, amount)
+            balance = await info.aspace.transfer_credit(source, target, amount)
         except InvalidValue as exc:
             raise api_error(exc, "amount" if exc.path is None else None) from None
         return json_response({"principal": source, "balance": to_wire(balance)})

@@ -11,20 +11,20 @@ record: it fails once the record is gone, even if another took its path.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._aio import AsyncRecord, AsyncRecordWatch
+from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace
 from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
 from .._errors import Forbidden, InvalidTemplate, InvalidValue, NotAllowed, ValueTooLarge, WireError
 from .._events import CHANGE_KINDS, Change
 from .._httpapi import OPERATION, Operation
 from .._names import check_path, check_tag
-from .._record import RecordBase, RecordData
+from .._record import RecordData
 from .._records import ROOT_RID
 from .._templates import RecordTemplate
 from .._values import Limits, Map, Value
@@ -34,6 +34,11 @@ from ._errors import ApiError, api_error, coded
 from ._hub import RecordClaim, SpaceInfo
 from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._streams import EventRoutes
+
+if TYPE_CHECKING:
+    from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch, AsyncRedisSpace
+
+    Handle: TypeAlias = AsyncRecord | AsyncRedisRecord
 
 __all__ = ["RecordRoutes", "change_message", "record_template_from_wire"]
 
@@ -67,7 +72,7 @@ class RecordRoutes(EventRoutes):
 
     async def _record_request(
         self, request: Request, space: str, op: Operation
-    ) -> tuple[Caller, SpaceInfo, AsyncRecord, dict[str, Any]]:
+    ) -> tuple[Caller, SpaceInfo, Handle, dict[str, Any]]:
         """Who asks, the space, the handle the request's ``ref`` names (checked against
         the caller's rights to do ``op``) and the body."""
         caller = self.caller(request)
@@ -99,15 +104,15 @@ class RecordRoutes(EventRoutes):
             return caller, info, handle, body
         info = self._existing(await self.authorize(caller, space, op), space)
         if rid is not None:
-            return caller, info, AsyncRecord(info.embedded("records"), rid), body
+            return caller, info, await _by_id(info, rid), body
         return caller, info, await self._resolve(info, ref, caller), body
 
-    async def _resolve(self, info: SpaceInfo, ref: str, caller: Caller) -> AsyncRecord:
+    async def _resolve(self, info: SpaceInfo, ref: str, caller: Caller) -> Handle:
         """The handle ``ref`` names; a path a record moved away from costs ``caller``'s
         own account the space's ``redirect_charge``."""
         principal = _own(caller)
         try:
-            return await info.local("records").record(ref, principal=principal)
+            return await info.aspace.record(ref, principal=principal)
         except Exception as exc:
             raise api_error(exc, "ref") from None
 
@@ -135,7 +140,7 @@ class RecordRoutes(EventRoutes):
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         try:
-            rec = await target.local("records").create(path, fields, credit, lease, principal=principal)
+            rec = await target.aspace.create(path, fields, credit, lease, principal=principal)
         except Exception as exc:
             raise api_error(exc, "fields") from None
         return json_response({"record": await _record_out(rec)}, 201)
@@ -206,6 +211,9 @@ class RecordRoutes(EventRoutes):
             args = self._get_value(body, "args")
         assert isinstance(args, tuple)
         principal = self._principal(caller, info, body)
+        if not isinstance(handle, AsyncRecord):
+            info.embedded("record methods")
+        assert isinstance(handle, AsyncRecord)
         try:
             result = await handle.call(tag, *args, principal=principal)
         except InvalidValue as exc:  # the path names an argument (args[1]) or the tag
@@ -220,7 +228,11 @@ class RecordRoutes(EventRoutes):
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
         principal = self._principal(caller, info, body)
-        expires = await handle.refresh(credit, lease, principal=principal)
+        if isinstance(handle, AsyncRecord):
+            expires = await handle.refresh(credit, lease, principal=principal)
+        else:
+            await handle.refresh(credit, lease, principal=principal)
+            expires = await handle.lifetime_ends()
         return json_response({"expires_at": expires})
 
     async def clone_record(self, space: str, request: Request) -> Response:
@@ -274,7 +286,14 @@ class RecordRoutes(EventRoutes):
         ref = body["ref"]
         if type(ref) is not str or not _is_capability(ref):
             raise coded(InvalidValue("ref is the address of a capability", "ref"), "bad_request")
+        if info.space is None:
+            try:
+                await _kept(info).revoke_capability(ref)
+            except Exception as exc:
+                raise api_error(exc, "ref") from None
+            return no_content()
         handle = await self._resolve(info, ref, caller)
+        assert isinstance(handle, AsyncRecord)
         owner = AsyncRecord(
             info.embedded("records"),
             handle.rid,
@@ -296,7 +315,7 @@ class RecordRoutes(EventRoutes):
         limit = most if requested is None or requested > most else requested
         target = await self.space(caller, space, info)
         try:
-            found = await target.local("records").find(template.fields, under, limit + 1)
+            found = await target.aspace.find(template.fields, under, limit + 1)
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
         records: list[dict[str, Any]] = []
@@ -322,13 +341,14 @@ class RecordRoutes(EventRoutes):
         confirm = self._claim_ids(body)
         target = await self.space(caller, space, info)
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
-        aspace = target.local("records")
+        face = target.aspace
         held: list[RecordClaim] = []
 
         def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
             held.append(RecordClaim(aspace.space, rid, self.claim_lease))
 
         if claim:
+            aspace = target.local("claimed takes of records")
             self.hub.check_handle_room(caller.client)
         try:
             if claim:
@@ -339,10 +359,10 @@ class RecordRoutes(EventRoutes):
                     lambda wait: aspace._take_record(template, under, wait, hold),  # noqa: SLF001 (held for a claim)
                 )
             elif timeout == 0:
-                taken, more = await aspace.try_take_record(template, under), False
+                taken, more = await face.try_take_record(template, under), False
             else:
                 taken, more = await self.poll(
-                    request, caller, timeout, lambda wait: aspace.take_record(template, under, wait)
+                    request, caller, timeout, lambda wait: face.take_record(template, under, wait)
                 )
         except InvalidValue as exc:
             raise api_error(exc, "under") from None
@@ -364,7 +384,7 @@ class RecordRoutes(EventRoutes):
             request, ("under", "events", "since", "ref", "id"), CHANGE_KINDS
         )
         ref = params.get("ref")
-        handle: AsyncRecord | None = None
+        handle: Handle | None = None
         if ref is not None:
             if "under" in params or "events" in params:
                 field = "under" if "under" in params else "events"
@@ -386,7 +406,7 @@ class RecordRoutes(EventRoutes):
                 if rid is not None:
                     if not rid.isdigit() or len(rid) > 18:
                         raise coded(InvalidValue("id is a record's number", "id"), "bad_request")
-                    handle = AsyncRecord(target.embedded("records"), int(rid))
+                    handle = await _by_id(target, int(rid))
                 else:
                     handle = await self._resolve(target, ref, caller)
         else:
@@ -395,14 +415,11 @@ class RecordRoutes(EventRoutes):
             info = await self.authorize(caller, space, OPERATION["record_events"])
             under = params.get("under") or None
             target = await self.space(caller, space, info)
-            target.embedded("records")
 
-        def open_watch(after: int | None) -> AsyncRecordWatch:
+        def open_watch(after: int | None) -> AsyncRecordWatch | AsyncRedisRecordWatch:
             if handle is not None:
                 return handle.watch(after, self.limits.max_pending)
-            return target.local("records").watch_records(
-                under, kinds, since=after, max_pending=self.limits.max_pending
-            )
+            return target.aspace.watch_records(under, kinds, since=after, max_pending=self.limits.max_pending)
 
         try:
             return await self.open_stream(caller, since, open_watch, change_message)
@@ -419,7 +436,7 @@ class RecordRoutes(EventRoutes):
         amount = _get_credit(body, "amount")
         target = await self.space(caller, space, info)
         try:
-            balance = await target.local("credit").grant_credit(principal, amount)
+            balance = await target.aspace.grant_credit(principal, amount)
         except InvalidValue as exc:
             raise api_error(exc, "amount" if exc.path != "principal" else None) from None
         return json_response({"principal": principal, "balance": to_wire(balance)})
@@ -429,7 +446,7 @@ class RecordRoutes(EventRoutes):
         own = _own(caller)
         needs: tuple[str, ...] = () if principal == own else ("admin",)
         info = self._existing(await self.authorize(caller, space, needs), space)
-        balance = await info.local("credit").account(principal)
+        balance = await info.aspace.account(principal)
         return json_response({"principal": principal, "balance": to_wire(balance)})
 
     # -- reading the body ----------------------------------------------------------------------------
@@ -479,7 +496,24 @@ def _own(caller: Caller) -> str:
     return "anonymous" if caller.grant is None else caller.grant.name
 
 
-def _not_allowed(handle: RecordBase, operation: str) -> NotAllowed:
+async def _by_id(info: SpaceInfo, rid: int) -> Handle:
+    """The full handle of the record numbered ``rid`` of the space ``info``."""
+    if info.space is not None:
+        return AsyncRecord(info.space, rid)
+    try:
+        return await _kept(info).record_by_id(rid)
+    except Exception as exc:
+        raise api_error(exc, "id") from None
+
+
+def _kept(info: SpaceInfo) -> AsyncRedisSpace:
+    """The asyncio face of the space ``info``, kept in Redis."""
+    face = info.aspace
+    assert not isinstance(face, AsyncSpace)
+    return face
+
+
+def _not_allowed(handle: Handle, operation: str) -> NotAllowed:
     return NotAllowed(
         f"this handle does not allow {operation} (it allows {', '.join(sorted(handle.operations))})",
         operation=operation,
@@ -530,7 +564,7 @@ def _get_redirect(body: dict[str, Any]) -> float | None:
     return get_lease(body, "redirect_lease")
 
 
-def _handle_out(handle: RecordBase) -> dict[str, Any]:
+def _handle_out(handle: Handle) -> dict[str, Any]:
     out: dict[str, Any] = {
         "address": to_wire(handle.address),
         "operations": sorted(handle.operations),
@@ -550,14 +584,19 @@ def _data_out(data: RecordData) -> dict[str, Any]:
     }
 
 
-async def _record_out(handle: AsyncRecord) -> dict[str, Any]:
+async def _record_out(handle: Handle) -> dict[str, Any]:
     """What a record holds, and its computed tags, read at one instant."""
-    store, rid = handle._store, handle.rid  # noqa: SLF001 (the handle's record store)
-    token = handle._token  # noqa: SLF001 (a capability's secret, kept by the handle)
-    with handle._space.core.lock:  # noqa: SLF001 (the handle's space)
-        address, fields, version = store.snapshot(rid, token)
-        computed = () if rid == ROOT_RID else store.view(rid, token, _COMPUTED)
-    out = _data_out(RecordData(address, fields, version))
+    rid = handle.rid
+    if isinstance(handle, AsyncRecord):
+        store = handle._store  # noqa: SLF001 (the handle's record store)
+        token = handle._token  # noqa: SLF001 (a capability's secret, kept by the handle)
+        with handle._space.core.lock:  # noqa: SLF001 (the handle's space)
+            address, fields, version = store.snapshot(rid, token)
+            computed = () if rid == ROOT_RID else store.view(rid, token, _COMPUTED)
+        data = RecordData(address, fields, version)
+    else:
+        data, computed = await handle.snapshot_view(*(() if rid == ROOT_RID else _COMPUTED))
+    out = _data_out(data)
     out["computed"] = {tag: to_wire(v) for tag, v in zip(_COMPUTED, computed, strict=False)}
     if not handle.is_capability:
         out["id"] = handle.rid

@@ -12,7 +12,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .._aio import AsyncRecordWatch, AsyncSubscription
 from .._codec import to_wire
 from .._errors import EventsLost, InvalidValue, Timeout
 from .._events import EVENT_KINDS, Event
@@ -25,7 +24,7 @@ from ._requests import (
 )
 
 if TYPE_CHECKING:
-    from ..stores._redis_async import AsyncRedisSubscription
+    from ._api import Stream
 
 __all__ = ["EventRoutes", "EventStream", "since_param"]
 
@@ -41,7 +40,7 @@ class Watch(Protocol[E]):
     async def close(self) -> None: ...
 
 
-W = TypeVar("W", bound="AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription")
+W = TypeVar("W", bound="Stream")
 
 
 class EventRoutes(ApiBase):

@@ -1078,6 +1078,26 @@ class AsyncRedisSpace:
             raise RecordNotFound(f"no record at {ref!r}")
         return AsyncRedisRecord(self.core, int(reply[0]), URI(here + decode_record(reply[1])[1]))
 
+    async def record_by_id(self, rid: int) -> AsyncRedisRecord:
+        """The full handle of the record numbered ``rid`` (its ``id``), which names that
+        one record: :class:`~tuplespace.RecordNotFound` once it is gone, even if another
+        took its path."""
+        self._check_open()
+        here = self._records_prefix
+        if rid == ROOT_RID:
+            return AsyncRedisRecord(self.core, ROOT_RID, URI(here + "$"))
+        reply = await _checked(self.core, rid, await self._call("rget", ["rid", str(rid), ""]))
+        return AsyncRedisRecord(self.core, rid, URI(here + decode_record(reply[1])[1]))
+
+    async def revoke_capability(self, ref: str | URI) -> None:
+        """End the capability at the address ``ref``, as its owner's
+        :meth:`AsyncRedisRecord.revoke` does (for a server that holds the address:
+        the address is its own permission)."""
+        handle = await self.record(ref)
+        if handle.token is None:
+            raise InvalidValue(f"{ref} is not the address of a capability", "ref")
+        await self._call("rrevoke", [handle.token])
+
     async def _matching(
         self, template: RecordTemplate, under: str | None, after: int
     ) -> tuple[list[tuple[int, int, str, dict[str, Value]]], int | None]:
@@ -2543,7 +2563,7 @@ class AsyncRedisRecord:
     Each read and each set is one script in Redis (a value that is the address of a
     record of the space is looked up first)."""
 
-    __slots__ = ("_core", "_operations", "_owner", "_ref", "address", "rid", "space", "token")
+    __slots__ = ("_core", "_operations", "_owner", "_ref", "address", "expires_at", "rid", "space", "token")
 
     def __init__(
         self,
@@ -2564,6 +2584,7 @@ class AsyncRedisRecord:
         self._operations = allowed
         self._owner = owner  # made by capability() or read_only(): it may revoke
         self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
+        self.expires_at: float | None = None  # when a capability made here ends (None: never, or unknown)
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -2655,6 +2676,19 @@ class AsyncRedisRecord:
         self._full("read")
         loaded = await self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
+
+    async def snapshot_view(self, *tags: str) -> tuple[RecordData, tuple[Value, ...]]:
+        """The record's address, fields and version, and the values of ``tags`` (computed
+        ones too), all read at one instant."""
+        self._full("read")
+        loaded = await self._load("$level" in tags)
+        data = RecordData(self.address, loaded.fields, loaded.version)
+        return data, tuple(self._value(tag, loaded) for tag in tags)
+
+    async def lifetime_ends(self) -> float | None:
+        """When the record's lease ends, in this process's wall clock (None: never)."""
+        loaded = await self._load()
+        return None if loaded.lifetime is None else time.time() + loaded.lifetime
 
     def _full(self, operation: str) -> None:
         """NotAllowed unless this handle allows ``operation``."""
@@ -2790,7 +2824,9 @@ class AsyncRedisRecord:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
         token = reply[0].decode()
         address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
-        return AsyncRedisRecord(self._core, self.rid, address, token, allowed, owner=True)
+        handle = AsyncRedisRecord(self._core, self.rid, address, token, allowed, owner=True)
+        handle.expires_at = None if not lease else time.time() + float(lease) / 1000.0
+        return handle
 
     async def revoke(self) -> None:
         """End this capability (one made by :meth:`capability` or :meth:`read_only`):

@@ -1063,6 +1063,26 @@ class RedisSpace:
             raise RecordNotFound(f"no record at {ref!r}")
         return RedisRecord(self.core, int(reply[0]), URI(here + decode_record(reply[1])[1]))
 
+    def record_by_id(self, rid: int) -> RedisRecord:
+        """The full handle of the record numbered ``rid`` (its ``id``), which names that
+        one record: :class:`~tuplespace.RecordNotFound` once it is gone, even if another
+        took its path."""
+        self._check_open()
+        here = self._records_prefix
+        if rid == ROOT_RID:
+            return RedisRecord(self.core, ROOT_RID, URI(here + "$"))
+        reply = _checked(self.core, rid, self._call("rget", ["rid", str(rid), ""]))
+        return RedisRecord(self.core, rid, URI(here + decode_record(reply[1])[1]))
+
+    def revoke_capability(self, ref: str | URI) -> None:
+        """End the capability at the address ``ref``, as its owner's
+        :meth:`RedisRecord.revoke` does (for a server that holds the address:
+        the address is its own permission)."""
+        handle = self.record(ref)
+        if handle.token is None:
+            raise InvalidValue(f"{ref} is not the address of a capability", "ref")
+        self._call("rrevoke", [handle.token])
+
     def _matching(
         self, template: RecordTemplate, under: str | None, after: int
     ) -> tuple[list[tuple[int, int, str, dict[str, Value]]], int | None]:
@@ -2510,7 +2530,7 @@ class RedisRecord:
     Each read and each set is one script in Redis (a value that is the address of a
     record of the space is looked up first)."""
 
-    __slots__ = ("_core", "_operations", "_owner", "_ref", "address", "rid", "space", "token")
+    __slots__ = ("_core", "_operations", "_owner", "_ref", "address", "expires_at", "rid", "space", "token")
 
     def __init__(
         self,
@@ -2531,6 +2551,7 @@ class RedisRecord:
         self._operations = allowed
         self._owner = owner  # made by capability() or read_only(): it may revoke
         self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
+        self.expires_at: float | None = None  # when a capability made here ends (None: never, or unknown)
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -2622,6 +2643,19 @@ class RedisRecord:
         self._full("read")
         loaded = self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
+
+    def snapshot_view(self, *tags: str) -> tuple[RecordData, tuple[Value, ...]]:
+        """The record's address, fields and version, and the values of ``tags`` (computed
+        ones too), all read at one instant."""
+        self._full("read")
+        loaded = self._load("$level" in tags)
+        data = RecordData(self.address, loaded.fields, loaded.version)
+        return data, tuple(self._value(tag, loaded) for tag in tags)
+
+    def lifetime_ends(self) -> float | None:
+        """When the record's lease ends, in this process's wall clock (None: never)."""
+        loaded = self._load()
+        return None if loaded.lifetime is None else time.time() + loaded.lifetime
 
     def _full(self, operation: str) -> None:
         """NotAllowed unless this handle allows ``operation``."""
@@ -2757,7 +2791,9 @@ class RedisRecord:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
         token = reply[0].decode()
         address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
-        return RedisRecord(self._core, self.rid, address, token, allowed, owner=True)
+        handle = RedisRecord(self._core, self.rid, address, token, allowed, owner=True)
+        handle.expires_at = None if not lease else time.time() + float(lease) / 1000.0
+        return handle
 
     def revoke(self) -> None:
         """End this capability (one made by :meth:`capability` or :meth:`read_only`):
