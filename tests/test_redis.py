@@ -1017,6 +1017,34 @@ def test_rules_on_records_and_on_a_partitioned_space_are_not_supported(
         spread.rules.add("hot", template=("reading", str, float), write=[("alarm",)])
 
 
+BUMP = "function(self, d) self.target = self.target + d write('bumped', self.target) return self.target end"
+
+
+def test_methods_called_in_two_processes_lose_no_update_and_their_writes_fire_rules(
+    url: str, space: Any
+) -> None:
+    thermo = space.create("thermostat", {"target": 0.0, "bump": ts.Method(BUMP)})
+    space.rules.add("seen", template=("bumped", float), write=[(ts.Lit("seen"), "t[1]")])
+    child = run_child(url, 'for _ in range(40): space.record("thermostat").call("bump", 1.0)')
+    for _ in range(40):
+        thermo.call("bump", 1.0)
+    finished(child)
+    assert thermo.get("target") == 80.0
+    assert sorted(t[1] for t in space.read_all(("bumped", float))) == [float(n) for n in range(1, 81)]
+    assert space.count(("seen", float)) == 80
+    assert space.rules.get("seen").fired == 80
+
+
+def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:
+    with ts.connect(url.replace("?space=", "?capacity=1&space=")) as full:
+        full.write(("filler",))
+        thermo = full.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+        with pytest.raises(ts.SpaceFull, match="nothing changed"):
+            thermo.call("bump", 1.0)
+        assert thermo.all() == {"target": 21.0, "bump": ts.Method(BUMP)}
+        assert full.read_all((ANY,)) == [("filler",)]
+
+
 def test_async_rules_of_a_space_kept_in_redis(url: str, space: Any) -> None:
     async def main() -> list[ts.Tuple]:
         async with await ts.connect_async(url) as aspace:

@@ -1238,6 +1238,51 @@ end
 tell_records()
 return out
 
+--[[ rcall +records ]]
+-- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
+-- method set, n tags and their values' encodings, then the encoding and index keys of
+-- each tuple it wrote.  The tuples are written, then each field set (an update event
+-- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
+-- {'retry'} if the record has another version, {'full'} if the space has no room for
+-- the tuples, {} if the record is gone; {'revoked'} or {'expired'} if the capability
+-- has ended.
+expire_due()
+expire_records()
+local rid, why = rresolve(ARGV[1])
+local kept = rid and rget(rid)
+local n = tonumber(ARGV[3])
+local tuples = (#ARGV - 3 - 2 * n) / 2
+local out
+if not rid then
+  out = {why}
+elseif not kept then
+  out = {}
+elseif rsplit(kept) ~= ARGV[2] then
+  out = {'retry'}
+elseif tuples > 0 and capacity and live_count() + tuples > capacity then
+  tell_room()
+  out = {'full'}
+else
+  local first = 4 + 2 * n
+  for i = 1, tuples do
+    put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
+  end
+  local version = tonumber(ARGV[2])
+  for i = 1, n do
+    local tag = ARGV[2 + 2 * i]
+    if redis.call('HGET', P .. ':rk:' .. rid, tag) then
+      unlink(rid, tag)
+    end
+    version = rwrite(rid, tag, ARGV[3 + 2 * i], false)
+  end
+  if tuples > 0 then
+    tell_room()
+  end
+  out = {rules > 0 and 'fire' or 'ok', version}
+end
+tell_records()
+return out
+
 --[[ rdestroy +records ]]
 -- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
 -- even if records contain it.  {version, path, fields} of the record removed, {'retry'}

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
-from .._methods import ActiveLimits
+from .._methods import ActiveLimits, Sandbox
 from .._records import DEFAULT_PRINCIPAL
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
@@ -80,6 +80,13 @@ class RedisRules:
         self._modelling = Lock()  # held while the model is read again, or added to
         self.max_rules = MAX_RULES
         self.limits = ActiveLimits()
+        self._sandbox: Sandbox | None = None
+
+    def sandbox(self) -> Sandbox:
+        """The Lua state in which this process runs the methods of the space's records."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return self._sandbox
 
     @property
     def known(self) -> bool:
@@ -240,7 +247,10 @@ class RedisRules:
                 seq, firings = fired, []
                 for i in range(0, min(len(entries), 3 * (most - ran)), 3):
                     seq = int(entries[i])
-                    firings = self._firings(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2]))
+                    kind = entries[i + 1].decode()
+                    if kind.startswith("r."):  # a record's event: no reaction to tuples reads it
+                        continue
+                    firings = self._firings(seq, kind, decode_tuple(entries[i + 2]))
                     if firings:
                         break
                 reply = self._core.call("rule_fire", [fired, seq, self._version, EVENTS_READ, *firings])
