@@ -1002,13 +1002,13 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_rules_on_records_and_on_a_partitioned_space_are_not_supported(
+def test_rules_that_set_fields_and_on_a_partitioned_space_are_not_supported(
     url: str, space: Any, redis_server: RedisServer
 ) -> None:
-    with pytest.raises(ts.NotSupported, match="rules on records"):
+    with pytest.raises(ts.NotSupported, match="rules that set fields"):
         space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
-    with pytest.raises(ts.NotSupported, match="rules on records"):
-        space.rules.add("log", path="sensors/kitchen", tag="temp", write=[("hot", "value")])
+    with pytest.raises(ts.NotSupported, match="set=, to=, using="):
+        space.rules.add("copy", path="sensors/kitchen", tag="temp", set={"house.temp": "value"})
     assert space.rules.list() == []
     with (
         ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
@@ -1033,6 +1033,25 @@ def test_methods_called_in_two_processes_lose_no_update_and_their_writes_fire_ru
     assert sorted(t[1] for t in space.read_all(("bumped", float))) == [float(n) for n in range(1, 81)]
     assert space.count(("seen", float)) == 80
     assert space.rules.get("seen").fired == 80
+
+
+def test_a_record_set_in_one_process_fires_a_rule_added_in_another_once(url: str, space: Any) -> None:
+    space.rules.add("log", path="sensors/kitchen", tag="temp", write=[(ts.Lit("temp"), "value")])
+    space.rules.add("ends", on={"create", "destroy"}, path="sensors/kitchen", write=[("kind",)])
+    finished(
+        run_child(
+            url,
+            'kitchen = space.create("sensors/kitchen", {"temp": 21.0})\n'
+            'kitchen.set("temp", 22.5)\n'
+            'kitchen.set("unit", "C")\n'
+            "kitchen.destroy()",
+        )
+    )
+    space.rules.fire()
+    space.rules.fire()  # nothing left to run
+    assert space.read_all(("temp", float)) == [("temp", 22.5)]
+    assert space.read_all((str,)) == [("create",), ("destroy",)]
+    assert [(r.name, r.fired) for r in space.rules.list()] == [("ends", 2), ("log", 1)]
 
 
 def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:

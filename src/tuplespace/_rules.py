@@ -521,6 +521,16 @@ class _RuleFeed(Feed):
 _Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
 
 
+def _outcome(rule: _Rule, env: dict[str, Any]) -> Outcome | None:
+    """What a reaction does in ``env`` (see :meth:`Rules.outcome`)."""
+    try:
+        if not _holds(rule.when, env):
+            return None
+        return [build(env) for build in rule.builds], [compile_template(_fill(f, env)) for f in rule.takes]
+    except Exception as exc:
+        raise failure(exc) from None
+
+
 class _RecordChanges(RecordFeed):
     """The changes of every record, for the rules that read them: Push Logic rules
     and reactions to record events."""
@@ -799,15 +809,21 @@ class Rules:
         template = rule.template
         if kind not in rule.on or template is None or not template.matches(t):
             return None
-        env = {"t": t}
-        try:
-            if not _holds(rule.when, env):
+        return _outcome(rule, {"t": t})
+
+    def record_outcome(self, name: str, change: Change) -> Outcome | None:
+        """As :meth:`outcome`, for a record's ``change`` and the reaction to record
+        events ``name`` (None for other rules)."""
+        rule = self._rules[name]
+        kind, path = change.kind, change.path
+        if rule.kind != "record" or kind not in rule.on:
+            return None
+        if kind == "update":
+            if path != rule.path or rule.tag not in (None, change.tag):
                 return None
-            return [build(env) for build in rule.builds], [
-                compile_template(_fill(f, env)) for f in rule.takes
-            ]
-        except Exception as exc:
-            raise failure(exc) from None
+        elif path != rule.path and not (kind == "move" and change.value == rule.path):
+            return None
+        return _outcome(rule, {"path": path, "tag": change.tag, "value": change.value, "kind": kind})
 
     # -- building rules --------------------------------------------------------------------
 

@@ -201,6 +201,7 @@ async def _create(
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
+            await core.react()
             return AsyncRedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
 
 
@@ -2699,6 +2700,7 @@ class AsyncRedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
+                await self._core.react()
                 return int(reply[0])
 
     async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -2752,6 +2754,7 @@ class AsyncRedisRecord:
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         self.address = URI(here + path)
+        await self._core.react()
 
     async def refresh(
         self,
@@ -2797,6 +2800,7 @@ class AsyncRedisRecord:
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
             )
+        await self._core.react()
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None

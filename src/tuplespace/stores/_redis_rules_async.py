@@ -33,13 +33,14 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
+from .._events import Change
 from .._methods import ActiveLimits, Sandbox
 from .._records import DEFAULT_PRINCIPAL
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value
 from ..client._primitives import AsyncLock
-from ._redis import decode_tuple, encode_tuple
+from ._redis import decode_change, decode_tuple, encode_tuple
 
 if TYPE_CHECKING:
     from ._redis_async import AsyncRedisCore
@@ -50,7 +51,9 @@ log = logging.getLogger("tuplespace")
 
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
 _Args = list[Any]  # the arguments of a script
-_RECORDS = "rules on records (path=, set=, to=, using=), which a space kept in Redis does not have yet"
+_RECORDS = (
+    "rules that set fields or read records (set=, to=, using=), which a space kept in Redis does not have yet"
+)
 
 
 class AsyncRedisRules:
@@ -108,20 +111,23 @@ class AsyncRedisRules:
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
     ) -> RuleInfo:
-        """Add a reaction to tuple events (see :meth:`tuplespace.Rules.add`); returns
-        what :meth:`list` tells of it.  Rules on records (``path``, ``set``, ``to``,
-        ``using``) raise :class:`~tuplespace.NotSupported`."""
-        if path is not None or tag is not None or set is not None or to is not None or using:
+        """Add a reaction to tuple events or to record events (see
+        :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  Rules
+        that set fields (``set``, ``to``) or read records (``using``) raise
+        :class:`~tuplespace.NotSupported`."""
+        if set is not None or to is not None or using:
             raise NotSupported(_RECORDS)
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         async with self._modelling:
-            return await self._add(name, on, template, when, write, take, principal)
+            return await self._add(name, on, template, path, tag, when, write, take, principal)
 
     async def _add(
         self,
         name: str,
         on: str | Iterable[str] | None,
         template: Iterable[Any] | None,
+        path: str | None,
+        tag: str | None,
         when: str | None,
         write: _Args,
         take: _Args,
@@ -131,7 +137,17 @@ class AsyncRedisRules:
             await self._follow()
             rules = self._model.rules
             rules.max_rules = self.max_rules
-            rules.add(name, on=on, template=template, when=when, write=write, take=take, principal=principal)
+            rules.add(
+                name,
+                on=on,
+                template=template,
+                path=path,
+                tag=tag,
+                when=when,
+                write=write,
+                take=take,
+                principal=principal,
+            )
             try:
                 definition = rules.definition(name)
             except InvalidValue:
@@ -247,16 +263,19 @@ class AsyncRedisRules:
                 for i in range(0, min(len(entries), 3 * (most - ran)), 3):
                     seq = int(entries[i])
                     kind = entries[i + 1].decode()
-                    if kind.startswith("r."):  # a record's event: no reaction to tuples reads it
-                        continue
-                    firings = await self._firings(seq, kind, decode_tuple(entries[i + 2]))
+                    event: tuple[Value, ...] | Change
+                    if kind.startswith("r."):  # a record's change
+                        event = decode_change(seq, kind, entries[i + 2], 0)[1]
+                    else:
+                        event = decode_tuple(entries[i + 2])
+                    firings = await self._firings(seq, kind, event)
                     if firings:
                         break
                 reply = await self._core.call("rule_fire", [fired, seq, self._version, EVENTS_READ, *firings])
                 if len(reply) > 1:
                     ran += seq - fired
 
-    async def _firings(self, seq: int, kind: str, t: tuple[Value, ...]) -> _Args:
+    async def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change) -> _Args:
         """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
         args: _Args = []
         for name in self._order:
@@ -264,12 +283,13 @@ class AsyncRedisRules:
                 args += await self._firing_of(name, kind, t)
         return args
 
-    async def _firing_of(self, name: str, kind: str, t: tuple[Value, ...]) -> _Args:
-        """What ``rule_fire`` needs of the firing of ``name`` for an event (nothing if
-        it does not fire): its name, its failure or '', the ids it takes, the tuples
-        it writes."""
+    async def _firing_of(self, name: str, kind: str, t: tuple[Value, ...] | Change) -> _Args:
+        """What ``rule_fire`` needs of the firing of ``name`` for an event, of a tuple
+        ``t`` or the change ``t`` of a record (nothing if it does not fire): its name,
+        its failure or '', the ids it takes, the tuples it writes."""
+        rules = self._model.rules
         try:
-            outcome = self._model.rules.outcome(name, kind, t)
+            outcome = rules.record_outcome(name, t) if isinstance(t, Change) else rules.outcome(name, kind, t)
             if outcome is None:
                 return []
             writes, takes = outcome

@@ -202,6 +202,7 @@ def _create(
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
+            core.react()
             return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
 
 
@@ -2666,6 +2667,7 @@ class RedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
+                self._core.react()
                 return int(reply[0])
 
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -2719,6 +2721,7 @@ class RedisRecord:
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         self.address = URI(here + path)
+        self._core.react()
 
     def refresh(
         self,
@@ -2764,6 +2767,7 @@ class RedisRecord:
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
             )
+        self._core.react()
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
