@@ -1002,13 +1002,15 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_rules_that_set_fields_and_on_a_partitioned_space_are_not_supported(
+def test_push_rules_and_rules_on_a_partitioned_space_are_not_supported(
     url: str, space: Any, redis_server: RedisServer
 ) -> None:
-    with pytest.raises(ts.NotSupported, match="rules that set fields"):
+    with pytest.raises(ts.NotSupported, match="Push Logic rules"):
         space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
-    with pytest.raises(ts.NotSupported, match="set=, to=, using="):
-        space.rules.add("copy", path="sensors/kitchen", tag="temp", set={"house.temp": "value"})
+    with pytest.raises(ts.NotSupported, match="to=, using="):
+        space.rules.add(
+            "copy", path="sensors/kitchen", set={"house.t": "k.temp"}, using={"k": "sensors/kitchen"}
+        )
     assert space.rules.list() == []
     with (
         ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
@@ -1052,6 +1054,24 @@ def test_a_record_set_in_one_process_fires_a_rule_added_in_another_once(url: str
     assert space.read_all(("temp", float)) == [("temp", 22.5)]
     assert space.read_all((str,)) == [("create",), ("destroy",)]
     assert [(r.name, r.fired) for r in space.rules.list()] == [("ends", 2), ("log", 1)]
+
+
+def test_a_reaction_sets_a_field_once_per_event_and_fails_on_a_missing_record(url: str, space: Any) -> None:
+    house = space.create("house", {"temp": None})
+    space.rules.add("copy", path="sensors/kitchen", tag="temp", set={"house.temp": "value"})
+    space.rules.add("seen", path="house", tag="temp", write=[(ts.Lit("house"), "value")])
+    with house.watch() as watch:
+        finished(run_child(url, 'k = space.create("sensors/kitchen", {"temp": 21.0})\nk.set("temp", 23.5)'))
+        space.rules.fire()
+        change = watch.get(timeout=PATIENCE)
+    assert (change.kind, change.tag, change.value) == ("update", "temp", 23.5)
+    assert house.get("temp") == 23.5
+    assert space.read_all(("house", float)) == [("house", 23.5)]
+    house.destroy()
+    space.record("sensors/kitchen").set("temp", 19.0)
+    copy = space.rules.get("copy")
+    assert (copy.fired, copy.failed) == (1, 1)
+    assert "no record at 'house'" in str(copy.last_error)
 
 
 def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:

@@ -171,8 +171,9 @@ def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
 
 
 Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
-#: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it takes.
-Outcome = tuple[list[tuple[Any, ...]], list[Template]]
+#: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it
+#: takes, and the fields it sets (the record's path, the tag, the value).
+Outcome = tuple[list[tuple[Any, ...]], list[Template], list[tuple[str, str, Value]]]
 
 
 def _builder(fields: tuple[Any, ...]) -> Builder:
@@ -526,7 +527,11 @@ def _outcome(rule: _Rule, env: dict[str, Any]) -> Outcome | None:
     try:
         if not _holds(rule.when, env):
             return None
-        return [build(env) for build in rule.builds], [compile_template(_fill(f, env)) for f in rule.takes]
+        return (
+            [build(env) for build in rule.builds],
+            [compile_template(_fill(f, env)) for f in rule.takes],
+            [(p, tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()],
+        )
     except Exception as exc:
         raise failure(exc) from None
 
@@ -801,8 +806,8 @@ class Rules:
 
     def outcome(self, name: str, kind: str, t: tuple[Any, ...]) -> Outcome | None:
         """What the reaction ``name`` does for the event ``kind`` of the tuple ``t`` in
-        a space kept elsewhere (Redis), which performs it: the tuples it writes and the
-        templates it takes, in its order; None if it does not fire (another kind, a
+        a space kept elsewhere (Redis), which performs it: the tuples it writes, the
+        templates it takes, in its order, and the fields it sets; None if it does not fire (another kind, a
         tuple its template does not match, its condition false).  Raises the
         TupleSpaceError the firing fails with (see :func:`failure`)."""
         rule = self._rules[name]

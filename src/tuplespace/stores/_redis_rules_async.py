@@ -32,10 +32,19 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
+from .._codec import encode
+from .._errors import (
+    InvalidValue,
+    NotSupported,
+    RecordNotFound,
+    RuleExists,
+    RuleNotFound,
+    StoreError,
+    TupleSpaceError,
+)
 from .._events import Change
 from .._methods import ActiveLimits, Sandbox
-from .._records import DEFAULT_PRINCIPAL
+from .._records import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value
@@ -51,9 +60,7 @@ log = logging.getLogger("tuplespace")
 
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
 _Args = list[Any]  # the arguments of a script
-_RECORDS = (
-    "rules that set fields or read records (set=, to=, using=), which a space kept in Redis does not have yet"
-)
+_RECORDS = "Push Logic rules and rules that read records (to=, using=), which a space kept in Redis lacks"
 
 
 class AsyncRedisRules:
@@ -115,11 +122,11 @@ class AsyncRedisRules:
         :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  Rules
         that set fields (``set``, ``to``) or read records (``using``) raise
         :class:`~tuplespace.NotSupported`."""
-        if set is not None or to is not None or using:
+        if to is not None or using:
             raise NotSupported(_RECORDS)
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         async with self._modelling:
-            return await self._add(name, on, template, path, tag, when, write, take, principal)
+            return await self._add(name, on, template, path, tag, when, write, take, set, principal)
 
     async def _add(
         self,
@@ -131,6 +138,7 @@ class AsyncRedisRules:
         when: str | None,
         write: _Args,
         take: _Args,
+        set: str | Mapping[str, str] | None,
         principal: str,
     ) -> RuleInfo:
         while True:
@@ -144,6 +152,7 @@ class AsyncRedisRules:
                 path=path,
                 tag=tag,
                 when=when,
+                set=set,
                 write=write,
                 take=take,
                 principal=principal,
@@ -292,7 +301,7 @@ class AsyncRedisRules:
             outcome = rules.record_outcome(name, t) if isinstance(t, Change) else rules.outcome(name, kind, t)
             if outcome is None:
                 return []
-            writes, takes = outcome
+            writes, takes, sets = outcome
             ids: _Args = []
             for template in takes:
                 some = await self._core.select(template, False, len(ids) + 1, "")
@@ -304,9 +313,14 @@ class AsyncRedisRules:
             for w in writes:
                 _, data, keys = encode_tuple(w)
                 items += (data, keys)
+            fields: _Args = []
+            for path, tag, value in sets:
+                if not await self._core.call("rget", ["path", path]):
+                    raise RecordNotFound(f"no record at {path!r}")
+                fields += (path, tag, encode(check_field(tag, value, DEFAULT_LIMITS)))
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0]
-        return [name, "", len(ids), *ids, len(writes), *items]
+            return [name, failure_to_json(exc), 0, 0, 0]
+        return [name, "", len(ids), *ids, len(writes), *items, len(sets), *fields]
 
     def close(self) -> None:
         """Let go of the model of the rules."""

@@ -33,10 +33,19 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
+from .._codec import encode
+from .._errors import (
+    InvalidValue,
+    NotSupported,
+    RecordNotFound,
+    RuleExists,
+    RuleNotFound,
+    StoreError,
+    TupleSpaceError,
+)
 from .._events import Change
 from .._methods import ActiveLimits, Sandbox
-from .._records import DEFAULT_PRINCIPAL
+from .._records import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value
@@ -52,9 +61,7 @@ log = logging.getLogger("tuplespace")
 
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
 _Args = list[Any]  # the arguments of a script
-_RECORDS = (
-    "rules that set fields or read records (set=, to=, using=), which a space kept in Redis does not have yet"
-)
+_RECORDS = "Push Logic rules and rules that read records (to=, using=), which a space kept in Redis lacks"
 
 
 class RedisRules:
@@ -116,11 +123,11 @@ class RedisRules:
         :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  Rules
         that set fields (``set``, ``to``) or read records (``using``) raise
         :class:`~tuplespace.NotSupported`."""
-        if set is not None or to is not None or using:
+        if to is not None or using:
             raise NotSupported(_RECORDS)
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         with self._modelling:
-            return self._add(name, on, template, path, tag, when, write, take, principal)
+            return self._add(name, on, template, path, tag, when, write, take, set, principal)
 
     def _add(
         self,
@@ -132,6 +139,7 @@ class RedisRules:
         when: str | None,
         write: _Args,
         take: _Args,
+        set: str | Mapping[str, str] | None,
         principal: str,
     ) -> RuleInfo:
         while True:
@@ -145,6 +153,7 @@ class RedisRules:
                 path=path,
                 tag=tag,
                 when=when,
+                set=set,
                 write=write,
                 take=take,
                 principal=principal,
@@ -293,7 +302,7 @@ class RedisRules:
             outcome = rules.record_outcome(name, t) if isinstance(t, Change) else rules.outcome(name, kind, t)
             if outcome is None:
                 return []
-            writes, takes = outcome
+            writes, takes, sets = outcome
             ids: _Args = []
             for template in takes:
                 some = self._core.select(template, False, len(ids) + 1, "")
@@ -305,9 +314,14 @@ class RedisRules:
             for w in writes:
                 _, data, keys = encode_tuple(w)
                 items += (data, keys)
+            fields: _Args = []
+            for path, tag, value in sets:
+                if not self._core.call("rget", ["path", path]):
+                    raise RecordNotFound(f"no record at {path!r}")
+                fields += (path, tag, encode(check_field(tag, value, DEFAULT_LIMITS)))
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0]
-        return [name, "", len(ids), *ids, len(writes), *items]
+            return [name, failure_to_json(exc), 0, 0, 0]
+        return [name, "", len(ids), *ids, len(writes), *items, len(sets), *fields]
 
     def close(self) -> None:
         """Let go of the model of the rules."""
