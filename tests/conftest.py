@@ -225,9 +225,9 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
 
 # What a space kept in Redis does not do yet (docs/scaling.md): the tests that the Redis
 # ways skip, by name, and why.
-# Rules on records (reactions to record events, reactions that set fields, Push Logic
-# rules) and methods: a space kept in Redis has records, and rules on tuples only.
-_RECORD_RULES = "rules that set fields of records (set=, to=), which a space kept in Redis does not run"
+# Push Logic rules (set= with to=): a space kept in Redis runs reactions to tuple and record
+# events, and methods, but not them.
+_RECORD_RULES = "Push Logic rules (set=, to=), which a space kept in Redis does not run"
 REDIS_LIMITS = {
     "test_rules_on_record_fields_are_refused_in_a_cycle": _RECORD_RULES,
     "test_push_rules_on_fields_are_refused_in_a_cycle": _RECORD_RULES,
