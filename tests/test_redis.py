@@ -1002,19 +1002,86 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_rules_on_records_and_on_a_partitioned_space_are_not_supported(
+def test_push_rules_and_rules_on_a_partitioned_space_are_not_supported(
     url: str, space: Any, redis_server: RedisServer
 ) -> None:
-    with pytest.raises(ts.NotSupported, match="rules on records"):
+    with pytest.raises(ts.NotSupported, match="Push Logic rules"):
         space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
-    with pytest.raises(ts.NotSupported, match="rules on records"):
-        space.rules.add("log", path="sensors/kitchen", tag="temp", write=[("hot", "value")])
+    with pytest.raises(ts.NotSupported, match="to=, using="):
+        space.rules.add(
+            "copy", path="sensors/kitchen", set={"house.t": "k.temp"}, using={"k": "sensors/kitchen"}
+        )
     assert space.rules.list() == []
     with (
         ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
         pytest.raises(ts.NotSupported, match="rules on a space partitioned"),
     ):
         spread.rules.add("hot", template=("reading", str, float), write=[("alarm",)])
+
+
+BUMP = "function(self, d) self.target = self.target + d write('bumped', self.target) return self.target end"
+
+
+def test_methods_called_in_two_processes_lose_no_update_and_their_writes_fire_rules(
+    url: str, space: Any
+) -> None:
+    thermo = space.create("thermostat", {"target": 0.0, "bump": ts.Method(BUMP)})
+    space.rules.add("seen", template=("bumped", float), write=[(ts.Lit("seen"), "t[1]")])
+    child = run_child(url, 'for _ in range(40): space.record("thermostat").call("bump", 1.0)')
+    for _ in range(40):
+        thermo.call("bump", 1.0)
+    finished(child)
+    assert thermo.get("target") == 80.0
+    assert sorted(t[1] for t in space.read_all(("bumped", float))) == [float(n) for n in range(1, 81)]
+    assert space.count(("seen", float)) == 80
+    assert space.rules.get("seen").fired == 80
+
+
+def test_a_record_set_in_one_process_fires_a_rule_added_in_another_once(url: str, space: Any) -> None:
+    space.rules.add("log", path="sensors/kitchen", tag="temp", write=[(ts.Lit("temp"), "value")])
+    space.rules.add("ends", on={"create", "destroy"}, path="sensors/kitchen", write=[("kind",)])
+    finished(
+        run_child(
+            url,
+            'kitchen = space.create("sensors/kitchen", {"temp": 21.0})\n'
+            'kitchen.set("temp", 22.5)\n'
+            'kitchen.set("unit", "C")\n'
+            "kitchen.destroy()",
+        )
+    )
+    space.rules.fire()
+    space.rules.fire()  # nothing left to run
+    assert space.read_all(("temp", float)) == [("temp", 22.5)]
+    assert space.read_all((str,)) == [("create",), ("destroy",)]
+    assert [(r.name, r.fired) for r in space.rules.list()] == [("ends", 2), ("log", 1)]
+
+
+def test_a_reaction_sets_a_field_once_per_event_and_fails_on_a_missing_record(url: str, space: Any) -> None:
+    house = space.create("house", {"temp": None})
+    space.rules.add("copy", path="sensors/kitchen", tag="temp", set={"house.temp": "value"})
+    space.rules.add("seen", path="house", tag="temp", write=[(ts.Lit("house"), "value")])
+    with house.watch() as watch:
+        finished(run_child(url, 'k = space.create("sensors/kitchen", {"temp": 21.0})\nk.set("temp", 23.5)'))
+        space.rules.fire()
+        change = watch.get(timeout=PATIENCE)
+    assert (change.kind, change.tag, change.value) == ("update", "temp", 23.5)
+    assert house.get("temp") == 23.5
+    assert space.read_all(("house", float)) == [("house", 23.5)]
+    house.destroy()
+    space.record("sensors/kitchen").set("temp", 19.0)
+    copy = space.rules.get("copy")
+    assert (copy.fired, copy.failed) == (1, 1)
+    assert "no record at 'house'" in str(copy.last_error)
+
+
+def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:
+    with ts.connect(url.replace("?space=", "?capacity=1&space=")) as full:
+        full.write(("filler",))
+        thermo = full.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})
+        with pytest.raises(ts.SpaceFull, match="nothing changed"):
+            thermo.call("bump", 1.0)
+        assert thermo.all() == {"target": 21.0, "bump": ts.Method(BUMP)}
+        assert full.read_all((ANY,)) == [("filler",)]
 
 
 def test_async_rules_of_a_space_kept_in_redis(url: str, space: Any) -> None:

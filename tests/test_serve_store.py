@@ -191,7 +191,7 @@ def test_a_rule_added_through_one_server_fires_on_a_write_through_the_other(
         other.write(("reading", "kitchen", 31.5))
         assert other.read_all(("alarm", str)) == [("alarm", "kitchen")]  # when the write returned
         assert [(r.name, r.fired) for r in other.rules.list()] == [("hot", 1)]
-        with pytest.raises(ts.NotSupported, match="rules on records"):
+        with pytest.raises(ts.NotSupported, match="Push Logic rules"):
             other.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
         other.rules.remove("hot")
         assert one.rules.list() == []

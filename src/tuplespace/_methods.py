@@ -327,6 +327,34 @@ def _spawned(table: Any, n: int) -> list[tuple[Value, ...]]:
     return out
 
 
+def method_in(fields: Mapping[str, Value], tag: str) -> Method:
+    """The method in the field ``tag`` of a record's ``fields``; InvalidValue if it
+    holds none."""
+    check_tag(tag)
+    method = Method.of(fields.get(tag))
+    if method is None:
+        raise InvalidValue(f"the field {tag!r} holds no method", tag)
+    return method
+
+
+def method_result(
+    result: object, changed: dict[str, Value], fields: Mapping[str, Value], max_fields: int
+) -> Value:
+    """The value a method returned, once what it ``changed`` of the record's ``fields``
+    is found to fit the record (valid tags, at most ``max_fields`` of them)."""
+    value = _from_lua(result, "the method's result")
+    new_tags = [k for k in changed if k not in fields]
+    for k in new_tags:
+        check_tag(k)
+    if len(fields) + len(new_tags) > max_fields:
+        raise ValueTooLarge(
+            f"the method would give the record more than {max_fields} tags; nothing changed",
+            limit="max_fields",
+            maximum=max_fields,
+        )
+    return value
+
+
 def call_method(
     engine: Engine,
     sandbox: Sandbox,
@@ -346,26 +374,14 @@ def call_method(
     only the steps the principal's balance can pay for."""
     records = engine.records
     rec = records.target(rid, token, "set")
-    check_tag(tag)
-    method = Method.of(rec.fields.get(tag))
-    if method is None:
-        raise InvalidValue(f"the field {tag!r} holds no method", tag)
+    method = method_in(rec.fields, tag)
     if not step_charge:
         result, changed, spawned = sandbox.run(method, rec.fields, args, limits)
     else:
         result, changed, spawned = _paid_run(
             records.accounts, sandbox, method, rec.fields, args, limits, principal, step_charge
         )
-    value = _from_lua(result, "the method's result")
-    new_tags = [k for k in changed if k not in rec.fields]
-    for k in new_tags:
-        check_tag(k)
-    if len(rec.fields) + len(new_tags) > engine.limits.max_fields:
-        raise ValueTooLarge(
-            f"the method would give the record more than {engine.limits.max_fields} tags; nothing changed",
-            limit="max_fields",
-            maximum=engine.limits.max_fields,
-        )
+    value = method_result(result, changed, rec.fields, engine.limits.max_fields)
     checked = {k: records._check_value(k, v) for k, v in changed.items()}  # noqa: SLF001 (a method sets fields as Record.set does)
     engine.write_many(spawned)  # all of them or none (invalid, or no room): before any set
     for k, v in checked.items():

@@ -171,8 +171,9 @@ def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
 
 
 Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
-#: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it takes.
-Outcome = tuple[list[tuple[Any, ...]], list[Template]]
+#: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it
+#: takes, and the fields it sets (the record's path, the tag, the value).
+Outcome = tuple[list[tuple[Any, ...]], list[Template], list[tuple[str, str, Value]]]
 
 
 def _builder(fields: tuple[Any, ...]) -> Builder:
@@ -521,6 +522,20 @@ class _RuleFeed(Feed):
 _Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
 
 
+def _outcome(rule: _Rule, env: dict[str, Any]) -> Outcome | None:
+    """What a reaction does in ``env`` (see :meth:`Rules.outcome`)."""
+    try:
+        if not _holds(rule.when, env):
+            return None
+        return (
+            [build(env) for build in rule.builds],
+            [compile_template(_fill(f, env)) for f in rule.takes],
+            [(p, tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()],
+        )
+    except Exception as exc:
+        raise failure(exc) from None
+
+
 class _RecordChanges(RecordFeed):
     """The changes of every record, for the rules that read them: Push Logic rules
     and reactions to record events."""
@@ -791,23 +806,29 @@ class Rules:
 
     def outcome(self, name: str, kind: str, t: tuple[Any, ...]) -> Outcome | None:
         """What the reaction ``name`` does for the event ``kind`` of the tuple ``t`` in
-        a space kept elsewhere (Redis), which performs it: the tuples it writes and the
-        templates it takes, in its order; None if it does not fire (another kind, a
+        a space kept elsewhere (Redis), which performs it: the tuples it writes, the
+        templates it takes, in its order, and the fields it sets; None if it does not fire (another kind, a
         tuple its template does not match, its condition false).  Raises the
         TupleSpaceError the firing fails with (see :func:`failure`)."""
         rule = self._rules[name]
         template = rule.template
         if kind not in rule.on or template is None or not template.matches(t):
             return None
-        env = {"t": t}
-        try:
-            if not _holds(rule.when, env):
+        return _outcome(rule, {"t": t})
+
+    def record_outcome(self, name: str, change: Change) -> Outcome | None:
+        """As :meth:`outcome`, for a record's ``change`` and the reaction to record
+        events ``name`` (None for other rules)."""
+        rule = self._rules[name]
+        kind, path = change.kind, change.path
+        if rule.kind != "record" or kind not in rule.on:
+            return None
+        if kind == "update":
+            if path != rule.path or rule.tag not in (None, change.tag):
                 return None
-            return [build(env) for build in rule.builds], [
-                compile_template(_fill(f, env)) for f in rule.takes
-            ]
-        except Exception as exc:
-            raise failure(exc) from None
+        elif path != rule.path and not (kind == "move" and change.value == rule.path):
+            return None
+        return _outcome(rule, {"path": path, "tag": change.tag, "value": change.value, "kind": kind})
 
     # -- building rules --------------------------------------------------------------------
 

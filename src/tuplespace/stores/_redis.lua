@@ -1080,16 +1080,18 @@ expire_due()
 tell_room()
 return pending(ARGV[1])
 
---[[ rule_fire ]]
+--[[ rule_fire +records ]]
 -- ARGV: ``fired`` as the caller read it, the seq of the event whose reactions these are
 -- (those between have none), the version of the rules they were found with, how many
 -- events to return at most, then each firing: the rule's name, '' or its failure
 -- (JSON), how many tuples it takes and their ids, how many it writes and their
--- encodings and index keys.  All of them happen, in one step, ``fired`` becomes the
--- seq, and the answer is pending()'s; or none: {'moved'} (another process ran them),
--- {'stale'} (the rules changed), {'retry'} (a tuple to take is gone).  A firing whose
+-- encodings and index keys, how many fields it sets and each one's record path, tag and
+-- value's encoding.  All of them happen, in one step, ``fired`` becomes the seq, and the
+-- answer is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the
+-- rules changed), {'retry'} (a tuple to take, or a record to set, is gone).  A firing whose
 -- tuples do not fit in the space fails with SpaceFull, changing nothing.
 expire_due()
+expire_records()
 local seq = tonumber(ARGV[2])
 if tonumber(redis.call('HGET', CFG, 'fired') or '0') ~= tonumber(ARGV[1]) then
   tell_room()
@@ -1101,7 +1103,7 @@ if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[3] then
 end
 local firings, i = {}, 5
 while i <= #ARGV do
-  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}}
+  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}}
   local n = tonumber(ARGV[i + 2])
   for j = 1, n do
     local id = ARGV[i + 2 + j]
@@ -1117,6 +1119,16 @@ while i <= #ARGV do
     f.writes[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
   end
   i = i + 1 + 2 * m
+  local k = tonumber(ARGV[i])
+  for j = 1, k do
+    local rid = redis.call('HGET', RPATH, ARGV[i - 2 + 3 * j])
+    if not rget(rid) then
+      tell_room()
+      return {'retry'}
+    end
+    f.sets[j] = {rid, ARGV[i - 1 + 3 * j], ARGV[i + 3 * j]}
+  end
+  i = i + 1 + 3 * k
   firings[#firings + 1] = f
 end
 for _, f in ipairs(firings) do
@@ -1132,6 +1144,12 @@ for _, f in ipairs(firings) do
     for _, w in ipairs(f.writes) do
       put(w[1], w[2], false)
     end
+    for _, set in ipairs(f.sets) do
+      if redis.call('HGET', P .. ':rk:' .. set[1], set[2]) then
+        unlink(set[1], set[2])
+      end
+      rwrite(set[1], set[2], set[3], false)
+    end
     redis.call('HINCRBY', RST, f.name .. ' f', 1)
   else
     redis.call('HINCRBY', RST, f.name .. ' x', 1)
@@ -1140,6 +1158,7 @@ for _, f in ipairs(firings) do
 end
 redis.call('HSET', CFG, 'fired', seq)
 tell_room()
+tell_records()
 return pending(ARGV[4])
 
 --[[ rcreate +records ]]
@@ -1234,6 +1253,51 @@ else
     end
     out = {version}
   end
+end
+tell_records()
+return out
+
+--[[ rcall +records ]]
+-- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
+-- method set, n tags and their values' encodings, then the encoding and index keys of
+-- each tuple it wrote.  The tuples are written, then each field set (an update event
+-- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
+-- {'retry'} if the record has another version, {'full'} if the space has no room for
+-- the tuples, {} if the record is gone; {'revoked'} or {'expired'} if the capability
+-- has ended.
+expire_due()
+expire_records()
+local rid, why = rresolve(ARGV[1])
+local kept = rid and rget(rid)
+local n = tonumber(ARGV[3])
+local tuples = (#ARGV - 3 - 2 * n) / 2
+local out
+if not rid then
+  out = {why}
+elseif not kept then
+  out = {}
+elseif rsplit(kept) ~= ARGV[2] then
+  out = {'retry'}
+elseif tuples > 0 and capacity and live_count() + tuples > capacity then
+  tell_room()
+  out = {'full'}
+else
+  local first = 4 + 2 * n
+  for i = 1, tuples do
+    put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
+  end
+  local version = tonumber(ARGV[2])
+  for i = 1, n do
+    local tag = ARGV[2 + 2 * i]
+    if redis.call('HGET', P .. ':rk:' .. rid, tag) then
+      unlink(rid, tag)
+    end
+    version = rwrite(rid, tag, ARGV[3 + 2 * i], false)
+  end
+  if tuples > 0 then
+    tell_room()
+  end
+  out = {rules > 0 and 'fire' or 'ok', version}
 end
 tell_records()
 return out

@@ -32,14 +32,24 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._errors import InvalidValue, NotSupported, RuleExists, RuleNotFound, StoreError, TupleSpaceError
-from .._methods import ActiveLimits
-from .._records import DEFAULT_PRINCIPAL
+from .._codec import encode
+from .._errors import (
+    InvalidValue,
+    NotSupported,
+    RecordNotFound,
+    RuleExists,
+    RuleNotFound,
+    StoreError,
+    TupleSpaceError,
+)
+from .._events import Change
+from .._methods import ActiveLimits, Sandbox
+from .._records import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value
 from ..client._primitives import AsyncLock
-from ._redis import decode_tuple, encode_tuple
+from ._redis import decode_change, decode_tuple, encode_tuple
 
 if TYPE_CHECKING:
     from ._redis_async import AsyncRedisCore
@@ -50,7 +60,7 @@ log = logging.getLogger("tuplespace")
 
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
 _Args = list[Any]  # the arguments of a script
-_RECORDS = "rules on records (path=, set=, to=, using=), which a space kept in Redis does not have yet"
+_RECORDS = "Push Logic rules and rules that read records (to=, using=), which a space kept in Redis lacks"
 
 
 class AsyncRedisRules:
@@ -79,6 +89,13 @@ class AsyncRedisRules:
         self._modelling = AsyncLock()  # held while the model is read again, or added to
         self.max_rules = MAX_RULES
         self.limits = ActiveLimits()
+        self._sandbox: Sandbox | None = None
+
+    def sandbox(self) -> Sandbox:
+        """The Lua state in which this process runs the methods of the space's records."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return self._sandbox
 
     @property
     def known(self) -> bool:
@@ -101,30 +118,45 @@ class AsyncRedisRules:
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
     ) -> RuleInfo:
-        """Add a reaction to tuple events (see :meth:`tuplespace.Rules.add`); returns
-        what :meth:`list` tells of it.  Rules on records (``path``, ``set``, ``to``,
-        ``using``) raise :class:`~tuplespace.NotSupported`."""
-        if path is not None or tag is not None or set is not None or to is not None or using:
+        """Add a reaction to tuple events or to record events (see
+        :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  Rules
+        that set fields (``set``, ``to``) or read records (``using``) raise
+        :class:`~tuplespace.NotSupported`."""
+        if to is not None or using:
             raise NotSupported(_RECORDS)
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         async with self._modelling:
-            return await self._add(name, on, template, when, write, take, principal)
+            return await self._add(name, on, template, path, tag, when, write, take, set, principal)
 
     async def _add(
         self,
         name: str,
         on: str | Iterable[str] | None,
         template: Iterable[Any] | None,
+        path: str | None,
+        tag: str | None,
         when: str | None,
         write: _Args,
         take: _Args,
+        set: str | Mapping[str, str] | None,
         principal: str,
     ) -> RuleInfo:
         while True:
             await self._follow()
             rules = self._model.rules
             rules.max_rules = self.max_rules
-            rules.add(name, on=on, template=template, when=when, write=write, take=take, principal=principal)
+            rules.add(
+                name,
+                on=on,
+                template=template,
+                path=path,
+                tag=tag,
+                when=when,
+                set=set,
+                write=write,
+                take=take,
+                principal=principal,
+            )
             try:
                 definition = rules.definition(name)
             except InvalidValue:
@@ -239,14 +271,20 @@ class AsyncRedisRules:
                 seq, firings = fired, []
                 for i in range(0, min(len(entries), 3 * (most - ran)), 3):
                     seq = int(entries[i])
-                    firings = await self._firings(seq, entries[i + 1].decode(), decode_tuple(entries[i + 2]))
+                    kind = entries[i + 1].decode()
+                    event: tuple[Value, ...] | Change
+                    if kind.startswith("r."):  # a record's change
+                        event = decode_change(seq, kind, entries[i + 2], 0)[1]
+                    else:
+                        event = decode_tuple(entries[i + 2])
+                    firings = await self._firings(seq, kind, event)
                     if firings:
                         break
                 reply = await self._core.call("rule_fire", [fired, seq, self._version, EVENTS_READ, *firings])
                 if len(reply) > 1:
                     ran += seq - fired
 
-    async def _firings(self, seq: int, kind: str, t: tuple[Value, ...]) -> _Args:
+    async def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change) -> _Args:
         """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
         args: _Args = []
         for name in self._order:
@@ -254,15 +292,16 @@ class AsyncRedisRules:
                 args += await self._firing_of(name, kind, t)
         return args
 
-    async def _firing_of(self, name: str, kind: str, t: tuple[Value, ...]) -> _Args:
-        """What ``rule_fire`` needs of the firing of ``name`` for an event (nothing if
-        it does not fire): its name, its failure or '', the ids it takes, the tuples
-        it writes."""
+    async def _firing_of(self, name: str, kind: str, t: tuple[Value, ...] | Change) -> _Args:
+        """What ``rule_fire`` needs of the firing of ``name`` for an event, of a tuple
+        ``t`` or the change ``t`` of a record (nothing if it does not fire): its name,
+        its failure or '', the ids it takes, the tuples it writes."""
+        rules = self._model.rules
         try:
-            outcome = self._model.rules.outcome(name, kind, t)
+            outcome = rules.record_outcome(name, t) if isinstance(t, Change) else rules.outcome(name, kind, t)
             if outcome is None:
                 return []
-            writes, takes = outcome
+            writes, takes, sets = outcome
             ids: _Args = []
             for template in takes:
                 some = await self._core.select(template, False, len(ids) + 1, "")
@@ -274,9 +313,14 @@ class AsyncRedisRules:
             for w in writes:
                 _, data, keys = encode_tuple(w)
                 items += (data, keys)
+            fields: _Args = []
+            for path, tag, value in sets:
+                if not await self._core.call("rget", ["path", path]):
+                    raise RecordNotFound(f"no record at {path!r}")
+                fields += (path, tag, encode(check_field(tag, value, DEFAULT_LIMITS)))
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0]
-        return [name, "", len(ids), *ids, len(writes), *items]
+            return [name, failure_to_json(exc), 0, 0, 0]
+        return [name, "", len(ids), *ids, len(writes), *items, len(sets), *fields]
 
     def close(self) -> None:
         """Let go of the model of the rules."""

@@ -67,6 +67,7 @@ from .._errors import (
     ValueTooLarge,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
+from .._methods import method_in, method_result
 from .._names import check_path, check_tag, path_prefix
 from .._record import RecordData, check_revocable
 from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
@@ -201,6 +202,7 @@ def _create(
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
+            core.react()
             return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
 
 
@@ -327,7 +329,8 @@ class RedisCore:
     ``end_transaction`` and ``end_waits`` follow a transaction of this process;
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
     wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
-    to the space's events not run yet, if the process knows of rules; ``add_subscription`` and
+    to the space's events not run yet, if the process knows of rules, ``fire`` runs them
+    whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``closed()`` whether the space
@@ -343,6 +346,7 @@ class RedisCore:
         "closed",
         "end_transaction",
         "end_waits",
+        "fire",
         "group",
         "guard",
         "listen",
@@ -352,6 +356,7 @@ class RedisCore:
         "refile",
         "remove_subscription",
         "remove_waiter",
+        "rules",
         "select",
         "serving",
         "wait",
@@ -375,6 +380,8 @@ class RedisCore:
         wait: Callable[[Wake, float | None], Any],
         ping: Callable[[], Any],
         react: Callable[[], Any],
+        fire: Callable[[], Any],
+        rules: Callable[[], RedisRules],
         add_subscription: Callable[[RedisSubscription | RedisRecordWatch, Wake], None],
         remove_subscription: Callable[[RedisSubscription | RedisRecordWatch], None],
         add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
@@ -397,6 +404,8 @@ class RedisCore:
         self.wait = wait
         self.ping = ping
         self.react = react
+        self.fire = fire
+        self.rules = rules
         self.add_subscription = add_subscription
         self.remove_subscription = remove_subscription
         self.add_waiter = add_waiter
@@ -502,6 +511,8 @@ class RedisSpace:
             wait=self._wait,
             ping=self._ping,
             react=self._react,
+            fire=self._fire,
+            rules=self._the_rules,
             add_subscription=self._add_subscription,
             remove_subscription=self._remove_subscription,
             add_waiter=self._add_waiter,
@@ -897,6 +908,9 @@ class RedisSpace:
             self._check_open()
             self._rules = RedisRules(self.core)
         return self._rules
+
+    def _the_rules(self) -> RedisRules:
+        return self.rules
 
     def _react(self) -> None:
         """Run the reactions not run yet, if this process knows of rules."""
@@ -2687,7 +2701,43 @@ class RedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
+                self._core.react()
                 return int(reply[0])
+
+    def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
+        """Run the method in the field ``tag`` (see :meth:`~tuplespace.Record.call`) in
+        this process's sandbox, within ``space.rules.limits``; what it changed (the
+        fields it set, the tuples it wrote) is applied in one script, if the record's
+        version is still the one it ran on (else it runs again on the record as it now
+        is).  The method's value.  A space kept in Redis does not charge for steps:
+        ``principal`` pays nothing."""
+        self._full("set")
+        rules = self._core.rules()
+        while True:
+            loaded = self._load()
+            method = method_in(loaded.fields, tag)
+            result, changed, spawned = rules.sandbox().run(method, loaded.fields, args, rules.limits)
+            value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
+            items: list[str | bytes] = [str(len(changed))]
+            for k, v in changed.items():
+                items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
+            for t in spawned:
+                items += encode_tuple(t)[1:]
+            reply = _checked(
+                self._core, self.rid, self._core.call("rcall", [self._ref, loaded.version, *items])
+            )
+            if reply[0] == b"full":
+                capacity = self._core.options.capacity
+                raise SpaceFull(
+                    f"the {len(spawned)} tuples the method wrote do not fit: the space holds {capacity}, "
+                    "its capacity; nothing changed",
+                    limit="capacity",
+                    maximum=capacity or 0,
+                )
+            if reply[0] == b"fire":  # the space has rules: run their reactions
+                self._core.fire()
+            if reply[0] != b"retry":
+                return value
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the path ``path`` (its ``$version`` goes up; a ``move``
@@ -2705,6 +2755,7 @@ class RedisRecord:
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         self.address = URI(here + path)
+        self._core.react()
 
     def refresh(
         self,
@@ -2750,6 +2801,7 @@ class RedisRecord:
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
             )
+        self._core.react()
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
