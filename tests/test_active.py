@@ -458,6 +458,12 @@ def test_a_failing_method_changes_nothing_and_bad_calls_say_why(space: Any) -> N
     assert thermo.get("target") == 21.0
     with pytest.raises(ts.InvalidValue, match="holds no method"):
         thermo.call("mode")
+    thermo.set("bump", ts.Method("def bump(self, d):\n    self.target = self.target + d"))
+    with pytest.raises(
+        ts.EvaluationError, match=r"not a Lua function expression .* function\(self, \.\.\.\)"
+    ):
+        thermo.call("bump", 1.0)
+    assert thermo.get("target") == 21.0
     with pytest.raises(ts.InvalidValue) as info:
         thermo.call("bump", [1, 2])
     assert info.value.path == "args[0]"

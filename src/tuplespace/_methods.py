@@ -290,6 +290,11 @@ class Sandbox:
                 limit="method_memory",
                 maximum=limits.method_memory,
             )
+        if status == "syntax":
+            raise EvaluationError(
+                f"the method's source is not a Lua function expression ({outcome[1]}): write it "
+                "as function(self, ...) ... end; nothing changed"
+            )
         raise EvaluationError(f"the method failed: {outcome[1]}; nothing changed")
 
 
