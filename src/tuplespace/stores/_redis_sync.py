@@ -18,6 +18,7 @@ Subscriptions read the space's event log, a Redis stream, woken by the listener.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import itertools
 import logging
@@ -29,7 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
 from redis import Redis
@@ -382,8 +383,8 @@ class RedisCore:
         react: Callable[[], Any],
         fire: Callable[[], Any],
         rules: Callable[[], RedisRules],
-        add_subscription: Callable[[RedisSubscription | RedisRecordWatch, Wake], None],
-        remove_subscription: Callable[[RedisSubscription | RedisRecordWatch], None],
+        add_subscription: Callable[[LogReader[Any], Wake], None],
+        remove_subscription: Callable[[LogReader[Any]], None],
         add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
         refile: Callable[[Waiter[Wake]], None],
         remove_waiter: Callable[[Waiter[Wake]], None],
@@ -476,9 +477,7 @@ class RedisSpace:
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
         self._writers: deque[Writer[Wake]] = deque()
-        self._subscriptions: dict[
-            RedisSubscription | RedisRecordWatch, Wake
-        ] = {}  # each with the wake of its gets
+        self._subscriptions: dict[LogReader[Any], Wake] = {}  # each with the wake of its gets
         self._transactions: dict[RedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
         self._record_takers: list[_RecordTaker] = []  # the take_record calls waiting here, in arrival order
@@ -1343,7 +1342,7 @@ class RedisSpace:
                 f"{most} calls are waiting already, the most allowed", limit="max_waiters", maximum=most
             )
 
-    def _add_subscription(self, subscription: RedisSubscription | RedisRecordWatch, wake: Wake) -> None:
+    def _add_subscription(self, subscription: LogReader[Any], wake: Wake) -> None:
         with self._guard:
             self._check_open()
             most = self._options.max_subscribers
@@ -1355,7 +1354,7 @@ class RedisSpace:
                 )
             self._subscriptions[subscription] = wake
 
-    def _remove_subscription(self, subscription: RedisSubscription | RedisRecordWatch) -> None:
+    def _remove_subscription(self, subscription: LogReader[Any]) -> None:
         with self._guard:
             self._subscriptions.pop(subscription, None)
 
@@ -2297,7 +2296,139 @@ class RedisTransaction(Openable):
         return f"{type(self).__name__}({self._id}, {self.state})"
 
 
-class RedisSubscription(Openable):
+_Item = TypeVar("_Item", Event, Change)
+
+
+class LogReader(Openable, Generic[_Item]):
+    """What a subscription and a record watch of a space kept in Redis share: the items
+    read ahead from the space's log (at most ``max_pending`` at once), the last one
+    delivered, a lease, and the wait for the space's listener to tell of new events."""
+
+    _ITEM = "event"  # what it delivers, for its messages
+    _NAME = "subscription"
+
+    def __init__(
+        self,
+        core: RedisCore,
+        kinds: frozenset[str],
+        since: int | None,
+        max_pending: int,
+        lease: float | None,
+    ) -> None:
+        self._core = core
+        self._kinds = kinds
+        self._since = since
+        self._max_pending = max_pending
+        self._lease = lease
+        self._lease_end = Later()
+        self._wake = Wake()
+        self._pending: deque[_Item] = deque()
+        self._read = 0  # the seq of the last event read from the log
+        self._last_seq = since or 0
+        self._delivered = 0
+        self._opening = Lock()
+        self._opened = False
+        self._closed = False
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence number of the last item delivered: resume with ``since=`` it."""
+        return self._last_seq
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def statistics(self) -> dict[str, Any]:
+        """Items read ahead and delivered, and the last one."""
+        return {
+            "pending": len(self._pending),
+            "delivered": self._delivered,
+            "last_seq": self._last_seq,
+            "closed": self._closed,
+        }
+
+    @abc.abstractmethod
+    def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
+        """Queue what the logged event ``seq`` brings, if it is asked for."""
+
+    def _fetch(self) -> tuple[bool, float | None]:
+        """Read the next events of the log, keeping those asked for; whether any was
+        read, and the seconds until the next lease of the space ends (None: no lease)."""
+        reply = self._core.call("events", [self._read, self._max_pending])
+        entries = reply[4:]
+        lost = None
+        if entries and int(entries[0]) > self._read + 1:
+            lost = EventsLost(self._read + 1, int(entries[0]))
+        for i in range(0, len(entries), 4):
+            seq = self._read = int(entries[i])
+            self._keep(seq, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3]))
+        if lost is not None:
+            raise lost
+        expiry = float(reply[2]) / 1000.0
+        return bool(entries), None if expiry < 0 else expiry
+
+    def _delivering(self, item: _Item) -> _Item:
+        self._delivered += 1
+        self._last_seq = item.seq
+        return item
+
+    def _await_news(self, deadline: float | None, expiry: float | None) -> None:
+        """Wait for the space's listener to tell of new events, at most until ``expiry``
+        seconds from now (a lease of the space that ends is an event to log) and
+        ``deadline`` (:class:`~tuplespace.Timeout` once it has passed)."""
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise Timeout(f"no {self._ITEM} in time")
+        if expiry is not None:
+            left = expiry if left is None else min(left, expiry)
+        self._core.wait(self._wake, None if left is None else time.monotonic() + left)
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> _Item:
+        item = self.get()
+        if item is None:
+            raise StopIteration
+        return item
+
+    @abc.abstractmethod
+    def get(self, timeout: float | None = None) -> _Item | None:
+        """The next item, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
+        after); None once it has ended."""
+
+    def renew(self, lease: float | None) -> None:
+        """End it ``lease`` seconds from now (None: never)."""
+        seconds = check_lease(lease)
+        if self._closed:
+            raise UnknownLease(f"the {self._NAME} has ended")
+        self._lease_end.cancel()
+        if seconds is not None:
+            self._lease_end.schedule(seconds, self.close)
+
+    def close(self) -> None:
+        """End it: a waiting :meth:`get` returns None."""
+        if self._closed:
+            return
+        self._closed = True
+        self._lease_end.cancel()
+        self._pending.clear()
+        self._core.remove_subscription(self)
+        self._wake.set()
+
+    def __enter__(self) -> Self:
+        self._open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
+
+
+class RedisSubscription(LogReader[Event]):
     """The events of a subscription to a space kept in Redis; see
     :class:`~tuplespace.Subscription`.  ``for event in sub`` waits for the next
     event, and ends when the subscription is closed (by :meth:`close`, its lease or
@@ -2323,44 +2454,17 @@ class RedisSubscription(Openable):
         lease: float | None,
         existing: bool,
     ) -> None:
-        self._core = space.core
+        super().__init__(space.core, kinds, since, max_pending, lease)
         self._template = None if template is ANY else compile_template(template)  # None: every tuple
         self._presenting = existing
         self._present_after = 0  # the id of the last present tuple reported
         self._present_upto = 0  # the id of the latest tuple when the subscription began
         self._began = 0.0
-        self._kinds = kinds
-        self._since = since
-        self._max_pending = max_pending
-        self._lease = lease
-        self._lease_end = Later()
-        self._wake = Wake()
-        self._pending: deque[Event] = deque()
-        self._read = 0  # the seq of the last event read from the log
-        self._last_seq = since or 0
-        self._delivered = 0
-        self._opening = Lock()
-        self._opened = False
-        self._closed = False
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the last event delivered: resume with ``since=`` it."""
-        return self._last_seq
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def statistics(self) -> dict[str, Any]:
-        """Events read ahead and delivered, and the last one."""
-        return {
-            "pending": len(self._pending),
-            "delivered": self._delivered,
-            "last_seq": self._last_seq,
-            "closed": self._closed,
-            "presenting": self._presenting,
-        }
+        """Events read ahead and delivered, the last one, and whether the present tuples
+        are still being reported."""
+        return {**super().statistics(), "presenting": self._presenting}
 
     def _open(self) -> None:
         with self._opening:
@@ -2382,25 +2486,11 @@ class RedisSubscription(Openable):
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
 
-    def _fetch(self) -> tuple[bool, float | None]:
-        """Read the next events of the log, keeping those asked for; whether any was
-        read, and the seconds until the next lease of the space ends (None: no lease)."""
-        reply = self._core.call("events", [self._read, self._max_pending])
-        entries = reply[4:]
-        lost = None
-        if entries and int(entries[0]) > self._read + 1:
-            lost = EventsLost(self._read + 1, int(entries[0]))
-        for i in range(0, len(entries), 4):
-            seq, kind = int(entries[i]), entries[i + 1].decode()
-            self._read = seq
-            if kind in self._kinds:
-                t = decode_tuple(entries[i + 2])
-                if self._wants(t):
-                    self._pending.append(Event(seq, kind, t, int(entries[i + 3]) / 1000.0))
-        if lost is not None:
-            raise lost
-        expiry = float(reply[2]) / 1000.0
-        return bool(entries), None if expiry < 0 else expiry
+    def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
+        if kind in self._kinds:
+            t = decode_tuple(data)
+            if self._wants(t):
+                self._pending.append(Event(seq, kind, t, stamp / 1000.0))
 
     def _wants(self, t: Tuple) -> bool:
         return self._template is None or self._template.matches(t)
@@ -2442,10 +2532,7 @@ class RedisSubscription(Openable):
         deadline = None if wait is None else time.monotonic() + wait
         while not self._closed:
             if self._pending:
-                event = self._pending.popleft()
-                self._delivered += 1
-                self._last_seq = event.seq
-                return event
+                return self._delivering(self._pending.popleft())
             self._wake.clear()
             try:
                 if self._presenting:
@@ -2462,51 +2549,8 @@ class RedisSubscription(Openable):
                 raise
             if read:
                 continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise Timeout("no event in time")
-            if expiry is not None:  # a lease that ends is an event to log
-                left = expiry if left is None else min(left, expiry)
-            self._core.wait(self._wake, None if left is None else time.monotonic() + left)
+            self._await_news(deadline, expiry)
         return None
-
-    def __iter__(self) -> RedisSubscription:
-        return self
-
-    def __next__(self) -> Event:
-        event = self.get()
-        if event is None:
-            raise StopIteration
-        return event
-
-    def renew(self, lease: float | None) -> None:
-        """End the subscription ``lease`` seconds from now (None: never)."""
-        seconds = check_lease(lease)
-        if self._closed:
-            raise UnknownLease("the subscription has ended")
-        self._lease_end.cancel()
-        if seconds is not None:
-            self._lease_end.schedule(seconds, self.close)
-
-    def close(self) -> None:
-        """End the subscription: a waiting :meth:`get` returns None."""
-        if self._closed:
-            return
-        self._closed = True
-        self._lease_end.cancel()
-        self._pending.clear()
-        self._core.remove_subscription(self)
-        self._wake.set()
-
-    def __enter__(self) -> RedisSubscription:
-        self._open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
 
 
 class _RecordTaker:
@@ -2867,11 +2911,14 @@ class RedisRecord:
         return f"{type(self).__name__}({str(self.address)!r})"
 
 
-class RedisRecordWatch(Openable):
+class RedisRecordWatch(LogReader[Change]):
     """The changes of a record, or of the records below a path, of a space kept in
     Redis: read from the space's log, as a subscription's events are, woken by the
     space's listener.  It ends when closed, when its lease runs out, and, watching one
     record, after that record's ``destroy`` or ``expire``."""
+
+    _ITEM = "change"
+    _NAME = "watch"
 
     def __init__(
         self,
@@ -2884,41 +2931,10 @@ class RedisRecordWatch(Openable):
         max_pending: int,
         lease: float | None,
     ) -> None:
-        self._core = core
+        super().__init__(core, kinds, since, max_pending, lease)
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
-        self._kinds = kinds
-        self._since = since
-        self._max_pending = max_pending
-        self._lease = lease
-        self._lease_end = Later()
-        self._wake = Wake()
-        self._pending: deque[Change] = deque()
-        self._read = 0
-        self._last_seq = since or 0
-        self._delivered = 0
-        self._opening = Lock()
-        self._opened = False
-        self._closed = False
-
-    @property
-    def last_seq(self) -> int:
-        """The sequence number of the last change delivered: resume with ``since=`` it."""
-        return self._last_seq
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def statistics(self) -> dict[str, Any]:
-        """Changes read ahead and delivered, and the last one."""
-        return {
-            "pending": len(self._pending),
-            "delivered": self._delivered,
-            "last_seq": self._last_seq,
-            "closed": self._closed,
-        }
 
     def _open(self) -> None:
         with self._opening:
@@ -2938,28 +2954,12 @@ class RedisRecordWatch(Openable):
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
 
-    def _fetch(self) -> tuple[bool, float | None]:
-        """Read the next events of the log, keeping the changes asked for; whether any
-        was read, and the seconds until the next lease of the space ends (None: none)."""
-        reply = self._core.call("events", [self._read, self._max_pending])
-        entries = reply[4:]
-        lost = None
-        if entries and int(entries[0]) > self._read + 1:
-            lost = EventsLost(self._read + 1, int(entries[0]))
-        under = self._under
-        for i in range(0, len(entries), 4):
-            seq, kind = int(entries[i]), entries[i + 1].decode()
-            self._read = seq
-            if kind.startswith("r.") and kind[2:] in self._kinds:
-                rid, change = decode_change(seq, kind, entries[i + 2], int(entries[i + 3]))
-                if rid == self._rid or (
-                    self._rid is None and (under is None or change.path.startswith(under))
-                ):
-                    self._pending.append(change)
-        if lost is not None:
-            raise lost
-        expiry = float(reply[2]) / 1000.0
-        return bool(entries), None if expiry < 0 else expiry
+    def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
+        if kind.startswith("r.") and kind[2:] in self._kinds:
+            rid, change = decode_change(seq, kind, data, stamp)
+            under = self._under
+            if rid == self._rid or (self._rid is None and (under is None or change.path.startswith(under))):
+                self._pending.append(change)
 
     def get(self, timeout: float | None = None) -> Change | None:
         """The next change, waiting up to ``timeout`` seconds (:class:`~tuplespace.Timeout`
@@ -2969,9 +2969,7 @@ class RedisRecordWatch(Openable):
         deadline = None if wait is None else time.monotonic() + wait
         while not self._closed:
             if self._pending:
-                change = self._pending.popleft()
-                self._delivered += 1
-                self._last_seq = change.seq
+                change = self._delivering(self._pending.popleft())
                 if self._rid is not None and change.kind in ("destroy", "expire"):
                     self.close()  # the record is gone: this was its last change
                 return change
@@ -2984,48 +2982,5 @@ class RedisRecordWatch(Openable):
                 raise
             if read:
                 continue
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                raise Timeout("no change in time")
-            if expiry is not None:
-                left = expiry if left is None else min(left, expiry)
-            self._core.wait(self._wake, None if left is None else time.monotonic() + left)
+            self._await_news(deadline, expiry)
         return None
-
-    def __iter__(self) -> RedisRecordWatch:
-        return self
-
-    def __next__(self) -> Change:
-        change = self.get()
-        if change is None:
-            raise StopIteration
-        return change
-
-    def renew(self, lease: float | None) -> None:
-        """End the watch ``lease`` seconds from now (None: never)."""
-        seconds = check_lease(lease)
-        if self._closed:
-            raise UnknownLease("the watch has ended")
-        self._lease_end.cancel()
-        if seconds is not None:
-            self._lease_end.schedule(seconds, self.close)
-
-    def close(self) -> None:
-        """End the watch: a waiting :meth:`get` returns None."""
-        if self._closed:
-            return
-        self._closed = True
-        self._lease_end.cancel()
-        self._pending.clear()
-        self._core.remove_subscription(self)
-        self._wake.set()
-
-    def __enter__(self) -> RedisRecordWatch:
-        self._open()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(last_seq={self._last_seq}, closed={self._closed})"
