@@ -1002,16 +1002,7 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_push_rules_and_rules_on_a_partitioned_space_are_not_supported(
-    url: str, space: Any, redis_server: RedisServer
-) -> None:
-    with pytest.raises(ts.NotSupported, match="Push Logic rules"):
-        space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
-    with pytest.raises(ts.NotSupported, match="to=, using="):
-        space.rules.add(
-            "copy", path="sensors/kitchen", set={"house.t": "k.temp"}, using={"k": "sensors/kitchen"}
-        )
-    assert space.rules.list() == []
+def test_rules_on_a_partitioned_space_are_not_supported(redis_server: RedisServer) -> None:
     with (
         ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
         pytest.raises(ts.NotSupported, match="rules on a space partitioned"),

@@ -2776,7 +2776,8 @@ class AsyncRedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
-                await self._core.react()
+                if len(reply) > 1:  # the space has rules: run their reactions
+                    await self._core.fire()
                 return int(reply[0])
 
     async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:

@@ -2745,7 +2745,8 @@ class RedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
-                self._core.react()
+                if len(reply) > 1:  # the space has rules: run their reactions
+                    self._core.fire()
                 return int(reply[0])
 
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
