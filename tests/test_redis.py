@@ -1065,6 +1065,122 @@ def test_a_reaction_sets_a_field_once_per_event_and_fails_on_a_missing_record(ur
     assert "no record at 'house'" in str(copy.last_error)
 
 
+def test_a_push_rule_added_in_one_process_is_kept_true_by_sets_in_another_once_each(
+    url: str, space: Any
+) -> None:
+    kitchen = space.create("sensors/kitchen", {"temp": 21.0})
+    house = space.create("house", {"comfort": None})
+    with house.watch() as watch:
+        finished(
+            run_child(
+                url,
+                'space.rules.add("comfort", set="house.comfort", to="k.temp >= 19.0 && k.temp <= 23.0",'
+                ' using={"k": "sensors/kitchen"})',
+            )
+        )
+        assert house.get("comfort") is True  # set as the rule was added
+        # A process that never looked at the rules sets what the rule reads: its set runs it.
+        finished(
+            run_child(
+                url,
+                'k = space.record("sensors/kitchen")\n'
+                "for t in (25.0, 26.0, 22.0, 18.0):\n"
+                '    k.set("temp", t)\n'
+                '    print(space.record("house").get("comfort"))',
+            )
+        )
+        changes = [watch.get(timeout=PATIENCE) for _ in range(4)]
+        with pytest.raises(ts.Timeout):
+            watch.get(timeout=0)
+    assert [(c.tag, c.value) for c in changes] == [
+        ("comfort", True),
+        ("comfort", False),
+        ("comfort", True),
+        ("comfort", False),
+    ]  # 26.0 left it False: not set again
+    kitchen.set("unit", "C")  # a field the rule does not read
+    info = space.rules.get("comfort")
+    assert (info.kind, info.level, info.fired, info.failed) == ("push", 1, 5, 0)
+    assert space.rules.fire() == 0  # each change's firing ran once, in the process that made it
+
+
+def test_the_sets_of_a_push_rule_follow_the_changes_of_two_processes_writing_at_once(
+    url: str, space: Any
+) -> None:
+    space.create("a", {"n": 0})
+    space.create("b", {"n": 0})
+    space.create("sum", {"n": 0})
+    space.rules.add("sum", set="sum.n", to="a.n + b.n")
+    code = """
+        space.write(("ready", "{who}"))
+        space.read(("go",))
+        r = space.record("{who}")
+        for i in range(1, 31):
+            r.set("n", i)
+        """
+    writers = [run_child(url, code.format(who=who)) for who in "ab"]
+    for _ in writers:
+        space.take(("ready", str), timeout=PATIENCE)
+    space.write(("go",))
+    for child in writers:
+        finished(child)
+    assert space.record("sum").get("n") == 60  # the latest firing read both as they are now
+    assert space.rules.get("sum").fired == 61  # as the rule was added, then once per set
+
+
+def test_a_reaction_reads_the_records_it_names_in_redis_as_they_are_when_it_fires(
+    url: str, space: Any
+) -> None:
+    farm = space.create("jobs/farm", {"total": 0, "done": 0})
+    space.rules.add(
+        "sum",
+        template=("result", int, int),
+        using={"farm": "jobs/farm"},
+        when="t[2] >= 0",
+        set={"jobs/farm.total": "farm.total + t[2]", "jobs/farm.done": "farm.done + 1"},
+    )
+    code = "for job, value in {jobs}:\n    space.write(('result', job, value))"
+    children = [run_child(url, code.format(jobs=jobs)) for jobs in ([(1, 10), (2, 20)], [(3, -5), (4, 12)])]
+    for child in children:
+        finished(child)
+    space.rules.fire()
+    assert (farm.get("total"), farm.get("done")) == (42, 3)
+    info = space.rules.get("sum")
+    assert (info.level, info.fired, info.failed) == (1, 3, 0)  # what it reads does not fire it
+    space.rules.add("lost", template=("x",), using={"gone": "nowhere"}, write=[("y", "gone.a")])
+    space.write(("x",))
+    lost = space.rules.get("lost")
+    assert lost.failed == 1
+    assert isinstance(lost.last_error, ts.RecordNotFound)
+    assert space.count(("y", ANY)) == 0
+
+
+def test_a_reaction_that_would_give_a_record_too_many_fields_fails_and_changes_nothing(
+    url: str, space: Any
+) -> None:
+    most = ts.Limits().max_fields
+    full = space.create("full", {f"f{i}": i for i in range(most)})
+    space.rules.add("more", template=("more", int), write=[("seen", "t[1]")], set={"full.extra": "t[1]"})
+    space.rules.add("same", template=("same", int), set={"full.f0": "t[1]"})
+    space.write(("more", 1))
+    space.write(("same", 7))
+    info = space.rules.get("more")
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.ValueTooLarge)
+    assert info.last_error.limit == "max_fields"
+    assert space.count(("seen", int)) == 0  # nor its write
+    assert "extra" not in full.all()
+    assert full.get("f0") == 7  # a field it has already is set
+
+
+def test_a_take_just_after_the_first_rule_is_added_runs_its_reactions(url: str, space: Any) -> None:
+    space.write(("job", 1))
+    space.rules.add("gone", on="take", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    assert space.rules.known
+    space.take(("job", int))
+    assert space.read_all(("gone", int)) == [("gone", 1)]  # when take returned
+
+
 def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:
     with ts.connect(url.replace("?space=", "?capacity=1&space=")) as full:
         full.write(("filler",))

@@ -60,6 +60,7 @@ from ._errors import (
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    RecordNotFound,
     RuleCycle,
     RuleExists,
     RuleNotFound,
@@ -280,7 +281,15 @@ def failure_from_json(text: str | bytes) -> TupleSpaceError:
 # The failures a firing has, by class name, as failure_from_json rebuilds them.
 _FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
     k.__name__: k
-    for k in (EvaluationError, InvalidValue, InvalidTemplate, ValueTooLarge, LimitReached, SpaceFull)
+    for k in (
+        EvaluationError,
+        InvalidValue,
+        InvalidTemplate,
+        ValueTooLarge,
+        LimitReached,
+        SpaceFull,
+        RecordNotFound,
+    )
 }
 
 
