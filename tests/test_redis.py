@@ -1104,6 +1104,22 @@ def test_a_push_rule_added_in_one_process_is_kept_true_by_sets_in_another_once_e
     assert space.rules.fire() == 0  # each change's firing ran once, in the process that made it
 
 
+def test_a_push_rule_fires_when_another_process_creates_or_destroys_a_record_it_reads(
+    url: str, space: Any
+) -> None:
+    house = space.create("house", {"comfort": None})
+    space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
+    info = space.rules.get("comfort")  # as it was added, it could not read the kitchen
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.RecordNotFound)
+    finished(run_child(url, 'space.create("kitchen", {"temp": 21.0})'))
+    assert house.get("comfort") is True
+    finished(run_child(url, 'space.record("kitchen").destroy()'))
+    info = space.rules.get("comfort")
+    assert (info.fired, info.failed) == (1, 2)
+    assert space.rules.fire() == 0
+
+
 def test_the_sets_of_a_push_rule_follow_the_changes_of_two_processes_writing_at_once(
     url: str, space: Any
 ) -> None:
@@ -1179,6 +1195,29 @@ def test_a_take_just_after_the_first_rule_is_added_runs_its_reactions(url: str, 
     assert space.rules.known
     space.take(("job", int))
     assert space.read_all(("gone", int)) == [("gone", 1)]  # when take returned
+
+
+def test_processes_with_rules_react_to_expiries_as_leases_end_once_across_them(url: str, space: Any) -> None:
+    space.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.rules.add("ended", on="expire", path="leased/k", write=[("kind", "path")])
+    with ts.connect(url) as other:
+        assert [r.name for r in other.rules.list()] == ["ended", "gone"]  # it runs a timer too
+        finished(
+            run_child(
+                url,
+                'space.write(("job", 1), lease=0.2)\n'
+                'space.write(("job", 2), lease=0.3)\n'
+                'space.create("leased/k", {"temp": 1.0}, lease=0.2)',
+            )
+        )
+        # Nobody calls: waiting is not calling, the processes' timers run the reactions.
+        assert space.take(("gone", int), timeout=PATIENCE) == ("gone", 1)
+        assert space.take(("gone", int), timeout=PATIENCE) == ("gone", 2)
+        assert space.take(("expire", str), timeout=PATIENCE) == ("expire", "leased/k")
+        assert space.rules.fire() == 0
+        assert other.rules.fire() == 0
+    assert space.count((ANY, ANY)) == 0  # each once
+    assert [(r.name, r.fired) for r in space.rules.list()] == [("ended", 1), ("gone", 2)]
 
 
 def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:

@@ -370,6 +370,14 @@ local function rlog(kind, rid, version, path, tag, value)
   rchanged = true
 end
 
+-- ``out``, and 'fire' after it if the space has rules (which the caller runs).
+local function with_rules(out)
+  if rules > 0 then
+    out[#out + 1] = 'fire'
+  end
+  return out
+end
+
 local function ralive(rid)
   local e = redis.call('ZSCORE', REXP, rid)
   return (not e) or tonumber(e) > now
@@ -1081,6 +1089,23 @@ expire_due()
 tell_room()
 return pending(ARGV[1])
 
+--[[ rule_next +records ]]
+-- No ARGV.  Remove what has expired (tuples and records, their events logged), then how
+-- many ms until the next lease of a tuple or a record ends, -1 if none has one.
+expire_due()
+expire_records()
+tell_room()
+tell_records()
+local ms = tonumber(next_expiry())
+local first = redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')
+if first[2] then
+  local left = math.max(tonumber(first[2]) - now, 0)
+  if ms < 0 or left < ms then
+    ms = left
+  end
+end
+return math.ceil(ms)
+
 --[[ rule_fire +records ]]
 -- ARGV: ``fired`` as the caller read it ('': these are the firing of a Push Logic rule as
 -- it is added, of no event), the seq of the event whose reactions these are (those
@@ -1208,7 +1233,8 @@ return pending(ARGV[4])
 
 --[[ rcreate +records ]]
 -- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
--- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}, {'exists'} if a record has
+-- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}
+-- (and 'fire' if the space has rules, as after each change below), {'exists'} if a record has
 -- the path, {'retry'} if a record linked to moved or ended meanwhile.
 expire_records()
 local path = ARGV[1]
@@ -1232,7 +1258,7 @@ else
     redis.call('HSET', RCR, rid, ARGV[5])
   end
   rlog('create', rid, 1, path, '', ARGV[3])
-  out = {rid}
+  out = with_rules({rid})
 end
 tell_records()
 return out
@@ -1268,7 +1294,7 @@ return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.
 --[[ rset +records ]]
 -- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
 -- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
--- version}, and 'fire' if the space has rules; {} if the record is gone, {'full'} if it has that many fields already,
+-- version} (and 'fire'); {} if the record is gone, {'full'} if it has that many fields already,
 -- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
 -- ended meanwhile; {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
@@ -1296,10 +1322,7 @@ else
     if links[1] then
       link(rid, tag, links[1][2])
     end
-    out = {version}
-    if rules > 0 then
-      out[2] = 'fire'
-    end
+    out = with_rules({version})
   end
 end
 tell_records()
@@ -1352,7 +1375,8 @@ return out
 
 --[[ rdestroy +records ]]
 -- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
--- even if records contain it.  {version, path, fields} of the record removed, {'retry'}
+-- even if records contain it.  {version, path, fields} of the record removed (and
+-- 'fire'), {'retry'}
 -- if its version is another, {'inuse'} if records contain it, {} if it is gone,
 -- {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
@@ -1366,7 +1390,7 @@ elseif kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
 elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. rid) == 1 then
   out = {'inuse'}
 elseif kept then
-  out = rremove(rid, 'destroy')
+  out = with_rules(rremove(rid, 'destroy'))
 end
 tell_records()
 return out
@@ -1374,7 +1398,7 @@ return out
 --[[ rmove +records ]]
 -- ARGV: rid, its new path, how many ms the old path redirects to it ('': as long as it
 -- lives; '0': not at all), the start of the addresses of the space's records.  {its new
--- version}, {'exists'} if a record has the path, {} if it is gone.  The fields that hold
+-- version} (and 'fire'), {'exists'} if a record has the path, {} if it is gone.  The fields that hold
 -- it get its new address (an update event each).
 expire_records()
 local rid, to = ARGV[1], ARGV[2]
@@ -1400,7 +1424,7 @@ elseif kept then
   for _, held in ipairs(holders(rid)) do
     rwrite(held[1], held[2], '{"$uri":"' .. ARGV[4] .. to .. '"}')
   end
-  out = {version}
+  out = with_rules({version})
 end
 tell_records()
 return out

@@ -22,8 +22,13 @@ so each event's reactions run once, in the order of the events, whichever proces
 run them, and a process that dies leaves either all of an event's firings done or none.
 The writes of a firing are events too, whose reactions run after those of the events
 before them.  A write (of any process) whose space has rules runs them before it
-returns, as does a take of a process that knows of rules; :meth:`RedisRules.fire`
-runs them on demand (reactions to expiries, to takes of other processes).
+returns, as does a change of a record, and a take of a process that knows of rules;
+:meth:`RedisRules.fire` runs them on demand (reactions to takes of other processes).
+A process that knows of rules reacting to expiries runs a timer, which asks Redis when
+the next lease of a tuple or record ends, ends it then and runs the reactions (through
+``fired``, as above, so once whichever processes run timers); it looks again at least
+every EXPIRY_LOOK seconds, for the leases other processes grant, and stops as the space
+is closed.
 """
 
 from __future__ import annotations
@@ -48,8 +53,8 @@ from .._records import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value, value_key
-from ..client._primitives import Lock
-from ._redis import decode_change, decode_record, decode_tuple, encode_tuple
+from ..client._primitives import Background, Lock
+from ._redis import Wake, decode_change, decode_record, decode_tuple, encode_tuple
 
 if TYPE_CHECKING:
     from ._redis_sync import RedisCore
@@ -59,6 +64,7 @@ __all__ = ["RedisRules"]
 log = logging.getLogger("tuplespace")
 
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
+EXPIRY_LOOK = 1.0  # the most seconds between two looks of the timer for leases that end
 _Args = list[Any]  # the arguments of a script
 
 
@@ -89,6 +95,9 @@ class RedisRules:
         self.max_rules = MAX_RULES
         self.limits = ActiveLimits()
         self._sandbox: Sandbox | None = None
+        self._timer: Background | None = None  # runs the reactions to expiries as leases end
+        self._tick = Wake()  # wakes the timer as the space closes
+        self._closed = False
 
     def sandbox(self) -> Sandbox:
         """The Lua state in which this process runs the methods of the space's records."""
@@ -172,6 +181,7 @@ class RedisRules:
                 self._version = reply[1]
                 self._order.append(name)
                 self._since[name] = int(reply[2])
+                self._time_expiries()
                 return rules.get(name)
             if reply[0] == b"exists":
                 rules.remove(name)
@@ -241,6 +251,7 @@ class RedisRules:
         self._order = [name for _, name, _, _ in rules]
         self._since = {name: since for _, name, since, _ in rules}
         self._version = version
+        self._time_expiries()
 
     def _damaged(self, name: str, why: str) -> StoreError:
         space = self._core.options.space
@@ -371,8 +382,36 @@ class RedisRules:
         version, _, fields = decode_record(reply[1])
         return str(version).encode(), fields
 
+    # -- the timer of expiries ----------------------------------------------------------------
+
+    def _time_expiries(self) -> None:
+        """Start the timer if a rule reacts to expiries (of tuples, or of records)."""
+        expiries = any("expire" in info.on for info in self._model.rules.list())
+        if expiries and self._timer is None and not self._closed:
+            self._timer = Background(self._expiries)
+
+    def _expiries(self) -> None:
+        """The timer: end the leases that have ended and run the reactions, then wait
+        until the next one ends (at most EXPIRY_LOOK seconds), until the space closes."""
+        while not self._closed:
+            try:
+                ms = int(self._core.call("rule_next", []))
+                self.fire()
+            except TupleSpaceError as exc:
+                if self._closed or self._core.closed():
+                    return
+                log.warning(
+                    "the reactions to expiries of space %r were not run: %s", self._core.options.space, exc
+                )
+                ms = -1
+            self._tick.wait(EXPIRY_LOOK if ms < 0 else min(ms / 1000.0, EXPIRY_LOOK))
+
     def close(self) -> None:
-        """Let go of the model of the rules."""
+        """Stop the timer; let go of the model of the rules."""
+        self._closed = True
+        self._tick.set()
+        if self._timer is not None:
+            self._timer.stop()
         self._model.close()
 
 

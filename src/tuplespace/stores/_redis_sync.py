@@ -203,8 +203,17 @@ def _create(
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
-            core.react()
+            _react(core, len(reply) > 1)
             return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+
+
+def _react(core: RedisCore, rules: bool) -> None:
+    """Run the reactions after a change of records: every one not run yet if Redis
+    said the space has ``rules``, else those of the rules this process knows of."""
+    if rules:
+        core.fire()
+    else:
+        core.react()
 
 
 def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
@@ -2745,8 +2754,7 @@ class RedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
-                if len(reply) > 1:  # the space has rules: run their reactions
-                    self._core.fire()
+                _react(self._core, len(reply) > 1)
                 return int(reply[0])
 
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -2800,7 +2808,7 @@ class RedisRecord:
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         self.address = URI(here + path)
-        self._core.react()
+        _react(self._core, len(reply) > 1)
 
     def refresh(
         self,
@@ -2846,7 +2854,7 @@ class RedisRecord:
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
             )
-        self._core.react()
+        _react(self._core, len(reply) > 3)
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
