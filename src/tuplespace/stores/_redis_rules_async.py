@@ -398,7 +398,7 @@ class AsyncRedisRules:
             try:
                 ms = int(await self._core.call("rule_next", []))
                 await self.fire()
-            except TupleSpaceError as exc:
+            except Exception as exc:  # Redis out of reach, a damaged rule: logged, and looked at again
                 if self._closed or self._core.closed():
                     return
                 log.warning(

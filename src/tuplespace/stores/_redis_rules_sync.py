@@ -397,7 +397,7 @@ class RedisRules:
             try:
                 ms = int(self._core.call("rule_next", []))
                 self.fire()
-            except TupleSpaceError as exc:
+            except Exception as exc:  # Redis out of reach, a damaged rule: logged, and looked at again
                 if self._closed or self._core.closed():
                     return
                 log.warning(
