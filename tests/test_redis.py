@@ -1120,6 +1120,22 @@ def test_a_push_rule_fires_when_another_process_creates_or_destroys_a_record_it_
     assert space.rules.fire() == 0
 
 
+def test_a_record_taken_in_a_process_that_knows_no_rules_fires_the_rules_reading_it(
+    url: str, space: Any
+) -> None:
+    space.create("jobs/j1", {"n": 1})
+    house = space.create("house", {"jobs": None})
+    space.rules.add("ended", on="destroy", path="jobs/j1", write=[("kind", "path")])
+    space.rules.add("count", set="house.jobs", to="j.n", using={"j": "jobs/j1"})
+    assert house.get("jobs") == 1
+    assert finished(run_child(url, 'print(space.try_take_record({}, under="jobs").fields["n"])')) == "1\n"
+    assert space.read_all(("destroy", str)) == [("destroy", "jobs/j1")]  # when the take returned
+    count = space.rules.get("count")
+    assert (count.fired, count.failed) == (1, 1)  # the record it reads is gone
+    assert isinstance(count.last_error, ts.RecordNotFound)
+    assert space.rules.fire() == 0
+
+
 def test_the_sets_of_a_push_rule_follow_the_changes_of_two_processes_writing_at_once(
     url: str, space: Any
 ) -> None:

@@ -1181,6 +1181,7 @@ class AsyncRedisSpace:
         reply = await self._call("rdestroy", [rid, version, ""])
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
+        await _react(self.core, len(reply) > 3)
         return RecordData(URI(self._records_prefix + path), Map(fields), version), False
 
     async def take_record(

@@ -1164,6 +1164,7 @@ class RedisSpace:
         reply = self._call("rdestroy", [rid, version, ""])
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
+        _react(self.core, len(reply) > 3)
         return RecordData(URI(self._records_prefix + path), Map(fields), version), False
 
     def take_record(
