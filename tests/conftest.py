@@ -235,13 +235,7 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
 
 # What a space kept in Redis does not do yet (docs/scaling.md): the tests that the Redis
 # ways skip, by name, and why.
-# Push Logic rules (set= with to=): a space kept in Redis runs reactions to tuple and record
-# events, and methods, but not them.
-_RECORD_RULES = "Push Logic rules (set=, to=), which a space kept in Redis does not run"
 REDIS_LIMITS = {
-    "test_rules_on_record_fields_are_refused_in_a_cycle": _RECORD_RULES,
-    "test_push_rules_on_fields_are_refused_in_a_cycle": _RECORD_RULES,
-    "test_a_push_rule_keeps_a_field_a_function_of_others": _RECORD_RULES,
     "test_a_creation_charge_alone_does_not_drain": (
         "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
     ),

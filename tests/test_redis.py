@@ -1002,16 +1002,7 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_push_rules_and_rules_on_a_partitioned_space_are_not_supported(
-    url: str, space: Any, redis_server: RedisServer
-) -> None:
-    with pytest.raises(ts.NotSupported, match="Push Logic rules"):
-        space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
-    with pytest.raises(ts.NotSupported, match="to=, using="):
-        space.rules.add(
-            "copy", path="sensors/kitchen", set={"house.t": "k.temp"}, using={"k": "sensors/kitchen"}
-        )
-    assert space.rules.list() == []
+def test_rules_on_a_partitioned_space_are_not_supported(redis_server: RedisServer) -> None:
     with (
         ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
         pytest.raises(ts.NotSupported, match="rules on a space partitioned"),
@@ -1072,6 +1063,177 @@ def test_a_reaction_sets_a_field_once_per_event_and_fails_on_a_missing_record(ur
     copy = space.rules.get("copy")
     assert (copy.fired, copy.failed) == (1, 1)
     assert "no record at 'house'" in str(copy.last_error)
+
+
+def test_a_push_rule_added_in_one_process_is_kept_true_by_sets_in_another_once_each(
+    url: str, space: Any
+) -> None:
+    kitchen = space.create("sensors/kitchen", {"temp": 21.0})
+    house = space.create("house", {"comfort": None})
+    with house.watch() as watch:
+        finished(
+            run_child(
+                url,
+                'space.rules.add("comfort", set="house.comfort", to="k.temp >= 19.0 && k.temp <= 23.0",'
+                ' using={"k": "sensors/kitchen"})',
+            )
+        )
+        assert house.get("comfort") is True  # set as the rule was added
+        # A process that never looked at the rules sets what the rule reads: its set runs it.
+        finished(
+            run_child(
+                url,
+                'k = space.record("sensors/kitchen")\n'
+                "for t in (25.0, 26.0, 22.0, 18.0):\n"
+                '    k.set("temp", t)\n'
+                '    print(space.record("house").get("comfort"))',
+            )
+        )
+        changes = [watch.get(timeout=PATIENCE) for _ in range(4)]
+        with pytest.raises(ts.Timeout):
+            watch.get(timeout=0)
+    assert [(c.tag, c.value) for c in changes] == [
+        ("comfort", True),
+        ("comfort", False),
+        ("comfort", True),
+        ("comfort", False),
+    ]  # 26.0 left it False: not set again
+    kitchen.set("unit", "C")  # a field the rule does not read
+    info = space.rules.get("comfort")
+    assert (info.kind, info.level, info.fired, info.failed) == ("push", 1, 5, 0)
+    assert space.rules.fire() == 0  # each change's firing ran once, in the process that made it
+
+
+def test_a_push_rule_fires_when_another_process_creates_or_destroys_a_record_it_reads(
+    url: str, space: Any
+) -> None:
+    house = space.create("house", {"comfort": None})
+    space.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
+    info = space.rules.get("comfort")  # as it was added, it could not read the kitchen
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.RecordNotFound)
+    finished(run_child(url, 'space.create("kitchen", {"temp": 21.0})'))
+    assert house.get("comfort") is True
+    finished(run_child(url, 'space.record("kitchen").destroy()'))
+    info = space.rules.get("comfort")
+    assert (info.fired, info.failed) == (1, 2)
+    assert space.rules.fire() == 0
+
+
+def test_a_record_taken_in_a_process_that_knows_no_rules_fires_the_rules_reading_it(
+    url: str, space: Any
+) -> None:
+    space.create("jobs/j1", {"n": 1})
+    house = space.create("house", {"jobs": None})
+    space.rules.add("ended", on="destroy", path="jobs/j1", write=[("kind", "path")])
+    space.rules.add("count", set="house.jobs", to="j.n", using={"j": "jobs/j1"})
+    assert house.get("jobs") == 1
+    assert finished(run_child(url, 'print(space.try_take_record({}, under="jobs").fields["n"])')) == "1\n"
+    assert space.read_all(("destroy", str)) == [("destroy", "jobs/j1")]  # when the take returned
+    count = space.rules.get("count")
+    assert (count.fired, count.failed) == (1, 1)  # the record it reads is gone
+    assert isinstance(count.last_error, ts.RecordNotFound)
+    assert space.rules.fire() == 0
+
+
+def test_the_sets_of_a_push_rule_follow_the_changes_of_two_processes_writing_at_once(
+    url: str, space: Any
+) -> None:
+    space.create("a", {"n": 0})
+    space.create("b", {"n": 0})
+    space.create("sum", {"n": 0})
+    space.rules.add("sum", set="sum.n", to="a.n + b.n")
+    code = """
+        space.write(("ready", "{who}"))
+        space.read(("go",))
+        r = space.record("{who}")
+        for i in range(1, 31):
+            r.set("n", i)
+        """
+    writers = [run_child(url, code.format(who=who)) for who in "ab"]
+    for _ in writers:
+        space.take(("ready", str), timeout=PATIENCE)
+    space.write(("go",))
+    for child in writers:
+        finished(child)
+    assert space.record("sum").get("n") == 60  # the latest firing read both as they are now
+    assert space.rules.get("sum").fired == 61  # as the rule was added, then once per set
+
+
+def test_a_reaction_reads_the_records_it_names_in_redis_as_they_are_when_it_fires(
+    url: str, space: Any
+) -> None:
+    farm = space.create("jobs/farm", {"total": 0, "done": 0})
+    space.rules.add(
+        "sum",
+        template=("result", int, int),
+        using={"farm": "jobs/farm"},
+        when="t[2] >= 0",
+        set={"jobs/farm.total": "farm.total + t[2]", "jobs/farm.done": "farm.done + 1"},
+    )
+    code = "for job, value in {jobs}:\n    space.write(('result', job, value))"
+    children = [run_child(url, code.format(jobs=jobs)) for jobs in ([(1, 10), (2, 20)], [(3, -5), (4, 12)])]
+    for child in children:
+        finished(child)
+    space.rules.fire()
+    assert (farm.get("total"), farm.get("done")) == (42, 3)
+    info = space.rules.get("sum")
+    assert (info.level, info.fired, info.failed) == (1, 3, 0)  # what it reads does not fire it
+    space.rules.add("lost", template=("x",), using={"gone": "nowhere"}, write=[("y", "gone.a")])
+    space.write(("x",))
+    lost = space.rules.get("lost")
+    assert lost.failed == 1
+    assert isinstance(lost.last_error, ts.RecordNotFound)
+    assert space.count(("y", ANY)) == 0
+
+
+def test_a_reaction_that_would_give_a_record_too_many_fields_fails_and_changes_nothing(
+    url: str, space: Any
+) -> None:
+    most = ts.Limits().max_fields
+    full = space.create("full", {f"f{i}": i for i in range(most)})
+    space.rules.add("more", template=("more", int), write=[("seen", "t[1]")], set={"full.extra": "t[1]"})
+    space.rules.add("same", template=("same", int), set={"full.f0": "t[1]"})
+    space.write(("more", 1))
+    space.write(("same", 7))
+    info = space.rules.get("more")
+    assert (info.fired, info.failed) == (0, 1)
+    assert isinstance(info.last_error, ts.ValueTooLarge)
+    assert info.last_error.limit == "max_fields"
+    assert space.count(("seen", int)) == 0  # nor its write
+    assert "extra" not in full.all()
+    assert full.get("f0") == 7  # a field it has already is set
+
+
+def test_a_take_just_after_the_first_rule_is_added_runs_its_reactions(url: str, space: Any) -> None:
+    space.write(("job", 1))
+    space.rules.add("gone", on="take", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    assert space.rules.known
+    space.take(("job", int))
+    assert space.read_all(("gone", int)) == [("gone", 1)]  # when take returned
+
+
+def test_processes_with_rules_react_to_expiries_as_leases_end_once_across_them(url: str, space: Any) -> None:
+    space.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+    space.rules.add("ended", on="expire", path="leased/k", write=[("kind", "path")])
+    with ts.connect(url) as other:
+        assert [r.name for r in other.rules.list()] == ["ended", "gone"]  # it runs a timer too
+        finished(
+            run_child(
+                url,
+                'space.write(("job", 1), lease=0.2)\n'
+                'space.write(("job", 2), lease=0.3)\n'
+                'space.create("leased/k", {"temp": 1.0}, lease=0.2)',
+            )
+        )
+        # Nobody calls: waiting is not calling, the processes' timers run the reactions.
+        assert space.take(("gone", int), timeout=PATIENCE) == ("gone", 1)
+        assert space.take(("gone", int), timeout=PATIENCE) == ("gone", 2)
+        assert space.take(("expire", str), timeout=PATIENCE) == ("expire", "leased/k")
+        assert space.rules.fire() == 0
+        assert other.rules.fire() == 0
+    assert space.count((ANY, ANY)) == 0  # each once
+    assert [(r.name, r.fired) for r in space.rules.list()] == [("ended", 1), ("gone", 2)]
 
 
 def test_a_method_whose_writes_do_not_fit_changes_nothing(url: str) -> None:

@@ -181,7 +181,7 @@ def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_s
     assert what in error["message"]
 
 
-def test_a_rule_added_through_one_server_fires_on_a_write_through_the_other(
+def test_a_rule_added_through_one_server_fires_on_a_change_through_the_other(
     two_servers: tuple[str, str],
 ) -> None:
     first, second = two_servers
@@ -191,9 +191,14 @@ def test_a_rule_added_through_one_server_fires_on_a_write_through_the_other(
         other.write(("reading", "kitchen", 31.5))
         assert other.read_all(("alarm", str)) == [("alarm", "kitchen")]  # when the write returned
         assert [(r.name, r.fired) for r in other.rules.list()] == [("hot", 1)]
-        with pytest.raises(ts.NotSupported, match="Push Logic rules"):
-            other.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
+        house = one.create("house", {"comfort": None})
+        one.create("kitchen", {"temp": 21.0})
+        other.rules.add("comfort", set="house.comfort", to="kitchen.temp >= 19.0")
+        assert house.get("comfort") is True  # set as the rule was added
+        other.record("kitchen").set("temp", 18.0)
+        assert house.get("comfort") is False  # when the set through the other server returned
         other.rules.remove("hot")
+        one.rules.remove("comfort")
         assert one.rules.list() == []
 
 

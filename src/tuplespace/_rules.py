@@ -60,6 +60,7 @@ from ._errors import (
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    RecordNotFound,
     RuleCycle,
     RuleExists,
     RuleNotFound,
@@ -280,7 +281,15 @@ def failure_from_json(text: str | bytes) -> TupleSpaceError:
 # The failures a firing has, by class name, as failure_from_json rebuilds them.
 _FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
     k.__name__: k
-    for k in (EvaluationError, InvalidValue, InvalidTemplate, ValueTooLarge, LimitReached, SpaceFull)
+    for k in (
+        EvaluationError,
+        InvalidValue,
+        InvalidTemplate,
+        ValueTooLarge,
+        LimitReached,
+        SpaceFull,
+        RecordNotFound,
+    )
 }
 
 
@@ -304,6 +313,7 @@ class _Rule:
         self.path: str | None = None  # reactions to record events: the record, and the tag
         self.tag: str | None = None
         self.using: dict[str, str] = {}  # the records its expressions name: name -> path
+        self.records: dict[str, str] = {}  # the records it reads as it fires: name -> path
         self.reads: set[tuple[str, str]] = set()  # push rules: the (path, tag) they read
         self.checks: list[Template] = []  # a reaction's template, one field at a time
         self.succ: set[_Rule] = set()  # the rules it can trigger
@@ -595,6 +605,9 @@ class Rules:
         self._sandbox: Sandbox | None = None
         self._firing_charge, self._step_charge, self.limits = active
         self.max_rules = MAX_RULES
+        # A model of rules a store keeps for every process (Redis), which fires them
+        # itself: the rules are checked and levelled here, and fire nothing.
+        self.model = False
 
     @property
     def limits(self) -> ActiveLimits:
@@ -742,7 +755,7 @@ class Rules:
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row(RuleRow(name, definition))
-        if rule.kind == "push":
+        if rule.kind == "push" and not self.model:
             self.pending.append((rule, None))  # establish the field now
             self.run_pending()
         return rule.info()
@@ -804,31 +817,49 @@ class Rules:
                 raise RuleNotFound(f"no rule named {name!r}")
         return _definition(rule)
 
-    def outcome(self, name: str, kind: str, t: tuple[Any, ...]) -> Outcome | None:
-        """What the reaction ``name`` does for the event ``kind`` of the tuple ``t`` in
-        a space kept elsewhere (Redis), which performs it: the tuples it writes, the
-        templates it takes, in its order, and the fields it sets; None if it does not fire (another kind, a
-        tuple its template does not match, its condition false).  Raises the
-        TupleSpaceError the firing fails with (see :func:`failure`)."""
+    def reads(self, name: str, kind: str, event: tuple[Any, ...] | Change | None) -> dict[str, str] | None:
+        """Whether the rule ``name`` fires for an event in a space kept elsewhere
+        (Redis), which performs it: None if it does not (another kind, a tuple its
+        template does not match, a change of nothing it reads); else the records it
+        reads as it fires (name -> path), whose fields :meth:`outcome` is given.  The
+        event ``kind`` of the tuple ``event``, a record's change ``event``, or None:
+        the firing of a Push Logic rule as it is added."""
         rule = self._rules[name]
-        template = rule.template
-        if kind not in rule.on or template is None or not template.matches(t):
-            return None
-        return _outcome(rule, {"t": t})
+        if event is None:
+            return rule.records if rule.kind == "push" else None
+        if isinstance(event, Change):
+            kind, path = event.kind, event.path
+            if rule.kind == "push":
+                if kind == "update":
+                    fires = (path, event.tag) in rule.reads
+                else:
+                    paths = rule.records.values()
+                    fires = path in paths or (kind == "move" and event.value in paths)
+            elif rule.kind != "record" or kind not in rule.on:
+                fires = False
+            elif kind == "update":
+                fires = path == rule.path and rule.tag in (None, event.tag)
+            else:
+                fires = path == rule.path or (kind == "move" and event.value == rule.path)
+        else:
+            template = rule.template
+            fires = kind in rule.on and template is not None and template.matches(event)
+        return rule.records if fires else None
 
-    def record_outcome(self, name: str, change: Change) -> Outcome | None:
-        """As :meth:`outcome`, for a record's ``change`` and the reaction to record
-        events ``name`` (None for other rules)."""
-        rule = self._rules[name]
-        kind, path = change.kind, change.path
-        if rule.kind != "record" or kind not in rule.on:
-            return None
-        if kind == "update":
-            if path != rule.path or rule.tag not in (None, change.tag):
-                return None
-        elif path != rule.path and not (kind == "move" and change.value == rule.path):
-            return None
-        return _outcome(rule, {"path": path, "tag": change.tag, "value": change.value, "kind": kind})
+    def outcome(
+        self, name: str, event: tuple[Any, ...] | Change | None, records: Mapping[str, Any]
+    ) -> Outcome | None:
+        """What the rule ``name``, which :meth:`reads` says fires for ``event``, does
+        with the fields of the ``records`` it reads (by name): the tuples it writes,
+        the templates it takes, in its order, and the fields it sets; None if its
+        condition is false.  Raises the TupleSpaceError the firing fails with (see
+        :func:`failure`)."""
+        env = dict(records)
+        if isinstance(event, Change):
+            env.update(path=event.path, tag=event.tag, value=event.value, kind=event.kind)
+        elif event is not None and self._rules[name].kind == "reaction":
+            env["t"] = event
+        return _outcome(self._rules[name], env)
 
     # -- building rules --------------------------------------------------------------------
 
@@ -867,7 +898,7 @@ class Rules:
         if not kinds or not kinds <= allowed:
             raise InvalidValue(f"on= is one or more of {sorted(allowed)}, got {sorted(kinds)}", "on")
         rule.on = kinds
-        rule.using = _using(using)
+        rule.using = rule.records = _using(using)
         clash = names & rule.using.keys()
         if clash:
             raise InvalidValue(f"using= names {sorted(clash)}, which the rule's event gives already", "using")
@@ -900,7 +931,8 @@ class Rules:
             if not any(n == var for n, _ in expr.selects):
                 raise InvalidValue(f"{var!r} names a record: read its fields as {var}.tag", "to")
         for var, field in expr.selects:
-            rule.reads.add((rule.using.get(var, var), field))
+            rule.records[var] = rule.using.get(var, var)
+            rule.reads.add((rule.records[var], field))
         rule.sets[(path, tag)] = expr
         return rule
 
@@ -1151,10 +1183,8 @@ class Rules:
             env = {"path": event.path, "tag": event.tag, "value": event.value, "kind": event.kind}
         else:
             return self._push(rule)
-        if rule.using:  # the fields of the records it names, as they are now
-            records = engine.records
-            for var, path in rule.using.items():
-                env[var] = records.all(self._record(path), None)
+        if rule.records:  # the fields of the records it names, as they are now
+            env.update(self._records_env(rule))
         if not _holds(rule.when, env):
             return False
         if not (rule.takes or rule.sets):  # writes alone: the common case
@@ -1207,11 +1237,10 @@ class Rules:
         return rid
 
     def _records_env(self, rule: _Rule) -> dict[str, Any]:
-        """The fields of the records a push rule reads, by name; RecordNotFound if one
-        is missing, a failure of the firing."""
+        """The fields of the records a rule reads as it fires, by name; RecordNotFound
+        if one is missing, a failure of the firing."""
         records = self._engine.records
-        names = {v for v, _ in next(iter(rule.sets.values())).selects}
-        return {var: records.all(self._record(rule.using.get(var, var)), None) for var in names}
+        return {var: records.all(self._record(path), None) for var, path in rule.records.items()}
 
     # -- methods -----------------------------------------------------------------------------
 

@@ -370,6 +370,14 @@ local function rlog(kind, rid, version, path, tag, value)
   rchanged = true
 end
 
+-- ``out``, and 'fire' after it if the space has rules (which the caller runs).
+local function with_rules(out)
+  if rules > 0 then
+    out[#out + 1] = 'fire'
+  end
+  return out
+end
+
 local function ralive(rid)
   local e = redis.call('ZSCORE', REXP, rid)
   return (not e) or tonumber(e) > now
@@ -1030,7 +1038,8 @@ return 1
 
 --[[ rule_add ]]
 -- ARGV: name, the version of the rules the caller checked it against, definition.
--- {'ok', version}, {'stale'} (the rules changed meanwhile) or {'exists'}.
+-- {'ok', version, the seq of the latest event}, {'stale'} (the rules changed meanwhile)
+-- or {'exists'}.
 local v = tonumber(redis.call('HGET', CFG, 'rulev') or '0')
 if v ~= tonumber(ARGV[2]) then
   return {'stale'}
@@ -1044,7 +1053,7 @@ end
 local n = redis.call('HINCRBY', CFG, 'rulen', 1)
 redis.call('HSET', RULES, ARGV[1], n .. ' ' .. ev_last .. ' ' .. ARGV[3])
 redis.call('HSET', CFG, 'rulev', v + 1, 'rules', rules + 1)
-return {'ok', v + 1}
+return {'ok', tostring(v + 1), ev_last}
 
 --[[ rule_remove ]]
 -- ARGV: name.  1 if it was there, 0 if not.
@@ -1080,20 +1089,40 @@ expire_due()
 tell_room()
 return pending(ARGV[1])
 
+--[[ rule_next +records ]]
+-- No ARGV.  Remove what has expired (tuples and records, their events logged), then how
+-- many ms until the next lease of a tuple or a record ends, -1 if none has one.
+expire_due()
+expire_records()
+tell_room()
+tell_records()
+local ms = tonumber(next_expiry())
+local first = redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')
+if first[2] then
+  local left = math.max(tonumber(first[2]) - now, 0)
+  if ms < 0 or left < ms then
+    ms = left
+  end
+end
+return math.ceil(ms)
+
 --[[ rule_fire +records ]]
--- ARGV: ``fired`` as the caller read it, the seq of the event whose reactions these are
--- (those between have none), the version of the rules they were found with, how many
--- events to return at most, then each firing: the rule's name, '' or its failure
--- (JSON), how many tuples it takes and their ids, how many it writes and their
--- encodings and index keys, how many fields it sets and each one's record path, tag and
--- value's encoding.  All of them happen, in one step, ``fired`` becomes the seq, and the
--- answer is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the
--- rules changed), {'retry'} (a tuple to take, or a record to set, is gone).  A firing whose
--- tuples do not fit in the space fails with SpaceFull, changing nothing.
+-- ARGV: ``fired`` as the caller read it ('': these are the firing of a Push Logic rule as
+-- it is added, of no event), the seq of the event whose reactions these are (those
+-- between have none), the version of the rules they were found with, how many events to
+-- return at most, the most fields a record may have, then each firing: the rule's name,
+-- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
+-- and their encodings and index keys, how many fields it sets and each one's record
+-- path, tag and value's encoding, how many records it read and each one's path and
+-- version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
+-- is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the rules
+-- changed), {'retry'} (a tuple to take, or a record to set, is gone, or a record read
+-- changed).  A firing whose tuples do not fit in the space fails with SpaceFull, one
+-- that would give a record too many fields with ValueTooLarge, changing nothing.
 expire_due()
 expire_records()
 local seq = tonumber(ARGV[2])
-if tonumber(redis.call('HGET', CFG, 'fired') or '0') ~= tonumber(ARGV[1]) then
+if ARGV[1] ~= '' and tonumber(redis.call('HGET', CFG, 'fired') or '0') ~= tonumber(ARGV[1]) then
   tell_room()
   return {'moved'}
 end
@@ -1101,7 +1130,8 @@ if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[3] then
   tell_room()
   return {'stale'}
 end
-local firings, i = {}, 5
+local most = tonumber(ARGV[5])
+local firings, i = {}, 6
 while i <= #ARGV do
   local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}}
   local n = tonumber(ARGV[i + 2])
@@ -1129,13 +1159,51 @@ while i <= #ARGV do
     f.sets[j] = {rid, ARGV[i - 1 + 3 * j], ARGV[i + 3 * j]}
   end
   i = i + 1 + 3 * k
+  local r = tonumber(ARGV[i])
+  for j = 1, r do
+    local kept = rget(redis.call('HGET', RPATH, ARGV[i - 1 + 2 * j]))
+    if not (kept and rsplit(kept) == ARGV[i + 2 * j]) then
+      tell_room()
+      return {'retry'}
+    end
+  end
+  i = i + 1 + 2 * r
   firings[#firings + 1] = f
 end
+
+-- The failure of setting the fields ``sets``, as JSON, if a record would have more than
+-- ``most`` fields; else ''.
+local function too_many(sets)
+  local tags, counts = {}, {}
+  for _, set in ipairs(sets) do
+    local rid, tag = set[1], set[2]
+    if not tags[rid] then
+      local _, _, fields = rsplit(redis.call('HGET', REC, rid))
+      tags[rid], counts[rid] = {}, 0
+      for t in string.gmatch(fields, FIELD) do
+        tags[rid][t], counts[rid] = true, counts[rid] + 1
+      end
+    end
+    if not tags[rid][tag] then
+      tags[rid][tag], counts[rid] = true, counts[rid] + 1
+      if counts[rid] > most then
+        local message = 'the record has ' .. most .. ' tags already, the most it may have'
+        return cjson.encode({class = 'ValueTooLarge', message = message, reason = message, path = tag,
+          limit = 'max_fields', maximum = most})
+      end
+    end
+  end
+  return ''
+end
+
 for _, f in ipairs(firings) do
   local failure = f.failure
   if failure == '' and capacity and live_count() - #f.takes + #f.writes > capacity then
     failure = cjson.encode({class = 'SpaceFull', limit = 'capacity', maximum = capacity,
       message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
+  end
+  if failure == '' then
+    failure = too_many(f.sets)
   end
   if failure == '' then
     for _, id in ipairs(f.takes) do
@@ -1156,14 +1224,17 @@ for _, f in ipairs(firings) do
     redis.call('HSET', RST, f.name .. ' e', failure)
   end
 end
-redis.call('HSET', CFG, 'fired', seq)
+if ARGV[1] ~= '' then
+  redis.call('HSET', CFG, 'fired', seq)
+end
 tell_room()
 tell_records()
 return pending(ARGV[4])
 
 --[[ rcreate +records ]]
 -- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
--- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}, {'exists'} if a record has
+-- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}
+-- (and 'fire' if the space has rules, as after each change below), {'exists'} if a record has
 -- the path, {'retry'} if a record linked to moved or ended meanwhile.
 expire_records()
 local path = ARGV[1]
@@ -1187,7 +1258,7 @@ else
     redis.call('HSET', RCR, rid, ARGV[5])
   end
   rlog('create', rid, 1, path, '', ARGV[3])
-  out = {rid}
+  out = with_rules({rid})
 end
 tell_records()
 return out
@@ -1223,7 +1294,7 @@ return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.
 --[[ rset +records ]]
 -- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
 -- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
--- version}; {} if the record is gone, {'full'} if it has that many fields already,
+-- version} (and 'fire'); {} if the record is gone, {'full'} if it has that many fields already,
 -- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
 -- ended meanwhile; {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
@@ -1251,7 +1322,7 @@ else
     if links[1] then
       link(rid, tag, links[1][2])
     end
-    out = {version}
+    out = with_rules({version})
   end
 end
 tell_records()
@@ -1304,7 +1375,8 @@ return out
 
 --[[ rdestroy +records ]]
 -- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
--- even if records contain it.  {version, path, fields} of the record removed, {'retry'}
+-- even if records contain it.  {version, path, fields} of the record removed (and
+-- 'fire'), {'retry'}
 -- if its version is another, {'inuse'} if records contain it, {} if it is gone,
 -- {'revoked'} or {'expired'} if the capability has ended.
 expire_records()
@@ -1318,7 +1390,7 @@ elseif kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
 elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. rid) == 1 then
   out = {'inuse'}
 elseif kept then
-  out = rremove(rid, 'destroy')
+  out = with_rules(rremove(rid, 'destroy'))
 end
 tell_records()
 return out
@@ -1326,7 +1398,7 @@ return out
 --[[ rmove +records ]]
 -- ARGV: rid, its new path, how many ms the old path redirects to it ('': as long as it
 -- lives; '0': not at all), the start of the addresses of the space's records.  {its new
--- version}, {'exists'} if a record has the path, {} if it is gone.  The fields that hold
+-- version} (and 'fire'), {'exists'} if a record has the path, {} if it is gone.  The fields that hold
 -- it get its new address (an update event each).
 expire_records()
 local rid, to = ARGV[1], ARGV[2]
@@ -1352,7 +1424,7 @@ elseif kept then
   for _, held in ipairs(holders(rid)) do
     rwrite(held[1], held[2], '{"$uri":"' .. ARGV[4] .. to .. '"}')
   end
-  out = {version}
+  out = with_rules({version})
 end
 tell_records()
 return out

@@ -202,8 +202,17 @@ async def _create(
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
-            await core.react()
+            await _react(core, len(reply) > 1)
             return AsyncRedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+
+
+async def _react(core: AsyncRedisCore, rules: bool) -> None:
+    """Run the reactions after a change of records: every one not run yet if Redis
+    said the space has ``rules``, else those of the rules this process knows of."""
+    if rules:
+        await core.fire()
+    else:
+        await core.react()
 
 
 async def _linked(core: AsyncRedisCore, tag: str, v: Value) -> tuple[Value, str]:
@@ -1172,6 +1181,7 @@ class AsyncRedisSpace:
         reply = await self._call("rdestroy", [rid, version, ""])
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
+        await _react(self.core, len(reply) > 3)
         return RecordData(URI(self._records_prefix + path), Map(fields), version), False
 
     async def take_record(
@@ -1720,7 +1730,7 @@ class AsyncRedisSpace:
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
         if self._rules is not None:
-            self._rules.close()
+            await self._rules.close()
         for subscription in subscriptions:
             await subscription.close()
         for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
@@ -2776,7 +2786,7 @@ class AsyncRedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
-                await self._core.react()
+                await _react(self._core, len(reply) > 1)
                 return int(reply[0])
 
     async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -2830,7 +2840,7 @@ class AsyncRedisRecord:
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         self.address = URI(here + path)
-        await self._core.react()
+        await _react(self._core, len(reply) > 1)
 
     async def refresh(
         self,
@@ -2876,7 +2886,7 @@ class AsyncRedisRecord:
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
             )
-        await self._core.react()
+        await _react(self._core, len(reply) > 3)
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None

@@ -22,8 +22,13 @@ so each event's reactions run once, in the order of the events, whichever proces
 run them, and a process that dies leaves either all of an event's firings done or none.
 The writes of a firing are events too, whose reactions run after those of the events
 before them.  A write (of any process) whose space has rules runs them before it
-returns, as does a take of a process that knows of rules; :meth:`RedisRules.fire`
-runs them on demand (reactions to expiries, to takes of other processes).
+returns, as does a change of a record, and a take of a process that knows of rules;
+:meth:`RedisRules.fire` runs them on demand (reactions to takes of other processes).
+A process that knows of rules reacting to expiries runs a timer, which asks Redis when
+the next lease of a tuple or record ends, ends it then and runs the reactions (through
+``fired``, as above, so once whichever processes run timers); it looks again at least
+every EXPIRY_LOOK seconds, for the leases other processes grant, and stops as the space
+is closed.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from .._codec import encode
 from .._errors import (
     InvalidValue,
-    NotSupported,
     RecordNotFound,
     RuleExists,
     RuleNotFound,
@@ -48,9 +52,9 @@ from .._methods import ActiveLimits, Sandbox
 from .._records import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
-from .._values import DEFAULT_LIMITS, Value
-from ..client._primitives import Lock
-from ._redis import decode_change, decode_tuple, encode_tuple
+from .._values import DEFAULT_LIMITS, Value, value_key
+from ..client._primitives import Background, Lock
+from ._redis import Wake, decode_change, decode_record, decode_tuple, encode_tuple
 
 if TYPE_CHECKING:
     from ._redis_sync import RedisCore
@@ -60,8 +64,8 @@ __all__ = ["RedisRules"]
 log = logging.getLogger("tuplespace")
 
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
+EXPIRY_LOOK = 1.0  # the most seconds between two looks of the timer for leases that end
 _Args = list[Any]  # the arguments of a script
-_RECORDS = "Push Logic rules and rules that read records (to=, using=), which a space kept in Redis lacks"
 
 
 class RedisRules:
@@ -81,7 +85,7 @@ class RedisRules:
 
     def __init__(self, core: RedisCore) -> None:
         self._core = core
-        self._model = Space()
+        self._model = _model()
         self._version = b""  # of the rules in Redis the model holds ('': none read yet)
         self._order: list[str] = []  # the names of the rules, in the order they were added
         self._since: dict[str, int] = {}  # each rule's first event: the events after this seq
@@ -91,6 +95,9 @@ class RedisRules:
         self.max_rules = MAX_RULES
         self.limits = ActiveLimits()
         self._sandbox: Sandbox | None = None
+        self._timer: Background | None = None  # runs the reactions to expiries as leases end
+        self._tick = Wake()  # wakes the timer as the space closes
+        self._closed = False
 
     def sandbox(self) -> Sandbox:
         """The Lua state in which this process runs the methods of the space's records."""
@@ -119,15 +126,17 @@ class RedisRules:
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
     ) -> RuleInfo:
-        """Add a reaction to tuple events or to record events (see
-        :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  Rules
-        that set fields (``set``, ``to``) or read records (``using``) raise
-        :class:`~tuplespace.NotSupported`."""
-        if to is not None or using:
-            raise NotSupported(_RECORDS)
+        """Add a reaction to tuple events or to record events, or a Push Logic rule
+        (see :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  A
+        Push Logic rule sets its field at once, as any process then does after each
+        change of a field it reads."""
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         with self._modelling:
-            return self._add(name, on, template, path, tag, when, write, take, set, principal)
+            info = self._add(name, on, template, path, tag, when, write, take, set, to, using, principal)
+        if info.kind != "push":
+            return info
+        self._establish(name)
+        return self.get(name)
 
     def _add(
         self,
@@ -140,6 +149,8 @@ class RedisRules:
         write: _Args,
         take: _Args,
         set: str | Mapping[str, str] | None,
+        to: str | None,
+        using: Mapping[str, str] | None,
         principal: str,
     ) -> RuleInfo:
         while True:
@@ -154,6 +165,8 @@ class RedisRules:
                 tag=tag,
                 when=when,
                 set=set,
+                to=to,
+                using=using,
                 write=write,
                 take=take,
                 principal=principal,
@@ -164,8 +177,11 @@ class RedisRules:
                 rules.remove(name)
                 raise
             reply = self._core.call("rule_add", [name, self._version, definition])
-            if reply[0] == b"ok":
-                self._version = b""  # the model is read again, with the rule's first event
+            if reply[0] == b"ok":  # the model holds the rules of that version now
+                self._version = reply[1]
+                self._order.append(name)
+                self._since[name] = int(reply[2])
+                self._time_expiries()
                 return rules.get(name)
             if reply[0] == b"exists":
                 rules.remove(name)
@@ -213,7 +229,7 @@ class RedisRules:
         """Make the model hold the rules ``kept`` (name, then what Redis keeps of it);
         StoreError naming a rule that Redis does not keep as a rule is kept."""
         rules = []
-        model = Space()
+        model = _model()
         try:
             for name, entry in zip(kept[::2], kept[1::2], strict=True):
                 try:
@@ -235,6 +251,7 @@ class RedisRules:
         self._order = [name for _, name, _, _ in rules]
         self._since = {name: since for _, name, since, _ in rules}
         self._version = version
+        self._time_expiries()
 
     def _damaged(self, name: str, why: str) -> StoreError:
         space = self._core.options.space
@@ -281,9 +298,27 @@ class RedisRules:
                     firings = self._firings(seq, kind, event)
                     if firings:
                         break
-                reply = self._core.call("rule_fire", [fired, seq, self._version, EVENTS_READ, *firings])
+                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
                 if len(reply) > 1:
                     ran += seq - fired
+
+    def _fire_args(self) -> _Args:
+        """The arguments of ``rule_fire`` after the seq: the version of the rules, the
+        events to return, the most fields a record may have."""
+        return [self._version, EVENTS_READ, DEFAULT_LIMITS.max_fields]
+
+    def _establish(self, name: str) -> None:
+        """Set the field of the Push Logic rule ``name``, just added, to its value."""
+        while True:
+            firing = self._firing_of(name, "", None)
+            reply = self._core.call("rule_fire", ["", 0, *self._fire_args(), *firing])
+            if len(reply) > 1:
+                return
+            if reply[0] == b"stale":  # the rules changed meanwhile: is it still there?
+                with self._modelling:
+                    self._follow()
+                if name not in self._since:
+                    return
 
     def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change) -> _Args:
         """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
@@ -293,13 +328,21 @@ class RedisRules:
                 args += self._firing_of(name, kind, t)
         return args
 
-    def _firing_of(self, name: str, kind: str, t: tuple[Value, ...] | Change) -> _Args:
+    def _firing_of(self, name: str, kind: str, event: tuple[Value, ...] | Change | None) -> _Args:
         """What ``rule_fire`` needs of the firing of ``name`` for an event, of a tuple
-        ``t`` or the change ``t`` of a record (nothing if it does not fire): its name,
-        its failure or '', the ids it takes, the tuples it writes."""
+        or the change of a record (None: of the Push Logic rule ``name`` as it is
+        added); nothing if it does not fire: its name, its failure or '', the ids it
+        takes, the tuples it writes, the fields it sets, the versions of the records
+        it read."""
         rules = self._model.rules
+        named = rules.reads(name, kind, event)
+        if named is None:
+            return []
+        read: dict[str, tuple[bytes, dict[str, Value]]] = {}  # by path: the version and fields
         try:
-            outcome = rules.record_outcome(name, t) if isinstance(t, Change) else rules.outcome(name, kind, t)
+            for path in named.values():
+                read[path] = self._record(path)
+            outcome = rules.outcome(name, event, {var: read[path][1] for var, path in named.items()})
             if outcome is None:
                 return []
             writes, takes, sets = outcome
@@ -315,14 +358,66 @@ class RedisRules:
                 _, data, keys = encode_tuple(w)
                 items += (data, keys)
             fields: _Args = []
+            push = rules.get(name).kind == "push"
             for path, tag, value in sets:
-                if not self._core.call("rget", ["path", path]):
-                    raise RecordNotFound(f"no record at {path!r}")
+                if path not in read:
+                    read[path] = self._record(path)
+                kept = read[path][1]
+                if push and tag in kept and value_key(kept[tag]) == value_key(value):
+                    continue  # a Push Logic rule sets its field when its value changes
                 fields += (path, tag, encode(check_field(tag, value, DEFAULT_LIMITS)))
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0, 0]
-        return [name, "", len(ids), *ids, len(writes), *items, len(sets), *fields]
+            return [name, failure_to_json(exc), 0, 0, 0, 0]
+        versions: _Args = [len(read)]
+        for path, (version, _) in read.items():
+            versions += (path, version)
+        return [name, "", len(ids), *ids, len(writes), *items, len(fields) // 3, *fields, *versions]
+
+    def _record(self, path: str) -> tuple[bytes, dict[str, Value]]:
+        """The version and fields of the record at ``path``; RecordNotFound, a failure
+        of the firing, if there is none."""
+        reply = self._core.call("rget", ["path", path])
+        if len(reply) < 2:
+            raise RecordNotFound(f"no record at {path!r}")
+        version, _, fields = decode_record(reply[1])
+        return str(version).encode(), fields
+
+    # -- the timer of expiries ----------------------------------------------------------------
+
+    def _time_expiries(self) -> None:
+        """Start the timer if a rule reacts to expiries (of tuples, or of records)."""
+        expiries = any("expire" in info.on for info in self._model.rules.list())
+        if expiries and self._timer is None and not self._closed:
+            self._timer = Background(self._expiries)
+
+    def _expiries(self) -> None:
+        """The timer: end the leases that have ended and run the reactions, then wait
+        until the next one ends (at most EXPIRY_LOOK seconds), until the space closes."""
+        while not self._closed:
+            try:
+                ms = int(self._core.call("rule_next", []))
+                self.fire()
+            except Exception as exc:  # Redis out of reach, a damaged rule: logged, and looked at again
+                if self._closed or self._core.closed():
+                    return
+                log.warning(
+                    "the reactions to expiries of space %r were not run: %s", self._core.options.space, exc
+                )
+                ms = -1
+            self._tick.wait(EXPIRY_LOOK if ms < 0 else min(ms / 1000.0, EXPIRY_LOOK))
 
     def close(self) -> None:
-        """Let go of the model of the rules."""
+        """Stop the timer; let go of the model of the rules."""
+        self._closed = True
+        self._tick.set()
+        if self._timer is not None:
+            self._timer.stop()
         self._model.close()
+
+
+def _model() -> Space:
+    """An embedded space whose rules are a model of those in Redis: checked and given
+    their levels there, fired by this module."""
+    space = Space()
+    space.rules.model = True
+    return space

@@ -203,8 +203,17 @@ def _create(
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
-            core.react()
+            _react(core, len(reply) > 1)
             return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
+
+
+def _react(core: RedisCore, rules: bool) -> None:
+    """Run the reactions after a change of records: every one not run yet if Redis
+    said the space has ``rules``, else those of the rules this process knows of."""
+    if rules:
+        core.fire()
+    else:
+        core.react()
 
 
 def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
@@ -1155,6 +1164,7 @@ class RedisSpace:
         reply = self._call("rdestroy", [rid, version, ""])
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
+        _react(self.core, len(reply) > 3)
         return RecordData(URI(self._records_prefix + path), Map(fields), version), False
 
     def take_record(
@@ -2745,7 +2755,7 @@ class RedisRecord:
             if reply[0] == b"cycle":
                 raise ContainmentCycle(f"{self.address} cannot contain {v}: {v} contains it")
             if reply[0] != b"retry":  # else the record it holds moved or ended meanwhile
-                self._core.react()
+                _react(self._core, len(reply) > 1)
                 return int(reply[0])
 
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -2799,7 +2809,7 @@ class RedisRecord:
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
         self.address = URI(here + path)
-        self._core.react()
+        _react(self._core, len(reply) > 1)
 
     def refresh(
         self,
@@ -2845,7 +2855,7 @@ class RedisRecord:
             raise RecordInUse(
                 f"{self.address} is contained by other records: destroy(force=True) empties their fields"
             )
-        self._core.react()
+        _react(self._core, len(reply) > 3)
 
     def watch(
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
