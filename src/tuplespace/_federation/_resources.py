@@ -116,6 +116,17 @@ def error_message(error: ApiError) -> Message:
     return Message(code=coap_code(error.status), options=[(CONTENT_FORMAT, b"\x32")], payload=body)
 
 
+def _record_id(request: Message) -> int | None:
+    """The record number a request on a record gives with ``?id=<n>`` (None: none)."""
+    for item in request.query:
+        if item.startswith("id="):
+            rid = item[3:]
+            if not rid.isdigit() or not rid.isascii():
+                raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+            return int(rid)
+    return None
+
+
 class _Target:
     """What a request names: a record of a space, and maybe one of its fields."""
 
@@ -244,7 +255,7 @@ class SpacesResource:
                 return self._credit(request, segments[0], segments[2:])
             if method == POST:
                 return self._create(request, segments)
-            target = self._target(segments)
+            target = self._target(segments, request)
             if method == GET:
                 return self._get(target, request, accept)
             if method == PUT:
@@ -252,7 +263,7 @@ class SpacesResource:
             if method == DELETE:
                 if target.tag is not None:
                     raise ApiError(405, "method_not_allowed", "a field is not deleted; set it to null")
-                target.record.destroy(force=_query(request, ("force",)).get("force") == "1")
+                target.record.destroy(force=_query(request, ("force", "id")).get("force") == "1")
                 return Message(code=DELETED)
             raise ApiError(405, "method_not_allowed", f"{code_text(method)} is not a method of records")
         except ApiError as exc:
@@ -274,7 +285,7 @@ class SpacesResource:
         if len(path) < 3 or path[0] != "spaces" or request.code != GET:
             return None  # the render answers what it is
         try:
-            target = self._target(path[1:])
+            target = self._target(path[1:], request)
         except (ApiError, TupleSpaceError):
             return None  # the render answers the error
         watched = self._watched.get(target.key)
@@ -379,8 +390,8 @@ class SpacesResource:
     ) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
         """A peer's watch of a record (``?op=watch``), through the handle its path
         names (a capability's too): what opens it after an event, and the event asked for."""
-        since = since_param(_query(request, ("op", "since")).get("since"), "since")
-        target = self._target(segments)
+        since = since_param(_query(request, ("op", "since", "id")).get("since"), "since")
+        target = self._target(segments, request)
         if target.tag is not None:
             raise ApiError(400, "bad_request", "a field is not watched: observe it with GET", "op")
         record = target.record
@@ -436,9 +447,18 @@ class SpacesResource:
         """The address of a record as text (resolved without building a URI)."""
         return f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}"
 
-    def _target(self, segments: tuple[str, ...]) -> _Target:
+    def _target(self, segments: tuple[str, ...], request: Message) -> _Target:
         """The record the path names, or (when no record has the whole path) the
-        field named by its last segment of the record named by the others."""
+        field named by its last segment of the record named by the others; with
+        ``?id=<n>``, only if that record is the one numbered ``n`` (a handle names one
+        record, not the path a new record may take after it)."""
+        target = self._at(segments)
+        rid = _record_id(request)
+        if rid is not None and (target.record.is_capability or target.record.rid != rid):
+            raise RecordNotFound(f"no record numbered {rid} at {'/'.join(segments[1:])}")
+        return target
+
+    def _at(self, segments: tuple[str, ...]) -> _Target:
         space, path = self._space(segments)
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
@@ -464,9 +484,12 @@ class SpacesResource:
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return answer_value(value, accept)
-        query = _query(request, ("tags", "snapshot", "handle"))
-        if "handle" in query:  # what the handle the path names allows
-            return answer_value(Map({"operations": tuple(sorted(record.operations))}), accept)
+        query = _query(request, ("tags", "snapshot", "handle", "id"))
+        if "handle" in query:  # what the handle the path names allows, and its record's number
+            handle: dict[str, Value] = {"operations": tuple(sorted(record.operations))}
+            if not record.is_capability:
+                handle["id"] = record.rid
+            return answer_value(Map(handle), accept)
         if "snapshot" in query:
             return answer_value(record_data(record.snapshot()), accept)
         tags = query.get("tags")
@@ -656,7 +679,8 @@ class SpacesResource:
         found = space.find(template, under, limit + 1)
         more = len(found) > limit and (requested is None or requested > most)
         addresses = tuple(record.address for record in found[:limit])
-        return answer_value(Map({"records": addresses, "more": more}), accept)
+        ids = tuple(record.rid for record in found[:limit])
+        return answer_value(Map({"records": addresses, "ids": ids, "more": more}), accept)
 
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
@@ -760,7 +784,8 @@ class SpacesResource:
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
         query = _query(
-            request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal", "carried")
+            request,
+            ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal", "carried", "id"),
         )
         lease = _seconds(query, "lease")
         credit = query.get("credit")
@@ -770,9 +795,9 @@ class SpacesResource:
                 400, "bad_request", "principal names who pays: a create, refresh, clone or call", "principal"
             )
         if op in ("refresh", "clone", "move"):
-            return self._change(self._target(segments).record, op, query, lease, credit, request)
+            return self._change(self._target(segments, request).record, op, query, lease, credit, request)
         if op == "call":
-            return self._call(self._target(segments), query, request)
+            return self._call(self._target(segments, request), query, request)
         if op not in ("create", "read_only"):
             raise ApiError(
                 400, "bad_request", f"op is create, refresh, clone, move, call or read_only, not {op!r}", "op"
@@ -781,19 +806,26 @@ class SpacesResource:
         if carried and (query["carried"] != "1" or credit is None):
             raise ApiError(400, "bad_request", "carried=1 says the credit= comes with the record", "carried")
         if "capability" in query:  # a capability on the record: its address
-            record = self._target(segments).record
+            record = self._target(segments, request).record
             ops = {op for op in query["capability"].split(",") if op}
             accept = content_format(request.number(ACCEPT), 406)
             return answer_value(record.capability(ops, lease=lease).address, accept, CREATED)
         if op == "read_only":  # the record's $RO handle: its address
             accept = content_format(request.number(ACCEPT), 406)
-            return answer_value(self._target(segments).record.read_only().address, accept, CREATED)
+            return answer_value(self._target(segments, request).record.read_only().address, accept, CREATED)
+        if "id" in query:
+            raise ApiError(400, "bad_request", "a new record is given its number: no id", "id")
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
-        answer = Message(code=CREATED)
-        for segment in ("spaces", *segments):
-            answer.add(LOCATION_PATH, segment)
+        accept = content_format(request.number(ACCEPT), 406)
+
+        def answer(record: Record) -> Message:
+            created = answer_value(record.rid, accept, CREATED)  # its number: what a handle names
+            for segment in ("spaces", *segments):
+                created.add(LOCATION_PATH, segment)
+            return created
+
         if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
             work = asyncio.to_thread(
                 space.create,
@@ -804,9 +836,10 @@ class SpacesResource:
                 principal=_principal(query),
                 carried=carried,
             )
-            return self._done(work, lambda _: answer)
-        space.create("/".join(path), fields, credit, lease, principal=_principal(query), carried=carried)
-        return answer
+            return self._done(work, answer)
+        return answer(
+            space.create("/".join(path), fields, credit, lease, principal=_principal(query), carried=carried)
+        )
 
     def _change(
         self,
