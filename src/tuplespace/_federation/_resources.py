@@ -37,7 +37,7 @@ from .._record import Record, RecordData
 from .._records import DEFAULT_PRINCIPAL
 from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
-from .._templates import Template
+from .._templates import Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
@@ -114,6 +114,21 @@ def error_message(error: ApiError) -> Message:
     """The answer of an error: its CoAP code, and the JSON error body as diagnostic payload."""
     body = orjson.dumps(error.body())
     return Message(code=coap_code(error.status), options=[(CONTENT_FORMAT, b"\x32")], payload=body)
+
+
+_MAX_PENDING = 1000
+"""Events a peer's subscription holds at the node before it catches up from the log
+(its notifications take them as they come, bounded in bytes: see EventFeed)."""
+
+
+def _presence(text: str | None) -> tuple[int, int] | None:
+    """``present=<upto>,<at>``: where a subscription's present events stood."""
+    if text is None:
+        return None
+    upto, _, at = text.partition(",")
+    if not (upto.isdigit() and at.isdigit() and upto.isascii() and at.isascii()):
+        raise ApiError(400, "bad_request", "present is <upto>,<at>: two sequence numbers", "present")
+    return int(upto), int(at)
 
 
 def _record_id(request: Message) -> int | None:
@@ -337,7 +352,7 @@ class SpacesResource:
                 raise NotFound(f"this node has no space {segments[0]!r}")
             aspace = self._aspace(segments[0], space)
             if op == "subscribe":
-                opened, since = self._subscription(request, space, aspace)
+                opened, since = self._subscription(request, space)
                 ended = _SPACE_CLOSED
             elif op == "watch_records":
                 opened, since = _record_changes(request, aspace)
@@ -404,13 +419,16 @@ class SpacesResource:
         return opened, since
 
     def _subscription(
-        self, request: Message, space: Space, aspace: AsyncSpace
+        self, request: Message, space: Space
     ) -> tuple[Callable[[int | None], AsyncSubscription], int | None]:
         """A peer's subscription to the events of a space: FETCH
         ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
         Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
-        tuple) as payload.  What opens it after an event, and the event asked for."""
-        query = _query(request, ("op", "events", "since", "existing"))
+        tuple) as payload; ``&present=<upto>,<at>`` with ``since`` goes on with the
+        present events of a subscription from where they stood (see
+        :attr:`tuplespace.Subscription.presence`).  What opens it after an event,
+        and the event asked for."""
+        query = _query(request, ("op", "events", "since", "existing", "present"))
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
         kinds = _kinds(query, EVENT_KINDS)
@@ -419,10 +437,17 @@ class SpacesResource:
         if existing not in ("true", "false"):
             raise ApiError(400, "bad_request", "existing is true or false", "existing")
         check_existing(existing == "true", since)
+        present = _presence(query.get("present"))
         template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        if present is not None and since is None:
+            raise ApiError(400, "bad_request", "present goes on from since=<seq>: give both", "present")
+        templates = feed_templates(template)
 
         def opened(since: int | None) -> AsyncSubscription:
-            return aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+            feed = space.core.subscribe(
+                templates, kinds, since, _MAX_PENDING, None, existing == "true", present
+            )
+            return AsyncSubscription(space, feed)
 
         return opened, since
 
