@@ -67,6 +67,7 @@ from ._message import (
     code_text,
 )
 from ._network import Address
+from ._oscore import PeerRequest
 from ._remote import CREDIT, RULES
 
 __all__ = [
@@ -477,18 +478,18 @@ class SpacesResource:
         field named by its last segment of the record named by the others; with
         ``?id=<n>``, only if that record is the one numbered ``n`` (a handle names one
         record, not the path a new record may take after it)."""
-        target = self._at(segments)
+        target = self._at(segments, _payer(request))
         rid = _record_id(request)
         if rid is not None and (target.record.is_capability or target.record.rid != rid):
             raise RecordNotFound(f"no record numbered {rid} at {'/'.join(segments[1:])}")
         return target
 
-    def _at(self, segments: tuple[str, ...]) -> _Target:
+    def _at(self, segments: tuple[str, ...], payer: str) -> _Target:
         space, path = self._space(segments)
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
-            moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
+            moved = moved_away(space, "/".join(path), payer)
             if moved is not None:
                 raise moved from None
             if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
@@ -496,7 +497,7 @@ class SpacesResource:
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
             except RecordNotFound:
-                moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
+                moved = moved_away(space, "/".join(path[:-1]), payer)
                 if moved is not None:
                     raise moved from None
                 raise
@@ -858,12 +859,14 @@ class SpacesResource:
                 fields,
                 credit,
                 lease,
-                principal=_principal(query),
+                principal=_principal(query, request),
                 carried=carried,
             )
             return self._done(work, answer)
         return answer(
-            space.create("/".join(path), fields, credit, lease, principal=_principal(query), carried=carried)
+            space.create(
+                "/".join(path), fields, credit, lease, principal=_principal(query, request), carried=carried
+            )
         )
 
     def _change(
@@ -880,12 +883,14 @@ class SpacesResource:
         address) on a record."""
         accept = content_format(request.number(ACCEPT), 406)
         if op == "refresh":
-            return answer_value(record.refresh(credit, lease, principal=_principal(query)), accept, CHANGED)
+            return answer_value(
+                record.refresh(credit, lease, principal=_principal(query, request)), accept, CHANGED
+            )
         to = query.get("to")
         if to is None:
             raise ApiError(400, "bad_request", f"{op} names its new path: ?to=<path>", "to")
         if op == "clone":
-            clone = record.clone(to, credit, lease, principal=_principal(query))
+            clone = record.clone(to, credit, lease, principal=_principal(query, request))
             return answer_value(clone.address, accept, CREATED)
         redirect = {} if "redirect_lease" not in query else {"redirect_lease": _redirect(query)}
         if to.startswith("coap://"):  # to another node: requests of its own, from a thread (as in _put)
@@ -907,7 +912,7 @@ class SpacesResource:
         if not isinstance(args, tuple):
             raise InvalidValue("a call's payload is the array of its arguments", "args")
         accept = content_format(request.number(ACCEPT), 406)
-        work = asyncio.to_thread(target.record.call, target.tag, *args, principal=_principal(query))
+        work = asyncio.to_thread(target.record.call, target.tag, *args, principal=_principal(query, request))
         return self._done(work, lambda value: answer_value(value, accept, CHANGED))
 
     def _rules(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
@@ -950,7 +955,7 @@ class SpacesResource:
         if unknown:
             raise ApiError(400, "bad_request", f"a rule has no field {unknown[0]!r}", unknown[0])
         rule_name, args = definition_from_wire(body, space.limits)
-        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query), **args)
+        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query, request), **args)
         return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
 
     def _credit(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
@@ -988,7 +993,7 @@ class SpacesResource:
                 "expires": c.expires,
             }
             return _json(CONTENT, answer)
-        principal = _principal(_query(request, ("principal",)))
+        principal = _principal(_query(request, ("principal",)), request)
         if method == GET:
             return _json(CONTENT, {"principal": principal, "balance": to_wire(space.account(principal))})
         if request.number(CONTENT_FORMAT) != JSON:
@@ -1069,12 +1074,19 @@ def _record_changes(
     return opened, since_param(query.get("since"), "since")
 
 
-def _principal(query: dict[str, str]) -> str:
-    """Whose account pays a rule's firings, a method's steps or a record's credit: ``?principal=`` (which
-    the node's permissions let only a peer allowed ``all`` name), else the space's default."""
+def _payer(request: Message) -> str:
+    """Whose account pays for a request naming none: an OSCORE peer's own (its name in
+    the keys file), else (an anonymous peer) the space's default account."""
+    return request.sender if isinstance(request, PeerRequest) else DEFAULT_PRINCIPAL
+
+
+def _principal(query: dict[str, str], request: Message) -> str:
+    """Whose account pays a rule's firings, a method's steps or a record's credit:
+    ``?principal=`` (which the node's permissions let only a peer allowed ``all`` name
+    unless it is its own), else the peer's (see :func:`_payer`)."""
     named = query.get("principal")
     if named is None:
-        return DEFAULT_PRINCIPAL
+        return _payer(request)
     if not named:
         raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
     return named
