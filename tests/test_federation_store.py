@@ -46,6 +46,32 @@ def test_a_node_keeps_its_spaces_records_and_references_across_a_restart(tmp_pat
             wait_until(lambda: kitchen.get("$refcount") == 0, "the dropped reference to lapse")
 
 
+def test_a_redirection_to_another_node_survives_a_restart(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'node.db'}"
+    with ts.Node("coap://127.0.0.1:0/", **TIMERS) as b:  # type: ignore[arg-type]
+        b.space("house")
+        a = ts.Node("coap://127.0.0.1:0/", store=store, **TIMERS)  # type: ignore[arg-type]
+        base = a.base_uri
+        try:
+            home = a.space("home")
+            jam = home.create("jam", {"jars": 3})
+            shared = jam.capability({"read"})
+            home.create("tea", {"bags": 20}).move(b.base_uri + "spaces/house/tea", redirect_lease=0)
+            jam.move(b.base_uri + "spaces/house/jam", redirect_lease=None)
+        finally:
+            a.close()
+        with ts.Node(base, store=store, **TIMERS) as again:  # type: ignore[arg-type]
+            followed = b.record(base + "spaces/home/jam")
+            assert followed.get("jars") == 3
+            assert followed.address == ts.URI(b.base_uri + "spaces/house/jam")
+            assert b.record(shared.address).get("jars") == 3  # the capability's address too
+            with pytest.raises(ts.RecordNotFound):
+                b.record(base + "spaces/home/tea").get("bags")  # moved without a redirection
+            again.space("home").create("jam", {"jars": 0})  # a record takes the path: it ends
+        with ts.Node(base, store=store, **TIMERS) as third:  # type: ignore[arg-type]
+            assert third.record(base + "spaces/home/jam").get("jars") == 0
+
+
 def test_a_nodes_store_is_checked(tmp_path: Path) -> None:
     for store, says in [
         ("nowhere", "a node's store is memory: or sqlite:PATH"),

@@ -87,7 +87,7 @@ logger = logging.getLogger("tuplespace")
 _R = TypeVar("_R")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 _STORED_OPTIONS = (
     "order",
@@ -165,8 +165,13 @@ def _add_rules_v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_moved_to_v5(db: sqlite3.Connection) -> None:
+    """Redirections to another node: the record's address there (NULL: in the space)."""
+    db.execute("ALTER TABLE redirections ADD COLUMN moved_to TEXT")
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4}
+MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4, 4: _add_moved_to_v5}
 
 # Where each kind of row is kept: (table, its key column).
 _TABLES: dict[type[Row], tuple[str, str]] = {
@@ -285,7 +290,9 @@ class _File:
                 CapabilityRow._make,
             ),
             self._read(
-                name, "SELECT path, rid, expires FROM redirections WHERE space = ?", RedirectRow._make
+                name,
+                "SELECT path, rid, expires, moved_to FROM redirections WHERE space = ?",
+                RedirectRow._make,
             ),
             self._read(
                 name, "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", RuleRow._make

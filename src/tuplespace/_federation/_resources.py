@@ -496,7 +496,7 @@ class SpacesResource:
                 raise
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
-            except RecordNotFound:
+            except (RecordNotFound, CapabilityRevoked):  # a capability's, once gone from memory too
                 moved = moved_away(space, "/".join(path[:-1]), payer)
                 if moved is not None:
                     raise moved from None
