@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tuplespace as ts
-from helpers import PATIENCE
+from coapnet import FAST, LossyNetwork
+from helpers import PATIENCE, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._cbor import JSON, encode_cbor
 from tuplespace._federation._loop import LoopThread
@@ -41,6 +42,7 @@ from tuplespace._federation._message import (
 from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
 from tuplespace._rate import RateLimiter
 
+NODE_FAST = {"timeout": PATIENCE, **FAST}
 SECRET = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
 SALT = bytes.fromhex("9e7ca92223786340")
 UNAUTHORIZED, BAD_REQUEST, BAD_OPTION, FORBIDDEN, TOO_MANY = 129, 128, 130, 131, 157
@@ -461,6 +463,32 @@ def test_an_oscore_peer_pays_from_its_own_account(tmp_path: Path) -> None:
         with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as anonymous:
             anonymous.record(rec.address).refresh(credit=1)
         assert (bank.account("default"), bank.account("b")) == (64, after_call - 1)
+
+
+def test_an_oscore_observation_registers_again_with_a_fresh_request(tmp_path: Path) -> None:
+    network = LossyNetwork(11)
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
+    # Notifications fresh for 3 s (longer than the node takes to give one up, 1.1 s here):
+    # then the peer that heard none registers again.
+    with ts.Node("coap://127.0.0.1:0/", keys=keys, network=network, max_age=3, **NODE_FAST) as a:
+        kitchen = a.space("home").create("kitchen", {"temp": 20})
+        with _peer_of(a, tmp_path, "0b", network=network, **FAST) as b:
+            seen: queue.Queue[Any] = queue.Queue()
+            upcall = b.record(kitchen.address).on_change(seen.put, tag="temp")
+            kitchen.set("temp", 21)
+            assert seen.get(timeout=PATIENCE) == 21
+            network.drop = lambda source, data: source[1] == a.port  # its notifications are lost
+            kitchen.set("temp", 22)
+            wait_until(lambda: a.statistics()["observations"] == 0, "the node to give the observation up")
+            network.drop = lambda source, data: False
+            states = [seen.get(timeout=PATIENCE)]
+            while states[-1] != 22:  # registered again, sealed anew: its answer is the state now
+                states.append(seen.get(timeout=PATIENCE))
+            assert set(states) <= {21, 22}
+            kitchen.set("temp", 23)
+            assert seen.get(timeout=PATIENCE) == 23
+            upcall.cancel()
+        assert a.statistics()["refused_oscore"] == 0
 
 
 def test_capability_addresses_work_from_any_peer(tmp_path: Path) -> None:
