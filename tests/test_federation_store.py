@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
+from tuplespace.server import Server, create_app
 
 # Short timers: the test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 1.0}
@@ -70,6 +72,25 @@ def test_a_redirection_to_another_node_survives_a_restart(tmp_path: Path) -> Non
             again.space("home").create("jam", {"jars": 0})  # a record takes the path: it ends
         with ts.Node(base, store=store, **TIMERS) as third:  # type: ignore[arg-type]
             assert third.record(base + "spaces/home/jam").get("jars") == 0
+
+
+def test_a_space_made_anew_under_a_deleted_name_is_served_under_that_name(tmp_path: Path) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as node:
+        live = Server(create_app(tmp_path / "data", node=node), port=0)
+        thread = live.start_in_thread()
+        try:
+            with httpx.Client(base_url=live.url, timeout=PATIENCE) as http:
+                kitchen = {"path": "kitchen", "fields": {"temp": 20}}
+                assert http.post("/spaces/home/records/create", json=kitchen).status_code == 201
+                assert http.delete("/spaces/home").status_code == 204
+                made = http.post("/spaces/home/records/create", json=kitchen)  # stored apart: it starts empty
+                assert made.status_code == 201, made.text
+                address = made.json()["record"]["address"]["$uri"]
+            assert address == node.base_uri + "spaces/home/kitchen"
+            assert node.record(address).get("temp") == 20
+        finally:
+            live.stop()
+            thread.join(PATIENCE)
 
 
 def test_a_nodes_store_is_checked(tmp_path: Path) -> None:
