@@ -799,7 +799,7 @@ class CoapSpace(_Space, CreditCalls):
         :class:`~tuplespace.RecordNotFound` when no record is there."""
         handle = RemoteRecord(self, _address(self.url, ref))
         handle.ask()
-        return handle
+        return handle.identified()
 
     def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
@@ -1052,7 +1052,7 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         """See :meth:`CoapSpace.record`."""
         handle = AsyncRemoteRecord(self, _address(self.url, ref))
         await handle.ask()
-        return handle
+        return handle.identified()
 
     async def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CREDIT",
-    "record_id",
     "RULES",
     "AsyncHost",
     "AsyncRemoteRecord",
@@ -51,6 +50,7 @@ __all__ = [
     "error_of",
     "http_status",
     "moved_to",
+    "record_id",
 ]
 
 log = logging.getLogger("tuplespace")
@@ -297,12 +297,11 @@ class _Handle:
 
     def _known(self, answer: Value) -> frozenset[str]:
         """What a handle allows, from the node's answer to ``?handle``, and the number
-        of the record it names, which its requests name from then on."""
+        of the record it names, which its requests name from then on (its identity,
+        :meth:`_key`, stays what it was made with: see ``identified``)."""
         operations = _operations(answer)
         rid = answer.get("id") if isinstance(answer, Map) else None
         if type(rid) is int:
-            if self._id is None and self._location == self._address:
-                self._id = rid
             self._checked = rid
         return operations
 
@@ -389,6 +388,11 @@ class RemoteRecord(_Handle):
         self._operations = self._known(self._do(_HANDLE))
         return self._operations
 
+    def identified(self) -> RemoteRecord:
+        """A handle on the record where this one found it, named by its number there
+        (known once asked, :meth:`ask`): equal to the other handles on that record."""
+        return RemoteRecord(self._node, self._location, self._operations, self._owner, self._checked)
+
     def _resolved(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
         if self._target is None:
             from ._node import peer_of
@@ -469,7 +473,7 @@ class RemoteRecord(_Handle):
         :meth:`tuplespace.Record.clone`), funded as :meth:`refresh` is."""
         clone = RemoteRecord(self._node, _address_answered(self._do(_clone(path, credit, lease, principal))))
         clone.ask()  # its number
-        return clone
+        return clone.identified()
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the new ``path`` in its space, or move it to another node
@@ -563,6 +567,11 @@ class AsyncRemoteRecord(_Handle):
         self._operations = self._known(await self._do(_HANDLE))
         return self._operations
 
+    def identified(self) -> AsyncRemoteRecord:
+        """See :meth:`RemoteRecord.identified`."""
+        operations = FULL_OPERATIONS if self._operations is None else self._operations
+        return AsyncRemoteRecord(self._host, self._location, operations, self._owner, self._checked)
+
     async def _do(self, ask: _Ask) -> Value:
         from ._node import peer_of
 
@@ -634,7 +643,7 @@ class AsyncRemoteRecord(_Handle):
         answer = await self._do(_clone(path, credit, lease, principal))
         clone = AsyncRemoteRecord(self._host, _address_answered(answer))
         await clone.ask()  # its number
-        return clone
+        return clone.identified()
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`RemoteRecord.move`."""
