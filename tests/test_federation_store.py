@@ -74,6 +74,24 @@ def test_a_redirection_to_another_node_survives_a_restart(tmp_path: Path) -> Non
             assert third.record(base + "spaces/home/jam").get("jars") == 0
 
 
+def test_a_handle_on_a_destroyed_record_reaches_no_record_made_after_a_restart(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'node.db'}"
+    a = ts.Node("coap://127.0.0.1:0/", store=store, **TIMERS)  # type: ignore[arg-type]
+    base = a.base_uri
+    with ts.connect(base + "spaces/home", timeout=PATIENCE) as home:
+        try:
+            a.space("home")
+            old = home.create("r", {"n": 1})
+            old.destroy()
+        finally:
+            a.close()
+        with ts.Node(base, store=store, **TIMERS) as again:  # type: ignore[arg-type]
+            again.space("home").create("r", {"n": 2})
+            with pytest.raises(ts.RecordNotFound):
+                old.get("n")  # a handle names one record: not the one made at its path since
+            assert home.record("r").get("n") == 2
+
+
 def test_a_space_made_anew_under_a_deleted_name_is_served_under_that_name(tmp_path: Path) -> None:
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as node:
         live = Server(create_app(tmp_path / "data", node=node), port=0)

@@ -1444,6 +1444,9 @@ class RecordStore:
                 self._last_rid = rid
                 for tag, v in rec.fields.items():
                     self._index.add(rec, tag, v)
+            # A destroyed record's number is not given again: each creation had an event,
+            # and the store kept (at least) the number of the last.
+            self._last_rid = max(self._last_rid, engine.last_event)
             for rec in self._by_rid.values():
                 for tag, v in rec.fields.items():
                     if type(v) is URI and str(v).startswith(self.prefix):
