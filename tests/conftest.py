@@ -329,26 +329,19 @@ def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     )
 
 
-# What a node's space does not do yet, for COAP_LIMITS.
-_BASE_URI = "the base URI tuplespace://local/: a node's space names its records under the node's"
-
 # The tests the coap ways skip by name, and why.
 COAP_LIMITS = {
     "test_close_releases_waiting_calls_with_space_closed": (
         "the node's waiting calls, which a client's close does not end (CoAP has no cancel of a request),"
         " and the statistics of a closed client"
     ),
-    # test_records
-    "test_the_address_is_the_base_uri_the_space_and_the_path": _BASE_URI,
-    "test_the_root_lists_the_top_level_records_and_the_base_uri": _BASE_URI,
-    "test_destroy_removes_the_record": (
-        "a handle naming one record: a remote handle names an address, which a new record may take"
-    ),
-    "test_a_moved_record_is_watched_and_found_at_its_new_path": (
-        "a handle naming one record: a moved remote handle is still equal to the handles on the address"
-        " it was made with, not to those found at its new one"
-    ),
 }
+
+
+def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
+    """The base URI of the node a coap way's space was reached at (``coap://host:port/``)."""
+    url = space.aspace.url if isinstance(space, SyncOverAsync) else space.url
+    return url.rpartition("spaces/")[0]
 
 
 def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
@@ -366,8 +359,15 @@ ADDED_WAYS: list[Way] = [
         does=REDIS_DOES,
         lacks=redis_limit,
     ),
-    Way("coap", coap_space, embedded=False, needs="coap_node", lacks=_coap_lacks),
-    Way("coap-async", coap_async_space, embedded=False, needs="coap_node", lacks=_coap_lacks),
+    Way("coap", coap_space, embedded=False, needs="coap_node", lacks=_coap_lacks, base_uri=_coap_base_uri),
+    Way(
+        "coap-async",
+        coap_async_space,
+        embedded=False,
+        needs="coap_node",
+        lacks=_coap_lacks,
+        base_uri=_coap_base_uri,
+    ),
     Way(
         "redis-cluster",
         redis_cluster_space,

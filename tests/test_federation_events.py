@@ -76,6 +76,38 @@ def test_a_lost_notification_is_made_up_by_registering_again_from_the_last_event
         assert sub.closed
 
 
+def test_present_events_are_resumed_after_a_lost_notification() -> None:
+    network = LossyNetwork(5)
+    # One event a notification; fresh for 3 s: longer than the node takes to give one up.
+    with ts.Node(
+        "coap://127.0.0.1:0/", timeout=PATIENCE, network=network, max_age=3, max_notification_bytes=1, **FAST
+    ) as node:
+        jobs = node.space("jobs")
+        jobs.write_many([("job", i) for i in range(6)])
+        jobs.write(("other", 0))
+        notified: list[bytes] = []  # the node's notifications of present events, each once
+
+        def drop(source: tuple[str, int], data: bytes) -> bool:
+            if source[1] != node.port or b"present" not in data:
+                return False
+            if data not in notified:
+                notified.append(data)
+            return len(notified) > 2 and data == notified[2]  # the third, however often sent
+
+        network.drop = drop
+        space = ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE, network=network, **FAST)
+        sub = space.subscribe(("job", int), existing=True)
+        got = [sub.get(timeout=PATIENCE) for _ in range(6)]
+        assert [(e.kind, e.tuple[1]) for e in got] == [("present", i) for i in range(6)]
+        assert sub.statistics()["registrations"] >= 2  # the node gave up a notification
+        jobs.write(("job", 6))
+        jobs.take(("job", 0))
+        assert [(e.kind, e.tuple[1]) for e in (next(sub), next(sub))] == [("write", 6), ("take", 0)]
+        with pytest.raises(ts.Timeout):
+            sub.get(timeout=0.2)  # nothing twice
+        space.close()
+
+
 def test_at_30_percent_loss_no_event_is_lost_or_doubled() -> None:
     lossy = LossyNetwork(17, loss=0.3, duplicate=0.1, delay=0.02)
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, network=lossy, max_age=3, **FAST) as node:

@@ -196,7 +196,7 @@ def test_find_take_and_refresh_records(client: str, node: ts.Node, kitchen: ts.R
     template = '{"kind":"job"}'
     found = coap(client, "-m", "fetch", "-t", "50", "-e", template, space + "?op=find&under=jobs").stdout
     addresses = (ts.URI(space + "/jobs/1"), ts.URI(space + "/jobs/2"))
-    assert ts.decode_cbor(found[:-1]) == {"records": addresses, "more": False}
+    assert ts.decode_cbor(found[:-1]) == {"records": addresses, "ids": (2, 3), "more": False}
     taken = coap(
         client, "-m", "fetch", "-t", "50", "-e", template, space + "?op=take_record&timeout=0"
     ).stdout

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tuplespace as ts
-from helpers import PATIENCE
+from coapnet import FAST, LossyNetwork
+from helpers import PATIENCE, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._cbor import JSON, encode_cbor
 from tuplespace._federation._loop import LoopThread
@@ -41,6 +42,7 @@ from tuplespace._federation._message import (
 from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
 from tuplespace._rate import RateLimiter
 
+NODE_FAST = {"timeout": PATIENCE, **FAST}
 SECRET = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
 SALT = bytes.fromhex("9e7ca92223786340")
 UNAUTHORIZED, BAD_REQUEST, BAD_OPTION, FORBIDDEN, TOO_MANY = 129, 128, 130, 131, 157
@@ -413,6 +415,80 @@ def test_the_default_for_anonymous_depends_on_the_bind_address(tmp_path: Path) -
             raw.close()
     with pytest.raises(ts.InvalidValue, match="anonymous is one of none, read, read\\+write, all"):
         ts.Node("coap://127.0.0.1:0/", anonymous="write")
+
+
+BUMP = "function(self, d) self.target = self.target + d return self.target end"
+
+
+def test_an_oscore_peer_pays_from_its_own_account(tmp_path: Path) -> None:
+    keys = _keys(
+        tmp_path / "a.json",
+        _entry("b", "0a", "0b", permissions="all"),
+        _entry("c", "0a", "0c", permissions="read+write"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys) as a:  # anonymous: all (loopback)
+        charges = {"creation_charge": "5", "redirect_charge": "1", "step_charge": "0.1", "firing_charge": "2"}
+        bank = a.space("bank", clock=ts.SimulatedClock(), charge_rate="1024", **charges)
+        for principal, amount in (("default", 100), ("b", 100), ("c", 10)):
+            bank.grant_credit(principal, amount)
+        rec = bank.create("r", {"target": 21.0, "bump": ts.Method(BUMP)}, credit=20)
+        jam = bank.create("jam", {"jars": 3}, credit=5)
+        assert bank.account("default") == 65
+        with _peer_of(a, tmp_path, "0b") as b:
+            b.space("house")
+            remote = b.record(rec.address)
+            remote.refresh(credit=10)
+            assert bank.account("b") == 90
+            copy = remote.clone("s", credit=10)
+            assert (bank.account("b"), copy.get("$credit")) == (75, 10)
+            assert remote.call("bump", 1.0) == 22.0
+            after_call = bank.account("b")
+            assert after_call < 75  # its steps
+            old = jam.address
+            jam.move(b.base_uri + "spaces/house/jam")
+            assert b.record(old).get("jars") == 3  # through the redirection, paid once
+            assert bank.account("b") == after_call - 1
+            assert bank.account("default") == 65
+        c = Raw(a.port, Context(SECRET, sender_id=b"\x0c", recipient_id=b"\x0a"))
+        try:
+            rule = b'{"name":"paid","template":[{"$formal":"int"}],"write":[["done"]]}'
+            answer = c.opened(*c.make(POST, "spaces/bank/$rules", rule, o12=JSON))
+            assert answer.code == 0x41  # 2.01
+        finally:
+            c.close()
+        assert bank.rules.get("paid").principal == "c"
+        bank.write((7,))
+        assert bank.read(("done",), timeout=PATIENCE) == ("done",)
+        assert bank.account("c") == 8  # the firing
+        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as anonymous:
+            anonymous.record(rec.address).refresh(credit=1)
+        assert (bank.account("default"), bank.account("b")) == (64, after_call - 1)
+
+
+def test_an_oscore_observation_registers_again_with_a_fresh_request(tmp_path: Path) -> None:
+    network = LossyNetwork(11)
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
+    # Notifications fresh for 3 s (longer than the node takes to give one up, 1.1 s here):
+    # then the peer that heard none registers again.
+    with ts.Node("coap://127.0.0.1:0/", keys=keys, network=network, max_age=3, **NODE_FAST) as a:
+        kitchen = a.space("home").create("kitchen", {"temp": 20})
+        with _peer_of(a, tmp_path, "0b", network=network, **FAST) as b:
+            seen: queue.Queue[Any] = queue.Queue()
+            upcall = b.record(kitchen.address).on_change(seen.put, tag="temp")
+            kitchen.set("temp", 21)
+            assert seen.get(timeout=PATIENCE) == 21
+            network.drop = lambda source, data: source[1] == a.port  # its notifications are lost
+            kitchen.set("temp", 22)
+            wait_until(lambda: a.statistics()["observations"] == 0, "the node to give the observation up")
+            network.drop = lambda source, data: False
+            states = [seen.get(timeout=PATIENCE)]
+            while states[-1] != 22:  # registered again, sealed anew: its answer is the state now
+                states.append(seen.get(timeout=PATIENCE))
+            assert set(states) <= {21, 22}
+            kitchen.set("temp", 23)
+            assert seen.get(timeout=PATIENCE) == 23
+            upcall.cancel()
+        assert a.statistics()["refused_oscore"] == 0
 
 
 def test_capability_addresses_work_from_any_peer(tmp_path: Path) -> None:

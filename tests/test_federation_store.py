@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
+from tuplespace.server import Server, create_app
 
 # Short timers: the test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 1.0}
@@ -44,6 +46,69 @@ def test_a_node_keeps_its_spaces_records_and_references_across_a_restart(tmp_pat
                 kitchen.destroy()
             house.set("kitchen", None)  # held as before: letting it go lets it lapse
             wait_until(lambda: kitchen.get("$refcount") == 0, "the dropped reference to lapse")
+
+
+def test_a_redirection_to_another_node_survives_a_restart(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'node.db'}"
+    with ts.Node("coap://127.0.0.1:0/", **TIMERS) as b:  # type: ignore[arg-type]
+        b.space("house")
+        a = ts.Node("coap://127.0.0.1:0/", store=store, **TIMERS)  # type: ignore[arg-type]
+        base = a.base_uri
+        try:
+            home = a.space("home")
+            jam = home.create("jam", {"jars": 3})
+            shared = jam.capability({"read"})
+            home.create("tea", {"bags": 20}).move(b.base_uri + "spaces/house/tea", redirect_lease=0)
+            jam.move(b.base_uri + "spaces/house/jam", redirect_lease=None)
+        finally:
+            a.close()
+        with ts.Node(base, store=store, **TIMERS) as again:  # type: ignore[arg-type]
+            followed = b.record(base + "spaces/home/jam")
+            assert followed.get("jars") == 3
+            assert followed.address == ts.URI(b.base_uri + "spaces/house/jam")
+            assert b.record(shared.address).get("jars") == 3  # the capability's address too
+            with pytest.raises(ts.RecordNotFound):
+                b.record(base + "spaces/home/tea").get("bags")  # moved without a redirection
+            again.space("home").create("jam", {"jars": 0})  # a record takes the path: it ends
+        with ts.Node(base, store=store, **TIMERS) as third:  # type: ignore[arg-type]
+            assert third.record(base + "spaces/home/jam").get("jars") == 0
+
+
+def test_a_handle_on_a_destroyed_record_reaches_no_record_made_after_a_restart(tmp_path: Path) -> None:
+    store = f"sqlite:{tmp_path / 'node.db'}"
+    a = ts.Node("coap://127.0.0.1:0/", store=store, **TIMERS)  # type: ignore[arg-type]
+    base = a.base_uri
+    with ts.connect(base + "spaces/home", timeout=PATIENCE) as home:
+        try:
+            a.space("home")
+            old = home.create("r", {"n": 1})
+            old.destroy()
+        finally:
+            a.close()
+        with ts.Node(base, store=store, **TIMERS) as again:  # type: ignore[arg-type]
+            again.space("home").create("r", {"n": 2})
+            with pytest.raises(ts.RecordNotFound):
+                old.get("n")  # a handle names one record: not the one made at its path since
+            assert home.record("r").get("n") == 2
+
+
+def test_a_space_made_anew_under_a_deleted_name_is_served_under_that_name(tmp_path: Path) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as node:
+        live = Server(create_app(tmp_path / "data", node=node), port=0)
+        thread = live.start_in_thread()
+        try:
+            with httpx.Client(base_url=live.url, timeout=PATIENCE) as http:
+                kitchen = {"path": "kitchen", "fields": {"temp": 20}}
+                assert http.post("/spaces/home/records/create", json=kitchen).status_code == 201
+                assert http.delete("/spaces/home").status_code == 204
+                made = http.post("/spaces/home/records/create", json=kitchen)  # stored apart: it starts empty
+                assert made.status_code == 201, made.text
+                address = made.json()["record"]["address"]["$uri"]
+            assert address == node.base_uri + "spaces/home/kitchen"
+            assert node.record(address).get("temp") == 20
+        finally:
+            live.stop()
+            thread.join(PATIENCE)
 
 
 def test_a_nodes_store_is_checked(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
+from tuplespace.testing import Way
 
 
 def changes(watch: Any, n: int) -> list[ts.Change]:
@@ -41,11 +42,11 @@ def test_create_then_read_a_field_a_view_and_all(space: Any) -> None:
     assert rec.get("$version") == 1
 
 
-def test_the_address_is_the_base_uri_the_space_and_the_path(space: Any) -> None:
+def test_the_address_is_the_base_uri_the_space_and_the_path(space: Any, way: Way) -> None:
     rec = space.create("sensors/kitchen", {"temp": 21.5})
     me = space.record("$").get("ME")
     assert isinstance(me, ts.URI)
-    assert str(me) == "tuplespace://local/"
+    assert str(me) == way.base_uri(space)
     assert isinstance(rec.address, ts.URI)
     assert str(rec.address).startswith(str(me) + "spaces/")
     assert str(rec.address).endswith("/sensors/kitchen")
@@ -453,7 +454,7 @@ def test_a_set_hands_the_record_to_the_oldest_taker_it_now_matches(space: Any) -
 # -- the root record ---------------------------------------------------------------------------
 
 
-def test_the_root_lists_the_top_level_records_and_the_base_uri(space: Any) -> None:
+def test_the_root_lists_the_top_level_records_and_the_base_uri(space: Any, way: Way) -> None:
     a = space.create("a", {"n": 1})
     b = space.create("x/b", {"n": 2})
     space.create("c", {"holds": b.address})
@@ -462,7 +463,7 @@ def test_the_root_lists_the_top_level_records_and_the_base_uri(space: Any) -> No
     tups = root.get("TUPS")
     assert list(tups) == ["a", "c"]
     assert tups["a"] == a.address
-    assert root.get("ME") == ts.URI("tuplespace://local/")
+    assert root.get("ME") == ts.URI(way.base_uri(space))
     # a newcomer walks the space from the top
     seen = []
     todo = list(tups.values())

@@ -117,6 +117,8 @@ class Core:
         max_pending: int,
         lease: float | None,
         existing: bool = False,
+        present: tuple[int, int] | None = None,
     ) -> Feed:
-        """A new feed of the space's events (see :meth:`Space.subscribe <tuplespace.Space.subscribe>`)."""
-        return self.space._subscribe(templates, events, since, max_pending, lease, existing)  # noqa: SLF001 (the core's own space)
+        """A new feed of the space's events (see :meth:`Space.subscribe <tuplespace.Space.subscribe>`;
+        ``present``: see ``Engine.subscribe``)."""
+        return self.space._subscribe(templates, events, since, max_pending, lease, existing, present)  # noqa: SLF001 (the core's own space)

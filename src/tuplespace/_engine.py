@@ -488,6 +488,7 @@ class Engine:
         max_pending: int,
         lease: float | None,
         existing: bool = False,
+        present: tuple[int, int] | None = None,
     ) -> Feed:
         """A feed of the events of ``kinds`` on tuples matching any of ``templates``.
 
@@ -495,7 +496,9 @@ class Engine:
         raises EventsLost at once if the log no longer reaches back that far.  With
         ``existing``, it first reports the matching tuples stored now (events of kind
         ``present``, see :class:`~tuplespace._events.Presence`): every tuple is then
-        seen exactly once, as present or by its write event.
+        seen exactly once, as present or by its write event.  ``present``, given with
+        ``since`` the event a feed with ``existing`` began after, goes on with that
+        feed's present events from where they stood (its ``presence``).
         """
         self.check_open()
         kinds = frozenset(kinds)
@@ -504,21 +507,26 @@ class Engine:
                 f"events must be a non-empty subset of {sorted(EVENT_KINDS)}, got {sorted(kinds)}"
             )
         check_existing(existing, since)
+        if present is not None and (existing or since is None):
+            raise InvalidValue(
+                "present goes on from where a feed's present events stood: give since, not existing"
+            )
         feed = Feed(next(self._interest_seq), [], kinds, max_pending, None)
         self.add_feed(feed, since, lease)
         feed.templates = [FeedTemplate(next(self._interest_seq), t, feed) for t in templates]
         for ft in feed.templates:
             self._feeds.add(ft)
-        if existing:
-            upto = self.last_seq
+        if existing or present is not None:
             newest_first = self.order == "lifo"
+            upto = self.last_seq if present is None else present[0]
 
             def next_match(template: Template, after: int) -> Entry | None:
                 entry = next(self._matches(template, after), None)
                 return None if entry is None or entry.seq > upto else entry
 
-            start = upto + 1 if newest_first else 0
-            feed.present = Presence(templates, next_match, newest_first, start, self._event_seq, self._now())
+            start = (upto + 1 if newest_first else 0) if present is None else present[1]
+            began = self._event_seq if since is None else since
+            feed.present = Presence(templates, next_match, newest_first, start, began, self._now(), upto)
         return feed
 
     def add_feed(self, feed: FeedBase[Any], since: int | None, lease: float | None) -> None:

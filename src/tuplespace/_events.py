@@ -251,9 +251,13 @@ class Presence:
     present (its leaving event comes among the live ones, if the feed wants it); one
     taken inside a transaction is out of the space until the transaction ends, and
     reported if put back before the walk has passed its place.
+
+    ``upto`` is the seq of the last tuple there when the feed opened, ``at`` that of
+    the last one reported (``start`` before the first): a walk begun at ``start`` =
+    ``at`` goes on from there (see :meth:`tuplespace.Subscription.presence`).
     """
 
-    __slots__ = ("heads", "newest_first", "next_match", "seq", "start", "templates", "time")
+    __slots__ = ("at", "heads", "newest_first", "next_match", "seq", "start", "templates", "time", "upto")
 
     def __init__(
         self,
@@ -263,13 +267,15 @@ class Presence:
         start: int,
         seq: int,
         time: float,
+        upto: int,
     ) -> None:
         self.templates = templates
         self.next_match = next_match
         self.newest_first = newest_first
         self.seq = seq
         self.time = time
-        self.start = start
+        self.start = self.at = start
+        self.upto = upto
         self.heads: list[Stored | None] | None = None  # looked up when first asked for
 
     def next(self) -> Event | None:
@@ -294,6 +300,7 @@ class Presence:
         for i, head in enumerate(heads):
             if head is not None and head.seq == pick.seq:
                 heads[i] = self.next_match(templates[i], pick.seq)
+        self.at = pick.seq
         return Event(self.seq, "present", t, self.time)
 
 

@@ -924,8 +924,8 @@ class RecordStore:
             journal.put_row(RedirectRow(redirect.path, redirect.rid, redirect.expires))
 
     def _drop_redirect(self, path: str) -> None:
-        if self.moved:
-            self.moved.pop(path, None)
+        if self.moved and self.moved.pop(path, None) is not None:
+            self._forget_moved(path)
         redirect = self._redirects.pop(path, None)
         if redirect is not None:
             rec = self._by_rid.get(redirect.rid)
@@ -1174,6 +1174,7 @@ class RecordStore:
                 self._drop_redirect(item.path)
             elif self.moved.get(item.path) is item:
                 del self.moved[item.path]
+                self._forget_moved(item.path)
 
     # -- references across nodes (docs/federation.md) --------------------------------
 
@@ -1374,11 +1375,23 @@ class RecordStore:
         self._remove(rec, "move", emit=False)
         if redirect_lease != 0:
             expires = self._engine.expiry(redirect_lease)
+            journal = self._engine.journal
             for old, to in [(path, address), *((f"$cap/{t}", a) for t, a in (caps or {}).items())]:
-                redirect = Redirect(old, 0, expires, to=to)
-                self.moved[old] = redirect
-                if expires is not None:
-                    self._push(expires, redirect)
+                self._add_moved(Redirect(old, 0, expires, to=to))
+                if journal is not None:
+                    journal.put_row(RedirectRow(old, 0, expires, to))
+
+    def _add_moved(self, redirect: Redirect) -> None:
+        """Answer for the record that moved away from ``redirect.path`` to another node."""
+        self.moved[redirect.path] = redirect
+        if redirect.expires is not None:
+            self._push(redirect.expires, redirect)
+
+    def _forget_moved(self, path: str) -> None:
+        """The redirection of ``path`` to another node is over: off the disk too."""
+        journal = self._engine.journal
+        if journal is not None:
+            journal.delete_row(RedirectRow, path)
 
     def moved_to(self, path: str) -> str | None:
         """The address on another node of the record that moved away from ``path``, while
@@ -1431,6 +1444,9 @@ class RecordStore:
                 self._last_rid = rid
                 for tag, v in rec.fields.items():
                     self._index.add(rec, tag, v)
+            # A destroyed record's number is not given again: each creation had an event,
+            # and the store kept (at least) the number of the last.
+            self._last_rid = max(self._last_rid, engine.last_event)
             for rec in self._by_rid.values():
                 for tag, v in rec.fields.items():
                     if type(v) is URI and str(v).startswith(self.prefix):
@@ -1453,7 +1469,10 @@ class RecordStore:
                         owner.ro = cap.token
                     if cap.expires is not None:
                         self._push(cap.expires, cap)
-            for path, rid, redirect_expires in redirects:
+            for path, rid, redirect_expires, to in redirects:
+                if to is not None:  # to another node
+                    self._add_moved(Redirect(path, 0, redirect_expires, to))
+                    continue
                 owner = self._by_rid.get(rid)
                 if owner is not None and path not in self._by_path:
                     self._add_redirect(Redirect(path, rid, redirect_expires), owner)

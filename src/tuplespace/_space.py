@@ -461,11 +461,12 @@ class Space:
         max_pending: int,
         lease: float | None,
         existing: bool = False,
+        present: tuple[int, int] | None = None,
     ) -> Feed:
         if isinstance(events, str):
             events = {events}
         with self._lock:
-            feed = self._engine.subscribe(templates, events, since, max_pending, lease, existing)
+            feed = self._engine.subscribe(templates, events, since, max_pending, lease, existing, present)
             self._start_timer()
         return feed
 

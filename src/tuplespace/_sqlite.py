@@ -87,7 +87,7 @@ logger = logging.getLogger("tuplespace")
 _R = TypeVar("_R")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 _STORED_OPTIONS = (
     "order",
@@ -165,8 +165,13 @@ def _add_rules_v4(db: sqlite3.Connection) -> None:
     )
 
 
+def _add_moved_to_v5(db: sqlite3.Connection) -> None:
+    """Redirections to another node: the record's address there (NULL: in the space)."""
+    db.execute("ALTER TABLE redirections ADD COLUMN moved_to TEXT")
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4}
+MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4, 4: _add_moved_to_v5}
 
 # Where each kind of row is kept: (table, its key column).
 _TABLES: dict[type[Row], tuple[str, str]] = {
@@ -249,7 +254,7 @@ class _File:
 
     # -- spaces -------------------------------------------------------------------
 
-    def open(self, name: str, options: dict[str, Any]) -> Space:
+    def open(self, name: str, options: dict[str, Any], served: str) -> Space:
         self.committer.check()
         if name in self.spaces:
             space = self.spaces[name][0]
@@ -264,7 +269,7 @@ class _File:
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is damaged: {exc}") from None
             if row is None:
-                space = Space(**options, name=name)
+                space = Space(**options, name=served)
                 text = orjson.dumps(_options_of(space)).decode()
                 self.db.execute("INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, text))
                 last_seq = last_event = 0
@@ -272,7 +277,7 @@ class _File:
                 last_seq, last_event, text = row
                 stored = {**_OLDER_OPTIONS, **orjson.loads(text)}
                 _check_options(name, options, stored)
-                space = Space(**{**options, **stored}, name=name)
+                space = Space(**{**options, **stored}, name=served)
         rows = SpaceRows(
             last_seq,
             last_event,
@@ -285,7 +290,9 @@ class _File:
                 CapabilityRow._make,
             ),
             self._read(
-                name, "SELECT path, rid, expires FROM redirections WHERE space = ?", RedirectRow._make
+                name,
+                "SELECT path, rid, expires, moved_to FROM redirections WHERE space = ?",
+                RedirectRow._make,
             ),
             self._read(
                 name, "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", RuleRow._make
@@ -427,8 +434,12 @@ _FILES: dict[str, _File] = {}
 _FILES_LOCK = threading.Lock()
 
 
-def open_space(path: str, name: str = "default", durability: str = "normal", **options: Any) -> Space:
-    """Open (or create) the space ``name`` in the SQLite file at ``path``."""
+def open_space(
+    path: str, name: str = "default", durability: str = "normal", served: str | None = None, **options: Any
+) -> Space:
+    """Open (or create) the space ``name`` in the SQLite file at ``path``; ``served`` is
+    the name it goes by, which its records' addresses carry (``name`` unless given: a
+    server stores a space made anew under a deleted name under another)."""
     if durability not in DURABILITY:
         raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, got {durability!r}")
     if not name:
@@ -444,7 +455,7 @@ def open_space(path: str, name: str = "default", durability: str = "normal", **o
         elif file.durability != durability:
             raise ValueError(f"{path} is already open with durability={file.durability}")
         try:
-            return file.open(name, options)
+            return file.open(name, options, served or name)
         except BaseException:
             file.release_if_unused()  # the file was opened for this space only
             raise
@@ -588,6 +599,7 @@ class SqliteHost:
         self._lock_fd: int | None = None
         self._catalog: Catalog | None = None
         self._retired: dict[str, int] = {}
+        self._storage: dict[str, str] = {}  # the name each open space is stored under
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         os.makedirs(self.directory, exist_ok=True)
@@ -632,7 +644,8 @@ class SqliteHost:
             entry = {**entry, "storage": name if generation == 0 else f"{name}~{generation}"}
         options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
         options.update(limits=self._limits, base_uri=self._base_uri)
-        space = open_space(self.path, entry["storage"], self._durability, **options)
+        space = open_space(self.path, entry["storage"], self._durability, served=name, **options)
+        self._storage[name] = entry["storage"]
         if new:
             assert self._catalog is not None
             try:
@@ -650,7 +663,7 @@ class SqliteHost:
         assert self._catalog is not None
         space.close()
         self._retired[name] = self._retired.get(name, 0) + 1
-        self._catalog.drop(name, space.name, self._retired[name])
+        self._catalog.drop(name, self._storage.pop(name), self._retired[name])
 
     def close(self) -> None:
         if self._catalog is not None:

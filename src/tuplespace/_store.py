@@ -83,11 +83,13 @@ class CapabilityRow(NamedTuple):
 
 
 class RedirectRow(NamedTuple):
-    """A redirection: the path a record had, the record, and when it runs out."""
+    """A redirection: the path a record had, the record, and when it runs out; for a
+    record that moved to another node, its address there (``to``; ``rid`` is 0)."""
 
     path: str
     rid: int
     expires: float | None
+    to: str | None = None
 
 
 class RuleRow(NamedTuple):

@@ -64,6 +64,16 @@ class SubscriptionBase:
     def closed(self) -> bool:
         return self._feed.closed
 
+    @property
+    def presence(self) -> tuple[int, int] | None:
+        """Where the present events of a subscription opened with ``existing=True``
+        stand: the seq of the last tuple there when it began and that of the last
+        one reported as present (in the space's order); None when none are to come.
+        A CoAP node sends it with its notifications, so that a peer registering
+        again goes on with them (docs/federation.md, "Subscriptions over Observe")."""
+        present = getattr(self._feed, "present", None)  # a record watch's feed has none
+        return None if present is None else (present.upto, present.at)
+
     def statistics(self) -> dict[str, Any]:
         """Pending and delivered events, overflows and where the gap is."""
         with self._space.core.lock:

@@ -925,7 +925,9 @@ class Endpoint(asyncio.DatagramProtocol):
         notification came for the Max-Age of the last (60 s unless it said), the
         client registers again (RFC 7641 §3.3.1): a server that dropped the
         observation (a notification lost too often) takes it up again, and one that
-        does not answer calls ``lost`` with why."""
+        does not answer calls ``lost`` with why.  Under OSCORE each registration is
+        sealed anew (a sealed one sent again is a replay), and the notifications that
+        follow it are opened with it."""
         message = Message(CON, code, 0, self._new_token(), list(options), payload)
         message.add(OBSERVE, 0)
         token = message.token
@@ -943,7 +945,21 @@ class Endpoint(asyncio.DatagramProtocol):
                 except Unreachable as exc:
                     log.info("coap: a notification was dropped: %s", exc)
                     return
+                held = self._waiting.get(token)
+                if held is not None:  # its Max-Age travels inside (RFC 8613 §4.1.3.1)
+                    held.max_age = notification.number(MAX_AGE) or DEFAULT_MAX_AGE
                 notify(notification)
+
+        def registration() -> Message:
+            """The registration sent again (RFC 7641 §3.3.1), sealed anew under OSCORE."""
+            nonlocal opened
+            again = Message(CON, code, 0, token, list(options), payload)
+            again.add(OBSERVE, 0)
+            sealed = None if self.guard is None else self.guard.protect(peer, again)
+            if sealed is None:
+                return again
+            again, opened = sealed
+            return again
 
         # Notifications that came while the blocks of an earlier one are fetched, given
         # in order once it is whole (None: no blocks being fetched).
@@ -1001,7 +1017,7 @@ class Endpoint(asyncio.DatagramProtocol):
             waiting.sequence = first.number(OBSERVE) or 0
             waiting.since = asyncio.get_running_loop().time()
             waiting.max_age = first.number(MAX_AGE) or DEFAULT_MAX_AGE
-        keeping = asyncio.ensure_future(self._keep(peer, message, waiting, lost))
+        keeping = asyncio.ensure_future(self._keep(peer, token, registration, waiting, lost))
         self._tasks.add(keeping)
         keeping.add_done_callback(self._tasks.discard)
 
@@ -1012,20 +1028,25 @@ class Endpoint(asyncio.DatagramProtocol):
         return first, end
 
     async def _keep(
-        self, peer: Address, message: Message, waiting: _Waiting, lost: Callable[[str], None]
+        self,
+        peer: Address,
+        token: bytes,
+        registration: Callable[[], Message],
+        waiting: _Waiting,
+        lost: Callable[[str], None],
     ) -> None:
-        """Register the observation again whenever its last notification is stale."""
+        """Register the observation again (``registration()``) whenever its last
+        notification is stale."""
         loop = asyncio.get_running_loop()
-        while self._waiting.get(message.token) is waiting:
+        while self._waiting.get(token) is waiting:
             stale = waiting.since + waiting.max_age - loop.time()
             if stale > 0:
                 await asyncio.sleep(stale)
                 continue
-            again = Message(CON, message.code, 0, message.token, list(message.options), message.payload)
-            reply = await self._acknowledgement(peer, again)  # the answer comes as a notification
+            reply = await self._acknowledgement(peer, registration())  # its answer comes as a notification
             if reply is None or reply.mtype == RST:
-                if self._waiting.get(message.token) is waiting:
-                    del self._waiting[message.token]
+                if self._waiting.get(token) is waiting:
+                    del self._waiting[token]
                     span = self.timers.max_transmit_span
                     lost(f"the peer did not answer a renewed registration within {span:g} s")
                 return

@@ -7,7 +7,10 @@ and a template; the node opens a subscription of the embedded space for it, read
 its events as they come into what the next notification carries, and notifies.
 Each notification is ``{"after": n, "events": [...]}``: the events (and the news of
 events lost) that came since the notification before, which ended with event ``n``;
-the answer to the registration says ``"new": true`` too.
+the answer to the registration says ``"new": true`` too.  A subscription with
+present events (``existing``) says where they stand, ``"present": [upto, after,
+last]``, in the answer and in each notification carrying some: the last tuple there
+when it began, the last present one notified before, and the last in this one.
 A notification is retransmitted until acknowledged, one at a time; one never
 acknowledged ends the observation, and the peer, seeing that the next one does not
 go on from where it is, registers again from there (``since=``).
@@ -92,6 +95,11 @@ class EventFeed:
         self._ended = False
         self._cancelled = False
         self._new = True
+        # Where the present events stand: the last tuple there when the subscription
+        # began, the last present one notified, the last read (None: no present events).
+        presence = subscription.presence if isinstance(subscription, AsyncSubscription) else None
+        self._upto = None if presence is None else presence[0]
+        self._present_after = self._present_last = 0 if presence is None else presence[1]
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
@@ -116,6 +124,10 @@ class EventFeed:
             self._items.append(item)
             if event.kind != "present":
                 self._next_after = event.seq
+            else:
+                presence = subscription.presence  # read with the event: where it was in the walk
+                if presence is not None:
+                    self._present_last = presence[1]
             self._bytes += size
             self._notify()
 
@@ -130,7 +142,10 @@ class EventFeed:
         after, self._after = self._after, self._next_after
         self._bytes = 0
         self._room.set()
-        body = {"after": after, "events": tuple(items)}
+        body: dict[str, Value] = {"after": after, "events": tuple(items)}
+        if self._upto is not None and (self._new or self._present_last != self._present_after):
+            body["present"] = (self._upto, self._present_after, self._present_last)
+            self._present_after = self._present_last
         if self._new:
             body["new"], self._new = True, False
         return self._answer(Map(body))

@@ -72,6 +72,7 @@ from ._remote import (
     data_of,
     error_of,
     http_status,
+    record_id,
 )
 from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream, stream_arguments
 
@@ -251,8 +252,14 @@ def _find(template: Any, under: str | None, limit: int | None) -> _Ask:
     return _Ask(FETCH, orjson.dumps(record_template_wire(template)), query)
 
 
-def _found_records(answer: Value) -> tuple[URI, ...]:
-    if not isinstance(answer, Map) or not isinstance(answer.get("records"), tuple):
+def _found_records(answer: Value) -> list[tuple[URI, int]]:
+    """The addresses of the records found and their numbers."""
+    if (
+        not isinstance(answer, Map)
+        or not isinstance(answer.get("records"), tuple)
+        or not isinstance(answer.get("ids"), tuple)
+        or len(answer["ids"]) != len(answer["records"])
+    ):
         raise TupleSpaceError(f"the node answered {answer!r} where records belong")
     if answer.get("more"):
         n = len(answer["records"])
@@ -261,8 +268,7 @@ def _found_records(answer: Value) -> tuple[URI, ...]:
             limit="max_results",
             maximum=n,
         )
-    found: tuple[URI, ...] = answer["records"]
-    return found
+    return list(zip(answer["records"], map(record_id, answer["ids"]), strict=True))
 
 
 def _take_record(template: Any, under: str | None, timeout: float | None) -> _Ask:
@@ -784,8 +790,8 @@ class CoapSpace(_Space, CreditCalls):
         """See :meth:`Space.create <tuplespace.Space.create>`; the handle is a
         :class:`~tuplespace.RemoteRecord` on the record's address.  The space's default
         account pays, or ``principal``, which only a peer the node allows ``all`` may name."""
-        self._do(_create(path, fields, credit, lease, principal))
-        return RemoteRecord(self, f"{self.url}/{path}", FULL_OPERATIONS)
+        rid = record_id(self._do(_create(path, fields, credit, lease, principal)))
+        return RemoteRecord(self, f"{self.url}/{path}", FULL_OPERATIONS, rid=rid)
 
     def record(self, ref: str | URI) -> RemoteRecord:
         """See :meth:`Space.record <tuplespace.Space.record>`: a path of this space,
@@ -793,7 +799,7 @@ class CoapSpace(_Space, CreditCalls):
         :class:`~tuplespace.RecordNotFound` when no record is there."""
         handle = RemoteRecord(self, _address(self.url, ref))
         handle.ask()
-        return handle
+        return handle.identified()
 
     def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
@@ -802,7 +808,7 @@ class CoapSpace(_Space, CreditCalls):
         ``max_results`` at once (:class:`~tuplespace.LimitReached` when more match
         and no smaller ``limit`` was asked)."""
         found = _found_records(self._do(_find(template, under, limit)))
-        return [RemoteRecord(self, a, FULL_OPERATIONS) for a in found]
+        return [RemoteRecord(self, a, FULL_OPERATIONS, rid=rid) for a, rid in found]
 
     def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
         """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
@@ -1039,21 +1045,21 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         principal: str | None = None,
     ) -> AsyncRemoteRecord:
         """See :meth:`CoapSpace.create`."""
-        await self._do(_create(path, fields, credit, lease, principal))
-        return AsyncRemoteRecord(self, f"{self.url}/{path}")
+        rid = record_id(await self._do(_create(path, fields, credit, lease, principal)))
+        return AsyncRemoteRecord(self, f"{self.url}/{path}", rid=rid)
 
     async def record(self, ref: str | URI) -> AsyncRemoteRecord:
         """See :meth:`CoapSpace.record`."""
         handle = AsyncRemoteRecord(self, _address(self.url, ref))
         await handle.ask()
-        return handle
+        return handle.identified()
 
     async def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
     ) -> list[AsyncRemoteRecord]:
         """See :meth:`CoapSpace.find`."""
         found = _found_records(await self._do(_find(template, under, limit)))
-        return [AsyncRemoteRecord(self, a) for a in found]
+        return [AsyncRemoteRecord(self, a, rid=rid) for a, rid in found]
 
     async def try_take_record(
         self, template: Mapping[str, Any], under: str | None = None

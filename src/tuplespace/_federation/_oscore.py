@@ -49,6 +49,17 @@ _OUTER_ONLY = frozenset({3, 7, OSCORE, 35, 39, 258})
 _MESSAGE_LAYER = frozenset({23, 27, 28, 60})  # Block2, Block1, Size2, Size1
 
 
+class PeerRequest(Message):
+    """A request opened from OSCORE, with the name its peer has in the keys file
+    (``sender``): the account that pays for what it asks, unless it names another."""
+
+    __slots__ = ("sender",)
+
+    def __init__(self, inner: Message, sender: str) -> None:
+        super().__init__(inner.mtype, inner.code, inner.mid, inner.token, inner.options, inner.payload)
+        self.sender = sender
+
+
 class OscoreError(ValueError):
     """A protected message that cannot be accepted; ``code`` is the answer due (4.00
     for a malformed one, 4.01 for an unknown context, a replay or a failed

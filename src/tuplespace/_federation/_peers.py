@@ -66,7 +66,7 @@ from ._message import (
     Message,
     MessageError,
 )
-from ._oscore import UNAUTHORIZED, Context, OscoreError, decode_option
+from ._oscore import UNAUTHORIZED, Context, OscoreError, PeerRequest, decode_option
 from ._resources import error_message as error_answer
 
 log = logging.getLogger("tuplespace")
@@ -219,22 +219,23 @@ def load_peers(path: str | os.PathLike[str]) -> tuple[list[Peer], _State]:
     return peers, state
 
 
-def needed(request: Message) -> int:
+def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
     """The permission a request needs (a capability's path: none, the capability
-    itself allows exactly what it grants)."""
+    itself allows exactly what it grants); ``own`` is the account the peer pays
+    from, which it may name."""
     try:
         path = request.path
         code = request.code
         if len(path) > 2 and path[0] == "spaces" and path[2] == "$cap":
             return NONE
         if len(path) > 2 and path[0] == "spaces" and path[2] == "$credit":
-            return _credit_needed(path[3:], request.query)
+            return _credit_needed(path[3:], request.query, own)
         if code == GET:
             return READ
         # Adding or removing a rule, or calling a method, writes; charging another
         # account than the space's default is for a peer allowed everything.
         if (len(path) > 2 and path[0] == "spaces" and path[2] == "$rules") or "op=call" in request.query:
-            names = any(q.startswith("principal=") for q in request.query)
+            names = any(q.startswith("principal=") and q != f"principal={own}" for q in request.query)
             return ALL if names or code not in (POST, DELETE) else WRITE
         if code == FETCH:
             reading = all(q in _READING for q in request.query if q.startswith("op="))
@@ -246,12 +247,14 @@ def needed(request: Message) -> int:
     return ALL
 
 
-def _credit_needed(below: tuple[str, ...], query: tuple[str, ...]) -> int:
+def _credit_needed(below: tuple[str, ...], query: tuple[str, ...], own: str) -> int:
     """The permission a request to a space's ``$credit`` resources needs: anyone may
     ask for a challenge and mint credit by proof of work, a peer allowed ``read`` may
     read the space's default account and one allowed ``read+write`` spend from it;
-    granting credit, and naming another account, is for a peer allowed ``all``."""
-    names = any(q.startswith("principal=") and q != f"principal={DEFAULT_PRINCIPAL}" for q in query)
+    granting credit, and naming another account, is for a peer allowed ``all``.  An
+    OSCORE peer's own account is its default (``own``), and so may be named too."""
+    mine = (f"principal={DEFAULT_PRINCIPAL}", f"principal={own}")
+    names = any(q.startswith("principal=") and q not in mine for q in query)
     what = below[0] if below else ""
     if names or what == "grant":
         return ALL
@@ -329,7 +332,7 @@ class Guard:
                 known = self._by_kid.get((kid, kid_context)) if kid is not None else None
                 if known is None:
                     raise OscoreError(UNAUTHORIZED, "Security context not found")
-                inner = known.context.unprotect_request(request, partial_iv)
+                inner = PeerRequest(known.context.unprotect_request(request, partial_iv), known.name)
             except OscoreError as exc:
                 self._refused["oscore"] += 1
                 return Message(code=exc.code, payload=str(exc).encode()).add(MAX_AGE, 0), request, None
@@ -347,7 +350,7 @@ class Guard:
                 return context.protect_response(answer, partial_iv, fresh)
 
             who, level = known, known.level
-        asks = needed(inner)
+        asks = needed(inner) if who is None else needed(inner, who.name)
         if asks <= level:
             return None, inner, seal
         self._refused["permission"] += 1

@@ -50,6 +50,7 @@ __all__ = [
     "error_of",
     "http_status",
     "moved_to",
+    "record_id",
 ]
 
 log = logging.getLogger("tuplespace")
@@ -60,6 +61,12 @@ CREDIT = "$credit"
 """The segment below a space's name of the resource of its accounts (``/spaces/<space>/$credit``)."""
 _CBOR = bytes((CBOR,))
 _T = TypeVar("_T")
+
+
+def _space_of(address: str) -> str:
+    """``coap://host/spaces/<space>`` of a record's address."""
+    head, _, below = address.partition("/spaces/")
+    return f"{head}/spaces/{below.partition('/')[0]}"
 
 
 def http_status(code: int) -> int:
@@ -213,6 +220,13 @@ def _seconds(name: str, seconds: float | None) -> tuple[str, ...]:
     return () if checked is None else (f"{name}={checked!r}",)
 
 
+def record_id(answer: Value) -> int:
+    """A record's number, as a node answered it."""
+    if type(answer) is not int:
+        raise TupleSpaceError(f"the node answered {answer!r} where a record's number belongs")
+    return answer
+
+
 def _address_answered(answer: Value) -> URI:
     if type(answer) is not URI:
         raise TupleSpaceError(f"the node answered {answer!r} where an address belongs")
@@ -229,13 +243,17 @@ class _Handle:
     """What both faces of a remote record share: its address, where it is once followed,
     and how a request names it and its answer is read."""
 
-    __slots__ = ("_address", "_location", "_operations", "_owner", "_target")
+    __slots__ = ("_address", "_checked", "_id", "_location", "_operations", "_owner", "_target")
 
-    def __init__(self, address: str | URI, operations: frozenset[str] | None, owner: bool) -> None:
+    def __init__(
+        self, address: str | URI, operations: frozenset[str] | None, owner: bool, rid: int | None = None
+    ) -> None:
         text = str(address)
         if urlsplit(text).scheme != "coap":
             raise InvalidValue(f"a remote record's address is a coap:// URI, got {text!r}")
-        self._address = URI(text)  # what the handle was made with: its identity
+        self._address = URI(text)  # what the handle was made with
+        self._id = rid  # the record's number in its space there: with the address, its identity
+        self._checked = rid  # the number its requests ask the node to check (None: the address only)
         self._location = self._address  # where the record is, once followed
         self._target: tuple[Address, list[tuple[int, bytes]]] | None = None  # resolved on first use
         self._operations = operations  # what it allows (None: not asked yet)
@@ -264,18 +282,38 @@ class _Handle:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self._address)!r})"
 
+    def _key(self) -> tuple[str, int | None]:
+        """What the handle names: the record numbered :attr:`_id` of the space of the
+        address it was made with, or that address when the node did not say its number."""
+        if self._id is None:
+            return str(self._address), None
+        return _space_of(str(self._address)), self._id
+
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other._address == self._address
+        return type(other) is type(self) and other._key() == self._key()
 
     def __hash__(self) -> int:
-        return hash((type(self), self._address))
+        return hash((type(self), self._key()))
+
+    def _known(self, answer: Value) -> frozenset[str]:
+        """What a handle allows, from the node's answer to ``?handle``, and the number
+        of the record it names, which its requests name from then on (its identity,
+        :meth:`_key`, stays what it was made with: see ``identified``)."""
+        operations = _operations(answer)
+        rid = answer.get("id") if isinstance(answer, Map) else None
+        if type(rid) is int:
+            self._checked = rid
+        return operations
 
     def _uri(self, tag: str | None = None) -> str:
         return str(self._location) if tag is None else f"{self._location}/{tag}"
 
     def _request(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
-        """The peer's address and the options of ``ask`` (the record's path resolved)."""
+        """The peer's address and the options of ``ask`` (the record's path resolved,
+        its number to check there when known)."""
         assert self._target is not None
+        if self._checked is not None:
+            ask = ask._replace(query=(*ask.query, f"id={self._checked}"))
         return _request(self._target, ask)
 
     def _answer(self, response: Message, ask: _Ask) -> tuple[bool, Value]:
@@ -284,18 +322,26 @@ class _Handle:
         moved = moved_to(response)
         if moved is None:
             return True, _value(response, self._uri(ask.tag))
-        self._location, self._target = URI(moved), None
+        self._follow(URI(moved))
         return False, None
 
     def _moved(self, answer: Value) -> None:
         """The record moved to the address the node answered: the handle follows it."""
-        self._location, self._target = _address_answered(answer), None
+        self._follow(_address_answered(answer))
+
+    def _follow(self, location: URI) -> None:
+        """Name the record at ``location`` from now on: in the same space, the same
+        record number; in another space (another node), its address there."""
+        if _space_of(str(location)) != _space_of(str(self._location)):
+            self._checked = None
+        self._location, self._target = location, None
 
     def _watched(self) -> Observed:
         """What a watch of the record observes (see :meth:`RemoteRecord.watch`)."""
         from ._subscribe import RECORD_ENDS, Observed
 
-        return Observed(None, [], str(self._location), ("op=watch",), ends=RECORD_ENDS)
+        query = ("op=watch",) if self._checked is None else ("op=watch", f"id={self._checked}")
+        return Observed(None, [], str(self._location), query, ends=RECORD_ENDS)
 
     def _too_far(self) -> TupleSpaceError:
         return TupleSpaceError(f"{self._address}: more than {MAX_REDIRECTIONS} redirections")
@@ -317,9 +363,14 @@ class RemoteRecord(_Handle):
     __slots__ = ("_node",)
 
     def __init__(
-        self, node: Host, address: str | URI, operations: frozenset[str] | None = None, owner: bool = False
+        self,
+        node: Host,
+        address: str | URI,
+        operations: frozenset[str] | None = None,
+        owner: bool = False,
+        rid: int | None = None,
     ) -> None:
-        super().__init__(address, operations, owner)
+        super().__init__(address, operations, owner, rid)
         self._node = node
 
     @property
@@ -334,8 +385,13 @@ class RemoteRecord(_Handle):
         """Ask the node what this handle allows, now: raises
         :class:`~tuplespace.RecordNotFound` (or :class:`~tuplespace.CapabilityRevoked`)
         when it names no record."""
-        self._operations = _operations(self._do(_HANDLE))
+        self._operations = self._known(self._do(_HANDLE))
         return self._operations
+
+    def identified(self) -> RemoteRecord:
+        """A handle on the record where this one found it, named by its number there
+        (known once asked, :meth:`ask`): equal to the other handles on that record."""
+        return RemoteRecord(self._node, self._location, self._operations, self._owner, self._checked)
 
     def _resolved(self, ask: _Ask) -> tuple[Address, list[tuple[int, bytes]]]:
         if self._target is None:
@@ -415,8 +471,9 @@ class RemoteRecord(_Handle):
     ) -> RemoteRecord:
         """A new record at ``path`` of the record's space with its fields (see
         :meth:`tuplespace.Record.clone`), funded as :meth:`refresh` is."""
-        answer = self._do(_clone(path, credit, lease, principal))
-        return RemoteRecord(self._node, _address_answered(answer), FULL_OPERATIONS)
+        clone = RemoteRecord(self._node, _address_answered(self._do(_clone(path, credit, lease, principal))))
+        clone.ask()  # its number
+        return clone.identified()
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the new ``path`` in its space, or move it to another node
@@ -494,8 +551,9 @@ class AsyncRemoteRecord(_Handle):
         address: str | URI,
         operations: frozenset[str] = FULL_OPERATIONS,
         owner: bool = False,
+        rid: int | None = None,
     ) -> None:
-        super().__init__(address, operations, owner)
+        super().__init__(address, operations, owner, rid)
         self._host = host
 
     @property
@@ -506,8 +564,13 @@ class AsyncRemoteRecord(_Handle):
 
     async def ask(self) -> frozenset[str]:
         """See :meth:`RemoteRecord.ask`."""
-        self._operations = _operations(await self._do(_HANDLE))
+        self._operations = self._known(await self._do(_HANDLE))
         return self._operations
+
+    def identified(self) -> AsyncRemoteRecord:
+        """See :meth:`RemoteRecord.identified`."""
+        operations = FULL_OPERATIONS if self._operations is None else self._operations
+        return AsyncRemoteRecord(self._host, self._location, operations, self._owner, self._checked)
 
     async def _do(self, ask: _Ask) -> Value:
         from ._node import peer_of
@@ -578,7 +641,9 @@ class AsyncRemoteRecord(_Handle):
     ) -> AsyncRemoteRecord:
         """See :meth:`RemoteRecord.clone`."""
         answer = await self._do(_clone(path, credit, lease, principal))
-        return AsyncRemoteRecord(self._host, _address_answered(answer))
+        clone = AsyncRemoteRecord(self._host, _address_answered(answer))
+        await clone.ask()  # its number
+        return clone.identified()
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`RemoteRecord.move`."""

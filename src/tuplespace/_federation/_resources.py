@@ -37,7 +37,7 @@ from .._record import Record, RecordData
 from .._records import DEFAULT_PRINCIPAL
 from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
-from .._templates import Template
+from .._templates import Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
@@ -67,6 +67,7 @@ from ._message import (
     code_text,
 )
 from ._network import Address
+from ._oscore import PeerRequest
 from ._remote import CREDIT, RULES
 
 __all__ = [
@@ -114,6 +115,32 @@ def error_message(error: ApiError) -> Message:
     """The answer of an error: its CoAP code, and the JSON error body as diagnostic payload."""
     body = orjson.dumps(error.body())
     return Message(code=coap_code(error.status), options=[(CONTENT_FORMAT, b"\x32")], payload=body)
+
+
+_MAX_PENDING = 1000
+"""Events a peer's subscription holds at the node before it catches up from the log
+(its notifications take them as they come, bounded in bytes: see EventFeed)."""
+
+
+def _presence(text: str | None) -> tuple[int, int] | None:
+    """``present=<upto>,<at>``: where a subscription's present events stood."""
+    if text is None:
+        return None
+    upto, _, at = text.partition(",")
+    if not (upto.isdigit() and at.isdigit() and upto.isascii() and at.isascii()):
+        raise ApiError(400, "bad_request", "present is <upto>,<at>: two sequence numbers", "present")
+    return int(upto), int(at)
+
+
+def _record_id(request: Message) -> int | None:
+    """The record number a request on a record gives with ``?id=<n>`` (None: none)."""
+    for item in request.query:
+        if item.startswith("id="):
+            rid = item[3:]
+            if not rid.isdigit() or not rid.isascii():
+                raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+            return int(rid)
+    return None
 
 
 class _Target:
@@ -244,7 +271,7 @@ class SpacesResource:
                 return self._credit(request, segments[0], segments[2:])
             if method == POST:
                 return self._create(request, segments)
-            target = self._target(segments)
+            target = self._target(segments, request)
             if method == GET:
                 return self._get(target, request, accept)
             if method == PUT:
@@ -252,7 +279,7 @@ class SpacesResource:
             if method == DELETE:
                 if target.tag is not None:
                     raise ApiError(405, "method_not_allowed", "a field is not deleted; set it to null")
-                target.record.destroy(force=_query(request, ("force",)).get("force") == "1")
+                target.record.destroy(force=_query(request, ("force", "id")).get("force") == "1")
                 return Message(code=DELETED)
             raise ApiError(405, "method_not_allowed", f"{code_text(method)} is not a method of records")
         except ApiError as exc:
@@ -274,7 +301,7 @@ class SpacesResource:
         if len(path) < 3 or path[0] != "spaces" or request.code != GET:
             return None  # the render answers what it is
         try:
-            target = self._target(path[1:])
+            target = self._target(path[1:], request)
         except (ApiError, TupleSpaceError):
             return None  # the render answers the error
         watched = self._watched.get(target.key)
@@ -326,7 +353,7 @@ class SpacesResource:
                 raise NotFound(f"this node has no space {segments[0]!r}")
             aspace = self._aspace(segments[0], space)
             if op == "subscribe":
-                opened, since = self._subscription(request, space, aspace)
+                opened, since = self._subscription(request, space)
                 ended = _SPACE_CLOSED
             elif op == "watch_records":
                 opened, since = _record_changes(request, aspace)
@@ -379,8 +406,8 @@ class SpacesResource:
     ) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
         """A peer's watch of a record (``?op=watch``), through the handle its path
         names (a capability's too): what opens it after an event, and the event asked for."""
-        since = since_param(_query(request, ("op", "since")).get("since"), "since")
-        target = self._target(segments)
+        since = since_param(_query(request, ("op", "since", "id")).get("since"), "since")
+        target = self._target(segments, request)
         if target.tag is not None:
             raise ApiError(400, "bad_request", "a field is not watched: observe it with GET", "op")
         record = target.record
@@ -393,13 +420,16 @@ class SpacesResource:
         return opened, since
 
     def _subscription(
-        self, request: Message, space: Space, aspace: AsyncSpace
+        self, request: Message, space: Space
     ) -> tuple[Callable[[int | None], AsyncSubscription], int | None]:
         """A peer's subscription to the events of a space: FETCH
         ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
         Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
-        tuple) as payload.  What opens it after an event, and the event asked for."""
-        query = _query(request, ("op", "events", "since", "existing"))
+        tuple) as payload; ``&present=<upto>,<at>`` with ``since`` goes on with the
+        present events of a subscription from where they stood (see
+        :attr:`tuplespace.Subscription.presence`).  What opens it after an event,
+        and the event asked for."""
+        query = _query(request, ("op", "events", "since", "existing", "present"))
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
         kinds = _kinds(query, EVENT_KINDS)
@@ -408,10 +438,17 @@ class SpacesResource:
         if existing not in ("true", "false"):
             raise ApiError(400, "bad_request", "existing is true or false", "existing")
         check_existing(existing == "true", since)
+        present = _presence(query.get("present"))
         template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        if present is not None and since is None:
+            raise ApiError(400, "bad_request", "present goes on from since=<seq>: give both", "present")
+        templates = feed_templates(template)
 
         def opened(since: int | None) -> AsyncSubscription:
-            return aspace.subscribe(template, kinds, since=since, existing=existing == "true")
+            feed = space.core.subscribe(
+                templates, kinds, since, _MAX_PENDING, None, existing == "true", present
+            )
+            return AsyncSubscription(space, feed)
 
         return opened, since
 
@@ -436,22 +473,31 @@ class SpacesResource:
         """The address of a record as text (resolved without building a URI)."""
         return f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}"
 
-    def _target(self, segments: tuple[str, ...]) -> _Target:
+    def _target(self, segments: tuple[str, ...], request: Message) -> _Target:
         """The record the path names, or (when no record has the whole path) the
-        field named by its last segment of the record named by the others."""
+        field named by its last segment of the record named by the others; with
+        ``?id=<n>``, only if that record is the one numbered ``n`` (a handle names one
+        record, not the path a new record may take after it)."""
+        target = self._at(segments, _payer(request))
+        rid = _record_id(request)
+        if rid is not None and (target.record.is_capability or target.record.rid != rid):
+            raise RecordNotFound(f"no record numbered {rid} at {'/'.join(segments[1:])}")
+        return target
+
+    def _at(self, segments: tuple[str, ...], payer: str) -> _Target:
         space, path = self._space(segments)
         try:
             return _Target(space, space.record(self._address(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
-            moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
+            moved = moved_away(space, "/".join(path), payer)
             if moved is not None:
                 raise moved from None
             if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
                 raise
             try:
                 record = space.record(self._address(segments[0], path[:-1]))
-            except RecordNotFound:
-                moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
+            except (RecordNotFound, CapabilityRevoked):  # a capability's, once gone from memory too
+                moved = moved_away(space, "/".join(path[:-1]), payer)
                 if moved is not None:
                     raise moved from None
                 raise
@@ -464,9 +510,12 @@ class SpacesResource:
             if value is _MISSING:
                 raise ApiError(404, "field_not_found", f"the record has no field {target.tag!r}", target.tag)
             return answer_value(value, accept)
-        query = _query(request, ("tags", "snapshot", "handle"))
-        if "handle" in query:  # what the handle the path names allows
-            return answer_value(Map({"operations": tuple(sorted(record.operations))}), accept)
+        query = _query(request, ("tags", "snapshot", "handle", "id"))
+        if "handle" in query:  # what the handle the path names allows, and its record's number
+            handle: dict[str, Value] = {"operations": tuple(sorted(record.operations))}
+            if not record.is_capability:
+                handle["id"] = record.rid
+            return answer_value(Map(handle), accept)
         if "snapshot" in query:
             return answer_value(record_data(record.snapshot()), accept)
         tags = query.get("tags")
@@ -656,7 +705,8 @@ class SpacesResource:
         found = space.find(template, under, limit + 1)
         more = len(found) > limit and (requested is None or requested > most)
         addresses = tuple(record.address for record in found[:limit])
-        return answer_value(Map({"records": addresses, "more": more}), accept)
+        ids = tuple(record.rid for record in found[:limit])
+        return answer_value(Map({"records": addresses, "ids": ids, "more": more}), accept)
 
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
@@ -760,7 +810,8 @@ class SpacesResource:
     def _create(self, request: Message, segments: tuple[str, ...]) -> Message | Awaitable[Message]:
         space, path = self._space(segments)
         query = _query(
-            request, ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal", "carried")
+            request,
+            ("lease", "capability", "credit", "op", "to", "redirect_lease", "principal", "carried", "id"),
         )
         lease = _seconds(query, "lease")
         credit = query.get("credit")
@@ -770,9 +821,9 @@ class SpacesResource:
                 400, "bad_request", "principal names who pays: a create, refresh, clone or call", "principal"
             )
         if op in ("refresh", "clone", "move"):
-            return self._change(self._target(segments).record, op, query, lease, credit, request)
+            return self._change(self._target(segments, request).record, op, query, lease, credit, request)
         if op == "call":
-            return self._call(self._target(segments), query, request)
+            return self._call(self._target(segments, request), query, request)
         if op not in ("create", "read_only"):
             raise ApiError(
                 400, "bad_request", f"op is create, refresh, clone, move, call or read_only, not {op!r}", "op"
@@ -781,19 +832,26 @@ class SpacesResource:
         if carried and (query["carried"] != "1" or credit is None):
             raise ApiError(400, "bad_request", "carried=1 says the credit= comes with the record", "carried")
         if "capability" in query:  # a capability on the record: its address
-            record = self._target(segments).record
+            record = self._target(segments, request).record
             ops = {op for op in query["capability"].split(",") if op}
             accept = content_format(request.number(ACCEPT), 406)
             return answer_value(record.capability(ops, lease=lease).address, accept, CREATED)
         if op == "read_only":  # the record's $RO handle: its address
             accept = content_format(request.number(ACCEPT), 406)
-            return answer_value(self._target(segments).record.read_only().address, accept, CREATED)
+            return answer_value(self._target(segments, request).record.read_only().address, accept, CREATED)
+        if "id" in query:
+            raise ApiError(400, "bad_request", "a new record is given its number: no id", "id")
         fields = _payload(request, space)
         if not isinstance(fields, Map):
             raise WireError("a record is created from a map of its fields")
-        answer = Message(code=CREATED)
-        for segment in ("spaces", *segments):
-            answer.add(LOCATION_PATH, segment)
+        accept = content_format(request.number(ACCEPT), 406)
+
+        def answer(record: Record) -> Message:
+            created = answer_value(record.rid, accept, CREATED)  # its number: what a handle names
+            for segment in ("spaces", *segments):
+                created.add(LOCATION_PATH, segment)
+            return created
+
         if space.core.refer is not None and any(type(v) is URI for v in fields.values()):  # as in _put
             work = asyncio.to_thread(
                 space.create,
@@ -801,12 +859,15 @@ class SpacesResource:
                 fields,
                 credit,
                 lease,
-                principal=_principal(query),
+                principal=_principal(query, request),
                 carried=carried,
             )
-            return self._done(work, lambda _: answer)
-        space.create("/".join(path), fields, credit, lease, principal=_principal(query), carried=carried)
-        return answer
+            return self._done(work, answer)
+        return answer(
+            space.create(
+                "/".join(path), fields, credit, lease, principal=_principal(query, request), carried=carried
+            )
+        )
 
     def _change(
         self,
@@ -822,12 +883,14 @@ class SpacesResource:
         address) on a record."""
         accept = content_format(request.number(ACCEPT), 406)
         if op == "refresh":
-            return answer_value(record.refresh(credit, lease, principal=_principal(query)), accept, CHANGED)
+            return answer_value(
+                record.refresh(credit, lease, principal=_principal(query, request)), accept, CHANGED
+            )
         to = query.get("to")
         if to is None:
             raise ApiError(400, "bad_request", f"{op} names its new path: ?to=<path>", "to")
         if op == "clone":
-            clone = record.clone(to, credit, lease, principal=_principal(query))
+            clone = record.clone(to, credit, lease, principal=_principal(query, request))
             return answer_value(clone.address, accept, CREATED)
         redirect = {} if "redirect_lease" not in query else {"redirect_lease": _redirect(query)}
         if to.startswith("coap://"):  # to another node: requests of its own, from a thread (as in _put)
@@ -849,7 +912,7 @@ class SpacesResource:
         if not isinstance(args, tuple):
             raise InvalidValue("a call's payload is the array of its arguments", "args")
         accept = content_format(request.number(ACCEPT), 406)
-        work = asyncio.to_thread(target.record.call, target.tag, *args, principal=_principal(query))
+        work = asyncio.to_thread(target.record.call, target.tag, *args, principal=_principal(query, request))
         return self._done(work, lambda value: answer_value(value, accept, CHANGED))
 
     def _rules(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
@@ -892,7 +955,7 @@ class SpacesResource:
         if unknown:
             raise ApiError(400, "bad_request", f"a rule has no field {unknown[0]!r}", unknown[0])
         rule_name, args = definition_from_wire(body, space.limits)
-        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query), **args)
+        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query, request), **args)
         return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
 
     def _credit(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
@@ -930,7 +993,7 @@ class SpacesResource:
                 "expires": c.expires,
             }
             return _json(CONTENT, answer)
-        principal = _principal(_query(request, ("principal",)))
+        principal = _principal(_query(request, ("principal",)), request)
         if method == GET:
             return _json(CONTENT, {"principal": principal, "balance": to_wire(space.account(principal))})
         if request.number(CONTENT_FORMAT) != JSON:
@@ -1011,12 +1074,19 @@ def _record_changes(
     return opened, since_param(query.get("since"), "since")
 
 
-def _principal(query: dict[str, str]) -> str:
-    """Whose account pays a rule's firings, a method's steps or a record's credit: ``?principal=`` (which
-    the node's permissions let only a peer allowed ``all`` name), else the space's default."""
+def _payer(request: Message) -> str:
+    """Whose account pays for a request naming none: an OSCORE peer's own (its name in
+    the keys file), else (an anonymous peer) the space's default account."""
+    return request.sender if isinstance(request, PeerRequest) else DEFAULT_PRINCIPAL
+
+
+def _principal(query: dict[str, str], request: Message) -> str:
+    """Whose account pays a rule's firings, a method's steps or a record's credit:
+    ``?principal=`` (which the node's permissions let only a peer allowed ``all`` name
+    unless it is its own), else the peer's (see :func:`_payer`)."""
     named = query.get("principal")
     if named is None:
-        return DEFAULT_PRINCIPAL
+        return _payer(request)
     if not named:
         raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
     return named

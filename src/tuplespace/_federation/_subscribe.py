@@ -116,6 +116,9 @@ class _Stream:
         self._wake = wake
         self.items: deque[Any] = deque()  # events, errors to raise, and _END
         self.cursor = since  # the last event queued (None: until the node says where it begins)
+        # Where its present events stand, as the node said: the last tuple there when it
+        # began and the last one queued (None: no present events are to come).
+        self.presence: tuple[int, int] | None = None
         self._generation = 0  # notifications of an observation ended are ignored
         self._end: Callable[[], None] = _nothing
         self._registering = False
@@ -135,6 +138,8 @@ class _Stream:
         query = list(observed.query)
         if self.cursor is not None:
             query.append(f"since={self.cursor}")
+            if self.presence is not None:
+                query.append("present={},{}".format(*self.presence))
         elif self._existing:
             query.append("existing=true")
         return [
@@ -206,20 +211,29 @@ class _Stream:
             body = _value(message, url)
             after = body["after"]
             items = [_item(item) for item in body["events"]]
+            present = body.get("present")
+            if present is not None:
+                upto, before, last = present
         except TupleSpaceError as exc:  # the space is gone or closed: the subscription ends
             if error_code(exc) == _WATCH_ENDED:
                 self.stop()
             else:
                 self._fail(exc)
             return
-        except (TypeError, KeyError) as exc:
+        except (TypeError, KeyError, ValueError) as exc:
             self._fail(TupleSpaceError(f"a notification from {url} cannot be read: {exc}"))
             return
         if self.cursor is None:
             self.cursor = after
-        if after != self.cursor or ("new" in body and not own):  # a notification went missing
+        if (
+            after != self.cursor
+            or ("new" in body and not own)
+            or (present is not None and self.presence is not None and before != self.presence[1])
+        ):  # a notification went missing
             self._again()
             return
+        if present is not None:
+            self.presence = (upto, last)
         for item in items:
             self.items.append(item)
             if isinstance(item, EventsLost):
@@ -228,6 +242,7 @@ class _Stream:
             self.queued += 1
             if item.kind != "present":
                 self.cursor = item.seq
+                self.presence = None  # the present events came first
             if item.kind in self.observed.ends:
                 self.stop()
                 return

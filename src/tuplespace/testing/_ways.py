@@ -32,6 +32,7 @@ import httpx
 
 import tuplespace as ts
 
+from .._records import DEFAULT_BASE_URI
 from ..client import AsyncRemoteSpace, RemoteSpace
 from ..server import Server, create_app
 from ._adapters import SyncOverAsync
@@ -59,6 +60,10 @@ class Way:
     :func:`needs_embedding`): such a test runs over this way too."""
     lacks: Callable[[str, Callable[..., Any]], str | None] | None = None
     """Why this way does not run the test function of a module (its name): None when it does."""
+    base_uri: Callable[[Any], str] = field(default=lambda space: DEFAULT_BASE_URI)
+    """The base URI under which a space this way opened (given) names its records, the
+    ``ME`` of its root: ``tuplespace://local/`` unless the way serves it from a node of
+    its own."""
 
 
 @contextlib.contextmanager
