@@ -340,10 +340,6 @@ _BASE_URI = "the base URI tuplespace://local/: a node's space names its records 
 
 # The tests the coap ways skip by name, and why.
 COAP_LIMITS = {
-    "test_close_releases_waiting_calls_with_space_closed": (
-        "the node's waiting calls, which a client's close does not end (CoAP has no cancel of a request),"
-        " and the statistics of a closed client"
-    ),
     # test_records
     "test_the_address_is_the_base_uri_the_space_and_the_path": _BASE_URI,
     "test_the_root_lists_the_top_level_records_and_the_base_uri": _BASE_URI,

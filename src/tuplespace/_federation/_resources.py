@@ -48,7 +48,7 @@ from ..server._rules import rule_out
 from ..server._streams import since_param
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._feeds import EventFeed
-from ._held import HeldTable
+from ._held import HeldTable, Sessions
 from ._message import (
     ACCEPT,
     CHANGED,
@@ -97,7 +97,7 @@ FETCH_OPS = (
     "find",
     "take_record",
 )
-_POST_OPS = "write, write_many, renew, cancel, begin, confirm or revoke"
+_POST_OPS = "write, write_many, renew, cancel, begin, confirm, revoke or close"
 
 
 def coap_code(status: int) -> int:
@@ -178,6 +178,7 @@ class SpacesResource:
             )
         self._spaces = spaces
         self._held = HeldTable(max_transactions)
+        self._sessions = Sessions()
         self.claim_lease = claim_lease
         self._max_subscriptions = max_subscriptions
         self._max_notification_bytes = max_notification_bytes
@@ -199,6 +200,7 @@ class SpacesResource:
             "observed_records": len(self._watched),
             "observations": sum(len(w.observations) for w in self._watched.values()),
             **self._held.statistics(),
+            **self._sessions.statistics(),
             "subscriptions": sum(self._subscriptions.values()),
         }
 
@@ -487,6 +489,23 @@ class SpacesResource:
         return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
     def _linda(self, request: Message, name: str, accept: int, host: str) -> Message | Awaitable[Message]:
+        """A request to ``/spaces/<space>`` (see :meth:`_space_request`); one that names
+        its client's session (``?session=<id>``) and waits ends when the client ends
+        its session (``POST ?op=close&session=<id>``)."""
+        session = next((q[8:] for q in request.query if q.startswith("session=")), None)
+        if session is None:
+            return self._space_request(request, name, accept, host)
+        self._sessions.check(session)
+        if request.code == POST and "op=close" in request.query:
+            _query(request, ("op", "session"))
+            return self._done(self._sessions.end(host, session), lambda _: Message(code=CHANGED))
+        self._sessions.check_open(host, session)
+        answer = self._space_request(request, name, accept, host)
+        return answer if isinstance(answer, Message) else self._sessions.hold(host, session, answer)
+
+    def _space_request(
+        self, request: Message, name: str, accept: int, host: str
+    ) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
         answers the space's statistics; POST writes (``?op=write``, the default: the
         payload's tuple; ``?op=write_many``: its array of tuples, all or none) for
@@ -517,7 +536,9 @@ class SpacesResource:
             raise ApiError(400, "bad_request", f"{min(observed)} is observed: send it with Observe 0", "op")
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under"))
+        query = _query(
+            request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under", "session")
+        )
         op = query.get("op", "read")
         if op not in FETCH_OPS:
             raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
@@ -661,10 +682,12 @@ class SpacesResource:
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
     ) -> Message | Awaitable[Message]:
-        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability"))
+        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability", "session"))
         op = query.get("op", "write")
         if op == "revoke":
             return self._revoke(name, space, query.get("capability"))
+        if op == "close":
+            raise ApiError(400, "bad_request", "close names the session it ends: ?session=<id>", "session")
         lease = _seconds(query, "lease")
         tx_id = query.get("tx")
         if "claim" in query and op != "confirm":
