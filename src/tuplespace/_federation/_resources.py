@@ -438,12 +438,20 @@ class SpacesResource:
         """The address of a record as text (resolved without building a URI)."""
         return f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}"
 
+    def _ref(self, space_name: str, path: tuple[str, ...]) -> str:
+        """What resolves to the record at ``path``: the path itself, or its address
+        where the path would be read as one (``$cap/<token>``, a ``://`` in it)."""
+        text = "/".join(path)
+        if text.startswith("$cap/") or "://" in text:
+            return self._address(space_name, path)
+        return text
+
     def _target(self, segments: tuple[str, ...]) -> _Target:
         """The record the path names, or (when no record has the whole path) the
         field named by its last segment of the record named by the others."""
         space, path = self._space(segments)
         try:
-            return _Target(space, space.record(self._address(segments[0], path)), None, segments)
+            return _Target(space, space.record(self._ref(segments[0], path)), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
             moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
             if moved is not None:
@@ -451,7 +459,7 @@ class SpacesResource:
             if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
                 raise
             try:
-                record = space.record(self._address(segments[0], path[:-1]))
+                record = space.record(self._ref(segments[0], path[:-1]))
             except RecordNotFound:
                 moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
                 if moved is not None:
