@@ -23,6 +23,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 from .._aio import AsyncTransaction
 from ..server._errors import ApiError, limit_reached
@@ -139,7 +140,7 @@ class Sessions:
     session arriving late (reordered, repeated) is refused rather than left waiting."""
 
     def __init__(self) -> None:
-        self._waiting: dict[tuple[str, str], set[asyncio.Future[Message]]] = {}
+        self._waiting: dict[tuple[str, str], set[asyncio.Task[Any]]] = {}
         self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     @staticmethod
@@ -154,20 +155,19 @@ class Sessions:
         if (host, session) in self._ended:
             raise ApiError(400, "bad_request", f"session {session} was closed by its client", "session")
 
-    def hold(self, host: str, session: str, work: Awaitable[Message]) -> Awaitable[Message]:
-        """``work``, a call of the session that may wait, ended with the session."""
+    async def hold(self, host: str, session: str, work: Awaitable[Message]) -> Message:
+        """The answer of ``work``, a call of the session that may wait, awaited in the
+        task that answers it (which the session's end cancels)."""
         key = (host, session)
-        call = asyncio.ensure_future(work)
+        call = asyncio.current_task()
+        assert call is not None
         calls = self._waiting.setdefault(key, set())
         calls.add(call)
-        call.add_done_callback(lambda done: self._done(key, done))
-        return call
-
-    def _done(self, key: tuple[str, str], call: asyncio.Future[Message]) -> None:
-        calls = self._waiting.get(key)
-        if calls is not None:
+        try:
+            return await work
+        finally:
             calls.discard(call)
-            if not calls:
+            if not calls and self._waiting.get(key) is calls:
                 del self._waiting[key]
 
     async def end(self, host: str, session: str) -> int:

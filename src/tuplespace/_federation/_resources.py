@@ -63,6 +63,7 @@ from ._message import (
     POST,
     PUT,
     SIZE1,
+    URI_QUERY,
     Message,
     code_text,
 )
@@ -500,16 +501,21 @@ class SpacesResource:
         """A request to ``/spaces/<space>`` (see :meth:`_space_request`); one that names
         its client's session (``?session=<id>``) and waits ends when the client ends
         its session (``POST ?op=close&session=<id>``)."""
-        session = next((q[8:] for q in request.query if q.startswith("session=")), None)
-        if session is None:
+        raw = next((v for n, v in request.options if n == URI_QUERY and v.startswith(b"session=")), None)
+        if raw is None:
             return self._space_request(request, name, accept, host)
-        self._sessions.check(session)
+        session = self._sessions.check(raw[8:].decode("ascii", "replace"))
         if request.code == POST and "op=close" in request.query:
             _query(request, ("op", "session"))
             return self._done(self._sessions.end(host, session), lambda _: Message(code=CHANGED))
         self._sessions.check_open(host, session)
         answer = self._space_request(request, name, accept, host)
-        return answer if isinstance(answer, Message) else self._sessions.hold(host, session, answer)
+        if isinstance(answer, Message):
+            return answer
+        space = self._spaces.get(name)
+        if request.code == POST and (space is None or space.capacity is None):
+            return answer  # a write where there is always room: it never waits
+        return self._sessions.hold(host, session, answer)
 
     def _space_request(
         self, request: Message, name: str, accept: int, host: str
