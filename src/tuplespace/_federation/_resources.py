@@ -451,22 +451,36 @@ class SpacesResource:
         """The record the path names, or (when no record has the whole path) the
         field named by its last segment of the record named by the others."""
         space, path = self._space(segments)
+        ref = self._ref(segments[0], path)
+        if len(path) > 1 and "://" not in ref:
+            with space.core.lock:
+                whole = space.core.engine.records.has(ref)
+            if not whole:  # a field's path, most often: told without raising
+                return self._field(space, path, segments)
         try:
-            return _Target(space, space.record(self._ref(segments[0], path)), None, segments)
+            return _Target(space, space.record(ref), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
-            moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
-            if moved is not None:
-                raise moved from None
             if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
-                raise
-            try:
-                record = space.record(self._ref(segments[0], path[:-1]))
-            except RecordNotFound:
-                moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
+                moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
                 if moved is not None:
                     raise moved from None
                 raise
-            return _Target(space, record, path[-1], segments[:-1])
+            return self._field(space, path, segments)
+
+    def _field(self, space: Space, path: tuple[str, ...], segments: tuple[str, ...]) -> _Target:
+        """The field named by the last segment of ``path`` of the record named by the
+        others, no record having the whole path (unless it moved to another node)."""
+        moved = moved_away(space, "/".join(path), DEFAULT_PRINCIPAL)
+        if moved is not None:
+            raise moved
+        try:
+            record = space.record(self._ref(segments[0], path[:-1]))
+        except RecordNotFound:
+            moved = moved_away(space, "/".join(path[:-1]), DEFAULT_PRINCIPAL)
+            if moved is not None:
+                raise moved from None
+            raise
+        return _Target(space, record, path[-1], segments[:-1])
 
     def _get(self, target: _Target, request: Message, accept: int) -> Message:
         record = target.record
