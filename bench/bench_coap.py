@@ -8,8 +8,10 @@ served space (``tuplespace.server``, uvicorn on 127.0.0.1) read through
 other, from a thread), and with 100 requests outstanding (100 coroutines on one
 event loop: for CoAP the requesting node's endpoint on its loop, for HTTP the
 asyncio client ``ts.connect_async``).  Ops/s and the 99th percentile of the
-latency of a call (µs).  Rounds alternate which side goes first; medians are
-reported (shared, noisy machines).
+latency of a call (µs), and the CPU time of the process per call (µs: client and
+server together, what bounds the rate on a quiet machine, and less disturbed by other
+work than the rate).  Rounds alternate which side goes first; medians are reported
+(shared, noisy machines).
 
 Env overrides: N_OPS (2000 per round, operation and way), ROUNDS (3), SKIP (coap,http),
 NSTART (the requesting node's ``nstart``; its default: 32 to 127.0.0.1).
@@ -20,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -36,7 +39,7 @@ NSTART = int(os.environ["NSTART"]) if os.environ.get("NSTART") else None
 
 log = logger("bench_coap")
 
-Result = dict[str, float]  # "<op>_<way>_ops_s" and "<op>_<way>_p99_us"
+Result = dict[str, float]  # "<op>_<way>_ops_s", "<op>_<way>_p99_us" and "<op>_<way>_cpu_us"
 
 
 def p99(latencies: list[float]) -> float:
@@ -46,13 +49,14 @@ def p99(latencies: list[float]) -> float:
 def sequential(get: Callable[[str], Any], set_: Callable[[str, Any], Any], n: int, out: Result) -> None:
     for op, call in (("get", lambda i: get("temp")), ("set", lambda i: set_("temp", 21.5 + i % 2))):
         latencies = []
-        t0 = now()
+        t0, cpu = now(), time.process_time()
         for i in range(n):
             t = now()
             call(i)
             latencies.append(now() - t)
         out[f"{op}_seq_ops_s"] = n / (now() - t0)
         out[f"{op}_seq_p99_us"] = p99(latencies)
+        out[f"{op}_seq_cpu_us"] = (time.process_time() - cpu) / n * 1e6
 
 
 async def outstanding(
@@ -62,10 +66,11 @@ async def outstanding(
     for op, call in (("get", lambda i: get()), ("set", lambda i: set_(21.5 + i % 2))):
         latencies: list[float] = []
 
-        t0 = now()
+        t0, cpu = now(), time.process_time()
         await asyncio.gather(*(_worker(call, n // OUTSTANDING, latencies) for _ in range(OUTSTANDING)))
         out[f"{op}_par_ops_s"] = len(latencies) / (now() - t0)
         out[f"{op}_par_p99_us"] = p99(latencies)
+        out[f"{op}_par_cpu_us"] = (time.process_time() - cpu) / len(latencies) * 1e6
 
 
 async def _worker(call: Callable[[int], Awaitable[Any]], share: int, latencies: list[float]) -> None:

@@ -329,15 +329,6 @@ def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     )
 
 
-# The tests the coap ways skip by name, and why.
-COAP_LIMITS = {
-    "test_close_releases_waiting_calls_with_space_closed": (
-        "the node's waiting calls, which a client's close does not end (CoAP has no cancel of a request),"
-        " and the statistics of a closed client"
-    ),
-}
-
-
 def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
     """The base URI of the node a coap way's space was reached at (``coap://host:port/``)."""
     url = space.aspace.url if isinstance(space, SyncOverAsync) else space.url
@@ -345,7 +336,8 @@ def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
 
 
 def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
-    return COAP_LIMITS.get(function.__name__) or coap_limit(function)
+    """Why the coap ways do not run the test ``function``: what it uses that a CoapSpace lacks."""
+    return coap_limit(function)
 
 
 # The ways this project adds to the kit's: Redis (a server, a cluster; sync and async) and CoAP.

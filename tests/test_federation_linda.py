@@ -274,6 +274,51 @@ def test_a_close_releases_the_calls_waiting_for_an_answer(node: ts.Node) -> None
         jobs.try_read(("job", int))
 
 
+def test_a_close_ends_the_calls_waiting_at_the_node_which_take_nothing_after(node: ts.Node) -> None:
+    served = node.space("jobs", capacity=1)
+    served.write(("full",))
+    jobs = ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE)
+    calls = [
+        spawn(jobs.take, ("job", int)),
+        spawn(jobs.take, ("job", int), timeout=PATIENCE * 10),
+        spawn(jobs.read_all, ("other",), timeout=None),
+        spawn(jobs.write, ("job", 1)),  # waiting for room
+    ]
+    wait_for_waiters(served, 4)
+    assert node.statistics()["session_calls"] == 4
+    jobs.close()
+    assert served.statistics()["waiters"] == 0  # ended before close returned
+    assert node.statistics()["session_calls"] == node.statistics()["held_claims"] == 0
+    for call in calls:
+        with pytest.raises(ts.SpaceClosed):
+            call.result(PATIENCE)
+    served.take(("full",))
+    served.write(("job", 2))  # the takes ended: nobody takes it
+    assert served.count(("job", int)) == 1
+    assert jobs.statistics()["closed"] is True  # from a socket of its own
+    assert jobs.statistics()["tuples"] == 1
+
+
+def test_a_call_of_a_closed_session_is_refused_and_close_names_a_session(node: ts.Node) -> None:
+    served = node.space("jobs")
+    served.write(("job", 1))
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as jobs:
+        jobs.read(("job", int))  # a call that may wait: closing ends its session
+        ended = jobs.session
+    with ts.connect(node.base_uri + "spaces/jobs", timeout=PATIENCE) as late:
+        late.session = ended  # as a request of the closed client arriving after its close
+        with pytest.raises(ts.InvalidValue, match="closed by its client"):
+            late.take(("job", int))
+        assert served.count(("job", int)) == 1
+        late.session = "x"
+        with pytest.raises(ts.InvalidValue, match="8 to 64"):
+            late.take(("job", int))
+        options = [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (URI_QUERY, b"op=close")]
+        answer = late.endpoint.request_blocking(late.peer, POST, options, timeout=PATIENCE)
+        assert answer.code == 128  # 4.00
+        assert orjson.loads(answer.payload)["error"]["field"] == "session"
+
+
 def test_records_over_coap_are_remote_handles_that_refresh_and_observe(node: ts.Node) -> None:
     served = node.space("home")
     with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:

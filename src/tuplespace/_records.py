@@ -350,6 +350,12 @@ class RecordStore:
             self.accounts.charge(principal, self.redirect_charge)
         return rec.rid, None, None
 
+    def has(self, path: str) -> bool:
+        """Whether a record is at ``path`` (or moved from there, while its redirection
+        lasts), as :meth:`resolve` would find it; ``path`` is not checked."""
+        self._tick()
+        return self._at(path) is not None
+
     def _at(self, path: str) -> Rec | None:
         """The record at ``path``, or the one that moved from there while its
         redirection lasts."""

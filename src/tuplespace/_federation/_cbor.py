@@ -199,6 +199,11 @@ def encode_cbor(value: Value, limits: Limits = DEFAULT_LIMITS) -> bytes:
     Raises :class:`~tuplespace.UnsupportedType` or :class:`~tuplespace.InvalidValue`
     naming the field, as a space does.
     """
+    t = type(value)
+    if t is int and 0 <= value < 1 << 64:  # a version, a count: the common answer
+        return _head(0, value)
+    if t is float and math.isfinite(value):
+        return _float(value + 0.0)  # -0.0 is 0.0
     out: list[bytes] = []
     _value(check_value(value, limits), out)
     return b"".join(out)
@@ -406,8 +411,35 @@ def decode_cbor(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_L
             limit="max_bytes",
             maximum=limits.max_bytes,
         )
+    if 0 < len(data) <= 9:
+        number = _number(data)
+        if number is not None:
+            return number
     decoder = _Decoder(bytes(data), limits)
     value = decoder.value(0)
     if decoder.pos != len(decoder.data):
         raise WireError(f"{len(decoder.data) - decoder.pos} bytes after the end of the value")
     return value
+
+
+# The floats by their initial byte, and the length of the item.
+_FLOATS = {0xF9: (struct.Struct(">e"), 3), 0xFA: (struct.Struct(">f"), 5), 0xFB: (struct.Struct(">d"), 9)}
+
+
+def _number(data: bytes | bytearray | memoryview) -> int | float | None:
+    """The integer or float that ``data`` is in whole, as the decoder reads it, at once
+    (the payload of a field's get or set); None for anything else."""
+    first = data[0]
+    major, info = first >> 5, first & 31
+    if major < 2:
+        if info >= 28 or len(data) != (1 if info < 24 else 1 + (1 << (info - 24))):
+            return None
+        n = info if info < 24 else int.from_bytes(data[1:], "big")
+        return n if major == 0 else -1 - n
+    known = _FLOATS.get(first)
+    if known is None or len(data) != known[1]:
+        return None
+    x: float = known[0].unpack_from(data, 1)[0]
+    if not math.isfinite(x):
+        raise InvalidValue(f"float must be finite, got {x!r}")
+    return 0.0 if x == 0 else x

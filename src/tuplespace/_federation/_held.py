@@ -9,19 +9,28 @@ reached the peer.  Both are embedded transactions, which end by themselves at th
 lease.  Ids are unguessable; the transactions and claims of one sending host are
 bounded, and the states of those that ended are remembered (a bounded number) to
 answer a late request precisely: an abort, a commit, a confirmation sent again.
+
+The calls of a client that may wait (a take, a read, a write waiting for room) name
+its session; when the client closes, it ends its session, and the node ends those of
+its calls still waiting (:class:`Sessions`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 import secrets
 from collections import OrderedDict
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any
 
 from .._aio import AsyncTransaction
 from ..server._errors import ApiError, limit_reached
 from ..server._hub import ENDED_KEPT, SWEEP_FROM
+from ._message import Message
 
-__all__ = ["Held", "HeldTable"]
+__all__ = ["Held", "HeldTable", "Sessions"]
 
 
 @dataclass(eq=False)
@@ -117,3 +126,64 @@ class HeldTable:
             ids.discard(held_id)
             if not ids:
                 del self._by_host[held.host]
+
+
+# A session id: what a client draws at random, in the characters of a URL-safe token.
+_SESSION = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+class Sessions:
+    """The waiting calls of the clients' sessions, by sending host and session id: a
+    client that closes ends its session (``POST ?op=close&session=<id>``), which ends
+    the calls still waiting that it sent from the same host, without an answer.  The
+    ids of the last ``ENDED_KEPT`` sessions ended are remembered: a call of an ended
+    session arriving late (reordered, repeated) is refused rather than left waiting."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[tuple[str, str], set[asyncio.Task[Any]]] = {}
+        self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+    @staticmethod
+    def check(session: str) -> str:
+        """``session`` if it is a session id, else 400 ``invalid_value``."""
+        if _SESSION.fullmatch(session) is None:
+            raise ApiError(400, "invalid_value", "session is 8 to 64 letters, digits, '-' or '_'", "session")
+        return session
+
+    def check_open(self, host: str, session: str) -> None:
+        """400 ``bad_request`` when the session has ended."""
+        if (host, session) in self._ended:
+            raise ApiError(400, "bad_request", f"session {session} was closed by its client", "session")
+
+    async def hold(self, host: str, session: str, work: Awaitable[Message]) -> Message:
+        """The answer of ``work``, a call of the session that may wait, awaited in the
+        task that answers it (which the session's end cancels)."""
+        key = (host, session)
+        call = asyncio.current_task()
+        assert call is not None
+        calls = self._waiting.setdefault(key, set())
+        calls.add(call)
+        try:
+            return await work
+        finally:
+            calls.discard(call)
+            if not calls and self._waiting.get(key) is calls:
+                del self._waiting[key]
+
+    async def end(self, host: str, session: str) -> int:
+        """End the session: its calls still waiting end (their waits released,
+        their claims aborted) before this returns; how many there were."""
+        key = (host, session)
+        self._ended[key] = None
+        self._ended.move_to_end(key)
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
+        calls = self._waiting.pop(key, set())
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        return len(calls)
+
+    def statistics(self) -> dict[str, int]:
+        """The calls waiting under a session."""
+        return {"session_calls": sum(len(calls) for calls in self._waiting.values())}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, NamedTuple, TypeVar
@@ -512,6 +513,9 @@ class _Space:
         self.streams: set[_Stream] = set()
         """The subscriptions open, ended when the space is closed."""
         self._transactions: set[Any] = set()  # open: aborted when the space is closed
+        self.session = secrets.token_urlsafe(12)
+        """Named by the calls that may wait, which the node ends when the space closes."""
+        self._waited = False  # a call that may wait was sent: closing ends the session
         self.closed = False
 
     @property
@@ -532,7 +536,11 @@ class _Space:
         below = () if ask.path is None else ask.path.split("/")
         path = [*self.path, *((URI_PATH, segment.encode()) for segment in below)]
         accept = _JSON if ask.json else _CBOR
-        options = [*path, *((URI_QUERY, q.encode()) for q in ask.query), (ACCEPT, accept)]
+        options = [*path, *((URI_QUERY, q.encode()) for q in ask.query)]
+        if ask.wait != 0:  # a call that may wait names the session that ends it
+            self._waited = True
+            options.append((URI_QUERY, f"session={self.session}".encode()))
+        options.append((ACCEPT, accept))
         if ask.payload or ask.code not in (GET, DELETE):
             cbor = ask.code == POST and not ask.json
             options.insert(len(path), (CONTENT_FORMAT, _CBOR if cbor else _JSON))
@@ -541,6 +549,25 @@ class _Space:
     def _within(self, ask: _Ask) -> float | None:
         """How long an answer may take: the node's wait and the space's ``timeout``."""
         return None if ask.wait is None else ask.wait + self.timeout
+
+    def _closing(self) -> tuple[_Ask, float] | None:
+        """The request that ends the session, and how long closing waits for its
+        answer (two transmissions); None when no call that may wait was sent."""
+        if not self._waited:
+            return None
+        ask = _Ask(POST, b"", ("op=close", f"session={self.session}"))
+        return ask, min(self.timeout, 2 * self.endpoint.timers.ack_timeout)
+
+    async def _ask_apart(self, ask: _Ask) -> Value:
+        """What ``ask`` answers, asked from an endpoint of its own (the space's is closed)."""
+        endpoint = Endpoint(timers=self.endpoint.timers, network=self.endpoint.network)
+        try:
+            await endpoint.open("::" if ":" in self.peer[0] else "0.0.0.0", 0)
+            work = endpoint.request(self.peer, ask.code, self._options(ask), ask.payload)
+            response = await _bounded(work, self._within(ask))
+        finally:
+            endpoint.close()
+        return self._answer(response, ask)
 
     async def _end_streams(self) -> None:
         """End the subscriptions, their deregistrations sent (once: the socket closes next)."""
@@ -752,8 +779,16 @@ class CoapSpace(_Space, CreditCalls):
 
     def statistics(self) -> dict[str, Any]:
         """The space's statistics, as the node keeps them (see :meth:`Space.statistics
-        <tuplespace.Space.statistics>`)."""
-        return _statistics(self._do(_Ask(GET)))
+        <tuplespace.Space.statistics>`); ``closed`` says whether this handle is closed.
+        A closed handle still answers, from a socket of its own."""
+        if not self.closed:
+            return {**_statistics(self._do(_Ask(GET))), "closed": False}
+        runner = LoopThread("tuplespace-coap-client")
+        try:
+            answer = runner.call(self._ask_apart(_Ask(GET)), self.timeout)
+        finally:
+            runner.stop()
+        return {**_statistics(answer), "closed": True}
 
     def transaction(self, lease: float = 60.0) -> CoapTransaction:
         """Begin a transaction on the node's space (see :meth:`Space.transaction
@@ -839,11 +874,17 @@ class CoapSpace(_Space, CreditCalls):
         return self._upcalls
 
     def close(self) -> None:
-        """Abort the open transactions, end the subscriptions, close the client's socket
-        and end its record handles' upcalls; later calls raise :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions, end the calls waiting at the node (their session),
+        end the subscriptions, close the client's socket and end its record handles'
+        upcalls; the calls waiting and later calls raise :class:`~tuplespace.SpaceClosed`."""
         if not self.closed:
             for tx in list(self._transactions):
                 tx.abort_quietly()
+            closing = self._closing()
+            if closing is not None:  # at most once: the node may be gone
+                ask, within = closing
+                with contextlib.suppress(TupleSpaceError):
+                    self.endpoint.request_blocking(self.peer, ask.code, self._options(ask), b"", within)
         self.closed = True
         self._runner.stop(self._shutdown)
         for upcall in list(self._upcalls):
@@ -1018,7 +1059,8 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
 
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
-        return _statistics(await self._do(_Ask(GET)))
+        answer = await (self._ask_apart(_Ask(GET)) if self.closed else self._do(_Ask(GET)))
+        return {**_statistics(answer), "closed": self.closed}
 
     @property
     def rules(self) -> AsyncRemoteRules:
@@ -1074,11 +1116,18 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         return _record_found(data_of(await self._do(_take_record(template, under, timeout))), timeout)
 
     async def close(self) -> None:
-        """Abort the open transactions, end the subscriptions and close the client's
-        socket; calls waiting for an answer and later calls raise :class:`~tuplespace.SpaceClosed`."""
+        """Abort the open transactions, end the calls waiting at the node (their session),
+        end the subscriptions and close the client's socket; calls waiting for an answer
+        and later calls raise :class:`~tuplespace.SpaceClosed`."""
         if not self.closed:
             for tx in list(self._transactions):
                 await tx.abort_quietly()
+            closing = self._closing()
+            if closing is not None:  # at most once: the node may be gone
+                ask, within = closing
+                with contextlib.suppress(TupleSpaceError):
+                    work = self.endpoint.request(self.peer, ask.code, self._options(ask))
+                    await _bounded(work, within)
         self.closed = True
         await self._end_streams()
         self.endpoint.close()

@@ -48,7 +48,7 @@ from ..server._rules import rule_out
 from ..server._streams import since_param
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._feeds import EventFeed
-from ._held import HeldTable
+from ._held import HeldTable, Sessions
 from ._message import (
     ACCEPT,
     CHANGED,
@@ -63,6 +63,7 @@ from ._message import (
     POST,
     PUT,
     SIZE1,
+    URI_QUERY,
     Message,
     code_text,
 )
@@ -98,7 +99,7 @@ FETCH_OPS = (
     "find",
     "take_record",
 )
-_POST_OPS = "write, write_many, renew, cancel, begin, confirm or revoke"
+_POST_OPS = "write, write_many, renew, cancel, begin, confirm, revoke or close"
 
 
 def coap_code(status: int) -> int:
@@ -205,6 +206,7 @@ class SpacesResource:
             )
         self._spaces = spaces
         self._held = HeldTable(max_transactions)
+        self._sessions = Sessions()
         self.claim_lease = claim_lease
         self._max_subscriptions = max_subscriptions
         self._max_notification_bytes = max_notification_bytes
@@ -226,6 +228,7 @@ class SpacesResource:
             "observed_records": len(self._watched),
             "observations": sum(len(w.observations) for w in self._watched.values()),
             **self._held.statistics(),
+            **self._sessions.statistics(),
             "subscriptions": sum(self._subscriptions.values()),
         }
 
@@ -473,6 +476,14 @@ class SpacesResource:
         """The address of a record as text (resolved without building a URI)."""
         return f"{self.base_uri}spaces/{space_name}/{'/'.join(path)}"
 
+    def _ref(self, space_name: str, path: tuple[str, ...]) -> str:
+        """What resolves to the record at ``path``: the path itself, or its address
+        where the path would be read as one (``$cap/<token>``, a ``://`` in it)."""
+        text = "/".join(path)
+        if text.startswith("$cap/") or "://" in text:
+            return self._address(space_name, path)
+        return text
+
     def _target(self, segments: tuple[str, ...], request: Message) -> _Target:
         """The record the path names, or (when no record has the whole path) the
         field named by its last segment of the record named by the others; with
@@ -486,22 +497,37 @@ class SpacesResource:
 
     def _at(self, segments: tuple[str, ...], payer: str) -> _Target:
         space, path = self._space(segments)
+        ref = self._ref(segments[0], path)
+        if len(path) > 1 and "://" not in ref:
+            with space.core.lock:
+                whole = space.core.engine.records.has(ref)
+            if not whole:  # a field's path, most often: told without raising
+                return self._field(space, path, segments, payer)
         try:
-            return _Target(space, space.record(self._address(segments[0], path)), None, segments)
+            return _Target(space, space.record(ref), None, segments)
         except (RecordNotFound, InvalidValue, CapabilityRevoked):  # "kitchen/$version", "$cap/<token>/temp"
-            moved = moved_away(space, "/".join(path), payer)
-            if moved is not None:
-                raise moved from None
             if len(path) < 2 or path[:-1] == ("$cap",):  # a capability's path names no field
-                raise
-            try:
-                record = space.record(self._address(segments[0], path[:-1]))
-            except (RecordNotFound, CapabilityRevoked):  # a capability's, once gone from memory too
-                moved = moved_away(space, "/".join(path[:-1]), payer)
+                moved = moved_away(space, "/".join(path), payer)
                 if moved is not None:
                     raise moved from None
                 raise
-            return _Target(space, record, path[-1], segments[:-1])
+            return self._field(space, path, segments, payer)
+
+    def _field(self, space: Space, path: tuple[str, ...], segments: tuple[str, ...], payer: str) -> _Target:
+        """The field named by the last segment of ``path`` of the record named by the
+        others, no record having the whole path (unless it moved to another node:
+        ``payer`` pays the redirection)."""
+        moved = moved_away(space, "/".join(path), payer)
+        if moved is not None:
+            raise moved
+        try:
+            record = space.record(self._ref(segments[0], path[:-1]))
+        except (RecordNotFound, CapabilityRevoked):  # a capability's, once gone from memory too
+            moved = moved_away(space, "/".join(path[:-1]), payer)
+            if moved is not None:
+                raise moved from None
+            raise
+        return _Target(space, record, path[-1], segments[:-1])
 
     def _get(self, target: _Target, request: Message, accept: int) -> Message:
         record = target.record
@@ -536,6 +562,28 @@ class SpacesResource:
         return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
     def _linda(self, request: Message, name: str, accept: int, host: str) -> Message | Awaitable[Message]:
+        """A request to ``/spaces/<space>`` (see :meth:`_space_request`); one that names
+        its client's session (``?session=<id>``) and waits ends when the client ends
+        its session (``POST ?op=close&session=<id>``)."""
+        raw = next((v for n, v in request.options if n == URI_QUERY and v.startswith(b"session=")), None)
+        if raw is None:
+            return self._space_request(request, name, accept, host)
+        session = self._sessions.check(raw[8:].decode("ascii", "replace"))
+        if request.code == POST and "op=close" in request.query:
+            _query(request, ("op", "session"))
+            return self._done(self._sessions.end(host, session), lambda _: Message(code=CHANGED))
+        self._sessions.check_open(host, session)
+        answer = self._space_request(request, name, accept, host)
+        if isinstance(answer, Message):
+            return answer
+        space = self._spaces.get(name)
+        if request.code == POST and (space is None or space.capacity is None):
+            return answer  # a write where there is always room: it never waits
+        return self._sessions.hold(host, session, answer)
+
+    def _space_request(
+        self, request: Message, name: str, accept: int, host: str
+    ) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
         answers the space's statistics; POST writes (``?op=write``, the default: the
         payload's tuple; ``?op=write_many``: its array of tuples, all or none) for
@@ -566,7 +614,9 @@ class SpacesResource:
             raise ApiError(400, "bad_request", f"{min(observed)} is observed: send it with Observe 0", "op")
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
-        query = _query(request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under"))
+        query = _query(
+            request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under", "session")
+        )
         op = query.get("op", "read")
         if op not in FETCH_OPS:
             raise ApiError(400, "bad_request", f"op is one of {', '.join(FETCH_OPS)}, not {op!r}", "op")
@@ -711,10 +761,12 @@ class SpacesResource:
     def _post(
         self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
     ) -> Message | Awaitable[Message]:
-        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability"))
+        query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability", "session"))
         op = query.get("op", "write")
         if op == "revoke":
             return self._revoke(name, space, query.get("capability"))
+        if op == "close":
+            raise ApiError(400, "bad_request", "close names the session it ends: ?session=<id>", "session")
         lease = _seconds(query, "lease")
         tx_id = query.get("tx")
         if "claim" in query and op != "confirm":
