@@ -270,27 +270,11 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 
 # What a server keeping its spaces in Redis does not serve, beyond REDIS_LIMITS: the tests
 # that the served-redis way skips, by name, and why.
-_SERVED_METHODS = "record methods, which a server on Redis does not serve (501)"
-_CLAIMED_RECORD_TAKES = (
-    "take_record, which a remote space asks for under a claim, and a space kept in Redis "
-    "holds no record for a claim"
-)
 SERVED_REDIS_LIMITS = {
-    "test_try_take_record_removes_the_oldest_match": _CLAIMED_RECORD_TAKES,
-    "test_take_record_waits_for_a_match": _CLAIMED_RECORD_TAKES,
-    "test_take_record_waits_through_more_changes_than_the_log_keeps": _CLAIMED_RECORD_TAKES,
-    "test_take_record_times_out": _CLAIMED_RECORD_TAKES,
-    "test_blocked_record_takes_are_served_in_arrival_order": _CLAIMED_RECORD_TAKES,
-    "test_a_set_hands_the_record_to_the_oldest_taker_it_now_matches": _CLAIMED_RECORD_TAKES,
-    "test_take_record_leaves_contained_records": _CLAIMED_RECORD_TAKES,
     "test_capabilities_of_a_destroyed_record_are_gone": (
         "a capability's address opened after its record is destroyed: Redis forgets the "
         "capabilities of a destroyed record, so the address reads as revoked"
     ),
-    "test_a_method_reads_and_sets_the_records_fields": _SERVED_METHODS,
-    "test_a_failing_method_changes_nothing_and_bad_calls_say_why": _SERVED_METHODS,
-    "test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing": _SERVED_METHODS,
-    "test_a_read_only_handle_calls_no_method": _SERVED_METHODS,
 }
 
 

@@ -159,6 +159,11 @@ end
 -- Transactions: ``txexp`` scores each open transaction by the end of its lease;
 -- ``h:<tx>`` holds the tuples it took, each id mapped to its expiry ('' for
 -- none), a space and what ``tup`` kept.  Their take events are logged at commit.
+-- A claim also holds the records it took (rdestroy with a transaction): ``hr:<tx>`` maps
+-- each one's rid to its expiry ('' for none) and ``rheld`` the rid to the claim; a held
+-- record stays in ``rec`` and keeps its path, out of its index sets and ``rexp``, so
+-- that no lookup, find or take sees it; confirming the claim destroys it, ending the
+-- claim otherwise puts it back as it was (see the records' part below).
 local function txn_open(tx)
   local e = redis.call('ZSCORE', TXEXP, tx)
   return e and tonumber(e) > now
@@ -231,13 +236,40 @@ local function settle(tx)
   txns = redis.call('HINCRBY', CFG, 'txns', -1)
 end
 
--- Abort the transaction ``tx``: every tuple it holds goes back to its place.
+-- Put the records the claim ``tx`` holds back as they were, and tell the takers.
+local function give_back_records(tx)
+  local hr = P .. ':hr:' .. tx
+  local held = redis.call('HGETALL', hr)
+  if #held == 0 then
+    return
+  end
+  for i = 1, #held, 2 do
+    local rid, e = held[i], held[i + 1]
+    local kept = redis.call('HGET', P .. ':rec', rid)
+    if kept then
+      local a = string.find(kept, '\n', 1, true)
+      for k in string.gmatch(string.sub(kept, string.find(kept, '\n', a + 1, true) + 1), '[^\n]+') do
+        redis.call('ZADD', P .. ':' .. k, rid, rid)
+      end
+      if e ~= '' then
+        redis.call('ZADD', P .. ':rexp', e, rid)
+      end
+    end
+    redis.call('HDEL', P .. ':rheld', rid)
+  end
+  redis.call('DEL', hr)
+  redis.call('SPUBLISH', CH, 'R')
+end
+
+-- Abort the transaction ``tx``: every tuple it holds goes back to its place, and every
+-- record it holds.
 local function abort(tx)
   local held = P .. ':h:' .. tx
   for _, id in ipairs(held_ids(held)) do
     give_back(held, id)
   end
   redis.call('DEL', held)
+  give_back_records(tx)
   redis.call('ZREM', TXEXP, tx)
   redis.call('HINCRBY', CNT, 'aborts', 1)
   txns = redis.call('HINCRBY', CFG, 'txns', -1)
@@ -258,14 +290,19 @@ local function restore(token)
   redis.call('DEL', inbox)
 end
 
--- Remove what has expired (a bounded number per call; scans skip the others), and
--- the registrations of takers that ended without a word, giving back what they held.
-local function expire_due()
+-- Abort the transactions whose lease has run out (a bounded number per call).
+local function expire_txns()
   if txns > 0 then
     for _, tx in ipairs(redis.call('ZRANGEBYSCORE', TXEXP, '-inf', now, 'LIMIT', 0, 16)) do
       abort(tx)
     end
   end
+end
+
+-- Remove what has expired (a bounded number per call; scans skip the others), and
+-- the registrations of takers that ended without a word, giving back what they held.
+local function expire_due()
+  expire_txns()
   for _, token in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, 16)) do
     redis.call('ZREM', WEXP, token)
     unregister(token)
@@ -375,9 +412,15 @@ local function ralive(rid)
   return (not e) or tonumber(e) > now
 end
 
--- The record ``rid`` if it is there and alive, else false.
+-- The record ``rid`` if it is there, alive and held by no claim, else false.
 local function rget(rid)
-  return rid and ralive(rid) and redis.call('HGET', REC, rid)
+  return rid and ralive(rid) and redis.call('HEXISTS', P .. ':rheld', rid) == 0 and redis.call('HGET', REC, rid)
+end
+
+-- Whether a record has ``path`` (one held by a claim keeps it).
+local function rtaken(path)
+  local rid = redis.call('HGET', RPATH, path)
+  return rid and (rget(rid) or redis.call('HEXISTS', P .. ':rheld', rid) == 1)
 end
 
 -- The index key of a field (as encode_record makes it).
@@ -576,7 +619,31 @@ local function rremove(rid, kind)
   return {version, path, fields}
 end
 
+-- Hold the record ``rid`` (whose entry in ``rec`` is ``kept``) for the claim ``tx``.
+local function rhold(rid, kept, tx)
+  local version, path, fields, keys = rsplit(kept)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZREM', P .. ':' .. k, rid)
+  end
+  local e = redis.call('ZSCORE', REXP, rid)
+  redis.call('ZREM', REXP, rid)
+  redis.call('HSET', P .. ':hr:' .. tx, rid, e or '')
+  redis.call('HSET', P .. ':rheld', rid, tx)
+  return {version, path, fields}
+end
+
+-- Destroy the records the claim ``tx`` holds (it was confirmed).
+local function confirm_records(tx)
+  local hr = P .. ':hr:' .. tx
+  for _, rid in ipairs(redis.call('HKEYS', hr)) do
+    redis.call('HDEL', P .. ':rheld', rid)
+    rremove(rid, 'destroy')
+  end
+  redis.call('DEL', hr)
+end
+
 local function expire_records()
+  expire_txns()  -- a claim that ran out gives back the records it holds
   for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
     rremove(rid, 'expire')
   end
@@ -962,7 +1029,7 @@ end
 tell_room()
 return open and 1 or 0
 
---[[ end_claim ]]
+--[[ end_claim +records ]]
 -- ARGV: the transaction of a claim (see begin), its tag, 'confirm' or 'release', how many
 -- ms the claim's outcome is remembered.  Confirming commits the transaction (its takes become
 -- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
@@ -978,6 +1045,7 @@ end
 local state = string.sub(claim, 1, 1)
 if state == 'a' then
   if ARGV[3] == 'confirm' and txn_open(ARGV[1]) then
+    confirm_records(ARGV[1])
     settle(ARGV[1])
     state = 'c'
   else
@@ -989,6 +1057,7 @@ if state == 'a' then
   redis.call('SET', key, state .. ' ' .. ARGV[2], 'PX', ARGV[4])
 end
 tell_room()
+tell_records()
 return state == 'c' and 'committed' or 'aborted'
 
 --[[ release ]]
@@ -1169,7 +1238,7 @@ expire_records()
 local path = ARGV[1]
 local links = checked_links(ARGV[4])
 local out
-if rget(redis.call('HGET', RPATH, path)) then
+if rtaken(path) then
   out = {'exists'}
 elseif not links then
   out = {'retry'}
@@ -1304,22 +1373,29 @@ return out
 
 --[[ rdestroy +records ]]
 -- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
--- even if records contain it.  {version, path, fields} of the record removed, {'retry'}
+-- even if records contain it, the claim ('' for none) that holds it instead (see
+-- give_back_records).  {version, path, fields} of the record removed, {'retry'}
 -- if its version is another, {'inuse'} if records contain it, {} if it is gone,
--- {'revoked'} or {'expired'} if the capability has ended.
+-- {'revoked'} or {'expired'} if the capability has ended, {'aborted'} if the claim has.
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local kept = rid and rget(rid)
 local out = {}
-if not rid then
+local tx = ARGV[4] or ''
+if tx ~= '' and not txn_open(tx) then
+  out = {'aborted'}
+elseif not rid then
   out = {why}
 elseif kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
   out = {'retry'}
 elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. rid) == 1 then
   out = {'inuse'}
+elseif kept and tx ~= '' then
+  out = rhold(rid, kept, tx)
 elseif kept then
   out = rremove(rid, 'destroy')
 end
+tell_room()
 tell_records()
 return out
 
@@ -1332,7 +1408,7 @@ expire_records()
 local rid, to = ARGV[1], ARGV[2]
 local kept = rget(rid)
 local out = {}
-if kept and rget(redis.call('HGET', RPATH, to)) then
+if kept and rtaken(to) then
   out = {'exists'}
 elseif kept then
   local version, path, fields, keys = rsplit(kept)

@@ -1139,23 +1139,32 @@ class AsyncRedisSpace:
         return out
 
     async def try_take_record(
-        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        *,
+        claim: AsyncRedisTransaction | None = None,
     ) -> RecordData | None:
         """Remove the oldest record matching ``template`` below ``under`` and return what
-        it held, or None at once if none matches."""
+        it held, or None at once if none matches.  With ``claim`` (see :meth:`claim`) the
+        record is held in Redis for the claim, out of sight (no lookup, find or take sees
+        it; its path stays its own) until the claim is confirmed (then it is destroyed,
+        with its ``destroy`` event) or released or runs out (then it is back as it was);
+        :class:`~tuplespace.TransactionAborted` if the claim has ended."""
         compiled = RecordTemplate(template)
         path_prefix(under)
-        return await self._take_record(compiled, under)
+        return await self._take_record(compiled, under, 0, await _claim_id(claim))
 
     async def _take_record(
-        self, template: RecordTemplate, under: str | None, after: int = 0
+        self, template: RecordTemplate, under: str | None, after: int = 0, tx: str = ""
     ) -> RecordData | None:
-        """Take the oldest record matching ``template`` below ``under`` of a rid above ``after``."""
+        """Take the oldest record matching ``template`` below ``under`` of a rid above
+        ``after``, for the claim ``tx`` ('': for good)."""
         start: int | None = after
         while start is not None:
             found, more = await self._matching(template, under, start)
             for rid, version, path, fields in found:
-                taken, changed = await self._take_changed(rid, version, path, fields)
+                taken, changed = await self._take_changed(rid, version, path, fields, tx)
                 if taken is not None:
                     return taken
                 if changed:  # since it was matched: look at it again
@@ -1165,11 +1174,14 @@ class AsyncRedisSpace:
         return None
 
     async def _take_changed(
-        self, rid: int, version: int, path: str, fields: dict[str, Value]
+        self, rid: int, version: int, path: str, fields: dict[str, Value], tx: str = ""
     ) -> tuple[RecordData | None, bool]:
-        """Take the record ``rid`` if it is still at ``version`` and no record contains
-        it: what it held (or None), and whether it changed since that version."""
-        reply = await self._call("rdestroy", [rid, version, ""])
+        """Take the record ``rid`` for the claim ``tx`` ('': for good) if it is still at
+        ``version`` and no record contains it: what it held (or None), and whether it
+        changed since that version."""
+        reply = await self._call("rdestroy", [rid, version, "", tx])
+        if reply and reply[0] == b"aborted":
+            raise TransactionAborted("the claim was aborted: its lease ran out")
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
         return RecordData(URI(self._records_prefix + path), Map(fields), version), False
@@ -1179,23 +1191,27 @@ class AsyncRedisSpace:
         template: Mapping[str, Any] | RecordTemplate,
         under: str | None = None,
         timeout: float | None = None,
+        *,
+        claim: AsyncRedisTransaction | None = None,
     ) -> RecordData:
         """Remove the oldest record matching ``template`` below ``under`` and return what
         it held, waiting up to ``timeout`` seconds (None: forever) for a record to be
         created or set so that it matches (:class:`~tuplespace.Timeout` after).  The
         takes waiting in this process look in turn, in their order of arrival, after
-        each change of a record in any process; the first look to reach Redis wins."""
+        each change of a record in any process; the first look to reach Redis wins.
+        ``claim``: the claim that holds the record, as for :meth:`try_take_record`."""
         compiled = RecordTemplate(template)
         path_prefix(under)
         wait = check_timeout(timeout)
+        tx = await _claim_id(claim)
         if wait == 0:
-            taken = await self._take_record(compiled, under)
+            taken = await self._take_record(compiled, under, 0, tx)
             if taken is None:
                 raise Timeout("no record matched")
             return taken
         deadline = None if wait is None else time.monotonic() + wait
         await self._listen()  # from here on, every change of a record wakes the takers
-        taker = _RecordTaker(compiled, under)
+        taker = _RecordTaker(compiled, under, tx)
         with self._guard:
             self._check_waiters()
             self._record_takers.append(taker)
@@ -1247,11 +1263,13 @@ class AsyncRedisSpace:
                     for rid, version, path, fields in found:
                         if rid not in taken:
                             taken.add(rid)  # changed since the scan, it is looked at in the next round
-                            got = (await self._take_changed(rid, version, path, fields))[0]
+                            got = (await self._take_changed(rid, version, path, fields, taker.tx))[0]
                             if got is not None:
                                 break
                     if got is None and more is not None:  # more candidates than one scan brings
-                        got = await self._take_record(taker.template, taker.under, more)
+                        got = await self._take_record(taker.template, taker.under, more, taker.tx)
+                except TransactionAborted as exc:  # its claim ended: it alone fails
+                    taker.error = exc
                 finally:  # also when the round fails: the taker waits, or times out, again
                     with self._guard:
                         taker.covered, taker.busy, taker.result = True, False, got
@@ -2588,16 +2606,22 @@ class _RecordTaker:
     """A :meth:`AsyncRedisSpace.take_record` waiting in this process, looked for by the
     rounds of the space (see :meth:`AsyncRedisSpace._record_round`)."""
 
-    __slots__ = ("busy", "covered", "error", "result", "template", "under", "wake")
+    __slots__ = ("busy", "covered", "error", "result", "template", "tx", "under", "wake")
 
-    def __init__(self, template: RecordTemplate, under: str | None) -> None:
+    def __init__(self, template: RecordTemplate, under: str | None, tx: str) -> None:
         self.template = template
         self.under = under
+        self.tx = tx  # the claim it takes for ('': none)
         self.wake = AsyncWake()
         self.covered = False  # whether a round has looked for it
         self.busy = False  # whether a round is taking a record for it
         self.result: RecordData | None = None
         self.error: TupleSpaceError | None = None
+
+
+async def _claim_id(claim: AsyncRedisTransaction | None) -> str:
+    """The id in Redis of ``claim`` (begun if it was not yet), '' for none."""
+    return "" if claim is None else (await claim).id
 
 
 class _Loaded(NamedTuple):

@@ -1124,21 +1124,32 @@ class RedisSpace:
         return out
 
     def try_take_record(
-        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        *,
+        claim: RedisTransaction | None = None,
     ) -> RecordData | None:
         """Remove the oldest record matching ``template`` below ``under`` and return what
-        it held, or None at once if none matches."""
+        it held, or None at once if none matches.  With ``claim`` (see :meth:`claim`) the
+        record is held in Redis for the claim, out of sight (no lookup, find or take sees
+        it; its path stays its own) until the claim is confirmed (then it is destroyed,
+        with its ``destroy`` event) or released or runs out (then it is back as it was);
+        :class:`~tuplespace.TransactionAborted` if the claim has ended."""
         compiled = RecordTemplate(template)
         path_prefix(under)
-        return self._take_record(compiled, under)
+        return self._take_record(compiled, under, 0, _claim_id(claim))
 
-    def _take_record(self, template: RecordTemplate, under: str | None, after: int = 0) -> RecordData | None:
-        """Take the oldest record matching ``template`` below ``under`` of a rid above ``after``."""
+    def _take_record(
+        self, template: RecordTemplate, under: str | None, after: int = 0, tx: str = ""
+    ) -> RecordData | None:
+        """Take the oldest record matching ``template`` below ``under`` of a rid above
+        ``after``, for the claim ``tx`` ('': for good)."""
         start: int | None = after
         while start is not None:
             found, more = self._matching(template, under, start)
             for rid, version, path, fields in found:
-                taken, changed = self._take_changed(rid, version, path, fields)
+                taken, changed = self._take_changed(rid, version, path, fields, tx)
                 if taken is not None:
                     return taken
                 if changed:  # since it was matched: look at it again
@@ -1148,11 +1159,14 @@ class RedisSpace:
         return None
 
     def _take_changed(
-        self, rid: int, version: int, path: str, fields: dict[str, Value]
+        self, rid: int, version: int, path: str, fields: dict[str, Value], tx: str = ""
     ) -> tuple[RecordData | None, bool]:
-        """Take the record ``rid`` if it is still at ``version`` and no record contains
-        it: what it held (or None), and whether it changed since that version."""
-        reply = self._call("rdestroy", [rid, version, ""])
+        """Take the record ``rid`` for the claim ``tx`` ('': for good) if it is still at
+        ``version`` and no record contains it: what it held (or None), and whether it
+        changed since that version."""
+        reply = self._call("rdestroy", [rid, version, "", tx])
+        if reply and reply[0] == b"aborted":
+            raise TransactionAborted("the claim was aborted: its lease ran out")
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
         return RecordData(URI(self._records_prefix + path), Map(fields), version), False
@@ -1162,23 +1176,27 @@ class RedisSpace:
         template: Mapping[str, Any] | RecordTemplate,
         under: str | None = None,
         timeout: float | None = None,
+        *,
+        claim: RedisTransaction | None = None,
     ) -> RecordData:
         """Remove the oldest record matching ``template`` below ``under`` and return what
         it held, waiting up to ``timeout`` seconds (None: forever) for a record to be
         created or set so that it matches (:class:`~tuplespace.Timeout` after).  The
         takes waiting in this process look in turn, in their order of arrival, after
-        each change of a record in any process; the first look to reach Redis wins."""
+        each change of a record in any process; the first look to reach Redis wins.
+        ``claim``: the claim that holds the record, as for :meth:`try_take_record`."""
         compiled = RecordTemplate(template)
         path_prefix(under)
         wait = check_timeout(timeout)
+        tx = _claim_id(claim)
         if wait == 0:
-            taken = self._take_record(compiled, under)
+            taken = self._take_record(compiled, under, 0, tx)
             if taken is None:
                 raise Timeout("no record matched")
             return taken
         deadline = None if wait is None else time.monotonic() + wait
         self._listen()  # from here on, every change of a record wakes the takers
-        taker = _RecordTaker(compiled, under)
+        taker = _RecordTaker(compiled, under, tx)
         with self._guard:
             self._check_waiters()
             self._record_takers.append(taker)
@@ -1230,11 +1248,13 @@ class RedisSpace:
                     for rid, version, path, fields in found:
                         if rid not in taken:
                             taken.add(rid)  # changed since the scan, it is looked at in the next round
-                            got = (self._take_changed(rid, version, path, fields))[0]
+                            got = (self._take_changed(rid, version, path, fields, taker.tx))[0]
                             if got is not None:
                                 break
                     if got is None and more is not None:  # more candidates than one scan brings
-                        got = self._take_record(taker.template, taker.under, more)
+                        got = self._take_record(taker.template, taker.under, more, taker.tx)
+                except TransactionAborted as exc:  # its claim ended: it alone fails
+                    taker.error = exc
                 finally:  # also when the round fails: the taker waits, or times out, again
                     with self._guard:
                         taker.covered, taker.busy, taker.result = True, False, got
@@ -2557,16 +2577,22 @@ class _RecordTaker:
     """A :meth:`RedisSpace.take_record` waiting in this process, looked for by the
     rounds of the space (see :meth:`RedisSpace._record_round`)."""
 
-    __slots__ = ("busy", "covered", "error", "result", "template", "under", "wake")
+    __slots__ = ("busy", "covered", "error", "result", "template", "tx", "under", "wake")
 
-    def __init__(self, template: RecordTemplate, under: str | None) -> None:
+    def __init__(self, template: RecordTemplate, under: str | None, tx: str) -> None:
         self.template = template
         self.under = under
+        self.tx = tx  # the claim it takes for ('': none)
         self.wake = Wake()
         self.covered = False  # whether a round has looked for it
         self.busy = False  # whether a round is taking a record for it
         self.result: RecordData | None = None
         self.error: TupleSpaceError | None = None
+
+
+def _claim_id(claim: RedisTransaction | None) -> str:
+    """The id in Redis of ``claim`` (begun if it was not yet), '' for none."""
+    return "" if claim is None else (claim).id
 
 
 class _Loaded(NamedTuple):
