@@ -268,21 +268,6 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
     return REDIS_LIMITS.get(function.__name__)
 
 
-# What a server keeping its spaces in Redis does not serve, beyond REDIS_LIMITS: the tests
-# that the served-redis way skips, by name, and why.
-SERVED_REDIS_LIMITS = {
-    "test_capabilities_of_a_destroyed_record_are_gone": (
-        "a capability's address opened after its record is destroyed: Redis forgets the "
-        "capabilities of a destroyed record, so the address reads as revoked"
-    ),
-}
-
-
-def served_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
-    """Why the served-redis way does not run the test ``function`` of ``module``."""
-    return SERVED_REDIS_LIMITS.get(function.__name__) or redis_limit(module, function)
-
-
 # What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
@@ -379,7 +364,7 @@ ADDED_WAYS: list[Way] = [
         served_redis_space,
         embedded=False,
         needs="redis_http_server",
-        lacks=served_redis_limit,
+        lacks=redis_limit,
     ),
     Way(
         "redis-partitioned",

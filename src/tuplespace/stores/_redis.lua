@@ -546,7 +546,11 @@ local function checked_links(text)
   return out
 end
 
-local function drop_cap(token)
+-- End the capability ``token``, remembering ``why`` ('gone': its record is; 'expired';
+-- nil: revoked, which an unknown token reads as) for the latest 10000 ended so (as an
+-- embedded space does, ENDED_KEPT): ``capend`` maps each token to why, ``capendq``
+-- lists them oldest first.
+local function drop_cap(token, why)
   local cap = redis.call('HGET', CAPS, token)
   if cap then
     local rid = string.match(cap, '^(%d+)')
@@ -556,11 +560,18 @@ local function drop_cap(token)
     end
     redis.call('HDEL', CAPS, token)
     redis.call('ZREM', CAPEXP, token)
+    if why then
+      redis.call('HSET', P .. ':capend', token, why)
+      if redis.call('RPUSH', P .. ':capendq', token) > 10000 then
+        redis.call('HDEL', P .. ':capend', redis.call('LPOP', P .. ':capendq'))
+      end
+    end
   end
 end
 
 -- The rid a handle names: its record's ("<rid>"), or its capability's ("$<token>")
--- while the capability lasts; else false and why ('revoked' or 'expired').
+-- while the capability lasts; else false and why ('revoked', 'expired' or 'gone': its
+-- record is).
 local function rresolve(ref)
   if string.sub(ref, 1, 1) ~= '$' then
     return ref
@@ -568,7 +579,7 @@ local function rresolve(ref)
   local token = string.sub(ref, 2)
   local cap = redis.call('HGET', CAPS, token)
   if not cap then
-    return false, 'revoked'
+    return false, redis.call('HGET', P .. ':capend', token) or 'revoked'
   end
   local e = redis.call('ZSCORE', CAPEXP, token)
   if e and tonumber(e) <= now then
@@ -606,7 +617,7 @@ local function rremove(rid, kind)
     drop_redirect(from)
   end
   for _, token in ipairs(redis.call('SMEMBERS', P .. ':rcaps:' .. rid)) do
-    drop_cap(token)
+    drop_cap(token, 'gone')
   end
   for _, tag in ipairs(redis.call('HKEYS', P .. ':rk:' .. rid)) do
     unlink(rid, tag)
@@ -656,7 +667,7 @@ end
 -- one learns it expired until then).
 local function expire_caps()
   for _, token in ipairs(redis.call('ZRANGEBYSCORE', CAPEXP, '-inf', now, 'LIMIT', 0, 64)) do
-    drop_cap(token)
+    drop_cap(token, 'expired')
   end
 end
 
@@ -1265,7 +1276,7 @@ return out
 -- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
 -- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
 -- records contain it, its level (0 unless asked), the credit it holds}, {} if no record
--- is there, {'revoked'} or {'expired'} if the capability has ended.
+-- is there, {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = ARGV[2], nil
@@ -1294,7 +1305,7 @@ return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.
 -- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
 -- version}; {} if the record is gone, {'full'} if it has that many fields already,
 -- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
--- ended meanwhile; {'revoked'} or {'expired'} if the capability has ended.
+-- ended meanwhile; {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local tag = ARGV[2]
@@ -1332,7 +1343,7 @@ return out
 -- each tuple it wrote.  The tuples are written, then each field set (an update event
 -- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version, {'full'} if the space has no room for
--- the tuples, {} if the record is gone; {'revoked'} or {'expired'} if the capability
+-- the tuples, {} if the record is gone; {'revoked'}, {'expired'} or {'gone'} if the capability
 -- has ended.
 expire_due()
 expire_records()
@@ -1376,7 +1387,7 @@ return out
 -- even if records contain it, the claim ('' for none) that holds it instead (see
 -- give_back_records).  {version, path, fields} of the record removed, {'retry'}
 -- if its version is another, {'inuse'} if records contain it, {} if it is gone,
--- {'revoked'} or {'expired'} if the capability has ended, {'aborted'} if the claim has.
+-- {'revoked'}, {'expired'} or {'gone'} if the capability has ended, {'aborted'} if the claim has.
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local kept = rid and rget(rid)
@@ -1450,8 +1461,8 @@ return out
 
 --[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
--- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'} or
--- {'expired'} if the capability has ended.
+-- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'},
+-- {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = rresolve(ARGV[1])
@@ -1497,7 +1508,7 @@ return {ARGV[4]}
 
 --[[ rcap +records ]]
 -- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for
--- none)}, or {'revoked'} or {'expired'} if the capability has ended.
+-- none)}, or {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = rresolve('$' .. ARGV[1])

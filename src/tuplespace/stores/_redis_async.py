@@ -228,6 +228,8 @@ async def _linked(core: AsyncRedisCore, tag: str, v: Value) -> tuple[Value, str]
 async def _checked(core: AsyncRedisCore, rid: int, reply: Any) -> Any:
     """The reply of a script run on a handle's record: RecordNotFound if the record is
     gone, CapabilityRevoked if the handle's capability has ended."""
+    if reply and reply[0] == b"gone":  # and its capability with it
+        raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
     if reply and reply[0] in (b"revoked", b"expired"):
         if not await core.call("rget", ["rid", rid]):
             raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
@@ -1080,6 +1082,10 @@ class AsyncRedisSpace:
             return AsyncRedisRecord(self.core, ROOT_RID, URI(here + "$"))
         if ref.startswith("$cap/"):
             reply = await self._call("rcap", [ref[5:]])
+            if reply[0] == b"gone":
+                raise RecordNotFound(
+                    f"{here}{ref}: the record of this capability is gone (destroyed or expired)"
+                )
             if reply[0] in (b"revoked", b"expired"):
                 expired = reply[0] == b"expired"
                 raise CapabilityRevoked(f"{here}{ref}: no capability has this address now", expired=expired)

@@ -229,6 +229,8 @@ def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
 def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
     """The reply of a script run on a handle's record: RecordNotFound if the record is
     gone, CapabilityRevoked if the handle's capability has ended."""
+    if reply and reply[0] == b"gone":  # and its capability with it
+        raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
     if reply and reply[0] in (b"revoked", b"expired"):
         if not core.call("rget", ["rid", rid]):
             raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
@@ -1065,6 +1067,10 @@ class RedisSpace:
             return RedisRecord(self.core, ROOT_RID, URI(here + "$"))
         if ref.startswith("$cap/"):
             reply = self._call("rcap", [ref[5:]])
+            if reply[0] == b"gone":
+                raise RecordNotFound(
+                    f"{here}{ref}: the record of this capability is gone (destroyed or expired)"
+                )
             if reply[0] in (b"revoked", b"expired"):
                 expired = reply[0] == b"expired"
                 raise CapabilityRevoked(f"{here}{ref}: no capability has this address now", expired=expired)
