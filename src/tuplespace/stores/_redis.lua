@@ -31,7 +31,8 @@ local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or '
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
 local rules = tonumber(cfg[8] or '0')
-local removed = 0
+-- How many tuples this script removed, took and read (see tell_room).
+local removed, taken, read = 0, 0, 0
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
 -- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
@@ -129,6 +130,7 @@ local function hand_over(id, data, keys, expires)
   unregister(best)
   redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
   log('take', data)
+  taken = taken + 1
   return who
 end
 
@@ -190,10 +192,16 @@ end
 
 -- Take the tuple ``id`` for the transaction ``tx`` ('': for good).
 local function take_for(id, tx)
+  local data
   if tx == '' then
-    return remove(id, 'take')
+    data = remove(id, 'take')
+  else
+    data = hold(id, tx)
   end
-  return hold(id, tx)
+  if data then
+    taken = taken + 1
+  end
+  return data
 end
 
 -- Put the tuple ``id`` that the holding set ``held`` holds back at its place in the
@@ -322,10 +330,17 @@ local function alive(id)
 end
 
 -- Tell the processes listening how many tuples went: writers waiting for room, and
--- subscriptions waiting for the events it logged.
+-- subscriptions waiting for the events it logged; and count the takes and reads
+-- (``cnt``: ``takes``, ``reads``).
 local function tell_room()
   if removed > 0 then
     redis.call('SPUBLISH', CH, 'r ' .. removed)
+  end
+  if taken > 0 then
+    redis.call('HINCRBY', CNT, 'takes', taken)
+  end
+  if read > 0 then
+    redis.call('HINCRBY', CNT, 'reads', read)
   end
 end
 
@@ -792,6 +807,9 @@ while true do
       elseif mode ~= 'count' then
         out[#out + 1] = id
         out[#out + 1] = encoding(redis.call('HGET', TUP, id))
+        if mode == 'read' then
+          read = read + 1
+        end
       end
       if found == limit then
         out[3] = found
@@ -920,7 +938,14 @@ return {
   redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
   redis.call('HLEN', CAPS),
   redis.call('HLEN', ACCT),
+  redis.call('HGET', CNT, 'takes') or '0',
+  redis.call('HGET', CNT, 'reads') or '0',
 }
+
+--[[ tally ]]
+-- ARGV: how many tuples a process read, having matched them itself (find in mode 'scan').
+redis.call('HINCRBY', CNT, 'reads', ARGV[1])
+return 1
 
 --[[ events +records ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.

@@ -144,6 +144,8 @@ its process have gone away."""
 _SUMMED = (
     "tuples",
     "leased_tuples",
+    "takes",
+    "reads",
     "expired",
     "cancelled",
     "last_event",
@@ -372,7 +374,7 @@ class AsyncRedisCore:
         guard: contextlib.AbstractContextManager[Any],
         call: Callable[[str, list[Any]], Any],
         select: Callable[[Template, bool, int | None, str], Any],
-        block: Callable[[Template, bool, float | None, str], Any],
+        block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
         write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
         begin: Callable[[AsyncRedisTransaction, float, list[str]], Any],
@@ -700,7 +702,7 @@ class AsyncRedisSpace:
                 return found
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                await self._block(template, False, left, tx)
+                await self._block(template, False, left, tx, True)
             except Timeout:
                 return []
 
@@ -732,10 +734,14 @@ class AsyncRedisSpace:
             )
             return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
         if order != "random":
-            return (await self._scan(template, keys, limit, order, take, tx))[0]
+            found = (await self._scan(template, keys, limit, order, take, tx))[0]
+            if not take:
+                await self._tally(len(found))
+            return found
         found = (await self._scan(template, keys, None, "fifo"))[0]
         self._random.shuffle(found)
         if not take:
+            await self._tally(len(found[:limit]))
             return found[:limit]
         taken: list[tuple[int, Tuple]] = []
         while found and (limit is None or len(taken) < limit):
@@ -745,6 +751,12 @@ class AsyncRedisSpace:
             got = {i for i, _ in pairs(_held(await self._call("take", [tx, *(i for i, _ in chosen)])))}
             taken += [(i, t) for i, t in chosen if i in got]
         return taken
+
+    async def _tally(self, reads: int) -> None:
+        """Count in Redis ``reads`` tuples read without a script finding them (matched
+        here, or handed to a waiting read by what a write published)."""
+        if reads:
+            await self._call("tally", [reads])
 
     async def _scan(
         self,
@@ -776,7 +788,12 @@ class AsyncRedisSpace:
                 return found, seen
             cursor = reply[0]
 
-    async def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+    async def _block(
+        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+    ) -> Tuple:
+        """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
+        (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for a
+        first match (of a group or a replace, which look again), not counted as a read."""
         if take and timeout != 0 and self._options.order != "random" and not tx:
             keys, trusted = candidates(template)
             if trusted and not self._waiters.count:
@@ -800,6 +817,8 @@ class AsyncRedisSpace:
                 if waiter.error is not None:
                     raise waiter.error
                 if result is not None:
+                    if not (take or only_wait):  # handed by what a write published: no script read it
+                        await self._tally(1)
                     return result
                 if offer is not None:
                     reply = _held(await self._call("take", [tx, offer[0]]))
@@ -888,7 +907,7 @@ class AsyncRedisSpace:
                     break  # another process took it first
             else:
                 left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                await self._block(compiled, False, left)
+                await self._block(compiled, False, left, "", True)
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
@@ -1710,8 +1729,12 @@ class AsyncRedisSpace:
             records,
             capabilities,
             accounts,
+            takes,
+            reads,
         ) = await self._call("statistics", [])
         return {
+            "takes": int(takes),
+            "reads": int(reads),
             "records": records,
             "capabilities": capabilities,
             "accounts": accounts,
@@ -1899,10 +1922,12 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         compiled = compile_template(template)
         return sum([await part.count(compiled) for part in self._serving(compiled)])
 
-    async def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+    async def _block(
+        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+    ) -> Tuple:
         parts = self._serving(template)
         if len(parts) == 1:
-            found_there: Tuple = await parts[0].core.block(template, take, timeout, "")
+            found_there: Tuple = await parts[0].core.block(template, take, timeout, "", only_wait)
             return found_there
         found = await self._select(template, take, 1)
         if found:
@@ -1930,6 +1955,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                         raise waiter.error
                     if not take:
                         if waiter.result is not None:
+                            if not only_wait:
+                                await part.core.call("tally", [1])
                             return waiter.result
                         part.core.refile(waiter)
                         continue
@@ -2198,7 +2225,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         self._waiting += 1
         try:
             found_later: Tuple = await self._held(
-                self._core.block(compiled, take, self._bound(timeout), self._id)
+                self._core.block(compiled, take, self._bound(timeout), self._id, False)
             )
         except Timeout:
             self._check_lease()

@@ -145,6 +145,8 @@ its process have gone away."""
 _SUMMED = (
     "tuples",
     "leased_tuples",
+    "takes",
+    "reads",
     "expired",
     "cancelled",
     "last_event",
@@ -373,7 +375,7 @@ class RedisCore:
         guard: contextlib.AbstractContextManager[Any],
         call: Callable[[str, list[Any]], Any],
         select: Callable[[Template, bool, int | None, str], Any],
-        block: Callable[[Template, bool, float | None, str], Any],
+        block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
         write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
         begin: Callable[[RedisTransaction, float, list[str]], Any],
@@ -689,7 +691,7 @@ class RedisSpace:
                 return found
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                self._block(template, False, left, tx)
+                self._block(template, False, left, tx, True)
             except Timeout:
                 return []
 
@@ -721,10 +723,14 @@ class RedisSpace:
             )
             return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
         if order != "random":
-            return (self._scan(template, keys, limit, order, take, tx))[0]
+            found = (self._scan(template, keys, limit, order, take, tx))[0]
+            if not take:
+                self._tally(len(found))
+            return found
         found = (self._scan(template, keys, None, "fifo"))[0]
         self._random.shuffle(found)
         if not take:
+            self._tally(len(found[:limit]))
             return found[:limit]
         taken: list[tuple[int, Tuple]] = []
         while found and (limit is None or len(taken) < limit):
@@ -734,6 +740,12 @@ class RedisSpace:
             got = {i for i, _ in pairs(_held(self._call("take", [tx, *(i for i, _ in chosen)])))}
             taken += [(i, t) for i, t in chosen if i in got]
         return taken
+
+    def _tally(self, reads: int) -> None:
+        """Count in Redis ``reads`` tuples read without a script finding them (matched
+        here, or handed to a waiting read by what a write published)."""
+        if reads:
+            self._call("tally", [reads])
 
     def _scan(
         self,
@@ -765,7 +777,12 @@ class RedisSpace:
                 return found, seen
             cursor = reply[0]
 
-    def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+    def _block(
+        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+    ) -> Tuple:
+        """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
+        (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for a
+        first match (of a group or a replace, which look again), not counted as a read."""
         if take and timeout != 0 and self._options.order != "random" and not tx:
             keys, trusted = candidates(template)
             if trusted and not self._waiters.count:
@@ -789,6 +806,8 @@ class RedisSpace:
                 if waiter.error is not None:
                     raise waiter.error
                 if result is not None:
+                    if not (take or only_wait):  # handed by what a write published: no script read it
+                        self._tally(1)
                     return result
                 if offer is not None:
                     reply = _held(self._call("take", [tx, offer[0]]))
@@ -877,7 +896,7 @@ class RedisSpace:
                     break  # another process took it first
             else:
                 left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                self._block(compiled, False, left)
+                self._block(compiled, False, left, "", True)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
@@ -1691,8 +1710,12 @@ class RedisSpace:
             records,
             capabilities,
             accounts,
+            takes,
+            reads,
         ) = self._call("statistics", [])
         return {
+            "takes": int(takes),
+            "reads": int(reads),
             "records": records,
             "capabilities": capabilities,
             "accounts": accounts,
@@ -1878,10 +1901,12 @@ class PartitionedRedisSpace(RedisSpace):
         compiled = compile_template(template)
         return sum([part.count(compiled) for part in self._serving(compiled)])
 
-    def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+    def _block(
+        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+    ) -> Tuple:
         parts = self._serving(template)
         if len(parts) == 1:
-            found_there: Tuple = parts[0].core.block(template, take, timeout, "")
+            found_there: Tuple = parts[0].core.block(template, take, timeout, "", only_wait)
             return found_there
         found = self._select(template, take, 1)
         if found:
@@ -1909,6 +1934,8 @@ class PartitionedRedisSpace(RedisSpace):
                         raise waiter.error
                     if not take:
                         if waiter.result is not None:
+                            if not only_wait:
+                                part.core.call("tally", [1])
                             return waiter.result
                         part.core.refile(waiter)
                         continue
@@ -2174,7 +2201,9 @@ class RedisTransaction(Openable):
             raise Timeout(f"no tuple matches {compiled.fields!r}")
         self._waiting += 1
         try:
-            found_later: Tuple = self._held(self._core.block(compiled, take, self._bound(timeout), self._id))
+            found_later: Tuple = self._held(
+                self._core.block(compiled, take, self._bound(timeout), self._id, False)
+            )
         except Timeout:
             self._check_lease()
             raise
