@@ -248,9 +248,6 @@ REDIS_LIMITS = {
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
     ),
-    "test_a_waiting_take_all_woken_by_a_write_many_takes_after_the_writes": (
-        "a waiting take_all is woken by the first write of a batch, not once by the batch"
-    ),
 }
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a
