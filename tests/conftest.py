@@ -245,9 +245,6 @@ REDIS_LIMITS = {
     "test_a_creation_charge_alone_does_not_drain": (
         "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
     ),
-    "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
-        "a waiting take_all waits as a read does, out of the takers' queue"
-    ),
 }
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a

@@ -451,9 +451,10 @@ class Waiter(Interest, Generic[W]):
     """A read or take waiting in this process.  The listener of the space's channel hands
     a reader the tuple it waits for (``result``) and offers a taker the id of a tuple
     to take (``offer``); an error that ends every wait is put in ``error``.  ``tx``: the
-    transaction it waits in ('': none)."""
+    transaction it waits in ('': none); ``group``: a take_all's wait, which takes every
+    match when it looks."""
 
-    __slots__ = ("error", "filed", "offer", "result", "take", "tx", "wake")
+    __slots__ = ("error", "filed", "group", "offer", "result", "take", "tx", "wake")
 
     def __init__(self, seq: int, template: Template, take: bool, wake: W) -> None:
         super().__init__(seq, template)
@@ -464,6 +465,7 @@ class Waiter(Interest, Generic[W]):
         self.offer: tuple[int, Tuple] | None = None
         self.error: TupleSpaceError | None = None
         self.tx = ""
+        self.group = False
 
 
 class Writer(Generic[W]):

@@ -682,18 +682,59 @@ class RedisSpace:
         self, template: Template, take: bool, limit: int | None, timeout: float | None, tx: str = ""
     ) -> list[tuple[int, Tuple]]:
         """Select up to ``limit`` matches with their ids (taken for the transaction
-        ``tx``, if not ''); if there are none, wait as a read does for a first one and
-        select again (another process may have taken it first)."""
+        ``tx``, if not ''); if there are none, wait for a first one and select again
+        (another process may have taken it first).  A take_all waits among the takes
+        waiting here, in their order of arrival (see :meth:`_take_group`)."""
+        found = self._select(template, take, limit, tx)
+        if found or timeout == 0 or limit == 0:
+            return found
+        if take:
+            return self._take_group(template, limit, timeout, tx)
+        return self._await_group(template, False, limit, timeout, tx)
+
+    def _await_group(
+        self, template: Template, take: bool, limit: int | None, timeout: float | None, tx: str
+    ) -> list[tuple[int, Tuple]]:
+        """Wait as a read does for a first match, then select up to ``limit`` matches
+        (taken if ``take``), until some are found or ``timeout`` has passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = self._select(template, take, limit, tx)
-            if found or timeout == 0 or limit == 0:
-                return found
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
                 self._block(template, False, left, tx, True)
             except Timeout:
                 return []
+            found = self._select(template, take, limit, tx)
+            if found:
+                return found
+
+    def _take_group(
+        self, template: Template, limit: int | None, timeout: float | None, tx: str
+    ) -> list[tuple[int, Tuple]]:
+        """A take_all waiting in the queue of the takes waiting here, as a group: when
+        it is offered a tuple (or woken) it takes up to ``limit`` matches while still
+        in the queue, and a tuple published meanwhile is offered to no take that came
+        after it; those look again once it has ended (what it left is theirs)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = self._add_waiter(template, True)
+        waiter.tx = tx
+        waiter.group = True
+        try:
+            self._listen()
+            while True:
+                waiter.wake.clear()
+                with self._guard:
+                    waiter.offer = None  # it looks at every match, the offered one too
+                if waiter.error is not None:
+                    raise waiter.error
+                found = self._select(template, True, limit, tx)
+                if found:
+                    return found
+                if deadline is not None and deadline <= time.monotonic():
+                    return []
+                self._wait(waiter.wake, deadline)
+        finally:
+            self._remove_waiter(waiter)
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
@@ -781,8 +822,8 @@ class RedisSpace:
         self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
     ) -> Tuple:
         """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
-        (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for a
-        first match (of a group or a replace, which look again), not counted as a read."""
+        (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for
+        a first match (of a group or a replace, which look again), counted as no read."""
         if take and timeout != 0 and self._options.order != "random" and not tx:
             keys, trusted = candidates(template)
             if trusted and not self._waiters.count:
@@ -1436,6 +1477,10 @@ class RedisSpace:
             offer, waiter.offer = waiter.offer, None
             if offer is not None:  # offered, but not taken by this call: the next may take it
                 self._offer(*offer)
+            if waiter.group:  # what it left (past its limit) is for the takers after it
+                for w in self._waiters:
+                    if w.take:
+                        w.wake.set()
 
     def _add_writer(self) -> Writer[Wake]:
         with self._guard:
@@ -1539,6 +1584,8 @@ class RedisSpace:
             elif w.offer is None:
                 w.offer = (seq, t)
                 w.wake.set()
+                return
+            elif w.group:  # it takes every match when it looks: the takers after it wait
                 return
 
     def _room(self, n: int) -> None:
@@ -1960,6 +2007,15 @@ class PartitionedRedisSpace(RedisSpace):
                 self._across.remove(filed)
             for part, waiter in waiters:
                 part.core.remove_waiter(waiter)
+
+    def _take_group(
+        self, template: Template, limit: int | None, timeout: float | None, tx: str
+    ) -> list[tuple[int, Tuple]]:
+        parts = self._serving(template)
+        if len(parts) == 1:
+            found_there: list[tuple[int, Tuple]] = parts[0].core.group(template, True, limit, timeout, tx)
+            return found_there
+        return self._await_group(template, True, limit, timeout, tx)  # across partitions: as a read
 
     def _ping(self) -> None:
         for part in self._parts:
