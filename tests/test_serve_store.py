@@ -599,6 +599,34 @@ def test_a_record_claimed_through_a_server_killed_since_is_confirmed_through_ano
             assert embedded.statistics()["transactions"] == 0
 
 
+def test_servers_on_redis_mint_credit_for_a_stamp_once_whichever_is_shown_it(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    first, second = serve(store=redis_server.url), serve(store=redis_server.url)
+    name = _name()
+    with httpx.Client(timeout=PATIENCE) as http:
+        made = http.put(first.space_url(name), json={"mint_amount": "0.5", "mint_bits": 6})
+        assert made.status_code in (200, 201), made.text
+        options = http.get(second.space_url(name)).json()["options"]
+        assert (options["mint_amount"], options["mint_bits"]) == ("0.5", 6)
+        c = http.post(f"{first.space_url(name)}/credit/challenge").json()
+        assert (c["bits"], c["amount"]) == (6, {"$credit": "0.5"})
+        assert http.post(f"{second.space_url(name)}/credit/challenge").json()["challenge"] == c["challenge"]
+        stamp = {"challenge": c["challenge"], "nonce": ts.make_stamp(c["challenge"], c["bits"])}
+        minted = http.post(f"{second.space_url(name)}/credit/mint", json=stamp)
+        assert minted.json() == {"principal": "anonymous", "balance": {"$credit": "0.5"}}
+        again = http.post(f"{first.space_url(name)}/credit/mint", json=stamp)  # spent, through any server
+        assert (again.status_code, again.json()["error"]["field"]) == (400, "nonce")
+        stale = http.post(f"{first.space_url(name)}/credit/mint", json={**stamp, "challenge": "0" * 32})
+        assert (stale.status_code, stale.json()["error"]["field"]) == (400, "challenge")
+        plain = _name()
+        assert http.put(first.space_url(plain), json={}).status_code in (200, 201)
+        refused = http.post(f"{second.space_url(plain)}/credit/challenge")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.account("anonymous") == ts.Credit("0.5")
+
+
 def test_a_claim_through_one_server_is_ended_through_another_only_with_its_token(
     serve: Callable[..., LiveServer], redis_server: RedisServer
 ) -> None:

@@ -686,6 +686,19 @@ local function expire_caps()
   end
 end
 
+-- Add ``amount`` to the account of ``principal``, unless it would be an account past
+-- the ``most`` or hold more than ``largest``: {its new balance}, {'full'} or {'large'}.
+local function credit(principal, amount, most, largest)
+  local have = redis.call('HGET', ACCT, principal)
+  if not have and redis.call('HLEN', ACCT) >= tonumber(most) then
+    return {'full'}
+  end
+  if tonumber(have or '0') + tonumber(amount) > tonumber(largest) then
+    return {'large'}
+  end
+  return {tostring(redis.call('HINCRBY', ACCT, principal, amount))}
+end
+
 local function tell_records()
   if rchanged then
     redis.call('SPUBLISH', CH, 'R')
@@ -693,13 +706,15 @@ local function tell_records()
 end
 
 --[[ open ]]
--- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
+-- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
+-- mint_amount, mint_bits.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
-    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6])
+    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'mint_amount', ARGV[7],
+    'mint_bits', ARGV[8])
 end
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
-  'route')
+  'route', 'mint_amount', 'mint_bits')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1612,14 +1627,7 @@ return redis.call('HGET', ACCT, ARGV[1]) or '0'
 -- ARGV: a principal, an amount, the most accounts the space keeps, the largest balance.
 -- {its new balance}, {'full'} if it would be an account past the most, {'large'} if the
 -- balance would be larger than allowed.
-local have = redis.call('HGET', ACCT, ARGV[1])
-if not have and redis.call('HLEN', ACCT) >= tonumber(ARGV[3]) then
-  return {'full'}
-end
-if tonumber(have or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
-  return {'large'}
-end
-return {tostring(redis.call('HINCRBY', ACCT, ARGV[1], ARGV[2]))}
+return credit(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 
 --[[ transfer +records ]]
 -- ARGV: source, target, an amount, the most accounts the space keeps, the largest
@@ -1645,3 +1653,47 @@ end
 redis.call('HINCRBY', ACCT, ARGV[1], '-' .. ARGV[3])
 redis.call('HINCRBY', ACCT, ARGV[2], ARGV[3])
 return {redis.call('HGET', ACCT, ARGV[1])}
+
+--[[ challenge ]]
+-- ARGV: a new random text, how many ms a challenge is given out.  The challenge given out
+-- now and the ms until it is no longer accepted (twice as long as it is given out).
+-- ``cfg`` holds the one given out and until when (``mint``: "<ms> <text>"); ``mc:<text>``
+-- exists while a challenge is accepted, and ``ms:<text>`` holds the nonces spent on it.
+local cur = redis.call('HGET', CFG, 'mint')
+if cur then
+  local till, text = string.match(cur, '^(%d+) (.*)$')
+  local left = redis.call('PTTL', P .. ':mc:' .. text)
+  if tonumber(till) > now and left > 0 then
+    return {text, left}
+  end
+end
+redis.call('SET', P .. ':mc:' .. ARGV[1], '1', 'PX', 2 * tonumber(ARGV[2]))
+redis.call('HSET', CFG, 'mint', (now + tonumber(ARGV[2])) .. ' ' .. ARGV[1])
+return {ARGV[1], 2 * tonumber(ARGV[2])}
+
+--[[ mint +records ]]
+-- ARGV: a challenge, a nonce (a stamp on it), a principal, the amount it mints, the most
+-- stamps a challenge pays for, then as for grant, then 'bad' for a stamp found wanting
+-- (only the challenge is looked at).  {its new balance}, {'stale'} if the challenge is
+-- not accepted, {'bad'} for a bad stamp, {'spent'} if the stamp was, {'exhausted'} if the
+-- challenge has paid for the most, {'full'} or {'large'} as for grant.
+local left = redis.call('PTTL', P .. ':mc:' .. ARGV[1])
+if left <= 0 then
+  return {'stale'}
+end
+if ARGV[8] == 'bad' then
+  return {'bad'}
+end
+local spent = P .. ':ms:' .. ARGV[1]
+if redis.call('SISMEMBER', spent, ARGV[2]) == 1 then
+  return {'spent'}
+end
+if redis.call('SCARD', spent) >= tonumber(ARGV[5]) then
+  return {'exhausted'}
+end
+local out = credit(ARGV[3], ARGV[4], ARGV[6], ARGV[7])
+if out[1] ~= 'full' and out[1] ~= 'large' then
+  redis.call('SADD', spent, ARGV[2])
+  redis.call('PEXPIRE', spent, left)
+end
+return out

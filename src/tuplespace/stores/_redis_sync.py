@@ -47,6 +47,7 @@ from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
+    Forbidden,
     InsufficientCredit,
     InvalidValue,
     LimitReached,
@@ -69,6 +70,15 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._methods import method_in, method_result
+from .._mint import (
+    CHALLENGE_SECONDS,
+    MAX_STAMPS,
+    Challenge,
+    check_stamp,
+    spent_stamp,
+    stale_challenge,
+    stamps_exhausted,
+)
 from .._names import check_path, check_tag, path_prefix
 from .._record import RecordData, check_revocable
 from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
@@ -244,6 +254,9 @@ def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
         raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
     return reply
 
+
+MAX_CHALLENGE = 64
+"""The longest challenge a space kept in Redis looks up (it gives out 32 characters)."""
 
 _MOST_NANOS = 1 << 62
 """The most credit an account or a record kept in Redis holds, in units of 1e-9."""
@@ -550,6 +563,16 @@ class RedisSpace:
     @property
     def capacity(self) -> int | None:
         return self._options.capacity
+
+    @property
+    def mint_amount(self) -> Credit:
+        """The credit a proof-of-work stamp mints (0: the space mints none)."""
+        return self._options.mint_amount
+
+    @property
+    def mint_bits(self) -> int:
+        """The leading zero bits a stamp needs."""
+        return self._options.mint_bits
 
     @property
     def event_retention(self) -> int:
@@ -1366,6 +1389,48 @@ class RedisSpace:
         an account."""
         check_principal(principal)
         return _balance(self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS]))
+
+    def credit_challenge(self) -> Challenge:
+        """The challenge to make proof-of-work stamps on, the one every process is given
+        for ``CHALLENGE_SECONDS`` (see :meth:`tuplespace.Space.credit_challenge`);
+        :class:`~tuplespace.Forbidden` if the space mints no credit."""
+        self._check_minting()
+        text, left = self._call("challenge", [secrets.token_hex(16), _ms_int(CHALLENGE_SECONDS)])
+        options = self._options
+        return Challenge(
+            text.decode(), options.mint_bits, options.mint_amount, time.time() + int(left) / 1000
+        )
+
+    def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
+        """Mint the space's ``mint_amount`` into ``principal``'s account for a stamp on a
+        challenge it gave out, once (see :meth:`tuplespace.Space.mint_credit`): Redis
+        keeps the stamps spent on a challenge as long as it accepts the challenge.  The
+        new balance."""
+        self._check_minting()
+        check_principal(principal)
+        if not isinstance(challenge, str) or not challenge.isascii() or len(challenge) > MAX_CHALLENGE:
+            raise stale_challenge()
+        bad: InvalidValue | None = None
+        try:  # told after the challenge, as an embedded space tells it
+            check_stamp(challenge, nonce, self._options.mint_bits)
+        except InvalidValue as exc:
+            bad = exc
+        amount = _nanos(self._options.mint_amount, "mint_amount")
+        args = [nonce if bad is None else "", principal, amount, MAX_STAMPS, MAX_ACCOUNTS, _MOST_NANOS]
+        reply = self._call("mint", [challenge, *args, "" if bad is None else "bad"])
+        if reply[0] == b"stale":
+            raise stale_challenge()
+        if bad is not None:
+            raise bad
+        if reply[0] == b"spent":
+            raise spent_stamp()
+        if reply[0] == b"exhausted":
+            raise stamps_exhausted()
+        return _balance(reply)
+
+    def _check_minting(self) -> None:
+        if not self._options.mint_amount:
+            raise Forbidden("this space mints no credit (its mint_amount is 0)")
 
     def account(self, principal: str) -> Credit:
         """The credit of ``principal`` (0 for an account never granted any)."""
