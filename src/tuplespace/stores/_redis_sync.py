@@ -2413,8 +2413,17 @@ class RedisTransaction(Openable):
         return self._space.count(compiled) + sum(1 for w in self._writes if compiled.matches(w[0]))
 
     def commit(self) -> None:
-        """Make the takes final and the writes visible, in one script."""
+        """Make the takes final and the writes visible, in one script (for a claim,
+        which writes nothing, the one that confirms it, which also destroys the records
+        it holds: see :meth:`RedisSpace.claim`)."""
         self._check()
+        if self._claim:
+            tag, remember = self._claim
+            if self.end_claim(tag, True, int(remember) / 1000) != "committed":
+                if self._state == "active":  # its outcome forgotten
+                    self._end("aborted")
+                raise TransactionAborted("the claim was aborted: its lease ran out")
+            return
         args: list[str | bytes] = [self._id]
         for _, data, keys, ms, _ in self._writes:
             args += (ms, data, keys)
