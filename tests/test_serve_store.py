@@ -162,8 +162,6 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
 @pytest.mark.parametrize(
     ("method", "path", "body", "what"),
     [
-        ("POST", "records/take", {"template": {}, "claim": True}, "claimed takes of records"),
-        ("POST", "credit/challenge", None, "credit"),
         ("GET", "clock", None, "clock"),
         ("POST", "clock", {"advance": 1}, "clock"),
     ],
