@@ -24,15 +24,18 @@ local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
 -- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
--- (``txns``); and how many rules the space has (``rules``).
+-- (``txns``); and how many rules the space has (``rules``); and how many tuples were
+-- taken (``takes``: kept with the log's state, which a take changes anyway).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
 local rules = tonumber(cfg[8] or '0')
--- How many tuples this script removed, took and read (see tell_room).
-local removed, taken, read = 0, 0, 0
+-- How many tuples this script removed and read, and the count of takes (see tell_room).
+local removed, read = 0, 0
+local takes = tonumber(cfg[9] or '0')
+local takes_kept = takes
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
 -- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
@@ -50,7 +53,8 @@ local function log(kind, data)
     ev_bytes = ev_bytes - #oldest[2][4]
     ev_first = ev_first + 1
   end
-  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes)
+  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes, 'takes', takes)
+  takes_kept = takes
 end
 
 -- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
@@ -129,8 +133,8 @@ local function hand_over(id, data, keys, expires)
   end
   unregister(best)
   redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
+  takes = takes + 1
   log('take', data)
-  taken = taken + 1
   return who
 end
 
@@ -192,14 +196,15 @@ end
 
 -- Take the tuple ``id`` for the transaction ``tx`` ('': for good).
 local function take_for(id, tx)
+  takes = takes + 1  -- before the take event logs it
   local data
   if tx == '' then
     data = remove(id, 'take')
   else
     data = hold(id, tx)
   end
-  if data then
-    taken = taken + 1
+  if not data then
+    takes = takes - 1
   end
   return data
 end
@@ -330,14 +335,14 @@ local function alive(id)
 end
 
 -- Tell the processes listening how many tuples went: writers waiting for room, and
--- subscriptions waiting for the events it logged; and count the takes and reads
--- (``cnt``: ``takes``, ``reads``).
+-- subscriptions waiting for the events it logged; and count the takes no event logged
+-- (``cfg``: ``takes``) and the reads (``cnt``: ``reads``).
 local function tell_room()
   if removed > 0 then
     redis.call('SPUBLISH', CH, 'r ' .. removed)
   end
-  if taken > 0 then
-    redis.call('HINCRBY', CNT, 'takes', taken)
+  if takes ~= takes_kept then
+    redis.call('HSET', CFG, 'takes', takes)
   end
   if read > 0 then
     redis.call('HINCRBY', CNT, 'reads', read)
@@ -953,7 +958,7 @@ return {
   redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
   redis.call('HLEN', CAPS),
   redis.call('HLEN', ACCT),
-  redis.call('HGET', CNT, 'takes') or '0',
+  takes,
   redis.call('HGET', CNT, 'reads') or '0',
 }
 
