@@ -239,13 +239,6 @@ REDIS_LIMITS = {
     "test_a_creation_charge_alone_does_not_drain": (
         "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
     ),
-    "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
-        "a waiting take_all waits as a read does, out of the takers' queue"
-    ),
-    "test_a_waiting_read_served_by_a_write_is_counted_as_a_read": "counts of reads and takes",
-    "test_a_waiting_take_all_woken_by_a_write_many_takes_after_the_writes": (
-        "a waiting take_all is woken by the first write of a batch, not once by the batch"
-    ),
 }
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a
@@ -260,37 +253,6 @@ REDIS_DOES = frozenset(
 def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the Redis ways do not run the test ``function`` of ``module`` (None: they do)."""
     return REDIS_LIMITS.get(function.__name__)
-
-
-# What a server keeping its spaces in Redis does not serve, beyond REDIS_LIMITS: the tests
-# that the served-redis way skips, by name, and why.
-_SERVED_METHODS = "record methods, which a server on Redis does not serve (501)"
-_CLAIMED_RECORD_TAKES = (
-    "take_record, which a remote space asks for under a claim, and a space kept in Redis "
-    "holds no record for a claim"
-)
-SERVED_REDIS_LIMITS = {
-    "test_try_take_record_removes_the_oldest_match": _CLAIMED_RECORD_TAKES,
-    "test_take_record_waits_for_a_match": _CLAIMED_RECORD_TAKES,
-    "test_take_record_waits_through_more_changes_than_the_log_keeps": _CLAIMED_RECORD_TAKES,
-    "test_take_record_times_out": _CLAIMED_RECORD_TAKES,
-    "test_blocked_record_takes_are_served_in_arrival_order": _CLAIMED_RECORD_TAKES,
-    "test_a_set_hands_the_record_to_the_oldest_taker_it_now_matches": _CLAIMED_RECORD_TAKES,
-    "test_take_record_leaves_contained_records": _CLAIMED_RECORD_TAKES,
-    "test_capabilities_of_a_destroyed_record_are_gone": (
-        "a capability's address opened after its record is destroyed: Redis forgets the "
-        "capabilities of a destroyed record, so the address reads as revoked"
-    ),
-    "test_a_method_reads_and_sets_the_records_fields": _SERVED_METHODS,
-    "test_a_failing_method_changes_nothing_and_bad_calls_say_why": _SERVED_METHODS,
-    "test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing": _SERVED_METHODS,
-    "test_a_read_only_handle_calls_no_method": _SERVED_METHODS,
-}
-
-
-def served_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
-    """Why the served-redis way does not run the test ``function`` of ``module``."""
-    return SERVED_REDIS_LIMITS.get(function.__name__) or redis_limit(module, function)
 
 
 # What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
@@ -381,7 +343,7 @@ ADDED_WAYS: list[Way] = [
         served_redis_space,
         embedded=False,
         needs="redis_http_server",
-        lacks=served_redis_limit,
+        lacks=redis_limit,
     ),
     Way(
         "redis-partitioned",

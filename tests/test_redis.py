@@ -437,6 +437,39 @@ def test_a_claim_is_ended_from_any_process_by_its_transaction_and_tag_and_its_ou
     assert space.read_all((str, int)) == [("job", 2), ("job", 3)]
 
 
+def test_a_claim_holds_the_records_it_takes_out_of_sight_until_it_ends(url: str, space: Any) -> None:
+    space.create("jobs/1", {"kind": "job"})
+    space.create("jobs/2", {"kind": "job"}, lease=PATIENCE * 4)
+    kept, back = space.claim("tag-1", PATIENCE * 4, PATIENCE), space.claim("tag-2", PATIENCE * 4, PATIENCE)
+    assert str(space.try_take_record({"kind": "job"}, claim=kept).address).endswith("/jobs/1")
+    assert str(space.take_record({"kind": "job"}, timeout=0, claim=back).address).endswith("/jobs/2")
+    with ts.connect(url) as other:  # as another process sees them: held, their paths their own
+        assert other.find({"kind": "job"}) == []
+        assert other.try_take_record({"kind": "job"}) is None
+        with pytest.raises(ts.RecordNotFound):
+            other.record("jobs/1")
+        with pytest.raises(ts.RecordExists):
+            other.create("jobs/2", {"kind": "impostor"})
+        back.abort()  # as it was, with its lease
+        assert [str(r.address).rsplit("/", 1)[1] for r in other.find({"kind": "job"})] == ["2"]
+        assert other.record("jobs/2").lifetime_ends() is not None
+        kept.commit()  # destroyed, with its one destroy event
+        with pytest.raises(ts.RecordNotFound):
+            other.record("jobs/1")
+        destroyed = other.watch_records(events=["destroy"], since=0)
+        change = destroyed.get(timeout=PATIENCE)
+        assert change is not None
+        assert change.path == "jobs/1"
+        destroyed.close()
+        assert other.record("jobs/2").get("kind") == "job"
+    ended = space.claim("tag-3", 0.2, PATIENCE)
+    assert space.try_take_record({"kind": "job"}, claim=ended) is not None
+    wait_until(lambda: space.find({"kind": "job"}) != [], "the record back once the claim ran out")
+    with pytest.raises(ts.TransactionAborted):
+        space.try_take_record({"kind": "job"}, claim=ended)
+    assert space.statistics()["transactions"] == 0
+
+
 def test_a_transaction_in_one_process_hides_its_takes_and_writes_from_another_until_commit(
     url: str, space: Any
 ) -> None:

@@ -162,8 +162,6 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
 @pytest.mark.parametrize(
     ("method", "path", "body", "what"),
     [
-        ("POST", "records/take", {"template": {}, "claim": True}, "claimed takes of records"),
-        ("POST", "credit/challenge", None, "credit"),
         ("GET", "clock", None, "clock"),
         ("POST", "clock", {"advance": 1}, "clock"),
     ],
@@ -543,6 +541,93 @@ def test_claims_taken_through_a_server_killed_since_are_confirmed_through_anothe
             taken = [events.get(timeout=PATIENCE) for _ in range(3)]
             assert [e.tuple for e in taken if e is not None] == [("job", 1), ("job", 3), ("job", 4)]
             events.close()
+
+
+def test_a_record_claimed_through_a_server_killed_before_its_confirmation_comes_back_as_it_was(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    name = _name()
+    with _servers_on_redis(redis_server, tmp_path, 1.0) as (doomed, other):
+        url = f"{doomed.url()}/spaces/{name}"
+        with ts.connect(redis_server.space_url(name)) as embedded:
+            embedded.create("jobs/1", {"kind": "job", "n": 1}, lease=PATIENCE * 4).set("n", 2)
+            with httpx.Client(timeout=PATIENCE) as http:
+                taken = http.post(f"{url}/records/take", json={"template": {"kind": "job"}, "claim": True})
+            assert taken.status_code == 200, taken.text
+            assert taken.json()["record"]["fields"] == {"kind": "job", "n": 2}
+            assert "claim" in taken.json()
+            doomed.proc.kill()  # SIGKILL: answered, never confirmed
+            doomed.proc.wait(PATIENCE)
+            # Held for the claim: out of sight, its path still its own.
+            assert embedded.find({"kind": "job"}) == []
+            with pytest.raises(ts.RecordNotFound):
+                embedded.record("jobs/1")
+            with pytest.raises(ts.RecordExists):
+                embedded.create("jobs/1", {"kind": "impostor"})
+            wait_until(lambda: len(embedded.find({"kind": "job"})) == 1, "the claimed record to come back")
+            back = embedded.record("jobs/1")
+            assert (back.all(), back.get("$version")) == ({"kind": "job", "n": 2}, 2)
+            assert back.lifetime_ends() is not None  # its lease too
+        with ts.connect(f"{other.url()}/spaces/{name}") as space:
+            again = space.take_record({"kind": "job"}, timeout=0)
+        assert (again.fields, again.version) == ({"kind": "job", "n": 2}, 2)
+
+
+def test_a_record_claimed_through_a_server_killed_since_is_confirmed_through_another(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    name = _name()
+    with _servers_on_redis(redis_server, tmp_path, PATIENCE * 4) as (doomed, other):
+        url, other_url = f"{doomed.url()}/spaces/{name}", f"{other.url()}/spaces/{name}"
+        with ts.connect(redis_server.space_url(name)) as embedded:
+            embedded.create("jobs/1", {"kind": "job"})
+            embedded.create("jobs/2", {"kind": "job"})
+            with httpx.Client(timeout=PATIENCE) as http:
+                one = http.post(f"{url}/records/take", json={"template": {"kind": "job"}, "claim": True})
+                two = http.post(f"{url}/records/take", json={"template": {"kind": "job"}, "claim": True})
+                doomed.proc.kill()
+                doomed.proc.wait(PATIENCE)
+                assert http.post(f"{other_url}/claims/{one.json()['claim']['id']}/confirm").status_code == 204
+                assert http.post(f"{other_url}/claims/{two.json()['claim']['id']}/release").status_code == 204
+            assert [str(r.address).rsplit("/", 1)[1] for r in embedded.find({"kind": "job"})] == ["2"]
+            with pytest.raises(ts.RecordNotFound):
+                embedded.record("jobs/1")
+            watch = embedded.watch_records(events=["destroy"], since=0)
+            change = watch.get(timeout=PATIENCE)
+            assert change is not None
+            assert change.path == "jobs/1"
+            with pytest.raises(ts.Timeout):  # one destroy event, at the confirmation
+                watch.get(timeout=0)
+            watch.close()
+            assert embedded.statistics()["transactions"] == 0
+
+
+def test_servers_on_redis_mint_credit_for_a_stamp_once_whichever_is_shown_it(
+    serve: Callable[..., LiveServer], redis_server: RedisServer
+) -> None:
+    first, second = serve(store=redis_server.url), serve(store=redis_server.url)
+    name = _name()
+    with httpx.Client(timeout=PATIENCE) as http:
+        made = http.put(first.space_url(name), json={"mint_amount": "0.5", "mint_bits": 6})
+        assert made.status_code in (200, 201), made.text
+        options = http.get(second.space_url(name)).json()["options"]
+        assert (options["mint_amount"], options["mint_bits"]) == ("0.5", 6)
+        c = http.post(f"{first.space_url(name)}/credit/challenge").json()
+        assert (c["bits"], c["amount"]) == (6, {"$credit": "0.5"})
+        assert http.post(f"{second.space_url(name)}/credit/challenge").json()["challenge"] == c["challenge"]
+        stamp = {"challenge": c["challenge"], "nonce": ts.make_stamp(c["challenge"], c["bits"])}
+        minted = http.post(f"{second.space_url(name)}/credit/mint", json=stamp)
+        assert minted.json() == {"principal": "anonymous", "balance": {"$credit": "0.5"}}
+        again = http.post(f"{first.space_url(name)}/credit/mint", json=stamp)  # spent, through any server
+        assert (again.status_code, again.json()["error"]["field"]) == (400, "nonce")
+        stale = http.post(f"{first.space_url(name)}/credit/mint", json={**stamp, "challenge": "0" * 32})
+        assert (stale.status_code, stale.json()["error"]["field"]) == (400, "challenge")
+        plain = _name()
+        assert http.put(first.space_url(plain), json={}).status_code in (200, 201)
+        refused = http.post(f"{second.space_url(plain)}/credit/challenge")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.account("anonymous") == ts.Credit("0.5")
 
 
 def test_a_claim_through_one_server_is_ended_through_another_only_with_its_token(

@@ -29,7 +29,18 @@ from ._values import Credit
 if TYPE_CHECKING:
     from ._clock import Clock
 
-__all__ = ["CHALLENGE_SECONDS", "MAX_STAMPS", "Challenge", "Mint", "make_stamp", "stamp_bits"]
+__all__ = [
+    "CHALLENGE_SECONDS",
+    "MAX_STAMPS",
+    "Challenge",
+    "Mint",
+    "check_stamp",
+    "make_stamp",
+    "spent_stamp",
+    "stale_challenge",
+    "stamp_bits",
+    "stamps_exhausted",
+]
 
 CHALLENGE_SECONDS: Final = 600.0
 MAX_STAMPS: Final = 100_000  # stamps one challenge pays for
@@ -52,6 +63,38 @@ def stamp_bits(challenge: str, nonce: str) -> int:
     """The leading zero bits of the SHA-256 digest of ``"<challenge>:<nonce>"``."""
     digest = int.from_bytes(hashlib.sha256(f"{challenge}:{nonce}".encode()).digest(), "big")
     return 256 - digest.bit_length()
+
+
+def check_stamp(challenge: str, nonce: object, bits: int) -> str:
+    """``nonce``, if it is a stamp on ``challenge`` with at least ``bits`` zero bits;
+    else InvalidValue (``nonce``)."""
+    if not isinstance(nonce, str) or not 1 <= len(nonce) <= MAX_NONCE or not nonce.isascii():
+        raise InvalidValue(f"a nonce is 1 to {MAX_NONCE} ASCII characters", "nonce")
+    got = stamp_bits(challenge, nonce)
+    if got < bits:
+        raise InvalidValue(f"the stamp has {got} leading zero bits; this space asks for {bits}", "nonce")
+    return nonce
+
+
+def stale_challenge() -> InvalidValue:
+    """The error for a challenge a space did not give out, or no longer accepts."""
+    return InvalidValue(
+        "the challenge is not one of this space's, or it expired: ask for a new one", "challenge"
+    )
+
+
+def spent_stamp() -> InvalidValue:
+    """The error for a stamp spent already."""
+    return InvalidValue("this stamp was spent already", "nonce")
+
+
+def stamps_exhausted() -> LimitReached:
+    """The error for a stamp on a challenge that has paid for its ``MAX_STAMPS``."""
+    return LimitReached(
+        f"the challenge has paid for {MAX_STAMPS} stamps; ask for a new one",
+        limit="stamps",
+        maximum=MAX_STAMPS,
+    )
 
 
 def make_stamp(challenge: str, bits: int) -> str:
@@ -122,24 +165,12 @@ class Mint:
         self._forget(self._clock.now())
         issued = self._issued.get(challenge) if isinstance(challenge, str) else None
         if issued is None or not isinstance(challenge, str):
-            raise InvalidValue(
-                "the challenge is not one of this space's, or it expired: ask for a new one", "challenge"
-            )
-        if not isinstance(nonce, str) or not 1 <= len(nonce) <= MAX_NONCE or not nonce.isascii():
-            raise InvalidValue(f"a nonce is 1 to {MAX_NONCE} ASCII characters", "nonce")
-        bits = stamp_bits(challenge, nonce)
-        if bits < self.bits:
-            raise InvalidValue(
-                f"the stamp has {bits} leading zero bits; this space asks for {self.bits}", "nonce"
-            )
+            raise stale_challenge()
+        nonce = check_stamp(challenge, nonce, self.bits)
         if nonce in issued.spent:
-            raise InvalidValue("this stamp was spent already", "nonce")
+            raise spent_stamp()
         if len(issued.spent) >= MAX_STAMPS:
-            raise LimitReached(
-                f"the challenge has paid for {MAX_STAMPS} stamps; ask for a new one",
-                limit="stamps",
-                maximum=MAX_STAMPS,
-            )
+            raise stamps_exhausted()
         issued.spent.add(nonce)
         return self.amount
 

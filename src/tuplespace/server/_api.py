@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
-from .._aio import AsyncRecordWatch, AsyncSpace, AsyncSubscription
+from .._aio import AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
 from .._aio import _call as _aio_call
 from .._codec import to_wire
 from .._errors import (
@@ -48,7 +48,7 @@ from ._hub import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
 from ._requests import Incoming, check_keys, read_body
 
 if TYPE_CHECKING:
-    from ..stores._redis_async import AsyncRedisRecordWatch, AsyncRedisSubscription
+    from ..stores._redis_async import AsyncRedisRecordWatch, AsyncRedisSubscription, AsyncRedisTransaction
 
     Stream: TypeAlias = AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription | AsyncRedisRecordWatch
 
@@ -547,6 +547,68 @@ class ApiBase:
         finally:
             self.hub.forget(claim_id)
         return True
+
+    async def claimed_take(
+        self,
+        request: Request,
+        caller: Caller,
+        info: SpaceInfo,
+        timeout: float | None,
+        take: Callable[
+            [AsyncTransaction | AsyncRedisTransaction, float | None], Coroutine[Any, Any, T | None]
+        ],
+    ) -> tuple[T | None, bool, dict[str, Any] | None]:
+        """A take under a claim: ``take(tx, 0)`` takes for the claim's transaction ``tx``
+        without waiting (None: nothing), ``take(tx, None)`` waits (see :meth:`poll`).
+        What it took, whether the client should ask again, and the claim (its id and
+        expiry; None when nothing was taken, and the claim is gone)."""
+        self.hub.check_handle_room(caller.client)
+        tx, secret = self._claiming(caller, info)
+        claimed = False
+        try:
+            found, more = await take(tx, 0), False
+            if found is None and timeout != 0:
+                # The claim's lease covers the wait too, so it cannot run out before the take.
+                wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
+                await tx.renew(self.claim_lease + wait)
+                found, more = await self.poll(request, caller, timeout, lambda w: take(tx, w), tried=True)
+                if found is not None:
+                    await tx.renew(self.claim_lease)
+            if found is None:
+                return None, more, None
+            held = self._claim(caller, info, tx, secret)
+            claimed = True
+            return found, False, held
+        finally:
+            if not claimed:
+                await tx.abort()
+
+    def _claiming(
+        self, caller: Caller, info: SpaceInfo
+    ) -> tuple[AsyncTransaction | AsyncRedisTransaction, str]:
+        """A transaction with the claim lease for a claimed take, and the secret of its
+        claim's id.  On a space kept in Redis it is a claim there from its beginning
+        (:class:`KeptClaim`), named by its tag, the digest of the secret and its owner;
+        its outcome is remembered a claim lease past a wait."""
+        aspace = info.aspace
+        if isinstance(aspace, AsyncSpace):
+            return aspace.transaction(lease=self.claim_lease), ""
+        secret = self.hub.new_id()
+        tag = claim_tag(secret, caller.owner)
+        return aspace.claim(tag, self.claim_lease, self.claim_lease + self.long_poll), secret
+
+    def _claim(
+        self, caller: Caller, info: SpaceInfo, tx: AsyncTransaction | AsyncRedisTransaction, secret: str
+    ) -> dict[str, Any]:
+        """Hold ``tx``, whose takes a claimed take answers, as the caller's claim: its id
+        and expiry.  The id of a claim kept in Redis is its transaction's there, a dot and
+        the secret (see :meth:`_claiming`)."""
+        if isinstance(tx, AsyncTransaction):
+            handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
+        else:
+            claim = KeptClaim(tx, claim_tag(secret, caller.owner), self.claim_lease)
+            handle = self.hub.add("claim", info, claim, caller.owner, caller.client, f"{tx.id}.{secret}")
+        return {"id": handle.id, "expires_at": tx.expires_at}
 
     async def _end_kept_claim(
         self, info: SpaceInfo, caller: Caller, claim_id: str, confirm: bool

@@ -47,7 +47,7 @@ class CreditRoutes(RecordRoutes):
         info = self._existing(
             await self.authorize(self.caller(request), space, OPERATION["credit_challenge"]), space
         )
-        c = await info.local("credit").credit_challenge()
+        c = await info.aspace.credit_challenge()
         return json_response(
             {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
         )
@@ -56,6 +56,5 @@ class CreditRoutes(RecordRoutes):
         caller, info, body = await self._begin(request, space, OPERATION["mint_credit"])
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)
-        aspace = info.local("credit")
-        balance = await aspace.mint_credit(body["challenge"], body["nonce"], principal=principal)
+        balance = await info.aspace.mint_credit(body["challenge"], body["nonce"], principal=principal)
         return json_response({"principal": principal, "balance": to_wire(balance)})

@@ -30,7 +30,6 @@ from ._api import (
 )
 from ._auth import permissions_for
 from ._errors import ApiError, coded
-from ._hub import KeptClaim, SpaceInfo, claim_tag
 from ._metrics import metrics_response
 from ._requests import (
     check_keys,
@@ -144,7 +143,14 @@ class Operations(ApiBase):
         target = await self.space(caller, space, info)
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
         if claim:
-            out = await self._claimed_take(request, caller, target, template, timeout)
+            found, more, held = await self.claimed_take(
+                request,
+                caller,
+                target,
+                timeout,
+                lambda tx, wait: tx.try_take(template) if wait == 0 else tx.take(template, wait),
+            )
+            out = found_answer(None, more) if held is None else {"tuple": to_wire(found), "claim": held}
         else:
             aspace = target.aspace
             if timeout == 0:
@@ -157,59 +163,6 @@ class Operations(ApiBase):
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
         return json_response(out)
-
-    async def _claimed_take(
-        self, request: Request, caller: Caller, info: SpaceInfo, template: Template, timeout: float | None
-    ) -> dict[str, Any]:
-        self.hub.check_handle_room(caller.client)
-        tx, secret = self._claiming(caller, info)
-        claimed = False
-        try:
-            found, more = await tx.try_take(template), False
-            if found is None and timeout != 0:
-                # The claim's lease covers the wait too, so it cannot run out before the take.
-                wait = self.long_poll if timeout is None else min(timeout, self.long_poll)
-                await tx.renew(self.claim_lease + wait)
-                found, more = await self.poll(
-                    request, caller, timeout, lambda w: tx.take(template, w), tried=True
-                )
-                if found is not None:
-                    await tx.renew(self.claim_lease)
-            if found is None:
-                return found_answer(None, more)
-            out = {"tuple": to_wire(found), "claim": self._claim(caller, info, tx, secret)}
-            claimed = True
-            return out
-        finally:
-            if not claimed:
-                await tx.abort()
-
-    def _claiming(
-        self, caller: Caller, info: SpaceInfo
-    ) -> tuple[AsyncTransaction | AsyncRedisTransaction, str]:
-        """A transaction with the claim lease for a claimed take, and the secret of its
-        claim's id.  On a space kept in Redis it is a claim there from its beginning
-        (:class:`KeptClaim`), named by its tag, the digest of the secret and its owner;
-        its outcome is remembered a claim lease past a wait."""
-        aspace = info.aspace
-        if isinstance(aspace, AsyncSpace):
-            return aspace.transaction(lease=self.claim_lease), ""
-        secret = self.hub.new_id()
-        tag = claim_tag(secret, caller.owner)
-        return aspace.claim(tag, self.claim_lease, self.claim_lease + self.long_poll), secret
-
-    def _claim(
-        self, caller: Caller, info: SpaceInfo, tx: AsyncTransaction | AsyncRedisTransaction, secret: str
-    ) -> dict[str, Any]:
-        """Hold ``tx``, whose takes a claimed take answers, as the caller's claim: its id
-        and expiry.  The id of a claim kept in Redis is its transaction's there, a dot and
-        the secret (see :meth:`_claiming`)."""
-        if isinstance(tx, AsyncTransaction):
-            handle = self.hub.add("claim", info, tx, caller.owner, caller.client)
-        else:
-            claim = KeptClaim(tx, claim_tag(secret, caller.owner), self.claim_lease)
-            handle = self.hub.add("claim", info, claim, caller.owner, caller.client, f"{tx.id}.{secret}")
-        return {"id": handle.id, "expires_at": tx.expires_at}
 
     async def read_all(self, space: str, request: Request) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["read_all"])

@@ -17,7 +17,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace
+from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncTransaction
 from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
 from .._errors import Forbidden, InvalidTemplate, InvalidValue, NotAllowed, ValueTooLarge, WireError
@@ -36,7 +36,7 @@ from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, 
 from ._streams import EventRoutes
 
 if TYPE_CHECKING:
-    from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch, AsyncRedisSpace
+    from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch, AsyncRedisSpace, AsyncRedisTransaction
 
     Handle: TypeAlias = AsyncRecord | AsyncRedisRecord
 
@@ -211,9 +211,6 @@ class RecordRoutes(EventRoutes):
             args = self._get_value(body, "args")
         assert isinstance(args, tuple)
         principal = self._principal(caller, info, body)
-        if not isinstance(handle, AsyncRecord):
-            info.embedded("record methods")
-        assert isinstance(handle, AsyncRecord)
         try:
             result = await handle.call(tag, *args, principal=principal)
         except InvalidValue as exc:  # the path names an argument (args[1]) or the tag
@@ -343,15 +340,27 @@ class RecordRoutes(EventRoutes):
         unconfirmed = [cid for cid in confirm if not await self._confirm(target, caller, cid)]
         face = target.aspace
         held: list[RecordClaim] = []
+        kept_claim: dict[str, Any] | None = None
 
         def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
             held.append(RecordClaim(aspace.space, rid, self.claim_lease))
 
-        if claim:
+        async def kept_take(
+            tx: AsyncTransaction | AsyncRedisTransaction, wait: float | None
+        ) -> RecordData | None:
+            assert not isinstance(face, AsyncSpace)
+            assert not isinstance(tx, AsyncTransaction)
+            if wait == 0:
+                return await face.try_take_record(template, under, claim=tx)
+            return await face.take_record(template, under, wait, claim=tx)
+
+        if claim and target.space is not None:
             aspace = target.local("claimed takes of records")
             self.hub.check_handle_room(caller.client)
         try:
-            if claim:
+            if claim and target.space is None:  # kept in Redis: held there by a claim
+                taken, more, kept_claim = await self.claimed_take(request, caller, target, timeout, kept_take)
+            elif claim:
                 taken, more = await self.poll(
                     request,
                     caller,
@@ -370,6 +379,8 @@ class RecordRoutes(EventRoutes):
         if held:
             handle = self.hub.add("claim", target, held[0], caller.owner, caller.client)
             out["claim"] = {"id": handle.id, "expires_at": held[0].expires_at}
+        elif kept_claim is not None:
+            out["claim"] = kept_claim
         if more:
             out["more"] = True
         if unconfirmed:

@@ -37,10 +37,11 @@ CATALOG = "{ts}:catalog"
 """The hash of a server's catalog: space name -> its entry; also the pub/sub channel on
 which a server that drops a space says so (``<server> <name>``)."""
 
-_KEPT = ("order", "capacity", "event_retention", "event_retention_bytes")  # the options Redis keeps
+# The options Redis keeps.
+_KEPT = ("order", "capacity", "event_retention", "event_retention_bytes", "mint_amount", "mint_bits")
 # Credit, which a space kept in Redis lacks.
 _FREE = {
-    **dict.fromkeys(("charge_rate", "creation_charge", "mint_amount", "redirect_charge"), "0"),
+    **dict.fromkeys(("charge_rate", "creation_charge", "redirect_charge"), "0"),
     **dict.fromkeys(("firing_charge", "step_charge"), "0"),
     "operator": DEFAULT_OPERATOR,
 }

@@ -24,14 +24,18 @@ local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
 -- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
--- (``txns``); and how many rules the space has (``rules``).
+-- (``txns``); and how many rules the space has (``rules``); and how many tuples were
+-- taken (``takes``: kept with the log's state, which a take changes anyway).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
 local rules = tonumber(cfg[8] or '0')
-local removed = 0
+-- How many tuples this script removed and read, and the count of takes (see tell_room).
+local removed, read = 0, 0
+local takes = tonumber(cfg[9] or '0')
+local takes_kept = takes
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
 -- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
@@ -49,7 +53,8 @@ local function log(kind, data)
     ev_bytes = ev_bytes - #oldest[2][4]
     ev_first = ev_first + 1
   end
-  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes)
+  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes, 'takes', takes)
+  takes_kept = takes
 end
 
 -- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
@@ -128,6 +133,7 @@ local function hand_over(id, data, keys, expires)
   end
   unregister(best)
   redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
+  takes = takes + 1
   log('take', data)
   return who
 end
@@ -159,6 +165,11 @@ end
 -- Transactions: ``txexp`` scores each open transaction by the end of its lease;
 -- ``h:<tx>`` holds the tuples it took, each id mapped to its expiry ('' for
 -- none), a space and what ``tup`` kept.  Their take events are logged at commit.
+-- A claim also holds the records it took (rdestroy with a transaction): ``hr:<tx>`` maps
+-- each one's rid to its expiry ('' for none) and ``rheld`` the rid to the claim; a held
+-- record stays in ``rec`` and keeps its path, out of its index sets and ``rexp``, so
+-- that no lookup, find or take sees it; confirming the claim destroys it, ending the
+-- claim otherwise puts it back as it was (see the records' part below).
 local function txn_open(tx)
   local e = redis.call('ZSCORE', TXEXP, tx)
   return e and tonumber(e) > now
@@ -185,10 +196,17 @@ end
 
 -- Take the tuple ``id`` for the transaction ``tx`` ('': for good).
 local function take_for(id, tx)
+  takes = takes + 1  -- before the take event logs it
+  local data
   if tx == '' then
-    return remove(id, 'take')
+    data = remove(id, 'take')
+  else
+    data = hold(id, tx)
   end
-  return hold(id, tx)
+  if not data then
+    takes = takes - 1
+  end
+  return data
 end
 
 -- Put the tuple ``id`` that the holding set ``held`` holds back at its place in the
@@ -231,13 +249,40 @@ local function settle(tx)
   txns = redis.call('HINCRBY', CFG, 'txns', -1)
 end
 
--- Abort the transaction ``tx``: every tuple it holds goes back to its place.
+-- Put the records the claim ``tx`` holds back as they were, and tell the takers.
+local function give_back_records(tx)
+  local hr = P .. ':hr:' .. tx
+  local held = redis.call('HGETALL', hr)
+  if #held == 0 then
+    return
+  end
+  for i = 1, #held, 2 do
+    local rid, e = held[i], held[i + 1]
+    local kept = redis.call('HGET', P .. ':rec', rid)
+    if kept then
+      local a = string.find(kept, '\n', 1, true)
+      for k in string.gmatch(string.sub(kept, string.find(kept, '\n', a + 1, true) + 1), '[^\n]+') do
+        redis.call('ZADD', P .. ':' .. k, rid, rid)
+      end
+      if e ~= '' then
+        redis.call('ZADD', P .. ':rexp', e, rid)
+      end
+    end
+    redis.call('HDEL', P .. ':rheld', rid)
+  end
+  redis.call('DEL', hr)
+  redis.call('SPUBLISH', CH, 'R')
+end
+
+-- Abort the transaction ``tx``: every tuple it holds goes back to its place, and every
+-- record it holds.
 local function abort(tx)
   local held = P .. ':h:' .. tx
   for _, id in ipairs(held_ids(held)) do
     give_back(held, id)
   end
   redis.call('DEL', held)
+  give_back_records(tx)
   redis.call('ZREM', TXEXP, tx)
   redis.call('HINCRBY', CNT, 'aborts', 1)
   txns = redis.call('HINCRBY', CFG, 'txns', -1)
@@ -258,14 +303,19 @@ local function restore(token)
   redis.call('DEL', inbox)
 end
 
--- Remove what has expired (a bounded number per call; scans skip the others), and
--- the registrations of takers that ended without a word, giving back what they held.
-local function expire_due()
+-- Abort the transactions whose lease has run out (a bounded number per call).
+local function expire_txns()
   if txns > 0 then
     for _, tx in ipairs(redis.call('ZRANGEBYSCORE', TXEXP, '-inf', now, 'LIMIT', 0, 16)) do
       abort(tx)
     end
   end
+end
+
+-- Remove what has expired (a bounded number per call; scans skip the others), and
+-- the registrations of takers that ended without a word, giving back what they held.
+local function expire_due()
+  expire_txns()
   for _, token in ipairs(redis.call('ZRANGEBYSCORE', WEXP, '-inf', now, 'LIMIT', 0, 16)) do
     redis.call('ZREM', WEXP, token)
     unregister(token)
@@ -285,10 +335,17 @@ local function alive(id)
 end
 
 -- Tell the processes listening how many tuples went: writers waiting for room, and
--- subscriptions waiting for the events it logged.
+-- subscriptions waiting for the events it logged; and count the takes no event logged
+-- (``cfg``: ``takes``) and the reads (``cnt``: ``reads``).
 local function tell_room()
   if removed > 0 then
     redis.call('SPUBLISH', CH, 'r ' .. removed)
+  end
+  if takes ~= takes_kept then
+    redis.call('HSET', CFG, 'takes', takes)
+  end
+  if read > 0 then
+    redis.call('HINCRBY', CNT, 'reads', read)
   end
 end
 
@@ -383,9 +440,15 @@ local function ralive(rid)
   return (not e) or tonumber(e) > now
 end
 
--- The record ``rid`` if it is there and alive, else false.
+-- The record ``rid`` if it is there, alive and held by no claim, else false.
 local function rget(rid)
-  return rid and ralive(rid) and redis.call('HGET', REC, rid)
+  return rid and ralive(rid) and redis.call('HEXISTS', P .. ':rheld', rid) == 0 and redis.call('HGET', REC, rid)
+end
+
+-- Whether a record has ``path`` (one held by a claim keeps it).
+local function rtaken(path)
+  local rid = redis.call('HGET', RPATH, path)
+  return rid and (rget(rid) or redis.call('HEXISTS', P .. ':rheld', rid) == 1)
 end
 
 -- The index key of a field (as encode_record makes it).
@@ -511,7 +574,11 @@ local function checked_links(text)
   return out
 end
 
-local function drop_cap(token)
+-- End the capability ``token``, remembering ``why`` ('gone': its record is; 'expired';
+-- nil: revoked, which an unknown token reads as) for the latest 10000 ended so (as an
+-- embedded space does, ENDED_KEPT): ``capend`` maps each token to why, ``capendq``
+-- lists them oldest first.
+local function drop_cap(token, why)
   local cap = redis.call('HGET', CAPS, token)
   if cap then
     local rid = string.match(cap, '^(%d+)')
@@ -521,11 +588,18 @@ local function drop_cap(token)
     end
     redis.call('HDEL', CAPS, token)
     redis.call('ZREM', CAPEXP, token)
+    if why then
+      redis.call('HSET', P .. ':capend', token, why)
+      if redis.call('RPUSH', P .. ':capendq', token) > 10000 then
+        redis.call('HDEL', P .. ':capend', redis.call('LPOP', P .. ':capendq'))
+      end
+    end
   end
 end
 
 -- The rid a handle names: its record's ("<rid>"), or its capability's ("$<token>")
--- while the capability lasts; else false and why ('revoked' or 'expired').
+-- while the capability lasts; else false and why ('revoked', 'expired' or 'gone': its
+-- record is).
 local function rresolve(ref)
   if string.sub(ref, 1, 1) ~= '$' then
     return ref
@@ -533,7 +607,7 @@ local function rresolve(ref)
   local token = string.sub(ref, 2)
   local cap = redis.call('HGET', CAPS, token)
   if not cap then
-    return false, 'revoked'
+    return false, redis.call('HGET', P .. ':capend', token) or 'revoked'
   end
   local e = redis.call('ZSCORE', CAPEXP, token)
   if e and tonumber(e) <= now then
@@ -571,7 +645,7 @@ local function rremove(rid, kind)
     drop_redirect(from)
   end
   for _, token in ipairs(redis.call('SMEMBERS', P .. ':rcaps:' .. rid)) do
-    drop_cap(token)
+    drop_cap(token, 'gone')
   end
   for _, tag in ipairs(redis.call('HKEYS', P .. ':rk:' .. rid)) do
     unlink(rid, tag)
@@ -584,7 +658,31 @@ local function rremove(rid, kind)
   return {version, path, fields}
 end
 
+-- Hold the record ``rid`` (whose entry in ``rec`` is ``kept``) for the claim ``tx``.
+local function rhold(rid, kept, tx)
+  local version, path, fields, keys = rsplit(kept)
+  for k in string.gmatch(keys, '[^\n]+') do
+    redis.call('ZREM', P .. ':' .. k, rid)
+  end
+  local e = redis.call('ZSCORE', REXP, rid)
+  redis.call('ZREM', REXP, rid)
+  redis.call('HSET', P .. ':hr:' .. tx, rid, e or '')
+  redis.call('HSET', P .. ':rheld', rid, tx)
+  return {version, path, fields}
+end
+
+-- Destroy the records the claim ``tx`` holds (it was confirmed).
+local function confirm_records(tx)
+  local hr = P .. ':hr:' .. tx
+  for _, rid in ipairs(redis.call('HKEYS', hr)) do
+    redis.call('HDEL', P .. ':rheld', rid)
+    rremove(rid, 'destroy')
+  end
+  redis.call('DEL', hr)
+end
+
 local function expire_records()
+  expire_txns()  -- a claim that ran out gives back the records it holds
   for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
     rremove(rid, 'expire')
   end
@@ -597,8 +695,21 @@ end
 -- one learns it expired until then).
 local function expire_caps()
   for _, token in ipairs(redis.call('ZRANGEBYSCORE', CAPEXP, '-inf', now, 'LIMIT', 0, 64)) do
-    drop_cap(token)
+    drop_cap(token, 'expired')
   end
+end
+
+-- Add ``amount`` to the account of ``principal``, unless it would be an account past
+-- the ``most`` or hold more than ``largest``: {its new balance}, {'full'} or {'large'}.
+local function credit(principal, amount, most, largest)
+  local have = redis.call('HGET', ACCT, principal)
+  if not have and redis.call('HLEN', ACCT) >= tonumber(most) then
+    return {'full'}
+  end
+  if tonumber(have or '0') + tonumber(amount) > tonumber(largest) then
+    return {'large'}
+  end
+  return {tostring(redis.call('HINCRBY', ACCT, principal, amount))}
 end
 
 local function tell_records()
@@ -608,13 +719,15 @@ local function tell_records()
 end
 
 --[[ open ]]
--- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
+-- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
+-- mint_amount, mint_bits.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
-    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6])
+    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'mint_amount', ARGV[7],
+    'mint_bits', ARGV[8])
 end
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
-  'route')
+  'route', 'mint_amount', 'mint_bits')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -722,6 +835,9 @@ while true do
       elseif mode ~= 'count' then
         out[#out + 1] = id
         out[#out + 1] = encoding(redis.call('HGET', TUP, id))
+        if mode == 'read' then
+          read = read + 1
+        end
       end
       if found == limit then
         out[3] = found
@@ -850,7 +966,14 @@ return {
   redis.call('HLEN', REC) - redis.call('ZCOUNT', REXP, '-inf', now),
   redis.call('HLEN', CAPS),
   redis.call('HLEN', ACCT),
+  takes,
+  redis.call('HGET', CNT, 'reads') or '0',
 }
+
+--[[ tally ]]
+-- ARGV: how many tuples a process read, having matched them itself (find in mode 'scan').
+redis.call('HINCRBY', CNT, 'reads', ARGV[1])
+return 1
 
 --[[ events +records ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
@@ -970,7 +1093,7 @@ end
 tell_room()
 return open and 1 or 0
 
---[[ end_claim ]]
+--[[ end_claim +records ]]
 -- ARGV: the transaction of a claim (see begin), its tag, 'confirm' or 'release', how many
 -- ms the claim's outcome is remembered.  Confirming commits the transaction (its takes become
 -- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
@@ -986,6 +1109,7 @@ end
 local state = string.sub(claim, 1, 1)
 if state == 'a' then
   if ARGV[3] == 'confirm' and txn_open(ARGV[1]) then
+    confirm_records(ARGV[1])
     settle(ARGV[1])
     state = 'c'
   else
@@ -997,6 +1121,7 @@ if state == 'a' then
   redis.call('SET', key, state .. ' ' .. ARGV[2], 'PX', ARGV[4])
 end
 tell_room()
+tell_records()
 return state == 'c' and 'committed' or 'aborted'
 
 --[[ release ]]
@@ -1240,7 +1365,7 @@ expire_records()
 local path = ARGV[1]
 local links = checked_links(ARGV[4])
 local out
-if rget(redis.call('HGET', RPATH, path)) then
+if rtaken(path) then
   out = {'exists'}
 elseif not links then
   out = {'retry'}
@@ -1267,7 +1392,7 @@ return out
 -- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
 -- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
 -- records contain it, its level (0 unless asked), the credit it holds}, {} if no record
--- is there, {'revoked'} or {'expired'} if the capability has ended.
+-- is there, {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = ARGV[2], nil
@@ -1296,7 +1421,7 @@ return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.
 -- link the value is ("<tag> <rid> <path>", see checked_links; '' for none).  {the new
 -- version} (and 'fire'); {} if the record is gone, {'full'} if it has that many fields already,
 -- {'cycle'} if it would contain itself, {'retry'} if the record linked to moved or
--- ended meanwhile; {'revoked'} or {'expired'} if the capability has ended.
+-- ended meanwhile; {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local tag = ARGV[2]
@@ -1334,7 +1459,7 @@ return out
 -- each tuple it wrote.  The tuples are written, then each field set (an update event
 -- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version, {'full'} if the space has no room for
--- the tuples, {} if the record is gone; {'revoked'} or {'expired'} if the capability
+-- the tuples, {} if the record is gone; {'revoked'}, {'expired'} or {'gone'} if the capability
 -- has ended.
 expire_due()
 expire_records()
@@ -1375,23 +1500,29 @@ return out
 
 --[[ rdestroy +records ]]
 -- ARGV: rid (or "$<token>"), the version it must have ('' for any), 'force' to destroy it
--- even if records contain it.  {version, path, fields} of the record removed (and
--- 'fire'), {'retry'}
+-- even if records contain it, the claim ('' for none) that holds it instead (see
+-- give_back_records).  {version, path, fields} of the record removed (and 'fire'), {'retry'}
 -- if its version is another, {'inuse'} if records contain it, {} if it is gone,
--- {'revoked'} or {'expired'} if the capability has ended.
+-- {'revoked'}, {'expired'} or {'gone'} if the capability has ended, {'aborted'} if the claim has.
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local kept = rid and rget(rid)
 local out = {}
-if not rid then
+local tx = ARGV[4] or ''
+if tx ~= '' and not txn_open(tx) then
+  out = {'aborted'}
+elseif not rid then
   out = {why}
 elseif kept and ARGV[2] ~= '' and rsplit(kept) ~= ARGV[2] then
   out = {'retry'}
 elseif kept and ARGV[3] ~= 'force' and redis.call('EXISTS', P .. ':rc:' .. rid) == 1 then
   out = {'inuse'}
+elseif kept and tx ~= '' then
+  out = rhold(rid, kept, tx)
 elseif kept then
   out = with_rules(rremove(rid, 'destroy'))
 end
+tell_room()
 tell_records()
 return out
 
@@ -1404,7 +1535,7 @@ expire_records()
 local rid, to = ARGV[1], ARGV[2]
 local kept = rget(rid)
 local out = {}
-if kept and rget(redis.call('HGET', RPATH, to)) then
+if kept and rtaken(to) then
   out = {'exists'}
 elseif kept then
   local version, path, fields, keys = rsplit(kept)
@@ -1446,8 +1577,8 @@ return out
 
 --[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
--- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'} or
--- {'expired'} if the capability has ended.
+-- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'},
+-- {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = rresolve(ARGV[1])
@@ -1493,7 +1624,7 @@ return {ARGV[4]}
 
 --[[ rcap +records ]]
 -- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for
--- none)}, or {'revoked'} or {'expired'} if the capability has ended.
+-- none)}, or {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_records()
 tell_records()
 local rid, why = rresolve('$' .. ARGV[1])
@@ -1572,14 +1703,7 @@ return redis.call('HGET', ACCT, ARGV[1]) or '0'
 -- ARGV: a principal, an amount, the most accounts the space keeps, the largest balance.
 -- {its new balance}, {'full'} if it would be an account past the most, {'large'} if the
 -- balance would be larger than allowed.
-local have = redis.call('HGET', ACCT, ARGV[1])
-if not have and redis.call('HLEN', ACCT) >= tonumber(ARGV[3]) then
-  return {'full'}
-end
-if tonumber(have or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
-  return {'large'}
-end
-return {tostring(redis.call('HINCRBY', ACCT, ARGV[1], ARGV[2]))}
+return credit(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 
 --[[ transfer +records ]]
 -- ARGV: source, target, an amount, the most accounts the space keeps, the largest
@@ -1605,3 +1729,47 @@ end
 redis.call('HINCRBY', ACCT, ARGV[1], '-' .. ARGV[3])
 redis.call('HINCRBY', ACCT, ARGV[2], ARGV[3])
 return {redis.call('HGET', ACCT, ARGV[1])}
+
+--[[ challenge ]]
+-- ARGV: a new random text, how many ms a challenge is given out.  The challenge given out
+-- now and the ms until it is no longer accepted (twice as long as it is given out).
+-- ``cfg`` holds the one given out and until when (``mint``: "<ms> <text>"); ``mc:<text>``
+-- exists while a challenge is accepted, and ``ms:<text>`` holds the nonces spent on it.
+local cur = redis.call('HGET', CFG, 'mint')
+if cur then
+  local till, text = string.match(cur, '^(%d+) (.*)$')
+  local left = redis.call('PTTL', P .. ':mc:' .. text)
+  if tonumber(till) > now and left > 0 then
+    return {text, left}
+  end
+end
+redis.call('SET', P .. ':mc:' .. ARGV[1], '1', 'PX', 2 * tonumber(ARGV[2]))
+redis.call('HSET', CFG, 'mint', (now + tonumber(ARGV[2])) .. ' ' .. ARGV[1])
+return {ARGV[1], 2 * tonumber(ARGV[2])}
+
+--[[ mint +records ]]
+-- ARGV: a challenge, a nonce (a stamp on it), a principal, the amount it mints, the most
+-- stamps a challenge pays for, then as for grant, then 'bad' for a stamp found wanting
+-- (only the challenge is looked at).  {its new balance}, {'stale'} if the challenge is
+-- not accepted, {'bad'} for a bad stamp, {'spent'} if the stamp was, {'exhausted'} if the
+-- challenge has paid for the most, {'full'} or {'large'} as for grant.
+local left = redis.call('PTTL', P .. ':mc:' .. ARGV[1])
+if left <= 0 then
+  return {'stale'}
+end
+if ARGV[8] == 'bad' then
+  return {'bad'}
+end
+local spent = P .. ':ms:' .. ARGV[1]
+if redis.call('SISMEMBER', spent, ARGV[2]) == 1 then
+  return {'spent'}
+end
+if redis.call('SCARD', spent) >= tonumber(ARGV[5]) then
+  return {'exhausted'}
+end
+local out = credit(ARGV[3], ARGV[4], ARGV[6], ARGV[7])
+if out[1] ~= 'full' and out[1] ~= 'large' then
+  redis.call('SADD', spent, ARGV[2])
+  redis.call('PEXPIRE', spent, left)
+end
+return out

@@ -49,12 +49,15 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .._codec import decode, encode
+from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES
-from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
+from .._errors import InvalidValue, SpaceClosed, StoreError, TupleSpaceError, Unreachable
 from .._events import Change
+from .._mint import MAX_BITS
+from .._records import DEFAULT_MINT_BITS
 from .._registry import Interest
 from .._templates import RecordTemplate, Template
-from .._values import DEFAULT_LIMITS, Map, Tuple, Value, check_tuple, check_value
+from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
@@ -105,9 +108,12 @@ _OPTIONS = (
     "partitions",
     "route",
     "durability",
+    "mint_amount",
+    "mint_bits",
 )
-_NUMBERS = _OPTIONS[2:9]
-_STORED = ("order", "capacity", "event_retention", "event_retention_bytes")  # the space's own
+_NUMBERS = (*_OPTIONS[2:9], "mint_bits")
+# The space's own options, kept in Redis.
+_STORED = ("order", "capacity", "event_retention", "event_retention_bytes", "mint_amount", "mint_bits")
 MAX_PARTITIONS = 256
 """The most partitions a space may have (a call that waits across partitions listens on
 each, on a connection of its own)."""
@@ -147,6 +153,8 @@ class Options:
         "given",
         "max_subscribers",
         "max_waiters",
+        "mint_amount",
+        "mint_bits",
         "order",
         "partitions",
         "redis",
@@ -213,6 +221,13 @@ class Options:
         self.durability: str = options.get("durability", "redis")
         if self.durability not in _DURABILITIES:
             raise ValueError(f"durability must be one of {', '.join(_DURABILITIES)}; got {self.durability!r}")
+        try:
+            self.mint_amount: Credit = to_credit(options.get("mint_amount", 0), "mint_amount")
+        except InvalidValue as exc:
+            raise ValueError(f"mint_amount: {exc}") from None
+        self.mint_bits: int = options.get("mint_bits", DEFAULT_MINT_BITS)
+        if not _is_int(self.mint_bits) or not 1 <= self.mint_bits <= MAX_BITS:
+            raise ValueError(f"mint_bits must be an int from 1 to {MAX_BITS}, got {self.mint_bits!r}")
         # The options of the space kept in Redis that the caller chose (the others
         # take what the space already has).
         self.given = {k for k in _STORED if k in options}
@@ -228,12 +243,16 @@ class Options:
             str(self.event_retention_bytes),
             str(self.partitions),
             route,
+            str(self.mint_amount),
+            str(self.mint_bits),
         ]
 
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others,
         or other partitions (a space's partitioning is part of what it is)."""
-        order, capacity, retention, budget, partitions, route = (b"" if v is None else v for v in stored)
+        order, capacity, retention, budget, partitions, route, amount, bits = (
+            b"" if v is None else v for v in stored
+        )
         laid = (int(partitions or b"1"), int(route) if route else None)
         if laid != (self.partitions, self.route):
             raise ValueError(
@@ -245,6 +264,8 @@ class Options:
             "capacity": int(capacity) if capacity else None,
             "event_retention": int(retention),
             "event_retention_bytes": int(budget),
+            "mint_amount": to_credit(amount.decode() or "0", "mint_amount"),
+            "mint_bits": int(bits or DEFAULT_MINT_BITS),
         }
         differ = [
             f"{k}={have[k]!r} (not {getattr(self, k)!r})"
@@ -256,6 +277,7 @@ class Options:
         self.order, self.capacity = have["order"], have["capacity"]
         self.event_retention = have["event_retention"]
         self.event_retention_bytes = have["event_retention_bytes"]
+        self.mint_amount, self.mint_bits = have["mint_amount"], have["mint_bits"]
 
 
 def _is_int(v: object) -> bool:
@@ -451,9 +473,10 @@ class Waiter(Interest, Generic[W]):
     """A read or take waiting in this process.  The listener of the space's channel hands
     a reader the tuple it waits for (``result``) and offers a taker the id of a tuple
     to take (``offer``); an error that ends every wait is put in ``error``.  ``tx``: the
-    transaction it waits in ('': none)."""
+    transaction it waits in ('': none); ``group``: a take_all's wait, which takes every
+    match when it looks."""
 
-    __slots__ = ("error", "filed", "offer", "result", "take", "tx", "wake")
+    __slots__ = ("error", "filed", "group", "offer", "result", "take", "tx", "wake")
 
     def __init__(self, seq: int, template: Template, take: bool, wake: W) -> None:
         super().__init__(seq, template)
@@ -464,6 +487,7 @@ class Waiter(Interest, Generic[W]):
         self.offer: tuple[int, Tuple] | None = None
         self.error: TupleSpaceError | None = None
         self.tx = ""
+        self.group = False
 
 
 class Writer(Generic[W]):

@@ -47,6 +47,7 @@ from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
+    Forbidden,
     InsufficientCredit,
     InvalidValue,
     LimitReached,
@@ -69,6 +70,15 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._methods import method_in, method_result
+from .._mint import (
+    CHALLENGE_SECONDS,
+    MAX_STAMPS,
+    Challenge,
+    check_stamp,
+    spent_stamp,
+    stale_challenge,
+    stamps_exhausted,
+)
 from .._names import check_path, check_tag, path_prefix
 from .._record import RecordData, check_revocable
 from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
@@ -145,6 +155,8 @@ its process have gone away."""
 _SUMMED = (
     "tuples",
     "leased_tuples",
+    "takes",
+    "reads",
     "expired",
     "cancelled",
     "last_event",
@@ -238,6 +250,8 @@ def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
 def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
     """The reply of a script run on a handle's record: RecordNotFound if the record is
     gone, CapabilityRevoked if the handle's capability has ended."""
+    if reply and reply[0] == b"gone":  # and its capability with it
+        raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
     if reply and reply[0] in (b"revoked", b"expired"):
         if not core.call("rget", ["rid", rid]):
             raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
@@ -249,6 +263,9 @@ def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
         raise RecordNotFound(f"record {rid} is gone (destroyed or expired)")
     return reply
 
+
+MAX_CHALLENGE = 64
+"""The longest challenge a space kept in Redis looks up (it gives out 32 characters)."""
 
 _MOST_NANOS = 1 << 62
 """The most credit an account or a record kept in Redis holds, in units of 1e-9."""
@@ -380,7 +397,7 @@ class RedisCore:
         guard: contextlib.AbstractContextManager[Any],
         call: Callable[[str, list[Any]], Any],
         select: Callable[[Template, bool, int | None, str], Any],
-        block: Callable[[Template, bool, float | None, str], Any],
+        block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
         write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
         begin: Callable[[RedisTransaction, float, list[str]], Any],
@@ -557,6 +574,16 @@ class RedisSpace:
         return self._options.capacity
 
     @property
+    def mint_amount(self) -> Credit:
+        """The credit a proof-of-work stamp mints (0: the space mints none)."""
+        return self._options.mint_amount
+
+    @property
+    def mint_bits(self) -> int:
+        """The leading zero bits a stamp needs."""
+        return self._options.mint_bits
+
+    @property
     def event_retention(self) -> int:
         return self._options.event_retention
 
@@ -687,18 +714,59 @@ class RedisSpace:
         self, template: Template, take: bool, limit: int | None, timeout: float | None, tx: str = ""
     ) -> list[tuple[int, Tuple]]:
         """Select up to ``limit`` matches with their ids (taken for the transaction
-        ``tx``, if not ''); if there are none, wait as a read does for a first one and
-        select again (another process may have taken it first)."""
+        ``tx``, if not ''); if there are none, wait for a first one and select again
+        (another process may have taken it first).  A take_all waits among the takes
+        waiting here, in their order of arrival (see :meth:`_take_group`)."""
+        found = self._select(template, take, limit, tx)
+        if found or timeout == 0 or limit == 0:
+            return found
+        if take:
+            return self._take_group(template, limit, timeout, tx)
+        return self._await_group(template, False, limit, timeout, tx)
+
+    def _await_group(
+        self, template: Template, take: bool, limit: int | None, timeout: float | None, tx: str
+    ) -> list[tuple[int, Tuple]]:
+        """Wait as a read does for a first match, then select up to ``limit`` matches
+        (taken if ``take``), until some are found or ``timeout`` has passed."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = self._select(template, take, limit, tx)
-            if found or timeout == 0 or limit == 0:
-                return found
             left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                self._block(template, False, left, tx)
+                self._block(template, False, left, tx, True)
             except Timeout:
                 return []
+            found = self._select(template, take, limit, tx)
+            if found:
+                return found
+
+    def _take_group(
+        self, template: Template, limit: int | None, timeout: float | None, tx: str
+    ) -> list[tuple[int, Tuple]]:
+        """A take_all waiting in the queue of the takes waiting here, as a group: when
+        it is offered a tuple (or woken) it takes up to ``limit`` matches while still
+        in the queue, and a tuple published meanwhile is offered to no take that came
+        after it; those look again once it has ended (what it left is theirs)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter = self._add_waiter(template, True)
+        waiter.tx = tx
+        waiter.group = True
+        try:
+            self._listen()
+            while True:
+                waiter.wake.clear()
+                with self._guard:
+                    waiter.offer = None  # it looks at every match, the offered one too
+                if waiter.error is not None:
+                    raise waiter.error
+                found = self._select(template, True, limit, tx)
+                if found:
+                    return found
+                if deadline is not None and deadline <= time.monotonic():
+                    return []
+                self._wait(waiter.wake, deadline)
+        finally:
+            self._remove_waiter(waiter)
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
@@ -728,10 +796,14 @@ class RedisSpace:
             )
             return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
         if order != "random":
-            return (self._scan(template, keys, limit, order, take, tx))[0]
+            found = (self._scan(template, keys, limit, order, take, tx))[0]
+            if not take:
+                self._tally(len(found))
+            return found
         found = (self._scan(template, keys, None, "fifo"))[0]
         self._random.shuffle(found)
         if not take:
+            self._tally(len(found[:limit]))
             return found[:limit]
         taken: list[tuple[int, Tuple]] = []
         while found and (limit is None or len(taken) < limit):
@@ -741,6 +813,12 @@ class RedisSpace:
             got = {i for i, _ in pairs(_held(self._call("take", [tx, *(i for i, _ in chosen)])))}
             taken += [(i, t) for i, t in chosen if i in got]
         return taken
+
+    def _tally(self, reads: int) -> None:
+        """Count in Redis ``reads`` tuples read without a script finding them (matched
+        here, or handed to a waiting read by what a write published)."""
+        if reads:
+            self._call("tally", [reads])
 
     def _scan(
         self,
@@ -772,7 +850,12 @@ class RedisSpace:
                 return found, seen
             cursor = reply[0]
 
-    def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+    def _block(
+        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+    ) -> Tuple:
+        """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
+        (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for
+        a first match (of a group or a replace, which look again), counted as no read."""
         if take and timeout != 0 and self._options.order != "random" and not tx:
             keys, trusted = candidates(template)
             if trusted and not self._waiters.count:
@@ -796,6 +879,8 @@ class RedisSpace:
                 if waiter.error is not None:
                     raise waiter.error
                 if result is not None:
+                    if not (take or only_wait):  # handed by what a write published: no script read it
+                        self._tally(1)
                     return result
                 if offer is not None:
                     reply = _held(self._call("take", [tx, offer[0]]))
@@ -884,7 +969,7 @@ class RedisSpace:
                     break  # another process took it first
             else:
                 left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                self._block(compiled, False, left)
+                self._block(compiled, False, left, "", True)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
@@ -1074,6 +1159,10 @@ class RedisSpace:
             return RedisRecord(self.core, ROOT_RID, URI(here + "$"))
         if ref.startswith("$cap/"):
             reply = self._call("rcap", [ref[5:]])
+            if reply[0] == b"gone":
+                raise RecordNotFound(
+                    f"{here}{ref}: the record of this capability is gone (destroyed or expired)"
+                )
             if reply[0] in (b"revoked", b"expired"):
                 expired = reply[0] == b"expired"
                 raise CapabilityRevoked(f"{here}{ref}: no capability has this address now", expired=expired)
@@ -1133,21 +1222,32 @@ class RedisSpace:
         return out
 
     def try_take_record(
-        self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
+        self,
+        template: Mapping[str, Any] | RecordTemplate,
+        under: str | None = None,
+        *,
+        claim: RedisTransaction | None = None,
     ) -> RecordData | None:
         """Remove the oldest record matching ``template`` below ``under`` and return what
-        it held, or None at once if none matches."""
+        it held, or None at once if none matches.  With ``claim`` (see :meth:`claim`) the
+        record is held in Redis for the claim, out of sight (no lookup, find or take sees
+        it; its path stays its own) until the claim is confirmed (then it is destroyed,
+        with its ``destroy`` event) or released or runs out (then it is back as it was);
+        :class:`~tuplespace.TransactionAborted` if the claim has ended."""
         compiled = RecordTemplate(template)
         path_prefix(under)
-        return self._take_record(compiled, under)
+        return self._take_record(compiled, under, 0, _claim_id(claim))
 
-    def _take_record(self, template: RecordTemplate, under: str | None, after: int = 0) -> RecordData | None:
-        """Take the oldest record matching ``template`` below ``under`` of a rid above ``after``."""
+    def _take_record(
+        self, template: RecordTemplate, under: str | None, after: int = 0, tx: str = ""
+    ) -> RecordData | None:
+        """Take the oldest record matching ``template`` below ``under`` of a rid above
+        ``after``, for the claim ``tx`` ('': for good)."""
         start: int | None = after
         while start is not None:
             found, more = self._matching(template, under, start)
             for rid, version, path, fields in found:
-                taken, changed = self._take_changed(rid, version, path, fields)
+                taken, changed = self._take_changed(rid, version, path, fields, tx)
                 if taken is not None:
                     return taken
                 if changed:  # since it was matched: look at it again
@@ -1157,11 +1257,14 @@ class RedisSpace:
         return None
 
     def _take_changed(
-        self, rid: int, version: int, path: str, fields: dict[str, Value]
+        self, rid: int, version: int, path: str, fields: dict[str, Value], tx: str = ""
     ) -> tuple[RecordData | None, bool]:
-        """Take the record ``rid`` if it is still at ``version`` and no record contains
-        it: what it held (or None), and whether it changed since that version."""
-        reply = self._call("rdestroy", [rid, version, ""])
+        """Take the record ``rid`` for the claim ``tx`` ('': for good) if it is still at
+        ``version`` and no record contains it: what it held (or None), and whether it
+        changed since that version."""
+        reply = self._call("rdestroy", [rid, version, "", tx])
+        if reply and reply[0] == b"aborted":
+            raise TransactionAborted("the claim was aborted: its lease ran out")
         if not reply or reply[0] in (b"retry", b"inuse"):
             return None, bool(reply) and reply[0] == b"retry"
         _react(self.core, len(reply) > 3)
@@ -1172,23 +1275,27 @@ class RedisSpace:
         template: Mapping[str, Any] | RecordTemplate,
         under: str | None = None,
         timeout: float | None = None,
+        *,
+        claim: RedisTransaction | None = None,
     ) -> RecordData:
         """Remove the oldest record matching ``template`` below ``under`` and return what
         it held, waiting up to ``timeout`` seconds (None: forever) for a record to be
         created or set so that it matches (:class:`~tuplespace.Timeout` after).  The
         takes waiting in this process look in turn, in their order of arrival, after
-        each change of a record in any process; the first look to reach Redis wins."""
+        each change of a record in any process; the first look to reach Redis wins.
+        ``claim``: the claim that holds the record, as for :meth:`try_take_record`."""
         compiled = RecordTemplate(template)
         path_prefix(under)
         wait = check_timeout(timeout)
+        tx = _claim_id(claim)
         if wait == 0:
-            taken = self._take_record(compiled, under)
+            taken = self._take_record(compiled, under, 0, tx)
             if taken is None:
                 raise Timeout("no record matched")
             return taken
         deadline = None if wait is None else time.monotonic() + wait
         self._listen()  # from here on, every change of a record wakes the takers
-        taker = _RecordTaker(compiled, under)
+        taker = _RecordTaker(compiled, under, tx)
         with self._guard:
             self._check_waiters()
             self._record_takers.append(taker)
@@ -1240,11 +1347,13 @@ class RedisSpace:
                     for rid, version, path, fields in found:
                         if rid not in taken:
                             taken.add(rid)  # changed since the scan, it is looked at in the next round
-                            got = (self._take_changed(rid, version, path, fields))[0]
+                            got = (self._take_changed(rid, version, path, fields, taker.tx))[0]
                             if got is not None:
                                 break
                     if got is None and more is not None:  # more candidates than one scan brings
-                        got = self._take_record(taker.template, taker.under, more)
+                        got = self._take_record(taker.template, taker.under, more, taker.tx)
+                except TransactionAborted as exc:  # its claim ended: it alone fails
+                    taker.error = exc
                 finally:  # also when the round fails: the taker waits, or times out, again
                     with self._guard:
                         taker.covered, taker.busy, taker.result = True, False, got
@@ -1290,6 +1399,48 @@ class RedisSpace:
         an account."""
         check_principal(principal)
         return _balance(self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS]))
+
+    def credit_challenge(self) -> Challenge:
+        """The challenge to make proof-of-work stamps on, the one every process is given
+        for ``CHALLENGE_SECONDS`` (see :meth:`tuplespace.Space.credit_challenge`);
+        :class:`~tuplespace.Forbidden` if the space mints no credit."""
+        self._check_minting()
+        text, left = self._call("challenge", [secrets.token_hex(16), _ms_int(CHALLENGE_SECONDS)])
+        options = self._options
+        return Challenge(
+            text.decode(), options.mint_bits, options.mint_amount, time.time() + int(left) / 1000
+        )
+
+    def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
+        """Mint the space's ``mint_amount`` into ``principal``'s account for a stamp on a
+        challenge it gave out, once (see :meth:`tuplespace.Space.mint_credit`): Redis
+        keeps the stamps spent on a challenge as long as it accepts the challenge.  The
+        new balance."""
+        self._check_minting()
+        check_principal(principal)
+        if not isinstance(challenge, str) or not challenge.isascii() or len(challenge) > MAX_CHALLENGE:
+            raise stale_challenge()
+        bad: InvalidValue | None = None
+        try:  # told after the challenge, as an embedded space tells it
+            check_stamp(challenge, nonce, self._options.mint_bits)
+        except InvalidValue as exc:
+            bad = exc
+        amount = _nanos(self._options.mint_amount, "mint_amount")
+        args = [nonce if bad is None else "", principal, amount, MAX_STAMPS, MAX_ACCOUNTS, _MOST_NANOS]
+        reply = self._call("mint", [challenge, *args, "" if bad is None else "bad"])
+        if reply[0] == b"stale":
+            raise stale_challenge()
+        if bad is not None:
+            raise bad
+        if reply[0] == b"spent":
+            raise spent_stamp()
+        if reply[0] == b"exhausted":
+            raise stamps_exhausted()
+        return _balance(reply)
+
+    def _check_minting(self) -> None:
+        if not self._options.mint_amount:
+            raise Forbidden("this space mints no credit (its mint_amount is 0)")
 
     def account(self, principal: str) -> Credit:
         """The credit of ``principal`` (0 for an account never granted any)."""
@@ -1401,6 +1552,10 @@ class RedisSpace:
             offer, waiter.offer = waiter.offer, None
             if offer is not None:  # offered, but not taken by this call: the next may take it
                 self._offer(*offer)
+            if waiter.group:  # what it left (past its limit) is for the takers after it
+                for w in self._waiters:
+                    if w.take:
+                        w.wake.set()
 
     def _add_writer(self) -> Writer[Wake]:
         with self._guard:
@@ -1504,6 +1659,8 @@ class RedisSpace:
             elif w.offer is None:
                 w.offer = (seq, t)
                 w.wake.set()
+                return
+            elif w.group:  # it takes every match when it looks: the takers after it wait
                 return
 
     def _room(self, n: int) -> None:
@@ -1675,8 +1832,12 @@ class RedisSpace:
             records,
             capabilities,
             accounts,
+            takes,
+            reads,
         ) = self._call("statistics", [])
         return {
+            "takes": int(takes),
+            "reads": int(reads),
             "records": records,
             "capabilities": capabilities,
             "accounts": accounts,
@@ -1862,10 +2023,12 @@ class PartitionedRedisSpace(RedisSpace):
         compiled = compile_template(template)
         return sum([part.count(compiled) for part in self._serving(compiled)])
 
-    def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
+    def _block(
+        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+    ) -> Tuple:
         parts = self._serving(template)
         if len(parts) == 1:
-            found_there: Tuple = parts[0].core.block(template, take, timeout, "")
+            found_there: Tuple = parts[0].core.block(template, take, timeout, "", only_wait)
             return found_there
         found = self._select(template, take, 1)
         if found:
@@ -1893,6 +2056,8 @@ class PartitionedRedisSpace(RedisSpace):
                         raise waiter.error
                     if not take:
                         if waiter.result is not None:
+                            if not only_wait:
+                                part.core.call("tally", [1])
                             return waiter.result
                         part.core.refile(waiter)
                         continue
@@ -1917,6 +2082,15 @@ class PartitionedRedisSpace(RedisSpace):
                 self._across.remove(filed)
             for part, waiter in waiters:
                 part.core.remove_waiter(waiter)
+
+    def _take_group(
+        self, template: Template, limit: int | None, timeout: float | None, tx: str
+    ) -> list[tuple[int, Tuple]]:
+        parts = self._serving(template)
+        if len(parts) == 1:
+            found_there: list[tuple[int, Tuple]] = parts[0].core.group(template, True, limit, timeout, tx)
+            return found_there
+        return self._await_group(template, True, limit, timeout, tx)  # across partitions: as a read
 
     def _ping(self) -> None:
         for part in self._parts:
@@ -2158,7 +2332,9 @@ class RedisTransaction(Openable):
             raise Timeout(f"no tuple matches {compiled.fields!r}")
         self._waiting += 1
         try:
-            found_later: Tuple = self._held(self._core.block(compiled, take, self._bound(timeout), self._id))
+            found_later: Tuple = self._held(
+                self._core.block(compiled, take, self._bound(timeout), self._id, False)
+            )
         except Timeout:
             self._check_lease()
             raise
@@ -2247,8 +2423,17 @@ class RedisTransaction(Openable):
         return self._space.count(compiled) + sum(1 for w in self._writes if compiled.matches(w[0]))
 
     def commit(self) -> None:
-        """Make the takes final and the writes visible, in one script."""
+        """Make the takes final and the writes visible, in one script (for a claim,
+        which writes nothing, the one that confirms it, which also destroys the records
+        it holds: see :meth:`RedisSpace.claim`)."""
         self._check()
+        if self._claim:
+            tag, remember = self._claim
+            if self.end_claim(tag, True, int(remember) / 1000) != "committed":
+                if self._state == "active":  # its outcome forgotten
+                    self._end("aborted")
+                raise TransactionAborted("the claim was aborted: its lease ran out")
+            return
         args: list[str | bytes] = [self._id]
         for _, data, keys, ms, _ in self._writes:
             args += (ms, data, keys)
@@ -2567,16 +2752,22 @@ class _RecordTaker:
     """A :meth:`RedisSpace.take_record` waiting in this process, looked for by the
     rounds of the space (see :meth:`RedisSpace._record_round`)."""
 
-    __slots__ = ("busy", "covered", "error", "result", "template", "under", "wake")
+    __slots__ = ("busy", "covered", "error", "result", "template", "tx", "under", "wake")
 
-    def __init__(self, template: RecordTemplate, under: str | None) -> None:
+    def __init__(self, template: RecordTemplate, under: str | None, tx: str) -> None:
         self.template = template
         self.under = under
+        self.tx = tx  # the claim it takes for ('': none)
         self.wake = Wake()
         self.covered = False  # whether a round has looked for it
         self.busy = False  # whether a round is taking a record for it
         self.result: RecordData | None = None
         self.error: TupleSpaceError | None = None
+
+
+def _claim_id(claim: RedisTransaction | None) -> str:
+    """The id in Redis of ``claim`` (begun if it was not yet), '' for none."""
+    return "" if claim is None else (claim).id
 
 
 class _Loaded(NamedTuple):
