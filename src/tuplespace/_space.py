@@ -1,4 +1,8 @@
-"""The thread-safe space: an :class:`~tuplespace._engine.Engine` behind a lock.
+"""The thread-safe space: the face of a space's :class:`~tuplespace._core.Core` for threads.
+
+The core holds the engine, its lock and everything else the space is made of;
+:class:`Space` and :class:`~tuplespace.AsyncSpace` are peers over it, each
+waiting in its own way.
 
 Every blocking call follows one pattern: try the non-blocking operation; if it
 finds nothing, register a waiter, wait for it, and in ``finally`` withdraw the
@@ -6,7 +10,7 @@ waiter (or, if a taken tuple arrived too late for its caller, put it back), so a
 timed-out or interrupted call leaves no waiter behind and takes no tuple.
 
 Things that must happen when nobody calls (a transaction's lease running out,
-expire events for subscribers) are done by one timer thread per space, started
+expire events for subscribers) are done by one timer thread per core, started
 on first need, which sleeps until the engine's next deadline.
 
 The seam for what acts on a space's events (the rules of ``space.rules``):
@@ -18,7 +22,6 @@ the engine's feeds, before any other operation begins.
 from __future__ import annotations
 
 import _thread
-import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -43,8 +46,6 @@ from ._templates import RecordTemplate, Template, compile_template, feed_templat
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Tuple, Value
 
 __all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
-
-log = logging.getLogger("tuplespace")
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -311,8 +312,9 @@ class Space:
     def try_read(self, template: Any) -> Tuple | None:
         """A matching tuple, or None at once if there is none."""
         t = compile_template(template)
-        with self.core.lock:
-            return self.core.engine.find(t, False)
+        core = self.core
+        with core.lock:
+            return core.engine.find(t, False)
 
     def try_take(self, template: Any) -> Tuple | None:
         """Remove and return a matching tuple, or None at once if there is none."""
@@ -344,8 +346,9 @@ class Space:
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
         t = compile_template(template)
-        with self.core.lock:
-            return self.core.engine.count(t)
+        core = self.core
+        with core.lock:
+            return core.engine.count(t)
 
     def __len__(self) -> int:
         with self.core.lock:
