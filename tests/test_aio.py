@@ -352,6 +352,8 @@ def test_options_make_a_new_space_but_not_with_a_given_one() -> None:
     assert aspace.space.order == "lifo"
     with pytest.raises(TypeError):
         ts.AsyncSpace(ts.Space(), order="lifo")
+    with pytest.raises(TypeError, match=r"unknown options \['ordre'\]; those of Space are .*'order'"):
+        ts.AsyncSpace(ordre="lifo")
     shared = ts.Space()
     assert ts.AsyncSpace(shared).space is shared
 

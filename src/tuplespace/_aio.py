@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -205,6 +206,9 @@ async def _group(
     return found, cursor
 
 
+_SPACE_OPTIONS = frozenset(inspect.signature(Space).parameters)
+
+
 class AsyncSpace:
     """The asyncio face of a space: the same methods as :class:`Space`, awaited.
 
@@ -223,6 +227,12 @@ class AsyncSpace:
     def __init__(self, space: Space | None = None, **options: Any) -> None:
         if space is not None and options:
             raise TypeError("give either a space or options for a new one, not both")
+        unknown = options.keys() - _SPACE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"AsyncSpace() got unknown options {sorted(unknown)}; "
+                f"those of Space are {sorted(_SPACE_OPTIONS)}"
+            )
         self.core = space.core if space is not None else Core.build(**options)
         self._space = space
 
