@@ -345,7 +345,7 @@ class RecordRoutes(EventRoutes):
         held: list[RecordClaim] = []
 
         def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
-            held.append(RecordClaim(aspace.space, rid, self.claim_lease))
+            held.append(RecordClaim(aspace.core, rid, self.claim_lease))
 
         if claim:
             aspace = target.local("claimed takes of records")
