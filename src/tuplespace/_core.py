@@ -57,12 +57,12 @@ class Core:
         "_on_close",
         "_plain",
         "_rules",
-        "_timer",
         "engine",
         "journal",
         "lock",
         "move_away",
         "refer",
+        "timer",
     )
 
     def __init__(self, engine: Engine, active: tuple[Credit, Credit, ActiveLimits]) -> None:
@@ -74,7 +74,8 @@ class Core:
         self._plain = threading.Lock()
         self.lock: threading.Lock | _HookedLock = self._plain
         self._hooks: list[Callable[[], object]] = []
-        self._timer: _Timer | None = None
+        # The thread that applies expiries while nobody calls (see :meth:`start_timer`).
+        self.timer: _Timer | None = None
         # The durable store's journal (see :meth:`attach_journal`), None for a space
         # kept in memory only.
         self.journal: Journal | None = None
@@ -159,8 +160,8 @@ class Core:
         """Run an engine operation under the lock; return once its changes are durable."""
         with self.lock:
             result = operation(*args)
-            if self._timer is not None:  # the operation may have made a lease that ends sooner
-                self._timer.poke()
+            if self.timer is not None:  # the operation may have made a lease that ends sooner
+                self.timer.poke()
             ticket = 0 if self.journal is None else self.ticket()
         if ticket:
             self.settle(ticket)
@@ -170,16 +171,16 @@ class Core:
 
     def start_timer(self) -> None:
         """With the lock held: make sure expiries are applied while nobody calls."""
-        if self._timer is None and not self.engine.clock.simulated:
-            self._timer = _Timer(self, self._plain)
-        elif self._timer is not None:
-            self._timer.poke()
+        if self.timer is None and not self.engine.clock.simulated:
+            self.timer = _Timer(self, self._plain)
+        elif self.timer is not None:
+            self.timer.poke()
 
     def poke_timer(self) -> None:
         """With the lock held: have the timer look again at the next expiry (a lease
         may now end sooner)."""
-        if self._timer is not None:
-            self._timer.poke()
+        if self.timer is not None:
+            self.timer.poke()
 
     def on_clock_advanced(self) -> None:
         """Called by a :class:`~tuplespace.SimulatedClock`: expire what is due."""
@@ -280,8 +281,8 @@ class Core:
         """See :meth:`Space.close <tuplespace.Space.close>`."""
         with self.lock:
             self.engine.close()
-            if self._timer is not None:
-                self._timer.poke()
+            if self.timer is not None:
+                self.timer.poke()
         if self._on_close is not None:
             self._on_close()
 

@@ -279,8 +279,8 @@ class Space:
             w = engine.add_writer(t, lease, deadline, wake.release)
             core.start_timer()  # an expiry may make room while nobody calls
         else:
-            if entry is not None and entry.expires is not None:
-                core.poke_timer()
+            if core.timer is not None and entry is not None and entry.expires is not None:
+                core.timer.poke()
             ticket = 0 if core.journal is None else core.ticket()
         finally:
             lock.release()
