@@ -147,3 +147,22 @@ def test_the_timer_ends_its_operations_with_the_hooks() -> None:
     space.subscribe(("short",), {"expire"})  # a subscriber to expiries starts the timer
     space.write(("short",), lease=0.2)
     assert space.take(("expired", int), timeout=PATIENCE) == ("expired", 1)
+
+
+def test_handles_hold_the_core_not_the_space_face() -> None:
+    space = ts.Space()
+    lease = space.write(("job", 1), lease=60)
+    rec = space.create("sensors/kitchen", {"temp": 21})
+    sub = space.subscribe(("job", int), {"write"})
+    tx = space.transaction()
+    core = space.core
+    face = weakref.ref(space)
+    del space
+    gc.collect()
+    assert face() is None  # the handles keep the space's core, not its thread face
+    lease.renew(30)
+    assert rec.set("temp", 22) == 2
+    tx.write(("job", 2))
+    tx.commit()
+    assert sub.get(timeout=PATIENCE).tuple == ("job", 2)
+    assert ts.Space.over(core).count(("job", int)) == 2
