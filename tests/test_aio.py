@@ -352,8 +352,39 @@ def test_options_make_a_new_space_but_not_with_a_given_one() -> None:
     assert aspace.space.order == "lifo"
     with pytest.raises(TypeError):
         ts.AsyncSpace(ts.Space(), order="lifo")
+    with pytest.raises(TypeError, match=r"unknown options \['ordre'\]; those of Space are .*'order'"):
+        ts.AsyncSpace(ordre="lifo")
     shared = ts.Space()
     assert ts.AsyncSpace(shared).space is shared
+
+
+def test_the_two_faces_are_peers_over_one_core() -> None:
+    aspace = ts.AsyncSpace(order="lifo")  # made from options: no thread face until one is asked for
+    space = ts.Space.over(aspace.core)
+    assert space.core is aspace.core
+    assert aspace.space.core is aspace.core
+    assert space.order == "lifo"
+    assert space.rules is aspace.rules
+
+    async def main() -> None:
+        taker = asyncio.ensure_future(aspace.take(("job", int)))
+        await asyncio.sleep(0)  # the take runs up to its wait
+        assert (await aspace.statistics())["waiters"] == 1
+        await asyncio.to_thread(space.write, ("job", 1))  # a thread's write wakes the coroutine
+        assert await taker == ("job", 1)
+        rec = space.create("sensors/kitchen", {"temp": 21})
+        arec = await aspace.record("sensors/kitchen")
+        assert arec == rec  # both handles hold the core: the same record
+        await arec.set("temp", 22)
+        assert rec.get("temp") == 22
+        with space.transaction() as tx:
+            tx.write(("done",))
+        assert await aspace.try_take(("done",)) == ("done",)
+        await aspace.close()
+        with pytest.raises(ts.SpaceClosed):
+            space.write(("late",))
+
+    run(main)
 
 
 def test_a_waiter_whose_event_loop_is_gone_does_not_swallow_a_tuple() -> None:

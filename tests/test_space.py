@@ -107,9 +107,9 @@ def test_a_hook_runs_at_the_end_of_every_operation_and_its_changes_belong_to_it(
 
     def count_and_mark() -> None:
         # with the lock held, after the operation's events: what it writes is part of the operation
-        seen.append(space._engine.last_event)
-        if space._engine.last_seq == 1:
-            space._engine.write(("mark",))
+        seen.append(space.core.engine.last_event)
+        if space.core.engine.last_seq == 1:
+            space.core.engine.write(("mark",))
 
     space.after_operations(count_and_mark)
     space.after_operations(count_and_mark)  # again: nothing more
@@ -117,7 +117,7 @@ def test_a_hook_runs_at_the_end_of_every_operation_and_its_changes_belong_to_it(
     assert space.try_read(("mark",)) == ("mark",)  # done when the write returned
     assert seen[0] == 1
     clock.advance(5)  # the expiry, on the clock's own call, ends an operation too
-    assert seen[-1] == space._engine.last_event == 3
+    assert seen[-1] == space.core.engine.last_event == 3
     before = len(seen)
     space.count(("a",))
     assert len(seen) == before + 1
@@ -138,12 +138,31 @@ def test_the_timer_ends_its_operations_with_the_hooks() -> None:
     noted = [0]
 
     def note_expiries() -> None:
-        expired = space._engine.statistics()["expired"]
+        expired = space.core.engine.statistics()["expired"]
         if expired > noted[0]:
             noted[0] = expired
-            space._engine.write(("expired", expired))
+            space.core.engine.write(("expired", expired))
 
     space.after_operations(note_expiries)
     space.subscribe(("short",), {"expire"})  # a subscriber to expiries starts the timer
     space.write(("short",), lease=0.2)
     assert space.take(("expired", int), timeout=PATIENCE) == ("expired", 1)
+
+
+def test_handles_hold_the_core_not_the_space_face() -> None:
+    space = ts.Space()
+    lease = space.write(("job", 1), lease=60)
+    rec = space.create("sensors/kitchen", {"temp": 21})
+    sub = space.subscribe(("job", int), {"write"})
+    tx = space.transaction()
+    core = space.core
+    face = weakref.ref(space)
+    del space
+    gc.collect()
+    assert face() is None  # the handles keep the space's core, not its thread face
+    lease.renew(30)
+    assert rec.set("temp", 22) == 2
+    tx.write(("job", 2))
+    tx.commit()
+    assert sub.get(timeout=PATIENCE).tuple == ("job", 2)
+    assert ts.Space.over(core).count(("job", int)) == 2

@@ -1,22 +1,24 @@
-"""The asyncio space: the engine of a :class:`~tuplespace.Space`, seen from coroutines.
+"""The asyncio space: the face of a space's :class:`~tuplespace._core.Core` for coroutines.
 
-A thread and a coroutine coordinate through one space: ``AsyncSpace(space)``
-shares ``space``'s engine and lock.  Operations that never wait take the lock for
-a few microseconds; waiting is done on a future of the running event loop, never
-by blocking it.
+:class:`AsyncSpace` and :class:`~tuplespace.Space` are peers over one core: a
+thread and a coroutine coordinate through one space, ``AsyncSpace(space)`` being
+the asyncio face of ``space``'s core (``space.core``).  Operations that never wait
+take the core's lock for a few microseconds; waiting is done on a future of the
+running event loop, never by blocking it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from ._capabilities import READ_ONLY
-from ._core import Core
+from ._core import Core, outcome, time_left
 from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
@@ -25,7 +27,7 @@ from ._mint import Challenge
 from ._record import RecordBase, RecordData, check_revocable
 from ._records import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
-from ._space import Space, SubscriptionBase, Successor, TransactionBase, outcome, time_left
+from ._space import Space, SubscriptionBase, Successor, TransactionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
 from ._upcall import AsyncUpcall
 from ._values import URI, Credit, Map, Tuple, Value
@@ -204,6 +206,9 @@ async def _group(
     return found, cursor
 
 
+_SPACE_OPTIONS = frozenset(inspect.signature(Space).parameters)
+
+
 class AsyncSpace:
     """The asyncio face of a space: the same methods as :class:`Space`, awaited.
 
@@ -211,7 +216,9 @@ class AsyncSpace:
     >>> await aspace.take(("job", int, str))     # doctest: +SKIP
 
     ``AsyncSpace()`` with no space makes a new one; keyword options are those of
-    :class:`Space`.  Cancelling a waiting call withdraws it and takes nothing.
+    :class:`Space`.  Both faces are built over the space's kernel (:attr:`core`):
+    ``aspace.space`` is the thread face of the same space.  Cancelling a waiting
+    call withdraws it and takes nothing.
     ``subscribe`` and ``transaction`` return objects used with ``async with``.
     Records (:meth:`create`, :meth:`record`, :meth:`find`) are :class:`AsyncRecord`
     handles, whose methods are awaited too.
@@ -220,13 +227,26 @@ class AsyncSpace:
     def __init__(self, space: Space | None = None, **options: Any) -> None:
         if space is not None and options:
             raise TypeError("give either a space or options for a new one, not both")
-        self.space = space if space is not None else Space(**options)
-        self.core = self.space.core
+        unknown = options.keys() - _SPACE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"AsyncSpace() got unknown options {sorted(unknown)}; "
+                f"those of Space are {sorted(_SPACE_OPTIONS)}"
+            )
+        self.core = space.core if space is not None else Core.build(**options)
+        self._space = space
+
+    @property
+    def space(self) -> Space:
+        """The thread face of this space (the :class:`Space` it was made from, if any)."""
+        if self._space is None:
+            self._space = Space.over(self.core)
+        return self._space
 
     @property
     def rules(self) -> Rules:
         """See :attr:`Space.rules`: the same rules, whose calls never wait."""
-        return self.space.rules
+        return self.core.rules
 
     async def write(
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
@@ -283,7 +303,10 @@ class AsyncSpace:
 
     async def try_read(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_read`."""
-        return self.space.try_read(template)
+        t = compile_template(template)
+        core = self.core
+        with core.lock:
+            return core.engine.find(t, False)
 
     async def try_take(self, template: Any) -> Tuple | None:
         """See :meth:`Space.try_take`."""
@@ -318,7 +341,10 @@ class AsyncSpace:
 
     async def count(self, template: Any) -> int:
         """See :meth:`Space.count`."""
-        return self.space.count(template)
+        t = compile_template(template)
+        core = self.core
+        with core.lock:
+            return core.engine.count(t)
 
     async def replace(
         self, template: Any, successor: Successor, lease: float | None = None, timeout: float | None = None
@@ -353,7 +379,7 @@ class AsyncSpace:
     ) -> AsyncSubscription:
         """See :meth:`Space.subscribe`; iterate with ``async for``."""
         feed = self.core.subscribe(feed_templates(template), events, since, max_pending, lease, existing)
-        return AsyncSubscription(self.space, feed)
+        return AsyncSubscription(self.core, feed)
 
     async def create(
         self,
@@ -365,28 +391,25 @@ class AsyncSpace:
         principal: str = DEFAULT_PRINCIPAL,
     ) -> AsyncRecord:
         """See :meth:`Space.create`."""
-        space = self.space
         rid: int = await _call(
             self.core, self.core.engine.records.create, path, fields, credit, lease, principal
         )
-        return AsyncRecord(space, rid)
+        return AsyncRecord(self.core, rid)
 
     async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRecord:
         """See :meth:`Space.record`."""
-        space = self.space
         records = self.core.engine.records
         if records.redirect_charge:
             rid, token, operations = await _call(self.core, records.resolve, ref, principal)
         else:
             with self.core.lock:
                 rid, token, operations = records.resolve(ref, principal)
-        return AsyncRecord(space, rid, token, operations)
+        return AsyncRecord(self.core, rid, token, operations)
 
     async def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
     ) -> list[AsyncRecord]:
         """See :meth:`Space.find`."""
-        space = self.space
         exact = one_exact(template) if under is None and limit is None else None
         if exact is not None:
             with self.core.lock:
@@ -395,7 +418,7 @@ class AsyncSpace:
             compiled = RecordTemplate(template)
             with self.core.lock:
                 rids = self.core.engine.records.find(compiled, under, limit)
-        return [AsyncRecord(space, rid) for rid in rids]
+        return [AsyncRecord(self.core, rid) for rid in rids]
 
     async def try_take_record(
         self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
@@ -485,11 +508,10 @@ class AsyncSpace:
         lease: float | None = None,
     ) -> AsyncRecordWatch:
         """See :meth:`Space.watch_records`; iterate with ``async for``."""
-        space = self.space
         with self.core.lock:
             feed = self.core.engine.records.watch_all(under, events, since, max_pending, lease)
             self.core.start_timer()
-        return AsyncRecordWatch(space, feed)
+        return AsyncRecordWatch(self.core, feed)
 
     async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
         """See :meth:`Space.grant_credit`."""
@@ -498,7 +520,8 @@ class AsyncSpace:
 
     async def account(self, principal: str) -> Credit:
         """See :meth:`Space.account`."""
-        return self.space.account(principal)
+        with self.core.lock:
+            return self.core.engine.records.accounts.balance(principal)
 
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """See :meth:`Space.transfer_credit`."""
@@ -507,7 +530,8 @@ class AsyncSpace:
 
     async def credit_challenge(self) -> Challenge:
         """See :meth:`Space.credit_challenge`."""
-        return self.space.credit_challenge()
+        with self.core.lock:
+            return self.core.engine.records.challenge()
 
     async def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
         """See :meth:`Space.mint_credit`."""
@@ -521,23 +545,23 @@ class AsyncSpace:
         with self.core.lock:
             txn = self.core.engine.begin(lease)
             self.core.start_timer()
-        return AsyncTransaction(self.space, txn)
+        return AsyncTransaction(self.core, txn)
 
     async def add_lifetime(self, template: Any, max_age: float) -> None:
         """See :meth:`Space.add_lifetime`."""
-        self.space.add_lifetime(template, max_age)
+        self.core.add_lifetime(template, max_age)
 
     async def remove_lifetime(self, template: Any, max_age: float) -> None:
         """See :meth:`Space.remove_lifetime`."""
-        self.space.remove_lifetime(template, max_age)
+        self.core.remove_lifetime(template, max_age)
 
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`Space.statistics`; awaited, as every asyncio space's."""
-        return self.space.statistics()
+        return self.core.statistics()
 
     async def close(self) -> None:
         """See :meth:`Space.close`."""
-        await asyncio.to_thread(self.space.close)  # a durable space writes what is pending
+        await asyncio.to_thread(self.core.close)  # a durable space writes what is pending
 
     async def __aenter__(self) -> AsyncSpace:
         return self
@@ -546,7 +570,7 @@ class AsyncSpace:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"AsyncSpace({self.space!r})"
+        return f"AsyncSpace(order={self.core.engine.order!r}, tuples={len(self.core.engine)})"
 
 
 class AsyncTransaction(TransactionBase):
@@ -559,10 +583,10 @@ class AsyncTransaction(TransactionBase):
         self._write_many(tuples, lease)
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
-        return await _block(self._space.core, compile_template(template), False, timeout, self._txn)
+        return await _block(self._core, compile_template(template), False, timeout, self._txn)
 
     async def take(self, template: Any, timeout: float | None = None) -> Tuple:
-        return await _block(self._space.core, compile_template(template), True, timeout, self._txn)
+        return await _block(self._core, compile_template(template), True, timeout, self._txn)
 
     async def try_read(self, template: Any) -> Tuple | None:
         return self._find(template, False)
@@ -573,16 +597,12 @@ class AsyncTransaction(TransactionBase):
     async def read_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
-        return (await _group(self._space.core, compile_template(template), False, limit, timeout, self._txn))[
-            0
-        ]
+        return (await _group(self._core, compile_template(template), False, limit, timeout, self._txn))[0]
 
     async def take_all(
         self, template: Any, limit: int | None = None, timeout: float | None = 0
     ) -> list[Tuple]:
-        return (await _group(self._space.core, compile_template(template), True, limit, timeout, self._txn))[
-            0
-        ]
+        return (await _group(self._core, compile_template(template), True, limit, timeout, self._txn))[0]
 
     async def find_page(
         self,
@@ -593,13 +613,13 @@ class AsyncTransaction(TransactionBase):
         timeout: float | None = 0,
     ) -> tuple[list[Tuple], int | None]:
         """See :meth:`AsyncSpace.find_page`; a transaction's pages are not resumed."""
-        return await _group(self._space.core, template, take, limit, timeout, self._txn, fits)
+        return await _group(self._core, template, take, limit, timeout, self._txn, fits)
 
     async def count(self, template: Any) -> int:
         return self._count(template)
 
     async def commit(self) -> None:
-        await _call(self._space.core, self._space.core.engine.commit, self._txn)
+        await _call(self._core, self._core.engine.commit, self._txn)
 
     async def abort(self) -> None:
         self._abort()
@@ -651,7 +671,7 @@ class AsyncSubscription(SubscriptionBase):
             raise Timeout("no event in time") from None
 
     async def _next(self, loop: asyncio.AbstractEventLoop) -> Event | None:
-        return await anext_from(self._space.core, self._feed, loop)
+        return await anext_from(self._core, self._feed, loop)
 
     def __aiter__(self) -> AsyncSubscription:
         return self
@@ -705,7 +725,7 @@ class AsyncRecord(RecordBase):
         return self._snapshot()
 
     async def _call(self, operation: Any, *args: Any) -> Any:
-        return await _call(self._space.core, operation, *args)
+        return await _call(self._core, operation, *args)
 
     async def set(self, tag: str, value: Value) -> int:
         """See :meth:`Record.set`."""
@@ -714,8 +734,7 @@ class AsyncRecord(RecordBase):
 
     async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """See :meth:`Record.call`."""
-        space = self._space
-        result: Value = await self._call(space.rules.call, self._rid, self._token, tag, args, principal)
+        result: Value = await self._call(self._core.rules.call, self._rid, self._token, tag, args, principal)
         return result
 
     async def refresh(
@@ -732,7 +751,7 @@ class AsyncRecord(RecordBase):
     ) -> AsyncRecord:
         """See :meth:`Record.clone`."""
         rid: int = await self._call(self._store.clone, self._rid, self._token, path, credit, lease, principal)
-        return AsyncRecord(self._space, rid)
+        return AsyncRecord(self._core, rid)
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """See :meth:`Record.move`."""
@@ -747,14 +766,14 @@ class AsyncRecord(RecordBase):
         """See :meth:`Record.read_only`."""
         self._full("capability")
         token: str = await self._call(self._store.read_only, self._rid)
-        return AsyncRecord(self._space, self._rid, token, READ_ONLY, owner=True)
+        return AsyncRecord(self._core, self._rid, token, READ_ONLY, owner=True)
 
     async def capability(self, operations: Iterable[str], lease: float | None = None) -> AsyncRecord:
         """See :meth:`Record.capability`."""
         self._full("capability")
         ops = frozenset({operations} if isinstance(operations, str) else operations)
         token: str = await self._call(self._store.capability, self._rid, ops, lease)
-        return AsyncRecord(self._space, self._rid, token, ops, owner=True)
+        return AsyncRecord(self._core, self._rid, token, ops, owner=True)
 
     async def revoke(self) -> None:
         """See :meth:`Record.revoke`."""
@@ -765,11 +784,11 @@ class AsyncRecord(RecordBase):
         self, since: int | None = None, max_pending: int = 1000, lease: float | None = None
     ) -> AsyncRecordWatch:
         """See :meth:`Record.watch`; iterate with ``async for``."""
-        space = self._space
-        with space.core.lock:
+        core = self._core
+        with core.lock:
             feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
-            space.core.start_timer()
-        return AsyncRecordWatch(space, feed)
+            core.start_timer()
+        return AsyncRecordWatch(core, feed)
 
     async def on_change(
         self,
@@ -794,7 +813,7 @@ class AsyncRecordWatch(SubscriptionBase):
         feed: FeedBase[Change] = self._feed
         try:
             async with asyncio.timeout(timeout):
-                return await anext_from(self._space.core, feed, asyncio.get_running_loop())
+                return await anext_from(self._core, feed, asyncio.get_running_loop())
         except TimeoutError:
             raise Timeout("no change in time") from None
 

@@ -1,113 +1,223 @@
-"""The kernel of a space that its faces and handles share.
+"""The kernel of a space, which its faces and handles share.
 
-A :class:`~tuplespace.Space` owns an engine, the lock that guards it, the timer
-that ends leases while nobody calls, and the journal of a durable store.  The
-asyncio face (:class:`~tuplespace.AsyncSpace`), the handles (records, leases,
-subscriptions), the durable store and the server reach them through the space's
-:class:`Core` (``space.core``), never through the space's own attributes.  This
-module is the one place that knows how the space keeps them.
+A :class:`Core` owns what one space is made of: the engine (tuples, records,
+the clock, the lease and deadline heaps, the event log and its sequence
+numbers), the lock that guards it, the hooks that run as an operation gives the
+lock up, the timer that ends leases while nobody calls, the journal of a durable
+store and the space's rules.  The thread face (:class:`~tuplespace.Space`) and
+the asyncio face (:class:`~tuplespace.AsyncSpace`) are peers built over one core
+(``space.core``), so threads and coroutines coordinate through the same tuples;
+the handles (leases, records, watches, subscriptions, transactions), the durable
+store and the server hold the core, not a face.  Waiting is the faces' own: a
+face turns "the engine found nothing" into a wait of its kind, and the core ends
+the wait (:meth:`Core.wait_ended`, :meth:`Core.end_wait`).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._errors import SpaceClosed
+from ._clock import Clock, SystemClock
+from ._credit import to_credit
+from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, GroupWaiter, Waiter
+from ._errors import InvalidValue, SpaceClosed, Timeout, TransactionAborted
+from ._methods import MAX_FIRINGS, ActiveLimits
+from ._rules import Rules
+from ._templates import compile_template
+from ._values import Credit, Tuple
 
 if TYPE_CHECKING:
-    from ._engine import Engine, Waiter
     from ._events import Feed
     from ._journal import Journal
     from ._record import Record
-    from ._space import Space
     from ._templates import Template
 
-__all__ = ["Core"]
+__all__ = ["Core", "outcome", "time_left"]
 
-# Every access below is to the space whose core this is: the core is the space's
-# own state seen by the package's other parts, so it alone reads the space's slots.
+log = logging.getLogger("tuplespace")
 
 
 class Core:
-    """The engine, lock, timer and journal of one space, for the package's parts.
+    """The engine, lock, hooks, timer, journal and rules of one space.
 
     ``engine`` is the space's :class:`~tuplespace._engine.Engine`; ``lock`` the lock
-    every engine call is made under (the space sets it anew when it gains its first
-    ``after_operations`` hook, so hold ``core.lock``, not a copy kept from before).
-    ``call`` runs an engine operation under the lock and returns once its changes are
-    durable.
+    every engine call is made under (the core sets it anew when it gains its first
+    :meth:`after_operations` hook, so hold ``core.lock``, not a copy kept from
+    before).  :meth:`build` makes one from a space's options.
     """
 
-    __slots__ = ("call", "engine", "lock", "move_away", "refer", "settle", "space", "start_timer", "ticket")
+    __slots__ = (
+        "__weakref__",
+        "_active",
+        "_hooks",
+        "_on_close",
+        "_plain",
+        "_rules",
+        "engine",
+        "journal",
+        "lock",
+        "move_away",
+        "refer",
+        "timer",
+    )
 
-    def __init__(self, space: Space) -> None:
-        self.space = space
-        self.engine: Engine = space._engine  # noqa: SLF001 (the core's own space)
-        # The lock to hold around engine calls (a context manager); the space sets it
-        # anew when its first hook makes it a lock that runs hooks on release.
-        self.lock: Any = space._lock  # noqa: SLF001 (the core's own space)
-        # The space's own steps, bound once (a call through the core costs no more than
-        # the space's): ``call(operation, *args)`` runs an engine operation under the
-        # lock and returns once its changes are durable; with the lock held, ``ticket()``
-        # is the journal batch to await before acknowledging what was just done (0:
-        # nothing) and ``start_timer()`` makes sure expiries are applied while nobody
-        # calls; ``settle(ticket)`` returns once that batch is durable.
-        self.call: Callable[..., Any] = space._call  # noqa: SLF001 (the core's own space)
-        self.ticket: Callable[[], int] = space._ticket  # noqa: SLF001 (the core's own space)
-        self.settle: Callable[[int], None] = space._settle  # noqa: SLF001 (the core's own space)
-        self.start_timer: Callable[[], None] = space._start_timer  # noqa: SLF001 (the core's own space)
+    def __init__(self, engine: Engine, active: tuple[Credit, Credit, ActiveLimits]) -> None:
+        self.engine = engine
+        # What :attr:`rules` starts with: the charges of a firing and of a step, the limits.
+        self._active = active
+        # Every operation holds ``lock``.  It is ``_plain``, a plain lock, until a hook
+        # is registered (after_operations); then a _HookedLock around ``_plain``.
+        self._plain = threading.Lock()
+        self.lock: threading.Lock | _HookedLock = self._plain
+        self._hooks: list[Callable[[], object]] = []
+        # The thread that applies expiries while nobody calls (see :meth:`start_timer`).
+        self.timer: _Timer | None = None
+        # The durable store's journal (see :meth:`attach_journal`), None for a space
+        # kept in memory only.
+        self.journal: Journal | None = None
+        self._on_close: Callable[[], None] | None = None
+        self._rules: Rules | None = None
         # A node's hooks (see :meth:`attach_references`), None until one attaches them.
         self.refer: Callable[[Record | str, object], None] | None = None
         self.move_away: Callable[[Record, str, float | None], None] | None = None
+        attach = getattr(engine.clock, "attach", None)
+        if engine.clock.simulated and attach is not None:
+            attach(self)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        clock: Clock | None = None,
+        firing_charge: Credit | int | str = 0,
+        step_charge: Credit | int | str = 0,
+        max_firings: int = MAX_FIRINGS,
+        **options: Any,
+    ) -> Core:
+        """The core of a new space with ``options``, those of :class:`~tuplespace.Space`."""
+        charges = []
+        for option, amount in (("firing_charge", firing_charge), ("step_charge", step_charge)):
+            try:
+                charges.append(to_credit(amount, option))
+            except InvalidValue as exc:
+                raise ValueError(f"{option}: {exc}") from None
+        engine = Engine(clock or SystemClock(), **options)
+        return cls(engine, (charges[0], charges[1], ActiveLimits(max_firings=max_firings)))
+
+    # -- rules and hooks ------------------------------------------------------------
 
     @property
-    def journal(self) -> Journal | None:
-        """The durable store's journal, None for a space kept in memory only."""
-        return self.space._journal  # noqa: SLF001 (the core's own space)
+    def rules(self) -> Rules:
+        """The space's rules (see :attr:`Space.rules <tuplespace.Space.rules>`)."""
+        if self._rules is None:
+            with self.lock:
+                if self._rules is None:
+                    self._rules = Rules(self, self._active)
+        return self._rules
+
+    def after_operations(self, hook: Callable[[], object]) -> None:
+        """See :meth:`Space.after_operations <tuplespace.Space.after_operations>`."""
+        if not callable(hook):
+            raise TypeError(f"a hook is callable, got {hook!r}")
+        with self._plain:
+            if hook not in self._hooks:
+                self._hooks.append(hook)
+                self.lock = _HookedLock(self._plain, self._hooks)
+
+    def run_hooks(self) -> None:
+        """Call the hooks (with the lock held), as giving up the lock does."""
+        _call_hooks(self._hooks)
+
+    # -- durability -------------------------------------------------------------------
 
     def attach_journal(self, journal: Journal, on_close: Callable[[], None]) -> None:
         """Make the space durable through ``journal``; ``on_close`` runs when it closes."""
-        space = self.space
-        space._journal = journal  # noqa: SLF001 (the core's own space)
-        space._on_close = on_close  # noqa: SLF001 (the core's own space)
+        self.journal = journal
+        self._on_close = on_close
 
-    def attach_references(
-        self,
-        refer: Callable[[Record | str, object], None],
-        move_away: Callable[[Record, str, float | None], None],
-    ) -> None:
-        """Have the space count the references its records hold to other nodes
-        (``refer``: told of the record, or the path being created, and each value about
-        to be stored in it) and move records to other nodes (``move_away``)."""
-        self.refer = refer
-        self.move_away = move_away
+    def ticket(self) -> int:
+        """With the lock held: the batch of the durable store that must be written
+        before what was just done is acknowledged (0: nothing to wait for)."""
+        journal = self.journal
+        return journal.batch if journal is not None and (journal.pending or journal.rows) else 0
 
-    def check_open(self) -> None:
-        """Raise :class:`~tuplespace.SpaceClosed` if the space is closed."""
-        if self.engine.closed:
-            raise SpaceClosed("the space is closed")
+    def settle(self, ticket: int) -> None:
+        """Return once the batch ``ticket`` is durable (0: at once)."""
+        if ticket:
+            self.journal.wait(ticket)  # type: ignore[union-attr]
 
-    def abort_transactions(self) -> None:
-        """With the lock held: abort every transaction still open."""
-        engine = self.engine
-        for txn in list(engine._txns.values()):  # noqa: SLF001 (the engine lists them for nobody else)
-            engine.abort(txn)
+    def settle_now(self) -> None:
+        """Return once what was done so far is durable."""
+        with self.lock:
+            ticket = self.ticket()
+        self.settle(ticket)
+
+    def call(self, operation: Callable[..., Any], *args: Any) -> Any:
+        """Run an engine operation under the lock; return once its changes are durable."""
+        with self.lock:
+            result = operation(*args)
+            if self.timer is not None:  # the operation may have made a lease that ends sooner
+                self.timer.poke()
+            ticket = 0 if self.journal is None else self.ticket()
+        if ticket:
+            self.settle(ticket)
+        return result
+
+    # -- the timer ----------------------------------------------------------------------
+
+    def start_timer(self) -> None:
+        """With the lock held: make sure expiries are applied while nobody calls."""
+        if self.timer is None and not self.engine.clock.simulated:
+            self.timer = _Timer(self, self._plain)
+        elif self.timer is not None:
+            self.timer.poke()
 
     def poke_timer(self) -> None:
         """With the lock held: have the timer look again at the next expiry (a lease
         may now end sooner)."""
-        timer = self.space._timer  # noqa: SLF001 (the core's own space)
-        if timer is not None:
-            timer.poke()
+        if self.timer is not None:
+            self.timer.poke()
+
+    def on_clock_advanced(self) -> None:
+        """Called by a :class:`~tuplespace.SimulatedClock`: expire what is due."""
+        with self.lock:
+            self.engine.tick()
+
+    # -- waiting ----------------------------------------------------------------------
 
     def wait_ended(self, w: Waiter) -> bool:
-        """Whether the waiter ``w`` is over (served, or its deadline passed)."""
-        return self.space._wait_ended(w)  # noqa: SLF001 (the core's own space)
+        """After a timed slice of a wait: let the clock act; True if ``w`` has ended."""
+        with self.lock:
+            self.engine.tick()
+            return w.state is not WAITING
 
     def end_wait(self, w: Waiter, received: bool) -> None:
-        """Withdraw ``w``; one that took a tuple the caller never received puts it back."""
-        self.space._end_wait(w, received)  # noqa: SLF001 (the core's own space)
+        """When a wait stops: withdraw ``w`` if it still waits, make a take outside a
+        transaction (or a group take) final once received, and put back what was taken
+        for a caller that did not receive it."""
+        if (
+            w.state is WAITING
+            or not received
+            or type(w) is GroupWaiter
+            or (w.kind == "take" and w.entry is not None and w.txn is None)
+        ):
+            with self.lock:
+                self.engine.withdraw(w, received)
+
+    # -- leases (the host of a :class:`~tuplespace.Lease`) -------------------------------
+
+    def _renew(self, seq: int, seconds: float | None) -> float | None:
+        expires: float | None = self.call(self.engine.renew, seq, seconds)
+        return expires
+
+    def _cancel(self, seq: int) -> None:
+        self.call(self.engine.cancel, seq)
+
+    # -- the operations both faces share, none of which waits -----------------------------
 
     def subscribe(
         self,
@@ -121,4 +231,145 @@ class Core:
     ) -> Feed:
         """A new feed of the space's events (see :meth:`Space.subscribe <tuplespace.Space.subscribe>`;
         ``present``: see ``Engine.subscribe``)."""
-        return self.space._subscribe(templates, events, since, max_pending, lease, existing, present)  # noqa: SLF001 (the core's own space)
+        if isinstance(events, str):
+            events = {events}
+        with self.lock:
+            feed = self.engine.subscribe(templates, events, since, max_pending, lease, existing, present)
+            self.start_timer()
+        return feed
+
+    def add_lifetime(self, template: Any, max_age: float) -> None:
+        """See :meth:`Space.add_lifetime <tuplespace.Space.add_lifetime>`."""
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0:
+            raise InvalidValue(f"max_age must be a positive number of seconds, got {max_age!r}", "max_age")
+        t = compile_template(template)
+        with self.lock:
+            self.engine.add_lifetime(t, max_age)
+            self.start_timer()
+
+    def remove_lifetime(self, template: Any, max_age: float) -> None:
+        """See :meth:`Space.remove_lifetime <tuplespace.Space.remove_lifetime>`."""
+        t = compile_template(template)
+        with self.lock:
+            self.engine.remove_lifetime(t, max_age)
+
+    def statistics(self) -> dict[str, Any]:
+        """Counts of tuples, waiters, subscribers, leases, transactions and operations."""
+        with self.lock:
+            self.engine.tick()
+            return self.engine.statistics()
+
+    def check_open(self) -> None:
+        """Raise :class:`~tuplespace.SpaceClosed` if the space is closed."""
+        if self.engine.closed:
+            raise SpaceClosed("the space is closed")
+
+    def abort_transactions(self) -> None:
+        """With the lock held: abort every transaction still open."""
+        self.engine.abort_all()
+
+    def attach_references(
+        self,
+        refer: Callable[[Record | str, object], None],
+        move_away: Callable[[Record, str, float | None], None],
+    ) -> None:
+        """Have the space count the references its records hold to other nodes
+        (``refer``: told of the record, or the path being created, and each value about
+        to be stored in it) and move records to other nodes (``move_away``)."""
+        self.refer = refer
+        self.move_away = move_away
+
+    def close(self) -> None:
+        """See :meth:`Space.close <tuplespace.Space.close>`."""
+        with self.lock:
+            self.engine.close()
+            if self.timer is not None:
+                self.timer.poke()
+        if self._on_close is not None:
+            self._on_close()
+
+
+class _HookedLock:
+    """The lock of a space with hooks (see :meth:`Core.after_operations`): giving
+    it up first calls them.  Taking it is the plain lock's own ``acquire``."""
+
+    __slots__ = ("_plain", "_space_hooks", "acquire", "locked")
+
+    def __init__(self, plain: threading.Lock, hooks: list[Callable[[], object]]) -> None:
+        self._plain = plain
+        self._space_hooks = hooks
+        self.acquire = plain.acquire
+        self.locked = plain.locked
+
+    def release(self) -> None:
+        try:
+            for hook in self._space_hooks:  # _call_hooks, inlined: this is the hot path
+                try:
+                    hook()
+                except Exception:
+                    log.exception("a hook of a space failed")
+        finally:
+            self._plain.release()
+
+    def __enter__(self) -> bool:
+        return self._plain.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def _call_hooks(hooks: list[Callable[[], object]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            log.exception("a hook of a space failed")
+
+
+class _Timer:
+    """Calls ``engine.tick()`` at the engine's next deadline, until the space is
+    closed or garbage (the thread holds the core only weakly)."""
+
+    def __init__(self, core: Core, plain: threading.Lock) -> None:
+        self._cond = threading.Condition(plain)  # the core's plain lock: waiting gives it up
+        self._engine = core.engine
+        self._core = weakref.ref(core)
+        self._due = 0.0  # when the thread wakes next
+        threading.Thread(target=self._run, name="tuplespace-timer", daemon=True).start()
+
+    def poke(self) -> None:
+        """A deadline may have moved earlier (call with the space's lock held)."""
+        deadline = self._engine.next_deadline()
+        if self._engine.closed or (deadline is not None and deadline < self._due):
+            self._cond.notify()
+
+    def _run(self) -> None:
+        engine = self._engine
+        with self._cond:
+            while not engine.closed and (core := self._core()) is not None:
+                engine.tick()
+                core.run_hooks()  # the condition holds the plain lock: give up nothing, run the hooks
+                del core
+                deadline = engine.next_deadline()
+                wait = 5.0 if deadline is None else min(max(deadline - engine.clock.now(), 0.0), 5.0)
+                self._due = engine.clock.now() + wait
+                self._cond.wait(wait)
+
+
+def time_left(engine: Engine, deadline: float | None) -> float | None:
+    """The seconds left until ``deadline`` (None: forever)."""
+    return None if deadline is None else max(deadline - engine.clock.now(), 0.0)
+
+
+def outcome(w: Waiter) -> Tuple:
+    """The result of a finished wait, or the error that ended it."""
+    if w.state is DONE:
+        return w.result  # type: ignore[return-value]
+    if w.state is CLOSED:
+        raise SpaceClosed("the space was closed while waiting")
+    if w.state is ABORTED:
+        raise TransactionAborted("the transaction was aborted while waiting")
+    assert w.state is TIMED_OUT
+    if w.kind == "write":
+        raise Timeout("the space stayed full: no room for the tuple in time")
+    raise Timeout(f"no tuple matched {w.template.fields!r} in time")

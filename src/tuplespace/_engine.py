@@ -1406,6 +1406,11 @@ class Engine:
                     self._counts["expired"] += 1
                     self._emit("expire", entry.tuple)  # type: ignore[arg-type]
 
+    def abort_all(self) -> None:
+        """Abort every transaction still open."""
+        for txn in list(self._txns.values()):
+            self.abort(txn)
+
     def _end_txn(self, txn: Txn, state: str) -> None:
         txn.state = state
         del self._txns[txn.seq]
@@ -1457,8 +1462,7 @@ class Engine:
         if self.closed:
             return
         self.closed = True
-        for txn in list(self._txns.values()):
-            self.abort(txn)
+        self.abort_all()
         for w in list(self._waiters):
             self._end_wait(w, CLOSED)
         for w in list(self._writers):

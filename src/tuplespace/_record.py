@@ -26,7 +26,7 @@ from ._upcall import Upcall
 from ._values import URI, Map, Value, check_value, value_key
 
 if TYPE_CHECKING:
-    from ._space import Space
+    from ._core import Core
 
 __all__ = [
     "FULL_OPERATIONS",
@@ -90,17 +90,17 @@ class RecordBase:
     """What both faces of a record handle share: what it names, and the calls that
     never wait for anything (reads do not wait for the disk)."""
 
-    __slots__ = ("_operations", "_owner", "_rid", "_space", "_token")
+    __slots__ = ("_core", "_operations", "_owner", "_rid", "_token")
 
     def __init__(
         self,
-        space: Space,
+        core: Core,
         rid: int,
         token: str | None = None,
         operations: frozenset[str] | None = None,
         owner: bool = False,
     ) -> None:
-        self._space = space
+        self._core = core
         self._rid = rid
         self._token = token
         if token is not None:
@@ -111,17 +111,17 @@ class RecordBase:
 
     @property
     def _store(self) -> RecordStore:
-        return self._space.core.engine.records
+        return self._core.engine.records
 
     def _locked(self, operation: Any, *args: Any) -> Any:
-        with self._space.core.lock:
+        with self._core.lock:
             return operation(self._rid, self._token, *args)
 
     @property
     def address(self) -> URI:
         """The address of this handle: the record's (the node's base URI, the space
         and the record's path) for a full handle, the capability's for a capability."""
-        with self._space.core.lock:
+        with self._core.lock:
             return self._store.address(self._rid, self._token)
 
     def __tuplespace_uri__(self) -> URI:
@@ -150,7 +150,7 @@ class RecordBase:
     @property
     def expires_at(self) -> float | None:
         """When this capability ends (None: never, and for a full handle)."""
-        with self._space.core.lock:
+        with self._core.lock:
             expires: float | None = self._store.expires_at(self._rid, self._token)
             return expires
 
@@ -173,12 +173,12 @@ class RecordBase:
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, RecordBase)
-            and other._space is self._space
+            and other._core is self._core
             and (other._rid, other._token) == (self._rid, self._token)
         )
 
     def __hash__(self) -> int:
-        return hash((id(self._space), self._rid, self._token))
+        return hash((id(self._core), self._rid, self._token))
 
     def __repr__(self) -> str:
         try:
@@ -210,9 +210,9 @@ class Record(RecordBase):
         """The value of the field ``tag`` (``default`` if the record has none), or of a
         computed tag: ``$PK`` (the address), ``$version``, ``$credit``, ``$lifetime``
         (seconds left, None: forever), ``$refcount`` or ``$level``."""
-        space = self._space
-        with space.core.lock:
-            return space.core.engine.records.get(self._rid, self._token, tag, default)
+        core = self._core
+        with core.lock:
+            return core.engine.records.get(self._rid, self._token, tag, default)
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
@@ -236,7 +236,7 @@ class Record(RecordBase):
     # -- changing ---------------------------------------------------------------------
 
     def _call(self, operation: Any, *args: Any) -> Any:
-        return self._space.core.call(operation, self._rid, self._token, *args)
+        return self._core.call(operation, self._rid, self._token, *args)
 
     def set(self, tag: str, value: Value) -> int:
         """Set one field, atomically; returns the record's new ``$version``.
@@ -245,11 +245,11 @@ class Record(RecordBase):
         the address of a record of this space contains that record; one that would
         make a record contain itself raises :class:`ContainmentCycle`.
         """
-        space = self._space
-        refer = space.core.refer
+        core = self._core
+        refer = core.refer
         if refer is not None:
             refer(self, value)
-        version: int = space.core.call(space.core.engine.records.set, self._rid, self._token, tag, value)
+        version: int = core.call(core.engine.records.set, self._rid, self._token, tag, value)
         return version
 
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
@@ -269,8 +269,8 @@ class Record(RecordBase):
         >>> thermo.call("bump", 0.5)  # doctest: +SKIP
         21.5
         """
-        space = self._space
-        result: Value = space.core.call(space.rules.call, self._rid, self._token, tag, args, principal)
+        core = self._core
+        result: Value = core.call(core.rules.call, self._rid, self._token, tag, args, principal)
         return result
 
     def refresh(
@@ -286,7 +286,7 @@ class Record(RecordBase):
     ) -> Record:
         """A new record at ``path`` with this record's fields; funded like :meth:`Space.create`."""
         rid: int = self._call(self._store.clone, path, credit, lease, principal)
-        return Record(self._space, rid)
+        return Record(self._core, rid)
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the new ``path``.  The old path keeps answering for it
@@ -300,12 +300,12 @@ class Record(RecordBase):
         is the new address); this handle is then gone, and the old address answers
         with the new one, which remote handles follow (docs/federation.md, Migration)."""
         self._full("move")
-        space = self._space
-        move_away = space.core.move_away
+        core = self._core
+        move_away = core.move_away
         if move_away is not None and str(path).startswith("coap://"):
             move_away(self, str(path), redirect_lease)
             return
-        space.core.call(self._store.move, self._rid, path, redirect_lease)
+        core.call(self._store.move, self._rid, path, redirect_lease)
 
     def destroy(self, force: bool = False) -> None:
         """Remove the record.  One contained in other records raises
@@ -318,8 +318,8 @@ class Record(RecordBase):
         """The record's read-only handle (``$RO``): reads and watches, nothing else.
         The same one every time, until it is revoked."""
         self._full("capability")
-        token: str = self._space.core.call(self._store.read_only, self._rid)
-        return Record(self._space, self._rid, token, READ_ONLY, owner=True)
+        token: str = self._core.call(self._store.read_only, self._rid)
+        return Record(self._core, self._rid, token, READ_ONLY, owner=True)
 
     def capability(self, operations: Iterable[str], lease: float | None = None) -> Record:
         """A new capability: a handle with an unguessable address of its own that
@@ -328,14 +328,14 @@ class Record(RecordBase):
         :attr:`address` to whoever should have those rights; :meth:`revoke` ends them."""
         self._full("capability")
         ops = frozenset({operations} if isinstance(operations, str) else operations)
-        token: str = self._space.core.call(self._store.capability, self._rid, ops, lease)
-        return Record(self._space, self._rid, token, ops, owner=True)
+        token: str = self._core.call(self._store.capability, self._rid, ops, lease)
+        return Record(self._core, self._rid, token, ops, owner=True)
 
     def revoke(self) -> None:
         """End this capability (one made by :meth:`capability` or :meth:`read_only`):
         every handle on its address raises :class:`CapabilityRevoked` from now on."""
         check_revocable(self._token is not None, self._owner, self._operations)
-        self._space.core.call(self._store.revoke, self._rid, self._token)
+        self._core.call(self._store.revoke, self._rid, self._token)
 
     # -- watching --------------------------------------------------------------------
 
@@ -346,11 +346,11 @@ class Record(RecordBase):
         set (the upcall), and its move, destruction or expiry, after which the
         iteration ends.  ``since``: resume after the event numbered ``since``; other
         arguments as for :meth:`Space.subscribe`."""
-        space = self._space
-        with space.core.lock:
+        core = self._core
+        with core.lock:
             feed = self._store.watch(self._rid, self._token, since, max_pending, lease)
-            space.core.start_timer()
-        return RecordWatch(space, feed)
+            core.start_timer()
+        return RecordWatch(core, feed)
 
     def on_change(
         self,
@@ -399,7 +399,7 @@ class RecordWatch(SubscriptionBase):
         """The next change, waiting up to ``timeout`` seconds (:class:`Timeout` after);
         None once the watch has ended."""
         feed: FeedBase[Change] = self._feed
-        return next_from(self._space, feed, timeout)
+        return next_from(self._core, feed, timeout)
 
     def __iter__(self) -> Iterator[Change]:
         return self

@@ -78,8 +78,8 @@ from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key
 
 if TYPE_CHECKING:
+    from ._core import Core
     from ._engine import Engine
-    from ._space import Space
 
 __all__ = [
     "MAX_RULES",
@@ -581,10 +581,9 @@ class Rules:
     ``max_rules`` is the most rules the space holds (100,000; a server sets its own).
     """
 
-    def __init__(self, space: Space, active: tuple[Credit, Credit, ActiveLimits]) -> None:
-        self._space = space
-        self._core = space.core
-        self._engine: Engine = space.core.engine
+    def __init__(self, core: Core, active: tuple[Credit, Credit, ActiveLimits]) -> None:
+        self._core = core
+        self._engine: Engine = core.engine
         self._rules: dict[str, _Rule] = {}
         self.pending: deque[tuple[_Rule, Any]] = deque()
         self.unqueued = 0  # firings past max_firings in the queue: counted, not kept
@@ -693,7 +692,7 @@ class Rules:
         """
         rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
         definition = None if self._engine.journal is None else _definition(rule)
-        self._space.after_operations(self.run_pending)
+        self._core.after_operations(self.run_pending)
         core = self._core
         with core.lock:
             info = self._admit(rule, definition)
@@ -705,7 +704,7 @@ class Rules:
         """Add the rules a store kept: (name, definition) pairs (a
         :class:`~tuplespace._store.RuleRow` is one), as :func:`_definition` wrote
         them.  Raises ValueError for one that is damaged."""
-        self._space.after_operations(self.run_pending)
+        self._core.after_operations(self.run_pending)
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
             with self._core.lock:

@@ -1,4 +1,8 @@
-"""The thread-safe space: an :class:`~tuplespace._engine.Engine` behind a lock.
+"""The thread-safe space: the face of a space's :class:`~tuplespace._core.Core` for threads.
+
+The core holds the engine, its lock and everything else the space is made of;
+:class:`Space` and :class:`~tuplespace.AsyncSpace` are peers over it, each
+waiting in its own way.
 
 Every blocking call follows one pattern: try the non-blocking operation; if it
 finds nothing, register a waiter, wait for it, and in ``finally`` withdraw the
@@ -6,7 +10,7 @@ waiter (or, if a taken tuple arrived too late for its caller, put it back), so a
 timed-out or interrupted call leaves no waiter behind and takes no tuple.
 
 Things that must happen when nobody calls (a transaction's lease running out,
-expire events for subscribers) are done by one timer thread per space, started
+expire events for subscribers) are done by one timer thread per core, started
 on first need, which sleeps until the engine's next deadline.
 
 The seam for what acts on a space's events (the rules of ``space.rules``):
@@ -18,32 +22,21 @@ the engine's feeds, before any other operation begins.
 from __future__ import annotations
 
 import _thread
-import logging
 import threading
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ._clock import Clock, SystemClock, wait_event
-from ._core import Core
-from ._credit import to_credit
+from ._clock import Clock, wait_event
+from ._core import Core, outcome, time_left
 from ._engine import (
-    ABORTED,
-    CLOSED,
-    DONE,
     EVENT_RETENTION_BYTES,
-    TIMED_OUT,
-    WAITING,
-    Engine,
-    GroupWaiter,
     Txn,
     Waiter,
 )
-from ._errors import InvalidValue, SpaceClosed, SpaceFull, Timeout, TransactionAborted
-from ._events import CHANGE_KINDS, EVENT_KINDS, Feed
-from ._journal import Journal
+from ._errors import SpaceFull, Timeout
+from ._events import CHANGE_KINDS, EVENT_KINDS
 from ._lease import Lease
-from ._methods import MAX_FIRINGS, ActiveLimits
+from ._methods import MAX_FIRINGS
 from ._mint import Challenge
 from ._record import Record, RecordData, RecordWatch
 from ._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
@@ -53,8 +46,6 @@ from ._templates import RecordTemplate, Template, compile_template, feed_templat
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Tuple, Value
 
 __all__ = ["Space", "Subscription", "SubscriptionBase", "Transaction", "TransactionBase"]
-
-log = logging.getLogger("tuplespace")
 
 Successor = Iterable[Value] | Callable[[Tuple], Iterable[Value]]
 
@@ -130,17 +121,10 @@ class Space:
         step_charge: Credit | int | str = 0,
         max_firings: int = MAX_FIRINGS,
     ) -> None:
-        charges = []
-        for option, amount in (("firing_charge", firing_charge), ("step_charge", step_charge)):
-            try:
-                charges.append(to_credit(amount, option))
-            except InvalidValue as exc:
-                raise ValueError(f"{option}: {exc}") from None
-        # What :attr:`rules` starts with: the charges of a firing and of a step, the limits.
-        self._active = (charges[0], charges[1], ActiveLimits(max_firings=max_firings))
-        self._engine = Engine(
-            clock or SystemClock(),
+        # What the package's other parts, the asyncio face and the handles use of this space.
+        self.core = Core.build(
             order=order,
+            clock=clock,
             limits=limits,
             capacity=capacity,
             max_waiters=max_waiters,
@@ -156,60 +140,62 @@ class Space:
             mint_amount=mint_amount,
             mint_bits=mint_bits,
             redirect_charge=redirect_charge,
+            firing_charge=firing_charge,
+            step_charge=step_charge,
+            max_firings=max_firings,
         )
-        # Every operation holds _lock.  It is _plain, a plain lock, until a hook is
-        # registered (after_operations); then a _HookedLock around _plain.
-        self._plain = threading.Lock()
-        self._lock: threading.Lock | _HookedLock = self._plain
-        self._hooks: list[Callable[[], object]] = []
-        self._timer: _Timer | None = None
-        self._journal: Journal | None = None  # a durable store's; see _ticket
-        self._on_close: Callable[[], None] | None = None
-        self._rules: Rules | None = None
-        self.core = Core(self)  # what the package's other parts use of this space
-        attach = getattr(self._engine.clock, "attach", None)
-        if self._engine.clock.simulated and attach is not None:
-            attach(self)
+
+    @classmethod
+    def over(cls, core: Core) -> Space:
+        """The thread face of the space whose kernel is ``core`` (``aspace.core`` of an
+        :class:`~tuplespace.AsyncSpace`): both faces hold the same tuples and records.
+
+        >>> aspace = AsyncSpace()                # doctest: +SKIP
+        >>> Space.over(aspace.core).write(("job", 1))   # doctest: +SKIP
+        """
+        face = cls.__new__(cls)
+        face.core = core
+        return face
 
     @property
     def order(self) -> str:
-        return self._engine.order
+        return self.core.engine.order
 
     @property
     def clock(self) -> Clock:
-        return self._engine.clock
+        return self.core.engine.clock
 
     @property
     def limits(self) -> Limits:
-        return self._engine.limits
+        return self.core.engine.limits
 
     @property
     def capacity(self) -> int | None:
-        return self._engine.capacity
+        return self.core.engine.capacity
 
     @property
     def name(self) -> str:
-        return self._engine.records.name
+        return self.core.engine.records.name
 
     @property
     def base_uri(self) -> str:
         """The node's base URI, the start of every address of its records."""
-        return self._engine.records.base_uri
+        return self.core.engine.records.base_uri
 
     @property
     def charge_rate(self) -> Credit:
         """Credit per second per KiB a record stores (0: storage is free)."""
-        return self._engine.records.charge_rate
+        return self.core.engine.records.charge_rate
 
     @property
     def creation_charge(self) -> Credit:
         """Credit a creation costs, on top of the credit given to the new record."""
-        return self._engine.records.creation_charge
+        return self.core.engine.records.creation_charge
 
     @property
     def redirect_charge(self) -> Credit:
         """Credit a caller pays for naming a record by a path it moved away from."""
-        return self._engine.records.redirect_charge
+        return self.core.engine.records.redirect_charge
 
     @property
     def firing_charge(self) -> Credit:
@@ -229,27 +215,23 @@ class Space:
     @property
     def operator(self) -> str:
         """The principal whose account receives the credit the space burns."""
-        return self._engine.records.accounts.operator
+        return self.core.engine.records.accounts.operator
 
     @property
     def mint_amount(self) -> Credit:
         """The credit a proof-of-work stamp mints (0: the space mints none)."""
-        return self._engine.records.mint.amount
+        return self.core.engine.records.mint.amount
 
     @property
     def mint_bits(self) -> int:
         """The leading zero bits the hash of a stamp needs."""
-        return self._engine.records.mint.bits
+        return self.core.engine.records.mint.bits
 
     @property
     def rules(self) -> Rules:
         """The space's rules: reactions, Push Logic rules and the limits of methods
         (see :class:`~tuplespace.Rules` and ``docs/active.md``)."""
-        if self._rules is None:
-            with self._lock:
-                if self._rules is None:
-                    self._rules = Rules(self, self._active)
-        return self._rules
+        return self.core.rules
 
     def after_operations(self, hook: Callable[[], object]) -> None:
         """From now on, call ``hook()`` at the end of every operation on the space.
@@ -269,16 +251,7 @@ class Space:
         when the first hook came gives it up without calling it; what that
         operation set off is then run at the end of the next one.
         """
-        if not callable(hook):
-            raise TypeError(f"a hook is callable, got {hook!r}")
-        with self._plain:
-            if hook not in self._hooks:
-                self._hooks.append(hook)
-                self._lock = self.core.lock = _HookedLock(self._plain, self._hooks)
-
-    def _run_hooks(self) -> None:
-        """Call the hooks (with the lock held), as giving up the lock does."""
-        _call_hooks(self._hooks)
+        self.core.after_operations(hook)
 
     # -- writing ----------------------------------------------------------------
 
@@ -290,59 +263,62 @@ class Space:
         :class:`InvalidValue` (a ``ValueError``) for a tuple that cannot be stored,
         naming the field; nothing is written then.
         """
-        engine = self._engine
+        core = self.core
+        engine = core.engine
+        lock = core.lock
         entry = None
-        self._lock.acquire()  # not ``with``: this is the hot path, and ``with`` costs twice as much
+        lock.acquire()  # not ``with``: this is the hot path, and ``with`` costs twice as much
         try:
             entry = engine.write(t, lease)
         except SpaceFull:
             if timeout == 0:
                 raise
             deadline = engine.deadline(timeout)
-            lock = _thread.allocate_lock()
-            lock.acquire()
-            w = engine.add_writer(t, lease, deadline, lock.release)
-            self._start_timer()  # an expiry may make room while nobody calls
+            wake = _thread.allocate_lock()
+            wake.acquire()
+            w = engine.add_writer(t, lease, deadline, wake.release)
+            core.start_timer()  # an expiry may make room while nobody calls
         else:
-            if self._timer is not None and entry is not None and entry.expires is not None:
-                self._timer.poke()
-            ticket = 0 if self._journal is None else self._ticket()
+            if core.timer is not None and entry is not None and entry.expires is not None:
+                core.timer.poke()
+            ticket = 0 if core.journal is None else core.ticket()
         finally:
-            self._lock.release()
+            lock.release()
         if entry is not None:
             if ticket:
-                self._settle(ticket)
-            return Lease(self, entry.seq, entry.expires)
-        self._wait(w, lock)
+                core.settle(ticket)
+            return Lease(core, entry.seq, entry.expires)
+        _wait(core, w, wake)
         assert w.entry is not None
-        self._settle_now()
-        return Lease(self, w.entry.seq, w.entry.expires)
+        core.settle_now()
+        return Lease(core, w.entry.seq, w.entry.expires)
 
     def write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None = None) -> list[Lease]:
         """Write several tuples at once, in order: all of them, or none if one is
         invalid or (with a capacity) they do not all fit (:class:`SpaceFull`)."""
-        entries = self._call(self._engine.write_many, tuples, lease)
-        return [Lease(self, e.seq, e.expires) for e in entries]
+        entries = self.core.call(self.core.engine.write_many, tuples, lease)
+        return [Lease(self.core, e.seq, e.expires) for e in entries]
 
     # -- reading and taking ---------------------------------------------------------
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """Return a copy of a matching tuple, waiting up to ``timeout`` seconds for one."""
-        return self._block(compile_template(template), False, timeout, None)
+        return _block(self.core, compile_template(template), False, timeout, None)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
         """Remove and return a matching tuple, waiting up to ``timeout`` seconds for one."""
-        return self._block(compile_template(template), True, timeout, None)
+        return _block(self.core, compile_template(template), True, timeout, None)
 
     def try_read(self, template: Any) -> Tuple | None:
         """A matching tuple, or None at once if there is none."""
         t = compile_template(template)
-        with self._lock:
-            return self._engine.find(t, False)
+        core = self.core
+        with core.lock:
+            return core.engine.find(t, False)
 
     def try_take(self, template: Any) -> Tuple | None:
         """Remove and return a matching tuple, or None at once if there is none."""
-        found: Tuple | None = self._call(self._engine.find, compile_template(template), True)
+        found: Tuple | None = self.core.call(self.core.engine.find, compile_template(template), True)
         return found
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
@@ -352,7 +328,7 @@ class Space:
         for a first one, then returns every match there is (at most ``limit``);
         ``[]`` if none came in time.  ``timeout=0``, the default, never waits.
         """
-        return self._group(compile_template(template), False, limit, timeout, None)
+        return _group(self.core, compile_template(template), False, limit, timeout, None)
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
         """Remove and return all matching tuples (at most ``limit``), in order.
@@ -365,18 +341,19 @@ class Space:
 
             jobs = space.take_all(("job", int, str), limit=100, timeout=5)
         """
-        return self._group(compile_template(template), True, limit, timeout, None)
+        return _group(self.core, compile_template(template), True, limit, timeout, None)
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
         t = compile_template(template)
-        with self._lock:
-            return self._engine.count(t)
+        core = self.core
+        with core.lock:
+            return core.engine.count(t)
 
     def __len__(self) -> int:
-        with self._lock:
-            self._engine.tick()
-            return len(self._engine)
+        with self.core.lock:
+            self.core.engine.tick()
+            return len(self.core.engine)
 
     # -- atomic compound operations ------------------------------------------------
 
@@ -393,17 +370,17 @@ class Space:
         function raises or returns an invalid tuple, nothing changes.
         """
         compiled = compile_template(template)
-        engine = self._engine
-        with self._lock:
+        engine = self.core.engine
+        with self.core.lock:
             deadline = engine.deadline(timeout)
         while True:
-            old: Tuple | None = self._call(engine.replace, compiled, successor, lease)
+            old: Tuple | None = self.core.call(engine.replace, compiled, successor, lease)
             if old is not None:
                 return old
             # Wait until a match exists, then try again: the take and the write
             # happen together under the lock, never split by a wait.  Another
             # taker may win the match; the timeout bounds all the waits together.
-            self._block(compiled, False, time_left(engine, deadline), None)
+            _block(self.core, compiled, False, time_left(engine, deadline), None)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written.
@@ -411,7 +388,9 @@ class Space:
         >>> space.write_if_absent(("leader", ANY), ("leader", "node-7"))   # doctest: +SKIP
         True
         """
-        return self._call(self._engine.write_if_absent, compile_template(template), t, lease) is not None
+        return (
+            self.core.call(self.core.engine.write_if_absent, compile_template(template), t, lease) is not None
+        )
 
     # -- events -----------------------------------------------------------------
 
@@ -450,25 +429,9 @@ class Space:
         ``existing=True`` with ``since``.
         """
         return Subscription(
-            self, self._subscribe(feed_templates(template), events, since, max_pending, lease, existing)
+            self.core,
+            self.core.subscribe(feed_templates(template), events, since, max_pending, lease, existing),
         )
-
-    def _subscribe(
-        self,
-        templates: list[Template],
-        events: Iterable[str],
-        since: int | None,
-        max_pending: int,
-        lease: float | None,
-        existing: bool = False,
-        present: tuple[int, int] | None = None,
-    ) -> Feed:
-        if isinstance(events, str):
-            events = {events}
-        with self._lock:
-            feed = self._engine.subscribe(templates, events, since, max_pending, lease, existing, present)
-            self._start_timer()
-        return feed
 
     # -- records ----------------------------------------------------------------------
 
@@ -506,9 +469,9 @@ class Space:
         if refer is not None and isinstance(fields, Mapping):
             for value in fields.values():
                 refer(path, value)
-        records = self._engine.records
-        rid: int = self._call(records.create, path, fields, credit, lease, principal, carried)
-        return Record(self, rid)
+        records = self.core.engine.records
+        rid: int = self.core.call(records.create, path, fields, credit, lease, principal, carried)
+        return Record(self.core, rid)
 
     def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> Record:
         """The handle of the record at the path or address ``ref``: a path (``"a/b"``),
@@ -518,13 +481,13 @@ class Space:
         followed while its redirection lasts, and costs ``principal`` the space's
         ``redirect_charge`` (:class:`InsufficientCredit` if it cannot pay).  Raises
         :class:`RecordNotFound`."""
-        records = self._engine.records
+        records = self.core.engine.records
         if records.redirect_charge:
-            rid, token, operations = self._call(records.resolve, ref, principal)
+            rid, token, operations = self.core.call(records.resolve, ref, principal)
         else:
-            with self._lock:
+            with self.core.lock:
                 rid, token, operations = records.resolve(ref, principal)
-        return Record(self, rid, token, operations)
+        return Record(self.core, rid, token, operations)
 
     def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
@@ -540,13 +503,13 @@ class Space:
         """
         exact = one_exact(template) if under is None and limit is None else None
         if exact is not None:  # {"tag": value}: one bucket of the index, no template to compile
-            with self._lock:
-                rids = self._engine.records.find_value(*exact)
+            with self.core.lock:
+                rids = self.core.engine.records.find_value(*exact)
         else:
             compiled = RecordTemplate(template)
-            with self._lock:
-                rids = self._engine.records.find(compiled, under, limit)
-        return [Record(self, rid) for rid in rids]
+            with self.core.lock:
+                rids = self.core.engine.records.find(compiled, under, limit)
+        return [Record(self.core, rid) for rid in rids]
 
     def try_take_record(
         self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None
@@ -554,7 +517,7 @@ class Space:
         """Remove the oldest record matching ``template`` (see :meth:`find`) and return
         what it held, or None at once if none matches.  Records that other records
         contain are not taken."""
-        taken = self._call(self._engine.records.take, RecordTemplate(template), under)
+        taken = self.core.call(self.core.engine.records.take, RecordTemplate(template), under)
         return None if taken is None else RecordData(*taken)
 
     def take_record(
@@ -567,7 +530,7 @@ class Space:
         waiting up to ``timeout`` seconds for one to be created or set so that it
         matches (:class:`Timeout` after)."""
         compiled = RecordTemplate(template)
-        engine = self._engine
+        engine = self.core.engine
         records = engine.records
         ready = threading.Event()
 
@@ -576,10 +539,10 @@ class Space:
             taken = records.take(compiled, under)
             if taken is not None or timeout == 0:
                 return taken, None, deadline
-            self._start_timer()
+            self.core.start_timer()
             return None, records.add_taker(compiled, under, ready.set), deadline
 
-        taken, taker, deadline = self._call(first)
+        taken, taker, deadline = self.core.call(first)
         if taken is not None:
             return RecordData(*taken)
         if taker is None:
@@ -587,7 +550,7 @@ class Space:
         received = False
         try:
             while True:  # blocked takes are served oldest first: the store hands this one its record
-                with self._lock:
+                with self.core.lock:
                     if taker.rec is not None:
                         break
                     engine.check_open()
@@ -599,7 +562,7 @@ class Space:
         finally:
             # A record handed to this call is removed for good only now; if the call
             # ends without receiving it (an exception), it is released to the next taker.
-            taken = self._call(records.end_take, taker, received)
+            taken = self.core.call(records.end_take, taker, received)
         if taken is None:
             raise Timeout(f"no record matched {compiled.fields!r} in time")
         return RecordData(*taken)
@@ -616,34 +579,34 @@ class Space:
         """The changes of every record below ``under`` (None: all), of the kinds in
         ``events`` (``create``, ``update``, ``move``, ``destroy``, ``expire``), as a
         :class:`RecordWatch`; arguments as for :meth:`subscribe`."""
-        with self._lock:
-            feed = self._engine.records.watch_all(under, events, since, max_pending, lease)
-            self._start_timer()
-        return RecordWatch(self, feed)
+        with self.core.lock:
+            feed = self.core.engine.records.watch_all(under, events, since, max_pending, lease)
+            self.core.start_timer()
+        return RecordWatch(self.core, feed)
 
     def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit:
         """Add ``amount`` to the credit account of ``principal``; its new balance."""
-        balance: Credit = self._call(self._engine.records.grant, principal, amount)
+        balance: Credit = self.core.call(self.core.engine.records.grant, principal, amount)
         return balance
 
     def account(self, principal: str) -> Credit:
         """The credit in ``principal``'s account."""
-        with self._lock:
-            return self._engine.records.accounts.balance(principal)
+        with self.core.lock:
+            return self.core.engine.records.accounts.balance(principal)
 
     def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """Move ``amount`` of credit from the account of ``source`` to that of
         ``target``, at once and exactly; the new balance of ``source``.  Raises
         :class:`InsufficientCredit` (and moves nothing) if ``source`` holds less."""
-        balance: Credit = self._call(self._engine.records.transfer, source, target, amount)
+        balance: Credit = self.core.call(self.core.engine.records.transfer, source, target, amount)
         return balance
 
     def credit_challenge(self) -> Challenge:
         """The challenge to make proof-of-work stamps on (a :class:`Challenge`: the
         text, the zero ``bits`` a stamp needs, the ``amount`` it mints and until when
         it is accepted).  :class:`Forbidden` if the space mints no credit."""
-        with self._lock:
-            return self._engine.records.challenge()
+        with self.core.lock:
+            return self.core.engine.records.challenge()
 
     def mint_credit(self, challenge: str, nonce: str, *, principal: str = DEFAULT_PRINCIPAL) -> Credit:
         """Mint the space's ``mint_amount`` into ``principal``'s account for a stamp:
@@ -657,7 +620,7 @@ class Space:
         >>> c = space.credit_challenge()  # doctest: +SKIP
         >>> space.mint_credit(c.challenge, ts.make_stamp(c.challenge, c.bits))  # doctest: +SKIP
         """
-        balance: Credit = self._call(self._engine.records.mint_credit, challenge, nonce, principal)
+        balance: Credit = self.core.call(self.core.engine.records.mint_credit, challenge, nonce, principal)
         return balance
 
     # -- transactions ---------------------------------------------------------------
@@ -670,161 +633,16 @@ class Space:
         first, aborts it: the writes vanish and every taken tuple returns to its
         place in the order.
         """
-        with self._lock:
-            txn = self._engine.begin(lease)
-            self._start_timer()
-        return Transaction(self, txn)
-
-    # -- waiting ----------------------------------------------------------------
-
-    def _block(self, template: Template, take: bool, timeout: float | None, txn: Txn | None) -> Tuple:
-        engine = self._engine
-        with self._lock:
-            deadline = engine.deadline(timeout)
-            found = engine.find(template, take, txn)
-            if found is None:
-                if timeout == 0:
-                    raise Timeout(f"no tuple matches {template.fields!r}")
-                lock = _thread.allocate_lock()
-                lock.acquire()
-                w = engine.add_waiter(template, take, deadline, lock.release, txn)
-            elif take and self._journal is not None:  # reads never wait for the disk
-                ticket = self._ticket()
-        if found is not None:
-            if take and self._journal is not None:
-                self._settle(ticket)
-            return found
-        result = self._wait(w, lock)
-        if take and self._journal is not None:
-            self._settle_now()
-        return result
-
-    def _group(
-        self, template: Template, take: bool, limit: int | None, timeout: float | None, txn: Txn | None
-    ) -> list[Tuple]:
-        """``read_all`` or ``take_all``, waiting up to ``timeout`` for a first match.
-
-        A take waits as one group taker (see :meth:`Engine.add_group_taker`); a read
-        waits as a read does, then reads again (a take may have come first)."""
-        engine = self._engine
-        ticket = 0
-        while True:
-            with self._lock:
-                deadline = engine.deadline(timeout)
-                found = engine.find_all(template, take, limit, txn)
-                if found or timeout == 0 or limit == 0:
-                    if take and self._journal is not None:
-                        ticket = self._ticket()
-                    break
-                lock = _thread.allocate_lock()
-                lock.acquire()
-                if take:
-                    group = engine.add_group_taker(template, limit, deadline, lock.release, txn)
-                    w: Waiter = group
-                else:
-                    w = engine.add_waiter(template, False, deadline, lock.release, txn)
-            try:
-                self._wait(w, lock)
-            except Timeout:
-                return []
-            if take:
-                if self._journal is not None:
-                    self._settle_now()
-                return group.got
-            timeout = time_left(engine, deadline)
-        self._settle(ticket)
-        return found
-
-    def _wait(self, w: Waiter, lock: Any) -> Tuple:
-        """Wait until the engine ends ``w``; its result, or the error that ended it."""
-        engine = self._engine
-        received = False
-        try:
-            if w.deadline is None or engine.clock.simulated:
-                lock.acquire()
-            else:
-                # lock.acquire refuses timeouts past TIMEOUT_MAX: wait in slices.
-                while not lock.acquire(
-                    timeout=min(max(w.deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX)
-                ):
-                    if self._wait_ended(w):
-                        break
-            received = True
-        finally:
-            self._end_wait(w, received)
-        return outcome(w)
-
-    def _wait_ended(self, w: Waiter) -> bool:
-        """After a timed slice of a wait: let the clock act; True if ``w`` has ended."""
-        with self._lock:
-            self._engine.tick()
-            return w.state is not WAITING
-
-    def _end_wait(self, w: Waiter, received: bool) -> None:
-        """When a wait stops: withdraw ``w`` if it still waits, make a take outside a
-        transaction (or a group take) final once received, and put back what was taken
-        for a caller that did not receive it."""
-        if (
-            w.state is WAITING
-            or not received
-            or type(w) is GroupWaiter
-            or (w.kind == "take" and w.entry is not None and w.txn is None)
-        ):
-            with self._lock:
-                self._engine.withdraw(w, received)
-
-    # -- durability -------------------------------------------------------------
-
-    def _ticket(self) -> int:
-        """With the lock held: the batch of the durable store that must be written
-        before what was just done is acknowledged (0: nothing to wait for)."""
-        journal = self._journal
-        return journal.batch if journal is not None and (journal.pending or journal.rows) else 0
-
-    def _settle(self, ticket: int) -> None:
-        if ticket:
-            self._journal.wait(ticket)  # type: ignore[union-attr]
-
-    def _settle_now(self) -> None:
-        with self._lock:
-            ticket = self._ticket()
-        self._settle(ticket)
-
-    def _call(self, operation: Callable[..., Any], *args: Any) -> Any:
-        """Run an engine operation under the lock; return once its changes are durable."""
-        with self._lock:
-            result = operation(*args)
-            if self._timer is not None:  # the operation may have made a lease that ends sooner
-                self._timer.poke()
-            ticket = 0 if self._journal is None else self._ticket()
-        if ticket:
-            self._settle(ticket)
-        return result
-
-    # -- leases --------------------------------------------------------------------
-
-    def _renew(self, seq: int, seconds: float | None) -> float | None:
-        expires: float | None = self._call(self._engine.renew, seq, seconds)
-        if self._timer is not None:
-            with self._lock:
-                self._timer.poke()
-        return expires
-
-    def _cancel(self, seq: int) -> None:
-        self._call(self._engine.cancel, seq)
+        with self.core.lock:
+            txn = self.core.engine.begin(lease)
+            self.core.start_timer()
+        return Transaction(self.core, txn)
 
     # -- life cycle ------------------------------------------------------------------
 
-    def _start_timer(self) -> None:
-        if self._timer is None and not self._engine.clock.simulated:
-            self._timer = _Timer(self)
-        elif self._timer is not None:
-            self._timer.poke()
-
     def on_clock_advanced(self) -> None:
         """Called by a :class:`SimulatedClock`: expire what is due."""
-        with self._lock:
-            self._engine.tick()
+        self.core.on_clock_advanced()
 
     def add_lifetime(self, template: Any, max_age: float) -> None:
         """From now on, tuples matching ``template`` live at most ``max_age`` seconds
@@ -834,35 +652,21 @@ class Space:
         :class:`~tuplespace.Cleaner` uses it; :meth:`remove_lifetime` ends the rule for
         later writes.
         """
-        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age > 0:
-            raise InvalidValue(f"max_age must be a positive number of seconds, got {max_age!r}", "max_age")
-        t = compile_template(template)
-        with self._lock:
-            self._engine.add_lifetime(t, max_age)
-            self._start_timer()
+        self.core.add_lifetime(template, max_age)
 
     def remove_lifetime(self, template: Any, max_age: float) -> None:
         """End the rule :meth:`add_lifetime` made with the same template and ``max_age``
         for the tuples written from now on; raises :class:`InvalidValue` if there is none."""
-        t = compile_template(template)
-        with self._lock:
-            self._engine.remove_lifetime(t, max_age)
+        self.core.remove_lifetime(template, max_age)
 
     def statistics(self) -> dict[str, Any]:
         """Counts of tuples, waiters, subscribers, leases, transactions and operations."""
-        with self._lock:
-            self._engine.tick()
-            return self._engine.statistics()
+        return self.core.statistics()
 
     def close(self) -> None:
         """Close the space: waiting calls raise :class:`SpaceClosed`, subscriptions end,
         open transactions abort, and every later call raises :class:`SpaceClosed`."""
-        with self._lock:
-            self._engine.close()
-            if self._timer is not None:
-                self._timer.poke()
-        if self._on_close is not None:
-            self._on_close()
+        self.core.close()
 
     def __enter__(self) -> Space:
         return self
@@ -871,93 +675,87 @@ class Space:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Space(order={self.order!r}, tuples={len(self._engine)})"
+        return f"Space(order={self.order!r}, tuples={len(self.core.engine)})"
 
 
-class _HookedLock:
-    """The lock of a space with hooks (see :meth:`Space.after_operations`): giving
-    it up first calls them.  Taking it is the plain lock's own ``acquire``."""
+def _block(core: Core, template: Template, take: bool, timeout: float | None, txn: Txn | None) -> Tuple:
+    engine = core.engine
+    with core.lock:
+        deadline = engine.deadline(timeout)
+        found = engine.find(template, take, txn)
+        if found is None:
+            if timeout == 0:
+                raise Timeout(f"no tuple matches {template.fields!r}")
+            lock = _thread.allocate_lock()
+            lock.acquire()
+            w = engine.add_waiter(template, take, deadline, lock.release, txn)
+        elif take and core.journal is not None:  # reads never wait for the disk
+            ticket = core.ticket()
+    if found is not None:
+        if take and core.journal is not None:
+            core.settle(ticket)
+        return found
+    result = _wait(core, w, lock)
+    if take and core.journal is not None:
+        core.settle_now()
+    return result
 
-    __slots__ = ("_plain", "_space_hooks", "acquire", "locked")
 
-    def __init__(self, plain: threading.Lock, hooks: list[Callable[[], object]]) -> None:
-        self._plain = plain
-        self._space_hooks = hooks
-        self.acquire = plain.acquire
-        self.locked = plain.locked
+def _group(
+    core: Core, template: Template, take: bool, limit: int | None, timeout: float | None, txn: Txn | None
+) -> list[Tuple]:
+    """``read_all`` or ``take_all``, waiting up to ``timeout`` for a first match.
 
-    def release(self) -> None:
+    A take waits as one group taker (see :meth:`Engine.add_group_taker`); a read
+    waits as a read does, then reads again (a take may have come first)."""
+    engine = core.engine
+    ticket = 0
+    while True:
+        with core.lock:
+            deadline = engine.deadline(timeout)
+            found = engine.find_all(template, take, limit, txn)
+            if found or timeout == 0 or limit == 0:
+                if take and core.journal is not None:
+                    ticket = core.ticket()
+                break
+            lock = _thread.allocate_lock()
+            lock.acquire()
+            if take:
+                group = engine.add_group_taker(template, limit, deadline, lock.release, txn)
+                w: Waiter = group
+            else:
+                w = engine.add_waiter(template, False, deadline, lock.release, txn)
         try:
-            for hook in self._space_hooks:  # _call_hooks, inlined: this is the hot path
-                try:
-                    hook()
-                except Exception:
-                    log.exception("a hook of a space failed")
-        finally:
-            self._plain.release()
-
-    def __enter__(self) -> bool:
-        return self._plain.acquire()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release()
+            _wait(core, w, lock)
+        except Timeout:
+            return []
+        if take:
+            if core.journal is not None:
+                core.settle_now()
+            return group.got
+        timeout = time_left(engine, deadline)
+    core.settle(ticket)
+    return found
 
 
-def _call_hooks(hooks: list[Callable[[], object]]) -> None:
-    for hook in hooks:
-        try:
-            hook()
-        except Exception:
-            log.exception("a hook of a space failed")
-
-
-def time_left(engine: Engine, deadline: float | None) -> float | None:
-    """The seconds left until ``deadline`` (None: forever)."""
-    return None if deadline is None else max(deadline - engine.clock.now(), 0.0)
-
-
-def outcome(w: Waiter) -> Tuple:
-    """The result of a finished wait, or the error that ended it."""
-    if w.state is DONE:
-        return w.result  # type: ignore[return-value]
-    if w.state is CLOSED:
-        raise SpaceClosed("the space was closed while waiting")
-    if w.state is ABORTED:
-        raise TransactionAborted("the transaction was aborted while waiting")
-    assert w.state is TIMED_OUT
-    if w.kind == "write":
-        raise Timeout("the space stayed full: no room for the tuple in time")
-    raise Timeout(f"no tuple matched {w.template.fields!r} in time")
-
-
-class _Timer:
-    """Calls ``engine.tick()`` at the engine's next deadline, until the space is
-    closed or garbage (the thread holds the space only weakly)."""
-
-    def __init__(self, space: Space) -> None:
-        self._cond = threading.Condition(space._plain)  # noqa: SLF001 (the space's own timer waits on its lock)
-        self._engine = space.core.engine
-        self._space = weakref.ref(space)
-        self._due = 0.0  # when the thread wakes next
-        threading.Thread(target=self._run, name="tuplespace-timer", daemon=True).start()
-
-    def poke(self) -> None:
-        """A deadline may have moved earlier (call with the space's lock held)."""
-        deadline = self._engine.next_deadline()
-        if self._engine.closed or (deadline is not None and deadline < self._due):
-            self._cond.notify()
-
-    def _run(self) -> None:
-        engine = self._engine
-        with self._cond:
-            while not engine.closed and (space := self._space()) is not None:
-                engine.tick()
-                space._run_hooks()  # noqa: SLF001 (the space's own timer; its condition holds the plain lock)
-                del space
-                deadline = engine.next_deadline()
-                wait = 5.0 if deadline is None else min(max(deadline - engine.clock.now(), 0.0), 5.0)
-                self._due = engine.clock.now() + wait
-                self._cond.wait(wait)
+def _wait(core: Core, w: Waiter, lock: Any) -> Tuple:
+    """Wait until the engine ends ``w``; its result, or the error that ended it."""
+    engine = core.engine
+    received = False
+    try:
+        if w.deadline is None or engine.clock.simulated:
+            lock.acquire()
+        else:
+            # lock.acquire refuses timeouts past TIMEOUT_MAX: wait in slices.
+            while not lock.acquire(
+                timeout=min(max(w.deadline - engine.clock.now(), 0.0), threading.TIMEOUT_MAX)
+            ):
+                if core.wait_ended(w):
+                    break
+        received = True
+    finally:
+        core.end_wait(w, received)
+    return outcome(w)
 
 
 class TransactionBase:
@@ -967,8 +765,8 @@ class TransactionBase:
     private and takes are held until commit, so none of them waits for the disk.
     """
 
-    def __init__(self, space: Space, txn: Txn) -> None:
-        self._space = space
+    def __init__(self, core: Core, txn: Txn) -> None:
+        self._core = core
         self._txn = txn
 
     @property
@@ -981,32 +779,32 @@ class TransactionBase:
         return self._txn.expires
 
     def _locked(self, operation: Callable[..., Any], *args: Any) -> Any:
-        with self._space.core.lock:
+        with self._core.lock:
             return operation(*args)
 
     def _write(self, t: Iterable[Value], lease: float | None) -> None:
-        self._locked(self._space.core.engine.write, t, lease, self._txn)
+        self._locked(self._core.engine.write, t, lease, self._txn)
 
     def _write_many(self, tuples: Iterable[Iterable[Value]], lease: float | None) -> None:
-        self._locked(self._space.core.engine.write_many, tuples, lease, self._txn)
+        self._locked(self._core.engine.write_many, tuples, lease, self._txn)
 
     def _find(self, template: Any, take: bool) -> Tuple | None:
         found: Tuple | None = self._locked(
-            self._space.core.engine.find, compile_template(template), take, self._txn
+            self._core.engine.find, compile_template(template), take, self._txn
         )
         return found
 
     def _count(self, template: Any) -> int:
-        n: int = self._locked(self._space.core.engine.count, compile_template(template), self._txn)
+        n: int = self._locked(self._core.engine.count, compile_template(template), self._txn)
         return n
 
     def _abort(self) -> None:
-        self._locked(self._space.core.engine.abort, self._txn)
+        self._locked(self._core.engine.abort, self._txn)
 
     def _renew(self, lease: float | None) -> None:
-        with self._space.core.lock:
-            self._space.core.engine.renew_txn(self._txn, lease)
-            self._space.core.start_timer()
+        with self._core.lock:
+            self._core.engine.renew_txn(self._txn, lease)
+            self._core.start_timer()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._txn.seq}, {self.state})"
@@ -1030,14 +828,10 @@ class Transaction(TransactionBase):
         self._write_many(tuples, lease)
 
     def read(self, template: Any, timeout: float | None = None) -> Tuple:
-        return self._space._block(  # noqa: SLF001 (a transaction waits as its space does)
-            compile_template(template), False, timeout, self._txn
-        )
+        return _block(self._core, compile_template(template), False, timeout, self._txn)
 
     def take(self, template: Any, timeout: float | None = None) -> Tuple:
-        return self._space._block(  # noqa: SLF001 (a transaction waits as its space does)
-            compile_template(template), True, timeout, self._txn
-        )
+        return _block(self._core, compile_template(template), True, timeout, self._txn)
 
     def try_read(self, template: Any) -> Tuple | None:
         return self._find(template, False)
@@ -1046,21 +840,17 @@ class Transaction(TransactionBase):
         return self._find(template, True)
 
     def read_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        return self._space._group(  # noqa: SLF001 (a transaction waits as its space does)
-            compile_template(template), False, limit, timeout, self._txn
-        )
+        return _group(self._core, compile_template(template), False, limit, timeout, self._txn)
 
     def take_all(self, template: Any, limit: int | None = None, timeout: float | None = 0) -> list[Tuple]:
-        return self._space._group(  # noqa: SLF001 (a transaction waits as its space does)
-            compile_template(template), True, limit, timeout, self._txn
-        )
+        return _group(self._core, compile_template(template), True, limit, timeout, self._txn)
 
     def count(self, template: Any) -> int:
         return self._count(template)
 
     def commit(self) -> None:
         """Make the takes final and the writes visible, atomically."""
-        self._space.core.call(self._space.core.engine.commit, self._txn)
+        self._core.call(self._core.engine.commit, self._txn)
 
     def abort(self) -> None:
         """Discard the writes and put every taken tuple back at its place."""

@@ -17,23 +17,23 @@ from ._errors import Timeout
 from ._events import Event, FeedBase, nothing
 
 if TYPE_CHECKING:
-    from ._space import Space
+    from ._core import Core
 
 __all__ = ["Subscription", "SubscriptionBase", "next_from"]
 
 
-def next_from(space: Space, feed: FeedBase[E], timeout: float | None) -> E | None:
+def next_from(core: Core, feed: FeedBase[E], timeout: float | None) -> E | None:
     """The next item of ``feed``, waiting up to ``timeout`` seconds (:class:`Timeout`
     after); None once the feed has ended."""
-    engine = space.core.engine
-    with space.core.lock:
+    engine = core.engine
+    with core.lock:
         event = engine.next_event(feed)
         if event is not None:
             return event
         deadline = engine.deadline(timeout)
     ready = threading.Event()
     while True:
-        with space.core.lock:
+        with core.lock:
             feed.wake = nothing
             event = engine.next_event(feed)
             if event is not None:
@@ -51,8 +51,8 @@ class SubscriptionBase:
     """What both faces of a subscription (or of a record's watch) share: its state
     and the calls that never wait."""
 
-    def __init__(self, space: Space, feed: FeedBase[Any]) -> None:
-        self._space = space
+    def __init__(self, core: Core, feed: FeedBase[Any]) -> None:
+        self._core = core
         self._feed = feed
 
     @property
@@ -76,17 +76,17 @@ class SubscriptionBase:
 
     def statistics(self) -> dict[str, Any]:
         """Pending and delivered events, overflows and where the gap is."""
-        with self._space.core.lock:
+        with self._core.lock:
             return self._feed.statistics()
 
     def _renew(self, lease: float | None) -> None:
-        with self._space.core.lock:
-            self._space.core.engine.renew_feed(self._feed, lease)
-            self._space.core.start_timer()
+        with self._core.lock:
+            self._core.engine.renew_feed(self._feed, lease)
+            self._core.start_timer()
 
     def _close(self) -> None:
-        with self._space.core.lock:
-            self._space.core.engine.unsubscribe(self._feed)
+        with self._core.lock:
+            self._core.engine.unsubscribe(self._feed)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_seq={self.last_seq}, closed={self.closed})"
@@ -106,7 +106,7 @@ class Subscription(SubscriptionBase):
     def get(self, timeout: float | None = None) -> Event | None:
         """The next event, waiting up to ``timeout`` seconds (:class:`Timeout` after);
         None once the subscription has ended."""
-        return next_from(self._space, self._feed, timeout)
+        return next_from(self._core, self._feed, timeout)
 
     def __iter__(self) -> Iterator[Event]:
         return self

@@ -415,7 +415,7 @@ class SpacesResource:
             raise ApiError(400, "bad_request", "a field is not watched: observe it with GET", "op")
         record = target.record
         token = target.key[-1] if record.is_capability else None  # its path is $cap/<token>
-        watched = AsyncRecord(target.space, record.rid, token, record.operations)
+        watched = AsyncRecord(target.space.core, record.rid, token, record.operations)
 
         def opened(since: int | None) -> AsyncRecordWatch:
             return watched.watch(since)
@@ -451,7 +451,7 @@ class SpacesResource:
             feed = space.core.subscribe(
                 templates, kinds, since, _MAX_PENDING, None, existing == "true", present
             )
-            return AsyncSubscription(space, feed)
+            return AsyncSubscription(space.core, feed)
 
         return opened, since
 
@@ -824,7 +824,7 @@ class SpacesResource:
                 400, "bad_request", "revoke names its capability: ?capability=<token>", "capability"
             )
         handle = space.record(self._address(name, ("$cap", token)))
-        Record(space, handle.rid, token, handle.operations, owner=True).revoke()
+        Record(space.core, handle.rid, token, handle.operations, owner=True).revoke()
         return Message(code=CHANGED)
 
     async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:

@@ -34,6 +34,7 @@ import orjson
 
 from .._aio import AsyncSpace, AsyncTransaction, _call, _settle_now
 from .._codec import to_wire
+from .._core import Core
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import InvalidValue, StoreError, TransactionError
@@ -160,11 +161,11 @@ class RecordClaim:
     claim's lease running out unconfirmed does.  It has the face of a transaction
     that claims use (``state``, ``expires_at``, ``commit``, ``abort``)."""
 
-    def __init__(self, space: Space, rid: int, lease: float) -> None:
-        self._space = space
+    def __init__(self, core: Core, rid: int, lease: float) -> None:
+        self._core = core
         self._rid = rid
         self.state = "active"
-        self.expires_at: float | None = space.core.engine.clock.now() + lease
+        self.expires_at: float | None = core.engine.clock.now() + lease
         self._timer = asyncio.get_running_loop().call_later(lease, self._expire)
 
     def _end(self, state: str) -> bool:
@@ -175,11 +176,11 @@ class RecordClaim:
         return True
 
     def _release(self) -> None:
-        space = self._space
-        with space.core.lock:
-            if not space.core.engine.closed:  # a closed space keeps the record as it was stored
-                space.core.engine.records.release(self._rid)
-                space.core.poke_timer()
+        core = self._core
+        with core.lock:
+            if not core.engine.closed:  # a closed space keeps the record as it was stored
+                core.engine.records.release(self._rid)
+                core.poke_timer()
 
     def _expire(self) -> None:
         if self._end("aborted"):
@@ -188,18 +189,18 @@ class RecordClaim:
     async def commit(self) -> None:
         if not self._end("committed"):
             raise TransactionError(f"the claim is {self.state}")
-        space = self._space
+        core = self._core
 
         def confirm() -> None:
-            space.core.check_open()
-            space.core.engine.records.confirm(self._rid)
+            core.check_open()
+            core.engine.records.confirm(self._rid)
 
-        await _call(space.core, confirm)
+        await _call(core, confirm)
 
     async def abort(self) -> None:
         if self._end("aborted"):
             self._release()
-            await _settle_now(self._space.core)
+            await _settle_now(self._core)
 
 
 class KeptClaim:

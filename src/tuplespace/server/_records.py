@@ -292,7 +292,7 @@ class RecordRoutes(EventRoutes):
         handle = await self._resolve(info, ref, caller)
         assert isinstance(handle, AsyncRecord)
         owner = AsyncRecord(
-            info.embedded("records"),
+            info.embedded("records").core,
             handle.rid,
             handle._token,  # noqa: SLF001 (a capability's secret, kept by the handle the server made)
             handle.operations,
@@ -343,7 +343,7 @@ class RecordRoutes(EventRoutes):
         kept_claim: dict[str, Any] | None = None
 
         def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
-            held.append(RecordClaim(aspace.space, rid, self.claim_lease))
+            held.append(RecordClaim(aspace.core, rid, self.claim_lease))
 
         async def kept_take(
             tx: AsyncTransaction | AsyncRedisTransaction, wait: float | None
@@ -510,7 +510,7 @@ def _own(caller: Caller) -> str:
 async def _by_id(info: SpaceInfo, rid: int) -> Handle:
     """The full handle of the record numbered ``rid`` of the space ``info``."""
     if info.space is not None:
-        return AsyncRecord(info.space, rid)
+        return AsyncRecord(info.space.core, rid)
     try:
         return await _kept(info).record_by_id(rid)
     except Exception as exc:
@@ -601,7 +601,7 @@ async def _record_out(handle: Handle) -> dict[str, Any]:
     if isinstance(handle, AsyncRecord):
         store = handle._store  # noqa: SLF001 (the handle's record store)
         token = handle._token  # noqa: SLF001 (a capability's secret, kept by the handle)
-        with handle._space.core.lock:  # noqa: SLF001 (the handle's space)
+        with handle._core.lock:  # noqa: SLF001 (the core the handle holds)
             address, fields, version = store.snapshot(rid, token)
             computed = () if rid == ROOT_RID else store.view(rid, token, _COMPUTED)
         data = RecordData(address, fields, version)
