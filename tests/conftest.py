@@ -314,14 +314,13 @@ PARTITIONED_LIMITS = {
     "test_write_if_absent_writes_only_when_nothing_matches": (
         "write_if_absent of a tuple in another partition than its template"
     ),
-    "test_a_template_filters_the_events": "events of a template without the route field (since= a number)",
     "test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity": (
-        "events of every partition in one subscription"
+        "the present tuples of a subscription across partitions come a partition after the other, "
+        "not in the order they were written"
     ),
-    "test_since_zero_replays_the_whole_log": "events of every partition in one subscription",
-    "test_since_the_latest_event_replays_nothing": "events of every partition in one subscription",
-    "test_record_events_share_the_numbering_of_tuple_events_but_not_their_subscriptions": (
-        "events of every partition in one subscription"
+    "test_since_older_than_the_log_raises_events_lost_at_once": (
+        "seqs one apart: a partition numbers its events `partitions` apart "
+        "(test_redis.py: test_a_partitioned_log_too_short_for_since_raises_events_lost)"
     ),
 }
 

@@ -680,8 +680,6 @@ def test_a_partitioned_space_keeps_each_tuple_in_the_partition_of_its_route_fiel
         assert len(masters) == 3  # the partitions are on every master
         assert space.count(("job", ANY, ANY)) == 40
         assert space.statistics()["tuples"] == 40
-        with pytest.raises(ts.InvalidValue, match="exact value"):
-            space.subscribe(("job", str, int))
         with pytest.raises(ts.InvalidValue, match="another partition"):
             space.replace(("job", "key-1", ANY), ("job", "key-2", 1), timeout=0)
         assert space.read(("job", "key-7", int), timeout=0) == ("job", "key-7", 7)
@@ -736,6 +734,67 @@ def test_a_read_without_the_route_field_is_woken_by_a_write_to_any_partition(
         finished(run_child(url, 'space.write(("b", 2))'))
         assert [r.result(PATIENCE) for r in readers] == [("b", 2), ("b", 2)]
         assert space.take((str, int), timeout=0) == ("b", 2)
+
+
+def test_one_subscription_orders_the_events_of_every_partition_alike_everywhere_and_resumes_exactly(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1"
+    with ts.connect(url) as space, ts.connect(url) as other:
+        here = space.subscribe(ANY)
+        there = other.subscribe(("job", ANY, ANY))
+        child = run_child(url, 'for n in range(60): space.write(("job", f"c{n}", n))')
+        writer = spawn(lambda: [other.write(("job", f"o{n}", n)) for n in range(60)])
+        for n in range(60):  # one process's writes, one after the other, to every partition
+            space.write(("job", f"s{n}", n))
+        finished(child)
+        writer.result(PATIENCE)
+        seen = [here.get(timeout=PATIENCE) for _ in range(180)]
+        assert [(e.seq, e.tuple) for e in seen] == [
+            (e.seq, e.tuple) for e in (there.get(timeout=PATIENCE) for _ in range(180))
+        ]
+        assert [e.seq for e in seen] == sorted({e.seq for e in seen})
+        for source in "sco":  # each writer's changes in the order it made them
+            assert [e.tuple[2] for e in seen if e.tuple[1][0] == source] == list(range(60))
+        here.close()
+        # Resumed in another process, after any of them: the rest, each once.
+        resumed = finished(
+            run_child(
+                url,
+                f"""
+                sub = space.subscribe(ANY, since={seen[99].seq})
+                print(*[sub.get(timeout=30).seq for _ in range(80)])
+                try:
+                    print("more", sub.get(timeout=0))
+                except ts.Timeout:
+                    print("no more")
+                """,
+            )
+        )
+        assert resumed.split("\n")[:2] == [" ".join(str(e.seq) for e in seen[100:]), "no more"]
+        replay = other.subscribe(ANY, since=0)
+        assert [replay.get(timeout=PATIENCE).seq for _ in range(180)] == [e.seq for e in seen]
+        latest = space.statistics()["last_event"]
+        assert latest >= seen[-1].seq
+        after = space.subscribe(ANY, since=latest)
+        child = run_child(url, 'space.write(("job", "late", 0))')
+        finished(child)
+        assert after.get(timeout=PATIENCE).tuple == ("job", "late", 0)
+        assert there.get(timeout=PATIENCE).seq > seen[-1].seq
+        assert space.statistics()["subscribers"] == 1
+
+
+def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: RedisServer) -> None:
+    url = redis_server.space_url() + "&partitions=2&route=1&event_retention=5"
+    with ts.connect(url) as space:
+        space.write_many([("n", "k", i) for i in range(10)])  # one partition keeps the last 5 of them
+        with pytest.raises(ts.EventsLost) as info:
+            space.subscribe(("n", str, int), since=0)
+        sub = space.subscribe(("n", str, int), since=info.value.oldest_available - 1)
+        events = [sub.get(timeout=PATIENCE) for _ in range(5)]
+        assert [e.tuple[2] for e in events] == list(range(5, 10))
+        assert events[0].seq == info.value.oldest_available
+        assert info.value.first_missing < info.value.oldest_available
 
 
 # -- durability -------------------------------------------------------------------------------------

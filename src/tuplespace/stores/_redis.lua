@@ -22,34 +22,49 @@ end
 
 local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
--- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
--- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
--- (``txns``); and how many rules the space has (``rules``).
+-- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none), of the
+-- latest dropped from the log (``ev_gone``, 0: none), how many are logged (``ev_n``)
+-- and the bytes of tuple encodings logged (``ev_bytes``); and how many transactions are
+-- open (``txns``); and how many rules the space has (``rules``).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'ev_n', 'ev_gone')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
 local rules = tonumber(cfg[8] or '0')
+local ev_n = tonumber(cfg[9] or '') or (ev_first > 0 and ev_last - ev_first + 1 or 0)
+local ev_gone = tonumber(cfg[10] or '') or math.max(ev_first - 1, 0)
 local removed = 0
+-- A partition of a partitioned space is given KEYS[2]: the prefix, ':' and the latest
+-- seq the calling process knows of in any partition.  The events logged here come
+-- after it (seqs are a Lamport clock), so every process orders the changes a process
+-- made one after the other as it made them; the seqs of a partition may skip numbers.
+local ev_kept = ev_last
+if KEYS[2] then
+  ev_last = math.max(ev_last, tonumber(string.sub(KEYS[2], #P + 2)))
+end
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
 -- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
--- and the latest one always.  Seqs follow each other, so the oldest is ``ev_first``.
+-- and the latest one always.
 local function log(kind, data)
   ev_last = ev_last + 1
   redis.call('XADD', EV, ev_last .. '-0', 'k', kind, 'd', data, 't', now)
   ev_bytes = ev_bytes + #data
+  ev_n = ev_n + 1
   if ev_first == 0 then
     ev_first = ev_last
   end
-  while ev_first < ev_last and (ev_last - ev_first >= retention or ev_bytes > budget) do
-    local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)[1]
-    redis.call('XDEL', EV, oldest[1])
-    ev_bytes = ev_bytes - #oldest[2][4]
-    ev_first = ev_first + 1
+  while ev_n > 1 and (ev_n > retention or ev_bytes > budget) do
+    local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 2)
+    redis.call('XDEL', EV, oldest[1][1])
+    ev_bytes = ev_bytes - #oldest[1][2][4]
+    ev_gone = tonumber(string.match(oldest[1][1], '^%d+'))
+    ev_first = tonumber(string.match(oldest[2][1], '^%d+'))
+    ev_n = ev_n - 1
   end
-  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes)
+  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes, 'ev_n', ev_n,
+    'ev_gone', ev_gone)
 end
 
 -- A tuple is kept as its encoding, a newline, then its index keys joined by newlines
@@ -834,7 +849,7 @@ return {
   redis.call('HGET', CNT, 'expired') or '0',
   redis.call('HGET', CNT, 'cancelled') or '0',
   ev_last,
-  ev_first > 0 and ev_last - ev_first + 1 or 0,
+  ev_n,
   ev_bytes,
   redis.call('ZCARD', TXEXP),
   redis.call('HGET', CNT, 'commits') or '0',
@@ -846,10 +861,15 @@ return {
 
 --[[ events +records ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
--- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
--- the next lease of a tuple or a record ends (-1: none), the id of the latest tuple (every
--- tuple of a later id was written after the latest event), then seq, kind, encoding and
--- time of each event after.
+-- Returns the seq of the latest event (in a partition, at least the caller's: see
+-- KEYS[2]; the later events of the partition come after it), that of the oldest
+-- logged (0: none), the ms until the next lease of a tuple or a record ends (-1: none),
+-- the id of the latest tuple (every tuple of a later id was written after the latest
+-- event), the seq of the latest event dropped from the log (0: none), then seq, kind,
+-- encoding and time of each event after.
+if ev_last > ev_kept then
+  redis.call('HSET', CFG, 'ev_last', ev_last)
+end
 expire_due()
 expire_records()
 tell_room()
@@ -862,7 +882,7 @@ if first[2] then
     soonest = string.format('%.17g', ms)
   end
 end
-local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0'}
+local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0', ev_gone}
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]

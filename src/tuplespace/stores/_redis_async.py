@@ -18,6 +18,7 @@ Subscriptions read the space's event log, a Redis stream, woken by the listener.
 from __future__ import annotations
 
 import abc
+import bisect
 import contextlib
 import itertools
 import logging
@@ -29,6 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
@@ -91,6 +93,7 @@ from ._redis import (
     AsyncClient,
     AsyncGuard,
     AsyncWake,
+    Clock,
     Options,
     Waiter,
     Writer,
@@ -146,10 +149,8 @@ _SUMMED = (
     "leased_tuples",
     "expired",
     "cancelled",
-    "last_event",
     "logged_events",
     "logged_bytes",
-    "subscribers",
     "waiters",
     "waiting_writers",
 )
@@ -279,19 +280,42 @@ def _balance(reply: Any) -> Credit:
     return _credit(reply[0])
 
 
-async def _log_start(core: AsyncRedisCore, since: int | None) -> tuple[int, list[Any]]:
-    """Where a reader of the space's log begins: after ``since`` (None: the latest
-    event), :class:`~tuplespace.EventsLost` if the log no longer reaches back there;
-    and the reply of the script ``events``."""
-    reply = await core.call("events", [0, 0])
-    last, first = int(reply[0]), int(reply[1])
-    since = last if since is None else since
-    if since > last:
-        raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
-    oldest = first or last + 1
-    if since + 1 < oldest:
-        raise EventsLost(since + 1, oldest)
-    return since, reply
+async def _heads(parts: list[_Part]) -> list[Any]:
+    """The replies of the script ``events`` in each of ``parts``, with no event."""
+    return [await core.call("events", [0, 0]) for _, core in parts]
+
+
+async def _latest(parts: list[_Part], n: int) -> tuple[int, list[Any]]:
+    """The seq after which every later event of ``parts`` of a space of ``n`` partitions
+    comes, and the replies of the script ``events`` that made it so.  The seq ``k`` of
+    partition ``p`` is ``k * n + p`` in the space; over several partitions, a second
+    call makes each partition's latest seq at least the latest ``k`` of the first call,
+    so that every later event of any of them comes after ``k * n + n - 1``."""
+    replies = await _heads(parts)
+    most = max(int(reply[0]) for reply in replies)
+    if len(parts) > 1:
+        replies = await _heads(parts)  # each call is given the clock, at least `most`
+    return most * n + n - 1, replies
+
+
+async def _log_start(parts: list[_Part], n: int, since: int | None) -> tuple[int, dict[int, int], list[Any]]:
+    """Where a reader of ``parts`` of a space of ``n`` partitions begins: after ``since``
+    (None: the latest event), :class:`~tuplespace.EventsLost` if a partition's log no
+    longer reaches back there; the seq of each partition read up to, and the replies of
+    the script ``events``."""
+    if since is None:
+        since, replies = await _latest(parts, n)
+    else:
+        replies = await _heads(parts)
+        last = max(int(reply[0]) * n + p for (p, _), reply in zip(parts, replies, strict=True))
+        if since > last:
+            raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+    k, q = divmod(since, n)
+    after = {p: k if p <= q else max(k - 1, 0) for p, _ in parts}
+    for (p, _), reply in zip(parts, replies, strict=True):
+        if after[p] < int(reply[4]):
+            raise EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
+    return since, after, replies
 
 
 def _matches(
@@ -333,8 +357,8 @@ class AsyncRedisCore:
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
-    partitions, or itself) that serve a template; ``closed()`` whether the space
-    was closed.
+    partitions, or itself) that serve a template; ``subscriptions()`` lists the
+    subscriptions and watches it wakes; ``closed()`` whether the space was closed.
     """
 
     __slots__ = (
@@ -359,6 +383,7 @@ class AsyncRedisCore:
         "rules",
         "select",
         "serving",
+        "subscriptions",
         "wait",
         "write",
     )
@@ -388,6 +413,7 @@ class AsyncRedisCore:
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
         serving: Callable[[Template | None], list[AsyncRedisSpace]],
+        subscriptions: Callable[[], list[AsyncLogReader[Any]]],
         closed: Callable[[], bool],
     ) -> None:
         self.options = options
@@ -412,7 +438,12 @@ class AsyncRedisCore:
         self.refile = refile
         self.remove_waiter = remove_waiter
         self.serving = serving
+        self.subscriptions = subscriptions
         self.closed = closed
+
+
+_Part = tuple[int, AsyncRedisCore]
+"""A partition of a space (its number, its core) whose log a reader reads."""
 
 
 class AsyncRedisSpace:
@@ -434,10 +465,16 @@ class AsyncRedisSpace:
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
-    def __init__(self, options: Options, partition: int = 0, client: Any = None) -> None:
+    def __init__(
+        self, options: Options, partition: int = 0, client: Any = None, clock: Clock | None = None
+    ) -> None:
         self._options = options
         self._key = prefix(options.space, partition)
         self._channel = self._key + ":ch"
+        # In a partitioned space, the clock its partitions share: each script is given
+        # it, and the partition's latest seq, read after it in the same packet, moves it on.
+        self._clock = clock if clock is not None or options.partitions == 1 else Clock()
+        self._clock_read = [] if self._clock is None else [pack(("HGET", self._key + ":cfg", "ev_last"))]
         # A script is never run twice: a failure is the caller's to see.
         self._connection: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -517,6 +554,7 @@ class AsyncRedisSpace:
             refile=self._refile,
             remove_waiter=self._remove_waiter,
             serving=self._serving,
+            subscriptions=self._subscribers,
             closed=self._is_closed,
         )
 
@@ -1030,9 +1068,11 @@ class AsyncRedisSpace:
         self._check_open()
         kinds = frozenset(check_kinds(events))
         since = check_since(since)
+        compiled = None if template is ANY else compile_template(template)
         subscription = AsyncRedisSubscription(
-            self,
-            template,
+            self.core,
+            self._log_parts(compiled),
+            compiled,
             kinds,
             since,
             check_max_pending(max_pending),
@@ -1349,6 +1389,11 @@ class AsyncRedisSpace:
         """The partition that keeps the checked tuple ``t``."""
         return self
 
+    def _log_parts(self, template: Template | None) -> list[_Part]:
+        """The partitions whose events can be of tuples matching ``template`` (None:
+        every tuple), numbered."""
+        return [(0, self.core)]
+
     # -- calls waiting in this process ------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -1374,6 +1419,10 @@ class AsyncRedisSpace:
                     maximum=most,
                 )
             self._subscriptions[subscription] = wake
+
+    def _subscribers(self) -> list[AsyncLogReader[Any]]:
+        with self._guard:
+            return list(self._subscriptions)
 
     def _remove_subscription(self, subscription: AsyncLogReader[Any]) -> None:
         with self._guard:
@@ -1536,18 +1585,22 @@ class AsyncRedisSpace:
             raise
 
     async def _run(self, script: str, args: list[Any]) -> Any:
-        command = ("EVALSHA", SHAS[script], 1, self._key, *args)
+        clock = self._clock
+        keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
+        command = ("EVALSHA", SHAS[script], *keys, *args)
         try:
-            return await self._send(command)
+            return await self._send(command, True)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
             loader = self._redis if self._master is None else self._master
             await loader.script_load(SCRIPTS[script])
-            return await self._send(command)
+            return await self._send(command, True)
 
-    async def _send(self, command: tuple[Any, ...]) -> Any:
+    async def _send(self, command: tuple[Any, ...], script: bool = False) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
-        WAIT for a replica with ``durability=replicated``."""
+        read of the partition's latest seq after a ``script`` in a partitioned space and
+        by a WAIT for a replica with ``durability=replicated``."""
+        tail = [*self._clock_read, *self._replica_wait] if script else self._replica_wait
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
         # The idle connections of this pool: a master forgotten meanwhile takes its list along.
@@ -1564,13 +1617,14 @@ class AsyncRedisSpace:
                     await self._forget_master()
                 raise
         try:
-            await connection.send_packed_command([pack(command), *self._replica_wait], check_health=False)
+            await connection.send_packed_command([pack(command), *tail], check_health=False)
             try:
                 reply = await connection.read_response()
             except ResponseError:
-                if self._replica_wait:
-                    await connection.read_response()  # the WAIT's answer
+                for _ in tail:  # the answers that follow
+                    await connection.read_response()
                 raise
+            latest = await connection.read_response() if script and self._clock_read else None
             acknowledged = await connection.read_response() if self._replica_wait else 1
         except ResponseError as exc:  # Redis answered: the connection is fine
             if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
@@ -1583,6 +1637,8 @@ class AsyncRedisSpace:
             raise
         finally:
             idle.append(connection)
+        if latest is not None and self._clock is not None:
+            self._clock.advance(int(latest))
         if acknowledged < 1:
             raise StoreError(
                 f"no replica acknowledged the change to space {self._options.space!r} within "
@@ -1766,8 +1822,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     partition, in its arrival order there, and takes at most one tuple, in one
     partition.  Counts, ``read_all`` and ``take_all`` sum and join the partitions.
     ``write_many`` writes the tuples of each partition at once (all or none in each
-    partition).  Events are numbered in each partition: ``subscribe`` needs a template
-    with an exact value at the route field.  ``replace`` keeps the route field's value
+    partition).  A subscription gets the events of every partition its template can
+    match, in one order every process sees alike (the seq ``k`` of partition ``p`` is
+    ``k * partitions + p``; a partition's seqs are a Lamport clock, so a process's
+    changes come in the order it made them); ``since`` resumes it in any process.
+    ``replace`` keeps the route field's value
     and ``write_if_absent`` needs the template and the tuple in one partition: each is
     atomic inside one partition.  A partitioned space has no capacity.  See
     ``docs/scaling.md``, "Partitions".
@@ -1776,7 +1835,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     def __init__(self, options: Options) -> None:
         super().__init__(options)
         # This object holds the client the partitions share, and closes it last.
-        self._parts = [AsyncRedisSpace(options, i, self._redis) for i in range(options.partitions)]
+        self._parts = [
+            AsyncRedisSpace(options, i, self._redis, self._clock) for i in range(options.partitions)
+        ]
         # The waiters filed in the partitions for each call waiting across them, and how
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[AsyncWake]]] = []
@@ -1790,6 +1851,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
 
     def _keeper(self, t: Tuple) -> AsyncRedisSpace:
         return self._parts[route_of_tuple(t, self._options)]
+
+    def _log_parts(self, template: Template | None) -> list[_Part]:
+        i = None if template is None else route_of_template(template, self._options)
+        numbers = range(len(self._parts)) if i is None else [i]
+        return [(n, self._parts[n].core) for n in numbers]
 
     def _routed(self, template: Template | None, what: str) -> AsyncRedisSpace:
         """The one partition of ``template`` (None: ANY); InvalidValue if it has none."""
@@ -1949,24 +2015,6 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             )
         return await part.write_if_absent(compiled, checked, lease)
 
-    def subscribe(
-        self,
-        template: Any,
-        events: Iterable[str] = EVENT_KINDS,
-        *,
-        since: int | None = None,
-        max_pending: int = 1000,
-        lease: float | None = None,
-        existing: bool = False,
-    ) -> AsyncRedisSubscription:
-        """The events of the partition of ``template`` (an exact value at the route
-        field), numbered in that partition; see :meth:`AsyncRedisSpace.subscribe`."""
-        self._check_open()
-        part = self._routed(None if template is ANY else compile_template(template), "subscribe")
-        return part.subscribe(
-            template, events, since=since, max_pending=max_pending, lease=lease, existing=existing
-        )
-
     async def statistics(self) -> dict[str, Any]:
         """The counts of every partition, summed (``last_event``: the events of all of
         them), and ``partitions``."""
@@ -1977,6 +2025,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
+        total["last_event"] = (await _latest(self._log_parts(None), len(self._parts)))[0]
+        # A subscription across partitions is one subscriber.
+        readers = {r for part in self._parts for r in part.core.subscriptions()}
+        total["subscribers"] = len(readers.union(self._subscriptions))
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
@@ -2328,6 +2380,7 @@ class AsyncRedisTransaction(AsyncOpenable):
 
 
 _Item = TypeVar("_Item", Event, Change)
+_first = itemgetter(0)
 
 
 class AsyncLogReader(AsyncOpenable, Generic[_Item]):
@@ -2341,12 +2394,14 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     def __init__(
         self,
         core: AsyncRedisCore,
+        parts: list[_Part],
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
     ) -> None:
         self._core = core
+        self._parts = parts
         self._kinds = kinds
         self._since = since
         self._max_pending = max_pending
@@ -2354,7 +2409,8 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._lease_end = AsyncLater()
         self._wake = AsyncWake()
         self._pending: deque[_Item] = deque()
-        self._read = 0  # the seq of the last event read from the log
+        self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
+        self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
         self._opening = AsyncLock()
@@ -2383,21 +2439,58 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         """Queue what the logged event ``seq`` brings, if it is asked for."""
 
+    async def _begin(self) -> list[Any]:
+        """Listen for the events of the partitions read and begin after ``since``; the
+        replies of the script ``events`` there."""
+        for _, core in self._parts:
+            await core.listen()  # from here on, every logged change wakes a waiting get
+            core.add_subscription(self, self._wake)
+        try:
+            n = self._core.options.partitions
+            self._last_seq, self._after, replies = await _log_start(self._parts, n, self._since)
+        except BaseException:
+            self._leave()
+            raise
+        return replies
+
+    def _leave(self) -> None:
+        for _, core in self._parts:
+            core.remove_subscription(self)
+
     async def _fetch(self) -> tuple[bool, float | None]:
-        """Read the next events of the log, keeping those asked for; whether any was
-        read, and the seconds until the next lease of the space ends (None: no lease)."""
-        reply = await self._core.call("events", [self._read, self._max_pending])
-        entries = reply[4:]
+        """Read the next events of the log of each partition, keeping those asked for in
+        the order of their seqs; whether any was read, and the seconds until the next
+        lease of the space ends (None: no lease).
+
+        An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
+        partitions, the events read are kept once every partition's next events are
+        known to come after them: the script ``events`` makes a partition's latest seq at
+        least the clock of this process, which every seq read moves on."""
+        n = self._core.options.partitions
+        most = max(1, self._max_pending // len(self._parts))
         lost = None
-        if entries and int(entries[0]) > self._read + 1:
-            lost = EventsLost(self._read + 1, int(entries[0]))
-        for i in range(0, len(entries), 4):
-            seq = self._read = int(entries[i])
-            self._keep(seq, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3]))
+        known = []  # up to which seq of its own each partition's events are all read
+        expiry: float | None = None
+        for p, core in self._parts:
+            reply = await core.call("events", [self._after[p], most])
+            entries = reply[5:]
+            if lost is None and self._after[p] < int(reply[4]):
+                lost = EventsLost((self._after[p] + 1) * n + p, int(reply[1]) * n + p)
+            for i in range(0, len(entries), 4):
+                k = self._after[p] = int(entries[i])
+                self._ahead.append((k * n + p, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3])))
+            known.append(int(reply[0]) if len(entries) < 4 * most else self._after[p])
+            ms = float(reply[2])
+            if ms >= 0:
+                expiry = ms / 1000.0 if expiry is None else min(expiry, ms / 1000.0)
+        self._ahead.sort(key=_first)
+        ready = bisect.bisect_right(self._ahead, min(known) * n + n - 1, key=_first)
+        for item in self._ahead[:ready]:
+            self._keep(*item)
+        del self._ahead[:ready]
         if lost is not None:
             raise lost
-        expiry = float(reply[2]) / 1000.0
-        return bool(entries), None if expiry < 0 else expiry
+        return bool(ready or self._ahead), expiry
 
     def _delivering(self, item: _Item) -> _Item:
         self._delivered += 1
@@ -2445,7 +2538,8 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._closed = True
         self._lease_end.cancel()
         self._pending.clear()
-        self._core.remove_subscription(self)
+        self._ahead.clear()
+        self._leave()
         self._wake.set()
 
     async def __aenter__(self) -> Self:
@@ -2477,19 +2571,22 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
 
     def __init__(
         self,
-        space: AsyncRedisSpace,
-        template: Any,
+        core: AsyncRedisCore,
+        parts: list[_Part],
+        template: Template | None,
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
         existing: bool,
     ) -> None:
-        super().__init__(space.core, kinds, since, max_pending, lease)
-        self._template = None if template is ANY else compile_template(template)  # None: every tuple
+        super().__init__(core, parts, kinds, since, max_pending, lease)
+        self._template = template  # None: every tuple
         self._presenting = existing
-        self._present_after = 0  # the id of the last present tuple reported
-        self._present_upto = 0  # the id of the latest tuple when the subscription began
+        # The partitions whose present tuples are still to report, each with the id of
+        # its latest tuple when the subscription began, and the id of the last reported.
+        self._present_in: deque[tuple[AsyncRedisCore, int]] = deque()
+        self._present_after = 0
         self._began = 0.0
 
     def statistics(self) -> dict[str, Any]:
@@ -2501,21 +2598,21 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
         async with self._opening:
             if self._opened or self._closed:
                 return
-            core = self._core
-            await core.listen()  # from here on, every logged change wakes a waiting get
-            core.add_subscription(self, self._wake)
-            try:
-                since, reply = await _log_start(core, self._since)
-            except BaseException:
-                core.remove_subscription(self)
-                raise
-            self._read = self._last_seq = since
-            self._present_upto = int(reply[3])
-            self._present_after = self._present_upto + 1 if core.options.order == "lifo" else 0
+            replies = await self._begin()
+            self._present_in.extend(
+                (core, int(reply[3])) for (_, core), reply in zip(self._parts, replies, strict=True)
+            )
+            self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
+
+    def _present_start(self) -> int:
+        """The id the present tuples of a partition are looked up after."""
+        if self._core.options.order == "lifo" and self._present_in:
+            return self._present_in[0][1] + 1
+        return 0
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind in self._kinds:
@@ -2528,10 +2625,19 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
 
     async def _present(self) -> Tuple | None:
         """The next tuple present when the subscription began that is still in the
-        space, in the space's order (None: there is none left)."""
-        core = self._core
+        space, in the space's order in each partition, a partition after the other
+        (None: there is none left)."""
+        while self._present_in:
+            t = await self._present_there(*self._present_in[0])
+            if t is not None:
+                return t
+            self._present_in.popleft()
+            self._present_after = self._present_start()
+        return None
+
+    async def _present_there(self, core: AsyncRedisCore, upto: int) -> Tuple | None:
+        """The next tuple present in the partition of ``core``, of an id up to ``upto``."""
         order = "lifo" if core.options.order == "lifo" else "fifo"
-        upto = self._present_upto
         template = self._template
         if template is None:
             reply = await core.call("first", [order, self._present_after, upto, *_EVERY_ARITY])
@@ -2962,7 +3068,7 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
         max_pending: int,
         lease: float | None,
     ) -> None:
-        super().__init__(core, kinds, since, max_pending, lease)
+        super().__init__(core, [(0, core)], kinds, since, max_pending, lease)
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
@@ -2972,15 +3078,9 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
             if self._opened or self._closed:
                 return
             core = self._core
-            await core.listen()
-            core.add_subscription(self, self._wake)
-            try:
-                if self._rid is not None and self._ref is not None:
-                    await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
-                self._read = self._last_seq = (await _log_start(core, self._since))[0]
-            except BaseException:
-                core.remove_subscription(self)
-                raise
+            if self._rid is not None and self._ref is not None:
+                await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
+            await self._begin()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)

@@ -19,6 +19,7 @@ Subscriptions read the space's event log, a Redis stream, woken by the listener.
 from __future__ import annotations
 
 import abc
+import bisect
 import contextlib
 import itertools
 import logging
@@ -30,6 +31,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
@@ -90,6 +92,7 @@ from ._redis import (
     SCRIPTS,
     SHAS,
     Client,
+    Clock,
     Guard,
     Options,
     Waiter,
@@ -147,10 +150,8 @@ _SUMMED = (
     "leased_tuples",
     "expired",
     "cancelled",
-    "last_event",
     "logged_events",
     "logged_bytes",
-    "subscribers",
     "waiters",
     "waiting_writers",
 )
@@ -280,19 +281,42 @@ def _balance(reply: Any) -> Credit:
     return _credit(reply[0])
 
 
-def _log_start(core: RedisCore, since: int | None) -> tuple[int, list[Any]]:
-    """Where a reader of the space's log begins: after ``since`` (None: the latest
-    event), :class:`~tuplespace.EventsLost` if the log no longer reaches back there;
-    and the reply of the script ``events``."""
-    reply = core.call("events", [0, 0])
-    last, first = int(reply[0]), int(reply[1])
-    since = last if since is None else since
-    if since > last:
-        raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
-    oldest = first or last + 1
-    if since + 1 < oldest:
-        raise EventsLost(since + 1, oldest)
-    return since, reply
+def _heads(parts: list[_Part]) -> list[Any]:
+    """The replies of the script ``events`` in each of ``parts``, with no event."""
+    return [core.call("events", [0, 0]) for _, core in parts]
+
+
+def _latest(parts: list[_Part], n: int) -> tuple[int, list[Any]]:
+    """The seq after which every later event of ``parts`` of a space of ``n`` partitions
+    comes, and the replies of the script ``events`` that made it so.  The seq ``k`` of
+    partition ``p`` is ``k * n + p`` in the space; over several partitions, a second
+    call makes each partition's latest seq at least the latest ``k`` of the first call,
+    so that every later event of any of them comes after ``k * n + n - 1``."""
+    replies = _heads(parts)
+    most = max(int(reply[0]) for reply in replies)
+    if len(parts) > 1:
+        replies = _heads(parts)  # each call is given the clock, at least `most`
+    return most * n + n - 1, replies
+
+
+def _log_start(parts: list[_Part], n: int, since: int | None) -> tuple[int, dict[int, int], list[Any]]:
+    """Where a reader of ``parts`` of a space of ``n`` partitions begins: after ``since``
+    (None: the latest event), :class:`~tuplespace.EventsLost` if a partition's log no
+    longer reaches back there; the seq of each partition read up to, and the replies of
+    the script ``events``."""
+    if since is None:
+        since, replies = _latest(parts, n)
+    else:
+        replies = _heads(parts)
+        last = max(int(reply[0]) * n + p for (p, _), reply in zip(parts, replies, strict=True))
+        if since > last:
+            raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+    k, q = divmod(since, n)
+    after = {p: k if p <= q else max(k - 1, 0) for p, _ in parts}
+    for (p, _), reply in zip(parts, replies, strict=True):
+        if after[p] < int(reply[4]):
+            raise EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
+    return since, after, replies
 
 
 def _matches(
@@ -334,8 +358,8 @@ class RedisCore:
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
-    partitions, or itself) that serve a template; ``closed()`` whether the space
-    was closed.
+    partitions, or itself) that serve a template; ``subscriptions()`` lists the
+    subscriptions and watches it wakes; ``closed()`` whether the space was closed.
     """
 
     __slots__ = (
@@ -360,6 +384,7 @@ class RedisCore:
         "rules",
         "select",
         "serving",
+        "subscriptions",
         "wait",
         "write",
     )
@@ -389,6 +414,7 @@ class RedisCore:
         refile: Callable[[Waiter[Wake]], None],
         remove_waiter: Callable[[Waiter[Wake]], None],
         serving: Callable[[Template | None], list[RedisSpace]],
+        subscriptions: Callable[[], list[LogReader[Any]]],
         closed: Callable[[], bool],
     ) -> None:
         self.options = options
@@ -413,7 +439,12 @@ class RedisCore:
         self.refile = refile
         self.remove_waiter = remove_waiter
         self.serving = serving
+        self.subscriptions = subscriptions
         self.closed = closed
+
+
+_Part = tuple[int, RedisCore]
+"""A partition of a space (its number, its core) whose log a reader reads."""
 
 
 class RedisSpace:
@@ -435,10 +466,16 @@ class RedisSpace:
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
-    def __init__(self, options: Options, partition: int = 0, client: Any = None) -> None:
+    def __init__(
+        self, options: Options, partition: int = 0, client: Any = None, clock: Clock | None = None
+    ) -> None:
         self._options = options
         self._key = prefix(options.space, partition)
         self._channel = self._key + ":ch"
+        # In a partitioned space, the clock its partitions share: each script is given
+        # it, and the partition's latest seq, read after it in the same packet, moves it on.
+        self._clock = clock if clock is not None or options.partitions == 1 else Clock()
+        self._clock_read = [] if self._clock is None else [pack(("HGET", self._key + ":cfg", "ev_last"))]
         # A script is never run twice: a failure is the caller's to see.
         self._connection: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -518,6 +555,7 @@ class RedisSpace:
             refile=self._refile,
             remove_waiter=self._remove_waiter,
             serving=self._serving,
+            subscriptions=self._subscribers,
             closed=self._is_closed,
         )
 
@@ -1015,9 +1053,11 @@ class RedisSpace:
         self._check_open()
         kinds = frozenset(check_kinds(events))
         since = check_since(since)
+        compiled = None if template is ANY else compile_template(template)
         subscription = RedisSubscription(
-            self,
-            template,
+            self.core,
+            self._log_parts(compiled),
+            compiled,
             kinds,
             since,
             check_max_pending(max_pending),
@@ -1328,6 +1368,11 @@ class RedisSpace:
         """The partition that keeps the checked tuple ``t``."""
         return self
 
+    def _log_parts(self, template: Template | None) -> list[_Part]:
+        """The partitions whose events can be of tuples matching ``template`` (None:
+        every tuple), numbered."""
+        return [(0, self.core)]
+
     # -- calls waiting in this process ------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -1353,6 +1398,10 @@ class RedisSpace:
                     maximum=most,
                 )
             self._subscriptions[subscription] = wake
+
+    def _subscribers(self) -> list[LogReader[Any]]:
+        with self._guard:
+            return list(self._subscriptions)
 
     def _remove_subscription(self, subscription: LogReader[Any]) -> None:
         with self._guard:
@@ -1515,18 +1564,22 @@ class RedisSpace:
             raise
 
     def _run(self, script: str, args: list[Any]) -> Any:
-        command = ("EVALSHA", SHAS[script], 1, self._key, *args)
+        clock = self._clock
+        keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
+        command = ("EVALSHA", SHAS[script], *keys, *args)
         try:
-            return self._send(command)
+            return self._send(command, True)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
             loader = self._redis if self._master is None else self._master
             loader.script_load(SCRIPTS[script])
-            return self._send(command)
+            return self._send(command, True)
 
-    def _send(self, command: tuple[Any, ...]) -> Any:
+    def _send(self, command: tuple[Any, ...], script: bool = False) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
-        WAIT for a replica with ``durability=replicated``."""
+        read of the partition's latest seq after a ``script`` in a partitioned space and
+        by a WAIT for a replica with ``durability=replicated``."""
+        tail = [*self._clock_read, *self._replica_wait] if script else self._replica_wait
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
         # The idle connections of this pool: a master forgotten meanwhile takes its list along.
@@ -1543,13 +1596,14 @@ class RedisSpace:
                     self._forget_master()
                 raise
         try:
-            connection.send_packed_command([pack(command), *self._replica_wait], check_health=False)
+            connection.send_packed_command([pack(command), *tail], check_health=False)
             try:
                 reply = connection.read_response()
             except ResponseError:
-                if self._replica_wait:
-                    connection.read_response()  # the WAIT's answer
+                for _ in tail:  # the answers that follow
+                    connection.read_response()
                 raise
+            latest = connection.read_response() if script and self._clock_read else None
             acknowledged = connection.read_response() if self._replica_wait else 1
         except ResponseError as exc:  # Redis answered: the connection is fine
             if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
@@ -1562,6 +1616,8 @@ class RedisSpace:
             raise
         finally:
             idle.append(connection)
+        if latest is not None and self._clock is not None:
+            self._clock.advance(int(latest))
         if acknowledged < 1:
             raise StoreError(
                 f"no replica acknowledged the change to space {self._options.space!r} within "
@@ -1745,8 +1801,11 @@ class PartitionedRedisSpace(RedisSpace):
     partition, in its arrival order there, and takes at most one tuple, in one
     partition.  Counts, ``read_all`` and ``take_all`` sum and join the partitions.
     ``write_many`` writes the tuples of each partition at once (all or none in each
-    partition).  Events are numbered in each partition: ``subscribe`` needs a template
-    with an exact value at the route field.  ``replace`` keeps the route field's value
+    partition).  A subscription gets the events of every partition its template can
+    match, in one order every process sees alike (the seq ``k`` of partition ``p`` is
+    ``k * partitions + p``; a partition's seqs are a Lamport clock, so a process's
+    changes come in the order it made them); ``since`` resumes it in any process.
+    ``replace`` keeps the route field's value
     and ``write_if_absent`` needs the template and the tuple in one partition: each is
     atomic inside one partition.  A partitioned space has no capacity.  See
     ``docs/scaling.md``, "Partitions".
@@ -1755,7 +1814,7 @@ class PartitionedRedisSpace(RedisSpace):
     def __init__(self, options: Options) -> None:
         super().__init__(options)
         # This object holds the client the partitions share, and closes it last.
-        self._parts = [RedisSpace(options, i, self._redis) for i in range(options.partitions)]
+        self._parts = [RedisSpace(options, i, self._redis, self._clock) for i in range(options.partitions)]
         # The waiters filed in the partitions for each call waiting across them, and how
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[Wake]]] = []
@@ -1769,6 +1828,11 @@ class PartitionedRedisSpace(RedisSpace):
 
     def _keeper(self, t: Tuple) -> RedisSpace:
         return self._parts[route_of_tuple(t, self._options)]
+
+    def _log_parts(self, template: Template | None) -> list[_Part]:
+        i = None if template is None else route_of_template(template, self._options)
+        numbers = range(len(self._parts)) if i is None else [i]
+        return [(n, self._parts[n].core) for n in numbers]
 
     def _routed(self, template: Template | None, what: str) -> RedisSpace:
         """The one partition of ``template`` (None: ANY); InvalidValue if it has none."""
@@ -1926,24 +1990,6 @@ class PartitionedRedisSpace(RedisSpace):
             )
         return part.write_if_absent(compiled, checked, lease)
 
-    def subscribe(
-        self,
-        template: Any,
-        events: Iterable[str] = EVENT_KINDS,
-        *,
-        since: int | None = None,
-        max_pending: int = 1000,
-        lease: float | None = None,
-        existing: bool = False,
-    ) -> RedisSubscription:
-        """The events of the partition of ``template`` (an exact value at the route
-        field), numbered in that partition; see :meth:`RedisSpace.subscribe`."""
-        self._check_open()
-        part = self._routed(None if template is ANY else compile_template(template), "subscribe")
-        return part.subscribe(
-            template, events, since=since, max_pending=max_pending, lease=lease, existing=existing
-        )
-
     def statistics(self) -> dict[str, Any]:
         """The counts of every partition, summed (``last_event``: the events of all of
         them), and ``partitions``."""
@@ -1954,6 +2000,10 @@ class PartitionedRedisSpace(RedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
+        total["last_event"] = (_latest(self._log_parts(None), len(self._parts)))[0]
+        # A subscription across partitions is one subscriber.
+        readers = {r for part in self._parts for r in part.core.subscriptions()}
+        total["subscribers"] = len(readers.union(self._subscriptions))
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
@@ -2297,6 +2347,7 @@ class RedisTransaction(Openable):
 
 
 _Item = TypeVar("_Item", Event, Change)
+_first = itemgetter(0)
 
 
 class LogReader(Openable, Generic[_Item]):
@@ -2310,12 +2361,14 @@ class LogReader(Openable, Generic[_Item]):
     def __init__(
         self,
         core: RedisCore,
+        parts: list[_Part],
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
     ) -> None:
         self._core = core
+        self._parts = parts
         self._kinds = kinds
         self._since = since
         self._max_pending = max_pending
@@ -2323,7 +2376,8 @@ class LogReader(Openable, Generic[_Item]):
         self._lease_end = Later()
         self._wake = Wake()
         self._pending: deque[_Item] = deque()
-        self._read = 0  # the seq of the last event read from the log
+        self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
+        self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
         self._opening = Lock()
@@ -2352,21 +2406,58 @@ class LogReader(Openable, Generic[_Item]):
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         """Queue what the logged event ``seq`` brings, if it is asked for."""
 
+    def _begin(self) -> list[Any]:
+        """Listen for the events of the partitions read and begin after ``since``; the
+        replies of the script ``events`` there."""
+        for _, core in self._parts:
+            core.listen()  # from here on, every logged change wakes a waiting get
+            core.add_subscription(self, self._wake)
+        try:
+            n = self._core.options.partitions
+            self._last_seq, self._after, replies = _log_start(self._parts, n, self._since)
+        except BaseException:
+            self._leave()
+            raise
+        return replies
+
+    def _leave(self) -> None:
+        for _, core in self._parts:
+            core.remove_subscription(self)
+
     def _fetch(self) -> tuple[bool, float | None]:
-        """Read the next events of the log, keeping those asked for; whether any was
-        read, and the seconds until the next lease of the space ends (None: no lease)."""
-        reply = self._core.call("events", [self._read, self._max_pending])
-        entries = reply[4:]
+        """Read the next events of the log of each partition, keeping those asked for in
+        the order of their seqs; whether any was read, and the seconds until the next
+        lease of the space ends (None: no lease).
+
+        An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
+        partitions, the events read are kept once every partition's next events are
+        known to come after them: the script ``events`` makes a partition's latest seq at
+        least the clock of this process, which every seq read moves on."""
+        n = self._core.options.partitions
+        most = max(1, self._max_pending // len(self._parts))
         lost = None
-        if entries and int(entries[0]) > self._read + 1:
-            lost = EventsLost(self._read + 1, int(entries[0]))
-        for i in range(0, len(entries), 4):
-            seq = self._read = int(entries[i])
-            self._keep(seq, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3]))
+        known = []  # up to which seq of its own each partition's events are all read
+        expiry: float | None = None
+        for p, core in self._parts:
+            reply = core.call("events", [self._after[p], most])
+            entries = reply[5:]
+            if lost is None and self._after[p] < int(reply[4]):
+                lost = EventsLost((self._after[p] + 1) * n + p, int(reply[1]) * n + p)
+            for i in range(0, len(entries), 4):
+                k = self._after[p] = int(entries[i])
+                self._ahead.append((k * n + p, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3])))
+            known.append(int(reply[0]) if len(entries) < 4 * most else self._after[p])
+            ms = float(reply[2])
+            if ms >= 0:
+                expiry = ms / 1000.0 if expiry is None else min(expiry, ms / 1000.0)
+        self._ahead.sort(key=_first)
+        ready = bisect.bisect_right(self._ahead, min(known) * n + n - 1, key=_first)
+        for item in self._ahead[:ready]:
+            self._keep(*item)
+        del self._ahead[:ready]
         if lost is not None:
             raise lost
-        expiry = float(reply[2]) / 1000.0
-        return bool(entries), None if expiry < 0 else expiry
+        return bool(ready or self._ahead), expiry
 
     def _delivering(self, item: _Item) -> _Item:
         self._delivered += 1
@@ -2414,7 +2505,8 @@ class LogReader(Openable, Generic[_Item]):
         self._closed = True
         self._lease_end.cancel()
         self._pending.clear()
-        self._core.remove_subscription(self)
+        self._ahead.clear()
+        self._leave()
         self._wake.set()
 
     def __enter__(self) -> Self:
@@ -2446,19 +2538,22 @@ class RedisSubscription(LogReader[Event]):
 
     def __init__(
         self,
-        space: RedisSpace,
-        template: Any,
+        core: RedisCore,
+        parts: list[_Part],
+        template: Template | None,
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
         existing: bool,
     ) -> None:
-        super().__init__(space.core, kinds, since, max_pending, lease)
-        self._template = None if template is ANY else compile_template(template)  # None: every tuple
+        super().__init__(core, parts, kinds, since, max_pending, lease)
+        self._template = template  # None: every tuple
         self._presenting = existing
-        self._present_after = 0  # the id of the last present tuple reported
-        self._present_upto = 0  # the id of the latest tuple when the subscription began
+        # The partitions whose present tuples are still to report, each with the id of
+        # its latest tuple when the subscription began, and the id of the last reported.
+        self._present_in: deque[tuple[RedisCore, int]] = deque()
+        self._present_after = 0
         self._began = 0.0
 
     def statistics(self) -> dict[str, Any]:
@@ -2470,21 +2565,21 @@ class RedisSubscription(LogReader[Event]):
         with self._opening:
             if self._opened or self._closed:
                 return
-            core = self._core
-            core.listen()  # from here on, every logged change wakes a waiting get
-            core.add_subscription(self, self._wake)
-            try:
-                since, reply = _log_start(core, self._since)
-            except BaseException:
-                core.remove_subscription(self)
-                raise
-            self._read = self._last_seq = since
-            self._present_upto = int(reply[3])
-            self._present_after = self._present_upto + 1 if core.options.order == "lifo" else 0
+            replies = self._begin()
+            self._present_in.extend(
+                (core, int(reply[3])) for (_, core), reply in zip(self._parts, replies, strict=True)
+            )
+            self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
+
+    def _present_start(self) -> int:
+        """The id the present tuples of a partition are looked up after."""
+        if self._core.options.order == "lifo" and self._present_in:
+            return self._present_in[0][1] + 1
+        return 0
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind in self._kinds:
@@ -2497,10 +2592,19 @@ class RedisSubscription(LogReader[Event]):
 
     def _present(self) -> Tuple | None:
         """The next tuple present when the subscription began that is still in the
-        space, in the space's order (None: there is none left)."""
-        core = self._core
+        space, in the space's order in each partition, a partition after the other
+        (None: there is none left)."""
+        while self._present_in:
+            t = self._present_there(*self._present_in[0])
+            if t is not None:
+                return t
+            self._present_in.popleft()
+            self._present_after = self._present_start()
+        return None
+
+    def _present_there(self, core: RedisCore, upto: int) -> Tuple | None:
+        """The next tuple present in the partition of ``core``, of an id up to ``upto``."""
         order = "lifo" if core.options.order == "lifo" else "fifo"
-        upto = self._present_upto
         template = self._template
         if template is None:
             reply = core.call("first", [order, self._present_after, upto, *_EVERY_ARITY])
@@ -2931,7 +3035,7 @@ class RedisRecordWatch(LogReader[Change]):
         max_pending: int,
         lease: float | None,
     ) -> None:
-        super().__init__(core, kinds, since, max_pending, lease)
+        super().__init__(core, [(0, core)], kinds, since, max_pending, lease)
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
@@ -2941,15 +3045,9 @@ class RedisRecordWatch(LogReader[Change]):
             if self._opened or self._closed:
                 return
             core = self._core
-            core.listen()
-            core.add_subscription(self, self._wake)
-            try:
-                if self._rid is not None and self._ref is not None:
-                    _checked(core, self._rid, core.call("rget", ["rid", self._ref]))
-                self._read = self._last_seq = (_log_start(core, self._since))[0]
-            except BaseException:
-                core.remove_subscription(self)
-                raise
+            if self._rid is not None and self._ref is not None:
+                _checked(core, self._rid, core.call("rget", ["rid", self._ref]))
+            self._begin()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
