@@ -311,9 +311,6 @@ PARTITIONED_LIMITS = {
     "test_an_aborted_transaction_emits_no_event": "transactions",
     "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",
     "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
-    "test_write_if_absent_writes_only_when_nothing_matches": (
-        "write_if_absent of a tuple in another partition than its template"
-    ),
     "test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity": (
         "the present tuples of a subscription across partitions come a partition after the other, "
         "not in the order they were written"

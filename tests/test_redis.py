@@ -797,6 +797,21 @@ def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: 
         assert info.value.first_missing < info.value.oldest_available
 
 
+def test_write_if_absent_looks_in_every_partition_its_template_can_match(redis_server: RedisServer) -> None:
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=1") as space:
+        names = [f"node-{n}" for n in range(8)]  # in more than one partition
+        assert space.write_if_absent(("lock", ANY), ("lock", names[0])) is True
+        assert [space.write_if_absent(("lock", ANY), ("lock", name)) for name in names[1:]] == [False] * 7
+        assert space.write_if_absent(("lock", "node-5"), ("owner", "node-5")) is True  # absent
+        assert space.read_all((str, str)) in (
+            [("lock", "node-0"), ("owner", "node-5")],
+            [("owner", "node-5"), ("lock", "node-0")],
+        )
+        space.take(("lock", ANY))
+        assert space.write_if_absent(("lock", ANY), ("lock", names[3])) is True
+        assert space.read_all(("lock", ANY)) == [("lock", names[3])]
+
+
 # -- durability -------------------------------------------------------------------------------------
 
 

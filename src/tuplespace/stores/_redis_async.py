@@ -1826,9 +1826,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     match, in one order every process sees alike (the seq ``k`` of partition ``p`` is
     ``k * partitions + p``; a partition's seqs are a Lamport clock, so a process's
     changes come in the order it made them); ``since`` resumes it in any process.
-    ``replace`` keeps the route field's value
-    and ``write_if_absent`` needs the template and the tuple in one partition: each is
-    atomic inside one partition.  A partitioned space has no capacity.  See
+    ``replace`` keeps the route field's value (atomic in its partition);
+    ``write_if_absent`` is atomic when its template can match in the tuple's partition
+    only.  A partitioned space has no capacity.  See
     ``docs/scaling.md``, "Partitions".
     """
 
@@ -1856,18 +1856,6 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         i = None if template is None else route_of_template(template, self._options)
         numbers = range(len(self._parts)) if i is None else [i]
         return [(n, self._parts[n].core) for n in numbers]
-
-    def _routed(self, template: Template | None, what: str) -> AsyncRedisSpace:
-        """The one partition of ``template`` (None: ANY); InvalidValue if it has none."""
-        parts = self._serving(template)
-        if len(parts) > 1:
-            fields = "ANY" if template is None else repr(template.fields)
-            raise InvalidValue(
-                f"{what} in a space partitioned by field {self._options.route} needs a template "
-                f"with an exact value there, got {fields}",
-                "template",
-            )
-        return parts[0]
 
     async def _write(
         self,
@@ -2002,18 +1990,19 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             await part.core.ping()
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
-        """Write ``t`` only if no tuple matches ``template``, atomically, in their one
-        partition; see :meth:`AsyncRedisSpace.write_if_absent`."""
+        """Write ``t`` only if no tuple matches ``template``; True if written.  Atomic
+        when the template can match in the tuple's partition only; otherwise the other
+        partitions the template can match in are looked in first, then the tuple's, as
+        :meth:`AsyncRedisSpace.write_if_absent` does: a matching tuple written in another
+        partition after it was looked in there is not seen (the window: the scripts
+        that look in the partitions after it, and the write)."""
         compiled = compile_template(template)
-        part = self._routed(compiled, "write_if_absent")
         checked, _, _ = encode_tuple(t)
-        if self._keeper(checked) is not part:
-            raise InvalidValue(
-                f"write_if_absent: the tuple {checked!r} belongs to another partition than the template "
-                f"{compiled.fields!r}",
-                "tuple",
-            )
-        return await part.write_if_absent(compiled, checked, lease)
+        keeper = self._keeper(checked)
+        for part in self._serving(compiled):
+            if part is not keeper and await part.count(compiled):
+                return False
+        return await keeper.write_if_absent(compiled, checked, lease)
 
     async def statistics(self) -> dict[str, Any]:
         """The counts of every partition, summed (``last_event``: the events of all of
