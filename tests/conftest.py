@@ -303,14 +303,15 @@ def served_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
     "test_capacity": "capacity, which a partitioned space does not have",
-    "test_transactions": "transactions, which a partitioned space does not have",
     "test_active": "rules, which a partitioned space does not have",
 }
 PARTITIONED_LIMITS = {
-    "test_events_of_a_transaction_appear_at_commit_only": "transactions",
-    "test_an_aborted_transaction_emits_no_event": "transactions",
-    "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",
-    "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
+    "test_a_tuple_handed_to_a_waiting_transaction_take_returns_to_its_place_on_abort": (
+        "the order of a read_all across partitions: partition after partition"
+    ),
+    "test_a_waiting_take_all_in_a_transaction_holds_what_a_write_many_brings_until_abort": (
+        "the order of a read_all across partitions: partition after partition"
+    ),
     "test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity": (
         "the present tuples of a subscription across partitions come a partition after the other, "
         "not in the order they were written"

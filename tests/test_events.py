@@ -565,7 +565,8 @@ def test_events_of_a_transaction_appear_at_commit_only(space: Any) -> None:
         assert drain(sub) == []
     events = drain(sub)
     assert changes(events) == [("take", ("job", 1)), ("write", ("result", 1)), ("write", ("result", 2))]
-    assert events[2].seq == events[0].seq + 2
+    if step(space) == 1:  # one script (a partitioned space commits in each partition in turn)
+        assert events[2].seq == events[0].seq + 2
 
 
 def test_an_aborted_transaction_emits_no_event(space: Any) -> None:

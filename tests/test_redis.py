@@ -511,12 +511,45 @@ def test_the_transactions_open_in_a_process_are_bounded_and_those_run_out_make_r
         assert space.read_all(("job", int)) == [("job", 1)]
 
 
-def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
-    with ts.connect(redis_cluster.space_url() + "&partitions=4&route=1") as space:
+def test_a_transaction_across_partitions_reaches_each_and_a_dead_holder_gives_every_tuple_back(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1"
+    jobs = [("job", f"k{n}", n) for n in range(8)]  # in every partition
+    with ts.connect(url) as space:
+        space.write_many(jobs)
+        sub = space.subscribe(ANY)
+        with space.transaction() as tx:
+            assert sorted(t[2] for t in tx.take_all(("job", str, int))) == list(range(8))
+            tx.write(("done", "all", 8))
+            assert space.count(("job", ANY, ANY)) == 0
+            with pytest.raises(ts.Timeout):
+                sub.get(timeout=0)  # nothing before the commit
+        assert space.read_all(("done", ANY, ANY)) == [("done", "all", 8)]
+        events = [sub.get(timeout=PATIENCE) for _ in range(9)]
+        assert sorted((e.kind, e.tuple) for e in events) == sorted(
+            [("take", t) for t in jobs] + [("write", ("done", "all", 8))]
+        )
+        # A process that dies holding tuples of every partition: each comes back when
+        # the transaction's lease runs out there.
+        space.write_many(jobs)
+        child = run_child(
+            url,
+            """
+            import os
+            tx = space.transaction(lease=1)
+            print(len(tx.take_all(("job", str, int))), flush=True)
+            os._exit(0)
+            """,
+        )
+        assert finished(child).strip() == "8"
+        wait_until(lambda: space.count(("job", ANY, ANY)) == 8, "the dead process's tuples back")
+        tx = space.transaction()
+        assert len(tx.take_all(("job", str, int))) == 8
+        tx.abort()  # in every partition
+        assert sorted(space.read_all(("job", ANY, ANY))) == sorted(jobs)
         with pytest.raises(ts.NotSupported, match="partitioned by field 1"):
-            space.transaction()
-        space.write(("job", 1))  # the space serves on
-        assert space.take(("job", 1)) == ("job", 1)
+            space.claim("tag", 1.0, 1.0)
 
 
 def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(url: str, space: Any) -> None:

@@ -358,7 +358,10 @@ class AsyncRedisCore:
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
-    subscriptions and watches it wakes; ``closed()`` whether the space was closed.
+    subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
+    on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
+    arguments of each item, an item's tuple naming its partition (None: every
+    partition); ``closed()`` whether the space was closed.
     """
 
     __slots__ = (
@@ -384,6 +387,7 @@ class AsyncRedisCore:
         "select",
         "serving",
         "subscriptions",
+        "txn",
         "wait",
         "write",
     )
@@ -414,6 +418,7 @@ class AsyncRedisCore:
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
         serving: Callable[[Template | None], list[AsyncRedisSpace]],
         subscriptions: Callable[[], list[AsyncLogReader[Any]]],
+        txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
     ) -> None:
         self.options = options
@@ -439,6 +444,7 @@ class AsyncRedisCore:
         self.remove_waiter = remove_waiter
         self.serving = serving
         self.subscriptions = subscriptions
+        self.txn = txn
         self.closed = closed
 
 
@@ -555,6 +561,7 @@ class AsyncRedisSpace:
             remove_waiter=self._remove_waiter,
             serving=self._serving,
             subscriptions=self._subscribers,
+            txn=self._txn,
             closed=self._is_closed,
         )
 
@@ -1039,6 +1046,11 @@ class AsyncRedisSpace:
         """Forget ``tx``, which has ended."""
         with self._guard:
             self._transactions.pop(tx, None)
+
+    async def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
+        """The reply of ``script`` run on the transaction ``tx_id`` with the arguments of
+        ``items``, in order."""
+        return await self._call(script, [tx_id, *(arg for _, args in items for arg in args)])
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -1893,15 +1905,72 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         assert leases is not None
         return leases[0]
 
+    def _ids(self, tx: str) -> list[str]:
+        """The ids in each partition of the transaction ``tx`` ('': none)."""
+        return tx.split(",") if tx else [""] * len(self._parts)
+
+    def _serving_ids(self, template: Template, tx: str) -> list[tuple[AsyncRedisSpace, str]]:
+        """The partitions that can hold matches of ``template``, each with the id there
+        of the transaction ``tx``."""
+        serving = self._serving(template)
+        return [(part, i) for part, i in zip(self._parts, self._ids(tx), strict=True) if part in serving]
+
     async def _select(
         self, template: Template, take: bool, limit: int | None, tx: str = ""
     ) -> list[tuple[int, Tuple]]:
         found: list[tuple[int, Tuple]] = []
-        for part in self._serving(template):
-            found += await part.core.select(template, take, None if limit is None else limit - len(found), "")
+        for part, tx_id in self._serving_ids(template, tx):
+            found += await part.core.select(
+                template, take, None if limit is None else limit - len(found), tx_id
+            )
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+    async def _begin(
+        self, tx: AsyncRedisTransaction, lease: float, claim: list[str]
+    ) -> tuple[str, float | None]:
+        """Begin ``tx`` in every partition: its ids there joined by commas, and the
+        soonest of its expiries.  Each partition holds what it took there, and gives
+        it back when its lease there runs out."""
+        ids: list[str] = []
+        expiries: list[float] = []
+        for part in self._parts:
+            tx_id, expires = await part.core.begin(tx, lease, claim)
+            ids.append(tx_id)
+            if expires is not None:
+                expiries.append(expires)
+        return ",".join(ids), min(expiries, default=None)
+
+    def _end_transaction(self, tx: AsyncRedisTransaction) -> None:
+        for part in self._parts:
+            part.core.end_transaction(tx)
+
+    def _end_waits(self, tx: str, error: TupleSpaceError) -> None:
+        for part, tx_id in zip(self._parts, self._ids(tx), strict=True):
+            part.core.end_waits(tx_id, error)
+
+    async def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
+        """Run ``script`` in each partition of the transaction with the items of that
+        partition (those without a tuple in every partition), in turn from the first.
+        A commit that one partition refuses (the transaction's lease ran out there)
+        aborts the transaction in the partitions after it; the partitions before it have
+        committed.  The replies of a commit, an abort or a release are 1 when every
+        partition's is, of a renewal the soonest expiry (None if one is not open)."""
+        ids = self._ids(tx_id)
+        groups: list[list[Any]] = [[] for _ in self._parts]
+        for t, args in items:
+            for n in range(len(self._parts)) if t is None else [route_of_tuple(t, self._options)]:
+                groups[n] += args
+        replies: list[Any] = []
+        for part, tx, args in zip(self._parts, ids, groups, strict=True):
+            if script == "commit" and replies and not replies[-1]:
+                await part.core.call("abort", [tx])
+                continue
+            replies.append(await part.core.call(script, [tx, *args]))
+        if script == "renew_txn":
+            return None if None in replies else min(replies, key=float)
+        return int(all(replies))
 
     @property
     def rules(self) -> AsyncRedisRules:
@@ -1912,17 +1981,12 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             f"without partitions for them"
         )
 
-    def transaction(self, lease: float | None = 60.0) -> AsyncRedisTransaction:
-        """Not for a partitioned space: NotSupported (a transaction is kept in one
-        partition, and nothing confines its operations to it)."""
-        raise NotSupported(
-            f"transactions on a space partitioned by field {self._options.route}: open the space "
-            f"without partitions for them"
-        )
-
     def claim(self, tag: str, lease: float, remember: float) -> AsyncRedisTransaction:
-        """Not for a partitioned space: NotSupported, as :meth:`transaction`."""
-        return self.transaction(lease)
+        """Not for a partitioned space (no server hosts one): NotSupported."""
+        raise NotSupported(
+            f"claims on a space partitioned by field {self._options.route}: a server hosts spaces without "
+            f"partitions"
+        )
 
     async def count(self, template: Any) -> int:
         """How many tuples match ``template``, in every partition that can hold one."""
@@ -1930,11 +1994,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         return sum([await part.count(compiled) for part in self._serving(compiled)])
 
     async def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
-        parts = self._serving(template)
+        parts = self._serving_ids(template, tx)
         if len(parts) == 1:
-            found_there: Tuple = await parts[0].core.block(template, take, timeout, "")
+            found_there: Tuple = await parts[0][0].core.block(template, take, timeout, parts[0][1])
             return found_there
-        found = await self._select(template, take, 1)
+        found = await self._select(template, take, 1, tx)
         if found:
             return found[0][1]
         if timeout == 0:
@@ -1949,8 +2013,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         self._across.append(filed)
         looked = False
         try:
-            for part in parts:
+            for part, tx_id in parts:
                 waiters.append((part, part.core.add_waiter(template, take, wake)))
+                waiters[-1][1].tx = tx_id
                 filed.append(waiters[-1][1])
                 await part.core.listen()
             while True:
@@ -1965,9 +2030,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                         continue
                     with part.core.guard:
                         offer, waiter.offer = waiter.offer, None
-                    if offer is not None and await part.core.call("take", ["", offer[0]]):
+                    if offer is not None and _held(await part.core.call("take", [waiter.tx, offer[0]])):
                         return offer[1]
-                found = await self._select(template, take, 1)
+                found = await self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
                 left = None if deadline is None else deadline - time.monotonic()
@@ -2272,8 +2337,8 @@ class AsyncRedisTransaction(AsyncOpenable):
             rest = found[kept:]
             self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
             self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
-            ids = [i for i, _ in rest if isinstance(i, int)]
-            if ids and not await self._core.call("release", [self._id, *ids]):
+            ids: list[tuple[Tuple | None, list[Any]]] = [(t, [i]) for i, t in rest if isinstance(i, int)]
+            if ids and not await self._core.txn("release", self._id, ids):
                 self._end("aborted")
         return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
 
@@ -2311,10 +2376,10 @@ class AsyncRedisTransaction(AsyncOpenable):
     async def commit(self) -> None:
         """Make the takes final and the writes visible, in one script."""
         await self._check()
-        args: list[str | bytes] = [self._id]
-        for _, data, keys, ms, _ in self._writes:
-            args += (ms, data, keys)
-        committed = await self._core.call("commit", args)
+        writes: list[tuple[Tuple | None, list[Any]]] = [
+            (t, [ms, data, keys]) for t, data, keys, ms, _ in self._writes
+        ]
+        committed = await self._core.txn("commit", self._id, writes)
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -2327,7 +2392,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             return
         self._end("aborted")
         if self._id:
-            await self._core.call("abort", [self._id, "forget"] if self._claim else [self._id])
+            await self._core.txn("abort", self._id, [(None, ["forget"] if self._claim else [])])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
 
@@ -2347,7 +2412,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         """Give the transaction ``lease`` more seconds from now."""
         await self._check()
         seconds = _txn_lease(lease)
-        reply = await self._core.call("renew_txn", [self._id, _ms(seconds)])
+        reply = await self._core.txn("renew_txn", self._id, [(None, [_ms(seconds)])])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")

@@ -359,7 +359,10 @@ class RedisCore:
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
-    subscriptions and watches it wakes; ``closed()`` whether the space was closed.
+    subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
+    on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
+    arguments of each item, an item's tuple naming its partition (None: every
+    partition); ``closed()`` whether the space was closed.
     """
 
     __slots__ = (
@@ -385,6 +388,7 @@ class RedisCore:
         "select",
         "serving",
         "subscriptions",
+        "txn",
         "wait",
         "write",
     )
@@ -415,6 +419,7 @@ class RedisCore:
         remove_waiter: Callable[[Waiter[Wake]], None],
         serving: Callable[[Template | None], list[RedisSpace]],
         subscriptions: Callable[[], list[LogReader[Any]]],
+        txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
     ) -> None:
         self.options = options
@@ -440,6 +445,7 @@ class RedisCore:
         self.remove_waiter = remove_waiter
         self.serving = serving
         self.subscriptions = subscriptions
+        self.txn = txn
         self.closed = closed
 
 
@@ -556,6 +562,7 @@ class RedisSpace:
             remove_waiter=self._remove_waiter,
             serving=self._serving,
             subscriptions=self._subscribers,
+            txn=self._txn,
             closed=self._is_closed,
         )
 
@@ -1024,6 +1031,11 @@ class RedisSpace:
         """Forget ``tx``, which has ended."""
         with self._guard:
             self._transactions.pop(tx, None)
+
+    def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
+        """The reply of ``script`` run on the transaction ``tx_id`` with the arguments of
+        ``items``, in order."""
+        return self._call(script, [tx_id, *(arg for _, args in items for arg in args)])
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -1868,15 +1880,68 @@ class PartitionedRedisSpace(RedisSpace):
         assert leases is not None
         return leases[0]
 
+    def _ids(self, tx: str) -> list[str]:
+        """The ids in each partition of the transaction ``tx`` ('': none)."""
+        return tx.split(",") if tx else [""] * len(self._parts)
+
+    def _serving_ids(self, template: Template, tx: str) -> list[tuple[RedisSpace, str]]:
+        """The partitions that can hold matches of ``template``, each with the id there
+        of the transaction ``tx``."""
+        serving = self._serving(template)
+        return [(part, i) for part, i in zip(self._parts, self._ids(tx), strict=True) if part in serving]
+
     def _select(
         self, template: Template, take: bool, limit: int | None, tx: str = ""
     ) -> list[tuple[int, Tuple]]:
         found: list[tuple[int, Tuple]] = []
-        for part in self._serving(template):
-            found += part.core.select(template, take, None if limit is None else limit - len(found), "")
+        for part, tx_id in self._serving_ids(template, tx):
+            found += part.core.select(template, take, None if limit is None else limit - len(found), tx_id)
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+    def _begin(self, tx: RedisTransaction, lease: float, claim: list[str]) -> tuple[str, float | None]:
+        """Begin ``tx`` in every partition: its ids there joined by commas, and the
+        soonest of its expiries.  Each partition holds what it took there, and gives
+        it back when its lease there runs out."""
+        ids: list[str] = []
+        expiries: list[float] = []
+        for part in self._parts:
+            tx_id, expires = part.core.begin(tx, lease, claim)
+            ids.append(tx_id)
+            if expires is not None:
+                expiries.append(expires)
+        return ",".join(ids), min(expiries, default=None)
+
+    def _end_transaction(self, tx: RedisTransaction) -> None:
+        for part in self._parts:
+            part.core.end_transaction(tx)
+
+    def _end_waits(self, tx: str, error: TupleSpaceError) -> None:
+        for part, tx_id in zip(self._parts, self._ids(tx), strict=True):
+            part.core.end_waits(tx_id, error)
+
+    def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
+        """Run ``script`` in each partition of the transaction with the items of that
+        partition (those without a tuple in every partition), in turn from the first.
+        A commit that one partition refuses (the transaction's lease ran out there)
+        aborts the transaction in the partitions after it; the partitions before it have
+        committed.  The replies of a commit, an abort or a release are 1 when every
+        partition's is, of a renewal the soonest expiry (None if one is not open)."""
+        ids = self._ids(tx_id)
+        groups: list[list[Any]] = [[] for _ in self._parts]
+        for t, args in items:
+            for n in range(len(self._parts)) if t is None else [route_of_tuple(t, self._options)]:
+                groups[n] += args
+        replies: list[Any] = []
+        for part, tx, args in zip(self._parts, ids, groups, strict=True):
+            if script == "commit" and replies and not replies[-1]:
+                part.core.call("abort", [tx])
+                continue
+            replies.append(part.core.call(script, [tx, *args]))
+        if script == "renew_txn":
+            return None if None in replies else min(replies, key=float)
+        return int(all(replies))
 
     @property
     def rules(self) -> RedisRules:
@@ -1887,17 +1952,12 @@ class PartitionedRedisSpace(RedisSpace):
             f"without partitions for them"
         )
 
-    def transaction(self, lease: float | None = 60.0) -> RedisTransaction:
-        """Not for a partitioned space: NotSupported (a transaction is kept in one
-        partition, and nothing confines its operations to it)."""
-        raise NotSupported(
-            f"transactions on a space partitioned by field {self._options.route}: open the space "
-            f"without partitions for them"
-        )
-
     def claim(self, tag: str, lease: float, remember: float) -> RedisTransaction:
-        """Not for a partitioned space: NotSupported, as :meth:`transaction`."""
-        return self.transaction(lease)
+        """Not for a partitioned space (no server hosts one): NotSupported."""
+        raise NotSupported(
+            f"claims on a space partitioned by field {self._options.route}: a server hosts spaces without "
+            f"partitions"
+        )
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``, in every partition that can hold one."""
@@ -1905,11 +1965,11 @@ class PartitionedRedisSpace(RedisSpace):
         return sum([part.count(compiled) for part in self._serving(compiled)])
 
     def _block(self, template: Template, take: bool, timeout: float | None, tx: str = "") -> Tuple:
-        parts = self._serving(template)
+        parts = self._serving_ids(template, tx)
         if len(parts) == 1:
-            found_there: Tuple = parts[0].core.block(template, take, timeout, "")
+            found_there: Tuple = parts[0][0].core.block(template, take, timeout, parts[0][1])
             return found_there
-        found = self._select(template, take, 1)
+        found = self._select(template, take, 1, tx)
         if found:
             return found[0][1]
         if timeout == 0:
@@ -1924,8 +1984,9 @@ class PartitionedRedisSpace(RedisSpace):
         self._across.append(filed)
         looked = False
         try:
-            for part in parts:
+            for part, tx_id in parts:
                 waiters.append((part, part.core.add_waiter(template, take, wake)))
+                waiters[-1][1].tx = tx_id
                 filed.append(waiters[-1][1])
                 part.core.listen()
             while True:
@@ -1940,9 +2001,9 @@ class PartitionedRedisSpace(RedisSpace):
                         continue
                     with part.core.guard:
                         offer, waiter.offer = waiter.offer, None
-                    if offer is not None and part.core.call("take", ["", offer[0]]):
+                    if offer is not None and _held(part.core.call("take", [waiter.tx, offer[0]])):
                         return offer[1]
-                found = self._select(template, take, 1)
+                found = self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
                 left = None if deadline is None else deadline - time.monotonic()
@@ -2243,8 +2304,8 @@ class RedisTransaction(Openable):
             rest = found[kept:]
             self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
             self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
-            ids = [i for i, _ in rest if isinstance(i, int)]
-            if ids and not self._core.call("release", [self._id, *ids]):
+            ids: list[tuple[Tuple | None, list[Any]]] = [(t, [i]) for i, t in rest if isinstance(i, int)]
+            if ids and not self._core.txn("release", self._id, ids):
                 self._end("aborted")
         return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
 
@@ -2278,10 +2339,10 @@ class RedisTransaction(Openable):
     def commit(self) -> None:
         """Make the takes final and the writes visible, in one script."""
         self._check()
-        args: list[str | bytes] = [self._id]
-        for _, data, keys, ms, _ in self._writes:
-            args += (ms, data, keys)
-        committed = self._core.call("commit", args)
+        writes: list[tuple[Tuple | None, list[Any]]] = [
+            (t, [ms, data, keys]) for t, data, keys, ms, _ in self._writes
+        ]
+        committed = self._core.txn("commit", self._id, writes)
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -2294,7 +2355,7 @@ class RedisTransaction(Openable):
             return
         self._end("aborted")
         if self._id:
-            self._core.call("abort", [self._id, "forget"] if self._claim else [self._id])
+            self._core.txn("abort", self._id, [(None, ["forget"] if self._claim else [])])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
 
@@ -2314,7 +2375,7 @@ class RedisTransaction(Openable):
         """Give the transaction ``lease`` more seconds from now."""
         self._check()
         seconds = _txn_lease(lease)
-        reply = self._core.call("renew_txn", [self._id, _ms(seconds)])
+        reply = self._core.txn("renew_txn", self._id, [(None, [_ms(seconds)])])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
