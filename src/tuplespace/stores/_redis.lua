@@ -92,10 +92,11 @@ local function remove(id, kind)
 end
 
 -- Takers waiting in Redis, registered by the find script (mode 'take' with a hold):
--- ``w`` maps each one's token to who waits (its process's own name for it), then its
--- template's index keys, joined by newlines;
--- ``wq:<key>`` (sorted set, score = token) queues the tokens under their template's
--- first key; ``wexp`` scores them by the end of their registration.  A tuple handed
+-- each is named by its token, who waits (its process's own name for it); ``w`` maps
+-- each token to who waits, then its template's index keys, joined by newlines;
+-- ``wq:<key>`` (sorted set, score = its number from ``wn``, in the order they
+-- registered) queues the tokens under their template's first key; ``wexp`` scores them
+-- by the end of their registration.  A tuple handed
 -- to one is pushed on ``r:<token>`` as "<id> <expiry>", a newline and what ``tup``
 -- would keep, for its process to pop; what is still there when the registration's
 -- time is over goes back into the space.
@@ -119,8 +120,10 @@ local function hand_over(id, data, keys, expires)
   end
   local best, who
   for k in pairs(have) do
-    for _, token in ipairs(redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1)) do
-      if best and tonumber(token) > best then
+    local queued = redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1, 'WITHSCORES')
+    for i = 1, #queued, 2 do
+      local token, number = queued[i], tonumber(queued[i + 1])
+      if best and number > best then
         break
       end
       local waiting = redis.call('HGET', W, token)
@@ -133,7 +136,7 @@ local function hand_over(id, data, keys, expires)
         end
       end
       if fits then
-        best, who = tonumber(token), string.sub(waiting, 1, cut - 1)
+        best, who = number, token
         break
       end
     end
@@ -141,8 +144,8 @@ local function hand_over(id, data, keys, expires)
   if not best then
     return false
   end
-  unregister(best)
-  redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
+  unregister(who)
+  redis.call('RPUSH', P .. ':r:' .. who, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
   log('take', data)
   return who
 end
@@ -654,10 +657,13 @@ return out
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, how many ms a take that finds nothing stays registered
--- for a tuple to be handed over and who it is ("<ms> <who>"; '': it is not), the
+-- for a tuple to be handed over and who it is ("<ms> <who>", then " pop" when its
+-- process sent a BLPOP after the script; '': it is not), the
 -- transaction a take holds its tuples for ('': none), then the index keys whose
--- intersection holds the candidates.  Such a take's token is the first item returned;
--- {'aborted'} if the transaction is not open.
+-- intersection holds the candidates.  Such a take's token (who it is) is the first item
+-- returned when it registers; when it finds a match instead, with " pop", an empty entry
+-- on ``r:<token>`` answers the BLPOP its process sent after the script (it expires in
+-- 60 s if that never came).  {'aborted'} if the transaction is not open.
 expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local tx = ARGV[7]
@@ -670,10 +676,9 @@ local seq = redis.call('GET', SEQ) or '0'
 local function none()
   local out = {'', seq, 0}
   if ARGV[6] ~= '' then
-    local token = redis.call('INCR', WN)
-    local hold, who = string.match(ARGV[6], '^(%S+) (%S+)$')
-    redis.call('HSET', W, token, who .. '\n' .. table.concat(ARGV, '\n', 8))
-    redis.call('ZADD', P .. ':wq:' .. ARGV[8], token, token)
+    local hold, token = string.match(ARGV[6], '^(%S+) (%S+)')
+    redis.call('HSET', W, token, token .. '\n' .. table.concat(ARGV, '\n', 8))
+    redis.call('ZADD', P .. ':wq:' .. ARGV[8], redis.call('INCR', WN), token)
     redis.call('ZADD', WEXP, now + tonumber(hold), token)
     out[1] = token
   end
@@ -731,6 +736,12 @@ while true do
         out[#out + 1] = encoding(redis.call('HGET', TUP, id))
       end
       if found == limit then
+        local token = string.match(ARGV[6], '^%S+ (%S+) pop$')
+        if token then
+          local inbox = P .. ':r:' .. token
+          redis.call('RPUSH', inbox, '')
+          redis.call('PEXPIRE', inbox, 60000)
+        end
         out[3] = found
         tell_room()
         return out

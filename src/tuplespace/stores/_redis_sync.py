@@ -528,7 +528,10 @@ class RedisSpace:
         self._round_changes = 0  # how many of them the latest round of record takes came after
         self._record_rounds = Lock()  # one round at a time
         self._records_prefix = _records_prefix(options)
-        self._tokens: set[int] = set()  # their tokens in Redis
+        self._tokens: set[str] = set()  # their tokens in Redis
+        # Whether a take waiting in Redis sends its BLPOP after the find script, in one
+        # packet: once the script is known to be loaded (not with durability=replicated).
+        self._pops_after_find = False
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
         self._name = uuid.uuid4().hex
         self._arrivals = itertools.count(1)
@@ -857,27 +860,34 @@ class RedisSpace:
             self._check_waiters()
             self._handed_takers += 1
             arrival = next(self._arrivals)
-        tokens: list[int] = []
+            token = f"{self._name}:{arrival}"  # who it is, and the name of its registration
+            self._tokens.add(token)  # closing the space wakes it
+        inbox = f"{self._key}:r:{token}"
         try:
             while True:
-                hold = f"{HANDOVER_WAIT * 3000.0!r} {self._name}:{arrival}"
-                reply = self._call("find", ["take", order, 1, BATCH, _START[order], hold, "", *keys])
-                found = pairs(reply[3:])
-                if found:
-                    return decode_tuple(found[0][1])
-                token = int(reply[0])
-                with self._guard:
-                    self._tokens.add(token)
-                tokens.append(token)
                 left = None if deadline is None else deadline - time.monotonic()
                 wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
+                hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
+                args = ["take", order, 1, BATCH, _START[order], hold, "", *keys]
                 try:
-                    entry = self._pop(f"{self._key}:r:{token}", wait)
+                    if self._pops_after_find:
+                        # The BLPOP follows the script in one packet: no round trip between.
+                        args[5] = hold + " pop"
+                        reply, entry = self._find_and_pop(args, inbox, wait)
+                        if reply is None:  # Redis forgot the script: look again, then pop
+                            continue
+                    else:
+                        reply = self._call("find", args)
+                        self._pops_after_find = not self._replica_wait  # the script is loaded now
+                        entry = None if pairs(reply[3:]) else self._pop(inbox, wait)
                 except BaseException:
                     if not self._closed:
                         with contextlib.suppress(TupleSpaceError):
                             self._call("unwait", [token, "restore"])
                     raise
+                found = pairs(reply[3:])
+                if found:
+                    return decode_tuple(found[0][1])
                 if entry is None:
                     entry = self._call("unwait", [token, ""])
                 if entry:
@@ -888,8 +898,7 @@ class RedisSpace:
         finally:
             with self._guard:
                 self._handed_takers -= 1
-                for token in tokens:
-                    self._tokens.discard(token)
+                self._tokens.discard(token)
 
     # -- atomic compound operations -----------------------------------------------------------------
 
@@ -1586,12 +1595,14 @@ class RedisSpace:
             loader.script_load(SCRIPTS[script])
             return self._send(command, True)
 
-    def _send(self, command: tuple[Any, ...], script: bool = False) -> Any:
+    def _send(self, command: tuple[Any, ...], script: bool = False, then: tuple[Any, ...] = ()) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
-        read of the partition's latest seq after a ``script`` in a partitioned space and
-        by a WAIT for a replica with ``durability=replicated``."""
-        tail = [*self._clock_read, *self._replica_wait] if script else self._replica_wait
+        read of the partition's latest seq after a ``script`` in a partitioned space, by
+        the command ``then`` if any (the answer is then both answers) and by a WAIT for
+        a replica with ``durability=replicated``."""
+        more = [pack(then)] if then else []
+        tail = [*self._clock_read, *more, *self._replica_wait] if script else [*more, *self._replica_wait]
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
         # The idle connections of this pool: a master forgotten meanwhile takes its list along.
@@ -1616,6 +1627,7 @@ class RedisSpace:
                     connection.read_response()
                 raise
             latest = connection.read_response() if script and self._clock_read else None
+            after = connection.read_response() if then else None
             acknowledged = connection.read_response() if self._replica_wait else 1
         except ResponseError as exc:  # Redis answered: the connection is fine
             if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
@@ -1636,7 +1648,7 @@ class RedisSpace:
                 f"{REPLICA_WAIT} s (durability=replicated): it was made on the master only, "
                 f"and is lost if that master fails before a replica has it"
             )
-        return reply
+        return (reply, after) if then else reply
 
     def _master_pool(self) -> tuple[Any, list[Any]]:
         """The pool of connections to the master of the space's slot on a Cluster, and
@@ -1663,6 +1675,26 @@ class RedisSpace:
             self._idle, self._master_failed = [], True
         if master is not None:
             master.close()
+
+    def _find_and_pop(self, args: list[Any], key: str, seconds: float) -> tuple[Any, bytes | None]:
+        """The reply of the script ``find`` for a take waiting in Redis, and what the
+        ``BLPOP`` of ``key`` sent after it, on the same connection, popped (waiting up
+        to ``seconds``; None: nothing).  (None, None) if Redis did not know the script
+        (the BLPOP waited in vain): the next call looks first, then pops."""
+        self._check_open()
+        clock = self._clock
+        keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
+        command = ("EVALSHA", SHAS["find"], *keys, *args)
+        try:
+            reply, got = self._send(command, True, ("BLPOP", key, repr(seconds)))
+        except NoScriptError:
+            self._pops_after_find = False
+            return None, None
+        except Exception as exc:
+            if self._closed or isinstance(exc, _FAILURES):
+                raise connection_error(self._options, exc, self._closed) from exc
+            raise
+        return reply, None if got is None else bytes(got[1])
 
     def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
