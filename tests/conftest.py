@@ -302,8 +302,15 @@ def served_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 # What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
-    "test_capacity": "capacity, which a partitioned space does not have",
-    "test_active": "rules, which a partitioned space does not have",
+    "test_capacity": (
+        "capacity: each write would count the tuples of every partition, a script in each "
+        "(opening a partitioned space with a capacity is a ValueError)"
+    ),
+    "test_active": (
+        "rules: reactions run once per event in the space's event order from one cursor in Redis, "
+        "and the events of a partitioned space are ordered across its partitions by its readers only "
+        "(NotSupported)"
+    ),
 }
 PARTITIONED_LIMITS = {
     "test_a_tuple_handed_to_a_waiting_transaction_take_returns_to_its_place_on_abort": (

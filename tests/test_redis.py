@@ -817,6 +817,37 @@ def test_one_subscription_orders_the_events_of_every_partition_alike_everywhere_
         assert space.statistics()["subscribers"] == 1
 
 
+def test_a_subscription_resumed_in_a_quiet_partition_misses_none_of_its_next_events(
+    redis_server: RedisServer,
+) -> None:
+    name = redis_server.space_url().rpartition("=")[2]
+    url = redis_server.space_url(name) + "&partitions=4&route=1"
+    raw = redis.Redis(port=redis_server.port)
+
+    def partition() -> int:  # of the one tuple written into an empty space
+        return next(i for i in range(4) if raw.hexists("{ts:" + name + (f":{i}" if i else "") + "}:tup", "1"))
+
+    keys = {}  # a route value for the first and the last partition
+    for n in range(64):
+        with ts.connect(url) as probe:
+            probe.write(("probe", f"v{n}"))
+            keys.setdefault(partition(), f"v{n}")
+            probe.take(("probe", f"v{n}"))
+        raw.delete(*raw.keys("{ts:" + name + "*"))
+        if 0 in keys and 3 in keys:
+            break
+    with ts.connect(url) as busy:
+        sub = busy.subscribe(("job", keys[3], ANY))
+        for n in range(50):  # the last partition's seqs run far ahead of the first's
+            busy.write(("job", keys[3], n))
+        since = [sub.get(timeout=PATIENCE) for _ in range(50)][-1].seq
+    with ts.connect(url) as resumed:  # a process that knows nothing of the other seqs
+        events = resumed.subscribe(ANY, since=since)
+        finished(run_child(url, f'space.write(("job", "{keys[0]}", 0))'))  # so does this one
+        assert events.get(timeout=PATIENCE).tuple == ("job", keys[0], 0)
+    raw.close()
+
+
 def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: RedisServer) -> None:
     url = redis_server.space_url() + "&partitions=2&route=1&event_retention=5"
     with ts.connect(url) as space:

@@ -299,18 +299,26 @@ def _latest(parts: list[_Part], n: int) -> tuple[int, list[Any]]:
     return most * n + n - 1, replies
 
 
-def _log_start(parts: list[_Part], n: int, since: int | None) -> tuple[int, dict[int, int], list[Any]]:
-    """Where a reader of ``parts`` of a space of ``n`` partitions begins: after ``since``
+def _log_start(
+    core: RedisCore, parts: list[_Part], since: int | None
+) -> tuple[int, dict[int, int], list[Any]]:
+    """Where a reader of ``parts`` of the space of ``core`` begins: after ``since``
     (None: the latest event), :class:`~tuplespace.EventsLost` if a partition's log no
     longer reaches back there; the seq of each partition read up to, and the replies of
-    the script ``events``."""
+    the script ``events``.  In a partitioned space, ``since`` is checked against the
+    latest event of every partition, then each partition read is called again, given
+    the clock that this made at least ``since``: its later events come after it."""
+    n = core.options.partitions
     if since is None:
         since, replies = _latest(parts, n)
     else:
-        replies = _heads(parts)
-        last = max(int(reply[0]) * n + p for (p, _), reply in zip(parts, replies, strict=True))
+        every = [(i, space.core) for i, space in enumerate(core.serving(None))] if n > 1 else parts
+        replies = _heads(every)
+        last = max(int(reply[0]) * n + n - 1 for reply in replies)
         if since > last:
             raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+        if n > 1:
+            replies = _heads(parts)
     k, q = divmod(since, n)
     after = {p: k if p <= q else max(k - 1, 0) for p, _ in parts}
     for (p, _), reply in zip(parts, replies, strict=True):
@@ -2495,8 +2503,7 @@ class LogReader(Openable, Generic[_Item]):
             core.listen()  # from here on, every logged change wakes a waiting get
             core.add_subscription(self, self._wake)
         try:
-            n = self._core.options.partitions
-            self._last_seq, self._after, replies = _log_start(self._parts, n, self._since)
+            self._last_seq, self._after, replies = _log_start(self._core, self._parts, self._since)
         except BaseException:
             self._leave()
             raise
