@@ -1975,11 +1975,18 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         it back when its lease there runs out."""
         ids: list[str] = []
         expiries: list[float] = []
-        for part in self._parts:
-            tx_id, expires = await part.core.begin(tx, lease, claim)
-            ids.append(tx_id)
-            if expires is not None:
-                expiries.append(expires)
+        try:
+            for part in self._parts:
+                tx_id, expires = await part.core.begin(tx, lease, claim)
+                ids.append(tx_id)
+                if expires is not None:
+                    expiries.append(expires)
+        except BaseException:  # what began gives nothing back: nothing was taken yet
+            self._end_transaction(tx)
+            with contextlib.suppress(TupleSpaceError):
+                for part, tx_id in zip(self._parts, ids, strict=False):
+                    await part.core.call("abort", [tx_id])
+            raise
         return ",".join(ids), min(expiries, default=None)
 
     def _end_transaction(self, tx: AsyncRedisTransaction) -> None:
