@@ -1592,10 +1592,15 @@ class RedisSpace:
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
 
-    def _run(self, script: str, args: list[Any]) -> Any:
+    def _evalsha(self, script: str, args: list[Any]) -> tuple[Any, ...]:
+        """The command that runs ``script`` on the space's keys (given the clock, in a
+        partition of a partitioned space)."""
         clock = self._clock
         keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
-        command = ("EVALSHA", SHAS[script], *keys, *args)
+        return ("EVALSHA", SHAS[script], *keys, *args)
+
+    def _run(self, script: str, args: list[Any]) -> Any:
+        command = self._evalsha(script, args)
         try:
             return self._send(command, True)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
@@ -1690,11 +1695,8 @@ class RedisSpace:
         to ``seconds``; None: nothing).  (None, None) if Redis did not know the script
         (the BLPOP waited in vain): the next call looks first, then pops."""
         self._check_open()
-        clock = self._clock
-        keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
-        command = ("EVALSHA", SHAS["find"], *keys, *args)
         try:
-            reply, got = self._send(command, True, ("BLPOP", key, repr(seconds)))
+            reply, got = self._send(self._evalsha("find", args), True, ("BLPOP", key, repr(seconds)))
         except NoScriptError:
             self._pops_after_find = False
             return None, None
