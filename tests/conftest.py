@@ -258,26 +258,30 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 # What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
-    "test_capacity": "capacity, which a partitioned space does not have",
-    "test_transactions": "transactions, which a partitioned space does not have",
-    "test_active": "rules, which a partitioned space does not have",
+    "test_capacity": (
+        "capacity: each write would count the tuples of every partition, a script in each "
+        "(opening a partitioned space with a capacity is a ValueError)"
+    ),
+    "test_active": (
+        "rules: reactions run once per event in the space's event order from one cursor in Redis, "
+        "and the events of a partitioned space are ordered across its partitions by its readers only "
+        "(NotSupported)"
+    ),
 }
 PARTITIONED_LIMITS = {
-    "test_events_of_a_transaction_appear_at_commit_only": "transactions",
-    "test_an_aborted_transaction_emits_no_event": "transactions",
-    "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",
-    "test_a_tuple_put_back_by_an_aborted_transaction_is_still_reported_present": "transactions",
-    "test_write_if_absent_writes_only_when_nothing_matches": (
-        "write_if_absent of a tuple in another partition than its template"
+    "test_a_tuple_handed_to_a_waiting_transaction_take_returns_to_its_place_on_abort": (
+        "the order of a read_all across partitions: partition after partition"
     ),
-    "test_a_template_filters_the_events": "events of a template without the route field (since= a number)",
+    "test_a_waiting_take_all_in_a_transaction_holds_what_a_write_many_brings_until_abort": (
+        "the order of a read_all across partitions: partition after partition"
+    ),
     "test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity": (
-        "events of every partition in one subscription"
+        "the present tuples of a subscription across partitions come a partition after the other, "
+        "not in the order they were written"
     ),
-    "test_since_zero_replays_the_whole_log": "events of every partition in one subscription",
-    "test_since_the_latest_event_replays_nothing": "events of every partition in one subscription",
-    "test_record_events_share_the_numbering_of_tuple_events_but_not_their_subscriptions": (
-        "events of every partition in one subscription"
+    "test_since_older_than_the_log_raises_events_lost_at_once": (
+        "seqs one apart: a partition numbers its events `partitions` apart "
+        "(test_redis.py: test_a_partitioned_log_too_short_for_since_raises_events_lost)"
     ),
 }
 

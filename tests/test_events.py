@@ -33,6 +33,12 @@ def changes(events: list[ts.Event]) -> list[tuple[str, tuple[Any, ...]]]:
     return [(e.kind, e.tuple) for e in events]
 
 
+def step(space: Any) -> int:
+    """How far apart the seqs of a space's events that follow each other are at most (a
+    space partitioned in Redis numbers each partition's events ``partitions`` apart)."""
+    return int(space.statistics().get("partitions", 1))
+
+
 def assert_consecutive(events: list[ts.Event], first: int) -> None:
     assert [e.seq for e in events] == list(range(first, first + len(events)))
 
@@ -147,7 +153,7 @@ def test_a_write_handed_to_a_waiting_taker_gives_write_then_take(space: Any) -> 
     assert taker.result(PATIENCE) == ("job", 1)
     events = drain(sub)
     assert changes(events) == [("write", ("job", 1)), ("take", ("job", 1))]
-    assert events[1].seq == events[0].seq + 1
+    assert events[1].seq == events[0].seq + step(space)  # nothing between them in their partition
 
 
 def test_a_take_cancelled_before_it_receives_its_tuple_takes_nothing_and_emits_nothing() -> None:
@@ -197,7 +203,7 @@ def test_existing_gives_every_tuple_present_first_then_the_live_events(space: An
         ("write", ("job", 4)),
     ]
     assert [e.seq for e in events[:3]] == [before] * 3
-    assert events[3].seq == before + 1
+    assert before < events[3].seq <= before + step(space)
 
 
 def test_any_in_place_of_a_template_watches_every_tuple_whatever_its_arity(space: Any) -> None:
@@ -339,7 +345,7 @@ def test_resuming_with_since_misses_nothing(space: Any) -> None:
         ("write", ("job", 3)),
         ("write", ("job", 4)),
     ]
-    assert events[0].seq == last + 1
+    assert last < events[0].seq <= last + step(space)
     assert [e.seq for e in events] == sorted({e.seq for e in events})
 
 
@@ -558,7 +564,8 @@ def test_events_of_a_transaction_appear_at_commit_only(space: Any) -> None:
         assert drain(sub) == []
     events = drain(sub)
     assert changes(events) == [("take", ("job", 1)), ("write", ("result", 1)), ("write", ("result", 2))]
-    assert events[2].seq == events[0].seq + 2
+    if step(space) == 1:  # one script (a partitioned space commits in each partition in turn)
+        assert events[2].seq == events[0].seq + 2
 
 
 def test_an_aborted_transaction_emits_no_event(space: Any) -> None:

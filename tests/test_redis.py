@@ -544,12 +544,45 @@ def test_the_transactions_open_in_a_process_are_bounded_and_those_run_out_make_r
         assert space.read_all(("job", int)) == [("job", 1)]
 
 
-def test_a_partitioned_space_refuses_transactions_naming_why(redis_cluster: RedisClusterServers) -> None:
-    with ts.connect(redis_cluster.space_url() + "&partitions=4&route=1") as space:
+def test_a_transaction_across_partitions_reaches_each_and_a_dead_holder_gives_every_tuple_back(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1"
+    jobs = [("job", f"k{n}", n) for n in range(8)]  # in every partition
+    with ts.connect(url) as space:
+        space.write_many(jobs)
+        sub = space.subscribe(ANY)
+        with space.transaction() as tx:
+            assert sorted(t[2] for t in tx.take_all(("job", str, int))) == list(range(8))
+            tx.write(("done", "all", 8))
+            assert space.count(("job", ANY, ANY)) == 0
+            with pytest.raises(ts.Timeout):
+                sub.get(timeout=0)  # nothing before the commit
+        assert space.read_all(("done", ANY, ANY)) == [("done", "all", 8)]
+        events = [sub.get(timeout=PATIENCE) for _ in range(9)]
+        assert sorted((e.kind, e.tuple) for e in events) == sorted(
+            [("take", t) for t in jobs] + [("write", ("done", "all", 8))]
+        )
+        # A process that dies holding tuples of every partition: each comes back when
+        # the transaction's lease runs out there.
+        space.write_many(jobs)
+        child = run_child(
+            url,
+            """
+            import os
+            tx = space.transaction(lease=1)
+            print(len(tx.take_all(("job", str, int))), flush=True)
+            os._exit(0)
+            """,
+        )
+        assert finished(child).strip() == "8"
+        wait_until(lambda: space.count(("job", ANY, ANY)) == 8, "the dead process's tuples back")
+        tx = space.transaction()
+        assert len(tx.take_all(("job", str, int))) == 8
+        tx.abort()  # in every partition
+        assert sorted(space.read_all(("job", ANY, ANY))) == sorted(jobs)
         with pytest.raises(ts.NotSupported, match="partitioned by field 1"):
-            space.transaction()
-        space.write(("job", 1))  # the space serves on
-        assert space.take(("job", 1)) == ("job", 1)
+            space.claim("tag", 1.0, 1.0)
 
 
 def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(url: str, space: Any) -> None:
@@ -713,8 +746,6 @@ def test_a_partitioned_space_keeps_each_tuple_in_the_partition_of_its_route_fiel
         assert len(masters) == 3  # the partitions are on every master
         assert space.count(("job", ANY, ANY)) == 40
         assert space.statistics()["tuples"] == 40
-        with pytest.raises(ts.InvalidValue, match="exact value"):
-            space.subscribe(("job", str, int))
         with pytest.raises(ts.InvalidValue, match="another partition"):
             space.replace(("job", "key-1", ANY), ("job", "key-2", 1), timeout=0)
         assert space.read(("job", "key-7", int), timeout=0) == ("job", "key-7", 7)
@@ -769,6 +800,113 @@ def test_a_read_without_the_route_field_is_woken_by_a_write_to_any_partition(
         finished(run_child(url, 'space.write(("b", 2))'))
         assert [r.result(PATIENCE) for r in readers] == [("b", 2), ("b", 2)]
         assert space.take((str, int), timeout=0) == ("b", 2)
+
+
+def test_one_subscription_orders_the_events_of_every_partition_alike_everywhere_and_resumes_exactly(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1"
+    with ts.connect(url) as space, ts.connect(url) as other:
+        here = space.subscribe(ANY)
+        there = other.subscribe(("job", ANY, ANY))
+        child = run_child(url, 'for n in range(60): space.write(("job", f"c{n}", n))')
+        writer = spawn(lambda: [other.write(("job", f"o{n}", n)) for n in range(60)])
+        for n in range(60):  # one process's writes, one after the other, to every partition
+            space.write(("job", f"s{n}", n))
+        finished(child)
+        writer.result(PATIENCE)
+        seen = [here.get(timeout=PATIENCE) for _ in range(180)]
+        assert [(e.seq, e.tuple) for e in seen] == [
+            (e.seq, e.tuple) for e in (there.get(timeout=PATIENCE) for _ in range(180))
+        ]
+        assert [e.seq for e in seen] == sorted({e.seq for e in seen})
+        for source in "sco":  # each writer's changes in the order it made them
+            assert [e.tuple[2] for e in seen if e.tuple[1][0] == source] == list(range(60))
+        here.close()
+        # Resumed in another process, after any of them: the rest, each once.
+        resumed = finished(
+            run_child(
+                url,
+                f"""
+                sub = space.subscribe(ANY, since={seen[99].seq})
+                print(*[sub.get(timeout=30).seq for _ in range(80)])
+                try:
+                    print("more", sub.get(timeout=0))
+                except ts.Timeout:
+                    print("no more")
+                """,
+            )
+        )
+        assert resumed.split("\n")[:2] == [" ".join(str(e.seq) for e in seen[100:]), "no more"]
+        replay = other.subscribe(ANY, since=0)
+        assert [replay.get(timeout=PATIENCE).seq for _ in range(180)] == [e.seq for e in seen]
+        latest = space.statistics()["last_event"]
+        assert latest >= seen[-1].seq
+        after = space.subscribe(ANY, since=latest)
+        child = run_child(url, 'space.write(("job", "late", 0))')
+        finished(child)
+        assert after.get(timeout=PATIENCE).tuple == ("job", "late", 0)
+        assert there.get(timeout=PATIENCE).seq > seen[-1].seq
+        assert space.statistics()["subscribers"] == 1
+
+
+def test_a_subscription_resumed_in_a_quiet_partition_misses_none_of_its_next_events(
+    redis_server: RedisServer,
+) -> None:
+    name = redis_server.space_url().rpartition("=")[2]
+    url = redis_server.space_url(name) + "&partitions=4&route=1"
+    raw = redis.Redis(port=redis_server.port)
+
+    def partition() -> int:  # of the one tuple written into an empty space
+        return next(i for i in range(4) if raw.hexists("{ts:" + name + (f":{i}" if i else "") + "}:tup", "1"))
+
+    keys = {}  # a route value for the first and the last partition
+    for n in range(64):
+        with ts.connect(url) as probe:
+            probe.write(("probe", f"v{n}"))
+            keys.setdefault(partition(), f"v{n}")
+            probe.take(("probe", f"v{n}"))
+        raw.delete(*raw.keys("{ts:" + name + "*"))
+        if 0 in keys and 3 in keys:
+            break
+    with ts.connect(url) as busy:
+        sub = busy.subscribe(("job", keys[3], ANY))
+        for n in range(50):  # the last partition's seqs run far ahead of the first's
+            busy.write(("job", keys[3], n))
+        since = [sub.get(timeout=PATIENCE) for _ in range(50)][-1].seq
+    with ts.connect(url) as resumed:  # a process that knows nothing of the other seqs
+        events = resumed.subscribe(ANY, since=since)
+        finished(run_child(url, f'space.write(("job", "{keys[0]}", 0))'))  # so does this one
+        assert events.get(timeout=PATIENCE).tuple == ("job", keys[0], 0)
+    raw.close()
+
+
+def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: RedisServer) -> None:
+    url = redis_server.space_url() + "&partitions=2&route=1&event_retention=5"
+    with ts.connect(url) as space:
+        space.write_many([("n", "k", i) for i in range(10)])  # one partition keeps the last 5 of them
+        with pytest.raises(ts.EventsLost) as info:
+            space.subscribe(("n", str, int), since=0)
+        sub = space.subscribe(("n", str, int), since=info.value.oldest_available - 1)
+        events = [sub.get(timeout=PATIENCE) for _ in range(5)]
+        assert [e.tuple[2] for e in events] == list(range(5, 10))
+        assert events[0].seq == info.value.oldest_available
+        assert info.value.first_missing < info.value.oldest_available
+
+
+def test_write_if_absent_looks_in_every_partition_its_template_can_match(redis_server: RedisServer) -> None:
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=1") as space:
+        names = [f"node-{n}" for n in range(8)]  # in more than one partition
+        assert space.write_if_absent(("lock", ANY), ("lock", names[0])) is True
+        assert [space.write_if_absent(("lock", ANY), ("lock", name)) for name in names[1:]] == [False] * 7
+        assert space.write_if_absent(("lock", "node-5"), ("owner", "node-5")) is True  # absent
+        assert space.read_all((str, str)) in (
+            [("lock", "node-0"), ("owner", "node-5")],
+            [("owner", "node-5"), ("lock", "node-0")],
+        )
+        space.take(("lock", ANY))
+        assert space.write_if_absent(("lock", ANY), ("lock", names[3])) is True
+        assert space.read_all(("lock", ANY)) == [("lock", names[3])]
 
 
 # -- durability -------------------------------------------------------------------------------------

@@ -22,38 +22,53 @@ end
 
 local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
--- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
--- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
--- (``txns``); and how many rules the space has (``rules``); and how many tuples were
+-- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none), of the
+-- latest dropped from the log (``ev_gone``, 0: none), how many are logged (``ev_n``)
+-- and the bytes of tuple encodings logged (``ev_bytes``); and how many transactions are
+-- open (``txns``); and how many rules the space has (``rules``); and how many tuples were
 -- taken (``takes``: kept with the log's state, which a take changes anyway).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone')
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
 local rules = tonumber(cfg[8] or '0')
+local ev_n = tonumber(cfg[10] or '') or (ev_first > 0 and ev_last - ev_first + 1 or 0)
+local ev_gone = tonumber(cfg[11] or '') or math.max(ev_first - 1, 0)
 -- How many tuples this script removed and read, and the count of takes (see tell_room).
 local removed, read = 0, 0
 local takes = tonumber(cfg[9] or '0')
 local takes_kept = takes
+-- A partition of a partitioned space is given KEYS[2]: the prefix, ':' and the latest
+-- seq the calling process knows of in any partition.  The events logged here come
+-- after it (seqs are a Lamport clock), so every process orders the changes a process
+-- made one after the other as it made them; the seqs of a partition may skip numbers.
+local ev_kept = ev_last
+if KEYS[2] then
+  ev_last = math.max(ev_last, tonumber(string.sub(KEYS[2], #P + 2)))
+end
 
 -- Number an event and log it in the space's stream (id ``<seq>-0``), which keeps the
 -- latest ``retention`` events, as many as hold at most ``budget`` bytes of tuples,
--- and the latest one always.  Seqs follow each other, so the oldest is ``ev_first``.
+-- and the latest one always.
 local function log(kind, data)
   ev_last = ev_last + 1
   redis.call('XADD', EV, ev_last .. '-0', 'k', kind, 'd', data, 't', now)
   ev_bytes = ev_bytes + #data
+  ev_n = ev_n + 1
   if ev_first == 0 then
     ev_first = ev_last
   end
-  while ev_first < ev_last and (ev_last - ev_first >= retention or ev_bytes > budget) do
-    local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 1)[1]
-    redis.call('XDEL', EV, oldest[1])
-    ev_bytes = ev_bytes - #oldest[2][4]
-    ev_first = ev_first + 1
+  while ev_n > 1 and (ev_n > retention or ev_bytes > budget) do
+    local oldest = redis.call('XRANGE', EV, '-', '+', 'COUNT', 2)
+    redis.call('XDEL', EV, oldest[1][1])
+    ev_bytes = ev_bytes - #oldest[1][2][4]
+    ev_gone = tonumber(string.match(oldest[1][1], '^%d+'))
+    ev_first = tonumber(string.match(oldest[2][1], '^%d+'))
+    ev_n = ev_n - 1
   end
-  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes, 'takes', takes)
+  redis.call('HSET', CFG, 'ev_last', ev_last, 'ev_first', ev_first, 'ev_bytes', ev_bytes, 'ev_n', ev_n,
+    'ev_gone', ev_gone, 'takes', takes)
   takes_kept = takes
 end
 
@@ -82,10 +97,11 @@ local function remove(id, kind)
 end
 
 -- Takers waiting in Redis, registered by the find script (mode 'take' with a hold):
--- ``w`` maps each one's token to who waits (its process's own name for it), then its
--- template's index keys, joined by newlines;
--- ``wq:<key>`` (sorted set, score = token) queues the tokens under their template's
--- first key; ``wexp`` scores them by the end of their registration.  A tuple handed
+-- each is named by its token, who waits (its process's own name for it); ``w`` maps
+-- each token to who waits, then its template's index keys, joined by newlines;
+-- ``wq:<key>`` (sorted set, score = its number from ``wn``, in the order they
+-- registered) queues the tokens under their template's first key; ``wexp`` scores them
+-- by the end of their registration.  A tuple handed
 -- to one is pushed on ``r:<token>`` as "<id> <expiry>", a newline and what ``tup``
 -- would keep, for its process to pop; what is still there when the registration's
 -- time is over goes back into the space.
@@ -109,8 +125,10 @@ local function hand_over(id, data, keys, expires)
   end
   local best, who
   for k in pairs(have) do
-    for _, token in ipairs(redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1)) do
-      if best and tonumber(token) > best then
+    local queued = redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1, 'WITHSCORES')
+    for i = 1, #queued, 2 do
+      local token, number = queued[i], tonumber(queued[i + 1])
+      if best and number > best then
         break
       end
       local waiting = redis.call('HGET', W, token)
@@ -123,7 +141,7 @@ local function hand_over(id, data, keys, expires)
         end
       end
       if fits then
-        best, who = tonumber(token), string.sub(waiting, 1, cut - 1)
+        best, who = number, token
         break
       end
     end
@@ -131,8 +149,8 @@ local function hand_over(id, data, keys, expires)
   if not best then
     return false
   end
-  unregister(best)
-  redis.call('RPUSH', P .. ':r:' .. best, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
+  unregister(who)
+  redis.call('RPUSH', P .. ':r:' .. who, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
   takes = takes + 1
   log('take', data)
   return who
@@ -760,10 +778,13 @@ return out
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, how many ms a take that finds nothing stays registered
--- for a tuple to be handed over and who it is ("<ms> <who>"; '': it is not), the
+-- for a tuple to be handed over and who it is ("<ms> <who>", then " pop" when its
+-- process sent a BLPOP after the script; '': it is not), the
 -- transaction a take holds its tuples for ('': none), then the index keys whose
--- intersection holds the candidates.  Such a take's token is the first item returned;
--- {'aborted'} if the transaction is not open.
+-- intersection holds the candidates.  Such a take's token (who it is) is the first item
+-- returned when it registers; when it finds a match instead, with " pop", an empty entry
+-- on ``r:<token>`` answers the BLPOP its process sent after the script (it expires in
+-- 60 s if that never came).  {'aborted'} if the transaction is not open.
 expire_due()
 local mode, order, limit, batch, cursor = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local tx = ARGV[7]
@@ -776,10 +797,9 @@ local seq = redis.call('GET', SEQ) or '0'
 local function none()
   local out = {'', seq, 0}
   if ARGV[6] ~= '' then
-    local token = redis.call('INCR', WN)
-    local hold, who = string.match(ARGV[6], '^(%S+) (%S+)$')
-    redis.call('HSET', W, token, who .. '\n' .. table.concat(ARGV, '\n', 8))
-    redis.call('ZADD', P .. ':wq:' .. ARGV[8], token, token)
+    local hold, token = string.match(ARGV[6], '^(%S+) (%S+)')
+    redis.call('HSET', W, token, token .. '\n' .. table.concat(ARGV, '\n', 8))
+    redis.call('ZADD', P .. ':wq:' .. ARGV[8], redis.call('INCR', WN), token)
     redis.call('ZADD', WEXP, now + tonumber(hold), token)
     out[1] = token
   end
@@ -840,6 +860,12 @@ while true do
         end
       end
       if found == limit then
+        local token = string.match(ARGV[6], '^%S+ (%S+) pop$')
+        if token then
+          local inbox = P .. ':r:' .. token
+          redis.call('RPUSH', inbox, '')
+          redis.call('PEXPIRE', inbox, 60000)
+        end
         out[3] = found
         tell_room()
         return out
@@ -958,7 +984,7 @@ return {
   redis.call('HGET', CNT, 'expired') or '0',
   redis.call('HGET', CNT, 'cancelled') or '0',
   ev_last,
-  ev_first > 0 and ev_last - ev_first + 1 or 0,
+  ev_n,
   ev_bytes,
   redis.call('ZCARD', TXEXP),
   redis.call('HGET', CNT, 'commits') or '0',
@@ -977,10 +1003,15 @@ return 1
 
 --[[ events +records ]]
 -- ARGV: the seq of the last event seen, how many events to return at most.
--- Returns the seq of the latest event, that of the oldest logged (0: none), the ms until
--- the next lease of a tuple or a record ends (-1: none), the id of the latest tuple (every
--- tuple of a later id was written after the latest event), then seq, kind, encoding and
--- time of each event after.
+-- Returns the seq of the latest event (in a partition, at least the caller's: see
+-- KEYS[2]; the later events of the partition come after it), that of the oldest
+-- logged (0: none), the ms until the next lease of a tuple or a record ends (-1: none),
+-- the id of the latest tuple (every tuple of a later id was written after the latest
+-- event), the seq of the latest event dropped from the log (0: none), then seq, kind,
+-- encoding and time of each event after.
+if ev_last > ev_kept then
+  redis.call('HSET', CFG, 'ev_last', ev_last)
+end
 expire_due()
 expire_records()
 tell_room()
@@ -993,7 +1024,7 @@ if first[2] then
     soonest = string.format('%.17g', ms)
   end
 end
-local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0'}
+local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0', ev_gone}
 if tonumber(ARGV[2]) > 0 then
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]

@@ -9,7 +9,8 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 
 - ``cfg`` (hash): the space's options, set by the first process that opens it, and the
   state of its event log: ``ev_last`` (the seq of the latest event), ``ev_first`` (of
-  the oldest logged) and ``ev_bytes`` (the bytes of tuple encodings logged);
+  the oldest logged), ``ev_gone`` (of the latest dropped from the log), ``ev_n`` (how
+  many are logged) and ``ev_bytes`` (the bytes of tuple encodings logged);
 - ``seq`` (string): the id of the latest tuple written; ids give the order;
 - ``tup`` (hash): id -> the tuple's wire encoding, a newline, and its index keys
   joined by newlines;
@@ -68,6 +69,7 @@ __all__ = [
     "SHAS",
     "AsyncGuard",
     "AsyncWake",
+    "Clock",
     "Guard",
     "Options",
     "Wake",
@@ -461,6 +463,26 @@ def connection_error(options: Options, exc: BaseException, closed: bool) -> Tupl
     if isinstance(exc, (ConnectionError, TimeoutError, OSError, RedisClusterException)):
         return Unreachable(f"cannot reach Redis at {options.redis} for space {options.space!r}: {exc}")
     return StoreError(f"Redis failed for space {options.space!r}: {type(exc).__name__}: {exc}")
+
+
+class Clock:
+    """The latest event seq a process knows of in the partitions of a partitioned
+    space (a Lamport clock): each script run in a partition is given it, and the events
+    it logs come after it; the partition's latest seq, read after each script, moves
+    it on.  So the events of changes a process made one after the other are numbered
+    in that order, whatever their partitions."""
+
+    __slots__ = ("_lock", "seq")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self._lock = threading.Lock()
+
+    def advance(self, seq: int) -> None:
+        """Move on to ``seq`` if it is later."""
+        with self._lock:
+            if seq > self.seq:
+                self.seq = seq
 
 
 # -- calls waiting in this process -------------------------------------------------------------

@@ -18,6 +18,7 @@ Subscriptions read the space's event log, a Redis stream, woken by the listener.
 from __future__ import annotations
 
 import abc
+import bisect
 import contextlib
 import itertools
 import logging
@@ -29,6 +30,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
@@ -101,6 +103,7 @@ from ._redis import (
     AsyncClient,
     AsyncGuard,
     AsyncWake,
+    Clock,
     Options,
     Waiter,
     Writer,
@@ -158,10 +161,8 @@ _SUMMED = (
     "reads",
     "expired",
     "cancelled",
-    "last_event",
     "logged_events",
     "logged_bytes",
-    "subscribers",
     "waiters",
     "waiting_writers",
 )
@@ -305,19 +306,50 @@ def _balance(reply: Any) -> Credit:
     return _credit(reply[0])
 
 
-async def _log_start(core: AsyncRedisCore, since: int | None) -> tuple[int, list[Any]]:
-    """Where a reader of the space's log begins: after ``since`` (None: the latest
-    event), :class:`~tuplespace.EventsLost` if the log no longer reaches back there;
-    and the reply of the script ``events``."""
-    reply = await core.call("events", [0, 0])
-    last, first = int(reply[0]), int(reply[1])
-    since = last if since is None else since
-    if since > last:
-        raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
-    oldest = first or last + 1
-    if since + 1 < oldest:
-        raise EventsLost(since + 1, oldest)
-    return since, reply
+async def _heads(parts: list[_Part]) -> list[Any]:
+    """The replies of the script ``events`` in each of ``parts``, with no event."""
+    return [await core.call("events", [0, 0]) for _, core in parts]
+
+
+async def _latest(parts: list[_Part], n: int) -> tuple[int, list[Any]]:
+    """The seq after which every later event of ``parts`` of a space of ``n`` partitions
+    comes, and the replies of the script ``events`` that made it so.  The seq ``k`` of
+    partition ``p`` is ``k * n + p`` in the space; over several partitions, a second
+    call makes each partition's latest seq at least the latest ``k`` of the first call,
+    so that every later event of any of them comes after ``k * n + n - 1``."""
+    replies = await _heads(parts)
+    most = max(int(reply[0]) for reply in replies)
+    if len(parts) > 1:
+        replies = await _heads(parts)  # each call is given the clock, at least `most`
+    return most * n + n - 1, replies
+
+
+async def _log_start(
+    core: AsyncRedisCore, parts: list[_Part], since: int | None
+) -> tuple[int, dict[int, int], list[Any]]:
+    """Where a reader of ``parts`` of the space of ``core`` begins: after ``since``
+    (None: the latest event), :class:`~tuplespace.EventsLost` if a partition's log no
+    longer reaches back there; the seq of each partition read up to, and the replies of
+    the script ``events``.  In a partitioned space, ``since`` is checked against the
+    latest event of every partition, then each partition read is called again, given
+    the clock that this made at least ``since``: its later events come after it."""
+    n = core.options.partitions
+    if since is None:
+        since, replies = await _latest(parts, n)
+    else:
+        every = [(i, space.core) for i, space in enumerate(core.serving(None))] if n > 1 else parts
+        replies = await _heads(every)
+        last = max(int(reply[0]) * n + n - 1 for reply in replies)
+        if since > last:
+            raise InvalidValue(f"since={since} is ahead of the latest event, {last}", "since")
+        if n > 1:
+            replies = await _heads(parts)
+    k, q = divmod(since, n)
+    after = {p: k if p <= q else max(k - 1, 0) for p, _ in parts}
+    for (p, _), reply in zip(parts, replies, strict=True):
+        if after[p] < int(reply[4]):
+            raise EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
+    return since, after, replies
 
 
 def _matches(
@@ -359,8 +391,11 @@ class AsyncRedisCore:
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
-    partitions, or itself) that serve a template; ``closed()`` whether the space
-    was closed.
+    partitions, or itself) that serve a template; ``subscriptions()`` lists the
+    subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
+    on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
+    arguments of each item, an item's tuple naming its partition (None: every
+    partition); ``closed()`` whether the space was closed.
     """
 
     __slots__ = (
@@ -385,6 +420,8 @@ class AsyncRedisCore:
         "rules",
         "select",
         "serving",
+        "subscriptions",
+        "txn",
         "wait",
         "write",
     )
@@ -414,6 +451,8 @@ class AsyncRedisCore:
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
         serving: Callable[[Template | None], list[AsyncRedisSpace]],
+        subscriptions: Callable[[], list[AsyncLogReader[Any]]],
+        txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
     ) -> None:
         self.options = options
@@ -438,7 +477,13 @@ class AsyncRedisCore:
         self.refile = refile
         self.remove_waiter = remove_waiter
         self.serving = serving
+        self.subscriptions = subscriptions
+        self.txn = txn
         self.closed = closed
+
+
+_Part = tuple[int, AsyncRedisCore]
+"""A partition of a space (its number, its core) whose log a reader reads."""
 
 
 class AsyncRedisSpace:
@@ -460,10 +505,16 @@ class AsyncRedisSpace:
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
 
-    def __init__(self, options: Options, partition: int = 0, client: Any = None) -> None:
+    def __init__(
+        self, options: Options, partition: int = 0, client: Any = None, clock: Clock | None = None
+    ) -> None:
         self._options = options
         self._key = prefix(options.space, partition)
         self._channel = self._key + ":ch"
+        # In a partitioned space, the clock its partitions share: each script is given
+        # it, and the partition's latest seq, read after it in the same packet, moves it on.
+        self._clock = clock if clock is not None or options.partitions == 1 else Clock()
+        self._clock_read = [] if self._clock is None else [pack(("HGET", self._key + ":cfg", "ev_last"))]
         # A script is never run twice: a failure is the caller's to see.
         self._connection: dict[str, Any] = {
             "socket_connect_timeout": CONNECT_TIMEOUT,
@@ -510,7 +561,10 @@ class AsyncRedisSpace:
         self._round_changes = 0  # how many of them the latest round of record takes came after
         self._record_rounds = AsyncLock()  # one round at a time
         self._records_prefix = _records_prefix(options)
-        self._tokens: set[int] = set()  # their tokens in Redis
+        self._tokens: set[str] = set()  # their tokens in Redis
+        # Whether a take waiting in Redis sends its BLPOP after the find script, in one
+        # packet: once the script is known to be loaded (not with durability=replicated).
+        self._pops_after_find = False
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
         self._name = uuid.uuid4().hex
         self._arrivals = itertools.count(1)
@@ -543,6 +597,8 @@ class AsyncRedisSpace:
             refile=self._refile,
             remove_waiter=self._remove_waiter,
             serving=self._serving,
+            subscriptions=self._subscribers,
+            txn=self._txn,
             closed=self._is_closed,
         )
 
@@ -917,27 +973,34 @@ class AsyncRedisSpace:
             self._check_waiters()
             self._handed_takers += 1
             arrival = next(self._arrivals)
-        tokens: list[int] = []
+            token = f"{self._name}:{arrival}"  # who it is, and the name of its registration
+            self._tokens.add(token)  # closing the space wakes it
+        inbox = f"{self._key}:r:{token}"
         try:
             while True:
-                hold = f"{HANDOVER_WAIT * 3000.0!r} {self._name}:{arrival}"
-                reply = await self._call("find", ["take", order, 1, BATCH, _START[order], hold, "", *keys])
-                found = pairs(reply[3:])
-                if found:
-                    return decode_tuple(found[0][1])
-                token = int(reply[0])
-                with self._guard:
-                    self._tokens.add(token)
-                tokens.append(token)
                 left = None if deadline is None else deadline - time.monotonic()
                 wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
+                hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
+                args = ["take", order, 1, BATCH, _START[order], hold, "", *keys]
                 try:
-                    entry = await self._pop(f"{self._key}:r:{token}", wait)
+                    if self._pops_after_find:
+                        # The BLPOP follows the script in one packet: no round trip between.
+                        args[5] = hold + " pop"
+                        reply, entry = await self._find_and_pop(args, inbox, wait)
+                        if reply is None:  # Redis forgot the script: look again, then pop
+                            continue
+                    else:
+                        reply = await self._call("find", args)
+                        self._pops_after_find = not self._replica_wait  # the script is loaded now
+                        entry = None if pairs(reply[3:]) else await self._pop(inbox, wait)
                 except BaseException:
                     if not self._closed:
                         with contextlib.suppress(TupleSpaceError):
                             await self._call("unwait", [token, "restore"])
                     raise
+                found = pairs(reply[3:])
+                if found:
+                    return decode_tuple(found[0][1])
                 if entry is None:
                     entry = await self._call("unwait", [token, ""])
                 if entry:
@@ -948,8 +1011,7 @@ class AsyncRedisSpace:
         finally:
             with self._guard:
                 self._handed_takers -= 1
-                for token in tokens:
-                    self._tokens.discard(token)
+                self._tokens.discard(token)
 
     # -- atomic compound operations -----------------------------------------------------------------
 
@@ -1096,6 +1158,11 @@ class AsyncRedisSpace:
         with self._guard:
             self._transactions.pop(tx, None)
 
+    async def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
+        """The reply of ``script`` run on the transaction ``tx_id`` with the arguments of
+        ``items``, in order."""
+        return await self._call(script, [tx_id, *(arg for _, args in items for arg in args)])
+
     def _is_closed(self) -> bool:
         return self._closed
 
@@ -1124,9 +1191,11 @@ class AsyncRedisSpace:
         self._check_open()
         kinds = frozenset(check_kinds(events))
         since = check_since(since)
+        compiled = None if template is ANY else compile_template(template)
         subscription = AsyncRedisSubscription(
-            self,
-            template,
+            self.core,
+            self._log_parts(compiled),
+            compiled,
             kinds,
             since,
             check_max_pending(max_pending),
@@ -1508,6 +1577,11 @@ class AsyncRedisSpace:
         """The partition that keeps the checked tuple ``t``."""
         return self
 
+    def _log_parts(self, template: Template | None) -> list[_Part]:
+        """The partitions whose events can be of tuples matching ``template`` (None:
+        every tuple), numbered."""
+        return [(0, self.core)]
+
     # -- calls waiting in this process ------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -1533,6 +1607,10 @@ class AsyncRedisSpace:
                     maximum=most,
                 )
             self._subscriptions[subscription] = wake
+
+    def _subscribers(self) -> list[AsyncLogReader[Any]]:
+        with self._guard:
+            return list(self._subscriptions)
 
     def _remove_subscription(self, subscription: AsyncLogReader[Any]) -> None:
         with self._guard:
@@ -1700,19 +1778,30 @@ class AsyncRedisSpace:
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
 
+    def _evalsha(self, script: str, args: list[Any]) -> tuple[Any, ...]:
+        """The command that runs ``script`` on the space's keys (given the clock, in a
+        partition of a partitioned space)."""
+        clock = self._clock
+        keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
+        return ("EVALSHA", SHAS[script], *keys, *args)
+
     async def _run(self, script: str, args: list[Any]) -> Any:
-        command = ("EVALSHA", SHAS[script], 1, self._key, *args)
+        command = self._evalsha(script, args)
         try:
-            return await self._send(command)
+            return await self._send(command, True)
         except NoScriptError:  # a Redis that does not know the script yet, or forgot it
             loader = self._redis if self._master is None else self._master
             await loader.script_load(SCRIPTS[script])
-            return await self._send(command)
+            return await self._send(command, True)
 
-    async def _send(self, command: tuple[Any, ...]) -> Any:
+    async def _send(self, command: tuple[Any, ...], script: bool = False, then: tuple[Any, ...] = ()) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
-        WAIT for a replica with ``durability=replicated``."""
+        read of the partition's latest seq after a ``script`` in a partitioned space, by
+        the command ``then`` if any (the answer is then both answers) and by a WAIT for
+        a replica with ``durability=replicated``."""
+        more = [pack(then)] if then else []
+        tail = [*self._clock_read, *more, *self._replica_wait] if script else [*more, *self._replica_wait]
         if self._idle_pid != os.getpid():
             self._idle, self._idle_pid = [], os.getpid()
         # The idle connections of this pool: a master forgotten meanwhile takes its list along.
@@ -1729,13 +1818,15 @@ class AsyncRedisSpace:
                     await self._forget_master()
                 raise
         try:
-            await connection.send_packed_command([pack(command), *self._replica_wait], check_health=False)
+            await connection.send_packed_command([pack(command), *tail], check_health=False)
             try:
                 reply = await connection.read_response()
             except ResponseError:
-                if self._replica_wait:
-                    await connection.read_response()  # the WAIT's answer
+                for _ in tail:  # the answers that follow
+                    await connection.read_response()
                 raise
+            latest = await connection.read_response() if script and self._clock_read else None
+            after = await connection.read_response() if then else None
             acknowledged = await connection.read_response() if self._replica_wait else 1
         except ResponseError as exc:  # Redis answered: the connection is fine
             if self._master is not None and str(exc).startswith(("MOVED", "ASK")):
@@ -1748,13 +1839,15 @@ class AsyncRedisSpace:
             raise
         finally:
             idle.append(connection)
+        if latest is not None and self._clock is not None:
+            self._clock.advance(int(latest))
         if acknowledged < 1:
             raise StoreError(
                 f"no replica acknowledged the change to space {self._options.space!r} within "
                 f"{REPLICA_WAIT} s (durability=replicated): it was made on the master only, "
                 f"and is lost if that master fails before a replica has it"
             )
-        return reply
+        return (reply, after) if then else reply
 
     async def _master_pool(self) -> tuple[Any, list[Any]]:
         """The pool of connections to the master of the space's slot on a Cluster, and
@@ -1781,6 +1874,23 @@ class AsyncRedisSpace:
             self._idle, self._master_failed = [], True
         if master is not None:
             await master.aclose()
+
+    async def _find_and_pop(self, args: list[Any], key: str, seconds: float) -> tuple[Any, bytes | None]:
+        """The reply of the script ``find`` for a take waiting in Redis, and what the
+        ``BLPOP`` of ``key`` sent after it, on the same connection, popped (waiting up
+        to ``seconds``; None: nothing).  (None, None) if Redis did not know the script
+        (the BLPOP waited in vain): the next call looks first, then pops."""
+        self._check_open()
+        try:
+            reply, got = await self._send(self._evalsha("find", args), True, ("BLPOP", key, repr(seconds)))
+        except NoScriptError:
+            self._pops_after_find = False
+            return None, None
+        except Exception as exc:
+            if self._closed or isinstance(exc, _FAILURES):
+                raise connection_error(self._options, exc, self._closed) from exc
+            raise
+        return reply, None if got is None else bytes(got[1])
 
     async def _pop(self, key: str, seconds: float) -> bytes | None:
         """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
@@ -1935,17 +2045,22 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     partition, in its arrival order there, and takes at most one tuple, in one
     partition.  Counts, ``read_all`` and ``take_all`` sum and join the partitions.
     ``write_many`` writes the tuples of each partition at once (all or none in each
-    partition).  Events are numbered in each partition: ``subscribe`` needs a template
-    with an exact value at the route field.  ``replace`` keeps the route field's value
-    and ``write_if_absent`` needs the template and the tuple in one partition: each is
-    atomic inside one partition.  A partitioned space has no capacity.  See
+    partition).  A subscription gets the events of every partition its template can
+    match, in one order every process sees alike (the seq ``k`` of partition ``p`` is
+    ``k * partitions + p``; a partition's seqs are a Lamport clock, so a process's
+    changes come in the order it made them); ``since`` resumes it in any process.
+    ``replace`` keeps the route field's value (atomic in its partition);
+    ``write_if_absent`` is atomic when its template can match in the tuple's partition
+    only.  A partitioned space has no capacity.  See
     ``docs/scaling.md``, "Partitions".
     """
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
         # This object holds the client the partitions share, and closes it last.
-        self._parts = [AsyncRedisSpace(options, i, self._redis) for i in range(options.partitions)]
+        self._parts = [
+            AsyncRedisSpace(options, i, self._redis, self._clock) for i in range(options.partitions)
+        ]
         # The waiters filed in the partitions for each call waiting across them, and how
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[AsyncWake]]] = []
@@ -1960,17 +2075,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     def _keeper(self, t: Tuple) -> AsyncRedisSpace:
         return self._parts[route_of_tuple(t, self._options)]
 
-    def _routed(self, template: Template | None, what: str) -> AsyncRedisSpace:
-        """The one partition of ``template`` (None: ANY); InvalidValue if it has none."""
-        parts = self._serving(template)
-        if len(parts) > 1:
-            fields = "ANY" if template is None else repr(template.fields)
-            raise InvalidValue(
-                f"{what} in a space partitioned by field {self._options.route} needs a template "
-                f"with an exact value there, got {fields}",
-                "template",
-            )
-        return parts[0]
+    def _log_parts(self, template: Template | None) -> list[_Part]:
+        i = None if template is None else route_of_template(template, self._options)
+        numbers = range(len(self._parts)) if i is None else [i]
+        return [(n, self._parts[n].core) for n in numbers]
 
     async def _write(
         self,
@@ -2008,15 +2116,79 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         assert leases is not None
         return leases[0]
 
+    def _ids(self, tx: str) -> list[str]:
+        """The ids in each partition of the transaction ``tx`` ('': none)."""
+        return tx.split(",") if tx else [""] * len(self._parts)
+
+    def _serving_ids(self, template: Template, tx: str) -> list[tuple[AsyncRedisSpace, str]]:
+        """The partitions that can hold matches of ``template``, each with the id there
+        of the transaction ``tx``."""
+        serving = self._serving(template)
+        return [(part, i) for part, i in zip(self._parts, self._ids(tx), strict=True) if part in serving]
+
     async def _select(
         self, template: Template, take: bool, limit: int | None, tx: str = ""
     ) -> list[tuple[int, Tuple]]:
         found: list[tuple[int, Tuple]] = []
-        for part in self._serving(template):
-            found += await part.core.select(template, take, None if limit is None else limit - len(found), "")
+        for part, tx_id in self._serving_ids(template, tx):
+            found += await part.core.select(
+                template, take, None if limit is None else limit - len(found), tx_id
+            )
             if limit is not None and len(found) >= limit:
                 break
         return found
+
+    async def _begin(
+        self, tx: AsyncRedisTransaction, lease: float, claim: list[str]
+    ) -> tuple[str, float | None]:
+        """Begin ``tx`` in every partition: its ids there joined by commas, and the
+        soonest of its expiries.  Each partition holds what it took there, and gives
+        it back when its lease there runs out."""
+        ids: list[str] = []
+        expiries: list[float] = []
+        try:
+            for part in self._parts:
+                tx_id, expires = await part.core.begin(tx, lease, claim)
+                ids.append(tx_id)
+                if expires is not None:
+                    expiries.append(expires)
+        except BaseException:  # what began gives nothing back: nothing was taken yet
+            self._end_transaction(tx)
+            with contextlib.suppress(TupleSpaceError):
+                for part, tx_id in zip(self._parts, ids, strict=False):
+                    await part.core.call("abort", [tx_id])
+            raise
+        return ",".join(ids), min(expiries, default=None)
+
+    def _end_transaction(self, tx: AsyncRedisTransaction) -> None:
+        for part in self._parts:
+            part.core.end_transaction(tx)
+
+    def _end_waits(self, tx: str, error: TupleSpaceError) -> None:
+        for part, tx_id in zip(self._parts, self._ids(tx), strict=True):
+            part.core.end_waits(tx_id, error)
+
+    async def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
+        """Run ``script`` in each partition of the transaction with the items of that
+        partition (those without a tuple in every partition), in turn from the first.
+        A commit that one partition refuses (the transaction's lease ran out there)
+        aborts the transaction in the partitions after it; the partitions before it have
+        committed.  The replies of a commit, an abort or a release are 1 when every
+        partition's is, of a renewal the soonest expiry (None if one is not open)."""
+        ids = self._ids(tx_id)
+        groups: list[list[Any]] = [[] for _ in self._parts]
+        for t, args in items:
+            for n in range(len(self._parts)) if t is None else [route_of_tuple(t, self._options)]:
+                groups[n] += args
+        replies: list[Any] = []
+        for part, tx, args in zip(self._parts, ids, groups, strict=True):
+            if script == "commit" and replies and not replies[-1]:
+                await part.core.call("abort", [tx])
+                continue
+            replies.append(await part.core.call(script, [tx, *args]))
+        if script == "renew_txn":
+            return None if None in replies else min(replies, key=float)
+        return int(all(replies))
 
     @property
     def rules(self) -> AsyncRedisRules:
@@ -2027,17 +2199,12 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             f"without partitions for them"
         )
 
-    def transaction(self, lease: float | None = 60.0) -> AsyncRedisTransaction:
-        """Not for a partitioned space: NotSupported (a transaction is kept in one
-        partition, and nothing confines its operations to it)."""
-        raise NotSupported(
-            f"transactions on a space partitioned by field {self._options.route}: open the space "
-            f"without partitions for them"
-        )
-
     def claim(self, tag: str, lease: float, remember: float) -> AsyncRedisTransaction:
-        """Not for a partitioned space: NotSupported, as :meth:`transaction`."""
-        return self.transaction(lease)
+        """Not for a partitioned space (no server hosts one): NotSupported."""
+        raise NotSupported(
+            f"claims on a space partitioned by field {self._options.route}: a server hosts spaces without "
+            f"partitions"
+        )
 
     async def count(self, template: Any) -> int:
         """How many tuples match ``template``, in every partition that can hold one."""
@@ -2047,11 +2214,12 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     async def _block(
         self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
     ) -> Tuple:
-        parts = self._serving(template)
+        parts = self._serving_ids(template, tx)
         if len(parts) == 1:
-            found_there: Tuple = await parts[0].core.block(template, take, timeout, "", only_wait)
+            part, tx_id = parts[0]
+            found_there: Tuple = await part.core.block(template, take, timeout, tx_id, only_wait)
             return found_there
-        found = await self._select(template, take, 1)
+        found = await self._select(template, take, 1, tx)
         if found:
             return found[0][1]
         if timeout == 0:
@@ -2066,8 +2234,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         self._across.append(filed)
         looked = False
         try:
-            for part in parts:
+            for part, tx_id in parts:
                 waiters.append((part, part.core.add_waiter(template, take, wake)))
+                waiters[-1][1].tx = tx_id
                 filed.append(waiters[-1][1])
                 await part.core.listen()
             while True:
@@ -2084,9 +2253,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                         continue
                     with part.core.guard:
                         offer, waiter.offer = waiter.offer, None
-                    if offer is not None and await part.core.call("take", ["", offer[0]]):
+                    if offer is not None and _held(await part.core.call("take", [waiter.tx, offer[0]])):
                         return offer[1]
-                found = await self._select(template, take, 1)
+                found = await self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
                 left = None if deadline is None else deadline - time.monotonic()
@@ -2120,36 +2289,19 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             await part.core.ping()
 
     async def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
-        """Write ``t`` only if no tuple matches ``template``, atomically, in their one
-        partition; see :meth:`AsyncRedisSpace.write_if_absent`."""
+        """Write ``t`` only if no tuple matches ``template``; True if written.  Atomic
+        when the template can match in the tuple's partition only; otherwise the other
+        partitions the template can match in are looked in first, then the tuple's, as
+        :meth:`AsyncRedisSpace.write_if_absent` does: a matching tuple written in another
+        partition after it was looked in there is not seen (the window: the scripts
+        that look in the partitions after it, and the write)."""
         compiled = compile_template(template)
-        part = self._routed(compiled, "write_if_absent")
         checked, _, _ = encode_tuple(t)
-        if self._keeper(checked) is not part:
-            raise InvalidValue(
-                f"write_if_absent: the tuple {checked!r} belongs to another partition than the template "
-                f"{compiled.fields!r}",
-                "tuple",
-            )
-        return await part.write_if_absent(compiled, checked, lease)
-
-    def subscribe(
-        self,
-        template: Any,
-        events: Iterable[str] = EVENT_KINDS,
-        *,
-        since: int | None = None,
-        max_pending: int = 1000,
-        lease: float | None = None,
-        existing: bool = False,
-    ) -> AsyncRedisSubscription:
-        """The events of the partition of ``template`` (an exact value at the route
-        field), numbered in that partition; see :meth:`AsyncRedisSpace.subscribe`."""
-        self._check_open()
-        part = self._routed(None if template is ANY else compile_template(template), "subscribe")
-        return part.subscribe(
-            template, events, since=since, max_pending=max_pending, lease=lease, existing=existing
-        )
+        keeper = self._keeper(checked)
+        for part in self._serving(compiled):
+            if part is not keeper and await part.count(compiled):
+                return False
+        return await keeper.write_if_absent(compiled, checked, lease)
 
     async def statistics(self) -> dict[str, Any]:
         """The counts of every partition, summed (``last_event``: the events of all of
@@ -2161,6 +2313,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         for stats in each[1:]:
             for name in _SUMMED:
                 total[name] += stats[name]
+        total["last_event"] = (await _latest(self._log_parts(None), len(self._parts)))[0]
+        # A subscription across partitions is one subscriber.
+        readers = {r for part in self._parts for r in part.core.subscriptions()}
+        total["subscribers"] = len(readers.union(self._subscriptions))
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
@@ -2415,8 +2571,8 @@ class AsyncRedisTransaction(AsyncOpenable):
             rest = found[kept:]
             self._writes = sorted([*self._writes, *(o for o, _ in rest if isinstance(o, tuple))], key=_rank)
             self._bytes += sum(len(o[1]) + len(o[2]) for o, _ in rest if isinstance(o, tuple))
-            ids = [i for i, _ in rest if isinstance(i, int)]
-            if ids and not await self._core.call("release", [self._id, *ids]):
+            ids: list[tuple[Tuple | None, list[Any]]] = [(t, [i]) for i, t in rest if isinstance(i, int)]
+            if ids and not await self._core.txn("release", self._id, ids):
                 self._end("aborted")
         return [t for _, t in found[:kept]], len(found) - kept if kept < len(found) else None
 
@@ -2463,10 +2619,10 @@ class AsyncRedisTransaction(AsyncOpenable):
                     self._end("aborted")
                 raise TransactionAborted("the claim was aborted: its lease ran out")
             return
-        args: list[str | bytes] = [self._id]
-        for _, data, keys, ms, _ in self._writes:
-            args += (ms, data, keys)
-        committed = await self._core.call("commit", args)
+        writes: list[tuple[Tuple | None, list[Any]]] = [
+            (t, [ms, data, keys]) for t, data, keys, ms, _ in self._writes
+        ]
+        committed = await self._core.txn("commit", self._id, writes)
         self._end("committed" if committed else "aborted")
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -2479,7 +2635,7 @@ class AsyncRedisTransaction(AsyncOpenable):
             return
         self._end("aborted")
         if self._id:
-            await self._core.call("abort", [self._id, "forget"] if self._claim else [self._id])
+            await self._core.txn("abort", self._id, [(None, ["forget"] if self._claim else [])])
             # Calls that filed their wait meanwhile; one filing later sees the abort in Redis.
             self._release_waits()
 
@@ -2499,7 +2655,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         """Give the transaction ``lease`` more seconds from now."""
         await self._check()
         seconds = _txn_lease(lease)
-        reply = await self._core.call("renew_txn", [self._id, _ms(seconds)])
+        reply = await self._core.txn("renew_txn", self._id, [(None, [_ms(seconds)])])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -2521,6 +2677,7 @@ class AsyncRedisTransaction(AsyncOpenable):
 
 
 _Item = TypeVar("_Item", Event, Change)
+_first = itemgetter(0)
 
 
 class AsyncLogReader(AsyncOpenable, Generic[_Item]):
@@ -2534,12 +2691,14 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     def __init__(
         self,
         core: AsyncRedisCore,
+        parts: list[_Part],
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
     ) -> None:
         self._core = core
+        self._parts = parts
         self._kinds = kinds
         self._since = since
         self._max_pending = max_pending
@@ -2547,7 +2706,8 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._lease_end = AsyncLater()
         self._wake = AsyncWake()
         self._pending: deque[_Item] = deque()
-        self._read = 0  # the seq of the last event read from the log
+        self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
+        self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
         self._opening = AsyncLock()
@@ -2576,21 +2736,57 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         """Queue what the logged event ``seq`` brings, if it is asked for."""
 
+    async def _begin(self) -> list[Any]:
+        """Listen for the events of the partitions read and begin after ``since``; the
+        replies of the script ``events`` there."""
+        for _, core in self._parts:
+            await core.listen()  # from here on, every logged change wakes a waiting get
+            core.add_subscription(self, self._wake)
+        try:
+            self._last_seq, self._after, replies = await _log_start(self._core, self._parts, self._since)
+        except BaseException:
+            self._leave()
+            raise
+        return replies
+
+    def _leave(self) -> None:
+        for _, core in self._parts:
+            core.remove_subscription(self)
+
     async def _fetch(self) -> tuple[bool, float | None]:
-        """Read the next events of the log, keeping those asked for; whether any was
-        read, and the seconds until the next lease of the space ends (None: no lease)."""
-        reply = await self._core.call("events", [self._read, self._max_pending])
-        entries = reply[4:]
+        """Read the next events of the log of each partition, keeping those asked for in
+        the order of their seqs; whether any was read, and the seconds until the next
+        lease of the space ends (None: no lease).
+
+        An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
+        partitions, the events read are kept once every partition's next events are
+        known to come after them: the script ``events`` makes a partition's latest seq at
+        least the clock of this process, which every seq read moves on."""
+        n = self._core.options.partitions
+        most = max(1, self._max_pending // len(self._parts))
         lost = None
-        if entries and int(entries[0]) > self._read + 1:
-            lost = EventsLost(self._read + 1, int(entries[0]))
-        for i in range(0, len(entries), 4):
-            seq = self._read = int(entries[i])
-            self._keep(seq, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3]))
+        known = []  # up to which seq of its own each partition's events are all read
+        expiry: float | None = None
+        for p, core in self._parts:
+            reply = await core.call("events", [self._after[p], most])
+            entries = reply[5:]
+            if lost is None and self._after[p] < int(reply[4]):
+                lost = EventsLost((self._after[p] + 1) * n + p, int(reply[1]) * n + p)
+            for i in range(0, len(entries), 4):
+                k = self._after[p] = int(entries[i])
+                self._ahead.append((k * n + p, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3])))
+            known.append(int(reply[0]) if len(entries) < 4 * most else self._after[p])
+            ms = float(reply[2])
+            if ms >= 0:
+                expiry = ms / 1000.0 if expiry is None else min(expiry, ms / 1000.0)
+        self._ahead.sort(key=_first)
+        ready = bisect.bisect_right(self._ahead, min(known) * n + n - 1, key=_first)
+        for item in self._ahead[:ready]:
+            self._keep(*item)
+        del self._ahead[:ready]
         if lost is not None:
             raise lost
-        expiry = float(reply[2]) / 1000.0
-        return bool(entries), None if expiry < 0 else expiry
+        return bool(ready or self._ahead), expiry
 
     def _delivering(self, item: _Item) -> _Item:
         self._delivered += 1
@@ -2638,7 +2834,8 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._closed = True
         self._lease_end.cancel()
         self._pending.clear()
-        self._core.remove_subscription(self)
+        self._ahead.clear()
+        self._leave()
         self._wake.set()
 
     async def __aenter__(self) -> Self:
@@ -2670,19 +2867,22 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
 
     def __init__(
         self,
-        space: AsyncRedisSpace,
-        template: Any,
+        core: AsyncRedisCore,
+        parts: list[_Part],
+        template: Template | None,
         kinds: frozenset[str],
         since: int | None,
         max_pending: int,
         lease: float | None,
         existing: bool,
     ) -> None:
-        super().__init__(space.core, kinds, since, max_pending, lease)
-        self._template = None if template is ANY else compile_template(template)  # None: every tuple
+        super().__init__(core, parts, kinds, since, max_pending, lease)
+        self._template = template  # None: every tuple
         self._presenting = existing
-        self._present_after = 0  # the id of the last present tuple reported
-        self._present_upto = 0  # the id of the latest tuple when the subscription began
+        # The partitions whose present tuples are still to report, each with the id of
+        # its latest tuple when the subscription began, and the id of the last reported.
+        self._present_in: deque[tuple[AsyncRedisCore, int]] = deque()
+        self._present_after = 0
         self._began = 0.0
 
     def statistics(self) -> dict[str, Any]:
@@ -2694,21 +2894,21 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
         async with self._opening:
             if self._opened or self._closed:
                 return
-            core = self._core
-            await core.listen()  # from here on, every logged change wakes a waiting get
-            core.add_subscription(self, self._wake)
-            try:
-                since, reply = await _log_start(core, self._since)
-            except BaseException:
-                core.remove_subscription(self)
-                raise
-            self._read = self._last_seq = since
-            self._present_upto = int(reply[3])
-            self._present_after = self._present_upto + 1 if core.options.order == "lifo" else 0
+            replies = await self._begin()
+            self._present_in.extend(
+                (core, int(reply[3])) for (_, core), reply in zip(self._parts, replies, strict=True)
+            )
+            self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
+
+    def _present_start(self) -> int:
+        """The id the present tuples of a partition are looked up after."""
+        if self._core.options.order == "lifo" and self._present_in:
+            return self._present_in[0][1] + 1
+        return 0
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind in self._kinds:
@@ -2721,10 +2921,19 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
 
     async def _present(self) -> Tuple | None:
         """The next tuple present when the subscription began that is still in the
-        space, in the space's order (None: there is none left)."""
-        core = self._core
+        space, in the space's order in each partition, a partition after the other
+        (None: there is none left)."""
+        while self._present_in:
+            t = await self._present_there(*self._present_in[0])
+            if t is not None:
+                return t
+            self._present_in.popleft()
+            self._present_after = self._present_start()
+        return None
+
+    async def _present_there(self, core: AsyncRedisCore, upto: int) -> Tuple | None:
+        """The next tuple present in the partition of ``core``, of an id up to ``upto``."""
         order = "lifo" if core.options.order == "lifo" else "fifo"
-        upto = self._present_upto
         template = self._template
         if template is None:
             reply = await core.call("first", [order, self._present_after, upto, *_EVERY_ARITY])
@@ -3161,7 +3370,7 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
         max_pending: int,
         lease: float | None,
     ) -> None:
-        super().__init__(core, kinds, since, max_pending, lease)
+        super().__init__(core, [(0, core)], kinds, since, max_pending, lease)
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
@@ -3171,15 +3380,9 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
             if self._opened or self._closed:
                 return
             core = self._core
-            await core.listen()
-            core.add_subscription(self, self._wake)
-            try:
-                if self._rid is not None and self._ref is not None:
-                    await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
-                self._read = self._last_seq = (await _log_start(core, self._since))[0]
-            except BaseException:
-                core.remove_subscription(self)
-                raise
+            if self._rid is not None and self._ref is not None:
+                await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
+            await self._begin()
             self._opened = True
             if self._lease is not None:
                 self._lease_end.schedule(self._lease, self.close)
