@@ -22,6 +22,9 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._httpapi import OPERATIONS, PERMISSIONS
+from tuplespace._records import DEFAULT_BASE_URI
+from tuplespace._sqlite import SqliteHost
+from tuplespace._values import DEFAULT_LIMITS
 from tuplespace.server import Server, ServerLimits, create_app
 
 ANY = {"$any": True}
@@ -223,6 +226,38 @@ def test_a_deleted_durable_space_leaves_no_row_in_the_store(tmp_path: Path) -> N
         assert con.execute("SELECT retired, entry FROM catalog WHERE name = 'gone'").fetchall() == [(1, None)]
     finally:
         con.close()
+
+
+def test_a_space_whose_catalog_row_failed_leaves_nothing_to_a_later_one(tmp_path: Path) -> None:
+    # The catalog row of a new space fails to be written (as if the server were killed
+    # before it): the space's own row goes with it, so a later space of that name
+    # starts clean, with its own options.
+    data = tmp_path / "data"
+    with running(data):
+        pass
+    con = sqlite3.connect(data / "spaces.db")
+    con.execute(
+        "CREATE TRIGGER fail BEFORE INSERT ON catalog BEGIN SELECT RAISE(ABORT, 'the disk failed'); END"
+    )
+    con.commit()
+    con.close()
+    host = SqliteHost(f"sqlite:{data / 'spaces.db'}", DEFAULT_LIMITS, DEFAULT_BASE_URI)
+    assert host.catalog() == {}
+    with pytest.raises(sqlite3.IntegrityError, match="the disk failed"):
+        host.open("jobs", {"capacity": 1, "event_retention": 5}, True)
+    host.close()
+    con = sqlite3.connect(data / "spaces.db")
+    try:
+        assert con.execute("SELECT name FROM spaces").fetchall() == []
+        con.execute("DROP TRIGGER fail")
+        con.commit()
+    finally:
+        con.close()
+    with running(data) as server, client(server) as http:
+        assert http.put("/spaces/jobs", json={}).status_code == 201
+        options = http.get("/spaces/jobs").json()["options"]
+        assert (options["capacity"], options["event_retention"]) == (None, 10_000)
+        assert http.post("/spaces/jobs/write_many", json={"tuples": [["a"], ["b"]]}).status_code == 200
 
 
 def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
