@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -22,7 +23,11 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._httpapi import OPERATIONS, PERMISSIONS
+from tuplespace._records import DEFAULT_BASE_URI
+from tuplespace._sqlite import SqliteHost
+from tuplespace._values import DEFAULT_LIMITS
 from tuplespace.server import Server, ServerLimits, create_app
+from tuplespace.server._requests import ServiceRequest
 
 ANY = {"$any": True}
 
@@ -223,6 +228,69 @@ def test_a_deleted_durable_space_leaves_no_row_in_the_store(tmp_path: Path) -> N
         assert con.execute("SELECT retired, entry FROM catalog WHERE name = 'gone'").fetchall() == [(1, None)]
     finally:
         con.close()
+
+
+def test_the_service_is_called_without_a_transport_and_raises_errors_of_the_tree() -> None:
+    """The handlers take a ServiceRequest, whichever transport made it (here none), and
+    raise the errors of the tree that each transport answers in its own way."""
+
+    def request(body: bytes) -> ServiceRequest:
+        async def receive(most: int) -> tuple[bytes, int]:
+            return body, len(body)
+
+        return ServiceRequest(None, "192.0.2.7", receive, lambda gone: lambda: None)
+
+    async def main() -> None:
+        app = create_app(limits=ServerLimits(rate=0.001, burst=2))
+        async with app.router.lifespan_context(app):
+            api = app.state.api
+            answer = await api.write("s", request=request(b'{"tuple": ["a"]}'))
+            assert (answer.status_code, orjson.loads(answer.body)) == (
+                200,
+                {"lease": {"id": 1, "expires_at": None}},
+            )
+            with pytest.raises(ts.InvalidValue) as refused:
+                await api.write("s", request=request(b'{"tuple": ["a"], "colour": 1}'))
+            assert (refused.value.code, refused.value.path) == ("bad_request", "colour")
+            with pytest.raises(ts.LimitReached) as limited:
+                await api.count("s", request=request(b'{"template": ["a"]}'))
+            assert (limited.value.code, limited.value.limit) == ("rate_limited", "rate")
+            assert limited.value.retry_after is not None
+            assert limited.value.retry_after > 0
+
+    asyncio.run(main())
+
+
+def test_a_space_whose_catalog_row_failed_leaves_nothing_to_a_later_one(tmp_path: Path) -> None:
+    # The catalog row of a new space fails to be written (as if the server were killed
+    # before it): the space's own row goes with it, so a later space of that name
+    # starts clean, with its own options.
+    data = tmp_path / "data"
+    with running(data):
+        pass
+    con = sqlite3.connect(data / "spaces.db")
+    con.execute(
+        "CREATE TRIGGER fail BEFORE INSERT ON catalog BEGIN SELECT RAISE(ABORT, 'the disk failed'); END"
+    )
+    con.commit()
+    con.close()
+    host = SqliteHost(f"sqlite:{data / 'spaces.db'}", DEFAULT_LIMITS, DEFAULT_BASE_URI)
+    assert host.catalog() == {}
+    with pytest.raises(sqlite3.IntegrityError, match="the disk failed"):
+        host.open("jobs", {"capacity": 1, "event_retention": 5}, True)
+    host.close()
+    con = sqlite3.connect(data / "spaces.db")
+    try:
+        assert con.execute("SELECT name FROM spaces").fetchall() == []
+        con.execute("DROP TRIGGER fail")
+        con.commit()
+    finally:
+        con.close()
+    with running(data) as server, client(server) as http:
+        assert http.put("/spaces/jobs", json={}).status_code == 201
+        options = http.get("/spaces/jobs").json()["options"]
+        assert (options["capacity"], options["event_retention"]) == (None, 10_000)
+        assert http.post("/spaces/jobs/write_many", json={"tuples": [["a"], ["b"]]}).status_code == 200
 
 
 def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
@@ -479,7 +547,11 @@ def test_a_full_space_pushes_back(tmp_path: Path) -> None:
         assert error(http.post("/spaces/s/write", json={"tuple": ["b"]}), 429, "space_full")
         r = http.post("/spaces/s/write", json={"tuple": ["b"], "timeout": None})
         assert r.json() == {"lease": None, "more": True}
-        assert error(http.post("/spaces/s/write", json={"tuple": ["b"], "timeout": 0.01}), 429, "space_full")
+        waited = error(
+            http.post("/spaces/s/write", json={"tuple": ["b"], "timeout": 0.01}), 429, "space_full"
+        )
+        # A write that waited in vain names the capacity, as one that could not wait does.
+        assert (waited["limit"], waited["maximum"]) == ("capacity", 1)
         error(http.post("/spaces/s/write_many", json={"tuples": [["b"], ["c"]]}), 429, "space_full")
         assert all_tuples(http, "s", 1) == [["a"]]
 

@@ -93,9 +93,12 @@ class TupleSpaceError(Exception):
 
     ``code`` is its error code of the HTTP API, one that :data:`ERRORS` gives its class:
     the code a server answered, on an exception a client raises; on one a server
-    raises, the code it answers with (None: the first of its class)."""
+    raises, the code it answers with (None: the first of its class).  ``field`` is the
+    part of the request at fault, on one a server raises (None: the one its class
+    names, if any)."""
 
     code: str | None = None
+    field: str | None = None
 
 
 class Timeout(TupleSpaceError, TimeoutError):
@@ -137,11 +140,13 @@ class WireError(_PathError, ValueError):
 
 
 class LimitReached(TupleSpaceError):
-    """A resource limit of a space is reached; ``limit`` names it."""
+    """A resource limit of a space is reached; ``limit`` names it.  ``retry_after``:
+    the seconds after which asking again may succeed (a rate limit's), if known."""
 
-    def __init__(self, message: str, *, limit: str, maximum: int) -> None:
+    def __init__(self, message: str, *, limit: str, maximum: int, retry_after: float | None = None) -> None:
         self.limit = limit
         self.maximum = maximum
+        self.retry_after = retry_after
         super().__init__(message)
 
 

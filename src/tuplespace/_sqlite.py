@@ -254,12 +254,20 @@ class _File:
 
     # -- spaces -------------------------------------------------------------------
 
-    def open(self, name: str, options: dict[str, Any], served: str) -> Space:
+    def open(
+        self, name: str, options: dict[str, Any], served: str, listing: tuple[str, int, str] | None = None
+    ) -> Space:
+        """The space ``name``, made if there is none, going by ``served``; ``listing``: the
+        row of the catalog that names it, written in the transaction that makes its row
+        of ``spaces``."""
         self.committer.check()
         if name in self.spaces:
             space = self.spaces[name][0]
             if not space.core.engine.closed:
                 _check_options(name, options, _options_of(space))
+                if listing is not None:
+                    with self.lock:
+                        self.run([("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", [listing])])
                 return space
         with self.lock:  # the row is made in a transaction of its own, not in a commit under way
             try:
@@ -268,16 +276,20 @@ class _File:
                 ).fetchone()
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is damaged: {exc}") from None
+            statements: list[tuple[str, list[tuple[Any, ...]]]] = []
             if row is None:
                 space = Space(**options, name=served)
                 text = orjson.dumps(_options_of(space)).decode()
-                self.db.execute("INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, text))
+                statements.append(("INSERT INTO spaces VALUES (?, 0, 0, ?)", [(name, text)]))
                 last_seq = last_event = 0
             else:
                 last_seq, last_event, text = row
                 stored = {**_OLDER_OPTIONS, **orjson.loads(text)}
                 _check_options(name, options, stored)
                 space = Space(**{**options, **stored}, name=served)
+            if listing is not None:
+                statements.append(("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", [listing]))
+            self.run(statements)  # the space's row and its catalog row, both or neither
         rows = SpaceRows(
             last_seq,
             last_event,
@@ -300,6 +312,21 @@ class _File:
         )
         self.committer.attach(name, space, rows, lambda: self._detach(name, space))
         return space
+
+    def run(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run each ``(sql, rows)`` of ``statements`` in one transaction (with ``lock`` held)."""
+        if not statements:
+            return
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            for sql, rows in statements:
+                db.executemany(sql, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def _read(self, name: str, sql: str, make: Callable[[Any], _R]) -> Iterator[_R]:
         """The rows of space ``name`` that ``sql`` selects, each made by ``make``."""
@@ -466,7 +493,8 @@ class Catalog:
     its ``entry`` (a JSON object: the name it is stored under and the options the
     server keeps for it), and how many times the name was deleted (``retired``: a
     space made anew under a deleted name is stored under a new name, so it starts
-    empty).  Adding or deleting a space writes its row alone.
+    empty).  A space is added with its row of ``spaces`` in one transaction
+    (:meth:`create`), and deleted with its rows of every table in one.
 
     Made by :func:`open_catalog`; it keeps the file open until :meth:`close`.
     """
@@ -481,16 +509,7 @@ class Catalog:
             raise StoreError("the catalog is closed")
         file.committer.check()
         with file.lock:
-            db = file.db
-            db.execute("BEGIN")
-            try:
-                for sql, rows in statements:
-                    db.executemany(sql, rows)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            file.run(statements)
 
     def read(self) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
         """The entries of the spaces, by name, and the deletions of each name deleted."""
@@ -516,6 +535,18 @@ class Catalog:
             for name, entry in entries.items()
         ]
         self._run([("INSERT OR REPLACE INTO catalog VALUES (?, ?, ?)", rows)])
+
+    def create(self, name: str, entry: dict[str, Any], retired: int, options: dict[str, Any]) -> Space:
+        """Open the space of the new ``entry`` of ``name`` (stored under its ``storage``),
+        whose name was deleted ``retired`` times: its row of ``spaces`` and its catalog
+        row are written in one transaction, so a failure (or a kill) between them
+        leaves neither behind for a later space of that name."""
+        file = self._file
+        if file is None:
+            raise StoreError("the catalog is closed")
+        listing = (name, retired, orjson.dumps(entry).decode())
+        with _FILES_LOCK:
+            return file.open(entry["storage"], options, name, listing)
 
     def drop(self, name: str, storage: str, retired: int) -> None:
         """Delete the space ``name``, stored as ``storage`` (closed): its rows of every
@@ -644,15 +675,12 @@ class SqliteHost:
             entry = {**entry, "storage": name if generation == 0 else f"{name}~{generation}"}
         options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
         options.update(limits=self._limits, base_uri=self._base_uri)
-        space = open_space(self.path, entry["storage"], self._durability, served=name, **options)
-        self._storage[name] = entry["storage"]
         if new:
             assert self._catalog is not None
-            try:
-                self._catalog.put({name: entry}, self._retired)
-            except BaseException:
-                space.close()
-                raise
+            space = self._catalog.create(name, entry, self._retired.get(name, 0), options)
+        else:
+            space = open_space(self.path, entry["storage"], self._durability, served=name, **options)
+        self._storage[name] = entry["storage"]
         return Hosted(AsyncSpace(space), space), None
 
     def drop(self, name: str, hosted: Hosted) -> None:

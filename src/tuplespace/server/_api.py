@@ -15,10 +15,9 @@ import functools
 import math
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
 
@@ -30,6 +29,7 @@ from .._errors import (
     InvalidValue,
     LimitReached,
     NotFound,
+    SpaceClosed,
     SpaceFull,
     Timeout,
     TransactionError,
@@ -43,9 +43,9 @@ from .._rules import MAX_RULES
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
-from ._errors import ApiError, coded
+from ._errors import coded
 from ._hub import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
-from ._requests import Incoming, check_keys, read_body
+from ._requests import ServiceRequest, check_keys, read_body
 
 if TYPE_CHECKING:
     from ..stores._redis_async import AsyncRedisRecordWatch, AsyncRedisSubscription, AsyncRedisTransaction
@@ -190,9 +190,9 @@ def _number(name: str, text: str, kind: type[int] | type[float]) -> Any:
         raise ValueError(f"limit {name} is {what}, not {text!r}") from None
 
 
-def _address(request: Incoming) -> str:
+def _address(request: ServiceRequest) -> str:
     """The key of a request's client address, under which its limits are counted."""
-    return "address:" + (request.client.host if request.client else "-")
+    return "address:" + (request.client or "-")
 
 
 class _Interrupted(Exception):
@@ -203,8 +203,8 @@ class _Revoked(Exception):
     """A long poll ended early: the token it was made with was revoked."""
 
 
-def _revoked() -> ApiError:
-    return ApiError(401, "unauthorized", "the token was revoked")
+def _revoked() -> Unauthorized:
+    return Unauthorized("the token was revoked")
 
 
 class TokenWork:
@@ -299,27 +299,6 @@ async def disconnected(receive: Receive) -> None:
         pass
 
 
-def _watch_disconnect(request: Incoming, callback: Callable[[], object]) -> Callable[[], None]:
-    """Call ``callback`` when the client of ``request`` goes away; returns what stops
-    the watch.  A request of a channel is told by its channel; an HTTP request is
-    watched by a task that waits for its disconnection."""
-    watch = getattr(request, "watch_disconnect", None)
-    if watch is not None:
-        return cast(Callable[[], None], watch(callback))
-
-    def gone_away(_: object) -> None:
-        callback()
-
-    gone = asyncio.get_running_loop().create_task(disconnected(cast(Request, request).receive))
-    gone.add_done_callback(gone_away)
-
-    def unwatch() -> None:
-        gone.remove_done_callback(gone_away)
-        gone.cancel()
-
-    return unwatch
-
-
 class ApiBase:
     """The state of one server, and what every handler does first."""
 
@@ -364,14 +343,14 @@ class ApiBase:
 
     # -- the prologue of every request ---------------------------------------------------
 
-    def caller(self, request: Incoming) -> Caller:
+    def caller(self, request: ServiceRequest) -> Caller:
         """Who is asking: 503 while shutting down, 401 for a bad token, 429 past the rate."""
         self.requests += 1
         if self.stopping:
-            raise ApiError(503, "shutting_down", "the server is shutting down")
+            raise SpaceClosed("the server is shutting down")
         try:
-            grant = self.tokens.authenticate(request.headers.get("authorization"))
-        except ApiError:  # a bad token counts against its address: guessing is rate limited
+            grant = self.tokens.authenticate(request.authorization)
+        except Unauthorized:  # a bad token counts against its address: guessing is rate limited
             if self._rates is not None:
                 self._check_rate(self._rates, _address(request))
             raise
@@ -383,15 +362,9 @@ class ApiBase:
     def _check_rate(self, rates: RateLimiter, client: str) -> None:
         wait = rates.take(client)
         if wait:
-            error = ApiError(
-                429,
-                "rate_limited",
-                f"more than {rates.rate:g} requests per second",
-                limit="rate",
-                maximum=self.limits.burst,
-            )
-            error.headers["Retry-After"] = str(max(1, round(wait)))
-            raise error
+            message = f"more than {rates.rate:g} requests per second"
+            limited = LimitReached(message, limit="rate", maximum=self.limits.burst, retry_after=wait)
+            raise coded(limited, "rate_limited")
 
     def _denied(self, caller: Caller, needed: str, space: str) -> TupleSpaceError:
         if caller.grant is None:
@@ -405,12 +378,10 @@ class ApiBase:
         checking the caller has the permissions of the operation ``needs`` on it (its
         ``needs`` and ``one_of`` in the operation table), or every one of ``needs``."""
         if not valid_space_name(name):
-            raise ApiError(
-                400,
-                "bad_request",
-                "a space name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit",
-                "space",
+            message = (
+                "a space name is 1 to 128 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
+            raise coded(InvalidValue(message, "space"), "bad_request")
         info = self.hub.spaces.get(name)
         if info is None:  # not hosted here yet, maybe in the store's catalog
             info = await self.hub.get(name)
@@ -432,7 +403,7 @@ class ApiBase:
         return info
 
     async def _begin(
-        self, request: Incoming, space: str, op: Operation, fields: frozenset[str] | None = None
+        self, request: ServiceRequest, space: str, op: Operation, fields: frozenset[str] | None = None
     ) -> tuple[Caller, SpaceInfo | None, dict[str, Any]]:
         """The prologue of the operation ``op``: who asks, the space if it exists (after
         checking the permissions ``op`` needs), and the body, holding only the fields of
@@ -470,7 +441,7 @@ class ApiBase:
     # -- waiting ------------------------------------------------------------------------
 
     async def _race(
-        self, request: Incoming, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
+        self, request: ServiceRequest, grant: Grant | None, work: Coroutine[Any, Any, T], wait: float
     ) -> T:
         """Await ``work`` for at most ``wait`` seconds (then Timeout), unless the client
         goes away or the server stops first (then _Interrupted), or the token ``grant``
@@ -503,7 +474,7 @@ class ApiBase:
 
         loop = asyncio.get_running_loop()
         timer = loop.call_later(wait, end, Timeout)
-        unwatch = _watch_disconnect(request, functools.partial(end, _Interrupted))
+        unwatch = request.watch_disconnect(functools.partial(end, _Interrupted))
         # Shutting down may begin in another thread.
         stop = functools.partial(loop.call_soon_threadsafe, end, _Interrupted)
         self._interrupts.add(stop)
@@ -550,7 +521,7 @@ class ApiBase:
 
     async def claimed_take(
         self,
-        request: Request,
+        request: ServiceRequest,
         caller: Caller,
         info: SpaceInfo,
         timeout: float | None,
@@ -632,7 +603,7 @@ class ApiBase:
 
     async def poll(
         self,
-        request: Incoming,
+        request: ServiceRequest,
         caller: Caller,
         timeout: float | None,
         call: Callable[[float | None], Coroutine[Any, Any, T]],
@@ -675,7 +646,7 @@ class ApiBase:
 
     async def waiting_page(
         self,
-        request: Incoming,
+        request: ServiceRequest,
         caller: Caller,
         timeout: float | None,
         find: Callable[[float | None], Coroutine[Any, Any, tuple[list[Tuple], int | None]]],

@@ -8,7 +8,9 @@ for the OpenAPI document only).  Every request is checked whole before it acts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
+from starlette.types import Receive
 
 from .. import __version__
 from .._errors import TupleSpaceError
@@ -28,7 +31,7 @@ from .._httpapi import OPERATIONS
 from .._records import DEFAULT_BASE_URI
 from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
-from ._api import ServerLimits
+from ._api import ServerLimits, disconnected
 from ._auth import ALL, Tokens, valid_space_name
 from ._credit import CreditRoutes
 from ._dashboard import install_dashboard
@@ -38,6 +41,7 @@ from ._hub import Hub
 from ._openapi import install as install_openapi
 from ._openapi import route_options
 from ._operations import Operations
+from ._requests import ServiceRequest
 from ._rules import RuleRoutes
 from ._transactions import Transactions
 
@@ -198,7 +202,66 @@ def _store(data_dir: str | Path | None, store: str | None) -> tuple[str, str | N
 def _routes(app: FastAPI, api: Api) -> None:
     """A route for each operation of the table, to the handler of its name."""
     for op in OPERATIONS:
-        app.add_api_route(op.path, getattr(api, op.name), response_class=Response, **route_options(op))
+        endpoint = _endpoint(getattr(api, op.name))
+        app.add_api_route(op.path, endpoint, response_class=Response, **route_options(op))
+
+
+def _endpoint(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
+    """The HTTP face of a handler of the service: FastAPI gives it the path's
+    parameters (checked against the handler's signature) and the request, of which it
+    hands the handler a :class:`ServiceRequest`."""
+
+    async def endpoint(request: Request, **params: Any) -> Response:
+        client = request.client
+        headers = request.headers
+        incoming = ServiceRequest(
+            headers.get("authorization"),
+            None if client is None else client.host,
+            functools.partial(_body, request),
+            functools.partial(_watch_disconnect, request.receive),
+            request.query_params,
+            headers.get("last-event-id"),
+        )
+        return await handler(**params, request=incoming)
+
+    signature = inspect.signature(handler, eval_str=True)
+    parameters = [
+        p.replace(annotation=Request) if p.name == "request" else p for p in signature.parameters.values()
+    ]
+    endpoint.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return endpoint
+
+
+async def _body(request: Request, max_body: int) -> tuple[bytes, int]:
+    """The body of ``request`` and its size, as it arrives (see ``ReceiveBody``)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_body:
+        return b"", int(declared)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_body:
+            return b"", size
+        chunks.append(chunk)
+    return b"".join(chunks), size
+
+
+def _watch_disconnect(receive: Receive, callback: Callable[[], object]) -> Callable[[], None]:
+    """Call ``callback`` when the client of an HTTP request goes away, as a task waiting
+    for its disconnection tells; returns what stops the watch."""
+
+    def gone_away(_: object) -> None:
+        callback()
+
+    gone = asyncio.get_running_loop().create_task(disconnected(receive))
+    gone.add_done_callback(gone_away)
+
+    def unwatch() -> None:
+        gone.remove_done_callback(gone_away)
+        gone.cancel()
+
+    return unwatch
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:

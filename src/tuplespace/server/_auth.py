@@ -30,8 +30,9 @@ from typing import Any
 
 import orjson
 
+from .._errors import Conflict, NotFound, Unauthorized
 from .._httpapi import PERMISSIONS
-from ._errors import ApiError
+from ._errors import coded
 
 __all__ = [
     "ALL",
@@ -179,16 +180,16 @@ class Tokens:
         """The grant of the request's ``Authorization`` header; None without one (or
         when no tokens are checked).
 
-        Raises a 401 :class:`ApiError` for a malformed header or an unknown token.
+        Raises :class:`~tuplespace.Unauthorized` for a malformed header or an unknown token.
         """
         if authorization is None or not self.enabled:
             return None
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "unauthorized", "the Authorization header is 'Bearer <token>'")
+            raise Unauthorized("the Authorization header is 'Bearer <token>'")
         grant = self._by_digest.get(_digest(token.strip()))
         if grant is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked token")
+            raise Unauthorized("unknown or revoked token")
         return grant
 
     def grants(self) -> list[Grant]:
@@ -205,9 +206,9 @@ class Tokens:
         grant.secret = None  # the file keeps only the digest of tokens made by the API
         with self._lock:
             if grant.name in self._by_name:
-                raise ApiError(409, "token_exists", f"a token named {grant.name!r} exists", "name")
+                raise coded(Conflict(f"a token named {grant.name!r} exists"), "token_exists", "name")
             if grant.digest in self._by_digest:
-                raise ApiError(409, "token_exists", "this token is already in use", "token")
+                raise coded(Conflict("this token is already in use"), "token_exists", "token")
             self._add(grant)
             try:
                 self._save()
@@ -223,7 +224,7 @@ class Tokens:
         with self._lock:
             grant = self._by_name.get(name)
             if grant is None:
-                raise ApiError(404, "not_found", f"no token is named {name!r}")
+                raise NotFound(f"no token is named {name!r}")
             del self._by_name[name]
             del self._by_digest[grant.digest]
             try:

@@ -34,12 +34,11 @@ import inspect
 import logging
 import types
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI
-from starlette.datastructures import Address
 from starlette.responses import Response
 from uvicorn.server import ServerState
 
@@ -49,9 +48,9 @@ from .._framing import LENGTH as _LENGTH
 from .._framing import frame
 from .._httpapi import OPERATIONS, Operation
 from ._api import ApiBase
-from ._errors import ApiError, api_error, error_response, limit_reached, request_timeout
+from ._errors import ApiError, api_error, limit_reached, request_timeout
 from ._guard import Policy
-from ._requests import Incoming
+from ._requests import ServiceRequest
 
 __all__: list[str] = []  # the door of _connections opens channels
 
@@ -162,51 +161,6 @@ def _param_types(endpoint: Endpoint) -> dict[str, Callable[[str], Any]]:
     return {name: _CONVERT[kind] for name, kind in hints.items() if kind in _CONVERT}
 
 
-class _ChannelRequest:
-    """A request of a channel as the handlers read it (an ``Incoming``: the hello's
-    authorization, the client's address and the body), and ``watch_disconnect`` for a
-    request that waits (see ``_api._watch_disconnect``)."""
-
-    __slots__ = ("_body", "_channel", "client", "headers")
-
-    def __init__(self, channel: _Channel, body: bytes):
-        self.headers = channel.headers
-        self.client = channel.client
-        self._body = body
-        self._channel = channel
-
-    def stream(self) -> AsyncIterator[bytes]:
-        return _Body(self._body)
-
-    def watch_disconnect(self, callback: Callable[[], object]) -> Callable[[], None]:
-        """Call ``callback`` when the channel closes (now if it has); returns what
-        stops the watch."""
-        channel = self._channel
-        if channel.ended:
-            callback()
-        channel.watchers.add(callback)
-        return functools.partial(channel.watchers.discard, callback)
-
-
-class _Body:
-    """A channel request's body as ``Request.stream()`` gives one: a single chunk
-    (an iterator, not an async generator, which asyncio would track in a weak set)."""
-
-    __slots__ = ("_chunk",)
-
-    def __init__(self, body: bytes) -> None:
-        self._chunk: bytes | None = body
-
-    def __aiter__(self) -> _Body:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk, self._chunk = self._chunk, None
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
-
-
 class _Service:
     """What every channel of one application shares: its state and its routes."""
 
@@ -225,16 +179,28 @@ class _Service:
             if not path.startswith("/") or not method.isupper():
                 raise ApiError(400, "bad_request", 'a channel request is "ID METHOD /path\\n" and its body')
             endpoint, params = self.routes.find(method, path)
-            request: Incoming = _ChannelRequest(channel, body)
+            request = ServiceRequest(
+                channel.authorization, channel.host, functools.partial(_given, body), channel.watch_disconnect
+            )
             response = await endpoint(**params, request=request)
         except ApiError as exc:
-            response = error_response(exc)
+            return _error(exc)
         except TupleSpaceError as exc:
-            response = error_response(api_error(exc, shutting_down=api.stopping))
+            return _error(api_error(exc, shutting_down=api.stopping))
         except Exception:
             logger.exception("a channel request failed: %s", data[:200])
-            response = error_response(ApiError(500, "internal_error", "the server failed to answer"))
+            return _error(ApiError(500, "internal_error", "the server failed to answer"))
         return b"%d\n%s" % (response.status_code, response.body)
+
+
+async def _given(body: bytes, most: int) -> tuple[bytes, int]:
+    """A channel request's body, which came whole in its frame (see ``ReceiveBody``)."""
+    return body, len(body)
+
+
+def _error(error: ApiError) -> bytes:
+    """The answer (without its id) that says ``error``: its status and its JSON body."""
+    return b"%d\n%s" % (error.status, orjson.dumps(error.body()))
 
 
 class _Channel(asyncio.Protocol):
@@ -256,8 +222,8 @@ class _Channel(asyncio.Protocol):
         self.ended = False  # the connection is lost, or the channel refused
         self.watchers: set[Callable[[], object]] = set()  # of the requests that wait
         self.open: dict[bytes, asyncio.Task[None]] = {}
-        self.headers: dict[str, str] = {}
-        self.client: Address | None = None
+        self.authorization: str | None = None  # the hello's, for every request
+        self.host: str | None = None  # the client's address
         self.buffer = bytearray()
         self.hello = True
         self.closing = False
@@ -269,7 +235,7 @@ class _Channel(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         peer = self.transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = Address(str(peer[0]), int(peer[1]))
+            self.host = str(peer[0])
         self.server_state.connections.add(self)  # type: ignore[arg-type]  # shut down with the server
         self._await_frame()  # the hello
 
@@ -291,6 +257,14 @@ class _Channel(asyncio.Protocol):
     def resume_writing(self) -> None:
         assert self.transport is not None
         self.transport.resume_reading()
+
+    def watch_disconnect(self, callback: Callable[[], object]) -> Callable[[], None]:
+        """Call ``callback`` when the channel closes (now if it has), for a request that
+        waits; returns what stops the watch."""
+        if self.ended:
+            callback()
+        self.watchers.add(callback)
+        return functools.partial(self.watchers.discard, callback)
 
     def shutdown(self) -> None:
         """Close once every open request is answered (uvicorn calls this on shutdown,
@@ -348,8 +322,7 @@ class _Channel(asyncio.Protocol):
 
     def _refuse(self, error: ApiError) -> None:
         """Answer ``error`` on the channel's own id, 0, and close it."""
-        response = error_response(error)
-        self._send(b"0 %d\n%s" % (response.status_code, response.body))
+        self._send(b"0 " + _error(error))
         self.ended = True
         assert self.transport is not None
         self.transport.close()
@@ -369,8 +342,7 @@ class _Channel(asyncio.Protocol):
             if refused is not None:
                 self._refuse(refused)
                 return
-        if authorization is not None:
-            self.headers["authorization"] = authorization
+        self.authorization = authorization
         self.hello = False
         welcome = {"server": "pytuplespace", "version": __version__, "max_frame": self.most}
         self._send(orjson.dumps(welcome))
@@ -397,8 +369,7 @@ class _Channel(asyncio.Protocol):
             self.open[request_id] = asyncio.get_running_loop().create_task(_resume(serve, awaited))
 
     def _answer(self, request_id: bytes, error: ApiError) -> None:
-        response = error_response(error)
-        self._send(b"%s %d\n%s" % (request_id, response.status_code, response.body))
+        self._send(request_id + b" " + _error(error))
 
     async def _serve(self, request_id: bytes, data: bytes) -> None:
         try:

@@ -7,7 +7,6 @@ permission on the space: a stamp is its own price (docs/active.md, "Minting").
 
 from __future__ import annotations
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from .._codec import to_wire
@@ -15,8 +14,9 @@ from .._credit import check_principal
 from .._errors import InvalidValue
 from .._httpapi import OPERATION
 from ._api import json_response
-from ._errors import api_error, coded
+from ._errors import coded, placed
 from ._records import RecordRoutes, _get_credit
+from ._requests import ServiceRequest
 
 __all__ = ["CreditRoutes"]
 
@@ -24,7 +24,7 @@ __all__ = ["CreditRoutes"]
 class CreditRoutes(RecordRoutes):
     """Credit: transfers between accounts, and minting for proof of work."""
 
-    async def transfer_credit(self, space: str, request: Request) -> Response:
+    async def transfer_credit(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["transfer_credit"])
         info = self._existing(info, space)
         source = self._principal(caller, info, body)
@@ -40,10 +40,10 @@ class CreditRoutes(RecordRoutes):
         try:
             balance = await info.aspace.transfer_credit(source, target, amount)
         except InvalidValue as exc:
-            raise api_error(exc, "amount" if exc.path is None else None) from None
+            raise placed(exc, "amount" if exc.path is None else None) from None
         return json_response({"principal": source, "balance": to_wire(balance)})
 
-    async def credit_challenge(self, space: str, request: Request) -> Response:
+    async def credit_challenge(self, space: str, request: ServiceRequest) -> Response:
         info = self._existing(
             await self.authorize(self.caller(request), space, OPERATION["credit_challenge"]), space
         )
@@ -52,7 +52,7 @@ class CreditRoutes(RecordRoutes):
             {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
         )
 
-    async def mint_credit(self, space: str, request: Request) -> Response:
+    async def mint_credit(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["mint_credit"])
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)

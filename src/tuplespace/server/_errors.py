@@ -32,9 +32,10 @@ from .._errors import (
     _PathError,
 )
 
-__all__ = ["ApiError", "api_error", "coded", "error_response", "limit_reached", "request_timeout"]
+__all__ = ["ApiError", "api_error", "coded", "error_response", "limit_reached", "placed", "request_timeout"]
 
 E = TypeVar("E", bound=TupleSpaceError)
+X = TypeVar("X", bound=Exception)
 
 
 class ApiError(Exception):
@@ -54,15 +55,19 @@ class ApiError(Exception):
         return {"error": {"code": self.code, "message": self.message, "field": self.field, **self.extra}}
 
 
-def coded(error: E, code: str) -> E:
+def coded(error: E, code: str, field: str | None = None) -> E:
     """``error``, to be answered with ``code`` (one that :data:`~tuplespace._errors.ERRORS`
-    gives its class) rather than the first code of its class."""
+    gives its class) rather than the first code of its class; ``field``: the part of
+    the request at fault, for an error that names none of its own (a ``Conflict``)."""
     error.code = code
+    if field is not None:
+        error.field = field
     return error
 
 
 def limit_reached(message: str, limit: str, maximum: int) -> ApiError:
-    """429: a client (or a channel) has as much of ``limit`` as it may."""
+    """429: a client (or a channel) has as much of ``limit`` as it may (a transport's
+    limit; the service raises :class:`~tuplespace.LimitReached`)."""
     return ApiError(429, "limit_reached", message, limit=limit, maximum=maximum)
 
 
@@ -140,13 +145,33 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
         if row.code == "invalid_value" and exc.path in _ARGUMENTS:
             return ApiError(row.status, row.code, exc.reason, exc.path)
         return ApiError(row.status, row.code, exc.reason, _field(field, exc.path), **_extra(exc))
-    if row.error in _NAMED:
+    if isinstance(exc, TupleSpaceError) and exc.field is not None:
+        where: str | None = exc.field
+    elif row.error in _NAMED:
         where = field
     elif row.error is RecordExists:
         where = "path"
     else:
         where = None
-    return ApiError(row.status, row.code, str(exc), where, **_extra(exc))
+    error = ApiError(row.status, row.code, str(exc), where, **_extra(exc))
+    if isinstance(exc, LimitReached) and exc.retry_after is not None:
+        error.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return error
+
+
+def placed(exc: X, field: str | None) -> X:
+    """``exc``, raised while handling the part ``field`` of a request (None: the
+    request as a whole): the field it names once answered, as :func:`api_error` with
+    that field would name it (``tuple[2]["temp"]``, ``template[1]``)."""
+    if field is None:
+        return exc
+    row = _row_of(exc)
+    if isinstance(exc, _PathError):
+        if row is None or row.code != "invalid_value" or exc.path not in _ARGUMENTS:
+            exc.path = field + exc.path
+    elif isinstance(exc, TupleSpaceError) and row is not None and row.error in _NAMED:
+        exc.field = field
+    return exc
 
 
 def error_response(error: ApiError) -> Response:

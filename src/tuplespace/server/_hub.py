@@ -37,7 +37,15 @@ from .._codec import to_wire
 from .._core import Core
 from .._credit import to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
-from .._errors import InvalidValue, StoreError, TransactionError
+from .._errors import (
+    Conflict,
+    InvalidValue,
+    LimitReached,
+    NotSupported,
+    SpaceClosed,
+    StoreError,
+    TransactionError,
+)
 from .._httpapi import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 from .._memory import MemoryHost
 from .._methods import MAX_FIRINGS
@@ -48,7 +56,7 @@ from .._store import Hosted, SharedStore, Store
 from .._values import Credit, Limits
 from ..client._primitives import AsyncOpenable
 from ._auth import check_permissions
-from ._errors import ApiError, limit_reached
+from ._errors import coded
 
 if TYPE_CHECKING:
     from .._federation import Node
@@ -98,11 +106,9 @@ class SpaceInfo:
 
     def embedded(self, what: str) -> Space:
         """The space's :class:`~tuplespace.Space`, for ``what`` (``"transactions"``) that
-        needs one; ApiError 501 ``not_supported`` naming the store when it has none."""
+        needs one; NotSupported (501) naming the store when it has none."""
         if self.hosted.space is None:
-            raise ApiError(
-                501, "not_supported", f"space {self.name!r} is kept in {self.host}, which has no {what} yet"
-            )
+            raise NotSupported(f"space {self.name!r} is kept in {self.host}, which has no {what} yet")
         return self.hosted.space
 
     async def transaction(self, lease: float | None) -> AsyncTransaction | AsyncRedisTransaction:
@@ -282,7 +288,7 @@ class ClientState:
 
 
 def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
-    """The options of a PUT /spaces/{space} body, checked; ApiError 400 naming the field."""
+    """The options of a PUT /spaces/{space} body, checked; InvalidValue (400) naming the field."""
     allowed = {
         "order",
         "capacity",
@@ -298,74 +304,82 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
     }
     for key in body:
         if key not in allowed:
-            raise ApiError(
-                400, "bad_request", f"unknown option {key!r}; options are {', '.join(sorted(allowed))}", key
+            raise coded(
+                InvalidValue(f"unknown option {key!r}; options are {', '.join(sorted(allowed))}", key),
+                "bad_request",
             )
     out: dict[str, Any] = {}
     if "order" in body:
         if body["order"] not in ORDERS:
-            raise ApiError(400, "bad_request", f"order is one of {', '.join(ORDERS)}", "order")
+            raise coded(InvalidValue(f"order is one of {', '.join(ORDERS)}", "order"), "bad_request")
         out["order"] = body["order"]
     if "capacity" in body:
         c = body["capacity"]
         if c is not None and (type(c) is not int or c < 1):
-            raise ApiError(400, "bad_request", "capacity is a positive integer or null", "capacity")
+            raise coded(InvalidValue("capacity is a positive integer or null", "capacity"), "bad_request")
         out["capacity"] = c
     if "event_retention" in body:
         r = body["event_retention"]
         if type(r) is not int or not 0 <= r <= 1_000_000:
-            raise ApiError(
-                400, "bad_request", "event_retention is an integer from 0 to 1000000", "event_retention"
+            raise coded(
+                InvalidValue("event_retention is an integer from 0 to 1000000", "event_retention"),
+                "bad_request",
             )
         out["event_retention"] = r
     if "event_retention_bytes" in body:
         r = body["event_retention_bytes"]
         if type(r) is not int or not 0 <= r <= MAX_EVENT_RETENTION_BYTES:
-            raise ApiError(
-                400,
+            raise coded(
+                InvalidValue(
+                    f"event_retention_bytes is an integer from 0 to {MAX_EVENT_RETENTION_BYTES}",
+                    "event_retention_bytes",
+                ),
                 "bad_request",
-                f"event_retention_bytes is an integer from 0 to {MAX_EVENT_RETENTION_BYTES}",
-                "event_retention_bytes",
             )
         out["event_retention_bytes"] = r
     if "store" in body:
         if body["store"] not in ("durable", "memory"):
-            raise ApiError(400, "bad_request", 'store is "durable" or "memory"', "store")
+            raise coded(InvalidValue('store is "durable" or "memory"', "store"), "bad_request")
         out["store"] = body["store"]
     if "clock" in body:
         if body["clock"] not in ("system", "simulated"):
-            raise ApiError(400, "bad_request", 'clock is "system" or "simulated"', "clock")
+            raise coded(InvalidValue('clock is "system" or "simulated"', "clock"), "bad_request")
         out["clock"] = body["clock"]
     if "anonymous" in body:
         try:
             out["anonymous"] = check_permissions(body["anonymous"], "anonymous")
         except ValueError as exc:
-            raise ApiError(400, "bad_request", str(exc), "anonymous") from None
+            raise coded(InvalidValue(str(exc), "anonymous"), "bad_request") from None
     if "operator" in body:
         if type(body["operator"]) is not str or not body["operator"]:
-            raise ApiError(400, "bad_request", "operator is the name of an account", "operator")
+            raise coded(InvalidValue("operator is the name of an account", "operator"), "bad_request")
         out["operator"] = body["operator"]
     if "mint_bits" in body:
         b = body["mint_bits"]
         if type(b) is not int or not 1 <= b <= MAX_BITS:
-            raise ApiError(400, "bad_request", f"mint_bits is an integer from 1 to {MAX_BITS}", "mint_bits")
+            raise coded(
+                InvalidValue(f"mint_bits is an integer from 1 to {MAX_BITS}", "mint_bits"), "bad_request"
+            )
         out["mint_bits"] = b
     if "max_firings" in body:
         m = body["max_firings"]
         if type(m) is not int or not 1 <= m <= MAX_API_FIRINGS:
-            raise ApiError(
-                400, "bad_request", f"max_firings is an integer from 1 to {MAX_API_FIRINGS}", "max_firings"
+            raise coded(
+                InvalidValue(f"max_firings is an integer from 1 to {MAX_API_FIRINGS}", "max_firings"),
+                "bad_request",
             )
         out["max_firings"] = m
     for key in _CREDIT_OPTIONS:
         if key in body:
             amount = body[key]
             if type(amount) is not str and type(amount) is not int:
-                raise ApiError(400, "bad_request", f"{key} is an amount of credit: a decimal string", key)
+                raise coded(
+                    InvalidValue(f"{key} is an amount of credit: a decimal string", key), "bad_request"
+                )
             try:
                 out[key] = credit_text(to_credit(amount, key))
             except (InvalidValue, ArithmeticError, ValueError) as exc:
-                raise ApiError(400, "invalid_value", f"{key} is an amount of credit: {exc}", key) from None
+                raise InvalidValue(f"{key} is an amount of credit: {exc}", key) from None
     return out
 
 
@@ -584,7 +598,7 @@ class Hub:
             info = info or self.spaces.get(name)
             if info is None:
                 if self.closed or self.stopping:
-                    raise ApiError(503, "shutting_down", "the server is shutting down")
+                    raise SpaceClosed("the server is shutting down")
                 info, created = await self._create(name, options)
                 if created:
                     return info, True
@@ -592,16 +606,17 @@ class Hub:
             for key, value in options.items():
                 shown = sorted(value) if key == "anonymous" else value
                 if current[key] != shown:
-                    raise ApiError(
-                        409, "space_exists", f"space {name!r} exists with {key}={current[key]!r}", key
+                    raise coded(
+                        Conflict(f"space {name!r} exists with {key}={current[key]!r}"), "space_exists", key
                     )
             return info, False
 
     async def _create(self, name: str, options: dict[str, Any]) -> tuple[SpaceInfo, bool]:
         store = options.get("store", self.store)
         if store == "durable" and self.host is None:
-            raise ApiError(
-                400, "bad_request", "this server keeps no durable spaces (it has no store for them)", "store"
+            raise coded(
+                InvalidValue("this server keeps no durable spaces (it has no store for them)", "store"),
+                "bad_request",
             )
         host = self.store_of(store)
         entry: dict[str, Any] = {
@@ -622,18 +637,18 @@ class Hub:
         }
         if options.get("clock") == "simulated":
             if host is not self.memory:
-                raise ApiError(
-                    400,
+                raise coded(
+                    InvalidValue(
+                        'a space on a simulated clock is kept in memory: "store": "memory"', "clock"
+                    ),
                     "bad_request",
-                    'a space on a simulated clock is kept in memory: "store": "memory"',
-                    "clock",
                 )
             entry["clock"] = "simulated"
 
         try:
             hosted, theirs = await asyncio.to_thread(host.open, name, entry, True)
         except ValueError as exc:
-            raise ApiError(400, "bad_request", f"{host.label}: {exc}") from None
+            raise coded(InvalidValue(f"{host.label}: {exc}"), "bad_request") from None
         return self._add(name, theirs or entry, hosted, store), theirs is None
 
     async def delete(self, info: SpaceInfo) -> None:
@@ -679,10 +694,10 @@ class Hub:
                 if handle is None or handle.state != "active":
                     self.forget(hid)
             if len(state.handles) >= self.max_handles:
-                raise limit_reached(
+                raise LimitReached(
                     f"this client already holds {self.max_handles} transactions and claims",
-                    "max_transactions",
-                    self.max_handles,
+                    limit="max_transactions",
+                    maximum=self.max_handles,
                 )
 
     def add(

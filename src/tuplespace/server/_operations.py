@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from .. import __version__
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
-from .._errors import Forbidden, InvalidValue, NotFound, SpaceClosed, TransactionError, Unauthorized
+from .._errors import (
+    Forbidden,
+    InvalidValue,
+    NotFound,
+    SpaceClosed,
+    SpaceFull,
+    TransactionError,
+    Unauthorized,
+)
 from .._httpapi import OPERATION
 from .._lease import Lease
 from .._templates import Template
@@ -29,9 +36,10 @@ from ._api import (
     wire_or_null,
 )
 from ._auth import permissions_for
-from ._errors import ApiError, coded
+from ._errors import coded
 from ._metrics import metrics_response
 from ._requests import (
+    ServiceRequest,
     check_keys,
     get_bool,
     get_cursor,
@@ -56,12 +64,12 @@ class Operations(ApiBase):
 
     # -- health, spaces ---------------------------------------------------------------
 
-    async def health(self, request: Request) -> Response:
+    async def health(self, request: ServiceRequest) -> Response:
         if self.stopping:
             raise SpaceClosed("the server is shutting down")
         return json_response({"status": "ok", "version": __version__})
 
-    async def list_spaces(self, request: Request) -> Response:
+    async def list_spaces(self, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         await self.hub.refresh()
         out = []
@@ -70,14 +78,14 @@ class Operations(ApiBase):
                 out.append({"name": name, "options": info.options(), "statistics": await info.statistics()})
         return json_response({"spaces": out})
 
-    async def put_space(self, space: str, request: Request) -> Response:
+    async def put_space(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         await self.authorize(caller, space, OPERATION["put_space"])
         body = await read_body(request, self.limits.max_body, optional=True)
         info, created = await self.hub.create(space, body)
         return json_response({"name": info.name, "options": info.options()}, 201 if created else 200)
 
-    async def get_space(self, space: str, request: Request) -> Response:
+    async def get_space(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["get_space"])
         if info is None:
@@ -86,7 +94,7 @@ class Operations(ApiBase):
             {"name": info.name, "options": info.options(), "statistics": await info.statistics()}
         )
 
-    async def delete_space(self, space: str, request: Request) -> Response:
+    async def delete_space(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["delete_space"])
         if info is None:
@@ -96,12 +104,13 @@ class Operations(ApiBase):
 
     # -- operations ----------------------------------------------------------------------
 
-    async def write(self, space: str, request: Request) -> Response:
+    async def write(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
         timeout = get_timeout(body)
-        aspace = (await self.space(caller, space, info)).aspace
+        target = await self.space(caller, space, info)
+        aspace = target.aspace
         if timeout == 0:
             written = await aspace.write(t, lease, 0)
             return json_response({"lease": lease_out(written.seq, written.expires_at)})
@@ -114,9 +123,11 @@ class Operations(ApiBase):
             return json_response({"lease": lease_out(result.seq, result.expires_at)})
         if more:
             return json_response({"lease": None, "more": True})
-        raise ApiError(429, "space_full", "the space stayed full: no room for the tuple in time")
+        capacity = target.options()["capacity"]
+        message = "the space stayed full: no room for the tuple in time"
+        raise SpaceFull(message, limit="capacity", maximum=capacity)
 
-    async def write_many(self, space: str, request: Request) -> Response:
+    async def write_many(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         lease = get_lease(body)
@@ -124,7 +135,7 @@ class Operations(ApiBase):
         leases = await aspace.write_many(tuples, lease)
         return json_response({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
 
-    async def read(self, space: str, request: Request) -> Response:
+    async def read(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
@@ -134,7 +145,7 @@ class Operations(ApiBase):
         found, more = await self.poll(request, caller, timeout, lambda wait: aspace.read(template, wait))
         return json_response(found_answer(found, more))
 
-    async def take(self, space: str, request: Request) -> Response:
+    async def take(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
@@ -164,7 +175,7 @@ class Operations(ApiBase):
             out["unconfirmed"] = unconfirmed
         return json_response(out)
 
-    async def read_all(self, space: str, request: Request) -> Response:
+    async def read_all(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["read_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
@@ -195,7 +206,7 @@ class Operations(ApiBase):
             return page.answer(found, {"more": True, "cursor": str(cursor)})
         return page.answer(found, {"more": True} if more else {})
 
-    async def take_all(self, space: str, request: Request) -> Response:
+    async def take_all(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["take_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
@@ -283,13 +294,13 @@ class Operations(ApiBase):
             await tx.renew(self.claim_lease + self.long_poll)
         return await tx.find_page(template, True, limit, page.fits, wait)
 
-    async def count(self, space: str, request: Request) -> Response:
+    async def count(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["count"])
         template = get_template(body, "template", self.limits.wire)
         aspace = (await self.space(caller, space, info)).aspace
         return json_response({"count": await aspace.count(template)})
 
-    async def replace(self, space: str, request: Request) -> Response:
+    async def replace(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["replace"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
@@ -301,7 +312,7 @@ class Operations(ApiBase):
         )
         return json_response(found_answer(old, more))
 
-    async def write_if_absent(self, space: str, request: Request) -> Response:
+    async def write_if_absent(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["write_if_absent"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
@@ -311,7 +322,7 @@ class Operations(ApiBase):
 
     # -- claims ---------------------------------------------------------------------------
 
-    async def confirm_claim(self, space: str, claim: str, request: Request) -> Response:
+    async def confirm_claim(self, space: str, claim: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["confirm_claim"]), space)
         if not await self._confirm(info, caller, claim):
@@ -319,7 +330,7 @@ class Operations(ApiBase):
             raise coded(NotFound(message), "unknown_claim")
         return no_content()
 
-    async def release_claim(self, space: str, claim: str, request: Request) -> Response:
+    async def release_claim(self, space: str, claim: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["release_claim"]), space)
         if info.space is None:  # kept in Redis: the claim is there, whichever server made it
@@ -339,7 +350,7 @@ class Operations(ApiBase):
 
     # -- leases ---------------------------------------------------------------------------
 
-    async def renew_lease(self, space: str, lease_id: int, request: Request) -> Response:
+    async def renew_lease(self, space: str, lease_id: int, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["renew_lease"]), space)
         body = await read_body(request, self.limits.max_body, optional=True)
@@ -355,7 +366,7 @@ class Operations(ApiBase):
         expires = await locked_call(local, local.core.engine.renew, lease_id, lease)
         return json_response({"expires_at": expires})
 
-    async def cancel_lease(self, space: str, lease_id: int, request: Request) -> Response:
+    async def cancel_lease(self, space: str, lease_id: int, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["cancel_lease"]), space)
         local = info.space
@@ -369,7 +380,7 @@ class Operations(ApiBase):
 
     # -- tokens, metrics -----------------------------------------------------------------
 
-    def _token_admin(self, request: Request) -> Caller:
+    def _token_admin(self, request: ServiceRequest) -> Caller:
         caller = self.caller(request)
         if not self.tokens.enabled:
             raise NotFound("this server checks no tokens (start it with tokens to use this API)")
@@ -379,11 +390,11 @@ class Operations(ApiBase):
             raise Forbidden(f"the token {caller.grant.name!r} is not an admin token")
         return caller
 
-    async def list_tokens(self, request: Request) -> Response:
+    async def list_tokens(self, request: ServiceRequest) -> Response:
         self._token_admin(request)
         return json_response({"tokens": [g.describe() for g in self.tokens.grants()]})
 
-    async def create_token(self, request: Request) -> Response:
+    async def create_token(self, request: ServiceRequest) -> Response:
         self._token_admin(request)
         body = await read_body(request, self.limits.max_body)
         try:
@@ -393,7 +404,7 @@ class Operations(ApiBase):
             raise coded(InvalidValue(message), "bad_request") from None
         return json_response({**grant.describe(), "token": secret}, 201)
 
-    async def revoke_token(self, name: str, request: Request) -> Response:
+    async def revoke_token(self, name: str, request: ServiceRequest) -> Response:
         self._token_admin(request)
         grant = await asyncio.to_thread(self.tokens.revoke, name)
         await self.token_work.end(grant)
@@ -402,7 +413,7 @@ class Operations(ApiBase):
         await remove_kept_rules_of(list(self.hub.spaces.values()), grant.name)
         return no_content()
 
-    async def metrics(self, request: Request) -> Response:
+    async def metrics(self, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         if self.tokens.enabled and (caller.grant is None or not caller.grant.admin):
             raise self._denied(caller, "admin", "*")

@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncTransaction
@@ -30,9 +29,9 @@ from .._templates import RecordTemplate
 from .._values import Limits, Map, Value
 from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
-from ._errors import ApiError, api_error, coded
+from ._errors import coded, placed
 from ._hub import RecordClaim, SpaceInfo
-from ._requests import check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
+from ._requests import ServiceRequest, check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._streams import EventRoutes
 
 if TYPE_CHECKING:
@@ -71,7 +70,7 @@ class RecordRoutes(EventRoutes):
     # -- naming a record --------------------------------------------------------------------
 
     async def _record_request(
-        self, request: Request, space: str, op: Operation
+        self, request: ServiceRequest, space: str, op: Operation
     ) -> tuple[Caller, SpaceInfo, Handle, dict[str, Any]]:
         """Who asks, the space, the handle the request's ``ref`` names (checked against
         the caller's rights to do ``op``) and the body."""
@@ -100,7 +99,7 @@ class RecordRoutes(EventRoutes):
             else:
                 operation = _CAPABILITY_OPS[op.name]
                 if operation is not None and operation not in handle.operations:
-                    raise api_error(_not_allowed(handle, operation))
+                    raise _not_allowed(handle, operation)
             return caller, info, handle, body
         info = self._existing(await self.authorize(caller, space, op), space)
         if rid is not None:
@@ -114,7 +113,7 @@ class RecordRoutes(EventRoutes):
         try:
             return await info.aspace.record(ref, principal=principal)
         except Exception as exc:
-            raise api_error(exc, "ref") from None
+            raise placed(exc, "ref") from None
 
     def _principal(self, caller: Caller, info: SpaceInfo, body: dict[str, Any]) -> str:
         """Whose account pays: the caller's (its token's name, or ``anonymous``), or the
@@ -131,7 +130,7 @@ class RecordRoutes(EventRoutes):
 
     # -- creating, opening, reading ----------------------------------------------------------
 
-    async def create_record(self, space: str, request: Request) -> Response:
+    async def create_record(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["create_record"])
         path = _get_path(body)
         fields = self._get_fields(body)
@@ -142,14 +141,14 @@ class RecordRoutes(EventRoutes):
         try:
             rec = await target.aspace.create(path, fields, credit, lease, principal=principal)
         except Exception as exc:
-            raise api_error(exc, "fields") from None
+            raise placed(exc, "fields") from None
         return json_response({"record": await _record_out(rec)}, 201)
 
-    async def open_record(self, space: str, request: Request) -> Response:
+    async def open_record(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, _ = await self._record_request(request, space, OPERATION["open_record"])
         return json_response({"handle": _handle_out(handle)})
 
-    async def get_record(self, space: str, request: Request) -> Response:
+    async def get_record(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, body = await self._record_request(request, space, OPERATION["get_record"])
         if "tags" not in body:
             if "default" in body:
@@ -175,12 +174,12 @@ class RecordRoutes(EventRoutes):
             else:
                 values = await handle.view(*tags)  # its errors name the tag: [2]
         except Exception as exc:
-            raise api_error(exc, "tags") from None
+            raise placed(exc, "tags") from None
         return json_response({"values": [to_wire(v) for v in values]})
 
     # -- changing ---------------------------------------------------------------------------
 
-    async def set_record(self, space: str, request: Request) -> Response:
+    async def set_record(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, body = await self._record_request(request, space, OPERATION["set_record"])
         tag = body["tag"]
         if type(tag) is not str:
@@ -188,18 +187,18 @@ class RecordRoutes(EventRoutes):
         try:
             check_tag(tag)
         except InvalidValue as exc:
-            raise api_error(exc, "tag") from None
+            raise placed(exc, "tag") from None
         value = self._get_value(body, "value")
         try:
             version = await handle.set(tag, value)
         except InvalidValue as exc:  # its path starts at the tag: ["tag"][1]
             exc.path = exc.path.removeprefix(f'["{tag}"]')
-            raise api_error(exc, "value") from None
+            raise placed(exc, "value") from None
         except Exception as exc:
-            raise api_error(exc, "value") from None
+            raise placed(exc, "value") from None
         return json_response({"version": version})
 
-    async def call_record(self, space: str, request: Request) -> Response:
+    async def call_record(self, space: str, request: ServiceRequest) -> Response:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["call_record"])
         tag = body["tag"]
         if type(tag) is not str:
@@ -216,11 +215,11 @@ class RecordRoutes(EventRoutes):
         except InvalidValue as exc:  # the path names an argument (args[1]) or the tag
             if not exc.path.startswith("args"):
                 exc.path = ""
-                raise api_error(exc, "tag") from None
-            raise api_error(exc) from None
+                raise placed(exc, "tag") from None
+            raise
         return json_response({"value": to_wire(result)})
 
-    async def refresh_record(self, space: str, request: Request) -> Response:
+    async def refresh_record(self, space: str, request: ServiceRequest) -> Response:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["refresh_record"])
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
@@ -232,7 +231,7 @@ class RecordRoutes(EventRoutes):
             expires = await handle.lifetime_ends()
         return json_response({"expires_at": expires})
 
-    async def clone_record(self, space: str, request: Request) -> Response:
+    async def clone_record(self, space: str, request: ServiceRequest) -> Response:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["clone_record"])
         path = _get_path(body)
         credit = _get_credit(body, "credit")
@@ -241,24 +240,24 @@ class RecordRoutes(EventRoutes):
         try:
             copy = await handle.clone(path, credit, lease, principal=principal)
         except InvalidValue as exc:
-            raise api_error(exc, "path" if exc.path == "" else None) from None
+            raise placed(exc, "path" if exc.path == "" else None) from None
         return json_response({"record": await _record_out(copy)}, 201)
 
-    async def move_record(self, space: str, request: Request) -> Response:
+    async def move_record(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, body = await self._record_request(request, space, OPERATION["move_record"])
         path = _get_path(body)
         redirect = 3600.0 if "redirect_lease" not in body else _get_redirect(body)
         await handle.move(path, redirect)
         return json_response({"address": to_wire(handle.address), "version": await handle.get("$version")})
 
-    async def destroy_record(self, space: str, request: Request) -> Response:
+    async def destroy_record(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, body = await self._record_request(request, space, OPERATION["destroy_record"])
         await handle.destroy(get_bool(body, "force"))
         return no_content()
 
     # -- capabilities ---------------------------------------------------------------------------
 
-    async def make_capability(self, space: str, request: Request) -> Response:
+    async def make_capability(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, body = await self._record_request(request, space, OPERATION["make_capability"])
         ops = body["operations"]
         if type(ops) is not list or not all(type(op) is str for op in ops):
@@ -267,14 +266,14 @@ class RecordRoutes(EventRoutes):
         try:
             cap = await handle.capability(frozenset(ops), lease)
         except InvalidValue as exc:
-            raise api_error(exc, "operations") from None
+            raise placed(exc, "operations") from None
         return json_response(_handle_out(cap), 201)
 
-    async def read_only_record(self, space: str, request: Request) -> Response:
+    async def read_only_record(self, space: str, request: ServiceRequest) -> Response:
         _, _, handle, _ = await self._record_request(request, space, OPERATION["read_only_record"])
         return json_response(_handle_out(await handle.read_only()))
 
-    async def revoke_capability(self, space: str, request: Request) -> Response:
+    async def revoke_capability(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["revoke_capability"]), space)
         body = await read_body(request, self.limits.max_body)
@@ -287,7 +286,7 @@ class RecordRoutes(EventRoutes):
             try:
                 await _kept(info).revoke_capability(ref)
             except Exception as exc:
-                raise api_error(exc, "ref") from None
+                raise placed(exc, "ref") from None
             return no_content()
         handle = await self._resolve(info, ref, caller)
         assert isinstance(handle, AsyncRecord)
@@ -303,7 +302,7 @@ class RecordRoutes(EventRoutes):
 
     # -- finding and taking -----------------------------------------------------------------------
 
-    async def find_records(self, space: str, request: Request) -> Response:
+    async def find_records(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["find_records"])
         template = self._get_record_template(body)
         under = _get_under(body)
@@ -314,7 +313,7 @@ class RecordRoutes(EventRoutes):
         try:
             found = await target.aspace.find(template.fields, under, limit + 1)
         except InvalidValue as exc:
-            raise api_error(exc, "under") from None
+            raise placed(exc, "under") from None
         records: list[dict[str, Any]] = []
         left = self.limits.max_answer  # bytes
         for r in found[:limit]:
@@ -329,7 +328,7 @@ class RecordRoutes(EventRoutes):
             out["more"] = True
         return json_response(out)
 
-    async def take_record(self, space: str, request: Request) -> Response:
+    async def take_record(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["take_record"])
         template = self._get_record_template(body)
         under = _get_under(body)
@@ -374,7 +373,7 @@ class RecordRoutes(EventRoutes):
                     request, caller, timeout, lambda wait: face.take_record(template, under, wait)
                 )
         except InvalidValue as exc:
-            raise api_error(exc, "under") from None
+            raise placed(exc, "under") from None
         out: dict[str, Any] = {"record": None if taken is None else _data_out(taken)}
         if held:
             handle = self.hub.add("claim", target, held[0], caller.owner, caller.client)
@@ -389,7 +388,7 @@ class RecordRoutes(EventRoutes):
 
     # -- watching ---------------------------------------------------------------------------------
 
-    async def record_events(self, space: str, request: Request) -> Response:
+    async def record_events(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         params, kinds, since = self.stream_params(
             request, ("under", "events", "since", "ref", "id"), CHANGE_KINDS
@@ -435,11 +434,11 @@ class RecordRoutes(EventRoutes):
         try:
             return await self.open_stream(caller, since, open_watch, change_message)
         except Exception as exc:
-            raise api_error(exc, "under" if handle is None else "ref") from None
+            raise placed(exc, "under" if handle is None else "ref") from None
 
     # -- credit ------------------------------------------------------------------------------------
 
-    async def grant_credit(self, space: str, request: Request) -> Response:
+    async def grant_credit(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["grant_credit"])
         principal = body["principal"]
         if type(principal) is not str:
@@ -449,10 +448,10 @@ class RecordRoutes(EventRoutes):
         try:
             balance = await target.aspace.grant_credit(principal, amount)
         except InvalidValue as exc:
-            raise api_error(exc, "amount" if exc.path != "principal" else None) from None
+            raise placed(exc, "amount" if exc.path != "principal" else None) from None
         return json_response({"principal": principal, "balance": to_wire(balance)})
 
-    async def get_account(self, space: str, principal: str, request: Request) -> Response:
+    async def get_account(self, space: str, principal: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         own = _own(caller)
         needs: tuple[str, ...] = () if principal == own else ("admin",)
@@ -466,7 +465,7 @@ class RecordRoutes(EventRoutes):
         try:
             return from_wire(body[key], self.limits.wire)
         except (WireError, InvalidValue) as exc:
-            raise api_error(exc, key) from None
+            raise placed(exc, key) from None
 
     def _get_fields(self, body: dict[str, Any]) -> Map:
         obj = body["fields"]
@@ -483,23 +482,18 @@ class RecordRoutes(EventRoutes):
 
 def record_template_from_wire(obj: Any, limits: Limits) -> RecordTemplate:
     """The record template that the parsed JSON ``obj`` (an object of tags and template
-    fields) encodes; :class:`ApiError` ``invalid_template`` (field ``template``) if it
+    fields) encodes; :class:`~tuplespace.InvalidTemplate` (field ``template``) if it
     is none, naming the path of the offending field."""
     if type(obj) is not dict:
-        raise ApiError(
-            400,
-            "invalid_template",
-            "a record template is a JSON object of tags and template fields",
-            "template",
-        )
+        raise InvalidTemplate("a record template is a JSON object of tags and template fields", "template")
     try:
         fields = template_from_wire([obj], limits).fields[0]
         return RecordTemplate(fields)
     except (WireError, InvalidValue, InvalidTemplate) as exc:
         exc.path = exc.path.removeprefix("[0]")
-        raise api_error(exc, "template") from None
+        raise placed(exc, "template") from None
     except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
-        raise ApiError(400, "invalid_template", str(exc), "template") from None
+        raise InvalidTemplate(str(exc), "template") from None
 
 
 def _own(caller: Caller) -> str:
@@ -514,7 +508,7 @@ async def _by_id(info: SpaceInfo, rid: int) -> Handle:
     try:
         return await _kept(info).record_by_id(rid)
     except Exception as exc:
-        raise api_error(exc, "id") from None
+        raise placed(exc, "id") from None
 
 
 def _kept(info: SpaceInfo) -> AsyncRedisSpace:
@@ -539,7 +533,7 @@ def _get_path(body: dict[str, Any]) -> str:
     try:
         return check_path(path)
     except InvalidValue as exc:
-        raise api_error(exc, "path") from None
+        raise placed(exc, "path") from None
 
 
 def _get_under(body: dict[str, Any]) -> str | None:
@@ -559,7 +553,7 @@ def _get_credit(body: dict[str, Any], key: str) -> Any:
         try:
             obj = from_wire(obj)
         except (WireError, InvalidValue) as exc:
-            raise api_error(exc, key) from None
+            raise placed(exc, key) from None
     if type(obj) is bool or not isinstance(obj, (int, str, Decimal)):
         raise coded(InvalidValue(f"{key} is an amount of credit", key), "bad_request")
     try:

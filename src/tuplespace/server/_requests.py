@@ -1,29 +1,33 @@
-"""Reading requests: the JSON body, and each field of it checked, before anything acts.
+"""Requests as the service reads them, and each field of a body checked, before anything acts.
 
-Values and templates are decoded by the wire codec (``from_wire``,
-``template_from_wire``); the other fields are checked here, so a malformed
-request is refused whole, naming the offending field, and never changes a space.
+A transport (HTTP, a channel) hands each request to its handler as a
+:class:`ServiceRequest`.  Values and templates are decoded by the wire codec
+(``from_wire``, ``template_from_wire``); the other fields are checked here, so a
+malformed request is refused whole, naming the offending field, and never changes a
+space.  What is refused is an error of ``tuplespace._errors`` (its code and status
+in ``ERRORS``), which each transport answers in its own way.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import orjson
-from starlette.datastructures import Address
 
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, ValueTooLarge, WireError
 from .._templates import ANY, Template
 from .._values import Limits, Tuple
-from ._errors import ApiError, api_error, coded
+from ._errors import coded, placed
 
 __all__ = [
-    "Incoming",
+    "NO_QUERY",
+    "ServiceRequest",
+    "ReceiveBody",
+    "WatchDisconnect",
     "check_keys",
-    "read_body",
     "get_bool",
     "get_cursor",
     "get_lease",
@@ -33,43 +37,62 @@ __all__ = [
     "get_tuple",
     "get_tuples",
     "parse_template_text",
+    "read_body",
 ]
 
+# ``watch(callback)`` calls ``callback`` once the client of a request goes away (at
+# once if it has), and returns what stops the watch.
+WatchDisconnect = Callable[[Callable[[], object]], Callable[[], None]]
+# ``receive(most)``: the body of a request and its size in bytes, once it has arrived;
+# past ``most`` bytes (announced or arrived) none of it, and the size so far.
+ReceiveBody = Callable[[int], Awaitable[tuple[bytes, int]]]
 
-class Incoming(Protocol):
-    """What the handlers read of a request, whatever transport brought it: starlette's
-    ``Request`` over HTTP, a channel's request (``_channel._ChannelRequest``) on a
-    channel.  A request that waits is also watched for its client going away
-    (``_api._watch_disconnect``)."""
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Its headers, by lower-case name (a channel has its hello's authorization alone)."""
-
-    @property
-    def client(self) -> Address | None:
-        """The address of its client."""
-
-    def stream(self) -> AsyncIterator[bytes]:
-        """Its body, as it arrives."""
+NO_QUERY: Mapping[str, str] = {}
 
 
-async def read_body(request: Incoming, max_body: int, *, optional: bool = False) -> dict[str, Any]:
+class ServiceRequest:
+    """One request as a handler of the service reads it, whatever transport brought it.
+
+    - ``authorization``: its credentials (``"Bearer <token>"``), None without any.
+    - ``client``: the address of its client (None if unknown); a client without a token
+      is counted under it.
+    - ``receive_body``: its body (see :data:`ReceiveBody`), which :func:`read_body`
+      parses once the caller is known: over HTTP it may still be arriving.
+    - ``watch_disconnect``: how a request that waits watches for its client going away
+      (see :data:`WatchDisconnect`).
+    - ``query``: its query parameters (an event stream's options).
+    - ``last_event_id``: the last event its client saw, to resume a stream after.
+
+    The path's parameters (the space, a transaction's id) are the handler's arguments.
+    """
+
+    __slots__ = ("authorization", "client", "last_event_id", "query", "receive_body", "watch_disconnect")
+
+    def __init__(
+        self,
+        authorization: str | None,
+        client: str | None,
+        receive_body: ReceiveBody,
+        watch_disconnect: WatchDisconnect,
+        query: Mapping[str, str] = NO_QUERY,
+        last_event_id: str | None = None,
+    ) -> None:
+        self.authorization = authorization
+        self.client = client
+        self.receive_body = receive_body
+        self.watch_disconnect = watch_disconnect
+        self.query = query
+        self.last_event_id = last_event_id
+
+
+async def read_body(request: ServiceRequest, max_body: int, *, optional: bool = False) -> dict[str, Any]:
     """The request's body: a JSON object of at most ``max_body`` bytes.
 
-    An empty body is ``{}`` when ``optional``.  413 past the size, 400 otherwise.
-    """
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
-        raise _too_big(int(declared), max_body)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_body:
-            raise _too_big(size, max_body)
-        chunks.append(chunk)
-    data = b"".join(chunks)
+    An empty body is ``{}`` when ``optional``.  ValueTooLarge (413) past the size,
+    WireError or InvalidValue (400) otherwise."""
+    data, size = await request.receive_body(max_body)
+    if size > max_body:
+        raise _too_big(size, max_body)
     if not data.strip():
         if optional:
             return {}
@@ -91,12 +114,11 @@ def _too_big(size: int, max_body: int) -> ValueTooLarge:
 def check_keys(body: dict[str, Any], allowed: frozenset[str], required: tuple[str, ...] = ()) -> None:
     for key in body:
         if key not in allowed:
-            raise ApiError(
-                400, "bad_request", f"unknown field {key!r}; expected {', '.join(sorted(allowed))}", key
-            )
+            message = f"unknown field {key!r}; expected {', '.join(sorted(allowed))}"
+            raise coded(InvalidValue(message, key), "bad_request")
     for key in required:
         if key not in body:
-            raise ApiError(400, "bad_request", f"{key} is required", key)
+            raise coded(InvalidValue(f"{key} is required", key), "bad_request")
 
 
 def get_tuple(body: dict[str, Any], key: str, limits: Limits) -> Tuple:
@@ -106,7 +128,7 @@ def get_tuple(body: dict[str, Any], key: str, limits: Limits) -> Tuple:
     try:
         t = from_wire(obj, limits)
     except (WireError, InvalidValue) as exc:
-        raise api_error(exc, key) from None
+        raise placed(exc, key) from None
     assert isinstance(t, tuple)
     return t
 
@@ -125,7 +147,7 @@ def get_tuples(body: dict[str, Any], key: str, limits: Limits, max_batch: int) -
         try:
             t = from_wire(obj, limits)
         except (WireError, InvalidValue) as exc:
-            raise api_error(exc, f"{key}[{i}]") from None
+            raise placed(exc, f"{key}[{i}]") from None
         assert isinstance(t, tuple)
         out.append(t)
     return out
@@ -135,7 +157,7 @@ def get_template(body: dict[str, Any], key: str, limits: Limits) -> Template:
     try:
         return template_from_wire(body[key], limits)
     except (WireError, InvalidValue, InvalidTemplate) as exc:
-        raise api_error(exc, key) from None
+        raise placed(exc, key) from None
     except ValueError as exc:  # a library under a template field refused it (lxml: NUL in an XPath)
         raise InvalidTemplate(str(exc), key) from None
 

@@ -20,7 +20,6 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncSpace
@@ -34,6 +33,7 @@ from ._api import json_response, no_content
 from ._errors import api_error, coded
 from ._hub import SpaceInfo
 from ._records import RecordRoutes
+from ._requests import ServiceRequest
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisRules
@@ -94,73 +94,61 @@ def rule_out(info: RuleInfo) -> dict[str, Any]:
 class RuleRoutes(RecordRoutes):
     """Rules: list, add, get and remove a space's rules; and its clock."""
 
-    async def list_rules(self, space: str, request: Request) -> Response:
+    async def list_rules(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["list_rules"]), space)
         kept = kept_rules(info)
         rules = info.embedded("rules").rules.list() if kept is None else await kept.list()
         return json_response({"rules": [rule_out(r) for r in rules]})
 
-    async def add_rule(self, space: str, request: Request) -> Response:
+    async def add_rule(self, space: str, request: ServiceRequest) -> Response:
         caller, info, body = await self._begin(request, space, OPERATION["add_rule"], RULE_KEYS)
         size = len(orjson.dumps(body))
         most = self.limits.max_rule_bytes
         if size > most:
             message = f"the rule is {size} bytes of JSON, more than {most}"
             raise ValueTooLarge(message, limit="max_rule_bytes", maximum=most)
-        try:
-            name, args = definition_from_wire(body, self.limits.wire)
-        except Exception as exc:
-            raise api_error(exc) from None
+        name, args = definition_from_wire(body, self.limits.wire)
         if args.get("take"):  # a rule that takes does what its author may do: take
             await self.authorize(caller, space, ("take",))
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         kept = kept_rules(target)
-        try:
-            if kept is None:
-                rules = target.embedded("rules").rules
-                rules.max_rules = self.limits.max_rules
-                added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
-            else:
-                kept.max_rules = self.limits.max_rules
-                added = await kept.add(name, principal=principal, **args)
-        except Exception as exc:
-            raise api_error(exc) from None
+        if kept is None:
+            rules = target.embedded("rules").rules
+            rules.max_rules = self.limits.max_rules
+            added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
+        else:
+            kept.max_rules = self.limits.max_rules
+            added = await kept.add(name, principal=principal, **args)
         return json_response({"rule": rule_out(added)}, 201)
 
-    async def get_rule(self, space: str, name: str, request: Request) -> Response:
+    async def get_rule(self, space: str, name: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_rule"]), space)
         kept = kept_rules(info)
-        try:
-            rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
-            return json_response({"rule": rule_out(rule)})
-        except Exception as exc:
-            raise api_error(exc) from None
+        rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
+        return json_response({"rule": rule_out(rule)})
 
-    async def remove_rule(self, space: str, name: str, request: Request) -> Response:
+    async def remove_rule(self, space: str, name: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["remove_rule"]), space)
         kept = kept_rules(info)
-        try:
-            if kept is None:
-                await asyncio.to_thread(info.embedded("rules").rules.remove, name)
-            else:
-                await kept.remove(name)
-        except Exception as exc:
-            raise api_error(exc) from None
+        if kept is None:
+            await asyncio.to_thread(info.embedded("rules").rules.remove, name)
+        else:
+            await kept.remove(name)
         return no_content()
 
     # -- simulated time ----------------------------------------------------------------------------
 
-    async def get_clock(self, space: str, request: Request) -> Response:
+    async def get_clock(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_clock"]), space)
         clock = info.embedded("clock").clock
         return json_response({"now": clock.now(), "simulated": clock.simulated})
 
-    async def advance_clock(self, space: str, request: Request) -> Response:
+    async def advance_clock(self, space: str, request: ServiceRequest) -> Response:
         _, info, body = await self._begin(request, space, OPERATION["advance_clock"])
         seconds = body["advance"]
         if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:

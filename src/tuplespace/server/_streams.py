@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import orjson
-from starlette.datastructures import QueryParams
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -18,10 +16,8 @@ from .._events import EVENT_KINDS, Event
 from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
 from ._api import ApiBase, Caller, disconnected
-from ._errors import ApiError, coded
-from ._requests import (
-    parse_template_text,
-)
+from ._errors import coded
+from ._requests import ServiceRequest, parse_template_text
 
 if TYPE_CHECKING:
     from ._api import Stream
@@ -48,7 +44,7 @@ class EventRoutes(ApiBase):
 
     # -- events ------------------------------------------------------------------------------
 
-    async def events(self, space: str, request: Request) -> Response:
+    async def events(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["events"])
         params, kinds, since = self.stream_params(
@@ -83,22 +79,22 @@ class EventRoutes(ApiBase):
 
     @staticmethod
     def stream_params(
-        request: Request, names: tuple[str, ...], all_kinds: frozenset[str]
-    ) -> tuple[QueryParams, frozenset[str], int | None]:
+        request: ServiceRequest, names: tuple[str, ...], all_kinds: frozenset[str]
+    ) -> tuple[Mapping[str, str], frozenset[str], int | None]:
         """The query of a stream, holding only ``names``; its ``events`` (a subset of
         ``all_kinds``, all by default); the event to resume after (``Last-Event-ID``,
         else ``since``)."""
-        params = request.query_params
+        params = request.query
         for key in params:
             if key not in names:
-                raise ApiError(400, "bad_request", f"unknown parameter {key!r}", key)
+                raise coded(InvalidValue(f"unknown parameter {key!r}", key), "bad_request")
         kinds = all_kinds
         if "events" in params:
             kinds = frozenset(k for k in params["events"].split(",") if k)
             if not kinds or not kinds <= all_kinds:
                 message = f"events is a comma-separated list of {', '.join(sorted(all_kinds))}"
                 raise coded(InvalidValue(message, "events"), "bad_request")
-        since = since_param(request.headers.get("last-event-id"), "Last-Event-ID")
+        since = since_param(request.last_event_id, "Last-Event-ID")
         if since is None:
             since = since_param(params.get("since"), "since")
         return params, kinds, since

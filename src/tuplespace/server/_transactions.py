@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
 from .._aio import AsyncTransaction
@@ -22,6 +21,7 @@ from ._api import (
 from ._errors import coded
 from ._hub import Handle, SpaceInfo
 from ._requests import (
+    ServiceRequest,
     check_keys,
     get_lease,
     get_limit,
@@ -53,7 +53,7 @@ class Transactions(ApiBase):
         message = f"no transaction {tx_id} in space {info.name!r}"
         raise coded(TransactionError(message), "unknown_transaction")
 
-    async def begin_transaction(self, space: str, request: Request) -> Response:
+    async def begin_transaction(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["begin_transaction"])
         body = await read_body(request, self.limits.max_body, optional=True)
@@ -69,7 +69,7 @@ class Transactions(ApiBase):
 
     async def _tx_begin(
         self,
-        request: Request,
+        request: ServiceRequest,
         space: str,
         tx_id: str,
         op: Operation,
@@ -80,19 +80,19 @@ class Transactions(ApiBase):
         check_keys(body, op.fields, op.required)
         return caller, self._transaction(caller, info, tx_id).transaction, body
 
-    async def tx_write(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_write(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         await tx.write(t, get_lease(body))
         return no_content()
 
-    async def tx_write_many(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_write_many(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         await tx.write_many(tuples, get_lease(body))
         return no_content()
 
-    async def tx_read(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_read(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
@@ -101,7 +101,7 @@ class Transactions(ApiBase):
         found, more = await self.poll(request, caller, timeout, lambda wait: tx.read(template, wait))
         return json_response(found_answer(found, more))
 
-    async def tx_take(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_take(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
@@ -110,17 +110,17 @@ class Transactions(ApiBase):
         found, more = await self.poll(request, caller, timeout, lambda wait: tx.take(template, wait))
         return json_response(found_answer(found, more))
 
-    async def tx_read_all(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_read_all(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_read_all"])
         return await self._tx_page(request, caller, tx, body, False)
 
-    async def tx_take_all(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_take_all(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_take_all"])
         return await self._tx_page(request, caller, tx, body, True)
 
     async def _tx_page(
         self,
-        request: Request,
+        request: ServiceRequest,
         caller: Caller,
         tx: AsyncTransaction | AsyncRedisTransaction,
         body: dict[str, Any],
@@ -140,20 +140,20 @@ class Transactions(ApiBase):
         )
         return page.answer(found, {"more": True} if cut is not None or more else {})
 
-    async def tx_count(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_count(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_count"])
         template = get_template(body, "template", self.limits.wire)
         return json_response({"count": await tx.count(template)})
 
     async def _tx_handle(
-        self, space: str, tx_id: str, request: Request, op: Operation
+        self, space: str, tx_id: str, request: ServiceRequest, op: Operation
     ) -> tuple[Handle, dict[str, Any]]:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, op), space)
         body = await read_body(request, self.limits.max_body, optional=True)
         return self._transaction(caller, info, tx_id), body
 
-    async def tx_commit(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_commit(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         op = OPERATION["tx_commit"]
         handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields)
@@ -163,7 +163,7 @@ class Transactions(ApiBase):
             self.hub.forget(handle.id)
         return no_content()
 
-    async def tx_abort(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_abort(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         op = OPERATION["tx_abort"]
         handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields)
@@ -171,7 +171,7 @@ class Transactions(ApiBase):
         self.hub.forget(handle.id)
         return no_content()
 
-    async def tx_renew(self, space: str, tx_id: str, request: Request) -> Response:
+    async def tx_renew(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
         op = OPERATION["tx_renew"]
         handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields, op.required)
