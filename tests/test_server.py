@@ -23,7 +23,7 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._httpapi import OPERATIONS, PERMISSIONS
-from tuplespace._records import DEFAULT_BASE_URI
+from tuplespace._recordstore import DEFAULT_BASE_URI
 from tuplespace._sqlite import SqliteHost
 from tuplespace._values import DEFAULT_LIMITS
 from tuplespace.server import Server, ServerLimits, create_app

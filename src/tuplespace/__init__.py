@@ -78,7 +78,7 @@ from ._protocols import (
     TransactionAPI,
     TupleSpaceAPI,
 )
-from ._record import Record, RecordData, RecordWatch
+from ._recordhandles import Record, RecordData, RecordWatch
 from ._rules import Lit, RuleInfo, Rules
 from ._space import Space, Subscription, Transaction
 from ._templates import ANY, OneOf, Pred, Prefix, Range, RecordTemplate, Regex, Template, XPath

@@ -24,8 +24,8 @@ from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import AsyncLease
 from ._mint import Challenge
-from ._record import RecordBase, RecordData, check_revocable
-from ._records import DEFAULT_PRINCIPAL, RecordTaker
+from ._recordhandles import RecordBase, RecordData, check_revocable
+from ._recordstore import DEFAULT_PRINCIPAL, RecordTaker
 from ._rules import Rules
 from ._space import Space, SubscriptionBase, Successor, TransactionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from ._errors import ContainmentCycle
 
 if TYPE_CHECKING:
-    from ._records import Rec
+    from ._recordstore import Rec
 
 __all__ = ["check_cycle", "check_holder", "link", "relevel", "unlink"]
 

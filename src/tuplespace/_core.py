@@ -33,7 +33,7 @@ from ._values import Credit, Tuple
 if TYPE_CHECKING:
     from ._events import Feed
     from ._journal import Journal
-    from ._record import Record
+    from ._recordhandles import Record
     from ._templates import Template
 
 __all__ = ["Core", "outcome", "time_left"]

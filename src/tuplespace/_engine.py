@@ -48,8 +48,8 @@ final (its event emitted) when its caller receives it: one cancelled before puts
 the tuple back without a trace.
 
 Records.  The named records of the space, their index, credit and capabilities
-are kept by a :class:`~tuplespace._records.RecordStore` (``engine.records``) on
-the same clock, log, lease heap and journal; see :mod:`tuplespace._records`.
+are kept by a :class:`~tuplespace._recordstore.RecordStore` (``engine.records``) on
+the same clock, log, lease heap and journal; see :mod:`tuplespace._recordstore`.
 
 Transactions.  A :class:`Txn` holds what it took, out of the space (nobody else
 sees it), and keeps its writes private.  Commit emits the take events and writes
@@ -102,7 +102,15 @@ from ._events import (
     check_existing,
 )
 from ._journal import Journal
-from ._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR, Hold, Rec, RecordStore, Redirect
+from ._recordstore import (
+    DEFAULT_BASE_URI,
+    DEFAULT_MINT_BITS,
+    DEFAULT_OPERATOR,
+    Hold,
+    Rec,
+    RecordStore,
+    Redirect,
+)
 from ._registry import Interest, Registry
 from ._store import TupleRow
 from ._templates import Template

@@ -7,7 +7,7 @@ sequence number.  A tuple's is an :class:`Event`: ``write``, ``take``, ``expire`
 kinds share one numbering and one bounded log, kept by the engine.
 
 A subscriber's feed (a :class:`Feed` of tuple events, or a record's feed of its
-changes, see :mod:`tuplespace._records`) holds at most ``max_pending`` undelivered events.
+changes, see :mod:`tuplespace._recordstore`) holds at most ``max_pending`` undelivered events.
 When it is full, it stops queueing and remembers where its gap starts; once the
 subscriber has caught up, the feed refills itself from the log.  If the log no
 longer reaches back to the gap, the subscriber gets :class:`EventsLost` naming

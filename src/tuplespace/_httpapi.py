@@ -25,7 +25,7 @@ from typing import Any
 from ._codec import _BASE64_TEXT
 from ._credit import MAX_PRINCIPAL
 from ._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
-from ._records import COMPUTED_TAGS
+from ._recordstore import COMPUTED_TAGS
 from ._templates import FORMAL_TYPES
 from ._values import DEFAULT_LIMITS, MAX_INT_BITS
 

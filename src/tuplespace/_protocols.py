@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._events import Change, Event
-from ._record import RecordData
+from ._recordhandles import RecordData
 from ._values import URI, Credit, Map, Tuple, Value
 
 __all__ = [

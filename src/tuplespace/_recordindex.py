@@ -17,7 +17,7 @@ from ._templates import RecordTemplate
 from ._values import Value, value_key
 
 if TYPE_CHECKING:
-    from ._records import Rec
+    from ._recordstore import Rec
 
 __all__ = ["RecordIndex"]
 

@@ -72,7 +72,7 @@ from ._events import Change, Feed, FeedTemplate, RawEvent, RecordFeed
 from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Sandbox, call_method
 from ._names import check_path, check_tag
-from ._records import DEFAULT_PRINCIPAL
+from ._recordstore import DEFAULT_PRINCIPAL
 from ._store import RuleRow
 from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key

@@ -38,8 +38,14 @@ from ._events import CHANGE_KINDS, EVENT_KINDS
 from ._lease import Lease
 from ._methods import MAX_FIRINGS
 from ._mint import Challenge
-from ._record import Record, RecordData, RecordWatch
-from ._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR, DEFAULT_PRINCIPAL, RecordTaker
+from ._recordhandles import Record, RecordData, RecordWatch
+from ._recordstore import (
+    DEFAULT_BASE_URI,
+    DEFAULT_MINT_BITS,
+    DEFAULT_OPERATOR,
+    DEFAULT_PRINCIPAL,
+    RecordTaker,
+)
 from ._rules import Rules
 from ._subscription import Subscription, SubscriptionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact

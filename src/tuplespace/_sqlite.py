@@ -51,7 +51,7 @@ from ._codec import decode, encode
 from ._committer import Committer
 from ._errors import InvalidValue, StoreError, WireError
 from ._methods import MAX_FIRINGS
-from ._records import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
+from ._recordstore import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from ._schemes import SPACE_OPTIONS, Scheme, url_options
 from ._space import Space
 from ._store import (

@@ -39,7 +39,7 @@ import orjson
 
 from ._codec import _bytes_from, _credit_from, _credit_text, _time_from, _time_text
 from ._errors import InvalidValue, UnsupportedType, WireError
-from ._record import RecordBase, RecordData
+from ._recordhandles import RecordBase, RecordData
 from ._templates import _FORMAL_CHECKS, ANY, FORMAL_TYPES, compile_template
 from ._values import DEFAULT_LIMITS, URI, Credit, Limits, Map, Value, check_value
 

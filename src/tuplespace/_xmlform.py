@@ -24,7 +24,7 @@ from typing import Any
 from ._codec import _bytes_from, _credit_from, _credit_text, _time_from, _time_text
 from ._errors import InvalidValue, WireError
 from ._extras import missing
-from ._record import RecordData
+from ._recordhandles import RecordData
 from ._values import URI, Credit, Limits, Map, Value
 
 __all__ = ["read_xml", "write_xml"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from .._aio import AsyncTransaction
 from ..server._errors import ApiError, limit_reached
-from ..server._hub import ENDED_KEPT, SWEEP_FROM
+from ..server._hosting import ENDED_KEPT, SWEEP_FROM
 from ._message import Message
 
 __all__ = ["Held", "HeldTable", "Sessions"]

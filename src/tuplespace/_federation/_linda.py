@@ -43,7 +43,7 @@ from .._errors import (
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._lease import AsyncLease, Lease
 from .._names import check_path
-from .._record import FULL_OPERATIONS, RecordData
+from .._recordhandles import FULL_OPERATIONS, RecordData
 from .._templates import ANY
 from .._values import URI, Map, Tuple, Value, handle_address
 from ..client import AsyncCreditCalls, AsyncRemoteRules, CreditCalls, RemoteRules

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from .._errors import InvalidValue, Unreachable
 from .._rate import RateLimiter
-from .._records import DEFAULT_PRINCIPAL
+from .._recordstore import DEFAULT_PRINCIPAL
 from ..server._errors import ApiError
 from ._endpoint import Address
 from ._message import (

@@ -39,7 +39,7 @@ from .._errors import (
     TupleSpaceError,
     Unreachable,
 )
-from .._record import Record
+from .._recordhandles import Record
 from .._values import URI, UTC, Credit, Map, Value, handle_address
 from ..server._errors import ApiError, api_error
 from ._cbor import CBOR, decode_cbor, encode_cbor

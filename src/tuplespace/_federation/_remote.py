@@ -15,7 +15,7 @@ from .._capabilities import READ_ONLY
 from .._capabilities import operations as granted
 from .._errors import InvalidValue, LimitReached, TupleSpaceError, Unreachable
 from .._names import check_tag
-from .._record import FULL_OPERATIONS, RecordData, check_revocable
+from .._recordhandles import FULL_OPERATIONS, RecordData, check_revocable
 from .._values import URI, Map, Value
 from ._cbor import CBOR, decode_cbor, encode_cbor
 from ._endpoint import Address, Endpoint, _bounded

@@ -33,19 +33,19 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._lease import AsyncLease
-from .._record import Record, RecordData
-from .._records import DEFAULT_PRINCIPAL
+from .._recordhandles import Record, RecordData
+from .._recordstore import DEFAULT_PRINCIPAL
 from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
 from .._templates import Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Map, Value
-from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
-from ..server._records import _get_credit, record_template_from_wire
 from ..server._requests import parse_template_text
-from ..server._rules import rule_out
-from ..server._streams import since_param
+from ..server._service import Page, ServerLimits
+from ..server._service_events import since_param
+from ..server._service_records import _get_credit, record_template_from_wire
+from ..server._service_rules import rule_out
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
 from ._feeds import EventFeed
 from ._held import HeldTable, Sessions

@@ -40,7 +40,7 @@ from .._errors import (
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from .._httpapi import OPERATION, OPERATIONS
 from .._lease import AsyncLease, Lease
-from .._record import RecordData
+from .._recordhandles import RecordData
 from .._rules import RuleInfo
 from .._rulewire import info_from_wire
 from .._templates import RecordTemplate

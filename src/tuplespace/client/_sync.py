@@ -56,7 +56,7 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
 from .._mint import Challenge
-from .._record import RecordData, check_revocable
+from .._recordhandles import RecordData, check_revocable
 from .._rules import RuleInfo
 from .._rulewire import definition_to_wire
 from .._templates import ANY, Template

@@ -10,9 +10,9 @@ From the command line: ``tuplespace serve``.
 from .._extras import missing as _missing
 
 try:
-    from ._api import ServerLimits
     from ._app import create_app
     from ._runner import Server, run
+    from ._service import ServerLimits
 except ModuleNotFoundError as exc:
     raise _missing("server", exc) from exc
 

@@ -28,22 +28,22 @@ from starlette.types import Receive
 from .. import __version__
 from .._errors import TupleSpaceError
 from .._httpapi import OPERATIONS
-from .._records import DEFAULT_BASE_URI
+from .._recordstore import DEFAULT_BASE_URI
 from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
-from ._api import ServerLimits, disconnected
 from ._auth import ALL, Tokens, valid_space_name
-from ._credit import CreditRoutes
 from ._dashboard import install_dashboard
 from ._errors import ApiError, api_error, error_response
 from ._guard import Guard, Policy
-from ._hub import Hub
+from ._hosting import Hub
 from ._openapi import install as install_openapi
 from ._openapi import route_options
-from ._operations import Operations
 from ._requests import ServiceRequest
-from ._rules import RuleRoutes
-from ._transactions import Transactions
+from ._service import ServerLimits, disconnected
+from ._service_credit import CreditRoutes
+from ._service_rules import RuleRoutes
+from ._service_spaces import Operations
+from ._service_transactions import Transactions
 
 if TYPE_CHECKING:
     from .._federation import Node

@@ -47,10 +47,10 @@ from .._errors import TupleSpaceError
 from .._framing import LENGTH as _LENGTH
 from .._framing import frame
 from .._httpapi import OPERATIONS, Operation
-from ._api import ApiBase
 from ._errors import ApiError, api_error, limit_reached, request_timeout
 from ._guard import Policy
 from ._requests import ServiceRequest
+from ._service import ApiBase
 
 __all__: list[str] = []  # the door of _connections opens channels
 

@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 from starlette.responses import Response
 
 if TYPE_CHECKING:
-    from ._api import ApiBase
+    from ._service import ApiBase
 
 __all__ = ["metrics_response"]
 

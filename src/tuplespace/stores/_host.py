@@ -24,7 +24,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from .._errors import StoreError, Unreachable
-from .._records import DEFAULT_BASE_URI, DEFAULT_OPERATOR
+from .._recordstore import DEFAULT_BASE_URI, DEFAULT_OPERATOR
 from .._schemes import Hosted, Scheme
 from .._values import Limits
 from ._redis import SCHEMES, parse_url, prefix

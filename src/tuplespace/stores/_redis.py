@@ -55,7 +55,7 @@ from .._engine import EVENT_RETENTION_BYTES
 from .._errors import InvalidValue, SpaceClosed, StoreError, TupleSpaceError, Unreachable
 from .._events import Change
 from .._mint import MAX_BITS
-from .._records import DEFAULT_MINT_BITS
+from .._recordstore import DEFAULT_MINT_BITS
 from .._registry import Interest
 from .._templates import RecordTemplate, Template
 from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, check_value

@@ -81,8 +81,8 @@ from .._mint import (
     stamps_exhausted,
 )
 from .._names import check_path, check_tag, path_prefix
-from .._record import RecordData, check_revocable
-from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
+from .._recordhandles import RecordData, check_revocable
+from .._recordstore import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
 from .._registry import Registry
 from .._templates import ANY, RecordTemplate, Template, compile_template
 from .._values import DEFAULT_LIMITS, URI, Credit, Map, Tuple, Value, handle_address

@@ -48,7 +48,7 @@ from .._errors import (
 )
 from .._events import Change
 from .._methods import ActiveLimits, Sandbox
-from .._records import DEFAULT_PRINCIPAL, check_field
+from .._recordstore import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Value, value_key

@@ -32,7 +32,7 @@ import httpx
 
 import tuplespace as ts
 
-from .._records import DEFAULT_BASE_URI
+from .._recordstore import DEFAULT_BASE_URI
 from ..client import AsyncRemoteSpace, RemoteSpace
 from ..server import Server, create_app
 from ._adapters import SyncOverAsync

@@ -7,7 +7,7 @@ full handle that :meth:`~tuplespace.Space.create` and
 only.  :class:`~tuplespace.AsyncRecord` (in :mod:`tuplespace._aio`) is the same
 handle for asyncio, its methods awaited.  Both faces share :class:`RecordBase`;
 every operation is one call of the space's record store under the space's lock
-(see :mod:`tuplespace._records`), and those that change something return once
+(see :mod:`tuplespace._recordstore`), and those that change something return once
 the change is durable.
 """
 
@@ -20,7 +20,7 @@ from ._capabilities import OPERATIONS, READ_ONLY
 from ._errors import EventsLost, InvalidValue, NotAllowed
 from ._events import Change, FeedBase
 from ._names import check_tag
-from ._records import DEFAULT_PRINCIPAL, ROOT_OPERATIONS, ROOT_RID, RecordStore
+from ._recordstore import DEFAULT_PRINCIPAL, ROOT_OPERATIONS, ROOT_RID, RecordStore
 from ._subscription import SubscriptionBase, next_from
 from ._upcall import Upcall
 from ._values import URI, Map, Value, check_value, value_key

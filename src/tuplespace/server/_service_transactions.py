@@ -9,17 +9,8 @@ from starlette.responses import Response
 from .._aio import AsyncTransaction
 from .._errors import InvalidValue, TransactionAborted, TransactionError
 from .._httpapi import OPERATION, Operation
-from ._api import (
-    ApiBase,
-    Caller,
-    Page,
-    found_answer,
-    json_response,
-    no_content,
-    wire_or_null,
-)
 from ._errors import coded
-from ._hub import Handle, SpaceInfo
+from ._hosting import Handle, SpaceInfo
 from ._requests import (
     ServiceRequest,
     check_keys,
@@ -30,6 +21,15 @@ from ._requests import (
     get_tuple,
     get_tuples,
     read_body,
+)
+from ._service import (
+    ApiBase,
+    Caller,
+    Page,
+    found_answer,
+    json_response,
+    no_content,
+    wire_or_null,
 )
 
 if TYPE_CHECKING:

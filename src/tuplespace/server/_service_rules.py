@@ -29,11 +29,11 @@ from .._httpapi import OPERATION
 from .._rules import RuleInfo
 from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
 from .._space import Space
-from ._api import json_response, no_content
 from ._errors import api_error, coded
-from ._hub import SpaceInfo
-from ._records import RecordRoutes
+from ._hosting import SpaceInfo
 from ._requests import ServiceRequest
+from ._service import json_response, no_content
+from ._service_records import RecordRoutes
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisRules

@@ -44,7 +44,7 @@ from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
 from ._errors import coded
-from ._hub import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
+from ._hosting import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
 from ._requests import ServiceRequest, check_keys, read_body
 
 if TYPE_CHECKING:

@@ -50,7 +50,7 @@ from .._httpapi import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
 from .._memory import MemoryHost
 from .._methods import MAX_FIRINGS
 from .._mint import MAX_BITS
-from .._records import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
+from .._recordstore import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._space import Space
 from .._store import Hosted, SharedStore, Store
 from .._values import Credit, Limits

@@ -23,16 +23,16 @@ from .._errors import Forbidden, InvalidTemplate, InvalidValue, NotAllowed, Valu
 from .._events import CHANGE_KINDS, Change
 from .._httpapi import OPERATION, Operation
 from .._names import check_path, check_tag
-from .._record import RecordData
-from .._records import ROOT_RID
+from .._recordhandles import RecordData
+from .._recordstore import ROOT_RID
 from .._templates import RecordTemplate
 from .._values import Limits, Map, Value
-from ._api import Caller, json_response, no_content
 from ._auth import permissions_for, valid_space_name
 from ._errors import coded, placed
-from ._hub import RecordClaim, SpaceInfo
+from ._hosting import RecordClaim, SpaceInfo
 from ._requests import ServiceRequest, check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
-from ._streams import EventRoutes
+from ._service import Caller, json_response, no_content
+from ._service_events import EventRoutes
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch, AsyncRedisSpace, AsyncRedisTransaction

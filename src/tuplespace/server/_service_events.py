@@ -15,12 +15,12 @@ from .._errors import EventsLost, InvalidValue, Timeout
 from .._events import EVENT_KINDS, Event
 from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
-from ._api import ApiBase, Caller, disconnected
 from ._errors import coded
 from ._requests import ServiceRequest, parse_template_text
+from ._service import ApiBase, Caller, disconnected
 
 if TYPE_CHECKING:
-    from ._api import Stream
+    from ._service import Stream
 
 __all__ = ["EventRoutes", "EventStream", "since_param"]
 

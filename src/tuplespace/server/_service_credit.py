@@ -13,10 +13,10 @@ from .._codec import to_wire
 from .._credit import check_principal
 from .._errors import InvalidValue
 from .._httpapi import OPERATION
-from ._api import json_response
 from ._errors import coded, placed
-from ._records import RecordRoutes, _get_credit
 from ._requests import ServiceRequest
+from ._service import json_response
+from ._service_records import RecordRoutes, _get_credit
 
 __all__ = ["CreditRoutes"]
 

@@ -24,17 +24,6 @@ from .._lease import Lease
 from .._templates import Template
 from .._values import Tuple
 from ..client._common import AsyncLease
-from ._api import (
-    ApiBase,
-    Caller,
-    Page,
-    found_answer,
-    json_response,
-    lease_out,
-    locked_call,
-    no_content,
-    wire_or_null,
-)
 from ._auth import permissions_for
 from ._errors import coded
 from ._metrics import metrics_response
@@ -51,7 +40,18 @@ from ._requests import (
     get_tuples,
     read_body,
 )
-from ._rules import remove_kept_rules_of, remove_rules_of
+from ._service import (
+    ApiBase,
+    Caller,
+    Page,
+    found_answer,
+    json_response,
+    lease_out,
+    locked_call,
+    no_content,
+    wire_or_null,
+)
+from ._service_rules import remove_kept_rules_of, remove_rules_of
 
 if TYPE_CHECKING:
     from ..stores import AsyncRedisSpace, AsyncRedisTransaction
