@@ -209,6 +209,25 @@ async def _group(
 _SPACE_OPTIONS = frozenset(inspect.signature(Space).parameters)
 
 
+class CoreLeases:
+    """The host of the :class:`AsyncLease` handles of an asyncio face
+    (``aspace.leases``): the leases of its space's core, renewed and cancelled from a
+    coroutine (a durable space's change is awaited off the event loop).  The handles
+    hold it, and through it the core, not the face."""
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def _renew(self, seq: int, seconds: float | None) -> float | None:
+        expires: float | None = await _call(self.core, self.core.engine.renew, seq, seconds)
+        return expires
+
+    async def _cancel(self, seq: int) -> None:
+        await _call(self.core, self.core.engine.cancel, seq)
+
+
 class AsyncSpace:
     """The asyncio face of a space: the same methods as :class:`Space`, awaited.
 
@@ -234,6 +253,7 @@ class AsyncSpace:
                 f"those of Space are {sorted(_SPACE_OPTIONS)}"
             )
         self.core = space.core if space is not None else Core.build(**options)
+        self.leases = CoreLeases(self.core)
         self._space = space
 
     @property
@@ -273,25 +293,18 @@ class AsyncSpace:
         if entry is not None:
             if ticket:
                 await journal.wait_async(ticket)  # type: ignore[union-attr]
-            return AsyncLease(self, entry.seq, entry.expires)
+            return AsyncLease(self.leases, entry.seq, entry.expires)
         await _wait(core, w, fut)
         assert w.entry is not None
         await _settle_now(core)
-        return AsyncLease(self, w.entry.seq, w.entry.expires)
+        return AsyncLease(self.leases, w.entry.seq, w.entry.expires)
 
     async def write_many(
         self, tuples: Iterable[Iterable[Value]], lease: float | None = None
     ) -> list[AsyncLease]:
         """See :meth:`Space.write_many`; the leases are :class:`AsyncLease`."""
         entries = await _call(self.core, self.core.engine.write_many, tuples, lease)
-        return [AsyncLease(self, e.seq, e.expires) for e in entries]
-
-    async def _renew(self, seq: int, seconds: float | None) -> float | None:
-        expires: float | None = await _call(self.core, self.core.engine.renew, seq, seconds)
-        return expires
-
-    async def _cancel(self, seq: int) -> None:
-        await _call(self.core, self.core.engine.cancel, seq)
+        return [AsyncLease(self.leases, e.seq, e.expires) for e in entries]
 
     async def read(self, template: Any, timeout: float | None = None) -> Tuple:
         """See :meth:`Space.read`."""

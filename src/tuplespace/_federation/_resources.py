@@ -795,9 +795,9 @@ class SpacesResource:
             seq = _whole(query, "id")
             if seq is None:
                 raise ApiError(400, "bad_request", f"{op} names its lease: ?id=<lease>", "id")
-            renew, cancel = aspace._renew, aspace._cancel  # noqa: SLF001 (the lease host's own, as AsyncLease's)
-            change = renew(seq, lease) if op == "renew" else cancel(seq)
-            return self._done(change, lambda expires: answer_value(expires, accept, CHANGED))
+            held_lease = AsyncLease(aspace.leases, seq, None)
+            change = held_lease.renew(lease) if op == "renew" else held_lease.cancel()
+            return self._done(change, lambda _: answer_value(held_lease.expires_at, accept, CHANGED))
         if op not in ("write", "write_many"):
             ops = "write, write_many, commit, abort or renew" if tx_id is not None else _POST_OPS
             raise ApiError(400, "bad_request", f"op is {ops}, not {op!r}", "op")
