@@ -43,8 +43,9 @@ from .._rules import MAX_RULES
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
+from ._claims import KeptClaim, claim_tag
 from ._errors import coded
-from ._hosting import ClientState, Hub, KeptClaim, SpaceInfo, claim_tag
+from ._hosting import ClientState, Hub, SpaceInfo
 from ._requests import ServiceRequest, check_keys, read_body
 
 if TYPE_CHECKING:

@@ -28,8 +28,9 @@ from .._recordstore import ROOT_RID
 from .._templates import RecordTemplate
 from .._values import Limits, Map, Value
 from ._auth import permissions_for, valid_space_name
+from ._claims import RecordClaim
 from ._errors import coded, placed
-from ._hosting import RecordClaim, SpaceInfo
+from ._hosting import SpaceInfo
 from ._requests import ServiceRequest, check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
 from ._service import Caller, json_response, no_content
 from ._service_events import EventRoutes
