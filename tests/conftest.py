@@ -66,7 +66,16 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
 # The options of :class:`tuplespace.Space` a space kept in Redis has.
 REDIS_OPTIONS = frozenset(
-    {"order", "capacity", "event_retention", "event_retention_bytes", "max_subscribers"}
+    {
+        "order",
+        "capacity",
+        "event_retention",
+        "event_retention_bytes",
+        "max_subscribers",
+        "charge_rate",
+        "creation_charge",
+        "operator",
+    }
 )
 
 
@@ -242,9 +251,6 @@ REDIS_LIMITS = {
     "test_rules_on_record_fields_are_refused_in_a_cycle": _RECORD_RULES,
     "test_push_rules_on_fields_are_refused_in_a_cycle": _RECORD_RULES,
     "test_a_push_rule_keeps_a_field_a_function_of_others": _RECORD_RULES,
-    "test_a_creation_charge_alone_does_not_drain": (
-        "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
-    ),
     "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
         "a waiting take_all waits as a read does, out of the takers' queue"
     ),

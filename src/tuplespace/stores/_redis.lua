@@ -350,11 +350,20 @@ end
 -- end, ``rcaps:<rid>`` holds a record's tokens and ``ro`` maps a rid to the token of its
 -- read-only handle.  A script given a record as "$<token>" acts on the capability's
 -- record while the capability lasts.  Credit, in units of 1e-9 (an integer): ``rcr``
--- maps a rid to what the record holds, ``acct`` a principal to its balance.
+-- maps a rid to what the record holds, ``acct`` a principal to its balance.  A space
+-- whose ``cfg`` has a ``charge_rate`` (per second for each KiB a record stores) or a
+-- ``creation_charge`` charges: what it burns goes to the account of ``operator``.  With
+-- a charge rate, ``rch`` maps each record's rid to "<ms> <size>": since when it drains
+-- what ``rcr`` holds (Redis's clock), and the bytes it stores; its expiry in ``rexp`` is
+-- when that runs out.
 local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
 local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
 local CAPS, CAPEXP, RO = P .. ':caps', P .. ':capexp', P .. ':ro'
-local RCR, ACCT = P .. ':rcr', P .. ':acct'
+local RCR, ACCT, RCH = P .. ':rcr', P .. ':acct', P .. ':rch'
+local charges = redis.call('HMGET', CFG, 'charge_rate', 'creation_charge', 'operator')
+local charge_rate, creation_charge = charges[1] or '0', charges[2] or '0'
+local operator = charges[3] or 'operator'
+local charging = charge_rate ~= '0' or creation_charge ~= '0'
 local FIELD = '([^\t\31]+)\t([^\31]+)'
 local rchanged = false
 
@@ -396,6 +405,210 @@ local function rkeys(fields)
   return table.concat(keys, '\n')
 end
 
+-- Credit is exact: amounts, and their products with sizes and times, are big integers
+-- (tables of base-2^24 digits, least significant first), which Lua's doubles are not.
+local BASE = 16777216
+local KIB_MS = 1024000  -- bytes in a KiB, times ms in a second
+
+local function trim(a)
+  while #a > 1 and a[#a] == 0 do
+    a[#a] = nil
+  end
+  return a
+end
+
+local function num(n)  -- an integer below 2^53
+  local a = {}
+  repeat
+    a[#a + 1] = n % BASE
+    n = math.floor(n / BASE)
+  until n == 0
+  return a
+end
+
+local function big(s)  -- an integer written in decimal, without sign
+  local a = {0}
+  for i = 1, #s do
+    local carry = string.byte(s, i) - 48
+    for j = 1, #a do
+      local x = a[j] * 10 + carry
+      a[j], carry = x % BASE, math.floor(x / BASE)
+    end
+    if carry > 0 then
+      a[#a + 1] = carry
+    end
+  end
+  return a
+end
+
+local function bmul(a, b)
+  local r = {}
+  for i = 1, #a + #b do
+    r[i] = 0
+  end
+  for i = 1, #a do
+    local carry, k = 0, i + #b
+    for j = 1, #b do
+      local x = r[i + j - 1] + a[i] * b[j] + carry
+      r[i + j - 1], carry = x % BASE, math.floor(x / BASE)
+    end
+    while carry > 0 do
+      local x = r[k] + carry
+      r[k], carry = x % BASE, math.floor(x / BASE)
+      k = k + 1
+    end
+  end
+  return trim(r)
+end
+
+local function badd(a, b)
+  local r, carry = {}, 0
+  for i = 1, math.max(#a, #b) do
+    local x = (a[i] or 0) + (b[i] or 0) + carry
+    r[i], carry = x % BASE, math.floor(x / BASE)
+  end
+  if carry > 0 then
+    r[#r + 1] = carry
+  end
+  return r
+end
+
+local function bsub(a, b)  -- a >= b
+  local r, borrow = {}, 0
+  for i = 1, #a do
+    local x = a[i] - (b[i] or 0) - borrow
+    borrow = x < 0 and 1 or 0
+    r[i] = x + borrow * BASE
+  end
+  return trim(r)
+end
+
+local function bcmp(a, b)  -- -1, 0 or 1
+  if #a ~= #b then
+    return #a < #b and -1 or 1
+  end
+  for i = #a, 1, -1 do
+    if a[i] ~= b[i] then
+      return a[i] < b[i] and -1 or 1
+    end
+  end
+  return 0
+end
+
+local function bdiv(a, d)  -- by an integer d below 2^28: the quotient and the remainder
+  local q, r = {}, 0
+  for i = #a, 1, -1 do
+    local x = r * BASE + a[i]
+    q[i], r = math.floor(x / d), x % d
+  end
+  return trim(q), r
+end
+
+local function bstr(a)  -- in decimal
+  local parts, r = {}, nil
+  repeat
+    a, r = bdiv(a, 10000000)
+    table.insert(parts, 1, r)
+  until #a == 1 and a[1] == 0
+  local s = string.format('%d', parts[1])
+  for i = 2, #parts do
+    s = s .. string.format('%07d', parts[i])
+  end
+  return s
+end
+
+local ZERO = {0}
+
+-- The bytes a record stores: its path, and each tag with its value's encoding.
+local function rsize(path, fields)
+  return #path + #fields - select(2, string.gsub(fields, '[\t\31]', ''))
+end
+
+-- What ``size`` bytes burn in ``ms`` milliseconds (rounded up).
+local function burned(size, ms)
+  local q, r = bdiv(bmul(bmul(big(charge_rate), num(size)), num(ms)), KIB_MS)
+  return r > 0 and badd(q, {1}) or q
+end
+
+-- The ms in which ``held`` runs out at the burn rate of ``size`` bytes: the fewest whose
+-- burn is all of it.
+local function runout(held, size)
+  local per, target = bmul(big(charge_rate), num(size)), bmul(held, num(KIB_MS))
+  local ms = math.floor(tonumber(bstr(held)) * KIB_MS / (tonumber(charge_rate) * size))
+  if ms >= 2 ^ 50 then
+    return 2 ^ 50
+  end
+  while ms > 0 and bcmp(bmul(per, num(ms - 1)), target) >= 0 do
+    ms = ms - 1
+  end
+  while bcmp(bmul(per, num(ms)), target) < 0 do
+    ms = ms + 1
+  end
+  return ms
+end
+
+-- What the record ``rid`` holds now, and what it held when it last settled.
+local function rcredit(rid)
+  local held = big(redis.call('HGET', RCR, rid) or '0')
+  local charged = redis.call('HGET', RCH, rid)
+  if not charged then
+    return held, held
+  end
+  local since, size = string.match(charged, '^(%d+) (%d+)$')
+  local spent = burned(tonumber(size), math.max(now - tonumber(since), 0))
+  return bcmp(spent, held) >= 0 and ZERO or bsub(held, spent), held
+end
+
+local function burn(amount)
+  if bcmp(amount, ZERO) > 0 then
+    redis.call('HINCRBY', ACCT, operator, bstr(amount))
+  end
+end
+
+-- Settle the record ``rid``: what it drained is burned; from now on it drains at the
+-- burn rate of ``size`` bytes, until its credit runs out.
+local function rsettle(rid, size)
+  local left, held = rcredit(rid)
+  burn(bsub(held, left))
+  redis.call('HSET', RCR, rid, bstr(left))
+  redis.call('HSET', RCH, rid, string.format('%d', now) .. ' ' .. size)
+  redis.call('ZADD', REXP, now + runout(left, size), rid)
+end
+
+-- What the records drained since they last settled (the operator's, not yet in its account).
+local function drained()
+  local sum = ZERO
+  for _, rid in ipairs(redis.call('HKEYS', RCH)) do
+    local left, held = rcredit(rid)
+    sum = badd(sum, bsub(held, left))
+  end
+  return sum
+end
+
+-- The balance of ``who``: the operator's counts what the records drained.
+local function balance(who)
+  local have = big(redis.call('HGET', ACCT, who) or '0')
+  return who == operator and badd(have, drained()) or have
+end
+
+-- Take ``cost`` from the account of ``who``: false, or its balance if it holds less.
+-- The operator's is settled first: every record's drain goes into it.
+local function debit(who, cost)
+  local have = balance(who)
+  if bcmp(have, cost) < 0 then
+    return bstr(have)
+  end
+  if who == operator then
+    for _, rid in ipairs(redis.call('HKEYS', RCH)) do
+      rsettle(rid, tonumber(string.match(redis.call('HGET', RCH, rid), ' (%d+)$')))
+    end
+  end
+  if bcmp(cost, ZERO) > 0 then
+    redis.call('HINCRBY', ACCT, who, '-' .. bstr(cost))
+  end
+  return false
+end
+
 -- Store the new record ``rid``.
 local function rstore(rid, path, fields)
   local keys = rkeys(fields)
@@ -427,6 +640,9 @@ local function rwrite(rid, tag, enc, most)
   end
   redis.call('ZADD', P .. ':' .. fkey(tag, enc), rid, rid)
   fields = table.concat(out, '\31')
+  if redis.call('HEXISTS', RCH, rid) == 1 then
+    rsettle(rid, rsize(path, fields))
+  end
   version = tonumber(version) + 1
   redis.call('HSET', REC, rid, version .. ' ' .. path .. '\n' .. fields .. '\n' .. rkeys(fields))
   rlog('update', rid, version, path, tag, enc)
@@ -558,6 +774,10 @@ local function rremove(rid, kind)
   redis.call('HDEL', REC, rid)
   redis.call('HDEL', RPATH, path)
   redis.call('ZREM', REXP, rid)
+  if charging then  -- what it drained since it last settled, and what it held
+    burn(big(redis.call('HGET', RCR, rid) or '0'))
+    redis.call('HDEL', RCH, rid)
+  end
   redis.call('HDEL', RCR, rid)
   for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
     drop_redirect(from)
@@ -600,13 +820,15 @@ local function tell_records()
 end
 
 --[[ open ]]
--- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route.
+-- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
+-- charge_rate, creation_charge, operator.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
-    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6])
+    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
+    'creation_charge', ARGV[8], 'operator', ARGV[9])
 end
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
-  'route')
+  'route', 'charge_rate', 'creation_charge', 'operator')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1163,27 +1385,50 @@ return pending(ARGV[4])
 
 --[[ rcreate +records ]]
 -- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
--- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}, {'exists'} if a record has
--- the path, {'retry'} if a record linked to moved or ended meanwhile.
+-- <path>" joined by newlines, see checked_links), the credit it holds ('' for none), the
+-- principal who pays.  {rid}, {'exists'} if a record has the path, {'retry'} if a record
+-- linked to moved or ended meanwhile, {'short', the principal's balance, the cost} if it
+-- cannot pay, {'unfunded'} if the space charges for storage and the record would hold
+-- nothing.  With a charge rate, a lease buys the credit to store the record that long.
 expire_records()
 local path = ARGV[1]
 local links = checked_links(ARGV[4])
+local held = big(ARGV[5] == '' and '0' or ARGV[5])
+local size = rsize(path, ARGV[3])
+if charge_rate ~= '0' and ARGV[2] ~= '' then
+  held = badd(held, burned(size, math.ceil(tonumber(ARGV[2]))))
+end
+local short = false
 local out
 if rget(redis.call('HGET', RPATH, path)) then
   out = {'exists'}
 elseif not links then
   out = {'retry'}
-else
+elseif charge_rate ~= '0' and bcmp(held, ZERO) == 0 then
+  out = {'unfunded'}
+elseif charging then
+  local cost = badd(held, big(creation_charge))
+  short = debit(ARGV[6], cost)
+  if short then
+    out = {'short', short, bstr(cost)}
+  else
+    burn(big(creation_charge))
+  end
+end
+if not out then
   drop_redirect(path)  -- a record created at a path a record moved from takes it over
   local rid = redis.call('INCR', RN)
   rstore(rid, path, ARGV[3])
   for _, l in ipairs(links) do
     link(rid, l[1], l[2])
   end
-  if ARGV[2] ~= '' then
+  if charge_rate ~= '0' then
+    redis.call('HSET', RCR, rid, bstr(held))
+    rsettle(rid, size)
+  elseif ARGV[2] ~= '' then
     redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
   end
-  if ARGV[5] ~= '' then
+  if charge_rate == '0' and ARGV[5] ~= '' then
     redis.call('HSET', RCR, rid, ARGV[5])
   end
   rlog('create', rid, 1, path, '', ARGV[3])
@@ -1218,7 +1463,7 @@ if not kept then
 end
 local e = redis.call('ZSCORE', REXP, rid)
 return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.call('HLEN', P .. ':rc:' .. rid),
-  ARGV[3] == '1' and level(rid) or 0, redis.call('HGET', RCR, rid) or '0'}
+  ARGV[3] == '1' and level(rid) or 0, bstr((rcredit(rid)))}
 
 --[[ rset +records ]]
 -- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
@@ -1337,6 +1582,9 @@ if kept and rget(redis.call('HGET', RPATH, to)) then
 elseif kept then
   local version, path, fields, keys = rsplit(kept)
   version = tonumber(version) + 1
+  if redis.call('HEXISTS', RCH, rid) == 1 then
+    rsettle(rid, rsize(to, fields))
+  end
   redis.call('HSET', REC, rid, version .. ' ' .. to .. '\n' .. fields .. '\n' .. keys)
   redis.call('HDEL', RPATH, path)
   redis.call('HSET', RPATH, to, rid)
@@ -1374,16 +1622,47 @@ return out
 
 --[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
--- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'} or
--- {'expired'} if the capability has ended.
+-- credit to add to what it holds ('' for none), the principal who pays it.  {1}, {0} if
+-- it is gone, {'revoked'} or {'expired'} if the capability has ended, {'short', the
+-- principal's balance, the cost} if it cannot pay, {'forever'} if the space charges for
+-- storage and the lease is none.  With a charge rate, a lease buys the credit the record
+-- lacks to live that long, and the credit held sets the expiry.
 expire_records()
 tell_records()
 local rid, why = rresolve(ARGV[1])
 if not rid then
   return {why}
 end
-if not rget(rid) then
+local kept = rget(rid)
+if not kept then
   return {0}
+end
+local add = big(ARGV[3] == '' and '0' or ARGV[3])
+if charge_rate ~= '0' then
+  if ARGV[2] == '' then
+    return {'forever'}
+  end
+  local size = tonumber(string.match(redis.call('HGET', RCH, rid), ' (%d+)$'))
+  if ARGV[2] ~= 'keep' then
+    local need, left = burned(size, math.ceil(tonumber(ARGV[2]))), rcredit(rid)
+    if bcmp(need, left) > 0 then
+      add = badd(add, bsub(need, left))
+    end
+  end
+  local short = debit(ARGV[4], add)
+  if short then
+    return {'short', short, bstr(add)}
+  end
+  rsettle(rid, size)
+  redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid)), add)))
+  rsettle(rid, size)
+  return {1}
+end
+if charging then
+  local short = debit(ARGV[4], add)
+  if short then
+    return {'short', short, bstr(add)}
+  end
 end
 if ARGV[2] == '' then
   redis.call('ZREM', REXP, rid)
@@ -1391,7 +1670,7 @@ elseif ARGV[2] ~= 'keep' then
   redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
 end
 if ARGV[3] ~= '' then
-  redis.call('HINCRBY', RCR, rid, ARGV[3])
+  redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid) or '0'), add)))
 end
 return {1}
 
@@ -1493,15 +1772,15 @@ return out
 
 
 --[[ account +records ]]
--- ARGV: a principal.  Its balance.
-return redis.call('HGET', ACCT, ARGV[1]) or '0'
+-- ARGV: a principal.  Its balance (the operator's counts what the records drained).
+return bstr(balance(ARGV[1]))
 
 --[[ grant +records ]]
 -- ARGV: a principal, an amount, the most accounts the space keeps, the largest balance.
 -- {its new balance}, {'full'} if it would be an account past the most, {'large'} if the
 -- balance would be larger than allowed.
 local have = redis.call('HGET', ACCT, ARGV[1])
-if not have and redis.call('HLEN', ACCT) >= tonumber(ARGV[3]) then
+if not have and ARGV[1] ~= operator and redis.call('HLEN', ACCT) >= tonumber(ARGV[3]) then
   return {'full'}
 end
 if tonumber(have or '0') + tonumber(ARGV[2]) > tonumber(ARGV[4]) then
@@ -1512,24 +1791,20 @@ return {tostring(redis.call('HINCRBY', ACCT, ARGV[1], ARGV[2]))}
 --[[ transfer +records ]]
 -- ARGV: source, target, an amount, the most accounts the space keeps, the largest
 -- balance.  {the new balance of source}, {'short', its balance} if it holds less,
--- {'full'} or {'large'} as for grant.
-local function less(a, b)  -- of two integers written in decimal, without sign
-  if #a ~= #b then
-    return #a < #b
-  end
-  return a < b
-end
-local have = redis.call('HGET', ACCT, ARGV[1]) or '0'
-if less(have, ARGV[3]) then
-  return {'short', have}
+-- {'full'} or {'large'} as for grant.  The operator's account holds what the records
+-- drained: they settle before it pays.
+local amount = big(ARGV[3])
+local have = balance(ARGV[1])
+if bcmp(have, amount) < 0 then
+  return {'short', bstr(have)}
 end
 local other = redis.call('HGET', ACCT, ARGV[2])
-if not other and redis.call('HLEN', ACCT) >= tonumber(ARGV[4]) then
+if not other and ARGV[2] ~= operator and redis.call('HLEN', ACCT) >= tonumber(ARGV[4]) then
   return {'full'}
 end
 if ARGV[1] ~= ARGV[2] and tonumber(other or '0') + tonumber(ARGV[3]) > tonumber(ARGV[5]) then
   return {'large'}
 end
-redis.call('HINCRBY', ACCT, ARGV[1], '-' .. ARGV[3])
+debit(ARGV[1], amount)
 redis.call('HINCRBY', ACCT, ARGV[2], ARGV[3])
-return {redis.call('HGET', ACCT, ARGV[1])}
+return {bstr(balance(ARGV[1]))}

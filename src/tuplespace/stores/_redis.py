@@ -44,17 +44,20 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from importlib import resources
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .._codec import decode, encode
+from .._credit import check_principal, to_credit
 from .._engine import EVENT_RETENTION_BYTES
-from .._errors import SpaceClosed, StoreError, TupleSpaceError, Unreachable
+from .._errors import InvalidValue, SpaceClosed, StoreError, TupleSpaceError, Unreachable, ValueTooLarge
 from .._events import Change
+from .._records import DEFAULT_OPERATOR
 from .._registry import Interest
 from .._templates import RecordTemplate, Template
-from .._values import DEFAULT_LIMITS, Map, Tuple, Value, check_tuple, check_value
+from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, check_value
 
 __all__ = [
     "BATCH",
@@ -66,6 +69,7 @@ __all__ = [
     "AsyncGuard",
     "AsyncWake",
     "Guard",
+    "MOST_NANOS",
     "Options",
     "Wake",
     "Waiter",
@@ -75,6 +79,8 @@ __all__ = [
     "decode_record",
     "encode_record",
     "encode_tuple",
+    "from_nanos",
+    "nanos",
     "pack",
     "parse_url",
     "partition_of",
@@ -105,9 +111,20 @@ _OPTIONS = (
     "partitions",
     "route",
     "durability",
+    "charge_rate",
+    "creation_charge",
+    "operator",
 )
 _NUMBERS = _OPTIONS[2:9]
-_STORED = ("order", "capacity", "event_retention", "event_retention_bytes")  # the space's own
+_STORED = (  # the space's own
+    "order",
+    "capacity",
+    "event_retention",
+    "event_retention_bytes",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+)
 MAX_PARTITIONS = 256
 """The most partitions a space may have (a call that waits across partitions listens on
 each, on a connection of its own)."""
@@ -131,6 +148,33 @@ SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for na
 """The SHA-1 of each script, by which ``EVALSHA`` runs it."""
 
 
+# -- credit
+
+
+MOST_NANOS = 1 << 62
+"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
+
+
+def nanos(amount: object, name: str) -> int:
+    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
+    credit = to_credit(amount, name)
+    nanos = credit.scaleb(9)
+    if nanos != nanos.to_integral_value():
+        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
+    if nanos > MOST_NANOS:
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {from_nanos(MOST_NANOS)} credit in one place",
+            limit="credit",
+            maximum=MOST_NANOS,
+        )
+    return int(nanos)
+
+
+def from_nanos(nanos: bytes | int) -> Credit:
+    """Credit counted in units of 1e-9, written with no more digits than it needs."""
+    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+
+
 # -- the URL and the options ---------------------------------------------------------------
 
 
@@ -140,13 +184,16 @@ class Options:
 
     __slots__ = (
         "capacity",
+        "charge_rate",
         "cluster",
+        "creation_charge",
         "durability",
         "event_retention",
         "event_retention_bytes",
         "given",
         "max_subscribers",
         "max_waiters",
+        "operator",
         "order",
         "partitions",
         "redis",
@@ -213,6 +260,19 @@ class Options:
         self.durability: str = options.get("durability", "redis")
         if self.durability not in _DURABILITIES:
             raise ValueError(f"durability must be one of {', '.join(_DURABILITIES)}; got {self.durability!r}")
+        # What the space charges (see tuplespace.Space), in units of 1e-9.
+        charges = []
+        for option in ("charge_rate", "creation_charge"):
+            try:
+                charges.append(nanos(options.get(option, 0), option))
+            except (InvalidValue, ValueTooLarge) as exc:
+                raise ValueError(f"{option}: {exc}") from None
+        self.charge_rate, self.creation_charge = charges
+        self.operator: str = options.get("operator", DEFAULT_OPERATOR)
+        try:
+            check_principal(self.operator)
+        except InvalidValue as exc:
+            raise ValueError(f"operator: {exc}") from None
         # The options of the space kept in Redis that the caller chose (the others
         # take what the space already has).
         self.given = {k for k in _STORED if k in options}
@@ -228,12 +288,17 @@ class Options:
             str(self.event_retention_bytes),
             str(self.partitions),
             route,
+            str(self.charge_rate),
+            str(self.creation_charge),
+            self.operator,
         ]
 
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others,
         or other partitions (a space's partitioning is part of what it is)."""
-        order, capacity, retention, budget, partitions, route = (b"" if v is None else v for v in stored)
+        order, capacity, retention, budget, partitions, route, rate, creation, operator = (
+            b"" if v is None else v for v in stored
+        )
         laid = (int(partitions or b"1"), int(route) if route else None)
         if laid != (self.partitions, self.route):
             raise ValueError(
@@ -245,6 +310,9 @@ class Options:
             "capacity": int(capacity) if capacity else None,
             "event_retention": int(retention),
             "event_retention_bytes": int(budget),
+            "charge_rate": int(rate or b"0"),
+            "creation_charge": int(creation or b"0"),
+            "operator": operator.decode() or DEFAULT_OPERATOR,
         }
         differ = [
             f"{k}={have[k]!r} (not {getattr(self, k)!r})"
@@ -256,6 +324,8 @@ class Options:
         self.order, self.capacity = have["order"], have["capacity"]
         self.event_retention = have["event_retention"]
         self.event_retention_bytes = have["event_retention_bytes"]
+        self.charge_rate, self.creation_charge = have["charge_rate"], have["creation_charge"]
+        self.operator = have["operator"]
 
 
 def _is_int(v: object) -> bool:

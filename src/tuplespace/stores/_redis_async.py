@@ -28,7 +28,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
 
@@ -86,6 +85,7 @@ from ..client._common import (
 from ..client._primitives import AsyncBackground, AsyncLater, AsyncLock, AsyncOpenable, opened_later
 from ._redis import (
     BATCH,
+    MOST_NANOS,
     SCRIPTS,
     SHAS,
     AsyncClient,
@@ -101,6 +101,8 @@ from ._redis import (
     decode_tuple,
     encode_record,
     encode_tuple,
+    from_nanos,
+    nanos,
     pack,
     pairs,
     parse_url,
@@ -188,9 +190,12 @@ async def _create(
     fields: dict[str, Value],
     credit: Credit | int | str | None,
     lease: float | None,
+    principal: str,
 ) -> AsyncRedisRecord:
-    """Create the record ``path`` with the checked ``fields``; its handle."""
-    held = "" if credit is None else str(_nanos(credit, "credit"))
+    """Create the record ``path`` with the checked ``fields``, paid by ``principal``
+    when the space charges; its handle."""
+    check_principal(principal)
+    held = "" if credit is None else str(nanos(credit, "credit"))
     ms = _ms(check_lease(lease))
     while True:
         links = []
@@ -198,9 +203,16 @@ async def _create(
             fields[tag], link = await _linked(core, tag, v)
             if link:
                 links.append(link)
-        reply = await core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held])
+        reply = await core.call(
+            "rcreate", [path, ms, encode_record(fields), "\n".join(links), held, principal]
+        )
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
+        if reply[0] == b"unfunded":
+            raise InvalidValue(
+                "this space charges for storage: a record needs credit= or a lease= to pay for it", "credit"
+            )
+        _paid(principal, reply)
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
             await core.react()
             return AsyncRedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
@@ -240,28 +252,17 @@ async def _checked(core: AsyncRedisCore, rid: int, reply: Any) -> Any:
     return reply
 
 
-_MOST_NANOS = 1 << 62
-"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
-
-
-def _nanos(amount: object, name: str) -> int:
-    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
-    credit = to_credit(amount, name)
-    nanos = credit.scaleb(9)
-    if nanos != nanos.to_integral_value():
-        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
-    if nanos > _MOST_NANOS:
-        raise ValueTooLarge(
-            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
-            limit="credit",
-            maximum=_MOST_NANOS,
+def _paid(principal: str, reply: Any) -> None:
+    """InsufficientCredit if a script answered that ``principal`` holds less than a cost
+    (``'short'``, its balance and the cost)."""
+    if reply[0] == b"short":
+        available, cost = from_nanos(reply[1]), from_nanos(reply[2])
+        raise InsufficientCredit(
+            f"{principal!r} holds {available} credit; this costs {cost}",
+            principal=principal,
+            needed=cost,
+            available=available,
         )
-    return int(nanos)
-
-
-def _credit(nanos: bytes | int) -> Credit:
-    """Credit counted in units of 1e-9, written with no more digits than it needs."""
-    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
 
 
 def _balance(reply: Any) -> Credit:
@@ -272,11 +273,11 @@ def _balance(reply: Any) -> Credit:
         )
     if reply[0] == b"large":
         raise ValueTooLarge(
-            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one account",
+            f"a space kept in Redis holds at most {from_nanos(MOST_NANOS)} credit in one account",
             limit="credit",
-            maximum=_MOST_NANOS,
+            maximum=MOST_NANOS,
         )
-    return _credit(reply[0])
+    return from_nanos(reply[0])
 
 
 async def _log_start(core: AsyncRedisCore, since: int | None) -> tuple[int, list[Any]]:
@@ -553,6 +554,21 @@ class AsyncRedisSpace:
     @property
     def event_retention_bytes(self) -> int:
         return self._options.event_retention_bytes
+
+    @property
+    def charge_rate(self) -> Credit:
+        """The credit a record drains per second for each KiB it stores (0: none)."""
+        return from_nanos(self._options.charge_rate)
+
+    @property
+    def creation_charge(self) -> Credit:
+        """The credit creating a record costs, besides what it holds."""
+        return from_nanos(self._options.creation_charge)
+
+    @property
+    def operator(self) -> str:
+        """The principal whose account receives the credit the space burns."""
+        return self._options.operator
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -1054,12 +1070,15 @@ class AsyncRedisSpace:
     ) -> AsyncRedisRecord:
         """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
         its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
-        ``credit``: what the record holds; a space kept in Redis does not charge, so
-        ``principal`` pays nothing and the credit does not drain.
+        ``credit``: what the record holds.  A space that charges (``charge_rate``,
+        ``creation_charge``) takes the credit, and the creation charge, from the account
+        of ``principal`` (:class:`~tuplespace.InsufficientCredit` if it holds less); with
+        a charge rate the record drains its credit in Redis's clock, a lease buys the
+        credit to last that long, and the record expires when its credit runs out.
         :class:`~tuplespace.RecordExists` if the path is taken."""
         self._check_open()
         check_path(path)
-        return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
+        return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease, principal)
 
     async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRedisRecord:
         """The handle of the record at the path or address ``ref`` (or ``"$"``, the root
@@ -1297,13 +1316,13 @@ class AsyncRedisSpace:
         an account."""
         check_principal(principal)
         return _balance(
-            await self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS])
+            await self._call("grant", [principal, nanos(amount, "amount"), MAX_ACCOUNTS, MOST_NANOS])
         )
 
     async def account(self, principal: str) -> Credit:
         """The credit of ``principal`` (0 for an account never granted any)."""
         check_principal(principal)
-        return _credit(await self._call("account", [principal]))
+        return from_nanos(await self._call("account", [principal]))
 
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """Move ``amount`` (more than 0) from the account of ``source`` to that of
@@ -1314,17 +1333,9 @@ class AsyncRedisSpace:
         credit = to_credit(amount, "amount")
         if not credit:
             raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
-        reply = await self._call(
-            "transfer", [source, target, _nanos(credit, "amount"), MAX_ACCOUNTS, _MOST_NANOS]
-        )
-        if reply[0] == b"short":
-            available = _credit(reply[1])
-            raise InsufficientCredit(
-                f"{source!r} holds {available} credit; this costs {credit}",
-                principal=source,
-                needed=Credit(credit),
-                available=available,
-            )
+        units = nanos(credit, "amount")
+        reply = await self._call("transfer", [source, target, units, MAX_ACCOUNTS, MOST_NANOS])
+        _paid(source, [*reply, units])
         return _balance(reply)
 
     # -- leases ---------------------------------------------------------------------------------------
@@ -2669,7 +2680,7 @@ class AsyncRedisRecord:
         )
         version, _, fields = decode_record(reply[1])
         left = float(reply[2]) / 1000.0 if reply[2] else None
-        return _Loaded(version, fields, left, reply[3], reply[4], _credit(reply[5]))
+        return _Loaded(version, fields, left, reply[3], reply[4], from_nanos(reply[5]))
 
     async def _top(self) -> Map:
         """The path and address of every record that no record contains, by path."""
@@ -2840,14 +2851,19 @@ class AsyncRedisRecord:
         principal: str = DEFAULT_PRINCIPAL,
     ) -> None:
         """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
-        add ``credit`` to what it holds (a space kept in Redis does not charge: nobody
-        pays it, and it does not drain)."""
+        add ``credit`` to what it holds, paid by ``principal`` when the space charges.
+        With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
+        more seconds (none if it has that already), and the credit sets its expiry."""
         self._full("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
-        more = "" if credit is None else str(_nanos(credit, "credit"))
+        check_principal(principal)
+        more = "" if credit is None else str(nanos(credit, "credit"))
         ms = "keep" if lease is None else _ms(check_lease(lease))
-        reply = await self._core.call("rrenew", [self._ref, ms, more])
+        reply = await self._core.call("rrenew", [self._ref, ms, more, principal])
+        if reply[0] == b"forever":
+            raise InvalidValue("this space charges for storage: a record cannot live forever", "lease")
+        _paid(principal, reply)
         if not (await _checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
 
@@ -2863,7 +2879,7 @@ class AsyncRedisRecord:
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
         self._full("clone")
         check_path(path)
-        return await _create(self._core, path, (await self._load()).fields, credit, lease)
+        return await _create(self._core, path, (await self._load()).fields, credit, lease, principal)
 
     async def destroy(self, force: bool = False) -> None:
         """Remove the record (a ``destroy`` event).  A record that other records contain
