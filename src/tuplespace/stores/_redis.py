@@ -315,7 +315,7 @@ class Options:
             "operator": operator.decode() or DEFAULT_OPERATOR,
         }
         differ = [
-            f"{k}={have[k]!r} (not {getattr(self, k)!r})"
+            f"{k}={_shown(k, have[k])} (not {_shown(k, getattr(self, k))})"
             for k in sorted(self.given)
             if have[k] != getattr(self, k)
         ]
@@ -326,6 +326,13 @@ class Options:
         self.event_retention_bytes = have["event_retention_bytes"]
         self.charge_rate, self.creation_charge = have["charge_rate"], have["creation_charge"]
         self.operator = have["operator"]
+
+
+def _shown(option: str, value: object) -> str:
+    """An option's value as a message shows it (an amount of credit, not its units of 1e-9)."""
+    if option in ("charge_rate", "creation_charge") and isinstance(value, int):
+        return repr(str(from_nanos(value)))
+    return repr(value)
 
 
 def _is_int(v: object) -> bool:
