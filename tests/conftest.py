@@ -75,6 +75,8 @@ REDIS_OPTIONS = frozenset(
         "charge_rate",
         "creation_charge",
         "operator",
+        "firing_charge",
+        "step_charge",
     }
 )
 
@@ -313,6 +315,7 @@ PARTITIONED_LIMITS_BY_MODULE = {
     "test_active": "rules, which a partitioned space does not have",
 }
 PARTITIONED_LIMITS = {
+    "test_a_rule_without_credit_stops_and_says_so": "rules",
     "test_events_of_a_transaction_appear_at_commit_only": "transactions",
     "test_an_aborted_transaction_emits_no_event": "transactions",
     "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",

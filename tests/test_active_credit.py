@@ -166,9 +166,8 @@ def test_a_path_a_record_moved_away_from_costs_its_caller_the_redirect_charge() 
     assert free.record("a").get("n") == 1
 
 
-def test_a_rule_without_credit_stops_and_says_so(make_thread_space: Callable[..., ts.Space]) -> None:
-    space = make_thread_space()
-    space.rules.firing_charge = "0.5"
+def test_a_rule_without_credit_stops_and_says_so(make_space: Callable[..., Any]) -> None:
+    space = make_space(firing_charge="0.5")
     space.rules.add(
         "hot", template=("reading", float), when="t[1] > 30.0", write=[("alarm", "t[1]")], principal="ops"
     )

@@ -247,7 +247,7 @@ def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other
         assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
 
 
-@pytest.mark.parametrize("option", ["redirect_charge", "firing_charge", "step_charge", "mint_amount"])
+@pytest.mark.parametrize("option", ["redirect_charge", "mint_amount"])
 def test_charges_a_space_kept_in_redis_lacks_are_refused_when_it_is_made(
     redis_served: LiveServer, option: str
 ) -> None:

@@ -45,9 +45,11 @@ _KEPT = (  # the options Redis keeps
     "charge_rate",
     "creation_charge",
     "operator",
+    "firing_charge",
+    "step_charge",
 )
 # The charges a space kept in Redis lacks.
-_FREE = dict.fromkeys(("mint_amount", "redirect_charge", "firing_charge", "step_charge"), "0")
+_FREE = dict.fromkeys(("mint_amount", "redirect_charge"), "0")
 
 
 def connect(url: str, options: dict[str, Any]) -> RedisSpace:

@@ -13,7 +13,8 @@ local RULES, RST = P .. ':rules', P .. ':rst'
 -- ``cfg`` holds their version (``rulev``, one more at each change), how many there are
 -- (``rules``), the numbers given (``rulen``) and the seq of the latest event whose
 -- reactions have run (``fired``).  ``rst`` holds each rule's counts, "<name> f" (fired)
--- and "<name> x" (failed), and its latest failure, "<name> e".
+-- and "<name> x" (failed), its latest failure, "<name> e", and "<name> s" while it is
+-- stopped for want of credit.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -352,7 +353,9 @@ end
 -- record while the capability lasts.  Credit, in units of 1e-9 (an integer): ``rcr``
 -- maps a rid to what the record holds, ``acct`` a principal to its balance.  A space
 -- whose ``cfg`` has a ``charge_rate`` (per second for each KiB a record stores) or a
--- ``creation_charge`` charges: what it burns goes to the account of ``operator``.  With
+-- ``creation_charge`` charges: what it burns goes to the account of ``operator``, as do
+-- the ``firing_charge`` of each firing of a rule and the ``step_charge`` of the steps a
+-- method runs.  With
 -- a charge rate, ``rch`` maps each record's rid to "<ms> <size>": since when it drains
 -- what ``rcr`` holds (Redis's clock), and the bytes it stores; its expiry in ``rexp`` is
 -- when that runs out.
@@ -360,9 +363,9 @@ local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp
 local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
 local CAPS, CAPEXP, RO = P .. ':caps', P .. ':capexp', P .. ':ro'
 local RCR, ACCT, RCH = P .. ':rcr', P .. ':acct', P .. ':rch'
-local charges = redis.call('HMGET', CFG, 'charge_rate', 'creation_charge', 'operator')
+local charges = redis.call('HMGET', CFG, 'charge_rate', 'creation_charge', 'operator', 'firing_charge')
 local charge_rate, creation_charge = charges[1] or '0', charges[2] or '0'
-local operator = charges[3] or 'operator'
+local operator, firing_charge = charges[3] or 'operator', charges[4] or '0'
 local charging = charge_rate ~= '0' or creation_charge ~= '0'
 local FIELD = '([^\t\31]+)\t([^\31]+)'
 local rchanged = false
@@ -609,6 +612,49 @@ local function debit(who, cost)
   return false
 end
 
+-- An amount in decimal, as a Credit writes it.
+local function decimal(a)
+  local d = bstr(a)
+  if #d < 10 then
+    d = string.rep('0', 10 - #d) .. d
+  end
+  local fraction = string.gsub(string.sub(d, -9), '0+$', '')
+  return string.sub(d, 1, -10) .. (fraction == '' and '' or '.' .. fraction)
+end
+
+-- A str as its canonical JSON encoding.
+local ESCAPES = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\b'] = '\\b',
+  ['\f'] = '\\f'}
+local function jstr(s)
+  return '"' .. (string.gsub(s, '[%z\1-\31"\\]', function(c)
+    return ESCAPES[c] or string.format('\\u%04x', string.byte(c))
+  end)) .. '"'
+end
+
+-- Pay for a firing of the rule ``name``: its principal pays ``firing_charge``, which is
+-- burned; '', or the failure (JSON) if the principal cannot pay.  Then the rule stops:
+-- the space is told once, by the tuple ("rule_stopped", name, principal), until a
+-- firing is paid again.
+local function pay_firing(name)
+  local principal = cjson.decode(string.match(redis.call('HGET', RULES, name), '^%d+ %d+ (.*)$')).principal
+  local cost = big(firing_charge)
+  local short = debit(principal, cost)
+  if not short then
+    burn(cost)
+    redis.call('HDEL', RST, name .. ' s')
+    return ''
+  end
+  if redis.call('HSETNX', RST, name .. ' s', '1') == 1 then
+    local t, keys = {jstr('rule_stopped'), jstr(name), jstr(principal)}, {'a:3'}
+    for i, enc in ipairs(t) do
+      keys[i + 1] = 'x:3:' .. (i - 1) .. ':' .. (#enc > 64 and '#' .. redis.sha1hex(enc) or enc)
+    end
+    put('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'), false)
+  end
+  return cjson.encode({class = 'InsufficientCredit', principal = principal, needed = decimal(cost),
+    available = decimal(big(short))})
+end
+
 -- Store the new record ``rid``.
 local function rstore(rid, path, fields)
   local keys = rkeys(fields)
@@ -821,14 +867,14 @@ end
 
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
--- charge_rate, creation_charge, operator.
+-- charge_rate, creation_charge, operator, firing_charge, step_charge.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
     'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
-    'creation_charge', ARGV[8], 'operator', ARGV[9])
+    'creation_charge', ARGV[8], 'operator', ARGV[9], 'firing_charge', ARGV[10], 'step_charge', ARGV[11])
 end
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
-  'route', 'charge_rate', 'creation_charge', 'operator')
+  'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1273,7 +1319,7 @@ return {'ok', v + 1}
 if redis.call('HDEL', RULES, ARGV[1]) == 0 then
   return 0
 end
-redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e')
+redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e', ARGV[1] .. ' s')
 redis.call('HINCRBY', CFG, 'rulev', 1)
 redis.call('HSET', CFG, 'rules', rules - 1)
 return 1
@@ -1358,6 +1404,9 @@ for _, f in ipairs(firings) do
   if failure == '' and capacity and live_count() - #f.takes + #f.writes > capacity then
     failure = cjson.encode({class = 'SpaceFull', limit = 'capacity', maximum = capacity,
       message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
+  end
+  if failure == '' and firing_charge ~= '0' then
+    failure = pay_firing(f.name)
   end
   if failure == '' then
     for _, id in ipairs(f.takes) do

@@ -114,8 +114,11 @@ _OPTIONS = (
     "charge_rate",
     "creation_charge",
     "operator",
+    "firing_charge",
+    "step_charge",
 )
 _NUMBERS = _OPTIONS[2:9]
+_CHARGES = ("charge_rate", "creation_charge", "firing_charge", "step_charge")  # amounts of credit
 _STORED = (  # the space's own
     "order",
     "capacity",
@@ -124,6 +127,8 @@ _STORED = (  # the space's own
     "charge_rate",
     "creation_charge",
     "operator",
+    "firing_charge",
+    "step_charge",
 )
 MAX_PARTITIONS = 256
 """The most partitions a space may have (a call that waits across partitions listens on
@@ -190,6 +195,7 @@ class Options:
         "durability",
         "event_retention",
         "event_retention_bytes",
+        "firing_charge",
         "given",
         "max_subscribers",
         "max_waiters",
@@ -200,6 +206,7 @@ class Options:
         "route",
         "server",
         "space",
+        "step_charge",
     )
 
     def __init__(self, redis: str, options: Mapping[str, Any]) -> None:
@@ -262,12 +269,12 @@ class Options:
             raise ValueError(f"durability must be one of {', '.join(_DURABILITIES)}; got {self.durability!r}")
         # What the space charges (see tuplespace.Space), in units of 1e-9.
         charges = []
-        for option in ("charge_rate", "creation_charge"):
+        for option in _CHARGES:
             try:
                 charges.append(nanos(options.get(option, 0), option))
             except (InvalidValue, ValueTooLarge) as exc:
                 raise ValueError(f"{option}: {exc}") from None
-        self.charge_rate, self.creation_charge = charges
+        self.charge_rate, self.creation_charge, self.firing_charge, self.step_charge = charges
         self.operator: str = options.get("operator", DEFAULT_OPERATOR)
         try:
             check_principal(self.operator)
@@ -291,12 +298,14 @@ class Options:
             str(self.charge_rate),
             str(self.creation_charge),
             self.operator,
+            str(self.firing_charge),
+            str(self.step_charge),
         ]
 
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others,
         or other partitions (a space's partitioning is part of what it is)."""
-        order, capacity, retention, budget, partitions, route, rate, creation, operator = (
+        order, capacity, retention, budget, partitions, route, rate, creation, operator, firing, step = (
             b"" if v is None else v for v in stored
         )
         laid = (int(partitions or b"1"), int(route) if route else None)
@@ -313,6 +322,8 @@ class Options:
             "charge_rate": int(rate or b"0"),
             "creation_charge": int(creation or b"0"),
             "operator": operator.decode() or DEFAULT_OPERATOR,
+            "firing_charge": int(firing or b"0"),
+            "step_charge": int(step or b"0"),
         }
         differ = [
             f"{k}={_shown(k, have[k])} (not {_shown(k, getattr(self, k))})"
@@ -326,11 +337,12 @@ class Options:
         self.event_retention_bytes = have["event_retention_bytes"]
         self.charge_rate, self.creation_charge = have["charge_rate"], have["creation_charge"]
         self.operator = have["operator"]
+        self.firing_charge, self.step_charge = have["firing_charge"], have["step_charge"]
 
 
 def _shown(option: str, value: object) -> str:
     """An option's value as a message shows it (an amount of credit, not its units of 1e-9)."""
-    if option in ("charge_rate", "creation_charge") and isinstance(value, int):
+    if option in _CHARGES and isinstance(value, int):
         return repr(str(from_nanos(value)))
     return repr(value)
 

@@ -41,12 +41,11 @@ from redis.retry import Retry
 from .._capabilities import OPERATIONS, READ_ONLY
 from .._capabilities import operations as granted
 from .._codec import encode
-from .._credit import MAX_ACCOUNTS, check_principal, to_credit
+from .._credit import MAX_ACCOUNTS, check_principal, short_of, to_credit
 from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
-    InsufficientCredit,
     InvalidValue,
     LimitReached,
     NotAllowed,
@@ -255,13 +254,7 @@ def _paid(principal: str, reply: Any) -> None:
     """InsufficientCredit if a script answered that ``principal`` holds less than a cost
     (``'short'``, its balance and the cost)."""
     if reply[0] == b"short":
-        available, cost = from_nanos(reply[1]), from_nanos(reply[2])
-        raise InsufficientCredit(
-            f"{principal!r} holds {available} credit; this costs {cost}",
-            principal=principal,
-            needed=cost,
-            available=available,
-        )
+        raise short_of(principal, from_nanos(reply[1]), from_nanos(reply[2]))
 
 
 def _balance(reply: Any) -> Credit:
@@ -568,6 +561,16 @@ class RedisSpace:
     def operator(self) -> str:
         """The principal whose account receives the credit the space burns."""
         return self._options.operator
+
+    @property
+    def firing_charge(self) -> Credit:
+        """The credit each firing of a rule costs its principal (see ``rules.firing_charge``)."""
+        return from_nanos(self._options.firing_charge)
+
+    @property
+    def step_charge(self) -> Credit:
+        """The credit each step of a method costs its caller."""
+        return from_nanos(self._options.step_charge)
 
     # -- writing ----------------------------------------------------------------------------
 
