@@ -269,6 +269,10 @@ REDIS_LIMITS = {
 REDIS_DOES = frozenset(
     {"an event expected at once, without waiting", "the count of subscriptions just after one ended"}
 )
+# What the Redis ways with synchronous spaces do besides: their rules' limits are set
+# in this process (space.rules.limits), where the methods run.
+LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
+REDIS_SYNC_DOES = REDIS_DOES | {LIMITS_HERE}
 
 
 def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
@@ -299,6 +303,10 @@ SERVED_REDIS_LIMITS = {
     "test_a_failing_method_changes_nothing_and_bad_calls_say_why": _SERVED_METHODS,
     "test_a_runaway_method_stops_at_the_spaces_limits_and_changes_nothing": _SERVED_METHODS,
     "test_a_read_only_handle_calls_no_method": _SERVED_METHODS,
+    "test_method_steps_cost_the_caller_in_hundreds": _SERVED_METHODS,
+    "test_a_call_runs_only_the_steps_its_principal_can_pay_for": _SERVED_METHODS,
+    "test_a_call_that_cannot_pay_a_hundred_steps_does_not_run": _SERVED_METHODS,
+    "test_a_stopped_or_failing_method_pays_for_what_it_ran": _SERVED_METHODS,
 }
 
 
@@ -313,9 +321,9 @@ PARTITIONED_LIMITS_BY_MODULE = {
     "test_capacity": "capacity, which a partitioned space does not have",
     "test_transactions": "transactions, which a partitioned space does not have",
     "test_active": "rules, which a partitioned space does not have",
+    "test_active_credit": "rules and methods, which a partitioned space does not have",
 }
 PARTITIONED_LIMITS = {
-    "test_a_rule_without_credit_stops_and_says_so": "rules",
     "test_events_of_a_transaction_appear_at_commit_only": "transactions",
     "test_an_aborted_transaction_emits_no_event": "transactions",
     "test_a_tuple_handed_to_a_waiting_transaction_take_gives_its_take_event_at_commit": "transactions",
@@ -372,7 +380,7 @@ def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
 
 # The ways this project adds to the kit's: Redis (a server, a cluster; sync and async) and CoAP.
 ADDED_WAYS: list[Way] = [
-    Way("redis", redis_space, embedded=False, needs="redis_server", does=REDIS_DOES, lacks=redis_limit),
+    Way("redis", redis_space, embedded=False, needs="redis_server", does=REDIS_SYNC_DOES, lacks=redis_limit),
     Way(
         "redis-async",
         redis_async_space,
@@ -388,7 +396,7 @@ ADDED_WAYS: list[Way] = [
         redis_cluster_space,
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
+        does=REDIS_SYNC_DOES,
         lacks=redis_limit,
     ),
     Way(

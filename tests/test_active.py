@@ -316,12 +316,16 @@ def test_each_firing_costs_its_principal_credit_and_stops_without_it(make_space:
     assert space.account("operator") == ts.Credit("0.06")
 
 
-def test_the_firing_charge_is_checked() -> None:
-    space = ts.Space()
+def test_the_firing_and_step_charges_are_checked() -> None:
+    space = ts.Space(step_charge="0.001")
+    assert space.rules.step_charge == ts.Credit("0.001")
     with pytest.raises(ts.InvalidValue):
         space.rules.firing_charge = "-1"
-    with pytest.raises(ValueError, match="firing_charge"):
-        ts.Space(firing_charge="-1")
+    with pytest.raises(ts.InvalidValue):
+        space.rules.step_charge = "-0.1"
+    for option in ("firing_charge", "step_charge"):
+        with pytest.raises(ValueError, match=option):
+            ts.Space(**{option: "-1"})
 
 
 # -- Push Logic ---------------------------------------------------------------------------------

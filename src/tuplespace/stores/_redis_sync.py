@@ -66,7 +66,7 @@ from .._errors import (
     ValueTooLarge,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
-from .._methods import method_in, method_result
+from .._methods import Method, method_in, method_result, run_paid, step_budget
 from .._names import check_path, check_tag, path_prefix
 from .._record import RecordData, check_revocable
 from .._records import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
@@ -2767,14 +2767,14 @@ class RedisRecord:
         this process's sandbox, within ``space.rules.limits``; what it changed (the
         fields it set, the tuples it wrote) is applied in one script, if the record's
         version is still the one it ran on (else it runs again on the record as it now
-        is).  The method's value.  A space kept in Redis does not charge for steps:
-        ``principal`` pays nothing."""
+        is).  The method's value.  With a ``step_charge``, ``principal`` pays for the
+        steps each run ran, as in an embedded space, whether it returned or failed."""
         self._full("set")
         rules = self._core.rules()
         while True:
             loaded = self._load()
             method = method_in(loaded.fields, tag)
-            result, changed, spawned = rules.sandbox().run(method, loaded.fields, args, rules.limits)
+            result, changed, spawned = self._run(rules, method, loaded.fields, args, principal)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
@@ -2796,6 +2796,35 @@ class RedisRecord:
                 self._core.fire()
             if reply[0] != b"retry":
                 return value
+
+    def _run(
+        self,
+        rules: RedisRules,
+        method: Method,
+        fields: dict[str, Value],
+        args: tuple[Value, ...],
+        principal: str,
+    ) -> Any:
+        """Run ``method`` in this process's sandbox, paid by ``principal`` when steps
+        cost credit (to the operator, at once: the payment is not undone if the
+        record changes meanwhile and the method runs again)."""
+        charge = rules.step_charge
+        if not charge:
+            return rules.sandbox().run(method, fields, args, rules.limits)
+        check_principal(principal)
+        balance = from_nanos(self._core.call("account", [principal]))
+        max_steps = step_budget(principal, balance, charge)
+        sandbox = rules.sandbox()
+        try:
+            limits = rules.limits
+            return run_paid(sandbox, method, fields, args, limits, principal, charge, balance, max_steps)
+        finally:
+            steps = sandbox.steps()
+            if steps:
+                units = nanos(charge * steps, "step_charge")
+                to = self._core.options.operator
+                reply = self._core.call("transfer", [principal, to, units, MAX_ACCOUNTS, MOST_NANOS])
+                _paid(principal, [*reply, units])
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the path ``path`` (its ``$version`` goes up; a ``move``
