@@ -686,7 +686,7 @@ local function rwrite(rid, tag, enc, most)
   end
   redis.call('ZADD', P .. ':' .. fkey(tag, enc), rid, rid)
   fields = table.concat(out, '\31')
-  if redis.call('HEXISTS', RCH, rid) == 1 then
+  if charge_rate ~= '0' then
     rsettle(rid, rsize(path, fields))
   end
   version = tonumber(version) + 1
@@ -1631,7 +1631,7 @@ if kept and rget(redis.call('HGET', RPATH, to)) then
 elseif kept then
   local version, path, fields, keys = rsplit(kept)
   version = tonumber(version) + 1
-  if redis.call('HEXISTS', RCH, rid) == 1 then
+  if charge_rate ~= '0' then
     rsettle(rid, rsize(to, fields))
   end
   redis.call('HSET', REC, rid, version .. ' ' .. to .. '\n' .. fields .. '\n' .. keys)
