@@ -81,8 +81,14 @@ REDIS_OPTIONS = frozenset(
 )
 
 
-def _redis_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
-    other = sorted(set(options) - REDIS_OPTIONS)
+# The sync Redis ways' spaces may follow a SimulatedClock too (see RedisSpace.follow).
+SYNC_REDIS_OPTIONS = REDIS_OPTIONS | {"clock"}
+
+
+def _redis_options(
+    way: str, options: dict[str, Any], known: frozenset[str] = REDIS_OPTIONS
+) -> dict[str, Any]:
+    other = sorted(set(options) - known)
     if other:
         raise TypeError(f"the {way} way cannot take the option(s) {', '.join(other)}")
     return options
@@ -91,7 +97,7 @@ def _redis_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis, through :class:`tuplespace.stores.RedisSpace`."""
-    space = ts.connect(server.space_url(), **_redis_options("redis", options))
+    space = ts.connect(server.space_url(), **_redis_options("redis", options, SYNC_REDIS_OPTIONS))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -102,7 +108,7 @@ def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
 @contextlib.contextmanager
 def redis_cluster_space(cluster: RedisClusterServers, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis Cluster, through :class:`tuplespace.stores.RedisSpace`."""
-    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options))
+    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options, SYNC_REDIS_OPTIONS))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -270,9 +276,10 @@ REDIS_DOES = frozenset(
     {"an event expected at once, without waiting", "the count of subscriptions just after one ended"}
 )
 # What the Redis ways with synchronous spaces do besides: their rules' limits are set
-# in this process (space.rules.limits), where the methods run.
+# in this process (space.rules.limits), where the methods run, and their spaces follow
+# a SimulatedClock (its advances are made in Redis, for the space's every process).
 LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
-REDIS_SYNC_DOES = REDIS_DOES | {LIMITS_HERE}
+REDIS_SYNC_DOES = REDIS_DOES | {LIMITS_HERE, "a SimulatedClock"}
 
 
 def redis_limit(module: str, function: Callable[..., Any]) -> str | None:

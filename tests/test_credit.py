@@ -221,8 +221,8 @@ def test_the_charging_options_are_checked() -> None:
             ts.Space(charge_rate=bad)
 
 
-def scenario(clock: ts.SimulatedClock) -> list[Any]:
-    space = ts.Space(clock=clock, charge_rate="37.5", creation_charge="0.01")
+def scenario(make_space: Callable[..., Any], clock: ts.SimulatedClock) -> list[Any]:
+    space = make_space(clock=clock, charge_rate="37.5", creation_charge="0.01")
     space.grant_credit("a", 1000)
     seen: list[Any] = []
     with space.watch_records() as watch:
@@ -245,13 +245,14 @@ def scenario(clock: ts.SimulatedClock) -> list[Any]:
             except ts.Timeout:
                 break
     seen.append(space.account("a"))
-    space.close()
     return seen
 
 
-def test_credit_is_deterministic_under_a_simulated_clock() -> None:
-    first = scenario(ts.SimulatedClock())
-    second = scenario(ts.SimulatedClock())
+def test_credit_is_deterministic_under_a_simulated_clock(
+    make_space: Callable[..., Any], clock: ts.SimulatedClock
+) -> None:
+    first = scenario(make_space, clock)
+    second = scenario(make_space, ts.SimulatedClock())
     assert first == second
     assert any(item[1] == "gone" for item in first if isinstance(item, tuple) and len(item) == 2)
     assert any(isinstance(item, tuple) and len(item) == 7 and item[1] == "expire" for item in first)
@@ -340,8 +341,9 @@ def test_burned_credit_goes_to_the_operator(bank: Any, clock: ts.SimulatedClock)
     assert (bank.account("operator"), bank.account("alice")) == (0, 100)
 
 
-def test_the_operator_can_spend_what_records_drained(make_space: Callable[..., Any]) -> None:
-    clock = ts.SimulatedClock()
+def test_the_operator_can_spend_what_records_drained(
+    make_space: Callable[..., Any], clock: ts.SimulatedClock
+) -> None:
     space = make_space(clock=clock, charge_rate=RATE, operator="node")
     assert ts.Space().operator == "operator"
     space.grant_credit("alice", 100)

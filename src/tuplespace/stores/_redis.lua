@@ -21,13 +21,14 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none) and the
 -- bytes of tuple encodings logged (``ev_bytes``); and how many transactions are open
--- (``txns``); and how many rules the space has (``rules``).
+-- (``txns``); and how many rules the space has (``rules``); and ``clock``, the time of
+-- a space that follows a simulated clock (ms), which is then its time instead of Redis's.
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'clock')
+local now = tonumber(cfg[9] or '') or now_ms()
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
@@ -534,7 +535,8 @@ local function burned(size, ms)
 end
 
 -- The ms in which ``held`` runs out at the burn rate of ``size`` bytes: the fewest whose
--- burn is all of it.
+-- burn is all of it are ``ms``; the exact time, ``ms`` less a fraction, is when nothing
+-- is left to burn (a double, as an embedded space's expiry).
 local function runout(held, size)
   local per, target = bmul(big(charge_rate), num(size)), bmul(held, num(KIB_MS))
   local ms = math.floor(tonumber(bstr(held)) * KIB_MS / (tonumber(charge_rate) * size))
@@ -547,7 +549,11 @@ local function runout(held, size)
   while bcmp(bmul(per, num(ms)), target) < 0 do
     ms = ms + 1
   end
-  return ms
+  if ms == 0 then
+    return 0
+  end
+  local rest = bsub(target, bmul(per, num(ms - 1)))
+  return ms - 1 + tonumber(bstr(rest)) / tonumber(bstr(per))
 end
 
 -- What the record ``rid`` holds now, and what it held when it last settled.
@@ -864,6 +870,20 @@ local function tell_records()
     redis.call('SPUBLISH', CH, 'R')
   end
 end
+
+--[[ clock +records ]]
+-- ARGV: the time of a simulated clock, in ms.  The space follows it from now on (for
+-- every process), forward only; what expired by then is collected.  The space's time.
+if tonumber(ARGV[1]) > now or not cfg[9] then
+  now = tonumber(ARGV[1])
+  redis.call('HSET', CFG, 'clock', ARGV[1])
+end
+expire_due()
+expire_records()
+expire_caps()
+tell_room()
+tell_records()
+return tostring(now)
 
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,

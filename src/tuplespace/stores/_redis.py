@@ -62,6 +62,7 @@ from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, ch
 __all__ = [
     "BATCH",
     "AsyncClient",
+    "ClockFollower",
     "Client",
     "SCHEMES",
     "SCRIPTS",
@@ -656,6 +657,56 @@ class Client:
             client.nodes_manager.initialize()
         node = client.get_node_from_key(key)
         return node.host, node.port
+
+
+CLOCK_TIMEOUT = 10.0
+"""The longest a follower of a simulated clock waits for Redis to answer (seconds)."""
+
+
+class ClockFollower:
+    """What makes a space kept in Redis follow a :class:`~tuplespace.SimulatedClock`: the
+    space's time (``cfg``'s ``clock``) becomes the clock's, for every process, and moves
+    forward with each :meth:`~tuplespace.SimulatedClock.advance`, which collects what
+    expired by then.  Its calls are its own connection's (an advance is not a call of
+    the space, and may come from any thread)."""
+
+    def __init__(self, clock: Any, options: Options) -> None:
+        if not getattr(clock, "simulated", False):
+            raise ValueError(
+                f"clock: a space kept in Redis keeps Redis's time, or a SimulatedClock's; got {clock!r}"
+            )
+        if options.partitions > 1:
+            raise ValueError("clock: a partitioned space keeps Redis's time")
+        from redis import Redis
+        from redis.cluster import RedisCluster
+
+        self._clock = clock
+        self._options = options
+        self._key = prefix(options.space)
+        settings = {"socket_connect_timeout": CLOCK_TIMEOUT, "socket_timeout": CLOCK_TIMEOUT}
+        try:
+            self._redis: Any = (RedisCluster if options.cluster else Redis).from_url(
+                options.server, **settings
+            )
+        except Exception as exc:
+            raise connection_error(options, exc, False) from None
+        try:
+            self.on_clock_advanced()
+        except BaseException:
+            self.close()
+            raise
+        clock.attach(self)
+
+    def on_clock_advanced(self) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            self._redis.eval(SCRIPTS["clock"], 1, self._key, repr(self._clock.now() * 1000.0))
+        except RedisError as exc:
+            raise connection_error(self._options, exc, False) from None
+
+    def close(self) -> None:
+        Client.close(self._redis)
 
 
 AsyncGuard = contextlib.nullcontext

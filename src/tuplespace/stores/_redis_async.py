@@ -39,6 +39,7 @@ from redis.retry import Retry
 
 from .._capabilities import OPERATIONS, READ_ONLY
 from .._capabilities import operations as granted
+from .._clock import SimulatedClock
 from .._codec import encode
 from .._credit import MAX_ACCOUNTS, check_principal, short_of, to_credit
 from .._errors import (
@@ -90,6 +91,7 @@ from ._redis import (
     AsyncClient,
     AsyncGuard,
     AsyncWake,
+    ClockFollower,
     Options,
     Waiter,
     Writer,
@@ -487,6 +489,7 @@ class AsyncRedisSpace:
         self._listener: AsyncBackground | None = None
         self._random = random.Random()
         self._rules: AsyncRedisRules | None = None
+        self._follower: ClockFollower | None = None  # of a simulated clock (see follow)
         self._closed = False
         self.core = AsyncRedisCore(  # what the space's handles and partitioned spaces use of it
             options=options,
@@ -518,15 +521,30 @@ class AsyncRedisSpace:
     async def open(cls, url: str, **options: Any) -> AsyncRedisSpace:
         """Open the space that ``url`` names (``redis://host:port/db?space=jobs``; with
         ``partitions=N&route=K``, an :class:`AsyncPartitionedRedisSpace`)."""
+        clock = options.pop("clock", None)
         parsed = parse_url(url, options)
         space = cls(parsed) if parsed.partitions == 1 else AsyncPartitionedRedisSpace(parsed)
         try:
             for part in space.core.serving(None):
                 part.core.options.adopt(await part.core.call("open", part.core.options.stored()))
+            if clock is not None:
+                space.follow(clock)
         except BaseException:
             await space.close()
             raise
         return space
+
+    def follow(self, clock: SimulatedClock) -> None:
+        """Make the space's time ``clock``'s (a :class:`~tuplespace.SimulatedClock`) for
+        every process, instead of Redis's, from now until it is dropped: leases, credit
+        and expiries run in it, moving forward when it is advanced (and only forward:
+        a clock behind the space's time moves it once it passes it).  Given as the
+        option ``clock`` of :meth:`open`.  Not for a partitioned space."""
+        self._check_open()
+        follower = ClockFollower(clock, self._options)
+        if self._follower is not None:
+            self._follower.close()
+        self._follower = follower
 
     @property
     def name(self) -> str:
@@ -1735,6 +1753,8 @@ class AsyncRedisSpace:
             pubsub, listener = self._pubsub, self._listener
         if self._rules is not None:
             self._rules.close()
+        if self._follower is not None:
+            self._follower.close()
         for subscription in subscriptions:
             await subscription.close()
         for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
