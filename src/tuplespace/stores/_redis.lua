@@ -880,7 +880,6 @@ if tonumber(ARGV[1]) > now or not cfg[9] then
 end
 expire_due()
 expire_records()
-expire_caps()
 tell_room()
 tell_records()
 return tostring(now)
