@@ -289,6 +289,34 @@ def test_two_processes_charging_one_record_charge_it_once(url: str) -> None:
         assert sum(space.account(p) for p in ("alice", "bob", "carol", "operator")) == 20_000
 
 
+def test_a_space_following_a_simulated_clock_has_its_time_for_every_process(
+    url: str, redis_cluster: RedisClusterServers
+) -> None:
+    clock = ts.SimulatedClock()
+    with ts.connect(url + "&charge_rate=1024", clock=clock) as space:
+        space.grant_credit("alice", 100)
+        space.create("r", {"n": 1}, credit=30, principal="alice")  # 3 credit/s: 10 s
+        space.write(("job", 1), lease=5)
+        clock.advance(4)
+        code = """
+        rec = space.record("r")
+        print(rec.get("$credit"), rec.get("$lifetime"), space.count(("job", ANY)))
+        """
+        assert finished(run_child(url, code)) == "18 6.0 1\n"
+        with ts.connect(url, clock=ts.SimulatedClock()) as behind:  # a clock behind moves nothing
+            assert behind.record("r").get("$credit") == 18
+        clock.advance(6)
+        assert (
+            finished(run_child(url, 'print(space.statistics()["records"], space.count(("job", ANY)))'))
+            == "0 0\n"
+        )
+        assert space.account("operator") == 30
+    with pytest.raises(ValueError, match="SimulatedClock"):
+        ts.connect(url, clock=ts.SystemClock())
+    with pytest.raises(ValueError, match="partitioned"):
+        ts.connect(redis_cluster.space_url() + "&partitions=2&route=0", clock=clock)
+
+
 def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) -> None:
     with ts.connect(url, charge_rate="0.5", creation_charge=2, operator="node") as space:
         with ts.connect(url) as again:
