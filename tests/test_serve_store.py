@@ -273,6 +273,10 @@ def test_a_served_space_kept_in_redis_charges_as_it_was_made_for_every_server_an
             rec.destroy()  # all it held is burned
             assert embedded.account("node") == ts.Credit("3.5")
             assert served.account("node") == ts.Credit("3.5")
+        with ts.connect(url, store="durable", **options) as again:  # the same options: the same space
+            assert again.account("node") == ts.Credit("3.5")
+        shown = httpx.get(url, timeout=PATIENCE).json()["options"]
+        assert {k: shown[k] for k in options} == options
 
 
 def test_a_claimed_take_of_a_space_kept_in_redis_is_held_until_confirmed_or_released(
