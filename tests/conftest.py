@@ -81,8 +81,9 @@ REDIS_OPTIONS = frozenset(
 )
 
 
-# The sync Redis ways' spaces may follow a SimulatedClock too (see RedisSpace.follow).
-SYNC_REDIS_OPTIONS = REDIS_OPTIONS | {"clock"}
+# The spaces of the Redis ways without partitions may follow a SimulatedClock too (see
+# RedisSpace.follow).
+CLOCK_REDIS_OPTIONS = REDIS_OPTIONS | {"clock"}
 
 
 def _redis_options(
@@ -97,7 +98,7 @@ def _redis_options(
 @contextlib.contextmanager
 def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis, through :class:`tuplespace.stores.RedisSpace`."""
-    space = ts.connect(server.space_url(), **_redis_options("redis", options, SYNC_REDIS_OPTIONS))
+    space = ts.connect(server.space_url(), **_redis_options("redis", options, CLOCK_REDIS_OPTIONS))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -108,7 +109,7 @@ def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
 @contextlib.contextmanager
 def redis_cluster_space(cluster: RedisClusterServers, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis Cluster, through :class:`tuplespace.stores.RedisSpace`."""
-    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options, SYNC_REDIS_OPTIONS))
+    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options, CLOCK_REDIS_OPTIONS))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -139,7 +140,8 @@ def redis_async_space(
     url = server.space_url() + ("&partitions=4&route=0" if partitioned else "")
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter.run(ts.connect_async(url, **_redis_options("redis-async", options)))
+        known = REDIS_OPTIONS if partitioned else CLOCK_REDIS_OPTIONS
+        adapter.aspace = adapter.run(ts.connect_async(url, **_redis_options("redis-async", options, known)))
         assert isinstance(adapter.aspace, AsyncPartitionedRedisSpace if partitioned else AsyncRedisSpace)
         yield adapter
     finally:
@@ -275,11 +277,13 @@ REDIS_LIMITS = {
 REDIS_DOES = frozenset(
     {"an event expected at once, without waiting", "the count of subscriptions just after one ended"}
 )
-# What the Redis ways with synchronous spaces do besides: their rules' limits are set
-# in this process (space.rules.limits), where the methods run, and their spaces follow
-# a SimulatedClock (its advances are made in Redis, for the space's every process).
+# What the Redis ways without partitions do besides: their spaces follow a SimulatedClock
+# (its advances are made in Redis, for the space's every process); and those with
+# synchronous spaces set their rules' limits in this process (space.rules.limits), where
+# the methods run.
 LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
-REDIS_SYNC_DOES = REDIS_DOES | {LIMITS_HERE, "a SimulatedClock"}
+REDIS_CLOCK_DOES = REDIS_DOES | {"a SimulatedClock"}
+REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
 
 
 def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
@@ -287,7 +291,7 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
     return REDIS_LIMITS.get(function.__name__)
 
 
-# What the sync Redis ways do not do on a SimulatedClock, beyond REDIS_LIMITS: the space's
+# What the Redis ways without partitions do not do on a SimulatedClock, beyond REDIS_LIMITS: the space's
 # time in Redis follows the clock, but a process waits, and looks at its transactions and
 # subscriptions, in its own time.
 _OWN_TIME = "a call's timeout, which the waiting process counts in its own time, not the simulated clock's"
@@ -315,9 +319,9 @@ SIMULATED_REDIS_LIMITS = {
 }
 
 
-def sync_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
-    """Why the sync Redis ways, whose spaces may follow a SimulatedClock, do not run the
-    test ``function`` of ``module`` (None: they do)."""
+def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
+    """Why the Redis ways whose spaces may follow a SimulatedClock do not run the test
+    ``function`` of ``module`` (None: they do)."""
     return SIMULATED_REDIS_LIMITS.get(function.__name__) or redis_limit(module, function)
 
 
@@ -427,15 +431,15 @@ ADDED_WAYS: list[Way] = [
         embedded=False,
         needs="redis_server",
         does=REDIS_SYNC_DOES,
-        lacks=sync_redis_limit,
+        lacks=simulated_redis_limit,
     ),
     Way(
         "redis-async",
         redis_async_space,
         embedded=False,
         needs="redis_server",
-        does=REDIS_DOES,
-        lacks=redis_limit,
+        does=REDIS_CLOCK_DOES,
+        lacks=simulated_redis_limit,
     ),
     Way("coap", coap_space, embedded=False, needs="coap_node", lacks=_coap_lacks),
     Way("coap-async", coap_async_space, embedded=False, needs="coap_node", lacks=_coap_lacks),
@@ -445,15 +449,15 @@ ADDED_WAYS: list[Way] = [
         embedded=False,
         needs="redis_cluster",
         does=REDIS_SYNC_DOES,
-        lacks=sync_redis_limit,
+        lacks=simulated_redis_limit,
     ),
     Way(
         "redis-cluster-async",
         redis_async_space,
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
-        lacks=redis_limit,
+        does=REDIS_CLOCK_DOES,
+        lacks=simulated_redis_limit,
     ),
     Way(
         "served-redis",

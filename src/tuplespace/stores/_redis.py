@@ -668,7 +668,7 @@ class ClockFollower:
     space's time (``cfg``'s ``clock``) becomes the clock's, for every process, and moves
     forward with each :meth:`~tuplespace.SimulatedClock.advance`, which collects what
     expired by then.  Its calls are its own connection's (an advance is not a call of
-    the space, and may come from any thread)."""
+    the space, and may come from any thread); the space sets the clock's time first."""
 
     def __init__(self, clock: Any, options: Options) -> None:
         if not getattr(clock, "simulated", False):
@@ -690,18 +690,17 @@ class ClockFollower:
             )
         except Exception as exc:
             raise connection_error(options, exc, False) from None
-        try:
-            self.on_clock_advanced()
-        except BaseException:
-            self.close()
-            raise
         clock.attach(self)
+
+    def now(self) -> str:
+        """The clock's time, as the script ``clock`` takes it (ms)."""
+        return repr(self._clock.now() * 1000.0)
 
     def on_clock_advanced(self) -> None:
         from redis.exceptions import RedisError
 
         try:
-            self._redis.eval(SCRIPTS["clock"], 1, self._key, repr(self._clock.now() * 1000.0))
+            self._redis.eval(SCRIPTS["clock"], 1, self._key, self.now())
         except RedisError as exc:
             raise connection_error(self._options, exc, False) from None
 

@@ -528,13 +528,13 @@ class AsyncRedisSpace:
             for part in space.core.serving(None):
                 part.core.options.adopt(await part.core.call("open", part.core.options.stored()))
             if clock is not None:
-                space.follow(clock)
+                await space.follow(clock)
         except BaseException:
             await space.close()
             raise
         return space
 
-    def follow(self, clock: SimulatedClock) -> None:
+    async def follow(self, clock: SimulatedClock) -> None:
         """Make the space's time ``clock``'s (a :class:`~tuplespace.SimulatedClock`) for
         every process, instead of Redis's, from now until it is dropped: leases, credit
         and expiries run in it, moving forward when it is advanced (and only forward:
@@ -542,6 +542,11 @@ class AsyncRedisSpace:
         option ``clock`` of :meth:`open`.  Not for a partitioned space."""
         self._check_open()
         follower = ClockFollower(clock, self._options)
+        try:
+            await self._call("clock", [follower.now()])
+        except BaseException:
+            follower.close()
+            raise
         if self._follower is not None:
             self._follower.close()
         self._follower = follower

@@ -541,6 +541,11 @@ class RedisSpace:
         option ``clock`` of :meth:`open`.  Not for a partitioned space."""
         self._check_open()
         follower = ClockFollower(clock, self._options)
+        try:
+            self._call("clock", [follower.now()])
+        except BaseException:
+            follower.close()
+            raise
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
