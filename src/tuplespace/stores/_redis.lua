@@ -528,10 +528,17 @@ local function rsize(path, fields)
   return #path + #fields - select(2, string.gsub(fields, '[\t\31]', ''))
 end
 
--- What ``size`` bytes burn in ``ms`` milliseconds (rounded up).
-local function burned(size, ms)
-  local q, r = bdiv(bmul(bmul(big(charge_rate), num(size)), num(ms)), KIB_MS)
-  return r > 0 and badd(q, {1}) or q
+-- Microseconds in ``ms`` milliseconds (Redis's time is in whole ms; a simulated clock's
+-- may not be).
+local function micros(ms)
+  return math.max(math.floor(ms * 1000 + 0.5), 0)
+end
+
+-- What ``size`` bytes burn in ``us`` microseconds (rounded up).
+local function burned(size, us)
+  local q, r = bdiv(bmul(bmul(big(charge_rate), num(size)), num(us)), KIB_MS)
+  local whole, rest = bdiv(q, 1000)
+  return (r > 0 or rest > 0) and badd(whole, {1}) or whole
 end
 
 -- The ms in which ``held`` runs out at the burn rate of ``size`` bytes: the fewest whose
@@ -563,8 +570,8 @@ local function rcredit(rid)
   if not charged then
     return held, held
   end
-  local since, size = string.match(charged, '^(%d+) (%d+)$')
-  local spent = burned(tonumber(size), math.max(now - tonumber(since), 0))
+  local since, size = string.match(charged, '^(%S+) (%d+)$')
+  local spent = burned(tonumber(size), micros(now - tonumber(since)))
   return bcmp(spent, held) >= 0 and ZERO or bsub(held, spent), held
 end
 
@@ -580,7 +587,7 @@ local function rsettle(rid, size)
   local left, held = rcredit(rid)
   burn(bsub(held, left))
   redis.call('HSET', RCR, rid, bstr(left))
-  redis.call('HSET', RCH, rid, string.format('%d', now) .. ' ' .. size)
+  redis.call('HSET', RCH, rid, string.format('%.17g', now) .. ' ' .. size)
   redis.call('ZADD', REXP, now + runout(left, size), rid)
 end
 
@@ -1464,9 +1471,8 @@ local links = checked_links(ARGV[4])
 local held = big(ARGV[5] == '' and '0' or ARGV[5])
 local size = rsize(path, ARGV[3])
 if charge_rate ~= '0' and ARGV[2] ~= '' then
-  held = badd(held, burned(size, math.ceil(tonumber(ARGV[2]))))
+  held = badd(held, burned(size, micros(tonumber(ARGV[2]))))
 end
-local short = false
 local out
 if rget(redis.call('HGET', RPATH, path)) then
   out = {'exists'}
@@ -1476,7 +1482,7 @@ elseif charge_rate ~= '0' and bcmp(held, ZERO) == 0 then
   out = {'unfunded'}
 elseif charging then
   local cost = badd(held, big(creation_charge))
-  short = debit(ARGV[6], cost)
+  local short = debit(ARGV[6], cost)
   if short then
     out = {'short', short, bstr(cost)}
   else
@@ -1712,7 +1718,7 @@ if charge_rate ~= '0' then
   end
   local size = tonumber(string.match(redis.call('HGET', RCH, rid), ' (%d+)$'))
   if ARGV[2] ~= 'keep' then
-    local need, left = burned(size, math.ceil(tonumber(ARGV[2]))), rcredit(rid)
+    local need, left = burned(size, micros(tonumber(ARGV[2]))), rcredit(rid)
     if bcmp(need, left) > 0 then
       add = badd(add, bsub(need, left))
     end
