@@ -422,9 +422,13 @@ class RedisSpace:
     The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
-    count in Redis's clock.  ``event_retention`` and ``event_retention_bytes`` (the
+    count in Redis's clock (or a :class:`~tuplespace.SimulatedClock`'s, given as
+    ``clock``: see :meth:`follow`).  ``event_retention`` and ``event_retention_bytes`` (the
     space's too) bound the events its log in Redis keeps for subscribers, who read
-    their events from it.  A Redis
+    their events from it.  The charges ``charge_rate``, ``creation_charge``,
+    ``firing_charge``, ``step_charge`` and the ``operator`` who receives what is burned
+    are the space's too, with the meaning of :class:`tuplespace.Space`'s
+    (docs/scaling.md, Credit).  A Redis
     that cannot be reached raises
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
