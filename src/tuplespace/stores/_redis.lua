@@ -566,7 +566,7 @@ end
 -- What the record ``rid`` holds now, and what it held when it last settled.
 local function rcredit(rid)
   local held = big(redis.call('HGET', RCR, rid) or '0')
-  local charged = redis.call('HGET', RCH, rid)
+  local charged = charge_rate ~= '0' and redis.call('HGET', RCH, rid)
   if not charged then
     return held, held
   end
