@@ -66,12 +66,30 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
 
 # The options of :class:`tuplespace.Space` a space kept in Redis has.
 REDIS_OPTIONS = frozenset(
-    {"order", "capacity", "event_retention", "event_retention_bytes", "max_subscribers"}
+    {
+        "order",
+        "capacity",
+        "event_retention",
+        "event_retention_bytes",
+        "max_subscribers",
+        "charge_rate",
+        "creation_charge",
+        "operator",
+        "firing_charge",
+        "step_charge",
+    }
 )
 
 
-def _redis_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
-    other = sorted(set(options) - REDIS_OPTIONS)
+# The spaces of the Redis ways without partitions may follow a SimulatedClock too (see
+# RedisSpace.follow).
+CLOCK_REDIS_OPTIONS = REDIS_OPTIONS | {"clock"}
+
+
+def _redis_options(
+    way: str, options: dict[str, Any], known: frozenset[str] = REDIS_OPTIONS
+) -> dict[str, Any]:
+    other = sorted(set(options) - known)
     if other:
         raise TypeError(f"the {way} way cannot take the option(s) {', '.join(other)}")
     return options
@@ -80,7 +98,7 @@ def _redis_options(way: str, options: dict[str, Any]) -> dict[str, Any]:
 @contextlib.contextmanager
 def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis, through :class:`tuplespace.stores.RedisSpace`."""
-    space = ts.connect(server.space_url(), **_redis_options("redis", options))
+    space = ts.connect(server.space_url(), **_redis_options("redis", options, CLOCK_REDIS_OPTIONS))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -91,7 +109,7 @@ def redis_space(server: RedisServer, **options: Any) -> Iterator[RedisSpace]:
 @contextlib.contextmanager
 def redis_cluster_space(cluster: RedisClusterServers, **options: Any) -> Iterator[RedisSpace]:
     """A new space in the session's Redis Cluster, through :class:`tuplespace.stores.RedisSpace`."""
-    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options))
+    space = ts.connect(cluster.space_url(), **_redis_options("redis-cluster", options, CLOCK_REDIS_OPTIONS))
     assert isinstance(space, RedisSpace)
     try:
         yield space
@@ -122,7 +140,8 @@ def redis_async_space(
     url = server.space_url() + ("&partitions=4&route=0" if partitioned else "")
     adapter = SyncOverAsync()
     try:
-        adapter.aspace = adapter.run(ts.connect_async(url, **_redis_options("redis-async", options)))
+        known = REDIS_OPTIONS if partitioned else CLOCK_REDIS_OPTIONS
+        adapter.aspace = adapter.run(ts.connect_async(url, **_redis_options("redis-async", options, known)))
         assert isinstance(adapter.aspace, AsyncPartitionedRedisSpace if partitioned else AsyncRedisSpace)
         yield adapter
     finally:
@@ -233,14 +252,6 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
     return None
 
 
-# What a space kept in Redis does not do yet (docs/scaling.md): the tests that the Redis
-# ways skip, by name, and why.
-REDIS_LIMITS = {
-    "test_a_creation_charge_alone_does_not_drain": (
-        "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
-    ),
-}
-
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a
 # subscription to a space kept in Redis reads the log in Redis when asked, so an event is
 # there as soon as the change that made it has returned, and it counts its
@@ -248,14 +259,50 @@ REDIS_LIMITS = {
 REDIS_DOES = frozenset(
     {"an event expected at once, without waiting", "the count of subscriptions just after one ended"}
 )
+# What the Redis ways without partitions do besides: their spaces follow a SimulatedClock
+# (its advances are made in Redis, for the space's every process); and those with
+# synchronous spaces set their rules' limits in this process (space.rules.limits), where
+# the methods run.
+LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
+REDIS_CLOCK_DOES = REDIS_DOES | {"a SimulatedClock"}
+REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
 
 
-def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
-    """Why the Redis ways do not run the test ``function`` of ``module`` (None: they do)."""
-    return REDIS_LIMITS.get(function.__name__)
+# What the Redis ways without partitions do not do on a SimulatedClock: the space's
+# time in Redis follows the clock, but a process waits, and looks at its transactions and
+# subscriptions, in its own time.
+_OWN_TIME = "a call's timeout, which the waiting process counts in its own time, not the simulated clock's"
+_NOT_COUNTED = "statistics a space kept in Redis does not keep ({})"
+_TX_STATE = "a transaction's state, as its process last saw it (its lease ends in Redis when a script looks)"
+SIMULATED_REDIS_LIMITS = {
+    "test_a_replace_that_loses_its_match_keeps_its_first_deadline": _OWN_TIME,
+    "test_waits_with_different_timeouts_end_in_their_order": _OWN_TIME,
+    "test_a_renewed_subscription_lease_lasts_longer": "a subscription's lease, counted by its process",
+    "test_a_subscription_lease_ends_it": "a subscription's lease, counted by its process",
+    "test_a_renewed_transaction_lasts_longer": _TX_STATE,
+    "test_a_lease_running_out_aborts_by_itself": _TX_STATE,
+    "test_a_transaction_without_a_lease_never_runs_out": (
+        "a transaction without a lease: a transaction of a space kept in Redis has one, so that what it "
+        "holds returns should its process die"
+    ),
+    "test_statistics_count_tuples_leases_and_expiries": _NOT_COUNTED.format("arities"),
+    "test_a_lease_ends_a_record_exactly_on_time": _NOT_COUNTED.format("records_expired"),
+    "test_move_leaves_a_redirection": _NOT_COUNTED.format("redirections"),
+    "test_a_capability_lease_ends_it": "expires_at of a capability, given in this process's wall clock",
+    "test_refresh_gives_a_new_lease": "the expiry refresh returns (None for a record kept in Redis)",
+    "test_a_watch_through_a_capability_ends_when_its_lease_does": (
+        "a watch opened through a capability, which does not end when the capability does"
+    ),
+}
 
 
-# What a space spread over partitions does not do (docs/scaling.md), beyond REDIS_LIMITS:
+def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
+    """Why the Redis ways whose spaces may follow a SimulatedClock do not run the test
+    ``function`` of ``module`` (None: they do)."""
+    return SIMULATED_REDIS_LIMITS.get(function.__name__)
+
+
+# What a space spread over partitions does not do (docs/scaling.md):
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
     "test_capacity": (
@@ -267,6 +314,7 @@ PARTITIONED_LIMITS_BY_MODULE = {
         "and the events of a partitioned space are ordered across its partitions by its readers only "
         "(NotSupported)"
     ),
+    "test_active_credit": "rules and methods, which a partitioned space does not have",
 }
 PARTITIONED_LIMITS = {
     "test_a_tuple_handed_to_a_waiting_transaction_take_returns_to_its_place_on_abort": (
@@ -288,11 +336,7 @@ PARTITIONED_LIMITS = {
 
 def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the partitioned Redis ways do not run the test ``function`` of ``module``."""
-    return (
-        redis_limit(module, function)
-        or PARTITIONED_LIMITS_BY_MODULE.get(module)
-        or PARTITIONED_LIMITS.get(function.__name__)
-    )
+    return PARTITIONED_LIMITS_BY_MODULE.get(module) or PARTITIONED_LIMITS.get(function.__name__)
 
 
 def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
@@ -308,14 +352,21 @@ def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
 
 # The ways this project adds to the kit's: Redis (a server, a cluster; sync and async) and CoAP.
 ADDED_WAYS: list[Way] = [
-    Way("redis", redis_space, embedded=False, needs="redis_server", does=REDIS_DOES, lacks=redis_limit),
+    Way(
+        "redis",
+        redis_space,
+        embedded=False,
+        needs="redis_server",
+        does=REDIS_SYNC_DOES,
+        lacks=simulated_redis_limit,
+    ),
     Way(
         "redis-async",
         redis_async_space,
         embedded=False,
         needs="redis_server",
-        does=REDIS_DOES,
-        lacks=redis_limit,
+        does=REDIS_CLOCK_DOES,
+        lacks=simulated_redis_limit,
     ),
     Way("coap", coap_space, embedded=False, needs="coap_node", lacks=_coap_lacks, base_uri=_coap_base_uri),
     Way(
@@ -331,23 +382,22 @@ ADDED_WAYS: list[Way] = [
         redis_cluster_space,
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
-        lacks=redis_limit,
+        does=REDIS_SYNC_DOES,
+        lacks=simulated_redis_limit,
     ),
     Way(
         "redis-cluster-async",
         redis_async_space,
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
-        lacks=redis_limit,
+        does=REDIS_CLOCK_DOES,
+        lacks=simulated_redis_limit,
     ),
     Way(
         "served-redis",
         served_redis_space,
         embedded=False,
         needs="redis_http_server",
-        lacks=redis_limit,
     ),
     Way(
         "redis-partitioned",

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -290,9 +291,8 @@ def test_a_write_of_many_tuples_many_rules_watch_keeps_no_more_firings_than_it_c
     assert space.count(("x", int)) == 2000
 
 
-def test_each_firing_costs_its_principal_credit_and_stops_without_it() -> None:
-    space = ts.Space()
-    space.rules.firing_charge = "0.02"
+def test_each_firing_costs_its_principal_credit_and_stops_without_it(make_space: Callable[..., Any]) -> None:
+    space = make_space(firing_charge="0.02")
     space.rules.add(
         "hot",
         template=READING,
@@ -313,8 +313,19 @@ def test_each_firing_costs_its_principal_credit_and_stops_without_it() -> None:
     space.write(("reading", "d", 31.0))
     assert space.count(("alarm", str, float)) == 3
     assert space.account("ops") == ts.Credit("0.99")
+    assert space.account("operator") == ts.Credit("0.06")
+
+
+def test_the_firing_and_step_charges_are_checked() -> None:
+    space = ts.Space(step_charge="0.001")
+    assert space.rules.step_charge == ts.Credit("0.001")
     with pytest.raises(ts.InvalidValue):
         space.rules.firing_charge = "-1"
+    with pytest.raises(ts.InvalidValue):
+        space.rules.step_charge = "-0.1"
+    for option in ("firing_charge", "step_charge"):
+        with pytest.raises(ValueError, match=option):
+            ts.Space(**{option: "-1"})
 
 
 # -- Push Logic ---------------------------------------------------------------------------------

@@ -14,15 +14,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tuplespace as ts
+from conftest import LIMITS_HERE
 
 SUM = "function(self, n) local s = 0 for i = 1, n do s = s + i end self.total = s return s end"
 
 
 @pytest.fixture
-def counter(make_thread_space: Callable[..., ts.Space]) -> tuple[ts.Space, ts.Record]:
+def counter(make_space: Callable[..., Any]) -> tuple[Any, Any]:
     """A record with methods, in a space whose method steps cost 0.001 credit each."""
-    space = make_thread_space()
-    space.rules.step_charge = "0.001"
+    space = make_space(step_charge="0.001")
     return space, space.create(
         "counter",
         {
@@ -36,7 +36,7 @@ def counter(make_thread_space: Callable[..., ts.Space]) -> tuple[ts.Space, ts.Re
     )
 
 
-def test_method_steps_cost_the_caller_in_hundreds(counter: tuple[ts.Space, ts.Record]) -> None:
+def test_method_steps_cost_the_caller_in_hundreds(counter: tuple[Any, Any]) -> None:
     space, rec = counter
     space.grant_credit("ops", 10)
     assert rec.call("bump", 0.5, principal="ops") == 21.5
@@ -49,12 +49,9 @@ def test_method_steps_cost_the_caller_in_hundreds(counter: tuple[ts.Space, ts.Re
     assert space.account("ops") + space.account("operator") == 10
     with pytest.raises(ts.InsufficientCredit):
         rec.call("bump", 0.5)  # the default principal holds nothing
-    assert space.rules.step_charge == ts.Credit("0.001")
-    with pytest.raises(ts.InvalidValue):
-        space.rules.step_charge = "-0.1"
 
 
-def test_a_call_runs_only_the_steps_its_principal_can_pay_for(counter: tuple[ts.Space, ts.Record]) -> None:
+def test_a_call_runs_only_the_steps_its_principal_can_pay_for(counter: tuple[Any, Any]) -> None:
     space, rec = counter
     space.grant_credit("ops", 1)  # ten hundreds: the method may run 900 steps
     with pytest.raises(ts.InsufficientCredit) as info:
@@ -67,7 +64,7 @@ def test_a_call_runs_only_the_steps_its_principal_can_pay_for(counter: tuple[ts.
     assert space.account("operator") == 1
 
 
-def test_a_call_that_cannot_pay_a_hundred_steps_does_not_run(counter: tuple[ts.Space, ts.Record]) -> None:
+def test_a_call_that_cannot_pay_a_hundred_steps_does_not_run(counter: tuple[Any, Any]) -> None:
     space, rec = counter
     space.grant_credit("ops", "0.099")
     with pytest.raises(ts.InsufficientCredit) as info:
@@ -81,7 +78,8 @@ def test_a_call_that_cannot_pay_a_hundred_steps_does_not_run(counter: tuple[ts.S
     )
 
 
-def test_a_stopped_or_failing_method_pays_for_what_it_ran(counter: tuple[ts.Space, ts.Record]) -> None:
+@pytest.mark.embedded(LIMITS_HERE)
+def test_a_stopped_or_failing_method_pays_for_what_it_ran(counter: tuple[Any, Any]) -> None:
     space, rec = counter
     space.rules.limits = ts.ActiveLimits(method_steps=1000)
     space.grant_credit("ops", 100)
@@ -166,9 +164,8 @@ def test_a_path_a_record_moved_away_from_costs_its_caller_the_redirect_charge() 
     assert free.record("a").get("n") == 1
 
 
-def test_a_rule_without_credit_stops_and_says_so(make_thread_space: Callable[..., ts.Space]) -> None:
-    space = make_thread_space()
-    space.rules.firing_charge = "0.5"
+def test_a_rule_without_credit_stops_and_says_so(make_space: Callable[..., Any]) -> None:
+    space = make_space(firing_charge="0.5")
     space.rules.add(
         "hot", template=("reading", float), when="t[1] > 30.0", write=[("alarm", "t[1]")], principal="ops"
     )

@@ -25,6 +25,12 @@ def bank(make_space: Callable[..., Any], clock: ts.SimulatedClock) -> Any:
     return make_space(clock=clock, charge_rate=RATE, creation_charge="5")
 
 
+@pytest.fixture
+def live_bank(make_space: Callable[..., Any]) -> Any:
+    """A space that charges for storage and creation, on the wall clock (or Redis's)."""
+    return make_space(charge_rate=RATE, creation_charge="5")
+
+
 def test_credit_is_off_by_default(space: Any) -> None:
     rec = space.create("r", {"n": 1}, credit=100)
     assert rec.get("$credit") == ts.Credit(100)
@@ -42,7 +48,8 @@ def test_creating_debits_the_principal(bank: Any) -> None:
     assert rec.get("$lifetime") == 10.0
 
 
-def test_not_enough_credit_writes_nothing(bank: Any) -> None:
+def test_not_enough_credit_writes_nothing(live_bank: Any) -> None:
+    bank = live_bank
     bank.grant_credit("bob", 10)
     before = bank.statistics()["last_event"]
     with pytest.raises(ts.InsufficientCredit) as info:
@@ -129,11 +136,41 @@ def test_a_lease_buys_its_seconds(bank: Any, clock: ts.SimulatedClock) -> None:
     assert bank.account("alice") == ts.Credit(47)
 
 
-def test_a_record_in_a_charging_space_must_be_funded(bank: Any) -> None:
+def test_a_record_in_a_charging_space_must_be_funded(live_bank: Any) -> None:
+    bank = live_bank
     bank.grant_credit("alice", 100)
     with pytest.raises(ts.InvalidValue, match="credit"):
         bank.create("r", {"n": 1}, principal="alice")
     assert bank.account("alice") == ts.Credit(100)
+
+
+def test_a_lease_pays_for_its_seconds_and_the_record_expires_when_its_credit_runs_out(live_bank: Any) -> None:
+    bank = live_bank
+    bank.grant_credit("alice", 100)
+    with bank.watch_records() as watch:
+        bank.create("brief", {"n": 1}, lease=0.25, principal="alice")  # 7 bytes for 0.25 s: 1.75
+        assert bank.account("alice") == ts.Credit("93.25")
+        assert [watch.get(timeout=PATIENCE).kind for _ in range(2)] == ["create", "expire"]
+    with pytest.raises(ts.RecordNotFound):
+        bank.record("brief")
+    assert (bank.account("alice"), bank.account("operator")) == (ts.Credit("93.25"), ts.Credit("6.75"))
+
+
+def test_a_record_drains_what_it_holds_and_every_bit_burned_goes_to_the_operator(live_bank: Any) -> None:
+    bank = live_bank
+    bank.grant_credit("alice", 1000)
+    rec = bank.create("r", {"n": 1}, credit=600, principal="alice")  # 3 credit/s: 200 s
+    rec.refresh(lease=300, principal="alice")  # 900 needed: alice pays what it lacks
+    paid = ts.Credit(395) - bank.account("alice")
+    assert 300 <= paid < 900
+    assert 0 < rec.get("$credit") <= 900
+    assert 0 < rec.get("$lifetime") <= 300
+    rec.refresh(lease=2, principal="alice")  # has enough: costs nothing
+    assert bank.account("alice") == ts.Credit(395) - paid
+    rec.set("n", 12345)  # 7 bytes from now on
+    assert 0 < rec.get("$lifetime") < 900 / 7
+    rec.destroy()
+    assert bank.account("alice") + bank.account("operator") == 1000
 
 
 def test_clone_is_paid_like_a_creation(bank: Any) -> None:
@@ -184,8 +221,8 @@ def test_the_charging_options_are_checked() -> None:
             ts.Space(charge_rate=bad)
 
 
-def scenario(clock: ts.SimulatedClock) -> list[Any]:
-    space = ts.Space(clock=clock, charge_rate="37.5", creation_charge="0.01")
+def scenario(make_space: Callable[..., Any], clock: ts.SimulatedClock) -> list[Any]:
+    space = make_space(clock=clock, charge_rate="37.5", creation_charge="0.01")
     space.grant_credit("a", 1000)
     seen: list[Any] = []
     with space.watch_records() as watch:
@@ -208,13 +245,14 @@ def scenario(clock: ts.SimulatedClock) -> list[Any]:
             except ts.Timeout:
                 break
     seen.append(space.account("a"))
-    space.close()
     return seen
 
 
-def test_credit_is_deterministic_under_a_simulated_clock() -> None:
-    first = scenario(ts.SimulatedClock())
-    second = scenario(ts.SimulatedClock())
+def test_credit_is_deterministic_under_a_simulated_clock(
+    make_space: Callable[..., Any], clock: ts.SimulatedClock
+) -> None:
+    first = scenario(make_space, clock)
+    second = scenario(make_space, ts.SimulatedClock())
     assert first == second
     assert any(item[1] == "gone" for item in first if isinstance(item, tuple) and len(item) == 2)
     assert any(isinstance(item, tuple) and len(item) == 7 and item[1] == "expire" for item in first)
@@ -303,8 +341,9 @@ def test_burned_credit_goes_to_the_operator(bank: Any, clock: ts.SimulatedClock)
     assert (bank.account("operator"), bank.account("alice")) == (0, 100)
 
 
-def test_the_operator_can_spend_what_records_drained(make_space: Callable[..., Any]) -> None:
-    clock = ts.SimulatedClock()
+def test_the_operator_can_spend_what_records_drained(
+    make_space: Callable[..., Any], clock: ts.SimulatedClock
+) -> None:
     space = make_space(clock=clock, charge_rate=RATE, operator="node")
     assert ts.Space().operator == "operator"
     space.grant_credit("alice", 100)

@@ -243,6 +243,101 @@ def test_transfers_from_two_processes_move_credit_exactly(url: str, space: Any) 
     assert finished(run_child(url, 'print(space.record("r").get("$credit"))')) == "3.5\n"
 
 
+def test_a_record_whose_credit_runs_out_is_collected_once_whichever_processes_look(url: str) -> None:
+    charging = url + "&charge_rate=1024&creation_charge=0.5&operator=node"  # 1 credit/s per byte
+    with ts.connect(charging) as space:
+        space.grant_credit("alice", 2000)
+        brief = space.create("brief", {"n": 1}, credit="0.5", principal="alice")  # 7 bytes: 7 credit/s
+        box = space.create("box", {"item": brief.address}, credit=1000, principal="alice")
+        with space.watch_records() as watch:
+            code = """
+            import time
+            deadline = time.monotonic() + 60
+            while space.statistics()["records"] > 1 and time.monotonic() < deadline:
+                space.account("node"), space.read_records({})
+            print(space.statistics()["records"], space.operator)
+            """
+            children = [run_child(url, code) for _ in range(2)]
+            assert [finished(child) for child in children] == ["1 node\n"] * 2
+            seen = [(c.kind, c.path, c.tag) for c in (watch.get(timeout=PATIENCE) for _ in range(2))]
+        assert sorted(seen) == [("expire", "brief", None), ("update", "box", "item")]
+        assert box.get("item") is None
+        box.destroy()
+        assert space.account("alice") + space.account("node") == 2000
+        assert space.account("node") > 1001
+
+
+def test_two_processes_charging_one_record_charge_it_once(url: str) -> None:
+    with ts.connect(url + "&charge_rate=1024") as space:
+        space.grant_credit("alice", 10_000)
+        space.grant_credit("bob", 10_000)
+        rec = space.create("r", {"n": 1}, credit=3000, principal="alice")  # 3 credit/s
+        code = """
+        rec = space.record("r")
+        for i in range(40):
+            rec.set("n", i % 2 + 8)
+            rec.refresh(credit="0.5", principal="bob")
+            space.account("operator")
+        space.transfer_credit("operator", "carol", "0.000000001")
+        """
+        children = [run_child(url, code) for _ in range(2)]
+        for child in children:
+            finished(child)
+        assert space.account("bob") == 10_000 - 40
+        assert 0 < rec.get("$credit") < 3040
+        rec.destroy()
+        assert sum(space.account(p) for p in ("alice", "bob", "carol", "operator")) == 20_000
+
+
+def test_a_space_following_a_simulated_clock_has_its_time_for_every_process(
+    url: str, redis_cluster: RedisClusterServers
+) -> None:
+    clock = ts.SimulatedClock()
+    with ts.connect(url + "&charge_rate=1024", clock=clock) as space:
+        space.grant_credit("alice", 100)
+        space.create("r", {"n": 1}, credit=30, principal="alice")  # 3 credit/s: 10 s
+        space.write(("job", 1), lease=5)
+        clock.advance(4)
+        code = """
+        rec = space.record("r")
+        print(rec.get("$credit"), rec.get("$lifetime"), space.count(("job", ANY)))
+        """
+        assert finished(run_child(url, code)) == "18 6.0 1\n"
+        with ts.connect(url, clock=ts.SimulatedClock()) as behind:  # a clock behind moves nothing
+            assert behind.record("r").get("$credit") == 18
+        clock.advance(6)
+        assert (
+            finished(run_child(url, 'print(space.statistics()["records"], space.count(("job", ANY)))'))
+            == "0 0\n"
+        )
+        assert space.account("operator") == 30
+    with pytest.raises(ValueError, match="SimulatedClock"):
+        ts.connect(url, clock=ts.SystemClock())
+    with pytest.raises(ValueError, match="partitioned"):
+        ts.connect(redis_cluster.space_url() + "&partitions=2&route=0", clock=clock)
+
+
+def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) -> None:
+    with ts.connect(url, charge_rate="0.5", creation_charge=2, operator="node") as space:
+        with ts.connect(url) as again:
+            assert (again.charge_rate, again.creation_charge, again.operator) == (
+                ts.Credit("0.5"),
+                ts.Credit(2),
+                "node",
+            )
+        with pytest.raises(ValueError, match=r"charge_rate='0.5' \(not '1'\)"):
+            ts.connect(url, charge_rate=1)
+        with pytest.raises(ValueError, match="operator"):
+            ts.connect(url, operator="other")
+        space.grant_credit("alice", 3)
+        with pytest.raises(ts.InsufficientCredit) as info:
+            space.create("r", {"n": 1}, credit=2, principal="alice")
+        assert (info.value.needed, info.value.available) == (ts.Credit(4), ts.Credit(3))
+    for option in ("charge_rate=-1", "charge_rate=0.0000000001", "creation_charge=x", "operator="):
+        with pytest.raises(ValueError, match=option.partition("=")[0]):
+            ts.connect(f"{url}-other&{option}")
+
+
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
     with space.watch_records() as watch:
         finished(run_child(url, 'space.create("brief", {"n": 1}, lease=0.1)'))

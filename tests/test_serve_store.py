@@ -250,13 +250,36 @@ def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other
         assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
 
 
-@pytest.mark.parametrize("option", ["charge_rate", "redirect_charge", "firing_charge", "step_charge"])
-def test_credit_for_a_space_kept_in_redis_is_refused_when_it_is_made(
+@pytest.mark.parametrize("option", ["redirect_charge", "mint_amount"])
+def test_charges_a_space_kept_in_redis_lacks_are_refused_when_it_is_made(
     redis_served: LiveServer, option: str
 ) -> None:
     answer = httpx.put(redis_served.space_url(), json={option: "1"}, timeout=PATIENCE)
     assert answer.status_code == 400
-    assert "no credit" in answer.json()["error"]["message"]
+    assert f"{option}: a space kept in Redis does not take this option" in answer.json()["error"]["message"]
+
+
+def test_a_served_space_kept_in_redis_charges_as_it_was_made_for_every_server_and_process(
+    redis_served: LiveServer, redis_server: RedisServer
+) -> None:
+    url = redis_served.space_url()
+    options = {"charge_rate": "0.001024", "creation_charge": "0.5", "operator": "node"}
+    with ts.connect(url, store="durable", **options) as served:
+        served.grant_credit("alice", 10)
+        rec = served.create("r", {"n": 1}, credit=3, principal="alice")  # and 0.5 to create it
+        with pytest.raises(ts.InsufficientCredit):
+            served.create("s", {"n": 1}, credit=7, principal="alice")
+        with ts.connect(redis_server.space_url(url.rpartition("/")[2])) as embedded:
+            charges = (embedded.charge_rate, embedded.creation_charge, embedded.operator)
+            assert charges == (ts.Credit("0.001024"), ts.Credit("0.5"), "node")
+            assert embedded.account("alice") == ts.Credit("6.5")
+            rec.destroy()  # all it held is burned
+            assert embedded.account("node") == ts.Credit("3.5")
+            assert served.account("node") == ts.Credit("3.5")
+        with ts.connect(url, store="durable", **options) as again:  # the same options: the same space
+            assert again.account("node") == ts.Credit("3.5")
+        shown = httpx.get(url, timeout=PATIENCE).json()["options"]
+        assert {k: shown[k] for k in options} == options
 
 
 def test_a_claimed_take_of_a_space_kept_in_redis_is_held_until_confirmed_or_released(

@@ -34,6 +34,7 @@ __all__ = [
     "lifetime",
     "rounded",
     "seconds",
+    "short_of",
     "stored_size",
     "times",
     "to_credit",
@@ -142,12 +143,7 @@ class Accounts:
         check_principal(principal)
         balance = self.balance(principal)
         if balance < cost:
-            raise InsufficientCredit(
-                f"{principal!r} holds {balance} credit; this costs {cost}",
-                principal=principal,
-                needed=Credit(cost),
-                available=balance,
-            )
+            raise short_of(principal, balance, cost)
 
     def debit(self, principal: str, cost: Decimal) -> None:
         """Take ``cost`` from the account of ``principal`` (see :meth:`check`)."""
@@ -211,6 +207,16 @@ class Accounts:
 
     def __len__(self) -> int:
         return len(self._balances)
+
+
+def short_of(principal: str, balance: Credit, cost: Decimal) -> InsufficientCredit:
+    """The error of ``principal``, which holds ``balance``, asked to pay ``cost``."""
+    return InsufficientCredit(
+        f"{principal!r} holds {balance} credit; this costs {cost}",
+        principal=principal,
+        needed=Credit(cost),
+        available=balance,
+    )
 
 
 def check_principal(principal: object) -> None:

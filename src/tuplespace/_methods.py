@@ -46,7 +46,7 @@ from ._values import Credit, Map, Value
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["ActiveLimits", "Method", "Sandbox", "call_method"]
+__all__ = ["ActiveLimits", "Method", "Sandbox", "call_method", "run_paid", "step_budget"]
 
 _KEY: Final = "$method"
 _LANGS: Final = ("lua",)
@@ -404,14 +404,26 @@ def _paid_run(
     principal: str,
     step_charge: Credit,
 ) -> Any:
-    """:meth:`Sandbox.run`, bounded by what ``principal`` can pay and paid by it.
+    """:meth:`Sandbox.run`, bounded by what ``principal`` can pay and paid by it."""
+    check_principal(principal)
+    balance = accounts.balance(principal)
+    max_steps = step_budget(principal, balance, step_charge)
+    try:
+        return run_paid(sandbox, method, fields, args, limits, principal, step_charge, balance, max_steps)
+    finally:
+        steps = sandbox.steps()
+        if steps:
+            accounts.charge(principal, step_charge * steps)
+
+
+def step_budget(principal: str, balance: Credit, step_charge: Credit) -> int:
+    """The most steps a method call paid by ``principal``, who holds ``balance``, may
+    run at ``step_charge`` a step; InsufficientCredit if it cannot pay one hundred.
 
     Steps are paid in hundreds; a call that ran ``n`` hundreds and more pays for
     ``n + 1``.  So the method may run at most ``(k - 1) * 100`` steps when the
     balance pays for ``k`` hundreds, and a balance that cannot pay one hundred
     refuses the call before it runs."""
-    check_principal(principal)
-    balance = accounts.balance(principal)
     hundred = Credit(step_charge * _HOOK_EVERY)
     hundreds = times(balance, hundred)
     if hundreds < 1:
@@ -422,7 +434,23 @@ def _paid_run(
             needed=hundred,
             available=balance,
         )
-    max_steps = (hundreds - 1) * _HOOK_EVERY
+    return (hundreds - 1) * _HOOK_EVERY
+
+
+def run_paid(
+    sandbox: Sandbox,
+    method: Method,
+    fields: dict[str, Value],
+    args: tuple[Any, ...],
+    limits: ActiveLimits,
+    principal: str,
+    step_charge: Credit,
+    balance: Credit,
+    max_steps: int,
+) -> Any:
+    """:meth:`Sandbox.run` within ``max_steps`` (see :func:`step_budget`): running out
+    of them raises InsufficientCredit.  However it ends, the caller then makes
+    ``principal`` pay ``step_charge`` for each of ``sandbox.steps()``."""
     bounded = max_steps < limits.method_steps
     try:
         return sandbox.run(method, fields, args, limits, max_steps if bounded else None)
@@ -437,7 +465,3 @@ def _paid_run(
                 available=balance,
             ) from None
         raise
-    finally:
-        steps = sandbox.steps()
-        if steps:
-            accounts.charge(principal, step_charge * steps)

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 from ._codec import from_wire, template_from_wire, template_to_wire, to_wire
-from ._credit import check_principal, to_credit
+from ._credit import check_principal, short_of, to_credit
 from ._errors import (
     EvaluationError,
     InsufficientCredit,
@@ -258,6 +258,8 @@ def failure_to_json(exc: TupleSpaceError) -> str:
         out.update(limit=exc.limit, maximum=exc.maximum)
     if isinstance(exc, (InvalidValue, InvalidTemplate)):
         out.update(reason=exc.reason, path=exc.path)
+    if isinstance(exc, InsufficientCredit):
+        out.update(principal=exc.principal, needed=str(exc.needed), available=str(exc.available))
     return orjson.dumps(out).decode()
 
 
@@ -265,8 +267,10 @@ def failure_from_json(text: str | bytes) -> TupleSpaceError:
     """The failure that :func:`failure_to_json` wrote, of its class where that is one
     of a firing's failures (else a TupleSpaceError with its message)."""
     d = orjson.loads(text)
-    message = d["message"]
     kind = _FAILURES.get(d["class"])
+    if kind is InsufficientCredit:
+        return short_of(d["principal"], Credit(d["available"]), Credit(d["needed"]))
+    message = d["message"]
     if kind is None:
         return TupleSpaceError(message)
     if issubclass(kind, ValueTooLarge):
@@ -288,6 +292,7 @@ _FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
         ValueTooLarge,
         LimitReached,
         SpaceFull,
+        InsufficientCredit,
         RecordNotFound,
     )
 }

@@ -119,15 +119,15 @@ class SpaceInfo:
             "event_retention_bytes": self.event_retention_bytes,
             "store": self.store,
             "anonymous": sorted(self.anonymous),
-            "charge_rate": "0" if space is None else credit_text(space.charge_rate),
-            "creation_charge": "0" if space is None else credit_text(space.creation_charge),
+            "charge_rate": credit_text(face.charge_rate),  # kept in Redis too
+            "creation_charge": credit_text(face.creation_charge),
             "clock": "simulated" if space is not None and space.clock.simulated else "system",
-            "operator": DEFAULT_OPERATOR if space is None else space.operator,
+            "operator": face.operator,
             "mint_amount": credit_text(face.mint_amount),
             "mint_bits": face.mint_bits,
             "redirect_charge": "0" if space is None else credit_text(space.redirect_charge),
-            "firing_charge": "0" if space is None else credit_text(space.firing_charge),
-            "step_charge": "0" if space is None else credit_text(space.step_charge),
+            "firing_charge": credit_text(face.firing_charge),
+            "step_charge": credit_text(face.step_charge),
             "max_firings": MAX_FIRINGS if space is None else space.max_firings,
         }
 

@@ -24,7 +24,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from .._errors import StoreError, Unreachable
-from .._recordstore import DEFAULT_BASE_URI, DEFAULT_OPERATOR
+from .._recordstore import DEFAULT_BASE_URI
 from .._schemes import Hosted, Scheme
 from .._values import Limits
 from ._redis import SCHEMES, parse_url, prefix
@@ -37,14 +37,21 @@ CATALOG = "{ts}:catalog"
 """The hash of a server's catalog: space name -> its entry; also the pub/sub channel on
 which a server that drops a space says so (``<server> <name>``)."""
 
-# The options Redis keeps.
-_KEPT = ("order", "capacity", "event_retention", "event_retention_bytes", "mint_amount", "mint_bits")
-# Credit, which a space kept in Redis lacks.
-_FREE = {
-    **dict.fromkeys(("charge_rate", "creation_charge", "redirect_charge"), "0"),
-    **dict.fromkeys(("firing_charge", "step_charge"), "0"),
-    "operator": DEFAULT_OPERATOR,
-}
+_KEPT = (  # the options Redis keeps
+    "order",
+    "capacity",
+    "event_retention",
+    "event_retention_bytes",
+    "mint_amount",
+    "mint_bits",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+    "firing_charge",
+    "step_charge",
+)
+# The charges a space kept in Redis lacks.
+_FREE = {"redirect_charge": "0"}
 
 
 def connect(url: str, options: dict[str, Any]) -> RedisSpace:
@@ -107,7 +114,7 @@ class RedisHost:
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
         for key, free in _FREE.items():
             if entry.get(key, free) != free:
-                raise ValueError(f"{key}: a space kept in Redis has no credit yet")
+                raise ValueError(f"{key}: a space kept in Redis does not take this option")
         # Opening the space in Redis stores its options, or checks them against those
         # it has (ValueError): the space may be older than the catalog's entry.
         space = RedisSpace.open(self.url, space=name, **{k: entry[k] for k in _KEPT if k in entry})

@@ -13,22 +13,25 @@ local RULES, RST = P .. ':rules', P .. ':rst'
 -- ``cfg`` holds their version (``rulev``, one more at each change), how many there are
 -- (``rules``), the numbers given (``rulen``) and the seq of the latest event whose
 -- reactions have run (``fired``).  ``rst`` holds each rule's counts, "<name> f" (fired)
--- and "<name> x" (failed), and its latest failure, "<name> e".
+-- and "<name> x" (failed), its latest failure, "<name> e", and "<name> s" while it is
+-- stopped for want of credit.
 
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local now = now_ms()
 -- ``cfg`` holds the space's options, and the state of its event log: the seq of the
 -- latest event (``ev_last``), of the oldest logged (``ev_first``, 0: none), of the
 -- latest dropped from the log (``ev_gone``, 0: none), how many are logged (``ev_n``)
 -- and the bytes of tuple encodings logged (``ev_bytes``); and how many transactions are
 -- open (``txns``); and how many rules the space has (``rules``); and how many tuples were
--- taken (``takes``: kept with the log's state, which a take changes anyway).
+-- taken (``takes``: kept with the log's state, which a take changes anyway); and
+-- ``clock``, the time of a space that follows a simulated clock (ms), which is then its
+-- time instead of Redis's.
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone', 'clock')
+local now = tonumber(cfg[12] or '') or now_ms()
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
 local txns = tonumber(cfg[7] or '0')
@@ -425,11 +428,22 @@ end
 -- end, ``rcaps:<rid>`` holds a record's tokens and ``ro`` maps a rid to the token of its
 -- read-only handle.  A script given a record as "$<token>" acts on the capability's
 -- record while the capability lasts.  Credit, in units of 1e-9 (an integer): ``rcr``
--- maps a rid to what the record holds, ``acct`` a principal to its balance.
+-- maps a rid to what the record holds, ``acct`` a principal to its balance.  A space
+-- whose ``cfg`` has a ``charge_rate`` (per second for each KiB a record stores) or a
+-- ``creation_charge`` charges: what it burns goes to the account of ``operator``, as do
+-- the ``firing_charge`` of each firing of a rule and the ``step_charge`` of the steps a
+-- method runs.  With
+-- a charge rate, ``rch`` maps each record's rid to "<ms> <size>": since when it drains
+-- what ``rcr`` holds (Redis's clock), and the bytes it stores; its expiry in ``rexp`` is
+-- when that runs out.
 local REC, RPATH, RN, REXP = P .. ':rec', P .. ':rpath', P .. ':rn', P .. ':rexp'
 local RDIR, RDIREXP = P .. ':rdir', P .. ':rdirexp'
 local CAPS, CAPEXP, RO = P .. ':caps', P .. ':capexp', P .. ':ro'
-local RCR, ACCT = P .. ':rcr', P .. ':acct'
+local RCR, ACCT, RCH = P .. ':rcr', P .. ':acct', P .. ':rch'
+local charges = redis.call('HMGET', CFG, 'charge_rate', 'creation_charge', 'operator', 'firing_charge')
+local charge_rate, creation_charge = charges[1] or '0', charges[2] or '0'
+local operator, firing_charge = charges[3] or 'operator', charges[4] or '0'
+local charging = charge_rate ~= '0' or creation_charge ~= '0'
 local FIELD = '([^\t\31]+)\t([^\31]+)'
 local rchanged = false
 
@@ -485,6 +499,265 @@ local function rkeys(fields)
   return table.concat(keys, '\n')
 end
 
+-- Credit is exact: amounts, and their products with sizes and times, are big integers
+-- (tables of base-2^24 digits, least significant first), which Lua's doubles are not.
+local BASE = 16777216
+local KIB_MS = 1024000  -- bytes in a KiB, times ms in a second
+
+local function trim(a)
+  while #a > 1 and a[#a] == 0 do
+    a[#a] = nil
+  end
+  return a
+end
+
+local function num(n)  -- an integer below 2^53
+  local a = {}
+  repeat
+    a[#a + 1] = n % BASE
+    n = math.floor(n / BASE)
+  until n == 0
+  return a
+end
+
+local function big(s)  -- an integer written in decimal, without sign
+  local a = {0}
+  for i = 1, #s do
+    local carry = string.byte(s, i) - 48
+    for j = 1, #a do
+      local x = a[j] * 10 + carry
+      a[j], carry = x % BASE, math.floor(x / BASE)
+    end
+    if carry > 0 then
+      a[#a + 1] = carry
+    end
+  end
+  return a
+end
+
+local function bmul(a, b)
+  local r = {}
+  for i = 1, #a + #b do
+    r[i] = 0
+  end
+  for i = 1, #a do
+    local carry, k = 0, i + #b
+    for j = 1, #b do
+      local x = r[i + j - 1] + a[i] * b[j] + carry
+      r[i + j - 1], carry = x % BASE, math.floor(x / BASE)
+    end
+    while carry > 0 do
+      local x = r[k] + carry
+      r[k], carry = x % BASE, math.floor(x / BASE)
+      k = k + 1
+    end
+  end
+  return trim(r)
+end
+
+local function badd(a, b)
+  local r, carry = {}, 0
+  for i = 1, math.max(#a, #b) do
+    local x = (a[i] or 0) + (b[i] or 0) + carry
+    r[i], carry = x % BASE, math.floor(x / BASE)
+  end
+  if carry > 0 then
+    r[#r + 1] = carry
+  end
+  return r
+end
+
+local function bsub(a, b)  -- a >= b
+  local r, borrow = {}, 0
+  for i = 1, #a do
+    local x = a[i] - (b[i] or 0) - borrow
+    borrow = x < 0 and 1 or 0
+    r[i] = x + borrow * BASE
+  end
+  return trim(r)
+end
+
+local function bcmp(a, b)  -- -1, 0 or 1
+  if #a ~= #b then
+    return #a < #b and -1 or 1
+  end
+  for i = #a, 1, -1 do
+    if a[i] ~= b[i] then
+      return a[i] < b[i] and -1 or 1
+    end
+  end
+  return 0
+end
+
+local function bdiv(a, d)  -- by an integer d below 2^28: the quotient and the remainder
+  local q, r = {}, 0
+  for i = #a, 1, -1 do
+    local x = r * BASE + a[i]
+    q[i], r = math.floor(x / d), x % d
+  end
+  return trim(q), r
+end
+
+local function bstr(a)  -- in decimal
+  local parts, r = {}, nil
+  repeat
+    a, r = bdiv(a, 10000000)
+    table.insert(parts, 1, r)
+  until #a == 1 and a[1] == 0
+  local s = string.format('%d', parts[1])
+  for i = 2, #parts do
+    s = s .. string.format('%07d', parts[i])
+  end
+  return s
+end
+
+local ZERO = {0}
+
+-- The bytes a record stores: its path, and each tag with its value's encoding.
+local function rsize(path, fields)
+  return #path + #fields - select(2, string.gsub(fields, '[\t\31]', ''))
+end
+
+-- Microseconds in ``ms`` milliseconds (Redis's time is in whole ms; a simulated clock's
+-- may not be).
+local function micros(ms)
+  return math.max(math.floor(ms * 1000 + 0.5), 0)
+end
+
+-- What ``size`` bytes burn in ``us`` microseconds (rounded up).
+local function burned(size, us)
+  local q, r = bdiv(bmul(bmul(big(charge_rate), num(size)), num(us)), KIB_MS)
+  local whole, rest = bdiv(q, 1000)
+  return (r > 0 or rest > 0) and badd(whole, {1}) or whole
+end
+
+-- The ms in which ``held`` runs out at the burn rate of ``size`` bytes: the fewest whose
+-- burn is all of it are ``ms``; the exact time, ``ms`` less a fraction, is when nothing
+-- is left to burn (a double, as an embedded space's expiry).
+local function runout(held, size)
+  local per, target = bmul(big(charge_rate), num(size)), bmul(held, num(KIB_MS))
+  local ms = math.floor(tonumber(bstr(held)) * KIB_MS / (tonumber(charge_rate) * size))
+  if ms >= 2 ^ 50 then
+    return 2 ^ 50
+  end
+  while ms > 0 and bcmp(bmul(per, num(ms - 1)), target) >= 0 do
+    ms = ms - 1
+  end
+  while bcmp(bmul(per, num(ms)), target) < 0 do
+    ms = ms + 1
+  end
+  if ms == 0 then
+    return 0
+  end
+  local rest = bsub(target, bmul(per, num(ms - 1)))
+  return ms - 1 + tonumber(bstr(rest)) / tonumber(bstr(per))
+end
+
+-- What the record ``rid`` holds now, and what it held when it last settled.
+local function rcredit(rid)
+  local held = big(redis.call('HGET', RCR, rid) or '0')
+  local charged = charge_rate ~= '0' and redis.call('HGET', RCH, rid)
+  if not charged then
+    return held, held
+  end
+  local since, size = string.match(charged, '^(%S+) (%d+)$')
+  local spent = burned(tonumber(size), micros(now - tonumber(since)))
+  return bcmp(spent, held) >= 0 and ZERO or bsub(held, spent), held
+end
+
+local function burn(amount)
+  if bcmp(amount, ZERO) > 0 then
+    redis.call('HINCRBY', ACCT, operator, bstr(amount))
+  end
+end
+
+-- Settle the record ``rid``: what it drained is burned; from now on it drains at the
+-- burn rate of ``size`` bytes, until its credit runs out.
+local function rsettle(rid, size)
+  local left, held = rcredit(rid)
+  burn(bsub(held, left))
+  redis.call('HSET', RCR, rid, bstr(left))
+  redis.call('HSET', RCH, rid, string.format('%.17g', now) .. ' ' .. size)
+  redis.call('ZADD', REXP, now + runout(left, size), rid)
+end
+
+-- What the records drained since they last settled (the operator's, not yet in its account).
+local function drained()
+  local sum = ZERO
+  for _, rid in ipairs(redis.call('HKEYS', RCH)) do
+    local left, held = rcredit(rid)
+    sum = badd(sum, bsub(held, left))
+  end
+  return sum
+end
+
+-- The balance of ``who``: the operator's counts what the records drained.
+local function balance(who)
+  local have = big(redis.call('HGET', ACCT, who) or '0')
+  return who == operator and badd(have, drained()) or have
+end
+
+-- Take ``cost`` from the account of ``who``: false, or its balance if it holds less.
+-- The operator's is settled first: every record's drain goes into it.
+local function debit(who, cost)
+  local have = balance(who)
+  if bcmp(have, cost) < 0 then
+    return bstr(have)
+  end
+  if who == operator then
+    for _, rid in ipairs(redis.call('HKEYS', RCH)) do
+      rsettle(rid, tonumber(string.match(redis.call('HGET', RCH, rid), ' (%d+)$')))
+    end
+  end
+  if bcmp(cost, ZERO) > 0 then
+    redis.call('HINCRBY', ACCT, who, '-' .. bstr(cost))
+  end
+  return false
+end
+
+-- An amount in decimal, as a Credit writes it.
+local function decimal(a)
+  local d = bstr(a)
+  if #d < 10 then
+    d = string.rep('0', 10 - #d) .. d
+  end
+  local fraction = string.gsub(string.sub(d, -9), '0+$', '')
+  return string.sub(d, 1, -10) .. (fraction == '' and '' or '.' .. fraction)
+end
+
+-- A str as its canonical JSON encoding.
+local ESCAPES = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t', ['\b'] = '\\b',
+  ['\f'] = '\\f'}
+local function jstr(s)
+  return '"' .. (string.gsub(s, '[%z\1-\31"\\]', function(c)
+    return ESCAPES[c] or string.format('\\u%04x', string.byte(c))
+  end)) .. '"'
+end
+
+-- Pay for a firing of the rule ``name``: its principal pays ``firing_charge``, which is
+-- burned; '', or the failure (JSON) if the principal cannot pay.  Then the rule stops:
+-- the space is told once, by the tuple ("rule_stopped", name, principal), until a
+-- firing is paid again.
+local function pay_firing(name)
+  local principal = cjson.decode(string.match(redis.call('HGET', RULES, name), '^%d+ %d+ (.*)$')).principal
+  local cost = big(firing_charge)
+  local short = debit(principal, cost)
+  if not short then
+    burn(cost)
+    redis.call('HDEL', RST, name .. ' s')
+    return ''
+  end
+  if redis.call('HSETNX', RST, name .. ' s', '1') == 1 then
+    local t, keys = {jstr('rule_stopped'), jstr(name), jstr(principal)}, {'a:3'}
+    for i, enc in ipairs(t) do
+      keys[i + 1] = 'x:3:' .. (i - 1) .. ':' .. (#enc > 64 and '#' .. redis.sha1hex(enc) or enc)
+    end
+    put('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'), false)
+  end
+  return cjson.encode({class = 'InsufficientCredit', principal = principal, needed = decimal(cost),
+    available = decimal(big(short))})
+end
+
 -- Store the new record ``rid``.
 local function rstore(rid, path, fields)
   local keys = rkeys(fields)
@@ -516,6 +789,9 @@ local function rwrite(rid, tag, enc, most)
   end
   redis.call('ZADD', P .. ':' .. fkey(tag, enc), rid, rid)
   fields = table.concat(out, '\31')
+  if charge_rate ~= '0' then
+    rsettle(rid, rsize(path, fields))
+  end
   version = tonumber(version) + 1
   redis.call('HSET', REC, rid, version .. ' ' .. path .. '\n' .. fields .. '\n' .. rkeys(fields))
   rlog('update', rid, version, path, tag, enc)
@@ -658,6 +934,10 @@ local function rremove(rid, kind)
   redis.call('HDEL', REC, rid)
   redis.call('HDEL', RPATH, path)
   redis.call('ZREM', REXP, rid)
+  if charging then  -- what it drained since it last settled, and what it held
+    burn(big(redis.call('HGET', RCR, rid) or '0'))
+    redis.call('HDEL', RCH, rid)
+  end
   redis.call('HDEL', RCR, rid)
   for _, from in ipairs(redis.call('SMEMBERS', P .. ':rd:' .. rid)) do
     drop_redirect(from)
@@ -721,7 +1001,7 @@ end
 -- the ``most`` or hold more than ``largest``: {its new balance}, {'full'} or {'large'}.
 local function credit(principal, amount, most, largest)
   local have = redis.call('HGET', ACCT, principal)
-  if not have and redis.call('HLEN', ACCT) >= tonumber(most) then
+  if not have and principal ~= operator and redis.call('HLEN', ACCT) >= tonumber(most) then
     return {'full'}
   end
   if tonumber(have or '0') + tonumber(amount) > tonumber(largest) then
@@ -736,16 +1016,31 @@ local function tell_records()
   end
 end
 
+--[[ clock +records ]]
+-- ARGV: the time of a simulated clock, in ms.  The space follows it from now on (for
+-- every process), forward only; what expired by then is collected.  The space's time.
+if tonumber(ARGV[1]) > now or not cfg[12] then
+  now = tonumber(ARGV[1])
+  redis.call('HSET', CFG, 'clock', ARGV[1])
+end
+expire_due()
+expire_records()
+tell_room()
+tell_records()
+return tostring(now)
+
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
--- mint_amount, mint_bits.
+-- charge_rate, creation_charge, operator, firing_charge, step_charge, mint_amount, mint_bits.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
-    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'mint_amount', ARGV[7],
-    'mint_bits', ARGV[8])
+    'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
+    'creation_charge', ARGV[8], 'operator', ARGV[9], 'firing_charge', ARGV[10], 'step_charge', ARGV[11],
+    'mint_amount', ARGV[12], 'mint_bits', ARGV[13])
 end
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
-  'route', 'mint_amount', 'mint_bits')
+  'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge', 'mint_amount',
+  'mint_bits')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1216,7 +1511,7 @@ return {'ok', tostring(v + 1), ev_last}
 if redis.call('HDEL', RULES, ARGV[1]) == 0 then
   return 0
 end
-redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e')
+redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e', ARGV[1] .. ' s')
 redis.call('HINCRBY', CFG, 'rulev', 1)
 redis.call('HSET', CFG, 'rules', rules - 1)
 return 1
@@ -1358,6 +1653,9 @@ for _, f in ipairs(firings) do
     failure = cjson.encode({class = 'SpaceFull', limit = 'capacity', maximum = capacity,
       message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
   end
+  if failure == '' and firing_charge ~= '0' then
+    failure = pay_firing(f.name)
+  end
   if failure == '' then
     failure = too_many(f.sets)
   end
@@ -1389,28 +1687,50 @@ return pending(ARGV[4])
 
 --[[ rcreate +records ]]
 -- ARGV: path, lease in ms ('' for none), the fields, the links they hold ("<tag> <rid>
--- <path>" joined by newlines, see checked_links), the credit it holds ('' for none).  {rid}
--- (and 'fire' if the space has rules, as after each change below), {'exists'} if a record has
--- the path, {'retry'} if a record linked to moved or ended meanwhile.
+-- <path>" joined by newlines, see checked_links), the credit it holds ('' for none), the
+-- principal who pays.  {rid} (and 'fire' if the space has rules, as after each change
+-- below), {'exists'} if a record has the path, {'retry'} if a record linked to moved or
+-- ended meanwhile, {'short', the principal's balance, the cost} if it cannot pay,
+-- {'unfunded'} if the space charges for storage and the record would hold nothing.  With
+-- a charge rate, a lease buys the credit to store the record that long.
 expire_records()
 local path = ARGV[1]
 local links = checked_links(ARGV[4])
+local held = big(ARGV[5] == '' and '0' or ARGV[5])
+local size = rsize(path, ARGV[3])
+if charge_rate ~= '0' and ARGV[2] ~= '' then
+  held = badd(held, burned(size, micros(tonumber(ARGV[2]))))
+end
 local out
 if rtaken(path) then
   out = {'exists'}
 elseif not links then
   out = {'retry'}
-else
+elseif charge_rate ~= '0' and bcmp(held, ZERO) == 0 then
+  out = {'unfunded'}
+elseif charging then
+  local cost = badd(held, big(creation_charge))
+  local short = debit(ARGV[6], cost)
+  if short then
+    out = {'short', short, bstr(cost)}
+  else
+    burn(big(creation_charge))
+  end
+end
+if not out then
   drop_redirect(path)  -- a record created at a path a record moved from takes it over
   local rid = redis.call('INCR', RN)
   rstore(rid, path, ARGV[3])
   for _, l in ipairs(links) do
     link(rid, l[1], l[2])
   end
-  if ARGV[2] ~= '' then
+  if charge_rate ~= '0' then
+    redis.call('HSET', RCR, rid, bstr(held))
+    rsettle(rid, size)
+  elseif ARGV[2] ~= '' then
     redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
   end
-  if ARGV[5] ~= '' then
+  if charge_rate == '0' and ARGV[5] ~= '' then
     redis.call('HSET', RCR, rid, ARGV[5])
   end
   rlog('create', rid, 1, path, '', ARGV[3])
@@ -1445,7 +1765,7 @@ if not kept then
 end
 local e = redis.call('ZSCORE', REXP, rid)
 return {rid, kept, e and string.format('%.17g', tonumber(e) - now) or '', redis.call('HLEN', P .. ':rc:' .. rid),
-  ARGV[3] == '1' and level(rid) or 0, redis.call('HGET', RCR, rid) or '0'}
+  ARGV[3] == '1' and level(rid) or 0, bstr((rcredit(rid)))}
 
 --[[ rset +records ]]
 -- ARGV: rid (or "$<token>"), the tag, its value's encoding, the most fields a record may have, and the
@@ -1571,6 +1891,9 @@ if kept and rtaken(to) then
 elseif kept then
   local version, path, fields, keys = rsplit(kept)
   version = tonumber(version) + 1
+  if charge_rate ~= '0' then
+    rsettle(rid, rsize(to, fields))
+  end
   redis.call('HSET', REC, rid, version .. ' ' .. to .. '\n' .. fields .. '\n' .. keys)
   redis.call('HDEL', RPATH, path)
   redis.call('HSET', RPATH, to, rid)
@@ -1608,16 +1931,47 @@ return out
 
 --[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
--- credit to add to what it holds ('' for none).  {1}, {0} if it is gone, {'revoked'},
--- {'expired'} or {'gone'} if the capability has ended.
+-- credit to add to what it holds ('' for none), the principal who pays it.  {1}, {0} if
+-- it is gone, {'revoked'}, {'expired'} or {'gone'} if the capability has ended, {'short',
+-- the principal's balance, the cost} if it cannot pay, {'forever'} if the space charges
+-- for storage and the lease is none.  With a charge rate, a lease buys the credit the
+-- record lacks to live that long, and the credit held sets the expiry.
 expire_records()
 tell_records()
 local rid, why = rresolve(ARGV[1])
 if not rid then
   return {why}
 end
-if not rget(rid) then
+local kept = rget(rid)
+if not kept then
   return {0}
+end
+local add = big(ARGV[3] == '' and '0' or ARGV[3])
+if charge_rate ~= '0' then
+  if ARGV[2] == '' then
+    return {'forever'}
+  end
+  local size = tonumber(string.match(redis.call('HGET', RCH, rid), ' (%d+)$'))
+  if ARGV[2] ~= 'keep' then
+    local need, left = burned(size, micros(tonumber(ARGV[2]))), rcredit(rid)
+    if bcmp(need, left) > 0 then
+      add = badd(add, bsub(need, left))
+    end
+  end
+  local short = debit(ARGV[4], add)
+  if short then
+    return {'short', short, bstr(add)}
+  end
+  rsettle(rid, size)
+  redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid)), add)))
+  rsettle(rid, size)
+  return {1}
+end
+if charging then
+  local short = debit(ARGV[4], add)
+  if short then
+    return {'short', short, bstr(add)}
+  end
 end
 if ARGV[2] == '' then
   redis.call('ZREM', REXP, rid)
@@ -1625,7 +1979,7 @@ elseif ARGV[2] ~= 'keep' then
   redis.call('ZADD', REXP, now + tonumber(ARGV[2]), rid)
 end
 if ARGV[3] ~= '' then
-  redis.call('HINCRBY', RCR, rid, ARGV[3])
+  redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid) or '0'), add)))
 end
 return {1}
 
@@ -1727,8 +2081,8 @@ return out
 
 
 --[[ account +records ]]
--- ARGV: a principal.  Its balance.
-return redis.call('HGET', ACCT, ARGV[1]) or '0'
+-- ARGV: a principal.  Its balance (the operator's counts what the records drained).
+return bstr(balance(ARGV[1]))
 
 --[[ grant +records ]]
 -- ARGV: a principal, an amount, the most accounts the space keeps, the largest balance.
@@ -1739,27 +2093,23 @@ return credit(ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 --[[ transfer +records ]]
 -- ARGV: source, target, an amount, the most accounts the space keeps, the largest
 -- balance.  {the new balance of source}, {'short', its balance} if it holds less,
--- {'full'} or {'large'} as for grant.
-local function less(a, b)  -- of two integers written in decimal, without sign
-  if #a ~= #b then
-    return #a < #b
-  end
-  return a < b
-end
-local have = redis.call('HGET', ACCT, ARGV[1]) or '0'
-if less(have, ARGV[3]) then
-  return {'short', have}
+-- {'full'} or {'large'} as for grant.  The operator's account holds what the records
+-- drained: they settle before it pays.
+local amount = big(ARGV[3])
+local have = balance(ARGV[1])
+if bcmp(have, amount) < 0 then
+  return {'short', bstr(have)}
 end
 local other = redis.call('HGET', ACCT, ARGV[2])
-if not other and redis.call('HLEN', ACCT) >= tonumber(ARGV[4]) then
+if not other and ARGV[2] ~= operator and redis.call('HLEN', ACCT) >= tonumber(ARGV[4]) then
   return {'full'}
 end
 if ARGV[1] ~= ARGV[2] and tonumber(other or '0') + tonumber(ARGV[3]) > tonumber(ARGV[5]) then
   return {'large'}
 end
-redis.call('HINCRBY', ACCT, ARGV[1], '-' .. ARGV[3])
+debit(ARGV[1], amount)
 redis.call('HINCRBY', ACCT, ARGV[2], ARGV[3])
-return {redis.call('HGET', ACCT, ARGV[1])}
+return {bstr(balance(ARGV[1]))}
 
 --[[ challenge ]]
 -- ARGV: a new random text, how many ms a challenge is given out.  The challenge given out

@@ -45,17 +45,18 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from importlib import resources
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .._codec import decode, encode
-from .._credit import to_credit
+from .._credit import check_principal, to_credit
 from .._engine import EVENT_RETENTION_BYTES
-from .._errors import InvalidValue, SpaceClosed, StoreError, TupleSpaceError, Unreachable
+from .._errors import InvalidValue, SpaceClosed, StoreError, TupleSpaceError, Unreachable, ValueTooLarge
 from .._events import Change
 from .._mint import MAX_BITS
-from .._recordstore import DEFAULT_MINT_BITS
+from .._recordstore import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._registry import Interest
 from .._templates import RecordTemplate, Template
 from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, check_value
@@ -63,6 +64,7 @@ from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, ch
 __all__ = [
     "BATCH",
     "AsyncClient",
+    "ClockFollower",
     "Client",
     "SCHEMES",
     "SCRIPTS",
@@ -71,6 +73,7 @@ __all__ = [
     "AsyncWake",
     "Clock",
     "Guard",
+    "MOST_NANOS",
     "Options",
     "Wake",
     "Waiter",
@@ -80,6 +83,8 @@ __all__ = [
     "decode_record",
     "encode_record",
     "encode_tuple",
+    "from_nanos",
+    "nanos",
     "pack",
     "parse_url",
     "partition_of",
@@ -110,12 +115,29 @@ _OPTIONS = (
     "partitions",
     "route",
     "durability",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+    "firing_charge",
+    "step_charge",
     "mint_amount",
     "mint_bits",
 )
 _NUMBERS = (*_OPTIONS[2:9], "mint_bits")
-# The space's own options, kept in Redis.
-_STORED = ("order", "capacity", "event_retention", "event_retention_bytes", "mint_amount", "mint_bits")
+_CHARGES = ("charge_rate", "creation_charge", "firing_charge", "step_charge")  # amounts of credit
+_STORED = (  # the space's own
+    "order",
+    "capacity",
+    "event_retention",
+    "event_retention_bytes",
+    "charge_rate",
+    "creation_charge",
+    "operator",
+    "firing_charge",
+    "step_charge",
+    "mint_amount",
+    "mint_bits",
+)
 MAX_PARTITIONS = 256
 """The most partitions a space may have (a call that waits across partitions listens on
 each, on a connection of its own)."""
@@ -139,6 +161,33 @@ SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for na
 """The SHA-1 of each script, by which ``EVALSHA`` runs it."""
 
 
+# -- credit
+
+
+MOST_NANOS = 1 << 62
+"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
+
+
+def nanos(amount: object, name: str) -> int:
+    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
+    credit = to_credit(amount, name)
+    nanos = credit.scaleb(9)
+    if nanos != nanos.to_integral_value():
+        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
+    if nanos > MOST_NANOS:
+        raise ValueTooLarge(
+            f"a space kept in Redis holds at most {from_nanos(MOST_NANOS)} credit in one place",
+            limit="credit",
+            maximum=MOST_NANOS,
+        )
+    return int(nanos)
+
+
+def from_nanos(nanos: bytes | int) -> Credit:
+    """Credit counted in units of 1e-9, written with no more digits than it needs."""
+    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+
+
 # -- the URL and the options ---------------------------------------------------------------
 
 
@@ -148,21 +197,26 @@ class Options:
 
     __slots__ = (
         "capacity",
+        "charge_rate",
         "cluster",
+        "creation_charge",
         "durability",
         "event_retention",
         "event_retention_bytes",
+        "firing_charge",
         "given",
         "max_subscribers",
         "max_waiters",
         "mint_amount",
         "mint_bits",
+        "operator",
         "order",
         "partitions",
         "redis",
         "route",
         "server",
         "space",
+        "step_charge",
     )
 
     def __init__(self, redis: str, options: Mapping[str, Any]) -> None:
@@ -223,6 +277,19 @@ class Options:
         self.durability: str = options.get("durability", "redis")
         if self.durability not in _DURABILITIES:
             raise ValueError(f"durability must be one of {', '.join(_DURABILITIES)}; got {self.durability!r}")
+        # What the space charges (see tuplespace.Space), in units of 1e-9.
+        charges = []
+        for option in _CHARGES:
+            try:
+                charges.append(nanos(options.get(option, 0), option))
+            except (InvalidValue, ValueTooLarge) as exc:
+                raise ValueError(f"{option}: {exc}") from None
+        self.charge_rate, self.creation_charge, self.firing_charge, self.step_charge = charges
+        self.operator: str = options.get("operator", DEFAULT_OPERATOR)
+        try:
+            check_principal(self.operator)
+        except InvalidValue as exc:
+            raise ValueError(f"operator: {exc}") from None
         try:
             self.mint_amount: Credit = to_credit(options.get("mint_amount", 0), "mint_amount")
         except InvalidValue as exc:
@@ -245,6 +312,11 @@ class Options:
             str(self.event_retention_bytes),
             str(self.partitions),
             route,
+            str(self.charge_rate),
+            str(self.creation_charge),
+            self.operator,
+            str(self.firing_charge),
+            str(self.step_charge),
             str(self.mint_amount),
             str(self.mint_bits),
         ]
@@ -252,9 +324,21 @@ class Options:
     def adopt(self, stored: list[bytes | None]) -> None:
         """Take the options the space has in Redis; ValueError if the caller chose others,
         or other partitions (a space's partitioning is part of what it is)."""
-        order, capacity, retention, budget, partitions, route, amount, bits = (
-            b"" if v is None else v for v in stored
-        )
+        (
+            order,
+            capacity,
+            retention,
+            budget,
+            partitions,
+            route,
+            rate,
+            creation,
+            operator,
+            firing,
+            step,
+            amount,
+            bits,
+        ) = (b"" if v is None else v for v in stored)
         laid = (int(partitions or b"1"), int(route) if route else None)
         if laid != (self.partitions, self.route):
             raise ValueError(
@@ -266,11 +350,16 @@ class Options:
             "capacity": int(capacity) if capacity else None,
             "event_retention": int(retention),
             "event_retention_bytes": int(budget),
+            "charge_rate": int(rate or b"0"),
+            "creation_charge": int(creation or b"0"),
+            "operator": operator.decode() or DEFAULT_OPERATOR,
+            "firing_charge": int(firing or b"0"),
+            "step_charge": int(step or b"0"),
             "mint_amount": to_credit(amount.decode() or "0", "mint_amount"),
             "mint_bits": int(bits or DEFAULT_MINT_BITS),
         }
         differ = [
-            f"{k}={have[k]!r} (not {getattr(self, k)!r})"
+            f"{k}={_shown(k, have[k])} (not {_shown(k, getattr(self, k))})"
             for k in sorted(self.given)
             if have[k] != getattr(self, k)
         ]
@@ -280,6 +369,16 @@ class Options:
         self.event_retention = have["event_retention"]
         self.event_retention_bytes = have["event_retention_bytes"]
         self.mint_amount, self.mint_bits = have["mint_amount"], have["mint_bits"]
+        self.charge_rate, self.creation_charge = have["charge_rate"], have["creation_charge"]
+        self.operator = have["operator"]
+        self.firing_charge, self.step_charge = have["firing_charge"], have["step_charge"]
+
+
+def _shown(option: str, value: object) -> str:
+    """An option's value as a message shows it (an amount of credit, not its units of 1e-9)."""
+    if option in _CHARGES and isinstance(value, int):
+        return repr(str(from_nanos(value)))
+    return repr(value)
 
 
 def _is_int(v: object) -> bool:
@@ -613,6 +712,55 @@ class Client:
             client.nodes_manager.initialize()
         node = client.get_node_from_key(key)
         return node.host, node.port
+
+
+CLOCK_TIMEOUT = 10.0
+"""The longest a follower of a simulated clock waits for Redis to answer (seconds)."""
+
+
+class ClockFollower:
+    """What makes a space kept in Redis follow a :class:`~tuplespace.SimulatedClock`: the
+    space's time (``cfg``'s ``clock``) becomes the clock's, for every process, and moves
+    forward with each :meth:`~tuplespace.SimulatedClock.advance`, which collects what
+    expired by then.  Its calls are its own connection's (an advance is not a call of
+    the space, and may come from any thread); the space sets the clock's time first."""
+
+    def __init__(self, clock: Any, options: Options) -> None:
+        if not getattr(clock, "simulated", False):
+            raise ValueError(
+                f"clock: a space kept in Redis keeps Redis's time, or a SimulatedClock's; got {clock!r}"
+            )
+        if options.partitions > 1:
+            raise ValueError("clock: a partitioned space keeps Redis's time")
+        from redis import Redis
+        from redis.cluster import RedisCluster
+
+        self._clock = clock
+        self._options = options
+        self._key = prefix(options.space)
+        settings = {"socket_connect_timeout": CLOCK_TIMEOUT, "socket_timeout": CLOCK_TIMEOUT}
+        try:
+            self._redis: Any = (RedisCluster if options.cluster else Redis).from_url(
+                options.server, **settings
+            )
+        except Exception as exc:
+            raise connection_error(options, exc, False) from None
+        clock.attach(self)
+
+    def now(self) -> str:
+        """The clock's time, as the script ``clock`` takes it (ms)."""
+        return repr(self._clock.now() * 1000.0)
+
+    def on_clock_advanced(self) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            self._redis.eval(SCRIPTS["clock"], 1, self._key, self.now())
+        except RedisError as exc:
+            raise connection_error(self._options, exc, False) from None
+
+    def close(self) -> None:
+        Client.close(self._redis)
 
 
 AsyncGuard = contextlib.nullcontext

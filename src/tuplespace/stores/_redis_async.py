@@ -29,7 +29,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
@@ -42,14 +41,14 @@ from redis.retry import Retry
 
 from .._capabilities import OPERATIONS, READ_ONLY
 from .._capabilities import operations as granted
+from .._clock import SimulatedClock
 from .._codec import encode
-from .._credit import MAX_ACCOUNTS, check_principal, to_credit
+from .._credit import MAX_ACCOUNTS, check_principal, short_of, to_credit
 from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
     Forbidden,
-    InsufficientCredit,
     InvalidValue,
     LimitReached,
     NotAllowed,
@@ -70,7 +69,7 @@ from .._errors import (
     ValueTooLarge,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
-from .._methods import method_in, method_result
+from .._methods import Method, method_in, method_result, run_paid, step_budget
 from .._mint import (
     CHALLENGE_SECONDS,
     MAX_STAMPS,
@@ -98,12 +97,14 @@ from ..client._common import (
 from ..client._primitives import AsyncBackground, AsyncLater, AsyncLock, AsyncOpenable, opened_later
 from ._redis import (
     BATCH,
+    MOST_NANOS,
     SCRIPTS,
     SHAS,
     AsyncClient,
     AsyncGuard,
     AsyncWake,
     Clock,
+    ClockFollower,
     Options,
     Waiter,
     Writer,
@@ -114,6 +115,8 @@ from ._redis import (
     decode_tuple,
     encode_record,
     encode_tuple,
+    from_nanos,
+    nanos,
     pack,
     pairs,
     parse_url,
@@ -201,9 +204,12 @@ async def _create(
     fields: dict[str, Value],
     credit: Credit | int | str | None,
     lease: float | None,
+    principal: str,
 ) -> AsyncRedisRecord:
-    """Create the record ``path`` with the checked ``fields``; its handle."""
-    held = "" if credit is None else str(_nanos(credit, "credit"))
+    """Create the record ``path`` with the checked ``fields``, paid by ``principal``
+    when the space charges; its handle."""
+    check_principal(principal)
+    held = "" if credit is None else str(nanos(credit, "credit"))
     ms = _ms(check_lease(lease))
     while True:
         links = []
@@ -211,9 +217,16 @@ async def _create(
             fields[tag], link = await _linked(core, tag, v)
             if link:
                 links.append(link)
-        reply = await core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held])
+        reply = await core.call(
+            "rcreate", [path, ms, encode_record(fields), "\n".join(links), held, principal]
+        )
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
+        if reply[0] == b"unfunded":
+            raise InvalidValue(
+                "this space charges for storage: a record needs credit= or a lease= to pay for it", "credit"
+            )
+        _paid(principal, reply)
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
             await _react(core, len(reply) > 1)
             return AsyncRedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
@@ -267,28 +280,12 @@ async def _checked(core: AsyncRedisCore, rid: int, reply: Any) -> Any:
 MAX_CHALLENGE = 64
 """The longest challenge a space kept in Redis looks up (it gives out 32 characters)."""
 
-_MOST_NANOS = 1 << 62
-"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
 
-
-def _nanos(amount: object, name: str) -> int:
-    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
-    credit = to_credit(amount, name)
-    nanos = credit.scaleb(9)
-    if nanos != nanos.to_integral_value():
-        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
-    if nanos > _MOST_NANOS:
-        raise ValueTooLarge(
-            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
-            limit="credit",
-            maximum=_MOST_NANOS,
-        )
-    return int(nanos)
-
-
-def _credit(nanos: bytes | int) -> Credit:
-    """Credit counted in units of 1e-9, written with no more digits than it needs."""
-    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+def _paid(principal: str, reply: Any) -> None:
+    """InsufficientCredit if a script answered that ``principal`` holds less than a cost
+    (``'short'``, its balance and the cost)."""
+    if reply[0] == b"short":
+        raise short_of(principal, from_nanos(reply[1]), from_nanos(reply[2]))
 
 
 def _balance(reply: Any) -> Credit:
@@ -299,11 +296,11 @@ def _balance(reply: Any) -> Credit:
         )
     if reply[0] == b"large":
         raise ValueTooLarge(
-            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one account",
+            f"a space kept in Redis holds at most {from_nanos(MOST_NANOS)} credit in one account",
             limit="credit",
-            maximum=_MOST_NANOS,
+            maximum=MOST_NANOS,
         )
-    return _credit(reply[0])
+    return from_nanos(reply[0])
 
 
 async def _heads(parts: list[_Part]) -> list[Any]:
@@ -498,9 +495,13 @@ class AsyncRedisSpace:
     The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
-    count in Redis's clock.  ``event_retention`` and ``event_retention_bytes`` (the
+    count in Redis's clock (or a :class:`~tuplespace.SimulatedClock`'s, given as
+    ``clock``: see :meth:`follow`).  ``event_retention`` and ``event_retention_bytes`` (the
     space's too) bound the events its log in Redis keeps for subscribers, who read
-    their events from it.  A Redis
+    their events from it.  The charges ``charge_rate``, ``creation_charge``,
+    ``firing_charge``, ``step_charge`` and the ``operator`` who receives what is burned
+    are the space's too, with the meaning of :class:`tuplespace.Space`'s
+    (docs/scaling.md, Credit).  A Redis
     that cannot be reached raises
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
@@ -573,6 +574,7 @@ class AsyncRedisSpace:
         self._listener: AsyncBackground | None = None
         self._random = random.Random()
         self._rules: AsyncRedisRules | None = None
+        self._follower: ClockFollower | None = None  # of a simulated clock (see follow)
         self._closed = False
         self.core = AsyncRedisCore(  # what the space's handles and partitioned spaces use of it
             options=options,
@@ -606,15 +608,35 @@ class AsyncRedisSpace:
     async def open(cls, url: str, **options: Any) -> AsyncRedisSpace:
         """Open the space that ``url`` names (``redis://host:port/db?space=jobs``; with
         ``partitions=N&route=K``, an :class:`AsyncPartitionedRedisSpace`)."""
+        clock = options.pop("clock", None)
         parsed = parse_url(url, options)
         space = cls(parsed) if parsed.partitions == 1 else AsyncPartitionedRedisSpace(parsed)
         try:
             for part in space.core.serving(None):
                 part.core.options.adopt(await part.core.call("open", part.core.options.stored()))
+            if clock is not None:
+                await space.follow(clock)
         except BaseException:
             await space.close()
             raise
         return space
+
+    async def follow(self, clock: SimulatedClock) -> None:
+        """Make the space's time ``clock``'s (a :class:`~tuplespace.SimulatedClock`) for
+        every process, instead of Redis's, from now until it is dropped: leases, credit
+        and expiries run in it, moving forward when it is advanced (and only forward:
+        a clock behind the space's time moves it once it passes it).  Given as the
+        option ``clock`` of :meth:`open`.  Not for a partitioned space."""
+        self._check_open()
+        follower = ClockFollower(clock, self._options)
+        try:
+            await self._call("clock", [follower.now()])
+        except BaseException:
+            follower.close()
+            raise
+        if self._follower is not None:
+            self._follower.close()
+        self._follower = follower
 
     @property
     def name(self) -> str:
@@ -645,6 +667,31 @@ class AsyncRedisSpace:
     @property
     def event_retention_bytes(self) -> int:
         return self._options.event_retention_bytes
+
+    @property
+    def charge_rate(self) -> Credit:
+        """The credit a record drains per second for each KiB it stores (0: none)."""
+        return from_nanos(self._options.charge_rate)
+
+    @property
+    def creation_charge(self) -> Credit:
+        """The credit creating a record costs, besides what it holds."""
+        return from_nanos(self._options.creation_charge)
+
+    @property
+    def operator(self) -> str:
+        """The principal whose account receives the credit the space burns."""
+        return self._options.operator
+
+    @property
+    def firing_charge(self) -> Credit:
+        """The credit each firing of a rule costs its principal (see ``rules.firing_charge``)."""
+        return from_nanos(self._options.firing_charge)
+
+    @property
+    def step_charge(self) -> Credit:
+        """The credit each step of a method costs its caller."""
+        return from_nanos(self._options.step_charge)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -1217,12 +1264,15 @@ class AsyncRedisSpace:
     ) -> AsyncRedisRecord:
         """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
         its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
-        ``credit``: what the record holds; a space kept in Redis does not charge, so
-        ``principal`` pays nothing and the credit does not drain.
+        ``credit``: what the record holds.  A space that charges (``charge_rate``,
+        ``creation_charge``) takes the credit, and the creation charge, from the account
+        of ``principal`` (:class:`~tuplespace.InsufficientCredit` if it holds less); with
+        a charge rate the record drains its credit in Redis's clock, a lease buys the
+        credit to last that long, and the record expires when its credit runs out.
         :class:`~tuplespace.RecordExists` if the path is taken."""
         self._check_open()
         check_path(path)
-        return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
+        return await _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease, principal)
 
     async def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> AsyncRedisRecord:
         """The handle of the record at the path or address ``ref`` (or ``"$"``, the root
@@ -1483,7 +1533,7 @@ class AsyncRedisSpace:
         an account."""
         check_principal(principal)
         return _balance(
-            await self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS])
+            await self._call("grant", [principal, nanos(amount, "amount"), MAX_ACCOUNTS, MOST_NANOS])
         )
 
     async def credit_challenge(self) -> Challenge:
@@ -1511,8 +1561,8 @@ class AsyncRedisSpace:
             check_stamp(challenge, nonce, self._options.mint_bits)
         except InvalidValue as exc:
             bad = exc
-        amount = _nanos(self._options.mint_amount, "mint_amount")
-        args = [nonce if bad is None else "", principal, amount, MAX_STAMPS, MAX_ACCOUNTS, _MOST_NANOS]
+        amount = nanos(self._options.mint_amount, "mint_amount")
+        args = [nonce if bad is None else "", principal, amount, MAX_STAMPS, MAX_ACCOUNTS, MOST_NANOS]
         reply = await self._call("mint", [challenge, *args, "" if bad is None else "bad"])
         if reply[0] == b"stale":
             raise stale_challenge()
@@ -1531,7 +1581,7 @@ class AsyncRedisSpace:
     async def account(self, principal: str) -> Credit:
         """The credit of ``principal`` (0 for an account never granted any)."""
         check_principal(principal)
-        return _credit(await self._call("account", [principal]))
+        return from_nanos(await self._call("account", [principal]))
 
     async def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """Move ``amount`` (more than 0) from the account of ``source`` to that of
@@ -1542,17 +1592,9 @@ class AsyncRedisSpace:
         credit = to_credit(amount, "amount")
         if not credit:
             raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
-        reply = await self._call(
-            "transfer", [source, target, _nanos(credit, "amount"), MAX_ACCOUNTS, _MOST_NANOS]
-        )
-        if reply[0] == b"short":
-            available = _credit(reply[1])
-            raise InsufficientCredit(
-                f"{source!r} holds {available} credit; this costs {credit}",
-                principal=source,
-                needed=Credit(credit),
-                available=available,
-            )
+        units = nanos(credit, "amount")
+        reply = await self._call("transfer", [source, target, units, MAX_ACCOUNTS, MOST_NANOS])
+        _paid(source, [*reply, units])
         return _balance(reply)
 
     # -- leases ---------------------------------------------------------------------------------------
@@ -2000,6 +2042,8 @@ class AsyncRedisSpace:
             pubsub, listener = self._pubsub, self._listener
         if self._rules is not None:
             await self._rules.close()
+        if self._follower is not None:
+            self._follower.close()
         for subscription in subscriptions:
             await subscription.close()
         for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
@@ -3077,7 +3121,7 @@ class AsyncRedisRecord:
         )
         version, _, fields = decode_record(reply[1])
         left = float(reply[2]) / 1000.0 if reply[2] else None
-        return _Loaded(version, fields, left, reply[3], reply[4], _credit(reply[5]))
+        return _Loaded(version, fields, left, reply[3], reply[4], from_nanos(reply[5]))
 
     async def _top(self) -> Map:
         """The path and address of every record that no record contains, by path."""
@@ -3192,14 +3236,14 @@ class AsyncRedisRecord:
         this process's sandbox, within ``space.rules.limits``; what it changed (the
         fields it set, the tuples it wrote) is applied in one script, if the record's
         version is still the one it ran on (else it runs again on the record as it now
-        is).  The method's value.  A space kept in Redis does not charge for steps:
-        ``principal`` pays nothing."""
+        is).  The method's value.  With a ``step_charge``, ``principal`` pays for the
+        steps each run ran, as in an embedded space, whether it returned or failed."""
         self._full("set")
         rules = self._core.rules()
         while True:
             loaded = await self._load()
             method = method_in(loaded.fields, tag)
-            result, changed, spawned = rules.sandbox().run(method, loaded.fields, args, rules.limits)
+            result, changed, spawned = await self._run(rules, method, loaded.fields, args, principal)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
@@ -3221,6 +3265,35 @@ class AsyncRedisRecord:
                 await self._core.fire()
             if reply[0] != b"retry":
                 return value
+
+    async def _run(
+        self,
+        rules: AsyncRedisRules,
+        method: Method,
+        fields: dict[str, Value],
+        args: tuple[Value, ...],
+        principal: str,
+    ) -> Any:
+        """Run ``method`` in this process's sandbox, paid by ``principal`` when steps
+        cost credit (to the operator, at once: the payment is not undone if the
+        record changes meanwhile and the method runs again)."""
+        charge = rules.step_charge
+        if not charge:
+            return rules.sandbox().run(method, fields, args, rules.limits)
+        check_principal(principal)
+        balance = from_nanos(await self._core.call("account", [principal]))
+        max_steps = step_budget(principal, balance, charge)
+        sandbox = rules.sandbox()
+        try:
+            limits = rules.limits
+            return run_paid(sandbox, method, fields, args, limits, principal, charge, balance, max_steps)
+        finally:
+            steps = sandbox.steps()
+            if steps:
+                units = nanos(charge * steps, "step_charge")
+                to = self._core.options.operator
+                reply = await self._core.call("transfer", [principal, to, units, MAX_ACCOUNTS, MOST_NANOS])
+                _paid(principal, [*reply, units])
 
     async def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the path ``path`` (its ``$version`` goes up; a ``move``
@@ -3248,14 +3321,19 @@ class AsyncRedisRecord:
         principal: str = DEFAULT_PRINCIPAL,
     ) -> None:
         """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
-        add ``credit`` to what it holds (a space kept in Redis does not charge: nobody
-        pays it, and it does not drain)."""
+        add ``credit`` to what it holds, paid by ``principal`` when the space charges.
+        With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
+        more seconds (none if it has that already), and the credit sets its expiry."""
         self._full("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
-        more = "" if credit is None else str(_nanos(credit, "credit"))
+        check_principal(principal)
+        more = "" if credit is None else str(nanos(credit, "credit"))
         ms = "keep" if lease is None else _ms(check_lease(lease))
-        reply = await self._core.call("rrenew", [self._ref, ms, more])
+        reply = await self._core.call("rrenew", [self._ref, ms, more, principal])
+        if reply[0] == b"forever":
+            raise InvalidValue("this space charges for storage: a record cannot live forever", "lease")
+        _paid(principal, reply)
         if not (await _checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
 
@@ -3271,7 +3349,7 @@ class AsyncRedisRecord:
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
         self._full("clone")
         check_path(path)
-        return await _create(self._core, path, (await self._load()).fields, credit, lease)
+        return await _create(self._core, path, (await self._load()).fields, credit, lease, principal)
 
     async def destroy(self, force: bool = False) -> None:
         """Remove the record (a ``destroy`` event).  A record that other records contain

@@ -51,9 +51,9 @@ from .._methods import ActiveLimits, Sandbox
 from .._recordstore import DEFAULT_PRINCIPAL, check_field
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
-from .._values import DEFAULT_LIMITS, Value, value_key
+from .._values import DEFAULT_LIMITS, Credit, Value, value_key
 from ..client._primitives import AsyncBackground, AsyncLock
-from ._redis import AsyncWake, decode_change, decode_record, decode_tuple, encode_tuple
+from ._redis import AsyncWake, decode_change, decode_record, decode_tuple, encode_tuple, from_nanos
 
 if TYPE_CHECKING:
     from ._redis_async import AsyncRedisCore
@@ -103,6 +103,19 @@ class AsyncRedisRules:
         if self._sandbox is None:
             self._sandbox = Sandbox()
         return self._sandbox
+
+    @property
+    def firing_charge(self) -> Credit:
+        """The credit each firing costs the rule's principal (the space's option
+        ``firing_charge``, kept in Redis): a rule whose principal cannot pay fails, and
+        stops until it can, which the tuple ``("rule_stopped", name, principal)`` tells."""
+        return from_nanos(self._core.options.firing_charge)
+
+    @property
+    def step_charge(self) -> Credit:
+        """The credit each step of a method costs its caller (the space's option
+        ``step_charge``, kept in Redis; see :meth:`tuplespace.Record.call`)."""
+        return from_nanos(self._core.options.step_charge)
 
     @property
     def known(self) -> bool:
@@ -214,6 +227,7 @@ class AsyncRedisRules:
             fired=int(counts.get(prefix + b"f", 0)),
             failed=int(counts.get(prefix + b"x", 0)),
             last_error=None if error is None else failure_from_json(error),
+            state="stopped" if prefix + b"s" in counts else "active",
         )
 
     async def _follow(self) -> None:

@@ -30,7 +30,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
@@ -43,14 +42,14 @@ from redis.retry import Retry
 
 from .._capabilities import OPERATIONS, READ_ONLY
 from .._capabilities import operations as granted
+from .._clock import SimulatedClock
 from .._codec import encode
-from .._credit import MAX_ACCOUNTS, check_principal, to_credit
+from .._credit import MAX_ACCOUNTS, check_principal, short_of, to_credit
 from .._errors import (
     CapabilityRevoked,
     ContainmentCycle,
     EventsLost,
     Forbidden,
-    InsufficientCredit,
     InvalidValue,
     LimitReached,
     NotAllowed,
@@ -71,7 +70,7 @@ from .._errors import (
     ValueTooLarge,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
-from .._methods import method_in, method_result
+from .._methods import Method, method_in, method_result, run_paid, step_budget
 from .._mint import (
     CHALLENGE_SECONDS,
     MAX_STAMPS,
@@ -99,10 +98,12 @@ from ..client._common import (
 from ..client._primitives import Background, Later, Lock, Openable, opened_now
 from ._redis import (
     BATCH,
+    MOST_NANOS,
     SCRIPTS,
     SHAS,
     Client,
     Clock,
+    ClockFollower,
     Guard,
     Options,
     Waiter,
@@ -115,6 +116,8 @@ from ._redis import (
     decode_tuple,
     encode_record,
     encode_tuple,
+    from_nanos,
+    nanos,
     pack,
     pairs,
     parse_url,
@@ -202,9 +205,12 @@ def _create(
     fields: dict[str, Value],
     credit: Credit | int | str | None,
     lease: float | None,
+    principal: str,
 ) -> RedisRecord:
-    """Create the record ``path`` with the checked ``fields``; its handle."""
-    held = "" if credit is None else str(_nanos(credit, "credit"))
+    """Create the record ``path`` with the checked ``fields``, paid by ``principal``
+    when the space charges; its handle."""
+    check_principal(principal)
+    held = "" if credit is None else str(nanos(credit, "credit"))
     ms = _ms(check_lease(lease))
     while True:
         links = []
@@ -212,9 +218,14 @@ def _create(
             fields[tag], link = _linked(core, tag, v)
             if link:
                 links.append(link)
-        reply = core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held])
+        reply = core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held, principal])
         if reply[0] == b"exists":
             raise RecordExists(f"a record is at {path!r} already")
+        if reply[0] == b"unfunded":
+            raise InvalidValue(
+                "this space charges for storage: a record needs credit= or a lease= to pay for it", "credit"
+            )
+        _paid(principal, reply)
         if reply[0] != b"retry":  # else a record it holds moved or ended meanwhile
             _react(core, len(reply) > 1)
             return RedisRecord(core, int(reply[0]), URI(_records_prefix(core.options) + path))
@@ -268,28 +279,12 @@ def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
 MAX_CHALLENGE = 64
 """The longest challenge a space kept in Redis looks up (it gives out 32 characters)."""
 
-_MOST_NANOS = 1 << 62
-"""The most credit an account or a record kept in Redis holds, in units of 1e-9."""
 
-
-def _nanos(amount: object, name: str) -> int:
-    """An amount of credit in units of 1e-9, as Redis counts it (its integers are exact)."""
-    credit = to_credit(amount, name)
-    nanos = credit.scaleb(9)
-    if nanos != nanos.to_integral_value():
-        raise InvalidValue(f"a space kept in Redis counts credit to 1e-9, not {credit}", name)
-    if nanos > _MOST_NANOS:
-        raise ValueTooLarge(
-            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
-            limit="credit",
-            maximum=_MOST_NANOS,
-        )
-    return int(nanos)
-
-
-def _credit(nanos: bytes | int) -> Credit:
-    """Credit counted in units of 1e-9, written with no more digits than it needs."""
-    return Credit(format(Decimal(int(nanos)).scaleb(-9).normalize(), "f"))
+def _paid(principal: str, reply: Any) -> None:
+    """InsufficientCredit if a script answered that ``principal`` holds less than a cost
+    (``'short'``, its balance and the cost)."""
+    if reply[0] == b"short":
+        raise short_of(principal, from_nanos(reply[1]), from_nanos(reply[2]))
 
 
 def _balance(reply: Any) -> Credit:
@@ -300,11 +295,11 @@ def _balance(reply: Any) -> Credit:
         )
     if reply[0] == b"large":
         raise ValueTooLarge(
-            f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one account",
+            f"a space kept in Redis holds at most {from_nanos(MOST_NANOS)} credit in one account",
             limit="credit",
-            maximum=_MOST_NANOS,
+            maximum=MOST_NANOS,
         )
-    return _credit(reply[0])
+    return from_nanos(reply[0])
 
 
 def _heads(parts: list[_Part]) -> list[Any]:
@@ -499,9 +494,13 @@ class RedisSpace:
     The options ``order`` and ``capacity`` are the space's: the
     first process to open it sets them, and opening it with others raises
     ``ValueError``.  ``max_waiters`` bounds the calls waiting in this process.  Leases
-    count in Redis's clock.  ``event_retention`` and ``event_retention_bytes`` (the
+    count in Redis's clock (or a :class:`~tuplespace.SimulatedClock`'s, given as
+    ``clock``: see :meth:`follow`).  ``event_retention`` and ``event_retention_bytes`` (the
     space's too) bound the events its log in Redis keeps for subscribers, who read
-    their events from it.  A Redis
+    their events from it.  The charges ``charge_rate``, ``creation_charge``,
+    ``firing_charge``, ``step_charge`` and the ``operator`` who receives what is burned
+    are the space's too, with the meaning of :class:`tuplespace.Space`'s
+    (docs/scaling.md, Credit).  A Redis
     that cannot be reached raises
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
     """
@@ -574,6 +573,7 @@ class RedisSpace:
         self._listener: Background | None = None
         self._random = random.Random()
         self._rules: RedisRules | None = None
+        self._follower: ClockFollower | None = None  # of a simulated clock (see follow)
         self._closed = False
         self.core = RedisCore(  # what the space's handles and partitioned spaces use of it
             options=options,
@@ -607,15 +607,35 @@ class RedisSpace:
     def open(cls, url: str, **options: Any) -> RedisSpace:
         """Open the space that ``url`` names (``redis://host:port/db?space=jobs``; with
         ``partitions=N&route=K``, an :class:`PartitionedRedisSpace`)."""
+        clock = options.pop("clock", None)
         parsed = parse_url(url, options)
         space = cls(parsed) if parsed.partitions == 1 else PartitionedRedisSpace(parsed)
         try:
             for part in space.core.serving(None):
                 part.core.options.adopt(part.core.call("open", part.core.options.stored()))
+            if clock is not None:
+                space.follow(clock)
         except BaseException:
             space.close()
             raise
         return space
+
+    def follow(self, clock: SimulatedClock) -> None:
+        """Make the space's time ``clock``'s (a :class:`~tuplespace.SimulatedClock`) for
+        every process, instead of Redis's, from now until it is dropped: leases, credit
+        and expiries run in it, moving forward when it is advanced (and only forward:
+        a clock behind the space's time moves it once it passes it).  Given as the
+        option ``clock`` of :meth:`open`.  Not for a partitioned space."""
+        self._check_open()
+        follower = ClockFollower(clock, self._options)
+        try:
+            self._call("clock", [follower.now()])
+        except BaseException:
+            follower.close()
+            raise
+        if self._follower is not None:
+            self._follower.close()
+        self._follower = follower
 
     @property
     def name(self) -> str:
@@ -646,6 +666,31 @@ class RedisSpace:
     @property
     def event_retention_bytes(self) -> int:
         return self._options.event_retention_bytes
+
+    @property
+    def charge_rate(self) -> Credit:
+        """The credit a record drains per second for each KiB it stores (0: none)."""
+        return from_nanos(self._options.charge_rate)
+
+    @property
+    def creation_charge(self) -> Credit:
+        """The credit creating a record costs, besides what it holds."""
+        return from_nanos(self._options.creation_charge)
+
+    @property
+    def operator(self) -> str:
+        """The principal whose account receives the credit the space burns."""
+        return self._options.operator
+
+    @property
+    def firing_charge(self) -> Credit:
+        """The credit each firing of a rule costs its principal (see ``rules.firing_charge``)."""
+        return from_nanos(self._options.firing_charge)
+
+    @property
+    def step_charge(self) -> Credit:
+        """The credit each step of a method costs its caller."""
+        return from_nanos(self._options.step_charge)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -1202,12 +1247,15 @@ class RedisSpace:
     ) -> RedisRecord:
         """Create the record ``path`` with ``fields`` (see :meth:`tuplespace.Space.create`);
         its handle.  ``lease``: seconds until it expires, in Redis's clock (None: never).
-        ``credit``: what the record holds; a space kept in Redis does not charge, so
-        ``principal`` pays nothing and the credit does not drain.
+        ``credit``: what the record holds.  A space that charges (``charge_rate``,
+        ``creation_charge``) takes the credit, and the creation charge, from the account
+        of ``principal`` (:class:`~tuplespace.InsufficientCredit` if it holds less); with
+        a charge rate the record drains its credit in Redis's clock, a lease buys the
+        credit to last that long, and the record expires when its credit runs out.
         :class:`~tuplespace.RecordExists` if the path is taken."""
         self._check_open()
         check_path(path)
-        return _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease)
+        return _create(self.core, path, check_fields(fields, DEFAULT_LIMITS), credit, lease, principal)
 
     def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> RedisRecord:
         """The handle of the record at the path or address ``ref`` (or ``"$"``, the root
@@ -1467,7 +1515,7 @@ class RedisSpace:
         space kept in Redis counts credit to 1e-9, and holds at most 2**62 of those in
         an account."""
         check_principal(principal)
-        return _balance(self._call("grant", [principal, _nanos(amount, "amount"), MAX_ACCOUNTS, _MOST_NANOS]))
+        return _balance(self._call("grant", [principal, nanos(amount, "amount"), MAX_ACCOUNTS, MOST_NANOS]))
 
     def credit_challenge(self) -> Challenge:
         """The challenge to make proof-of-work stamps on, the one every process is given
@@ -1494,8 +1542,8 @@ class RedisSpace:
             check_stamp(challenge, nonce, self._options.mint_bits)
         except InvalidValue as exc:
             bad = exc
-        amount = _nanos(self._options.mint_amount, "mint_amount")
-        args = [nonce if bad is None else "", principal, amount, MAX_STAMPS, MAX_ACCOUNTS, _MOST_NANOS]
+        amount = nanos(self._options.mint_amount, "mint_amount")
+        args = [nonce if bad is None else "", principal, amount, MAX_STAMPS, MAX_ACCOUNTS, MOST_NANOS]
         reply = self._call("mint", [challenge, *args, "" if bad is None else "bad"])
         if reply[0] == b"stale":
             raise stale_challenge()
@@ -1514,7 +1562,7 @@ class RedisSpace:
     def account(self, principal: str) -> Credit:
         """The credit of ``principal`` (0 for an account never granted any)."""
         check_principal(principal)
-        return _credit(self._call("account", [principal]))
+        return from_nanos(self._call("account", [principal]))
 
     def transfer_credit(self, source: str, target: str, amount: Credit | int | str) -> Credit:
         """Move ``amount`` (more than 0) from the account of ``source`` to that of
@@ -1525,15 +1573,9 @@ class RedisSpace:
         credit = to_credit(amount, "amount")
         if not credit:
             raise InvalidValue("a transfer moves an amount of credit more than 0", "amount")
-        reply = self._call("transfer", [source, target, _nanos(credit, "amount"), MAX_ACCOUNTS, _MOST_NANOS])
-        if reply[0] == b"short":
-            available = _credit(reply[1])
-            raise InsufficientCredit(
-                f"{source!r} holds {available} credit; this costs {credit}",
-                principal=source,
-                needed=Credit(credit),
-                available=available,
-            )
+        units = nanos(credit, "amount")
+        reply = self._call("transfer", [source, target, units, MAX_ACCOUNTS, MOST_NANOS])
+        _paid(source, [*reply, units])
         return _balance(reply)
 
     # -- leases ---------------------------------------------------------------------------------------
@@ -1981,6 +2023,8 @@ class RedisSpace:
             pubsub, listener = self._pubsub, self._listener
         if self._rules is not None:
             self._rules.close()
+        if self._follower is not None:
+            self._follower.close()
         for subscription in subscriptions:
             subscription.close()
         for tx_id in transactions:  # abort, giving back what they hold (each sees the space closed)
@@ -3042,7 +3086,7 @@ class RedisRecord:
         )
         version, _, fields = decode_record(reply[1])
         left = float(reply[2]) / 1000.0 if reply[2] else None
-        return _Loaded(version, fields, left, reply[3], reply[4], _credit(reply[5]))
+        return _Loaded(version, fields, left, reply[3], reply[4], from_nanos(reply[5]))
 
     def _top(self) -> Map:
         """The path and address of every record that no record contains, by path."""
@@ -3157,14 +3201,14 @@ class RedisRecord:
         this process's sandbox, within ``space.rules.limits``; what it changed (the
         fields it set, the tuples it wrote) is applied in one script, if the record's
         version is still the one it ran on (else it runs again on the record as it now
-        is).  The method's value.  A space kept in Redis does not charge for steps:
-        ``principal`` pays nothing."""
+        is).  The method's value.  With a ``step_charge``, ``principal`` pays for the
+        steps each run ran, as in an embedded space, whether it returned or failed."""
         self._full("set")
         rules = self._core.rules()
         while True:
             loaded = self._load()
             method = method_in(loaded.fields, tag)
-            result, changed, spawned = rules.sandbox().run(method, loaded.fields, args, rules.limits)
+            result, changed, spawned = self._run(rules, method, loaded.fields, args, principal)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
@@ -3186,6 +3230,35 @@ class RedisRecord:
                 self._core.fire()
             if reply[0] != b"retry":
                 return value
+
+    def _run(
+        self,
+        rules: RedisRules,
+        method: Method,
+        fields: dict[str, Value],
+        args: tuple[Value, ...],
+        principal: str,
+    ) -> Any:
+        """Run ``method`` in this process's sandbox, paid by ``principal`` when steps
+        cost credit (to the operator, at once: the payment is not undone if the
+        record changes meanwhile and the method runs again)."""
+        charge = rules.step_charge
+        if not charge:
+            return rules.sandbox().run(method, fields, args, rules.limits)
+        check_principal(principal)
+        balance = from_nanos(self._core.call("account", [principal]))
+        max_steps = step_budget(principal, balance, charge)
+        sandbox = rules.sandbox()
+        try:
+            limits = rules.limits
+            return run_paid(sandbox, method, fields, args, limits, principal, charge, balance, max_steps)
+        finally:
+            steps = sandbox.steps()
+            if steps:
+                units = nanos(charge * steps, "step_charge")
+                to = self._core.options.operator
+                reply = self._core.call("transfer", [principal, to, units, MAX_ACCOUNTS, MOST_NANOS])
+                _paid(principal, [*reply, units])
 
     def move(self, path: str, redirect_lease: float | None = 3600.0) -> None:
         """Give the record the path ``path`` (its ``$version`` goes up; a ``move``
@@ -3213,14 +3286,19 @@ class RedisRecord:
         principal: str = DEFAULT_PRINCIPAL,
     ) -> None:
         """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
-        add ``credit`` to what it holds (a space kept in Redis does not charge: nobody
-        pays it, and it does not drain)."""
+        add ``credit`` to what it holds, paid by ``principal`` when the space charges.
+        With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
+        more seconds (none if it has that already), and the credit sets its expiry."""
         self._full("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
-        more = "" if credit is None else str(_nanos(credit, "credit"))
+        check_principal(principal)
+        more = "" if credit is None else str(nanos(credit, "credit"))
         ms = "keep" if lease is None else _ms(check_lease(lease))
-        reply = self._core.call("rrenew", [self._ref, ms, more])
+        reply = self._core.call("rrenew", [self._ref, ms, more, principal])
+        if reply[0] == b"forever":
+            raise InvalidValue("this space charges for storage: a record cannot live forever", "lease")
+        _paid(principal, reply)
         if not (_checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
 
@@ -3236,7 +3314,7 @@ class RedisRecord:
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
         self._full("clone")
         check_path(path)
-        return _create(self._core, path, (self._load()).fields, credit, lease)
+        return _create(self._core, path, (self._load()).fields, credit, lease, principal)
 
     def destroy(self, force: bool = False) -> None:
         """Remove the record (a ``destroy`` event).  A record that other records contain
