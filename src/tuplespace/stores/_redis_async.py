@@ -3199,8 +3199,13 @@ class AsyncRedisRecord:
         while True:
             loaded = await self._load()
             method = method_in(loaded.fields, tag)
-            result, changed, spawned = rules.sandbox().run(method, loaded.fields, args, rules.limits)
+            result, changed, spawned, created = rules.sandbox().run(method, loaded.fields, args, rules.limits)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
+            if created:
+                raise NotSupported(
+                    "create() in a method: a space kept in Redis applies what a method changed in one "
+                    "script on the record, which creates no records; nothing changed"
+                )
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
