@@ -246,13 +246,7 @@ def _path(target: object, where: str, names: frozenset[str]) -> Any:
     except InvalidValue:
         if not names:
             raise InvalidValue(f"{target!r} is not a record's path", where) from None
-    expr = compile_expr(target, where, names)
-    if expr.names:
-        return expr
-    try:
-        return check_path(expr.run({}))
-    except (EvaluationError, InvalidValue) as exc:
-        raise InvalidValue(str(exc), where) from None
+    return compile_expr(target, where, names)  # its path is computed, and checked, as the rule fires
 
 
 def _holds(when: Expr | None, env: dict[str, Any]) -> bool:

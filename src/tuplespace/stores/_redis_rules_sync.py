@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from .._codec import encode
 from .._errors import (
     InvalidValue,
+    NotSupported,
     RecordNotFound,
     RuleExists,
     RuleNotFound,
@@ -125,11 +126,23 @@ class RedisRules:
         to: str | None = None,
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
     ) -> RuleInfo:
         """Add a reaction to tuple events or to record events, or a Push Logic rule
         (see :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  A
         Push Logic rule sets its field at once, as any process then does after each
-        change of a field it reads."""
+        change of a field it reads.
+
+        A reaction that refreshes, creates or calls is :class:`NotSupported`: the
+        script that performs an event's firings (``rule_fire``) writes and takes
+        tuples and sets fields, and neither creates records nor gives them leases."""
+        if refresh or create or call:
+            raise NotSupported(
+                "refresh=, create= and call= in a rule of a space kept in Redis: the script that "
+                "performs an event's firings writes and takes tuples and sets fields only"
+            )
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         with self._modelling:
             info = self._add(name, on, template, path, tag, when, write, take, set, to, using, principal)
