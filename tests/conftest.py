@@ -239,14 +239,6 @@ REDIS_LIMITS = {
     "test_a_creation_charge_alone_does_not_drain": (
         "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
     ),
-    **dict.fromkeys(
-        (
-            "test_a_reaction_refreshes_creates_and_calls_in_one_step",
-            "test_a_reaction_that_creates_or_calls_is_levelled_and_refused_in_a_cycle",
-        ),
-        "refresh=, create= and call= in a rule: the script that performs an event's firings in Redis "
-        "(rule_fire) writes and takes tuples and sets fields only (NotSupported)",
-    ),
     "test_a_method_creates_records_with_its_other_changes": (
         "create() in a method: a space kept in Redis applies a method's changes in one script on the "
         "record (rcall), which creates no records (NotSupported)"

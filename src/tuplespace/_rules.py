@@ -60,6 +60,7 @@ from ._errors import (
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    RecordExists,
     RecordNotFound,
     RuleCycle,
     RuleExists,
@@ -170,14 +171,28 @@ def _field(v: object, where: str, template: bool, names: frozenset[str]) -> Any:
         raise InvalidValue(exc.reason, where) from None
 
 
+def _run(field: Any, env: dict[str, Any]) -> Any:
+    """A field of an operation in ``env``: an expression's value, or the constant."""
+    return field.run(env) if type(field) is Expr else field
+
+
 def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
     return tuple([f.run(env) if type(f) is Expr else f for f in fields])
 
 
 Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
 #: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it
-#: takes, and the fields it sets (the record's path, the tag, the value).
-Outcome = tuple[list[tuple[Any, ...]], list[Template], list[tuple[str, str, Value]]]
+#: takes, the fields it sets (the record's path, the tag, the value), the records it refreshes (the
+#: path, the lease in seconds), those it creates (the path, the fields) and the methods it calls
+#: (the path, the tag, the arguments).
+Outcome = tuple[
+    list[tuple[Any, ...]],
+    list[Template],
+    list[tuple[str, str, Value]],
+    list[tuple[str, Any]],
+    list[tuple[Any, dict[str, Any]]],
+    list[tuple[str, str, tuple[Any, ...]]],
+]
 
 
 def _builder(fields: tuple[Any, ...]) -> Builder:
@@ -313,6 +328,7 @@ _FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
         LimitReached,
         SpaceFull,
         RecordNotFound,
+        RecordExists,
     )
 }
 
@@ -607,6 +623,9 @@ def _outcome(rule: _Rule, env: dict[str, Any]) -> Outcome | None:
             [build(env) for build in rule.builds],
             [compile_template(_fill(f, env)) for f in rule.takes],
             [(p, tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()],
+            [(p, _run(lease, env)) for p, lease in rule.refreshes],
+            [(_run(p, env), {t: _run(f, env) for t, f in fields.items()}) for p, fields in rule.creates],
+            [(p, tag, args(env)) for p, tag, args in rule.calls],
         )
     except Exception as exc:
         raise failure(exc) from None
@@ -1390,16 +1409,10 @@ class Rules:
         engine = self._engine
         refreshes = []
         for p, lease in rule.refreshes:
-            seconds = lease.run(env) if type(lease) is Expr else lease
+            seconds = _run(lease, env)
             engine.expiry(seconds)  # a valid lease, or InvalidValue
             refreshes.append((self._record(p), seconds))
-        made = [
-            (
-                p.run(env) if type(p) is Expr else p,
-                {t: f.run(env) if type(f) is Expr else f for t, f in fields.items()},
-            )
-            for p, fields in rule.creates
-        ]
+        made = [(_run(p, env), {t: _run(f, env) for t, f in fields.items()}) for p, fields in rule.creates]
         calls: list[Call] = []
         for p, tag, args in rule.calls:
             call = run_call(

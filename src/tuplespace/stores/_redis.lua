@@ -1269,12 +1269,14 @@ return math.ceil(ms)
 -- return at most, the most fields a record may have, then each firing: the rule's name,
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
 -- and their encodings and index keys, how many fields it sets and each one's record
--- path, tag and value's encoding, how many records it read and each one's path and
--- version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
+-- path, tag and value's encoding, how many records it gives a lease and each one's path
+-- and lease in ms ('' for none), how many records it creates and each one's path and
+-- fields' encoding, how many records it read and each one's path and version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
 -- is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the rules
 -- changed), {'retry'} (a tuple to take, or a record to set, is gone, or a record read
 -- changed).  A firing whose tuples do not fit in the space fails with SpaceFull, one
--- that would give a record too many fields with ValueTooLarge, changing nothing.
+-- that would give a record too many fields with ValueTooLarge, one that would create a
+-- record at a path taken with RecordExists, changing nothing.
 expire_due()
 expire_records()
 local seq = tonumber(ARGV[2])
@@ -1289,7 +1291,7 @@ end
 local most = tonumber(ARGV[5])
 local firings, i = {}, 6
 while i <= #ARGV do
-  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}}
+  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {}}
   local n = tonumber(ARGV[i + 2])
   for j = 1, n do
     local id = ARGV[i + 2 + j]
@@ -1315,6 +1317,21 @@ while i <= #ARGV do
     f.sets[j] = {rid, ARGV[i - 1 + 3 * j], ARGV[i + 3 * j]}
   end
   i = i + 1 + 3 * k
+  local l = tonumber(ARGV[i])
+  for j = 1, l do
+    local rid = redis.call('HGET', RPATH, ARGV[i - 1 + 2 * j])
+    if not rget(rid) then
+      tell_room()
+      return {'retry'}
+    end
+    f.leases[j] = {rid, ARGV[i + 2 * j]}
+  end
+  i = i + 1 + 2 * l
+  local c = tonumber(ARGV[i])
+  for j = 1, c do
+    f.creates[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
+  end
+  i = i + 1 + 2 * c
   local r = tonumber(ARGV[i])
   for j = 1, r do
     local kept = rget(redis.call('HGET', RPATH, ARGV[i - 1 + 2 * j]))
@@ -1361,6 +1378,12 @@ for _, f in ipairs(firings) do
   if failure == '' then
     failure = too_many(f.sets)
   end
+  for _, made in ipairs(f.creates) do
+    if failure == '' and rtaken(made[1]) then
+      local message = 'a record already has the path ' .. cjson.encode(made[1]) .. '; nothing changed'
+      failure = cjson.encode({class = 'RecordExists', message = message})
+    end
+  end
   if failure == '' then
     for _, id in ipairs(f.takes) do
       remove(id, 'take')
@@ -1373,6 +1396,19 @@ for _, f in ipairs(firings) do
         unlink(set[1], set[2])
       end
       rwrite(set[1], set[2], set[3], false)
+    end
+    for _, lease in ipairs(f.leases) do
+      if lease[2] == '' then
+        redis.call('ZREM', REXP, lease[1])
+      else
+        redis.call('ZADD', REXP, now + tonumber(lease[2]), lease[1])
+      end
+    end
+    for _, made in ipairs(f.creates) do
+      drop_redirect(made[1])
+      local rid = redis.call('INCR', RN)
+      rstore(rid, made[1], made[2])
+      rlog('create', rid, 1, made[1], '', made[2])
     end
     redis.call('HINCRBY', RST, f.name .. ' f', 1)
   else

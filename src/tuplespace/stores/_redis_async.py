@@ -114,6 +114,7 @@ from ._redis import (
     decode_tuple,
     encode_record,
     encode_tuple,
+    lease_ms,
     pack,
     pairs,
     parse_url,
@@ -172,10 +173,6 @@ _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
 
 
-def _ms(seconds: float | None) -> str:
-    return "" if seconds is None else repr(seconds * 1000.0)
-
-
 def _ms_int(seconds: float) -> str:
     return str(max(1, round(seconds * 1000.0)))
 
@@ -204,7 +201,7 @@ async def _create(
 ) -> AsyncRedisRecord:
     """Create the record ``path`` with the checked ``fields``; its handle."""
     held = "" if credit is None else str(_nanos(credit, "credit"))
-    ms = _ms(check_lease(lease))
+    ms = lease_ms(check_lease(lease))
     while True:
         links = []
         for tag, v in fields.items():
@@ -687,7 +684,7 @@ class AsyncRedisSpace:
     ) -> list[AsyncLease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
         allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
-        args = [guard[0], guard[1], _ms(lease), *items]
+        args = [guard[0], guard[1], lease_ms(lease), *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[AsyncWake] | None = None
         wrote = False
@@ -1036,7 +1033,7 @@ class AsyncRedisSpace:
                             f"a replace keeps the value of the route field",
                             "successor",
                         )
-                    if await part.core.call("replace", [seq, _ms(lease), data, keys]):
+                    if await part.core.call("replace", [seq, lease_ms(lease), data, keys]):
                         await self._react()
                         return old
                     break  # another process took it first
@@ -1131,7 +1128,7 @@ class AsyncRedisSpace:
                 )
             self._transactions[tx] = ""
         try:
-            reply = await self._call("begin", [_ms(lease), *claim])
+            reply = await self._call("begin", [lease_ms(lease), *claim])
         except BaseException:
             self._end_transaction(tx)
             raise
@@ -1558,7 +1555,7 @@ class AsyncRedisSpace:
     # -- leases ---------------------------------------------------------------------------------------
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
-        reply = await self._call("renew", [seq, _ms(check_lease(seconds))])
+        reply = await self._call("renew", [seq, lease_ms(check_lease(seconds))])
         if not reply[0]:
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
         return _seconds(reply[1])
@@ -2453,7 +2450,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         await self._check()
         if self._claim:
             raise TransactionError("a claim holds takes only: it writes nothing")
-        ms = _ms(check_lease(lease))
+        ms = lease_ms(check_lease(lease))
         added: list[_Own] = []
         size = self._bytes
         for i, t in enumerate(tuples):
@@ -2655,7 +2652,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         """Give the transaction ``lease`` more seconds from now."""
         await self._check()
         seconds = _txn_lease(lease)
-        reply = await self._core.txn("renew_txn", self._id, [(None, [_ms(seconds)])])
+        reply = await self._core.txn("renew_txn", self._id, [(None, [lease_ms(seconds)])])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -3235,7 +3232,7 @@ class AsyncRedisRecord:
         :class:`~tuplespace.RecordExists` if a record has the path."""
         self._full("move")
         check_path(path)
-        redirect = "0" if redirect_lease == 0 else _ms(check_lease(redirect_lease, "redirect_lease"))
+        redirect = "0" if redirect_lease == 0 else lease_ms(check_lease(redirect_lease, "redirect_lease"))
         here = _records_prefix(self._core.options)
         reply = await self._core.call("rmove", [self.rid, path, redirect, here])
         if not reply:
@@ -3259,7 +3256,7 @@ class AsyncRedisRecord:
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
         more = "" if credit is None else str(_nanos(credit, "credit"))
-        ms = "keep" if lease is None else _ms(check_lease(lease))
+        ms = "keep" if lease is None else lease_ms(check_lease(lease))
         reply = await self._core.call("rrenew", [self._ref, ms, more])
         if not (await _checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
@@ -3316,7 +3313,7 @@ class AsyncRedisRecord:
         allows only ``operations`` (of ``read``, ``set``, ``refresh``, ``clone``,
         ``destroy``, ``watch``), for ``lease`` seconds (None: until revoked)."""
         self._full("capability")
-        return await self._grant(granted(operations), _ms(check_lease(lease)), "")
+        return await self._grant(granted(operations), lease_ms(check_lease(lease)), "")
 
     async def read_only(self) -> AsyncRedisRecord:
         """The record's read-only handle (``$RO``): reads and watches, nothing else.
