@@ -239,10 +239,6 @@ REDIS_LIMITS = {
     "test_a_creation_charge_alone_does_not_drain": (
         "the charging options (charge_rate, creation_charge), which a space kept in Redis does not have"
     ),
-    "test_a_method_creates_records_with_its_other_changes": (
-        "create() in a method: a space kept in Redis applies a method's changes in one script on the "
-        "record (rcall), which creates no records (NotSupported)"
-    ),
 }
 
 # What the remote ways cannot show but the Redis ways can (see needs_embedding): a

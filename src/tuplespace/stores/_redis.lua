@@ -1522,18 +1522,27 @@ return out
 
 --[[ rcall +records ]]
 -- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
--- method set, n tags and their values' encodings, then the encoding and index keys of
--- each tuple it wrote.  The tuples are written, then each field set (an update event
--- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
+-- method set, n tags and their values' encodings, the number c of records it created, c
+-- paths and their fields' encodings, then the encoding and index keys of each tuple it
+-- wrote.  The tuples are written, the records created, then each field set (an update
+-- event each): {'ok', the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version, {'full'} if the space has no room for
--- the tuples, {} if the record is gone; {'revoked'}, {'expired'} or {'gone'} if the capability
--- has ended.
+-- the tuples, {'exists', path} if a record has a path it would create, {} if the record
+-- is gone; {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_due()
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local kept = rid and rget(rid)
 local n = tonumber(ARGV[3])
-local tuples = (#ARGV - 3 - 2 * n) / 2
+local c = tonumber(ARGV[4 + 2 * n])
+local made = 5 + 2 * n
+local tuples = (#ARGV - 4 - 2 * n - 2 * c) / 2
+local taken = false
+for i = 1, c do
+  if not taken and rtaken(ARGV[made + 2 * i - 2]) then
+    taken = ARGV[made + 2 * i - 2]
+  end
+end
 local out
 if not rid then
   out = {why}
@@ -1544,10 +1553,19 @@ elseif rsplit(kept) ~= ARGV[2] then
 elseif tuples > 0 and capacity and live_count() + tuples > capacity then
   tell_room()
   out = {'full'}
+elseif taken then
+  out = {'exists', taken}
 else
-  local first = 4 + 2 * n
+  local first = made + 2 * c
   for i = 1, tuples do
     put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
+  end
+  for i = 1, c do
+    local path, fields = ARGV[made + 2 * i - 2], ARGV[made + 2 * i - 1]
+    drop_redirect(path)
+    local new = redis.call('INCR', RN)
+    rstore(new, path, fields)
+    rlog('create', new, 1, path, '', fields)
   end
   local version = tonumber(ARGV[2])
   for i = 1, n do

@@ -123,7 +123,7 @@ from ._redis import (
     route_of_template,
     route_of_tuple,
 )
-from ._redis_rules_async import AsyncRedisRules
+from ._redis_rules_async import AsyncRedisRules, created_records
 
 log = logging.getLogger("tuplespace")
 
@@ -3187,9 +3187,9 @@ class AsyncRedisRecord:
     async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """Run the method in the field ``tag`` (see :meth:`~tuplespace.Record.call`) in
         this process's sandbox, within ``space.rules.limits``; what it changed (the
-        fields it set, the tuples it wrote) is applied in one script, if the record's
-        version is still the one it ran on (else it runs again on the record as it now
-        is).  The method's value.  A space kept in Redis does not charge for steps:
+        fields it set, the tuples it wrote, the records it created) is applied in one
+        script, if the record's version is still the one it ran on (else it runs again
+        on the record as it now is).  The method's value.  A space kept in Redis does not charge for steps:
         ``principal`` pays nothing."""
         self._full("set")
         rules = self._core.rules()
@@ -3198,14 +3198,11 @@ class AsyncRedisRecord:
             method = method_in(loaded.fields, tag)
             result, changed, spawned, created = rules.sandbox().run(method, loaded.fields, args, rules.limits)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
-            if created:
-                raise NotSupported(
-                    "create() in a method: a space kept in Redis applies what a method changed in one "
-                    "script on the record, which creates no records; nothing changed"
-                )
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
+            made = created_records(created)
+            items += (str(len(made) // 2), *made)
             for t in spawned:
                 items += encode_tuple(t)[1:]
             reply = await _checked(
@@ -3219,6 +3216,8 @@ class AsyncRedisRecord:
                     limit="capacity",
                     maximum=capacity or 0,
                 )
+            if reply[0] == b"exists":
+                raise RecordExists(f"a record already has the path {reply[1].decode()!r}; nothing changed")
             if reply[0] == b"fire":  # the space has rules: run their reactions
                 await self._core.fire()
             if reply[0] != b"retry":

@@ -410,7 +410,7 @@ class AsyncRedisRules:
                 if path not in read:
                     read[path] = await self._record(path)
                 leases += (path, lease_ms(check_lease(seconds)))
-            made = _created(creates)
+            made = created_records(creates)
         except TupleSpaceError as exc:
             return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
         versions: _Args = [len(read)]
@@ -495,7 +495,7 @@ class AsyncRedisRules:
         self._model.close()
 
 
-def _created(creates: _Creates) -> _Args:
+def created_records(creates: _Creates) -> _Args:
     """The records a firing creates, as ``rule_fire`` takes them: each path and the
     encoding of its fields, checked as any record's (paths given twice refused)."""
     out: _Args = []

@@ -411,7 +411,7 @@ class RedisRules:
                 if path not in read:
                     read[path] = self._record(path)
                 leases += (path, lease_ms(check_lease(seconds)))
-            made = _created(creates)
+            made = created_records(creates)
         except TupleSpaceError as exc:
             return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
         versions: _Args = [len(read)]
@@ -496,7 +496,7 @@ class RedisRules:
         self._model.close()
 
 
-def _created(creates: _Creates) -> _Args:
+def created_records(creates: _Creates) -> _Args:
     """The records a firing creates, as ``rule_fire`` takes them: each path and the
     encoding of its fields, checked as any record's (paths given twice refused)."""
     out: _Args = []
