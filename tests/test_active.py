@@ -886,6 +886,25 @@ def test_a_reaction_that_creates_or_calls_is_levelled_and_refused_in_a_cycle(spa
     assert space.read_all(("made", str)) == [("made", "orders/x")]
 
 
+def test_a_reaction_that_calls_pays_the_firing_and_the_steps_from_its_principal() -> None:
+    space = ts.Space()
+    space.rules.firing_charge = "0.5"
+    space.rules.step_charge = "0.001"  # a method's steps are paid in hundreds: 0.1 a hundred
+    farm(space)
+    space.rules.add("give", template=("order", str), call=[("farm", "give", "t[1]")], principal="ops")
+    space.grant_credit("ops", "0.65")
+    space.write(("order", "a"))  # one firing, a hundred steps
+    assert space.account("ops") == ts.Credit("0.05")
+    assert space.record("jobs/a").get("job") == "a"
+    space.write(("order", "b"))  # cannot pay: nothing happens
+    info = space.rules.get("give")
+    assert (info.fired, info.failed, info.state) == (1, 1, "stopped")
+    assert isinstance(info.last_error, ts.InsufficientCredit)
+    assert space.record("farm").get("given") == 1
+    with pytest.raises(ts.RecordNotFound):
+        space.record("jobs/b")
+
+
 def test_a_method_creates_records_with_its_other_changes(space: Any) -> None:
     jobs = farm(space)
     assert jobs.call("give", "j1") == 1
