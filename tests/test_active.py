@@ -956,3 +956,50 @@ def test_reactions_on_records_fire_once_across_restarts_of_a_durable_space(tmp_p
         assert space.rules.get("intake").fired == 1  # since the restart
     finally:
         space.close()
+
+
+MAKER = """
+import sys, tuplespace as ts
+space = ts.connect(sys.argv[1])
+if not space.rules.list():
+    space.create("farm", {"given": 0, "give": ts.Method(
+        "function(self, job) self.given = self.given + 1 create('jobs/' .. job, {job = job}) end")})
+    space.rules.add("intake", template=("order", int), when="t[1] % 2 == 1",
+                    create={"'orders/' + string(t[1])": {"n": "t[1]"}}, call=[("farm", "give", "t[1]")])
+start = space.count(("order", int))
+print("ready", flush=True)
+for i in range(start, start + 1_000_000):
+    space.write(("order", i))
+    if i % 20 == 0:
+        print(i, flush=True)
+"""
+
+
+def test_a_reaction_that_creates_and_calls_is_committed_with_what_set_it_off_across_kills(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-c", MAKER, url], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"
+            for _ in range(3):  # killed after at least 40 more writes, at no chosen moment
+                assert child.stdout.readline(), "the child ended"
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        space = ts.connect(url)
+        try:
+            odd = sorted(t[1] for t in space.read_all(("order", int)) if t[1] % 2)
+            assert odd
+            orders = [space.record(f"orders/{i}").get("n") for i in odd]
+            jobs = [space.record(f"jobs/{i}").get("job") for i in odd]
+            assert orders == odd
+            assert jobs == odd  # each created by the method, once
+            assert space.record("farm").get("given") == len(odd)
+            assert space.record("farm").get("given") == len(space.find({"n": int}))
+        finally:
+            space.close()
