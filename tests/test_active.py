@@ -826,7 +826,9 @@ def test_a_reaction_refreshes_creates_and_calls_in_one_step(space: Any) -> None:
         create={"'orders/' + t[1]": {"qty": "t[2]", "state": "new"}},
         call=[("farm", "give", "t[1]")],
     )
+    assert space.record("farm").get("$lifetime") <= 60
     space.write(("order", "a1", 3))
+    assert space.record("farm").get("$lifetime") > 3000  # refreshed
     assert space.record("orders/a1").get("qty") == 3
     assert space.record("orders/a1").get("state") == "new"
     assert space.record("jobs/a1").get("done") is False  # created by the method the reaction called
