@@ -807,3 +807,212 @@ def test_what_a_reaction_names_with_using_is_kept_by_a_durable_space(tmp_path: P
         assert space.record("farm").get("total") == 12
     finally:
         space.close()
+
+
+# -- reactions on records: refresh, create, call ---------------------------------------------------
+
+
+def farm(space: Any) -> Any:
+    """A record whose method counts the jobs given to it and creates a record for each."""
+    return space.create(
+        "farm",
+        {
+            "given": 0,
+            "give": ts.Method(
+                "function(self, job) self.given = self.given + 1 "
+                "create('jobs/' .. job, {job = job, done = false}) return self.given end"
+            ),
+        },
+        lease=60,
+    )
+
+
+def test_a_reaction_refreshes_creates_and_calls_in_one_step(space: Any) -> None:
+    farm(space)
+    space.rules.add(
+        "intake",
+        template=("order", str, int),
+        write=[(ts.Lit("taken"), "t[1]")],
+        refresh={"farm": 3600},
+        create={"'orders/' + t[1]": {"qty": "t[2]", "state": "new"}},
+        call=[("farm", "give", "t[1]")],
+    )
+    assert space.record("farm").get("$lifetime") <= 60
+    space.write(("order", "a1", 3))
+    assert space.record("farm").get("$lifetime") > 3000  # refreshed
+    assert space.record("orders/a1").get("qty") == 3
+    assert space.record("orders/a1").get("state") == "new"
+    assert space.record("jobs/a1").get("done") is False  # created by the method the reaction called
+    assert space.record("farm").get("given") == 1
+    assert space.read_all(("taken", str)) == [("taken", "a1")]
+    info = space.rules.get("intake")
+    assert (info.fired, info.failed) == (1, 0)
+    assert info.refresh == {"farm": 3600}
+    assert info.call == (("farm", "give", "t[1]"),)
+
+    space.write(("order", "a1", 5))  # orders/a1 is taken: nothing of the firing happens
+    info = space.rules.get("intake")
+    assert (info.fired, info.failed) == (1, 1)
+    assert isinstance(info.last_error, ts.RecordExists)
+    assert space.record("farm").get("given") == 1
+    assert space.record("orders/a1").get("qty") == 3
+    assert space.count(("taken", str)) == 1
+
+
+def test_a_reaction_gives_a_record_a_new_lease(sim_space: Any, clock: ts.SimulatedClock) -> None:
+    sim_space.create("farm", {"n": 0}, lease=10)
+    sim_space.rules.add("keep", template=("alive",), refresh={"farm": "double(size(t)) * 100.0"})
+    clock.advance(5)
+    sim_space.write(("alive",))
+    clock.advance(50)
+    assert sim_space.record("farm").get("n") == 0  # lives 100 s from the firing
+    clock.advance(50)
+    with pytest.raises(ts.RecordNotFound):
+        sim_space.record("farm")
+    sim_space.rules.add("gone", template=("dead",), refresh={"farm": 10})
+    sim_space.rules.add("bad", template=("dead",), refresh={"other": -1}, write=[(ts.Lit("nope"),)])
+    sim_space.create("other", {})
+    sim_space.write(("dead",))
+    assert isinstance(sim_space.rules.get("gone").last_error, ts.RecordNotFound)
+    assert isinstance(sim_space.rules.get("bad").last_error, ts.InvalidValue)
+    assert sim_space.count(("nope",)) == 0
+
+
+def test_a_reaction_that_creates_or_calls_is_levelled_and_refused_in_a_cycle(space: Any) -> None:
+    farm(space)
+    space.rules.add("count", path="farm", tag="given", write=[(ts.Lit("given"), "value")])
+    with pytest.raises(ts.RuleCycle) as called:  # a call sets every field of its record
+        space.rules.add("again", path="farm", tag="given", call=[("farm", "give", "'x'")])
+    assert called.value.cycle == ["again", "again"]
+    space.rules.add("give", template=("order", str), call=[("farm", "give", "t[1]")])
+    with pytest.raises(ts.RuleCycle) as through:
+        space.rules.add("reorder", template=("given", int), write=[(ts.Lit("order"), "'again'")])
+    assert through.value.cycle == ["reorder", "give", "count", "reorder"]
+    with pytest.raises(ts.RuleCycle) as made:  # creating the record it reacts to the creation of
+        space.rules.add("twice", path="copy", on="create", create={"copy": {"n": 1}})
+    assert made.value.cycle == ["twice", "twice"]
+    space.rules.add("watch", path="orders/x", on="create", write=[(ts.Lit("made"), "path")])
+    space.rules.add("make", template=("make", str), create={"'orders/' + t[1]": {"n": 1}})
+    levels = {r.name: r.level for r in space.rules.list()}
+    assert levels["make"] < levels["watch"]  # a computed path may be any record's
+    space.write(("make", "x"))
+    assert space.read_all(("made", str)) == [("made", "orders/x")]
+
+
+def test_a_reaction_that_calls_pays_the_firing_and_the_steps_from_its_principal() -> None:
+    space = ts.Space()
+    space.rules.firing_charge = "0.5"
+    space.rules.step_charge = "0.001"  # a method's steps are paid in hundreds: 0.1 a hundred
+    farm(space)
+    space.rules.add("give", template=("order", str), call=[("farm", "give", "t[1]")], principal="ops")
+    space.grant_credit("ops", "0.65")
+    space.write(("order", "a"))  # one firing, a hundred steps
+    assert space.account("ops") == ts.Credit("0.05")
+    assert space.record("jobs/a").get("job") == "a"
+    space.write(("order", "b"))  # cannot pay: nothing happens
+    info = space.rules.get("give")
+    assert (info.fired, info.failed, info.state) == (1, 1, "stopped")
+    assert isinstance(info.last_error, ts.InsufficientCredit)
+    assert space.record("farm").get("given") == 1
+    with pytest.raises(ts.RecordNotFound):
+        space.record("jobs/b")
+
+
+def test_a_method_creates_records_with_its_other_changes(space: Any) -> None:
+    jobs = farm(space)
+    assert jobs.call("give", "j1") == 1
+    assert space.record("jobs/j1").get("job") == "j1"
+    with pytest.raises(ts.RecordExists):  # its path is taken: nothing of the call happens
+        jobs.call("give", "j1")
+    assert jobs.get("given") == 1
+    jobs.set("bad", ts.Method("function(self) create('x', {nested = {1, 2}}) self.given = 9 end"))
+    with pytest.raises(ts.EvaluationError, match="nil, a boolean, a number or a string"):
+        jobs.call("bad")
+    jobs.set("loose", ts.Method("function(self) self.given = 7 create('a b', {}) end"))
+    with pytest.raises(ts.InvalidValue):
+        jobs.call("loose")
+    assert jobs.get("given") == 1
+    with pytest.raises(ts.RecordNotFound):
+        space.record("x")
+
+
+def test_a_method_that_creates_without_end_stops_at_its_limits_and_creates_nothing(space: Any) -> None:
+    jobs = farm(space)
+    jobs.set("flood", ts.Method("function(self) for i = 1, 1e9 do create('f/' .. i, {i = i}) end end"))
+    with pytest.raises(ts.LimitReached) as info:
+        jobs.call("flood")
+    assert info.value.limit in ("method_steps", "method_memory", "method_ms")
+    with pytest.raises(ts.RecordNotFound):
+        space.record("f/1")
+
+
+def test_reactions_on_records_fire_once_across_restarts_of_a_durable_space(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    space = ts.connect(url)
+    farm(space)
+    space.rules.add(
+        "intake",
+        template=("order", str),
+        refresh={"farm": "60.0 * 60.0"},
+        create={"'orders/' + t[1]": {"n": 1, "by": ts.Lit("t[1]")}},
+        call=[("farm", "give", "t[1]")],
+    )
+    space.write(("order", "a"))
+    space.close()
+    space = ts.connect(url)
+    try:
+        assert space.rules.get("intake").create["'orders/' + t[1]"]["n"] == 1
+        space.write(("order", "b"))
+        assert space.record("farm").get("given") == 2
+        assert space.record("orders/b").get("by") == "t[1]"
+        assert space.record("jobs/a").get("job") == "a"
+        assert space.rules.get("intake").fired == 1  # since the restart
+    finally:
+        space.close()
+
+
+MAKER = """
+import sys, tuplespace as ts
+space = ts.connect(sys.argv[1])
+if not space.rules.list():
+    space.create("farm", {"given": 0, "give": ts.Method(
+        "function(self, job) self.given = self.given + 1 create('jobs/' .. job, {job = job}) end")})
+    space.rules.add("intake", template=("order", int), when="t[1] % 2 == 1",
+                    create={"'orders/' + string(t[1])": {"n": "t[1]"}}, call=[("farm", "give", "t[1]")])
+start = space.count(("order", int))
+print("ready", flush=True)
+for i in range(start, start + 1_000_000):
+    space.write(("order", i))
+    if i % 20 == 0:
+        print(i, flush=True)
+"""
+
+
+def test_a_reaction_that_creates_and_calls_is_committed_with_what_set_it_off_across_kills(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s"
+    for _ in range(2):
+        child = subprocess.Popen([sys.executable, "-c", MAKER, url], stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "ready\n"
+            for _ in range(3):  # killed after at least 40 more writes, at no chosen moment
+                assert child.stdout.readline(), "the child ended"
+        finally:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        space = ts.connect(url)
+        try:
+            odd = sorted(t[1] for t in space.read_all(("order", int)) if t[1] % 2)
+            assert odd
+            orders = [space.record(f"orders/{i}").get("n") for i in odd]
+            jobs = [space.record(f"jobs/{i}").get("job") for i in odd]
+            assert orders == odd
+            assert jobs == odd  # each created by the method, once
+            assert space.record("farm").get("given") == len(odd)
+            assert space.record("farm").get("given") == len(space.find({"n": int}))
+        finally:
+            space.close()

@@ -484,6 +484,23 @@ def test_rules_commands(server_url: str) -> None:
     assert "no rule named 'hot'" in one_line_error(gone, "rules remove")
 
 
+def test_rules_add_takes_a_rule_that_creates_records(server_url: str) -> None:
+    intake = json.dumps(
+        {
+            "name": "intake",
+            "template": ["order", {"$formal": "str"}],
+            "create": {"'orders/' + t[1]": {"state": "new"}},
+        }
+    )
+    added = cli(server_url, "rules", "add", "plant", intake)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["create"] == {"'orders/' + t[1]": {"state": "new"}}
+    assert cli(server_url, "write", "plant", '["order", "a1"]').returncode == 0
+    got = cli(server_url, "record", "get", "plant", "orders/a1")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout)["fields"] == {"state": "new"}
+
+
 def test_token_commands(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(

@@ -309,3 +309,34 @@ def test_a_durable_space_keeps_the_system_clock(tmp_path: Path) -> None:
         body = error(http.put("/spaces/sim", json={"clock": "simulated"}), 400, "bad_request")
         assert body["field"] == "clock"
         assert http.put("/spaces/sim", json={"clock": "simulated", "store": "memory"}).status_code == 201
+
+
+def test_a_rule_that_refreshes_creates_and_calls_travels_as_json(acme: httpx.Client) -> None:
+    source = "function(self, n) self.given = self.given + n end"
+    made = acme.post(
+        "/spaces/plant/records/create",
+        json={"path": "farm", "fields": {"given": 0, "give": ts.to_wire(ts.Method(source))}},
+    )
+    assert made.status_code == 201, made.text
+    rule = {
+        "name": "intake",
+        "template": ["order", {"$formal": "str"}, {"$formal": "int"}],
+        "refresh": {"farm": 3600},
+        "create": {"'orders/' + t[1]": {"qty": "t[2]", "at": {"$float": 1.5}}},
+        "call": [["farm", "give", "t[2]"]],
+    }
+    added = acme.post(RULES, json=rule)
+    assert added.status_code == 201, added.text
+    shown = added.json()["rule"]
+    assert {k: shown[k] for k in ("refresh", "create", "call")} == {
+        "refresh": {"farm": 3600},
+        "create": {"'orders/' + t[1]": {"qty": "t[2]", "at": ts.to_wire(1.5)}},
+        "call": [["farm", "give", "t[2]"]],
+    }
+    assert acme.post("/spaces/plant/write", json={"tuple": ["order", "a", 4]}).status_code == 200
+    got = acme.post("/spaces/plant/records/get", json={"ref": "orders/a", "tags": ["qty", "at"]})
+    assert got.json()["values"] == [4, ts.to_wire(1.5)], got.text
+    got = acme.post("/spaces/plant/records/get", json={"ref": "farm", "tags": ["given"]})
+    assert got.json()["values"] == [4], got.text
+    bad = {**rule, "name": "bad", "call": [["farm"]]}
+    assert error(acme.post(RULES, json=bad), 400, "invalid_value")["field"] == "call[0]"

@@ -549,6 +549,12 @@ export interface RuleDefinition extends CallOptions {
   take?: Template[];
   /** A reaction: `{"path.tag": expression}`; a Push Logic rule: the field `"path.tag"` it keeps. */
   set?: string | { [target: string]: string };
+  /** Records given a new lease: their path -> seconds (a number, or an expression giving one). */
+  refresh?: { [path: string]: unknown };
+  /** Records created: a path (or an expression giving one) -> fields, values or expressions. */
+  create?: { [path: string]: { [tag: string]: unknown } };
+  /** Methods called: `[path, tag, ...arguments]`, the arguments values or expressions. */
+  call?: [string, string, ...unknown[]][];
   /** A Push Logic rule: the expression over record fields its field is kept equal to. */
   to?: string;
   using?: { [name: string]: string };
@@ -573,6 +579,9 @@ export interface RuleInfo {
   write?: DecodedTuple[];
   take?: unknown[][];
   set: string | { [target: string]: string };
+  refresh?: { [path: string]: unknown };
+  create?: { [path: string]: { [tag: string]: unknown } };
+  call?: [string, string, ...unknown[]][];
   to?: string;
   using?: { [name: string]: string };
 }

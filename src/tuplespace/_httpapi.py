@@ -612,13 +612,48 @@ _TARGET: Schema = {
     "type": "string",
     "pattern": f"^{_PATH_INNER}\\.{TAG_PATTERN.pattern}$",
 }
-# What a reaction does: at least one of writing, taking and setting.
+# What a reaction does: at least one of writing, taking, setting, refreshing, creating and calling.
 _DOES: Schema = {
     "anyOf": [
         {"required": ["write"], "properties": {"write": {"minItems": 1}}},
         {"required": ["take"], "properties": {"take": {"minItems": 1}}},
         {"required": ["set"], "properties": {"set": {"minProperties": 1}}},
+        {"required": ["refresh"], "properties": {"refresh": {"minProperties": 1}}},
+        {"required": ["create"], "properties": {"create": {"minProperties": 1}}},
+        {"required": ["call"], "properties": {"call": {"minItems": 1}}},
     ]
+}
+# A reaction's operations on records.
+_RECORD_OPERATIONS: Schema = {
+    "refresh": {
+        "description": "Records given a new lease: a record's path -> the lease, in seconds (a number, "
+        "or an expression giving one).",
+        "type": "object",
+        "propertyNames": _PATH,
+        "additionalProperties": ref("RuleField"),
+    },
+    "create": {
+        "description": "Records created: a path (or an expression giving one) -> the record's fields, "
+        "each a constant or an expression.",
+        "type": "object",
+        "propertyNames": {"anyOf": [_PATH, ref("Expression")]},
+        "additionalProperties": {
+            "type": "object",
+            "propertyNames": _TAG,
+            "additionalProperties": ref("RuleField"),
+        },
+    },
+    "call": {
+        "description": "Methods called: arrays of a record's path, the tag of its method, the arguments.",
+        "type": "array",
+        "items": {
+            "type": "array",
+            "prefixItems": [_PATH, _TAG],
+            "items": ref("RuleField"),
+            "minItems": 2,
+            "maxItems": _FIELDS_MAX,
+        },
+    },
 }
 
 
@@ -639,6 +674,7 @@ _REACTION: Schema = {
         "propertyNames": _TARGET,
         "additionalProperties": ref("Expression"),
     },
+    **_RECORD_OPERATIONS,
 }
 _RULE_BODY: Schema = {
     "type": "object",
@@ -652,6 +688,9 @@ _RULE_BODY: Schema = {
         "write": {"type": "array"},
         "take": {"type": "array"},
         "set": {"type": ["string", "object"]},
+        "refresh": {"type": "object"},
+        "create": {"type": "object"},
+        "call": {"type": "array"},
         "to": ref("Expression"),
         "using": {
             "type": "object",
@@ -679,7 +718,9 @@ _RULE_BODY: Schema = {
             "description": "A Push Logic rule: the field set is kept the value of to.",
             "properties": {"set": _TARGET},
             "required": ["set", "to"],
-            "allOf": _absent("on", "template", "path", "tag", "when", "write", "take"),
+            "allOf": _absent(
+                "on", "template", "path", "tag", "when", "write", "take", "refresh", "create", "call"
+            ),
         },
     ],
 }
@@ -724,6 +765,7 @@ _RULE_COMPONENTS: dict[str, Schema] = {
             "set": {
                 "anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]
             },
+            **_RECORD_OPERATIONS,
             "to": {"type": "string"},
             "using": {"type": "object", "additionalProperties": {"type": "string"}},
             "principal": {"type": "string"},

@@ -12,7 +12,9 @@ Each call gets fresh globals that hold only pure libraries, read-only: ``math``
 inside C where no limit is checked), ``table``, ``utf8`` and the base functions
 that touch nothing outside (``pairs``, ``ipairs``, ``next``, ``select``,
 ``tostring``, ``tonumber``, ``type``, ``error``, ``assert``), plus ``write(...)``,
-which spawns a tuple when the method succeeds.  No ``io``, ``os``, ``debug``,
+which spawns a tuple when the method succeeds, and ``create(path, fields)``, which
+creates the record ``path`` with the fields of the table ``fields`` (null, bool,
+int, float or str values, checked as any record's) when the method succeeds.  No ``io``, ``os``, ``debug``,
 ``load``, ``require``, ``coroutine``, ``pcall`` (so a method cannot catch the error
 that stops it), ``setmetatable`` or ``collectgarbage``; source is loaded as text
 only (never bytecode), and no Python object ever enters the state.
@@ -22,8 +24,9 @@ Limits (:class:`ActiveLimits`): a count hook stops the method after
 the state's allocator refuses memory past ``method_memory`` bytes more than it
 held before the call.  A method sees the record's fields that are null, bool, int,
 float or str as ``self``; what it sets there, and the tuples it writes, are applied
-only when it returns normally, all together.  A method stopped by a limit or an
-error changes nothing.
+only when it returns normally, all together (the tuples, then the records it
+creates, then its own fields).  A method stopped by a limit or an error, or whose
+changes do not fit (a path taken, a bad field), changes nothing.
 
 Credit: when the space charges for steps, the principal of the call pays for the
 steps the method ran (counted in hundreds by the hook), returned or failed, and
@@ -38,15 +41,33 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from ._credit import Accounts, check_principal, times
-from ._errors import EvaluationError, InsufficientCredit, InvalidValue, LimitReached, ValueTooLarge
+from ._errors import (
+    EvaluationError,
+    InsufficientCredit,
+    InvalidValue,
+    LimitReached,
+    RecordExists,
+    ValueTooLarge,
+)
 from ._extras import MissingExtra, require
-from ._names import check_tag
+from ._names import check_path, check_tag
+from ._recordstore import check_field, check_fields
 from ._values import Credit, Map, Value
 
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__all__ = ["ActiveLimits", "Method", "Sandbox", "call_method", "run_paid", "step_budget"]
+__all__ = [
+    "ActiveLimits",
+    "Call",
+    "Method",
+    "Sandbox",
+    "call_method",
+    "check_created",
+    "run_call",
+    "run_paid",
+    "step_budget",
+]
 
 _KEY: Final = "$method"
 _LANGS: Final = ("lua",)
@@ -163,8 +184,17 @@ local globals = {__index = base, __metatable = false}
 local STOP = {}
 local steps = 0
 local function run(source, self, args, nargs, max_steps, max_seconds, every)
-    local spawned, n = {}, 0
-    local env = setmetatable({write = function(...) n = n + 1; spawned[n] = pack(...) end}, globals)
+    local spawned, n, made, m = {}, 0, {}, 0
+    local env = setmetatable({
+        write = function(...) n = n + 1; spawned[n] = pack(...) end,
+        create = function(path, fields)
+            if type(path) ~= "string" then error("create(path, fields): path is a string", 2) end
+            if type(fields) ~= "table" then error("create(path, fields): fields is a table", 2) end
+            local copy = {}
+            for k, v in pairs(fields) do copy[k] = v end
+            m = m + 1; made[m] = {path, copy}
+        end,
+    }, globals)
     steps = 0
     local chunk, err = load("return " .. source, "=method", "t", env)
     if not chunk then return "syntax", err end
@@ -188,7 +218,7 @@ local function run(source, self, args, nargs, max_steps, max_seconds, every)
         if result == "not enough memory" then return "memory" end
         return "error", type(result) == "string" and result or "error object: " .. type(result)
     end
-    return "ok", result, spawned, n
+    return "ok", result, spawned, n, made, m
 end
 return run, function() return steps end
 """
@@ -236,8 +266,9 @@ class Sandbox:
     ) -> Any:
         """Call ``method`` with ``self`` holding the scalar ``fields``, stopping it past
         ``max_steps`` (default ``limits.method_steps``); returns (result, the fields it
-        changed, the tuples it wrote).  Raises LimitReached at a limit (``method_steps``
-        at ``max_steps``), EvaluationError for an error of the method.
+        changed, the tuples it wrote, the records it created: (path, fields) pairs).
+        Raises LimitReached at a limit (``method_steps`` at ``max_steps``),
+        EvaluationError for an error of the method.
 
         :meth:`steps` then tells the steps it ran."""
         self._ran = None
@@ -270,7 +301,12 @@ class Sandbox:
             outcome = (outcome,)
         status = self._ran = outcome[0]
         if status == "ok":
-            return outcome[1], _changes(visible, dict(self_table.items())), _spawned(outcome[2], outcome[3])
+            return (
+                outcome[1],
+                _changes(visible, dict(self_table.items())),
+                _spawned(outcome[2], outcome[3]),
+                _made(outcome[4], outcome[5]),
+            )
         lua.gccollect()
         if status == "steps":
             raise LimitReached(
@@ -332,6 +368,19 @@ def _spawned(table: Any, n: int) -> list[tuple[Value, ...]]:
     return out
 
 
+def _made(table: Any, n: int) -> list[tuple[str, dict[str, Value]]]:
+    out = []
+    for i in range(1, n + 1):
+        path, fields = table[i][1], table[i][2]
+        made: dict[str, Value] = {}
+        for k, v in fields.items():
+            if type(k) is not str:
+                raise EvaluationError(f"create({path!r}): fields are named by strings, not {k!r}")
+            made[k] = _from_lua(v, f"create({path!r}) field {k!r}")
+        out.append((path, made))
+    return out
+
+
 def method_in(fields: Mapping[str, Value], tag: str) -> Method:
     """The method in the field ``tag`` of a record's ``fields``; InvalidValue if it
     holds none."""
@@ -360,6 +409,80 @@ def method_result(
     return value
 
 
+@dataclass(slots=True)
+class Call:
+    """What a method call does, found before anything changes (:func:`run_call`):
+    its ``value``, the fields of record ``rid`` it sets, the tuples it writes and the
+    records it creates (path, fields), each checked as the space checks them."""
+
+    rid: int
+    value: Value
+    fields: dict[str, Value]
+    spawned: list[tuple[Value, ...]]
+    created: list[tuple[str, dict[str, Value]]]
+
+    def apply(self, engine: Engine, principal: str, written: bool = False) -> None:
+        """Make the call's changes: its tuples (all of them or none: invalid, or no
+        room; unless ``written``: the caller wrote them), then its records, then its
+        fields.  ``principal`` pays for the records, in a space that charges."""
+        if self.spawned and not written:
+            engine.write_many(self.spawned)
+        records = engine.records
+        for path, fields in self.created:
+            records.create(path, fields, principal=principal)
+        for k, v in self.fields.items():
+            records.set(self.rid, None, k, v)
+
+
+def run_call(
+    engine: Engine,
+    sandbox: Sandbox,
+    limits: ActiveLimits,
+    rid: int,
+    token: str | None,
+    tag: str,
+    args: tuple[Any, ...],
+    principal: str,
+    step_charge: Credit,
+) -> Call:
+    """Run the method in field ``tag`` of the record and check what it would change
+    (:class:`RecordExists` for a record it creates at a path that is taken); the
+    record changes only by :meth:`Call.apply`.  Call with the space's lock held.
+
+    With a ``step_charge``, ``principal`` pays it for each step the method ran (see
+    :meth:`Sandbox.steps`), whether it returned or failed, and the method may run
+    only the steps the principal's balance can pay for."""
+    records = engine.records
+    rec = records.target(rid, token, "set")
+    method = method_in(rec.fields, tag)
+    if not step_charge:
+        result, changed, spawned, created = sandbox.run(method, rec.fields, args, limits)
+    else:
+        result, changed, spawned, created = _paid_run(
+            records.accounts, sandbox, method, rec.fields, args, limits, principal, step_charge
+        )
+    value = method_result(result, changed, rec.fields, engine.limits.max_fields)
+    checked = {k: check_field(k, v, engine.limits) for k, v in changed.items()}
+    return Call(rec.rid, value, checked, spawned, check_created(engine, created))
+
+
+def check_created(
+    engine: Engine, created: list[tuple[str, dict[str, Value]]]
+) -> list[tuple[str, dict[str, Value]]]:
+    """The records a firing or a method creates, (path, fields) pairs, checked as
+    ``create`` checks them: :class:`RecordExists` for a path taken (or given twice),
+    InvalidValue for a bad path or field."""
+    out = []
+    seen = set()
+    for path, fields in created:
+        path = check_path(path)
+        if path in seen or engine.records.has(path):
+            raise RecordExists(f"a record already has the path {path!r}; nothing changed")
+        seen.add(path)
+        out.append((path, check_fields(fields, engine.limits)))
+    return out
+
+
 def call_method(
     engine: Engine,
     sandbox: Sandbox,
@@ -372,26 +495,10 @@ def call_method(
     step_charge: Credit,
 ) -> Value:
     """Run the method in field ``tag`` of the record; apply what it changed, all
-    together, only if it returns normally.  Call with the space's lock held.
-
-    With a ``step_charge``, ``principal`` pays it for each step the method ran (see
-    :meth:`Sandbox.steps`), whether it returned or failed, and the method may run
-    only the steps the principal's balance can pay for."""
-    records = engine.records
-    rec = records.target(rid, token, "set")
-    method = method_in(rec.fields, tag)
-    if not step_charge:
-        result, changed, spawned = sandbox.run(method, rec.fields, args, limits)
-    else:
-        result, changed, spawned = _paid_run(
-            records.accounts, sandbox, method, rec.fields, args, limits, principal, step_charge
-        )
-    value = method_result(result, changed, rec.fields, engine.limits.max_fields)
-    checked = {k: records._check_value(k, v) for k, v in changed.items()}  # noqa: SLF001 (a method sets fields as Record.set does)
-    engine.write_many(spawned)  # all of them or none (invalid, or no room): before any set
-    for k, v in checked.items():
-        records.set(rid, None, k, v)
-    return value
+    together, only if it returns normally (see :func:`run_call`)."""
+    call = run_call(engine, sandbox, limits, rid, token, tag, args, principal, step_charge)
+    call.apply(engine, principal)
+    return call.value
 
 
 def _paid_run(

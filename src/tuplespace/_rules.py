@@ -60,6 +60,7 @@ from ._errors import (
     InvalidTemplate,
     InvalidValue,
     LimitReached,
+    RecordExists,
     RecordNotFound,
     RuleCycle,
     RuleExists,
@@ -70,7 +71,7 @@ from ._errors import (
 )
 from ._events import Change, Feed, FeedTemplate, RawEvent, RecordFeed
 from ._expr import Expr, compile_expr
-from ._methods import ActiveLimits, Sandbox, call_method
+from ._methods import ActiveLimits, Call, Sandbox, call_method, check_created, run_call
 from ._names import check_path, check_tag
 from ._recordstore import DEFAULT_PRINCIPAL
 from ._store import RuleRow
@@ -133,6 +134,9 @@ class RuleInfo:
     write: tuple[tuple[Any, ...], ...]
     take: tuple[tuple[Any, ...], ...]
     set: Mapping[str, str]
+    refresh: Mapping[str, Any]  # path -> the lease it gives the record (an expression or seconds)
+    create: Mapping[str, Mapping[str, Any]]  # path (or an expression of it) -> the new record's fields
+    call: tuple[tuple[Any, ...], ...]  # (path, tag, arguments...) of each method it calls
     level: int
     fired: int
     failed: int
@@ -167,14 +171,28 @@ def _field(v: object, where: str, template: bool, names: frozenset[str]) -> Any:
         raise InvalidValue(exc.reason, where) from None
 
 
+def _run(field: Any, env: dict[str, Any]) -> Any:
+    """A field of an operation in ``env``: an expression's value, or the constant."""
+    return field.run(env) if type(field) is Expr else field
+
+
 def _fill(fields: tuple[Any, ...], env: dict[str, Any]) -> tuple[Any, ...]:
     return tuple([f.run(env) if type(f) is Expr else f for f in fields])
 
 
 Builder = Callable[[dict[str, Any]], tuple[Any, ...]]
 #: What a reaction does for an event (:meth:`Rules.outcome`): the tuples it writes, the templates it
-#: takes, and the fields it sets (the record's path, the tag, the value).
-Outcome = tuple[list[tuple[Any, ...]], list[Template], list[tuple[str, str, Value]]]
+#: takes, the fields it sets (the record's path, the tag, the value), the records it refreshes (the
+#: path, the lease in seconds), those it creates (the path, the fields) and the methods it calls
+#: (the path, the tag, the arguments).
+Outcome = tuple[
+    list[tuple[Any, ...]],
+    list[Template],
+    list[tuple[str, str, Value]],
+    list[tuple[str, Any]],
+    list[tuple[Any, dict[str, Any]]],
+    list[tuple[str, str, tuple[Any, ...]]],
+]
 
 
 def _builder(fields: tuple[Any, ...]) -> Builder:
@@ -223,6 +241,27 @@ def _split(target: object, where: str) -> tuple[str, str]:
     check_tag(tag)
     check_path(path)
     return path, tag
+
+
+def _shown(given: Any) -> Any:
+    """A field of an operation as :class:`RuleInfo` tells it: as it was given, but a
+    constant that is not a str without its :class:`Lit`."""
+    return given.value if isinstance(given, Lit) and type(given.value) is not str else given
+
+
+def _path(target: object, where: str, names: frozenset[str]) -> Any:
+    """The path of a record an operation of a reaction names: a valid path as it is
+    (or a :class:`Lit`), else (when ``names`` are given) an expression giving one."""
+    if isinstance(target, Lit):
+        target = target.value
+    if type(target) is not str:
+        raise InvalidValue(f"a record's path is a str, got {type(target).__name__}", where)
+    try:
+        return check_path(target)
+    except InvalidValue:
+        if not names:
+            raise InvalidValue(f"{target!r} is not a record's path", where) from None
+    return compile_expr(target, where, names)  # its path is computed, and checked, as the rule fires
 
 
 def _holds(when: Expr | None, env: dict[str, Any]) -> bool:
@@ -294,6 +333,7 @@ _FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
         SpaceFull,
         InsufficientCredit,
         RecordNotFound,
+        RecordExists,
     )
 }
 
@@ -314,6 +354,12 @@ class _Rule:
         self.builds: list[Builder] = []  # a builder of each tuple of writes
         self.takes: list[tuple[Any, ...]] = []
         self.sets: dict[tuple[str, str], Expr] = {}
+        self.refreshes: list[tuple[str, Any]] = []  # (path, lease: an Expr or a constant)
+        self.creates: list[tuple[Any, dict[str, Any]]] = []  # (path: a str or an Expr, fields)
+        self.calls: list[tuple[str, str, Builder]] = []  # (path, tag, builder of the arguments)
+        self.called: frozenset[str] = frozenset()  # the records its calls may set every field of
+        self.made: frozenset[str | None] = frozenset()  # the paths it creates (None: computed)
+        self.records_made = False  # it refreshes, creates or calls
         self.source: dict[str, Any] = {}
         self.path: str | None = None  # reactions to record events: the record, and the tag
         self.tag: str | None = None
@@ -336,11 +382,15 @@ class _Rule:
     def can_trigger(self, other: _Rule) -> bool:
         """Whether what this rule does could be what ``other`` reacts to."""
         if other.kind == "push":
-            return any(key in other.reads for key in self.sets)
-        if other.kind == "record":
-            return "update" in other.on and any(
-                p == other.path and other.tag in (None, t) for p, t in self.sets
+            return any(key in other.reads for key in self.sets) or any(
+                p in self.called or p in self.made or None in self.made for p, _ in other.reads
             )
+        if other.kind == "record":
+            updates = "update" in other.on and (
+                other.path in self.called
+                or any(p == other.path and other.tag in (None, t) for p, t in self.sets)
+            )
+            return updates or ("create" in other.on and (other.path in self.made or None in self.made))
         if "write" in other.on and any(_may_match(w, other) for w in self.writes):
             return True
         template = other.template
@@ -359,6 +409,9 @@ class _Rule:
             write=tuple(self.source.get("write", ())),
             take=tuple(self.source.get("take", ())),
             set={f"{p}.{t}": e.source for (p, t), e in self.sets.items()},
+            refresh=dict(self.source.get("refresh", {})),
+            create={p: dict(f) for p, f in self.source.get("create", {}).items()},
+            call=tuple(self.source.get("call", ())),
             level=self.level,
             fired=self.fired,
             failed=self.failed,
@@ -450,6 +503,10 @@ def _may_overlap(fields: tuple[Any, ...], template: Template) -> bool:
     return True
 
 
+def _wire_field(f: Any) -> Any:
+    return {"expr": f.source} if type(f) is Expr else {"value": to_wire(f)}
+
+
 def _wire_fields(fields: tuple[Any, ...], take: bool) -> list[Any]:
     return [
         {"expr": f.source}
@@ -481,6 +538,17 @@ def _definition(rule: _Rule) -> str:
                 set={f"{p}.{t}": e.source for (p, t), e in rule.sets.items()} or None,
                 using=rule.using or None,
             )
+            if rule.refreshes:
+                d["refresh"] = {p: _wire_field(f) for p, f in rule.refreshes}
+            if rule.creates:
+                d["create"] = [
+                    [_wire_field(p), {t: _wire_field(f) for t, f in fields.items()}]
+                    for p, fields in rule.creates
+                ]
+            if rule.calls:
+                d["call"] = [
+                    [path, tag, *_wire_fields(args, False)] for path, tag, args in rule.source["calls"]
+                ]
     except InvalidTemplate as exc:
         raise InvalidValue(f"a durable space keeps rules in the wire format: {exc}", "template") from None
     return orjson.dumps(d).decode()
@@ -508,6 +576,19 @@ def _decode_definition(text: str, limits: Limits) -> dict[str, Any]:
         "write": [[_field_from_wire(f, limits) for f in w] for w in d["write"]],
         "take": [[_field_from_wire(f, limits) for f in t] for t in d["take"]],
         "set": d["set"],
+        "refresh": {p: _field_from_wire(f, limits) for p, f in d["refresh"].items()}
+        if "refresh" in d
+        else None,
+        "create": {
+            _field_from_wire(p, limits): {t: _field_from_wire(f, limits) for t, f in fields.items()}
+            for p, fields in d["create"]
+        }
+        if "create" in d
+        else None,
+        "call": [
+            [path, tag, *(_field_from_wire(f, limits) for f in args)]
+            for path, tag, *args in d.get("call", ())
+        ],
         "using": d.get("using"),
         "principal": d["principal"],
     }
@@ -534,7 +615,8 @@ class _RuleFeed(Feed):
                 pending.append((self.rule, event))
 
 
-_Filing = list[tuple[dict[Any, list[_Rule]], Any]]  # where a rule is filed: (index, key) pairs
+_Filing = list[tuple[dict[Any, list[_Rule]], Any]]
+_Tuples = list[tuple[Any, ...]]  # where a rule is filed: (index, key) pairs
 
 
 def _outcome(rule: _Rule, env: dict[str, Any]) -> Outcome | None:
@@ -546,6 +628,9 @@ def _outcome(rule: _Rule, env: dict[str, Any]) -> Outcome | None:
             [build(env) for build in rule.builds],
             [compile_template(_fill(f, env)) for f in rule.takes],
             [(p, tag, check_value(e.run(env))) for (p, tag), e in rule.sets.items()],
+            [(p, _run(lease, env)) for p, lease in rule.refreshes],
+            [(_run(p, env), {t: _run(f, env) for t, f in fields.items()}) for p, fields in rule.creates],
+            [(p, tag, args(env)) for p, tag, args in rule.calls],
         )
     except Exception as exc:
         raise failure(exc) from None
@@ -604,6 +689,7 @@ class Rules:
         self._take_watchers: set[_Rule] = set()
         self._takers: set[_Rule] = set()
         self._setters: dict[tuple[str, str], set[_Rule]] = {}
+        self._makers: set[_Rule] = set()  # the rules that call methods or create records
         self._running = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
@@ -662,6 +748,9 @@ class Rules:
         to: str | None = None,
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
     ) -> RuleInfo:
         """Add a rule; returns what :meth:`list` tells of it.
 
@@ -675,7 +764,14 @@ class Rules:
         ``value`` and ``kind``.
         It takes a tuple matching each of ``take``, writes each of ``write`` and
         sets each record field of ``set`` (a map from ``"path.tag"`` to an
-        expression), all in one step: if one of them fails, none happens.
+        expression), gives each record of ``refresh`` (a map from its path to a
+        lease in seconds, or an expression of one) a new lease, creates each record
+        of ``create`` (a map from its path, or an expression giving one, such as
+        ``"'results/' + string(t[1])"``, to its fields, each a value or an
+        expression) and calls each method of ``call`` (``("path", "tag", args...)``,
+        the arguments values or expressions; the method runs as :meth:`Record.call
+        <tuplespace.Record.call>` with the rule's principal), all in one step: if one
+        of them fails, none happens.  A path that is a valid path is that path.
 
         ``using`` (``{"farm": "jobs/farm"}``) names records whose fields a
         reaction's expressions read as they are when it fires (``farm.total``); a
@@ -695,7 +791,9 @@ class Rules:
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
         """
-        rule = self._build(name, on, template, path, tag, when, write, take, set, to, using, principal)
+        rule = self._build(
+            name, on, template, path, tag, when, write, take, set, to, using, principal, refresh, create, call
+        )
         definition = None if self._engine.journal is None else _definition(rule)
         self._core.after_operations(self.run_pending)
         core = self._core
@@ -729,15 +827,21 @@ class Rules:
         to: str | None = None,
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
     ) -> _Rule:
         if type(name) is not str or not 1 <= len(name) <= 128 or not frozenset(name) <= _NAME_CHARS:
             raise InvalidValue(f"a rule's name is 1 to 128 of A-Z a-z 0-9 _ - ., got {name!r}", "name")
         if to is not None:
             if template is not None or path is not None or when is not None or write or take:
                 raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
+            if refresh or create or call:
+                raise InvalidValue("a Push Logic rule has set= and to= only (and using=)", "to")
             rule = self._push_rule(name, set, to, using)
         else:
             rule = self._reaction(name, on, template, path, tag, when, write, take, set, using)
+            self._making(rule, refresh, create, call)
         check_principal(principal)
         rule.principal = principal
         return rule
@@ -920,10 +1024,67 @@ class Rules:
             for target, source in sets.items():
                 rule.sets[_split(target, "set")] = compile_expr(source, f"set[{target!r}]", names)
         rule.builds = [_builder(w) for w in rule.writes]
-        if not (rule.writes or rule.takes or rule.sets):
-            raise InvalidValue("a reaction does something: write=, take= or set=", "write")
         rule.source = {"write": writes, "take": takes}
         return rule
+
+    @staticmethod
+    def _making(
+        rule: _Rule,
+        refresh: Mapping[str, Any] | None,
+        create: Mapping[Any, Mapping[str, Any]] | None,
+        call: Iterable[Iterable[Any]],
+    ) -> None:
+        """Give a reaction its operations on records: refresh=, create= and call=."""
+        names = _T if rule.kind == "reaction" else _R
+        names = names | frozenset(rule.using)
+        if refresh is not None:
+            if not isinstance(refresh, Mapping):
+                raise InvalidValue(
+                    "refresh= maps a record's path to a lease (seconds, or an expression)", "refresh"
+                )
+            for target, lease in refresh.items():
+                where = f"refresh[{target!r}]"
+                rule.refreshes.append((_path(target, where, frozenset()), _field(lease, where, False, names)))
+        if create is not None:
+            if not isinstance(create, Mapping):
+                raise InvalidValue("create= maps a record's path (or an expression) to its fields", "create")
+            for target, fields in create.items():
+                where = f"create[{target!r}]"
+                if not isinstance(fields, Mapping):
+                    raise InvalidValue(
+                        "a record's fields are a map from tags to values or expressions", where
+                    )
+                made = {}
+                for tag, f in fields.items():
+                    made[check_tag(tag)] = _field(f, f"{where}[{tag!r}]", False, names)
+                rule.creates.append((_path(target, where, names), made))
+        calls = []
+        given = [tuple(item) for item in call]
+        for i, item in enumerate(given):
+            where = f"call[{i}]"
+            if len(item) < 2 or type(item[1]) is not str:
+                raise InvalidValue(
+                    "a call is (path, tag, arguments...): the record and its method's field", where
+                )
+            path = _path(item[0], where, frozenset())
+            args = tuple(_field(f, f"{where}[{j + 2}]", False, names) for j, f in enumerate(item[2:]))
+            rule.calls.append((path, check_tag(item[1]), _builder(args)))
+            calls.append((path, item[1], args))
+        rule.called = frozenset(p for p, _, _ in rule.calls)
+        rule.made = frozenset(p if type(p) is str else None for p, _ in rule.creates)
+        rule.records_made = bool(rule.refreshes or rule.creates or rule.calls)
+        if not (rule.writes or rule.takes or rule.sets or rule.refreshes or rule.creates or rule.calls):
+            raise InvalidValue(
+                "a reaction does something: write=, take=, set=, refresh=, create= or call=", "write"
+            )
+        if refresh is not None:
+            rule.source["refresh"] = {k: _shown(v) for k, v in refresh.items()}
+        if create is not None:
+            rule.source["create"] = {
+                _shown(k): {t: _shown(f) for t, f in v.items()} for k, v in create.items()
+            }
+        rule.source["call"] = tuple(tuple(_shown(f) for f in c) for c in given)
+        rule.source["calls"] = calls
 
     def _push_rule(self, name: str, target: object, to: str, using: Mapping[str, str] | None) -> _Rule:
         rule = _Rule(name, "push")
@@ -986,15 +1147,18 @@ class Rules:
         for key in rule.sets:
             out.update(b for b in self.readers.get(key, ()) if rule.can_trigger(b))
             out.update(b for b in self.updates.get(key[0], ()) if rule.can_trigger(b))
+        if rule.called or rule.made:  # the rules of the records it sets or creates
+            out.update(b for b in self._rules.values() if b.kind != "reaction" and rule.can_trigger(b))
         return out
 
     def _predecessors(self, rule: _Rule) -> set[_Rule]:
         """The rules there are that can trigger ``rule``."""
+        makers = {a for a in self._makers if a.can_trigger(rule)} if rule.kind != "reaction" else set()
         if rule.kind == "push":
-            return {a for key in rule.reads for a in self._setters.get(key, ())}
+            return makers | {a for key in rule.reads for a in self._setters.get(key, ())}
         if rule.kind == "record":
             keys = [k for k in self._setters if k[0] == rule.path and rule.tag in (None, k[1])]
-            return {a for key in keys for a in self._setters[key] if a.can_trigger(rule)}
+            return makers | {a for key in keys for a in self._setters[key] if a.can_trigger(rule)}
         template = rule.template
         assert template is not None
         out: set[_Rule] = set()
@@ -1045,6 +1209,8 @@ class Rules:
             self._takers.add(new)
         for key in new.sets:
             self._setters.setdefault(key, set()).add(new)
+        if new.called or new.made:
+            self._makers.add(new)
         self._relevel([new])
 
     def _unlink(self, rule: _Rule) -> None:
@@ -1056,6 +1222,7 @@ class Rules:
         self._writers.remove(rule)
         self._take_watchers.discard(rule)
         self._takers.discard(rule)
+        self._makers.discard(rule)
         for key in rule.sets:
             self._setters[key].discard(rule)
             if not self._setters[key]:
@@ -1092,7 +1259,14 @@ class Rules:
         """What ``rule`` does for an event, True if it did it (see :meth:`_perform`): for
         the common reaction (a condition on the tuple, one tuple written) a function
         that does just that."""
-        if rule.kind != "reaction" or rule.using or rule.takes or rule.sets or len(rule.builds) != 1:
+        if (
+            rule.kind != "reaction"
+            or rule.using
+            or rule.takes
+            or rule.sets
+            or rule.records_made
+            or len(rule.builds) != 1
+        ):
             return functools.partial(self._perform, rule)
         when = None if rule.when is None else rule.when.run
         build = rule.builds[0]
@@ -1191,7 +1365,7 @@ class Rules:
             env.update(self._records_env(rule))
         if not _holds(rule.when, env):
             return False
-        if not (rule.takes or rule.sets):  # writes alone: the common case
+        if not (rule.takes or rule.sets or rule.records_made):  # writes alone: the common case
             builds = rule.builds
             if len(builds) == 1:
                 engine.write_derived(builds[0](env))
@@ -1204,6 +1378,8 @@ class Rules:
             if rule.sets
             else ()
         )
+        if rule.records_made:
+            return self._perform_records(rule, env, writes, sets)
         if rule.takes:
             takes = [compile_template(_fill(t, env)) for t in rule.takes]
             txn = engine.begin(None)
@@ -1222,6 +1398,64 @@ class Rules:
             engine.write_many(writes)
         for rid, tag, value in sets:
             engine.records.set(rid, None, tag, value)
+        return True
+
+    def _perform_records(
+        self,
+        rule: _Rule,
+        env: dict[str, Any],
+        writes: _Tuples,
+        sets: Iterable[tuple[int, str, Value]],
+    ) -> bool:
+        """Do what a reaction that refreshes, creates or calls does: everything is
+        computed and checked first (the methods run), then its tuples are taken and
+        written in a transaction, in which the records are refreshed and created, and
+        the fields set; a failure before the commit changes nothing."""
+        engine = self._engine
+        refreshes = []
+        for p, lease in rule.refreshes:
+            seconds = _run(lease, env)
+            engine.expiry(seconds)  # a valid lease, or InvalidValue
+            refreshes.append((self._record(p), seconds))
+        made = [(_run(p, env), {t: _run(f, env) for t, f in fields.items()}) for p, fields in rule.creates]
+        calls: list[Call] = []
+        for p, tag, args in rule.calls:
+            call = run_call(
+                engine,
+                self._sandbox_of(),
+                self.limits,
+                self._record(p),
+                None,
+                tag,
+                args(env),
+                rule.principal,
+                self._step_charge,
+            )
+            calls.append(call)
+            writes.extend(call.spawned)
+            made.extend(call.created)
+        created = check_created(engine, made)
+        takes = [compile_template(_fill(t, env)) for t in rule.takes]
+        records = engine.records
+        txn = engine.begin(None)
+        try:
+            for template in takes:
+                if engine.find(template, True, txn) is None:
+                    raise no_match(template)
+            engine.write_many(writes, None, txn)
+            for rid, seconds in refreshes:
+                records.refresh(rid, None, lease=seconds, principal=rule.principal)
+            for path, fields in created:
+                records.create(path, fields, principal=rule.principal)
+        except BaseException:
+            engine.abort(txn)
+            raise
+        engine.commit(txn)
+        for rid, tag, value in sets:
+            records.set(rid, None, tag, value)
+        for call in calls:
+            call.created.clear()  # created with the rule's
+            call.apply(engine, rule.principal, written=True)
         return True
 
     def _push(self, rule: _Rule) -> bool:
@@ -1248,11 +1482,15 @@ class Rules:
 
     # -- methods -----------------------------------------------------------------------------
 
+    def _sandbox_of(self) -> Sandbox:
+        """The space's sandbox, made when a method first runs."""
+        if self._sandbox is None:
+            self._sandbox = Sandbox()
+        return self._sandbox
+
     def call(self, rid: int, token: str | None, tag: str, args: tuple[Any, ...], principal: str) -> Value:
         """Run the method of a record's field (see :meth:`Record.call`), paid by
         ``principal``; with the lock held."""
-        if self._sandbox is None:
-            self._sandbox = Sandbox()
         return call_method(
-            self._engine, self._sandbox, self.limits, rid, token, tag, args, principal, self._step_charge
+            self._engine, self._sandbox_of(), self.limits, rid, token, tag, args, principal, self._step_charge
         )

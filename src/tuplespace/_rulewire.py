@@ -3,7 +3,9 @@
 A rule's definition is the data :meth:`Rules.add <tuplespace.Rules.add>` takes, as a
 JSON object: ``name``, then ``template`` (a wire template), ``on``, ``when``,
 ``write`` (tuples in the wire format), ``take`` (wire templates), ``set``, ``path``,
-``tag``, ``to``, ``using``, ``principal``.  A JSON string in a tuple of ``write`` or
+``tag``, ``to``, ``using``, ``principal``, ``refresh`` (path -> lease), ``create``
+(path, or an expression giving one, -> fields) and ``call`` (arrays of a path, a
+tag and the arguments).  A JSON string in a tuple of ``write`` or
 a template of ``take`` is what a str is there: an expression, or a bare word; a
 constant string that is not a bare word travels as a CEL string literal
 (``"'t[1]'"``), which is what ``Lit("t[1]")`` means.  What a space tells of a rule
@@ -26,7 +28,23 @@ __all__ = ["RULE_KEYS", "definition_from_wire", "definition_to_wire", "info_from
 _ESCAPES: Final = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 #: The fields of a rule's definition.
 RULE_KEYS: Final = frozenset(
-    {"name", "on", "template", "path", "tag", "when", "write", "take", "set", "to", "using", "principal"}
+    {
+        "name",
+        "on",
+        "template",
+        "path",
+        "tag",
+        "when",
+        "write",
+        "take",
+        "set",
+        "to",
+        "using",
+        "principal",
+        "refresh",
+        "create",
+        "call",
+    }
 )
 
 
@@ -49,6 +67,28 @@ def _operations_out(items: Iterable[Iterable[Any]], take: bool) -> list[list[Any
     return [[_field_out(f, take) for f in item] for item in items]
 
 
+def _records_out(
+    refresh: Mapping[str, Any] | None,
+    create: Mapping[Any, Mapping[str, Any]] | None,
+    call: Iterable[Iterable[Any]],
+) -> dict[str, Any]:
+    """The operations of a reaction on records, as JSON (those it has)."""
+    out: dict[str, Any] = {}
+    if refresh:
+        out["refresh"] = {path: _field_out(lease, False) for path, lease in refresh.items()}
+    if create:
+        out["create"] = {
+            (path.value if isinstance(path, Lit) else path): {
+                t: _field_out(f, False) for t, f in fields.items()
+            }
+            for path, fields in create.items()
+        }
+    calls = [[_field_out(f, False) if i > 1 else f for i, f in enumerate(item)] for item in call]
+    if calls:
+        out["call"] = calls
+    return out
+
+
 def definition_to_wire(
     name: str,
     *,
@@ -63,6 +103,9 @@ def definition_to_wire(
     to: str | None = None,
     using: Mapping[str, str] | None = None,
     principal: str | None = None,
+    refresh: Mapping[str, Any] | None = None,
+    create: Mapping[Any, Mapping[str, Any]] | None = None,
+    call: Iterable[Iterable[Any]] = (),
 ) -> dict[str, Any]:
     """The JSON definition of the rule that ``Rules.add(name, ...)`` with these
     arguments adds (the arguments given, and those not at their defaults)."""
@@ -83,6 +126,7 @@ def definition_to_wire(
         out["set"] = set if isinstance(set, str) else dict(set)
     if using:
         out["using"] = dict(using)
+    out.update(_records_out(refresh, create, call))
     return out
 
 
@@ -105,6 +149,7 @@ def info_to_wire(info: RuleInfo) -> dict[str, Any]:
         )
         if info.using:
             out["using"] = dict(info.using)
+        out.update(_records_out(info.refresh, info.create, info.call))
     out.update(
         principal=info.principal, level=info.level, fired=info.fired, failed=info.failed, state=info.state
     )
@@ -127,6 +172,12 @@ def info_from_wire(obj: dict[str, Any], last_error: TupleSpaceError | None, limi
         write=tuple(_tuple(w, limits) for w in obj.get("write", ())),
         take=tuple(template_from_wire(t, limits).fields for t in obj.get("take", ())),
         set={obj["set"]: obj["to"]} if push else dict(obj["set"]),
+        refresh={p: from_wire(f, limits) for p, f in obj.get("refresh", {}).items()},
+        create={
+            p: {t: from_wire(f, limits) for t, f in fields.items()}
+            for p, fields in obj.get("create", {}).items()
+        },
+        call=tuple((c[0], c[1], *(from_wire(f, limits) for f in c[2:])) for c in obj.get("call", ())),
         level=obj["level"],
         fired=obj["fired"],
         failed=obj["failed"],
@@ -215,4 +266,53 @@ def definition_from_wire(body: dict[str, Any], limits: Limits) -> tuple[str, dic
         args["set"] = target if type(target) is str else _strings(target, "set")
     if body.get("using") is not None:
         args["using"] = _strings(body["using"], "using")
+    _records_in(body, args, limits)
     return name, args
+
+
+def _value_in(value: Any, where: str, limits: Limits) -> Any:
+    try:
+        return from_wire(value, limits)
+    except (WireError, InvalidValue) as exc:
+        exc.path = where + exc.path
+        raise
+
+
+def _records_in(body: dict[str, Any], args: dict[str, Any], limits: Limits) -> None:
+    """The operations on records of a JSON definition (refresh, create, call) into ``args``."""
+    refresh = body.get("refresh")
+    if refresh is not None:
+        if type(refresh) is not dict:
+            raise _bad("refresh is a JSON object from a record's path to a lease", "refresh")
+        args["refresh"] = {p: _value_in(v, f"refresh.{p}", limits) for p, v in refresh.items()}
+    create = body.get("create")
+    if create is not None:
+        if type(create) is not dict or not all(type(f) is dict for f in create.values()):
+            raise _bad(
+                "create is a JSON object from a record's path to a JSON object of its fields", "create"
+            )
+        args["create"] = {
+            p: {t: _value_in(v, f"create.{p}.{t}", limits) for t, v in fields.items()}
+            for p, fields in create.items()
+        }
+    calls = body.get("call")
+    if calls is not None:
+        if type(calls) is not list:
+            raise _bad("call is a JSON array of calls: [path, tag, arguments...]", "call")
+        args["call"] = []
+        for i, item in enumerate(calls):
+            where = f"call[{i}]"
+            if (
+                type(item) is not list
+                or len(item) < 2
+                or type(item[0]) is not str
+                or type(item[1]) is not str
+            ):
+                raise _bad("a call is a JSON array: a record's path, its method's tag, the arguments", where)
+            args["call"].append(
+                (
+                    item[0],
+                    item[1],
+                    *(_value_in(v, f"{where}[{j + 2}]", limits) for j, v in enumerate(item[2:])),
+                )
+            )

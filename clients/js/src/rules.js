@@ -17,6 +17,49 @@ function operationsWire(items, key) {
   return items.map((item, i) => (key === "take" ? templateWire(item, `${key}[${i}]`) : tupleWire(item, `${key}[${i}]`)));
 }
 
+/** One value of an operation on records, as a request carries it: a string is an expression. */
+function fieldWire(value, field) {
+  return tupleWire([value], field)[0];
+}
+
+/** A map of `map`'s entries, each value made by `f(value, key)`. */
+function mapped(map, f) {
+  return Object.fromEntries(Object.entries(map).map(([key, value]) => [key, f(value, key)]));
+}
+
+function objectOf(value, field, what) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidValue(`${field} is an object ${what}, not ${describe(value)}`, { field });
+  }
+  return value;
+}
+
+/** A reaction's operations on records (`refresh`, `create`, `call`), as a request carries them. */
+function recordsWire(body, refresh, create, call) {
+  if (refresh !== undefined) {
+    body.refresh = mapped(objectOf(refresh, "refresh", "from paths to leases"), (v, p) => fieldWire(v, `refresh.${p}`));
+  }
+  if (create !== undefined) {
+    body.create = mapped(objectOf(create, "create", "from paths to fields"), (fields, p) =>
+      mapped(objectOf(fields, `create.${p}`, "of fields"), (v, t) => fieldWire(v, `create.${p}.${t}`)),
+    );
+  }
+  if (call !== undefined) {
+    if (!Array.isArray(call)) throw new InvalidValue(`call is an array of calls, not ${describe(call)}`, { field: "call" });
+    body.call = call.map((c, i) => {
+      if (!Array.isArray(c) || c.length < 2 || typeof c[0] !== "string" || typeof c[1] !== "string") {
+        throw new InvalidValue(`a call is [path, tag, ...arguments], not ${describe(c)}`, { field: `call[${i}]` });
+      }
+      return [c[0], c[1], ...tupleWire(c.slice(2), `call[${i}]`)];
+    });
+  }
+}
+
+/** One value of an operation on records, as the server tells of it. */
+function fieldFrom(value) {
+  return tupleFromWire([value])[0];
+}
+
 /** A rule as the server tells of it: its definition, level, counts and last failure. */
 function ruleFrom(wire) {
   const rule = {
@@ -40,6 +83,9 @@ function ruleFrom(wire) {
     write: wire.write.map(tupleFromWire),
     take: wire.take.map(templateFromWire),
     set: wire.set,
+    refresh: mapped(wire.refresh ?? {}, fieldFrom),
+    create: mapped(wire.create ?? {}, (fields) => mapped(fields, fieldFrom)),
+    call: (wire.call ?? []).map(([path, tag, ...args]) => [path, tag, ...tupleFromWire(args)]),
   };
 }
 
@@ -58,16 +104,22 @@ export class Rules {
 
   /**
    * Add a rule; resolves to it. A reaction has a `template` (events `on` of tuples matching it)
-   * or a `path` (changes of that record), `when`, and does `write`, `take` and `set`; a Push
+   * or a `path` (changes of that record), `when`, and does `write`, `take`, `set`, `refresh`
+   * (`{path: lease}`), `create` (`{path: fields}`, the path a path or an expression giving one)
+   * and `call` (`[[path, tag, ...arguments]]`), all in one step; a Push
    * Logic rule has `set: "path.tag"` and `to`. Throws RuleCycle (its `cycle` names the loop) for
    * a rule that could trigger itself, RuleExists for a name in use, InvalidValue naming the field.
    * Needs `write` on the space.
    */
-  async add(name, { on, template, path, tag, when, write, take, set, to, using, principal, signal } = {}) {
+  async add(
+    name,
+    { on, template, path, tag, when, write, take, set, refresh, create, call, to, using, principal, signal } = {},
+  ) {
     const body = { name, on, path, tag, when, set, to, using, principal };
     if (template !== undefined && template !== null) body.template = templateWire(template);
     body.write = operationsWire(write, "write");
     body.take = operationsWire(take, "take");
+    recordsWire(body, refresh, create, call);
     for (const key of Object.keys(body)) if (body[key] === undefined) delete body[key];
     return ruleFrom((await this.#space._request("POST", "/rules", body, { signal })).rule);
   }

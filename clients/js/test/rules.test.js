@@ -94,6 +94,35 @@ describe("rules", () => {
   });
 });
 
+describe("a reaction on records", () => {
+  test("refreshes, creates and calls in one step, and is told back as it was given", async () => {
+    const space = open(spaceUrl());
+    const give = {
+      $method: { lang: "lua", source: "function(self, n) self.given = self.given + n create('jobs/' .. n, {n = n}) end" },
+    };
+    const farm = await space.create("farm", { given: 0, give }, { lease: 600 });
+    const intake = {
+      template: ["order", formal("str"), formal("int")],
+      refresh: { farm: 3600 },
+      create: { "'orders/' + t[1]": { qty: "t[2]", at: float(1.5) } },
+      call: [["farm", "give", "t[2]"]],
+    };
+    const added = await space.rules.add("intake", intake);
+    assert.deepEqual(
+      { refresh: added.refresh, create: added.create, call: added.call },
+      { refresh: intake.refresh, create: intake.create, call: intake.call },
+    );
+    await space.write(["order", "a", 4]);
+    assert.deepEqual(await (await space.record("orders/a")).get("qty"), 4);
+    assert.deepEqual(await (await space.record("jobs/4")).get("n"), 4);
+    assert.deepEqual(await farm.get("given"), 4);
+    await assert.rejects(
+      space.rules.add("bad", { ...intake, call: [["farm"]] }),
+      (e) => e instanceof InvalidValue && e.field === "call[0]",
+    );
+  });
+});
+
 describe("methods", () => {
   const BUMP = { $method: { lang: "lua", source: "function(self, d) self.target = self.target + d return self.target end" } };
 

@@ -1098,6 +1098,9 @@ class RemoteRules:
         to: str | None = None,
         using: Mapping[str, str] | None = None,
         principal: str | None = None,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
     ) -> RuleInfo:
         """See :meth:`Rules.add <tuplespace.Rules.add>`; a constant str given as
         ``Lit(s)`` comes back from :meth:`list` as the CEL literal ``"'s'"``."""
@@ -1114,6 +1117,9 @@ class RemoteRules:
             to=to,
             using=using,
             principal=principal,
+            refresh=refresh,
+            create=create,
+            call=call,
         )
         answer = self._space.request("add_rule", body)
         return rule_from_wire(answer["rule"])

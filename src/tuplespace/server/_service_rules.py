@@ -111,6 +111,13 @@ class RuleRoutes(RecordRoutes):
         name, args = definition_from_wire(body, self.limits.wire)
         if args.get("take"):  # a rule that takes does what its author may do: take
             await self.authorize(caller, space, ("take",))
+        for key, operation in (
+            ("refresh", "refresh_record"),
+            ("create", "create_record"),
+            ("call", "call_record"),
+        ):
+            if args.get(key):  # and what it does to records
+                await self.authorize(caller, space, OPERATION[operation])
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         kept = kept_rules(target)

@@ -1564,12 +1564,14 @@ return math.ceil(ms)
 -- return at most, the most fields a record may have, then each firing: the rule's name,
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
 -- and their encodings and index keys, how many fields it sets and each one's record
--- path, tag and value's encoding, how many records it read and each one's path and
--- version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
+-- path, tag and value's encoding, how many records it gives a lease and each one's path
+-- and lease in ms ('' for none), how many records it creates and each one's path and
+-- fields' encoding, how many records it read and each one's path and version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
 -- is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the rules
 -- changed), {'retry'} (a tuple to take, or a record to set, is gone, or a record read
 -- changed).  A firing whose tuples do not fit in the space fails with SpaceFull, one
--- that would give a record too many fields with ValueTooLarge, changing nothing.
+-- that would give a record too many fields with ValueTooLarge, one that would create a
+-- record at a path taken with RecordExists, changing nothing.
 expire_due()
 expire_records()
 local seq = tonumber(ARGV[2])
@@ -1584,7 +1586,7 @@ end
 local most = tonumber(ARGV[5])
 local firings, i = {}, 6
 while i <= #ARGV do
-  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}}
+  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {}}
   local n = tonumber(ARGV[i + 2])
   for j = 1, n do
     local id = ARGV[i + 2 + j]
@@ -1610,6 +1612,21 @@ while i <= #ARGV do
     f.sets[j] = {rid, ARGV[i - 1 + 3 * j], ARGV[i + 3 * j]}
   end
   i = i + 1 + 3 * k
+  local l = tonumber(ARGV[i])
+  for j = 1, l do
+    local rid = redis.call('HGET', RPATH, ARGV[i - 1 + 2 * j])
+    if not rget(rid) then
+      tell_room()
+      return {'retry'}
+    end
+    f.leases[j] = {rid, ARGV[i + 2 * j]}
+  end
+  i = i + 1 + 2 * l
+  local c = tonumber(ARGV[i])
+  for j = 1, c do
+    f.creates[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
+  end
+  i = i + 1 + 2 * c
   local r = tonumber(ARGV[i])
   for j = 1, r do
     local kept = rget(redis.call('HGET', RPATH, ARGV[i - 1 + 2 * j]))
@@ -1659,6 +1676,12 @@ for _, f in ipairs(firings) do
   if failure == '' then
     failure = too_many(f.sets)
   end
+  for _, made in ipairs(f.creates) do
+    if failure == '' and rtaken(made[1]) then
+      local message = 'a record already has the path ' .. cjson.encode(made[1]) .. '; nothing changed'
+      failure = cjson.encode({class = 'RecordExists', message = message})
+    end
+  end
   if failure == '' then
     for _, id in ipairs(f.takes) do
       remove(id, 'take')
@@ -1671,6 +1694,19 @@ for _, f in ipairs(firings) do
         unlink(set[1], set[2])
       end
       rwrite(set[1], set[2], set[3], false)
+    end
+    for _, lease in ipairs(f.leases) do
+      if lease[2] == '' then
+        redis.call('ZREM', REXP, lease[1])
+      else
+        redis.call('ZADD', REXP, now + tonumber(lease[2]), lease[1])
+      end
+    end
+    for _, made in ipairs(f.creates) do
+      drop_redirect(made[1])
+      local rid = redis.call('INCR', RN)
+      rstore(rid, made[1], made[2])
+      rlog('create', rid, 1, made[1], '', made[2])
     end
     redis.call('HINCRBY', RST, f.name .. ' f', 1)
   else
@@ -1806,18 +1842,27 @@ return out
 
 --[[ rcall +records ]]
 -- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
--- method set, n tags and their values' encodings, then the encoding and index keys of
--- each tuple it wrote.  The tuples are written, then each field set (an update event
--- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
+-- method set, n tags and their values' encodings, the number c of records it created, c
+-- paths and their fields' encodings, then the encoding and index keys of each tuple it
+-- wrote.  The tuples are written, the records created, then each field set (an update
+-- event each): {'ok', the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version, {'full'} if the space has no room for
--- the tuples, {} if the record is gone; {'revoked'}, {'expired'} or {'gone'} if the capability
--- has ended.
+-- the tuples, {'exists', path} if a record has a path it would create, {} if the record
+-- is gone; {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_due()
 expire_records()
 local rid, why = rresolve(ARGV[1])
 local kept = rid and rget(rid)
 local n = tonumber(ARGV[3])
-local tuples = (#ARGV - 3 - 2 * n) / 2
+local c = tonumber(ARGV[4 + 2 * n])
+local made = 5 + 2 * n
+local tuples = (#ARGV - 4 - 2 * n - 2 * c) / 2
+local taken = false
+for i = 1, c do
+  if not taken and rtaken(ARGV[made + 2 * i - 2]) then
+    taken = ARGV[made + 2 * i - 2]
+  end
+end
 local out
 if not rid then
   out = {why}
@@ -1828,10 +1873,19 @@ elseif rsplit(kept) ~= ARGV[2] then
 elseif tuples > 0 and capacity and live_count() + tuples > capacity then
   tell_room()
   out = {'full'}
+elseif taken then
+  out = {'exists', taken}
 else
-  local first = 4 + 2 * n
+  local first = made + 2 * c
   for i = 1, tuples do
     put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
+  end
+  for i = 1, c do
+    local path, fields = ARGV[made + 2 * i - 2], ARGV[made + 2 * i - 1]
+    drop_redirect(path)
+    local new = redis.call('INCR', RN)
+    rstore(new, path, fields)
+    rlog('create', new, 1, path, '', fields)
   end
   local version = tonumber(ARGV[2])
   for i = 1, n do

@@ -79,6 +79,7 @@ __all__ = [
     "Waiter",
     "candidates",
     "connection_error",
+    "lease_ms",
     "decode_change",
     "decode_record",
     "encode_record",
@@ -483,6 +484,11 @@ def decode_tuple(data: bytes) -> Tuple:
 
 
 # -- records -------------------------------------------------------------------------------------
+
+
+def lease_ms(seconds: float | None) -> str:
+    """A lease as the scripts take it: milliseconds ('' for none)."""
+    return "" if seconds is None else repr(seconds * 1000.0)
 
 
 def encode_record(fields: Mapping[str, Value]) -> bytes:

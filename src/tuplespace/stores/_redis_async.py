@@ -116,6 +116,7 @@ from ._redis import (
     encode_record,
     encode_tuple,
     from_nanos,
+    lease_ms,
     nanos,
     pack,
     pairs,
@@ -125,7 +126,7 @@ from ._redis import (
     route_of_template,
     route_of_tuple,
 )
-from ._redis_rules_async import AsyncRedisRules
+from ._redis_rules_async import AsyncRedisRules, created_records
 
 log = logging.getLogger("tuplespace")
 
@@ -175,10 +176,6 @@ _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
 
 
-def _ms(seconds: float | None) -> str:
-    return "" if seconds is None else repr(seconds * 1000.0)
-
-
 def _ms_int(seconds: float) -> str:
     return str(max(1, round(seconds * 1000.0)))
 
@@ -210,7 +207,7 @@ async def _create(
     when the space charges; its handle."""
     check_principal(principal)
     held = "" if credit is None else str(nanos(credit, "credit"))
-    ms = _ms(check_lease(lease))
+    ms = lease_ms(check_lease(lease))
     while True:
         links = []
         for tag, v in fields.items():
@@ -734,7 +731,7 @@ class AsyncRedisSpace:
     ) -> list[AsyncLease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
         allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
-        args = [guard[0], guard[1], _ms(lease), *items]
+        args = [guard[0], guard[1], lease_ms(lease), *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[AsyncWake] | None = None
         wrote = False
@@ -1083,7 +1080,7 @@ class AsyncRedisSpace:
                             f"a replace keeps the value of the route field",
                             "successor",
                         )
-                    if await part.core.call("replace", [seq, _ms(lease), data, keys]):
+                    if await part.core.call("replace", [seq, lease_ms(lease), data, keys]):
                         await self._react()
                         return old
                     break  # another process took it first
@@ -1178,7 +1175,7 @@ class AsyncRedisSpace:
                 )
             self._transactions[tx] = ""
         try:
-            reply = await self._call("begin", [_ms(lease), *claim])
+            reply = await self._call("begin", [lease_ms(lease), *claim])
         except BaseException:
             self._end_transaction(tx)
             raise
@@ -1600,7 +1597,7 @@ class AsyncRedisSpace:
     # -- leases ---------------------------------------------------------------------------------------
 
     async def _renew(self, seq: int, seconds: float | None) -> float | None:
-        reply = await self._call("renew", [seq, _ms(check_lease(seconds))])
+        reply = await self._call("renew", [seq, lease_ms(check_lease(seconds))])
         if not reply[0]:
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
         return _seconds(reply[1])
@@ -2497,7 +2494,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         await self._check()
         if self._claim:
             raise TransactionError("a claim holds takes only: it writes nothing")
-        ms = _ms(check_lease(lease))
+        ms = lease_ms(check_lease(lease))
         added: list[_Own] = []
         size = self._bytes
         for i, t in enumerate(tuples):
@@ -2699,7 +2696,7 @@ class AsyncRedisTransaction(AsyncOpenable):
         """Give the transaction ``lease`` more seconds from now."""
         await self._check()
         seconds = _txn_lease(lease)
-        reply = await self._core.txn("renew_txn", self._id, [(None, [_ms(seconds)])])
+        reply = await self._core.txn("renew_txn", self._id, [(None, [lease_ms(seconds)])])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -3234,20 +3231,23 @@ class AsyncRedisRecord:
     async def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """Run the method in the field ``tag`` (see :meth:`~tuplespace.Record.call`) in
         this process's sandbox, within ``space.rules.limits``; what it changed (the
-        fields it set, the tuples it wrote) is applied in one script, if the record's
-        version is still the one it ran on (else it runs again on the record as it now
-        is).  The method's value.  With a ``step_charge``, ``principal`` pays for the
-        steps each run ran, as in an embedded space, whether it returned or failed."""
+        fields it set, the tuples it wrote, the records it created) is applied in one
+        script, if the record's version is still the one it ran on (else it runs again
+        on the record as it now is).  The method's value.  With a ``step_charge``,
+        ``principal`` pays for the steps each run ran, as in an embedded space, whether
+        it returned or failed."""
         self._full("set")
         rules = self._core.rules()
         while True:
             loaded = await self._load()
             method = method_in(loaded.fields, tag)
-            result, changed, spawned = await self._run(rules, method, loaded.fields, args, principal)
+            result, changed, spawned, created = await self._run(rules, method, loaded.fields, args, principal)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
+            made = created_records(created)
+            items += (str(len(made) // 2), *made)
             for t in spawned:
                 items += encode_tuple(t)[1:]
             reply = await _checked(
@@ -3261,6 +3261,8 @@ class AsyncRedisRecord:
                     limit="capacity",
                     maximum=capacity or 0,
                 )
+            if reply[0] == b"exists":
+                raise RecordExists(f"a record already has the path {reply[1].decode()!r}; nothing changed")
             if reply[0] == b"fire":  # the space has rules: run their reactions
                 await self._core.fire()
             if reply[0] != b"retry":
@@ -3303,7 +3305,7 @@ class AsyncRedisRecord:
         :class:`~tuplespace.RecordExists` if a record has the path."""
         self._full("move")
         check_path(path)
-        redirect = "0" if redirect_lease == 0 else _ms(check_lease(redirect_lease, "redirect_lease"))
+        redirect = "0" if redirect_lease == 0 else lease_ms(check_lease(redirect_lease, "redirect_lease"))
         here = _records_prefix(self._core.options)
         reply = await self._core.call("rmove", [self.rid, path, redirect, here])
         if not reply:
@@ -3329,7 +3331,7 @@ class AsyncRedisRecord:
             raise InvalidValue("refresh needs credit= or lease=")
         check_principal(principal)
         more = "" if credit is None else str(nanos(credit, "credit"))
-        ms = "keep" if lease is None else _ms(check_lease(lease))
+        ms = "keep" if lease is None else lease_ms(check_lease(lease))
         reply = await self._core.call("rrenew", [self._ref, ms, more, principal])
         if reply[0] == b"forever":
             raise InvalidValue("this space charges for storage: a record cannot live forever", "lease")
@@ -3389,7 +3391,7 @@ class AsyncRedisRecord:
         allows only ``operations`` (of ``read``, ``set``, ``refresh``, ``clone``,
         ``destroy``, ``watch``), for ``lease`` seconds (None: until revoked)."""
         self._full("capability")
-        return await self._grant(granted(operations), _ms(check_lease(lease)), "")
+        return await self._grant(granted(operations), lease_ms(check_lease(lease)), "")
 
     async def read_only(self) -> AsyncRedisRecord:
         """The record's read-only handle (``$RO``): reads and watches, nothing else.

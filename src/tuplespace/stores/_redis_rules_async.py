@@ -40,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 from .._codec import encode
 from .._errors import (
     InvalidValue,
+    NotSupported,
+    RecordExists,
     RecordNotFound,
     RuleExists,
     RuleNotFound,
@@ -47,13 +49,24 @@ from .._errors import (
     TupleSpaceError,
 )
 from .._events import Change
-from .._methods import ActiveLimits, Sandbox
-from .._recordstore import DEFAULT_PRINCIPAL, check_field
+from .._methods import ActiveLimits, Sandbox, method_in, method_result
+from .._names import check_path
+from .._recordstore import DEFAULT_PRINCIPAL, check_field, check_fields
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
-from .._values import DEFAULT_LIMITS, Credit, Value, value_key
+from .._values import DEFAULT_LIMITS, URI, Credit, Value, value_key
+from ..client._common import check_lease
 from ..client._primitives import AsyncBackground, AsyncLock
-from ._redis import AsyncWake, decode_change, decode_record, decode_tuple, encode_tuple, from_nanos
+from ._redis import (
+    AsyncWake,
+    decode_change,
+    decode_record,
+    decode_tuple,
+    encode_record,
+    encode_tuple,
+    from_nanos,
+    lease_ms,
+)
 
 if TYPE_CHECKING:
     from ._redis_async import AsyncRedisCore
@@ -65,6 +78,9 @@ log = logging.getLogger("tuplespace")
 EVENTS_READ = 64  # the events a process reads from the log at a time to run their reactions
 EXPIRY_LOOK = 1.0  # the most seconds between two looks of the timer for leases that end
 _Args = list[Any]  # the arguments of a script
+_Writes = list[tuple[Value, ...]]  # what a firing writes, sets and creates (see _firing_of)
+_Sets = list[tuple[str, str, Value]]
+_Creates = list[tuple[Any, dict[str, Any]]]
 
 
 class AsyncRedisRules:
@@ -137,15 +153,32 @@ class AsyncRedisRules:
         to: str | None = None,
         using: Mapping[str, str] | None = None,
         principal: str = DEFAULT_PRINCIPAL,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
     ) -> RuleInfo:
         """Add a reaction to tuple events or to record events, or a Push Logic rule
         (see :meth:`tuplespace.Rules.add`); returns what :meth:`list` tells of it.  A
         Push Logic rule sets its field at once, as any process then does after each
-        change of a field it reads."""
+        change of a field it reads.  A reaction's methods (``call=``) run in the sandbox
+        of the process that fires it, on the record as it is; what they change is
+        performed with the firing's other operations, in one script."""
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         async with self._modelling:
             info = await self._add(
-                name, on, template, path, tag, when, write, take, set, to, using, principal
+                name,
+                on,
+                template,
+                path,
+                tag,
+                when,
+                write,
+                take,
+                set,
+                to,
+                using,
+                principal,
+                {"refresh": refresh, "create": create, "call": [tuple(c) for c in call]},
             )
         if info.kind != "push":
             return info
@@ -166,6 +199,7 @@ class AsyncRedisRules:
         to: str | None,
         using: Mapping[str, str] | None,
         principal: str,
+        on_records: dict[str, Any],
     ) -> RuleInfo:
         while True:
             await self._follow()
@@ -184,6 +218,7 @@ class AsyncRedisRules:
                 write=write,
                 take=take,
                 principal=principal,
+                **on_records,
             )
             try:
                 definition = rules.definition(name)
@@ -360,7 +395,11 @@ class AsyncRedisRules:
             outcome = rules.outcome(name, event, {var: read[path][1] for var, path in named.items()})
             if outcome is None:
                 return []
-            writes, takes, sets = outcome
+            writes, takes, sets, refreshes, creates, calls = outcome
+            for path, tag, args in calls:  # a method's changes are the firing's
+                if path not in read:
+                    read[path] = await self._record(path)
+                writes, sets, creates = self._call(path, read[path][1], tag, args, writes, sets, creates)
             ids: _Args = []
             for template in takes:
                 some = await self._core.select(template, False, len(ids) + 1, "")
@@ -381,12 +420,53 @@ class AsyncRedisRules:
                 if push and tag in kept and value_key(kept[tag]) == value_key(value):
                     continue  # a Push Logic rule sets its field when its value changes
                 fields += (path, tag, encode(check_field(tag, value, DEFAULT_LIMITS)))
+            leases: _Args = []
+            for path, seconds in refreshes:
+                if path not in read:
+                    read[path] = await self._record(path)
+                leases += (path, lease_ms(check_lease(seconds)))
+            made = created_records(creates)
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0, 0, 0]
+            return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
         versions: _Args = [len(read)]
         for path, (version, _) in read.items():
             versions += (path, version)
-        return [name, "", len(ids), *ids, len(writes), *items, len(fields) // 3, *fields, *versions]
+        return [
+            name,
+            "",
+            len(ids),
+            *ids,
+            len(writes),
+            *items,
+            len(fields) // 3,
+            *fields,
+            len(leases) // 2,
+            *leases,
+            len(made) // 2,
+            *made,
+            *versions,
+        ]
+
+    def _call(
+        self,
+        path: str,
+        fields: dict[str, Value],
+        tag: str,
+        args: tuple[Any, ...],
+        writes: _Writes,
+        sets: _Sets,
+        creates: _Creates,
+    ) -> tuple[_Writes, _Sets, _Creates]:
+        """Run the method ``tag`` of the record at ``path`` (its ``fields`` as read) for a
+        firing; the firing's writes, sets and creations with the method's."""
+        method = method_in(fields, tag)
+        result, changed, spawned, created = self.sandbox().run(method, fields, args, self.limits)
+        method_result(result, changed, fields, DEFAULT_LIMITS.max_fields)
+        return (
+            [*writes, *spawned],
+            [*sets, *((path, k, v) for k, v in changed.items())],
+            [*creates, *created],
+        )
 
     async def _record(self, path: str) -> tuple[bytes, dict[str, Value]]:
         """The version and fields of the record at ``path``; RecordNotFound, a failure
@@ -428,6 +508,26 @@ class AsyncRedisRules:
         if self._timer is not None:
             await self._timer.stop()
         self._model.close()
+
+
+def created_records(creates: _Creates) -> _Args:
+    """The records a firing creates, as ``rule_fire`` takes them: each path and the
+    encoding of its fields, checked as any record's (paths given twice refused)."""
+    out: _Args = []
+    seen: set[str] = set()
+    for path, fields in creates:
+        path = check_path(path)
+        if path in seen:
+            raise RecordExists(f"a record already has the path {path!r}; nothing changed")
+        seen.add(path)
+        checked = check_fields(fields, DEFAULT_LIMITS)
+        if any(type(v) is URI for v in checked.values()):
+            raise NotSupported(
+                "a record a rule creates in a space kept in Redis holds no address: its links "
+                "are made by the creation of a process, not by the firing's script"
+            )
+        out += (path, encode_record(checked))
+    return out
 
 
 def _model() -> Space:

@@ -117,6 +117,7 @@ from ._redis import (
     encode_record,
     encode_tuple,
     from_nanos,
+    lease_ms,
     nanos,
     pack,
     pairs,
@@ -126,7 +127,7 @@ from ._redis import (
     route_of_template,
     route_of_tuple,
 )
-from ._redis_rules_sync import RedisRules
+from ._redis_rules_sync import RedisRules, created_records
 
 log = logging.getLogger("tuplespace")
 
@@ -176,10 +177,6 @@ _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
 
 
-def _ms(seconds: float | None) -> str:
-    return "" if seconds is None else repr(seconds * 1000.0)
-
-
 def _ms_int(seconds: float) -> str:
     return str(max(1, round(seconds * 1000.0)))
 
@@ -211,7 +208,7 @@ def _create(
     when the space charges; its handle."""
     check_principal(principal)
     held = "" if credit is None else str(nanos(credit, "credit"))
-    ms = _ms(check_lease(lease))
+    ms = lease_ms(check_lease(lease))
     while True:
         links = []
         for tag, v in fields.items():
@@ -729,7 +726,7 @@ class RedisSpace:
     ) -> list[Lease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
         allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
-        args = [guard[0], guard[1], _ms(lease), *items]
+        args = [guard[0], guard[1], lease_ms(lease), *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[Wake] | None = None
         wrote = False
@@ -1070,7 +1067,7 @@ class RedisSpace:
                             f"a replace keeps the value of the route field",
                             "successor",
                         )
-                    if part.core.call("replace", [seq, _ms(lease), data, keys]):
+                    if part.core.call("replace", [seq, lease_ms(lease), data, keys]):
                         self._react()
                         return old
                     break  # another process took it first
@@ -1163,7 +1160,7 @@ class RedisSpace:
                 )
             self._transactions[tx] = ""
         try:
-            reply = self._call("begin", [_ms(lease), *claim])
+            reply = self._call("begin", [lease_ms(lease), *claim])
         except BaseException:
             self._end_transaction(tx)
             raise
@@ -1581,7 +1578,7 @@ class RedisSpace:
     # -- leases ---------------------------------------------------------------------------------------
 
     def _renew(self, seq: int, seconds: float | None) -> float | None:
-        reply = self._call("renew", [seq, _ms(check_lease(seconds))])
+        reply = self._call("renew", [seq, lease_ms(check_lease(seconds))])
         if not reply[0]:
             raise UnknownLease(f"tuple {seq} is no longer in the space (taken, expired or cancelled)")
         return _seconds(reply[1])
@@ -2468,7 +2465,7 @@ class RedisTransaction(Openable):
         self._check()
         if self._claim:
             raise TransactionError("a claim holds takes only: it writes nothing")
-        ms = _ms(check_lease(lease))
+        ms = lease_ms(check_lease(lease))
         added: list[_Own] = []
         size = self._bytes
         for i, t in enumerate(tuples):
@@ -2664,7 +2661,7 @@ class RedisTransaction(Openable):
         """Give the transaction ``lease`` more seconds from now."""
         self._check()
         seconds = _txn_lease(lease)
-        reply = self._core.txn("renew_txn", self._id, [(None, [_ms(seconds)])])
+        reply = self._core.txn("renew_txn", self._id, [(None, [lease_ms(seconds)])])
         if reply is None:
             self._end("aborted")
             raise TransactionAborted("the transaction was aborted: its lease ran out")
@@ -3199,20 +3196,23 @@ class RedisRecord:
     def call(self, tag: str, *args: Value, principal: str = DEFAULT_PRINCIPAL) -> Value:
         """Run the method in the field ``tag`` (see :meth:`~tuplespace.Record.call`) in
         this process's sandbox, within ``space.rules.limits``; what it changed (the
-        fields it set, the tuples it wrote) is applied in one script, if the record's
-        version is still the one it ran on (else it runs again on the record as it now
-        is).  The method's value.  With a ``step_charge``, ``principal`` pays for the
-        steps each run ran, as in an embedded space, whether it returned or failed."""
+        fields it set, the tuples it wrote, the records it created) is applied in one
+        script, if the record's version is still the one it ran on (else it runs again
+        on the record as it now is).  The method's value.  With a ``step_charge``,
+        ``principal`` pays for the steps each run ran, as in an embedded space, whether
+        it returned or failed."""
         self._full("set")
         rules = self._core.rules()
         while True:
             loaded = self._load()
             method = method_in(loaded.fields, tag)
-            result, changed, spawned = self._run(rules, method, loaded.fields, args, principal)
+            result, changed, spawned, created = self._run(rules, method, loaded.fields, args, principal)
             value = method_result(result, changed, loaded.fields, DEFAULT_LIMITS.max_fields)
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
+            made = created_records(created)
+            items += (str(len(made) // 2), *made)
             for t in spawned:
                 items += encode_tuple(t)[1:]
             reply = _checked(
@@ -3226,6 +3226,8 @@ class RedisRecord:
                     limit="capacity",
                     maximum=capacity or 0,
                 )
+            if reply[0] == b"exists":
+                raise RecordExists(f"a record already has the path {reply[1].decode()!r}; nothing changed")
             if reply[0] == b"fire":  # the space has rules: run their reactions
                 self._core.fire()
             if reply[0] != b"retry":
@@ -3268,7 +3270,7 @@ class RedisRecord:
         :class:`~tuplespace.RecordExists` if a record has the path."""
         self._full("move")
         check_path(path)
-        redirect = "0" if redirect_lease == 0 else _ms(check_lease(redirect_lease, "redirect_lease"))
+        redirect = "0" if redirect_lease == 0 else lease_ms(check_lease(redirect_lease, "redirect_lease"))
         here = _records_prefix(self._core.options)
         reply = self._core.call("rmove", [self.rid, path, redirect, here])
         if not reply:
@@ -3294,7 +3296,7 @@ class RedisRecord:
             raise InvalidValue("refresh needs credit= or lease=")
         check_principal(principal)
         more = "" if credit is None else str(nanos(credit, "credit"))
-        ms = "keep" if lease is None else _ms(check_lease(lease))
+        ms = "keep" if lease is None else lease_ms(check_lease(lease))
         reply = self._core.call("rrenew", [self._ref, ms, more, principal])
         if reply[0] == b"forever":
             raise InvalidValue("this space charges for storage: a record cannot live forever", "lease")
@@ -3354,7 +3356,7 @@ class RedisRecord:
         allows only ``operations`` (of ``read``, ``set``, ``refresh``, ``clone``,
         ``destroy``, ``watch``), for ``lease`` seconds (None: until revoked)."""
         self._full("capability")
-        return self._grant(granted(operations), _ms(check_lease(lease)), "")
+        return self._grant(granted(operations), lease_ms(check_lease(lease)), "")
 
     def read_only(self) -> RedisRecord:
         """The record's read-only handle (``$RO``): reads and watches, nothing else.
