@@ -14,6 +14,7 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
+from tuplespace._events import MAX_PENDING_BYTES
 
 
 def drain(sub: Any) -> list[ts.Event]:
@@ -689,6 +690,27 @@ def test_the_event_log_is_bounded_in_bytes_and_a_lagging_subscriber_is_told(make
     assert info.value.first_missing == base + 2
     assert info.value.oldest_available == stats["last_event"] - stats["logged_events"] + 1
     assert [e.kind for e in drain(sub)][-2:] == ["write", "take"]
+
+
+def test_a_slow_subscriber_queues_at_most_max_pending_bytes_and_misses_nothing() -> None:
+    space = ts.Space(limits=ts.Limits(max_bytes=2 * MAX_PENDING_BYTES))
+    sub = space.subscribe(("big", int, str))
+    payload = "x" * (1 << 19)  # one string: the space holds it once, each event counts it
+    n = 2 * MAX_PENDING_BYTES // len(payload)
+    for i in range(n):
+        space.write(("big", i, payload))
+    stats = sub.statistics()
+    assert stats["pending_bytes"] <= MAX_PENDING_BYTES < n * len(payload)
+    assert stats["pending"] < n
+    assert stats["overflows"] == 1
+    events = drain(sub)  # the rest is refilled from the log
+    assert [e.tuple[1] for e in events] == list(range(n))
+    assert_consecutive(events, events[0].seq)
+    assert sub.statistics()["pending_bytes"] == 0
+    # One event is always queued, whatever its size.
+    space.write(("big", n, "x" * (MAX_PENDING_BYTES + 1)))
+    assert sub.statistics()["pending"] == 1
+    assert len(next(sub).tuple[2]) == MAX_PENDING_BYTES + 1
 
 
 def test_event_retention_bytes_comes_from_a_url() -> None:
