@@ -16,7 +16,9 @@
 
 A request body that arrives in parts is counted, while it does, in the server's
 :class:`~tuplespace.server._budget.Budget`: past it, the handler reads no more of it
-until bytes are freed (so uvicorn stops reading the connection).
+until bytes are freed (so uvicorn stops reading the connection).  A body of at most
+``HIGH_WATER_LIMIT`` bytes (uvicorn reads that much of any body before the handler
+asks for it) is not counted: it costs what every connection may cost.
 
 The channel is no browser's: it has no Host, and its hello may carry an origin,
 checked as an ``Origin`` header would be (:meth:`Policy.origin_error`).
@@ -29,6 +31,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
 from ._budget import Budget
 from ._errors import ApiError, error_response
@@ -134,11 +137,11 @@ class Guard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            error, body = self._error(scope)
+            error, large = self._error(scope)
             if error is not None:
                 await error_response(error)(scope, receive, send)
                 return
-            if body:
+            if large:
                 budgeted = _Budgeted(self.budget, receive)
                 try:
                     await self.app(scope, budgeted.receive, send)
@@ -148,9 +151,10 @@ class Guard:
         await self.app(scope, receive, send)
 
     def _error(self, scope: Scope) -> tuple[ApiError | None, bool]:
-        """Why the request is refused, or None; whether it has a body."""
+        """Why the request is refused, or None; whether it has a body of more than
+        ``HIGH_WATER_LIMIT`` bytes, or of a size not given."""
         host = origin = media_type = None
-        body = False
+        body = large = False
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
@@ -159,25 +163,27 @@ class Guard:
             elif name == b"content-type":
                 media_type = value.decode("latin-1")
             elif name == b"content-length":
-                body = value.strip() != b"0"
+                size = value.strip()
+                body = size != b"0"
+                large = not (size.isdigit() and len(size) < 8 and int(size) <= HIGH_WATER_LIMIT)
             elif name == b"transfer-encoding":
-                body = True
+                body = large = True
         policy = self.policy
         if host is not None:
             error = policy.host_error(host)
             if error is not None:
-                return error, body
+                return error, large
         if origin is not None:
             error = policy.origin_error(origin, host)
             if error is not None:
-                return error, body
+                return error, large
         if scope["method"] in _BODY_METHODS:
             if media_type is not None:
                 if media_type.partition(";")[0].strip().lower() != "application/json":
-                    return _not_json(f"not {media_type!r}"), body
+                    return _not_json(f"not {media_type!r}"), large
             elif body:
-                return _not_json("a body without one"), body
-        return None, body
+                return _not_json("a body without one"), large
+        return None, large
 
 
 class _Budgeted:
