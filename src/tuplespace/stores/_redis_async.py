@@ -280,6 +280,7 @@ def _nanos(amount: object, name: str) -> int:
     if nanos > _MOST_NANOS:
         raise ValueTooLarge(
             f"a space kept in Redis holds at most {_credit(_MOST_NANOS)} credit in one place",
+            name,
             limit="credit",
             maximum=_MOST_NANOS,
         )
