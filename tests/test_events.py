@@ -14,7 +14,7 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace._events import MAX_PENDING_BYTES
+from tuplespace._events import MAX_PENDING_BYTES, MAX_SPACE_PENDING_BYTES
 
 
 def drain(sub: Any) -> list[ts.Event]:
@@ -711,6 +711,25 @@ def test_a_slow_subscriber_queues_at_most_max_pending_bytes_and_misses_nothing()
     space.write(("big", n, "x" * (MAX_PENDING_BYTES + 1)))
     assert sub.statistics()["pending"] == 1
     assert len(next(sub).tuple[2]) == MAX_PENDING_BYTES + 1
+
+
+def test_the_subscribers_of_a_space_queue_at_most_max_space_pending_bytes_together() -> None:
+    space = ts.Space()
+    payload = "x" * (1 << 19)  # one string: the space holds it once, each event counts it
+    per_feed = MAX_PENDING_BYTES // len(payload)  # the events that fill one feed
+    subs, written = [], 0
+    for _ in range(MAX_SPACE_PENDING_BYTES // MAX_PENDING_BYTES + 6):
+        subs.append((written, space.subscribe(("big", int, str))))
+        for _ in range(per_feed):
+            space.write(("big", written, payload))
+            written += 1
+    held = sum(sub.statistics()["pending_bytes"] for _, sub in subs)
+    assert held <= MAX_SPACE_PENDING_BYTES + len(subs) * len(payload)  # one event each, always
+    for first, sub in subs:  # each gets every event since it began, the rest from the log
+        events = drain(sub)
+        assert [e.tuple[1] for e in events] == list(range(first, written))
+        sub.close()
+    assert sum(sub.statistics()["pending_bytes"] for _, sub in subs) == 0
 
 
 def test_event_retention_bytes_comes_from_a_url() -> None:

@@ -9,13 +9,14 @@ kinds share one numbering and one bounded log, kept by the engine.
 A subscriber's feed (a :class:`Feed` of tuple events, or a record's feed of its
 changes, see :mod:`tuplespace._records`) holds at most ``max_pending`` undelivered
 events, and at most :data:`MAX_PENDING_BYTES` of their values (as
-:func:`~tuplespace._values.footprint` counts them; one event is always queued,
-whatever its size).  When it is full, it stops queueing and remembers where its gap
+:func:`~tuplespace._values.footprint` counts them), and the feeds of one space hold
+at most :data:`MAX_SPACE_PENDING_BYTES` together (:class:`PendingBytes`); one event
+is always queued, whatever its size.  When it is full, it stops queueing and remembers where its gap
 starts; once the subscriber has caught up, the feed refills itself from the log.  If
 the log no longer reaches back to the gap, the subscriber gets :class:`EventsLost`
 naming the first missing sequence number, never a silent gap.  So memory is bounded
-by the log's retention plus ``max_pending`` events and :data:`MAX_PENDING_BYTES` per
-subscriber, however slow it is.
+by the log's retention plus ``max_pending`` events per subscriber and
+:data:`MAX_SPACE_PENDING_BYTES` per space, however slow the subscribers are.
 
 A feed opened with ``existing`` first reports the tuples already in the space
 (events of kind ``present``, see :class:`Presence`), then its live events.  Its
@@ -44,6 +45,8 @@ __all__ = [
     "Feed",
     "FeedBase",
     "MAX_PENDING_BYTES",
+    "MAX_SPACE_PENDING_BYTES",
+    "PendingBytes",
     "Presence",
     "RawEvent",
     "RecordEvent",
@@ -52,8 +55,9 @@ __all__ = [
     "check_existing",
 ]
 
-# Bytes of the values one feed holds queued for its subscriber.
+# Bytes of the values one feed holds queued for its subscriber, and all the feeds of a space.
 MAX_PENDING_BYTES = 16 << 20
+MAX_SPACE_PENDING_BYTES = 256 << 20
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
 CHANGE_KINDS = frozenset({"create", "update", "move", "destroy", "expire"})
 _new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
@@ -127,6 +131,17 @@ class _Numbered(Protocol):
 E = TypeVar("E", bound=_Numbered)
 
 
+class PendingBytes:
+    """The bytes of the values that some feeds (those of one space) hold queued, together:
+    ``total``, at most ``most``."""
+
+    __slots__ = ("most", "total")
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.total = 0
+
+
 class FeedBase(abc.ABC, Generic[E]):
     """The engine side of a subscription: what is queued for it, and where its gap is.
 
@@ -145,6 +160,7 @@ class FeedBase(abc.ABC, Generic[E]):
         "pending_bytes",
         "queue",
         "seq",
+        "shared",
         "sizes",
         "templates",
         "wake",
@@ -166,6 +182,7 @@ class FeedBase(abc.ABC, Generic[E]):
         self.queue: deque[E] = deque()
         self.sizes: deque[int] = deque()  # the footprint of each event queued
         self.pending_bytes = 0
+        self.shared = PendingBytes(MAX_PENDING_BYTES)  # its space's, once the engine has it
         self.gap: int | None = None  # the first event not queued, to be refilled from the log
         self.closed = False
         self.wake: Callable[[], object] = nothing
@@ -187,13 +204,28 @@ class FeedBase(abc.ABC, Generic[E]):
 
     def _room(self, size: int) -> bool:
         """Whether an event of ``size`` bytes may be queued."""
-        queue = self.queue
-        return not queue or (len(queue) < self.max_pending and self.pending_bytes + size <= MAX_PENDING_BYTES)
+        queue, shared = self.queue, self.shared
+        return not queue or (
+            len(queue) < self.max_pending
+            and self.pending_bytes + size <= MAX_PENDING_BYTES
+            and shared.total + size <= shared.most
+        )
 
     def _queue(self, event: E, size: int) -> None:
         self.queue.append(event)
         self.sizes.append(size)
         self.pending_bytes += size
+        self.shared.total += size
+
+    def share(self, shared: PendingBytes) -> None:
+        """Count what the feed queues in ``shared`` (its space's) from now on."""
+        self.shared.total -= self.pending_bytes
+        shared.total += self.pending_bytes
+        self.shared = shared
+
+    def detach(self) -> None:
+        """Count what the feed still holds in nothing shared (it has ended)."""
+        self.share(PendingBytes(MAX_PENDING_BYTES))
 
     def push(self, event: E) -> None:
         if self.gap is not None or event.kind not in self.kinds:
@@ -219,7 +251,9 @@ class FeedBase(abc.ABC, Generic[E]):
         if not self.queue:
             return None
         event = self.queue.popleft()
-        self.pending_bytes -= self.sizes.popleft()
+        size = self.sizes.popleft()
+        self.pending_bytes -= size
+        self.shared.total -= size
         self.delivered += 1
         self.last_seq = event.seq
         return event
