@@ -230,14 +230,24 @@ class FeedBase(abc.ABC, Generic[E]):
     def push(self, event: E) -> None:
         if self.gap is not None or event.kind not in self.kinds:
             return
-        if self.queue and self.queue[-1].seq == event.seq:  # matched by two of its templates
-            return
+        queue = self.queue
         size = self.size(event)
-        if not self._room(size):
-            self.gap = event.seq
-            self.overflows += 1
-            return
-        self._queue(event, size)
+        if queue:  # (_room and _queue, inlined: this is the hot path of a write with subscribers)
+            if queue[-1].seq == event.seq:  # matched by two of its templates
+                return
+            shared = self.shared
+            if (
+                len(queue) >= self.max_pending
+                or self.pending_bytes + size > MAX_PENDING_BYTES
+                or shared.total + size > shared.most
+            ):
+                self.gap = event.seq
+                self.overflows += 1
+                return
+        queue.append(event)
+        self.sizes.append(size)
+        self.pending_bytes += size
+        self.shared.total += size
         self.wake()
 
     def pop(self, log: deque[RawEvent], next_seq: int) -> E | None:
