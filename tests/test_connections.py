@@ -4,10 +4,12 @@ real server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import gc
 import json
 import socket
+import threading
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
@@ -186,3 +188,74 @@ def test_silent_sockets_of_one_address_are_bounded_and_others_are_served() -> No
                 return False
 
         wait_until(admitted, "a connection once the others closed")
+
+
+def partly_sent(live: Server, parts: list[tuple[bytes, bytes]], answered: bytes) -> list[bytes]:
+    """Send the first of each pair on a connection of its own, all at once; once the
+    server reads only one of them (the others wait for the budget of
+    ``max_partial_bytes``), check what it held, send the rest and return what each
+    connection received until ``answered`` came."""
+    rest_may_go = threading.Event()
+
+    def send(sock: socket.socket, first: bytes, rest: bytes) -> None:
+        sock.sendall(first)  # those the server does not read wait here, if the kernel's buffers fill
+        rest_may_go.wait(PATIENCE)
+        sock.sendall(rest)
+
+    with contextlib.ExitStack() as opened, concurrent.futures.ThreadPoolExecutor(len(parts)) as pool:
+        socks = [opened.enter_context(connect(live)) for _ in parts]
+        sent = [pool.submit(send, sock, *pair) for sock, pair in zip(socks, parts, strict=True)]
+        budget = live.api.budget
+        try:
+            wait_until(lambda: budget.statistics()["waiting"] == len(parts) - 1, "all but one wait")
+            # The first goes on; the others read only while the budget had room, and
+            # each at most one read (256 KiB) past it.
+            most = max(len(first) for first, _ in parts) + budget.most + (len(parts) - 1) * MiB // 4
+            assert budget.statistics()["held"] <= most
+        finally:
+            rest_may_go.set()
+        for done in sent:
+            done.result()
+        answers = []
+        for sock in socks:
+            received = b""
+            while answered not in received:
+                chunk = sock.recv(65536)
+                assert chunk, received
+                received += chunk
+            answers.append(received)
+    return answers
+
+
+def padded_write(n: int, size: int) -> bytes:
+    """A write request's body of ``size`` bytes (JSON padded with spaces)."""
+    body = json.dumps({"tuple": ["x", n]}).encode()
+    return body + b" " * (size - len(body))
+
+
+def test_half_sent_channel_frames_of_many_connections_hold_at_most_the_server_budget() -> None:
+    with server(max_partial_bytes=MiB, read_timeout=PATIENCE) as live:
+        parts = []
+        for n in range(6):
+            data = b"1 POST /spaces/s/write\n" + padded_write(n, 3 * MiB)
+            whole = MAGIC + frame(b"{}") + frame(data)
+            parts.append((whole[: 2 * MiB], whole[2 * MiB :]))
+        for answer in partly_sent(live, parts, b"1 200\n"):
+            assert len(frames(answer)) == 2, answer  # the welcome, the answer
+        count = httpx.post(f"{live.url}/spaces/s/count", json={"template": ["x", {"$any": True}]})
+        assert count.json() == {"count": 6}
+        assert live.api.budget.statistics()["held"] == 0
+
+
+def test_half_sent_http_bodies_of_many_connections_hold_at_most_the_server_budget() -> None:
+    with server(max_partial_bytes=MiB, read_timeout=PATIENCE) as live:
+        parts = []
+        for n in range(6):
+            body = padded_write(n, 3 * MiB)
+            whole = WRITE_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body
+            parts.append((whole[: 2 * MiB], whole[2 * MiB :]))
+        for answer in partly_sent(live, parts, b"\r\n\r\n"):
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+        count = httpx.post(f"{live.url}/spaces/s/count", json={"template": ["x", {"$any": True}]})
+        assert count.json() == {"count": 6}
+        assert live.api.budget.statistics()["held"] == 0

@@ -14,6 +14,7 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
+from tuplespace._events import MAX_PENDING_BYTES, MAX_SPACE_PENDING_BYTES
 
 
 def drain(sub: Any) -> list[ts.Event]:
@@ -689,6 +690,46 @@ def test_the_event_log_is_bounded_in_bytes_and_a_lagging_subscriber_is_told(make
     assert info.value.first_missing == base + 2
     assert info.value.oldest_available == stats["last_event"] - stats["logged_events"] + 1
     assert [e.kind for e in drain(sub)][-2:] == ["write", "take"]
+
+
+def test_a_slow_subscriber_queues_at_most_max_pending_bytes_and_misses_nothing() -> None:
+    space = ts.Space(limits=ts.Limits(max_bytes=2 * MAX_PENDING_BYTES))
+    sub = space.subscribe(("big", int, str))
+    payload = "x" * (1 << 19)  # one string: the space holds it once, each event counts it
+    n = 2 * MAX_PENDING_BYTES // len(payload)
+    for i in range(n):
+        space.write(("big", i, payload))
+    stats = sub.statistics()
+    assert stats["pending_bytes"] <= MAX_PENDING_BYTES < n * len(payload)
+    assert stats["pending"] < n
+    assert stats["overflows"] == 1
+    events = drain(sub)  # the rest is refilled from the log
+    assert [e.tuple[1] for e in events] == list(range(n))
+    assert_consecutive(events, events[0].seq)
+    assert sub.statistics()["pending_bytes"] == 0
+    # One event is always queued, whatever its size.
+    space.write(("big", n, "x" * (MAX_PENDING_BYTES + 1)))
+    assert sub.statistics()["pending"] == 1
+    assert len(next(sub).tuple[2]) == MAX_PENDING_BYTES + 1
+
+
+def test_the_subscribers_of_a_space_queue_at_most_max_space_pending_bytes_together() -> None:
+    space = ts.Space()
+    payload = "x" * (1 << 19)  # one string: the space holds it once, each event counts it
+    per_feed = MAX_PENDING_BYTES // len(payload)  # the events that fill one feed
+    subs, written = [], 0
+    for _ in range(MAX_SPACE_PENDING_BYTES // MAX_PENDING_BYTES + 6):
+        subs.append((written, space.subscribe(("big", int, str))))
+        for _ in range(per_feed):
+            space.write(("big", written, payload))
+            written += 1
+    held = sum(sub.statistics()["pending_bytes"] for _, sub in subs)
+    assert held <= MAX_SPACE_PENDING_BYTES + len(subs) * len(payload)  # one event each, always
+    for first, sub in subs:  # each gets every event since it began, the rest from the log
+        events = drain(sub)
+        assert [e.tuple[1] for e in events] == list(range(first, written))
+        sub.close()
+    assert sum(sub.statistics()["pending_bytes"] for _, sub in subs) == 0
 
 
 def test_event_retention_bytes_comes_from_a_url() -> None:

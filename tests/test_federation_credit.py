@@ -126,6 +126,8 @@ def test_the_credit_resource_refuses_bad_requests_clearly(node: ts.Node) -> None
     assert field(
         send(POST, ("bank", "$credit", "grant"), b'{"amount":"1"}', json, (URI_QUERY, b"principal="))
     ) == ("principal")
+    too_long = (URI_QUERY, b"principal=" + b"p" * 129)  # longer than any account's name
+    assert field(send(GET, ("bank", "$credit"), b"", too_long)) == "principal"
     for carried in (b"carried=2", b"carried=1"):  # carried=1 goes with credit=, for a record moving here
         created = send(POST, ("bank", "r"), b"\xa0", (CONTENT_FORMAT, b"\x3c"), (URI_QUERY, carried))
         assert field(created) == "carried"

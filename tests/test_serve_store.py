@@ -280,6 +280,25 @@ def test_a_served_space_kept_in_redis_charges_as_it_was_made_for_every_server_an
         assert {k: shown[k] for k in options} == options
 
 
+def test_credit_past_what_redis_counts_is_refused_naming_its_field_and_makes_nothing(
+    redis_served: LiveServer,
+) -> None:
+    url = redis_served.space_url()
+    assert httpx.put(url, timeout=PATIENCE).status_code == 201
+    asked = [
+        ("records/create", {"path": "r", "fields": {"x": 1}, "credit": "1e30"}, "credit"),
+        ("credit/grant", {"principal": "bob", "amount": "1e30"}, "amount"),
+    ]
+    for path, body, field in asked:
+        answer = httpx.post(f"{url}/{path}", json=body, timeout=PATIENCE)
+        assert answer.status_code == 413, answer.text
+        error = answer.json()["error"]
+        assert (error["code"], error["field"], error["limit"]) == ("value_too_large", field, "credit")
+    found = httpx.post(f"{url}/records/find", json={"template": {}}, timeout=PATIENCE)
+    assert found.json()["records"] == []
+    assert httpx.get(f"{url}/credit/bob", timeout=PATIENCE).json()["balance"] == {"$credit": "0"}
+
+
 def test_a_claimed_take_of_a_space_kept_in_redis_is_held_until_confirmed_or_released(
     redis_served: LiveServer,
 ) -> None:

@@ -92,11 +92,13 @@ from ._errors import (
 )
 from ._events import (
     EVENT_KINDS,
+    MAX_SPACE_PENDING_BYTES,
     Change,
     Event,
     Feed,
     FeedBase,
     FeedTemplate,
+    PendingBytes,
     Presence,
     RawEvent,
     check_existing,
@@ -344,6 +346,7 @@ class Engine:
         self._log: deque[RawEvent] = deque(maxlen=event_retention)
         # (seq, bytes) of the logged events that alone keep values in memory: see charge_event.
         self._charged: deque[tuple[int, int]] = deque()
+        self.pending = PendingBytes(MAX_SPACE_PENDING_BYTES)  # what its feeds hold queued
         self._charged_bytes = 0
         self.event_retention_bytes = event_retention_bytes
         self._event_seq = 0
@@ -561,6 +564,7 @@ class Engine:
             oldest = self._log[0][0] if self._log else self._event_seq + 1
             if since + 1 < oldest:
                 raise EventsLost(since + 1, oldest)
+        feed.share(self.pending)
         feed.expires = self.expiry(lease)
         self.tick()
         if since is not None and since < self._event_seq:
@@ -619,6 +623,7 @@ class Engine:
         if feed.closed:
             return
         feed.closed = True
+        feed.detach()
         for ft in feed.templates:
             self._feeds.remove(ft)
         self._subscribers -= 1

@@ -7,12 +7,16 @@ sequence number.  A tuple's is an :class:`Event`: ``write``, ``take``, ``expire`
 kinds share one numbering and one bounded log, kept by the engine.
 
 A subscriber's feed (a :class:`Feed` of tuple events, or a record's feed of its
-changes, see :mod:`tuplespace._recordstore`) holds at most ``max_pending`` undelivered events.
-When it is full, it stops queueing and remembers where its gap starts; once the
-subscriber has caught up, the feed refills itself from the log.  If the log no
-longer reaches back to the gap, the subscriber gets :class:`EventsLost` naming
-the first missing sequence number, never a silent gap.  So memory is bounded by
-the log's retention plus ``max_pending`` per subscriber, however slow it is.
+changes, see :mod:`tuplespace._recordstore`) holds at most ``max_pending`` undelivered
+events, and at most :data:`MAX_PENDING_BYTES` of their values (as
+:func:`~tuplespace._values.footprint` counts them), and the feeds of one space hold
+at most :data:`MAX_SPACE_PENDING_BYTES` together (:class:`PendingBytes`); one event
+is always queued, whatever its size.  When it is full, it stops queueing and remembers where its gap
+starts; once the subscriber has caught up, the feed refills itself from the log.  If
+the log no longer reaches back to the gap, the subscriber gets :class:`EventsLost`
+naming the first missing sequence number, never a silent gap.  So memory is bounded
+by the log's retention plus ``max_pending`` events per subscriber and
+:data:`MAX_SPACE_PENDING_BYTES` per space, however slow the subscribers are.
 
 A feed opened with ``existing`` first reports the tuples already in the space
 (events of kind ``present``, see :class:`Presence`), then its live events.  Its
@@ -31,7 +35,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from ._errors import EventsLost, InvalidValue
 from ._registry import Interest
 from ._templates import Template
-from ._values import Value
+from ._values import Value, footprint
 
 __all__ = [
     "CHANGE_KINDS",
@@ -40,6 +44,9 @@ __all__ = [
     "Event",
     "Feed",
     "FeedBase",
+    "MAX_PENDING_BYTES",
+    "MAX_SPACE_PENDING_BYTES",
+    "PendingBytes",
     "Presence",
     "RawEvent",
     "RecordEvent",
@@ -48,6 +55,9 @@ __all__ = [
     "check_existing",
 ]
 
+# Bytes of the values one feed holds queued for its subscriber, and all the feeds of a space.
+MAX_PENDING_BYTES = 16 << 20
+MAX_SPACE_PENDING_BYTES = 256 << 20
 EVENT_KINDS = frozenset({"write", "take", "expire", "cancel"})
 CHANGE_KINDS = frozenset({"create", "update", "move", "destroy", "expire"})
 _new_event = tuple.__new__  # an Event from a raw one, without NamedTuple's Python-level __new__
@@ -121,6 +131,17 @@ class _Numbered(Protocol):
 E = TypeVar("E", bound=_Numbered)
 
 
+class PendingBytes:
+    """The bytes of the values that some feeds (those of one space) hold queued, together:
+    ``total``, at most ``most``."""
+
+    __slots__ = ("most", "total")
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.total = 0
+
+
 class FeedBase(abc.ABC, Generic[E]):
     """The engine side of a subscription: what is queued for it, and where its gap is.
 
@@ -136,8 +157,11 @@ class FeedBase(abc.ABC, Generic[E]):
         "last_seq",
         "max_pending",
         "overflows",
+        "pending_bytes",
         "queue",
         "seq",
+        "shared",
+        "sizes",
         "templates",
         "wake",
     )
@@ -156,6 +180,9 @@ class FeedBase(abc.ABC, Generic[E]):
         self.max_pending = max_pending
         self.expires = expires
         self.queue: deque[E] = deque()
+        self.sizes: deque[int] = deque()  # the footprint of each event queued
+        self.pending_bytes = 0
+        self.shared = PendingBytes(MAX_PENDING_BYTES)  # its space's, once the engine has it
         self.gap: int | None = None  # the first event not queued, to be refilled from the log
         self.closed = False
         self.wake: Callable[[], object] = nothing
@@ -171,16 +198,56 @@ class FeedBase(abc.ABC, Generic[E]):
     def make(self, raw: RawEvent) -> E:
         """What the subscriber gets for the logged event ``raw``."""
 
+    @abc.abstractmethod
+    def size(self, event: E) -> int:
+        """The bytes the values of ``event`` hold (:func:`~tuplespace._values.footprint`)."""
+
+    def _room(self, size: int) -> bool:
+        """Whether an event of ``size`` bytes may be queued."""
+        queue, shared = self.queue, self.shared
+        return not queue or (
+            len(queue) < self.max_pending
+            and self.pending_bytes + size <= MAX_PENDING_BYTES
+            and shared.total + size <= shared.most
+        )
+
+    def _queue(self, event: E, size: int) -> None:
+        self.queue.append(event)
+        self.sizes.append(size)
+        self.pending_bytes += size
+        self.shared.total += size
+
+    def share(self, shared: PendingBytes) -> None:
+        """Count what the feed queues in ``shared`` (its space's) from now on."""
+        self.shared.total -= self.pending_bytes
+        shared.total += self.pending_bytes
+        self.shared = shared
+
+    def detach(self) -> None:
+        """Count what the feed still holds in nothing shared (it has ended)."""
+        self.share(PendingBytes(MAX_PENDING_BYTES))
+
     def push(self, event: E) -> None:
         if self.gap is not None or event.kind not in self.kinds:
             return
-        if self.queue and self.queue[-1].seq == event.seq:  # matched by two of its templates
-            return
-        if len(self.queue) >= self.max_pending:
-            self.gap = event.seq
-            self.overflows += 1
-            return
-        self.queue.append(event)
+        queue = self.queue
+        size = self.size(event)
+        if queue:  # (_room and _queue, inlined: this is the hot path of a write with subscribers)
+            if queue[-1].seq == event.seq:  # matched by two of its templates
+                return
+            shared = self.shared
+            if (
+                len(queue) >= self.max_pending
+                or self.pending_bytes + size > MAX_PENDING_BYTES
+                or shared.total + size > shared.most
+            ):
+                self.gap = event.seq
+                self.overflows += 1
+                return
+        queue.append(event)
+        self.sizes.append(size)
+        self.pending_bytes += size
+        self.shared.total += size
         self.wake()
 
     def pop(self, log: deque[RawEvent], next_seq: int) -> E | None:
@@ -194,6 +261,9 @@ class FeedBase(abc.ABC, Generic[E]):
         if not self.queue:
             return None
         event = self.queue.popleft()
+        size = self.sizes.popleft()
+        self.pending_bytes -= size
+        self.shared.total -= size
         self.delivered += 1
         self.last_seq = event.seq
         return event
@@ -207,16 +277,19 @@ class FeedBase(abc.ABC, Generic[E]):
         # The log's sequence numbers are contiguous, so the gap's place is known.
         for raw in itertools.islice(log, gap - oldest, None):
             if self.wants(raw):
-                if len(self.queue) >= self.max_pending:
+                event = self.make(raw)
+                size = self.size(event)
+                if not self._room(size):
                     self.gap = raw[0]
                     return
-                self.queue.append(self.make(raw))
+                self._queue(event, size)
         self.gap = None
 
     def statistics(self) -> dict[str, Any]:
         """Pending and delivered events, overflows and where the gap is."""
         return {
             "pending": len(self.queue),
+            "pending_bytes": self.pending_bytes,
             "delivered": self.delivered,
             "overflows": self.overflows,
             "gap_from": self.gap,
@@ -350,6 +423,9 @@ class Feed(FeedBase[Event]):
     def make(self, raw: RawEvent) -> Event:
         return Event(*raw)
 
+    def size(self, event: Event) -> int:
+        return footprint(event.tuple)
+
 
 class RecordEvent:
     """What the log holds for a record event: the record's rid and its change (never
@@ -398,6 +474,9 @@ class RecordFeed(FeedBase[Change]):
     def make(self, raw: RawEvent) -> Change:
         logged: RecordEvent = raw[2]
         return logged.change
+
+    def size(self, event: Change) -> int:
+        return footprint((event.path, event.tag, event.value))
 
 
 class RecordWatchers:

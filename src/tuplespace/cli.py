@@ -135,7 +135,9 @@ def serve(
                 "NAME=VALUE, repeatable: a server limit, e.g. max_waiting=5000; of connections: "
                 "max_connections (per client address, default 64), read_timeout (seconds for a "
                 "request or a channel frame to arrive once begun, default 10), idle_timeout (seconds "
-                "a connection may wait before a request, default 5) (docs/http-api.md, Limits)."
+                "a connection may wait before a request, default 5), max_partial_bytes (of requests "
+                "begun and not yet in full, held by the whole server, default 64 MiB) "
+                "(docs/http-api.md, Limits)."
             ),
         ),
     ] = None,

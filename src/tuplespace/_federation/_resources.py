@@ -1141,6 +1141,7 @@ def _principal(query: dict[str, str], request: Message) -> str:
         return _payer(request)
     if not named:
         raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
+    check_principal(named)
     return named
 
 

@@ -164,7 +164,7 @@ def create_app(
             expose_headers=["Retry-After"],
             max_age=600,
         )
-    app.add_middleware(Guard, policy=policy)  # outermost: before CORS answers a preflight
+    app.add_middleware(Guard, policy=policy, budget=api.budget)  # outermost: before CORS answers a preflight
     _routes(app, api)
     install_dashboard(app)
     _error_handlers(app, api)

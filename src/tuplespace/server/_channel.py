@@ -208,7 +208,9 @@ class _Channel(asyncio.Protocol):
 
     Each frame, the hello first, must arrive in full within ``read_timeout`` seconds
     of its first byte (else ``0 408`` and the channel closes); ``release`` is called
-    once the connection is lost."""
+    once the connection is lost.  The part of a frame received so far is held in the
+    server's budget (``_budget``): the channel is not read while the budget says wait,
+    nor while its client does not read its answers."""
 
     def __init__(
         self, service: _Service, server_state: ServerState, read_timeout: float, release: Callable[[], None]
@@ -227,6 +229,9 @@ class _Channel(asyncio.Protocol):
         self.buffer = bytearray()
         self.hello = True
         self.closing = False
+        self.held = 0  # bytes of a frame begun, held in the budget
+        self.unread = False  # its client does not read its answers
+        self.waiting = False  # for the budget
         self.most = max(service.api.limits.max_body, _MIN_BODY) + _MAX_LINE
 
     # -- the connection ---------------------------------------------------------------------
@@ -247,16 +252,25 @@ class _Channel(asyncio.Protocol):
         for callback in list(self.watchers):
             callback()
         self.server_state.connections.discard(self)
+        self.service.api.budget.release(self)
         self.release()
 
     def pause_writing(self) -> None:
         # A client that does not read its answers sends no more requests.
         assert self.transport is not None
+        self.unread = True
         self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         assert self.transport is not None
-        self.transport.resume_reading()
+        self.unread = False
+        if not self.waiting:
+            self.transport.resume_reading()
+
+    def _budget_free(self) -> None:
+        self.waiting = False
+        if not self.unread and not self.ended and self.transport is not None:
+            self.transport.resume_reading()
 
     def watch_disconnect(self, callback: Callable[[], object]) -> Callable[[], None]:
         """Call ``callback`` when the channel closes (now if it has), for a request that
@@ -303,11 +317,22 @@ class _Channel(asyncio.Protocol):
             else:
                 self._frame(frame)
         del buffer[:start]
+        if buffer or self.held:
+            self._hold(len(buffer))
         if start and self.deadline is not None:  # a frame came in full
             self.deadline.cancel()
             self.deadline = None
         if buffer and self.deadline is None and not self.ended:  # the next one has begun
             self._await_frame()
+
+    def _hold(self, held: int) -> None:
+        self.held = held
+        budget = self.service.api.budget
+        if not budget.hold(self, held) and not self.ended:
+            assert self.transport is not None
+            self.waiting = True
+            self.transport.pause_reading()
+            budget.wait(self, self._budget_free)
 
     def _await_frame(self) -> None:
         self.deadline = asyncio.get_running_loop().call_later(self.read_timeout, self._too_slow)

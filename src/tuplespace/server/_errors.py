@@ -88,8 +88,8 @@ _ROWS: dict[type[TupleSpaceError], WireCode] = {row.error: row for row in revers
 # The row of each code.
 _CODES: dict[str, WireCode] = {row.code: row for row in ERRORS}
 
-# The engine names its arguments in the path of an InvalidValue; such a path is the field.
-_ARGUMENTS = frozenset({"lease", "credit", "timeout", "limit", "since", "max_pending"})
+# The engine names its arguments in the path of an error; such a path is the field.
+_ARGUMENTS = frozenset({"lease", "credit", "amount", "timeout", "limit", "since", "max_pending"})
 
 # The errors that name the part of the request at fault (the others name none, or their path).
 _NAMED = frozenset({NotFound, RecordNotFound, CapabilityRevoked})
@@ -142,8 +142,8 @@ def api_error(exc: Exception, field: str | None = None, *, shutting_down: bool =
     if isinstance(exc, SpaceClosed):
         return ApiError(row.status, row.code, "the server is shutting down")
     if isinstance(exc, _PathError):
-        if row.code == "invalid_value" and exc.path in _ARGUMENTS:
-            return ApiError(row.status, row.code, exc.reason, exc.path)
+        if exc.path in _ARGUMENTS:  # an argument of the request, not a place in ``field``
+            return ApiError(row.status, row.code, exc.reason, exc.path, **_extra(exc))
         return ApiError(row.status, row.code, exc.reason, _field(field, exc.path), **_extra(exc))
     if isinstance(exc, TupleSpaceError) and exc.field is not None:
         where: str | None = exc.field

@@ -14,6 +14,12 @@
   type) is ``415 unsupported_media_type``: no page can send JSON to another origin
   without a CORS preflight.
 
+A request body that arrives in parts is counted, while it does, in the server's
+:class:`~tuplespace.server._budget.Budget`: past it, the handler reads no more of it
+until bytes are freed (so uvicorn stops reading the connection).  A body of at most
+``HIGH_WATER_LIMIT`` bytes (uvicorn reads that much of any body before the handler
+asks for it) is not counted: it costs what every connection may cost.
+
 The channel is no browser's: it has no Host, and its hello may carry an origin,
 checked as an ``Origin`` header would be (:meth:`Policy.origin_error`).
 """
@@ -24,8 +30,10 @@ import functools
 import ipaddress
 from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
+from ._budget import Budget
 from ._errors import ApiError, error_response
 
 __all__ = ["Guard", "Policy"]
@@ -120,23 +128,33 @@ def _host_name(host: str) -> str | None:
 
 class Guard:
     """ASGI middleware: each HTTP request passes :class:`Policy` and the JSON body
-    rule before ``app`` sees it."""
+    rule before ``app`` sees it, and its body is read within ``budget``."""
 
-    def __init__(self, app: ASGIApp, policy: Policy) -> None:
+    def __init__(self, app: ASGIApp, policy: Policy, budget: Budget) -> None:
         self.app = app
         self.policy = policy
+        self.budget = budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            error = self._error(scope)
+            error, large = self._error(scope)
             if error is not None:
                 await error_response(error)(scope, receive, send)
                 return
+            if large:
+                budgeted = _Budgeted(self.budget, receive)
+                try:
+                    await self.app(scope, budgeted.receive, send)
+                finally:
+                    self.budget.release(budgeted)
+                return
         await self.app(scope, receive, send)
 
-    def _error(self, scope: Scope) -> ApiError | None:
+    def _error(self, scope: Scope) -> tuple[ApiError | None, bool]:
+        """Why the request is refused, or None; whether it has a body of more than
+        ``HIGH_WATER_LIMIT`` bytes, or of a size not given."""
         host = origin = media_type = None
-        body = False
+        body = large = False
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
@@ -145,25 +163,52 @@ class Guard:
             elif name == b"content-type":
                 media_type = value.decode("latin-1")
             elif name == b"content-length":
-                body = value.strip() != b"0"
+                size = value.strip()
+                body = size != b"0"
+                large = not (size.isdigit() and len(size) < 8 and int(size) <= HIGH_WATER_LIMIT)
             elif name == b"transfer-encoding":
-                body = True
+                body = large = True
         policy = self.policy
         if host is not None:
             error = policy.host_error(host)
             if error is not None:
-                return error
+                return error, large
         if origin is not None:
             error = policy.origin_error(origin, host)
             if error is not None:
-                return error
+                return error, large
         if scope["method"] in _BODY_METHODS:
             if media_type is not None:
                 if media_type.partition(";")[0].strip().lower() != "application/json":
-                    return _not_json(f"not {media_type!r}")
+                    return _not_json(f"not {media_type!r}"), large
             elif body:
-                return _not_json("a body without one")
-        return None
+                return _not_json("a body without one"), large
+        return None, large
+
+
+class _Budgeted:
+    """The ``receive`` of a request with a body: the parts of its body received so
+    far are held in the budget until the last one comes, and no more is received
+    while the budget says wait."""
+
+    __slots__ = ("_budget", "_held", "_receive")
+
+    def __init__(self, budget: Budget, receive: Receive) -> None:
+        self._budget = budget
+        self._receive = receive
+        self._held = 0
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        budget = self._budget
+        if message["type"] == "http.request" and message.get("more_body", False):
+            self._held += len(message.get("body", b""))
+            if not budget.hold(self, self._held):
+                await budget.until_free(self)
+        elif self._held:
+            self._held = 0
+            budget.hold(self, 0)
+        return message
 
 
 def _not_json(given: str) -> ApiError:

@@ -43,6 +43,7 @@ from .._rules import MAX_RULES
 from .._space import Space
 from .._values import DEFAULT_LIMITS, Limits, Tuple
 from ._auth import Grant, Tokens, permissions_for, valid_space_name
+from ._budget import Budget
 from ._claims import KeptClaim, claim_tag
 from ._errors import coded
 from ._hosting import ClientState, Hub, SpaceInfo
@@ -89,6 +90,9 @@ class ServerLimits:
     - ``rate``, ``burst``: requests per second one client may make on average, and
       in a burst (``rate=None``: no limit).
     - ``max_connections``: connections one client address may hold open at once.
+    - ``max_partial_bytes``: bytes of requests under way (HTTP bodies and channel
+      frames begun, not yet in full) the whole server holds; past it, reading them
+      pauses until bytes are freed (see ``_budget``).
     - ``read_timeout``: seconds within which a request's head and body (over HTTP),
       or a frame (on a channel), must arrive in full once its first byte came.
     - ``idle_timeout``: seconds a connection may stay open with no request under
@@ -111,6 +115,7 @@ class ServerLimits:
     rate: float | None = None
     burst: int = 100
     max_connections: int = 64
+    max_partial_bytes: int = 64 << 20
     read_timeout: float = 10.0
     idle_timeout: float = 5.0
     max_rules: int = 1_000
@@ -172,6 +177,7 @@ _COUNTS = (
     "max_pending",
     "burst",
     "max_connections",
+    "max_partial_bytes",
     "max_rules",
     "max_rule_bytes",
 )
@@ -315,6 +321,7 @@ class ApiBase:
         self.hub = hub
         self.tokens = tokens
         self.limits = limits
+        self.budget = Budget(limits.max_partial_bytes)  # of the requests under way
         self.long_poll = long_poll
         self.claim_lease = claim_lease
         self.heartbeat = heartbeat

@@ -178,6 +178,7 @@ def nanos(amount: object, name: str) -> int:
     if nanos > MOST_NANOS:
         raise ValueTooLarge(
             f"a space kept in Redis holds at most {from_nanos(MOST_NANOS)} credit in one place",
+            name,
             limit="credit",
             maximum=MOST_NANOS,
         )
