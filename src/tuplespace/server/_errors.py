@@ -167,7 +167,7 @@ def placed(exc: X, field: str | None) -> X:
         return exc
     row = _row_of(exc)
     if isinstance(exc, _PathError):
-        if row is None or row.code != "invalid_value" or exc.path not in _ARGUMENTS:
+        if row is None or exc.path not in _ARGUMENTS:  # an argument of the request stays as it is
             exc.path = field + exc.path
     elif isinstance(exc, TupleSpaceError) and row is not None and row.error in _NAMED:
         exc.field = field
