@@ -1017,17 +1017,25 @@ local function tell_records()
 end
 
 --[[ clock +records ]]
--- ARGV: the time of a simulated clock, in ms.  The space follows it from now on (for
--- every process), forward only; what expired by then is collected.  The space's time.
-if tonumber(ARGV[1]) > now or not cfg[12] then
+-- ARGV: the time of a simulated clock, in ms: the space follows it from now on (for
+-- every process), forward only; or "+" and the ms to move a space that follows one
+-- forward by (one on Redis's time stays there); or "" to read.  What expired by then is
+-- collected.  The space's time and "1" if it is a simulated clock's, else "0".
+if ARGV[1] == '+' then
+  if cfg[12] then
+    now = now + tonumber(ARGV[2])
+    redis.call('HSET', CFG, 'clock', string.format('%.17g', now))
+  end
+elseif ARGV[1] ~= '' and (tonumber(ARGV[1]) > now or not cfg[12]) then
   now = tonumber(ARGV[1])
   redis.call('HSET', CFG, 'clock', ARGV[1])
+  cfg[12] = ARGV[1]
 end
 expire_due()
 expire_records()
 tell_room()
 tell_records()
-return tostring(now)
+return {string.format('%.17g', now), cfg[12] and '1' or '0'}
 
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,

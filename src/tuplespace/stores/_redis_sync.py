@@ -637,6 +637,24 @@ class RedisSpace:
             self._follower.close()
         self._follower = follower
 
+    def clock_now(self) -> tuple[float, bool]:
+        """The space's time (seconds since the epoch) and whether it is a simulated
+        clock's (see :meth:`follow` and :meth:`advance_clock`) rather than Redis's."""
+        reply = self._call("clock", [""])
+        return float(reply[0]) / 1000.0, reply[1] == b"1"
+
+    def advance_clock(self, seconds: float) -> float | None:
+        """Move the time of a space that follows a simulated clock ``seconds`` forward,
+        in Redis, for every process: what falls due by then expires, and its reactions
+        run.  The space's time then; None, nothing moved, if it keeps Redis's time."""
+        if not seconds >= 0:
+            raise ValueError(f"a clock only moves forward; got {seconds!r} seconds")
+        reply = self._call("clock", ["+", repr(seconds * 1000.0)])
+        if reply[1] != b"1":
+            return None
+        self._fire()
+        return float(reply[0]) / 1000.0
+
     @property
     def name(self) -> str:
         return self._options.space
