@@ -277,11 +277,31 @@ def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other
         assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
 
 
-def test_a_charge_a_space_kept_in_redis_lacks_is_refused_when_it_is_made(redis_served: LiveServer) -> None:
-    answer = httpx.put(redis_served.space_url(), json={"redirect_charge": "1"}, timeout=PATIENCE)
-    assert answer.status_code == 400
-    message = answer.json()["error"]["message"]
-    assert "redirect_charge: a space kept in Redis does not take this option" in message
+def test_a_path_a_record_moved_from_costs_its_caller_the_redirect_charge_through_every_server(
+    two_servers: tuple[str, str], redis_server: RedisServer
+) -> None:
+    first, second = two_servers
+    name = _name()
+    charges = {"redirect_charge": "0.25", "operator": "node"}
+    made = httpx.put(f"{first}/spaces/{name}", json=charges, timeout=PATIENCE)
+    assert made.status_code == 201, made.text
+    assert (
+        httpx.get(f"{second}/spaces/{name}", timeout=PATIENCE).json()["options"]["redirect_charge"] == "0.25"
+    )
+    with ts.connect(f"{first}/spaces/{name}") as one, ts.connect(f"{second}/spaces/{name}") as other:
+        one.create("offers/1", {"n": 1}).move("sold/1")
+        one.grant_credit("anonymous", "0.3")  # the caller of a server without tokens
+        assert other.record("offers/1").get("n") == 1
+        assert (one.account("anonymous"), one.account("node")) == (ts.Credit("0.05"), ts.Credit("0.25"))
+        assert other.record("sold/1").get("n") == 1  # its own path: free
+        with pytest.raises(ts.InsufficientCredit):
+            one.record("offers/1")
+        assert one.account("anonymous") == ts.Credit("0.05")
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.redirect_charge == ts.Credit("0.25")
+        embedded.grant_credit("buyer", 1)
+        assert embedded.record("offers/1", principal="buyer").get("n") == 1
+        assert embedded.account("buyer") == ts.Credit("0.75")
 
 
 def test_a_served_space_kept_in_redis_charges_as_it_was_made_for_every_server_and_process(

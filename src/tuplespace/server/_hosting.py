@@ -132,7 +132,7 @@ class SpaceInfo:
             "operator": face.operator,
             "mint_amount": credit_text(face.mint_amount),
             "mint_bits": face.mint_bits,
-            "redirect_charge": "0" if space is None else credit_text(space.redirect_charge),
+            "redirect_charge": credit_text(face.redirect_charge),
             "firing_charge": credit_text(face.firing_charge),
             "step_charge": credit_text(face.step_charge),
             "max_firings": MAX_FIRINGS if space is None else space.max_firings,

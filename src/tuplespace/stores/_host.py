@@ -50,9 +50,8 @@ _KEPT = (  # the options Redis keeps
     "operator",
     "firing_charge",
     "step_charge",
+    "redirect_charge",
 )
-# The charges a space kept in Redis lacks.
-_FREE = {"redirect_charge": "0"}
 
 
 def connect(url: str, options: dict[str, Any]) -> RedisSpace:
@@ -117,9 +116,6 @@ class RedisHost:
         return None if entry is None else dict(orjson.loads(entry))
 
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
-        for key, free in _FREE.items():
-            if entry.get(key, free) != free:
-                raise ValueError(f"{key}: a space kept in Redis does not take this option")
         # Opening the space in Redis stores its options, or checks them against those
         # it has (ValueError): the space may be older than the catalog's entry.
         space = RedisSpace.open(self.url, space=name, **{k: entry[k] for k in _KEPT if k in entry})
