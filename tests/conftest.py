@@ -77,6 +77,7 @@ REDIS_OPTIONS = frozenset(
         "operator",
         "firing_charge",
         "step_charge",
+        "redirect_charge",
     }
 )
 
@@ -259,12 +260,15 @@ def coap_limit(function: Callable[..., Any]) -> str | None:
 REDIS_DOES = frozenset(
     {"an event expected at once, without waiting", "the count of subscriptions just after one ended"}
 )
+# What the Redis ways (not the remote ones) do besides: ``space.record(ref, principal=...)``
+# names who pays the redirect_charge of a path a record moved away from.
+REDIRECT_PAID = "the redirect_charge paid by the principal space.record names"
 # What the Redis ways without partitions do besides: their spaces follow a SimulatedClock
 # (its advances are made in Redis, for the space's every process); and those with
 # synchronous spaces set their rules' limits in this process (space.rules.limits), where
 # the methods run.
 LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
-REDIS_CLOCK_DOES = REDIS_DOES | {"a SimulatedClock"}
+REDIS_CLOCK_DOES = REDIS_DOES | {"a SimulatedClock", REDIRECT_PAID}
 REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tuplespace as ts
-from conftest import LIMITS_HERE
+from conftest import LIMITS_HERE, REDIRECT_PAID
 
 SUM = "function(self, n) local s = 0 for i = 1, n do s = s + i end self.total = s return s end"
 
@@ -145,21 +145,25 @@ def test_a_space_starts_with_the_charges_and_max_firings_it_was_made_with_and_ke
             ts.Space(**bad)
 
 
-def test_a_path_a_record_moved_away_from_costs_its_caller_the_redirect_charge() -> None:
-    space = ts.Space(redirect_charge="0.25")
-    space.create("offers/1", {"price": 9})
+@pytest.mark.embedded(REDIRECT_PAID)
+def test_a_path_a_record_moved_away_from_costs_its_caller_the_redirect_charge(
+    make_space: Callable[..., Any],
+) -> None:
+    space = make_space(redirect_charge="0.25")
+    made = space.create("offers/1", {"price": 9})
+    old = str(made.address)
     space.record("offers/1").move("sold/1")
     space.grant_credit("buyer", 1)
     assert space.record("offers/1", principal="buyer").get("price") == 9
     assert (space.account("buyer"), space.account("operator")) == (ts.Credit("0.75"), ts.Credit("0.25"))
     space.record("sold/1", principal="buyer").set("price", 10)  # its own path: free
     assert space.account("buyer") == ts.Credit("0.75")
-    space.record("tuplespace://local/spaces/default/offers/1", principal="buyer")  # its old address
+    space.record(old, principal="buyer")  # its old address
     assert space.account("buyer") == ts.Credit("0.5")
     with pytest.raises(ts.InsufficientCredit) as info:
         space.record("offers/1")  # the default principal holds nothing
     assert (info.value.principal, info.value.needed) == ("default", ts.Credit("0.25"))
-    free = ts.Space()  # without the charge, a redirection is followed for nothing
+    free = make_space()  # without the charge, a redirection is followed for nothing
     free.create("a", {"n": 1}).move("b")
     assert free.record("a").get("n") == 1
 

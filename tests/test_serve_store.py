@@ -7,6 +7,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -159,24 +160,50 @@ def redis_served(serve: Callable[..., LiveServer], redis_server: RedisServer) ->
     return serve(store=redis_server.url, claim_lease=PATIENCE)
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "what"),
-    [
-        ("GET", "clock", None, "clock"),
-        ("POST", "clock", {"advance": 1}, "clock"),
-    ],
-)
-def test_what_a_space_kept_in_redis_lacks_is_answered_not_supported_naming_the_store(
-    redis_served: LiveServer, redis_server: RedisServer, method: str, path: str, body: object, what: str
+def test_a_simulated_clock_kept_in_redis_moved_through_one_server_is_every_servers(
+    two_servers: tuple[str, str],
 ) -> None:
+    first, second = two_servers
+    name = _name()
+    made = httpx.put(
+        f"{first}/spaces/{name}", json={"clock": "simulated", "charge_rate": "1024"}, timeout=PATIENCE
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["options"]["clock"] == "simulated"
+    seen = httpx.get(f"{second}/spaces/{name}", timeout=PATIENCE).json()
+    assert seen["options"]["clock"] == "simulated"
+    start = ts.SimulatedClock().now()
+    with ts.connect(f"{first}/spaces/{name}") as one, ts.connect(f"{second}/spaces/{name}") as other:
+        assert other.clock.now() == start
+        one.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+        other.write(("job", 7), lease=10)
+        other.grant_credit("anonymous", 100)
+        other.create("r", {"n": 1}, credit=30)  # 3 bytes at 1024 a KiB a second: 3 a second, 10 s
+        one.clock.advance(9)  # no real time passes: nothing ran out yet
+        assert other.clock.now() == start + 9
+        assert other.read_all((str, int)) == [("job", 7)]
+        assert other.record("r").get("n") == 1
+        other.clock.advance(2)  # through the other server: the lease and the credit ran out
+        assert one.clock.now() == start + 11
+        assert one.read_all((str, int)) == [("gone", 7)]  # the rule fired on the expiry
+        with pytest.raises(ts.RecordNotFound):
+            one.record("r")
+    assert httpx.get(f"{first}/spaces/{name}/clock", timeout=PATIENCE).json() == {
+        "now": start + 11,
+        "simulated": True,
+    }
+
+
+def test_a_space_kept_in_redis_on_redis_time_has_no_clock_to_move(redis_served: LiveServer) -> None:
     url = redis_served.space_url()
     assert httpx.put(url, timeout=PATIENCE).status_code == 201
-    answer = httpx.request(method, f"{url}/{path}", json=body, timeout=PATIENCE)
-    assert answer.status_code == 501, answer.text
-    error = answer.json()["error"]
-    assert error["code"] == "not_supported"
-    assert f"Redis at {redis_server.url}" in error["message"]
-    assert what in error["message"]
+    before = time.time()
+    answer = httpx.get(f"{url}/clock", timeout=PATIENCE).json()
+    assert answer["simulated"] is False
+    assert before - 1 <= answer["now"] <= time.time() + 1  # Redis's time, on this machine
+    moved = httpx.post(f"{url}/clock", json={"advance": 5}, timeout=PATIENCE)
+    assert moved.status_code == 409, moved.text
+    assert moved.json()["error"]["code"] == "real_clock"
 
 
 def test_a_rule_added_through_one_server_fires_on_a_change_through_the_other(
@@ -250,11 +277,31 @@ def test_a_transaction_through_one_server_holds_its_takes_in_redis_for_the_other
         assert (stats["transactions"], stats["commits"], stats["aborts"]) == (0, 1, 1)
 
 
-def test_a_charge_a_space_kept_in_redis_lacks_is_refused_when_it_is_made(redis_served: LiveServer) -> None:
-    answer = httpx.put(redis_served.space_url(), json={"redirect_charge": "1"}, timeout=PATIENCE)
-    assert answer.status_code == 400
-    message = answer.json()["error"]["message"]
-    assert "redirect_charge: a space kept in Redis does not take this option" in message
+def test_a_path_a_record_moved_from_costs_its_caller_the_redirect_charge_through_every_server(
+    two_servers: tuple[str, str], redis_server: RedisServer
+) -> None:
+    first, second = two_servers
+    name = _name()
+    charges = {"redirect_charge": "0.25", "operator": "node"}
+    made = httpx.put(f"{first}/spaces/{name}", json=charges, timeout=PATIENCE)
+    assert made.status_code == 201, made.text
+    assert (
+        httpx.get(f"{second}/spaces/{name}", timeout=PATIENCE).json()["options"]["redirect_charge"] == "0.25"
+    )
+    with ts.connect(f"{first}/spaces/{name}") as one, ts.connect(f"{second}/spaces/{name}") as other:
+        one.create("offers/1", {"n": 1}).move("sold/1")
+        one.grant_credit("anonymous", "0.3")  # the caller of a server without tokens
+        assert other.record("offers/1").get("n") == 1
+        assert (one.account("anonymous"), one.account("node")) == (ts.Credit("0.05"), ts.Credit("0.25"))
+        assert other.record("sold/1").get("n") == 1  # its own path: free
+        with pytest.raises(ts.InsufficientCredit):
+            one.record("offers/1")
+        assert one.account("anonymous") == ts.Credit("0.05")
+    with ts.connect(redis_server.space_url(name)) as embedded:
+        assert embedded.redirect_charge == ts.Credit("0.25")
+        embedded.grant_credit("buyer", 1)
+        assert embedded.record("offers/1", principal="buyer").get("n") == 1
+        assert embedded.account("buyer") == ts.Credit("0.75")
 
 
 def test_a_served_space_kept_in_redis_charges_as_it_was_made_for_every_server_and_process(

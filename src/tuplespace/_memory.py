@@ -32,6 +32,7 @@ class MemoryHost:
     """Spaces a server keeps in its memory, in no catalog: they end with the server."""
 
     label = "memory"
+    simulated_clock = True
 
     def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
         if url.partition(":")[2]:

@@ -611,8 +611,10 @@ class SqliteHost:
     of an earlier version, ``spaces.json`` beside the file, is moved into the table
     on start (and kept as ``spaces.json.migrated``).  A space made anew under a
     deleted name is stored as ``name~N`` (``N``: the times the name was deleted), so
-    it starts empty.
+    it starts empty.  Its spaces run on the system clock.
     """
+
+    simulated_clock = False
 
     def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
         query = url_options(urlsplit(url).query)

@@ -169,6 +169,10 @@ class Store(Protocol):
     def label(self) -> str:
         """The store as an error names it (``the SQLite file data/spaces.db``)."""
 
+    @property
+    def simulated_clock(self) -> bool:
+        """Whether its spaces may follow a simulated clock (``"clock": "simulated"``)."""
+
     def catalog(self) -> dict[str, dict[str, Any]]:
         """Open the store; the entries of its catalog, by space name.  A shared store's
         is asked again, for the entries others made since."""

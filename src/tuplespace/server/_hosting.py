@@ -77,6 +77,7 @@ class SpaceInfo:
     event_retention_bytes: int
     hosted: Hosted
     host: str
+    clock: str = "system"  # "simulated": moved by an admin (POST /spaces/{space}/clock)
     deleted: bool = False
 
     @property
@@ -87,6 +88,12 @@ class SpaceInfo:
     @property
     def space(self) -> Space | None:
         return self.hosted.space
+
+    def kept(self) -> AsyncRedisSpace:
+        """The asyncio face of the space, kept in Redis (``space`` is None)."""
+        face = self.aspace
+        assert not isinstance(face, AsyncSpace)
+        return face
 
     def embedded(self, what: str) -> Space:
         """The space's :class:`~tuplespace.Space`, for ``what`` (``"transactions"``) that
@@ -121,11 +128,11 @@ class SpaceInfo:
             "anonymous": sorted(self.anonymous),
             "charge_rate": credit_text(face.charge_rate),  # kept in Redis too
             "creation_charge": credit_text(face.creation_charge),
-            "clock": "simulated" if space is not None and space.clock.simulated else "system",
+            "clock": self.clock,
             "operator": face.operator,
             "mint_amount": credit_text(face.mint_amount),
             "mint_bits": face.mint_bits,
-            "redirect_charge": "0" if space is None else credit_text(space.redirect_charge),
+            "redirect_charge": credit_text(face.redirect_charge),
             "firing_charge": credit_text(face.firing_charge),
             "step_charge": credit_text(face.step_charge),
             "max_firings": MAX_FIRINGS if space is None else space.max_firings,
@@ -358,6 +365,7 @@ class Hub:
             entry.get("event_retention_bytes", EVENT_RETENTION_BYTES),
             hosted,
             host.label,
+            entry.get("clock", "system"),
         )
         self.spaces[name] = info
         if self.node is not None and hosted.space is not None:
@@ -532,11 +540,9 @@ class Hub:
             "anonymous": sorted(options.get("anonymous", self.default_anonymous)),
         }
         if options.get("clock") == "simulated":
-            if host is not self.memory:
+            if not host.simulated_clock:
                 raise coded(
-                    InvalidValue(
-                        'a space on a simulated clock is kept in memory: "store": "memory"', "clock"
-                    ),
+                    InvalidValue(f'{host.label} keeps no simulated clock: "store": "memory" does', "clock"),
                     "bad_request",
                 )
             entry["clock"] = "simulated"

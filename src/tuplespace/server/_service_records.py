@@ -36,7 +36,7 @@ from ._service import Caller, json_response, no_content
 from ._service_events import EventRoutes
 
 if TYPE_CHECKING:
-    from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch, AsyncRedisSpace, AsyncRedisTransaction
+    from ..stores import AsyncRedisRecord, AsyncRedisRecordWatch, AsyncRedisTransaction
 
     Handle: TypeAlias = AsyncRecord | AsyncRedisRecord
 
@@ -285,7 +285,7 @@ class RecordRoutes(EventRoutes):
             raise coded(InvalidValue("ref is the address of a capability", "ref"), "bad_request")
         if info.space is None:
             try:
-                await _kept(info).revoke_capability(ref)
+                await info.kept().revoke_capability(ref)
             except Exception as exc:
                 raise placed(exc, "ref") from None
             return no_content()
@@ -507,16 +507,9 @@ async def _by_id(info: SpaceInfo, rid: int) -> Handle:
     if info.space is not None:
         return AsyncRecord(info.space.core, rid)
     try:
-        return await _kept(info).record_by_id(rid)
+        return await info.kept().record_by_id(rid)
     except Exception as exc:
         raise placed(exc, "id") from None
-
-
-def _kept(info: SpaceInfo) -> AsyncRedisSpace:
-    """The asyncio face of the space ``info``, kept in Redis."""
-    face = info.aspace
-    assert not isinstance(face, AsyncSpace)
-    return face
 
 
 def _not_allowed(handle: Handle, operation: str) -> NotAllowed:

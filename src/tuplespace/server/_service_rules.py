@@ -152,7 +152,10 @@ class RuleRoutes(RecordRoutes):
     async def get_clock(self, space: str, request: ServiceRequest) -> Response:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_clock"]), space)
-        clock = info.embedded("clock").clock
+        if info.space is None:  # kept in Redis, with its time
+            now, simulated = await info.kept().clock_now()
+            return json_response({"now": now, "simulated": simulated})
+        clock = info.space.clock
         return json_response({"now": clock.now(), "simulated": clock.simulated})
 
     async def advance_clock(self, space: str, request: ServiceRequest) -> Response:
@@ -161,12 +164,18 @@ class RuleRoutes(RecordRoutes):
         if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
             message = f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}"
             raise coded(InvalidValue(message, "advance"), "bad_request")
-        clock = self._existing(info, space).embedded("clock").clock
-        if not isinstance(clock, SimulatedClock):
+        info = self._existing(info, space)
+        now: float | None = None
+        if info.space is None:  # kept in Redis, with its time
+            now = await info.kept().advance_clock(seconds)
+        elif isinstance(info.space.clock, SimulatedClock):
+            clock = info.space.clock
+            await asyncio.to_thread(clock.advance, seconds)
+            now = clock.now()
+        if now is None:
             message = (
                 f'space {space!r} runs on the system clock; a space created with "clock": "simulated" '
                 "has a clock to move"
             )
             raise coded(Conflict(message), "real_clock")
-        await asyncio.to_thread(clock.advance, seconds)
-        return json_response({"now": clock.now()})
+        return json_response({"now": now})

@@ -23,6 +23,7 @@ from redis.asyncio import Redis as AsyncRedis
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
+from .._clock import SimulatedClock
 from .._errors import StoreError, Unreachable
 from .._recordstore import DEFAULT_BASE_URI
 from .._schemes import Hosted, Scheme
@@ -49,9 +50,8 @@ _KEPT = (  # the options Redis keeps
     "operator",
     "firing_charge",
     "step_charge",
+    "redirect_charge",
 )
-# The charges a space kept in Redis lacks.
-_FREE = {"redirect_charge": "0"}
 
 
 def connect(url: str, options: dict[str, Any]) -> RedisSpace:
@@ -63,7 +63,11 @@ async def connect_async(url: str, options: dict[str, Any]) -> AsyncRedisSpace:
 
 
 class RedisHost:
-    """A server's spaces kept in Redis (standalone or Cluster), and its catalog there."""
+    """A server's spaces kept in Redis (standalone or Cluster), and its catalog there.
+    A space of ``"clock": "simulated"`` keeps its time in Redis, from that of a new
+    :class:`~tuplespace.SimulatedClock`, for every server and process."""
+
+    simulated_clock = True
 
     def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
         if base_uri != DEFAULT_BASE_URI:
@@ -112,13 +116,12 @@ class RedisHost:
         return None if entry is None else dict(orjson.loads(entry))
 
     def open(self, name: str, entry: dict[str, Any], new: bool) -> tuple[Hosted, dict[str, Any] | None]:
-        for key, free in _FREE.items():
-            if entry.get(key, free) != free:
-                raise ValueError(f"{key}: a space kept in Redis does not take this option")
         # Opening the space in Redis stores its options, or checks them against those
         # it has (ValueError): the space may be older than the catalog's entry.
         space = RedisSpace.open(self.url, space=name, **{k: entry[k] for k in _KEPT if k in entry})
         try:
+            if entry.get("clock") == "simulated":  # its time starts, or goes on, in Redis
+                space.follow(SimulatedClock())
             options = {k: getattr(space, k) for k in _KEPT}
         finally:
             space.close()

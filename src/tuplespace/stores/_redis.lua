@@ -1017,30 +1017,39 @@ local function tell_records()
 end
 
 --[[ clock +records ]]
--- ARGV: the time of a simulated clock, in ms.  The space follows it from now on (for
--- every process), forward only; what expired by then is collected.  The space's time.
-if tonumber(ARGV[1]) > now or not cfg[12] then
+-- ARGV: the time of a simulated clock, in ms: the space follows it from now on (for
+-- every process), forward only; or "+" and the ms to move a space that follows one
+-- forward by (one on Redis's time stays there); or "" to read.  What expired by then is
+-- collected.  The space's time and "1" if it is a simulated clock's, else "0".
+if ARGV[1] == '+' then
+  if cfg[12] then
+    now = now + tonumber(ARGV[2])
+    redis.call('HSET', CFG, 'clock', string.format('%.17g', now))
+  end
+elseif ARGV[1] ~= '' and (tonumber(ARGV[1]) > now or not cfg[12]) then
   now = tonumber(ARGV[1])
   redis.call('HSET', CFG, 'clock', ARGV[1])
+  cfg[12] = ARGV[1]
 end
 expire_due()
 expire_records()
 tell_room()
 tell_records()
-return tostring(now)
+return {string.format('%.17g', now), cfg[12] and '1' or '0'}
 
 --[[ open ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
--- charge_rate, creation_charge, operator, firing_charge, step_charge, mint_amount, mint_bits.
+-- charge_rate, creation_charge, operator, firing_charge, step_charge, mint_amount, mint_bits,
+-- redirect_charge.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
     'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
     'creation_charge', ARGV[8], 'operator', ARGV[9], 'firing_charge', ARGV[10], 'step_charge', ARGV[11],
-    'mint_amount', ARGV[12], 'mint_bits', ARGV[13])
+    'mint_amount', ARGV[12], 'mint_bits', ARGV[13], 'redirect_charge', ARGV[14])
 end
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
   'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge', 'mint_amount',
-  'mint_bits')
+  'mint_bits', 'redirect_charge')
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1776,10 +1785,13 @@ tell_records()
 return out
 
 --[[ rget +records ]]
--- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, and '1' to compute its
--- level.  {rid, what ``rec`` keeps, the ms left of its lease ('' for none), how many
--- records contain it, its level (0 unless asked), the credit it holds}, {} if no record
--- is there, {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
+-- ARGV: 'rid' or 'path', then the rid (or "$<token>") or the path, '1' to compute its
+-- level, and the principal who pays ``cfg``'s ``redirect_charge`` (burned) for a path
+-- a record moved away from ('' or none: nobody).  {rid, what ``rec`` keeps, the ms left
+-- of its lease ('' for none), how many records contain it, its level (0 unless asked),
+-- the credit it holds}, {} if no record is there, {'revoked'}, {'expired'} or {'gone'}
+-- if the capability has ended, {'short', the principal's balance, the cost} if it
+-- cannot pay.
 expire_records()
 tell_records()
 local rid, why = ARGV[2], nil
@@ -1793,6 +1805,15 @@ elseif ARGV[1] == 'path' then
   if not rget(rid) then
     local e = redis.call('ZSCORE', RDIREXP, ARGV[2])
     rid = (not e or tonumber(e) > now) and redis.call('HGET', RDIR, ARGV[2])
+    local charge = redis.call('HGET', CFG, 'redirect_charge') or '0'
+    if rid and rget(rid) and (ARGV[4] or '') ~= '' and charge ~= '0' then
+      local cost = big(charge)
+      local short = debit(ARGV[4], cost)
+      if short then
+        return {'short', short, charge}
+      end
+      burn(cost)
+    end
   end
 end
 local kept = rget(rid)

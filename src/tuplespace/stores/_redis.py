@@ -123,9 +123,10 @@ _OPTIONS = (
     "step_charge",
     "mint_amount",
     "mint_bits",
+    "redirect_charge",
 )
 _NUMBERS = (*_OPTIONS[2:9], "mint_bits")
-_CHARGES = ("charge_rate", "creation_charge", "firing_charge", "step_charge")  # amounts of credit
+_CHARGES = ("charge_rate", "creation_charge", "firing_charge", "step_charge", "redirect_charge")  # credit
 _STORED = (  # the space's own
     "order",
     "capacity",
@@ -138,6 +139,7 @@ _STORED = (  # the space's own
     "step_charge",
     "mint_amount",
     "mint_bits",
+    "redirect_charge",
 )
 MAX_PARTITIONS = 256
 """The most partitions a space may have (a call that waits across partitions listens on
@@ -214,6 +216,7 @@ class Options:
         "operator",
         "order",
         "partitions",
+        "redirect_charge",
         "redis",
         "route",
         "server",
@@ -286,7 +289,8 @@ class Options:
                 charges.append(nanos(options.get(option, 0), option))
             except (InvalidValue, ValueTooLarge) as exc:
                 raise ValueError(f"{option}: {exc}") from None
-        self.charge_rate, self.creation_charge, self.firing_charge, self.step_charge = charges
+        self.charge_rate, self.creation_charge, self.firing_charge, self.step_charge = charges[:4]
+        self.redirect_charge = charges[4]
         self.operator: str = options.get("operator", DEFAULT_OPERATOR)
         try:
             check_principal(self.operator)
@@ -321,6 +325,7 @@ class Options:
             str(self.step_charge),
             str(self.mint_amount),
             str(self.mint_bits),
+            str(self.redirect_charge),
         ]
 
     def adopt(self, stored: list[bytes | None]) -> None:
@@ -340,6 +345,7 @@ class Options:
             step,
             amount,
             bits,
+            redirect,
         ) = (b"" if v is None else v for v in stored)
         laid = (int(partitions or b"1"), int(route) if route else None)
         if laid != (self.partitions, self.route):
@@ -359,6 +365,7 @@ class Options:
             "step_charge": int(step or b"0"),
             "mint_amount": to_credit(amount.decode() or "0", "mint_amount"),
             "mint_bits": int(bits or DEFAULT_MINT_BITS),
+            "redirect_charge": int(redirect or b"0"),
         }
         differ = [
             f"{k}={_shown(k, have[k])} (not {_shown(k, getattr(self, k))})"
@@ -374,6 +381,7 @@ class Options:
         self.charge_rate, self.creation_charge = have["charge_rate"], have["creation_charge"]
         self.operator = have["operator"]
         self.firing_charge, self.step_charge = have["firing_charge"], have["step_charge"]
+        self.redirect_charge = have["redirect_charge"]
 
 
 def _shown(option: str, value: object) -> str:

@@ -495,8 +495,8 @@ class RedisSpace:
     ``clock``: see :meth:`follow`).  ``event_retention`` and ``event_retention_bytes`` (the
     space's too) bound the events its log in Redis keeps for subscribers, who read
     their events from it.  The charges ``charge_rate``, ``creation_charge``,
-    ``firing_charge``, ``step_charge`` and the ``operator`` who receives what is burned
-    are the space's too, with the meaning of :class:`tuplespace.Space`'s
+    ``firing_charge``, ``step_charge``, ``redirect_charge`` and the ``operator`` who
+    receives what is burned are the space's too, with the meaning of :class:`tuplespace.Space`'s
     (docs/scaling.md, Credit).  A Redis
     that cannot be reached raises
     :class:`~tuplespace.Unreachable`, also in every call waiting on it.
@@ -634,6 +634,24 @@ class RedisSpace:
             self._follower.close()
         self._follower = follower
 
+    def clock_now(self) -> tuple[float, bool]:
+        """The space's time (seconds since the epoch) and whether it is a simulated
+        clock's (see :meth:`follow` and :meth:`advance_clock`) rather than Redis's."""
+        reply = self._call("clock", [""])
+        return float(reply[0]) / 1000.0, reply[1] == b"1"
+
+    def advance_clock(self, seconds: float) -> float | None:
+        """Move the time of a space that follows a simulated clock ``seconds`` forward,
+        in Redis, for every process: what falls due by then expires, and its reactions
+        run.  The space's time then; None, nothing moved, if it keeps Redis's time."""
+        if not seconds >= 0:
+            raise ValueError(f"a clock only moves forward; got {seconds!r} seconds")
+        reply = self._call("clock", ["+", repr(seconds * 1000.0)])
+        if reply[1] != b"1":
+            return None
+        self._fire()
+        return float(reply[0]) / 1000.0
+
     @property
     def name(self) -> str:
         return self._options.space
@@ -688,6 +706,11 @@ class RedisSpace:
     def step_charge(self) -> Credit:
         """The credit each step of a method costs its caller."""
         return from_nanos(self._options.step_charge)
+
+    @property
+    def redirect_charge(self) -> Credit:
+        """The credit naming a record by a path it moved away from costs (see :meth:`record`)."""
+        return from_nanos(self._options.redirect_charge)
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -1256,7 +1279,10 @@ class RedisSpace:
 
     def record(self, ref: str | URI, *, principal: str = DEFAULT_PRINCIPAL) -> RedisRecord:
         """The handle of the record at the path or address ``ref`` (or ``"$"``, the root
-        record: ``TUPS`` and ``ME``); :class:`~tuplespace.RecordNotFound` if none is there."""
+        record: ``TUPS`` and ``ME``); :class:`~tuplespace.RecordNotFound` if none is there.
+        A path a record moved away from is followed while its redirection lasts, and
+        costs ``principal`` the space's ``redirect_charge`` (:class:`InsufficientCredit`
+        if it cannot pay), in the script that follows it."""
         self._check_open()
         ref = handle_address(ref) or ref
         here = self._records_prefix
@@ -1282,10 +1308,11 @@ class RedisSpace:
                 raise CapabilityRevoked(f"{here}{ref}: no capability has this address now", expired=expired)
             allowed = frozenset(reply[1].decode().split(","))
             return RedisRecord(self.core, int(reply[0]), URI(here + ref), ref[5:], allowed)
-        reply = self._call("rget", ["path", ref])
+        reply = self._call("rget", ["path", ref, "", principal])
         if not reply:
             check_path(ref)
             raise RecordNotFound(f"no record at {ref!r}")
+        _paid(principal, reply)
         return RedisRecord(self.core, int(reply[0]), URI(here + decode_record(reply[1])[1]))
 
     def record_by_id(self, rid: int) -> RedisRecord:

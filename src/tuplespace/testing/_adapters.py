@@ -137,8 +137,8 @@ class SyncOverAsync:
     ) -> Any:
         return self.wrap(self.run(self.aspace.create(path, fields, credit, lease, **kw)))
 
-    def record(self, ref: Any) -> Any:
-        return self.wrap(self.run(self.aspace.record(ref)))
+    def record(self, ref: Any, **options: Any) -> Any:
+        return self.wrap(self.run(self.aspace.record(ref, **options)))
 
     def find(self, template: Any, under: str | None = None, limit: int | None = None) -> list[Any]:
         found: list[Any] = self.wrap(self.run(self.aspace.find(template, under, limit)))
