@@ -152,6 +152,10 @@ HANDOVER_WAIT = 5.0
 (well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
 three times as long, after which a script gives back what was handed to it, should
 its process have gone away."""
+RESERVATION_LEASE = 30_000
+"""Milliseconds room reserved for a write in a partitioned space with a capacity is
+held for it: a reservation still there after that (its writer may have died) is
+cancelled in its partitions by the next writer that finds the space full."""
 
 
 _SUMMED = (
@@ -390,7 +394,8 @@ class AsyncRedisCore:
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
-    ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
+    ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
+    waiting for room; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
@@ -401,6 +406,7 @@ class AsyncRedisCore:
     __slots__ = (
         "add_subscription",
         "add_waiter",
+        "add_writer",
         "begin",
         "block",
         "call",
@@ -417,6 +423,7 @@ class AsyncRedisCore:
         "refile",
         "remove_subscription",
         "remove_waiter",
+        "remove_writer",
         "rules",
         "select",
         "serving",
@@ -435,7 +442,7 @@ class AsyncRedisCore:
         select: Callable[[Template, bool, int | None, str], Any],
         block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
-        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
+        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int], str], Any],
         begin: Callable[[AsyncRedisTransaction, float, list[str]], Any],
         end_transaction: Callable[[AsyncRedisTransaction], None],
         end_waits: Callable[[str, TupleSpaceError], None],
@@ -450,6 +457,8 @@ class AsyncRedisCore:
         add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
+        add_writer: Callable[[AsyncWake], Writer[AsyncWake]],
+        remove_writer: Callable[[Writer[AsyncWake], bool], None],
         serving: Callable[[Template | None], list[AsyncRedisSpace]],
         subscriptions: Callable[[], list[AsyncLogReader[Any]]],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
@@ -476,6 +485,8 @@ class AsyncRedisCore:
         self.add_waiter = add_waiter
         self.refile = refile
         self.remove_waiter = remove_waiter
+        self.add_writer = add_writer
+        self.remove_writer = remove_writer
         self.serving = serving
         self.subscriptions = subscriptions
         self.txn = txn
@@ -596,6 +607,8 @@ class AsyncRedisSpace:
             add_waiter=self._add_waiter,
             refile=self._refile,
             remove_waiter=self._remove_waiter,
+            add_writer=self._add_writer,
+            remove_writer=self._remove_writer,
             serving=self._serving,
             subscriptions=self._subscribers,
             txn=self._txn,
@@ -684,10 +697,12 @@ class AsyncRedisSpace:
         lease: float | None,
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
+        reservation: str = "",
     ) -> list[AsyncLease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
-        allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
-        args = [guard[0], guard[1], _ms(lease), *items]
+        allows) saw a newer tuple, or the ``reservation`` of room of a partitioned space
+        was cancelled.  In a full space, wait up to ``timeout`` for room."""
+        args = [guard[0], guard[1], _ms(lease), reservation, *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[AsyncWake] | None = None
         wrote = False
@@ -704,7 +719,7 @@ class AsyncRedisSpace:
                     if reply[0] == b"fire":  # the space has rules: run their reactions
                         await self._fire()
                     return [AsyncLease(self, int(seq), expires) for seq in reply[2:]]
-                if reply[0] == b"retry":
+                if reply[0] == b"retry" or reply[0] == b"cancelled":
                     return None
                 capacity = self._options.capacity
                 if timeout == 0:
@@ -1654,10 +1669,10 @@ class AsyncRedisSpace:
                     if w.take:
                         w.wake.set()
 
-    def _add_writer(self) -> Writer[AsyncWake]:
+    def _add_writer(self, wake: AsyncWake | None = None) -> Writer[AsyncWake]:
         with self._guard:
             self._check_waiters()
-            writer = Writer(AsyncWake())
+            writer = Writer(AsyncWake() if wake is None else wake)
             self._writers.append(writer)
         return writer
 
@@ -2051,8 +2066,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     changes come in the order it made them); ``since`` resumes it in any process.
     ``replace`` keeps the route field's value (atomic in its partition);
     ``write_if_absent`` is atomic when its template can match in the tuple's partition
-    only.  A partitioned space has no capacity.  See
-    ``docs/scaling.md``, "Partitions".
+    only.  A write into a partitioned space with a capacity reserves room in the
+    first partition first (two scripts more, and one in each partition it writes in).
+    See ``docs/scaling.md``, "Partitions".
     """
 
     def __init__(self, options: Options) -> None:
@@ -2065,6 +2081,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[AsyncWake]]] = []
         self._waiting_across = 0
+        # How many writes wait here for room, each filed in every partition.
+        self._writing_across = 0
 
     def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
         if template is None:
@@ -2086,9 +2104,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         lease: float | None,
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
+        reservation: str = "",
     ) -> list[AsyncLease] | None:
         """Write the encoded tuples, those of each partition at once, in the order of
-        their partitions' first tuples; their leases in the order given."""
+        their partitions' first tuples; their leases in the order given.  In a space
+        with a capacity, wait up to ``timeout`` for room for them (see :meth:`_admit`)."""
         groups: dict[int, list[str | bytes]] = {}
         places: list[tuple[int, int]] = []
         for i in range(0, len(items), 2):
@@ -2099,19 +2119,123 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             places.append((n, len(group) // 2))
             group += items[i : i + 2]
         written: dict[int, list[AsyncLease]] = {}
+        if self._options.capacity is not None:
+            await self._admit(groups, lease, timeout, written)
         for n, group in groups.items():
-            leases = await self._parts[n].core.write(group, lease, timeout, guard)
+            leases = await self._parts[n].core.write(group, lease, timeout, guard, reservation)
             assert leases is not None  # no guard: none is refused
             written[n] = leases
         return [written[n][k] for n, k in places]
+
+    async def _admit(
+        self,
+        groups: dict[int, list[str | bytes]],
+        lease: float | None,
+        timeout: float | None,
+        written: dict[int, list[AsyncLease]],
+    ) -> None:
+        """Write the tuples of ``groups`` (by partition) into the space with a capacity,
+        waiting up to ``timeout`` for room, their leases into ``written``.  Room is
+        reserved in the first partition (with a lease, so that the room a process that
+        died held comes back), the tuples are written with that reservation, then their
+        partitions are counted and the reservation ends.  A reservation whose lease ran
+        out is cancelled in its partitions by a writer that finds the space full; a
+        write of a cancelled reservation is refused and reserves again, for the
+        partitions it has not written yet."""
+        home = self._parts[0].core
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wake: AsyncWake | None = None
+        writers: list[tuple[AsyncRedisCore, Writer[AsyncWake]]] = []
+        counted = False  # the counts were read since the space was last found full
+        soonest = -1.0  # the ms until a tuple's lease ends in a partition (-1: none)
+        try:
+            while groups:
+                if wake is not None:
+                    wake.clear()
+                n = sum(len(group) // 2 for group in groups.values())
+                mark = secrets.token_hex(8)
+                token = f"{mark} {n} {','.join(map(str, groups))}"
+                reply = await home.call("cap_reserve", [token, RESERVATION_LEASE])
+                if reply[0] == b"ok":
+                    try:
+                        for q in list(groups):
+                            leases = await self._parts[q].core.write(groups[q], lease, 0, ("", 0), mark)
+                            if leases is None:  # the reservation was cancelled: reserve again
+                                break
+                            written[q] = leases
+                            del groups[q]
+                    finally:
+                        await self._count(token, token.split()[2].split(","))
+                    continue
+                stale = [r.decode() for r in reply[2:]]
+                for r in stale:  # their writers may have died: their room comes back
+                    await self._count(r, r.split()[2].split(","), cancel=True)
+                if stale:
+                    continue
+                if not counted:  # the counts may be old: read them, then try again
+                    soonest = await self._count("", [])
+                    counted = True
+                    continue
+                capacity = self._options.capacity
+                if timeout == 0:
+                    what = "the tuple does not fit" if n == 1 else f"{n} tuples do not fit"
+                    raise SpaceFull(
+                        f"{what}: the space holds {capacity}, its capacity",
+                        limit="capacity",
+                        maximum=capacity or 0,
+                    )
+                if wake is None:  # filed in every partition: a removal in any wakes it
+                    wake = AsyncWake()
+                    for part in self._parts:
+                        writers.append((part.core, part.core.add_writer(wake)))
+                        await part.core.listen()
+                    with self._guard:
+                        self._writing_across += 1
+                    counted = False
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout("the space stayed full: no room for the tuple in time")
+                for soon in (float(reply[1]), soonest):  # a lease that ends makes room too
+                    if soon >= 0:
+                        left = soon / 1000.0 if left is None else min(left, soon / 1000.0)
+                await home.wait(wake, None if left is None else time.monotonic() + left)
+                counted = False
+                for _, writer in writers:
+                    if writer.error is not None:
+                        raise writer.error
+        finally:
+            if wake is not None:
+                with self._guard:
+                    self._writing_across -= 1
+            for core, writer in writers:
+                core.remove_writer(writer, False)
+
+    async def _count(self, reservation: str, parts: list[str], cancel: bool = False) -> float:
+        """Count the tuples of the partitions ``parts`` in the first partition and end
+        the ``reservation`` ('': none; every partition is counted then), cancelling it
+        in those partitions first if ``cancel``; the ms until the next lease of a tuple
+        there ends (-1: none)."""
+        readings: list[Any] = []
+        soonest = -1.0
+        for q in parts if reservation else [str(q) for q in range(len(self._parts))]:
+            live, number, soon = await self._parts[int(q)].core.call(
+                "cap_count", [reservation.split()[0] if cancel else ""]
+            )
+            readings += (q, live, number)
+            if float(soon) >= 0 and (soonest < 0 or float(soon) < soonest):
+                soonest = float(soon)
+        await self._parts[0].core.call("cap_settle", [reservation, *readings])
+        return soonest
 
     async def write(
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
     ) -> AsyncLease:
         """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
         checked, data, keys = encode_tuple(t)
-        leases: list[AsyncLease] | None = await self._keeper(checked).core.write(
-            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0)
+        write = self._write if self._options.capacity is not None else self._keeper(checked).core.write
+        leases: list[AsyncLease] | None = await write(
+            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0), ""
         )
         assert leases is not None
         return leases[0]
@@ -2320,6 +2444,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
+            # A write waiting for room is one waiting writer, filed in each partition.
+            total["waiters"] -= self._writing_across * (len(self._parts) - 1)
+            total["waiting_writers"] -= self._writing_across * (len(self._parts) - 1)
             # The records are the first partition's, their takers this object's.
             total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}

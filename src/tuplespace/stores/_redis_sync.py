@@ -153,6 +153,10 @@ HANDOVER_WAIT = 5.0
 (well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
 three times as long, after which a script gives back what was handed to it, should
 its process have gone away."""
+RESERVATION_LEASE = 30_000
+"""Milliseconds room reserved for a write in a partitioned space with a capacity is
+held for it: a reservation still there after that (its writer may have died) is
+cancelled in its partitions by the next writer that finds the space full."""
 
 
 _SUMMED = (
@@ -391,7 +395,8 @@ class RedisCore:
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
-    ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
+    ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
+    waiting for room; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
@@ -402,6 +407,7 @@ class RedisCore:
     __slots__ = (
         "add_subscription",
         "add_waiter",
+        "add_writer",
         "begin",
         "block",
         "call",
@@ -418,6 +424,7 @@ class RedisCore:
         "refile",
         "remove_subscription",
         "remove_waiter",
+        "remove_writer",
         "rules",
         "select",
         "serving",
@@ -436,7 +443,7 @@ class RedisCore:
         select: Callable[[Template, bool, int | None, str], Any],
         block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
-        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
+        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int], str], Any],
         begin: Callable[[RedisTransaction, float, list[str]], Any],
         end_transaction: Callable[[RedisTransaction], None],
         end_waits: Callable[[str, TupleSpaceError], None],
@@ -451,6 +458,8 @@ class RedisCore:
         add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
         refile: Callable[[Waiter[Wake]], None],
         remove_waiter: Callable[[Waiter[Wake]], None],
+        add_writer: Callable[[Wake], Writer[Wake]],
+        remove_writer: Callable[[Writer[Wake], bool], None],
         serving: Callable[[Template | None], list[RedisSpace]],
         subscriptions: Callable[[], list[LogReader[Any]]],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
@@ -477,6 +486,8 @@ class RedisCore:
         self.add_waiter = add_waiter
         self.refile = refile
         self.remove_waiter = remove_waiter
+        self.add_writer = add_writer
+        self.remove_writer = remove_writer
         self.serving = serving
         self.subscriptions = subscriptions
         self.txn = txn
@@ -597,6 +608,8 @@ class RedisSpace:
             add_waiter=self._add_waiter,
             refile=self._refile,
             remove_waiter=self._remove_waiter,
+            add_writer=self._add_writer,
+            remove_writer=self._remove_writer,
             serving=self._serving,
             subscriptions=self._subscribers,
             txn=self._txn,
@@ -681,10 +694,12 @@ class RedisSpace:
         lease: float | None,
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
+        reservation: str = "",
     ) -> list[Lease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
-        allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
-        args = [guard[0], guard[1], _ms(lease), *items]
+        allows) saw a newer tuple, or the ``reservation`` of room of a partitioned space
+        was cancelled.  In a full space, wait up to ``timeout`` for room."""
+        args = [guard[0], guard[1], _ms(lease), reservation, *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[Wake] | None = None
         wrote = False
@@ -701,7 +716,7 @@ class RedisSpace:
                     if reply[0] == b"fire":  # the space has rules: run their reactions
                         self._fire()
                     return [Lease(self, int(seq), expires) for seq in reply[2:]]
-                if reply[0] == b"retry":
+                if reply[0] == b"retry" or reply[0] == b"cancelled":
                     return None
                 capacity = self._options.capacity
                 if timeout == 0:
@@ -1635,10 +1650,10 @@ class RedisSpace:
                     if w.take:
                         w.wake.set()
 
-    def _add_writer(self) -> Writer[Wake]:
+    def _add_writer(self, wake: Wake | None = None) -> Writer[Wake]:
         with self._guard:
             self._check_waiters()
-            writer = Writer(Wake())
+            writer = Writer(Wake() if wake is None else wake)
             self._writers.append(writer)
         return writer
 
@@ -2032,8 +2047,9 @@ class PartitionedRedisSpace(RedisSpace):
     changes come in the order it made them); ``since`` resumes it in any process.
     ``replace`` keeps the route field's value (atomic in its partition);
     ``write_if_absent`` is atomic when its template can match in the tuple's partition
-    only.  A partitioned space has no capacity.  See
-    ``docs/scaling.md``, "Partitions".
+    only.  A write into a partitioned space with a capacity reserves room in the
+    first partition first (two scripts more, and one in each partition it writes in).
+    See ``docs/scaling.md``, "Partitions".
     """
 
     def __init__(self, options: Options) -> None:
@@ -2044,6 +2060,8 @@ class PartitionedRedisSpace(RedisSpace):
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[Wake]]] = []
         self._waiting_across = 0
+        # How many writes wait here for room, each filed in every partition.
+        self._writing_across = 0
 
     def _serving(self, template: Template | None) -> list[RedisSpace]:
         if template is None:
@@ -2065,9 +2083,11 @@ class PartitionedRedisSpace(RedisSpace):
         lease: float | None,
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
+        reservation: str = "",
     ) -> list[Lease] | None:
         """Write the encoded tuples, those of each partition at once, in the order of
-        their partitions' first tuples; their leases in the order given."""
+        their partitions' first tuples; their leases in the order given.  In a space
+        with a capacity, wait up to ``timeout`` for room for them (see :meth:`_admit`)."""
         groups: dict[int, list[str | bytes]] = {}
         places: list[tuple[int, int]] = []
         for i in range(0, len(items), 2):
@@ -2078,17 +2098,121 @@ class PartitionedRedisSpace(RedisSpace):
             places.append((n, len(group) // 2))
             group += items[i : i + 2]
         written: dict[int, list[Lease]] = {}
+        if self._options.capacity is not None:
+            self._admit(groups, lease, timeout, written)
         for n, group in groups.items():
-            leases = self._parts[n].core.write(group, lease, timeout, guard)
+            leases = self._parts[n].core.write(group, lease, timeout, guard, reservation)
             assert leases is not None  # no guard: none is refused
             written[n] = leases
         return [written[n][k] for n, k in places]
 
+    def _admit(
+        self,
+        groups: dict[int, list[str | bytes]],
+        lease: float | None,
+        timeout: float | None,
+        written: dict[int, list[Lease]],
+    ) -> None:
+        """Write the tuples of ``groups`` (by partition) into the space with a capacity,
+        waiting up to ``timeout`` for room, their leases into ``written``.  Room is
+        reserved in the first partition (with a lease, so that the room a process that
+        died held comes back), the tuples are written with that reservation, then their
+        partitions are counted and the reservation ends.  A reservation whose lease ran
+        out is cancelled in its partitions by a writer that finds the space full; a
+        write of a cancelled reservation is refused and reserves again, for the
+        partitions it has not written yet."""
+        home = self._parts[0].core
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wake: Wake | None = None
+        writers: list[tuple[RedisCore, Writer[Wake]]] = []
+        counted = False  # the counts were read since the space was last found full
+        soonest = -1.0  # the ms until a tuple's lease ends in a partition (-1: none)
+        try:
+            while groups:
+                if wake is not None:
+                    wake.clear()
+                n = sum(len(group) // 2 for group in groups.values())
+                mark = secrets.token_hex(8)
+                token = f"{mark} {n} {','.join(map(str, groups))}"
+                reply = home.call("cap_reserve", [token, RESERVATION_LEASE])
+                if reply[0] == b"ok":
+                    try:
+                        for q in list(groups):
+                            leases = self._parts[q].core.write(groups[q], lease, 0, ("", 0), mark)
+                            if leases is None:  # the reservation was cancelled: reserve again
+                                break
+                            written[q] = leases
+                            del groups[q]
+                    finally:
+                        self._count(token, token.split()[2].split(","))
+                    continue
+                stale = [r.decode() for r in reply[2:]]
+                for r in stale:  # their writers may have died: their room comes back
+                    self._count(r, r.split()[2].split(","), cancel=True)
+                if stale:
+                    continue
+                if not counted:  # the counts may be old: read them, then try again
+                    soonest = self._count("", [])
+                    counted = True
+                    continue
+                capacity = self._options.capacity
+                if timeout == 0:
+                    what = "the tuple does not fit" if n == 1 else f"{n} tuples do not fit"
+                    raise SpaceFull(
+                        f"{what}: the space holds {capacity}, its capacity",
+                        limit="capacity",
+                        maximum=capacity or 0,
+                    )
+                if wake is None:  # filed in every partition: a removal in any wakes it
+                    wake = Wake()
+                    for part in self._parts:
+                        writers.append((part.core, part.core.add_writer(wake)))
+                        part.core.listen()
+                    with self._guard:
+                        self._writing_across += 1
+                    counted = False
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout("the space stayed full: no room for the tuple in time")
+                for soon in (float(reply[1]), soonest):  # a lease that ends makes room too
+                    if soon >= 0:
+                        left = soon / 1000.0 if left is None else min(left, soon / 1000.0)
+                home.wait(wake, None if left is None else time.monotonic() + left)
+                counted = False
+                for _, writer in writers:
+                    if writer.error is not None:
+                        raise writer.error
+        finally:
+            if wake is not None:
+                with self._guard:
+                    self._writing_across -= 1
+            for core, writer in writers:
+                core.remove_writer(writer, False)
+
+    def _count(self, reservation: str, parts: list[str], cancel: bool = False) -> float:
+        """Count the tuples of the partitions ``parts`` in the first partition and end
+        the ``reservation`` ('': none; every partition is counted then), cancelling it
+        in those partitions first if ``cancel``; the ms until the next lease of a tuple
+        there ends (-1: none)."""
+        readings: list[Any] = []
+        soonest = -1.0
+        for q in parts if reservation else [str(q) for q in range(len(self._parts))]:
+            live, number, soon = self._parts[int(q)].core.call(
+                "cap_count", [reservation.split()[0] if cancel else ""]
+            )
+            readings += (q, live, number)
+            if float(soon) >= 0 and (soonest < 0 or float(soon) < soonest):
+                soonest = float(soon)
+        self._parts[0].core.call("cap_settle", [reservation, *readings])
+        return soonest
+
     def write(self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None) -> Lease:
         """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
         checked, data, keys = encode_tuple(t)
-        leases: list[Lease] | None = self._keeper(checked).core.write(
-            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0)
+        write = self._write if self._options.capacity is not None else self._keeper(checked).core.write
+        leases: list[Lease] | None = write(
+            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0), ""
         )
         assert leases is not None
         return leases[0]
@@ -2291,6 +2415,9 @@ class PartitionedRedisSpace(RedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
+            # A write waiting for room is one waiting writer, filed in each partition.
+            total["waiters"] -= self._writing_across * (len(self._parts) - 1)
+            total["waiting_writers"] -= self._writing_across * (len(self._parts) - 1)
             # The records are the first partition's, their takers this object's.
             total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}
