@@ -923,6 +923,37 @@ def test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions(
             space.write(("f",), timeout=0)
 
 
+def test_processes_writing_at_once_fill_a_partitioned_space_to_its_capacity_exactly(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url("filled") + "&partitions=4&route=1&capacity=7"
+    code = """
+    written = 0
+    for i in range(12):
+        try:
+            space.write(("job", f"{sys.argv[2]}-{i}"), timeout=0)
+            written += 1
+        except ts.SpaceFull:
+            pass
+    print(written)
+    """
+    with ts.connect(url) as space:
+        children = []
+        for name in ("x", "y", "z"):
+            source = CHILD.format(code=textwrap.dedent(code))
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", source, url, name],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        assert sum(int(finished(child)) for child in children) == 7
+        assert space.count(("job", str)) == 7
+        assert space.statistics()["tuples"] == 7
+
+
 def test_a_take_in_a_transaction_frees_room_in_a_partitioned_space(redis_server: RedisServer) -> None:
     with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=2") as space:
         space.write_many([("a",), ("b",)])
