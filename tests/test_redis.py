@@ -954,6 +954,21 @@ def test_processes_writing_at_once_fill_a_partitioned_space_to_its_capacity_exac
         assert space.statistics()["tuples"] == 7
 
 
+def test_write_if_absent_into_a_partitioned_space_with_a_capacity_takes_room(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=2") as space:
+        assert space.write_if_absent((str,), ("c",))
+        with pytest.raises(ts.SpaceFull):
+            space.write_many([("d",), ("e",)])
+        assert not space.write_if_absent((str,), ("d",))  # ("c",) matches
+        space.write(("d",), timeout=0)
+        assert not space.write_if_absent(("c",), ("e",))
+        with pytest.raises(ts.SpaceFull):
+            space.write_if_absent(("e",), ("e",))
+        assert sorted(space.read_all((str,))) == [("c",), ("d",)]
+
+
 def test_a_take_in_a_transaction_frees_room_in_a_partitioned_space(redis_server: RedisServer) -> None:
     with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=2") as space:
         space.write_many([("a",), ("b",)])

@@ -2081,8 +2081,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[AsyncWake]]] = []
         self._waiting_across = 0
-        # How many writes wait here for room, each filed in every partition.
-        self._writing_across = 0
+        # The writers filed in the partitions for each write waiting here for room.
+        self._writing: list[list[Writer[AsyncWake]]] = []
 
     def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
         if template is None:
@@ -2120,7 +2120,17 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             group += items[i : i + 2]
         written: dict[int, list[AsyncLease]] = {}
         if self._options.capacity is not None:
-            await self._admit(groups, lease, timeout, written)
+            todo = {n: len(group) // 2 for n, group in groups.items()}
+
+            async def attempt(mark: str) -> None:
+                for n in list(todo):
+                    leases = await self._parts[n].core.write(groups[n], lease, 0, ("", 0), mark)
+                    if leases is None:  # the reservation was cancelled: reserve again
+                        return
+                    written[n] = leases
+                    del todo[n], groups[n]
+
+            await self._admit(todo, attempt, timeout)
         for n, group in groups.items():
             leases = await self._parts[n].core.write(group, lease, timeout, guard, reservation)
             assert leases is not None  # no guard: none is refused
@@ -2128,14 +2138,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         return [written[n][k] for n, k in places]
 
     async def _admit(
-        self,
-        groups: dict[int, list[str | bytes]],
-        lease: float | None,
-        timeout: float | None,
-        written: dict[int, list[AsyncLease]],
+        self, todo: dict[int, int], attempt: Callable[[str], Any], timeout: float | None
     ) -> None:
-        """Write the tuples of ``groups`` (by partition) into the space with a capacity,
-        waiting up to ``timeout`` for room, their leases into ``written``.  Room is
+        """Make room in the space with a capacity for the tuples ``todo`` (how many in
+        each partition), waiting up to ``timeout`` for it, and ``attempt`` their writes
+        (given the reservation's mark; it drops from ``todo`` what it wrote).  Room is
         reserved in the first partition (with a lease, so that the room a process that
         died held comes back), the tuples are written with that reservation, then their
         partitions are counted and the reservation ends.  A reservation whose lease ran
@@ -2146,24 +2153,20 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         deadline = None if timeout is None else time.monotonic() + timeout
         wake: AsyncWake | None = None
         writers: list[tuple[AsyncRedisCore, Writer[AsyncWake]]] = []
+        filed: list[Writer[AsyncWake]] = []  # those writers, for statistics()
         counted = False  # the counts were read since the space was last found full
         soonest = -1.0  # the ms until a tuple's lease ends in a partition (-1: none)
         try:
-            while groups:
+            while todo:
                 if wake is not None:
                     wake.clear()
-                n = sum(len(group) // 2 for group in groups.values())
+                n = sum(todo.values())
                 mark = secrets.token_hex(8)
-                token = f"{mark} {n} {','.join(map(str, groups))}"
+                token = f"{mark} {n} {','.join(map(str, todo))}"
                 reply = await home.call("cap_reserve", [token, RESERVATION_LEASE])
                 if reply[0] == b"ok":
                     try:
-                        for q in list(groups):
-                            leases = await self._parts[q].core.write(groups[q], lease, 0, ("", 0), mark)
-                            if leases is None:  # the reservation was cancelled: reserve again
-                                break
-                            written[q] = leases
-                            del groups[q]
+                        await attempt(mark)
                     finally:
                         await self._count(token, token.split()[2].split(","))
                     continue
@@ -2186,11 +2189,14 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                     )
                 if wake is None:  # filed in every partition: a removal in any wakes it
                     wake = AsyncWake()
-                    for part in self._parts:
-                        writers.append((part.core, part.core.add_writer(wake)))
-                        await part.core.listen()
                     with self._guard:
-                        self._writing_across += 1
+                        self._writing.append(filed)
+                    for part in self._parts:
+                        writer = part.core.add_writer(wake)
+                        writers.append((part.core, writer))
+                        with self._guard:
+                            filed.append(writer)
+                        await part.core.listen()
                     counted = False
                     continue
                 left = None if deadline is None else deadline - time.monotonic()
@@ -2205,9 +2211,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                     if writer.error is not None:
                         raise writer.error
         finally:
-            if wake is not None:
-                with self._guard:
-                    self._writing_across -= 1
+            with self._guard:
+                if wake is not None:
+                    self._writing.remove(filed)
             for core, writer in writers:
                 core.remove_writer(writer, False)
 
@@ -2418,14 +2424,30 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         partitions the template can match in are looked in first, then the tuple's, as
         :meth:`AsyncRedisSpace.write_if_absent` does: a matching tuple written in another
         partition after it was looked in there is not seen (the window: the scripts
-        that look in the partitions after it, and the write)."""
+        that look in the partitions after it, and the write).  In a space with a
+        capacity, room is reserved for it first (``SpaceFull`` at once if there is
+        none and no tuple matches)."""
         compiled = compile_template(template)
         checked, _, _ = encode_tuple(t)
         keeper = self._keeper(checked)
         for part in self._serving(compiled):
             if part is not keeper and await part.count(compiled):
                 return False
-        return await keeper.write_if_absent(compiled, checked, lease)
+        if self._options.capacity is None:
+            return await keeper.write_if_absent(compiled, checked, lease)
+        if await keeper.count(compiled):
+            return False
+        n = route_of_tuple(checked, self._options)
+        todo = {n: 1}
+        written = False
+
+        async def attempt(mark: str) -> None:
+            nonlocal written
+            written = await keeper.write_if_absent(compiled, checked, lease)
+            del todo[n]
+
+        await self._admit(todo, attempt, 0)
+        return written
 
     async def statistics(self) -> dict[str, Any]:
         """The counts of every partition, summed (``last_event``: the events of all of
@@ -2445,8 +2467,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
             # A write waiting for room is one waiting writer, filed in each partition.
-            total["waiters"] -= self._writing_across * (len(self._parts) - 1)
-            total["waiting_writers"] -= self._writing_across * (len(self._parts) - 1)
+            twice = sum(len(filed) - 1 for filed in self._writing if filed)
+            total["waiters"] -= twice
+            total["waiting_writers"] -= twice
             # The records are the first partition's, their takers this object's.
             total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}
