@@ -896,7 +896,7 @@ def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: 
 def test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions(
     redis_cluster: RedisClusterServers,
 ) -> None:
-    url = redis_cluster.space_url("full") + "&partitions=4&route=0&capacity=3"
+    url = redis_cluster.space_url() + "&partitions=4&route=0&capacity=3"
     with ts.connect(url) as space:
         assert space.capacity == 3
         space.write_many([("a",), ("b",)])
@@ -926,7 +926,7 @@ def test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions(
 def test_processes_writing_at_once_fill_a_partitioned_space_to_its_capacity_exactly(
     redis_cluster: RedisClusterServers,
 ) -> None:
-    url = redis_cluster.space_url("filled") + "&partitions=4&route=1&capacity=7"
+    url = redis_cluster.space_url() + "&partitions=4&route=1&capacity=7"
     code = """
     written = 0
     for i in range(12):
@@ -985,6 +985,15 @@ def test_a_take_in_a_transaction_frees_room_in_a_partitioned_space(redis_server:
         space.take(("b",))
         space.write(("d",), timeout=0)
         assert sorted(space.read_all((str,))) == [("c",), ("d",)]
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=4") as space:
+        space.write_many([("a",), ("b",)])
+        tx = space.transaction()
+        assert sorted(tx.take_all((str,))) == [("a",), ("b",)]
+        space.write_many([("c",), ("d",), ("e",)])
+        tx.abort()  # the tuples put back hold room at once
+        with pytest.raises(ts.SpaceFull):
+            space.write(("f",), timeout=0)
+        assert space.count((str,)) == 5
 
 
 # A child that reserves room for ("a",) with a lease of 1 ms, then stops before its

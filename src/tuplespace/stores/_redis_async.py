@@ -2081,8 +2081,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[AsyncWake]]] = []
         self._waiting_across = 0
-        # The writers filed in the partitions for each write waiting here for room.
-        self._writing: list[list[Writer[AsyncWake]]] = []
+        # How many writes wait here for room, each filed in every partition.
+        self._writing = 0
 
     def _serving(self, template: Template | None) -> list[AsyncRedisSpace]:
         if template is None:
@@ -2153,13 +2153,11 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         deadline = None if timeout is None else time.monotonic() + timeout
         wake: AsyncWake | None = None
         writers: list[tuple[AsyncRedisCore, Writer[AsyncWake]]] = []
-        filed: list[Writer[AsyncWake]] = []  # those writers, for statistics()
+        waiting = False  # filed in every partition: a waiting writer
         counted = False  # the counts were read since the space was last found full
         soonest = -1.0  # the ms until a tuple's lease ends in a partition (-1: none)
         try:
             while todo:
-                if wake is not None:
-                    wake.clear()
                 n = sum(todo.values())
                 mark = secrets.token_hex(8)
                 token = f"{mark} {n} {','.join(map(str, todo))}"
@@ -2176,6 +2174,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 if stale:
                     continue
                 if not counted:  # the counts may be old: read them, then try again
+                    if wake is not None:  # what is taken after this reading wakes it
+                        wake.clear()
                     soonest = await self._count("", [])
                     counted = True
                     continue
@@ -2189,14 +2189,12 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                     )
                 if wake is None:  # filed in every partition: a removal in any wakes it
                     wake = AsyncWake()
-                    with self._guard:
-                        self._writing.append(filed)
                     for part in self._parts:
-                        writer = part.core.add_writer(wake)
-                        writers.append((part.core, writer))
-                        with self._guard:
-                            filed.append(writer)
+                        writers.append((part.core, part.core.add_writer(wake)))
                         await part.core.listen()
+                    with self._guard:
+                        self._writing += 1
+                        waiting = True
                     counted = False
                     continue
                 left = None if deadline is None else deadline - time.monotonic()
@@ -2212,8 +2210,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                         raise writer.error
         finally:
             with self._guard:
-                if wake is not None:
-                    self._writing.remove(filed)
+                self._writing -= waiting
             for core, writer in writers:
                 core.remove_writer(writer, False)
 
@@ -2304,7 +2301,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         A commit that one partition refuses (the transaction's lease ran out there)
         aborts the transaction in the partitions after it; the partitions before it have
         committed.  The replies of a commit, an abort or a release are 1 when every
-        partition's is, of a renewal the soonest expiry (None if one is not open)."""
+        partition's is, of a renewal the soonest expiry (None if one is not open).  In a
+        space with a capacity, the partitions are counted after a commit or an abort
+        (what they wrote or put back holds room)."""
         ids = self._ids(tx_id)
         groups: list[list[Any]] = [[] for _ in self._parts]
         for t, args in items:
@@ -2316,6 +2315,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 await part.core.call("abort", [tx])
                 continue
             replies.append(await part.core.call(script, [tx, *args]))
+        if self._options.capacity is not None and script in ("commit", "abort"):
+            await self._count("", [])
         if script == "renew_txn":
             return None if None in replies else min(replies, key=float)
         return int(all(replies))
@@ -2466,10 +2467,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
-            # A write waiting for room is one waiting writer, filed in each partition.
-            twice = sum(len(filed) - 1 for filed in self._writing if filed)
-            total["waiters"] -= twice
-            total["waiting_writers"] -= twice
+            # A write waiting for room is one waiting writer once it is filed in each
+            # partition (the partitions' writers are those of such writes).
+            total["waiters"] += self._writing - total["waiting_writers"]
+            total["waiting_writers"] = self._writing
             # The records are the first partition's, their takers this object's.
             total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}

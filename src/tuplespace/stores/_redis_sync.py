@@ -2060,8 +2060,8 @@ class PartitionedRedisSpace(RedisSpace):
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[Wake]]] = []
         self._waiting_across = 0
-        # The writers filed in the partitions for each write waiting here for room.
-        self._writing: list[list[Writer[Wake]]] = []
+        # How many writes wait here for room, each filed in every partition.
+        self._writing = 0
 
     def _serving(self, template: Template | None) -> list[RedisSpace]:
         if template is None:
@@ -2130,13 +2130,11 @@ class PartitionedRedisSpace(RedisSpace):
         deadline = None if timeout is None else time.monotonic() + timeout
         wake: Wake | None = None
         writers: list[tuple[RedisCore, Writer[Wake]]] = []
-        filed: list[Writer[Wake]] = []  # those writers, for statistics()
+        waiting = False  # filed in every partition: a waiting writer
         counted = False  # the counts were read since the space was last found full
         soonest = -1.0  # the ms until a tuple's lease ends in a partition (-1: none)
         try:
             while todo:
-                if wake is not None:
-                    wake.clear()
                 n = sum(todo.values())
                 mark = secrets.token_hex(8)
                 token = f"{mark} {n} {','.join(map(str, todo))}"
@@ -2153,6 +2151,8 @@ class PartitionedRedisSpace(RedisSpace):
                 if stale:
                     continue
                 if not counted:  # the counts may be old: read them, then try again
+                    if wake is not None:  # what is taken after this reading wakes it
+                        wake.clear()
                     soonest = self._count("", [])
                     counted = True
                     continue
@@ -2166,14 +2166,12 @@ class PartitionedRedisSpace(RedisSpace):
                     )
                 if wake is None:  # filed in every partition: a removal in any wakes it
                     wake = Wake()
-                    with self._guard:
-                        self._writing.append(filed)
                     for part in self._parts:
-                        writer = part.core.add_writer(wake)
-                        writers.append((part.core, writer))
-                        with self._guard:
-                            filed.append(writer)
+                        writers.append((part.core, part.core.add_writer(wake)))
                         part.core.listen()
+                    with self._guard:
+                        self._writing += 1
+                        waiting = True
                     counted = False
                     continue
                 left = None if deadline is None else deadline - time.monotonic()
@@ -2189,8 +2187,7 @@ class PartitionedRedisSpace(RedisSpace):
                         raise writer.error
         finally:
             with self._guard:
-                if wake is not None:
-                    self._writing.remove(filed)
+                self._writing -= waiting
             for core, writer in writers:
                 core.remove_writer(writer, False)
 
@@ -2275,7 +2272,9 @@ class PartitionedRedisSpace(RedisSpace):
         A commit that one partition refuses (the transaction's lease ran out there)
         aborts the transaction in the partitions after it; the partitions before it have
         committed.  The replies of a commit, an abort or a release are 1 when every
-        partition's is, of a renewal the soonest expiry (None if one is not open)."""
+        partition's is, of a renewal the soonest expiry (None if one is not open).  In a
+        space with a capacity, the partitions are counted after a commit or an abort
+        (what they wrote or put back holds room)."""
         ids = self._ids(tx_id)
         groups: list[list[Any]] = [[] for _ in self._parts]
         for t, args in items:
@@ -2287,6 +2286,8 @@ class PartitionedRedisSpace(RedisSpace):
                 part.core.call("abort", [tx])
                 continue
             replies.append(part.core.call(script, [tx, *args]))
+        if self._options.capacity is not None and script in ("commit", "abort"):
+            self._count("", [])
         if script == "renew_txn":
             return None if None in replies else min(replies, key=float)
         return int(all(replies))
@@ -2435,10 +2436,10 @@ class PartitionedRedisSpace(RedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
-            # A write waiting for room is one waiting writer, filed in each partition.
-            twice = sum(len(filed) - 1 for filed in self._writing if filed)
-            total["waiters"] -= twice
-            total["waiting_writers"] -= twice
+            # A write waiting for room is one waiting writer once it is filed in each
+            # partition (the partitions' writers are those of such writes).
+            total["waiters"] += self._writing - total["waiting_writers"]
+            total["waiting_writers"] = self._writing
             # The records are the first partition's, their takers this object's.
             total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}
