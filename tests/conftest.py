@@ -259,9 +259,10 @@ def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
     "test_active": (
-        "rules: reactions run once per event in the space's event order from one cursor in Redis, "
-        "and the events of a partitioned space are ordered across its partitions by its readers only "
-        "(NotSupported)"
+        "rules (NotSupported): a reaction's takes and writes, its rule's counts and the cursor of "
+        "fired events are changed by one script in one slot, and a reaction to an event of one "
+        "partition takes and writes in others (test_redis.py: "
+        "test_rules_on_a_partitioned_space_are_not_supported)"
     ),
 }
 PARTITIONED_LIMITS = {
