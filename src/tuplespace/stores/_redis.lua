@@ -751,7 +751,9 @@ return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_r
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
 -- ms ('' for none), the mark of the reservation that gave the write room in a partitioned
 -- space with a capacity ('' for none; see cap_reserve), then each tuple's encoding and
--- index keys.  {'cancelled'} if that reservation was cancelled here (cap_count).
+-- index keys.  {'cancelled'} if that reservation was cancelled here (cap_count); with
+-- such a reservation, the reply ends with a reading of the partition's count (as
+-- cap_count's, taken after the write).
 expire_due()
 if ARGV[4] ~= '' and redis.call('EXISTS', P .. ':capx:' .. ARGV[4]) == 1 then
   tell_room()
@@ -777,6 +779,10 @@ end
 local out = {rules > 0 and 'fire' or 'ok', expires and string.format('%.17g', expires) or ''}
 for i = 1, n do
   out[#out + 1] = put(ARGV[2 * i + 3], ARGV[2 * i + 4], expires)
+end
+if ARGV[4] ~= '' then
+  out[#out + 1] = live_count()
+  out[#out + 1] = redis.call('INCR', P .. ':capv')
 end
 tell_room()
 return out

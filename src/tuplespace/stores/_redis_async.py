@@ -442,7 +442,9 @@ class AsyncRedisCore:
         select: Callable[[Template, bool, int | None, str], Any],
         block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
-        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int], str], Any],
+        write: Callable[
+            [list[str | bytes], float | None, float | None, tuple[str, int], str, list[Any] | None], Any
+        ],
         begin: Callable[[AsyncRedisTransaction, float, list[str]], Any],
         end_transaction: Callable[[AsyncRedisTransaction], None],
         end_waits: Callable[[str, TupleSpaceError], None],
@@ -698,10 +700,13 @@ class AsyncRedisSpace:
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
         reservation: str = "",
+        reading: list[Any] | None = None,
     ) -> list[AsyncLease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
         allows) saw a newer tuple, or the ``reservation`` of room of a partitioned space
-        was cancelled.  In a full space, wait up to ``timeout`` for room."""
+        was cancelled (written, the count of the partition after the write and the
+        number of that reading are added to ``reading``).  In a full space, wait up to
+        ``timeout`` for room."""
         args = [guard[0], guard[1], _ms(lease), reservation, *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[AsyncWake] | None = None
@@ -718,7 +723,12 @@ class AsyncRedisSpace:
                     expires = _seconds(reply[1])
                     if reply[0] == b"fire":  # the space has rules: run their reactions
                         await self._fire()
-                    return [AsyncLease(self, int(seq), expires) for seq in reply[2:]]
+                    ids = reply[2:]
+                    if reservation:
+                        ids, counted = ids[:-2], ids[-2:]
+                        if reading is not None:
+                            reading += counted
+                    return [AsyncLease(self, int(seq), expires) for seq in ids]
                 if reply[0] == b"retry" or reply[0] == b"cancelled":
                     return None
                 capacity = self._options.capacity
@@ -2067,7 +2077,8 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     ``replace`` keeps the route field's value (atomic in its partition);
     ``write_if_absent`` is atomic when its template can match in the tuple's partition
     only.  A write into a partitioned space with a capacity reserves room in the
-    first partition first (two scripts more, and one in each partition it writes in).
+    first partition first, and stores the counts of the partitions it wrote in there
+    after (two scripts more).
     See ``docs/scaling.md``, "Partitions".
     """
 
@@ -2105,6 +2116,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
         reservation: str = "",
+        reading: list[Any] | None = None,
     ) -> list[AsyncLease] | None:
         """Write the encoded tuples, those of each partition at once, in the order of
         their partitions' first tuples; their leases in the order given.  In a space
@@ -2122,30 +2134,34 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         if self._options.capacity is not None:
             todo = {n: len(group) // 2 for n, group in groups.items()}
 
-            async def attempt(mark: str) -> None:
+            async def attempt(mark: str, readings: list[Any]) -> None:
                 for n in list(todo):
-                    leases = await self._parts[n].core.write(groups[n], lease, 0, ("", 0), mark)
+                    reading: list[Any] = [n]
+                    leases = await self._parts[n].core.write(groups[n], lease, 0, ("", 0), mark, reading)
                     if leases is None:  # the reservation was cancelled: reserve again
                         return
+                    readings += reading
                     written[n] = leases
                     del todo[n], groups[n]
 
             await self._admit(todo, attempt, timeout)
         for n, group in groups.items():
-            leases = await self._parts[n].core.write(group, lease, timeout, guard, reservation)
+            leases = await self._parts[n].core.write(group, lease, timeout, guard, reservation, reading)
             assert leases is not None  # no guard: none is refused
             written[n] = leases
         return [written[n][k] for n, k in places]
 
     async def _admit(
-        self, todo: dict[int, int], attempt: Callable[[str], Any], timeout: float | None
+        self, todo: dict[int, int], attempt: Callable[[str, list[Any]], Any], timeout: float | None
     ) -> None:
         """Make room in the space with a capacity for the tuples ``todo`` (how many in
         each partition), waiting up to ``timeout`` for it, and ``attempt`` their writes
-        (given the reservation's mark; it drops from ``todo`` what it wrote).  Room is
-        reserved in the first partition (with a lease, so that the room a process that
-        died held comes back), the tuples are written with that reservation, then their
-        partitions are counted and the reservation ends.  A reservation whose lease ran
+        (given the reservation's mark; it drops from ``todo`` what it wrote and adds
+        to the list given a reading of each partition it wrote in: its number, its count
+        and the number of that reading, see ``cap_count``).  Room is reserved in the
+        first partition (with a lease, so that the room a process that died held comes
+        back), the tuples are written with that reservation, then the counts of their
+        partitions are stored there and the reservation ends.  A reservation whose lease ran
         out is cancelled in its partitions by a writer that finds the space full; a
         write of a cancelled reservation is refused and reserves again, for the
         partitions it has not written yet."""
@@ -2163,10 +2179,13 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                 token = f"{mark} {n} {','.join(map(str, todo))}"
                 reply = await home.call("cap_reserve", [token, RESERVATION_LEASE])
                 if reply[0] == b"ok":
+                    readings: list[Any] = []
                     try:
-                        await attempt(mark)
-                    finally:
+                        await attempt(mark, readings)
+                    except BaseException:  # what was written is not known: count them all
                         await self._count(token, token.split()[2].split(","))
+                        raise
+                    await home.call("cap_settle", [token, *readings])
                     continue
                 stale = [r.decode() for r in reply[2:]]
                 for r in stale:  # their writers may have died: their room comes back
@@ -2238,7 +2257,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         checked, data, keys = encode_tuple(t)
         write = self._write if self._options.capacity is not None else self._keeper(checked).core.write
         leases: list[AsyncLease] | None = await write(
-            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0), ""
+            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0), "", None
         )
         assert leases is not None
         return leases[0]
@@ -2442,10 +2461,12 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         todo = {n: 1}
         written = False
 
-        async def attempt(mark: str) -> None:
+        async def attempt(mark: str, readings: list[Any]) -> None:
             nonlocal written
             written = await keeper.write_if_absent(compiled, checked, lease)
             del todo[n]
+            live, number, _ = await keeper.core.call("cap_count", [""])
+            readings += (n, live, number)
 
         await self._admit(todo, attempt, 0)
         return written
