@@ -309,18 +309,27 @@ def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | No
 # What a space spread over partitions does not do (docs/scaling.md):
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS_BY_MODULE = {
-    "test_capacity": (
-        "capacity: each write would count the tuples of every partition, a script in each "
-        "(opening a partitioned space with a capacity is a ValueError)"
-    ),
     "test_active": (
-        "rules: reactions run once per event in the space's event order from one cursor in Redis, "
-        "and the events of a partitioned space are ordered across its partitions by its readers only "
-        "(NotSupported)"
+        "rules (NotSupported): a reaction's takes and writes, its rule's counts and the cursor of "
+        "fired events are changed by one script in one slot, and a reaction to an event of one "
+        "partition takes and writes in others (test_redis.py: "
+        "test_rules_on_a_partitioned_space_are_not_supported)"
     ),
     "test_active_credit": "rules and methods, which a partitioned space does not have",
 }
 PARTITIONED_LIMITS = {
+    "test_timeout_zero_raises_space_full_at_once": (
+        "the order of a read_all across partitions: partition after partition "
+        "(test_redis.py: test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions)"
+    ),
+    "test_write_many_that_does_not_fit_writes_nothing": (
+        "the order of a read_all across partitions: partition after partition "
+        "(test_redis.py: test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions)"
+    ),
+    "test_a_take_in_a_transaction_frees_room_and_an_abort_returns_even_into_a_full_space": (
+        "the order of a read_all across partitions: partition after partition "
+        "(test_redis.py: test_a_take_in_a_transaction_frees_room_in_a_partitioned_space)"
+    ),
     "test_a_tuple_handed_to_a_waiting_transaction_take_returns_to_its_place_on_abort": (
         "the order of a read_all across partitions: partition after partition"
     ),

@@ -818,7 +818,6 @@ def test_subscribe_any_presents_every_arity_in_order_skipping_tuples_whose_lease
         ("partitions=4&route=256", "route must be an int from 0 to 255"),
         ("partitions=4&route=one", "option route must be an integer, got 'one'"),
         ("route=1", "route=1 needs partitions > 1"),
-        ("partitions=4&route=0&capacity=10", "a partitioned space has no capacity"),
     ],
 )
 def test_invalid_partitions_are_refused(redis_server: RedisServer, options: str, named: str) -> None:
@@ -987,6 +986,169 @@ def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: 
         assert [e.tuple[2] for e in events] == list(range(5, 10))
         assert events[0].seq == info.value.oldest_available
         assert info.value.first_missing < info.value.oldest_available
+
+
+def test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=0&capacity=3"
+    with ts.connect(url) as space:
+        assert space.capacity == 3
+        space.write_many([("a",), ("b",)])
+        space.write(("c",), timeout=0)
+        with pytest.raises(ts.SpaceFull) as info:
+            space.write(("d",), timeout=0)
+        assert (info.value.limit, info.value.maximum) == ("capacity", 3)
+        assert finished(run_child(url, 'print(space.take(("a",), timeout=0))')) == "('a',)\n"
+        with pytest.raises(ts.SpaceFull, match="2 tuples do not fit"):
+            space.write_many([("d",), ("e",)])
+        assert sorted(space.read_all((str,))) == [("b",), ("c",)]
+        space.write(("d",), timeout=0)  # the room the other process made
+        # A writer waiting for room is one waiting writer, woken by a take in any
+        # partition, from any process.
+        writer = spawn(space.write, ("e",))
+        wait_for_waiters(space, 1)
+        stats = space.statistics()
+        assert (stats["tuples"], stats["waiters"], stats["waiting_writers"]) == (3, 1, 1)
+        assert finished(run_child(url, 'space.take(("b",), timeout=0)')) == ""
+        writer.result(PATIENCE)
+        assert sorted(space.read_all((str,))) == [("c",), ("d",), ("e",)]
+        assert space.statistics()["waiting_writers"] == 0
+        with pytest.raises(ts.SpaceFull):
+            space.write(("f",), timeout=0)
+
+
+def test_processes_writing_at_once_fill_a_partitioned_space_to_its_capacity_exactly(
+    redis_cluster: RedisClusterServers,
+) -> None:
+    url = redis_cluster.space_url() + "&partitions=4&route=1&capacity=7"
+    code = """
+    written = 0
+    for i in range(12):
+        try:
+            space.write(("job", f"{sys.argv[2]}-{i}"), timeout=0)
+            written += 1
+        except ts.SpaceFull:
+            pass
+    print(written)
+    """
+    with ts.connect(url) as space:
+        children = []
+        for name in ("x", "y", "z"):
+            source = CHILD.format(code=textwrap.dedent(code))
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", source, url, name],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        assert sum(int(finished(child)) for child in children) == 7
+        assert space.count(("job", str)) == 7
+        assert space.statistics()["tuples"] == 7
+
+
+def test_write_if_absent_into_a_partitioned_space_with_a_capacity_takes_room(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=2") as space:
+        assert space.write_if_absent((str,), ("c",))
+        with pytest.raises(ts.SpaceFull):
+            space.write_many([("d",), ("e",)])
+        assert not space.write_if_absent((str,), ("d",))  # ("c",) matches
+        space.write(("d",), timeout=0)
+        assert not space.write_if_absent(("c",), ("e",))
+        with pytest.raises(ts.SpaceFull):
+            space.write_if_absent(("e",), ("e",))
+        assert sorted(space.read_all((str,))) == [("c",), ("d",)]
+
+
+def test_a_take_in_a_transaction_frees_room_in_a_partitioned_space(redis_server: RedisServer) -> None:
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=2") as space:
+        space.write_many([("a",), ("b",)])
+        tx = space.transaction()
+        assert tx.take(("a",)) == ("a",)
+        space.write(("c",), timeout=0)
+        with pytest.raises(ts.SpaceFull):
+            space.write(("d",), timeout=0)
+        tx.abort()  # back, even into a full space
+        assert sorted(space.read_all((str,))) == [("a",), ("b",), ("c",)]
+        space.take(("a",))
+        with pytest.raises(ts.SpaceFull):
+            space.write(("d",), timeout=0)
+        space.take(("b",))
+        space.write(("d",), timeout=0)
+        assert sorted(space.read_all((str,))) == [("c",), ("d",)]
+    with ts.connect(redis_server.space_url() + "&partitions=4&route=0&capacity=4") as space:
+        space.write_many([("a",), ("b",)])
+        tx = space.transaction()
+        assert sorted(tx.take_all((str,))) == [("a",), ("b",)]
+        space.write_many([("c",), ("d",), ("e",)])
+        tx.abort()  # the tuples put back hold room at once
+        with pytest.raises(ts.SpaceFull):
+            space.write(("f",), timeout=0)
+        assert space.count((str,)) == 5
+
+
+# A child that reserves room for ("a",) with a lease of 1 ms, then stops before its
+# write in the partition: prints "reserved" and waits for a line (or the end) on stdin.
+PAUSED_WRITER = """
+import sys
+import tuplespace.stores._redis_sync as store
+store.RESERVATION_LEASE = 1
+for part in space.core.serving(None):
+    def paused(*args, write=part.core.write):
+        print("reserved", flush=True)
+        {then}
+        return write(*args)
+    part.core.write = paused
+try:
+    space.write(("a",), timeout=0)
+    print("written")
+except ts.SpaceFull:
+    print("full")
+"""
+
+
+def _reservations(redis_server: RedisServer, url: str) -> int:
+    raw = redis.Redis(port=redis_server.port)
+    try:
+        return raw.zcard("{ts:" + url.rpartition("space=")[2].partition("&")[0] + "}:res")
+    finally:
+        raw.close()
+
+
+def test_room_reserved_by_a_process_killed_before_it_wrote_comes_back(redis_server: RedisServer) -> None:
+    url = redis_server.space_url() + "&partitions=4&route=0&capacity=1"
+    with ts.connect(url) as space:
+        child = run_child(url, PAUSED_WRITER.format(then="import os; os._exit(0)"))
+        assert finished(child) == "reserved\n"
+        assert _reservations(redis_server, url) == 1  # it died holding room
+        space.write(("b",), timeout=PATIENCE)
+        assert _reservations(redis_server, url) == 0
+        assert space.read_all((str,)) == [("b",)]
+        with pytest.raises(ts.SpaceFull):
+            space.write(("c",), timeout=0)
+
+
+def test_a_write_whose_reservation_ran_out_and_was_cancelled_is_refused(redis_server: RedisServer) -> None:
+    url = redis_server.space_url() + "&partitions=4&route=0&capacity=1"
+    with ts.connect(url) as space:
+        source = CHILD.format(code=PAUSED_WRITER.format(then="sys.stdin.readline()"))
+        child = subprocess.Popen(
+            [sys.executable, "-c", source, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdout is not None
+        assert child.stdout.readline() == "reserved\n"
+        space.write(("b",), timeout=PATIENCE)  # cancels the reservation whose lease ran out
+        assert finished(child) == "full\n"  # its write refused, it found the space full
+        assert space.read_all((str,)) == [("b",)]
+        assert _reservations(redis_server, url) == 0
 
 
 def test_write_if_absent_looks_in_every_partition_its_template_can_match(redis_server: RedisServer) -> None:

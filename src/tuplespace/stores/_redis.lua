@@ -1053,8 +1053,16 @@ return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_r
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
--- ms ('' for none), then each tuple's encoding and index keys.
+-- ms ('' for none), the mark of the reservation that gave the write room in a partitioned
+-- space with a capacity ('' for none; see cap_reserve), then each tuple's encoding and
+-- index keys.  {'cancelled'} if that reservation was cancelled here (cap_count); with
+-- such a reservation, the reply ends with a reading of the partition's count (as
+-- cap_count's, taken after the write).
 expire_due()
+if ARGV[4] ~= '' and redis.call('EXISTS', P .. ':capx:' .. ARGV[4]) == 1 then
+  tell_room()
+  return {'cancelled'}
+end
 if ARGV[1] ~= '' then
   local last = redis.call('ZRANGE', P .. ':' .. ARGV[1], -1, -1)
   if last[1] and tonumber(last[1]) > tonumber(ARGV[2]) then
@@ -1062,7 +1070,7 @@ if ARGV[1] ~= '' then
     return {'retry'}
   end
 end
-local n = (#ARGV - 3) / 2
+local n = (#ARGV - 4) / 2
 if capacity and live_count() + n > capacity then
   tell_room()
   return {'full', next_expiry()}
@@ -1074,10 +1082,81 @@ end
 -- 'fire': written, and the space has rules, which the writer runs (rule_pending).
 local out = {rules > 0 and 'fire' or 'ok', expires and string.format('%.17g', expires) or ''}
 for i = 1, n do
-  out[#out + 1] = put(ARGV[2 * i + 2], ARGV[2 * i + 3], expires)
+  out[#out + 1] = put(ARGV[2 * i + 3], ARGV[2 * i + 4], expires)
+end
+if ARGV[4] ~= '' then
+  out[#out + 1] = live_count()
+  out[#out + 1] = redis.call('INCR', P .. ':capv')
 end
 tell_room()
 return out
+
+--[[ cap_reserve ]]
+-- The capacity of a partitioned space is kept in its first partition: ``cap`` holds
+-- the count of each partition q as last read there (``l:<q>``) and the number of that
+-- reading (``v:<q>``, see cap_count); ``res`` scores each reservation of room,
+-- "<token> <tuples> <its partitions joined by commas>", by the end of its lease.  The
+-- tuples counted are those read plus those reserved, never fewer than the space holds:
+-- a write is reserved before it is made and its reservation ends once a reading of its
+-- partitions has counted it (cap_settle).
+-- ARGV: the reservation, its lease in ms.  {'ok'} if the tuples fit (reserved), else
+-- {'full', the ms until the next lease of a reservation ends (-1: none), then the
+-- reservations whose lease has ended (their writers may have died: cap_count cancels
+-- them in their partitions, then cap_settle ends them)}.
+local CAP, RES = P .. ':cap', P .. ':res'
+local n = tonumber(string.match(ARGV[1], '^%S+ (%d+)'))
+local counted = 0
+local cap = redis.call('HGETALL', CAP)
+for i = 1, #cap, 2 do
+  if string.sub(cap[i], 1, 2) == 'l:' then
+    counted = counted + tonumber(cap[i + 1])
+  end
+end
+for _, r in ipairs(redis.call('ZRANGE', RES, 0, -1)) do
+  counted = counted + tonumber(string.match(r, '^%S+ (%d+)'))
+end
+if counted + n <= capacity then
+  redis.call('ZADD', RES, now + tonumber(ARGV[2]), ARGV[1])
+  return {'ok'}
+end
+local out = {'full', '-1'}
+local first = redis.call('ZRANGE', RES, 0, 0, 'WITHSCORES')
+if first[2] then
+  out[2] = string.format('%.17g', math.max(tonumber(first[2]) - now, 0))
+end
+for _, r in ipairs(redis.call('ZRANGEBYSCORE', RES, '-inf', now, 'LIMIT', 0, 16)) do
+  out[#out + 1] = r
+end
+return out
+
+--[[ cap_count ]]
+-- ARGV: the mark of a reservation to cancel here ('' for none).  How many live tuples the
+-- partition holds, the number of this reading (readings of a partition are numbered
+-- in the order they are made, so the latest holds every write made before it) and the
+-- ms until its next lease ends (-1: none).  A
+-- write given room by a cancelled reservation is refused (write: {'cancelled'}); the
+-- mark lasts an hour, longer than any writer waits between its reservation and its write.
+expire_due()
+tell_room()
+if ARGV[1] ~= '' then
+  redis.call('SET', P .. ':capx:' .. ARGV[1], '1', 'PX', 3600000)
+end
+return {live_count(), redis.call('INCR', P .. ':capv'), next_expiry()}
+
+--[[ cap_settle ]]
+-- ARGV: a reservation to end ('' for none), then for each partition read its number,
+-- its count and the number of that reading (cap_count); a reading replaces an older one.
+local CAP = P .. ':cap'
+for i = 2, #ARGV, 3 do
+  local q = ARGV[i]
+  if tonumber(ARGV[i + 2]) > tonumber(redis.call('HGET', CAP, 'v:' .. q) or '0') then
+    redis.call('HSET', CAP, 'l:' .. q, ARGV[i + 1], 'v:' .. q, ARGV[i + 2])
+  end
+end
+if ARGV[1] ~= '' then
+  redis.call('ZREM', P .. ':res', ARGV[1])
+end
+return 1
 
 --[[ find ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,

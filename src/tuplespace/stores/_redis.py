@@ -273,10 +273,6 @@ class Options:
                     f"route must be an int from 0 to {DEFAULT_LIMITS.max_fields - 1} "
                     f"(a field's position), got {self.route!r}"
                 )
-            if self.capacity is not None:
-                raise ValueError(
-                    "capacity: a partitioned space has no capacity (each partition is counted apart)"
-                )
         elif self.route is not None:
             raise ValueError(f"route={self.route!r} needs partitions > 1")
         self.durability: str = options.get("durability", "redis")

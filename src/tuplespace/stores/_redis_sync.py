@@ -157,6 +157,10 @@ HANDOVER_WAIT = 5.0
 (well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
 three times as long, after which a script gives back what was handed to it, should
 its process have gone away."""
+RESERVATION_LEASE = 30_000
+"""Milliseconds room reserved for a write in a partitioned space with a capacity is
+held for it: a reservation still there after that (its writer may have died) is
+cancelled in its partitions by the next writer that finds the space full."""
 
 
 _SUMMED = (
@@ -383,7 +387,8 @@ class RedisCore:
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
-    ``remove_waiter`` its waiting calls; ``serving(template)`` lists the spaces (its
+    ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
+    waiting for room; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
@@ -394,6 +399,7 @@ class RedisCore:
     __slots__ = (
         "add_subscription",
         "add_waiter",
+        "add_writer",
         "begin",
         "block",
         "call",
@@ -410,6 +416,7 @@ class RedisCore:
         "refile",
         "remove_subscription",
         "remove_waiter",
+        "remove_writer",
         "rules",
         "select",
         "serving",
@@ -428,7 +435,9 @@ class RedisCore:
         select: Callable[[Template, bool, int | None, str], Any],
         block: Callable[[Template, bool, float | None, str, bool], Any],
         group: Callable[[Template, bool, int | None, float | None, str], Any],
-        write: Callable[[list[str | bytes], float | None, float | None, tuple[str, int]], Any],
+        write: Callable[
+            [list[str | bytes], float | None, float | None, tuple[str, int], str, list[Any] | None], Any
+        ],
         begin: Callable[[RedisTransaction, float, list[str]], Any],
         end_transaction: Callable[[RedisTransaction], None],
         end_waits: Callable[[str, TupleSpaceError], None],
@@ -443,6 +452,8 @@ class RedisCore:
         add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
         refile: Callable[[Waiter[Wake]], None],
         remove_waiter: Callable[[Waiter[Wake]], None],
+        add_writer: Callable[[Wake], Writer[Wake]],
+        remove_writer: Callable[[Writer[Wake], bool], None],
         serving: Callable[[Template | None], list[RedisSpace]],
         subscriptions: Callable[[], list[LogReader[Any]]],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
@@ -469,6 +480,8 @@ class RedisCore:
         self.add_waiter = add_waiter
         self.refile = refile
         self.remove_waiter = remove_waiter
+        self.add_writer = add_writer
+        self.remove_writer = remove_writer
         self.serving = serving
         self.subscriptions = subscriptions
         self.txn = txn
@@ -594,6 +607,8 @@ class RedisSpace:
             add_waiter=self._add_waiter,
             refile=self._refile,
             remove_waiter=self._remove_waiter,
+            add_writer=self._add_writer,
+            remove_writer=self._remove_writer,
             serving=self._serving,
             subscriptions=self._subscribers,
             txn=self._txn,
@@ -746,10 +761,15 @@ class RedisSpace:
         lease: float | None,
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
+        reservation: str = "",
+        reading: list[Any] | None = None,
     ) -> list[Lease] | None:
         """Write the encoded tuples; None if ``guard`` (an arity key and the last id it
-        allows) saw a newer tuple.  In a full space, wait up to ``timeout`` for room."""
-        args = [guard[0], guard[1], lease_ms(lease), *items]
+        allows) saw a newer tuple, or the ``reservation`` of room of a partitioned space
+        was cancelled (written, the count of the partition after the write and the
+        number of that reading are added to ``reading``).  In a full space, wait up to
+        ``timeout`` for room."""
+        args = [guard[0], guard[1], lease_ms(lease), reservation, *items]
         deadline = None if timeout is None else time.monotonic() + timeout
         writer: Writer[Wake] | None = None
         wrote = False
@@ -765,8 +785,13 @@ class RedisSpace:
                     expires = _seconds(reply[1])
                     if reply[0] == b"fire":  # the space has rules: run their reactions
                         self._fire()
-                    return [Lease(self, int(seq), expires) for seq in reply[2:]]
-                if reply[0] == b"retry":
+                    ids = reply[2:]
+                    if reservation:
+                        ids, counted = ids[:-2], ids[-2:]
+                        if reading is not None:
+                            reading += counted
+                    return [Lease(self, int(seq), expires) for seq in ids]
+                if reply[0] == b"retry" or reply[0] == b"cancelled":
                     return None
                 capacity = self._options.capacity
                 if timeout == 0:
@@ -1701,10 +1726,10 @@ class RedisSpace:
                     if w.take:
                         w.wake.set()
 
-    def _add_writer(self) -> Writer[Wake]:
+    def _add_writer(self, wake: Wake | None = None) -> Writer[Wake]:
         with self._guard:
             self._check_waiters()
-            writer = Writer(Wake())
+            writer = Writer(Wake() if wake is None else wake)
             self._writers.append(writer)
         return writer
 
@@ -2100,8 +2125,10 @@ class PartitionedRedisSpace(RedisSpace):
     changes come in the order it made them); ``since`` resumes it in any process.
     ``replace`` keeps the route field's value (atomic in its partition);
     ``write_if_absent`` is atomic when its template can match in the tuple's partition
-    only.  A partitioned space has no capacity.  See
-    ``docs/scaling.md``, "Partitions".
+    only.  A write into a partitioned space with a capacity reserves room in the
+    first partition first, and stores the counts of the partitions it wrote in there
+    after (two scripts more).
+    See ``docs/scaling.md``, "Partitions".
     """
 
     def __init__(self, options: Options) -> None:
@@ -2112,6 +2139,8 @@ class PartitionedRedisSpace(RedisSpace):
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[Wake]]] = []
         self._waiting_across = 0
+        # How many writes wait here for room, each filed in every partition.
+        self._writing = 0
 
     def _serving(self, template: Template | None) -> list[RedisSpace]:
         if template is None:
@@ -2133,9 +2162,12 @@ class PartitionedRedisSpace(RedisSpace):
         lease: float | None,
         timeout: float | None,
         guard: tuple[str, int] = ("", 0),
+        reservation: str = "",
+        reading: list[Any] | None = None,
     ) -> list[Lease] | None:
         """Write the encoded tuples, those of each partition at once, in the order of
-        their partitions' first tuples; their leases in the order given."""
+        their partitions' first tuples; their leases in the order given.  In a space
+        with a capacity, wait up to ``timeout`` for room for them (see :meth:`_admit`)."""
         groups: dict[int, list[str | bytes]] = {}
         places: list[tuple[int, int]] = []
         for i in range(0, len(items), 2):
@@ -2146,17 +2178,131 @@ class PartitionedRedisSpace(RedisSpace):
             places.append((n, len(group) // 2))
             group += items[i : i + 2]
         written: dict[int, list[Lease]] = {}
+        if self._options.capacity is not None:
+            todo = {n: len(group) // 2 for n, group in groups.items()}
+
+            def attempt(mark: str, readings: list[Any]) -> None:
+                for n in list(todo):
+                    reading: list[Any] = [n]
+                    leases = self._parts[n].core.write(groups[n], lease, 0, ("", 0), mark, reading)
+                    if leases is None:  # the reservation was cancelled: reserve again
+                        return
+                    readings += reading
+                    written[n] = leases
+                    del todo[n], groups[n]
+
+            self._admit(todo, attempt, timeout)
         for n, group in groups.items():
-            leases = self._parts[n].core.write(group, lease, timeout, guard)
+            leases = self._parts[n].core.write(group, lease, timeout, guard, reservation, reading)
             assert leases is not None  # no guard: none is refused
             written[n] = leases
         return [written[n][k] for n, k in places]
 
+    def _admit(
+        self, todo: dict[int, int], attempt: Callable[[str, list[Any]], Any], timeout: float | None
+    ) -> None:
+        """Make room in the space with a capacity for the tuples ``todo`` (how many in
+        each partition), waiting up to ``timeout`` for it, and ``attempt`` their writes
+        (given the reservation's mark; it drops from ``todo`` what it wrote and adds
+        to the list given a reading of each partition it wrote in: its number, its count
+        and the number of that reading, see ``cap_count``).  Room is reserved in the
+        first partition (with a lease, so that the room a process that died held comes
+        back), the tuples are written with that reservation, then the counts of their
+        partitions are stored there and the reservation ends.  A reservation whose lease ran
+        out is cancelled in its partitions by a writer that finds the space full; a
+        write of a cancelled reservation is refused and reserves again, for the
+        partitions it has not written yet."""
+        home = self._parts[0].core
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wake: Wake | None = None
+        writers: list[tuple[RedisCore, Writer[Wake]]] = []
+        waiting = False  # filed in every partition: a waiting writer
+        counted = False  # the counts were read since the space was last found full
+        soonest = -1.0  # the ms until a tuple's lease ends in a partition (-1: none)
+        try:
+            while todo:
+                n = sum(todo.values())
+                mark = secrets.token_hex(8)
+                token = f"{mark} {n} {','.join(map(str, todo))}"
+                reply = home.call("cap_reserve", [token, RESERVATION_LEASE])
+                if reply[0] == b"ok":
+                    readings: list[Any] = []
+                    try:
+                        attempt(mark, readings)
+                    except BaseException:  # what was written is not known: count them all
+                        self._count(token, token.split()[2].split(","))
+                        raise
+                    home.call("cap_settle", [token, *readings])
+                    continue
+                stale = [r.decode() for r in reply[2:]]
+                for r in stale:  # their writers may have died: their room comes back
+                    self._count(r, r.split()[2].split(","), cancel=True)
+                if stale:
+                    continue
+                if not counted:  # the counts may be old: read them, then try again
+                    if wake is not None:  # what is taken after this reading wakes it
+                        wake.clear()
+                    soonest = self._count("", [])
+                    counted = True
+                    continue
+                capacity = self._options.capacity
+                if timeout == 0:
+                    what = "the tuple does not fit" if n == 1 else f"{n} tuples do not fit"
+                    raise SpaceFull(
+                        f"{what}: the space holds {capacity}, its capacity",
+                        limit="capacity",
+                        maximum=capacity or 0,
+                    )
+                if wake is None:  # filed in every partition: a removal in any wakes it
+                    wake = Wake()
+                    for part in self._parts:
+                        writers.append((part.core, part.core.add_writer(wake)))
+                        part.core.listen()
+                    with self._guard:
+                        self._writing += 1
+                        waiting = True
+                    counted = False
+                    continue
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise Timeout("the space stayed full: no room for the tuple in time")
+                for soon in (float(reply[1]), soonest):  # a lease that ends makes room too
+                    if soon >= 0:
+                        left = soon / 1000.0 if left is None else min(left, soon / 1000.0)
+                home.wait(wake, None if left is None else time.monotonic() + left)
+                counted = False
+                for _, writer in writers:
+                    if writer.error is not None:
+                        raise writer.error
+        finally:
+            with self._guard:
+                self._writing -= waiting
+            for core, writer in writers:
+                core.remove_writer(writer, False)
+
+    def _count(self, reservation: str, parts: list[str], cancel: bool = False) -> float:
+        """Count the tuples of the partitions ``parts`` in the first partition and end
+        the ``reservation`` ('': none; every partition is counted then), cancelling it
+        in those partitions first if ``cancel``; the ms until the next lease of a tuple
+        there ends (-1: none)."""
+        readings: list[Any] = []
+        soonest = -1.0
+        for q in parts if reservation else [str(q) for q in range(len(self._parts))]:
+            live, number, soon = self._parts[int(q)].core.call(
+                "cap_count", [reservation.split()[0] if cancel else ""]
+            )
+            readings += (q, live, number)
+            if float(soon) >= 0 and (soonest < 0 or float(soon) < soonest):
+                soonest = float(soon)
+        self._parts[0].core.call("cap_settle", [reservation, *readings])
+        return soonest
+
     def write(self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None) -> Lease:
         """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
         checked, data, keys = encode_tuple(t)
-        leases: list[Lease] | None = self._keeper(checked).core.write(
-            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0)
+        write = self._write if self._options.capacity is not None else self._keeper(checked).core.write
+        leases: list[Lease] | None = write(
+            [data, keys], check_lease(lease), check_timeout(timeout), ("", 0), "", None
         )
         assert leases is not None
         return leases[0]
@@ -2215,7 +2361,9 @@ class PartitionedRedisSpace(RedisSpace):
         A commit that one partition refuses (the transaction's lease ran out there)
         aborts the transaction in the partitions after it; the partitions before it have
         committed.  The replies of a commit, an abort or a release are 1 when every
-        partition's is, of a renewal the soonest expiry (None if one is not open)."""
+        partition's is, of a renewal the soonest expiry (None if one is not open).  In a
+        space with a capacity, the partitions are counted after a commit or an abort
+        (what they wrote or put back holds room)."""
         ids = self._ids(tx_id)
         groups: list[list[Any]] = [[] for _ in self._parts]
         for t, args in items:
@@ -2227,6 +2375,8 @@ class PartitionedRedisSpace(RedisSpace):
                 part.core.call("abort", [tx])
                 continue
             replies.append(part.core.call(script, [tx, *args]))
+        if self._options.capacity is not None and script in ("commit", "abort"):
+            self._count("", [])
         if script == "renew_txn":
             return None if None in replies else min(replies, key=float)
         return int(all(replies))
@@ -2333,14 +2483,32 @@ class PartitionedRedisSpace(RedisSpace):
         partitions the template can match in are looked in first, then the tuple's, as
         :meth:`RedisSpace.write_if_absent` does: a matching tuple written in another
         partition after it was looked in there is not seen (the window: the scripts
-        that look in the partitions after it, and the write)."""
+        that look in the partitions after it, and the write).  In a space with a
+        capacity, room is reserved for it first (``SpaceFull`` at once if there is
+        none and no tuple matches)."""
         compiled = compile_template(template)
         checked, _, _ = encode_tuple(t)
         keeper = self._keeper(checked)
         for part in self._serving(compiled):
             if part is not keeper and part.count(compiled):
                 return False
-        return keeper.write_if_absent(compiled, checked, lease)
+        if self._options.capacity is None:
+            return keeper.write_if_absent(compiled, checked, lease)
+        if keeper.count(compiled):
+            return False
+        n = route_of_tuple(checked, self._options)
+        todo = {n: 1}
+        written = False
+
+        def attempt(mark: str, readings: list[Any]) -> None:
+            nonlocal written
+            written = keeper.write_if_absent(compiled, checked, lease)
+            del todo[n]
+            live, number, _ = keeper.core.call("cap_count", [""])
+            readings += (n, live, number)
+
+        self._admit(todo, attempt, 0)
+        return written
 
     def statistics(self) -> dict[str, Any]:
         """The counts of every partition, summed (``last_event``: the events of all of
@@ -2359,6 +2527,10 @@ class PartitionedRedisSpace(RedisSpace):
         # A call waiting across partitions is one waiter, once it has looked in each.
         with self._guard:
             total["waiters"] += self._waiting_across - sum(w.filed for filed in self._across for w in filed)
+            # A write waiting for room is one waiting writer once it is filed in each
+            # partition (the partitions' writers are those of such writes).
+            total["waiters"] += self._writing - total["waiting_writers"]
+            total["waiting_writers"] = self._writing
             # The records are the first partition's, their takers this object's.
             total["record_takers"] = len(self._record_takers)
         return {**total, "partitions": len(self._parts)}
