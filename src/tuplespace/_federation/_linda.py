@@ -6,12 +6,12 @@ What each operation sends and how its answer is read is written once, here, as a
 on the caller's event loop.  So do their transactions (:class:`CoapTransaction`,
 :class:`AsyncCoapTransaction`).
 
-A take (and each answer of a take_all) is claimed: the node holds what it took until
+A take (each answer of a take_all, a take_record) is claimed: the node holds what it took until
 the client confirms the claim with a request of its own, sent again until the node
 answers it, for as long as the claim's lease lasts.  A take whose answer never
 arrived is never confirmed, and the node puts its tuple back when the claim runs
-out; the call then raises :class:`~tuplespace.Unreachable`.  So a tuple is neither
-lost nor taken twice; a take costs two exchanges.
+out; the call then raises :class:`~tuplespace.Unreachable`.  So a tuple (or a
+record) is neither lost nor taken twice; a take costs two exchanges.
 """
 
 from __future__ import annotations
@@ -378,7 +378,7 @@ class _Pages:
 
 
 def _claimed(ask: _Ask) -> _Ask:
-    """A take or take_all asked under a claim."""
+    """A take, take_all or take_record asked under a claim."""
     return ask._replace(query=(*ask.query, "claim=1"))
 
 
@@ -846,15 +846,18 @@ class CoapSpace(_Space, CreditCalls):
         return [RemoteRecord(self, a, FULL_OPERATIONS, rid=rid) for a, rid in found]
 
     def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
-        """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
-        return data_of(self._do(_take_record(template, under, 0)))
+        """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`;
+        claimed as :meth:`take_record`."""
+        return data_of(self._claim(_take_record(template, under, 0))["record"])
 
     def take_record(
         self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
     ) -> RecordData:
-        """See :meth:`Space.take_record <tuplespace.Space.take_record>`; taken
-        without a claim (an answer lost after all retransmissions loses the record)."""
-        return _record_found(data_of(self._do(_take_record(template, under, timeout))), timeout)
+        """See :meth:`Space.take_record <tuplespace.Space.take_record>`; the take is
+        claimed, as a :meth:`take`: the node holds the record until the claim is
+        confirmed, and shows it again if the answer never arrived."""
+        taken = data_of(self._claim(_take_record(template, under, timeout))["record"])
+        return _record_found(taken, timeout)
 
     # -- what its record handles use (see tuplespace._federation._remote.Host) -----------------
 
@@ -1107,13 +1110,14 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         self, template: Mapping[str, Any], under: str | None = None
     ) -> RecordData | None:
         """See :meth:`CoapSpace.try_take_record`."""
-        return data_of(await self._do(_take_record(template, under, 0)))
+        return data_of((await self._claim(_take_record(template, under, 0)))["record"])
 
     async def take_record(
         self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
     ) -> RecordData:
         """See :meth:`CoapSpace.take_record`."""
-        return _record_found(data_of(await self._do(_take_record(template, under, timeout))), timeout)
+        taken = data_of((await self._claim(_take_record(template, under, timeout)))["record"])
+        return _record_found(taken, timeout)
 
     async def close(self) -> None:
         """Abort the open transactions, end the calls waiting at the node (their session),

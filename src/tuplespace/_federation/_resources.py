@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from .._upcall import Upcall
 from .._values import URI, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
+from ..server._hub import RecordClaim
 from ..server._records import _get_credit, record_template_from_wire
 from ..server._requests import parse_template_text
 from ..server._rules import rule_out
@@ -625,7 +626,7 @@ class SpacesResource:
         if tx_id is not None and op in ("write_if_absent", "replace", "find", "take_record"):
             raise ApiError(400, "bad_request", f"{op} is not done in a transaction", "tx")
         if op in ("find", "take_record"):
-            return self._records(request, space, aspace, op, query, accept)
+            return self._records(request, name, space, aspace, op, query, accept, claim, host)
         if op in ("write_if_absent", "replace"):
             wire = _loads(request.payload, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
@@ -644,7 +645,7 @@ class SpacesResource:
         if tx_id is not None:
             if claim:
                 raise ApiError(400, "bad_request", "what a transaction takes it holds: no claim", "claim")
-            tx = self._held.find("transaction", tx_id, name).tx
+            tx = self._held.transaction(tx_id, name)
             return self._in_transaction(tx, op, template, query, timeout, accept)
         if claim:
             limit = _whole(query, "limit")
@@ -733,16 +734,29 @@ class SpacesResource:
         return Map(answer)
 
     def _records(
-        self, request: Message, space: Space, aspace: AsyncSpace, op: str, query: dict[str, str], accept: int
+        self,
+        request: Message,
+        name: str,
+        space: Space,
+        aspace: AsyncSpace,
+        op: str,
+        query: dict[str, str],
+        accept: int,
+        claim: bool,
+        host: str,
     ) -> Message | Awaitable[Message]:
         """FETCH ``?op=find`` (the addresses of the matching records, at most ``limit``
         and the node's ``max_results``; ``more`` when more match past a bound the caller
-        did not set) or ``?op=take_record`` (what the record taken held, or null), the
-        payload a record template in the JSON wire format, below ``?under=`` if given."""
+        did not set) or ``?op=take_record`` (what the record taken held, or null; with
+        ``?claim=1`` held under a claim, see :meth:`_claim_record`), the payload a record
+        template in the JSON wire format, below ``?under=`` if given."""
         template = record_template_from_wire(_loads(request.payload, space.limits), space.limits).fields
         under = query.get("under")
         if op == "take_record":
             timeout = _seconds(query, "timeout")
+            if claim:
+                claimed = self._claim_record(name, aspace, template, under, timeout, host)
+                return self._done(claimed, lambda answer: answer_value(answer, accept))
             taken = (
                 aspace.try_take_record(template, under)
                 if timeout == 0
@@ -784,13 +798,12 @@ class SpacesResource:
                 raise ApiError(400, "bad_request", "confirm names its claim: ?claim=<id>", "claim")
             return self._done(self._confirm(name, claim_id), lambda _: Message(code=CHANGED))
         if tx_id is not None:
-            held = self._held.find("transaction", tx_id, name)
+            tx = self._held.transaction(tx_id, name)
             if op in ("commit", "abort"):
-                return self._done(self._end(held.id, held.tx, op), lambda _: Message(code=CHANGED))
+                return self._done(self._end(tx_id, tx, op), lambda _: Message(code=CHANGED))
             if op == "renew":
                 _positive(lease)
-                renewed = held.tx.renew(lease)
-                return self._done(renewed, lambda _: answer_value(held.tx.expires_at, accept, CHANGED))
+                return self._done(tx.renew(lease), lambda _: answer_value(tx.expires_at, accept, CHANGED))
         elif op in ("renew", "cancel"):
             seq = _whole(query, "id")
             if seq is None:
@@ -804,13 +817,13 @@ class SpacesResource:
         value = _payload(request, space)
         if op == "write":
             if tx_id is not None:
-                return self._done(held.tx.write(value, lease), lambda _: Message(code=CHANGED))
+                return self._done(tx.write(value, lease), lambda _: Message(code=CHANGED))
             work = aspace.write(value, lease, _seconds(query, "timeout"))
             return self._done(work, lambda one: _written(one, accept))
         if not isinstance(value, tuple):
             raise WireError("write_many writes an array of tuples")
         if tx_id is not None:
-            return self._done(held.tx.write_many(value, lease), lambda _: Message(code=CHANGED))
+            return self._done(tx.write_many(value, lease), lambda _: Message(code=CHANGED))
         return self._done(
             aspace.write_many(value, lease),
             lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
@@ -827,7 +840,40 @@ class SpacesResource:
         Record(space.core, handle.rid, token, handle.operations, owner=True).revoke()
         return Message(code=CHANGED)
 
-    async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:
+    async def _claim_record(
+        self,
+        name: str,
+        aspace: AsyncSpace,
+        template: Mapping[str, Any],
+        under: str | None,
+        timeout: float | None,
+        host: str,
+    ) -> Map:
+        """A take_record under a claim (``{"record": what it held, or null}``): the
+        record taken is held, hidden but not removed, until its taker confirms the
+        claim, and shown again as it was when the claim's lease runs out unconfirmed.
+        When a record was taken, the answer has the claim's id (``"claim"``) and its
+        lease in seconds (``"lease"``), counted from the take."""
+        self._held.check_room(host)
+        held: list[RecordClaim] = []
+
+        def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
+            held.append(RecordClaim(aspace.core, rid, self.claim_lease))
+
+        claimed = False
+        try:
+            try:
+                taken = await aspace.take_record(template, under, timeout, hold=hold)
+            except Timeout:
+                return Map({"record": None})
+            claim = self._held.add("claim", name, held[0], host)
+            claimed = True
+        finally:
+            if held and not claimed:
+                await held[0].abort()
+        return Map({"record": record_data(taken), "claim": claim.id, "lease": self.claim_lease})
+
+    async def _end(self, held_id: str, tx: AsyncTransaction | RecordClaim, op: str) -> None:
         """Commit or abort a transaction, and stop holding it."""
         try:
             await (tx.commit() if op == "commit" else tx.abort())
@@ -1239,8 +1285,10 @@ def _claim_asked(query: dict[str, str], op: str) -> bool:
         return False
     if flag != "1":
         raise ApiError(400, "invalid_value", f"claim is 1 when given, not {flag!r}", "claim")
-    if op not in ("take", "take_all"):
-        raise ApiError(400, "bad_request", f"a {op} is not claimed: only take and take_all are", "claim")
+    if op not in ("take", "take_all", "take_record"):
+        raise ApiError(
+            400, "bad_request", f"a {op} is not claimed: only take, take_all and take_record are", "claim"
+        )
     return True
 
 
