@@ -292,3 +292,15 @@ def test_mint_and_transfer_credit(client: str, node: ts.Node) -> None:
     answer = coap(client, "-m", "post", "-t", "50", "-e", '{"to":"ops","amount":"9"}', credit + "/transfer")
     assert answer.stderr.startswith(b'4.03 {"error":{"code":"insufficient_credit"')
     assert (bank.account("default"), bank.account("ops")) == (ts.Credit("0.3"), ts.Credit("0.2"))
+
+
+def test_get_the_options_of_a_space(client: str, node: ts.Node) -> None:
+    node.space("jobs", capacity=3, firing_charge="0.5")
+    answer = coap(client, "-m", "get", "-A", "50", node.base_uri + "spaces/jobs?options").stdout
+    options = ts.decode(answer[:-1])
+    assert (options["capacity"], options["firing_charge"], options["clock"]) == (
+        3,
+        ts.Credit("0.5"),
+        "system",
+    )
+    assert options["active_limits"]["max_firings"] == options["max_firings"]

@@ -11,6 +11,7 @@ error body as the diagnostic payload.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -586,21 +587,23 @@ class SpacesResource:
         self, request: Message, name: str, accept: int, host: str
     ) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
-        answers the space's statistics; POST writes (``?op=write``, the default: the
-        payload's tuple; ``?op=write_many``: its array of tuples, all or none) for
-        ``?lease=<s>`` and answers the leases, or renews (``?op=renew&id=<lease>``) or
-        cancels (``?op=cancel&id=<lease>``) one, begins a transaction (``?op=begin``)
-        or confirms a claim (``?op=confirm&claim=<id>``); FETCH, with a payload in the
-        JSON wire format, does the ``?op=`` of :data:`FETCH_OPS` (read when none).  With
-        ``?tx=<id>`` an operation is done in that transaction (and ``commit``,
-        ``abort`` and ``renew`` end or renew it); with ``?claim=1`` a take or take_all
-        is held under a claim for its taker to confirm."""
+        answers the space's statistics (``?options``: its options, :func:`space_options`);
+        POST writes (``?op=write``, the default: the payload's tuple; ``?op=write_many``:
+        its array of tuples, all or none) for ``?lease=<s>`` and answers the leases, or
+        renews (``?op=renew&id=<lease>``) or cancels (``?op=cancel&id=<lease>``) one,
+        begins a transaction (``?op=begin``) or confirms a claim
+        (``?op=confirm&claim=<id>``); FETCH, with a payload in the JSON wire format, does
+        the ``?op=`` of :data:`FETCH_OPS` (read when none).  With ``?tx=<id>`` an
+        operation is done in that transaction (and ``commit``, ``abort`` and ``renew``
+        end or renew it); with ``?claim=1`` a take, take_all or take_record is held under
+        a claim for its taker to confirm."""
         space = self._spaces.get(name)
         if space is None:
             raise NotFound(f"this node has no space {name!r}")
         aspace = self._aspace(name, space)
         if request.code == GET:
-            _query(request, ())
+            if "options" in _query(request, ("options",)):
+                return answer_value(space_options(space), accept)
             return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
             return self._post(request, name, space, aspace, accept, host)
@@ -1249,6 +1252,30 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     if not text.isdigit() or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
+
+
+def space_options(space: Space) -> Map:
+    """The options of ``space`` as they travel (``GET /spaces/<space>?options``): those
+    of :class:`~tuplespace.Space` and, in ``active_limits``, its rules' limits
+    (``space.rules.limits``); ``clock`` is ``"simulated"`` or ``"system"``."""
+    return Map(
+        {
+            "order": space.order,
+            "capacity": space.capacity,
+            "limits": Map(dataclasses.asdict(space.limits)),
+            "charge_rate": space.charge_rate,
+            "creation_charge": space.creation_charge,
+            "redirect_charge": space.redirect_charge,
+            "firing_charge": space.firing_charge,
+            "step_charge": space.step_charge,
+            "max_firings": space.max_firings,
+            "active_limits": Map(dataclasses.asdict(space.rules.limits)),
+            "operator": space.operator,
+            "mint_amount": space.mint_amount,
+            "mint_bits": space.mint_bits,
+            "clock": "simulated" if space.clock.simulated else "system",
+        }
+    )
 
 
 def record_data(data: RecordData | None) -> Value:
