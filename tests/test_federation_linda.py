@@ -604,3 +604,53 @@ def test_the_async_face_has_the_options_it_read_last(node: ts.Node) -> None:
             assert options["clock"] == "system"
 
     asyncio.run(main())
+
+
+def test_a_fetch_carries_its_template_in_cbor_or_json(node: ts.Node) -> None:
+    served = node.space("jobs")
+    served.write_many([("job", 1), ("job", 2.0)])
+    served.create("r/a", {"kind": "job", "n": 1})
+    served.create("r/b", {"kind": "job", "n": 3})
+
+    def fetch(payload: object, *query: str) -> object:
+        options = [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (CONTENT_FORMAT, bytes((60,)))]
+        options += [(URI_QUERY, q.encode()) for q in query]
+        data = ts.encode_cbor(payload)  # type: ignore[arg-type]
+        answer = node.endpoint.request_blocking(("127.0.0.1", node.port), FETCH, options, data, PATIENCE)
+        assert answer.code >> 5 == 2, answer
+        return ts.decode_cbor(answer.payload)
+
+    formal = ts.Map({"$formal": "int"})
+    assert fetch(("job", formal), "op=count") == 1
+    assert fetch(("job", ts.Map({"$any": True})), "op=read_all") == {
+        "tuples": (("job", 1), ("job", 2.0)),
+        "next": None,
+    }
+    assert fetch(("job", ts.Map({"$range": ts.Map({"low": 1.5})})), "op=take", "timeout=0") == ("job", 2.0)
+    assert fetch((("job", formal), ("job", 9)), "op=write_if_absent") is False
+    assert fetch((("done", formal), ("done", 1)), "op=write_if_absent") is True
+    found = fetch(ts.Map({"kind": "job", "n": ts.Map({"$range": ts.Map({"low": 2})})}), "op=find")
+    assert found["records"] == (ts.URI(node.base_uri + "spaces/jobs/r/b"),)  # type: ignore[index]
+    taken = fetch(ts.Map({"n": 1}), "op=take_record", "timeout=0")
+    assert taken["address"] == ts.URI(node.base_uri + "spaces/jobs/r/a")  # type: ignore[index]
+    # The same in JSON, and a template in another format refused clearly.
+    json_read = ask(node, FETCH, "op=read", "timeout=0", template=("done", int))
+    assert ts.decode_cbor(json_read.payload) == ("done", 1)
+    refused = node.endpoint.request_blocking(
+        ("127.0.0.1", node.port),
+        FETCH,
+        [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (CONTENT_FORMAT, bytes((0,)))],
+        b"[]",
+        PATIENCE,
+    )
+    assert refused.code == 0x8F  # 4.15
+    assert "(50) or CBOR (60)" in orjson.loads(refused.payload)["error"]["message"]
+    bad = node.endpoint.request_blocking(
+        ("127.0.0.1", node.port),
+        FETCH,
+        [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (CONTENT_FORMAT, bytes((60,)))],
+        ts.encode_cbor((ts.Map({"$formal": "integer"}),)),
+        PATIENCE,
+    )
+    assert bad.code >> 5 == 4
+    assert "integer" in orjson.loads(bad.payload)["error"]["message"]

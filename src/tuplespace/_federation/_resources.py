@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
-from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire, to_wire
+from .._codec import _loads, decode, encode, from_wire, template_from_wire, to_wire
 from .._credit import check_principal
 from .._errors import (
     CapabilityRevoked,
@@ -40,7 +40,7 @@ from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
 from .._templates import Template, feed_templates
 from .._upcall import Upcall
-from .._values import URI, Map, Value
+from .._values import URI, Limits, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ..server._hub import RecordClaim
@@ -48,7 +48,7 @@ from ..server._records import _get_credit, record_template_from_wire
 from ..server._requests import parse_template_text
 from ..server._rules import rule_out
 from ..server._streams import since_param
-from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
+from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
 from ._held import HeldTable, Sessions
 from ._message import (
@@ -616,8 +616,10 @@ class SpacesResource:
         observed = {"op=subscribe", "op=watch_records"} & set(request.query)
         if observed:
             raise ApiError(400, "bad_request", f"{min(observed)} is observed: send it with Observe 0", "op")
-        if request.number(CONTENT_FORMAT) != JSON:
-            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        if request.number(CONTENT_FORMAT) not in (JSON, CBOR):
+            raise ApiError(
+                415, "content_format", "a template travels in the JSON wire format (50) or CBOR (60)"
+            )
         query = _query(
             request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under", "session")
         )
@@ -631,7 +633,7 @@ class SpacesResource:
         if op in ("find", "take_record"):
             return self._records(request, name, space, aspace, op, query, accept, claim, host)
         if op in ("write_if_absent", "replace"):
-            wire = _loads(request.payload, space.limits)
+            wire = _fetched(request, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
                 raise WireError("the payload of write_if_absent or replace is [template, tuple]")
             template = template_from_wire(wire[0], space.limits)
@@ -644,7 +646,7 @@ class SpacesResource:
             return self._done(
                 aspace.replace(template, successor, lease, timeout), lambda t: answer_value(t, accept)
             )
-        template = decode_template(request.payload, space.limits)
+        template = template_from_wire(_fetched(request, space.limits), space.limits)
         if tx_id is not None:
             if claim:
                 raise ApiError(400, "bad_request", "what a transaction takes it holds: no claim", "claim")
@@ -753,7 +755,7 @@ class SpacesResource:
         did not set) or ``?op=take_record`` (what the record taken held, or null; with
         ``?claim=1`` held under a claim, see :meth:`_claim_record`), the payload a record
         template in the JSON wire format, below ``?under=`` if given."""
-        template = record_template_from_wire(_loads(request.payload, space.limits), space.limits).fields
+        template = record_template_from_wire(_fetched(request, space.limits), space.limits).fields
         under = query.get("under")
         if op == "take_record":
             timeout = _seconds(query, "timeout")
@@ -1243,6 +1245,15 @@ def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}
+
+
+def _fetched(request: Message, limits: Limits) -> Any:
+    """The payload of a FETCH of a space (a template, a record template, ``[template,
+    tuple]``) in the JSON wire format: as it came (Content-Format 50), or read from
+    CBOR (60, see :func:`template_wire`)."""
+    if request.number(CONTENT_FORMAT) == CBOR:
+        return template_wire(decode_cbor(request.payload, limits))
+    return _loads(request.payload, limits)
 
 
 def _whole(query: dict[str, str], name: str) -> int | None:
