@@ -380,6 +380,40 @@ def test_an_observation_follows_its_record_to_another_node(make: NodeMaker) -> N
     wait_until(lambda: b.statistics()["observations"] == 0, "the observations to end")
 
 
+def test_a_watch_follows_its_record_to_another_node(make: NodeMaker) -> None:
+    a, b, c = make(), make(), make()
+    kitchen = a.space("home").create("kitchen", {"temp": 21.5})
+    b.space("house")
+    old_address = kitchen.address
+    with c.record(old_address).watch() as watch:
+        kitchen.set("temp", 22.0)
+        change = watch.get(timeout=PATIENCE)
+        assert change is not None
+        assert (change.kind, change.value) == ("update", 22.0)
+        new_address = ts.URI(b.base_uri + "spaces/house/kitchen")
+        kitchen.move(str(new_address))
+        change = watch.get(timeout=PATIENCE)
+        assert change is not None
+        assert (change.kind, change.value) == ("move", new_address)
+        # Watched there from then on (that node numbers its own events).
+        wait_until(lambda: b.statistics()["subscriptions"] == 1, "the watch to go on where the record is")
+        moved = b.space("house").record("kitchen")
+        moved.set("temp", 23.0)
+        change = watch.get(timeout=PATIENCE)
+        assert change is not None
+        assert (change.kind, change.value) == ("update", 23.0)
+        # A watch asked at the old address is redirected there too.
+        with c.record(old_address).watch() as late:
+            wait_until(lambda: b.statistics()["subscriptions"] == 2, "the late watch to register there")
+            moved.destroy()
+            for each in (watch, late):
+                change = each.get(timeout=PATIENCE)
+                assert change is not None
+                assert change.kind == "destroy"
+                assert each.get(timeout=PATIENCE) is None  # ended with its record
+    wait_until(lambda: b.statistics()["subscriptions"] == 0, "the watches to end")
+
+
 def test_a_move_without_redirection_or_onto_a_taken_path(make: NodeMaker) -> None:
     a, b = make(), make()
     home = a.space("home")

@@ -515,7 +515,8 @@ class RemoteRecord(_Handle):
         set, and its move, destruction or expiry, after which it ends.  They come as
         the events of a space's subscription do (docs/federation.md, "Subscriptions over
         Observe"): resumed from the node's log after a notification went missing, at
-        most ``max_pending`` waiting here."""
+        most ``max_pending`` waiting here.  After a move to another node it goes on
+        there, from the first change after it registered there."""
         from ._subscribe import CoapSubscription, stream_arguments
 
         node = self._node
