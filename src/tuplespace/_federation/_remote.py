@@ -516,7 +516,7 @@ class RemoteRecord(_Handle):
         the events of a space's subscription do (docs/federation.md, "Subscriptions over
         Observe"): resumed from the node's log after a notification went missing, at
         most ``max_pending`` waiting here.  After a move to another node it goes on
-        there, from the first change after it registered there."""
+        there, from the record's arrival."""
         from ._subscribe import CoapSubscription, stream_arguments
 
         node = self._node

@@ -122,6 +122,7 @@ class _Stream:
         self._generation = 0  # notifications of an observation ended are ignored
         self._end: Callable[[], None] = _nothing
         self._registering = False
+        self._arriving = False  # followed to another node: its arrival there is still to skip
         self.paused = False  # the reader is max_pending behind: no observation
         self.closed = False
         self.registrations = 0
@@ -248,6 +249,11 @@ class _Stream:
         if present is not None:
             self.presence = (upto, last)
         for item in items:
+            if self._arriving:  # watched where the record moved: its changes there until it arrived
+                self._arriving = isinstance(item, Change) and item.kind != "create"
+                if isinstance(item, Change):
+                    self.cursor = item.seq
+                    continue
             self.items.append(item)
             if isinstance(item, EventsLost):
                 self.cursor = item.oldest_available - 1
@@ -271,13 +277,16 @@ class _Stream:
 
     def _follow(self, address: str) -> bool:
         """A watched record moved to ``address``: whether that is another node's space,
-        where its watch goes on from then (from the first change there: that node's
-        events are numbered in its own log)."""
+        where its watch goes on.  That node numbers its events in its own log: a watch
+        that had begun asks it for the record's changes from the start of its log, and
+        skips those up to the record's arrival (its ``create`` there), which the ``move``
+        told already; one that had not begun begins there."""
         observed = self.observed
         if observed.query[:1] != ("op=watch",) or _space_of(address) == _space_of(observed.url):
             return False
         self.observed = Observed(None, [], address, ("op=watch",), ends=observed.ends)
-        self.cursor = None
+        self._arriving = self.cursor is not None
+        self.cursor = 0 if self._arriving else None
         self.presence = None
         return True
 
