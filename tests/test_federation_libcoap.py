@@ -4,6 +4,7 @@ space's events and of a record's changes, block-wise transfer both ways, and the
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -304,3 +305,15 @@ def test_get_the_options_of_a_space(client: str, node: ts.Node) -> None:
         "system",
     )
     assert options["active_limits"]["max_firings"] == options["max_firings"]
+
+
+def test_fetch_with_a_template_in_cbor(client: str, node: ts.Node, tmp_path: Path) -> None:
+    jobs = node.space("jobs")
+    jobs.write_many([("job", 1), ("job", 2.5)])
+    space = node.base_uri + "spaces/jobs"
+    vectors = json.loads((Path(__file__).parent.parent / "docs" / "cbor-vectors.json").read_text())
+    template = tmp_path / "template.cbor"
+    template.write_bytes(bytes.fromhex(vectors["templates"][0]["cbor"]))  # ["job", {"$formal": "int"}]
+    taken = coap(client, "-m", "fetch", "-t", "60", "-f", str(template), space + "?op=take&timeout=0").stdout
+    assert ts.decode_cbor(taken[:-1]) == ("job", 1)
+    assert jobs.read_all(("job", ts.ANY)) == [("job", 2.5)]
