@@ -38,14 +38,14 @@ from .._record import Record, RecordData
 from .._records import DEFAULT_PRINCIPAL
 from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
-from .._templates import Template, feed_templates
+from .._templates import ANY, Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._api import Page, ServerLimits
 from ..server._errors import ApiError, api_error
 from ..server._hub import RecordClaim
 from ..server._records import _get_credit, record_template_from_wire
-from ..server._requests import parse_template_text
+from ..server._requests import get_template, parse_template_text
 from ..server._rules import rule_out
 from ..server._streams import since_param
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
@@ -429,14 +429,14 @@ class SpacesResource:
     ) -> tuple[Callable[[int | None], AsyncSubscription], int | None]:
         """A peer's subscription to the events of a space: FETCH
         ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
-        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
+        Observe 0 and the template (JSON or CBOR, ``{"$any": true}`` for every
         tuple) as payload; ``&present=<upto>,<at>`` with ``since`` goes on with the
         present events of a subscription from where they stood (see
         :attr:`tuplespace.Subscription.presence`).  What opens it after an event,
         and the event asked for."""
         query = _query(request, ("op", "events", "since", "existing", "present"))
-        if request.number(CONTENT_FORMAT) != JSON:
-            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        if request.number(CONTENT_FORMAT) not in (JSON, CBOR):
+            raise ApiError(415, "content_format", "a template travels in JSON (50) or CBOR (60)")
         kinds = _kinds(query, EVENT_KINDS)
         since = since_param(query.get("since"), "since")
         existing = query.get("existing", "false")
@@ -444,7 +444,7 @@ class SpacesResource:
             raise ApiError(400, "bad_request", "existing is true or false", "existing")
         check_existing(existing == "true", since)
         present = _presence(query.get("present"))
-        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        template = _subscribed(request, space.limits)
         if present is not None and since is None:
             raise ApiError(400, "bad_request", "present goes on from since=<seq>: give both", "present")
         templates = feed_templates(template)
@@ -1245,6 +1245,15 @@ def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
 
 
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}
+
+
+def _subscribed(request: Message, limits: Limits) -> Any:
+    """The template of a subscription (``{"$any": true}`` alone: every tuple), in
+    JSON or CBOR (see :func:`_fetched`)."""
+    if request.number(CONTENT_FORMAT) == CBOR:
+        wire = template_wire(decode_cbor(request.payload, limits))
+        return ANY if wire == {"$any": True} else get_template({"template": wire}, "template", limits)
+    return parse_template_text(request.payload.decode(errors="replace"), limits)
 
 
 def _fetched(request: Message, limits: Limits) -> Any:
