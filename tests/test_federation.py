@@ -91,6 +91,35 @@ def test_aiocoap_observes_and_moves_values_block_by_block(
     assert states[1:] == sorted(states[1:])  # never back in time
 
 
+def test_aiocoap_subscribes_with_a_template_in_cbor(
+    node: ts.Node, aiocoap_client: tuple[LoopThread, aiocoap.Context]
+) -> None:
+    runner, context = aiocoap_client
+    jobs = node.space("jobs")
+    template = ts.encode_cbor(("job", ts.Map({"$formal": "int"})))
+    uri = node.base_uri + "spaces/jobs?op=subscribe&events=write"
+
+    async def subscribe() -> list[Any]:
+        fetch = Message(code=Code.FETCH, uri=uri, observe=0, payload=template, content_format=60)
+        request = context.request(fetch)
+        first = await request.response
+        assert first.opt.observe is not None, first
+        assert ts.decode_cbor(first.payload)["events"] == ()
+        async for notification in request.observation:
+            events = ts.decode_cbor(notification.payload)["events"]
+            if events:
+                request.observation.cancel()
+                return list(events)
+        return []
+
+    watching = asyncio.run_coroutine_threadsafe(subscribe(), runner.loop)
+    wait_until(lambda: node.statistics()["subscriptions"] == 1, "the subscription")
+    jobs.write(("job", 1.5))  # does not match: a float
+    jobs.write(("job", 2))
+    events = watching.result(PATIENCE)
+    assert [event["tuple"] for event in events] == [("job", 2)]
+
+
 def error_body(response: Message) -> dict[str, Any]:
     assert response.opt.content_format == 50
     error: dict[str, Any] = orjson.loads(response.payload)["error"]

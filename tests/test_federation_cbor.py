@@ -14,9 +14,12 @@ import cbor2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from tuplespace.server._records import record_template_from_wire
 
 import tuplespace as ts
 from test_codec import TUPLES, VALUES
+from tuplespace._codec import template_from_wire
+from tuplespace._federation._cbor import template_wire
 from tuplespace._values import value_key
 
 VECTORS = json.loads((Path(__file__).parent.parent / "docs" / "cbor-vectors.json").read_text())
@@ -29,7 +32,8 @@ def by_name(section: str) -> Any:
 def test_vectors_file() -> None:
     assert VECTORS["version"] == 1
     assert VECTORS["default_limits"] == {"max_fields": 256, "max_depth": 32, "max_bytes": 1 << 20}
-    names = [v["name"] for section in ("values", "noncanonical", "invalid") for v in VECTORS[section]]
+    sections = ("values", "noncanonical", "invalid", "templates")
+    names = [v["name"] for section in sections for v in VECTORS[section]]
     assert len(names) == len(set(names))
 
 
@@ -76,6 +80,31 @@ def test_invalid_vector(vector: dict[str, Any]) -> None:
         ts.decode_cbor(bytes.fromhex(vector["cbor"]))
     assert type(caught.value).__name__ == vector["error"]
     assert caught.value.path == vector["path"]
+
+
+@by_name("templates")
+def test_template_vector(vector: dict[str, Any]) -> None:
+    data = bytes.fromhex(vector["cbor"])
+    wire = json.loads(vector["wire"])
+    assert template_wire(ts.decode_cbor(data)) == wire
+    # cbor2, an independent implementation, reads the payload and writes the same bytes.
+    assert cbor2.dumps(cbor2.loads(data), canonical=True) == data
+    # What it carries is a template: alone, in a record template, or first of a pair.
+    if isinstance(wire, dict):
+        record_template_from_wire(wire, ts.Limits())
+    elif vector["name"].startswith("write_if_absent"):
+        template_from_wire(wire[0])
+        ts.decode(json.dumps(wire[1]))
+    else:
+        template_from_wire(wire)
+
+
+def test_a_cbor_template_is_the_json_one_with_cbor_values() -> None:
+    template = ts.decode_cbor(bytes.fromhex(VECTORS["templates"][0]["cbor"]))
+    assert template_from_wire(template_wire(template)).matches(("job", 3))
+    assert not template_from_wire(template_wire(template)).matches(("job", 3.0))
+    with pytest.raises(ts.WireError):  # a $-form that is not one, as in JSON
+        template_from_wire(template_wire((ts.Map({"$formal": "integer"}),)))
 
 
 def test_typed_equality_survives() -> None:

@@ -587,6 +587,83 @@ def test_a_take_whose_answer_is_lost_returns_when_its_claim_runs_out(face: str) 
         assert jobs.read_all(("job", int)) == [("job", 2)]
 
 
+def test_at_30_percent_loss_records_taken_are_not_lost_or_doubled(lossy: LossyNetwork) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, network=lossy, claim_lease=5, **FAST) as node:
+        home = node.space("home")
+        made = {home.create(f"jobs/{i}", {"kind": "job", "n": i}).address for i in range(30)}
+        taken: list[ts.URI] = []
+        failed = 0
+        url = node.base_uri + "spaces/home"
+        # Fewer retransmissions, so that some exchanges fail whole.
+        with ts.connect(
+            url, timeout=PATIENCE, network=lossy, max_retransmit=FAST_RETRANSMIT, **FAST
+        ) as space:
+            for _ in range(len(made)):
+                try:
+                    found = space.try_take_record({"kind": "job"})
+                    assert found is not None
+                    taken.append(found.address)
+                except ts.Unreachable:
+                    failed += 1
+        # A take whose answer never arrived was never confirmed: its claim runs out
+        # and its record is shown again.
+        wait_until(lambda: node.statistics()["held_claims"] == 0, "the unconfirmed claims to run out")
+        left = [record.address for record in home.find({"kind": "job"})]
+    assert len(taken) == len(set(taken))  # no record taken twice
+    assert sorted(map(str, taken + left)) == sorted(map(str, made))  # none lost
+    assert failed > 0
+    assert lossy.lost > 0
+
+
+@pytest.mark.parametrize("face", ["sync", "async"])
+def test_a_take_record_whose_answer_is_lost_returns_when_its_claim_runs_out(face: str) -> None:
+    network = LossyNetwork(7)
+    options: dict[str, Any] = {
+        "timeout": PATIENCE,
+        "network": network,
+        "max_retransmit": FAST_RETRANSMIT,
+        **FAST,
+    }
+    # The claim outlasts the take's exchange (the client gives up on it first).
+    with ts.Node("coap://127.0.0.1:0/", claim_lease=5, **options) as node:
+        home = node.space("home")
+        first = home.create("jobs/1", {"kind": "job", "n": 1}).address
+        home.create("jobs/2", {"kind": "job", "n": 2})
+        url = node.base_uri + "spaces/home"
+
+        def take_muted_then_again() -> tuple[Any, ...]:
+            async def main() -> tuple[Any, ...]:
+                async with await ts.connect_async(url, **options) as space:
+                    return await answers(lambda: space.take_record({"kind": "job"}, timeout=0))
+
+            if face == "async":
+                return asyncio.run(main())
+            with ts.connect(url, **options) as space:
+                return asyncio.run(
+                    answers(lambda: asyncio.to_thread(space.take_record, {"kind": "job"}, None, 0))
+                )
+
+        async def answers(take: Any) -> tuple[Any, ...]:
+            network.drop = lambda source, data: source == ("127.0.0.1", node.port)  # its answers
+            with pytest.raises(ts.Unreachable):
+                await take()
+            network.drop = lambda source, data: False
+            held = node.statistics()["held_claims"]
+            seen = [record.get("n") for record in home.find({"kind": "job"})]  # held, out of view
+            await asyncio.to_thread(
+                wait_until, lambda: node.statistics()["held_claims"] == 0, "the claim to run out"
+            )
+            back = [record.get("n") for record in home.find({"kind": "job"})]
+            return held, seen, back, await take()
+
+        held, seen, back, again = take_muted_then_again()
+        assert (held, seen) == (1, [2])
+        assert back == [1, 2]  # shown again as it was
+        assert (again.address, again.fields, again.version) == (first, {"kind": "job", "n": 1}, 1)
+        assert node.statistics()["held_claims"] == 0  # taken again, and confirmed
+        assert [record.get("n") for record in home.find({"kind": "job"})] == [2]
+
+
 def test_an_observer_that_hears_nothing_registers_again() -> None:
     network = LossyNetwork(3)
     with (

@@ -4,6 +4,7 @@ space's events and of a record's changes, block-wise transfer both ways, and the
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import threading
@@ -292,3 +293,27 @@ def test_mint_and_transfer_credit(client: str, node: ts.Node) -> None:
     answer = coap(client, "-m", "post", "-t", "50", "-e", '{"to":"ops","amount":"9"}', credit + "/transfer")
     assert answer.stderr.startswith(b'4.03 {"error":{"code":"insufficient_credit"')
     assert (bank.account("default"), bank.account("ops")) == (ts.Credit("0.3"), ts.Credit("0.2"))
+
+
+def test_get_the_options_of_a_space(client: str, node: ts.Node) -> None:
+    node.space("jobs", capacity=3, firing_charge="0.5")
+    answer = coap(client, "-m", "get", "-A", "50", node.base_uri + "spaces/jobs?options").stdout
+    options = ts.decode(answer[:-1])
+    assert (options["capacity"], options["firing_charge"], options["clock"]) == (
+        3,
+        ts.Credit("0.5"),
+        "system",
+    )
+    assert options["active_limits"]["max_firings"] == options["max_firings"]
+
+
+def test_fetch_with_a_template_in_cbor(client: str, node: ts.Node, tmp_path: Path) -> None:
+    jobs = node.space("jobs")
+    jobs.write_many([("job", 1), ("job", 2.5)])
+    space = node.base_uri + "spaces/jobs"
+    vectors = json.loads((Path(__file__).parent.parent / "docs" / "cbor-vectors.json").read_text())
+    template = tmp_path / "template.cbor"
+    template.write_bytes(bytes.fromhex(vectors["templates"][0]["cbor"]))  # ["job", {"$formal": "int"}]
+    taken = coap(client, "-m", "fetch", "-t", "60", "-f", str(template), space + "?op=take&timeout=0").stdout
+    assert ts.decode_cbor(taken[:-1]) == ("job", 1)
+    assert jobs.read_all(("job", ts.ANY)) == [("job", 2.5)]

@@ -540,3 +540,117 @@ def test_the_asyncio_face_has_rules_and_calls_methods(node: ts.Node) -> None:
     asyncio.run(main())
     assert served.rules.list() == []
     assert served.read_all(("alarm", str)) == [("alarm", "kitchen")]
+
+
+def test_the_options_of_a_space_are_read_from_its_node(node: ts.Node) -> None:
+    home = node.space(
+        "home",
+        order="lifo",
+        capacity=50,
+        limits=ts.Limits(max_fields=8, max_depth=4, max_bytes=4096),
+        clock=ts.SimulatedClock(),
+        charge_rate="0.5",
+        creation_charge="2",
+        redirect_charge="0.25",
+        firing_charge="0.01",
+        step_charge="0.000001",
+        max_firings=40,
+        operator="acme",
+        mint_amount="3",
+        mint_bits=12,
+    )
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as space:
+        assert (space.order, space.capacity, space.limits) == ("lifo", 50, home.limits)
+        assert (space.charge_rate, space.creation_charge, space.redirect_charge) == (
+            ts.Credit("0.5"),
+            ts.Credit("2"),
+            ts.Credit("0.25"),
+        )
+        assert (space.firing_charge, space.step_charge, space.max_firings) == (
+            ts.Credit("0.01"),
+            ts.Credit("0.000001"),
+            40,
+        )
+        assert (space.operator, space.mint_amount, space.mint_bits) == ("acme", ts.Credit("3"), 12)
+        assert space.read_options()["clock"] == "simulated"
+        assert space.rules.limits == home.rules.limits == ts.ActiveLimits(max_firings=40)
+        # The rules' limits and charges are set on the node: read again, they are the new ones.
+        home.rules.limits = ts.ActiveLimits(max_firings=7, method_steps=500)
+        home.rules.firing_charge = "0.5"
+        assert space.rules.limits == ts.ActiveLimits(max_firings=7, method_steps=500)
+        assert (space.rules.firing_charge, space.firing_charge, space.max_firings) == (
+            ts.Credit("0.5"),
+            ts.Credit("0.5"),
+            7,
+        )
+        assert space.rules.step_charge == ts.Credit("0.000001")
+        with pytest.raises(AttributeError):
+            space.capacity = 10  # type: ignore[misc]  # set on the node, not over CoAP
+
+
+def test_the_async_face_has_the_options_it_read_last(node: ts.Node) -> None:
+    home = node.space("home", capacity=5, firing_charge="1")
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/home", timeout=PATIENCE) as space:
+            with pytest.raises(ts.TupleSpaceError, match=r"not read yet: await space.read_options\(\)"):
+                space.capacity  # noqa: B018
+            await space.read_options()
+            assert (space.order, space.capacity, space.firing_charge) == ("fifo", 5, ts.Credit("1"))
+            home.rules.firing_charge = "2"
+            assert space.rules.firing_charge == ts.Credit("1")  # as read last
+            options = await space.read_options()
+            assert options["firing_charge"] == space.rules.firing_charge == ts.Credit("2")
+            assert options["clock"] == "system"
+
+    asyncio.run(main())
+
+
+def test_a_fetch_carries_its_template_in_cbor_or_json(node: ts.Node) -> None:
+    served = node.space("jobs")
+    served.write_many([("job", 1), ("job", 2.0)])
+    served.create("r/a", {"kind": "job", "n": 1})
+    served.create("r/b", {"kind": "job", "n": 3})
+
+    def fetch(payload: object, *query: str) -> object:
+        options = [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (CONTENT_FORMAT, bytes((60,)))]
+        options += [(URI_QUERY, q.encode()) for q in query]
+        data = ts.encode_cbor(payload)  # type: ignore[arg-type]
+        answer = node.endpoint.request_blocking(("127.0.0.1", node.port), FETCH, options, data, PATIENCE)
+        assert answer.code >> 5 == 2, answer
+        return ts.decode_cbor(answer.payload)
+
+    formal = ts.Map({"$formal": "int"})
+    assert fetch(("job", formal), "op=count") == 1
+    assert fetch(("job", ts.Map({"$any": True})), "op=read_all") == {
+        "tuples": (("job", 1), ("job", 2.0)),
+        "next": None,
+    }
+    assert fetch(("job", ts.Map({"$range": ts.Map({"low": 1.5})})), "op=take", "timeout=0") == ("job", 2.0)
+    assert fetch((("job", formal), ("job", 9)), "op=write_if_absent") is False
+    assert fetch((("done", formal), ("done", 1)), "op=write_if_absent") is True
+    found = fetch(ts.Map({"kind": "job", "n": ts.Map({"$range": ts.Map({"low": 2})})}), "op=find")
+    assert found["records"] == (ts.URI(node.base_uri + "spaces/jobs/r/b"),)  # type: ignore[index]
+    taken = fetch(ts.Map({"n": 1}), "op=take_record", "timeout=0")
+    assert taken["address"] == ts.URI(node.base_uri + "spaces/jobs/r/a")  # type: ignore[index]
+    # The same in JSON, and a template in another format refused clearly.
+    json_read = ask(node, FETCH, "op=read", "timeout=0", template=("done", int))
+    assert ts.decode_cbor(json_read.payload) == ("done", 1)
+    refused = node.endpoint.request_blocking(
+        ("127.0.0.1", node.port),
+        FETCH,
+        [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (CONTENT_FORMAT, bytes((0,)))],
+        b"[]",
+        PATIENCE,
+    )
+    assert refused.code == 0x8F  # 4.15
+    assert "(50) or CBOR (60)" in orjson.loads(refused.payload)["error"]["message"]
+    bad = node.endpoint.request_blocking(
+        ("127.0.0.1", node.port),
+        FETCH,
+        [(URI_PATH, b"spaces"), (URI_PATH, b"jobs"), (CONTENT_FORMAT, bytes((60,)))],
+        ts.encode_cbor((ts.Map({"$formal": "integer"}),)),
+        PATIENCE,
+    )
+    assert bad.code >> 5 == 4
+    assert "integer" in orjson.loads(bad.payload)["error"]["message"]

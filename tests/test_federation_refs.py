@@ -349,6 +349,71 @@ def test_a_record_moves_to_another_node(make: NodeMaker) -> None:
     assert orjson.loads(answer.payload)["error"]["moved_to"] == str(new_address)
 
 
+def test_an_observation_follows_its_record_to_another_node(make: NodeMaker) -> None:
+    a, b, c = make(), make(), make()
+    kitchen = a.space("home").create("kitchen", {"temp": 21.5})
+    b.space("house")
+    old_address = kitchen.address
+    states: list[object] = []
+    temps: list[object] = []
+    whole = c.record(old_address).on_change(states.append)
+    field = c.record(old_address).on_change(temps.append, tag="temp")
+    kitchen.set("temp", 22.0)
+    wait_until(lambda: temps == [22.0], "the first change")
+    new_address = ts.URI(b.base_uri + "spaces/house/kitchen")
+    kitchen.move(str(new_address))
+    moved = b.space("house").record("kitchen")
+    moved.set("temp", 23.0)
+    # Redirected, not ended: the observations go on where the record is now.
+    wait_until(lambda: temps[-1:] == [23.0], "the change made where the record moved")
+    wait_until(lambda: states[-1:] == [{"temp": 23.0}], "the record's state where it moved")
+    assert whole.active
+    assert field.active
+    assert b.statistics()["observations"] == 2
+    # An observation registered at the old address is redirected there too.
+    late: list[object] = []
+    again = c.record(old_address).on_change(late.append, tag="temp")
+    moved.set("temp", 24.0)
+    wait_until(lambda: late == [24.0], "the change seen from the old address")
+    for upcall in (whole, field, again):
+        upcall.cancel()
+    wait_until(lambda: b.statistics()["observations"] == 0, "the observations to end")
+
+
+def test_a_watch_follows_its_record_to_another_node(make: NodeMaker) -> None:
+    a, b, c = make(), make(), make()
+    kitchen = a.space("home").create("kitchen", {"temp": 21.5})
+    b.space("house")
+    old_address = kitchen.address
+    with c.record(old_address).watch() as watch:
+        kitchen.set("temp", 22.0)
+        change = watch.get(timeout=PATIENCE)
+        assert change is not None
+        assert (change.kind, change.value) == ("update", 22.0)
+        new_address = ts.URI(b.base_uri + "spaces/house/kitchen")
+        kitchen.move(str(new_address))
+        moved = b.space("house").record("kitchen")
+        moved.set("temp", 23.0)  # there, maybe before the watch is
+        change = watch.get(timeout=PATIENCE)
+        assert change is not None
+        assert (change.kind, change.value) == ("move", new_address)
+        # Watched there from its arrival on (that node numbers its own events).
+        change = watch.get(timeout=PATIENCE)
+        assert change is not None
+        assert (change.kind, change.value) == ("update", 23.0)
+        # A watch asked at the old address is redirected there too.
+        assert b.statistics()["subscriptions"] == 1
+        with c.record(old_address).watch() as late:
+            assert b.statistics()["subscriptions"] == 2  # registered there when it began
+            moved.destroy()
+            for each in (watch, late):
+                change = each.get(timeout=PATIENCE)
+                assert change is not None
+                assert change.kind == "destroy"
+                assert each.get(timeout=PATIENCE) is None  # ended with its record
+    wait_until(lambda: b.statistics()["subscriptions"] == 0, "the watches to end")
+
+
 def test_a_move_without_redirection_or_onto_a_taken_path(make: NodeMaker) -> None:
     a, b = make(), make()
     home = a.space("home")

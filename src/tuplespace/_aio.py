@@ -445,9 +445,14 @@ class AsyncSpace:
         template: Mapping[str, Any] | RecordTemplate,
         under: str | None = None,
         timeout: float | None = None,
+        *,
+        hold: Callable[[int], object] | None = None,
     ) -> RecordData:
-        """See :meth:`Space.take_record`."""
-        return await self._take_record(RecordTemplate(template), under, timeout, None)
+        """See :meth:`Space.take_record`.  With ``hold``, the record is held (hidden
+        from finds and takes, not removed) and ``hold(rid)`` is called under the
+        space's lock as soon as it is: the caller then confirms or releases it, as a
+        claimed take does (``tuplespace.server.RecordClaim``)."""
+        return await self._take_record(RecordTemplate(template), under, timeout, hold)
 
     async def _take_record(
         self,

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from .._codec import MAX_CREDIT_TEXT, _at, _time_from, _time_text
+from .._codec import MAX_CREDIT_TEXT, Wire, _at, _time_from, _time_text, to_wire
 from .._errors import InvalidValue, ValueTooLarge, WireError
 from .._values import (
     DEFAULT_LIMITS,
@@ -58,7 +58,7 @@ from .._values import (
     type_name,
 )
 
-__all__ = ["CBOR", "JSON", "decode_cbor", "encode_cbor"]
+__all__ = ["CBOR", "JSON", "decode_cbor", "encode_cbor", "template_wire"]
 
 CBOR = 60
 """The CoAP Content-Format of CBOR (application/cbor)."""
@@ -424,6 +424,24 @@ def decode_cbor(data: bytes | bytearray | memoryview, limits: Limits = DEFAULT_L
 
 # The floats by their initial byte, and the length of the item.
 _FLOATS = {0xF9: (struct.Struct(">e"), 3), 0xFA: (struct.Struct(">f"), 5), 0xFB: (struct.Struct(">d"), 9)}
+
+
+def template_wire(value: Value) -> Wire:
+    """The JSON wire form of a template (or of a FETCH payload holding one) that came in
+    CBOR: a CBOR template is the JSON one (docs/wire-format.md, Templates) with CBOR
+    values in place of the JSON forms of values.  Its arrays are arrays of template
+    fields, its maps are the ``{"$formal": "int"}``, ``{"$range": {...}}``... forms or
+    map templates (``{"$map": {...}}`` for one with keys that start with ``$``), and
+    every other item is a value.
+
+    >>> template_wire(decode_cbor(bytes.fromhex("82636a6f62a16724666f726d616c63696e74")))
+    ['job', {'$formal': 'int'}]
+    """
+    if type(value) is tuple:
+        return [template_wire(item) for item in value]
+    if type(value) is Map:
+        return {key: template_wire(item) for key, item in value.items()}
+    return to_wire(value)
 
 
 def _number(data: bytes | bytearray | memoryview) -> int | float | None:

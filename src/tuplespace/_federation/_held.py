@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._aio import AsyncTransaction
+from ..server._claims import RecordClaim
 from ..server._errors import ApiError, limit_reached
 from ..server._hosting import ENDED_KEPT, SWEEP_FROM
 from ._message import Message
@@ -36,12 +37,13 @@ __all__ = ["Held", "HeldTable", "Sessions"]
 @dataclass(eq=False)
 class Held:
     """A transaction (``kind`` ``"transaction"``) or a claim (``"claim"``) of the space
-    ``space``, begun by the host ``host``."""
+    ``space``, begun by the host ``host``; a claimed take_record is held by a
+    :class:`RecordClaim`, which has the face of a transaction."""
 
     id: str
     kind: str
     space: str
-    tx: AsyncTransaction
+    tx: AsyncTransaction | RecordClaim
     host: str
 
 
@@ -75,7 +77,7 @@ class HeldTable:
                     self.max_per_host,
                 )
 
-    def add(self, kind: str, space: str, tx: AsyncTransaction, host: str) -> Held:
+    def add(self, kind: str, space: str, tx: AsyncTransaction | RecordClaim, host: str) -> Held:
         """Hold ``tx`` under a new id (call :meth:`check_room` before beginning it)."""
         if len(self._held) >= self._sweep_at:
             for held_id in [h.id for h in self._held.values() if h.tx.state != "active"]:
@@ -98,13 +100,21 @@ class HeldTable:
         state = self.ended_state(held_id)
         if kind == "claim":
             raise ApiError(
-                404, "unknown_claim", f"no claim {held_id} (it ran out or was released: its tuple went back)"
+                404,
+                "unknown_claim",
+                f"no claim {held_id} (it ran out or was released: what it took went back)",
             )
         if state == "aborted":
             raise ApiError(409, "transaction_aborted", f"transaction {held_id} was aborted")
         if state is not None:
             raise ApiError(409, "transaction_ended", f"transaction {held_id} has ended")
         raise ApiError(404, "unknown_transaction", f"no transaction {held_id} in space {space!r}")
+
+    def transaction(self, held_id: str, space: str) -> AsyncTransaction:
+        """The active transaction ``held_id`` of ``space`` (else the error of :meth:`find`)."""
+        tx = self.find("transaction", held_id, space).tx
+        assert isinstance(tx, AsyncTransaction)  # claims are held under kind "claim"
+        return tx
 
     def ended_state(self, held_id: str) -> str | None:
         """How ``held_id`` ended (``"committed"``, ``"aborted"``), if it is remembered."""

@@ -6,16 +6,17 @@ What each operation sends and how its answer is read is written once, here, as a
 on the caller's event loop.  So do their transactions (:class:`CoapTransaction`,
 :class:`AsyncCoapTransaction`).
 
-A take (and each answer of a take_all) is claimed: the node holds what it took until
+A take (each answer of a take_all, a take_record) is claimed: the node holds what it took until
 the client confirms the claim with a request of its own, sent again until the node
 answers it, for as long as the claim's lease lasts.  A take whose answer never
 arrived is never confirmed, and the node puts its tuple back when the claim runs
-out; the call then raises :class:`~tuplespace.Unreachable`.  So a tuple is neither
-lost nor taken twice; a take costs two exchanges.
+out; the call then raises :class:`~tuplespace.Unreachable`.  So a tuple (or a
+record) is neither lost nor taken twice; a take costs two exchanges.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import logging
@@ -42,10 +43,11 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, check_existing
 from .._lease import AsyncLease, Lease
+from .._methods import ActiveLimits
 from .._names import check_path
 from .._recordhandles import FULL_OPERATIONS, RecordData
 from .._templates import ANY
-from .._values import URI, Map, Tuple, Value, handle_address
+from .._values import URI, Credit, Limits, Map, Tuple, Value, handle_address
 from ..client import AsyncCreditCalls, AsyncRemoteRules, CreditCalls, RemoteRules
 from ..client._common import (
     _prefixed,
@@ -77,7 +79,14 @@ from ._remote import (
 )
 from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream, stream_arguments
 
-__all__ = ["AsyncCoapSpace", "AsyncCoapTransaction", "CoapSpace", "CoapTransaction"]
+__all__ = [
+    "AsyncCoapRules",
+    "AsyncCoapSpace",
+    "AsyncCoapTransaction",
+    "CoapRules",
+    "CoapSpace",
+    "CoapTransaction",
+]
 
 log = logging.getLogger("tuplespace")
 
@@ -320,6 +329,41 @@ def _found(found: Tuple | None, timeout: float | None) -> Tuple:
     return found
 
 
+_OPTIONS = _Ask(GET, query=("options",))
+_OPTION_KEYS = frozenset(
+    {
+        "order",
+        "capacity",
+        "limits",
+        "charge_rate",
+        "creation_charge",
+        "redirect_charge",
+        "firing_charge",
+        "step_charge",
+        "max_firings",
+        "active_limits",
+        "operator",
+        "mint_amount",
+        "mint_bits",
+        "clock",
+    }
+)
+
+
+def _options_of(answer: Value) -> Map:
+    """The options of a space, from the node's answer to ``GET ?options``."""
+    if not isinstance(answer, Map) or not set(answer) >= _OPTION_KEYS:
+        raise TupleSpaceError(f"the node answered {answer!r} where the options of a space belong")
+    return answer
+
+
+def _credit(options: Map, name: str) -> Credit:
+    amount = options[name]
+    if not isinstance(amount, Credit):
+        raise TupleSpaceError(f"the node answered {amount!r} where the {name} of a space belongs")
+    return amount
+
+
 def _statistics(answer: Value) -> dict[str, Any]:
     if not isinstance(answer, Map):
         raise TupleSpaceError(f"the node answered {answer!r} where statistics belong")
@@ -378,7 +422,7 @@ class _Pages:
 
 
 def _claimed(ask: _Ask) -> _Ask:
-    """A take or take_all asked under a claim."""
+    """A take, take_all or take_record asked under a claim."""
     return ask._replace(query=(*ask.query, "claim=1"))
 
 
@@ -491,6 +535,49 @@ def _lease_of_transaction(lease: float | None) -> float:
     return seconds
 
 
+class _RulesOptions:
+    """The limits and charges of a space's rules, as the node has them: read here, set
+    on the node (``space.rules.firing_charge = ...`` there)."""
+
+    def __init__(self, options: Callable[[], Map]) -> None:
+        self._options = options
+
+    @property
+    def limits(self) -> ActiveLimits:
+        """See :attr:`Rules.limits <tuplespace.Rules.limits>`."""
+        return ActiveLimits(**self._options()["active_limits"])
+
+    @property
+    def firing_charge(self) -> Credit:
+        """See :attr:`Rules.firing_charge <tuplespace.Rules.firing_charge>`."""
+        return _credit(self._options(), "firing_charge")
+
+    @property
+    def step_charge(self) -> Credit:
+        """See :attr:`Rules.step_charge <tuplespace.Rules.step_charge>`."""
+        return _credit(self._options(), "step_charge")
+
+
+class CoapRules(_RulesOptions, RemoteRules):
+    """The rules of a space over CoAP (:attr:`CoapSpace.rules`): the calls of
+    :class:`~tuplespace.client.RemoteRules`, and their limits and charges read from
+    the node at each access."""
+
+    def __init__(self, space: CoapSpace) -> None:
+        RemoteRules.__init__(self, space)
+        _RulesOptions.__init__(self, space.read_options)
+
+
+class AsyncCoapRules(_RulesOptions, AsyncRemoteRules):
+    """The rules of a space over CoAP for asyncio (:attr:`AsyncCoapSpace.rules`): the
+    calls of :class:`~tuplespace.client.AsyncRemoteRules`, and their limits and
+    charges as :meth:`AsyncCoapSpace.read_options` read them last."""
+
+    def __init__(self, space: AsyncCoapSpace) -> None:
+        AsyncRemoteRules.__init__(self, space)
+        _RulesOptions.__init__(self, space.known_options)
+
+
 class _Space:
     """What both faces share: the URL checked, the peer, the options of a request."""
 
@@ -522,6 +609,77 @@ class _Space:
     def name(self) -> str:
         """The space's name on its node, as :attr:`Space.name <tuplespace.Space.name>`."""
         return self._name
+
+    # -- the space's options, as the node has them (GET ?options) ----------------------
+
+    @abc.abstractmethod
+    def _space_options(self) -> Map:
+        """The space's options as the node answered them (see ``space_options``)."""
+
+    @property
+    def order(self) -> str:
+        """See :attr:`Space.order <tuplespace.Space.order>`."""
+        order: str = self._space_options()["order"]
+        return order
+
+    @property
+    def capacity(self) -> int | None:
+        """See :attr:`Space.capacity <tuplespace.Space.capacity>`."""
+        capacity: int | None = self._space_options()["capacity"]
+        return capacity
+
+    @property
+    def limits(self) -> Limits:
+        """See :attr:`Space.limits <tuplespace.Space.limits>`."""
+        return Limits(**self._space_options()["limits"])
+
+    @property
+    def charge_rate(self) -> Credit:
+        """See :attr:`Space.charge_rate <tuplespace.Space.charge_rate>`."""
+        return _credit(self._space_options(), "charge_rate")
+
+    @property
+    def creation_charge(self) -> Credit:
+        """See :attr:`Space.creation_charge <tuplespace.Space.creation_charge>`."""
+        return _credit(self._space_options(), "creation_charge")
+
+    @property
+    def redirect_charge(self) -> Credit:
+        """See :attr:`Space.redirect_charge <tuplespace.Space.redirect_charge>`."""
+        return _credit(self._space_options(), "redirect_charge")
+
+    @property
+    def firing_charge(self) -> Credit:
+        """See :attr:`Space.firing_charge <tuplespace.Space.firing_charge>`."""
+        return _credit(self._space_options(), "firing_charge")
+
+    @property
+    def step_charge(self) -> Credit:
+        """See :attr:`Space.step_charge <tuplespace.Space.step_charge>`."""
+        return _credit(self._space_options(), "step_charge")
+
+    @property
+    def max_firings(self) -> int:
+        """See :attr:`Space.max_firings <tuplespace.Space.max_firings>`."""
+        most: int = self._space_options()["max_firings"]
+        return most
+
+    @property
+    def operator(self) -> str:
+        """See :attr:`Space.operator <tuplespace.Space.operator>`."""
+        operator: str = self._space_options()["operator"]
+        return operator
+
+    @property
+    def mint_amount(self) -> Credit:
+        """See :attr:`Space.mint_amount <tuplespace.Space.mint_amount>`."""
+        return _credit(self._space_options(), "mint_amount")
+
+    @property
+    def mint_bits(self) -> int:
+        """See :attr:`Space.mint_bits <tuplespace.Space.mint_bits>`."""
+        bits: int = self._space_options()["mint_bits"]
+        return bits
 
     def check_open(self) -> None:
         """Raise :class:`~tuplespace.SpaceClosed` once the space is closed."""
@@ -619,7 +777,7 @@ class CoapSpace(_Space, CreditCalls):
     ) -> None:
         timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
         super().__init__(url, timeout, timers, network)
-        self._rules = RemoteRules(self)
+        self._rules = CoapRules(self)
         self._upcalls: set[RemoteUpcall] = set()
         self._runner = LoopThread("tuplespace-coap-client")
         try:
@@ -777,6 +935,17 @@ class CoapSpace(_Space, CreditCalls):
         self._runner.call(subscription.begin(seconds), self.timeout)
         return subscription
 
+    def read_options(self) -> Map:
+        """The options of the space on its node (``GET /spaces/<space>?options``):
+        ``order``, ``capacity``, ``limits``, the charges, ``max_firings``,
+        ``active_limits`` (its rules' limits), ``operator``, ``mint_amount``,
+        ``mint_bits`` and ``clock`` (``"system"`` or ``"simulated"``).  The attributes
+        of the same names (``space.capacity``...) read them, one exchange each."""
+        return _options_of(self._do(_OPTIONS))
+
+    def _space_options(self) -> Map:
+        return self.read_options()
+
     def statistics(self) -> dict[str, Any]:
         """The space's statistics, as the node keeps them (see :meth:`Space.statistics
         <tuplespace.Space.statistics>`); ``closed`` says whether this handle is closed.
@@ -801,7 +970,7 @@ class CoapSpace(_Space, CreditCalls):
         return tx
 
     @property
-    def rules(self) -> RemoteRules:
+    def rules(self) -> CoapRules:
         """The space's rules (see :class:`~tuplespace.Rules`): add, list, get and remove
         them, through its ``$rules`` resource (docs/federation.md, "Rules and methods
         over CoAP").  Adding and removing them needs ``read+write`` on the node, naming
@@ -846,15 +1015,18 @@ class CoapSpace(_Space, CreditCalls):
         return [RemoteRecord(self, a, FULL_OPERATIONS, rid=rid) for a, rid in found]
 
     def try_take_record(self, template: Mapping[str, Any], under: str | None = None) -> RecordData | None:
-        """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`."""
-        return data_of(self._do(_take_record(template, under, 0)))
+        """See :meth:`Space.try_take_record <tuplespace.Space.try_take_record>`;
+        claimed as :meth:`take_record`."""
+        return data_of(self._claim(_take_record(template, under, 0))["record"])
 
     def take_record(
         self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
     ) -> RecordData:
-        """See :meth:`Space.take_record <tuplespace.Space.take_record>`; taken
-        without a claim (an answer lost after all retransmissions loses the record)."""
-        return _record_found(data_of(self._do(_take_record(template, under, timeout))), timeout)
+        """See :meth:`Space.take_record <tuplespace.Space.take_record>`; the take is
+        claimed, as a :meth:`take`: the node holds the record until the claim is
+        confirmed, and shows it again if the answer never arrived."""
+        taken = data_of(self._claim(_take_record(template, under, timeout))["record"])
+        return _record_found(taken, timeout)
 
     # -- what its record handles use (see tuplespace._federation._remote.Host) -----------------
 
@@ -922,7 +1094,8 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
     ) -> None:
         timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
         super().__init__(url, timeout, timers, network)
-        self._rules = AsyncRemoteRules(self)
+        self._rules = AsyncCoapRules(self)
+        self._known_options: Map | None = None
 
     async def _do(self, ask: _Ask) -> Value:
         self.check_open()
@@ -1057,13 +1230,29 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         self.check_open()
         return AsyncCoapSubscription(self, **_record_changes(self, under, events, since, max_pending, lease))
 
+    async def read_options(self) -> Map:
+        """See :meth:`CoapSpace.read_options`.  The attributes of the same names
+        (``space.capacity``...) are those this call read last (an attribute cannot
+        wait for the node)."""
+        self._known_options = _options_of(await self._do(_OPTIONS))
+        return self._known_options
+
+    def known_options(self) -> Map:
+        """The options of the space :meth:`read_options` read last."""
+        if self._known_options is None:
+            raise TupleSpaceError(f"{self.url}: its options are not read yet: await space.read_options()")
+        return self._known_options
+
+    def _space_options(self) -> Map:
+        return self.known_options()
+
     async def statistics(self) -> dict[str, Any]:
         """See :meth:`CoapSpace.statistics`."""
         answer = await (self._ask_apart(_Ask(GET)) if self.closed else self._do(_Ask(GET)))
         return {**_statistics(answer), "closed": self.closed}
 
     @property
-    def rules(self) -> AsyncRemoteRules:
+    def rules(self) -> AsyncCoapRules:
         """See :attr:`CoapSpace.rules`; its calls awaited."""
         return self._rules
 
@@ -1107,13 +1296,14 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         self, template: Mapping[str, Any], under: str | None = None
     ) -> RecordData | None:
         """See :meth:`CoapSpace.try_take_record`."""
-        return data_of(await self._do(_take_record(template, under, 0)))
+        return data_of((await self._claim(_take_record(template, under, 0)))["record"])
 
     async def take_record(
         self, template: Mapping[str, Any], under: str | None = None, timeout: float | None = None
     ) -> RecordData:
         """See :meth:`CoapSpace.take_record`."""
-        return _record_found(data_of(await self._do(_take_record(template, under, timeout))), timeout)
+        taken = data_of((await self._claim(_take_record(template, under, timeout)))["record"])
+        return _record_found(taken, timeout)
 
     async def close(self) -> None:
         """Abort the open transactions, end the calls waiting at the node (their session),

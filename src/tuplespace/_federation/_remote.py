@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -514,7 +515,8 @@ class RemoteRecord(_Handle):
         set, and its move, destruction or expiry, after which it ends.  They come as
         the events of a space's subscription do (docs/federation.md, "Subscriptions over
         Observe"): resumed from the node's log after a notification went missing, at
-        most ``max_pending`` waiting here."""
+        most ``max_pending`` waiting here.  After a move to another node it goes on
+        there, from the record's arrival."""
         from ._subscribe import CoapSubscription, stream_arguments
 
         node = self._node
@@ -534,8 +536,15 @@ class RemoteRecord(_Handle):
         as many as it may already."""
         upcall = RemoteUpcall(fn)
         ask = _Ask(GET, tag)
-        peer, options = self._resolved(ask)
-        self._node.call(upcall.start(self._node, peer, options, self._uri(tag)))
+
+        async def where() -> tuple[Address, list[tuple[int, bytes]], str]:
+            from ._node import peer_of
+
+            if self._target is None:
+                self._target = await peer_of(str(self._location))
+            return (*self._request(ask), self._uri(tag))
+
+        self._node.call(upcall.start(self._node, where, self._follow))
         return upcall
 
 
@@ -742,9 +751,17 @@ def _value(response: Message, uri: str) -> Value:
     return decode_cbor(response.payload)
 
 
+Where = Callable[[], Awaitable[tuple[Address, list[tuple[int, bytes]], str]]]
+"""Where an observed record (or field) is now: its peer, the options of the request
+and its URI."""
+
+
 class RemoteUpcall:
     """An observation of a remote record or field, calling a function with each new
-    state in a thread of its own; :meth:`cancel` ends it."""
+    state in a thread of its own; :meth:`cancel` ends it.  When the record moves to
+    another node (the node answers its old address with the new one), the
+    observation follows it: it registers again there, and the function is called
+    with the state it has there."""
 
     def __init__(self, fn: Callable[[Value], object]) -> None:
         self._fn = fn
@@ -756,34 +773,85 @@ class RemoteUpcall:
         self._node: Host | None = None
         self._thread = threading.Thread(target=self._run, name="tuplespace-remote-upcall", daemon=True)
 
-    async def start(self, node: Host, peer: Address, options: list[tuple[int, bytes]], uri: str) -> None:
+    async def start(self, node: Host, where: Where, follow: Callable[[URI], None]) -> None:
+        """Observe the record or field ``where`` says is (its peer, the options of the
+        request and its URI, asked again after each move); ``follow`` is told each
+        address it moved to."""
+        await self._register(node, where, follow)
+        self._node = node
+        node.upcalls.add(self)
+        self._thread.start()
 
-        def notified(message: Message) -> None:
-            try:
-                value = _value(message, uri)
-            except TupleSpaceError as exc:  # the record is gone
-                log.info("the observation of %s ended: %s", uri, exc)
-                self._ended(node)
-                return
-            with self._cond:
-                self._pending[:] = [value]
-                self._cond.notify()
-            if message.number(OBSERVE) is None:  # the last notification
-                self._ended(node)
+    async def _register(self, node: Host, where: Where, follow: Callable[[URI], None]) -> Value:
+        """Register the observation where the record is, following its moves; the
+        state the first answer gave."""
+        for _ in range(MAX_REDIRECTIONS):
+            peer, options, uri = await where()
+            notified = functools.partial(self._notified, node, where, follow, uri)
+            first, deregister = await node.endpoint.observe(peer, options, notified, self._lost(node, uri))
+            moved = moved_to(first)
+            if moved is not None:
+                deregister()
+                follow(URI(moved))
+                continue
+            value = _value(first, uri)
+            if first.number(OBSERVE) is None:
+                raise LimitReached(
+                    f"{uri}: the peer did not accept the observation", limit="observers", maximum=0
+                )
+            self._deregister = deregister
+            return value
+        raise Unreachable(f"the record moved more than {MAX_REDIRECTIONS} times on the way")
 
+    def _notified(
+        self, node: Host, where: Where, follow: Callable[[URI], None], uri: str, message: Message
+    ) -> None:
+        """On the node's loop: a notification; one that says the record moved away ends
+        the observation here and registers it where the record is now."""
+        moved = moved_to(message)
+        if moved is not None:
+            follow(URI(moved))
+            node.loop.create_task(self._moved(node, where, follow))
+            return
+        try:
+            value = _value(message, uri)
+        except TupleSpaceError as exc:  # the record is gone
+            log.info("the observation of %s ended: %s", uri, exc)
+            self._ended(node)
+            return
+        self._give(value)
+        if message.number(OBSERVE) is None:  # the last notification
+            self._ended(node)
+
+    async def _moved(self, node: Host, where: Where, follow: Callable[[URI], None]) -> None:
+        """Observe the record where it moved, giving the function its state there."""
+        try:
+            value = await self._register(node, where, follow)
+        except TupleSpaceError as exc:
+            log.info("the observation of a record that moved ended: %s", exc)
+            self._ended(node)
+            return
+        if not self._active:  # cancelled meanwhile
+            self._deregister_now()
+            return
+        self._give(value)
+
+    def _lost(self, node: Host, uri: str) -> Callable[[str], None]:
         def lost(why: str) -> None:
             log.info("the observation of %s ended: %s", uri, why)
             self._ended(node)
 
-        first, self._deregister = await node.endpoint.observe(peer, options, notified, lost)
-        _value(first, uri)
-        if first.number(OBSERVE) is None:
-            raise LimitReached(
-                f"{uri}: the peer did not accept the observation", limit="observers", maximum=0
-            )
-        self._node = node
-        node.upcalls.add(self)
-        self._thread.start()
+        return lost
+
+    def _give(self, value: Value) -> None:
+        with self._cond:
+            self._pending[:] = [value]
+            self._cond.notify()
+
+    def _deregister_now(self) -> None:
+        deregister, self._deregister = self._deregister, None
+        if deregister is not None:
+            deregister()
 
     def _ended(self, node: Host) -> None:
         """On the node's loop: the observation is over."""

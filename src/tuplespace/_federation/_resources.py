@@ -11,14 +11,15 @@ error body as the diagnostic payload.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 
 from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
-from .._codec import _loads, decode, decode_template, encode, from_wire, template_from_wire, to_wire
+from .._codec import _loads, decode, encode, from_wire, template_from_wire, to_wire
 from .._credit import check_principal
 from .._errors import (
     CapabilityRevoked,
@@ -37,16 +38,17 @@ from .._recordhandles import Record, RecordData
 from .._recordstore import DEFAULT_PRINCIPAL
 from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
-from .._templates import Template, feed_templates
+from .._templates import ANY, Template, feed_templates
 from .._upcall import Upcall
-from .._values import URI, Map, Value
+from .._values import URI, Limits, Map, Value
+from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
-from ..server._requests import parse_template_text
+from ..server._requests import get_template, parse_template_text
 from ..server._service import Page, ServerLimits
 from ..server._service_events import since_param
 from ..server._service_records import _get_credit, record_template_from_wire
 from ..server._service_rules import rule_out
-from ._cbor import CBOR, JSON, decode_cbor, encode_cbor
+from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
 from ._held import HeldTable, Sessions
 from ._message import (
@@ -427,14 +429,14 @@ class SpacesResource:
     ) -> tuple[Callable[[int | None], AsyncSubscription], int | None]:
         """A peer's subscription to the events of a space: FETCH
         ``?op=subscribe[&events=write,take][&since=<seq>][&existing=true]`` with
-        Observe 0 and the template (JSON wire format, ``{"$any": true}`` for every
+        Observe 0 and the template (JSON or CBOR, ``{"$any": true}`` for every
         tuple) as payload; ``&present=<upto>,<at>`` with ``since`` goes on with the
         present events of a subscription from where they stood (see
         :attr:`tuplespace.Subscription.presence`).  What opens it after an event,
         and the event asked for."""
         query = _query(request, ("op", "events", "since", "existing", "present"))
-        if request.number(CONTENT_FORMAT) != JSON:
-            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        if request.number(CONTENT_FORMAT) not in (JSON, CBOR):
+            raise ApiError(415, "content_format", "a template travels in JSON (50) or CBOR (60)")
         kinds = _kinds(query, EVENT_KINDS)
         since = since_param(query.get("since"), "since")
         existing = query.get("existing", "false")
@@ -442,7 +444,7 @@ class SpacesResource:
             raise ApiError(400, "bad_request", "existing is true or false", "existing")
         check_existing(existing == "true", since)
         present = _presence(query.get("present"))
-        template = parse_template_text(request.payload.decode(errors="replace"), space.limits)
+        template = _subscribed(request, space.limits)
         if present is not None and since is None:
             raise ApiError(400, "bad_request", "present goes on from since=<seq>: give both", "present")
         templates = feed_templates(template)
@@ -585,21 +587,23 @@ class SpacesResource:
         self, request: Message, name: str, accept: int, host: str
     ) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
-        answers the space's statistics; POST writes (``?op=write``, the default: the
-        payload's tuple; ``?op=write_many``: its array of tuples, all or none) for
-        ``?lease=<s>`` and answers the leases, or renews (``?op=renew&id=<lease>``) or
-        cancels (``?op=cancel&id=<lease>``) one, begins a transaction (``?op=begin``)
-        or confirms a claim (``?op=confirm&claim=<id>``); FETCH, with a payload in the
-        JSON wire format, does the ``?op=`` of :data:`FETCH_OPS` (read when none).  With
-        ``?tx=<id>`` an operation is done in that transaction (and ``commit``,
-        ``abort`` and ``renew`` end or renew it); with ``?claim=1`` a take or take_all
-        is held under a claim for its taker to confirm."""
+        answers the space's statistics (``?options``: its options, :func:`space_options`);
+        POST writes (``?op=write``, the default: the payload's tuple; ``?op=write_many``:
+        its array of tuples, all or none) for ``?lease=<s>`` and answers the leases, or
+        renews (``?op=renew&id=<lease>``) or cancels (``?op=cancel&id=<lease>``) one,
+        begins a transaction (``?op=begin``) or confirms a claim
+        (``?op=confirm&claim=<id>``); FETCH, with a payload in the JSON wire format, does
+        the ``?op=`` of :data:`FETCH_OPS` (read when none).  With ``?tx=<id>`` an
+        operation is done in that transaction (and ``commit``, ``abort`` and ``renew``
+        end or renew it); with ``?claim=1`` a take, take_all or take_record is held under
+        a claim for its taker to confirm."""
         space = self._spaces.get(name)
         if space is None:
             raise NotFound(f"this node has no space {name!r}")
         aspace = self._aspace(name, space)
         if request.code == GET:
-            _query(request, ())
+            if "options" in _query(request, ("options",)):
+                return answer_value(space_options(space), accept)
             return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
             return self._post(request, name, space, aspace, accept, host)
@@ -612,8 +616,10 @@ class SpacesResource:
         observed = {"op=subscribe", "op=watch_records"} & set(request.query)
         if observed:
             raise ApiError(400, "bad_request", f"{min(observed)} is observed: send it with Observe 0", "op")
-        if request.number(CONTENT_FORMAT) != JSON:
-            raise ApiError(415, "content_format", "a template travels in the JSON wire format (50)")
+        if request.number(CONTENT_FORMAT) not in (JSON, CBOR):
+            raise ApiError(
+                415, "content_format", "a template travels in the JSON wire format (50) or CBOR (60)"
+            )
         query = _query(
             request, ("op", "timeout", "limit", "after", "lease", "tx", "claim", "under", "session")
         )
@@ -625,9 +631,9 @@ class SpacesResource:
         if tx_id is not None and op in ("write_if_absent", "replace", "find", "take_record"):
             raise ApiError(400, "bad_request", f"{op} is not done in a transaction", "tx")
         if op in ("find", "take_record"):
-            return self._records(request, space, aspace, op, query, accept)
+            return self._records(request, name, space, aspace, op, query, accept, claim, host)
         if op in ("write_if_absent", "replace"):
-            wire = _loads(request.payload, space.limits)
+            wire = _fetched(request, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
                 raise WireError("the payload of write_if_absent or replace is [template, tuple]")
             template = template_from_wire(wire[0], space.limits)
@@ -640,11 +646,11 @@ class SpacesResource:
             return self._done(
                 aspace.replace(template, successor, lease, timeout), lambda t: answer_value(t, accept)
             )
-        template = decode_template(request.payload, space.limits)
+        template = template_from_wire(_fetched(request, space.limits), space.limits)
         if tx_id is not None:
             if claim:
                 raise ApiError(400, "bad_request", "what a transaction takes it holds: no claim", "claim")
-            tx = self._held.find("transaction", tx_id, name).tx
+            tx = self._held.transaction(tx_id, name)
             return self._in_transaction(tx, op, template, query, timeout, accept)
         if claim:
             limit = _whole(query, "limit")
@@ -733,16 +739,29 @@ class SpacesResource:
         return Map(answer)
 
     def _records(
-        self, request: Message, space: Space, aspace: AsyncSpace, op: str, query: dict[str, str], accept: int
+        self,
+        request: Message,
+        name: str,
+        space: Space,
+        aspace: AsyncSpace,
+        op: str,
+        query: dict[str, str],
+        accept: int,
+        claim: bool,
+        host: str,
     ) -> Message | Awaitable[Message]:
         """FETCH ``?op=find`` (the addresses of the matching records, at most ``limit``
         and the node's ``max_results``; ``more`` when more match past a bound the caller
-        did not set) or ``?op=take_record`` (what the record taken held, or null), the
-        payload a record template in the JSON wire format, below ``?under=`` if given."""
-        template = record_template_from_wire(_loads(request.payload, space.limits), space.limits).fields
+        did not set) or ``?op=take_record`` (what the record taken held, or null; with
+        ``?claim=1`` held under a claim, see :meth:`_claim_record`), the payload a record
+        template in the JSON wire format, below ``?under=`` if given."""
+        template = record_template_from_wire(_fetched(request, space.limits), space.limits).fields
         under = query.get("under")
         if op == "take_record":
             timeout = _seconds(query, "timeout")
+            if claim:
+                claimed = self._claim_record(name, aspace, template, under, timeout, host)
+                return self._done(claimed, lambda answer: answer_value(answer, accept))
             taken = (
                 aspace.try_take_record(template, under)
                 if timeout == 0
@@ -784,13 +803,12 @@ class SpacesResource:
                 raise ApiError(400, "bad_request", "confirm names its claim: ?claim=<id>", "claim")
             return self._done(self._confirm(name, claim_id), lambda _: Message(code=CHANGED))
         if tx_id is not None:
-            held = self._held.find("transaction", tx_id, name)
+            tx = self._held.transaction(tx_id, name)
             if op in ("commit", "abort"):
-                return self._done(self._end(held.id, held.tx, op), lambda _: Message(code=CHANGED))
+                return self._done(self._end(tx_id, tx, op), lambda _: Message(code=CHANGED))
             if op == "renew":
                 _positive(lease)
-                renewed = held.tx.renew(lease)
-                return self._done(renewed, lambda _: answer_value(held.tx.expires_at, accept, CHANGED))
+                return self._done(tx.renew(lease), lambda _: answer_value(tx.expires_at, accept, CHANGED))
         elif op in ("renew", "cancel"):
             seq = _whole(query, "id")
             if seq is None:
@@ -804,13 +822,13 @@ class SpacesResource:
         value = _payload(request, space)
         if op == "write":
             if tx_id is not None:
-                return self._done(held.tx.write(value, lease), lambda _: Message(code=CHANGED))
+                return self._done(tx.write(value, lease), lambda _: Message(code=CHANGED))
             work = aspace.write(value, lease, _seconds(query, "timeout"))
             return self._done(work, lambda one: _written(one, accept))
         if not isinstance(value, tuple):
             raise WireError("write_many writes an array of tuples")
         if tx_id is not None:
-            return self._done(held.tx.write_many(value, lease), lambda _: Message(code=CHANGED))
+            return self._done(tx.write_many(value, lease), lambda _: Message(code=CHANGED))
         return self._done(
             aspace.write_many(value, lease),
             lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
@@ -827,7 +845,40 @@ class SpacesResource:
         Record(space.core, handle.rid, token, handle.operations, owner=True).revoke()
         return Message(code=CHANGED)
 
-    async def _end(self, held_id: str, tx: AsyncTransaction, op: str) -> None:
+    async def _claim_record(
+        self,
+        name: str,
+        aspace: AsyncSpace,
+        template: Mapping[str, Any],
+        under: str | None,
+        timeout: float | None,
+        host: str,
+    ) -> Map:
+        """A take_record under a claim (``{"record": what it held, or null}``): the
+        record taken is held, hidden but not removed, until its taker confirms the
+        claim, and shown again as it was when the claim's lease runs out unconfirmed.
+        When a record was taken, the answer has the claim's id (``"claim"``) and its
+        lease in seconds (``"lease"``), counted from the take."""
+        self._held.check_room(host)
+        held: list[RecordClaim] = []
+
+        def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
+            held.append(RecordClaim(aspace.core, rid, self.claim_lease))
+
+        claimed = False
+        try:
+            try:
+                taken = await aspace.take_record(template, under, timeout, hold=hold)
+            except Timeout:
+                return Map({"record": None})
+            claim = self._held.add("claim", name, held[0], host)
+            claimed = True
+        finally:
+            if held and not claimed:
+                await held[0].abort()
+        return Map({"record": record_data(taken), "claim": claim.id, "lease": self.claim_lease})
+
+    async def _end(self, held_id: str, tx: AsyncTransaction | RecordClaim, op: str) -> None:
         """Commit or abort a transaction, and stop holding it."""
         try:
             await (tx.commit() if op == "commit" else tx.abort())
@@ -1197,6 +1248,24 @@ def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}
 
 
+def _subscribed(request: Message, limits: Limits) -> Any:
+    """The template of a subscription (``{"$any": true}`` alone: every tuple), in
+    JSON or CBOR (see :func:`_fetched`)."""
+    if request.number(CONTENT_FORMAT) == CBOR:
+        wire = template_wire(decode_cbor(request.payload, limits))
+        return ANY if wire == {"$any": True} else get_template({"template": wire}, "template", limits)
+    return parse_template_text(request.payload.decode(errors="replace"), limits)
+
+
+def _fetched(request: Message, limits: Limits) -> Any:
+    """The payload of a FETCH of a space (a template, a record template, ``[template,
+    tuple]``) in the JSON wire format: as it came (Content-Format 50), or read from
+    CBOR (60, see :func:`template_wire`)."""
+    if request.number(CONTENT_FORMAT) == CBOR:
+        return template_wire(decode_cbor(request.payload, limits))
+    return _loads(request.payload, limits)
+
+
 def _whole(query: dict[str, str], name: str) -> int | None:
     text = query.get(name)
     if text is None:
@@ -1204,6 +1273,30 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     if not text.isdigit() or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
+
+
+def space_options(space: Space) -> Map:
+    """The options of ``space`` as they travel (``GET /spaces/<space>?options``): those
+    of :class:`~tuplespace.Space` and, in ``active_limits``, its rules' limits
+    (``space.rules.limits``); ``clock`` is ``"simulated"`` or ``"system"``."""
+    return Map(
+        {
+            "order": space.order,
+            "capacity": space.capacity,
+            "limits": Map(dataclasses.asdict(space.limits)),
+            "charge_rate": space.charge_rate,
+            "creation_charge": space.creation_charge,
+            "redirect_charge": space.redirect_charge,
+            "firing_charge": space.firing_charge,
+            "step_charge": space.step_charge,
+            "max_firings": space.max_firings,
+            "active_limits": Map(dataclasses.asdict(space.rules.limits)),
+            "operator": space.operator,
+            "mint_amount": space.mint_amount,
+            "mint_bits": space.mint_bits,
+            "clock": "simulated" if space.clock.simulated else "system",
+        }
+    )
 
 
 def record_data(data: RecordData | None) -> Value:
@@ -1240,8 +1333,10 @@ def _claim_asked(query: dict[str, str], op: str) -> bool:
         return False
     if flag != "1":
         raise ApiError(400, "invalid_value", f"claim is 1 when given, not {flag!r}", "claim")
-    if op not in ("take", "take_all"):
-        raise ApiError(400, "bad_request", f"a {op} is not claimed: only take and take_all are", "claim")
+    if op not in ("take", "take_all", "take_record"):
+        raise ApiError(
+            400, "bad_request", f"a {op} is not claimed: only take, take_all and take_record are", "claim"
+        )
     return True
 
 

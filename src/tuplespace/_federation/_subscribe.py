@@ -30,7 +30,7 @@ from ..client._primitives import AsyncOpenable
 from ._cbor import CBOR, JSON
 from ._endpoint import Address, Endpoint
 from ._message import ACCEPT, CONTENT_FORMAT, FETCH, OBSERVE, URI_QUERY, Message
-from ._remote import _value
+from ._remote import MAX_REDIRECTIONS, _space_of, _value, moved_to
 
 __all__ = ["AsyncCoapSubscription", "CoapSubscription", "Observed", "StreamHost"]
 
@@ -122,6 +122,7 @@ class _Stream:
         self._generation = 0  # notifications of an observation ended are ignored
         self._end: Callable[[], None] = _nothing
         self._registering = False
+        self._arriving = False  # followed to another node: its arrival there is still to skip
         self.paused = False  # the reader is max_pending behind: no observation
         self.closed = False
         self.registrations = 0
@@ -170,20 +171,28 @@ class _Stream:
             if generation == self._generation:
                 self._again()
 
-        observed = self.observed
-        if observed.peer is None:
-            from ._node import peer_of
+        for _ in range(MAX_REDIRECTIONS):
+            observed = self.observed
+            if observed.peer is None:
+                from ._node import peer_of
 
-            peer, path = await peer_of(observed.url)
-            observed = self.observed = observed._replace(peer=peer, path=path)
-        assert observed.peer is not None
-        self.registrations += 1
-        answer, end = await self.space.endpoint.observe(
-            observed.peer, self._options(), notified, lost, FETCH, observed.payload
-        )
-        if generation != self._generation:  # closed meanwhile
-            end()
-            return False
+                peer, path = await peer_of(observed.url)
+                observed = self.observed = observed._replace(peer=peer, path=path)
+            assert observed.peer is not None
+            self.registrations += 1
+            answer, end = await self.space.endpoint.observe(
+                observed.peer, self._options(), notified, lost, FETCH, observed.payload
+            )
+            if generation != self._generation:  # closed meanwhile
+                end()
+                return False
+            moved = moved_to(answer)
+            if moved is None:
+                break
+            end()  # the record moved to another node: watched there
+            self._follow(moved)
+        else:
+            raise Unreachable(f"{self.observed.url}: the record moved more than {MAX_REDIRECTIONS} times")
         self._end = end
         body = _value(answer, observed.url)
         if answer.number(OBSERVE) is None:
@@ -207,6 +216,11 @@ class _Stream:
         registration renewed after the node dropped it: ``own`` is the answer to
         :meth:`register`)."""
         url = self.observed.url
+        moved = moved_to(message)
+        if moved is not None:  # renewed where the record was: watched where it is
+            self._follow(moved)
+            self._again()
+            return
         try:
             body = _value(message, url)
             after = body["after"]
@@ -235,6 +249,11 @@ class _Stream:
         if present is not None:
             self.presence = (upto, last)
         for item in items:
+            if self._arriving:  # watched where the record moved: its changes there until it arrived
+                self._arriving = isinstance(item, Change) and item.kind != "create"
+                if isinstance(item, Change):
+                    self.cursor = item.seq
+                    continue
             self.items.append(item)
             if isinstance(item, EventsLost):
                 self.cursor = item.oldest_available - 1
@@ -246,11 +265,30 @@ class _Stream:
             if item.kind in self.observed.ends:
                 self.stop()
                 return
+            if isinstance(item, Change) and item.kind == "move" and self._follow(str(item.value)):
+                self._wake()
+                self._again()
+                return
         if items:
             self._wake()
         if len(self.items) >= self.max_pending and not self.paused:
             self.paused = True
             self._drop()
+
+    def _follow(self, address: str) -> bool:
+        """A watched record moved to ``address``: whether that is another node's space,
+        where its watch goes on.  That node numbers its events in its own log: a watch
+        that had begun asks it for the record's changes from the start of its log, and
+        skips those up to the record's arrival (its ``create`` there), which the ``move``
+        told already; one that had not begun begins there."""
+        observed = self.observed
+        if observed.query[:1] != ("op=watch",) or _space_of(address) == _space_of(observed.url):
+            return False
+        self.observed = Observed(None, [], address, ("op=watch",), ends=observed.ends)
+        self._arriving = self.cursor is not None
+        self.cursor = 0 if self._arriving else None
+        self.presence = None
+        return True
 
     def _drop(self) -> None:
         """End the observation under way (its later notifications are ignored)."""
