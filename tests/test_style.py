@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 # Every private access left in src/, counted with the ones a ``noqa`` allows and the
 # modules pyproject.toml still exempts; lower it as modules move to seams.  The goal is
 # 2 per 1,000 lines.
-MAX_PRIVATE_ACCESSES = 19
+MAX_PRIVATE_ACCESSES = 17
 
 NOQA = re.compile(r"#\s*noqa:\s*SLF001\b(.*)")
 

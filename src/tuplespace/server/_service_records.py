@@ -365,7 +365,7 @@ class RecordRoutes(EventRoutes):
                     request,
                     caller,
                     timeout,
-                    lambda wait: aspace._take_record(template, under, wait, hold),  # noqa: SLF001 (held for a claim)
+                    lambda wait: aspace.take_record(template, under, wait, hold=hold),
                 )
             elif timeout == 0:
                 taken, more = await face.try_take_record(template, under), False
