@@ -14,13 +14,13 @@ import cbor2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tuplespace.server._records import record_template_from_wire
 
 import tuplespace as ts
 from test_codec import TUPLES, VALUES
 from tuplespace._codec import template_from_wire
 from tuplespace._federation._cbor import template_wire
 from tuplespace._values import value_key
+from tuplespace.server._service_records import record_template_from_wire
 
 VECTORS = json.loads((Path(__file__).parent.parent / "docs" / "cbor-vectors.json").read_text())
 
