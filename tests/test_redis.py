@@ -22,6 +22,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
+from tuplespace.stores._redis import prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -416,6 +417,29 @@ def test_a_subscription_sees_the_events_of_every_process_and_another_resumes_aft
     print(e.seq, e.kind, e.tuple)
     """
     assert finished(run_child(url, code)) == f"{sub.last_seq + 1} write ('job', 2)\n"
+
+
+def test_a_commit_that_only_takes_tells_the_processes_listening(redis_server: RedisServer) -> None:
+    """A commit that writes nothing logs its take events and says so on the space's
+    channel, so that subscriptions waiting in any process read on (claims of servers on
+    Redis are such commits); before, they slept until some other change."""
+    name = "listened-" + os.urandom(6).hex()
+    listener = redis.Redis(host="127.0.0.1", port=redis_server.port).pubsub()
+    listener.ssubscribe(prefix(name) + ":ch")
+    with ts.connect(redis_server.space_url(name)) as space:
+        space.write(("job", 1))
+        with space.transaction() as tx:
+            tx.take(("job", 1))
+        deadline = time.monotonic() + PATIENCE
+        told = []
+        while b"r 0" not in told and time.monotonic() < deadline:
+            message = listener.get_message(timeout=1.0)
+            if message is not None and message["type"] == "smessage":
+                told.append(message["data"])
+        assert b"r 0" in told, told
+        with space.subscribe(("job", int), since=0) as sub:
+            assert [sub.get(timeout=0).kind, sub.get(timeout=0).kind] == ["write", "take"]
+    listener.close()
 
 
 def test_the_event_log_in_redis_is_bounded_in_bytes(redis_server: RedisServer) -> None:

@@ -260,9 +260,13 @@ end
 -- it holds, in their order.
 local function settle(tx)
   local held = P .. ':h:' .. tx
-  for _, id in ipairs(held_ids(held)) do
+  local ids = held_ids(held)
+  for _, id in ipairs(ids) do
     local kept = string.match(redis.call('HGET', held, id), '^%S* (.*)$')
     log('take', encoding(kept))
+  end
+  if #ids > 0 then  -- take events logged, no tuple gone now: subscriptions read on
+    redis.call('SPUBLISH', CH, 'r 0')
   end
   redis.call('DEL', held)
   redis.call('ZREM', TXEXP, tx)
