@@ -8,6 +8,7 @@ and in-process ways of the conformance kit); here is what only the transports sh
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import socket
 import uuid
@@ -203,6 +204,7 @@ def test_a_space_dropped_on_its_applications_own_loop_confirms_its_claims_withou
 
         async def drop() -> None:
             held.clear()  # the last reference: the space is finalized here, on the loop
+            gc.collect()  # (or by the collector, still on the loop, were it held in a cycle)
 
         _application(app).run(drop()).result(PATIENCE)
         wait_until(lambda: observer.statistics()["commits"] == 1, "the claim to be confirmed")
