@@ -66,8 +66,6 @@ _MAX_ID = 20
 _MAX_HELLO = 1 << 16
 _MAX_LINE = 1 << 16
 _MIN_BODY = 1 << 20
-# Routes that answer with a stream, which a channel does not carry.
-_STREAMS = frozenset({"events", "record_events"})
 _CONVERT: dict[Any, Callable[[str], Any]] = {int: int, str: str}
 
 Endpoint = Callable[..., Awaitable[Response]]
@@ -107,7 +105,7 @@ class _Routes:
             if route.op.method != method:
                 allowed = True
                 continue
-            if route.op.name in _STREAMS:
+            if route.op.streams:
                 raise ApiError(400, "bad_request", f"{path} streams: open it over HTTP, not on a channel")
             found = (route.endpoint, route.params_of(segments))
             break
