@@ -33,8 +33,8 @@ from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
 from ._auth import ALL, Tokens, valid_space_name
 from ._dashboard import install_dashboard
-from ._errors import ApiError, api_error, error_response
-from ._guard import Guard, Policy
+from ._errors import ApiError, api_error
+from ._guard import Guard, Policy, error_response
 from ._hosting import Hub
 from ._openapi import install as install_openapi
 from ._openapi import route_options
