@@ -39,7 +39,6 @@ from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI
-from starlette.responses import Response
 from uvicorn.server import ServerState
 
 from .. import __version__
@@ -50,7 +49,7 @@ from .._httpapi import OPERATIONS, Operation
 from ._errors import ApiError, api_error, limit_reached, request_timeout
 from ._guard import Policy
 from ._requests import ServiceRequest
-from ._service import ApiBase
+from ._service import Answer, ApiBase
 
 __all__: list[str] = []  # the door of _connections opens channels
 
@@ -68,7 +67,7 @@ _MAX_LINE = 1 << 16
 _MIN_BODY = 1 << 20
 _CONVERT: dict[Any, Callable[[str], Any]] = {int: int, str: str}
 
-Endpoint = Callable[..., Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[Answer]]
 
 
 class _Routes:
@@ -180,7 +179,7 @@ class _Service:
             request = ServiceRequest(
                 channel.authorization, channel.host, functools.partial(_given, body), channel.watch_disconnect
             )
-            response = await endpoint(**params, request=request)
+            answer = await endpoint(**params, request=request)
         except ApiError as exc:
             return _error(exc)
         except TupleSpaceError as exc:
@@ -188,7 +187,7 @@ class _Service:
         except Exception:
             logger.exception("a channel request failed: %s", data[:200])
             return _error(ApiError(500, "internal_error", "the server failed to answer"))
-        return b"%d\n%s" % (response.status_code, response.body)
+        return b"%d\n%s" % (answer.status_code, answer.body)
 
 
 async def _given(body: bytes, most: int) -> tuple[bytes, int]:
