@@ -14,7 +14,7 @@ import tuplespace as ts
 from tuplespace._codec import to_wire
 from tuplespace.server import create_app
 from tuplespace.server._requests import NO_QUERY, ServiceRequest
-from tuplespace.server._service import NO_CONTENT, Answer, Messages
+from tuplespace.server._service import NO_CONTENT, Answer, Messages, Notice
 
 SERVER = Path(__file__).resolve().parent.parent / "src" / "tuplespace" / "server"
 # What the handlers are made of; the adapters (_app, _guard, _channel, ...) are the rest.
@@ -74,12 +74,17 @@ def test_an_event_stream_is_messages_that_end_with_their_subscription() -> None:
             messages = await api.events("s", request=request(query=query))
             assert isinstance(messages, Messages)
             assert len(api.streams) == 1
-            assert await anext(messages.chunks) == b": subscribed\n\n"
+            assert await anext(messages.notices) == Notice(None, "subscribed")
             await api.write("s", request=request({"tuple": ["job", 7]}))
-            event = await anext(messages.chunks)
-            assert event.startswith(b"id: 1\nevent: write\ndata: ")
-            assert orjson.loads(event.split(b"data: ")[1])["tuple"] == to_wire(("job", 7))
-            await messages.chunks.aclose()
+            event = await anext(messages.notices)
+            assert (event.kind, event.seq) == ("write", 1)
+            assert event.data | {"time": None} == {
+                "seq": 1,
+                "kind": "write",
+                "tuple": to_wire(("job", 7)),
+                "time": None,
+            }
+            await messages.notices.aclose()
             await messages.end()
             assert len(api.streams) == 0
 

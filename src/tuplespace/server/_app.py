@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -44,7 +45,7 @@ from ._hosting import Hub
 from ._openapi import install as install_openapi
 from ._openapi import route_options
 from ._requests import ServiceRequest
-from ._service import Answer, Messages, ServerLimits
+from ._service import Answer, Messages, Notice, ServerLimits
 from ._service_api import Api
 
 if TYPE_CHECKING:
@@ -287,7 +288,8 @@ class AnswerResponse(Response):
 class EventStream(Response):
     """The :class:`~._service.Messages` of an event stream as Server-Sent Events, sent
     until they end or the client goes away; either way their ``end`` is awaited then
-    (it ends the subscription)."""
+    (it ends the subscription).  A notice is an event (``id:``, ``event:`` and its JSON
+    ``data:``), or a comment line."""
 
     media_type = "text/event-stream"
 
@@ -296,7 +298,7 @@ class EventStream(Response):
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        self.chunks = messages.chunks
+        self.notices = messages.notices
         self.end = messages.end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -309,16 +311,23 @@ class EventStream(Response):
             for task in (streaming, gone):
                 task.cancel()
             await asyncio.wait((streaming, gone))
-            await self.chunks.aclose()
+            await self.notices.aclose()
             await self.end()
         if not streaming.cancelled() and streaming.exception() is not None:
             raise streaming.exception()  # type: ignore[misc]
 
     async def _send_all(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        async for chunk in self.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async for notice in self.notices:
+            await send({"type": "http.response.body", "body": _event(notice), "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _event(notice: Notice) -> bytes:
+    """``notice`` as a Server-Sent Event, or a comment."""
+    if notice.kind is None:
+        return b": %s\n\n" % notice.data.encode()
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (notice.seq, notice.kind.encode(), orjson.dumps(notice.data))
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:

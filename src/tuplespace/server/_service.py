@@ -59,6 +59,7 @@ __all__ = [
     "ApiBase",
     "Caller",
     "Messages",
+    "Notice",
     "Page",
     "ServerLimits",
     "found_answer",
@@ -284,14 +285,25 @@ class Answer(NamedTuple):
 NO_CONTENT = Answer(204, b"", None)
 
 
+class Notice(NamedTuple):
+    """One message of an event stream: its ``kind`` (an event's, ``"lost"`` for events
+    lost), its ``data`` (a JSON-ready dict) and the sequence number a client that saw
+    it resumes after.  A notice of kind None is a comment, its data a short text
+    (``"subscribed"``, ``"keep-alive"``): it keeps an idle stream open."""
+
+    kind: str | None
+    data: Any
+    seq: int = 0
+
+
 @dataclass(frozen=True)
 class Messages:
-    """An answer that goes on: the messages of an event stream (Server-Sent Events,
-    media type ``text/event-stream``), sent as ``chunks`` yields them until it ends or
-    the client goes away; either way ``end`` is awaited then (it ends the
-    subscription).  Only a transport that carries streams (HTTP) asks for one."""
+    """An answer that goes on: the notices of an event stream, sent as ``notices``
+    yields them until it ends or the client goes away; either way ``end`` is awaited
+    then (it ends the subscription).  Only a transport that carries streams (HTTP, as
+    Server-Sent Events) asks for one."""
 
-    chunks: AsyncGenerator[bytes, None]
+    notices: AsyncGenerator[Notice, None]
     end: Callable[[], Awaitable[None]]
 
 

@@ -31,7 +31,7 @@ from ._claims import RecordClaim
 from ._errors import coded, placed
 from ._hosting import SpaceInfo
 from ._requests import ServiceRequest, check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
-from ._service import NO_CONTENT, Answer, Caller, Messages, json_answer
+from ._service import NO_CONTENT, Answer, Caller, Messages, Notice, json_answer
 from ._service_events import EventRoutes
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     Handle: TypeAlias = AsyncRecord | AsyncRedisRecord
 
-__all__ = ["RecordRoutes", "change_message", "record_template_from_wire"]
+__all__ = ["RecordRoutes", "change_notice", "record_template_from_wire"]
 
 _COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
 # What a capability must allow for each operation of the table on a record (None: any
@@ -432,7 +432,7 @@ class RecordRoutes(EventRoutes):
             return target.aspace.watch_records(under, kinds, since=after, max_pending=self.limits.max_pending)
 
         try:
-            return await self.open_stream(caller, since, open_watch, change_message)
+            return await self.open_stream(caller, since, open_watch, change_notice)
         except Exception as exc:
             raise placed(exc, "under" if handle is None else "ref") from None
 
@@ -601,17 +601,15 @@ async def _record_out(handle: Handle) -> dict[str, Any]:
     return out
 
 
-def change_message(change: Change) -> bytes:
-    """A record change as a Server-Sent Event."""
-    data = orjson.dumps(
-        {
-            "seq": change.seq,
-            "kind": change.kind,
-            "path": change.path,
-            "tag": change.tag,
-            "value": to_wire(change.value),
-            "version": change.version,
-            "time": change.time,
-        }
-    )
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
+def change_notice(change: Change) -> Notice:
+    """A record change as a notice of its stream."""
+    data = {
+        "seq": change.seq,
+        "kind": change.kind,
+        "path": change.path,
+        "tag": change.tag,
+        "value": to_wire(change.value),
+        "version": change.version,
+        "time": change.time,
+    }
+    return Notice(change.kind, data, change.seq)
