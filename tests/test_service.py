@@ -55,7 +55,7 @@ def test_handlers_answer_a_status_and_body_that_any_transport_can_send() -> None
             taken = await api.take("s", request=request({"template": ["job", {"$formal": "int"}]}))
             assert taken == Answer(200, orjson.dumps({"tuple": to_wire(("job", 1))}))
             assert await api.delete_space("s", request=request()) == NO_CONTENT
-            assert NO_CONTENT == (204, b"", None)
+            assert Answer(204, b"", None) == NO_CONTENT
             metrics = await api.metrics(request=request())
             assert (metrics.status_code, metrics.media_type.split(";")[0]) == (200, "text/plain")
             assert b"tuplespace_spaces" in metrics.body

@@ -45,7 +45,7 @@ from ._hosting import Hub
 from ._openapi import install as install_openapi
 from ._openapi import route_options
 from ._requests import ServiceRequest
-from ._service import Answer, Messages, Notice, ServerLimits
+from ._service import JSON, Answer, Messages, Notice, ServerLimits
 from ._service_api import Api
 
 if TYPE_CHECKING:
@@ -273,16 +273,23 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+_JSON_TYPE = (b"content-type", JSON.encode())
+
+
 class AnswerResponse(Response):
     """An :class:`~._service.Answer` as an HTTP response: its status, its body, and
-    the headers of its length and media type."""
+    the headers of its length (but of a 204 or 304) and of its media type, as it is
+    (a ``text/`` type says its charset)."""
 
     def __init__(self, answer: Answer) -> None:
-        self.status_code = answer.status_code
+        status = self.status_code = answer.status_code
         self.background = None
-        self.body = answer.body
-        self.media_type = answer.media_type
-        self.init_headers()
+        body = self.body = answer.body
+        media = answer.media_type
+        headers = [] if status < 200 or status in (204, 304) else [(b"content-length", b"%d" % len(body))]
+        if media is not None:
+            headers.append(_JSON_TYPE if media == JSON else (b"content-type", media.encode("latin-1")))
+        self.raw_headers = headers
 
 
 class EventStream(Response):

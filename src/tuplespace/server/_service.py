@@ -269,7 +269,8 @@ class Caller:
 JSON = "application/json"
 
 
-class Answer(NamedTuple):
+@dataclass(slots=True)  # not frozen: made on every request, it is made fast (and never changed)
+class Answer:
     """What a handler of the service answers, whatever transport asked: a status code
     (as HTTP numbers them, which the channel sends too), the body's bytes and their
     media type (None: no body).  Each transport sends it in its own way: HTTP as a
