@@ -211,7 +211,7 @@ def _endpoint(op: Operation, handler: Callable[..., Awaitable[Any]]) -> Callable
     which it hands the handler a :class:`ServiceRequest`; what the handler answers
     goes out as an :class:`AnswerResponse`, or an :class:`EventStream` when ``op``
     streams."""
-    send: Callable[[Any], Response] = EventStream if op.streams else AnswerResponse
+    respond: Callable[[Any], Response] = EventStream if op.streams else AnswerResponse
 
     async def endpoint(request: Request, **params: Any) -> Response:
         client = request.client
@@ -224,7 +224,7 @@ def _endpoint(op: Operation, handler: Callable[..., Awaitable[Any]]) -> Callable
             request.query_params,
             headers.get("last-event-id"),
         )
-        return send(await handler(**params, request=incoming))
+        return respond(await handler(**params, request=incoming))
 
     signature = inspect.signature(handler, eval_str=True)
     parameters = [
@@ -278,8 +278,8 @@ _JSON_TYPE = (b"content-type", JSON.encode())
 
 class AnswerResponse(Response):
     """An :class:`~._service.Answer` as an HTTP response: its status, its body, and
-    the headers of its length (but of a 204 or 304) and of its media type, as it is
-    (a ``text/`` type says its charset)."""
+    the headers of its length (but of a 204 or 304) and of its media type, sent as it
+    is (so a ``text/`` type names its own charset)."""
 
     def __init__(self, answer: Answer) -> None:
         status = self.status_code = answer.status_code
