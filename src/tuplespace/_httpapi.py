@@ -59,7 +59,8 @@ class Operation:
 
     ``request`` is the OpenAPI of its request (a JSON body, or parameters);
     ``answers`` its answers by status, the first the one of success.  ``fields``
-    and ``required`` are the keys its JSON body may and must hold.
+    and ``required`` are the keys its JSON body may and must hold; ``streams``: its
+    answer is a stream of events (``text/event-stream``), which only HTTP carries.
 
     ``needs`` are the permissions (of :data:`PERMISSIONS`) the caller's token must
     grant on the space, every one of them, and ``one_of`` those of which it must
@@ -80,12 +81,15 @@ class Operation:
     one_of: tuple[str, ...] = ()
     fields: frozenset[str] = field(init=False)
     required: tuple[str, ...] = field(init=False)
+    streams: bool = field(init=False)
 
     def __post_init__(self) -> None:
         body = self.request.get("requestBody", {}).get("content", {}).get("application/json", {})
         schema = body.get("schema", {})
         object.__setattr__(self, "fields", frozenset(schema.get("properties", ())))
         object.__setattr__(self, "required", tuple(schema.get("required", ())))
+        success = next(iter(self.answers.values()))
+        object.__setattr__(self, "streams", "text/event-stream" in success.get("content", {}))
 
 
 def ref(name: str) -> Schema:

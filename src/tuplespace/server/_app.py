@@ -1,8 +1,13 @@
-"""The HTTP API of docs/http-api.md, as a FastAPI application.
+"""The HTTP API of docs/http-api.md, as a FastAPI application: the HTTP adapter of the service.
 
-Handlers read the body with orjson and decode tuples and templates with the wire
-codec; no model validates a request on the way in (the request schemas exist
-for the OpenAPI document only).  Every request is checked whole before it acts.
+A route per operation of the table hands its handler a :class:`ServiceRequest`
+made of the HTTP request, and sends what the handler answers (an
+:class:`~._service.Answer`, or the :class:`~._service.Messages` of an event
+stream) as the HTTP response; the errors it raises become their status and body
+through ``api_error``.  Handlers read the body with orjson and decode tuples and
+templates with the wire codec; no model validates a request on the way in (the
+request schemas exist for the OpenAPI document only).  Every request is checked
+whole before it acts.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -23,36 +29,29 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from .._errors import TupleSpaceError
-from .._httpapi import OPERATIONS
+from .._httpapi import OPERATIONS, Operation
 from .._recordstore import DEFAULT_BASE_URI
 from .._schemes import SCHEMES
 from .._schemes import scheme as find_scheme
 from ._auth import ALL, Tokens, valid_space_name
 from ._dashboard import install_dashboard
-from ._errors import ApiError, api_error, error_response
-from ._guard import Guard, Policy
+from ._errors import ApiError, api_error
+from ._guard import Guard, Policy, error_response
 from ._hosting import Hub
 from ._openapi import install as install_openapi
 from ._openapi import route_options
 from ._requests import ServiceRequest
-from ._service import ServerLimits, disconnected
-from ._service_credit import CreditRoutes
-from ._service_rules import RuleRoutes
-from ._service_spaces import Operations
-from ._service_transactions import Transactions
+from ._service import JSON, Answer, Messages, Notice, ServerLimits
+from ._service_api import Api
 
 if TYPE_CHECKING:
     from .._federation import Node
 
-__all__ = ["Api", "create_app"]
-
-
-class Api(Operations, Transactions, RuleRoutes, CreditRoutes):
-    """The state of one server and the handlers of its routes."""
+__all__ = ["create_app"]
 
 
 def create_app(
@@ -202,14 +201,17 @@ def _store(data_dir: str | Path | None, store: str | None) -> tuple[str, str | N
 def _routes(app: FastAPI, api: Api) -> None:
     """A route for each operation of the table, to the handler of its name."""
     for op in OPERATIONS:
-        endpoint = _endpoint(getattr(api, op.name))
+        endpoint = _endpoint(op, getattr(api, op.name))
         app.add_api_route(op.path, endpoint, response_class=Response, **route_options(op))
 
 
-def _endpoint(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
-    """The HTTP face of a handler of the service: FastAPI gives it the path's
-    parameters (checked against the handler's signature) and the request, of which it
-    hands the handler a :class:`ServiceRequest`."""
+def _endpoint(op: Operation, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Response]]:
+    """The HTTP face of the handler of the operation ``op``: FastAPI gives it the
+    path's parameters (checked against the handler's signature) and the request, of
+    which it hands the handler a :class:`ServiceRequest`; what the handler answers
+    goes out as an :class:`AnswerResponse`, or an :class:`EventStream` when ``op``
+    streams."""
+    respond: Callable[[Any], Response] = EventStream if op.streams else AnswerResponse
 
     async def endpoint(request: Request, **params: Any) -> Response:
         client = request.client
@@ -222,13 +224,15 @@ def _endpoint(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awai
             request.query_params,
             headers.get("last-event-id"),
         )
-        return await handler(**params, request=incoming)
+        return respond(await handler(**params, request=incoming))
 
     signature = inspect.signature(handler, eval_str=True)
     parameters = [
         p.replace(annotation=Request) if p.name == "request" else p for p in signature.parameters.values()
     ]
-    endpoint.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    endpoint.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=parameters, return_annotation=Response
+    )
     return endpoint
 
 
@@ -254,7 +258,7 @@ def _watch_disconnect(receive: Receive, callback: Callable[[], object]) -> Calla
     def gone_away(_: object) -> None:
         callback()
 
-    gone = asyncio.get_running_loop().create_task(disconnected(receive))
+    gone = asyncio.get_running_loop().create_task(_disconnected(receive))
     gone.add_done_callback(gone_away)
 
     def unwatch() -> None:
@@ -262,6 +266,75 @@ def _watch_disconnect(receive: Receive, callback: Callable[[], object]) -> Calla
         gone.cancel()
 
     return unwatch
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+_JSON_TYPE = (b"content-type", JSON.encode())
+
+
+class AnswerResponse(Response):
+    """An :class:`~._service.Answer` as an HTTP response: its status, its body, and
+    the headers of its length (but of a 204 or 304) and of its media type, sent as it
+    is (so a ``text/`` type names its own charset)."""
+
+    def __init__(self, answer: Answer) -> None:
+        status = self.status_code = answer.status_code
+        self.background = None
+        body = self.body = answer.body
+        media = answer.media_type
+        headers = [] if status < 200 or status in (204, 304) else [(b"content-length", b"%d" % len(body))]
+        if media is not None:
+            headers.append(_JSON_TYPE if media == JSON else (b"content-type", media.encode("latin-1")))
+        self.raw_headers = headers
+
+
+class EventStream(Response):
+    """The :class:`~._service.Messages` of an event stream as Server-Sent Events, sent
+    until they end or the client goes away; either way their ``end`` is awaited then
+    (it ends the subscription).  A notice is an event (``id:``, ``event:`` and its JSON
+    ``data:``), or a comment line."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, messages: Messages) -> None:
+        # No body and so no Content-Length: the stream is as long as it lasts.
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        self.notices = messages.notices
+        self.end = messages.end
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        streaming = loop.create_task(self._send_all(send))
+        gone = loop.create_task(_disconnected(receive))
+        try:
+            await asyncio.wait((streaming, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, gone):
+                task.cancel()
+            await asyncio.wait((streaming, gone))
+            await self.notices.aclose()
+            await self.end()
+        if not streaming.cancelled() and streaming.exception() is not None:
+            raise streaming.exception()  # type: ignore[misc]
+
+    async def _send_all(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for notice in self.notices:
+            await send({"type": "http.response.body", "body": _event(notice), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _event(notice: Notice) -> bytes:
+    """``notice`` as a Server-Sent Event, or a comment."""
+    if notice.kind is None:
+        return b": %s\n\n" % notice.data.encode()
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (notice.seq, notice.kind.encode(), orjson.dumps(notice.data))
 
 
 def _error_handlers(app: FastAPI, api: Api) -> None:

@@ -39,7 +39,6 @@ from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI
-from starlette.responses import Response
 from uvicorn.server import ServerState
 
 from .. import __version__
@@ -50,7 +49,7 @@ from .._httpapi import OPERATIONS, Operation
 from ._errors import ApiError, api_error, limit_reached, request_timeout
 from ._guard import Policy
 from ._requests import ServiceRequest
-from ._service import ApiBase
+from ._service import Answer, ApiBase
 
 __all__: list[str] = []  # the door of _connections opens channels
 
@@ -66,11 +65,9 @@ _MAX_ID = 20
 _MAX_HELLO = 1 << 16
 _MAX_LINE = 1 << 16
 _MIN_BODY = 1 << 20
-# Routes that answer with a stream, which a channel does not carry.
-_STREAMS = frozenset({"events", "record_events"})
 _CONVERT: dict[Any, Callable[[str], Any]] = {int: int, str: str}
 
-Endpoint = Callable[..., Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[Answer]]
 
 
 class _Routes:
@@ -107,7 +104,7 @@ class _Routes:
             if route.op.method != method:
                 allowed = True
                 continue
-            if route.op.name in _STREAMS:
+            if route.op.streams:
                 raise ApiError(400, "bad_request", f"{path} streams: open it over HTTP, not on a channel")
             found = (route.endpoint, route.params_of(segments))
             break
@@ -182,7 +179,7 @@ class _Service:
             request = ServiceRequest(
                 channel.authorization, channel.host, functools.partial(_given, body), channel.watch_disconnect
             )
-            response = await endpoint(**params, request=request)
+            answer = await endpoint(**params, request=request)
         except ApiError as exc:
             return _error(exc)
         except TupleSpaceError as exc:
@@ -190,7 +187,7 @@ class _Service:
         except Exception:
             logger.exception("a channel request failed: %s", data[:200])
             return _error(ApiError(500, "internal_error", "the server failed to answer"))
-        return b"%d\n%s" % (response.status_code, response.body)
+        return b"%d\n%s" % (answer.status_code, answer.body)
 
 
 async def _given(body: bytes, most: int) -> tuple[bytes, int]:

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-import orjson
-from starlette.responses import Response
-
 from .._codec import to_wire
 from .._errors import (
     ERRORS,
@@ -32,7 +29,7 @@ from .._errors import (
     _PathError,
 )
 
-__all__ = ["ApiError", "api_error", "coded", "error_response", "limit_reached", "placed", "request_timeout"]
+__all__ = ["ApiError", "api_error", "coded", "limit_reached", "placed", "request_timeout"]
 
 E = TypeVar("E", bound=TupleSpaceError)
 X = TypeVar("X", bound=Exception)
@@ -172,12 +169,3 @@ def placed(exc: X, field: str | None) -> X:
     elif isinstance(exc, TupleSpaceError) and row is not None and row.error in _NAMED:
         exc.field = field
     return exc
-
-
-def error_response(error: ApiError) -> Response:
-    return Response(
-        orjson.dumps(error.body()),
-        status_code=error.status,
-        media_type="application/json",
-        headers=error.headers or None,
-    )

@@ -30,16 +30,28 @@ import functools
 import ipaddress
 from collections.abc import Iterable
 
+import orjson
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 
 from ._budget import Budget
-from ._errors import ApiError, error_response
+from ._errors import ApiError
 
-__all__ = ["Guard", "Policy"]
+__all__ = ["Guard", "Policy", "error_response"]
 
 _LOCAL_NAMES = frozenset({"localhost"})
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def error_response(error: ApiError) -> Response:
+    """``error`` as an HTTP response: its status, its JSON body and its headers (``Retry-After``)."""
+    return Response(
+        orjson.dumps(error.body()),
+        status_code=error.status,
+        media_type="application/json",
+        headers=error.headers or None,
+    )
 
 
 class Policy:

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.responses import Response
 
-if TYPE_CHECKING:
-    from ._service import ApiBase
+from ._service import Answer, ApiBase
 
-__all__ = ["metrics_response"]
+__all__ = ["metrics_answer"]
 
 _GAUGES = {
     "tuples": "Tuples in the space.",
@@ -75,7 +72,8 @@ class _SpacesCollector(Collector):
         yield CounterMetricFamily("tuplespace_http_requests", "Requests to the API.", value=api.requests)
 
 
-def metrics_response(api: ApiBase) -> Response:
+def metrics_answer(api: ApiBase) -> Answer:
+    """The metrics of ``api``'s server in Prometheus's text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_SpacesCollector(api))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Answer(200, generate_latest(registry), CONTENT_TYPE_LATEST)

@@ -21,8 +21,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from .._errors import StoreError
-from ._app import Api, create_app
+from ._app import create_app
 from ._connections import connection_door
+from ._service_api import Api
 
 __all__ = ["Server", "listen", "run"]
 

@@ -13,13 +13,11 @@ import asyncio
 import dataclasses
 import functools
 import math
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias, TypeVar
 
 import orjson
-from starlette.responses import Response
-from starlette.types import Receive
 
 from .._aio import AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
 from .._aio import _call as _aio_call
@@ -55,16 +53,19 @@ if TYPE_CHECKING:
     Stream: TypeAlias = AsyncSubscription | AsyncRecordWatch | AsyncRedisSubscription | AsyncRedisRecordWatch
 
 __all__ = [
+    "JSON",
+    "NO_CONTENT",
+    "Answer",
     "ApiBase",
     "Caller",
+    "Messages",
+    "Notice",
     "Page",
     "ServerLimits",
-    "disconnected",
     "found_answer",
-    "json_response",
+    "json_answer",
     "lease_out",
     "locked_call",
-    "no_content",
     "wire_or_null",
 ]
 
@@ -265,45 +266,55 @@ class Caller:
         return None if self.grant is None else self.grant.name
 
 
-class JsonResponse(Response):
-    """A JSON answer whose headers are made only when it goes out over HTTP: a
-    channel sends its status and body alone."""
-
-    media_type = "application/json"
-
-    def __init__(self, body: bytes, status_code: int = 200) -> None:
-        self.status_code = status_code
-        self.background = None
-        self.body = body
-        self._raw_headers: list[tuple[bytes, bytes]] | None = None
-
-    @property
-    def raw_headers(self) -> list[tuple[bytes, bytes]]:
-        if self._raw_headers is None:
-            self.init_headers()
-        assert self._raw_headers is not None
-        return self._raw_headers
-
-    @raw_headers.setter
-    def raw_headers(self, value: list[tuple[bytes, bytes]]) -> None:
-        self._raw_headers = value
+JSON = "application/json"
 
 
-def json_response(data: object, status: int = 200) -> Response:
-    return JsonResponse(orjson.dumps(data), status)
+@dataclass(slots=True)  # not frozen: made on every request, it is made fast (and never changed)
+class Answer:
+    """What a handler of the service answers, whatever transport asked: a status code
+    (as HTTP numbers them, which the channel sends too), the body's bytes and their
+    media type (None: no body).  Each transport sends it in its own way: HTTP as a
+    response with its headers, a channel as an answer frame of the status and body
+    alone."""
+
+    status_code: int
+    body: bytes
+    media_type: str | None = JSON
 
 
-def no_content() -> Response:
-    return Response(status_code=204)
+# The answer of a request that succeeds with nothing to say.
+NO_CONTENT = Answer(204, b"", None)
+
+
+class Notice(NamedTuple):
+    """One message of an event stream: its ``kind`` (an event's, ``"lost"`` for events
+    lost), its ``data`` (a JSON-ready dict) and the sequence number a client that saw
+    it resumes after.  A notice of kind None is a comment, its data a short text
+    (``"subscribed"``, ``"keep-alive"``): it keeps an idle stream open."""
+
+    kind: str | None
+    data: Any
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class Messages:
+    """An answer that goes on: the notices of an event stream, sent as ``notices``
+    yields them until it ends or the client goes away; either way ``end`` is awaited
+    then (it ends the subscription).  Only a transport that carries streams (HTTP, as
+    Server-Sent Events) asks for one."""
+
+    notices: AsyncGenerator[Notice, None]
+    end: Callable[[], Awaitable[None]]
+
+
+def json_answer(data: object, status: int = 200) -> Answer:
+    """``data`` as a JSON answer."""
+    return Answer(status, orjson.dumps(data))
 
 
 def lease_out(seq: int, expires: float | None) -> dict[str, Any]:
     return {"id": seq, "expires_at": expires}
-
-
-async def disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 class ApiBase:
@@ -725,10 +736,10 @@ class Page:
             kept += len(group)
         return kept
 
-    def answer(self, found: list[Tuple], fields: dict[str, Any]) -> Response:
+    def answer(self, found: list[Tuple], fields: dict[str, Any]) -> Answer:
         """``{"tuples": found, **fields}``."""
         wires = self._wires
-        return json_response({"tuples": [wires[id(t)] for t in found], **fields})
+        return json_answer({"tuples": [wires[id(t)] for t in found], **fields})
 
 
 def wire_or_null(t: Tuple | None) -> Any:

@@ -7,15 +7,13 @@ permission on the space: a stamp is its own price (docs/active.md, "Minting").
 
 from __future__ import annotations
 
-from starlette.responses import Response
-
 from .._codec import to_wire
 from .._credit import check_principal
 from .._errors import InvalidValue
 from .._httpapi import OPERATION
 from ._errors import coded, placed
 from ._requests import ServiceRequest
-from ._service import json_response
+from ._service import Answer, json_answer
 from ._service_records import RecordRoutes, _get_credit
 
 __all__ = ["CreditRoutes"]
@@ -24,7 +22,7 @@ __all__ = ["CreditRoutes"]
 class CreditRoutes(RecordRoutes):
     """Credit: transfers between accounts, and minting for proof of work."""
 
-    async def transfer_credit(self, space: str, request: ServiceRequest) -> Response:
+    async def transfer_credit(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["transfer_credit"])
         info = self._existing(info, space)
         source = self._principal(caller, info, body)
@@ -41,20 +39,20 @@ class CreditRoutes(RecordRoutes):
             balance = await info.aspace.transfer_credit(source, target, amount)
         except InvalidValue as exc:
             raise placed(exc, "amount" if exc.path is None else None) from None
-        return json_response({"principal": source, "balance": to_wire(balance)})
+        return json_answer({"principal": source, "balance": to_wire(balance)})
 
-    async def credit_challenge(self, space: str, request: ServiceRequest) -> Response:
+    async def credit_challenge(self, space: str, request: ServiceRequest) -> Answer:
         info = self._existing(
             await self.authorize(self.caller(request), space, OPERATION["credit_challenge"]), space
         )
         c = await info.aspace.credit_challenge()
-        return json_response(
+        return json_answer(
             {"challenge": c.challenge, "bits": c.bits, "amount": to_wire(c.amount), "expires": c.expires}
         )
 
-    async def mint_credit(self, space: str, request: ServiceRequest) -> Response:
+    async def mint_credit(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["mint_credit"])
         info = self._existing(info, space)
         principal = self._principal(caller, info, body)
         balance = await info.aspace.mint_credit(body["challenge"], body["nonce"], principal=principal)
-        return json_response({"principal": principal, "balance": to_wire(balance)})
+        return json_answer({"principal": principal, "balance": to_wire(balance)})

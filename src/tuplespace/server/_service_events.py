@@ -1,14 +1,10 @@
-"""Events as Server-Sent Events: a subscription per stream, resumable by sequence number."""
+"""Event streams: a subscription per stream, resumable by sequence number, answered as
+the notices that the HTTP adapter sends as Server-Sent Events."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-import orjson
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from .._codec import to_wire
 from .._errors import EventsLost, InvalidValue, Timeout
@@ -17,12 +13,12 @@ from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
 from ._errors import coded
 from ._requests import ServiceRequest, parse_template_text
-from ._service import ApiBase, Caller, disconnected
+from ._service import ApiBase, Caller, Messages, Notice
 
 if TYPE_CHECKING:
     from ._service import Stream
 
-__all__ = ["EventRoutes", "EventStream", "since_param"]
+__all__ = ["EventRoutes", "since_param"]
 
 
 E = TypeVar("E", covariant=True)
@@ -38,13 +34,16 @@ class Watch(Protocol[E]):
 
 W = TypeVar("W", bound="Stream")
 
+_SUBSCRIBED = Notice(None, "subscribed")
+_KEEP_ALIVE = Notice(None, "keep-alive")
+
 
 class EventRoutes(ApiBase):
     """The event stream of a space."""
 
     # -- events ------------------------------------------------------------------------------
 
-    async def events(self, space: str, request: ServiceRequest) -> Response:
+    async def events(self, space: str, request: ServiceRequest) -> Messages:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["events"])
         params, kinds, since = self.stream_params(
@@ -104,12 +103,12 @@ class EventRoutes(ApiBase):
         caller: Caller,
         since: int | None,
         open_watch: Callable[[int | None], W],
-        message: Callable[[Any], bytes],
-    ) -> Response:
-        """The event stream of ``open_watch(since)``: if the events after ``since`` are
-        gone, it opens after the oldest left and says what was lost first.  It ends
-        when its client goes away, the server shuts down or the caller's token is
-        revoked.  A watch that opens when awaited (a space kept in Redis) is opened
+        notice: Callable[[Any], Notice],
+    ) -> Messages:
+        """The event stream of ``open_watch(since)``, each event said by ``notice``: if
+        the events after ``since`` are gone, it opens after the oldest left and says
+        what was lost first.  It ends when its client goes away, the server shuts down
+        or the caller's token is revoked.  A watch that opens when awaited (a space kept in Redis) is opened
         before the stream begins, so what it refuses is the request's answer."""
         self.token_work.check(caller.grant)
         state = self.stream_room(caller)
@@ -137,30 +136,30 @@ class EventRoutes(ApiBase):
             state.subscriptions -= 1
             self.hub.release_client(caller.client)
 
-        return EventStream(self._stream(watch, lost, message), end)
+        return Messages(self._stream(watch, lost, notice), end)
 
     async def _stream(
-        self, sub: Watch[E], lost: EventsLost | None, message: Callable[[E], bytes]
-    ) -> AsyncGenerator[bytes, None]:
-        """The messages of a stream: a greeting (or the news of events lost), then an
-        event (a tuple's or a record's: ``message`` writes it) at a time, and a
+        self, sub: Watch[E], lost: EventsLost | None, notice: Callable[[E], Notice]
+    ) -> AsyncGenerator[Notice, None]:
+        """The notices of a stream: a greeting (or the news of events lost), then an
+        event (a tuple's or a record's: ``notice`` says it) at a time, and a
         keep-alive comment whenever the stream is idle for a heartbeat."""
         if lost is not None:
             yield _lost(lost)
         else:
-            yield b": subscribed\n\n"
+            yield _SUBSCRIBED
         while True:
             try:
                 event = await sub.get(self.heartbeat)
             except Timeout:
-                yield b": keep-alive\n\n"
+                yield _KEEP_ALIVE
                 continue
             except EventsLost as exc:
                 yield _lost(exc)
                 continue
             if event is None:
                 return
-            yield message(event)
+            yield notice(event)
 
 
 def since_param(value: str | None, field: str) -> int | None:
@@ -180,49 +179,11 @@ def _existing(value: str | None) -> bool:
     raise coded(InvalidValue("existing is true or false", "existing"), "bad_request")
 
 
-def _event(event: Event) -> bytes:
-    data = orjson.dumps(
-        {"seq": event.seq, "kind": event.kind, "tuple": to_wire(event.tuple), "time": event.time}
-    )
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.kind.encode(), data)
+def _event(event: Event) -> Notice:
+    data = {"seq": event.seq, "kind": event.kind, "tuple": to_wire(event.tuple), "time": event.time}
+    return Notice(event.kind, data, event.seq)
 
 
-def _lost(exc: EventsLost) -> bytes:
-    data = orjson.dumps({"first_missing": exc.first_missing, "oldest_available": exc.oldest_available})
-    return b"id: %d\nevent: lost\ndata: %s\n\n" % (exc.oldest_available - 1, data)
-
-
-class EventStream(Response):
-    """A stream of Server-Sent Events, sent until the generator ends or the client
-    goes away; either way ``end`` is awaited then (it ends the subscription)."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, chunks: AsyncGenerator[bytes, None], end: Callable[[], Awaitable[None]]) -> None:
-        # No body and so no Content-Length: the stream is as long as it lasts.
-        self.status_code = 200
-        self.background = None
-        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        self.chunks = chunks
-        self.end = end
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        loop = asyncio.get_running_loop()
-        streaming = loop.create_task(self._send_all(send))
-        gone = loop.create_task(disconnected(receive))
-        try:
-            await asyncio.wait((streaming, gone), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (streaming, gone):
-                task.cancel()
-            await asyncio.wait((streaming, gone))
-            await self.chunks.aclose()
-            await self.end()
-        if not streaming.cancelled() and streaming.exception() is not None:
-            raise streaming.exception()  # type: ignore[misc]
-
-    async def _send_all(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        async for chunk in self.chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+def _lost(exc: EventsLost) -> Notice:
+    data = {"first_missing": exc.first_missing, "oldest_available": exc.oldest_available}
+    return Notice("lost", data, exc.oldest_available - 1)

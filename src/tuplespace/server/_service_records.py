@@ -14,7 +14,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import orjson
-from starlette.responses import Response
 
 from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncTransaction
 from .._codec import from_wire, template_from_wire, to_wire
@@ -32,7 +31,7 @@ from ._claims import RecordClaim
 from ._errors import coded, placed
 from ._hosting import SpaceInfo
 from ._requests import ServiceRequest, check_keys, get_bool, get_lease, get_limit, get_timeout, read_body
-from ._service import Caller, json_response, no_content
+from ._service import NO_CONTENT, Answer, Caller, Messages, Notice, json_answer
 from ._service_events import EventRoutes
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ if TYPE_CHECKING:
 
     Handle: TypeAlias = AsyncRecord | AsyncRedisRecord
 
-__all__ = ["RecordRoutes", "change_message", "record_template_from_wire"]
+__all__ = ["RecordRoutes", "change_notice", "record_template_from_wire"]
 
 _COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
 # What a capability must allow for each operation of the table on a record (None: any
@@ -131,7 +130,7 @@ class RecordRoutes(EventRoutes):
 
     # -- creating, opening, reading ----------------------------------------------------------
 
-    async def create_record(self, space: str, request: ServiceRequest) -> Response:
+    async def create_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["create_record"])
         path = _get_path(body)
         fields = self._get_fields(body)
@@ -143,18 +142,18 @@ class RecordRoutes(EventRoutes):
             rec = await target.aspace.create(path, fields, credit, lease, principal=principal)
         except Exception as exc:
             raise placed(exc, "fields") from None
-        return json_response({"record": await _record_out(rec)}, 201)
+        return json_answer({"record": await _record_out(rec)}, 201)
 
-    async def open_record(self, space: str, request: ServiceRequest) -> Response:
+    async def open_record(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, _ = await self._record_request(request, space, OPERATION["open_record"])
-        return json_response({"handle": _handle_out(handle)})
+        return json_answer({"handle": _handle_out(handle)})
 
-    async def get_record(self, space: str, request: ServiceRequest) -> Response:
+    async def get_record(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, body = await self._record_request(request, space, OPERATION["get_record"])
         if "tags" not in body:
             if "default" in body:
                 raise coded(InvalidValue("default goes with tags", "default"), "bad_request")
-            return json_response({"record": await _record_out(handle)})
+            return json_answer({"record": await _record_out(handle)})
         tags = body["tags"]
         if type(tags) is not list or not tags or not all(type(t) is str for t in tags):
             raise coded(InvalidValue("tags is a non-empty list of tags", "tags"), "bad_request")
@@ -176,11 +175,11 @@ class RecordRoutes(EventRoutes):
                 values = await handle.view(*tags)  # its errors name the tag: [2]
         except Exception as exc:
             raise placed(exc, "tags") from None
-        return json_response({"values": [to_wire(v) for v in values]})
+        return json_answer({"values": [to_wire(v) for v in values]})
 
     # -- changing ---------------------------------------------------------------------------
 
-    async def set_record(self, space: str, request: ServiceRequest) -> Response:
+    async def set_record(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, body = await self._record_request(request, space, OPERATION["set_record"])
         tag = body["tag"]
         if type(tag) is not str:
@@ -197,9 +196,9 @@ class RecordRoutes(EventRoutes):
             raise placed(exc, "value") from None
         except Exception as exc:
             raise placed(exc, "value") from None
-        return json_response({"version": version})
+        return json_answer({"version": version})
 
-    async def call_record(self, space: str, request: ServiceRequest) -> Response:
+    async def call_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["call_record"])
         tag = body["tag"]
         if type(tag) is not str:
@@ -218,9 +217,9 @@ class RecordRoutes(EventRoutes):
                 exc.path = ""
                 raise placed(exc, "tag") from None
             raise
-        return json_response({"value": to_wire(result)})
+        return json_answer({"value": to_wire(result)})
 
-    async def refresh_record(self, space: str, request: ServiceRequest) -> Response:
+    async def refresh_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["refresh_record"])
         credit = _get_credit(body, "credit")
         lease = get_lease(body)
@@ -230,9 +229,9 @@ class RecordRoutes(EventRoutes):
         else:
             await handle.refresh(credit, lease, principal=principal)
             expires = await handle.lifetime_ends()
-        return json_response({"expires_at": expires})
+        return json_answer({"expires_at": expires})
 
-    async def clone_record(self, space: str, request: ServiceRequest) -> Response:
+    async def clone_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["clone_record"])
         path = _get_path(body)
         credit = _get_credit(body, "credit")
@@ -242,23 +241,23 @@ class RecordRoutes(EventRoutes):
             copy = await handle.clone(path, credit, lease, principal=principal)
         except InvalidValue as exc:
             raise placed(exc, "path" if exc.path == "" else None) from None
-        return json_response({"record": await _record_out(copy)}, 201)
+        return json_answer({"record": await _record_out(copy)}, 201)
 
-    async def move_record(self, space: str, request: ServiceRequest) -> Response:
+    async def move_record(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, body = await self._record_request(request, space, OPERATION["move_record"])
         path = _get_path(body)
         redirect = 3600.0 if "redirect_lease" not in body else _get_redirect(body)
         await handle.move(path, redirect)
-        return json_response({"address": to_wire(handle.address), "version": await handle.get("$version")})
+        return json_answer({"address": to_wire(handle.address), "version": await handle.get("$version")})
 
-    async def destroy_record(self, space: str, request: ServiceRequest) -> Response:
+    async def destroy_record(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, body = await self._record_request(request, space, OPERATION["destroy_record"])
         await handle.destroy(get_bool(body, "force"))
-        return no_content()
+        return NO_CONTENT
 
     # -- capabilities ---------------------------------------------------------------------------
 
-    async def make_capability(self, space: str, request: ServiceRequest) -> Response:
+    async def make_capability(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, body = await self._record_request(request, space, OPERATION["make_capability"])
         ops = body["operations"]
         if type(ops) is not list or not all(type(op) is str for op in ops):
@@ -268,13 +267,13 @@ class RecordRoutes(EventRoutes):
             cap = await handle.capability(frozenset(ops), lease)
         except InvalidValue as exc:
             raise placed(exc, "operations") from None
-        return json_response(_handle_out(cap), 201)
+        return json_answer(_handle_out(cap), 201)
 
-    async def read_only_record(self, space: str, request: ServiceRequest) -> Response:
+    async def read_only_record(self, space: str, request: ServiceRequest) -> Answer:
         _, _, handle, _ = await self._record_request(request, space, OPERATION["read_only_record"])
-        return json_response(_handle_out(await handle.read_only()))
+        return json_answer(_handle_out(await handle.read_only()))
 
-    async def revoke_capability(self, space: str, request: ServiceRequest) -> Response:
+    async def revoke_capability(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["revoke_capability"]), space)
         body = await read_body(request, self.limits.max_body)
@@ -288,7 +287,7 @@ class RecordRoutes(EventRoutes):
                 await info.kept().revoke_capability(ref)
             except Exception as exc:
                 raise placed(exc, "ref") from None
-            return no_content()
+            return NO_CONTENT
         handle = await self._resolve(info, ref, caller)
         assert isinstance(handle, AsyncRecord)
         owner = AsyncRecord(
@@ -299,11 +298,11 @@ class RecordRoutes(EventRoutes):
             owner=True,
         )
         await owner.revoke()
-        return no_content()
+        return NO_CONTENT
 
     # -- finding and taking -----------------------------------------------------------------------
 
-    async def find_records(self, space: str, request: ServiceRequest) -> Response:
+    async def find_records(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["find_records"])
         template = self._get_record_template(body)
         under = _get_under(body)
@@ -327,9 +326,9 @@ class RecordRoutes(EventRoutes):
         out: dict[str, Any] = {"records": records}
         if kept < len(found) and (kept < limit or requested is None or requested > most):
             out["more"] = True
-        return json_response(out)
+        return json_answer(out)
 
-    async def take_record(self, space: str, request: ServiceRequest) -> Response:
+    async def take_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["take_record"])
         template = self._get_record_template(body)
         under = _get_under(body)
@@ -385,11 +384,11 @@ class RecordRoutes(EventRoutes):
             out["more"] = True
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
-        return json_response(out)
+        return json_answer(out)
 
     # -- watching ---------------------------------------------------------------------------------
 
-    async def record_events(self, space: str, request: ServiceRequest) -> Response:
+    async def record_events(self, space: str, request: ServiceRequest) -> Messages:
         caller = self.caller(request)
         params, kinds, since = self.stream_params(
             request, ("under", "events", "since", "ref", "id"), CHANGE_KINDS
@@ -433,13 +432,13 @@ class RecordRoutes(EventRoutes):
             return target.aspace.watch_records(under, kinds, since=after, max_pending=self.limits.max_pending)
 
         try:
-            return await self.open_stream(caller, since, open_watch, change_message)
+            return await self.open_stream(caller, since, open_watch, change_notice)
         except Exception as exc:
             raise placed(exc, "under" if handle is None else "ref") from None
 
     # -- credit ------------------------------------------------------------------------------------
 
-    async def grant_credit(self, space: str, request: ServiceRequest) -> Response:
+    async def grant_credit(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["grant_credit"])
         principal = body["principal"]
         if type(principal) is not str:
@@ -450,15 +449,15 @@ class RecordRoutes(EventRoutes):
             balance = await target.aspace.grant_credit(principal, amount)
         except InvalidValue as exc:
             raise placed(exc, "amount" if exc.path != "principal" else None) from None
-        return json_response({"principal": principal, "balance": to_wire(balance)})
+        return json_answer({"principal": principal, "balance": to_wire(balance)})
 
-    async def get_account(self, space: str, principal: str, request: ServiceRequest) -> Response:
+    async def get_account(self, space: str, principal: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         own = _own(caller)
         needs: tuple[str, ...] = () if principal == own else ("admin",)
         info = self._existing(await self.authorize(caller, space, needs), space)
         balance = await info.aspace.account(principal)
-        return json_response({"principal": principal, "balance": to_wire(balance)})
+        return json_answer({"principal": principal, "balance": to_wire(balance)})
 
     # -- reading the body ----------------------------------------------------------------------------
 
@@ -602,17 +601,15 @@ async def _record_out(handle: Handle) -> dict[str, Any]:
     return out
 
 
-def change_message(change: Change) -> bytes:
-    """A record change as a Server-Sent Event."""
-    data = orjson.dumps(
-        {
-            "seq": change.seq,
-            "kind": change.kind,
-            "path": change.path,
-            "tag": change.tag,
-            "value": to_wire(change.value),
-            "version": change.version,
-            "time": change.time,
-        }
-    )
-    return b"id: %d\nevent: %s\ndata: %s\n\n" % (change.seq, change.kind.encode(), data)
+def change_notice(change: Change) -> Notice:
+    """A record change as a notice of its stream."""
+    data = {
+        "seq": change.seq,
+        "kind": change.kind,
+        "path": change.path,
+        "tag": change.tag,
+        "value": to_wire(change.value),
+        "version": change.version,
+        "time": change.time,
+    }
+    return Notice(change.kind, data, change.seq)

@@ -20,7 +20,6 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from starlette.responses import Response
 
 from .._aio import AsyncSpace
 from .._clock import SimulatedClock
@@ -32,7 +31,7 @@ from .._space import Space
 from ._errors import api_error, coded
 from ._hosting import SpaceInfo
 from ._requests import ServiceRequest
-from ._service import json_response, no_content
+from ._service import NO_CONTENT, Answer, json_answer
 from ._service_records import RecordRoutes
 
 if TYPE_CHECKING:
@@ -94,14 +93,14 @@ def rule_out(info: RuleInfo) -> dict[str, Any]:
 class RuleRoutes(RecordRoutes):
     """Rules: list, add, get and remove a space's rules; and its clock."""
 
-    async def list_rules(self, space: str, request: ServiceRequest) -> Response:
+    async def list_rules(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["list_rules"]), space)
         kept = kept_rules(info)
         rules = info.embedded("rules").rules.list() if kept is None else await kept.list()
-        return json_response({"rules": [rule_out(r) for r in rules]})
+        return json_answer({"rules": [rule_out(r) for r in rules]})
 
-    async def add_rule(self, space: str, request: ServiceRequest) -> Response:
+    async def add_rule(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["add_rule"], RULE_KEYS)
         size = len(orjson.dumps(body))
         most = self.limits.max_rule_bytes
@@ -128,16 +127,16 @@ class RuleRoutes(RecordRoutes):
         else:
             kept.max_rules = self.limits.max_rules
             added = await kept.add(name, principal=principal, **args)
-        return json_response({"rule": rule_out(added)}, 201)
+        return json_answer({"rule": rule_out(added)}, 201)
 
-    async def get_rule(self, space: str, name: str, request: ServiceRequest) -> Response:
+    async def get_rule(self, space: str, name: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_rule"]), space)
         kept = kept_rules(info)
         rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
-        return json_response({"rule": rule_out(rule)})
+        return json_answer({"rule": rule_out(rule)})
 
-    async def remove_rule(self, space: str, name: str, request: ServiceRequest) -> Response:
+    async def remove_rule(self, space: str, name: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["remove_rule"]), space)
         kept = kept_rules(info)
@@ -145,20 +144,20 @@ class RuleRoutes(RecordRoutes):
             await asyncio.to_thread(info.embedded("rules").rules.remove, name)
         else:
             await kept.remove(name)
-        return no_content()
+        return NO_CONTENT
 
     # -- simulated time ----------------------------------------------------------------------------
 
-    async def get_clock(self, space: str, request: ServiceRequest) -> Response:
+    async def get_clock(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_clock"]), space)
         if info.space is None:  # kept in Redis, with its time
             now, simulated = await info.kept().clock_now()
-            return json_response({"now": now, "simulated": simulated})
+            return json_answer({"now": now, "simulated": simulated})
         clock = info.space.clock
-        return json_response({"now": clock.now(), "simulated": clock.simulated})
+        return json_answer({"now": clock.now(), "simulated": clock.simulated})
 
-    async def advance_clock(self, space: str, request: ServiceRequest) -> Response:
+    async def advance_clock(self, space: str, request: ServiceRequest) -> Answer:
         _, info, body = await self._begin(request, space, OPERATION["advance_clock"])
         seconds = body["advance"]
         if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
@@ -178,4 +177,4 @@ class RuleRoutes(RecordRoutes):
                 "has a clock to move"
             )
             raise coded(Conflict(message), "real_clock")
-        return json_response({"now": now})
+        return json_answer({"now": now})

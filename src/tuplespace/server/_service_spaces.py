@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import Response
-
 from .. import __version__
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
@@ -26,7 +24,7 @@ from .._values import Tuple
 from ..client._common import AsyncLease
 from ._auth import permissions_for
 from ._errors import coded
-from ._metrics import metrics_response
+from ._metrics import metrics_answer
 from ._requests import (
     ServiceRequest,
     check_keys,
@@ -41,14 +39,15 @@ from ._requests import (
     read_body,
 )
 from ._service import (
+    NO_CONTENT,
+    Answer,
     ApiBase,
     Caller,
     Page,
     found_answer,
-    json_response,
+    json_answer,
     lease_out,
     locked_call,
-    no_content,
     wire_or_null,
 )
 from ._service_rules import remove_kept_rules_of, remove_rules_of
@@ -64,47 +63,47 @@ class Operations(ApiBase):
 
     # -- health, spaces ---------------------------------------------------------------
 
-    async def health(self, request: ServiceRequest) -> Response:
+    async def health(self, request: ServiceRequest) -> Answer:
         if self.stopping:
             raise SpaceClosed("the server is shutting down")
-        return json_response({"status": "ok", "version": __version__})
+        return json_answer({"status": "ok", "version": __version__})
 
-    async def list_spaces(self, request: ServiceRequest) -> Response:
+    async def list_spaces(self, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         await self.hub.refresh()
         out = []
         for name, info in sorted(self.hub.spaces.items()):
             if "read" in permissions_for(self.tokens, caller.grant, name, info.anonymous):
                 out.append({"name": name, "options": info.options(), "statistics": await info.statistics()})
-        return json_response({"spaces": out})
+        return json_answer({"spaces": out})
 
-    async def put_space(self, space: str, request: ServiceRequest) -> Response:
+    async def put_space(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         await self.authorize(caller, space, OPERATION["put_space"])
         body = await read_body(request, self.limits.max_body, optional=True)
         info, created = await self.hub.create(space, body)
-        return json_response({"name": info.name, "options": info.options()}, 201 if created else 200)
+        return json_answer({"name": info.name, "options": info.options()}, 201 if created else 200)
 
-    async def get_space(self, space: str, request: ServiceRequest) -> Response:
+    async def get_space(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["get_space"])
         if info is None:
             raise NotFound(f"no space {space!r}")
-        return json_response(
+        return json_answer(
             {"name": info.name, "options": info.options(), "statistics": await info.statistics()}
         )
 
-    async def delete_space(self, space: str, request: ServiceRequest) -> Response:
+    async def delete_space(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["delete_space"])
         if info is None:
             raise NotFound(f"no space {space!r}")
         await self.hub.delete(info)
-        return no_content()
+        return NO_CONTENT
 
     # -- operations ----------------------------------------------------------------------
 
-    async def write(self, space: str, request: ServiceRequest) -> Response:
+    async def write(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
@@ -113,39 +112,39 @@ class Operations(ApiBase):
         aspace = target.aspace
         if timeout == 0:
             written = await aspace.write(t, lease, 0)
-            return json_response({"lease": lease_out(written.seq, written.expires_at)})
+            return json_answer({"lease": lease_out(written.seq, written.expires_at)})
 
         async def write(wait: float | None) -> Lease | AsyncLease:
             return await aspace.write(t, lease, wait)
 
         result, more = await self.poll(request, caller, timeout, write)
         if result is not None:
-            return json_response({"lease": lease_out(result.seq, result.expires_at)})
+            return json_answer({"lease": lease_out(result.seq, result.expires_at)})
         if more:
-            return json_response({"lease": None, "more": True})
+            return json_answer({"lease": None, "more": True})
         capacity = target.options()["capacity"]
         message = "the space stayed full: no room for the tuple in time"
         raise SpaceFull(message, limit="capacity", maximum=capacity)
 
-    async def write_many(self, space: str, request: ServiceRequest) -> Response:
+    async def write_many(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         lease = get_lease(body)
         aspace = (await self.space(caller, space, info)).aspace
         leases = await aspace.write_many(tuples, lease)
-        return json_response({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
+        return json_answer({"leases": [lease_out(x.seq, x.expires_at) for x in leases]})
 
-    async def read(self, space: str, request: ServiceRequest) -> Response:
+    async def read(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         aspace = (await self.space(caller, space, info)).aspace
         if timeout == 0:
-            return json_response({"tuple": wire_or_null(await aspace.try_read(template))})
+            return json_answer({"tuple": wire_or_null(await aspace.try_read(template))})
         found, more = await self.poll(request, caller, timeout, lambda wait: aspace.read(template, wait))
-        return json_response(found_answer(found, more))
+        return json_answer(found_answer(found, more))
 
-    async def take(self, space: str, request: ServiceRequest) -> Response:
+    async def take(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
@@ -173,9 +172,9 @@ class Operations(ApiBase):
                 out = found_answer(found, more)
         if unconfirmed:
             out["unconfirmed"] = unconfirmed
-        return json_response(out)
+        return json_answer(out)
 
-    async def read_all(self, space: str, request: ServiceRequest) -> Response:
+    async def read_all(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["read_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
@@ -206,7 +205,7 @@ class Operations(ApiBase):
             return page.answer(found, {"more": True, "cursor": str(cursor)})
         return page.answer(found, {"more": True} if more else {})
 
-    async def take_all(self, space: str, request: ServiceRequest) -> Response:
+    async def take_all(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["take_all"])
         template = get_template(body, "template", self.limits.wire)
         limit = get_limit(body)
@@ -294,13 +293,13 @@ class Operations(ApiBase):
             await tx.renew(self.claim_lease + self.long_poll)
         return await tx.find_page(template, True, limit, page.fits, wait)
 
-    async def count(self, space: str, request: ServiceRequest) -> Response:
+    async def count(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["count"])
         template = get_template(body, "template", self.limits.wire)
         aspace = (await self.space(caller, space, info)).aspace
-        return json_response({"count": await aspace.count(template)})
+        return json_answer({"count": await aspace.count(template)})
 
-    async def replace(self, space: str, request: ServiceRequest) -> Response:
+    async def replace(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["replace"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
@@ -310,27 +309,27 @@ class Operations(ApiBase):
         old, more = await self.poll(
             request, caller, timeout, lambda wait: aspace.replace(template, t, lease, wait)
         )
-        return json_response(found_answer(old, more))
+        return json_answer(found_answer(old, more))
 
-    async def write_if_absent(self, space: str, request: ServiceRequest) -> Response:
+    async def write_if_absent(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["write_if_absent"])
         template = get_template(body, "template", self.limits.wire)
         t = get_tuple(body, "tuple", self.limits.wire)
         lease = get_lease(body)
         aspace = (await self.space(caller, space, info)).aspace
-        return json_response({"written": await aspace.write_if_absent(template, t, lease)})
+        return json_answer({"written": await aspace.write_if_absent(template, t, lease)})
 
     # -- claims ---------------------------------------------------------------------------
 
-    async def confirm_claim(self, space: str, claim: str, request: ServiceRequest) -> Response:
+    async def confirm_claim(self, space: str, claim: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["confirm_claim"]), space)
         if not await self._confirm(info, caller, claim):
             message = f"no claim {claim} (it ran out or was released: its tuple went back)"
             raise coded(NotFound(message), "unknown_claim")
-        return no_content()
+        return NO_CONTENT
 
-    async def release_claim(self, space: str, claim: str, request: ServiceRequest) -> Response:
+    async def release_claim(self, space: str, claim: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["release_claim"]), space)
         if info.space is None:  # kept in Redis: the claim is there, whichever server made it
@@ -340,17 +339,17 @@ class Operations(ApiBase):
             if handle is not None:
                 await handle.tx.abort()
                 self.hub.forget(claim)
-                return no_content()
+                return NO_CONTENT
             state = self.hub.ended_state(claim)
         if state == "committed":
             raise TransactionError(f"claim {claim} was confirmed: the take is final")
         if state is None:
             raise coded(NotFound(f"no claim {claim}"), "unknown_claim")
-        return no_content()
+        return NO_CONTENT
 
     # -- leases ---------------------------------------------------------------------------
 
-    async def renew_lease(self, space: str, lease_id: int, request: ServiceRequest) -> Response:
+    async def renew_lease(self, space: str, lease_id: int, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["renew_lease"]), space)
         body = await read_body(request, self.limits.max_body, optional=True)
@@ -362,11 +361,11 @@ class Operations(ApiBase):
             assert not isinstance(aspace, AsyncSpace)
             held = AsyncLease(aspace, lease_id, None)
             await held.renew(lease)
-            return json_response({"expires_at": held.expires_at})
+            return json_answer({"expires_at": held.expires_at})
         expires = await locked_call(local, local.core.engine.renew, lease_id, lease)
-        return json_response({"expires_at": expires})
+        return json_answer({"expires_at": expires})
 
-    async def cancel_lease(self, space: str, lease_id: int, request: ServiceRequest) -> Response:
+    async def cancel_lease(self, space: str, lease_id: int, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["cancel_lease"]), space)
         local = info.space
@@ -376,7 +375,7 @@ class Operations(ApiBase):
             await AsyncLease(aspace, lease_id, None).cancel()
         else:
             await locked_call(local, local.core.engine.cancel, lease_id)
-        return no_content()
+        return NO_CONTENT
 
     # -- tokens, metrics -----------------------------------------------------------------
 
@@ -390,11 +389,11 @@ class Operations(ApiBase):
             raise Forbidden(f"the token {caller.grant.name!r} is not an admin token")
         return caller
 
-    async def list_tokens(self, request: ServiceRequest) -> Response:
+    async def list_tokens(self, request: ServiceRequest) -> Answer:
         self._token_admin(request)
-        return json_response({"tokens": [g.describe() for g in self.tokens.grants()]})
+        return json_answer({"tokens": [g.describe() for g in self.tokens.grants()]})
 
-    async def create_token(self, request: ServiceRequest) -> Response:
+    async def create_token(self, request: ServiceRequest) -> Answer:
         self._token_admin(request)
         body = await read_body(request, self.limits.max_body)
         try:
@@ -402,19 +401,19 @@ class Operations(ApiBase):
         except ValueError as exc:
             message = str(exc).removeprefix("body: ").removeprefix("body.")
             raise coded(InvalidValue(message), "bad_request") from None
-        return json_response({**grant.describe(), "token": secret}, 201)
+        return json_answer({**grant.describe(), "token": secret}, 201)
 
-    async def revoke_token(self, name: str, request: ServiceRequest) -> Response:
+    async def revoke_token(self, name: str, request: ServiceRequest) -> Answer:
         self._token_admin(request)
         grant = await asyncio.to_thread(self.tokens.revoke, name)
         await self.token_work.end(grant)
         spaces = [info.hosted.space for info in self.hub.spaces.values() if info.hosted.space is not None]
         await asyncio.to_thread(remove_rules_of, spaces, grant.name)
         await remove_kept_rules_of(list(self.hub.spaces.values()), grant.name)
-        return no_content()
+        return NO_CONTENT
 
-    async def metrics(self, request: ServiceRequest) -> Response:
+    async def metrics(self, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         if self.tokens.enabled and (caller.grant is None or not caller.grant.admin):
             raise self._denied(caller, "admin", "*")
-        return metrics_response(self)
+        return metrics_answer(self)

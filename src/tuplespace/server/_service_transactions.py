@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.responses import Response
-
 from .._aio import AsyncTransaction
 from .._errors import InvalidValue, TransactionAborted, TransactionError
 from .._httpapi import OPERATION, Operation
@@ -23,12 +21,13 @@ from ._requests import (
     read_body,
 )
 from ._service import (
+    NO_CONTENT,
+    Answer,
     ApiBase,
     Caller,
     Page,
     found_answer,
-    json_response,
-    no_content,
+    json_answer,
     wire_or_null,
 )
 
@@ -53,7 +52,7 @@ class Transactions(ApiBase):
         message = f"no transaction {tx_id} in space {info.name!r}"
         raise coded(TransactionError(message), "unknown_transaction")
 
-    async def begin_transaction(self, space: str, request: ServiceRequest) -> Response:
+    async def begin_transaction(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = await self.authorize(caller, space, OPERATION["begin_transaction"])
         body = await read_body(request, self.limits.max_body, optional=True)
@@ -65,7 +64,7 @@ class Transactions(ApiBase):
         self.hub.check_handle_room(caller.client)
         tx = await target.transaction(lease)
         handle = self.hub.add("transaction", target, tx, caller.owner, caller.client)
-        return json_response({"id": handle.id, "expires_at": tx.expires_at})
+        return json_answer({"id": handle.id, "expires_at": tx.expires_at})
 
     async def _tx_begin(
         self,
@@ -80,41 +79,41 @@ class Transactions(ApiBase):
         check_keys(body, op.fields, op.required)
         return caller, self._transaction(caller, info, tx_id).transaction, body
 
-    async def tx_write(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_write(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_write"])
         t = get_tuple(body, "tuple", self.limits.wire)
         await tx.write(t, get_lease(body))
-        return no_content()
+        return NO_CONTENT
 
-    async def tx_write_many(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_write_many(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_write_many"])
         tuples = get_tuples(body, "tuples", self.limits.wire, self.limits.max_batch)
         await tx.write_many(tuples, get_lease(body))
-        return no_content()
+        return NO_CONTENT
 
-    async def tx_read(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_read(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_read"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         if timeout == 0:
-            return json_response({"tuple": wire_or_null(await tx.try_read(template))})
+            return json_answer({"tuple": wire_or_null(await tx.try_read(template))})
         found, more = await self.poll(request, caller, timeout, lambda wait: tx.read(template, wait))
-        return json_response(found_answer(found, more))
+        return json_answer(found_answer(found, more))
 
-    async def tx_take(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_take(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_take"])
         template = get_template(body, "template", self.limits.wire)
         timeout = get_timeout(body)
         if timeout == 0:
-            return json_response({"tuple": wire_or_null(await tx.try_take(template))})
+            return json_answer({"tuple": wire_or_null(await tx.try_take(template))})
         found, more = await self.poll(request, caller, timeout, lambda wait: tx.take(template, wait))
-        return json_response(found_answer(found, more))
+        return json_answer(found_answer(found, more))
 
-    async def tx_read_all(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_read_all(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_read_all"])
         return await self._tx_page(request, caller, tx, body, False)
 
-    async def tx_take_all(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_take_all(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         caller, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_take_all"])
         return await self._tx_page(request, caller, tx, body, True)
 
@@ -125,7 +124,7 @@ class Transactions(ApiBase):
         tx: AsyncTransaction | AsyncRedisTransaction,
         body: dict[str, Any],
         take: bool,
-    ) -> Response:
+    ) -> Answer:
         """A read_all or take_all in a transaction: one page, ``"more": true`` when it is
         cut short (or its wait is); a take_all is asked again for the rest, a read_all
         has no cursor (the transaction's own writes have no place in the space's order)."""
@@ -140,10 +139,10 @@ class Transactions(ApiBase):
         )
         return page.answer(found, {"more": True} if cut is not None or more else {})
 
-    async def tx_count(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_count(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         _, tx, body = await self._tx_begin(request, space, tx_id, OPERATION["tx_count"])
         template = get_template(body, "template", self.limits.wire)
-        return json_response({"count": await tx.count(template)})
+        return json_answer({"count": await tx.count(template)})
 
     async def _tx_handle(
         self, space: str, tx_id: str, request: ServiceRequest, op: Operation
@@ -153,7 +152,7 @@ class Transactions(ApiBase):
         body = await read_body(request, self.limits.max_body, optional=True)
         return self._transaction(caller, info, tx_id), body
 
-    async def tx_commit(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_commit(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         op = OPERATION["tx_commit"]
         handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields)
@@ -161,17 +160,17 @@ class Transactions(ApiBase):
             await handle.tx.commit()
         finally:
             self.hub.forget(handle.id)
-        return no_content()
+        return NO_CONTENT
 
-    async def tx_abort(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_abort(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         op = OPERATION["tx_abort"]
         handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields)
         await handle.tx.abort()
         self.hub.forget(handle.id)
-        return no_content()
+        return NO_CONTENT
 
-    async def tx_renew(self, space: str, tx_id: str, request: ServiceRequest) -> Response:
+    async def tx_renew(self, space: str, tx_id: str, request: ServiceRequest) -> Answer:
         op = OPERATION["tx_renew"]
         handle, body = await self._tx_handle(space, tx_id, request, op)
         check_keys(body, op.fields, op.required)
@@ -179,4 +178,4 @@ class Transactions(ApiBase):
         if lease is None:
             raise InvalidValue("a transaction's lease is a positive number of seconds", "lease")
         await handle.transaction.renew(lease)
-        return json_response({"expires_at": handle.transaction.expires_at})
+        return json_answer({"expires_at": handle.transaction.expires_at})
