@@ -678,6 +678,32 @@ def test_rate_limits_per_peer_answer_429_with_max_age() -> None:
         assert node.statistics()["refused_rate"] == 1
 
 
+def _subscribe(raw: Raw) -> Message:
+    """A subscription of ``raw`` to every event of the space ``jobs``: the node's answer."""
+    message, _ = raw.make(FETCH, "spaces/jobs", b'{"$any":true}', o6=0, o12=50, o15="op=subscribe")
+    return raw.exchange(message)
+
+
+def test_subscriptions_are_bounded_per_host_whatever_its_ports_and_per_node() -> None:
+    with ts.Node("coap://127.0.0.1:0/", max_subscriptions=2, max_node_subscriptions=3, **NODE_FAST) as node:
+        node.space("jobs")
+        ports = [Raw(node.port) for _ in range(3)]  # one host, three ports
+        other, third = Raw(node.port, host="127.0.0.2"), Raw(node.port, host="127.0.0.3")
+        try:
+            assert [_subscribe(raw).code for raw in ports[:2]] == [69, 69]
+            refused = _subscribe(ports[2])
+            assert refused.code == TOO_MANY
+            assert (_error(refused)["limit"], _error(refused)["maximum"]) == ("subscriptions", 2)
+            assert _subscribe(other).code == 69  # another host has its own
+            refused = _subscribe(third)
+            assert refused.code == TOO_MANY
+            assert (_error(refused)["limit"], _error(refused)["maximum"]) == ("node_subscriptions", 3)
+            assert node.statistics()["subscriptions"] == 3
+        finally:
+            for raw in (*ports, other, third):
+                raw.close()
+
+
 def test_the_table_of_rates_is_bounded() -> None:
     clock = [0.0]
     limiter = RateLimiter(1.0, 1, max_clients=2, clock=lambda: clock[0])

@@ -65,8 +65,9 @@ class Node:
     rest), ``max_transactions`` transactions and claims held for each sending host,
     request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
-    message ids remembered to answer repeated requests; a peer subscribes to the
-    events of at most ``max_subscriptions`` spaces at once, each holding at most
+    message ids remembered to answer repeated requests; a peer's host (from any
+    number of ports) has at most ``max_subscriptions`` event streams open at once,
+    and all peers together ``max_node_subscriptions``, each holding at most
     ``max_notification_bytes`` of events for its next notification.  Notifications are fresh
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
     registers again, which takes up an observation the node dropped when a
@@ -111,6 +112,7 @@ class Node:
         max_transactions: int = 10_000,
         claim_lease: float = 30.0,
         max_subscriptions: int = 64,
+        max_node_subscriptions: int = 1024,
         max_notification_bytes: int = 64 << 10,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
@@ -159,6 +161,7 @@ class Node:
             max_transactions=max_transactions,
             claim_lease=claim_lease,
             max_subscriptions=max_subscriptions,
+            max_node_subscriptions=max_node_subscriptions,
             max_notification_bytes=max_notification_bytes,
         )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)

@@ -183,8 +183,9 @@ class SpacesResource:
     ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
     their JSON form) at a time, and the cursor of the rest.  Each sending host holds at
     most ``max_transactions`` transactions and claims; a claimed take is held for
-    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).  A peer
-    subscribes to at most ``max_subscriptions`` spaces' events at once, each holding at
+    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).  A peer's
+    host (whatever ports it sends from) has at most ``max_subscriptions`` event streams
+    open at once, and all peers together ``max_node_subscriptions``, each holding at
     most ``max_notification_bytes`` of events for its next notification.
     """
 
@@ -199,6 +200,7 @@ class SpacesResource:
         max_transactions: int = 10_000,
         claim_lease: float = 30.0,
         max_subscriptions: int = 64,
+        max_node_subscriptions: int = 1024,
         max_notification_bytes: int = 64 << 10,
     ) -> None:
         if not (max_transactions >= 1 and 0 < claim_lease < float("inf")):
@@ -211,8 +213,10 @@ class SpacesResource:
         self._sessions = Sessions()
         self.claim_lease = claim_lease
         self._max_subscriptions = max_subscriptions
+        self._max_node_subscriptions = max_node_subscriptions
         self._max_notification_bytes = max_notification_bytes
-        self._subscriptions: dict[Address, int] = {}  # by peer
+        self._subscriptions: dict[str, int] = {}  # by host: a host's every port counts
+        self._subscribed = 0  # of every host
         self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
@@ -231,7 +235,7 @@ class SpacesResource:
             "observations": sum(len(w.observations) for w in self._watched.values()),
             **self._held.statistics(),
             **self._sessions.statistics(),
-            "subscriptions": sum(self._subscriptions.values()),
+            "subscriptions": self._subscribed,
         }
 
     def close(self) -> None:
@@ -369,12 +373,19 @@ class SpacesResource:
                     "a space's observable FETCH is ?op=subscribe or ?op=watch_records",
                     "op",
                 )
-        held = self._subscriptions.get(peer, 0)
+        host = str(peer[0])
+        held = self._subscriptions.get(host, 0)
         if held >= self._max_subscriptions:
             raise LimitReached(
-                f"a peer subscribes to at most {self._max_subscriptions} event streams of this node",
+                f"a host subscribes to at most {self._max_subscriptions} event streams of this node",
                 limit="subscriptions",
                 maximum=self._max_subscriptions,
+            )
+        if self._subscribed >= self._max_node_subscriptions:
+            raise LimitReached(
+                f"this node serves at most {self._max_node_subscriptions} event streams at once",
+                limit="node_subscriptions",
+                maximum=self._max_node_subscriptions,
             )
         lost = None
         try:
@@ -382,14 +393,16 @@ class SpacesResource:
         except EventsLost as exc:  # told first; the subscription goes on from the oldest left
             lost = exc
             subscription = opened(exc.oldest_available - 1)
-        self._subscriptions[peer] = held + 1
+        self._subscriptions[host] = held + 1
+        self._subscribed += 1
 
         def release() -> None:
-            left = self._subscriptions[peer] - 1
+            self._subscribed -= 1
+            left = self._subscriptions[host] - 1
             if left:
-                self._subscriptions[peer] = left
+                self._subscriptions[host] = left
             else:
-                del self._subscriptions[peer]
+                del self._subscriptions[host]
 
         def answer(body: Map | ApiError) -> Message:
             return error_message(body) if isinstance(body, ApiError) else answer_value(body, accept)
