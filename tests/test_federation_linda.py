@@ -4,7 +4,7 @@ against a real node on 127.0.0.1 (the contract tests run over it too: the ``coap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 import pytest
@@ -12,7 +12,10 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
+from tuplespace._federation._held import ENDED_PER_HOST, Sessions
 from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, URI_PATH, URI_QUERY, Message
+from tuplespace.server._errors import ApiError
+from tuplespace.server._hosting import ENDED_KEPT
 
 
 @pytest.fixture
@@ -317,6 +320,30 @@ def test_a_call_of_a_closed_session_is_refused_and_close_names_a_session(node: t
         answer = late.endpoint.request_blocking(late.peer, POST, options, timeout=PATIENCE)
         assert answer.code == 128  # 4.00
         assert orjson.loads(answer.payload)["error"]["field"] == "session"
+
+
+def test_the_ended_sessions_remembered_are_kept_per_host_and_bounded() -> None:
+    sessions = Sessions()
+
+    async def end(host: str, ids: Iterable[str]) -> None:
+        for session in ids:
+            await sessions.end(host, session)
+
+    asyncio.run(end("10.0.0.1", ["theirs-0"]))
+    asyncio.run(end("10.0.0.2", (f"mine-{n:05}" for n in range(ENDED_KEPT + 1))))  # ended or made up
+    with pytest.raises(ApiError, match="closed by its client"):
+        sessions.check_open("10.0.0.1", "theirs-0")  # another host's many did not push it out
+    sessions.check_open("10.0.0.2", "mine-00000")  # its own later ones did
+    with pytest.raises(ApiError):
+        sessions.check_open("10.0.0.2", f"mine-{ENDED_KEPT:05}")
+    sessions.check_open("10.0.0.3", f"mine-{ENDED_KEPT:05}")  # another host's session of that id
+    assert sessions.statistics()["ended_sessions"] == 1 + ENDED_PER_HOST
+    for host in range(ENDED_KEPT // ENDED_PER_HOST):  # as many hosts as fill the bound
+        asyncio.run(end(f"10.1.{host}.1", (f"many-{n:05}" for n in range(ENDED_PER_HOST))))
+    assert sessions.statistics()["ended_sessions"] <= ENDED_KEPT
+    sessions.check_open("10.0.0.1", "theirs-0")  # the host that ended one the longest ago gave way
+    with pytest.raises(ApiError):
+        sessions.check_open("10.1.0.1", "many-00000")
 
 
 def test_records_over_coap_are_remote_handles_that_refresh_and_observe(node: ts.Node) -> None:

@@ -141,17 +141,25 @@ class HeldTable:
 # A session id: what a client draws at random, in the characters of a URL-safe token.
 _SESSION = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
+ENDED_PER_HOST = 256
+"""The ended sessions remembered for one sending host: its own later ones push its oldest out."""
+
 
 class Sessions:
     """The waiting calls of the clients' sessions, by sending host and session id: a
     client that closes ends its session (``POST ?op=close&session=<id>``), which ends
     the calls still waiting that it sent from the same host, without an answer.  The
-    ids of the last ``ENDED_KEPT`` sessions ended are remembered: a call of an ended
-    session arriving late (reordered, repeated) is refused rather than left waiting."""
+    ids of the last :data:`ENDED_PER_HOST` sessions each host ended are remembered, of
+    ``ENDED_KEPT`` in all (past it, those of the host that ended one the longest ago
+    are forgotten): a call of an ended session arriving late (reordered, repeated) is
+    refused rather than left waiting.  A host ending many sessions (or ids it made up)
+    forgets only its own."""
 
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, str], set[asyncio.Task[Any]]] = {}
-        self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()
+        # By host, the one that ended a session last at the end; each host's, oldest first.
+        self._ended: OrderedDict[str, OrderedDict[str, None]] = OrderedDict()
+        self._ended_count = 0
 
     @staticmethod
     def check(session: str) -> str:
@@ -162,7 +170,7 @@ class Sessions:
 
     def check_open(self, host: str, session: str) -> None:
         """400 ``bad_request`` when the session has ended."""
-        if (host, session) in self._ended:
+        if session in self._ended.get(host, ()):
             raise ApiError(400, "bad_request", f"session {session} was closed by its client", "session")
 
     async def hold(self, host: str, session: str, work: Awaitable[Message]) -> Message:
@@ -183,17 +191,32 @@ class Sessions:
     async def end(self, host: str, session: str) -> int:
         """End the session: its calls still waiting end (their waits released,
         their claims aborted) before this returns; how many there were."""
-        key = (host, session)
-        self._ended[key] = None
-        self._ended.move_to_end(key)
-        while len(self._ended) > ENDED_KEPT:
-            self._ended.popitem(last=False)
-        calls = self._waiting.pop(key, set())
+        self._remember(host, session)
+        calls = self._waiting.pop((host, session), set())
         for call in calls:
             call.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
         return len(calls)
 
+    def _remember(self, host: str, session: str) -> None:
+        """Remember that ``host`` ended ``session``, within the bounds."""
+        ended = self._ended.setdefault(host, OrderedDict())
+        self._ended.move_to_end(host)
+        if session in ended:
+            ended.move_to_end(session)
+            return
+        ended[session] = None
+        self._ended_count += 1
+        if len(ended) > ENDED_PER_HOST:
+            ended.popitem(last=False)
+            self._ended_count -= 1
+        while self._ended_count > ENDED_KEPT:  # never the host's own: it holds fewer
+            _, oldest = self._ended.popitem(last=False)
+            self._ended_count -= len(oldest)
+
     def statistics(self) -> dict[str, int]:
-        """The calls waiting under a session."""
-        return {"session_calls": sum(len(calls) for calls in self._waiting.values())}
+        """The calls waiting under a session, and the ended sessions remembered."""
+        return {
+            "session_calls": sum(len(calls) for calls in self._waiting.values()),
+            "ended_sessions": self._ended_count,
+        }

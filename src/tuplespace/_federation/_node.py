@@ -284,8 +284,9 @@ class Node:
     def statistics(self) -> dict[str, int]:
         """Spaces hosted, observed records and observations being served, the
         transactions and claims held for peers (``held_transactions``,
-        ``held_claims``), subscriptions of peers to the spaces' events
-        (``subscriptions``); with security, the OSCORE peers, the hosts with a rate
+        ``held_claims``), calls waiting under a session and the ended sessions
+        remembered (``session_calls``, ``ended_sessions``), subscriptions of peers to
+        the spaces' events (``subscriptions``); with security, the OSCORE peers, the hosts with a rate
         bucket and the requests refused (``refused_rate``, ``refused_oscore``,
         ``refused_permission``)."""
         guard = {} if self._guard is None else self._guard.statistics()
