@@ -209,6 +209,16 @@ def test_the_node_answers_claims_and_transactions_precisely(node: ts.Node) -> No
             assert answer.code >> 5 == 4, (code, answer)
             assert orjson.loads(answer.payload)["error"]["code"] == code
     assert served.read_all(job) == [("job", 1)]
+    given_twice = {  # a parameter given twice is refused, naming it, rather than settled silently
+        "lease": ask(node, POST, "lease=1", "lease=2"),
+        "op": ask(node, FETCH, "op=read", "op=take", template=job),
+        "limit": ask(node, FETCH, "op=read_all", "limit=1", "limit=2", template=job),
+    }
+    for name, answer in given_twice.items():
+        assert answer.code == 128, (name, answer)  # 4.00
+        refused = orjson.loads(answer.payload)["error"]
+        assert (refused["code"], refused["field"]) == ("bad_request", name)
+        assert "more than once" in refused["message"]
     nothing = ts.decode_cbor(ask(node, FETCH, "op=take", "claim=1", "timeout=0", template=("other",)).payload)
     assert nothing == {"tuple": None}  # nothing taken: no claim
     taken = ts.decode_cbor(ask(node, FETCH, "op=take", "claim=1", "timeout=0", template=job).payload)

@@ -1135,6 +1135,10 @@ def test_event_requests_are_checked(server: Server, http: httpx.Client) -> None:
     )
     error(http.get("/spaces/s/events", params={"template": "[]", "since": "99"}), 400, "invalid_value")
     error(http.get("/spaces/s/events", params={"template": "[]", "since": "-1"}), 400, "bad_request")
+    given_twice = [("template", "[]"), ("since", "0"), ("since", "1")]
+    twice = error(http.get("/spaces/s/events", params=given_twice), 400, "bad_request")
+    assert twice["field"] == "since"
+    assert "more than once" in twice["message"]
     assert stats(http, "s")["subscribers"] == 0
 
 

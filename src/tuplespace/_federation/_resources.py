@@ -43,7 +43,7 @@ from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
-from ..server._requests import get_template, parse_template_text
+from ..server._requests import get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
 from ..server._service_events import since_param
 from ..server._service_records import _get_credit, record_template_from_wire
@@ -137,13 +137,13 @@ def _presence(text: str | None) -> tuple[int, int] | None:
 
 def _record_id(request: Message) -> int | None:
     """The record number a request on a record gives with ``?id=<n>`` (None: none)."""
-    for item in request.query:
-        if item.startswith("id="):
-            rid = item[3:]
-            if not rid.isdigit() or not rid.isascii():
-                raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
-            return int(rid)
-    return None
+    ids = [item[3:] for item in request.query if item.startswith("id=")]
+    if not ids:
+        return None
+    rid = query_params((("id", i) for i in ids), ("id",))["id"]
+    if not rid.isdigit() or not rid.isascii():
+        raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+    return int(rid)
 
 
 class _Target:
@@ -1249,13 +1249,9 @@ def content_format(option: int | None, status: int) -> int:
 
 
 def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in request.query:
-        name, _, value = item.partition("=")
-        if name not in allowed:
-            raise ApiError(400, "bad_request", f"unknown query parameter {name!r}", name)
-        out[name] = value
-    return out
+    """The Uri-Query of ``request`` by name: 4.00 ``bad_request`` naming a parameter
+    not ``allowed`` or one given twice (see :func:`query_params`)."""
+    return query_params((item.partition("=")[::2] for item in request.query), allowed)
 
 
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}

@@ -219,7 +219,7 @@ def _endpoint(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awai
             None if client is None else client.host,
             functools.partial(_body, request),
             functools.partial(_watch_disconnect, request.receive),
-            request.query_params,
+            request.query_params.multi_items(),
             headers.get("last-event-id"),
         )
         return await handler(**params, request=incoming)

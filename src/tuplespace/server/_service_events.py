@@ -16,7 +16,7 @@ from .._events import EVENT_KINDS, Event
 from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
 from ._errors import coded
-from ._requests import ServiceRequest, parse_template_text
+from ._requests import ServiceRequest, parse_template_text, query_params
 from ._service import ApiBase, Caller, disconnected
 
 if TYPE_CHECKING:
@@ -84,10 +84,7 @@ class EventRoutes(ApiBase):
         """The query of a stream, holding only ``names``; its ``events`` (a subset of
         ``all_kinds``, all by default); the event to resume after (``Last-Event-ID``,
         else ``since``)."""
-        params = request.query
-        for key in params:
-            if key not in names:
-                raise coded(InvalidValue(f"unknown parameter {key!r}", key), "bad_request")
+        params = query_params(request.query, names)
         kinds = all_kinds
         if "events" in params:
             kinds = frozenset(k for k in params["events"].split(",") if k)
