@@ -39,7 +39,7 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from .._httpapi import OPERATION, OPERATIONS
-from .._lease import AsyncLease, Lease
+from .._lease import AsyncLease, Lease, check_lease
 from .._recordhandles import RecordData
 from .._rules import RuleInfo
 from .._rulewire import info_from_wire
@@ -162,15 +162,6 @@ def fill(path: str, params: Mapping[str, str | int]) -> str:
 # -- arguments -------------------------------------------------------------------------------
 # Checked here as the embedded space checks them, so an invalid argument fails the same
 # way whichever space it is given to (and NaN, which JSON cannot carry, never travels).
-
-
-def check_lease(lease: float | None, what: str = "lease") -> float | None:
-    """A lease in seconds as it travels: None (forever) or a positive number."""
-    if lease is None or lease == math.inf:
-        return None
-    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
-        raise InvalidValue(f"{what} must be a positive number of seconds or None, got {lease!r}", what)
-    return lease
 
 
 def check_timeout(timeout: float | None) -> float | None:

@@ -18,6 +18,7 @@ import orjson
 
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, ValueTooLarge, WireError
+from .._lease import check_lease
 from .._templates import ANY, Template
 from .._values import Limits, Tuple
 from ._errors import coded, placed
@@ -201,9 +202,9 @@ def _seconds(value: object, key: str, *, positive: bool) -> float:
 
 
 def get_lease(body: dict[str, Any], key: str = "lease") -> float | None:
-    """A lease: absent or null is forever."""
+    """A lease: absent or null is forever; else at least ``MIN_LEASE`` seconds."""
     value = body.get(key)
-    return None if value is None else _seconds(value, key, positive=True)
+    return None if value is None else check_lease(_seconds(value, key, positive=True), key)
 
 
 def get_timeout(body: dict[str, Any]) -> float | None:
