@@ -704,6 +704,29 @@ def test_subscriptions_are_bounded_per_host_whatever_its_ports_and_per_node() ->
                 raw.close()
 
 
+def test_values_nested_past_any_depth_are_refused_clearly() -> None:
+    with ts.Node("coap://127.0.0.1:0/", **NODE_FAST) as node:
+        node.space("jobs")
+        raw = Raw(node.port)
+        try:
+            nested = {
+                "arrays": b"\x81" * 20_000 + b"\x01",
+                "maps": b"\xa1\x61a" * 20_000 + b"\x01",
+                "tags": b"\xd8\x20" * 20_000 + b"\x61a",
+            }
+            for name, payload in nested.items():
+                for request in (
+                    raw.make(POST, "spaces/jobs", payload, o12=60)[0],
+                    raw.make(FETCH, "spaces/jobs", payload, o12=60, o15="op=read")[0],
+                ):
+                    answer = raw.exchange(request)
+                    assert answer.code in (128, 141), (name, answer)  # 4.00 or 4.13
+                    assert _error(answer)["code"] in ("wire_error", "value_too_large"), name
+        finally:
+            raw.close()
+        assert node.space("jobs").count((ts.ANY,)) == 0
+
+
 def test_the_table_of_rates_is_bounded() -> None:
     clock = [0.0]
     limiter = RateLimiter(1.0, 1, max_clients=2, clock=lambda: clock[0])
