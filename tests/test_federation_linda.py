@@ -171,6 +171,28 @@ def test_transactions_and_claims_are_bounded_per_host() -> None:
         ts.Node("coap://127.0.0.1:0/", claim_lease=0)
 
 
+def test_the_calls_a_host_has_under_way_are_bounded() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_waiting=2) as node:
+        served = node.space("jobs")
+        url = node.base_uri + "spaces/jobs"
+        with ts.connect(url, timeout=PATIENCE) as jobs, ts.connect(url, timeout=PATIENCE) as again:
+            takers = [spawn(jobs.take, ("job", int)) for _ in range(2)]
+            wait_for_waiters(served, 2)
+            assert node.statistics()["calls"] == 2
+            with pytest.raises(ts.LimitReached) as info:
+                again.take(("job", int))  # from another port of the same host
+            assert (info.value.limit, info.value.maximum) == ("max_waiting", 2)
+            assert again.statistics()["waiters"] == 2  # what answers at once is answered
+            served.write_many([("job", 1), ("job", 2)])
+            assert sorted(taker.result(PATIENCE) for taker in takers) == [("job", 1), ("job", 2)]
+            wait_until(lambda: node.statistics()["calls"] == 0, "the calls to be done")
+            again.write(("job", 3))
+            assert again.take(("job", int)) == ("job", 3)
+    for bad in (0, 1.5):
+        with pytest.raises(ts.InvalidValue, match="max_waiting"):
+            ts.Node("coap://127.0.0.1:0/", max_waiting=bad)  # type: ignore[arg-type]
+
+
 def ask(node: ts.Node, code: int, *query: str, template: object = None) -> Message:
     """A request to the node's space ``jobs`` with ``query``; a FETCH carries ``template``."""
     options = [(URI_PATH, b"spaces"), (URI_PATH, b"jobs")]

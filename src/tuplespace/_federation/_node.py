@@ -63,6 +63,7 @@ class Node:
     records observed at once, ``read_all`` and ``take_all`` answers of
     ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
     rest), ``max_transactions`` transactions and claims held for each sending host,
+    ``max_waiting`` calls of each sending host to the spaces under way (waiting) at once,
     request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
     message ids remembered to answer repeated requests; a peer's host (from any
@@ -114,6 +115,7 @@ class Node:
         max_subscriptions: int = 64,
         max_node_subscriptions: int = 1024,
         max_notification_bytes: int = 64 << 10,
+        max_waiting: int = 1000,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
@@ -163,6 +165,7 @@ class Node:
             max_subscriptions=max_subscriptions,
             max_node_subscriptions=max_node_subscriptions,
             max_notification_bytes=max_notification_bytes,
+            max_waiting=max_waiting,
         )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(
@@ -285,7 +288,8 @@ class Node:
         """Spaces hosted, observed records and observations being served, the
         transactions and claims held for peers (``held_transactions``,
         ``held_claims``), calls waiting under a session and the ended sessions
-        remembered (``session_calls``, ``ended_sessions``), subscriptions of peers to
+        remembered (``session_calls``, ``ended_sessions``), the calls of peers under
+        way (``calls``), subscriptions of peers to
         the spaces' events (``subscriptions``); with security, the OSCORE peers, the hosts with a rate
         bucket and the requests refused (``refused_rate``, ``refused_oscore``,
         ``refused_permission``)."""

@@ -183,7 +183,8 @@ class SpacesResource:
     ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
     their JSON form) at a time, and the cursor of the rest.  Each sending host holds at
     most ``max_transactions`` transactions and claims; a claimed take is held for
-    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).  A peer's
+    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`), and has at
+    most ``max_waiting`` calls to the spaces under way (waiting) at once.  A peer's
     host (whatever ports it sends from) has at most ``max_subscriptions`` event streams
     open at once, and all peers together ``max_node_subscriptions``, each holding at
     most ``max_notification_bytes`` of events for its next notification.
@@ -202,12 +203,20 @@ class SpacesResource:
         max_subscriptions: int = 64,
         max_node_subscriptions: int = 1024,
         max_notification_bytes: int = 64 << 10,
+        max_waiting: int = 1000,
     ) -> None:
         if not (max_transactions >= 1 and 0 < claim_lease < float("inf")):
             raise InvalidValue(
                 f"max_transactions >= 1 and a claim_lease of positive seconds; "
                 f"got {max_transactions!r}, {claim_lease!r}"
             )
+        for name, count in (
+            ("max_subscriptions", max_subscriptions),
+            ("max_node_subscriptions", max_node_subscriptions),
+            ("max_waiting", max_waiting),
+        ):
+            if type(count) is not int or count < 1:
+                raise InvalidValue(f"{name} must be a positive int, got {count!r}", name)
         self._spaces = spaces
         self._held = HeldTable(max_transactions)
         self._sessions = Sessions()
@@ -215,6 +224,9 @@ class SpacesResource:
         self._max_subscriptions = max_subscriptions
         self._max_node_subscriptions = max_node_subscriptions
         self._max_notification_bytes = max_notification_bytes
+        self._max_waiting = max_waiting
+        self._calls: dict[str, int] = {}  # under way, by host
+        self._calling = 0  # of every host
         self._subscriptions: dict[str, int] = {}  # by host: a host's every port counts
         self._subscribed = 0  # of every host
         self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
@@ -236,6 +248,7 @@ class SpacesResource:
             **self._held.statistics(),
             **self._sessions.statistics(),
             "subscriptions": self._subscribed,
+            "calls": self._calling,
         }
 
     def close(self) -> None:
@@ -581,10 +594,17 @@ class SpacesResource:
         its client's session (``?session=<id>``) and waits ends when the client ends
         its session (``POST ?op=close&session=<id>``)."""
         raw = next((v for n, v in request.options if n == URI_QUERY and v.startswith(b"session=")), None)
+        closing = raw is not None and request.code == POST and "op=close" in request.query
+        if not closing and request.code != GET and self._calls.get(host, 0) >= self._max_waiting:
+            raise LimitReached(
+                f"a host has at most {self._max_waiting} calls under way at this node",
+                limit="max_waiting",
+                maximum=self._max_waiting,
+            )
         if raw is None:
-            return self._space_request(request, name, accept, host)
+            return self._under_way(host, self._space_request(request, name, accept, host))
         session = self._sessions.check(raw[8:].decode("ascii", "replace"))
-        if request.code == POST and "op=close" in request.query:
+        if closing:
             _query(request, ("op", "session"))
             return self._done(self._sessions.end(host, session), lambda _: Message(code=CHANGED))
         self._sessions.check_open(host, session)
@@ -593,8 +613,27 @@ class SpacesResource:
             return answer
         space = self._spaces.get(name)
         if request.code == POST and (space is None or space.capacity is None):
-            return answer  # a write where there is always room: it never waits
-        return self._sessions.hold(host, session, answer)
+            return self._under_way(host, answer)  # a write where there is always room: it never waits
+        return self._under_way(host, self._sessions.hold(host, session, answer))
+
+    def _under_way(self, host: str, answer: Message | Awaitable[Message]) -> Message | Awaitable[Message]:
+        """``answer``, counted among the calls of ``host`` under way until it is done."""
+        if isinstance(answer, Message):
+            return answer
+        self._calls[host] = self._calls.get(host, 0) + 1
+        self._calling += 1
+        return self._counted(host, answer)
+
+    async def _counted(self, host: str, work: Awaitable[Message]) -> Message:
+        try:
+            return await work
+        finally:
+            self._calling -= 1
+            left = self._calls[host] - 1
+            if left:
+                self._calls[host] = left
+            else:
+                del self._calls[host]
 
     def _space_request(
         self, request: Message, name: str, accept: int, host: str
