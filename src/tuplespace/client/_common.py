@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -165,12 +164,14 @@ def fill(path: str, params: Mapping[str, str | int]) -> str:
 
 
 def check_timeout(timeout: float | None) -> float | None:
-    """A timeout in seconds: None (forever) or a number >= 0."""
-    if timeout is None or timeout == math.inf:
+    """A timeout in seconds: None (forever) or a number >= 0.  One of
+    ``threading.TIMEOUT_MAX`` seconds (292 years) or more is forever: no thread
+    waits longer."""
+    if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
         raise InvalidValue(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}", "timeout")
-    return timeout
+    return None if timeout >= threading.TIMEOUT_MAX else timeout
 
 
 def check_spin(spin: float) -> float:
