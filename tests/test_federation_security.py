@@ -32,6 +32,7 @@ from tuplespace._federation._message import (
     FETCH,
     GET,
     MAX_AGE,
+    OBSERVE,
     OSCORE,
     POST,
     PUT,
@@ -725,6 +726,21 @@ def test_values_nested_past_any_depth_are_refused_clearly() -> None:
         finally:
             raw.close()
         assert node.space("jobs").count((ts.ANY,)) == 0
+
+
+def test_observations_are_bounded_per_host_whatever_its_ports() -> None:
+    with ts.Node("coap://127.0.0.1:0/", max_host_observations=2, **NODE_FAST) as node:
+        node.space("home").create("kitchen", {"temp": 21.5})
+        ports = [Raw(node.port) for _ in range(3)]  # one host, three ports
+        other = Raw(node.port, host="127.0.0.2")
+        try:
+            answers = [raw.exchange(raw.make(GET, "spaces/home/kitchen", o6=0)[0]) for raw in (*ports, other)]
+            assert [a.code for a in answers] == [69] * 4  # each answered
+            assert [a.get(OBSERVE) is not None for a in answers] == [True, True, False, True]
+            assert node.statistics()["observations"] == 3
+        finally:
+            for raw in (*ports, other):
+                raw.close()
 
 
 def test_the_table_of_rates_is_bounded() -> None:

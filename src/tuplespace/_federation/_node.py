@@ -60,7 +60,8 @@ class Node:
     more than ``probing_rate`` bytes per second until it answers again.  Served
     resources are bounded: at most
     ``max_observers`` observations of one record (with its fields), ``max_observed``
-    records observed at once, ``read_all`` and ``take_all`` answers of
+    records observed at once, ``max_host_observations`` observations held by one
+    sending host, ``read_all`` and ``take_all`` answers of
     ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
     rest), ``max_transactions`` transactions and claims held for each sending host,
     ``max_waiting`` calls of each sending host to the spaces under way (waiting) at once,
@@ -108,6 +109,7 @@ class Node:
         timeout: float = 10.0,
         max_observers: int = 64,
         max_observed: int = 256,
+        max_host_observations: int = 64,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
         max_transactions: int = 10_000,
@@ -158,6 +160,7 @@ class Node:
             self._spaces,
             max_observers=max_observers,
             max_observed=max_observed,
+            max_host_observations=max_host_observations,
             max_results=max_results,
             max_answer=max_answer,
             max_transactions=max_transactions,

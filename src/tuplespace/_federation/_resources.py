@@ -178,8 +178,9 @@ class SpacesResource:
     (the :class:`~tuplespace._federation._endpoint.Site` a node's endpoint serves).
 
     ``spaces`` maps the names of the node's spaces to them; ``max_observers`` bounds
-    the observations of one record (its fields' included) and ``max_observed`` the
-    records observed at once (each has an upcall thread).  A ``read_all`` or
+    the observations of one record (its fields' included), ``max_observed`` the
+    records observed at once (each has an upcall thread) and ``max_host_observations``
+    the observations one peer's host holds, whatever ports it sends from.  A ``read_all`` or
     ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
     their JSON form) at a time, and the cursor of the rest.  Each sending host holds at
     most ``max_transactions`` transactions and claims; a claimed take is held for
@@ -196,6 +197,7 @@ class SpacesResource:
         *,
         max_observers: int,
         max_observed: int,
+        max_host_observations: int = 64,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
         max_transactions: int = 10_000,
@@ -211,6 +213,7 @@ class SpacesResource:
                 f"got {max_transactions!r}, {claim_lease!r}"
             )
         for name, count in (
+            ("max_host_observations", max_host_observations),
             ("max_subscriptions", max_subscriptions),
             ("max_node_subscriptions", max_node_subscriptions),
             ("max_waiting", max_waiting),
@@ -233,6 +236,8 @@ class SpacesResource:
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
+        self._max_host_observations = max_host_observations
+        self._observing: dict[str, int] = {}  # observations by host
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, tuple[Space, AsyncSpace]] = {}  # the spaces' faces on the node's loop
         self.handlers: dict[
@@ -326,6 +331,12 @@ class SpacesResource:
             target = self._target(path[1:], request)
         except (ApiError, TupleSpaceError):
             return None  # the render answers the error
+        host = str(peer[0])
+        if self._observing.get(host, 0) >= self._max_host_observations:
+            log.warning(
+                "coap: %s holds %d observations; answering without Observe", host, self._max_host_observations
+            )
+            return None
         watched = self._watched.get(target.key)
         if watched is None:
             if len(self._watched) >= self._max_observed:
@@ -344,9 +355,15 @@ class SpacesResource:
             return None
         key = object()
         watched.observations[key] = (notify, target.tag)
+        self._observing[host] = self._observing.get(host, 0) + 1
 
         def cancel() -> None:
-            watched.observations.pop(key, None)
+            if watched.observations.pop(key, None) is not None:
+                left = self._observing[host] - 1
+                if left:
+                    self._observing[host] = left
+                else:
+                    del self._observing[host]
             if not watched.observations and self._watched.get(target.key) is watched:
                 del self._watched[target.key]
                 if watched.upcall is not None:
