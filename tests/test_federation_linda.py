@@ -219,6 +219,8 @@ def test_the_node_answers_claims_and_transactions_precisely(node: ts.Node) -> No
         "invalid_value": [
             ask(node, FETCH, "op=take", "claim=yes", template=job),
             ask(node, POST, "op=begin", "lease=0"),
+            ask(node, FETCH, "op=read_all", "limit=\u00b2", template=job),  # not an ASCII digit
+            ask(node, FETCH, "op=read_all", "after=\u0661", template=job),
         ],
         "unknown_transaction": [
             ask(node, FETCH, "op=take", "tx=nope", template=job),

@@ -1335,7 +1335,7 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     text = query.get(name)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 20:
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
 

@@ -235,7 +235,7 @@ def _endpoint(handler: Callable[..., Awaitable[Response]]) -> Callable[..., Awai
 async def _body(request: Request, max_body: int) -> tuple[bytes, int]:
     """The body of ``request`` and its size, as it arrives (see ``ReceiveBody``)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body:
         return b"", int(declared)
     chunks = []
     size = 0

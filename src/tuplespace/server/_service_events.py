@@ -164,7 +164,7 @@ def since_param(value: str | None, field: str) -> int | None:
     """The event to resume after, from a ``since`` parameter or a ``Last-Event-ID`` header."""
     if not value:  # absent, or the empty Last-Event-ID of a stream that had no event yet
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise coded(InvalidValue(f"{field} is an event sequence number", field), "bad_request")
     return int(value)
 
