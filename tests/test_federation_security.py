@@ -38,6 +38,7 @@ from tuplespace._federation._message import (
     PUT,
     URI_HOST,
     URI_PATH,
+    URI_QUERY,
     Message,
 )
 from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
@@ -726,6 +727,21 @@ def test_values_nested_past_any_depth_are_refused_clearly() -> None:
         finally:
             raw.close()
         assert node.space("jobs").count((ts.ANY,)) == 0
+
+
+def test_a_subscription_with_a_present_of_huge_numbers_is_refused_clearly() -> None:
+    with ts.Node("coap://127.0.0.1:0/", **NODE_FAST) as node:
+        node.space("jobs")
+        raw = Raw(node.port)
+        try:
+            message, _ = raw.make(FETCH, "spaces/jobs", b'{"$any":true}', o6=0, o12=50)
+            for query in ("op=subscribe", "since=0", f"present={'9' * 5000},1"):
+                message.add(URI_QUERY, query)
+            answer = raw.exchange(message)
+            assert answer.code == 128  # 4.00
+            assert _error(answer)["field"] == "present"
+        finally:
+            raw.close()
 
 
 def test_observations_are_bounded_per_host_whatever_its_ports() -> None:

@@ -130,7 +130,7 @@ def _presence(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
     upto, _, at = text.partition(",")
-    if not (upto.isdigit() and at.isdigit() and upto.isascii() and at.isascii()):
+    if not all(n.isascii() and n.isdigit() and len(n) <= 20 for n in (upto, at)):
         raise ApiError(400, "bad_request", "present is <upto>,<at>: two sequence numbers", "present")
     return int(upto), int(at)
 
