@@ -12,7 +12,7 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
-from tuplespace._federation._held import ENDED_PER_HOST, Sessions
+from tuplespace._federation._held import ENDED_PER_HOST, HeldTable, Sessions
 from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, URI_PATH, URI_QUERY, Message
 from tuplespace.server._errors import ApiError
 from tuplespace.server._hosting import ENDED_KEPT
@@ -378,6 +378,21 @@ def test_the_ended_sessions_remembered_are_kept_per_host_and_bounded() -> None:
     sessions.check_open("10.0.0.1", "theirs-0")  # the host that ended one the longest ago gave way
     with pytest.raises(ApiError):
         sessions.check_open("10.1.0.1", "many-00000")
+
+
+def test_the_ended_transactions_remembered_are_kept_per_host() -> None:
+    class Committed:  # what the table reads of a transaction that ended
+        state = "committed"
+
+    table = HeldTable(max_per_host=ENDED_KEPT + 1)
+    theirs = table.add("claim", "jobs", Committed(), "10.0.0.1")  # type: ignore[arg-type]
+    table.forget(theirs.id)
+    mine = [table.add("transaction", "jobs", Committed(), "10.0.0.2") for _ in range(ENDED_KEPT + 1)]  # type: ignore[arg-type]
+    for held in mine:
+        table.forget(held.id)
+    assert table.ended_state(theirs.id) == "committed"  # another host's many did not push it out
+    assert table.ended_state(mine[0].id) is None  # its own later ones did
+    assert table.ended_state(mine[-1].id) == "committed"
 
 
 def test_records_over_coap_are_remote_handles_that_refresh_and_observe(node: ts.Node) -> None:
