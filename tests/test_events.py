@@ -105,6 +105,20 @@ def test_a_subscription_sees_only_events_after_it_began(space: Any) -> None:
     assert changes(drain(sub)) == [("write", ("job", 1))]
 
 
+def test_waits_and_leases_too_long_for_a_thread_are_forever(space: Any) -> None:
+    # 1e308 seconds is past what a thread can wait (threading.TIMEOUT_MAX): it never ends.
+    sub = space.subscribe(("x",), lease=1e308)
+    sub.renew(1e308)
+    got = spawn(sub.get, 1e308)
+    taken = spawn(space.take, ("y",), 1e308)
+    wait_for_waiters(space, 1)
+    space.write(("x",))
+    space.write(("y",))
+    assert got.result(PATIENCE).tuple == ("x",)
+    assert taken.result(PATIENCE) == ("y",)
+    sub.close()
+
+
 def test_a_template_filters_the_events(space: Any) -> None:
     jobs = space.subscribe(("job", int))
     tagged = space.subscribe((ANY, ANY, "urgent"))

@@ -4,7 +4,7 @@ against a real node on 127.0.0.1 (the contract tests run over it too: the ``coap
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 import pytest
@@ -12,7 +12,10 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
+from tuplespace._federation._held import ENDED_PER_HOST, HeldTable, Sessions
 from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, URI_PATH, URI_QUERY, Message
+from tuplespace.server._errors import ApiError
+from tuplespace.server._hosting import ENDED_KEPT
 
 
 @pytest.fixture
@@ -168,6 +171,28 @@ def test_transactions_and_claims_are_bounded_per_host() -> None:
         ts.Node("coap://127.0.0.1:0/", claim_lease=0)
 
 
+def test_the_calls_a_host_has_under_way_are_bounded() -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_waiting=2) as node:
+        served = node.space("jobs")
+        url = node.base_uri + "spaces/jobs"
+        with ts.connect(url, timeout=PATIENCE) as jobs, ts.connect(url, timeout=PATIENCE) as again:
+            takers = [spawn(jobs.take, ("job", int)) for _ in range(2)]
+            wait_for_waiters(served, 2)
+            assert node.statistics()["calls"] == 2
+            with pytest.raises(ts.LimitReached) as info:
+                again.take(("job", int))  # from another port of the same host
+            assert (info.value.limit, info.value.maximum) == ("max_waiting", 2)
+            assert again.statistics()["waiters"] == 2  # what answers at once is answered
+            served.write_many([("job", 1), ("job", 2)])
+            assert sorted(taker.result(PATIENCE) for taker in takers) == [("job", 1), ("job", 2)]
+            wait_until(lambda: node.statistics()["calls"] == 0, "the calls to be done")
+            again.write(("job", 3))
+            assert again.take(("job", int)) == ("job", 3)
+    for bad in (0, 1.5):
+        with pytest.raises(ts.InvalidValue, match="max_waiting"):
+            ts.Node("coap://127.0.0.1:0/", max_waiting=bad)  # type: ignore[arg-type]
+
+
 def ask(node: ts.Node, code: int, *query: str, template: object = None) -> Message:
     """A request to the node's space ``jobs`` with ``query``; a FETCH carries ``template``."""
     options = [(URI_PATH, b"spaces"), (URI_PATH, b"jobs")]
@@ -194,6 +219,8 @@ def test_the_node_answers_claims_and_transactions_precisely(node: ts.Node) -> No
         "invalid_value": [
             ask(node, FETCH, "op=take", "claim=yes", template=job),
             ask(node, POST, "op=begin", "lease=0"),
+            ask(node, FETCH, "op=read_all", "limit=\u00b2", template=job),  # not an ASCII digit
+            ask(node, FETCH, "op=read_all", "after=\u0661", template=job),
         ],
         "unknown_transaction": [
             ask(node, FETCH, "op=take", "tx=nope", template=job),
@@ -206,6 +233,16 @@ def test_the_node_answers_claims_and_transactions_precisely(node: ts.Node) -> No
             assert answer.code >> 5 == 4, (code, answer)
             assert orjson.loads(answer.payload)["error"]["code"] == code
     assert served.read_all(job) == [("job", 1)]
+    given_twice = {  # a parameter given twice is refused, naming it, rather than settled silently
+        "lease": ask(node, POST, "lease=1", "lease=2"),
+        "op": ask(node, FETCH, "op=read", "op=take", template=job),
+        "limit": ask(node, FETCH, "op=read_all", "limit=1", "limit=2", template=job),
+    }
+    for name, answer in given_twice.items():
+        assert answer.code == 128, (name, answer)  # 4.00
+        refused = orjson.loads(answer.payload)["error"]
+        assert (refused["code"], refused["field"]) == ("bad_request", name)
+        assert "more than once" in refused["message"]
     nothing = ts.decode_cbor(ask(node, FETCH, "op=take", "claim=1", "timeout=0", template=("other",)).payload)
     assert nothing == {"tuple": None}  # nothing taken: no claim
     taken = ts.decode_cbor(ask(node, FETCH, "op=take", "claim=1", "timeout=0", template=job).payload)
@@ -317,6 +354,45 @@ def test_a_call_of_a_closed_session_is_refused_and_close_names_a_session(node: t
         answer = late.endpoint.request_blocking(late.peer, POST, options, timeout=PATIENCE)
         assert answer.code == 128  # 4.00
         assert orjson.loads(answer.payload)["error"]["field"] == "session"
+
+
+def test_the_ended_sessions_remembered_are_kept_per_host_and_bounded() -> None:
+    sessions = Sessions()
+
+    async def end(host: str, ids: Iterable[str]) -> None:
+        for session in ids:
+            await sessions.end(host, session)
+
+    asyncio.run(end("10.0.0.1", ["theirs-0"]))
+    asyncio.run(end("10.0.0.2", (f"mine-{n:05}" for n in range(ENDED_KEPT + 1))))  # ended or made up
+    with pytest.raises(ApiError, match="closed by its client"):
+        sessions.check_open("10.0.0.1", "theirs-0")  # another host's many did not push it out
+    sessions.check_open("10.0.0.2", "mine-00000")  # its own later ones did
+    with pytest.raises(ApiError):
+        sessions.check_open("10.0.0.2", f"mine-{ENDED_KEPT:05}")
+    sessions.check_open("10.0.0.3", f"mine-{ENDED_KEPT:05}")  # another host's session of that id
+    assert sessions.statistics()["ended_sessions"] == 1 + ENDED_PER_HOST
+    for host in range(ENDED_KEPT // ENDED_PER_HOST):  # as many hosts as fill the bound
+        asyncio.run(end(f"10.1.{host}.1", (f"many-{n:05}" for n in range(ENDED_PER_HOST))))
+    assert sessions.statistics()["ended_sessions"] <= ENDED_KEPT
+    sessions.check_open("10.0.0.1", "theirs-0")  # the host that ended one the longest ago gave way
+    with pytest.raises(ApiError):
+        sessions.check_open("10.1.0.1", "many-00000")
+
+
+def test_the_ended_transactions_remembered_are_kept_per_host() -> None:
+    class Committed:  # what the table reads of a transaction that ended
+        state = "committed"
+
+    table = HeldTable(max_per_host=ENDED_KEPT + 1)
+    theirs = table.add("claim", "jobs", Committed(), "10.0.0.1")  # type: ignore[arg-type]
+    table.forget(theirs.id)
+    mine = [table.add("transaction", "jobs", Committed(), "10.0.0.2") for _ in range(ENDED_KEPT + 1)]  # type: ignore[arg-type]
+    for held in mine:
+        table.forget(held.id)
+    assert table.ended_state(theirs.id) == "committed"  # another host's many did not push it out
+    assert table.ended_state(mine[0].id) is None  # its own later ones did
+    assert table.ended_state(mine[-1].id) == "committed"
 
 
 def test_records_over_coap_are_remote_handles_that_refresh_and_observe(node: ts.Node) -> None:

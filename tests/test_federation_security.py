@@ -32,11 +32,13 @@ from tuplespace._federation._message import (
     FETCH,
     GET,
     MAX_AGE,
+    OBSERVE,
     OSCORE,
     POST,
     PUT,
     URI_HOST,
     URI_PATH,
+    URI_QUERY,
     Message,
 )
 from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
@@ -676,6 +678,85 @@ def test_rate_limits_per_peer_answer_429_with_max_age() -> None:
             one.close()
             two.close()
         assert node.statistics()["refused_rate"] == 1
+
+
+def _subscribe(raw: Raw) -> Message:
+    """A subscription of ``raw`` to every event of the space ``jobs``: the node's answer."""
+    message, _ = raw.make(FETCH, "spaces/jobs", b'{"$any":true}', o6=0, o12=50, o15="op=subscribe")
+    return raw.exchange(message)
+
+
+def test_subscriptions_are_bounded_per_host_whatever_its_ports_and_per_node() -> None:
+    with ts.Node("coap://127.0.0.1:0/", max_subscriptions=2, max_node_subscriptions=3, **NODE_FAST) as node:
+        node.space("jobs")
+        ports = [Raw(node.port) for _ in range(3)]  # one host, three ports
+        other, third = Raw(node.port, host="127.0.0.2"), Raw(node.port, host="127.0.0.3")
+        try:
+            assert [_subscribe(raw).code for raw in ports[:2]] == [69, 69]
+            refused = _subscribe(ports[2])
+            assert refused.code == TOO_MANY
+            assert (_error(refused)["limit"], _error(refused)["maximum"]) == ("subscriptions", 2)
+            assert _subscribe(other).code == 69  # another host has its own
+            refused = _subscribe(third)
+            assert refused.code == TOO_MANY
+            assert (_error(refused)["limit"], _error(refused)["maximum"]) == ("node_subscriptions", 3)
+            assert node.statistics()["subscriptions"] == 3
+        finally:
+            for raw in (*ports, other, third):
+                raw.close()
+
+
+def test_values_nested_past_any_depth_are_refused_clearly() -> None:
+    with ts.Node("coap://127.0.0.1:0/", **NODE_FAST) as node:
+        node.space("jobs")
+        raw = Raw(node.port)
+        try:
+            nested = {
+                "arrays": b"\x81" * 20_000 + b"\x01",
+                "maps": b"\xa1\x61a" * 20_000 + b"\x01",
+                "tags": b"\xd8\x20" * 20_000 + b"\x61a",
+            }
+            for name, payload in nested.items():
+                for request in (
+                    raw.make(POST, "spaces/jobs", payload, o12=60)[0],
+                    raw.make(FETCH, "spaces/jobs", payload, o12=60, o15="op=read")[0],
+                ):
+                    answer = raw.exchange(request)
+                    assert answer.code in (128, 141), (name, answer)  # 4.00 or 4.13
+                    assert _error(answer)["code"] in ("wire_error", "value_too_large"), name
+        finally:
+            raw.close()
+        assert node.space("jobs").count((ts.ANY,)) == 0
+
+
+def test_a_subscription_with_a_present_of_huge_numbers_is_refused_clearly() -> None:
+    with ts.Node("coap://127.0.0.1:0/", **NODE_FAST) as node:
+        node.space("jobs")
+        raw = Raw(node.port)
+        try:
+            message, _ = raw.make(FETCH, "spaces/jobs", b'{"$any":true}', o6=0, o12=50)
+            for query in ("op=subscribe", "since=0", f"present={'9' * 5000},1"):
+                message.add(URI_QUERY, query)
+            answer = raw.exchange(message)
+            assert answer.code == 128  # 4.00
+            assert _error(answer)["field"] == "present"
+        finally:
+            raw.close()
+
+
+def test_observations_are_bounded_per_host_whatever_its_ports() -> None:
+    with ts.Node("coap://127.0.0.1:0/", max_host_observations=2, **NODE_FAST) as node:
+        node.space("home").create("kitchen", {"temp": 21.5})
+        ports = [Raw(node.port) for _ in range(3)]  # one host, three ports
+        other = Raw(node.port, host="127.0.0.2")
+        try:
+            answers = [raw.exchange(raw.make(GET, "spaces/home/kitchen", o6=0)[0]) for raw in (*ports, other)]
+            assert [a.code for a in answers] == [69] * 4  # each answered
+            assert [a.get(OBSERVE) is not None for a in answers] == [True, True, False, True]
+            assert node.statistics()["observations"] == 3
+        finally:
+            for raw in (*ports, other):
+                raw.close()
 
 
 def test_the_table_of_rates_is_bounded() -> None:

@@ -596,6 +596,27 @@ def test_refresh_needs_credit_or_a_lease(space: Any) -> None:
         rec.refresh()
 
 
+@pytest.mark.parametrize("lease", [1e-300, 5e-324, 1e-7])
+def test_a_lease_shorter_than_the_least_is_refused_naming_it_for_tuples_and_records(
+    space: Any, lease: float
+) -> None:
+    # Each would end before it began: a record created so would answer "gone" at once.
+    with pytest.raises(ts.InvalidValue, match="MIN_LEASE") as info:
+        space.write(("a",), lease=lease)
+    assert info.value.path == "lease"
+    with pytest.raises(ts.InvalidValue, match="MIN_LEASE") as info:
+        space.create("r", {"n": 1}, lease=lease)
+    assert info.value.path == "lease"
+    rec = space.create("r", {"n": 1})
+    with pytest.raises(ts.InvalidValue, match="MIN_LEASE"):
+        rec.refresh(lease=lease)
+    with pytest.raises(ts.InvalidValue, match="MIN_LEASE"):
+        space.write(("b",)).renew(lease)
+    assert space.count(("a",)) == 0
+    assert space.count(("b",)) == 1
+    assert rec.get("n") == 1
+
+
 # -- containment ------------------------------------------------------------------------------
 
 

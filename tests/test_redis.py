@@ -22,7 +22,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.stores._redis import prefix
+from tuplespace.stores._redis import READ_AHEAD_BYTES, prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -800,6 +800,26 @@ def test_present_tuples_are_found_past_batches_of_candidates_that_do_not_match(
     assert [(e.kind, e.tuple) for e in events] == (present if order == "fifo" else present[::-1]) + [
         ("write", ("job", 3))
     ]
+
+
+@pytest.mark.parametrize("partitions", ["", "&partitions=3&route=1"])
+def test_a_subscription_reads_ahead_a_bounded_number_of_bytes(url: str, partitions: str) -> None:
+    big = "x" * (100 << 10)
+    fit = READ_AHEAD_BYTES // len(big)
+    with ts.connect(url + partitions) as space:
+        sub = space.subscribe(("big", int, str), max_pending=10_000)
+        watch = space.watch_records(max_pending=10_000)
+        for n in range(3 * fit):  # one after the other: in this order in every partition
+            space.write(("big", n, big))
+            space.create(f"r{n}", {"text": big})
+        assert sub.get(timeout=PATIENCE).tuple[1] == 0
+        assert sub.statistics()["pending"] < fit  # of the 3 * fit logged, a few MiB
+        assert [sub.get(timeout=PATIENCE).tuple[1] for _ in range(3 * fit - 1)] == list(range(1, 3 * fit))
+        assert watch.get(timeout=PATIENCE).path == "r0"
+        assert watch.statistics()["pending"] < fit
+        assert [watch.get(timeout=PATIENCE).path for _ in range(3 * fit - 1)] == [
+            f"r{n}" for n in range(1, 3 * fit)
+        ]
 
 
 def test_subscribe_any_presents_every_arity_in_order_skipping_tuples_whose_lease_ended(

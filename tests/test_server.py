@@ -1135,6 +1135,20 @@ def test_event_requests_are_checked(server: Server, http: httpx.Client) -> None:
     )
     error(http.get("/spaces/s/events", params={"template": "[]", "since": "99"}), 400, "invalid_value")
     error(http.get("/spaces/s/events", params={"template": "[]", "since": "-1"}), 400, "bad_request")
+    # Digits other than ASCII ones are not a number here (int() fails on some of them).
+    for digit in ("\u00b2", "\u0661"):
+        refused = error(
+            http.get("/spaces/s/events", params={"template": "[]", "since": digit}), 400, "bad_request"
+        )
+        assert refused["field"] == "since"
+        refused = error(
+            http.get("/spaces/s/records/events", params={"ref": "r", "id": digit}), 400, "bad_request"
+        )
+        assert refused["field"] == "id"
+    given_twice = [("template", "[]"), ("since", "0"), ("since", "1")]
+    twice = error(http.get("/spaces/s/events", params=given_twice), 400, "bad_request")
+    assert twice["field"] == "since"
+    assert "more than once" in twice["message"]
     assert stats(http, "s")["subscribers"] == 0
 
 

@@ -339,6 +339,8 @@ def test_a_str_that_xml_cannot_carry_travels_as_base64() -> None:
         ("<bool>yes</bool>", "neither true nor false"),
         ("<null>x</null>", "holds no text"),
         ('<record address="a:b" version="x"></record>', "version must be"),
+        ('<record address="a:b" version="\u00b2"></record>', "version must be"),
+        (f'<record address="a:b" version="{"9" * 5000}"></record>', "version must be"),
         ('<record address="a:b"><field tag="n"><int>1</int><int>2</int></field></record>', "exactly one"),
     ],
 )

@@ -104,6 +104,7 @@ from ._events import (
     check_existing,
 )
 from ._journal import Journal
+from ._lease import check_lease
 from ._recordstore import (
     DEFAULT_BASE_URI,
     DEFAULT_MINT_BITS,
@@ -403,11 +404,8 @@ class Engine:
 
     def expiry(self, lease: float | None) -> float | None:
         """The absolute expiry time for a lease of ``lease`` seconds (None: forever)."""
-        if lease is None or lease == math.inf:
-            return None
-        if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
-            raise InvalidValue(f"lease must be a positive number of seconds or None, got {lease!r}", "lease")
-        return self.clock.now() + lease
+        seconds = check_lease(lease)
+        return None if seconds is None else self.clock.now() + seconds
 
     def deadline(self, timeout: float | None) -> float | None:
         """The absolute deadline of a wait of ``timeout`` seconds (None: forever)."""

@@ -24,6 +24,7 @@ from typing import Any
 
 from ._codec import _BASE64_TEXT
 from ._credit import MAX_PRINCIPAL
+from ._lease import MIN_LEASE
 from ._names import MAX_PATH, MAX_SEGMENTS, SEGMENT_PATTERN, TAG_PATTERN
 from ._recordstore import COMPUTED_TAGS
 from ._templates import FORMAL_TYPES
@@ -256,7 +257,7 @@ def _bounds(kind: Schema) -> Schema:
     }
 
 
-_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_LEASE_SECONDS = {"type": "number", "minimum": MIN_LEASE}
 
 # An amount of credit as decimal text or a JSON integer.
 _AMOUNTS: list[Schema] = [
@@ -331,7 +332,7 @@ COMPONENTS: dict[str, Schema] = {
     },
     "Lease": {
         "description": "Seconds the tuple stays; null or absent: until it is taken.",
-        **_nullable(_SECONDS),
+        **_nullable(_LEASE_SECONDS),
     },
     "Timeout": {
         "description": "Seconds to wait; absent or 0: answer at once; null: wait forever (in long polls).",
@@ -1048,7 +1049,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "/spaces/{space}/transactions",
         "Start a transaction.",
         _body(
-            {"lease": {**_SECONDS, "description": "Seconds until it aborts by itself (default 60)."}},
+            {"lease": {**_LEASE_SECONDS, "description": "Seconds until it aborts by itself (default 60)."}},
             optional=True,
         ),
         {
@@ -1145,7 +1146,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/spaces/{space}/transactions/{tx_id}/renew",
         "Renew the transaction's lease.",
-        _body({"lease": _SECONDS}, ("lease",)),
+        _body({"lease": _LEASE_SECONDS}, ("lease",)),
         {"200": _answer("The new expiry.", _object({"expires_at": {"type": "number"}}, ("expires_at",)))},
         one_of=_TRANSACTION,
     ),

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
-__all__ = ["AsyncLease", "Lease"]
+from ._errors import InvalidValue
+
+__all__ = ["MIN_LEASE", "AsyncLease", "Lease", "check_lease"]
+
+MIN_LEASE = 1e-6
+"""The shortest lease, in seconds: one that a clock's time plus it always passes (a
+shorter one, as 1e-300, would end before it began)."""
+
+
+def check_lease(lease: float | None, what: str = "lease") -> float | None:
+    """A lease in seconds as it is kept: None (forever, as ``math.inf``) or a number
+    of seconds of at least :data:`MIN_LEASE`; InvalidValue naming ``what`` otherwise."""
+    if lease is None or lease == math.inf:
+        return None
+    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease >= MIN_LEASE:
+        raise InvalidValue(
+            f"{what} must be a positive number of seconds, at least {MIN_LEASE:g} (MIN_LEASE), "
+            f"or None, got {lease!r}",
+            what,
+        )
+    return lease
 
 
 # A lease renews and cancels through its host (the space that wrote the tuple), whose

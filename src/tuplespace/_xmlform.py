@@ -128,7 +128,7 @@ def read_xml(text: str, limits: Limits) -> Any:
                 raise _error(field, "a record holds <field tag=...> elements")
             fields[field.get("tag")] = _value(_only_child(field), 2, limits)
         version = root.get("version", "1")
-        if not version.isdigit():
+        if not (version.isascii() and version.isdigit()) or len(version) > 20:
             raise _error(root, f"version must be a non-negative int, not {version[:40]!r}")
         return RecordData(URI(root.get("address", "")), fields, int(version))
     return _value(root, 0, limits)

@@ -291,7 +291,7 @@ def _node(coap: str, base_uri: str | None, peers: Path | None, security: _Securi
 
     host, _, port_text = coap.rpartition(":")
     host = host.strip("[]")
-    if not host or not port_text.isdigit() or int(port_text) > 65535:
+    if not host or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         _fail("serve", f"--coap is HOST:PORT, got {coap!r}", EXIT_USAGE)
     if security.keys is None and not security.insecure and not _is_loopback(host):
         _fail(

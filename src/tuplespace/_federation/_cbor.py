@@ -308,6 +308,8 @@ class _Decoder:
         decode = _TAGS.get(tag)
         if decode is None:
             raise WireError(f"unknown tag {tag}")
+        if self.pos < len(self.data) and self.data[self.pos] >> 5 == 6:  # nested, as deep as it likes
+            raise WireError(f"tag {tag} holds another tag (none of the wire types' tags does)")
         return decode(self, self.value(depth))
 
     def simple(self, info: int, n: int) -> Value:

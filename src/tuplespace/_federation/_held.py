@@ -7,8 +7,9 @@ took is held until the peer confirms the claim (the take is then final), and ret
 to its place when the claim's lease runs out unconfirmed, as when the answer never
 reached the peer.  Both are embedded transactions, which end by themselves at their
 lease.  Ids are unguessable; the transactions and claims of one sending host are
-bounded, and the states of those that ended are remembered (a bounded number) to
-answer a late request precisely: an abort, a commit, a confirmation sent again.
+bounded, and the states of those that ended are remembered (a bounded number for each
+host, :class:`EndedByHost`) to answer a late request precisely: an abort, a commit, a
+confirmation sent again.
 
 The calls of a client that may wait (a take, a read, a write waiting for room) name
 its session; when the client closes, it ends its session, and the node ends those of
@@ -21,9 +22,9 @@ import asyncio
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._aio import AsyncTransaction
 from ..server._claims import RecordClaim
@@ -31,7 +32,47 @@ from ..server._errors import ApiError, limit_reached
 from ..server._hosting import ENDED_KEPT, SWEEP_FROM
 from ._message import Message
 
-__all__ = ["Held", "HeldTable", "Sessions"]
+__all__ = ["ENDED_PER_HOST", "EndedByHost", "Held", "HeldTable", "Sessions"]
+
+
+ENDED_PER_HOST = 256
+"""The ended transactions, claims and sessions remembered for one sending host, each
+table apart: the host's own later ones push its oldest out."""
+
+K = TypeVar("K", bound=Hashable)
+
+
+class EndedByHost(Generic[K]):
+    """What ended for each sending host, and how (a state), to answer precisely a late
+    request naming it: at most :data:`ENDED_PER_HOST` keys of one host (its oldest give
+    way) and ``ENDED_KEPT`` in all (past it, those of the host that ended one the
+    longest ago are forgotten).  A host ending many, or keys it made up, forgets only
+    its own.  Keys are unique across hosts."""
+
+    def __init__(self) -> None:
+        # By host, the one that ended one last at the end; each host's keys, oldest first.
+        self._hosts: OrderedDict[str, OrderedDict[K, None]] = OrderedDict()
+        self._states: dict[K, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def get(self, key: K) -> str | None:
+        """How ``key`` ended, if it is remembered."""
+        return self._states.get(key)
+
+    def add(self, host: str, key: K, state: str) -> None:
+        """Remember that ``key`` of ``host`` ended in ``state``, within the bounds."""
+        keys = self._hosts.setdefault(host, OrderedDict())
+        self._hosts.move_to_end(host)
+        keys[key] = None
+        keys.move_to_end(key)
+        self._states[key] = state
+        if len(keys) > ENDED_PER_HOST:
+            del self._states[keys.popitem(last=False)[0]]
+        while len(self._states) > ENDED_KEPT:  # never the host's own: it holds fewer
+            for oldest in self._hosts.popitem(last=False)[1]:
+                del self._states[oldest]
 
 
 @dataclass(eq=False)
@@ -54,7 +95,7 @@ class HeldTable:
         self.max_per_host = max_per_host
         self._held: dict[str, Held] = {}
         self._by_host: dict[str, set[str]] = {}
-        self._ended: OrderedDict[str, str] = OrderedDict()  # id -> its state when it ended
+        self._ended: EndedByHost[str] = EndedByHost()  # id -> its state when it ended
         self._sweep_at = SWEEP_FROM
 
     def statistics(self) -> dict[str, int]:
@@ -128,9 +169,7 @@ class HeldTable:
         held = self._held.pop(held_id, None)
         if held is None:
             return
-        self._ended[held_id] = held.tx.state
-        while len(self._ended) > ENDED_KEPT:
-            self._ended.popitem(last=False)
+        self._ended.add(held.host, held_id, held.tx.state)
         ids = self._by_host.get(held.host)
         if ids is not None:
             ids.discard(held_id)
@@ -146,12 +185,13 @@ class Sessions:
     """The waiting calls of the clients' sessions, by sending host and session id: a
     client that closes ends its session (``POST ?op=close&session=<id>``), which ends
     the calls still waiting that it sent from the same host, without an answer.  The
-    ids of the last ``ENDED_KEPT`` sessions ended are remembered: a call of an ended
-    session arriving late (reordered, repeated) is refused rather than left waiting."""
+    sessions each host ended are remembered (see :class:`EndedByHost`): a call of an
+    ended session arriving late (reordered, repeated) is refused rather than left
+    waiting."""
 
     def __init__(self) -> None:
         self._waiting: dict[tuple[str, str], set[asyncio.Task[Any]]] = {}
-        self._ended: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._ended: EndedByHost[tuple[str, str]] = EndedByHost()
 
     @staticmethod
     def check(session: str) -> str:
@@ -162,7 +202,7 @@ class Sessions:
 
     def check_open(self, host: str, session: str) -> None:
         """400 ``bad_request`` when the session has ended."""
-        if (host, session) in self._ended:
+        if self._ended.get((host, session)) is not None:
             raise ApiError(400, "bad_request", f"session {session} was closed by its client", "session")
 
     async def hold(self, host: str, session: str, work: Awaitable[Message]) -> Message:
@@ -183,17 +223,16 @@ class Sessions:
     async def end(self, host: str, session: str) -> int:
         """End the session: its calls still waiting end (their waits released,
         their claims aborted) before this returns; how many there were."""
-        key = (host, session)
-        self._ended[key] = None
-        self._ended.move_to_end(key)
-        while len(self._ended) > ENDED_KEPT:
-            self._ended.popitem(last=False)
-        calls = self._waiting.pop(key, set())
+        self._ended.add(host, (host, session), "ended")
+        calls = self._waiting.pop((host, session), set())
         for call in calls:
             call.cancel()
         await asyncio.gather(*calls, return_exceptions=True)
         return len(calls)
 
     def statistics(self) -> dict[str, int]:
-        """The calls waiting under a session."""
-        return {"session_calls": sum(len(calls) for calls in self._waiting.values())}
+        """The calls waiting under a session, and the ended sessions remembered."""
+        return {
+            "session_calls": sum(len(calls) for calls in self._waiting.values()),
+            "ended_sessions": len(self._ended),
+        }

@@ -60,13 +60,16 @@ class Node:
     more than ``probing_rate`` bytes per second until it answers again.  Served
     resources are bounded: at most
     ``max_observers`` observations of one record (with its fields), ``max_observed``
-    records observed at once, ``read_all`` and ``take_all`` answers of
+    records observed at once, ``max_host_observations`` observations held by one
+    sending host, ``read_all`` and ``take_all`` answers of
     ``max_results`` tuples and ``max_answer`` bytes at a time (the client asks for the
     rest), ``max_transactions`` transactions and claims held for each sending host,
+    ``max_waiting`` calls of each sending host to the spaces under way (waiting) at once,
     request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
-    message ids remembered to answer repeated requests; a peer subscribes to the
-    events of at most ``max_subscriptions`` spaces at once, each holding at most
+    message ids remembered to answer repeated requests; a peer's host (from any
+    number of ports) has at most ``max_subscriptions`` event streams open at once,
+    and all peers together ``max_node_subscriptions``, each holding at most
     ``max_notification_bytes`` of events for its next notification.  Notifications are fresh
     for ``max_age`` seconds (Max-Age): an observer that heard nothing for that long
     registers again, which takes up an observation the node dropped when a
@@ -106,12 +109,15 @@ class Node:
         timeout: float = 10.0,
         max_observers: int = 64,
         max_observed: int = 256,
+        max_host_observations: int = 64,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
         max_transactions: int = 10_000,
         claim_lease: float = 30.0,
         max_subscriptions: int = 64,
+        max_node_subscriptions: int = 1024,
         max_notification_bytes: int = 64 << 10,
+        max_waiting: int = 1000,
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
@@ -154,12 +160,15 @@ class Node:
             self._spaces,
             max_observers=max_observers,
             max_observed=max_observed,
+            max_host_observations=max_host_observations,
             max_results=max_results,
             max_answer=max_answer,
             max_transactions=max_transactions,
             claim_lease=claim_lease,
             max_subscriptions=max_subscriptions,
+            max_node_subscriptions=max_node_subscriptions,
             max_notification_bytes=max_notification_bytes,
+            max_waiting=max_waiting,
         )
         self._guard = _guard(keys, anonymous, bind_host, rate, burst, max_hosts)
         self._endpoint = Endpoint(
@@ -281,8 +290,10 @@ class Node:
     def statistics(self) -> dict[str, int]:
         """Spaces hosted, observed records and observations being served, the
         transactions and claims held for peers (``held_transactions``,
-        ``held_claims``), subscriptions of peers to the spaces' events
-        (``subscriptions``); with security, the OSCORE peers, the hosts with a rate
+        ``held_claims``), calls waiting under a session and the ended sessions
+        remembered (``session_calls``, ``ended_sessions``), the calls of peers under
+        way (``calls``), subscriptions of peers to
+        the spaces' events (``subscriptions``); with security, the OSCORE peers, the hosts with a rate
         bucket and the requests refused (``refused_rate``, ``refused_oscore``,
         ``refused_permission``)."""
         guard = {} if self._guard is None else self._guard.statistics()

@@ -43,7 +43,7 @@ from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
-from ..server._requests import get_template, parse_template_text
+from ..server._requests import get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
 from ..server._service_events import since_param
 from ..server._service_records import _get_credit, record_template_from_wire
@@ -130,20 +130,20 @@ def _presence(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
     upto, _, at = text.partition(",")
-    if not (upto.isdigit() and at.isdigit() and upto.isascii() and at.isascii()):
+    if not all(n.isascii() and n.isdigit() and len(n) <= 20 for n in (upto, at)):
         raise ApiError(400, "bad_request", "present is <upto>,<at>: two sequence numbers", "present")
     return int(upto), int(at)
 
 
 def _record_id(request: Message) -> int | None:
     """The record number a request on a record gives with ``?id=<n>`` (None: none)."""
-    for item in request.query:
-        if item.startswith("id="):
-            rid = item[3:]
-            if not rid.isdigit() or not rid.isascii():
-                raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
-            return int(rid)
-    return None
+    ids = [item[3:] for item in request.query if item.startswith("id=")]
+    if not ids:
+        return None
+    rid = query_params((("id", i) for i in ids), ("id",))["id"]
+    if not rid.isdigit() or not rid.isascii():
+        raise ApiError(400, "bad_request", "id is a record's number (an integer >= 0)", "id")
+    return int(rid)
 
 
 class _Target:
@@ -178,13 +178,16 @@ class SpacesResource:
     (the :class:`~tuplespace._federation._endpoint.Site` a node's endpoint serves).
 
     ``spaces`` maps the names of the node's spaces to them; ``max_observers`` bounds
-    the observations of one record (its fields' included) and ``max_observed`` the
-    records observed at once (each has an upcall thread).  A ``read_all`` or
+    the observations of one record (its fields' included), ``max_observed`` the
+    records observed at once (each has an upcall thread) and ``max_host_observations``
+    the observations one peer's host holds, whatever ports it sends from.  A ``read_all`` or
     ``take_all`` answers at most ``max_results`` tuples and ``max_answer`` bytes (of
     their JSON form) at a time, and the cursor of the rest.  Each sending host holds at
     most ``max_transactions`` transactions and claims; a claimed take is held for
-    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`).  A peer
-    subscribes to at most ``max_subscriptions`` spaces' events at once, each holding at
+    ``claim_lease`` seconds until its taker confirms it (see :mod:`._held`), and has at
+    most ``max_waiting`` calls to the spaces under way (waiting) at once.  A peer's
+    host (whatever ports it sends from) has at most ``max_subscriptions`` event streams
+    open at once, and all peers together ``max_node_subscriptions``, each holding at
     most ``max_notification_bytes`` of events for its next notification.
     """
 
@@ -194,29 +197,47 @@ class SpacesResource:
         *,
         max_observers: int,
         max_observed: int,
+        max_host_observations: int = 64,
         max_results: int = 10_000,
         max_answer: int = 16 << 20,
         max_transactions: int = 10_000,
         claim_lease: float = 30.0,
         max_subscriptions: int = 64,
+        max_node_subscriptions: int = 1024,
         max_notification_bytes: int = 64 << 10,
+        max_waiting: int = 1000,
     ) -> None:
         if not (max_transactions >= 1 and 0 < claim_lease < float("inf")):
             raise InvalidValue(
                 f"max_transactions >= 1 and a claim_lease of positive seconds; "
                 f"got {max_transactions!r}, {claim_lease!r}"
             )
+        for name, count in (
+            ("max_host_observations", max_host_observations),
+            ("max_subscriptions", max_subscriptions),
+            ("max_node_subscriptions", max_node_subscriptions),
+            ("max_waiting", max_waiting),
+        ):
+            if type(count) is not int or count < 1:
+                raise InvalidValue(f"{name} must be a positive int, got {count!r}", name)
         self._spaces = spaces
         self._held = HeldTable(max_transactions)
         self._sessions = Sessions()
         self.claim_lease = claim_lease
         self._max_subscriptions = max_subscriptions
+        self._max_node_subscriptions = max_node_subscriptions
         self._max_notification_bytes = max_notification_bytes
-        self._subscriptions: dict[Address, int] = {}  # by peer
+        self._max_waiting = max_waiting
+        self._calls: dict[str, int] = {}  # under way, by host
+        self._calling = 0  # of every host
+        self._subscriptions: dict[str, int] = {}  # by host: a host's every port counts
+        self._subscribed = 0  # of every host
         self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
+        self._max_host_observations = max_host_observations
+        self._observing: dict[str, int] = {}  # observations by host
         self._watched: dict[tuple[str, ...], _Watched] = {}
         self._async: dict[str, tuple[Space, AsyncSpace]] = {}  # the spaces' faces on the node's loop
         self.handlers: dict[
@@ -231,7 +252,8 @@ class SpacesResource:
             "observations": sum(len(w.observations) for w in self._watched.values()),
             **self._held.statistics(),
             **self._sessions.statistics(),
-            "subscriptions": sum(self._subscriptions.values()),
+            "subscriptions": self._subscribed,
+            "calls": self._calling,
         }
 
     def close(self) -> None:
@@ -309,6 +331,12 @@ class SpacesResource:
             target = self._target(path[1:], request)
         except (ApiError, TupleSpaceError):
             return None  # the render answers the error
+        host = str(peer[0])
+        if self._observing.get(host, 0) >= self._max_host_observations:
+            log.warning(
+                "coap: %s holds %d observations; answering without Observe", host, self._max_host_observations
+            )
+            return None
         watched = self._watched.get(target.key)
         if watched is None:
             if len(self._watched) >= self._max_observed:
@@ -327,9 +355,15 @@ class SpacesResource:
             return None
         key = object()
         watched.observations[key] = (notify, target.tag)
+        self._observing[host] = self._observing.get(host, 0) + 1
 
         def cancel() -> None:
-            watched.observations.pop(key, None)
+            if watched.observations.pop(key, None) is not None:
+                left = self._observing[host] - 1
+                if left:
+                    self._observing[host] = left
+                else:
+                    del self._observing[host]
             if not watched.observations and self._watched.get(target.key) is watched:
                 del self._watched[target.key]
                 if watched.upcall is not None:
@@ -369,12 +403,19 @@ class SpacesResource:
                     "a space's observable FETCH is ?op=subscribe or ?op=watch_records",
                     "op",
                 )
-        held = self._subscriptions.get(peer, 0)
+        host = str(peer[0])
+        held = self._subscriptions.get(host, 0)
         if held >= self._max_subscriptions:
             raise LimitReached(
-                f"a peer subscribes to at most {self._max_subscriptions} event streams of this node",
+                f"a host subscribes to at most {self._max_subscriptions} event streams of this node",
                 limit="subscriptions",
                 maximum=self._max_subscriptions,
+            )
+        if self._subscribed >= self._max_node_subscriptions:
+            raise LimitReached(
+                f"this node serves at most {self._max_node_subscriptions} event streams at once",
+                limit="node_subscriptions",
+                maximum=self._max_node_subscriptions,
             )
         lost = None
         try:
@@ -382,14 +423,16 @@ class SpacesResource:
         except EventsLost as exc:  # told first; the subscription goes on from the oldest left
             lost = exc
             subscription = opened(exc.oldest_available - 1)
-        self._subscriptions[peer] = held + 1
+        self._subscriptions[host] = held + 1
+        self._subscribed += 1
 
         def release() -> None:
-            left = self._subscriptions[peer] - 1
+            self._subscribed -= 1
+            left = self._subscriptions[host] - 1
             if left:
-                self._subscriptions[peer] = left
+                self._subscriptions[host] = left
             else:
-                del self._subscriptions[peer]
+                del self._subscriptions[host]
 
         def answer(body: Map | ApiError) -> Message:
             return error_message(body) if isinstance(body, ApiError) else answer_value(body, accept)
@@ -568,10 +611,17 @@ class SpacesResource:
         its client's session (``?session=<id>``) and waits ends when the client ends
         its session (``POST ?op=close&session=<id>``)."""
         raw = next((v for n, v in request.options if n == URI_QUERY and v.startswith(b"session=")), None)
+        closing = raw is not None and request.code == POST and "op=close" in request.query
+        if not closing and request.code != GET and self._calls.get(host, 0) >= self._max_waiting:
+            raise LimitReached(
+                f"a host has at most {self._max_waiting} calls under way at this node",
+                limit="max_waiting",
+                maximum=self._max_waiting,
+            )
         if raw is None:
-            return self._space_request(request, name, accept, host)
+            return self._under_way(host, self._space_request(request, name, accept, host))
         session = self._sessions.check(raw[8:].decode("ascii", "replace"))
-        if request.code == POST and "op=close" in request.query:
+        if closing:
             _query(request, ("op", "session"))
             return self._done(self._sessions.end(host, session), lambda _: Message(code=CHANGED))
         self._sessions.check_open(host, session)
@@ -580,8 +630,27 @@ class SpacesResource:
             return answer
         space = self._spaces.get(name)
         if request.code == POST and (space is None or space.capacity is None):
-            return answer  # a write where there is always room: it never waits
-        return self._sessions.hold(host, session, answer)
+            return self._under_way(host, answer)  # a write where there is always room: it never waits
+        return self._under_way(host, self._sessions.hold(host, session, answer))
+
+    def _under_way(self, host: str, answer: Message | Awaitable[Message]) -> Message | Awaitable[Message]:
+        """``answer``, counted among the calls of ``host`` under way until it is done."""
+        if isinstance(answer, Message):
+            return answer
+        self._calls[host] = self._calls.get(host, 0) + 1
+        self._calling += 1
+        return self._counted(host, answer)
+
+    async def _counted(self, host: str, work: Awaitable[Message]) -> Message:
+        try:
+            return await work
+        finally:
+            self._calling -= 1
+            left = self._calls[host] - 1
+            if left:
+                self._calls[host] = left
+            else:
+                del self._calls[host]
 
     def _space_request(
         self, request: Message, name: str, accept: int, host: str
@@ -1236,13 +1305,9 @@ def content_format(option: int | None, status: int) -> int:
 
 
 def _query(request: Message, allowed: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in request.query:
-        name, _, value = item.partition("=")
-        if name not in allowed:
-            raise ApiError(400, "bad_request", f"unknown query parameter {name!r}", name)
-        out[name] = value
-    return out
+    """The Uri-Query of ``request`` by name: 4.00 ``bad_request`` naming a parameter
+    not ``allowed`` or one given twice (see :func:`query_params`)."""
+    return query_params((item.partition("=")[::2] for item in request.query), allowed)
 
 
 _DECODERS: dict[int, Callable[..., Any]] = {CBOR: decode_cbor, JSON: decode}
@@ -1270,7 +1335,7 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     text = query.get(name)
     if text is None:
         return None
-    if not text.isdigit() or len(text) > 20:
+    if not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
 

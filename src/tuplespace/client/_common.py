@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -39,7 +38,7 @@ from .._errors import (
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, Event
 from .._httpapi import OPERATION, OPERATIONS
-from .._lease import AsyncLease, Lease
+from .._lease import AsyncLease, Lease, check_lease
 from .._recordhandles import RecordData
 from .._rules import RuleInfo
 from .._rulewire import info_from_wire
@@ -164,22 +163,15 @@ def fill(path: str, params: Mapping[str, str | int]) -> str:
 # way whichever space it is given to (and NaN, which JSON cannot carry, never travels).
 
 
-def check_lease(lease: float | None, what: str = "lease") -> float | None:
-    """A lease in seconds as it travels: None (forever) or a positive number."""
-    if lease is None or lease == math.inf:
-        return None
-    if isinstance(lease, bool) or not isinstance(lease, (int, float)) or not lease > 0:
-        raise InvalidValue(f"{what} must be a positive number of seconds or None, got {lease!r}", what)
-    return lease
-
-
 def check_timeout(timeout: float | None) -> float | None:
-    """A timeout in seconds: None (forever) or a number >= 0."""
-    if timeout is None or timeout == math.inf:
+    """A timeout in seconds: None (forever) or a number >= 0.  One of
+    ``threading.TIMEOUT_MAX`` seconds (292 years) or more is forever: no thread
+    waits longer."""
+    if timeout is None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
         raise InvalidValue(f"timeout must be a number of seconds >= 0 or None, got {timeout!r}", "timeout")
-    return timeout
+    return None if timeout >= threading.TIMEOUT_MAX else timeout
 
 
 def check_spin(spin: float) -> float:

@@ -173,7 +173,10 @@ class Later:
         self._lock = threading.Lock()
 
     def schedule(self, delay: float, method: Callable[[], None]) -> None:
-        """Call ``method`` in ``delay`` seconds, unless a call is already scheduled."""
+        """Call ``method`` in ``delay`` seconds, unless a call is already scheduled; one
+        ``threading.TIMEOUT_MAX`` seconds (292 years) or more away is never made."""
+        if delay >= threading.TIMEOUT_MAX:
+            return
         with self._lock:
             if self._timer is None or self._timer.finished.is_set():
                 self._timer = threading.Timer(delay, _call, (weakref.WeakMethod(method),))

@@ -221,7 +221,7 @@ def _endpoint(op: Operation, handler: Callable[..., Awaitable[Any]]) -> Callable
             None if client is None else client.host,
             functools.partial(_body, request),
             functools.partial(_watch_disconnect, request.receive),
-            request.query_params,
+            request.query_params.multi_items(),
             headers.get("last-event-id"),
         )
         return respond(await handler(**params, request=incoming))
@@ -239,7 +239,7 @@ def _endpoint(op: Operation, handler: Callable[..., Awaitable[Any]]) -> Callable
 async def _body(request: Request, max_body: int) -> tuple[bytes, int]:
     """The body of ``request`` and its size, as it arrives (see ``ReceiveBody``)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_body:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > max_body:
         return b"", int(declared)
     chunks = []
     size = 0

@@ -11,13 +11,14 @@ in ``ERRORS``), which each transport answers in its own way.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import orjson
 
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, ValueTooLarge, WireError
+from .._lease import check_lease
 from .._templates import ANY, Template
 from .._values import Limits, Tuple
 from ._errors import coded, placed
@@ -37,6 +38,7 @@ __all__ = [
     "get_tuple",
     "get_tuples",
     "parse_template_text",
+    "query_params",
     "read_body",
 ]
 
@@ -47,7 +49,7 @@ WatchDisconnect = Callable[[Callable[[], object]], Callable[[], None]]
 # past ``most`` bytes (announced or arrived) none of it, and the size so far.
 ReceiveBody = Callable[[int], Awaitable[tuple[bytes, int]]]
 
-NO_QUERY: Mapping[str, str] = {}
+NO_QUERY: Sequence[tuple[str, str]] = ()
 
 
 class ServiceRequest:
@@ -60,7 +62,8 @@ class ServiceRequest:
       parses once the caller is known: over HTTP it may still be arriving.
     - ``watch_disconnect``: how a request that waits watches for its client going away
       (see :data:`WatchDisconnect`).
-    - ``query``: its query parameters (an event stream's options).
+    - ``query``: its query parameters (an event stream's options), as (name, value)
+      pairs in the order they came (read them with :func:`query_params`).
     - ``last_event_id``: the last event its client saw, to resume a stream after.
 
     The path's parameters (the space, a transaction's id) are the handler's arguments.
@@ -74,7 +77,7 @@ class ServiceRequest:
         client: str | None,
         receive_body: ReceiveBody,
         watch_disconnect: WatchDisconnect,
-        query: Mapping[str, str] = NO_QUERY,
+        query: Sequence[tuple[str, str]] = NO_QUERY,
         last_event_id: str | None = None,
     ) -> None:
         self.authorization = authorization
@@ -83,6 +86,20 @@ class ServiceRequest:
         self.watch_disconnect = watch_disconnect
         self.query = query
         self.last_event_id = last_event_id
+
+
+def query_params(pairs: Iterable[tuple[str, str]], names: Collection[str]) -> dict[str, str]:
+    """The query parameters ``pairs`` by name, each one of ``names`` given at most
+    once; InvalidValue (400 ``bad_request``) naming one that is not, or one given twice
+    (whose values would otherwise be settled silently)."""
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name not in names:
+            raise coded(InvalidValue(f"unknown parameter {name!r}", name), "bad_request")
+        if name in params:
+            raise coded(InvalidValue(f"parameter {name!r} is given more than once", name), "bad_request")
+        params[name] = value
+    return params
 
 
 async def read_body(request: ServiceRequest, max_body: int, *, optional: bool = False) -> dict[str, Any]:
@@ -185,9 +202,9 @@ def _seconds(value: object, key: str, *, positive: bool) -> float:
 
 
 def get_lease(body: dict[str, Any], key: str = "lease") -> float | None:
-    """A lease: absent or null is forever."""
+    """A lease: absent or null is forever; else at least ``MIN_LEASE`` seconds."""
     value = body.get(key)
-    return None if value is None else _seconds(value, key, positive=True)
+    return None if value is None else check_lease(_seconds(value, key, positive=True), key)
 
 
 def get_timeout(body: dict[str, Any]) -> float | None:

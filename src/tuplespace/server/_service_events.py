@@ -12,7 +12,7 @@ from .._events import EVENT_KINDS, Event
 from .._httpapi import OPERATION
 from ..client._primitives import AsyncOpenable
 from ._errors import coded
-from ._requests import ServiceRequest, parse_template_text
+from ._requests import ServiceRequest, parse_template_text, query_params
 from ._service import ApiBase, Caller, Messages, Notice
 
 if TYPE_CHECKING:
@@ -83,10 +83,7 @@ class EventRoutes(ApiBase):
         """The query of a stream, holding only ``names``; its ``events`` (a subset of
         ``all_kinds``, all by default); the event to resume after (``Last-Event-ID``,
         else ``since``)."""
-        params = request.query
-        for key in params:
-            if key not in names:
-                raise coded(InvalidValue(f"unknown parameter {key!r}", key), "bad_request")
+        params = query_params(request.query, names)
         kinds = all_kinds
         if "events" in params:
             kinds = frozenset(k for k in params["events"].split(",") if k)
@@ -166,7 +163,7 @@ def since_param(value: str | None, field: str) -> int | None:
     """The event to resume after, from a ``since`` parameter or a ``Last-Event-ID`` header."""
     if not value:  # absent, or the empty Last-Event-ID of a stream that had no event yet
         return None
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise coded(InvalidValue(f"{field} is an event sequence number", field), "bad_request")
     return int(value)
 

@@ -414,7 +414,7 @@ class RecordRoutes(EventRoutes):
                 )
                 rid = params.get("id")
                 if rid is not None:
-                    if not rid.isdigit() or len(rid) > 18:
+                    if not (rid.isascii() and rid.isdigit()) or len(rid) > 18:
                         raise coded(InvalidValue("id is a record's number", "id"), "bad_request")
                     handle = await _by_id(target, int(rid))
                 else:

@@ -1389,13 +1389,14 @@ redis.call('HINCRBY', CNT, 'reads', ARGV[1])
 return 1
 
 --[[ events +records ]]
--- ARGV: the seq of the last event seen, how many events to return at most.
+-- ARGV: the seq of the last event seen, how many events to return at most, and how
+-- many bytes of their encodings (the first is returned whatever its size).
 -- Returns the seq of the latest event (in a partition, at least the caller's: see
 -- KEYS[2]; the later events of the partition come after it), that of the oldest
 -- logged (0: none), the ms until the next lease of a tuple or a record ends (-1: none),
 -- the id of the latest tuple (every tuple of a later id was written after the latest
--- event), the seq of the latest event dropped from the log (0: none), then seq, kind,
--- encoding and time of each event after.
+-- event), the seq of the latest event dropped from the log (0: none), 1 if the bytes
+-- left events out (else 0), then seq, kind, encoding and time of each event after.
 if ev_last > ev_kept then
   redis.call('HSET', CFG, 'ev_last', ev_last)
 end
@@ -1411,10 +1412,16 @@ if first[2] then
     soonest = string.format('%.17g', ms)
   end
 end
-local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0', ev_gone}
+local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0', ev_gone, 0}
 if tonumber(ARGV[2]) > 0 then
+  local room = tonumber(ARGV[3])
   for _, entry in ipairs(redis.call('XRANGE', EV, '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])) do
     local f = entry[2]
+    if #out > 6 and #f[4] > room then
+      out[6] = 1
+      break
+    end
+    room = room - #f[4]
     out[#out + 1] = string.match(entry[1], '^%d+')
     out[#out + 1] = f[2]
     out[#out + 1] = f[4]

@@ -63,6 +63,7 @@ from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, ch
 
 __all__ = [
     "BATCH",
+    "READ_AHEAD_BYTES",
     "AsyncClient",
     "ClockFollower",
     "Client",
@@ -98,6 +99,11 @@ __all__ = [
 
 BATCH = 256
 """How many candidates a scan brings back at once for matching in this process."""
+
+READ_AHEAD_BYTES = 1 << 20
+"""Bytes of tuple encodings a subscription or a watch of records reads ahead from the
+space's log at once (with at most one event more of each partition, whatever its
+size): what one subscriber makes its process hold, whatever its ``max_pending``."""
 
 SCHEMES = ("redis", "rediss", "redis+cluster", "rediss+cluster")
 """The schemes of the URLs of spaces kept in Redis."""

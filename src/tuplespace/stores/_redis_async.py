@@ -98,6 +98,7 @@ from ..client._primitives import AsyncBackground, AsyncLater, AsyncLock, AsyncOp
 from ._redis import (
     BATCH,
     MOST_NANOS,
+    READ_AHEAD_BYTES,
     SCRIPTS,
     SHAS,
     AsyncClient,
@@ -2996,26 +2997,36 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     async def _fetch(self) -> tuple[bool, float | None]:
         """Read the next events of the log of each partition, keeping those asked for in
         the order of their seqs; whether any was read, and the seconds until the next
-        lease of the space ends (None: no lease).
+        lease of the space ends (None: no lease).  One read holds at most
+        ``max_pending`` events and :data:`READ_AHEAD_BYTES` of their tuples' encodings
+        (or one event, whatever its size, from each partition).
 
         An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
         partitions, the events read are kept once every partition's next events are
         known to come after them: the script ``events`` makes a partition's latest seq at
-        least the clock of this process, which every seq read moves on."""
+        least the clock of this process, which every seq read moves on.  A partition
+        whose events read are still waiting so is not read again: what waits is at most
+        one read of each."""
         n = self._core.options.partitions
         most = max(1, self._max_pending // len(self._parts))
+        room = READ_AHEAD_BYTES // len(self._parts)
+        waiting = {item[0] % n for item in self._ahead}
         lost = None
         known = []  # up to which seq of its own each partition's events are all read
         expiry: float | None = None
         for p, core in self._parts:
-            reply = await core.call("events", [self._after[p], most])
-            entries = reply[5:]
+            if p in waiting:
+                known.append(self._after[p])
+                continue
+            reply = await core.call("events", [self._after[p], most, room])
+            entries = reply[6:]
             if lost is None and self._after[p] < int(reply[4]):
                 lost = EventsLost((self._after[p] + 1) * n + p, int(reply[1]) * n + p)
             for i in range(0, len(entries), 4):
                 k = self._after[p] = int(entries[i])
                 self._ahead.append((k * n + p, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3])))
-            known.append(int(reply[0]) if len(entries) < 4 * most else self._after[p])
+            all_read = len(entries) < 4 * most and not int(reply[5])
+            known.append(int(reply[0]) if all_read else self._after[p])
             ms = float(reply[2])
             if ms >= 0:
                 expiry = ms / 1000.0 if expiry is None else min(expiry, ms / 1000.0)
