@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -24,7 +24,7 @@ SERVICE = sorted(SERVER.glob("_service*.py")) + [
 TRANSPORTS = ("starlette", "fastapi", "uvicorn", "httpx", "h11", "httptools")
 
 
-def request(body: object = None, query: Mapping[str, str] = NO_QUERY) -> ServiceRequest:
+def request(body: object = None, query: Sequence[tuple[str, str]] = NO_QUERY) -> ServiceRequest:
     """A request as a transport of this test's own makes it."""
     data = b"" if body is None else orjson.dumps(body)
 
@@ -70,7 +70,7 @@ def test_an_event_stream_is_messages_that_end_with_their_subscription() -> None:
         app = create_app()
         async with app.router.lifespan_context(app):
             api = app.state.api
-            query = {"template": '["job", {"$formal": "int"}]'}
+            query = [("template", '["job", {"$formal": "int"}]')]
             messages = await api.events("s", request=request(query=query))
             assert isinstance(messages, Messages)
             assert len(api.streams) == 1
