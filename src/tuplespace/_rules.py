@@ -74,7 +74,7 @@ from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Call, Sandbox, call_method, check_created, run_call
 from ._names import check_path, check_tag
 from ._recordstore import DEFAULT_PRINCIPAL
-from ._store import RuleRow
+from ._store import RuleCountRow, RuleRow
 from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key
 
@@ -396,6 +396,11 @@ class _Rule:
         template = other.template
         assert template is not None
         return "take" in other.on and any(_may_overlap(t, template) for t in self.takes)
+
+    def counts(self) -> RuleCountRow:
+        """What the rule did, as a durable store keeps it."""
+        error = None if self.last_error is None else failure_to_json(self.last_error)
+        return RuleCountRow(self.name, self.fired, self.failed, error, self.stopped)
 
     def info(self) -> RuleInfo:
         return RuleInfo(
@@ -803,13 +808,22 @@ class Rules:
         core.settle(ticket)
         return info
 
-    def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
+    def load(
+        self, definitions: Iterable[tuple[str, str]], limits: Limits, counts: Iterable[RuleCountRow] = ()
+    ) -> None:
         """Add the rules a store kept: (name, definition) pairs (a
         :class:`~tuplespace._store.RuleRow` is one), as :func:`_definition` wrote
-        them.  Raises ValueError for one that is damaged."""
+        them, with what they did (``counts``: their firings, failures and states).
+        A Push Logic rule is not fired as it loads: its field was set in the same
+        commits as the changes it follows.  Raises ValueError for one that is damaged."""
         self._core.after_operations(self.run_pending)
+        did = {row.name: row for row in counts}
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
+            row = did.get(name)
+            if row is not None:
+                rule.fired, rule.failed, rule.stopped = row.fired, row.failed, bool(row.stopped)
+                rule.last_error = None if row.last_error is None else failure_from_json(row.last_error)
             with self._core.lock:
                 self._admit(rule, None)
 
@@ -863,8 +877,8 @@ class Rules:
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row(RuleRow(name, definition))
-        if rule.kind == "push" and not self.model:
-            self.pending.append((rule, None))  # establish the field now
+        if rule.kind == "push" and not self.model and (journal is None or definition is not None):
+            self.pending.append((rule, None))  # establish the field now (a loaded rule's is)
             self.run_pending()
         return rule.info()
 
@@ -887,6 +901,7 @@ class Rules:
             journal = self._engine.journal
             if journal is not None:
                 journal.delete_row(RuleRow, name)
+                journal.delete_row(RuleCountRow, name)
             ticket = self._core.ticket()
         self._core.settle(ticket)
 
@@ -1287,16 +1302,23 @@ class Rules:
 
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
-        space's lock held, by the operation that queued them.  Never raises."""
+        space's lock held, by the operation that queued them.  Never raises.
+
+        In a durable space, what each rule that ran did is journaled once, at the
+        end, in the batch of the operation and its firings."""
         pending = self.pending
         if not pending or self._running:
             return
         self._running = True
         budget = self.max_queued  # limits.max_firings
         charge = self._firing_charge
+        journal = self._engine.journal
+        ran: set[_Rule] | None = None if journal is None else set()
         try:
             while pending:
                 rule, event = pending.popleft()
+                if ran is not None:
+                    ran.add(rule)
                 if budget == 0:
                     self._storm(rule, len(pending) + 1 + self.unqueued)
                     pending.clear()
@@ -1315,6 +1337,11 @@ class Rules:
         finally:
             self._running = False
             self.unqueued = 0
+            if ran:
+                assert journal is not None
+                for rule in ran:
+                    if self._rules.get(rule.name) is rule:  # not removed by now
+                        journal.put_row(rule.counts())
 
     def _storm(self, rule: _Rule, dropped: int) -> None:
         limit = self.limits.max_firings

@@ -6,7 +6,7 @@ directory); one file holds many spaces.  The file is opened once per process,
 with an exclusive lock: a second process gets a clear :class:`StoreError`, never
 a silent second copy of the same tuples.
 
-Layout (schema version 4; ``PRAGMA application_id`` marks the file as ours)::
+Layout (schema version 6; ``PRAGMA application_id`` marks the file as ours)::
 
     spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
@@ -16,6 +16,7 @@ Layout (schema version 4; ``PRAGMA application_id`` marks the file as ours)::
     redirections(space, path, rid, expires, PRIMARY KEY (space, path))
     catalog(name PRIMARY KEY, retired, entry)                -- a server's spaces (:class:`Catalog`)
     rules(space, name, definition, PRIMARY KEY (space, name))  -- schema version 4
+    rule_counts(space, name, fired, failed, last_error, stopped, PRIMARY KEY (space, name))  -- 6
 
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
@@ -62,6 +63,7 @@ from ._store import (
     RecordRow,
     RedirectRow,
     Row,
+    RuleCountRow,
     RuleRow,
     SpaceRows,
     TupleRow,
@@ -87,7 +89,7 @@ logger = logging.getLogger("tuplespace")
 _R = TypeVar("_R")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 _STORED_OPTIONS = (
     "order",
@@ -170,8 +172,24 @@ def _add_moved_to_v5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE redirections ADD COLUMN moved_to TEXT")
 
 
+def _add_rule_counts_v6(db: sqlite3.Connection) -> None:
+    """What each rule did (its counts, latest failure and state), kept across restarts."""
+    db.execute(
+        "CREATE TABLE rule_counts (space TEXT NOT NULL, name TEXT NOT NULL, fired INTEGER NOT NULL,"
+        " failed INTEGER NOT NULL, last_error TEXT, stopped INTEGER NOT NULL,"
+        " PRIMARY KEY (space, name)) WITHOUT ROWID"
+    )
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4, 4: _add_moved_to_v5}
+MIGRATIONS = {
+    0: _create_v1,
+    1: _add_records_v2,
+    2: _add_catalog_v3,
+    3: _add_rules_v4,
+    4: _add_moved_to_v5,
+    5: _add_rule_counts_v6,
+}
 
 # Where each kind of row is kept: (table, its key column).
 _TABLES: dict[type[Row], tuple[str, str]] = {
@@ -180,6 +198,7 @@ _TABLES: dict[type[Row], tuple[str, str]] = {
     CapabilityRow: ("capabilities", "token"),
     RedirectRow: ("redirections", "path"),
     RuleRow: ("rules", "name"),
+    RuleCountRow: ("rule_counts", "name"),
 }
 # The tables holding the rows of a space (and ``spaces``, its numbers and options).
 _SPACE_TABLES = ("tuples", *(table for table, _ in _TABLES.values()))
@@ -309,6 +328,11 @@ class _File:
             self._read(
                 name, "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", RuleRow._make
             ),
+            self._read(
+                name,
+                "SELECT name, fired, failed, last_error, stopped FROM rule_counts WHERE space = ?",
+                RuleCountRow._make,
+            ),
         )
         self.committer.attach(name, space, rows, lambda: self._detach(name, space))
         return space
@@ -415,7 +439,8 @@ class _File:
 
 
 def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row], Any], Row | None]) -> None:
-    """Write the journaled rows of records, accounts, capabilities, redirections and rules."""
+    """Write the journaled rows of records, accounts, capabilities, redirections, rules
+    and rule counts."""
     puts: dict[type[Row], list[tuple[Any, ...]]] = {}
     deletes: dict[type[Row], list[tuple[str, Any]]] = {}
     for (kind, key), row in rows.items():
