@@ -419,6 +419,28 @@ def test_each_limit_stops_a_runaway_method_and_nothing_changes(
     assert thermo.call("bump", 1.0) == 22.0
 
 
+SMALL_MEMORY = """
+import tuplespace as ts
+space = ts.Space(method_memory=int(__import__("sys").argv[1]))
+long = "function(self, a) local s = '" + "x" * 60_000 + "' return a end"
+rec = space.create("r", {"short": ts.Method("function(self, a) return a end"), "long": ts.Method(long)})
+for tag in ("short", "long"):
+    try:
+        rec.call(tag, "y" * 1000)
+    except ts.LimitReached as exc:
+        print(tag, exc.limit)
+"""
+
+
+@pytest.mark.parametrize("memory", [1, 4096, 16384, 1 << 16])
+def test_a_method_memory_too_small_for_the_call_itself_stops_it_at_that_limit(memory: int) -> None:
+    done = subprocess.run([sys.executable, "-c", SMALL_MEMORY, str(memory)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # the process goes on
+    assert done.stdout.split("\n") == ["short method_memory", "long method_memory", ""][
+        (1 if memory == 1 << 16 else 0) :
+    ]
+
+
 @pytest.mark.parametrize(
     ("source", "limits"),
     [
