@@ -436,9 +436,10 @@ for tag in ("short", "long"):
 def test_a_method_memory_too_small_for_the_call_itself_stops_it_at_that_limit(memory: int) -> None:
     done = subprocess.run([sys.executable, "-c", SMALL_MEMORY, str(memory)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr  # the process goes on
-    assert done.stdout.split("\n") == ["short method_memory", "long method_memory", ""][
-        (1 if memory == 1 << 16 else 0) :
-    ]
+    assert (
+        done.stdout.split("\n")
+        == ["short method_memory", "long method_memory", ""][(1 if memory == 1 << 16 else 0) :]
+    )
 
 
 @pytest.mark.parametrize(

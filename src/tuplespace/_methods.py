@@ -74,6 +74,9 @@ _LANGS: Final = ("lua",)
 _MAX_SOURCE: Final = 64 << 10
 _HOOK_EVERY: Final = 100  # VM instructions between two checks of the limits
 MAX_FIRINGS: Final = 1000  # firings one operation may set off, unless a space says otherwise
+METHOD_STEPS: Final = 100_000  # what a method may do, unless a space says otherwise
+METHOD_MS: Final = 100
+METHOD_MEMORY: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,9 @@ class ActiveLimits:
     """
 
     max_firings: int = MAX_FIRINGS
-    method_steps: int = 100_000
-    method_ms: int = 100
-    method_memory: int = 1 << 20
+    method_steps: int = METHOD_STEPS
+    method_ms: int = METHOD_MS
+    method_memory: int = METHOD_MEMORY
 
     def __post_init__(self) -> None:
         for name in ("max_firings", "method_steps", "method_ms", "method_memory"):

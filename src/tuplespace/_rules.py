@@ -74,7 +74,7 @@ from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Call, Sandbox, call_method, check_created, run_call
 from ._names import check_path, check_tag
 from ._recordstore import DEFAULT_PRINCIPAL
-from ._store import RuleCountRow, RuleRow
+from ._store import OptionRow, RuleCountRow, RuleRow
 from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key
 
@@ -673,6 +673,8 @@ class Rules:
 
     ``limits`` (:class:`ActiveLimits`) bounds the firings of one operation and what
     a method may do; set it with ``space.rules.limits = ts.ActiveLimits(...)``.
+    A durable space keeps what is set there, and in :attr:`firing_charge` and
+    :attr:`step_charge`, from then on: the setters return once it is durable.
     ``max_rules`` is the most rules the space holds (100,000; a server sets its own).
     """
 
@@ -698,7 +700,8 @@ class Rules:
         self._running = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
-        self._firing_charge, self._step_charge, self.limits = active
+        self._firing_charge, self._step_charge, self._limits = active
+        self.max_queued = self._limits.max_firings  # the queue holds one more, see queue()
         self.max_rules = MAX_RULES
         # A model of rules a store keeps for every process (Redis), which fires them
         # itself: the rules are checked and levelled here, and fire nothing.
@@ -713,8 +716,11 @@ class Rules:
     def limits(self, limits: ActiveLimits) -> None:
         if not isinstance(limits, ActiveLimits):
             raise InvalidValue(f"limits is an ActiveLimits, got {type(limits).__name__}", "limits")
-        self._limits = limits
-        self.max_queued = limits.max_firings  # the queue holds one more, see queue()
+        with self._core.lock:
+            self._limits = limits
+            self.max_queued = limits.max_firings
+            ticket = self._keep({name: getattr(limits, name) for name in ActiveLimits.__slots__})
+        self._core.settle(ticket)
 
     @property
     def firing_charge(self) -> Credit:
@@ -724,7 +730,11 @@ class Rules:
 
     @firing_charge.setter
     def firing_charge(self, amount: Credit | int | str) -> None:
-        self._firing_charge = to_credit(amount, "firing_charge")
+        charge = to_credit(amount, "firing_charge")
+        with self._core.lock:
+            self._firing_charge = charge
+            ticket = self._keep({"firing_charge": str(charge)})
+        self._core.settle(ticket)
 
     @property
     def step_charge(self) -> Credit:
@@ -734,7 +744,21 @@ class Rules:
 
     @step_charge.setter
     def step_charge(self, amount: Credit | int | str) -> None:
-        self._step_charge = to_credit(amount, "step_charge")
+        charge = to_credit(amount, "step_charge")
+        with self._core.lock:
+            self._step_charge = charge
+            ticket = self._keep({"step_charge": str(charge)})
+        self._core.settle(ticket)
+
+    def _keep(self, options: Mapping[str, Value]) -> int:
+        """Journal ``options`` changed on the open space, in a durable space (with the
+        lock held); the ticket of the batch to wait for (0: none)."""
+        journal = self._engine.journal
+        if journal is None:
+            return 0
+        for name, value in options.items():
+            journal.put_row(OptionRow(name, orjson.dumps(value).decode()))
+        return self._core.ticket()
 
     # -- managing ------------------------------------------------------------------------
 

@@ -4,8 +4,9 @@ and what a durable store exchanges with the engine, as typed rows.
 A durable store keeps each space as rows: its tuples (:class:`TupleRow`), records
 (:class:`RecordRow`), credit accounts (:class:`AccountRow`), capabilities
 (:class:`CapabilityRow`), redirections (:class:`RedirectRow`), rules
-(:class:`RuleRow`) and what they did (:class:`RuleCountRow`), and the high-water
-marks of its sequence and event numbers.
+(:class:`RuleRow`) and what they did (:class:`RuleCountRow`), the options changed
+on the open space (:class:`OptionRow`), and the high-water marks of its sequence
+and event numbers.
 When a space opens, the store reads them (:class:`SpaceRows`) and the engine is
 rebuilt from them; from then on the engine journals each change of a row
 (:class:`tuplespace._journal.Journal`), and the one committer
@@ -30,6 +31,7 @@ __all__ = [
     "CapabilityRow",
     "Changes",
     "Hosted",
+    "OptionRow",
     "RecordRow",
     "RedirectRow",
     "Row",
@@ -113,7 +115,16 @@ class RuleCountRow(NamedTuple):
     stopped: bool
 
 
-Row: TypeAlias = RecordRow | AccountRow | CapabilityRow | RedirectRow | RuleRow | RuleCountRow
+class OptionRow(NamedTuple):
+    """An option of a space changed while it was open (``firing_charge``...): its
+    name and its value as JSON text, which the space has from then on in place of the
+    one it was made with."""
+
+    name: str
+    value: str
+
+
+Row: TypeAlias = RecordRow | AccountRow | CapabilityRow | RedirectRow | RuleRow | RuleCountRow | OptionRow
 """A keyed row of a space (its key is its first field)."""
 
 
