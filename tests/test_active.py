@@ -933,6 +933,27 @@ def test_a_reaction_refreshes_creates_and_calls_in_one_step(space: Any) -> None:
     assert space.count(("taken", str)) == 1
 
 
+def test_a_record_a_reaction_creates_holds_the_address_of_another_as_a_process_would(space: Any) -> None:
+    kitchen = space.create("kitchen", {"temp": 21.0})
+    space.create("hall", {"temp": 18.0})
+    space.rules.add(
+        "room", template=("room", str), create={"'rooms/' + t[1]": {"place": kitchen.address, "name": "t[1]"}}
+    )
+    space.write(("room", "a"))
+    room = space.record("rooms/a")
+    assert room.get("place") == kitchen.address
+    assert space.record(room.get("place")).get("temp") == 21.0
+    with pytest.raises(ts.RecordInUse):  # the new record contains the kitchen
+        kitchen.destroy()
+    kitchen.move("cooking")
+    assert str(room.get("place")).endswith("/cooking")
+    kitchen.destroy(force=True)  # the address it held goes with it
+    assert room.get("place") is None
+    space.write(("room", "b"))  # it names no record now: the firing fails, creating nothing
+    assert isinstance(space.rules.get("room").last_error, ts.RecordNotFound)
+    assert space.find({"name": "b"}) == []
+
+
 def test_a_reaction_gives_a_record_a_new_lease(sim_space: Any, clock: ts.SimulatedClock) -> None:
     sim_space.create("farm", {"n": 0}, lease=10)
     sim_space.rules.add("keep", template=("alive",), refresh={"farm": "double(size(t)) * 100.0"})
