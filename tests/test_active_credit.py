@@ -170,6 +170,10 @@ def test_the_charges_and_limits_changed_on_an_open_durable_space_are_kept(tmp_pa
         assert (stopped.value.limit, stopped.value.maximum) == ("method_steps", 700)
     finally:
         space.close()
+    for change in ("firing_charge", "step_charge", "limits"):  # a closed space changes nothing
+        with pytest.raises(ts.SpaceClosed):
+            setattr(space.rules, change, CHANGED if change == "limits" else "9")
+    assert (space.rules.firing_charge, space.rules.step_charge) == (ts.Credit("0.25"), ts.Credit("0.001"))
     with pytest.raises(ValueError, match=r"has firing_charge='0\.25'; it cannot be opened with '0\.5'"):
         ts.connect(url)  # the value it was made with is no longer its own
     with pytest.raises(ValueError, match="method_ms"):

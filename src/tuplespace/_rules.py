@@ -717,9 +717,9 @@ class Rules:
         if not isinstance(limits, ActiveLimits):
             raise InvalidValue(f"limits is an ActiveLimits, got {type(limits).__name__}", "limits")
         with self._core.lock:
+            ticket = self._keep({name: getattr(limits, name) for name in ActiveLimits.__slots__})
             self._limits = limits
             self.max_queued = limits.max_firings
-            ticket = self._keep({name: getattr(limits, name) for name in ActiveLimits.__slots__})
         self._core.settle(ticket)
 
     @property
@@ -732,8 +732,8 @@ class Rules:
     def firing_charge(self, amount: Credit | int | str) -> None:
         charge = to_credit(amount, "firing_charge")
         with self._core.lock:
-            self._firing_charge = charge
             ticket = self._keep({"firing_charge": str(charge)})
+            self._firing_charge = charge
         self._core.settle(ticket)
 
     @property
@@ -746,13 +746,15 @@ class Rules:
     def step_charge(self, amount: Credit | int | str) -> None:
         charge = to_credit(amount, "step_charge")
         with self._core.lock:
-            self._step_charge = charge
             ticket = self._keep({"step_charge": str(charge)})
+            self._step_charge = charge
         self._core.settle(ticket)
 
     def _keep(self, options: Mapping[str, Value]) -> int:
         """Journal ``options`` changed on the open space, in a durable space (with the
-        lock held); the ticket of the batch to wait for (0: none)."""
+        lock held); the ticket of the batch to wait for (0: none).  SpaceClosed if the
+        space is closed: nothing changes."""
+        self._core.check_open()
         journal = self._engine.journal
         if journal is None:
             return 0
