@@ -851,7 +851,7 @@ class Rules:
                 rule.fired, rule.failed, rule.stopped = row.fired, row.failed, bool(row.stopped)
                 rule.last_error = None if row.last_error is None else failure_from_json(row.last_error)
             with self._core.lock:
-                self._admit(rule, None)
+                self._admit(rule, None, loaded=True)
 
     def _build(
         self,
@@ -886,9 +886,10 @@ class Rules:
         rule.principal = principal
         return rule
 
-    def _admit(self, rule: _Rule, definition: str | None) -> RuleInfo:
+    def _admit(self, rule: _Rule, definition: str | None, loaded: bool = False) -> RuleInfo:
         """Make ``rule`` one of the space's (with its lock held); journal its
-        ``definition`` in a durable space."""
+        ``definition`` in a durable space.  A Push Logic rule sets its field now,
+        unless it is ``loaded`` from a store (its field was set as the store kept it)."""
         name = rule.name
         if name in self._rules:
             raise RuleExists(f"there is a rule named {name!r} already; remove it first", "name")
@@ -903,8 +904,8 @@ class Rules:
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row(RuleRow(name, definition))
-        if rule.kind == "push" and not self.model and (journal is None or definition is not None):
-            self.pending.append((rule, None))  # establish the field now (a loaded rule's is)
+        if rule.kind == "push" and not self.model and not loaded:
+            self.pending.append((rule, None))  # establish the field now
             self.run_pending()
         return rule.info()
 
