@@ -16,7 +16,8 @@ Layout (schema version 7; ``PRAGMA application_id`` marks the file as ours)::
     redirections(space, path, rid, expires, PRIMARY KEY (space, path))
     catalog(name PRIMARY KEY, retired, entry)                -- a server's spaces (:class:`Catalog`)
     rules(space, name, definition, PRIMARY KEY (space, name))  -- schema version 4
-    rule_counts(space, name, fired, failed, last_error, stopped, PRIMARY KEY (space, name))  -- 6
+    rule_counts(space, name, fired, failed, last_error, stopped,
+                PRIMARY KEY (space, name))                  -- schema version 6
     changed_options(space, name, value, PRIMARY KEY (space, name))  -- schema version 7
 
 ``options`` are those a space was made with, as JSON; ``changed_options`` those changed
