@@ -419,6 +419,29 @@ def test_each_limit_stops_a_runaway_method_and_nothing_changes(
     assert thermo.call("bump", 1.0) == 22.0
 
 
+SMALL_MEMORY = """
+import tuplespace as ts
+space = ts.Space(method_memory=int(__import__("sys").argv[1]))
+long = "function(self, a) local s = '" + "x" * 60_000 + "' return a end"
+rec = space.create("r", {"short": ts.Method("function(self, a) return a end"), "long": ts.Method(long)})
+for tag in ("short", "long"):
+    try:
+        rec.call(tag, "y" * 1000)
+    except ts.LimitReached as exc:
+        print(tag, exc.limit)
+"""
+
+
+@pytest.mark.parametrize("memory", [1, 4096, 16384, 1 << 16])
+def test_a_method_memory_too_small_for_the_call_itself_stops_it_at_that_limit(memory: int) -> None:
+    done = subprocess.run([sys.executable, "-c", SMALL_MEMORY, str(memory)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr  # the process goes on
+    assert (
+        done.stdout.split("\n")
+        == ["short method_memory", "long method_memory", ""][(1 if memory == 1 << 16 else 0) :]
+    )
+
+
 @pytest.mark.parametrize(
     ("source", "limits"),
     [
@@ -658,6 +681,7 @@ def test_a_reaction_is_committed_with_what_set_it_off_across_kills(tmp_path: Pat
             alarms = [t[1] for t in space.read_all(("alarm", int))]
             assert len(readings) > 0
             assert sorted(alarms) == sorted(readings)  # each once, none without its reading
+            assert space.rules.get("hot").fired == len(alarms)  # counted in the same commits
         finally:
             space.close()
 
@@ -698,6 +722,7 @@ def test_killed_between_a_write_and_its_firing_neither_is_kept(tmp_path: Path, k
         readings = sorted(t[1] for t in space.read_all(("reading", int, float)) if t[2] > 30.0)
         alarms = sorted(t[1] for t in space.read_all(("alarm", int)))
         assert readings == alarms == hot  # each acknowledged write once, with its one reaction
+        assert space.rules.get("hot").fired == len(hot)
         space.write(("reading", -1, 40.0))  # and the rule goes on
         assert space.count(("alarm", -1)) == 1
     finally:
@@ -735,6 +760,55 @@ def test_a_lease_that_ran_out_while_the_space_was_down_fires_its_reactions_once(
             assert space.find({"best": float}) == []
         finally:
             space.close()
+
+
+def test_what_each_rule_did_survives_reopening_a_durable_space(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'spaces.db'}?space=s&firing_charge=1"
+    space = ts.connect(url)
+    space.grant_credit("ops", 2)
+    space.rules.add(
+        "hot", template=READING, when="t[2] > 30.0", write=[("alarm", "t[1]", "t[2] - 30.0")], principal="ops"
+    )
+    space.rules.add("odd", template=("n", int), write=[("half", "t[1] / 0")])
+    space.create("kitchen", {"temp": 21.0})
+    space.create("house", {"comfort": None})
+    space.grant_credit("default", 10)
+    space.rules.add("comfort", set="house.comfort", to="kitchen.temp < 23.0")
+    space.record("kitchen").set("temp", 25.0)
+    for reading in (31.0, 32.0, 33.0, 20.0):
+        space.write(("reading", "hall", reading))
+    space.write(("n", 1))
+    space.rules.add("gone", template=("g",), write=[("went",)])
+    space.write(("g",))
+    space.rules.remove("gone")
+    before = {r.name: (r.fired, r.failed, repr(r.last_error), r.state) for r in space.rules.list()}
+    assert before == {
+        "hot": (2, 2, repr(space.rules.get("hot").last_error), "stopped"),
+        "odd": (0, 1, repr(space.rules.get("odd").last_error), "active"),
+        "comfort": (2, 0, "None", "active"),
+    }
+    space.close()
+
+    space = ts.connect(url)
+    try:
+        after = {r.name: (r.fired, r.failed, repr(r.last_error), r.state) for r in space.rules.list()}
+        assert after == before
+        assert isinstance(space.rules.get("hot").last_error, ts.InsufficientCredit)
+        assert isinstance(space.rules.get("odd").last_error, ts.EvaluationError)
+        space.write(("reading", "hall", 34.0))  # still stopped: said once, before the restart
+        assert space.read_all(("rule_stopped", str, str)) == [("rule_stopped", "hot", "ops")]
+        space.grant_credit("ops", 1)
+        space.write(("reading", "hall", 35.0))
+        space.rules.add("gone", template=("g",), write=[("went",)])  # a new rule of an old name
+        space.write(("g",))
+        assert [(r.name, r.fired, r.failed, r.state) for r in space.rules.list()] == [
+            ("comfort", 2, 0, "active"),
+            ("gone", 1, 0, "active"),
+            ("hot", 3, 3, "active"),
+            ("odd", 0, 1, "active"),
+        ]
+    finally:
+        space.close()
 
 
 def test_a_durable_space_refuses_a_rule_it_cannot_keep(tmp_path: Path) -> None:
@@ -859,6 +933,27 @@ def test_a_reaction_refreshes_creates_and_calls_in_one_step(space: Any) -> None:
     assert space.count(("taken", str)) == 1
 
 
+def test_a_record_a_reaction_creates_holds_the_address_of_another_as_a_process_would(space: Any) -> None:
+    kitchen = space.create("kitchen", {"temp": 21.0})
+    space.create("hall", {"temp": 18.0})
+    space.rules.add(
+        "room", template=("room", str), create={"'rooms/' + t[1]": {"place": kitchen.address, "name": "t[1]"}}
+    )
+    space.write(("room", "a"))
+    room = space.record("rooms/a")
+    assert room.get("place") == kitchen.address
+    assert space.record(room.get("place")).get("temp") == 21.0
+    with pytest.raises(ts.RecordInUse):  # the new record contains the kitchen
+        kitchen.destroy()
+    kitchen.move("cooking")
+    assert str(room.get("place")).endswith("/cooking")
+    kitchen.destroy(force=True)  # the address it held goes with it
+    assert room.get("place") is None
+    space.write(("room", "b"))  # it names no record now: the firing fails, creating nothing
+    assert isinstance(space.rules.get("room").last_error, ts.RecordNotFound)
+    assert space.find({"name": "b"}) == []
+
+
 def test_a_reaction_gives_a_record_a_new_lease(sim_space: Any, clock: ts.SimulatedClock) -> None:
     sim_space.create("farm", {"n": 0}, lease=10)
     sim_space.rules.add("keep", template=("alive",), refresh={"farm": "double(size(t)) * 100.0"})
@@ -966,7 +1061,7 @@ def test_reactions_on_records_fire_once_across_restarts_of_a_durable_space(tmp_p
         assert space.record("farm").get("given") == 2
         assert space.record("orders/b").get("by") == "t[1]"
         assert space.record("jobs/a").get("job") == "a"
-        assert space.rules.get("intake").fired == 1  # since the restart
+        assert space.rules.get("intake").fired == 2  # counted across the restart
     finally:
         space.close()
 

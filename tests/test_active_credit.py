@@ -138,11 +138,46 @@ def test_a_space_starts_with_the_charges_and_max_firings_it_was_made_with_and_ke
         )
     finally:
         space.close()
-    with pytest.raises(ValueError, match="was created with max_firings=7"):
+    with pytest.raises(ValueError, match="has max_firings=7"):
         ts.connect(url, max_firings=8)
     for bad in ({"firing_charge": "-1"}, {"step_charge": "x"}, {"max_firings": 0}, {"redirect_charge": -1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             ts.Space(**bad)
+
+
+CHANGED = ts.ActiveLimits(max_firings=9, method_steps=700, method_ms=50, method_memory=1 << 16)
+
+
+def test_the_charges_and_limits_changed_on_an_open_durable_space_are_kept(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path}/spaces.db?space=s&firing_charge=0.5&method_steps=5000"
+    space = ts.connect(url)
+    try:
+        assert space.rules.limits == ts.ActiveLimits(method_steps=5000)
+        space.rules.firing_charge = "0.25"
+        space.rules.step_charge = "0.001"
+        space.rules.limits = CHANGED
+    finally:
+        space.close()
+    space = ts.connect(url.replace("0.5", "0.25").replace("5000", "700"))
+    try:
+        rules = space.rules
+        assert (rules.firing_charge, rules.step_charge) == (ts.Credit("0.25"), ts.Credit("0.001"))
+        assert rules.limits == CHANGED
+        space.grant_credit("default", 10)
+        counter = space.create("c", {"n": 0, "spin": ts.Method("function(self) while true do end end")})
+        with pytest.raises(ts.LimitReached) as stopped:
+            counter.call("spin")
+        assert (stopped.value.limit, stopped.value.maximum) == ("method_steps", 700)
+    finally:
+        space.close()
+    for change in ("firing_charge", "step_charge", "limits"):  # a closed space changes nothing
+        with pytest.raises(ts.SpaceClosed):
+            setattr(space.rules, change, CHANGED if change == "limits" else "9")
+    assert (space.rules.firing_charge, space.rules.step_charge) == (ts.Credit("0.25"), ts.Credit("0.001"))
+    with pytest.raises(ValueError, match=r"has firing_charge='0\.25'; it cannot be opened with '0\.5'"):
+        ts.connect(url)  # the value it was made with is no longer its own
+    with pytest.raises(ValueError, match="method_ms"):
+        ts.Space(method_ms=0)
 
 
 @pytest.mark.embedded(REDIRECT_PAID)

@@ -111,6 +111,9 @@ def test_serve_in_memory_with_options(tmp_path: Path) -> None:
                 "firing_charge": "0",
                 "step_charge": "0",
                 "max_firings": 1000,
+                "method_steps": 100_000,
+                "method_ms": 100,
+                "method_memory": 1 << 20,
             }
             assert http.post("/spaces/s/read", json={"template": ["x"], "timeout": None}).json() == {
                 "tuple": None,

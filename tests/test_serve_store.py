@@ -327,6 +327,19 @@ def test_a_served_space_kept_in_redis_charges_as_it_was_made_for_every_server_an
         assert {k: shown[k] for k in options} == options
 
 
+def test_a_served_space_kept_in_redis_runs_methods_within_the_limits_it_was_made_with(
+    redis_served: LiveServer,
+) -> None:
+    url = redis_served.space_url()
+    limits = {"max_firings": 1, "method_steps": 700, "method_ms": 50, "method_memory": 1 << 16}
+    with ts.connect(url, store="durable", **limits) as served:
+        assert httpx.get(url, timeout=PATIENCE).json()["options"].items() >= limits.items()
+        spin = served.create("spin", {"loop": ts.Method("function(self) while true do end end")})
+        with pytest.raises(ts.LimitReached) as stopped:
+            spin.call("loop")
+        assert (stopped.value.limit, stopped.value.maximum) == ("method_steps", 700)
+
+
 def test_credit_past_what_redis_counts_is_refused_naming_its_field_and_makes_nothing(
     redis_served: LiveServer,
 ) -> None:

@@ -158,6 +158,9 @@ def test_put_get_list_delete_a_space(http: httpx.Client) -> None:
         "firing_charge": "0",
         "step_charge": "0",
         "max_firings": 1000,
+        "method_steps": 100_000,
+        "method_ms": 100,
+        "method_memory": 1 << 20,
     }
     assert r.json() == {"name": "jobs", "options": options}
     assert http.put("/spaces/jobs", json={"order": "lifo"}).status_code == 200
@@ -330,6 +333,9 @@ def test_durable_spaces_survive_a_restart(tmp_path: Path) -> None:
             "firing_charge": "0.01",
             "step_charge": "0.000001",
             "max_firings": 50,
+            "method_steps": 100_000,
+            "method_ms": 100,
+            "method_memory": 1 << 20,
         }
         assert all_tuples(http, "kept", 2) == [["a", {"$bytes": "AP8="}]]
         error(http.get("/spaces/gone"), 404, "not_found")

@@ -6,6 +6,7 @@ charge for: a method's steps, a rule's firings, a path a record moved from."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -272,3 +273,37 @@ def test_a_spaces_max_firings_is_set_over_http_within_bounds(server: Server) -> 
         error_body = storm.rules.get("leaf").last_error
         assert isinstance(error_body, ts.LimitReached)
         assert error_body.limit == "max_firings"
+
+
+def test_what_a_method_may_do_is_set_over_http_within_bounds_and_kept(tmp_path: Path) -> None:
+    limits = {"method_steps": 700, "method_ms": 50, "method_memory": 1 << 16}
+    with running(tmp_path / "data", tokens=TOKENS) as server, client(server, ADMIN) as admin:
+        assert admin.put("/spaces/lab", json=limits).json()["options"].items() >= limits.items()
+        for key, most in (("method_steps", 10_000_000), ("method_ms", 1000), ("method_memory", 16 << 20)):
+            for bad in (0, most + 1, "5", 2.0, None):
+                body = error(admin.put("/spaces/x", json={key: bad}), 400, "bad_request")
+                assert body["field"] == key
+                assert f"from 1 to {most}" in body["message"]
+        assert (
+            error(admin.put("/spaces/lab", json={"method_ms": 60}), 409, "space_exists")["field"]
+            == "method_ms"
+        )
+        default = admin.put("/spaces/plain", json={"store": "memory"}).json()["options"]
+        assert (default["method_steps"], default["method_ms"], default["method_memory"]) == (
+            100_000,
+            100,
+            1 << 20,
+        )
+    with running(tmp_path / "data", tokens=TOKENS) as server:
+        with client(server, ADMIN) as admin:
+            assert admin.get("/spaces/lab").json()["options"].items() >= limits.items()
+        with ts.connect(server.url + "/spaces/lab", token=ADMIN) as lab:
+            spin = lab.create("spin", {"loop": ts.Method("function(self) while true do end end")})
+            with pytest.raises(ts.LimitReached) as stopped:
+                spin.call("loop")
+            assert (stopped.value.limit, stopped.value.maximum) == ("method_steps", 700)
+            with pytest.raises(ts.LimitReached) as stopped:
+                lab.create(
+                    "big", {"grow": ts.Method("function(self) return string.rep('x', 1 << 17) end")}
+                ).call("grow")
+            assert (stopped.value.limit, stopped.value.maximum) == ("method_memory", 1 << 16)

@@ -359,6 +359,18 @@ export interface SpaceOptions {
   creation_charge: string;
   /** "simulated": the space's time moves only by `space.clock.advance` (a space in memory). */
   clock: "system" | "simulated";
+  /** Credit each firing of a rule costs its principal (decimal text; "0": free). */
+  firing_charge: string;
+  /** Credit each step of a method costs its caller (decimal text; "0": free). */
+  step_charge: string;
+  /** The most firings one operation may set off (1 to 100,000). */
+  max_firings: number;
+  /** The most steps a method may run (1 to 10,000,000). */
+  method_steps: number;
+  /** The most milliseconds of CPU time a method may take (1 to 1,000). */
+  method_ms: number;
+  /** The most bytes a method may allocate (1 to 16 MiB). */
+  method_memory: number;
 }
 export interface SpaceInfo {
   name: string;

@@ -87,12 +87,13 @@ class Committer:
                 rows.records, rows.accounts, rows.capabilities, rows.redirects
             )
             rules = list(rows.rules)
+            counts = list(rows.rule_counts)
         finally:
             if collecting:
                 gc.enable()
         if rules:
             try:
-                space.rules.load(rules, space.limits)
+                space.rules.load(rules, space.limits, counts)
             except (ValueError, KeyError, TypeError) as exc:
                 raise StoreError(f"{self.store.label} is damaged: a rule of space {name!r}: {exc}") from None
         # The loaded rows are in the store: a later delete of one must reach it even

@@ -25,7 +25,7 @@ from ._clock import Clock, SystemClock
 from ._credit import to_credit
 from ._engine import ABORTED, CLOSED, DONE, TIMED_OUT, WAITING, Engine, GroupWaiter, Waiter
 from ._errors import InvalidValue, SpaceClosed, Timeout, TransactionAborted
-from ._methods import MAX_FIRINGS, ActiveLimits
+from ._methods import MAX_FIRINGS, METHOD_MEMORY, METHOD_MS, METHOD_STEPS, ActiveLimits
 from ._rules import Rules
 from ._templates import compile_template
 from ._values import Credit, Tuple
@@ -96,6 +96,9 @@ class Core:
         firing_charge: Credit | int | str = 0,
         step_charge: Credit | int | str = 0,
         max_firings: int = MAX_FIRINGS,
+        method_steps: int = METHOD_STEPS,
+        method_ms: int = METHOD_MS,
+        method_memory: int = METHOD_MEMORY,
         **options: Any,
     ) -> Core:
         """The core of a new space with ``options``, those of :class:`~tuplespace.Space`."""
@@ -105,8 +108,9 @@ class Core:
                 charges.append(to_credit(amount, option))
             except InvalidValue as exc:
                 raise ValueError(f"{option}: {exc}") from None
+        active = ActiveLimits(max_firings, method_steps, method_ms, method_memory)
         engine = Engine(clock or SystemClock(), **options)
-        return cls(engine, (charges[0], charges[1], ActiveLimits(max_firings=max_firings)))
+        return cls(engine, (charges[0], charges[1], active))
 
     # -- rules and hooks ------------------------------------------------------------
 

@@ -34,6 +34,7 @@ __all__ = [
     "COMPONENTS",
     "ERROR_ANSWERS",
     "MAX_API_FIRINGS",
+    "MAX_API_METHOD_LIMITS",
     "MAX_EVENT_RETENTION_BYTES",
     "OPERATION",
     "OPERATIONS",
@@ -52,6 +53,9 @@ MAX_EVENT_RETENTION_BYTES = 1 << 30
 _TRANSACTION = ("read", "take", "write")
 # The most firings one operation of a served space may set off (each queued one is held).
 MAX_API_FIRINGS = 100_000
+# The most a method of a served space may run: steps, CPU milliseconds (it holds the
+# space's lock meanwhile) and bytes of memory (each call may hold that much).
+MAX_API_METHOD_LIMITS = {"method_steps": 10_000_000, "method_ms": 1_000, "method_memory": 16 << 20}
 
 
 @dataclass(frozen=True)
@@ -847,6 +851,10 @@ OPERATIONS: tuple[Operation, ...] = (
                 "firing_charge": _AMOUNT,
                 "step_charge": _AMOUNT,
                 "max_firings": {"type": "integer", "minimum": 1, "maximum": MAX_API_FIRINGS},
+                **{
+                    key: {"type": "integer", "minimum": 1, "maximum": most}
+                    for key, most in MAX_API_METHOD_LIMITS.items()
+                },
             },
             optional=True,
         ),

@@ -74,6 +74,9 @@ _LANGS: Final = ("lua",)
 _MAX_SOURCE: Final = 64 << 10
 _HOOK_EVERY: Final = 100  # VM instructions between two checks of the limits
 MAX_FIRINGS: Final = 1000  # firings one operation may set off, unless a space says otherwise
+METHOD_STEPS: Final = 100_000  # what a method may do, unless a space says otherwise
+METHOD_MS: Final = 100
+METHOD_MEMORY: Final = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,9 +91,9 @@ class ActiveLimits:
     """
 
     max_firings: int = MAX_FIRINGS
-    method_steps: int = 100_000
-    method_ms: int = 100
-    method_memory: int = 1 << 20
+    method_steps: int = METHOD_STEPS
+    method_ms: int = METHOD_MS
+    method_memory: int = METHOD_MEMORY
 
     def __post_init__(self) -> None:
         for name in ("max_firings", "method_steps", "method_ms", "method_memory"):
@@ -183,7 +186,9 @@ local base = {
 local globals = {__index = base, __metatable = false}
 local STOP = {}
 local steps = 0
-local function run(source, self, args, nargs, max_steps, max_seconds, every)
+-- call: the source, then the arguments (a table made before the memory limit: pushing
+-- a string as an argument would allocate outside any protected call).
+local function run(call, self, nargs, max_steps, max_seconds, every)
     local spawned, n, made, m = {}, 0, {}, 0
     local env = setmetatable({
         write = function(...) n = n + 1; spawned[n] = pack(...) end,
@@ -196,8 +201,11 @@ local function run(source, self, args, nargs, max_steps, max_seconds, every)
         end,
     }, globals)
     steps = 0
-    local chunk, err = load("return " .. source, "=method", "t", env)
-    if not chunk then return "syntax", err end
+    local chunk, err = load("return " .. call[1], "=method", "t", env)
+    if not chunk then
+        if err == "not enough memory" then return "memory" end
+        return "syntax", err
+    end
     local stop, why = clock() + max_seconds, nil
     sethook(function()
         steps = steps + every
@@ -210,7 +218,7 @@ local function run(source, self, args, nargs, max_steps, max_seconds, every)
             sethook()
             return "error", "the source is not a function expression"
         end
-        ok, result = pcall(result, self, unpack(args, 1, nargs))
+        ok, result = pcall(result, self, unpack(call, 2, nargs + 1))
     end
     sethook()
     if why then return why, steps end
@@ -281,13 +289,12 @@ class Sandbox:
         visible = {k: v for k, v in fields.items() if _scalar(v)}
         lua.set_max_memory(0)
         self_table = lua.table_from(visible)
-        args_table = lua.table_from(list(args))
+        call_table = lua.table_from([method.source, *args])
         lua.set_max_memory(lua.get_memory_used() + limits.method_memory, total=True)
         try:
             outcome = self._run(
-                method.source,
+                call_table,
                 self_table,
-                args_table,
                 len(args),
                 limits.method_steps if max_steps is None else max_steps,
                 limits.method_ms / 1000,

@@ -74,7 +74,7 @@ from ._expr import Expr, compile_expr
 from ._methods import ActiveLimits, Call, Sandbox, call_method, check_created, run_call
 from ._names import check_path, check_tag
 from ._recordstore import DEFAULT_PRINCIPAL
-from ._store import RuleRow
+from ._store import OptionRow, RuleCountRow, RuleRow
 from ._templates import ANY, Template, compile_template
 from ._values import Credit, Limits, Value, check_value, value_key
 
@@ -397,6 +397,11 @@ class _Rule:
         assert template is not None
         return "take" in other.on and any(_may_overlap(t, template) for t in self.takes)
 
+    def counts(self) -> RuleCountRow:
+        """What the rule did, as a durable store keeps it."""
+        error = None if self.last_error is None else failure_to_json(self.last_error)
+        return RuleCountRow(self.name, self.fired, self.failed, error, self.stopped)
+
     def info(self) -> RuleInfo:
         return RuleInfo(
             name=self.name,
@@ -668,6 +673,8 @@ class Rules:
 
     ``limits`` (:class:`ActiveLimits`) bounds the firings of one operation and what
     a method may do; set it with ``space.rules.limits = ts.ActiveLimits(...)``.
+    A durable space keeps what is set there, and in :attr:`firing_charge` and
+    :attr:`step_charge`, from then on: the setters return once it is durable.
     ``max_rules`` is the most rules the space holds (100,000; a server sets its own).
     """
 
@@ -693,7 +700,8 @@ class Rules:
         self._running = False
         self._storms = 0
         self._sandbox: Sandbox | None = None
-        self._firing_charge, self._step_charge, self.limits = active
+        self._firing_charge, self._step_charge, self._limits = active
+        self.max_queued = self._limits.max_firings  # the queue holds one more, see queue()
         self.max_rules = MAX_RULES
         # A model of rules a store keeps for every process (Redis), which fires them
         # itself: the rules are checked and levelled here, and fire nothing.
@@ -708,8 +716,11 @@ class Rules:
     def limits(self, limits: ActiveLimits) -> None:
         if not isinstance(limits, ActiveLimits):
             raise InvalidValue(f"limits is an ActiveLimits, got {type(limits).__name__}", "limits")
-        self._limits = limits
-        self.max_queued = limits.max_firings  # the queue holds one more, see queue()
+        with self._core.lock:
+            ticket = self._keep({name: getattr(limits, name) for name in ActiveLimits.__slots__})
+            self._limits = limits
+            self.max_queued = limits.max_firings
+        self._core.settle(ticket)
 
     @property
     def firing_charge(self) -> Credit:
@@ -719,7 +730,11 @@ class Rules:
 
     @firing_charge.setter
     def firing_charge(self, amount: Credit | int | str) -> None:
-        self._firing_charge = to_credit(amount, "firing_charge")
+        charge = to_credit(amount, "firing_charge")
+        with self._core.lock:
+            ticket = self._keep({"firing_charge": str(charge)})
+            self._firing_charge = charge
+        self._core.settle(ticket)
 
     @property
     def step_charge(self) -> Credit:
@@ -729,7 +744,23 @@ class Rules:
 
     @step_charge.setter
     def step_charge(self, amount: Credit | int | str) -> None:
-        self._step_charge = to_credit(amount, "step_charge")
+        charge = to_credit(amount, "step_charge")
+        with self._core.lock:
+            ticket = self._keep({"step_charge": str(charge)})
+            self._step_charge = charge
+        self._core.settle(ticket)
+
+    def _keep(self, options: Mapping[str, Value]) -> int:
+        """Journal ``options`` changed on the open space, in a durable space (with the
+        lock held); the ticket of the batch to wait for (0: none).  SpaceClosed if the
+        space is closed: nothing changes."""
+        self._core.check_open()
+        journal = self._engine.journal
+        if journal is None:
+            return 0
+        for name, value in options.items():
+            journal.put_row(OptionRow(name, orjson.dumps(value).decode()))
+        return self._core.ticket()
 
     # -- managing ------------------------------------------------------------------------
 
@@ -803,15 +834,24 @@ class Rules:
         core.settle(ticket)
         return info
 
-    def load(self, definitions: Iterable[tuple[str, str]], limits: Limits) -> None:
+    def load(
+        self, definitions: Iterable[tuple[str, str]], limits: Limits, counts: Iterable[RuleCountRow] = ()
+    ) -> None:
         """Add the rules a store kept: (name, definition) pairs (a
         :class:`~tuplespace._store.RuleRow` is one), as :func:`_definition` wrote
-        them.  Raises ValueError for one that is damaged."""
+        them, with what they did (``counts``: their firings, failures and states).
+        A Push Logic rule is not fired as it loads: its field was set in the same
+        commits as the changes it follows.  Raises ValueError for one that is damaged."""
         self._core.after_operations(self.run_pending)
+        did = {row.name: row for row in counts}
         for name, text in definitions:
             rule = self._build(name, **_decode_definition(text, limits))
+            row = did.get(name)
+            if row is not None:
+                rule.fired, rule.failed, rule.stopped = row.fired, row.failed, bool(row.stopped)
+                rule.last_error = None if row.last_error is None else failure_from_json(row.last_error)
             with self._core.lock:
-                self._admit(rule, None)
+                self._admit(rule, None, loaded=True)
 
     def _build(
         self,
@@ -846,9 +886,10 @@ class Rules:
         rule.principal = principal
         return rule
 
-    def _admit(self, rule: _Rule, definition: str | None) -> RuleInfo:
+    def _admit(self, rule: _Rule, definition: str | None, loaded: bool = False) -> RuleInfo:
         """Make ``rule`` one of the space's (with its lock held); journal its
-        ``definition`` in a durable space."""
+        ``definition`` in a durable space.  A Push Logic rule sets its field now,
+        unless it is ``loaded`` from a store (its field was set as the store kept it)."""
         name = rule.name
         if name in self._rules:
             raise RuleExists(f"there is a rule named {name!r} already; remove it first", "name")
@@ -863,7 +904,7 @@ class Rules:
         journal = self._engine.journal
         if journal is not None and definition is not None:
             journal.put_row(RuleRow(name, definition))
-        if rule.kind == "push" and not self.model:
+        if rule.kind == "push" and not self.model and not loaded:
             self.pending.append((rule, None))  # establish the field now
             self.run_pending()
         return rule.info()
@@ -887,6 +928,7 @@ class Rules:
             journal = self._engine.journal
             if journal is not None:
                 journal.delete_row(RuleRow, name)
+                journal.delete_row(RuleCountRow, name)
             ticket = self._core.ticket()
         self._core.settle(ticket)
 
@@ -1287,16 +1329,23 @@ class Rules:
 
     def run_pending(self) -> None:
         """Run the queued firings, in order, and those they set off; called with the
-        space's lock held, by the operation that queued them.  Never raises."""
+        space's lock held, by the operation that queued them.  Never raises.
+
+        In a durable space, what each rule that ran did is journaled once, at the
+        end, in the batch of the operation and its firings."""
         pending = self.pending
         if not pending or self._running:
             return
         self._running = True
         budget = self.max_queued  # limits.max_firings
         charge = self._firing_charge
+        journal = self._engine.journal
+        ran: set[_Rule] | None = None if journal is None else set()
         try:
             while pending:
                 rule, event = pending.popleft()
+                if ran is not None:
+                    ran.add(rule)
                 if budget == 0:
                     self._storm(rule, len(pending) + 1 + self.unqueued)
                     pending.clear()
@@ -1315,6 +1364,11 @@ class Rules:
         finally:
             self._running = False
             self.unqueued = 0
+            if ran:
+                assert journal is not None
+                for rule in ran:
+                    if self._rules.get(rule.name) is rule:  # not removed by now
+                        journal.put_row(rule.counts())
 
     def _storm(self, rule: _Rule, dropped: int) -> None:
         limit = self.limits.max_firings

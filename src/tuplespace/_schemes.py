@@ -49,6 +49,9 @@ SPACE_OPTIONS = (
     "firing_charge",
     "step_charge",
     "max_firings",
+    "method_steps",
+    "method_ms",
+    "method_memory",
 )
 """The options of a space a server keeps in its catalog entry (with its own: ``anonymous``)."""
 
@@ -61,6 +64,9 @@ _INT_OPTIONS = {
     "seed",
     "mint_bits",
     "max_firings",
+    "method_steps",
+    "method_ms",
+    "method_memory",
 }
 _STR_OPTIONS = {
     "order",

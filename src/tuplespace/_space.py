@@ -36,7 +36,7 @@ from ._engine import (
 from ._errors import SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS
 from ._lease import Lease
-from ._methods import MAX_FIRINGS
+from ._methods import MAX_FIRINGS, METHOD_MEMORY, METHOD_MS, METHOD_STEPS
 from ._mint import Challenge
 from ._recordhandles import Record, RecordData, RecordWatch
 from ._recordstore import (
@@ -95,9 +95,12 @@ class Space:
       see :meth:`record`.
     - ``firing_charge``, ``step_charge`` and ``max_firings``: the credit each firing
       of a rule and each step of a method cost (0 by default), and the most firings
-      one operation may set off (1000); the initial values of :attr:`rules`'
-      ``firing_charge``, ``step_charge`` and ``limits.max_firings``.  A durable
-      space stores them with its other options.  See ``docs/active.md``.
+      one operation may set off (1000); ``method_steps``, ``method_ms`` and
+      ``method_memory``: what a method may run (100,000 steps, 100 ms of CPU time,
+      1 MiB).  The initial values of :attr:`rules`' ``firing_charge``,
+      ``step_charge`` and ``limits`` (:class:`ActiveLimits`).  A durable space
+      stores them with its other options, and keeps the changes made to them on
+      the open space.  See ``docs/active.md``.
 
     Timeouts are seconds: ``None`` waits forever, ``0`` never waits.  A blocking
     call that runs out of time raises :class:`Timeout` (also a ``TimeoutError``).
@@ -126,6 +129,9 @@ class Space:
         firing_charge: Credit | int | str = 0,
         step_charge: Credit | int | str = 0,
         max_firings: int = MAX_FIRINGS,
+        method_steps: int = METHOD_STEPS,
+        method_ms: int = METHOD_MS,
+        method_memory: int = METHOD_MEMORY,
     ) -> None:
         # What the package's other parts, the asyncio face and the handles use of this space.
         self.core = Core.build(
@@ -149,6 +155,9 @@ class Space:
             firing_charge=firing_charge,
             step_charge=step_charge,
             max_firings=max_firings,
+            method_steps=method_steps,
+            method_ms=method_ms,
+            method_memory=method_memory,
         )
 
     @classmethod

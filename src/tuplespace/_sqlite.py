@@ -6,7 +6,7 @@ directory); one file holds many spaces.  The file is opened once per process,
 with an exclusive lock: a second process gets a clear :class:`StoreError`, never
 a silent second copy of the same tuples.
 
-Layout (schema version 4; ``PRAGMA application_id`` marks the file as ours)::
+Layout (schema version 7; ``PRAGMA application_id`` marks the file as ours)::
 
     spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
@@ -16,7 +16,12 @@ Layout (schema version 4; ``PRAGMA application_id`` marks the file as ours)::
     redirections(space, path, rid, expires, PRIMARY KEY (space, path))
     catalog(name PRIMARY KEY, retired, entry)                -- a server's spaces (:class:`Catalog`)
     rules(space, name, definition, PRIMARY KEY (space, name))  -- schema version 4
+    rule_counts(space, name, fired, failed, last_error, stopped,
+                PRIMARY KEY (space, name))                  -- schema version 6
+    changed_options(space, name, value, PRIMARY KEY (space, name))  -- schema version 7
 
+``options`` are those a space was made with, as JSON; ``changed_options`` those changed
+on the open space since (``space.rules.firing_charge = ...``), each value as JSON.
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
 ``fields`` are the canonical encoding of its fields as a map; ``credit`` (decimal
@@ -50,7 +55,7 @@ from ._aio import AsyncSpace
 from ._codec import decode, encode
 from ._committer import Committer
 from ._errors import InvalidValue, StoreError, WireError
-from ._methods import MAX_FIRINGS
+from ._methods import MAX_FIRINGS, METHOD_MEMORY, METHOD_MS, METHOD_STEPS
 from ._recordstore import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from ._schemes import SPACE_OPTIONS, Scheme, url_options
 from ._space import Space
@@ -59,9 +64,11 @@ from ._store import (
     CapabilityRow,
     Changes,
     Hosted,
+    OptionRow,
     RecordRow,
     RedirectRow,
     Row,
+    RuleCountRow,
     RuleRow,
     SpaceRows,
     TupleRow,
@@ -87,7 +94,7 @@ logger = logging.getLogger("tuplespace")
 _R = TypeVar("_R")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 _STORED_OPTIONS = (
     "order",
@@ -101,7 +108,12 @@ _STORED_OPTIONS = (
     "firing_charge",
     "step_charge",
     "max_firings",
+    "method_steps",
+    "method_ms",
+    "method_memory",
 )
+# Of the space's rules.limits (an ActiveLimits).
+_ACTIVE_LIMITS = ("max_firings", "method_steps", "method_ms", "method_memory")
 # Stored as decimal text.
 _CREDIT_OPTIONS = (
     "charge_rate",
@@ -117,6 +129,9 @@ _OLDER_OPTIONS = {
     "operator": DEFAULT_OPERATOR,
     "mint_bits": DEFAULT_MINT_BITS,
     "max_firings": MAX_FIRINGS,
+    "method_steps": METHOD_STEPS,
+    "method_ms": METHOD_MS,
+    "method_memory": METHOD_MEMORY,
 }
 
 
@@ -170,8 +185,33 @@ def _add_moved_to_v5(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE redirections ADD COLUMN moved_to TEXT")
 
 
+def _add_rule_counts_v6(db: sqlite3.Connection) -> None:
+    """What each rule did (its counts, latest failure and state), kept across restarts."""
+    db.execute(
+        "CREATE TABLE rule_counts (space TEXT NOT NULL, name TEXT NOT NULL, fired INTEGER NOT NULL,"
+        " failed INTEGER NOT NULL, last_error TEXT, stopped INTEGER NOT NULL,"
+        " PRIMARY KEY (space, name)) WITHOUT ROWID"
+    )
+
+
+def _add_changed_options_v7(db: sqlite3.Connection) -> None:
+    """The options changed on an open space, which it keeps from then on."""
+    db.execute(
+        "CREATE TABLE changed_options (space TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,"
+        " PRIMARY KEY (space, name)) WITHOUT ROWID"
+    )
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
-MIGRATIONS = {0: _create_v1, 1: _add_records_v2, 2: _add_catalog_v3, 3: _add_rules_v4, 4: _add_moved_to_v5}
+MIGRATIONS = {
+    0: _create_v1,
+    1: _add_records_v2,
+    2: _add_catalog_v3,
+    3: _add_rules_v4,
+    4: _add_moved_to_v5,
+    5: _add_rule_counts_v6,
+    6: _add_changed_options_v7,
+}
 
 # Where each kind of row is kept: (table, its key column).
 _TABLES: dict[type[Row], tuple[str, str]] = {
@@ -180,6 +220,8 @@ _TABLES: dict[type[Row], tuple[str, str]] = {
     CapabilityRow: ("capabilities", "token"),
     RedirectRow: ("redirections", "path"),
     RuleRow: ("rules", "name"),
+    RuleCountRow: ("rule_counts", "name"),
+    OptionRow: ("changed_options", "name"),
 }
 # The tables holding the rows of a space (and ``spaces``, its numbers and options).
 _SPACE_TABLES = ("tuples", *(table for table, _ in _TABLES.values()))
@@ -274,6 +316,9 @@ class _File:
                 row = self.db.execute(
                     "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
                 ).fetchone()
+                changed = self.db.execute(
+                    "SELECT name, value FROM changed_options WHERE space = ?", (name,)
+                ).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is damaged: {exc}") from None
             statements: list[tuple[str, list[tuple[Any, ...]]]] = []
@@ -285,6 +330,7 @@ class _File:
             else:
                 last_seq, last_event, text = row
                 stored = {**_OLDER_OPTIONS, **orjson.loads(text)}
+                stored.update((key, orjson.loads(value)) for key, value in changed)
                 _check_options(name, options, stored)
                 space = Space(**{**options, **stored}, name=served)
             if listing is not None:
@@ -308,6 +354,11 @@ class _File:
             ),
             self._read(
                 name, "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", RuleRow._make
+            ),
+            self._read(
+                name,
+                "SELECT name, fired, failed, last_error, stopped FROM rule_counts WHERE space = ?",
+                RuleCountRow._make,
             ),
         )
         self.committer.attach(name, space, rows, lambda: self._detach(name, space))
@@ -415,7 +466,8 @@ class _File:
 
 
 def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row], Any], Row | None]) -> None:
-    """Write the journaled rows of records, accounts, capabilities, redirections and rules."""
+    """Write the journaled rows of records, accounts, capabilities, redirections, rules
+    and rule counts."""
     puts: dict[type[Row], list[tuple[Any, ...]]] = {}
     deletes: dict[type[Row], list[tuple[str, Any]]] = {}
     for (kind, key), row in rows.items():
@@ -436,7 +488,13 @@ def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row]
 
 def _options_of(space: Space) -> dict[str, Any]:
     """The options stored with a space (credit amounts as decimal text)."""
-    return {k: str(getattr(space, k)) if k in _CREDIT_OPTIONS else getattr(space, k) for k in _STORED_OPTIONS}
+    limits = space.rules.limits
+    return {
+        k: str(getattr(space, k))
+        if k in _CREDIT_OPTIONS
+        else getattr(limits if k in _ACTIVE_LIMITS else space, k)
+        for k in _STORED_OPTIONS
+    }
 
 
 def _same(key: str, given: Any, stored: Any) -> bool:
@@ -452,8 +510,7 @@ def _check_options(name: str, given: dict[str, Any], stored: dict[str, Any]) -> 
     for key in _STORED_OPTIONS:
         if key in given and not _same(key, given[key], stored.get(key)):
             raise ValueError(
-                f"space {name!r} was created with {key}={stored.get(key)!r}; "
-                f"it cannot be opened with {given[key]!r}"
+                f"space {name!r} has {key}={stored.get(key)!r}; it cannot be opened with {given[key]!r}"
             )
 
 

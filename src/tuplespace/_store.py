@@ -3,8 +3,10 @@ and what a durable store exchanges with the engine, as typed rows.
 
 A durable store keeps each space as rows: its tuples (:class:`TupleRow`), records
 (:class:`RecordRow`), credit accounts (:class:`AccountRow`), capabilities
-(:class:`CapabilityRow`), redirections (:class:`RedirectRow`) and rules
-(:class:`RuleRow`), and the high-water marks of its sequence and event numbers.
+(:class:`CapabilityRow`), redirections (:class:`RedirectRow`), rules
+(:class:`RuleRow`) and what they did (:class:`RuleCountRow`), the options changed
+on the open space (:class:`OptionRow`), and the high-water marks of its sequence
+and event numbers.
 When a space opens, the store reads them (:class:`SpaceRows`) and the engine is
 rebuilt from them; from then on the engine journals each change of a row
 (:class:`tuplespace._journal.Journal`), and the one committer
@@ -29,10 +31,12 @@ __all__ = [
     "CapabilityRow",
     "Changes",
     "Hosted",
+    "OptionRow",
     "RecordRow",
     "RedirectRow",
     "Row",
     "RowStore",
+    "RuleCountRow",
     "RuleRow",
     "SharedStore",
     "SpaceRows",
@@ -99,16 +103,37 @@ class RuleRow(NamedTuple):
     definition: str
 
 
-Row: TypeAlias = RecordRow | AccountRow | CapabilityRow | RedirectRow | RuleRow
+class RuleCountRow(NamedTuple):
+    """What a rule did: its name, its firings and failed firings, its latest failure
+    (the JSON text :func:`tuplespace._rules.failure_to_json` writes; None: none), and
+    whether it is stopped for want of credit."""
+
+    name: str
+    fired: int
+    failed: int
+    last_error: str | None
+    stopped: bool
+
+
+class OptionRow(NamedTuple):
+    """An option of a space changed while it was open (``firing_charge``...): its
+    name and its value as JSON text, which the space has from then on in place of the
+    one it was made with."""
+
+    name: str
+    value: str
+
+
+Row: TypeAlias = RecordRow | AccountRow | CapabilityRow | RedirectRow | RuleRow | RuleCountRow | OptionRow
 """A keyed row of a space (its key is its first field)."""
 
 
 @dataclass(frozen=True)
 class SpaceRows:
     """What a durable store holds of one space, as it reads it: the rows of each
-    kind (tuples in ``seq`` order, records in ``rid`` order, rules by name) and the
-    high-water marks of its numbers (no tuple or event it ever had is numbered
-    higher)."""
+    kind (tuples in ``seq`` order, records in ``rid`` order, rules by name, with what
+    each did) and the high-water marks of its numbers (no tuple or event it ever had
+    is numbered higher)."""
 
     last_seq: int
     last_event: int
@@ -118,6 +143,7 @@ class SpaceRows:
     capabilities: Iterable[CapabilityRow]
     redirects: Iterable[RedirectRow]
     rules: Iterable[RuleRow]
+    rule_counts: Iterable[RuleCountRow]
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,28 @@ describe("methods", () => {
     const reader = await space.record((await thermo.readOnly()).address);
     await assert.rejects(reader.call("bump", [float(1)]), (e) => e instanceof NotAllowed && e.operation === "set");
   });
+
+  test("run within the limits the space was created with", async () => {
+    const name = newName();
+    const limits = { method_steps: 700, method_ms: 50, method_memory: 65536 };
+    const made = await connectServer(servers.main).createSpace(name, { ...limits, store: "memory" });
+    assert.deepEqual(
+      { method_steps: made.options.method_steps, method_ms: made.options.method_ms, method_memory: made.options.method_memory },
+      limits,
+    );
+    const space = open(`${servers.main}/spaces/${name}`);
+    const loop = { $method: { lang: "lua", source: "function(self) while true do end end" } };
+    const spin = await space.create("spin", { loop });
+    await assert.rejects(spin.call("loop"), (e) => {
+      assert.ok(e instanceof LimitReached);
+      assert.deepEqual([e.limit, e.maximum], ["method_steps", 700]);
+      return true;
+    });
+    await assert.rejects(
+      connectServer(servers.main).createSpace(newName(), { method_ms: 1001 }),
+      (e) => e instanceof InvalidValue && e.field === "method_ms",
+    );
+  });
 });
 
 describe("the clock", () => {

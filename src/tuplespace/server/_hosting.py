@@ -37,9 +37,9 @@ from .._errors import (
     SpaceClosed,
     StoreError,
 )
-from .._httpapi import MAX_API_FIRINGS, MAX_EVENT_RETENTION_BYTES
+from .._httpapi import MAX_API_FIRINGS, MAX_API_METHOD_LIMITS, MAX_EVENT_RETENTION_BYTES
 from .._memory import MemoryHost
-from .._methods import MAX_FIRINGS
+from .._methods import MAX_FIRINGS, METHOD_MEMORY, METHOD_MS, METHOD_STEPS
 from .._mint import MAX_BITS
 from .._recordstore import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._space import Space
@@ -119,6 +119,7 @@ class SpaceInfo:
     def options(self) -> dict[str, Any]:
         space = self.hosted.space
         face = self.hosted.aspace if space is None else space
+        limits = face.rules.limits
         return {
             "order": face.order,
             "capacity": face.capacity,
@@ -135,7 +136,10 @@ class SpaceInfo:
             "redirect_charge": credit_text(face.redirect_charge),
             "firing_charge": credit_text(face.firing_charge),
             "step_charge": credit_text(face.step_charge),
-            "max_firings": MAX_FIRINGS if space is None else space.max_firings,
+            "max_firings": limits.max_firings,
+            "method_steps": limits.method_steps,
+            "method_ms": limits.method_ms,
+            "method_memory": limits.method_memory,
         }
 
     async def statistics(self) -> dict[str, Any]:
@@ -203,6 +207,7 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
         "operator",
         "mint_bits",
         "max_firings",
+        *MAX_API_METHOD_LIMITS,
         *_CREDIT_OPTIONS,
     }
     for key in body:
@@ -272,6 +277,12 @@ def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
                 "bad_request",
             )
         out["max_firings"] = m
+    for key, most in MAX_API_METHOD_LIMITS.items():
+        if key in body:
+            m = body[key]
+            if type(m) is not int or not 1 <= m <= most:
+                raise coded(InvalidValue(f"{key} is an integer from 1 to {most}", key), "bad_request")
+            out[key] = m
     for key in _CREDIT_OPTIONS:
         if key in body:
             amount = body[key]
@@ -537,6 +548,9 @@ class Hub:
             "firing_charge": options.get("firing_charge", "0"),
             "step_charge": options.get("step_charge", "0"),
             "max_firings": options.get("max_firings", MAX_FIRINGS),
+            "method_steps": options.get("method_steps", METHOD_STEPS),
+            "method_ms": options.get("method_ms", METHOD_MS),
+            "method_memory": options.get("method_memory", METHOD_MEMORY),
             "anonymous": sorted(options.get("anonymous", self.default_anonymous)),
         }
         if options.get("clock") == "simulated":

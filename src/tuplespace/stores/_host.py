@@ -25,6 +25,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from .._clock import SimulatedClock
 from .._errors import StoreError, Unreachable
+from .._methods import ActiveLimits
 from .._recordstore import DEFAULT_BASE_URI
 from .._schemes import Hosted, Scheme
 from .._values import Limits
@@ -132,7 +133,10 @@ class RedisHost:
                     theirs = self.lookup(name)  # another server added it first
             except RedisError as exc:
                 raise self._failed(exc) from None
-        return Hosted(AsyncRedisSpace(parse_url(self.url, {"space": name, **options})), None), theirs
+        aspace = AsyncRedisSpace(parse_url(self.url, {"space": name, **options}))
+        # What a method may do, and the firings one call runs, in this server's processes.
+        aspace.rules.limits = ActiveLimits(**{k: entry[k] for k in ActiveLimits.__slots__ if k in entry})
+        return Hosted(aspace, None), theirs
 
     def drop(self, name: str, hosted: Hosted) -> None:
         try:

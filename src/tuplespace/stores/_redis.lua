@@ -1664,11 +1664,12 @@ return math.ceil(ms)
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
 -- and their encodings and index keys, how many fields it sets and each one's record
 -- path, tag and value's encoding, how many records it gives a lease and each one's path
--- and lease in ms ('' for none), how many records it creates and each one's path and
--- fields' encoding, how many records it read and each one's path and version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
+-- and lease in ms ('' for none), how many records it creates and each one's path,
+-- fields' encoding and the links they hold (see checked_links), how many records it read
+-- and each one's path and version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
 -- is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the rules
--- changed), {'retry'} (a tuple to take, or a record to set, is gone, or a record read
--- changed).  A firing whose tuples do not fit in the space fails with SpaceFull, one
+-- changed), {'retry'} (a tuple to take, or a record to set, is gone, a record read
+-- changed, or one a creation links to moved or ended).  A firing whose tuples do not fit in the space fails with SpaceFull, one
 -- that would give a record too many fields with ValueTooLarge, one that would create a
 -- record at a path taken with RecordExists, changing nothing.
 expire_due()
@@ -1723,9 +1724,14 @@ while i <= #ARGV do
   i = i + 1 + 2 * l
   local c = tonumber(ARGV[i])
   for j = 1, c do
-    f.creates[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
+    local links = checked_links(ARGV[i + 3 * j])
+    if not links then
+      tell_room()
+      return {'retry'}
+    end
+    f.creates[j] = {ARGV[i - 2 + 3 * j], ARGV[i - 1 + 3 * j], links}
   end
-  i = i + 1 + 2 * c
+  i = i + 1 + 3 * c
   local r = tonumber(ARGV[i])
   for j = 1, r do
     local kept = rget(redis.call('HGET', RPATH, ARGV[i - 1 + 2 * j]))
@@ -1805,6 +1811,9 @@ for _, f in ipairs(firings) do
       drop_redirect(made[1])
       local rid = redis.call('INCR', RN)
       rstore(rid, made[1], made[2])
+      for _, l in ipairs(made[3]) do
+        link(rid, l[1], l[2])
+      end
       rlog('create', rid, 1, made[1], '', made[2])
     end
     redis.call('HINCRBY', RST, f.name .. ' f', 1)
@@ -1954,10 +1963,11 @@ return out
 --[[ rcall +records ]]
 -- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
 -- method set, n tags and their values' encodings, the number c of records it created, c
--- paths and their fields' encodings, then the encoding and index keys of each tuple it
--- wrote.  The tuples are written, the records created, then each field set (an update
+-- paths, their fields' encodings and the links they hold (see checked_links), then the
+-- encoding and index keys of each tuple it wrote.  The tuples are written, the records created, then each field set (an update
 -- event each): {'ok', the new version}, {'fire', the new version} if the space has rules;
--- {'retry'} if the record has another version, {'full'} if the space has no room for
+-- {'retry'} if the record has another version (or a record a creation links to moved or
+-- ended), {'full'} if the space has no room for
 -- the tuples, {'exists', path} if a record has a path it would create, {} if the record
 -- is gone; {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
 expire_due()
@@ -1967,11 +1977,16 @@ local kept = rid and rget(rid)
 local n = tonumber(ARGV[3])
 local c = tonumber(ARGV[4 + 2 * n])
 local made = 5 + 2 * n
-local tuples = (#ARGV - 4 - 2 * n - 2 * c) / 2
-local taken = false
+local tuples = (#ARGV - 4 - 2 * n - 3 * c) / 2
+local taken, links = false, {}
 for i = 1, c do
-  if not taken and rtaken(ARGV[made + 2 * i - 2]) then
-    taken = ARGV[made + 2 * i - 2]
+  if not taken and rtaken(ARGV[made + 3 * i - 3]) then
+    taken = ARGV[made + 3 * i - 3]
+  end
+  links[i] = checked_links(ARGV[made + 3 * i - 1])
+  if not links[i] then
+    links = false
+    break
   end
 end
 local out
@@ -1979,7 +1994,7 @@ if not rid then
   out = {why}
 elseif not kept then
   out = {}
-elseif rsplit(kept) ~= ARGV[2] then
+elseif rsplit(kept) ~= ARGV[2] or not links then
   out = {'retry'}
 elseif tuples > 0 and capacity and live_count() + tuples > capacity then
   tell_room()
@@ -1987,15 +2002,18 @@ elseif tuples > 0 and capacity and live_count() + tuples > capacity then
 elseif taken then
   out = {'exists', taken}
 else
-  local first = made + 2 * c
+  local first = made + 3 * c
   for i = 1, tuples do
     put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
   end
   for i = 1, c do
-    local path, fields = ARGV[made + 2 * i - 2], ARGV[made + 2 * i - 1]
+    local path, fields = ARGV[made + 3 * i - 3], ARGV[made + 3 * i - 2]
     drop_redirect(path)
     local new = redis.call('INCR', RN)
     rstore(new, path, fields)
+    for _, l in ipairs(links[i]) do
+      link(new, l[1], l[2])
+    end
     rlog('create', new, 1, path, '', fields)
   end
   local version = tonumber(ARGV[2])

@@ -216,7 +216,7 @@ async def _create(
     while True:
         links = []
         for tag, v in fields.items():
-            fields[tag], link = await _linked(core, tag, v)
+            fields[tag], link = await core.linked(tag, v)
             if link:
                 links.append(link)
         reply = await core.call(
@@ -241,25 +241,6 @@ async def _react(core: AsyncRedisCore, rules: bool) -> None:
         await core.fire()
     else:
         await core.react()
-
-
-async def _linked(core: AsyncRedisCore, tag: str, v: Value) -> tuple[Value, str]:
-    """A field's value, and the link it is if it is the address of a record of this space
-    (``<tag> <rid> <path>``; "" if not): then the value is that record's current address.
-    The root and records that do not exist cannot be held."""
-    here = _records_prefix(core.options)
-    if type(v) is not URI or not str(v).startswith(here):
-        return v, ""
-    path = str(v)[len(here) :]
-    if path == "$":
-        raise InvalidValue("the root record $ cannot be contained in a record")
-    if path.startswith("$"):
-        return v, ""  # a capability's address: a value like any other
-    reply = await core.call("rget", ["path", path])
-    if not reply:
-        raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
-    current = decode_record(reply[1])[1]
-    return URI(here + current), f"{tag} {int(reply[0])} {current}"
 
 
 async def _checked(core: AsyncRedisCore, rid: int, reply: Any) -> Any:
@@ -395,7 +376,8 @@ class AsyncRedisCore:
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
     arguments of each item, an item's tuple naming its partition (None: every
-    partition); ``closed()`` whether the space was closed.
+    partition); ``closed()`` whether the space was closed.  ``linked(tag, value)``
+    reads what a field holding ``value`` links to.
     """
 
     __slots__ = (
@@ -488,6 +470,24 @@ class AsyncRedisCore:
         self.subscriptions = subscriptions
         self.txn = txn
         self.closed = closed
+
+    async def linked(self, tag: str, v: Value) -> tuple[Value, str]:
+        """A field's value, and the link it is if it is the address of a record of this
+        space (``<tag> <rid> <path>``; "" if not): then the value is that record's
+        current address.  The root and records that do not exist cannot be held."""
+        here = _records_prefix(self.options)
+        if type(v) is not URI or not str(v).startswith(here):
+            return v, ""
+        path = str(v)[len(here) :]
+        if path == "$":
+            raise InvalidValue("the root record $ cannot be contained in a record")
+        if path.startswith("$"):
+            return v, ""  # a capability's address: a value like any other
+        reply = await self.call("rget", ["path", path])
+        if not reply:
+            raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
+        current = decode_record(reply[1])[1]
+        return URI(here + current), f"{tag} {int(reply[0])} {current}"
 
 
 _Part = tuple[int, AsyncRedisCore]
@@ -3423,7 +3423,7 @@ class AsyncRedisRecord:
         checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
         while True:
-            v, link = await _linked(self._core, tag, checked)
+            v, link = await self._core.linked(tag, checked)
             reply = await self._core.call("rset", [self._ref, tag, encode(v), most, link])
             await _checked(self._core, self.rid, reply)
             if reply[0] == b"full":
@@ -3456,8 +3456,8 @@ class AsyncRedisRecord:
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
-            made = created_records(created)
-            items += (str(len(made) // 2), *made)
+            made = await created_records(self._core, created)
+            items += (str(len(made) // 3), *made)
             for t in spawned:
                 items += encode_tuple(t)[1:]
             reply = await _checked(

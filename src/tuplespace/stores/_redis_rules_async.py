@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from .._codec import encode
 from .._errors import (
     InvalidValue,
-    NotSupported,
     RecordExists,
     RecordNotFound,
     RuleExists,
@@ -54,7 +53,7 @@ from .._names import check_path
 from .._recordstore import DEFAULT_PRINCIPAL, check_field, check_fields
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
-from .._values import DEFAULT_LIMITS, URI, Credit, Value, value_key
+from .._values import DEFAULT_LIMITS, Credit, Value, value_key
 from ..client._common import check_lease
 from ..client._primitives import AsyncBackground, AsyncLock
 from ._redis import (
@@ -425,7 +424,7 @@ class AsyncRedisRules:
                 if path not in read:
                     read[path] = await self._record(path)
                 leases += (path, lease_ms(check_lease(seconds)))
-            made = created_records(creates)
+            made = await created_records(self._core, creates)
         except TupleSpaceError as exc:
             return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
         versions: _Args = [len(read)]
@@ -442,7 +441,7 @@ class AsyncRedisRules:
             *fields,
             len(leases) // 2,
             *leases,
-            len(made) // 2,
+            len(made) // 3,
             *made,
             *versions,
         ]
@@ -510,9 +509,11 @@ class AsyncRedisRules:
         self._model.close()
 
 
-def created_records(creates: _Creates) -> _Args:
-    """The records a firing creates, as ``rule_fire`` takes them: each path and the
-    encoding of its fields, checked as any record's (paths given twice refused)."""
+async def created_records(core: AsyncRedisCore, creates: _Creates) -> _Args:
+    """The records a firing creates, as ``rule_fire`` takes them: each path, the
+    encoding of its fields, checked as any record's (paths given twice refused), and
+    the links they hold (the addresses of records of the space, see
+    :meth:`AsyncRedisCore.linked`)."""
     out: _Args = []
     seen: set[str] = set()
     for path, fields in creates:
@@ -521,12 +522,12 @@ def created_records(creates: _Creates) -> _Args:
             raise RecordExists(f"a record already has the path {path!r}; nothing changed")
         seen.add(path)
         checked = check_fields(fields, DEFAULT_LIMITS)
-        if any(type(v) is URI for v in checked.values()):
-            raise NotSupported(
-                "a record a rule creates in a space kept in Redis holds no address: its links "
-                "are made by the creation of a process, not by the firing's script"
-            )
-        out += (path, encode_record(checked))
+        links = []
+        for tag, v in checked.items():
+            checked[tag], link = await core.linked(tag, v)
+            if link:
+                links.append(link)
+        out += (path, encode_record(checked), "\n".join(links))
     return out
 
 

@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from .._codec import encode
 from .._errors import (
     InvalidValue,
-    NotSupported,
     RecordExists,
     RecordNotFound,
     RuleExists,
@@ -55,7 +54,7 @@ from .._names import check_path
 from .._recordstore import DEFAULT_PRINCIPAL, check_field, check_fields
 from .._rules import MAX_RULES, RuleInfo, failure_from_json, failure_to_json, no_match
 from .._space import Space
-from .._values import DEFAULT_LIMITS, URI, Credit, Value, value_key
+from .._values import DEFAULT_LIMITS, Credit, Value, value_key
 from ..client._common import check_lease
 from ..client._primitives import Background, Lock
 from ._redis import (
@@ -426,7 +425,7 @@ class RedisRules:
                 if path not in read:
                     read[path] = self._record(path)
                 leases += (path, lease_ms(check_lease(seconds)))
-            made = created_records(creates)
+            made = created_records(self._core, creates)
         except TupleSpaceError as exc:
             return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
         versions: _Args = [len(read)]
@@ -443,7 +442,7 @@ class RedisRules:
             *fields,
             len(leases) // 2,
             *leases,
-            len(made) // 2,
+            len(made) // 3,
             *made,
             *versions,
         ]
@@ -511,9 +510,11 @@ class RedisRules:
         self._model.close()
 
 
-def created_records(creates: _Creates) -> _Args:
-    """The records a firing creates, as ``rule_fire`` takes them: each path and the
-    encoding of its fields, checked as any record's (paths given twice refused)."""
+def created_records(core: RedisCore, creates: _Creates) -> _Args:
+    """The records a firing creates, as ``rule_fire`` takes them: each path, the
+    encoding of its fields, checked as any record's (paths given twice refused), and
+    the links they hold (the addresses of records of the space, see
+    :meth:`RedisCore.linked`)."""
     out: _Args = []
     seen: set[str] = set()
     for path, fields in creates:
@@ -522,12 +523,12 @@ def created_records(creates: _Creates) -> _Args:
             raise RecordExists(f"a record already has the path {path!r}; nothing changed")
         seen.add(path)
         checked = check_fields(fields, DEFAULT_LIMITS)
-        if any(type(v) is URI for v in checked.values()):
-            raise NotSupported(
-                "a record a rule creates in a space kept in Redis holds no address: its links "
-                "are made by the creation of a process, not by the firing's script"
-            )
-        out += (path, encode_record(checked))
+        links = []
+        for tag, v in checked.items():
+            checked[tag], link = core.linked(tag, v)
+            if link:
+                links.append(link)
+        out += (path, encode_record(checked), "\n".join(links))
     return out
 
 

@@ -217,7 +217,7 @@ def _create(
     while True:
         links = []
         for tag, v in fields.items():
-            fields[tag], link = _linked(core, tag, v)
+            fields[tag], link = core.linked(tag, v)
             if link:
                 links.append(link)
         reply = core.call("rcreate", [path, ms, encode_record(fields), "\n".join(links), held, principal])
@@ -240,25 +240,6 @@ def _react(core: RedisCore, rules: bool) -> None:
         core.fire()
     else:
         core.react()
-
-
-def _linked(core: RedisCore, tag: str, v: Value) -> tuple[Value, str]:
-    """A field's value, and the link it is if it is the address of a record of this space
-    (``<tag> <rid> <path>``; "" if not): then the value is that record's current address.
-    The root and records that do not exist cannot be held."""
-    here = _records_prefix(core.options)
-    if type(v) is not URI or not str(v).startswith(here):
-        return v, ""
-    path = str(v)[len(here) :]
-    if path == "$":
-        raise InvalidValue("the root record $ cannot be contained in a record")
-    if path.startswith("$"):
-        return v, ""  # a capability's address: a value like any other
-    reply = core.call("rget", ["path", path])
-    if not reply:
-        raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
-    current = decode_record(reply[1])[1]
-    return URI(here + current), f"{tag} {int(reply[0])} {current}"
 
 
 def _checked(core: RedisCore, rid: int, reply: Any) -> Any:
@@ -394,7 +375,8 @@ class RedisCore:
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
     arguments of each item, an item's tuple naming its partition (None: every
-    partition); ``closed()`` whether the space was closed.
+    partition); ``closed()`` whether the space was closed.  ``linked(tag, value)``
+    reads what a field holding ``value`` links to.
     """
 
     __slots__ = (
@@ -487,6 +469,24 @@ class RedisCore:
         self.subscriptions = subscriptions
         self.txn = txn
         self.closed = closed
+
+    def linked(self, tag: str, v: Value) -> tuple[Value, str]:
+        """A field's value, and the link it is if it is the address of a record of this
+        space (``<tag> <rid> <path>``; "" if not): then the value is that record's
+        current address.  The root and records that do not exist cannot be held."""
+        here = _records_prefix(self.options)
+        if type(v) is not URI or not str(v).startswith(here):
+            return v, ""
+        path = str(v)[len(here) :]
+        if path == "$":
+            raise InvalidValue("the root record $ cannot be contained in a record")
+        if path.startswith("$"):
+            return v, ""  # a capability's address: a value like any other
+        reply = self.call("rget", ["path", path])
+        if not reply:
+            raise RecordNotFound(f"{v} names no record: a field can only contain a record that exists")
+        current = decode_record(reply[1])[1]
+        return URI(here + current), f"{tag} {int(reply[0])} {current}"
 
 
 _Part = tuple[int, RedisCore]
@@ -3388,7 +3388,7 @@ class RedisRecord:
         checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
         while True:
-            v, link = _linked(self._core, tag, checked)
+            v, link = self._core.linked(tag, checked)
             reply = self._core.call("rset", [self._ref, tag, encode(v), most, link])
             _checked(self._core, self.rid, reply)
             if reply[0] == b"full":
@@ -3421,8 +3421,8 @@ class RedisRecord:
             items: list[str | bytes] = [str(len(changed))]
             for k, v in changed.items():
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
-            made = created_records(created)
-            items += (str(len(made) // 2), *made)
+            made = created_records(self._core, created)
+            items += (str(len(made) // 3), *made)
             for t in spawned:
                 items += encode_tuple(t)[1:]
             reply = _checked(
