@@ -322,16 +322,15 @@ def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | No
 
 # What a space spread over partitions does not do (docs/scaling.md):
 # the tests that the redis-partitioned ways skip, and why.
-PARTITIONED_LIMITS_BY_MODULE = {
-    "test_active": (
-        "rules (NotSupported): a reaction's takes and writes, its rule's counts and the cursor of "
-        "fired events are changed by one script in one slot, and a reaction to an event of one "
-        "partition takes and writes in others (test_redis.py: "
-        "test_rules_on_a_partitioned_space_are_not_supported)"
-    ),
-    "test_active_credit": "rules and methods, which a partitioned space does not have",
-}
 PARTITIONED_LIMITS = {
+    "test_a_reactions_operations_are_one_step": (
+        "a reaction that takes (NotSupported on a partitioned space: its takes would be made in other "
+        "partitions than the step that decides the firing; test_redis.py: "
+        "test_a_reaction_of_a_partitioned_space_takes_nothing)"
+    ),
+    "test_a_reaction_to_record_events_reads_the_change": (
+        "the order of a read_all across partitions: partition after partition"
+    ),
     "test_timeout_zero_raises_space_full_at_once": (
         "the order of a read_all across partitions: partition after partition "
         "(test_redis.py: test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions)"
@@ -363,11 +362,7 @@ PARTITIONED_LIMITS = {
 
 def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the partitioned Redis ways do not run the test ``function`` of ``module``."""
-    return (
-        redis_limit(module, function)
-        or PARTITIONED_LIMITS_BY_MODULE.get(module)
-        or PARTITIONED_LIMITS.get(function.__name__)
-    )
+    return redis_limit(module, function) or PARTITIONED_LIMITS.get(function.__name__)
 
 
 def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:

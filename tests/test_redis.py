@@ -22,7 +22,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.stores._redis import prefix
+from tuplespace.stores._redis import partition_of, prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -1454,12 +1454,86 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_rules_on_a_partitioned_space_are_not_supported(redis_server: RedisServer) -> None:
-    with (
-        ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
-        pytest.raises(ts.NotSupported, match="rules on a space partitioned"),
-    ):
-        spread.rules.add("hot", template=("reading", str, float), write=[("alarm",)])
+def partitioned_url(redis_server: RedisServer) -> str:
+    """A space of 4 partitions routed by field 0: ("reading", ...) is kept in partition 1,
+    ("alarm", ...) in partition 2, and the rules in partition 0."""
+    assert (partition_of("reading", 4), partition_of("alarm", 4)) == (1, 2)
+    return redis_server.space_url() + "&partitions=4&route=0"
+
+
+def test_a_write_of_another_process_into_another_partition_fires_a_rule_once(
+    redis_server: RedisServer,
+) -> None:
+    url = partitioned_url(redis_server)
+    with ts.connect(url) as spread:
+        spread.rules.add(
+            "hot", template=("reading", str, float), when="t[2] > 30.0", write=[("alarm", "t[1]")]
+        )
+        finished(
+            run_child(
+                url, 'space.write(("reading", "kitchen", 31.0)); space.write(("reading", "hall", 12.0))'
+            )
+        )
+        assert spread.rules.fire() == 0  # the child knew of the rule from its writes, and ran it
+        assert spread.read_all(("alarm", str)) == [("alarm", "kitchen")]
+        info = spread.rules.get("hot")
+        assert (info.fired, info.failed) == (1, 0)
+
+
+# The child runs a reaction and is killed as it calls the script KILL_AT.
+KILLED_FIRING = """
+import os
+for core in [space.core, *(part.core for part in space.core.serving(None))]:
+    def dying(script, args, call=core.call):
+        if script == {kill_at!r}:
+            os._exit(9)
+        return call(script, args)
+    core.call = dying
+space.write(("reading", "kitchen", 31.0))
+"""
+
+
+@pytest.mark.parametrize("kill_at", ["rule_owed", "rule_paid"])
+def test_a_firing_whose_process_was_killed_midway_is_completed_once_by_another(
+    redis_server: RedisServer, kill_at: str
+) -> None:
+    url = partitioned_url(redis_server)
+    with ts.connect(url) as spread:
+        spread.rules.add("hot", template=("reading", str, float), write=[("alarm", "t[1]")])
+        child = run_child(url, KILLED_FIRING.format(kill_at=kill_at))
+        child.communicate(timeout=PATIENCE)
+        assert child.returncode == 9
+        assert spread.rules.get("hot").fired == 1  # decided, in the first partition
+        assert spread.count(("alarm", str)) == (kill_at == "rule_paid")  # written in partition 2 or not
+        spread.write(("reading", "hall", 12.5))  # completes the firing first, then fires for this one
+        assert spread.read_all(("alarm", str)) == [("alarm", "kitchen"), ("alarm", "hall")]
+        assert spread.rules.get("hot").fired == 2
+        with spread.subscribe(
+            (str, str), since=0
+        ) as events:  # each written once, in the order of the readings
+            assert [events.get(timeout=0).tuple for _ in range(2)] == [
+                ("alarm", "kitchen"),
+                ("alarm", "hall"),
+            ]
+            with pytest.raises(ts.Timeout):
+                events.get(timeout=0)
+
+
+def test_a_reaction_of_a_partitioned_space_takes_nothing(redis_server: RedisServer) -> None:
+    with ts.connect(partitioned_url(redis_server)) as spread:
+        with pytest.raises(ts.NotSupported, match="a reaction that takes, on a space partitioned"):
+            spread.rules.add("claim", template=("order", int), take=[("stock", "t[1]")])
+        assert spread.rules.list() == []
+
+
+def test_rules_of_a_partitioned_space_with_a_capacity_are_not_supported(redis_server: RedisServer) -> None:
+    with ts.connect(partitioned_url(redis_server) + "&capacity=10") as spread:
+        with pytest.raises(ts.NotSupported, match="with a capacity"):
+            spread.rules.add("hot", template=("reading", str, float), write=[("alarm", "t[1]")])
+        spread.create("counter", {"n": 0, "log": ts.Method("function(self) write('alarm', 'x') end")})
+        with pytest.raises(ts.NotSupported, match="a method that writes"):
+            spread.record("counter").call("log")
+        assert spread.count(("alarm", str)) == 0
 
 
 BUMP = "function(self, d) self.target = self.target + d write('bumped', self.target) return self.target end"

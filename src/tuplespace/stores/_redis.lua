@@ -14,7 +14,11 @@ local RULES, RST = P .. ':rules', P .. ':rst'
 -- (``rules``), the numbers given (``rulen``) and the seq of the latest event whose
 -- reactions have run (``fired``).  ``rst`` holds each rule's counts, "<name> f" (fired)
 -- and "<name> x" (failed), its latest failure, "<name> e", and "<name> s" while it is
--- stopped for want of credit.
+-- stopped for want of credit.  A partitioned space keeps them in its first partition,
+-- seqs there being the space's; ``rowe`` maps "<seq> <partition>" to the writes the
+-- firings of the event ``seq`` owe another partition (a JSON list of encodings and
+-- index keys), made there by rule_owed, and the other partitions' ``cfg`` hold a copy
+-- of ``rules`` and ``rulev`` (rule_flag), so that a write there answers 'fire'.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -392,6 +396,9 @@ end
 -- kind and encoding of the events after (at most ``n``).
 local function pending(n)
   local fired = tonumber(redis.call('HGET', CFG, 'fired') or '0')
+  if tonumber(n) == 0 then  -- a partitioned space: its process reads the partitions' logs
+    return {redis.call('HGET', CFG, 'rulev') or '0', fired, 0}
+  end
   local lost = 0
   if rules > 0 and ev_first > fired + 1 then
     lost = ev_first - 1 - fired
@@ -738,11 +745,35 @@ local function jstr(s)
   end)) .. '"'
 end
 
+-- The writes this script owes the other partitions of a partitioned space, by their
+-- numbers (see ``rowe``): ``owe`` adds one, ``keep_owed`` keeps them in ``rowe`` under
+-- ``id`` (an event's seq; none: a number of their own).
+local owed, owing = {}, {}
+local function owe(q, data, keys)
+  if not owed[q] then
+    owed[q] = {}
+    owing[#owing + 1] = q
+  end
+  local w = owed[q]
+  w[#w + 1] = data
+  w[#w + 1] = keys
+end
+
+local function keep_owed(id)
+  if #owing > 0 then
+    id = id or 'a' .. redis.call('HINCRBY', CFG, 'rowen', 1)
+    for _, q in ipairs(owing) do
+      redis.call('HSET', P .. ':rowe', id .. ' ' .. q, cjson.encode(owed[q]))
+    end
+  end
+end
+
 -- Pay for a firing of the rule ``name``: its principal pays ``firing_charge``, which is
 -- burned; '', or the failure (JSON) if the principal cannot pay.  Then the rule stops:
 -- the space is told once, by the tuple ("rule_stopped", name, principal), until a
--- firing is paid again.
-local function pay_firing(name)
+-- firing is paid again; ``elsewhere`` (in a partitioned space, given the partition that
+-- keeps that tuple if not this one) takes its encoding and index keys instead.
+local function pay_firing(name, elsewhere)
   local principal = cjson.decode(string.match(redis.call('HGET', RULES, name), '^%d+ %d+ (.*)$')).principal
   local cost = big(firing_charge)
   local short = debit(principal, cost)
@@ -756,7 +787,11 @@ local function pay_firing(name)
     for i, enc in ipairs(t) do
       keys[i + 1] = 'x:3:' .. (i - 1) .. ':' .. (#enc > 64 and '#' .. redis.sha1hex(enc) or enc)
     end
-    put('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'), false)
+    if elsewhere then
+      elsewhere('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'))
+    else
+      put('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'), false)
+    end
   end
   return cjson.encode({class = 'InsufficientCredit', principal = principal, needed = decimal(cost),
     available = decimal(big(short))})
@@ -1580,9 +1615,10 @@ tell_records()
 return 1
 
 --[[ rule_add ]]
--- ARGV: name, the version of the rules the caller checked it against, definition.
--- {'ok', version, the seq of the latest event}, {'stale'} (the rules changed meanwhile)
--- or {'exists'}.
+-- ARGV: name, the version of the rules the caller checked it against, definition, the
+-- seq of the latest event of the space ('': of this one; a partitioned space's, read
+-- from every partition).  {'ok', version, that seq, how many rules there are},
+-- {'stale'} (the rules changed meanwhile) or {'exists'}.
 local v = tonumber(redis.call('HGET', CFG, 'rulev') or '0')
 if v ~= tonumber(ARGV[2]) then
   return {'stale'}
@@ -1590,22 +1626,66 @@ end
 if redis.call('HEXISTS', RULES, ARGV[1]) == 1 then
   return {'exists'}
 end
+local latest = ARGV[4] == '' and ev_last or tonumber(ARGV[4])
 if rules == 0 then  -- the first rule fires from the next event on
-  redis.call('HSET', CFG, 'fired', ev_last)
+  redis.call('HSET', CFG, 'fired', latest)
 end
 local n = redis.call('HINCRBY', CFG, 'rulen', 1)
-redis.call('HSET', RULES, ARGV[1], n .. ' ' .. ev_last .. ' ' .. ARGV[3])
+redis.call('HSET', RULES, ARGV[1], n .. ' ' .. latest .. ' ' .. ARGV[3])
 redis.call('HSET', CFG, 'rulev', v + 1, 'rules', rules + 1)
-return {'ok', tostring(v + 1), ev_last}
+return {'ok', tostring(v + 1), latest, rules + 1}
 
 --[[ rule_remove ]]
--- ARGV: name.  1 if it was there, 0 if not.
+-- ARGV: name.  0 if there is no such rule, else {the version of the rules, how many
+-- there are}.
 if redis.call('HDEL', RULES, ARGV[1]) == 0 then
   return 0
 end
 redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e', ARGV[1] .. ' s')
-redis.call('HINCRBY', CFG, 'rulev', 1)
+local v = redis.call('HINCRBY', CFG, 'rulev', 1)
 redis.call('HSET', CFG, 'rules', rules - 1)
+return {tostring(v), rules - 1}
+
+--[[ rule_flag ]]
+-- In a partition of a partitioned space but the first.  ARGV: the version of the rules
+-- in the first partition, how many there are.  Kept unless a later version is already.
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', CFG, 'rulev') or '0') then
+  redis.call('HSET', CFG, 'rulev', ARGV[1], 'rules', ARGV[2])
+end
+return 1
+
+--[[ rule_owing ]]
+-- In the first partition of a partitioned space.  No ARGV.  The version of the rules,
+-- the seq of the latest event whose reactions have run, then the writes firings owe
+-- other partitions, each "<seq> <partition>" and its writes (see ``rowe``).
+local out = {redis.call('HGET', CFG, 'rulev') or '0', redis.call('HGET', CFG, 'fired') or '0'}
+for _, x in ipairs(redis.call('HGETALL', P .. ':rowe')) do
+  out[#out + 1] = x
+end
+return out
+
+--[[ rule_owed ]]
+-- In a partition of a partitioned space but the first.  ARGV: "<seq> <partition>" of an
+-- entry of ``rowe``, its writes.  Makes the writes, once: a mark kept an hour
+-- (``rowed:<seq>``) tells that they were made, should another process make them too
+-- before the entry is gone (rule_paid).  1 if made now, 0 if they were already.
+if redis.call('SET', P .. ':rowed:' .. string.match(ARGV[1], '^%S+'), '1', 'NX', 'EX', 3600) == false then
+  return 0
+end
+expire_due()
+local writes = cjson.decode(ARGV[2])
+for i = 1, #writes, 2 do
+  put(writes[i], writes[i + 1], false)
+end
+tell_room()
+return 1
+
+--[[ rule_paid ]]
+-- In the first partition of a partitioned space.  ARGV: "<seq> <partition>" of entries
+-- of ``rowe`` whose writes were made.
+for _, owed in ipairs(ARGV) do
+  redis.call('HDEL', P .. ':rowe', owed)
+end
 return 1
 
 --[[ rule_list ]]
@@ -1655,11 +1735,15 @@ return math.ceil(ms)
 -- between have none), the version of the rules they were found with, how many events to
 -- return at most, the most fields a record may have, then each firing: the rule's name,
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
--- and their encodings and index keys, how many fields it sets and each one's record
+-- and their encodings and index keys, then, in a partitioned space (else '' and 0), the
+-- partition of its tuple ("rule_stopped", ...) and how many it writes in other
+-- partitions and each one's partition, encoding and index keys (the writes it owes
+-- them: see ``rowe``), how many fields it sets and each one's record
 -- path, tag and value's encoding, how many records it gives a lease and each one's path
 -- and lease in ms ('' for none), how many records it creates and each one's path and
--- fields' encoding, how many records it read and each one's path and version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
--- is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the rules
+-- fields' encoding, how many records it read and each one's path and version.  All of
+-- them happen, in one step, ``fired`` becomes the seq, and the answer is pending()'s
+-- (given 0 events to return: of a partitioned space, the version and ``fired``); or none: {'moved'} (another process ran them), {'stale'} (the rules
 -- changed), {'retry'} (a tuple to take, or a record to set, is gone, or a record read
 -- changed).  A firing whose tuples do not fit in the space fails with SpaceFull, one
 -- that would give a record too many fields with ValueTooLarge, one that would create a
@@ -1678,7 +1762,8 @@ end
 local most = tonumber(ARGV[5])
 local firings, i = {}, 6
 while i <= #ARGV do
-  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {}}
+  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {},
+    owes = {}}
   local n = tonumber(ARGV[i + 2])
   for j = 1, n do
     local id = ARGV[i + 2 + j]
@@ -1694,6 +1779,12 @@ while i <= #ARGV do
     f.writes[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
   end
   i = i + 1 + 2 * m
+  f.stopped = ARGV[i]
+  local o = tonumber(ARGV[i + 1])
+  for j = 1, o do
+    f.owes[j] = {ARGV[i - 1 + 3 * j], ARGV[i + 3 * j], ARGV[i + 1 + 3 * j]}
+  end
+  i = i + 2 + 3 * o
   local k = tonumber(ARGV[i])
   for j = 1, k do
     local rid = redis.call('HGET', RPATH, ARGV[i - 2 + 3 * j])
@@ -1763,7 +1854,13 @@ for _, f in ipairs(firings) do
       message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
   end
   if failure == '' and firing_charge ~= '0' then
-    failure = pay_firing(f.name)
+    local elsewhere = nil
+    if f.stopped ~= '' and f.stopped ~= '0' then
+      elsewhere = function(data, keys)
+        owe(f.stopped, data, keys)
+      end
+    end
+    failure = pay_firing(f.name, elsewhere)
   end
   if failure == '' then
     failure = too_many(f.sets)
@@ -1780,6 +1877,9 @@ for _, f in ipairs(firings) do
     end
     for _, w in ipairs(f.writes) do
       put(w[1], w[2], false)
+    end
+    for _, w in ipairs(f.owes) do
+      owe(w[1], w[2], w[3])
     end
     for _, set in ipairs(f.sets) do
       if redis.call('HGET', P .. ':rk:' .. set[1], set[2]) then
@@ -1809,6 +1909,7 @@ end
 if ARGV[1] ~= '' then
   redis.call('HSET', CFG, 'fired', seq)
 end
+keep_owed(ARGV[1] ~= '' and seq or nil)
 tell_room()
 tell_records()
 return pending(ARGV[4])
@@ -1947,9 +2048,11 @@ return out
 --[[ rcall +records ]]
 -- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
 -- method set, n tags and their values' encodings, the number c of records it created, c
--- paths and their fields' encodings, then the encoding and index keys of each tuple it
--- wrote.  The tuples are written, the records created, then each field set (an update
--- event each): {'ok', the new version}, {'fire', the new version} if the space has rules;
+-- paths and their fields' encodings, then the partition ('' in a space without
+-- partitions), encoding and index keys of each tuple it wrote.  The tuples are written
+-- (those of other partitions owed to them, see ``rowe``, 'owed' is then the reply's
+-- third item), the records created, then each field set (an update event each): {'ok',
+-- the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version, {'full'} if the space has no room for
 -- the tuples, {'exists', path} if a record has a path it would create, {} if the record
 -- is gone; {'revoked'}, {'expired'} or {'gone'} if the capability has ended.
@@ -1960,7 +2063,7 @@ local kept = rid and rget(rid)
 local n = tonumber(ARGV[3])
 local c = tonumber(ARGV[4 + 2 * n])
 local made = 5 + 2 * n
-local tuples = (#ARGV - 4 - 2 * n - 2 * c) / 2
+local tuples = (#ARGV - 4 - 2 * n - 2 * c) / 3
 local taken = false
 for i = 1, c do
   if not taken and rtaken(ARGV[made + 2 * i - 2]) then
@@ -1982,8 +2085,14 @@ elseif taken then
 else
   local first = made + 2 * c
   for i = 1, tuples do
-    put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
+    local q, data, keys = ARGV[first + 3 * i - 3], ARGV[first + 3 * i - 2], ARGV[first + 3 * i - 1]
+    if q == '' or q == '0' then
+      put(data, keys, false)
+    else
+      owe(q, data, keys)
+    end
   end
+  keep_owed(nil)
   for i = 1, c do
     local path, fields = ARGV[made + 2 * i - 2], ARGV[made + 2 * i - 1]
     drop_redirect(path)
@@ -2003,6 +2112,9 @@ else
     tell_room()
   end
   out = {rules > 0 and 'fire' or 'ok', version}
+  if #owing > 0 then
+    out[3] = 'owed'
+  end
 end
 tell_records()
 return out

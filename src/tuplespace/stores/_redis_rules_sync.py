@@ -29,13 +29,27 @@ the next lease of a tuple or record ends, ends it then and runs the reactions (t
 ``fired``, as above, so once whichever processes run timers); it looks again at least
 every EXPIRY_LOOK seconds, for the leases other processes grant, and stops as the space
 is closed.
+
+A partitioned space keeps its rules, their counts and ``fired`` (a seq of the space) in
+its first partition, and a copy of how many rules there are in the others
+(``rule_flag``), so that a write there answers 'fire'.  A process reads the logs of
+every partition after ``fired``, merged in the space's order (the order every process
+sees), and sends each firing to ``rule_fire`` in the first partition, which does there,
+in one step, what the firing does there (the records it sets, refreshes, creates and
+calls, the tuples it writes there, its payment, its counts), moves ``fired`` on, and
+keeps the writes it owes the other partitions (``rowe``).  Those are made next, by any
+process, before the reactions of a later event run: each partition makes the writes it
+is owed once (``rule_owed``, with a mark), then the first partition forgets them
+(``rule_paid``).  So a process killed in the middle leaves the rest of the firing to the
+next process that runs reactions.  A reaction of a partitioned space takes nothing
+(NotSupported): its takes would be in other partitions than its decision.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._codec import encode
@@ -67,6 +81,7 @@ from ._redis import (
     encode_tuple,
     from_nanos,
     lease_ms,
+    route_of_tuple,
 )
 
 if TYPE_CHECKING:
@@ -82,6 +97,7 @@ _Args = list[Any]  # the arguments of a script
 _Writes = list[tuple[Value, ...]]  # what a firing writes, sets and creates (see _firing_of)
 _Sets = list[tuple[str, str, Value]]
 _Creates = list[tuple[Any, dict[str, Any]]]
+_Events = list[tuple[int, str, bytes]]  # each event's seq, kind and encoding
 
 
 class RedisRules:
@@ -99,8 +115,18 @@ class RedisRules:
     call runs (see :meth:`fire`).
     """
 
-    def __init__(self, core: RedisCore) -> None:
+    def __init__(
+        self,
+        core: RedisCore,
+        *,
+        latest: Callable[[], Any] | None = None,
+        after: Callable[[int, int], Any] | None = None,
+    ) -> None:
         self._core = core
+        # A partitioned space's: the seq after which its later events come, and its
+        # events after a seq in the space's order (and whether some left the logs).
+        self._latest = latest
+        self._after = after
         self._model = _model()
         self._version = b""  # of the rules in Redis the model holds ('': none read yet)
         self._order: list[str] = []  # the names of the rules, in the order they were added
@@ -165,6 +191,8 @@ class RedisRules:
         of the process that fires it, on the record as it is; what they change is
         performed with the firing's other operations, in one script."""
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
+        if self._after is not None:
+            self._check_partitioned(take)
         with self._modelling:
             info = self._add(
                 name,
@@ -226,12 +254,14 @@ class RedisRules:
             except InvalidValue:
                 rules.remove(name)
                 raise
-            reply = self._core.call("rule_add", [name, self._version, definition])
+            latest = "" if self._latest is None else self._latest()
+            reply = self._core.call("rule_add", [name, self._version, definition, latest])
             if reply[0] == b"ok":  # the model holds the rules of that version now
                 self._version = reply[1]
                 self._order.append(name)
                 self._since[name] = int(reply[2])
                 self._time_expiries()
+                self._flag(reply[1], reply[3])
                 return rules.get(name)
             if reply[0] == b"exists":
                 rules.remove(name)
@@ -240,8 +270,31 @@ class RedisRules:
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` if there is none."""
-        if not self._core.call("rule_remove", [name]):
+        reply = self._core.call("rule_remove", [name])
+        if not reply:
             raise RuleNotFound(f"no rule named {name!r}")
+        self._flag(*reply)
+
+    def _check_partitioned(self, take: _Args) -> None:
+        """Refuse what a partitioned space's rules cannot do: NotSupported."""
+        options = self._core.options
+        if take:
+            raise NotSupported(
+                f"a reaction that takes, on a space partitioned by field {options.route}: its takes "
+                f"would be made in other partitions than the step that decides the firing"
+            )
+        if options.capacity is not None:
+            raise NotSupported(
+                f"rules on a space partitioned by field {options.route} with a capacity: room for "
+                f"a reaction's writes is reserved by the writer, not by the firing's step"
+            )
+
+    def _flag(self, version: bytes, count: int) -> None:
+        """Tell the other partitions of a partitioned space how many rules it has (of
+        ``version``): a write there then answers 'fire'."""
+        if self._after is not None:
+            for part in self._core.serving(None)[1:]:
+                part.core.call("rule_flag", [version, count])
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name, with its counts in Redis."""
@@ -315,6 +368,8 @@ class RedisRules:
         to those of ``limits.max_firings`` events (see :class:`~tuplespace.ActiveLimits`;
         the next call runs the others); the number of events whose reactions this
         process ran."""
+        if self._after is not None:
+            return self._fire_across(self._after)
         ran = 0
         with self._firing:
             most = self.limits.max_firings
@@ -353,10 +408,64 @@ class RedisRules:
                 if len(reply) > 1:
                     ran += seq - fired
 
+    def _fire_across(self, after: Callable[[int, int], Any]) -> int:
+        """:meth:`fire` on a partitioned space: the writes firings owe partitions
+        first, then the reactions of the events of every partition after ``fired``, in
+        the space's order, read by ``after`` (the events after a seq, and whether some
+        left the logs before)."""
+        ran = 0
+        with self._firing:
+            most = self.limits.max_firings
+            while True:
+                reply = self._core.call("rule_owing", [])
+                if len(reply) > 2:  # a firing's writes in other partitions, not all made yet
+                    self._pay(reply[2:])
+                    continue
+                if reply[0] != self._version:
+                    with self._modelling:
+                        self._follow()
+                    continue
+                fired = int(reply[1])
+                if ran == most or not self._order:
+                    return ran
+                events, lost = after(fired, EVENTS_READ)
+                if lost:
+                    log.warning(
+                        "events left the logs of space %r before their reactions ran",
+                        self._core.options.space,
+                    )
+                if not events:
+                    return ran
+                # The events up to the first that fires a rule, run in one script.
+                seq, firings, passed = fired, [], 0
+                for seq, kind, data in events[: most - ran]:
+                    passed += 1
+                    event: tuple[Value, ...] | Change
+                    if kind.startswith("r."):  # a record's change
+                        event = decode_change(seq, kind, data, 0)[1]
+                    else:
+                        event = decode_tuple(data)
+                    firings = self._firings(seq, kind, event)
+                    if firings:
+                        break
+                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
+                if len(reply) > 1:
+                    ran += passed
+
+    def _pay(self, owed: _Args) -> None:
+        """Make the writes ``owed`` (each "<seq> <partition>" and its writes) in their
+        partitions, once whichever processes make them, then forget them."""
+        parts = self._core.serving(None)
+        keys = owed[::2]
+        for key, writes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
+            parts[int(key.split()[1])].core.call("rule_owed", [key, writes])
+        self._core.call("rule_paid", keys)
+
     def _fire_args(self) -> _Args:
         """The arguments of ``rule_fire`` after the seq: the version of the rules, the
-        events to return, the most fields a record may have."""
-        return [self._version, EVENTS_READ, DEFAULT_LIMITS.max_fields]
+        events to return (none in a partitioned space, whose process reads its
+        partitions' logs), the most fields a record may have."""
+        return [self._version, EVENTS_READ if self._after is None else 0, DEFAULT_LIMITS.max_fields]
 
     def _establish(self, name: str) -> None:
         """Set the field of the Push Logic rule ``name``, just added, to its value."""
@@ -364,6 +473,8 @@ class RedisRules:
             firing = self._firing_of(name, "", None)
             reply = self._core.call("rule_fire", ["", 0, *self._fire_args(), *firing])
             if len(reply) > 1:
+                if self._after is not None:  # the tuple telling that it stopped, elsewhere
+                    self.fire()
                 return
             if reply[0] == b"stale":  # the rules changed meanwhile: is it still there?
                 with self._modelling:
@@ -408,10 +519,6 @@ class RedisRules:
                 if not found:
                     raise no_match(template)
                 ids.append(found[0])
-            items: _Args = []
-            for w in writes:
-                _, data, keys = encode_tuple(w)
-                items += (data, keys)
             fields: _Args = []
             push = rules.get(name).kind == "push"
             for path, tag, value in sets:
@@ -427,8 +534,9 @@ class RedisRules:
                     read[path] = self._record(path)
                 leases += (path, lease_ms(check_lease(seconds)))
             made = created_records(creates)
+            items, owes, stopped = self._placed(name, writes)
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
+            return [name, failure_to_json(exc), 0, 0, "", 0, 0, 0, 0, 0]
         versions: _Args = [len(read)]
         for path, (version, _) in read.items():
             versions += (path, version)
@@ -437,8 +545,11 @@ class RedisRules:
             "",
             len(ids),
             *ids,
-            len(writes),
+            len(items) // 2,
             *items,
+            stopped,
+            len(owes) // 3,
+            *owes,
             len(fields) // 3,
             *fields,
             len(leases) // 2,
@@ -447,6 +558,26 @@ class RedisRules:
             *made,
             *versions,
         ]
+
+    def _placed(self, name: str, writes: _Writes) -> tuple[_Args, _Args, str]:
+        """The writes of a firing of ``name`` as ``rule_fire`` takes them: those made
+        in the first partition (each its encoding and index keys), those owed to other
+        partitions (each its partition first), and the partition of the tuple telling
+        that ``name`` stopped ('' in a space without partitions)."""
+        options = self._core.options
+        items: _Args = []
+        owes: _Args = []
+        for w in writes:
+            checked, data, keys = encode_tuple(w)
+            p = 0 if self._after is None else route_of_tuple(checked, options)
+            if p:
+                owes += (p, data, keys)
+            else:
+                items += (data, keys)
+        if self._after is None:
+            return items, owes, ""
+        stopped = ("rule_stopped", name, self._model.rules.get(name).principal)
+        return items, owes, str(route_of_tuple(stopped, options))
 
     def _call(
         self,
@@ -491,7 +622,10 @@ class RedisRules:
         until the next one ends (at most EXPIRY_LOOK seconds), until the space closes."""
         while not self._closed:
             try:
-                ms = int(self._core.call("rule_next", []))
+                ms = -1
+                for part in self._core.serving(None):  # each partition of a partitioned space
+                    soon = int(part.core.call("rule_next", []))
+                    ms = soon if ms < 0 or 0 <= soon < ms else ms
                 self.fire()
             except Exception as exc:  # Redis out of reach, a damaged rule: logged, and looked at again
                 if self._closed or self._core.closed():
@@ -529,6 +663,13 @@ def created_records(creates: _Creates) -> _Args:
             )
         out += (path, encode_record(checked))
     return out
+
+
+def _owed_order(owed: tuple[bytes, bytes]) -> tuple[int, int]:
+    """The order in which the writes owed to partitions are made: by event, then
+    partition (writes owed for no event, by a Push Logic rule as it is added, first)."""
+    seq, partition = owed[0].split()
+    return (-1 if seq.startswith(b"a") else int(seq), int(partition))
 
 
 def _model() -> Space:
