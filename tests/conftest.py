@@ -323,11 +323,6 @@ def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | No
 # What a space spread over partitions does not do (docs/scaling.md):
 # the tests that the redis-partitioned ways skip, and why.
 PARTITIONED_LIMITS = {
-    "test_a_reactions_operations_are_one_step": (
-        "a reaction that takes (NotSupported on a partitioned space: its takes would be made in other "
-        "partitions than the step that decides the firing; test_redis.py: "
-        "test_a_reaction_of_a_partitioned_space_takes_nothing)"
-    ),
     "test_a_reaction_to_record_events_reads_the_change": (
         "the order of a read_all across partitions: partition after partition"
     ),

@@ -1480,50 +1480,84 @@ def test_a_write_of_another_process_into_another_partition_fires_a_rule_once(
         assert (info.fired, info.failed) == (1, 0)
 
 
-# The child runs a reaction and is killed as it calls the script KILL_AT.
+# The child runs a reaction and is killed as it calls the script KILL_AT; the firings it
+# announces have a lease of 0.3 s.
 KILLED_FIRING = """
 import os
+import tuplespace.stores._redis_rules_sync as rules
+rules.FIRING_LEASE = 300
 for core in [space.core, *(part.core for part in space.core.serving(None))]:
     def dying(script, args, call=core.call):
         if script == {kill_at!r}:
             os._exit(9)
         return call(script, args)
     core.call = dying
-space.write(("reading", "kitchen", 31.0))
+space.write(("order", 1))
 """
 
 
-@pytest.mark.parametrize("kill_at", ["rule_owed", "rule_paid"])
+def ship(space: Any) -> None:
+    """A rule on an order (kept in partition 0) that takes its stock (in partition 2) and
+    writes its invoice (in partition 1)."""
+    assert (partition_of("order", 4), partition_of("stock", 4), partition_of("invoice", 4)) == (0, 2, 1)
+    space.rules.add("ship", template=("order", int), take=[("stock", "t[1]")], write=[("invoice", "t[1]")])
+
+
+@pytest.mark.parametrize("kill_at", ["rule_hold", "rule_fire", "rule_owed", "rule_paid"])
 def test_a_firing_whose_process_was_killed_midway_is_completed_once_by_another(
     redis_server: RedisServer, kill_at: str
 ) -> None:
     url = partitioned_url(redis_server)
     with ts.connect(url) as spread:
-        spread.rules.add("hot", template=("reading", str, float), write=[("alarm", "t[1]")])
+        ship(spread)
+        spread.write_many([("stock", 1), ("stock", 2)])
         child = run_child(url, KILLED_FIRING.format(kill_at=kill_at))
         child.communicate(timeout=PATIENCE)
         assert child.returncode == 9
-        assert spread.rules.get("hot").fired == 1  # decided, in the first partition
-        assert spread.count(("alarm", str)) == (kill_at == "rule_paid")  # written in partition 2 or not
-        spread.write(("reading", "hall", 12.5))  # completes the firing first, then fires for this one
-        assert spread.read_all(("alarm", str)) == [("alarm", "kitchen"), ("alarm", "hall")]
-        assert spread.rules.get("hot").fired == 2
-        with spread.subscribe(
-            (str, str), since=0
-        ) as events:  # each written once, in the order of the readings
-            assert [events.get(timeout=0).tuple for _ in range(2)] == [
-                ("alarm", "kitchen"),
-                ("alarm", "hall"),
-            ]
+        decided = kill_at in ("rule_owed", "rule_paid")  # in the first partition
+        assert spread.rules.get("ship").fired == decided
+        assert spread.count(("invoice", int)) == (kill_at == "rule_paid")  # made in partition 1 or not
+        # This process completes the firing, or gives back what the child held once the
+        # lease of its announcement ran out, and fires it again.
+        wait_until(lambda: spread.rules.fire() + spread.rules.get("ship").fired > 0, "the firing")
+        spread.write(("order", 2))  # fires for this one after
+        assert spread.read_all(("invoice", int)) == [("invoice", 1), ("invoice", 2)]
+        assert spread.count(("stock", int)) == 0
+        info = spread.rules.get("ship")
+        assert (info.fired, info.failed) == (2, 0)
+        with spread.subscribe((str, int), since=0) as events:  # each taken and written once, in order
+            seen = [events.get(timeout=0) for _ in range(8)]
             with pytest.raises(ts.Timeout):
                 events.get(timeout=0)
+        assert [(e.kind, e.tuple) for e in seen if e is not None][2:] == [
+            ("write", ("order", 1)),
+            ("take", ("stock", 1)),
+            ("write", ("invoice", 1)),
+            ("write", ("order", 2)),
+            ("take", ("stock", 2)),
+            ("write", ("invoice", 2)),
+        ]
 
 
-def test_a_reaction_of_a_partitioned_space_takes_nothing(redis_server: RedisServer) -> None:
+def test_a_reaction_of_a_partitioned_space_takes_in_other_partitions_or_fails_whole(
+    redis_server: RedisServer,
+) -> None:
     with ts.connect(partitioned_url(redis_server)) as spread:
-        with pytest.raises(ts.NotSupported, match="a reaction that takes, on a space partitioned"):
-            spread.rules.add("claim", template=("order", int), take=[("stock", "t[1]")])
-        assert spread.rules.list() == []
+        spread.rules.add(
+            "ship",
+            template=("order", int),
+            take=[("stock", "t[1]")],
+            write=[("invoice", "t[1]", "100 / (t[1] - 2)")],
+        )
+        spread.write_many([("stock", 1), ("stock", 2)])
+        spread.write(("order", 1))  # takes its stock in partition 2, writes in partition 1
+        spread.write(("order", 2))  # the stock is held, then the write divides by zero: given back
+        spread.write(("order", 3))  # no stock 3: nothing held, nothing done
+        assert spread.read_all(("invoice", int, int)) == [("invoice", 1, -100)]
+        assert spread.read_all(("stock", int)) == [("stock", 2)]
+        info = spread.rules.get("ship")
+        assert (info.fired, info.failed) == (1, 2)
+        assert spread.statistics()["tuples"] == 5
 
 
 def test_rules_of_a_partitioned_space_with_a_capacity_are_not_supported(redis_server: RedisServer) -> None:

@@ -15,10 +15,15 @@ local RULES, RST = P .. ':rules', P .. ':rst'
 -- reactions have run (``fired``).  ``rst`` holds each rule's counts, "<name> f" (fired)
 -- and "<name> x" (failed), its latest failure, "<name> e", and "<name> s" while it is
 -- stopped for want of credit.  A partitioned space keeps them in its first partition,
--- seqs there being the space's; ``rowe`` maps "<seq> <partition>" to the writes the
--- firings of the event ``seq`` owe another partition (a JSON list of encodings and
--- index keys), made there by rule_owed, and the other partitions' ``cfg`` hold a copy
--- of ``rules`` and ``rulev`` (rule_flag), so that a write there answers 'fire'.
+-- seqs there being the space's; ``rowe`` maps "<seq> <rank> <partition>" to what the
+-- firings of the event ``seq`` owe another partition (rank 0 where they take, 1
+-- elsewhere: the order in which those are done), a JSON list of encodings and
+-- index keys, and the tuples held there to take or to give back), made there by
+-- rule_owed, and the other partitions' ``cfg`` hold a copy of ``rules`` and ``rulev``
+-- (rule_flag), so that a write there answers 'fire'.  A firing that takes in other
+-- partitions is first announced in the first partition (``rint``: "<hold> <partitions>
+-- <end of its lease in ms>", rule_intent), then the tuples are held there (``h:<hold>``,
+-- rule_hold), then it is decided (rule_fire), which ends the announcement.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -748,13 +753,19 @@ end
 -- The writes this script owes the other partitions of a partitioned space, by their
 -- numbers (see ``rowe``): ``owe`` adds one, ``keep_owed`` keeps them in ``rowe`` under
 -- ``id`` (an event's seq; none: a number of their own).
+-- Each is {writes = {encoding, index keys, ...}, take = {ids}, back = {ids}, hold = name}:
+-- what it writes there, the ids held there (under ``hold``) that it takes or gives back.
 local owed, owing = {}, {}
-local function owe(q, data, keys)
+local function owing_to(q)
   if not owed[q] then
-    owed[q] = {}
+    owed[q] = {writes = {}, take = {}, back = {}, hold = ''}
     owing[#owing + 1] = q
   end
-  local w = owed[q]
+  return owed[q]
+end
+
+local function owe(q, data, keys)
+  local w = owing_to(q).writes
   w[#w + 1] = data
   w[#w + 1] = keys
 end
@@ -762,8 +773,9 @@ end
 local function keep_owed(id)
   if #owing > 0 then
     id = id or 'a' .. redis.call('HINCRBY', CFG, 'rowen', 1)
-    for _, q in ipairs(owing) do
-      redis.call('HSET', P .. ':rowe', id .. ' ' .. q, cjson.encode(owed[q]))
+    for _, q in ipairs(owing) do  -- the partitions where it takes first, then the others
+      local rank = #owed[q].take > 0 and ' 0 ' or ' 1 '
+      redis.call('HSET', P .. ':rowe', id .. rank .. q, cjson.encode(owed[q]))
     end
   end
 end
@@ -1656,33 +1668,114 @@ return 1
 
 --[[ rule_owing ]]
 -- In the first partition of a partitioned space.  No ARGV.  The version of the rules,
--- the seq of the latest event whose reactions have run, then the writes firings owe
--- other partitions, each "<seq> <partition>" and its writes (see ``rowe``).
-local out = {redis.call('HGET', CFG, 'rulev') or '0', redis.call('HGET', CFG, 'fired') or '0'}
+-- the seq of the latest event whose reactions have run, the firing announced ('': none,
+-- 'busy': its lease runs, else "<hold> <partitions>": its lease ran out, what it held
+-- is to give back, see rule_release), then what firings owe other partitions, each
+-- "<seq> <rank> <partition>" and what is owed there (see ``rowe``).
+local out = {redis.call('HGET', CFG, 'rulev') or '0', redis.call('HGET', CFG, 'fired') or '0', ''}
+local intent = redis.call('GET', P .. ':rint')
+if intent then
+  local name, where, ends = string.match(intent, '^(%S+) (%S+) (%d+)$')
+  out[3] = tonumber(ends) > now and 'busy' or name .. ' ' .. where
+end
 for _, x in ipairs(redis.call('HGETALL', P .. ':rowe')) do
   out[#out + 1] = x
 end
 return out
 
 --[[ rule_owed ]]
--- In a partition of a partitioned space but the first.  ARGV: "<seq> <partition>" of an
--- entry of ``rowe``, its writes.  Makes the writes, once: a mark kept an hour
--- (``rowed:<seq>``) tells that they were made, should another process make them too
--- before the entry is gone (rule_paid).  1 if made now, 0 if they were already.
+-- In a partition of a partitioned space but the first.  ARGV: "<seq> <rank> <partition>"
+-- of an entry of ``rowe``, what it owes.  Takes the tuples held to take (their take events),
+-- gives back those held to give back, makes the writes, once: a mark kept an hour
+-- (``rowed:<seq>``) tells that it was done, should another process do it too before
+-- the entry is gone (rule_paid).  1 if done now, 0 if it was already.
 if redis.call('SET', P .. ':rowed:' .. string.match(ARGV[1], '^%S+'), '1', 'NX', 'EX', 3600) == false then
   return 0
 end
 expire_due()
-local writes = cjson.decode(ARGV[2])
-for i = 1, #writes, 2 do
-  put(writes[i], writes[i + 1], false)
+local owes = cjson.decode(ARGV[2])
+local held = P .. ':h:' .. owes.hold
+for _, id in ipairs(owes.take) do
+  local kept = redis.call('HGET', held, id)
+  if kept then
+    takes = takes + 1  -- before the take event logs it
+    log('take', encoding(string.match(kept, '^%S* (.*)$')))
+    redis.call('HDEL', held, id)
+  end
+end
+if #owes.take > 0 then  -- take events logged, no tuple gone now: subscriptions read on
+  redis.call('SPUBLISH', CH, 'r 0')
+end
+for _, id in ipairs(owes.back) do
+  if redis.call('HEXISTS', held, id) == 1 then
+    give_back(held, id)
+  end
+end
+for i = 1, #owes.writes, 2 do
+  put(owes.writes[i], owes.writes[i + 1], false)
 end
 tell_room()
 return 1
 
+--[[ rule_intent ]]
+-- In the first partition of a partitioned space.  ARGV: ``fired`` as the caller read it,
+-- the name under which it holds what a firing takes in other partitions, those
+-- partitions joined by commas, the lease in ms.  Announces the firing (``rint``):
+-- {'ok'}; {'moved'} if ``fired`` is another, {'busy'} if a firing is announced already.
+if (redis.call('HGET', CFG, 'fired') or '0') ~= ARGV[1] then
+  return {'moved'}
+end
+if redis.call('EXISTS', P .. ':rint') == 1 then
+  return {'busy'}
+end
+redis.call('SET', P .. ':rint', ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. (now + tonumber(ARGV[4])))
+return {'ok'}
+
+--[[ rule_hold ]]
+-- In a partition of a partitioned space but the first.  ARGV: the name of an announced
+-- firing's hold, then the ids of the tuples it takes here.  Holds them (out of the
+-- space, no event): {'ok'}; {'retry'} if one is gone (nothing held), {'ended'} if the
+-- hold was given back (rule_release) meanwhile.
+if redis.call('EXISTS', P .. ':rhx:' .. ARGV[1]) == 1 then
+  return {'ended'}
+end
+expire_due()
+for i = 2, #ARGV do
+  if not (alive(ARGV[i]) and redis.call('HEXISTS', TUP, ARGV[i]) == 1) then
+    tell_room()
+    return {'retry'}
+  end
+end
+for i = 2, #ARGV do
+  hold(ARGV[i], ARGV[1])
+end
+tell_room()
+return {'ok'}
+
+--[[ rule_release ]]
+-- In a partition of a partitioned space but the first.  ARGV: the name of a hold.  Gives
+-- back every tuple it holds, to its place, and refuses it from then on (``rhx:<hold>``,
+-- kept an hour).
+redis.call('SET', P .. ':rhx:' .. ARGV[1], '1', 'EX', 3600)
+local held = P .. ':h:' .. ARGV[1]
+for _, id in ipairs(held_ids(held)) do
+  give_back(held, id)
+end
+tell_room()
+return 1
+
+--[[ rule_intent_end ]]
+-- In the first partition of a partitioned space.  ARGV: the name of an announced
+-- firing's hold, whose tuples were given back.  Ends the announcement if it is that one.
+local intent = redis.call('GET', P .. ':rint')
+if intent and string.match(intent, '^%S+') == ARGV[1] then
+  redis.call('DEL', P .. ':rint')
+end
+return 1
+
 --[[ rule_paid ]]
--- In the first partition of a partitioned space.  ARGV: "<seq> <partition>" of entries
--- of ``rowe`` whose writes were made.
+-- In the first partition of a partitioned space.  ARGV: "<seq> <rank> <partition>" of
+-- entries of ``rowe`` that were done.
 for _, owed in ipairs(ARGV) do
   redis.call('HDEL', P .. ':rowe', owed)
 end
@@ -1733,12 +1826,14 @@ return math.ceil(ms)
 -- ARGV: ``fired`` as the caller read it ('': these are the firing of a Push Logic rule as
 -- it is added, of no event), the seq of the event whose reactions these are (those
 -- between have none), the version of the rules they were found with, how many events to
--- return at most, the most fields a record may have, then each firing: the rule's name,
+-- return at most, the most fields a record may have, the hold of the firing announced
+-- (rule_intent; '' for none: then {'busy'} if one is), then each firing: the rule's name,
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
 -- and their encodings and index keys, then, in a partitioned space (else '' and 0), the
--- partition of its tuple ("rule_stopped", ...) and how many it writes in other
--- partitions and each one's partition, encoding and index keys (the writes it owes
--- them: see ``rowe``), how many fields it sets and each one's record
+-- partition of its tuple ("rule_stopped", ...), how many it writes in other partitions
+-- and each one's partition, encoding and index keys (the writes it owes them: see
+-- ``rowe``), how many it takes in other partitions and each one's partition and id
+-- (held there under the hold of the firing), how many fields it sets and each one's record
 -- path, tag and value's encoding, how many records it gives a lease and each one's path
 -- and lease in ms ('' for none), how many records it creates and each one's path and
 -- fields' encoding, how many records it read and each one's path and version.  All of
@@ -1759,11 +1854,20 @@ if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[3] then
   tell_room()
   return {'stale'}
 end
+local intent = redis.call('GET', P .. ':rint')
+if ARGV[1] ~= '' and (intent or ARGV[6] ~= '') then  -- only the firing announced, while its lease runs
+  local name, ends = string.match(intent or '', '^(%S+) %S+ (%d+)$')
+  if name ~= ARGV[6] or tonumber(ends) <= now then
+    tell_room()
+    return {'busy'}
+  end
+  redis.call('DEL', P .. ':rint')
+end
 local most = tonumber(ARGV[5])
-local firings, i = {}, 6
+local firings, i = {}, 7
 while i <= #ARGV do
   local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {},
-    owes = {}}
+    owes = {}, held = {}}
   local n = tonumber(ARGV[i + 2])
   for j = 1, n do
     local id = ARGV[i + 2 + j]
@@ -1785,6 +1889,11 @@ while i <= #ARGV do
     f.owes[j] = {ARGV[i - 1 + 3 * j], ARGV[i + 3 * j], ARGV[i + 1 + 3 * j]}
   end
   i = i + 2 + 3 * o
+  local h = tonumber(ARGV[i])
+  for j = 1, h do
+    f.held[j] = {ARGV[i - 1 + 2 * j], tonumber(ARGV[i + 2 * j])}
+  end
+  i = i + 1 + 2 * h
   local k = tonumber(ARGV[i])
   for j = 1, k do
     local rid = redis.call('HGET', RPATH, ARGV[i - 2 + 3 * j])
@@ -1870,6 +1979,12 @@ for _, f in ipairs(firings) do
       local message = 'a record already has the path ' .. cjson.encode(made[1]) .. '; nothing changed'
       failure = cjson.encode({class = 'RecordExists', message = message})
     end
+  end
+  for _, held in ipairs(f.held) do  -- taken there if the firing is done, else given back
+    local owes = owing_to(held[1])
+    owes.hold = ARGV[6]
+    local ids = failure == '' and owes.take or owes.back
+    ids[#ids + 1] = held[2]
   end
   if failure == '' then
     for _, id in ipairs(f.takes) do

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +98,9 @@ _Writes = list[tuple[Value, ...]]  # what a firing writes, sets and creates (see
 _Sets = list[tuple[str, str, Value]]
 _Creates = list[tuple[Any, dict[str, Any]]]
 _Events = list[tuple[int, str, bytes]]  # each event's seq, kind and encoding
+_Holds = dict[int, list[Any]]  # the ids a firing takes in each partition but the first
+_Partitions = list[int]
+FIRING_LEASE = 30_000  # ms a firing that takes in other partitions may take to be decided
 
 
 class AsyncRedisRules:
@@ -191,7 +195,7 @@ class AsyncRedisRules:
         performed with the firing's other operations, in one script."""
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         if self._after is not None:
-            self._check_partitioned(take)
+            self._check_partitioned()
         async with self._modelling:
             info = await self._add(
                 name,
@@ -274,14 +278,9 @@ class AsyncRedisRules:
             raise RuleNotFound(f"no rule named {name!r}")
         await self._flag(*reply)
 
-    def _check_partitioned(self, take: _Args) -> None:
+    def _check_partitioned(self) -> None:
         """Refuse what a partitioned space's rules cannot do: NotSupported."""
         options = self._core.options
-        if take:
-            raise NotSupported(
-                f"a reaction that takes, on a space partitioned by field {options.route}: its takes "
-                f"would be made in other partitions than the step that decides the firing"
-            )
         if options.capacity is not None:
             raise NotSupported(
                 f"rules on a space partitioned by field {options.route} with a capacity: room for "
@@ -400,10 +399,10 @@ class AsyncRedisRules:
                         event = decode_change(seq, kind, entries[i + 2], 0)[1]
                     else:
                         event = decode_tuple(entries[i + 2])
-                    firings = await self._firings(seq, kind, event)
+                    firings = await self._firings(seq, kind, event, {})
                     if firings:
                         break
-                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
+                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), "", *firings])
                 if len(reply) > 1:
                     ran += seq - fired
 
@@ -417,8 +416,14 @@ class AsyncRedisRules:
             most = self.limits.max_firings
             while True:
                 reply = await self._core.call("rule_owing", [])
-                if len(reply) > 2:  # a firing's writes in other partitions, not all made yet
-                    await self._pay(reply[2:])
+                if reply[2] == b"busy":  # a firing that takes is under way: its process runs them
+                    return ran
+                if reply[2]:  # the process of such a firing stopped midway: give back what it held
+                    name, where = reply[2].decode().split()
+                    await self._release(name, [int(p) for p in where.split(",")])
+                    continue
+                if len(reply) > 3:  # what a firing owes other partitions, not all done yet
+                    await self._pay(reply[3:])
                     continue
                 if reply[0] != self._version:
                     async with self._modelling:
@@ -437,6 +442,7 @@ class AsyncRedisRules:
                     return ran
                 # The events up to the first that fires a rule, run in one script.
                 seq, firings, passed = fired, [], 0
+                holds: _Holds = {}
                 for seq, kind, data in events[: most - ran]:
                     passed += 1
                     event: tuple[Value, ...] | Change
@@ -444,33 +450,63 @@ class AsyncRedisRules:
                         event = decode_change(seq, kind, data, 0)[1]
                     else:
                         event = decode_tuple(data)
-                    firings = await self._firings(seq, kind, event)
+                    firings = await self._firings(seq, kind, event, holds)
                     if firings:
                         break
-                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
+                hold = "f" + secrets.token_hex(8) if holds else ""
+                if hold and not await self._hold(fired, hold, holds):
+                    continue
+                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), hold, *firings])
                 if len(reply) > 1:
                     ran += passed
+                elif hold:  # nothing was done: what it held goes back
+                    await self._release(hold, [*holds])
+
+    async def _hold(self, fired: int, hold: str, holds: _Holds) -> bool:
+        """Announce a firing that takes in other partitions (with a lease, in the first
+        partition), then hold there the tuples ``holds`` it takes, under the name
+        ``hold``: whether all are held.  If not (the events' reactions ran meanwhile,
+        another firing is announced, a tuple is gone), nothing is held."""
+        where = ",".join(map(str, holds))
+        reply = await self._core.call("rule_intent", [fired, hold, where, FIRING_LEASE])
+        if reply[0] != b"ok":
+            return False
+        parts = self._core.serving(None)
+        for p, ids in holds.items():
+            if (await parts[p].core.call("rule_hold", [hold, *ids]))[0] != b"ok":
+                await self._release(hold, [*holds])
+                return False
+        return True
+
+    async def _release(self, hold: str, partitions: _Partitions) -> None:
+        """Give back what the firing announced as ``hold`` holds in ``partitions``, and
+        refuse it there from then on; then end its announcement."""
+        parts = self._core.serving(None)
+        for p in partitions:
+            await parts[p].core.call("rule_release", [hold])
+        await self._core.call("rule_intent_end", [hold])
 
     async def _pay(self, owed: _Args) -> None:
-        """Make the writes ``owed`` (each "<seq> <partition>" and its writes) in their
-        partitions, once whichever processes make them, then forget them."""
+        """Do what firings owe other partitions (``owed``: each "<seq> <rank>
+        <partition>" and what: the tuples held there to take or give back, the writes),
+        each once whichever processes do it, then forget it."""
         parts = self._core.serving(None)
         keys = owed[::2]
-        for key, writes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
-            await parts[int(key.split()[1])].core.call("rule_owed", [key, writes])
+        for key, owes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
+            await parts[int(key.split()[2])].core.call("rule_owed", [key, owes])
         await self._core.call("rule_paid", keys)
 
     def _fire_args(self) -> _Args:
         """The arguments of ``rule_fire`` after the seq: the version of the rules, the
         events to return (none in a partitioned space, whose process reads its
-        partitions' logs), the most fields a record may have."""
+        partitions' logs), the most fields a record may have (the hold follows)."""
         return [self._version, EVENTS_READ if self._after is None else 0, DEFAULT_LIMITS.max_fields]
 
     async def _establish(self, name: str) -> None:
         """Set the field of the Push Logic rule ``name``, just added, to its value."""
         while True:
-            firing = await self._firing_of(name, "", None)
-            reply = await self._core.call("rule_fire", ["", 0, *self._fire_args(), *firing])
+            firing = await self._firing_of(name, "", None, {})
+            reply = await self._core.call("rule_fire", ["", 0, *self._fire_args(), "", *firing])
             if len(reply) > 1:
                 if self._after is not None:  # the tuple telling that it stopped, elsewhere
                     await self.fire()
@@ -481,20 +517,24 @@ class AsyncRedisRules:
                 if name not in self._since:
                     return
 
-    async def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change) -> _Args:
-        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
+    async def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change, holds: _Holds) -> _Args:
+        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``
+        (the ids they take in other partitions added to ``holds``)."""
         args: _Args = []
         for name in self._order:
             if self._since[name] < seq:
-                args += await self._firing_of(name, kind, t)
+                args += await self._firing_of(name, kind, t, holds)
         return args
 
-    async def _firing_of(self, name: str, kind: str, event: tuple[Value, ...] | Change | None) -> _Args:
+    async def _firing_of(
+        self, name: str, kind: str, event: tuple[Value, ...] | Change | None, holds: _Holds
+    ) -> _Args:
         """What ``rule_fire`` needs of the firing of ``name`` for an event, of a tuple
         or the change of a record (None: of the Push Logic rule ``name`` as it is
         added); nothing if it does not fire: its name, its failure or '', the ids it
         takes, the tuples it writes, the fields it sets, the versions of the records
-        it read."""
+        it read.  In a partitioned space, the ids it takes in other partitions are
+        added to ``holds``, by partition."""
         rules = self._model.rules
         named = rules.reads(name, kind, event)
         if named is None:
@@ -511,13 +551,13 @@ class AsyncRedisRules:
                 if path not in read:
                     read[path] = await self._record(path)
                 writes, sets, creates = self._call(path, read[path][1], tag, args, writes, sets, creates)
-            ids: _Args = []
+            taken: list[tuple[int, Any]] = []  # the partition and id of each tuple it takes
             for template in takes:
-                some = await self._core.select(template, False, len(ids) + 1, "")
-                found = [i for i, _ in some if i not in ids]
+                some = await self._core.select(template, False, len(taken) + 1, "")
+                found = [(self._partition(t), i) for i, t in some if (self._partition(t), i) not in taken]
                 if not found:
                     raise no_match(template)
-                ids.append(found[0])
+                taken.append(found[0])
             fields: _Args = []
             push = rules.get(name).kind == "push"
             for path, tag, value in sets:
@@ -535,7 +575,13 @@ class AsyncRedisRules:
             made = created_records(creates)
             items, owes, stopped = self._placed(name, writes)
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0, "", 0, 0, 0, 0, 0]
+            return [name, failure_to_json(exc), 0, 0, "", 0, 0, 0, 0, 0, 0]
+        ids = [i for p, i in taken if not p]
+        held: _Args = []
+        for p, i in taken:
+            if p:
+                held += (p, i)
+                holds.setdefault(p, []).append(i)
         versions: _Args = [len(read)]
         for path, (version, _) in read.items():
             versions += (path, version)
@@ -549,6 +595,8 @@ class AsyncRedisRules:
             stopped,
             len(owes) // 3,
             *owes,
+            len(held) // 2,
+            *held,
             len(fields) // 3,
             *fields,
             len(leases) // 2,
@@ -557,6 +605,10 @@ class AsyncRedisRules:
             *made,
             *versions,
         ]
+
+    def _partition(self, t: tuple[Value, ...]) -> int:
+        """The partition that keeps the tuple ``t`` (0 in a space without partitions)."""
+        return 0 if self._after is None else route_of_tuple(t, self._core.options)
 
     def _placed(self, name: str, writes: _Writes) -> tuple[_Args, _Args, str]:
         """The writes of a firing of ``name`` as ``rule_fire`` takes them: those made
@@ -568,7 +620,7 @@ class AsyncRedisRules:
         owes: _Args = []
         for w in writes:
             checked, data, keys = encode_tuple(w)
-            p = 0 if self._after is None else route_of_tuple(checked, options)
+            p = self._partition(checked)
             if p:
                 owes += (p, data, keys)
             else:
@@ -664,11 +716,12 @@ def created_records(creates: _Creates) -> _Args:
     return out
 
 
-def _owed_order(owed: tuple[bytes, bytes]) -> tuple[int, int]:
-    """The order in which the writes owed to partitions are made: by event, then
-    partition (writes owed for no event, by a Push Logic rule as it is added, first)."""
-    seq, partition = owed[0].split()
-    return (-1 if seq.startswith(b"a") else int(seq), int(partition))
+def _owed_order(owed: tuple[bytes, bytes]) -> tuple[int, int, int]:
+    """The order in which what is owed to partitions is done: by event (what is owed
+    for no event first: by a method, by a Push Logic rule as it is added), the
+    partitions where it takes first, then by partition."""
+    seq, rank, partition = owed[0].split()
+    return (-1 if seq.startswith(b"a") else int(seq), int(rank), int(partition))
 
 
 def _model() -> Space:

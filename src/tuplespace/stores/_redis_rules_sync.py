@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -98,6 +99,9 @@ _Writes = list[tuple[Value, ...]]  # what a firing writes, sets and creates (see
 _Sets = list[tuple[str, str, Value]]
 _Creates = list[tuple[Any, dict[str, Any]]]
 _Events = list[tuple[int, str, bytes]]  # each event's seq, kind and encoding
+_Holds = dict[int, list[Any]]  # the ids a firing takes in each partition but the first
+_Partitions = list[int]
+FIRING_LEASE = 30_000  # ms a firing that takes in other partitions may take to be decided
 
 
 class RedisRules:
@@ -192,7 +196,7 @@ class RedisRules:
         performed with the firing's other operations, in one script."""
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
         if self._after is not None:
-            self._check_partitioned(take)
+            self._check_partitioned()
         with self._modelling:
             info = self._add(
                 name,
@@ -275,14 +279,9 @@ class RedisRules:
             raise RuleNotFound(f"no rule named {name!r}")
         self._flag(*reply)
 
-    def _check_partitioned(self, take: _Args) -> None:
+    def _check_partitioned(self) -> None:
         """Refuse what a partitioned space's rules cannot do: NotSupported."""
         options = self._core.options
-        if take:
-            raise NotSupported(
-                f"a reaction that takes, on a space partitioned by field {options.route}: its takes "
-                f"would be made in other partitions than the step that decides the firing"
-            )
         if options.capacity is not None:
             raise NotSupported(
                 f"rules on a space partitioned by field {options.route} with a capacity: room for "
@@ -401,10 +400,10 @@ class RedisRules:
                         event = decode_change(seq, kind, entries[i + 2], 0)[1]
                     else:
                         event = decode_tuple(entries[i + 2])
-                    firings = self._firings(seq, kind, event)
+                    firings = self._firings(seq, kind, event, {})
                     if firings:
                         break
-                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
+                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), "", *firings])
                 if len(reply) > 1:
                     ran += seq - fired
 
@@ -418,8 +417,14 @@ class RedisRules:
             most = self.limits.max_firings
             while True:
                 reply = self._core.call("rule_owing", [])
-                if len(reply) > 2:  # a firing's writes in other partitions, not all made yet
-                    self._pay(reply[2:])
+                if reply[2] == b"busy":  # a firing that takes is under way: its process runs them
+                    return ran
+                if reply[2]:  # the process of such a firing stopped midway: give back what it held
+                    name, where = reply[2].decode().split()
+                    self._release(name, [int(p) for p in where.split(",")])
+                    continue
+                if len(reply) > 3:  # what a firing owes other partitions, not all done yet
+                    self._pay(reply[3:])
                     continue
                 if reply[0] != self._version:
                     with self._modelling:
@@ -438,6 +443,7 @@ class RedisRules:
                     return ran
                 # The events up to the first that fires a rule, run in one script.
                 seq, firings, passed = fired, [], 0
+                holds: _Holds = {}
                 for seq, kind, data in events[: most - ran]:
                     passed += 1
                     event: tuple[Value, ...] | Change
@@ -445,33 +451,63 @@ class RedisRules:
                         event = decode_change(seq, kind, data, 0)[1]
                     else:
                         event = decode_tuple(data)
-                    firings = self._firings(seq, kind, event)
+                    firings = self._firings(seq, kind, event, holds)
                     if firings:
                         break
-                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
+                hold = "f" + secrets.token_hex(8) if holds else ""
+                if hold and not self._hold(fired, hold, holds):
+                    continue
+                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), hold, *firings])
                 if len(reply) > 1:
                     ran += passed
+                elif hold:  # nothing was done: what it held goes back
+                    self._release(hold, [*holds])
+
+    def _hold(self, fired: int, hold: str, holds: _Holds) -> bool:
+        """Announce a firing that takes in other partitions (with a lease, in the first
+        partition), then hold there the tuples ``holds`` it takes, under the name
+        ``hold``: whether all are held.  If not (the events' reactions ran meanwhile,
+        another firing is announced, a tuple is gone), nothing is held."""
+        where = ",".join(map(str, holds))
+        reply = self._core.call("rule_intent", [fired, hold, where, FIRING_LEASE])
+        if reply[0] != b"ok":
+            return False
+        parts = self._core.serving(None)
+        for p, ids in holds.items():
+            if (parts[p].core.call("rule_hold", [hold, *ids]))[0] != b"ok":
+                self._release(hold, [*holds])
+                return False
+        return True
+
+    def _release(self, hold: str, partitions: _Partitions) -> None:
+        """Give back what the firing announced as ``hold`` holds in ``partitions``, and
+        refuse it there from then on; then end its announcement."""
+        parts = self._core.serving(None)
+        for p in partitions:
+            parts[p].core.call("rule_release", [hold])
+        self._core.call("rule_intent_end", [hold])
 
     def _pay(self, owed: _Args) -> None:
-        """Make the writes ``owed`` (each "<seq> <partition>" and its writes) in their
-        partitions, once whichever processes make them, then forget them."""
+        """Do what firings owe other partitions (``owed``: each "<seq> <rank>
+        <partition>" and what: the tuples held there to take or give back, the writes),
+        each once whichever processes do it, then forget it."""
         parts = self._core.serving(None)
         keys = owed[::2]
-        for key, writes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
-            parts[int(key.split()[1])].core.call("rule_owed", [key, writes])
+        for key, owes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
+            parts[int(key.split()[2])].core.call("rule_owed", [key, owes])
         self._core.call("rule_paid", keys)
 
     def _fire_args(self) -> _Args:
         """The arguments of ``rule_fire`` after the seq: the version of the rules, the
         events to return (none in a partitioned space, whose process reads its
-        partitions' logs), the most fields a record may have."""
+        partitions' logs), the most fields a record may have (the hold follows)."""
         return [self._version, EVENTS_READ if self._after is None else 0, DEFAULT_LIMITS.max_fields]
 
     def _establish(self, name: str) -> None:
         """Set the field of the Push Logic rule ``name``, just added, to its value."""
         while True:
-            firing = self._firing_of(name, "", None)
-            reply = self._core.call("rule_fire", ["", 0, *self._fire_args(), *firing])
+            firing = self._firing_of(name, "", None, {})
+            reply = self._core.call("rule_fire", ["", 0, *self._fire_args(), "", *firing])
             if len(reply) > 1:
                 if self._after is not None:  # the tuple telling that it stopped, elsewhere
                     self.fire()
@@ -482,20 +518,24 @@ class RedisRules:
                 if name not in self._since:
                     return
 
-    def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change) -> _Args:
-        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
+    def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change, holds: _Holds) -> _Args:
+        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``
+        (the ids they take in other partitions added to ``holds``)."""
         args: _Args = []
         for name in self._order:
             if self._since[name] < seq:
-                args += self._firing_of(name, kind, t)
+                args += self._firing_of(name, kind, t, holds)
         return args
 
-    def _firing_of(self, name: str, kind: str, event: tuple[Value, ...] | Change | None) -> _Args:
+    def _firing_of(
+        self, name: str, kind: str, event: tuple[Value, ...] | Change | None, holds: _Holds
+    ) -> _Args:
         """What ``rule_fire`` needs of the firing of ``name`` for an event, of a tuple
         or the change of a record (None: of the Push Logic rule ``name`` as it is
         added); nothing if it does not fire: its name, its failure or '', the ids it
         takes, the tuples it writes, the fields it sets, the versions of the records
-        it read."""
+        it read.  In a partitioned space, the ids it takes in other partitions are
+        added to ``holds``, by partition."""
         rules = self._model.rules
         named = rules.reads(name, kind, event)
         if named is None:
@@ -512,13 +552,13 @@ class RedisRules:
                 if path not in read:
                     read[path] = self._record(path)
                 writes, sets, creates = self._call(path, read[path][1], tag, args, writes, sets, creates)
-            ids: _Args = []
+            taken: list[tuple[int, Any]] = []  # the partition and id of each tuple it takes
             for template in takes:
-                some = self._core.select(template, False, len(ids) + 1, "")
-                found = [i for i, _ in some if i not in ids]
+                some = self._core.select(template, False, len(taken) + 1, "")
+                found = [(self._partition(t), i) for i, t in some if (self._partition(t), i) not in taken]
                 if not found:
                     raise no_match(template)
-                ids.append(found[0])
+                taken.append(found[0])
             fields: _Args = []
             push = rules.get(name).kind == "push"
             for path, tag, value in sets:
@@ -536,7 +576,13 @@ class RedisRules:
             made = created_records(creates)
             items, owes, stopped = self._placed(name, writes)
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0, "", 0, 0, 0, 0, 0]
+            return [name, failure_to_json(exc), 0, 0, "", 0, 0, 0, 0, 0, 0]
+        ids = [i for p, i in taken if not p]
+        held: _Args = []
+        for p, i in taken:
+            if p:
+                held += (p, i)
+                holds.setdefault(p, []).append(i)
         versions: _Args = [len(read)]
         for path, (version, _) in read.items():
             versions += (path, version)
@@ -550,6 +596,8 @@ class RedisRules:
             stopped,
             len(owes) // 3,
             *owes,
+            len(held) // 2,
+            *held,
             len(fields) // 3,
             *fields,
             len(leases) // 2,
@@ -558,6 +606,10 @@ class RedisRules:
             *made,
             *versions,
         ]
+
+    def _partition(self, t: tuple[Value, ...]) -> int:
+        """The partition that keeps the tuple ``t`` (0 in a space without partitions)."""
+        return 0 if self._after is None else route_of_tuple(t, self._core.options)
 
     def _placed(self, name: str, writes: _Writes) -> tuple[_Args, _Args, str]:
         """The writes of a firing of ``name`` as ``rule_fire`` takes them: those made
@@ -569,7 +621,7 @@ class RedisRules:
         owes: _Args = []
         for w in writes:
             checked, data, keys = encode_tuple(w)
-            p = 0 if self._after is None else route_of_tuple(checked, options)
+            p = self._partition(checked)
             if p:
                 owes += (p, data, keys)
             else:
@@ -665,11 +717,12 @@ def created_records(creates: _Creates) -> _Args:
     return out
 
 
-def _owed_order(owed: tuple[bytes, bytes]) -> tuple[int, int]:
-    """The order in which the writes owed to partitions are made: by event, then
-    partition (writes owed for no event, by a Push Logic rule as it is added, first)."""
-    seq, partition = owed[0].split()
-    return (-1 if seq.startswith(b"a") else int(seq), int(partition))
+def _owed_order(owed: tuple[bytes, bytes]) -> tuple[int, int, int]:
+    """The order in which what is owed to partitions is done: by event (what is owed
+    for no event first: by a method, by a Push Logic rule as it is added), the
+    partitions where it takes first, then by partition."""
+    seq, rank, partition = owed[0].split()
+    return (-1 if seq.startswith(b"a") else int(seq), int(rank), int(partition))
 
 
 def _model() -> Space:
