@@ -264,9 +264,9 @@ REDIS_DOES = frozenset(
 # names who pays the redirect_charge of a path a record moved away from.
 REDIRECT_PAID = "the redirect_charge paid by the principal space.record names"
 # What the Redis ways without partitions do besides: their spaces follow a SimulatedClock
-# (its advances are made in Redis, for the space's every process); and those with
-# synchronous spaces set their rules' limits in this process (space.rules.limits), where
-# the methods run.
+# (its advances are made in Redis, for the space's every process).  Those with
+# synchronous spaces (partitioned or not) set their rules' limits in this process
+# (space.rules.limits), where the methods run.
 LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
 REDIS_CLOCK_DOES = REDIS_DOES | {"a SimulatedClock", REDIRECT_PAID}
 REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
@@ -426,7 +426,7 @@ ADDED_WAYS: list[Way] = [
         redis_partitioned_space,
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
+        does=REDIS_DOES | {REDIRECT_PAID, LIMITS_HERE},
         lacks=partitioned_limit,
     ),
     Way(
@@ -434,7 +434,7 @@ ADDED_WAYS: list[Way] = [
         functools.partial(redis_async_space, partitioned=True),
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
+        does=REDIS_DOES | {REDIRECT_PAID},
         lacks=partitioned_limit,
     ),
 ]
