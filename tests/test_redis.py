@@ -1560,6 +1560,37 @@ def test_a_reaction_of_a_partitioned_space_takes_in_other_partitions_or_fails_wh
         assert spread.statistics()["tuples"] == 5
 
 
+def test_reactions_of_two_processes_at_once_take_and_write_in_other_partitions_once_each(
+    redis_server: RedisServer,
+) -> None:
+    url = partitioned_url(redis_server)
+    with ts.connect(url) as spread:
+        ship(spread)
+        spread.write_many([("stock", n) for n in range(40)])
+        children = [run_child(url, f"for n in range({k}, 40, 2): space.write(('order', n))") for k in (0, 1)]
+        for child in children:
+            finished(child)
+        wait_until(lambda: spread.rules.fire() >= 0 and spread.rules.get("ship").fired == 40, "40 firings")
+        assert sorted(spread.read_all(("invoice", int))) == [("invoice", n) for n in range(40)]
+        assert spread.count(("stock", int)) == 0
+        assert spread.rules.get("ship").failed == 0
+        with spread.subscribe(("stock", int), since=0) as events:  # each stock taken once
+            kinds = [events.get(timeout=0).kind for _ in range(80)]
+            with pytest.raises(ts.Timeout):
+                events.get(timeout=0)
+        assert kinds.count("take") == 40
+
+
+def test_a_reaction_to_expiries_in_another_partition_fires_while_nobody_calls(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(partitioned_url(redis_server)) as spread:
+        spread.rules.add("gone", on="expire", template=("reading", int), write=[(ts.Lit("alarm"), "t[1]")])
+        spread.write(("reading", 1), lease=0.2)  # in partition 1; the alarm in partition 2
+        assert spread.take(("alarm", int), timeout=PATIENCE) == ("alarm", 1)  # waiting is not calling
+        assert spread.rules.get("gone").fired == 1
+
+
 def test_rules_of_a_partitioned_space_with_a_capacity_are_not_supported(redis_server: RedisServer) -> None:
     with ts.connect(partitioned_url(redis_server) + "&capacity=10") as spread:
         with pytest.raises(ts.NotSupported, match="with a capacity"):
