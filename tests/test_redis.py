@@ -1503,11 +1503,12 @@ def ship(space: Any) -> None:
     space.rules.add("ship", template=("order", int), take=[("stock", "t[1]")], write=[("invoice", "t[1]")])
 
 
+@pytest.mark.parametrize("capacity", ["", "&capacity=6"])
 @pytest.mark.parametrize("kill_at", ["rule_hold", "rule_fire", "rule_owed", "rule_paid"])
 def test_a_firing_whose_process_was_killed_midway_is_completed_once_by_another(
-    redis_server: RedisServer, kill_at: str
+    redis_server: RedisServer, kill_at: str, capacity: str
 ) -> None:
-    url = partitioned_url(redis_server)
+    url = partitioned_url(redis_server) + capacity
     with ts.connect(url) as spread:
         ship(spread)
         spread.write_many([("stock", 1), ("stock", 2)])
@@ -1537,6 +1538,12 @@ def test_a_firing_whose_process_was_killed_midway_is_completed_once_by_another(
             ("take", ("stock", 2)),
             ("write", ("invoice", 2)),
         ]
+        # 4 tuples, and the room the child reserved for its order, until that reservation's
+        # lease ends: the room reserved for the invoices came back, and no more.
+        if capacity:
+            spread.write(("done", 1), timeout=0)
+            with pytest.raises(ts.SpaceFull):
+                spread.write(("done", 2), timeout=0)
 
 
 def test_a_reaction_of_a_partitioned_space_takes_in_other_partitions_or_fails_whole(
@@ -1591,14 +1598,33 @@ def test_a_reaction_to_expiries_in_another_partition_fires_while_nobody_calls(
         assert spread.rules.get("gone").fired == 1
 
 
-def test_rules_of_a_partitioned_space_with_a_capacity_are_not_supported(redis_server: RedisServer) -> None:
-    with ts.connect(partitioned_url(redis_server) + "&capacity=10") as spread:
-        with pytest.raises(ts.NotSupported, match="with a capacity"):
-            spread.rules.add("hot", template=("reading", str, float), write=[("alarm", "t[1]")])
-        spread.create("counter", {"n": 0, "log": ts.Method("function(self) write('alarm', 'x') end")})
-        with pytest.raises(ts.NotSupported, match="a method that writes"):
-            spread.record("counter").call("log")
-        assert spread.count(("alarm", str)) == 0
+def test_reactions_of_a_partitioned_space_with_a_capacity_keep_to_it(redis_server: RedisServer) -> None:
+    with ts.connect(partitioned_url(redis_server) + "&capacity=3") as spread:
+        ship(spread)
+        spread.rules.add("echo", template=("note", int), write=[("invoice", "t[1]")])
+        spread.write_many([("stock", 1), ("stock", 2)])
+        spread.write(("order", 1), timeout=0)  # full: its firing takes a stock and writes an invoice
+        assert spread.read_all(("invoice", int)) == [("invoice", 1)]
+        spread.take(("order", 1), timeout=0)
+        spread.write(("note", 7), timeout=0)  # full again: the invoice of its reaction does not fit
+        info = spread.rules.get("echo")
+        assert (info.fired, info.failed) == (0, 1)
+        assert isinstance(info.last_error, ts.SpaceFull)
+        assert spread.statistics()["tuples"] == 3
+        assert len(spread.take_all((str, int))) == 3
+        for n in range(3):  # the room reserved for the firings' writes came back
+            spread.write(("done", n), timeout=0)
+        with pytest.raises(ts.SpaceFull):
+            spread.write(("done", 3), timeout=0)
+        spread.take_all(("done", int))
+        counter = spread.create("counter", {"log": ts.Method("function(self) write('alarm', 'x') end")})
+        counter.call("log")  # written in partition 2, counted in the first
+        spread.write(("done", 1), timeout=0)
+        spread.write(("done", 2), timeout=0)
+        with pytest.raises(ts.SpaceFull):
+            counter.call("log")
+        assert spread.read_all(("alarm", str)) == [("alarm", "x")]
+        assert spread.statistics()["tuples"] == 3
 
 
 BUMP = "function(self, d) self.target = self.target + d write('bumped', self.target) return self.target end"

@@ -387,6 +387,22 @@ local function live_count()
   return redis.call('HLEN', TUP) - redis.call('ZCOUNT', EXP, '-inf', now)
 end
 
+-- In the first partition of a partitioned space with a capacity: the tuples counted in
+-- the space, as last read in each partition and reserved (see cap_reserve).
+local function counted()
+  local n = 0
+  local cap = redis.call('HGETALL', P .. ':cap')
+  for i = 1, #cap, 2 do
+    if string.sub(cap[i], 1, 2) == 'l:' then
+      n = n + tonumber(cap[i + 1])
+    end
+  end
+  for _, r in ipairs(redis.call('ZRANGE', P .. ':res', 0, -1)) do
+    n = n + tonumber(string.match(r, '^%S+ (%d+)'))
+  end
+  return n
+end
+
 -- Milliseconds until the next lease ends, or -1 when no tuple has a lease.
 local function next_expiry()
   local first = redis.call('ZRANGE', EXP, 0, 0, 'WITHSCORES')
@@ -754,7 +770,10 @@ end
 -- numbers (see ``rowe``): ``owe`` adds one, ``keep_owed`` keeps them in ``rowe`` under
 -- ``id`` (an event's seq; none: a number of their own).
 -- Each is {writes = {encoding, index keys, ...}, take = {ids}, back = {ids}, hold = name}:
--- what it writes there, the ids held there (under ``hold``) that it takes or gives back.
+-- what it writes there, the ids held there (under ``hold``) that it takes or gives back;
+-- in a space with a capacity, ``res`` names the reservation of room for the writes of
+-- them all (a lease without end: rule_owed answers readings of the partitions' counts,
+-- and cap_settle ends it; the writes of this partition are then owed to it too).
 local owed, owing = {}, {}
 local function owing_to(q)
   if not owed[q] then
@@ -773,6 +792,17 @@ end
 local function keep_owed(id)
   if #owing > 0 then
     id = id or 'a' .. redis.call('HINCRBY', CFG, 'rowen', 1)
+    local writes = 0
+    for _, q in ipairs(owing) do
+      writes = writes + #owed[q].writes / 2
+    end
+    if KEYS[2] and capacity and writes > 0 then  -- room for them, until they are counted there
+      local res = 'r' .. id .. ' ' .. writes .. ' ' .. table.concat(owing, ',')
+      redis.call('ZADD', P .. ':res', '+inf', res)
+      for _, q in ipairs(owing) do
+        owed[q].res = res
+      end
+    end
     for _, q in ipairs(owing) do  -- the partitions where it takes first, then the others
       local rank = #owed[q].take > 0 and ' 0 ' or ' 1 '
       redis.call('HSET', P .. ':rowe', id .. rank .. q, cjson.encode(owed[q]))
@@ -1154,24 +1184,14 @@ return out
 -- {'full', the ms until the next lease of a reservation ends (-1: none), then the
 -- reservations whose lease has ended (their writers may have died: cap_count cancels
 -- them in their partitions, then cap_settle ends them)}.
-local CAP, RES = P .. ':cap', P .. ':res'
+local RES = P .. ':res'
 local n = tonumber(string.match(ARGV[1], '^%S+ (%d+)'))
-local counted = 0
-local cap = redis.call('HGETALL', CAP)
-for i = 1, #cap, 2 do
-  if string.sub(cap[i], 1, 2) == 'l:' then
-    counted = counted + tonumber(cap[i + 1])
-  end
-end
-for _, r in ipairs(redis.call('ZRANGE', RES, 0, -1)) do
-  counted = counted + tonumber(string.match(r, '^%S+ (%d+)'))
-end
-if counted + n <= capacity then
+if counted() + n <= capacity then
   redis.call('ZADD', RES, now + tonumber(ARGV[2]), ARGV[1])
   return {'ok'}
 end
 local out = {'full', '-1'}
-local first = redis.call('ZRANGE', RES, 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGEBYSCORE', RES, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)  -- a lease that ends
 if first[2] then
   out[2] = string.format('%.17g', math.max(tonumber(first[2]) - now, 0))
 end
@@ -1684,13 +1704,18 @@ end
 return out
 
 --[[ rule_owed ]]
--- In a partition of a partitioned space but the first.  ARGV: "<seq> <rank> <partition>"
+-- In a partition of a partitioned space but the first (the first too, with a capacity).
+-- ARGV: "<seq> <rank> <partition>"
 -- of an entry of ``rowe``, what it owes.  Takes the tuples held to take (their take events),
 -- gives back those held to give back, makes the writes, once: a mark kept an hour
 -- (``rowed:<seq>``) tells that it was done, should another process do it too before
--- the entry is gone (rule_paid).  1 if done now, 0 if it was already.
+-- the entry is gone (rule_paid).  {1} if done now, {0} if it was already; in a space
+-- with a capacity, followed by a reading of the partition's count (see cap_count).
 if redis.call('SET', P .. ':rowed:' .. string.match(ARGV[1], '^%S+'), '1', 'NX', 'EX', 3600) == false then
-  return 0
+  if capacity then
+    return {0, live_count(), redis.call('INCR', P .. ':capv')}
+  end
+  return {0}
 end
 expire_due()
 local owes = cjson.decode(ARGV[2])
@@ -1715,7 +1740,10 @@ for i = 1, #owes.writes, 2 do
   put(owes.writes[i], owes.writes[i + 1], false)
 end
 tell_room()
-return 1
+if capacity then
+  return {1, live_count(), redis.call('INCR', P .. ':capv')}
+end
+return {1}
 
 --[[ rule_intent ]]
 -- In the first partition of a partitioned space.  ARGV: ``fired`` as the caller read it,
@@ -1827,7 +1855,9 @@ return math.ceil(ms)
 -- it is added, of no event), the seq of the event whose reactions these are (those
 -- between have none), the version of the rules they were found with, how many events to
 -- return at most, the most fields a record may have, the hold of the firing announced
--- (rule_intent; '' for none: then {'busy'} if one is), then each firing: the rule's name,
+-- (rule_intent; '' for none: then {'busy'} if one is), '1' if the caller has just read
+-- the counts of a partitioned space with a capacity (else {'full'} if the firings'
+-- tuples may not fit as last counted, changing nothing), then each firing: the rule's name,
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
 -- and their encodings and index keys, then, in a partitioned space (else '' and 0), the
 -- partition of its tuple ("rule_stopped", ...), how many it writes in other partitions
@@ -1864,7 +1894,7 @@ if ARGV[1] ~= '' and (intent or ARGV[6] ~= '') then  -- only the firing announce
   redis.call('DEL', P .. ':rint')
 end
 local most = tonumber(ARGV[5])
-local firings, i = {}, 7
+local firings, i = {}, 8
 while i <= #ARGV do
   local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {},
     owes = {}, held = {}}
@@ -1956,15 +1986,30 @@ local function too_many(sets)
   return ''
 end
 
+-- In a partitioned space with a capacity, the tuples counted in the space, less those
+-- the firings take and with those they write (all of which, in this partition too, are
+-- owed: see keep_owed).
+local spread = KEYS[2] and capacity and counted()
+if spread and ARGV[7] == '' then  -- counts older than the takes since may make it seem full
+  local more = 0
+  for _, f in ipairs(firings) do
+    more = more + #f.writes + #f.owes + 1  -- and a tuple telling that its rule stopped
+  end
+  if spread + more > capacity then
+    tell_room()
+    return {'full'}
+  end
+end
 for _, f in ipairs(firings) do
   local failure = f.failure
-  if failure == '' and capacity and live_count() - #f.takes + #f.writes > capacity then
+  local change = #f.writes + #f.owes - #f.takes - #f.held
+  if failure == '' and capacity and (spread or live_count()) + change > capacity then
     failure = cjson.encode({class = 'SpaceFull', limit = 'capacity', maximum = capacity,
       message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
   end
   if failure == '' and firing_charge ~= '0' then
     local elsewhere = nil
-    if f.stopped ~= '' and f.stopped ~= '0' then
+    if f.stopped ~= '' and (f.stopped ~= '0' or spread) then
       elsewhere = function(data, keys)
         owe(f.stopped, data, keys)
       end
@@ -2016,6 +2061,7 @@ for _, f in ipairs(firings) do
       rlog('create', rid, 1, made[1], '', made[2])
     end
     redis.call('HINCRBY', RST, f.name .. ' f', 1)
+    spread = spread and spread + change
   else
     redis.call('HINCRBY', RST, f.name .. ' x', 1)
     redis.call('HSET', RST, f.name .. ' e', failure)
@@ -2165,8 +2211,9 @@ return out
 -- method set, n tags and their values' encodings, the number c of records it created, c
 -- paths and their fields' encodings, then the partition ('' in a space without
 -- partitions), encoding and index keys of each tuple it wrote.  The tuples are written
--- (those of other partitions owed to them, see ``rowe``, 'owed' is then the reply's
--- third item), the records created, then each field set (an update event each): {'ok',
+-- (those of other partitions owed to them, and in a partitioned space with a capacity
+-- those of this one too, see ``rowe``; 'owed' is then the reply's third item), the
+-- records created, then each field set (an update event each): {'ok',
 -- the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version, {'full'} if the space has no room for
 -- the tuples, {'exists', path} if a record has a path it would create, {} if the record
@@ -2192,7 +2239,7 @@ elseif not kept then
   out = {}
 elseif rsplit(kept) ~= ARGV[2] then
   out = {'retry'}
-elseif tuples > 0 and capacity and live_count() + tuples > capacity then
+elseif tuples > 0 and capacity and (KEYS[2] and counted() or live_count()) + tuples > capacity then
   tell_room()
   out = {'full'}
 elseif taken then
@@ -2201,7 +2248,7 @@ else
   local first = made + 2 * c
   for i = 1, tuples do
     local q, data, keys = ARGV[first + 3 * i - 3], ARGV[first + 3 * i - 2], ARGV[first + 3 * i - 1]
-    if q == '' or q == '0' then
+    if q == '' or (q == '0' and not (KEYS[2] and capacity)) then  -- else counted in, see keep_owed
       put(data, keys, false)
     else
       owe(q, data, keys)

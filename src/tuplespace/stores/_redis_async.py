@@ -443,7 +443,8 @@ class AsyncRedisCore:
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
     wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
-    whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
+    whether it knows of them or not, and ``rules()`` gives the space's rules; ``recount``
+    reads the count of every partition of a partitioned space with a capacity; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
     waiting for room; ``serving(template)`` lists the spaces (its
@@ -471,6 +472,7 @@ class AsyncRedisCore:
         "options",
         "ping",
         "react",
+        "recount",
         "refile",
         "remove_subscription",
         "remove_waiter",
@@ -503,6 +505,7 @@ class AsyncRedisCore:
         wait: Callable[[AsyncWake, float | None], Any],
         ping: Callable[[], Any],
         react: Callable[[], Any],
+        recount: Callable[[], Any],
         fire: Callable[[], Any],
         rules: Callable[[], AsyncRedisRules],
         add_subscription: Callable[[AsyncLogReader[Any], AsyncWake], None],
@@ -531,6 +534,7 @@ class AsyncRedisCore:
         self.wait = wait
         self.ping = ping
         self.react = react
+        self.recount = recount
         self.fire = fire
         self.rules = rules
         self.add_subscription = add_subscription
@@ -665,6 +669,7 @@ class AsyncRedisSpace:
             wait=self._wait,
             ping=self._ping,
             react=self._react,
+            recount=self._recount,
             fire=self._fire,
             rules=self._the_rules,
             add_subscription=self._add_subscription,
@@ -1257,6 +1262,10 @@ class AsyncRedisSpace:
             await self.rules.fire()
         except TupleSpaceError as exc:
             log.warning("the reactions of space %r were not run: %s", self._options.space, exc)
+
+    async def _recount(self) -> None:
+        """Read the count of every partition of a partitioned space with a capacity
+        (here: nothing to read)."""
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -2393,6 +2402,10 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         await self._parts[0].core.call("cap_settle", [reservation, *readings])
         return soonest
 
+    async def _recount(self) -> None:
+        if self._options.capacity is not None:
+            await self._count("", [])
+
     async def write(
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None
     ) -> AsyncLease:
@@ -3499,6 +3512,7 @@ class AsyncRedisRecord:
         it returned or failed."""
         self._full("set")
         rules = self._core.rules()
+        recounted = False  # in a partitioned space with a capacity, its counts were read again
         while True:
             loaded = await self._load()
             method = method_in(loaded.fields, tag)
@@ -3513,6 +3527,10 @@ class AsyncRedisRecord:
             reply = await _checked(
                 self._core, self.rid, await self._core.call("rcall", [self._ref, loaded.version, *items])
             )
+            if reply[0] == b"full" and self._core.options.partitions > 1 and not recounted:
+                await self._core.recount()  # counts older than the takes since may make it seem full
+                recounted = True
+                continue
             if reply[0] == b"full":
                 capacity = self._core.options.capacity
                 raise SpaceFull(
@@ -3530,15 +3548,9 @@ class AsyncRedisRecord:
 
     def _spawned(self, spawned: list[tuple[Value, ...]]) -> list[Any]:
         """The tuples a method wrote, as ``rcall`` takes them: each its partition ('' in
-        a space without partitions), encoding and index keys.  NotSupported in a
-        partitioned space with a capacity (room for them is reserved by a writer)."""
+        a space without partitions), encoding and index keys."""
         options = self._core.options
         items: list[Any] = []
-        if spawned and options.partitions > 1 and options.capacity is not None:
-            raise NotSupported(
-                f"a method that writes, in a space partitioned by field {options.route} with a capacity: "
-                f"room for its tuples is reserved by a writer, not by the method's step"
-            )
         for t in spawned:
             checked, data, keys = encode_tuple(t)
             items += ("" if options.partitions == 1 else route_of_tuple(checked, options), data, keys)

@@ -33,20 +33,25 @@ A partitioned space keeps its rules, their counts and ``fired`` (a seq of the sp
 its first partition, and a copy of how many rules there are in the others
 (``rule_flag``), so that a write there answers 'fire'.  A process reads the logs of
 every partition after ``fired``, merged in the space's order (the order every process
-sees), and sends each firing to ``rule_fire`` in the first partition, which does there,
-in one step, what the firing does there (the records it sets, refreshes, creates and
-calls, the tuples it writes there, its payment, its counts), moves ``fired`` on, and
-keeps the writes it owes the other partitions (``rowe``).  Those are made next, by any
-process, before the reactions of a later event run: each partition makes the writes it
-is owed once (``rule_owed``, with a mark), then the first partition forgets them
-(``rule_paid``).  So a process killed in the middle leaves the rest of the firing to the
-next process that runs reactions.  A reaction of a partitioned space takes nothing
-(NotSupported): its takes would be in other partitions than its decision.
+sees).  A firing that takes in other partitions is announced in the first partition
+(``rule_intent``, with a lease of FIRING_LEASE ms) and its tuples are held where they are
+(``rule_hold``).  Then ``rule_fire`` in the first partition does there, in one step,
+what the firings do there (the records they set, refresh, create and call, the tuples
+they take and write there, the payments, the counts), moves ``fired`` on, and keeps what
+they owe the other partitions (``rowe``: the tuples held there to take or to give back,
+the writes; in a space with a capacity, room reserved for those writes).  That is done
+next, by any process, before the reactions of a later event run: each partition does
+what it is owed once (``rule_owed``, with a mark), then the first partition counts it
+and forgets it (``cap_settle``, ``rule_paid``).  So a process killed after the decision
+leaves the rest of the firing to the next process that runs reactions; one killed
+before it leaves an announcement whose lease runs out, and the next process gives back
+what it held (``rule_release``) and fires the event again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -194,8 +199,6 @@ class AsyncRedisRules:
         of the process that fires it, on the record as it is; what they change is
         performed with the firing's other operations, in one script."""
         write, take = [tuple(w) for w in write], [tuple(t) for t in take]
-        if self._after is not None:
-            self._check_partitioned()
         async with self._modelling:
             info = await self._add(
                 name,
@@ -277,15 +280,6 @@ class AsyncRedisRules:
         if not reply:
             raise RuleNotFound(f"no rule named {name!r}")
         await self._flag(*reply)
-
-    def _check_partitioned(self) -> None:
-        """Refuse what a partitioned space's rules cannot do: NotSupported."""
-        options = self._core.options
-        if options.capacity is not None:
-            raise NotSupported(
-                f"rules on a space partitioned by field {options.route} with a capacity: room for "
-                f"a reaction's writes is reserved by the writer, not by the firing's step"
-            )
 
     async def _flag(self, version: bytes, count: int) -> None:
         """Tell the other partitions of a partitioned space how many rules it has (of
@@ -402,7 +396,7 @@ class AsyncRedisRules:
                     firings = await self._firings(seq, kind, event, {})
                     if firings:
                         break
-                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), "", *firings])
+                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), "", "", *firings])
                 if len(reply) > 1:
                     ran += seq - fired
 
@@ -412,18 +406,19 @@ class AsyncRedisRules:
         the space's order, read by ``after`` (the events after a seq, and whether some
         left the logs before)."""
         ran = 0
+        counted = False  # the partitions' counts were just read
         async with self._firing:
             most = self.limits.max_firings
             while True:
                 reply = await self._core.call("rule_owing", [])
+                if len(reply) > 3:  # what firings owe partitions, not all done yet
+                    await self._pay(reply[3:])
+                    continue
                 if reply[2] == b"busy":  # a firing that takes is under way: its process runs them
                     return ran
                 if reply[2]:  # the process of such a firing stopped midway: give back what it held
                     name, where = reply[2].decode().split()
                     await self._release(name, [int(p) for p in where.split(",")])
-                    continue
-                if len(reply) > 3:  # what a firing owes other partitions, not all done yet
-                    await self._pay(reply[3:])
                     continue
                 if reply[0] != self._version:
                     async with self._modelling:
@@ -456,7 +451,11 @@ class AsyncRedisRules:
                 hold = "f" + secrets.token_hex(8) if holds else ""
                 if hold and not await self._hold(fired, hold, holds):
                     continue
-                reply = await self._core.call("rule_fire", [fired, seq, *self._fire_args(), hold, *firings])
+                args = [fired, seq, *self._fire_args(), hold, "1" if counted else "", *firings]
+                reply = await self._core.call("rule_fire", args)
+                counted = reply[0] == b"full"
+                if counted:  # with a capacity, read the partitions' counts and try again
+                    await self._core.recount()
                 if len(reply) > 1:
                     ran += passed
                 elif hold:  # nothing was done: what it held goes back
@@ -492,8 +491,16 @@ class AsyncRedisRules:
         each once whichever processes do it, then forget it."""
         parts = self._core.serving(None)
         keys = owed[::2]
+        readings: _Args = []  # of the partitions' counts, in a space with a capacity
+        reserved: set[str] = set()  # the reservations of room for the writes done
         for key, owes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
-            await parts[int(key.split()[2])].core.call("rule_owed", [key, owes])
+            p = int(key.split()[2])
+            reply = await parts[p].core.call("rule_owed", [key, owes])
+            if len(reply) > 1:
+                readings += (p, reply[1], reply[2])
+                reserved.add(json.loads(owes).get("res", ""))
+        for res in reserved:  # counted in their partitions now: the room reserved ends
+            await self._core.call("cap_settle", [res, *readings])
         await self._core.call("rule_paid", keys)
 
     def _fire_args(self) -> _Args:
@@ -506,7 +513,7 @@ class AsyncRedisRules:
         """Set the field of the Push Logic rule ``name``, just added, to its value."""
         while True:
             firing = await self._firing_of(name, "", None, {})
-            reply = await self._core.call("rule_fire", ["", 0, *self._fire_args(), "", *firing])
+            reply = await self._core.call("rule_fire", ["", 0, *self._fire_args(), "", "", *firing])
             if len(reply) > 1:
                 if self._after is not None:  # the tuple telling that it stopped, elsewhere
                     await self.fire()
@@ -613,15 +620,17 @@ class AsyncRedisRules:
     def _placed(self, name: str, writes: _Writes) -> tuple[_Args, _Args, str]:
         """The writes of a firing of ``name`` as ``rule_fire`` takes them: those made
         in the first partition (each its encoding and index keys), those owed to other
-        partitions (each its partition first), and the partition of the tuple telling
-        that ``name`` stopped ('' in a space without partitions)."""
+        partitions, and in a space with a capacity to the first too (each its partition
+        first), and the partition of the tuple telling that ``name`` stopped ('' in a
+        space without partitions)."""
         options = self._core.options
         items: _Args = []
         owes: _Args = []
+        counted = self._after is not None and options.capacity is not None  # by what is owed
         for w in writes:
             checked, data, keys = encode_tuple(w)
             p = self._partition(checked)
-            if p:
+            if p or counted:
                 owes += (p, data, keys)
             else:
                 items += (data, keys)
