@@ -1588,6 +1588,21 @@ def test_reactions_of_two_processes_at_once_take_and_write_in_other_partitions_o
         assert kinds.count("take") == 40
 
 
+def test_a_push_rule_added_to_a_full_partitioned_space_sets_its_field_at_once(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(partitioned_url(redis_server) + "&capacity=2") as spread:
+        spread.write_many([("done", 1), ("done", 2)])
+        spread.take(("done", 1), timeout=0)  # the count of its partition, as last read, is 2 still
+        spread.write(("reading", "x", 1.0), timeout=0)
+        spread.create("sensor", {"t": 1.0})
+        house = spread.create("house", {"hot": None})
+        spread.rules.add("hot", set="house.hot", to="s.t > 0.5", using={"s": "sensor"})
+        assert house.get("hot") is True
+        spread.record("sensor").set("t", 0.0)
+        assert house.get("hot") is False
+
+
 def test_a_reaction_to_expiries_in_another_partition_fires_while_nobody_calls(
     redis_server: RedisServer,
 ) -> None:

@@ -2229,7 +2229,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
     ``write_if_absent`` is atomic when its template can match in the tuple's partition
     only.  A write into a partitioned space with a capacity reserves room in the
     first partition first, and stores the counts of the partitions it wrote in there
-    after (two scripts more).
+    after (two scripts more).  Its rules are kept in the first partition and react to
+    the events of every partition in the space's order, each firing decided there in one
+    step (see :class:`AsyncRedisRules`).
     See ``docs/scaling.md``, "Partitions".
     """
 

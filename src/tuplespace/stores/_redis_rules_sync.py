@@ -402,8 +402,8 @@ class RedisRules:
                     ran += seq - fired
 
     def _fire_across(self, after: Callable[[int, int], Any]) -> int:
-        """:meth:`fire` on a partitioned space: the writes firings owe partitions
-        first, then the reactions of the events of every partition after ``fired``, in
+        """:meth:`fire` on a partitioned space: what firings owe partitions first,
+        then the reactions of the events of every partition after ``fired``, in
         the space's order, read by ``after`` (the events after a seq, and whether some
         left the logs before)."""
         ran = 0
@@ -512,9 +512,14 @@ class RedisRules:
 
     def _establish(self, name: str) -> None:
         """Set the field of the Push Logic rule ``name``, just added, to its value."""
+        counted = False  # the partitions' counts were just read
         while True:
             firing = self._firing_of(name, "", None, {})
-            reply = self._core.call("rule_fire", ["", 0, *self._fire_args(), "", "", *firing])
+            args = ["", 0, *self._fire_args(), "", "1" if counted else "", *firing]
+            reply = self._core.call("rule_fire", args)
+            counted = reply[0] == b"full"
+            if counted:  # with a capacity, read the partitions' counts and try again
+                self._core.recount()
             if len(reply) > 1:
                 if self._after is not None:  # the tuple telling that it stopped, elsewhere
                     self.fire()
