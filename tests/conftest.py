@@ -264,9 +264,9 @@ REDIS_DOES = frozenset(
 # names who pays the redirect_charge of a path a record moved away from.
 REDIRECT_PAID = "the redirect_charge paid by the principal space.record names"
 # What the Redis ways without partitions do besides: their spaces follow a SimulatedClock
-# (its advances are made in Redis, for the space's every process); and those with
-# synchronous spaces set their rules' limits in this process (space.rules.limits), where
-# the methods run.
+# (its advances are made in Redis, for the space's every process).  Those with
+# synchronous spaces (partitioned or not) set their rules' limits in this process
+# (space.rules.limits), where the methods run.
 LIMITS_HERE = "the limits of methods, set in this process (space.rules.limits)"
 REDIS_CLOCK_DOES = REDIS_DOES | {"a SimulatedClock", REDIRECT_PAID}
 REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
@@ -322,16 +322,10 @@ def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | No
 
 # What a space spread over partitions does not do (docs/scaling.md):
 # the tests that the redis-partitioned ways skip, and why.
-PARTITIONED_LIMITS_BY_MODULE = {
-    "test_active": (
-        "rules (NotSupported): a reaction's takes and writes, its rule's counts and the cursor of "
-        "fired events are changed by one script in one slot, and a reaction to an event of one "
-        "partition takes and writes in others (test_redis.py: "
-        "test_rules_on_a_partitioned_space_are_not_supported)"
-    ),
-    "test_active_credit": "rules and methods, which a partitioned space does not have",
-}
 PARTITIONED_LIMITS = {
+    "test_a_reaction_to_record_events_reads_the_change": (
+        "the order of a read_all across partitions: partition after partition"
+    ),
     "test_timeout_zero_raises_space_full_at_once": (
         "the order of a read_all across partitions: partition after partition "
         "(test_redis.py: test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions)"
@@ -363,11 +357,7 @@ PARTITIONED_LIMITS = {
 
 def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the partitioned Redis ways do not run the test ``function`` of ``module``."""
-    return (
-        redis_limit(module, function)
-        or PARTITIONED_LIMITS_BY_MODULE.get(module)
-        or PARTITIONED_LIMITS.get(function.__name__)
-    )
+    return redis_limit(module, function) or PARTITIONED_LIMITS.get(function.__name__)
 
 
 def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
@@ -436,7 +426,7 @@ ADDED_WAYS: list[Way] = [
         redis_partitioned_space,
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
+        does=REDIS_DOES | {REDIRECT_PAID, LIMITS_HERE},
         lacks=partitioned_limit,
     ),
     Way(
@@ -444,7 +434,7 @@ ADDED_WAYS: list[Way] = [
         functools.partial(redis_async_space, partitioned=True),
         embedded=False,
         needs="redis_cluster",
-        does=REDIS_DOES,
+        does=REDIS_DOES | {REDIRECT_PAID},
         lacks=partitioned_limit,
     ),
 ]

@@ -22,7 +22,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.stores._redis import READ_AHEAD_BYTES, prefix
+from tuplespace.stores._redis import READ_AHEAD_BYTES, partition_of, prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -1474,12 +1474,192 @@ def test_a_failed_firing_is_told_to_every_process_with_its_error(url: str, space
     assert space.read_all((ANY, ANY)) == [("order", 5)]
 
 
-def test_rules_on_a_partitioned_space_are_not_supported(redis_server: RedisServer) -> None:
-    with (
-        ts.connect(redis_server.space_url() + "&partitions=2&route=0") as spread,
-        pytest.raises(ts.NotSupported, match="rules on a space partitioned"),
-    ):
-        spread.rules.add("hot", template=("reading", str, float), write=[("alarm",)])
+def partitioned_url(redis_server: RedisServer) -> str:
+    """A space of 4 partitions routed by field 0: ("reading", ...) is kept in partition 1,
+    ("alarm", ...) in partition 2, and the rules in partition 0."""
+    assert (partition_of("reading", 4), partition_of("alarm", 4)) == (1, 2)
+    return redis_server.space_url() + "&partitions=4&route=0"
+
+
+def test_a_write_of_another_process_into_another_partition_fires_a_rule_once(
+    redis_server: RedisServer,
+) -> None:
+    url = partitioned_url(redis_server)
+    with ts.connect(url) as spread:
+        spread.rules.add(
+            "hot", template=("reading", str, float), when="t[2] > 30.0", write=[("alarm", "t[1]")]
+        )
+        finished(
+            run_child(
+                url, 'space.write(("reading", "kitchen", 31.0)); space.write(("reading", "hall", 12.0))'
+            )
+        )
+        assert spread.rules.fire() == 0  # the child knew of the rule from its writes, and ran it
+        assert spread.read_all(("alarm", str)) == [("alarm", "kitchen")]
+        info = spread.rules.get("hot")
+        assert (info.fired, info.failed) == (1, 0)
+
+
+# The child runs a reaction and is killed as it calls the script KILL_AT; the firings it
+# announces have a lease of 0.3 s.
+KILLED_FIRING = """
+import os
+import tuplespace.stores._redis_rules_sync as rules
+rules.FIRING_LEASE = 300
+for core in [space.core, *(part.core for part in space.core.serving(None))]:
+    def dying(script, args, call=core.call):
+        if script == {kill_at!r}:
+            os._exit(9)
+        return call(script, args)
+    core.call = dying
+space.write(("order", 1))
+"""
+
+
+def ship(space: Any) -> None:
+    """A rule on an order (kept in partition 0) that takes its stock (in partition 2) and
+    writes its invoice (in partition 1)."""
+    assert (partition_of("order", 4), partition_of("stock", 4), partition_of("invoice", 4)) == (0, 2, 1)
+    space.rules.add("ship", template=("order", int), take=[("stock", "t[1]")], write=[("invoice", "t[1]")])
+
+
+@pytest.mark.parametrize("capacity", ["", "&capacity=6"])
+@pytest.mark.parametrize("kill_at", ["rule_hold", "rule_fire", "rule_owed", "rule_paid"])
+def test_a_firing_whose_process_was_killed_midway_is_completed_once_by_another(
+    redis_server: RedisServer, kill_at: str, capacity: str
+) -> None:
+    url = partitioned_url(redis_server) + capacity
+    with ts.connect(url) as spread:
+        ship(spread)
+        spread.write_many([("stock", 1), ("stock", 2)])
+        child = run_child(url, KILLED_FIRING.format(kill_at=kill_at))
+        child.communicate(timeout=PATIENCE)
+        assert child.returncode == 9
+        decided = kill_at in ("rule_owed", "rule_paid")  # in the first partition
+        assert spread.rules.get("ship").fired == decided
+        assert spread.count(("invoice", int)) == (kill_at == "rule_paid")  # made in partition 1 or not
+        # This process completes the firing, or gives back what the child held once the
+        # lease of its announcement ran out, and fires it again.
+        wait_until(lambda: spread.rules.fire() + spread.rules.get("ship").fired > 0, "the firing")
+        spread.write(("order", 2))  # fires for this one after
+        assert spread.read_all(("invoice", int)) == [("invoice", 1), ("invoice", 2)]
+        assert spread.count(("stock", int)) == 0
+        info = spread.rules.get("ship")
+        assert (info.fired, info.failed) == (2, 0)
+        with spread.subscribe((str, int), since=0) as events:  # each taken and written once, in order
+            seen = [events.get(timeout=0) for _ in range(8)]
+            with pytest.raises(ts.Timeout):
+                events.get(timeout=0)
+        assert [(e.kind, e.tuple) for e in seen if e is not None][2:] == [
+            ("write", ("order", 1)),
+            ("take", ("stock", 1)),
+            ("write", ("invoice", 1)),
+            ("write", ("order", 2)),
+            ("take", ("stock", 2)),
+            ("write", ("invoice", 2)),
+        ]
+        # 4 tuples, and the room the child reserved for its order, until that reservation's
+        # lease ends: the room reserved for the invoices came back, and no more.
+        if capacity:
+            spread.write(("done", 1), timeout=0)
+            with pytest.raises(ts.SpaceFull):
+                spread.write(("done", 2), timeout=0)
+
+
+def test_a_reaction_of_a_partitioned_space_takes_in_other_partitions_or_fails_whole(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(partitioned_url(redis_server)) as spread:
+        spread.rules.add(
+            "ship",
+            template=("order", int),
+            take=[("stock", "t[1]")],
+            write=[("invoice", "t[1]", "100 / (t[1] - 2)")],
+        )
+        spread.write_many([("stock", 1), ("stock", 2)])
+        spread.write(("order", 1))  # takes its stock in partition 2, writes in partition 1
+        spread.write(("order", 2))  # the stock is held, then the write divides by zero: given back
+        spread.write(("order", 3))  # no stock 3: nothing held, nothing done
+        assert spread.read_all(("invoice", int, int)) == [("invoice", 1, -100)]
+        assert spread.read_all(("stock", int)) == [("stock", 2)]
+        info = spread.rules.get("ship")
+        assert (info.fired, info.failed) == (1, 2)
+        assert spread.statistics()["tuples"] == 5
+
+
+def test_reactions_of_two_processes_at_once_take_and_write_in_other_partitions_once_each(
+    redis_server: RedisServer,
+) -> None:
+    url = partitioned_url(redis_server)
+    with ts.connect(url) as spread:
+        ship(spread)
+        spread.write_many([("stock", n) for n in range(40)])
+        children = [run_child(url, f"for n in range({k}, 40, 2): space.write(('order', n))") for k in (0, 1)]
+        for child in children:
+            finished(child)
+        wait_until(lambda: spread.rules.fire() >= 0 and spread.rules.get("ship").fired == 40, "40 firings")
+        assert sorted(spread.read_all(("invoice", int))) == [("invoice", n) for n in range(40)]
+        assert spread.count(("stock", int)) == 0
+        assert spread.rules.get("ship").failed == 0
+        with spread.subscribe(("stock", int), since=0) as events:  # each stock taken once
+            kinds = [events.get(timeout=0).kind for _ in range(80)]
+            with pytest.raises(ts.Timeout):
+                events.get(timeout=0)
+        assert kinds.count("take") == 40
+
+
+def test_a_push_rule_added_to_a_full_partitioned_space_sets_its_field_at_once(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(partitioned_url(redis_server) + "&capacity=2") as spread:
+        spread.write_many([("done", 1), ("done", 2)])
+        spread.take(("done", 1), timeout=0)  # the count of its partition, as last read, is 2 still
+        spread.write(("reading", "x", 1.0), timeout=0)
+        spread.create("sensor", {"t": 1.0})
+        house = spread.create("house", {"hot": None})
+        spread.rules.add("hot", set="house.hot", to="s.t > 0.5", using={"s": "sensor"})
+        assert house.get("hot") is True
+        spread.record("sensor").set("t", 0.0)
+        assert house.get("hot") is False
+
+
+def test_a_reaction_to_expiries_in_another_partition_fires_while_nobody_calls(
+    redis_server: RedisServer,
+) -> None:
+    with ts.connect(partitioned_url(redis_server)) as spread:
+        spread.rules.add("gone", on="expire", template=("reading", int), write=[(ts.Lit("alarm"), "t[1]")])
+        spread.write(("reading", 1), lease=0.2)  # in partition 1; the alarm in partition 2
+        assert spread.take(("alarm", int), timeout=PATIENCE) == ("alarm", 1)  # waiting is not calling
+        assert spread.rules.get("gone").fired == 1
+
+
+def test_reactions_of_a_partitioned_space_with_a_capacity_keep_to_it(redis_server: RedisServer) -> None:
+    with ts.connect(partitioned_url(redis_server) + "&capacity=3") as spread:
+        ship(spread)
+        spread.rules.add("echo", template=("note", int), write=[("invoice", "t[1]")])
+        spread.write_many([("stock", 1), ("stock", 2)])
+        spread.write(("order", 1), timeout=0)  # full: its firing takes a stock and writes an invoice
+        assert spread.read_all(("invoice", int)) == [("invoice", 1)]
+        spread.take(("order", 1), timeout=0)
+        spread.write(("note", 7), timeout=0)  # full again: the invoice of its reaction does not fit
+        info = spread.rules.get("echo")
+        assert (info.fired, info.failed) == (0, 1)
+        assert isinstance(info.last_error, ts.SpaceFull)
+        assert spread.statistics()["tuples"] == 3
+        assert len(spread.take_all((str, int))) == 3
+        for n in range(3):  # the room reserved for the firings' writes came back
+            spread.write(("done", n), timeout=0)
+        with pytest.raises(ts.SpaceFull):
+            spread.write(("done", 3), timeout=0)
+        spread.take_all(("done", int))
+        counter = spread.create("counter", {"log": ts.Method("function(self) write('alarm', 'x') end")})
+        counter.call("log")  # written in partition 2, counted in the first
+        spread.write(("done", 1), timeout=0)
+        spread.write(("done", 2), timeout=0)
+        with pytest.raises(ts.SpaceFull):
+            counter.call("log")
+        assert spread.read_all(("alarm", str)) == [("alarm", "x")]
+        assert spread.statistics()["tuples"] == 3
 
 
 BUMP = "function(self, d) self.target = self.target + d write('bumped', self.target) return self.target end"

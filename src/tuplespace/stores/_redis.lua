@@ -14,7 +14,16 @@ local RULES, RST = P .. ':rules', P .. ':rst'
 -- (``rules``), the numbers given (``rulen``) and the seq of the latest event whose
 -- reactions have run (``fired``).  ``rst`` holds each rule's counts, "<name> f" (fired)
 -- and "<name> x" (failed), its latest failure, "<name> e", and "<name> s" while it is
--- stopped for want of credit.
+-- stopped for want of credit.  A partitioned space keeps them in its first partition,
+-- seqs there being the space's; ``rowe`` maps "<seq> <rank> <partition>" to what the
+-- firings of the event ``seq`` owe another partition (rank 0 where they take, 1
+-- elsewhere: the order in which those are done), a JSON list of encodings and
+-- index keys, and the tuples held there to take or to give back), made there by
+-- rule_owed, and the other partitions' ``cfg`` hold a copy of ``rules`` and ``rulev``
+-- (rule_flag), so that a write there answers 'fire'.  A firing that takes in other
+-- partitions is first announced in the first partition (``rint``: "<hold> <partitions>
+-- <end of its lease in ms>", rule_intent), then the tuples are held there (``h:<hold>``,
+-- rule_hold), then it is decided (rule_fire), which ends the announcement.
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -378,6 +387,22 @@ local function live_count()
   return redis.call('HLEN', TUP) - redis.call('ZCOUNT', EXP, '-inf', now)
 end
 
+-- In the first partition of a partitioned space with a capacity: the tuples counted in
+-- the space, as last read in each partition and reserved (see cap_reserve).
+local function counted()
+  local n = 0
+  local cap = redis.call('HGETALL', P .. ':cap')
+  for i = 1, #cap, 2 do
+    if string.sub(cap[i], 1, 2) == 'l:' then
+      n = n + tonumber(cap[i + 1])
+    end
+  end
+  for _, r in ipairs(redis.call('ZRANGE', P .. ':res', 0, -1)) do
+    n = n + tonumber(string.match(r, '^%S+ (%d+)'))
+  end
+  return n
+end
+
 -- Milliseconds until the next lease ends, or -1 when no tuple has a lease.
 local function next_expiry()
   local first = redis.call('ZRANGE', EXP, 0, 0, 'WITHSCORES')
@@ -392,6 +417,9 @@ end
 -- kind and encoding of the events after (at most ``n``).
 local function pending(n)
   local fired = tonumber(redis.call('HGET', CFG, 'fired') or '0')
+  if tonumber(n) == 0 then  -- a partitioned space: its process reads the partitions' logs
+    return {redis.call('HGET', CFG, 'rulev') or '0', fired, 0}
+  end
   local lost = 0
   if rules > 0 and ev_first > fired + 1 then
     lost = ev_first - 1 - fired
@@ -738,11 +766,56 @@ local function jstr(s)
   end)) .. '"'
 end
 
+-- The writes this script owes the other partitions of a partitioned space, by their
+-- numbers (see ``rowe``): ``owe`` adds one, ``keep_owed`` keeps them in ``rowe`` under
+-- ``id`` (an event's seq; none: a number of their own).
+-- Each is {writes = {encoding, index keys, ...}, take = {ids}, back = {ids}, hold = name}:
+-- what it writes there, the ids held there (under ``hold``) that it takes or gives back;
+-- in a space with a capacity, ``res`` names the reservation of room for the writes of
+-- them all (a lease without end: rule_owed answers readings of the partitions' counts,
+-- and cap_settle ends it; the writes of this partition are then owed to it too).
+local owed, owing = {}, {}
+local function owing_to(q)
+  if not owed[q] then
+    owed[q] = {writes = {}, take = {}, back = {}, hold = ''}
+    owing[#owing + 1] = q
+  end
+  return owed[q]
+end
+
+local function owe(q, data, keys)
+  local w = owing_to(q).writes
+  w[#w + 1] = data
+  w[#w + 1] = keys
+end
+
+local function keep_owed(id)
+  if #owing > 0 then
+    id = id or 'a' .. redis.call('HINCRBY', CFG, 'rowen', 1)
+    local writes = 0
+    for _, q in ipairs(owing) do
+      writes = writes + #owed[q].writes / 2
+    end
+    if KEYS[2] and capacity and writes > 0 then  -- room for them, until they are counted there
+      local res = 'r' .. id .. ' ' .. writes .. ' ' .. table.concat(owing, ',')
+      redis.call('ZADD', P .. ':res', '+inf', res)
+      for _, q in ipairs(owing) do
+        owed[q].res = res
+      end
+    end
+    for _, q in ipairs(owing) do  -- the partitions where it takes first, then the others
+      local rank = #owed[q].take > 0 and ' 0 ' or ' 1 '
+      redis.call('HSET', P .. ':rowe', id .. rank .. q, cjson.encode(owed[q]))
+    end
+  end
+end
+
 -- Pay for a firing of the rule ``name``: its principal pays ``firing_charge``, which is
 -- burned; '', or the failure (JSON) if the principal cannot pay.  Then the rule stops:
 -- the space is told once, by the tuple ("rule_stopped", name, principal), until a
--- firing is paid again.
-local function pay_firing(name)
+-- firing is paid again; ``elsewhere`` (in a partitioned space, given the partition that
+-- keeps that tuple if not this one) takes its encoding and index keys instead.
+local function pay_firing(name, elsewhere)
   local principal = cjson.decode(string.match(redis.call('HGET', RULES, name), '^%d+ %d+ (.*)$')).principal
   local cost = big(firing_charge)
   local short = debit(principal, cost)
@@ -756,7 +829,11 @@ local function pay_firing(name)
     for i, enc in ipairs(t) do
       keys[i + 1] = 'x:3:' .. (i - 1) .. ':' .. (#enc > 64 and '#' .. redis.sha1hex(enc) or enc)
     end
-    put('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'), false)
+    if elsewhere then
+      elsewhere('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'))
+    else
+      put('[' .. table.concat(t, ',') .. ']', table.concat(keys, '\n'), false)
+    end
   end
   return cjson.encode({class = 'InsufficientCredit', principal = principal, needed = decimal(cost),
     available = decimal(big(short))})
@@ -1107,24 +1184,14 @@ return out
 -- {'full', the ms until the next lease of a reservation ends (-1: none), then the
 -- reservations whose lease has ended (their writers may have died: cap_count cancels
 -- them in their partitions, then cap_settle ends them)}.
-local CAP, RES = P .. ':cap', P .. ':res'
+local RES = P .. ':res'
 local n = tonumber(string.match(ARGV[1], '^%S+ (%d+)'))
-local counted = 0
-local cap = redis.call('HGETALL', CAP)
-for i = 1, #cap, 2 do
-  if string.sub(cap[i], 1, 2) == 'l:' then
-    counted = counted + tonumber(cap[i + 1])
-  end
-end
-for _, r in ipairs(redis.call('ZRANGE', RES, 0, -1)) do
-  counted = counted + tonumber(string.match(r, '^%S+ (%d+)'))
-end
-if counted + n <= capacity then
+if counted() + n <= capacity then
   redis.call('ZADD', RES, now + tonumber(ARGV[2]), ARGV[1])
   return {'ok'}
 end
 local out = {'full', '-1'}
-local first = redis.call('ZRANGE', RES, 0, 0, 'WITHSCORES')
+local first = redis.call('ZRANGEBYSCORE', RES, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)  -- a lease that ends
 if first[2] then
   out[2] = string.format('%.17g', math.max(tonumber(first[2]) - now, 0))
 end
@@ -1587,9 +1654,10 @@ tell_records()
 return 1
 
 --[[ rule_add ]]
--- ARGV: name, the version of the rules the caller checked it against, definition.
--- {'ok', version, the seq of the latest event}, {'stale'} (the rules changed meanwhile)
--- or {'exists'}.
+-- ARGV: name, the version of the rules the caller checked it against, definition, the
+-- seq of the latest event of the space ('': of this one; a partitioned space's, read
+-- from every partition).  {'ok', version, that seq, how many rules there are},
+-- {'stale'} (the rules changed meanwhile) or {'exists'}.
 local v = tonumber(redis.call('HGET', CFG, 'rulev') or '0')
 if v ~= tonumber(ARGV[2]) then
   return {'stale'}
@@ -1597,22 +1665,155 @@ end
 if redis.call('HEXISTS', RULES, ARGV[1]) == 1 then
   return {'exists'}
 end
+local latest = ARGV[4] == '' and ev_last or tonumber(ARGV[4])
 if rules == 0 then  -- the first rule fires from the next event on
-  redis.call('HSET', CFG, 'fired', ev_last)
+  redis.call('HSET', CFG, 'fired', latest)
 end
 local n = redis.call('HINCRBY', CFG, 'rulen', 1)
-redis.call('HSET', RULES, ARGV[1], n .. ' ' .. ev_last .. ' ' .. ARGV[3])
+redis.call('HSET', RULES, ARGV[1], n .. ' ' .. latest .. ' ' .. ARGV[3])
 redis.call('HSET', CFG, 'rulev', v + 1, 'rules', rules + 1)
-return {'ok', tostring(v + 1), ev_last}
+return {'ok', tostring(v + 1), latest, rules + 1}
 
 --[[ rule_remove ]]
--- ARGV: name.  1 if it was there, 0 if not.
+-- ARGV: name.  0 if there is no such rule, else {the version of the rules, how many
+-- there are}.
 if redis.call('HDEL', RULES, ARGV[1]) == 0 then
   return 0
 end
 redis.call('HDEL', RST, ARGV[1] .. ' f', ARGV[1] .. ' x', ARGV[1] .. ' e', ARGV[1] .. ' s')
-redis.call('HINCRBY', CFG, 'rulev', 1)
+local v = redis.call('HINCRBY', CFG, 'rulev', 1)
 redis.call('HSET', CFG, 'rules', rules - 1)
+return {tostring(v), rules - 1}
+
+--[[ rule_flag ]]
+-- In a partition of a partitioned space but the first.  ARGV: the version of the rules
+-- in the first partition, how many there are.  Kept unless a later version is already.
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', CFG, 'rulev') or '0') then
+  redis.call('HSET', CFG, 'rulev', ARGV[1], 'rules', ARGV[2])
+end
+return 1
+
+--[[ rule_owing ]]
+-- In the first partition of a partitioned space.  No ARGV.  The version of the rules,
+-- the seq of the latest event whose reactions have run, the firing announced ('': none,
+-- 'busy': its lease runs, else "<hold> <partitions>": its lease ran out, what it held
+-- is to give back, see rule_release), then what firings owe other partitions, each
+-- "<seq> <rank> <partition>" and what is owed there (see ``rowe``).
+local out = {redis.call('HGET', CFG, 'rulev') or '0', redis.call('HGET', CFG, 'fired') or '0', ''}
+local intent = redis.call('GET', P .. ':rint')
+if intent then
+  local name, where, ends = string.match(intent, '^(%S+) (%S+) (%d+)$')
+  out[3] = tonumber(ends) > now and 'busy' or name .. ' ' .. where
+end
+for _, x in ipairs(redis.call('HGETALL', P .. ':rowe')) do
+  out[#out + 1] = x
+end
+return out
+
+--[[ rule_owed ]]
+-- In a partition of a partitioned space but the first (the first too, with a capacity).
+-- ARGV: "<seq> <rank> <partition>"
+-- of an entry of ``rowe``, what it owes.  Takes the tuples held to take (their take events),
+-- gives back those held to give back, makes the writes, once: a mark kept an hour
+-- (``rowed:<seq>``) tells that it was done, should another process do it too before
+-- the entry is gone (rule_paid).  {1} if done now, {0} if it was already; in a space
+-- with a capacity, followed by a reading of the partition's count (see cap_count).
+if redis.call('SET', P .. ':rowed:' .. string.match(ARGV[1], '^%S+'), '1', 'NX', 'EX', 3600) == false then
+  if capacity then
+    return {0, live_count(), redis.call('INCR', P .. ':capv')}
+  end
+  return {0}
+end
+expire_due()
+local owes = cjson.decode(ARGV[2])
+local held = P .. ':h:' .. owes.hold
+for _, id in ipairs(owes.take) do
+  local kept = redis.call('HGET', held, id)
+  if kept then
+    takes = takes + 1  -- before the take event logs it
+    log('take', encoding(string.match(kept, '^%S* (.*)$')))
+    redis.call('HDEL', held, id)
+  end
+end
+if #owes.take > 0 then  -- take events logged, no tuple gone now: subscriptions read on
+  redis.call('SPUBLISH', CH, 'r 0')
+end
+for _, id in ipairs(owes.back) do
+  if redis.call('HEXISTS', held, id) == 1 then
+    give_back(held, id)
+  end
+end
+for i = 1, #owes.writes, 2 do
+  put(owes.writes[i], owes.writes[i + 1], false)
+end
+tell_room()
+if capacity then
+  return {1, live_count(), redis.call('INCR', P .. ':capv')}
+end
+return {1}
+
+--[[ rule_intent ]]
+-- In the first partition of a partitioned space.  ARGV: ``fired`` as the caller read it,
+-- the name under which it holds what a firing takes in other partitions, those
+-- partitions joined by commas, the lease in ms.  Announces the firing (``rint``):
+-- {'ok'}; {'moved'} if ``fired`` is another, {'busy'} if a firing is announced already.
+if (redis.call('HGET', CFG, 'fired') or '0') ~= ARGV[1] then
+  return {'moved'}
+end
+if redis.call('EXISTS', P .. ':rint') == 1 then
+  return {'busy'}
+end
+redis.call('SET', P .. ':rint', ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. (now + tonumber(ARGV[4])))
+return {'ok'}
+
+--[[ rule_hold ]]
+-- In a partition of a partitioned space but the first.  ARGV: the name of an announced
+-- firing's hold, then the ids of the tuples it takes here.  Holds them (out of the
+-- space, no event): {'ok'}; {'retry'} if one is gone (nothing held), {'ended'} if the
+-- hold was given back (rule_release) meanwhile.
+if redis.call('EXISTS', P .. ':rhx:' .. ARGV[1]) == 1 then
+  return {'ended'}
+end
+expire_due()
+for i = 2, #ARGV do
+  if not (alive(ARGV[i]) and redis.call('HEXISTS', TUP, ARGV[i]) == 1) then
+    tell_room()
+    return {'retry'}
+  end
+end
+for i = 2, #ARGV do
+  hold(ARGV[i], ARGV[1])
+end
+tell_room()
+return {'ok'}
+
+--[[ rule_release ]]
+-- In a partition of a partitioned space but the first.  ARGV: the name of a hold.  Gives
+-- back every tuple it holds, to its place, and refuses it from then on (``rhx:<hold>``,
+-- kept an hour).
+redis.call('SET', P .. ':rhx:' .. ARGV[1], '1', 'EX', 3600)
+local held = P .. ':h:' .. ARGV[1]
+for _, id in ipairs(held_ids(held)) do
+  give_back(held, id)
+end
+tell_room()
+return 1
+
+--[[ rule_intent_end ]]
+-- In the first partition of a partitioned space.  ARGV: the name of an announced
+-- firing's hold, whose tuples were given back.  Ends the announcement if it is that one.
+local intent = redis.call('GET', P .. ':rint')
+if intent and string.match(intent, '^%S+') == ARGV[1] then
+  redis.call('DEL', P .. ':rint')
+end
+return 1
+
+--[[ rule_paid ]]
+-- In the first partition of a partitioned space.  ARGV: "<seq> <rank> <partition>" of
+-- entries of ``rowe`` that were done.
+for _, owed in ipairs(ARGV) do
+  redis.call('HDEL', P .. ':rowe', owed)
+end
 return 1
 
 --[[ rule_list ]]
@@ -1660,16 +1861,25 @@ return math.ceil(ms)
 -- ARGV: ``fired`` as the caller read it ('': these are the firing of a Push Logic rule as
 -- it is added, of no event), the seq of the event whose reactions these are (those
 -- between have none), the version of the rules they were found with, how many events to
--- return at most, the most fields a record may have, then each firing: the rule's name,
+-- return at most, the most fields a record may have, the hold of the firing announced
+-- (rule_intent; '' for none: then {'busy'} if one is), '1' if the caller has just read
+-- the counts of a partitioned space with a capacity (else {'full'} if the firings'
+-- tuples may not fit as last counted, changing nothing), then each firing: the rule's name,
 -- '' or its failure (JSON), how many tuples it takes and their ids, how many it writes
--- and their encodings and index keys, how many fields it sets and each one's record
+-- and their encodings and index keys, then, in a partitioned space (else '' and 0), the
+-- partition of its tuple ("rule_stopped", ...), how many it writes in other partitions
+-- and each one's partition, encoding and index keys (the writes it owes them: see
+-- ``rowe``), how many it takes in other partitions and each one's partition and id
+-- (held there under the hold of the firing), how many fields it sets and each one's record
 -- path, tag and value's encoding, how many records it gives a lease and each one's path
 -- and lease in ms ('' for none), how many records it creates and each one's path,
 -- fields' encoding and the links they hold (see checked_links), how many records it read
--- and each one's path and version.  All of them happen, in one step, ``fired`` becomes the seq, and the answer
--- is pending()'s; or none: {'moved'} (another process ran them), {'stale'} (the rules
--- changed), {'retry'} (a tuple to take, or a record to set, is gone, a record read
--- changed, or one a creation links to moved or ended).  A firing whose tuples do not fit in the space fails with SpaceFull, one
+-- and each one's path and version.  All of them happen, in one step, ``fired`` becomes
+-- the seq, and the answer is pending()'s (given 0 events to return: of a partitioned
+-- space, the version and ``fired``); or none: {'moved'} (another process ran them),
+-- {'stale'} (the rules changed), {'retry'} (a tuple to take, or a record to set, is gone,
+-- a record read changed, or one a creation links to moved or ended).  A firing whose
+-- tuples do not fit in the space fails with SpaceFull, one
 -- that would give a record too many fields with ValueTooLarge, one that would create a
 -- record at a path taken with RecordExists, changing nothing.
 expire_due()
@@ -1683,10 +1893,20 @@ if (redis.call('HGET', CFG, 'rulev') or '0') ~= ARGV[3] then
   tell_room()
   return {'stale'}
 end
+local intent = redis.call('GET', P .. ':rint')
+if ARGV[1] ~= '' and (intent or ARGV[6] ~= '') then  -- only the firing announced, while its lease runs
+  local name, ends = string.match(intent or '', '^(%S+) %S+ (%d+)$')
+  if name ~= ARGV[6] or tonumber(ends) <= now then
+    tell_room()
+    return {'busy'}
+  end
+  redis.call('DEL', P .. ':rint')
+end
 local most = tonumber(ARGV[5])
-local firings, i = {}, 6
+local firings, i = {}, 8
 while i <= #ARGV do
-  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {}}
+  local f = {name = ARGV[i], failure = ARGV[i + 1], takes = {}, writes = {}, sets = {}, leases = {}, creates = {},
+    owes = {}, held = {}}
   local n = tonumber(ARGV[i + 2])
   for j = 1, n do
     local id = ARGV[i + 2 + j]
@@ -1702,6 +1922,17 @@ while i <= #ARGV do
     f.writes[j] = {ARGV[i - 1 + 2 * j], ARGV[i + 2 * j]}
   end
   i = i + 1 + 2 * m
+  f.stopped = ARGV[i]
+  local o = tonumber(ARGV[i + 1])
+  for j = 1, o do
+    f.owes[j] = {ARGV[i - 1 + 3 * j], ARGV[i + 3 * j], ARGV[i + 1 + 3 * j]}
+  end
+  i = i + 2 + 3 * o
+  local h = tonumber(ARGV[i])
+  for j = 1, h do
+    f.held[j] = {ARGV[i - 1 + 2 * j], tonumber(ARGV[i + 2 * j])}
+  end
+  i = i + 1 + 2 * h
   local k = tonumber(ARGV[i])
   for j = 1, k do
     local rid = redis.call('HGET', RPATH, ARGV[i - 2 + 3 * j])
@@ -1769,14 +2000,35 @@ local function too_many(sets)
   return ''
 end
 
+-- In a partitioned space with a capacity, the tuples counted in the space, less those
+-- the firings take and with those they write (all of which, in this partition too, are
+-- owed: see keep_owed).
+local spread = KEYS[2] and capacity and counted()
+if spread and ARGV[7] == '' then  -- counts older than the takes since may make it seem full
+  local more = 0
+  for _, f in ipairs(firings) do
+    more = more + #f.writes + #f.owes + 1  -- and a tuple telling that its rule stopped
+  end
+  if spread + more > capacity then
+    tell_room()
+    return {'full'}
+  end
+end
 for _, f in ipairs(firings) do
   local failure = f.failure
-  if failure == '' and capacity and live_count() - #f.takes + #f.writes > capacity then
+  local change = #f.writes + #f.owes - #f.takes - #f.held
+  if failure == '' and capacity and (spread or live_count()) + change > capacity then
     failure = cjson.encode({class = 'SpaceFull', limit = 'capacity', maximum = capacity,
       message = "the reaction's tuples do not fit: the space holds " .. capacity .. ', its capacity'})
   end
   if failure == '' and firing_charge ~= '0' then
-    failure = pay_firing(f.name)
+    local elsewhere = nil
+    if f.stopped ~= '' and (f.stopped ~= '0' or spread) then
+      elsewhere = function(data, keys)
+        owe(f.stopped, data, keys)
+      end
+    end
+    failure = pay_firing(f.name, elsewhere)
   end
   if failure == '' then
     failure = too_many(f.sets)
@@ -1787,12 +2039,21 @@ for _, f in ipairs(firings) do
       failure = cjson.encode({class = 'RecordExists', message = message})
     end
   end
+  for _, held in ipairs(f.held) do  -- taken there if the firing is done, else given back
+    local owes = owing_to(held[1])
+    owes.hold = ARGV[6]
+    local ids = failure == '' and owes.take or owes.back
+    ids[#ids + 1] = held[2]
+  end
   if failure == '' then
     for _, id in ipairs(f.takes) do
       remove(id, 'take')
     end
     for _, w in ipairs(f.writes) do
       put(w[1], w[2], false)
+    end
+    for _, w in ipairs(f.owes) do
+      owe(w[1], w[2], w[3])
     end
     for _, set in ipairs(f.sets) do
       if redis.call('HGET', P .. ':rk:' .. set[1], set[2]) then
@@ -1817,6 +2078,7 @@ for _, f in ipairs(firings) do
       rlog('create', rid, 1, made[1], '', made[2])
     end
     redis.call('HINCRBY', RST, f.name .. ' f', 1)
+    spread = spread and spread + change
   else
     redis.call('HINCRBY', RST, f.name .. ' x', 1)
     redis.call('HSET', RST, f.name .. ' e', failure)
@@ -1825,6 +2087,7 @@ end
 if ARGV[1] ~= '' then
   redis.call('HSET', CFG, 'fired', seq)
 end
+keep_owed(ARGV[1] ~= '' and seq or nil)
 tell_room()
 tell_records()
 return pending(ARGV[4])
@@ -1964,8 +2227,11 @@ return out
 -- ARGV: rid (or "$<token>"), the version the record must have, the number n of fields a
 -- method set, n tags and their values' encodings, the number c of records it created, c
 -- paths, their fields' encodings and the links they hold (see checked_links), then the
--- encoding and index keys of each tuple it wrote.  The tuples are written, the records created, then each field set (an update
--- event each): {'ok', the new version}, {'fire', the new version} if the space has rules;
+-- partition ('' in a space without partitions), encoding and index keys of each tuple it
+-- wrote.  The tuples are written (those of other partitions owed to them, and in a
+-- partitioned space with a capacity those of this one too, see ``rowe``; 'owed' is then
+-- the reply's third item), the records created, then each field set (an update event
+-- each): {'ok', the new version}, {'fire', the new version} if the space has rules;
 -- {'retry'} if the record has another version (or a record a creation links to moved or
 -- ended), {'full'} if the space has no room for
 -- the tuples, {'exists', path} if a record has a path it would create, {} if the record
@@ -1977,7 +2243,7 @@ local kept = rid and rget(rid)
 local n = tonumber(ARGV[3])
 local c = tonumber(ARGV[4 + 2 * n])
 local made = 5 + 2 * n
-local tuples = (#ARGV - 4 - 2 * n - 3 * c) / 2
+local tuples = (#ARGV - 4 - 2 * n - 3 * c) / 3
 local taken, links = false, {}
 for i = 1, c do
   if not taken and rtaken(ARGV[made + 3 * i - 3]) then
@@ -1996,7 +2262,7 @@ elseif not kept then
   out = {}
 elseif rsplit(kept) ~= ARGV[2] or not links then
   out = {'retry'}
-elseif tuples > 0 and capacity and live_count() + tuples > capacity then
+elseif tuples > 0 and capacity and (KEYS[2] and counted() or live_count()) + tuples > capacity then
   tell_room()
   out = {'full'}
 elseif taken then
@@ -2004,8 +2270,14 @@ elseif taken then
 else
   local first = made + 3 * c
   for i = 1, tuples do
-    put(ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1], false)
+    local q, data, keys = ARGV[first + 3 * i - 3], ARGV[first + 3 * i - 2], ARGV[first + 3 * i - 1]
+    if q == '' or (q == '0' and not (KEYS[2] and capacity)) then  -- else counted in, see keep_owed
+      put(data, keys, false)
+    else
+      owe(q, data, keys)
+    end
   end
+  keep_owed(nil)
   for i = 1, c do
     local path, fields = ARGV[made + 3 * i - 3], ARGV[made + 3 * i - 2]
     drop_redirect(path)
@@ -2028,6 +2300,9 @@ else
     tell_room()
   end
   out = {rules > 0 and 'fire' or 'ok', version}
+  if #owing > 0 then
+    out[3] = 'owed'
+  end
 end
 tell_records()
 return out

@@ -29,13 +29,33 @@ the next lease of a tuple or record ends, ends it then and runs the reactions (t
 ``fired``, as above, so once whichever processes run timers); it looks again at least
 every EXPIRY_LOOK seconds, for the leases other processes grant, and stops as the space
 is closed.
+
+A partitioned space keeps its rules, their counts and ``fired`` (a seq of the space) in
+its first partition, and a copy of how many rules there are in the others
+(``rule_flag``), so that a write there answers 'fire'.  A process reads the logs of
+every partition after ``fired``, merged in the space's order (the order every process
+sees).  A firing that takes in other partitions is announced in the first partition
+(``rule_intent``, with a lease of FIRING_LEASE ms) and its tuples are held where they are
+(``rule_hold``).  Then ``rule_fire`` in the first partition does there, in one step,
+what the firings do there (the records they set, refresh, create and call, the tuples
+they take and write there, the payments, the counts), moves ``fired`` on, and keeps what
+they owe the other partitions (``rowe``: the tuples held there to take or to give back,
+the writes; in a space with a capacity, room reserved for those writes).  That is done
+next, by any process, before the reactions of a later event run: each partition does
+what it is owed once (``rule_owed``, with a mark), then the first partition counts it
+and forgets it (``cap_settle``, ``rule_paid``).  So a process killed after the decision
+leaves the rest of the firing to the next process that runs reactions; one killed
+before it leaves an announcement whose lease runs out, and the next process gives back
+what it held (``rule_release``) and fires the event again.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._codec import encode
@@ -66,6 +86,7 @@ from ._redis import (
     encode_tuple,
     from_nanos,
     lease_ms,
+    route_of_tuple,
 )
 
 if TYPE_CHECKING:
@@ -81,6 +102,10 @@ _Args = list[Any]  # the arguments of a script
 _Writes = list[tuple[Value, ...]]  # what a firing writes, sets and creates (see _firing_of)
 _Sets = list[tuple[str, str, Value]]
 _Creates = list[tuple[Any, dict[str, Any]]]
+_Events = list[tuple[int, str, bytes]]  # each event's seq, kind and encoding
+_Holds = dict[int, list[Any]]  # the ids a firing takes in each partition but the first
+_Partitions = list[int]
+FIRING_LEASE = 30_000  # ms a firing that takes in other partitions may take to be decided
 
 
 class RedisRules:
@@ -98,8 +123,18 @@ class RedisRules:
     call runs (see :meth:`fire`).
     """
 
-    def __init__(self, core: RedisCore) -> None:
+    def __init__(
+        self,
+        core: RedisCore,
+        *,
+        latest: Callable[[], Any] | None = None,
+        after: Callable[[int, int], Any] | None = None,
+    ) -> None:
         self._core = core
+        # A partitioned space's: the seq after which its later events come, and its
+        # events after a seq in the space's order (and whether some left the logs).
+        self._latest = latest
+        self._after = after
         self._model = _model()
         self._version = b""  # of the rules in Redis the model holds ('': none read yet)
         self._order: list[str] = []  # the names of the rules, in the order they were added
@@ -225,12 +260,14 @@ class RedisRules:
             except InvalidValue:
                 rules.remove(name)
                 raise
-            reply = self._core.call("rule_add", [name, self._version, definition])
+            latest = "" if self._latest is None else self._latest()
+            reply = self._core.call("rule_add", [name, self._version, definition, latest])
             if reply[0] == b"ok":  # the model holds the rules of that version now
                 self._version = reply[1]
                 self._order.append(name)
                 self._since[name] = int(reply[2])
                 self._time_expiries()
+                self._flag(reply[1], reply[3])
                 return rules.get(name)
             if reply[0] == b"exists":
                 rules.remove(name)
@@ -239,8 +276,17 @@ class RedisRules:
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`~tuplespace.RuleNotFound` if there is none."""
-        if not self._core.call("rule_remove", [name]):
+        reply = self._core.call("rule_remove", [name])
+        if not reply:
             raise RuleNotFound(f"no rule named {name!r}")
+        self._flag(*reply)
+
+    def _flag(self, version: bytes, count: int) -> None:
+        """Tell the other partitions of a partitioned space how many rules it has (of
+        ``version``): a write there then answers 'fire'."""
+        if self._after is not None:
+            for part in self._core.serving(None)[1:]:
+                part.core.call("rule_flag", [version, count])
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name, with its counts in Redis."""
@@ -314,6 +360,8 @@ class RedisRules:
         to those of ``limits.max_firings`` events (see :class:`~tuplespace.ActiveLimits`;
         the next call runs the others); the number of events whose reactions this
         process ran."""
+        if self._after is not None:
+            return self._fire_across(self._after)
         ran = 0
         with self._firing:
             most = self.limits.max_firings
@@ -345,24 +393,135 @@ class RedisRules:
                         event = decode_change(seq, kind, entries[i + 2], 0)[1]
                     else:
                         event = decode_tuple(entries[i + 2])
-                    firings = self._firings(seq, kind, event)
+                    firings = self._firings(seq, kind, event, {})
                     if firings:
                         break
-                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), *firings])
+                reply = self._core.call("rule_fire", [fired, seq, *self._fire_args(), "", "", *firings])
                 if len(reply) > 1:
                     ran += seq - fired
 
+    def _fire_across(self, after: Callable[[int, int], Any]) -> int:
+        """:meth:`fire` on a partitioned space: what firings owe partitions first,
+        then the reactions of the events of every partition after ``fired``, in
+        the space's order, read by ``after`` (the events after a seq, and whether some
+        left the logs before)."""
+        ran = 0
+        counted = False  # the partitions' counts were just read
+        with self._firing:
+            most = self.limits.max_firings
+            while True:
+                reply = self._core.call("rule_owing", [])
+                if len(reply) > 3:  # what firings owe partitions, not all done yet
+                    self._pay(reply[3:])
+                    continue
+                if reply[2] == b"busy":  # a firing that takes is under way: its process runs them
+                    return ran
+                if reply[2]:  # the process of such a firing stopped midway: give back what it held
+                    name, where = reply[2].decode().split()
+                    self._release(name, [int(p) for p in where.split(",")])
+                    continue
+                if reply[0] != self._version:
+                    with self._modelling:
+                        self._follow()
+                    continue
+                fired = int(reply[1])
+                if ran == most or not self._order:
+                    return ran
+                events, lost = after(fired, EVENTS_READ)
+                if lost:
+                    log.warning(
+                        "events left the logs of space %r before their reactions ran",
+                        self._core.options.space,
+                    )
+                if not events:
+                    return ran
+                # The events up to the first that fires a rule, run in one script.
+                seq, firings, passed = fired, [], 0
+                holds: _Holds = {}
+                for seq, kind, data in events[: most - ran]:
+                    passed += 1
+                    event: tuple[Value, ...] | Change
+                    if kind.startswith("r."):  # a record's change
+                        event = decode_change(seq, kind, data, 0)[1]
+                    else:
+                        event = decode_tuple(data)
+                    firings = self._firings(seq, kind, event, holds)
+                    if firings:
+                        break
+                hold = "f" + secrets.token_hex(8) if holds else ""
+                if hold and not self._hold(fired, hold, holds):
+                    continue
+                args = [fired, seq, *self._fire_args(), hold, "1" if counted else "", *firings]
+                reply = self._core.call("rule_fire", args)
+                counted = reply[0] == b"full"
+                if counted:  # with a capacity, read the partitions' counts and try again
+                    self._core.recount()
+                if len(reply) > 1:
+                    ran += passed
+                elif hold:  # nothing was done: what it held goes back
+                    self._release(hold, [*holds])
+
+    def _hold(self, fired: int, hold: str, holds: _Holds) -> bool:
+        """Announce a firing that takes in other partitions (with a lease, in the first
+        partition), then hold there the tuples ``holds`` it takes, under the name
+        ``hold``: whether all are held.  If not (the events' reactions ran meanwhile,
+        another firing is announced, a tuple is gone), nothing is held."""
+        where = ",".join(map(str, holds))
+        reply = self._core.call("rule_intent", [fired, hold, where, FIRING_LEASE])
+        if reply[0] != b"ok":
+            return False
+        parts = self._core.serving(None)
+        for p, ids in holds.items():
+            if (parts[p].core.call("rule_hold", [hold, *ids]))[0] != b"ok":
+                self._release(hold, [*holds])
+                return False
+        return True
+
+    def _release(self, hold: str, partitions: _Partitions) -> None:
+        """Give back what the firing announced as ``hold`` holds in ``partitions``, and
+        refuse it there from then on; then end its announcement."""
+        parts = self._core.serving(None)
+        for p in partitions:
+            parts[p].core.call("rule_release", [hold])
+        self._core.call("rule_intent_end", [hold])
+
+    def _pay(self, owed: _Args) -> None:
+        """Do what firings owe other partitions (``owed``: each "<seq> <rank>
+        <partition>" and what: the tuples held there to take or give back, the writes),
+        each once whichever processes do it, then forget it."""
+        parts = self._core.serving(None)
+        keys = owed[::2]
+        readings: _Args = []  # of the partitions' counts, in a space with a capacity
+        reserved: set[str] = set()  # the reservations of room for the writes done
+        for key, owes in sorted(zip(keys, owed[1::2], strict=True), key=_owed_order):
+            p = int(key.split()[2])
+            reply = parts[p].core.call("rule_owed", [key, owes])
+            if len(reply) > 1:
+                readings += (p, reply[1], reply[2])
+                reserved.add(json.loads(owes).get("res", ""))
+        for res in reserved:  # counted in their partitions now: the room reserved ends
+            self._core.call("cap_settle", [res, *readings])
+        self._core.call("rule_paid", keys)
+
     def _fire_args(self) -> _Args:
         """The arguments of ``rule_fire`` after the seq: the version of the rules, the
-        events to return, the most fields a record may have."""
-        return [self._version, EVENTS_READ, DEFAULT_LIMITS.max_fields]
+        events to return (none in a partitioned space, whose process reads its
+        partitions' logs), the most fields a record may have (the hold follows)."""
+        return [self._version, EVENTS_READ if self._after is None else 0, DEFAULT_LIMITS.max_fields]
 
     def _establish(self, name: str) -> None:
         """Set the field of the Push Logic rule ``name``, just added, to its value."""
+        counted = False  # the partitions' counts were just read
         while True:
-            firing = self._firing_of(name, "", None)
-            reply = self._core.call("rule_fire", ["", 0, *self._fire_args(), *firing])
+            firing = self._firing_of(name, "", None, {})
+            args = ["", 0, *self._fire_args(), "", "1" if counted else "", *firing]
+            reply = self._core.call("rule_fire", args)
+            counted = reply[0] == b"full"
+            if counted:  # with a capacity, read the partitions' counts and try again
+                self._core.recount()
             if len(reply) > 1:
+                if self._after is not None:  # the tuple telling that it stopped, elsewhere
+                    self.fire()
                 return
             if reply[0] == b"stale":  # the rules changed meanwhile: is it still there?
                 with self._modelling:
@@ -370,20 +529,24 @@ class RedisRules:
                 if name not in self._since:
                     return
 
-    def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change) -> _Args:
-        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``."""
+    def _firings(self, seq: int, kind: str, t: tuple[Value, ...] | Change, holds: _Holds) -> _Args:
+        """What ``rule_fire`` needs of the firings of the rules for the event ``seq``
+        (the ids they take in other partitions added to ``holds``)."""
         args: _Args = []
         for name in self._order:
             if self._since[name] < seq:
-                args += self._firing_of(name, kind, t)
+                args += self._firing_of(name, kind, t, holds)
         return args
 
-    def _firing_of(self, name: str, kind: str, event: tuple[Value, ...] | Change | None) -> _Args:
+    def _firing_of(
+        self, name: str, kind: str, event: tuple[Value, ...] | Change | None, holds: _Holds
+    ) -> _Args:
         """What ``rule_fire`` needs of the firing of ``name`` for an event, of a tuple
         or the change of a record (None: of the Push Logic rule ``name`` as it is
         added); nothing if it does not fire: its name, its failure or '', the ids it
         takes, the tuples it writes, the fields it sets, the versions of the records
-        it read."""
+        it read.  In a partitioned space, the ids it takes in other partitions are
+        added to ``holds``, by partition."""
         rules = self._model.rules
         named = rules.reads(name, kind, event)
         if named is None:
@@ -400,17 +563,13 @@ class RedisRules:
                 if path not in read:
                     read[path] = self._record(path)
                 writes, sets, creates = self._call(path, read[path][1], tag, args, writes, sets, creates)
-            ids: _Args = []
+            taken: list[tuple[int, Any]] = []  # the partition and id of each tuple it takes
             for template in takes:
-                some = self._core.select(template, False, len(ids) + 1, "")
-                found = [i for i, _ in some if i not in ids]
+                some = self._core.select(template, False, len(taken) + 1, "")
+                found = [(self._partition(t), i) for i, t in some if (self._partition(t), i) not in taken]
                 if not found:
                     raise no_match(template)
-                ids.append(found[0])
-            items: _Args = []
-            for w in writes:
-                _, data, keys = encode_tuple(w)
-                items += (data, keys)
+                taken.append(found[0])
             fields: _Args = []
             push = rules.get(name).kind == "push"
             for path, tag, value in sets:
@@ -426,8 +585,15 @@ class RedisRules:
                     read[path] = self._record(path)
                 leases += (path, lease_ms(check_lease(seconds)))
             made = created_records(self._core, creates)
+            items, owes, stopped = self._placed(name, writes)
         except TupleSpaceError as exc:
-            return [name, failure_to_json(exc), 0, 0, 0, 0, 0, 0]
+            return [name, failure_to_json(exc), 0, 0, "", 0, 0, 0, 0, 0, 0]
+        ids = [i for p, i in taken if not p]
+        held: _Args = []
+        for p, i in taken:
+            if p:
+                held += (p, i)
+                holds.setdefault(p, []).append(i)
         versions: _Args = [len(read)]
         for path, (version, _) in read.items():
             versions += (path, version)
@@ -436,8 +602,13 @@ class RedisRules:
             "",
             len(ids),
             *ids,
-            len(writes),
+            len(items) // 2,
             *items,
+            stopped,
+            len(owes) // 3,
+            *owes,
+            len(held) // 2,
+            *held,
             len(fields) // 3,
             *fields,
             len(leases) // 2,
@@ -446,6 +617,32 @@ class RedisRules:
             *made,
             *versions,
         ]
+
+    def _partition(self, t: tuple[Value, ...]) -> int:
+        """The partition that keeps the tuple ``t`` (0 in a space without partitions)."""
+        return 0 if self._after is None else route_of_tuple(t, self._core.options)
+
+    def _placed(self, name: str, writes: _Writes) -> tuple[_Args, _Args, str]:
+        """The writes of a firing of ``name`` as ``rule_fire`` takes them: those made
+        in the first partition (each its encoding and index keys), those owed to other
+        partitions, and in a space with a capacity to the first too (each its partition
+        first), and the partition of the tuple telling that ``name`` stopped ('' in a
+        space without partitions)."""
+        options = self._core.options
+        items: _Args = []
+        owes: _Args = []
+        counted = self._after is not None and options.capacity is not None  # by what is owed
+        for w in writes:
+            checked, data, keys = encode_tuple(w)
+            p = self._partition(checked)
+            if p or counted:
+                owes += (p, data, keys)
+            else:
+                items += (data, keys)
+        if self._after is None:
+            return items, owes, ""
+        stopped = ("rule_stopped", name, self._model.rules.get(name).principal)
+        return items, owes, str(route_of_tuple(stopped, options))
 
     def _call(
         self,
@@ -490,7 +687,10 @@ class RedisRules:
         until the next one ends (at most EXPIRY_LOOK seconds), until the space closes."""
         while not self._closed:
             try:
-                ms = int(self._core.call("rule_next", []))
+                ms = -1
+                for part in self._core.serving(None):  # each partition of a partitioned space
+                    soon = int(part.core.call("rule_next", []))
+                    ms = soon if ms < 0 or 0 <= soon < ms else ms
                 self.fire()
             except Exception as exc:  # Redis out of reach, a damaged rule: logged, and looked at again
                 if self._closed or self._core.closed():
@@ -530,6 +730,14 @@ def created_records(core: RedisCore, creates: _Creates) -> _Args:
                 links.append(link)
         out += (path, encode_record(checked), "\n".join(links))
     return out
+
+
+def _owed_order(owed: tuple[bytes, bytes]) -> tuple[int, int, int]:
+    """The order in which what is owed to partitions is done: by event (what is owed
+    for no event first: by a method, by a Push Logic rule as it is added), the
+    partitions where it takes first, then by partition."""
+    seq, rank, partition = owed[0].split()
+    return (-1 if seq.startswith(b"a") else int(seq), int(rank), int(partition))
 
 
 def _model() -> Space:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 import bisect
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -29,7 +30,7 @@ import secrets
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, Self, TypeVar
 from urllib.parse import quote
@@ -303,6 +304,66 @@ def _latest(parts: list[_Part], n: int) -> tuple[int, list[Any]]:
     return most * n + n - 1, replies
 
 
+def _latest_seq(parts: list[_Part]) -> int:
+    """The seq after which every later event of the partitioned space of ``parts`` comes."""
+    return (_latest(parts, len(parts)))[0]
+
+
+def _read_logs(
+    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = ()
+) -> tuple[list[tuple[int, str, bytes, int]], int, EventsLost | None, float | None]:
+    """Read the next events of the log of each partition of ``parts`` after its seq
+    there in ``after`` (moved on), at most ``most`` of each and :data:`READ_AHEAD_BYTES`
+    of their encodings in all, but those of the partitions in ``skip``: the events
+    read, each its seq in the space, kind, encoding and time (in no order); the seq up
+    to which every event of those partitions is read; an EventsLost if a partition's log
+    no longer reaches back to ``after``; the seconds until the next lease of the space
+    ends (None: no lease).
+
+    An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
+    partitions, the script ``events`` makes a partition's latest seq at least the clock
+    of this process, which every seq read moves on: the events up to the seq returned
+    are all read."""
+    n = parts[0][1].options.partitions
+    room = READ_AHEAD_BYTES // len(parts)
+    lost = None
+    known = []  # up to which seq of its own each partition's events are all read
+    expiry: float | None = None
+    items: list[tuple[int, str, bytes, int]] = []
+    for p, core in parts:
+        if p in skip:
+            known.append(after[p])
+            continue
+        reply = core.call("events", [after[p], most, room])
+        entries = reply[6:]
+        if lost is None and after[p] < int(reply[4]):
+            lost = EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
+        for i in range(0, len(entries), 4):
+            k = after[p] = int(entries[i])
+            items.append((k * n + p, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3])))
+        all_read = len(entries) < 4 * most and not int(reply[5])
+        known.append(int(reply[0]) if all_read else after[p])
+        ms = float(reply[2])
+        if ms >= 0:
+            expiry = ms / 1000.0 if expiry is None else min(expiry, ms / 1000.0)
+    return items, min(known) * n + n - 1, lost, expiry
+
+
+def _events_after(parts: list[_Part], fired: int, most: int) -> tuple[list[tuple[int, str, bytes]], bool]:
+    """The events of the partitioned space of ``parts`` after its seq ``fired``, in
+    their order, each its seq, kind and encoding (at most ``most`` of each partition:
+    the first of them, all those up to the last); and whether events after ``fired``
+    left a partition's log before they were read."""
+    n = len(parts)
+    while True:
+        after = {p: max(0, (fired - p) // n) for p, _ in parts}
+        items, upto, lost, _ = _read_logs(parts, after, most)
+        items.sort(key=_first)
+        ready = [(seq, kind, data) for seq, kind, data, _ in items if fired < seq <= upto]
+        if ready or not any(seq > fired for seq, _, _, _ in items):
+            return ready, lost is not None
+
+
 def _log_start(
     core: RedisCore, parts: list[_Part], since: int | None
 ) -> tuple[int, dict[int, int], list[Any]]:
@@ -367,7 +428,8 @@ class RedisCore:
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
     wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
-    whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
+    whether it knows of them or not, and ``rules()`` gives the space's rules; ``recount``
+    reads the count of every partition of a partitioned space with a capacity; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
     ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
     waiting for room; ``serving(template)`` lists the spaces (its
@@ -396,6 +458,7 @@ class RedisCore:
         "options",
         "ping",
         "react",
+        "recount",
         "refile",
         "remove_subscription",
         "remove_waiter",
@@ -428,6 +491,7 @@ class RedisCore:
         wait: Callable[[Wake, float | None], Any],
         ping: Callable[[], Any],
         react: Callable[[], Any],
+        recount: Callable[[], Any],
         fire: Callable[[], Any],
         rules: Callable[[], RedisRules],
         add_subscription: Callable[[LogReader[Any], Wake], None],
@@ -456,6 +520,7 @@ class RedisCore:
         self.wait = wait
         self.ping = ping
         self.react = react
+        self.recount = recount
         self.fire = fire
         self.rules = rules
         self.add_subscription = add_subscription
@@ -517,9 +582,16 @@ class RedisSpace:
     """
 
     def __init__(
-        self, options: Options, partition: int = 0, client: Any = None, clock: Clock | None = None
+        self,
+        options: Options,
+        partition: int = 0,
+        client: Any = None,
+        clock: Clock | None = None,
+        owner: RedisCore | None = None,
     ) -> None:
         self._options = options
+        # A partition of a partitioned space: the space, which runs the rules.
+        self._owner = owner
         self._key = prefix(options.space, partition)
         self._channel = self._key + ":ch"
         # In a partitioned space, the clock its partitions share: each script is given
@@ -601,6 +673,7 @@ class RedisSpace:
             wait=self._wait,
             ping=self._ping,
             react=self._react,
+            recount=self._recount,
             fire=self._fire,
             rules=self._the_rules,
             add_subscription=self._add_subscription,
@@ -1150,27 +1223,41 @@ class RedisSpace:
     def rules(self) -> RedisRules:
         """The space's rules, kept in Redis for every process that opens it: reactions
         to its tuples' events (see :class:`RedisRules` and ``docs/scaling.md``)."""
+        if self._owner is not None:
+            return self._owner.rules()
         if self._rules is None:
             self._check_open()
-            self._rules = RedisRules(self.core)
+            self._rules = self._new_rules()
         return self._rules
+
+    def _new_rules(self) -> RedisRules:
+        return RedisRules(self.core)
 
     def _the_rules(self) -> RedisRules:
         return self.rules
 
     def _react(self) -> None:
         """Run the reactions not run yet, if this process knows of rules."""
-        if self._rules is not None and self._rules.known:
+        if self._owner is not None:
+            self._owner.react()
+        elif self._rules is not None and self._rules.known:
             self._fire()
 
     def _fire(self) -> None:
         """Run the reactions not run yet, after an operation: what stops them (Redis out
         of reach, the space closed meanwhile) is logged, not raised, as the operation
         happened; the next process that runs them does them."""
+        if self._owner is not None:
+            self._owner.fire()
+            return
         try:
             self.rules.fire()
         except TupleSpaceError as exc:
             log.warning("the reactions of space %r were not run: %s", self._options.space, exc)
+
+    def _recount(self) -> None:
+        """Read the count of every partition of a partitioned space with a capacity
+        (here: nothing to read)."""
 
     # -- transactions ---------------------------------------------------------------------------
 
@@ -2128,14 +2215,18 @@ class PartitionedRedisSpace(RedisSpace):
     ``write_if_absent`` is atomic when its template can match in the tuple's partition
     only.  A write into a partitioned space with a capacity reserves room in the
     first partition first, and stores the counts of the partitions it wrote in there
-    after (two scripts more).
+    after (two scripts more).  Its rules are kept in the first partition and react to
+    the events of every partition in the space's order, each firing decided there in one
+    step (see :class:`RedisRules`).
     See ``docs/scaling.md``, "Partitions".
     """
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
         # This object holds the client the partitions share, and closes it last.
-        self._parts = [RedisSpace(options, i, self._redis, self._clock) for i in range(options.partitions)]
+        self._parts = [
+            RedisSpace(options, i, self._redis, self._clock, self.core) for i in range(options.partitions)
+        ]
         # The waiters filed in the partitions for each call waiting across them, and how
         # many of those calls have looked once and wait (each counts as one waiter).
         self._across: list[list[Waiter[Wake]]] = []
@@ -2298,6 +2389,10 @@ class PartitionedRedisSpace(RedisSpace):
         self._parts[0].core.call("cap_settle", [reservation, *readings])
         return soonest
 
+    def _recount(self) -> None:
+        if self._options.capacity is not None:
+            self._count("", [])
+
     def write(self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None) -> Lease:
         """Write the tuple ``t`` into its partition; see :meth:`tuplespace.Space.write`."""
         checked, data, keys = encode_tuple(t)
@@ -2382,13 +2477,14 @@ class PartitionedRedisSpace(RedisSpace):
             return None if None in replies else min(replies, key=float)
         return int(all(replies))
 
-    @property
-    def rules(self) -> RedisRules:
-        """Not for a partitioned space: NotSupported (its partitions number their events
-        each on its own, and a reaction runs in the order of the events)."""
-        raise NotSupported(
-            f"rules on a space partitioned by field {self._options.route}: open the space "
-            f"without partitions for them"
+    def _new_rules(self) -> RedisRules:
+        """The rules, kept in the first partition, reacting to the events of every
+        partition in the space's order (see :class:`RedisRules`)."""
+        parts = self._log_parts(None)
+        return RedisRules(
+            self.core,
+            latest=functools.partial(_latest_seq, parts),
+            after=functools.partial(_events_after, parts),
         )
 
     def claim(self, tag: str, lease: float, remember: float) -> RedisTransaction:
@@ -2974,29 +3070,11 @@ class LogReader(Openable, Generic[_Item]):
         one read of each."""
         n = self._core.options.partitions
         most = max(1, self._max_pending // len(self._parts))
-        room = READ_AHEAD_BYTES // len(self._parts)
         waiting = {item[0] % n for item in self._ahead}
-        lost = None
-        known = []  # up to which seq of its own each partition's events are all read
-        expiry: float | None = None
-        for p, core in self._parts:
-            if p in waiting:
-                known.append(self._after[p])
-                continue
-            reply = core.call("events", [self._after[p], most, room])
-            entries = reply[6:]
-            if lost is None and self._after[p] < int(reply[4]):
-                lost = EventsLost((self._after[p] + 1) * n + p, int(reply[1]) * n + p)
-            for i in range(0, len(entries), 4):
-                k = self._after[p] = int(entries[i])
-                self._ahead.append((k * n + p, entries[i + 1].decode(), entries[i + 2], int(entries[i + 3])))
-            all_read = len(entries) < 4 * most and not int(reply[5])
-            known.append(int(reply[0]) if all_read else self._after[p])
-            ms = float(reply[2])
-            if ms >= 0:
-                expiry = ms / 1000.0 if expiry is None else min(expiry, ms / 1000.0)
+        items, upto, lost, expiry = _read_logs(self._parts, self._after, most, waiting)
+        self._ahead += items
         self._ahead.sort(key=_first)
-        ready = bisect.bisect_right(self._ahead, min(known) * n + n - 1, key=_first)
+        ready = bisect.bisect_right(self._ahead, upto, key=_first)
         for item in self._ahead[:ready]:
             self._keep(*item)
         del self._ahead[:ready]
@@ -3413,6 +3491,7 @@ class RedisRecord:
         it returned or failed."""
         self._full("set")
         rules = self._core.rules()
+        recounted = False  # in a partitioned space with a capacity, its counts were read again
         while True:
             loaded = self._load()
             method = method_in(loaded.fields, tag)
@@ -3423,11 +3502,14 @@ class RedisRecord:
                 items += (k, encode(check_field(k, v, DEFAULT_LIMITS)))
             made = created_records(self._core, created)
             items += (str(len(made) // 3), *made)
-            for t in spawned:
-                items += encode_tuple(t)[1:]
+            items += self._spawned(spawned)
             reply = _checked(
                 self._core, self.rid, self._core.call("rcall", [self._ref, loaded.version, *items])
             )
+            if reply[0] == b"full" and self._core.options.partitions > 1 and not recounted:
+                self._core.recount()  # counts older than the takes since may make it seem full
+                recounted = True
+                continue
             if reply[0] == b"full":
                 capacity = self._core.options.capacity
                 raise SpaceFull(
@@ -3438,10 +3520,20 @@ class RedisRecord:
                 )
             if reply[0] == b"exists":
                 raise RecordExists(f"a record already has the path {reply[1].decode()!r}; nothing changed")
-            if reply[0] == b"fire":  # the space has rules: run their reactions
+            if reply[0] == b"fire" or reply[-1] == b"owed":  # rules to run, writes owed to partitions
                 self._core.fire()
             if reply[0] != b"retry":
                 return value
+
+    def _spawned(self, spawned: list[tuple[Value, ...]]) -> list[Any]:
+        """The tuples a method wrote, as ``rcall`` takes them: each its partition ('' in
+        a space without partitions), encoding and index keys."""
+        options = self._core.options
+        items: list[Any] = []
+        for t in spawned:
+            checked, data, keys = encode_tuple(t)
+            items += ("" if options.partitions == 1 else route_of_tuple(checked, options), data, keys)
+        return items
 
     def _run(
         self,
