@@ -387,7 +387,8 @@ class RedisCore:
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
-    ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
+    ``remove_waiter`` its waiting calls, ``take_offer(waiter)`` takes what was offered to
+    a waiting take (None: nothing, or gone), ``add_writer`` and ``remove_writer`` its writes
     waiting for room; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
@@ -421,6 +422,7 @@ class RedisCore:
         "select",
         "serving",
         "subscriptions",
+        "take_offer",
         "txn",
         "wait",
         "write",
@@ -452,6 +454,7 @@ class RedisCore:
         add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
         refile: Callable[[Waiter[Wake]], None],
         remove_waiter: Callable[[Waiter[Wake]], None],
+        take_offer: Callable[[Waiter[Wake]], Any],
         add_writer: Callable[[Wake], Writer[Wake]],
         remove_writer: Callable[[Writer[Wake], bool], None],
         serving: Callable[[Template | None], list[RedisSpace]],
@@ -480,6 +483,7 @@ class RedisCore:
         self.add_waiter = add_waiter
         self.refile = refile
         self.remove_waiter = remove_waiter
+        self.take_offer = take_offer
         self.add_writer = add_writer
         self.remove_writer = remove_writer
         self.serving = serving
@@ -562,6 +566,7 @@ class RedisSpace:
             self._subscriber = Redis.from_url(options.server, **self._connection)
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
+        self._groups: list[Waiter[Wake]] = []  # the take_alls among them
         self._writers: deque[Writer[Wake]] = deque()
         self._subscriptions: dict[LogReader[Any], Wake] = {}  # each with the wake of its gets
         self._transactions: dict[RedisTransaction, str] = {}  # those begun here and open, with their ids
@@ -607,6 +612,7 @@ class RedisSpace:
             add_waiter=self._add_waiter,
             refile=self._refile,
             remove_waiter=self._remove_waiter,
+            take_offer=self._take_offer,
             add_writer=self._add_writer,
             remove_writer=self._remove_writer,
             serving=self._serving,
@@ -897,22 +903,63 @@ class RedisSpace:
         waiter = self._add_waiter(template, True)
         waiter.tx = tx
         waiter.group = True
+        with self._guard:
+            self._groups.append(waiter)
         try:
             self._listen()
             while True:
                 waiter.wake.clear()
                 with self._guard:
                     waiter.offer = None  # it looks at every match, the offered one too
+                    # A take that came before it and was offered a tuple takes it first.
+                    waiter.taking = not self._ahead(waiter)
                 if waiter.error is not None:
                     raise waiter.error
-                found = self._select(template, True, limit, tx)
-                if found:
-                    return found
+                if waiter.taking:
+                    try:
+                        found = self._select(template, True, limit, tx)
+                    finally:
+                        self._took(waiter)
+                    if found:
+                        return found
                 if deadline is not None and deadline <= time.monotonic():
                     return []
                 self._wait(waiter.wake, deadline)
         finally:
             self._remove_waiter(waiter)
+
+    def _ahead(self, group: Waiter[Wake]) -> bool:
+        """Whether a take that came before the take_all ``group`` is taking a tuple, or was
+        offered one that ``group`` matches: then ``group`` waits until it is done."""
+        return any(
+            w.take
+            and w.seq < group.seq
+            and (w.taking or (w.offer is not None and group.template.matches(w.offer[1])))
+            for w in self._waiters
+        )
+
+    def _took(self, waiter: Waiter[Wake]) -> None:
+        """``waiter`` is done taking: the take_alls that came after it look again."""
+        with self._guard:
+            waiter.taking = False
+            for g in self._groups:
+                if g.seq > waiter.seq:
+                    g.wake.set()
+
+    def _take_offer(self, waiter: Waiter[Wake]) -> Tuple | None:
+        """Take the tuple offered to the waiting take ``waiter``: it, or None if none was
+        offered or another process took it first.  The take_alls that came after it wait
+        meanwhile, so that they do not take it first."""
+        with self._guard:
+            offer, waiter.offer = waiter.offer, None
+            waiter.taking = offer is not None
+        if offer is None:
+            return None
+        try:
+            taken = _held(self._call("take", [waiter.tx, offer[0]]))
+        finally:
+            self._took(waiter)
+        return offer[1] if taken else None
 
     def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
@@ -1021,17 +1068,15 @@ class RedisSpace:
             while True:
                 waiter.wake.clear()
                 with self._guard:
-                    result, offer, waiter.offer = waiter.result, waiter.offer, None
+                    result = waiter.result
                 if waiter.error is not None:
                     raise waiter.error
                 if result is not None:
                     if not (take or only_wait):  # handed by what a write published: no script read it
                         self._tally(1)
                     return result
-                if offer is not None:
-                    reply = _held(self._call("take", [tx, offer[0]]))
-                    if reply:
-                        return offer[1]
+                if take and (offered := self._take_offer(waiter)) is not None:
+                    return offered
                 found = self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
@@ -1722,6 +1767,7 @@ class RedisSpace:
             if offer is not None:  # offered, but not taken by this call: the next may take it
                 self._offer(*offer)
             if waiter.group:  # what it left (past its limit) is for the takers after it
+                self._groups.remove(waiter)
                 for w in self._waiters:
                     if w.take:
                         w.wake.set()
@@ -2442,10 +2488,9 @@ class PartitionedRedisSpace(RedisSpace):
                             return waiter.result
                         part.core.refile(waiter)
                         continue
-                    with part.core.guard:
-                        offer, waiter.offer = waiter.offer, None
-                    if offer is not None and _held(part.core.call("take", [waiter.tx, offer[0]])):
-                        return offer[1]
+                    offered: Tuple | None = part.core.take_offer(waiter)
+                    if offered is not None:
+                        return offered
                 found = self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
