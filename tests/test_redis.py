@@ -769,6 +769,34 @@ def test_a_tuple_handed_to_a_take_waiting_in_redis_is_not_seen_by_readers_that_c
     assert reader.result(PATIENCE) == ("job", 2)
 
 
+def test_a_take_waiting_in_redis_counts_as_waiting_once_redis_has_registered_it(url: str) -> None:
+    """Its place among the calls waiting in its process is the moment Redis registered
+    it: a call counted after it is served after it."""
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+
+    async def counted(aspace: Any) -> None:
+        while (await aspace.statistics())["waiters"] == 0:
+            await asyncio.sleep(0.01)
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        async with await ts.connect_async(url) as aspace:
+            # The first take sends its find script alone, the next its BLPOP right behind it.
+            for n in range(2):
+                taker = asyncio.create_task(aspace.take(("job", ANY)))
+                await asyncio.sleep(0)  # it has sent its find script, whose answer is not read yet
+                seen.append((await aspace.statistics())["waiters"])
+                await asyncio.wait_for(counted(aspace), PATIENCE)
+                seen.append(registered.hlen(waiting_in_redis))
+                await aspace.write(("job", n))
+                seen.append(await asyncio.wait_for(taker, PATIENCE))
+        return seen
+
+    assert asyncio.run(main()) == [0, 1, ("job", 0), 0, 1, ("job", 1)]
+    registered.close()
+
+
 def test_present_tuples_matched_by_redis_are_looked_up_one_at_a_time(url: str, space: Any) -> None:
     space.write_many([("job", 1), ("other", 1), ("job", 2), ("job", 3)])
     sub = space.subscribe(("job", ANY), existing=True)

@@ -572,6 +572,7 @@ class AsyncRedisSpace:
         self._subscriptions: dict[AsyncLogReader[Any], AsyncWake] = {}  # each with the wake of its gets
         self._transactions: dict[AsyncRedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
+        self._registered_takers = 0  # those of them Redis has registered: they wait
         self._record_takers: list[_RecordTaker] = []  # the take_record calls waiting here, in arrival order
         self._record_changes = 0  # how many changes of records this process was told of
         self._round_changes = 0  # how many of them the latest round of record takes came after
@@ -1113,6 +1114,17 @@ class AsyncRedisSpace:
             token = f"{self._name}:{arrival}"  # who it is, and the name of its registration
             self._tokens.add(token)  # closing the space wakes it
         inbox = f"{self._key}:r:{token}"
+        registered = False
+
+        def counted(reply: Any) -> None:
+            """Count the take as waiting once Redis has registered it (then the script
+            answers its token): its place among the calls waiting here."""
+            nonlocal registered
+            if reply[0] and not registered:
+                registered = True
+                with self._guard:
+                    self._registered_takers += 1
+
         try:
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
@@ -1123,11 +1135,12 @@ class AsyncRedisSpace:
                     if self._pops_after_find:
                         # The BLPOP follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
-                        reply, entry = await self._find_and_pop(args, inbox, wait)
+                        reply, entry = await self._find_and_pop(args, inbox, wait, counted)
                         if reply is None:  # Redis forgot the script: look again, then pop
                             continue
                     else:
                         reply = await self._call("find", args)
+                        counted(reply)
                         self._pops_after_find = not self._replica_wait  # the script is loaded now
                         entry = None if pairs(reply[3:]) else await self._pop(inbox, wait)
                 except BaseException:
@@ -1148,6 +1161,7 @@ class AsyncRedisSpace:
         finally:
             with self._guard:
                 self._handed_takers -= 1
+                self._registered_takers -= registered
                 self._tokens.discard(token)
 
     # -- atomic compound operations -----------------------------------------------------------------
@@ -1931,12 +1945,19 @@ class AsyncRedisSpace:
             await loader.script_load(SCRIPTS[script])
             return await self._send(command, True)
 
-    async def _send(self, command: tuple[Any, ...], script: bool = False, then: tuple[Any, ...] = ()) -> Any:
+    async def _send(
+        self,
+        command: tuple[Any, ...],
+        script: bool = False,
+        then: tuple[Any, ...] = (),
+        answered: Callable[[Any], None] | None = None,
+    ) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
         read of the partition's latest seq after a ``script`` in a partitioned space, by
-        the command ``then`` if any (the answer is then both answers) and by a WAIT for
-        a replica with ``durability=replicated``."""
+        the command ``then`` if any (the answer is then both answers; ``answered`` is
+        given the first as soon as it is read) and by a WAIT for a replica with
+        ``durability=replicated``."""
         more = [pack(then)] if then else []
         tail = [*self._clock_read, *more, *self._replica_wait] if script else [*more, *self._replica_wait]
         if self._idle_pid != os.getpid():
@@ -1962,6 +1983,8 @@ class AsyncRedisSpace:
                 for _ in tail:  # the answers that follow
                     await connection.read_response()
                 raise
+            if answered is not None:
+                answered(reply)
             latest = await connection.read_response() if script and self._clock_read else None
             after = await connection.read_response() if then else None
             acknowledged = await connection.read_response() if self._replica_wait else 1
@@ -2012,14 +2035,19 @@ class AsyncRedisSpace:
         if master is not None:
             await master.aclose()
 
-    async def _find_and_pop(self, args: list[Any], key: str, seconds: float) -> tuple[Any, bytes | None]:
-        """The reply of the script ``find`` for a take waiting in Redis, and what the
-        ``BLPOP`` of ``key`` sent after it, on the same connection, popped (waiting up
-        to ``seconds``; None: nothing).  (None, None) if Redis did not know the script
-        (the BLPOP waited in vain): the next call looks first, then pops."""
+    async def _find_and_pop(
+        self, args: list[Any], key: str, seconds: float, answered: Callable[[Any], None]
+    ) -> tuple[Any, bytes | None]:
+        """The reply of the script ``find`` for a take waiting in Redis (given to
+        ``answered`` as soon as it is read), and what the ``BLPOP`` of ``key`` sent after
+        it, on the same connection, popped (waiting up to ``seconds``; None: nothing).
+        (None, None) if Redis did not know the script (the BLPOP waited in vain): the
+        next call looks first, then pops."""
         self._check_open()
         try:
-            reply, got = await self._send(self._evalsha("find", args), True, ("BLPOP", key, repr(seconds)))
+            reply, got = await self._send(
+                self._evalsha("find", args), True, ("BLPOP", key, repr(seconds)), answered
+            )
         except NoScriptError:
             self._pops_after_find = False
             return None, None
@@ -2074,7 +2102,7 @@ class AsyncRedisSpace:
         with self._guard:
             local = {
                 "subscribers": len(self._subscriptions),
-                "waiters": self._waiters.count + len(self._writers) + self._handed_takers,
+                "waiters": self._waiters.count + len(self._writers) + self._registered_takers,
                 "waiting_writers": len(self._writers),
                 "record_takers": len(self._record_takers),
                 "records_held": 0,
