@@ -718,6 +718,34 @@ def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(u
     registered.close()
 
 
+def test_take_alls_and_takes_blocked_in_several_processes_are_served_in_the_order_they_began(
+    url: str, space: Any
+) -> None:
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+
+    def waiting(n: int) -> None:
+        wait_until(lambda: registered.hlen(waiting_in_redis) == n, f"{n} calls waiting in Redis")
+
+    first = run_child(url, 'print(space.take(("job", ANY))[1])')
+    waiting(1)
+    group = run_child(url, 'print([t[1] for t in space.take_all(("job", ANY), limit=3, timeout=None)])')
+    waiting(2)
+    here = spawn(space.take_all, ("job", ANY), timeout=None)
+    waiting(3)
+    last = run_child(url, 'print(space.take(("job", ANY))[1])')
+    waiting(4)
+    space.write_many([("job", n) for n in range(6)])
+    assert finished(first) == "0\n"
+    assert finished(group) == "[1, 2, 3]\n"
+    assert here.result(PATIENCE) == [("job", 4), ("job", 5)]
+    assert registered.hlen(waiting_in_redis) == 1  # the last take waits on
+    space.write(("job", 6))
+    assert finished(last) == "6\n"
+    assert space.count((ANY, ANY)) == 0
+    registered.close()
+
+
 def test_a_tuple_handed_to_a_take_whose_process_died_returns_to_the_space(url: str, space: Any) -> None:
     registered = redis.Redis.from_url(url.partition("?")[0])
     waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"

@@ -5,9 +5,10 @@ Written once, for coroutines, in the module whose name ends in ``_sync``;
 ``scripts/unasync.py`` makes its sync twin (``_sync``) from it: edit the first, then run
 the script.
 
-Every change of the space is one Lua script, run atomically by Redis.  A take whose
-template Redis matches alone waits in Redis: the script that finds nothing registers
-it, a write's script hands it the tuple, and it pops that with ``BLPOP``.  Any other
+Every change of the space is one Lua script, run atomically by Redis.  A take (or a
+take_all) whose template Redis matches alone waits in Redis: the script that finds
+nothing registers it, a write's script hands it the tuple (a take_all: every tuple of
+that write it matches), and it pops that with ``BLPOP`` (them with ``BLMPOP``).  Any other
 call that must wait files a waiter in this process and listens on the space's
 sharded pub/sub channel (one subscription per space and process, made by the first
 waiter): a write publishes its tuple there, and the listener hands it to the readers
@@ -153,10 +154,13 @@ REPLICA_WAIT = 1.0
 """Seconds a call of a space with ``durability=replicated`` waits for a replica to
 acknowledge its change (``WAIT 1``) before it raises :class:`~tuplespace.StoreError`."""
 HANDOVER_WAIT = 5.0
-"""Seconds a take registered in Redis waits in one ``BLPOP`` for a tuple handed over
-(well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
-three times as long, after which a script gives back what was handed to it, should
-its process have gone away."""
+"""Seconds a take registered in Redis waits in one ``BLPOP`` (a take_all in one
+``BLMPOP``) for a tuple handed over (well below CONNECT_TIMEOUT, the longest wait for an
+answer); its registration lasts three times as long, after which a script gives back
+what was handed to it, should its process have gone away."""
+MOST_HANDED = 2**31 - 1
+"""How many entries a take_all without a limit pops from its inbox at once: all that
+the script that served it handed it."""
 RESERVATION_LEASE = 30_000
 """Milliseconds room reserved for a write in a partitioned space with a capacity is
 held for it: a reservation still there after that (its writer may have died) is
@@ -361,6 +365,30 @@ def _matches(
         if (below is None or path.startswith(below)) and template.matches(fields):
             found.append((rid, version, path, fields))
     return found, int(reply[0]) if reply[0] else None
+
+
+def _pop_command(key: str, seconds: float, most: int | None) -> tuple[Any, ...]:
+    """The command that pops up to ``most`` entries (None: all) of the list ``key``,
+    waiting up to ``seconds`` for one: a registered take's inbox, which holds what one
+    script handed it (a take's: one entry, popped by ``BLPOP``)."""
+    if most == 1:
+        return ("BLPOP", key, repr(seconds))
+    return ("BLMPOP", repr(seconds), 1, key, "LEFT", "COUNT", MOST_HANDED if most is None else most)
+
+
+def _popped(got: Any) -> list[bytes] | None:
+    """The entries the command of :func:`_pop_command` popped (None: none, in time)."""
+    if got is None:
+        return None
+    entries = got[1]
+    return [bytes(entry) for entry in entries] if isinstance(entries, list) else [bytes(entries)]
+
+
+def _handed_tuple(entry: bytes) -> tuple[int, Tuple]:
+    """A tuple handed to a take waiting in Redis, with its id, from its entry in the
+    take's inbox ("<id> <expiry>", a newline, its encoding, a newline, its index keys)."""
+    head, data, _ = entry.split(b"\n", 2)
+    return int(head.partition(b" ")[0]), decode_tuple(data)
 
 
 def _held(reply: Any) -> Any:
@@ -578,7 +606,7 @@ class RedisSpace:
         self._record_rounds = Lock()  # one round at a time
         self._records_prefix = _records_prefix(options)
         self._tokens: set[str] = set()  # their tokens in Redis
-        # Whether a take waiting in Redis sends its BLPOP after the find script, in one
+        # Whether a take waiting in Redis sends its pop after the find script, in one
         # packet: once the script is known to be loaded (not with durability=replicated).
         self._pops_after_find = False
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
@@ -869,7 +897,12 @@ class RedisSpace:
         """Select up to ``limit`` matches with their ids (taken for the transaction
         ``tx``, if not ''); if there are none, wait for a first one and select again
         (another process may have taken it first).  A take_all waits among the takes
-        waiting here, in their order of arrival (see :meth:`_take_group`)."""
+        waiting here, in their order of arrival (see :meth:`_take_group`), or in Redis
+        among the takes of every process (see :meth:`_take_handed`)."""
+        if take and timeout != 0 and limit != 0:
+            handed = self._handed(template, timeout, tx, limit)
+            if handed is not None:
+                return handed
         found = self._select(template, take, limit, tx)
         if found or timeout == 0 or limit == 0:
             return found
@@ -1050,12 +1083,10 @@ class RedisSpace:
         """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
         (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for
         a first match (of a group or a replace, which look again), counted as no read."""
-        if take and timeout != 0 and self._options.order != "random" and not tx:
-            keys, trusted = candidates(template)
-            if trusted and not self._waiters.count:
-                # Handed over in Redis; not while calls wait here for what is published,
-                # so that those that came first are served first.
-                return self._take_handed(template, keys, timeout)
+        if take and timeout != 0:
+            handed = self._handed(template, timeout, tx, 1)
+            if handed is not None:
+                return handed[0][1]
         found = self._select(template, take, 1, tx)
         if found:
             return found[0][1]
@@ -1088,10 +1119,28 @@ class RedisSpace:
         finally:
             self._remove_waiter(waiter)
 
-    def _take_handed(self, template: Template, keys: list[str], timeout: float | None) -> Tuple:
-        """A take whose template Redis matches alone: when nothing matches, the find
-        script registers it in Redis, a write hands it the first tuple that matches,
-        in the order the takes of every process registered, and it pops that tuple."""
+    def _handed(
+        self, template: Template, timeout: float | None, tx: str, limit: int | None
+    ) -> list[tuple[int, Tuple]] | None:
+        """A take (``limit`` 1) or take_all that may wait, taken as :meth:`_take_handed`
+        does if it can be: None if not."""
+        if self._options.order == "random" or tx:
+            return None
+        keys, trusted = candidates(template)
+        if not trusted or self._waiters.count:
+            # Handed over in Redis; not while calls wait here for what is published,
+            # so that those that came first are served first.
+            return None
+        return self._take_handed(template, keys, timeout, limit)
+
+    def _take_handed(
+        self, template: Template, keys: list[str], timeout: float | None, limit: int | None
+    ) -> list[tuple[int, Tuple]]:
+        """A take (``limit`` 1) or take_all whose template Redis matches alone: when
+        nothing matches, the find script registers it in Redis, a write hands it the
+        first tuple that matches (a take_all: every tuple of that write that matches, up
+        to ``limit``), in the order the takers of every process registered, and it pops
+        what it was handed; the tuples with their ids."""
         deadline = None if timeout is None else time.monotonic() + timeout
         order = self._options.order
         with self._guard:
@@ -1117,19 +1166,19 @@ class RedisSpace:
                 left = None if deadline is None else deadline - time.monotonic()
                 wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
                 hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
-                args = ["take", order, 1, BATCH, _START[order], hold, "", *keys]
+                args = ["take", order, -1 if limit is None else limit, BATCH, _START[order], hold, "", *keys]
                 try:
                     if self._pops_after_find:
-                        # The BLPOP follows the script in one packet: no round trip between.
+                        # The pop follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
-                        reply, entry = self._find_and_pop(args, inbox, wait, counted)
+                        reply, entries = self._find_and_pop(args, inbox, wait, limit, counted)
                         if reply is None:  # Redis forgot the script: look again, then pop
                             continue
                     else:
                         reply = self._call("find", args)
                         counted(reply)
                         self._pops_after_find = not self._replica_wait  # the script is loaded now
-                        entry = None if pairs(reply[3:]) else self._pop(inbox, wait)
+                        entries = None if pairs(reply[3:]) else self._pop(inbox, wait, limit)
                 except BaseException:
                     if not self._closed:
                         with contextlib.suppress(TupleSpaceError):
@@ -1137,11 +1186,12 @@ class RedisSpace:
                     raise
                 found = pairs(reply[3:])
                 if found:
-                    return decode_tuple(found[0][1])
-                if entry is None:
-                    entry = self._call("unwait", [token, ""])
-                if entry:
-                    return decode_tuple(entry.split(b"\n", 2)[1])
+                    return [(i, decode_tuple(data)) for i, data in found]
+                if entries is None:
+                    entries = self._call("unwait", [token, ""])
+                handed = [_handed_tuple(entry) for entry in entries if entry]
+                if handed:
+                    return handed
                 self._check_open()  # the space closing wakes it with an empty entry
                 if deadline is not None and time.monotonic() >= deadline:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
@@ -2017,18 +2067,17 @@ class RedisSpace:
             master.close()
 
     def _find_and_pop(
-        self, args: list[Any], key: str, seconds: float, answered: Callable[[Any], None]
-    ) -> tuple[Any, bytes | None]:
+        self, args: list[Any], key: str, seconds: float, most: int | None, answered: Callable[[Any], None]
+    ) -> tuple[Any, list[bytes] | None]:
         """The reply of the script ``find`` for a take waiting in Redis (given to
-        ``answered`` as soon as it is read), and what the ``BLPOP`` of ``key`` sent after
-        it, on the same connection, popped (waiting up to ``seconds``; None: nothing).
-        (None, None) if Redis did not know the script (the BLPOP waited in vain): the
-        next call looks first, then pops."""
+        ``answered`` as soon as it is read), and what the pop of ``key`` sent after it,
+        on the same connection, popped (up to ``most`` entries, None: all; waiting up to
+        ``seconds``; None: nothing).  (None, None) if Redis did not know the script (the
+        pop waited in vain): the next call looks first, then pops."""
         self._check_open()
         try:
-            reply, got = self._send(
-                self._evalsha("find", args), True, ("BLPOP", key, repr(seconds)), answered
-            )
+            pop = _pop_command(key, seconds, most)
+            reply, got = self._send(self._evalsha("find", args), True, pop, answered)
         except NoScriptError:
             self._pops_after_find = False
             return None, None
@@ -2036,12 +2085,12 @@ class RedisSpace:
             if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
-        return reply, None if got is None else bytes(got[1])
+        return reply, _popped(got)
 
-    def _pop(self, key: str, seconds: float) -> bytes | None:
-        """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
-        got = self._command("BLPOP", key, repr(seconds))
-        return None if got is None else bytes(got[1])
+    def _pop(self, key: str, seconds: float, most: int | None) -> list[bytes] | None:
+        """Pop up to ``most`` entries (None: all) of ``key``, waiting up to ``seconds``
+        for one: what it held, or None."""
+        return _popped(self._command(*_pop_command(key, seconds, most)))
 
     def _command(self, *command: Any) -> Any:
         """The answer of Redis to one command other than a script."""
