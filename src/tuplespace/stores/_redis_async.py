@@ -910,12 +910,8 @@ class AsyncRedisSpace:
         """Select up to ``limit`` matches with their ids (taken for the transaction
         ``tx``, if not ''); if there are none, wait for a first one and select again
         (another process may have taken it first).  A take_all waits among the takes
-        waiting here, in their order of arrival (see :meth:`_take_group`), or in Redis
-        among the takes of every process (see :meth:`_take_handed`)."""
-        if take and timeout != 0 and limit != 0:
-            handed = await self._handed(template, timeout, tx, limit)
-            if handed is not None:
-                return handed
+        waiting here, in their order of arrival, or in Redis among the takes of every
+        process (see :meth:`_take_group`)."""
         found = await self._select(template, take, limit, tx)
         if found or timeout == 0 or limit == 0:
             return found
@@ -942,10 +938,14 @@ class AsyncRedisSpace:
     async def _take_group(
         self, template: Template, limit: int | None, timeout: float | None, tx: str
     ) -> list[tuple[int, Tuple]]:
-        """A take_all waiting in the queue of the takes waiting here, as a group: when
-        it is offered a tuple (or woken) it takes up to ``limit`` matches while still
-        in the queue, and a tuple published meanwhile is offered to no take that came
-        after it; those look again once it has ended (what it left is theirs)."""
+        """A take_all waiting in Redis among the takes of every process if it can (see
+        :meth:`_take_handed`), else in the queue of the takes waiting here, as a group:
+        when it is offered a tuple (or woken) it takes up to ``limit`` matches while
+        still in the queue, and a tuple published meanwhile is offered to no take that
+        came after it; those look again once it has ended (what it left is theirs)."""
+        handed = await self._handed(template, timeout, tx, limit)
+        if handed is not None:
+            return handed
         deadline = None if timeout is None else time.monotonic() + timeout
         waiter = self._add_waiter(template, True)
         waiter.tx = tx
