@@ -300,24 +300,10 @@ SIMULATED_REDIS_LIMITS = {
 }
 
 
-# What every Redis way does not do yet (docs/scaling.md, "Not yet"): a known defect.
-REDIS_LIMITS = {
-    "test_a_waiting_take_all_is_served_in_arrival_order_with_other_takers": (
-        "a take waiting in Redis ahead of a waiting take_all can miss the tuple a batch hands it "
-        "(a race, open: the take then waits on)"
-    ),
-}
-
-
-def redis_limit(module: str, function: Callable[..., Any]) -> str | None:
-    """Why the Redis ways do not run the test ``function`` of ``module`` (None: they do)."""
-    return REDIS_LIMITS.get(function.__name__)
-
-
 def simulated_redis_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the Redis ways whose spaces may follow a SimulatedClock do not run the test
     ``function`` of ``module`` (None: they do)."""
-    return SIMULATED_REDIS_LIMITS.get(function.__name__) or redis_limit(module, function)
+    return SIMULATED_REDIS_LIMITS.get(function.__name__)
 
 
 # What a space spread over partitions does not do (docs/scaling.md):
@@ -357,7 +343,7 @@ PARTITIONED_LIMITS = {
 
 def partitioned_limit(module: str, function: Callable[..., Any]) -> str | None:
     """Why the partitioned Redis ways do not run the test ``function`` of ``module``."""
-    return redis_limit(module, function) or PARTITIONED_LIMITS.get(function.__name__)
+    return PARTITIONED_LIMITS.get(function.__name__)
 
 
 def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
@@ -419,7 +405,6 @@ ADDED_WAYS: list[Way] = [
         served_redis_space,
         embedded=False,
         needs="redis_http_server",
-        lacks=redis_limit,
     ),
     Way(
         "redis-partitioned",

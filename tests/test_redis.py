@@ -718,6 +718,34 @@ def test_takes_blocked_in_several_processes_are_served_in_the_order_they_began(u
     registered.close()
 
 
+def test_take_alls_and_takes_blocked_in_several_processes_are_served_in_the_order_they_began(
+    url: str, space: Any
+) -> None:
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+
+    def waiting(n: int) -> None:
+        wait_until(lambda: registered.hlen(waiting_in_redis) == n, f"{n} calls waiting in Redis")
+
+    first = run_child(url, 'print(space.take(("job", ANY))[1])')
+    waiting(1)
+    group = run_child(url, 'print([t[1] for t in space.take_all(("job", ANY), limit=3, timeout=None)])')
+    waiting(2)
+    here = spawn(space.take_all, ("job", ANY), timeout=None)
+    waiting(3)
+    last = run_child(url, 'print(space.take(("job", ANY))[1])')
+    waiting(4)
+    space.write_many([("job", n) for n in range(6)])
+    assert finished(first) == "0\n"
+    assert finished(group) == "[1, 2, 3]\n"
+    assert here.result(PATIENCE) == [("job", 4), ("job", 5)]
+    assert registered.hlen(waiting_in_redis) == 1  # the last take waits on
+    space.write(("job", 6))
+    assert finished(last) == "6\n"
+    assert space.count((ANY, ANY)) == 0
+    registered.close()
+
+
 def test_a_tuple_handed_to_a_take_whose_process_died_returns_to_the_space(url: str, space: Any) -> None:
     registered = redis.Redis.from_url(url.partition("?")[0])
     waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
@@ -767,6 +795,34 @@ def test_a_tuple_handed_to_a_take_waiting_in_redis_is_not_seen_by_readers_that_c
     space.write(("job", 2))
     assert taker.result(PATIENCE) == ("job", 1)
     assert reader.result(PATIENCE) == ("job", 2)
+
+
+def test_a_take_waiting_in_redis_counts_as_waiting_once_redis_has_registered_it(url: str) -> None:
+    """Its place among the calls waiting in its process is the moment Redis registered
+    it: a call counted after it is served after it."""
+    registered = redis.Redis.from_url(url.partition("?")[0])
+    waiting_in_redis = "{ts:" + url.rpartition("=")[2] + "}:w"
+
+    async def counted(aspace: Any) -> None:
+        while (await aspace.statistics())["waiters"] == 0:
+            await asyncio.sleep(0.01)
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        async with await ts.connect_async(url) as aspace:
+            # The first take sends its find script alone, the next its BLPOP right behind it.
+            for n in range(2):
+                taker = asyncio.create_task(aspace.take(("job", ANY)))
+                await asyncio.sleep(0)  # it has sent its find script, whose answer is not read yet
+                seen.append((await aspace.statistics())["waiters"])
+                await asyncio.wait_for(counted(aspace), PATIENCE)
+                seen.append(registered.hlen(waiting_in_redis))
+                await aspace.write(("job", n))
+                seen.append(await asyncio.wait_for(taker, PATIENCE))
+        return seen
+
+    assert asyncio.run(main()) == [0, 1, ("job", 0), 0, 1, ("job", 1)]
+    registered.close()
 
 
 def test_present_tuples_matched_by_redis_are_looked_up_one_at_a_time(url: str, space: Any) -> None:

@@ -110,13 +110,15 @@ end
 
 -- Takers waiting in Redis, registered by the find script (mode 'take' with a hold):
 -- each is named by its token, who waits (its process's own name for it); ``w`` maps
--- each token to who waits, then its template's index keys, joined by newlines;
--- ``wq:<key>`` (sorted set, score = its number from ``wn``, in the order they
--- registered) queues the tokens under their template's first key; ``wexp`` scores them
--- by the end of their registration.  A tuple handed
--- to one is pushed on ``r:<token>`` as "<id> <expiry>", a newline and what ``tup``
--- would keep, for its process to pop; what is still there when the registration's
--- time is over goes back into the space.
+-- each token to who waits and how many tuples it takes (1: a take; a take_all's limit,
+-- -1: none), then its template's index keys, joined by newlines; ``wq:<key>`` (sorted
+-- set, score = its number from ``wn``, in the order they registered) queues the tokens
+-- under their template's first key; ``wexp`` scores them by the end of their
+-- registration.  A tuple handed to one is pushed on ``r:<token>`` as "<id> <expiry>", a
+-- newline and what ``tup`` would keep, for its process to pop; what is still there when
+-- the registration's time is over goes back into the space.  A take_all handed a tuple
+-- leaves the queue but keeps its place for the rest of the script: it is handed every
+-- tuple of that script it matches, up to its limit, before the takers after it.
 local function unregister(token)
   local waiting = redis.call('HGET', W, token)
   if waiting then
@@ -125,17 +127,31 @@ local function unregister(token)
   end
 end
 
+-- The take_alls this script handed tuples to and that take more: token -> {their number
+-- in the queue, their index keys, how many more they take (-1: any number)}.
+local serving = {}
+
+-- Whether every index key of ``waiting`` (joined by newlines) is in the set ``have``.
+local function fits(waiting, have)
+  for t in string.gmatch(waiting, '[^\n]+') do
+    if not have[t] then
+      return false
+    end
+  end
+  return true
+end
+
 -- Hand a tuple being written to the first registered taker whose template it matches;
 -- who that taker is, or false.
 local function hand_over(id, data, keys, expires)
-  if redis.call('HLEN', W) == 0 then
+  if next(serving) == nil and redis.call('HLEN', W) == 0 then
     return false
   end
   local have = {}
   for k in string.gmatch(keys, '[^\n]+') do
     have[k] = true
   end
-  local best, who
+  local best, who, waiting
   for k in pairs(have) do
     local queued = redis.call('ZRANGE', P .. ':wq:' .. k, 0, -1, 'WITHSCORES')
     for i = 1, #queued, 2 do
@@ -143,25 +159,35 @@ local function hand_over(id, data, keys, expires)
       if best and number > best then
         break
       end
-      local waiting = redis.call('HGET', W, token)
-      local cut = string.find(waiting, '\n', 1, true)
-      local fits = true
-      for t in string.gmatch(string.sub(waiting, cut + 1), '[^\n]+') do
-        if not have[t] then
-          fits = false
-          break
-        end
-      end
-      if fits then
-        best, who = number, token
+      local entry = redis.call('HGET', W, token)
+      local cut = string.find(entry, '\n', 1, true)
+      if fits(string.sub(entry, cut + 1), have) then
+        best, who, waiting = number, token, entry
         break
       end
+    end
+  end
+  for token, group in pairs(serving) do
+    if (not best or group[1] < best) and fits(group[2], have) then
+      best, who, waiting = group[1], token, nil
     end
   end
   if not best then
     return false
   end
-  unregister(who)
+  if waiting then
+    unregister(who)
+    local more = tonumber(string.match(waiting, '^%S+ (%-?%d+)') or '1')
+    if more ~= 1 then
+      serving[who] = {best, string.sub(waiting, string.find(waiting, '\n', 1, true) + 1), more - 1}
+    end
+  else
+    local group = serving[who]
+    group[3] = group[3] - 1
+    if group[3] == 0 then
+      serving[who] = nil
+    end
+  end
   redis.call('RPUSH', P .. ':r:' .. who, id .. ' ' .. (expires or '') .. '\n' .. data .. '\n' .. keys)
   takes = takes + 1
   log('take', data)
@@ -1252,7 +1278,7 @@ local function none()
   local out = {'', seq, 0}
   if ARGV[6] ~= '' then
     local hold, token = string.match(ARGV[6], '^(%S+) (%S+)')
-    redis.call('HSET', W, token, token .. '\n' .. table.concat(ARGV, '\n', 8))
+    redis.call('HSET', W, token, token .. ' ' .. ARGV[3] .. '\n' .. table.concat(ARGV, '\n', 8))
     redis.call('ZADD', P .. ':wq:' .. ARGV[8], redis.call('INCR', WN), token)
     redis.call('ZADD', WEXP, now + tonumber(hold), token)
     out[1] = token
@@ -1366,7 +1392,7 @@ return out
 --[[ unwait ]]
 -- ARGV: the token of a registered take, and 'restore' to give back what was handed to
 -- it, or 'close' to do so and wake it with an empty entry (its space is closing).
--- Ends its registration; what was handed to it (false: nothing), unless restored.
+-- Ends its registration; what was handed to it (a list, empty: nothing), unless restored.
 expire_due()
 unregister(ARGV[1])
 redis.call('ZREM', WEXP, ARGV[1])
@@ -1378,7 +1404,8 @@ if ARGV[2] == 'close' then
 elseif ARGV[2] == 'restore' then
   restore(ARGV[1])
 else
-  got = redis.call('LPOP', P .. ':r:' .. ARGV[1])
+  got = redis.call('LRANGE', P .. ':r:' .. ARGV[1], 0, -1)
+  redis.call('DEL', P .. ':r:' .. ARGV[1])
 end
 tell_room()
 return got

@@ -612,9 +612,10 @@ class Waiter(Interest, Generic[W]):
     a reader the tuple it waits for (``result``) and offers a taker the id of a tuple
     to take (``offer``); an error that ends every wait is put in ``error``.  ``tx``: the
     transaction it waits in ('': none); ``group``: a take_all's wait, which takes every
-    match when it looks."""
+    match when it looks; ``taking``: it is taking what it was offered (a take_all: every
+    match), and the take_alls that came after it wait until it is done."""
 
-    __slots__ = ("error", "filed", "group", "offer", "result", "take", "tx", "wake")
+    __slots__ = ("error", "filed", "group", "offer", "result", "take", "taking", "tx", "wake")
 
     def __init__(self, seq: int, template: Template, take: bool, wake: W) -> None:
         super().__init__(seq, template)
@@ -626,6 +627,7 @@ class Waiter(Interest, Generic[W]):
         self.error: TupleSpaceError | None = None
         self.tx = ""
         self.group = False
+        self.taking = False
 
 
 class Writer(Generic[W]):

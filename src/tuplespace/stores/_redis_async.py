@@ -4,9 +4,10 @@ Written once, for coroutines, in the module whose name ends in ``_async``;
 ``scripts/unasync.py`` makes its sync twin (``_sync``) from it: edit the first, then run
 the script.
 
-Every change of the space is one Lua script, run atomically by Redis.  A take whose
-template Redis matches alone waits in Redis: the script that finds nothing registers
-it, a write's script hands it the tuple, and it pops that with ``BLPOP``.  Any other
+Every change of the space is one Lua script, run atomically by Redis.  A take (or a
+take_all) whose template Redis matches alone waits in Redis: the script that finds
+nothing registers it, a write's script hands it the tuple (a take_all: every tuple of
+that write it matches), and it pops that with ``BLPOP`` (them with ``BLMPOP``).  Any other
 call that must wait files a waiter in this process and listens on the space's
 sharded pub/sub channel (one subscription per space and process, made by the first
 waiter): a write publishes its tuple there, and the listener hands it to the readers
@@ -154,10 +155,13 @@ REPLICA_WAIT = 1.0
 """Seconds a call of a space with ``durability=replicated`` waits for a replica to
 acknowledge its change (``WAIT 1``) before it raises :class:`~tuplespace.StoreError`."""
 HANDOVER_WAIT = 5.0
-"""Seconds a take registered in Redis waits in one ``BLPOP`` for a tuple handed over
-(well below CONNECT_TIMEOUT, the longest wait for an answer); its registration lasts
-three times as long, after which a script gives back what was handed to it, should
-its process have gone away."""
+"""Seconds a take registered in Redis waits in one ``BLPOP`` (a take_all in one
+``BLMPOP``) for a tuple handed over (well below CONNECT_TIMEOUT, the longest wait for an
+answer); its registration lasts three times as long, after which a script gives back
+what was handed to it, should its process have gone away."""
+MOST_HANDED = 2**31 - 1
+"""How many entries a take_all without a limit pops from its inbox at once: all that
+the script that served it handed it."""
 RESERVATION_LEASE = 30_000
 """Milliseconds room reserved for a write in a partitioned space with a capacity is
 held for it: a reservation still there after that (its writer may have died) is
@@ -409,6 +413,30 @@ def _matches(
     return found, int(reply[0]) if reply[0] else None
 
 
+def _pop_command(key: str, seconds: float, most: int | None) -> tuple[Any, ...]:
+    """The command that pops up to ``most`` entries (None: all) of the list ``key``,
+    waiting up to ``seconds`` for one: a registered take's inbox, which holds what one
+    script handed it (a take's: one entry, popped by ``BLPOP``)."""
+    if most == 1:
+        return ("BLPOP", key, repr(seconds))
+    return ("BLMPOP", repr(seconds), 1, key, "LEFT", "COUNT", MOST_HANDED if most is None else most)
+
+
+def _popped(got: Any) -> list[bytes] | None:
+    """The entries the command of :func:`_pop_command` popped (None: none, in time)."""
+    if got is None:
+        return None
+    entries = got[1]
+    return [bytes(entry) for entry in entries] if isinstance(entries, list) else [bytes(entries)]
+
+
+def _handed_tuple(entry: bytes) -> tuple[int, Tuple]:
+    """A tuple handed to a take waiting in Redis, with its id, from its entry in the
+    take's inbox ("<id> <expiry>", a newline, its encoding, a newline, its index keys)."""
+    head, data, _ = entry.split(b"\n", 2)
+    return int(head.partition(b" ")[0]), decode_tuple(data)
+
+
 def _held(reply: Any) -> Any:
     """The reply of a find or take script, TransactionAborted if it says the transaction
     it holds tuples for is not open (it was aborted: its lease ran out)."""
@@ -434,7 +462,8 @@ class AsyncRedisCore:
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``recount``
     reads the count of every partition of a partitioned space with a capacity; ``add_subscription`` and
     ``remove_subscription`` keep its subscriptions, ``add_waiter``, ``refile`` and
-    ``remove_waiter`` its waiting calls, ``add_writer`` and ``remove_writer`` its writes
+    ``remove_waiter`` its waiting calls, ``take_offer(waiter)`` takes what was offered to
+    a waiting take (None: nothing, or gone), ``add_writer`` and ``remove_writer`` its writes
     waiting for room; ``serving(template)`` lists the spaces (its
     partitions, or itself) that serve a template; ``subscriptions()`` lists the
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
@@ -470,6 +499,7 @@ class AsyncRedisCore:
         "select",
         "serving",
         "subscriptions",
+        "take_offer",
         "txn",
         "wait",
         "write",
@@ -502,6 +532,7 @@ class AsyncRedisCore:
         add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
+        take_offer: Callable[[Waiter[AsyncWake]], Any],
         add_writer: Callable[[AsyncWake], Writer[AsyncWake]],
         remove_writer: Callable[[Writer[AsyncWake], bool], None],
         serving: Callable[[Template | None], list[AsyncRedisSpace]],
@@ -531,6 +562,7 @@ class AsyncRedisCore:
         self.add_waiter = add_waiter
         self.refile = refile
         self.remove_waiter = remove_waiter
+        self.take_offer = take_offer
         self.add_writer = add_writer
         self.remove_writer = remove_writer
         self.serving = serving
@@ -638,17 +670,19 @@ class AsyncRedisSpace:
             self._subscriber = Redis.from_url(options.server, **self._connection)
         self._guard = AsyncGuard()
         self._waiters: Registry[Waiter[AsyncWake]] = Registry()
+        self._groups: list[Waiter[AsyncWake]] = []  # the take_alls among them
         self._writers: deque[Writer[AsyncWake]] = deque()
         self._subscriptions: dict[AsyncLogReader[Any], AsyncWake] = {}  # each with the wake of its gets
         self._transactions: dict[AsyncRedisTransaction, str] = {}  # those begun here and open, with their ids
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
+        self._registered_takers = 0  # those of them Redis has registered: they wait
         self._record_takers: list[_RecordTaker] = []  # the take_record calls waiting here, in arrival order
         self._record_changes = 0  # how many changes of records this process was told of
         self._round_changes = 0  # how many of them the latest round of record takes came after
         self._record_rounds = AsyncLock()  # one round at a time
         self._records_prefix = _records_prefix(options)
         self._tokens: set[str] = set()  # their tokens in Redis
-        # Whether a take waiting in Redis sends its BLPOP after the find script, in one
+        # Whether a take waiting in Redis sends its pop after the find script, in one
         # packet: once the script is known to be loaded (not with durability=replicated).
         self._pops_after_find = False
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
@@ -684,6 +718,7 @@ class AsyncRedisSpace:
             add_waiter=self._add_waiter,
             refile=self._refile,
             remove_waiter=self._remove_waiter,
+            take_offer=self._take_offer,
             add_writer=self._add_writer,
             remove_writer=self._remove_writer,
             serving=self._serving,
@@ -951,7 +986,8 @@ class AsyncRedisSpace:
         """Select up to ``limit`` matches with their ids (taken for the transaction
         ``tx``, if not ''); if there are none, wait for a first one and select again
         (another process may have taken it first).  A take_all waits among the takes
-        waiting here, in their order of arrival (see :meth:`_take_group`)."""
+        waiting here, in their order of arrival, or in Redis among the takes of every
+        process (see :meth:`_take_group`)."""
         found = await self._select(template, take, limit, tx)
         if found or timeout == 0 or limit == 0:
             return found
@@ -978,30 +1014,75 @@ class AsyncRedisSpace:
     async def _take_group(
         self, template: Template, limit: int | None, timeout: float | None, tx: str
     ) -> list[tuple[int, Tuple]]:
-        """A take_all waiting in the queue of the takes waiting here, as a group: when
-        it is offered a tuple (or woken) it takes up to ``limit`` matches while still
-        in the queue, and a tuple published meanwhile is offered to no take that came
-        after it; those look again once it has ended (what it left is theirs)."""
+        """A take_all waiting in Redis among the takes of every process if it can (see
+        :meth:`_take_handed`), else in the queue of the takes waiting here, as a group:
+        when it is offered a tuple (or woken) it takes up to ``limit`` matches while
+        still in the queue, and a tuple published meanwhile is offered to no take that
+        came after it; those look again once it has ended (what it left is theirs)."""
+        handed = await self._handed(template, timeout, tx, limit)
+        if handed is not None:
+            return handed
         deadline = None if timeout is None else time.monotonic() + timeout
         waiter = self._add_waiter(template, True)
         waiter.tx = tx
         waiter.group = True
+        with self._guard:
+            self._groups.append(waiter)
         try:
             await self._listen()
             while True:
                 waiter.wake.clear()
                 with self._guard:
                     waiter.offer = None  # it looks at every match, the offered one too
+                    # A take that came before it and was offered a tuple takes it first.
+                    waiter.taking = not self._ahead(waiter)
                 if waiter.error is not None:
                     raise waiter.error
-                found = await self._select(template, True, limit, tx)
-                if found:
-                    return found
+                if waiter.taking:
+                    try:
+                        found = await self._select(template, True, limit, tx)
+                    finally:
+                        self._took(waiter)
+                    if found:
+                        return found
                 if deadline is not None and deadline <= time.monotonic():
                     return []
                 await self._wait(waiter.wake, deadline)
         finally:
             self._remove_waiter(waiter)
+
+    def _ahead(self, group: Waiter[AsyncWake]) -> bool:
+        """Whether a take that came before the take_all ``group`` is taking a tuple, or was
+        offered one that ``group`` matches: then ``group`` waits until it is done."""
+        return any(
+            w.take
+            and w.seq < group.seq
+            and (w.taking or (w.offer is not None and group.template.matches(w.offer[1])))
+            for w in self._waiters
+        )
+
+    def _took(self, waiter: Waiter[AsyncWake]) -> None:
+        """``waiter`` is done taking: the take_alls that came after it look again."""
+        with self._guard:
+            waiter.taking = False
+            for g in self._groups:
+                if g.seq > waiter.seq:
+                    g.wake.set()
+
+    async def _take_offer(self, waiter: Waiter[AsyncWake]) -> Tuple | None:
+        """Take the tuple offered to the waiting take ``waiter``: it, or None if none was
+        offered or another process took it first.  The take_alls that came after it wait
+        meanwhile, so that they do not take it first."""
+        with self._guard:
+            offer, waiter.offer = waiter.offer, None
+            waiter.taking = offer is not None
+        if offer is None:
+            return None
+        try:
+            taken = _held(await self._call("take", [waiter.tx, offer[0]]))
+        finally:
+            self._took(waiter)
+        return offer[1] if taken else None
 
     async def count(self, template: Any) -> int:
         """How many tuples match ``template``."""
@@ -1091,12 +1172,10 @@ class AsyncRedisSpace:
         """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
         (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for
         a first match (of a group or a replace, which look again), counted as no read."""
-        if take and timeout != 0 and self._options.order != "random" and not tx:
-            keys, trusted = candidates(template)
-            if trusted and not self._waiters.count:
-                # Handed over in Redis; not while calls wait here for what is published,
-                # so that those that came first are served first.
-                return await self._take_handed(template, keys, timeout)
+        if take and timeout != 0:
+            handed = await self._handed(template, timeout, tx, 1)
+            if handed is not None:
+                return handed[0][1]
         found = await self._select(template, take, 1, tx)
         if found:
             return found[0][1]
@@ -1110,17 +1189,15 @@ class AsyncRedisSpace:
             while True:
                 waiter.wake.clear()
                 with self._guard:
-                    result, offer, waiter.offer = waiter.result, waiter.offer, None
+                    result = waiter.result
                 if waiter.error is not None:
                     raise waiter.error
                 if result is not None:
                     if not (take or only_wait):  # handed by what a write published: no script read it
                         await self._tally(1)
                     return result
-                if offer is not None:
-                    reply = _held(await self._call("take", [tx, offer[0]]))
-                    if reply:
-                        return offer[1]
+                if take and (offered := await self._take_offer(waiter)) is not None:
+                    return offered
                 found = await self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
@@ -1131,10 +1208,28 @@ class AsyncRedisSpace:
         finally:
             self._remove_waiter(waiter)
 
-    async def _take_handed(self, template: Template, keys: list[str], timeout: float | None) -> Tuple:
-        """A take whose template Redis matches alone: when nothing matches, the find
-        script registers it in Redis, a write hands it the first tuple that matches,
-        in the order the takes of every process registered, and it pops that tuple."""
+    async def _handed(
+        self, template: Template, timeout: float | None, tx: str, limit: int | None
+    ) -> list[tuple[int, Tuple]] | None:
+        """A take (``limit`` 1) or take_all that may wait, taken as :meth:`_take_handed`
+        does if it can be: None if not."""
+        if self._options.order == "random" or tx:
+            return None
+        keys, trusted = candidates(template)
+        if not trusted or self._waiters.count:
+            # Handed over in Redis; not while calls wait here for what is published,
+            # so that those that came first are served first.
+            return None
+        return await self._take_handed(template, keys, timeout, limit)
+
+    async def _take_handed(
+        self, template: Template, keys: list[str], timeout: float | None, limit: int | None
+    ) -> list[tuple[int, Tuple]]:
+        """A take (``limit`` 1) or take_all whose template Redis matches alone: when
+        nothing matches, the find script registers it in Redis, a write hands it the
+        first tuple that matches (a take_all: every tuple of that write that matches, up
+        to ``limit``), in the order the takers of every process registered, and it pops
+        what it was handed; the tuples with their ids."""
         deadline = None if timeout is None else time.monotonic() + timeout
         order = self._options.order
         with self._guard:
@@ -1144,23 +1239,35 @@ class AsyncRedisSpace:
             token = f"{self._name}:{arrival}"  # who it is, and the name of its registration
             self._tokens.add(token)  # closing the space wakes it
         inbox = f"{self._key}:r:{token}"
+        registered = False
+
+        def counted(reply: Any) -> None:
+            """Count the take as waiting once Redis has registered it (then the script
+            answers its token): its place among the calls waiting here."""
+            nonlocal registered
+            if reply[0] and not registered:
+                registered = True
+                with self._guard:
+                    self._registered_takers += 1
+
         try:
             while True:
                 left = None if deadline is None else deadline - time.monotonic()
                 wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
                 hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
-                args = ["take", order, 1, BATCH, _START[order], hold, "", *keys]
+                args = ["take", order, -1 if limit is None else limit, BATCH, _START[order], hold, "", *keys]
                 try:
                     if self._pops_after_find:
-                        # The BLPOP follows the script in one packet: no round trip between.
+                        # The pop follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
-                        reply, entry = await self._find_and_pop(args, inbox, wait)
+                        reply, entries = await self._find_and_pop(args, inbox, wait, limit, counted)
                         if reply is None:  # Redis forgot the script: look again, then pop
                             continue
                     else:
                         reply = await self._call("find", args)
+                        counted(reply)
                         self._pops_after_find = not self._replica_wait  # the script is loaded now
-                        entry = None if pairs(reply[3:]) else await self._pop(inbox, wait)
+                        entries = None if pairs(reply[3:]) else await self._pop(inbox, wait, limit)
                 except BaseException:
                     if not self._closed:
                         with contextlib.suppress(TupleSpaceError):
@@ -1168,17 +1275,19 @@ class AsyncRedisSpace:
                     raise
                 found = pairs(reply[3:])
                 if found:
-                    return decode_tuple(found[0][1])
-                if entry is None:
-                    entry = await self._call("unwait", [token, ""])
-                if entry:
-                    return decode_tuple(entry.split(b"\n", 2)[1])
+                    return [(i, decode_tuple(data)) for i, data in found]
+                if entries is None:
+                    entries = await self._call("unwait", [token, ""])
+                handed = [_handed_tuple(entry) for entry in entries if entry]
+                if handed:
+                    return handed
                 self._check_open()  # the space closing wakes it with an empty entry
                 if deadline is not None and time.monotonic() >= deadline:
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
         finally:
             with self._guard:
                 self._handed_takers -= 1
+                self._registered_takers -= registered
                 self._tokens.discard(token)
 
     # -- atomic compound operations -----------------------------------------------------------------
@@ -1831,6 +1940,7 @@ class AsyncRedisSpace:
             if offer is not None:  # offered, but not taken by this call: the next may take it
                 self._offer(*offer)
             if waiter.group:  # what it left (past its limit) is for the takers after it
+                self._groups.remove(waiter)
                 for w in self._waiters:
                     if w.take:
                         w.wake.set()
@@ -1975,12 +2085,19 @@ class AsyncRedisSpace:
             await loader.script_load(SCRIPTS[script])
             return await self._send(command, True)
 
-    async def _send(self, command: tuple[Any, ...], script: bool = False, then: tuple[Any, ...] = ()) -> Any:
+    async def _send(
+        self,
+        command: tuple[Any, ...],
+        script: bool = False,
+        then: tuple[Any, ...] = (),
+        answered: Callable[[Any], None] | None = None,
+    ) -> Any:
         """Send one command and read its answer on a connection of the pool kept here
         between calls (on a Cluster, of the master of the space's slot), followed by a
         read of the partition's latest seq after a ``script`` in a partitioned space, by
-        the command ``then`` if any (the answer is then both answers) and by a WAIT for
-        a replica with ``durability=replicated``."""
+        the command ``then`` if any (the answer is then both answers; ``answered`` is
+        given the first as soon as it is read) and by a WAIT for a replica with
+        ``durability=replicated``."""
         more = [pack(then)] if then else []
         tail = [*self._clock_read, *more, *self._replica_wait] if script else [*more, *self._replica_wait]
         if self._idle_pid != os.getpid():
@@ -2006,6 +2123,8 @@ class AsyncRedisSpace:
                 for _ in tail:  # the answers that follow
                     await connection.read_response()
                 raise
+            if answered is not None:
+                answered(reply)
             latest = await connection.read_response() if script and self._clock_read else None
             after = await connection.read_response() if then else None
             acknowledged = await connection.read_response() if self._replica_wait else 1
@@ -2056,14 +2175,18 @@ class AsyncRedisSpace:
         if master is not None:
             await master.aclose()
 
-    async def _find_and_pop(self, args: list[Any], key: str, seconds: float) -> tuple[Any, bytes | None]:
-        """The reply of the script ``find`` for a take waiting in Redis, and what the
-        ``BLPOP`` of ``key`` sent after it, on the same connection, popped (waiting up
-        to ``seconds``; None: nothing).  (None, None) if Redis did not know the script
-        (the BLPOP waited in vain): the next call looks first, then pops."""
+    async def _find_and_pop(
+        self, args: list[Any], key: str, seconds: float, most: int | None, answered: Callable[[Any], None]
+    ) -> tuple[Any, list[bytes] | None]:
+        """The reply of the script ``find`` for a take waiting in Redis (given to
+        ``answered`` as soon as it is read), and what the pop of ``key`` sent after it,
+        on the same connection, popped (up to ``most`` entries, None: all; waiting up to
+        ``seconds``; None: nothing).  (None, None) if Redis did not know the script (the
+        pop waited in vain): the next call looks first, then pops."""
         self._check_open()
         try:
-            reply, got = await self._send(self._evalsha("find", args), True, ("BLPOP", key, repr(seconds)))
+            pop = _pop_command(key, seconds, most)
+            reply, got = await self._send(self._evalsha("find", args), True, pop, answered)
         except NoScriptError:
             self._pops_after_find = False
             return None, None
@@ -2071,12 +2194,12 @@ class AsyncRedisSpace:
             if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
-        return reply, None if got is None else bytes(got[1])
+        return reply, _popped(got)
 
-    async def _pop(self, key: str, seconds: float) -> bytes | None:
-        """``BLPOP`` of ``key``, waiting up to ``seconds``: what it held, or None."""
-        got = await self._command("BLPOP", key, repr(seconds))
-        return None if got is None else bytes(got[1])
+    async def _pop(self, key: str, seconds: float, most: int | None) -> list[bytes] | None:
+        """Pop up to ``most`` entries (None: all) of ``key``, waiting up to ``seconds``
+        for one: what it held, or None."""
+        return _popped(await self._command(*_pop_command(key, seconds, most)))
 
     async def _command(self, *command: Any) -> Any:
         """The answer of Redis to one command other than a script."""
@@ -2118,7 +2241,7 @@ class AsyncRedisSpace:
         with self._guard:
             local = {
                 "subscribers": len(self._subscriptions),
-                "waiters": self._waiters.count + len(self._writers) + self._handed_takers,
+                "waiters": self._waiters.count + len(self._writers) + self._registered_takers,
                 "waiting_writers": len(self._writers),
                 "record_takers": len(self._record_takers),
                 "records_held": 0,
@@ -2567,10 +2690,9 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
                             return waiter.result
                         part.core.refile(waiter)
                         continue
-                    with part.core.guard:
-                        offer, waiter.offer = waiter.offer, None
-                    if offer is not None and _held(await part.core.call("take", [waiter.tx, offer[0]])):
-                        return offer[1]
+                    offered: Tuple | None = await part.core.take_offer(waiter)
+                    if offered is not None:
+                        return offered
                 found = await self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
