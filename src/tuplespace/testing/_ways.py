@@ -34,6 +34,7 @@ import tuplespace as ts
 
 from .._recordstore import DEFAULT_BASE_URI
 from ..client import AsyncRemoteSpace, RemoteSpace
+from ..client._common import tls_context
 from ..server import Server, create_app
 from ._adapters import SyncOverAsync
 from ._threads import PATIENCE
@@ -120,7 +121,7 @@ class LiveServer:
 
     def delete(self, url: str) -> None:
         """Delete the space of ``url`` (an admin call: the test servers check no tokens)."""
-        response = httpx.delete(url, timeout=PATIENCE)
+        response = httpx.delete(url, timeout=PATIENCE, verify=tls_context())
         assert response.status_code in (204, 404), response.text
 
     def stop(self) -> None:
