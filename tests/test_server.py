@@ -26,6 +26,7 @@ from tuplespace._httpapi import OPERATIONS, PERMISSIONS
 from tuplespace._recordstore import DEFAULT_BASE_URI
 from tuplespace._sqlite import SqliteHost
 from tuplespace._values import DEFAULT_LIMITS
+from tuplespace.client._common import tls_context
 from tuplespace.server import Server, ServerLimits, create_app
 from tuplespace.server._requests import ServiceRequest
 
@@ -48,7 +49,7 @@ def running(data_dir: Path | None = None, **options: Any) -> Iterator[Server]:
 @contextlib.contextmanager
 def client(server: Server, token: str | None = None) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=PATIENCE) as c:
+    with httpx.Client(base_url=server.url, headers=headers, timeout=PATIENCE, verify=tls_context()) as c:
         yield c
 
 

@@ -324,14 +324,15 @@ def abort_by_call(space: Any, clock: ts.SimulatedClock, tx: Any) -> None:
 
 
 def abort_by_lease(space: Any, clock: ts.SimulatedClock, tx: Any) -> None:
-    clock.advance(10)
+    clock.advance(600)
 
 
 @pytest.mark.parametrize("abort", [abort_by_call, abort_by_lease], ids=["abort", "lease"])
 def test_a_waiting_take_is_released_with_transaction_aborted(
     sim_space: Any, clock: ts.SimulatedClock, abort: Callable[..., None]
 ) -> None:
-    tx = sim_space.transaction(lease=10)
+    # A lease longer than the test waits: only the simulated clock's advance ends it.
+    tx = sim_space.transaction(lease=600)
     takers = [spawn(tx.take, ("job", int)), spawn(tx.read, ("other",), timeout=600)]
     wait_for_waiters(sim_space, 2)
     abort(sim_space, clock, tx)

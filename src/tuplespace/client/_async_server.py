@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from ._async import AsyncRemoteSpace
-from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, unreachable
+from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, tls_context, unreachable
 
 __all__ = ["AsyncRemoteServer", "AsyncTokens"]
 
@@ -40,7 +40,9 @@ class AsyncRemoteServer:
         self._token = token
         self._connect_timeout = connect_timeout
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        self._client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=connect_timeout)
+        self._client = httpx.AsyncClient(
+            base_url=self.url, headers=headers, timeout=connect_timeout, verify=tls_context()
+        )
         self.tokens = AsyncTokens(self._call)
 
     async def _call(self, operation: str, body: Mapping[str, Any] | None = None, **params: str) -> Any:

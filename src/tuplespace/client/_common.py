@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
@@ -87,6 +89,15 @@ __all__ = [
 ]
 
 logger = logging.getLogger("tuplespace")
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings every HTTP client of a remote space uses, made once per process:
+    httpx's default (certifi's certificates, or those ``SSL_CERT_FILE`` or ``SSL_CERT_DIR``
+    name when it is first needed).  Loading them takes tens of milliseconds, which a client
+    made for each space opened would pay again."""
+    return httpx.create_ssl_context()
 
 
 CONFIRM_DELAY = 1.0

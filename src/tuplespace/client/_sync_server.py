@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, unreachable
+from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, tls_context, unreachable
 from ._sync import RemoteSpace
 
 __all__ = ["RemoteServer", "Tokens"]
@@ -41,7 +41,9 @@ class RemoteServer:
         self._token = token
         self._connect_timeout = connect_timeout
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=connect_timeout)
+        self._client = httpx.Client(
+            base_url=self.url, headers=headers, timeout=connect_timeout, verify=tls_context()
+        )
         self.tokens = Tokens(self._call)
 
     def _call(self, operation: str, body: Mapping[str, Any] | None = None, **params: str) -> Any:

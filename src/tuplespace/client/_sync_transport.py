@@ -27,7 +27,7 @@ import httpx
 
 from .._errors import SpaceClosed
 from ._channel import ChannelRefused, Channels
-from ._common import Sockets, logger, shutdown, unreachable
+from ._common import Sockets, logger, shutdown, tls_context, unreachable
 
 __all__ = ["ChannelTransport", "HTTPTransport"]
 
@@ -72,12 +72,15 @@ class HTTPTransport:
             headers=self.headers,
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
+            verify=tls_context(),
         )
 
     def sync_client(self) -> httpx.Client:
         """A blocking client to the server, for what must be done outside an event loop
         (confirming claims when the space is dropped)."""
-        return httpx.Client(base_url=self.base, headers=self.headers, timeout=self.timeout)
+        return httpx.Client(
+            base_url=self.base, headers=self.headers, timeout=self.timeout, verify=tls_context()
+        )
 
     def _trace(self, name: str, info: dict[str, Any]) -> None:
         if name == "connection.connect_tcp.complete":

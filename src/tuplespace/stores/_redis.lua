@@ -363,11 +363,13 @@ local function restore(token)
   redis.call('DEL', inbox)
 end
 
--- Abort the transactions whose lease has run out (a bounded number per call).
+-- Abort the transactions whose lease has run out (a bounded number per call), and tell
+-- their processes: the calls waiting inside one end at once.
 local function expire_txns()
   if txns > 0 then
     for _, tx in ipairs(redis.call('ZRANGEBYSCORE', TXEXP, '-inf', now, 'LIMIT', 0, 16)) do
       abort(tx)
+      redis.call('SPUBLISH', CH, 'a ' .. tx)
     end
   end
 end

@@ -25,6 +25,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import os
 import random
 import secrets
@@ -452,7 +453,8 @@ class RedisCore:
     ``call(script, args)`` runs a script on the space's keys; ``select``, ``block`` and
     ``group`` find (and take) tuples for a transaction id (``""``: none), at once, with
     a wait, or a group of them; ``write`` writes encoded tuples; ``begin``,
-    ``end_transaction`` and ``end_waits`` follow a transaction of this process;
+    ``end_transaction`` and ``end_waits`` follow a transaction of this process, and
+    ``time_lease`` ends its lease on time once it has begun or been renewed;
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
     wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
@@ -497,6 +499,7 @@ class RedisCore:
         "serving",
         "subscriptions",
         "take_offer",
+        "time_lease",
         "txn",
         "wait",
         "write",
@@ -534,6 +537,7 @@ class RedisCore:
         remove_writer: Callable[[Writer[Wake], bool], None],
         serving: Callable[[Template | None], list[RedisSpace]],
         subscriptions: Callable[[], list[LogReader[Any]]],
+        time_lease: Callable[[RedisTransaction], None],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
     ) -> None:
@@ -564,6 +568,7 @@ class RedisCore:
         self.remove_writer = remove_writer
         self.serving = serving
         self.subscriptions = subscriptions
+        self.time_lease = time_lease
         self.txn = txn
         self.closed = closed
 
@@ -671,6 +676,9 @@ class RedisSpace:
         self._writers: deque[Writer[Wake]] = deque()
         self._subscriptions: dict[LogReader[Any], Wake] = {}  # each with the wake of its gets
         self._transactions: dict[RedisTransaction, str] = {}  # those begun here and open, with their ids
+        self._lease_timer: Background | None = None  # ends their leases on time (see _end_leases)
+        self._lease_tick = Wake()  # wakes the timer for a lease that ends sooner, or as the space closes
+        self._next_lease_end = math.inf  # when the timer wakes next (this process's monotonic clock)
         self._handed_takers = 0  # takes waiting for a tuple handed over in Redis
         self._registered_takers = 0  # those of them Redis has registered: they wait
         self._record_takers: list[_RecordTaker] = []  # the take_record calls waiting here, in arrival order
@@ -720,6 +728,7 @@ class RedisSpace:
             remove_writer=self._remove_writer,
             serving=self._serving,
             subscriptions=self._subscribers,
+            time_lease=self._time_lease,
             txn=self._txn,
             closed=self._is_closed,
         )
@@ -1415,6 +1424,38 @@ class RedisSpace:
                 self._transactions[tx] = tx_id
         return tx_id, _seconds(reply[1])
 
+    def _time_lease(self, tx: RedisTransaction) -> None:
+        """End the lease of ``tx``, begun or renewed here, on time (see :meth:`_end_leases`)."""
+        with self._guard:
+            end = tx.deadline
+            if end is not None and end < self._next_lease_end:
+                self._lease_tick.set()
+            if self._lease_timer is None and not self._closed:
+                self._lease_timer = Background(self._end_leases)
+
+    def _end_leases(self) -> None:
+        """The timer of the transactions begun here: as the lease of one runs out, the
+        script ``expire`` aborts it in Redis, so that what it holds goes back at once to
+        the calls waiting for it in every process (and the calls waiting inside it end),
+        as an embedded space's does, not at the next call that looks."""
+        looked = time.monotonic()  # the leases that ended by then were ended
+        while True:
+            with self._guard:
+                if self._closed:
+                    return
+                self._lease_tick.clear()
+                ends = [end for tx in self._transactions if (end := tx.deadline) is not None and end > looked]
+                self._next_lease_end = min(ends, default=math.inf)
+            left = self._next_lease_end - time.monotonic()
+            if left > 0:
+                self._lease_tick.wait(None if left == math.inf else left)
+                continue
+            looked = time.monotonic()
+            try:
+                self._call("expire", [])
+            except TupleSpaceError as exc:  # the calls waiting here tell Redis out of reach
+                log.debug("the leases of space %r were not ended on time: %s", self._options.space, exc)
+
     def end_claim(self, tx_id: str, tag: str, confirm: bool, remember: float) -> str | None:
         """End the claim that the transaction ``tx_id`` is, made with ``tag`` (see
         :meth:`claim`), from any process: confirming commits it if
@@ -1896,10 +1937,14 @@ class RedisSpace:
     def _end_waits(self, tx: str, error: TupleSpaceError) -> None:
         """End the calls waiting here inside the transaction ``tx``, with ``error``."""
         with self._guard:
-            for w in self._waiters:
-                if w.tx == tx:
-                    w.error = error
-                    w.wake.set()
+            self._fail_waits(tx, error)
+
+    def _fail_waits(self, tx: str, error: TupleSpaceError) -> None:
+        """:meth:`_end_waits`, the guard held."""
+        for w in self._waiters:
+            if w.tx == tx:
+                w.error = error
+                w.wake.set()
 
     def _refile(self, waiter: Waiter[Wake]) -> None:
         """File again a reader handed a tuple, to wait for the next one."""
@@ -2002,6 +2047,9 @@ class RedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
+        elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
+            error = TransactionAborted("the transaction was aborted: its lease ran out")
+            self._fail_waits(body.decode(), error)
         elif self._waiters.count:
             seq, _, taker = head.partition(b">")
             if not taker:
@@ -2281,6 +2329,9 @@ class RedisSpace:
             transactions = [tx_id for tx_id in self._transactions.values() if tx_id]
             tokens = list(self._tokens)
             pubsub, listener = self._pubsub, self._listener
+        self._lease_tick.set()
+        if self._lease_timer is not None:
+            self._lease_timer.stop()
         if self._rules is not None:
             self._rules.close()
         if self._follower is not None:
@@ -2574,6 +2625,10 @@ class PartitionedRedisSpace(RedisSpace):
         for part, tx_id in zip(self._parts, self._ids(tx), strict=True):
             part.core.end_waits(tx_id, error)
 
+    def _time_lease(self, tx: RedisTransaction) -> None:
+        for part in self._parts:
+            part.core.time_lease(tx)
+
     def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
         """Run ``script`` in each partition of the transaction with the items of that
         partition (those without a tuple in every partition), in turn from the first.
@@ -2835,12 +2890,18 @@ class RedisTransaction(Openable):
     def expires_at(self) -> float | None:
         return self._expires
 
+    @property
+    def deadline(self) -> float | None:
+        """When its lease ends, in this process's monotonic clock (None until it has begun)."""
+        return self._deadline
+
     def _open(self) -> None:
         with self._opening:
             if self._id or self._state != "active":
                 return
             self._id, self._expires = self._core.begin(self, self._lease, self._claim)
             self._deadline = time.monotonic() + self._lease
+            self._core.time_lease(self)
 
     def _check(self) -> None:
         self._open()
@@ -3085,6 +3146,7 @@ class RedisTransaction(Openable):
             raise TransactionAborted("the transaction was aborted: its lease ran out")
         self._expires = _seconds(reply)
         self._deadline = time.monotonic() + seconds
+        self._core.time_lease(self)
 
     def __enter__(self) -> RedisTransaction:
         self._open()
