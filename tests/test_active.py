@@ -514,7 +514,7 @@ def test_async_records_call_methods_and_async_spaces_have_rules() -> None:
     async def main() -> None:
         aspace = ts.AsyncSpace()
         hot(aspace.space)
-        assert [r.name for r in aspace.rules.list()] == ["hot"]
+        assert [r.name for r in await aspace.rules.list()] == ["hot"]
         await aspace.write(("reading", "kitchen", 32.0))
         assert await aspace.try_read(("alarm", str, float)) == ("alarm", "kitchen", 2.0)
         thermo = await aspace.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})

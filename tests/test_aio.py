@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -364,7 +365,7 @@ def test_the_two_faces_are_peers_over_one_core() -> None:
     assert space.core is aspace.core
     assert aspace.space.core is aspace.core
     assert space.order == "lifo"
-    assert space.rules is aspace.rules
+    assert aspace.rules.core is space.core
 
     async def main() -> None:
         taker = asyncio.ensure_future(aspace.take(("job", int)))
@@ -425,3 +426,57 @@ def test_an_async_space_gives_async_leases_and_awaited_statistics(tmp_path: Path
         reopened.close()
 
     asyncio.run(main())
+
+
+RULES_CALLS: dict[str, Callable[[ts.AsyncRules], Awaitable[object]]] = {
+    "add": lambda rules: rules.add("more", template=("job", int), write=[(ts.Lit("done"), "t[1]")]),
+    "remove": lambda rules: rules.remove("hot"),
+    "set_limits": lambda rules: rules.set_limits(ts.ActiveLimits(max_firings=7)),
+    "set_firing_charge": lambda rules: rules.set_firing_charge("0.5"),
+    "set_step_charge": lambda rules: rules.set_step_charge("0.25"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(RULES_CALLS))
+def test_a_durable_async_spaces_rules_calls_await_the_commit_off_the_event_loop(
+    tmp_path: Path, call: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/spaces.db?space=jobs"
+    order: list[str] = []
+    progressed = threading.Event()
+
+    async def main() -> None:
+        aspace = await ts.connect_async(url)
+        assert isinstance(aspace, ts.AsyncSpace)
+        await aspace.rules.add("hot", template=("reading", str, float), write=[(ts.Lit("alarm"), "t[1]")])
+        loop = threading.get_ident()
+
+        def hold_the_commit() -> None:
+            # As the committer takes a batch (off the loop's thread), it waits for the
+            # loop to run another task before writing the batch.
+            if threading.get_ident() != loop:
+                progressed.wait(PATIENCE)
+
+        aspace.core.after_operations(hold_the_commit)
+
+        async def rules_call() -> None:
+            await RULES_CALLS[call](aspace.rules)
+            order.append(call)
+
+        async def other_task() -> None:
+            await asyncio.sleep(0)
+            order.append("other task")
+            progressed.set()
+
+        await asyncio.gather(rules_call(), other_task())
+        await aspace.close()
+
+    asyncio.run(main())
+    assert order == ["other task", call]
+    reopened = ts.connect(url)  # the change was committed before the call returned
+    rules = reopened.rules
+    assert [r.name for r in rules.list()] == {"add": ["hot", "more"], "remove": []}.get(call, ["hot"])
+    assert rules.limits.max_firings == (7 if call == "set_limits" else ts.ActiveLimits().max_firings)
+    assert rules.firing_charge == ts.Credit("0.5" if call == "set_firing_charge" else 0)
+    assert rules.step_charge == ts.Credit("0.25" if call == "set_step_charge" else 0)
+    reopened.close()

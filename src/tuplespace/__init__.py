@@ -10,7 +10,7 @@ into it and read or take them back by pattern, without knowing of each other.
 ('job', 1, 'resize')
 """
 
-from ._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
+from ._aio import AsyncRecord, AsyncRecordWatch, AsyncRules, AsyncSpace, AsyncSubscription, AsyncTransaction
 from ._clock import Clock, SimulatedClock, SystemClock
 from ._codec import (
     decode,
@@ -66,6 +66,7 @@ from ._protocols import (
     AsyncLeaseAPI,
     AsyncRecordAPI,
     AsyncRecordWatchAPI,
+    AsyncRulesAPI,
     AsyncSpaceAPI,
     AsyncSubscriptionAPI,
     AsyncTransactionAPI,
@@ -73,6 +74,7 @@ from ._protocols import (
     LeaseAPI,
     RecordAPI,
     RecordWatchAPI,
+    RulesAPI,
     SpaceAPI,
     SubscriptionAPI,
     TransactionAPI,
@@ -97,6 +99,8 @@ __all__ = [
     "AsyncRecordAPI",
     "AsyncRecordWatch",
     "AsyncRecordWatchAPI",
+    "AsyncRules",
+    "AsyncRulesAPI",
     "AsyncSpace",
     "AsyncSpaceAPI",
     "AsyncSubscription",
@@ -153,6 +157,7 @@ __all__ = [
     "RuleNotFound",
     "RuleInfo",
     "Rules",
+    "RulesAPI",
     "SimulatedClock",
     "Space",
     "SpaceAPI",

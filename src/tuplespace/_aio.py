@@ -23,16 +23,24 @@ from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
 from ._events import CHANGE_KINDS, EVENT_KINDS, Change, Event, FeedBase, nothing
 from ._lease import AsyncLease
+from ._methods import ActiveLimits
 from ._mint import Challenge
 from ._recordhandles import RecordBase, RecordData, check_revocable
 from ._recordstore import DEFAULT_PRINCIPAL, RecordTaker
-from ._rules import Rules
+from ._rules import RuleInfo
 from ._space import Space, SubscriptionBase, Successor, TransactionBase
 from ._templates import RecordTemplate, Template, compile_template, feed_templates, one_exact
 from ._upcall import AsyncUpcall
 from ._values import URI, Credit, Map, Tuple, Value
 
-__all__ = ["AsyncRecord", "AsyncRecordWatch", "AsyncSpace", "AsyncSubscription", "AsyncTransaction"]
+__all__ = [
+    "AsyncRecord",
+    "AsyncRecordWatch",
+    "AsyncRules",
+    "AsyncSpace",
+    "AsyncSubscription",
+    "AsyncTransaction",
+]
 
 
 class _Wakes:
@@ -228,6 +236,105 @@ class CoreLeases:
         await _call(self.core, self.core.engine.cancel, seq)
 
 
+class AsyncRules:
+    """The rules of an asyncio face (``aspace.rules``): the calls of :class:`Rules`,
+    awaited, as those of the other asyncio spaces' rules are.  A durable space's commit
+    is awaited off the event loop, as for the face's other calls.
+
+    >>> await aspace.rules.add("hot", template=("reading", str, float),  # doctest: +SKIP
+    ...                        when="t[2] > 30.0", write=[("alarm", "t[1]", "t[2] - 30.0")])
+    >>> await aspace.rules.set_firing_charge("0.01")  # doctest: +SKIP
+
+    :attr:`limits`, :attr:`firing_charge` and :attr:`step_charge` are read as those of
+    :class:`Rules` and set with :meth:`set_limits`, :meth:`set_firing_charge` and
+    :meth:`set_step_charge`; ``space.rules`` of the thread face is the same rules.
+    """
+
+    __slots__ = ("core",)
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
+    ) -> RuleInfo:
+        """See :meth:`Rules.add`."""
+        rules = self.core.rules
+        rule = rules.define(
+            name, on, template, path, tag, when, write, take, set, to, using, principal, refresh, create, call
+        )
+        info: RuleInfo = await _call(self.core, rules.admit, rule)
+        return info
+
+    async def remove(self, name: str) -> None:
+        """See :meth:`Rules.remove`."""
+        await _call(self.core, self.core.rules.drop, name)
+
+    async def list(self) -> list[RuleInfo]:
+        """See :meth:`Rules.list`."""
+        return self.core.rules.list()
+
+    async def get(self, name: str) -> RuleInfo:
+        """See :meth:`Rules.get`."""
+        return self.core.rules.get(name)
+
+    async def statistics(self) -> dict[str, Any]:
+        """See :meth:`Rules.statistics`."""
+        return self.core.rules.statistics()
+
+    @property
+    def max_rules(self) -> int:
+        """The most rules the space holds (see :class:`Rules`)."""
+        return self.core.rules.max_rules
+
+    @max_rules.setter
+    def max_rules(self, most: int) -> None:
+        self.core.rules.max_rules = most
+
+    @property
+    def limits(self) -> ActiveLimits:
+        """See :attr:`Rules.limits`; set with :meth:`set_limits`."""
+        return self.core.rules.limits
+
+    @property
+    def firing_charge(self) -> Credit:
+        """See :attr:`Rules.firing_charge`; set with :meth:`set_firing_charge`."""
+        return self.core.rules.firing_charge
+
+    @property
+    def step_charge(self) -> Credit:
+        """See :attr:`Rules.step_charge`; set with :meth:`set_step_charge`."""
+        return self.core.rules.step_charge
+
+    async def set_limits(self, limits: ActiveLimits) -> None:
+        """Set :attr:`limits` (see :attr:`Rules.limits`); returns once a durable space keeps them."""
+        await _call(self.core, self.core.rules.apply_limits, limits)
+
+    async def set_firing_charge(self, amount: Credit | int | str) -> None:
+        """Set :attr:`firing_charge`; returns once a durable space keeps it."""
+        await _call(self.core, self.core.rules.apply_firing_charge, amount)
+
+    async def set_step_charge(self, amount: Credit | int | str) -> None:
+        """Set :attr:`step_charge`; returns once a durable space keeps it."""
+        await _call(self.core, self.core.rules.apply_step_charge, amount)
+
+
 class AsyncSpace:
     """The asyncio face of a space: the same methods as :class:`Space`, awaited.
 
@@ -254,6 +361,7 @@ class AsyncSpace:
             )
         self.core = space.core if space is not None else Core.build(**options)
         self.leases = CoreLeases(self.core)
+        self._rules = AsyncRules(self.core)
         self._space = space
 
     @property
@@ -264,9 +372,9 @@ class AsyncSpace:
         return self._space
 
     @property
-    def rules(self) -> Rules:
-        """See :attr:`Space.rules`: the same rules, whose calls never wait."""
-        return self.core.rules
+    def rules(self) -> AsyncRules:
+        """The space's rules (see :attr:`Space.rules`), their calls awaited."""
+        return self._rules
 
     async def write(
         self, t: Iterable[Value], lease: float | None = None, timeout: float | None = None

@@ -14,8 +14,8 @@ Code written against these runs over any space, embedded or remote::
   credit: :class:`~tuplespace.Space`, :class:`~tuplespace.AsyncSpace`,
   :class:`~tuplespace.client.RemoteSpace`, :class:`~tuplespace.client.AsyncRemoteSpace`.
 - What their methods return: :class:`LeaseAPI`, :class:`SubscriptionAPI`,
-  :class:`TransactionAPI`, :class:`RecordAPI`, :class:`RecordWatchAPI` and their
-  async twins, whose methods are awaited.
+  :class:`TransactionAPI`, :class:`RecordAPI`, :class:`RecordWatchAPI`, and their
+  rules, :class:`RulesAPI`; and their async twins, whose methods are awaited.
 
 Each space class is checked against its protocol by mypy (the end of this module).
 """
@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ._events import Change, Event
 from ._recordhandles import RecordData
+from ._rules import RuleInfo
 from ._values import URI, Credit, Map, Tuple, Value
 
 __all__ = [
     "AsyncLeaseAPI",
     "AsyncRecordAPI",
     "AsyncRecordWatchAPI",
+    "AsyncRulesAPI",
     "AsyncSpaceAPI",
     "AsyncSubscriptionAPI",
     "AsyncTransactionAPI",
@@ -40,6 +42,7 @@ __all__ = [
     "LeaseAPI",
     "RecordAPI",
     "RecordWatchAPI",
+    "RulesAPI",
     "SpaceAPI",
     "SubscriptionAPI",
     "TransactionAPI",
@@ -230,6 +233,60 @@ class AsyncRecordAPI(Protocol):
     async def revoke(self) -> None: ...
 
 
+class RulesAPI(Protocol):
+    """The rules of a space (see :class:`~tuplespace.Rules`): add, list, get and remove."""
+
+    def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = ...,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
+    ) -> RuleInfo: ...
+    def list(self) -> list[RuleInfo]: ...
+    def get(self, name: str) -> RuleInfo: ...
+    def remove(self, name: str) -> None: ...
+
+
+class AsyncRulesAPI(Protocol):
+    """:class:`RulesAPI`, awaited (see :class:`~tuplespace.AsyncRules`)."""
+
+    async def add(
+        self,
+        name: str,
+        *,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = ...,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
+    ) -> RuleInfo: ...
+    async def list(self) -> list[RuleInfo]: ...
+    async def get(self, name: str) -> RuleInfo: ...
+    async def remove(self, name: str) -> None: ...
+
+
 # -- the spaces ----------------------------------------------------------------------------
 
 
@@ -301,6 +358,8 @@ class SpaceAPI(TupleSpaceAPI, Protocol):
     ) -> RecordWatchAPI: ...
     def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit: ...
     def account(self, principal: str) -> Credit: ...
+    @property
+    def rules(self) -> RulesAPI: ...
 
 
 class AsyncTupleSpaceAPI(Protocol):
@@ -379,13 +438,23 @@ class AsyncSpaceAPI(AsyncTupleSpaceAPI, Protocol):
     ) -> AsyncRecordWatchAPI: ...
     async def grant_credit(self, principal: str, amount: Credit | int | str) -> Credit: ...
     async def account(self, principal: str) -> Credit: ...
+    @property
+    def rules(self) -> AsyncRulesAPI: ...
 
 
 if TYPE_CHECKING:
     from ._aio import AsyncSpace
+    from ._federation._linda import AsyncCoapRules, CoapRules
     from ._space import Space
     from .client import AsyncRemoteSpace, RemoteSpace
-    from .stores import AsyncRedisSpace, AsyncRedisTransaction, RedisSpace, RedisTransaction
+    from .stores import (
+        AsyncRedisRules,
+        AsyncRedisSpace,
+        AsyncRedisTransaction,
+        RedisRules,
+        RedisSpace,
+        RedisTransaction,
+    )
 
     def _space(space: Space) -> SpaceAPI:
         return space
@@ -410,3 +479,15 @@ if TYPE_CHECKING:
 
     def _async_redis_transaction(tx: AsyncRedisTransaction) -> AsyncTransactionAPI:
         return tx
+
+    def _redis_rules(rules: RedisRules) -> RulesAPI:
+        return rules
+
+    def _async_redis_rules(rules: AsyncRedisRules) -> AsyncRulesAPI:
+        return rules
+
+    def _coap_rules(rules: CoapRules) -> RulesAPI:
+        return rules
+
+    def _async_coap_rules(rules: AsyncCoapRules) -> AsyncRulesAPI:
+        return rules

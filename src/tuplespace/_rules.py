@@ -714,13 +714,18 @@ class Rules:
 
     @limits.setter
     def limits(self, limits: ActiveLimits) -> None:
+        self._core.call(self.apply_limits, limits)
+
+    def apply_limits(self, limits: ActiveLimits) -> None:
+        """With the core's lock held: set :attr:`limits`, journalled in a durable space,
+        whose commit the caller waits for (see :meth:`Core.call
+        <tuplespace._core.Core.call>`).  InvalidValue if ``limits`` is not an
+        :class:`ActiveLimits`: nothing changes."""
         if not isinstance(limits, ActiveLimits):
             raise InvalidValue(f"limits is an ActiveLimits, got {type(limits).__name__}", "limits")
-        with self._core.lock:
-            ticket = self._keep({name: getattr(limits, name) for name in ActiveLimits.__slots__})
-            self._limits = limits
-            self.max_queued = limits.max_firings
-        self._core.settle(ticket)
+        self._keep({name: getattr(limits, name) for name in ActiveLimits.__slots__})
+        self._limits = limits
+        self.max_queued = limits.max_firings
 
     @property
     def firing_charge(self) -> Credit:
@@ -730,11 +735,13 @@ class Rules:
 
     @firing_charge.setter
     def firing_charge(self, amount: Credit | int | str) -> None:
+        self._core.call(self.apply_firing_charge, amount)
+
+    def apply_firing_charge(self, amount: Credit | int | str) -> None:
+        """With the core's lock held: set :attr:`firing_charge` (see :meth:`apply_limits`)."""
         charge = to_credit(amount, "firing_charge")
-        with self._core.lock:
-            ticket = self._keep({"firing_charge": str(charge)})
-            self._firing_charge = charge
-        self._core.settle(ticket)
+        self._keep({"firing_charge": str(charge)})
+        self._firing_charge = charge
 
     @property
     def step_charge(self) -> Credit:
@@ -744,23 +751,22 @@ class Rules:
 
     @step_charge.setter
     def step_charge(self, amount: Credit | int | str) -> None:
-        charge = to_credit(amount, "step_charge")
-        with self._core.lock:
-            ticket = self._keep({"step_charge": str(charge)})
-            self._step_charge = charge
-        self._core.settle(ticket)
+        self._core.call(self.apply_step_charge, amount)
 
-    def _keep(self, options: Mapping[str, Value]) -> int:
+    def apply_step_charge(self, amount: Credit | int | str) -> None:
+        """With the core's lock held: set :attr:`step_charge` (see :meth:`apply_limits`)."""
+        charge = to_credit(amount, "step_charge")
+        self._keep({"step_charge": str(charge)})
+        self._step_charge = charge
+
+    def _keep(self, options: Mapping[str, Value]) -> None:
         """Journal ``options`` changed on the open space, in a durable space (with the
-        lock held); the ticket of the batch to wait for (0: none).  SpaceClosed if the
-        space is closed: nothing changes."""
+        lock held).  SpaceClosed if the space is closed: nothing changes."""
         self._core.check_open()
         journal = self._engine.journal
-        if journal is None:
-            return 0
-        for name, value in options.items():
-            journal.put_row(OptionRow(name, orjson.dumps(value).decode()))
-        return self._core.ticket()
+        if journal is not None:
+            for name, value in options.items():
+                journal.put_row(OptionRow(name, orjson.dumps(value).decode()))
 
     # -- managing ------------------------------------------------------------------------
 
@@ -822,17 +828,44 @@ class Rules:
         Raises :class:`InvalidValue` (a ``ValueError``) for a bad name, expression
         or operation, naming it; :class:`RuleCycle` if the rule could trigger itself.
         """
+        rule = self.define(
+            name, on, template, path, tag, when, write, take, set, to, using, principal, refresh, create, call
+        )
+        info: RuleInfo = self._core.call(self.admit, rule)
+        return info
+
+    def define(
+        self,
+        name: str,
+        on: str | Iterable[str] | None = None,
+        template: Iterable[Any] | None = None,
+        path: str | None = None,
+        tag: str | None = None,
+        when: str | None = None,
+        write: Iterable[Iterable[Any]] = (),
+        take: Iterable[Iterable[Any]] = (),
+        set: str | Mapping[str, str] | None = None,
+        to: str | None = None,
+        using: Mapping[str, str] | None = None,
+        principal: str = DEFAULT_PRINCIPAL,
+        refresh: Mapping[str, Any] | None = None,
+        create: Mapping[Any, Mapping[str, Any]] | None = None,
+        call: Iterable[Iterable[Any]] = (),
+    ) -> _Rule:
+        """The rule of :meth:`add`'s arguments, checked, for :meth:`admit` to make one of
+        the space's; the space is made ready to run rules.  Raises as :meth:`add`."""
         rule = self._build(
             name, on, template, path, tag, when, write, take, set, to, using, principal, refresh, create, call
         )
-        definition = None if self._engine.journal is None else _definition(rule)
         self._core.after_operations(self.run_pending)
-        core = self._core
-        with core.lock:
-            info = self._admit(rule, definition)
-            ticket = core.ticket()
-        core.settle(ticket)
-        return info
+        return rule
+
+    def admit(self, rule: _Rule) -> RuleInfo:
+        """With the core's lock held: make ``rule`` (see :meth:`define`) one of the
+        space's, journalled in a durable space, whose commit the caller waits for (see
+        :meth:`Core.call <tuplespace._core.Core.call>`); what :meth:`list` tells of it."""
+        definition = None if self._engine.journal is None else _definition(rule)
+        return self._admit(rule, definition)
 
     def load(
         self, definitions: Iterable[tuple[str, str]], limits: Limits, counts: Iterable[RuleCountRow] = ()
@@ -911,26 +944,28 @@ class Rules:
 
     def remove(self, name: str) -> None:
         """Remove the rule ``name``; :class:`RuleNotFound` (a ``KeyError``) if there is none."""
-        with self._core.lock:
-            rule = self._rules.pop(name, None)
-            if rule is None:
-                raise RuleNotFound(f"no rule named {name!r}")
-            if rule.feed is not None:
-                self._engine.unsubscribe(rule.feed)
-            for index, key in self._filed(rule):
-                index[key].remove(rule)
-                if not index[key]:
-                    del index[key]
-            kept = [p for p in self.pending if p[0] is not rule]  # kept in place, as run_pending holds it
-            self.pending.clear()
-            self.pending.extend(kept)
-            self._unlink(rule)
-            journal = self._engine.journal
-            if journal is not None:
-                journal.delete_row(RuleRow, name)
-                journal.delete_row(RuleCountRow, name)
-            ticket = self._core.ticket()
-        self._core.settle(ticket)
+        self._core.call(self.drop, name)
+
+    def drop(self, name: str) -> None:
+        """With the core's lock held: :meth:`remove` the rule ``name``, journalled in a
+        durable space, whose commit the caller waits for (see :meth:`admit`)."""
+        rule = self._rules.pop(name, None)
+        if rule is None:
+            raise RuleNotFound(f"no rule named {name!r}")
+        if rule.feed is not None:
+            self._engine.unsubscribe(rule.feed)
+        for index, key in self._filed(rule):
+            index[key].remove(rule)
+            if not index[key]:
+                del index[key]
+        kept = [p for p in self.pending if p[0] is not rule]  # kept in place, as run_pending holds it
+        self.pending.clear()
+        self.pending.extend(kept)
+        self._unlink(rule)
+        journal = self._engine.journal
+        if journal is not None:
+            journal.delete_row(RuleRow, name)
+            journal.delete_row(RuleCountRow, name)
 
     def list(self) -> list[RuleInfo]:
         """Every rule, by level, then by name."""

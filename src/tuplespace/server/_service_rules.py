@@ -97,7 +97,7 @@ class RuleRoutes(RecordRoutes):
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["list_rules"]), space)
         kept = kept_rules(info)
-        rules = info.embedded("rules").rules.list() if kept is None else await kept.list()
+        rules = await (info.local("rules").rules if kept is None else kept).list()
         return json_answer({"rules": [rule_out(r) for r in rules]})
 
     async def add_rule(self, space: str, request: ServiceRequest) -> Answer:
@@ -120,30 +120,23 @@ class RuleRoutes(RecordRoutes):
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         kept = kept_rules(target)
-        if kept is None:
-            rules = target.embedded("rules").rules
-            rules.max_rules = self.limits.max_rules
-            added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
-        else:
-            kept.max_rules = self.limits.max_rules
-            added = await kept.add(name, principal=principal, **args)
+        rules = target.local("rules").rules if kept is None else kept
+        rules.max_rules = self.limits.max_rules
+        added = await rules.add(name, principal=principal, **args)
         return json_answer({"rule": rule_out(added)}, 201)
 
     async def get_rule(self, space: str, name: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_rule"]), space)
         kept = kept_rules(info)
-        rule = info.embedded("rules").rules.get(name) if kept is None else await kept.get(name)
+        rule = await (info.local("rules").rules if kept is None else kept).get(name)
         return json_answer({"rule": rule_out(rule)})
 
     async def remove_rule(self, space: str, name: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["remove_rule"]), space)
         kept = kept_rules(info)
-        if kept is None:
-            await asyncio.to_thread(info.embedded("rules").rules.remove, name)
-        else:
-            await kept.remove(name)
+        await (info.local("rules").rules if kept is None else kept).remove(name)
         return NO_CONTENT
 
     # -- simulated time ----------------------------------------------------------------------------

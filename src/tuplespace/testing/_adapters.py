@@ -21,7 +21,7 @@ from .._events import EVENT_KINDS
 from .._federation._remote import AsyncRemoteRecord as AsyncCoapRecord
 from .._federation._subscribe import AsyncCoapSubscription
 from .._lease import AsyncLease
-from ..client import AsyncRemoteRecord, AsyncRemoteRecordWatch, AsyncRemoteRules
+from ..client import AsyncRemoteRecord, AsyncRemoteRecordWatch
 from ._threads import PATIENCE
 
 __all__ = [
@@ -160,11 +160,9 @@ class SyncOverAsync:
         return self.run(self.aspace.account(principal))
 
     @property
-    def rules(self) -> Any:
-        """The space's rules: an embedded space's own (its calls never wait), or a
-        remote space's seen through the calls of :class:`tuplespace.Rules`."""
-        rules = self.aspace.rules
-        return rules if isinstance(rules, ts.Rules) else SyncRules(self, rules)
+    def rules(self) -> SyncRules:
+        """The space's rules, seen through the calls of :class:`tuplespace.Rules`."""
+        return SyncRules(self, self.aspace.rules)
 
     def transfer_credit(self, source: str, target: str, amount: Any) -> ts.Credit:
         return self.run(self.aspace.transfer_credit(source, target, amount))
@@ -244,10 +242,10 @@ class _AsyncLeaseHost:
 
 
 class SyncRules:
-    """An :class:`tuplespace.client.AsyncRemoteRules` seen through the calls of
-    :class:`tuplespace.Rules`."""
+    """The rules of an asyncio space (:class:`tuplespace.AsyncRulesAPI`) seen through
+    the calls of :class:`tuplespace.Rules`."""
 
-    def __init__(self, host: SyncOverAsync, rules: AsyncRemoteRules) -> None:
+    def __init__(self, host: SyncOverAsync, rules: ts.AsyncRulesAPI) -> None:
         self._host = host
         self._rules = rules
 
@@ -262,6 +260,40 @@ class SyncRules:
 
     def remove(self, name: str) -> None:
         self._host.run(self._rules.remove(name))
+
+    def statistics(self) -> dict[str, Any]:
+        return self._host.run(self._embedded().statistics())
+
+    @property
+    def limits(self) -> ts.ActiveLimits:
+        return self._embedded().limits
+
+    @limits.setter
+    def limits(self, limits: ts.ActiveLimits) -> None:
+        self._host.run(self._embedded().set_limits(limits))
+
+    @property
+    def firing_charge(self) -> ts.Credit:
+        return self._embedded().firing_charge
+
+    @firing_charge.setter
+    def firing_charge(self, amount: ts.Credit | int | str) -> None:
+        self._host.run(self._embedded().set_firing_charge(amount))
+
+    @property
+    def step_charge(self) -> ts.Credit:
+        return self._embedded().step_charge
+
+    @step_charge.setter
+    def step_charge(self, amount: ts.Credit | int | str) -> None:
+        self._host.run(self._embedded().set_step_charge(amount))
+
+    def _embedded(self) -> ts.AsyncRules:
+        """The rules of an embedded asyncio space, whose limits and charges are set here."""
+        rules = self._rules
+        if not isinstance(rules, ts.AsyncRules):
+            raise AttributeError(f"{type(rules).__name__} has no limits or charges to set from here")
+        return rules
 
 
 class SyncSubscription:
