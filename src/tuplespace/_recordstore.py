@@ -510,9 +510,6 @@ class RecordStore:
     def _check_fields(self, fields: object) -> dict[str, Value]:
         return check_fields(fields, self._engine.limits)
 
-    def _check_value(self, tag: str, v: object) -> Value:
-        return check_field(tag, v, self._engine.limits)
-
     def _links(self, fields: dict[str, Value]) -> tuple[dict[str, Rec], dict[str, tuple[str, int]]]:
         """The records that ``fields`` contain, by tag (their values become current
         addresses), and the records of other nodes they hold."""
@@ -683,7 +680,8 @@ class RecordStore:
         old = fields.get(tag, _MISSING)  # a tag the record has is a valid one
         if old is _MISSING and tag not in KNOWN_TAGS:
             check_tag(tag)
-        v = self._check_value(tag, value)
+        limits = engine.limits
+        v = check_field(tag, value, limits)
         child = None
         far = None
         if type(v) is URI:
@@ -692,7 +690,6 @@ class RecordStore:
                 check_cycle(self._by_rid, rec, child)
             elif self.remote_level is not None:
                 far = self.remote_level(str(v))
-        limits = engine.limits
         if old is _MISSING and len(fields) >= limits.max_fields:
             raise ValueTooLarge(
                 f"the record has {len(fields)} tags already, the most it may have",
@@ -1138,8 +1135,7 @@ class RecordStore:
         engine = self._engine
         seq, now = engine.new_event()
         change = _new_change(Change, (seq, kind, rec.path, tag, value, rec.version, now))
-        engine.log_event((seq, kind, RecordEvent(rec.rid, change), now))
-        engine.charge_event(seq, footprint((rec.path, value)))
+        engine.log_event((seq, kind, RecordEvent(rec.rid, change), now), footprint((rec.path, value)))
         if self._watchers:
             self._watchers.deliver(rec.rid, change)
 
