@@ -324,7 +324,8 @@ class RecordStore:
         ``principal`` (a caller's; None for the space's own lookups) pays
         ``redirect_charge``; a record handle stands for its address."""
         self._tick()
-        ref = handle_address(ref) or ref
+        if type(ref) is not str:  # a plain str is no handle (the common case: a path)
+            ref = handle_address(ref) or ref
         if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
             text = str(ref)
             if not text.startswith(self.prefix):
