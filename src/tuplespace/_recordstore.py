@@ -508,9 +508,6 @@ class RecordStore:
 
     # -- creating --------------------------------------------------------------------
 
-    def _check_fields(self, fields: object) -> dict[str, Value]:
-        return check_fields(fields, self._engine.limits)
-
     def _links(self, fields: dict[str, Value]) -> tuple[dict[str, Rec], dict[str, tuple[str, int]]]:
         """The records that ``fields`` contain, by tag (their values become current
         addresses), and the records of other nodes they hold."""
@@ -542,7 +539,8 @@ class RecordStore:
         space; ``principal`` pays the rest (a lease's, and the creation charge)."""
         self._tick()
         path = self._free(path)
-        rec = self._create(path, self._check_fields(fields), credit, lease, principal, carried)
+        checked = check_fields(fields, self._engine.limits)
+        rec = self._create(path, checked, credit, lease, principal, carried)
         self._offer(rec)
         return rec.rid
 
