@@ -345,7 +345,7 @@ class Engine:
         self._feeds: Registry[FeedTemplate] = Registry()
         self._subscribers = 0
         self._log: deque[RawEvent] = deque(maxlen=event_retention)
-        # (seq, bytes) of the logged events that alone keep values in memory: see charge_event.
+        # (seq, bytes) of the logged events that alone keep values in memory: see log_event.
         self._charged: deque[tuple[int, int]] = deque()
         self.pending = PendingBytes(MAX_SPACE_PENDING_BYTES)  # what its feeds hold queued
         self._charged_bytes = 0
@@ -441,24 +441,27 @@ class Engine:
     def _emit(self, kind: str, t: Tuple) -> None:
         seq = self._event_seq = self._event_seq + 1
         raw = (seq, kind, t, self._now())
-        self._log.append(raw)
-        if kind != "write":  # the tuple has left the space: the log alone may keep it
-            self.charge_event(seq, footprint(t))
+        if kind == "write":  # the tuple is in the space: its event costs the log nothing
+            self._log.append(raw)
+        else:  # the tuple has left the space: the log alone may keep it
+            self.log_event(raw, footprint(t))
         if self._feeds.count:
             self._deliver(raw)
 
-    def charge_event(self, seq: int, size: int) -> None:
-        """Count the ``size`` bytes (:func:`~tuplespace._values.footprint`) that the
-        logged event ``seq`` keeps in memory, and drop the oldest events while the
-        log keeps more than ``event_retention_bytes``.
+    def log_event(self, raw: tuple[int, str, Any, float], size: int) -> None:
+        """Keep the event ``raw`` (seq, kind, payload, time; its seq from
+        :meth:`new_event`) in the space's log, counting the ``size`` bytes
+        (:func:`~tuplespace._values.footprint`) it keeps in memory, and drop the
+        oldest events while the log keeps more than ``event_retention_bytes``.
 
         The events charged are those of tuples that left the space (take, expire,
         cancel) and of record changes.  A tuple in the space costs its log nothing,
         and a tuple that left is kept by its leaving event until that is dropped
         (its write event, older, goes first): so the charged events bound the log.
         """
+        self._log.append(raw)
         charged = self._charged
-        charged.append((seq, size))
+        charged.append((raw[0], size))
         self._charged_bytes += size
         if self._charged_bytes > self.event_retention_bytes or len(charged) > len(self._log):
             self._trim_log()
@@ -1459,10 +1462,6 @@ class Engine:
         :meth:`log_event`."""
         seq = self._event_seq = self._event_seq + 1
         return seq, self._now()
-
-    def log_event(self, raw: tuple[int, str, Any, float]) -> None:
-        """Keep the event ``raw`` (seq, kind, payload, time) in the space's log."""
-        self._log.append(raw)
 
     def check_open(self) -> None:
         if self.closed:

@@ -324,7 +324,8 @@ class RecordStore:
         ``principal`` (a caller's; None for the space's own lookups) pays
         ``redirect_charge``; a record handle stands for its address."""
         self._tick()
-        ref = handle_address(ref) or ref
+        if type(ref) is not str:  # a plain str is no handle (the common case: a path)
+            ref = handle_address(ref) or ref
         if isinstance(ref, URI) or (isinstance(ref, str) and "://" in ref):
             text = str(ref)
             if not text.startswith(self.prefix):
@@ -507,12 +508,6 @@ class RecordStore:
 
     # -- creating --------------------------------------------------------------------
 
-    def _check_fields(self, fields: object) -> dict[str, Value]:
-        return check_fields(fields, self._engine.limits)
-
-    def _check_value(self, tag: str, v: object) -> Value:
-        return check_field(tag, v, self._engine.limits)
-
     def _links(self, fields: dict[str, Value]) -> tuple[dict[str, Rec], dict[str, tuple[str, int]]]:
         """The records that ``fields`` contain, by tag (their values become current
         addresses), and the records of other nodes they hold."""
@@ -544,7 +539,8 @@ class RecordStore:
         space; ``principal`` pays the rest (a lease's, and the creation charge)."""
         self._tick()
         path = self._free(path)
-        rec = self._create(path, self._check_fields(fields), credit, lease, principal, carried)
+        checked = check_fields(fields, self._engine.limits)
+        rec = self._create(path, checked, credit, lease, principal, carried)
         self._offer(rec)
         return rec.rid
 
@@ -683,7 +679,8 @@ class RecordStore:
         old = fields.get(tag, _MISSING)  # a tag the record has is a valid one
         if old is _MISSING and tag not in KNOWN_TAGS:
             check_tag(tag)
-        v = self._check_value(tag, value)
+        limits = engine.limits
+        v = check_field(tag, value, limits)
         child = None
         far = None
         if type(v) is URI:
@@ -692,7 +689,6 @@ class RecordStore:
                 check_cycle(self._by_rid, rec, child)
             elif self.remote_level is not None:
                 far = self.remote_level(str(v))
-        limits = engine.limits
         if old is _MISSING and len(fields) >= limits.max_fields:
             raise ValueTooLarge(
                 f"the record has {len(fields)} tags already, the most it may have",
@@ -1138,8 +1134,7 @@ class RecordStore:
         engine = self._engine
         seq, now = engine.new_event()
         change = _new_change(Change, (seq, kind, rec.path, tag, value, rec.version, now))
-        engine.log_event((seq, kind, RecordEvent(rec.rid, change), now))
-        engine.charge_event(seq, footprint((rec.path, value)))
+        engine.log_event((seq, kind, RecordEvent(rec.rid, change), now), footprint((rec.path, value)))
         if self._watchers:
             self._watchers.deliver(rec.rid, change)
 

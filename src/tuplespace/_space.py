@@ -496,13 +496,14 @@ class Space:
         followed while its redirection lasts, and costs ``principal`` the space's
         ``redirect_charge`` (:class:`InsufficientCredit` if it cannot pay).  Raises
         :class:`RecordNotFound`."""
-        records = self.core.engine.records
+        core = self.core
+        records = core.engine.records
         if records.redirect_charge:
-            rid, token, operations = self.core.call(records.resolve, ref, principal)
+            rid, token, operations = core.call(records.resolve, ref, principal)
         else:
-            with self.core.lock:
+            with core.lock:
                 rid, token, operations = records.resolve(ref, principal)
-        return Record(self.core, rid, token, operations)
+        return Record(core, rid, token, operations)
 
     def find(
         self, template: Mapping[str, Any], under: str | None = None, limit: int | None = None
@@ -516,15 +517,16 @@ class Space:
 
         Exact values are looked up in the index of every tag, as for tuples.
         """
+        core = self.core
         exact = one_exact(template) if under is None and limit is None else None
         if exact is not None:  # {"tag": value}: one bucket of the index, no template to compile
-            with self.core.lock:
-                rids = self.core.engine.records.find_value(*exact)
+            with core.lock:
+                rids = core.engine.records.find_value(*exact)
         else:
             compiled = RecordTemplate(template)
-            with self.core.lock:
-                rids = self.core.engine.records.find(compiled, under, limit)
-        return [Record(self.core, rid) for rid in rids]
+            with core.lock:
+                rids = core.engine.records.find(compiled, under, limit)
+        return [Record(core, rid) for rid in rids]
 
     def try_take_record(
         self, template: Mapping[str, Any] | RecordTemplate, under: str | None = None

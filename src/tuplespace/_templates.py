@@ -523,9 +523,9 @@ _INSTANCE_TYPES: dict[_Check, type] = {
 }
 
 
-def _types(checks: list[tuple[int, _Check]]) -> list[tuple[int, type]] | None:
+def _types(checks: list[tuple[int, _Check]]) -> tuple[tuple[int, type], ...] | None:
     """``checks`` as (position, type) pairs if each one is an isinstance test, else None."""
-    types = [(pos, _INSTANCE_TYPES.get(check)) for pos, check in checks]
+    types = tuple((pos, _INSTANCE_TYPES.get(check)) for pos, check in checks)
     return None if any(kind is None for _, kind in types) else types  # type: ignore[return-value]
 
 
@@ -538,7 +538,7 @@ def compile_template(fields: Any) -> Template:
         return Template(fields)
     exact: list[tuple[int, Any]] = []
     checks: list[tuple[int, _Check]] = []
-    types: list[tuple[int, type]] | None = []  # (see _types), made in the same pass
+    types: tuple[tuple[int, type], ...] | None = ()  # (see _types), made in the same pass
     for pos, f in enumerate(fields):
         tf = type(f)
         if tf is str:
@@ -558,7 +558,7 @@ def compile_template(fields: Any) -> Template:
             checks.append((pos, check))
             if types is not None:
                 kind = _INSTANCE_TYPES.get(check)
-                types = None if kind is None else [*types, (pos, kind)]
+                types = None if kind is None else (*types, (pos, kind))
         else:
             return Template(fields)
     template = Template.__new__(Template)
