@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
-from .._codec import _loads, decode, encode, from_wire, template_from_wire, to_wire
+from .._codec import _loads, decode, encode, from_wire, template_from_wire
 from .._credit import check_principal
 from .._errors import (
     CapabilityRevoked,
@@ -33,6 +33,7 @@ from .._errors import (
     WireError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
+from .._httpapi import OPERATION
 from .._lease import AsyncLease
 from .._recordhandles import Record, RecordData
 from .._recordstore import DEFAULT_PRINCIPAL
@@ -45,8 +46,9 @@ from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
 from ..server._requests import get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
+from ..server._service_credit import credit_challenge, get_account, grant_credit, mint_credit, transfer_credit
 from ..server._service_events import since_param
-from ..server._service_records import _get_credit, record_template_from_wire
+from ..server._service_records import record_template_from_wire
 from ..server._service_rules import rule_out
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
@@ -1155,19 +1157,13 @@ class SpacesResource:
                 "method_not_allowed",
                 f"$credit{'/' if what else ''}{what} takes {code_text(_CREDIT_METHODS[what])}",
             )
+        aspace = self._aspace(name, space)
         if what == "challenge":
             _query(request, ())
-            c = space.credit_challenge()
-            answer = {
-                "challenge": c.challenge,
-                "bits": c.bits,
-                "amount": to_wire(c.amount),
-                "expires": c.expires,
-            }
-            return _json(CONTENT, answer)
+            return self._done(credit_challenge(aspace), lambda answer: _json(CONTENT, answer))
         principal = _principal(_query(request, ("principal",)), request)
         if method == GET:
-            return _json(CONTENT, {"principal": principal, "balance": to_wire(space.account(principal))})
+            return self._done(get_account(aspace, principal), lambda answer: _json(CONTENT, answer))
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", f"$credit/{what} takes a JSON body (content format 50)")
         body = _loads(request.payload, space.limits)
@@ -1179,36 +1175,16 @@ class SpacesResource:
             raise ApiError(
                 400, "bad_request", f"$credit/{what} takes no {unknown[0]!r} in {where}", unknown[0]
             )
-        work: Awaitable[Any]
-        if what == "mint":
-            challenge, nonce = body.get("challenge", ""), body.get("nonce", "")
-            work = asyncio.to_thread(space.mint_credit, challenge, nonce, principal=principal)
-        else:
-            amount = _get_credit(body, "amount")
-            if amount is None:
-                raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
-            if what == "grant":
-                work = asyncio.to_thread(space.grant_credit, principal, amount)
-            else:
-                target = body.get("to", "")
-                try:
-                    check_principal(target)
-                except InvalidValue as exc:
-                    raise ApiError(
-                        400, "bad_request", f"to is the name of an account: {exc.reason}", "to"
-                    ) from None
-                work = asyncio.to_thread(space.transfer_credit, principal, target, amount)
-        return self._done(
-            work, lambda balance: _json(CHANGED, {"principal": principal, "balance": to_wire(balance)})
-        )
+        operation = {"grant": grant_credit, "transfer": transfer_credit, "mint": mint_credit}[what]
+        return self._done(operation(aspace, principal, body), lambda answer: _json(CHANGED, answer))
 
 
-# The credit resources below ``$credit``, the method each takes, and the keys of their bodies.
+# The credit resources below ``$credit``, the method each takes, and the keys of their bodies
+# (the HTTP API's).
 _CREDIT_METHODS = {"": GET, "challenge": GET, "grant": POST, "transfer": POST, "mint": POST}
+# A body names no principal: that is ``?principal=``, where the node's permissions see it.
 _CREDIT_KEYS = {
-    "grant": frozenset({"amount"}),
-    "transfer": frozenset({"to", "amount"}),
-    "mint": frozenset({"challenge", "nonce"}),
+    what: OPERATION[f"{what}_credit"].fields - {"principal"} for what in ("grant", "transfer", "mint")
 }
 
 
