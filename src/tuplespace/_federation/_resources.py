@@ -37,19 +37,18 @@ from .._httpapi import OPERATION
 from .._lease import AsyncLease
 from .._recordhandles import Record, RecordData
 from .._recordstore import DEFAULT_PRINCIPAL
-from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
 from .._templates import ANY, Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
-from ..server._requests import get_template, parse_template_text, query_params
+from ..server._requests import check_keys, get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
 from ..server._service_credit import credit_challenge, get_account, grant_credit, mint_credit, transfer_credit
 from ..server._service_events import since_param
 from ..server._service_records import record_template_from_wire
-from ..server._service_rules import rule_out
+from ..server._service_rules import add_rule, get_rule, list_rules, remove_rule, rule_definition
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
 from ._held import HeldTable, Sessions
@@ -234,7 +233,7 @@ class SpacesResource:
         self._calling = 0  # of every host
         self._subscriptions: dict[str, int] = {}  # by host: a host's every port counts
         self._subscribed = 0  # of every host
-        self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
+        self._limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
@@ -731,7 +730,7 @@ class SpacesResource:
             return self._done(aspace.count(template), lambda n: answer_value(n, accept))
         if op in ("read_all", "take_all"):
             limit, after = _whole(query, "limit"), _whole(query, "after")
-            fits = Page(self._answer_limits).fits
+            fits = Page(self._limits).fits
             work = aspace.find_page(template, op == "take_all", limit, fits, after, timeout)
             return self._done(
                 work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
@@ -759,7 +758,7 @@ class SpacesResource:
         if op == "count":
             return self._done(tx.count(template), lambda n: answer_value(n, accept))
         if op in ("read_all", "take_all"):
-            fits = Page(self._answer_limits).fits
+            fits = Page(self._limits).fits
             work = tx.find_page(template, op == "take_all", _whole(query, "limit"), fits, timeout)
             return self._done(
                 work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
@@ -789,7 +788,7 @@ class SpacesResource:
         claimed = False
         try:
             if take_all:
-                fits = Page(self._answer_limits).fits
+                fits = Page(self._limits).fits
                 taken, cursor = await tx.find_page(template, True, limit, fits, timeout)
                 answer: dict[str, Value] = {"tuples": tuple(taken), "next": cursor}
             else:
@@ -840,7 +839,7 @@ class SpacesResource:
             )
             return self._done(taken, lambda data: answer_value(record_data(data), accept))
         requested = _whole(query, "limit")
-        most = self._answer_limits.max_results
+        most = self._limits.max_results
         limit = most if requested is None or requested > most else requested
         found = space.find(template, under, limit + 1)
         more = len(found) > limit and (requested is None or requested > most)
@@ -1107,13 +1106,13 @@ class SpacesResource:
         if below:
             _query(request, ())
             if method == GET:
-                return _json(CONTENT, {"rule": rule_out(rules.get(below[0]))})
+                return self._done(get_rule(rules, below[0]), lambda answer: _json(CONTENT, answer))
             if method == DELETE:
-                return self._done(asyncio.to_thread(rules.remove, below[0]), lambda _: Message(code=DELETED))
+                return self._done(remove_rule(rules, below[0]), lambda _: Message(code=DELETED))
             raise ApiError(405, "method_not_allowed", "a rule takes GET and DELETE")
         if method == GET:
             _query(request, ())
-            return _json(CONTENT, {"rules": [rule_out(rule) for rule in rules.list()]})
+            return self._done(list_rules(rules), lambda answer: _json(CONTENT, answer))
         if method != POST:
             raise ApiError(405, "method_not_allowed", "the rules take GET (list) and POST (add)")
         query = _query(request, ("principal",))
@@ -1125,12 +1124,10 @@ class SpacesResource:
         if "principal" in body:
             named = "the principal is named with ?principal=<name>, not in the rule"
             raise ApiError(400, "bad_request", named, "principal")
-        unknown = sorted(set(body) - RULE_KEYS)
-        if unknown:
-            raise ApiError(400, "bad_request", f"a rule has no field {unknown[0]!r}", unknown[0])
-        rule_name, args = definition_from_wire(body, space.limits)
-        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query, request), **args)
-        return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
+        check_keys(body, _RULE_FIELDS, OPERATION["add_rule"].required)
+        rule_name, args = rule_definition(body, space.limits, self._limits.max_rule_bytes)
+        added = add_rule(rules, rule_name, args, _principal(query, request))
+        return self._done(added, lambda answer: _json(CREATED, answer))
 
     def _credit(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
         """``/spaces/<space>/$credit`` (docs/federation.md, "Credit over CoAP"): GET
@@ -1179,6 +1176,8 @@ class SpacesResource:
         return self._done(operation(aspace, principal, body), lambda answer: _json(CHANGED, answer))
 
 
+# The fields of a rule's definition: the HTTP API's, but the principal (``?principal=``).
+_RULE_FIELDS = OPERATION["add_rule"].fields - {"principal"}
 # The credit resources below ``$credit``, the method each takes, and the keys of their bodies
 # (the HTTP API's).
 _CREDIT_METHODS = {"": GET, "challenge": GET, "grant": POST, "transfer": POST, "mint": POST}
