@@ -1121,10 +1121,7 @@ class SpacesResource:
         body = _loads(request.payload, space.limits)
         if type(body) is not dict:
             raise ApiError(400, "bad_request", "a rule is a JSON object: its definition")
-        if "principal" in body:
-            named = "the principal is named with ?principal=<name>, not in the rule"
-            raise ApiError(400, "bad_request", named, "principal")
-        check_keys(body, _RULE_FIELDS, OPERATION["add_rule"].required)
+        _check_body(body, "add_rule")
         rule_name, args = rule_definition(body, space.limits, self._limits.max_rule_bytes)
         added = add_rule(rules, rule_name, args, _principal(query, request))
         return self._done(added, lambda answer: _json(CREATED, answer))
@@ -1166,26 +1163,13 @@ class SpacesResource:
         body = _loads(request.payload, space.limits)
         if type(body) is not dict:
             raise ApiError(400, "bad_request", f"$credit/{what} takes a JSON object")
-        unknown = sorted(set(body) - _CREDIT_KEYS[what])
-        if unknown:
-            where = "?principal=" if unknown[0] == "principal" else "its body"
-            raise ApiError(
-                400, "bad_request", f"$credit/{what} takes no {unknown[0]!r} in {where}", unknown[0]
-            )
+        _check_body(body, f"{what}_credit")
         operation = {"grant": grant_credit, "transfer": transfer_credit, "mint": mint_credit}[what]
         return self._done(operation(aspace, principal, body), lambda answer: _json(CHANGED, answer))
 
 
-# The fields of a rule's definition: the HTTP API's, but the principal (``?principal=``).
-_RULE_FIELDS = OPERATION["add_rule"].fields - {"principal"}
-# The credit resources below ``$credit``, the method each takes, and the keys of their bodies
-# (the HTTP API's).
+# The credit resources below ``$credit``, and the method each takes.
 _CREDIT_METHODS = {"": GET, "challenge": GET, "grant": POST, "transfer": POST, "mint": POST}
-# A body names no principal: that is ``?principal=``, where the node's permissions see it.
-_CREDIT_KEYS = {
-    what: OPERATION[f"{what}_credit"].fields - {"principal"} for what in ("grant", "transfer", "mint")
-}
-
 
 _SPACE_CLOSED = ApiError(404, "not_found", "the subscription ended: its space is closed")
 _WATCH_ENDED = ApiError(
@@ -1238,6 +1222,17 @@ def _principal(query: dict[str, str], request: Message) -> str:
         raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
     check_principal(named)
     return named
+
+
+def _check_body(body: dict[str, Any], operation: str) -> None:
+    """Check the keys of the JSON body of a request for the HTTP API's ``operation``
+    (its fields, and those it requires), but for the principal: over CoAP that is
+    ``?principal=``, where the node's permissions see it."""
+    if "principal" in body:
+        message = "the principal is named with ?principal=<name>, not in the body"
+        raise ApiError(400, "bad_request", message, "principal")
+    op = OPERATION[operation]
+    check_keys(body, op.fields - {"principal"}, tuple(key for key in op.required if key != "principal"))
 
 
 def _json(code: int, answer: dict[str, Any]) -> Message:
