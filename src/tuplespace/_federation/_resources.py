@@ -46,7 +46,7 @@ from ..server._errors import ApiError, api_error
 from ..server._requests import check_keys, get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
 from ..server._service_credit import credit_challenge, get_account, grant_credit, mint_credit, transfer_credit
-from ..server._service_events import since_param
+from ..server._service_events import event_kinds, existing_param, since_param
 from ..server._service_records import record_template_from_wire
 from ..server._service_rules import add_rule, get_rule, list_rules, remove_rule, rule_definition
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
@@ -481,12 +481,10 @@ class SpacesResource:
         query = _query(request, ("op", "events", "since", "existing", "present"))
         if request.number(CONTENT_FORMAT) not in (JSON, CBOR):
             raise ApiError(415, "content_format", "a template travels in JSON (50) or CBOR (60)")
-        kinds = _kinds(query, EVENT_KINDS)
+        kinds = event_kinds(query.get("events"), EVENT_KINDS)
         since = since_param(query.get("since"), "since")
-        existing = query.get("existing", "false")
-        if existing not in ("true", "false"):
-            raise ApiError(400, "bad_request", "existing is true or false", "existing")
-        check_existing(existing == "true", since)
+        existing = existing_param(query.get("existing"))
+        check_existing(existing, since)
         present = _presence(query.get("present"))
         template = _subscribed(request, space.limits)
         if present is not None and since is None:
@@ -494,9 +492,7 @@ class SpacesResource:
         templates = feed_templates(template)
 
         def opened(since: int | None) -> AsyncSubscription:
-            feed = space.core.subscribe(
-                templates, kinds, since, _MAX_PENDING, None, existing == "true", present
-            )
+            feed = space.core.subscribe(templates, kinds, since, _MAX_PENDING, None, existing, present)
             return AsyncSubscription(space.core, feed)
 
         return opened, since
@@ -1178,25 +1174,13 @@ _WATCH_ENDED = ApiError(
 """The last notification of a watch (not an error to its watcher: the watch is over)."""
 
 
-def _kinds(query: dict[str, str], known: frozenset[str]) -> frozenset[str]:
-    """The kinds of events ``?events=a,b`` asks for (every one of ``known`` when not given)."""
-    if "events" not in query:
-        return known
-    kinds = frozenset(k for k in query["events"].split(",") if k)
-    if not kinds or not kinds <= known:
-        raise ApiError(
-            400, "bad_request", f"events is a comma-separated list of {', '.join(sorted(known))}", "events"
-        )
-    return kinds
-
-
 def _record_changes(
     request: Message, aspace: AsyncSpace
 ) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
     """A peer's watch of the records of a space (``?op=watch_records``): what opens
     it after an event, and the event asked for."""
     query = _query(request, ("op", "events", "since", "under"))
-    kinds = _kinds(query, CHANGE_KINDS)
+    kinds = event_kinds(query.get("events"), CHANGE_KINDS)
     under = query.get("under")
 
     def opened(since: int | None) -> AsyncRecordWatch:
