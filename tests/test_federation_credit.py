@@ -13,7 +13,9 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE
+from test_server import client, running
 from tuplespace._federation._message import CONTENT_FORMAT, DELETE, GET, POST, URI_PATH, URI_QUERY, Message
+from tuplespace._federation._resources import coap_code
 
 RATE = "1024"  # 1 credit per second per byte: a record "r" {"n": 1} burns 3 credit/s
 
@@ -235,3 +237,50 @@ def test_a_redirected_access_to_a_record_that_moved_away_pays_the_redirect_charg
         assert followed.get("jars") == 3
         assert str(followed.address) == b.base_uri + "spaces/house/jam"
     assert home.account("default") == ts.Credit("0.5")
+
+
+def test_rules_and_credit_refuse_a_bad_body_over_coap_as_over_http(node: ts.Node) -> None:
+    """Both transports call the server's operations on rules and credit: a bad body
+    answers the same error (code, message, field) over CoAP as over HTTP, where the
+    CoAP request names its principal, if any, in the query instead of the body."""
+    node.space("bank")
+    rule = {"name": "r", "template": [{"$formal": "int"}]}
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("rules", {**rule, "writes": [["done"]]}),
+        ("rules", {**rule, "write": [[{"$float": "x"}]]}),
+        ("rules", {"template": rule["template"], "write": [["done"]]}),
+        ("rules", {**rule, "write": [["x" * (16 << 10)]]}),
+        ("credit/transfer", {"to": "bob"}),
+        ("credit/transfer", {"to": "", "amount": "1"}),
+        ("credit/transfer", {"to": "bob", "amount": "0"}),
+        ("credit/transfer", {"to": "bob", "amount": 1.5}),
+        ("credit/transfer", {"to": "bob", "amount": None}),
+        ("credit/grant", {"amount": None}),
+        ("credit/grant", {"amount": {"$credit": "x"}}),
+        ("credit/mint", {"challenge": "not-a-challenge", "nonce": "0"}),
+    ]
+    with running() as server, client(server) as http:
+        assert http.put("/spaces/bank", json={}).status_code == 201
+        for what, body in cases:
+            named = {"principal": "default"} if what == "credit/grant" else {}  # required over HTTP
+            over_http = http.post(f"/spaces/bank/{what}", json={**named, **body})
+            resource = (
+                "spaces",
+                "bank",
+                *what.replace("rules", "$rules").replace("credit", "$credit").split("/"),
+            )
+            over_coap = node.endpoint.request_blocking(
+                ("127.0.0.1", node.port),
+                POST,
+                [*((URI_PATH, s.encode()) for s in resource), (CONTENT_FORMAT, b"\x32")],
+                orjson.dumps(body),
+                PATIENCE,
+            )
+            assert over_http.status_code >= 400, (what, body)
+            assert over_coap.code == coap_code(over_http.status_code), (what, body)
+            expected = over_http.json()
+            # the fields a CoAP body may hold are the HTTP API's but principal
+            expected["error"]["message"] = expected["error"]["message"].replace("principal, ", "")
+            assert orjson.loads(over_coap.payload) == expected, (what, body)
+    assert node.space("bank").rules.list() == []
+    assert node.space("bank").statistics()["accounts"] == 0

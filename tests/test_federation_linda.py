@@ -599,6 +599,18 @@ def test_the_rules_resource_refuses_bad_requests_clearly(node: ts.Node) -> None:
     assert [r.name for r in served.rules.list()] == ["r"]
 
 
+def test_a_rule_past_max_rule_bytes_is_refused_over_coap_as_over_http(node: ts.Node) -> None:
+    served = node.space("home")
+    most = ts.server.ServerLimits().max_rule_bytes
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as home:
+        with pytest.raises(ts.ValueTooLarge) as caught:
+            home.rules.add("big", template=("x" * most,), write=[("done",)])
+        assert (caught.value.limit, caught.value.maximum) == ("max_rule_bytes", most)
+        assert served.rules.list() == []
+        home.rules.add("small", template=("x",), write=[("done",)])
+    assert [r.name for r in served.rules.list()] == ["small"]
+
+
 def test_the_asyncio_face_has_rules_and_calls_methods(node: ts.Node) -> None:
     served = node.space("home")
     served.create("thermostat", {"target": 21.0, "bump": ts.Method(BUMP)})

@@ -111,6 +111,13 @@ def test_a_transfer_of_nothing_to_a_long_name_or_of_no_amount_is_refused_naming_
     assert admin.get("/spaces/bank/credit/acme").json()["balance"] == {"$credit": "9"}
 
 
+def test_a_grant_of_no_amount_is_refused_naming_its_field_as_over_coap(admin: httpx.Client) -> None:
+    for nothing in ({"principal": "acme", "amount": None}, {"principal": "acme"}):
+        body = error(admin.post("/spaces/bank/credit/grant", json=nothing), 400, "bad_request")
+        assert body["field"] == "amount"
+    assert admin.get("/spaces/bank/credit/acme").json()["balance"] == {"$credit": "10"}
+
+
 def test_an_anonymous_caller_mints_by_proof_of_work(server: Server, admin: httpx.Client) -> None:
     options = admin.get("/spaces/bank").json()["options"]
     assert (options["mint_amount"], options["mint_bits"], options["operator"]) == ("0.5", 6, "node")

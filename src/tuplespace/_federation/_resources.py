@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from .._aio import AsyncRecord, AsyncRecordWatch, AsyncSpace, AsyncSubscription, AsyncTransaction
-from .._codec import _loads, decode, encode, from_wire, template_from_wire, to_wire
+from .._codec import _loads, decode, encode, from_wire, template_from_wire
 from .._credit import check_principal
 from .._errors import (
     CapabilityRevoked,
@@ -33,21 +33,22 @@ from .._errors import (
     WireError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
+from .._httpapi import OPERATION
 from .._lease import AsyncLease
 from .._recordhandles import Record, RecordData
 from .._recordstore import DEFAULT_PRINCIPAL
-from .._rulewire import RULE_KEYS, definition_from_wire
 from .._space import Space
 from .._templates import ANY, Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
-from ..server._requests import get_template, parse_template_text, query_params
+from ..server._requests import check_keys, get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
-from ..server._service_events import since_param
-from ..server._service_records import _get_credit, record_template_from_wire
-from ..server._service_rules import rule_out
+from ..server._service_credit import credit_challenge, get_account, grant_credit, mint_credit, transfer_credit
+from ..server._service_events import event_kinds, existing_param, since_param
+from ..server._service_records import record_template_from_wire
+from ..server._service_rules import add_rule, get_rule, list_rules, remove_rule, rule_definition
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
 from ._held import HeldTable, Sessions
@@ -232,7 +233,7 @@ class SpacesResource:
         self._calling = 0  # of every host
         self._subscriptions: dict[str, int] = {}  # by host: a host's every port counts
         self._subscribed = 0  # of every host
-        self._answer_limits = ServerLimits(max_results=max_results, max_answer=max_answer)
+        self._limits = ServerLimits(max_results=max_results, max_answer=max_answer)
         self.base_uri = ""  # the node's, once its socket is bound
         self._max_observers = max_observers
         self._max_observed = max_observed
@@ -480,12 +481,10 @@ class SpacesResource:
         query = _query(request, ("op", "events", "since", "existing", "present"))
         if request.number(CONTENT_FORMAT) not in (JSON, CBOR):
             raise ApiError(415, "content_format", "a template travels in JSON (50) or CBOR (60)")
-        kinds = _kinds(query, EVENT_KINDS)
+        kinds = event_kinds(query.get("events"), EVENT_KINDS)
         since = since_param(query.get("since"), "since")
-        existing = query.get("existing", "false")
-        if existing not in ("true", "false"):
-            raise ApiError(400, "bad_request", "existing is true or false", "existing")
-        check_existing(existing == "true", since)
+        existing = existing_param(query.get("existing"))
+        check_existing(existing, since)
         present = _presence(query.get("present"))
         template = _subscribed(request, space.limits)
         if present is not None and since is None:
@@ -493,9 +492,7 @@ class SpacesResource:
         templates = feed_templates(template)
 
         def opened(since: int | None) -> AsyncSubscription:
-            feed = space.core.subscribe(
-                templates, kinds, since, _MAX_PENDING, None, existing == "true", present
-            )
+            feed = space.core.subscribe(templates, kinds, since, _MAX_PENDING, None, existing, present)
             return AsyncSubscription(space.core, feed)
 
         return opened, since
@@ -729,7 +726,7 @@ class SpacesResource:
             return self._done(aspace.count(template), lambda n: answer_value(n, accept))
         if op in ("read_all", "take_all"):
             limit, after = _whole(query, "limit"), _whole(query, "after")
-            fits = Page(self._answer_limits).fits
+            fits = Page(self._limits).fits
             work = aspace.find_page(template, op == "take_all", limit, fits, after, timeout)
             return self._done(
                 work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
@@ -757,7 +754,7 @@ class SpacesResource:
         if op == "count":
             return self._done(tx.count(template), lambda n: answer_value(n, accept))
         if op in ("read_all", "take_all"):
-            fits = Page(self._answer_limits).fits
+            fits = Page(self._limits).fits
             work = tx.find_page(template, op == "take_all", _whole(query, "limit"), fits, timeout)
             return self._done(
                 work, lambda page: answer_value(Map({"tuples": page[0], "next": page[1]}), accept)
@@ -787,7 +784,7 @@ class SpacesResource:
         claimed = False
         try:
             if take_all:
-                fits = Page(self._answer_limits).fits
+                fits = Page(self._limits).fits
                 taken, cursor = await tx.find_page(template, True, limit, fits, timeout)
                 answer: dict[str, Value] = {"tuples": tuple(taken), "next": cursor}
             else:
@@ -838,7 +835,7 @@ class SpacesResource:
             )
             return self._done(taken, lambda data: answer_value(record_data(data), accept))
         requested = _whole(query, "limit")
-        most = self._answer_limits.max_results
+        most = self._limits.max_results
         limit = most if requested is None or requested > most else requested
         found = space.find(template, under, limit + 1)
         more = len(found) > limit and (requested is None or requested > most)
@@ -1105,13 +1102,13 @@ class SpacesResource:
         if below:
             _query(request, ())
             if method == GET:
-                return _json(CONTENT, {"rule": rule_out(rules.get(below[0]))})
+                return self._done(get_rule(rules, below[0]), lambda answer: _json(CONTENT, answer))
             if method == DELETE:
-                return self._done(asyncio.to_thread(rules.remove, below[0]), lambda _: Message(code=DELETED))
+                return self._done(remove_rule(rules, below[0]), lambda _: Message(code=DELETED))
             raise ApiError(405, "method_not_allowed", "a rule takes GET and DELETE")
         if method == GET:
             _query(request, ())
-            return _json(CONTENT, {"rules": [rule_out(rule) for rule in rules.list()]})
+            return self._done(list_rules(rules), lambda answer: _json(CONTENT, answer))
         if method != POST:
             raise ApiError(405, "method_not_allowed", "the rules take GET (list) and POST (add)")
         query = _query(request, ("principal",))
@@ -1120,15 +1117,10 @@ class SpacesResource:
         body = _loads(request.payload, space.limits)
         if type(body) is not dict:
             raise ApiError(400, "bad_request", "a rule is a JSON object: its definition")
-        if "principal" in body:
-            named = "the principal is named with ?principal=<name>, not in the rule"
-            raise ApiError(400, "bad_request", named, "principal")
-        unknown = sorted(set(body) - RULE_KEYS)
-        if unknown:
-            raise ApiError(400, "bad_request", f"a rule has no field {unknown[0]!r}", unknown[0])
-        rule_name, args = definition_from_wire(body, space.limits)
-        work = asyncio.to_thread(rules.add, rule_name, principal=_principal(query, request), **args)
-        return self._done(work, lambda added: _json(CREATED, {"rule": rule_out(added)}))
+        _check_body(body, "add_rule")
+        rule_name, args = rule_definition(body, space.limits, self._limits.max_rule_bytes)
+        added = add_rule(rules, rule_name, args, _principal(query, request))
+        return self._done(added, lambda answer: _json(CREATED, answer))
 
     def _credit(self, request: Message, name: str, below: tuple[str, ...]) -> Message | Awaitable[Message]:
         """``/spaces/<space>/$credit`` (docs/federation.md, "Credit over CoAP"): GET
@@ -1155,62 +1147,25 @@ class SpacesResource:
                 "method_not_allowed",
                 f"$credit{'/' if what else ''}{what} takes {code_text(_CREDIT_METHODS[what])}",
             )
+        aspace = self._aspace(name, space)
         if what == "challenge":
             _query(request, ())
-            c = space.credit_challenge()
-            answer = {
-                "challenge": c.challenge,
-                "bits": c.bits,
-                "amount": to_wire(c.amount),
-                "expires": c.expires,
-            }
-            return _json(CONTENT, answer)
+            return self._done(credit_challenge(aspace), lambda answer: _json(CONTENT, answer))
         principal = _principal(_query(request, ("principal",)), request)
         if method == GET:
-            return _json(CONTENT, {"principal": principal, "balance": to_wire(space.account(principal))})
+            return self._done(get_account(aspace, principal), lambda answer: _json(CONTENT, answer))
         if request.number(CONTENT_FORMAT) != JSON:
             raise ApiError(415, "content_format", f"$credit/{what} takes a JSON body (content format 50)")
         body = _loads(request.payload, space.limits)
         if type(body) is not dict:
             raise ApiError(400, "bad_request", f"$credit/{what} takes a JSON object")
-        unknown = sorted(set(body) - _CREDIT_KEYS[what])
-        if unknown:
-            where = "?principal=" if unknown[0] == "principal" else "its body"
-            raise ApiError(
-                400, "bad_request", f"$credit/{what} takes no {unknown[0]!r} in {where}", unknown[0]
-            )
-        work: Awaitable[Any]
-        if what == "mint":
-            challenge, nonce = body.get("challenge", ""), body.get("nonce", "")
-            work = asyncio.to_thread(space.mint_credit, challenge, nonce, principal=principal)
-        else:
-            amount = _get_credit(body, "amount")
-            if amount is None:
-                raise ApiError(400, "bad_request", "amount is an amount of credit", "amount")
-            if what == "grant":
-                work = asyncio.to_thread(space.grant_credit, principal, amount)
-            else:
-                target = body.get("to", "")
-                try:
-                    check_principal(target)
-                except InvalidValue as exc:
-                    raise ApiError(
-                        400, "bad_request", f"to is the name of an account: {exc.reason}", "to"
-                    ) from None
-                work = asyncio.to_thread(space.transfer_credit, principal, target, amount)
-        return self._done(
-            work, lambda balance: _json(CHANGED, {"principal": principal, "balance": to_wire(balance)})
-        )
+        _check_body(body, f"{what}_credit")
+        operation = {"grant": grant_credit, "transfer": transfer_credit, "mint": mint_credit}[what]
+        return self._done(operation(aspace, principal, body), lambda answer: _json(CHANGED, answer))
 
 
-# The credit resources below ``$credit``, the method each takes, and the keys of their bodies.
+# The credit resources below ``$credit``, and the method each takes.
 _CREDIT_METHODS = {"": GET, "challenge": GET, "grant": POST, "transfer": POST, "mint": POST}
-_CREDIT_KEYS = {
-    "grant": frozenset({"amount"}),
-    "transfer": frozenset({"to", "amount"}),
-    "mint": frozenset({"challenge", "nonce"}),
-}
-
 
 _SPACE_CLOSED = ApiError(404, "not_found", "the subscription ended: its space is closed")
 _WATCH_ENDED = ApiError(
@@ -1219,25 +1174,13 @@ _WATCH_ENDED = ApiError(
 """The last notification of a watch (not an error to its watcher: the watch is over)."""
 
 
-def _kinds(query: dict[str, str], known: frozenset[str]) -> frozenset[str]:
-    """The kinds of events ``?events=a,b`` asks for (every one of ``known`` when not given)."""
-    if "events" not in query:
-        return known
-    kinds = frozenset(k for k in query["events"].split(",") if k)
-    if not kinds or not kinds <= known:
-        raise ApiError(
-            400, "bad_request", f"events is a comma-separated list of {', '.join(sorted(known))}", "events"
-        )
-    return kinds
-
-
 def _record_changes(
     request: Message, aspace: AsyncSpace
 ) -> tuple[Callable[[int | None], AsyncRecordWatch], int | None]:
     """A peer's watch of the records of a space (``?op=watch_records``): what opens
     it after an event, and the event asked for."""
     query = _query(request, ("op", "events", "since", "under"))
-    kinds = _kinds(query, CHANGE_KINDS)
+    kinds = event_kinds(query.get("events"), CHANGE_KINDS)
     under = query.get("under")
 
     def opened(since: int | None) -> AsyncRecordWatch:
@@ -1263,6 +1206,17 @@ def _principal(query: dict[str, str], request: Message) -> str:
         raise ApiError(400, "bad_request", "principal is the name of an account", "principal")
     check_principal(named)
     return named
+
+
+def _check_body(body: dict[str, Any], operation: str) -> None:
+    """Check the keys of the JSON body of a request for the HTTP API's ``operation``
+    (its fields, and those it requires), but for the principal: over CoAP that is
+    ``?principal=``, where the node's permissions see it."""
+    if "principal" in body:
+        message = "the principal is named with ?principal=<name>, not in the body"
+        raise ApiError(400, "bad_request", message, "principal")
+    op = OPERATION[operation]
+    check_keys(body, op.fields - {"principal"}, tuple(key for key in op.required if key != "principal"))
 
 
 def _json(code: int, answer: dict[str, Any]) -> Message:

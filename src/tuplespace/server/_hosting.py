@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from .._federation import Node
     from ..stores import AsyncRedisSpace, AsyncRedisTransaction
 
-__all__ = ["MAX_EVENT_RETENTION_BYTES", "Handle", "Hub", "SpaceInfo"]
+__all__ = ["ENDED_KEPT", "MAX_EVENT_RETENTION_BYTES", "SWEEP_FROM", "Handle", "Hub", "SpaceInfo"]
 
 logger = logging.getLogger("tuplespace.server")
 

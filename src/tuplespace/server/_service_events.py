@@ -18,7 +18,7 @@ from ._service import ApiBase, Caller, Messages, Notice
 if TYPE_CHECKING:
     from ._service import Stream
 
-__all__ = ["EventRoutes", "since_param"]
+__all__ = ["EventRoutes", "event_kinds", "existing_param", "since_param"]
 
 
 E = TypeVar("E", covariant=True)
@@ -53,7 +53,7 @@ class EventRoutes(ApiBase):
         if text is None:
             raise coded(InvalidValue("template is required", "template"), "bad_request")
         template = parse_template_text(text, self.limits.wire)
-        existing = _existing(params.get("existing"))
+        existing = existing_param(params.get("existing"))
         if existing and "since" in params:
             message = (
                 "existing=true starts a stream with the tuples present; since resumes one: give one of them"
@@ -84,12 +84,7 @@ class EventRoutes(ApiBase):
         ``all_kinds``, all by default); the event to resume after (``Last-Event-ID``,
         else ``since``)."""
         params = query_params(request.query, names)
-        kinds = all_kinds
-        if "events" in params:
-            kinds = frozenset(k for k in params["events"].split(",") if k)
-            if not kinds or not kinds <= all_kinds:
-                message = f"events is a comma-separated list of {', '.join(sorted(all_kinds))}"
-                raise coded(InvalidValue(message, "events"), "bad_request")
+        kinds = event_kinds(params.get("events"), all_kinds)
         since = since_param(request.last_event_id, "Last-Event-ID")
         if since is None:
             since = since_param(params.get("since"), "since")
@@ -168,7 +163,21 @@ def since_param(value: str | None, field: str) -> int | None:
     return int(value)
 
 
-def _existing(value: str | None) -> bool:
+def event_kinds(value: str | None, all_kinds: frozenset[str]) -> frozenset[str]:
+    """The kinds of events an ``events`` parameter asks for (``a,b``, a subset of
+    ``all_kinds``; every one of them when it is not given)."""
+    if value is None:
+        return all_kinds
+    kinds = frozenset(k for k in value.split(",") if k)
+    if not kinds or not kinds <= all_kinds:
+        message = f"events is a comma-separated list of {', '.join(sorted(all_kinds))}"
+        raise coded(InvalidValue(message, "events"), "bad_request")
+    return kinds
+
+
+def existing_param(value: str | None) -> bool:
+    """Whether an ``existing`` parameter (``true`` or ``false``, the default) asks
+    for the tuples present first."""
     if value is None or value == "false":
         return False
     if value == "true":

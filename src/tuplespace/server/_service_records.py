@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     Handle: TypeAlias = AsyncRecord | AsyncRedisRecord
 
-__all__ = ["RecordRoutes", "change_notice", "record_template_from_wire"]
+__all__ = ["RecordRoutes", "change_notice", "get_credit", "own_account", "record_template_from_wire"]
 
 _COMPUTED = ("$credit", "$lifetime", "$refcount", "$level")
 # What a capability must allow for each operation of the table on a record (None: any
@@ -65,7 +65,7 @@ def _is_capability(ref: str) -> bool:
 
 class RecordRoutes(EventRoutes):
     """Records: create, open, read, set, call a method, refresh, clone, move, destroy, find, take,
-    capabilities, their changes as Server-Sent Events, and credit accounts."""
+    capabilities, and their changes as Server-Sent Events."""
 
     # -- naming a record --------------------------------------------------------------------
 
@@ -109,7 +109,7 @@ class RecordRoutes(EventRoutes):
     async def _resolve(self, info: SpaceInfo, ref: str, caller: Caller) -> Handle:
         """The handle ``ref`` names; a path a record moved away from costs ``caller``'s
         own account the space's ``redirect_charge``."""
-        principal = _own(caller)
+        principal = own_account(caller)
         try:
             return await info.aspace.record(ref, principal=principal)
         except Exception as exc:
@@ -118,7 +118,7 @@ class RecordRoutes(EventRoutes):
     def _principal(self, caller: Caller, info: SpaceInfo, body: dict[str, Any]) -> str:
         """Whose account pays: the caller's (its token's name, or ``anonymous``), or the
         ``principal`` named in the body by an admin of the space."""
-        own = _own(caller)
+        own = own_account(caller)
         named = body.get("principal")
         if named is None or named == own:
             return own
@@ -134,7 +134,7 @@ class RecordRoutes(EventRoutes):
         caller, info, body = await self._begin(request, space, OPERATION["create_record"])
         path = _get_path(body)
         fields = self._get_fields(body)
-        credit = _get_credit(body, "credit")
+        credit = get_credit(body, "credit")
         lease = get_lease(body)
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
@@ -221,7 +221,7 @@ class RecordRoutes(EventRoutes):
 
     async def refresh_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["refresh_record"])
-        credit = _get_credit(body, "credit")
+        credit = get_credit(body, "credit")
         lease = get_lease(body)
         principal = self._principal(caller, info, body)
         if isinstance(handle, AsyncRecord):
@@ -234,7 +234,7 @@ class RecordRoutes(EventRoutes):
     async def clone_record(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, handle, body = await self._record_request(request, space, OPERATION["clone_record"])
         path = _get_path(body)
-        credit = _get_credit(body, "credit")
+        credit = get_credit(body, "credit")
         lease = get_lease(body)
         principal = self._principal(caller, info, body)
         try:
@@ -436,29 +436,6 @@ class RecordRoutes(EventRoutes):
         except Exception as exc:
             raise placed(exc, "under" if handle is None else "ref") from None
 
-    # -- credit ------------------------------------------------------------------------------------
-
-    async def grant_credit(self, space: str, request: ServiceRequest) -> Answer:
-        caller, info, body = await self._begin(request, space, OPERATION["grant_credit"])
-        principal = body["principal"]
-        if type(principal) is not str:
-            raise coded(InvalidValue("principal is the name of an account", "principal"), "bad_request")
-        amount = _get_credit(body, "amount")
-        target = await self.space(caller, space, info)
-        try:
-            balance = await target.aspace.grant_credit(principal, amount)
-        except InvalidValue as exc:
-            raise placed(exc, "amount" if exc.path != "principal" else None) from None
-        return json_answer({"principal": principal, "balance": to_wire(balance)})
-
-    async def get_account(self, space: str, principal: str, request: ServiceRequest) -> Answer:
-        caller = self.caller(request)
-        own = _own(caller)
-        needs: tuple[str, ...] = () if principal == own else ("admin",)
-        info = self._existing(await self.authorize(caller, space, needs), space)
-        balance = await info.aspace.account(principal)
-        return json_answer({"principal": principal, "balance": to_wire(balance)})
-
     # -- reading the body ----------------------------------------------------------------------------
 
     def _get_value(self, body: dict[str, Any], key: str) -> Value:
@@ -496,7 +473,7 @@ def record_template_from_wire(obj: Any, limits: Limits) -> RecordTemplate:
         raise InvalidTemplate(str(exc), "template") from None
 
 
-def _own(caller: Caller) -> str:
+def own_account(caller: Caller) -> str:
     """The caller's own account: its token's name, or ``anonymous``."""
     return "anonymous" if caller.grant is None else caller.grant.name
 
@@ -536,7 +513,7 @@ def _get_under(body: dict[str, Any]) -> str | None:
     return under
 
 
-def _get_credit(body: dict[str, Any], key: str) -> Any:
+def get_credit(body: dict[str, Any], key: str) -> Any:
     """An amount of credit: a wire credit (``{"$credit": "12.5"}``), a decimal string or
     an integer; absent or null is none."""
     obj = body.get(key)

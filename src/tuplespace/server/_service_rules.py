@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .._aio import AsyncSpace
+from .._aio import AsyncRules, AsyncSpace
 from .._clock import SimulatedClock
 from .._errors import Conflict, InvalidValue, RuleNotFound, TupleSpaceError, ValueTooLarge
 from .._httpapi import OPERATION
-from .._rules import RuleInfo
-from .._rulewire import RULE_KEYS, definition_from_wire, info_to_wire
+from .._rules import RuleInfo, Rules
+from .._rulewire import definition_from_wire, info_to_wire
 from .._space import Space
+from .._values import Limits
 from ._errors import api_error, coded
 from ._hosting import SpaceInfo
 from ._requests import ServiceRequest
@@ -37,7 +38,19 @@ from ._service_records import RecordRoutes
 if TYPE_CHECKING:
     from ..stores import AsyncRedisRules
 
-__all__ = ["RuleRoutes", "kept_rules", "remove_kept_rules_of", "remove_rules_of", "rule_out"]
+__all__ = [
+    "RuleRoutes",
+    "add_rule",
+    "get_rule",
+    "kept_rules",
+    "list_rules",
+    "remove_kept_rules_of",
+    "remove_rules_of",
+    "remove_rule",
+    "rule_definition",
+    "rule_out",
+    "rules_of",
+]
 
 _MOST_ADVANCE = 3.15e9  # a hundred years, in seconds
 
@@ -90,24 +103,75 @@ def rule_out(info: RuleInfo) -> dict[str, Any]:
     return out
 
 
+def rules_of(info: SpaceInfo) -> AsyncRules | AsyncRedisRules:
+    """The rules of the hosted space ``info``, embedded or kept in Redis."""
+    kept = kept_rules(info)
+    return info.local("rules").rules if kept is None else kept
+
+
+# Each operation on rules, whatever transport asks: the space's rules (``space.rules``:
+# of a node's embedded space, whose calls that change them wait for the disk in a
+# thread; of a server's, awaited, embedded or kept in Redis), what the request says,
+# and the account that pays a rule's firings, which the transport has already checked
+# its caller may name.  Each answers a JSON-ready dict (the HTTP API's answer) or
+# raises an error of the tree.
+
+
+async def list_rules(rules: Rules | AsyncRules | AsyncRedisRules) -> dict[str, Any]:
+    """The operation ``list_rules``: every rule of the space, by level, then by name."""
+    found = rules.list() if isinstance(rules, Rules) else await rules.list()
+    return {"rules": [rule_out(r) for r in found]}
+
+
+async def get_rule(rules: Rules | AsyncRules | AsyncRedisRules, name: str) -> dict[str, Any]:
+    """The operation ``get_rule``: the rule ``name`` (RuleNotFound if there is none)."""
+    rule = rules.get(name) if isinstance(rules, Rules) else await rules.get(name)
+    return {"rule": rule_out(rule)}
+
+
+def rule_definition(body: dict[str, Any], limits: Limits, max_bytes: int) -> tuple[str, dict[str, Any]]:
+    """The name and the arguments of ``space.rules.add`` that the JSON definition
+    ``body`` holds (its transport has checked its keys: the fields of the operation
+    ``add_rule``), its values within ``limits``: ValueTooLarge past ``max_bytes`` of JSON, else the
+    errors of :func:`~tuplespace._rulewire.definition_from_wire`, naming the field."""
+    size = len(orjson.dumps(body))
+    if size > max_bytes:
+        message = f"the rule is {size} bytes of JSON, more than {max_bytes}"
+        raise ValueTooLarge(message, limit="max_rule_bytes", maximum=max_bytes)
+    return definition_from_wire(body, limits)
+
+
+async def add_rule(
+    rules: Rules | AsyncRules | AsyncRedisRules, name: str, args: dict[str, Any], principal: str
+) -> dict[str, Any]:
+    """The operation ``add_rule``: add the rule of :func:`rule_definition`, paid by
+    ``principal``, within the ``max_rules`` of ``rules``; the rule added."""
+    if isinstance(rules, Rules):
+        added = await asyncio.to_thread(rules.add, name, principal=principal, **args)
+    else:
+        added = await rules.add(name, principal=principal, **args)
+    return {"rule": rule_out(added)}
+
+
+async def remove_rule(rules: Rules | AsyncRules | AsyncRedisRules, name: str) -> None:
+    """The operation ``remove_rule``: remove the rule ``name`` (RuleNotFound if there is none)."""
+    if isinstance(rules, Rules):
+        await asyncio.to_thread(rules.remove, name)
+    else:
+        await rules.remove(name)
+
+
 class RuleRoutes(RecordRoutes):
-    """Rules: list, add, get and remove a space's rules; and its clock."""
+    """Rules over HTTP and the channel: list, add, get and remove a space's rules; and its clock."""
 
     async def list_rules(self, space: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["list_rules"]), space)
-        kept = kept_rules(info)
-        rules = await (info.local("rules").rules if kept is None else kept).list()
-        return json_answer({"rules": [rule_out(r) for r in rules]})
+        return json_answer(await list_rules(rules_of(info)))
 
     async def add_rule(self, space: str, request: ServiceRequest) -> Answer:
-        caller, info, body = await self._begin(request, space, OPERATION["add_rule"], RULE_KEYS)
-        size = len(orjson.dumps(body))
-        most = self.limits.max_rule_bytes
-        if size > most:
-            message = f"the rule is {size} bytes of JSON, more than {most}"
-            raise ValueTooLarge(message, limit="max_rule_bytes", maximum=most)
-        name, args = definition_from_wire(body, self.limits.wire)
+        caller, info, body = await self._begin(request, space, OPERATION["add_rule"])
+        name, args = rule_definition(body, self.limits.wire, self.limits.max_rule_bytes)
         if args.get("take"):  # a rule that takes does what its author may do: take
             await self.authorize(caller, space, ("take",))
         for key, operation in (
@@ -119,24 +183,19 @@ class RuleRoutes(RecordRoutes):
                 await self.authorize(caller, space, OPERATION[operation])
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
-        kept = kept_rules(target)
-        rules = target.local("rules").rules if kept is None else kept
+        rules = rules_of(target)
         rules.max_rules = self.limits.max_rules
-        added = await rules.add(name, principal=principal, **args)
-        return json_answer({"rule": rule_out(added)}, 201)
+        return json_answer(await add_rule(rules, name, args, principal), 201)
 
     async def get_rule(self, space: str, name: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["get_rule"]), space)
-        kept = kept_rules(info)
-        rule = await (info.local("rules").rules if kept is None else kept).get(name)
-        return json_answer({"rule": rule_out(rule)})
+        return json_answer(await get_rule(rules_of(info), name))
 
     async def remove_rule(self, space: str, name: str, request: ServiceRequest) -> Answer:
         caller = self.caller(request)
         info = self._existing(await self.authorize(caller, space, OPERATION["remove_rule"]), space)
-        kept = kept_rules(info)
-        await (info.local("rules").rules if kept is None else kept).remove(name)
+        await remove_rule(rules_of(info), name)
         return NO_CONTENT
 
     # -- simulated time ----------------------------------------------------------------------------
