@@ -94,6 +94,7 @@ class EventFeed:
         self._release = release
         self._ended = False
         self._cancelled = False
+        self._closing: asyncio.Task[None] | None = None  # the close, once cancelled
         self._new = True
         # Where the present events stand: the last tuple there when the subscription
         # began, the last present one notified, the last read (None: no present events).
@@ -157,5 +158,12 @@ class EventFeed:
             return
         self._cancelled = True
         self._reader.cancel()
-        asyncio.get_running_loop().create_task(self._subscription.close())
-        self._release()
+        self._closing = asyncio.get_running_loop().create_task(self._close())
+
+    async def _close(self) -> None:
+        """Close the subscription read, then count it no more: a node that counts no
+        stream of a space leaves it no subscriber."""
+        try:
+            await self._subscription.close()
+        finally:
+            self._release()
