@@ -980,7 +980,7 @@ end
 -- End the capability ``token``, remembering ``why`` ('gone': its record is; 'expired';
 -- nil: revoked, which an unknown token reads as) for the latest 10000 ended so (as an
 -- embedded space does, ENDED_KEPT): ``capend`` maps each token to why, ``capendq``
--- lists them oldest first.
+-- lists them oldest first.  Whether it was there to end.
 local function drop_cap(token, why)
   local cap = redis.call('HGET', CAPS, token)
   if cap then
@@ -998,6 +998,7 @@ local function drop_cap(token, why)
       end
     end
   end
+  return cap ~= false
 end
 
 -- The rid a handle names: its record's ("<rid>"), or its capability's ("$<token>")
@@ -1485,14 +1486,17 @@ redis.call('HINCRBY', CNT, 'reads', ARGV[1])
 return 1
 
 --[[ events +records ]]
--- ARGV: the seq of the last event seen, how many events to return at most, and how
--- many bytes of their encodings (the first is returned whatever its size).
+-- ARGV: the seq of the last event seen, how many events to return at most, how many
+-- bytes of their encodings (the first is returned whatever its size), and the token of
+-- the capability a watch reads through, if any.
 -- Returns the seq of the latest event (in a partition, at least the caller's: see
 -- KEYS[2]; the later events of the partition come after it), that of the oldest
--- logged (0: none), the ms until the next lease of a tuple or a record ends (-1: none),
--- the id of the latest tuple (every tuple of a later id was written after the latest
--- event), the seq of the latest event dropped from the log (0: none), 1 if the bytes
--- left events out (else 0), then seq, kind, encoding and time of each event after.
+-- logged (0: none), the ms until the next lease of a tuple, a record or the capability
+-- ends (-1: none), the id of the latest tuple (every tuple of a later id was written
+-- after the latest event), the seq of the latest event dropped from the log (0: none),
+-- 1 if the bytes left events out (else 0), then seq, kind, encoding and time of each
+-- event after; or {'ended', why} if the capability has ended ('revoked', 'expired' or
+-- 'gone').
 if ev_last > ev_kept then
   redis.call('HSET', CFG, 'ev_last', ev_last)
 end
@@ -1500,13 +1504,24 @@ expire_due()
 expire_records()
 tell_room()
 tell_records()
-local soonest = next_expiry()
-local first = redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')
-if first[2] then
-  local ms = math.max(tonumber(first[2]) - now, 0)
-  if soonest == '-1' or ms < tonumber(soonest) then
-    soonest = string.format('%.17g', ms)
+if ARGV[4] then
+  local rid, why = rresolve('$' .. ARGV[4])
+  if not rid then
+    return {'ended', why}
   end
+end
+local soonest = next_expiry()
+local function sooner(e)  -- a lease that ends at ``e`` (ms; false: none)
+  if e then
+    local ms = math.max(tonumber(e) - now, 0)
+    if soonest == '-1' or ms < tonumber(soonest) then
+      soonest = string.format('%.17g', ms)
+    end
+  end
+end
+sooner(redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')[2] or false)
+if ARGV[4] then
+  sooner(redis.call('ZSCORE', CAPEXP, ARGV[4]))
 end
 local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0', ev_gone, 0}
 if tonumber(ARGV[2]) > 0 then
@@ -2508,10 +2523,13 @@ return {rid, string.match(redis.call('HGET', CAPS, ARGV[1]), ' (.*)$'),
   e and string.format('%.17g', tonumber(e) - now) or ''}
 
 --[[ rrevoke +records ]]
--- ARGV: a token.  End that capability.
+-- ARGV: a token.  End that capability, and tell the processes listening ("c"): the
+-- watches opened through it end.
 expire_records()
 tell_records()
-drop_cap(ARGV[1])
+if drop_cap(ARGV[1]) then
+  redis.call('SPUBLISH', CH, 'c')
+end
 return 1
 
 --[[ rscan +records ]]

@@ -316,7 +316,7 @@ async def _latest_seq(parts: list[_Part]) -> int:
 
 
 async def _read_logs(
-    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = ()
+    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = (), cap: str = ""
 ) -> tuple[list[tuple[int, str, bytes, int]], int, EventsLost | None, float | None]:
     """Read the next events of the log of each partition of ``parts`` after its seq
     there in ``after`` (moved on), at most ``most`` of each and :data:`READ_AHEAD_BYTES`
@@ -324,7 +324,8 @@ async def _read_logs(
     read, each its seq in the space, kind, encoding and time (in no order); the seq up
     to which every event of those partitions is read; an EventsLost if a partition's log
     no longer reaches back to ``after``; the seconds until the next lease of the space
-    ends (None: no lease).
+    (or of the capability whose token is ``cap``) ends (None: no lease).
+    :class:`~tuplespace.CapabilityRevoked` if that capability has ended.
 
     An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
     partitions, the script ``events`` makes a partition's latest seq at least the clock
@@ -340,7 +341,10 @@ async def _read_logs(
         if p in skip:
             known.append(after[p])
             continue
-        reply = await core.call("events", [after[p], most, room])
+        reply = await core.call("events", [after[p], most, room, cap] if cap else [after[p], most, room])
+        if reply[0] == b"ended":
+            why = reply[1].decode()
+            raise CapabilityRevoked(f"the capability has ended ({why})", expired=why == "expired")
         entries = reply[6:]
         if lost is None and after[p] < int(reply[4]):
             lost = EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
@@ -2068,6 +2072,8 @@ class AsyncRedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
+        elif head == b"c":  # a capability was revoked: the watches read on, and end if it was theirs
+            return
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
             self._fail_waits(body.decode(), error)
@@ -3232,6 +3238,7 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
+        self._cap = ""  # the token of the capability it reads through, if any: it ends with it
         self._opening = AsyncLock()
         self._opened = False
         self._closed = False
@@ -3291,7 +3298,7 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         n = self._core.options.partitions
         most = max(1, self._max_pending // len(self._parts))
         waiting = {item[0] % n for item in self._ahead}
-        items, upto, lost, expiry = await _read_logs(self._parts, self._after, most, waiting)
+        items, upto, lost, expiry = await _read_logs(self._parts, self._after, most, waiting, self._cap)
         self._ahead += items
         self._ahead.sort(key=_first)
         ready = bisect.bisect_right(self._ahead, upto, key=_first)
@@ -3628,37 +3635,37 @@ class AsyncRedisRecord:
 
     async def get(self, tag: str, default: Value = None) -> Value:
         """The value of one field (a computed one for a tag starting with ``$``)."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load(tag == "$level")
         v = self._value(tag, loaded)
         return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
 
     async def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load("$level" in tags)
         return tuple(self._value(tag, loaded) for tag in tags)
 
     async def all(self) -> Map:
         """Every stored field, in the order the tags were first set."""
-        self._full("read")
+        await self._may("read")
         return Map((await self._load()).fields)
 
     async def tags(self) -> list[str]:
         """The stored tags, in the order they were first set."""
-        self._full("read")
+        await self._may("read")
         return list((await self._load()).fields)
 
     async def snapshot(self) -> RecordData:
         """The record's address, fields and version at one instant."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
 
     async def snapshot_view(self, *tags: str) -> tuple[RecordData, tuple[Value, ...]]:
         """The record's address, fields and version, and the values of ``tags`` (computed
         ones too), all read at one instant."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load("$level" in tags)
         data = RecordData(self.address, loaded.fields, loaded.version)
         return data, tuple(self._value(tag, loaded) for tag in tags)
@@ -3667,6 +3674,14 @@ class AsyncRedisRecord:
         """When the record's lease ends, in this process's wall clock (None: never)."""
         loaded = await self._load()
         return None if loaded.lifetime is None else time.time() + loaded.lifetime
+
+    async def _may(self, operation: str) -> None:
+        """NotAllowed unless this handle allows ``operation`` (one a capability may
+        allow); CapabilityRevoked first if it is a capability that has ended (one look in
+        Redis, on the way to NotAllowed)."""
+        if operation not in self._operations and operation in OPERATIONS and self.token is not None:
+            await _checked(self._core, self.rid, await self._core.call("rcap", [self.token]))
+        self._full(operation)
 
     def _full(self, operation: str) -> None:
         """NotAllowed unless this handle allows ``operation``."""
@@ -3681,7 +3696,7 @@ class AsyncRedisRecord:
 
     async def set(self, tag: str, value: Value) -> int:
         """Set one field, atomically; the record's new ``$version``."""
-        self._full("set")
+        await self._may("set")
         check_tag(tag)
         checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
@@ -3709,7 +3724,7 @@ class AsyncRedisRecord:
         on the record as it now is).  The method's value.  With a ``step_charge``,
         ``principal`` pays for the steps each run ran, as in an embedded space, whether
         it returned or failed."""
-        self._full("set")
+        await self._may("set")
         rules = self._core.rules()
         recounted = False  # in a partitioned space with a capacity, its counts were read again
         while True:
@@ -3813,7 +3828,7 @@ class AsyncRedisRecord:
         add ``credit`` to what it holds, paid by ``principal`` when the space charges.
         With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
         more seconds (none if it has that already), and the credit sets its expiry."""
-        self._full("refresh")
+        await self._may("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
         check_principal(principal)
@@ -3836,7 +3851,7 @@ class AsyncRedisRecord:
     ) -> AsyncRedisRecord:
         """A new record at ``path`` with this one's fields (read at one instant); its
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
-        self._full("clone")
+        await self._may("clone")
         check_path(path)
         return await _create(self._core, path, (await self._load()).fields, credit, lease, principal)
 
@@ -3844,7 +3859,7 @@ class AsyncRedisRecord:
         """Remove the record (a ``destroy`` event).  A record that other records contain
         raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
         hold it become None (an ``update`` event each)."""
-        self._full("destroy")
+        await self._may("destroy")
         reply = await self._core.call("rdestroy", [self._ref, "", "force" if force else ""])
         await _checked(self._core, self.rid, reply)
         if reply[0] == b"inuse":
@@ -3941,6 +3956,8 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
+        if ref is not None and ref.startswith("$"):
+            self._cap = ref[1:]
 
     async def _open(self) -> None:
         async with self._opening:
@@ -3976,6 +3993,9 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
             self._wake.clear()
             try:
                 read, expiry = await self._fetch()
+            except CapabilityRevoked:
+                await self.close()  # the capability it was opened through has ended
+                break
             except Exception:
                 if self._closed:
                     break

@@ -315,7 +315,7 @@ def _latest_seq(parts: list[_Part]) -> int:
 
 
 def _read_logs(
-    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = ()
+    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = (), cap: str = ""
 ) -> tuple[list[tuple[int, str, bytes, int]], int, EventsLost | None, float | None]:
     """Read the next events of the log of each partition of ``parts`` after its seq
     there in ``after`` (moved on), at most ``most`` of each and :data:`READ_AHEAD_BYTES`
@@ -323,7 +323,8 @@ def _read_logs(
     read, each its seq in the space, kind, encoding and time (in no order); the seq up
     to which every event of those partitions is read; an EventsLost if a partition's log
     no longer reaches back to ``after``; the seconds until the next lease of the space
-    ends (None: no lease).
+    (or of the capability whose token is ``cap``) ends (None: no lease).
+    :class:`~tuplespace.CapabilityRevoked` if that capability has ended.
 
     An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
     partitions, the script ``events`` makes a partition's latest seq at least the clock
@@ -339,7 +340,10 @@ def _read_logs(
         if p in skip:
             known.append(after[p])
             continue
-        reply = core.call("events", [after[p], most, room])
+        reply = core.call("events", [after[p], most, room, cap] if cap else [after[p], most, room])
+        if reply[0] == b"ended":
+            why = reply[1].decode()
+            raise CapabilityRevoked(f"the capability has ended ({why})", expired=why == "expired")
         entries = reply[6:]
         if lost is None and after[p] < int(reply[4]):
             lost = EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
@@ -2047,6 +2051,8 @@ class RedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
+        elif head == b"c":  # a capability was revoked: the watches read on, and end if it was theirs
+            return
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
             self._fail_waits(body.decode(), error)
@@ -3196,6 +3202,7 @@ class LogReader(Openable, Generic[_Item]):
         self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
+        self._cap = ""  # the token of the capability it reads through, if any: it ends with it
         self._opening = Lock()
         self._opened = False
         self._closed = False
@@ -3255,7 +3262,7 @@ class LogReader(Openable, Generic[_Item]):
         n = self._core.options.partitions
         most = max(1, self._max_pending // len(self._parts))
         waiting = {item[0] % n for item in self._ahead}
-        items, upto, lost, expiry = _read_logs(self._parts, self._after, most, waiting)
+        items, upto, lost, expiry = _read_logs(self._parts, self._after, most, waiting, self._cap)
         self._ahead += items
         self._ahead.sort(key=_first)
         ready = bisect.bisect_right(self._ahead, upto, key=_first)
@@ -3592,37 +3599,37 @@ class RedisRecord:
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of one field (a computed one for a tag starting with ``$``)."""
-        self._full("read")
+        self._may("read")
         loaded = self._load(tag == "$level")
         v = self._value(tag, loaded)
         return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        self._full("read")
+        self._may("read")
         loaded = self._load("$level" in tags)
         return tuple(self._value(tag, loaded) for tag in tags)
 
     def all(self) -> Map:
         """Every stored field, in the order the tags were first set."""
-        self._full("read")
+        self._may("read")
         return Map((self._load()).fields)
 
     def tags(self) -> list[str]:
         """The stored tags, in the order they were first set."""
-        self._full("read")
+        self._may("read")
         return list((self._load()).fields)
 
     def snapshot(self) -> RecordData:
         """The record's address, fields and version at one instant."""
-        self._full("read")
+        self._may("read")
         loaded = self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
 
     def snapshot_view(self, *tags: str) -> tuple[RecordData, tuple[Value, ...]]:
         """The record's address, fields and version, and the values of ``tags`` (computed
         ones too), all read at one instant."""
-        self._full("read")
+        self._may("read")
         loaded = self._load("$level" in tags)
         data = RecordData(self.address, loaded.fields, loaded.version)
         return data, tuple(self._value(tag, loaded) for tag in tags)
@@ -3631,6 +3638,14 @@ class RedisRecord:
         """When the record's lease ends, in this process's wall clock (None: never)."""
         loaded = self._load()
         return None if loaded.lifetime is None else time.time() + loaded.lifetime
+
+    def _may(self, operation: str) -> None:
+        """NotAllowed unless this handle allows ``operation`` (one a capability may
+        allow); CapabilityRevoked first if it is a capability that has ended (one look in
+        Redis, on the way to NotAllowed)."""
+        if operation not in self._operations and operation in OPERATIONS and self.token is not None:
+            _checked(self._core, self.rid, self._core.call("rcap", [self.token]))
+        self._full(operation)
 
     def _full(self, operation: str) -> None:
         """NotAllowed unless this handle allows ``operation``."""
@@ -3645,7 +3660,7 @@ class RedisRecord:
 
     def set(self, tag: str, value: Value) -> int:
         """Set one field, atomically; the record's new ``$version``."""
-        self._full("set")
+        self._may("set")
         check_tag(tag)
         checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
@@ -3673,7 +3688,7 @@ class RedisRecord:
         on the record as it now is).  The method's value.  With a ``step_charge``,
         ``principal`` pays for the steps each run ran, as in an embedded space, whether
         it returned or failed."""
-        self._full("set")
+        self._may("set")
         rules = self._core.rules()
         recounted = False  # in a partitioned space with a capacity, its counts were read again
         while True:
@@ -3777,7 +3792,7 @@ class RedisRecord:
         add ``credit`` to what it holds, paid by ``principal`` when the space charges.
         With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
         more seconds (none if it has that already), and the credit sets its expiry."""
-        self._full("refresh")
+        self._may("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
         check_principal(principal)
@@ -3800,7 +3815,7 @@ class RedisRecord:
     ) -> RedisRecord:
         """A new record at ``path`` with this one's fields (read at one instant); its
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
-        self._full("clone")
+        self._may("clone")
         check_path(path)
         return _create(self._core, path, (self._load()).fields, credit, lease, principal)
 
@@ -3808,7 +3823,7 @@ class RedisRecord:
         """Remove the record (a ``destroy`` event).  A record that other records contain
         raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
         hold it become None (an ``update`` event each)."""
-        self._full("destroy")
+        self._may("destroy")
         reply = self._core.call("rdestroy", [self._ref, "", "force" if force else ""])
         _checked(self._core, self.rid, reply)
         if reply[0] == b"inuse":
@@ -3905,6 +3920,8 @@ class RedisRecordWatch(LogReader[Change]):
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
+        if ref is not None and ref.startswith("$"):
+            self._cap = ref[1:]
 
     def _open(self) -> None:
         with self._opening:
@@ -3940,6 +3957,9 @@ class RedisRecordWatch(LogReader[Change]):
             self._wake.clear()
             try:
                 read, expiry = self._fetch()
+            except CapabilityRevoked:
+                self.close()  # the capability it was opened through has ended
+                break
             except Exception:
                 if self._closed:
                     break
