@@ -299,8 +299,6 @@ SIMULATED_REDIS_LIMITS = {
     "test_statistics_count_tuples_leases_and_expiries": _NOT_COUNTED.format("arities"),
     "test_a_lease_ends_a_record_exactly_on_time": _NOT_COUNTED.format("records_expired"),
     "test_move_leaves_a_redirection": _NOT_COUNTED.format("redirections"),
-    "test_a_capability_lease_ends_it": "expires_at of a capability, given in this process's wall clock",
-    "test_refresh_gives_a_new_lease": "the expiry refresh returns (None for a record kept in Redis)",
 }
 
 

@@ -2433,7 +2433,8 @@ return out
 
 --[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
--- credit to add to what it holds ('' for none), the principal who pays it.  {1}, {0} if
+-- credit to add to what it holds ('' for none), the principal who pays it.  {1, its
+-- expiry in ms ('': none)}, {0} if
 -- it is gone, {'revoked'}, {'expired'} or {'gone'} if the capability has ended, {'short',
 -- the principal's balance, the cost} if it cannot pay, {'forever'} if the space charges
 -- for storage and the lease is none.  With a charge rate, a lease buys the credit the
@@ -2467,7 +2468,7 @@ if charge_rate ~= '0' then
   rsettle(rid, size)
   redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid)), add)))
   rsettle(rid, size)
-  return {1}
+  return {1, redis.call('ZSCORE', REXP, rid) or ''}
 end
 if charging then
   local short = debit(ARGV[4], add)
@@ -2483,12 +2484,12 @@ end
 if ARGV[3] ~= '' then
   redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid) or '0'), add)))
 end
-return {1}
+return {1, redis.call('ZSCORE', REXP, rid) or ''}
 
 --[[ rgrant +records ]]
 -- ARGV: rid, the operations joined by commas, the lease in ms ('' for none), a new
--- token, 'ro' for the record's read-only handle (the one it has, if any).  {token},
--- or {} if the record is gone.
+-- token, 'ro' for the record's read-only handle (the one it has, if any).  {token, the
+-- end of its lease in ms ('': none)}, or {} if the record is gone.
 expire_records()
 tell_records()
 local rid = ARGV[1]
@@ -2498,7 +2499,7 @@ end
 if ARGV[5] == 'ro' then
   local token = redis.call('HGET', RO, rid)
   if token then
-    return {token}
+    return {token, ''}
   end
   redis.call('HSET', RO, rid, ARGV[4])
 end
@@ -2506,8 +2507,9 @@ redis.call('HSET', CAPS, ARGV[4], rid .. ' ' .. ARGV[2])
 redis.call('SADD', P .. ':rcaps:' .. rid, ARGV[4])
 if ARGV[3] ~= '' then
   redis.call('ZADD', CAPEXP, now + tonumber(ARGV[3]), ARGV[4])
+  return {ARGV[4], string.format('%.17g', now + tonumber(ARGV[3]))}
 end
-return {ARGV[4]}
+return {ARGV[4], ''}
 
 --[[ rcap +records ]]
 -- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for

@@ -3569,7 +3569,8 @@ class AsyncRedisRecord:
         self._operations = allowed
         self._owner = owner  # made by capability() or read_only(): it may revoke
         self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
-        self.expires_at: float | None = None  # when a capability made here ends (None: never, or unknown)
+        # When a capability made here ends, in the space's clock (None: never, or unknown).
+        self.expires_at: float | None = None
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -3823,11 +3824,12 @@ class AsyncRedisRecord:
         lease: float | None = None,
         *,
         principal: str = DEFAULT_PRINCIPAL,
-    ) -> None:
-        """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
-        add ``credit`` to what it holds, paid by ``principal`` when the space charges.
-        With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
-        more seconds (none if it has that already), and the credit sets its expiry."""
+    ) -> float | None:
+        """Give the record a lease of ``lease`` seconds from now, in the space's clock,
+        and add ``credit`` to what it holds, paid by ``principal`` when the space charges;
+        its expiry, in the space's clock (None: never).  With a charge rate, ``lease=s``
+        adds the credit the record needs to live ``s`` more seconds (none if it has that
+        already), and the credit sets its expiry."""
         await self._may("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
@@ -3840,6 +3842,7 @@ class AsyncRedisRecord:
         _paid(principal, reply)
         if not (await _checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        return _seconds(reply[1])
 
     async def clone(
         self,
@@ -3909,7 +3912,7 @@ class AsyncRedisRecord:
         token = reply[0].decode()
         address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
         handle = AsyncRedisRecord(self._core, self.rid, address, token, allowed, owner=True)
-        handle.expires_at = None if not lease else time.time() + float(lease) / 1000.0
+        handle.expires_at = _seconds(reply[1])
         return handle
 
     async def revoke(self) -> None:
