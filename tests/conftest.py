@@ -283,7 +283,6 @@ REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
 # time in Redis follows the clock, but a process waits, and looks at its transactions and
 # subscriptions, in its own time.
 _OWN_TIME = "a call's timeout, which the waiting process counts in its own time, not the simulated clock's"
-_NOT_COUNTED = "statistics a space kept in Redis does not keep ({})"
 _TX_STATE = "a transaction's state, as its process last saw it (its lease ends in Redis when a script looks)"
 SIMULATED_REDIS_LIMITS = {
     "test_a_replace_that_loses_its_match_keeps_its_first_deadline": _OWN_TIME,
@@ -296,9 +295,6 @@ SIMULATED_REDIS_LIMITS = {
         "a transaction without a lease: a transaction of a space kept in Redis has one, so that what it "
         "holds returns should its process die"
     ),
-    "test_statistics_count_tuples_leases_and_expiries": _NOT_COUNTED.format("arities"),
-    "test_a_lease_ends_a_record_exactly_on_time": _NOT_COUNTED.format("records_expired"),
-    "test_move_leaves_a_redirection": _NOT_COUNTED.format("redirections"),
 }
 
 

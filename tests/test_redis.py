@@ -1088,6 +1088,15 @@ def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: 
         assert info.value.first_missing < info.value.oldest_available
 
 
+def test_the_arities_of_a_partitioned_space_are_those_of_its_partitions(redis_server: RedisServer) -> None:
+    url = redis_server.space_url() + "&partitions=3&route=0"
+    with ts.connect(url) as space:
+        space.write_many([("a",), ("b", 1), ("c", 1, 2), ("d", 1)])  # routed by their first field
+        assert space.statistics()["arities"] == [1, 2, 3]
+        space.take(("c", int, int))
+        assert space.statistics()["arities"] == [1, 2]
+
+
 def test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions(
     redis_cluster: RedisClusterServers,
 ) -> None:

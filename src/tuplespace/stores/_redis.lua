@@ -1093,6 +1093,7 @@ local function expire_records()
   expire_txns()  -- a claim that ran out gives back the records it holds
   for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
     rremove(rid, 'expire')
+    redis.call('HINCRBY', CNT, 'records_expired', 1)
   end
   for _, path in ipairs(redis.call('ZRANGEBYSCORE', RDIREXP, '-inf', now, 'LIMIT', 0, 64)) do
     drop_redirect(path)
@@ -1457,11 +1458,18 @@ tell_room()
 return data and 1 or 0
 
 --[[ statistics +records ]]
+-- ARGV: the largest arity.  The counts, then the arities of the tuples in the space.
 expire_due()
 expire_records()
 expire_caps()
 tell_room()
 tell_records()
+local arities = {}
+for n = 0, tonumber(ARGV[1]) do
+  if redis.call('EXISTS', P .. ':a:' .. n) == 1 then
+    arities[#arities + 1] = n
+  end
+end
 return {
   live_count(),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
@@ -1478,6 +1486,9 @@ return {
   redis.call('HLEN', ACCT),
   takes,
   redis.call('HGET', CNT, 'reads') or '0',
+  redis.call('HGET', CNT, 'records_expired') or '0',
+  redis.call('HLEN', RDIR),
+  arities,
 }
 
 --[[ tally ]]

@@ -2321,11 +2321,17 @@ class AsyncRedisSpace:
             accounts,
             takes,
             reads,
-        ) = await self._call("statistics", [])
+            records_expired,
+            redirections,
+            arities,
+        ) = await self._call("statistics", [DEFAULT_LIMITS.max_fields])
         return {
             "takes": int(takes),
             "reads": int(reads),
+            "arities": arities,
             "records": records,
+            "records_expired": int(records_expired),
+            "redirections": redirections,
             "capabilities": capabilities,
             "accounts": accounts,
             "transactions": txns,
@@ -2831,6 +2837,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             for name in _SUMMED:
                 total[name] += stats[name]
         total["last_event"] = (await _latest(self._log_parts(None), len(self._parts)))[0]
+        total["arities"] = sorted({n for stats in each for n in stats["arities"]})
         # A subscription across partitions is one subscriber.
         readers = {r for part in self._parts for r in part.core.subscriptions()}
         total["subscribers"] = len(readers.union(self._subscriptions))
