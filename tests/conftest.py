@@ -280,17 +280,12 @@ REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
 
 
 # What the Redis ways without partitions do not do on a SimulatedClock: the space's
-# time in Redis follows the clock, but a process waits, and looks at its transactions and
-# subscriptions, in its own time.
+# time in Redis follows the clock, and a process counts the leases of its transactions
+# and subscriptions on it, but waits in its own time.
 _OWN_TIME = "a call's timeout, which the waiting process counts in its own time, not the simulated clock's"
-_TX_STATE = "a transaction's state, as its process last saw it (its lease ends in Redis when a script looks)"
 SIMULATED_REDIS_LIMITS = {
     "test_a_replace_that_loses_its_match_keeps_its_first_deadline": _OWN_TIME,
     "test_waits_with_different_timeouts_end_in_their_order": _OWN_TIME,
-    "test_a_renewed_subscription_lease_lasts_longer": "a subscription's lease, counted by its process",
-    "test_a_subscription_lease_ends_it": "a subscription's lease, counted by its process",
-    "test_a_renewed_transaction_lasts_longer": _TX_STATE,
-    "test_a_lease_running_out_aborts_by_itself": _TX_STATE,
     "test_a_transaction_without_a_lease_never_runs_out": (
         "a transaction without a lease: a transaction of a space kept in Redis has one, so that what it "
         "holds returns should its process die"

@@ -475,7 +475,9 @@ class AsyncRedisCore:
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
     arguments of each item, an item's tuple naming its partition (None: every
-    partition); ``closed()`` whether the space was closed.  ``linked(tag, value)``
+    partition); ``closed()`` whether the space was closed; ``clock()`` the simulated clock
+    it follows (None: it keeps Redis's time), on which its process counts the leases of
+    its subscriptions and transactions.  ``linked(tag, value)``
     reads what a field holding ``value`` links to.
     """
 
@@ -486,6 +488,7 @@ class AsyncRedisCore:
         "begin",
         "block",
         "call",
+        "clock",
         "closed",
         "end_transaction",
         "end_waits",
@@ -547,6 +550,7 @@ class AsyncRedisCore:
         time_lease: Callable[[AsyncRedisTransaction], None],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
+        clock: Callable[[], SimulatedClock | None],
     ) -> None:
         self.options = options
         self.guard = guard
@@ -578,6 +582,7 @@ class AsyncRedisCore:
         self.time_lease = time_lease
         self.txn = txn
         self.closed = closed
+        self.clock = clock
 
     async def linked(self, tag: str, v: Value) -> tuple[Value, str]:
         """A field's value, and the link it is if it is the address of a record of this
@@ -738,6 +743,7 @@ class AsyncRedisSpace:
             time_lease=self._time_lease,
             txn=self._txn,
             closed=self._is_closed,
+            clock=self._followed,
         )
 
     @classmethod
@@ -773,6 +779,9 @@ class AsyncRedisSpace:
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
+
+    def _followed(self) -> SimulatedClock | None:
+        return None if self._follower is None else self._follower.clock
 
     async def clock_now(self) -> tuple[float, bool]:
         """The space's time (seconds since the epoch) and whether it is a simulated
@@ -2072,7 +2081,7 @@ class AsyncRedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
-        elif head == b"c":  # a capability was revoked: the watches read on, and end if it was theirs
+        elif head == b"c":  # a capability was revoked or the clock moved: the readers look again
             return
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
@@ -2923,11 +2932,17 @@ class AsyncRedisTransaction(AsyncOpenable):
     @property
     def state(self) -> str:
         """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
-        if self._state == "active" and (
-            self._core.closed() or (self._deadline is not None and time.monotonic() >= self._deadline)
-        ):
+        if self._state == "active" and (self._core.closed() or self._ran_out()):
             self._state = "aborted"
         return self._state
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out: on the simulated clock the space follows, if
+        any, else in this process's time."""
+        clock = self._core.clock()
+        if clock is not None:
+            return self._expires is not None and clock.now() >= self._expires
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     @property
     def expires_at(self) -> float | None:
@@ -3239,6 +3254,7 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._max_pending = max_pending
         self._lease = lease
         self._lease_end = AsyncLater()
+        self._ends_at: float | None = None  # when its lease ends on the simulated clock followed
         self._wake = AsyncWake()
         self._pending: deque[_Item] = deque()
         self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
@@ -3257,7 +3273,31 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._ran_out()
+
+    def _end_in(self, seconds: float | None) -> None:
+        """End it ``seconds`` from now (None: never): on the simulated clock the space
+        follows, if any, else by a timer of this process."""
+        self._lease_end.cancel()
+        self._ends_at = None
+        if seconds is None:
+            return
+        clock = self._core.clock()
+        if clock is None:
+            self._lease_end.schedule(seconds, self.close)
+        else:
+            self._ends_at = clock.now() + seconds
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out on the simulated clock the space follows."""
+        clock = self._core.clock()
+        return self._ends_at is not None and clock is not None and clock.now() >= self._ends_at
+
+    async def _live(self) -> bool:
+        """Whether it has not ended (a lease run out on the simulated clock ends it now)."""
+        if not self._closed and self._ran_out():
+            await self.close()
+        return not self._closed
 
     def statistics(self) -> dict[str, Any]:
         """Items read ahead and delivered, and the last one."""
@@ -3265,7 +3305,7 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
             "pending": len(self._pending),
             "delivered": self._delivered,
             "last_seq": self._last_seq,
-            "closed": self._closed,
+            "closed": self.closed,
         }
 
     @abc.abstractmethod
@@ -3349,11 +3389,9 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     async def renew(self, lease: float | None) -> None:
         """End it ``lease`` seconds from now (None: never)."""
         seconds = check_lease(lease)
-        if self._closed:
+        if not await self._live():
             raise UnknownLease(f"the {self._NAME} has ended")
-        self._lease_end.cancel()
-        if seconds is not None:
-            self._lease_end.schedule(seconds, self.close)
+        self._end_in(seconds)
 
     async def close(self) -> None:
         """End it: a waiting :meth:`get` returns None."""
@@ -3429,8 +3467,7 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
             self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _present_start(self) -> int:
         """The id the present tuples of a partition are looked up after."""
@@ -3491,7 +3528,7 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
         wait = check_timeout(timeout)
         await self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while await self._live():
             if self._pending:
                 return self._delivering(self._pending.popleft())
             self._wake.clear()
@@ -3978,8 +4015,7 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
                 await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
             await self._begin()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind.startswith("r.") and kind[2:] in self._kinds:
@@ -3994,7 +4030,7 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
         wait = check_timeout(timeout)
         await self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while await self._live():
             if self._pending:
                 change = self._delivering(self._pending.popleft())
                 if self._rid is not None and change.kind in ("destroy", "expire"):

@@ -472,7 +472,9 @@ class RedisCore:
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
     arguments of each item, an item's tuple naming its partition (None: every
-    partition); ``closed()`` whether the space was closed.  ``linked(tag, value)``
+    partition); ``closed()`` whether the space was closed; ``clock()`` the simulated clock
+    it follows (None: it keeps Redis's time), on which its process counts the leases of
+    its subscriptions and transactions.  ``linked(tag, value)``
     reads what a field holding ``value`` links to.
     """
 
@@ -483,6 +485,7 @@ class RedisCore:
         "begin",
         "block",
         "call",
+        "clock",
         "closed",
         "end_transaction",
         "end_waits",
@@ -544,6 +547,7 @@ class RedisCore:
         time_lease: Callable[[RedisTransaction], None],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
+        clock: Callable[[], SimulatedClock | None],
     ) -> None:
         self.options = options
         self.guard = guard
@@ -575,6 +579,7 @@ class RedisCore:
         self.time_lease = time_lease
         self.txn = txn
         self.closed = closed
+        self.clock = clock
 
     def linked(self, tag: str, v: Value) -> tuple[Value, str]:
         """A field's value, and the link it is if it is the address of a record of this
@@ -735,6 +740,7 @@ class RedisSpace:
             time_lease=self._time_lease,
             txn=self._txn,
             closed=self._is_closed,
+            clock=self._followed,
         )
 
     @classmethod
@@ -770,6 +776,9 @@ class RedisSpace:
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
+
+    def _followed(self) -> SimulatedClock | None:
+        return None if self._follower is None else self._follower.clock
 
     def clock_now(self) -> tuple[float, bool]:
         """The space's time (seconds since the epoch) and whether it is a simulated
@@ -2051,7 +2060,7 @@ class RedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
-        elif head == b"c":  # a capability was revoked: the watches read on, and end if it was theirs
+        elif head == b"c":  # a capability was revoked or the clock moved: the readers look again
             return
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
@@ -2893,11 +2902,17 @@ class RedisTransaction(Openable):
     @property
     def state(self) -> str:
         """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
-        if self._state == "active" and (
-            self._core.closed() or (self._deadline is not None and time.monotonic() >= self._deadline)
-        ):
+        if self._state == "active" and (self._core.closed() or self._ran_out()):
             self._state = "aborted"
         return self._state
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out: on the simulated clock the space follows, if
+        any, else in this process's time."""
+        clock = self._core.clock()
+        if clock is not None:
+            return self._expires is not None and clock.now() >= self._expires
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     @property
     def expires_at(self) -> float | None:
@@ -3203,6 +3218,7 @@ class LogReader(Openable, Generic[_Item]):
         self._max_pending = max_pending
         self._lease = lease
         self._lease_end = Later()
+        self._ends_at: float | None = None  # when its lease ends on the simulated clock followed
         self._wake = Wake()
         self._pending: deque[_Item] = deque()
         self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
@@ -3221,7 +3237,31 @@ class LogReader(Openable, Generic[_Item]):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._ran_out()
+
+    def _end_in(self, seconds: float | None) -> None:
+        """End it ``seconds`` from now (None: never): on the simulated clock the space
+        follows, if any, else by a timer of this process."""
+        self._lease_end.cancel()
+        self._ends_at = None
+        if seconds is None:
+            return
+        clock = self._core.clock()
+        if clock is None:
+            self._lease_end.schedule(seconds, self.close)
+        else:
+            self._ends_at = clock.now() + seconds
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out on the simulated clock the space follows."""
+        clock = self._core.clock()
+        return self._ends_at is not None and clock is not None and clock.now() >= self._ends_at
+
+    def _live(self) -> bool:
+        """Whether it has not ended (a lease run out on the simulated clock ends it now)."""
+        if not self._closed and self._ran_out():
+            self.close()
+        return not self._closed
 
     def statistics(self) -> dict[str, Any]:
         """Items read ahead and delivered, and the last one."""
@@ -3229,7 +3269,7 @@ class LogReader(Openable, Generic[_Item]):
             "pending": len(self._pending),
             "delivered": self._delivered,
             "last_seq": self._last_seq,
-            "closed": self._closed,
+            "closed": self.closed,
         }
 
     @abc.abstractmethod
@@ -3313,11 +3353,9 @@ class LogReader(Openable, Generic[_Item]):
     def renew(self, lease: float | None) -> None:
         """End it ``lease`` seconds from now (None: never)."""
         seconds = check_lease(lease)
-        if self._closed:
+        if not self._live():
             raise UnknownLease(f"the {self._NAME} has ended")
-        self._lease_end.cancel()
-        if seconds is not None:
-            self._lease_end.schedule(seconds, self.close)
+        self._end_in(seconds)
 
     def close(self) -> None:
         """End it: a waiting :meth:`get` returns None."""
@@ -3393,8 +3431,7 @@ class RedisSubscription(LogReader[Event]):
             self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _present_start(self) -> int:
         """The id the present tuples of a partition are looked up after."""
@@ -3455,7 +3492,7 @@ class RedisSubscription(LogReader[Event]):
         wait = check_timeout(timeout)
         self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while self._live():
             if self._pending:
                 return self._delivering(self._pending.popleft())
             self._wake.clear()
@@ -3942,8 +3979,7 @@ class RedisRecordWatch(LogReader[Change]):
                 _checked(core, self._rid, core.call("rget", ["rid", self._ref]))
             self._begin()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind.startswith("r.") and kind[2:] in self._kinds:
@@ -3958,7 +3994,7 @@ class RedisRecordWatch(LogReader[Change]):
         wait = check_timeout(timeout)
         self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while self._live():
             if self._pending:
                 change = self._delivering(self._pending.popleft())
                 if self._rid is not None and change.kind in ("destroy", "expire"):
