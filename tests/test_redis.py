@@ -191,6 +191,18 @@ def test_containment_holds_across_processes(url: str, space: Any) -> None:
     assert order.get("$level") == 0
 
 
+def test_a_watch_waiting_through_a_capability_ends_when_another_process_revokes_it(
+    url: str, space: Any
+) -> None:
+    rec = space.create("offers/1", {"price": 10})
+    cap = rec.capability({"watch"})
+    with space.record(cap.address).watch() as watch:
+        waiting = spawn(watch.get, timeout=PATIENCE)
+        assert finished(run_child(url, f"space.revoke_capability({str(cap.address)!r})")) == ""
+        assert waiting.result(PATIENCE) is None
+        assert watch.closed
+
+
 def test_a_capability_made_here_gives_its_rights_in_another_process(url: str, space: Any) -> None:
     rec = space.create("offers/1", {"price": 10})
     cap = rec.capability({"read", "set"})
