@@ -3073,8 +3073,9 @@ class AsyncRedisTransaction(AsyncOpenable):
         return found_later
 
     def _bound(self, timeout: float | None) -> float | None:
-        """``timeout``, cut at the end of the transaction's lease."""
-        if self._deadline is None:
+        """``timeout``, cut at the end of the transaction's lease (on a simulated clock,
+        the abort in Redis as the clock passes it ends the wait: see _fail_waits)."""
+        if self._deadline is None or self._core.clock() is not None:
             return timeout
         left = max(self._deadline - time.monotonic(), 0.0)
         return left if timeout is None else min(timeout, left)
