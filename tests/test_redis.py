@@ -191,6 +191,18 @@ def test_containment_holds_across_processes(url: str, space: Any) -> None:
     assert order.get("$level") == 0
 
 
+def test_a_watch_waiting_through_a_capability_ends_when_another_process_revokes_it(
+    url: str, space: Any
+) -> None:
+    rec = space.create("offers/1", {"price": 10})
+    cap = rec.capability({"watch"})
+    with space.record(cap.address).watch() as watch:
+        waiting = spawn(watch.get, timeout=PATIENCE)
+        assert finished(run_child(url, f"space.revoke_capability({str(cap.address)!r})")) == ""
+        assert waiting.result(PATIENCE) is None
+        assert watch.closed
+
+
 def test_a_capability_made_here_gives_its_rights_in_another_process(url: str, space: Any) -> None:
     rec = space.create("offers/1", {"price": 10})
     cap = rec.capability({"read", "set"})
@@ -1086,6 +1098,15 @@ def test_a_partitioned_log_too_short_for_since_raises_events_lost(redis_server: 
         assert [e.tuple[2] for e in events] == list(range(5, 10))
         assert events[0].seq == info.value.oldest_available
         assert info.value.first_missing < info.value.oldest_available
+
+
+def test_the_arities_of_a_partitioned_space_are_those_of_its_partitions(redis_server: RedisServer) -> None:
+    url = redis_server.space_url() + "&partitions=3&route=0"
+    with ts.connect(url) as space:
+        space.write_many([("a",), ("b", 1), ("c", 1, 2), ("d", 1)])  # routed by their first field
+        assert space.statistics()["arities"] == [1, 2, 3]
+        space.take(("c", int, int))
+        assert space.statistics()["arities"] == [1, 2]
 
 
 def test_a_partitioned_space_with_a_capacity_is_full_across_its_partitions(

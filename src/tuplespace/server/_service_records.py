@@ -224,11 +224,7 @@ class RecordRoutes(EventRoutes):
         credit = get_credit(body, "credit")
         lease = get_lease(body)
         principal = self._principal(caller, info, body)
-        if isinstance(handle, AsyncRecord):
-            expires = await handle.refresh(credit, lease, principal=principal)
-        else:
-            await handle.refresh(credit, lease, principal=principal)
-            expires = await handle.lifetime_ends()
+        expires = await handle.refresh(credit, lease, principal=principal)
         return json_answer({"expires_at": expires})
 
     async def clone_record(self, space: str, request: ServiceRequest) -> Answer:

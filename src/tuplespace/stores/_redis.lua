@@ -980,7 +980,7 @@ end
 -- End the capability ``token``, remembering ``why`` ('gone': its record is; 'expired';
 -- nil: revoked, which an unknown token reads as) for the latest 10000 ended so (as an
 -- embedded space does, ENDED_KEPT): ``capend`` maps each token to why, ``capendq``
--- lists them oldest first.
+-- lists them oldest first.  Whether it was there to end.
 local function drop_cap(token, why)
   local cap = redis.call('HGET', CAPS, token)
   if cap then
@@ -998,6 +998,7 @@ local function drop_cap(token, why)
       end
     end
   end
+  return cap ~= false
 end
 
 -- The rid a handle names: its record's ("<rid>"), or its capability's ("$<token>")
@@ -1092,6 +1093,7 @@ local function expire_records()
   expire_txns()  -- a claim that ran out gives back the records it holds
   for _, rid in ipairs(redis.call('ZRANGEBYSCORE', REXP, '-inf', now, 'LIMIT', 0, 64)) do
     rremove(rid, 'expire')
+    redis.call('HINCRBY', CNT, 'records_expired', 1)
   end
   for _, path in ipairs(redis.call('ZRANGEBYSCORE', RDIREXP, '-inf', now, 'LIMIT', 0, 64)) do
     drop_redirect(path)
@@ -1129,7 +1131,10 @@ end
 -- ARGV: the time of a simulated clock, in ms: the space follows it from now on (for
 -- every process), forward only; or "+" and the ms to move a space that follows one
 -- forward by (one on Redis's time stays there); or "" to read.  What expired by then is
--- collected.  The space's time and "1" if it is a simulated clock's, else "0".
+-- collected, and the processes listening are told the time moved ("c": the leases their
+-- subscriptions count on the clock may have ended).  The space's time and "1" if it is
+-- a simulated clock's, else "0".
+local was = now
 if ARGV[1] == '+' then
   if cfg[12] then
     now = now + tonumber(ARGV[2])
@@ -1139,6 +1144,9 @@ elseif ARGV[1] ~= '' and (tonumber(ARGV[1]) > now or not cfg[12]) then
   now = tonumber(ARGV[1])
   redis.call('HSET', CFG, 'clock', ARGV[1])
   cfg[12] = ARGV[1]
+end
+if now ~= was then
+  redis.call('SPUBLISH', CH, 'c')
 end
 expire_due()
 expire_records()
@@ -1456,11 +1464,18 @@ tell_room()
 return data and 1 or 0
 
 --[[ statistics +records ]]
+-- ARGV: the largest arity.  The counts, then the arities of the tuples in the space.
 expire_due()
 expire_records()
 expire_caps()
 tell_room()
 tell_records()
+local arities = {}
+for n = 0, tonumber(ARGV[1]) do
+  if redis.call('EXISTS', P .. ':a:' .. n) == 1 then
+    arities[#arities + 1] = n
+  end
+end
 return {
   live_count(),
   redis.call('ZCOUNT', EXP, '(' .. now, '+inf'),
@@ -1477,6 +1492,9 @@ return {
   redis.call('HLEN', ACCT),
   takes,
   redis.call('HGET', CNT, 'reads') or '0',
+  redis.call('HGET', CNT, 'records_expired') or '0',
+  redis.call('HLEN', RDIR),
+  arities,
 }
 
 --[[ tally ]]
@@ -1485,14 +1503,17 @@ redis.call('HINCRBY', CNT, 'reads', ARGV[1])
 return 1
 
 --[[ events +records ]]
--- ARGV: the seq of the last event seen, how many events to return at most, and how
--- many bytes of their encodings (the first is returned whatever its size).
+-- ARGV: the seq of the last event seen, how many events to return at most, how many
+-- bytes of their encodings (the first is returned whatever its size), and the token of
+-- the capability a watch reads through, if any.
 -- Returns the seq of the latest event (in a partition, at least the caller's: see
 -- KEYS[2]; the later events of the partition come after it), that of the oldest
--- logged (0: none), the ms until the next lease of a tuple or a record ends (-1: none),
--- the id of the latest tuple (every tuple of a later id was written after the latest
--- event), the seq of the latest event dropped from the log (0: none), 1 if the bytes
--- left events out (else 0), then seq, kind, encoding and time of each event after.
+-- logged (0: none), the ms until the next lease of a tuple, a record or the capability
+-- ends (-1: none), the id of the latest tuple (every tuple of a later id was written
+-- after the latest event), the seq of the latest event dropped from the log (0: none),
+-- 1 if the bytes left events out (else 0), then seq, kind, encoding and time of each
+-- event after; or {'ended', why} if the capability has ended ('revoked', 'expired' or
+-- 'gone').
 if ev_last > ev_kept then
   redis.call('HSET', CFG, 'ev_last', ev_last)
 end
@@ -1500,13 +1521,24 @@ expire_due()
 expire_records()
 tell_room()
 tell_records()
-local soonest = next_expiry()
-local first = redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')
-if first[2] then
-  local ms = math.max(tonumber(first[2]) - now, 0)
-  if soonest == '-1' or ms < tonumber(soonest) then
-    soonest = string.format('%.17g', ms)
+if ARGV[4] then
+  local rid, why = rresolve('$' .. ARGV[4])
+  if not rid then
+    return {'ended', why}
   end
+end
+local soonest = next_expiry()
+local function sooner(e)  -- a lease that ends at ``e`` (ms; false: none)
+  if e then
+    local ms = math.max(tonumber(e) - now, 0)
+    if soonest == '-1' or ms < tonumber(soonest) then
+      soonest = string.format('%.17g', ms)
+    end
+  end
+end
+sooner(redis.call('ZRANGE', REXP, 0, 0, 'WITHSCORES')[2] or false)
+if ARGV[4] then
+  sooner(redis.call('ZSCORE', CAPEXP, ARGV[4]))
 end
 local out = {ev_last, ev_first, soonest, redis.call('GET', SEQ) or '0', ev_gone, 0}
 if tonumber(ARGV[2]) > 0 then
@@ -2418,7 +2450,8 @@ return out
 
 --[[ rrenew +records ]]
 -- ARGV: rid (or "$<token>"), its new lease in ms ('' for none; 'keep' to keep it), the
--- credit to add to what it holds ('' for none), the principal who pays it.  {1}, {0} if
+-- credit to add to what it holds ('' for none), the principal who pays it.  {1, its
+-- expiry in ms ('': none)}, {0} if
 -- it is gone, {'revoked'}, {'expired'} or {'gone'} if the capability has ended, {'short',
 -- the principal's balance, the cost} if it cannot pay, {'forever'} if the space charges
 -- for storage and the lease is none.  With a charge rate, a lease buys the credit the
@@ -2452,7 +2485,7 @@ if charge_rate ~= '0' then
   rsettle(rid, size)
   redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid)), add)))
   rsettle(rid, size)
-  return {1}
+  return {1, redis.call('ZSCORE', REXP, rid) or ''}
 end
 if charging then
   local short = debit(ARGV[4], add)
@@ -2468,12 +2501,12 @@ end
 if ARGV[3] ~= '' then
   redis.call('HSET', RCR, rid, bstr(badd(big(redis.call('HGET', RCR, rid) or '0'), add)))
 end
-return {1}
+return {1, redis.call('ZSCORE', REXP, rid) or ''}
 
 --[[ rgrant +records ]]
 -- ARGV: rid, the operations joined by commas, the lease in ms ('' for none), a new
--- token, 'ro' for the record's read-only handle (the one it has, if any).  {token},
--- or {} if the record is gone.
+-- token, 'ro' for the record's read-only handle (the one it has, if any).  {token, the
+-- end of its lease in ms ('': none)}, or {} if the record is gone.
 expire_records()
 tell_records()
 local rid = ARGV[1]
@@ -2483,7 +2516,7 @@ end
 if ARGV[5] == 'ro' then
   local token = redis.call('HGET', RO, rid)
   if token then
-    return {token}
+    return {token, ''}
   end
   redis.call('HSET', RO, rid, ARGV[4])
 end
@@ -2491,8 +2524,9 @@ redis.call('HSET', CAPS, ARGV[4], rid .. ' ' .. ARGV[2])
 redis.call('SADD', P .. ':rcaps:' .. rid, ARGV[4])
 if ARGV[3] ~= '' then
   redis.call('ZADD', CAPEXP, now + tonumber(ARGV[3]), ARGV[4])
+  return {ARGV[4], string.format('%.17g', now + tonumber(ARGV[3]))}
 end
-return {ARGV[4]}
+return {ARGV[4], ''}
 
 --[[ rcap +records ]]
 -- ARGV: a token.  {rid, the operations joined by commas, the ms left of its lease ('' for
@@ -2508,10 +2542,13 @@ return {rid, string.match(redis.call('HGET', CAPS, ARGV[1]), ' (.*)$'),
   e and string.format('%.17g', tonumber(e) - now) or ''}
 
 --[[ rrevoke +records ]]
--- ARGV: a token.  End that capability.
+-- ARGV: a token.  End that capability, and tell the processes listening ("c"): the
+-- watches opened through it end.
 expire_records()
 tell_records()
-drop_cap(ARGV[1])
+if drop_cap(ARGV[1]) then
+  redis.call('SPUBLISH', CH, 'c')
+end
 return 1
 
 --[[ rscan +records ]]

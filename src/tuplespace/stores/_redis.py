@@ -754,7 +754,7 @@ class ClockFollower:
         from redis import Redis
         from redis.cluster import RedisCluster
 
-        self._clock = clock
+        self.clock = clock  # the simulated clock followed
         self._options = options
         self._key = prefix(options.space)
         settings = {"socket_connect_timeout": CLOCK_TIMEOUT, "socket_timeout": CLOCK_TIMEOUT}
@@ -768,7 +768,7 @@ class ClockFollower:
 
     def now(self) -> str:
         """The clock's time, as the script ``clock`` takes it (ms)."""
-        return repr(self._clock.now() * 1000.0)
+        return repr(self.clock.now() * 1000.0)
 
     def on_clock_advanced(self) -> None:
         from redis.exceptions import RedisError

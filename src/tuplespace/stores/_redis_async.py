@@ -316,7 +316,7 @@ async def _latest_seq(parts: list[_Part]) -> int:
 
 
 async def _read_logs(
-    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = ()
+    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = (), cap: str = ""
 ) -> tuple[list[tuple[int, str, bytes, int]], int, EventsLost | None, float | None]:
     """Read the next events of the log of each partition of ``parts`` after its seq
     there in ``after`` (moved on), at most ``most`` of each and :data:`READ_AHEAD_BYTES`
@@ -324,7 +324,8 @@ async def _read_logs(
     read, each its seq in the space, kind, encoding and time (in no order); the seq up
     to which every event of those partitions is read; an EventsLost if a partition's log
     no longer reaches back to ``after``; the seconds until the next lease of the space
-    ends (None: no lease).
+    (or of the capability whose token is ``cap``) ends (None: no lease).
+    :class:`~tuplespace.CapabilityRevoked` if that capability has ended.
 
     An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
     partitions, the script ``events`` makes a partition's latest seq at least the clock
@@ -340,7 +341,10 @@ async def _read_logs(
         if p in skip:
             known.append(after[p])
             continue
-        reply = await core.call("events", [after[p], most, room])
+        reply = await core.call("events", [after[p], most, room, cap] if cap else [after[p], most, room])
+        if reply[0] == b"ended":
+            why = reply[1].decode()
+            raise CapabilityRevoked(f"the capability has ended ({why})", expired=why == "expired")
         entries = reply[6:]
         if lost is None and after[p] < int(reply[4]):
             lost = EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
@@ -471,7 +475,9 @@ class AsyncRedisCore:
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
     arguments of each item, an item's tuple naming its partition (None: every
-    partition); ``closed()`` whether the space was closed.  ``linked(tag, value)``
+    partition); ``closed()`` whether the space was closed; ``clock()`` the simulated clock
+    it follows (None: it keeps Redis's time), on which its process counts the leases of
+    its subscriptions and transactions.  ``linked(tag, value)``
     reads what a field holding ``value`` links to.
     """
 
@@ -482,6 +488,7 @@ class AsyncRedisCore:
         "begin",
         "block",
         "call",
+        "clock",
         "closed",
         "end_transaction",
         "end_waits",
@@ -543,6 +550,7 @@ class AsyncRedisCore:
         time_lease: Callable[[AsyncRedisTransaction], None],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
+        clock: Callable[[], SimulatedClock | None],
     ) -> None:
         self.options = options
         self.guard = guard
@@ -574,6 +582,7 @@ class AsyncRedisCore:
         self.time_lease = time_lease
         self.txn = txn
         self.closed = closed
+        self.clock = clock
 
     async def linked(self, tag: str, v: Value) -> tuple[Value, str]:
         """A field's value, and the link it is if it is the address of a record of this
@@ -734,6 +743,7 @@ class AsyncRedisSpace:
             time_lease=self._time_lease,
             txn=self._txn,
             closed=self._is_closed,
+            clock=self._followed,
         )
 
     @classmethod
@@ -769,6 +779,9 @@ class AsyncRedisSpace:
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
+
+    def _followed(self) -> SimulatedClock | None:
+        return None if self._follower is None else self._follower.clock
 
     async def clock_now(self) -> tuple[float, bool]:
         """The space's time (seconds since the epoch) and whether it is a simulated
@@ -2068,6 +2081,8 @@ class AsyncRedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
+        elif head == b"c":  # a capability was revoked or the clock moved: the readers look again
+            return
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
             self._fail_waits(body.decode(), error)
@@ -2315,11 +2330,17 @@ class AsyncRedisSpace:
             accounts,
             takes,
             reads,
-        ) = await self._call("statistics", [])
+            records_expired,
+            redirections,
+            arities,
+        ) = await self._call("statistics", [DEFAULT_LIMITS.max_fields])
         return {
             "takes": int(takes),
             "reads": int(reads),
+            "arities": arities,
             "records": records,
+            "records_expired": int(records_expired),
+            "redirections": redirections,
             "capabilities": capabilities,
             "accounts": accounts,
             "transactions": txns,
@@ -2825,6 +2846,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             for name in _SUMMED:
                 total[name] += stats[name]
         total["last_event"] = (await _latest(self._log_parts(None), len(self._parts)))[0]
+        total["arities"] = sorted({n for stats in each for n in stats["arities"]})
         # A subscription across partitions is one subscriber.
         readers = {r for part in self._parts for r in part.core.subscriptions()}
         total["subscribers"] = len(readers.union(self._subscriptions))
@@ -2910,11 +2932,17 @@ class AsyncRedisTransaction(AsyncOpenable):
     @property
     def state(self) -> str:
         """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
-        if self._state == "active" and (
-            self._core.closed() or (self._deadline is not None and time.monotonic() >= self._deadline)
-        ):
+        if self._state == "active" and (self._core.closed() or self._ran_out()):
             self._state = "aborted"
         return self._state
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out: on the simulated clock the space follows, if
+        any, else in this process's time."""
+        clock = self._core.clock()
+        if clock is not None:
+            return self._expires is not None and clock.now() >= self._expires
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     @property
     def expires_at(self) -> float | None:
@@ -3045,8 +3073,9 @@ class AsyncRedisTransaction(AsyncOpenable):
         return found_later
 
     def _bound(self, timeout: float | None) -> float | None:
-        """``timeout``, cut at the end of the transaction's lease."""
-        if self._deadline is None:
+        """``timeout``, cut at the end of the transaction's lease (on a simulated clock,
+        the abort in Redis as the clock passes it ends the wait: see _fail_waits)."""
+        if self._deadline is None or self._core.clock() is not None:
             return timeout
         left = max(self._deadline - time.monotonic(), 0.0)
         return left if timeout is None else min(timeout, left)
@@ -3226,12 +3255,14 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         self._max_pending = max_pending
         self._lease = lease
         self._lease_end = AsyncLater()
+        self._ends_at: float | None = None  # when its lease ends on the simulated clock followed
         self._wake = AsyncWake()
         self._pending: deque[_Item] = deque()
         self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
         self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
+        self._cap = ""  # the token of the capability it reads through, if any: it ends with it
         self._opening = AsyncLock()
         self._opened = False
         self._closed = False
@@ -3243,7 +3274,31 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._ran_out()
+
+    def _end_in(self, seconds: float | None) -> None:
+        """End it ``seconds`` from now (None: never): on the simulated clock the space
+        follows, if any, else by a timer of this process."""
+        self._lease_end.cancel()
+        self._ends_at = None
+        if seconds is None:
+            return
+        clock = self._core.clock()
+        if clock is None:
+            self._lease_end.schedule(seconds, self.close)
+        else:
+            self._ends_at = clock.now() + seconds
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out on the simulated clock the space follows."""
+        clock = self._core.clock()
+        return self._ends_at is not None and clock is not None and clock.now() >= self._ends_at
+
+    async def _live(self) -> bool:
+        """Whether it has not ended (a lease run out on the simulated clock ends it now)."""
+        if not self._closed and self._ran_out():
+            await self.close()
+        return not self._closed
 
     def statistics(self) -> dict[str, Any]:
         """Items read ahead and delivered, and the last one."""
@@ -3251,7 +3306,7 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
             "pending": len(self._pending),
             "delivered": self._delivered,
             "last_seq": self._last_seq,
-            "closed": self._closed,
+            "closed": self.closed,
         }
 
     @abc.abstractmethod
@@ -3291,7 +3346,7 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
         n = self._core.options.partitions
         most = max(1, self._max_pending // len(self._parts))
         waiting = {item[0] % n for item in self._ahead}
-        items, upto, lost, expiry = await _read_logs(self._parts, self._after, most, waiting)
+        items, upto, lost, expiry = await _read_logs(self._parts, self._after, most, waiting, self._cap)
         self._ahead += items
         self._ahead.sort(key=_first)
         ready = bisect.bisect_right(self._ahead, upto, key=_first)
@@ -3335,11 +3390,9 @@ class AsyncLogReader(AsyncOpenable, Generic[_Item]):
     async def renew(self, lease: float | None) -> None:
         """End it ``lease`` seconds from now (None: never)."""
         seconds = check_lease(lease)
-        if self._closed:
+        if not await self._live():
             raise UnknownLease(f"the {self._NAME} has ended")
-        self._lease_end.cancel()
-        if seconds is not None:
-            self._lease_end.schedule(seconds, self.close)
+        self._end_in(seconds)
 
     async def close(self) -> None:
         """End it: a waiting :meth:`get` returns None."""
@@ -3415,8 +3468,7 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
             self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _present_start(self) -> int:
         """The id the present tuples of a partition are looked up after."""
@@ -3477,7 +3529,7 @@ class AsyncRedisSubscription(AsyncLogReader[Event]):
         wait = check_timeout(timeout)
         await self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while await self._live():
             if self._pending:
                 return self._delivering(self._pending.popleft())
             self._wake.clear()
@@ -3562,7 +3614,8 @@ class AsyncRedisRecord:
         self._operations = allowed
         self._owner = owner  # made by capability() or read_only(): it may revoke
         self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
-        self.expires_at: float | None = None  # when a capability made here ends (None: never, or unknown)
+        # When a capability made here ends, in the space's clock (None: never, or unknown).
+        self.expires_at: float | None = None
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -3628,37 +3681,37 @@ class AsyncRedisRecord:
 
     async def get(self, tag: str, default: Value = None) -> Value:
         """The value of one field (a computed one for a tag starting with ``$``)."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load(tag == "$level")
         v = self._value(tag, loaded)
         return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
 
     async def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load("$level" in tags)
         return tuple(self._value(tag, loaded) for tag in tags)
 
     async def all(self) -> Map:
         """Every stored field, in the order the tags were first set."""
-        self._full("read")
+        await self._may("read")
         return Map((await self._load()).fields)
 
     async def tags(self) -> list[str]:
         """The stored tags, in the order they were first set."""
-        self._full("read")
+        await self._may("read")
         return list((await self._load()).fields)
 
     async def snapshot(self) -> RecordData:
         """The record's address, fields and version at one instant."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
 
     async def snapshot_view(self, *tags: str) -> tuple[RecordData, tuple[Value, ...]]:
         """The record's address, fields and version, and the values of ``tags`` (computed
         ones too), all read at one instant."""
-        self._full("read")
+        await self._may("read")
         loaded = await self._load("$level" in tags)
         data = RecordData(self.address, loaded.fields, loaded.version)
         return data, tuple(self._value(tag, loaded) for tag in tags)
@@ -3667,6 +3720,14 @@ class AsyncRedisRecord:
         """When the record's lease ends, in this process's wall clock (None: never)."""
         loaded = await self._load()
         return None if loaded.lifetime is None else time.time() + loaded.lifetime
+
+    async def _may(self, operation: str) -> None:
+        """NotAllowed unless this handle allows ``operation`` (one a capability may
+        allow); CapabilityRevoked first if it is a capability that has ended (one look in
+        Redis, on the way to NotAllowed)."""
+        if operation not in self._operations and operation in OPERATIONS and self.token is not None:
+            await _checked(self._core, self.rid, await self._core.call("rcap", [self.token]))
+        self._full(operation)
 
     def _full(self, operation: str) -> None:
         """NotAllowed unless this handle allows ``operation``."""
@@ -3681,7 +3742,7 @@ class AsyncRedisRecord:
 
     async def set(self, tag: str, value: Value) -> int:
         """Set one field, atomically; the record's new ``$version``."""
-        self._full("set")
+        await self._may("set")
         check_tag(tag)
         checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
@@ -3709,7 +3770,7 @@ class AsyncRedisRecord:
         on the record as it now is).  The method's value.  With a ``step_charge``,
         ``principal`` pays for the steps each run ran, as in an embedded space, whether
         it returned or failed."""
-        self._full("set")
+        await self._may("set")
         rules = self._core.rules()
         recounted = False  # in a partitioned space with a capacity, its counts were read again
         while True:
@@ -3808,12 +3869,13 @@ class AsyncRedisRecord:
         lease: float | None = None,
         *,
         principal: str = DEFAULT_PRINCIPAL,
-    ) -> None:
-        """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
-        add ``credit`` to what it holds, paid by ``principal`` when the space charges.
-        With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
-        more seconds (none if it has that already), and the credit sets its expiry."""
-        self._full("refresh")
+    ) -> float | None:
+        """Give the record a lease of ``lease`` seconds from now, in the space's clock,
+        and add ``credit`` to what it holds, paid by ``principal`` when the space charges;
+        its expiry, in the space's clock (None: never).  With a charge rate, ``lease=s``
+        adds the credit the record needs to live ``s`` more seconds (none if it has that
+        already), and the credit sets its expiry."""
+        await self._may("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
         check_principal(principal)
@@ -3825,6 +3887,7 @@ class AsyncRedisRecord:
         _paid(principal, reply)
         if not (await _checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        return _seconds(reply[1])
 
     async def clone(
         self,
@@ -3836,7 +3899,7 @@ class AsyncRedisRecord:
     ) -> AsyncRedisRecord:
         """A new record at ``path`` with this one's fields (read at one instant); its
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
-        self._full("clone")
+        await self._may("clone")
         check_path(path)
         return await _create(self._core, path, (await self._load()).fields, credit, lease, principal)
 
@@ -3844,7 +3907,7 @@ class AsyncRedisRecord:
         """Remove the record (a ``destroy`` event).  A record that other records contain
         raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
         hold it become None (an ``update`` event each)."""
-        self._full("destroy")
+        await self._may("destroy")
         reply = await self._core.call("rdestroy", [self._ref, "", "force" if force else ""])
         await _checked(self._core, self.rid, reply)
         if reply[0] == b"inuse":
@@ -3894,7 +3957,7 @@ class AsyncRedisRecord:
         token = reply[0].decode()
         address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
         handle = AsyncRedisRecord(self._core, self.rid, address, token, allowed, owner=True)
-        handle.expires_at = None if not lease else time.time() + float(lease) / 1000.0
+        handle.expires_at = _seconds(reply[1])
         return handle
 
     async def revoke(self) -> None:
@@ -3941,6 +4004,8 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
+        if ref is not None and ref.startswith("$"):
+            self._cap = ref[1:]
 
     async def _open(self) -> None:
         async with self._opening:
@@ -3951,8 +4016,7 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
                 await _checked(core, self._rid, await core.call("rget", ["rid", self._ref]))
             await self._begin()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind.startswith("r.") and kind[2:] in self._kinds:
@@ -3967,7 +4031,7 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
         wait = check_timeout(timeout)
         await self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while await self._live():
             if self._pending:
                 change = self._delivering(self._pending.popleft())
                 if self._rid is not None and change.kind in ("destroy", "expire"):
@@ -3976,6 +4040,9 @@ class AsyncRedisRecordWatch(AsyncLogReader[Change]):
             self._wake.clear()
             try:
                 read, expiry = await self._fetch()
+            except CapabilityRevoked:
+                await self.close()  # the capability it was opened through has ended
+                break
             except Exception:
                 if self._closed:
                     break

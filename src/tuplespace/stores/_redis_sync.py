@@ -315,7 +315,7 @@ def _latest_seq(parts: list[_Part]) -> int:
 
 
 def _read_logs(
-    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = ()
+    parts: list[_Part], after: dict[int, int], most: int, skip: Collection[int] = (), cap: str = ""
 ) -> tuple[list[tuple[int, str, bytes, int]], int, EventsLost | None, float | None]:
     """Read the next events of the log of each partition of ``parts`` after its seq
     there in ``after`` (moved on), at most ``most`` of each and :data:`READ_AHEAD_BYTES`
@@ -323,7 +323,8 @@ def _read_logs(
     read, each its seq in the space, kind, encoding and time (in no order); the seq up
     to which every event of those partitions is read; an EventsLost if a partition's log
     no longer reaches back to ``after``; the seconds until the next lease of the space
-    ends (None: no lease).
+    (or of the capability whose token is ``cap``) ends (None: no lease).
+    :class:`~tuplespace.CapabilityRevoked` if that capability has ended.
 
     An event of partition ``p`` of seq ``k`` there is ``k * n + p``.  Over several
     partitions, the script ``events`` makes a partition's latest seq at least the clock
@@ -339,7 +340,10 @@ def _read_logs(
         if p in skip:
             known.append(after[p])
             continue
-        reply = core.call("events", [after[p], most, room])
+        reply = core.call("events", [after[p], most, room, cap] if cap else [after[p], most, room])
+        if reply[0] == b"ended":
+            why = reply[1].decode()
+            raise CapabilityRevoked(f"the capability has ended ({why})", expired=why == "expired")
         entries = reply[6:]
         if lost is None and after[p] < int(reply[4]):
             lost = EventsLost((after[p] + 1) * n + p, int(reply[1]) * n + p)
@@ -468,7 +472,9 @@ class RedisCore:
     subscriptions and watches it wakes; ``txn(script, tx_id, items)`` runs a script
     on a transaction (``commit``, ``abort``, ``renew_txn``, ``release``) with the
     arguments of each item, an item's tuple naming its partition (None: every
-    partition); ``closed()`` whether the space was closed.  ``linked(tag, value)``
+    partition); ``closed()`` whether the space was closed; ``clock()`` the simulated clock
+    it follows (None: it keeps Redis's time), on which its process counts the leases of
+    its subscriptions and transactions.  ``linked(tag, value)``
     reads what a field holding ``value`` links to.
     """
 
@@ -479,6 +485,7 @@ class RedisCore:
         "begin",
         "block",
         "call",
+        "clock",
         "closed",
         "end_transaction",
         "end_waits",
@@ -540,6 +547,7 @@ class RedisCore:
         time_lease: Callable[[RedisTransaction], None],
         txn: Callable[[str, str, list[tuple[Tuple | None, list[Any]]]], Any],
         closed: Callable[[], bool],
+        clock: Callable[[], SimulatedClock | None],
     ) -> None:
         self.options = options
         self.guard = guard
@@ -571,6 +579,7 @@ class RedisCore:
         self.time_lease = time_lease
         self.txn = txn
         self.closed = closed
+        self.clock = clock
 
     def linked(self, tag: str, v: Value) -> tuple[Value, str]:
         """A field's value, and the link it is if it is the address of a record of this
@@ -731,6 +740,7 @@ class RedisSpace:
             time_lease=self._time_lease,
             txn=self._txn,
             closed=self._is_closed,
+            clock=self._followed,
         )
 
     @classmethod
@@ -766,6 +776,9 @@ class RedisSpace:
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
+
+    def _followed(self) -> SimulatedClock | None:
+        return None if self._follower is None else self._follower.clock
 
     def clock_now(self) -> tuple[float, bool]:
         """The space's time (seconds since the epoch) and whether it is a simulated
@@ -2047,6 +2060,8 @@ class RedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
+        elif head == b"c":  # a capability was revoked or the clock moved: the readers look again
+            return
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
             self._fail_waits(body.decode(), error)
@@ -2294,11 +2309,17 @@ class RedisSpace:
             accounts,
             takes,
             reads,
-        ) = self._call("statistics", [])
+            records_expired,
+            redirections,
+            arities,
+        ) = self._call("statistics", [DEFAULT_LIMITS.max_fields])
         return {
             "takes": int(takes),
             "reads": int(reads),
+            "arities": arities,
             "records": records,
+            "records_expired": int(records_expired),
+            "redirections": redirections,
             "capabilities": capabilities,
             "accounts": accounts,
             "transactions": txns,
@@ -2795,6 +2816,7 @@ class PartitionedRedisSpace(RedisSpace):
             for name in _SUMMED:
                 total[name] += stats[name]
         total["last_event"] = (_latest(self._log_parts(None), len(self._parts)))[0]
+        total["arities"] = sorted({n for stats in each for n in stats["arities"]})
         # A subscription across partitions is one subscriber.
         readers = {r for part in self._parts for r in part.core.subscriptions()}
         total["subscribers"] = len(readers.union(self._subscriptions))
@@ -2880,11 +2902,17 @@ class RedisTransaction(Openable):
     @property
     def state(self) -> str:
         """``"active"``, ``"committed"`` or ``"aborted"`` (also once its lease has run out)."""
-        if self._state == "active" and (
-            self._core.closed() or (self._deadline is not None and time.monotonic() >= self._deadline)
-        ):
+        if self._state == "active" and (self._core.closed() or self._ran_out()):
             self._state = "aborted"
         return self._state
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out: on the simulated clock the space follows, if
+        any, else in this process's time."""
+        clock = self._core.clock()
+        if clock is not None:
+            return self._expires is not None and clock.now() >= self._expires
+        return self._deadline is not None and time.monotonic() >= self._deadline
 
     @property
     def expires_at(self) -> float | None:
@@ -3013,8 +3041,9 @@ class RedisTransaction(Openable):
         return found_later
 
     def _bound(self, timeout: float | None) -> float | None:
-        """``timeout``, cut at the end of the transaction's lease."""
-        if self._deadline is None:
+        """``timeout``, cut at the end of the transaction's lease (on a simulated clock,
+        the abort in Redis as the clock passes it ends the wait: see _fail_waits)."""
+        if self._deadline is None or self._core.clock() is not None:
             return timeout
         left = max(self._deadline - time.monotonic(), 0.0)
         return left if timeout is None else min(timeout, left)
@@ -3190,12 +3219,14 @@ class LogReader(Openable, Generic[_Item]):
         self._max_pending = max_pending
         self._lease = lease
         self._lease_end = Later()
+        self._ends_at: float | None = None  # when its lease ends on the simulated clock followed
         self._wake = Wake()
         self._pending: deque[_Item] = deque()
         self._after = {p: 0 for p, _ in parts}  # the seq of the last event read from each partition
         self._ahead: list[tuple[int, str, bytes, int]] = []  # read, not yet known to be next
         self._last_seq = since or 0
         self._delivered = 0
+        self._cap = ""  # the token of the capability it reads through, if any: it ends with it
         self._opening = Lock()
         self._opened = False
         self._closed = False
@@ -3207,7 +3238,31 @@ class LogReader(Openable, Generic[_Item]):
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._closed or self._ran_out()
+
+    def _end_in(self, seconds: float | None) -> None:
+        """End it ``seconds`` from now (None: never): on the simulated clock the space
+        follows, if any, else by a timer of this process."""
+        self._lease_end.cancel()
+        self._ends_at = None
+        if seconds is None:
+            return
+        clock = self._core.clock()
+        if clock is None:
+            self._lease_end.schedule(seconds, self.close)
+        else:
+            self._ends_at = clock.now() + seconds
+
+    def _ran_out(self) -> bool:
+        """Whether its lease has run out on the simulated clock the space follows."""
+        clock = self._core.clock()
+        return self._ends_at is not None and clock is not None and clock.now() >= self._ends_at
+
+    def _live(self) -> bool:
+        """Whether it has not ended (a lease run out on the simulated clock ends it now)."""
+        if not self._closed and self._ran_out():
+            self.close()
+        return not self._closed
 
     def statistics(self) -> dict[str, Any]:
         """Items read ahead and delivered, and the last one."""
@@ -3215,7 +3270,7 @@ class LogReader(Openable, Generic[_Item]):
             "pending": len(self._pending),
             "delivered": self._delivered,
             "last_seq": self._last_seq,
-            "closed": self._closed,
+            "closed": self.closed,
         }
 
     @abc.abstractmethod
@@ -3255,7 +3310,7 @@ class LogReader(Openable, Generic[_Item]):
         n = self._core.options.partitions
         most = max(1, self._max_pending // len(self._parts))
         waiting = {item[0] % n for item in self._ahead}
-        items, upto, lost, expiry = _read_logs(self._parts, self._after, most, waiting)
+        items, upto, lost, expiry = _read_logs(self._parts, self._after, most, waiting, self._cap)
         self._ahead += items
         self._ahead.sort(key=_first)
         ready = bisect.bisect_right(self._ahead, upto, key=_first)
@@ -3299,11 +3354,9 @@ class LogReader(Openable, Generic[_Item]):
     def renew(self, lease: float | None) -> None:
         """End it ``lease`` seconds from now (None: never)."""
         seconds = check_lease(lease)
-        if self._closed:
+        if not self._live():
             raise UnknownLease(f"the {self._NAME} has ended")
-        self._lease_end.cancel()
-        if seconds is not None:
-            self._lease_end.schedule(seconds, self.close)
+        self._end_in(seconds)
 
     def close(self) -> None:
         """End it: a waiting :meth:`get` returns None."""
@@ -3379,8 +3432,7 @@ class RedisSubscription(LogReader[Event]):
             self._present_after = self._present_start()
             self._began = time.time()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _present_start(self) -> int:
         """The id the present tuples of a partition are looked up after."""
@@ -3441,7 +3493,7 @@ class RedisSubscription(LogReader[Event]):
         wait = check_timeout(timeout)
         self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while self._live():
             if self._pending:
                 return self._delivering(self._pending.popleft())
             self._wake.clear()
@@ -3526,7 +3578,8 @@ class RedisRecord:
         self._operations = allowed
         self._owner = owner  # made by capability() or read_only(): it may revoke
         self._ref = str(rid) if token is None else "$" + token  # how the scripts name it
-        self.expires_at: float | None = None  # when a capability made here ends (None: never, or unknown)
+        # When a capability made here ends, in the space's clock (None: never, or unknown).
+        self.expires_at: float | None = None
 
     def __tuplespace_uri__(self) -> URI:
         """Where a value goes, a handle is its address."""
@@ -3592,37 +3645,37 @@ class RedisRecord:
 
     def get(self, tag: str, default: Value = None) -> Value:
         """The value of one field (a computed one for a tag starting with ``$``)."""
-        self._full("read")
+        self._may("read")
         loaded = self._load(tag == "$level")
         v = self._value(tag, loaded)
         return default if v is None and tag not in loaded.fields and not tag.startswith("$") else v
 
     def view(self, *tags: str) -> tuple[Value, ...]:
         """The values of several fields at one instant, in the order asked."""
-        self._full("read")
+        self._may("read")
         loaded = self._load("$level" in tags)
         return tuple(self._value(tag, loaded) for tag in tags)
 
     def all(self) -> Map:
         """Every stored field, in the order the tags were first set."""
-        self._full("read")
+        self._may("read")
         return Map((self._load()).fields)
 
     def tags(self) -> list[str]:
         """The stored tags, in the order they were first set."""
-        self._full("read")
+        self._may("read")
         return list((self._load()).fields)
 
     def snapshot(self) -> RecordData:
         """The record's address, fields and version at one instant."""
-        self._full("read")
+        self._may("read")
         loaded = self._load()
         return RecordData(self.address, loaded.fields, loaded.version)
 
     def snapshot_view(self, *tags: str) -> tuple[RecordData, tuple[Value, ...]]:
         """The record's address, fields and version, and the values of ``tags`` (computed
         ones too), all read at one instant."""
-        self._full("read")
+        self._may("read")
         loaded = self._load("$level" in tags)
         data = RecordData(self.address, loaded.fields, loaded.version)
         return data, tuple(self._value(tag, loaded) for tag in tags)
@@ -3631,6 +3684,14 @@ class RedisRecord:
         """When the record's lease ends, in this process's wall clock (None: never)."""
         loaded = self._load()
         return None if loaded.lifetime is None else time.time() + loaded.lifetime
+
+    def _may(self, operation: str) -> None:
+        """NotAllowed unless this handle allows ``operation`` (one a capability may
+        allow); CapabilityRevoked first if it is a capability that has ended (one look in
+        Redis, on the way to NotAllowed)."""
+        if operation not in self._operations and operation in OPERATIONS and self.token is not None:
+            _checked(self._core, self.rid, self._core.call("rcap", [self.token]))
+        self._full(operation)
 
     def _full(self, operation: str) -> None:
         """NotAllowed unless this handle allows ``operation``."""
@@ -3645,7 +3706,7 @@ class RedisRecord:
 
     def set(self, tag: str, value: Value) -> int:
         """Set one field, atomically; the record's new ``$version``."""
-        self._full("set")
+        self._may("set")
         check_tag(tag)
         checked = check_field(tag, value, DEFAULT_LIMITS)
         most = DEFAULT_LIMITS.max_fields
@@ -3673,7 +3734,7 @@ class RedisRecord:
         on the record as it now is).  The method's value.  With a ``step_charge``,
         ``principal`` pays for the steps each run ran, as in an embedded space, whether
         it returned or failed."""
-        self._full("set")
+        self._may("set")
         rules = self._core.rules()
         recounted = False  # in a partitioned space with a capacity, its counts were read again
         while True:
@@ -3772,12 +3833,13 @@ class RedisRecord:
         lease: float | None = None,
         *,
         principal: str = DEFAULT_PRINCIPAL,
-    ) -> None:
-        """Give the record a lease of ``lease`` seconds from now, in Redis's clock, and
-        add ``credit`` to what it holds, paid by ``principal`` when the space charges.
-        With a charge rate, ``lease=s`` adds the credit the record needs to live ``s``
-        more seconds (none if it has that already), and the credit sets its expiry."""
-        self._full("refresh")
+    ) -> float | None:
+        """Give the record a lease of ``lease`` seconds from now, in the space's clock,
+        and add ``credit`` to what it holds, paid by ``principal`` when the space charges;
+        its expiry, in the space's clock (None: never).  With a charge rate, ``lease=s``
+        adds the credit the record needs to live ``s`` more seconds (none if it has that
+        already), and the credit sets its expiry."""
+        self._may("refresh")
         if credit is None and lease is None:
             raise InvalidValue("refresh needs credit= or lease=")
         check_principal(principal)
@@ -3789,6 +3851,7 @@ class RedisRecord:
         _paid(principal, reply)
         if not (_checked(self._core, self.rid, reply))[0]:
             raise RecordNotFound(f"record {self.rid} is gone (destroyed or expired)")
+        return _seconds(reply[1])
 
     def clone(
         self,
@@ -3800,7 +3863,7 @@ class RedisRecord:
     ) -> RedisRecord:
         """A new record at ``path`` with this one's fields (read at one instant); its
         handle.  :class:`~tuplespace.RecordExists` if the path is taken."""
-        self._full("clone")
+        self._may("clone")
         check_path(path)
         return _create(self._core, path, (self._load()).fields, credit, lease, principal)
 
@@ -3808,7 +3871,7 @@ class RedisRecord:
         """Remove the record (a ``destroy`` event).  A record that other records contain
         raises :class:`~tuplespace.RecordInUse`, unless ``force``: then the fields that
         hold it become None (an ``update`` event each)."""
-        self._full("destroy")
+        self._may("destroy")
         reply = self._core.call("rdestroy", [self._ref, "", "force" if force else ""])
         _checked(self._core, self.rid, reply)
         if reply[0] == b"inuse":
@@ -3858,7 +3921,7 @@ class RedisRecord:
         token = reply[0].decode()
         address = URI(f"{_records_prefix(self._core.options)}$cap/{token}")
         handle = RedisRecord(self._core, self.rid, address, token, allowed, owner=True)
-        handle.expires_at = None if not lease else time.time() + float(lease) / 1000.0
+        handle.expires_at = _seconds(reply[1])
         return handle
 
     def revoke(self) -> None:
@@ -3905,6 +3968,8 @@ class RedisRecordWatch(LogReader[Change]):
         self._rid = rid
         self._ref = ref  # how the scripts name the record watched (None: every record below under)
         self._under = under
+        if ref is not None and ref.startswith("$"):
+            self._cap = ref[1:]
 
     def _open(self) -> None:
         with self._opening:
@@ -3915,8 +3980,7 @@ class RedisRecordWatch(LogReader[Change]):
                 _checked(core, self._rid, core.call("rget", ["rid", self._ref]))
             self._begin()
             self._opened = True
-            if self._lease is not None:
-                self._lease_end.schedule(self._lease, self.close)
+            self._end_in(self._lease)
 
     def _keep(self, seq: int, kind: str, data: bytes, stamp: int) -> None:
         if kind.startswith("r.") and kind[2:] in self._kinds:
@@ -3931,7 +3995,7 @@ class RedisRecordWatch(LogReader[Change]):
         wait = check_timeout(timeout)
         self._open()
         deadline = None if wait is None else time.monotonic() + wait
-        while not self._closed:
+        while self._live():
             if self._pending:
                 change = self._delivering(self._pending.popleft())
                 if self._rid is not None and change.kind in ("destroy", "expire"):
@@ -3940,6 +4004,9 @@ class RedisRecordWatch(LogReader[Change]):
             self._wake.clear()
             try:
                 read, expiry = self._fetch()
+            except CapabilityRevoked:
+                self.close()  # the capability it was opened through has ended
+                break
             except Exception:
                 if self._closed:
                     break
