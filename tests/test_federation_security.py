@@ -477,6 +477,12 @@ ACTS = {
     "call": [["farm", "give", "t[2]"]],
     "take": [["stock", {"$formal": "int"}]],
 }
+KWARGS = {  # the same, as space.rules.add takes them
+    "create": {"'orders/' + t[1]": {"qty": "t[2]"}},
+    "refresh": {"farm": 3600},
+    "call": [("farm", "give", "t[2]")],
+    "take": [("stock", int)],
+}
 
 
 @pytest.mark.parametrize(
@@ -517,6 +523,12 @@ def test_a_rule_added_over_coap_needs_what_it_does_when_it_fires(
                 assert refused.code == UNAUTHORIZED
                 message = f"anonymous peers may do read+write; {missing}: use OSCORE"
                 assert _error(refused)["message"] == message
+                kwargs = {act: KWARGS[act] for act in acts}
+                with (
+                    ts.connect(node.base_uri + "spaces/plant", timeout=PATIENCE) as remote,
+                    pytest.raises(ts.Unauthorized, match=missing),
+                ):
+                    remote.rules.add("intake", template=("order", str, int), **kwargs)
                 assert plant.rules.list() == []
                 answer = d.opened(*d.make(POST, "spaces/plant/$rules", rule, o12=JSON))
             assert answer.code == 0x41  # 2.01
@@ -533,7 +545,7 @@ def test_a_rule_added_over_coap_needs_what_it_does_when_it_fires(
         else:
             with pytest.raises(ts.RecordNotFound):
                 plant.record("orders/a")
-        assert node.statistics()["refused_permission"] == (2 if beyond else 0)
+        assert node.statistics()["refused_permission"] == (3 if beyond else 0)
 
 
 def test_what_a_rule_does_needs_what_doing_it_directly_needs() -> None:

@@ -80,7 +80,8 @@ __all__ = ["PERMISSIONS", "RULE_LEVELS", "Guard", "Peer", "load_peers", "needed"
 #: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
 #: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
 #: ``all`` (POST to create or refresh a record, DELETE).  A space's ``$rules`` and
-#: ``$credit`` resources say what each of theirs needs (:func:`needed`).
+#: ``$credit`` resources say what each of theirs needs (:func:`needed`): adding a rule
+#: needs what it does when it fires too (:data:`RULE_LEVELS`).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
 #: The level each operation a rule may do when it fires needs (the operations of
