@@ -42,7 +42,9 @@ from tuplespace._federation._message import (
     Message,
 )
 from tuplespace._federation._oscore import Context, OscoreError, ReplayWindow, decode_option
+from tuplespace._federation._peers import RULE_LEVELS, needed
 from tuplespace._rate import RateLimiter
+from tuplespace.server._service_rules import rule_acts
 
 NODE_FAST = {"timeout": PATIENCE, **FAST}
 SECRET = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
@@ -465,6 +467,102 @@ def test_an_oscore_peer_pays_from_its_own_account(tmp_path: Path) -> None:
         with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as anonymous:
             anonymous.record(rec.address).refresh(credit=1)
         assert (bank.account("default"), bank.account("b")) == (64, after_call - 1)
+
+
+GIVE = "function(self, n) self.given = self.given + n end"
+INTAKE = {"name": "intake", "template": ["order", {"$formal": "str"}, {"$formal": "int"}]}
+ACTS = {
+    "create": {"'orders/' + t[1]": {"qty": "t[2]"}},
+    "refresh": {"farm": 3600},
+    "call": [["farm", "give", "t[2]"]],
+    "take": [["stock", {"$formal": "int"}]],
+}
+KWARGS = {  # the same, as space.rules.add takes them
+    "create": {"'orders/' + t[1]": {"qty": "t[2]"}},
+    "refresh": {"farm": 3600},
+    "call": [("farm", "give", "t[2]")],
+    "take": [("stock", int)],
+}
+
+
+@pytest.mark.parametrize(
+    ("acts", "beyond"),
+    [
+        (("create",), ["create"]),
+        (("refresh",), ["refresh"]),
+        (("create", "refresh", "call", "take"), ["refresh", "create"]),
+        (("call", "take"), []),  # as a direct call and take: read+write
+    ],
+)
+def test_a_rule_added_over_coap_needs_what_it_does_when_it_fires(
+    tmp_path: Path, acts: tuple[str, ...], beyond: list[str]
+) -> None:
+    keys = _keys(
+        tmp_path / "a.json",
+        _entry("c", "0a", "0c", permissions="read+write"),
+        _entry("d", "0a", "0d", permissions="all"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="read+write") as node:
+        plant = node.space("plant")
+        farm = plant.create("farm", {"given": 0, "give": ts.Method(GIVE)})
+        rule = orjson.dumps({**INTAKE, **{act: ACTS[act] for act in acts}})
+        anonymous = Raw(node.port)
+        c = Raw(node.port, Context(SECRET, sender_id=b"\x0c", recipient_id=b"\x0a"))
+        d = Raw(node.port, Context(SECRET, sender_id=b"\x0d", recipient_id=b"\x0a"))
+        try:
+            answer = c.opened(*c.make(POST, "spaces/plant/$rules", rule, o12=JSON))
+            if beyond:
+                missing = f"a rule that does {', '.join(beyond)} when it fires needs all"
+                assert answer.code == FORBIDDEN
+                assert _error(answer) == {
+                    "code": "forbidden",
+                    "message": f"the peer 'c' may do read+write; {missing}",
+                    "field": beyond[0],
+                }
+                refused = anonymous.exchange(anonymous.make(POST, "spaces/plant/$rules", rule, o12=JSON)[0])
+                assert refused.code == UNAUTHORIZED
+                message = f"anonymous peers may do read+write; {missing}: use OSCORE"
+                assert _error(refused)["message"] == message
+                kwargs = {act: KWARGS[act] for act in acts}
+                with (
+                    ts.connect(node.base_uri + "spaces/plant", timeout=PATIENCE) as remote,
+                    pytest.raises(ts.Unauthorized, match=missing),
+                ):
+                    remote.rules.add("intake", template=("order", str, int), **kwargs)
+                assert plant.rules.list() == []
+                answer = d.opened(*d.make(POST, "spaces/plant/$rules", rule, o12=JSON))
+            assert answer.code == 0x41  # 2.01
+        finally:
+            for raw in (anonymous, c, d):
+                raw.close()
+        assert plant.rules.get("intake").principal == ("d" if beyond else "c")
+        plant.write(("stock", 1))
+        plant.write(("order", "a", 4))
+        wait_until(lambda: plant.rules.get("intake").fired == 1)
+        assert farm.get("given") == (4 if "call" in acts else 0)
+        if "create" in acts:
+            assert plant.record("orders/a").get("qty") == 4
+        else:
+            with pytest.raises(ts.RecordNotFound):
+                plant.record("orders/a")
+        assert node.statistics()["refused_permission"] == (3 if beyond else 0)
+
+
+def test_what_a_rule_does_needs_what_doing_it_directly_needs() -> None:
+    direct = {
+        "take": (FETCH, "spaces/jobs", "op=take"),
+        "call_record": (POST, "spaces/home/kitchen/bump", "op=call"),
+        "create_record": (POST, "spaces/home/pantry", None),
+        "refresh_record": (POST, "spaces/home/kitchen", "op=refresh"),
+    }
+    assert {operation for _, operation in rule_acts(ACTS)} == set(direct) == set(RULE_LEVELS)
+    for operation, (code, path, query) in direct.items():
+        request = Message(CON, code, 1, b"t")
+        for segment in path.split("/"):
+            request.add(URI_PATH, segment)
+        if query is not None:
+            request.add(URI_QUERY, query)
+        assert needed(request) == RULE_LEVELS[operation], operation
 
 
 def test_an_oscore_observation_registers_again_with_a_fresh_request(tmp_path: Path) -> None:

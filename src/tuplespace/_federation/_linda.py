@@ -974,7 +974,10 @@ class CoapSpace(_Space, CreditCalls):
         """The space's rules (see :class:`~tuplespace.Rules`): add, list, get and remove
         them, through its ``$rules`` resource (docs/federation.md, "Rules and methods
         over CoAP").  Adding and removing them needs ``read+write`` on the node, naming
-        a ``principal`` other than the space's default account ``all``.
+        a ``principal`` other than the space's default account ``all``, and adding a
+        rule what it does when it fires (``all`` for one that creates or refreshes
+        records: otherwise :class:`~tuplespace.Forbidden`, or
+        :class:`~tuplespace.Unauthorized` for an anonymous peer).
 
         >>> jobs.rules.add("done", template=("job", int), write=[("done", "t[1]")])  # doctest: +SKIP
         """

@@ -49,10 +49,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from .._errors import InvalidValue, Unreachable
 from .._rate import RateLimiter
 from .._recordstore import DEFAULT_PRINCIPAL
 from ..server._errors import ApiError
+from ..server._service_rules import rule_acts
 from ._endpoint import Address
 from ._message import (
     DELETE,
@@ -71,15 +74,21 @@ from ._resources import error_message as error_answer
 
 log = logging.getLogger("tuplespace")
 
-__all__ = ["PERMISSIONS", "Guard", "Peer", "load_peers"]
+__all__ = ["PERMISSIONS", "RULE_LEVELS", "Guard", "Peer", "load_peers", "needed"]
 
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
 #: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
 #: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
 #: ``all`` (POST to create or refresh a record, DELETE).  A space's ``$rules`` and
-#: ``$credit`` resources say what each of theirs needs (:func:`needed`).
+#: ``$credit`` resources say what each of theirs needs (:func:`needed`): adding a rule
+#: needs what it does when it fires too (:data:`RULE_LEVELS`).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
+#: The level each operation a rule may do when it fires needs (the operations of
+#: :func:`~tuplespace.server._service_rules.rule_acts`): what doing it directly
+#: needs, a FETCH ``op=take`` and a POST ``op=call`` ``read+write``, a POST creating
+#: or refreshing a record ``all``.
+RULE_LEVELS = {"take": WRITE, "call_record": WRITE, "create_record": ALL, "refresh_record": ALL}
 # FETCHes that change nothing
 _READING = frozenset(
     {"op=read", "op=count", "op=read_all", "op=find", "op=subscribe", "op=watch", "op=watch_records"}
@@ -232,11 +241,14 @@ def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
             return _credit_needed(path[3:], request.query, own)
         if code == GET:
             return READ
-        # Adding or removing a rule, or calling a method, writes; charging another
-        # account than the space's default is for a peer allowed everything.
+        # Adding or removing a rule, or calling a method, writes, and adding a rule
+        # needs what it does too; charging another account than the space's default is
+        # for a peer allowed everything.
         if (len(path) > 2 and path[0] == "spaces" and path[2] == "$rules") or "op=call" in request.query:
             names = any(q.startswith("principal=") and q != f"principal={own}" for q in request.query)
-            return ALL if names or code not in (POST, DELETE) else WRITE
+            if names or code not in (POST, DELETE):
+                return ALL
+            return max([WRITE, *(level for _, level in rule_acts_of(request))])
         if code == FETCH:
             reading = all(q in _READING for q in request.query if q.startswith("op="))
             return READ if reading else WRITE
@@ -245,6 +257,23 @@ def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
     except MessageError:
         pass
     return ALL
+
+
+def rule_acts_of(request: Message) -> list[tuple[str, int]]:
+    """What the rule a request adds (a POST to ``/spaces/<space>/$rules``) does when
+    it fires: each key of its definition that takes tuples, refreshes, creates or
+    calls records, with the level that needs (:data:`RULE_LEVELS`).  Nothing for
+    any other request, or a payload that is no JSON object (which the resource refuses)."""
+    try:
+        path = request.path
+        if request.code != POST or len(path) != 3 or path[0] != "spaces" or path[2] != "$rules":
+            return []
+        definition = orjson.loads(request.payload)
+    except (MessageError, orjson.JSONDecodeError):
+        return []
+    if type(definition) is not dict:
+        return []
+    return [(key, RULE_LEVELS[operation]) for key, operation in rule_acts(definition)]
 
 
 def _credit_needed(below: tuple[str, ...], query: tuple[str, ...], own: str) -> int:
@@ -354,10 +383,15 @@ class Guard:
         if asks <= level:
             return None, inner, seal
         self._refused["permission"] += 1
+        may, field = f"may do {PERMISSIONS[level]}", None
+        beyond = [key for key, needs in rule_acts_of(inner) if needs > level]
+        if beyond:  # a rule that would do more than its author may
+            field = beyond[0]
+            may += f"; a rule that does {', '.join(beyond)} when it fires needs {PERMISSIONS[asks]}"
         if who is None:
-            error = ApiError(401, "unauthorized", f"anonymous peers may do {PERMISSIONS[level]}: use OSCORE")
+            error = ApiError(401, "unauthorized", f"anonymous peers {may}: use OSCORE", field)
         else:
-            error = ApiError(403, "forbidden", f"the peer {who.name!r} may do {PERMISSIONS[level]}")
+            error = ApiError(403, "forbidden", f"the peer {who.name!r} {may}", field)
         return error_answer(error), inner, seal
 
     def _accepted(self, peer: Peer) -> None:

@@ -4,7 +4,9 @@
 A rule travels as its JSON definition (:mod:`tuplespace._rulewire`): the data
 ``space.rules.add`` takes, values and templates in the wire format, expressions as
 strings.  Reading a space's rules needs ``read`` on it; adding and removing them
-``write``, and adding one that takes tuples ``take`` too.  A rule's firings are paid
+``write``, and adding one also needs what it does when it fires (:func:`rule_acts`):
+``take`` for a rule that takes tuples, and what refreshing, creating records and
+calling their methods need for one that does.  A rule's firings are paid
 by its principal: the caller's own account, or another that only an admin of the
 space may name.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -47,12 +50,21 @@ __all__ = [
     "remove_kept_rules_of",
     "remove_rules_of",
     "remove_rule",
+    "rule_acts",
     "rule_definition",
     "rule_out",
     "rules_of",
 ]
 
 _MOST_ADVANCE = 3.15e9  # a hundred years, in seconds
+# What a rule does when it fires, beyond adding it: the key of its definition that
+# says so, and the operation of the table (``OPERATION``) that does the same directly.
+_ACTS = (
+    ("take", "take"),
+    ("refresh", "refresh_record"),
+    ("create", "create_record"),
+    ("call", "call_record"),
+)
 
 
 def _error_out(exc: TupleSpaceError) -> dict[str, Any]:
@@ -141,6 +153,21 @@ def rule_definition(body: dict[str, Any], limits: Limits, max_bytes: int) -> tup
     return definition_from_wire(body, limits)
 
 
+def rule_acts(definition: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a rule does when it fires, which its author must be allowed to do: for each
+    key of its definition that makes it take tuples (``take``), refresh, create
+    records or call their methods (``refresh``, ``create``, ``call``), that key and
+    the operation of the table doing the same directly (``take``,
+    ``refresh_record``, ``create_record``, ``call_record``).  ``definition`` is its
+    JSON definition or the arguments :func:`rule_definition` makes of it: they agree
+    on these keys (an empty one does nothing).
+
+    >>> rule_acts({"name": "r", "take": [["job", {"$formal": "int"}]], "create": {}})
+    [('take', 'take')]
+    """
+    return [(key, operation) for key, operation in _ACTS if definition.get(key)]
+
+
 async def add_rule(
     rules: Rules | AsyncRules | AsyncRedisRules, name: str, args: dict[str, Any], principal: str
 ) -> dict[str, Any]:
@@ -172,15 +199,8 @@ class RuleRoutes(RecordRoutes):
     async def add_rule(self, space: str, request: ServiceRequest) -> Answer:
         caller, info, body = await self._begin(request, space, OPERATION["add_rule"])
         name, args = rule_definition(body, self.limits.wire, self.limits.max_rule_bytes)
-        if args.get("take"):  # a rule that takes does what its author may do: take
-            await self.authorize(caller, space, ("take",))
-        for key, operation in (
-            ("refresh", "refresh_record"),
-            ("create", "create_record"),
-            ("call", "call_record"),
-        ):
-            if args.get(key):  # and what it does to records
-                await self.authorize(caller, space, OPERATION[operation])
+        for _, operation in rule_acts(args):  # a rule does what its author may do
+            await self.authorize(caller, space, OPERATION[operation])
         target = await self.space(caller, space, info)
         principal = self._principal(caller, target, body)
         rules = rules_of(target)
