@@ -91,6 +91,24 @@ def test_aiocoap_observes_and_moves_values_block_by_block(
     assert states[1:] == sorted(states[1:])  # never back in time
 
 
+def test_aiocoap_adds_a_rule_whose_definition_and_answer_span_blocks(
+    node: ts.Node, coap: Callable[..., Message]
+) -> None:
+    home = node.space("home")
+    rule = {
+        "name": "big",
+        "template": ["reading", {"$formal": "str"}, {"$formal": "float"}],
+        "write": [["alarm", "x" * 40, i] for i in range(60)],
+    }
+    # Sent in Block1 blocks; the answer's next blocks come from the answer the node kept.
+    added = coap("POST", node.base_uri + "spaces/home/$rules", orjson.dumps(rule), content_format=50)
+    assert added.code == Code.CREATED
+    assert added.opt.block2 is not None  # fetched in Block2 blocks
+    assert orjson.loads(added.payload)["rule"]["write"] == rule["write"]
+    assert [r.name for r in home.rules.list()] == ["big"]
+    assert node.endpoint.statistics()["bodies"] == 0
+
+
 def test_aiocoap_subscribes_with_a_template_in_cbor(
     node: ts.Node, aiocoap_client: tuple[LoopThread, aiocoap.Context]
 ) -> None:

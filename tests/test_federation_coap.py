@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import aiocoap
+import orjson
 import pytest
 from aiocoap.numbers.optionnumbers import OptionNumber
 from aiocoap.optiontypes import OpaqueOption
@@ -32,17 +33,21 @@ from tuplespace._federation._endpoint import Address, Endpoint, Timers
 from tuplespace._federation._message import (
     ACCEPT,
     ACK,
+    BLOCK1,
     BLOCK2,
     CHANGED,
     CON,
     CONTENT,
     CONTENT_FORMAT,
+    CONTINUE,
+    CREATED,
     FETCH,
     GET,
     NON,
     OBSERVE,
     POST,
     PUT,
+    REQUEST_ENTITY_INCOMPLETE,
     RST,
     URI_PATH,
     URI_QUERY,
@@ -306,6 +311,59 @@ def test_large_tuples_travel_in_blocks_both_ways(node: ts.Node) -> None:
     assert node.endpoint.statistics()["assemblies"] == 0
 
 
+# A rule whose JSON definition and whose answer (the rule) span four blocks each.
+BIG_RULE: dict[str, Any] = {
+    "template": ("reading", str, float),
+    "write": [("alarm", "x" * 40, i) for i in range(60)],
+}
+
+
+def test_a_rule_whose_definition_and_answer_span_blocks_is_added_once(node: ts.Node) -> None:
+    served = node.space("home")
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE, **FAST) as home:
+        # Block1 blocks, then the answer's next blocks asked of the answer the node kept.
+        added = home.rules.add("big", **BIG_RULE)
+        assert (added.name, added.write) == ("big", served.rules.get("big").write)
+    assert [r.name for r in served.rules.list()] == ["big"]
+    assert node.endpoint.statistics()["bodies"] == 0  # dropped once its last block was asked for
+
+
+def test_the_blocks_of_a_posts_answer_are_served_under_any_token(node: ts.Node, peer: socket.socket) -> None:
+    # A client may ask each block under a token of its own (libcoap does): the node knows the
+    # request by its method and options, serves the answer it kept, and never adds the rule again.
+    served = node.space("home")
+    template = ["reading", {"$formal": "str"}, {"$formal": "float"}]
+    rule = orjson.dumps({"name": "big", "template": template, "write": BIG_RULE["write"]})
+    options = [*path("spaces", "home", "$rules"), (CONTENT_FORMAT, b"\x32")]
+    address = ("127.0.0.1", node.port)
+    mids = iter(range(0x0201, 0x0300))
+
+    def exchange(token: bytes, *extra: tuple[int, bytes], payload: bytes = b"") -> Message:
+        peer.sendto(Message(CON, POST, next(mids), token, [*options, *extra], payload).encode(), address)
+        return receive(peer)
+
+    parts = [rule[i : i + 1024] for i in range(0, len(rule), 1024)]
+    assert len(parts) == 4
+    for num, part in enumerate(parts):
+        more = num < len(parts) - 1
+        answer = exchange(bytes((num,)), (BLOCK1, bytes((block_value(num, more, 6),))), payload=part)
+        assert answer.code == (CONTINUE if more else CREATED)
+    body = answer.payload
+    while decode_block(answer.number(BLOCK2) or 0)[1]:
+        num = decode_block(answer.number(BLOCK2) or 0)[0] + 1
+        answer = exchange(bytes((0x10 + num,)), (BLOCK2, bytes((block_value(num, False, 6),))))
+        assert answer.code == CREATED
+        body += answer.payload
+    assert orjson.loads(body)["rule"]["name"] == "big"
+    assert len(body) > 3 * 1024  # four blocks
+    assert [r.name for r in served.rules.list()] == ["big"]
+    # Once its last block was asked for the answer is gone: a block of it is answered so,
+    # and the rule is not added again.
+    again = exchange(b"\x20", (BLOCK2, bytes((block_value(1, False, 6),))))
+    assert (again.code, again.payload) == (REQUEST_ENTITY_INCOMPLETE, b"that answer is gone")
+    assert [r.name for r in served.rules.list()] == ["big"]
+
+
 def test_an_observation_ends_on_deregistration_reset_or_silence(node: ts.Node, peer: socket.socket) -> None:
     kitchen = node.space("home").create("kitchen", {"temp": 21.5})
     address = ("127.0.0.1", node.port)
@@ -518,6 +576,48 @@ def test_at_30_percent_loss_writes_and_takes_are_not_lost_or_doubled(lossy: Loss
     assert sorted(taken + left) == sorted(stored)  # none lost
     assert failed > 0
     assert lossy.lost > 0
+
+
+def test_a_rule_whose_blocks_are_lost_on_the_way_is_added_once() -> None:
+    network = LossyNetwork(53, duplicate=0.3, delay=0.02)
+    lost: list[str] = []
+
+    def once(kind: str) -> bool:
+        if kind in lost:
+            return False
+        lost.append(kind)
+        return True
+
+    def a_block_of_each_kind(source: Address, data: bytes) -> bool:
+        message = Message.decode(data)
+        block1, block2 = message.number(BLOCK1), message.number(BLOCK2)
+        if message.code == POST and block1 is not None:
+            return decode_block(block1)[0] == 1 and once("request block 1")
+        if message.code == CONTINUE and block1 is not None:
+            return decode_block(block1)[0] == 2 and once("continue after block 2")
+        if message.code == POST and block2 is not None:
+            return decode_block(block2)[0] == 2 and once("ask for answer block 2")
+        if message.code == CREATED and block2 is not None:
+            num, more, _ = decode_block(block2)
+            return once(f"answer block {num}") if num in (0, 1) or not more else False
+        return False
+
+    network.drop = a_block_of_each_kind
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, network=network, **FAST) as node:
+        served = node.space("home")
+        with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE, network=network, **FAST) as home:
+            assert home.rules.add("big", **BIG_RULE).name == "big"
+        assert [r.name for r in served.rules.list()] == ["big"]  # the lost blocks asked again, once
+        assert node.endpoint.statistics()["bodies"] == 0
+    assert sorted(lost) == [
+        "answer block 0",  # the answer to the last block of the request: that block sent again
+        "answer block 1",
+        "answer block 3",  # the last: its answer dropped, the request repeated
+        "ask for answer block 2",
+        "continue after block 2",
+        "request block 1",
+    ]
+    assert network.duplicated > 0
 
 
 def test_a_confirmation_that_cannot_get_through_is_sent_again() -> None:

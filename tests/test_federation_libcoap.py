@@ -278,6 +278,27 @@ def test_add_list_and_remove_a_rule_and_call_a_method(client: str, node: ts.Node
     assert thermo.get("target") == 21.5
 
 
+def test_a_rule_posted_in_blocks_is_answered_in_blocks(client: str, node: ts.Node, tmp_path: Path) -> None:
+    # coap-client asks each block under a token of its own; the answer's blocks come from
+    # the answer the node kept, and the rule is added once.
+    home = node.space("home")
+    rule = {
+        "name": "big",
+        "template": ["reading", {"$formal": "str"}, {"$formal": "float"}],
+        "write": [["alarm", "x" * 40, i] for i in range(60)],
+    }
+    definition = tmp_path / "rule.json"
+    definition.write_bytes(orjson.dumps(rule))
+    rules = node.base_uri + "spaces/home/$rules"
+    answer = coap(client, "-m", "post", "-b", "64", "-t", "50", "-f", str(definition), rules)
+    assert answer.stderr == b""
+    added = orjson.loads(answer.stdout)["rule"]
+    assert len(answer.stdout) > 1024  # more than one block of the node's
+    assert (added["name"], added["write"]) == ("big", rule["write"])
+    assert [r.name for r in home.rules.list()] == ["big"]
+    assert node.endpoint.statistics()["bodies"] == 0
+
+
 def test_mint_and_transfer_credit(client: str, node: ts.Node) -> None:
     bank = node.space("bank", mint_amount="0.5", mint_bits=4)
     credit = node.base_uri + "spaces/bank/$credit"

@@ -462,8 +462,9 @@ class Endpoint(asyncio.DatagramProtocol):
         self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
         self._assemblies: dict[tuple[Any, ...], tuple[bytearray, float]] = {}
-        # The answers of other requests than GET cut into blocks, for their next blocks.
-        self._bodies: dict[tuple[Address, bytes], Message] = {}
+        # The answers of other requests than GET cut into blocks, for their next blocks:
+        # under the peer and the request's token, with what identifies the request.
+        self._bodies: dict[tuple[Address, bytes], tuple[Message, tuple[Any, ...]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._observe_sequence = 0
         self._separate = 0
@@ -713,9 +714,9 @@ class Endpoint(asyncio.DatagramProtocol):
         protected = None if self.guard is None else self.guard.protect(peer, message)
         if protected is not None:
             message = protected[0]
-        answer = await self._send_request(peer, message)
+        sent, answer = await self._send_request(peer, message)
         if answer.number(BLOCK2) is not None:
-            answer = await self._blocks2(peer, message, answer)
+            answer = await self._blocks2(peer, sent, answer)
         return answer if protected is None else protected[1](answer)
 
     def request_blocking(
@@ -877,11 +878,15 @@ class Endpoint(asyncio.DatagramProtocol):
                 time.sleep(min(left, CLOSE_CHECK))
         sock.send(data)
 
-    async def _send_request(self, peer: Address, message: Message) -> Message:
+    async def _send_request(self, peer: Address, message: Message) -> tuple[Message, Message]:
+        """Send ``message``, in Block1 blocks when its payload is larger than a block
+        (RFC 7959 §2.5): the message last sent (the last block) and its answer.  The
+        next blocks of a large answer are asked under the last block's token, the one
+        the node keeps that answer under (RFC 7959 §3.3)."""
         size = 16 << self.block_szx
         payload = message.payload
         if len(payload) <= size:
-            return await self._exchange(peer, message)
+            return message, await self._exchange(peer, message)
         szx, offset = self.block_szx, 0
         while True:
             chunk = payload[offset : offset + size]
@@ -892,7 +897,7 @@ class Endpoint(asyncio.DatagramProtocol):
                 part.add(SIZE1, len(payload))
             answer = await self._exchange(peer, part)
             if not more or answer.code != CONTINUE:
-                return answer
+                return part, answer
             asked = answer.number(BLOCK1)
             if asked is not None and decode_block(asked)[2] < szx:  # the server wants smaller blocks
                 szx = decode_block(asked)[2]
@@ -1236,8 +1241,8 @@ class Endpoint(asyncio.DatagramProtocol):
             num, _, asked_szx = decode_block(asked)
             szx = min(szx, asked_szx)
         size = 16 << szx
-        if asked is None and len(payload) <= size:
-            return
+        if len(payload) <= size and (asked is None or not success(answer.code)):
+            return  # an error that fits answers a block asked for whole: not "no such block"
         start = num * size
         if start and start >= len(payload):
             answer.code, answer.options, answer.payload = BAD_OPTION, [], b"no such block"
@@ -1245,10 +1250,12 @@ class Endpoint(asyncio.DatagramProtocol):
         more = start + size < len(payload)
         if request.code != GET and num == 0 and more:
             bodies = self._bodies
+            key = (peer, request.token)
+            bodies.pop(key, None)  # the newest last
             while len(bodies) >= self.max_assemblies:
                 del bodies[next(iter(bodies))]
             kept = [o for o in answer.options if o[0] not in BLOCK_OPTIONS]
-            bodies[(peer, request.token)] = Message(code=answer.code, options=kept, payload=payload)
+            bodies[key] = (Message(code=answer.code, options=kept, payload=payload), _identity(request))
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
         answer.add(ETAG, etag(payload))
@@ -1275,20 +1282,14 @@ class Endpoint(asyncio.DatagramProtocol):
         if size1 is not None and size1 > maximum:
             return self.site.too_large(maximum), None
         if asked is not None and message.code != GET and decode_block(asked)[0] > 0:
-            kept = self._bodies.get((peer, message.token))
-            if kept is None:
-                return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone"), None
-            num, _, szx = decode_block(asked)
-            if (num + 1) * (16 << min(szx, self.block_szx)) >= len(kept.payload):  # the last block
-                self._fetched(peer, message.token)
-            return Message(code=kept.code, options=list(kept.options), payload=kept.payload), None
+            return self._kept(message, peer, asked), None
         if block1 is None:
             if len(message.payload) > maximum:
                 return self.site.too_large(maximum), None
             return None, None
         num, more, szx = decode_block(block1)
         size = 16 << szx
-        key = (peer, message.code, *(o for o in message.options if o[0] not in BLOCK_OPTIONS))
+        key = (peer, *_identity(message))
         assemblies = self._assemblies
         now = asyncio.get_running_loop().time()
         if num == 0:
@@ -1316,6 +1317,28 @@ class Endpoint(asyncio.DatagramProtocol):
         assemblies.pop(key, None)
         message.payload = bytes(buffer)
         return None, block1
+
+    def _kept(self, message: Message, peer: Address, asked: int) -> Message:
+        """The answer kept for a later block of it that ``message`` asks for (RFC 7959
+        §2.4, §3.3): the one kept under its token, else the newest kept for the same
+        request from that peer (its method and options but the block ones; a client
+        may ask each block under a token of its own).  The operation is not made
+        again: when no answer is kept, 4.08.  Once its last block is asked for the
+        answer is dropped."""
+        bodies = self._bodies
+        key = (peer, message.token)
+        if key not in bodies:
+            identity = _identity(message)
+            key = next((k for k, (_, i) in reversed(bodies.items()) if k[0] == peer and i == identity), key)
+        found = bodies.get(key)
+        if found is None:
+            return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone")
+        kept = found[0]
+        num, _, szx = decode_block(asked)
+        if (num + 1) * (16 << min(szx, self.block_szx)) >= len(kept.payload):  # the last block
+            del bodies[key]
+            self._fetched(*key)
+        return Message(code=kept.code, options=list(kept.options), payload=kept.payload)
 
     def _fresh_for(self, answer: Message) -> None:
         """Say how long an observed state is fresh, when not the default: the time
@@ -1467,6 +1490,12 @@ class Endpoint(asyncio.DatagramProtocol):
 
 def _nothing_done(reply: Message | None) -> None:
     pass
+
+
+def _identity(request: Message) -> tuple[Any, ...]:
+    """What the blocks of one block-wise request have in common: its method and its
+    options but the block ones (RFC 7959 §2.4)."""
+    return (request.code, *(o for o in request.options if o[0] not in BLOCK_OPTIONS))
 
 
 def _later_block(message: Message) -> bool:
