@@ -69,9 +69,12 @@ def test_aiocoap_observes_and_moves_values_block_by_block(
     assert ts.decode_cbor(got.payload) == note  # fetched in Block2 blocks
     assert got.opt.block2 is not None
 
+    answered = threading.Event()
+
     async def observe() -> list[Any]:
         request = context.request(Message(code=Code.GET, uri=uri, observe=0))
         first = await request.response
+        answered.set()
         states = [ts.decode_cbor(first.payload)]
         assert first.opt.observe is not None
         async for notification in request.observation:
@@ -83,6 +86,7 @@ def test_aiocoap_observes_and_moves_values_block_by_block(
 
     watching = asyncio.run_coroutine_threadsafe(observe(), runner.loop)
     wait_until(lambda: node.statistics()["observations"] == 1, "the observation")
+    assert answered.wait(PATIENCE)  # the first answer tells the value as the observation began
     for value in (1.0, 2.0, 3.0):
         kitchen.set("temp", value)
     states = watching.result(PATIENCE)
