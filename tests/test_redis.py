@@ -825,6 +825,31 @@ def test_a_take_waiting_in_redis_counts_as_waiting_once_redis_has_registered_it(
     registered.close()
 
 
+def test_a_take_sends_its_pop_with_its_find_script_only_after_one_that_waited(url: str, space: Any) -> None:
+    """A take whose template Redis matches alone and that finds a tuple at once runs one
+    script: its BLPOP travels with the script only when the take before it waited."""
+    stats = redis.Redis.from_url(url.partition("?")[0])
+
+    def pops() -> int:
+        return int(stats.info("commandstats").get("cmdstat_blpop", {}).get("calls", 0))
+
+    space.write_many([("job", n) for n in range(3)])
+    before = pops()
+    assert [space.take(("job", ANY)) for _ in range(3)] == [("job", 0), ("job", 1), ("job", 2)]
+    assert pops() == before
+    taker = spawn(space.take, ("job", ANY))
+    wait_for_waiters(space, 1)
+    space.write(("job", 3))
+    assert taker.result(PATIENCE) == ("job", 3)
+    space.write_many([("job", 4), ("job", 5)])
+    before = pops()
+    assert space.take(("job", ANY)) == ("job", 4)  # after a take that waited: with its pop
+    assert pops() == before + 1
+    assert space.take(("job", ANY)) == ("job", 5)  # after one that found at once: alone
+    assert pops() == before + 1
+    stats.close()
+
+
 def test_present_tuples_matched_by_redis_are_looked_up_one_at_a_time(url: str, space: Any) -> None:
     space.write_many([("job", 1), ("other", 1), ("job", 2), ("job", 3)])
     sub = space.subscribe(("job", ANY), existing=True)
