@@ -318,6 +318,32 @@ def test_a_space_following_a_simulated_clock_has_its_time_for_every_process(
         ts.connect(redis_cluster.space_url() + "&partitions=2&route=0", clock=clock)
 
 
+def test_a_script_looks_for_ended_leases_only_once_one_may_have_ended(url: str) -> None:
+    """No script looks for ended leases or registrations (``ZRANGEBYSCORE`` of ``exp``
+    and ``wexp``) while none can have ended; a lease renewed shorter ends when it says."""
+    stats = redis.Redis.from_url(url.partition("?")[0])
+
+    def scans() -> int:
+        return int(stats.info("commandstats").get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+    clock = ts.SimulatedClock()
+    with ts.connect(url, clock=clock) as space:
+        space.write(("job", 0))
+        before = scans()
+        space.write(("job", 1), lease=100).renew(5)
+        space.write(("job", 2), lease=50)
+        space.write(("job", 3))
+        assert scans() == before
+        clock.advance(6)
+        space.write(("job", 4))
+        assert scans() > before
+        assert space.statistics()["expired"] == 1
+        clock.advance(50)
+        assert space.take_all(("job", ANY)) == [("job", 0), ("job", 3), ("job", 4)]
+        assert space.statistics()["expired"] == 2
+    stats.close()
+
+
 def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) -> None:
     with ts.connect(url, charge_rate="0.5", creation_charge=2, operator="node") as space:
         with ts.connect(url) as again:
