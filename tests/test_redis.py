@@ -876,6 +876,26 @@ def test_a_take_sends_its_pop_with_its_find_script_only_after_one_that_waited(ur
     stats.close()
 
 
+def test_a_find_by_one_index_key_walks_it_without_counting_it_first(url: str, space: Any) -> None:
+    """A take or read whose candidates are one sorted set walks it at once (no ``ZCARD``):
+    an empty set answers as one holding no match does."""
+    stats = redis.Redis.from_url(url.partition("?")[0])
+
+    def sizes() -> int:
+        return int(stats.info("commandstats").get("cmdstat_zcard", {}).get("calls", 0))
+
+    space.write_many([("job", 1), ("other", 2)])
+    before = sizes()
+    assert space.read(("job", ANY)) == ("job", 1)
+    assert space.take(("job", ANY)) == ("job", 1)
+    assert space.try_take(("job", ANY)) is None
+    assert space.try_read(("none", ANY)) is None
+    assert space.take_all((str, int)) == [("other", 2)]
+    assert sizes() == before
+    assert space.count(("job", ANY)) == 0  # a count reads the size
+    stats.close()
+
+
 def test_present_tuples_matched_by_redis_are_looked_up_one_at_a_time(url: str, space: Any) -> None:
     space.write_many([("job", 1), ("other", 1), ("job", 2), ("job", 3)])
     sub = space.subscribe(("job", ANY), existing=True)

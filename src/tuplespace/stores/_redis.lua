@@ -1315,19 +1315,23 @@ local function none()
 end
 
 local others, driver, size = {}, nil, nil
-for i = 8, #ARGV do
-  local key = P .. ':' .. ARGV[i]
-  local n = redis.call('ZCARD', key)
-  if n == 0 then
-    return none()
-  end
-  if not size or n < size then
-    if driver then
-      others[#others + 1] = driver
+if #ARGV == 8 and mode ~= 'count' then
+  driver = P .. ':' .. ARGV[8]  -- the only key: no size to compare (its walk finds it empty)
+else
+  for i = 8, #ARGV do
+    local key = P .. ':' .. ARGV[i]
+    local n = redis.call('ZCARD', key)
+    if n == 0 then
+      return none()
     end
-    driver, size = key, n
-  else
-    others[#others + 1] = key
+    if not size or n < size then
+      if driver then
+        others[#others + 1] = driver
+      end
+      driver, size = key, n
+    else
+      others[#others + 1] = key
+    end
   end
 end
 if mode == 'count' and #others == 0 and redis.call('ZCARD', EXP) == 0 then
