@@ -876,6 +876,16 @@ def test_a_take_sends_its_pop_with_its_find_script_only_after_one_that_waited(ur
     stats.close()
 
 
+def test_a_space_keeps_its_cfg_as_a_hash_table(url: str, space: Any) -> None:
+    """Every script reads and sets a dozen fields of ``cfg``: Redis keeps it as a hash
+    table (where each is found at once), not as a listpack scanned for each."""
+    raw = redis.Redis.from_url(url.partition("?")[0])
+    key = "{ts:" + url.rpartition("=")[2] + "}:cfg"
+    space.write(("job", 1))
+    assert raw.object("encoding", key) == b"hashtable"
+    raw.close()
+
+
 def test_a_find_by_one_index_key_walks_it_without_counting_it_first(url: str, space: Any) -> None:
     """A take or read whose candidates are one sorted set walks it at once (no ``ZCARD``):
     an empty set answers as one holding no match does."""

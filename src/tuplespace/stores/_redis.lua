@@ -1180,6 +1180,11 @@ if redis.call('EXISTS', CFG) == 0 then
     'creation_charge', ARGV[8], 'operator', ARGV[9], 'firing_charge', ARGV[10], 'step_charge', ARGV[11],
     'mint_amount', ARGV[12], 'mint_bits', ARGV[13], 'redirect_charge', ARGV[14])
 end
+-- ``about`` says what the key holds, in more than the 64 bytes of Redis's
+-- hash-max-listpack-value: Redis then keeps ``cfg`` as a hash table, where each of the
+-- dozen fields every script reads and sets is found at once instead of by a scan of the
+-- whole hash (about 5 of a script's 28 µs; bench/RESULTS.md).
+redis.call('HSETNX', CFG, 'about', 'the options and state of a space of PyTupleSpace (docs/scaling.md)')
 return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
   'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge', 'mint_amount',
   'mint_bits', 'redirect_charge')
