@@ -330,6 +330,32 @@ def test_a_space_following_a_simulated_clock_has_its_time_for_every_process(
         ts.connect(redis_cluster.space_url() + "&partitions=2&route=0", clock=clock)
 
 
+def test_a_script_looks_for_ended_leases_only_once_one_may_have_ended(url: str) -> None:
+    """No script looks for ended leases or registrations (``ZRANGEBYSCORE`` of ``exp``
+    and ``wexp``) while none can have ended; a lease renewed shorter ends when it says."""
+    stats = redis.Redis.from_url(url.partition("?")[0])
+
+    def scans() -> int:
+        return int(stats.info("commandstats").get("cmdstat_zrangebyscore", {}).get("calls", 0))
+
+    clock = ts.SimulatedClock()
+    with ts.connect(url, clock=clock) as space:
+        space.write(("job", 0))
+        before = scans()
+        space.write(("job", 1), lease=100).renew(5)
+        space.write(("job", 2), lease=50)
+        space.write(("job", 3))
+        assert scans() == before
+        clock.advance(6)
+        space.write(("job", 4))
+        assert scans() > before
+        assert space.statistics()["expired"] == 1
+        clock.advance(50)
+        assert space.take_all(("job", ANY)) == [("job", 0), ("job", 3), ("job", 4)]
+        assert space.statistics()["expired"] == 2
+    stats.close()
+
+
 def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) -> None:
     with ts.connect(url, charge_rate="0.5", creation_charge=2, operator="node") as space:
         with ts.connect(url) as again:
@@ -835,6 +861,61 @@ def test_a_take_waiting_in_redis_counts_as_waiting_once_redis_has_registered_it(
 
     assert asyncio.run(main()) == [0, 1, ("job", 0), 0, 1, ("job", 1)]
     registered.close()
+
+
+def test_a_take_sends_its_pop_with_its_find_script_only_after_one_that_waited(url: str, space: Any) -> None:
+    """A take whose template Redis matches alone and that finds a tuple at once runs one
+    script: its BLPOP travels with the script only when the take before it waited."""
+    stats = redis.Redis.from_url(url.partition("?")[0])
+
+    def pops() -> int:
+        return int(stats.info("commandstats").get("cmdstat_blpop", {}).get("calls", 0))
+
+    space.write_many([("job", n) for n in range(3)])
+    before = pops()
+    assert [space.take(("job", ANY)) for _ in range(3)] == [("job", 0), ("job", 1), ("job", 2)]
+    assert pops() == before
+    taker = spawn(space.take, ("job", ANY))
+    wait_for_waiters(space, 1)
+    space.write(("job", 3))
+    assert taker.result(PATIENCE) == ("job", 3)
+    space.write_many([("job", 4), ("job", 5)])
+    before = pops()
+    assert space.take(("job", ANY)) == ("job", 4)  # after a take that waited: with its pop
+    assert pops() == before + 1
+    assert space.take(("job", ANY)) == ("job", 5)  # after one that found at once: alone
+    assert pops() == before + 1
+    stats.close()
+
+
+def test_a_space_keeps_its_cfg_as_a_hash_table(url: str, space: Any) -> None:
+    """Every script reads and sets a dozen fields of ``cfg``: Redis keeps it as a hash
+    table (where each is found at once), not as a listpack scanned for each."""
+    raw = redis.Redis.from_url(url.partition("?")[0])
+    key = "{ts:" + url.rpartition("=")[2] + "}:cfg"
+    space.write(("job", 1))
+    assert raw.object("encoding", key) == b"hashtable"
+    raw.close()
+
+
+def test_a_find_by_one_index_key_walks_it_without_counting_it_first(url: str, space: Any) -> None:
+    """A take or read whose candidates are one sorted set walks it at once (no ``ZCARD``):
+    an empty set answers as one holding no match does."""
+    stats = redis.Redis.from_url(url.partition("?")[0])
+
+    def sizes() -> int:
+        return int(stats.info("commandstats").get("cmdstat_zcard", {}).get("calls", 0))
+
+    space.write_many([("job", 1), ("other", 2)])
+    before = sizes()
+    assert space.read(("job", ANY)) == ("job", 1)
+    assert space.take(("job", ANY)) == ("job", 1)
+    assert space.try_take(("job", ANY)) is None
+    assert space.try_read(("none", ANY)) is None
+    assert space.take_all((str, int)) == [("other", 2)]
+    assert sizes() == before
+    assert space.count(("job", ANY)) == 0  # a count reads the size
+    stats.close()
 
 
 def test_present_tuples_matched_by_redis_are_looked_up_one_at_a_time(url: str, space: Any) -> None:

@@ -10,7 +10,8 @@ hash tag ``{ts:<space>}`` (so a Redis Cluster keeps a space on one slot):
 - ``cfg`` (hash): the space's options, set by the first process that opens it, and the
   state of its event log: ``ev_last`` (the seq of the latest event), ``ev_first`` (of
   the oldest logged), ``ev_gone`` (of the latest dropped from the log), ``ev_n`` (how
-  many are logged) and ``ev_bytes`` (the bytes of tuple encodings logged);
+  many are logged) and ``ev_bytes`` (the bytes of tuple encodings logged), and ``due``
+  (no lease in ``exp`` ends before it, see ``_redis.lua``);
 - ``seq`` (string): the id of the latest tuple written; ids give the order;
 - ``tup`` (hash): id -> the tuple's wire encoding, a newline, and its index keys
   joined by newlines;

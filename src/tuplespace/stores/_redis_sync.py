@@ -699,6 +699,10 @@ class RedisSpace:
         # Whether a take waiting in Redis sends its pop after the find script, in one
         # packet: once the script is known to be loaded (not with durability=replicated).
         self._pops_after_find = False
+        # Whether the latest such take found nothing at once: only then does the next send
+        # its pop with the script.  A take that finds a tuple at once pays no pop (nor the
+        # script's answer to it); one that finds nothing sends its pop after the answer.
+        self._takes_wait = True
         # Who a take waiting in Redis is: "<this object's name>:<its arrival here>".
         self._name = uuid.uuid4().hex
         self._arrivals = itertools.count(1)
@@ -1264,7 +1268,7 @@ class RedisSpace:
                 hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
                 args = ["take", order, -1 if limit is None else limit, BATCH, _START[order], hold, "", *keys]
                 try:
-                    if self._pops_after_find:
+                    if self._pops_after_find and self._takes_wait:
                         # The pop follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
                         reply, entries = self._find_and_pop(args, inbox, wait, limit, counted)
@@ -1281,6 +1285,7 @@ class RedisSpace:
                             self._call("unwait", [token, "restore"])
                     raise
                 found = pairs(reply[3:])
+                self._takes_wait = not found
                 if found:
                     return [(i, decode_tuple(data)) for i, data in found]
                 if entries is None:
