@@ -401,8 +401,7 @@ local function expire_due()
     unregister(token)
     restore(token)
   end
-  local due = redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)
-  for _, id in ipairs(due) do
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', EXP, '-inf', now, 'LIMIT', 0, 64)) do
     if remove(id, 'expire') then
       redis.call('HINCRBY', CNT, 'expired', 1)
     end
@@ -411,6 +410,7 @@ local function expire_due()
   local registration = redis.call('ZRANGE', WEXP, 0, 0, 'WITHSCORES')[2]
   due = math.min(tonumber(lease or '') or math.huge, tonumber(registration or '') or math.huge)
   if due ~= due_kept then
+    due_kept = due
     redis.call('HSET', CFG, 'due', due == math.huge and 'none' or string.format('%.17g', due))
   end
 end
