@@ -328,6 +328,18 @@ def test_get_the_options_of_a_space(client: str, node: ts.Node) -> None:
     assert options["active_limits"]["max_firings"] == options["max_firings"]
 
 
+def test_put_the_options_of_a_space(client: str, node: ts.Node) -> None:
+    jobs = node.space("jobs")
+    uri = node.base_uri + "spaces/jobs?options"
+    body = '{"step_charge":"0.001","max_firings":12}'
+    answer = coap(client, "-m", "put", "-t", "50", "-A", "50", "-e", body, uri).stdout
+    assert ts.decode(answer[:-1])["active_limits"]["max_firings"] == jobs.max_firings == 12
+    assert jobs.step_charge == ts.Credit("0.001")
+    refused = coap(client, "-m", "put", "-t", "50", "-e", '{"max_firings":0}', uri)
+    assert refused.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
+    assert jobs.max_firings == 12
+
+
 def test_fetch_with_a_template_in_cbor(client: str, node: ts.Node, tmp_path: Path) -> None:
     jobs = node.space("jobs")
     jobs.write_many([("job", 1), ("job", 2.5)])

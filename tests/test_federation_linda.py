@@ -13,7 +13,7 @@ import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._held import ENDED_PER_HOST, HeldTable, Sessions
-from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, URI_PATH, URI_QUERY, Message
+from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, PUT, URI_PATH, URI_QUERY, Message
 from tuplespace.server._errors import ApiError
 from tuplespace.server._hosting import ENDED_KEPT
 
@@ -692,6 +692,76 @@ def test_the_async_face_has_the_options_it_read_last(node: ts.Node) -> None:
             assert options["clock"] == "system"
 
     asyncio.run(main())
+
+
+def test_a_space_over_coap_sets_its_charges_and_method_limits_on_its_node(node: ts.Node) -> None:
+    home = node.space("home", firing_charge="1")
+    options = {"firing_charge": "0.25", "step_charge": "0.001", "max_firings": 9, "method_steps": 5000}
+    with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as space:
+        space.set_options(options)
+        assert (home.firing_charge, home.step_charge) == (ts.Credit("0.25"), ts.Credit("0.001"))
+        assert home.rules.limits == ts.ActiveLimits(max_firings=9, method_steps=5000)
+        assert (space.rules.firing_charge, space.max_firings, space.rules.limits) == (
+            ts.Credit("0.25"),
+            9,
+            home.rules.limits,
+        )
+        space.set_options({"method_ms": 200, "method_memory": 1 << 20})  # the others are kept
+        assert home.rules.limits == ts.ActiveLimits(9, 5000, 200, 1 << 20)
+        for bad, field in [
+            ({"max_firings": 0}, "max_firings"),
+            ({"method_memory": (16 << 20) + 1}, "method_memory"),
+            ({"step_charge": "-1"}, "step_charge"),
+            ({"firing_charge": 1.5}, "firing_charge"),
+            ({"max_firings": 5, "capacity": 3}, "capacity"),  # set on the node
+        ]:
+            with pytest.raises(ts.InvalidValue, match=f"^{field}: "):
+                space.set_options({"firing_charge": "7", **bad})
+        assert home.firing_charge == ts.Credit("0.25")  # all or none
+        assert home.rules.limits == ts.ActiveLimits(9, 5000, 200, 1 << 20)
+        assert home.capacity is None
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/home", timeout=PATIENCE) as space:
+            await space.set_options({"step_charge": "2", "max_firings": 3})
+            assert (space.step_charge, space.rules.limits.max_firings) == (ts.Credit("2"), 3)
+
+    asyncio.run(main())
+    assert (home.step_charge, home.max_firings) == (ts.Credit("2"), 3)
+
+
+def test_the_options_of_a_space_are_checked_over_coap_as_over_http(node: ts.Node) -> None:
+    """A bad option answers the same error (code, message, field) over CoAP as the
+    HTTP API's PUT /spaces/{space}, whose check both call."""
+    from test_server import client, running
+
+    node.space("home")
+    cases: list[dict[str, object]] = [
+        {"max_firings": 100_001},
+        {"method_steps": "5"},
+        {"method_ms": 1_001},
+        {"firing_charge": None},
+        {"step_charge": "x"},
+    ]
+    with running() as server, client(server) as http:
+        for body in cases:
+            over_http = http.put("/spaces/home", json=body)
+            over_coap = node.endpoint.request_blocking(
+                ("127.0.0.1", node.port),
+                PUT,
+                [
+                    (URI_PATH, b"spaces"),
+                    (URI_PATH, b"home"),
+                    (CONTENT_FORMAT, b"\x32"),
+                    (URI_QUERY, b"options"),
+                ],
+                orjson.dumps(body),
+                PATIENCE,
+            )
+            assert over_http.status_code == 400, body
+            assert over_coap.code == 0x80, body  # 4.00
+            assert orjson.loads(over_coap.payload) == over_http.json(), body
+    assert node.space("home").rules.limits == ts.ActiveLimits()
 
 
 def test_a_fetch_carries_its_template_in_cbor_or_json(node: ts.Node) -> None:

@@ -956,3 +956,33 @@ def test_a_state_file_that_cannot_be_written_refuses_protected_requests(tmp_path
             raw.close()
         assert (answer.code, answer.payload) == (163, b"the OSCORE state cannot be written")
         assert jobs.count((int,)) == 0
+
+
+def test_the_options_of_a_space_are_set_over_coap_by_a_peer_allowed_all(tmp_path: Path) -> None:
+    keys = _keys(
+        tmp_path / "a.json",
+        _entry("c", "0a", "0c", permissions="read+write"),
+        _entry("d", "0a", "0d", permissions="all"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="read+write") as node:
+        home = node.space("home")
+        body = b'{"firing_charge":"0.5","method_steps":700}'
+        c = Raw(node.port, Context(SECRET, sender_id=b"\x0c", recipient_id=b"\x0a"))
+        d = Raw(node.port, Context(SECRET, sender_id=b"\x0d", recipient_id=b"\x0a"))
+        try:
+            answer = c.opened(*c.make(PUT, "spaces/home", body, o12=JSON, o15=b"options"))
+            assert answer.code == FORBIDDEN
+            assert _error(answer)["message"] == "the peer 'c' may do read+write"
+            with (
+                ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as remote,
+                pytest.raises(ts.Unauthorized),
+            ):
+                remote.set_options({"firing_charge": "0.5"})
+            assert (home.firing_charge, home.rules.limits) == (0, ts.ActiveLimits())
+            answer = d.opened(*d.make(PUT, "spaces/home", body, o12=JSON, o15=b"options"))
+            assert answer.code == 0x44  # 2.04
+        finally:
+            c.close()
+            d.close()
+        assert ts.decode_cbor(answer.payload)["firing_charge"] == home.firing_charge == ts.Credit("0.5")
+        assert home.rules.limits == ts.ActiveLimits(method_steps=700)

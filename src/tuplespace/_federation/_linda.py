@@ -63,7 +63,19 @@ from ..client._primitives import AsyncLock, AsyncOpenable
 from ._cbor import CBOR, JSON, encode_cbor
 from ._endpoint import Address, Endpoint, Network, Timers, _bounded
 from ._loop import LoopThread
-from ._message import ACCEPT, CONTENT_FORMAT, DELETE, FETCH, GET, POST, URI_PATH, URI_QUERY, Message, success
+from ._message import (
+    ACCEPT,
+    CONTENT_FORMAT,
+    DELETE,
+    FETCH,
+    GET,
+    POST,
+    PUT,
+    URI_PATH,
+    URI_QUERY,
+    Message,
+    success,
+)
 from ._node import peer_of
 from ._remote import (
     CREDIT,
@@ -225,7 +237,10 @@ def _credit_ask(operation: str, body: dict[str, Any] | None, params: dict[str, s
 
 def _request_ask(operation: str, body: dict[str, Any] | None, params: dict[str, str | int] | None) -> _Ask:
     """The request of an operation of the HTTP API's table that a space over CoAP
-    carries: a rules or a credit operation."""
+    carries: a rules or a credit operation, or ``put_space`` (its options, which the
+    node answers as ``GET ?options`` does)."""
+    if operation == "put_space":
+        return _Ask(PUT, orjson.dumps(body or {}), _OPTIONS.query)
     if operation in _CREDIT_OPS:
         return _credit_ask(operation, body, params)
     return _rule_ask(operation, body, params)
@@ -935,6 +950,18 @@ class CoapSpace(_Space, CreditCalls):
         self._runner.call(subscription.begin(seconds), self.timeout)
         return subscription
 
+    def set_options(self, options: dict[str, Any]) -> None:
+        """Set options of the space on its node (``PUT /spaces/<space>?options``, the
+        body of the HTTP API's ``PUT /spaces/{space}``): a node makes its spaces on first
+        use, so over CoAP the space's options are changed rather than given as it is
+        created; a peer allowed ``all`` sets the ``firing_charge``, ``step_charge``,
+        ``max_firings``, ``method_steps``, ``method_ms`` and ``method_memory`` of its
+        rules (those not named keep their values), all or none
+        (:class:`~tuplespace.InvalidValue` naming a bad or other option, within the HTTP
+        API's bounds; :class:`~tuplespace.Forbidden`, or :class:`~tuplespace.Unauthorized` when
+        anonymous, for a peer allowed less)."""
+        self._do(_request_ask("put_space", options, None))
+
     def read_options(self) -> Map:
         """The options of the space on its node (``GET /spaces/<space>?options``):
         ``order``, ``capacity``, ``limits``, the charges, ``max_firings``,
@@ -1232,6 +1259,11 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         """See :meth:`CoapSpace.watch_records`; it begins as :meth:`subscribe`'s do."""
         self.check_open()
         return AsyncCoapSubscription(self, **_record_changes(self, under, events, since, max_pending, lease))
+
+    async def set_options(self, options: dict[str, Any]) -> None:
+        """See :meth:`CoapSpace.set_options`; the attributes read the options the node
+        answered (see :meth:`read_options`)."""
+        self._known_options = _options_of(await self._do(_request_ask("put_space", options, None)))
 
     async def read_options(self) -> Map:
         """See :meth:`CoapSpace.read_options`.  The attributes of the same names

@@ -33,16 +33,19 @@ from .._errors import (
     WireError,
 )
 from .._events import CHANGE_KINDS, EVENT_KINDS, Change, check_existing
-from .._httpapi import OPERATION
+from .._httpapi import MAX_API_METHOD_LIMITS, OPERATION
 from .._lease import AsyncLease
+from .._methods import ActiveLimits
 from .._recordhandles import Record, RecordData
 from .._recordstore import DEFAULT_PRINCIPAL
+from .._rules import Rules
 from .._space import Space
 from .._templates import ANY, Template, feed_templates
 from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
+from ..server._hosting import parse_options
 from ..server._requests import check_keys, get_template, parse_template_text, query_params
 from ..server._service import Page, ServerLimits
 from ..server._service_credit import credit_challenge, get_account, grant_credit, mint_credit, transfer_credit
@@ -673,11 +676,13 @@ class SpacesResource:
             return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
             return self._post(request, name, space, aspace, accept, host)
+        if request.code == PUT:
+            return self._set_options(request, space, accept)
         if request.code != FETCH:
             raise ApiError(
                 405,
                 "method_not_allowed",
-                "a space takes GET (statistics), POST (writes) and FETCH (the rest)",
+                "a space takes GET (statistics), POST (writes), FETCH (the rest) and PUT ?options",
             )
         observed = {"op=subscribe", "op=watch_records"} & set(request.query)
         if observed:
@@ -736,6 +741,24 @@ class SpacesResource:
         else:
             found = aspace.take(template, timeout) if op == "take" else aspace.read(template, timeout)
         return self._done(found, lambda value: answer_value(value, accept))
+
+    def _set_options(self, request: Message, space: Space, accept: int) -> Awaitable[Message]:
+        """``PUT /spaces/<space>?options`` (docs/federation.md, "Linda operations over
+        CoAP"): set the space's charges and method limits of :data:`SETTABLE_OPTIONS`
+        from the JSON object of the payload, checked as ``PUT /spaces/{space}`` checks
+        them over HTTP (4.00 naming the field), all or none; answers 2.04 with the
+        space's options (those of ``GET ?options``)."""
+        if "options" not in _query(request, ("options",)):
+            raise ApiError(405, "method_not_allowed", "PUT sets the space's options: /spaces/<space>?options")
+        if request.number(CONTENT_FORMAT) != JSON:
+            raise ApiError(415, "content_format", "the options travel as a JSON object (content format 50)")
+        body = _loads(request.payload, space.limits)
+        if type(body) is not dict:
+            raise ApiError(400, "bad_request", "the options are a JSON object")
+        check_keys(body, SETTABLE_OPTIONS)
+        options = parse_options(body)
+        work = asyncio.to_thread(space.core.call, _apply_options, space.rules, options)
+        return self._done(work, lambda _: answer_value(space_options(space), accept, CHANGED))
 
     def _in_transaction(
         self,
@@ -1292,6 +1315,22 @@ def _whole(query: dict[str, str], name: str) -> int | None:
     if not (text.isascii() and text.isdigit()) or len(text) > 20:
         raise ApiError(400, "invalid_value", f"{name} is a whole number >= 0, not {text!r}", name)
     return int(text)
+
+
+# The options of a node's space that a peer sets over CoAP (PUT /spaces/<space>?options).
+SETTABLE_OPTIONS = frozenset({"firing_charge", "step_charge", "max_firings", *MAX_API_METHOD_LIMITS})
+
+
+def _apply_options(rules: Rules, options: dict[str, Any]) -> None:
+    """With the space's lock held: set its ``rules``' charges and limits to ``options``
+    (checked by :func:`~tuplespace.server._hosting.parse_options`), the others kept."""
+    limits = {**dataclasses.asdict(rules.limits)}
+    limits.update((key, value) for key, value in options.items() if key in limits)
+    rules.apply_limits(ActiveLimits(**limits))
+    if "firing_charge" in options:
+        rules.apply_firing_charge(options["firing_charge"])
+    if "step_charge" in options:
+        rules.apply_step_charge(options["step_charge"])
 
 
 def space_options(space: Space) -> Map:

@@ -194,7 +194,7 @@ class ClientState:
     handles: set[str] = field(default_factory=set)
 
 
-def _parse_options(body: dict[str, Any]) -> dict[str, Any]:
+def parse_options(body: dict[str, Any]) -> dict[str, Any]:
     """The options of a PUT /spaces/{space} body, checked; InvalidValue (400) naming the field."""
     allowed = {
         "order",
@@ -507,7 +507,7 @@ class Hub:
     async def create(self, name: str, body: dict[str, Any]) -> tuple[SpaceInfo, bool]:
         """The space ``name``, created with the options of ``body`` unless it exists;
         and whether it was created.  409 if it exists with other options."""
-        options = _parse_options(body)
+        options = parse_options(body)
         info = await self.get(name)
         async with self._lock():
             info = info or self.spaces.get(name)
