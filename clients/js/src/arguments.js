@@ -5,10 +5,17 @@ import { Credit, Uri, describe, isPlainObject } from "./values.js";
 import { fieldToWire, inOrder, templateToWire, toWire } from "./encoding.js";
 import { Record } from "./records.js";
 
+// The shortest lease, in seconds, as the server's MIN_LEASE: a shorter one would end
+// before it began.
+const MIN_LEASE = 1e-6;
+
 export function checkLease(lease, field = "lease") {
   if (lease === undefined || lease === null || lease === Infinity) return null;
-  if (typeof lease !== "number" || !(lease > 0)) {
-    throw new InvalidValue(`${field} must be a positive number of seconds or null, got ${lease}`, { field });
+  if (typeof lease !== "number" || !(lease >= MIN_LEASE)) {
+    throw new InvalidValue(
+      `${field} must be a positive number of seconds, at least ${MIN_LEASE} (MIN_LEASE), or null, got ${lease}`,
+      { field },
+    );
   }
   return lease;
 }

@@ -213,6 +213,7 @@ describe("leases", () => {
   test("leases and timeouts are checked before they travel", async () => {
     const space = newSpace();
     await assert.rejects(space.write(["x"], { lease: 0 }), (e) => e instanceof InvalidValue && e.field === "lease");
+    await assert.rejects(space.write(["x"], { lease: 1e-300 }), (e) => e instanceof InvalidValue && e.field === "lease");
     await assert.rejects(space.write(["x"], { lease: "1" }), (e) => e instanceof InvalidValue && e.field === "lease");
     await assert.rejects(space.read(["x"], { timeout: -1 }), (e) => e instanceof InvalidValue && e.field === "timeout");
     assert.equal(space.clientStatistics().requests, 0);
