@@ -94,7 +94,7 @@ class EventFeed:
         self._release = release
         self._ended = False
         self._cancelled = False
-        self._closing: asyncio.Task[None] | None = None  # the close, once cancelled
+        self._closing: asyncio.Task[None] | None = None  # the close, held: a loop holds its tasks weakly
         self._new = True
         # Where the present events stand: the last tuple there when the subscription
         # began, the last present one notified, the last read (None: no present events).
