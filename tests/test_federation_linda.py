@@ -12,7 +12,7 @@ import pytest
 import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
-from tuplespace._federation._held import ENDED_PER_HOST, HeldTable, Sessions
+from tuplespace._federation._held import ENDED_PER_HOST, Asker, HeldTable, Sessions
 from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, PUT, URI_PATH, URI_QUERY, Message
 from tuplespace.server._errors import ApiError
 from tuplespace.server._hosting import ENDED_KEPT
@@ -361,7 +361,7 @@ def test_the_ended_sessions_remembered_are_kept_per_host_and_bounded() -> None:
 
     async def end(host: str, ids: Iterable[str]) -> None:
         for session in ids:
-            await sessions.end(host, session)
+            await sessions.end(Asker(host, host), session)
 
     asyncio.run(end("10.0.0.1", ["theirs-0"]))
     asyncio.run(end("10.0.0.2", (f"mine-{n:05}" for n in range(ENDED_KEPT + 1))))  # ended or made up
@@ -380,19 +380,38 @@ def test_the_ended_sessions_remembered_are_kept_per_host_and_bounded() -> None:
         sessions.check_open("10.1.0.1", "many-00000")
 
 
+def test_a_session_an_oscore_peer_ended_from_two_hosts_is_remembered_once() -> None:
+    sessions = Sessions()
+    first, second = Asker("10.0.0.1", "peer b"), Asker("10.0.0.2", "peer b")
+
+    async def end() -> None:
+        await sessions.end(first, "moving-1")
+        await sessions.end(second, "moving-1")  # the same session, from the peer's new address
+        for n in range(ENDED_PER_HOST + 1):  # its first host's own later ones push it out there
+            await sessions.end(first, f"later-{n:04}")
+
+    asyncio.run(end())
+    with pytest.raises(ApiError, match="closed by its client"):
+        sessions.check_open("peer b", "moving-1")  # remembered for the host that ended it last
+    sessions.check_open("10.0.0.1", "moving-1")  # the anonymous peer of that host has its own
+    assert sessions.statistics()["ended_sessions"] == 1 + ENDED_PER_HOST
+
+
 def test_the_ended_transactions_remembered_are_kept_per_host() -> None:
     class Committed:  # what the table reads of a transaction that ended
         state = "committed"
 
     table = HeldTable(max_per_host=ENDED_KEPT + 1)
-    theirs = table.add("claim", "jobs", Committed(), "10.0.0.1")  # type: ignore[arg-type]
+    them, me = Asker("10.0.0.1", "10.0.0.1"), Asker("10.0.0.2", "10.0.0.2")
+    theirs = table.add("claim", "jobs", Committed(), them)  # type: ignore[arg-type]
     table.forget(theirs.id)
-    mine = [table.add("transaction", "jobs", Committed(), "10.0.0.2") for _ in range(ENDED_KEPT + 1)]  # type: ignore[arg-type]
+    mine = [table.add("transaction", "jobs", Committed(), me) for _ in range(ENDED_KEPT + 1)]  # type: ignore[arg-type]
     for held in mine:
         table.forget(held.id)
-    assert table.ended_state(theirs.id) == "committed"  # another host's many did not push it out
-    assert table.ended_state(mine[0].id) is None  # its own later ones did
-    assert table.ended_state(mine[-1].id) == "committed"
+    assert table.ended_state(theirs.id, them.owner) == "committed"  # another host's many did not push it out
+    assert table.ended_state(mine[0].id, me.owner) is None  # its own later ones did
+    assert table.ended_state(mine[-1].id, me.owner) == "committed"
+    assert table.ended_state(mine[-1].id, them.owner) is None  # how it ended is told to its owner only
 
 
 def test_records_over_coap_are_remote_handles_that_refresh_and_observe(node: ts.Node) -> None:

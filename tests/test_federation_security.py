@@ -24,7 +24,7 @@ import tuplespace as ts
 from coapnet import FAST, LossyNetwork
 from helpers import PATIENCE, wait_until
 from tuplespace._codec import encode_template
-from tuplespace._federation._cbor import JSON, encode_cbor
+from tuplespace._federation._cbor import CBOR, JSON, encode_cbor
 from tuplespace._federation._loop import LoopThread
 from tuplespace._federation._message import (
     CON,
@@ -211,13 +211,15 @@ class Raw:
         self.mid = 0
 
     def make(self, code: int, path: str, payload: bytes = b"", **options: Any) -> tuple[Message, bytes]:
-        """The datagram of a request (protected with the context) and its partial IV."""
+        """The datagram of a request (protected with the context) and its partial IV; an
+        option given a list is repeated (``o15=["op=take", "tx=…"]``)."""
         self.mid += 1
         message = Message(CON, code, self.mid, self.mid.to_bytes(2, "big"))
         for segment in path.split("/"):
             message.add(URI_PATH, segment)
         for number, value in options.items():
-            message.add(int(number.removeprefix("o")), value)
+            for one in value if isinstance(value, list) else [value]:
+                message.add(int(number.removeprefix("o")), one)
         message.payload = payload
         if self.context is None:
             return message, b""
@@ -986,3 +988,150 @@ def test_the_options_of_a_space_are_set_over_coap_by_a_peer_allowed_all(tmp_path
             d.close()
         assert ts.decode_cbor(answer.payload)["firing_charge"] == home.firing_charge == ts.Credit("0.5")
         assert home.rules.limits == ts.ActiveLimits(method_steps=700)
+
+
+# -- what a node holds for a peer belongs to it ---------------------------------------------
+
+CREATED, CHANGED, NOT_FOUND, CONFLICT = 65, 68, 132, 137
+
+
+def _ask(raw: Raw, code: int, payload: bytes, query: list[str]) -> Message:
+    """The answer (opened, if protected) of ``code`` on the space ``jobs`` with ``query``;
+    a FETCH's payload is a template in JSON, a POST's a value in CBOR."""
+    given = JSON if code == FETCH else CBOR
+    message, partial_iv = raw.make(code, "spaces/jobs", payload, o12=given, o15=query)
+    return raw.exchange(message) if raw.context is None else raw.opened(message, partial_iv)
+
+
+def _used_in(tx: str) -> list[tuple[int, bytes, list[str]]]:
+    """Every use of the transaction ``tx``: writes, reads, takes, renew, abort, commit."""
+    template = encode_template((int,))
+    return [
+        (POST, encode_cbor((3,)), [f"tx={tx}"]),
+        (POST, encode_cbor([(3,)]), ["op=write_many", f"tx={tx}"]),
+        (FETCH, template, ["op=read", "timeout=0", f"tx={tx}"]),
+        (FETCH, template, ["op=take", "timeout=0", f"tx={tx}"]),
+        (FETCH, template, ["op=count", f"tx={tx}"]),
+        (FETCH, template, ["op=take_all", f"tx={tx}"]),
+        (POST, b"", ["op=renew", "lease=600", f"tx={tx}"]),
+        (POST, b"", ["op=abort", f"tx={tx}"]),
+        (POST, b"", ["op=commit", f"tx={tx}"]),
+    ]
+
+
+def _no_transaction(tx: str) -> dict[str, str | None]:
+    """The error body of a transaction id never given (the HTTP API's)."""
+    return {"code": "unknown_transaction", "message": f"no transaction {tx} in space 'jobs'", "field": None}
+
+
+def _unknown(raw: Raw, uses: list[tuple[int, bytes, list[str]]], error: dict[str, str | None]) -> None:
+    """Each of ``uses`` sent by ``raw`` is answered 4.04 with ``error``, as an id never given."""
+    for code, payload, query in uses:
+        answer = _ask(raw, code, payload, query)
+        assert (answer.code, _error(answer)) == (NOT_FOUND, error), query
+
+
+@pytest.fixture
+def owned(tmp_path: Path) -> Iterator[tuple[ts.Node, dict[str, Raw]]]:
+    """A node knowing the OSCORE peers ``b`` and ``c`` (read+write), letting anonymous
+    peers read and write; with clients: ``b``, ``c``, ``anonymous`` (on ``b``'s host),
+    ``same_host`` (another port of that host) and ``elsewhere`` (another host)."""
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"), _entry("c", "0a", "0c"))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="read+write") as node:
+        raws = {
+            "b": Raw(node.port, Context(SECRET, sender_id=b"\x0b", recipient_id=b"\x0a")),
+            "c": Raw(node.port, Context(SECRET, sender_id=b"\x0c", recipient_id=b"\x0a")),
+            "anonymous": Raw(node.port),
+            "same_host": Raw(node.port),
+            "elsewhere": Raw(node.port, host="127.0.0.2"),
+        }
+        try:
+            yield node, raws
+        finally:
+            for raw in raws.values():
+                raw.close()
+
+
+def test_a_transaction_over_coap_is_used_only_by_the_oscore_peer_that_began_it(
+    owned: tuple[ts.Node, dict[str, Raw]],
+) -> None:
+    node, raws = owned
+    jobs = node.space("jobs")
+    jobs.write((2,))
+    b = raws["b"]
+    begun = _ask(b, POST, b"", ["op=begin"])
+    assert begun.code == CREATED
+    tx = ts.decode_cbor(begun.payload)[0]
+    assert _ask(b, POST, encode_cbor((1,)), [f"tx={tx}"]).code == CHANGED
+    taken = _ask(b, FETCH, encode_template((2,)), ["op=take", "timeout=0", f"tx={tx}"])
+    assert ts.decode_cbor(taken.payload) == (2,)
+    unknown = _no_transaction(tx)
+    for other in ("c", "anonymous", "elsewhere"):  # another key; anonymous, from b's host too
+        _unknown(raws[other], _used_in(tx), unknown)
+    assert (jobs.count((int,)), node.statistics()["held_transactions"]) == (0, 1)
+    assert _ask(b, POST, b"", ["op=commit", f"tx={tx}"]).code == CHANGED
+    assert (jobs.count((1,)), jobs.count((2,)), jobs.count((3,))) == (1, 0, 0)  # exactly b's
+    again = _ask(b, POST, b"", ["op=commit", f"tx={tx}"])
+    assert (again.code, _error(again)["code"]) == (CONFLICT, "transaction_ended")  # to b
+    _unknown(raws["c"], _used_in(tx)[-1:], unknown)  # how it ended is b's to know
+
+
+def test_an_anonymous_peer_s_transaction_is_its_host_s_whatever_its_port(
+    owned: tuple[ts.Node, dict[str, Raw]],
+) -> None:
+    node, raws = owned
+    jobs = node.space("jobs")
+    anonymous, same_host = raws["anonymous"], raws["same_host"]
+    tx = ts.decode_cbor(_ask(anonymous, POST, b"", ["op=begin"]).payload)[0]
+    write = anonymous.make(POST, "spaces/jobs", encode_cbor((1,)), o12=CBOR, o15=[f"tx={tx}"])[0]
+    assert anonymous.exchange(write).code == CHANGED
+    assert anonymous.exchange(write).code == CHANGED  # a retransmission: written once
+    unknown = _no_transaction(tx)
+    for other in ("b", "elsewhere"):  # an OSCORE peer of the same host; another host
+        _unknown(raws[other], _used_in(tx), unknown)
+    assert _ask(same_host, POST, encode_cbor((4,)), [f"tx={tx}"]).code == CHANGED  # the client's new port
+    assert _ask(same_host, POST, b"", ["op=commit", f"tx={tx}"]).code == CHANGED
+    assert (jobs.count((1,)), jobs.count((3,)), jobs.count((4,))) == (1, 0, 1)
+
+
+def test_a_claim_over_coap_is_confirmed_only_by_its_taker(owned: tuple[ts.Node, dict[str, Raw]]) -> None:
+    node, raws = owned
+    jobs = node.space("jobs")
+    for taker in ("b", "anonymous"):
+        jobs.write((5,))
+        answer = _ask(raws[taker], FETCH, encode_template((5,)), ["op=take", "timeout=0", "claim=1"])
+        claimed = ts.decode_cbor(answer.payload)
+        assert claimed["tuple"] == (5,)
+        confirm = [(POST, b"", ["op=confirm", f"claim={claimed['claim']}"])]
+        unknown = {
+            "code": "unknown_claim",
+            "message": f"no claim {claimed['claim']} (it ran out or was released: what it took went back)",
+            "field": None,
+        }
+        for other in {"b": ("c", "anonymous", "elsewhere"), "anonymous": ("b", "elsewhere")}[taker]:
+            _unknown(raws[other], confirm, unknown)
+        assert node.statistics()["held_claims"] == 1  # still the taker's, unconfirmed
+        assert _ask(raws[taker], *confirm[0]).code == CHANGED
+        assert _ask(raws[taker], *confirm[0]).code == CHANGED  # confirmed already: told so, to its taker
+        _unknown(raws["elsewhere"], confirm, unknown)
+        assert (node.statistics()["held_claims"], jobs.count((5,))) == (0, 0)
+
+
+def test_a_session_over_coap_is_closed_only_by_its_client(owned: tuple[ts.Node, dict[str, Raw]]) -> None:
+    node, raws = owned
+    jobs = node.space("jobs")
+    b = raws["b"]
+    query = ["op=take", "session=b-session-1"]
+    waiting, partial_iv = b.make(FETCH, "spaces/jobs", encode_template((6,)), o12=JSON, o15=query)
+    b.sock.sendto(waiting.encode(), b.peer)
+    wait_until(lambda: node.statistics()["session_calls"] == 1)
+    for other in ("c", "anonymous", "elsewhere"):  # another key; anonymous, from b's host too
+        closed = _ask(raws[other], POST, b"", ["op=close", "session=b-session-1"])
+        assert closed.code == CHANGED  # their own session of that id, which held nothing
+    assert node.statistics()["session_calls"] == 1
+    jobs.write((6,))
+    answer = b.context.unprotect_response(b.answer(waiting.token), partial_iv)  # type: ignore[union-attr]
+    assert ts.decode_cbor(answer.payload) == (6,)
+    assert _ask(b, POST, b"", ["op=close", "session=b-session-1"]).code == CHANGED
+    late = _ask(b, FETCH, encode_template((6,)), query)
+    assert (late.code, _error(late)["code"]) == (BAD_REQUEST, "bad_request")  # b's own close holds

@@ -54,7 +54,7 @@ from ..server._service_records import record_template_from_wire
 from ..server._service_rules import add_rule, get_rule, list_rules, remove_rule, rule_definition
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
-from ._held import HeldTable, Sessions
+from ._held import Asker, HeldTable, Sessions
 from ._message import (
     ACCEPT,
     CHANGED,
@@ -295,7 +295,7 @@ class SpacesResource:
             accept = content_format(request.number(ACCEPT), 406)
             method = request.code
             if len(segments) == 1:
-                return self._linda(request, segments[0], accept, str(peer[0]))
+                return self._linda(request, segments[0], accept, _asker(request, str(peer[0])))
             if segments[1] == RULES:
                 return self._rules(request, segments[0], segments[2:])
             if segments[1] == CREDIT:
@@ -606,10 +606,11 @@ class SpacesResource:
             return self._done(work, lambda version: answer_value(version, accept, CHANGED))
         return answer_value(target.record.set(target.tag, value), accept, CHANGED)
 
-    def _linda(self, request: Message, name: str, accept: int, host: str) -> Message | Awaitable[Message]:
+    def _linda(self, request: Message, name: str, accept: int, asker: Asker) -> Message | Awaitable[Message]:
         """A request to ``/spaces/<space>`` (see :meth:`_space_request`); one that names
         its client's session (``?session=<id>``) and waits ends when the client ends
         its session (``POST ?op=close&session=<id>``)."""
+        host = asker.host
         raw = next((v for n, v in request.options if n == URI_QUERY and v.startswith(b"session=")), None)
         closing = raw is not None and request.code == POST and "op=close" in request.query
         if not closing and request.code != GET and self._calls.get(host, 0) >= self._max_waiting:
@@ -619,19 +620,19 @@ class SpacesResource:
                 maximum=self._max_waiting,
             )
         if raw is None:
-            return self._under_way(host, self._space_request(request, name, accept, host))
+            return self._under_way(host, self._space_request(request, name, accept, asker))
         session = self._sessions.check(raw[8:].decode("ascii", "replace"))
         if closing:
             _query(request, ("op", "session"))
-            return self._done(self._sessions.end(host, session), lambda _: Message(code=CHANGED))
-        self._sessions.check_open(host, session)
-        answer = self._space_request(request, name, accept, host)
+            return self._done(self._sessions.end(asker, session), lambda _: Message(code=CHANGED))
+        self._sessions.check_open(asker.owner, session)
+        answer = self._space_request(request, name, accept, asker)
         if isinstance(answer, Message):
             return answer
         space = self._spaces.get(name)
         if request.code == POST and (space is None or space.capacity is None):
             return self._under_way(host, answer)  # a write where there is always room: it never waits
-        return self._under_way(host, self._sessions.hold(host, session, answer))
+        return self._under_way(host, self._sessions.hold(asker.owner, session, answer))
 
     def _under_way(self, host: str, answer: Message | Awaitable[Message]) -> Message | Awaitable[Message]:
         """``answer``, counted among the calls of ``host`` under way until it is done."""
@@ -653,7 +654,7 @@ class SpacesResource:
                 del self._calls[host]
 
     def _space_request(
-        self, request: Message, name: str, accept: int, host: str
+        self, request: Message, name: str, accept: int, asker: Asker
     ) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
         answers the space's statistics (``?options``: its options, :func:`space_options`);
@@ -665,7 +666,8 @@ class SpacesResource:
         the ``?op=`` of :data:`FETCH_OPS` (read when none).  With ``?tx=<id>`` an
         operation is done in that transaction (and ``commit``, ``abort`` and ``renew``
         end or renew it); with ``?claim=1`` a take, take_all or take_record is held under
-        a claim for its taker to confirm."""
+        a claim for its taker to confirm.  A transaction or a claim is ``asker``'s to use
+        when its owner began it (else it is unknown)."""
         space = self._spaces.get(name)
         if space is None:
             raise NotFound(f"this node has no space {name!r}")
@@ -675,7 +677,7 @@ class SpacesResource:
                 return answer_value(space_options(space), accept)
             return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
-            return self._post(request, name, space, aspace, accept, host)
+            return self._post(request, name, space, aspace, accept, asker)
         if request.code == PUT:
             return self._set_options(request, space, accept)
         if request.code != FETCH:
@@ -702,7 +704,7 @@ class SpacesResource:
         if tx_id is not None and op in ("write_if_absent", "replace", "find", "take_record"):
             raise ApiError(400, "bad_request", f"{op} is not done in a transaction", "tx")
         if op in ("find", "take_record"):
-            return self._records(request, name, space, aspace, op, query, accept, claim, host)
+            return self._records(request, name, space, aspace, op, query, accept, claim, asker)
         if op in ("write_if_absent", "replace"):
             wire = _fetched(request, space.limits)
             if not isinstance(wire, list) or len(wire) != 2:
@@ -721,11 +723,11 @@ class SpacesResource:
         if tx_id is not None:
             if claim:
                 raise ApiError(400, "bad_request", "what a transaction takes it holds: no claim", "claim")
-            tx = self._held.transaction(tx_id, name)
+            tx = self._held.transaction(tx_id, name, asker.owner)
             return self._in_transaction(tx, op, template, query, timeout, accept)
         if claim:
             limit = _whole(query, "limit")
-            claimed = self._claim(name, aspace, op == "take_all", template, limit, timeout, host)
+            claimed = self._claim(name, aspace, op == "take_all", template, limit, timeout, asker)
             return self._done(claimed, lambda answer: answer_value(answer, accept))
         if op == "count":
             return self._done(aspace.count(template), lambda n: answer_value(n, accept))
@@ -796,12 +798,12 @@ class SpacesResource:
         template: Template,
         limit: int | None,
         timeout: float | None,
-        host: str,
+        asker: Asker,
     ) -> Map:
         """A take (``{"tuple": t}``) or a page of a take_all (``{"tuples": [...], "next":
         cursor}``) under a claim: when something was taken, the answer has the claim's
         id (``"claim"``) and its lease in seconds (``"lease"``), counted from the take."""
-        self._held.check_room(host)
+        self._held.check_room(asker.host)
         # The claim's lease covers the wait too, so that it cannot run out before the take.
         tx = aspace.transaction(None if timeout is None else self.claim_lease + timeout)
         claimed = False
@@ -819,7 +821,7 @@ class SpacesResource:
                 answer = {"tuple": found}
             if taken:
                 await tx.renew(self.claim_lease)
-                held = self._held.add("claim", name, tx, host)
+                held = self._held.add("claim", name, tx, asker)
                 answer.update(claim=held.id, lease=self.claim_lease)
                 claimed = True
         finally:
@@ -837,7 +839,7 @@ class SpacesResource:
         query: dict[str, str],
         accept: int,
         claim: bool,
-        host: str,
+        asker: Asker,
     ) -> Message | Awaitable[Message]:
         """FETCH ``?op=find`` (the addresses of the matching records, at most ``limit``
         and the node's ``max_results``; ``more`` when more match past a bound the caller
@@ -849,7 +851,7 @@ class SpacesResource:
         if op == "take_record":
             timeout = _seconds(query, "timeout")
             if claim:
-                claimed = self._claim_record(name, aspace, template, under, timeout, host)
+                claimed = self._claim_record(name, aspace, template, under, timeout, asker)
                 return self._done(claimed, lambda answer: answer_value(answer, accept))
             taken = (
                 aspace.try_take_record(template, under)
@@ -867,7 +869,7 @@ class SpacesResource:
         return answer_value(Map({"records": addresses, "ids": ids, "more": more}), accept)
 
     def _post(
-        self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, host: str
+        self, request: Message, name: str, space: Space, aspace: AsyncSpace, accept: int, asker: Asker
     ) -> Message | Awaitable[Message]:
         query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability", "session"))
         op = query.get("op", "write")
@@ -883,16 +885,16 @@ class SpacesResource:
             if lease is None:
                 lease = 60.0
             _positive(lease)
-            self._held.check_room(host)
-            held = self._held.add("transaction", name, aspace.transaction(lease), host)
+            self._held.check_room(asker.host)
+            held = self._held.add("transaction", name, aspace.transaction(lease), asker)
             return answer_value((held.id, held.tx.expires_at), accept, CREATED)
         if op == "confirm":
             claim_id = query.get("claim")
             if claim_id is None:
                 raise ApiError(400, "bad_request", "confirm names its claim: ?claim=<id>", "claim")
-            return self._done(self._confirm(name, claim_id), lambda _: Message(code=CHANGED))
+            return self._done(self._confirm(name, claim_id, asker.owner), lambda _: Message(code=CHANGED))
         if tx_id is not None:
-            tx = self._held.transaction(tx_id, name)
+            tx = self._held.transaction(tx_id, name, asker.owner)
             if op in ("commit", "abort"):
                 return self._done(self._end(tx_id, tx, op), lambda _: Message(code=CHANGED))
             if op == "renew":
@@ -941,14 +943,14 @@ class SpacesResource:
         template: Mapping[str, Any],
         under: str | None,
         timeout: float | None,
-        host: str,
+        asker: Asker,
     ) -> Map:
         """A take_record under a claim (``{"record": what it held, or null}``): the
         record taken is held, hidden but not removed, until its taker confirms the
         claim, and shown again as it was when the claim's lease runs out unconfirmed.
         When a record was taken, the answer has the claim's id (``"claim"``) and its
         lease in seconds (``"lease"``), counted from the take."""
-        self._held.check_room(host)
+        self._held.check_room(asker.host)
         held: list[RecordClaim] = []
 
         def hold(rid: int) -> None:  # under the space's lock, as soon as the record is held
@@ -960,7 +962,7 @@ class SpacesResource:
                 taken = await aspace.take_record(template, under, timeout, hold=hold)
             except Timeout:
                 return Map({"record": None})
-            claim = self._held.add("claim", name, held[0], host)
+            claim = self._held.add("claim", name, held[0], asker)
             claimed = True
         finally:
             if held and not claimed:
@@ -974,11 +976,11 @@ class SpacesResource:
         finally:
             self._held.forget(held_id)
 
-    async def _confirm(self, name: str, claim_id: str) -> None:
-        """Make a claimed take final; confirming it again changes nothing."""
-        if self._held.ended_state(claim_id) == "committed":
+    async def _confirm(self, name: str, claim_id: str, owner: str) -> None:
+        """Make ``owner``'s claimed take final; confirming it again changes nothing."""
+        if self._held.ended_state(claim_id, owner) == "committed":
             return
-        held = self._held.find("claim", claim_id, name)
+        held = self._held.find("claim", claim_id, name, owner)
         await self._end(held.id, held.tx, "commit")
 
     def _aspace(self, name: str, space: Space) -> AsyncSpace:
@@ -1210,6 +1212,12 @@ def _record_changes(
         return aspace.watch_records(under, kinds, since=since)
 
     return opened, since_param(query.get("since"), "since")
+
+
+def _asker(request: Message, host: str) -> Asker:
+    """Who sent ``request`` from ``host``: an OSCORE peer by its name in the keys file,
+    an anonymous peer by its host (whatever port it sends from)."""
+    return Asker(host, f"peer {request.sender}" if isinstance(request, PeerRequest) else host)
 
 
 def _payer(request: Message) -> str:
