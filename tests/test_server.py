@@ -1325,6 +1325,26 @@ def test_a_transaction_belongs_to_its_token(secured: tuple[Server, Path]) -> Non
         tx = worker.post("/spaces/jobs/transactions").json()
         error(admin.post(f"/spaces/jobs/transactions/{tx['id']}/commit"), 404, "unknown_transaction")
         assert worker.post(f"/spaces/jobs/transactions/{tx['id']}/commit").status_code == 204
+        # How it ended is told to its token only.
+        error(admin.post(f"/spaces/jobs/transactions/{tx['id']}/commit"), 404, "unknown_transaction")
+        error(worker.post(f"/spaces/jobs/transactions/{tx['id']}/commit"), 409, "transaction_ended")
+
+
+def test_a_claim_belongs_to_its_token(secured: tuple[Server, Path]) -> None:
+    server, _ = secured
+    with client(server, ADMIN) as admin, client(server, WORKER) as worker:
+        admin.put("/spaces/jobs")
+        worker.post("/spaces/jobs/write", json={"tuple": ["job", 1]})
+        claim = worker.post("/spaces/jobs/take", json={"template": ["job", ANY], "claim": True}).json()[
+            "claim"
+        ]
+        error(admin.post(f"/spaces/jobs/claims/{claim['id']}/confirm"), 404, "unknown_claim")
+        assert worker.post(f"/spaces/jobs/claims/{claim['id']}/confirm").status_code == 204
+        # Once confirmed, another token is told nothing of it: neither confirmed nor final.
+        error(admin.post(f"/spaces/jobs/claims/{claim['id']}/confirm"), 404, "unknown_claim")
+        error(admin.post(f"/spaces/jobs/claims/{claim['id']}/release"), 404, "unknown_claim")
+        assert worker.post(f"/spaces/jobs/claims/{claim['id']}/confirm").status_code == 204
+        error(worker.post(f"/spaces/jobs/claims/{claim['id']}/release"), 409, "transaction_ended")
 
 
 def test_without_tokens_every_request_may_do_everything(server: Server, http: httpx.Client) -> None:

@@ -183,6 +183,7 @@ class _Ended:
     kind: str
     state: str
     space: str
+    owner: str | None
 
 
 @dataclass
@@ -647,7 +648,7 @@ class Hub:
         handle = self.handles.pop(handle_id, None)
         if handle is None:
             return
-        self._ended[handle_id] = _Ended(handle.kind, handle.state, handle.info.name)
+        self._ended[handle_id] = _Ended(handle.kind, handle.state, handle.info.name, handle.owner)
         while len(self._ended) > ENDED_KEPT:
             self._ended.popitem(last=False)
         state = self.clients.get(handle.client)
@@ -666,9 +667,12 @@ class Hub:
             return None
         return handle
 
-    def ended_state(self, handle_id: str) -> str | None:
+    def ended_state(self, handle_id: str, owner: str | None) -> str | None:
+        """How the transaction or claim ``handle_id`` held by ``owner`` ended
+        (``committed``, ``aborted``...), None if it is not one of ``owner``'s that
+        ended lately: how another's ended is not told."""
         ended = self._ended.get(handle_id)
-        return None if ended is None else ended.state
+        return None if ended is None or ended.owner != owner else ended.state
 
     def sweep(self) -> None:
         """Forget transactions and claims that ended by themselves (their lease ran out)."""

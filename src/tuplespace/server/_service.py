@@ -529,7 +529,7 @@ class ApiBase:
             return await self._end_kept_claim(info, caller, claim_id, True) == "committed"
         handle = self.hub.find("claim", claim_id, info, caller.owner)
         if handle is None:
-            return self.hub.ended_state(claim_id) == "committed"
+            return self.hub.ended_state(claim_id, caller.owner) == "committed"
         try:
             await handle.tx.commit()
         except TransactionError:

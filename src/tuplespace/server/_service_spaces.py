@@ -340,7 +340,7 @@ class Operations(ApiBase):
                 await handle.tx.abort()
                 self.hub.forget(claim)
                 return NO_CONTENT
-            state = self.hub.ended_state(claim)
+            state = self.hub.ended_state(claim, caller.owner)
         if state == "committed":
             raise TransactionError(f"claim {claim} was confirmed: the take is final")
         if state is None:

@@ -44,7 +44,7 @@ class Transactions(ApiBase):
         handle = self.hub.find("transaction", tx_id, info, caller.owner)
         if handle is not None:
             return handle
-        state = self.hub.ended_state(tx_id)
+        state = self.hub.ended_state(tx_id, caller.owner)
         if state == "aborted":
             raise TransactionAborted(f"transaction {tx_id} was aborted")
         if state is not None:
