@@ -199,6 +199,7 @@ class Node:
         self._resource.handlers.update(
             {"$refs": self.references.answer, "$reach": self.references.reach, "$sys": self.references.system}
         )
+        self._resource.system = self.references
         self._runner = LoopThread("tuplespace-coap")
         try:
             sockname = self.call(self._endpoint.open(bind_host, bind_port))
@@ -277,10 +278,12 @@ class Node:
             raise InvalidValue(f"the node has a space {name!r} already")
         self.references.attach(space)
         self._spaces[name] = space
+        self.references.spaces_changed()
 
     def remove_space(self, name: str) -> None:
         """Stop serving the space ``name`` (the caller closes it); nothing if there is none."""
-        self._spaces.pop(name, None)
+        if self._spaces.pop(name, None) is not None:
+            self.references.spaces_changed()
 
     def record(self, address: str | URI) -> RemoteRecord:
         """A handle on the record at ``address`` (``coap://…/spaces/<space>/<path>``) on
