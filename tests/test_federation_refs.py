@@ -287,24 +287,35 @@ def test_an_observer_of_sys_peers_is_told_when_a_peer_stops_and_comes_back(make:
     wait_until(alive, "c to answer a probe")
     states: list[ts.Map] = []
     upcall = b.record(peers).on_change(states.append)
+    c_states: list[ts.Map] = []  # c's field only
+    field = b.record(peers).on_change(c_states.append, tag=c_base)
     try:
         c.close()
         wait_until(lambda: states and states[-1][c_base]["alive"] is False, "the news that c stopped")
+        wait_until(lambda: c_states and c_states[-1]["alive"] is False, "the news on c's field")
         assert not alive()
         again = make(c_base)  # c again, at the same address
         assert again.base_uri == c_base
         wait_until(lambda: states[-1][c_base]["alive"] is True, "the news that c is back")
-        told = len(states)
+        wait_until(lambda: c_states[-1]["alive"] is True, "the news on c's field that c is back")
+        told, c_told = len(states), len(c_states)
         # Its answers to the probes move its "answered" round after round: no news.
         seen = b.record(peers).all()[c_base]["answered"]
         for _ in range(3):
             wait_until(lambda: b.record(peers).all()[c_base]["answered"] > seen, "another probe")  # noqa: B023
             seen = b.record(peers).all()[c_base]["answered"]
         assert len(states) == told
-        assert a.statistics()["observations"] == 1
+        # A peer that holds a record of a's is added: news for the record, not for c's field.
+        d = make()
+        d.space("house").create("house", {"kitchen": a.space("home").create("kitchen", {}).address})
+        wait_until(lambda: d.base_uri in states[-1], "the news of a new peer")
+        assert states[-1][d.base_uri]["alive"] is True
+        assert len(c_states) == c_told
+        assert a.statistics()["observations"] == 2
     finally:
         upcall.cancel()
-    wait_until(lambda: a.statistics()["observations"] == 0, "the observation to end")
+        field.cancel()
+    wait_until(lambda: a.statistics()["observations"] == 0, "the observations to end")
 
 
 def test_sys_node_and_clock_are_observed_within_the_bounds(make: NodeMaker) -> None:
