@@ -16,7 +16,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
-from tuplespace._federation._message import CONTENT_FORMAT, GET, POST, URI_PATH, Message
+from tuplespace._federation._message import CON, CONTENT_FORMAT, GET, OBSERVE, POST, URI_PATH, Message
 
 # Short timers: a test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 4.0}
@@ -339,6 +339,7 @@ def test_sys_node_and_clock_are_observed_within_the_bounds(make: NodeMaker) -> N
     finally:
         clock.cancel()
     wait_until(lambda: a.statistics()["observations"] == 1, "the clock's observation to end")
+    assert a.statistics()["observed_records"] == 1  # $sys/node's
     # An observation ended makes room; what names no system record is refused as when read.
     peers = b.record(a.base_uri + "$sys/peers").on_change(print)
     peers.cancel()
@@ -350,6 +351,21 @@ def test_sys_node_and_clock_are_observed_within_the_bounds(make: NodeMaker) -> N
     # A watch reads a space's log of changes, which the system records have not.
     with pytest.raises(ts.TupleSpaceError, match="read with GET"):
         b.record(a.base_uri + "$sys/node").watch()
+
+
+def test_an_observer_of_the_sys_clock_that_goes_away_is_dropped(make: NodeMaker) -> None:
+    a = make(**QUIET)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as observer:
+        observer.settimeout(PATIENCE)
+        register = Message(CON, GET, 0x77, b"clock").add(OBSERVE, 0)
+        register.add(URI_PATH, "$sys").add(URI_PATH, "clock")
+        observer.sendto(register.encode(), ("127.0.0.1", a.port))
+        first = Message.decode(observer.recv(2048))
+        assert first.number(OBSERVE) is not None
+        assert a.statistics()["observed_records"] == 1
+    # Its port is closed: the next notification fails, which ends the observation and its timer.
+    wait_until(lambda: a.statistics()["observed_records"] == 0, "the observation to end")
+    assert a.statistics()["observations"] == 0
 
 
 def test_a_peer_sets_a_reference_over_coap(make: NodeMaker) -> None:
