@@ -85,7 +85,8 @@ class Node:
     lapse ``reference_lifetime`` seconds after their last refresh; it holds at most
     ``max_references`` references from others per space and knows at most
     ``max_peers`` peers (``peers``: base URIs it probes each period, shown with their
-    liveness in ``/$sys/peers``).
+    liveness in ``/$sys/peers``, which a peer may observe:
+    ``other.record(node.base_uri + "$sys/peers").on_change(fn)``).
 
     Security (docs/federation.md, Security): ``keys`` is a keys file of OSCORE
     peers (RFC 8613), each with what it may do; ``anonymous`` is what peers
