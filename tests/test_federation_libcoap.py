@@ -189,6 +189,29 @@ def test_the_sys_records(client: str, node: ts.Node) -> None:
     assert answer.stderr.startswith(b'4.05 {"error":{"code":"method_not_allowed"')
 
 
+def test_observe_the_sys_peers(client: str) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE) as peer:
+        peer_base = peer.base_uri
+        with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, refresh_period=0.05, peers=[peer_base]) as node:
+            uri = node.base_uri + "$sys/peers"
+            wait_until(lambda: node.record(uri).all()[peer_base]["alive"] is True, "the peer to answer")
+            command = ["stdbuf", "-oL", client, "-w", "-m", "get", "-s", str(int(PATIENCE)), "-A", "50"]
+            lines: list[bytes] = []
+            with subprocess.Popen([*command, uri], stdout=subprocess.PIPE) as process:
+                reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()))
+                reader.start()
+                try:
+                    wait_until(lambda: len(lines) == 1, "the first answer")
+                    assert node.statistics()["observations"] == 1
+                    peer.close()
+                    wait_until(lambda: len(lines) == 2, "a notification")
+                finally:
+                    process.terminate()
+                    reader.join()
+    states = [ts.decode(line)[peer_base] for line in lines[:2]]  # then the newline it ends with
+    assert [(state["alive"], state["configured"]) for state in states] == [(True, True), (False, True)]
+
+
 def test_find_take_and_refresh_records(client: str, node: ts.Node, kitchen: ts.Record) -> None:
     home = node.space("home")
     home.create("jobs/1", {"kind": "job", "n": 1})

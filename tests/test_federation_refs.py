@@ -16,7 +16,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
-from tuplespace._federation._message import CONTENT_FORMAT, GET, POST, URI_PATH, Message
+from tuplespace._federation._message import CON, CONTENT_FORMAT, GET, OBSERVE, POST, URI_PATH, Message
 
 # Short timers: a test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 4.0}
@@ -28,8 +28,8 @@ NodeMaker = Callable[..., ts.Node]
 def make() -> Iterator[NodeMaker]:
     nodes: list[ts.Node] = []
 
-    def make(**options: object) -> ts.Node:
-        node = ts.Node("coap://127.0.0.1:0/", **{**TIMERS, **options})  # type: ignore[arg-type]
+    def make(base: str = "coap://127.0.0.1:0/", **options: object) -> ts.Node:
+        node = ts.Node(base, **{**TIMERS, **options})  # type: ignore[arg-type]
         nodes.append(node)
         return node
 
@@ -271,6 +271,101 @@ def test_sys_records_tell_the_node_its_peers_and_the_time(make: NodeMaker) -> No
         a.record(a.base_uri + "$sys/nothing").all()
     with pytest.raises(ts.TupleSpaceError):
         a.record(a.base_uri + "$sys/node").set("id", "x")
+
+
+def test_an_observer_of_sys_peers_is_told_when_a_peer_stops_and_comes_back(make: NodeMaker) -> None:
+    c = make()
+    c_base = c.base_uri
+    a = make(peers=[c_base])
+    b = make()
+    peers = a.base_uri + "$sys/peers"
+
+    def alive() -> bool:
+        state: bool = b.record(peers).all()[c_base]["alive"]
+        return state
+
+    wait_until(alive, "c to answer a probe")
+    states: list[ts.Map] = []
+    upcall = b.record(peers).on_change(states.append)
+    c_states: list[ts.Map] = []  # c's field only
+    field = b.record(peers).on_change(c_states.append, tag=c_base)
+    try:
+        c.close()
+        wait_until(lambda: states and states[-1][c_base]["alive"] is False, "the news that c stopped")
+        wait_until(lambda: c_states and c_states[-1]["alive"] is False, "the news on c's field")
+        assert not alive()
+        again = make(c_base)  # c again, at the same address
+        assert again.base_uri == c_base
+        wait_until(lambda: states[-1][c_base]["alive"] is True, "the news that c is back")
+        wait_until(lambda: c_states[-1]["alive"] is True, "the news on c's field that c is back")
+        told, c_told = len(states), len(c_states)
+        # Its answers to the probes move its "answered" round after round: no news.
+        seen = b.record(peers).all()[c_base]["answered"]
+        for _ in range(3):
+            wait_until(lambda: b.record(peers).all()[c_base]["answered"] > seen, "another probe")  # noqa: B023
+            seen = b.record(peers).all()[c_base]["answered"]
+        assert len(states) == told
+        # A peer that holds a record of a's is added: news for the record, not for c's field.
+        d = make()
+        d.space("house").create("house", {"kitchen": a.space("home").create("kitchen", {}).address})
+        wait_until(lambda: d.base_uri in states[-1], "the news of a new peer")
+        assert states[-1][d.base_uri]["alive"] is True
+        assert len(c_states) == c_told
+        assert a.statistics()["observations"] == 2
+    finally:
+        upcall.cancel()
+        field.cancel()
+    wait_until(lambda: a.statistics()["observations"] == 0, "the observations to end")
+
+
+def test_sys_node_and_clock_are_observed_within_the_bounds(make: NodeMaker) -> None:
+    a = make(max_host_observations=2, **QUIET)
+    b = make(**QUIET)
+    times: list[object] = []
+    clock = b.record(a.base_uri + "$sys/clock").on_change(times.append)
+    spaces: list[object] = []
+    node = b.record(a.base_uri + "$sys/node").on_change(spaces.append, tag="spaces")
+    try:
+        wait_until(lambda: len(times) >= 2, "the clock to be told twice")
+        first, second = (t["monotonic"] for t in times[:2])  # type: ignore[index]
+        assert first < second
+        a.space("home")
+        wait_until(lambda: spaces == [("home",)], "the news of a new space")
+        # A third observation from b's host is past max_host_observations: answered without Observe.
+        with pytest.raises(ts.LimitReached):
+            b.record(a.base_uri + "$sys/peers").on_change(print)
+        assert b.record(a.base_uri + "$sys/peers").all() == {}
+        assert a.statistics()["observations"] == 2
+    finally:
+        clock.cancel()
+    wait_until(lambda: a.statistics()["observations"] == 1, "the clock's observation to end")
+    assert a.statistics()["observed_records"] == 1  # $sys/node's
+    # An observation ended makes room; what names no system record is refused as when read.
+    peers = b.record(a.base_uri + "$sys/peers").on_change(print)
+    peers.cancel()
+    with pytest.raises(ts.RecordNotFound):
+        b.record(a.base_uri + "$sys/nothing").on_change(print)
+    with pytest.raises(ts.TupleSpaceError, match="no field"):
+        b.record(a.base_uri + "$sys/node").on_change(print, tag="nothing")
+    node.cancel()
+    # A watch reads a space's log of changes, which the system records have not.
+    with pytest.raises(ts.TupleSpaceError, match="read with GET"):
+        b.record(a.base_uri + "$sys/node").watch()
+
+
+def test_an_observer_of_the_sys_clock_that_goes_away_is_dropped(make: NodeMaker) -> None:
+    a = make(**QUIET)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as observer:
+        observer.settimeout(PATIENCE)
+        register = Message(CON, GET, 0x77, b"clock").add(OBSERVE, 0)
+        register.add(URI_PATH, "$sys").add(URI_PATH, "clock")
+        observer.sendto(register.encode(), ("127.0.0.1", a.port))
+        first = Message.decode(observer.recv(2048))
+        assert first.number(OBSERVE) is not None
+        assert a.statistics()["observed_records"] == 1
+    # Its port is closed: the next notification fails, which ends the observation and its timer.
+    wait_until(lambda: a.statistics()["observed_records"] == 0, "the observation to end")
+    assert a.statistics()["observations"] == 0
 
 
 def test_a_peer_sets_a_reference_over_coap(make: NodeMaker) -> None:

@@ -85,7 +85,8 @@ class Node:
     lapse ``reference_lifetime`` seconds after their last refresh; it holds at most
     ``max_references`` references from others per space and knows at most
     ``max_peers`` peers (``peers``: base URIs it probes each period, shown with their
-    liveness in ``/$sys/peers``).
+    liveness in ``/$sys/peers``, which a peer may observe:
+    ``other.record(node.base_uri + "$sys/peers").on_change(fn)``).
 
     Security (docs/federation.md, Security): ``keys`` is a keys file of OSCORE
     peers (RFC 8613), each with what it may do; ``anonymous`` is what peers
@@ -199,6 +200,7 @@ class Node:
         self._resource.handlers.update(
             {"$refs": self.references.answer, "$reach": self.references.reach, "$sys": self.references.system}
         )
+        self._resource.system = self.references
         self._runner = LoopThread("tuplespace-coap")
         try:
             sockname = self.call(self._endpoint.open(bind_host, bind_port))
@@ -277,10 +279,12 @@ class Node:
             raise InvalidValue(f"the node has a space {name!r} already")
         self.references.attach(space)
         self._spaces[name] = space
+        self.references.spaces_changed()
 
     def remove_space(self, name: str) -> None:
         """Stop serving the space ``name`` (the caller closes it); nothing if there is none."""
-        self._spaces.pop(name, None)
+        if self._spaces.pop(name, None) is not None:
+            self.references.spaces_changed()
 
     def record(self, address: str | URI) -> RemoteRecord:
         """A handle on the record at ``address`` (``coap://…/spaces/<space>/<path>``) on

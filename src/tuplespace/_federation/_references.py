@@ -14,7 +14,8 @@ holder level, held path], ...]}`` in CBOR, paths relative to the base URIs of th
 nodes; the answer (2.04) is an array with, for each entry, the held record's level
 or ``[status, error body]`` (the HTTP API's JSON error, as bytes).  ``POST /$reach``
 asks a node to search below some of its records for a holder, to refuse cycles that
-go through several nodes.  ``GET /$sys/…`` renders the node's system records.
+go through several nodes.  ``GET /$sys/…`` renders the node's system records, which
+may be observed: :meth:`References.follow` says when they change.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ REFS_PER_REQUEST = 256
 """References in one refresh request: a request is a few blocks of 1 KiB."""
 MAX_HOPS = 16
 """Nodes a search for a cycle goes through, one after another, before it gives up."""
+CLOCK_PERIOD = 1.0
+"""Seconds between the notifications of ``$sys/clock`` while it is observed."""
 LIMIT_REACHED = 4 << 5 | 29  # 4.29, the code of LimitReached
 _CBOR = bytes((CBOR,))
 
@@ -105,6 +108,11 @@ class References:
         self._known: dict[str, tuple[int, float]] = {}  # held address -> (level, registered at)
         self._peers: dict[str, _Peer] = {}
         self._busy: set[str] = set()  # peers whose refresh is under way
+        # What follows the changes of each observed $sys record (on the node's loop),
+        # and what its observers were last told of the peers and of the spaces.
+        self._followers: dict[str, Callable[[tuple[str, ...] | None], None]] = {}
+        self._shown_peers: dict[str, tuple[bool, bool]] = {}
+        self._shown_spaces: tuple[str, ...] = ()
         self.id = secrets.token_hex(8)
         self.started = datetime.datetime.now(UTC)
         for base in peers:
@@ -257,9 +265,11 @@ class References:
             answer = await asyncio.wait_for(request, node.timeout)
         except (TimeoutError, Unreachable) as exc:
             peer.failed = True
+            self._peers_moved((base,))
             raise Unreachable(f"{base}: {exc or 'no answer'}") from None
         peer.failed = False
         peer.answered = time.time()
+        self._peers_moved((base,))
         if answer.code >> 5 != 2:
             raise error_of(http_status(answer.code), answer.payload, base)
         answers = decode_cbor(answer.payload)
@@ -274,6 +284,7 @@ class References:
         rounds: set[asyncio.Task[int]] = set()
         while True:
             await asyncio.sleep(self.refresh_period)
+            self._peers_moved(None)  # a peer silent for reference_lifetime
             task = asyncio.create_task(self.refresh())
             rounds.add(task)
             task.add_done_callback(self._round_done(rounds))
@@ -386,6 +397,7 @@ class References:
         peer = self._peer(holder_base)
         if peer is not None:
             peer.heard = time.time()
+            self._peers_moved((holder_base,))
         return self._answers(holder_base, entries)
 
     async def _answers(self, holder_base: str, entries: tuple[Value, ...]) -> Message:
@@ -544,7 +556,7 @@ class References:
         except ApiError as exc:
             return error_message(exc)
         path = request.path[1:]
-        records = {"node": self._node_record, "peers": self._peers_record, "clock": _clock_record}
+        records = self._records()
         if not path:
             base = self._node.base_uri
             return answer_value(Map({name: URI(f"{base}$sys/{name}") for name in records}), accept)
@@ -557,6 +569,69 @@ class References:
         if path[1] not in fields:
             return _error(404, "field_not_found", f"$sys/{path[0]} has no field {path[1]!r}")
         return answer_value(fields[path[1]], accept)
+
+    def _records(self) -> dict[str, Callable[[], Map]]:
+        return {"node": self._node_record, "peers": self._peers_record, "clock": _clock_record}
+
+    def observable(self, path: tuple[str, ...]) -> bool:
+        """Whether ``path`` (``(record,)`` or ``(record, tag)``) names a system record
+        or one of its fields, which may then be observed."""
+        make = self._records().get(path[0]) if 1 <= len(path) <= 2 else None
+        return make is not None and (len(path) == 1 or path[1] in make())
+
+    def follow(self, record: str, changed: Callable[[tuple[str, ...] | None], None]) -> Callable[[], None]:
+        """On the node's loop: call ``changed(tags)`` after each change of the system
+        record ``record``, with the fields that changed, until the returned function
+        is called.  ``peers`` changes when a peer is added or its ``alive`` or
+        ``configured`` changes (its fields' timestamps move without a change: they
+        would at each refresh), ``node`` when its spaces change, ``clock`` every
+        :data:`CLOCK_PERIOD` seconds (None: every field)."""
+        self._followers[record] = changed
+        if record == "peers":
+            now = time.time()
+            self._shown_peers = {base: self._state(peer, now) for base, peer in list(self._peers.items())}
+        elif record == "node":
+            self._shown_spaces = tuple(sorted(self._node.spaces))
+        ticking = asyncio.ensure_future(_tick(changed)) if record == "clock" else None
+
+        def stop() -> None:
+            if self._followers.get(record) is changed:
+                del self._followers[record]
+            if ticking is not None:
+                ticking.cancel()
+
+        return stop
+
+    def _peers_moved(self, bases: Iterable[str] | None) -> None:
+        """On the node's loop: tell the observers of ``$sys/peers`` which of the peers
+        ``bases`` (None: all) were added or changed liveness since they were last told."""
+        changed = self._followers.get("peers")
+        if changed is None:
+            return
+        now = time.time()
+        moved: list[str] = []
+        for base in list(self._peers) if bases is None else bases:
+            peer = self._peers.get(base)
+            state = None if peer is None else self._state(peer, now)
+            if state is not None and self._shown_peers.get(base) != state:
+                self._shown_peers[base] = state
+                moved.append(base)
+        if moved:
+            changed(tuple(moved))
+
+    def spaces_changed(self) -> None:
+        """The node's spaces changed (from any thread): the observers of ``$sys/node``
+        are told, on the node's loop."""
+        loop = self._node.loop
+        if "node" in self._followers and not loop.is_closed():
+            loop.call_soon_threadsafe(self._spaces_moved)
+
+    def _spaces_moved(self) -> None:
+        changed = self._followers.get("node")
+        spaces = tuple(sorted(self._node.spaces))
+        if changed is not None and spaces != self._shown_spaces:
+            self._shown_spaces = spaces
+            changed(("spaces",))
 
     def _node_record(self) -> Map:
         node = self._node
@@ -571,17 +646,21 @@ class References:
             }
         )
 
+    def _state(self, peer: _Peer, now: float) -> tuple[bool, bool]:
+        """Whether ``peer`` is alive (it answered or was heard within
+        ``reference_lifetime`` and its last refresh did not go unanswered) and configured."""
+        recent = [t for t in (peer.answered, peer.heard) if t is not None]
+        alive = not peer.failed and bool(recent) and max(recent) > now - self.reference_lifetime
+        return alive, peer.configured
+
     def _peers_record(self) -> Map:
         now = time.time()
         out: dict[str, Value] = {}
         for base, peer in sorted(list(self._peers.items())):
             answered = None if peer.answered is None else _time(peer.answered)
             heard = None if peer.heard is None else _time(peer.heard)
-            recent = [t for t in (peer.answered, peer.heard) if t is not None]
-            alive = not peer.failed and bool(recent) and max(recent) > now - self.reference_lifetime
-            out[base] = Map(
-                {"alive": alive, "answered": answered, "heard": heard, "configured": peer.configured}
-            )
+            alive, configured = self._state(peer, now)
+            out[base] = Map({"alive": alive, "answered": answered, "heard": heard, "configured": configured})
         return Map(out)
 
     def peers(self) -> list[str]:
@@ -603,6 +682,13 @@ def _cycle(holder: str, name: str, through: str) -> ContainmentCycle:
 
 def _clock_record() -> Map:
     return Map({"now": datetime.datetime.now(UTC), "monotonic": time.monotonic()})
+
+
+async def _tick(changed: Callable[[tuple[str, ...] | None], None]) -> None:
+    """Tell the observers of ``$sys/clock`` every :data:`CLOCK_PERIOD` seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(CLOCK_PERIOD)
+        changed(None)
 
 
 def _time(at: float) -> datetime.datetime:

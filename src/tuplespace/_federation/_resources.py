@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -41,7 +41,6 @@ from .._recordstore import DEFAULT_PRINCIPAL
 from .._rules import Rules
 from .._space import Space
 from .._templates import ANY, Template, feed_templates
-from .._upcall import Upcall
 from .._values import URI, Limits, Map, Value
 from ..server._claims import RecordClaim
 from ..server._errors import ApiError, api_error
@@ -162,18 +161,36 @@ class _Target:
         self.key = key  # the record's segments as asked: observers of one record share its watch
 
 
-class _Watched:
-    """One observed record: one upcall, the observations of the record and of its fields."""
+class SystemRecords(Protocol):
+    """The records a node renders itself (``/$sys/<record>``), as observed: which
+    may be, and what follows their changes
+    (:class:`~tuplespace._federation._references.References`)."""
 
-    __slots__ = ("observations", "upcall")
+    def observable(self, path: tuple[str, ...]) -> bool:
+        """Whether ``(record,)`` or ``(record, tag)`` names a system record or field."""
+
+    def follow(self, record: str, changed: Callable[[tuple[str, ...] | None], None]) -> Callable[[], None]:
+        """On the node's loop: call ``changed(tags)`` after each change of ``record``
+        (None: any field), until the returned function is called."""
+
+
+class _Watched:
+    """One observed record: what follows its changes (an upcall, for a record of a
+    space), the observations of the record and of its fields."""
+
+    __slots__ = ("observations", "stop")
 
     def __init__(self) -> None:
         self.observations: dict[object, tuple[Callable[[], None], str | None]] = {}
-        self.upcall: Upcall | None = None
+        self.stop: Callable[[], None] | None = None
 
     def notify(self, change: Change) -> None:
+        self.changed(None if change.kind in _ENDS else (change.tag,))
+
+    def changed(self, tags: tuple[str | None, ...] | None) -> None:
+        """Notify the observers of the record and of the fields ``tags`` (None: all)."""
         for notify, tag in list(self.observations.values()):
-            if tag is None or change.tag == tag or change.kind in _ENDS:
+            if tag is None or tags is None or tag in tags:
                 notify()
 
 
@@ -242,7 +259,9 @@ class SpacesResource:
         self._max_observed = max_observed
         self._max_host_observations = max_host_observations
         self._observing: dict[str, int] = {}  # observations by host
-        self._watched: dict[tuple[str, ...], _Watched] = {}
+        self._watched: dict[tuple[str, ...], _Watched] = {}  # by space and path, or ("$sys", record)
+        self.system: SystemRecords | None = None
+        """The node's system records, observed under ``/$sys/<record>[/<tag>]``."""
         self._async: dict[str, tuple[Space, AsyncSpace]] = {}  # the spaces' faces on the node's loop
         self.handlers: dict[
             str, Callable[[Message], Message | Awaitable[Message]]
@@ -263,8 +282,8 @@ class SpacesResource:
     def close(self) -> None:
         """Stop the upcalls of every observed record."""
         for watched in self._watched.values():
-            if watched.upcall is not None:
-                watched.upcall.cancel()
+            if watched.stop is not None:
+                watched.stop()
         self._watched.clear()
 
     # -- the endpoint's interface ----------------------------------------------------------
@@ -329,49 +348,79 @@ class SpacesResource:
                 return error_message(exc)
             except TupleSpaceError as exc:
                 return error_message(api_error(exc))
-        if len(path) < 3 or path[0] != "spaces" or request.code != GET:
+        if request.code != GET:
             return None  # the render answers what it is
+        system = self.system
+        if len(path) >= 2 and path[0] == "$sys" and system is not None:
+            record = path[1]
+            if not system.observable(path[1:]):
+                return None  # the render answers the error
+            return self._observation(
+                ("$sys", record),
+                path[2] if len(path) > 2 else None,
+                notify,
+                str(peer[0]),
+                lambda watched: system.follow(record, watched.changed),
+            )
+        if len(path) < 3 or path[0] != "spaces":
+            return None
         try:
             target = self._target(path[1:], request)
         except (ApiError, TupleSpaceError):
             return None  # the render answers the error
-        host = str(peer[0])
+
+        def follow(watched: _Watched) -> Callable[[], None]:
+            loop = asyncio.get_running_loop()
+            upcall = target.record.on_change(lambda change: loop.call_soon_threadsafe(watched.notify, change))
+            return upcall.cancel
+
+        return self._observation(target.key, target.tag, notify, str(peer[0]), follow)
+
+    def _observation(
+        self,
+        key: tuple[str, ...],
+        tag: str | None,
+        notify: Callable[[], None],
+        host: str,
+        follow: Callable[[_Watched], Callable[[], None]],
+    ) -> Callable[[], None] | Message | None:
+        """Register an observation of the record ``key`` (its field ``tag``) for
+        ``host``, within the bounds: the function that ends it, or None to answer
+        without Observe.  The first observation of a record begins to follow its
+        changes (``follow(watched)``: the function that stops it), the last stops it."""
         if self._observing.get(host, 0) >= self._max_host_observations:
             log.warning(
                 "coap: %s holds %d observations; answering without Observe", host, self._max_host_observations
             )
             return None
-        watched = self._watched.get(target.key)
+        watched = self._watched.get(key)
         if watched is None:
             if len(self._watched) >= self._max_observed:
                 log.warning("coap: %d records observed; answering without Observe", self._max_observed)
                 return None
             watched = _Watched()
-            loop = asyncio.get_running_loop()
             try:
-                watched.upcall = target.record.on_change(
-                    lambda change: loop.call_soon_threadsafe(watched.notify, change)
-                )
+                watched.stop = follow(watched)
             except TupleSpaceError as exc:  # the handle may not watch
                 return error_message(api_error(exc))
-            self._watched[target.key] = watched
+            self._watched[key] = watched
         elif len(watched.observations) >= self._max_observers:
             return None
-        key = object()
-        watched.observations[key] = (notify, target.tag)
+        observation = object()
+        watched.observations[observation] = (notify, tag)
         self._observing[host] = self._observing.get(host, 0) + 1
 
         def cancel() -> None:
-            if watched.observations.pop(key, None) is not None:
+            if watched.observations.pop(observation, None) is not None:
                 left = self._observing[host] - 1
                 if left:
                     self._observing[host] = left
                 else:
                     del self._observing[host]
-            if not watched.observations and self._watched.get(target.key) is watched:
-                del self._watched[target.key]
-                if watched.upcall is not None:
-                    watched.upcall.cancel()
+            if not watched.observations and self._watched.get(key) is watched:
+                del self._watched[key]
+                if watched.stop is not None:
+                    watched.stop()
 
         return cancel
 
