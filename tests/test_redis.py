@@ -334,7 +334,7 @@ def test_an_advance_of_the_clock_here_times_out_the_calls_waiting_in_another_pro
     code = """
     import time
     from concurrent.futures import ThreadPoolExecutor
-    space.follow(ts.SimulatedClock())  # behind the space's time, which it takes
+    space.follow(ts.SimulatedClock())  # a clock of its own, never advanced: the parent moves the time
     def outcome(call, *args):
         try:
             return repr(call(*args))
