@@ -281,11 +281,8 @@ REDIS_SYNC_DOES = REDIS_CLOCK_DOES | {LIMITS_HERE}
 
 # What the Redis ways without partitions do not do on a SimulatedClock: the space's
 # time in Redis follows the clock, and a process counts the leases of its transactions
-# and subscriptions on it, but waits in its own time.
-_OWN_TIME = "a call's timeout, which the waiting process counts in its own time, not the simulated clock's"
+# and subscriptions and the timeouts of its calls on it, but a transaction has a lease.
 SIMULATED_REDIS_LIMITS = {
-    "test_a_replace_that_loses_its_match_keeps_its_first_deadline": _OWN_TIME,
-    "test_waits_with_different_timeouts_end_in_their_order": _OWN_TIME,
     "test_a_transaction_without_a_lease_never_runs_out": (
         "a transaction without a lease: a transaction of a space kept in Redis has one, so that what it "
         "holds returns should its process die"

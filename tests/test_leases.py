@@ -78,6 +78,30 @@ def test_waits_with_different_timeouts_end_in_their_order(sim_space: Any, clock:
         assert not any(w.done() for t, w in waits.items() if t > elapsed)
 
 
+def test_a_read_a_take_all_and_a_write_into_a_full_space_end_when_the_clock_passes_their_deadline(
+    make_space: Any, clock: ts.SimulatedClock
+) -> None:
+    space = make_space(capacity=1, clock=clock)
+    space.write(("full",))
+    writer = spawn(space.write, ("job", 1), timeout=100)
+    group = spawn(space.take_all, ("job", str), timeout=100)
+    reader = spawn(space.read, ("job", float), timeout=200)
+    wait_for_waiters(space, 3)
+    clock.advance(99.5)
+    assert space.statistics()["waiters"] == 3
+    clock.advance(0.5)
+    assert space.statistics()["waiters"] == 1  # the read waits on
+    with pytest.raises(ts.Timeout):
+        writer.result(PATIENCE)
+    assert group.result(PATIENCE) == []
+    assert not reader.done()
+    clock.advance(100)
+    assert space.statistics()["waiters"] == 0
+    with pytest.raises(ts.Timeout):
+        reader.result(PATIENCE)
+    assert space.read_all((ANY, ANY)) == []
+
+
 def test_a_renewed_lease_outlives_the_old_expiry(sim_space: Any, clock: ts.SimulatedClock) -> None:
     start = clock.now()
     lease = sim_space.write(("presence", "node-7"), lease=10)

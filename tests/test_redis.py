@@ -330,6 +330,61 @@ def test_a_space_following_a_simulated_clock_has_its_time_for_every_process(
         ts.connect(redis_cluster.space_url() + "&partitions=2&route=0", clock=clock)
 
 
+def test_an_advance_of_the_clock_here_times_out_the_calls_waiting_in_another_process(url: str) -> None:
+    code = """
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    space.follow(ts.SimulatedClock())  # a clock of its own, never advanced: the parent moves the time
+    def outcome(call, *args):
+        try:
+            return repr(call(*args))
+        except ts.Timeout:
+            return "timed out"
+    with ThreadPoolExecutor() as pool:
+        take = pool.submit(outcome, space.take, ("job", 1), 300)
+        read = pool.submit(outcome, space.read, ("job", int), 600)
+        while space.statistics()["waiters"] < 2:
+            time.sleep(0.01)
+        print("waiting", flush=True)
+        print("take", take.result(), flush=True)
+        print("read", read.result(), flush=True)
+    """
+    clock = ts.SimulatedClock()
+    with ts.connect(url, clock=clock) as space:
+        child = run_child(url, code)
+        try:
+            assert child.stdout is not None
+            assert spawn(child.stdout.readline).result(PATIENCE) == "waiting\n"
+            clock.advance(300)
+            assert spawn(child.stdout.readline).result(PATIENCE) == "take timed out\n"
+            clock.advance(299)  # short of the read's deadline: it sees the write that follows
+            space.write(("job", 2))
+            assert finished(child) == "read ('job', 2)\n"
+        finally:
+            child.kill()
+            child.wait()
+        assert space.clock_now() == (clock.now(), True)
+
+
+def test_a_take_record_and_a_subscriptions_get_end_when_the_clock_passes_their_deadline(url: str) -> None:
+    clock = ts.SimulatedClock()
+    with ts.connect(url, clock=clock) as space, space.subscribe(("news",)) as sub:
+        records = spawn(space.take_record, {"kind": "job"}, timeout=100)
+        news = spawn(sub.get, timeout=100)
+        wait_until(lambda: space.statistics()["record_takers"] == 1)
+        clock.advance(99.5)
+        space.create("note", {"kind": "note"})  # a change of a record: the take looks again, and waits on
+        space.write(("other",))  # a write: the subscription reads the log, and waits on
+        assert space.statistics()["record_takers"] == 1
+        assert not news.done()
+        clock.advance(0.5)
+        with pytest.raises(ts.Timeout):
+            records.result(PATIENCE)
+        with pytest.raises(ts.Timeout):
+            news.result(PATIENCE)
+        assert space.statistics()["record_takers"] == 0
+
+
 def test_a_script_looks_for_ended_leases_only_once_one_may_have_ended(url: str) -> None:
     """No script looks for ended leases or registrations (``ZRANGEBYSCORE`` of ``exp``
     and ``wexp``) while none can have ended; a lease renewed shorter ends when it says."""

@@ -1155,9 +1155,9 @@ end
 -- ARGV: the time of a simulated clock, in ms: the space follows it from now on (for
 -- every process), forward only; or "+" and the ms to move a space that follows one
 -- forward by (one on Redis's time stays there); or "" to read.  What expired by then is
--- collected, and the processes listening are told the time moved ("c": the leases their
--- subscriptions count on the clock may have ended).  The space's time and "1" if it is
--- a simulated clock's, else "0".
+-- collected, and the processes listening are told the time moved ("c <the time>": the
+-- leases their subscriptions count on the clock may have ended, and the calls they time
+-- out on it).  The space's time and "1" if it is a simulated clock's, else "0".
 local was = now
 if ARGV[1] == '+' then
   if cfg[12] then
@@ -1170,7 +1170,7 @@ elseif ARGV[1] ~= '' and (tonumber(ARGV[1]) > now or not cfg[12]) then
   cfg[12] = ARGV[1]
 end
 if now ~= was then
-  redis.call('SPUBLISH', CH, 'c')
+  redis.call('SPUBLISH', CH, 'c ' .. string.format('%.17g', now))
 end
 expire_due()
 expire_records()

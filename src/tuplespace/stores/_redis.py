@@ -45,7 +45,7 @@ import contextlib
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from importlib import resources
 from typing import Any, Generic, TypeVar
@@ -65,7 +65,9 @@ from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, ch
 __all__ = [
     "BATCH",
     "READ_AHEAD_BYTES",
+    "AsyncCaller",
     "AsyncClient",
+    "Caller",
     "ClockFollower",
     "Client",
     "SCHEMES",
@@ -614,15 +616,17 @@ class Waiter(Interest, Generic[W]):
     to take (``offer``); an error that ends every wait is put in ``error``.  ``tx``: the
     transaction it waits in ('': none); ``group``: a take_all's wait, which takes every
     match when it looks; ``taking``: it is taking what it was offered (a take_all: every
-    match), and the take_alls that came after it wait until it is done."""
+    match), and the take_alls that came after it wait until it is done; ``deadline``: when
+    it times out."""
 
-    __slots__ = ("error", "filed", "group", "offer", "result", "take", "taking", "tx", "wake")
+    __slots__ = ("deadline", "error", "filed", "group", "offer", "result", "take", "taking", "tx", "wake")
 
     def __init__(self, seq: int, template: Template, take: bool, wake: W) -> None:
         super().__init__(seq, template)
         self.take = take
         self.wake: W = wake
         self.filed = False  # in the registry of the space's waiters
+        self.deadline: float | None = None  # when it times out, in the space's time
         self.result: Tuple | None = None
         self.offer: tuple[int, Tuple] | None = None
         self.error: TupleSpaceError | None = None
@@ -634,15 +638,18 @@ class Waiter(Interest, Generic[W]):
 class Writer(Generic[W]):
     """A write waiting in this process for room in a full space.  The listener tells
     the first writer of the room made (``room``); a writer passes on what it does not
-    use when it ends, so writers get in in arrival order."""
+    use when it ends, so writers get in in arrival order.  ``filed``: in the queue of the
+    space's writers; ``deadline``: when it times out."""
 
-    __slots__ = ("error", "room", "trying", "wake")
+    __slots__ = ("deadline", "error", "filed", "room", "trying", "wake")
 
     def __init__(self, wake: W) -> None:
         self.wake: W = wake
         self.room = 0  # room told of, not yet tried
         self.trying = 0  # room told of, being tried
         self.error: TupleSpaceError | None = None
+        self.filed = True
+        self.deadline: float | None = None
 
 
 # What the two faces do differently, side by side (``scripts/unasync.py`` renames
@@ -742,10 +749,11 @@ class ClockFollower:
     """What makes a space kept in Redis follow a :class:`~tuplespace.SimulatedClock`: the
     space's time (``cfg``'s ``clock``) becomes the clock's, for every process, and moves
     forward with each :meth:`~tuplespace.SimulatedClock.advance`, which collects what
-    expired by then.  Its calls are its own connection's (an advance is not a call of
-    the space, and may come from any thread); the space sets the clock's time first."""
+    expired by then, then tells ``moved`` the space's time (ms) in the advancing thread.
+    Its calls are its own connection's (an advance is not a call of the space, and may
+    come from any thread); the space sets the clock's time first."""
 
-    def __init__(self, clock: Any, options: Options) -> None:
+    def __init__(self, clock: Any, options: Options, moved: Callable[[float], None]) -> None:
         if not getattr(clock, "simulated", False):
             raise ValueError(
                 f"clock: a space kept in Redis keeps Redis's time, or a SimulatedClock's; got {clock!r}"
@@ -757,6 +765,7 @@ class ClockFollower:
 
         self.clock = clock  # the simulated clock followed
         self._options = options
+        self._moved = moved
         self._key = prefix(options.space)
         settings = {"socket_connect_timeout": CLOCK_TIMEOUT, "socket_timeout": CLOCK_TIMEOUT}
         try:
@@ -775,12 +784,41 @@ class ClockFollower:
         from redis.exceptions import RedisError
 
         try:
-            self._redis.eval(SCRIPTS["clock"], 1, self._key, self.now())
+            reply = self._redis.eval(SCRIPTS["clock"], 1, self._key, self.now())
         except RedisError as exc:
             raise connection_error(self._options, exc, False) from None
+        self._moved(float(reply[0]))
 
     def close(self) -> None:
         Client.close(self._redis)
+
+
+class AsyncCaller:
+    """Calls a function that changes the state of an async face from any thread: on the
+    event loop the face runs on (at once when called there), whose coroutines see the
+    change when they next run."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def __call__(self, function: Callable[..., None], *args: Any) -> None:
+        try:
+            here = asyncio.get_running_loop() is self._loop
+        except RuntimeError:  # no loop runs in this thread
+            here = False
+        if here:
+            function(*args)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nothing waits on it
+                self._loop.call_soon_threadsafe(function, *args)
+
+
+class Caller:
+    """Calls a function that changes the state of a sync face from any thread: at once
+    (the face guards its state with a lock)."""
+
+    def __call__(self, function: Callable[..., None], *args: Any) -> None:
+        function(*args)
 
 
 AsyncGuard = contextlib.nullcontext

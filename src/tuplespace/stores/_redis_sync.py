@@ -105,6 +105,7 @@ from ._redis import (
     READ_AHEAD_BYTES,
     SCRIPTS,
     SHAS,
+    Caller,
     Client,
     Clock,
     ClockFollower,
@@ -460,7 +461,9 @@ class RedisCore:
     ``end_transaction`` and ``end_waits`` follow a transaction of this process, and
     ``time_lease`` ends its lease on time once it has begun or been renewed;
     ``listen`` makes the process listen on the space's channel and ``wait`` waits on a
-    wake while asking Redis (``ping``) whether it answers; ``react`` runs the reactions
+    wake while asking Redis (``ping``) whether it answers, until a deadline in the time
+    ``now()`` tells (the simulated clock's the space follows, or this process's
+    monotonic clock's); ``react`` runs the reactions
     to the space's events not run yet, if the process knows of rules, ``fire`` runs them
     whether it knows of them or not, and ``rules()`` gives the space's rules; ``recount``
     reads the count of every partition of a partitioned space with a capacity; ``add_subscription`` and
@@ -493,6 +496,7 @@ class RedisCore:
         "group",
         "guard",
         "listen",
+        "now",
         "options",
         "ping",
         "react",
@@ -529,6 +533,7 @@ class RedisCore:
         end_waits: Callable[[str, TupleSpaceError], None],
         listen: Callable[[], Any],
         wait: Callable[[Wake, float | None], Any],
+        now: Callable[[], float],
         ping: Callable[[], Any],
         react: Callable[[], Any],
         recount: Callable[[], Any],
@@ -561,6 +566,7 @@ class RedisCore:
         self.end_waits = end_waits
         self.listen = listen
         self.wait = wait
+        self.now = now
         self.ping = ping
         self.react = react
         self.recount = recount
@@ -712,6 +718,7 @@ class RedisSpace:
         self._random = random.Random()
         self._rules: RedisRules | None = None
         self._follower: ClockFollower | None = None  # of a simulated clock (see follow)
+        self._heard = -math.inf  # the latest time of the space in Redis this process knows of (ms)
         self._closed = False
         self.core = RedisCore(  # what the space's handles and partitioned spaces use of it
             options=options,
@@ -726,6 +733,7 @@ class RedisSpace:
             end_waits=self._end_waits,
             listen=self._listen,
             wait=self._wait,
+            now=self._now,
             ping=self._ping,
             react=self._react,
             recount=self._recount,
@@ -768,21 +776,84 @@ class RedisSpace:
         """Make the space's time ``clock``'s (a :class:`~tuplespace.SimulatedClock`) for
         every process, instead of Redis's, from now until it is dropped: leases, credit
         and expiries run in it, moving forward when it is advanced (and only forward:
-        a clock behind the space's time moves it once it passes it).  Given as the
-        option ``clock`` of :meth:`open`.  Not for a partitioned space."""
+        a clock behind the space's time moves it once it passes it).  The timeouts of
+        the calls of this process count in it too: a wait ends when an advance passes
+        its deadline, made here (before :meth:`~tuplespace.SimulatedClock.advance`
+        returns, the call no longer counts as waiting) or in another process (once this
+        one hears of it).  Given as the option ``clock`` of :meth:`open`.  Not for a
+        partitioned space."""
         self._check_open()
-        follower = ClockFollower(clock, self._options)
+        follower = ClockFollower(clock, self._options, functools.partial(Caller(), self._moved))
         try:
-            self._call("clock", [follower.now()])
+            self._listen()  # from here on, this process hears of the advances of every process
+            reply = self._call("clock", [follower.now()])
         except BaseException:
             follower.close()
             raise
         if self._follower is not None:
             self._follower.close()
         self._follower = follower
+        self._moved(float(reply[0]))
 
     def _followed(self) -> SimulatedClock | None:
         return None if self._follower is None else self._follower.clock
+
+    def _now(self) -> float:
+        """The time the deadlines of the calls waiting here count in (seconds): this
+        process's monotonic clock's; following a simulated clock, the space's: the
+        clock's, or the latest heard of from Redis if an advance made elsewhere has moved
+        it past the clock."""
+        follower = self._follower
+        if follower is None:
+            return time.monotonic()
+        now = follower.clock.now()
+        return now if now * 1000.0 >= self._heard else self._heard / 1000.0
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        """The deadline of a call that waits up to ``timeout`` seconds from now (None: no limit)."""
+        return None if timeout is None else self._now() + timeout
+
+    def _left(self, deadline: float | None) -> float | None:
+        """The seconds left until ``deadline`` (None: no limit)."""
+        return None if deadline is None else deadline - self._now()
+
+    def _passed(self, deadline: float | None) -> bool:
+        """Whether ``deadline`` (None: no limit) has passed."""
+        return deadline is not None and deadline <= self._now()
+
+    def _moved(self, ms: float) -> None:
+        """The space's time in Redis is ``ms``: end the waits it has timed out."""
+        with self._guard:
+            self._clock_moved(ms)
+
+    def _clock_moved(self, ms: float) -> None:
+        """:meth:`_moved`, the guard held.  A call waiting here whose deadline the space's
+        time has passed no longer counts as waiting, nor is handed or offered a tuple, and
+        wakes to time out (what it was offered or handed before, it takes or returns)."""
+        self._heard = max(self._heard, ms)
+        if self._follower is None:
+            return
+        now = self._now()
+        for w in [w for w in self._waiters if w.deadline is not None and w.deadline <= now]:
+            self._waiters.remove(w)
+            w.filed = False
+            w.wake.set()
+        room = 0
+        for writer in [w for w in self._writers if w.deadline is not None and w.deadline <= now]:
+            self._writers.remove(writer)
+            writer.filed = False
+            room, writer.room = room + writer.room, 0  # the room it was told of is the next writer's
+            writer.wake.set()
+        self._room(room)
+        for taker in self._record_takers:  # unless a round is taking a record for it
+            if (
+                taker.deadline is not None
+                and taker.deadline <= now
+                and not taker.busy
+                and taker.result is None
+            ):
+                taker.error = taker.error or Timeout("no record matched in time")
+                taker.wake.set()
 
     def clock_now(self) -> tuple[float, bool]:
         """The space's time (seconds since the epoch) and whether it is a simulated
@@ -799,6 +870,7 @@ class RedisSpace:
         reply = self._call("clock", ["+", repr(seconds * 1000.0)])
         if reply[1] != b"1":
             return None
+        self._moved(float(reply[0]))
         self._fire()
         return float(reply[0]) / 1000.0
 
@@ -905,7 +977,7 @@ class RedisSpace:
         number of that reading are added to ``reading``).  In a full space, wait up to
         ``timeout`` for room."""
         args = [guard[0], guard[1], lease_ms(lease), reservation, *items]
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline(timeout)
         writer: Writer[Wake] | None = None
         wrote = False
         try:
@@ -939,16 +1011,18 @@ class RedisSpace:
                     )
                 if writer is None:
                     writer = self._add_writer()
+                    writer.deadline = deadline
                     self._listen()
                     continue
                 writer.trying = 0  # the room went to another process
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if self._passed(deadline):
                     raise Timeout("the space stayed full: no room for the tuple in time")
+                until = deadline
                 expiry = float(reply[1]) / 1000.0  # a lease that ends makes room too
                 if expiry >= 0:
-                    left = expiry if left is None else min(left, expiry)
-                self._wait(writer.wake, None if left is None else time.monotonic() + left)
+                    ends = self._now() + expiry
+                    until = ends if deadline is None else min(deadline, ends)
+                self._wait(writer.wake, until)
                 if writer.error is not None:
                     raise writer.error
         finally:
@@ -1011,11 +1085,11 @@ class RedisSpace:
     ) -> list[tuple[int, Tuple]]:
         """Wait as a read does for a first match, then select up to ``limit`` matches
         (taken if ``take``), until some are found or ``timeout`` has passed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline(timeout)
         while True:
-            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            left = self._left(deadline)
             try:
-                self._block(template, False, left, tx, True)
+                self._block(template, False, None if left is None else max(left, 0.0), tx, True, deadline)
             except Timeout:
                 return []
             found = self._select(template, take, limit, tx)
@@ -1030,13 +1104,14 @@ class RedisSpace:
         when it is offered a tuple (or woken) it takes up to ``limit`` matches while
         still in the queue, and a tuple published meanwhile is offered to no take that
         came after it; those look again once it has ended (what it left is theirs)."""
+        deadline = self._deadline(timeout)
         handed = self._handed(template, timeout, tx, limit)
         if handed is not None:
             return handed
-        deadline = None if timeout is None else time.monotonic() + timeout
         waiter = self._add_waiter(template, True)
         waiter.tx = tx
         waiter.group = True
+        waiter.deadline = deadline
         with self._guard:
             self._groups.append(waiter)
         try:
@@ -1056,7 +1131,7 @@ class RedisSpace:
                         self._took(waiter)
                     if found:
                         return found
-                if deadline is not None and deadline <= time.monotonic():
+                if self._passed(deadline):
                     return []
                 self._wait(waiter.wake, deadline)
         finally:
@@ -1178,11 +1253,20 @@ class RedisSpace:
             cursor = reply[0]
 
     def _block(
-        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+        self,
+        template: Template,
+        take: bool,
+        timeout: float | None,
+        tx: str = "",
+        only_wait: bool = False,
+        deadline: float | None = None,
     ) -> Tuple:
         """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
         (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for
-        a first match (of a group or a replace, which look again), counted as no read."""
+        a first match (of a group or a replace, which look again), counted as no read;
+        ``deadline``: the deadline of the call it waits for, which began before (None:
+        ``timeout`` from now)."""
+        deadline = self._deadline(timeout) if deadline is None else deadline
         if take and timeout != 0:
             handed = self._handed(template, timeout, tx, 1)
             if handed is not None:
@@ -1192,9 +1276,9 @@ class RedisSpace:
             return found[0][1]
         if timeout == 0:
             raise Timeout(f"no tuple matches {template.fields!r}")
-        deadline = None if timeout is None else time.monotonic() + timeout
         waiter = self._add_waiter(template, take)
         waiter.tx = tx
+        waiter.deadline = deadline
         try:
             self._listen()
             while True:
@@ -1212,8 +1296,7 @@ class RedisSpace:
                 found = self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if self._passed(deadline):
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
                 self._wait(waiter.wake, deadline)
         finally:
@@ -1223,8 +1306,10 @@ class RedisSpace:
         self, template: Template, timeout: float | None, tx: str, limit: int | None
     ) -> list[tuple[int, Tuple]] | None:
         """A take (``limit`` 1) or take_all that may wait, taken as :meth:`_take_handed`
-        does if it can be: None if not."""
-        if self._options.order == "random" or tx:
+        does if it can be: None if not.  Not on a simulated clock: a registration in Redis
+        lasts a span of the space's time, which an advance may pass at once, and the calls
+        waiting here are those that the advances time out."""
+        if self._options.order == "random" or tx or self._follower is not None:
             return None
         keys, trusted = candidates(template)
         if not trusted or self._waiters.count:
@@ -1241,7 +1326,7 @@ class RedisSpace:
         first tuple that matches (a take_all: every tuple of that write that matches, up
         to ``limit``), in the order the takers of every process registered, and it pops
         what it was handed; the tuples with their ids."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline(timeout)
         order = self._options.order
         with self._guard:
             self._check_waiters()
@@ -1263,7 +1348,7 @@ class RedisSpace:
 
         try:
             while True:
-                left = None if deadline is None else deadline - time.monotonic()
+                left = self._left(deadline)
                 wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
                 hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
                 args = ["take", order, -1 if limit is None else limit, BATCH, _START[order], hold, "", *keys]
@@ -1294,7 +1379,7 @@ class RedisSpace:
                 if handed:
                     return handed
                 self._check_open()  # the space closing wakes it with an empty entry
-                if deadline is not None and time.monotonic() >= deadline:
+                if self._passed(deadline):
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
         finally:
             with self._guard:
@@ -1311,8 +1396,7 @@ class RedisSpace:
         :meth:`tuplespace.Space.replace`."""
         compiled = compile_template(template)
         lease = check_lease(lease)
-        timeout = check_timeout(timeout)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline(check_timeout(timeout))
         while True:
             for part in self._serving(compiled):
                 found: list[tuple[int, Tuple]] = part.core.select(compiled, False, 1, "")
@@ -1330,8 +1414,8 @@ class RedisSpace:
                         return old
                     break  # another process took it first
             else:
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                self._block(compiled, False, left, "", True)
+                left = self._left(deadline)
+                self._block(compiled, False, None if left is None else max(left, 0.0), "", True, deadline)
 
     def write_if_absent(self, template: Any, t: Iterable[Value], lease: float | None = None) -> bool:
         """Write ``t`` only if no tuple matches ``template``, atomically; True if written."""
@@ -1715,9 +1799,10 @@ class RedisSpace:
             if taken is None:
                 raise Timeout("no record matched")
             return taken
-        deadline = None if wait is None else time.monotonic() + wait
+        deadline = self._deadline(wait)
         self._listen()  # from here on, every change of a record wakes the takers
         taker = _RecordTaker(compiled, under, tx)
+        taker.deadline = deadline
         with self._guard:
             self._check_waiters()
             self._record_takers.append(taker)
@@ -1733,7 +1818,7 @@ class RedisSpace:
                 if due:
                     self._record_round()
                     continue
-                if deadline is not None and deadline <= time.monotonic():
+                if self._passed(deadline):
                     with self._guard:  # unless a round is taking a record for it
                         if not taker.busy and taker.result is None:
                             taker.error = Timeout("no record matched in time")
@@ -1996,7 +2081,9 @@ class RedisSpace:
 
     def _remove_writer(self, writer: Writer[Wake], wrote: bool) -> None:
         with self._guard:
-            self._writers.remove(writer)
+            if writer.filed:  # not timed out by the clock
+                self._writers.remove(writer)
+                writer.filed = False
             self._room(writer.room + max(writer.trying - wrote, 0))  # the room it did not use
 
     def _listen(self) -> None:
@@ -2065,8 +2152,11 @@ class RedisSpace:
             self._record_changes += 1
             for waiting in self._record_takers:
                 waiting.wake.set()
-        elif head == b"c":  # a capability was revoked or the clock moved: the readers look again
-            return
+        elif (
+            head == b"c"
+        ):  # a capability was revoked, or the clock moved (to ``body`` ms): the readers look again
+            if body:
+                self._clock_moved(float(body))
         elif head == b"a":  # a transaction's lease ran out in Redis, which aborted it
             error = TransactionAborted("the transaction was aborted: its lease ran out")
             self._fail_waits(body.decode(), error)
@@ -2274,9 +2364,11 @@ class RedisSpace:
         answering is an error within 2 HANDOVER_WAIT and CONNECT_TIMEOUT more, not a
         wait without end."""
         while True:
-            left = None if deadline is None else deadline - time.monotonic()
+            left = self._left(deadline)
             if left is not None and left <= 0:
                 return
+            if self._follower is not None:  # its advances wake the calls whose deadline they pass
+                left = None
             if wake.wait(HANDOVER_WAIT if left is None else min(left, HANDOVER_WAIT)):
                 return
             self._ping()
@@ -2505,7 +2597,7 @@ class PartitionedRedisSpace(RedisSpace):
         write of a cancelled reservation is refused and reserves again, for the
         partitions it has not written yet."""
         home = self._parts[0].core
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = self._deadline(timeout)
         wake: Wake | None = None
         writers: list[tuple[RedisCore, Writer[Wake]]] = []
         waiting = False  # filed in every partition: a waiting writer
@@ -2555,13 +2647,14 @@ class PartitionedRedisSpace(RedisSpace):
                         waiting = True
                     counted = False
                     continue
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if self._passed(deadline):
                     raise Timeout("the space stayed full: no room for the tuple in time")
+                until = deadline
                 for soon in (float(reply[1]), soonest):  # a lease that ends makes room too
                     if soon >= 0:
-                        left = soon / 1000.0 if left is None else min(left, soon / 1000.0)
-                home.wait(wake, None if left is None else time.monotonic() + left)
+                        ends = self._now() + soon / 1000.0
+                        until = ends if until is None else min(until, ends)
+                home.wait(wake, until)
                 counted = False
                 for _, writer in writers:
                     if writer.error is not None:
@@ -2704,8 +2797,15 @@ class PartitionedRedisSpace(RedisSpace):
         return sum([part.count(compiled) for part in self._serving(compiled)])
 
     def _block(
-        self, template: Template, take: bool, timeout: float | None, tx: str = "", only_wait: bool = False
+        self,
+        template: Template,
+        take: bool,
+        timeout: float | None,
+        tx: str = "",
+        only_wait: bool = False,
+        deadline: float | None = None,
     ) -> Tuple:
+        deadline = self._deadline(timeout) if deadline is None else deadline
         parts = self._serving_ids(template, tx)
         if len(parts) == 1:
             part, tx_id = parts[0]
@@ -2719,7 +2819,6 @@ class PartitionedRedisSpace(RedisSpace):
         # A waiter filed in each partition, in its arrival order there, wakes this call
         # at a write to any of them; a take takes one tuple offered (the offers it does
         # not take pass on to the next takers when it ends), or looks in every partition.
-        deadline = None if timeout is None else time.monotonic() + timeout
         wake = Wake()
         waiters: list[tuple[RedisSpace, Waiter[Wake]]] = []
         filed: list[Waiter[Wake]] = []
@@ -2749,8 +2848,7 @@ class PartitionedRedisSpace(RedisSpace):
                 found = self._select(template, take, 1, tx)
                 if found:
                     return found[0][1]
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
+                if self._passed(deadline):
                     raise Timeout(f"no tuple matched {template.fields!r} in time")
                 if not looked:  # filed everywhere and looked everywhere: now it waits
                     looked = True
@@ -3335,12 +3433,12 @@ class LogReader(Openable, Generic[_Item]):
         """Wait for the space's listener to tell of new events, at most until ``expiry``
         seconds from now (a lease of the space that ends is an event to log) and
         ``deadline`` (:class:`~tuplespace.Timeout` once it has passed)."""
-        left = None if deadline is None else deadline - time.monotonic()
-        if left is not None and left <= 0:
+        now = self._core.now()
+        if deadline is not None and deadline <= now:
             raise Timeout(f"no {self._ITEM} in time")
         if expiry is not None:
-            left = expiry if left is None else min(left, expiry)
-        self._core.wait(self._wake, None if left is None else time.monotonic() + left)
+            deadline = now + expiry if deadline is None else min(deadline, now + expiry)
+        self._core.wait(self._wake, deadline)
 
     def __iter__(self) -> Self:
         return self
@@ -3497,7 +3595,7 @@ class RedisSubscription(LogReader[Event]):
         after); None once the subscription has ended."""
         wait = check_timeout(timeout)
         self._open()
-        deadline = None if wait is None else time.monotonic() + wait
+        deadline = None if wait is None else self._core.now() + wait
         while self._live():
             if self._pending:
                 return self._delivering(self._pending.popleft())
@@ -3525,12 +3623,13 @@ class _RecordTaker:
     """A :meth:`RedisSpace.take_record` waiting in this process, looked for by the
     rounds of the space (see :meth:`RedisSpace._record_round`)."""
 
-    __slots__ = ("busy", "covered", "error", "result", "template", "tx", "under", "wake")
+    __slots__ = ("busy", "covered", "deadline", "error", "result", "template", "tx", "under", "wake")
 
     def __init__(self, template: RecordTemplate, under: str | None, tx: str) -> None:
         self.template = template
         self.under = under
         self.tx = tx  # the claim it takes for ('': none)
+        self.deadline: float | None = None  # when it times out, in the space's time
         self.wake = Wake()
         self.covered = False  # whether a round has looked for it
         self.busy = False  # whether a round is taking a record for it
@@ -3999,7 +4098,7 @@ class RedisRecordWatch(LogReader[Change]):
         after); None once the watch has ended."""
         wait = check_timeout(timeout)
         self._open()
-        deadline = None if wait is None else time.monotonic() + wait
+        deadline = None if wait is None else self._core.now() + wait
         while self._live():
             if self._pending:
                 change = self._delivering(self._pending.popleft())
