@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from helpers import PATIENCE, spawn, wait_for_waiters
+from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
 
 
@@ -100,6 +100,26 @@ def test_a_read_a_take_all_and_a_write_into_a_full_space_end_when_the_clock_pass
     with pytest.raises(ts.Timeout):
         reader.result(PATIENCE)
     assert space.read_all((ANY, ANY)) == []
+
+
+def test_a_take_record_and_a_subscriptions_get_end_when_the_clock_passes_their_deadline(
+    sim_space: Any, clock: ts.SimulatedClock
+) -> None:
+    with sim_space.subscribe(("news",)) as sub:
+        records = spawn(sim_space.take_record, {"kind": "job"}, timeout=100)
+        news = spawn(sub.get, timeout=100)
+        wait_until(lambda: sim_space.statistics()["record_takers"] == 1, "the take to wait")
+        clock.advance(99.5)
+        sim_space.create("note", {"kind": "note"})  # a change of a record: the take looks again, and waits on
+        sim_space.write(("other",))  # a write: the subscription reads the log, and waits on
+        assert sim_space.statistics()["record_takers"] == 1
+        assert not news.done()
+        clock.advance(0.5)
+        with pytest.raises(ts.Timeout):
+            records.result(PATIENCE)
+        with pytest.raises(ts.Timeout):
+            news.result(PATIENCE)
+        assert sim_space.statistics()["record_takers"] == 0
 
 
 def test_a_renewed_lease_outlives_the_old_expiry(sim_space: Any, clock: ts.SimulatedClock) -> None:

@@ -366,25 +366,6 @@ def test_an_advance_of_the_clock_here_times_out_the_calls_waiting_in_another_pro
         assert space.clock_now() == (clock.now(), True)
 
 
-def test_a_take_record_and_a_subscriptions_get_end_when_the_clock_passes_their_deadline(url: str) -> None:
-    clock = ts.SimulatedClock()
-    with ts.connect(url, clock=clock) as space, space.subscribe(("news",)) as sub:
-        records = spawn(space.take_record, {"kind": "job"}, timeout=100)
-        news = spawn(sub.get, timeout=100)
-        wait_until(lambda: space.statistics()["record_takers"] == 1)
-        clock.advance(99.5)
-        space.create("note", {"kind": "note"})  # a change of a record: the take looks again, and waits on
-        space.write(("other",))  # a write: the subscription reads the log, and waits on
-        assert space.statistics()["record_takers"] == 1
-        assert not news.done()
-        clock.advance(0.5)
-        with pytest.raises(ts.Timeout):
-            records.result(PATIENCE)
-        with pytest.raises(ts.Timeout):
-            news.result(PATIENCE)
-        assert space.statistics()["record_takers"] == 0
-
-
 def test_a_script_looks_for_ended_leases_only_once_one_may_have_ended(url: str) -> None:
     """No script looks for ended leases or registrations (``ZRANGEBYSCORE`` of ``exp``
     and ``wexp``) while none can have ended; a lease renewed shorter ends when it says."""

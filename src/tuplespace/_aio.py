@@ -10,7 +10,6 @@ running event loop, never by blocking it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import weakref
 from collections import deque
@@ -18,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from ._capabilities import READ_ONLY
+from ._clock import Clock
 from ._core import Core, outcome, time_left
 from ._engine import E, Txn, Waiter
 from ._errors import EventsLost, SpaceFull, Timeout
@@ -593,28 +593,30 @@ class AsyncSpace:
                 return records.end_take(taker, received)
             return holding(records.end_held_take(taker, received))
 
-        def first() -> tuple[Any, RecordTaker | None]:
+        def first() -> tuple[Any, RecordTaker | None, float | None]:
+            deadline = engine.deadline(timeout)
             taken = grab()
             if taken is not None or timeout == 0:
-                return taken, None
-            return None, records.add_taker(compiled, under, fut)
+                return taken, None, deadline
+            return None, records.add_taker(compiled, under, fut), deadline
 
-        taken, taker = await _call(self.core, first)
+        engine = self.core.engine
+        taken, taker, deadline = await _call(self.core, first)
         if taken is not None:
             return RecordData(*taken)
         if taker is None:
             raise Timeout(f"no record matches {compiled.fields!r}")
         received = False
         try:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    while True:  # the store hands this take its record, oldest taker first
-                        with self.core.lock:
-                            if taker.rec is not None:
-                                break
-                            self.core.check_open()
-                        await fut
-            received = True  # a timeout leaves the caller here to receive a record handed meanwhile
+            while True:  # the store hands this take its record, oldest taker first
+                with self.core.lock:
+                    if taker.rec is not None:
+                        break
+                    self.core.check_open()
+                    if deadline is not None and engine.clock.now() >= deadline:
+                        break  # to receive a record handed meanwhile, if one was
+                await _wait_future(fut, engine.clock, deadline)
+            received = True
         finally:
             # Removed for good only now; released to the next taker if this call is cancelled.
             with self.core.lock:
@@ -764,9 +766,24 @@ class AsyncTransaction(TransactionBase):
             await self.abort()
 
 
-async def anext_from(core: Core, feed: FeedBase[E], loop: asyncio.AbstractEventLoop) -> E | None:
-    """The next item of ``feed``, awaited on ``loop``; None once the feed has ended."""
+async def _wait_future(fut: asyncio.Future[None], clock: Clock, deadline: float | None) -> None:
+    """The asyncio twin of :func:`~tuplespace._clock.wait_event`: wait for ``fut`` until
+    ``deadline`` of ``clock`` (None: no end); simulated time moves in other threads,
+    so then the caller is back soon to look again."""
+    if deadline is None:
+        await fut
+    else:
+        await asyncio.wait((fut,), timeout=0.01 if clock.simulated else max(deadline - clock.now(), 0.0))
+
+
+async def anext_from(
+    core: Core, feed: FeedBase[E], loop: asyncio.AbstractEventLoop, timeout: float | None = None
+) -> E | None:
+    """The next item of ``feed``, awaited on ``loop`` up to ``timeout`` seconds of the
+    space's clock (:class:`Timeout` after); None once the feed has ended."""
     engine = core.engine
+    with core.lock:
+        deadline = engine.deadline(timeout)
     while True:
         with core.lock:
             feed.wake = nothing
@@ -775,10 +792,12 @@ async def anext_from(core: Core, feed: FeedBase[E], loop: asyncio.AbstractEventL
                 return event
             if feed.closed:
                 return None
+            if deadline is not None and engine.clock.now() >= deadline:
+                raise Timeout("nothing came in time")
             fut = _Wake(loop)
             feed.wake = fut
         try:
-            await fut
+            await _wait_future(fut, engine.clock, deadline)
         finally:
             with core.lock:
                 feed.wake = nothing
@@ -788,16 +807,11 @@ class AsyncSubscription(SubscriptionBase):
     """A subscription seen from asyncio: ``async for ev in sub``; see :class:`~tuplespace.Subscription`."""
 
     async def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, waiting up to ``timeout`` seconds; None once ended."""
-        loop = asyncio.get_running_loop()
+        """The next event, waiting up to ``timeout`` seconds of the space's clock; None once ended."""
         try:
-            async with asyncio.timeout(timeout):
-                return await self._next(loop)
-        except TimeoutError:
+            return await anext_from(self._core, self._feed, asyncio.get_running_loop(), timeout)
+        except Timeout:
             raise Timeout("no event in time") from None
-
-    async def _next(self, loop: asyncio.AbstractEventLoop) -> Event | None:
-        return await anext_from(self._core, self._feed, loop)
 
     def __aiter__(self) -> AsyncSubscription:
         return self
@@ -935,12 +949,11 @@ class AsyncRecordWatch(SubscriptionBase):
     """A record watch for asyncio: ``async for change in watch``; see :class:`RecordWatch`."""
 
     async def get(self, timeout: float | None = None) -> Change | None:
-        """The next change, waiting up to ``timeout`` seconds; None once ended."""
+        """The next change, waiting up to ``timeout`` seconds of the space's clock; None once ended."""
         feed: FeedBase[Change] = self._feed
         try:
-            async with asyncio.timeout(timeout):
-                return await anext_from(self._core, feed, asyncio.get_running_loop())
-        except TimeoutError:
+            return await anext_from(self._core, feed, asyncio.get_running_loop(), timeout)
+        except Timeout:
             raise Timeout("no change in time") from None
 
     def __aiter__(self) -> AsyncRecordWatch:
