@@ -32,7 +32,9 @@ class Shares(Generic[K, V]):
         # Every entry, the least recently put first: its host, when it was put, its value.
         self._entries: OrderedDict[K, tuple[Hashable, float, V]] = OrderedDict()
         self._hosts: dict[Hashable, OrderedDict[K, None]] = {}  # each host's keys, oldest first
-        self._holding: dict[int, dict[Hashable, None]] = {}  # the hosts holding each number
+        # The hosts holding each number of entries, in the order they came to hold it
+        # (ordered dicts: the first found at once however many left before it).
+        self._holding: dict[int, OrderedDict[Hashable, None]] = {}
         self._most = 0  # entries held by the host holding the most
 
     def __len__(self) -> int:
@@ -50,19 +52,23 @@ class Shares(Generic[K, V]):
         """Keep ``value`` under ``key`` for ``host``, the newest, at time ``at``: the
         oldest of the host's own gives way when it holds its share, else the oldest
         of the host holding the most when all hold the total."""
-        if key in self._entries:
+        entries = self._entries
+        if key in entries:
             self.pop(key)
         keys = self._hosts.get(host)
-        if keys is not None and len(keys) >= self.per_host:
-            self.pop(next(iter(keys)))
-        elif len(self._entries) >= self.total:
-            fullest = self._hosts[next(iter(self._holding[self._most]))]
-            self.pop(next(iter(fullest)))
-        keys = self._hosts.get(host)
+        full = len(entries) >= self.total
+        if keys is not None and (len(keys) >= self.per_host or (full and host in self._holding[self._most])):
+            oldest, _ = keys.popitem(last=False)  # the host's own gives way: it holds as many
+            del entries[oldest]
+            keys[key] = None
+            entries[key] = (host, at, value)
+            return
+        if full:
+            self.pop(next(iter(self._hosts[next(iter(self._holding[self._most]))])))
         if keys is None:
             keys = self._hosts[host] = OrderedDict()
         keys[key] = None
-        self._entries[key] = (host, at, value)
+        entries[key] = (host, at, value)
         self._count(host, len(keys) - 1, len(keys))
 
     def pop(self, key: K) -> V | None:
@@ -105,7 +111,7 @@ class Shares(Generic[K, V]):
         if after:
             added = holding.get(after)
             if added is None:
-                added = holding[after] = {}
+                added = holding[after] = OrderedDict()
             added[host] = None
             if after > self._most:
                 self._most = after
