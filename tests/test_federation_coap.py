@@ -29,7 +29,7 @@ from coapnet import FAST, LossyNetwork
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._blockwise import Blocks
-from tuplespace._federation._endpoint import Address, Endpoint, Timers
+from tuplespace._federation._endpoint import MAX_HOST_SILENT, Address, Endpoint, Timers
 from tuplespace._federation._message import (
     ACCEPT,
     ACK,
@@ -572,6 +572,21 @@ def test_a_host_beginning_many_block_wise_requests_leaves_room_for_others() -> N
     assert answers[-2].code == CONTENT
     assert answers[-2].payload == b"\x01" * 16 + b"\x02" * 16
     assert answers[-1].code == REQUEST_ENTITY_INCOMPLETE
+
+
+def test_one_host_holds_a_bounded_share_of_the_silent_peers() -> None:
+    async def scenario() -> dict[str, int]:
+        endpoint = Endpoint(timers=Timers(0.001, max_retransmit=0))
+        endpoint.connection_made(_Recorder([]))  # type: ignore[arg-type]
+        peers = [("10.0.0.2", 1), *(("10.0.0.1", port) for port in range(1, 301))]
+        answers = await asyncio.gather(
+            *(endpoint.request(p, GET, path("a")) for p in peers), return_exceptions=True
+        )
+        assert all(isinstance(a, ts.Unreachable) for a in answers)
+        endpoint.close()
+        return endpoint.statistics()
+
+    assert asyncio.run(scenario())["silent"] == 1 + MAX_HOST_SILENT  # 10.0.0.1's newest, and 10.0.0.2
 
 
 class _Echo:

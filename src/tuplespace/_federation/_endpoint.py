@@ -25,12 +25,12 @@ Every table an endpoint keeps is bounded: ``max_exchanges`` message ids
 remembered, ``max_assemblies`` Block1 payloads being assembled and as many Block2
 answers kept for the blocks still to be fetched, ``max_queued`` requests waiting
 for their turn per peer, ``MAX_SILENT`` silent peers.  The tables of what peers
-send (message ids, assemblies, answers kept) are shared between sending hosts
-(:class:`~tuplespace._federation._shares.Shares`): one host holds at most
-``max_host_exchanges`` message ids and ``max_host_assemblies`` assemblies and as
-many answers, giving way its own oldest past them, and when a table is full the
-host holding the most gives way its oldest: however much one host sends, the node
-remembers the others' requests.
+send (message ids, assemblies, answers kept) and the silent peers are shared
+between hosts (:class:`~tuplespace._federation._shares.Shares`): one host holds at
+most ``max_host_exchanges`` message ids, ``max_host_assemblies`` assemblies and as
+many answers, and ``MAX_HOST_SILENT`` silent peers, giving way its own oldest past
+them, and when a table is full the host holding the most gives way its oldest:
+however much one host sends, the node remembers the others' requests.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import random
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -113,7 +113,8 @@ MAX_EXCHANGES = 32768
 LOOPBACK_NSTART = 32
 # Seconds a server waits for an answer before acknowledging its request empty (as aiocoap).
 EMPTY_ACK_DELAY = 0.1
-MAX_SILENT = 4096  # silent peers remembered (the least recently silent forgotten)
+MAX_SILENT = 4096  # silent peers remembered (the least recently silent or probed forgotten)
+MAX_HOST_SILENT = 256  # of them on one host (its ports): one host cannot make the others forgotten
 MAX_PEERS = 4096  # peers whose turns are counted, past which the idle ones are forgotten
 
 
@@ -239,7 +240,7 @@ class _Congestion:
         self._lock = threading.Lock()
         self._peers: dict[Address, _Peer] = {}
         # Peers that stopped answering, with when the next byte may be sent to each.
-        self.silent: OrderedDict[Address, float] = OrderedDict()
+        self.silent: Shares[Address, float] = Shares(MAX_SILENT, MAX_HOST_SILENT)
 
     def enter(self, peer: Address, turn: _Turn, bounded: bool) -> bool:
         """Whether a confirmable to ``peer`` may be sent now; if not, ``turn`` waits in
@@ -304,16 +305,14 @@ class _Congestion:
         """``peer`` acknowledged nothing: probe it from now on."""
         with self._lock:
             if peer not in self.silent:
-                self.silent[peer] = time.monotonic() + size / self.probing_rate
-                while len(self.silent) > MAX_SILENT:
-                    self.silent.popitem(last=False)
+                self.silent.put(peer[0], peer, time.monotonic() + size / self.probing_rate)
 
     def heard(self, peer: Address) -> None:
         """A datagram came from ``peer``: it is not silent (any more)."""
         if peer not in self.silent:
             return
         with self._lock:
-            if self.silent.pop(peer, None) is None:
+            if self.silent.pop(peer) is None:
                 return
             state = self._peers.get(peer)
             woken = [] if state is None else self._next(peer, state)
@@ -331,7 +330,7 @@ class _Congestion:
                 return 0.0
             now = time.monotonic()
             start = max(now, at)
-            self.silent[peer] = start + size / self.probing_rate
+            self.silent.put(peer[0], peer, start + size / self.probing_rate)
             return start - now
 
     def clear(self) -> None:
