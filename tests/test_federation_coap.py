@@ -574,6 +574,30 @@ def test_a_host_beginning_many_block_wise_requests_leaves_room_for_others() -> N
     assert answers[-1].code == REQUEST_ENTITY_INCOMPLETE
 
 
+def test_a_host_asking_for_many_large_answers_leaves_the_others_theirs() -> None:
+    async def scenario() -> Message:
+        endpoint = Endpoint(_Echo(), max_assemblies=4, max_host_assemblies=2, block_szx=0)  # 16-byte blocks
+        sent: list[bytes] = []
+        endpoint.connection_made(_Recorder(sent))  # type: ignore[arg-type]
+
+        def post(mid: int, peer: Address, payload: bytes, num: int = 0) -> None:
+            message = Message(CON, POST, mid, peer[0].encode(), path("a"), payload)
+            if num:
+                message.add(BLOCK2, block_value(num, False, 0))
+            endpoint.datagram_received(message.encode(), peer)
+
+        post(1, ("10.0.0.2", 1), b"b" * 32)  # its answer is kept for its second block
+        for mid in range(10, 20):  # another host's answers, kept too
+            post(mid, ("10.0.0.1", mid), b"a" * 32)
+        post(2, ("10.0.0.2", 1), b"", num=1)
+        await asyncio.sleep(0)
+        endpoint.close()
+        return Message.decode(sent[-1])
+
+    last = asyncio.run(scenario())
+    assert (last.code, last.payload) == (CONTENT, b"b" * 16)
+
+
 def test_one_host_holds_a_bounded_share_of_the_silent_peers() -> None:
     async def scenario() -> dict[str, int]:
         endpoint = Endpoint(timers=Timers(0.001, max_retransmit=0))
