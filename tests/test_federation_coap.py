@@ -29,7 +29,7 @@ from coapnet import FAST, LossyNetwork
 from helpers import PATIENCE, spawn, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._blockwise import Blocks
-from tuplespace._federation._endpoint import Address, Endpoint, Timers
+from tuplespace._federation._endpoint import MAX_HOST_SILENT, Address, Endpoint, Timers
 from tuplespace._federation._message import (
     ACCEPT,
     ACK,
@@ -436,7 +436,7 @@ def test_the_endpoint_tables_are_bounded() -> None:
             endpoint.datagram_received(start.encode(), ("127.0.0.1", 1000 + port))
         await asyncio.sleep(0)
         assert len(sent) == 105
-        assert Message.decode(sent[-1]).code == 163  # 5.03: too many being assembled
+        assert Message.decode(sent[-1]).code == CONTINUE  # the oldest assemblies gave way
         endpoint.close()
         return endpoint.statistics()
 
@@ -448,8 +448,169 @@ def test_the_endpoint_tables_are_bounded() -> None:
 def test_message_ids_remembered_are_fewer_than_a_peer_goes_through() -> None:
     with pytest.raises(ts.InvalidValue, match="max_exchanges is 1 to 32768"):
         ts.Node("coap://127.0.0.1:0/", max_exchanges=65536)
+    with pytest.raises(ts.InvalidValue, match="max_host_exchanges is 1 to 32768"):
+        ts.Node("coap://127.0.0.1:0/", max_host_exchanges=0)
+    with pytest.raises(ts.InvalidValue, match="max_host_assemblies is a number of requests, at least 1"):
+        ts.Node("coap://127.0.0.1:0/", max_host_assemblies=0)
+    with pytest.raises(ts.InvalidValue, match="max_assemblies is a number of requests, at least 1"):
+        ts.Node("coap://127.0.0.1:0/", max_assemblies=0)
     with pytest.raises(ts.InvalidValue, match="max_age is 1 to"):
         ts.Node("coap://127.0.0.1:0/", max_age=0)
+
+
+@pytest.fixture
+def other_host() -> Iterator[socket.socket]:
+    """A peer on another host than 127.0.0.1 (Linux routes all of 127.0.0.0/8 to loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(PATIENCE)
+        yield s
+
+
+def _flood(sender: socket.socket, node: ts.Node, requests: int, first_mid: int = 0) -> None:
+    """``requests`` requests for an unknown path, each answered (4.04) before the next."""
+    for mid in range(first_mid, first_mid + requests):
+        sender.sendto(Message(CON, GET, mid, b"f", path("nowhere")).encode(), ("127.0.0.1", node.port))
+        assert receive(sender).mid == mid
+
+
+def test_a_host_sending_many_requests_does_not_make_a_node_forget_anothers(
+    peer: socket.socket, other_host: socket.socket
+) -> None:
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, max_exchanges=256, **FAST) as node:
+        home = node.space("home")
+        write = Message(CON, POST, 0x0501, b"w", [*path("spaces", "home"), (CONTENT_FORMAT, b"<")])
+        write.payload = ts.encode_cbor(("job", 1))
+        peer.sendto(write.encode(), ("127.0.0.1", node.port))
+        first = receive(peer)  # as if this ACK were lost: the peer will send its write again
+        _flood(other_host, node, node.endpoint.max_exchanges)
+        peer.sendto(write.encode(), ("127.0.0.1", node.port))
+        assert fields(receive(peer)) == fields(first)
+        assert home.count(("job", 1)) == 1
+
+
+def test_a_host_past_its_share_keeps_its_newest_message_ids(
+    peer: socket.socket, other_host: socket.socket
+) -> None:
+    with ts.Node(
+        "coap://127.0.0.1:0/", timeout=PATIENCE, max_exchanges=64, max_host_exchanges=16, **FAST
+    ) as node:
+        home = node.space("home")
+        _flood(peer, node, 24)
+        write = Message(CON, POST, 0x0601, b"w", [*path("spaces", "home"), (CONTENT_FORMAT, b"<")])
+        write.payload = ts.encode_cbor(("job", 1))
+        peer.sendto(write.encode(), ("127.0.0.1", node.port))
+        first = receive(peer)
+        _flood(peer, node, 15, first_mid=100)  # the write is the oldest of the host's 16 newest
+        _flood(other_host, node, 64)
+        assert node.endpoint.statistics()["exchanges"] == 32  # each host holds its share
+        peer.sendto(write.encode(), ("127.0.0.1", node.port))
+        assert fields(receive(peer)) == fields(first)
+        assert home.count(("job", 1)) == 1
+
+
+class _Counting:
+    """A site that answers each request with how many it rendered."""
+
+    def __init__(self) -> None:
+        self.rendered: list[tuple[Any, int]] = []
+
+    def render(self, request: Message, peer: Any) -> Message:
+        self.rendered.append((peer[0], request.mid))
+        return Message(code=CONTENT, payload=str(len(self.rendered)).encode())
+
+    def observe(self, request: Message, notify: Any, peer: Any) -> None:
+        return None
+
+    def too_large(self, maximum: int) -> Message:
+        return Message(code=141)
+
+
+def test_when_message_ids_fill_the_table_the_host_holding_the_most_forgets_its_oldest() -> None:
+    site = _Counting()
+    sent = [("10.0.0.3", 1), ("10.0.0.2", 2), ("10.0.0.2", 3), ("10.0.0.2", 4)]
+    sent += [("10.0.0.1", 5), ("10.0.0.1", 6), ("10.0.0.1", 7), ("10.0.0.1", 8), ("10.0.0.4", 9)]
+    forgotten = ("10.0.0.1", 5)
+    repeated = [*(s for s in sent if s != forgotten), forgotten]
+
+    async def scenario() -> None:
+        endpoint = Endpoint(site, max_exchanges=8, max_host_exchanges=4)
+        endpoint.connection_made(_Recorder([]))  # type: ignore[arg-type]
+        for host, mid in [*sent, *repeated]:  # the last sent finds the table full: 10.0.0.1 holds the most
+            endpoint.datagram_received(Message(CON, GET, mid, b"x", path("a")).encode(), (host, 5683 + mid))
+        endpoint.close()
+
+    asyncio.run(scenario())
+    assert site.rendered == [*sent, forgotten]  # the others' repeats were answered, not made again
+
+
+def test_a_host_beginning_many_block_wise_requests_leaves_room_for_others() -> None:
+    async def scenario() -> list[Message]:
+        endpoint = Endpoint(_Echo(), max_assemblies=4, max_host_assemblies=2)
+        sent: list[bytes] = []
+        endpoint.connection_made(_Recorder(sent))  # type: ignore[arg-type]
+
+        def block(mid: int, num: int, more: bool, peer: Address) -> None:
+            message = Message(
+                CON, PUT, mid, b"y", [*path("a"), (BLOCK1, bytes((block_value(num, more, 0),)))]
+            )
+            message.payload = bytes((mid,)) * 16
+            endpoint.datagram_received(message.encode(), peer)
+
+        for mid in range(10, 20):  # one host begins many and never finishes them
+            block(mid, 0, True, ("10.0.0.1", mid))
+        block(1, 0, True, ("10.0.0.2", 1))  # another host's request, begun
+        block(2, 1, False, ("10.0.0.2", 1))  # and finished
+        block(30, 1, False, ("10.0.0.1", 10))  # the first of the many gave way
+        await asyncio.sleep(0)
+        statistics = endpoint.statistics()
+        endpoint.close()
+        assert statistics["assemblies"] == 2
+        return [Message.decode(d) for d in sent]
+
+    answers = asyncio.run(scenario())
+    assert answers[-2].code == CONTENT
+    assert answers[-2].payload == b"\x01" * 16 + b"\x02" * 16
+    assert answers[-1].code == REQUEST_ENTITY_INCOMPLETE
+
+
+def test_a_host_asking_for_many_large_answers_leaves_the_others_theirs() -> None:
+    async def scenario() -> Message:
+        endpoint = Endpoint(_Echo(), max_assemblies=4, max_host_assemblies=2, block_szx=0)  # 16-byte blocks
+        sent: list[bytes] = []
+        endpoint.connection_made(_Recorder(sent))  # type: ignore[arg-type]
+
+        def post(mid: int, peer: Address, payload: bytes, num: int = 0) -> None:
+            message = Message(CON, POST, mid, peer[0].encode(), path("a"), payload)
+            if num:
+                message.add(BLOCK2, block_value(num, False, 0))
+            endpoint.datagram_received(message.encode(), peer)
+
+        post(1, ("10.0.0.2", 1), b"b" * 32)  # its answer is kept for its second block
+        for mid in range(10, 20):  # another host's answers, kept too
+            post(mid, ("10.0.0.1", mid), b"a" * 32)
+        post(2, ("10.0.0.2", 1), b"", num=1)
+        await asyncio.sleep(0)
+        endpoint.close()
+        return Message.decode(sent[-1])
+
+    last = asyncio.run(scenario())
+    assert (last.code, last.payload) == (CONTENT, b"b" * 16)
+
+
+def test_one_host_holds_a_bounded_share_of_the_silent_peers() -> None:
+    async def scenario() -> dict[str, int]:
+        endpoint = Endpoint(timers=Timers(0.001, max_retransmit=0))
+        endpoint.connection_made(_Recorder([]))  # type: ignore[arg-type]
+        peers = [("10.0.0.2", 1), *(("10.0.0.1", port) for port in range(1, 301))]
+        answers = await asyncio.gather(
+            *(endpoint.request(p, GET, path("a")) for p in peers), return_exceptions=True
+        )
+        assert all(isinstance(a, ts.Unreachable) for a in answers)
+        endpoint.close()
+        return endpoint.statistics()
+
+    assert asyncio.run(scenario())["silent"] == 1 + MAX_HOST_SILENT  # 10.0.0.1's newest, and 10.0.0.2
 
 
 class _Echo:

@@ -24,7 +24,13 @@ no more than ``PROBING_RATE`` bytes per second.
 Every table an endpoint keeps is bounded: ``max_exchanges`` message ids
 remembered, ``max_assemblies`` Block1 payloads being assembled and as many Block2
 answers kept for the blocks still to be fetched, ``max_queued`` requests waiting
-for their turn per peer, ``MAX_SILENT`` silent peers.
+for their turn per peer, ``MAX_SILENT`` silent peers.  The tables of what peers
+send (message ids, assemblies, answers kept) and the silent peers are shared
+between hosts (:class:`~tuplespace._federation._shares.Shares`): one host holds at
+most ``max_host_exchanges`` message ids, ``max_host_assemblies`` assemblies and as
+many answers, and ``MAX_HOST_SILENT`` silent peers, giving way its own oldest past
+them, and when a table is full the host holding the most gives way its oldest:
+however much one host sends, the node remembers the others' requests.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import random
 import socket
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
@@ -69,7 +75,6 @@ from ._message import (
     OSCORE,
     REQUEST_ENTITY_INCOMPLETE,
     RST,
-    SERVICE_UNAVAILABLE,
     SIZE1,
     SIZE2,
     URI_HOST,
@@ -83,6 +88,7 @@ from ._message import (
     success,
 )
 from ._network import Address, Network, UdpNetwork
+from ._shares import Shares
 
 __all__ = ["Address", "Endpoint", "Feed", "Guard", "Network", "Site", "Timers", "UdpNetwork"]
 
@@ -107,7 +113,8 @@ MAX_EXCHANGES = 32768
 LOOPBACK_NSTART = 32
 # Seconds a server waits for an answer before acknowledging its request empty (as aiocoap).
 EMPTY_ACK_DELAY = 0.1
-MAX_SILENT = 4096  # silent peers remembered (the least recently silent forgotten)
+MAX_SILENT = 4096  # silent peers remembered (the least recently silent or probed forgotten)
+MAX_HOST_SILENT = 256  # of them on one host (its ports): one host cannot make the others forgotten
 MAX_PEERS = 4096  # peers whose turns are counted, past which the idle ones are forgotten
 
 
@@ -233,7 +240,7 @@ class _Congestion:
         self._lock = threading.Lock()
         self._peers: dict[Address, _Peer] = {}
         # Peers that stopped answering, with when the next byte may be sent to each.
-        self.silent: OrderedDict[Address, float] = OrderedDict()
+        self.silent: Shares[Address, float] = Shares(MAX_SILENT, MAX_HOST_SILENT)
 
     def enter(self, peer: Address, turn: _Turn, bounded: bool) -> bool:
         """Whether a confirmable to ``peer`` may be sent now; if not, ``turn`` waits in
@@ -298,16 +305,14 @@ class _Congestion:
         """``peer`` acknowledged nothing: probe it from now on."""
         with self._lock:
             if peer not in self.silent:
-                self.silent[peer] = time.monotonic() + size / self.probing_rate
-                while len(self.silent) > MAX_SILENT:
-                    self.silent.popitem(last=False)
+                self.silent.put(peer[0], peer, time.monotonic() + size / self.probing_rate)
 
     def heard(self, peer: Address) -> None:
         """A datagram came from ``peer``: it is not silent (any more)."""
         if peer not in self.silent:
             return
         with self._lock:
-            if self.silent.pop(peer, None) is None:
+            if self.silent.pop(peer) is None:
                 return
             state = self._peers.get(peer)
             woken = [] if state is None else self._next(peer, state)
@@ -325,7 +330,7 @@ class _Congestion:
                 return 0.0
             now = time.monotonic()
             start = max(now, at)
-            self.silent[peer] = start + size / self.probing_rate
+            self.silent.put(peer[0], peer, start + size / self.probing_rate)
             return start - now
 
     def clear(self) -> None:
@@ -374,10 +379,9 @@ class _Waiting:
 class _Served:
     """A request received: its answer's datagram once sent (None while being made)."""
 
-    __slots__ = ("at", "reply", "separate")
+    __slots__ = ("reply", "separate")
 
-    def __init__(self, at: float) -> None:
-        self.at = at
+    def __init__(self) -> None:
         self.reply: bytes | None = None
         self.separate = False  # acknowledged empty: the answer goes in a confirmable of its own
 
@@ -409,9 +413,13 @@ class Endpoint(asyncio.DatagramProtocol):
 
     ``block_szx`` is the exponent of the block size it sends and asks for (6: 1024
     bytes); a request payload past ``max_request_bytes`` is refused with 4.13 and an
-    answer past ``max_response_bytes`` raises :class:`~tuplespace.Unreachable`.  A
-    request finding ``max_queued`` others waiting for their turn to its peer (at
-    most ``timers.nstart`` outstanding) raises :class:`~tuplespace.LimitReached`.
+    answer past ``max_response_bytes`` raises :class:`~tuplespace.Unreachable`.  It
+    remembers ``max_exchanges`` message ids to answer repeated requests,
+    ``max_host_exchanges`` of them from one sending host (whatever its ports), and
+    assembles ``max_assemblies`` block-wise requests, ``max_host_assemblies`` from one
+    host (as many answers kept for their next blocks).  A request finding
+    ``max_queued`` others waiting for their turn to its peer (at most
+    ``timers.nstart`` outstanding) raises :class:`~tuplespace.LimitReached`.
     """
 
     def __init__(
@@ -423,16 +431,20 @@ class Endpoint(asyncio.DatagramProtocol):
         max_response_bytes: int = 16 << 20,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
+        max_host_exchanges: int = 1024,
+        max_host_assemblies: int = 16,
         max_age: int = DEFAULT_MAX_AGE,
         max_queued: int = 1024,
         block_szx: int = 6,
         network: Network | None = None,
         guard: Guard | None = None,
     ) -> None:
-        if not 0 < max_exchanges <= MAX_EXCHANGES:
-            raise InvalidValue(
-                f"max_exchanges is 1 to {MAX_EXCHANGES} (message ids are 16 bits), got {max_exchanges!r}"
-            )
+        for name, value in (("max_exchanges", max_exchanges), ("max_host_exchanges", max_host_exchanges)):
+            if not (isinstance(value, int) and 0 < value <= MAX_EXCHANGES):
+                raise InvalidValue(f"{name} is 1 to {MAX_EXCHANGES} (message ids are 16 bits), got {value!r}")
+        for name, value in (("max_assemblies", max_assemblies), ("max_host_assemblies", max_host_assemblies)):
+            if not (isinstance(value, int) and value >= 1):
+                raise InvalidValue(f"{name} is a number of requests, at least 1, got {value!r}")
         if not 0 < max_age < 1 << 32:
             raise InvalidValue(f"max_age is 1 to 2**32 - 1 seconds, got {max_age!r}")
         if not max_queued >= 0:
@@ -446,6 +458,8 @@ class Endpoint(asyncio.DatagramProtocol):
         self.max_response_bytes = max_response_bytes
         self.max_assemblies = max_assemblies
         self.max_exchanges = max_exchanges
+        self.max_host_exchanges = max_host_exchanges
+        self.max_host_assemblies = max_host_assemblies
         self.max_age = max_age
         self.block_szx = block_szx
         self.network = network or UdpNetwork()
@@ -459,12 +473,14 @@ class Endpoint(asyncio.DatagramProtocol):
         # Idle sockets for the requests of other threads, with the peer each is connected to.
         self._sockets: list[tuple[Any, Address]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._seen: OrderedDict[tuple[Address, int], _Served] = OrderedDict()
+        self._seen: Shares[tuple[Address, int], _Served] = Shares(max_exchanges, max_host_exchanges)
         self._observed: dict[tuple[Address, bytes], _Observed] = {}
-        self._assemblies: dict[tuple[Any, ...], tuple[bytearray, float]] = {}
+        self._assemblies: Shares[tuple[Any, ...], bytearray] = Shares(max_assemblies, max_host_assemblies)
         # The answers of other requests than GET cut into blocks, for their next blocks:
         # under the peer and the request's token, with what identifies the request.
-        self._bodies: dict[tuple[Address, bytes], tuple[Message, tuple[Any, ...]]] = {}
+        self._bodies: Shares[tuple[Address, bytes], tuple[Message, tuple[Any, ...]]] = Shares(
+            max_assemblies, max_host_assemblies
+        )
         self._tasks: set[asyncio.Task[Any]] = set()
         self._observe_sequence = 0
         self._separate = 0
@@ -1091,16 +1107,13 @@ class Endpoint(asyncio.DatagramProtocol):
 
     # -- the server side -----------------------------------------------------------------
 
-    def _remember(self, key: tuple[Address, int]) -> _Served:
+    def _remember(self, peer: Address, key: tuple[Address, int]) -> _Served:
+        """Remember a request's message id for EXCHANGE_LIFETIME, within its host's share."""
         seen = self._seen
         now = time.monotonic()
-        horizon = now - self.timers.exchange_lifetime
-        while seen:
-            oldest = next(iter(seen.values()))
-            if len(seen) < self.max_exchanges and oldest.at > horizon:
-                break
-            seen.popitem(last=False)
-        served = seen[key] = _Served(now)
+        seen.expire(now - self.timers.exchange_lifetime)
+        served = _Served()
+        seen.put(peer[0], key, served, now)
         return served
 
     def _request(self, message: Message, peer: Address) -> None:
@@ -1112,7 +1125,7 @@ class Endpoint(asyncio.DatagramProtocol):
             elif message.mtype == CON:
                 self._acknowledge_empty(message, peer, served)
             return
-        served = self._remember(key)
+        served = self._remember(peer, key)
         if self.site is None:
             self._answer(
                 message, peer, served, Message(code=NOT_FOUND, payload=b"a client: nothing is served")
@@ -1249,13 +1262,9 @@ class Endpoint(asyncio.DatagramProtocol):
             return
         more = start + size < len(payload)
         if request.code != GET and num == 0 and more:
-            bodies = self._bodies
-            key = (peer, request.token)
-            bodies.pop(key, None)  # the newest last
-            while len(bodies) >= self.max_assemblies:
-                del bodies[next(iter(bodies))]
             kept = [o for o in answer.options if o[0] not in BLOCK_OPTIONS]
-            bodies[key] = (Message(code=answer.code, options=kept, payload=payload), _identity(request))
+            whole = Message(code=answer.code, options=kept, payload=payload)
+            self._bodies.put(peer[0], (peer, request.token), (whole, _identity(request)))
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
         answer.add(ETAG, etag(payload))
@@ -1292,29 +1301,25 @@ class Endpoint(asyncio.DatagramProtocol):
         key = (peer, *_identity(message))
         assemblies = self._assemblies
         now = asyncio.get_running_loop().time()
+        assemblies.expire(now - self.timers.max_transmit_wait)
         if num == 0:
-            horizon = now - self.timers.max_transmit_wait
-            for old in [k for k, (_, at) in assemblies.items() if at < horizon]:
-                del assemblies[old]
-            if key not in assemblies and len(assemblies) >= self.max_assemblies:
-                return Message(code=SERVICE_UNAVAILABLE, payload=b"too many block-wise requests"), None
             buffer = bytearray()
         else:
-            buffer, _ = assemblies.get(key, (bytearray(), 0.0))
+            buffer = assemblies.get(key) or bytearray()
             if len(buffer) != num * size:
-                assemblies.pop(key, None)
+                assemblies.pop(key)
                 return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"a block is missing"), None
         if more and len(message.payload) != size:
-            assemblies.pop(key, None)
+            assemblies.pop(key)
             return Message(code=BAD_REQUEST, payload=b"a block before the last is short"), None
         buffer += message.payload
         if len(buffer) > maximum:
-            assemblies.pop(key, None)
+            assemblies.pop(key)
             return self.site.too_large(maximum), None
         if more:
-            assemblies[key] = (buffer, now)
+            assemblies.put(peer[0], key, buffer, now)
             return Message(code=CONTINUE).add(BLOCK1, block1), None
-        assemblies.pop(key, None)
+        assemblies.pop(key)
         message.payload = bytes(buffer)
         return None, block1
 
@@ -1329,14 +1334,14 @@ class Endpoint(asyncio.DatagramProtocol):
         key = (peer, message.token)
         if key not in bodies:
             identity = _identity(message)
-            key = next((k for k, (_, i) in reversed(bodies.items()) if k[0] == peer and i == identity), key)
+            key = next((k for k, (_, i) in bodies.held(peer[0]) if k[0] == peer and i == identity), key)
         found = bodies.get(key)
         if found is None:
             return Message(code=REQUEST_ENTITY_INCOMPLETE, payload=b"that answer is gone")
         kept = found[0]
         num, _, szx = decode_block(asked)
         if (num + 1) * (16 << min(szx, self.block_szx)) >= len(kept.payload):  # the last block
-            del bodies[key]
+            bodies.pop(key)
             self._fetched(*key)
         return Message(code=kept.code, options=list(kept.options), payload=kept.payload)
 

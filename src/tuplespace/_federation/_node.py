@@ -67,7 +67,10 @@ class Node:
     ``max_waiting`` calls of each sending host to the spaces under way (waiting) at once,
     request payloads of ``max_request_bytes`` (4.13 past
     it), ``max_assemblies`` block-wise requests being assembled and ``max_exchanges``
-    message ids remembered to answer repeated requests; a peer's host (from any
+    message ids remembered to answer repeated requests, of which one sending host
+    holds at most ``max_host_assemblies`` and ``max_host_exchanges`` (past them its
+    own oldest give way; when all hosts together hold the total, the host holding
+    the most gives way its oldest); a peer's host (from any
     number of ports) has at most ``max_subscriptions`` event streams open at once,
     and all peers together ``max_node_subscriptions``, each holding at most
     ``max_notification_bytes`` of events for its next notification.  Notifications are fresh
@@ -122,6 +125,8 @@ class Node:
         max_request_bytes: int = (1 << 20) + 1024,
         max_assemblies: int = 64,
         max_exchanges: int = 8192,
+        max_host_assemblies: int = 16,
+        max_host_exchanges: int = 1024,
         max_age: int = 60,
         ack_timeout: float = 2.0,
         max_retransmit: int = 4,
@@ -181,6 +186,8 @@ class Node:
             max_request_bytes=max_request_bytes,
             max_assemblies=max_assemblies,
             max_exchanges=max_exchanges,
+            max_host_assemblies=max_host_assemblies,
+            max_host_exchanges=max_host_exchanges,
             max_age=max_age,
             max_queued=max_queued,
             network=network,
