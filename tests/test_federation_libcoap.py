@@ -373,3 +373,19 @@ def test_fetch_with_a_template_in_cbor(client: str, node: ts.Node, tmp_path: Pat
     taken = coap(client, "-m", "fetch", "-t", "60", "-f", str(template), space + "?op=take&timeout=0").stdout
     assert ts.decode_cbor(taken[:-1]) == ("job", 1)
     assert jobs.read_all(("job", ts.ANY)) == [("job", 2.5)]
+
+
+def test_read_and_move_a_simulated_clock(client: str, node: ts.Node) -> None:
+    clock = ts.SimulatedClock()
+    node.space("sim", clock=clock)
+    start = clock.now()
+    space = node.base_uri + "spaces/sim"
+    assert ts.decode(coap(client, "-m", "get", "-A", "50", space + "?clock").stdout[:-1]) == {
+        "now": start,
+        "simulated": True,
+    }
+    moved = coap(client, "-m", "post", "-t", "50", "-e", '{"advance": 2.5}', space + "?op=advance").stdout
+    assert ts.decode_cbor(moved[:-1]) == {"now": start + 2.5} == {"now": clock.now()}
+    refused = coap(client, "-m", "post", "-t", "50", "-e", '{"advance": 0}', space + "?op=advance")
+    assert refused.stderr.startswith(b'4.00 {"error":{"code":"bad_request"')
+    assert clock.now() == start + 2.5

@@ -13,7 +13,17 @@ import tuplespace as ts
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace._codec import encode_template
 from tuplespace._federation._held import ENDED_PER_HOST, Asker, HeldTable, Sessions
-from tuplespace._federation._message import CONTENT_FORMAT, FETCH, POST, PUT, URI_PATH, URI_QUERY, Message
+from tuplespace._federation._message import (
+    CONTENT_FORMAT,
+    FETCH,
+    GET,
+    POST,
+    PUT,
+    URI_PATH,
+    URI_QUERY,
+    Message,
+)
+from tuplespace.client._common import error_code
 from tuplespace.server._errors import ApiError
 from tuplespace.server._hosting import ENDED_KEPT
 
@@ -781,6 +791,81 @@ def test_the_options_of_a_space_are_checked_over_coap_as_over_http(node: ts.Node
             assert over_coap.code == 0x80, body  # 4.00
             assert orjson.loads(over_coap.payload) == over_http.json(), body
     assert node.space("home").rules.limits == ts.ActiveLimits()
+
+
+def test_a_space_over_coap_reads_and_moves_its_simulated_clock(node: ts.Node) -> None:
+    clock = ts.SimulatedClock()
+    served = node.space("sim", clock=clock)
+    with ts.connect(node.base_uri + "spaces/sim", timeout=PATIENCE) as sim:
+        start = sim.clock.now()
+        assert start == clock.now() == ts.SimulatedClock().now()
+        sim.rules.add("gone", on="expire", template=("job", int), write=[(ts.Lit("gone"), "t[1]")])
+        sim.write(("job", 1), lease=10)
+        taken = spawn(sim.take, ("late",), timeout=30)
+        wait_for_waiters(served, 1)
+        sim.clock.advance(9)
+        assert sim.count(("job", int)) == 1
+        sim.clock.advance(2)  # no real time passes: the lease ran out on the space's clock
+        assert sim.read_all((str, int)) == [("gone", 1)]
+        assert sim.clock.now() == clock.now() == start + 11
+        sim.clock.advance(20)  # and so did the take's wait, at the node
+        with pytest.raises(ts.Timeout):
+            taken.result(PATIENCE)
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/sim", timeout=PATIENCE) as asim:
+            assert await asim.clock.now() == start + 31
+            await asim.clock.advance(0.5)
+            assert await asim.clock.now() == start + 31.5
+
+    asyncio.run(main())
+    assert clock.now() == start + 31.5
+
+
+def test_the_clock_over_coap_refuses_what_http_refuses_and_moves_nothing(node: ts.Node) -> None:
+    """A bad advance, or one of a space on the system clock, answers the same error
+    (code, message, field) over CoAP as the HTTP API's POST /spaces/{space}/clock,
+    whose checks both call; CoapSpace raises it as RemoteSpace does."""
+    from test_server import client, running
+
+    clock = ts.SimulatedClock()
+    node.space("sim", clock=clock)
+    node.space("plant")
+    node.space("jobs")
+    cases: list[tuple[str, object]] = [("sim", bad) for bad in (0, -1, None, "5", True, 1e12)]
+    cases += [("sim", {"advance": 5, "by": "me"}), ("sim", {}), ("plant", 5)]
+
+    def advance_over_coap(name: str, body: object) -> Message:
+        options = [(URI_PATH, b"spaces"), (URI_PATH, name.encode()), (CONTENT_FORMAT, b"\x32")]
+        options.append((URI_QUERY, b"op=advance"))
+        payload = orjson.dumps(body)
+        return node.endpoint.request_blocking(("127.0.0.1", node.port), POST, options, payload, PATIENCE)
+
+    with running() as server, client(server) as http:
+        assert http.put("/spaces/sim", json={"clock": "simulated"}).status_code == 201
+        assert http.put("/spaces/plant").status_code == 201
+        for name, bad in cases:
+            body = bad if isinstance(bad, dict) else {"advance": bad}
+            over_http = http.post(f"/spaces/{name}/clock", json=body)
+            over_coap = advance_over_coap(name, body)
+            assert over_http.status_code in (400, 409), body
+            assert over_coap.code == (over_http.status_code // 100) << 5 | over_http.status_code % 100, body
+            assert orjson.loads(over_coap.payload) == over_http.json(), body
+    with ts.connect(node.base_uri + "spaces/sim", timeout=PATIENCE) as sim:
+        for bad in (0, -1, "5", True, 1e12):
+            with pytest.raises(ts.InvalidValue) as caught:
+                sim.clock.advance(bad)  # type: ignore[arg-type]
+            assert caught.value.path == "advance"
+        assert sim.clock.now() == clock.now() == ts.SimulatedClock().now()
+    with ts.connect(node.base_uri + "spaces/plant", timeout=PATIENCE) as plant:
+        with pytest.raises(ts.Conflict, match="system clock") as refused:
+            plant.clock.advance(5)
+        assert error_code(refused.value) == "real_clock"
+    answer = advance_over_coap("sim", [5])
+    assert (answer.code, orjson.loads(answer.payload)["error"]["code"]) == (0x80, "bad_request")
+    both = ask(node, GET, "options", "clock")
+    assert (both.code, orjson.loads(both.payload)["error"]["code"]) == (0x80, "bad_request")
+    assert clock.now() == ts.SimulatedClock().now()
 
 
 def test_a_fetch_carries_its_template_in_cbor_or_json(node: ts.Node) -> None:

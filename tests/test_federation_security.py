@@ -990,6 +990,39 @@ def test_the_options_of_a_space_are_set_over_coap_by_a_peer_allowed_all(tmp_path
         assert home.rules.limits == ts.ActiveLimits(method_steps=700)
 
 
+def test_a_space_s_clock_is_moved_over_coap_only_by_a_peer_allowed_all(tmp_path: Path) -> None:
+    keys = _keys(
+        tmp_path / "a.json",
+        _entry("c", "0a", "0c", permissions="read+write"),
+        _entry("d", "0a", "0d", permissions="all"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="read+write") as node:
+        clock = ts.SimulatedClock()
+        node.space("home", clock=clock)
+        start = clock.now()
+        body = encode_cbor({"advance": 60})
+        c = Raw(node.port, Context(SECRET, sender_id=b"\x0c", recipient_id=b"\x0a"))
+        d = Raw(node.port, Context(SECRET, sender_id=b"\x0d", recipient_id=b"\x0a"))
+        try:
+            read = c.opened(*c.make(GET, "spaces/home", o15=b"clock"))
+            assert ts.decode_cbor(read.payload) == {"now": start, "simulated": True}
+            answer = c.opened(*c.make(POST, "spaces/home", body, o12=CBOR, o15=b"op=advance"))
+            assert answer.code == FORBIDDEN
+            assert _error(answer)["message"] == "the peer 'c' may do read+write"
+            with ts.connect(node.base_uri + "spaces/home", timeout=PATIENCE) as remote:
+                assert remote.clock.now() == start
+                with pytest.raises(ts.Unauthorized):
+                    remote.clock.advance(60)
+            assert clock.now() == start
+            answer = d.opened(*d.make(POST, "spaces/home", body, o12=CBOR, o15=b"op=advance"))
+            assert answer.code == 0x44  # 2.04
+        finally:
+            c.close()
+            d.close()
+        assert ts.decode_cbor(answer.payload) == {"now": clock.now()}
+        assert clock.now() == start + 60
+
+
 # -- what a node holds for a peer belongs to it ---------------------------------------------
 
 CREATED, CHANGED, NOT_FOUND, CONFLICT = 65, 68, 132, 137

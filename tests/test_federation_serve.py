@@ -169,3 +169,24 @@ def test_served_spaces_kept_in_the_data_dir_outlive_a_restart(tmp_path: Path, li
         )
         assert got.stdout == b'{"$float":"21.5"}\n'
         assert process.stop(signal.SIGTERM) == 0
+
+
+def test_a_served_space_on_a_simulated_clock_is_moved_over_coap(tmp_path: Path, libcoap: str) -> None:
+    with serving([*SERVE, "--memory", "--coap", "127.0.0.1:0"], tmp_path) as process:
+        base = process.wait_for(r"node (coap://\S+) serving CoAP").group(1)
+        with httpx.Client(base_url=process.url(), timeout=PATIENCE) as http:
+            assert http.put("/spaces/sim", json={"clock": "simulated"}).status_code == 201
+            start = http.get("/spaces/sim/clock").json()["now"]
+            with ts.connect(base + "spaces/sim", timeout=PATIENCE) as sim:
+                sim.write(("job", 1), lease=10)
+                sim.clock.advance(11)  # no real time passes: the lease ran out on the space's clock
+                assert sim.count(("job", int)) == 0
+            assert http.get("/spaces/sim/clock").json() == {"now": start + 11, "simulated": True}
+            got = subprocess.run(
+                [libcoap, "-m", "get", "-A", "50", base + "spaces/sim?clock"],
+                capture_output=True,
+                timeout=PATIENCE,
+                check=True,
+            )
+            assert ts.decode(got.stdout[:-1]) == {"now": start + 11, "simulated": True}
+        assert process.stop(signal.SIGTERM) == 0

@@ -48,7 +48,14 @@ from .._names import check_path
 from .._recordhandles import FULL_OPERATIONS, RecordData
 from .._templates import ANY
 from .._values import URI, Credit, Limits, Map, Tuple, Value, handle_address
-from ..client import AsyncCreditCalls, AsyncRemoteRules, CreditCalls, RemoteRules
+from ..client import (
+    AsyncCreditCalls,
+    AsyncRemoteClock,
+    AsyncRemoteRules,
+    CreditCalls,
+    RemoteClock,
+    RemoteRules,
+)
 from ..client._common import (
     _prefixed,
     check_change_kinds,
@@ -237,10 +244,16 @@ def _credit_ask(operation: str, body: dict[str, Any] | None, params: dict[str, s
 
 def _request_ask(operation: str, body: dict[str, Any] | None, params: dict[str, str | int] | None) -> _Ask:
     """The request of an operation of the HTTP API's table that a space over CoAP
-    carries: a rules or a credit operation, or ``put_space`` (its options, which the
-    node answers as ``GET ?options`` does)."""
+    carries: a rules or a credit operation, ``put_space`` (its options, which the
+    node answers as ``GET ?options`` does), or ``get_clock`` and ``advance_clock``
+    (``GET ?clock`` and ``POST ?op=advance``, as :class:`~tuplespace.client.RemoteClock`
+    sends them)."""
     if operation == "put_space":
         return _Ask(PUT, orjson.dumps(body or {}), _OPTIONS.query)
+    if operation == "get_clock":
+        return _Ask(GET, query=("clock",))
+    if operation == "advance_clock":
+        return _Ask(POST, encode_cbor(body or {}), ("op=advance",))
     if operation in _CREDIT_OPS:
         return _credit_ask(operation, body, params)
     return _rule_ask(operation, body, params)
@@ -793,6 +806,7 @@ class CoapSpace(_Space, CreditCalls):
         timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
         super().__init__(url, timeout, timers, network)
         self._rules = CoapRules(self)
+        self._clock = RemoteClock(self)
         self._upcalls: set[RemoteUpcall] = set()
         self._runner = LoopThread("tuplespace-coap-client")
         try:
@@ -1010,6 +1024,20 @@ class CoapSpace(_Space, CreditCalls):
         """
         return self._rules
 
+    @property
+    def clock(self) -> RemoteClock:
+        """The space's clock on its node: ``now()`` reads its time (``GET ?clock``), and
+        ``advance(seconds)`` moves a simulated one forward (``POST ?op=advance``), what
+        falls due then run on the node (leases, waits, rules), as over HTTP.  Advancing
+        needs ``all`` on the node (otherwise :class:`~tuplespace.Forbidden`, or
+        :class:`~tuplespace.Unauthorized` for an anonymous peer); a bad number raises
+        :class:`~tuplespace.InvalidValue` naming ``advance``, a space on the system clock
+        :class:`~tuplespace.Conflict` (``real_clock``).
+
+        >>> jobs.clock.advance(60)  # doctest: +SKIP
+        """
+        return self._clock
+
     # -- records ---------------------------------------------------------------------------
 
     def create(
@@ -1125,6 +1153,7 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
         super().__init__(url, timeout, timers, network)
         self._rules = AsyncCoapRules(self)
+        self._clock = AsyncRemoteClock(self)
         self._known_options: Map | None = None
 
     async def _do(self, ask: _Ask) -> Value:
@@ -1290,6 +1319,11 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
     def rules(self) -> AsyncCoapRules:
         """See :attr:`CoapSpace.rules`; its calls awaited."""
         return self._rules
+
+    @property
+    def clock(self) -> AsyncRemoteClock:
+        """See :attr:`CoapSpace.clock`; its calls awaited."""
+        return self._clock
 
     def transaction(self, lease: float = 60.0) -> AsyncCoapTransaction:
         """See :meth:`CoapSpace.transaction`; use with ``async with``.  It begins when

@@ -252,8 +252,8 @@ def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
         if code == FETCH:
             reading = all(q in _READING for q in request.query if q.startswith("op="))
             return READ if reading else WRITE
-        if code == PUT and len(path) == 2:  # the space's options
-            return ALL
+        if len(path) == 2 and (code == PUT or (code == POST and "op=advance" in request.query)):
+            return ALL  # the space's options, its clock
         if code == PUT or (code == POST and len(path) == 2):
             return WRITE
     except MessageError:

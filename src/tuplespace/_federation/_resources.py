@@ -50,7 +50,16 @@ from ..server._service import Page, ServerLimits
 from ..server._service_credit import credit_challenge, get_account, grant_credit, mint_credit, transfer_credit
 from ..server._service_events import event_kinds, existing_param, since_param
 from ..server._service_records import record_template_from_wire
-from ..server._service_rules import add_rule, get_rule, list_rules, remove_rule, rule_definition
+from ..server._service_rules import (
+    add_rule,
+    advance_seconds,
+    advance_space_clock,
+    clock_reading,
+    get_rule,
+    list_rules,
+    remove_rule,
+    rule_definition,
+)
 from ._cbor import CBOR, JSON, decode_cbor, encode_cbor, template_wire
 from ._feeds import EventFeed
 from ._held import Asker, HeldTable, Sessions
@@ -104,7 +113,7 @@ FETCH_OPS = (
     "find",
     "take_record",
 )
-_POST_OPS = "write, write_many, renew, cancel, begin, confirm, revoke or close"
+_POST_OPS = "write, write_many, renew, cancel, begin, confirm, revoke, advance or close"
 
 
 def coap_code(status: int) -> int:
@@ -706,9 +715,11 @@ class SpacesResource:
         self, request: Message, name: str, accept: int, asker: Asker
     ) -> Message | Awaitable[Message]:
         """``/spaces/<space>`` (docs/federation.md, "Linda operations over CoAP"): GET
-        answers the space's statistics (``?options``: its options, :func:`space_options`);
-        POST writes (``?op=write``, the default: the payload's tuple; ``?op=write_many``:
-        its array of tuples, all or none) for ``?lease=<s>`` and answers the leases, or
+        answers the space's statistics (``?options``: its options, :func:`space_options`;
+        ``?clock``: its time, and whether its clock is simulated); POST moves its
+        simulated clock (``?op=advance``, see :meth:`_advance`) or writes
+        (``?op=write``, the default: the payload's tuple; ``?op=write_many``: its array
+        of tuples, all or none) for ``?lease=<s>`` and answers the leases, or
         renews (``?op=renew&id=<lease>``) or cancels (``?op=cancel&id=<lease>``) one,
         begins a transaction (``?op=begin``) or confirms a claim
         (``?op=confirm&claim=<id>``); FETCH, with a payload in the JSON wire format, does
@@ -722,8 +733,13 @@ class SpacesResource:
             raise NotFound(f"this node has no space {name!r}")
         aspace = self._aspace(name, space)
         if request.code == GET:
-            if "options" in _query(request, ("options",)):
+            shown = _query(request, ("options", "clock"))
+            if len(shown) > 1:
+                raise ApiError(400, "bad_request", "a GET of a space asks for ?options or ?clock, not both")
+            if "options" in shown:
                 return answer_value(space_options(space), accept)
+            if "clock" in shown:
+                return answer_value(Map(clock_reading(space.clock)), accept)
             return answer_value(Map(space.statistics()), accept)
         if request.code == POST:
             return self._post(request, name, space, aspace, accept, asker)
@@ -922,6 +938,8 @@ class SpacesResource:
     ) -> Message | Awaitable[Message]:
         query = _query(request, ("op", "lease", "id", "timeout", "tx", "claim", "capability", "session"))
         op = query.get("op", "write")
+        if op == "advance":
+            return self._advance(request, name, space, accept)
         if op == "revoke":
             return self._revoke(name, space, query.get("capability"))
         if op == "close":
@@ -973,6 +991,27 @@ class SpacesResource:
             aspace.write_many(value, lease),
             lambda leases: answer_value([_lease(one) for one in leases], accept, CREATED),
         )
+
+    def _advance(self, request: Message, name: str, space: Space, accept: int) -> Awaitable[Message]:
+        """POST ``?op=advance`` on a space: move its simulated clock by the payload's
+        ``{"advance": seconds}`` (the HTTP API's body of ``POST /spaces/{space}/clock``,
+        in JSON or CBOR) and run what falls due; answers 2.04 with ``{"now": t}``.  The
+        service checks it: 4.00 naming ``advance``, 4.09 ``real_clock`` for a space on
+        the system clock."""
+        _query(request, ("op",))
+        given = request.number(CONTENT_FORMAT)
+        if given == JSON:
+            body = _loads(request.payload, space.limits)
+        elif given == CBOR:
+            decoded = decode_cbor(request.payload, space.limits)
+            body = dict(decoded) if isinstance(decoded, Map) else decoded
+        else:
+            raise ApiError(415, "content_format", "an advance travels in JSON (50) or CBOR (60)")
+        if type(body) is not dict:
+            raise ApiError(400, "bad_request", 'an advance is an object: {"advance": seconds}')
+        _check_body(body, "advance_clock")
+        work = advance_space_clock(space, name, advance_seconds(body["advance"]))
+        return self._done(work, lambda answer: answer_value(Map(answer), accept, CHANGED))
 
     def _revoke(self, name: str, space: Space, token: str | None) -> Message:
         """POST ``?op=revoke&capability=<token>`` on a space: end the capability

@@ -1071,12 +1071,14 @@ class AsyncRemoteRecord:
 
 
 class AsyncRulesHost(Protocol):
-    """What :class:`AsyncRemoteRules` and :class:`AsyncCreditCalls` send their requests
-    through: a remote space over HTTP, or a space over CoAP (its ``$rules`` and
-    ``$credit`` resources, docs/federation.md).  It sends the rules operations of the
-    HTTP API's table (``add_rule``, ``list_rules``, ``get_rule``, ``remove_rule``) and
-    its credit operations (``get_account``, ``grant_credit``, ``transfer_credit``,
-    ``credit_challenge``, ``mint_credit``), and answers their JSON."""
+    """What :class:`AsyncRemoteRules`, :class:`AsyncCreditCalls` and
+    :class:`AsyncRemoteClock` send their requests through: a remote space over HTTP,
+    or a space over CoAP (its ``$rules`` and ``$credit`` resources, ``?clock``,
+    docs/federation.md).  It sends the rules operations of the HTTP API's table
+    (``add_rule``, ``list_rules``, ``get_rule``, ``remove_rule``), its credit
+    operations (``get_account``, ``grant_credit``, ``transfer_credit``,
+    ``credit_challenge``, ``mint_credit``) and its clock operations (``get_clock``,
+    ``advance_clock``), and answers their JSON."""
 
     @property
     def url(self) -> str: ...
@@ -1170,7 +1172,7 @@ class AsyncRemoteClock:
     created with ``clock="simulated"`` (in memory), :meth:`advance`, as a
     :class:`~tuplespace.SimulatedClock` has."""
 
-    def __init__(self, space: AsyncRemoteSpace) -> None:
+    def __init__(self, space: AsyncRulesHost) -> None:
         self._space = space
 
     async def now(self) -> float:
@@ -1180,7 +1182,9 @@ class AsyncRemoteClock:
 
     async def advance(self, seconds: float) -> None:
         """Move the space's simulated clock ``seconds`` forward and run what falls due
-        (leases, waits, rules).  Needs the ``admin`` permission on the space;
+        (leases, waits, rules).  Needs the ``admin`` permission on the space (over
+        CoAP: a peer allowed ``all``); :class:`~tuplespace.InvalidValue` naming
+        ``advance`` unless ``seconds`` is a number above 0, at most a hundred years;
         :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
         await self._space.request("advance_clock", {"advance": seconds})
 

@@ -1048,12 +1048,14 @@ class RemoteRecord:
 
 
 class RulesHost(Protocol):
-    """What :class:`RemoteRules` and :class:`CreditCalls` send their requests
-    through: a remote space over HTTP, or a space over CoAP (its ``$rules`` and
-    ``$credit`` resources, docs/federation.md).  It sends the rules operations of the
-    HTTP API's table (``add_rule``, ``list_rules``, ``get_rule``, ``remove_rule``) and
-    its credit operations (``get_account``, ``grant_credit``, ``transfer_credit``,
-    ``credit_challenge``, ``mint_credit``), and answers their JSON."""
+    """What :class:`RemoteRules`, :class:`CreditCalls` and
+    :class:`RemoteClock` send their requests through: a remote space over HTTP,
+    or a space over CoAP (its ``$rules`` and ``$credit`` resources, ``?clock``,
+    docs/federation.md).  It sends the rules operations of the HTTP API's table
+    (``add_rule``, ``list_rules``, ``get_rule``, ``remove_rule``), its credit
+    operations (``get_account``, ``grant_credit``, ``transfer_credit``,
+    ``credit_challenge``, ``mint_credit``) and its clock operations (``get_clock``,
+    ``advance_clock``), and answers their JSON."""
 
     @property
     def url(self) -> str: ...
@@ -1147,7 +1149,7 @@ class RemoteClock:
     created with ``clock="simulated"`` (in memory), :meth:`advance`, as a
     :class:`~tuplespace.SimulatedClock` has."""
 
-    def __init__(self, space: RemoteSpace) -> None:
+    def __init__(self, space: RulesHost) -> None:
         self._space = space
 
     def now(self) -> float:
@@ -1157,7 +1159,9 @@ class RemoteClock:
 
     def advance(self, seconds: float) -> None:
         """Move the space's simulated clock ``seconds`` forward and run what falls due
-        (leases, waits, rules).  Needs the ``admin`` permission on the space;
+        (leases, waits, rules).  Needs the ``admin`` permission on the space (over
+        CoAP: a peer allowed ``all``); :class:`~tuplespace.InvalidValue` naming
+        ``advance`` unless ``seconds`` is a number above 0, at most a hundred years;
         :class:`~tuplespace.Conflict` (``real_clock``) for a space on the system clock."""
         self._space.request("advance_clock", {"advance": seconds})
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .._aio import AsyncRules, AsyncSpace
-from .._clock import SimulatedClock
+from .._clock import Clock, SimulatedClock
 from .._errors import Conflict, InvalidValue, RuleNotFound, TupleSpaceError, ValueTooLarge
 from .._httpapi import OPERATION
 from .._rules import RuleInfo, Rules
@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "RuleRoutes",
     "add_rule",
+    "advance_seconds",
+    "advance_space_clock",
+    "clock_reading",
     "get_rule",
     "kept_rules",
     "list_rules",
@@ -226,27 +229,51 @@ class RuleRoutes(RecordRoutes):
         if info.space is None:  # kept in Redis, with its time
             now, simulated = await info.kept().clock_now()
             return json_answer({"now": now, "simulated": simulated})
-        clock = info.space.clock
-        return json_answer({"now": clock.now(), "simulated": clock.simulated})
+        return json_answer(clock_reading(info.space.clock))
 
     async def advance_clock(self, space: str, request: ServiceRequest) -> Answer:
         _, info, body = await self._begin(request, space, OPERATION["advance_clock"])
-        seconds = body["advance"]
-        if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
-            message = f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}"
-            raise coded(InvalidValue(message, "advance"), "bad_request")
+        seconds = advance_seconds(body["advance"])
         info = self._existing(info, space)
-        now: float | None = None
-        if info.space is None:  # kept in Redis, with its time
-            now = await info.kept().advance_clock(seconds)
-        elif isinstance(info.space.clock, SimulatedClock):
-            clock = info.space.clock
-            await asyncio.to_thread(clock.advance, seconds)
-            now = clock.now()
+        if info.space is not None:
+            return json_answer(await advance_space_clock(info.space, space, seconds))
+        now = await info.kept().advance_clock(seconds)  # kept in Redis, with its time
         if now is None:
-            message = (
-                f'space {space!r} runs on the system clock; a space created with "clock": "simulated" '
-                "has a clock to move"
-            )
-            raise coded(Conflict(message), "real_clock")
+            raise _real_clock(space)
         return json_answer({"now": now})
+
+
+def clock_reading(clock: Clock) -> dict[str, Any]:
+    """The time of a space on ``clock`` as it travels (``GET /spaces/{space}/clock``):
+    ``{"now": seconds since the epoch, "simulated": bool}``."""
+    return {"now": clock.now(), "simulated": clock.simulated}
+
+
+def advance_seconds(seconds: Any) -> float:
+    """The ``advance`` of a request moving a space's clock (``POST
+    /spaces/{space}/clock``), checked: a number of seconds above 0, at most a hundred
+    years; else :class:`~tuplespace.InvalidValue` naming ``advance`` (400 bad_request)."""
+    if type(seconds) not in (int, float) or not 0 < seconds <= _MOST_ADVANCE:
+        message = f"advance is a number of seconds above 0, at most {_MOST_ADVANCE:g}"
+        raise coded(InvalidValue(message, "advance"), "bad_request")
+    return float(seconds)
+
+
+async def advance_space_clock(space: Space, name: str, seconds: float) -> dict[str, Any]:
+    """Move the clock of the embedded ``space`` (named ``name``) ``seconds`` forward,
+    what falls due run meanwhile (in a thread: it takes the space's lock), and answer
+    its new time as it travels (``{"now": t}``); :class:`~tuplespace.Conflict`
+    (409 real_clock) for a space on the system clock."""
+    clock = space.clock
+    if not isinstance(clock, SimulatedClock):
+        raise _real_clock(name)
+    await asyncio.to_thread(clock.advance, seconds)
+    return {"now": clock.now()}
+
+
+def _real_clock(name: str) -> Conflict:
+    message = (
+        f'space {name!r} runs on the system clock; a space created with "clock": "simulated" '
+        "has a clock to move"
+    )
+    return coded(Conflict(message), "real_clock")
