@@ -157,8 +157,8 @@ def test_a_pool_handles_a_job_put_back_by_a_cancelled_take_once(make_thread_spac
     assert space.statistics()["takes"] == 2  # the thread's and the pool's, not the cancelled one
 
 
-def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_space: MakeSpace) -> None:
+    space = make_space()
 
     def handle(t: tuple[Any, ...]) -> Any:
         n = t[1]
@@ -168,17 +168,18 @@ def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_thread_space
             return ("out", 1)
         return [("out", n, "a"), ("out", n, "b"), ("last",)]
 
-    with ts.Worker(space, [("in", int)], handle):
-        space.write_many([("in", 0), ("in", 1), ("in", 2)])
-        assert space.take(("last",), timeout=PATIENCE) == ("last",)
+    worker = Running(space, [("in", int)], handle)
+    space.write_many([("in", 0), ("in", 1), ("in", 2)])
+    assert space.take(("last",), timeout=PATIENCE) == ("last",)
+    worker.stop()
     assert space.read_all(("out", ANY)) == [("out", 1)]
     assert space.read_all(("out", ANY, ANY)) == [("out", 2, "a"), ("out", 2, "b")]
 
 
 def test_a_raising_handler_is_counted_and_the_worker_goes_on(
-    make_thread_space: MakeSpace, caplog: pytest.LogCaptureFixture
+    make_space: MakeSpace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    space = make_thread_space()
+    space = make_space()
 
     def handle(t: tuple[Any, ...]) -> tuple[Any, ...]:
         if t[1] % 2:
@@ -186,7 +187,7 @@ def test_a_raising_handler_is_counted_and_the_worker_goes_on(
         return ("ok", t[1])
 
     with caplog.at_level(logging.ERROR, logger="tuplespace"):
-        worker = ts.Worker(space, [("n", int)], handle).start()
+        worker = Running(space, [("n", int)], handle)
         space.write_many([("n", n) for n in range(5)])
         assert space.read(("ok", 4), timeout=PATIENCE) == ("ok", 4)
         worker.stop()
