@@ -128,9 +128,9 @@ def embedded_space(embedded_way: Way, request: pytest.FixtureRequest) -> Iterato
 
 @pytest.fixture(params=[w for w in BUILTIN_WAYS if w.name in {"memory", "sqlite"}], ids=lambda w: w.name)
 def thread_way(request: pytest.FixtureRequest) -> Way:
-    """The ways whose spaces are :class:`tuplespace.Space` objects in this process (for
-    what only such a space has: ``ts.AsyncSpace(space)``, lifetime rules, a space's own
-    event log bounds)."""
+    """The ways whose spaces are :class:`tuplespace.Space` objects in this process: for
+    what only such a space has (``ts.AsyncSpace(space)``, lifetime rules, the bounds of
+    its own event log) and for the thread forms alone (worker pools)."""
     return request.param
 
 
