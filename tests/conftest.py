@@ -388,6 +388,7 @@ ADDED_WAYS: list[Way] = [
         needs="redis_server",
         does=REDIS_CLOCK_DOES,
         lacks=simulated_redis_limit,
+        asynchronous=True,
     ),
     Way("coap", coap_space, embedded=False, needs="coap_node", lacks=_coap_lacks, base_uri=_coap_base_uri),
     Way(
@@ -397,6 +398,7 @@ ADDED_WAYS: list[Way] = [
         needs="coap_node",
         lacks=_coap_lacks,
         base_uri=_coap_base_uri,
+        asynchronous=True,
     ),
     Way(
         "redis-cluster",
@@ -413,6 +415,7 @@ ADDED_WAYS: list[Way] = [
         needs="redis_cluster",
         does=REDIS_CLOCK_DOES,
         lacks=simulated_redis_limit,
+        asynchronous=True,
     ),
     Way(
         "served-redis",
@@ -435,6 +438,7 @@ ADDED_WAYS: list[Way] = [
         needs="redis_cluster",
         does=REDIS_DOES | {REDIRECT_PAID},
         lacks=partitioned_limit,
+        asynchronous=True,
     ),
 ]
 # Every way of running a space, in the order of their tests' ids.

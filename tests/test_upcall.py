@@ -1,22 +1,21 @@
 """Upcalls (``rec.on_change(fn)``): a function called for every change of a record, off
 the writer's path, on every face of a record handle — over every way of running a space
 (the conformance kit's ``space`` fixture: embedded, remote, in Redis; sync, and async
-through the kit's adapter) and, awaiting a coroutine function, over the asyncio ways."""
+through the kit's adapter) and, awaiting a coroutine function, over the asyncio ways
+(``make_async_space``)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import tuplespace as ts
-from conftest import WAYS
 from helpers import PATIENCE, wait_until
-from tuplespace.testing import Way
-from tuplespace.testing.plugin import maker
 
 
 def test_the_function_gets_every_change_in_order(space: Any) -> None:
@@ -147,20 +146,7 @@ def test_a_function_that_falls_behind_gets_on_lost_and_goes_on() -> None:
 # -- async faces ------------------------------------------------------------------------------
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``async_way``: every asyncio way of running a space that the test can run over."""
-    if "async_way" not in metafunc.fixturenames:
-        return
-    module = metafunc.module.__name__.rpartition(".")[2]
-    chosen = [
-        way
-        for way in WAYS
-        if way.name.endswith("-async") and (way.lacks is None or way.lacks(module, metafunc.function) is None)
-    ]
-    metafunc.parametrize("async_way", chosen, ids=[way.name for way in chosen])
-
-
-def test_an_async_upcall_awaits_a_coroutine_function(async_way: Way, request: pytest.FixtureRequest) -> None:
+def test_an_async_upcall_awaits_a_coroutine_function(make_async_space: Callable[..., Any]) -> None:
     async def main(space: Any) -> None:
         rec = await space.create("kitchen", {"n": 0})
         got: list[Any] = []
@@ -183,6 +169,5 @@ def test_an_async_upcall_awaits_a_coroutine_function(async_way: Way, request: py
         await asyncio.sleep(0.05)
         assert got == [1, 2, 3]
 
-    with maker(async_way, request) as make:
-        adapter = make()
-        adapter.run(main(adapter.aspace))
+    adapter = make_async_space()
+    adapter.run(main(adapter.aspace))

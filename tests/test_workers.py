@@ -311,8 +311,8 @@ def test_a_pool_of_8_processes_10000_jobs_with_a_third_of_the_calls_failing(
     assert space_stats["tuples"] == jobs
 
 
-def test_a_pool_uses_its_own_dead_letter_and_retries(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_a_pool_uses_its_own_dead_letter_and_retries(make_sync_space: MakeSpace) -> None:
+    space = make_sync_space()
 
     def handler(job: tuple[Any, ...]) -> tuple[Any, ...]:
         if job[1] == "bad":
@@ -331,8 +331,8 @@ def test_a_pool_uses_its_own_dead_letter_and_retries(make_thread_space: MakeSpac
     assert space.count(("job", str)) == 0
 
 
-def test_a_stopped_pool_takes_no_more_jobs(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_a_stopped_pool_takes_no_more_jobs(make_sync_space: MakeSpace) -> None:
+    space = make_sync_space()
     pool = ts.WorkerPool(space, ("job", int), lambda j: ("done", j[1]), workers=3).start()
     space.write(("job", 1))
     assert space.read(("done", 1), timeout=PATIENCE) == ("done", 1)
