@@ -342,8 +342,29 @@ def _coap_base_uri(space: CoapSpace | SyncOverAsync) -> str:
     return url.rpartition("spaces/")[0]
 
 
+# A record's upcall over CoAP is an observation of its states (RFC 7641; docs/federation.md,
+# Remote handles): ``fn`` is called with the record's fields after a change (the latest ones when
+# it is slower than the changes), not with each ts.Change; an async handle over CoAP has none.
+_OBSERVED = (
+    "on_change over CoAP calls fn with the record's latest fields (an Observe of its states), "
+    "not with each Change in order; an async CoAP record handle has no on_change"
+)
+COAP_UPCALL_LACKS = {
+    "test_the_function_gets_every_change_in_order": _OBSERVED,
+    "test_a_slow_function_never_holds_up_a_writer": _OBSERVED,
+    "test_an_exception_of_the_function_is_logged_and_the_upcall_goes_on": _OBSERVED,
+    "test_the_upcall_ends_with_its_record": _OBSERVED,
+    "test_a_function_may_cancel_its_own_upcall": _OBSERVED,
+    "test_the_root_record_is_watched_for_every_record": _OBSERVED,
+    "test_an_async_upcall_awaits_a_coroutine_function": _OBSERVED,
+}
+
+
 def _coap_lacks(module: str, function: Callable[..., Any]) -> str | None:
-    """Why the coap ways do not run the test ``function``: what it uses that a CoapSpace lacks."""
+    """Why the coap ways do not run the test ``function``: what it uses that a CoapSpace
+    lacks, or a record upcall that is an observation of states over CoAP."""
+    if module == "test_upcall" and function.__name__ in COAP_UPCALL_LACKS:
+        return COAP_UPCALL_LACKS[function.__name__]
     return coap_limit(function)
 
 
@@ -364,6 +385,7 @@ ADDED_WAYS: list[Way] = [
         needs="redis_server",
         does=REDIS_CLOCK_DOES,
         lacks=simulated_redis_limit,
+        asynchronous=True,
     ),
     Way("coap", coap_space, embedded=False, needs="coap_node", lacks=_coap_lacks, base_uri=_coap_base_uri),
     Way(
@@ -373,6 +395,7 @@ ADDED_WAYS: list[Way] = [
         needs="coap_node",
         lacks=_coap_lacks,
         base_uri=_coap_base_uri,
+        asynchronous=True,
     ),
     Way(
         "redis-cluster",
@@ -389,6 +412,7 @@ ADDED_WAYS: list[Way] = [
         needs="redis_cluster",
         does=REDIS_CLOCK_DOES,
         lacks=simulated_redis_limit,
+        asynchronous=True,
     ),
     Way(
         "served-redis",
@@ -411,6 +435,7 @@ ADDED_WAYS: list[Way] = [
         needs="redis_cluster",
         does=REDIS_DOES | {REDIRECT_PAID},
         lacks=partitioned_limit,
+        asynchronous=True,
     ),
 ]
 # Every way of running a space, in the order of their tests' ids.

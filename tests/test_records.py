@@ -192,8 +192,8 @@ def test_other_handles_see_a_set_at_once(space: Any) -> None:
     assert other.get("n") == 1
 
 
-def test_concurrent_sets_are_each_atomic(make_thread_space: Callable[..., ts.Space]) -> None:
-    space = make_thread_space()
+def test_concurrent_sets_are_each_atomic(make_space: Callable[..., Any]) -> None:
+    space = make_space()
     rec = space.create("counter", {"a": 0, "b": 0})
     barrier = threading.Barrier(4)
 

@@ -1,51 +1,25 @@
 """Upcalls (``rec.on_change(fn)``): a function called for every change of a record, off
-the writer's path, on every face of a record handle — embedded and remote, sync and async."""
+the writer's path, on every face of a record handle — over every way of running a space
+(the conformance kit's ``space`` fixture: embedded, remote, in Redis; sync, and async
+through the kit's adapter) and, awaiting a coroutine function, over the asyncio ways
+(``make_async_space``)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
-from tuplespace.testing import LiveServer
 
 
-@contextlib.contextmanager
-def _sync_space(kind: str, server: LiveServer) -> Iterator[Any]:
-    if kind == "memory":
-        space: Any = ts.Space()
-    elif kind == "sqlite":
-        directory = tempfile.TemporaryDirectory(prefix="tuplespace-")
-        space = ts.connect(f"sqlite://{directory.name}/spaces.db?space=test")
-    else:
-        url = server.space_url()
-        space = ts.connect(url, order="fifo")  # created now: the root record is there at once
-    try:
-        yield space
-    finally:
-        space.close()
-        if kind == "sqlite":
-            directory.cleanup()
-        elif kind == "http":
-            server.delete(url)
-
-
-@pytest.fixture(params=["memory", "sqlite", "http"])
-def sync_space(request: pytest.FixtureRequest, http_server: LiveServer) -> Iterator[Any]:
-    with _sync_space(request.param, http_server) as space:
-        yield space
-
-
-def test_the_function_gets_every_change_in_order(sync_space: Any) -> None:
-    rec = sync_space.create("kitchen", {"temp": 20.0})
+def test_the_function_gets_every_change_in_order(space: Any) -> None:
+    rec = space.create("kitchen", {"temp": 20.0})
     got: list[ts.Change] = []
     upcall = rec.on_change(got.append)
     for t in (21.0, 22.0, 23.0):
@@ -59,8 +33,8 @@ def test_the_function_gets_every_change_in_order(sync_space: Any) -> None:
     assert len(got) == 3
 
 
-def test_a_slow_function_never_holds_up_a_writer(sync_space: Any) -> None:
-    rec = sync_space.create("kitchen", {"n": 0})
+def test_a_slow_function_never_holds_up_a_writer(space: Any) -> None:
+    rec = space.create("kitchen", {"n": 0})
     release = threading.Event()
     got: list[Any] = []
 
@@ -80,9 +54,9 @@ def test_a_slow_function_never_holds_up_a_writer(sync_space: Any) -> None:
 
 
 def test_an_exception_of_the_function_is_logged_and_the_upcall_goes_on(
-    sync_space: Any, caplog: pytest.LogCaptureFixture
+    space: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rec = sync_space.create("kitchen", {"n": 0})
+    rec = space.create("kitchen", {"n": 0})
     got: list[Any] = []
 
     def picky(change: ts.Change) -> None:
@@ -100,8 +74,8 @@ def test_an_exception_of_the_function_is_logged_and_the_upcall_goes_on(
     upcall.cancel()
 
 
-def test_the_upcall_ends_with_its_record(sync_space: Any) -> None:
-    rec = sync_space.create("kitchen", {"n": 0})
+def test_the_upcall_ends_with_its_record(space: Any) -> None:
+    rec = space.create("kitchen", {"n": 0})
     got: list[str] = []
     upcall = rec.on_change(lambda change: got.append(change.kind))
     rec.destroy()
@@ -109,8 +83,8 @@ def test_the_upcall_ends_with_its_record(sync_space: Any) -> None:
     assert got == ["destroy"]
 
 
-def test_a_function_may_cancel_its_own_upcall(sync_space: Any) -> None:
-    rec = sync_space.create("kitchen", {"n": 0})
+def test_a_function_may_cancel_its_own_upcall(space: Any) -> None:
+    rec = space.create("kitchen", {"n": 0})
     got: list[Any] = []
     box: list[Any] = []
 
@@ -125,12 +99,12 @@ def test_a_function_may_cancel_its_own_upcall(sync_space: Any) -> None:
     assert got == [1]
 
 
-def test_the_root_record_is_watched_for_every_record(sync_space: Any) -> None:
-    root = sync_space.record("$")
+def test_the_root_record_is_watched_for_every_record(space: Any) -> None:
+    root = space.record("$")
     got: list[tuple[str, str]] = []
     upcall = root.on_change(lambda change: got.append((change.kind, change.path)))
-    a = sync_space.create("a", {"n": 1})
-    sync_space.create("a/b", {"n": 2})
+    a = space.create("a", {"n": 1})
+    space.create("a/b", {"n": 2})
     a.set("n", 3)
     wait_until(lambda: len(got) == 3, "three changes under the root")
     assert got == [("create", "a"), ("create", "a/b"), ("update", "a")]
@@ -172,42 +146,28 @@ def test_a_function_that_falls_behind_gets_on_lost_and_goes_on() -> None:
 # -- async faces ------------------------------------------------------------------------------
 
 
-def _async_spaces(server: LiveServer) -> list[Callable[[], Any]]:
-    async def remote() -> Any:
-        return await ts.connect_async(server.space_url())
+def test_an_async_upcall_awaits_a_coroutine_function(make_async_space: Callable[..., Any]) -> None:
+    async def main(space: Any) -> None:
+        rec = await space.create("kitchen", {"n": 0})
+        got: list[Any] = []
 
-    async def embedded() -> Any:
-        return ts.AsyncSpace()
+        async def record(change: ts.Change) -> None:
+            await asyncio.sleep(0)
+            got.append(change.value)
 
-    return [embedded, remote]
+        upcall = await rec.on_change(record)
+        for n in (1, 2, 3):
+            await rec.set("n", n)
+        async with asyncio.timeout(PATIENCE):
+            while len(got) < 3:
+                await asyncio.sleep(0.001)
+        assert got == [1, 2, 3]
+        assert upcall.active
+        await upcall.cancel()
+        assert not upcall.active
+        await rec.set("n", 4)
+        await asyncio.sleep(0.05)
+        assert got == [1, 2, 3]
 
-
-@pytest.mark.parametrize("face", [0, 1], ids=["memory-async", "http-async"])
-def test_an_async_upcall_awaits_a_coroutine_function(face: int, http_server: LiveServer) -> None:
-    async def main() -> None:
-        space = await _async_spaces(http_server)[face]()
-        try:
-            rec = await space.create("kitchen", {"n": 0})
-            got: list[Any] = []
-
-            async def record(change: ts.Change) -> None:
-                await asyncio.sleep(0)
-                got.append(change.value)
-
-            upcall = await rec.on_change(record)
-            for n in (1, 2, 3):
-                await rec.set("n", n)
-            async with asyncio.timeout(PATIENCE):
-                while len(got) < 3:
-                    await asyncio.sleep(0.001)
-            assert got == [1, 2, 3]
-            assert upcall.active
-            await upcall.cancel()
-            assert not upcall.active
-            await rec.set("n", 4)
-            await asyncio.sleep(0.05)
-            assert got == [1, 2, 3]
-        finally:
-            await space.close()
-
-    asyncio.run(main())
+    adapter = make_async_space()
+    adapter.run(main(adapter.aspace))

@@ -1,8 +1,9 @@
 """Workers, worker pools and cleaners.
 
-Workers and cleaners run on every kind of space: the thread forms on the in-process
-spaces (memory and SQLite) and a remote one, the asyncio forms (``AsyncWorker``,
-``AsyncCleaner``) on an ``AsyncSpace`` and an async remote one.  The job-farm test
+Workers and cleaners run on every way of running a space (the ``make_space`` fixture of
+the conformance kit): the thread forms on the sync spaces (embedded, remote, in Redis,
+over CoAP), the asyncio forms (``AsyncWorker``, ``AsyncCleaner``) on the asyncio ones
+(seen through the kit's sync adapter).  The job-farm test
 is the one the pool was built for: 8 worker threads, 10,000 jobs, a third of the
 handler calls raising; every job ends done exactly once or in the dead letter,
 never both, none lost.
@@ -22,28 +23,11 @@ from typing import Any
 import pytest
 
 import tuplespace as ts
-from conftest import WAYS
 from helpers import PATIENCE, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.testing import SyncOverAsync, Way
-from tuplespace.testing.plugin import maker
+from tuplespace.testing import SyncOverAsync
 
 MakeSpace = Callable[..., ts.Space]
-
-EVERY_KIND = ("memory", "sqlite", "http", "memory-async", "http-async")
-
-
-@pytest.fixture(params=[w for w in WAYS if w.name in EVERY_KIND], ids=lambda w: w.name)
-def every_way(request: pytest.FixtureRequest) -> Way:
-    """Every kind of space a worker runs on: embedded (memory, SQLite) and remote, sync
-    and asyncio (seen through the sync adapter of ``tuplespace.testing``)."""
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def make_any_space(every_way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
-    with maker(every_way, request) as make:
-        yield make
 
 
 class Running:
@@ -85,8 +69,8 @@ def cleaning(space: Any, template: Any, max_age: float) -> Iterator[Any]:
 # -- Worker --------------------------------------------------------------------------------
 
 
-def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_any_space: MakeSpace) -> None:
-    space = make_any_space()
+def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_space: MakeSpace) -> None:
+    space = make_space()
     space.write_many([("img", 0), ("doc", 0), ("img", 1), ("img", 2)])
     seen: list[tuple[Any, ...]] = []
 
@@ -114,8 +98,8 @@ def test_a_worker_handles_existing_and_later_tuples_once_each_in_order(make_any_
     wait_until(lambda: space.statistics()["subscribers"] == 0, "the subscription to end")
 
 
-def test_a_worker_with_several_templates_sees_each_tuple_once_in_order(make_any_space: MakeSpace) -> None:
-    space = make_any_space()
+def test_a_worker_with_several_templates_sees_each_tuple_once_in_order(make_space: MakeSpace) -> None:
+    space = make_space()
     space.write_many([("x", 0), ("y", 0), ("z", 0)])
     seen: list[tuple[Any, ...]] = []
     worker = Running(space, [("x", ANY), ("x", int), ("y", int), ("w", int, int)], seen.append)
@@ -173,8 +157,8 @@ def test_a_pool_handles_a_job_put_back_by_a_cancelled_take_once(make_thread_spac
     assert space.statistics()["takes"] == 2  # the thread's and the pool's, not the cancelled one
 
 
-def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_space: MakeSpace) -> None:
+    space = make_space()
 
     def handle(t: tuple[Any, ...]) -> Any:
         n = t[1]
@@ -184,17 +168,18 @@ def test_handler_results_are_written_a_tuple_a_list_or_nothing(make_thread_space
             return ("out", 1)
         return [("out", n, "a"), ("out", n, "b"), ("last",)]
 
-    with ts.Worker(space, [("in", int)], handle):
-        space.write_many([("in", 0), ("in", 1), ("in", 2)])
-        assert space.take(("last",), timeout=PATIENCE) == ("last",)
+    worker = Running(space, [("in", int)], handle)
+    space.write_many([("in", 0), ("in", 1), ("in", 2)])
+    assert space.take(("last",), timeout=PATIENCE) == ("last",)
+    worker.stop()
     assert space.read_all(("out", ANY)) == [("out", 1)]
     assert space.read_all(("out", ANY, ANY)) == [("out", 2, "a"), ("out", 2, "b")]
 
 
 def test_a_raising_handler_is_counted_and_the_worker_goes_on(
-    make_thread_space: MakeSpace, caplog: pytest.LogCaptureFixture
+    make_space: MakeSpace, caplog: pytest.LogCaptureFixture
 ) -> None:
-    space = make_thread_space()
+    space = make_space()
 
     def handle(t: tuple[Any, ...]) -> tuple[Any, ...]:
         if t[1] % 2:
@@ -202,7 +187,7 @@ def test_a_raising_handler_is_counted_and_the_worker_goes_on(
         return ("ok", t[1])
 
     with caplog.at_level(logging.ERROR, logger="tuplespace"):
-        worker = ts.Worker(space, [("n", int)], handle).start()
+        worker = Running(space, [("n", int)], handle)
         space.write_many([("n", n) for n in range(5)])
         assert space.read(("ok", 4), timeout=PATIENCE) == ("ok", 4)
         worker.stop()
@@ -326,8 +311,8 @@ def test_a_pool_of_8_processes_10000_jobs_with_a_third_of_the_calls_failing(
     assert space_stats["tuples"] == jobs
 
 
-def test_a_pool_uses_its_own_dead_letter_and_retries(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_a_pool_uses_its_own_dead_letter_and_retries(make_sync_space: MakeSpace) -> None:
+    space = make_sync_space()
 
     def handler(job: tuple[Any, ...]) -> tuple[Any, ...]:
         if job[1] == "bad":
@@ -346,8 +331,8 @@ def test_a_pool_uses_its_own_dead_letter_and_retries(make_thread_space: MakeSpac
     assert space.count(("job", str)) == 0
 
 
-def test_a_stopped_pool_takes_no_more_jobs(make_thread_space: MakeSpace) -> None:
-    space = make_thread_space()
+def test_a_stopped_pool_takes_no_more_jobs(make_sync_space: MakeSpace) -> None:
+    space = make_sync_space()
     pool = ts.WorkerPool(space, ("job", int), lambda j: ("done", j[1]), workers=3).start()
     space.write(("job", 1))
     assert space.read(("done", 1), timeout=PATIENCE) == ("done", 1)
@@ -403,8 +388,8 @@ def test_a_cleaner_removes_tuples_exactly_at_max_age(make_thread_space: MakeSpac
     assert space.read_all((str, str)) == [("keep", "x"), ("log", "after")]
 
 
-def test_a_cleaner_removes_old_tuples_on_every_kind_of_space(make_any_space: MakeSpace) -> None:
-    space = make_any_space()
+def test_a_cleaner_removes_old_tuples_on_every_kind_of_space(make_space: MakeSpace) -> None:
+    space = make_space()
     space.write_many([("log", "before"), ("keep", "x")])
     with cleaning(space, ("log", ANY), max_age=0.05):
         space.write(("log", "after"))

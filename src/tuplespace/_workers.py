@@ -11,8 +11,9 @@ CleaningWorker).
   :class:`AsyncCleaner` is its asyncio form.
 
 They use only the public operations of a space, so they work on every kind: an
-embedded :class:`~tuplespace.Space`, a remote one, and (the asyncio forms) an
-:class:`~tuplespace.AsyncSpace` or an async remote space.
+embedded :class:`~tuplespace.Space`, a remote one, one kept in Redis, one over CoAP, and
+(the asyncio forms) their asyncio twins (:class:`~tuplespace.AsyncSpace`,
+``ts.connect_async(...)``).
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ class Worker(_Watching):
     >>> worker = Worker(space, [("img", str)], lambda t: ("thumb", t[1])).start()  # doctest: +SKIP
     >>> worker.stop()                                                               # doctest: +SKIP
 
-    It works on any space with the synchronous methods (an embedded
-    :class:`~tuplespace.Space` or a remote one), through subscriptions with
+    It works on any space with the synchronous methods (embedded, remote, kept in
+    Redis, over CoAP), through subscriptions with
     ``existing=True`` (see :meth:`~tuplespace.Space.subscribe`): one per arity of its
     templates, in a thread each; several templates of one arity share a subscription
     to a template covering them all (their common exact values, ANY elsewhere), whose
@@ -207,9 +208,9 @@ class Worker(_Watching):
 
 
 class AsyncWorker(_Watching):
-    """The asyncio form of :class:`Worker`, for an :class:`~tuplespace.AsyncSpace` or an
-    async remote space: a task per template, and ``handler`` a function or a coroutine
-    function (awaited).
+    """The asyncio form of :class:`Worker`, for any asyncio space (an
+    :class:`~tuplespace.AsyncSpace`, ``ts.connect_async(...)``): a task per template,
+    and ``handler`` a function or a coroutine function (awaited).
 
     >>> async with AsyncWorker(aspace, [("img", str)], make_thumbnail) as worker:  # doctest: +SKIP
     ...     ...
@@ -464,7 +465,7 @@ class Cleaner:
     in the space at most ``max_age`` seconds from now.  Removals are ``expire``
     events, and :meth:`stop` ends the rule for later writes.
 
-    On any other space (a remote one) a thread follows the template's subscription
+    On any other space (remote, kept in Redis, over CoAP) a thread follows the template's subscription
     (``existing=True``) and takes each tuple once it is ``max_age`` old: by this
     machine's clock, from its write event's time, or from the cleaner's start for the
     tuples already there.  It takes a tuple equal to the one that aged, so in a space
@@ -537,7 +538,7 @@ class Cleaner:
 
 class AsyncCleaner:
     """The asyncio form of :class:`Cleaner`, for an :class:`~tuplespace.AsyncSpace` (a
-    lifetime rule) or an async remote space (a task that follows the template's
+    lifetime rule) or any other asyncio space (a task that follows the template's
     subscription and takes each tuple once it is ``max_age`` old).
 
     >>> async with AsyncCleaner(aspace, ("log", ANY), max_age=3600):   # doctest: +SKIP
@@ -553,6 +554,7 @@ class AsyncCleaner:
         self._max_pending = max_pending
         self._subscription: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._stopped: asyncio.Future[None] | None = None
         self._active = False
 
     async def start(self) -> AsyncCleaner:
@@ -566,17 +568,20 @@ class AsyncCleaner:
                 self.template, {"write"}, existing=True, max_pending=self._max_pending
             )
             await self._subscription.__aenter__()
+            self._stopped = asyncio.get_running_loop().create_future()
             self._aging.started = time.monotonic()
-            self._task = asyncio.create_task(self._follow(), name="tuplespace-cleaner")
+            self._task = asyncio.create_task(self._follow(self._stopped), name="tuplespace-cleaner")
         self._active = True
         return self
 
-    async def _follow(self) -> None:
+    async def _follow(self, stopped: asyncio.Future[None]) -> None:
         aging, subscription = self._aging, self._subscription
         while True:
             wait = aging.wait()
             if wait == 0 or (wait is not None and aging.full()):
-                await asyncio.sleep(wait)
+                await asyncio.wait([stopped], timeout=wait)
+                if stopped.done():
+                    return
                 if await self.space.try_take(aging.due.popleft()[1]) is not None:
                     aging.removed += 1
                 continue
@@ -603,10 +608,13 @@ class AsyncCleaner:
         if self._rule:
             await self.space.remove_lifetime(self.template, self.max_age)
             return
+        # As the thread form stops: the wait for a tuple's time is cut short, a read of
+        # the subscription ends with it, a take under way finishes.
         assert self._task is not None
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        assert self._stopped is not None
+        self._stopped.set_result(None)
         await self._subscription.close()
+        await asyncio.gather(self._task, return_exceptions=True)
 
     async def __aenter__(self) -> AsyncCleaner:
         return await self.start()

@@ -88,6 +88,7 @@ from .._recordhandles import RecordData, check_revocable
 from .._recordstore import COMPUTED_TAGS, DEFAULT_PRINCIPAL, ROOT_RID, check_field, check_fields
 from .._registry import Registry
 from .._templates import ANY, RecordTemplate, Template, compile_template
+from .._upcall import Upcall
 from .._values import DEFAULT_LIMITS, URI, Credit, Map, Tuple, Value, handle_address
 from ..client._common import (
     Lease,
@@ -4003,6 +4004,20 @@ class RedisRecord:
             check_lease(lease),
         )
         return opened_now(watch)
+
+    def on_change(
+        self,
+        fn: Callable[[Change], object],
+        *,
+        on_lost: Callable[[EventsLost], object] | None = None,
+        max_pending: int = 1000,
+    ) -> Upcall:
+        """Call ``fn(change)`` for every change of the record, from every process, in
+        order (see :meth:`tuplespace.Record.on_change`): the upcall reads the record's
+        :meth:`watch` off the writer's path, in a thread of its own for a sync handle,
+        in a task of the running event loop for an async one (where ``fn`` may be a
+        coroutine function).  It ends after the record's ``destroy`` or ``expire``."""
+        return Upcall.start(lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending)
 
     def capability(self, operations: Iterable[str], lease: float | None = None) -> RedisRecord:
         """A new capability: a handle with an unguessable address of its own that

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Awaitable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import tuplespace as ts
@@ -31,6 +31,7 @@ __all__ = [
     "SyncRules",
     "SyncSubscription",
     "SyncTransaction",
+    "SyncUpcall",
 ]
 
 T = TypeVar("T")
@@ -365,6 +366,17 @@ class SyncRecord:
 
         return call
 
+    def on_change(self, fn: Callable[[ts.Change], object], **options: Any) -> SyncUpcall:
+        """The record's upcall (``await record.on_change(...)``), with ``fn`` called in a
+        thread of the loop's executor, one change after the other: as a sync handle's
+        upcall calls it in a thread of its own, a slow ``fn`` holds up no call of the
+        space, and it may cancel its own upcall."""
+
+        async def call(change: ts.Change) -> None:
+            await asyncio.to_thread(fn, change)
+
+        return SyncUpcall(self._adapter, self._adapter.run(self.record.on_change(call, **options)))
+
     def __tuplespace_uri__(self) -> ts.URI:
         """Where a value goes, the adapter is the handle it wraps."""
         return self.record.__tuplespace_uri__()
@@ -374,6 +386,24 @@ class SyncRecord:
 
     def __hash__(self) -> int:
         return hash(self.record)
+
+
+class SyncUpcall:
+    """An :class:`tuplespace.AsyncUpcall` seen through the names of :class:`tuplespace.Upcall`."""
+
+    def __init__(self, adapter: SyncOverAsync, upcall: Any) -> None:
+        self._run = adapter.run
+        self.upcall = upcall
+
+    @property
+    def active(self) -> bool:
+        return self.upcall.active
+
+    def statistics(self) -> dict[str, int]:
+        return self.upcall.statistics()
+
+    def cancel(self) -> None:
+        self._run(self.upcall.cancel())
 
 
 class SyncRecordWatch:

@@ -66,6 +66,9 @@ class Way:
     """The base URI under which a space this way opened (given) names its records, the
     ``ME`` of its root: ``tuplespace://local/`` unless the way serves it from a node of
     its own."""
+    asynchronous: bool = False
+    """Whether its spaces are asyncio ones (seen through :class:`SyncOverAsync`): the
+    ``async_way`` fixture's, where the ``sync_way`` fixture's are the others."""
 
 
 @contextlib.contextmanager
@@ -251,13 +254,19 @@ def in_process_async_space(app: Any, **options: Any) -> Iterator[SyncOverAsync]:
 
 BUILTIN_WAYS: list[Way] = [
     Way("memory", memory_space, embedded=True),
-    Way("memory-async", memory_async_space, embedded=True),
+    Way("memory-async", memory_async_space, embedded=True, asynchronous=True),
     Way("sqlite", sqlite_space, embedded=True),
     Way("http", http_space, embedded=False, needs="http_server"),
     Way("http-plain", http_plain_space, embedded=False, needs="http_server"),
-    Way("http-async", http_async_space, embedded=False, needs="http_server"),
+    Way("http-async", http_async_space, embedded=False, needs="http_server", asynchronous=True),
     Way("in-process", in_process_space, embedded=False, needs="in_process_app"),
-    Way("in-process-async", in_process_async_space, embedded=False, needs="in_process_app"),
+    Way(
+        "in-process-async",
+        in_process_async_space,
+        embedded=False,
+        needs="in_process_app",
+        asynchronous=True,
+    ),
 ]
 
 

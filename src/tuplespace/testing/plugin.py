@@ -2,7 +2,9 @@
 pytest run where pytuplespace is installed).
 
 It parametrises each test that uses the ``way`` fixture (through ``space``,
-``make_space``, ``sim_space``...) over every way of running a space: the built-in ways
+``make_space``, ``sim_space``...) over every way of running a space (``sync_way``,
+``make_sync_space``: over those that are not asyncio ones; ``async_way``,
+``make_async_space``: over the asyncio ones): the built-in ways
 (:data:`~tuplespace.testing.BUILTIN_WAYS`) and those that conftest files and plugins
 add with the hook ``pytest_tuplespace_ways``, less the ways that cannot run it
 (:func:`~tuplespace.testing.needs_embedding`, a way's ``does`` and ``lacks``).
@@ -54,8 +56,17 @@ def ways(config: pytest.Config) -> list[Way]:
     return config.stash[_WAYS]
 
 
+# The fixtures of ways a test is parametrised over, and the ways each takes.
+_FIXTURES: dict[str, Callable[[Way], bool]] = {
+    "way": lambda way: True,
+    "sync_way": lambda way: not way.asynchronous,
+    "async_way": lambda way: way.asynchronous,
+}
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "way" not in metafunc.fixturenames:
+    names = [name for name in _FIXTURES if name in metafunc.fixturenames]
+    if not names:
         return
     marker = metafunc.definition.get_closest_marker("embedded")
     if marker is not None:
@@ -69,7 +80,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if (w.embedded or reason is None or reason in w.does)
         and (w.lacks is None or w.lacks(module, metafunc.function) is None)
     ]
-    metafunc.parametrize("way", chosen, ids=[w.name for w in chosen], indirect=True)
+    for name in names:
+        kept = [w for w in chosen if _FIXTURES[name](w)]
+        metafunc.parametrize(name, kept, ids=[w.name for w in kept], indirect=True)
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +114,20 @@ def way(request: pytest.FixtureRequest) -> Way:
     return request.param
 
 
+@pytest.fixture
+def sync_way(request: pytest.FixtureRequest) -> Way:
+    """A way whose spaces have the blocking methods themselves (for what only they run
+    on: the thread forms of workers, worker pools)."""
+    return request.param
+
+
+@pytest.fixture
+def async_way(request: pytest.FixtureRequest) -> Way:
+    """A way whose spaces are asyncio ones (``space.aspace`` of the :class:`SyncOverAsync`
+    it opens), for what is awaited: coroutine functions, the asyncio forms."""
+    return request.param
+
+
 @pytest.fixture(params=[w for w in BUILTIN_WAYS if w.embedded], ids=lambda w: w.name)
 def embedded_way(request: pytest.FixtureRequest) -> Way:
     return request.param
@@ -110,6 +137,20 @@ def embedded_way(request: pytest.FixtureRequest) -> Way:
 def make_space(way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
     """``make_space(**options)``: a new space of this way (closed after the test)."""
     with maker(way, request) as make:
+        yield make
+
+
+@pytest.fixture
+def make_sync_space(sync_way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """``make_sync_space(**options)``: a new space of a way whose spaces are not asyncio ones."""
+    with maker(sync_way, request) as make:
+        yield make
+
+
+@pytest.fixture
+def make_async_space(async_way: Way, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """``make_async_space(**options)``: a new asyncio space (a :class:`SyncOverAsync`)."""
+    with maker(async_way, request) as make:
         yield make
 
 
@@ -128,8 +169,9 @@ def embedded_space(embedded_way: Way, request: pytest.FixtureRequest) -> Iterato
 
 @pytest.fixture(params=[w for w in BUILTIN_WAYS if w.name in {"memory", "sqlite"}], ids=lambda w: w.name)
 def thread_way(request: pytest.FixtureRequest) -> Way:
-    """The ways whose spaces are :class:`tuplespace.Space` objects in this process
-    (what workers and cleaners run on)."""
+    """The ways whose spaces are :class:`tuplespace.Space` objects in this process: for
+    what only such a space has (``ts.AsyncSpace(space)``, lifetime rules, the bounds of
+    its own event log) and for long runs (a worker pool's 10,000 jobs)."""
     return request.param
 
 
