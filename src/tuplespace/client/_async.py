@@ -1046,8 +1046,9 @@ class AsyncRemoteRecord:
         on_lost: Callable[[EventsLost], object] | None = None,
         max_pending: int = 1000,
     ) -> AsyncUpcall:
-        """See :meth:`Record.on_change <tuplespace.Record.on_change>`: ``fn`` (a function or a
-        coroutine function) runs in a task of the running event loop:
+        """See :meth:`Record.on_change <tuplespace.Record.on_change>`: ``fn`` runs in a
+        thread of its own for a synchronous handle, in a task of the running event loop
+        for an asyncio one (where it may be a coroutine function):
         ``upcall = await rec.on_change(fn)``, ``await upcall.cancel()``."""
         return await AsyncUpcall.start(
             lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending
