@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.stores._redis import READ_AHEAD_BYTES, partition_of, prefix
+from tuplespace.stores._redis import READ_AHEAD_BYTES, SCRIPTS, _definitions, _used, partition_of, prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -48,6 +49,75 @@ def finished(child: subprocess.Popen[str]) -> str:
     out, err = child.communicate(timeout=PATIENCE)
     assert child.returncode == 0, err
     return out
+
+
+LUA_KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in"}
+LUA_KEYWORDS |= {"local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"}
+# What Redis gives a script (the libraries it loads, KEYS and ARGV).
+LUA_GLOBALS = {"KEYS", "ARGV", "redis", "string", "table", "math", "bit", "cjson", "cmsgpack", "struct"}
+LUA_GLOBALS |= {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawget", "rawset"}
+LUA_GLOBALS |= {"select", "setmetatable", "tonumber", "tostring", "type", "unpack"}
+# What a chunk defines: its locals and functions' parameters, then its loop variables.
+LUA_DEFINED = (r"\blocal\s+(?:function\s+)?([\w\s,]+?)\s*(?:=|\n|\()", r"\bfunction\s*\w*\s*\(([^)]*)\)")
+LUA_LOOPS = r"\bfor\s+([\w\s,]+?)\s*(?:=|\bin\b)"
+
+
+def undefined_names(lua: str) -> set[str]:
+    """The names a Lua chunk reads that neither it defines (locals, parameters, loop
+    variables) nor Redis gives every script."""
+    code = re.sub(r"--[^\n]*|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"", "''", lua)
+    defined = set()
+    for pattern in (*LUA_DEFINED, LUA_LOOPS):
+        for match in re.finditer(pattern, code):
+            defined |= set(re.findall(r"\w+", match[1]))
+    read = set()
+    for match in re.finditer(r"[A-Za-z_]\w*", code):
+        before, after = code[: match.start()].rstrip(), code[match.end() :].lstrip()
+        field = before.endswith((".", ":")) and not before.endswith("..")
+        constructor_key = before.endswith(("{", ",")) and re.match(r"=[^=]", after)
+        if not field and not constructor_key:
+            read.add(match[0])
+    return read - defined - LUA_KEYWORDS - LUA_GLOBALS
+
+
+def test_each_script_defines_every_name_it_uses() -> None:
+    """The scripts carry only the prelude's definitions they use, none missing."""
+    assert {name: undefined_names(lua) for name, lua in SCRIPTS.items()} == {name: set() for name in SCRIPTS}
+    dropped = SCRIPTS["take"].replace("local function alive(id)", "local function unused(id)")
+    assert undefined_names(dropped) == {"alive"}
+
+
+def test_a_script_carries_only_the_prelude_it_uses() -> None:
+    prelude = """-- the prefix
+local P = KEYS[1]
+local A, B = P .. ':a', P .. ':b'
+local n = tonumber(redis.call('GET', A) or '0')
+if KEYS[2] then
+  n = n + 1  -- 'B' in a string is no use of B
+end
+local function f(x)
+  return x + n
+end
+local function g()
+  return f(1)
+end
+local function h()
+  return redis.call('GET', B)
+end
+"""
+    definitions = _definitions(prelude)
+    assert _used(definitions, "return g()\n") == prelude[: prelude.index("local function h")]
+    assert (
+        _used(definitions, "return h()\n")
+        == prelude[: prelude.index("local n")] + prelude[prelude.index("local function h") :]
+    )
+    assert _used(definitions, "return P\n") == prelude[: prelude.index("local A")]
+    assert _used(definitions, "return 'P'\n") == ""
+    for name in ("write", "find", "take"):
+        assert "local function pending(" not in SCRIPTS[name]
+        assert "local function counted(" not in SCRIPTS[name]
+    assert "local function pending(" in SCRIPTS["rule_pending"]
+    assert "local function rsize(" not in SCRIPTS["grant"]
 
 
 @pytest.fixture

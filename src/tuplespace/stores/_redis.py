@@ -156,18 +156,61 @@ each, on a connection of its own)."""
 _DURABILITIES = ("redis", "replicated")
 
 
+# A top-level statement of a prelude starts a line (a ``local`` definition, or an ``if``
+# that sets some), with the comment lines just above it.
+_STATEMENT = re.compile(r"^(?:--[^\n]*\n)*(?!end\b|else\b|elseif\b|until\b)[A-Za-z_]", re.MULTILINE)
+# The names in a piece of Lua: what is left once comments and strings are taken out.
+_LUA_TOKEN = re.compile(r"--[^\n]*|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"|([A-Za-z_]\w*)")
+_LOCALS = re.compile(r"local\s+(?:function\s+)?([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)")
+_ASSIGNED = re.compile(r"([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)\s*=(?!=)")
+
+
+def _names(lua: str) -> set[str]:
+    return {m[1] for m in _LUA_TOKEN.finditer(lua) if m[1]}
+
+
+def _definitions(prelude: str) -> list[tuple[str, set[str], set[str]]]:
+    """The top-level statements of ``prelude``, each with the names it defines (those
+    it sets, for a statement that defines none) and the names it uses."""
+    starts = [m.start() for m in _STATEMENT.finditer(prelude)]
+    out = []
+    for start, end in zip([0, *starts[1:]], [*starts[1:], len(prelude)], strict=True):
+        text = prelude[start:end]
+        code = _LUA_TOKEN.sub(lambda m: m[0] if m[1] else "''", text)
+        first = re.search(r"^[A-Za-z_].*", code, re.MULTILINE)
+        head = _LOCALS.match(first[0]) if first else None
+        targets = [head[1]] if head else _ASSIGNED.findall(code)
+        defines = set(re.findall(r"\w+", " ".join(targets)))
+        out.append((text, defines, _names(text) - defines if head else _names(text)))
+    return out
+
+
+def _used(definitions: list[tuple[str, set[str], set[str]]], body: str) -> str:
+    """The statements of a prelude that ``body`` uses, directly or through those it uses,
+    in their order: a script then makes only the closures it may call."""
+    wanted = _names(body)
+    kept = [False] * len(definitions)
+    for i in reversed(range(len(definitions))):
+        _, defines, uses = definitions[i]
+        if not defines or defines & wanted:
+            kept[i] = True
+            wanted |= uses
+    return "".join(text for (text, _, _), keep in zip(definitions, kept, strict=True) if keep)
+
+
 def _load_scripts() -> dict[str, str]:
     text = resources.files(__package__).joinpath("_redis.lua").read_text(encoding="utf-8")
     prelude, *parts = re.split(r"^--\[\[ (\w+)( \+records)? \]\]\n", text, flags=re.MULTILINE)
     sections = {parts[i]: (bool(parts[i + 1]), parts[i + 2]) for i in range(0, len(parts), 3)}
     records = sections.pop("_records")[1]
-    return {name: prelude + (records if marked else "") + body for name, (marked, body) in sections.items()}
+    plain, marked = _definitions(prelude), _definitions(prelude + records)
+    return {name: _used(marked if m else plain, body) + body for name, (m, body) in sections.items()}
 
 
 SCRIPTS = _load_scripts()
 """The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, what the
 scripts on records share, then one section per script, marked ``+records`` when it
-needs the second)."""
+needs the second; each script carries only the definitions of those it uses)."""
 
 SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for name, s in SCRIPTS.items()}
 """The SHA-1 of each script, by which ``EVALSHA`` runs it."""
