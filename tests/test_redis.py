@@ -23,7 +23,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.stores._redis import READ_AHEAD_BYTES, SCRIPTS, _definitions, _used, partition_of, prefix
+from tuplespace.stores._redis import FUNCTIONS, LIBRARY, READ_AHEAD_BYTES, partition_of, prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -80,44 +80,56 @@ def undefined_names(lua: str) -> set[str]:
     return read - defined - LUA_KEYWORDS - LUA_GLOBALS
 
 
-def test_each_script_defines_every_name_it_uses() -> None:
-    """The scripts carry only the prelude's definitions they use, none missing."""
-    assert {name: undefined_names(lua) for name, lua in SCRIPTS.items()} == {name: set() for name in SCRIPTS}
-    dropped = SCRIPTS["take"].replace("local function alive(id)", "local function unused(id)")
+def test_the_library_defines_every_name_it_uses() -> None:
+    """The functions and state the scripts share are made once, in the library: every
+    name a function reads is one of them, or one of its own."""
+    lua = LIBRARY.split("\n", 1)[1]  # after its first line, "#!lua name=<its name>"
+    assert undefined_names(lua) == set()
+    dropped = lua.replace("local function alive(id)", "local function unused(id)")
     assert undefined_names(dropped) == {"alive"}
+    state = re.findall(r"^local ([\w, ]+)$", lua[: lua.index("\nlocal function")], re.MULTILINE)
+    functions = re.findall(r"^local function (\w+)", lua, re.MULTILINE)
+    declared = [name.strip() for line in state for name in line.split(",")] + functions
+    assert len(declared) == len(set(declared))  # no name of the prelude is defined twice
+    assert {"KEYS", "ARGV", "now", "ev_last", "charges"} <= set(declared)
 
 
-def test_a_script_carries_only_the_prelude_it_uses() -> None:
-    prelude = """-- the prefix
-local P = KEYS[1]
-local A, B = P .. ':a', P .. ':b'
-local n = tonumber(redis.call('GET', A) or '0')
-if KEYS[2] then
-  n = n + 1  -- 'B' in a string is no use of B
-end
-local function f(x)
-  return x + n
-end
-local function g()
-  return f(1)
-end
-local function h()
-  return redis.call('GET', B)
-end
-"""
-    definitions = _definitions(prelude)
-    assert _used(definitions, "return g()\n") == prelude[: prelude.index("local function h")]
-    assert (
-        _used(definitions, "return h()\n")
-        == prelude[: prelude.index("local n")] + prelude[prelude.index("local function h") :]
-    )
-    assert _used(definitions, "return P\n") == prelude[: prelude.index("local A")]
-    assert _used(definitions, "return 'P'\n") == ""
-    for name in ("write", "find", "take"):
-        assert "local function pending(" not in SCRIPTS[name]
-        assert "local function counted(" not in SCRIPTS[name]
-    assert "local function pending(" in SCRIPTS["rule_pending"]
-    assert "local function rsize(" not in SCRIPTS["grant"]
+LIBRARY_NAME = LIBRARY.split("name=", 1)[1].split("\n", 1)[0]
+
+
+def functions_loaded(node: redis.Redis) -> set[str]:
+    """The names of the functions of the library of the scripts that ``node`` holds."""
+    return {f[1].decode() for library in node.function_list(LIBRARY_NAME) for f in library[5]}
+
+
+def test_a_redis_makes_the_scripts_once_and_gets_them_again_once_it_lost_them(url: str, space: Any) -> None:
+    """The scripts are a Redis Functions library, loaded by the first call that finds
+    Redis without it (a Redis new, flushed, or restarted without its data)."""
+    raw = redis.Redis.from_url(url.partition("?")[0])
+    space.write(("job", 1))
+    assert functions_loaded(raw) == set(FUNCTIONS.values())
+    raw.function_flush()
+    assert functions_loaded(raw) == set()
+    space.write(("job", 2))
+    assert space.take_all(("job", int)) == [("job", 1), ("job", 2)]
+    assert functions_loaded(raw) == set(FUNCTIONS.values())
+    raw.close()
+
+
+def test_each_master_of_a_cluster_gets_the_scripts_it_runs(redis_cluster: RedisClusterServers) -> None:
+    """On a Redis Cluster, the master of each space's slot loads the library at its first call."""
+    for n in range(12):
+        with ts.connect(redis_cluster.space_url(f"functions-{n}")) as space:
+            space.write(("job", n))
+    masters = 0
+    for port, process in zip(redis_cluster.ports, redis_cluster.processes, strict=True):
+        if process.poll() is None:
+            node = redis.Redis(port=port)
+            if node.info("replication")["role"] == "master" and node.dbsize() > 0:
+                masters += 1
+                assert functions_loaded(node) == set(FUNCTIONS.values())
+            node.close()
+    assert masters == 3
 
 
 @pytest.fixture
