@@ -1375,12 +1375,12 @@ class AsyncRedisSpace:
                         # The pop follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
                         reply, entries = await self._find_and_pop(args, inbox, wait, limit, counted)
-                        if reply is None:  # Redis forgot the script: look again, then pop
+                        if reply is None:  # Redis lost the scripts: look again, then pop
                             continue
                     else:
                         reply = await self._call("find", args)
                         counted(reply)
-                        self._pops_after_find = not self._replica_wait  # the script is loaded now
+                        self._pops_after_find = not self._replica_wait  # the scripts are loaded now
                         entries = None if pairs(reply[3:]) else await self._pop(inbox, wait, limit)
                 except BaseException:
                     if not self._closed:
@@ -2351,7 +2351,7 @@ class AsyncRedisSpace:
         """The reply of the script ``find`` for a take waiting in Redis (given to
         ``answered`` as soon as it is read), and what the pop of ``key`` sent after it,
         on the same connection, popped (up to ``most`` entries, None: all; waiting up to
-        ``seconds``; None: nothing).  (None, None) if Redis did not know the script (the
+        ``seconds``; None: nothing).  (None, None) if Redis did not know the scripts (the
         pop waited in vain): the next call looks first, then pops."""
         self._check_open()
         try:
