@@ -12,7 +12,7 @@ the load of other jobs then weighs on both sides alike.
    Redis users do instead: LPUSH of the JSON text, then RPOP and decode.  Each call is one
    unpipelined round trip.  Target: >= 0.5x redis-py.
    Beside each, the Redis time per operation (``INFO commandstats``: the ``usec`` of
-   LPUSH, RPOP or EVALSHA, whose figure holds the commands its script calls, over the
+   LPUSH, RPOP or FCALL, whose figure holds the commands its script calls, over the
    phase, divided by the operations).
 2. Blocking ping-pong between two processes: this one writes ``("ping", i)`` and takes
    ``("pong", ANY)``, a responder takes ``("ping", ANY)`` and writes ``("pong", i)``;
@@ -45,6 +45,9 @@ N_BULK = int(os.environ.get("N_BULK", 5000))
 N_PINGPONG = int(os.environ.get("N_PINGPONG", 2000))
 ROUNDS = int(os.environ.get("ROUNDS", 5))
 log = logger("bench_redis")
+# The commands that run a space's scripts: FCALL, EVALSHA in versions before its Redis
+# Functions library (for bench/compare.py against those).
+SCRIPT_CALLS = ("fcall", "evalsha")
 
 
 def start_server(directory: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -108,19 +111,23 @@ def main() -> None:
             used = dict.fromkeys(("lpush", "rpop", "write", "take"), 0)
             for _ in range(ROUNDS):
                 phases = (
-                    ("lpush", "lpush", lambda i: r.lpush("jobs", json.dumps(["job", i, "payload-string"]))),
-                    ("rpop", "rpop", lambda i: json.loads(r.rpop("jobs"))),  # type: ignore[arg-type]
-                    ("write", "evalsha", lambda i: space.write(("job", i, "payload-string"))),
-                    ("take", "evalsha", lambda i: space.take(("job", ANY, ANY))),
+                    (
+                        "lpush",
+                        ("lpush",),
+                        lambda i: r.lpush("jobs", json.dumps(["job", i, "payload-string"])),
+                    ),
+                    ("rpop", ("rpop",), lambda i: json.loads(r.rpop("jobs"))),  # type: ignore[arg-type]
+                    ("write", SCRIPT_CALLS, lambda i: space.write(("job", i, "payload-string"))),
+                    ("take", SCRIPT_CALLS, lambda i: space.take(("job", ANY, ANY))),
                 )
-                for name, command, op in phases:
+                for name, commands, op in phases:
                     before, t0 = redis_usec(), now()
                     for i in range(n):
                         op(i)
                     dt, after = now() - t0, redis_usec()
                     best[name] = min(best.get(name, dt), dt)
-                    key = f"cmdstat_{command}"
-                    used[name] += after[key] - before.get(key, 0)
+                    for key in (f"cmdstat_{command}" for command in commands):
+                        used[name] += after.get(key, 0) - before.get(key, 0)
             for name in used:
                 res[f"redis_us_per_{name}"] = round(used[name] / (n * ROUNDS), 1)
             res["lpush_ops_s"] = round(n / best["lpush"])

@@ -12,7 +12,7 @@ partition, one round trip.  Measured:
 - the client's CPU per operation (``time.process_time`` in the client);
 - Redis's CPU per operation: ``used_cpu_user + used_cpu_sys`` of ``INFO cpu`` summed
   over the masters (the whole process: network, parsing, scripts), and the part spent
-  in the scripts, ``usec`` of ``EVALSHA`` in ``INFO commandstats``;
+  in the scripts, ``usec`` of ``FCALL`` (``EVALSHA`` before) in ``INFO commandstats``;
 - a projection on paper, from those per-operation costs, of a space partitioned over
   10 and 100 masters on machines of their own (see ``projection``).
 
@@ -112,12 +112,14 @@ class Cluster:
             time.sleep(0.05)
 
     def usage(self) -> tuple[float, float]:
-        """Seconds of CPU the masters have used, and microseconds in EVALSHA."""
+        """Seconds of CPU the masters have used, and microseconds in the scripts (FCALL;
+        EVALSHA in versions before the Redis Functions library)."""
         cpu = scripts = 0.0
         for node in self.nodes:
             info = node.info("cpu")
             cpu += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-            scripts += node.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0)
+            stats = node.info("commandstats")
+            scripts += sum(stats.get(f"cmdstat_{c}", {}).get("usec", 0) for c in ("fcall", "evalsha"))
         return cpu, scripts
 
     def stop(self) -> None:

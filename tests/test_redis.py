@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import redis
 import tuplespace as ts
 from helpers import PATIENCE, RedisClusterServers, RedisServer, spawn, wait_for_waiters, wait_until
 from tuplespace import ANY
-from tuplespace.stores._redis import READ_AHEAD_BYTES, partition_of, prefix
+from tuplespace.stores._redis import FUNCTIONS, LIBRARY, READ_AHEAD_BYTES, partition_of, prefix
 
 # A child process: opens the space at argv[1], runs the code given after it.
 CHILD = """
@@ -48,6 +49,87 @@ def finished(child: subprocess.Popen[str]) -> str:
     out, err = child.communicate(timeout=PATIENCE)
     assert child.returncode == 0, err
     return out
+
+
+LUA_KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for", "function", "if", "in"}
+LUA_KEYWORDS |= {"local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"}
+# What Redis gives a script (the libraries it loads, KEYS and ARGV).
+LUA_GLOBALS = {"KEYS", "ARGV", "redis", "string", "table", "math", "bit", "cjson", "cmsgpack", "struct"}
+LUA_GLOBALS |= {"assert", "error", "getmetatable", "ipairs", "next", "pairs", "pcall", "rawget", "rawset"}
+LUA_GLOBALS |= {"select", "setmetatable", "tonumber", "tostring", "type", "unpack"}
+# What a chunk defines: its locals and functions' parameters, then its loop variables.
+LUA_DEFINED = (r"\blocal\s+(?:function\s+)?([\w\s,]+?)\s*(?:=|\n|\()", r"\bfunction\s*\w*\s*\(([^)]*)\)")
+LUA_LOOPS = r"\bfor\s+([\w\s,]+?)\s*(?:=|\bin\b)"
+
+
+def undefined_names(lua: str) -> set[str]:
+    """The names a Lua chunk reads that neither it defines (locals, parameters, loop
+    variables) nor Redis gives every script."""
+    code = re.sub(r"--[^\n]*|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"", "''", lua)
+    defined = set()
+    for pattern in (*LUA_DEFINED, LUA_LOOPS):
+        for match in re.finditer(pattern, code):
+            defined |= set(re.findall(r"\w+", match[1]))
+    read = set()
+    for match in re.finditer(r"[A-Za-z_]\w*", code):
+        before, after = code[: match.start()].rstrip(), code[match.end() :].lstrip()
+        field = before.endswith((".", ":")) and not before.endswith("..")
+        constructor_key = before.endswith(("{", ",")) and re.match(r"=[^=]", after)
+        if not field and not constructor_key:
+            read.add(match[0])
+    return read - defined - LUA_KEYWORDS - LUA_GLOBALS
+
+
+def test_the_library_defines_every_name_it_uses() -> None:
+    """The functions and state the scripts share are made once, in the library: every
+    name a function reads is one of them, or one of its own."""
+    lua = LIBRARY.split("\n", 1)[1]  # after its first line, "#!lua name=<its name>"
+    assert undefined_names(lua) == set()
+    dropped = lua.replace("local function alive(id)", "local function unused(id)")
+    assert undefined_names(dropped) == {"alive"}
+    state = re.findall(r"^local ([\w, ]+)$", lua[: lua.index("\nlocal function")], re.MULTILINE)
+    functions = re.findall(r"^local function (\w+)", lua, re.MULTILINE)
+    declared = [name.strip() for line in state for name in line.split(",")] + functions
+    assert len(declared) == len(set(declared))  # no name of the prelude is defined twice
+    assert {"KEYS", "ARGV", "now", "ev_last", "charges"} <= set(declared)
+
+
+LIBRARY_NAME = LIBRARY.split("name=", 1)[1].split("\n", 1)[0]
+
+
+def functions_loaded(node: redis.Redis) -> set[str]:
+    """The names of the functions of the library of the scripts that ``node`` holds."""
+    return {f[1].decode() for library in node.function_list(LIBRARY_NAME) for f in library[5]}
+
+
+def test_a_redis_makes_the_scripts_once_and_gets_them_again_once_it_lost_them(url: str, space: Any) -> None:
+    """The scripts are a Redis Functions library, loaded by the first call that finds
+    Redis without it (a Redis new, flushed, or restarted without its data)."""
+    raw = redis.Redis.from_url(url.partition("?")[0])
+    space.write(("job", 1))
+    assert functions_loaded(raw) == set(FUNCTIONS.values())
+    raw.function_flush()
+    assert functions_loaded(raw) == set()
+    space.write(("job", 2))
+    assert space.take_all(("job", int)) == [("job", 1), ("job", 2)]
+    assert functions_loaded(raw) == set(FUNCTIONS.values())
+    raw.close()
+
+
+def test_each_master_of_a_cluster_gets_the_scripts_it_runs(redis_cluster: RedisClusterServers) -> None:
+    """On a Redis Cluster, the master of each space's slot loads the library at its first call."""
+    for n in range(12):
+        with ts.connect(redis_cluster.space_url(f"functions-{n}")) as space:
+            space.write(("job", n))
+    masters = 0
+    for port, process in zip(redis_cluster.ports, redis_cluster.processes, strict=True):
+        if process.poll() is None:
+            node = redis.Redis(port=port)
+            if node.info("replication")["role"] == "master" and node.dbsize() > 0:
+                masters += 1
+                assert functions_loaded(node) == set(FUNCTIONS.values())
+            node.close()
+    assert masters == 3
 
 
 @pytest.fixture

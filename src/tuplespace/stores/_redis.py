@@ -71,8 +71,8 @@ __all__ = [
     "ClockFollower",
     "Client",
     "SCHEMES",
-    "SCRIPTS",
-    "SHAS",
+    "FUNCTIONS",
+    "LIBRARY",
     "AsyncGuard",
     "AsyncWake",
     "Clock",
@@ -97,6 +97,7 @@ __all__ = [
     "record_candidates",
     "route_of_template",
     "route_of_tuple",
+    "unknown_function",
 ]
 
 
@@ -156,21 +157,83 @@ each, on a connection of its own)."""
 _DURABILITIES = ("redis", "replicated")
 
 
-def _load_scripts() -> dict[str, str]:
+# A top-level statement of a prelude starts a line (a ``local`` definition, or an ``if``
+# that sets some), with the comment lines just above it.
+_STATEMENT = re.compile(r"^(?:--[^\n]*\n)*(?!end\b|else\b|elseif\b|until\b)[A-Za-z_]", re.MULTILINE)
+# The names in a piece of Lua: what is left once comments and strings are taken out.
+_LUA_TOKEN = re.compile(r"--[^\n]*|'(?:\\.|[^'\\\n])*'|\"(?:\\.|[^\"\\\n])*\"|([A-Za-z_]\w*)")
+_LOCALS = re.compile(r"local\s+([A-Za-z_]\w*(?:\s*,\s*[A-Za-z_]\w*)*)")
+
+
+def _statements(prelude: str) -> tuple[list[str], list[str], list[str]]:
+    """The top-level statements of ``prelude`` (each with the comment lines above it):
+    its functions, the names of its other locals, and its other statements, made
+    assignments to those names."""
+    starts = [m.start() for m in _STATEMENT.finditer(prelude)]
+    functions, names, state = [], [], []
+    for start, end in zip([0, *starts[1:]], [*starts[1:], len(prelude)], strict=True):
+        text = prelude[start:end]
+        head = _LUA_TOKEN.sub(lambda m: m[0] if m[1] else "", text).lstrip()
+        local = _LOCALS.match(head)
+        if head.startswith("local function "):
+            functions.append(text)
+        elif local:
+            names += re.findall(r"\w+", local[1])
+            state.append(re.sub(r"^local\s+", "", text, count=1, flags=re.MULTILINE))
+        else:
+            state.append(text)
+    return functions, names, state
+
+
+def _library() -> tuple[str, dict[str, str]]:
+    """The Redis Functions library of the scripts, and the name of each script's
+    function in it.
+
+    The shared parts of ``_redis.lua`` are made once, when Redis loads the library: their
+    functions, and locals for the state a call starts from, which each call sets first
+    (``start``, then ``start_records`` for a section marked ``+records``), as the
+    statements of the prelude did at the top of a script.  A call runs alone in Redis, so
+    those locals hold its own state while it runs."""
     text = resources.files(__package__).joinpath("_redis.lua").read_text(encoding="utf-8")
     prelude, *parts = re.split(r"^--\[\[ (\w+)( \+records)? \]\]\n", text, flags=re.MULTILINE)
     sections = {parts[i]: (bool(parts[i + 1]), parts[i + 2]) for i in range(0, len(parts), 3)}
     records = sections.pop("_records")[1]
-    return {name: prelude + (records if marked else "") + body for name, (marked, body) in sections.items()}
+    functions, names, state = _statements(prelude)
+    record_functions, record_names, record_state = _statements(records)
+    declared = ["KEYS", "ARGV", *names, *record_names]
+    lines = ["local " + ", ".join(declared[i : i + 30]) + "\n" for i in range(0, len(declared), 30)]
+    body = "".join(
+        [
+            *lines,
+            *functions,
+            *record_functions,
+            "local function start(keys, args)\n  KEYS, ARGV = keys, args\n",
+            *state,
+            "end\nlocal function start_records()\n",
+            *record_state,
+            "end\n",
+        ]
+    )
+    name = "tuplespace_" + hashlib.sha1((body + text).encode(), usedforsecurity=False).hexdigest()[:16]
+    calls = {script: f"{name}_{script}" for script in sections}
+    for script, (marked, section) in sections.items():
+        begin = "start(keys, args)\n" + ("start_records()\n" if marked else "")
+        body += f"redis.register_function('{calls[script]}', function(keys, args)\n{begin}{section}end)\n"
+    return f"#!lua name={name}\n{body}", calls
 
 
-SCRIPTS = _load_scripts()
-"""The Lua source of each atomic step, by name (``_redis.lua``: a shared prelude, what the
-scripts on records share, then one section per script, marked ``+records`` when it
-needs the second)."""
+LIBRARY, FUNCTIONS = _library()
+"""The Redis Functions library of the atomic steps of a space (``_redis.lua``: a shared
+prelude, what the scripts on records share, then one section per script, marked
+``+records`` when it needs the second), and the name of the function of each step, by
+which ``FCALL`` runs it; the library's name holds a hash of its text, so that
+processes of different versions may share a Redis (each loads its own)."""
 
-SHAS = {name: hashlib.sha1(s.encode(), usedforsecurity=False).hexdigest() for name, s in SCRIPTS.items()}
-"""The SHA-1 of each script, by which ``EVALSHA`` runs it."""
+
+def unknown_function(exc: BaseException) -> bool:
+    """Whether ``exc`` says that Redis does not know the function called (it has not
+    loaded the library yet, or lost it: a flush, a restart without its data)."""
+    return str(exc).startswith("Function not found")
 
 
 # -- credit
@@ -784,7 +847,13 @@ class ClockFollower:
         from redis.exceptions import RedisError
 
         try:
-            reply = self._redis.eval(SCRIPTS["clock"], 1, self._key, self.now())
+            try:
+                reply = self._redis.fcall(FUNCTIONS["clock"], 1, self._key, self.now())
+            except RedisError as exc:
+                if not unknown_function(exc):
+                    raise
+                self._redis.function_load(LIBRARY, replace=True)
+                reply = self._redis.fcall(FUNCTIONS["clock"], 1, self._key, self.now())
         except RedisError as exc:
             raise connection_error(self._options, exc, False) from None
         self._moved(float(reply[0]))

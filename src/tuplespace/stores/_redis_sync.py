@@ -40,7 +40,7 @@ from urllib.parse import quote
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 from redis.retry import Retry
 
 from .._capabilities import OPERATIONS, READ_ONLY
@@ -102,10 +102,10 @@ from ..client._common import (
 from ..client._primitives import Background, Later, Lock, Openable, opened_now
 from ._redis import (
     BATCH,
+    FUNCTIONS,
+    LIBRARY,
     MOST_NANOS,
     READ_AHEAD_BYTES,
-    SCRIPTS,
-    SHAS,
     Caller,
     Client,
     Clock,
@@ -132,6 +132,7 @@ from ._redis import (
     record_candidates,
     route_of_template,
     route_of_tuple,
+    unknown_function,
 )
 from ._redis_rules_sync import RedisRules, created_records
 
@@ -1358,12 +1359,12 @@ class RedisSpace:
                         # The pop follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
                         reply, entries = self._find_and_pop(args, inbox, wait, limit, counted)
-                        if reply is None:  # Redis forgot the script: look again, then pop
+                        if reply is None:  # Redis lost the scripts: look again, then pop
                             continue
                     else:
                         reply = self._call("find", args)
                         counted(reply)
-                        self._pops_after_find = not self._replica_wait  # the script is loaded now
+                        self._pops_after_find = not self._replica_wait  # the scripts are loaded now
                         entries = None if pairs(reply[3:]) else self._pop(inbox, wait, limit)
                 except BaseException:
                     if not self._closed:
@@ -2207,21 +2208,28 @@ class RedisSpace:
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
 
-    def _evalsha(self, script: str, args: list[Any]) -> tuple[Any, ...]:
+    def _fcall(self, script: str, args: list[Any]) -> tuple[Any, ...]:
         """The command that runs ``script`` on the space's keys (given the clock, in a
         partition of a partitioned space)."""
         clock = self._clock
         keys = (1, self._key) if clock is None else (2, self._key, f"{self._key}:{clock.seq}")
-        return ("EVALSHA", SHAS[script], *keys, *args)
+        return ("FCALL", FUNCTIONS[script], *keys, *args)
 
     def _run(self, script: str, args: list[Any]) -> Any:
-        command = self._evalsha(script, args)
+        command = self._fcall(script, args)
         try:
             return self._send(command, True)
-        except NoScriptError:  # a Redis that does not know the script yet, or forgot it
-            loader = self._redis if self._master is None else self._master
-            loader.script_load(SCRIPTS[script])
+        except ResponseError as exc:
+            if not unknown_function(exc):
+                raise
+            self._load_library()
             return self._send(command, True)
+
+    def _load_library(self) -> None:
+        """Load the library of the scripts in a Redis that does not know it yet, or lost it
+        (on a Cluster, in the master of the space's slot)."""
+        loader = self._redis if self._master is None else self._master
+        loader.function_load(LIBRARY, replace=True)
 
     def _send(
         self,
@@ -2319,16 +2327,16 @@ class RedisSpace:
         """The reply of the script ``find`` for a take waiting in Redis (given to
         ``answered`` as soon as it is read), and what the pop of ``key`` sent after it,
         on the same connection, popped (up to ``most`` entries, None: all; waiting up to
-        ``seconds``; None: nothing).  (None, None) if Redis did not know the script (the
+        ``seconds``; None: nothing).  (None, None) if Redis did not know the scripts (the
         pop waited in vain): the next call looks first, then pops."""
         self._check_open()
         try:
             pop = _pop_command(key, seconds, most)
-            reply, got = self._send(self._evalsha("find", args), True, pop, answered)
-        except NoScriptError:
-            self._pops_after_find = False
-            return None, None
+            reply, got = self._send(self._fcall("find", args), True, pop, answered)
         except Exception as exc:
+            if isinstance(exc, ResponseError) and unknown_function(exc):
+                self._pops_after_find = False
+                return None, None
             if self._closed or isinstance(exc, _FAILURES):
                 raise connection_error(self._options, exc, self._closed) from exc
             raise
