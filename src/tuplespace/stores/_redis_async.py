@@ -163,6 +163,10 @@ HANDOVER_WAIT = 5.0
 ``BLMPOP``) for a tuple handed over (well below CONNECT_TIMEOUT, the longest wait for an
 answer); its registration lasts three times as long, after which a script gives back
 what was handed to it, should its process have gone away."""
+LISTEN_SLICE = 1.0
+"""Seconds the listener of a space's channel waits for a message at a time before it
+looks whether the space was closed: closing ends its wait at once, but a read it cut
+off may have connected again (redis-py retries), and then only this ends it."""
 MOST_HANDED = 2**31 - 1
 """How many entries a take_all without a limit pops from its inbox at once: all that
 the script that served it handed it."""
@@ -2150,11 +2154,12 @@ class AsyncRedisSpace:
         """The listener: hand what is published to the calls waiting here."""
         pubsub = self._pubsub
         try:
-            while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            while not self._closed:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_SLICE)
                 if message is not None and message["type"] == "smessage":
                     with self._guard:
                         self._dispatch(message["data"])
+            await pubsub.aclose()  # closed already, but for a connection a cut-off read made again
         except Exception as exc:
             with self._guard:
                 if self._closed:
