@@ -10,6 +10,7 @@ lets uvicorn finish, then the application closes its spaces.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -133,6 +134,10 @@ def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", *
         api.hub.close()
         raise
     server = Server(app, host=host, port=port, log_level=log_level)
+    # What the process made to start (its modules, the application) lives as long as it:
+    # the cyclic garbage collector stops walking it at each collection.
+    gc.collect()
+    gc.freeze()
     server.run(sockets=[sock])
 
 
