@@ -122,6 +122,11 @@ def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", *
     """
     app = create_app(allowed_hosts=(*options.pop("allowed_hosts", ()), host), **options)
     api: Api = app.state.api
+    # The modules and the application live as long as the process: the cyclic garbage
+    # collector stops walking them at each collection.  (Frozen before the spaces open: a
+    # space dropped later is collected.)
+    gc.collect()
+    gc.freeze()
     # What cannot start fails here, before anything listens, rather than in uvicorn's
     # lifespan (which logs a traceback): the data directory, then the address.
     try:
@@ -134,10 +139,6 @@ def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", *
         api.hub.close()
         raise
     server = Server(app, host=host, port=port, log_level=log_level)
-    # What the process made to start (its modules, the application) lives as long as it:
-    # the cyclic garbage collector stops walking it at each collection.
-    gc.collect()
-    gc.freeze()
     server.run(sockets=[sock])
 
 
