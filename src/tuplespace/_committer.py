@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._errors import StoreError
 from ._journal import Journal
-from ._store import Changes, Row, RowStore, SpaceRows, TupleRow
+from ._store import Changes, Row, RowStore, SpaceRows, TuplePut
 
 if TYPE_CHECKING:
     from ._space import Space
@@ -42,7 +42,7 @@ RESERVE = 10_000  # sequence numbers reserved per write of a space's high-water 
 # A space's swapped batch: its journal, the batch's number, the space's name, its
 # changes of tuples and of other rows, and the space's last seq and event numbers.
 _Swapped: TypeAlias = tuple[
-    Journal, int, str, dict[int, TupleRow | None], dict[tuple[type[Row], Any], Row | None], tuple[int, int]
+    Journal, int, str, dict[int, TuplePut | None], dict[tuple[type[Row], Any], Row | None], tuple[int, int]
 ]
 
 

@@ -404,6 +404,8 @@ class Engine:
 
     def expiry(self, lease: float | None) -> float | None:
         """The absolute expiry time for a lease of ``lease`` seconds (None: forever)."""
+        if lease is None:  # the common case, without a call
+            return None
         seconds = check_lease(lease)
         return None if seconds is None else self.clock.now() + seconds
 

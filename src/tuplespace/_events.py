@@ -228,10 +228,13 @@ class FeedBase(abc.ABC, Generic[E]):
         self.share(PendingBytes(MAX_PENDING_BYTES))
 
     def push(self, event: E) -> None:
-        if self.gap is not None or event.kind not in self.kinds:
-            return
+        """Queue ``event`` if the feed wants its kind and has room for it."""
+        if self.gap is None and event.kind in self.kinds:
+            self._offer(event, self.size(event))
+
+    def _offer(self, event: E, size: int) -> None:
+        """Queue ``event``, of ``size`` bytes, or start a gap if there is no room for it."""
         queue = self.queue
-        size = self.size(event)
         if queue:  # (_room and _queue, inlined: this is the hot path of a write with subscribers)
             if queue[-1].seq == event.seq:  # matched by two of its templates
                 return
@@ -409,8 +412,10 @@ class Feed(FeedBase[Event]):
 
     def push(self, event: Event | RawEvent) -> None:
         """Queue the event ``event`` (the engine hands its raw events to the feeds of
-        its tuples, and each feed that wants one makes its :class:`Event`)."""
-        super().push(_new_event(Event, event))
+        its tuples, and each feed that wants one makes its :class:`Event`): as
+        :meth:`FeedBase.push`, the size taken from the tuple without a call of :meth:`size`."""
+        if self.gap is None and event[1] in self.kinds:
+            self._offer(_new_event(Event, event), footprint(event[2]))
 
     def wants(self, raw: RawEvent) -> bool:
         what = raw[2]

@@ -11,10 +11,11 @@ serving many spaces swaps only the journals of those that changed.
 A row written and deleted before it ever reached the disk (a tuple handed straight
 to a waiting taker, or taken at once) costs the disk nothing.
 
-Tuples are journaled as :class:`~tuplespace._store.TupleRow`; records, credit
-accounts, capabilities, redirections and rules as the typed rows of
-:mod:`tuplespace._store` (:meth:`Journal.put_row`), keyed by kind and key: the latest
-row of a key in a batch is what the store writes.
+Tuples are journaled as pairs of the tuple and its expiry
+(:data:`~tuplespace._store.TuplePut`); records, credit accounts, capabilities,
+redirections and rules as the typed rows of :mod:`tuplespace._store`
+(:meth:`Journal.put_row`), keyed by kind and key: the latest row of a key in a batch
+is what the store writes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ._errors import StoreError
-from ._store import Row, TupleRow
+from ._store import Row, TuplePut
 from ._values import Tuple
 
 __all__ = ["Journal"]
@@ -35,7 +36,7 @@ class Journal:
     """Pending changes of one space, and what is durable already."""
 
     def __init__(self, kick: Callable[[], None]) -> None:
-        self.pending: dict[int, TupleRow | None] = {}  # seq -> row to put, or None to delete
+        self.pending: dict[int, TuplePut | None] = {}  # seq -> (tuple, expires) to put, or None to delete
         self.rows: dict[tuple[type[Row], Any], Row | None] = {}  # (kind, key) -> row, or None to delete
         self.batch = 1  # the batch now collecting changes
         self.durable = 0  # the last batch written
@@ -53,7 +54,7 @@ class Journal:
             self._kick()
 
     def put(self, seq: int, t: Tuple, expires: float | None) -> None:
-        self.pending[seq] = TupleRow(seq, t, expires)
+        self.pending[seq] = (t, expires)
         self._changed()
 
     def delete(self, seq: int) -> None:
@@ -73,7 +74,7 @@ class Journal:
         self.rows[kind, key] = None
         self._changed()
 
-    def swap(self) -> tuple[int, dict[int, TupleRow | None], dict[tuple[type[Row], Any], Row | None]]:
+    def swap(self) -> tuple[int, dict[int, TuplePut | None], dict[tuple[type[Row], Any], Row | None]]:
         """Take the pending changes as a batch (with the space's lock held)."""
         batch, changes, rows = self.batch, self.pending, self.rows
         self.batch += 1

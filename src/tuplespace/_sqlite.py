@@ -442,7 +442,7 @@ class _File:
                 for changes in batch:
                     name = changes.space
                     puts = [
-                        (name, seq, encode(row.tuple), row.expires)
+                        (name, seq, encode(row[0]), row[1])
                         for seq, row in changes.tuples.items()
                         if row is not None
                     ]

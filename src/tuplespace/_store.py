@@ -41,6 +41,7 @@ __all__ = [
     "SharedStore",
     "SpaceRows",
     "Store",
+    "TuplePut",
     "TupleRow",
 ]
 
@@ -52,6 +53,12 @@ class TupleRow(NamedTuple):
     seq: int
     tuple: Tuple
     expires: float | None
+
+
+TuplePut: TypeAlias = tuple[Tuple, float | None]
+"""A tuple to store, as a journal holds it until its batch is written: the tuple and
+when its lease runs out (None: never).  A plain pair, not a :class:`TupleRow`: every
+write of a durable space makes one."""
 
 
 class RecordRow(NamedTuple):
@@ -150,13 +157,13 @@ class SpaceRows:
 class Changes:
     """The changes of one space in one batch, for its store to write.
 
-    ``tuples``: seq -> the row to put, or None to delete it; ``rows``: (kind, key)
+    ``tuples``: seq -> the tuple to put with its expiry, or None to delete it; ``rows``: (kind, key)
     -> the row to put, or None to delete it; ``marks``: the high-water marks
     (last seq, last event) to store, or None if those stored still hold.
     """
 
     space: str
-    tuples: Mapping[int, TupleRow | None]
+    tuples: Mapping[int, TuplePut | None]
     rows: Mapping[tuple[type[Row], Any], Row | None]
     marks: tuple[int, int] | None
 

@@ -10,6 +10,7 @@ lets uvicorn finish, then the application closes its spaces.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -121,6 +122,11 @@ def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", *
     """
     app = create_app(allowed_hosts=(*options.pop("allowed_hosts", ()), host), **options)
     api: Api = app.state.api
+    # The modules and the application live as long as the process: the cyclic garbage
+    # collector stops walking them at each collection.  (Frozen before the spaces open: a
+    # space dropped later is collected.)
+    gc.collect()
+    gc.freeze()
     # What cannot start fails here, before anything listens, rather than in uvicorn's
     # lifespan (which logs a traceback): the data directory, then the address.
     try:
