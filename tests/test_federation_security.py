@@ -1168,3 +1168,63 @@ def test_a_session_over_coap_is_closed_only_by_its_client(owned: tuple[ts.Node, 
     assert _ask(b, POST, b"", ["op=close", "session=b-session-1"]).code == CHANGED
     late = _ask(b, FETCH, encode_template((6,)), query)
     assert (late.code, _error(late)["code"]) == (BAD_REQUEST, "bad_request")  # b's own close holds
+
+
+# -- a space over CoAP whose client is an OSCORE peer (ts.connect("coap://…", keys=…)) ---
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[tuple[ts.Node, Path]]:
+    """A node that serves no anonymous peer and knows the peers ``0b`` (``worker``,
+    read+write) and ``0c`` (``reader``, read); with the folder of its keys."""
+    keys = _keys(
+        tmp_path / "node.json",
+        _entry("worker", "0a", "0b"),
+        _entry("reader", "0a", "0c", permissions="read"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="none") as node:
+        yield node, tmp_path
+
+
+def _client_keys(node: ts.Node, folder: Path, sender: str, **more: Any) -> Path:
+    """The keys file of a client whose ID is ``sender``: the node is its peer ``node``."""
+    return _keys(folder / f"client-{sender}.json", _entry("node", sender, "0a", uri=node.base_uri, **more))
+
+
+def test_a_client_with_keys_is_an_oscore_peer_of_the_node(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    kitchen = node.space("jobs").create("kitchen", {"temp": 21.5})
+    url = node.base_uri + "spaces/jobs"
+    with ts.connect(url, timeout=PATIENCE) as anonymous, pytest.raises(ts.Unauthorized):
+        anonymous.write(("job", 0))
+    refused = node.statistics()["refused_permission"]  # the write, and the end of its session
+    with ts.connect(url, keys=_client_keys(node, folder, "0b"), timeout=PATIENCE) as jobs:
+        sub = jobs.subscribe(("job", int))
+        jobs.write(("job", 1))
+        assert served.count(("job", int)) == 1
+        assert next(sub).tuple == ("job", 1)
+        assert jobs.take(("job", int), timeout=PATIENCE) == ("job", 1)  # and its claim confirmed
+        assert served.count(("job", int)) == 0
+        taken = next(sub)
+        assert (taken.kind, taken.tuple) == ("take", ("job", 1))
+        with jobs.transaction() as tx:
+            tx.write(("job", 2))
+            assert tx.take(("job", 2)) == ("job", 2)
+            tx.write(("job", 3))
+        assert served.read_all(("job", int)) == [("job", 3)]
+        jobs.rules.add("done", template=("job", int), write=[("done", "t[1]")])
+        jobs.write(("job", 4))
+        assert served.read(("done", 4), timeout=PATIENCE) == ("done", 4)
+        remote = jobs.record("kitchen")  # a record handle of the space: its requests protected too
+        assert remote.get("temp") == 21.5
+        assert remote.set("temp", 22.0) == 2
+        big = "x" * 3000  # block by block, both ways
+        jobs.write(("big", big))
+        assert jobs.read(("big", str), timeout=0) == ("big", big)
+        assert jobs.read_options()["order"] == served.order
+        assert jobs.clock.now() > 0
+        sub.close()
+    assert kitchen.get("temp") == 22.0
+    assert node.statistics()["refused_oscore"] == 0
+    assert node.statistics()["refused_permission"] == refused
