@@ -369,6 +369,7 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         (GET, "spaces/jobs", b"", {}, True),  # statistics
         (FETCH, "spaces/home", b'{"temp":{"$formal":"float"}}', {"o12": 50, "o15": "op=find"}, True),
         (POST, "spaces/jobs", encode_cbor((2,)), {}, False),
+        (POST, "spaces/jobs", b"", {"o15": ["op=close", "session=ended-session"]}, True),
         (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
         (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),
         (4, "spaces/home/kitchen", b"", {}, False),  # DELETE

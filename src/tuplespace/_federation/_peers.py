@@ -78,11 +78,12 @@ log = logging.getLogger("tuplespace")
 __all__ = ["PERMISSIONS", "RULE_LEVELS", "Guard", "Peer", "client_guard", "load_peers", "needed"]
 
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
-#: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
-#: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
-#: ``all`` (POST to create or refresh a record, DELETE).  A space's ``$rules`` and
-#: ``$credit`` resources say what each of theirs needs (:func:`needed`): adding a rule
-#: needs what it does when it fires too (:data:`RULE_LEVELS`).
+#: (GET, Observe, FETCH read, count, read_all, find and subscribe, POST ending its own
+#: session), ``read+write`` (PUT a field, POST to a space, FETCH take, take_all,
+#: write_if_absent, replace and take_record) and ``all`` (POST to create or refresh a
+#: record, DELETE).  A space's ``$rules`` and ``$credit`` resources say what each of
+#: theirs needs (:func:`needed`): adding a rule needs what it does when it fires too
+#: (:data:`RULE_LEVELS`).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
 #: The level each operation a rule may do when it fires needs (the operations of
@@ -268,6 +269,8 @@ def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
             if names or code not in (POST, DELETE):
                 return ALL
             return max([WRITE, *(level for _, level in rule_acts_of(request))])
+        if len(path) == 2 and code == POST and "op=close" in request.query:
+            return READ  # the end of its own session, which a reader's waiting reads are under
         if code == FETCH:
             reading = all(q in _READING for q in request.query if q.startswith("op="))
             return READ if reading else WRITE
