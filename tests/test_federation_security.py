@@ -6,9 +6,11 @@ numbers across restarts, and fuzzed datagrams against a real node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1229,3 +1231,187 @@ def test_a_client_with_keys_is_an_oscore_peer_of_the_node(guarded: tuple[ts.Node
     assert kitchen.get("temp") == 22.0
     assert node.statistics()["refused_oscore"] == 0
     assert node.statistics()["refused_permission"] == refused
+
+
+def test_a_client_allowed_read_only_is_forbidden_to_write(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    served.write(("job", 1))
+    keys = _client_keys(node, folder, "0c")
+    with ts.connect(node.base_uri + "spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+        assert jobs.read(("job", int), timeout=0) == ("job", 1)
+        with pytest.raises(ts.Forbidden, match="the peer 'reader' may do read"):
+            jobs.write(("job", 2))
+        with pytest.raises(ts.Forbidden, match="the peer 'reader' may do read"):
+            jobs.take(("job", int), timeout=0)
+    assert served.read_all(("job", int)) == [("job", 1)]
+    assert node.statistics()["refused_permission"] == 2
+
+
+@pytest.mark.parametrize(
+    ("sender", "secret", "diagnostic"),
+    [
+        ("0b", "ff" * 16, "Decryption failed"),  # a wrong master secret
+        ("0e", SECRET.hex(), "Security context not found"),  # keys the node does not know
+    ],
+)
+def test_a_client_whose_keys_the_node_does_not_know_gets_unauthorized(
+    guarded: tuple[ts.Node, Path], sender: str, secret: str, diagnostic: str
+) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, sender, master_secret=secret)
+    with ts.connect(node.base_uri + "spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+        with pytest.raises(ts.Unauthorized, match=f"'node' \\(coap://.*\\) refused .*: {diagnostic}"):
+            jobs.write(("job", 1))
+        with pytest.raises(ts.Unauthorized, match=diagnostic):
+            jobs.subscribe(("job", int))
+    assert served.count(("job", int)) == 0
+    assert node.statistics()["refused_oscore"] >= 2
+
+
+def test_an_async_client_with_keys_is_an_oscore_peer_of_the_node(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, "0b")
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+            sub = jobs.subscribe(("job", int))
+            await sub
+            await jobs.write(("job", 1))
+            assert (await sub.get(timeout=PATIENCE)).tuple == ("job", 1)
+            assert await jobs.take(("job", int), timeout=PATIENCE) == ("job", 1)
+            async with jobs.transaction() as tx:
+                await tx.write(("job", 2))
+            await jobs.rules.add("done", template=("job", int), write=[("done", "t[1]")])
+            await jobs.write(("job", 3))
+            await sub.close()
+        reader_keys = _client_keys(node, folder, "0c")
+        async with await ts.connect_async(node.base_uri + "spaces/jobs", keys=reader_keys) as reader:
+            with pytest.raises(ts.Forbidden, match="the peer 'reader' may do read"):
+                await reader.write(("job", 4))
+
+    asyncio.run(main())
+    assert served.read(("done", 3), timeout=PATIENCE) == ("done", 3)
+    assert sorted(served.read_all(("job", int))) == [("job", 2), ("job", 3)]
+    assert node.statistics()["refused_oscore"] == 0
+
+
+def test_a_client_pays_from_its_own_account(tmp_path: Path) -> None:
+    keys = _keys(tmp_path / "node.json", _entry("worker", "0a", "0b", permissions="all"))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="none") as node:
+        bank = node.space("bank", clock=ts.SimulatedClock(), charge_rate="1024", creation_charge="5")
+        for principal in ("default", "worker"):
+            bank.grant_credit(principal, 100)
+        url = node.base_uri + "spaces/bank"
+        with ts.connect(url, keys=_client_keys(node, tmp_path, "0b"), timeout=PATIENCE) as client:
+            record = client.create("r", {"n": 1}, credit=10)
+            assert record.get("n") == 1
+            assert client.account("worker") == 85  # its own account: named without "all" too
+            client.rules.add("paid", template=("job", int), write=[("done",)])
+        assert bank.account("worker") == 85
+        assert bank.account("default") == 100
+        assert bank.rules.get("paid").principal == "worker"
+
+
+def test_a_client_s_sequence_numbers_survive_its_restart(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, "0b")
+    url = node.base_uri + "spaces/jobs"
+    with ts.connect(url, keys=keys, timeout=PATIENCE) as first:
+        for n in range(3):
+            first.write(("job", n))
+    # A clean close writes the exact number (three writes, the end of their session): the
+    # next client resumes past the first's.
+    assert json.loads((folder / "client-0b.json.state").read_text())["node"]["sender"] == 4
+    with ts.connect(url, keys=keys, timeout=PATIENCE) as second:
+        second.write(("job", 3))
+        assert second.count(("job", int)) == 4
+    # Without the state file a client would reuse the numbers the node accepted: refused.
+    (folder / "client-0b.json.state").unlink()
+    with (
+        ts.connect(url, keys=keys, timeout=PATIENCE) as forgetful,
+        pytest.raises(ts.Unauthorized, match="Replay detected"),
+    ):
+        forgetful.write(("job", 5))
+    assert served.count(("job", int)) == 4
+
+
+def test_a_client_s_subscription_registers_again_under_oscore(tmp_path: Path) -> None:
+    network = LossyNetwork(3)
+    keys = _keys(tmp_path / "node.json", _entry("worker", "0a", "0b"))
+    # Fresh for 3 s: longer than the node takes to give up a notification (1.1 s here).
+    with ts.Node(
+        "coap://127.0.0.1:0/", keys=keys, anonymous="none", network=network, max_age=3, **NODE_FAST
+    ) as node:
+        jobs = node.space("jobs")
+        client_keys = _client_keys(node, tmp_path, "0b")
+        with ts.connect(
+            node.base_uri + "spaces/jobs", keys=client_keys, timeout=PATIENCE, network=network, **FAST
+        ) as space:
+            sub = space.subscribe(("job", int))
+            jobs.write(("job", 1))
+            assert next(sub).tuple == ("job", 1)
+            network.loss = 1.0
+            jobs.write(("job", 2))  # its notification never arrives: the node drops the observation
+            wait_until(lambda: node.statistics()["subscriptions"] == 0, "the observation to be dropped")
+            network.loss = 0.0
+            jobs.write(("job", 3))
+            assert [next(sub).tuple for _ in range(2)] == [("job", 2), ("job", 3)]
+            assert sub.statistics()["registrations"] >= 2
+        assert node.statistics()["refused_oscore"] == 0
+
+
+def test_an_answer_that_does_not_verify_is_an_error(tmp_path: Path) -> None:
+    impostor = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # answers in the node's place
+    impostor.bind(("127.0.0.1", 0))
+    impostor.settimeout(PATIENCE)
+    port = impostor.getsockname()[1]
+    keys = _keys(tmp_path / "client.json", _entry("node", "0b", "0a", uri=f"coap://127.0.0.1:{port}/"))
+    answers = [
+        Message(code=68, options=[(OSCORE, b"")], payload=bytes(20)),  # a tag that does not verify
+        Message(code=69, options=[(CONTENT_FORMAT, bytes((CBOR,)))], payload=encode_cbor(1)),  # unprotected
+    ]
+
+    def answer() -> None:
+        for forged in answers:
+            data, client = impostor.recvfrom(65536)
+            request = Message.decode(data)
+            assert request.get(OSCORE) is not None  # the client's request is protected
+            forged.mtype, forged.mid, forged.token = 2, request.mid, request.token  # ACK
+            impostor.sendto(forged.encode(), client)
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        with ts.connect(f"coap://127.0.0.1:{port}/spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+            with pytest.raises(ts.Unreachable, match="fails OSCORE: Decryption failed"):
+                jobs.count((int,))
+            with pytest.raises(ts.Unreachable, match="an unprotected answer to a protected request"):
+                jobs.count((int,))
+    finally:
+        thread.join()
+        impostor.close()
+
+
+def test_a_client_s_keys_file_is_checked(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    url = node.base_uri + "spaces/jobs"
+    bad = _keys(folder / "bad.json", _entry("node", "0b", "0a", master_secret="zz"))
+    with pytest.raises(
+        ts.InvalidValue, match=r"the keys file '.*bad.json': peers\[0\]\.master_secret is a hex"
+    ):
+        ts.connect(url, keys=bad)
+    with pytest.raises(ts.InvalidValue, match=r"the keys file '.*missing.json' cannot be read"):
+        ts.connect(url, keys=folder / "missing.json")
+    elsewhere = _keys(folder / "elsewhere.json", _entry("other", "0b", "0a", uri="coap://127.0.0.1:9/"))
+    with pytest.raises(ts.InvalidValue, match="has no peer whose uri is the node's base URI"):
+        ts.connect(url, keys=elsewhere)
+
+    async def main() -> None:
+        with pytest.raises(ts.InvalidValue, match="has no peer whose uri is the node's base URI"):
+            await ts.connect_async(url, keys=elsewhere)
+
+    asyncio.run(main())
