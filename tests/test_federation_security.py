@@ -1339,6 +1339,35 @@ def test_a_client_s_sequence_numbers_survive_its_restart(guarded: tuple[ts.Node,
     assert served.count(("job", int)) == 4
 
 
+def test_a_closed_client_s_statistics_use_no_sequence_number_twice(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, "0b")
+    url = node.base_uri + "spaces/jobs"
+    first = ts.connect(url, keys=keys, timeout=PATIENCE)
+    first.write(("job", 1))
+    first.close()
+    assert first.statistics()["closed"] is True  # asked protected, its numbers written down too
+    with ts.connect(url, keys=keys, timeout=PATIENCE) as second:
+        second.write(("job", 2))
+    assert served.count(("job", int)) == 2
+    assert node.statistics()["refused_oscore"] == 0
+
+
+def test_a_number_used_after_a_clean_stop_is_reserved_first(tmp_path: Path) -> None:
+    from tuplespace._federation._peers import SEQUENCE_STEP, Guard, load_peers
+
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
+    peers, state = load_peers(keys)
+    guard = Guard(peers, state, anonymous=0, rate=None, burst=1, max_hosts=1)
+    for _ in range(3):
+        peers[0].context.next_sequence()
+    guard.close()
+    assert json.loads((tmp_path / "a.json.state").read_text())["b"]["sender"] == 3
+    assert peers[0].context.next_sequence() == bytes((3,))  # used once written down ahead
+    assert json.loads((tmp_path / "a.json.state").read_text())["b"]["sender"] == 3 + SEQUENCE_STEP
+
+
 def test_a_client_s_subscription_registers_again_under_oscore(tmp_path: Path) -> None:
     network = LossyNetwork(3)
     keys = _keys(tmp_path / "node.json", _entry("worker", "0a", "0b"))

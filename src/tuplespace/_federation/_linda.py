@@ -129,6 +129,13 @@ class _Ask(NamedTuple):
     json: bool = False
 
 
+def _client_guard(keys: str | os.PathLike[str]) -> Guard:
+    """What protects a client's requests with the OSCORE keys of the keys file ``keys``."""
+    from ._peers import client_guard  # the permissions of a node: imported when needed
+
+    return client_guard(keys)
+
+
 def _tuple(t: Any) -> tuple[Value, ...]:
     if not isinstance(t, (tuple, list)):
         raise UnsupportedType(f"a tuple is a tuple or list, not {type(t).__name__}")
@@ -632,12 +639,8 @@ class _Space:
         self._name = unquote(segments[1])
         self.timeout = timeout
         self._keys = keys
-        self.guard: Guard | None = None
+        self.guard = None if keys is None else _client_guard(keys)
         """What protects its requests with OSCORE (None: they go anonymous)."""
-        if keys is not None:
-            from ._peers import client_guard  # the permissions of a node: imported when needed
-
-            self.guard = client_guard(keys)
         self.endpoint = Endpoint(timers=timers, network=network, guard=self.guard)
         """The client's CoAP endpoint, which its subscriptions and record handles send through."""
         self.peer: Address = ()
@@ -777,14 +780,18 @@ class _Space:
         return ask, min(self.timeout, 2 * self.endpoint.timers.ack_timeout)
 
     async def _ask_apart(self, ask: _Ask) -> Value:
-        """What ``ask`` answers, asked from an endpoint of its own (the space's is closed)."""
-        endpoint = Endpoint(timers=self.endpoint.timers, network=self.endpoint.network, guard=self.guard)
+        """What ``ask`` answers, asked from an endpoint of its own (the space's is closed),
+        with the keys read again: the space's closed guard wrote its numbers down."""
+        guard = None if self._keys is None else _client_guard(self._keys)
+        endpoint = Endpoint(timers=self.endpoint.timers, network=self.endpoint.network, guard=guard)
         try:
             await endpoint.open("::" if ":" in self.peer[0] else "0.0.0.0", 0)
             work = endpoint.request(self.peer, ask.code, self._options(ask), ask.payload)
             response = await _bounded(work, self._within(ask))
         finally:
             endpoint.close()
+            if guard is not None:
+                guard.close()
         return self._answer(response, ask)
 
     async def _end_streams(self) -> None:

@@ -36,6 +36,7 @@ the exact numbers).
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -100,6 +101,12 @@ REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]
 # The codes of a peer's refusal of a protected request (RFC 8613 §8.2).
 _REFUSED = frozenset({BAD_REQUEST, UNAUTHORIZED, BAD_OPTION})
+# What a peer's refusal says of this side's keys.
+_HINTS = {
+    "Security context not found": " (its keys file has no peer whose recipient_id is this side's sender_id)",
+    "Decryption failed": " (its keys file has other keys for this side: master secret, salt or IDs)",
+    "Replay detected": " (it accepted that sequence number already: a state file lost or shared?)",
+}
 
 
 class Peer:
@@ -461,10 +468,8 @@ class Guard:
                 # payload, no content format), or an error of its guard or message layer.
                 if answer.code in _REFUSED and answer.get(CONTENT_FORMAT) is None:
                     text = answer.payload[:200].decode("utf-8", "replace")
-                    raise Unauthorized(
-                        f"{known.name!r} ({known.uri}) refused the OSCORE-protected request: {text} "
-                        "(does its keys file have this side's keys, with the IDs swapped?)"
-                    )
+                    why = f"{known.name!r} ({known.uri}) refused the OSCORE-protected request: {text}"
+                    raise Unauthorized(why + _HINTS.get(text, ""))
                 return answer
             try:
                 inner = context.unprotect_response(answer, partial_iv)
@@ -488,9 +493,10 @@ class Guard:
     def close(self) -> None:
         """Write the exact sequence numbers down (a clean stop loses none)."""
         self._writer.shutdown()
-        if self._state is None:
+        state = self._state
+        if state is None:
             return
         for peer in self._peers:
             with contextlib.suppress(OSError):
-                self._state.write(peer.name, "sender", peer.context.sequence, exact=True)
-                self._state.write(peer.name, "recipient", peer.context.window.highest, exact=True)
+                peer.context.write_down(functools.partial(state.write, peer.name, "sender", exact=True))
+                state.write(peer.name, "recipient", peer.context.window.highest, exact=True)
