@@ -1222,13 +1222,21 @@ def test_a_client_with_keys_is_an_oscore_peer_of_the_node(guarded: tuple[ts.Node
         remote = jobs.record("kitchen")  # a record handle of the space: its requests protected too
         assert remote.get("temp") == 21.5
         assert remote.set("temp", 22.0) == 2
+        seen: queue.Queue[Any] = queue.Queue()
+        upcall = remote.on_change(seen.put, tag="temp")
+        changes = jobs.watch_records()
+        kitchen.set("temp", 23.0)
+        assert seen.get(timeout=PATIENCE) == 23.0
+        assert next(changes).kind == "update"
+        upcall.cancel()
+        changes.close()
         big = "x" * 3000  # block by block, both ways
         jobs.write(("big", big))
         assert jobs.read(("big", str), timeout=0) == ("big", big)
         assert jobs.read_options()["order"] == served.order
         assert jobs.clock.now() > 0
         sub.close()
-    assert kitchen.get("temp") == 22.0
+    assert kitchen.get("temp") == 23.0
     assert node.statistics()["refused_oscore"] == 0
     assert node.statistics()["refused_permission"] == refused
 
