@@ -1183,7 +1183,8 @@ class CoapSpace(_Space, CreditCalls):
 
 class AsyncCoapSpace(_Space, AsyncCreditCalls):
     """:class:`CoapSpace` for asyncio, on the caller's event loop: the same methods,
-    awaited (``ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")``).
+    awaited (``ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")``), and the same
+    keywords (``keys="keys.json"`` makes it the node's OSCORE peer).
 
     >>> jobs = await ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")   # doctest: +SKIP
     >>> await jobs.write(("job", 1))                                         # doctest: +SKIP
