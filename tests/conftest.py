@@ -4,8 +4,8 @@ The contract tests (tuplespace/testing/contract.py, and the modules here that us
 ``space`` fixture) run over every way of running a space: the ways of the conformance
 kit's plugin (:mod:`tuplespace.testing`: memory, memory-async, sqlite, http, http-plain,
 http-async, in-process, in-process-async) and those added here, with the ``pytest_tuplespace_ways`` hook:
-spaces kept in a real redis-server (and a Redis Cluster), and a node's space over CoAP (sync and async),
-each with what it does not do yet.
+spaces kept in a real redis-server (and a Redis Cluster), and a node's space over CoAP (sync and async,
+and sync as an OSCORE peer of a node that serves no anonymous peer), each with what it does not do yet.
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ import ast
 import contextlib
 import functools
 import inspect
+import json
+import os
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,6 +193,37 @@ def coap_space(node: ts.Node, **options: Any) -> Iterator[CoapSpace]:
     name = "test-" + uuid.uuid4().hex[:16]
     node.space(name, **options)
     space = ts.connect(f"{node.base_uri}spaces/{name}", timeout=PATIENCE)
+    assert isinstance(space, CoapSpace)
+    try:
+        yield space
+    finally:
+        space.close()
+
+
+@pytest.fixture
+def coap_oscore_node(tmp_path: Path) -> Iterator[tuple[ts.Node, Path]]:
+    """A node on 127.0.0.1 that serves no anonymous peer, only the OSCORE peer
+    ``client`` (allowed all), whose keys file the coap-oscore way connects with; one for
+    each test."""
+    secret = os.urandom(16).hex()
+    node_keys = tmp_path / "node-keys.json"
+    client = {"name": "client", "master_secret": secret, "sender_id": "0a", "recipient_id": "0c"}
+    node_keys.write_text(json.dumps({"peers": [{**client, "permissions": "all"}]}))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=node_keys, anonymous="none") as node:
+        client_keys = tmp_path / "client-keys.json"
+        entry = {"name": "node", "uri": node.base_uri, "master_secret": secret, "sender_id": "0c"}
+        client_keys.write_text(json.dumps({"peers": [{**entry, "recipient_id": "0a"}]}))
+        yield node, client_keys
+
+
+@contextlib.contextmanager
+def coap_oscore_space(keyed: tuple[ts.Node, Path], **options: Any) -> Iterator[CoapSpace]:
+    """A new space of a node that serves only OSCORE peers, through
+    ``ts.connect("coap://…", keys=…)``: each request protected."""
+    node, keys = keyed
+    name = "test-" + uuid.uuid4().hex[:16]
+    node.space(name, **options)
+    space = ts.connect(f"{node.base_uri}spaces/{name}", timeout=PATIENCE, keys=keys)
     assert isinstance(space, CoapSpace)
     try:
         yield space
@@ -396,6 +430,14 @@ ADDED_WAYS: list[Way] = [
         lacks=_coap_lacks,
         base_uri=_coap_base_uri,
         asynchronous=True,
+    ),
+    Way(
+        "coap-oscore",
+        coap_oscore_space,
+        embedded=False,
+        needs="coap_oscore_node",
+        lacks=_coap_lacks,
+        base_uri=_coap_base_uri,
     ),
     Way(
         "redis-cluster",

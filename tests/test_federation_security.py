@@ -6,9 +6,11 @@ numbers across restarts, and fuzzed datagrams against a real node."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import queue
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -369,6 +371,7 @@ def test_the_permissions_of_anonymous_and_of_each_peer(tmp_path: Path) -> None:
         (GET, "spaces/jobs", b"", {}, True),  # statistics
         (FETCH, "spaces/home", b'{"temp":{"$formal":"float"}}', {"o12": 50, "o15": "op=find"}, True),
         (POST, "spaces/jobs", encode_cbor((2,)), {}, False),
+        (POST, "spaces/jobs", b"", {"o15": ["op=close", "session=ended-session"]}, True),
         (PUT, "spaces/home/kitchen/temp", encode_cbor(0.0), {}, False),
         (POST, "spaces/home/pantry", encode_cbor(ts.Map({})), {}, False),
         (4, "spaces/home/kitchen", b"", {}, False),  # DELETE
@@ -1168,3 +1171,284 @@ def test_a_session_over_coap_is_closed_only_by_its_client(owned: tuple[ts.Node, 
     assert _ask(b, POST, b"", ["op=close", "session=b-session-1"]).code == CHANGED
     late = _ask(b, FETCH, encode_template((6,)), query)
     assert (late.code, _error(late)["code"]) == (BAD_REQUEST, "bad_request")  # b's own close holds
+
+
+# -- a space over CoAP whose client is an OSCORE peer (ts.connect("coap://…", keys=…)) ---
+
+
+@pytest.fixture
+def guarded(tmp_path: Path) -> Iterator[tuple[ts.Node, Path]]:
+    """A node that serves no anonymous peer and knows the peers ``0b`` (``worker``,
+    read+write) and ``0c`` (``reader``, read); with the folder of its keys."""
+    keys = _keys(
+        tmp_path / "node.json",
+        _entry("worker", "0a", "0b"),
+        _entry("reader", "0a", "0c", permissions="read"),
+    )
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="none") as node:
+        yield node, tmp_path
+
+
+def _client_keys(node: ts.Node, folder: Path, sender: str, **more: Any) -> Path:
+    """The keys file of a client whose ID is ``sender``: the node is its peer ``node``."""
+    return _keys(folder / f"client-{sender}.json", _entry("node", sender, "0a", uri=node.base_uri, **more))
+
+
+def test_a_client_with_keys_is_an_oscore_peer_of_the_node(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    kitchen = node.space("jobs").create("kitchen", {"temp": 21.5})
+    url = node.base_uri + "spaces/jobs"
+    with ts.connect(url, timeout=PATIENCE) as anonymous, pytest.raises(ts.Unauthorized):
+        anonymous.write(("job", 0))
+    refused = node.statistics()["refused_permission"]  # the write, and the end of its session
+    with ts.connect(url, keys=_client_keys(node, folder, "0b"), timeout=PATIENCE) as jobs:
+        sub = jobs.subscribe(("job", int))
+        jobs.write(("job", 1))
+        assert served.count(("job", int)) == 1
+        assert next(sub).tuple == ("job", 1)
+        assert jobs.take(("job", int), timeout=PATIENCE) == ("job", 1)  # and its claim confirmed
+        assert served.count(("job", int)) == 0
+        taken = next(sub)
+        assert (taken.kind, taken.tuple) == ("take", ("job", 1))
+        with jobs.transaction() as tx:
+            tx.write(("job", 2))
+            assert tx.take(("job", 2)) == ("job", 2)
+            tx.write(("job", 3))
+        assert served.read_all(("job", int)) == [("job", 3)]
+        jobs.rules.add("done", template=("job", int), write=[("done", "t[1]")])
+        jobs.write(("job", 4))
+        assert served.read(("done", 4), timeout=PATIENCE) == ("done", 4)
+        remote = jobs.record("kitchen")  # a record handle of the space: its requests protected too
+        assert remote.get("temp") == 21.5
+        assert remote.set("temp", 22.0) == 2
+        seen: queue.Queue[Any] = queue.Queue()
+        upcall = remote.on_change(seen.put, tag="temp")
+        changes = jobs.watch_records()
+        kitchen.set("temp", 23.0)
+        assert seen.get(timeout=PATIENCE) == 23.0
+        assert next(changes).kind == "update"
+        upcall.cancel()
+        changes.close()
+        big = "x" * 3000  # block by block, both ways
+        jobs.write(("big", big))
+        assert jobs.read(("big", str), timeout=0) == ("big", big)
+        assert jobs.read_options()["order"] == served.order
+        assert jobs.clock.now() > 0
+        sub.close()
+    assert kitchen.get("temp") == 23.0
+    assert node.statistics()["refused_oscore"] == 0
+    assert node.statistics()["refused_permission"] == refused
+
+
+def test_a_client_allowed_read_only_is_forbidden_to_write(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    served.write(("job", 1))
+    keys = _client_keys(node, folder, "0c")
+    with ts.connect(node.base_uri + "spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+        assert jobs.read(("job", int), timeout=0) == ("job", 1)
+        with pytest.raises(ts.Forbidden, match="the peer 'reader' may do read"):
+            jobs.write(("job", 2))
+        with pytest.raises(ts.Forbidden, match="the peer 'reader' may do read"):
+            jobs.take(("job", int), timeout=0)
+    assert served.read_all(("job", int)) == [("job", 1)]
+    assert node.statistics()["refused_permission"] == 2
+
+
+@pytest.mark.parametrize(
+    ("sender", "secret", "diagnostic"),
+    [
+        ("0b", "ff" * 16, "Decryption failed"),  # a wrong master secret
+        ("0e", SECRET.hex(), "Security context not found"),  # keys the node does not know
+    ],
+)
+def test_a_client_whose_keys_the_node_does_not_know_gets_unauthorized(
+    guarded: tuple[ts.Node, Path], sender: str, secret: str, diagnostic: str
+) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, sender, master_secret=secret)
+    with ts.connect(node.base_uri + "spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+        with pytest.raises(ts.Unauthorized, match=f"'node' \\(coap://.*\\) refused .*: {diagnostic}"):
+            jobs.write(("job", 1))
+        with pytest.raises(ts.Unauthorized, match=diagnostic):
+            jobs.subscribe(("job", int))
+    assert served.count(("job", int)) == 0
+    assert node.statistics()["refused_oscore"] >= 2
+
+
+def test_an_async_client_with_keys_is_an_oscore_peer_of_the_node(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, "0b")
+
+    async def main() -> None:
+        async with await ts.connect_async(node.base_uri + "spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+            sub = jobs.subscribe(("job", int))
+            await sub
+            await jobs.write(("job", 1))
+            assert (await sub.get(timeout=PATIENCE)).tuple == ("job", 1)
+            assert await jobs.take(("job", int), timeout=PATIENCE) == ("job", 1)
+            async with jobs.transaction() as tx:
+                await tx.write(("job", 2))
+            await jobs.rules.add("done", template=("job", int), write=[("done", "t[1]")])
+            await jobs.write(("job", 3))
+            await sub.close()
+        reader_keys = _client_keys(node, folder, "0c")
+        async with await ts.connect_async(node.base_uri + "spaces/jobs", keys=reader_keys) as reader:
+            with pytest.raises(ts.Forbidden, match="the peer 'reader' may do read"):
+                await reader.write(("job", 4))
+
+    asyncio.run(main())
+    assert served.read(("done", 3), timeout=PATIENCE) == ("done", 3)
+    assert sorted(served.read_all(("job", int))) == [("job", 2), ("job", 3)]
+    assert node.statistics()["refused_oscore"] == 0
+
+
+def test_a_client_pays_from_its_own_account(tmp_path: Path) -> None:
+    keys = _keys(tmp_path / "node.json", _entry("worker", "0a", "0b", permissions="all"))
+    with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, keys=keys, anonymous="none") as node:
+        bank = node.space("bank", clock=ts.SimulatedClock(), charge_rate="1024", creation_charge="5")
+        for principal in ("default", "worker"):
+            bank.grant_credit(principal, 100)
+        url = node.base_uri + "spaces/bank"
+        with ts.connect(url, keys=_client_keys(node, tmp_path, "0b"), timeout=PATIENCE) as client:
+            record = client.create("r", {"n": 1}, credit=10)
+            assert record.get("n") == 1
+            assert client.account("worker") == 85  # its own account: named without "all" too
+            client.rules.add("paid", template=("job", int), write=[("done",)])
+        assert bank.account("worker") == 85
+        assert bank.account("default") == 100
+        assert bank.rules.get("paid").principal == "worker"
+
+
+def test_a_client_s_sequence_numbers_survive_its_restart(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, "0b")
+    url = node.base_uri + "spaces/jobs"
+    with ts.connect(url, keys=keys, timeout=PATIENCE) as first:
+        for n in range(3):
+            first.write(("job", n))
+    # A clean close writes the exact number (three writes, the end of their session): the
+    # next client resumes past the first's.
+    assert json.loads((folder / "client-0b.json.state").read_text())["node"]["sender"] == 4
+    with ts.connect(url, keys=keys, timeout=PATIENCE) as second:
+        second.write(("job", 3))
+        assert second.count(("job", int)) == 4
+    # Without the state file a client would reuse the numbers the node accepted: refused.
+    (folder / "client-0b.json.state").unlink()
+    with (
+        ts.connect(url, keys=keys, timeout=PATIENCE) as forgetful,
+        pytest.raises(ts.Unauthorized, match="Replay detected"),
+    ):
+        forgetful.write(("job", 5))
+    assert served.count(("job", int)) == 4
+
+
+def test_a_closed_client_s_statistics_use_no_sequence_number_twice(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    served = node.space("jobs")
+    keys = _client_keys(node, folder, "0b")
+    url = node.base_uri + "spaces/jobs"
+    first = ts.connect(url, keys=keys, timeout=PATIENCE)
+    first.write(("job", 1))
+    first.close()
+    assert first.statistics()["closed"] is True  # asked protected, its numbers written down too
+    with ts.connect(url, keys=keys, timeout=PATIENCE) as second:
+        second.write(("job", 2))
+    assert served.count(("job", int)) == 2
+    assert node.statistics()["refused_oscore"] == 0
+
+
+def test_a_number_used_after_a_clean_stop_is_reserved_first(tmp_path: Path) -> None:
+    from tuplespace._federation._peers import SEQUENCE_STEP, Guard, load_peers
+
+    keys = _keys(tmp_path / "a.json", _entry("b", "0a", "0b"))
+    peers, state = load_peers(keys)
+    guard = Guard(peers, state, anonymous=0, rate=None, burst=1, max_hosts=1)
+    for _ in range(3):
+        peers[0].context.next_sequence()
+    guard.close()
+    assert json.loads((tmp_path / "a.json.state").read_text())["b"]["sender"] == 3
+    assert peers[0].context.next_sequence() == bytes((3,))  # used once written down ahead
+    assert json.loads((tmp_path / "a.json.state").read_text())["b"]["sender"] == 3 + SEQUENCE_STEP
+
+
+def test_a_client_s_subscription_registers_again_under_oscore(tmp_path: Path) -> None:
+    network = LossyNetwork(3)
+    keys = _keys(tmp_path / "node.json", _entry("worker", "0a", "0b"))
+    # Fresh for 3 s: longer than the node takes to give up a notification (1.1 s here).
+    with ts.Node(
+        "coap://127.0.0.1:0/", keys=keys, anonymous="none", network=network, max_age=3, **NODE_FAST
+    ) as node:
+        jobs = node.space("jobs")
+        client_keys = _client_keys(node, tmp_path, "0b")
+        with ts.connect(
+            node.base_uri + "spaces/jobs", keys=client_keys, timeout=PATIENCE, network=network, **FAST
+        ) as space:
+            sub = space.subscribe(("job", int))
+            jobs.write(("job", 1))
+            assert next(sub).tuple == ("job", 1)
+            network.loss = 1.0
+            jobs.write(("job", 2))  # its notification never arrives: the node drops the observation
+            wait_until(lambda: node.statistics()["subscriptions"] == 0, "the observation to be dropped")
+            network.loss = 0.0
+            jobs.write(("job", 3))
+            assert [next(sub).tuple for _ in range(2)] == [("job", 2), ("job", 3)]
+            assert sub.statistics()["registrations"] >= 2
+        assert node.statistics()["refused_oscore"] == 0
+
+
+def test_an_answer_that_does_not_verify_is_an_error(tmp_path: Path) -> None:
+    impostor = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # answers in the node's place
+    impostor.bind(("127.0.0.1", 0))
+    impostor.settimeout(PATIENCE)
+    port = impostor.getsockname()[1]
+    keys = _keys(tmp_path / "client.json", _entry("node", "0b", "0a", uri=f"coap://127.0.0.1:{port}/"))
+    answers = [
+        Message(code=68, options=[(OSCORE, b"")], payload=bytes(20)),  # a tag that does not verify
+        Message(code=69, options=[(CONTENT_FORMAT, bytes((CBOR,)))], payload=encode_cbor(1)),  # unprotected
+    ]
+
+    def answer() -> None:
+        for forged in answers:
+            data, client = impostor.recvfrom(65536)
+            request = Message.decode(data)
+            assert request.get(OSCORE) is not None  # the client's request is protected
+            forged.mtype, forged.mid, forged.token = 2, request.mid, request.token  # ACK
+            impostor.sendto(forged.encode(), client)
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        with ts.connect(f"coap://127.0.0.1:{port}/spaces/jobs", keys=keys, timeout=PATIENCE) as jobs:
+            with pytest.raises(ts.Unreachable, match="fails OSCORE: Decryption failed"):
+                jobs.count((int,))
+            with pytest.raises(ts.Unreachable, match="an unprotected answer to a protected request"):
+                jobs.count((int,))
+    finally:
+        thread.join()
+        impostor.close()
+
+
+def test_a_client_s_keys_file_is_checked(guarded: tuple[ts.Node, Path]) -> None:
+    node, folder = guarded
+    url = node.base_uri + "spaces/jobs"
+    bad = _keys(folder / "bad.json", _entry("node", "0b", "0a", master_secret="zz"))
+    with pytest.raises(
+        ts.InvalidValue, match=r"the keys file '.*bad.json': peers\[0\]\.master_secret is a hex"
+    ):
+        ts.connect(url, keys=bad)
+    with pytest.raises(ts.InvalidValue, match=r"the keys file '.*missing.json' cannot be read"):
+        ts.connect(url, keys=folder / "missing.json")
+    elsewhere = _keys(folder / "elsewhere.json", _entry("other", "0b", "0a", uri="coap://127.0.0.1:9/"))
+    with pytest.raises(ts.InvalidValue, match="has no peer whose uri is the node's base URI"):
+        ts.connect(url, keys=elsewhere)
+
+    async def main() -> None:
+        with pytest.raises(ts.InvalidValue, match="has no peer whose uri is the node's base URI"):
+            await ts.connect_async(url, keys=elsewhere)
+
+    asyncio.run(main())

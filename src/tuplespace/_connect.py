@@ -62,7 +62,8 @@ def connect(url: str = "memory:", **options: Any) -> Space | RemoteSpace | Redis
       :class:`tuplespace.stores.RedisSpace` (docs/scaling.md).
     - ``coap://host:port/spaces/jobs`` — the space ``jobs`` of a :class:`tuplespace.Node`,
       over CoAP: the Linda operations of :class:`Space` that docs/federation.md lists
-      (``timeout=`` bounds its wait for an answer).
+      (``timeout=`` bounds its wait for an answer; ``keys="keys.json"``, a keys file
+      as a node's, protects its requests with OSCORE as the node's peer named there).
 
     The stores (``memory:``, ``sqlite:``, ``redis:``...) are found by their scheme in
     one table, ``tuplespace._schemes.SCHEMES``.  Keyword options (those of

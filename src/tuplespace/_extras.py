@@ -26,7 +26,7 @@ EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "redis": ("spaces kept in Redis (tuplespace.stores) need", ("redis",)),
     # CoAP is the package's own; a node answers with the server's errors.
     "federation": ("nodes and coap:// spaces (tuplespace.Node) need", _SERVER),
-    "oscore": ("OSCORE between nodes (tuplespace.Node(peers=...)) needs", ("cryptography",)),
+    "oscore": ("OSCORE peers (tuplespace.Node and coap:// spaces given keys=...) need", ("cryptography",)),
     "active": ("methods held in records (tuplespace.Method) need", ("lupa",)),
 }
 

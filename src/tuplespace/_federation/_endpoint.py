@@ -50,7 +50,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, cast
 
-from .._errors import InvalidValue, LimitReached, Unreachable
+from .._errors import InvalidValue, LimitReached, Unauthorized, Unreachable
 from ._blockwise import BLOCK_OPTIONS, Blocks, etag
 from ._message import (
     ACCEPT,
@@ -963,7 +963,7 @@ class Endpoint(asyncio.DatagramProtocol):
             def whole(notification: Message) -> None:
                 try:
                     notification = opened(notification)
-                except Unreachable as exc:
+                except (Unreachable, Unauthorized) as exc:  # forged, or refused (a registration again)
                     log.info("coap: a notification was dropped: %s", exc)
                     return
                 held = self._waiting.get(token)

@@ -20,10 +20,11 @@ import abc
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 import orjson
@@ -98,6 +99,9 @@ from ._remote import (
 )
 from ._subscribe import AsyncCoapSubscription, CoapSubscription, Observed, _Stream, stream_arguments
 
+if TYPE_CHECKING:
+    from ._peers import Guard
+
 __all__ = [
     "AsyncCoapRules",
     "AsyncCoapSpace",
@@ -123,6 +127,13 @@ class _Ask(NamedTuple):
     wait: float | None = 0.0
     path: str | None = None
     json: bool = False
+
+
+def _client_guard(keys: str | os.PathLike[str]) -> Guard:
+    """What protects a client's requests with the OSCORE keys of the keys file ``keys``."""
+    from ._peers import client_guard  # the permissions of a node: imported when needed
+
+    return client_guard(keys)
 
 
 def _tuple(t: Any) -> tuple[Value, ...]:
@@ -607,9 +618,17 @@ class AsyncCoapRules(_RulesOptions, AsyncRemoteRules):
 
 
 class _Space:
-    """What both faces share: the URL checked, the peer, the options of a request."""
+    """What both faces share: the URL checked, the peer, the options of a request, and
+    the OSCORE keys (``keys``, a keys file) its requests are protected with."""
 
-    def __init__(self, url: str, timeout: float, timers: Timers, network: Network | None):
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        timers: Timers,
+        network: Network | None,
+        keys: str | os.PathLike[str] | None,
+    ):
         parts = urlsplit(url)
         segments = parts.path.strip("/").split("/")
         if parts.scheme != "coap" or not parts.hostname or len(segments) != 2 or segments[0] != "spaces":
@@ -619,7 +638,10 @@ class _Space:
         self.url = url.rstrip("/")
         self._name = unquote(segments[1])
         self.timeout = timeout
-        self.endpoint = Endpoint(timers=timers, network=network)
+        self._keys = keys
+        self.guard = None if keys is None else _client_guard(keys)
+        """What protects its requests with OSCORE (None: they go anonymous)."""
+        self.endpoint = Endpoint(timers=timers, network=network, guard=self.guard)
         """The client's CoAP endpoint, which its subscriptions and record handles send through."""
         self.peer: Address = ()
         """The node's address, once resolved."""
@@ -716,7 +738,20 @@ class _Space:
 
     async def _open(self) -> None:
         self.peer, self.path = await peer_of(self.url)
+        if self.guard is not None and not self.guard.protects(self.peer):
+            raise InvalidValue(
+                f"the keys file {str(self._keys)!r} has no peer whose uri is the node's base URI "
+                f"coap://{urlsplit(self.url).netloc}/ (at {self.peer[0]} port {self.peer[1]})",
+                "keys",
+            )
         await self.endpoint.open("::" if ":" in self.peer[0] else "0.0.0.0", 0)
+
+    def _release(self) -> None:
+        """Close the client's socket, and write the OSCORE sequence numbers down (a
+        clean close loses none)."""
+        self.endpoint.close()
+        if self.guard is not None:
+            self.guard.close()
 
     def _options(self, ask: _Ask) -> list[tuple[int, bytes]]:
         below = () if ask.path is None else ask.path.split("/")
@@ -745,14 +780,18 @@ class _Space:
         return ask, min(self.timeout, 2 * self.endpoint.timers.ack_timeout)
 
     async def _ask_apart(self, ask: _Ask) -> Value:
-        """What ``ask`` answers, asked from an endpoint of its own (the space's is closed)."""
-        endpoint = Endpoint(timers=self.endpoint.timers, network=self.endpoint.network)
+        """What ``ask`` answers, asked from an endpoint of its own (the space's is closed),
+        with the keys read again: the space's closed guard wrote its numbers down."""
+        guard = None if self._keys is None else _client_guard(self._keys)
+        endpoint = Endpoint(timers=self.endpoint.timers, network=self.endpoint.network, guard=guard)
         try:
             await endpoint.open("::" if ":" in self.peer[0] else "0.0.0.0", 0)
             work = endpoint.request(self.peer, ask.code, self._options(ask), ask.payload)
             response = await _bounded(work, self._within(ask))
         finally:
             endpoint.close()
+            if guard is not None:
+                guard.close()
         return self._answer(response, ask)
 
     async def _end_streams(self) -> None:
@@ -790,6 +829,16 @@ class CoapSpace(_Space, CreditCalls):
     ``ack_timeout`` and ``max_retransmit`` are the retransmission timers (RFC 7252:
     2 s, 4 times), ``nstart`` and ``probing_rate`` its congestion control and
     ``network`` where the datagrams travel, as for :class:`~tuplespace.Node`.
+
+    ``keys`` (a keys file, as a node's) makes this side an OSCORE peer of the node
+    (docs/federation.md, Security): the entry whose ``uri`` is the node's base URI
+    protects every request to it, and the node lets it do what its own keys file
+    allows the peer of those keys, paid from that peer's account.  Without it the
+    requests are anonymous.  A keys file that cannot be read, or has no entry for
+    the node, raises :class:`~tuplespace.InvalidValue` naming it; a node that does
+    not know the keys answers :class:`~tuplespace.Unauthorized`.
+
+    >>> jobs = ts.connect("coap://192.0.2.7:5683/spaces/jobs", keys="keys.json")   # doctest: +SKIP
     """
 
     def __init__(
@@ -802,9 +851,10 @@ class CoapSpace(_Space, CreditCalls):
         nstart: int | None = None,
         probing_rate: float = 1.0,
         network: Network | None = None,
+        keys: str | os.PathLike[str] | None = None,
     ) -> None:
         timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
-        super().__init__(url, timeout, timers, network)
+        super().__init__(url, timeout, timers, network, keys)
         self._rules = CoapRules(self)
         self._clock = RemoteClock(self)
         self._upcalls: set[RemoteUpcall] = set()
@@ -812,7 +862,7 @@ class CoapSpace(_Space, CreditCalls):
         try:
             self._runner.call(self._open(), timeout)
         except BaseException:
-            self._runner.stop()
+            self._runner.stop(self._shutdown)
             raise
 
     def _do(self, ask: _Ask) -> Value:
@@ -1122,7 +1172,7 @@ class CoapSpace(_Space, CreditCalls):
 
     async def _shutdown(self) -> None:
         await self._end_streams()
-        self.endpoint.close()
+        self._release()
 
     def __enter__(self) -> CoapSpace:
         return self
@@ -1133,7 +1183,8 @@ class CoapSpace(_Space, CreditCalls):
 
 class AsyncCoapSpace(_Space, AsyncCreditCalls):
     """:class:`CoapSpace` for asyncio, on the caller's event loop: the same methods,
-    awaited (``ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")``).
+    awaited (``ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")``), and the same
+    keywords (``keys="keys.json"`` makes it the node's OSCORE peer).
 
     >>> jobs = await ts.connect_async("coap://127.0.0.1:5683/spaces/jobs")   # doctest: +SKIP
     >>> await jobs.write(("job", 1))                                         # doctest: +SKIP
@@ -1149,9 +1200,10 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         nstart: int | None = None,
         probing_rate: float = 1.0,
         network: Network | None = None,
+        keys: str | os.PathLike[str] | None = None,
     ) -> None:
         timers = Timers(ack_timeout, max_retransmit=max_retransmit, nstart=nstart, probing_rate=probing_rate)
-        super().__init__(url, timeout, timers, network)
+        super().__init__(url, timeout, timers, network, keys)
         self._rules = AsyncCoapRules(self)
         self._clock = AsyncRemoteClock(self)
         self._known_options: Map | None = None
@@ -1389,7 +1441,7 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
                     await _bounded(work, within)
         self.closed = True
         await self._end_streams()
-        self.endpoint.close()
+        self._release()
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> AsyncCoapSpace:
@@ -1399,10 +1451,10 @@ class AsyncCoapSpace(_Space, AsyncCreditCalls):
         try:
             await asyncio.wait_for(space._open(), space.timeout)
         except TimeoutError:
-            space.endpoint.close()
+            space._release()
             raise Unreachable(f"{url}: its host was not resolved within {space.timeout} s") from None
         except BaseException:
-            space.endpoint.close()
+            space._release()
             raise
         return space
 

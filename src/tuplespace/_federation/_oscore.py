@@ -231,6 +231,14 @@ class Context:
             self.sequence = sequence + 1
         return _partial_iv(sequence)
 
+    def write_down(self, write: Callable[[int], object]) -> None:
+        """``write(n)`` the sender's next sequence number exactly (a clean stop); a
+        message sealed later reserves numbers again before it uses one."""
+        with self._lock:
+            write(self.sequence)
+            if self._reserve is not None:
+                self._reserved = self.sequence
+
     def _received(self, sequence: int, nonce: bytes, outer: Message, aad: bytes) -> Message:
         """Open a message of the peer's ``sequence``, once: replays and forgeries raise."""
         with self._lock:

@@ -36,6 +36,7 @@ the exact numbers).
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
@@ -51,13 +52,14 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from .._errors import InvalidValue, Unreachable
+from .._errors import InvalidValue, Unauthorized, Unreachable
 from .._rate import RateLimiter
 from .._recordstore import DEFAULT_PRINCIPAL
 from ..server._errors import ApiError
 from ..server._service_rules import rule_acts
 from ._endpoint import Address
 from ._message import (
+    CONTENT_FORMAT,
     DELETE,
     FETCH,
     GET,
@@ -69,19 +71,20 @@ from ._message import (
     Message,
     MessageError,
 )
-from ._oscore import UNAUTHORIZED, Context, OscoreError, PeerRequest, decode_option
+from ._oscore import BAD_OPTION, BAD_REQUEST, UNAUTHORIZED, Context, OscoreError, PeerRequest, decode_option
 from ._resources import error_message as error_answer
 
 log = logging.getLogger("tuplespace")
 
-__all__ = ["PERMISSIONS", "RULE_LEVELS", "Guard", "Peer", "load_peers", "needed"]
+__all__ = ["PERMISSIONS", "RULE_LEVELS", "Guard", "Peer", "client_guard", "load_peers", "needed"]
 
 #: What a peer may do, each level allowing what the ones before it allow: ``read``
-#: (GET, Observe, FETCH read, count, read_all, find and subscribe), ``read+write`` (PUT a
-#: field, POST to a space, FETCH take, take_all, write_if_absent, replace and take_record) and
-#: ``all`` (POST to create or refresh a record, DELETE).  A space's ``$rules`` and
-#: ``$credit`` resources say what each of theirs needs (:func:`needed`): adding a rule
-#: needs what it does when it fires too (:data:`RULE_LEVELS`).
+#: (GET, Observe, FETCH read, count, read_all, find and subscribe, POST ending its own
+#: session), ``read+write`` (PUT a field, POST to a space, FETCH take, take_all,
+#: write_if_absent, replace and take_record) and ``all`` (POST to create or refresh a
+#: record, DELETE).  A space's ``$rules`` and ``$credit`` resources say what each of
+#: theirs needs (:func:`needed`): adding a rule needs what it does when it fires too
+#: (:data:`RULE_LEVELS`).
 PERMISSIONS = ("none", "read", "read+write", "all")
 NONE, READ, WRITE, ALL = range(4)
 #: The level each operation a rule may do when it fires needs (the operations of
@@ -96,6 +99,14 @@ _READING = frozenset(
 SEQUENCE_STEP = 1024  # sequence numbers reserved per write of the state file
 REPLAY_STEP = 64  # accepted sequence numbers written ahead per write
 Seal = Callable[[Message, bool], Message]
+# The codes of a peer's refusal of a protected request (RFC 8613 §8.2).
+_REFUSED = frozenset({BAD_REQUEST, UNAUTHORIZED, BAD_OPTION})
+# What a peer's refusal says of this side's keys.
+_HINTS = {
+    "Security context not found": " (its keys file has no peer whose recipient_id is this side's sender_id)",
+    "Decryption failed": " (its keys file has other keys for this side: master secret, salt or IDs)",
+    "Replay detected": " (it accepted that sequence number already: a state file lost or shared?)",
+}
 
 
 class Peer:
@@ -172,7 +183,9 @@ class _State:
 
 
 def load_peers(path: str | os.PathLike[str]) -> tuple[list[Peer], _State]:
-    """The peers of a keys file (format in this module's docstring) and its state file."""
+    """The peers of a keys file (format in this module's docstring) and its state file;
+    each peer with a ``uri`` has its UDP address.  :class:`InvalidValue` naming the file
+    for a file that cannot be read or an entry that is not right."""
     path = Path(path)
     try:
         document = json.loads(path.read_text())
@@ -182,12 +195,13 @@ def load_peers(path: str | os.PathLike[str]) -> tuple[list[Peer], _State]:
         raise InvalidValue(f"the keys file {str(path)!r} is an object with a list 'peers'")
     state_name = document.get("state", path.name + ".state")
     if not isinstance(state_name, str):
-        raise InvalidValue(f"the keys file's 'state' is a path, got {state_name!r}")
+        raise InvalidValue(f"the keys file {str(path)!r}: 'state' is a path, got {state_name!r}")
     state = _State(path.parent / state_name)
     peers: list[Peer] = []
     seen: set[tuple[bytes, bytes | None]] = set()
+    at: set[Address] = set()
     for i, entry in enumerate(document["peers"]):
-        where = f"peers[{i}]"
+        where = f"the keys file {str(path)!r}: peers[{i}]"
         if not isinstance(entry, dict):
             raise InvalidValue(f"{where} is an object")
         name = entry.get("name")
@@ -224,8 +238,21 @@ def load_peers(path: str | os.PathLike[str]) -> tuple[list[Peer], _State]:
             )
         except ValueError as exc:
             raise InvalidValue(f"{where}: {exc}") from None
-        peers.append(Peer(name, uri, context, level))
+        peer = Peer(name, uri, context, level)
+        if uri is not None:
+            peer.address = _resolve(uri, where)
+            if peer.address in at:
+                raise InvalidValue(f"{where}: two peers of the keys file are at {uri!r}")
+            at.add(peer.address)
+        peers.append(peer)
     return peers, state
+
+
+def client_guard(keys: str | os.PathLike[str]) -> Guard:
+    """The guard of a client that serves nothing (``ts.connect("coap://…", keys=…)``): it
+    protects its requests to each peer of the keys file ``keys`` that has a ``uri``."""
+    peers, state = load_peers(keys)
+    return Guard(peers, state, anonymous=NONE, rate=None, burst=1, max_hosts=1)
 
 
 def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
@@ -249,6 +276,8 @@ def needed(request: Message, own: str = DEFAULT_PRINCIPAL) -> int:
             if names or code not in (POST, DELETE):
                 return ALL
             return max([WRITE, *(level for _, level in rule_acts_of(request))])
+        if len(path) == 2 and code == POST and "op=close" in request.query:
+            return READ  # the end of its own session, which a reader's waiting reads are under
         if code == FETCH:
             reading = all(q in _READING for q in request.query if q.startswith("op="))
             return READ if reading else WRITE
@@ -294,7 +323,7 @@ def _credit_needed(below: tuple[str, ...], query: tuple[str, ...], own: str) -> 
     return WRITE if what == "transfer" else READ
 
 
-def _resolve(uri: str) -> Address:
+def _resolve(uri: str, where: str) -> Address:
     parts = urlsplit(uri)
     host, port = parts.hostname or "", parts.port or 5683
     try:
@@ -304,7 +333,7 @@ def _resolve(uri: str) -> Address:
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
         except OSError as exc:
-            raise InvalidValue(f"the peer URI {uri!r} cannot be resolved: {exc}") from None
+            raise InvalidValue(f"{where}: the peer URI {uri!r} cannot be resolved: {exc}") from None
         address: Address = found[0][4][:2]
         return address
 
@@ -329,13 +358,7 @@ class Guard:
         self._state = state
         self._peers = peers
         self._by_kid = {(p.context.recipient_id, p.context.id_context): p for p in peers}
-        self._by_address: dict[Address, Peer] = {}
-        for peer in peers:
-            if peer.uri is not None:
-                peer.address = _resolve(peer.uri)
-                if peer.address in self._by_address:
-                    raise InvalidValue(f"two peers of the keys file are at {peer.uri!r}")
-                self._by_address[peer.address] = peer
+        self._by_address = {p.address: p for p in peers if p.address is not None}
         self._rates = None if rate is None else RateLimiter(rate, burst, max_clients=max_hosts)
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="tuplespace-oscore-state")
@@ -420,10 +443,16 @@ class Guard:
 
     # -- the client side ---------------------------------------------------------------
 
+    def protects(self, peer: Address) -> bool:
+        """Whether the requests to ``peer`` (a UDP address) go protected: the keys file
+        has a peer whose ``uri`` is there."""
+        return peer in self._by_address
+
     def protect(self, peer: Address, message: Message) -> tuple[Message, Callable[[Message], Message]] | None:
         """For a peer of the keys file: the protected request and the function that
         opens its answers (raising :class:`~tuplespace.Unreachable` for a forged or
-        replayed one); None for any other peer (the request goes unprotected)."""
+        replayed one, :class:`~tuplespace.Unauthorized` when the peer refused the
+        request's protection); None for any other peer (the request goes unprotected)."""
         known = self._by_address.get(peer)
         if known is None:
             return None
@@ -435,7 +464,13 @@ class Guard:
 
         def open_answer(answer: Message) -> Message:
             if answer.get(OSCORE) is None and answer.code >= 128:
-                return answer  # an error of the peer's guard or message layer: not protected (§8.2)
+                # Not protected (§8.2): a refusal of the peer's OSCORE (its diagnostic as
+                # payload, no content format), or an error of its guard or message layer.
+                if answer.code in _REFUSED and answer.get(CONTENT_FORMAT) is None:
+                    text = answer.payload[:200].decode("utf-8", "replace")
+                    why = f"{known.name!r} ({known.uri}) refused the OSCORE-protected request: {text}"
+                    raise Unauthorized(why + _HINTS.get(text, ""))
+                return answer
             try:
                 inner = context.unprotect_response(answer, partial_iv)
             except OscoreError as exc:
@@ -458,9 +493,10 @@ class Guard:
     def close(self) -> None:
         """Write the exact sequence numbers down (a clean stop loses none)."""
         self._writer.shutdown()
-        if self._state is None:
+        state = self._state
+        if state is None:
             return
         for peer in self._peers:
             with contextlib.suppress(OSError):
-                self._state.write(peer.name, "sender", peer.context.sequence, exact=True)
-                self._state.write(peer.name, "recipient", peer.context.window.highest, exact=True)
+                peer.context.write_down(functools.partial(state.write, peer.name, "sender", exact=True))
+                state.write(peer.name, "recipient", peer.context.window.highest, exact=True)
