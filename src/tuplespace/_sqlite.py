@@ -496,7 +496,7 @@ def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row]
 
 def _options_of(space: Space) -> dict[str, Any]:
     """The options stored with a space (credit amounts as decimal text)."""
-    limits = space.rules.limits
+    limits = space.core.active[2]  # without making the rules of a space that has none
     return {
         k: str(getattr(space, k))
         if k in _CREDIT_OPTIONS
