@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 import types
 
 import tuplespace
@@ -21,15 +23,26 @@ def test_every_name_in_all_exists() -> None:
     assert missing == []
 
 
+def test_import_leaves_the_federation_and_the_protocols_until_named() -> None:
+    code = (
+        "import sys, tuplespace as ts\n"
+        "lazy = ('tuplespace._federation', 'tuplespace._protocols')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(lazy)))\n"
+        "print(ts.Node.__name__, ts.SpaceAPI.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "Node SpaceAPI"]
+
+
 def test_all_has_no_duplicates() -> None:
     assert len(tuplespace.__all__) == len(set(tuplespace.__all__))
 
 
 def test_every_public_name_is_in_all() -> None:
-    public = {
+    public = {  # dir(): with the names imported when first used
         name
-        for name, value in vars(tuplespace).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        for name in dir(tuplespace)
+        if not name.startswith("_") and not isinstance(getattr(tuplespace, name), types.ModuleType)
     }
     assert public - set(tuplespace.__all__) == set()
     assert set(tuplespace.__all__) - public == set()

@@ -10,6 +10,9 @@ into it and read or take them back by pattern, without knowing of each other.
 ('job', 1, 'resize')
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from ._aio import AsyncRecord, AsyncRecordWatch, AsyncRules, AsyncSpace, AsyncSubscription, AsyncTransaction
 from ._clock import Clock, SimulatedClock, SystemClock
 from ._codec import (
@@ -58,28 +61,9 @@ from ._errors import (
     WireError,
 )
 from ._events import Change, Event
-from ._federation import Node, RemoteRecord, RemoteUpcall, decode_cbor, encode_cbor
 from ._lease import AsyncLease, Lease
 from ._methods import ActiveLimits, Method
 from ._mint import Challenge, make_stamp
-from ._protocols import (
-    AsyncLeaseAPI,
-    AsyncRecordAPI,
-    AsyncRecordWatchAPI,
-    AsyncRulesAPI,
-    AsyncSpaceAPI,
-    AsyncSubscriptionAPI,
-    AsyncTransactionAPI,
-    AsyncTupleSpaceAPI,
-    LeaseAPI,
-    RecordAPI,
-    RecordWatchAPI,
-    RulesAPI,
-    SpaceAPI,
-    SubscriptionAPI,
-    TransactionAPI,
-    TupleSpaceAPI,
-)
 from ._recordhandles import Record, RecordData, RecordWatch
 from ._rules import Lit, RuleInfo, Rules
 from ._space import Space, Subscription, Transaction
@@ -88,6 +72,27 @@ from ._text import format, parse, parse_template
 from ._upcall import AsyncUpcall, Upcall
 from ._values import URI, Credit, Limits, Map
 from ._workers import AsyncCleaner, AsyncWorker, Cleaner, Worker, WorkerPool
+
+if _typing.TYPE_CHECKING:
+    from ._federation import Node, RemoteRecord, RemoteUpcall, decode_cbor, encode_cbor
+    from ._protocols import (
+        AsyncLeaseAPI,
+        AsyncRecordAPI,
+        AsyncRecordWatchAPI,
+        AsyncRulesAPI,
+        AsyncSpaceAPI,
+        AsyncSubscriptionAPI,
+        AsyncTransactionAPI,
+        AsyncTupleSpaceAPI,
+        LeaseAPI,
+        RecordAPI,
+        RecordWatchAPI,
+        RulesAPI,
+        SpaceAPI,
+        SubscriptionAPI,
+        TransactionAPI,
+        TupleSpaceAPI,
+    )
 
 __all__ = [
     "ANY",
@@ -207,3 +212,44 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# What an embedded space does not use is imported when first named, and ``import
+# tuplespace`` stays as light as the space: a node of the federation (CoAP), and the
+# protocols that type a space whatever its kind.
+_LAZY: _typing.Final = {
+    **dict.fromkeys(("Node", "RemoteRecord", "RemoteUpcall", "decode_cbor", "encode_cbor"), "_federation"),
+    **dict.fromkeys(
+        (
+            "AsyncLeaseAPI",
+            "AsyncRecordAPI",
+            "AsyncRecordWatchAPI",
+            "AsyncRulesAPI",
+            "AsyncSpaceAPI",
+            "AsyncSubscriptionAPI",
+            "AsyncTransactionAPI",
+            "AsyncTupleSpaceAPI",
+            "LeaseAPI",
+            "RecordAPI",
+            "RecordWatchAPI",
+            "RulesAPI",
+            "SpaceAPI",
+            "SubscriptionAPI",
+            "TransactionAPI",
+            "TupleSpaceAPI",
+        ),
+        "_protocols",
+    ),
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tuplespace' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -123,6 +123,13 @@ class Core:
                     self._rules = Rules(self, self._active)
         return self._rules
 
+    @property
+    def active(self) -> tuple[Credit, Credit, ActiveLimits]:
+        """The charge of a firing and of a method's step, and the limits of both: those
+        of :attr:`rules`, read without making them (most spaces never have a rule)."""
+        rules = self._rules
+        return self._active if rules is None else (rules.firing_charge, rules.step_charge, rules.limits)
+
     def after_operations(self, hook: Callable[[], object]) -> None:
         """See :meth:`Space.after_operations <tuplespace.Space.after_operations>`."""
         if not callable(hook):

@@ -115,7 +115,6 @@ from ._recordstore import (
     Redirect,
 )
 from ._registry import Interest, Registry
-from ._store import TupleRow
 from ._templates import Template
 from ._values import DEFAULT_LIMITS, Limits, Tuple, check_tuple, footprint, value_key
 
@@ -577,8 +576,11 @@ class Engine:
         if feed.expires is not None:
             self._schedule(feed.expires, feed)
 
-    def load(self, rows: Iterable[TupleRow], last_seq: int, last_event: int) -> list[TupleRow]:
-        """Fill an empty engine from a store: its tuples' rows in seq order.
+    def load(
+        self, rows: Iterable[tuple[int, Tuple, float | None]], last_seq: int, last_event: int
+    ) -> list[tuple[int, Tuple, float | None]]:
+        """Fill an empty engine from a store: its tuples' rows in seq order (each a
+        :class:`~tuplespace._store.TupleRow` or a plain tuple of its fields).
 
         Rows whose lease ran out while the store was closed are not loaded: they are
         returned, in seq order, for :meth:`expire_loaded` to expire once what reacts
@@ -604,7 +606,7 @@ class Engine:
         self._event_seq = max(self._event_seq, last_event)
         return expired
 
-    def expire_loaded(self, rows: Iterable[TupleRow]) -> None:
+    def expire_loaded(self, rows: Iterable[tuple[int, Tuple, float | None]]) -> None:
         """Expire the rows that :meth:`load` found run out: an ``expire`` event each,
         in seq order, and their rows deleted from the store in the same batch as
         what reacts to them, so that a store closed before that batch is written

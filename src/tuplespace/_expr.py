@@ -24,6 +24,7 @@ so its message stays short whatever the event held.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import operator
 import re
 import reprlib
@@ -200,7 +201,13 @@ _BINARY: Final[dict[str, Callable[[Any, Any], Any]]] = {
     "in": _in,
 }
 _FLOAT_OPS: Final = {"+": operator.add, "-": operator.sub, "*": operator.mul}
-_LEVELS: Final = (("||",), ("&&",), ("==", "!=", "<", "<=", ">", ">=", "in"), ("+", "-"), ("*", "/", "%"))
+_LEVELS: Final = (
+    frozenset({"||"}),
+    frozenset({"&&"}),
+    frozenset({"==", "!=", "<", "<=", ">", ">=", "in"}),
+    frozenset({"+", "-"}),
+    frozenset({"*", "/", "%"}),
+)
 
 
 def _size(v: Any) -> int:
@@ -375,8 +382,7 @@ def _bool(v: Any, what: str) -> bool:
 class _Parser:
     """A recursive-descent parser that builds closures as it goes."""
 
-    def __init__(self, source: str, field: str, names: frozenset[str] | None) -> None:
-        self.field = field
+    def __init__(self, source: str, names: frozenset[str] | None) -> None:
         self.names = names
         self.tokens: list[tuple[str, str, int]] = []
         self.used: set[str] = set()
@@ -401,7 +407,7 @@ class _Parser:
         self.i = 0
 
     def error(self, message: str, offset: int) -> InvalidValue:
-        return InvalidValue(f"{message} at offset {offset}", self.field)
+        return InvalidValue(f"{message} at offset {offset}")  # compile_expr names the field
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.i]
@@ -416,6 +422,10 @@ class _Parser:
     def at(self, text: str) -> bool:
         kind, value, _ = self.tokens[self.i]
         return kind in ("op", "name") and value == text
+
+    def at_one_of(self, texts: frozenset[str]) -> bool:
+        kind, value, _ = self.tokens[self.i]
+        return kind in ("op", "name") and value in texts
 
     def parse(self) -> Code:
         code = self.expr()
@@ -438,7 +448,7 @@ class _Parser:
         if level == len(_LEVELS):
             return self.unary()
         left = self.binary(level + 1)
-        while any(self.at(op) for op in _LEVELS[level]):
+        while self.at_one_of(_LEVELS[level]):
             op = self.take()[1]
             right = self.binary(level + 1)
             if right in self.constants and op in _BINARY:
@@ -640,6 +650,11 @@ class Expr:
 def compile_expr(source: object, field: str, names: frozenset[str] | None = None) -> Expr:
     """Compile ``source``; ``names`` (None: any) are the names it may read.
 
+    An expression is a pure function of its names, so one of at most
+    ``_CACHED_SOURCE`` characters is compiled once for the last ``_CACHED``
+    (source, names) asked for (rules made by a program often share their
+    expressions), which bounds what the cache holds to a few MB.
+
     Raises :class:`InvalidValue` naming ``field`` for text that is not an expression.
     """
     if type(source) is not str:
@@ -648,9 +663,22 @@ def compile_expr(source: object, field: str, names: frozenset[str] | None = None
         raise InvalidValue("the expression is empty", field)
     if len(source) > _MAX_SOURCE:
         raise InvalidValue(f"an expression has at most {_MAX_SOURCE} characters", field)
-    parser = _Parser(source, field, names)
+    try:
+        return _compiled(source, names) if len(source) <= _CACHED_SOURCE else _compile(source, names)
+    except InvalidValue as exc:
+        raise InvalidValue(exc.reason, field) from None
+
+
+def _compile(source: str, names: frozenset[str] | None) -> Expr:
+    parser = _Parser(source, names)
     try:
         run = parser.parse()
     except RecursionError:
-        raise InvalidValue("the expression nests too deeply", field) from None
+        raise InvalidValue("the expression nests too deeply") from None
     return Expr(source, run, frozenset(parser.used), frozenset(parser.selects))
+
+
+# A compiled expression takes about 300 B per character of its source at most.
+_CACHED_SOURCE: Final = 128
+_CACHED: Final = 128
+_compiled = functools.lru_cache(maxsize=_CACHED)(_compile)

@@ -341,6 +341,42 @@ _FAILURES: Final[dict[str, type[TupleSpaceError]]] = {
 class _Rule:
     """A rule as the space keeps it."""
 
+    __slots__ = (
+        "builds",
+        "called",
+        "calls",
+        "checks",
+        "creates",
+        "failed",
+        "feed",
+        "fire",
+        "fired",
+        "kind",
+        "last_error",
+        "level",
+        "made",
+        "name",
+        "on",
+        "path",
+        "pred",
+        "principal",
+        "reads",
+        "records",
+        "records_made",
+        "refreshes",
+        "sets",
+        "source",
+        "source_template",
+        "stopped",
+        "succ",
+        "tag",
+        "takes",
+        "template",
+        "using",
+        "when",
+        "writes",
+    )
+
     fire: Callable[[Any], bool]  # does the rule for an event, set as it is installed (Rules._firing)
 
     def __init__(self, name: str, kind: str) -> None:
@@ -403,6 +439,7 @@ class _Rule:
         return RuleCountRow(self.name, self.fired, self.failed, error, self.stopped)
 
     def info(self) -> RuleInfo:
+        source = self.source
         return RuleInfo(
             name=self.name,
             kind=self.kind,
@@ -411,12 +448,12 @@ class _Rule:
             path=self.path,
             tag=self.tag,
             when=None if self.when is None else self.when.source,
-            write=tuple(self.source.get("write", ())),
-            take=tuple(self.source.get("take", ())),
+            write=tuple(source.get("write", ())),
+            take=tuple(source.get("take", ())),
             set={f"{p}.{t}": e.source for (p, t), e in self.sets.items()},
-            refresh=dict(self.source.get("refresh", {})),
-            create={p: dict(f) for p, f in self.source.get("create", {}).items()},
-            call=tuple(self.source.get("call", ())),
+            refresh=dict(source.get("refresh", {})),
+            create={p: dict(f) for p, f in source["create"].items()} if "create" in source else {},
+            call=tuple(source.get("call", ())),
             level=self.level,
             fired=self.fired,
             failed=self.failed,
@@ -1112,6 +1149,9 @@ class Rules:
         call: Iterable[Iterable[Any]],
     ) -> None:
         """Give a reaction its operations on records: refresh=, create= and call=."""
+        if refresh is None and create is None and type(call) in (tuple, list) and not call:
+            Rules._check_does_something(rule)  # none of them: the rule keeps its defaults
+            return
         names = _T if rule.kind == "reaction" else _R
         names = names | frozenset(rule.using)
         if refresh is not None:
@@ -1150,10 +1190,7 @@ class Rules:
         rule.called = frozenset(p for p, _, _ in rule.calls)
         rule.made = frozenset(p if type(p) is str else None for p, _ in rule.creates)
         rule.records_made = bool(rule.refreshes or rule.creates or rule.calls)
-        if not (rule.writes or rule.takes or rule.sets or rule.refreshes or rule.creates or rule.calls):
-            raise InvalidValue(
-                "a reaction does something: write=, take=, set=, refresh=, create= or call=", "write"
-            )
+        Rules._check_does_something(rule)
         if refresh is not None:
             rule.source["refresh"] = {k: _shown(v) for k, v in refresh.items()}
         if create is not None:
@@ -1162,6 +1199,13 @@ class Rules:
             }
         rule.source["call"] = tuple(tuple(_shown(f) for f in c) for c in given)
         rule.source["calls"] = calls
+
+    @staticmethod
+    def _check_does_something(rule: _Rule) -> None:
+        if not (rule.writes or rule.takes or rule.sets or rule.refreshes or rule.creates or rule.calls):
+            raise InvalidValue(
+                "a reaction does something: write=, take=, set=, refresh=, create= or call=", "write"
+            )
 
     def _push_rule(self, name: str, target: object, to: str, using: Mapping[str, str] | None) -> _Rule:
         rule = _Rule(name, "push")

@@ -215,17 +215,17 @@ class Space:
     @property
     def firing_charge(self) -> Credit:
         """Credit each firing of a rule costs (see :attr:`Rules.firing_charge`)."""
-        return self.rules.firing_charge
+        return self.core.active[0]
 
     @property
     def step_charge(self) -> Credit:
         """Credit each step of a method costs (see :attr:`Rules.step_charge`)."""
-        return self.rules.step_charge
+        return self.core.active[1]
 
     @property
     def max_firings(self) -> int:
         """The most firings one operation may set off (``rules.limits.max_firings``)."""
-        return self.rules.limits.max_firings
+        return self.core.active[2].max_firings
 
     @property
     def operator(self) -> str:

@@ -71,9 +71,8 @@ from ._store import (
     RuleCountRow,
     RuleRow,
     SpaceRows,
-    TupleRow,
 )
-from ._values import Credit, Limits, Map
+from ._values import Credit, Limits, Map, Tuple
 
 try:
     import fcntl
@@ -320,7 +319,7 @@ class _File:
                     "SELECT name, value FROM changed_options WHERE space = ?", (name,)
                 ).fetchall()
             except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path} is damaged: {exc}") from None
+                raise self._damaged(exc) from None
             statements: list[tuple[str, list[tuple[Any, ...]]]] = []
             if row is None:
                 space = Space(**options, name=served)
@@ -385,16 +384,25 @@ class _File:
             for row in self.db.execute(sql, (name,)):
                 yield make(row)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is damaged: {exc}") from None
+            raise self._damaged(exc) from None
 
-    def _tuples(self, name: str, limits: Limits) -> Iterator[TupleRow]:
+    def _damaged(self, exc: sqlite3.DatabaseError) -> StoreError:
+        return StoreError(f"{self.path} is damaged: {exc}")
+
+    def _tuples(self, name: str, limits: Limits) -> Iterator[tuple[int, Tuple, float | None]]:
+        """As :meth:`_read` would, in one loop, as plain tuples: a space may hold millions."""
         sql = "SELECT seq, data, expires FROM tuples WHERE space = ? ORDER BY seq"
-        for seq, data, expires in self._read(name, sql, tuple):
-            try:
-                t = decode(data, limits)
-            except WireError as exc:
-                raise StoreError(f"{self.path} is damaged: tuple {seq} of space {name!r}: {exc}") from None
-            yield TupleRow(seq, t, expires)
+        try:
+            for seq, data, expires in self.db.execute(sql, (name,)):
+                try:
+                    t = decode(data, limits)
+                except WireError as exc:
+                    raise StoreError(
+                        f"{self.path} is damaged: tuple {seq} of space {name!r}: {exc}"
+                    ) from None
+                yield seq, t, expires
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from None
 
     def _records(self, name: str, limits: Limits) -> Iterator[RecordRow]:
         sql = (
@@ -488,7 +496,7 @@ def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row]
 
 def _options_of(space: Space) -> dict[str, Any]:
     """The options stored with a space (credit amounts as decimal text)."""
-    limits = space.rules.limits
+    limits = space.core.active[2]  # without making the rules of a space that has none
     return {
         k: str(getattr(space, k))
         if k in _CREDIT_OPTIONS

@@ -140,11 +140,12 @@ class SpaceRows:
     """What a durable store holds of one space, as it reads it: the rows of each
     kind (tuples in ``seq`` order, records in ``rid`` order, rules by name, with what
     each did) and the high-water marks of its numbers (no tuple or event it ever had
-    is numbered higher)."""
+    is numbered higher).  A tuple's row may be a plain tuple of a :class:`TupleRow`'s
+    fields: a space may hold millions, and a plain tuple is the cheapest to make."""
 
     last_seq: int
     last_event: int
-    tuples: Iterable[TupleRow]
+    tuples: Iterable[tuple[int, Tuple, float | None]]
     records: Iterable[RecordRow]
     accounts: Iterable[AccountRow]
     capabilities: Iterable[CapabilityRow]

@@ -119,7 +119,10 @@ class SpaceInfo:
     def options(self) -> dict[str, Any]:
         space = self.hosted.space
         face = self.hosted.aspace if space is None else space
-        limits = face.rules.limits
+        if space is None:
+            firing, step, limits = face.firing_charge, face.step_charge, face.rules.limits
+        else:  # read without making the rules of a space that has none
+            firing, step, limits = space.core.active
         return {
             "order": face.order,
             "capacity": face.capacity,
@@ -134,8 +137,8 @@ class SpaceInfo:
             "mint_amount": credit_text(face.mint_amount),
             "mint_bits": face.mint_bits,
             "redirect_charge": credit_text(face.redirect_charge),
-            "firing_charge": credit_text(face.firing_charge),
-            "step_charge": credit_text(face.step_charge),
+            "firing_charge": credit_text(firing),
+            "step_charge": credit_text(step),
             "max_firings": limits.max_firings,
             "method_steps": limits.method_steps,
             "method_ms": limits.method_ms,
