@@ -1490,14 +1490,16 @@ class Endpoint(asyncio.DatagramProtocol):
             self._notify(observed)
 
     def statistics(self) -> dict[str, int]:
-        """Tables held: remembered message ids, confirmables under way, requests
-        waiting, observations served, assemblies and Block2 answers kept; and how
-        many requests were acknowledged before their answer, which came apart;
-        confirmables waiting for their turn (NSTART) and peers that stopped answering."""
+        """Tables held: remembered message ids, confirmables under way and their
+        retransmissions scheduled, requests waiting, observations served, assemblies
+        and Block2 answers kept; and how many requests were acknowledged before their
+        answer, which came apart; confirmables waiting for their turn (NSTART) and
+        peers that stopped answering."""
         return {
             "separate": self._separate,
             "exchanges": len(self._seen),
             "transmissions": len(self._transmissions),
+            "scheduled": len(self._schedule),
             "waiting": len(self._waiting),
             "observed": len(self._observed),
             "assemblies": len(self._assemblies),
