@@ -1062,6 +1062,21 @@ def test_many_calls_complete_at_30_percent_loss_nstart_at_a_time() -> None:
     assert watch.most <= 2
 
 
+def test_the_retransmissions_of_acknowledged_requests_are_not_kept() -> None:
+    with ts.Node("coap://127.0.0.1:0/") as node, ts.Node("coap://127.0.0.1:0/") as other:
+        kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+
+        async def many() -> None:
+            peer, path = await peer_of(f"{kitchen.address}/temp")
+            for _ in range(10):
+                await asyncio.gather(*(other.endpoint.request(peer, GET, path) for _ in range(50)))
+
+        other.call(many())
+        statistics = other.endpoint.statistics()
+    assert statistics["transmissions"] == 0
+    assert 0 < statistics["scheduled"] <= 2 * 50 + 65  # the acknowledged ones dropped as they pile up
+
+
 def test_requests_past_the_queue_of_a_peer_are_refused() -> None:
     network = LossyNetwork(37)
     options: dict[str, Any] = {"network": network, "ack_timeout": 0.01, "max_retransmit": 1}

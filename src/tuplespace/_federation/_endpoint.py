@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import ipaddress
 import itertools
 import logging
@@ -241,6 +242,7 @@ class _Congestion:
         self._peers: dict[Address, _Peer] = {}
         # Peers that stopped answering, with when the next byte may be sent to each.
         self.silent: Shares[Address, float] = Shares(MAX_SILENT, MAX_HOST_SILENT)
+        self.any_silent = False  # whether ``silent`` holds a peer (read without the lock)
 
     def enter(self, peer: Address, turn: _Turn, bounded: bool) -> bool:
         """Whether a confirmable to ``peer`` may be sent now; if not, ``turn`` waits in
@@ -258,7 +260,7 @@ class _Congestion:
                 if nstart is None:
                     nstart = LOOPBACK_NSTART if _loopback(peer[0]) else 1
                 state = self._peers[peer] = _Peer(nstart)
-            limit = 1 if peer in self.silent else state.nstart
+            limit = 1 if self.any_silent and peer in self.silent else state.nstart
             if state.outstanding < limit and not state.queue:
                 state.outstanding += 1
                 turn.granted = True
@@ -292,7 +294,7 @@ class _Congestion:
             waiting.wake()
 
     def _next(self, peer: Address, state: _Peer) -> list[_Turn]:
-        limit = 1 if peer in self.silent else state.nstart
+        limit = 1 if self.any_silent and peer in self.silent else state.nstart
         woken = []
         while state.queue and state.outstanding < limit:
             turn = state.queue.popleft()
@@ -306,14 +308,16 @@ class _Congestion:
         with self._lock:
             if peer not in self.silent:
                 self.silent.put(peer[0], peer, time.monotonic() + size / self.probing_rate)
+                self.any_silent = True
 
     def heard(self, peer: Address) -> None:
         """A datagram came from ``peer``: it is not silent (any more)."""
-        if peer not in self.silent:
+        if not self.any_silent or peer not in self.silent:
             return
         with self._lock:
             if self.silent.pop(peer) is None:
                 return
+            self.any_silent = len(self.silent) > 0
             state = self._peers.get(peer)
             woken = [] if state is None else self._next(peer, state)
         for waiting in woken:
@@ -322,7 +326,7 @@ class _Congestion:
     def pace(self, peer: Address, size: int) -> float:
         """Seconds to wait before a confirmable of ``size`` bytes goes to ``peer`` (0
         unless it is silent), the time taken."""
-        if peer not in self.silent:
+        if not self.any_silent or peer not in self.silent:
             return 0.0
         with self._lock:
             at = self.silent.get(peer)
@@ -349,15 +353,19 @@ class _Transmission:
     """A confirmable message waiting for its turn, then for its ACK (or RST),
     retransmitted until then."""
 
-    __slots__ = ("attempts", "data", "done", "handle", "peer", "timeout", "turn")
+    __slots__ = ("attempts", "data", "done", "due", "handle", "mid", "peer", "timeout", "turn")
 
-    def __init__(self, peer: Address, data: bytes, timeout: float, done: Callable[[Message | None], None]):
+    def __init__(
+        self, mid: int, peer: Address, data: bytes, timeout: float, done: Callable[[Message | None], None]
+    ):
+        self.mid = mid
         self.peer = peer
         self.data = data
         self.timeout = timeout
         self.done = done  # called with the ACK or RST, or None when it was never acknowledged
         self.attempts = 0
-        self.handle: asyncio.TimerHandle | None = None
+        self.due = 0.0  # when it is sent again unless acknowledged (the loop's time)
+        self.handle: asyncio.TimerHandle | None = None  # its paced sending (to a silent peer)
         self.turn: _Turn | None = None
 
 
@@ -469,6 +477,12 @@ class Endpoint(asyncio.DatagramProtocol):
         self._random = random.Random(os.urandom(16))
         self._mids = itertools.count(self._random.getrandbits(16))  # next() is atomic: any thread
         self._transmissions: dict[int, _Transmission] = {}
+        # When each confirmable sent is due again, the soonest first, and the one timer
+        # of the loop for the soonest: an entry whose transmission was acknowledged, or
+        # is due at another time, is passed over (and dropped when they pile up).
+        self._schedule: list[tuple[float, int, _Transmission]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._waiting: dict[bytes, _Waiting] = {}
         # Idle sockets for the requests of other threads, with the peer each is connected to.
         self._sockets: list[tuple[Any, Address]] = []
@@ -513,7 +527,7 @@ class Endpoint(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
         peer = addr[:2]
-        if self._congestion.silent:
+        if self._congestion.any_silent:
             self._congestion.heard(peer)
         try:
             message = Message.decode(data)
@@ -554,7 +568,7 @@ class Endpoint(asyncio.DatagramProtocol):
             self._give_up(mid)
         timers = self.timers
         timeout = timers.ack_timeout * self._random.uniform(1.0, timers.ack_random_factor)
-        transmission = _Transmission(peer, message.encode(), timeout, done)
+        transmission = _Transmission(mid, peer, message.encode(), timeout, done)
         loop = asyncio.get_running_loop()
 
         def wake() -> None:  # on the loop when a confirmable gave its turn, else from a thread
@@ -579,13 +593,38 @@ class Endpoint(asyncio.DatagramProtocol):
         if self._transmissions.get(mid) is not transmission:
             return
         loop = asyncio.get_running_loop()
-        if not paced:
+        if not paced and self._congestion.any_silent:
             wait = self._congestion.pace(transmission.peer, len(transmission.data))
             if wait > 0:
                 transmission.handle = loop.call_later(wait, self._emit, mid, transmission, True)
                 return
         self._send(transmission.peer, transmission.data)
-        transmission.handle = loop.call_later(transmission.timeout, self._retransmit, mid)
+        due = transmission.due = loop.time() + transmission.timeout
+        schedule = self._schedule
+        if len(schedule) > 2 * len(self._transmissions) + 64:  # mostly acknowledged ones: drop them
+            schedule[:] = [entry for entry in schedule if entry[2].due == entry[0]]
+            heapq.heapify(schedule)
+        heapq.heappush(schedule, (due, id(transmission), transmission))
+        if self._timer is None or due < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = loop.call_at(due, self._due), due
+
+    def _due(self) -> None:
+        """Retransmit (or give up) the confirmables due, then wait for the next one."""
+        self._timer = None
+        loop = asyncio.get_running_loop()
+        schedule = self._schedule
+        now = loop.time()
+        while schedule and schedule[0][0] <= now:
+            due, _, transmission = heapq.heappop(schedule)
+            if transmission.due == due:
+                self._retransmit(transmission.mid)
+        if schedule and not self.closed and (self._timer is None or self._timer_at != schedule[0][0]):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = schedule[0][0]
+            self._timer = loop.call_at(self._timer_at, self._due)
 
     def _retransmit(self, mid: int) -> None:
         transmission = self._transmissions.get(mid)
@@ -601,6 +640,7 @@ class Endpoint(asyncio.DatagramProtocol):
     def _give_up(self, mid: int, lost: bool = False) -> None:
         """Stop sending a confirmable; ``lost``: its peer never acknowledged it."""
         transmission = self._transmissions.pop(mid)
+        transmission.due = 0.0
         if transmission.handle is not None:
             transmission.handle.cancel()
         if lost:
@@ -615,6 +655,7 @@ class Endpoint(asyncio.DatagramProtocol):
         if transmission is None or transmission.peer != peer:
             return False
         del self._transmissions[message.mid]
+        transmission.due = 0.0
         if transmission.handle is not None:
             transmission.handle.cancel()
         if transmission.turn is not None:
@@ -730,7 +771,10 @@ class Endpoint(asyncio.DatagramProtocol):
         protected = None if self.guard is None else self.guard.protect(peer, message)
         if protected is not None:
             message = protected[0]
-        sent, answer = await self._send_request(peer, message)
+        if len(message.payload) <= 16 << self.block_szx:
+            sent, answer = message, await self._exchange(peer, message)
+        else:
+            sent, answer = await self._send_blocks(peer, message)
         if answer.number(BLOCK2) is not None:
             answer = await self._blocks2(peer, sent, answer)
         return answer if protected is None else protected[1](answer)
@@ -829,7 +873,7 @@ class Endpoint(asyncio.DatagramProtocol):
                     datagram = sock.recv(65536)
                 except TimeoutError:
                     continue
-                if congestion.silent:
+                if congestion.any_silent:
                     congestion.heard(peer)
                 try:
                     reply = Message.decode(datagram)
@@ -894,15 +938,13 @@ class Endpoint(asyncio.DatagramProtocol):
                 time.sleep(min(left, CLOSE_CHECK))
         sock.send(data)
 
-    async def _send_request(self, peer: Address, message: Message) -> tuple[Message, Message]:
-        """Send ``message``, in Block1 blocks when its payload is larger than a block
+    async def _send_blocks(self, peer: Address, message: Message) -> tuple[Message, Message]:
+        """Send ``message``, whose payload is larger than a block, in Block1 blocks
         (RFC 7959 §2.5): the message last sent (the last block) and its answer.  The
         next blocks of a large answer are asked under the last block's token, the one
         the node keeps that answer under (RFC 7959 §3.3)."""
         size = 16 << self.block_szx
         payload = message.payload
-        if len(payload) <= size:
-            return message, await self._exchange(peer, message)
         szx, offset = self.block_szx, 0
         while True:
             chunk = payload[offset : offset + size]
@@ -1448,14 +1490,16 @@ class Endpoint(asyncio.DatagramProtocol):
             self._notify(observed)
 
     def statistics(self) -> dict[str, int]:
-        """Tables held: remembered message ids, confirmables under way, requests
-        waiting, observations served, assemblies and Block2 answers kept; and how
-        many requests were acknowledged before their answer, which came apart;
-        confirmables waiting for their turn (NSTART) and peers that stopped answering."""
+        """Tables held: remembered message ids, confirmables under way and their
+        retransmissions scheduled, requests waiting, observations served, assemblies
+        and Block2 answers kept; and how many requests were acknowledged before their
+        answer, which came apart; confirmables waiting for their turn (NSTART) and
+        peers that stopped answering."""
         return {
             "separate": self._separate,
             "exchanges": len(self._seen),
             "transmissions": len(self._transmissions),
+            "scheduled": len(self._schedule),
             "waiting": len(self._waiting),
             "observed": len(self._observed),
             "assemblies": len(self._assemblies),
@@ -1473,6 +1517,10 @@ class Endpoint(asyncio.DatagramProtocol):
             if transmission.handle is not None:
                 transmission.handle.cancel()
         self._transmissions.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._schedule.clear()
         self._congestion.clear()
         for waiting in self._waiting.values():
             if not waiting.future.done():

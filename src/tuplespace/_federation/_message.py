@@ -124,13 +124,15 @@ class Message:
 
     def number(self, number: int) -> int | None:
         """The unsigned integer of the first option of that number, or None."""
-        value = self.get(number)
-        return None if value is None else int.from_bytes(value, "big")
+        for n, value in self.options:
+            if n == number:
+                return int.from_bytes(value, "big")
+        return None
 
     def texts(self, number: int) -> tuple[str, ...]:
         """The options of that number as text (Uri-Path, Uri-Query, Location-Path)."""
         try:
-            return tuple(value.decode() for n, value in self.options if n == number)
+            return tuple([value.decode() for n, value in self.options if n == number])
         except UnicodeDecodeError:
             raise MessageError(f"option {number} is not UTF-8") from None
 
