@@ -1048,7 +1048,7 @@ class AsyncRemoteRecord:
     ) -> AsyncUpcall:
         """See :meth:`Record.on_change <tuplespace.Record.on_change>`: ``fn`` runs in a
         thread of its own for a synchronous handle, in a task of the running event loop
-        for an asyncio one (where it may be a coroutine function):
+        for one whose calls are awaited (where it may be a coroutine function):
         ``upcall = await rec.on_change(fn)``, ``await upcall.cancel()``."""
         return await AsyncUpcall.start(
             lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending

@@ -1031,7 +1031,7 @@ class RemoteRecord:
     ) -> Upcall:
         """See :meth:`Record.on_change <tuplespace.Record.on_change>`: ``fn`` runs in a
         thread of its own for a synchronous handle, in a task of the running event loop
-        for an asyncio one (where it may be a coroutine function):
+        for one whose calls are awaited (where it may be a coroutine function):
         ``upcall = rec.on_change(fn)``, ``upcall.cancel()``."""
         return Upcall.start(lambda since, pending: self.watch(since, pending), fn, on_lost, max_pending)
 
