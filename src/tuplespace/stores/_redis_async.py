@@ -550,7 +550,7 @@ class AsyncRedisCore:
         rules: Callable[[], AsyncRedisRules],
         add_subscription: Callable[[AsyncLogReader[Any], AsyncWake], None],
         remove_subscription: Callable[[AsyncLogReader[Any]], None],
-        add_waiter: Callable[[Template, bool, AsyncWake], Waiter[AsyncWake]],
+        add_waiter: Callable[[Template, bool, AsyncWake, str], Waiter[AsyncWake]],
         refile: Callable[[Waiter[AsyncWake]], None],
         remove_waiter: Callable[[Waiter[AsyncWake]], None],
         take_offer: Callable[[Waiter[AsyncWake]], Any],
@@ -1131,8 +1131,7 @@ class AsyncRedisSpace:
         handed = await self._handed(template, timeout, tx, limit)
         if handed is not None:
             return handed
-        waiter = self._add_waiter(template, True)
-        waiter.tx = tx
+        waiter = self._add_waiter(template, True, tx=tx)
         waiter.group = True
         waiter.deadline = deadline
         with self._guard:
@@ -1299,8 +1298,7 @@ class AsyncRedisSpace:
             return found[0][1]
         if timeout == 0:
             raise Timeout(f"no tuple matches {template.fields!r}")
-        waiter = self._add_waiter(template, take)
-        waiter.tx = tx
+        waiter = self._add_waiter(template, take, tx=tx)
         waiter.deadline = deadline
         try:
             await self._listen()
@@ -2060,10 +2058,18 @@ class AsyncRedisSpace:
         with self._guard:
             self._subscriptions.pop(subscription, None)
 
-    def _add_waiter(self, template: Template, take: bool, wake: AsyncWake | None = None) -> Waiter[AsyncWake]:
+    def _add_waiter(
+        self, template: Template, take: bool, wake: AsyncWake | None = None, tx: str = ""
+    ) -> Waiter[AsyncWake]:
+        """File a call waiting here (inside the transaction ``tx``, if not ''):
+        TransactionAborted if that transaction has ended already, which a call that
+        began in it before it ended but files its wait after would otherwise miss."""
         with self._guard:
             self._check_waiters()
+            if tx and tx not in self._transactions.values():
+                raise TransactionAborted("the transaction was aborted")
             waiter = Waiter(next(self._arrivals), template, take, wake or AsyncWake())
+            waiter.tx = tx
             self._waiters.add(waiter)
             waiter.filed = True
         return waiter
@@ -2872,8 +2878,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         looked = False
         try:
             for part, tx_id in parts:
-                waiters.append((part, part.core.add_waiter(template, take, wake)))
-                waiters[-1][1].tx = tx_id
+                waiters.append((part, part.core.add_waiter(template, take, wake, tx_id)))
                 filed.append(waiters[-1][1])
                 await part.core.listen()
             while True:

@@ -547,7 +547,7 @@ class RedisCore:
         rules: Callable[[], RedisRules],
         add_subscription: Callable[[LogReader[Any], Wake], None],
         remove_subscription: Callable[[LogReader[Any]], None],
-        add_waiter: Callable[[Template, bool, Wake], Waiter[Wake]],
+        add_waiter: Callable[[Template, bool, Wake, str], Waiter[Wake]],
         refile: Callable[[Waiter[Wake]], None],
         remove_waiter: Callable[[Waiter[Wake]], None],
         take_offer: Callable[[Waiter[Wake]], Any],
@@ -1114,8 +1114,7 @@ class RedisSpace:
         handed = self._handed(template, timeout, tx, limit)
         if handed is not None:
             return handed
-        waiter = self._add_waiter(template, True)
-        waiter.tx = tx
+        waiter = self._add_waiter(template, True, tx=tx)
         waiter.group = True
         waiter.deadline = deadline
         with self._guard:
@@ -1282,8 +1281,7 @@ class RedisSpace:
             return found[0][1]
         if timeout == 0:
             raise Timeout(f"no tuple matches {template.fields!r}")
-        waiter = self._add_waiter(template, take)
-        waiter.tx = tx
+        waiter = self._add_waiter(template, take, tx=tx)
         waiter.deadline = deadline
         try:
             self._listen()
@@ -2035,10 +2033,18 @@ class RedisSpace:
         with self._guard:
             self._subscriptions.pop(subscription, None)
 
-    def _add_waiter(self, template: Template, take: bool, wake: Wake | None = None) -> Waiter[Wake]:
+    def _add_waiter(
+        self, template: Template, take: bool, wake: Wake | None = None, tx: str = ""
+    ) -> Waiter[Wake]:
+        """File a call waiting here (inside the transaction ``tx``, if not ''):
+        TransactionAborted if that transaction has ended already, which a call that
+        began in it before it ended but files its wait after would otherwise miss."""
         with self._guard:
             self._check_waiters()
+            if tx and tx not in self._transactions.values():
+                raise TransactionAborted("the transaction was aborted")
             waiter = Waiter(next(self._arrivals), template, take, wake or Wake())
+            waiter.tx = tx
             self._waiters.add(waiter)
             waiter.filed = True
         return waiter
@@ -2840,8 +2846,7 @@ class PartitionedRedisSpace(RedisSpace):
         looked = False
         try:
             for part, tx_id in parts:
-                waiters.append((part, part.core.add_waiter(template, take, wake)))
-                waiters[-1][1].tx = tx_id
+                waiters.append((part, part.core.add_waiter(template, take, wake, tx_id)))
                 filed.append(waiters[-1][1])
                 part.core.listen()
             while True:
