@@ -72,7 +72,10 @@ class RedisHost:
 
     def __init__(self, url: str, limits: Limits, base_uri: str) -> None:
         if base_uri != DEFAULT_BASE_URI:
-            raise ValueError(f"a node ({base_uri}) serves no space kept in Redis: they have no records")
+            raise ValueError(
+                f"a node ({base_uri}) serves no space kept in Redis: its resources hold spaces kept "
+                "in its process (--memory, --data-dir, --store sqlite:PATH)"
+            )
         parts = urlsplit(url)
         if parts.scheme not in SCHEMES:
             raise ValueError(f"{url!r} is not a URL of Redis ({', '.join(s + '://' for s in SCHEMES)})")
