@@ -127,6 +127,18 @@ def free_port() -> int:
         return port
 
 
+def healthy(port: int) -> bool:
+    """Whether the server on 127.0.0.1:``port`` answers ``/health``."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
+
+
 class Served:
     """A server in a subprocess on 127.0.0.1, stopped by its PID."""
 
@@ -137,23 +149,13 @@ class Served:
         self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL)
         self.pid = self.proc.pid
         deadline = now() + 30
-        while not self._healthy():
+        while not healthy(port):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{' '.join(argv)} exited with {self.proc.returncode}")
             if now() > deadline:
                 self.stop()
                 raise RuntimeError(f"{' '.join(argv)} did not answer /health within 30 s")
             time.sleep(0.05)
-
-    def _healthy(self) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-        try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            conn.close()
 
     def cpu(self) -> float:
         """Seconds of CPU the server process has used (user + system)."""

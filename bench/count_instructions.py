@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -104,24 +102,6 @@ space.close()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _healthy(port: int) -> bool:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", "/health")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-    finally:
-        conn.close()
-
-
 def _total(out: str) -> int:
     with open(out) as f:
         for line in f:
@@ -134,9 +114,10 @@ def served(workload: str, n: int, env: dict[str, str]) -> int:
     """The instructions of a ``tuplespace serve`` process that served ``workload`` with ``n``
     operations."""
     import tuplespace as ts
+    from bench_server import free_port, healthy
 
     with tempfile.TemporaryDirectory(prefix="count-instructions-") as tmp:
-        port = _free_port()
+        port = free_port()
         out = os.path.join(tmp, "cachegrind.out")
         store = (
             ["--memory"] if workload == "served_batch_memory" else ["--data-dir", os.path.join(tmp, "data")]
@@ -149,7 +130,7 @@ def served(workload: str, n: int, env: dict[str, str]) -> int:
         proc = subprocess.Popen(argv, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 300
-            while not _healthy(port):
+            while not healthy(port):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not start: {' '.join(argv)}")
                 time.sleep(0.5)
