@@ -694,6 +694,7 @@ class RedisSpace:
         self._guard = Guard()
         self._waiters: Registry[Waiter[Wake]] = Registry()
         self._groups: list[Waiter[Wake]] = []  # the take_alls among them
+        self._yielding: list[Wake] = []  # waits that let a take offered their match take it first
         self._writers: deque[Writer[Wake]] = deque()
         self._subscriptions: dict[LogReader[Any], Wake] = {}  # each with the wake of its gets
         self._transactions: dict[RedisTransaction, str] = {}  # those begun here and open, with their ids
@@ -1145,20 +1146,28 @@ class RedisSpace:
     def _ahead(self, group: Waiter[Wake]) -> bool:
         """Whether a take that came before the take_all ``group`` is taking a tuple, or was
         offered one that ``group`` matches: then ``group`` waits until it is done."""
+        return self._offered(group.template, group.seq)
+
+    def _offered(self, template: Template, before: int | None) -> bool:
+        """Whether a take waiting here (that came before the ``before``-th, if not None) is
+        taking a tuple, or was offered one that ``template`` matches."""
         return any(
             w.take
-            and w.seq < group.seq
-            and (w.taking or (w.offer is not None and group.template.matches(w.offer[1])))
+            and (before is None or w.seq < before)
+            and (w.taking or (w.offer is not None and template.matches(w.offer[1])))
             for w in self._waiters
         )
 
     def _took(self, waiter: Waiter[Wake]) -> None:
-        """``waiter`` is done taking: the take_alls that came after it look again."""
+        """``waiter`` is done taking: the take_alls that came after it, and the waits
+        that let it take first, look again."""
         with self._guard:
             waiter.taking = False
             for g in self._groups:
                 if g.seq > waiter.seq:
                     g.wake.set()
+            for wake in self._yielding:
+                wake.set()
 
     def _take_offer(self, waiter: Waiter[Wake]) -> Tuple | None:
         """Take the tuple offered to the waiting take ``waiter``: it, or None if none was
@@ -1268,9 +1277,11 @@ class RedisSpace:
     ) -> Tuple:
         """A take or a read of one tuple matching ``template``, waiting up to ``timeout``
         (for the transaction ``tx``, if not ''); ``only_wait``: a read that only waits for
-        a first match (of a group or a replace, which look again), counted as no read;
-        ``deadline``: the deadline of the call it waits for, which began before (None:
-        ``timeout`` from now)."""
+        a first match (of a group or a replace, which look again), counted as no read,
+        and returns once the takes waiting here that were offered a match have taken it
+        (a waiting take wins a write, as in the embedded space); ``deadline``: the
+        deadline of the call it waits for, which began before (None: ``timeout`` from
+        now)."""
         deadline = self._deadline(timeout) if deadline is None else deadline
         if take and timeout != 0:
             handed = self._handed(template, timeout, tx, 1)
@@ -1289,21 +1300,28 @@ class RedisSpace:
                 waiter.wake.clear()
                 with self._guard:
                     result = waiter.result
+                    behind = only_wait and result is not None and self._offered(template, None)
+                    if behind and waiter.wake not in self._yielding:
+                        self._yielding.append(waiter.wake)
                 if waiter.error is not None:
                     raise waiter.error
-                if result is not None:
+                if result is not None and not (behind and not self._passed(deadline)):
                     if not (take or only_wait):  # handed by what a write published: no script read it
                         self._tally(1)
                     return result
-                if take and (offered := self._take_offer(waiter)) is not None:
-                    return offered
-                found = self._select(template, take, 1, tx)
-                if found:
-                    return found[0][1]
-                if self._passed(deadline):
-                    raise Timeout(f"no tuple matched {template.fields!r} in time")
+                if result is None:
+                    if take and (offered := self._take_offer(waiter)) is not None:
+                        return offered
+                    found = self._select(template, take, 1, tx)
+                    if found:
+                        return found[0][1]
+                    if self._passed(deadline):
+                        raise Timeout(f"no tuple matched {template.fields!r} in time")
                 self._wait(waiter.wake, deadline)
         finally:
+            with self._guard:
+                if waiter.wake in self._yielding:
+                    self._yielding.remove(waiter.wake)
             self._remove_waiter(waiter)
 
     def _handed(
@@ -2078,6 +2096,8 @@ class RedisSpace:
             offer, waiter.offer = waiter.offer, None
             if offer is not None:  # offered, but not taken by this call: the next may take it
                 self._offer(*offer)
+                for wake in self._yielding:
+                    wake.set()
             if waiter.group:  # what it left (past its limit) is for the takers after it
                 self._groups.remove(waiter)
                 for w in self._waiters:
