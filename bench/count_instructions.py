@@ -23,12 +23,16 @@ is this process, with the same SRC, not counted; the server is stopped by SIGTER
 - ``served_batch`` / ``served_batch_memory``: ``write_many`` of 1,000 tuples, ``--data-dir``
   or ``--memory``; N batches, per tuple;
 - ``served_pingpong``: durable; this process writes ``("ping", i)`` and takes ``("pong", int)``,
-  a responder process takes the ping and writes the pong; per round trip.
+  a responder process takes the ping and writes the pong; per round trip;
+- ``served_restart``: a server (not counted) makes N durable spaces and stops; the counted one
+  starts on its data directory, answers ``GET /spaces/s<N-1>``, and stops; per space (what a
+  restart costs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import re
@@ -37,12 +41,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import Any
+
+import httpx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PER_BATCH = 1_000
 EMBEDDED = ("awrite_many", "sub_write", "sub_get", "plain_write", "create")
-SERVED = ("served_batch", "served_batch_memory", "served_pingpong")
+SERVED = ("served_batch", "served_batch_memory", "served_pingpong", "served_restart")
 WARM = 100
 
 
@@ -114,26 +121,19 @@ def served(workload: str, n: int, env: dict[str, str]) -> int:
     """The instructions of a ``tuplespace serve`` process that served ``workload`` with ``n``
     operations."""
     import tuplespace as ts
-    from bench_server import free_port, healthy
 
     with tempfile.TemporaryDirectory(prefix="count-instructions-") as tmp:
-        port = free_port()
         out = os.path.join(tmp, "cachegrind.out")
-        store = (
-            ["--memory"] if workload == "served_batch_memory" else ["--data-dir", os.path.join(tmp, "data")]
-        )
-        argv = [
-            *_valgrind(out),
-            *(sys.executable, "-m", "tuplespace", "serve", "--port", str(port), *store),
-            *("--log-level", "warning"),
-        ]
-        proc = subprocess.Popen(argv, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 300
-            while not healthy(port):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start: {' '.join(argv)}")
-                time.sleep(0.5)
+        data = os.path.join(tmp, "data")
+        store = ["--memory"] if workload == "served_batch_memory" else ["--data-dir", data]
+        if workload == "served_restart":
+            with _serving([], store, tmp, env) as port, httpx.Client(timeout=60) as http:
+                for i in range(n):
+                    http.put(f"http://127.0.0.1:{port}/spaces/s{i}").raise_for_status()
+            with _serving(_valgrind(out), store, tmp, env) as port:  # it answers for the last space
+                httpx.get(f"http://127.0.0.1:{port}/spaces/s{n - 1}", timeout=60).raise_for_status()
+            return _total(out)
+        with _serving(_valgrind(out), store, tmp, env) as port:
             url = f"http://127.0.0.1:{port}/spaces/bench"
             space: Any = ts.connect(url)
             if workload == "served_pingpong":
@@ -151,10 +151,32 @@ def served(workload: str, n: int, env: dict[str, str]) -> int:
                 for k in range(n):
                     space.write_many([("job", k * PER_BATCH + i, "payload-string") for i in range(PER_BATCH)])
             space.close()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
         return _total(out)
+
+
+@contextlib.contextmanager
+def _serving(prefix: list[str], store: list[str], cwd: str, env: dict[str, str]) -> Iterator[int]:
+    """A ``tuplespace serve`` process on ``store``, run under ``prefix`` (the counter, or
+    nothing), until the block ends (SIGTERM); its port."""
+    from bench_server import free_port, healthy
+
+    port = free_port()
+    argv = [
+        *prefix,
+        *(sys.executable, "-m", "tuplespace", "serve", "--port", str(port), *store),
+        *("--log-level", "warning"),
+    ]
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not healthy(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start: {' '.join(argv)}")
+            time.sleep(0.5)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
 
 
 def _valgrind(out: str) -> list[str]:
