@@ -29,6 +29,7 @@ member is an int); they match formals of their own class and of the base type.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -116,26 +117,42 @@ class Credit(Decimal):
     """
 
     def __new__(cls, value: str | int | Decimal = "0") -> Credit:
-        if isinstance(value, (float, bool)):
-            raise UnsupportedType(f"Credit is built from str, int or Decimal, not {type(value).__name__}")
-        try:
-            self = super().__new__(cls, value)
-        except (InvalidOperation, TypeError, ValueError) as exc:
-            raise InvalidValue(f"not a decimal amount: {value!r}") from exc
-        if not self.is_finite() or (self.is_signed() and self != 0):
-            raise InvalidValue(f"credit must be finite and not negative, got {value!r}")
-        if len(self.as_tuple().digits) > 40:
-            raise ValueTooLarge("credit has more than 40 digits", limit="credit_digits", maximum=40)
-        if _written_length(self) > 100:
-            raise ValueTooLarge(
-                "credit written out (without exponent) is longer than 100 characters",
-                limit="credit_length",
-                maximum=100,
-            )
-        return self
+        if cls is Credit and type(value) in _TEXTS:  # amounts repeat (options, charges): parsed once
+            return _parsed(value)
+        return _checked_credit(cls, value)
 
     def __repr__(self) -> str:
         return f"Credit('{self}')"
+
+
+_TEXTS = (str, int)
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def _parsed(value: str | int) -> Credit:
+    """The Credit of ``value`` (a Credit is immutable: one serves every caller)."""
+    return _checked_credit(Credit, value)
+
+
+def _checked_credit(cls: type[Credit], value: str | int | Decimal) -> Credit:
+    """A new ``cls`` of ``value``, checked: finite, not negative, not too long."""
+    if isinstance(value, (float, bool)):
+        raise UnsupportedType(f"Credit is built from str, int or Decimal, not {type(value).__name__}")
+    try:
+        self = Decimal.__new__(cls, value)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        raise InvalidValue(f"not a decimal amount: {value!r}") from exc
+    if not self.is_finite() or (self.is_signed() and self != 0):
+        raise InvalidValue(f"credit must be finite and not negative, got {value!r}")
+    if len(self.as_tuple().digits) > 40:
+        raise ValueTooLarge("credit has more than 40 digits", limit="credit_digits", maximum=40)
+    if _written_length(self) > 100:
+        raise ValueTooLarge(
+            "credit written out (without exponent) is longer than 100 characters",
+            limit="credit_length",
+            maximum=100,
+        )
+    return self
 
 
 def _written_length(d: Decimal) -> int:
