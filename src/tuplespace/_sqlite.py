@@ -606,10 +606,18 @@ class Catalog:
         whose name was deleted ``retired`` times: its row of ``spaces`` and its catalog
         row are written in one transaction, so a failure (or a kill) between them
         leaves neither behind for a later space of that name."""
+        return self._open(name, entry, options, (name, retired, orjson.dumps(entry).decode()))
+
+    def open(self, name: str, entry: dict[str, Any], options: dict[str, Any]) -> Space:
+        """Open the space ``name`` of the catalog's ``entry`` (stored under its ``storage``)."""
+        return self._open(name, entry, options, None)
+
+    def _open(
+        self, name: str, entry: dict[str, Any], options: dict[str, Any], listing: tuple[str, int, str] | None
+    ) -> Space:
         file = self._file
         if file is None:
             raise StoreError("the catalog is closed")
-        listing = (name, retired, orjson.dumps(entry).decode())
         with _FILES_LOCK:
             return file.open(entry["storage"], options, name, listing)
 
@@ -742,11 +750,11 @@ class SqliteHost:
             entry = {**entry, "storage": name if generation == 0 else f"{name}~{generation}"}
         options = {k: entry[k] for k in SPACE_OPTIONS if k in entry}
         options.update(limits=self._limits, base_uri=self._base_uri)
+        assert self._catalog is not None
         if new:
-            assert self._catalog is not None
             space = self._catalog.create(name, entry, self._retired.get(name, 0), options)
         else:
-            space = open_space(self.path, entry["storage"], self._durability, served=name, **options)
+            space = self._catalog.open(name, entry, options)
         self._storage[name] = entry["storage"]
         return Hosted(AsyncSpace(space), space), None
 
