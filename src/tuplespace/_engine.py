@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import heapq
 import itertools
 import math
@@ -324,7 +325,7 @@ class Engine:
         self.max_waiters = max_waiters
         self.max_subscribers = max_subscribers
         self.closed = False
-        self._random = random.Random(seed)
+        self._seed = seed  # of the order's random choices, made when first needed
         self.last_seq = 0  # the seq of the latest tuple written
         self._loaded_seq = 0  # last_seq when the engine was loaded from a store
         self.journal: Journal | None = None  # set by a durable store: changes to persist
@@ -366,6 +367,11 @@ class Engine:
             mint_bits=mint_bits,
             redirect_charge=redirect_charge,
         )
+
+    @functools.cached_property
+    def _random(self) -> random.Random:
+        """The random choices of the ``random`` order (seeded once, when first needed)."""
+        return random.Random(self._seed)
 
     # -- time ---------------------------------------------------------------
 
