@@ -111,7 +111,8 @@ class Committer:
         self._closing.discard(name)
         space.core.attach_journal(journal, on_close)
         self.spaces[name] = (space, journal)
-        self.kick(name)
+        if journal.queued:  # what expired while loading, journaled before the space was known here
+            self.kick(name)
 
     def detach(self, name: str) -> None:
         """Write the last batch of the space ``name``, which closes, with the exact
