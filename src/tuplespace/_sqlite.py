@@ -112,15 +112,17 @@ _STORED_OPTIONS = (
     "method_memory",
 )
 # Of the space's rules.limits (an ActiveLimits).
-_ACTIVE_LIMITS = ("max_firings", "method_steps", "method_ms", "method_memory")
+_ACTIVE_LIMITS = frozenset(("max_firings", "method_steps", "method_ms", "method_memory"))
 # Stored as decimal text.
-_CREDIT_OPTIONS = (
-    "charge_rate",
-    "creation_charge",
-    "mint_amount",
-    "redirect_charge",
-    "firing_charge",
-    "step_charge",
+_CREDIT_OPTIONS = frozenset(
+    (
+        "charge_rate",
+        "creation_charge",
+        "mint_amount",
+        "redirect_charge",
+        "firing_charge",
+        "step_charge",
+    )
 )
 # What older files lack.
 _OLDER_OPTIONS = {
@@ -312,14 +314,15 @@ class _File:
                 return space
         with self.lock:  # the row is made in a transaction of its own, not in a commit under way
             try:
-                row = self.db.execute(
-                    "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
-                ).fetchone()
-                changed = self.db.execute(
-                    "SELECT name, value FROM changed_options WHERE space = ?", (name,)
+                found = self.db.execute(
+                    "SELECT last_seq, last_event, options, c.name, c.value FROM spaces"
+                    " LEFT JOIN changed_options AS c ON c.space = spaces.name WHERE spaces.name = ?",
+                    (name,),
                 ).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise self._damaged(exc) from None
+            row = found[0][:3] if found else None
+            changed = [(key, value) for *_, key, value in found if key is not None]
             statements: list[tuple[str, list[tuple[Any, ...]]]] = []
             if row is None:
                 space = Space(**options, name=served)
@@ -351,14 +354,7 @@ class _File:
                 "SELECT path, rid, expires, moved_to FROM redirections WHERE space = ?",
                 RedirectRow._make,
             ),
-            self._read(
-                name, "SELECT name, definition FROM rules WHERE space = ? ORDER BY name", RuleRow._make
-            ),
-            self._read(
-                name,
-                "SELECT name, fired, failed, last_error, stopped FROM rule_counts WHERE space = ?",
-                RuleCountRow._make,
-            ),
+            *self._rules(name),
         )
         self.committer.attach(name, space, rows, lambda: self._detach(name, space))
         return space
@@ -385,6 +381,21 @@ class _File:
                 yield make(row)
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from None
+
+    def _rules(self, name: str) -> tuple[list[RuleRow], list[RuleCountRow]]:
+        """The rules of space ``name`` by name, and what those that did anything did."""
+        rules: list[RuleRow] = []
+        counts: list[RuleCountRow] = []
+        sql = (
+            "SELECT rules.name, definition, fired, failed, last_error, stopped FROM rules"
+            " LEFT JOIN rule_counts AS c ON c.space = rules.space AND c.name = rules.name"
+            " WHERE rules.space = ? ORDER BY rules.name"
+        )
+        for rule, definition, *did in self._read(name, sql, tuple):
+            rules.append(RuleRow(rule, definition))
+            if did[0] is not None:
+                counts.append(RuleCountRow(rule, *did))
+        return rules, counts
 
     def _damaged(self, exc: sqlite3.DatabaseError) -> StoreError:
         return StoreError(f"{self.path} is damaged: {exc}")
