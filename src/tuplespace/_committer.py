@@ -20,7 +20,6 @@ space writes the exact numbers.  After a crash, numbers jump but never repeat.
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ._errors import StoreError
 from ._journal import Journal
-from ._store import Changes, Row, RowStore, SpaceRows, TuplePut
+from ._store import Changes, Row, RowStore, SpaceRows, TuplePut, collector_paused
 
 if TYPE_CHECKING:
     from ._space import Space
@@ -77,20 +76,13 @@ class Committer:
         journal = Journal(functools.partial(self.kick, name))
         engine = space.core.engine
         engine.journal = journal  # rows found expired are deleted from the store
-        # Rebuilding the indexes makes millions of objects that all live on; the
-        # cyclic garbage collector would scan them again and again for nothing.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             expired = engine.load(rows.tuples, rows.last_seq, rows.last_event)
             expired_records = engine.records.load(
                 rows.records, rows.accounts, rows.capabilities, rows.redirects
             )
             rules = list(rows.rules)
             counts = list(rows.rule_counts)
-        finally:
-            if collecting:
-                gc.enable()
         if rules:
             try:
                 space.rules.load(rules, space.limits, counts)

@@ -17,7 +17,9 @@ operations of many spaces at once (:class:`Changes`) to write in one transaction
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
@@ -43,6 +45,7 @@ __all__ = [
     "Store",
     "TuplePut",
     "TupleRow",
+    "collector_paused",
 ]
 
 
@@ -236,3 +239,18 @@ class SharedStore(Store, Protocol):
 
     def dropped(self) -> AsyncIterator[str]:
         """The names of the spaces other servers drop, as they drop them (on the event loop)."""
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while what a store read becomes objects that
+    all live on (the millions of tuples of a space, the thousands of spaces of a
+    server): it would walk them again and again for nothing.  It runs again after, if
+    it ran before."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()

@@ -43,7 +43,7 @@ from .._methods import MAX_FIRINGS, METHOD_MEMORY, METHOD_MS, METHOD_STEPS
 from .._mint import MAX_BITS
 from .._recordstore import DEFAULT_BASE_URI, DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._space import Space
-from .._store import Hosted, SharedStore, Store
+from .._store import Hosted, SharedStore, Store, collector_paused
 from .._values import Credit, Limits
 from ..client._primitives import AsyncOpenable
 from ._auth import check_permissions
@@ -364,8 +364,9 @@ class Hub:
             if self.host is None:
                 return
             try:
-                for name, entry in self.host.catalog().items():
-                    self._add(name, entry, self._open(self.host, name, entry), "durable")
+                with collector_paused():  # thousands of spaces, that live on
+                    for name, entry in self.host.catalog().items():
+                        self._add(name, entry, self._open(self.host, name, entry), "durable")
             except BaseException:
                 self.close()
                 raise
