@@ -163,6 +163,7 @@ HANDOVER_WAIT = 5.0
 ``BLMPOP``) for a tuple handed over (well below CONNECT_TIMEOUT, the longest wait for an
 answer); its registration lasts three times as long, after which a script gives back
 what was handed to it, should its process have gone away."""
+_HOLD_MS = repr(HANDOVER_WAIT * 3000.0)  # its registration's span, in ms, as a script reads it
 LISTEN_SLICE = 1.0
 """Seconds the listener of a space's channel waits for a message at a time before it
 looks whether the space was closed: closing ends its wait at once, but a read it cut
@@ -1129,7 +1130,7 @@ class AsyncRedisSpace:
         still in the queue, and a tuple published meanwhile is offered to no take that
         came after it; those look again once it has ended (what it left is theirs)."""
         deadline = self._deadline(timeout)
-        handed = await self._handed(template, timeout, tx, limit)
+        handed = await self._handed(template, deadline, tx, limit)
         if handed is not None:
             return handed
         waiter = self._add_waiter(template, True, tx=tx)
@@ -1301,7 +1302,7 @@ class AsyncRedisSpace:
         now)."""
         deadline = self._deadline(timeout) if deadline is None else deadline
         if take and timeout != 0:
-            handed = await self._handed(template, timeout, tx, 1)
+            handed = await self._handed(template, deadline, tx, 1)
             if handed is not None:
                 return handed[0][1]
         found = await self._select(template, take, 1, tx)
@@ -1342,7 +1343,7 @@ class AsyncRedisSpace:
             self._remove_waiter(waiter)
 
     async def _handed(
-        self, template: Template, timeout: float | None, tx: str, limit: int | None
+        self, template: Template, deadline: float | None, tx: str, limit: int | None
     ) -> list[tuple[int, Tuple]] | None:
         """A take (``limit`` 1) or take_all that may wait, taken as :meth:`_take_handed`
         does if it can be: None if not.  Not on a simulated clock: a registration in Redis
@@ -1355,17 +1356,16 @@ class AsyncRedisSpace:
             # Handed over in Redis; not while calls wait here for what is published,
             # so that those that came first are served first.
             return None
-        return await self._take_handed(template, keys, timeout, limit)
+        return await self._take_handed(template, keys, deadline, limit)
 
     async def _take_handed(
-        self, template: Template, keys: list[str], timeout: float | None, limit: int | None
+        self, template: Template, keys: list[str], deadline: float | None, limit: int | None
     ) -> list[tuple[int, Tuple]]:
         """A take (``limit`` 1) or take_all whose template Redis matches alone: when
         nothing matches, the find script registers it in Redis, a write hands it the
         first tuple that matches (a take_all: every tuple of that write that matches, up
         to ``limit``), in the order the takers of every process registered, and it pops
-        what it was handed; the tuples with their ids."""
-        deadline = self._deadline(timeout)
+        what it was handed, until ``deadline``; the tuples with their ids."""
         order = self._options.order
         with self._guard:
             self._check_waiters()
@@ -1387,14 +1387,13 @@ class AsyncRedisSpace:
 
         try:
             while True:
-                left = self._left(deadline)
-                wait = HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
-                hold = f"{HANDOVER_WAIT * 3000.0!r} {token}"
+                hold = f"{_HOLD_MS} {token}"
                 args = ["take", order, -1 if limit is None else limit, BATCH, _START[order], hold, "", *keys]
                 try:
                     if self._pops_after_find and self._takes_wait:
                         # The pop follows the script in one packet: no round trip between.
                         args[5] = hold + " pop"
+                        wait = self._handover_wait(deadline)
                         reply, entries = await self._find_and_pop(args, inbox, wait, limit, counted)
                         if reply is None:  # Redis lost the scripts: look again, then pop
                             continue
@@ -1402,16 +1401,19 @@ class AsyncRedisSpace:
                         reply = await self._call("find", args)
                         counted(reply)
                         self._pops_after_find = not self._replica_wait  # the scripts are loaded now
-                        entries = None if pairs(reply[3:]) else await self._pop(inbox, wait, limit)
+                        entries = (
+                            None
+                            if len(reply) > 3
+                            else await self._pop(inbox, self._handover_wait(deadline), limit)
+                        )
                 except BaseException:
                     if not self._closed:
                         with contextlib.suppress(TupleSpaceError):
                             await self._call("unwait", [token, "restore"])
                     raise
-                found = pairs(reply[3:])
-                self._takes_wait = not found
-                if found:
-                    return [(i, decode_tuple(data)) for i, data in found]
+                self._takes_wait = len(reply) <= 3
+                if not self._takes_wait:  # found at once
+                    return [(i, decode_tuple(data)) for i, data in pairs(reply[3:])]
                 if entries is None:
                     entries = await self._call("unwait", [token, ""])
                 handed = [_handed_tuple(entry) for entry in entries if entry]
@@ -1425,6 +1427,11 @@ class AsyncRedisSpace:
                 self._handed_takers -= 1
                 self._registered_takers -= registered
                 self._tokens.discard(token)
+
+    def _handover_wait(self, deadline: float | None) -> float:
+        """How long a take waiting in Redis for a tuple handed over waits in one pop."""
+        left = self._left(deadline)
+        return HANDOVER_WAIT if left is None else min(max(left, 0.001), HANDOVER_WAIT)
 
     # -- atomic compound operations -----------------------------------------------------------------
 
