@@ -2192,7 +2192,8 @@ class AsyncRedisSpace:
                 if message is not None and message["type"] == "smessage":
                     with self._guard:
                         self._dispatch(message["data"])
-            await pubsub.aclose()  # closed already, but for a connection a cut-off read made again
+            with self._guard:  # not while close() closes it (redis-py's close is not thread-safe)
+                await pubsub.aclose()  # closed already, but for a connection a cut-off read made again
         except Exception as exc:
             with self._guard:
                 if self._closed:
@@ -2535,7 +2536,8 @@ class AsyncRedisSpace:
             with contextlib.suppress(Exception):
                 await self._run("unwait", [token, "close"])
         if pubsub is not None:
-            await pubsub.aclose()  # ends the listener's wait for a message
+            with self._guard:  # not while the listener closes it too
+                await pubsub.aclose()  # ends the listener's wait for a message
         if listener is not None:
             await listener.stop()
         if self._subscriber is not None:

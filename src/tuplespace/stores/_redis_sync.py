@@ -2165,7 +2165,8 @@ class RedisSpace:
                 if message is not None and message["type"] == "smessage":
                     with self._guard:
                         self._dispatch(message["data"])
-            pubsub.close()  # closed already, but for a connection a cut-off read made again
+            with self._guard:  # not while close() closes it (redis-py's close is not thread-safe)
+                pubsub.close()  # closed already, but for a connection a cut-off read made again
         except Exception as exc:
             with self._guard:
                 if self._closed:
@@ -2508,7 +2509,8 @@ class RedisSpace:
             with contextlib.suppress(Exception):
                 self._run("unwait", [token, "close"])
         if pubsub is not None:
-            pubsub.close()  # ends the listener's wait for a message
+            with self._guard:  # not while the listener closes it too
+                pubsub.close()  # ends the listener's wait for a message
         if listener is not None:
             listener.stop()
         if self._subscriber is not None:
