@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._engine import Engine
 
 __all__ = [
+    "CREDIT_OPTIONS",
     "MAX_ACCOUNTS",
     "MAX_PRINCIPAL",
     "ZERO",
@@ -41,6 +42,15 @@ __all__ = [
 ]
 
 ZERO = Credit(0)
+# The options of a space that are amounts of credit (docs/records.md, docs/active.md).
+CREDIT_OPTIONS = (
+    "charge_rate",
+    "creation_charge",
+    "mint_amount",
+    "redirect_charge",
+    "firing_charge",
+    "step_charge",
+)
 MAX_ACCOUNTS = 100_000  # accounts of one space, besides the operator's
 MAX_PRINCIPAL = 128  # characters of a principal's name, as of a token's
 _NANO = Decimal("1e-9")

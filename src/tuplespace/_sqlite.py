@@ -54,6 +54,7 @@ import orjson
 from ._aio import AsyncSpace
 from ._codec import decode, encode
 from ._committer import Committer
+from ._credit import CREDIT_OPTIONS
 from ._errors import InvalidValue, StoreError, WireError
 from ._methods import MAX_FIRINGS, METHOD_MEMORY, METHOD_MS, METHOD_STEPS
 from ._recordstore import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
@@ -113,17 +114,7 @@ _STORED_OPTIONS = (
 )
 # Of the space's rules.limits (an ActiveLimits).
 _ACTIVE_LIMITS = frozenset(("max_firings", "method_steps", "method_ms", "method_memory"))
-# Stored as decimal text.
-_CREDIT_OPTIONS = frozenset(
-    (
-        "charge_rate",
-        "creation_charge",
-        "mint_amount",
-        "redirect_charge",
-        "firing_charge",
-        "step_charge",
-    )
-)
+_CREDIT_OPTIONS = frozenset(CREDIT_OPTIONS)  # stored as decimal text
 # What older files lack.
 _OLDER_OPTIONS = {
     **dict.fromkeys(_CREDIT_OPTIONS, "0"),

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._aio import AsyncSpace, AsyncTransaction
 from .._codec import to_wire
-from .._credit import to_credit
+from .._credit import CREDIT_OPTIONS, to_credit
 from .._engine import EVENT_RETENTION_BYTES, ORDERS
 from .._errors import (
     Conflict,
@@ -212,7 +212,7 @@ def parse_options(body: dict[str, Any]) -> dict[str, Any]:
         "mint_bits",
         "max_firings",
         *MAX_API_METHOD_LIMITS,
-        *_CREDIT_OPTIONS,
+        *CREDIT_OPTIONS,
     }
     for key in body:
         if key not in allowed:
@@ -287,7 +287,7 @@ def parse_options(body: dict[str, Any]) -> dict[str, Any]:
             if type(m) is not int or not 1 <= m <= most:
                 raise coded(InvalidValue(f"{key} is an integer from 1 to {most}", key), "bad_request")
             out[key] = m
-    for key in _CREDIT_OPTIONS:
+    for key in CREDIT_OPTIONS:
         if key in body:
             amount = body[key]
             if type(amount) is not str and type(amount) is not int:
@@ -299,17 +299,6 @@ def parse_options(body: dict[str, Any]) -> dict[str, Any]:
             except (InvalidValue, ArithmeticError, ValueError) as exc:
                 raise InvalidValue(f"{key} is an amount of credit: {exc}", key) from None
     return out
-
-
-# The options of a space that are amounts of credit (docs/records.md, docs/active.md).
-_CREDIT_OPTIONS = (
-    "charge_rate",
-    "creation_charge",
-    "mint_amount",
-    "redirect_charge",
-    "firing_charge",
-    "step_charge",
-)
 
 
 class Hub:
