@@ -139,6 +139,7 @@ COMPUTED_TAGS: Final = ("$PK", "$version", "$credit", "$lifetime", "$refcount", 
 
 ROOT_RID: Final = 0
 """The rid of the root record ``$``; records get rids from 1."""
+_NO_BURN: Final = Decimal(0)  # what a record burns where storage costs nothing
 
 ROOT_OPERATIONS: Final = frozenset({"read", "watch"})
 """What the handle of the root record ``$`` may do."""
@@ -188,7 +189,7 @@ class Rec:
         self.scheduled: float | None = None  # the time of its item in the lease heap
         self.credit: Credit = ZERO  # held at time ``since``
         self.since = 0.0
-        self.burn = Decimal(0)  # credit per second
+        self.burn = _NO_BURN  # credit per second
         self.size = 0  # bytes stored (kept only when the space charges for storage)
         self.refs: dict[str, int] | None = None
         self.containers: dict[int, int] | None = None
@@ -572,7 +573,8 @@ class RecordStore:
         rec = Rec(self._last_rid, path, fields)
         rec.size = size
         rec.credit, rec.since = given, now
-        rec.burn = burn_rate(self.charge_rate, size)
+        if self.charge_rate:
+            rec.burn = burn_rate(self.charge_rate, size)
         rec.expires = expires
         self._by_rid[rec.rid] = rec
         self._by_path[path] = rec
