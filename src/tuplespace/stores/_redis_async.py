@@ -1145,7 +1145,7 @@ class AsyncRedisSpace:
                 with self._guard:
                     waiter.offer = None  # it looks at every match, the offered one too
                     # A take that came before it and was offered a tuple takes it first.
-                    waiter.taking = not self._ahead(waiter)
+                    waiter.taking = not self._offered(template, waiter.seq)
                 if waiter.error is not None:
                     raise waiter.error
                 if waiter.taking:
@@ -1161,14 +1161,11 @@ class AsyncRedisSpace:
         finally:
             self._remove_waiter(waiter)
 
-    def _ahead(self, group: Waiter[AsyncWake]) -> bool:
-        """Whether a take that came before the take_all ``group`` is taking a tuple, or was
-        offered one that ``group`` matches: then ``group`` waits until it is done."""
-        return self._offered(group.template, group.seq)
-
     def _offered(self, template: Template, before: int | None) -> bool:
         """Whether a take waiting here (that came before the ``before``-th, if not None) is
-        taking a tuple, or was offered one that ``template`` matches."""
+        taking a tuple, or was offered one that ``template`` matches: then a take_all that
+        came after it, or a wait for ``template`` that lets the takes go first, waits
+        until it is done."""
         return any(
             w.take
             and (before is None or w.seq < before)
@@ -1323,7 +1320,7 @@ class AsyncRedisSpace:
                         self._yielding.append(waiter.wake)
                 if waiter.error is not None:
                     raise waiter.error
-                if result is not None and not (behind and not self._passed(deadline)):
+                if result is not None and (not behind or self._passed(deadline)):
                     if not (take or only_wait):  # handed by what a write published: no script read it
                         await self._tally(1)
                     return result
