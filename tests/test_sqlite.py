@@ -524,7 +524,7 @@ def test_an_empty_file_becomes_a_store(db: Path) -> None:
         assert con.execute("PRAGMA user_version").fetchone() == (_sqlite.SCHEMA_VERSION,)
         tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         stored = {"spaces", "tuples", "records", "accounts", "capabilities", "redirections"}
-        stored |= {"catalog", "rules", "rule_counts", "changed_options"}
+        stored |= {"catalog", "rules", "rule_counts"}
         assert tables == stored
     finally:
         con.close()

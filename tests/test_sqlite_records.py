@@ -4,6 +4,7 @@ the clock while the store is closed, and older files are migrated."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -168,6 +169,42 @@ def test_a_version_1_store_is_migrated(db: Path) -> None:
     space = ts.connect(url(db))
     assert space.record("r").get("n") == 1
     space.close()
+
+
+def test_a_version_7_store_keeps_the_options_changed_on_its_spaces(db: Path) -> None:
+    con = sqlite3.connect(db, isolation_level=None)
+    try:
+        for v in range(7):
+            _sqlite.MIGRATIONS[v](con)
+        made = {"order": "fifo", "capacity": None, "firing_charge": "0.5", "max_firings": 3}
+        for name in ("s", "t"):
+            con.execute("INSERT INTO spaces VALUES (?, 0, 0, ?)", (name, json.dumps(made)))
+        changed = [("firing_charge", '"0.25"'), ("max_firings", "9")]
+        con.executemany("INSERT INTO changed_options VALUES ('s', ?, ?)", changed)
+        con.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        con.execute("PRAGMA user_version = 7")
+    finally:
+        con.close()
+    space, other = ts.connect(url(db)), ts.connect(url(db).replace("space=s", "space=t"))
+    try:
+        assert (space.rules.firing_charge, space.rules.limits.max_firings) == (ts.Credit("0.25"), 9)
+        assert (other.rules.firing_charge, other.rules.limits.max_firings) == (ts.Credit("0.5"), 3)
+        space.rules.step_charge = "0.125"
+    finally:
+        space.close()
+        other.close()
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA user_version").fetchone() == (_sqlite.SCHEMA_VERSION,)
+        tables = {name for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "changed_options" not in tables
+    finally:
+        con.close()
+    space = ts.connect(url(db), firing_charge="0.25")
+    try:
+        assert (space.rules.step_charge, space.rules.limits.max_firings) == (ts.Credit("0.125"), 9)
+    finally:
+        space.close()
 
 
 def test_a_damaged_record_is_a_store_error(db: Path) -> None:

@@ -6,7 +6,7 @@ directory); one file holds many spaces.  The file is opened once per process,
 with an exclusive lock: a second process gets a clear :class:`StoreError`, never
 a silent second copy of the same tuples.
 
-Layout (schema version 7; ``PRAGMA application_id`` marks the file as ours)::
+Layout (schema version 8; ``PRAGMA application_id`` marks the file as ours)::
 
     spaces(name PRIMARY KEY, last_seq, last_event, options)   -- high-water marks of the numbers
     tuples(space, seq, data, expires, PRIMARY KEY (space, seq)) WITHOUT ROWID
@@ -18,10 +18,9 @@ Layout (schema version 7; ``PRAGMA application_id`` marks the file as ours)::
     rules(space, name, definition, PRIMARY KEY (space, name))  -- schema version 4
     rule_counts(space, name, fired, failed, last_error, stopped,
                 PRIMARY KEY (space, name))                  -- schema version 6
-    changed_options(space, name, value, PRIMARY KEY (space, name))  -- schema version 7
 
-``options`` are those a space was made with, as JSON; ``changed_options`` those changed
-on the open space since (``space.rules.firing_charge = ...``), each value as JSON.
+``options`` are the space's options as JSON: those it was made with, each changed in
+place as it is changed on the open space (``space.rules.firing_charge = ...``).
 ``data`` is the tuple's canonical wire encoding, ``expires`` the absolute expiry
 time of its lease (NULL: forever) and ``seq`` its place in the order.  A record's
 ``fields`` are the canonical encoding of its fields as a map; ``credit`` (decimal
@@ -94,7 +93,7 @@ logger = logging.getLogger("tuplespace")
 _R = TypeVar("_R")
 
 APPLICATION_ID = 0x54535043  # "TSPC"
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DURABILITY = {"normal": "NORMAL", "full": "FULL"}
 _STORED_OPTIONS = (
     "order",
@@ -194,6 +193,16 @@ def _add_changed_options_v7(db: sqlite3.Connection) -> None:
     )
 
 
+def _fold_changed_options_v8(db: sqlite3.Connection) -> None:
+    """The changed options written into each space's ``options``: one table fewer."""
+    db.execute(
+        "UPDATE spaces SET options = (SELECT json_patch(spaces.options, json_group_object(name, json(value)))"
+        " FROM changed_options WHERE space = spaces.name)"
+        " WHERE name IN (SELECT space FROM changed_options)"
+    )
+    db.execute("DROP TABLE changed_options")
+
+
 # MIGRATIONS[v] brings a file from schema version v to v + 1.
 MIGRATIONS = {
     0: _create_v1,
@@ -203,6 +212,7 @@ MIGRATIONS = {
     4: _add_moved_to_v5,
     5: _add_rule_counts_v6,
     6: _add_changed_options_v7,
+    7: _fold_changed_options_v8,
 }
 
 # Where each kind of row is kept: (table, its key column).
@@ -213,9 +223,9 @@ _TABLES: dict[type[Row], tuple[str, str]] = {
     RedirectRow: ("redirections", "path"),
     RuleRow: ("rules", "name"),
     RuleCountRow: ("rule_counts", "name"),
-    OptionRow: ("changed_options", "name"),
 }
-# The tables holding the rows of a space (and ``spaces``, its numbers and options).
+# The tables holding the rows of a space (and ``spaces``, its numbers and options,
+# where an :class:`OptionRow` is written).
 _SPACE_TABLES = ("tuples", *(table for table, _ in _TABLES.values()))
 
 
@@ -305,15 +315,11 @@ class _File:
                 return space
         with self.lock:  # the row is made in a transaction of its own, not in a commit under way
             try:
-                found = self.db.execute(
-                    "SELECT last_seq, last_event, options, c.name, c.value FROM spaces"
-                    " LEFT JOIN changed_options AS c ON c.space = spaces.name WHERE spaces.name = ?",
-                    (name,),
-                ).fetchall()
+                row = self.db.execute(
+                    "SELECT last_seq, last_event, options FROM spaces WHERE name = ?", (name,)
+                ).fetchone()
             except sqlite3.DatabaseError as exc:
                 raise self._damaged(exc) from None
-            row = found[0][:3] if found else None
-            changed = [(key, value) for *_, key, value in found if key is not None]
             statements: list[tuple[str, list[tuple[Any, ...]]]] = []
             if row is None:
                 space = Space(**options, name=served)
@@ -323,7 +329,6 @@ class _File:
             else:
                 last_seq, last_event, text = row
                 stored = {**_OLDER_OPTIONS, **orjson.loads(text)}
-                stored.update((key, orjson.loads(value)) for key, value in changed)
                 _check_options(name, options, stored)
                 space = Space(**{**options, **stored}, name=served)
             if listing is not None:
@@ -476,13 +481,16 @@ class _File:
 
 
 def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row], Any], Row | None]) -> None:
-    """Write the journaled rows of records, accounts, capabilities, redirections, rules
-    and rule counts."""
+    """Write the journaled rows of records, accounts, capabilities, redirections, rules,
+    rule counts and changed options."""
     puts: dict[type[Row], list[tuple[Any, ...]]] = {}
     deletes: dict[type[Row], list[tuple[str, Any]]] = {}
+    options: list[tuple[str, str, str]] = []
     for (kind, key), row in rows.items():
         if row is None:
             deletes.setdefault(kind, []).append((name, key))
+        elif type(row) is OptionRow:
+            options.append(("$." + row.name, row.value, name))
         elif type(row) is RecordRow:
             puts.setdefault(kind, []).append((name, row.rid, row.path, encode(row.fields), *row[3:]))
         else:
@@ -494,6 +502,8 @@ def _write_rows(db: sqlite3.Connection, name: str, rows: Mapping[tuple[type[Row]
         table, _ = _TABLES[kind]
         marks = ", ".join("?" * (len(kind._fields) + 1))
         db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", values)
+    if options:
+        db.executemany("UPDATE spaces SET options = json_set(options, ?, json(?)) WHERE name = ?", options)
 
 
 def _options_of(space: Space) -> dict[str, Any]:
