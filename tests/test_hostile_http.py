@@ -36,3 +36,31 @@ def test_a_server_opens_every_space_of_its_store_whatever_its_max_spaces(tmp_pat
         assert sorted(s["name"] for s in http.get("/spaces").json()["spaces"]) == ["a", "b", "c"]
         assert error(http.put("/spaces/d"), 429, "limit_reached")["limit"] == "max_spaces"
 
+
+def test_counts_past_63_bits_are_refused_naming_the_field(tmp_path: Path) -> None:
+    """JSON integers reach 2**64 - 1 (past it they are floats); a limit or a record's
+    id past 2**63 - 1 is a 400 naming it, in a transaction too, and nothing is taken."""
+    huge = b"18446744073709551615"
+    with running(tmp_path / "data") as server, client(server) as http:
+        http.post("/spaces/s/write", json={"tuple": ["x", 1]})
+        http.post("/spaces/s/records/create", json={"path": "r", "fields": {"a": 1}})
+        tx = http.post("/spaces/s/transactions").json()["id"]
+        paths = ["/spaces/s/read_all", "/spaces/s/take_all", f"/spaces/s/transactions/{tx}/take_all"]
+        for path in paths:
+            for limit in (huge, b"9223372036854775808"):
+                r = http.post(path, content=b'{"template": ["x", 1], "limit": ' + limit + b"}", headers=JSON)
+                assert error(r, 400, "bad_request")["field"] == "limit", path
+        r = http.post(
+            "/spaces/s/records/find", content=b'{"template": {}, "limit": ' + huge + b"}", headers=JSON
+        )
+        assert error(r, 400, "bad_request")["field"] == "limit"
+        r = http.post("/spaces/s/records/get", content=b'{"ref": "r", "id": ' + huge + b"}", headers=JSON)
+        assert error(r, 400, "bad_request")["field"] == "id"
+        assert http.post(f"/spaces/s/transactions/{tx}/commit").status_code == 204
+        assert http.post("/spaces/s/count", json={"template": ["x", 1]}).json() == {"count": 1}
+        r = http.post(
+            "/spaces/s/read_all",
+            content=b'{"template": ["x", 1], "limit": 9223372036854775807}',
+            headers=JSON,
+        )
+        assert r.json() == {"tuples": [["x", 1]]}
