@@ -3,9 +3,13 @@ client can make a real server on 127.0.0.1 hold."""
 
 from __future__ import annotations
 
+import json
+import socket
 from pathlib import Path
 
+from helpers import PATIENCE
 from test_server import client, error, running
+from tuplespace._framing import MAGIC, frame
 from tuplespace.server import ServerLimits
 
 JSON = {"Content-Type": "application/json"}
@@ -64,3 +68,37 @@ def test_counts_past_63_bits_are_refused_naming_the_field(tmp_path: Path) -> Non
             headers=JSON,
         )
         assert r.json() == {"tuples": [["x", 1]]}
+
+
+def test_a_channel_whose_client_does_not_read_serves_no_more_of_its_frames(tmp_path: Path) -> None:
+    """Frames that came in the same reads as the ones whose answers its client does not
+    read wait, unserved, until it reads: the answers it makes the server hold are those
+    of the requests served before it stopped, not of every frame it managed to send."""
+    template = {"template": ["big", {"$formal": "int"}, {"$formal": "str"}]}
+    with running(tmp_path / "data") as server, client(server) as http:
+        for i in range(12):  # a read_all answers some 12 MB
+            assert (
+                http.post("/spaces/s/write", json={"tuple": ["big", i, "x" * 1_000_000]}).status_code == 200
+            )
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(PATIENCE)
+            sock.connect(("127.0.0.1", server.port))
+            sock.sendall(MAGIC + frame(b"{}"))
+            with sock.makefile("rb") as answers:
+
+                def next_answer() -> tuple[bytes, bytes]:
+                    data = answers.read(int.from_bytes(answers.read(4), "big"))
+                    return data.partition(b"\n")[0], data
+
+                assert json.loads(next_answer()[1])["server"] == "pytuplespace"
+                frames = [
+                    frame(b"%d POST /spaces/s/read_all\n%s" % (i, json.dumps(template).encode()))
+                    for i in (1, 2, 3)
+                ]
+                marker = frame(b'4 POST /spaces/s/write\n{"tuple": ["marker"]}')
+                sock.sendall(b"".join(frames) + marker)
+                assert http.post("/spaces/s/count", json={"template": ["marker"]}).json() == {"count": 0}
+                heads = sorted(next_answer()[0] for _ in range(4))
+                assert heads == [b"1 200", b"2 200", b"3 200", b"4 200"]
+        assert http.post("/spaces/s/count", json={"template": ["marker"]}).json() == {"count": 1}
