@@ -263,7 +263,7 @@ class _Channel(asyncio.Protocol):
         self.unread = False
         if self.buffer and not self.ended:
             self.data_received(b"")  # the frames that came before its client stopped reading
-        if not self.waiting and not self.unread:
+        if not self.waiting and not self.unread and not self.ended:
             self.transport.resume_reading()
 
     def _budget_free(self) -> None:
