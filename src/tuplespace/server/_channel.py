@@ -292,8 +292,8 @@ class _Channel(asyncio.Protocol):
         buffer = self.buffer
         buffer += data
         start = 0
-        # Frames are served until the client stops reading its answers; the frames
-        # already come wait in the buffer until it reads them (resume_writing).
+        # Frames are served until the client stops reading its answers; those that
+        # have arrived wait in the buffer until it reads them (resume_writing).
         while len(buffer) - start >= _LENGTH and not self.ended and not self.unread:
             size = int.from_bytes(buffer[start : start + _LENGTH], "big")
             most = _MAX_HELLO if self.hello else self.most
