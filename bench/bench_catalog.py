@@ -28,13 +28,15 @@ from typing import Any
 import httpx
 
 from _harness import header, logger, now, run
-from tuplespace.server import Server, create_app
+from tuplespace.server import Server, ServerLimits, create_app
 
 N_SMALL = int(os.environ.get("N_SMALL", 10))
 N_LARGE = int(os.environ.get("N_LARGE", 2000))
 N_RESTART = int(os.environ.get("N_RESTART", 10_000))
 SAMPLES = int(os.environ.get("SAMPLES", 20))
 RESTART_RUNS = int(os.environ.get("RESTART_RUNS", 3))
+# The server may create as many spaces as the benchmark makes.
+LIMITS = ServerLimits(max_spaces=max(N_LARGE + SAMPLES, N_RESTART, 1))
 
 log = logger("bench_catalog")
 
@@ -43,7 +45,7 @@ class Served:
     """A server on ``data_dir`` with one HTTP connection to it."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.server = Server(create_app(data_dir), port=0)
+        self.server = Server(create_app(data_dir, limits=LIMITS), port=0)
         self.thread = self.server.start_in_thread()
         self.http = httpx.Client(base_url=self.server.url, timeout=60)
         self.count = 0

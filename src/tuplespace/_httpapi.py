@@ -35,6 +35,7 @@ __all__ = [
     "ERROR_ANSWERS",
     "MAX_API_FIRINGS",
     "MAX_API_METHOD_LIMITS",
+    "MAX_COUNTER",
     "MAX_EVENT_RETENTION_BYTES",
     "OPERATION",
     "OPERATIONS",
@@ -174,7 +175,8 @@ _POSITIVE = "^(?:0{0,19}[1-9][0-9]{0,19}(?:\\.[0-9]{1,20})?|0{1,20}\\.[0-9]{0,19
 # The name of an account: what a token is named, or another an admin names.
 _PRINCIPAL: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_PRINCIPAL}
 # A number a request counts with (a record's id, a limit): a JSON integer of at most 63 bits.
-_COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
+MAX_COUNTER = 2**63 - 1
+_COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_COUNTER}
 # A number in a query: at most 18 digits.
 _SEQUENCE: Schema = {"type": "integer", "minimum": 0, "maximum": 10**18 - 1}
 _TAG: Schema = {"type": "string", "pattern": _whole(TAG_PATTERN)}

@@ -130,7 +130,7 @@ def create_app(
         found = find_scheme(urlsplit(host_url).scheme)
         assert found is not None
         host = found.host(host_url, limits.wire, DEFAULT_BASE_URI if node is None else node.base_uri)
-    hub = Hub(host, store, default_anonymous, limits.wire, limits.max_transactions, node)
+    hub = Hub(host, store, default_anonymous, limits.wire, limits.max_transactions, limits.max_spaces, node)
     api = Api(hub, Tokens(tokens), limits, float(long_poll), float(claim_lease), float(heartbeat))
 
     @asynccontextmanager

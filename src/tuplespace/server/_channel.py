@@ -261,7 +261,9 @@ class _Channel(asyncio.Protocol):
     def resume_writing(self) -> None:
         assert self.transport is not None
         self.unread = False
-        if not self.waiting:
+        if self.buffer and not self.ended:
+            self.data_received(b"")  # the frames that came before its client stopped reading
+        if not self.waiting and not self.unread and not self.ended:
             self.transport.resume_reading()
 
     def _budget_free(self) -> None:
@@ -290,7 +292,9 @@ class _Channel(asyncio.Protocol):
         buffer = self.buffer
         buffer += data
         start = 0
-        while len(buffer) - start >= _LENGTH and not self.ended:
+        # Frames are served until the client stops reading its answers; those that
+        # have arrived wait in the buffer until it reads them (resume_writing).
+        while len(buffer) - start >= _LENGTH and not self.ended and not self.unread:
             size = int.from_bytes(buffer[start : start + _LENGTH], "big")
             most = _MAX_HELLO if self.hello else self.most
             if size > most:
@@ -319,7 +323,7 @@ class _Channel(asyncio.Protocol):
         if start and self.deadline is not None:  # a frame came in full
             self.deadline.cancel()
             self.deadline = None
-        if buffer and self.deadline is None and not self.ended:  # the next one has begun
+        if buffer and self.deadline is None and not self.ended and not self.unread:  # the next one has begun
             self._await_frame()
 
     def _hold(self, held: int) -> None:

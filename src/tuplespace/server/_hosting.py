@@ -317,6 +317,7 @@ class Hub:
         default_anonymous: frozenset[str],
         wire_limits: Limits,
         max_handles_per_client: int,
+        max_spaces: int,
         node: Node | None = None,
     ) -> None:
         self.host = host
@@ -327,6 +328,7 @@ class Hub:
         self.default_anonymous = default_anonymous
         self.wire_limits = wire_limits
         self.max_handles = max_handles_per_client
+        self.max_spaces = max_spaces
         self.spaces: dict[str, SpaceInfo] = {}
         self.handles: dict[str, Handle] = {}
         self.clients: dict[str, ClientState] = {}
@@ -508,6 +510,12 @@ class Hub:
             if info is None:
                 if self.closed or self.stopping:
                     raise SpaceClosed("the server is shutting down")
+                if len(self.spaces) >= self.max_spaces:
+                    raise LimitReached(
+                        f"this server hosts {len(self.spaces)} spaces, the most it may create (max_spaces)",
+                        limit="max_spaces",
+                        maximum=self.max_spaces,
+                    )
                 info, created = await self._create(name, options)
                 if created:
                     return info, True

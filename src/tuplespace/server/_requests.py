@@ -18,6 +18,7 @@ import orjson
 
 from .._codec import from_wire, template_from_wire
 from .._errors import InvalidTemplate, InvalidValue, ValueTooLarge, WireError
+from .._httpapi import MAX_COUNTER
 from .._lease import check_lease
 from .._templates import ANY, Template
 from .._values import Limits, Tuple
@@ -216,11 +217,14 @@ def get_timeout(body: dict[str, Any]) -> float | None:
 
 
 def get_limit(body: dict[str, Any]) -> int | None:
+    """The most items to answer: an integer from 0 to ``MAX_COUNTER``, or None (no limit)."""
     value = body.get("limit")
     if value is None:
         return None
-    if type(value) is not int or value < 0:
-        raise coded(InvalidValue("limit is an integer >= 0 or null", "limit"), "bad_request")
+    if type(value) is not int or not 0 <= value <= MAX_COUNTER:
+        raise coded(
+            InvalidValue(f"limit is an integer from 0 to {MAX_COUNTER} or null", "limit"), "bad_request"
+        )
     return value
 
 

@@ -100,6 +100,8 @@ class ServerLimits:
       way, before its first request or between two over HTTP.
     - ``max_rules``: rules one space may hold (at most 100,000).
     - ``max_rule_bytes``: bytes of the JSON definition of one rule.
+    - ``max_spaces``: spaces the server hosts; creating one more is refused (the
+      spaces of its store are all opened, however many there are).
     - ``wire``: the limits of a tuple (:class:`tuplespace.Limits`).
 
     A client is a token, or the address of a request without one.
@@ -121,6 +123,7 @@ class ServerLimits:
     idle_timeout: float = 5.0
     max_rules: int = 1_000
     max_rule_bytes: int = 16 << 10
+    max_spaces: int = 10_000
     wire: Limits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
@@ -181,6 +184,7 @@ _COUNTS = (
     "max_partial_bytes",
     "max_rules",
     "max_rule_bytes",
+    "max_spaces",
 )
 _SECONDS = ("read_timeout", "idle_timeout")
 _WIRE = ("max_fields", "max_depth", "max_bytes")

@@ -20,7 +20,7 @@ from .._codec import from_wire, template_from_wire, to_wire
 from .._credit import to_credit
 from .._errors import Forbidden, InvalidTemplate, InvalidValue, NotAllowed, ValueTooLarge, WireError
 from .._events import CHANGE_KINDS, Change
-from .._httpapi import OPERATION, Operation
+from .._httpapi import MAX_COUNTER, OPERATION, Operation
 from .._names import check_path, check_tag
 from .._recordhandles import RecordData
 from .._recordstore import ROOT_RID
@@ -84,8 +84,9 @@ class RecordRoutes(EventRoutes):
             message = "ref is a path, a record's address or a capability's"
             raise coded(InvalidValue(message, "ref"), "bad_request")
         rid = body.get("id")
-        if rid is not None and (type(rid) is not int or rid < 0):
-            raise coded(InvalidValue("id is a record's number (an integer >= 0)", "id"), "bad_request")
+        if rid is not None and (type(rid) is not int or not 0 <= rid <= MAX_COUNTER):
+            message = f"id is a record's number (an integer from 0 to {MAX_COUNTER})"
+            raise coded(InvalidValue(message, "id"), "bad_request")
         if _is_capability(ref):
             if rid is not None:
                 message = "a capability names its record: give no id with it"
