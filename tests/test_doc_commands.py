@@ -4,9 +4,9 @@ tests/test_docs.py runs the Python ones.
 A block that is a sketch, not a program, says so on the line before it:
 ``<!-- not run: why -->``; the reason is required.  Every other block runs, in a temporary
 working directory holding the files the documents name (``tokens.json`` with the admin token
-``ADMIN_TOKEN``, ``peers.json``), the addresses it names being those of real servers:
-port 8765 (and 8766) of 127.0.0.1 a free port, UDP port 5683 a free one, and
-``redis://127.0.0.1:6379/0`` a redis-server.
+``ADMIN_TOKEN``, ``peers.json`` with the peers docs/federation.md shows), the addresses it
+names being those of real servers: port 8765 (and 8766) of 127.0.0.1 a free port, UDP port
+5683 a free one, and ``redis://127.0.0.1:6379/0`` a redis-server.
 
 A ```` ```sh ````, ```` ```bash ```` or ```` ```console ```` block runs command by command
 (a line ending with ``\\`` goes on on the next; in a console block a command follows ``$``,
@@ -133,7 +133,8 @@ def workdir(tmp_path: Path) -> Path:
     """A working directory with the files the documents' commands name."""
     admin = {"name": "ops", "token": ADMIN_TOKEN, "admin": True}
     (tmp_path / "tokens.json").write_text(json.dumps({"tokens": [admin]}))
-    (tmp_path / "peers.json").write_text(json.dumps({"peers": []}))
+    peers = ["coap://10.0.0.2:5683/", "coap://sensor-7.example:5683/"]  # those docs/federation.md shows
+    (tmp_path / "peers.json").write_text(json.dumps({"peers": peers}))
     return tmp_path
 
 
