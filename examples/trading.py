@@ -23,11 +23,12 @@ market.grant_credit("globex", 100)  # the operator sells credit to the parties
 market.grant_credit("acme", 100)
 
 
-def supplier(ready: threading.Event, done: threading.Event) -> None:
+def supplier(ready: threading.Event, posted: threading.Event, done: threading.Event) -> None:
     """acme: finds open requests for steel, offers, and waits for the answer."""
     with market.watch_records(under="rfq", events={"create"}) as requests:
         ready.set()
         change = requests.get(timeout=10)
+    posted.wait(10)  # globex tells of its request first: the lines come in one order
     rfq = market.record(change.path)
     say(f"acme   sees   {change.path}: {dict(rfq.all())}")
     offer = market.create(
@@ -48,13 +49,14 @@ def supplier(ready: threading.Event, done: threading.Event) -> None:
     done.set()
 
 
-def buyer() -> None:
+def buyer(posted: threading.Event) -> None:
     """globex: asks, waits for an offer, accepts it through the capability it got."""
     rfq = market.create(
         "rfq/globex-1", {"item": "steel", "qty": 100, "state": "open"}, credit=5, principal="globex"
     )
     credit, seconds = rfq.view("$credit", "$lifetime")
     say(f"globex posts  {rfq.address}  ($credit {credit:.2f}, $lifetime {seconds:.0f} s)")
+    posted.set()
     with rfq.watch() as watch:  # watch first, then look: no answer slips between
         reply = rfq.get("offer")
         while reply is None:
@@ -71,11 +73,11 @@ def buyer() -> None:
     rfq.set("state", "closed")
 
 
-ready, done = threading.Event(), threading.Event()
-acme = threading.Thread(target=supplier, args=(ready, done))
+ready, posted, done = threading.Event(), threading.Event(), threading.Event()
+acme = threading.Thread(target=supplier, args=(ready, posted, done))
 acme.start()
 ready.wait(10)
-buyer()
+buyer(posted)
 done.wait(10)
 acme.join()
 

@@ -9,7 +9,8 @@ start: ``http://127.0.0.1:8765`` is a server on 127.0.0.1 whose admin token is `
 nodes of ``coap://127.0.0.1:5683/`` and ``:5684/`` listen on free ports.  Top-level
 ``await`` runs on an event loop.  A block that is a sketch, not a program (two parties that
 run at once, a path of the reader's machine), says so on the line before it:
-``<!-- not run: why -->``; the reason is required.
+``<!-- not run: why -->``; the reason is required.  The shell and JavaScript blocks run in
+tests/test_doc_commands.py.
 """
 
 from __future__ import annotations

@@ -351,12 +351,22 @@ export interface SpaceOptions {
   order: "fifo" | "lifo" | "random";
   capacity: number | null;
   event_retention: number;
+  /** The most bytes of values the kept events may hold. */
+  event_retention_bytes: number;
   store: "durable" | "memory";
   anonymous: string[];
   /** Credit per second for each KiB a record stores (decimal text; "0": credit off). */
   charge_rate: string;
   /** Credit every record creation costs (decimal text). */
   creation_charge: string;
+  /** The account that receives what the space burns. */
+  operator: string;
+  /** Credit each stamp mints (decimal text; "0": no minting). */
+  mint_amount: string;
+  /** The zero bits a stamp needs (1 to 64). */
+  mint_bits: number;
+  /** Credit each access through a redirection costs (decimal text). */
+  redirect_charge: string;
   /** "simulated": the space's time moves only by `space.clock.advance` (a space in memory). */
   clock: "system" | "simulated";
   /** Credit each firing of a rule costs its principal (decimal text; "0": free). */

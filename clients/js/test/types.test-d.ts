@@ -203,6 +203,7 @@ async function server(): Promise<void> {
   const order: string = spaces[0]?.options.order ?? "fifo";
   await remote.createSpace("jobs", { order: "lifo", capacity: 10 });
   const lab = await remote.createSpace("lab", { method_steps: 700, method_ms: 50, method_memory: 65536 });
+  await remote.createSpace("market", { operator: "ops", mint_amount: "0.01", mint_bits: 8, redirect_charge: "0.1" });
   const steps: number = lab.options.method_steps;
   await operations(remote.space("jobs"));
   await operations(connect("http://127.0.0.1:8765/spaces/jobs", { fetch: globalThis.fetch, confirmDelay: 0.5 }));
