@@ -33,6 +33,8 @@ from tuplespace._federation._endpoint import MAX_HOST_SILENT, Address, Endpoint,
 from tuplespace._federation._message import (
     ACCEPT,
     ACK,
+    BAD_OPTION,
+    BAD_REQUEST,
     BLOCK1,
     BLOCK2,
     CHANGED,
@@ -49,7 +51,9 @@ from tuplespace._federation._message import (
     PUT,
     REQUEST_ENTITY_INCOMPLETE,
     RST,
+    URI_HOST,
     URI_PATH,
+    URI_PORT,
     URI_QUERY,
     Message,
     MessageError,
@@ -244,6 +248,62 @@ def test_a_repeated_request_takes_effect_once(node: ts.Node, peer: socket.socket
         peer.sendto(write.encode(), address)
         assert receive(peer).mtype == NON
     assert node.space("home").count(("job", 1)) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ([(URI_HOST, b"a"), (URI_HOST, b"b")], "option 3 is given more than once"),
+        ([(URI_PORT, b"\x16\x33\x00")], "option 7 is 3 bytes long, at most 2"),
+        ([(ACCEPT, b"<"), (ACCEPT, b"2")], "option 17 is given more than once"),
+        ([(ACCEPT, b"\x00\x00<")], "option 17 is 3 bytes long, at most 2"),
+        ([(BLOCK2, b"\x06"), (BLOCK2, b"\x16")], "option 23 is given more than once"),
+        ([(BLOCK1, b"\x00\x00\x00\x06")], "option 27 is 4 bytes long, at most 3"),
+        ([(BLOCK1, b"\x06"), (BLOCK1, b"\x16")], "option 27 is given more than once"),
+    ],
+)
+def test_a_critical_option_repeated_or_too_long_is_a_bad_option(
+    node: ts.Node, peer: socket.socket, options: list[tuple[int, bytes]], why: str
+) -> None:
+    """RFC 7252 §5.4.3, §5.4.5: a critical option whose value is longer than its
+    format allows, or given twice when it is not repeatable, is not understood."""
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    put = Message(
+        CON, PUT, 0x0111, b"p", [*path("spaces", "home", "kitchen", "temp"), (CONTENT_FORMAT, b"<")]
+    )
+    for number, value in options:
+        put.add(number, value)
+    put.payload = ts.encode_cbor(22.0)
+    peer.sendto(put.encode(), ("127.0.0.1", node.port))
+    answer = receive(peer)
+    assert (answer.mtype, answer.code, answer.mid, answer.payload) == (ACK, BAD_OPTION, 0x0111, why.encode())
+    assert kitchen.all() == ts.Map({"temp": 21.5})
+    assert node.endpoint.statistics()["assemblies"] == 0
+
+
+def test_a_block_of_the_reserved_size_is_refused_and_observes_nothing(
+    node: ts.Node, peer: socket.socket
+) -> None:
+    """SZX 7 is reserved (RFC 7959 §2.2): a GET asking for a block of it, observing
+    or not, is answered 4.00 with a diagnostic and registers no observation."""
+    node.space("home").create("kitchen", {"temp": 21.5})
+    for mid, observe in ((0x0121, []), (0x0122, [(OBSERVE, b"")])):
+        get = Message(CON, GET, mid, b"g", [*observe, *path("spaces", "home", "kitchen", "temp")])
+        get.add(BLOCK2, block_value(0, False, 7))
+        peer.sendto(get.encode(), ("127.0.0.1", node.port))
+        answer = receive(peer)
+        assert (answer.mtype, answer.code, answer.mid) == (ACK, BAD_REQUEST, mid)
+        assert answer.payload == b"block size exponent 7 is reserved (BERT)"
+    assert node.statistics()["observations"] == 0
+    assert node.endpoint.statistics()["observed"] == 0
+
+
+def test_a_confirmable_of_a_reserved_class_is_reset(node: ts.Node, peer: socket.socket) -> None:
+    """Codes of class 1 are neither requests nor responses (RFC 7252 §3): the
+    message is rejected, which for a confirmable is a reset (§4.2)."""
+    peer.sendto(Message(CON, 1 << 5 | 1, 0x0131, b"r", path("spaces")).encode(), ("127.0.0.1", node.port))
+    reset = receive(peer)
+    assert (reset.mtype, reset.code, reset.mid, reset.token) == (RST, 0, 0x0131, b"")
 
 
 def test_an_answer_not_ready_when_the_request_is_repeated_comes_apart(
