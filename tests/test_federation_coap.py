@@ -456,6 +456,27 @@ def test_an_observation_ends_on_deregistration_reset_or_silence(node: ts.Node, p
     wait_until(lambda: node.statistics()["observations"] == 0, "the silence to end the observation")
 
 
+def test_a_token_registered_again_for_another_resource_observes_that_one(
+    node: ts.Node, peer: socket.socket
+) -> None:
+    """RFC 7641 §4.1: a registration under the token of an observation replaces it,
+    and its notifications follow the resource it names now."""
+    home = node.space("home")
+    home.create("kitchen", {"temp": 21.5})
+    garden = home.create("garden", {"temp": 5.0})
+    address = ("127.0.0.1", node.port)
+    for mid, record in ((1, "kitchen"), (2, "garden")):
+        get = Message(CON, GET, mid, b"o", [(OBSERVE, b""), *path("spaces", "home", record, "temp")])
+        peer.sendto(get.encode(), address)
+        assert receive(peer).number(OBSERVE) is not None
+    assert node.statistics()["observations"] == 1
+    garden.set("temp", 6.0)
+    notification = receive(peer)
+    assert (notification.mtype, notification.token) == (CON, b"o")
+    assert ts.decode_cbor(notification.payload) == 6.0
+    peer.sendto(Message(ACK, 0, notification.mid).encode(), address)
+
+
 def test_a_notification_larger_than_a_block_is_fetched_whole(node: ts.Node) -> None:
     kitchen = node.space("home").create("kitchen", {"note": "a"})
     with ts.Node("coap://127.0.0.1:0/", timeout=PATIENCE, **FAST) as other:

@@ -1418,9 +1418,11 @@ class Endpoint(asyncio.DatagramProtocol):
         assert self.site is not None
         key = (peer, message.token)
         existing = self._observed.get(key)
-        if existing is not None:  # registered again (RFC 7641 §4.1): the same observation
-            existing.request = message
-            return existing, None
+        if existing is not None:
+            if _identity(existing.request) == _identity(message):  # registered again (RFC 7641 §4.1)
+                existing.request = message
+                return existing, None
+            self._deregister(existing)  # its token now names another resource: that one is not observed
         observed = _Observed(peer, message)
         accepted = self.site.observe(message, lambda: self._notify(observed), peer)
         if accepted is None:
