@@ -424,6 +424,30 @@ def test_the_blocks_of_a_posts_answer_are_served_under_any_token(node: ts.Node, 
     assert [r.name for r in served.rules.list()] == ["big"]
 
 
+def test_an_answer_whose_next_blocks_are_never_asked_for_is_not_kept(
+    node: ts.Node, peer: socket.socket
+) -> None:
+    """The answer of a FETCH kept for its next blocks is dropped MAX_TRANSMIT_WAIT after
+    its first block: a client that never asks for the rest leaves nothing held, and
+    a block asked for later is answered 4.08."""
+    notes = node.space("notes")
+    notes.write(("note", "n" * 3000))
+    options = [*path("spaces", "notes"), (CONTENT_FORMAT, b"2"), (URI_QUERY, b"op=read_all")]
+    address = ("127.0.0.1", node.port)
+    peer.sendto(Message(CON, FETCH, 0x0401, b"f", options, encode_template(("note", str))).encode(), address)
+    first = receive(peer)
+    assert first.code == CONTENT
+    assert decode_block(first.number(BLOCK2) or 0) == (0, True, 6)
+    assert node.endpoint.statistics()["bodies"] == 1
+    time.sleep(node.endpoint.timers.max_transmit_wait)
+    rest = Message(CON, FETCH, 0x0402, b"f", list(options)).add(BLOCK2, block_value(1, False, 6))
+    peer.sendto(rest.encode(), address)
+    answer = receive(peer)
+    assert (answer.code, answer.payload) == (REQUEST_ENTITY_INCOMPLETE, b"that answer is gone")
+    assert node.endpoint.statistics()["bodies"] == 0
+    assert notes.count(("note", str)) == 1
+
+
 def test_an_observation_ends_on_deregistration_reset_or_silence(node: ts.Node, peer: socket.socket) -> None:
     kitchen = node.space("home").create("kitchen", {"temp": 21.5})
     address = ("127.0.0.1", node.port)

@@ -1309,7 +1309,9 @@ class Endpoint(asyncio.DatagramProtocol):
         if request.code != GET and num == 0 and more:
             kept = [o for o in answer.options if o[0] not in BLOCK_OPTIONS]
             whole = Message(code=answer.code, options=kept, payload=payload)
-            self._bodies.put(peer[0], (peer, request.token), (whole, _identity(request)))
+            now = asyncio.get_running_loop().time()
+            self._bodies.expire(now - self.timers.max_transmit_wait)
+            self._bodies.put(peer[0], (peer, request.token), (whole, _identity(request)), now)
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
         answer.add(ETAG, etag(payload))
@@ -1387,8 +1389,9 @@ class Endpoint(asyncio.DatagramProtocol):
         request from that peer (its method and options but the block ones; a client
         may ask each block under a token of its own).  The operation is not made
         again: when no answer is kept, 4.08.  Once its last block is asked for the
-        answer is dropped."""
+        answer is dropped, and MAX_TRANSMIT_WAIT after its first block at the latest."""
         bodies = self._bodies
+        bodies.expire(asyncio.get_running_loop().time() - self.timers.max_transmit_wait)
         key = (peer, message.token)
         if key not in bodies:
             identity = _identity(message)
