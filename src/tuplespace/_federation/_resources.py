@@ -313,7 +313,7 @@ class SpacesResource:
         try:
             path = request.path
             if path == (".well-known", "core") and request.code == GET:
-                return self._links()
+                return self._links(request)
             handler = self.handlers.get(path[0]) if path else None
             if handler is not None:
                 return handler(request)
@@ -558,8 +558,11 @@ class SpacesResource:
 
         return opened, since
 
-    def _links(self) -> Message:
-        """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
+    def _links(self, request: Message) -> Message:
+        """The node's spaces, for ``/.well-known/core`` (RFC 6690), in link format only."""
+        accept = request.number(ACCEPT)
+        if accept not in (None, LINK_FORMAT):
+            raise ApiError(406, "content_format", f"the links are in link format (40), not format {accept}")
         links = ",".join(f'</spaces/{name}>;rt="tuplespace.space";obs' for name in self._spaces)
         return Message(code=CONTENT, payload=links.encode()).add(CONTENT_FORMAT, LINK_FORMAT)
 
