@@ -298,6 +298,17 @@ def test_a_block_of_the_reserved_size_is_refused_and_observes_nothing(
     assert node.endpoint.statistics()["observed"] == 0
 
 
+def test_an_observation_of_a_path_that_is_not_utf8_is_refused(node: ts.Node, peer: socket.socket) -> None:
+    node.space("home").create("kitchen", {"temp": 21.5})
+    get = Message(CON, GET, 0x0141, b"u", [(OBSERVE, b""), *path("spaces", "home"), (URI_PATH, b"\xff")])
+    peer.sendto(get.encode(), ("127.0.0.1", node.port))
+    answer = receive(peer)
+    assert (answer.mtype, answer.code, answer.mid) == (ACK, BAD_REQUEST, 0x0141)
+    error = {"code": "wire_error", "message": "option 11 is not UTF-8", "field": None}
+    assert orjson.loads(answer.payload)["error"] == error
+    assert node.statistics()["observations"] == 0
+
+
 def test_a_confirmable_of_a_reserved_class_is_reset(node: ts.Node, peer: socket.socket) -> None:
     """Codes of class 1 are neither requests nor responses (RFC 7252 §3): the
     message is rejected, which for a confirmable is a reset (§4.2)."""

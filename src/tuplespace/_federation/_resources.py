@@ -79,6 +79,7 @@ from ._message import (
     SIZE1,
     URI_QUERY,
     Message,
+    MessageError,
     code_text,
 )
 from ._network import Address
@@ -349,7 +350,10 @@ class SpacesResource:
     def observe(
         self, request: Message, notify: Callable[[], None], peer: Address
     ) -> Callable[[], None] | EventFeed | Message | None:
-        path = request.path
+        try:
+            path = request.path
+        except MessageError:
+            return None  # a segment that is not UTF-8: the render answers the error
         if len(path) >= 2 and path[0] == "spaces" and request.code == FETCH:
             try:
                 return self._stream(request, path[1:], notify, peer)
