@@ -46,6 +46,7 @@ from tuplespace._federation._message import (
     FETCH,
     GET,
     NON,
+    NOT_FOUND,
     OBSERVE,
     POST,
     PUT,
@@ -307,6 +308,16 @@ def test_an_observation_of_a_path_that_is_not_utf8_is_refused(node: ts.Node, pee
     error = {"code": "wire_error", "message": "option 11 is not UTF-8", "field": None}
     assert orjson.loads(answer.payload)["error"] == error
     assert node.statistics()["observations"] == 0
+
+
+def test_spaces_without_a_space_is_not_found(node: ts.Node, peer: socket.socket) -> None:
+    node.space("home")
+    for mid, code in ((0x0151, GET), (0x0152, POST), (0x0153, FETCH)):
+        peer.sendto(Message(CON, code, mid, b"s", path("spaces")).encode(), ("127.0.0.1", node.port))
+        answer = receive(peer)
+        assert (answer.mtype, answer.code, answer.mid) == (ACK, NOT_FOUND, mid)
+        error = {"code": "not_found", "message": "name a space: /spaces/<space>[/<path>]", "field": None}
+        assert orjson.loads(answer.payload)["error"] == error
 
 
 def test_a_confirmable_of_a_reserved_class_is_reset(node: ts.Node, peer: socket.socket) -> None:

@@ -321,6 +321,8 @@ class SpacesResource:
             if not path or path[0] != "spaces":
                 raise ApiError(404, "not_found", "the resources of a node are under /spaces/")
             segments = path[1:]
+            if not segments:
+                raise ApiError(404, "not_found", "name a space: /spaces/<space>[/<path>]")
             accept = content_format(request.number(ACCEPT), 406)
             method = request.code
             if len(segments) == 1:
