@@ -414,6 +414,16 @@ def test_the_root_record_and_the_resource_list(
     assert b'</spaces/home>;rt="tuplespace.space";obs' in core.payload
 
 
+def test_the_resource_list_is_in_link_format_only(node: ts.Node, coap: Callable[..., Message]) -> None:
+    node.space("home")
+    uri = node.base_uri + ".well-known/core"
+    assert coap("GET", uri, accept=40).code == Code.CONTENT
+    for accept in (50, 60):
+        refused = coap("GET", uri, accept=accept)
+        assert refused.code == Code.NOT_ACCEPTABLE
+        assert error_body(refused)["code"] == "content_format"
+
+
 def test_garbage_datagrams_change_nothing(node: ts.Node, other: ts.Node) -> None:
     kitchen = node.space("home").create("kitchen", {"temp": 21.5})
     port = node.port

@@ -33,6 +33,8 @@ from tuplespace._federation._endpoint import MAX_HOST_SILENT, Address, Endpoint,
 from tuplespace._federation._message import (
     ACCEPT,
     ACK,
+    BAD_OPTION,
+    BAD_REQUEST,
     BLOCK1,
     BLOCK2,
     CHANGED,
@@ -44,12 +46,15 @@ from tuplespace._federation._message import (
     FETCH,
     GET,
     NON,
+    NOT_FOUND,
     OBSERVE,
     POST,
     PUT,
     REQUEST_ENTITY_INCOMPLETE,
     RST,
+    URI_HOST,
     URI_PATH,
+    URI_PORT,
     URI_QUERY,
     Message,
     MessageError,
@@ -246,6 +251,83 @@ def test_a_repeated_request_takes_effect_once(node: ts.Node, peer: socket.socket
     assert node.space("home").count(("job", 1)) == 1
 
 
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [
+        ([(URI_HOST, b"a"), (URI_HOST, b"b")], "option 3 is given more than once"),
+        ([(URI_PORT, b"\x16\x33\x00")], "option 7 is 3 bytes long, at most 2"),
+        ([(ACCEPT, b"<"), (ACCEPT, b"2")], "option 17 is given more than once"),
+        ([(ACCEPT, b"\x00\x00<")], "option 17 is 3 bytes long, at most 2"),
+        ([(BLOCK2, b"\x06"), (BLOCK2, b"\x16")], "option 23 is given more than once"),
+        ([(BLOCK1, b"\x00\x00\x00\x06")], "option 27 is 4 bytes long, at most 3"),
+        ([(BLOCK1, b"\x06"), (BLOCK1, b"\x16")], "option 27 is given more than once"),
+    ],
+)
+def test_a_critical_option_repeated_or_too_long_is_a_bad_option(
+    node: ts.Node, peer: socket.socket, options: list[tuple[int, bytes]], why: str
+) -> None:
+    """RFC 7252 §5.4.3, §5.4.5: a critical option whose value is longer than its
+    format allows, or given twice when it is not repeatable, is not understood."""
+    kitchen = node.space("home").create("kitchen", {"temp": 21.5})
+    put = Message(
+        CON, PUT, 0x0111, b"p", [*path("spaces", "home", "kitchen", "temp"), (CONTENT_FORMAT, b"<")]
+    )
+    for number, value in options:
+        put.add(number, value)
+    put.payload = ts.encode_cbor(22.0)
+    peer.sendto(put.encode(), ("127.0.0.1", node.port))
+    answer = receive(peer)
+    assert (answer.mtype, answer.code, answer.mid, answer.payload) == (ACK, BAD_OPTION, 0x0111, why.encode())
+    assert kitchen.all() == ts.Map({"temp": 21.5})
+    assert node.endpoint.statistics()["assemblies"] == 0
+
+
+def test_a_block_of_the_reserved_size_is_refused_and_observes_nothing(
+    node: ts.Node, peer: socket.socket
+) -> None:
+    """SZX 7 is reserved (RFC 7959 §2.2): a GET asking for a block of it, observing
+    or not, is answered 4.00 with a diagnostic and registers no observation."""
+    node.space("home").create("kitchen", {"temp": 21.5})
+    for mid, observe in ((0x0121, []), (0x0122, [(OBSERVE, b"")])):
+        get = Message(CON, GET, mid, b"g", [*observe, *path("spaces", "home", "kitchen", "temp")])
+        get.add(BLOCK2, block_value(0, False, 7))
+        peer.sendto(get.encode(), ("127.0.0.1", node.port))
+        answer = receive(peer)
+        assert (answer.mtype, answer.code, answer.mid) == (ACK, BAD_REQUEST, mid)
+        assert answer.payload == b"block size exponent 7 is reserved (BERT)"
+    assert node.statistics()["observations"] == 0
+    assert node.endpoint.statistics()["observed"] == 0
+
+
+def test_an_observation_of_a_path_that_is_not_utf8_is_refused(node: ts.Node, peer: socket.socket) -> None:
+    node.space("home").create("kitchen", {"temp": 21.5})
+    get = Message(CON, GET, 0x0141, b"u", [(OBSERVE, b""), *path("spaces", "home"), (URI_PATH, b"\xff")])
+    peer.sendto(get.encode(), ("127.0.0.1", node.port))
+    answer = receive(peer)
+    assert (answer.mtype, answer.code, answer.mid) == (ACK, BAD_REQUEST, 0x0141)
+    error = {"code": "wire_error", "message": "option 11 is not UTF-8", "field": None}
+    assert orjson.loads(answer.payload)["error"] == error
+    assert node.statistics()["observations"] == 0
+
+
+def test_spaces_without_a_space_is_not_found(node: ts.Node, peer: socket.socket) -> None:
+    node.space("home")
+    for mid, code in ((0x0151, GET), (0x0152, POST), (0x0153, FETCH)):
+        peer.sendto(Message(CON, code, mid, b"s", path("spaces")).encode(), ("127.0.0.1", node.port))
+        answer = receive(peer)
+        assert (answer.mtype, answer.code, answer.mid) == (ACK, NOT_FOUND, mid)
+        error = {"code": "not_found", "message": "name a space: /spaces/<space>[/<path>]", "field": None}
+        assert orjson.loads(answer.payload)["error"] == error
+
+
+def test_a_confirmable_of_a_reserved_class_is_reset(node: ts.Node, peer: socket.socket) -> None:
+    """Codes of class 1 are neither requests nor responses (RFC 7252 §3): the
+    message is rejected, which for a confirmable is a reset (§4.2)."""
+    peer.sendto(Message(CON, 1 << 5 | 1, 0x0131, b"r", path("spaces")).encode(), ("127.0.0.1", node.port))
+    reset = receive(peer)
+    assert (reset.mtype, reset.code, reset.mid, reset.token) == (RST, 0, 0x0131, b"")
+
+
 def test_an_answer_not_ready_when_the_request_is_repeated_comes_apart(
     node: ts.Node, peer: socket.socket
 ) -> None:
@@ -364,6 +446,30 @@ def test_the_blocks_of_a_posts_answer_are_served_under_any_token(node: ts.Node, 
     assert [r.name for r in served.rules.list()] == ["big"]
 
 
+def test_an_answer_whose_next_blocks_are_never_asked_for_is_not_kept(
+    node: ts.Node, peer: socket.socket
+) -> None:
+    """The answer of a FETCH kept for its next blocks is dropped MAX_TRANSMIT_WAIT after
+    its first block: a client that never asks for the rest leaves nothing held, and
+    a block asked for later is answered 4.08."""
+    notes = node.space("notes")
+    notes.write(("note", "n" * 3000))
+    options = [*path("spaces", "notes"), (CONTENT_FORMAT, b"2"), (URI_QUERY, b"op=read_all")]
+    address = ("127.0.0.1", node.port)
+    peer.sendto(Message(CON, FETCH, 0x0401, b"f", options, encode_template(("note", str))).encode(), address)
+    first = receive(peer)
+    assert first.code == CONTENT
+    assert decode_block(first.number(BLOCK2) or 0) == (0, True, 6)
+    assert node.endpoint.statistics()["bodies"] == 1
+    time.sleep(node.endpoint.timers.max_transmit_wait)
+    rest = Message(CON, FETCH, 0x0402, b"f", list(options)).add(BLOCK2, block_value(1, False, 6))
+    peer.sendto(rest.encode(), address)
+    answer = receive(peer)
+    assert (answer.code, answer.payload) == (REQUEST_ENTITY_INCOMPLETE, b"that answer is gone")
+    assert node.endpoint.statistics()["bodies"] == 0
+    assert notes.count(("note", str)) == 1
+
+
 def test_an_observation_ends_on_deregistration_reset_or_silence(node: ts.Node, peer: socket.socket) -> None:
     kitchen = node.space("home").create("kitchen", {"temp": 21.5})
     address = ("127.0.0.1", node.port)
@@ -394,6 +500,27 @@ def test_an_observation_ends_on_deregistration_reset_or_silence(node: ts.Node, p
     register(b"c", 4)
     kitchen.set("temp", 3.0)  # never acknowledged: retransmitted, then given up
     wait_until(lambda: node.statistics()["observations"] == 0, "the silence to end the observation")
+
+
+def test_a_token_registered_again_for_another_resource_observes_that_one(
+    node: ts.Node, peer: socket.socket
+) -> None:
+    """RFC 7641 §4.1: a registration under the token of an observation replaces it,
+    and its notifications follow the resource it names now."""
+    home = node.space("home")
+    home.create("kitchen", {"temp": 21.5})
+    garden = home.create("garden", {"temp": 5.0})
+    address = ("127.0.0.1", node.port)
+    for mid, record in ((1, "kitchen"), (2, "garden")):
+        get = Message(CON, GET, mid, b"o", [(OBSERVE, b""), *path("spaces", "home", record, "temp")])
+        peer.sendto(get.encode(), address)
+        assert receive(peer).number(OBSERVE) is not None
+    assert node.statistics()["observations"] == 1
+    garden.set("temp", 6.0)
+    notification = receive(peer)
+    assert (notification.mtype, notification.token) == (CON, b"o")
+    assert ts.decode_cbor(notification.payload) == 6.0
+    peer.sendto(Message(ACK, 0, notification.mid).encode(), address)
 
 
 def test_a_notification_larger_than_a_block_is_fetched_whole(node: ts.Node) -> None:

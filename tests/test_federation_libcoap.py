@@ -69,6 +69,17 @@ def test_errors_are_answered_with_a_diagnostic(client: str, kitchen: ts.Record) 
     assert kitchen.get("temp") == 21.5
 
 
+def test_options_a_node_cannot_take_are_answered_with_a_diagnostic(client: str, kitchen: ts.Record) -> None:
+    uri = str(kitchen.address) + "/temp"
+    answer = coap(client, "-m", "get", "-O", "23,0x07", uri)  # Block2 of size exponent 7 (reserved)
+    assert answer.stderr == b"4.00 block size exponent 7 is reserved (BERT)\n"
+    answer = coap(client, "-m", "put", "-t", "50", "-e", '{"$float":"3"}', "-O", "17,0x000032", uri)
+    assert answer.stderr == b"4.02 option 17 is 3 bytes long, at most 2\n"
+    answer = coap(client, "-m", "get", "-O", "2049,x", uri)
+    assert answer.stderr == b"4.02 option 2049 is not understood\n"
+    assert kitchen.get("temp") == 21.5
+
+
 def test_observe_a_field(client: str, node: ts.Node, kitchen: ts.Record) -> None:
     # stdbuf makes coap-client hand over each notification as it arrives (-w: one a line).
     command = ["stdbuf", "-oL", client, "-w", "-m", "get", "-s", str(int(PATIENCE)), "-A", "50"]

@@ -16,7 +16,7 @@ import pytest
 
 import tuplespace as ts
 from helpers import PATIENCE, wait_until
-from tuplespace._federation._message import CON, CONTENT_FORMAT, GET, OBSERVE, POST, URI_PATH, Message
+from tuplespace._federation._message import ACCEPT, CON, CONTENT_FORMAT, GET, OBSERVE, POST, URI_PATH, Message
 
 # Short timers: a test waits for what they make happen, never for a time.
 TIMERS = {"timeout": PATIENCE, "refresh_period": 0.05, "reference_lifetime": 4.0}
@@ -221,6 +221,23 @@ def test_garbage_sent_to_refs_is_refused(make: NodeMaker) -> None:
         ("127.0.0.1", a.port), POST, options, ts.encode_cbor(search), PATIENCE
     )
     assert ts.decode_cbor(answer.payload) is None
+
+
+def test_refs_and_reach_take_and_answer_cbor_only(make: NodeMaker) -> None:
+    """A reference asked for in another format than CBOR, or sent in one, is refused
+    (4.06, 4.15) and not held."""
+    a = make()
+    kitchen = a.space("home").create("kitchen", {})
+    good = refs("coap://127.0.0.1:1/", ("spaces/house/h", 0, "spaces/home/kitchen"))
+    search = ts.encode_cbor({"holder": "coap://127.0.0.1:1/spaces/s/r", "level": 0, "records": (), "hops": 1})
+    for resource, payload in ((b"$refs", good), (b"$reach", search)):
+        for option, given, code in ((ACCEPT, 50, 0x86), (CONTENT_FORMAT, 50, 0x8F)):
+            options = [(URI_PATH, resource), (CONTENT_FORMAT, bytes((60,))), (ACCEPT, bytes((60,)))]
+            options = [(n, bytes((given,)) if n == option else v) for n, v in options]
+            answer = a.endpoint.request_blocking(("127.0.0.1", a.port), POST, options, payload, PATIENCE)
+            assert answer.code == code  # 4.06 Not Acceptable, 4.15 Unsupported Content-Format
+            assert orjson.loads(answer.payload)["error"]["code"] == "content_format"
+    assert refcount(kitchen) == 0
 
 
 def test_a_cycle_two_nodes_make_at_once_is_broken_at_the_next_refresh(make: NodeMaker) -> None:

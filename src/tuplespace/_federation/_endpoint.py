@@ -61,14 +61,11 @@ from ._message import (
     BLOCK1,
     BLOCK2,
     CON,
-    CONTENT_FORMAT,
     CONTINUE,
     ETAG,
     FETCH,
     GET,
     INTERNAL_SERVER_ERROR,
-    LOCATION_PATH,
-    LOCATION_QUERY,
     MAX_AGE,
     NON,
     NOT_FOUND,
@@ -95,11 +92,13 @@ __all__ = ["Address", "Endpoint", "Feed", "Guard", "Network", "Site", "Timers", 
 
 log = logging.getLogger("tuplespace")
 
-# Options a server understands; an unknown critical (odd-numbered) one is 4.02 (RFC 7252 §5.4.1).
-_KNOWN = frozenset(
-    {URI_HOST, ETAG, OBSERVE, URI_PORT, LOCATION_PATH, URI_PATH, CONTENT_FORMAT, MAX_AGE, URI_QUERY}
-    | {ACCEPT, LOCATION_QUERY, BLOCK2, BLOCK1, SIZE2, SIZE1}
-)
+# The critical (odd-numbered) options a server understands, with the longest value of
+# each: an unknown one, one longer than that, or one repeated that is not repeatable
+# (all but Uri-Path and Uri-Query) is 4.02 (RFC 7252 §5.4.1, §5.4.3, §5.4.5). Text is
+# taken past the RFC's 255 bytes (a long query is refused by what reads it, naming it).
+# Elective options are ignored where they are not used.
+_CRITICAL = {URI_HOST: 65535, URI_PORT: 2, URI_PATH: 65535, URI_QUERY: 65535, ACCEPT: 2, BLOCK2: 3, BLOCK1: 3}
+_REPEATABLE = frozenset({URI_PATH, URI_QUERY})
 
 MAX_LATENCY = 100.0  # RFC 7252 §4.8.2
 DEFAULT_MAX_AGE = 60  # seconds an answer is fresh when it says nothing (RFC 7252 §5.10.5)
@@ -459,7 +458,7 @@ class Endpoint(asyncio.DatagramProtocol):
             raise InvalidValue(f"max_queued is a number of requests, at least 0, got {max_queued!r}")
         self.site = site
         self.guard = guard
-        self._known = _KNOWN if guard is None else _KNOWN | {OSCORE}
+        self._critical = _CRITICAL if guard is None else {**_CRITICAL, OSCORE: 65535}
         self.timers = timers or Timers()
         self._congestion = _Congestion(self.timers, max_queued)
         self.max_request_bytes = max_request_bytes
@@ -535,17 +534,19 @@ class Endpoint(asyncio.DatagramProtocol):
             if len(data) >= 4 and data[0] >> 4 == 4:  # a confirmable we cannot read: reset it
                 self._send(peer, Message(RST, 0, data[2] << 8 | data[3]).encode())
             return
-        code = message.code
+        code, mtype = message.code, message.mtype
         if code == 0:
-            if message.mtype == CON:  # a ping
+            if mtype == CON:  # a ping
                 self._send(peer, Message(RST, 0, message.mid).encode())
-            elif message.mtype in (ACK, RST):
+            elif mtype in (ACK, RST):
                 self._acknowledged(message, peer)
         elif code < 32:
-            if message.mtype in (CON, NON):
+            if mtype in (CON, NON):
                 self._request(message, peer)
-        elif code >= 64:
+        elif code >> 5 in (2, 4, 5):
             self._response(message, peer)
+        elif mtype == CON:  # a reserved class (1, 3, 6, 7): rejected
+            self._send(peer, Message(RST, 0, message.mid).encode())
 
     # -- sending -------------------------------------------------------------------------
 
@@ -1290,6 +1291,8 @@ class Endpoint(asyncio.DatagramProtocol):
         """Cut a large answer into Block2 blocks (RFC 7959): the block asked for, or the
         first; an answer to other than a GET is kept for its next blocks."""
         asked = request.number(BLOCK2)
+        if asked is not None and asked & 7 == 7:  # refused (4.00): the refusal comes whole
+            asked = None
         payload = answer.payload
         szx, num = self.block_szx, 0
         if asked is not None:
@@ -1306,7 +1309,9 @@ class Endpoint(asyncio.DatagramProtocol):
         if request.code != GET and num == 0 and more:
             kept = [o for o in answer.options if o[0] not in BLOCK_OPTIONS]
             whole = Message(code=answer.code, options=kept, payload=payload)
-            self._bodies.put(peer[0], (peer, request.token), (whole, _identity(request)))
+            now = asyncio.get_running_loop().time()
+            self._bodies.expire(now - self.timers.max_transmit_wait)
+            self._bodies.put(peer[0], (peer, request.token), (whole, _identity(request)), now)
         answer.payload = payload[start : start + size]
         answer.add(BLOCK2, block_value(num, more, szx))
         answer.add(ETAG, etag(payload))
@@ -1318,9 +1323,21 @@ class Endpoint(asyncio.DatagramProtocol):
         assemble, a payload too large), and the Block1 option to echo in the answer
         once the payload is whole."""
         size1 = asked = block1 = None
+        critical, last = self._critical, 0
         for number, value in message.options:
-            if number & 1 and number not in self._known:
-                return Message(code=BAD_OPTION, payload=f"option {number} is not understood".encode()), None
+            if number & 1:
+                longest = critical.get(number)
+                if longest is None:
+                    why = "is not understood"
+                elif len(value) > longest:
+                    why = f"is {len(value)} bytes long, at most {longest}"
+                elif number == last and number not in _REPEATABLE:
+                    why = "is given more than once"
+                else:
+                    why = ""
+                if why:
+                    return Message(code=BAD_OPTION, payload=f"option {number} {why}".encode()), None
+            last = number
             if number > BLOCK2:
                 if number == BLOCK1:
                     block1 = int.from_bytes(value, "big")
@@ -1332,7 +1349,8 @@ class Endpoint(asyncio.DatagramProtocol):
         maximum = self.max_request_bytes
         if size1 is not None and size1 > maximum:
             return self.site.too_large(maximum), None
-        if asked is not None and message.code != GET and decode_block(asked)[0] > 0:
+        # A block asked for of size exponent 7 (reserved) is 4.00, with its answer whole.
+        if asked is not None and decode_block(asked)[0] > 0 and message.code != GET:
             return self._kept(message, peer, asked), None
         if block1 is None:
             if len(message.payload) > maximum:
@@ -1371,8 +1389,9 @@ class Endpoint(asyncio.DatagramProtocol):
         request from that peer (its method and options but the block ones; a client
         may ask each block under a token of its own).  The operation is not made
         again: when no answer is kept, 4.08.  Once its last block is asked for the
-        answer is dropped."""
+        answer is dropped, and MAX_TRANSMIT_WAIT after its first block at the latest."""
         bodies = self._bodies
+        bodies.expire(asyncio.get_running_loop().time() - self.timers.max_transmit_wait)
         key = (peer, message.token)
         if key not in bodies:
             identity = _identity(message)
@@ -1402,9 +1421,11 @@ class Endpoint(asyncio.DatagramProtocol):
         assert self.site is not None
         key = (peer, message.token)
         existing = self._observed.get(key)
-        if existing is not None:  # registered again (RFC 7641 §4.1): the same observation
-            existing.request = message
-            return existing, None
+        if existing is not None:
+            if _identity(existing.request) == _identity(message):  # registered again (RFC 7641 §4.1)
+                existing.request = message
+                return existing, None
+            self._deregister(existing)  # its token now names another resource: that one is not observed
         observed = _Observed(peer, message)
         accepted = self.site.observe(message, lambda: self._notify(observed), peer)
         if accepted is None:

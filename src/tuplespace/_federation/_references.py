@@ -383,6 +383,9 @@ class References:
         """``POST /$refs``: hold or refresh the entries' records for ``reference_lifetime``."""
         if request.code != POST:
             return _error(405, "method_not_allowed", "/$refs takes POST")
+        refused = _not_cbor(request, "/$refs")
+        if refused is not None:
+            return refused
         try:
             body = decode_cbor(request.payload)
             holder_base = body["from"]
@@ -521,6 +524,9 @@ class References:
         record through which it does, or null."""
         if request.code != POST:
             return _error(405, "method_not_allowed", "/$reach takes POST")
+        refused = _not_cbor(request, "/$reach")
+        if refused is not None:
+            return refused
         try:
             body = decode_cbor(request.payload)
             holder, level, paths, hops = body["holder"], body["level"], body["records"], body["hops"]
@@ -716,3 +722,13 @@ def _split(address: str) -> tuple[str, str | None]:
 
 def _error(status: int, code: str, message: str) -> Message:
     return error_message(ApiError(status, code, message))
+
+
+def _not_cbor(request: Message, resource: str) -> Message | None:
+    """The refusal of a request to ``resource`` (``/$refs``, ``/$reach``) whose payload or
+    answer would be other than CBOR: 4.15 or 4.06; None for one in CBOR."""
+    for option, status, what in ((CONTENT_FORMAT, 415, "takes"), (ACCEPT, 406, "answers")):
+        given = request.number(option)
+        if given not in (None, CBOR):
+            return _error(status, "content_format", f"{resource} {what} CBOR (60), not format {given}")
+    return None

@@ -79,6 +79,7 @@ from ._message import (
     SIZE1,
     URI_QUERY,
     Message,
+    MessageError,
     code_text,
 )
 from ._network import Address
@@ -313,13 +314,15 @@ class SpacesResource:
         try:
             path = request.path
             if path == (".well-known", "core") and request.code == GET:
-                return self._links()
+                return self._links(request)
             handler = self.handlers.get(path[0]) if path else None
             if handler is not None:
                 return handler(request)
             if not path or path[0] != "spaces":
                 raise ApiError(404, "not_found", "the resources of a node are under /spaces/")
             segments = path[1:]
+            if not segments:
+                raise ApiError(404, "not_found", "name a space: /spaces/<space>[/<path>]")
             accept = content_format(request.number(ACCEPT), 406)
             method = request.code
             if len(segments) == 1:
@@ -349,7 +352,10 @@ class SpacesResource:
     def observe(
         self, request: Message, notify: Callable[[], None], peer: Address
     ) -> Callable[[], None] | EventFeed | Message | None:
-        path = request.path
+        try:
+            path = request.path
+        except MessageError:
+            return None  # a segment that is not UTF-8: the render answers the error
         if len(path) >= 2 and path[0] == "spaces" and request.code == FETCH:
             try:
                 return self._stream(request, path[1:], notify, peer)
@@ -558,8 +564,11 @@ class SpacesResource:
 
         return opened, since
 
-    def _links(self) -> Message:
-        """The node's spaces, for ``/.well-known/core`` (RFC 6690)."""
+    def _links(self, request: Message) -> Message:
+        """The node's spaces, for ``/.well-known/core`` (RFC 6690), in link format only."""
+        accept = request.number(ACCEPT)
+        if accept not in (None, LINK_FORMAT):
+            raise ApiError(406, "content_format", f"the links are in link format (40), not format {accept}")
         links = ",".join(f'</spaces/{name}>;rt="tuplespace.space";obs' for name in self._spaces)
         return Message(code=CONTENT, payload=links.encode()).add(CONTENT_FORMAT, LINK_FORMAT)
 
