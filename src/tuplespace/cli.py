@@ -9,7 +9,7 @@ Tuples and templates are given, and printed, in the wire format (docs/wire-forma
 Exit codes: 0 success, 1 error (server unreachable, an error answered by the server,
 invalid input on stdin, a server that cannot start), 2 usage (bad options or arguments,
 invalid JSON or wire text in an argument, serve on a network without tokens), 3 timeout
-(nothing matched in time).
+(nothing matched in time), 130 interrupted (a load stopped by Ctrl-C or SIGTERM).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ _EXIT_HELP = (
     "Exit codes: 0 success; 1 error (server unreachable, error answered by the server, "
     "invalid input on stdin, a server that cannot start); "
     "2 usage (bad option, invalid JSON or wire text in an argument, serve on a network without tokens); "
-    "3 timeout (nothing matched in time)."
+    "3 timeout (nothing matched in time); 130 interrupted (a load stopped by Ctrl-C or SIGTERM)."
 )
 
 app = typer.Typer(
@@ -349,6 +349,7 @@ def _is_loopback(host: str) -> bool:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130
 DEFAULT_URL = "http://127.0.0.1:8765"
 
 Url = Annotated[
@@ -382,36 +383,47 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-@contextlib.contextmanager
-def _reporting(command: str) -> Iterator[None]:
-    """Turn the errors a client command meets into one line on stderr and an exit code."""
+def _explained(exc: Exception) -> tuple[str, int] | None:
+    """The one line and the exit code that report ``exc``, or None for an error that is
+    not the command's to report (a bug: it keeps its traceback)."""
     import httpx
 
     from ._errors import Timeout, TupleSpaceError
 
+    if isinstance(exc, _Failure):
+        return str(exc), exc.code
+    if isinstance(exc, Timeout):
+        return f"timeout: {exc}", EXIT_TIMEOUT
+    if isinstance(exc, TupleSpaceError):
+        return _one_line(exc), EXIT_ERROR
+    if isinstance(exc, httpx.HTTPError):
+        return f"cannot reach the tuple space server: {type(exc).__name__}: {exc}", EXIT_ERROR
+    return None
+
+
+@contextlib.contextmanager
+def _reporting(command: str) -> Iterator[None]:
+    """Turn the errors a client command meets into one line on stderr and an exit code."""
     try:
         yield
-    except _Failure as exc:
-        _fail(command, str(exc), exc.code)
-    except Timeout as exc:
-        _fail(command, f"timeout: {exc}", EXIT_TIMEOUT)
-    except TupleSpaceError as exc:
-        _fail(command, _one_line(exc), EXIT_ERROR)
-    except httpx.HTTPError as exc:
-        _fail(command, f"cannot reach the tuple space server: {type(exc).__name__}: {exc}", EXIT_ERROR)
     except BrokenPipeError:
         # The reader of stdout went away (``| head``): stop quietly, with nothing left
         # to flush into the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(EXIT_ERROR) from None
+    except Exception as exc:
+        explained = _explained(exc)
+        if explained is None:
+            raise
+        _fail(command, *explained)
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _json(text: str, what: str) -> Any:
+def _json(text: str | bytes, what: str) -> Any:
     import orjson
 
     try:
@@ -420,7 +432,7 @@ def _json(text: str, what: str) -> Any:
         raise _Failure(f"the {what} is not valid JSON: {exc}", EXIT_USAGE) from None
 
 
-def _tuple(text: str, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any, ...]:
+def _tuple(text: str | bytes, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any, ...]:
     from ._codec import from_wire
     from ._errors import TupleSpaceError
 
@@ -435,7 +447,7 @@ def _tuple(text: str, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any,
     return value
 
 
-def _stdin_json(text: str, what: str) -> Any:
+def _stdin_json(text: str | bytes, what: str) -> Any:
     try:
         return _json(text, what)
     except _Failure as exc:
@@ -733,45 +745,157 @@ def dump(
         sys.stdout.flush()
 
 
+LOAD_BATCH_BYTES = 4 << 20
+"""Bytes of tuples ``load`` sends in one request by default: half the body a server takes by default."""
+
+
 @app.command()
 def load(
     space: SpaceName,
     batch: Annotated[int, typer.Option(help="Tuples written per request.", min=1, max=10_000)] = 1000,
+    batch_bytes: Annotated[
+        int,
+        typer.Option(
+            "--batch-bytes",
+            help="Bytes of tuples written per request, and the longest line taken.",
+            min=1024,
+        ),
+    ] = LOAD_BATCH_BYTES,
     lease: Annotated[float | None, typer.Option(help="Seconds each tuple lives (default: forever).")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Write the tuples read from stdin, one wire JSON line each (blank lines skipped).
 
-    Every line is checked before anything is written: an invalid line writes nothing
-    (exit 1).  Tuples are then written in batches (write_many); if a batch fails, the
-    batches before it stay written.  Progress is shown on stderr.
+    A load is not all-or-nothing.  Every line is checked before anything is written
+    (and kept in a temporary file, so memory stays bounded): an invalid line, or one
+    longer than --batch-bytes, writes nothing (exit 1).  The tuples are then written in
+    order, in batches of at most --batch tuples and --batch-bytes bytes, each batch all
+    or none.  A batch refused (a full space, a limit of the server, a wrong token, a
+    server gone) stops the load (exit 1), and Ctrl-C or SIGTERM stops it after the batch
+    being written (exit 130; a second one stops it at once); either way the one line on
+    stderr says how many tuples were loaded.  Those stay written, and nothing that was
+    in the space is touched.  Progress is shown on stderr when it is a terminal.
     """
+    import tempfile
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with _reporting("load"):
         if lease is not None and lease <= 0:
             raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
-        tuples = []
-        for number, line in enumerate(sys.stdin, 1):
-            if line.strip():
-                tuples.append(_tuple(line, f"tuple on line {number}", EXIT_ERROR))
-        progress = Progress(
-            TextColumn(f"loading into {space}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        with _space(url, token, space) as remote, progress:
-            task = progress.add_task("load", total=len(tuples))
-            for start in range(0, len(tuples), batch):
-                chunk = tuples[start : start + batch]
-                remote.write_many(chunk, lease=lease)
-                progress.advance(task, len(chunk))
-        typer.echo(f"loaded {len(tuples)} tuples into {space}", err=True)
+        if sys.stdin is None:
+            raise _Failure("stdin is closed: give the tuples on stdin, one wire JSON line each", EXIT_USAGE)
+        with tempfile.TemporaryFile() as spool, _Deferring() as signals:
+            try:
+                total = _spool(sys.stdin.buffer, spool, batch_bytes)
+            except KeyboardInterrupt:
+                message = f"interrupted while reading stdin: nothing loaded into {space}"
+                raise _Failure(message, EXIT_INTERRUPTED) from None
+            spool.seek(0)
+            console = Console(stderr=True)
+            progress = Progress(
+                TextColumn(f"loading into {space}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
+            )
+            done = sending = 0
+            try:
+                with _space(url, token, space) as remote, progress:
+                    task = progress.add_task("load", total=total)
+                    for chunk in _batches(spool, batch, batch_bytes):
+                        if signals.pending:
+                            raise KeyboardInterrupt
+                        sending = len(chunk)
+                        with signals.deferred():
+                            remote.write_many(chunk, lease=lease)
+                        done, sending = done + sending, 0
+                        progress.advance(task, len(chunk))
+            except KeyboardInterrupt:
+                unsure = f"; the {sending} being written may or may not have been" if sending else ""
+                message = f"interrupted: loaded {done} of {total} tuples into {space}{unsure}"
+                raise _Failure(message, EXIT_INTERRUPTED) from None
+            except Exception as exc:
+                explained = _explained(exc)
+                if explained is None:
+                    raise
+                why, code = explained
+                raise _Failure(f"loaded {done} of {total} tuples into {space}, then: {why}", code) from None
+        typer.echo(f"loaded {total} tuples into {space}", err=True)
+
+
+class _Deferring:
+    """SIGINT and SIGTERM stop a command at once (KeyboardInterrupt), except within
+    :meth:`deferred`: the first one there only sets :attr:`pending`, for the command
+    to stop once the block ended; a second one stops it at once."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.deferring = False
+        self.before: dict[int, Any] = {}
+
+    def __enter__(self) -> _Deferring:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.before[sig] = signal.signal(sig, self._signalled)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
+
+    def _signalled(self, signum: int, frame: FrameType | None) -> None:
+        if self.deferring and not self.pending:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold the first signal until the block ends (see :attr:`pending`)."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+
+
+def _spool(source: Any, spool: Any, longest: int) -> int:
+    """Check each line of ``source`` as a wire tuple and copy it to ``spool``; the
+    number of tuples.  A line longer than ``longest`` bytes is refused unread."""
+    count = 0
+    number = 0
+    while line := source.readline(longest + 1):
+        number += 1
+        if len(line) > longest and not line.endswith(b"\n"):
+            raise _Failure(
+                f"the tuple on line {number} is longer than {longest} bytes (--batch-bytes)", EXIT_ERROR
+            )
+        line = line.strip()
+        if line:
+            _tuple(line, f"tuple on line {number}", EXIT_ERROR)
+            spool.write(line + b"\n")
+            count += 1
+    return count
+
+
+def _batches(spool: Any, most: int, most_bytes: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The tuples of ``spool`` (checked by :func:`_spool`) in lists of at most ``most``
+    tuples and ``most_bytes`` bytes of wire text (at least one tuple)."""
+    chunk: list[tuple[Any, ...]] = []
+    size = 0
+    for line in spool:
+        if chunk and (len(chunk) == most or size + len(line) > most_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(_tuple(line, "tuple", EXIT_ERROR))
+        size += len(line)
+    if chunk:
+        yield chunk
 
 
 # -- records -----------------------------------------------------------------------------------
