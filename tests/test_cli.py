@@ -367,6 +367,38 @@ def test_bad_input_is_one_line(server_url: str, args: list[str], code: int, says
     assert says in one_line_error(result, args[0])
 
 
+@pytest.mark.parametrize(
+    ("command", "args", "says"),
+    [
+        ("count", ["jobs"], "Missing argument 'template_json'"),
+        ("count", ["jobs", '["x"]', "--bogus"], "No such option: --bogus"),
+        ("watch", ["jobs", '["x"]', "--since", "-1"], "Invalid value for '--since'"),
+        ("serve", ["--port", "99999"], "Invalid value for '--port'"),
+        ("serve", ["--log-level", "loud"], "--log-level is one of debug, info, warning, error, not 'loud'"),
+        ("count", ["jobs", '["x"]', "--url", "http://127.0.0.1:99999"], "Port out of range"),
+        ("spaces", ["--url", "http://127.0.0.1:99999"], "Port out of range"),
+        ("write", ["jobs", '["x"]', "--lease", "nan"], "--lease must be a number of seconds > 0, not nan"),
+        ("read", ["jobs", '["x"]', "--timeout", "nan"], "seconds >= 0, not nan"),
+        ("record create", ["jobs", "r", '{"a": 1}', "--credit", "abc"], "--credit: not a decimal amount"),
+        ("record create", ["jobs", "r", '{"a": 1}', "--lease", "0"], "--lease must be a number"),
+        ("count", ["", '["x"]'], "the space name is empty"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_status_2(
+    server_url: str, tmp_path: Path, command: str, args: list[str], says: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tuplespace", *command.split(), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TUPLESPACE_URL": server_url},
+        cwd=tmp_path,
+        timeout=PATIENCE,
+    )
+    assert result.returncode == 2, result.stderr
+    assert says in one_line_error(result, command)
+
+
 def test_unreachable_server() -> None:
     result = cli("http://127.0.0.1:9", "count", "jobs", '["x"]')
     assert result.returncode == 1

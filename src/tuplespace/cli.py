@@ -47,6 +47,8 @@ _EXIT_HELP = (
     "3 timeout (nothing matched in time); 130 interrupted (a load stopped by Ctrl-C or SIGTERM)."
 )
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 app = typer.Typer(
     name="tuplespace",
     help="PyTupleSpace: a tuple space for Python.\n\n" + _EXIT_HELP,
@@ -164,7 +166,7 @@ def serve(
             "every client that reaches it may do everything.",
         ),
     ] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help=", ".join(LOG_LEVELS) + ".")] = "info",
     coap: Annotated[
         str | None,
         typer.Option(
@@ -229,6 +231,8 @@ def serve(
     from ._errors import StoreError, Unreachable
     from .server import ServerLimits, run
 
+    if log_level.lower() not in LOG_LEVELS:
+        _fail("serve", f"--log-level is one of {', '.join(LOG_LEVELS)}, not {log_level!r}", EXIT_USAGE)
     if store is not None and (memory or data_dir is not None):
         _fail("serve", "give --store, --data-dir or --memory, one of them", EXIT_USAGE)
     if store is None:
@@ -476,6 +480,8 @@ def _kind(wire: Any) -> str:
 def _space(url: str, token: str | None, name: str) -> Any:
     from .client import RemoteSpace
 
+    if not name:
+        raise _Failure("the space name is empty", EXIT_USAGE)
     base = url.rstrip("/")
     try:
         return RemoteSpace(f"{base}/spaces/{quote(name, safe='')}", token=token)
@@ -505,8 +511,14 @@ def _print_json(value: Any) -> None:
 
 
 def _seconds(value: float | None, option: str) -> float | None:
-    if value is not None and value < 0:
-        raise _Failure(f"{option} must be a number of seconds >= 0", EXIT_USAGE)
+    if value is not None and not value >= 0:
+        raise _Failure(f"{option} must be a number of seconds >= 0, not {value}", EXIT_USAGE)
+    return value
+
+
+def _lease(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise _Failure(f"--lease must be a number of seconds > 0, not {value}", EXIT_USAGE)
     return value
 
 
@@ -556,10 +568,8 @@ def write(
     """Write a tuple; print its lease as JSON ({"id", "expires_at"})."""
     with _reporting("write"):
         t = _tuple(tuple_json)
-        if lease is not None and lease <= 0:
-            raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
         with _space(url, token, space) as remote:
-            written = remote.write(t, lease=lease)
+            written = remote.write(t, lease=_lease(lease))
         _print_json({"id": written.seq, "expires_at": written.expires_at})
 
 
@@ -783,8 +793,7 @@ def load(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with _reporting("load"):
-        if lease is not None and lease <= 0:
-            raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
+        _lease(lease)
         if sys.stdin is None:
             raise _Failure("stdin is closed: give the tuples on stdin, one wire JSON line each", EXIT_USAGE)
         with tempfile.TemporaryFile() as spool, _Deferring() as signals:
@@ -973,10 +982,17 @@ def record_create(
     token: Token = None,
 ) -> None:
     """Create a record; print it as JSON ({"address", "version", "fields"})."""
+    from ._errors import TupleSpaceError
+    from ._values import Credit
+
     with _reporting("record create"):
         fields = _fields(fields_json)
+        try:
+            funds = None if credit is None else Credit(credit)
+        except (TupleSpaceError, ValueError) as exc:
+            raise _Failure(f"--credit: {_one_line(exc)}", EXIT_USAGE) from None
         with _space(url, token, space) as remote:
-            _print_record(remote.create(path, fields, credit, _seconds(lease, "--lease")).snapshot())
+            _print_record(remote.create(path, fields, funds, _lease(lease)).snapshot())
 
 
 @record_app.command("get")
@@ -1234,5 +1250,19 @@ def token_revoke(
 
 
 def main() -> None:
-    """The entry point of the ``tuplespace`` command."""
-    app()
+    """The entry point of the ``tuplespace`` command.  A usage error (a missing argument,
+    an unknown option, a value out of range) is one line on stderr and status 2, as
+    every other failure is one line."""
+    from typer._click import exceptions as click  # typer carries its own click
+
+    try:
+        code = app(prog_name="tuplespace", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        sys.exit(exc.exit_code)  # the help was shown
+    except click.ClickException as exc:
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "tuplespace"
+        typer.echo(f"{where}: {' '.join(exc.format_message().split())} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)
