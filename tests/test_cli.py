@@ -399,6 +399,23 @@ def test_bad_arguments_are_one_line_and_status_2(
     assert says in one_line_error(result, command)
 
 
+@pytest.mark.parametrize("args", [["dump", "printed"], ["count", "printed", '["p"]']], ids=["dump", "count"])
+def test_a_stdout_that_cannot_be_written_is_one_line(server_url: str, args: list[str]) -> None:
+    with ts.connect(f"{server_url}/spaces/printed") as space:
+        space.write(("p",))
+    command = [sys.executable, "-m", "tuplespace", *args, "--url", server_url]
+    with open("/dev/full", "w") as full:
+        wrote = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=PATIENCE)
+    result = subprocess.CompletedProcess(command, wrote.returncode, "", wrote.stderr)
+    assert result.returncode == 1
+    assert "cannot write to stdout: No space left on device" in one_line_error(result, args[0])
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *command], capture_output=True, text=True, timeout=PATIENCE
+    )
+    assert closed.returncode == 1
+    assert "stdout is closed" in one_line_error(closed, args[0])
+
+
 def test_unreachable_server() -> None:
     result = cli("http://127.0.0.1:9", "count", "jobs", '["x"]')
     assert result.returncode == 1

@@ -410,6 +410,8 @@ def _reporting(command: str) -> Iterator[None]:
     """Turn the errors a client command meets into one line on stderr and an exit code."""
     try:
         yield
+        if sys.stdout is not None:
+            _write("", flush=True)
     except BrokenPipeError:
         # The reader of stdout went away (``| head``): stop quietly, with nothing left
         # to flush into the closed pipe.
@@ -498,16 +500,31 @@ def _server(url: str, token: str | None) -> Any:
         raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
 
 
+def _write(text: str, flush: bool = False) -> None:
+    """Print ``text`` on stdout: a stdout closed, or that cannot be written (a full
+    disk), fails the command.  (A reader gone, ``| head``, is :func:`_reporting`'s.)"""
+    if sys.stdout is None:
+        raise _Failure("stdout is closed: nowhere to print", EXIT_ERROR)
+    try:
+        sys.stdout.write(text)
+        if flush:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _Failure(f"cannot write to stdout: {exc.strerror or exc}", EXIT_ERROR) from None
+
+
 def _print_tuple(t: tuple[Any, ...]) -> None:
     from ._codec import encode
 
-    sys.stdout.write(encode(t).decode() + "\n")
+    _write(encode(t).decode() + "\n")
 
 
 def _print_json(value: Any) -> None:
     import orjson
 
-    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    _write(orjson.dumps(value).decode() + "\n")
 
 
 def _seconds(value: float | None, option: str) -> float | None:
@@ -618,7 +635,7 @@ def count(space: SpaceName, template_json: TemplateArg, url: Url = DEFAULT_URL, 
         template = _template(template_json)
         with _space(url, token, space) as remote:
             n = remote.count(template)
-        typer.echo(str(n))
+        _write(f"{n}\n")
 
 
 def _stop_on_sigterm() -> None:
@@ -657,7 +674,7 @@ def _follow(feed: Any, command: str, line: Callable[[Any], dict[str, Any]]) -> N
         if item is None:
             return
         _print_json(line(item))
-        sys.stdout.flush()
+        _write("", flush=True)
 
 
 @app.command()
@@ -752,7 +769,6 @@ def dump(
                 for page in remote.read_pages(template):
                     for t in page:
                         _print_tuple(t)
-        sys.stdout.flush()
 
 
 LOAD_BATCH_BYTES = 4 << 20
@@ -1031,7 +1047,7 @@ def record_set(
     with _reporting("record set"):
         value = _value(value_json)
         with _space(url, token, space) as remote:
-            typer.echo(str(remote.record(ref).set(tag, value)))
+            _write(f"{remote.record(ref).set(tag, value)}\n")
 
 
 @record_app.command("find")
