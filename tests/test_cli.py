@@ -416,6 +416,22 @@ def test_a_stdout_that_cannot_be_written_is_one_line(server_url: str, args: list
     assert "stdout is closed" in one_line_error(closed, args[0])
 
 
+def test_a_take_interrupted_while_waiting_says_so(server_url: str) -> None:
+    with ts.connect(f"{server_url}/spaces/waited", order="fifo") as space:
+        take = subprocess.Popen(
+            [sys.executable, "-m", "tuplespace", "take", "waited", '["never"]', "--url", server_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: space.statistics()["waiters"] == 1, "the take to wait")
+    take.send_signal(signal.SIGINT)
+    out, err = take.communicate(timeout=PATIENCE)
+    assert take.returncode == 130
+    result = subprocess.CompletedProcess(take.args, take.returncode, out, err)
+    assert one_line_error(result, "take") == "tuplespace take: interrupted"
+
+
 def test_unreachable_server() -> None:
     result = cli("http://127.0.0.1:9", "count", "jobs", '["x"]')
     assert result.returncode == 1

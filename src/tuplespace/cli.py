@@ -9,7 +9,8 @@ Tuples and templates are given, and printed, in the wire format (docs/wire-forma
 Exit codes: 0 success, 1 error (server unreachable, an error answered by the server,
 invalid input on stdin, a server that cannot start), 2 usage (bad options or arguments,
 invalid JSON or wire text in an argument, serve on a network without tokens), 3 timeout
-(nothing matched in time), 130 interrupted (a load stopped by Ctrl-C or SIGTERM).
+(nothing matched in time), 130 interrupted (Ctrl-C, or SIGTERM during a load; a watch
+stopped so ends with 0).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ _EXIT_HELP = (
     "Exit codes: 0 success; 1 error (server unreachable, error answered by the server, "
     "invalid input on stdin, a server that cannot start); "
     "2 usage (bad option, invalid JSON or wire text in an argument, serve on a network without tokens); "
-    "3 timeout (nothing matched in time); 130 interrupted (a load stopped by Ctrl-C or SIGTERM)."
+    "3 timeout (nothing matched in time); 130 interrupted (Ctrl-C, or SIGTERM during a load; "
+    "a watch stopped so ends with 0)."
 )
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -418,6 +420,8 @@ def _reporting(command: str) -> Iterator[None]:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        _fail(command, "interrupted", EXIT_INTERRUPTED)
     except Exception as exc:
         explained = _explained(exc)
         if explained is None:
