@@ -416,6 +416,17 @@ def test_a_stdout_that_cannot_be_written_is_one_line(server_url: str, args: list
     assert "stdout is closed" in one_line_error(closed, args[0])
 
 
+def test_a_take_with_stdout_closed_leaves_the_tuple(server_url: str) -> None:
+    assert cli(server_url, "write", "kept", '["k"]').returncode == 0
+    take = [sys.executable, "-m", "tuplespace", "take", "kept", '["k"]', "--url", server_url]
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *take], capture_output=True, text=True, timeout=PATIENCE
+    )
+    assert closed.returncode == 1
+    assert "stdout is closed" in one_line_error(closed, "take")
+    assert cli(server_url, "count", "kept", '["k"]').stdout == "1\n"
+
+
 def test_a_take_interrupted_while_waiting_says_so(server_url: str) -> None:
     with ts.connect(f"{server_url}/spaces/waited", order="fifo") as space:
         take = subprocess.Popen(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 from urllib.parse import quote
 
 from . import __version__
@@ -504,15 +504,21 @@ def _server(url: str, token: str | None) -> Any:
         raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
 
 
+def _stdout() -> TextIO:
+    """stdout; a closed one fails the command."""
+    if sys.stdout is None:
+        raise _Failure("stdout is closed: nowhere to print", EXIT_ERROR)
+    return sys.stdout
+
+
 def _write(text: str, flush: bool = False) -> None:
     """Print ``text`` on stdout: a stdout closed, or that cannot be written (a full
     disk), fails the command.  (A reader gone, ``| head``, is :func:`_reporting`'s.)"""
-    if sys.stdout is None:
-        raise _Failure("stdout is closed: nowhere to print", EXIT_ERROR)
+    stdout = _stdout()
     try:
-        sys.stdout.write(text)
+        stdout.write(text)
         if flush:
-            sys.stdout.flush()
+            stdout.flush()
     except BrokenPipeError:
         raise
     except OSError as exc:
@@ -627,6 +633,7 @@ def _find(
     with _reporting(command):
         template = _template(template_json)
         wait = _seconds(timeout, "--timeout")
+        _stdout()  # before a take: a tuple taken and not printed would be lost
         with _space(url, token, space) as remote:  # closing confirms a take
             found = getattr(remote, command)(template, timeout=wait)
         _print_tuple(found)
