@@ -166,8 +166,9 @@ def queued_at(port: int) -> bool:
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for row in Path(table).read_text().splitlines()[1:]:
             fields = row.split()
-            local, queues = fields[1], fields[4]
-            if int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16) > 0:
+            local, state, queues = fields[1], fields[3], fields[4]
+            established = state == "01"  # (a listening socket counts connections there)
+            if established and int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16):
                 return True
     return False
 
