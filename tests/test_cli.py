@@ -399,7 +399,9 @@ def test_bad_arguments_are_one_line_and_status_2(
     assert says in one_line_error(result, command)
 
 
-@pytest.mark.parametrize("args", [["dump", "printed"], ["count", "printed", '["p"]']], ids=["dump", "count"])
+@pytest.mark.parametrize(
+    "args", [["dump", "printed"], ["count", "printed", '["p"]'], ["spaces"]], ids=["dump", "count", "spaces"]
+)
 def test_a_stdout_that_cannot_be_written_is_one_line(server_url: str, args: list[str]) -> None:
     with ts.connect(f"{server_url}/spaces/printed") as space:
         space.write(("p",))

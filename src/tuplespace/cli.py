@@ -581,7 +581,11 @@ def spaces(
                 str(options["order"]),
                 str(options["store"]),
             )
-        Console().print(table)
+        import io
+
+        shown = io.StringIO()  # written by _write, which reports a stdout that cannot be written
+        Console(file=shown, force_terminal=_stdout().isatty(), width=Console().width).print(table)
+        _write(shown.getvalue())
 
 
 @app.command()
