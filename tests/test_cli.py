@@ -367,6 +367,84 @@ def test_bad_input_is_one_line(server_url: str, args: list[str], code: int, says
     assert says in one_line_error(result, args[0])
 
 
+@pytest.mark.parametrize(
+    ("command", "args", "says"),
+    [
+        ("count", ["jobs"], "Missing argument 'template_json'"),
+        ("count", ["jobs", '["x"]', "--bogus"], "No such option: --bogus"),
+        ("watch", ["jobs", '["x"]', "--since", "-1"], "Invalid value for '--since'"),
+        ("serve", ["--port", "99999"], "Invalid value for '--port'"),
+        ("serve", ["--log-level", "loud"], "--log-level is one of debug, info, warning, error, not 'loud'"),
+        ("count", ["jobs", '["x"]', "--url", "http://127.0.0.1:99999"], "Port out of range"),
+        ("spaces", ["--url", "http://127.0.0.1:99999"], "Port out of range"),
+        ("write", ["jobs", '["x"]', "--lease", "nan"], "--lease must be a number of seconds > 0, not nan"),
+        ("read", ["jobs", '["x"]', "--timeout", "nan"], "seconds >= 0, not nan"),
+        ("record create", ["jobs", "r", '{"a": 1}', "--credit", "abc"], "--credit: not a decimal amount"),
+        ("record create", ["jobs", "r", '{"a": 1}', "--lease", "0"], "--lease must be a number"),
+        ("count", ["", '["x"]'], "the space name is empty"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_status_2(
+    server_url: str, tmp_path: Path, command: str, args: list[str], says: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tuplespace", *command.split(), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TUPLESPACE_URL": server_url},
+        cwd=tmp_path,
+        timeout=PATIENCE,
+    )
+    assert result.returncode == 2, result.stderr
+    assert says in one_line_error(result, command)
+
+
+@pytest.mark.parametrize(
+    "args", [["dump", "printed"], ["count", "printed", '["p"]'], ["spaces"]], ids=["dump", "count", "spaces"]
+)
+def test_a_stdout_that_cannot_be_written_is_one_line(server_url: str, args: list[str]) -> None:
+    with ts.connect(f"{server_url}/spaces/printed") as space:
+        space.write(("p",))
+    command = [sys.executable, "-m", "tuplespace", *args, "--url", server_url]
+    with open("/dev/full", "w") as full:
+        wrote = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=PATIENCE)
+    result = subprocess.CompletedProcess(command, wrote.returncode, "", wrote.stderr)
+    assert result.returncode == 1
+    assert "cannot write to stdout: No space left on device" in one_line_error(result, args[0])
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *command], capture_output=True, text=True, timeout=PATIENCE
+    )
+    assert closed.returncode == 1
+    assert "stdout is closed" in one_line_error(closed, args[0])
+
+
+def test_a_take_with_stdout_closed_leaves_the_tuple(server_url: str) -> None:
+    assert cli(server_url, "write", "kept", '["k"]').returncode == 0
+    take = [sys.executable, "-m", "tuplespace", "take", "kept", '["k"]', "--url", server_url]
+    closed = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *take], capture_output=True, text=True, timeout=PATIENCE
+    )
+    assert closed.returncode == 1
+    assert "stdout is closed" in one_line_error(closed, "take")
+    assert cli(server_url, "count", "kept", '["k"]').stdout == "1\n"
+
+
+def test_a_take_interrupted_while_waiting_says_so(server_url: str) -> None:
+    with ts.connect(f"{server_url}/spaces/waited", order="fifo") as space:
+        take = subprocess.Popen(
+            [sys.executable, "-m", "tuplespace", "take", "waited", '["never"]', "--url", server_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_until(lambda: space.statistics()["waiters"] == 1, "the take to wait")
+    take.send_signal(signal.SIGINT)
+    out, err = take.communicate(timeout=PATIENCE)
+    assert take.returncode == 130
+    result = subprocess.CompletedProcess(take.args, take.returncode, out, err)
+    assert one_line_error(result, "take") == "tuplespace take: interrupted"
+
+
 def test_unreachable_server() -> None:
     result = cli("http://127.0.0.1:9", "count", "jobs", '["x"]')
     assert result.returncode == 1

@@ -9,7 +9,8 @@ Tuples and templates are given, and printed, in the wire format (docs/wire-forma
 Exit codes: 0 success, 1 error (server unreachable, an error answered by the server,
 invalid input on stdin, a server that cannot start), 2 usage (bad options or arguments,
 invalid JSON or wire text in an argument, serve on a network without tokens), 3 timeout
-(nothing matched in time).
+(nothing matched in time), 130 interrupted (Ctrl-C, or SIGTERM during a load; a watch
+stopped so ends with 0).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 from urllib.parse import quote
 
 from . import __version__
@@ -44,8 +45,11 @@ _EXIT_HELP = (
     "Exit codes: 0 success; 1 error (server unreachable, error answered by the server, "
     "invalid input on stdin, a server that cannot start); "
     "2 usage (bad option, invalid JSON or wire text in an argument, serve on a network without tokens); "
-    "3 timeout (nothing matched in time)."
+    "3 timeout (nothing matched in time); 130 interrupted (Ctrl-C, or SIGTERM during a load; "
+    "a watch stopped so ends with 0)."
 )
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 app = typer.Typer(
     name="tuplespace",
@@ -164,7 +168,7 @@ def serve(
             "every client that reaches it may do everything.",
         ),
     ] = False,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[str, typer.Option("--log-level", help=", ".join(LOG_LEVELS) + ".")] = "info",
     coap: Annotated[
         str | None,
         typer.Option(
@@ -229,6 +233,8 @@ def serve(
     from ._errors import StoreError, Unreachable
     from .server import ServerLimits, run
 
+    if log_level.lower() not in LOG_LEVELS:
+        _fail("serve", f"--log-level is one of {', '.join(LOG_LEVELS)}, not {log_level!r}", EXIT_USAGE)
     if store is not None and (memory or data_dir is not None):
         _fail("serve", "give --store, --data-dir or --memory, one of them", EXIT_USAGE)
     if store is None:
@@ -349,6 +355,7 @@ def _is_loopback(host: str) -> bool:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130
 DEFAULT_URL = "http://127.0.0.1:8765"
 
 Url = Annotated[
@@ -382,36 +389,51 @@ def _fail(command: str, message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-@contextlib.contextmanager
-def _reporting(command: str) -> Iterator[None]:
-    """Turn the errors a client command meets into one line on stderr and an exit code."""
+def _explained(exc: Exception) -> tuple[str, int] | None:
+    """The one line and the exit code that report ``exc``, or None for an error that is
+    not the command's to report (a bug: it keeps its traceback)."""
     import httpx
 
     from ._errors import Timeout, TupleSpaceError
 
+    if isinstance(exc, _Failure):
+        return str(exc), exc.code
+    if isinstance(exc, Timeout):
+        return f"timeout: {exc}", EXIT_TIMEOUT
+    if isinstance(exc, TupleSpaceError):
+        return _one_line(exc), EXIT_ERROR
+    if isinstance(exc, httpx.HTTPError):
+        return f"cannot reach the tuple space server: {type(exc).__name__}: {exc}", EXIT_ERROR
+    return None
+
+
+@contextlib.contextmanager
+def _reporting(command: str) -> Iterator[None]:
+    """Turn the errors a client command meets into one line on stderr and an exit code."""
     try:
         yield
-    except _Failure as exc:
-        _fail(command, str(exc), exc.code)
-    except Timeout as exc:
-        _fail(command, f"timeout: {exc}", EXIT_TIMEOUT)
-    except TupleSpaceError as exc:
-        _fail(command, _one_line(exc), EXIT_ERROR)
-    except httpx.HTTPError as exc:
-        _fail(command, f"cannot reach the tuple space server: {type(exc).__name__}: {exc}", EXIT_ERROR)
+        if sys.stdout is not None:
+            _write("", flush=True)
     except BrokenPipeError:
         # The reader of stdout went away (``| head``): stop quietly, with nothing left
         # to flush into the closed pipe.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise typer.Exit(EXIT_ERROR) from None
+    except KeyboardInterrupt:
+        _fail(command, "interrupted", EXIT_INTERRUPTED)
+    except Exception as exc:
+        explained = _explained(exc)
+        if explained is None:
+            raise
+        _fail(command, *explained)
 
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _json(text: str, what: str) -> Any:
+def _json(text: str | bytes, what: str) -> Any:
     import orjson
 
     try:
@@ -420,7 +442,7 @@ def _json(text: str, what: str) -> Any:
         raise _Failure(f"the {what} is not valid JSON: {exc}", EXIT_USAGE) from None
 
 
-def _tuple(text: str, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any, ...]:
+def _tuple(text: str | bytes, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any, ...]:
     from ._codec import from_wire
     from ._errors import TupleSpaceError
 
@@ -435,7 +457,7 @@ def _tuple(text: str, what: str = "tuple", code: int = EXIT_USAGE) -> tuple[Any,
     return value
 
 
-def _stdin_json(text: str, what: str) -> Any:
+def _stdin_json(text: str | bytes, what: str) -> Any:
     try:
         return _json(text, what)
     except _Failure as exc:
@@ -464,6 +486,8 @@ def _kind(wire: Any) -> str:
 def _space(url: str, token: str | None, name: str) -> Any:
     from .client import RemoteSpace
 
+    if not name:
+        raise _Failure("the space name is empty", EXIT_USAGE)
     base = url.rstrip("/")
     try:
         return RemoteSpace(f"{base}/spaces/{quote(name, safe='')}", token=token)
@@ -480,21 +504,48 @@ def _server(url: str, token: str | None) -> Any:
         raise _Failure(f"--url: {exc}", EXIT_USAGE) from None
 
 
+def _stdout() -> TextIO:
+    """stdout; a closed one fails the command."""
+    if sys.stdout is None:
+        raise _Failure("stdout is closed: nowhere to print", EXIT_ERROR)
+    return sys.stdout
+
+
+def _write(text: str, flush: bool = False) -> None:
+    """Print ``text`` on stdout: a stdout closed, or that cannot be written (a full
+    disk), fails the command.  (A reader gone, ``| head``, is :func:`_reporting`'s.)"""
+    stdout = _stdout()
+    try:
+        stdout.write(text)
+        if flush:
+            stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _Failure(f"cannot write to stdout: {exc.strerror or exc}", EXIT_ERROR) from None
+
+
 def _print_tuple(t: tuple[Any, ...]) -> None:
     from ._codec import encode
 
-    sys.stdout.write(encode(t).decode() + "\n")
+    _write(encode(t).decode() + "\n")
 
 
 def _print_json(value: Any) -> None:
     import orjson
 
-    sys.stdout.write(orjson.dumps(value).decode() + "\n")
+    _write(orjson.dumps(value).decode() + "\n")
 
 
 def _seconds(value: float | None, option: str) -> float | None:
-    if value is not None and value < 0:
-        raise _Failure(f"{option} must be a number of seconds >= 0", EXIT_USAGE)
+    if value is not None and not value >= 0:
+        raise _Failure(f"{option} must be a number of seconds >= 0, not {value}", EXIT_USAGE)
+    return value
+
+
+def _lease(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise _Failure(f"--lease must be a number of seconds > 0, not {value}", EXIT_USAGE)
     return value
 
 
@@ -530,7 +581,11 @@ def spaces(
                 str(options["order"]),
                 str(options["store"]),
             )
-        Console().print(table)
+        import io
+
+        shown = io.StringIO()  # written by _write, which reports a stdout that cannot be written
+        Console(file=shown, force_terminal=_stdout().isatty(), width=Console().width).print(table)
+        _write(shown.getvalue())
 
 
 @app.command()
@@ -544,10 +599,8 @@ def write(
     """Write a tuple; print its lease as JSON ({"id", "expires_at"})."""
     with _reporting("write"):
         t = _tuple(tuple_json)
-        if lease is not None and lease <= 0:
-            raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
         with _space(url, token, space) as remote:
-            written = remote.write(t, lease=lease)
+            written = remote.write(t, lease=_lease(lease))
         _print_json({"id": written.seq, "expires_at": written.expires_at})
 
 
@@ -584,6 +637,7 @@ def _find(
     with _reporting(command):
         template = _template(template_json)
         wait = _seconds(timeout, "--timeout")
+        _stdout()  # before a take: a tuple taken and not printed would be lost
         with _space(url, token, space) as remote:  # closing confirms a take
             found = getattr(remote, command)(template, timeout=wait)
         _print_tuple(found)
@@ -596,7 +650,7 @@ def count(space: SpaceName, template_json: TemplateArg, url: Url = DEFAULT_URL, 
         template = _template(template_json)
         with _space(url, token, space) as remote:
             n = remote.count(template)
-        typer.echo(str(n))
+        _write(f"{n}\n")
 
 
 def _stop_on_sigterm() -> None:
@@ -635,7 +689,7 @@ def _follow(feed: Any, command: str, line: Callable[[Any], dict[str, Any]]) -> N
         if item is None:
             return
         _print_json(line(item))
-        sys.stdout.flush()
+        _write("", flush=True)
 
 
 @app.command()
@@ -730,48 +784,158 @@ def dump(
                 for page in remote.read_pages(template):
                     for t in page:
                         _print_tuple(t)
-        sys.stdout.flush()
+
+
+LOAD_BATCH_BYTES = 4 << 20
+"""Bytes of tuples ``load`` sends in one request by default: half the body a server takes by default."""
 
 
 @app.command()
 def load(
     space: SpaceName,
     batch: Annotated[int, typer.Option(help="Tuples written per request.", min=1, max=10_000)] = 1000,
+    batch_bytes: Annotated[
+        int,
+        typer.Option(
+            "--batch-bytes",
+            help="Bytes of tuples written per request, and the longest line taken.",
+            min=1024,
+        ),
+    ] = LOAD_BATCH_BYTES,
     lease: Annotated[float | None, typer.Option(help="Seconds each tuple lives (default: forever).")] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
     """Write the tuples read from stdin, one wire JSON line each (blank lines skipped).
 
-    Every line is checked before anything is written: an invalid line writes nothing
-    (exit 1).  Tuples are then written in batches (write_many); if a batch fails, the
-    batches before it stay written.  Progress is shown on stderr.
+    A load is not all-or-nothing.  Every line is checked before anything is written
+    (and kept in a temporary file, so memory stays bounded): an invalid line, or one
+    longer than --batch-bytes, writes nothing (exit 1).  The tuples are then written in
+    order, in batches of at most --batch tuples and --batch-bytes bytes, each batch all
+    or none.  A batch refused (a full space, a limit of the server, a wrong token, a
+    server gone) stops the load (exit 1), and Ctrl-C or SIGTERM stops it after the batch
+    being written (exit 130; a second one stops it at once); either way the one line on
+    stderr says how many tuples were loaded.  Those stay written, and nothing that was
+    in the space is touched.  Progress is shown on stderr when it is a terminal.
     """
+    import tempfile
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with _reporting("load"):
-        if lease is not None and lease <= 0:
-            raise _Failure("--lease must be a number of seconds > 0", EXIT_USAGE)
-        tuples = []
-        for number, line in enumerate(sys.stdin, 1):
-            if line.strip():
-                tuples.append(_tuple(line, f"tuple on line {number}", EXIT_ERROR))
-        progress = Progress(
-            TextColumn(f"loading into {space}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        with _space(url, token, space) as remote, progress:
-            task = progress.add_task("load", total=len(tuples))
-            for start in range(0, len(tuples), batch):
-                chunk = tuples[start : start + batch]
-                remote.write_many(chunk, lease=lease)
-                progress.advance(task, len(chunk))
-        typer.echo(f"loaded {len(tuples)} tuples into {space}", err=True)
+        _lease(lease)
+        if sys.stdin is None:
+            raise _Failure("stdin is closed: give the tuples on stdin, one wire JSON line each", EXIT_USAGE)
+        with tempfile.TemporaryFile() as spool, _Deferring() as signals:
+            try:
+                total = _spool(sys.stdin.buffer, spool, batch_bytes)
+            except KeyboardInterrupt:
+                message = f"interrupted while reading stdin: nothing loaded into {space}"
+                raise _Failure(message, EXIT_INTERRUPTED) from None
+            spool.seek(0)
+            console = Console(stderr=True)
+            progress = Progress(
+                TextColumn(f"loading into {space}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+                disable=not console.is_terminal,
+            )
+            done = sending = 0
+            try:
+                with _space(url, token, space) as remote, progress:
+                    task = progress.add_task("load", total=total)
+                    for chunk in _batches(spool, batch, batch_bytes):
+                        if signals.pending:
+                            raise KeyboardInterrupt
+                        sending = len(chunk)
+                        with signals.deferred():
+                            remote.write_many(chunk, lease=lease)
+                        done, sending = done + sending, 0
+                        progress.advance(task, len(chunk))
+            except KeyboardInterrupt:
+                unsure = f"; the {sending} being written may or may not have been" if sending else ""
+                message = f"interrupted: loaded {done} of {total} tuples into {space}{unsure}"
+                raise _Failure(message, EXIT_INTERRUPTED) from None
+            except Exception as exc:
+                explained = _explained(exc)
+                if explained is None:
+                    raise
+                why, code = explained
+                raise _Failure(f"loaded {done} of {total} tuples into {space}, then: {why}", code) from None
+        typer.echo(f"loaded {total} tuples into {space}", err=True)
+
+
+class _Deferring:
+    """SIGINT and SIGTERM stop a command at once (KeyboardInterrupt), except within
+    :meth:`deferred`: the first one there only sets :attr:`pending`, for the command
+    to stop once the block ended; a second one stops it at once."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self.deferring = False
+        self.before: dict[int, Any] = {}
+
+    def __enter__(self) -> _Deferring:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.before[sig] = signal.signal(sig, self._signalled)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
+
+    def _signalled(self, signum: int, frame: FrameType | None) -> None:
+        if self.deferring and not self.pending:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Hold the first signal until the block ends (see :attr:`pending`)."""
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+
+
+def _spool(source: Any, spool: Any, longest: int) -> int:
+    """Check each line of ``source`` as a wire tuple and copy it to ``spool``; the
+    number of tuples.  A line longer than ``longest`` bytes is refused unread."""
+    count = 0
+    number = 0
+    while line := source.readline(longest + 1):
+        number += 1
+        if len(line) > longest and not line.endswith(b"\n"):
+            raise _Failure(
+                f"the tuple on line {number} is longer than {longest} bytes (--batch-bytes)", EXIT_ERROR
+            )
+        line = line.strip()
+        if line:
+            _tuple(line, f"tuple on line {number}", EXIT_ERROR)
+            spool.write(line + b"\n")
+            count += 1
+    return count
+
+
+def _batches(spool: Any, most: int, most_bytes: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The tuples of ``spool`` (checked by :func:`_spool`) in lists of at most ``most``
+    tuples and ``most_bytes`` bytes of wire text (at least one tuple)."""
+    chunk: list[tuple[Any, ...]] = []
+    size = 0
+    for line in spool:
+        if chunk and (len(chunk) == most or size + len(line) > most_bytes):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(_tuple(line, "tuple", EXIT_ERROR))
+        size += len(line)
+    if chunk:
+        yield chunk
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -849,10 +1013,17 @@ def record_create(
     token: Token = None,
 ) -> None:
     """Create a record; print it as JSON ({"address", "version", "fields"})."""
+    from ._errors import TupleSpaceError
+    from ._values import Credit
+
     with _reporting("record create"):
         fields = _fields(fields_json)
+        try:
+            funds = None if credit is None else Credit(credit)
+        except (TupleSpaceError, ValueError) as exc:
+            raise _Failure(f"--credit: {_one_line(exc)}", EXIT_USAGE) from None
         with _space(url, token, space) as remote:
-            _print_record(remote.create(path, fields, credit, _seconds(lease, "--lease")).snapshot())
+            _print_record(remote.create(path, fields, funds, _lease(lease)).snapshot())
 
 
 @record_app.command("get")
@@ -891,7 +1062,7 @@ def record_set(
     with _reporting("record set"):
         value = _value(value_json)
         with _space(url, token, space) as remote:
-            typer.echo(str(remote.record(ref).set(tag, value)))
+            _write(f"{remote.record(ref).set(tag, value)}\n")
 
 
 @record_app.command("find")
@@ -1110,5 +1281,19 @@ def token_revoke(
 
 
 def main() -> None:
-    """The entry point of the ``tuplespace`` command."""
-    app()
+    """The entry point of the ``tuplespace`` command.  A usage error (a missing argument,
+    an unknown option, a value out of range) is one line on stderr and status 2, as
+    every other failure is one line."""
+    from typer._click import exceptions as click  # typer carries its own click
+
+    try:
+        code = app(prog_name="tuplespace", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        sys.exit(exc.exit_code)  # the help was shown
+    except click.ClickException as exc:
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "tuplespace"
+        typer.echo(f"{where}: {' '.join(exc.format_message().split())} (see {where} --help)", err=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(EXIT_ERROR)
+    sys.exit(code if isinstance(code, int) else 0)

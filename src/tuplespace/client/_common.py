@@ -14,7 +14,7 @@ import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -59,6 +59,7 @@ __all__ = [
     "Tuple",
     "change_from_wire",
     "check_change_kinds",
+    "check_port",
     "check_kinds",
     "credit_wire",
     "field_wire",
@@ -129,11 +130,20 @@ class TokenInfo(NamedTuple):
     token: str | None = None
 
 
+def check_port(url: str, parts: SplitResult) -> None:
+    """Raise ``ValueError`` naming ``url`` (split into ``parts``) if its port is not a port number."""
+    try:
+        parts.port  # noqa: B018 (a property that checks)
+    except ValueError as exc:
+        raise ValueError(f"{url!r}: {exc}") from None
+
+
 def parse_url(url: str) -> tuple[str, str]:
     """``http://host:port[/prefix]/spaces/<name>`` as the server's base URL and the space's name."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    check_port(url, parts)
     if parts.query or parts.fragment:
         raise ValueError(f"{url!r}: options of a remote space are keywords, not part of the URL")
     head, sep, name = parts.path.rstrip("/").rpartition("/spaces/")

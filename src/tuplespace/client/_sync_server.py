@@ -16,7 +16,16 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from ._common import SpaceInfo, TokenInfo, error_from_answer, route, space_path, tls_context, unreachable
+from ._common import (
+    SpaceInfo,
+    TokenInfo,
+    check_port,
+    error_from_answer,
+    route,
+    space_path,
+    tls_context,
+    unreachable,
+)
 from ._sync import RemoteSpace
 
 __all__ = ["RemoteServer", "Tokens"]
@@ -37,6 +46,7 @@ class RemoteServer:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
             raise ValueError(f"{url!r} is not a server's http:// or https:// URL")
+        check_port(url, parts)
         self.url = url.rstrip("/")
         self._token = token
         self._connect_timeout = connect_timeout
