@@ -233,6 +233,14 @@ def test_a_transaction_that_takes_as_many_as_it_writes_commits_into_a_full_space
     with pytest.raises(ts.SpaceFull), space.transaction() as tx:
         tx.write(("result", 2))
     assert space.count(("result", int)) == 1
+    held = space.transaction()
+    assert held.take(("job", 2)) == ("job", 2)
+    space.write(("job", 3), timeout=0)
+    held.abort()  # job 2 returns: 3 tuples in a space of capacity 2
+    with space.transaction() as tx:  # writing nothing, it fits
+        assert tx.read(("job", 3)) == ("job", 3)
+    assert tx.state == "committed"
+    assert sorted(space.read_all((str, int))) == [("job", 2), ("job", 3), ("result", 1)]
 
 
 def test_a_closed_space_releases_waiting_writers(make_space: Any) -> None:

@@ -1408,7 +1408,7 @@ class Engine:
         the space's capacity (what it took is out of the space already)."""
         self.tick()
         self._check_txn(txn)
-        if self.capacity is not None and len(self._by_seq) + len(txn.writes) > self.capacity:
+        if self.capacity is not None and txn.writes and len(self._by_seq) + len(txn.writes) > self.capacity:
             held = len(self._by_seq)
             self.abort(txn)
             raise SpaceFull(

@@ -1661,7 +1661,7 @@ if not txn_open(tx) then
   tell_room()
   return 0
 end
-if capacity and not KEYS[2] and live_count() + (#ARGV - 1) / 3 > capacity then
+if capacity and not KEYS[2] and #ARGV > 1 and live_count() + (#ARGV - 1) / 3 > capacity then
   abort(tx)
   tell_room()
   return -1
