@@ -2814,6 +2814,8 @@ class PartitionedRedisSpace(RedisSpace):
         replies: list[Any] = []
 
         def run(mark: str = "", readings: list[Any] | None = None) -> None:
+            # An attempt of _admit that stores its own readings (_count), so it needs
+            # neither the reservation's mark nor its list of readings.
             for part, tx, args in zip(self._parts, ids, groups, strict=True):
                 if script == "commit" and replies and not replies[-1]:
                     part.core.call("abort", [tx])
