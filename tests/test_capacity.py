@@ -187,6 +187,62 @@ def test_a_take_in_a_transaction_frees_room_and_an_abort_returns_even_into_a_ful
     assert space.read_all((str,)) == [("c",), ("d",)]
 
 
+def test_a_commit_whose_writes_do_not_fit_raises_space_full_and_aborts(make_space: Any) -> None:
+    space = make_space(capacity=2)
+    space.write(("a",))
+    tx = space.transaction()
+    tx.write(("b",))
+    tx.write(("c",))
+    with pytest.raises(ts.SpaceFull) as info:
+        tx.commit()
+    assert (info.value.limit, info.value.maximum) == ("capacity", 2)
+    assert tx.state == "aborted"
+    assert space.read_all((str,)) == [("a",)]
+    assert space.statistics()["tuples"] == 1
+    with pytest.raises(ts.TransactionError):
+        tx.write(("d",))
+    space.write(("b",), timeout=0)  # the room is the space's still
+
+
+def test_a_commit_that_does_not_fit_puts_back_what_it_took(make_space: Any) -> None:
+    space = make_space(capacity=2)
+    space.write_many([("job", 1), ("job", 2)])
+    tx = space.transaction()
+    assert tx.take(("job", 1)) == ("job", 1)
+    tx.write_many([("result", 1), ("result", 2)])
+    space.write(("job", 3), timeout=0)  # into the room the take made
+    with pytest.raises(ts.SpaceFull), tx:  # the block's end commits
+        pass
+    assert tx.state == "aborted"
+    assert sorted(space.read_all((str, int))) == [("job", 1), ("job", 2), ("job", 3)]
+    assert space.count(("result", int)) == 0
+
+
+def test_a_transaction_that_takes_as_many_as_it_writes_commits_into_a_full_space(
+    make_space: Any,
+) -> None:
+    space = make_space(capacity=2)
+    space.write_many([("job", 1), ("job", 2)])
+    with space.transaction() as tx:
+        assert tx.take(("job", 1)) == ("job", 1)
+        tx.write(("result", 1))
+    assert tx.state == "committed"
+    assert sorted(space.read_all((str, int))) == [("job", 2), ("result", 1)]
+    with pytest.raises(ts.SpaceFull):
+        space.write(("job", 3), timeout=0)
+    with pytest.raises(ts.SpaceFull), space.transaction() as tx:
+        tx.write(("result", 2))
+    assert space.count(("result", int)) == 1
+    held = space.transaction()
+    assert held.take(("job", 2)) == ("job", 2)
+    space.write(("job", 3), timeout=0)
+    held.abort()  # job 2 returns: 3 tuples in a space of capacity 2
+    with space.transaction() as tx:  # writing nothing, it fits
+        assert tx.read(("job", 3)) == ("job", 3)
+    assert tx.state == "committed"
+    assert sorted(space.read_all((str, int))) == [("job", 2), ("job", 3), ("result", 1)]
+
+
 def test_a_closed_space_releases_waiting_writers(make_space: Any) -> None:
     space = make_space(capacity=1)
     space.write(("a",))

@@ -225,6 +225,21 @@ def test_transactions_survive_a_restart_committed_or_not_at_all(db: Path) -> Non
     space.close()
 
 
+def test_a_commit_that_does_not_fit_leaves_the_file_as_before_it(db: Path) -> None:
+    space = ts.connect(url(db), capacity=2)
+    space.write_many([("job", 1), ("job", 2)])
+    tx = space.transaction()
+    tx.take(("job", 1))
+    tx.write_many([("done", 1), ("done", 2)])
+    with pytest.raises(ts.SpaceFull):
+        tx.commit()
+    space.close()
+
+    space = ts.connect(url(db))
+    assert space.read_all((str, int)) == [("job", 1), ("job", 2)]
+    space.close()
+
+
 # -- leases are absolute times -------------------------------------------------------------
 
 START = 1_700_000_000.0

@@ -747,6 +747,8 @@ class AsyncTransaction(TransactionBase):
         return self._count(template)
 
     async def commit(self) -> None:
+        """See :meth:`tuplespace.Transaction.commit`: SpaceFull, the transaction aborted, when its
+        writes do not fit in the space's capacity."""
         await _call(self._core, self._core.engine.commit, self._txn)
 
     async def abort(self) -> None:

@@ -1402,9 +1402,21 @@ class Engine:
             raise TransactionError("the transaction belongs to another space")
 
     def commit(self, txn: Txn) -> None:
-        """Make the transaction's takes final and its writes visible, in one step."""
+        """Make the transaction's takes final and its writes visible, in one step.
+
+        Raises SpaceFull, and aborts the transaction, when its writes do not fit in
+        the space's capacity (what it took is out of the space already)."""
         self.tick()
         self._check_txn(txn)
+        if self.capacity is not None and txn.writes and len(self._by_seq) + len(txn.writes) > self.capacity:
+            held = len(self._by_seq)
+            self.abort(txn)
+            raise SpaceFull(
+                f"the transaction's {len(txn.writes)} tuples do not fit: the space holds {held} of "
+                f"{self.capacity}; the transaction is aborted",
+                limit="capacity",
+                maximum=self.capacity,
+            )
         self._end_txn(txn, COMMITTED)
         self._counts["commits"] += 1
         for entry in txn.taken:

@@ -866,7 +866,11 @@ class Transaction(TransactionBase):
         return self._count(template)
 
     def commit(self) -> None:
-        """Make the takes final and the writes visible, atomically."""
+        """Make the takes final and the writes visible, atomically.
+
+        In a space with a capacity the writes must fit (what the transaction took is out
+        of the space already): if they do not, the transaction is aborted (nothing it
+        wrote is written, what it took returns) and SpaceFull is raised, at once."""
         self._core.call(self._core.engine.commit, self._txn)
 
     def abort(self) -> None:

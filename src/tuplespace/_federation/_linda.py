@@ -35,6 +35,7 @@ from .._errors import (
     LimitReached,
     RecordNotFound,
     SpaceClosed,
+    SpaceFull,
     Timeout,
     TransactionAborted,
     TransactionError,
@@ -1538,8 +1539,13 @@ class CoapTransaction(_Transaction):
         return n
 
     def commit(self) -> None:
-        """Make the takes final and the writes visible, atomically."""
-        self._call(_Ask(POST, b"", ("op=commit",)))
+        """Make the takes final and the writes visible, atomically; raises SpaceFull,
+        the transaction aborted, when its writes do not fit in the space's capacity."""
+        try:
+            self._call(_Ask(POST, b"", ("op=commit",)))
+        except SpaceFull:
+            self._ended("aborted")
+            raise
         self._ended("committed")
 
     def abort(self) -> None:
@@ -1647,7 +1653,11 @@ class AsyncCoapTransaction(_Transaction, AsyncOpenable):
 
     async def commit(self) -> None:
         """See :meth:`CoapTransaction.commit`."""
-        await self._call(_Ask(POST, b"", ("op=commit",)))
+        try:
+            await self._call(_Ask(POST, b"", ("op=commit",)))
+        except SpaceFull:
+            self._ended("aborted")
+            raise
         self._ended("committed")
 
     async def abort(self) -> None:

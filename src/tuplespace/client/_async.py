@@ -1324,8 +1324,13 @@ class AsyncRemoteTransaction(AsyncOpenable):
         return n
 
     async def commit(self) -> None:
-        """Make the takes final and the writes visible, atomically."""
-        await self._call("tx_commit")
+        """Make the takes final and the writes visible, atomically; raises SpaceFull,
+        the transaction aborted, when its writes do not fit in the space's capacity."""
+        try:
+            await self._call("tx_commit")
+        except SpaceFull:
+            self._ended("aborted")
+            raise
         self._ended("committed")
 
     async def abort(self) -> None:

@@ -1293,8 +1293,13 @@ class RemoteTransaction(Openable):
         return n
 
     def commit(self) -> None:
-        """Make the takes final and the writes visible, atomically."""
-        self._call("tx_commit")
+        """Make the takes final and the writes visible, atomically; raises SpaceFull,
+        the transaction aborted, when its writes do not fit in the space's capacity."""
+        try:
+            self._call("tx_commit")
+        except SpaceFull:
+            self._ended("aborted")
+            raise
         self._ended("committed")
 
     def abort(self) -> None:

@@ -1649,7 +1649,9 @@ return {tx, string.format('%.17g', expires)}
 --[[ commit ]]
 -- ARGV: the transaction, then the lease in ms ('' for none), encoding and index keys of
 -- each tuple it writes.  Logs the take events of the tuples it holds, then writes its
--- own; 1, or 0 if the transaction is not open (its lease ran out: it was aborted).
+-- own; 1, or 0 if the transaction is not open (its lease ran out: it was aborted), or -1
+-- if its writes do not fit in the space's capacity (it is aborted; in a partition of a
+-- partitioned space, room was reserved for them first, see cap_reserve).
 expire_due()
 local tx = ARGV[1]
 if not txn_open(tx) then
@@ -1658,6 +1660,11 @@ if not txn_open(tx) then
   end
   tell_room()
   return 0
+end
+if capacity and not KEYS[2] and #ARGV > 1 and live_count() + (#ARGV - 1) / 3 > capacity then
+  abort(tx)
+  tell_room()
+  return -1
 end
 settle(tx)
 for i = 2, #ARGV, 3 do

@@ -171,6 +171,9 @@ off may have connected again (redis-py retries), and then only this ends it."""
 MOST_HANDED = 2**31 - 1
 """How many entries a take_all without a limit pops from its inbox at once: all that
 the script that served it handed it."""
+_FULL = -1
+"""The reply of the commit script whose transaction's writes do not fit in the space's
+capacity (it aborted the transaction)."""
 RESERVATION_LEASE = 30_000
 """Milliseconds room reserved for a write in a partitioned space with a capacity is
 held for it: a reservation still there after that (its writer may have died) is
@@ -2834,20 +2837,33 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
         committed.  The replies of a commit, an abort or a release are 1 when every
         partition's is, of a renewal the soonest expiry (None if one is not open).  In a
         space with a capacity, the partitions are counted after a commit or an abort
-        (what they wrote or put back holds room)."""
+        (what they wrote or put back holds room), and room is reserved for the writes of
+        a commit first, without waiting: SpaceFull, and nothing committed, if there is
+        none (see :meth:`_admit`)."""
         ids = self._ids(tx_id)
         groups: list[list[Any]] = [[] for _ in self._parts]
         for t, args in items:
             for n in range(len(self._parts)) if t is None else [route_of_tuple(t, self._options)]:
                 groups[n] += args
         replies: list[Any] = []
-        for part, tx, args in zip(self._parts, ids, groups, strict=True):
-            if script == "commit" and replies and not replies[-1]:
-                await part.core.call("abort", [tx])
-                continue
-            replies.append(await part.core.call(script, [tx, *args]))
-        if self._options.capacity is not None and script in ("commit", "abort"):
-            await self._count("", [])
+
+        async def run(mark: str = "", readings: list[Any] | None = None) -> None:
+            # An attempt of _admit that stores its own readings (_count), so it needs
+            # neither the reservation's mark nor its list of readings.
+            for part, tx, args in zip(self._parts, ids, groups, strict=True):
+                if script == "commit" and replies and not replies[-1]:
+                    await part.core.call("abort", [tx])
+                    continue
+                replies.append(await part.core.call(script, [tx, *args]))
+            todo.clear()
+            if self._options.capacity is not None and script in ("commit", "abort"):
+                await self._count("", [])  # before the reservation of a commit ends
+
+        todo = {n: len(group) // 3 for n, group in enumerate(groups) if group} if script == "commit" else {}
+        if self._options.capacity is not None and todo:
+            await self._admit(todo, run, 0)
+        else:
+            await run()
         if script == "renew_txn":
             return None if None in replies else min(replies, key=float)
         return int(all(replies))
@@ -3312,7 +3328,9 @@ class AsyncRedisTransaction(AsyncOpenable):
     async def commit(self) -> None:
         """Make the takes final and the writes visible, in one script (for a claim,
         which writes nothing, the one that confirms it, which also destroys the records
-        it holds: see :meth:`AsyncRedisSpace.claim`)."""
+        it holds: see :meth:`AsyncRedisSpace.claim`).  Raises SpaceFull, the
+        transaction aborted, when its writes do not fit in the space's capacity (what it
+        took is out of the space already)."""
         await self._check()
         if self._claim:
             tag, remember = self._claim
@@ -3324,8 +3342,20 @@ class AsyncRedisTransaction(AsyncOpenable):
         writes: list[tuple[Tuple | None, list[Any]]] = [
             (t, [ms, data, keys]) for t, data, keys, ms, _ in self._writes
         ]
-        committed = await self._core.txn("commit", self._id, writes)
-        self._end("committed" if committed else "aborted")
+        try:
+            committed = await self._core.txn("commit", self._id, writes)
+        except SpaceFull:  # no room in a partitioned space: nothing was committed
+            await self.abort()
+            raise
+        self._end("committed" if committed == 1 else "aborted")
+        if committed == _FULL:
+            capacity = self._space.capacity
+            raise SpaceFull(
+                f"the transaction's {len(writes)} tuples do not fit: the space holds {capacity}, its "
+                "capacity; the transaction is aborted",
+                limit="capacity",
+                maximum=capacity or 0,
+            )
         if not committed:
             raise TransactionAborted("the transaction was aborted: its lease ran out")
         await self._core.react()
