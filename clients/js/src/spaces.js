@@ -700,9 +700,17 @@ export class Transaction {
     return this.#watch(() => this.#space._count(this.#ready(), template, signal));
   }
 
-  /** Make the takes final and the writes visible, atomically. */
+  /**
+   * Make the takes final and the writes visible, atomically; rejects with SpaceFull, the
+   * transaction aborted, when its writes do not fit in the space's capacity.
+   */
   async commit({ signal } = {}) {
-    await this.#watch(() => this.#space._request("POST", this.#ready() + "/commit", undefined, { signal }));
+    try {
+      await this.#watch(() => this.#space._request("POST", this.#ready() + "/commit", undefined, { signal }));
+    } catch (error) {
+      if (error instanceof SpaceFull) this.#ended("aborted");
+      throw error;
+    }
     this.#ended("committed");
   }
 

@@ -237,6 +237,24 @@ describe("a space with a capacity", () => {
     await writing;
     assert.deepEqual(await space.readAll([ANY]), [["c"]]);
   });
+
+  test("a commit whose writes do not fit rejects with SpaceFull and aborts", async () => {
+    const name = newName();
+    const server = connectServer(servers.main);
+    await server.createSpace(name, { capacity: 2, store: "memory" });
+    const space = server.space(name);
+    opened.push(space);
+    await space.write(["kept"]);
+    await space.write(["job", 1]);
+    const tx = await space.transaction({ lease: 30 });
+    assert.deepEqual(await tx.take(["job", ANY]), ["job", 1]);
+    await tx.writeMany([["a"], ["b"]]);
+    await assert.rejects(tx.commit(), (e) => e instanceof SpaceFull && e.code === "space_full");
+    assert.equal(tx.state, "aborted");
+    await assert.rejects(tx.write(["c"]), TransactionAborted);
+    assert.deepEqual(await space.readAll([ANY, ANY]), [["job", 1]]);
+    assert.equal(await space.count([ANY]), 1);
+  });
 });
 
 describe("transactions", () => {
