@@ -39,54 +39,26 @@ from pathlib import Path
 import httpx
 import pytest
 
+from docblocks import ADMIN_TOKEN, DOCUMENTS, ROOT, Block, blocks
 from helpers import PATIENCE, Process, missing, serving
 from tuplespace.testing import LiveServer
 
-ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "clients" / "js" / "README.md"]
 SHELL = {"sh", "bash", "console"}
 JAVASCRIPT = {"js", "javascript"}
-ADMIN_TOKEN = "docs-admin-token-0123456789"
 BIN = Path(sys.executable).parent  # where this environment's tuplespace command is
-_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
-_NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
 
 
-@dataclass(frozen=True)
-class Block:
-    document: Path
-    line: int
-    language: str
-    code: str
-    not_run: str | None  # why, for a sketch
-
-    @property
-    def where(self) -> str:
-        return f"{self.document.relative_to(ROOT)}:{self.line}"
-
-
-def blocks(languages: set[str]) -> list[Block]:
+def every_block(languages: set[str]) -> list[Block]:
     """The blocks in ``languages`` of every document, in order."""
-    found = []
-    for document in DOCUMENTS:
-        text = document.read_text()
-        for m in _FENCE.finditer(text):
-            if m.group(1) not in languages:
-                continue
-            line = text.count("\n", 0, m.start()) + 1
-            before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
-            mark = _NOT_RUN.search(before)
-            not_run = mark.group(1).strip() if mark else None
-            found.append(Block(document, line, m.group(1), m.group(2), not_run))
-    return found
+    return [block for document in DOCUMENTS for block in blocks(document, languages)]
 
 
 def _runnable(languages: set[str]) -> list[Block]:
-    return [b for b in blocks(languages) if b.not_run is None]
+    return [b for b in every_block(languages) if b.not_run is None]
 
 
 def test_every_shell_and_javascript_block_runs_or_says_why_not() -> None:
-    found = blocks(SHELL | JAVASCRIPT)
+    found = every_block(SHELL | JAVASCRIPT)
     assert len(found) >= 10, [b.where for b in found]
     assert all(b.not_run is None or len(b.not_run) > 10 for b in found)
     assert len(_runnable(SHELL)) >= 4

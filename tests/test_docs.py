@@ -19,50 +19,21 @@ import ast
 import asyncio
 import inspect
 import os
-import re
 import socket
 import types
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import tuplespace as ts
+from docblocks import ADMIN_TOKEN, DOCUMENTS, ROOT, Block, blocks
 from tuplespace.testing import LiveServer
-
-ROOT = Path(__file__).resolve().parent.parent
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-ADMIN_TOKEN = "docs-admin-token-0123456789"
-_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
-_NOT_RUN = re.compile(r"<!-- not run: (.+?) -->\s*$")
-
-
-@dataclass(frozen=True)
-class Block:
-    document: Path
-    line: int
-    code: str
-    not_run: str | None  # why, for a sketch
-
-
-def blocks(document: Path) -> list[Block]:
-    """The Python blocks of a Markdown document, in order."""
-    text = document.read_text()
-    found = []
-    for m in _FENCE.finditer(text):
-        if m.group(1) != "python":
-            continue
-        line = text.count("\n", 0, m.start()) + 1
-        before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        mark = _NOT_RUN.search(before)
-        found.append(Block(document, line, m.group(2), mark.group(1).strip() if mark else None))
-    return found
 
 
 def _runnable() -> list[Path]:
-    return [d for d in DOCUMENTS if any(b.not_run is None for b in blocks(d))]
+    return [d for d in DOCUMENTS if any(b.not_run is None for b in blocks(d, {"python"}))]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +77,7 @@ def test_the_examples_of_a_document_run(
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        for block in blocks(document):
+        for block in blocks(document, {"python"}):
             if block.not_run is None:
                 _run(block, addresses(block.code), namespace, loop)
     finally:
@@ -117,7 +88,7 @@ def test_the_examples_of_a_document_run(
 
 
 def _run(block: Block, code: str, namespace: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
-    where = f"{block.document.relative_to(ROOT)}:{block.line}"
+    where = block.where
     compiled = compile(code, where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     try:
         result = eval(compiled, namespace)  # the project's own documents, never network input
