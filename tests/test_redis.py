@@ -557,6 +557,112 @@ def test_a_redis_that_is_not_there_is_an_error_at_once(tmp_path: Path) -> None:
         ts.connect(server.space_url())
 
 
+# -- what an operator may get wrong ---------------------------------------------------------
+
+
+def test_wrong_credentials_are_a_store_error_that_never_shows_the_password(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.config_set("requirepass", "secret")
+        url = server.space_url("jobs")
+        for given in ("", ":wrong@", "bob:wrong@"):
+            with pytest.raises(
+                ts.StoreError, match="refused the credentials of the URL for space 'jobs'"
+            ) as info:
+                ts.connect(url.replace("//", "//" + given, 1))
+            assert "wrong" not in str(info.value)
+        with ts.connect(url.replace("//", "//:secret@", 1)) as space:
+            space.write(("job",))
+            assert "secret" not in repr(space)
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("database", ["abc", "-1"])
+def test_a_database_that_is_not_a_number_is_refused(redis_server: RedisServer, database: str) -> None:
+    with pytest.raises(ValueError, match=f"the database must be a number .*not '{database}'"):
+        ts.connect(f"redis://127.0.0.1:{redis_server.port}/{database}?space=jobs")
+
+
+def test_a_database_redis_does_not_have_is_a_store_error_naming_it(redis_server: RedisServer) -> None:
+    with pytest.raises(ts.StoreError, match=r"/99: Redis has no such database .* for space 'jobs'"):
+        ts.connect(f"redis://127.0.0.1:{redis_server.port}/99?space=jobs")
+
+
+def test_a_rediss_url_at_a_redis_without_tls_says_what_it_needs(redis_server: RedisServer) -> None:
+    with pytest.raises(ts.Unreachable, match="a rediss:// URL needs a Redis that speaks TLS on that port"):
+        ts.connect(redis_server.space_url().replace("redis://", "rediss://"))
+
+
+def test_a_cluster_url_at_a_single_redis_and_the_reverse_are_store_errors(
+    redis_server: RedisServer, redis_cluster: RedisClusterServers
+) -> None:
+    single = redis_server.url.replace("redis://", "redis+cluster://").removesuffix("/0") + "?space=jobs"
+    node = redis_cluster.url.replace("redis+cluster://", "redis://") + "/0?space="
+    with pytest.raises(ts.StoreError, match="is not a Redis Cluster: open space 'jobs' with a redis:// URL"):
+        ts.connect(single)
+    for name in "abcdefgh":  # spaces on the slots of that node, and of the others
+        with pytest.raises(
+            ts.StoreError, match=f"is a node of a Redis Cluster: open space '{name}' with a redis\\+"
+        ):
+            ts.connect(node + name)
+
+    async def main() -> None:
+        with pytest.raises(ts.StoreError, match="is not a Redis Cluster"):
+            await ts.connect_async(single)
+        for name in "abcdefgh":
+            with pytest.raises(ts.StoreError, match="is a node of a Redis Cluster"):
+                await ts.connect_async(node + name)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_a_redis_that_evicts_keys_when_full_is_refused_at_open(tmp_path: Path, policy: str) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.config_set("maxmemory-policy", policy)
+            with ts.connect(server.space_url("jobs")) as space:  # without maxmemory, nothing is evicted
+                space.write(("job",))
+            admin.config_set("maxmemory", 100 << 20)
+            with pytest.raises(ts.StoreError, match=f"evicts keys when full \\(maxmemory-policy {policy}"):
+                ts.connect(server.space_url("jobs"))
+    finally:
+        server.kill()
+
+
+def test_a_full_redis_refuses_a_write_whole_and_the_space_is_still_read_and_drained(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with (
+            redis.Redis(port=server.port) as admin,
+            ts.connect(server.space_url(), event_retention=10) as space,
+        ):
+            space.write(("job", 0, ""))
+            admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 200_000)
+
+            def fill() -> None:
+                for n in range(1, 10_000):
+                    space.write(("job", n, "x" * 1000))
+
+            with pytest.raises(
+                ts.StoreError, match=r"is full .* changed nothing \(reads and takes still run\)"
+            ):
+                fill()
+            written = space.count(("job", int, str))
+            with pytest.raises(ts.StoreError, match="is full"):
+                space.write_many([("batch", n) for n in range(1000)])
+            assert space.count(("batch", int)) == 0  # nothing half-written
+            assert space.read(("job", 0, str)) == ("job", 0, "")
+            assert space.take(("job", 0, str)) == ("job", 0, "")
+            assert space.try_take(("job", 1, str)) == ("job", 1, "x" * 1000)
+            assert [t[1] for t in space.take_all(("job", int, str))] == list(range(2, written))
+    finally:
+        server.kill()
+
+
 def test_a_subscription_sees_the_events_of_every_process_and_another_resumes_after_it(
     url: str, space: Any
 ) -> None:

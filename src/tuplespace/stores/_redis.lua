@@ -1178,10 +1178,11 @@ tell_room()
 tell_records()
 return {string.format('%.17g', now), cfg[12] and '1' or '0'}
 
---[[ open ]]
+--[[ open allow-oom ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
 -- charge_rate, creation_charge, operator, firing_charge, step_charge, mint_amount, mint_bits,
--- redirect_charge.
+-- redirect_charge.  The reply: the space's options in that order, then Redis's
+-- maxmemory-policy, maxmemory and cluster_enabled.
 if redis.call('EXISTS', CFG) == 0 then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
     'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
@@ -1193,9 +1194,14 @@ end
 -- dozen fields every script reads and sets is found at once instead of by a scan of the
 -- whole hash (about 5 of a script's 28 µs; bench/RESULTS.md).
 redis.call('HSETNX', CFG, 'about', 'the options and state of a space of PyTupleSpace (docs/scaling.md)')
-return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
+local out = redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
   'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge', 'mint_amount',
   'mint_bits', 'redirect_charge')
+local info = redis.call('INFO', 'memory', 'cluster')
+for _, field in ipairs({'maxmemory_policy', 'maxmemory', 'cluster_enabled'}) do
+  out[#out + 1] = string.match(info, field .. ':(%S+)')
+end
+return out
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1294,7 +1300,7 @@ if ARGV[1] ~= '' then
 end
 return 1
 
---[[ find ]]
+--[[ find allow-oom ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, how many ms a take that finds nothing stays registered
 -- for a tuple to be handed over and who it is ("<ms> <who>", then " pop" when its
@@ -1412,7 +1418,7 @@ out[3] = found
 tell_room()
 return out
 
---[[ take ]]
+--[[ take allow-oom ]]
 -- ARGV: the transaction to hold them for ('': none), then the ids to take.  Returns
 -- the id and encoding of those still here; {'aborted'} if the transaction is not open.
 expire_due()
@@ -1433,7 +1439,7 @@ end
 tell_room()
 return out
 
---[[ unwait ]]
+--[[ unwait allow-oom ]]
 -- ARGV: the token of a registered take, and 'restore' to give back what was handed to
 -- it, or 'close' to do so and wake it with an empty entry (its space is closing).
 -- Ends its registration; what was handed to it (a list, empty: nothing), unless restored.
@@ -1488,7 +1494,7 @@ redis.call('ZADD', EXP, expires, id)
 due_by(expires)
 return {1, string.format('%.17g', expires)}
 
---[[ cancel ]]
+--[[ cancel allow-oom ]]
 -- ARGV: the id.
 expire_due()
 local data = alive(ARGV[1]) and remove(ARGV[1], 'cancel')
@@ -1498,7 +1504,7 @@ end
 tell_room()
 return data and 1 or 0
 
---[[ statistics +records ]]
+--[[ statistics +records allow-oom ]]
 -- ARGV: the largest arity.  The counts, then the arities of the tuples in the space.
 expire_due()
 expire_records()
@@ -1532,12 +1538,12 @@ return {
   arities,
 }
 
---[[ tally ]]
+--[[ tally allow-oom ]]
 -- ARGV: how many tuples a process read, having matched them itself (find in mode 'scan').
 redis.call('HINCRBY', CNT, 'reads', ARGV[1])
 return 1
 
---[[ events +records ]]
+--[[ events +records allow-oom ]]
 -- ARGV: the seq of the last event seen, how many events to return at most, how many
 -- bytes of their encodings (the first is returned whatever its size), and the token of
 -- the capability a watch reads through, if any.
@@ -1593,7 +1599,7 @@ if tonumber(ARGV[2]) > 0 then
 end
 return out
 
---[[ first ]]
+--[[ first allow-oom ]]
 -- ARGV: order, the id to continue after (before, in LIFO order), the id of the latest
 -- tuple to consider, then the index keys of the sets of candidates (any of them).
 -- Returns the id and encoding of the first tuple alive in one of those sets, in the
@@ -1630,7 +1636,7 @@ if not best then
 end
 return {best, encoding(redis.call('HGET', TUP, best))}
 
---[[ begin ]]
+--[[ begin allow-oom ]]
 -- ARGV: the transaction's lease in ms; for a claim (a server's claimed take), its tag and
 -- how many ms past the lease its outcome is remembered.  Its id and expiry.  A claim's
 -- ``cl:<tx>`` holds 'a ' and its tag (then 'c ' once confirmed, 'r ' once released or
@@ -1667,7 +1673,7 @@ end
 tell_room()
 return 1
 
---[[ abort ]]
+--[[ abort allow-oom ]]
 -- ARGV: the transaction, and 'forget' to forget the claim it is (it was given to nobody).
 -- 1 if it was open, else 0.
 expire_due()
@@ -1681,7 +1687,7 @@ end
 tell_room()
 return open and 1 or 0
 
---[[ end_claim +records ]]
+--[[ end_claim +records allow-oom ]]
 -- ARGV: the transaction of a claim (see begin), its tag, 'confirm' or 'release', how many
 -- ms the claim's outcome is remembered.  Confirming commits the transaction (its takes become
 -- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
@@ -1712,7 +1718,7 @@ tell_room()
 tell_records()
 return state == 'c' and 'committed' or 'aborted'
 
---[[ release ]]
+--[[ release allow-oom ]]
 -- ARGV: the transaction, then the ids of tuples it holds to put back at their place.
 -- 1, or 0 if the transaction is not open.
 expire_due()
@@ -1741,7 +1747,7 @@ local expires = now + tonumber(ARGV[2])
 redis.call('ZADD', TXEXP, expires, ARGV[1])
 return string.format('%.17g', expires)
 
---[[ expire +records ]]
+--[[ expire +records allow-oom ]]
 -- Run out the leases that have ended (of tuples, registered takes, transactions and records).
 expire_due()
 expire_records()

@@ -681,7 +681,10 @@ class AsyncRedisSpace:
         self._owns_client = client is None  # the partitions of a space share its client
         self._pool: Any = None  # a single Redis's (on a Cluster, the pool of self._master)
         if options.cluster:
-            self._redis = client or RedisCluster.from_url(options.server, **calls)
+            try:  # the sync client asks the Cluster for its nodes here
+                self._redis = client or RedisCluster.from_url(options.server, **calls)
+            except _FAILURES as exc:
+                raise connection_error(options, exc, False) from None
         else:
             self._redis = client or Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
@@ -2167,7 +2170,7 @@ class AsyncRedisSpace:
                 # Once Redis confirms the subscription, every later write reaches this process.
                 confirmed = await pubsub.get_message(timeout=CONNECT_TIMEOUT)
                 if confirmed is None or confirmed["type"] != "ssubscribe":
-                    raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
+                    raise Unreachable(f"Redis at {self._options.shown} did not confirm a subscription")
             except (RedisError, Unreachable) as exc:
                 await pubsub.aclose()
                 raise connection_error(self._options, exc, self._closed) from exc
@@ -2551,7 +2554,7 @@ class AsyncRedisSpace:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"AsyncRedisSpace({self._options.redis!r}, space={self._options.space!r})"
+        return f"AsyncRedisSpace({self._options.shown!r}, space={self._options.space!r})"
 
 
 class AsyncPartitionedRedisSpace(AsyncRedisSpace):
@@ -3021,7 +3024,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
 
     def __repr__(self) -> str:
         o = self._options
-        where = f"{o.redis!r}, space={o.space!r}"
+        where = f"{o.shown!r}, space={o.space!r}"
         return f"{type(self).__name__}({where}, partitions={o.partitions}, route={o.route})"
 
 
