@@ -482,7 +482,9 @@ def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) ->
                 ts.Credit(2),
                 "node",
             )
-        with pytest.raises(ValueError, match=r"charge_rate='0.5' \(not '1'\)"):
+        with pytest.raises(
+            ValueError, match=r"^space '[^']+' has charge_rate='0.5'; it cannot be opened with '1'$"
+        ):
             ts.connect(url, charge_rate=1)
         with pytest.raises(ValueError, match="operator"):
             ts.connect(url, operator="other")
@@ -493,6 +495,21 @@ def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) ->
     for option in ("charge_rate=-1", "charge_rate=0.0000000001", "creation_charge=x", "operator="):
         with pytest.raises(ValueError, match=option.partition("=")[0]):
             ts.connect(f"{url}-other&{option}")
+
+
+@pytest.mark.parametrize(
+    "options", [{"order": "lifo"}, {"capacity": 5}, {"order": "random", "capacity": None}]
+)
+def test_a_space_opened_with_other_options_is_the_error_sqlite_gives(
+    redis_server: RedisServer, tmp_path: Path, options: dict[str, Any]
+) -> None:
+    errors = []
+    for url in (redis_server.space_url(), f"sqlite:///{tmp_path}/spaces.db?space=jobs"):
+        name = url.rpartition("space=")[2]
+        with ts.connect(url, capacity=10), pytest.raises(ValueError, match="cannot be opened with") as info:
+            ts.connect(url, **options)
+        errors.append(str(info.value).replace(repr(name), "'jobs'"))
+    assert errors[0] == errors[1]
 
 
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:

@@ -61,6 +61,7 @@ from .._events import Change
 from .._mint import MAX_BITS
 from .._recordstore import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._registry import Interest
+from .._store import options_conflict
 from .._templates import RecordTemplate, Template
 from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, check_value
 
@@ -464,13 +465,9 @@ class Options:
             "mint_bits": int(bits or DEFAULT_MINT_BITS),
             "redirect_charge": int(redirect or b"0"),
         }
-        differ = [
-            f"{k}={_shown(k, have[k])} (not {_shown(k, getattr(self, k))})"
-            for k in sorted(self.given)
-            if have[k] != getattr(self, k)
-        ]
-        if differ:
-            raise ValueError(f"the space {self.space!r} in Redis exists with {', '.join(differ)}")
+        for k in _STORED:
+            if k in self.given and have[k] != getattr(self, k):
+                raise options_conflict(self.space, k, _shown(k, have[k]), _shown(k, getattr(self, k)))
         self.order, self.capacity = have["order"], have["capacity"]
         self.event_retention = have["event_retention"]
         self.event_retention_bytes = have["event_retention_bytes"]
