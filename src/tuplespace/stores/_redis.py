@@ -98,6 +98,7 @@ __all__ = [
     "partition_of",
     "prefix",
     "record_candidates",
+    "redis_error",
     "route_of_template",
     "route_of_tuple",
     "unknown_function",
@@ -669,11 +670,18 @@ def pairs(reply: Iterable[Any]) -> list[tuple[int, bytes]]:
 
 
 def connection_error(options: Options, exc: BaseException, closed: bool) -> TupleSpaceError:
-    """The error of a failed call to Redis: the space was closed meanwhile, Redis cannot
-    be reached, or it refused (wrong credentials, not the kind of Redis the URL says, a
-    full memory, a key of the space changed by another client, a script error)."""
+    """The error of a failed call to Redis for a space: the space was closed meanwhile,
+    or what :func:`redis_error` says."""
     if closed:
         return SpaceClosed("the space was closed")
+    return redis_error(f"Redis at {options.shown}", options.cluster, exc, f"space {options.space!r}")
+
+
+def redis_error(where: str, cluster: bool, exc: BaseException, subject: str) -> TupleSpaceError:
+    """The error of a failed call to ``where`` ("Redis at <its URL without password>", a
+    Cluster if ``cluster``) for ``subject``: Redis cannot be reached, or it refused
+    (wrong credentials, not the kind of Redis the URL says, a full memory, a key changed
+    by another client, a script error)."""
     from redis.exceptions import (
         AuthenticationError,
         ConnectionError,
@@ -685,32 +693,31 @@ def connection_error(options: Options, exc: BaseException, closed: bool) -> Tupl
 
     if isinstance(exc, Unreachable):
         return exc
-    where, space = f"Redis at {options.shown}", f"space {options.space!r}"
     text = str(exc)
     if isinstance(exc, AuthenticationError):
-        return StoreError(f"{where} refused the credentials of the URL for {space}: {text}")
+        return StoreError(f"{where} refused the credentials of the URL for {subject}: {text}")
     if "Cluster mode is not enabled" in text:
-        return StoreError(f"{where} is not a Redis Cluster: open {space} with a redis:// URL")
-    if not options.cluster and (isinstance(exc, MovedError) or "not allowed in cluster mode" in text):
-        return StoreError(f"{where} is a node of a Redis Cluster: open {space} with a redis+cluster:// URL")
+        return StoreError(f"{where} is not a Redis Cluster: open {subject} with a redis:// URL")
+    if not cluster and (isinstance(exc, MovedError) or "not allowed in cluster mode" in text):
+        return StoreError(f"{where} is a node of a Redis Cluster: open {subject} with a redis+cluster:// URL")
     if "DB index is out of range" in text:
-        return StoreError(f"{where}: Redis has no such database (its `databases` setting) for {space}")
+        return StoreError(f"{where}: Redis has no such database (its `databases` setting) for {subject}")
     if isinstance(exc, OutOfMemoryError):
         return StoreError(
             f"{where} is full (maxmemory reached, maxmemory-policy noeviction): it refused a change "
-            f"that adds to {space}, which changed nothing (reads and takes still run)"
+            f"that adds to {subject}, which changed nothing (reads and takes still run)"
         )
     if "WRONGTYPE" in text:
         return StoreError(
-            f"{where}: a key of {space} holds another kind of value than the space keeps there "
+            f"{where}: a key of {subject} holds another kind of value than the space keeps there "
             f"(another client changed it): {text}"
         )
     if isinstance(exc, (ConnectionError, TimeoutError, OSError, RedisClusterException)):
         hint = ""
-        if options.shown.startswith("rediss") and text.startswith("Timeout connecting"):
+        if where.startswith("Redis at rediss") and text.startswith("Timeout connecting"):
             hint = " (a rediss:// URL needs a Redis that speaks TLS on that port)"
-        return Unreachable(f"cannot reach Redis at {options.shown} for {space}: {text}{hint}")
-    return StoreError(f"Redis failed for {space}: {type(exc).__name__}: {text}")
+        return Unreachable(f"cannot reach {where} for {subject}: {text}{hint}")
+    return StoreError(f"{where} failed for {subject}: {type(exc).__name__}: {text}")
 
 
 class Clock:
