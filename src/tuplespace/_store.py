@@ -46,6 +46,7 @@ __all__ = [
     "TuplePut",
     "TupleRow",
     "collector_paused",
+    "options_conflict",
 ]
 
 
