@@ -635,6 +635,19 @@ def test_a_cluster_url_at_a_single_redis_and_the_reverse_are_store_errors(
     asyncio.run(main())
 
 
+def test_a_key_of_the_space_another_client_changed_is_a_store_error_naming_the_space(
+    url: str, space: Any
+) -> None:
+    space.write(("job", 1))
+    name = url.rpartition("space=")[2]
+    with redis.Redis.from_url(url.partition("?")[0]) as other:
+        other.delete(prefix(name) + ":tup")
+        other.set(prefix(name) + ":tup", "mine now")
+    for call in (lambda: space.write(("job", 2)), lambda: space.read_all(("job", int))):
+        with pytest.raises(ts.StoreError, match=f"a key of space '{name}' holds another kind of value"):
+            call()
+
+
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
 def test_a_redis_that_evicts_keys_when_full_is_refused_at_open(tmp_path: Path, policy: str) -> None:
     server = RedisServer(str(tmp_path))
