@@ -688,7 +688,9 @@ def test_a_full_redis_refuses_a_write_whole_and_the_space_is_still_read_and_drai
             assert space.read(("job", 0, str)) == ("job", 0, "")
             assert space.take(("job", 0, str)) == ("job", 0, "")
             assert space.try_take(("job", 1, str)) == ("job", 1, "x" * 1000)
-            assert [t[1] for t in space.take_all(("job", int, str))] == list(range(2, written))
+            with space.transaction(lease=PATIENCE) as tx:
+                assert tx.take(("job", 2, str)) == ("job", 2, "x" * 1000)
+            assert [t[1] for t in space.take_all(("job", int, str))] == list(range(3, written))
     finally:
         server.kill()
 

@@ -491,6 +491,28 @@ local function pending(n)
   return out
 end
 
+-- Commits the transaction ARGV[1]: logs the take events of the tuples it holds, then
+-- writes those of the rest of ARGV (each a lease in ms, '' for none, an encoding and
+-- index keys); 1, or 0 if the transaction is not open (its lease ran out: it was aborted).
+local function commit()
+  expire_due()
+  local tx = ARGV[1]
+  if not txn_open(tx) then
+    if redis.call('ZSCORE', TXEXP, tx) then
+      abort(tx)
+    end
+    tell_room()
+    return 0
+  end
+  settle(tx)
+  for i = 2, #ARGV, 3 do
+    local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
+    put(ARGV[i + 1], ARGV[i + 2], expires)
+  end
+  tell_room()
+  return 1
+end
+
 --[[ _records ]]
 -- What the scripts marked "+records" share besides the prelude (the others do not
 -- define it, so that a step on tuples costs Redis nothing more for records).
@@ -1654,24 +1676,13 @@ return {tx, string.format('%.17g', expires)}
 
 --[[ commit ]]
 -- ARGV: the transaction, then the lease in ms ('' for none), encoding and index keys of
--- each tuple it writes.  Logs the take events of the tuples it holds, then writes its
--- own; 1, or 0 if the transaction is not open (its lease ran out: it was aborted).
-expire_due()
-local tx = ARGV[1]
-if not txn_open(tx) then
-  if redis.call('ZSCORE', TXEXP, tx) then
-    abort(tx)
-  end
-  tell_room()
-  return 0
-end
-settle(tx)
-for i = 2, #ARGV, 3 do
-  local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
-  put(ARGV[i + 1], ARGV[i + 2], expires)
-end
-tell_room()
-return 1
+-- each tuple it writes.
+return commit()
+
+--[[ settle allow-oom ]]
+-- The commit of a transaction that writes nothing (ARGV: the transaction): it frees
+-- room, so it runs in a full Redis too.
+return commit()
 
 --[[ abort allow-oom ]]
 -- ARGV: the transaction, and 'forget' to forget the claim it is (it was given to nobody).

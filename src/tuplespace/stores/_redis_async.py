@@ -195,6 +195,12 @@ _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
 
 
+def _committing(script: str, args: list[Any]) -> str:
+    """The script that runs ``script`` on a transaction with ``args``: a commit that
+    writes nothing is ``settle``, which a full Redis runs too."""
+    return "settle" if script == "commit" and not args else script
+
+
 def _ms_int(seconds: float) -> str:
     return str(max(1, round(seconds * 1000.0)))
 
@@ -1628,7 +1634,8 @@ class AsyncRedisSpace:
     async def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
         """The reply of ``script`` run on the transaction ``tx_id`` with the arguments of
         ``items``, in order."""
-        return await self._call(script, [tx_id, *(arg for _, args in items for arg in args)])
+        args = [arg for _, each in items for arg in each]
+        return await self._call(_committing(script, args), [tx_id, *args])
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -2848,7 +2855,7 @@ class AsyncPartitionedRedisSpace(AsyncRedisSpace):
             if script == "commit" and replies and not replies[-1]:
                 await part.core.call("abort", [tx])
                 continue
-            replies.append(await part.core.call(script, [tx, *args]))
+            replies.append(await part.core.call(_committing(script, args), [tx, *args]))
         if self._options.capacity is not None and script in ("commit", "abort"):
             await self._count("", [])
         if script == "renew_txn":
