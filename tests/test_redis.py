@@ -648,6 +648,33 @@ def test_a_key_of_the_space_another_client_changed_is_a_store_error_naming_the_s
             call()
 
 
+def test_a_space_whose_redis_lost_its_data_is_a_store_error_until_opened_again(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    url = server.space_url("jobs")
+    try:
+        with redis.Redis(port=server.port) as admin, ts.connect(url, capacity=2, order="lifo") as space:
+            space.write(("job", 1))
+            admin.flushdb()  # as a restart without its data: the scripts stay loaded
+            calls = [lambda: space.write(("job", 2)), lambda: space.try_take(("job", int))]
+            calls += [
+                lambda: space.count(("job", int)),
+                lambda: space.transaction(lease=PATIENCE).take(("job", 1)),
+            ]
+            for call in calls:
+                with pytest.raises(
+                    ts.StoreError, match=r"space 'jobs' is no longer in Redis at .*: open it again"
+                ):
+                    call()
+            assert admin.keys(prefix("jobs") + "*") == []  # not made anew, without its options
+            with ts.connect(url, capacity=2, order="lifo") as again:
+                again.write_many([("job", 3), ("job", 4)])
+                with pytest.raises(ts.SpaceFull):
+                    again.write(("job", 5), timeout=0)
+                assert again.take(("job", int)) == ("job", 4)
+    finally:
+        server.kill()
+
+
 @pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
 def test_a_redis_that_evicts_keys_when_full_is_refused_at_open(tmp_path: Path, policy: str) -> None:
     server = RedisServer(str(tmp_path))

@@ -39,7 +39,13 @@ end
 -- ``clock``, the time of a space that follows a simulated clock (ms), which is then its
 -- time instead of Redis's; and ``due`` (see expire_due).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone', 'clock', 'due')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone', 'clock', 'due', 'order')
+-- A space without its options (Redis lost its data: a restart without it, a flush; or
+-- a server deleted the space) is not made anew by a script that changes it, only by
+-- ``open`` (``opens``): the others refuse, before they change anything.
+if not cfg[14] and not opens then
+  error({err = 'GONE the space is not in Redis'})
+end
 local now = tonumber(cfg[12] or '') or now_ms()
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
@@ -1205,7 +1211,7 @@ return {string.format('%.17g', now), cfg[12] and '1' or '0'}
 -- charge_rate, creation_charge, operator, firing_charge, step_charge, mint_amount, mint_bits,
 -- redirect_charge.  The reply: the space's options in that order, then Redis's
 -- maxmemory-policy, maxmemory and cluster_enabled.
-if redis.call('EXISTS', CFG) == 0 then
+if not cfg[14] then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
     'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
     'creation_charge', ARGV[8], 'operator', ARGV[9], 'firing_charge', ARGV[10], 'step_charge', ARGV[11],

@@ -196,7 +196,8 @@ def _library() -> tuple[str, dict[str, str]]:
     The shared parts of ``_redis.lua`` are made once, when Redis loads the library: their
     functions, and locals for the state a call starts from, which each call sets first
     (``start``, then ``start_records`` for a section marked ``+records``), as the
-    statements of the prelude did at the top of a script.  A call runs alone in Redis, so
+    statements of the prelude did at the top of a script (``start`` is told whether the
+    call is ``open``, which alone may find the space without its options).  A call runs alone in Redis, so
     those locals hold its own state while it runs.  A section marked ``allow-oom`` runs
     in a Redis whose memory is full too: it frees room or reads, and adds at most what
     the space's limits bound (an event logged, a waiter filed), so that a full space
@@ -216,7 +217,7 @@ def _library() -> tuple[str, dict[str, str]]:
             *lines,
             *functions,
             *record_functions,
-            "local function start(keys, args)\n  KEYS, ARGV = keys, args\n",
+            "local function start(keys, args, opens)\n  KEYS, ARGV = keys, args\n",
             *state,
             "end\nlocal function start_records()\n",
             *record_state,
@@ -226,7 +227,9 @@ def _library() -> tuple[str, dict[str, str]]:
     name = "tuplespace_" + hashlib.sha1((body + text).encode(), usedforsecurity=False).hexdigest()[:16]
     calls = {script: f"{name}_{script}" for script in sections}
     for script, (marked, oom, section) in sections.items():
-        begin = "start(keys, args)\n" + ("start_records()\n" if marked else "")
+        begin = f"start(keys, args{', true' if script == 'open' else ''})\n" + (
+            "start_records()\n" if marked else ""
+        )
         flags = ", flags={'allow-oom'}" if oom else ""
         body += (
             f"redis.register_function{{function_name='{calls[script]}', callback=function(keys, args)\n"
@@ -706,6 +709,11 @@ def redis_error(where: str, cluster: bool, exc: BaseException, subject: str) -> 
         return StoreError(
             f"{where} is full (maxmemory reached, maxmemory-policy noeviction): it refused a change "
             f"that adds to {subject}, which changed nothing (reads and takes still run)"
+        )
+    if text.startswith("GONE"):
+        return StoreError(
+            f"{subject} is no longer in {where} (Redis lost its data: a restart without it, a flush; "
+            f"or the space was deleted), and was not made anew: open it again"
         )
     if "WRONGTYPE" in text:
         return StoreError(
