@@ -1225,9 +1225,10 @@ redis.call('HSETNX', CFG, 'about', 'the options and state of a space of PyTupleS
 local out = redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
   'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge', 'mint_amount',
   'mint_bits', 'redirect_charge')
-local info = redis.call('INFO', 'memory', 'cluster')
+-- ('' each when the user may not run INFO.)
+local info = redis.pcall('INFO', 'memory', 'cluster')
 for _, field in ipairs({'maxmemory_policy', 'maxmemory', 'cluster_enabled'}) do
-  out[#out + 1] = string.match(info, field .. ':(%S+)')
+  out[#out + 1] = type(info) == 'string' and string.match(info, field .. ':(%S+)') or ''
 end
 return out
 

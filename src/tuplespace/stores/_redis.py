@@ -197,8 +197,8 @@ def _library() -> tuple[str, dict[str, str]]:
     functions, and locals for the state a call starts from, which each call sets first
     (``start``, then ``start_records`` for a section marked ``+records``), as the
     statements of the prelude did at the top of a script (``start`` is told whether the
-    call is ``open``, which alone may find the space without its options).  A call runs alone in Redis, so
-    those locals hold its own state while it runs.  A section marked ``allow-oom`` runs
+    call is ``open``, which alone may find the space without its options).  A call runs
+    alone in Redis, so those locals hold its own state while it runs.  A section marked ``allow-oom`` runs
     in a Redis whose memory is full too: it frees room or reads, and adds at most what
     the space's limits bound (an event logged, a waiter filed), so that a full space
     can still be read and drained; Redis refuses the others then."""
@@ -420,9 +420,10 @@ class Options:
         ValueError if the caller chose others, or other partitions (a space's partitioning
         is part of what it is); StoreError if that Redis is not one the space can live in:
         one that evicts keys when full, or a node of a Cluster reached by a redis:// URL
-        (a space on it could not follow a failover, nor reach the other slots)."""
+        (a space on it could not follow a failover, nor reach the other slots); not
+        looked at when Redis does not let the URL's user run ``INFO``."""
         *stored, policy, maxmemory, cluster = (b"" if v is None else v for v in opened)
-        if policy != b"noeviction" and maxmemory != b"0":
+        if policy not in (b"noeviction", b"") and maxmemory not in (b"0", b""):
             raise StoreError(
                 f"Redis at {self.shown} evicts keys when full (maxmemory-policy {policy.decode()}, "
                 f"maxmemory {maxmemory.decode()}): it would drop what space {self.space!r} holds; "
