@@ -482,7 +482,9 @@ def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) ->
                 ts.Credit(2),
                 "node",
             )
-        with pytest.raises(ValueError, match=r"charge_rate='0.5' \(not '1'\)"):
+        with pytest.raises(
+            ValueError, match=r"^space '[^']+' has charge_rate='0.5'; it cannot be opened with '1'$"
+        ):
             ts.connect(url, charge_rate=1)
         with pytest.raises(ValueError, match="operator"):
             ts.connect(url, operator="other")
@@ -493,6 +495,21 @@ def test_the_charges_of_a_space_are_kept_in_redis_for_every_process(url: str) ->
     for option in ("charge_rate=-1", "charge_rate=0.0000000001", "creation_charge=x", "operator="):
         with pytest.raises(ValueError, match=option.partition("=")[0]):
             ts.connect(f"{url}-other&{option}")
+
+
+@pytest.mark.parametrize(
+    "options", [{"order": "lifo"}, {"capacity": 5}, {"order": "random", "capacity": None}]
+)
+def test_a_space_opened_with_other_options_is_the_error_sqlite_gives(
+    redis_server: RedisServer, tmp_path: Path, options: dict[str, Any]
+) -> None:
+    errors = []
+    for url in (redis_server.space_url(), f"sqlite:///{tmp_path}/spaces.db?space=jobs"):
+        name = url.rpartition("space=")[2]
+        with ts.connect(url, capacity=10), pytest.raises(ValueError, match="cannot be opened with") as info:
+            ts.connect(url, **options)
+        errors.append(str(info.value).replace(repr(name), "'jobs'"))
+    assert errors[0] == errors[1]
 
 
 def test_a_record_whose_lease_ends_expires_for_every_process(url: str, space: Any) -> None:
@@ -555,6 +572,154 @@ def test_a_redis_that_is_not_there_is_an_error_at_once(tmp_path: Path) -> None:
     server.kill()
     with pytest.raises(ts.Unreachable):
         ts.connect(server.space_url())
+
+
+# -- what an operator may get wrong ---------------------------------------------------------
+
+
+def test_wrong_credentials_are_a_store_error_that_never_shows_the_password(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.config_set("requirepass", "secret")
+        url = server.space_url("jobs")
+        for given in ("", ":wrong@", "bob:wrong@"):
+            with pytest.raises(
+                ts.StoreError, match="refused the credentials of the URL for space 'jobs'"
+            ) as info:
+                ts.connect(url.replace("//", "//" + given, 1))
+            assert "wrong" not in str(info.value)
+        with ts.connect(url.replace("//", "//:secret@", 1)) as space:
+            space.write(("job",))
+            assert "secret" not in repr(space)
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("database", ["abc", "-1"])
+def test_a_database_that_is_not_a_number_is_refused(redis_server: RedisServer, database: str) -> None:
+    with pytest.raises(ValueError, match=f"the database must be a number .*not '{database}'"):
+        ts.connect(f"redis://127.0.0.1:{redis_server.port}/{database}?space=jobs")
+
+
+def test_a_database_redis_does_not_have_is_a_store_error_naming_it(redis_server: RedisServer) -> None:
+    with pytest.raises(ts.StoreError, match=r"/99: Redis has no such database .* for space 'jobs'"):
+        ts.connect(f"redis://127.0.0.1:{redis_server.port}/99?space=jobs")
+
+
+def test_a_rediss_url_at_a_redis_without_tls_says_what_it_needs(redis_server: RedisServer) -> None:
+    with pytest.raises(ts.Unreachable, match="a rediss:// URL needs a Redis that speaks TLS on that port"):
+        ts.connect(redis_server.space_url().replace("redis://", "rediss://"))
+
+
+def test_a_cluster_url_at_a_single_redis_and_the_reverse_are_store_errors(
+    redis_server: RedisServer, redis_cluster: RedisClusterServers
+) -> None:
+    single = redis_server.url.replace("redis://", "redis+cluster://").removesuffix("/0") + "?space=jobs"
+    node = redis_cluster.url.replace("redis+cluster://", "redis://") + "/0?space="
+    with pytest.raises(ts.StoreError, match="is not a Redis Cluster: open space 'jobs' with a redis:// URL"):
+        ts.connect(single)
+    for name in "abcdefgh":  # spaces on the slots of that node, and of the others
+        with pytest.raises(
+            ts.StoreError, match=f"is a node of a Redis Cluster: open space '{name}' with a redis\\+"
+        ):
+            ts.connect(node + name)
+
+    async def main() -> None:
+        with pytest.raises(ts.StoreError, match="is not a Redis Cluster"):
+            await ts.connect_async(single)
+        for name in "abcdefgh":
+            with pytest.raises(ts.StoreError, match="is a node of a Redis Cluster"):
+                await ts.connect_async(node + name)
+
+    asyncio.run(main())
+
+
+def test_a_key_of_the_space_another_client_changed_is_a_store_error_naming_the_space(
+    url: str, space: Any
+) -> None:
+    space.write(("job", 1))
+    name = url.rpartition("space=")[2]
+    with redis.Redis.from_url(url.partition("?")[0]) as other:
+        other.delete(prefix(name) + ":tup")
+        other.set(prefix(name) + ":tup", "mine now")
+    for call in (lambda: space.write(("job", 2)), lambda: space.read_all(("job", int))):
+        with pytest.raises(ts.StoreError, match=f"a key of space '{name}' holds another kind of value"):
+            call()
+
+
+def test_a_space_whose_redis_lost_its_data_is_a_store_error_until_opened_again(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    url = server.space_url("jobs")
+    try:
+        with redis.Redis(port=server.port) as admin, ts.connect(url, capacity=2, order="lifo") as space:
+            space.write(("job", 1))
+            admin.flushdb()  # as a restart without its data: the scripts stay loaded
+            calls = [lambda: space.write(("job", 2)), lambda: space.try_take(("job", int))]
+            calls += [
+                lambda: space.count(("job", int)),
+                lambda: space.transaction(lease=PATIENCE).take(("job", 1)),
+            ]
+            for call in calls:
+                with pytest.raises(
+                    ts.StoreError, match=r"space 'jobs' is no longer in Redis at .*: open it again"
+                ):
+                    call()
+            assert admin.keys(prefix("jobs") + "*") == []  # not made anew, without its options
+            with ts.connect(url, capacity=2, order="lifo") as again:
+                again.write_many([("job", 3), ("job", 4)])
+                with pytest.raises(ts.SpaceFull):
+                    again.write(("job", 5), timeout=0)
+                assert again.take(("job", int)) == ("job", 4)
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_a_redis_that_evicts_keys_when_full_is_refused_at_open(tmp_path: Path, policy: str) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with redis.Redis(port=server.port) as admin:
+            admin.config_set("maxmemory-policy", policy)
+            with ts.connect(server.space_url("jobs")) as space:  # without maxmemory, nothing is evicted
+                space.write(("job",))
+            admin.config_set("maxmemory", 100 << 20)
+            with pytest.raises(ts.StoreError, match=f"evicts keys when full \\(maxmemory-policy {policy}"):
+                ts.connect(server.space_url("jobs"))
+    finally:
+        server.kill()
+
+
+def test_a_full_redis_refuses_a_write_whole_and_the_space_is_still_read_and_drained(tmp_path: Path) -> None:
+    server = RedisServer(str(tmp_path))
+    try:
+        with (
+            redis.Redis(port=server.port) as admin,
+            ts.connect(server.space_url(), event_retention=10) as space,
+        ):
+            space.write(("job", 0, ""))
+            admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 200_000)
+
+            def fill() -> None:
+                for n in range(1, 10_000):
+                    space.write(("job", n, "x" * 1000))
+
+            with pytest.raises(
+                ts.StoreError, match=r"is full .* changed nothing \(reads and takes still run\)"
+            ):
+                fill()
+            written = space.count(("job", int, str))
+            with pytest.raises(ts.StoreError, match="is full"):
+                space.write_many([("batch", n) for n in range(1000)])
+            assert space.count(("batch", int)) == 0  # nothing half-written
+            assert space.read(("job", 0, str)) == ("job", 0, "")
+            assert space.take(("job", 0, str)) == ("job", 0, "")
+            assert space.try_take(("job", 1, str)) == ("job", 1, "x" * 1000)
+            with space.transaction(lease=PATIENCE) as tx:
+                assert tx.take(("job", 2, str)) == ("job", 2, "x" * 1000)
+            assert [t[1] for t in space.take_all(("job", int, str))] == list(range(3, written))
+    finally:
+        server.kill()
 
 
 def test_a_subscription_sees_the_events_of_every_process_and_another_resumes_after_it(

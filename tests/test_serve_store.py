@@ -457,6 +457,35 @@ def test_serve_refuses_a_store_it_cannot_use_in_one_line(
     assert message in lines[0]
 
 
+def test_serve_names_what_is_wrong_with_a_redis_it_reaches_in_one_line(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    guarded = RedisServer(str(tmp_path))
+    try:
+        with redis.Redis(port=guarded.port) as admin:
+            admin.config_set("requirepass", "secret")
+        cases = [
+            (f"redis://:wrong@127.0.0.1:{guarded.port}/0", "refused the credentials of the URL"),
+            (
+                redis_server.url.replace("redis://", "redis+cluster://").removesuffix("/0"),
+                "is not a Redis Cluster",
+            ),
+        ]
+        for store, message in cases:
+            command = [sys.executable, "-m", "tuplespace", "serve", "--port", "0", "--store", store]
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=PATIENCE * 2, cwd=tmp_path
+            )
+            assert result.returncode == 1, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            assert message in lines[0]
+            assert "wrong" not in lines[0]
+            assert "cannot reach" not in lines[0]
+    finally:
+        guarded.kill()
+
+
 def test_a_released_claim_returns_to_its_place_even_into_a_space_filled_meanwhile(
     redis_served: LiveServer,
 ) -> None:

@@ -71,6 +71,7 @@ from ._store import (
     RuleCountRow,
     RuleRow,
     SpaceRows,
+    options_conflict,
 )
 from ._values import Credit, Limits, Map, Tuple
 
@@ -529,9 +530,7 @@ def _same(key: str, given: Any, stored: Any) -> bool:
 def _check_options(name: str, given: dict[str, Any], stored: dict[str, Any]) -> None:
     for key in _STORED_OPTIONS:
         if key in given and not _same(key, given[key], stored.get(key)):
-            raise ValueError(
-                f"space {name!r} has {key}={stored.get(key)!r}; it cannot be opened with {given[key]!r}"
-            )
+            raise options_conflict(name, key, repr(stored.get(key)), repr(given[key]))
 
 
 _FILES: dict[str, _File] = {}

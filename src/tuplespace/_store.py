@@ -46,7 +46,14 @@ __all__ = [
     "TuplePut",
     "TupleRow",
     "collector_paused",
+    "options_conflict",
 ]
+
+
+def options_conflict(space: str, option: str, stored: str, given: str) -> ValueError:
+    """The error of opening the stored ``space`` with a value of one of its own options
+    (``given``) other than the one it keeps (``stored``), both as the message shows them."""
+    return ValueError(f"space {space!r} has {option}={stored}; it cannot be opened with {given}")
 
 
 class TupleRow(NamedTuple):

@@ -24,12 +24,12 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from .._clock import SimulatedClock
-from .._errors import StoreError, Unreachable
+from .._errors import TupleSpaceError
 from .._methods import ActiveLimits
 from .._recordstore import DEFAULT_BASE_URI
 from .._schemes import Hosted, Scheme
 from .._values import Limits
-from ._redis import SCHEMES, parse_url, prefix
+from ._redis import SCHEMES, parse_url, prefix, redis_error
 from ._redis_async import CONNECT_TIMEOUT, AsyncRedisSpace
 from ._redis_sync import RedisSpace
 
@@ -96,14 +96,10 @@ class RedisHost:
                 else Redis.from_url(server, **settings)
             )
         except RedisClusterException as exc:
-            raise Unreachable(f"cannot reach {self.label}: {exc}") from None
+            raise self._failed(exc) from None
 
-    def _failed(self, exc: RedisError) -> StoreError | Unreachable:
-        from redis.exceptions import ConnectionError, TimeoutError
-
-        if isinstance(exc, (ConnectionError, TimeoutError)):
-            return Unreachable(f"cannot reach {self.label}: {exc}")
-        return StoreError(f"{self.label} failed: {type(exc).__name__}: {exc}")
+    def _failed(self, exc: RedisError | RedisClusterException) -> TupleSpaceError:
+        return redis_error(self.label, "+cluster" in urlsplit(self.url).scheme, exc, "the server's spaces")
 
     def catalog(self) -> dict[str, dict[str, Any]]:
         try:

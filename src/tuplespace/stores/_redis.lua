@@ -39,7 +39,13 @@ end
 -- ``clock``, the time of a space that follows a simulated clock (ms), which is then its
 -- time instead of Redis's; and ``due`` (see expire_due).
 local cfg = redis.call('HMGET', CFG, 'capacity', 'event_retention', 'event_retention_bytes', 'ev_last',
-  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone', 'clock', 'due')
+  'ev_first', 'ev_bytes', 'txns', 'rules', 'takes', 'ev_n', 'ev_gone', 'clock', 'due', 'order')
+-- A space without its options (Redis lost its data: a restart without it, a flush; or
+-- a server deleted the space) is not made anew by a script that changes it, only by
+-- ``open`` (``opens``): the others refuse, before they change anything.
+if not cfg[14] and not opens then
+  error({err = 'GONE the space is not in Redis'})
+end
 local now = tonumber(cfg[12] or '') or now_ms()
 local capacity, retention, budget = tonumber(cfg[1] or ''), tonumber(cfg[2] or ''), tonumber(cfg[3] or '')
 local ev_last, ev_first, ev_bytes = tonumber(cfg[4] or '0'), tonumber(cfg[5] or '0'), tonumber(cfg[6] or '0')
@@ -489,6 +495,35 @@ local function pending(n)
     end
   end
   return out
+end
+
+-- Commits the transaction ARGV[1]: logs the take events of the tuples it holds, then
+-- writes those of the rest of ARGV (each a lease in ms, '' for none, an encoding and
+-- index keys); 1, or 0 if the transaction is not open (its lease ran out: it was aborted),
+-- or -1 if its writes do not fit in the space's capacity (it is aborted; in a partition
+-- of a partitioned space, room was reserved for them first, see cap_reserve).
+local function commit()
+  expire_due()
+  local tx = ARGV[1]
+  if not txn_open(tx) then
+    if redis.call('ZSCORE', TXEXP, tx) then
+      abort(tx)
+    end
+    tell_room()
+    return 0
+  end
+  if capacity and not KEYS[2] and #ARGV > 1 and live_count() + (#ARGV - 1) / 3 > capacity then
+    abort(tx)
+    tell_room()
+    return -1
+  end
+  settle(tx)
+  for i = 2, #ARGV, 3 do
+    local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
+    put(ARGV[i + 1], ARGV[i + 2], expires)
+  end
+  tell_room()
+  return 1
 end
 
 --[[ _records ]]
@@ -1178,11 +1213,12 @@ tell_room()
 tell_records()
 return {string.format('%.17g', now), cfg[12] and '1' or '0'}
 
---[[ open ]]
+--[[ open allow-oom ]]
 -- ARGV: order, capacity, event_retention, event_retention_bytes, partitions, route,
 -- charge_rate, creation_charge, operator, firing_charge, step_charge, mint_amount, mint_bits,
--- redirect_charge.
-if redis.call('EXISTS', CFG) == 0 then
+-- redirect_charge.  The reply: the space's options in that order, then Redis's
+-- maxmemory-policy, maxmemory and cluster_enabled.
+if not cfg[14] then
   redis.call('HSET', CFG, 'order', ARGV[1], 'capacity', ARGV[2], 'event_retention', ARGV[3],
     'event_retention_bytes', ARGV[4], 'partitions', ARGV[5], 'route', ARGV[6], 'charge_rate', ARGV[7],
     'creation_charge', ARGV[8], 'operator', ARGV[9], 'firing_charge', ARGV[10], 'step_charge', ARGV[11],
@@ -1193,9 +1229,15 @@ end
 -- dozen fields every script reads and sets is found at once instead of by a scan of the
 -- whole hash (about 5 of a script's 28 µs; bench/RESULTS.md).
 redis.call('HSETNX', CFG, 'about', 'the options and state of a space of PyTupleSpace (docs/scaling.md)')
-return redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
+local out = redis.call('HMGET', CFG, 'order', 'capacity', 'event_retention', 'event_retention_bytes', 'partitions',
   'route', 'charge_rate', 'creation_charge', 'operator', 'firing_charge', 'step_charge', 'mint_amount',
   'mint_bits', 'redirect_charge')
+-- ('' each when the user may not run INFO.)
+local info = redis.pcall('INFO', 'memory', 'cluster')
+for _, field in ipairs({'maxmemory_policy', 'maxmemory', 'cluster_enabled'}) do
+  out[#out + 1] = type(info) == 'string' and string.match(info, field .. ':(%S+)') or ''
+end
+return out
 
 --[[ write ]]
 -- ARGV: the arity key of a guard ('' for none) and the last id it allows, the lease in
@@ -1294,7 +1336,7 @@ if ARGV[1] ~= '' then
 end
 return 1
 
---[[ find ]]
+--[[ find allow-oom ]]
 -- ARGV: mode ('scan', 'read', 'take' or 'count'), order, limit (-1: none), batch size,
 -- the score to continue after, how many ms a take that finds nothing stays registered
 -- for a tuple to be handed over and who it is ("<ms> <who>", then " pop" when its
@@ -1412,7 +1454,7 @@ out[3] = found
 tell_room()
 return out
 
---[[ take ]]
+--[[ take allow-oom ]]
 -- ARGV: the transaction to hold them for ('': none), then the ids to take.  Returns
 -- the id and encoding of those still here; {'aborted'} if the transaction is not open.
 expire_due()
@@ -1433,7 +1475,7 @@ end
 tell_room()
 return out
 
---[[ unwait ]]
+--[[ unwait allow-oom ]]
 -- ARGV: the token of a registered take, and 'restore' to give back what was handed to
 -- it, or 'close' to do so and wake it with an empty entry (its space is closing).
 -- Ends its registration; what was handed to it (a list, empty: nothing), unless restored.
@@ -1488,7 +1530,7 @@ redis.call('ZADD', EXP, expires, id)
 due_by(expires)
 return {1, string.format('%.17g', expires)}
 
---[[ cancel ]]
+--[[ cancel allow-oom ]]
 -- ARGV: the id.
 expire_due()
 local data = alive(ARGV[1]) and remove(ARGV[1], 'cancel')
@@ -1498,7 +1540,7 @@ end
 tell_room()
 return data and 1 or 0
 
---[[ statistics +records ]]
+--[[ statistics +records allow-oom ]]
 -- ARGV: the largest arity.  The counts, then the arities of the tuples in the space.
 expire_due()
 expire_records()
@@ -1532,12 +1574,12 @@ return {
   arities,
 }
 
---[[ tally ]]
+--[[ tally allow-oom ]]
 -- ARGV: how many tuples a process read, having matched them itself (find in mode 'scan').
 redis.call('HINCRBY', CNT, 'reads', ARGV[1])
 return 1
 
---[[ events +records ]]
+--[[ events +records allow-oom ]]
 -- ARGV: the seq of the last event seen, how many events to return at most, how many
 -- bytes of their encodings (the first is returned whatever its size), and the token of
 -- the capability a watch reads through, if any.
@@ -1593,7 +1635,7 @@ if tonumber(ARGV[2]) > 0 then
 end
 return out
 
---[[ first ]]
+--[[ first allow-oom ]]
 -- ARGV: order, the id to continue after (before, in LIFO order), the id of the latest
 -- tuple to consider, then the index keys of the sets of candidates (any of them).
 -- Returns the id and encoding of the first tuple alive in one of those sets, in the
@@ -1630,7 +1672,7 @@ if not best then
 end
 return {best, encoding(redis.call('HGET', TUP, best))}
 
---[[ begin ]]
+--[[ begin allow-oom ]]
 -- ARGV: the transaction's lease in ms; for a claim (a server's claimed take), its tag and
 -- how many ms past the lease its outcome is remembered.  Its id and expiry.  A claim's
 -- ``cl:<tx>`` holds 'a ' and its tag (then 'c ' once confirmed, 'r ' once released or
@@ -1648,33 +1690,15 @@ return {tx, string.format('%.17g', expires)}
 
 --[[ commit ]]
 -- ARGV: the transaction, then the lease in ms ('' for none), encoding and index keys of
--- each tuple it writes.  Logs the take events of the tuples it holds, then writes its
--- own; 1, or 0 if the transaction is not open (its lease ran out: it was aborted), or -1
--- if its writes do not fit in the space's capacity (it is aborted; in a partition of a
--- partitioned space, room was reserved for them first, see cap_reserve).
-expire_due()
-local tx = ARGV[1]
-if not txn_open(tx) then
-  if redis.call('ZSCORE', TXEXP, tx) then
-    abort(tx)
-  end
-  tell_room()
-  return 0
-end
-if capacity and not KEYS[2] and #ARGV > 1 and live_count() + (#ARGV - 1) / 3 > capacity then
-  abort(tx)
-  tell_room()
-  return -1
-end
-settle(tx)
-for i = 2, #ARGV, 3 do
-  local expires = ARGV[i] ~= '' and now + tonumber(ARGV[i]) or false
-  put(ARGV[i + 1], ARGV[i + 2], expires)
-end
-tell_room()
-return 1
+-- each tuple it writes.
+return commit()
 
---[[ abort ]]
+--[[ settle allow-oom ]]
+-- The commit of a transaction that writes nothing (ARGV: the transaction): it frees
+-- room, so it runs in a full Redis too.
+return commit()
+
+--[[ abort allow-oom ]]
 -- ARGV: the transaction, and 'forget' to forget the claim it is (it was given to nobody).
 -- 1 if it was open, else 0.
 expire_due()
@@ -1688,7 +1712,7 @@ end
 tell_room()
 return open and 1 or 0
 
---[[ end_claim +records ]]
+--[[ end_claim +records allow-oom ]]
 -- ARGV: the transaction of a claim (see begin), its tag, 'confirm' or 'release', how many
 -- ms the claim's outcome is remembered.  Confirming commits the transaction (its takes become
 -- final) if it is still open; releasing aborts it.  The claim's outcome: 'committed',
@@ -1719,7 +1743,7 @@ tell_room()
 tell_records()
 return state == 'c' and 'committed' or 'aborted'
 
---[[ release ]]
+--[[ release allow-oom ]]
 -- ARGV: the transaction, then the ids of tuples it holds to put back at their place.
 -- 1, or 0 if the transaction is not open.
 expire_due()
@@ -1748,7 +1772,7 @@ local expires = now + tonumber(ARGV[2])
 redis.call('ZADD', TXEXP, expires, ARGV[1])
 return string.format('%.17g', expires)
 
---[[ expire +records ]]
+--[[ expire +records allow-oom ]]
 -- Run out the leases that have ended (of tuples, registered takes, transactions and records).
 expire_due()
 expire_records()

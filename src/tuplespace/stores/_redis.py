@@ -61,6 +61,7 @@ from .._events import Change
 from .._mint import MAX_BITS
 from .._recordstore import DEFAULT_MINT_BITS, DEFAULT_OPERATOR
 from .._registry import Interest
+from .._store import options_conflict
 from .._templates import RecordTemplate, Template
 from .._values import DEFAULT_LIMITS, Credit, Map, Tuple, Value, check_tuple, check_value
 
@@ -97,6 +98,7 @@ __all__ = [
     "partition_of",
     "prefix",
     "record_candidates",
+    "redis_error",
     "route_of_template",
     "route_of_tuple",
     "unknown_function",
@@ -194,12 +196,18 @@ def _library() -> tuple[str, dict[str, str]]:
     The shared parts of ``_redis.lua`` are made once, when Redis loads the library: their
     functions, and locals for the state a call starts from, which each call sets first
     (``start``, then ``start_records`` for a section marked ``+records``), as the
-    statements of the prelude did at the top of a script.  A call runs alone in Redis, so
-    those locals hold its own state while it runs."""
+    statements of the prelude did at the top of a script (``start`` is told whether the
+    call is ``open``, which alone may find the space without its options).  A call runs
+    alone in Redis, so those locals hold its own state while it runs.  A section marked ``allow-oom`` runs
+    in a Redis whose memory is full too: it frees room or reads, and adds at most what
+    the space's limits bound (an event logged, a waiter filed), so that a full space
+    can still be read and drained; Redis refuses the others then."""
     text = resources.files(__package__).joinpath("_redis.lua").read_text(encoding="utf-8")
-    prelude, *parts = re.split(r"^--\[\[ (\w+)( \+records)? \]\]\n", text, flags=re.MULTILINE)
-    sections = {parts[i]: (bool(parts[i + 1]), parts[i + 2]) for i in range(0, len(parts), 3)}
-    records = sections.pop("_records")[1]
+    prelude, *parts = re.split(r"^--\[\[ (\w+)( \+records)?( allow-oom)? \]\]\n", text, flags=re.MULTILINE)
+    sections = {
+        parts[i]: (bool(parts[i + 1]), bool(parts[i + 2]), parts[i + 3]) for i in range(0, len(parts), 4)
+    }
+    records = sections.pop("_records")[2]
     functions, names, state = _statements(prelude)
     record_functions, record_names, record_state = _statements(records)
     declared = ["KEYS", "ARGV", *names, *record_names]
@@ -209,7 +217,7 @@ def _library() -> tuple[str, dict[str, str]]:
             *lines,
             *functions,
             *record_functions,
-            "local function start(keys, args)\n  KEYS, ARGV = keys, args\n",
+            "local function start(keys, args, opens)\n  KEYS, ARGV = keys, args\n",
             *state,
             "end\nlocal function start_records()\n",
             *record_state,
@@ -218,18 +226,25 @@ def _library() -> tuple[str, dict[str, str]]:
     )
     name = "tuplespace_" + hashlib.sha1((body + text).encode(), usedforsecurity=False).hexdigest()[:16]
     calls = {script: f"{name}_{script}" for script in sections}
-    for script, (marked, section) in sections.items():
-        begin = "start(keys, args)\n" + ("start_records()\n" if marked else "")
-        body += f"redis.register_function('{calls[script]}', function(keys, args)\n{begin}{section}end)\n"
+    for script, (marked, oom, section) in sections.items():
+        begin = f"start(keys, args{', true' if script == 'open' else ''})\n" + (
+            "start_records()\n" if marked else ""
+        )
+        flags = ", flags={'allow-oom'}" if oom else ""
+        body += (
+            f"redis.register_function{{function_name='{calls[script]}', callback=function(keys, args)\n"
+            f"{begin}{section}end{flags}}}\n"
+        )
     return f"#!lua name={name}\n{body}", calls
 
 
 LIBRARY, FUNCTIONS = _library()
 """The Redis Functions library of the atomic steps of a space (``_redis.lua``: a shared
 prelude, what the scripts on records share, then one section per script, marked
-``+records`` when it needs the second), and the name of the function of each step, by
-which ``FCALL`` runs it; the library's name holds a hash of its text, so that
-processes of different versions may share a Redis (each loads its own)."""
+``+records`` when it needs the second, ``allow-oom`` when it may run in a full Redis),
+and the name of the function of each step, by which ``FCALL`` runs it; the library's
+name holds a hash of its text, so that processes of different versions may share a
+Redis (each loads its own)."""
 
 
 def unknown_function(exc: BaseException) -> bool:
@@ -294,6 +309,7 @@ class Options:
         "redis",
         "route",
         "server",
+        "shown",
         "space",
         "step_charge",
     )
@@ -305,6 +321,7 @@ class Options:
                 f"unknown option(s) {', '.join(unknown)} for a redis:// space; known: {', '.join(_OPTIONS)}"
             )
         self.redis = redis
+        self.shown = _without_password(redis)  # as messages show it
         # A Redis Cluster (``redis+cluster://``), reached first at ``server``.
         self.cluster = "+cluster" in urlsplit(redis).scheme
         self.server = redis.replace("+cluster", "", 1)
@@ -398,9 +415,25 @@ class Options:
             str(self.redirect_charge),
         ]
 
-    def adopt(self, stored: list[bytes | None]) -> None:
-        """Take the options the space has in Redis; ValueError if the caller chose others,
-        or other partitions (a space's partitioning is part of what it is)."""
+    def adopt(self, opened: list[bytes | None]) -> None:
+        """Take the options the space has in Redis, from the reply of the ``open`` script;
+        ValueError if the caller chose others, or other partitions (a space's partitioning
+        is part of what it is); StoreError if that Redis is not one the space can live in:
+        one that evicts keys when full, or a node of a Cluster reached by a redis:// URL
+        (a space on it could not follow a failover, nor reach the other slots); not
+        looked at when Redis does not let the URL's user run ``INFO``."""
+        *stored, policy, maxmemory, cluster = (b"" if v is None else v for v in opened)
+        if policy not in (b"noeviction", b"") and maxmemory not in (b"0", b""):
+            raise StoreError(
+                f"Redis at {self.shown} evicts keys when full (maxmemory-policy {policy.decode()}, "
+                f"maxmemory {maxmemory.decode()}): it would drop what space {self.space!r} holds; "
+                f"a space needs maxmemory-policy noeviction (or no maxmemory)"
+            )
+        if cluster == b"1" and not self.cluster:
+            raise StoreError(
+                f"Redis at {self.shown} is a node of a Redis Cluster: open space {self.space!r} "
+                f"with a redis+cluster:// URL"
+            )
         (
             order,
             capacity,
@@ -416,7 +449,7 @@ class Options:
             amount,
             bits,
             redirect,
-        ) = (b"" if v is None else v for v in stored)
+        ) = stored
         laid = (int(partitions or b"1"), int(route) if route else None)
         if laid != (self.partitions, self.route):
             raise ValueError(
@@ -437,13 +470,9 @@ class Options:
             "mint_bits": int(bits or DEFAULT_MINT_BITS),
             "redirect_charge": int(redirect or b"0"),
         }
-        differ = [
-            f"{k}={_shown(k, have[k])} (not {_shown(k, getattr(self, k))})"
-            for k in sorted(self.given)
-            if have[k] != getattr(self, k)
-        ]
-        if differ:
-            raise ValueError(f"the space {self.space!r} in Redis exists with {', '.join(differ)}")
+        for k in _STORED:
+            if k in self.given and have[k] != getattr(self, k):
+                raise options_conflict(self.space, k, _shown(k, have[k]), _shown(k, getattr(self, k)))
         self.order, self.capacity = have["order"], have["capacity"]
         self.event_retention = have["event_retention"]
         self.event_retention_bytes = have["event_retention_bytes"]
@@ -469,11 +498,14 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Options:
     """The options of ``redis://host:port/db?space=jobs&order=lifo`` (``rediss://`` for
     TLS; ``redis+cluster://host:port?space=jobs`` for a Redis Cluster, reached first at
     that node); keyword ``options`` override those of the URL."""
-    parts = urlsplit(url)
+    parts, shown = urlsplit(url), _without_password(url)
     if parts.scheme not in SCHEMES:
-        raise ValueError(f"{url!r} is not a URL of Redis ({', '.join(s + '://' for s in SCHEMES)})")
-    if "+cluster" in parts.scheme and parts.path.strip("/") not in ("", "0"):
-        raise ValueError(f"{url!r}: a Redis Cluster has only database 0")
+        raise ValueError(f"{shown!r} is not a URL of Redis ({', '.join(s + '://' for s in SCHEMES)})")
+    database = parts.path.strip("/")
+    if "+cluster" in parts.scheme and database not in ("", "0"):
+        raise ValueError(f"{shown!r}: a Redis Cluster has only database 0")
+    if not (database == "" or database.isdecimal()):
+        raise ValueError(f"{shown!r}: the database must be a number (redis://host:port/0), not {database!r}")
     merged: dict[str, Any] = {}
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name in _NUMBERS:
@@ -485,6 +517,16 @@ def parse_url(url: str, options: Mapping[str, Any]) -> Options:
             merged[name] = value
     merged.update(options)
     return Options(urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), merged)
+
+
+def _without_password(url: str) -> str:
+    """``url`` with its password, if any, written ``***``."""
+    parts = urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    if ":" not in user:
+        return url
+    netloc = user.partition(":")[0] + ":***" + at + host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def prefix(space: str, partition: int = 0) -> str:
@@ -632,17 +674,59 @@ def pairs(reply: Iterable[Any]) -> list[tuple[int, bytes]]:
 
 
 def connection_error(options: Options, exc: BaseException, closed: bool) -> TupleSpaceError:
-    """The error of a failed call to Redis: the space was closed meanwhile, Redis cannot
-    be reached, or it refused (a script error, a full memory)."""
+    """The error of a failed call to Redis for a space: the space was closed meanwhile,
+    or what :func:`redis_error` says."""
     if closed:
         return SpaceClosed("the space was closed")
-    from redis.exceptions import ConnectionError, RedisClusterException, TimeoutError
+    return redis_error(f"Redis at {options.shown}", options.cluster, exc, f"space {options.space!r}")
+
+
+def redis_error(where: str, cluster: bool, exc: BaseException, subject: str) -> TupleSpaceError:
+    """The error of a failed call to ``where`` ("Redis at <its URL without password>", a
+    Cluster if ``cluster``) for ``subject``: Redis cannot be reached, or it refused
+    (wrong credentials, not the kind of Redis the URL says, a full memory, a key changed
+    by another client, a script error)."""
+    from redis.exceptions import (
+        AuthenticationError,
+        ConnectionError,
+        MovedError,
+        OutOfMemoryError,
+        RedisClusterException,
+        TimeoutError,
+    )
 
     if isinstance(exc, Unreachable):
         return exc
+    text = str(exc)
+    if isinstance(exc, AuthenticationError):
+        return StoreError(f"{where} refused the credentials of the URL for {subject}: {text}")
+    if "Cluster mode is not enabled" in text:
+        return StoreError(f"{where} is not a Redis Cluster: open {subject} with a redis:// URL")
+    if not cluster and (isinstance(exc, MovedError) or "not allowed in cluster mode" in text):
+        return StoreError(f"{where} is a node of a Redis Cluster: open {subject} with a redis+cluster:// URL")
+    if "DB index is out of range" in text:
+        return StoreError(f"{where}: Redis has no such database (its `databases` setting) for {subject}")
+    if isinstance(exc, OutOfMemoryError):
+        return StoreError(
+            f"{where} is full (maxmemory reached, maxmemory-policy noeviction): it refused a change "
+            f"that adds to {subject}, which changed nothing (reads and takes still run)"
+        )
+    if text.startswith("GONE"):
+        return StoreError(
+            f"{subject} is no longer in {where} (Redis lost its data: a restart without it, a flush; "
+            f"or the space was deleted), and was not made anew: open it again"
+        )
+    if "WRONGTYPE" in text:
+        return StoreError(
+            f"{where}: a key of {subject} holds another kind of value than the space keeps there "
+            f"(another client changed it): {text}"
+        )
     if isinstance(exc, (ConnectionError, TimeoutError, OSError, RedisClusterException)):
-        return Unreachable(f"cannot reach Redis at {options.redis} for space {options.space!r}: {exc}")
-    return StoreError(f"Redis failed for space {options.space!r}: {type(exc).__name__}: {exc}")
+        hint = ""
+        if where.startswith("Redis at rediss") and text.startswith("Timeout connecting"):
+            hint = " (a rediss:// URL needs a Redis that speaks TLS on that port)"
+        return Unreachable(f"cannot reach {where} for {subject}: {text}{hint}")
+    return StoreError(f"{where} failed for {subject}: {type(exc).__name__}: {text}")
 
 
 class Clock:

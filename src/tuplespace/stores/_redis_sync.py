@@ -199,6 +199,12 @@ _EVERY_ARITY = [f"a:{n}" for n in range(DEFAULT_LIMITS.max_fields + 1)]
 """The index keys of the tuples of each arity: together, every tuple."""
 
 
+def _committing(script: str, args: list[Any]) -> str:
+    """The script that runs ``script`` on a transaction with ``args``: a commit that
+    writes nothing is ``settle``, which a full Redis runs too."""
+    return "settle" if script == "commit" and not args else script
+
+
 def _ms_int(seconds: float) -> str:
     return str(max(1, round(seconds * 1000.0)))
 
@@ -681,7 +687,10 @@ class RedisSpace:
         self._owns_client = client is None  # the partitions of a space share its client
         self._pool: Any = None  # a single Redis's (on a Cluster, the pool of self._master)
         if options.cluster:
-            self._redis = client or RedisCluster.from_url(options.server, **calls)
+            try:  # the sync client asks the Cluster for its nodes here
+                self._redis = client or RedisCluster.from_url(options.server, **calls)
+            except _FAILURES as exc:
+                raise connection_error(options, exc, False) from None
         else:
             self._redis = client or Redis.from_url(options.server, **calls)
             self._pool = self._redis.connection_pool
@@ -1603,7 +1612,8 @@ class RedisSpace:
     def _txn(self, script: str, tx_id: str, items: list[tuple[Tuple | None, list[Any]]]) -> Any:
         """The reply of ``script`` run on the transaction ``tx_id`` with the arguments of
         ``items``, in order."""
-        return self._call(script, [tx_id, *(arg for _, args in items for arg in args)])
+        args = [arg for _, each in items for arg in each]
+        return self._call(_committing(script, args), [tx_id, *args])
 
     def _is_closed(self) -> bool:
         return self._closed
@@ -2143,7 +2153,7 @@ class RedisSpace:
                 # Once Redis confirms the subscription, every later write reaches this process.
                 confirmed = pubsub.get_message(timeout=CONNECT_TIMEOUT)
                 if confirmed is None or confirmed["type"] != "ssubscribe":
-                    raise Unreachable(f"Redis at {self._options.redis} did not confirm a subscription")
+                    raise Unreachable(f"Redis at {self._options.shown} did not confirm a subscription")
             except (RedisError, Unreachable) as exc:
                 pubsub.close()
                 raise connection_error(self._options, exc, self._closed) from exc
@@ -2527,7 +2537,7 @@ class RedisSpace:
         self.close()
 
     def __repr__(self) -> str:
-        return f"RedisSpace({self._options.redis!r}, space={self._options.space!r})"
+        return f"RedisSpace({self._options.shown!r}, space={self._options.space!r})"
 
 
 class PartitionedRedisSpace(RedisSpace):
@@ -2820,7 +2830,7 @@ class PartitionedRedisSpace(RedisSpace):
                 if script == "commit" and replies and not replies[-1]:
                     part.core.call("abort", [tx])
                     continue
-                replies.append(part.core.call(script, [tx, *args]))
+                replies.append(part.core.call(_committing(script, args), [tx, *args]))
             todo.clear()
             if self._options.capacity is not None and script in ("commit", "abort"):
                 self._count("", [])  # before the reservation of a commit ends
@@ -3001,7 +3011,7 @@ class PartitionedRedisSpace(RedisSpace):
 
     def __repr__(self) -> str:
         o = self._options
-        where = f"{o.redis!r}, space={o.space!r}"
+        where = f"{o.shown!r}, space={o.space!r}"
         return f"{type(self).__name__}({where}, partitions={o.partitions}, route={o.route})"
 
 
