@@ -637,7 +637,7 @@ def test_serve_failures_to_start_are_one_line_and_exit_1(tmp_path: Path) -> None
         (tmp_path / "file").write_text("")
         unreadable = serve("--port", "0", "--data-dir", str(tmp_path / "file" / "below"))
         assert unreadable.returncode == 1
-        assert "cannot open the data directory" in one_line_error(unreadable, "serve")
+        assert "cannot open the store: " in one_line_error(unreadable, "serve")
         assert first.stop(signal.SIGTERM) == 0
 
 

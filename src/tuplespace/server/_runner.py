@@ -114,9 +114,9 @@ class Server(uvicorn.Server):
 def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", **options: Any) -> None:
     """Serve spaces over HTTP until SIGINT or SIGTERM; ``options`` are those of
     :func:`create_app` (``host`` is added to its ``allowed_hosts``).  Raises
-    :class:`tuplespace.StoreError` when the data directory cannot be opened (in use by
-    another server, unreadable) and ``OSError`` when the address cannot be listened on,
-    before serving anything.
+    :class:`tuplespace.StoreError` when the store cannot be opened (a data directory in
+    use by another server or unreadable, a Redis that cannot be reached) and ``OSError``
+    when the address cannot be listened on, before serving anything.
 
     >>> run(port=8765, data_dir="./tuplespace-data")      # doctest: +SKIP
     """
@@ -128,11 +128,11 @@ def run(host: str = "127.0.0.1", port: int = 8765, *, log_level: str = "info", *
     gc.collect()
     gc.freeze()
     # What cannot start fails here, before anything listens, rather than in uvicorn's
-    # lifespan (which logs a traceback): the data directory, then the address.
+    # lifespan (which logs a traceback): the store, then the address.
     try:
         api.hub.start()
     except OSError as exc:
-        raise StoreError(f"cannot open the data directory: {exc}") from None
+        raise StoreError(f"cannot open the store: {exc}") from None
     try:
         sock = listen(host, port)
     except BaseException:
