@@ -429,6 +429,12 @@ def test_a_take_with_stdout_closed_leaves_the_tuple(server_url: str) -> None:
     assert cli(server_url, "count", "kept", '["k"]').stdout == "1\n"
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C reaches a command run in a terminal: SIGINT at its default disposition
+    (a test suite started in the background has it ignored, which its children inherit)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_a_take_interrupted_while_waiting_says_so(server_url: str) -> None:
     with ts.connect(f"{server_url}/spaces/waited", order="fifo") as space:
         take = subprocess.Popen(
@@ -436,10 +442,15 @@ def test_a_take_interrupted_while_waiting_says_so(server_url: str) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_as_in_a_terminal,
         )
         wait_until(lambda: space.statistics()["waiters"] == 1, "the take to wait")
     take.send_signal(signal.SIGINT)
-    out, err = take.communicate(timeout=PATIENCE)
+    try:
+        out, err = take.communicate(timeout=PATIENCE)
+    finally:
+        take.kill()  # if it did not end
+        take.communicate()
     assert take.returncode == 130
     result = subprocess.CompletedProcess(take.args, take.returncode, out, err)
     assert one_line_error(result, "take") == "tuplespace take: interrupted"
