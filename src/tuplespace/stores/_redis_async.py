@@ -2181,9 +2181,13 @@ class AsyncRedisSpace:
                 confirmed = await pubsub.get_message(timeout=CONNECT_TIMEOUT)
                 if confirmed is None or confirmed["type"] != "ssubscribe":
                     raise Unreachable(f"Redis at {self._options.shown} did not confirm a subscription")
-            except (RedisError, Unreachable) as exc:
+            except Exception as exc:
                 await pubsub.aclose()
-                raise connection_error(self._options, exc, self._closed) from exc
+                # A close() meanwhile shut the subscriber's connections under this wait,
+                # which redis-py then reports as it may (a TypeError, say): SpaceClosed.
+                if isinstance(exc, (RedisError, Unreachable)) or self._closed:
+                    raise connection_error(self._options, exc, self._closed) from exc
+                raise
             with self._guard:
                 closed = self._closed
                 if not closed:
